@@ -1,0 +1,101 @@
+/*  codec.h: bytes on the wire <-> records in memory.
+
+    The only module that reads raw bytes from the network. Every decode
+    checks sizes first and returns a named status; nothing here asserts on
+    input that came off a socket (asserts are for misuse of the API: NULL
+    pointers, an output buffer too small).
+
+    A message is one frame: header (RL_HEADER_SIZE) + record_count records.
+    Record sizes per operation, in bytes (docs/protocol.md, "Operations"):
+
+        op                       request record       reply record
+        create_accounts          account 128, 0..N    result 16, one per account
+        create_transfers         transfer 128, 0..N   result 16, one per transfer
+        lookup_accounts          id 16, 0..N          account 128, one per id
+        lookup_transfers         id 16, 0..N          transfer 128, one per id
+        get_account_transfers    filter 64, exactly 1 transfer 128, 0..limit
+        status                   none, 0              status 256, exactly 1
+        load_ring                blob, count 1        none, 0
+        get_ring                 none, 0              blob, count 1
+
+    N is RL_BATCH_RECORDS_MAX. A blob body (load_ring request, get_ring
+    reply) is opaque to the codec: 1..RL_RING_BLOB_SIZE_MAX bytes, with
+    record_count 1. A reply whose status is not RL_STATUS_OK has no body.
+*/
+#ifndef RL_CODEC_H
+#define RL_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+//  Record size of a blob body (load_ring request, get_ring reply): the body
+//  is one variable-sized record of 1..RL_RING_BLOB_SIZE_MAX bytes.
+#define RL_BLOB SIZE_MAX
+
+//  Header --------------------------------------------------------------------
+void codec_encode_header (const rl_header_t *header, uint8_t *out);   //  writes RL_HEADER_SIZE bytes
+void codec_decode_header (const uint8_t *in, rl_header_t *header);    //  reads RL_HEADER_SIZE bytes
+
+//  Checks a request frame, in this order, and returns the first failure:
+//      size < RL_HEADER_SIZE                          MALFORMED
+//      magic != RL_MAGIC                              BAD_MAGIC
+//      version != RL_VERSION                          BAD_VERSION
+//      !codec_op_is_known (operation)                 UNKNOWN_OPERATION
+//      status or epoch not zero                       MALFORMED
+//      record_count > RL_BATCH_RECORDS_MAX, or size
+//        > RL_MESSAGE_SIZE_MAX (blob: header + blob max) TOO_MANY_RECORDS
+//      body != count * record size; per-operation
+//        count rules (table above); empty blob        MALFORMED
+//  Fills *header whenever size >= RL_HEADER_SIZE, so that the caller can
+//  echo request_id in an error reply; zeroes it otherwise. `frame` may be
+//  NULL when size is 0.
+rl_status_t codec_check_request (const uint8_t *frame, size_t size, rl_header_t *header);
+
+//  Checks a reply frame the same way, with reply record sizes. The return
+//  value says whether the frame is well formed, not what the server said:
+//  a well-formed error reply returns RL_STATUS_OK with header->status set.
+//  A reply with a non-zero status must be a bare header (count 0) and may
+//  carry any operation (it echoes the request's), but its status must be a
+//  defined rl_status_t value. Reply epochs are not checked.
+rl_status_t codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header);
+
+//  Record size of a request or reply of `op`, in bytes: RL_BLOB for a blob
+//  body, 0 when the body is empty (and for an unknown operation: check
+//  codec_op_is_known first).
+size_t codec_request_record_size (uint32_t op);
+size_t codec_reply_record_size (uint32_t op);
+//  Operations 1..8, served by shards and routers today; the two-phase and
+//  admin operations of proto.h are reserved and answer unknown_operation.
+bool   codec_op_is_known (uint32_t op);
+
+//  Records: encode writes exactly the record size; decode reads exactly it.
+void codec_encode_id (rl_id_t id, uint8_t *out);
+rl_id_t codec_decode_id (const uint8_t *in);
+void codec_encode_account (const rl_account_t *account, uint8_t *out);
+void codec_decode_account (const uint8_t *in, rl_account_t *account);
+void codec_encode_transfer (const rl_transfer_t *transfer, uint8_t *out);
+void codec_decode_transfer (const uint8_t *in, rl_transfer_t *transfer);
+void codec_encode_result (const rl_result_rec_t *result, uint8_t *out);
+void codec_decode_result (const uint8_t *in, rl_result_rec_t *result);
+void codec_encode_filter (const rl_filter_t *filter, uint8_t *out);
+void codec_decode_filter (const uint8_t *in, rl_filter_t *filter);
+//  encode_status asserts that name holds a NUL; decode_status always
+//  NUL-terminates name (its last byte is forced to 0, whatever came in).
+void codec_encode_status (const rl_status_rec_t *status, uint8_t *out);
+void codec_decode_status (const uint8_t *in, rl_status_rec_t *status);
+
+//  Little-endian primitives, for modules that lay out their own storage.
+void     codec_put_u16 (uint8_t *out, uint16_t v);
+void     codec_put_u32 (uint8_t *out, uint32_t v);
+void     codec_put_u64 (uint8_t *out, uint64_t v);
+uint16_t codec_get_u16 (const uint8_t *in);
+uint32_t codec_get_u32 (const uint8_t *in);
+uint64_t codec_get_u64 (const uint8_t *in);
+//  Big-endian u64, for RocksDB keys that must sort by number.
+void     codec_put_u64_be (uint8_t *out, uint64_t v);
+uint64_t codec_get_u64_be (const uint8_t *in);
+
+#endif
