@@ -1,0 +1,488 @@
+/*  shard_bench.c: same-shard transfers into one shard, against the raw
+    RocksDB ceiling, measured side by side in one run.
+
+    For each batch size B:
+      1. start a fresh shard process (durability as asked, sync by default)
+         with a data directory on the real disk, create the accounts;
+      2. drive it from this one client process: B transfers per request, a
+         window of W requests in flight (closed loop), for S seconds; every
+         request's latency is recorded from send to reply;
+      3. read the shard's RocksDB statistics before and after, for keys,
+         bytes and WAL bytes written per transfer, and syncs per transfer;
+      4. the ceiling: this process opens its own RocksDB and writes
+         WriteBatches of B random 16-byte keys with 128-byte values, WAL
+         synced, for S seconds: one put per transfer and no protocol.
+    Report: transfers/s, request latency p50/p99, the ceiling's puts/s and
+    the ratio. Medians of --runs runs.
+
+    Usage: shard_bench [--batches 1,100,8190] [--seconds 5] [--runs 3]
+                       [--window 4] [--accounts 10000] [--data DIR]
+                       [--durability sync|nosync] [--quick] [--json]
+*/
+#include <assert.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <czmq.h>
+#include <rocksdb/c.h>
+
+#include "client.h"
+#include "codec.h"
+
+#define BENCH_BATCHES_MAX 8
+#define BENCH_RUNS_MAX 9
+#define BENCH_LATENCIES_MAX (1u << 20)
+#define BENCH_READY_TIMEOUT_MS 20000
+#define BENCH_REPLY_TIMEOUT_MS 30000   //  --quick: 5000
+
+typedef struct {
+    size_t batches[BENCH_BATCHES_MAX];
+    size_t batch_count;
+    double seconds;
+    int runs;
+    int window;
+    uint64_t accounts;
+    char data[PATH_MAX];
+    const char *durability;
+    bool json;
+    int reply_timeout_ms;
+    char shard_bin[PATH_MAX];
+} s_options_t;
+
+typedef struct {
+    double transfers_per_s;
+    double p50_ms;
+    double p99_ms;
+    double ceiling_puts_per_s;
+    double keys_per_transfer;
+    double bytes_per_transfer;
+    double wal_bytes_per_transfer;
+    double syncs_per_transfer;
+} s_result_t;
+
+static uint64_t s_rng = 0x9E3779B97F4A7C15ull;
+
+static uint64_t
+s_rand (void)
+{
+    s_rng ^= s_rng >> 12;
+    s_rng ^= s_rng << 25;
+    s_rng ^= s_rng >> 27;
+    return s_rng * 2685821657736338717ull;
+}
+
+static double
+s_now_s (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static int
+s_cmp_double (const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return x < y ? -1 : x > y;
+}
+
+static double
+s_percentile (double *values, size_t count, double p)
+{
+    if (count == 0) {
+        return 0;
+    }
+    qsort (values, count, sizeof (double), s_cmp_double);
+    size_t i = (size_t) (p * (double) (count - 1));
+    return values[i];
+}
+
+//  The shard under test ----------------------------------------------------------
+
+static pid_t
+s_shard_start (const s_options_t *o, const char *dir, const char *endpoint)
+{
+    pid_t pid = fork ();
+    if (pid == 0) {
+        char log[PATH_MAX + 128];
+        snprintf (log, sizeof (log), "%s.log", dir);
+        if (!freopen (log, "a", stderr)) {
+            _exit (127);
+        }
+        execl (o->shard_bin, o->shard_bin, "--name", "bench", "--bind", endpoint, "--data", dir,
+               "--durability", o->durability, (char *) NULL);
+        _exit (127);
+    }
+    return pid;
+}
+
+//  A free port on 127.0.0.1: bind port 0, read it, close.
+static int
+s_free_port (void)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
+    socklen_t len = sizeof (addr);
+    int port = -1;
+    if (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof (addr)) == 0
+        && getsockname (fd, (struct sockaddr *) &addr, &len) == 0) {
+        port = ntohs (addr.sin_port);
+    }
+    if (fd >= 0) {
+        close (fd);
+    }
+    return port;
+}
+
+static bool
+s_wait_ready (rl_client_t *client, pid_t pid)
+{
+    double deadline = s_now_s () + BENCH_READY_TIMEOUT_MS / 1000.0;
+    while (s_now_s () < deadline) {
+        if (waitpid (pid, NULL, WNOHANG) == pid) {
+            return false;   //  the shard exited (see its log)
+        }
+        rl_status_rec_t status;
+        if (rl_client_status (client, &status, 200) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int
+s_create_accounts (rl_client_t *client, uint64_t count, int timeout_ms)
+{
+    static rl_account_t accounts[RL_BATCH_RECORDS_MAX];
+    static rl_result_rec_t results[RL_BATCH_RECORDS_MAX];
+    for (uint64_t first = 1; first <= count; first += RL_BATCH_RECORDS_MAX) {
+        size_t n = 0;
+        for (uint64_t i = first; i <= count && n < RL_BATCH_RECORDS_MAX; i++, n++) {
+            accounts[n] = (rl_account_t) {.id = {i, 0}, .ledger = 1, .code = 1};
+        }
+        if (rl_client_create_accounts (client, accounts, n, results, timeout_ms)) {
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (results[i].result != RL_OK && results[i].result != RL_EXISTS) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+//  Encodes one request frame of `batch` fresh transfers.
+static zframe_t *
+s_request (uint64_t request_id, size_t batch, uint64_t accounts, uint64_t *next_id)
+{
+    zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + batch * RL_TRANSFER_SIZE);
+    rl_header_t h = {.magic = RL_MAGIC, .version = RL_VERSION,
+                     .operation = RL_OP_CREATE_TRANSFERS, .request_id = request_id,
+                     .record_count = (uint32_t) batch};
+    codec_encode_header (&h, zframe_data (frame));
+    for (size_t i = 0; i < batch; i++) {
+        uint64_t dr = 1 + s_rand () % accounts;
+        uint64_t cr = 1 + s_rand () % accounts;
+        if (cr == dr) {
+            cr = dr % accounts + 1;
+        }
+        rl_transfer_t t = {.id = {(*next_id)++, 0xBE4C}, .debit_account_id = {dr, 0},
+                           .credit_account_id = {cr, 0}, .amount = 1, .ledger = 1, .code = 1};
+        codec_encode_transfer (&t, zframe_data (frame) + RL_HEADER_SIZE + i * RL_TRANSFER_SIZE);
+    }
+    return frame;
+}
+
+//  Closed loop with `window` requests in flight for `seconds`.
+static int
+s_drive (const s_options_t *o, const char *endpoint, size_t batch, s_result_t *r)
+{
+    zsock_t *dealer = zsock_new_dealer (endpoint);
+    zsock_set_rcvtimeo (dealer, o->reply_timeout_ms);
+    static double send_s[1u << 16];
+    static double latencies[BENCH_LATENCIES_MAX];
+    size_t nlat = 0;
+    uint64_t next_id = 1, request_id = 0, ok = 0, inflight = 0;
+    double start = s_now_s (), end = start + o->seconds;
+    int rc = 0;
+    while (true) {
+        while (inflight < (uint64_t) o->window && s_now_s () < end) {
+            zframe_t *frame = s_request (request_id, batch, o->accounts, &next_id);
+            send_s[request_id % (1u << 16)] = s_now_s ();
+            request_id++;
+            zframe_send (&frame, dealer, 0);
+            inflight++;
+        }
+        if (inflight == 0) {
+            break;
+        }
+        zframe_t *reply = zframe_recv (dealer);
+        if (!reply) {
+            fprintf (stderr, "shard_bench: no reply within %d ms (%" PRIu64 " in flight)\n",
+                     o->reply_timeout_ms, inflight);
+            rc = -1;
+            break;
+        }
+        rl_header_t h;
+        if (codec_check_reply (zframe_data (reply), zframe_size (reply), &h) != RL_STATUS_OK
+            || h.status != RL_STATUS_OK) {
+            zframe_destroy (&reply);
+            rc = -1;
+            break;
+        }
+        for (uint32_t i = 0; i < h.record_count; i++) {
+            rl_result_rec_t res;
+            codec_decode_result (zframe_data (reply) + RL_HEADER_SIZE + i * RL_RESULT_SIZE, &res);
+            ok += res.result == RL_OK;
+        }
+        if (nlat < BENCH_LATENCIES_MAX) {
+            latencies[nlat++] = (s_now_s () - send_s[h.request_id % (1u << 16)]) * 1000.0;
+        }
+        zframe_destroy (&reply);
+        inflight--;
+    }
+    double elapsed = s_now_s () - start;
+    zsock_destroy (&dealer);
+    r->transfers_per_s = (double) ok / elapsed;
+    r->p50_ms = s_percentile (latencies, nlat, 0.50);
+    r->p99_ms = s_percentile (latencies, nlat, 0.99);
+    return rc;
+}
+
+static int
+s_run_shard (const s_options_t *o, size_t batch, int run, s_result_t *r)
+{
+    char dir[PATH_MAX + 64];
+    snprintf (dir, sizeof (dir), "%s/shard-b%zu-r%d", o->data, batch, run);
+    char cmd[PATH_MAX + 80];
+    snprintf (cmd, sizeof (cmd), "rm -rf '%s'", dir);
+    if (system (cmd) != 0) {
+        return -1;
+    }
+    int port = s_free_port ();
+    char endpoint[64];
+    snprintf (endpoint, sizeof (endpoint), "tcp://127.0.0.1:%d", port);
+    pid_t pid = s_shard_start (o, dir, endpoint);
+    rl_client_t *client = rl_client_new (endpoint);
+    int rc = -1;
+    rl_status_rec_t before, after;
+    const char *phase = "start";
+    if (port > 0 && s_wait_ready (client, pid) && (phase = "create accounts")
+        && s_create_accounts (client, o->accounts, o->reply_timeout_ms) == 0
+        && (phase = "status") && rl_client_status (client, &before, o->reply_timeout_ms) == 0
+        && (phase = "transfers") && s_drive (o, endpoint, batch, r) == 0
+        && (phase = "status") && rl_client_status (client, &after, o->reply_timeout_ms) == 0) {
+        double n = (double) (after.transfers - before.transfers);
+        r->keys_per_transfer = (double) (after.store_keys_written - before.store_keys_written) / n;
+        r->bytes_per_transfer
+            = (double) (after.store_bytes_written - before.store_bytes_written) / n;
+        r->wal_bytes_per_transfer = (double) (after.wal_bytes - before.wal_bytes) / n;
+        r->syncs_per_transfer = (double) (after.commits - before.commits) / n;
+        rc = 0;
+    } else {
+        fprintf (stderr, "shard_bench: batch %zu: failed at %s (shard log: %s.log)\n", batch,
+                 phase, dir);
+    }
+    rl_client_destroy (&client);
+    kill (pid, SIGTERM);
+    waitpid (pid, NULL, 0);
+    snprintf (cmd, sizeof (cmd), "rm -rf '%s'", dir);
+    if (system (cmd) != 0) {
+        rc = -1;
+    }
+    return rc;
+}
+
+//  The ceiling: raw RocksDB, one random-key put per transfer ----------------------
+
+static double
+s_ceiling (const s_options_t *o, size_t batch, int run)
+{
+    char dir[PATH_MAX + 64];
+    snprintf (dir, sizeof (dir), "%s/ceiling-b%zu-r%d", o->data, batch, run);
+    rocksdb_options_t *options = rocksdb_options_create ();
+    rocksdb_options_set_create_if_missing (options, 1);
+    rocksdb_options_set_compression (options, rocksdb_no_compression);
+    rocksdb_options_set_write_buffer_size (options, 64u << 20);
+    char *err = NULL;
+    rocksdb_t *db = rocksdb_open (options, dir, &err);
+    if (err) {
+        fprintf (stderr, "shard_bench: ceiling: %s\n", err);
+        rocksdb_free (err);
+        rocksdb_options_destroy (options);
+        return 0;
+    }
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create ();
+    rocksdb_writeoptions_set_sync (wo, strcmp (o->durability, "nosync") != 0);
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create ();
+    uint8_t key[16], value[128];
+    memset (value, 0xab, sizeof (value));
+    uint64_t puts = 0;
+    double start = s_now_s (), end = start + o->seconds;
+    while (s_now_s () < end) {
+        for (size_t i = 0; i < batch; i++) {
+            uint64_t a = s_rand (), b = s_rand ();
+            memcpy (key, &a, 8);
+            memcpy (key + 8, &b, 8);
+            rocksdb_writebatch_put (wb, (const char *) key, sizeof (key), (const char *) value,
+                                    sizeof (value));
+        }
+        rocksdb_write (db, wo, wb, &err);
+        assert (!err);
+        rocksdb_writebatch_clear (wb);
+        puts += batch;
+    }
+    double rate = (double) puts / (s_now_s () - start);
+    rocksdb_writebatch_destroy (wb);
+    rocksdb_writeoptions_destroy (wo);
+    rocksdb_close (db);
+    rocksdb_options_destroy (options);
+    char cmd[PATH_MAX + 80];
+    snprintf (cmd, sizeof (cmd), "rm -rf '%s'", dir);
+    if (system (cmd) != 0) {
+        return 0;
+    }
+    return rate;
+}
+
+//  Options and report -----------------------------------------------------------
+
+static int
+s_parse (int argc, char **argv, s_options_t *o)
+{
+    static const struct option longs[] = {
+        {"batches", required_argument, NULL, 'b'}, {"seconds", required_argument, NULL, 's'},
+        {"runs", required_argument, NULL, 'r'},    {"window", required_argument, NULL, 'w'},
+        {"accounts", required_argument, NULL, 'a'}, {"data", required_argument, NULL, 'd'},
+        {"durability", required_argument, NULL, 'D'}, {"quick", no_argument, NULL, 'q'},
+        {"json", no_argument, NULL, 'j'},          {"shard-bin", required_argument, NULL, 'S'},
+        {NULL, 0, NULL, 0},
+    };
+    *o = (s_options_t) {.seconds = 5, .runs = 3, .window = 4, .accounts = 10000,
+                        .durability = "sync", .reply_timeout_ms = BENCH_REPLY_TIMEOUT_MS};
+    o->batches[0] = 1, o->batches[1] = 100, o->batches[2] = RL_BATCH_RECORDS_MAX;
+    o->batch_count = 3;
+    snprintf (o->data, sizeof (o->data), "%s", "/var/tmp/ringledger-bench");
+    char self[PATH_MAX] = "";
+    ssize_t len = readlink ("/proc/self/exe", self, sizeof (self) - 1);
+    self[len > 0 ? len : 0] = '\0';
+    snprintf (o->shard_bin, sizeof (o->shard_bin), "%s/../shard/shard", dirname (self));
+    int c;
+    while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
+        switch (c) {
+        case 'b': {
+            o->batch_count = 0;
+            for (char *tok = strtok (optarg, ","); tok && o->batch_count < BENCH_BATCHES_MAX;
+                 tok = strtok (NULL, ",")) {
+                long b = strtol (tok, NULL, 10);
+                if (b < 1 || b > RL_BATCH_RECORDS_MAX) {
+                    fprintf (stderr, "shard_bench: batch %s not in 1..%d\n", tok,
+                             RL_BATCH_RECORDS_MAX);
+                    return -1;
+                }
+                o->batches[o->batch_count++] = (size_t) b;
+            }
+            break;
+        }
+        case 's': o->seconds = atof (optarg); break;
+        case 'r': o->runs = atoi (optarg); break;
+        case 'w': o->window = atoi (optarg); break;
+        case 'a': o->accounts = strtoull (optarg, NULL, 10); break;
+        case 'd': snprintf (o->data, sizeof (o->data), "%s", optarg); break;
+        case 'D': o->durability = strcmp (optarg, "nosync") == 0 ? "nosync" : "sync"; break;
+        case 'q':
+            o->seconds = 0.5, o->runs = 1, o->accounts = 1000, o->reply_timeout_ms = 5000;
+            break;
+        case 'j': o->json = true; break;
+        case 'S': snprintf (o->shard_bin, sizeof (o->shard_bin), "%s", optarg); break;
+        default: return -1;
+        }
+    }
+    if (o->runs < 1 || o->runs > BENCH_RUNS_MAX || o->window < 1 || o->window > 1024
+        || o->accounts < 2 || o->seconds <= 0) {
+        fprintf (stderr, "shard_bench: runs 1..%d, window 1..1024, accounts >= 2\n",
+                 BENCH_RUNS_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+static double
+s_median (double *v, int n)
+{
+    qsort (v, (size_t) n, sizeof (double), s_cmp_double);
+    return v[n / 2];
+}
+
+int
+main (int argc, char **argv)
+{
+    s_options_t o;
+    if (s_parse (argc, argv, &o) != 0) {
+        return 2;
+    }
+    zsys_init ();
+    if (mkdir (o.data, 0755) != 0 && errno != EEXIST) {
+        fprintf (stderr, "shard_bench: cannot create %s\n", o.data);
+        return 1;
+    }
+    if (!o.json) {
+        printf ("shard_bench: durability %s%s, window %d, %" PRIu64
+                " accounts, %.1f s x %d runs (medians), data in %s\n",
+                o.durability, strcmp (o.durability, "nosync") == 0 ? " (BENCHMARK ONLY)" : "",
+                o.window, o.accounts, o.seconds, o.runs, o.data);
+        printf ("%6s %12s %9s %9s %14s %7s %6s %7s %8s %8s\n", "batch", "transfers/s", "p50 ms",
+                "p99 ms", "ceiling put/s", "ratio", "keys/t", "bytes/t", "walB/t", "syncs/t");
+    } else {
+        printf ("{\"durability\":\"%s\",\"window\":%d,\"accounts\":%" PRIu64 ",\"rows\":[",
+                o.durability, o.window, o.accounts);
+    }
+    for (size_t b = 0; b < o.batch_count; b++) {
+        double tps[BENCH_RUNS_MAX], p50[BENCH_RUNS_MAX], p99[BENCH_RUNS_MAX],
+            ceil[BENCH_RUNS_MAX];
+        s_result_t r = {0};
+        for (int run = 0; run < o.runs; run++) {
+            if (s_run_shard (&o, o.batches[b], run, &r) != 0) {
+                fprintf (stderr, "shard_bench: the shard run failed (see %s/*.log)\n", o.data);
+                return 1;
+            }
+            tps[run] = r.transfers_per_s, p50[run] = r.p50_ms, p99[run] = r.p99_ms;
+            ceil[run] = s_ceiling (&o, o.batches[b], run);
+        }
+        double t = s_median (tps, o.runs), c = s_median (ceil, o.runs);
+        double m50 = s_median (p50, o.runs), m99 = s_median (p99, o.runs);
+        if (o.json) {
+            printf ("%s{\"batch\":%zu,\"transfers_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
+                    "\"ceiling_puts_per_s\":%.0f,\"ratio\":%.3f,\"keys_per_transfer\":%.2f,"
+                    "\"bytes_per_transfer\":%.1f,\"wal_bytes_per_transfer\":%.1f,"
+                    "\"syncs_per_transfer\":%.4f}",
+                    b ? "," : "", o.batches[b], t, m50, m99, c, c > 0 ? t / c : 0,
+                    r.keys_per_transfer, r.bytes_per_transfer, r.wal_bytes_per_transfer,
+                    r.syncs_per_transfer);
+        } else {
+            printf ("%6zu %12.0f %9.3f %9.3f %14.0f %7.2f %6.2f %7.1f %8.1f %8.4f\n",
+                    o.batches[b], t, m50, m99, c, c > 0 ? t / c : 0, r.keys_per_transfer,
+                    r.bytes_per_transfer, r.wal_bytes_per_transfer, r.syncs_per_transfer);
+        }
+        fflush (stdout);
+    }
+    if (o.json) {
+        printf ("]}\n");
+    }
+    return 0;
+}

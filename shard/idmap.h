@@ -1,0 +1,29 @@
+/*  idmap.h: an open-addressing hash map from a 128-bit id to a u64.
+
+    Used for the shard's account table (id -> slot) and its index of recent
+    transfers (id -> slot in the recent log). Linear probing over a
+    power-of-two table kept at most half full; no deletion except clearing
+    the whole map (the recent index is cleared at every checkpoint, accounts
+    are never deleted). Ids of zero are not stored (they are invalid on the
+    wire), so zero marks an empty slot.
+*/
+#ifndef RL_IDMAP_H
+#define RL_IDMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+typedef struct idmap_t idmap_t;
+
+idmap_t *idmap_new (size_t capacity_hint);
+void     idmap_destroy (idmap_t **self_p);
+//  0 on success, -1 when memory ran out (the map is unchanged). Replaces an existing value.
+int      idmap_put (idmap_t *self, rl_id_t id, uint64_t value);
+bool     idmap_get (const idmap_t *self, rl_id_t id, uint64_t *value_p);
+size_t   idmap_size (const idmap_t *self);
+void     idmap_clear (idmap_t *self);
+
+#endif

@@ -1,0 +1,1037 @@
+/*  ledger.c: accounts and transfers of one shard.
+
+    DESIGN
+    Balances live in memory; the durable truth is the `transfers` column
+    family, where every transfer that took effect or burned its id is one
+    record keyed by its shard timestamp. Timestamps only grow, so these
+    inserts land at the end of the memtable skiplist, which costs a fraction
+    of a random-key insert: one such put per transfer is the whole write
+    cost of a group commit (plus one small meta put).
+
+    Everything else is derived, and caught up at checkpoints:
+      - accounts: written in full (the dirty ones) at each checkpoint;
+      - tx_index (id -> timestamp) and history (account, timestamp): kept in
+        memory for the transfers since the last checkpoint ("recent"), then
+        sorted and ingested as SST files, bypassing the memtable.
+    A checkpoint writes the dirty accounts and meta.checkpoint_ts in one
+    synced batch, after the indexes are ingested. Recovery loads the
+    accounts and replays every transfer after checkpoint_ts: it re-applies
+    the balances of the ok ones and rebuilds "recent". A crash between the
+    ingest and the batch only re-ingests identical index entries.
+
+    INVARIANTS
+    1. Every account's balances equal the sum of its ok transfers (history).
+    2. A transfer id has at most one record: the idempotency check consults
+       recent, then tx_index, before anything else is decided.
+    3. Timestamps strictly increase: ts = max(now, last + 1); last is
+       persisted in the batch of every group commit that assigns one.
+    4. Limits count posted + pending + reserved (reserved: cross-shard escrow).
+    5. accounts CF + replay of transfers after checkpoint_ts == memory.
+
+    RESULTS (docs/protocol.md): id validation, ownership, idempotency, field
+    validation, account lookups, ledger, balances. Field validation depends
+    on the record alone and is not stored; lookups, ledger and balance
+    failures are stored (they burn the id) so that a retry gets the same
+    answer forever.
+
+    LIMITS: RL_SHARD_ACCOUNTS_MAX accounts; RL_SHARD_CHECKPOINT_TRANSFERS
+    between checkpoints (plus at most one loop turn). A history query scans
+    the recent transfers linearly for the account: O(recent), at most one
+    checkpoint interval.
+*/
+#include "ledger.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "idmap.h"
+#include "rl_limits.h"
+#include "log.h"
+
+#define META_LAST_TS "last_ts"
+#define META_CHECKPOINT_TS "checkpoint_ts"
+
+struct ledger_t {
+    store_t *store;
+    ledger_owns_fn *owns;
+    void *owns_ctx;
+
+    rl_account_t *accounts;     //  account table; slots never move once assigned
+    bool *dirty;                //  per account: changed since the last checkpoint
+    size_t accounts_count;
+    size_t accounts_cap;
+    idmap_t *account_ids;       //  id -> slot in accounts
+    uint32_t *dirty_list;       //  slots marked dirty, in order
+    size_t dirty_count;
+
+    rl_transfer_t *recent;      //  transfers since the checkpoint, ts order; reserved = result
+    size_t recent_count;
+    size_t recent_cap;
+    idmap_t *recent_ids;        //  id -> index in recent
+
+    uint64_t last_ts;           //  last timestamp assigned (ns)
+    uint64_t checkpoint_ts;     //  transfers up to here are in accounts + indexes
+    uint64_t transfers_ok;      //  ok transfers since open (status)
+    size_t checkpoint_transfers;   //  checkpoint once recent holds this many
+    uint64_t checkpoints;       //  since open
+};
+
+//  Storage form of a transfer: the wire record, with the result in `reserved`.
+static void
+s_put_transfer (ledger_t *self, const rl_transfer_t *transfer)
+{
+    uint8_t key[8];
+    uint8_t value[RL_TRANSFER_SIZE];
+    codec_put_u64_be (key, transfer->timestamp);
+    codec_encode_transfer (transfer, value);
+    store_batch_put (self->store, STORE_CF_TRANSFERS, key, sizeof (key), value, sizeof (value));
+}
+
+static void
+s_put_account (ledger_t *self, const rl_account_t *account)
+{
+    uint8_t key[RL_ID_SIZE];
+    uint8_t value[RL_ACCOUNT_SIZE];
+    codec_encode_id (account->id, key);
+    codec_encode_account (account, value);
+    store_batch_put (self->store, STORE_CF_ACCOUNTS, key, sizeof (key), value, sizeof (value));
+}
+
+static void
+s_put_meta_u64 (ledger_t *self, const char *name, uint64_t value)
+{
+    uint8_t bytes[8];
+    codec_put_u64 (bytes, value);
+    store_batch_put (self->store, STORE_CF_META, name, strlen (name), bytes, sizeof (bytes));
+}
+
+static int
+s_get_meta_u64 (ledger_t *self, const char *name, uint64_t *value_p)
+{
+    uint8_t bytes[8];
+    size_t size = 0;
+    int rc = store_get (self->store, STORE_CF_META, name, strlen (name), bytes, sizeof (bytes),
+                        &size);
+    if (rc == 1 && size == sizeof (bytes)) {
+        *value_p = codec_get_u64 (bytes);
+        return 0;
+    }
+    if (rc == 0) {
+        *value_p = 0;
+        return 0;
+    }
+    return -1;
+}
+
+static uint64_t
+s_next_ts (ledger_t *self, uint64_t now_ns)
+{
+    self->last_ts = now_ns > self->last_ts ? now_ns : self->last_ts + 1;
+    return self->last_ts;
+}
+
+static void
+s_mark_dirty (ledger_t *self, size_t slot)
+{
+    assert (slot < self->accounts_count);
+    if (!self->dirty[slot]) {
+        self->dirty[slot] = true;
+        self->dirty_list[self->dirty_count++] = (uint32_t) slot;
+        assert (self->dirty_count <= self->accounts_count);
+    }
+}
+
+static int
+s_accounts_reserve (ledger_t *self, size_t count)
+{
+    if (count <= self->accounts_cap) {
+        return 0;
+    }
+    size_t cap = self->accounts_cap ? self->accounts_cap : RL_SHARD_ACCOUNTS_INITIAL;
+    while (cap < count) {
+        cap *= 2;
+    }
+    rl_account_t *accounts = realloc (self->accounts, cap * sizeof (*accounts));
+    if (!accounts) {
+        return -1;
+    }
+    self->accounts = accounts;
+    bool *dirty = realloc (self->dirty, cap * sizeof (*dirty));
+    if (!dirty) {
+        return -1;
+    }
+    memset (dirty + self->accounts_cap, 0, (cap - self->accounts_cap) * sizeof (*dirty));
+    self->dirty = dirty;
+    uint32_t *list = realloc (self->dirty_list, cap * sizeof (*list));
+    if (!list) {
+        return -1;
+    }
+    self->dirty_list = list;
+    self->accounts_cap = cap;
+    return 0;
+}
+
+//  Adds an account to the table; returns its slot or -1 when full.
+static long
+s_account_insert (ledger_t *self, const rl_account_t *account)
+{
+    if (self->accounts_count >= RL_SHARD_ACCOUNTS_MAX
+        || s_accounts_reserve (self, self->accounts_count + 1) != 0) {
+        return -1;
+    }
+    size_t slot = self->accounts_count;
+    if (idmap_put (self->account_ids, account->id, slot) != 0) {
+        return -1;
+    }
+    self->accounts[slot] = *account;
+    self->accounts_count++;
+    return (long) slot;
+}
+
+static rl_account_t *
+s_account_find (ledger_t *self, rl_id_t id, size_t *slot_p)
+{
+    uint64_t slot = 0;
+    if (!idmap_get (self->account_ids, id, &slot)) {
+        return NULL;
+    }
+    assert (slot < self->accounts_count);
+    if (slot_p) {
+        *slot_p = (size_t) slot;
+    }
+    return &self->accounts[slot];
+}
+
+//  Appends a stored transfer to recent (ts order) and indexes its id.
+static int
+s_recent_append (ledger_t *self, const rl_transfer_t *transfer)
+{
+    if (self->recent_count == self->recent_cap) {
+        size_t cap = self->recent_cap ? self->recent_cap * 2 : RL_SHARD_CHECKPOINT_TRANSFERS;
+        rl_transfer_t *recent = realloc (self->recent, cap * sizeof (*recent));
+        if (!recent) {
+            return -1;
+        }
+        self->recent = recent;
+        self->recent_cap = cap;
+    }
+    assert (self->recent_count == 0
+            || self->recent[self->recent_count - 1].timestamp < transfer->timestamp);
+    if (idmap_put (self->recent_ids, transfer->id, self->recent_count) != 0) {
+        return -1;
+    }
+    self->recent[self->recent_count++] = *transfer;
+    return 0;
+}
+
+static void
+s_apply_amounts (rl_account_t *dr, rl_account_t *cr, uint64_t amount)
+{
+    dr->debits_posted += amount;
+    cr->credits_posted += amount;
+}
+
+//  Replays transfers after checkpoint_ts onto the loaded accounts.
+static int
+s_replay (ledger_t *self, char *err, size_t err_size)
+{
+    store_iter_t *it = store_iter_new (self->store, STORE_CF_TRANSFERS);
+    if (!it) {
+        snprintf (err, err_size, "out of memory");
+        return -1;
+    }
+    uint8_t from[8];
+    codec_put_u64_be (from, self->checkpoint_ts + 1);
+    int rc = 0;
+    for (store_iter_seek (it, from, sizeof (from)); store_iter_valid (it); store_iter_next (it)) {
+        size_t key_size = 0, value_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &value_size);
+        if (key_size != 8 || value_size != RL_TRANSFER_SIZE) {
+            snprintf (err, err_size, "corrupt transfer record (key %zu, value %zu bytes)",
+                      key_size, value_size);
+            rc = -1;
+            break;
+        }
+        rl_transfer_t transfer;
+        codec_decode_transfer (value, &transfer);
+        assert (transfer.timestamp == codec_get_u64_be (key));
+        if ((uint32_t) transfer.reserved == RL_OK) {
+            size_t dr_slot = 0, cr_slot = 0;
+            rl_account_t *dr = s_account_find (self, transfer.debit_account_id, &dr_slot);
+            rl_account_t *cr = s_account_find (self, transfer.credit_account_id, &cr_slot);
+            if (!dr || !cr) {
+                snprintf (err, err_size, "transfer at ts %" PRIu64 " names a missing account",
+                          transfer.timestamp);
+                rc = -1;
+                break;
+            }
+            s_apply_amounts (dr, cr, transfer.amount);
+            s_mark_dirty (self, dr_slot);
+            s_mark_dirty (self, cr_slot);
+        }
+        if (s_recent_append (self, &transfer) != 0) {
+            snprintf (err, err_size, "out of memory replaying transfers");
+            rc = -1;
+            break;
+        }
+        if (transfer.timestamp > self->last_ts) {
+            self->last_ts = transfer.timestamp;
+        }
+    }
+    store_iter_destroy (&it);
+    return rc;
+}
+
+static int
+s_load_accounts (ledger_t *self, char *err, size_t err_size)
+{
+    store_iter_t *it = store_iter_new (self->store, STORE_CF_ACCOUNTS);
+    if (!it) {
+        snprintf (err, err_size, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
+        size_t key_size = 0, value_size = 0;
+        store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &value_size);
+        if (key_size != RL_ID_SIZE || value_size != RL_ACCOUNT_SIZE) {
+            snprintf (err, err_size, "corrupt account record");
+            rc = -1;
+            break;
+        }
+        rl_account_t account;
+        codec_decode_account (value, &account);
+        if (s_account_insert (self, &account) < 0) {
+            snprintf (err, err_size, "cannot hold account: table full or out of memory");
+            rc = -1;
+            break;
+        }
+        if (account.timestamp > self->last_ts) {
+            self->last_ts = account.timestamp;
+        }
+    }
+    store_iter_destroy (&it);
+    return rc;
+}
+
+ledger_t *
+ledger_open (store_t *store, ledger_owns_fn *owns, void *owns_ctx, char *err, size_t err_size)
+{
+    assert (store && owns);
+    ledger_t *self = calloc (1, sizeof (*self));
+    if (!self) {
+        snprintf (err, err_size, "out of memory");
+        return NULL;
+    }
+    self->store = store;
+    self->checkpoint_transfers = RL_SHARD_CHECKPOINT_TRANSFERS;
+    self->owns = owns;
+    self->owns_ctx = owns_ctx;
+    self->account_ids = idmap_new (RL_SHARD_ACCOUNTS_INITIAL);
+    self->recent_ids = idmap_new (RL_SHARD_CHECKPOINT_TRANSFERS * 2);
+    if (!self->account_ids || !self->recent_ids || s_accounts_reserve (self, 1) != 0) {
+        snprintf (err, err_size, "out of memory");
+        ledger_destroy (&self);
+        return NULL;
+    }
+    uint64_t last_ts = 0;
+    if (s_get_meta_u64 (self, META_LAST_TS, &last_ts) != 0
+        || s_get_meta_u64 (self, META_CHECKPOINT_TS, &self->checkpoint_ts) != 0) {
+        snprintf (err, err_size, "cannot read metadata: %s", store_error (store));
+        ledger_destroy (&self);
+        return NULL;
+    }
+    self->last_ts = last_ts;
+    if (s_load_accounts (self, err, err_size) != 0 || s_replay (self, err, err_size) != 0) {
+        ledger_destroy (&self);
+        return NULL;
+    }
+    rl_info ("ledger: %zu accounts, %zu transfers replayed after checkpoint %" PRIu64
+             ", last ts %" PRIu64,
+             self->accounts_count, self->recent_count, self->checkpoint_ts, self->last_ts);
+    return self;
+}
+
+void
+ledger_destroy (ledger_t **self_p)
+{
+    assert (self_p);
+    ledger_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    idmap_destroy (&self->account_ids);
+    idmap_destroy (&self->recent_ids);
+    free (self->accounts);
+    free (self->dirty);
+    free (self->dirty_list);
+    free (self->recent);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Accounts -----------------------------------------------------------------
+
+static uint32_t
+s_account_exists (const rl_account_t *a, const rl_account_t *stored)
+{
+    if (a->flags != stored->flags) {
+        return RL_EXISTS_WITH_DIFFERENT_FLAGS;
+    }
+    if (!rl_id_eq (a->user_data_128, stored->user_data_128)) {
+        return RL_EXISTS_WITH_DIFFERENT_USER_DATA_128;
+    }
+    if (a->user_data_64 != stored->user_data_64) {
+        return RL_EXISTS_WITH_DIFFERENT_USER_DATA_64;
+    }
+    if (a->user_data_32 != stored->user_data_32) {
+        return RL_EXISTS_WITH_DIFFERENT_USER_DATA_32;
+    }
+    if (a->ledger != stored->ledger) {
+        return RL_EXISTS_WITH_DIFFERENT_LEDGER;
+    }
+    if (a->code != stored->code) {
+        return RL_EXISTS_WITH_DIFFERENT_CODE;
+    }
+    return RL_EXISTS;
+}
+
+static uint32_t
+s_account_validate (const rl_account_t *a)
+{
+    if (a->timestamp != 0) {
+        return RL_TIMESTAMP_MUST_BE_ZERO;
+    }
+    if (a->reserved != 0 || a->reserved2[0] != 0 || a->reserved2[1] != 0
+        || a->debits_reserved != 0 || a->credits_reserved != 0) {
+        return RL_RESERVED_FIELD;
+    }
+    if (a->flags & ~RL_ACCOUNT_FLAGS_KNOWN) {
+        return RL_RESERVED_FLAG;
+    }
+    if (a->flags & RL_ACCOUNT_LINKED) {
+        return RL_NOT_SUPPORTED;
+    }
+    if ((a->flags & RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS)
+        && (a->flags & RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS)) {
+        return RL_FLAGS_ARE_MUTUALLY_EXCLUSIVE;
+    }
+    if (a->debits_pending != 0) {
+        return RL_DEBITS_PENDING_MUST_BE_ZERO;
+    }
+    if (a->debits_posted != 0) {
+        return RL_DEBITS_POSTED_MUST_BE_ZERO;
+    }
+    if (a->credits_pending != 0) {
+        return RL_CREDITS_PENDING_MUST_BE_ZERO;
+    }
+    if (a->credits_posted != 0) {
+        return RL_CREDITS_POSTED_MUST_BE_ZERO;
+    }
+    if (a->ledger == 0) {
+        return RL_LEDGER_MUST_NOT_BE_ZERO;
+    }
+    if (a->code == 0) {
+        return RL_CODE_MUST_NOT_BE_ZERO;
+    }
+    return RL_OK;
+}
+
+static rl_result_rec_t
+s_create_account (ledger_t *self, const rl_account_t *a, uint64_t now_ns)
+{
+    rl_result_rec_t r = {0};
+    if (rl_id_is_zero (a->id)) {
+        r.result = RL_ID_MUST_NOT_BE_ZERO;
+        return r;
+    }
+    if (rl_id_is_max (a->id)) {
+        r.result = RL_ID_MUST_NOT_BE_INT_MAX;
+        return r;
+    }
+    if (!self->owns (self->owns_ctx, a->id)) {
+        r.result = RL_WRONG_SHARD;
+        return r;
+    }
+    const rl_account_t *stored = s_account_find (self, a->id, NULL);
+    if (stored) {
+        r.result = s_account_exists (a, stored);
+        r.timestamp = stored->timestamp;
+        return r;
+    }
+    r.result = s_account_validate (a);
+    if (r.result != RL_OK) {
+        return r;
+    }
+    rl_account_t account = *a;
+    account.timestamp = s_next_ts (self, now_ns);
+    long slot = s_account_insert (self, &account);
+    if (slot < 0) {
+        rl_error ("ledger: account table full (%zu accounts)", self->accounts_count);
+        r.result = RL_STORAGE_ERROR;
+        return r;
+    }
+    s_put_account (self, &account);
+    r.timestamp = account.timestamp;
+    return r;
+}
+
+void
+ledger_create_accounts (ledger_t *self, const rl_account_t *accounts, size_t count,
+                        uint64_t now_ns, rl_result_rec_t *results)
+{
+    assert (self);
+    assert (count == 0 || (accounts && results));
+    for (size_t i = 0; i < count; i++) {
+        results[i] = s_create_account (self, &accounts[i], now_ns);
+        results[i].index = (uint32_t) i;
+    }
+}
+
+//  Transfers ----------------------------------------------------------------
+
+static uint32_t
+s_transfer_exists (const rl_transfer_t *t, const rl_transfer_t *stored)
+{
+    if (t->flags != stored->flags) {
+        return RL_EXISTS_WITH_DIFFERENT_FLAGS;
+    }
+    if (!rl_id_eq (t->debit_account_id, stored->debit_account_id)) {
+        return RL_EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID;
+    }
+    if (!rl_id_eq (t->credit_account_id, stored->credit_account_id)) {
+        return RL_EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID;
+    }
+    if (t->amount != stored->amount) {
+        return RL_EXISTS_WITH_DIFFERENT_AMOUNT;
+    }
+    if (!rl_id_eq (t->pending_id, stored->pending_id)) {
+        return RL_EXISTS_WITH_DIFFERENT_PENDING_ID;
+    }
+    if (!rl_id_eq (t->user_data_128, stored->user_data_128)) {
+        return RL_EXISTS_WITH_DIFFERENT_USER_DATA_128;
+    }
+    if (t->user_data_64 != stored->user_data_64) {
+        return RL_EXISTS_WITH_DIFFERENT_USER_DATA_64;
+    }
+    if (t->user_data_32 != stored->user_data_32) {
+        return RL_EXISTS_WITH_DIFFERENT_USER_DATA_32;
+    }
+    if (t->timeout != stored->timeout) {
+        return RL_EXISTS_WITH_DIFFERENT_TIMEOUT;
+    }
+    if (t->ledger != stored->ledger) {
+        return RL_EXISTS_WITH_DIFFERENT_LEDGER;
+    }
+    if (t->code != stored->code) {
+        return RL_EXISTS_WITH_DIFFERENT_CODE;
+    }
+    //  Same record: the original outcome, ok or the failure that burned it.
+    uint32_t result = (uint32_t) stored->reserved;
+    return result == RL_OK ? RL_EXISTS : result;
+}
+
+static uint32_t
+s_transfer_validate (const rl_transfer_t *t)
+{
+    if (t->timestamp != 0) {
+        return RL_TIMESTAMP_MUST_BE_ZERO;
+    }
+    if (t->reserved != 0) {
+        return RL_RESERVED_FIELD;
+    }
+    if (t->flags & ~RL_TRANSFER_FLAGS_KNOWN) {
+        return RL_RESERVED_FLAG;
+    }
+    if (t->flags != 0) {
+        return RL_NOT_SUPPORTED;   //  linked, pending, post, void, balancing: not yet served
+    }
+    if (rl_id_is_zero (t->debit_account_id)) {
+        return RL_DEBIT_ACCOUNT_ID_MUST_NOT_BE_ZERO;
+    }
+    if (rl_id_is_max (t->debit_account_id)) {
+        return RL_DEBIT_ACCOUNT_ID_MUST_NOT_BE_INT_MAX;
+    }
+    if (rl_id_is_zero (t->credit_account_id)) {
+        return RL_CREDIT_ACCOUNT_ID_MUST_NOT_BE_ZERO;
+    }
+    if (rl_id_is_max (t->credit_account_id)) {
+        return RL_CREDIT_ACCOUNT_ID_MUST_NOT_BE_INT_MAX;
+    }
+    if (rl_id_eq (t->debit_account_id, t->credit_account_id)) {
+        return RL_ACCOUNTS_MUST_BE_DIFFERENT;
+    }
+    if (!rl_id_is_zero (t->pending_id)) {
+        return RL_PENDING_ID_MUST_BE_ZERO;
+    }
+    if (t->timeout != 0) {
+        return RL_TIMEOUT_RESERVED_FOR_PENDING_TRANSFER;
+    }
+    if (t->amount == 0) {
+        return RL_AMOUNT_MUST_NOT_BE_ZERO;
+    }
+    if (t->ledger == 0) {
+        return RL_LEDGER_MUST_NOT_BE_ZERO;
+    }
+    if (t->code == 0) {
+        return RL_CODE_MUST_NOT_BE_ZERO;
+    }
+    return RL_OK;
+}
+
+//  Balance checks: overflow first, then limits (posted + pending + reserved).
+static uint32_t
+s_transfer_balances (const rl_account_t *dr, const rl_account_t *cr, uint64_t amount)
+{
+    uint64_t sum = 0;
+    if (__builtin_add_overflow (dr->debits_posted, amount, &sum)) {
+        return RL_OVERFLOWS_DEBITS_POSTED;
+    }
+    if (__builtin_add_overflow (cr->credits_posted, amount, &sum)) {
+        return RL_OVERFLOWS_CREDITS_POSTED;
+    }
+    uint64_t dr_debits = 0, cr_credits = 0;
+    if (__builtin_add_overflow (dr->debits_posted, dr->debits_pending, &dr_debits)
+        || __builtin_add_overflow (dr_debits, dr->debits_reserved, &dr_debits)
+        || __builtin_add_overflow (dr_debits, amount, &dr_debits)) {
+        return RL_OVERFLOWS_DEBITS;
+    }
+    if (__builtin_add_overflow (cr->credits_posted, cr->credits_pending, &cr_credits)
+        || __builtin_add_overflow (cr_credits, cr->credits_reserved, &cr_credits)
+        || __builtin_add_overflow (cr_credits, amount, &cr_credits)) {
+        return RL_OVERFLOWS_CREDITS;
+    }
+    if ((dr->flags & RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS) && dr_debits > dr->credits_posted) {
+        return RL_EXCEEDS_CREDITS;
+    }
+    if ((cr->flags & RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS) && cr_credits > cr->debits_posted) {
+        return RL_EXCEEDS_DEBITS;
+    }
+    return RL_OK;
+}
+
+//  Finds a stored transfer by id: recent first, then the ingested index.
+//  1 found, 0 not found, -1 storage error.
+static int
+s_transfer_find (ledger_t *self, rl_id_t id, rl_transfer_t *out)
+{
+    uint64_t index = 0;
+    if (idmap_get (self->recent_ids, id, &index)) {
+        assert (index < self->recent_count);
+        *out = self->recent[index];
+        return 1;
+    }
+    uint8_t key[RL_ID_SIZE];
+    uint8_t ts_bytes[8];
+    size_t size = 0;
+    codec_encode_id (id, key);
+    int rc = store_get (self->store, STORE_CF_TX_INDEX, key, sizeof (key), ts_bytes,
+                        sizeof (ts_bytes), &size);
+    if (rc != 1) {
+        return rc;
+    }
+    uint8_t ts_key[8];
+    uint8_t value[RL_TRANSFER_SIZE];
+    codec_put_u64_be (ts_key, codec_get_u64 (ts_bytes));
+    rc = store_get (self->store, STORE_CF_TRANSFERS, ts_key, sizeof (ts_key), value,
+                    sizeof (value), &size);
+    if (rc != 1 || size != RL_TRANSFER_SIZE) {
+        rl_error ("ledger: tx_index names ts %" PRIu64 " with no transfer record",
+                  codec_get_u64 (ts_bytes));
+        return -1;
+    }
+    codec_decode_transfer (value, out);
+    return 1;
+}
+
+static rl_result_rec_t
+s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns)
+{
+    rl_result_rec_t r = {0};
+    if (rl_id_is_zero (t->id)) {
+        r.result = RL_ID_MUST_NOT_BE_ZERO;
+        return r;
+    }
+    if (rl_id_is_max (t->id)) {
+        r.result = RL_ID_MUST_NOT_BE_INT_MAX;
+        return r;
+    }
+    //  The debit account's shard keeps the id (an invalid debit id is named
+    //  by field validation below, on whichever shard the record reached).
+    if (!rl_id_is_zero (t->debit_account_id) && !rl_id_is_max (t->debit_account_id)
+        && !self->owns (self->owns_ctx, t->debit_account_id)) {
+        r.result = RL_WRONG_SHARD;
+        return r;
+    }
+    rl_transfer_t stored;
+    int found = s_transfer_find (self, t->id, &stored);
+    if (found < 0) {
+        r.result = RL_STORAGE_ERROR;
+        return r;
+    }
+    if (found) {
+        r.result = s_transfer_exists (t, &stored);
+        r.timestamp = stored.timestamp;
+        return r;
+    }
+    r.result = s_transfer_validate (t);
+    if (r.result != RL_OK) {
+        return r;
+    }
+    if (!self->owns (self->owns_ctx, t->credit_account_id)) {
+        //  Cross-shard transfers need the two-phase protocol (docs/two-phase.md).
+        r.result = RL_NOT_SUPPORTED;
+        return r;
+    }
+    size_t dr_slot = 0, cr_slot = 0;
+    rl_account_t *dr = s_account_find (self, t->debit_account_id, &dr_slot);
+    rl_account_t *cr = s_account_find (self, t->credit_account_id, &cr_slot);
+    if (!dr) {
+        r.result = RL_DEBIT_ACCOUNT_NOT_FOUND;
+    } else if (!cr) {
+        r.result = RL_CREDIT_ACCOUNT_NOT_FOUND;
+    } else if (dr->ledger != cr->ledger) {
+        r.result = RL_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER;
+    } else if (t->ledger != dr->ledger) {
+        r.result = RL_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS;
+    } else {
+        r.result = s_transfer_balances (dr, cr, t->amount);
+    }
+    //  From here the outcome is final for this id: store it (ok or burned).
+    rl_transfer_t record = *t;
+    record.timestamp = s_next_ts (self, now_ns);
+    record.reserved = r.result;
+    if (s_recent_append (self, &record) != 0) {
+        rl_error ("ledger: out of memory for the recent index");
+        r.result = RL_STORAGE_ERROR;
+        return r;
+    }
+    if (r.result == RL_OK) {
+        s_apply_amounts (dr, cr, t->amount);
+        s_mark_dirty (self, dr_slot);
+        s_mark_dirty (self, cr_slot);
+        self->transfers_ok++;
+    }
+    s_put_transfer (self, &record);
+    r.timestamp = record.timestamp;
+    return r;
+}
+
+void
+ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t count,
+                         uint64_t now_ns, rl_result_rec_t *results)
+{
+    assert (self);
+    assert (count == 0 || (transfers && results));
+    for (size_t i = 0; i < count; i++) {
+        results[i] = s_create_transfer (self, &transfers[i], now_ns);
+        results[i].index = (uint32_t) i;
+    }
+}
+
+//  Lookups ------------------------------------------------------------------
+
+void
+ledger_lookup_accounts (ledger_t *self, const rl_id_t *ids, size_t count, rl_account_t *out)
+{
+    assert (self);
+    for (size_t i = 0; i < count; i++) {
+        const rl_account_t *account = s_account_find (self, ids[i], NULL);
+        if (account) {
+            out[i] = *account;
+        } else {
+            memset (&out[i], 0, sizeof (out[i]));
+            out[i].id = ids[i];
+        }
+    }
+}
+
+int
+ledger_lookup_transfers (ledger_t *self, const rl_id_t *ids, size_t count, rl_transfer_t *out)
+{
+    assert (self);
+    for (size_t i = 0; i < count; i++) {
+        int found = s_transfer_find (self, ids[i], &out[i]);
+        if (found < 0) {
+            return -1;
+        }
+        //  Only transfers that took effect are visible; a burned id is not a transfer.
+        if (!found || (uint32_t) out[i].reserved != RL_OK) {
+            memset (&out[i], 0, sizeof (out[i]));
+            out[i].id = ids[i];
+        }
+        out[i].reserved = 0;
+    }
+    return 0;
+}
+
+//  History ------------------------------------------------------------------
+
+typedef struct {
+    const rl_filter_t *filter;
+    uint64_t ts_min;            //  inclusive
+    uint64_t ts_max;            //  inclusive
+    rl_transfer_t *out;
+    size_t count;
+} s_history_t;
+
+static bool
+s_history_full (const s_history_t *h)
+{
+    return h->count >= h->filter->limit;
+}
+
+//  Appends t when it is on the asked side of the account and in range.
+static void
+s_history_offer (s_history_t *h, const rl_transfer_t *t)
+{
+    const rl_filter_t *f = h->filter;
+    bool debit = (f->flags & RL_FILTER_DEBITS) && rl_id_eq (t->debit_account_id, f->account_id);
+    bool credit = (f->flags & RL_FILTER_CREDITS) && rl_id_eq (t->credit_account_id, f->account_id);
+    if ((debit || credit) && t->timestamp >= h->ts_min && t->timestamp <= h->ts_max
+        && !s_history_full (h)) {
+        h->out[h->count] = *t;
+        h->out[h->count].reserved = 0;
+        h->count++;
+    }
+}
+
+static void
+s_history_recent (ledger_t *self, s_history_t *h, bool reversed)
+{
+    for (size_t k = 0; k < self->recent_count && !s_history_full (h); k++) {
+        const rl_transfer_t *t = &self->recent[reversed ? self->recent_count - 1 - k : k];
+        if ((uint32_t) t->reserved == RL_OK) {
+            s_history_offer (h, t);
+        }
+    }
+}
+
+//  The ingested part: history keys (account, ts) for ts <= checkpoint_ts.
+static int
+s_history_stored (ledger_t *self, s_history_t *h, bool reversed)
+{
+    uint64_t hi = h->ts_max < self->checkpoint_ts ? h->ts_max : self->checkpoint_ts;
+    if (h->ts_min > hi) {
+        return 0;
+    }
+    store_iter_t *it = store_iter_new (self->store, STORE_CF_HISTORY);
+    if (!it) {
+        return -1;
+    }
+    uint8_t key[RL_ID_SIZE + 8];
+    codec_encode_id (h->filter->account_id, key);
+    codec_put_u64_be (key + RL_ID_SIZE, reversed ? hi : h->ts_min);
+    if (reversed) {
+        store_iter_seek_for_prev (it, key, sizeof (key));
+    } else {
+        store_iter_seek (it, key, sizeof (key));
+    }
+    int rc = 0;
+    for (; store_iter_valid (it) && !s_history_full (h);
+         reversed ? store_iter_prev (it) : store_iter_next (it)) {
+        size_t size = 0;
+        const uint8_t *k = store_iter_key (it, &size);
+        if (size != sizeof (key) || memcmp (k, key, RL_ID_SIZE) != 0) {
+            break;
+        }
+        uint64_t ts = codec_get_u64_be (k + RL_ID_SIZE);
+        if (ts < h->ts_min || ts > hi) {
+            break;
+        }
+        uint8_t value[RL_TRANSFER_SIZE];
+        size_t value_size = 0;
+        if (store_get (self->store, STORE_CF_TRANSFERS, k + RL_ID_SIZE, 8, value, sizeof (value),
+                       &value_size) != 1 || value_size != RL_TRANSFER_SIZE) {
+            rc = -1;
+            break;
+        }
+        rl_transfer_t t;
+        codec_decode_transfer (value, &t);
+        s_history_offer (h, &t);
+    }
+    store_iter_destroy (&it);
+    return rc;
+}
+
+rl_status_t
+ledger_account_transfers (ledger_t *self, const rl_filter_t *filter, rl_transfer_t *out,
+                          size_t *count_p)
+{
+    assert (self && filter && out && count_p);
+    *count_p = 0;
+    if (rl_id_is_zero (filter->account_id) || rl_id_is_max (filter->account_id)
+        || filter->limit == 0 || filter->limit > RL_HISTORY_LIMIT_MAX
+        || (filter->flags & ~RL_FILTER_FLAGS_KNOWN)
+        || !(filter->flags & (RL_FILTER_DEBITS | RL_FILTER_CREDITS))
+        || filter->reserved[0] || filter->reserved[1] || filter->reserved[2]
+        || (filter->timestamp_max != 0 && filter->timestamp_min > filter->timestamp_max)) {
+        return RL_STATUS_BAD_FILTER;
+    }
+    s_history_t h = {
+        .filter = filter,
+        .ts_min = filter->timestamp_min,
+        .ts_max = filter->timestamp_max ? filter->timestamp_max : UINT64_MAX,
+        .out = out,
+    };
+    bool reversed = (filter->flags & RL_FILTER_REVERSED) != 0;
+    int rc = 0;
+    if (reversed) {
+        s_history_recent (self, &h, true);
+        rc = s_history_stored (self, &h, true);
+    } else {
+        rc = s_history_stored (self, &h, false);
+        s_history_recent (self, &h, false);
+    }
+    *count_p = h.count;
+    return rc == 0 ? RL_STATUS_OK : RL_STATUS_STORAGE_ERROR;
+}
+
+//  Commit and checkpoint -------------------------------------------------------
+
+void
+ledger_before_commit (ledger_t *self)
+{
+    assert (self);
+    if (store_batch_count (self->store) > 0) {
+        s_put_meta_u64 (self, META_LAST_TS, self->last_ts);
+    }
+}
+
+int
+ledger_after_commit (ledger_t *self)
+{
+    assert (self);
+    if (self->recent_count >= self->checkpoint_transfers) {
+        return ledger_checkpoint (self);
+    }
+    return 0;
+}
+
+void
+ledger_set_checkpoint_transfers (ledger_t *self, size_t transfers)
+{
+    assert (self);
+    assert (transfers >= 1 && transfers <= RL_SHARD_CHECKPOINT_TRANSFERS);
+    self->checkpoint_transfers = transfers;
+}
+
+static int
+s_cmp_id_entry (const void *a, const void *b)
+{
+    return memcmp (a, b, RL_ID_SIZE);
+}
+
+static int
+s_cmp_history_entry (const void *a, const void *b)
+{
+    return memcmp (a, b, RL_ID_SIZE + 8);
+}
+
+//  Sorts and ingests tx_index and history entries for every recent transfer.
+static int
+s_ingest_recent (ledger_t *self)
+{
+    enum { ID_ENTRY = RL_ID_SIZE + 8, HISTORY_ENTRY = RL_ID_SIZE + 8 };
+    uint8_t *ids = malloc (self->recent_count * ID_ENTRY);
+    uint8_t *history = malloc (self->recent_count * 2 * HISTORY_ENTRY);
+    if (!ids || !history) {
+        free (ids);
+        free (history);
+        return -1;
+    }
+    size_t history_count = 0;
+    for (size_t i = 0; i < self->recent_count; i++) {
+        const rl_transfer_t *t = &self->recent[i];
+        codec_encode_id (t->id, ids + i * ID_ENTRY);
+        codec_put_u64 (ids + i * ID_ENTRY + RL_ID_SIZE, t->timestamp);
+        if ((uint32_t) t->reserved == RL_OK) {
+            uint8_t *entry = history + history_count++ * HISTORY_ENTRY;
+            codec_encode_id (t->debit_account_id, entry);
+            codec_put_u64_be (entry + RL_ID_SIZE, t->timestamp);
+            entry = history + history_count++ * HISTORY_ENTRY;
+            codec_encode_id (t->credit_account_id, entry);
+            codec_put_u64_be (entry + RL_ID_SIZE, t->timestamp);
+        }
+    }
+    qsort (ids, self->recent_count, ID_ENTRY, s_cmp_id_entry);
+    qsort (history, history_count, HISTORY_ENTRY, s_cmp_history_entry);
+    int rc = store_ingest_sorted (self->store, STORE_CF_TX_INDEX, ids, ID_ENTRY, RL_ID_SIZE,
+                                  self->recent_count);
+    if (rc == 0) {
+        rc = store_ingest_sorted (self->store, STORE_CF_HISTORY, history, HISTORY_ENTRY,
+                                  HISTORY_ENTRY, history_count);
+    }
+    free (ids);
+    free (history);
+    return rc;
+}
+
+int
+ledger_checkpoint (ledger_t *self)
+{
+    assert (self);
+    assert (store_batch_count (self->store) == 0);
+    if (store_failed (self->store)) {
+        return -1;
+    }
+    if (self->recent_count == 0 && self->dirty_count == 0) {
+        return 0;
+    }
+    if (s_ingest_recent (self) != 0) {
+        rl_error ("ledger: checkpoint ingest failed: %s", store_error (self->store));
+        return -1;
+    }
+    for (size_t i = 0; i < self->dirty_count; i++) {
+        uint32_t slot = self->dirty_list[i];
+        s_put_account (self, &self->accounts[slot]);
+        self->dirty[slot] = false;
+    }
+    s_put_meta_u64 (self, META_CHECKPOINT_TS, self->last_ts);
+    s_put_meta_u64 (self, META_LAST_TS, self->last_ts);
+    if (store_commit (self->store) != 0) {
+        return -1;
+    }
+    rl_debug ("ledger: checkpoint at ts %" PRIu64 ": %zu transfers, %zu accounts",
+              self->last_ts, self->recent_count, self->dirty_count);
+    self->checkpoint_ts = self->last_ts;
+    self->checkpoints++;
+    self->dirty_count = 0;
+    self->recent_count = 0;
+    idmap_clear (self->recent_ids);
+    return 0;
+}
+
+uint64_t
+ledger_account_count (const ledger_t *self)
+{
+    assert (self);
+    return self->accounts_count;
+}
+
+uint64_t
+ledger_transfer_count (const ledger_t *self)
+{
+    assert (self);
+    return self->transfers_ok;
+}
+
+uint64_t
+ledger_last_timestamp (const ledger_t *self)
+{
+    assert (self);
+    return self->last_ts;
+}
+
+uint64_t
+ledger_checkpoint_count (const ledger_t *self)
+{
+    assert (self);
+    return self->checkpoints;
+}

@@ -1,0 +1,414 @@
+/*  store.c: RocksDB behind the names of store.h.
+
+    Every `char *err` that RocksDB hands back is turned into a log line and
+    a return code here; nothing outside this file sees a RocksDB type.
+
+    Options, and why (docs/storage.md has the measurements):
+      - transfers: keys are shard timestamps, so inserts arrive in key order
+        and the skiplist insert is cheap; no compression (CPU is the limit).
+      - tx_index and history are written only through SST ingestion at
+        checkpoints (sorted in memory first), never through the memtable;
+        they carry full bloom filters because every new transfer id is
+        looked up there once for idempotency, and almost all miss.
+      - statistics are on, so that benchmarks read keys and bytes written
+        from RocksDB itself.
+*/
+#include "store.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rocksdb/c.h>
+
+#include "failpoint.h"
+#include "log.h"
+
+static const char *s_cf_names[STORE_CF_COUNT] = {
+    "default", "accounts", "transfers", "tx_index", "history", "xlog", "prepared",
+};
+
+#define STORE_WRITE_BUFFER_BYTES (64u << 20)  //  memtable size per column family
+#define STORE_BLOOM_BITS_PER_KEY 10.0         //  ~1% false positives
+
+struct store_t {
+    rocksdb_t *db;
+    rocksdb_options_t *options;
+    rocksdb_options_t *cf_options[STORE_CF_COUNT];
+    rocksdb_block_based_table_options_t *table_options;
+    rocksdb_column_family_handle_t *cf[STORE_CF_COUNT];
+    rocksdb_writebatch_t *batch;
+    rocksdb_writeoptions_t *write_options;
+    rocksdb_readoptions_t *read_options;
+    rl_durability_t durability;
+    bool failed;                //  a write or sync failed: refuse until restart
+    char error[256];            //  last error text
+    char *dir;
+    uint64_t ingest_seq;        //  names of ingested files
+};
+
+struct store_iter_t {
+    rocksdb_iterator_t *it;
+};
+
+static void
+s_set_error (store_t *self, const char *what, char *err)
+{
+    snprintf (self->error, sizeof (self->error), "%s: %s", what, err ? err : "?");
+    rl_error ("store: %s", self->error);
+    rocksdb_free (err);
+}
+
+static rocksdb_options_t *
+s_cf_options_new (store_t *self, store_cf_t cf)
+{
+    rocksdb_options_t *options = rocksdb_options_create ();
+    rocksdb_options_set_write_buffer_size (options, STORE_WRITE_BUFFER_BYTES);
+    rocksdb_options_set_compression (options, rocksdb_no_compression);
+    if (cf == STORE_CF_TX_INDEX || cf == STORE_CF_HISTORY || cf == STORE_CF_ACCOUNTS) {
+        rocksdb_options_set_block_based_table_factory (options, self->table_options);
+    }
+    return options;
+}
+
+static int
+s_open_db (store_t *self, const char *dir, char *err_out, size_t err_size)
+{
+    const char *names[STORE_CF_COUNT];
+    const rocksdb_options_t *cf_options[STORE_CF_COUNT];
+    for (int i = 0; i < STORE_CF_COUNT; i++) {
+        names[i] = s_cf_names[i];
+        cf_options[i] = self->cf_options[i];
+    }
+    char *err = NULL;
+    self->db = rocksdb_open_column_families (self->options, dir, STORE_CF_COUNT, names,
+                                             cf_options, self->cf, &err);
+    if (err) {
+        snprintf (err_out, err_size, "cannot open database in %s: %s", dir, err);
+        rocksdb_free (err);
+        return -1;
+    }
+    return 0;
+}
+
+store_t *
+store_open (const char *dir, rl_durability_t durability, char *err, size_t err_size)
+{
+    assert (dir);
+    assert (durability == RL_DURABILITY_SYNC || durability == RL_DURABILITY_NOSYNC
+            || durability == RL_DURABILITY_SYNC_MANUAL_WAL);
+    store_t *self = calloc (1, sizeof (*self));
+    if (!self) {
+        snprintf (err, err_size, "out of memory");
+        return NULL;
+    }
+    self->durability = durability;
+    self->dir = strdup (dir);
+    self->options = rocksdb_options_create ();
+    rocksdb_options_set_create_if_missing (self->options, 1);
+    rocksdb_options_set_create_missing_column_families (self->options, 1);
+    rocksdb_options_increase_parallelism (self->options, 2);
+    rocksdb_options_set_max_background_jobs (self->options, 2);
+    rocksdb_options_enable_statistics (self->options);
+    if (durability == RL_DURABILITY_SYNC_MANUAL_WAL) {
+        rocksdb_options_set_manual_wal_flush (self->options, 1);
+    }
+    self->table_options = rocksdb_block_based_options_create ();
+    rocksdb_block_based_options_set_filter_policy (
+        self->table_options, rocksdb_filterpolicy_create_bloom_full (STORE_BLOOM_BITS_PER_KEY));
+    for (int i = 0; i < STORE_CF_COUNT; i++) {
+        self->cf_options[i] = s_cf_options_new (self, (store_cf_t) i);
+    }
+    self->batch = rocksdb_writebatch_create ();
+    self->write_options = rocksdb_writeoptions_create ();
+    rocksdb_writeoptions_set_sync (self->write_options, durability == RL_DURABILITY_SYNC);
+    self->read_options = rocksdb_readoptions_create ();
+    if (s_open_db (self, dir, err, err_size) != 0) {
+        store_close (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+store_close (store_t **self_p)
+{
+    assert (self_p);
+    store_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    if (self->db) {
+        for (int i = 0; i < STORE_CF_COUNT; i++) {
+            rocksdb_column_family_handle_destroy (self->cf[i]);
+        }
+        rocksdb_close (self->db);
+    }
+    for (int i = 0; i < STORE_CF_COUNT; i++) {
+        if (self->cf_options[i]) {
+            rocksdb_options_destroy (self->cf_options[i]);
+        }
+    }
+    rocksdb_block_based_options_destroy (self->table_options);
+    rocksdb_options_destroy (self->options);
+    rocksdb_writebatch_destroy (self->batch);
+    rocksdb_writeoptions_destroy (self->write_options);
+    rocksdb_readoptions_destroy (self->read_options);
+    free (self->dir);
+    free (self);
+    *self_p = NULL;
+}
+
+rl_durability_t
+store_durability (const store_t *self)
+{
+    assert (self);
+    return self->durability;
+}
+
+void
+store_batch_put (store_t *self, store_cf_t cf, const void *key, size_t key_size,
+                 const void *value, size_t value_size)
+{
+    assert (self && cf < STORE_CF_COUNT);
+    assert (key && key_size > 0);
+    rocksdb_writebatch_put_cf (self->batch, self->cf[cf], key, key_size, value, value_size);
+}
+
+void
+store_batch_delete (store_t *self, store_cf_t cf, const void *key, size_t key_size)
+{
+    assert (self && cf < STORE_CF_COUNT);
+    assert (key && key_size > 0);
+    rocksdb_writebatch_delete_cf (self->batch, self->cf[cf], key, key_size);
+}
+
+size_t
+store_batch_count (const store_t *self)
+{
+    assert (self);
+    return (size_t) rocksdb_writebatch_count (self->batch);
+}
+
+int
+store_commit (store_t *self)
+{
+    assert (self);
+    if (self->failed) {
+        rocksdb_writebatch_clear (self->batch);
+        return -1;
+    }
+    if (rocksdb_writebatch_count (self->batch) == 0) {
+        return 0;
+    }
+    char *err = NULL;
+    rocksdb_write (self->db, self->write_options, self->batch, &err);
+    rocksdb_writebatch_clear (self->batch);
+    if (err) {
+        self->failed = true;
+        s_set_error (self, "write", err);
+        return -1;
+    }
+    RL_FAILPOINT (SHARD_AFTER_WRITE);
+    if (self->durability == RL_DURABILITY_SYNC_MANUAL_WAL) {
+        rocksdb_flush_wal (self->db, 1, &err);
+        if (err) {
+            self->failed = true;
+            s_set_error (self, "flush_wal", err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+bool
+store_failed (const store_t *self)
+{
+    assert (self);
+    return self->failed;
+}
+
+const char *
+store_error (const store_t *self)
+{
+    assert (self);
+    return self->error;
+}
+
+int
+store_get (store_t *self, store_cf_t cf, const void *key, size_t key_size, void *value,
+           size_t value_cap, size_t *value_size_p)
+{
+    assert (self && cf < STORE_CF_COUNT);
+    char *err = NULL;
+    rocksdb_pinnableslice_t *slice
+        = rocksdb_get_pinned_cf (self->db, self->read_options, self->cf[cf], key, key_size, &err);
+    if (err) {
+        s_set_error (self, "get", err);
+        return -1;
+    }
+    if (!slice) {
+        return 0;
+    }
+    size_t size = 0;
+    const char *data = rocksdb_pinnableslice_value (slice, &size);
+    size_t copy = size < value_cap ? size : value_cap;
+    if (copy > 0) {
+        memcpy (value, data, copy);
+    }
+    if (value_size_p) {
+        *value_size_p = size;
+    }
+    rocksdb_pinnableslice_destroy (slice);
+    return 1;
+}
+
+int
+store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, size_t entry_size,
+                     size_t key_size, size_t count)
+{
+    assert (self && cf < STORE_CF_COUNT);
+    assert (entries && key_size > 0 && key_size <= entry_size);
+    if (count == 0) {
+        return 0;
+    }
+    char path[4096];
+    snprintf (path, sizeof (path), "%s/ingest-%s-%" PRIu64 ".sst", self->dir, s_cf_names[cf],
+              ++self->ingest_seq);
+    rocksdb_envoptions_t *env_options = rocksdb_envoptions_create ();
+    rocksdb_sstfilewriter_t *writer
+        = rocksdb_sstfilewriter_create (env_options, self->cf_options[cf]);
+    char *err = NULL;
+    rocksdb_sstfilewriter_open (writer, path, &err);
+    for (size_t i = 0; i < count && !err; i++) {
+        const char *entry = (const char *) entries + i * entry_size;
+        assert (i == 0 || memcmp (entry - entry_size, entry, key_size) < 0);
+        rocksdb_sstfilewriter_put (writer, entry, key_size, entry + key_size,
+                                   entry_size - key_size, &err);
+    }
+    if (!err) {
+        rocksdb_sstfilewriter_finish (writer, &err);
+    }
+    rocksdb_sstfilewriter_destroy (writer);
+    rocksdb_envoptions_destroy (env_options);
+    if (err) {
+        s_set_error (self, "sst write", err);
+        remove (path);
+        return -1;
+    }
+    rocksdb_ingestexternalfileoptions_t *ingest = rocksdb_ingestexternalfileoptions_create ();
+    rocksdb_ingestexternalfileoptions_set_move_files (ingest, 1);
+    const char *files[1] = {path};
+    rocksdb_ingest_external_file_cf (self->db, self->cf[cf], files, 1, ingest, &err);
+    rocksdb_ingestexternalfileoptions_destroy (ingest);
+    if (err) {
+        s_set_error (self, "ingest", err);
+        remove (path);
+        return -1;
+    }
+    return 0;
+}
+
+store_iter_t *
+store_iter_new (store_t *self, store_cf_t cf)
+{
+    assert (self && cf < STORE_CF_COUNT);
+    store_iter_t *iter = calloc (1, sizeof (*iter));
+    if (!iter) {
+        return NULL;
+    }
+    iter->it = rocksdb_create_iterator_cf (self->db, self->read_options, self->cf[cf]);
+    return iter;
+}
+
+void
+store_iter_destroy (store_iter_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        rocksdb_iter_destroy ((*self_p)->it);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+void
+store_iter_seek (store_iter_t *self, const void *key, size_t key_size)
+{
+    rocksdb_iter_seek (self->it, key, key_size);
+}
+
+void
+store_iter_seek_for_prev (store_iter_t *self, const void *key, size_t key_size)
+{
+    rocksdb_iter_seek_for_prev (self->it, key, key_size);
+}
+
+void
+store_iter_seek_first (store_iter_t *self)
+{
+    rocksdb_iter_seek_to_first (self->it);
+}
+
+void
+store_iter_seek_last (store_iter_t *self)
+{
+    rocksdb_iter_seek_to_last (self->it);
+}
+
+bool
+store_iter_valid (const store_iter_t *self)
+{
+    return rocksdb_iter_valid (self->it) != 0;
+}
+
+void
+store_iter_next (store_iter_t *self)
+{
+    rocksdb_iter_next (self->it);
+}
+
+void
+store_iter_prev (store_iter_t *self)
+{
+    rocksdb_iter_prev (self->it);
+}
+
+const uint8_t *
+store_iter_key (const store_iter_t *self, size_t *size_p)
+{
+    return (const uint8_t *) rocksdb_iter_key (self->it, size_p);
+}
+
+const uint8_t *
+store_iter_value (const store_iter_t *self, size_t *size_p)
+{
+    return (const uint8_t *) rocksdb_iter_value (self->it, size_p);
+}
+
+static uint64_t
+s_ticker (const char *stats, const char *name)
+{
+    //  Lines look like "rocksdb.number.keys.written COUNT : 1234"
+    const char *at = stats ? strstr (stats, name) : NULL;
+    if (!at) {
+        return 0;
+    }
+    at = strstr (at, "COUNT : ");
+    return at ? strtoull (at + 8, NULL, 10) : 0;
+}
+
+void
+store_write_stats (store_t *self, uint64_t *keys_written_p, uint64_t *bytes_written_p,
+                   uint64_t *wal_bytes_p, uint64_t *wal_syncs_p)
+{
+    assert (self);
+    char *stats = rocksdb_options_statistics_get_string (self->options);
+    *keys_written_p = s_ticker (stats, "rocksdb.number.keys.written ");
+    *bytes_written_p = s_ticker (stats, "rocksdb.bytes.written ");
+    *wal_bytes_p = s_ticker (stats, "rocksdb.wal.bytes ");
+    *wal_syncs_p = s_ticker (stats, "rocksdb.wal.synced ");
+    rocksdb_free (stats);
+}

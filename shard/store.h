@@ -1,0 +1,93 @@
+/*  store.h: the shard's one boundary to RocksDB.
+
+    One database, one column family per kind of record (docs/storage.md):
+
+        meta        small named values: last timestamp, checkpoint, ring, incarnation
+        accounts    account id (16)            -> account record (128)
+        transfers   timestamp (8, big-endian)  -> transfer record (128), result inside
+        tx_index    transfer id (16)           -> timestamp (8)         [SST ingest only]
+        history     account id (16) + ts (8)   -> (empty)               [SST ingest only]
+        xlog        coordinator log of two-phase transfers
+        prepared    prepared records of two-phase transfers
+
+    All writes of one group commit go into one WriteBatch (store_batch_*),
+    written and synced by store_commit. A failed write or sync puts the
+    store into a failed state: it refuses every later commit, because memory
+    and disk may disagree; the shard then answers storage_error and exits so
+    that a restart recovers from disk (docs/storage.md, "Errors").
+
+    Durability modes (rl_durability_t):
+        sync             write with sync=true (default)
+        nosync           write without sync: benchmark only, labelled in reports
+        sync_manual_wal  manual_wal_flush: the WAL stays in memory until
+                         store_commit flushes and syncs it, so that SIGKILL
+                         drops everything not group-committed (tests)
+*/
+#ifndef RL_STORE_H
+#define RL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+typedef enum {
+    STORE_CF_META = 0,
+    STORE_CF_ACCOUNTS,
+    STORE_CF_TRANSFERS,
+    STORE_CF_TX_INDEX,
+    STORE_CF_HISTORY,
+    STORE_CF_XLOG,
+    STORE_CF_PREPARED,
+    STORE_CF_COUNT
+} store_cf_t;
+
+typedef struct store_t store_t;
+typedef struct store_iter_t store_iter_t;
+
+store_t *store_open (const char *dir, rl_durability_t durability, char *err, size_t err_size);
+void     store_close (store_t **self_p);
+rl_durability_t store_durability (const store_t *self);
+
+//  The pending WriteBatch of the current group commit.
+void   store_batch_put (store_t *self, store_cf_t cf, const void *key, size_t key_size,
+                        const void *value, size_t value_size);
+void   store_batch_delete (store_t *self, store_cf_t cf, const void *key, size_t key_size);
+size_t store_batch_count (const store_t *self);   //  operations in the batch
+//  Writes the batch (empty batches cost nothing) and makes it durable as the
+//  mode says. 0 on success; -1 and the failed state otherwise.
+int    store_commit (store_t *self);
+bool   store_failed (const store_t *self);
+const char *store_error (const store_t *self);    //  last RocksDB error text, or ""
+
+//  1 found (value copied, *value_size_p set, truncated to value_cap),
+//  0 not found, -1 error.
+int store_get (store_t *self, store_cf_t cf, const void *key, size_t key_size,
+               void *value, size_t value_cap, size_t *value_size_p);
+
+//  Writes `count` entries, each `entry_size` bytes: a key of `key_size`
+//  bytes followed by its value. Entries must be sorted by key bytes and
+//  unique. They become one SST file, ingested into `cf` (the file is moved
+//  into the database). 0 on success, -1 on error (nothing ingested).
+int store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries,
+                         size_t entry_size, size_t key_size, size_t count);
+
+//  Iterators over one column family (a consistent view at creation).
+store_iter_t *store_iter_new (store_t *self, store_cf_t cf);
+void          store_iter_destroy (store_iter_t **self_p);
+void          store_iter_seek (store_iter_t *self, const void *key, size_t key_size);
+void          store_iter_seek_for_prev (store_iter_t *self, const void *key, size_t key_size);
+void          store_iter_seek_first (store_iter_t *self);
+void          store_iter_seek_last (store_iter_t *self);
+bool          store_iter_valid (const store_iter_t *self);
+void          store_iter_next (store_iter_t *self);
+void          store_iter_prev (store_iter_t *self);
+const uint8_t *store_iter_key (const store_iter_t *self, size_t *size_p);
+const uint8_t *store_iter_value (const store_iter_t *self, size_t *size_p);
+
+//  RocksDB's own counters: keys and bytes written since open (statistics).
+void store_write_stats (store_t *self, uint64_t *keys_written_p, uint64_t *bytes_written_p,
+                        uint64_t *wal_bytes_p, uint64_t *wal_syncs_p);
+
+#endif

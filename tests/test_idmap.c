@@ -1,0 +1,70 @@
+/*  test_idmap.c: the shard's id hash map against a plain array. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "idmap.h"
+
+static uint64_t s_rng;
+
+static uint64_t
+s_rand (void)
+{
+    s_rng ^= s_rng >> 12;
+    s_rng ^= s_rng << 25;
+    s_rng ^= s_rng >> 27;
+    return s_rng * 2685821657736338717ull;
+}
+
+static void
+test_put_get_grow_clear (void **state)
+{
+    (void) state;
+    uint64_t seed = (uint64_t) time (NULL);
+    printf ("test_idmap: seed %lu\n", (unsigned long) seed);
+    s_rng = seed | 1;
+    enum { N = 100000 };
+    rl_id_t *ids = calloc (N, sizeof (*ids));
+    idmap_t *map = idmap_new (16);   //  small: forces many doublings
+    assert_non_null (map);
+    for (size_t i = 0; i < N; i++) {
+        //  Half sequential ids (as clients often use), half random.
+        ids[i] = i % 2 ? (rl_id_t) {.lo = i + 1, .hi = 0} : (rl_id_t) {s_rand (), s_rand ()};
+        assert_int_equal (idmap_put (map, ids[i], i), 0);
+    }
+    assert_int_equal (idmap_size (map), N);
+    for (size_t i = 0; i < N; i++) {
+        uint64_t v = 0;
+        assert_true (idmap_get (map, ids[i], &v));
+        assert_int_equal (v, i);
+    }
+    assert_int_equal (idmap_put (map, ids[5], 42), 0);   //  replace
+    assert_int_equal (idmap_size (map), N);
+    uint64_t v = 0;
+    assert_true (idmap_get (map, ids[5], &v));
+    assert_int_equal (v, 42);
+    assert_false (idmap_get (map, (rl_id_t) {.lo = 0, .hi = 0}, NULL));
+    assert_false (idmap_get (map, (rl_id_t) {.lo = N + 10, .hi = 0}, NULL));
+    idmap_clear (map);
+    assert_int_equal (idmap_size (map), 0);
+    assert_false (idmap_get (map, ids[1], NULL));
+    idmap_destroy (&map);
+    idmap_destroy (&map);   //  safe twice
+    assert_null (map);
+    free (ids);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_put_get_grow_clear),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

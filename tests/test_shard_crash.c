@@ -1,0 +1,274 @@
+/*  test_shard_crash.c: SIGKILL a shard at seeded random points, restart it,
+    and check that nothing acknowledged was lost and nothing was applied
+    twice.
+
+    The shard runs with --durability manual-wal: its WAL stays in process
+    memory until each group commit flushes and syncs it, so SIGKILL really
+    drops whatever was not group-committed (with an ordinary WAL the page
+    cache would keep it and hide a missing sync).
+
+    Each round arms one crash point (a failpoint at its Nth hit, N seeded)
+    or kills the shard from outside while a request is in flight, and drives
+    batches of transfers until the shard dies. Then:
+      - every transfer acknowledged ok is present after the restart;
+      - an unanswered transfer is settled by lookup: present means applied;
+        absent means not applied, and a retry with the same id executes;
+      - retries of old ids (ingested into the index by earlier checkpoints,
+        and from before the restart) get their original outcome;
+      - at the end, the strong conservation check: balances equal the model
+        built from the outcomes, and the sum of each account's history.
+
+    Seed: RL_SEED=<n> replays a run; the seed is printed first.
+*/
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "codec.h"
+#include "testkit.h"
+
+#define TAG 0x4352415348ull   //  "CRASH"
+#define LEDGER 978
+#define ACCOUNTS 16
+#define ROUNDS 8
+#define TRANSFERS_MAX 20000
+#define BATCH_MAX 64
+#define CALL_TIMEOUT_MS 4000
+
+typedef struct {
+    rl_transfer_t t;
+    uint32_t result;            //  final outcome; UINT32_MAX while unknown
+} s_record_t;
+
+static s_record_t s_records[TRANSFERS_MAX];
+static size_t s_count;
+static uint64_t s_rng;
+
+static uint64_t
+s_rand (void)
+{
+    //  xorshift64*: reproducible from the printed seed
+    s_rng ^= s_rng >> 12;
+    s_rng ^= s_rng << 25;
+    s_rng ^= s_rng >> 27;
+    return s_rng * 2685821657736338717ull;
+}
+
+static rl_transfer_t
+s_new_transfer (void)
+{
+    uint64_t from = s_rand () % 3 == 0 ? 1 : 2 + s_rand () % (ACCOUNTS - 1);
+    uint64_t to = 2 + s_rand () % (ACCOUNTS - 1);
+    if (to == from) {
+        to = to == ACCOUNTS ? 2 : to + 1;
+    }
+    return tk_transfer (tk_id (100000 + s_count, TAG), tk_id (from, TAG), tk_id (to, TAG),
+                        1 + s_rand () % 100, LEDGER);
+}
+
+static bool
+s_business (uint32_t result)
+{
+    return result != RL_OK && !rl_result_is_retryable (result);
+}
+
+//  Settles every unknown outcome after a restart, and checks every known one.
+static void
+s_settle (rl_client_t *client, tk_model_t *model)
+{
+    for (size_t i = 0; i < s_count; i++) {
+        s_record_t *r = &s_records[i];
+        rl_transfer_t found;
+        assert_int_equal (rl_client_lookup_transfers (client, &r->t.id, 1, &found,
+                                                      CALL_TIMEOUT_MS), 0);
+        if (r->result == RL_OK) {
+            if (found.timestamp == 0) {
+                fail_msg ("acknowledged transfer %zu lost", i);
+            }
+            continue;
+        }
+        if (r->result != UINT32_MAX) {
+            assert_int_equal (found.timestamp, 0);   //  failures are not transfers
+            continue;
+        }
+        if (found.timestamp != 0) {
+            assert_int_equal (found.amount, r->t.amount);
+            r->result = RL_OK;
+            tk_model_apply (model, &r->t);
+            continue;
+        }
+        //  Not applied: the retry executes afresh (it may fail for business reasons).
+        rl_result_rec_t res;
+        assert_int_equal (rl_client_create_transfers (client, &r->t, 1, &res, CALL_TIMEOUT_MS),
+                          0);
+        assert_true (res.result == RL_OK || s_business (res.result));
+        r->result = res.result;
+        if (res.result == RL_OK) {
+            tk_model_apply (model, &r->t);
+        }
+    }
+}
+
+//  Retries a sample of old ids: each gets its original outcome.
+static void
+s_retry_old (rl_client_t *client)
+{
+    for (size_t k = 0; k < 32 && s_count > 0; k++) {
+        s_record_t *r = &s_records[s_rand () % s_count];
+        rl_result_rec_t res;
+        assert_int_equal (rl_client_create_transfers (client, &r->t, 1, &res, CALL_TIMEOUT_MS), 0);
+        uint32_t want = r->result == RL_OK ? RL_EXISTS : r->result;
+        if (res.result != want) {
+            fail_msg ("retry of %lu: got %s, want %s", (unsigned long) r->t.id.lo,
+                      rl_result_name (res.result), rl_result_name (want));
+        }
+    }
+}
+
+static const char *s_points[] = {
+    "shard.before_commit", "shard.after_write", "shard.after_sync", "shard.after_reply", NULL,
+};
+
+//  Drives batches until the shard dies. Returns the wait status.
+static int
+s_drive_until_death (harness_t *h, tk_shard_t *shard, tk_model_t *model, bool external)
+{
+    rl_client_t *client = rl_client_new (shard->endpoint);
+    size_t kill_after = 1 + s_rand () % 12;
+    for (size_t batch = 0; s_count + BATCH_MAX < TRANSFERS_MAX; batch++) {
+        size_t n = 1 + s_rand () % BATCH_MAX;
+        rl_transfer_t ts[BATCH_MAX];
+        rl_result_rec_t rs[BATCH_MAX];
+        size_t first = s_count;
+        for (size_t i = 0; i < n; i++) {
+            ts[i] = s_new_transfer ();
+            s_records[s_count].t = ts[i];
+            s_records[s_count].result = UINT32_MAX;
+            s_count++;
+        }
+        if (external && batch == kill_after) {
+            //  Kill while this batch is in flight: send it, then SIGKILL at once.
+            rl_header_t rh;
+            uint8_t *reply = NULL;
+            size_t reply_size = 0;
+            uint8_t body[BATCH_MAX * RL_TRANSFER_SIZE];
+            for (size_t i = 0; i < n; i++) {
+                codec_encode_transfer (&ts[i], body + i * RL_TRANSFER_SIZE);
+            }
+            harness_kill (h, shard->pid, SIGKILL);
+            rl_client_call (client, RL_OP_CREATE_TRANSFERS, body, n * RL_TRANSFER_SIZE,
+                            (uint32_t) n, 200, &rh, &reply, &reply_size);
+            free (reply);
+            break;
+        }
+        int rc = rl_client_create_transfers (client, ts, n, rs, CALL_TIMEOUT_MS);
+        if (rc != 0) {
+            break;   //  the shard died: the batch's outcome is unknown
+        }
+        for (size_t i = 0; i < n; i++) {
+            s_records[first + i].result = rs[i].result;
+            assert_true (rs[i].result == RL_OK || s_business (rs[i].result));
+            if (rs[i].result == RL_OK) {
+                tk_model_apply (model, &ts[i]);
+            }
+        }
+    }
+    rl_client_destroy (&client);
+    int wstatus = 0;
+    assert_int_equal (harness_wait_exit (h, shard->pid, 20000, &wstatus), 0);
+    shard->pid = -1;
+    return wstatus;
+}
+
+static int
+s_setup (void **state)
+{
+    *state = harness_new ("shard_crash");
+    return *state ? 0 : -1;
+}
+
+static int
+s_teardown (void **state)
+{
+    harness_t *h = *state;
+    harness_destroy (&h);
+    return 0;
+}
+
+static void
+test_crash_restart (void **state)
+{
+    harness_t *h = *state;
+    uint64_t seed = getenv ("RL_SEED") ? strtoull (getenv ("RL_SEED"), NULL, 10)
+                                       : (uint64_t) time (NULL);
+    printf ("test_shard_crash: RL_SEED=%lu\n", (unsigned long) seed);
+    s_rng = seed * 0x9E3779B97F4A7C15ull + 1;
+    tk_shard_t shard;
+    tk_shard_init (h, &shard, "s1");
+    shard.durability = "manual-wal";
+    shard.checkpoint_transfers = 50;
+    assert_true (tk_shard_start (h, &shard) > 0);
+    rl_client_t *client = rl_client_new (shard.endpoint);
+    rl_account_t accounts[ACCOUNTS];
+    rl_result_rec_t results[ACCOUNTS];
+    for (uint64_t i = 0; i < ACCOUNTS; i++) {
+        accounts[i] = tk_account (i + 1, TAG, LEDGER,
+                                  i == 0 ? 0 : RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS);
+    }
+    assert_int_equal (rl_client_create_accounts (client, accounts, ACCOUNTS, results,
+                                                 CALL_TIMEOUT_MS), 0);
+    rl_client_destroy (&client);
+    tk_shard_stop (h, &shard, SIGTERM);
+    tk_model_t model;
+    tk_model_init (&model, TAG, ACCOUNTS);
+    static char fp_env[128];
+    for (int round = 0; round < ROUNDS; round++) {
+        size_t p = s_rand () % 5;
+        bool external = s_points[p] == NULL;
+        unsigned hit = 1 + (unsigned) (s_rand () % 8);
+        snprintf (fp_env, sizeof (fp_env), "RL_FAILPOINTS=%s=crash@%u",
+                  external ? "test.alpha" : s_points[p], hit);
+        shard.env[0] = fp_env;
+        shard.env[1] = NULL;
+        printf ("round %d: %s\n", round, external ? "external SIGKILL" : fp_env + 14);
+        assert_true (tk_shard_start (h, &shard) > 0);
+        int wstatus = s_drive_until_death (h, &shard, &model, external);
+        if (!WIFSIGNALED (wstatus) || WTERMSIG (wstatus) != SIGKILL) {
+            harness_keep (h);
+            fail_msg ("round %d: shard did not die by SIGKILL (status 0x%x)", round, wstatus);
+        }
+        shard.env[0] = NULL;
+        assert_true (tk_shard_start (h, &shard) > 0);
+        client = rl_client_new (shard.endpoint);
+        s_settle (client, &model);
+        s_retry_old (client);
+        rl_client_destroy (&client);
+        tk_shard_stop (h, &shard, SIGTERM);
+    }
+    assert_true (tk_shard_start (h, &shard) > 0);
+    client = rl_client_new (shard.endpoint);
+    s_settle (client, &model);
+    tk_check_conservation (client, &model, ROUNDS);
+    printf ("test_shard_crash: %zu transfers, %lu ok, %d crashes\n", s_count,
+            (unsigned long) model.ok, ROUNDS);
+    rl_client_destroy (&client);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_crash_restart, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

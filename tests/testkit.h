@@ -1,0 +1,74 @@
+/*  testkit.h: shared pieces of the integration tests that move money.
+
+    - tk_shard_*: start a real shard process through the harness, on a free
+      port and in the harness directory, and wait until it answers status.
+    - tk_model_*: what the balances must be, built from the results the
+      client saw (ok, or an unknown outcome settled by lookup).
+    - tk_check_conservation: invariant 1 in its strong form. Waits for the
+      cluster to be quiet, then per ledger sum(debits) == sum(credits) for
+      posted, pending and reserved; every account equals the model and the
+      sum of its own history; at least `ok_min` transfers took effect. It
+      fails the cmocka test loudly otherwise, and it cannot pass on an
+      empty cluster (ok_min > 0 is required).
+
+    Test accounts are numbered: account i has id {lo = i, hi = tag}, where
+    the tag keeps the accounts of different tests apart.
+*/
+#ifndef RL_TESTKIT_H
+#define RL_TESTKIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "client.h"
+#include "harness.h"
+#include "proto.h"
+
+#define TK_TIMEOUT_MS 5000          //  per call in tests
+#define TK_READY_TIMEOUT_MS 20000   //  a shard answers status within this after start
+#define TK_ACCOUNTS_MAX 4096
+#define TK_START_ATTEMPTS 3         //  fresh ports tried when a bind fails
+
+typedef struct {
+    char name[32];
+    int port;
+    char endpoint[64];
+    char data_dir[512];
+    char ring_file[512];            //  empty: none
+    const char *durability;         //  "sync", "nosync", "manual-wal"
+    long checkpoint_transfers;      //  0: default
+    char *env[8];                   //  extra environment, NULL-terminated
+    pid_t pid;
+} tk_shard_t;
+
+//  Fills name, port, endpoint, data_dir (under the harness dir).
+void  tk_shard_init (harness_t *h, tk_shard_t *shard, const char *name);
+//  Spawns the shard and waits until it answers status. pid, or -1.
+pid_t tk_shard_start (harness_t *h, tk_shard_t *shard);
+//  Sends sig and waits for the exit; returns the wait status, or -1.
+int   tk_shard_stop (harness_t *h, tk_shard_t *shard, int sig);
+bool  tk_wait_ready (const char *endpoint, int timeout_ms);
+
+rl_id_t tk_id (uint64_t lo, uint64_t tag);
+rl_account_t tk_account (uint64_t i, uint64_t tag, uint32_t ledger, uint16_t flags);
+rl_transfer_t tk_transfer (rl_id_t id, rl_id_t debit, rl_id_t credit, uint64_t amount,
+                           uint32_t ledger);
+
+typedef struct {
+    uint64_t tag;
+    size_t count;                   //  accounts 1..count
+    uint64_t debits[TK_ACCOUNTS_MAX + 1];
+    uint64_t credits[TK_ACCOUNTS_MAX + 1];
+    uint64_t ok;                    //  transfers that took effect
+} tk_model_t;
+
+void tk_model_init (tk_model_t *model, uint64_t tag, size_t count);
+//  Account numbers are the `lo` of the ids.
+void tk_model_apply (tk_model_t *model, const rl_transfer_t *transfer);
+
+//  Checks invariant 1 against `model`, through `client` (a shard or router).
+void tk_check_conservation (rl_client_t *client, const tk_model_t *model, uint64_t ok_min);
+
+#endif
