@@ -102,6 +102,8 @@ _Static_assert (offsetof (rl_filter_t, flags) == 36, "filter.flags");
 _Static_assert (offsetof (rl_filter_t, reserved) == 40, "filter.reserved");
 
 _Static_assert (sizeof (rl_status_rec_t) == RL_STATUS_SIZE, "status size");
+_Static_assert (sizeof (rl_tp_rec_t) == RL_TP_SIZE, "two-phase record size");
+_Static_assert (sizeof (rl_prepare_rec_t) == RL_PREPARE_SIZE, "prepare record size");
 _Static_assert (offsetof (rl_status_rec_t, name) == 0, "status.name");
 _Static_assert (offsetof (rl_status_rec_t, epoch) == 32, "status.epoch");
 _Static_assert (offsetof (rl_status_rec_t, accounts) == 40, "status.accounts");
@@ -124,7 +126,8 @@ _Static_assert (offsetof (rl_status_rec_t, store_bytes_written) == 152, "status.
 _Static_assert (offsetof (rl_status_rec_t, wal_bytes) == 160, "status.wal_bytes");
 _Static_assert (offsetof (rl_status_rec_t, wal_syncs) == 168, "status.wal_syncs");
 _Static_assert (offsetof (rl_status_rec_t, checkpoints) == 176, "status.checkpoints");
-_Static_assert (offsetof (rl_status_rec_t, reserved) == 184, "status.reserved");
+_Static_assert (offsetof (rl_status_rec_t, alarms) == 184, "status.alarms");
+_Static_assert (offsetof (rl_status_rec_t, reserved) == 192, "status.reserved");
 
 //  The size checks below multiply a count by a record size: no overflow.
 _Static_assert ((uint64_t) RL_BATCH_RECORDS_MAX * RL_STATUS_SIZE < SIZE_MAX / 2, "no overflow");
@@ -389,8 +392,9 @@ s_put_status (const rl_status_rec_t *s, uint8_t *out)
     codec_put_u64 (out + 160, s->wal_bytes);
     codec_put_u64 (out + 168, s->wal_syncs);
     codec_put_u64 (out + 176, s->checkpoints);
-    for (int i = 0; i < 9; i++) {
-        codec_put_u64 (out + 184 + 8 * i, s->reserved[i]);
+    codec_put_u64 (out + 184, s->alarms);
+    for (int i = 0; i < 8; i++) {
+        codec_put_u64 (out + 192 + 8 * i, s->reserved[i]);
     }
 }
 
@@ -419,8 +423,9 @@ s_get_status (const uint8_t *in, rl_status_rec_t *s)
     s->wal_bytes = codec_get_u64 (in + 160);
     s->wal_syncs = codec_get_u64 (in + 168);
     s->checkpoints = codec_get_u64 (in + 176);
-    for (int i = 0; i < 9; i++) {
-        s->reserved[i] = codec_get_u64 (in + 184 + 8 * i);
+    s->alarms = codec_get_u64 (in + 184);
+    for (int i = 0; i < 8; i++) {
+        s->reserved[i] = codec_get_u64 (in + 192 + 8 * i);
     }
 }
 #endif
@@ -513,7 +518,8 @@ codec_decode_id (const uint8_t *in)
 bool
 codec_op_is_known (uint32_t op)
 {
-    return op >= RL_OP_CREATE_ACCOUNTS && op <= RL_OP_GET_RING;
+    return (op >= RL_OP_CREATE_ACCOUNTS && op <= RL_OP_GET_RING) || op == RL_OP_PREPARE
+           || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY;
 }
 
 size_t
@@ -531,6 +537,11 @@ codec_request_record_size (uint32_t op)
         return RL_FILTER_SIZE;
     case RL_OP_LOAD_RING:
         return RL_BLOB;
+    case RL_OP_PREPARE:
+        return RL_PREPARE_SIZE;
+    case RL_OP_DECIDE:
+    case RL_OP_OUTCOME_QUERY:
+        return RL_TP_SIZE;
     default:
         return 0;   //  status, get_ring: empty; unknown operations
     }
@@ -552,6 +563,10 @@ codec_reply_record_size (uint32_t op)
         return RL_STATUS_SIZE;
     case RL_OP_GET_RING:
         return RL_BLOB;
+    case RL_OP_PREPARE:
+    case RL_OP_DECIDE:
+    case RL_OP_OUTCOME_QUERY:
+        return RL_TP_SIZE;
     default:
         return 0;   //  load_ring: empty; unknown operations
     }
@@ -678,4 +693,59 @@ codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header)
     }
     return s_check_body (header, size, codec_reply_record_size (header->operation), count_min,
                          count_max);
+}
+
+//  Two-phase records -------------------------------------------------------------
+
+void
+codec_encode_tp (const rl_tp_rec_t *tp, uint8_t *out)
+{
+    assert (tp && out);
+    codec_encode_id (tp->id, out);
+    codec_put_u64 (out + 16, tp->attempt.counter);
+    codec_put_u64 (out + 24, tp->attempt.nonce);
+    codec_put_u64 (out + 32, tp->attempt.seq);
+    codec_put_u32 (out + 40, tp->state);
+    codec_put_u32 (out + 44, tp->result);
+    memcpy (out + 48, tp->coordinator, RL_SHARD_NAME_SIZE_MAX);
+    codec_put_u64 (out + 80, tp->amount);
+    codec_put_u64 (out + 88, tp->timestamp);
+}
+
+void
+codec_decode_tp (const uint8_t *in, rl_tp_rec_t *tp)
+{
+    assert (in && tp);
+    tp->id = codec_decode_id (in);
+    tp->attempt.counter = codec_get_u64 (in + 16);
+    tp->attempt.nonce = codec_get_u64 (in + 24);
+    tp->attempt.seq = codec_get_u64 (in + 32);
+    tp->state = codec_get_u32 (in + 40);
+    tp->result = codec_get_u32 (in + 44);
+    memcpy (tp->coordinator, in + 48, RL_SHARD_NAME_SIZE_MAX);
+    tp->coordinator[RL_SHARD_NAME_SIZE_MAX - 1] = '\0';
+    tp->amount = codec_get_u64 (in + 80);
+    tp->timestamp = codec_get_u64 (in + 88);
+}
+
+void
+codec_encode_prepare (const rl_prepare_rec_t *prepare, uint8_t *out)
+{
+    assert (prepare && out);
+    codec_encode_transfer (&prepare->transfer, out);
+    codec_encode_tp (&prepare->tp, out + RL_TRANSFER_SIZE);
+    for (int i = 0; i < 4; i++) {
+        codec_put_u64 (out + RL_TRANSFER_SIZE + RL_TP_SIZE + 8 * i, prepare->reserved[i]);
+    }
+}
+
+void
+codec_decode_prepare (const uint8_t *in, rl_prepare_rec_t *prepare)
+{
+    assert (in && prepare);
+    codec_decode_transfer (in, &prepare->transfer);
+    codec_decode_tp (in + RL_TRANSFER_SIZE, &prepare->tp);
+    for (int i = 0; i < 4; i++) {
+        prepare->reserved[i] = codec_get_u64 (in + RL_TRANSFER_SIZE + RL_TP_SIZE + 8 * i);
+    }
 }

@@ -87,6 +87,11 @@ void codec_decode_filter (const uint8_t *in, rl_filter_t *filter);
 void codec_encode_status (const rl_status_rec_t *status, uint8_t *out);
 void codec_decode_status (const uint8_t *in, rl_status_rec_t *status);
 
+void codec_encode_tp (const rl_tp_rec_t *tp, uint8_t *out);
+void codec_decode_tp (const uint8_t *in, rl_tp_rec_t *tp);
+void codec_encode_prepare (const rl_prepare_rec_t *prepare, uint8_t *out);
+void codec_decode_prepare (const uint8_t *in, rl_prepare_rec_t *prepare);
+
 //  Little-endian primitives, for modules that lay out their own storage.
 void     codec_put_u16 (uint8_t *out, uint16_t v);
 void     codec_put_u32 (uint8_t *out, uint32_t v);

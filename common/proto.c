@@ -196,3 +196,18 @@ rl_result_is_retryable (uint32_t result)
     }
     return false;
 }
+
+const char *
+rl_tp_state_name (uint32_t state)
+{
+    switch (state) {
+    case RL_TP_COMMIT: return "commit";
+    case RL_TP_ABORT: return "abort";
+    case RL_TP_PENDING: return "pending";
+    case RL_TP_PREPARED: return "prepared";
+    case RL_TP_REFUSED: return "refused";
+    case RL_TP_ACKED: return "acked";
+    case RL_TP_NOT_ACKED: return "not_acked";
+    default: return "unknown";
+    }
+}

@@ -291,8 +291,45 @@ typedef struct {
     uint64_t wal_bytes;           //  RocksDB statistics: bytes appended to the WAL
     uint64_t wal_syncs;           //  RocksDB statistics: WAL syncs
     uint64_t checkpoints;         //  ledger checkpoints since start
-    uint64_t reserved[9];         //  zero
+    uint64_t alarms;              //  two-phase alarms: contrary or unknown decisions
+    uint64_t reserved[8];         //  zero
 } rl_status_rec_t;
+
+//  Two-phase transfers between shards (docs/two-phase.md) ---------------------
+//  An attempt is named by the coordinator's incarnation (a counter that grows
+//  at every start, and a random nonce) and a sequence within it. Attempts
+//  order by (counter, seq); the nonce makes a restored copy distinguishable.
+typedef struct {
+    uint64_t counter;
+    uint64_t nonce;
+    uint64_t seq;
+} rl_attempt_t;
+
+typedef enum {
+    RL_TP_COMMIT = 1,        //  decision, or query answer: commit
+    RL_TP_ABORT = 2,         //  decision, or query answer: abort
+    RL_TP_PENDING = 3,       //  query answer: the attempt is live and undecided
+    RL_TP_PREPARED = 4,      //  prepare reply: the credit is reserved and durable
+    RL_TP_REFUSED = 5,       //  prepare reply: not prepared (result says why)
+    RL_TP_ACKED = 6,         //  decide reply: applied and durable
+    RL_TP_NOT_ACKED = 7,     //  decide reply: contrary or unknown commit (alarm)
+} rl_tp_state_t;
+
+typedef struct {
+    rl_id_t id;                         //  transfer id
+    rl_attempt_t attempt;
+    uint32_t state;                     //  rl_tp_state_t
+    uint32_t result;                    //  prepare reply: rl_result_t
+    char coordinator[RL_SHARD_NAME_SIZE_MAX];  //  debit shard's name, NUL-padded
+    uint64_t amount;                    //  minor units (informational)
+    uint64_t timestamp;                 //  ns; prepare reply: the participant's
+} rl_tp_rec_t;
+
+typedef struct {
+    rl_transfer_t transfer;
+    rl_tp_rec_t tp;
+    uint64_t reserved[4];               //  zero
+} rl_prepare_rec_t;
 
 typedef enum {
     RL_DURABILITY_SYNC = 1,       //  WAL synced before every reply (default)
@@ -304,6 +341,7 @@ const char *rl_result_name (uint32_t result);
 const char *rl_status_name (uint32_t status);
 const char *rl_op_name (uint32_t op);
 const char *rl_durability_name (uint32_t durability);
+const char *rl_tp_state_name (uint32_t state);
 
 //  True when a result leaves the id free for a retry (infrastructure codes
 //  and field validation); false when the outcome is final for that id.

@@ -49,36 +49,14 @@
 
 #include "codec.h"
 #include "idmap.h"
+#include "ledger_internal.h"
 #include "rl_limits.h"
 #include "log.h"
 
 #define META_LAST_TS "last_ts"
 #define META_CHECKPOINT_TS "checkpoint_ts"
 
-struct ledger_t {
-    store_t *store;
-    ledger_owns_fn *owns;
-    void *owns_ctx;
 
-    rl_account_t *accounts;     //  account table; slots never move once assigned
-    bool *dirty;                //  per account: changed since the last checkpoint
-    size_t accounts_count;
-    size_t accounts_cap;
-    idmap_t *account_ids;       //  id -> slot in accounts
-    uint32_t *dirty_list;       //  slots marked dirty, in order
-    size_t dirty_count;
-
-    rl_transfer_t *recent;      //  transfers since the checkpoint, ts order; reserved = result
-    size_t recent_count;
-    size_t recent_cap;
-    idmap_t *recent_ids;        //  id -> index in recent
-
-    uint64_t last_ts;           //  last timestamp assigned (ns)
-    uint64_t checkpoint_ts;     //  transfers up to here are in accounts + indexes
-    uint64_t transfers_ok;      //  ok transfers since open (status)
-    size_t checkpoint_transfers;   //  checkpoint once recent holds this many
-    uint64_t checkpoints;       //  since open
-};
 
 //  Storage form of a transfer: the wire record, with the result in `reserved`.
 static void
@@ -127,15 +105,15 @@ s_get_meta_u64 (ledger_t *self, const char *name, uint64_t *value_p)
     return -1;
 }
 
-static uint64_t
-s_next_ts (ledger_t *self, uint64_t now_ns)
+uint64_t
+ledger_i_next_ts (ledger_t *self, uint64_t now_ns)
 {
     self->last_ts = now_ns > self->last_ts ? now_ns : self->last_ts + 1;
     return self->last_ts;
 }
 
-static void
-s_mark_dirty (ledger_t *self, size_t slot)
+void
+ledger_i_mark_dirty (ledger_t *self, size_t slot)
 {
     assert (slot < self->accounts_count);
     if (!self->dirty[slot]) {
@@ -192,8 +170,8 @@ s_account_insert (ledger_t *self, const rl_account_t *account)
     return (long) slot;
 }
 
-static rl_account_t *
-s_account_find (ledger_t *self, rl_id_t id, size_t *slot_p)
+rl_account_t *
+ledger_i_account_find (ledger_t *self, rl_id_t id, size_t *slot_p)
 {
     uint64_t slot = 0;
     if (!idmap_get (self->account_ids, id, &slot)) {
@@ -206,10 +184,12 @@ s_account_find (ledger_t *self, rl_id_t id, size_t *slot_p)
     return &self->accounts[slot];
 }
 
-//  Appends a stored transfer to recent (ts order) and indexes its id.
+//  Appends a stored transfer to recent (ts order) and, unless it is a credit
+//  leg (whose id belongs to the coordinator's id space), indexes its id.
 static int
 s_recent_append (ledger_t *self, const rl_transfer_t *transfer)
 {
+    bool index_id = LEDGER_LEG (transfer->reserved) != LEDGER_LEG_CREDIT;
     if (self->recent_count == self->recent_cap) {
         size_t cap = self->recent_cap ? self->recent_cap * 2 : RL_SHARD_CHECKPOINT_TRANSFERS;
         rl_transfer_t *recent = realloc (self->recent, cap * sizeof (*recent));
@@ -221,18 +201,55 @@ s_recent_append (ledger_t *self, const rl_transfer_t *transfer)
     }
     assert (self->recent_count == 0
             || self->recent[self->recent_count - 1].timestamp < transfer->timestamp);
-    if (idmap_put (self->recent_ids, transfer->id, self->recent_count) != 0) {
+    if (index_id && idmap_put (self->recent_ids, transfer->id, self->recent_count) != 0) {
         return -1;
     }
     self->recent[self->recent_count++] = *transfer;
     return 0;
 }
 
-static void
-s_apply_amounts (rl_account_t *dr, rl_account_t *cr, uint64_t amount)
+int
+ledger_i_store_transfer (ledger_t *self, const rl_transfer_t *record, bool index_id)
 {
-    dr->debits_posted += amount;
-    cr->credits_posted += amount;
+    assert (index_id == (LEDGER_LEG (record->reserved) != LEDGER_LEG_CREDIT));
+    if (s_recent_append (self, record) != 0) {
+        return -1;
+    }
+    s_put_transfer (self, record);
+    return 0;
+}
+
+bool
+ledger_i_owns (ledger_t *self, rl_id_t account_id)
+{
+    const char *owner = self->owner (self->owner_ctx, account_id);
+    return owner && strcmp (owner, self->name) == 0;
+}
+
+//  Re-applies a stored ok transfer (or leg) to the accounts held here.
+static int
+s_replay_one (ledger_t *self, const rl_transfer_t *t)
+{
+    uint32_t leg = LEDGER_LEG (t->reserved);
+    if (leg != LEDGER_LEG_CREDIT) {
+        size_t slot = 0;
+        rl_account_t *dr = ledger_i_account_find (self, t->debit_account_id, &slot);
+        if (!dr) {
+            return -1;
+        }
+        dr->debits_posted += t->amount;
+        ledger_i_mark_dirty (self, slot);
+    }
+    if (leg != LEDGER_LEG_DEBIT) {
+        size_t slot = 0;
+        rl_account_t *cr = ledger_i_account_find (self, t->credit_account_id, &slot);
+        if (!cr) {
+            return -1;
+        }
+        cr->credits_posted += t->amount;
+        ledger_i_mark_dirty (self, slot);
+    }
+    return 0;
 }
 
 //  Replays transfers after checkpoint_ts onto the loaded accounts.
@@ -260,19 +277,11 @@ s_replay (ledger_t *self, char *err, size_t err_size)
         rl_transfer_t transfer;
         codec_decode_transfer (value, &transfer);
         assert (transfer.timestamp == codec_get_u64_be (key));
-        if ((uint32_t) transfer.reserved == RL_OK) {
-            size_t dr_slot = 0, cr_slot = 0;
-            rl_account_t *dr = s_account_find (self, transfer.debit_account_id, &dr_slot);
-            rl_account_t *cr = s_account_find (self, transfer.credit_account_id, &cr_slot);
-            if (!dr || !cr) {
-                snprintf (err, err_size, "transfer at ts %" PRIu64 " names a missing account",
-                          transfer.timestamp);
-                rc = -1;
-                break;
-            }
-            s_apply_amounts (dr, cr, transfer.amount);
-            s_mark_dirty (self, dr_slot);
-            s_mark_dirty (self, cr_slot);
+        if (LEDGER_RESULT (transfer.reserved) == RL_OK && s_replay_one (self, &transfer) != 0) {
+            snprintf (err, err_size, "transfer at ts %" PRIu64 " names a missing account",
+                      transfer.timestamp);
+            rc = -1;
+            break;
         }
         if (s_recent_append (self, &transfer) != 0) {
             snprintf (err, err_size, "out of memory replaying transfers");
@@ -307,6 +316,10 @@ s_load_accounts (ledger_t *self, char *err, size_t err_size)
         }
         rl_account_t account;
         codec_decode_account (value, &account);
+        //  Escrow is derived state: rebuilt from prepared records (twophase.c);
+        //  live attempts of the last incarnation are presumed aborted.
+        account.debits_reserved = 0;
+        account.credits_reserved = 0;
         if (s_account_insert (self, &account) < 0) {
             snprintf (err, err_size, "cannot hold account: table full or out of memory");
             rc = -1;
@@ -321,9 +334,12 @@ s_load_accounts (ledger_t *self, char *err, size_t err_size)
 }
 
 ledger_t *
-ledger_open (store_t *store, ledger_owns_fn *owns, void *owns_ctx, char *err, size_t err_size)
+ledger_open (store_t *store, const char *name, ledger_owner_fn *owner, void *owner_ctx,
+             const ledger_io_t *io, void *io_ctx, uint64_t nonce, uint64_t now_ns, char *err,
+             size_t err_size)
 {
-    assert (store && owns);
+    assert (store && name && owner && io);
+    assert (strlen (name) < RL_SHARD_NAME_SIZE_MAX);
     ledger_t *self = calloc (1, sizeof (*self));
     if (!self) {
         snprintf (err, err_size, "out of memory");
@@ -331,15 +347,19 @@ ledger_open (store_t *store, ledger_owns_fn *owns, void *owns_ctx, char *err, si
     }
     self->store = store;
     self->checkpoint_transfers = RL_SHARD_CHECKPOINT_TRANSFERS;
-    self->owns = owns;
-    self->owns_ctx = owns_ctx;
+    self->owner = owner;
+    self->owner_ctx = owner_ctx;
+    snprintf (self->name, sizeof (self->name), "%s", name);
     self->account_ids = idmap_new (RL_SHARD_ACCOUNTS_INITIAL);
     self->recent_ids = idmap_new (RL_SHARD_CHECKPOINT_TRANSFERS * 2);
-    if (!self->account_ids || !self->recent_ids || s_accounts_reserve (self, 1) != 0) {
+    self->tp = twophase_new (self);
+    if (!self->account_ids || !self->recent_ids || !self->tp
+        || s_accounts_reserve (self, 1) != 0) {
         snprintf (err, err_size, "out of memory");
         ledger_destroy (&self);
         return NULL;
     }
+    twophase_set_io (self->tp, io, io_ctx);
     uint64_t last_ts = 0;
     if (s_get_meta_u64 (self, META_LAST_TS, &last_ts) != 0
         || s_get_meta_u64 (self, META_CHECKPOINT_TS, &self->checkpoint_ts) != 0) {
@@ -348,7 +368,8 @@ ledger_open (store_t *store, ledger_owns_fn *owns, void *owns_ctx, char *err, si
         return NULL;
     }
     self->last_ts = last_ts;
-    if (s_load_accounts (self, err, err_size) != 0 || s_replay (self, err, err_size) != 0) {
+    if (s_load_accounts (self, err, err_size) != 0 || s_replay (self, err, err_size) != 0
+        || twophase_open (self->tp, nonce, now_ns, err, err_size) != 0) {
         ledger_destroy (&self);
         return NULL;
     }
@@ -366,6 +387,7 @@ ledger_destroy (ledger_t **self_p)
     if (!self) {
         return;
     }
+    twophase_destroy (&self->tp);
     idmap_destroy (&self->account_ids);
     idmap_destroy (&self->recent_ids);
     free (self->accounts);
@@ -455,11 +477,11 @@ s_create_account (ledger_t *self, const rl_account_t *a, uint64_t now_ns)
         r.result = RL_ID_MUST_NOT_BE_INT_MAX;
         return r;
     }
-    if (!self->owns (self->owns_ctx, a->id)) {
+    if (!ledger_i_owns (self, a->id)) {
         r.result = RL_WRONG_SHARD;
         return r;
     }
-    const rl_account_t *stored = s_account_find (self, a->id, NULL);
+    const rl_account_t *stored = ledger_i_account_find (self, a->id, NULL);
     if (stored) {
         r.result = s_account_exists (a, stored);
         r.timestamp = stored->timestamp;
@@ -470,7 +492,7 @@ s_create_account (ledger_t *self, const rl_account_t *a, uint64_t now_ns)
         return r;
     }
     rl_account_t account = *a;
-    account.timestamp = s_next_ts (self, now_ns);
+    account.timestamp = ledger_i_next_ts (self, now_ns);
     long slot = s_account_insert (self, &account);
     if (slot < 0) {
         rl_error ("ledger: account table full (%zu accounts)", self->accounts_count);
@@ -533,7 +555,7 @@ s_transfer_exists (const rl_transfer_t *t, const rl_transfer_t *stored)
         return RL_EXISTS_WITH_DIFFERENT_CODE;
     }
     //  Same record: the original outcome, ok or the failure that burned it.
-    uint32_t result = (uint32_t) stored->reserved;
+    uint32_t result = LEDGER_RESULT (stored->reserved);
     return result == RL_OK ? RL_EXISTS : result;
 }
 
@@ -585,7 +607,46 @@ s_transfer_validate (const rl_transfer_t *t)
     return RL_OK;
 }
 
-//  Balance checks: overflow first, then limits (posted + pending + reserved).
+//  Balance checks on the debit side: overflow, then limits (posted + pending
+//  + reserved against credits posted).
+uint32_t
+ledger_i_debit_checks (const rl_account_t *dr, uint64_t amount)
+{
+    uint64_t sum = 0, debits = 0;
+    if (__builtin_add_overflow (dr->debits_posted, amount, &sum)) {
+        return RL_OVERFLOWS_DEBITS_POSTED;
+    }
+    if (__builtin_add_overflow (dr->debits_posted, dr->debits_pending, &debits)
+        || __builtin_add_overflow (debits, dr->debits_reserved, &debits)
+        || __builtin_add_overflow (debits, amount, &debits)) {
+        return RL_OVERFLOWS_DEBITS;
+    }
+    if ((dr->flags & RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS) && debits > dr->credits_posted) {
+        return RL_EXCEEDS_CREDITS;
+    }
+    return RL_OK;
+}
+
+//  The same on the credit side.
+uint32_t
+ledger_i_credit_checks (const rl_account_t *cr, uint64_t amount)
+{
+    uint64_t sum = 0, credits = 0;
+    if (__builtin_add_overflow (cr->credits_posted, amount, &sum)) {
+        return RL_OVERFLOWS_CREDITS_POSTED;
+    }
+    if (__builtin_add_overflow (cr->credits_posted, cr->credits_pending, &credits)
+        || __builtin_add_overflow (credits, cr->credits_reserved, &credits)
+        || __builtin_add_overflow (credits, amount, &credits)) {
+        return RL_OVERFLOWS_CREDITS;
+    }
+    if ((cr->flags & RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS) && credits > cr->debits_posted) {
+        return RL_EXCEEDS_DEBITS;
+    }
+    return RL_OK;
+}
+
+//  Same-shard order: both overflows of posted first, then totals, then limits.
 static uint32_t
 s_transfer_balances (const rl_account_t *dr, const rl_account_t *cr, uint64_t amount)
 {
@@ -596,30 +657,18 @@ s_transfer_balances (const rl_account_t *dr, const rl_account_t *cr, uint64_t am
     if (__builtin_add_overflow (cr->credits_posted, amount, &sum)) {
         return RL_OVERFLOWS_CREDITS_POSTED;
     }
-    uint64_t dr_debits = 0, cr_credits = 0;
-    if (__builtin_add_overflow (dr->debits_posted, dr->debits_pending, &dr_debits)
-        || __builtin_add_overflow (dr_debits, dr->debits_reserved, &dr_debits)
-        || __builtin_add_overflow (dr_debits, amount, &dr_debits)) {
-        return RL_OVERFLOWS_DEBITS;
+    uint32_t debit = ledger_i_debit_checks (dr, amount);
+    uint32_t credit = ledger_i_credit_checks (cr, amount);
+    if (debit == RL_OVERFLOWS_DEBITS || credit == RL_OVERFLOWS_CREDITS) {
+        return debit == RL_OVERFLOWS_DEBITS ? debit : credit;
     }
-    if (__builtin_add_overflow (cr->credits_posted, cr->credits_pending, &cr_credits)
-        || __builtin_add_overflow (cr_credits, cr->credits_reserved, &cr_credits)
-        || __builtin_add_overflow (cr_credits, amount, &cr_credits)) {
-        return RL_OVERFLOWS_CREDITS;
-    }
-    if ((dr->flags & RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS) && dr_debits > dr->credits_posted) {
-        return RL_EXCEEDS_CREDITS;
-    }
-    if ((cr->flags & RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS) && cr_credits > cr->debits_posted) {
-        return RL_EXCEEDS_DEBITS;
-    }
-    return RL_OK;
+    return debit != RL_OK ? debit : credit;
 }
 
 //  Finds a stored transfer by id: recent first, then the ingested index.
 //  1 found, 0 not found, -1 storage error.
-static int
-s_transfer_find (ledger_t *self, rl_id_t id, rl_transfer_t *out)
+int
+ledger_i_transfer_find (ledger_t *self, rl_id_t id, rl_transfer_t *out)
 {
     uint64_t index = 0;
     if (idmap_get (self->recent_ids, id, &index)) {
@@ -651,7 +700,8 @@ s_transfer_find (ledger_t *self, rl_id_t id, rl_transfer_t *out)
 }
 
 static rl_result_rec_t
-s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns)
+s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns, uint64_t tag,
+                   uint32_t index)
 {
     rl_result_rec_t r = {0};
     if (rl_id_is_zero (t->id)) {
@@ -665,12 +715,12 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns)
     //  The debit account's shard keeps the id (an invalid debit id is named
     //  by field validation below, on whichever shard the record reached).
     if (!rl_id_is_zero (t->debit_account_id) && !rl_id_is_max (t->debit_account_id)
-        && !self->owns (self->owns_ctx, t->debit_account_id)) {
+        && !ledger_i_owns (self, t->debit_account_id)) {
         r.result = RL_WRONG_SHARD;
         return r;
     }
     rl_transfer_t stored;
-    int found = s_transfer_find (self, t->id, &stored);
+    int found = ledger_i_transfer_find (self, t->id, &stored);
     if (found < 0) {
         r.result = RL_STORAGE_ERROR;
         return r;
@@ -680,18 +730,25 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns)
         r.timestamp = stored.timestamp;
         return r;
     }
+    if (twophase_is_live (self->tp, t->id)) {
+        r.result = RL_IN_PROGRESS;   //  one live attempt per id: wait for its decision
+        return r;
+    }
     r.result = s_transfer_validate (t);
     if (r.result != RL_OK) {
         return r;
     }
-    if (!self->owns (self->owns_ctx, t->credit_account_id)) {
-        //  Cross-shard transfers need the two-phase protocol (docs/two-phase.md).
-        r.result = RL_NOT_SUPPORTED;
+    const char *credit_owner = self->owner (self->owner_ctx, t->credit_account_id);
+    if (!credit_owner) {
+        r.result = RL_ABORTED;   //  no shard owns it in this ring: nothing done, retry
         return r;
     }
+    if (strcmp (credit_owner, self->name) != 0) {
+        return twophase_begin (self->tp, t, credit_owner, now_ns, tag, index);
+    }
     size_t dr_slot = 0, cr_slot = 0;
-    rl_account_t *dr = s_account_find (self, t->debit_account_id, &dr_slot);
-    rl_account_t *cr = s_account_find (self, t->credit_account_id, &cr_slot);
+    rl_account_t *dr = ledger_i_account_find (self, t->debit_account_id, &dr_slot);
+    rl_account_t *cr = ledger_i_account_find (self, t->credit_account_id, &cr_slot);
     if (!dr) {
         r.result = RL_DEBIT_ACCOUNT_NOT_FOUND;
     } else if (!cr) {
@@ -705,32 +762,35 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns)
     }
     //  From here the outcome is final for this id: store it (ok or burned).
     rl_transfer_t record = *t;
-    record.timestamp = s_next_ts (self, now_ns);
-    record.reserved = r.result;
-    if (s_recent_append (self, &record) != 0) {
+    record.timestamp = ledger_i_next_ts (self, now_ns);
+    record.reserved = LEDGER_STORED (r.result, LEDGER_LEG_BOTH);
+    if (ledger_i_store_transfer (self, &record, true) != 0) {
         rl_error ("ledger: out of memory for the recent index");
         r.result = RL_STORAGE_ERROR;
         return r;
     }
     if (r.result == RL_OK) {
-        s_apply_amounts (dr, cr, t->amount);
-        s_mark_dirty (self, dr_slot);
-        s_mark_dirty (self, cr_slot);
+        dr->debits_posted += t->amount;
+        cr->credits_posted += t->amount;
+        ledger_i_mark_dirty (self, dr_slot);
+        ledger_i_mark_dirty (self, cr_slot);
         self->transfers_ok++;
     }
-    s_put_transfer (self, &record);
     r.timestamp = record.timestamp;
     return r;
 }
 
 void
 ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t count,
-                         uint64_t now_ns, rl_result_rec_t *results)
+                         uint64_t now_ns, uint64_t tag, rl_result_rec_t *results)
 {
     assert (self);
     assert (count == 0 || (transfers && results));
     for (size_t i = 0; i < count; i++) {
-        results[i] = s_create_transfer (self, &transfers[i], now_ns);
+        results[i] = s_create_transfer (self, &transfers[i], now_ns, tag, (uint32_t) i);
+        if (results[i].result != RL_OK && results[i].result != RL_EXISTS) {
+            results[i].timestamp = 0;   //  only a transfer that exists has a timestamp
+        }
         results[i].index = (uint32_t) i;
     }
 }
@@ -742,7 +802,7 @@ ledger_lookup_accounts (ledger_t *self, const rl_id_t *ids, size_t count, rl_acc
 {
     assert (self);
     for (size_t i = 0; i < count; i++) {
-        const rl_account_t *account = s_account_find (self, ids[i], NULL);
+        const rl_account_t *account = ledger_i_account_find (self, ids[i], NULL);
         if (account) {
             out[i] = *account;
         } else {
@@ -757,12 +817,12 @@ ledger_lookup_transfers (ledger_t *self, const rl_id_t *ids, size_t count, rl_tr
 {
     assert (self);
     for (size_t i = 0; i < count; i++) {
-        int found = s_transfer_find (self, ids[i], &out[i]);
+        int found = ledger_i_transfer_find (self, ids[i], &out[i]);
         if (found < 0) {
             return -1;
         }
         //  Only transfers that took effect are visible; a burned id is not a transfer.
-        if (!found || (uint32_t) out[i].reserved != RL_OK) {
+        if (!found || LEDGER_RESULT (out[i].reserved) != RL_OK) {
             memset (&out[i], 0, sizeof (out[i]));
             out[i].id = ids[i];
         }
@@ -807,7 +867,7 @@ s_history_recent (ledger_t *self, s_history_t *h, bool reversed)
 {
     for (size_t k = 0; k < self->recent_count && !s_history_full (h); k++) {
         const rl_transfer_t *t = &self->recent[reversed ? self->recent_count - 1 - k : k];
-        if ((uint32_t) t->reserved == RL_OK) {
+        if (LEDGER_RESULT (t->reserved) == RL_OK) {
             s_history_offer (h, t);
         }
     }
@@ -946,24 +1006,33 @@ s_ingest_recent (ledger_t *self)
         free (history);
         return -1;
     }
-    size_t history_count = 0;
+    size_t history_count = 0, id_count = 0;
     for (size_t i = 0; i < self->recent_count; i++) {
         const rl_transfer_t *t = &self->recent[i];
-        codec_encode_id (t->id, ids + i * ID_ENTRY);
-        codec_put_u64 (ids + i * ID_ENTRY + RL_ID_SIZE, t->timestamp);
-        if ((uint32_t) t->reserved == RL_OK) {
-            uint8_t *entry = history + history_count++ * HISTORY_ENTRY;
-            codec_encode_id (t->debit_account_id, entry);
-            codec_put_u64_be (entry + RL_ID_SIZE, t->timestamp);
-            entry = history + history_count++ * HISTORY_ENTRY;
-            codec_encode_id (t->credit_account_id, entry);
-            codec_put_u64_be (entry + RL_ID_SIZE, t->timestamp);
+        uint32_t leg = LEDGER_LEG (t->reserved);
+        if (leg != LEDGER_LEG_CREDIT) {
+            codec_encode_id (t->id, ids + id_count * ID_ENTRY);
+            codec_put_u64 (ids + id_count * ID_ENTRY + RL_ID_SIZE, t->timestamp);
+            id_count++;
+        }
+        if (LEDGER_RESULT (t->reserved) == RL_OK) {
+            uint8_t *entry = NULL;
+            if (leg != LEDGER_LEG_CREDIT) {
+                entry = history + history_count++ * HISTORY_ENTRY;
+                codec_encode_id (t->debit_account_id, entry);
+                codec_put_u64_be (entry + RL_ID_SIZE, t->timestamp);
+            }
+            if (leg != LEDGER_LEG_DEBIT) {
+                entry = history + history_count++ * HISTORY_ENTRY;
+                codec_encode_id (t->credit_account_id, entry);
+                codec_put_u64_be (entry + RL_ID_SIZE, t->timestamp);
+            }
         }
     }
-    qsort (ids, self->recent_count, ID_ENTRY, s_cmp_id_entry);
+    qsort (ids, id_count, ID_ENTRY, s_cmp_id_entry);
     qsort (history, history_count, HISTORY_ENTRY, s_cmp_history_entry);
     int rc = store_ingest_sorted (self->store, STORE_CF_TX_INDEX, ids, ID_ENTRY, RL_ID_SIZE,
-                                  self->recent_count);
+                                  id_count);
     if (rc == 0) {
         rc = store_ingest_sorted (self->store, STORE_CF_HISTORY, history, HISTORY_ENTRY,
                                   HISTORY_ENTRY, history_count);

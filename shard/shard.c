@@ -27,8 +27,19 @@
     accepted only with a higher epoch, and the ring is persisted, so a
     restart never goes back to an older one.
 
+    Cross-shard transfers (twophase.c, docs/two-phase.md): the ledger asks
+    for PREPARE, DECIDE and outcome-query messages through callbacks; they
+    are queued per peer and sent at the end of the turn, after the commit.
+    Each peer shard has one DEALER socket; its replies (PREPARE-OK, ACK,
+    outcome answers) are handled as turns of their own, and so is a timer
+    tick (prepare timeouts, resends). A client request with cross-shard
+    records is held until every record is decided, then answered after the
+    commit of the last decision. Every outgoing message carries the number
+    of the commit that justifies it, and sending asserts that the commit is
+    done: the sequence sent never passes the sequence synced.
+
     Usage: shard --name NAME --bind ENDPOINT --data DIR [--ring FILE]
-                 [--durability sync|nosync|manual-wal]
+                 [--durability sync|nosync|manual-wal] [timeouts, see --help]
 */
 #include <assert.h>
 #include <errno.h>
@@ -37,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,12 +66,47 @@
 #define META_RING "ring"
 
 typedef struct {
+    uint8_t *data;
+    size_t count;               //  records queued
+    size_t cap;                 //  records allocated
+    size_t record_size;
+} s_outbox_t;
+
+typedef struct {
+    char name[RL_SHARD_NAME_SIZE_MAX];
+    zsock_t *dealer;
+    s_outbox_t prepare;
+    s_outbox_t decide;
+    s_outbox_t query;
+} s_peer_t;
+
+typedef struct {
+    bool used;
+    uint32_t generation;        //  makes a stale tag detectable
+    zmsg_t *envelope;
+    rl_header_t header;
+    rl_result_rec_t *results;
+    uint32_t count;
+    uint32_t open;              //  records still undecided
+} s_pending_t;
+
+typedef struct {
+    zmsg_t *msg;
+    uint64_t needs_seq;         //  the commit that must be synced before sending
+} s_held_t;
+
+typedef struct {
     const char *name;
     const char *bind;
     const char *data_dir;
     const char *ring_file;
     rl_durability_t durability;
     long checkpoint_transfers;  //  0: the default
+    long prepare_timeout_ms;
+    long query_after_ms;
+    long retry_min_ms;
+    long retry_max_ms;
+    long tick_ms;
 } s_options_t;
 
 typedef struct {
@@ -72,9 +119,22 @@ typedef struct {
     bool failed;                //  storage failed: answer, then exit 3
     uint64_t started_ms;
 
-    zmsg_t *held[RL_SHARD_REQUESTS_PER_TURN_MAX];   //  replies waiting for the commit
-    bool held_writes[RL_SHARD_REQUESTS_PER_TURN_MAX];
+    zloop_t *loop;
+    s_held_t *held;             //  replies waiting for the commit
     size_t held_count;
+    size_t held_cap;
+    size_t turn_requests;       //  client requests read this turn
+    uint64_t turn_seq;          //  the commit being built
+    uint64_t synced_seq;        //  the last commit made durable
+    s_peer_t *peers[RL_SHARDS_MAX];
+    size_t peer_count;
+    bool peers_stale;           //  the ring changed: reconnect after this turn
+    uint64_t peer_request_id;
+    s_pending_t pending[RL_SHARD_PENDING_REQUESTS_MAX];
+    bool turn_prepares, turn_decisions, turn_applies;   //  failpoint conditions
+    rl_prepare_rec_t *prepares; //  scratch
+    rl_tp_rec_t *tps;           //  scratch
+    rl_tp_rec_t *tps_out;       //  scratch
 
     //  scratch, sized for one full batch
     rl_transfer_t *transfers;
@@ -98,16 +158,14 @@ s_now_ns (void)
     return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
 }
 
-static bool
-s_owns (void *ctx, rl_id_t account_id)
+static const char *
+s_owner (void *ctx, rl_id_t account_id)
 {
     shard_t *self = ctx;
-    if (self->self_index < 0) {
-        return false;
-    }
     uint8_t bytes[RL_ID_SIZE];
     codec_encode_id (account_id, bytes);
-    return ring_lookup_id (self->ring, bytes) == self->self_index;
+    int index = ring_lookup_id (self->ring, bytes);
+    return index < 0 ? NULL : ring_shard_name (self->ring, (size_t) index);
 }
 
 static void
@@ -115,6 +173,7 @@ s_ring_adopt (shard_t *self, ring_t *ring)
 {
     ring_destroy (&self->ring);
     self->ring = ring;
+    self->peers_stale = true;
     self->self_index = ring_shard_find (ring, self->options.name);
     if (self->self_index < 0) {
         rl_warn ("ring epoch %" PRIu64 " does not name this shard: it owns no accounts",
@@ -149,14 +208,180 @@ s_reply_new (shard_t *self, zmsg_t *envelope, const rl_header_t *request, uint32
     return envelope;
 }
 
+//  Holds a reply until the commit of this turn is durable.
 static void
-s_hold (shard_t *self, zmsg_t *reply, bool writes)
+s_hold (shard_t *self, zmsg_t *reply)
 {
-    assert (self->held_count < RL_SHARD_REQUESTS_PER_TURN_MAX);
-    self->held[self->held_count] = reply;
-    self->held_writes[self->held_count] = writes;
-    self->held_count++;
+    if (self->held_count == self->held_cap) {
+        self->held_cap = self->held_cap ? self->held_cap * 2 : 256;
+        self->held = realloc (self->held, self->held_cap * sizeof (s_held_t));
+        assert (self->held);
+    }
+    self->held[self->held_count++] = (s_held_t) {reply, self->turn_seq};
 }
+
+//  Peers and outboxes ------------------------------------------------------------
+
+static void
+s_outbox_push (s_outbox_t *box, size_t record_size, const void *record,
+               void (*encode) (const void *, uint8_t *))
+{
+    if (box->count == box->cap) {
+        box->cap = box->cap ? box->cap * 2 : 64;
+        box->data = realloc (box->data, box->cap * record_size);
+        assert (box->data);
+    }
+    box->record_size = record_size;
+    encode (record, box->data + box->count * record_size);
+    box->count++;
+}
+
+static void
+s_enc_prepare (const void *r, uint8_t *out)
+{
+    codec_encode_prepare (r, out);
+}
+
+static void
+s_enc_tp (const void *r, uint8_t *out)
+{
+    codec_encode_tp (r, out);
+}
+
+static int s_on_peer (zloop_t *loop, zsock_t *dealer, void *arg);
+
+//  The peer named `name`, connected lazily; NULL if the ring does not know it.
+static s_peer_t *
+s_peer (shard_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->peer_count; i++) {
+        if (strcmp (self->peers[i]->name, name) == 0) {
+            return self->peers[i];
+        }
+    }
+    int index = ring_shard_find (self->ring, name);
+    if (index < 0 || self->peer_count == RL_SHARDS_MAX) {
+        return NULL;
+    }
+    s_peer_t *peer = calloc (1, sizeof (*peer));
+    assert (peer);
+    snprintf (peer->name, sizeof (peer->name), "%s", name);
+    peer->dealer = zsock_new (ZMQ_DEALER);
+    assert (peer->dealer);
+    zsock_set_linger (peer->dealer, 0);
+    zsock_set_sndtimeo (peer->dealer, 0);
+    zsock_set_rcvtimeo (peer->dealer, 0);
+    zsock_set_sndhwm (peer->dealer, RL_SHARD_SNDHWM_MESSAGES);
+    zsock_set_rcvhwm (peer->dealer, RL_SHARD_RCVHWM_MESSAGES);
+    if (zsock_connect (peer->dealer, "%s", ring_shard_endpoint (self->ring, (size_t) index))
+        != 0) {
+        rl_warn ("cannot connect to peer %s at %s", name,
+                 ring_shard_endpoint (self->ring, (size_t) index));
+    }
+    zloop_reader (self->loop, peer->dealer, s_on_peer, self);
+    self->peers[self->peer_count++] = peer;
+    return peer;
+}
+
+static void
+s_peers_reset (shard_t *self)
+{
+    for (size_t i = 0; i < self->peer_count; i++) {
+        s_peer_t *peer = self->peers[i];
+        zloop_reader_end (self->loop, peer->dealer);
+        zsock_destroy (&peer->dealer);
+        free (peer->prepare.data);
+        free (peer->decide.data);
+        free (peer->query.data);
+        free (peer);
+    }
+    self->peer_count = 0;
+    self->peers_stale = false;
+}
+
+//  Sends the queued records of one kind to a peer, at most a batch a message.
+static size_t
+s_flush_box (shard_t *self, s_peer_t *peer, s_outbox_t *box, uint16_t op)
+{
+    size_t sent = 0;
+    for (size_t first = 0; first < box->count; first += RL_BATCH_RECORDS_MAX) {
+        size_t n = box->count - first < RL_BATCH_RECORDS_MAX ? box->count - first
+                                                              : RL_BATCH_RECORDS_MAX;
+        rl_header_t h = {.magic = RL_MAGIC, .version = RL_VERSION, .operation = op,
+                         .request_id = ++self->peer_request_id, .record_count = (uint32_t) n};
+        zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + n * box->record_size);
+        assert (frame);
+        codec_encode_header (&h, zframe_data (frame));
+        memcpy (zframe_data (frame) + RL_HEADER_SIZE, box->data + first * box->record_size,
+                n * box->record_size);
+        if (zframe_send (&frame, peer->dealer, ZFRAME_DONTWAIT) != 0) {
+            zframe_destroy (&frame);
+            self->dropped++;   //  the timeout, resend or query covers it
+        } else {
+            sent += n;
+        }
+    }
+    box->count = 0;
+    return sent;
+}
+
+//  Host callbacks of the ledger -----------------------------------------------------
+
+static void
+s_io_prepare (void *ctx, const char *peer_name, const rl_prepare_rec_t *rec)
+{
+    shard_t *self = ctx;
+    s_peer_t *peer = s_peer (self, peer_name);
+    if (peer) {
+        s_outbox_push (&peer->prepare, RL_PREPARE_SIZE, rec, s_enc_prepare);
+    }
+}
+
+static void
+s_io_decide (void *ctx, const char *peer_name, const rl_tp_rec_t *rec)
+{
+    shard_t *self = ctx;
+    self->turn_decisions = true;
+    s_peer_t *peer = s_peer (self, peer_name);
+    if (peer) {
+        s_outbox_push (&peer->decide, RL_TP_SIZE, rec, s_enc_tp);
+    }
+}
+
+static void
+s_io_query (void *ctx, const char *coordinator, const rl_tp_rec_t *rec)
+{
+    shard_t *self = ctx;
+    s_peer_t *peer = s_peer (self, coordinator);
+    if (peer) {
+        s_outbox_push (&peer->query, RL_TP_SIZE, rec, s_enc_tp);
+    }
+}
+
+static zmsg_t *s_reply_results (shard_t *self, zmsg_t *envelope, const rl_header_t *h,
+                                const rl_result_rec_t *results, size_t count);
+
+static void
+s_io_decided (void *ctx, uint64_t tag, uint32_t index, uint32_t result, uint64_t timestamp)
+{
+    shard_t *self = ctx;
+    self->turn_decisions = true;
+    s_pending_t *p = &self->pending[tag & 0xffffffffu];
+    assert (p->used && p->generation == (uint32_t) (tag >> 32));
+    assert (index < p->count && p->open > 0);
+    assert (p->results[index].result == LEDGER_PENDING);
+    p->results[index] = (rl_result_rec_t) {.index = index, .result = result,
+                                           .timestamp = result == RL_OK ? timestamp : 0};
+    if (--p->open == 0) {
+        s_hold (self, s_reply_results (self, p->envelope, &p->header, p->results, p->count));
+        free (p->results);
+        p->envelope = NULL;
+        p->results = NULL;
+        p->used = false;
+    }
+}
+
+static const ledger_io_t s_io = {s_io_prepare, s_io_decide, s_io_query, s_io_decided};
 
 //  Operations ----------------------------------------------------------------
 
@@ -171,6 +396,31 @@ s_count_wrong_shard (shard_t *self, const rl_result_rec_t *results, size_t count
 }
 
 static zmsg_t *
+s_reply_results (shard_t *self, zmsg_t *envelope, const rl_header_t *h,
+                 const rl_result_rec_t *results, size_t count)
+{
+    uint8_t *out = NULL;
+    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
+                                 RL_RESULT_SIZE, &out);
+    for (size_t i = 0; i < count; i++) {
+        codec_encode_result (&results[i], out + i * RL_RESULT_SIZE);
+    }
+    return reply;
+}
+
+static int
+s_pending_slot (shard_t *self)
+{
+    for (int i = 0; i < RL_SHARD_PENDING_REQUESTS_MAX; i++) {
+        if (!self->pending[i].used) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+//  Returns the reply, or NULL when the request waits for cross-shard decisions.
+static zmsg_t *
 s_do_create (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
 {
     size_t count = h->record_count;
@@ -179,21 +429,79 @@ s_do_create (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_
             codec_decode_account (body + i * RL_ACCOUNT_SIZE, &self->accounts[i]);
         }
         ledger_create_accounts (self->ledger, self->accounts, count, s_now_ns (), self->results);
+        s_count_wrong_shard (self, self->results, count);
+        return s_reply_results (self, envelope, h, self->results, count);
+    }
+    int slot = s_pending_slot (self);
+    if (slot < 0) {
+        return s_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
+    }
+    s_pending_t *p = &self->pending[slot];
+    uint64_t tag = ((uint64_t) (p->generation + 1) << 32) | (uint64_t) slot;
+    for (size_t i = 0; i < count; i++) {
+        codec_decode_transfer (body + i * RL_TRANSFER_SIZE, &self->transfers[i]);
+    }
+    ledger_create_transfers (self->ledger, self->transfers, count, s_now_ns (), tag,
+                             self->results);
+    s_count_wrong_shard (self, self->results, count);
+    uint32_t open = 0;
+    for (size_t i = 0; i < count; i++) {
+        open += self->results[i].result == LEDGER_PENDING;
+    }
+    if (open == 0) {
+        return s_reply_results (self, envelope, h, self->results, count);
+    }
+    p->used = true;
+    p->generation++;
+    p->envelope = envelope;
+    p->header = *h;
+    p->count = (uint32_t) count;
+    p->open = open;
+    p->results = malloc (count * sizeof (rl_result_rec_t));
+    assert (p->results);
+    memcpy (p->results, self->results, count * sizeof (rl_result_rec_t));
+    return NULL;
+}
+
+//  Two-phase messages from peers (on the ROUTER socket).
+static zmsg_t *
+s_do_twophase (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
+{
+    size_t count = h->record_count;
+    uint64_t now = s_now_ns ();
+    if (h->operation == RL_OP_PREPARE) {
+        RL_FAILPOINT (TP_PART_PREPARE_DELAY);
+        for (size_t i = 0; i < count; i++) {
+            codec_decode_prepare (body + i * RL_PREPARE_SIZE, &self->prepares[i]);
+        }
+        ledger_prepare (self->ledger, self->prepares, count, now, self->tps_out);
+        self->turn_prepares = true;
     } else {
         for (size_t i = 0; i < count; i++) {
-            codec_decode_transfer (body + i * RL_TRANSFER_SIZE, &self->transfers[i]);
+            codec_decode_tp (body + i * RL_TP_SIZE, &self->tps[i]);
         }
-        ledger_create_transfers (self->ledger, self->transfers, count, s_now_ns (),
-                                 self->results);
+        if (h->operation == RL_OP_DECIDE) {
+            ledger_decide (self->ledger, self->tps, count, now, self->tps_out);
+            self->turn_applies = true;
+        } else {
+            ledger_outcome_query (self->ledger, self->tps, count, self->tps_out);
+        }
     }
-    s_count_wrong_shard (self, self->results, count);
     uint8_t *out = NULL;
-    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
-                                 RL_RESULT_SIZE, &out);
+    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count, RL_TP_SIZE,
+                                 &out);
     for (size_t i = 0; i < count; i++) {
-        codec_encode_result (&self->results[i], out + i * RL_RESULT_SIZE);
+        codec_encode_tp (&self->tps_out[i], out + i * RL_TP_SIZE);
     }
     return reply;
+}
+
+//  Does this shard own the account? (Reads of others' accounts get wrong_shard.)
+static bool
+s_owns (shard_t *self, rl_id_t id)
+{
+    const char *owner = s_owner (self, id);
+    return owner && strcmp (owner, self->options.name) == 0;
 }
 
 static zmsg_t *
@@ -205,6 +513,14 @@ s_do_lookup (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_
     }
     uint8_t *out = NULL;
     if (h->operation == RL_OP_LOOKUP_ACCOUNTS) {
+        //  An id that is invalid is owned by nobody and simply not found.
+        for (size_t i = 0; i < count; i++) {
+            if (!rl_id_is_zero (self->ids[i]) && !rl_id_is_max (self->ids[i])
+                && !s_owns (self, self->ids[i])) {
+                self->wrong_shard++;
+                return s_reply_new (self, envelope, h, RL_STATUS_WRONG_SHARD, 0, 0, NULL);
+            }
+        }
         ledger_lookup_accounts (self->ledger, self->ids, count, self->accounts);
         zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
                                      RL_ACCOUNT_SIZE, &out);
@@ -229,6 +545,11 @@ s_do_history (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8
 {
     rl_filter_t filter;
     codec_decode_filter (body, &filter);
+    if (!rl_id_is_zero (filter.account_id) && !rl_id_is_max (filter.account_id)
+        && !s_owns (self, filter.account_id)) {
+        self->wrong_shard++;
+        return s_reply_new (self, envelope, h, RL_STATUS_WRONG_SHARD, 0, 0, NULL);
+    }
     size_t count = 0;
     rl_status_t status = ledger_account_transfers (self->ledger, &filter, self->transfers, &count);
     if (status != RL_STATUS_OK) {
@@ -262,6 +583,7 @@ s_do_status (shard_t *self, zmsg_t *envelope, const rl_header_t *h)
     status.pid = (uint32_t) getpid ();
     status.uptime_ms = (uint64_t) zclock_mono () - self->started_ms;
     status.checkpoints = ledger_checkpoint_count (self->ledger);
+    ledger_tp_counts (self->ledger, &status.inflight, &status.in_doubt, &status.alarms);
     store_write_stats (self->store, &status.store_keys_written, &status.store_bytes_written,
                        &status.wal_bytes, &status.wal_syncs);
     uint8_t *out = NULL;
@@ -329,7 +651,6 @@ s_handle (shard_t *self, zmsg_t *msg)
         return;
     }
     zmsg_t *reply = NULL;
-    bool writes = false;
     if (status != RL_STATUS_OK) {
         self->malformed++;
         rl_debug ("bad request %" PRIu64 ": %s", h.request_id, rl_status_name (status));
@@ -340,7 +661,11 @@ s_handle (shard_t *self, zmsg_t *msg)
         case RL_OP_CREATE_ACCOUNTS:
         case RL_OP_CREATE_TRANSFERS:
             reply = s_do_create (self, msg, &h, body);
-            writes = true;
+            break;
+        case RL_OP_PREPARE:
+        case RL_OP_DECIDE:
+        case RL_OP_OUTCOME_QUERY:
+            reply = s_do_twophase (self, msg, &h, body);
             break;
         case RL_OP_LOOKUP_ACCOUNTS:
         case RL_OP_LOOKUP_TRANSFERS:
@@ -354,7 +679,6 @@ s_handle (shard_t *self, zmsg_t *msg)
             break;
         case RL_OP_LOAD_RING:
             reply = s_do_load_ring (self, msg, &h, body, size - RL_HEADER_SIZE);
-            writes = true;
             break;
         case RL_OP_GET_RING:
             reply = s_do_get_ring (self, msg, &h);
@@ -364,7 +688,9 @@ s_handle (shard_t *self, zmsg_t *msg)
         }
     }
     zframe_destroy (&payload);
-    s_hold (self, reply, writes);
+    if (reply) {
+        s_hold (self, reply);
+    }
 }
 
 //  Replaces a held reply's payload by a storage_error header.
@@ -379,23 +705,10 @@ s_fail_reply (shard_t *self, zmsg_t *reply)
     s_reply_new (self, reply, &h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
 }
 
-//  One turn: drain, commit once, answer.
+//  Ends a turn: commit once, then send what the commit justifies.
 static int
-s_on_readable (zloop_t *loop, zsock_t *router, void *arg)
+s_turn_finish (shard_t *self)
 {
-    (void) loop;
-    shard_t *self = arg;
-    assert (self->held_count == 0);
-    while (self->held_count < RL_SHARD_REQUESTS_PER_TURN_MAX) {
-        zmsg_t *msg = zmsg_recv (router);   //  rcvtimeo 0: NULL when drained
-        if (!msg) {
-            break;
-        }
-        s_handle (self, msg);
-    }
-    if (self->held_count == 0) {
-        return 0;
-    }
     ledger_before_commit (self->ledger);
     //  Commit-path failpoints count only turns that write something.
     bool writes = store_batch_count (self->store) > 0;
@@ -408,27 +721,129 @@ s_on_readable (zloop_t *loop, zsock_t *router, void *arg)
                   store_error (self->store));
         self->failed = true;
         for (size_t i = 0; i < self->held_count; i++) {
-            s_fail_reply (self, self->held[i]);
+            s_fail_reply (self, self->held[i].msg);
         }
-    } else if (writes) {
-        self->commits++;
-        RL_FAILPOINT (SHARD_AFTER_SYNC);
+        for (size_t i = 0; i < self->peer_count; i++) {
+            self->peers[i]->prepare.count = 0;   //  nothing unjustified leaves
+            self->peers[i]->decide.count = 0;
+            self->peers[i]->query.count = 0;
+        }
+    } else {
+        self->synced_seq = self->turn_seq;
+        if (writes) {
+            self->commits++;
+            RL_FAILPOINT (SHARD_AFTER_SYNC);
+        }
+        if (self->turn_prepares) {
+            RL_FAILPOINT (TP_PART_PREPARE_SYNCED);
+        }
+        if (self->turn_decisions) {
+            RL_FAILPOINT (TP_COORD_DECISION_SYNCED);
+        }
+        if (self->turn_applies) {
+            RL_FAILPOINT (TP_PART_APPLY_SYNCED);
+        }
     }
     for (size_t i = 0; i < self->held_count; i++) {
-        if (zmsg_send (&self->held[i], router) != 0) {
+        //  Nothing goes out before the write that justifies it is durable.
+        assert (self->failed || self->held[i].needs_seq <= self->synced_seq);
+        if (zmsg_send (&self->held[i].msg, self->router) != 0) {
             self->dropped++;       //  peer gone or its queue full: the client retries
-            zmsg_destroy (&self->held[i]);
+            zmsg_destroy (&self->held[i].msg);
         }
     }
     self->held_count = 0;
+    size_t prepares = 0, decides = 0, queries = 0;
+    for (size_t i = 0; i < self->peer_count; i++) {
+        s_peer_t *peer = self->peers[i];
+        prepares += s_flush_box (self, peer, &peer->prepare, RL_OP_PREPARE);
+        decides += s_flush_box (self, peer, &peer->decide, RL_OP_DECIDE);
+        queries += s_flush_box (self, peer, &peer->query, RL_OP_OUTCOME_QUERY);
+    }
     if (writes) {
         RL_FAILPOINT (SHARD_AFTER_REPLY);
+    }
+    if (prepares) {
+        RL_FAILPOINT (TP_COORD_PREPARE_SENT);
+    }
+    if (decides) {
+        RL_FAILPOINT (TP_COORD_DECISION_SENT);
+    }
+    if (queries) {
+        RL_FAILPOINT (TP_PART_QUERY_SENT);
+    }
+    self->turn_seq++;
+    self->turn_prepares = self->turn_decisions = self->turn_applies = false;
+    if (self->peers_stale) {
+        s_peers_reset (self);
     }
     if (!self->failed && ledger_after_commit (self->ledger) != 0) {
         rl_error ("checkpoint failed (%s): stopping", store_error (self->store));
         self->failed = true;
     }
     return self->failed ? -1 : 0;
+}
+
+//  One turn of client and peer requests: drain, commit once, answer.
+static int
+s_on_readable (zloop_t *loop, zsock_t *router, void *arg)
+{
+    (void) loop;
+    shard_t *self = arg;
+    assert (self->held_count == 0);
+    for (size_t n = 0; n < RL_SHARD_REQUESTS_PER_TURN_MAX; n++) {
+        zmsg_t *msg = zmsg_recv (router);   //  rcvtimeo 0: NULL when drained
+        if (!msg) {
+            break;
+        }
+        s_handle (self, msg);
+    }
+    return s_turn_finish (self);
+}
+
+//  Replies from a peer to our PREPARE, DECIDE and OUTCOME_QUERY messages.
+static int
+s_on_peer (zloop_t *loop, zsock_t *dealer, void *arg)
+{
+    (void) loop;
+    shard_t *self = arg;
+    uint64_t now = s_now_ns ();
+    for (size_t n = 0; n < RL_SHARD_REQUESTS_PER_TURN_MAX; n++) {
+        zframe_t *frame = zframe_recv (dealer);
+        if (!frame) {
+            break;
+        }
+        rl_header_t h;
+        if (codec_check_reply (zframe_data (frame), zframe_size (frame), &h) != RL_STATUS_OK
+            || h.status != RL_STATUS_OK) {
+            self->malformed++;
+            zframe_destroy (&frame);
+            continue;
+        }
+        const uint8_t *body = zframe_data (frame) + RL_HEADER_SIZE;
+        for (size_t i = 0; i < h.record_count; i++) {
+            codec_decode_tp (body + i * RL_TP_SIZE, &self->tps[i]);
+        }
+        if (h.operation == RL_OP_PREPARE) {
+            ledger_prepare_replies (self->ledger, self->tps, h.record_count, now);
+        } else if (h.operation == RL_OP_DECIDE) {
+            ledger_decide_replies (self->ledger, self->tps, h.record_count);
+        } else if (h.operation == RL_OP_OUTCOME_QUERY) {
+            ledger_outcome_answers (self->ledger, self->tps, h.record_count, now);
+        }
+        zframe_destroy (&frame);
+    }
+    return s_turn_finish (self);
+}
+
+static int
+s_on_tick (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    shard_t *self = arg;
+    ledger_tick (self->ledger, s_now_ns ());
+    return s_turn_finish (self);
 }
 
 //  Start-up ------------------------------------------------------------------
@@ -447,8 +862,13 @@ s_usage (FILE *out)
              "  --durability  sync (default): WAL synced before every reply;\n"
              "                nosync: benchmark only, NOT durable;\n"
              "                manual-wal: tests, WAL held in memory until each commit\n"
-             "  --checkpoint-transfers N  checkpoint every N transfers (default %u)\n",
-             RL_SHARD_CHECKPOINT_TRANSFERS);
+             "  --checkpoint-transfers N  checkpoint every N transfers (default %u)\n"
+             "  --prepare-timeout-ms N    coordinator aborts an unprepared attempt (default %d)\n"
+             "  --query-after-ms N        participant asks about a prepared record (default %d)\n"
+             "  --retry-min-ms N, --retry-max-ms N  resend backoff (default %d..%d)\n"
+             "  --tick-ms N               timer period (default %d)\n",
+             RL_SHARD_CHECKPOINT_TRANSFERS, RL_PREPARE_TIMEOUT_MS, RL_TP_QUERY_AFTER_MS,
+             RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS, RL_SHARD_TICK_MS);
 }
 
 static int
@@ -459,9 +879,19 @@ s_parse_options (int argc, char **argv, s_options_t *o)
         {"data", required_argument, NULL, 'd'},  {"ring", required_argument, NULL, 'r'},
         {"durability", required_argument, NULL, 'D'}, {"help", no_argument, NULL, 'h'},
         {"checkpoint-transfers", required_argument, NULL, 'C'},
+        {"prepare-timeout-ms", required_argument, NULL, 'P'},
+        {"query-after-ms", required_argument, NULL, 'Q'},
+        {"retry-min-ms", required_argument, NULL, 'm'},
+        {"retry-max-ms", required_argument, NULL, 'M'},
+        {"tick-ms", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
-    *o = (s_options_t) {.durability = RL_DURABILITY_SYNC};
+    *o = (s_options_t) {.durability = RL_DURABILITY_SYNC,
+                        .prepare_timeout_ms = RL_PREPARE_TIMEOUT_MS,
+                        .query_after_ms = RL_TP_QUERY_AFTER_MS,
+                        .retry_min_ms = RL_TP_RETRY_MIN_MS,
+                        .retry_max_ms = RL_TP_RETRY_MAX_MS,
+                        .tick_ms = RL_SHARD_TICK_MS};
     int c;
     while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
@@ -490,12 +920,26 @@ s_parse_options (int argc, char **argv, s_options_t *o)
                 return -1;
             }
             break;
+        case 'P': o->prepare_timeout_ms = strtol (optarg, NULL, 10); break;
+        case 'Q': o->query_after_ms = strtol (optarg, NULL, 10); break;
+        case 'm': o->retry_min_ms = strtol (optarg, NULL, 10); break;
+        case 'M': o->retry_max_ms = strtol (optarg, NULL, 10); break;
+        case 'T': o->tick_ms = strtol (optarg, NULL, 10); break;
         case 'h': s_usage (stdout); exit (0);
         default: return -1;
         }
     }
     if (!o->name || !o->bind || !o->data_dir || optind != argc) {
         fprintf (stderr, "shard: --name, --bind and --data are required\n");
+        return -1;
+    }
+    //  Ordered timeouts: an unreachable credit shard must give a definite
+    //  aborted before the shard's own deadline (DESIGN, "Results").
+    if (o->prepare_timeout_ms < 1 || o->prepare_timeout_ms >= RL_SHARD_DEADLINE_MS
+        || o->query_after_ms < 1 || o->retry_min_ms < 1 || o->retry_max_ms < o->retry_min_ms
+        || o->tick_ms < 1 || o->tick_ms > 1000) {
+        fprintf (stderr, "shard: timeouts must be positive, prepare < %d ms, retry-min <= "
+                         "retry-max, tick 1..1000 ms\n", RL_SHARD_DEADLINE_MS);
         return -1;
     }
     if (strlen (o->name) >= RL_SHARD_NAME_SIZE_MAX) {
@@ -563,13 +1007,29 @@ s_open (shard_t *self)
         return -1;
     }
     s_ring_adopt (self, ring);
-    self->ledger = ledger_open (self->store, s_owns, self, err, sizeof (err));
+    uint64_t nonce = 0;
+    if (getrandom (&nonce, sizeof (nonce), 0) != (ssize_t) sizeof (nonce)) {
+        rl_error ("cannot draw the incarnation nonce: %s", strerror (errno));
+        return -1;
+    }
+    self->ledger = ledger_open (self->store, self->options.name, s_owner, self, &s_io, self, nonce,
+                                s_now_ns (), err, sizeof (err));
     if (!self->ledger) {
         rl_error ("cannot recover the ledger: %s", err);
         return -1;
     }
     if (self->options.checkpoint_transfers > 0) {
         ledger_set_checkpoint_transfers (self->ledger, (size_t) self->options.checkpoint_transfers);
+    }
+    const s_options_t *o = &self->options;
+    ledger_set_tp_timeouts (self->ledger, (uint64_t) o->prepare_timeout_ms,
+                            (uint64_t) o->query_after_ms, (uint64_t) o->retry_min_ms,
+                            (uint64_t) o->retry_max_ms);
+    self->prepares = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_prepare_rec_t));
+    self->tps = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_tp_rec_t));
+    self->tps_out = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_tp_rec_t));
+    if (!self->prepares || !self->tps || !self->tps_out) {
+        return -1;
     }
     self->transfers = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_transfer_t));
     self->accounts = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_account_t));
@@ -601,6 +1061,20 @@ s_close (shard_t *self)
     if (self->ledger && !self->failed && !store_failed (self->store)) {
         ledger_checkpoint (self->ledger);   //  shorter recovery next start
     }
+    if (self->loop) {
+        s_peers_reset (self);
+    }
+    for (int i = 0; i < RL_SHARD_PENDING_REQUESTS_MAX; i++) {
+        zmsg_destroy (&self->pending[i].envelope);
+        free (self->pending[i].results);
+    }
+    for (size_t i = 0; i < self->held_count; i++) {
+        zmsg_destroy (&self->held[i].msg);
+    }
+    free (self->held);
+    free (self->prepares);
+    free (self->tps);
+    free (self->tps_out);
     zsock_destroy (&self->router);
     ledger_destroy (&self->ledger);
     store_close (&self->store);
@@ -635,10 +1109,13 @@ main (int argc, char **argv)
              self.options.bind, self.options.data_dir,
              rl_durability_name (self.options.durability), ring_epoch (self.ring),
              ring_shard_count (self.ring));
-    zloop_t *loop = zloop_new ();
-    zloop_reader (loop, self.router, s_on_readable, &self);
-    zloop_start (loop);    //  returns on SIGINT/SIGTERM or when a turn fails
-    zloop_destroy (&loop);
+    self.loop = zloop_new ();
+    self.turn_seq = 1;
+    zloop_reader (self.loop, self.router, s_on_readable, &self);
+    zloop_timer (self.loop, (size_t) self.options.tick_ms, 0, s_on_tick, &self);
+    zloop_start (self.loop);    //  returns on SIGINT/SIGTERM or when a turn fails
+    s_peers_reset (&self);
+    zloop_destroy (&self.loop);
     int rc = self.failed ? 3 : 0;
     rl_info ("stopping (%s)", self.failed ? "storage failure" : "signal");
     s_close (&self);

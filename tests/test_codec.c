@@ -260,10 +260,10 @@ static const vector_t s_vectors[] = {
      0},
     {"bad_version.reply", false, RL_STATUS_OK, HDR (2, 0, RL_STATUS_BAD_VERSION, 3), KIND_NONE,
      NULL, 0},
-    {"unknown_operation.request", true, RL_STATUS_UNKNOWN_OPERATION, HDR (16, 0, 0, 0),
+    {"unknown_operation.request", true, RL_STATUS_UNKNOWN_OPERATION, HDR (18, 0, 0, 0),
      KIND_NONE, NULL, 0},
     {"unknown_operation.reply", false, RL_STATUS_OK,
-     HDR (16, 0, RL_STATUS_UNKNOWN_OPERATION, 3), KIND_NONE, NULL, 0},
+     HDR (18, 0, RL_STATUS_UNKNOWN_OPERATION, 3), KIND_NONE, NULL, 0},
 };
 #define VECTORS (sizeof s_vectors / sizeof s_vectors[0])
 
@@ -587,7 +587,10 @@ test_record_sizes (void **state)
         {RL_OP_GET_RING, 0, RL_BLOB},
         {0, 0, 0},
         {9, 0, 0},
-        {RL_OP_PREPARE, 0, 0},
+        {RL_OP_PREPARE, RL_PREPARE_SIZE, RL_TP_SIZE},
+        {RL_OP_DECIDE, RL_TP_SIZE, RL_TP_SIZE},
+        {RL_OP_OUTCOME_QUERY, RL_TP_SIZE, RL_TP_SIZE},
+        {RL_OP_ACK, 0, 0},
         {RL_OP_AUDIT, 0, 0},
     };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -595,7 +598,9 @@ test_record_sizes (void **state)
         assert_true (codec_reply_record_size (sizes[i].op) == sizes[i].reply);
     }
     for (uint32_t op = 0; op < 300; op++) {
-        assert_int_equal (codec_op_is_known (op), op >= 1 && op <= 8);
+        bool shard_to_shard = op == RL_OP_PREPARE || op == RL_OP_DECIDE
+                              || op == RL_OP_OUTCOME_QUERY;
+        assert_int_equal (codec_op_is_known (op), (op >= 1 && op <= 8) || shard_to_shard);
     }
     assert_false (codec_op_is_known (UINT32_MAX));
 }
@@ -688,8 +693,7 @@ test_request_header_fields (void **state)
     assert_int_equal (s_patched_request (4, u16, 2), RL_STATUS_BAD_VERSION);
     codec_put_u16 (u16, RL_VERSION + 1);
     assert_int_equal (s_patched_request (4, u16, 2), RL_STATUS_BAD_VERSION);
-    const uint16_t unknown_ops[] = {0, 9, 15, RL_OP_PREPARE, RL_OP_DECIDE, RL_OP_ACK,
-                                    RL_OP_OUTCOME_QUERY, RL_OP_IN_DOUBT, RL_OP_AUDIT, 0xffff};
+    const uint16_t unknown_ops[] = {0, 9, 15, RL_OP_ACK, 20, RL_OP_IN_DOUBT, RL_OP_AUDIT, 0xffff};
     for (size_t i = 0; i < sizeof unknown_ops / sizeof unknown_ops[0]; i++) {
         codec_put_u16 (u16, unknown_ops[i]);
         assert_int_equal (s_patched_request (6, u16, 2), RL_STATUS_UNKNOWN_OPERATION);
@@ -826,7 +830,7 @@ test_reply_checks (void **state)
     assert_int_equal (s_reply (RL_OP_GET_RING, 1, RL_RING_BLOB_SIZE_MAX + 1, 0),
                       RL_STATUS_TOO_MANY_RECORDS);
     //  An ok reply to an operation nobody serves.
-    assert_int_equal (s_reply (RL_OP_PREPARE, 0, 0, 0), RL_STATUS_UNKNOWN_OPERATION);
+    assert_int_equal (s_reply (RL_OP_ACK, 0, 0, 0), RL_STATUS_UNKNOWN_OPERATION);
 
     //  Error replies: bare headers with a defined status, any operation.
     for (uint32_t status = 1; status <= RL_STATUS_WRONG_SHARD; status++) {

@@ -354,7 +354,7 @@ test_bad_input (void **state)
         case 2: size = s_header (buf, RL_OP_STATUS, rid, 0); buf[0] ^= 0xff; break;
         case 3: size = s_header (buf, RL_OP_STATUS, rid, 0); buf[4] = 9; break;
         case 4: size = s_header (buf, 99, rid, 0); break;
-        case 5: size = s_header (buf, RL_OP_PREPARE, rid, 0); break;
+        case 5: size = s_header (buf, RL_OP_ACK, rid, 0); break;
         case 6:
             size = s_header (buf, RL_OP_CREATE_TRANSFERS, rid, 2);
             codec_encode_transfer (&t, buf + size);

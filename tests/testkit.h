@@ -40,6 +40,7 @@ typedef struct {
     const char *durability;         //  "sync", "nosync", "manual-wal"
     long checkpoint_transfers;      //  0: default
     char *env[8];                   //  extra environment, NULL-terminated
+    char *args[12];                 //  extra arguments, NULL-terminated
     pid_t pid;
 } tk_shard_t;
 
@@ -70,5 +71,14 @@ void tk_model_apply (tk_model_t *model, const rl_transfer_t *transfer);
 
 //  Checks invariant 1 against `model`, through `client` (a shard or router).
 void tk_check_conservation (rl_client_t *client, const tk_model_t *model, uint64_t ok_min);
+
+//  The same, asking each account's own shard: client_for(ctx, id) picks it.
+typedef rl_client_t *(tk_client_for_fn) (void *ctx, rl_id_t account_id);
+void tk_check_conservation_by (tk_client_for_fn *client_for, void *ctx, const tk_model_t *model,
+                               uint64_t ok_min);
+
+//  Waits (bounded) until no shard has live attempts, undelivered decisions
+//  or prepared records. False on timeout.
+bool tk_wait_quiet (rl_client_t **shards, size_t count, int timeout_ms);
 
 #endif

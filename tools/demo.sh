@@ -3,23 +3,116 @@
 #
 # 1. The ring planner on the sample 4-shard ring: what moves when a fifth
 #    shard joins.
-# 2. A real shard process on 127.0.0.1 (data under ./var/demo, WAL synced),
-#    driven by the shard benchmark for a few seconds: accounts created,
-#    transfers in batches of 1, 100 and 8190, throughput and latency
-#    printed next to the raw RocksDB ceiling.
+# 2. A local cluster (tools/cluster.sh: 4 shards and a router on 127.0.0.1,
+#    data under var/cluster, WAL synced), driven step by step with rlctl:
+#    accounts, funding, transfers (one refused by a balance limit, one
+#    retried), balances, history, cluster status.
+# 3. A short benchmark through the router (bench/rlbench), or the
+#    single-shard benchmark when rlbench is not built.
+# The cluster is left running; `tools/cluster.sh stop` stops it.
 #
-# The router, the client CLI and the local cluster launcher replace step 2
-# with a whole cluster (docs/ issue plan in README).
+# Running it again is fine: the accounts exist already (rlctl says
+# `exists`) and every run uses fresh transfer ids (from the clock).
 set -eu
 BUILD=${1:?usage: demo.sh BUILD_DIR}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+case "$BUILD" in /*) ;; *) BUILD=$(pwd)/$BUILD ;; esac
+ROUTER=tcp://127.0.0.1:7100
+RLCTL="$BUILD/tools/rlctl --connect $ROUTER"
+LEDGER=1
 
-echo "== ring planner: add shard s5 to the sample ring (tools/sample.ring)"
+step () { printf '\n== %s\n' "$*"; }
+
+# run ARGS...: prints the rlctl command as a user would type it, then runs it.
+# A failed record is part of the demo: its exit code 1 does not stop us.
+run () {
+    printf '$ rlctl %s\n' "$*"
+    $RLCTL "$@" || true
+}
+
+step "ring planner: add shard s5 to the sample ring (tools/sample.ring)"
+mkdir -p "$ROOT/var"
 "$BUILD/tools/rebalance" plan --ring "$ROOT/tools/sample.ring" \
     --add s5=tcp://127.0.0.1:7105 --out "$ROOT/var/demo-proposed.ring" 2>&1 || exit 1
 echo "(proposed ring written to var/demo-proposed.ring)"
-echo
-echo "== one shard, same-shard transfers, WAL synced (data in var/demo)"
-mkdir -p "$ROOT/var/demo"
-"$BUILD/bench/shard_bench" --batches 1,100,8190 --seconds 2 --runs 1 --accounts 10000 \
-    --data "$ROOT/var/demo"
+
+if [ ! -x "$BUILD/router/router" ]; then
+    step "one shard, same-shard transfers, WAL synced (data in var/demo)"
+    echo "(the router is not built, so no cluster: the shard benchmark alone)"
+    mkdir -p "$ROOT/var/demo"
+    exec "$BUILD/bench/shard_bench" --batches 1,100,8190 --seconds 2 --runs 1 \
+        --accounts 10000 --data "$ROOT/var/demo"
+fi
+
+step "a local cluster: 4 shards and a router (tools/cluster.sh start)"
+"$ROOT/tools/cluster.sh" start --build "$BUILD"
+
+# Pick the accounts: alice, bob and the operator that funds them live on one
+# shard; carol lives on another, so alice -> carol crosses shards.
+$RLCTL locate $(seq 1 60) $(seq 101 160) >"$ROOT/var/demo-locate.txt"
+shard_of () { awk -v id="$1" '$1 == id { print $3 }' "$ROOT/var/demo-locate.txt"; }
+ALICE=101
+HOME_SHARD=$(shard_of $ALICE)
+OPERATOR=$(awk -v s="$HOME_SHARD" '$1 + 0 >= 1 && $1 + 0 <= 60 && $3 == s { print $1; exit }' \
+    "$ROOT/var/demo-locate.txt")
+BOB=$(awk -v s="$HOME_SHARD" '$1 + 0 > 101 && $3 == s { print $1; exit }' "$ROOT/var/demo-locate.txt")
+CAROL=$(awk -v s="$HOME_SHARD" '$1 + 0 > 101 && $3 != s && $3 != "" { print $1; exit }' \
+    "$ROOT/var/demo-locate.txt")
+if [ -z "$OPERATOR" ] || [ -z "$BOB" ] || [ -z "$CAROL" ]; then
+    echo "demo: could not place the demo accounts on the ring" >&2
+    exit 1
+fi
+
+step "where the accounts live (rlctl locate: XXH3 of the id on the ring)"
+run locate "$OPERATOR" "$ALICE" "$BOB" "$CAROL"
+
+step "an operator account (no balance limit: money enters the ledger through it)"
+run create-account "$OPERATOR" --ledger $LEDGER --code 1
+
+step "customer accounts alice=$ALICE, bob=$BOB, carol=$CAROL (they cannot go negative)"
+run create-account "$ALICE" "$BOB" "$CAROL" --ledger $LEDGER --code 2 \
+    --flags debits-must-not-exceed-credits
+
+RUN=$(date +%s)
+T=$((RUN * 100))
+step "fund alice and bob from the operator (transfer ids $((T + 1))... are new on every run)"
+run transfer $((T + 1)) "$OPERATOR" "$ALICE" 10000 --ledger $LEDGER --code 1
+run transfer $((T + 2)) "$OPERATOR" "$BOB" 5000 --ledger $LEDGER --code 1
+
+step "alice pays bob 2500 (same shard: one atomic write)"
+run transfer $((T + 3)) "$ALICE" "$BOB" 2500 --ledger $LEDGER --code 1
+
+step "bob tries to pay alice 1000000: more than he has"
+run transfer $((T + 4)) "$BOB" "$ALICE" 1000000 --ledger $LEDGER --code 1
+
+step "the client did not hear the answer to $((T + 3)) and retries it with the SAME id"
+run transfer $((T + 3)) "$ALICE" "$BOB" 2500 --ledger $LEDGER --code 1
+
+step "alice pays carol 700: carol lives on another shard"
+run transfer $((T + 5)) "$ALICE" "$CAROL" 700 --ledger $LEDGER --code 1
+
+step "balances (credits - debits; the operator's is negative: it is where money entered)"
+run balance "$OPERATOR" "$ALICE" "$BOB" "$CAROL"
+
+step "alice's history, newest first"
+run history "$ALICE" --reverse --limit 10
+
+step "cluster status: every shard of the ring, asked directly"
+run status
+
+if [ -x "$BUILD/bench/rlbench" ]; then
+    step "benchmark: transfers in batches of 100 through the router for 5 s (bench/rlbench)"
+    echo "(fresh accounts in ledger 2 on every run; WAL synced; ends with its conservation check)"
+    "$BUILD/bench/rlbench" --connect $ROUTER --ledger 2 --accounts 10000 --batch 100 \
+        --connections 2 --window 4 --warmup 1 --duration 5 || echo "demo: rlbench failed" >&2
+else
+    step "benchmark: one shard, same-shard transfers, WAL synced (data in var/demo)"
+    mkdir -p "$ROOT/var/demo"
+    "$BUILD/bench/shard_bench" --batches 1,100,8190 --seconds 2 --runs 1 --accounts 10000 \
+        --data "$ROOT/var/demo"
+fi
+
+step "the cluster is still running"
+case "$BUILD" in "$ROOT"/*) SHOWN=${BUILD#"$ROOT"/} ;; *) SHOWN=$BUILD ;; esac
+echo "try:  $SHOWN/tools/rlctl status        (docs/cli.md)"
+echo "stop: tools/cluster.sh stop           (data kept in var/cluster; docs/cluster.md)"

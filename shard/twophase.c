@@ -1,0 +1,901 @@
+/*  twophase.c: transfers whose two accounts live on different shards.
+
+    The debit shard D coordinates; the credit shard C participates. Escrow,
+    not locks: D reserves the amount on the debit account (debits_reserved),
+    C on the credit account (credits_reserved); every limit counts them, and
+    nothing is locked across the network round trip. docs/two-phase.md draws
+    the state machine; the short form:
+
+      D  create_transfers: checks, reserve debit, attempt LIVE -> PREPARE to C
+      C  PREPARE: checks, reserve credit, write PREPARED      -> reply after sync
+      D  reply PREPARED: post debit + transfer record + xlog COMMIT, one batch
+         reply REFUSED (business): release, store the failure (burns the id)
+         reply REFUSED (infrastructure), or timeout: release, xlog ABORT
+                                      -> client reply and DECIDE after sync
+      C  DECIDE: apply (credit leg record) or release; mark APPLIED / ABORTED
+                                      -> ACK (the reply) after sync
+      D  ACK: delete the xlog entry.
+      C  a PREPARED record older than query_after: OUTCOME_QUERY to D, forever.
+
+    INVARIANTS
+    1. Attempts are named (incarnation counter + nonce, seq) and D never
+       reuses one: the counter grows and is synced before anything is served.
+    2. One live attempt per transfer id at D. A new attempt for an id is
+       started only when no earlier attempt of it can commit: the earlier
+       one was decided ABORT, or belonged to an earlier incarnation (live
+       attempts die with the process: presumed abort). Hence C may treat a
+       PREPARED record of an older attempt of the same id from the same
+       coordinator as aborted when a newer attempt arrives.
+    3. D answers an outcome query with its logged decision, PENDING for the
+       live attempt, and ABORT otherwise (older incarnation, or a sequence of
+       this one that is finished without a logged commit). An unreachable D
+       never means abort: C keeps asking.
+    4. C never acknowledges a COMMIT it holds no record of, unless it applied
+       that attempt; a contrary or unknown decision raises an alarm (log +
+       counter) and is not acknowledged. An ABORT for an unknown attempt
+       leaves a tombstone, so that a late PREPARE of it is refused.
+    5. Reserved amounts are derived state: at start, debits_reserved is zero
+       (no live attempts survive a restart) and credits_reserved is the sum
+       of the PREPARED records.
+
+    LIMITS: RL_TP_ATTEMPTS_MAX live attempts, RL_TP_PREPARED_MAX prepared
+    records (more: busy, an infrastructure result), RL_TP_TOMBSTONES_MAX
+    markers; decisions and queries resend forever with capped backoff, at
+    most RL_TP_WORK_PER_TICK_MAX per tick.
+
+    COST: each table is a slab with an id -> chain index; lookups are O(1)
+    plus the chain of the same id (almost always one). A tick scans the
+    tables linearly: O(live attempts + xlog + prepared).
+*/
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "failpoint.h"
+#include "ledger_internal.h"
+#include "log.h"
+
+#define META_INCARNATION "incarnation"
+
+typedef enum {
+    S_FREE = 0,
+    S_LIVE,          //  coordinator: PREPARE sent, undecided
+    S_DECIDED,       //  coordinator: xlog entry, decision not yet acknowledged
+    S_PREPARED,      //  participant: credit reserved, awaiting the decision
+    S_APPLIED,       //  participant: committed and applied (kept for duplicates)
+    S_ABORTED,       //  participant: aborted or unknown-aborted (tombstone)
+} s_state_t;
+
+//  One entry of any table: an attempt at D, or a record at C.
+typedef struct {
+    s_state_t state;
+    rl_transfer_t transfer;
+    rl_tp_rec_t tp;                 //  id, attempt, coordinator, amount; state = decision
+    char peer[RL_SHARD_NAME_SIZE_MAX];  //  D: the participant
+    uint64_t deadline_ns;           //  D live: prepare timeout; tombstone: expiry
+    uint64_t next_ns;               //  next resend (decision) or query
+    uint64_t backoff_ms;
+    uint64_t tag;                   //  D live: host request handle
+    uint32_t index;                 //  D live: record index in that request
+    int32_t next;                   //  chain of the same id
+} s_entry_t;
+
+typedef struct {
+    s_entry_t *slots;
+    size_t cap;
+    size_t count;
+    int32_t free_head;
+    idmap_t *heads;                 //  id -> first slot + 1
+} s_table_t;
+
+struct twophase_t {
+    ledger_t *ledger;
+    ledger_io_t io;
+    void *io_ctx;
+    rl_attempt_t incarnation;       //  counter, nonce; seq counts attempts
+    s_table_t attempts;             //  D: S_LIVE
+    s_table_t xlog;                 //  D: S_DECIDED
+    s_table_t records;              //  C: S_PREPARED, S_APPLIED, S_ABORTED
+    size_t prepared_count;          //  C: records in S_PREPARED
+    uint64_t alarms;
+    uint64_t prepare_timeout_ms;
+    uint64_t query_after_ms;
+    uint64_t retry_min_ms;
+    uint64_t retry_max_ms;
+};
+
+//  Tables -------------------------------------------------------------------------
+
+static int
+s_table_init (s_table_t *t, size_t cap)
+{
+    t->slots = calloc (cap, sizeof (s_entry_t));
+    t->heads = idmap_new (cap);
+    if (!t->slots || !t->heads) {
+        return -1;
+    }
+    t->cap = cap;
+    t->free_head = -1;
+    return 0;
+}
+
+static void
+s_table_free (s_table_t *t)
+{
+    free (t->slots);
+    idmap_destroy (&t->heads);
+}
+
+static int32_t
+s_table_head (const s_table_t *t, rl_id_t id)
+{
+    uint64_t v = 0;
+    return idmap_get (t->heads, id, &v) ? (int32_t) v - 1 : -1;
+}
+
+//  Finds the entry for (id, coordinator) in the table; -1 if none.
+static int32_t
+s_table_find (const s_table_t *t, rl_id_t id, const char *coordinator)
+{
+    for (int32_t i = s_table_head (t, id); i >= 0; i = t->slots[i].next) {
+        if (!coordinator || strcmp (t->slots[i].tp.coordinator, coordinator) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int32_t
+s_table_add (s_table_t *t, rl_id_t id)
+{
+    int32_t i = t->free_head;
+    if (i >= 0) {
+        t->free_head = t->slots[i].next;
+    } else {
+        if (t->count >= t->cap) {
+            return -1;
+        }
+        //  slots below `count` are all in use when the free list is empty
+        i = (int32_t) t->count;
+    }
+    int32_t head = s_table_head (t, id);
+    if (idmap_put (t->heads, id, (uint64_t) i + 1) != 0) {
+        return -1;
+    }
+    memset (&t->slots[i], 0, sizeof (s_entry_t));
+    t->slots[i].next = head;
+    t->count++;
+    return i;
+}
+
+static void
+s_table_remove (s_table_t *t, int32_t i)
+{
+    assert (i >= 0 && (size_t) i < t->cap && t->slots[i].state != S_FREE);
+    rl_id_t id = t->slots[i].tp.id;
+    int32_t head = s_table_head (t, id);
+    if (head == i) {
+        idmap_put (t->heads, id, (uint64_t) (t->slots[i].next + 1));
+    } else {
+        for (int32_t k = head; k >= 0; k = t->slots[k].next) {
+            if (t->slots[k].next == i) {
+                t->slots[k].next = t->slots[i].next;
+                break;
+            }
+        }
+    }
+    t->slots[i].state = S_FREE;
+    t->slots[i].next = t->free_head;
+    t->free_head = i;
+    t->count--;
+}
+
+//  Slots in use are below the high-water mark; scan up to it.
+static size_t
+s_table_span (const s_table_t *t)
+{
+    size_t span = t->count;
+    for (int32_t i = t->free_head; i >= 0; i = t->slots[i].next) {
+        span++;
+    }
+    return span;
+}
+
+//  Attempts ------------------------------------------------------------------------
+
+static bool
+s_attempt_eq (rl_attempt_t a, rl_attempt_t b)
+{
+    return a.counter == b.counter && a.nonce == b.nonce && a.seq == b.seq;
+}
+
+static bool
+s_attempt_older (rl_attempt_t a, rl_attempt_t b)
+{
+    return a.counter < b.counter || (a.counter == b.counter && a.seq < b.seq);
+}
+
+//  Persistent keys ----------------------------------------------------------------
+
+//  xlog: id (16) + counter (8 BE) + seq (8 BE)
+static void
+s_xlog_key (const rl_tp_rec_t *tp, uint8_t key[32])
+{
+    codec_encode_id (tp->id, key);
+    codec_put_u64_be (key + 16, tp->attempt.counter);
+    codec_put_u64_be (key + 24, tp->attempt.seq);
+}
+
+//  prepared: coordinator name (32, NUL-padded) + id (16)
+static void
+s_record_key (const rl_tp_rec_t *tp, uint8_t key[48])
+{
+    memset (key, 0, 48);
+    memcpy (key, tp->coordinator, strnlen (tp->coordinator, RL_SHARD_NAME_SIZE_MAX - 1));
+    codec_encode_id (tp->id, key + 32);
+}
+
+static void
+s_xlog_put (twophase_t *self, const s_entry_t *e)
+{
+    uint8_t key[32];
+    uint8_t value[RL_PREPARE_SIZE];
+    rl_prepare_rec_t rec = {.transfer = e->transfer, .tp = e->tp};
+    memcpy (&rec.reserved, e->peer, sizeof (rec.reserved));
+    s_xlog_key (&e->tp, key);
+    codec_encode_prepare (&rec, value);
+    store_batch_put (self->ledger->store, STORE_CF_XLOG, key, sizeof (key), value, sizeof (value));
+}
+
+//  Participant records keep their state in tp.state: prepared, commit, abort.
+static void
+s_record_put (twophase_t *self, const s_entry_t *e)
+{
+    uint8_t key[48];
+    uint8_t value[RL_PREPARE_SIZE];
+    rl_prepare_rec_t rec = {.transfer = e->transfer, .tp = e->tp};
+    rec.reserved[0] = e->deadline_ns;
+    s_record_key (&e->tp, key);
+    codec_encode_prepare (&rec, value);
+    store_batch_put (self->ledger->store, STORE_CF_PREPARED, key, sizeof (key), value,
+                     sizeof (value));
+}
+
+//  Lifecycle -----------------------------------------------------------------------
+
+twophase_t *
+twophase_new (ledger_t *ledger)
+{
+    twophase_t *self = calloc (1, sizeof (*self));
+    if (!self) {
+        return NULL;
+    }
+    self->ledger = ledger;
+    self->prepare_timeout_ms = RL_PREPARE_TIMEOUT_MS;
+    self->query_after_ms = RL_TP_QUERY_AFTER_MS;
+    self->retry_min_ms = RL_TP_RETRY_MIN_MS;
+    self->retry_max_ms = RL_TP_RETRY_MAX_MS;
+    if (s_table_init (&self->attempts, RL_TP_ATTEMPTS_MAX) != 0
+        || s_table_init (&self->xlog, RL_TP_ATTEMPTS_MAX * 2) != 0
+        || s_table_init (&self->records, RL_TP_PREPARED_MAX + RL_TP_TOMBSTONES_MAX) != 0) {
+        twophase_destroy (&self);
+    }
+    return self;
+}
+
+void
+twophase_destroy (twophase_t **self_p)
+{
+    assert (self_p);
+    twophase_t *self = *self_p;
+    if (self) {
+        s_table_free (&self->attempts);
+        s_table_free (&self->xlog);
+        s_table_free (&self->records);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+void
+twophase_set_io (twophase_t *self, const ledger_io_t *io, void *io_ctx)
+{
+    self->io = *io;
+    self->io_ctx = io_ctx;
+}
+
+static int
+s_load_xlog (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
+{
+    store_iter_t *it = store_iter_new (self->ledger->store, STORE_CF_XLOG);
+    int rc = 0;
+    for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
+        size_t size = 0;
+        const uint8_t *value = store_iter_value (it, &size);
+        if (size != RL_PREPARE_SIZE) {
+            snprintf (err, err_size, "corrupt coordinator log entry");
+            rc = -1;
+            break;
+        }
+        rl_prepare_rec_t rec;
+        codec_decode_prepare (value, &rec);
+        int32_t i = s_table_add (&self->xlog, rec.tp.id);
+        if (i < 0) {
+            snprintf (err, err_size, "coordinator log larger than its table");
+            rc = -1;
+            break;
+        }
+        s_entry_t *e = &self->xlog.slots[i];
+        e->state = S_DECIDED;
+        e->transfer = rec.transfer;
+        e->tp = rec.tp;
+        memcpy (e->peer, rec.reserved, sizeof (e->peer));
+        e->peer[RL_SHARD_NAME_SIZE_MAX - 1] = '\0';
+        e->next_ns = now_ns;
+        e->backoff_ms = self->retry_min_ms;
+    }
+    store_iter_destroy (&it);
+    return rc;
+}
+
+static int
+s_load_records (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
+{
+    store_iter_t *it = store_iter_new (self->ledger->store, STORE_CF_PREPARED);
+    int rc = 0;
+    for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
+        size_t size = 0;
+        const uint8_t *value = store_iter_value (it, &size);
+        if (size != RL_PREPARE_SIZE) {
+            snprintf (err, err_size, "corrupt prepared record");
+            rc = -1;
+            break;
+        }
+        rl_prepare_rec_t rec;
+        codec_decode_prepare (value, &rec);
+        int32_t i = s_table_add (&self->records, rec.tp.id);
+        if (i < 0) {
+            snprintf (err, err_size, "prepared records larger than their table");
+            rc = -1;
+            break;
+        }
+        s_entry_t *e = &self->records.slots[i];
+        e->transfer = rec.transfer;
+        e->tp = rec.tp;
+        e->deadline_ns = rec.reserved[0];
+        e->backoff_ms = self->retry_min_ms;
+        e->next_ns = now_ns;   //  ask at once: recovery runs before anything else
+        if (rec.tp.state == RL_TP_PREPARED) {
+            rl_account_t *cr = ledger_i_account_find (self->ledger, rec.transfer.credit_account_id,
+                                                      NULL);
+            if (!cr) {
+                snprintf (err, err_size, "prepared record names a missing account");
+                rc = -1;
+                break;
+            }
+            cr->credits_reserved += rec.transfer.amount;
+            e->state = S_PREPARED;
+            self->prepared_count++;
+        } else {
+            e->state = rec.tp.state == RL_TP_COMMIT ? S_APPLIED : S_ABORTED;
+        }
+    }
+    store_iter_destroy (&it);
+    return rc;
+}
+
+int
+twophase_open (twophase_t *self, uint64_t nonce, uint64_t now_ns, char *err, size_t err_size)
+{
+    store_t *store = self->ledger->store;
+    uint8_t bytes[16];
+    size_t size = 0;
+    int rc = store_get (store, STORE_CF_META, META_INCARNATION, strlen (META_INCARNATION), bytes,
+                        sizeof (bytes), &size);
+    if (rc < 0) {
+        snprintf (err, err_size, "cannot read the incarnation");
+        return -1;
+    }
+    uint64_t counter = rc == 1 && size == 16 ? codec_get_u64 (bytes) : 0;
+    self->incarnation = (rl_attempt_t) {.counter = counter + 1, .nonce = nonce};
+    codec_put_u64 (bytes, self->incarnation.counter);
+    codec_put_u64 (bytes + 8, self->incarnation.nonce);
+    assert (store_batch_count (store) == 0);
+    store_batch_put (store, STORE_CF_META, META_INCARNATION, strlen (META_INCARNATION), bytes,
+                     sizeof (bytes));
+    if (store_commit (store) != 0) {
+        snprintf (err, err_size, "cannot persist the incarnation: %s", store_error (store));
+        return -1;
+    }
+    if (s_load_xlog (self, now_ns, err, err_size) != 0
+        || s_load_records (self, now_ns, err, err_size) != 0) {
+        return -1;
+    }
+    rl_info ("two-phase: incarnation %" PRIu64 ", %zu decisions to deliver, %zu prepared",
+             self->incarnation.counter, self->xlog.count, self->prepared_count);
+    return 0;
+}
+
+bool
+twophase_is_live (const twophase_t *self, rl_id_t id)
+{
+    return s_table_head (&self->attempts, id) >= 0;
+}
+
+//  Coordinator ------------------------------------------------------------------------
+
+rl_result_rec_t
+twophase_begin (twophase_t *self, const rl_transfer_t *t, const char *peer, uint64_t now_ns,
+                uint64_t tag, uint32_t index)
+{
+    ledger_t *ledger = self->ledger;
+    rl_result_rec_t r = {0};
+    size_t dr_slot = 0;
+    rl_account_t *dr = ledger_i_account_find (ledger, t->debit_account_id, &dr_slot);
+    if (!dr) {
+        r.result = RL_DEBIT_ACCOUNT_NOT_FOUND;
+    } else if (t->ledger != dr->ledger) {
+        r.result = RL_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS;
+    } else {
+        r.result = ledger_i_debit_checks (dr, t->amount);
+    }
+    if (r.result != RL_OK) {
+        //  Decided here, before any message: store the failure (burns the id).
+        rl_transfer_t record = *t;
+        record.timestamp = ledger_i_next_ts (ledger, now_ns);
+        record.reserved = LEDGER_STORED (r.result, LEDGER_LEG_DEBIT);
+        if (ledger_i_store_transfer (ledger, &record, true) != 0) {
+            r.result = RL_STORAGE_ERROR;
+            return r;
+        }
+        r.timestamp = record.timestamp;
+        return r;
+    }
+    int32_t i = s_table_add (&self->attempts, t->id);
+    if (i < 0) {
+        r.result = RL_BUSY;
+        return r;
+    }
+    s_entry_t *e = &self->attempts.slots[i];
+    e->state = S_LIVE;
+    e->transfer = *t;
+    e->tp.id = t->id;
+    e->tp.attempt = self->incarnation;
+    e->tp.attempt.seq = ++self->incarnation.seq;
+    e->tp.amount = t->amount;
+    snprintf (e->tp.coordinator, sizeof (e->tp.coordinator), "%s", ledger->name);
+    snprintf (e->peer, sizeof (e->peer), "%s", peer);
+    e->deadline_ns = now_ns + self->prepare_timeout_ms * 1000000ull;
+    e->tag = tag;
+    e->index = index;
+    dr->debits_reserved += t->amount;
+    rl_prepare_rec_t rec = {.transfer = *t, .tp = e->tp};
+    self->io.prepare (self->io_ctx, peer, &rec);
+    r.result = LEDGER_PENDING;
+    return r;
+}
+
+//  Moves a live attempt to the xlog with `decision`; schedules its delivery.
+static void
+s_log_decision (twophase_t *self, s_entry_t *live, uint32_t decision, uint64_t now_ns)
+{
+    int32_t x = s_table_add (&self->xlog, live->tp.id);
+    assert (x >= 0);   //  the xlog table holds twice the attempts table
+    s_entry_t *e = &self->xlog.slots[x];
+    *e = (s_entry_t) {.state = S_DECIDED, .transfer = live->transfer, .tp = live->tp,
+                      .next = e->next};
+    memcpy (e->peer, live->peer, sizeof (e->peer));
+    e->tp.state = decision;
+    e->backoff_ms = self->retry_min_ms;
+    e->next_ns = now_ns + e->backoff_ms * 1000000ull;
+    s_xlog_put (self, e);
+    self->io.decide (self->io_ctx, e->peer, &e->tp);
+}
+
+//  Ends a live attempt: releases the debit reservation, records the outcome.
+static void
+s_finish (twophase_t *self, int32_t i, uint32_t result, uint32_t decision, uint64_t now_ns)
+{
+    ledger_t *ledger = self->ledger;
+    s_entry_t *e = &self->attempts.slots[i];
+    size_t dr_slot = 0;
+    rl_account_t *dr = ledger_i_account_find (ledger, e->transfer.debit_account_id, &dr_slot);
+    assert (dr && dr->debits_reserved >= e->transfer.amount);
+    dr->debits_reserved -= e->transfer.amount;
+    uint64_t ts = 0;
+    bool burns = result == RL_OK || !rl_result_is_retryable (result);
+    if (burns) {
+        rl_transfer_t record = e->transfer;
+        record.timestamp = ts = ledger_i_next_ts (ledger, now_ns);
+        record.reserved = LEDGER_STORED (result, LEDGER_LEG_DEBIT);
+        if (result == RL_OK) {
+            dr->debits_posted += e->transfer.amount;
+            ledger_i_mark_dirty (ledger, dr_slot);
+            ledger->transfers_ok++;
+        }
+        if (ledger_i_store_transfer (ledger, &record, true) != 0) {
+            rl_error ("two-phase: out of memory storing a decided transfer");
+            abort ();   //  memory and the decision would disagree: crash, recover
+        }
+    }
+    if (decision != 0) {
+        s_log_decision (self, e, decision, now_ns);
+    }
+    self->io.decided (self->io_ctx, e->tag, e->index, result, ts);
+    s_table_remove (&self->attempts, i);
+}
+
+void
+ledger_prepare_replies (ledger_t *ledger, const rl_tp_rec_t *replies, size_t count,
+                        uint64_t now_ns)
+{
+    twophase_t *self = ledger->tp;
+    for (size_t k = 0; k < count; k++) {
+        const rl_tp_rec_t *reply = &replies[k];
+        int32_t i = s_table_find (&self->attempts, reply->id, NULL);
+        if (i < 0 || !s_attempt_eq (self->attempts.slots[i].tp.attempt, reply->attempt)) {
+            continue;   //  a late reply: that attempt was decided (abort) on timeout
+        }
+        if (reply->state == RL_TP_PREPARED) {
+            s_finish (self, i, RL_OK, RL_TP_COMMIT, now_ns);
+        } else if (!rl_result_is_retryable (reply->result)) {
+            //  A business failure at the credit side: C holds nothing.
+            s_finish (self, i, reply->result, 0, now_ns);
+        } else {
+            //  Refused for an infrastructure reason: C holds nothing either.
+            uint32_t result = reply->result == RL_IN_DOUBT ? RL_IN_DOUBT : RL_ABORTED;
+            s_finish (self, i, result, 0, now_ns);
+        }
+    }
+    if (count > 0) {
+        RL_FAILPOINT (TP_COORD_DECIDED);
+    }
+}
+
+void
+ledger_decide_replies (ledger_t *ledger, const rl_tp_rec_t *acks, size_t count)
+{
+    twophase_t *self = ledger->tp;
+    for (size_t k = 0; k < count; k++) {
+        int32_t i = s_table_head (&self->xlog, acks[k].id);
+        for (; i >= 0; i = self->xlog.slots[i].next) {
+            if (s_attempt_eq (self->xlog.slots[i].tp.attempt, acks[k].attempt)) {
+                break;
+            }
+        }
+        if (i < 0) {
+            continue;   //  a duplicate acknowledgement
+        }
+        if (acks[k].state != RL_TP_ACKED) {
+            self->alarms++;
+            rl_error ("two-phase ALARM: %s refused to acknowledge %s of transfer %016" PRIx64
+                      "%016" PRIx64 " attempt %" PRIu64 ".%" PRIu64 " (needs an operator)",
+                      self->xlog.slots[i].peer, rl_tp_state_name (self->xlog.slots[i].tp.state),
+                      acks[k].id.hi, acks[k].id.lo, acks[k].attempt.counter, acks[k].attempt.seq);
+            continue;
+        }
+        uint8_t key[32];
+        s_xlog_key (&self->xlog.slots[i].tp, key);
+        store_batch_delete (ledger->store, STORE_CF_XLOG, key, sizeof (key));
+        s_table_remove (&self->xlog, i);
+    }
+    if (count > 0) {
+        RL_FAILPOINT (TP_COORD_ACKED);
+    }
+}
+
+void
+ledger_outcome_query (ledger_t *ledger, const rl_tp_rec_t *queries, size_t count,
+                      rl_tp_rec_t *out)
+{
+    twophase_t *self = ledger->tp;
+    for (size_t k = 0; k < count; k++) {
+        out[k] = queries[k];
+        out[k].state = RL_TP_ABORT;   //  older incarnation, or finished without a commit
+        for (int32_t i = s_table_head (&self->xlog, queries[k].id); i >= 0;
+             i = self->xlog.slots[i].next) {
+            if (s_attempt_eq (self->xlog.slots[i].tp.attempt, queries[k].attempt)) {
+                out[k].state = self->xlog.slots[i].tp.state;
+            }
+        }
+        int32_t live = s_table_head (&self->attempts, queries[k].id);
+        if (live >= 0 && s_attempt_eq (self->attempts.slots[live].tp.attempt, queries[k].attempt)) {
+            out[k].state = RL_TP_PENDING;
+        }
+    }
+}
+
+//  Participant ------------------------------------------------------------------------
+
+//  Releases a PREPARED record's reservation and turns it into a tombstone.
+static void
+s_record_abort (twophase_t *self, s_entry_t *e, uint64_t now_ns)
+{
+    if (e->state == S_PREPARED) {
+        rl_account_t *cr = ledger_i_account_find (self->ledger, e->transfer.credit_account_id,
+                                                  NULL);
+        assert (cr && cr->credits_reserved >= e->transfer.amount);
+        cr->credits_reserved -= e->transfer.amount;
+        self->prepared_count--;
+    }
+    e->state = S_ABORTED;
+    e->tp.state = RL_TP_ABORT;
+    e->deadline_ns = now_ns + RL_TP_TOMBSTONE_MS * 1000000ull;
+    s_record_put (self, e);
+}
+
+//  Applies a commit to a PREPARED record: the credit leg becomes a transfer.
+static void
+s_record_commit (twophase_t *self, s_entry_t *e, uint64_t now_ns)
+{
+    ledger_t *ledger = self->ledger;
+    assert (e->state == S_PREPARED);
+    size_t slot = 0;
+    rl_account_t *cr = ledger_i_account_find (ledger, e->transfer.credit_account_id, &slot);
+    assert (cr && cr->credits_reserved >= e->transfer.amount);
+    cr->credits_reserved -= e->transfer.amount;
+    cr->credits_posted += e->transfer.amount;
+    ledger_i_mark_dirty (ledger, slot);
+    self->prepared_count--;
+    rl_transfer_t leg = e->transfer;
+    leg.timestamp = ledger_i_next_ts (ledger, now_ns);
+    leg.reserved = LEDGER_STORED (RL_OK, LEDGER_LEG_CREDIT);
+    if (ledger_i_store_transfer (ledger, &leg, false) != 0) {
+        rl_error ("two-phase: out of memory storing a credit leg");
+        abort ();
+    }
+    e->state = S_APPLIED;
+    e->tp.state = RL_TP_COMMIT;
+    e->tp.timestamp = leg.timestamp;
+    e->deadline_ns = now_ns + RL_TP_TOMBSTONE_MS * 1000000ull;
+    s_record_put (self, e);
+}
+
+//  Checks and reserves the credit of one PREPARE; returns the reply state.
+static uint32_t
+s_prepare_one (twophase_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns, uint32_t *result)
+{
+    ledger_t *ledger = self->ledger;
+    const rl_transfer_t *t = &rec->transfer;
+    *result = RL_OK;
+    if (!rl_id_eq (t->id, rec->tp.id) || rec->tp.coordinator[0] == '\0'
+        || !ledger_i_owns (ledger, t->credit_account_id)) {
+        *result = RL_WRONG_SHARD;
+        return RL_TP_REFUSED;
+    }
+    int32_t i = s_table_find (&self->records, t->id, rec->tp.coordinator);
+    if (i >= 0) {
+        s_entry_t *e = &self->records.slots[i];
+        if (s_attempt_eq (e->tp.attempt, rec->tp.attempt)) {
+            //  A duplicate PREPARE: answer as before.
+            *result = e->state == S_ABORTED ? RL_ABORTED : RL_OK;
+            return e->state == S_ABORTED ? RL_TP_REFUSED : RL_TP_PREPARED;
+        }
+        if (s_attempt_older (rec->tp.attempt, e->tp.attempt)) {
+            *result = RL_ABORTED;   //  a late PREPARE of a superseded attempt
+            return RL_TP_REFUSED;
+        }
+        if (e->state == S_APPLIED) {
+            self->alarms++;
+            rl_error ("two-phase ALARM: new attempt for a transfer already applied here");
+            *result = RL_IN_DOUBT;
+            return RL_TP_REFUSED;
+        }
+        //  An older attempt of the same id: aborted by invariant 2.
+        if (e->state == S_PREPARED) {
+            s_record_abort (self, e, now_ns);
+        }
+        s_table_remove (&self->records, i);
+    }
+    rl_account_t *cr = ledger_i_account_find (ledger, t->credit_account_id, NULL);
+    if (!cr) {
+        *result = RL_CREDIT_ACCOUNT_NOT_FOUND;
+    } else if (cr->ledger != t->ledger) {
+        *result = RL_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER;
+    } else {
+        *result = ledger_i_credit_checks (cr, t->amount);
+    }
+    if (*result != RL_OK) {
+        return RL_TP_REFUSED;
+    }
+    if (self->prepared_count >= RL_TP_PREPARED_MAX
+        || (i = s_table_add (&self->records, t->id)) < 0) {
+        *result = RL_BUSY;
+        return RL_TP_REFUSED;
+    }
+    s_entry_t *e = &self->records.slots[i];
+    e->state = S_PREPARED;
+    e->transfer = *t;
+    e->tp = rec->tp;
+    e->tp.state = RL_TP_PREPARED;
+    e->backoff_ms = self->retry_min_ms;
+    e->next_ns = now_ns + self->query_after_ms * 1000000ull;
+    cr->credits_reserved += t->amount;
+    self->prepared_count++;
+    s_record_put (self, e);
+    return RL_TP_PREPARED;
+}
+
+void
+ledger_prepare (ledger_t *ledger, const rl_prepare_rec_t *recs, size_t count, uint64_t now_ns,
+                rl_tp_rec_t *out)
+{
+    twophase_t *self = ledger->tp;
+    for (size_t k = 0; k < count; k++) {
+        out[k] = recs[k].tp;
+        out[k].state = s_prepare_one (self, &recs[k], now_ns, &out[k].result);
+    }
+    if (count > 0) {
+        RL_FAILPOINT (TP_PART_PREPARED);
+    }
+}
+
+//  Applies one decision (DECIDE, or an outcome answer); returns the ack state.
+static uint32_t
+s_decide_one (twophase_t *self, const rl_tp_rec_t *d, uint64_t now_ns)
+{
+    int32_t i = s_table_find (&self->records, d->id, d->coordinator);
+    s_entry_t *e = i >= 0 ? &self->records.slots[i] : NULL;
+    bool same = e && s_attempt_eq (e->tp.attempt, d->attempt);
+    if (d->state == RL_TP_COMMIT) {
+        if (same && e->state == S_PREPARED) {
+            s_record_commit (self, e, now_ns);
+            return RL_TP_ACKED;
+        }
+        if (same && e->state == S_APPLIED) {
+            return RL_TP_ACKED;
+        }
+        self->alarms++;
+        rl_error ("two-phase ALARM: COMMIT from %s for transfer %016" PRIx64 "%016" PRIx64
+                  " attempt %" PRIu64 ".%" PRIu64 " that is %s here: not acknowledged",
+                  d->coordinator, d->id.hi, d->id.lo, d->attempt.counter, d->attempt.seq,
+                  !e ? "unknown" : !same ? "another attempt" : "aborted");
+        return RL_TP_NOT_ACKED;
+    }
+    assert (d->state == RL_TP_ABORT);
+    if (same && e->state == S_APPLIED) {
+        self->alarms++;
+        rl_error ("two-phase ALARM: ABORT from %s for an attempt applied here", d->coordinator);
+        return RL_TP_NOT_ACKED;
+    }
+    if (same) {
+        if (e->state == S_PREPARED) {
+            s_record_abort (self, e, now_ns);
+        }
+        return RL_TP_ACKED;
+    }
+    if (e && !s_attempt_older (e->tp.attempt, d->attempt)) {
+        return RL_TP_ACKED;   //  we hold a newer attempt: this abort concerns nothing here
+    }
+    //  Unknown attempt (or newer than ours): leave a tombstone so that a late
+    //  PREPARE of it is refused. An older PREPARED one is aborted by invariant 2.
+    if (e) {
+        if (e->state == S_PREPARED) {
+            s_record_abort (self, e, now_ns);
+        }
+        s_table_remove (&self->records, i);
+    }
+    i = s_table_add (&self->records, d->id);
+    if (i < 0) {
+        return RL_TP_NOT_ACKED;   //  no room for the tombstone: ask again later
+    }
+    e = &self->records.slots[i];
+    e->state = S_ABORTED;
+    e->tp = *d;
+    e->transfer.id = d->id;
+    s_record_abort (self, e, now_ns);
+    return RL_TP_ACKED;
+}
+
+void
+ledger_decide (ledger_t *ledger, const rl_tp_rec_t *recs, size_t count, uint64_t now_ns,
+               rl_tp_rec_t *out)
+{
+    twophase_t *self = ledger->tp;
+    for (size_t k = 0; k < count; k++) {
+        out[k] = recs[k];
+        if (recs[k].state != RL_TP_COMMIT && recs[k].state != RL_TP_ABORT) {
+            out[k].state = RL_TP_NOT_ACKED;
+            continue;
+        }
+        out[k].state = s_decide_one (self, &recs[k], now_ns);
+    }
+    if (count > 0) {
+        RL_FAILPOINT (TP_PART_APPLIED);
+    }
+}
+
+void
+ledger_outcome_answers (ledger_t *ledger, const rl_tp_rec_t *answers, size_t count,
+                        uint64_t now_ns)
+{
+    twophase_t *self = ledger->tp;
+    for (size_t k = 0; k < count; k++) {
+        const rl_tp_rec_t *a = &answers[k];
+        int32_t i = s_table_find (&self->records, a->id, a->coordinator);
+        if (i < 0 || self->records.slots[i].state != S_PREPARED
+            || !s_attempt_eq (self->records.slots[i].tp.attempt, a->attempt)) {
+            continue;   //  answers matter only to a record still prepared
+        }
+        if (a->state == RL_TP_COMMIT || a->state == RL_TP_ABORT) {
+            s_decide_one (self, a, now_ns);
+        }
+    }
+}
+
+//  Timers --------------------------------------------------------------------------------
+
+static void
+s_backoff (twophase_t *self, s_entry_t *e, uint64_t now_ns)
+{
+    e->next_ns = now_ns + e->backoff_ms * 1000000ull;
+    e->backoff_ms = e->backoff_ms * 2 > self->retry_max_ms ? self->retry_max_ms
+                                                            : e->backoff_ms * 2;
+}
+
+void
+ledger_tick (ledger_t *ledger, uint64_t now_ns)
+{
+    twophase_t *self = ledger->tp;
+    size_t work = 0;
+    //  Coordinator: prepare timeouts decide abort (infrastructure: not burned).
+    size_t span = s_table_span (&self->attempts);
+    for (size_t i = 0; i < span; i++) {
+        s_entry_t *e = &self->attempts.slots[i];
+        if (e->state == S_LIVE && now_ns >= e->deadline_ns) {
+            s_finish (self, (int32_t) i, RL_ABORTED, RL_TP_ABORT, now_ns);
+            RL_FAILPOINT (TP_COORD_ABORT_DECIDED);
+        }
+    }
+    //  Coordinator: resend decisions until acknowledged, forever, capped backoff.
+    span = s_table_span (&self->xlog);
+    for (size_t i = 0; i < span && work < RL_TP_WORK_PER_TICK_MAX; i++) {
+        s_entry_t *e = &self->xlog.slots[i];
+        if (e->state == S_DECIDED && now_ns >= e->next_ns) {
+            self->io.decide (self->io_ctx, e->peer, &e->tp);
+            s_backoff (self, e, now_ns);
+            work++;
+        }
+    }
+    //  Participant: ask about old prepared records; expire tombstones.
+    span = s_table_span (&self->records);
+    for (size_t i = 0; i < span; i++) {
+        s_entry_t *e = &self->records.slots[i];
+        if (e->state == S_PREPARED && now_ns >= e->next_ns && work < RL_TP_WORK_PER_TICK_MAX) {
+            self->io.query (self->io_ctx, e->tp.coordinator, &e->tp);
+            s_backoff (self, e, now_ns);
+            work++;
+        } else if ((e->state == S_APPLIED || e->state == S_ABORTED) && now_ns >= e->deadline_ns) {
+            uint8_t key[48];
+            s_record_key (&e->tp, key);
+            store_batch_delete (ledger->store, STORE_CF_PREPARED, key, sizeof (key));
+            s_table_remove (&self->records, (int32_t) i);
+        }
+    }
+}
+
+void
+ledger_tp_counts (const ledger_t *ledger, uint64_t *inflight, uint64_t *in_doubt,
+                  uint64_t *alarms)
+{
+    const twophase_t *self = ledger->tp;
+    *inflight = self->attempts.count + self->xlog.count;
+    *in_doubt = self->prepared_count;
+    *alarms = self->alarms;
+}
+
+void
+ledger_set_tp_timeouts (ledger_t *ledger, uint64_t prepare_ms, uint64_t query_after_ms,
+                        uint64_t retry_min_ms, uint64_t retry_max_ms)
+{
+    twophase_t *self = ledger->tp;
+    assert (prepare_ms > 0 && query_after_ms > 0 && retry_min_ms > 0);
+    assert (retry_min_ms <= retry_max_ms);
+    self->prepare_timeout_ms = prepare_ms;
+    self->query_after_ms = query_after_ms;
+    self->retry_min_ms = retry_min_ms;
+    self->retry_max_ms = retry_max_ms;
+}

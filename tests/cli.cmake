@@ -1,0 +1,25 @@
+# The operator CLI (rlctl), the Python client of the wire protocol, and the
+# local cluster launcher (docs/cli.md, docs/cluster.md). ctest does not
+# build targets: these tests run the programs of the build they belong to,
+# so they depend on the programs being part of it (below).
+add_custom_target(cli_test_programs ALL)
+add_dependencies(cli_test_programs shard rlctl rebalance)
+if(TARGET router)
+    add_dependencies(cli_test_programs router)
+endif()
+
+# Hex vectors of docs/protocol.md, then a live shard, then (once the router
+# is built) a router in front of two shards, all through tests/rlclient.py.
+add_test(NAME test_protocol_py
+         COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/test_protocol.py)
+set_tests_properties(test_protocol_py PROPERTIES
+    TIMEOUT 240
+    ENVIRONMENT "RL_BIN_DIR=${CMAKE_BINARY_DIR};RL_PROTOCOL_MD=${PROJECT_SOURCE_DIR}/docs/protocol.md")
+
+# tools/cluster.sh and rlctl end to end: start, use, stop, restart, stop.
+# Exit 77 (skipped) while the router program is not part of the build.
+add_test(NAME test_cluster_sh
+         COMMAND /bin/sh ${CMAKE_CURRENT_SOURCE_DIR}/test_cluster.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(test_cluster_sh PROPERTIES
+    TIMEOUT 240
+    SKIP_RETURN_CODE 77)

@@ -1,0 +1,479 @@
+/*  test_twophase.c: cross-shard transfers between two real shard processes.
+
+    test_cross_shard: commits in both directions, business failures decided
+    by the credit shard (burned: a retry gets the same failure), an
+    unreachable credit shard (a definite `aborted` within the prepare
+    timeout, nothing reserved afterwards, and the retry executes), a retry
+    while the first attempt is live (`in_progress`), and the strong
+    conservation check.
+
+    test_crash_matrix: for every two-phase failpoint in the registry, on the
+    commit path, the business-abort path and the infrastructure-abort path,
+    for the role where it sits: SIGKILL the process there (asserting the
+    point was hit and the death was SIGKILL), restart it, kill it once more
+    during recovery, restart it, let recovery finish; then the transfer is
+    applied on both shards or on neither, nothing stays reserved, a retry
+    with the same id never applies it twice (committed: `exists`; business
+    failure: the same failure; infrastructure abort: may execute afresh),
+    and conservation holds. Shards run with --durability manual-wal, so a
+    kill drops everything not group-committed.
+*/
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "codec.h"
+#include "failpoint.h"
+#include "ring.h"
+#include "testkit.h"
+
+#define LEDGER 752
+#define PREPARE_TIMEOUT "300"
+
+typedef struct {
+    harness_t *h;
+    tk_shard_t shards[2];           //  s1, s2
+    rl_client_t *clients[2];
+    ring_t *ring;
+    uint64_t tag;
+} s_ctx_t;
+
+static int
+s_setup (void **state)
+{
+    s_ctx_t *ctx = calloc (1, sizeof (*ctx));
+    ctx->h = harness_new ("twophase");
+    *state = ctx;
+    return ctx->h ? 0 : -1;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_ctx_t *ctx = *state;
+    for (int i = 0; i < 2; i++) {
+        rl_client_destroy (&ctx->clients[i]);
+    }
+    ring_destroy (&ctx->ring);
+    harness_destroy (&ctx->h);
+    free (ctx);
+    return 0;
+}
+
+static int
+s_owner (s_ctx_t *ctx, rl_id_t id)
+{
+    uint8_t bytes[RL_ID_SIZE];
+    codec_encode_id (id, bytes);
+    return ring_lookup_id (ctx->ring, bytes);
+}
+
+static rl_client_t *
+s_client_for (void *arg, rl_id_t id)
+{
+    s_ctx_t *ctx = arg;
+    return ctx->clients[s_owner (ctx, id)];
+}
+
+//  Two shards with a shared ring file and fast two-phase timeouts.
+static void
+s_cluster_init (s_ctx_t *ctx, const char *prefix)
+{
+    char name[32];
+    ring_destroy (&ctx->ring);
+    ctx->ring = ring_new (1);
+    for (int i = 0; i < 2; i++) {
+        snprintf (name, sizeof (name), "%s%d", prefix, i + 1);
+        tk_shard_init (ctx->h, &ctx->shards[i], name);
+        tk_shard_t *s = &ctx->shards[i];
+        s->durability = "manual-wal";
+        char *args[] = {"--prepare-timeout-ms", PREPARE_TIMEOUT, "--query-after-ms", "200",
+                        "--retry-min-ms", "20", "--retry-max-ms", "200", "--tick-ms", "5", NULL};
+        memcpy (s->args, args, sizeof (args));
+        assert_int_equal (ring_add_shard (ctx->ring, name, s->endpoint, 1.0), 0);
+    }
+    char ring_file[512];
+    snprintf (ring_file, sizeof (ring_file), "%s/%s.ring", harness_dir (ctx->h), prefix);
+    assert_int_equal (ring_save_file (ctx->ring, ring_file), 0);
+    for (int i = 0; i < 2; i++) {
+        snprintf (ctx->shards[i].ring_file, sizeof (ctx->shards[i].ring_file), "%s", ring_file);
+    }
+}
+
+static void
+s_start (s_ctx_t *ctx, int i)
+{
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
+    rl_client_destroy (&ctx->clients[i]);
+    ctx->clients[i] = rl_client_new (ctx->shards[i].endpoint);
+    assert_non_null (ctx->clients[i]);
+}
+
+//  A tag such that accounts 1..n of the model live on the wanted shards.
+static uint64_t
+s_find_tag (s_ctx_t *ctx, uint64_t from, const int *owners, size_t n)
+{
+    for (uint64_t tag = from;; tag++) {
+        bool ok = true;
+        for (size_t i = 0; i < n && ok; i++) {
+            ok = s_owner (ctx, tk_id (i + 1, tag)) == owners[i];
+        }
+        if (ok) {
+            return tag;
+        }
+    }
+}
+
+static void
+s_create_account (s_ctx_t *ctx, uint64_t n, uint16_t flags)
+{
+    rl_account_t a = tk_account (n, ctx->tag, LEDGER, flags);
+    rl_result_rec_t r;
+    assert_int_equal (rl_client_create_accounts (s_client_for (ctx, a.id), &a, 1, &r,
+                                                 TK_TIMEOUT_MS), 0);
+    assert_true (r.result == RL_OK || r.result == RL_EXISTS);
+}
+
+//  Sends one transfer to its debit shard; returns the result, or UINT32_MAX
+//  when no answer came (the outcome is then unknown).
+static uint32_t
+s_transfer (s_ctx_t *ctx, rl_transfer_t t, int timeout_ms)
+{
+    rl_result_rec_t r;
+    int rc = rl_client_create_transfers (s_client_for (ctx, t.debit_account_id), &t, 1, &r,
+                                         timeout_ms);
+    return rc == 0 ? r.result : UINT32_MAX;
+}
+
+static bool
+s_applied (s_ctx_t *ctx, rl_transfer_t t)
+{
+    rl_transfer_t found;
+    assert_int_equal (rl_client_lookup_transfers (s_client_for (ctx, t.debit_account_id), &t.id, 1,
+                                                  &found, TK_TIMEOUT_MS), 0);
+    return found.timestamp != 0;
+}
+
+static void
+s_quiet (s_ctx_t *ctx)
+{
+    if (!tk_wait_quiet (ctx->clients, 2, 15000)) {
+        harness_keep (ctx->h);
+        fail_msg ("shards did not settle: live attempts or prepared records remain");
+    }
+    for (int i = 0; i < 2; i++) {
+        rl_status_rec_t status;
+        assert_int_equal (rl_client_status (ctx->clients[i], &status, TK_TIMEOUT_MS), 0);
+        if (status.alarms != 0) {
+            fail_msg ("%s raised %lu two-phase alarms", status.name,
+                      (unsigned long) status.alarms);
+        }
+    }
+}
+
+//  Basic scenarios ---------------------------------------------------------------
+
+static void
+test_cross_shard (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_cluster_init (ctx, "b");
+    s_start (ctx, 0);
+    s_start (ctx, 1);
+    //  1 operator on s1; 2, 3 customers on s1; 4, 5 customers on s2;
+    //  6 on s2 whose credits must not exceed its debits.
+    int owners[] = {0, 0, 0, 1, 1, 1};
+    ctx->tag = s_find_tag (ctx, 0x7470000000ull, owners, 6);
+    s_create_account (ctx, 1, 0);
+    for (uint64_t n = 2; n <= 5; n++) {
+        s_create_account (ctx, n, RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS);
+    }
+    s_create_account (ctx, 6, RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS);
+    tk_model_t model;
+    tk_model_init (&model, ctx->tag, 6);
+    uint64_t tid = 1;
+    //  Fund every customer from the operator: same shard for 2, 3; cross for 4, 5.
+    for (uint64_t n = 2; n <= 5; n++) {
+        rl_transfer_t t = tk_transfer (tk_id (tid++, ctx->tag), tk_id (1, ctx->tag),
+                                       tk_id (n, ctx->tag), 1000, LEDGER);
+        assert_int_equal (s_transfer (ctx, t, TK_TIMEOUT_MS), RL_OK);
+        tk_model_apply (&model, &t);
+    }
+    //  Cross-shard both ways, in one batch to each debit shard.
+    rl_transfer_t batch[4] = {
+        tk_transfer (tk_id (tid++, ctx->tag), tk_id (2, ctx->tag), tk_id (4, ctx->tag), 10, LEDGER),
+        tk_transfer (tk_id (tid++, ctx->tag), tk_id (3, ctx->tag), tk_id (5, ctx->tag), 20, LEDGER),
+        tk_transfer (tk_id (tid++, ctx->tag), tk_id (2, ctx->tag), tk_id (3, ctx->tag), 30, LEDGER),
+        tk_transfer (tk_id (tid++, ctx->tag), tk_id (2, ctx->tag), tk_id (5, ctx->tag), 5000, LEDGER),
+    };
+    rl_result_rec_t results[4];
+    assert_int_equal (rl_client_create_transfers (ctx->clients[0], batch, 4, results,
+                                                  TK_TIMEOUT_MS), 0);
+    assert_int_equal (results[0].result, RL_OK);
+    assert_int_equal (results[1].result, RL_OK);
+    assert_int_equal (results[2].result, RL_OK);
+    assert_int_equal (results[3].result, RL_EXCEEDS_CREDITS);   //  decided at the debit shard
+    for (int i = 0; i < 3; i++) {
+        tk_model_apply (&model, &batch[i]);
+    }
+    rl_transfer_t back = tk_transfer (tk_id (tid++, ctx->tag), tk_id (4, ctx->tag),
+                                      tk_id (3, ctx->tag), 7, LEDGER);
+    assert_int_equal (s_transfer (ctx, back, TK_TIMEOUT_MS), RL_OK);
+    tk_model_apply (&model, &back);
+    //  Business failures decided by the credit shard burn the id.
+    rl_transfer_t missing = tk_transfer (tk_id (tid++, ctx->tag), tk_id (2, ctx->tag),
+                                         tk_id (99, ctx->tag), 1, LEDGER);
+    while (s_owner (ctx, missing.credit_account_id) != 1) {
+        missing.credit_account_id.lo++;
+    }
+    assert_int_equal (s_transfer (ctx, missing, TK_TIMEOUT_MS), RL_CREDIT_ACCOUNT_NOT_FOUND);
+    assert_int_equal (s_transfer (ctx, missing, TK_TIMEOUT_MS), RL_CREDIT_ACCOUNT_NOT_FOUND);
+    rl_transfer_t limited = tk_transfer (tk_id (tid++, ctx->tag), tk_id (2, ctx->tag),
+                                         tk_id (6, ctx->tag), 1, LEDGER);
+    assert_int_equal (s_transfer (ctx, limited, TK_TIMEOUT_MS), RL_EXCEEDS_DEBITS);
+    assert_int_equal (s_transfer (ctx, limited, TK_TIMEOUT_MS), RL_EXCEEDS_DEBITS);
+    s_quiet (ctx);
+    assert_int_equal (s_transfer (ctx, back, TK_TIMEOUT_MS), RL_EXISTS);
+
+    //  An unreachable credit shard: a definite aborted within the prepare
+    //  timeout, nothing left reserved, and the id stays free.
+    rl_transfer_t lost = tk_transfer (tk_id (tid++, ctx->tag), tk_id (3, ctx->tag),
+                                      tk_id (4, ctx->tag), 3, LEDGER);
+    assert_int_equal (harness_kill (ctx->h, ctx->shards[1].pid, SIGSTOP), 0);
+    int64_t start = zclock_mono ();
+    assert_int_equal (s_transfer (ctx, lost, TK_TIMEOUT_MS), RL_ABORTED);
+    assert_true (zclock_mono () - start < 3000);
+    //  A retry while the first attempt is live answers in_progress.
+    rl_transfer_t live = tk_transfer (tk_id (tid++, ctx->tag), tk_id (3, ctx->tag),
+                                      tk_id (5, ctx->tag), 4, LEDGER);
+    rl_header_t rh;
+    uint8_t body[RL_TRANSFER_SIZE], *reply = NULL;
+    size_t reply_size = 0;
+    codec_encode_transfer (&live, body);
+    assert_int_equal (rl_client_call (ctx->clients[0], RL_OP_CREATE_TRANSFERS, body,
+                                      sizeof (body), 1, 20, &rh, &reply, &reply_size),
+                      RL_CLIENT_TIMEOUT);
+    assert_int_equal (s_transfer (ctx, live, TK_TIMEOUT_MS), RL_IN_PROGRESS);
+    assert_int_equal (harness_kill (ctx->h, ctx->shards[1].pid, SIGCONT), 0);
+    s_quiet (ctx);
+    //  Both were aborted (not burned): the retries execute now.
+    assert_int_equal (s_transfer (ctx, lost, TK_TIMEOUT_MS), RL_OK);
+    tk_model_apply (&model, &lost);
+    uint32_t r = s_transfer (ctx, live, TK_TIMEOUT_MS);
+    assert_true (r == RL_OK || r == RL_EXISTS);
+    tk_model_apply (&model, &live);
+    s_quiet (ctx);
+    //  Restart both: balances, reservations and history survive.
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM), 0);
+        s_start (ctx, i);
+    }
+    tk_check_conservation_by (s_client_for, ctx, &model, 10);
+}
+
+//  Crash matrix -------------------------------------------------------------------
+
+typedef enum { PATH_COMMIT, PATH_BUSINESS, PATH_INFRA } s_path_t;
+static const char *s_path_names[] = {"commit", "business-abort", "infrastructure-abort"};
+
+typedef struct {
+    const char *point;
+    int role;                       //  0: coordinator (s1), 1: participant (s2)
+    s_path_t path;
+    const char *other;              //  a second crash point on the other role, or NULL
+} s_case_t;
+
+static const s_case_t s_cases[] = {
+    {"tp.coord.prepare_sent", 0, PATH_COMMIT, NULL},
+    {"tp.coord.prepare_sent", 0, PATH_BUSINESS, NULL},
+    {"tp.coord.prepare_sent", 0, PATH_INFRA, NULL},
+    {"tp.coord.decided", 0, PATH_COMMIT, NULL},
+    {"tp.coord.decided", 0, PATH_BUSINESS, NULL},
+    {"tp.coord.decision_synced", 0, PATH_COMMIT, NULL},
+    {"tp.coord.decision_synced", 0, PATH_BUSINESS, NULL},
+    {"tp.coord.decision_synced", 0, PATH_INFRA, NULL},
+    {"tp.coord.decision_sent", 0, PATH_COMMIT, NULL},
+    {"tp.coord.decision_sent", 0, PATH_INFRA, NULL},
+    {"tp.coord.acked", 0, PATH_COMMIT, NULL},
+    {"tp.coord.acked", 0, PATH_INFRA, NULL},
+    {"tp.coord.abort_decided", 0, PATH_INFRA, NULL},
+    {"tp.part.prepared", 1, PATH_COMMIT, NULL},
+    {"tp.part.prepared", 1, PATH_BUSINESS, NULL},
+    {"tp.part.prepared", 1, PATH_INFRA, NULL},
+    {"tp.part.prepare_synced", 1, PATH_COMMIT, NULL},
+    {"tp.part.prepare_synced", 1, PATH_BUSINESS, NULL},
+    {"tp.part.prepare_synced", 1, PATH_INFRA, NULL},
+    {"tp.part.applied", 1, PATH_COMMIT, NULL},
+    {"tp.part.applied", 1, PATH_INFRA, NULL},
+    {"tp.part.apply_synced", 1, PATH_COMMIT, NULL},
+    {"tp.part.apply_synced", 1, PATH_INFRA, NULL},
+    //  The coordinator dies after PREPARE: the participant asks, and dies too.
+    {"tp.part.query_sent", 1, PATH_COMMIT, "tp.coord.prepare_sent"},
+};
+
+static bool
+s_file_has (const char *path, const char *text)
+{
+    char *data = harness_read_file (path, NULL);
+    bool has = data && strstr (data, text);
+    free (data);
+    return has;
+}
+
+//  Restarts a dead shard, kills it once more during recovery, restarts it.
+static void
+s_recover (s_ctx_t *ctx, int i)
+{
+    ctx->shards[i].env[0] = NULL;
+    s_start (ctx, i);
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[i], SIGKILL) & 0x7f, SIGKILL);
+    s_start (ctx, i);
+}
+
+static void
+s_run_case (s_ctx_t *ctx, size_t k)
+{
+    const s_case_t *c = &s_cases[k];
+    char prefix[16];
+    snprintf (prefix, sizeof (prefix), "m%zu-", k);
+    s_cluster_init (ctx, prefix);
+    static char fp_env[2][256], fp_file_env[2][600], fp_file[2][512];
+    const char *points[2] = {NULL, NULL};
+    points[c->role] = c->point;
+    if (c->other) {
+        points[1 - c->role] = c->other;
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf (fp_file[i], sizeof (fp_file[i]), "%s/%sfp%d.log", harness_dir (ctx->h), prefix,
+                  i);
+        snprintf (fp_file_env[i], sizeof (fp_file_env[i]), "RL_FAILPOINT_FILE=%s", fp_file[i]);
+        fp_env[i][0] = '\0';
+        if (points[i]) {
+            snprintf (fp_env[i], sizeof (fp_env[i]), "RL_FAILPOINTS=%s=crash", points[i]);
+        }
+        if (i == 1 && c->path == PATH_INFRA) {
+            //  The PREPARE is handled after the coordinator gave up on it.
+            snprintf (fp_env[i], sizeof (fp_env[i]), "RL_FAILPOINTS=tp.part.prepare_delay=delay:600%s%s%s",
+                      points[i] ? "," : "", points[i] ? points[i] : "", points[i] ? "=crash" : "");
+        }
+        int e = 0;
+        if (fp_env[i][0]) {
+            ctx->shards[i].env[e++] = fp_env[i];
+        }
+        ctx->shards[i].env[e++] = fp_file_env[i];
+        ctx->shards[i].env[e] = NULL;
+        s_start (ctx, i);
+    }
+    //  1 operator and 2 sender on s1; 3 receiver and 4 limited receiver on s2.
+    int owners[] = {0, 0, 1, 1};
+    ctx->tag = s_find_tag (ctx, 0x6d00000000ull + k * 0x10000, owners, 4);
+    s_create_account (ctx, 1, 0);
+    s_create_account (ctx, 2, RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS);
+    s_create_account (ctx, 3, 0);
+    s_create_account (ctx, 4, RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS);
+    tk_model_t model;
+    tk_model_init (&model, ctx->tag, 4);
+    rl_transfer_t fund = tk_transfer (tk_id (1, ctx->tag), tk_id (1, ctx->tag),
+                                      tk_id (2, ctx->tag), 100, LEDGER);
+    assert_int_equal (s_transfer (ctx, fund, TK_TIMEOUT_MS), RL_OK);
+    tk_model_apply (&model, &fund);
+    rl_transfer_t t = tk_transfer (tk_id (2, ctx->tag), tk_id (2, ctx->tag),
+                                   tk_id (c->path == PATH_BUSINESS ? 4 : 3, ctx->tag), 40, LEDGER);
+    uint32_t first = s_transfer (ctx, t, 3000);
+    //  Every armed process must die by SIGKILL at its point.
+    for (int i = 0; i < 2; i++) {
+        if (!points[i]) {
+            continue;
+        }
+        int wstatus = 0;
+        if (harness_wait_exit (ctx->h, ctx->shards[i].pid, 15000, &wstatus) != 0) {
+            harness_keep (ctx->h);
+            fail_msg ("case %zu (%s, %s): %s never died", k, points[i], s_path_names[c->path],
+                      ctx->shards[i].name);
+        }
+        ctx->shards[i].pid = -1;
+        assert_true (WIFSIGNALED (wstatus) && WTERMSIG (wstatus) == SIGKILL);
+        assert_true (s_file_has (fp_file[i], points[i]));
+    }
+    for (int i = 0; i < 2; i++) {
+        if (points[i]) {
+            s_recover (ctx, i);
+        } else if (c->path == PATH_INFRA && i == 1) {
+            assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM), 0);
+            ctx->shards[i].env[0] = NULL;
+            s_start (ctx, i);
+        }
+    }
+    s_quiet (ctx);
+    bool applied = s_applied (ctx, t);
+    rl_account_t receiver;
+    rl_id_t rid = t.credit_account_id;
+    assert_int_equal (rl_client_lookup_accounts (ctx->clients[1], &rid, 1, &receiver,
+                                                 TK_TIMEOUT_MS), 0);
+    //  Atomicity: applied on both shards or on neither.
+    assert_int_equal (receiver.credits_posted, applied ? t.amount : 0);
+    if (first == RL_OK) {
+        assert_true (applied);
+    }
+    uint32_t retry = s_transfer (ctx, t, TK_TIMEOUT_MS);
+    if (applied) {
+        assert_int_equal (retry, RL_EXISTS);
+        tk_model_apply (&model, &t);
+    } else if (c->path == PATH_BUSINESS) {
+        assert_int_equal (retry, RL_EXCEEDS_DEBITS);
+    } else {
+        assert_true (retry == RL_OK || retry == RL_ABORTED);
+        if (retry == RL_OK) {
+            tk_model_apply (&model, &t);
+        }
+    }
+    s_quiet (ctx);
+    tk_check_conservation_by (s_client_for, ctx, &model, 1);
+    for (int i = 0; i < 2; i++) {
+        tk_shard_stop (ctx->h, &ctx->shards[i], SIGKILL);
+    }
+}
+
+static void
+test_crash_matrix (void **state)
+{
+    s_ctx_t *ctx = *state;
+    //  Every two-phase crash point of the registry has at least one case.
+    for (size_t fp = 0; fp < failpoint_count (); fp++) {
+        const char *name = failpoint_name ((rl_fp_t) fp);
+        if (strncmp (name, "tp.", 3) != 0 || strstr (name, "delay")) {
+            continue;
+        }
+        bool covered = false;
+        for (size_t k = 0; k < sizeof (s_cases) / sizeof (s_cases[0]); k++) {
+            covered |= strcmp (s_cases[k].point, name) == 0;
+        }
+        if (!covered) {
+            fail_msg ("failpoint %s has no crash case", name);
+        }
+    }
+    for (size_t k = 0; k < sizeof (s_cases) / sizeof (s_cases[0]); k++) {
+        printf ("case %zu: %s on %s, %s path\n", k, s_cases[k].point,
+                s_cases[k].role ? "participant" : "coordinator", s_path_names[s_cases[k].path]);
+        s_run_case (ctx, k);
+    }
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_cross_shard, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_crash_matrix, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

@@ -1,0 +1,336 @@
+#!/bin/sh
+# cluster.sh: a local ringledger cluster on 127.0.0.1 (docs/cluster.md).
+#
+#   cluster.sh start  [--shards N] [--dir DIR] [--base-port P] [--build DIR] [--wait-s S]
+#   cluster.sh stop   [--dir DIR] [--wait-s S]
+#   cluster.sh status [--dir DIR] [--build DIR]
+#
+# start: writes DIR/ring with `rebalance init` (shards s1..sN at
+# tcp://127.0.0.1:P+1..P+N) unless DIR/ring exists, starts every shard and a
+# router at tcp://127.0.0.1:P in the background (pid files and logs in DIR),
+# then waits until `rlctl status` through the router sees every shard up.
+# A restart keeps the data and the ring: the ring file, not --shards, says
+# which shards there are, and DIR/cluster.conf remembers the ports.
+# stop: SIGTERM to the router and the shards, wait, SIGKILL after a deadline.
+# status: which processes are alive, then `rlctl status`.
+#
+# Defaults: --shards 4, --dir var/cluster, --base-port 7100, --build build
+# (the last two relative to the repository), --wait-s 30.
+# Exit codes: 0 done (status: everything up), 1 failed (status: something
+# is down or not started), 2 usage.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SHARDS_DEFAULT=4
+SHARDS_MAX=64
+BASE_PORT_DEFAULT=7100
+WAIT_S_DEFAULT=30
+POLL_TIMEOUT_MS=500     # one `rlctl status` attempt while waiting for start
+
+usage () {
+    cat <<EOF
+usage: cluster.sh start  [--shards N] [--dir DIR] [--base-port P] [--build DIR] [--wait-s S]
+       cluster.sh stop   [--dir DIR] [--wait-s S]
+       cluster.sh status [--dir DIR] [--build DIR]
+defaults: --shards $SHARDS_DEFAULT, --dir var/cluster, --base-port $BASE_PORT_DEFAULT (router;
+shards on the next ports), --build build, --wait-s $WAIT_S_DEFAULT. See docs/cluster.md.
+EOF
+}
+
+die_usage () {
+    echo "cluster.sh: $*" >&2
+    echo "(run 'tools/cluster.sh --help' for usage)" >&2
+    exit 2
+}
+
+fail () {
+    echo "cluster.sh: $*" >&2
+    exit 1
+}
+
+is_number () {
+    case "$1" in
+    ''|*[!0-9]*) return 1 ;;
+    *) return 0 ;;
+    esac
+}
+
+abspath () {  # abspath PATH: absolute, relative paths taken from the current directory
+    case "$1" in
+    /*) printf '%s\n' "$1" ;;
+    *) printf '%s/%s\n' "$(pwd)" "$1" ;;
+    esac
+}
+
+# Arguments --------------------------------------------------------------------
+cmd=${1:-}
+case "$cmd" in
+start|stop|status) shift ;;
+-h|--help|help) usage; exit 0 ;;
+'') usage >&2; exit 2 ;;
+*) die_usage "unknown command '$cmd'" ;;
+esac
+
+SHARDS=""
+DIR=$ROOT/var/cluster
+BASE_PORT=""
+BUILD=$ROOT/build
+WAIT_S=$WAIT_S_DEFAULT
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --shards|--dir|--base-port|--build|--wait-s)
+        [ $# -ge 2 ] || die_usage "option '$1' needs a value"
+        opt=$1; val=$2; shift 2
+        case "$opt" in
+        --shards)
+            is_number "$val" && [ "$val" -ge 1 ] && [ "$val" -le $SHARDS_MAX ] \
+                || die_usage "--shards '$val': expected 1..$SHARDS_MAX"
+            SHARDS=$val ;;
+        --dir) DIR=$(abspath "$val") ;;
+        --base-port)
+            is_number "$val" && [ "$val" -ge 1024 ] && [ "$val" -le 65000 ] \
+                || die_usage "--base-port '$val': expected 1024..65000"
+            BASE_PORT=$val ;;
+        --build) BUILD=$(abspath "$val") ;;
+        --wait-s)
+            is_number "$val" && [ "$val" -ge 1 ] || die_usage "--wait-s '$val': expected seconds"
+            WAIT_S=$val ;;
+        esac ;;
+    -h|--help) usage; exit 0 ;;
+    *) die_usage "unknown argument '$1'" ;;
+    esac
+done
+
+SHARD_BIN=$BUILD/shard/shard
+ROUTER_BIN=$BUILD/router/router
+RLCTL=$BUILD/tools/rlctl
+REBALANCE=$BUILD/tools/rebalance
+RING=$DIR/ring
+CONF=$DIR/cluster.conf
+
+# Processes ----------------------------------------------------------------------
+
+# pid_of NAME: the pid in DIR/NAME.pid if that process is alive and is ours
+# (its command line names this cluster's directory), else nothing.
+pid_of () {
+    f=$DIR/$1.pid
+    [ -f "$f" ] || return 0
+    pid=$(cat "$f" 2>/dev/null || true)
+    is_number "$pid" || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        case "$(ps -o args= -p "$pid" 2>/dev/null || true)" in
+        *"$DIR"*) echo "$pid" ;;
+        esac
+    fi
+}
+
+# shard_names: s1 s2 ... from the ring file.
+shard_names () {
+    awk '$1 == "shard" { print $2 }' "$RING"
+}
+
+shard_endpoint () {
+    awk -v n="$1" '$1 == "shard" && $2 == n { print $3 }' "$RING"
+}
+
+router_endpoint () {
+    echo "tcp://127.0.0.1:$BASE_PORT"
+}
+
+log_tail () {
+    echo "--- last lines of $DIR/$1.log:" >&2
+    tail -n 15 "$DIR/$1.log" >&2 2>/dev/null || true
+}
+
+# spawn NAME PROGRAM ARGS...: in the background, detached from the terminal,
+# stdout and stderr appended to DIR/NAME.log, pid in DIR/NAME.pid.
+spawn () {
+    name=$1; shift
+    if command -v setsid >/dev/null 2>&1; then
+        setsid "$@" </dev/null >>"$DIR/$name.log" 2>&1 &
+    else
+        "$@" </dev/null >>"$DIR/$name.log" 2>&1 &
+    fi
+    echo $! >"$DIR/$name.pid"
+}
+
+load_conf () {
+    [ -f "$CONF" ] \
+        || fail "no cluster in $DIR (no cluster.conf): start one with tools/cluster.sh start"
+    # shellcheck disable=SC1090
+    . "$CONF"
+}
+
+# Commands -----------------------------------------------------------------------
+
+start () {
+    for bin in "$SHARD_BIN" "$RLCTL" "$REBALANCE"; do
+        [ -x "$bin" ] || fail "$bin is missing: build first (cmake --build $BUILD, or ./dev.sh run)"
+    done
+    [ -x "$ROUTER_BIN" ] || fail "$ROUTER_BIN is missing: the router is not built (yet); a \
+cluster needs it in front of the shards. Build it, or start a single shard by hand (docs/shard.md)"
+    mkdir -p "$DIR"
+    if [ -f "$RING" ]; then
+        [ -f "$CONF" ] || fail "$RING exists but $CONF does not: remove $DIR or restore it"
+        given_port=$BASE_PORT
+        load_conf
+        if [ -n "$given_port" ] && [ "$given_port" != "$BASE_PORT" ]; then
+            echo "cluster.sh: $DIR was created with --base-port $BASE_PORT; keeping it" >&2
+        fi
+        count=$(shard_names | wc -l)
+        if [ -n "$SHARDS" ] && [ "$SHARDS" != "$count" ]; then
+            echo "cluster.sh: $RING has $count shards; keeping them (--shards $SHARDS ignored)" >&2
+        fi
+        running=0
+        for name in router $(shard_names); do
+            [ -n "$(pid_of "$name")" ] && running=$((running + 1))
+        done
+        if [ "$running" -eq $((count + 1)) ]; then
+            echo "cluster.sh: already running in $DIR"
+        else
+            echo "cluster.sh: restarting the cluster in $DIR (data and ring kept)"
+        fi
+    else
+        SHARDS=${SHARDS:-$SHARDS_DEFAULT}
+        BASE_PORT=${BASE_PORT:-$BASE_PORT_DEFAULT}
+        set --
+        i=1
+        while [ "$i" -le "$SHARDS" ]; do
+            set -- "$@" --shard "s$i=tcp://127.0.0.1:$((BASE_PORT + i))"
+            i=$((i + 1))
+        done
+        "$REBALANCE" init --epoch 1 "$@" --out "$RING" >/dev/null \
+            || fail "rebalance init could not write $RING"
+        printf 'BASE_PORT=%s\n' "$BASE_PORT" >"$CONF"
+        echo "cluster.sh: new cluster in $DIR: $SHARDS shards, ring epoch 1"
+    fi
+    for name in $(shard_names); do
+        if [ -n "$(pid_of "$name")" ]; then
+            continue
+        fi
+        mkdir -p "$DIR/$name"
+        spawn "$name" "$SHARD_BIN" --name "$name" --bind "$(shard_endpoint "$name")" \
+            --data "$DIR/$name" --ring "$RING"
+    done
+    if [ -z "$(pid_of router)" ]; then
+        spawn router "$ROUTER_BIN" --bind "$(router_endpoint)" --ring "$RING"
+    fi
+    wait_ready
+    print_where
+}
+
+# Polls `rlctl status` through the router until every shard answers, a
+# process dies, or WAIT_S passes.
+wait_ready () {
+    deadline=$(( $(date +%s) + WAIT_S ))
+    while :; do
+        for name in router $(shard_names); do
+            if [ -z "$(pid_of "$name")" ]; then
+                log_tail "$name"
+                fail "$name exited during start (is its port taken? see $DIR/$name.log)"
+            fi
+        done
+        if "$RLCTL" --connect "$(router_endpoint)" --timeout-ms $POLL_TIMEOUT_MS status \
+            >/dev/null 2>&1; then
+            return 0
+        fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            "$RLCTL" --connect "$(router_endpoint)" --timeout-ms $POLL_TIMEOUT_MS status >&2 || true
+            fail "the cluster did not answer within $WAIT_S s; logs are in $DIR"
+        fi
+    done
+}
+
+print_where () {
+    echo "cluster.sh: up. router $(router_endpoint) (pid $(pid_of router), log $DIR/router.log)"
+    for name in $(shard_names); do
+        echo "    shard $name $(shard_endpoint "$name") (pid $(pid_of "$name")," \
+            "data $DIR/$name, log $DIR/$name.log)"
+    done
+    echo "    ring  $RING"
+    echo "try:  $RLCTL status"
+    if [ "$BASE_PORT" != "$BASE_PORT_DEFAULT" ]; then
+        echo "      (with --connect $(router_endpoint), or RL_CONNECT=$(router_endpoint))"
+    fi
+    echo "stop: tools/cluster.sh stop${DIR_ARG:-}"
+}
+
+stop () {
+    [ -d "$DIR" ] || fail "no cluster in $DIR"
+    pids=""
+    names=""
+    for f in "$DIR"/*.pid; do
+        [ -f "$f" ] || continue
+        name=$(basename "$f" .pid)
+        pid=$(pid_of "$name")
+        if [ -n "$pid" ]; then
+            kill -TERM "$pid" 2>/dev/null || true
+            pids="$pids $pid"
+            names="$names $name"
+        fi
+    done
+    if [ -z "$pids" ]; then
+        rm -f "$DIR"/*.pid
+        echo "cluster.sh: nothing was running in $DIR"
+        return 0
+    fi
+    deadline=$(( $(date +%s) + WAIT_S ))
+    while :; do
+        alive=""
+        for pid in $pids; do
+            if kill -0 "$pid" 2>/dev/null; then alive="$alive $pid"; fi
+        done
+        [ -z "$alive" ] && break
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "cluster.sh: still alive after $WAIT_S s, sending SIGKILL:$alive" >&2
+            for pid in $alive; do kill -KILL "$pid" 2>/dev/null || true; done
+            break
+        fi
+        sleep 0.05 2>/dev/null || sleep 1
+    done
+    rm -f "$DIR"/*.pid
+    echo "cluster.sh: stopped$names (data kept in $DIR)"
+}
+
+status () {
+    [ -d "$DIR" ] || fail "no cluster in $DIR: start one with tools/cluster.sh start"
+    load_conf
+    [ -f "$RING" ] || fail "no ring in $DIR"
+    rc=0
+    running=0
+    for name in router $(shard_names); do
+        pid=$(pid_of "$name")
+        if [ -n "$pid" ]; then
+            echo "$name: running (pid $pid)"
+            running=$((running + 1))
+        else
+            echo "$name: NOT running (log $DIR/$name.log)"
+            rc=1
+        fi
+    done
+    if [ "$running" -eq 0 ]; then
+        echo "the cluster in $DIR is not running: start it with tools/cluster.sh start${DIR_ARG:-}"
+        return 1
+    fi
+    echo
+    [ -x "$RLCTL" ] || fail "$RLCTL is missing: build first"
+    out=$("$RLCTL" --connect "$(router_endpoint)" --timeout-ms 2000 status 2>&1) || rc=1
+    if printf '%s\n' "$out" | grep -q '^ring epoch'; then
+        printf '%s\n' "$out"
+    else
+        printf '%s\n' "$out"
+        first=$(shard_names | head -n 1)
+        echo "(the router did not answer; asking shard $first for the ring)"
+        "$RLCTL" --connect "$(shard_endpoint "$first")" --timeout-ms 2000 status || rc=1
+    fi
+    return $rc
+}
+
+if [ "$DIR" != "$ROOT/var/cluster" ]; then
+    DIR_ARG=" --dir $DIR"
+fi
+case "$cmd" in
+start) start ;;
+stop) stop ;;
+status) status ;;
+esac
