@@ -1,10 +1,22 @@
 /*  client.c: see client.h.
 
-    One DEALER socket; a call encodes the header, sends one frame (DEALER
-    adds no envelope, so the ROUTER on the other side sees identity +
-    payload), then polls until the matching reply or the deadline. Request
-    ids are per client, starting from a random value so that two clients
-    that share a router never confuse each other's ids in logs.
+    DESIGN
+    One DEALER socket with ZMQ_IMMEDIATE: a request goes only to an
+    endpoint with a live connection, so a dead router never swallows it; a
+    send waits (up to the call's timeout) for some connection to exist. A
+    call encodes the header, sends one frame (DEALER adds no envelope, so
+    the ROUTER on the other side sees identity + payload), then polls until
+    the matching reply or the deadline. Request ids are per client, starting
+    from a random value so that two clients that share a router never
+    confuse each other's ids in logs.
+
+    Pipelined requests are remembered by id in a window of at most
+    RL_CLIENT_WINDOW_MAX (a linear scan: O(window) per reply). A reply to one
+    of them that arrives while a blocking call waits is kept in a stash
+    (at most one per request in the window) for rl_client_recv.
+
+    The retry helpers only ever resend records with the ids they were given:
+    an open outcome is settled by asking again, never by paying again.
 */
 #include "client.h"
 
@@ -16,13 +28,16 @@
 
 #include "codec.h"
 
-#define RL_CLIENT_HWM_MESSAGES 1000   //  queued requests before send fails
-
 struct rl_client_t {
     zsock_t *dealer;
     uint64_t next_request_id;
     uint64_t stale_replies;     //  replies to calls that had timed out
     uint64_t bad_replies;       //  replies that did not decode
+    size_t window;              //  pipelined requests allowed in flight
+    uint64_t *inflight;         //  their ids, RL_CLIENT_WINDOW_MAX slots
+    size_t inflight_count;
+    zlist_t *stash;             //  zframe_t: replies to them, received by a blocking call
+    int send_timeout_ms;        //  rl_client_send: wait for a connection this long
 };
 
 rl_client_t *
@@ -34,18 +49,24 @@ rl_client_new (const char *endpoints)
         return NULL;
     }
     self->dealer = zsock_new (ZMQ_DEALER);
-    if (!self->dealer) {
-        free (self);
+    self->inflight = calloc (RL_CLIENT_WINDOW_MAX, sizeof (uint64_t));
+    self->stash = zlist_new ();
+    if (!self->dealer || !self->inflight || !self->stash) {
+        rl_client_destroy (&self);
         return NULL;
     }
+    self->window = RL_CLIENT_WINDOW_DEFAULT;
+    self->send_timeout_ms = RL_CLIENT_TIMEOUT_MS;
     zsock_set_linger (self->dealer, 0);
+    zsock_set_immediate (self->dealer, 1);
     zsock_set_sndhwm (self->dealer, RL_CLIENT_HWM_MESSAGES);
     zsock_set_rcvhwm (self->dealer, RL_CLIENT_HWM_MESSAGES);
     zsock_set_sndtimeo (self->dealer, 0);
     char *list = strdup (endpoints);
     char *save = NULL;
     int connected = 0;
-    for (char *ep = strtok_r (list, ",", &save); ep; ep = strtok_r (NULL, ",", &save)) {
+    for (char *ep = list ? strtok_r (list, ",", &save) : NULL; ep;
+         ep = strtok_r (NULL, ",", &save)) {
         if (zsock_connect (self->dealer, "%s", ep) == 0) {
             connected++;
         }
@@ -64,8 +85,17 @@ rl_client_destroy (rl_client_t **self_p)
 {
     assert (self_p);
     if (*self_p) {
-        zsock_destroy (&(*self_p)->dealer);
-        free (*self_p);
+        rl_client_t *self = *self_p;
+        zsock_destroy (&self->dealer);
+        if (self->stash) {
+            zframe_t *frame;
+            while ((frame = zlist_pop (self->stash))) {
+                zframe_destroy (&frame);
+            }
+            zlist_destroy (&self->stash);
+        }
+        free (self->inflight);
+        free (self);
         *self_p = NULL;
     }
 }
@@ -76,14 +106,92 @@ rl_client_strerror (int rc)
     switch (rc) {
     case 0: return "ok";
     case RL_CLIENT_TIMEOUT: return "timeout: outcome unknown, retry with the same ids";
-    case RL_CLIENT_ERR_SEND: return "cannot send: no connection or queue full";
-    case RL_CLIENT_ERR_REPLY: return "reply did not decode";
+    case RL_CLIENT_ERR_SEND: return "not sent: no live connection or queue full; retry";
+    case RL_CLIENT_ERR_REPLY: return "reply did not decode: outcome unknown, retry with the same ids";
     case RL_CLIENT_ERR_ARGS: return "bad arguments";
+    case RL_CLIENT_ERR_WINDOW: return "window full: receive a reply first";
+    case RL_CLIENT_INCOMPLETE: return "attempts used up: some outcomes unknown, retry with the same ids";
     default: return rc > 0 ? rl_status_name ((uint32_t) rc) : "unknown error";
     }
 }
 
-//  Waits for the reply to request_id; takes ownership of nothing.
+//  Window of pipelined requests ------------------------------------------------
+
+static int
+s_inflight_find (const rl_client_t *self, uint64_t request_id)
+{
+    for (size_t i = 0; i < self->inflight_count; i++) {
+        if (self->inflight[i] == request_id) {
+            return (int) i;
+        }
+    }
+    return -1;
+}
+
+static void
+s_inflight_remove (rl_client_t *self, size_t i)
+{
+    assert (i < self->inflight_count);
+    self->inflight[i] = self->inflight[--self->inflight_count];
+}
+
+//  Sends one request frame: header + body. Waits up to timeout_ms for a live
+//  connection. 0, or RL_CLIENT_ERR_SEND (nothing sent).
+static int
+s_send (rl_client_t *self, uint16_t operation, uint64_t request_id, const void *body,
+        size_t body_size, uint32_t record_count, int timeout_ms)
+{
+    rl_header_t header = {
+        .magic = RL_MAGIC,
+        .version = RL_VERSION,
+        .operation = operation,
+        .request_id = request_id,
+        .record_count = record_count,
+    };
+    zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + body_size);
+    assert (frame);
+    codec_encode_header (&header, zframe_data (frame));
+    if (body_size > 0) {
+        memcpy (zframe_data (frame) + RL_HEADER_SIZE, body, body_size);
+    }
+    zsock_set_sndtimeo (self->dealer, timeout_ms > 0 ? timeout_ms : 0);
+    int rc = zframe_send (&frame, self->dealer, 0);
+    zsock_set_sndtimeo (self->dealer, 0);
+    if (rc != 0) {
+        zframe_destroy (&frame);
+        return RL_CLIENT_ERR_SEND;
+    }
+    return 0;
+}
+
+//  Takes a reply frame whose header decoded: copies the body out. Returns
+//  like a call.
+static int
+s_take_reply (rl_client_t *self, zframe_t **frame_p, rl_status_t check, rl_header_t *header,
+              uint8_t **reply_p, size_t *reply_size_p)
+{
+    zframe_t *frame = *frame_p;
+    *reply_p = NULL;
+    *reply_size_p = 0;
+    if (check != RL_STATUS_OK) {
+        self->bad_replies++;
+        zframe_destroy (frame_p);
+        return RL_CLIENT_ERR_REPLY;
+    }
+    size_t body_size = zframe_size (frame) - RL_HEADER_SIZE;
+    *reply_size_p = body_size;
+    if (body_size > 0) {
+        *reply_p = malloc (body_size);
+        assert (*reply_p);
+        memcpy (*reply_p, zframe_data (frame) + RL_HEADER_SIZE, body_size);
+    }
+    zframe_destroy (frame_p);
+    return header->status == RL_STATUS_OK ? 0 : (int) header->status;
+}
+
+//  Waits for the reply to request_id (any request in the window when
+//  request_id is 0). Keeps replies to pipelined requests that are not the
+//  one it waits for.
 static int
 s_receive (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_header_t *header,
            uint8_t **reply_p, size_t *reply_size_p)
@@ -112,26 +220,20 @@ s_receive (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_header_t *
             zframe_destroy (&frame);
             continue;
         }
-        if (header->request_id != request_id) {
+        int slot = s_inflight_find (self, header->request_id);
+        if (request_id == 0 && slot >= 0) {
+            s_inflight_remove (self, (size_t) slot);
+            return s_take_reply (self, &frame, status, header, reply_p, reply_size_p);
+        }
+        if (request_id != 0 && header->request_id == request_id) {
+            return s_take_reply (self, &frame, status, header, reply_p, reply_size_p);
+        }
+        if (slot >= 0) {
+            zlist_append (self->stash, frame);   //  for rl_client_recv
+        } else {
             self->stale_replies++;
             zframe_destroy (&frame);
-            continue;
         }
-        if (status != RL_STATUS_OK) {
-            self->bad_replies++;
-            zframe_destroy (&frame);
-            return RL_CLIENT_ERR_REPLY;
-        }
-        size_t body_size = zframe_size (frame) - RL_HEADER_SIZE;
-        *reply_p = NULL;
-        *reply_size_p = body_size;
-        if (body_size > 0) {
-            *reply_p = malloc (body_size);
-            assert (*reply_p);
-            memcpy (*reply_p, zframe_data (frame) + RL_HEADER_SIZE, body_size);
-        }
-        zframe_destroy (&frame);
-        return header->status == RL_STATUS_OK ? 0 : (int) header->status;
     }
 }
 
@@ -144,26 +246,15 @@ rl_client_call (rl_client_t *self, uint16_t operation, const void *body, size_t 
     assert (body_size == 0 || body);
     *reply_p = NULL;
     *reply_size_p = 0;
-    rl_header_t header = {
-        .magic = RL_MAGIC,
-        .version = RL_VERSION,
-        .operation = operation,
-        .request_id = self->next_request_id++,
-        .record_count = record_count,
-    };
-    zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + body_size);
-    assert (frame);
-    codec_encode_header (&header, zframe_data (frame));
-    if (body_size > 0) {
-        memcpy (zframe_data (frame) + RL_HEADER_SIZE, body, body_size);
+    uint64_t request_id = self->next_request_id++;
+    int64_t started = zclock_mono ();
+    int rc = s_send (self, operation, request_id, body, body_size, record_count, timeout_ms);
+    if (rc != 0) {
+        return rc;
     }
-    if (zframe_send (&frame, self->dealer, 0) != 0) {
-        zframe_destroy (&frame);
-        return RL_CLIENT_ERR_SEND;
-    }
-    int rc = s_receive (self, header.request_id, timeout_ms, reply_header, reply_p,
-                        reply_size_p);
-    if (rc == 0 && reply_header->operation != operation) {
+    int left = timeout_ms - (int) (zclock_mono () - started);
+    rc = s_receive (self, request_id, left > 0 ? left : 0, reply_header, reply_p, reply_size_p);
+    if (rc >= 0 && reply_header->operation != operation) {
         free (*reply_p);
         *reply_p = NULL;
         return RL_CLIENT_ERR_REPLY;
@@ -345,4 +436,220 @@ rl_client_get_ring (rl_client_t *self, uint8_t **blob_p, size_t *size_p, int tim
 {
     rl_header_t header;
     return rl_client_call (self, RL_OP_GET_RING, NULL, 0, 0, timeout_ms, &header, blob_p, size_p);
+}
+
+//  Retry helpers ---------------------------------------------------------------
+
+//  True when a result leaves the outcome open for the retry helpers:
+//  infrastructure codes (2..15) and codes this version does not know.
+static bool
+s_result_is_open (uint32_t result)
+{
+    return (result >= RL_WRONG_SHARD && result <= 15)
+           || strcmp (rl_result_name (result), "unknown") == 0;
+}
+
+//  Message statuses after which the same request may be sent again.
+static bool
+s_status_is_retryable (int rc)
+{
+    return rc == RL_CLIENT_TIMEOUT || rc == RL_CLIENT_ERR_SEND || rc == RL_CLIENT_ERR_REPLY
+           || rc == RL_STATUS_BUSY || rc == RL_STATUS_UNAVAILABLE || rc == RL_STATUS_TIMEOUT
+           || rc == RL_STATUS_STORAGE_ERROR || rc == RL_STATUS_WRONG_SHARD;
+}
+
+static int
+s_create_retry (rl_client_t *self, uint16_t op, const void *records, size_t count,
+                size_t in_size, s_encode_fn *encode, rl_result_rec_t *results, int timeout_ms,
+                int attempts_max)
+{
+    if (count > RL_BATCH_RECORDS_MAX || attempts_max < 1 || attempts_max > RL_CLIENT_ATTEMPTS_MAX) {
+        return RL_CLIENT_ERR_ARGS;
+    }
+    for (size_t i = 0; i < count; i++) {
+        results[i] = (rl_result_rec_t) {.index = (uint32_t) i, .result = RL_OUTCOME_UNKNOWN};
+    }
+    size_t *open = malloc ((count ? count : 1) * sizeof (size_t));
+    uint8_t *batch = calloc (count ? count : 1, in_size);
+    rl_result_rec_t *batch_results = malloc ((count ? count : 1) * sizeof (rl_result_rec_t));
+    assert (open && batch && batch_results);
+    for (size_t i = 0; i < count; i++) {
+        open[i] = i;
+    }
+    size_t open_count = count;
+    int backoff_ms = RL_CLIENT_RETRY_BACKOFF_MS_MIN;
+    int rc = 0;
+    bool first = true;
+    for (int attempt = 0; attempt < attempts_max && (open_count > 0 || first); attempt++) {
+        first = false;
+        for (size_t k = 0; k < open_count; k++) {
+            memcpy (batch + k * in_size, (const uint8_t *) records + open[k] * in_size, in_size);
+        }
+        rc = s_create (self, op, batch, open_count, in_size, encode, batch_results, timeout_ms);
+        bool pause = false;
+        if (rc == 0) {
+            size_t still = 0;
+            for (size_t k = 0; k < open_count; k++) {
+                uint32_t result = batch_results[k].result;
+                if (s_result_is_open (result)) {
+                    pause = pause || result != RL_OUTCOME_UNKNOWN;   //  backpressure
+                    open[still++] = open[k];
+                } else {
+                    results[open[k]] = (rl_result_rec_t) {.index = (uint32_t) open[k],
+                                                          .result = result,
+                                                          .timestamp = batch_results[k].timestamp};
+                }
+            }
+            open_count = still;
+        } else if (s_status_is_retryable (rc)) {
+            pause = rc != RL_CLIENT_TIMEOUT;   //  a timeout has waited already
+        } else {
+            break;      //  the request itself is wrong: retrying cannot help
+        }
+        if (pause && open_count > 0 && attempt + 1 < attempts_max) {
+            zclock_sleep (backoff_ms);
+            backoff_ms = backoff_ms * 2 > RL_CLIENT_RETRY_BACKOFF_MS_MAX
+                             ? RL_CLIENT_RETRY_BACKOFF_MS_MAX
+                             : backoff_ms * 2;
+        }
+    }
+    free (open);
+    free (batch);
+    free (batch_results);
+    if (rc != 0 && !s_status_is_retryable (rc)) {
+        return rc;
+    }
+    return open_count == 0 ? 0 : RL_CLIENT_INCOMPLETE;
+}
+
+int
+rl_client_create_accounts_retry (rl_client_t *self, const rl_account_t *accounts, size_t count,
+                                 rl_result_rec_t *results, int timeout_ms, int attempts_max)
+{
+    return s_create_retry (self, RL_OP_CREATE_ACCOUNTS, accounts, count, sizeof (rl_account_t),
+                           s_enc_account, results, timeout_ms, attempts_max);
+}
+
+int
+rl_client_create_transfers_retry (rl_client_t *self, const rl_transfer_t *transfers,
+                                  size_t count, rl_result_rec_t *results, int timeout_ms,
+                                  int attempts_max)
+{
+    return s_create_retry (self, RL_OP_CREATE_TRANSFERS, transfers, count, sizeof (rl_transfer_t),
+                           s_enc_transfer, results, timeout_ms, attempts_max);
+}
+
+//  Pipelined calls -------------------------------------------------------------
+
+int
+rl_client_send (rl_client_t *self, uint16_t operation, const void *body, size_t body_size,
+                uint32_t record_count, uint64_t *request_id_p)
+{
+    assert (self && request_id_p);
+    assert (body_size == 0 || body);
+    if (self->inflight_count >= self->window) {
+        return RL_CLIENT_ERR_WINDOW;
+    }
+    uint64_t request_id = self->next_request_id++;
+    int rc = s_send (self, operation, request_id, body, body_size, record_count,
+                     self->send_timeout_ms);
+    if (rc != 0) {
+        return rc;
+    }
+    assert (self->inflight_count < RL_CLIENT_WINDOW_MAX);
+    self->inflight[self->inflight_count++] = request_id;
+    *request_id_p = request_id;
+    return 0;
+}
+
+int
+rl_client_send_transfers (rl_client_t *self, const rl_transfer_t *transfers, size_t count,
+                          uint64_t *request_id_p)
+{
+    if (count > RL_BATCH_RECORDS_MAX) {
+        return RL_CLIENT_ERR_ARGS;
+    }
+    if (self->inflight_count >= self->window) {
+        return RL_CLIENT_ERR_WINDOW;
+    }
+    uint8_t *body = count ? malloc (count * RL_TRANSFER_SIZE) : NULL;
+    assert (count == 0 || body);
+    for (size_t i = 0; i < count; i++) {
+        codec_encode_transfer (&transfers[i], body + i * RL_TRANSFER_SIZE);
+    }
+    int rc = rl_client_send (self, RL_OP_CREATE_TRANSFERS, body, count * RL_TRANSFER_SIZE,
+                             (uint32_t) count, request_id_p);
+    free (body);
+    return rc;
+}
+
+int
+rl_client_recv (rl_client_t *self, int timeout_ms, rl_header_t *reply_header, uint8_t **body_p,
+                size_t *body_size_p)
+{
+    assert (self && reply_header && body_p && body_size_p);
+    *body_p = NULL;
+    *body_size_p = 0;
+    zframe_t *frame = zlist_pop (self->stash);
+    while (frame) {
+        rl_status_t status = codec_check_reply (zframe_data (frame), zframe_size (frame),
+                                                reply_header);
+        int slot = s_inflight_find (self, reply_header->request_id);
+        if (slot >= 0) {
+            s_inflight_remove (self, (size_t) slot);
+            return s_take_reply (self, &frame, status, reply_header, body_p, body_size_p);
+        }
+        zframe_destroy (&frame);   //  cancelled since
+        frame = zlist_pop (self->stash);
+    }
+    if (self->inflight_count == 0) {
+        return RL_CLIENT_ERR_ARGS;
+    }
+    return s_receive (self, 0, timeout_ms, reply_header, body_p, body_size_p);
+}
+
+int
+rl_client_cancel (rl_client_t *self, uint64_t request_id)
+{
+    assert (self);
+    int slot = s_inflight_find (self, request_id);
+    if (slot < 0) {
+        return RL_CLIENT_ERR_ARGS;
+    }
+    s_inflight_remove (self, (size_t) slot);
+    return 0;
+}
+
+int
+rl_client_set_window (rl_client_t *self, size_t window)
+{
+    assert (self);
+    if (window < 1 || window > RL_CLIENT_WINDOW_MAX) {
+        return RL_CLIENT_ERR_ARGS;
+    }
+    self->window = window;
+    return 0;
+}
+
+size_t
+rl_client_inflight (const rl_client_t *self)
+{
+    assert (self);
+    return self->inflight_count;
+}
+
+void
+rl_client_set_send_timeout (rl_client_t *self, int timeout_ms)
+{
+    assert (self);
+    self->send_timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+}
+
+void
+rl_client_decode_results (const uint8_t *body, size_t count, rl_result_rec_t *results)
+{
+    assert (count == 0 || (body && results));
+    for (size_t i = 0; i < count; i++) {
+        codec_decode_result (body + i * RL_RESULT_SIZE, &results[i]);
+    }
 }

@@ -1,22 +1,38 @@
-/*  client.h: the C client library (blocking calls).
+/*  client.h: the C client library.
 
     A client holds one ZeroMQ DEALER socket connected to one or more
     endpoints (routers, or a shard directly); ZeroMQ spreads requests over
-    them round-robin. Each call sends one request and waits for the reply
-    whose request id matches; replies to earlier calls that timed out are
-    recognised by their id and discarded.
+    the endpoints that have a live connection (ZMQ_IMMEDIATE), round-robin.
+
+    Three ways to use it:
+    - Blocking calls (rl_client_create_transfers, ...): send one request and
+      wait for the reply whose request id matches; replies to earlier calls
+      that timed out are recognised by their id and discarded.
+    - Retry helpers (rl_client_create_transfers_retry, ...): a blocking
+      create that resends the records whose outcome is still open, with the
+      SAME ids, until every record has a definite result or the attempts are
+      used up. Since a retry of an applied record answers `exists`, treat ok
+      and exists alike as success.
+    - Pipelined calls (rl_client_send / rl_client_recv): up to `window`
+      requests in flight; replies come back in any order, matched by id.
 
     Return codes of every call:
-        0                the reply arrived with status ok
-        > 0              the reply's message-level status (rl_status_t)
+        0                      the reply arrived with status ok
+        > 0                    the reply's message-level status (rl_status_t)
         RL_CLIENT_TIMEOUT      no reply within timeout_ms: the outcome is
                                unknown; retry with the same ids
-        RL_CLIENT_ERR_SEND     the request could not be queued
-        RL_CLIENT_ERR_REPLY    the reply did not decode (counted, dropped)
-        RL_CLIENT_ERR_ARGS     the call was misused (count too large)
+        RL_CLIENT_ERR_SEND     nothing was sent: no live connection within
+                               the timeout (or the queue is full); retry
+        RL_CLIENT_ERR_REPLY    the reply did not decode (counted, dropped);
+                               the outcome is unknown: retry with the same ids
+        RL_CLIENT_ERR_ARGS     the call was misused (count too large, ...)
+        RL_CLIENT_ERR_WINDOW   rl_client_send: `window` requests are in
+                               flight; receive (or cancel) one first
+        RL_CLIENT_INCOMPLETE   a retry helper used up its attempts; the
+                               records still open are outcome_unknown
     Per-record outcomes are in the result records, as data.
 
-    See docs/client.md.
+    A client is used from one thread at a time. See docs/client.md.
 */
 #ifndef RL_CLIENT_H
 #define RL_CLIENT_H
@@ -26,10 +42,12 @@
 
 #include "proto.h"
 
-#define RL_CLIENT_TIMEOUT   (-1)
-#define RL_CLIENT_ERR_SEND  (-2)
-#define RL_CLIENT_ERR_REPLY (-3)
-#define RL_CLIENT_ERR_ARGS  (-4)
+#define RL_CLIENT_TIMEOUT     (-1)
+#define RL_CLIENT_ERR_SEND    (-2)
+#define RL_CLIENT_ERR_REPLY   (-3)
+#define RL_CLIENT_ERR_ARGS    (-4)
+#define RL_CLIENT_ERR_WINDOW  (-5)
+#define RL_CLIENT_INCOMPLETE  (-6)
 
 typedef struct rl_client_t rl_client_t;
 
@@ -37,6 +55,8 @@ typedef struct rl_client_t rl_client_t;
 rl_client_t *rl_client_new (const char *endpoints);
 void         rl_client_destroy (rl_client_t **self_p);
 const char  *rl_client_strerror (int rc);
+
+//  Blocking calls --------------------------------------------------------------
 
 //  The raw call: body is record_count records (or one blob). On success
 //  *reply_p is a malloc'd copy of the reply body (caller frees) and
@@ -60,5 +80,66 @@ int rl_client_status (rl_client_t *self, rl_status_rec_t *out, int timeout_ms);
 int rl_client_load_ring (rl_client_t *self, const uint8_t *blob, size_t size, int timeout_ms);
 //  *blob_p: malloc'd, caller frees.
 int rl_client_get_ring (rl_client_t *self, uint8_t **blob_p, size_t *size_p, int timeout_ms);
+
+//  Retry helpers ---------------------------------------------------------------
+//
+//  Sends the batch; then, up to attempts_max sends in all, sends again (same
+//  records, same ids, in the same relative order) every record whose outcome
+//  is still open: no reply within timeout_ms, a retryable message status
+//  (busy, unavailable, timeout, storage_error, wrong_shard), or an
+//  infrastructure result (outcome_unknown, busy, aborted, wrong_shard,
+//  in_progress, in_doubt, frozen, storage_error, or a code this version
+//  does not know). Pauses between attempts that met backpressure, from
+//  RL_CLIENT_RETRY_BACKOFF_MS_MIN doubling to RL_CLIENT_RETRY_BACKOFF_MS_MAX.
+//
+//  Returns 0 when every result is definite (ok, exists, or a failure that a
+//  retry would repeat); RL_CLIENT_INCOMPLETE when the attempts ran out (open
+//  records are outcome_unknown: call again later with the same ids, never
+//  with new ones); a non-retryable status (malformed, duplicate_id, ...) or
+//  RL_CLIENT_ERR_ARGS as soon as it is seen (open records outcome_unknown).
+//  results[i] always answers records[i] (index i).
+int rl_client_create_accounts_retry (rl_client_t *self, const rl_account_t *accounts,
+                                     size_t count, rl_result_rec_t *results, int timeout_ms,
+                                     int attempts_max);
+int rl_client_create_transfers_retry (rl_client_t *self, const rl_transfer_t *transfers,
+                                      size_t count, rl_result_rec_t *results, int timeout_ms,
+                                      int attempts_max);
+
+//  Pipelined calls -------------------------------------------------------------
+//
+//  rl_client_send sends one request (body: record_count records in wire
+//  form, see codec.h, or one blob) and returns at once with its request id;
+//  RL_CLIENT_ERR_WINDOW when `window` requests are already in flight. It
+//  waits for a live connection up to the send timeout (default
+//  RL_CLIENT_TIMEOUT_MS), then fails with RL_CLIENT_ERR_SEND (nothing sent).
+//
+//  rl_client_recv returns the reply to any request in flight (in whatever
+//  order they come), and takes it out of the window: *reply_header (always
+//  set when a reply was matched, so its request_id names the request) and a
+//  malloc'd copy of the body in *body_p (NULL when empty; caller frees).
+//  Returns like a blocking call; RL_CLIENT_ERR_ARGS when nothing is in
+//  flight; RL_CLIENT_TIMEOUT when no reply came within timeout_ms (the
+//  requests stay in flight: wait again, or cancel and resend the same ids).
+//
+//  Blocking calls may be mixed with pipelined ones: a reply to a request in
+//  flight that arrives during a blocking call is kept for rl_client_recv.
+int rl_client_send (rl_client_t *self, uint16_t operation, const void *body, size_t body_size,
+                    uint32_t record_count, uint64_t *request_id_p);
+//  Encodes host-order transfers and sends them (count <= RL_BATCH_RECORDS_MAX).
+int rl_client_send_transfers (rl_client_t *self, const rl_transfer_t *transfers, size_t count,
+                              uint64_t *request_id_p);
+int rl_client_recv (rl_client_t *self, int timeout_ms, rl_header_t *reply_header,
+                    uint8_t **body_p, size_t *body_size_p);
+//  Forgets a request in flight (its reply, if it ever comes, is discarded).
+//  0, or RL_CLIENT_ERR_ARGS when request_id is not in flight.
+int rl_client_cancel (rl_client_t *self, uint64_t request_id);
+//  1..RL_CLIENT_WINDOW_MAX (default RL_CLIENT_WINDOW_DEFAULT); RL_CLIENT_ERR_ARGS
+//  otherwise. A window smaller than what is in flight lets requests drain.
+int rl_client_set_window (rl_client_t *self, size_t window);
+size_t rl_client_inflight (const rl_client_t *self);
+void rl_client_set_send_timeout (rl_client_t *self, int timeout_ms);
+
+//  Decodes the result records of a create reply body (count = size / RL_RESULT_SIZE).
+void rl_client_decode_results (const uint8_t *body, size_t count, rl_result_rec_t *results);
 
 #endif

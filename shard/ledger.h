@@ -79,6 +79,14 @@ void ledger_tick (ledger_t *self, uint64_t now_ns);
 //  alarms: contrary or unknown decisions seen (needs an operator).
 void ledger_tp_counts (const ledger_t *self, uint64_t *inflight, uint64_t *in_doubt,
                        uint64_t *alarms);
+//  Audit: every account's reserved amounts equal the sum of its live
+//  reservations (debits) and prepared records (credits). 0, or -1 with the
+//  first discrepancy in err.
+int  ledger_audit (ledger_t *self, char *err, size_t err_size);
+//  Sums over every account held here, per the given ledger (0: all).
+void ledger_sums (const ledger_t *self, uint32_t ledger_id, uint64_t *debits_posted,
+                  uint64_t *credits_posted, uint64_t *debits_reserved,
+                  uint64_t *credits_reserved);
 void ledger_set_tp_timeouts (ledger_t *self, uint64_t prepare_ms, uint64_t query_after_ms,
                              uint64_t retry_min_ms, uint64_t retry_max_ms);
 //  Not found: the record is zero but for its id (timestamp 0).

@@ -714,7 +714,7 @@ s_turn_finish (shard_t *self)
     bool writes = store_batch_count (self->store) > 0;
     int rc = 0;
     if (writes) {
-        rc = RL_FAILPOINT (SHARD_BEFORE_COMMIT) == 0 ? store_commit (self->store) : -1;
+        rc = RL_FAILPOINT (SHARD_BEFORE_COMMIT) == 0 ? store_commit_group (self->store) : -1;
     }
     if (rc != 0) {
         rl_error ("group commit failed (%s): answering storage_error and stopping",

@@ -47,6 +47,7 @@ struct store_t {
     char error[256];            //  last error text
     char *dir;
     uint64_t ingest_seq;        //  names of ingested files
+    rocksdb_env_t *env;         //  NULL: the default (disk)
 };
 
 struct store_iter_t {
@@ -67,6 +68,9 @@ s_cf_options_new (store_t *self, store_cf_t cf)
     rocksdb_options_t *options = rocksdb_options_create ();
     rocksdb_options_set_write_buffer_size (options, STORE_WRITE_BUFFER_BYTES);
     rocksdb_options_set_compression (options, rocksdb_no_compression);
+    if (self->env) {
+        rocksdb_options_set_env (options, self->env);   //  SST files written for ingestion too
+    }
     if (cf == STORE_CF_TX_INDEX || cf == STORE_CF_HISTORY || cf == STORE_CF_ACCOUNTS) {
         rocksdb_options_set_block_based_table_factory (options, self->table_options);
     }
@@ -93,8 +97,47 @@ s_open_db (store_t *self, const char *dir, char *err_out, size_t err_size)
     return 0;
 }
 
+struct store_env_t {
+    rocksdb_env_t *env;
+};
+
+store_env_t *
+store_env_new_mem (void)
+{
+    store_env_t *self = calloc (1, sizeof (*self));
+    if (self) {
+        self->env = rocksdb_create_mem_env ();
+    }
+    return self;
+}
+
+void
+store_env_destroy (store_env_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        rocksdb_env_destroy ((*self_p)->env);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+void
+store_batch_discard (store_t *self)
+{
+    assert (self);
+    rocksdb_writebatch_clear (self->batch);
+}
+
 store_t *
 store_open (const char *dir, rl_durability_t durability, char *err, size_t err_size)
+{
+    return store_open_env (dir, durability, NULL, err, err_size);
+}
+
+store_t *
+store_open_env (const char *dir, rl_durability_t durability, store_env_t *env, char *err,
+                size_t err_size)
 {
     assert (dir);
     assert (durability == RL_DURABILITY_SYNC || durability == RL_DURABILITY_NOSYNC
@@ -115,6 +158,10 @@ store_open (const char *dir, rl_durability_t durability, char *err, size_t err_s
     if (durability == RL_DURABILITY_SYNC_MANUAL_WAL) {
         rocksdb_options_set_manual_wal_flush (self->options, 1);
     }
+    if (env) {
+        rocksdb_options_set_env (self->options, env->env);
+    }
+    self->env = env ? env->env : NULL;
     self->table_options = rocksdb_block_based_options_create ();
     rocksdb_block_based_options_set_filter_policy (
         self->table_options, rocksdb_filterpolicy_create_bloom_full (STORE_BLOOM_BITS_PER_KEY));
@@ -192,8 +239,22 @@ store_batch_count (const store_t *self)
     return (size_t) rocksdb_writebatch_count (self->batch);
 }
 
+static int s_commit (store_t *self, bool group);
+
 int
 store_commit (store_t *self)
+{
+    return s_commit (self, false);
+}
+
+int
+store_commit_group (store_t *self)
+{
+    return s_commit (self, true);
+}
+
+static int
+s_commit (store_t *self, bool group)
 {
     assert (self);
     if (self->failed) {
@@ -211,7 +272,9 @@ store_commit (store_t *self)
         s_set_error (self, "write", err);
         return -1;
     }
-    RL_FAILPOINT (SHARD_AFTER_WRITE);
+    if (group) {
+        RL_FAILPOINT (SHARD_AFTER_WRITE);
+    }
     if (self->durability == RL_DURABILITY_SYNC_MANUAL_WAL) {
         rocksdb_flush_wal (self->db, 1, &err);
         if (err) {

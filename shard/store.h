@@ -47,6 +47,16 @@ typedef struct store_t store_t;
 typedef struct store_iter_t store_iter_t;
 
 store_t *store_open (const char *dir, rl_durability_t durability, char *err, size_t err_size);
+
+//  An in-memory file system for simulations: databases opened on it keep
+//  what was committed across store_close, like a disk across a restart.
+typedef struct store_env_t store_env_t;
+store_env_t *store_env_new_mem (void);
+void         store_env_destroy (store_env_t **self_p);
+store_t     *store_open_env (const char *dir, rl_durability_t durability, store_env_t *env,
+                             char *err, size_t err_size);
+//  Drops the pending batch (a simulated crash loses it).
+void         store_batch_discard (store_t *self);
 void     store_close (store_t **self_p);
 rl_durability_t store_durability (const store_t *self);
 
@@ -58,6 +68,9 @@ size_t store_batch_count (const store_t *self);   //  operations in the batch
 //  Writes the batch (empty batches cost nothing) and makes it durable as the
 //  mode says. 0 on success; -1 and the failed state otherwise.
 int    store_commit (store_t *self);
+//  The same, for the group commit of a server turn: the one that hosts the
+//  shard.after_write failpoint (between the write and the WAL sync).
+int    store_commit_group (store_t *self);
 bool   store_failed (const store_t *self);
 const char *store_error (const store_t *self);    //  last RocksDB error text, or ""
 

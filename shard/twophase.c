@@ -899,3 +899,61 @@ ledger_set_tp_timeouts (ledger_t *ledger, uint64_t prepare_ms, uint64_t query_af
     self->retry_min_ms = retry_min_ms;
     self->retry_max_ms = retry_max_ms;
 }
+
+int
+ledger_audit (ledger_t *ledger, char *err, size_t err_size)
+{
+    twophase_t *self = ledger->tp;
+    size_t n = ledger->accounts_count;
+    uint64_t *debits = calloc (n + 1, sizeof (uint64_t));
+    uint64_t *credits = calloc (n + 1, sizeof (uint64_t));
+    int rc = debits && credits ? 0 : -1;
+    size_t span = s_table_span (&self->attempts);
+    for (size_t i = 0; rc == 0 && i < span; i++) {
+        const s_entry_t *e = &self->attempts.slots[i];
+        size_t slot = 0;
+        if (e->state == S_LIVE
+            && ledger_i_account_find (ledger, e->transfer.debit_account_id, &slot)) {
+            debits[slot] += e->transfer.amount;
+        }
+    }
+    span = s_table_span (&self->records);
+    for (size_t i = 0; rc == 0 && i < span; i++) {
+        const s_entry_t *e = &self->records.slots[i];
+        size_t slot = 0;
+        if (e->state == S_PREPARED
+            && ledger_i_account_find (ledger, e->transfer.credit_account_id, &slot)) {
+            credits[slot] += e->transfer.amount;
+        }
+    }
+    for (size_t slot = 0; rc == 0 && slot < n; slot++) {
+        const rl_account_t *a = &ledger->accounts[slot];
+        if (a->debits_reserved != debits[slot] || a->credits_reserved != credits[slot]) {
+            snprintf (err, err_size,
+                      "account %016" PRIx64 "%016" PRIx64 ": reserved %" PRIu64 "/%" PRIu64
+                      ", live reservations and prepared records sum to %" PRIu64 "/%" PRIu64,
+                      a->id.hi, a->id.lo, a->debits_reserved, a->credits_reserved, debits[slot],
+                      credits[slot]);
+            rc = -1;
+        }
+    }
+    free (debits);
+    free (credits);
+    return rc;
+}
+
+void
+ledger_sums (const ledger_t *ledger, uint32_t ledger_id, uint64_t *debits_posted,
+             uint64_t *credits_posted, uint64_t *debits_reserved, uint64_t *credits_reserved)
+{
+    *debits_posted = *credits_posted = *debits_reserved = *credits_reserved = 0;
+    for (size_t slot = 0; slot < ledger->accounts_count; slot++) {
+        const rl_account_t *a = &ledger->accounts[slot];
+        if (ledger_id == 0 || a->ledger == ledger_id) {
+            *debits_posted += a->debits_posted;
+            *credits_posted += a->credits_posted;
+            *debits_reserved += a->debits_reserved;
+            *credits_reserved += a->credits_reserved;
+        }
+    }
+}

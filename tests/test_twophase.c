@@ -316,8 +316,10 @@ static const s_case_t s_cases[] = {
     {"tp.part.applied", 1, PATH_INFRA, NULL},
     {"tp.part.apply_synced", 1, PATH_COMMIT, NULL},
     {"tp.part.apply_synced", 1, PATH_INFRA, NULL},
-    //  The coordinator dies after PREPARE: the participant asks, and dies too.
-    {"tp.part.query_sent", 1, PATH_COMMIT, "tp.coord.prepare_sent"},
+    //  The coordinator dies with PREPARE-OK received but its decision not yet
+    //  durable (so the participant surely prepared): the participant asks
+    //  about its prepared record, and dies too.
+    {"tp.part.query_sent", 1, PATH_COMMIT, "tp.coord.decided"},
 };
 
 static bool

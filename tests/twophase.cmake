@@ -3,3 +3,7 @@
 rl_add_unit(test_twophase 900 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_twophase.c
             LIBS rltestkit rlring)
 add_dependencies(test_twophase shard)
+
+# Deterministic simulation of two ledgers: storage in memory, a simulated
+# network (drop, duplicate, reorder, delay) and crashes; many seeds.
+rl_add_unit(test_sim 600 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sim.c LIBS rlshard)

@@ -1,0 +1,1603 @@
+/*  router.c: the stateless router process.
+
+    Clients talk to a router as they would to one big shard. The router
+    splits each request by the shard that owns each record (its ring), sends
+    the pieces (sub-requests) to the shards concurrently, and puts the
+    answers back together in the client's order. It keeps no state on disk:
+    everything it holds is a request in progress, which a client retry with
+    the same ids redoes.
+
+    SOCKETS
+    One ROUTER socket for clients (ROUTER_MANDATORY, sndtimeo 0), and one
+    DEALER per shard of the ring (ZMQ_IMMEDIATE: a send to a shard with no
+    live connection fails at once instead of queueing). All of them, and a
+    timer, are driven by one czmq zloop.
+
+    A REQUEST'S LIFE (r_pending_t)
+        admitted ---- split by owner, sub-requests sent ----> open
+        open -- every record answered (or read failed) --> replied, freed
+        open -- deadline passed --> replied (open records outcome_unknown,
+                                    or status timeout for a read), freed
+    A record answered wrong_shard waits (REC_WAIT) for a ring refresh or
+    the next tick, and is sent again, at most
+    RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX times in all; then wrong_shard stands.
+
+    A SUB-REQUEST'S LIFE (r_sub_t)
+    A slot of a fixed table; its request id is (generation << 16 | slot), so
+    a reply finds its slot in O(1) and a late reply to a freed or reused slot
+    is recognised by the id and discarded (counted). A sub-request is freed
+    by its reply or when it expires (deadline after its send); until then it
+    counts against its shard's in-flight bound, whatever happened to the
+    client request it served.
+
+    INVARIANTS
+    1. One request, one reply: every admitted request is answered exactly
+       once (s_pending_finish), by the deadline at the latest.
+    2. A record is in at most one sub-request at a time, so its final result
+       is written once.
+    3. A create record whose outcome the router does not know (sent, no
+       answer) is answered outcome_unknown, never a guess. A record that
+       was never sent (no capacity, no connection) is answered busy: it is
+       definitely not applied.
+    4. Bounded: pending requests (count and bytes), sub-requests per shard
+       and in total, work per readable event; when full the answer is busy.
+    5. Bad input is answered with a status or dropped and counted; nothing
+       read from the network is asserted on.
+
+    Usage: router --bind ENDPOINT (--ring FILE | --shard EP[,EP...])
+                  [--deadline-ms N] [--name NAME] [--ring-refresh-ms N]
+    See docs/router.md.
+*/
+#include <assert.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <czmq.h>
+
+#include "client.h"
+#include "codec.h"
+#include "log.h"
+#include "rl_limits.h"
+#include "ring.h"
+
+#define SUB_SLOT_BITS 16
+#define SUB_SLOT_MASK ((1u << SUB_SLOT_BITS) - 1)
+
+//  Per-record state of a request in progress.
+enum { REC_NEW = 0, REC_SENT = 1, REC_WAIT = 2, REC_DONE = 3 };
+
+typedef struct router_s router_t;
+
+typedef struct r_shard_s {
+    router_t *router;
+    char name[RL_SHARD_NAME_SIZE_MAX];
+    char endpoint[RL_ENDPOINT_SIZE_MAX];
+    zsock_t *dealer;
+    uint32_t inflight;          //  sub-requests sent, not answered, not expired
+    bool retired;               //  no longer in the ring: closed once drained
+    bool reader_ended;          //  retired: the loop no longer reads it
+    uint64_t ended_tick;        //  tick at which the reader was ended
+    struct r_shard_s *next;     //  retired list
+    int64_t created_ms;         //  connection opened (grace for its first connect)
+} r_shard_t;
+
+typedef struct {
+    uint64_t id;                //  request id sent to the shard; 0: slot free
+    bool refresh;               //  a get_ring for the router itself
+    r_shard_t *shard;
+    uint32_t pending_slot;
+    uint64_t pending_gen;
+    uint16_t operation;
+    uint32_t count;             //  records sent
+    uint32_t *positions;        //  their positions in the client's request
+    int64_t expires_ms;
+    int32_t prev, next;         //  FIFO by send time (refresh: not linked)
+} r_sub_t;
+
+typedef struct {
+    bool used;
+    uint64_t gen;               //  bumped at every use of the slot
+    zmsg_t *envelope;           //  the client's routing frames
+    zframe_t *payload;          //  the client's request (records, for resends)
+    rl_header_t header;
+    size_t in_size;             //  request record size, bytes
+    size_t out_size;            //  reply record size, bytes
+    uint8_t *reply;             //  reply body
+    uint32_t reply_count;       //  records in it
+    uint8_t *state;             //  REC_* per record
+    uint8_t *attempts;          //  sends per record
+    uint32_t open;              //  records not REC_DONE
+    uint32_t subs;              //  sub-requests outstanding for it
+    uint32_t waiting;           //  records in REC_WAIT
+    uint32_t status;            //  reads: failure status; creates: always ok
+    int64_t deadline_ms;
+    size_t bytes;               //  held, counted in pending_bytes
+    int32_t prev, next;         //  FIFO by deadline
+} r_pending_t;
+
+typedef struct {
+    const char *bind;
+    const char *ring_file;
+    const char *shards;
+    const char *name;
+    long deadline_ms;
+    long refresh_ms;            //  periodic ring refresh
+} r_options_t;
+
+struct router_s {
+    r_options_t options;
+    zloop_t *loop;
+    zsock_t *clients;
+    ring_t *ring;
+    r_shard_t **shards;         //  by ring index
+    size_t shard_count;
+    r_shard_t *retired;
+    uint64_t tick;
+    int64_t started_ms;
+
+    r_sub_t *subs;              //  RL_ROUTER_SUBS_MAX
+    uint32_t *sub_free;
+    size_t sub_free_count;
+    int32_t sub_head, sub_tail;
+    uint64_t sub_gen;
+
+    r_pending_t *pending;       //  RL_ROUTER_PENDING_MAX
+    uint32_t *pending_free;
+    size_t pending_free_count;
+    int32_t pending_head, pending_tail;
+    size_t pending_bytes;
+    size_t waiting_total;       //  records in REC_WAIT over all requests
+
+    bool refresh_active;
+    uint32_t refresh_slot;
+    int64_t refresh_expires_ms;
+    r_shard_t *refresh_want;    //  a shard that showed a higher epoch
+    int64_t refresh_next_ms;
+    size_t refresh_rr;
+
+    //  scratch
+    int32_t *owners;            //  RL_BATCH_RECORDS_MAX
+    rl_id_t *ids;               //  RL_BATCH_RECORDS_MAX
+    uint32_t *group_count;      //  RL_SHARDS_MAX
+    uint8_t *frame_buf;         //  RL_MESSAGE_SIZE_MAX
+
+    //  counters (status, exit log)
+    uint64_t requests;
+    uint64_t dropped;           //  client frames too short, replies not deliverable
+    uint64_t malformed;         //  requests answered with a message-level error by the router
+    uint64_t wrong_shard;       //  records (reads: sub-requests) answered wrong_shard
+    uint64_t late;              //  shard replies to expired or freed sub-requests
+    uint64_t bad_replies;       //  shard replies that did not decode or match
+    uint64_t expired_subs;
+    uint64_t busy;
+    uint64_t refreshes;
+
+    int64_t log_window_ms;
+    uint32_t log_lines;
+    uint64_t log_suppressed;
+};
+
+static int s_on_shard_readable (zloop_t *loop, zsock_t *sock, void *arg);
+static void s_dispatch (router_t *self, r_pending_t *p);
+static void s_pending_try_finish (router_t *self, r_pending_t *p);
+
+//  Logging of client-visible errors, at most RL_ROUTER_LOG_LINES_PER_S_MAX a second.
+static void __attribute__ ((format (printf, 2, 3)))
+s_log_client_error (router_t *self, const char *format, ...)
+{
+    int64_t now = zclock_mono ();
+    if (now - self->log_window_ms >= 1000) {
+        if (self->log_suppressed > 0) {
+            rl_warn ("%" PRIu64 " client error lines suppressed", self->log_suppressed);
+        }
+        self->log_window_ms = now;
+        self->log_lines = 0;
+        self->log_suppressed = 0;
+    }
+    if (self->log_lines >= RL_ROUTER_LOG_LINES_PER_S_MAX) {
+        self->log_suppressed++;
+        return;
+    }
+    self->log_lines++;
+    char line[512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (line, sizeof (line), format, args);
+    va_end (args);
+    rl_warn ("%s", line);
+}
+
+//  Shards and the ring --------------------------------------------------------
+
+static r_shard_t *
+s_shard_new (router_t *self, const char *name, const char *endpoint)
+{
+    r_shard_t *shard = calloc (1, sizeof (*shard));
+    if (!shard) {
+        return NULL;
+    }
+    shard->router = self;
+    shard->created_ms = zclock_mono ();
+    snprintf (shard->name, sizeof (shard->name), "%s", name);
+    snprintf (shard->endpoint, sizeof (shard->endpoint), "%s", endpoint);
+    shard->dealer = zsock_new (ZMQ_DEALER);
+    if (!shard->dealer) {
+        free (shard);
+        return NULL;
+    }
+    zsock_set_linger (shard->dealer, 0);
+    zsock_set_immediate (shard->dealer, 1);
+    zsock_set_sndtimeo (shard->dealer, 0);
+    zsock_set_rcvtimeo (shard->dealer, 0);
+    zsock_set_sndhwm (shard->dealer, RL_ROUTER_SHARD_HWM_MESSAGES);
+    zsock_set_rcvhwm (shard->dealer, RL_ROUTER_SHARD_HWM_MESSAGES);
+    zsock_set_reconnect_ivl (shard->dealer, RL_ROUTER_RECONNECT_MS);
+    zsock_set_reconnect_ivl_max (shard->dealer, RL_ROUTER_RECONNECT_MS_MAX);
+    if (zsock_connect (shard->dealer, "%s", endpoint) != 0) {
+        rl_error ("shard %s: cannot connect to %s", name, endpoint);
+        zsock_destroy (&shard->dealer);
+        free (shard);
+        return NULL;
+    }
+    if (self->loop && zloop_reader (self->loop, shard->dealer, s_on_shard_readable, shard) != 0) {
+        zsock_destroy (&shard->dealer);
+        free (shard);
+        return NULL;
+    }
+    return shard;
+}
+
+static void
+s_shard_destroy (r_shard_t **shard_p)
+{
+    if (*shard_p) {
+        zsock_destroy (&(*shard_p)->dealer);
+        free (*shard_p);
+        *shard_p = NULL;
+    }
+}
+
+//  Installs `ring` (takes it on success): keeps the connection to every shard
+//  whose name and endpoint are unchanged, opens the new ones and retires the
+//  rest (closed by s_retired_sweep once their sub-requests are gone).
+static int
+s_ring_adopt (router_t *self, ring_t *ring)
+{
+    size_t count = ring_shard_count (ring);
+    r_shard_t **shards = calloc (count ? count : 1, sizeof (*shards));
+    if (!shards || count == 0) {
+        free (shards);
+        return -1;
+    }
+    bool *kept = calloc (self->shard_count + 1, sizeof (bool));
+    assert (kept);
+    for (size_t i = 0; i < count; i++) {
+        const char *name = ring_shard_name (ring, i);
+        const char *endpoint = ring_shard_endpoint (ring, i);
+        for (size_t j = 0; j < self->shard_count; j++) {
+            r_shard_t *old = self->shards[j];
+            if (!kept[j] && strcmp (old->name, name) == 0
+                && strcmp (old->endpoint, endpoint) == 0) {
+                shards[i] = old;
+                kept[j] = true;
+                break;
+            }
+        }
+        if (!shards[i]) {
+            shards[i] = s_shard_new (self, name, endpoint);
+        }
+        if (!shards[i]) {
+            //  Undo: close what was opened here, keep the old ring.
+            for (size_t k = 0; k <= i; k++) {
+                bool is_old = false;
+                for (size_t j = 0; j < self->shard_count; j++) {
+                    is_old = is_old || shards[k] == self->shards[j];
+                }
+                if (shards[k] && !is_old) {
+                    if (self->loop) {
+                        zloop_reader_end (self->loop, shards[k]->dealer);
+                    }
+                    //  Not read yet by the loop: safe to close at once.
+                    s_shard_destroy (&shards[k]);
+                }
+            }
+            free (shards);
+            free (kept);
+            return -1;
+        }
+    }
+    for (size_t j = 0; j < self->shard_count; j++) {
+        if (!kept[j]) {
+            self->shards[j]->retired = true;
+            self->shards[j]->next = self->retired;
+            self->retired = self->shards[j];
+        }
+    }
+    free (kept);
+    free (self->shards);
+    self->shards = shards;
+    self->shard_count = count;
+    rl_info ("ring epoch %" PRIu64 " -> %" PRIu64 " (%zu shards)",
+             self->ring ? ring_epoch (self->ring) : 0, ring_epoch (ring), count);
+    ring_destroy (&self->ring);
+    self->ring = ring;
+    self->refresh_want = NULL;   //  may name a retired shard; the new ring may satisfy it
+    return 0;
+}
+
+//  Closes retired shards in two steps: the reader is ended once nothing is
+//  in flight, and the socket is closed one tick later, when the loop no
+//  longer holds it in its poll set.
+static void
+s_retired_sweep (router_t *self)
+{
+    r_shard_t **link = &self->retired;
+    while (*link) {
+        r_shard_t *shard = *link;
+        if (!shard->reader_ended && shard->inflight == 0) {
+            zloop_reader_end (self->loop, shard->dealer);
+            shard->reader_ended = true;
+            shard->ended_tick = self->tick;
+        } else if (shard->reader_ended && self->tick > shard->ended_tick) {
+            *link = shard->next;
+            s_shard_destroy (&shard);
+            continue;
+        }
+        link = &shard->next;
+    }
+}
+
+static int
+s_owner (router_t *self, const uint8_t *id16)
+{
+    int owner = ring_lookup_id (self->ring, id16);
+    assert (owner >= 0 && (size_t) owner < self->shard_count);
+    return owner;
+}
+
+//  Sub-requests ---------------------------------------------------------------
+
+static r_sub_t *
+s_sub_find (router_t *self, uint64_t id)
+{
+    uint32_t slot = (uint32_t) (id & SUB_SLOT_MASK);
+    if (slot >= RL_ROUTER_SUBS_MAX || id == 0 || self->subs[slot].id != id) {
+        return NULL;
+    }
+    return &self->subs[slot];
+}
+
+static r_sub_t *
+s_sub_alloc (router_t *self, r_shard_t *shard)
+{
+    if (self->sub_free_count == 0 || shard->inflight >= RL_ROUTER_INFLIGHT_PER_SHARD_MAX) {
+        return NULL;
+    }
+    uint32_t slot = self->sub_free[--self->sub_free_count];
+    r_sub_t *sub = &self->subs[slot];
+    assert (sub->id == 0);
+    memset (sub, 0, sizeof (*sub));
+    sub->id = (++self->sub_gen << SUB_SLOT_BITS) | slot;
+    sub->shard = shard;
+    sub->prev = sub->next = -1;
+    return sub;
+}
+
+static void
+s_sub_link (router_t *self, r_sub_t *sub)
+{
+    int32_t slot = (int32_t) (sub - self->subs);
+    sub->expires_ms = zclock_mono () + self->options.deadline_ms;
+    sub->prev = self->sub_tail;
+    sub->next = -1;
+    if (self->sub_tail >= 0) {
+        self->subs[self->sub_tail].next = slot;
+    } else {
+        self->sub_head = slot;
+    }
+    self->sub_tail = slot;
+}
+
+//  Frees a sub-request; `sent`: it counted against its shard.
+static void
+s_sub_free (router_t *self, r_sub_t *sub, bool sent, bool linked)
+{
+    uint32_t slot = (uint32_t) (sub - self->subs);
+    if (linked) {
+        if (sub->prev >= 0) {
+            self->subs[sub->prev].next = sub->next;
+        } else {
+            self->sub_head = sub->next;
+        }
+        if (sub->next >= 0) {
+            self->subs[sub->next].prev = sub->prev;
+        } else {
+            self->sub_tail = sub->prev;
+        }
+    }
+    if (sent) {
+        assert (sub->shard->inflight > 0);
+        sub->shard->inflight--;
+    }
+    free (sub->positions);
+    memset (sub, 0, sizeof (*sub));
+    self->sub_free[self->sub_free_count++] = slot;
+    assert (self->sub_free_count <= RL_ROUTER_SUBS_MAX);
+}
+
+//  Sends header + body to the sub's shard. 0 on success (the shard's
+//  in-flight count grows), -1 when nothing was sent.
+static int
+s_sub_send (router_t *self, r_sub_t *sub, const uint8_t *body, size_t body_size)
+{
+    (void) self;
+    rl_header_t header = {
+        .magic = RL_MAGIC,
+        .version = RL_VERSION,
+        .operation = sub->operation,
+        .request_id = sub->id,
+        .record_count = sub->count,
+    };
+    zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + body_size);
+    assert (frame);
+    codec_encode_header (&header, zframe_data (frame));
+    if (body_size > 0) {
+        memcpy (zframe_data (frame) + RL_HEADER_SIZE, body, body_size);
+    }
+    if (zframe_send (&frame, sub->shard->dealer, ZFRAME_DONTWAIT) != 0) {
+        zframe_destroy (&frame);
+        return -1;
+    }
+    sub->shard->inflight++;
+    return 0;
+}
+
+//  Pending client requests -----------------------------------------------------
+
+static r_pending_t *
+s_pending_of (router_t *self, const r_sub_t *sub)
+{
+    if (sub->refresh || sub->pending_slot >= RL_ROUTER_PENDING_MAX) {
+        return NULL;
+    }
+    r_pending_t *p = &self->pending[sub->pending_slot];
+    return p->used && p->gen == sub->pending_gen ? p : NULL;
+}
+
+static void
+s_reply_send (router_t *self, zmsg_t **envelope_p, const rl_header_t *request, uint32_t status,
+              uint32_t count, const uint8_t *body, size_t body_size)
+{
+    if (status != RL_STATUS_OK) {
+        count = 0;
+        body_size = 0;
+    }
+    rl_header_t header = {
+        .magic = RL_MAGIC,
+        .version = RL_VERSION,
+        .operation = request->operation,
+        .request_id = request->request_id,
+        .record_count = count,
+        .status = status,
+        .epoch = self->ring ? ring_epoch (self->ring) : 0,
+    };
+    zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + body_size);
+    assert (frame);
+    codec_encode_header (&header, zframe_data (frame));
+    if (body_size > 0) {
+        memcpy (zframe_data (frame) + RL_HEADER_SIZE, body, body_size);
+    }
+    zmsg_append (*envelope_p, &frame);
+    if (zmsg_send (envelope_p, self->clients) != 0) {
+        self->dropped++;       //  client gone or its queue full: it retries
+        zmsg_destroy (envelope_p);
+    }
+}
+
+static void
+s_pending_unlink (router_t *self, r_pending_t *p)
+{
+    if (p->prev >= 0) {
+        self->pending[p->prev].next = p->next;
+    } else {
+        self->pending_head = p->next;
+    }
+    if (p->next >= 0) {
+        self->pending[p->next].prev = p->prev;
+    } else {
+        self->pending_tail = p->prev;
+    }
+}
+
+//  Answers the client and frees the request (invariant 1: called once).
+static void
+s_pending_finish (router_t *self, r_pending_t *p)
+{
+    assert (p->used);
+    uint32_t count = p->status == RL_STATUS_OK ? p->reply_count : 0;
+    s_reply_send (self, &p->envelope, &p->header, p->status, count, p->reply,
+                  (size_t) count * p->out_size);
+    s_pending_unlink (self, p);
+    assert (self->waiting_total >= p->waiting);
+    self->waiting_total -= p->waiting;
+    assert (self->pending_bytes >= p->bytes);
+    self->pending_bytes -= p->bytes;
+    zframe_destroy (&p->payload);
+    free (p->reply);
+    free (p->state);
+    free (p->attempts);
+    uint64_t gen = p->gen;
+    memset (p, 0, sizeof (*p));
+    p->gen = gen;   //  late sub-requests still name the old generation
+    self->pending_free[self->pending_free_count++] = (uint32_t) (p - self->pending);
+}
+
+static bool
+s_is_create (uint32_t op)
+{
+    return op == RL_OP_CREATE_ACCOUNTS || op == RL_OP_CREATE_TRANSFERS;
+}
+
+//  Writes the final result of a create record.
+static void
+s_record_result (r_pending_t *p, uint32_t pos, uint32_t result, uint64_t timestamp)
+{
+    assert (p->state[pos] != REC_DONE);
+    rl_result_rec_t r = {.index = pos, .result = result, .timestamp = timestamp};
+    codec_encode_result (&r, p->reply + (size_t) pos * RL_RESULT_SIZE);
+    p->state[pos] = REC_DONE;
+    assert (p->open > 0);
+    p->open--;
+}
+
+static void
+s_record_done_read (r_pending_t *p, uint32_t pos, const uint8_t *record)
+{
+    assert (p->state[pos] != REC_DONE);
+    memcpy (p->reply + (size_t) pos * p->out_size, record, p->out_size);
+    p->state[pos] = REC_DONE;
+    assert (p->open > 0);
+    p->open--;
+}
+
+//  A record answered wrong_shard: wait for a ring refresh and send it again,
+//  unless it has had its attempts.
+static void
+s_record_wrong_shard (router_t *self, r_pending_t *p, uint32_t pos)
+{
+    self->wrong_shard++;
+    if (p->attempts[pos] >= RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX) {
+        s_log_client_error (self, "request %" PRIu64 ": record %" PRIu32 " still wrong_shard "
+                            "after %d sends (ring epoch %" PRIu64 ")", p->header.request_id, pos,
+                            RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX, ring_epoch (self->ring));
+        s_record_result (p, pos, RL_WRONG_SHARD, 0);
+        return;
+    }
+    p->state[pos] = REC_WAIT;
+    p->waiting++;
+    self->waiting_total++;
+}
+
+static void
+s_pending_try_finish (router_t *self, r_pending_t *p)
+{
+    if (p->status != RL_STATUS_OK || (p->open == 0 && p->subs == 0)) {
+        if (p->status != RL_STATUS_OK) {
+            s_log_client_error (self, "request %" PRIu64 " (%s): %s", p->header.request_id,
+                                rl_op_name (p->header.operation), rl_status_name (p->status));
+        }
+        s_pending_finish (self, p);
+    }
+}
+
+//  The deadline passed: creates answer their open records outcome_unknown
+//  (a record waiting for a resend was answered wrong_shard: not applied);
+//  reads answer timeout.
+static void
+s_pending_expire (router_t *self, r_pending_t *p)
+{
+    if (s_is_create (p->header.operation)) {
+        uint32_t unknown = 0;
+        for (uint32_t i = 0; i < p->header.record_count; i++) {
+            if (p->state[i] == REC_SENT || p->state[i] == REC_NEW) {
+                s_record_result (p, i, RL_OUTCOME_UNKNOWN, 0);
+                unknown++;
+            } else if (p->state[i] == REC_WAIT) {
+                //  Not applied: answered wrong_shard, or never sent at all.
+                s_record_result (p, i, p->attempts[i] > 0 ? RL_WRONG_SHARD : RL_BUSY, 0);
+            }
+        }
+        s_log_client_error (self, "request %" PRIu64 " (%s): deadline passed, %" PRIu32
+                            " of %" PRIu32 " records outcome_unknown", p->header.request_id,
+                            rl_op_name (p->header.operation), unknown, p->header.record_count);
+    } else {
+        p->status = RL_STATUS_TIMEOUT;
+        s_log_client_error (self, "request %" PRIu64 " (%s): deadline passed: timeout",
+                            p->header.request_id, rl_op_name (p->header.operation));
+    }
+    s_pending_finish (self, p);
+}
+
+//  Splitting and sending -------------------------------------------------------
+
+//  The bytes of the id that places record i on the ring.
+static const uint8_t *
+s_routing_id (const r_pending_t *p, uint32_t i)
+{
+    const uint8_t *record = zframe_data (p->payload) + RL_HEADER_SIZE + (size_t) i * p->in_size;
+    if (p->header.operation == RL_OP_CREATE_TRANSFERS) {
+        return record + offsetof (rl_transfer_t, debit_account_id);
+    }
+    return record;   //  account id, lookup id, filter account id: all at offset 0
+}
+
+_Static_assert (offsetof (rl_transfer_t, debit_account_id) == 16, "wire offset of debit id");
+_Static_assert (offsetof (rl_account_t, id) == 0 && offsetof (rl_filter_t, account_id) == 0,
+                "wire offset of account ids");
+
+//  A group could not be sent (no capacity or no connection): its records
+//  were never applied. Creates answer busy per record; reads fail with
+//  `status`.
+static void
+s_group_unsent (router_t *self, r_pending_t *p, r_shard_t *shard, const uint32_t *positions,
+                uint32_t count, uint32_t status)
+{
+    self->busy++;
+    if (s_is_create (p->header.operation)) {
+        for (uint32_t k = 0; k < count; k++) {
+            uint32_t pos = positions[k];
+            if (p->state[pos] == REC_WAIT) {
+                p->waiting--;
+                self->waiting_total--;
+            }
+            s_record_result (p, pos, RL_BUSY, 0);
+        }
+        s_log_client_error (self, "request %" PRIu64 ": %" PRIu32 " records busy: shard %s %s",
+                            p->header.request_id, count, shard->name,
+                            status == RL_STATUS_BUSY ? "has too much in flight"
+                                                     : "is not connected");
+    } else if (p->status == RL_STATUS_OK) {
+        p->status = status;
+    }
+}
+
+//  True while a connection opened moments ago may simply not be up yet.
+static bool
+s_shard_connecting (router_t *self, const r_shard_t *shard)
+{
+    int64_t grace_ms = RL_ROUTER_CONNECT_GRACE_MS;
+    if (grace_ms > self->options.deadline_ms / 2) {
+        grace_ms = self->options.deadline_ms / 2;
+    }
+    return zclock_mono () < shard->created_ms + grace_ms;
+}
+
+//  The records wait for the next tick (the connection is being made).
+static void
+s_group_wait (router_t *self, r_pending_t *p, const uint32_t *positions, uint32_t count)
+{
+    for (uint32_t k = 0; k < count; k++) {
+        uint32_t pos = positions[k];
+        if (p->state[pos] != REC_WAIT) {
+            p->state[pos] = REC_WAIT;
+            p->waiting++;
+            self->waiting_total++;
+        }
+    }
+}
+
+//  Sends the records of `p` at `positions` to `shard` as one sub-request.
+static void
+s_send_group (router_t *self, r_pending_t *p, r_shard_t *shard, const uint32_t *positions,
+              uint32_t count)
+{
+    r_sub_t *sub = s_sub_alloc (self, shard);
+    if (!sub) {
+        s_group_unsent (self, p, shard, positions, count, RL_STATUS_BUSY);
+        return;
+    }
+    sub->pending_slot = (uint32_t) (p - self->pending);
+    sub->pending_gen = p->gen;
+    sub->operation = p->header.operation;
+    sub->count = count;
+    sub->positions = malloc ((size_t) count * sizeof (uint32_t));
+    assert (sub->positions);
+    memcpy (sub->positions, positions, (size_t) count * sizeof (uint32_t));
+    const uint8_t *records = zframe_data (p->payload) + RL_HEADER_SIZE;
+    for (uint32_t k = 0; k < count; k++) {
+        memcpy (self->frame_buf + (size_t) k * p->in_size,
+                records + (size_t) positions[k] * p->in_size, p->in_size);
+    }
+    if (s_sub_send (self, sub, self->frame_buf, (size_t) count * p->in_size) != 0) {
+        s_sub_free (self, sub, false, false);
+        if (s_shard_connecting (self, shard)) {
+            s_group_wait (self, p, positions, count);
+        } else {
+            s_group_unsent (self, p, shard, positions, count, RL_STATUS_UNAVAILABLE);
+        }
+        return;
+    }
+    s_sub_link (self, sub);
+    p->subs++;
+    for (uint32_t k = 0; k < count; k++) {
+        uint32_t pos = positions[k];
+        if (p->state[pos] == REC_WAIT) {
+            p->waiting--;
+            self->waiting_total--;
+        }
+        p->state[pos] = REC_SENT;
+        p->attempts[pos]++;
+    }
+}
+
+//  lookup_transfers: a transfer lives on its debit account's shard, which an
+//  id alone does not name; every shard gets every id.
+static void
+s_broadcast (router_t *self, r_pending_t *p)
+{
+    const uint8_t *body = zframe_data (p->payload) + RL_HEADER_SIZE;
+    size_t body_size = (size_t) p->header.record_count * p->in_size;
+    for (size_t s = 0; s < self->shard_count && p->status == RL_STATUS_OK; s++) {
+        r_sub_t *sub = s_sub_alloc (self, self->shards[s]);
+        if (!sub) {
+            p->status = RL_STATUS_BUSY;
+            break;
+        }
+        sub->pending_slot = (uint32_t) (p - self->pending);
+        sub->pending_gen = p->gen;
+        sub->operation = p->header.operation;
+        sub->count = p->header.record_count;
+        if (s_sub_send (self, sub, body, body_size) != 0) {
+            s_sub_free (self, sub, false, false);
+            p->status = RL_STATUS_UNAVAILABLE;
+            s_log_client_error (self, "request %" PRIu64 ": shard %s is not connected",
+                                p->header.request_id, self->shards[s]->name);
+            break;
+        }
+        s_sub_link (self, sub);
+        p->subs++;
+    }
+}
+
+//  Sends every record of `p` in REC_NEW or REC_WAIT, grouped by owner.
+static void
+s_dispatch (router_t *self, r_pending_t *p)
+{
+    uint32_t count = p->header.record_count;
+    memset (self->group_count, 0, self->shard_count * sizeof (uint32_t));
+    uint32_t todo = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        self->owners[i] = -1;
+        if (p->state[i] == REC_NEW || p->state[i] == REC_WAIT) {
+            self->owners[i] = s_owner (self, s_routing_id (p, i));
+            self->group_count[self->owners[i]]++;
+            todo++;
+        }
+    }
+    if (todo == 0) {
+        return;
+    }
+    uint32_t *positions = malloc ((size_t) todo * sizeof (uint32_t));
+    assert (positions);
+    for (size_t s = 0; s < self->shard_count; s++) {
+        if (self->group_count[s] == 0) {
+            continue;
+        }
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < count; i++) {
+            if (self->owners[i] == (int32_t) s) {
+                positions[n++] = i;
+            }
+        }
+        assert (n == self->group_count[s]);
+        s_send_group (self, p, self->shards[s], positions, n);
+        if (p->status != RL_STATUS_OK) {
+            break;   //  a read failed: no need to send the rest
+        }
+    }
+    free (positions);
+}
+
+//  Re-sends the records that wait after wrong_shard, with the current ring.
+static void
+s_redispatch_waiting (router_t *self)
+{
+    int32_t slot = self->pending_head;
+    while (slot >= 0 && self->waiting_total > 0) {
+        r_pending_t *p = &self->pending[slot];
+        int32_t next = p->next;
+        if (p->waiting > 0) {
+            s_dispatch (self, p);
+            s_pending_try_finish (self, p);
+        }
+        slot = next;
+    }
+}
+
+//  Admission: true when the request fits the bounds, with one sub-request
+//  per target shard (nothing is sent otherwise: busy).
+static bool
+s_admit_fits (router_t *self, r_pending_t *p)
+{
+    uint32_t count = p->header.record_count;
+    size_t needed = 0;
+    if (p->header.operation == RL_OP_LOOKUP_TRANSFERS) {
+        for (size_t s = 0; s < self->shard_count; s++) {
+            if (self->shards[s]->inflight >= RL_ROUTER_INFLIGHT_PER_SHARD_MAX) {
+                return false;
+            }
+        }
+        return self->shard_count <= self->sub_free_count;
+    }
+    memset (self->group_count, 0, self->shard_count * sizeof (uint32_t));
+    for (uint32_t i = 0; i < count; i++) {
+        int owner = s_owner (self, s_routing_id (p, i));
+        if (self->group_count[owner]++ == 0) {
+            needed++;
+            if (self->shards[owner]->inflight >= RL_ROUTER_INFLIGHT_PER_SHARD_MAX) {
+                return false;
+            }
+        }
+    }
+    return needed <= self->sub_free_count;
+}
+
+static int
+s_id_cmp (const void *a, const void *b)
+{
+    const rl_id_t *x = a, *y = b;
+    if (x->hi != y->hi) {
+        return x->hi < y->hi ? -1 : 1;
+    }
+    if (x->lo != y->lo) {
+        return x->lo < y->lo ? -1 : 1;
+    }
+    return 0;
+}
+
+//  True when a valid id appears twice in a create batch (O(n log n)). Zero
+//  and int_max ids are left to the shard, which names them per record.
+static bool
+s_has_duplicate_id (router_t *self, const uint8_t *body, uint32_t count)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        rl_id_t id = codec_decode_id (body + (size_t) i * RL_TRANSFER_SIZE);
+        if (!rl_id_is_zero (id) && !rl_id_is_max (id)) {
+            self->ids[n++] = id;
+        }
+    }
+    qsort (self->ids, n, sizeof (rl_id_t), s_id_cmp);
+    for (size_t i = 1; i < n; i++) {
+        if (rl_id_eq (self->ids[i - 1], self->ids[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+//  Takes envelope and payload: admits the request and sends its pieces, or
+//  answers at once (busy, empty batch).
+static void
+s_admit (router_t *self, zmsg_t *envelope, zframe_t *payload, const rl_header_t *h)
+{
+    uint32_t count = h->record_count;
+    uint32_t op = h->operation;
+    size_t out_size = codec_reply_record_size (op);
+    size_t reply_bytes = op == RL_OP_GET_ACCOUNT_TRANSFERS ? 0 : (size_t) count * out_size;
+    size_t bytes = zframe_size (payload) + reply_bytes;
+    if (self->pending_free_count == 0 || self->pending_bytes + bytes > RL_ROUTER_PENDING_BYTES_MAX) {
+        self->busy++;
+        s_log_client_error (self, "request %" PRIu64 " (%s): busy: %zu requests in progress",
+                            h->request_id, rl_op_name (op),
+                            (size_t) RL_ROUTER_PENDING_MAX - self->pending_free_count);
+        s_reply_send (self, &envelope, h, RL_STATUS_BUSY, 0, NULL, 0);
+        zframe_destroy (&payload);
+        return;
+    }
+    if (count == 0) {
+        s_reply_send (self, &envelope, h, RL_STATUS_OK, 0, NULL, 0);
+        zframe_destroy (&payload);
+        return;
+    }
+    uint32_t slot = self->pending_free[self->pending_free_count - 1];
+    r_pending_t *p = &self->pending[slot];
+    assert (!p->used);
+    p->header = *h;
+    p->payload = payload;
+    p->in_size = codec_request_record_size (op);
+    p->out_size = out_size;
+    if (!s_admit_fits (self, p)) {
+        memset (&p->header, 0, sizeof (p->header));
+        p->payload = NULL;
+        self->busy++;
+        s_log_client_error (self, "request %" PRIu64 " (%s): busy: a shard has %d sub-requests "
+                            "in flight", h->request_id, rl_op_name (op),
+                            RL_ROUTER_INFLIGHT_PER_SHARD_MAX);
+        s_reply_send (self, &envelope, h, RL_STATUS_BUSY, 0, NULL, 0);
+        zframe_destroy (&payload);
+        return;
+    }
+    self->pending_free_count--;
+    p->used = true;
+    p->gen++;
+    p->envelope = envelope;
+    p->state = calloc (count, 1);
+    p->attempts = calloc (count, 1);
+    p->reply = reply_bytes ? calloc (1, reply_bytes) : NULL;
+    assert (p->state && p->attempts && (p->reply || reply_bytes == 0));
+    p->reply_count = op == RL_OP_GET_ACCOUNT_TRANSFERS ? 0 : count;
+    p->open = count;
+    p->bytes = bytes;
+    self->pending_bytes += bytes;
+    p->deadline_ms = zclock_mono () + self->options.deadline_ms;
+    p->prev = self->pending_tail;
+    p->next = -1;
+    if (self->pending_tail >= 0) {
+        self->pending[self->pending_tail].next = (int32_t) slot;
+    } else {
+        self->pending_head = (int32_t) slot;
+    }
+    self->pending_tail = (int32_t) slot;
+
+    if (op == RL_OP_LOOKUP_TRANSFERS) {
+        //  Not found until a shard says otherwise: the id, every other field 0.
+        const uint8_t *ids = zframe_data (payload) + RL_HEADER_SIZE;
+        for (uint32_t i = 0; i < count; i++) {
+            rl_transfer_t t = {.id = codec_decode_id (ids + (size_t) i * RL_ID_SIZE)};
+            codec_encode_transfer (&t, p->reply + (size_t) i * RL_TRANSFER_SIZE);
+            p->state[i] = REC_DONE;
+        }
+        p->open = 0;
+        s_broadcast (self, p);
+    } else {
+        s_dispatch (self, p);
+    }
+    s_pending_try_finish (self, p);
+}
+
+//  Client requests ------------------------------------------------------------
+
+static void
+s_answer_status (router_t *self, zmsg_t *envelope, const rl_header_t *h)
+{
+    rl_status_rec_t status = {0};
+    snprintf (status.name, sizeof (status.name), "%s", self->options.name);
+    status.epoch = ring_epoch (self->ring);
+    status.requests = self->requests;
+    status.ring_shards = (uint32_t) self->shard_count;
+    status.inflight = RL_ROUTER_PENDING_MAX - self->pending_free_count;
+    status.dropped = self->dropped;
+    status.malformed = self->malformed;
+    status.wrong_shard = self->wrong_shard;
+    status.pid = (uint32_t) getpid ();
+    status.uptime_ms = (uint64_t) (zclock_mono () - self->started_ms);
+    uint8_t out[RL_STATUS_SIZE];
+    codec_encode_status (&status, out);
+    s_reply_send (self, &envelope, h, RL_STATUS_OK, 1, out, sizeof (out));
+}
+
+static void
+s_answer_ring (router_t *self, zmsg_t *envelope, const rl_header_t *h)
+{
+    size_t size = ring_encoded_size (self->ring);
+    uint8_t *blob = malloc (size);
+    assert (blob);
+    size_t written = ring_encode (self->ring, blob, size);
+    assert (written == size);
+    s_reply_send (self, &envelope, h, RL_STATUS_OK, 1, blob, size);
+    free (blob);
+}
+
+//  One client message. Takes msg.
+static void
+s_handle_request (router_t *self, zmsg_t *msg)
+{
+    self->requests++;
+    zframe_t *payload = zmsg_last (msg);
+    if (!payload || zmsg_size (msg) < 2) {
+        self->dropped++;       //  a ROUTER always adds the identity; a payload is needed too
+        zmsg_destroy (&msg);
+        return;
+    }
+    zmsg_remove (msg, payload);   //  msg keeps the envelope
+    rl_header_t h = {0};
+    rl_status_t status = codec_check_request (zframe_data (payload), zframe_size (payload), &h);
+    if (zframe_size (payload) < RL_HEADER_SIZE) {
+        self->dropped++;       //  no request id to answer to
+        rl_debug ("dropped a %zu-byte frame", zframe_size (payload));
+        zframe_destroy (&payload);
+        zmsg_destroy (&msg);
+        return;
+    }
+    bool decoded = status == RL_STATUS_OK || status == RL_STATUS_MALFORMED
+                   || status == RL_STATUS_TOO_MANY_RECORDS;
+    if (decoded && (h.operation < RL_OP_CREATE_ACCOUNTS || h.operation > RL_OP_GET_RING
+                    || h.operation == RL_OP_LOAD_RING)) {
+        //  Shard-to-shard operations are not served here, and rings are
+        //  loaded into the shards by an admin, not through a router.
+        status = RL_STATUS_UNKNOWN_OPERATION;
+    }
+    if (status == RL_STATUS_OK && s_is_create (h.operation)
+        && s_has_duplicate_id (self, zframe_data (payload) + RL_HEADER_SIZE, h.record_count)) {
+        status = RL_STATUS_DUPLICATE_ID;
+    }
+    if (status != RL_STATUS_OK) {
+        self->malformed++;
+        s_log_client_error (self, "request %" PRIu64 " (op %u): %s", h.request_id, h.operation,
+                            rl_status_name (status));
+        s_reply_send (self, &msg, &h, status, 0, NULL, 0);
+        zframe_destroy (&payload);
+        return;
+    }
+    switch (h.operation) {
+    case RL_OP_STATUS:
+        s_answer_status (self, msg, &h);
+        zframe_destroy (&payload);
+        break;
+    case RL_OP_GET_RING:
+        s_answer_ring (self, msg, &h);
+        zframe_destroy (&payload);
+        break;
+    default:
+        s_admit (self, msg, payload, &h);
+        break;
+    }
+}
+
+static int
+s_on_client_readable (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    router_t *self = arg;
+    for (int i = 0; i < RL_ROUTER_REQUESTS_PER_TURN_MAX; i++) {
+        zmsg_t *msg = zmsg_recv (sock);   //  rcvtimeo 0: NULL when drained
+        if (!msg) {
+            break;
+        }
+        s_handle_request (self, msg);
+    }
+    return 0;
+}
+
+//  Ring refresh --------------------------------------------------------------
+
+static void
+s_refresh_start (router_t *self, r_shard_t *target)
+{
+    if (self->refresh_active || self->shard_count == 0) {
+        return;
+    }
+    r_shard_t *shard = target;
+    for (size_t k = 0; !shard && k < self->shard_count; k++) {
+        r_shard_t *candidate = self->shards[self->refresh_rr++ % self->shard_count];
+        if (candidate->inflight < RL_ROUTER_INFLIGHT_PER_SHARD_MAX) {
+            shard = candidate;
+        }
+    }
+    r_sub_t *sub = shard ? s_sub_alloc (self, shard) : NULL;
+    if (!sub) {
+        return;     //  everything is full: the next tick tries again
+    }
+    sub->refresh = true;
+    sub->operation = RL_OP_GET_RING;
+    if (s_sub_send (self, sub, NULL, 0) != 0) {
+        s_sub_free (self, sub, false, false);
+        return;
+    }
+    self->refresh_active = true;
+    self->refresh_slot = (uint32_t) (sub - self->subs);
+    self->refresh_expires_ms = zclock_mono () + RL_ROUTER_RING_FETCH_TIMEOUT_MS;
+    self->refresh_next_ms = zclock_mono () + self->options.refresh_ms;
+    if (target) {
+        self->refresh_want = NULL;
+    }
+}
+
+static void
+s_refresh_done (router_t *self, r_sub_t *sub, const uint8_t *blob, size_t size)
+{
+    self->refresh_active = false;
+    if (blob) {
+        char err[256];
+        ring_t *ring = ring_decode (blob, size, err, sizeof (err));
+        if (!ring) {
+            rl_warn ("ring from shard %s does not decode: %s", sub->shard->name, err);
+        } else if (ring_epoch (ring) > ring_epoch (self->ring)) {
+            self->refreshes++;
+            if (s_ring_adopt (self, ring) != 0) {
+                rl_error ("cannot adopt ring epoch %" PRIu64 ": keeping %" PRIu64,
+                          ring_epoch (ring), ring_epoch (self->ring));
+                ring_destroy (&ring);
+            }
+        } else {
+            ring_destroy (&ring);
+        }
+    }
+    s_sub_free (self, sub, true, false);
+    s_redispatch_waiting (self);
+}
+
+//  Shard replies -------------------------------------------------------------
+
+static void
+s_reply_create (router_t *self, r_pending_t *p, r_sub_t *sub, const rl_header_t *h,
+                const uint8_t *body)
+{
+    if (h->status == RL_STATUS_OK) {
+        for (uint32_t k = 0; k < sub->count; k++) {
+            rl_result_rec_t r;
+            codec_decode_result (body + (size_t) k * RL_RESULT_SIZE, &r);
+            uint32_t pos = sub->positions[k];
+            if (r.result == RL_WRONG_SHARD) {
+                s_record_wrong_shard (self, p, pos);
+            } else {
+                s_record_result (p, pos, r.result, r.timestamp);
+            }
+        }
+        return;
+    }
+    //  The shard refused the whole piece. busy: nothing applied. Anything else
+    //  (storage_error above all) leaves the outcome open.
+    uint32_t result = h->status == RL_STATUS_BUSY ? RL_BUSY : RL_OUTCOME_UNKNOWN;
+    s_log_client_error (self, "request %" PRIu64 ": shard %s answered %s: %" PRIu32
+                        " records %s", p->header.request_id, sub->shard->name,
+                        rl_status_name (h->status), sub->count, rl_result_name (result));
+    for (uint32_t k = 0; k < sub->count; k++) {
+        s_record_result (p, sub->positions[k], result, 0);
+    }
+}
+
+static void
+s_reply_read (router_t *self, r_pending_t *p, r_sub_t *sub, const rl_header_t *h,
+              const uint8_t *body, size_t body_size)
+{
+    if (h->status == RL_STATUS_WRONG_SHARD && p->header.operation != RL_OP_LOOKUP_TRANSFERS) {
+        for (uint32_t k = 0; k < sub->count; k++) {
+            uint32_t pos = sub->positions[k];
+            self->wrong_shard++;
+            if (p->attempts[pos] >= RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX) {
+                p->status = RL_STATUS_WRONG_SHARD;
+                return;
+            }
+            p->state[pos] = REC_WAIT;
+            p->waiting++;
+            self->waiting_total++;
+        }
+        return;
+    }
+    if (h->status != RL_STATUS_OK) {
+        p->status = h->status;
+        return;
+    }
+    switch (p->header.operation) {
+    case RL_OP_LOOKUP_TRANSFERS:
+        //  Merge: a found record has a timestamp; the first one found wins.
+        for (uint32_t k = 0; k < sub->count; k++) {
+            const uint8_t *record = body + (size_t) k * RL_TRANSFER_SIZE;
+            if (codec_get_u64 (record + offsetof (rl_transfer_t, timestamp)) != 0
+                && codec_get_u64 (p->reply + (size_t) k * RL_TRANSFER_SIZE
+                                  + offsetof (rl_transfer_t, timestamp)) == 0) {
+                memcpy (p->reply + (size_t) k * RL_TRANSFER_SIZE, record, RL_TRANSFER_SIZE);
+            }
+        }
+        break;
+    case RL_OP_GET_ACCOUNT_TRANSFERS:
+        free (p->reply);
+        p->reply = body_size ? malloc (body_size) : NULL;
+        assert (p->reply || body_size == 0);
+        if (body_size) {
+            memcpy (p->reply, body, body_size);
+        }
+        p->reply_count = h->record_count;
+        p->state[0] = REC_DONE;
+        p->open = 0;
+        break;
+    default:
+        for (uint32_t k = 0; k < sub->count; k++) {
+            s_record_done_read (p, sub->positions[k], body + (size_t) k * p->out_size);
+        }
+        break;
+    }
+}
+
+//  A well-formed reply must answer the sub-request it names, with the
+//  record count that sub-request implies.
+static bool
+s_reply_matches (const r_sub_t *sub, const rl_header_t *h)
+{
+    if (h->operation != sub->operation) {
+        return false;
+    }
+    if (h->status != RL_STATUS_OK || sub->refresh
+        || sub->operation == RL_OP_GET_ACCOUNT_TRANSFERS) {
+        return true;
+    }
+    return h->record_count == sub->count;
+}
+
+static void
+s_handle_reply (router_t *self, r_shard_t *shard, zframe_t *frame)
+{
+    const uint8_t *data = zframe_data (frame);
+    size_t size = zframe_size (frame);
+    rl_header_t h;
+    if (codec_check_reply (data, size, &h) != RL_STATUS_OK) {
+        self->bad_replies++;
+        rl_warn ("shard %s: a reply that does not decode (%zu bytes): dropped", shard->name, size);
+        return;
+    }
+    if (h.epoch > ring_epoch (self->ring) && !self->refresh_want) {
+        self->refresh_want = shard;
+    }
+    r_sub_t *sub = s_sub_find (self, h.request_id);
+    if (!sub || sub->shard != shard) {
+        self->late++;
+        rl_debug ("shard %s: late reply %" PRIu64 " discarded", shard->name, h.request_id);
+        return;
+    }
+    if (!s_reply_matches (sub, &h)) {
+        self->bad_replies++;
+        rl_warn ("shard %s: reply %" PRIu64 " does not match its request: dropped", shard->name,
+                 h.request_id);
+        return;
+    }
+    const uint8_t *body = data + RL_HEADER_SIZE;
+    size_t body_size = size - RL_HEADER_SIZE;
+    if (sub->refresh) {
+        s_refresh_done (self, sub, h.status == RL_STATUS_OK ? body : NULL, body_size);
+        return;
+    }
+    r_pending_t *p = s_pending_of (self, sub);
+    if (!p) {
+        self->late++;   //  the client was answered already (deadline, or a read failed)
+        s_sub_free (self, sub, true, true);
+        return;
+    }
+    if (s_is_create (p->header.operation)) {
+        s_reply_create (self, p, sub, &h, body);
+    } else {
+        s_reply_read (self, p, sub, &h, body, body_size);
+    }
+    assert (p->subs > 0);
+    p->subs--;
+    s_sub_free (self, sub, true, true);
+    if (p->waiting > 0 && self->refresh_want) {
+        s_refresh_start (self, self->refresh_want);
+    }
+    s_pending_try_finish (self, p);
+}
+
+static int
+s_on_shard_readable (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    r_shard_t *shard = arg;
+    for (int i = 0; i < RL_ROUTER_REPLIES_PER_TURN_MAX; i++) {
+        zmsg_t *msg = zmsg_recv (sock);
+        if (!msg) {
+            break;
+        }
+        zframe_t *frame = zmsg_last (msg);
+        if (frame) {
+            s_handle_reply (shard->router, shard, frame);
+        }
+        zmsg_destroy (&msg);
+    }
+    return 0;
+}
+
+//  The tick: deadlines, expiries, refreshes, resends -------------------------
+
+static int
+s_on_tick (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    router_t *self = arg;
+    self->tick++;
+    int64_t now = zclock_mono ();
+    while (self->pending_head >= 0 && self->pending[self->pending_head].deadline_ms <= now) {
+        s_pending_expire (self, &self->pending[self->pending_head]);
+    }
+    while (self->sub_head >= 0 && self->subs[self->sub_head].expires_ms <= now) {
+        r_sub_t *sub = &self->subs[self->sub_head];
+        r_pending_t *p = s_pending_of (self, sub);
+        if (p) {
+            p->subs--;      //  the request itself expires no later than this
+        }
+        self->expired_subs++;
+        s_sub_free (self, sub, true, true);
+    }
+    if (self->refresh_active && self->refresh_expires_ms <= now) {
+        rl_warn ("ring refresh from shard %s: no answer within %d ms",
+                 self->subs[self->refresh_slot].shard->name, RL_ROUTER_RING_FETCH_TIMEOUT_MS);
+        s_refresh_done (self, &self->subs[self->refresh_slot], NULL, 0);
+    }
+    if (!self->refresh_active && (self->refresh_want || now >= self->refresh_next_ms)) {
+        s_refresh_start (self, self->refresh_want);
+    }
+    if (!self->refresh_active && self->waiting_total > 0) {
+        s_redispatch_waiting (self);
+    }
+    s_retired_sweep (self);
+    return 0;
+}
+
+//  Start-up --------------------------------------------------------------------
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+             "usage: router --bind ENDPOINT (--ring FILE | --shard ENDPOINT[,ENDPOINT...])\n"
+             "              [--deadline-ms N] [--name NAME] [--ring-refresh-ms N]\n"
+             "  --bind         ZeroMQ endpoint to serve clients on (e.g. tcp://127.0.0.1:7001)\n"
+             "  --ring         ring file to start from\n"
+             "  --shard        shards to fetch the ring from (the first that answers)\n"
+             "  --deadline-ms  answer within this (default %d): open creates outcome_unknown,\n"
+             "                 reads timeout\n"
+             "  --name         this router's name in status (default router)\n"
+             "  --ring-refresh-ms N  ask a shard for its ring this often (default %d)\n",
+             RL_ROUTER_DEADLINE_MS, RL_ROUTER_RING_REFRESH_MS);
+}
+
+static int
+s_parse_options (int argc, char **argv, r_options_t *o)
+{
+    static const struct option longs[] = {
+        {"bind", required_argument, NULL, 'b'},   {"ring", required_argument, NULL, 'r'},
+        {"shard", required_argument, NULL, 's'},  {"deadline-ms", required_argument, NULL, 'd'},
+        {"name", required_argument, NULL, 'n'},   {"help", no_argument, NULL, 'h'},
+        {"ring-refresh-ms", required_argument, NULL, 'R'},
+        {NULL, 0, NULL, 0},
+    };
+    *o = (r_options_t) {.name = "router", .deadline_ms = RL_ROUTER_DEADLINE_MS,
+                        .refresh_ms = RL_ROUTER_RING_REFRESH_MS};
+    int c;
+    while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
+        switch (c) {
+        case 'b': o->bind = optarg; break;
+        case 'r': o->ring_file = optarg; break;
+        case 's': o->shards = optarg; break;
+        case 'n': o->name = optarg; break;
+        case 'd': {
+            char *end = NULL;
+            o->deadline_ms = strtol (optarg, &end, 10);
+            if (!end || *end || o->deadline_ms < RL_ROUTER_DEADLINE_MS_MIN
+                || o->deadline_ms > RL_ROUTER_DEADLINE_MS_MAX) {
+                fprintf (stderr, "router: --deadline-ms must be %d..%d\n",
+                         RL_ROUTER_DEADLINE_MS_MIN, RL_ROUTER_DEADLINE_MS_MAX);
+                return -1;
+            }
+            break;
+        }
+        case 'R': {
+            char *end = NULL;
+            o->refresh_ms = strtol (optarg, &end, 10);
+            if (!end || *end || o->refresh_ms < RL_ROUTER_TICK_MS
+                || o->refresh_ms > RL_ROUTER_DEADLINE_MS_MAX) {
+                fprintf (stderr, "router: --ring-refresh-ms must be %d..%d\n", RL_ROUTER_TICK_MS,
+                         RL_ROUTER_DEADLINE_MS_MAX);
+                return -1;
+            }
+            break;
+        }
+        case 'h': s_usage (stdout); exit (0);
+        default: return -1;
+        }
+    }
+    if (!o->bind || optind != argc || (!o->ring_file == !o->shards)) {
+        fprintf (stderr, "router: --bind and one of --ring or --shard are required\n");
+        return -1;
+    }
+    if (strlen (o->name) >= RL_SHARD_NAME_SIZE_MAX) {
+        fprintf (stderr, "router: name longer than %d bytes\n", RL_SHARD_NAME_SIZE_MAX - 1);
+        return -1;
+    }
+    return 0;
+}
+
+//  --shard: asks each shard in turn for its ring, with a growing pause
+//  between rounds, until one answers (or a signal stops the process).
+static ring_t *
+s_ring_fetch (const char *list)
+{
+    int pause_ms = RL_ROUTER_RECONNECT_MS;
+    while (!zsys_interrupted) {
+        char *copy = strdup (list);
+        assert (copy);
+        char *save = NULL;
+        for (char *ep = strtok_r (copy, ",", &save); ep && !zsys_interrupted;
+             ep = strtok_r (NULL, ",", &save)) {
+            rl_client_t *client = rl_client_new (ep);
+            if (!client) {
+                rl_error ("cannot connect to %s", ep);
+                continue;
+            }
+            uint8_t *blob = NULL;
+            size_t size = 0;
+            int rc = rl_client_get_ring (client, &blob, &size, RL_ROUTER_RING_FETCH_TIMEOUT_MS);
+            rl_client_destroy (&client);
+            if (rc == 0) {
+                char err[256];
+                ring_t *ring = ring_decode (blob, size, err, sizeof (err));
+                free (blob);
+                if (ring) {
+                    rl_info ("ring epoch %" PRIu64 " from %s", ring_epoch (ring), ep);
+                    free (copy);
+                    return ring;
+                }
+                rl_warn ("ring from %s does not decode: %s", ep, err);
+            } else {
+                rl_info ("no ring from %s yet: %s", ep, rl_client_strerror (rc));
+            }
+        }
+        free (copy);
+        zclock_sleep (pause_ms);
+        pause_ms = pause_ms * 2 > RL_ROUTER_RING_FETCH_BACKOFF_MS_MAX
+                       ? RL_ROUTER_RING_FETCH_BACKOFF_MS_MAX
+                       : pause_ms * 2;
+    }
+    return NULL;
+}
+
+//  Gives the connections to the shards a moment (bounded) to come up before
+//  clients are served, so that the first requests are not refused busy.
+static void
+s_wait_connected (router_t *self)
+{
+    int64_t until = zclock_mono () + RL_ROUTER_CONNECT_GRACE_MS;
+    size_t up = 0;
+    while (!zsys_interrupted && zclock_mono () < until) {
+        up = 0;
+        for (size_t i = 0; i < self->shard_count; i++) {
+            up += (zsock_events (self->shards[i]->dealer) & ZMQ_POLLOUT) != 0;
+        }
+        if (up == self->shard_count) {
+            return;
+        }
+        zclock_sleep (RL_ROUTER_TICK_MS);
+    }
+    rl_warn ("%zu of %zu shards connected; serving anyway", up, self->shard_count);
+}
+
+static int
+s_open (router_t *self)
+{
+    self->subs = calloc (RL_ROUTER_SUBS_MAX, sizeof (r_sub_t));
+    self->sub_free = calloc (RL_ROUTER_SUBS_MAX, sizeof (uint32_t));
+    self->pending = calloc (RL_ROUTER_PENDING_MAX, sizeof (r_pending_t));
+    self->pending_free = calloc (RL_ROUTER_PENDING_MAX, sizeof (uint32_t));
+    self->owners = calloc (RL_BATCH_RECORDS_MAX, sizeof (int32_t));
+    self->ids = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_id_t));
+    self->group_count = calloc (RL_SHARDS_MAX, sizeof (uint32_t));
+    self->frame_buf = malloc (RL_MESSAGE_SIZE_MAX);
+    if (!self->subs || !self->sub_free || !self->pending || !self->pending_free || !self->owners
+        || !self->ids || !self->group_count || !self->frame_buf) {
+        return -1;
+    }
+    for (uint32_t i = 0; i < RL_ROUTER_SUBS_MAX; i++) {
+        self->sub_free[i] = RL_ROUTER_SUBS_MAX - 1 - i;
+    }
+    self->sub_free_count = RL_ROUTER_SUBS_MAX;
+    for (uint32_t i = 0; i < RL_ROUTER_PENDING_MAX; i++) {
+        self->pending_free[i] = RL_ROUTER_PENDING_MAX - 1 - i;
+    }
+    self->pending_free_count = RL_ROUTER_PENDING_MAX;
+    self->sub_head = self->sub_tail = self->pending_head = self->pending_tail = -1;
+    self->loop = zloop_new ();
+    if (!self->loop) {
+        return -1;
+    }
+    ring_t *ring = NULL;
+    if (self->options.ring_file) {
+        char err[512];
+        ring = ring_load_file (self->options.ring_file, err, sizeof (err));
+        if (!ring) {
+            rl_error ("ring file %s: %s", self->options.ring_file, err);
+            return -1;
+        }
+    } else {
+        ring = s_ring_fetch (self->options.shards);
+        if (!ring) {
+            return -1;   //  interrupted
+        }
+    }
+    if (s_ring_adopt (self, ring) != 0) {
+        rl_error ("cannot open the connections of ring epoch %" PRIu64, ring_epoch (ring));
+        ring_destroy (&ring);
+        return -1;
+    }
+    s_wait_connected (self);
+    self->clients = zsock_new (ZMQ_ROUTER);
+    if (!self->clients) {
+        return -1;
+    }
+    zsock_set_router_mandatory (self->clients, 1);
+    zsock_set_sndtimeo (self->clients, 0);
+    zsock_set_rcvtimeo (self->clients, 0);
+    zsock_set_sndhwm (self->clients, RL_ROUTER_SNDHWM_MESSAGES);
+    zsock_set_rcvhwm (self->clients, RL_ROUTER_RCVHWM_MESSAGES);
+    zsock_set_linger (self->clients, 0);
+    if (zsock_bind (self->clients, "%s", self->options.bind) < 0) {
+        rl_error ("cannot bind %s: %s", self->options.bind, zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    zloop_reader (self->loop, self->clients, s_on_client_readable, self);
+    int tick_ms = RL_ROUTER_TICK_MS;
+    if (self->options.deadline_ms / 4 < tick_ms) {
+        tick_ms = (int) (self->options.deadline_ms / 4);   //  short test deadlines
+    }
+    zloop_timer (self->loop, (size_t) (tick_ms > 0 ? tick_ms : 1), 0, s_on_tick, self);
+    self->refresh_next_ms = zclock_mono () + self->options.refresh_ms;
+    return 0;
+}
+
+static void
+s_close (router_t *self)
+{
+    //  Answer what is still open, so that no client waits for its timeout.
+    while (self->pending && self->pending_head >= 0) {
+        s_pending_expire (self, &self->pending[self->pending_head]);
+    }
+    zloop_destroy (&self->loop);
+    for (size_t i = 0; i < self->shard_count; i++) {
+        s_shard_destroy (&self->shards[i]);
+    }
+    while (self->retired) {
+        r_shard_t *next = self->retired->next;
+        s_shard_destroy (&self->retired);
+        self->retired = next;
+    }
+    zsock_destroy (&self->clients);
+    if (self->subs) {
+        for (uint32_t i = 0; i < RL_ROUTER_SUBS_MAX; i++) {
+            free (self->subs[i].positions);
+        }
+    }
+    free (self->shards);
+    ring_destroy (&self->ring);
+    free (self->subs);
+    free (self->sub_free);
+    free (self->pending);
+    free (self->pending_free);
+    free (self->owners);
+    free (self->ids);
+    free (self->group_count);
+    free (self->frame_buf);
+}
+
+int
+main (int argc, char **argv)
+{
+    router_t self = {0};
+    if (s_parse_options (argc, argv, &self.options) != 0) {
+        s_usage (stderr);
+        return 2;
+    }
+    rl_log_init ("router", self.options.name);
+    zsys_init ();
+    self.started_ms = zclock_mono ();
+    self.sub_head = self.sub_tail = self.pending_head = self.pending_tail = -1;
+    if (s_open (&self) != 0) {
+        s_close (&self);
+        return zsys_interrupted ? 0 : 1;
+    }
+    rl_info ("serving %s, ring epoch %" PRIu64 " (%zu shards), deadline %ld ms",
+             self.options.bind, ring_epoch (self.ring), self.shard_count,
+             self.options.deadline_ms);
+    zloop_start (self.loop);   //  returns on SIGINT/SIGTERM
+    rl_info ("stopping: %" PRIu64 " requests, %" PRIu64 " dropped, %" PRIu64 " refused, %" PRIu64
+             " busy, %" PRIu64 " wrong_shard, %" PRIu64 " late replies, %" PRIu64
+             " expired sub-requests, %" PRIu64 " bad replies, %" PRIu64 " ring refreshes",
+             self.requests, self.dropped, self.malformed, self.busy, self.wrong_shard, self.late,
+             self.expired_subs, self.bad_replies, self.refreshes);
+    s_close (&self);
+    return 0;
+}

@@ -1,0 +1,4 @@
+# The stateless router (docs/router.md): splits client requests by owner
+# shard, sends the pieces concurrently, merges the answers.
+add_executable(router ${CMAKE_CURRENT_LIST_DIR}/router.c)
+target_link_libraries(router PRIVATE rlring rlcommon)
