@@ -104,6 +104,8 @@ _Static_assert (offsetof (rl_filter_t, reserved) == 40, "filter.reserved");
 _Static_assert (sizeof (rl_status_rec_t) == RL_STATUS_SIZE, "status size");
 _Static_assert (sizeof (rl_tp_rec_t) == RL_TP_SIZE, "two-phase record size");
 _Static_assert (sizeof (rl_prepare_rec_t) == RL_PREPARE_SIZE, "prepare record size");
+_Static_assert (sizeof (rl_in_doubt_rec_t) == RL_IN_DOUBT_SIZE, "in-doubt record size");
+_Static_assert (sizeof (rl_audit_rec_t) == RL_AUDIT_SIZE, "audit record size");
 _Static_assert (offsetof (rl_status_rec_t, name) == 0, "status.name");
 _Static_assert (offsetof (rl_status_rec_t, epoch) == 32, "status.epoch");
 _Static_assert (offsetof (rl_status_rec_t, accounts) == 40, "status.accounts");
@@ -519,7 +521,8 @@ bool
 codec_op_is_known (uint32_t op)
 {
     return (op >= RL_OP_CREATE_ACCOUNTS && op <= RL_OP_GET_RING) || op == RL_OP_PREPARE
-           || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY;
+           || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY || op == RL_OP_IN_DOUBT
+           || op == RL_OP_AUDIT;
 }
 
 size_t
@@ -567,6 +570,10 @@ codec_reply_record_size (uint32_t op)
     case RL_OP_DECIDE:
     case RL_OP_OUTCOME_QUERY:
         return RL_TP_SIZE;
+    case RL_OP_IN_DOUBT:
+        return RL_IN_DOUBT_SIZE;
+    case RL_OP_AUDIT:
+        return RL_AUDIT_SIZE;
     default:
         return 0;   //  load_ring: empty; unknown operations
     }
@@ -748,4 +755,46 @@ codec_decode_prepare (const uint8_t *in, rl_prepare_rec_t *prepare)
     for (int i = 0; i < 4; i++) {
         prepare->reserved[i] = codec_get_u64 (in + RL_TRANSFER_SIZE + RL_TP_SIZE + 8 * i);
     }
+}
+
+void
+codec_encode_in_doubt (const rl_in_doubt_rec_t *rec, uint8_t *out)
+{
+    assert (rec && out);
+    codec_encode_prepare (&rec->prepare, out);
+    memcpy (out + RL_PREPARE_SIZE, rec->peer, RL_SHARD_NAME_SIZE_MAX);
+}
+
+void
+codec_decode_in_doubt (const uint8_t *in, rl_in_doubt_rec_t *rec)
+{
+    assert (in && rec);
+    codec_decode_prepare (in, &rec->prepare);
+    memcpy (rec->peer, in + RL_PREPARE_SIZE, RL_SHARD_NAME_SIZE_MAX);
+    rec->peer[RL_SHARD_NAME_SIZE_MAX - 1] = '\0';
+}
+
+void
+codec_encode_audit (const rl_audit_rec_t *rec, uint8_t *out)
+{
+    assert (rec && out);
+    codec_put_u32 (out, rec->ok);
+    codec_put_u32 (out + 4, rec->reserved0);
+    codec_put_u64 (out + 8, rec->accounts);
+    codec_put_u64 (out + 16, rec->live);
+    codec_put_u64 (out + 24, rec->prepared);
+    memcpy (out + 32, rec->message, sizeof (rec->message));
+}
+
+void
+codec_decode_audit (const uint8_t *in, rl_audit_rec_t *rec)
+{
+    assert (in && rec);
+    rec->ok = codec_get_u32 (in);
+    rec->reserved0 = codec_get_u32 (in + 4);
+    rec->accounts = codec_get_u64 (in + 8);
+    rec->live = codec_get_u64 (in + 16);
+    rec->prepared = codec_get_u64 (in + 24);
+    memcpy (rec->message, in + 32, sizeof (rec->message));
+    rec->message[sizeof (rec->message) - 1] = '\0';
 }

@@ -87,6 +87,10 @@ void codec_decode_filter (const uint8_t *in, rl_filter_t *filter);
 void codec_encode_status (const rl_status_rec_t *status, uint8_t *out);
 void codec_decode_status (const uint8_t *in, rl_status_rec_t *status);
 
+void codec_encode_in_doubt (const rl_in_doubt_rec_t *rec, uint8_t *out);
+void codec_decode_in_doubt (const uint8_t *in, rl_in_doubt_rec_t *rec);
+void codec_encode_audit (const rl_audit_rec_t *rec, uint8_t *out);
+void codec_decode_audit (const uint8_t *in, rl_audit_rec_t *rec);
 void codec_encode_tp (const rl_tp_rec_t *tp, uint8_t *out);
 void codec_decode_tp (const uint8_t *in, rl_tp_rec_t *tp);
 void codec_encode_prepare (const rl_prepare_rec_t *prepare, uint8_t *out);

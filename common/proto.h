@@ -331,6 +331,28 @@ typedef struct {
     uint64_t reserved[4];               //  zero
 } rl_prepare_rec_t;
 
+//  Admin: one entry of in_doubt (op 32). prepare.reserved[0]: created, ns
+//  (wall clock); prepare.reserved[1]: role (1 coordinator, 2 participant).
+//  tp.state: pending (live attempt), commit/abort (decision not yet
+//  acknowledged) at a coordinator; prepared at a participant.
+typedef struct {
+    rl_prepare_rec_t prepare;
+    char peer[RL_SHARD_NAME_SIZE_MAX];  //  the other shard of the transfer
+} rl_in_doubt_rec_t;
+
+#define RL_ROLE_COORDINATOR 1
+#define RL_ROLE_PARTICIPANT 2
+
+//  Admin: the reply of audit (op 33).
+typedef struct {
+    uint32_t ok;                  //  1: every reservation accounted for
+    uint32_t reserved0;
+    uint64_t accounts;            //  accounts checked
+    uint64_t live;                //  live attempts (coordinator)
+    uint64_t prepared;            //  prepared records (participant)
+    char message[224];            //  the first discrepancy, NUL-terminated
+} rl_audit_rec_t;
+
 typedef enum {
     RL_DURABILITY_SYNC = 1,       //  WAL synced before every reply (default)
     RL_DURABILITY_NOSYNC = 2,     //  benchmark only: WAL written, not synced

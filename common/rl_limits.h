@@ -24,6 +24,8 @@
 #define RL_STATUS_SIZE          256     //  bytes of the status record
 #define RL_TP_SIZE              96      //  bytes of a two-phase record (decide, ack, query)
 #define RL_PREPARE_SIZE         256     //  bytes of a PREPARE record (transfer + two-phase record)
+#define RL_IN_DOUBT_SIZE        288     //  bytes of an in-doubt listing record (prepare + peer name)
+#define RL_AUDIT_SIZE           256     //  bytes of the audit reply record
 #define RL_BATCH_RECORDS_MAX    8190    //  records in one request
 #define RL_MESSAGE_SIZE_MAX     (RL_HEADER_SIZE + RL_BATCH_RECORDS_MAX * RL_PREPARE_SIZE)
 #define RL_RING_BLOB_SIZE_MAX   (4u << 20)  //  bytes of a binary ring

@@ -83,6 +83,13 @@ void ledger_tp_counts (const ledger_t *self, uint64_t *inflight, uint64_t *in_do
 //  reservations (debits) and prepared records (credits). 0, or -1 with the
 //  first discrepancy in err.
 int  ledger_audit (ledger_t *self, char *err, size_t err_size);
+//  Lists what is in doubt here: live attempts and unacknowledged decisions
+//  (coordinator), prepared records (participant). At most `cap`; returns
+//  the number written.
+size_t ledger_in_doubt (ledger_t *self, rl_in_doubt_rec_t *out, size_t cap);
+//  Counts for the audit reply.
+void   ledger_audit_counts (const ledger_t *self, uint64_t *accounts, uint64_t *live,
+                            uint64_t *prepared);
 //  Sums over every account held here, per the given ledger (0: all).
 void ledger_sums (const ledger_t *self, uint32_t ledger_id, uint64_t *debits_posted,
                   uint64_t *credits_posted, uint64_t *debits_reserved,

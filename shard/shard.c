@@ -592,6 +592,37 @@ s_do_status (shard_t *self, zmsg_t *envelope, const rl_header_t *h)
     return reply;
 }
 
+//  Admin: what is in doubt here (the first RL_BATCH_RECORDS_MAX entries).
+static zmsg_t *
+s_do_in_doubt (shard_t *self, zmsg_t *envelope, const rl_header_t *h)
+{
+    static rl_in_doubt_rec_t list[RL_BATCH_RECORDS_MAX];
+    size_t count = ledger_in_doubt (self->ledger, list, RL_BATCH_RECORDS_MAX);
+    uint8_t *out = NULL;
+    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
+                                 RL_IN_DOUBT_SIZE, &out);
+    for (size_t i = 0; i < count; i++) {
+        codec_encode_in_doubt (&list[i], out + i * RL_IN_DOUBT_SIZE);
+    }
+    return reply;
+}
+
+//  Admin: every reservation accounted for?
+static zmsg_t *
+s_do_audit (shard_t *self, zmsg_t *envelope, const rl_header_t *h)
+{
+    rl_audit_rec_t audit = {0};
+    audit.ok = ledger_audit (self->ledger, audit.message, sizeof (audit.message)) == 0;
+    if (!audit.ok) {
+        rl_error ("audit: %s", audit.message);
+    }
+    ledger_audit_counts (self->ledger, &audit.accounts, &audit.live, &audit.prepared);
+    uint8_t *out = NULL;
+    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, 1, RL_AUDIT_SIZE, &out);
+    codec_encode_audit (&audit, out);
+    return reply;
+}
+
 static zmsg_t *
 s_do_load_ring (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body,
                 size_t body_size)
@@ -682,6 +713,12 @@ s_handle (shard_t *self, zmsg_t *msg)
             break;
         case RL_OP_GET_RING:
             reply = s_do_get_ring (self, msg, &h);
+            break;
+        case RL_OP_IN_DOUBT:
+            reply = s_do_in_doubt (self, msg, &h);
+            break;
+        case RL_OP_AUDIT:
+            reply = s_do_audit (self, msg, &h);
             break;
         default:
             assert (false && "codec_check_request passed an unserved operation");

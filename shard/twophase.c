@@ -79,6 +79,7 @@ typedef struct {
     uint64_t next_ns;               //  next resend (decision) or query
     uint64_t backoff_ms;
     uint64_t tag;                   //  D live: host request handle
+    uint64_t created_ns;            //  when the attempt or record began (admin listing)
     uint32_t index;                 //  D live: record index in that request
     int32_t next;                   //  chain of the same id
 } s_entry_t;
@@ -469,6 +470,7 @@ twophase_begin (twophase_t *self, const rl_transfer_t *t, const char *peer, uint
     snprintf (e->tp.coordinator, sizeof (e->tp.coordinator), "%s", ledger->name);
     snprintf (e->peer, sizeof (e->peer), "%s", peer);
     e->deadline_ns = now_ns + self->prepare_timeout_ms * 1000000ull;
+    e->created_ns = now_ns;
     e->tag = tag;
     e->index = index;
     dr->debits_reserved += t->amount;
@@ -489,6 +491,7 @@ s_log_decision (twophase_t *self, s_entry_t *live, uint32_t decision, uint64_t n
                       .next = e->next};
     memcpy (e->peer, live->peer, sizeof (e->peer));
     e->tp.state = decision;
+    e->created_ns = live->created_ns;
     e->backoff_ms = self->retry_min_ms;
     e->next_ns = now_ns + e->backoff_ms * 1000000ull;
     s_xlog_put (self, e);
@@ -711,6 +714,7 @@ s_prepare_one (twophase_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns, u
     e->transfer = *t;
     e->tp = rec->tp;
     e->tp.state = RL_TP_PREPARED;
+    e->created_ns = now_ns;
     e->backoff_ms = self->retry_min_ms;
     e->next_ns = now_ns + self->query_after_ms * 1000000ull;
     cr->credits_reserved += t->amount;
@@ -956,4 +960,43 @@ ledger_sums (const ledger_t *ledger, uint32_t ledger_id, uint64_t *debits_posted
             *credits_reserved += a->credits_reserved;
         }
     }
+}
+
+size_t
+ledger_in_doubt (ledger_t *ledger, rl_in_doubt_rec_t *out, size_t cap)
+{
+    twophase_t *self = ledger->tp;
+    const s_table_t *tables[3] = {&self->attempts, &self->xlog, &self->records};
+    size_t n = 0;
+    for (int t = 0; t < 3; t++) {
+        size_t span = s_table_span (tables[t]);
+        for (size_t i = 0; i < span && n < cap; i++) {
+            const s_entry_t *e = &tables[t]->slots[i];
+            if (e->state != S_LIVE && e->state != S_DECIDED && e->state != S_PREPARED) {
+                continue;
+            }
+            rl_in_doubt_rec_t *r = &out[n++];
+            memset (r, 0, sizeof (*r));
+            r->prepare.transfer = e->transfer;
+            r->prepare.tp = e->tp;
+            if (e->state == S_LIVE) {
+                r->prepare.tp.state = RL_TP_PENDING;
+            }
+            r->prepare.reserved[0] = e->created_ns;
+            r->prepare.reserved[1] = e->state == S_PREPARED ? RL_ROLE_PARTICIPANT
+                                                            : RL_ROLE_COORDINATOR;
+            snprintf (r->peer, sizeof (r->peer), "%s",
+                      e->state == S_PREPARED ? e->tp.coordinator : e->peer);
+        }
+    }
+    return n;
+}
+
+void
+ledger_audit_counts (const ledger_t *ledger, uint64_t *accounts, uint64_t *live,
+                     uint64_t *prepared)
+{
+    *accounts = ledger->accounts_count;
+    *live = ledger->tp->attempts.count;
+    *prepared = ledger->tp->prepared_count;
 }

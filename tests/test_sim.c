@@ -19,8 +19,9 @@
     nothing is reserved, sum(debits) == sum(credits), and every balance
     equals the model built from what was applied.
 
-    RL_SEED=n replays one seed; RL_SIM_SEEDS=n runs n seeds (default 40).
-    A failure prints its seed.
+    RL_SEED=n replays one seed; RL_SIM_SEEDS=n runs n seeds; otherwise seeds
+    run for RL_SIM_SECONDS (default 20, at least 5 seeds). A failure prints
+    its seed.
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,6 +45,7 @@
 #define NET_MAX 4096         //  messages in flight
 #define OUT_MAX 4096         //  messages a node holds until its commit
 #define SETTLE_STEPS 20000
+#define SEEDS_MIN 5
 
 typedef enum { M_PREPARE, M_PREPARE_REPLY, M_DECIDE, M_DECIDE_REPLY, M_QUERY, M_QUERY_REPLY } s_kind_t;
 
@@ -519,18 +521,25 @@ test_simulation (void **state)
         s_run_seed (seed);
         return;
     }
-    int seeds = getenv ("RL_SIM_SEEDS") ? atoi (getenv ("RL_SIM_SEEDS")) : 40;
+    //  Seeds until the time budget is spent (at least SEEDS_MIN), or exactly
+    //  RL_SIM_SEEDS: every seed is deterministic, only their number varies.
+    int seeds = getenv ("RL_SIM_SEEDS") ? atoi (getenv ("RL_SIM_SEEDS")) : 0;
+    double budget_s = getenv ("RL_SIM_SECONDS") ? atof (getenv ("RL_SIM_SECONDS")) : 20.0;
     uint64_t base = (uint64_t) time (NULL);
-    printf ("test_sim: %d seeds from %lu (replay one with RL_SEED=n)\n", seeds,
-            (unsigned long) base);
-    for (int k = 0; k < seeds; k++) {
+    printf ("test_sim: seeds from %lu (replay one with RL_SEED=n)\n", (unsigned long) base);
+    time_t start = time (NULL);
+    int k = 0;
+    while (seeds ? k < seeds : (k < SEEDS_MIN || difftime (time (NULL), start) < budget_s)) {
         s_run_seed (base + (uint64_t) k);
+        k++;
     }
+    printf ("test_sim: %d seeds passed\n", k);
 }
 
 int
 main (void)
 {
+    setenv ("RL_LOG_LEVEL", "warn", 0);   //  a restart logs its recovery: too many lines
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_simulation),
     };

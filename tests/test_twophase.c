@@ -180,6 +180,40 @@ s_quiet (s_ctx_t *ctx)
     }
 }
 
+//  Admin: the in-doubt list of shard i, and its audit.
+static size_t
+s_in_doubt (s_ctx_t *ctx, int i, rl_in_doubt_rec_t *out, size_t cap)
+{
+    rl_header_t h;
+    uint8_t *body = NULL;
+    size_t size = 0;
+    assert_int_equal (rl_client_call (ctx->clients[i], RL_OP_IN_DOUBT, NULL, 0, 0, TK_TIMEOUT_MS,
+                                      &h, &body, &size), 0);
+    size_t n = h.record_count < cap ? h.record_count : cap;
+    for (size_t k = 0; k < n; k++) {
+        codec_decode_in_doubt (body + k * RL_IN_DOUBT_SIZE, &out[k]);
+    }
+    free (body);
+    return h.record_count;
+}
+
+static void
+s_audit_ok (s_ctx_t *ctx, int i)
+{
+    rl_header_t h;
+    uint8_t *body = NULL;
+    size_t size = 0;
+    assert_int_equal (rl_client_call (ctx->clients[i], RL_OP_AUDIT, NULL, 0, 0, TK_TIMEOUT_MS,
+                                      &h, &body, &size), 0);
+    assert_int_equal (h.record_count, 1);
+    rl_audit_rec_t audit;
+    codec_decode_audit (body, &audit);
+    free (body);
+    if (!audit.ok) {
+        fail_msg ("audit of shard %d: %s", i, audit.message);
+    }
+}
+
 //  Basic scenarios ---------------------------------------------------------------
 
 static void
@@ -263,6 +297,18 @@ test_cross_shard (void **state)
                                       sizeof (body), 1, 20, &rh, &reply, &reply_size),
                       RL_CLIENT_TIMEOUT);
     assert_int_equal (s_transfer (ctx, live, TK_TIMEOUT_MS), RL_IN_PROGRESS);
+    //  The coordinator lists the live attempt; its reservation is accounted for.
+    rl_in_doubt_rec_t listed[8];
+    size_t n = s_in_doubt (ctx, 0, listed, 8);
+    bool seen = false;
+    for (size_t k = 0; k < n && k < 8; k++) {
+        seen |= rl_id_eq (listed[k].prepare.tp.id, live.id)
+                && listed[k].prepare.tp.state == RL_TP_PENDING
+                && listed[k].prepare.reserved[1] == RL_ROLE_COORDINATOR
+                && strcmp (listed[k].peer, ctx->shards[1].name) == 0;
+    }
+    assert_true (seen);
+    s_audit_ok (ctx, 0);
     assert_int_equal (harness_kill (ctx->h, ctx->shards[1].pid, SIGCONT), 0);
     s_quiet (ctx);
     //  Both were aborted (not burned): the retries execute now.
@@ -278,6 +324,10 @@ test_cross_shard (void **state)
         s_start (ctx, i);
     }
     tk_check_conservation_by (s_client_for, ctx, &model, 10);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal (s_in_doubt (ctx, i, listed, 8), 0);
+        s_audit_ok (ctx, i);
+    }
 }
 
 //  Crash matrix -------------------------------------------------------------------
@@ -441,6 +491,7 @@ s_run_case (s_ctx_t *ctx, size_t k)
     s_quiet (ctx);
     tk_check_conservation_by (s_client_for, ctx, &model, 1);
     for (int i = 0; i < 2; i++) {
+        s_audit_ok (ctx, i);
         tk_shard_stop (ctx->h, &ctx->shards[i], SIGKILL);
     }
 }

@@ -158,6 +158,8 @@ s_usage (FILE *out)
         "  history ID [--limit N] [--reverse] [--from TS] [--to TS] [--debits|--credits]\n"
         "  transfer-get ID...                transfers by id\n"
         "  status                            every shard of the ring, asked directly\n"
+        "  in-doubt                          cross-shard transfers in flight, per shard\n"
+        "  audit                             check every shard's reservations\n"
         "  ring [--text]                     the ring served at --connect\n"
         "  locate ID...                      the shard that owns each account, by that ring\n"
         "\n"
@@ -1229,6 +1231,149 @@ s_cmd_status (s_ctx_t *ctx)
     return down ? S_EXIT_FAILED : S_EXIT_OK;
 }
 
+//  Admin: in-doubt transfers and the reservation audit, asked of every shard ------
+
+//  Calls `op` (no request records) on every shard of the ring in turn.
+typedef void (s_shard_fn) (s_ctx_t *ctx, const ring_t *ring, size_t i, int rc,
+                           const uint8_t *body, size_t count, void *arg);
+
+static size_t
+s_each_shard (s_ctx_t *ctx, const ring_t *ring, uint16_t op, s_shard_fn *fn, void *arg)
+{
+    size_t failed = 0;
+    int probe_ms = ctx->timeout_ms < S_PROBE_TIMEOUT_MS ? ctx->timeout_ms : S_PROBE_TIMEOUT_MS;
+    for (size_t i = 0; i < ring_shard_count (ring); i++) {
+        rl_client_t *client = rl_client_new (ring_shard_endpoint (ring, i));
+        rl_header_t header;
+        uint8_t *body = NULL;
+        size_t size = 0;
+        int rc = client ? rl_client_call (client, op, NULL, 0, 0, probe_ms, &header, &body, &size)
+                        : RL_CLIENT_ERR_SEND;
+        failed += rc != 0;
+        fn (ctx, ring, i, rc, body, rc == 0 ? header.record_count : 0, arg);
+        free (body);
+        rl_client_destroy (&client);
+    }
+    return failed;
+}
+
+static void
+s_in_doubt_shard (s_ctx_t *ctx, const ring_t *ring, size_t i, int rc, const uint8_t *body,
+                  size_t count, void *arg)
+{
+    size_t *total = arg;
+    const char *shard = ring_shard_name (ring, i);
+    if (rc != 0) {
+        if (ctx->json) {
+            printf ("%s\n  {\"shard\": \"%s\", \"error\": \"%s\"}", *total ? "," : "", shard,
+                    rl_client_strerror (rc));
+        } else {
+            printf ("%-10s DOWN or refused: %s\n", shard, rl_client_strerror (rc));
+        }
+        (*total)++;
+        return;
+    }
+    uint64_t now_ns = (uint64_t) zclock_time () * 1000000ull;
+    for (size_t k = 0; k < count; k++) {
+        rl_in_doubt_rec_t r;
+        codec_decode_in_doubt (body + k * RL_IN_DOUBT_SIZE, &r);
+        const rl_tp_rec_t *tp = &r.prepare.tp;
+        uint64_t created = r.prepare.reserved[0];
+        double age_s = created && now_ns > created ? (double) (now_ns - created) / 1e9 : 0;
+        const char *role = r.prepare.reserved[1] == RL_ROLE_COORDINATOR ? "coordinator"
+                                                                       : "participant";
+        char id_text[64];
+        if (ctx->json) {
+            printf ("%s\n  {\"shard\": \"%s\", \"id\": \"%s\", \"attempt\": \"%" PRIu64 ".%" PRIu64
+                    "\", \"role\": \"%s\", \"peer\": \"%s\", \"state\": \"%s\", \"amount\": %" PRIu64
+                    ", \"age_s\": %.3f}",
+                    *total ? "," : "", shard, s_id_text (tp->id, id_text), tp->attempt.counter,
+                    tp->attempt.seq, role, r.peer, rl_tp_state_name (tp->state), tp->amount,
+                    age_s);
+        } else {
+            printf ("%-10s %-34s %8" PRIu64 ".%-6" PRIu64 " %-11s %-10s %-9s %12" PRIu64 " %8.1f\n",
+                    shard, s_id_text (tp->id, id_text), tp->attempt.counter, tp->attempt.seq,
+                    role, r.peer, rl_tp_state_name (tp->state), tp->amount, age_s);
+        }
+        (*total)++;
+    }
+}
+
+static int
+s_cmd_in_doubt (s_ctx_t *ctx)
+{
+    ring_t *ring = s_fetch_ring (ctx, "in-doubt");
+    if (!ring) {
+        return S_EXIT_FAILED;
+    }
+    size_t total = 0;
+    if (ctx->json) {
+        printf ("{\"in_doubt\": [");
+    } else {
+        printf ("%-10s %-34s %15s %-11s %-10s %-9s %12s %8s\n", "shard", "transfer id",
+                "attempt", "role", "peer", "state", "amount", "age s");
+    }
+    size_t failed = s_each_shard (ctx, ring, RL_OP_IN_DOUBT, s_in_doubt_shard, &total);
+    if (ctx->json) {
+        printf ("\n]}\n");
+    } else if (total == 0) {
+        printf ("(nothing in doubt: no live attempt, undelivered decision or prepared record)\n");
+    }
+    ring_destroy (&ring);
+    return failed ? S_EXIT_FAILED : S_EXIT_OK;
+}
+
+static void
+s_audit_shard (s_ctx_t *ctx, const ring_t *ring, size_t i, int rc, const uint8_t *body,
+               size_t count, void *arg)
+{
+    size_t *bad = arg;
+    const char *shard = ring_shard_name (ring, i);
+    rl_audit_rec_t a = {0};
+    if (rc == 0 && count == 1) {
+        codec_decode_audit (body, &a);
+    }
+    bool ok = rc == 0 && count == 1 && a.ok;
+    *bad += !ok;
+    if (ctx->json) {
+        printf ("%s\n  {\"shard\": \"%s\", \"ok\": %s, \"accounts\": %" PRIu64 ", \"live\": %" PRIu64
+                ", \"prepared\": %" PRIu64 ", \"message\": ",
+                i ? "," : "", shard, ok ? "true" : "false", a.accounts, a.live, a.prepared);
+        s_json_string (rc == 0 ? a.message : rl_client_strerror (rc));
+        printf ("}");
+    } else if (rc != 0) {
+        printf ("%-10s DOWN or refused: %s\n", shard, rl_client_strerror (rc));
+    } else {
+        printf ("%-10s %-4s %10" PRIu64 " %8" PRIu64 " %9" PRIu64 "  %s\n", shard, ok ? "ok" : "BAD",
+                a.accounts, a.live, a.prepared,
+                ok ? "every reservation accounted for" : a.message);
+    }
+}
+
+static int
+s_cmd_audit (s_ctx_t *ctx)
+{
+    ring_t *ring = s_fetch_ring (ctx, "audit");
+    if (!ring) {
+        return S_EXIT_FAILED;
+    }
+    size_t bad = 0;
+    if (ctx->json) {
+        printf ("{\"audit\": [");
+    } else {
+        printf ("%-10s %-4s %10s %8s %9s\n", "shard", "", "accounts", "live", "prepared");
+    }
+    s_each_shard (ctx, ring, RL_OP_AUDIT, s_audit_shard, &bad);
+    if (ctx->json) {
+        printf ("\n]}\n");
+    } else if (bad) {
+        printf ("\n%zu shard%s failed the audit or did not answer: see the shard logs\n", bad,
+                bad == 1 ? "" : "s");
+    }
+    ring_destroy (&ring);
+    return bad ? S_EXIT_FAILED : S_EXIT_OK;
+}
+
 //  Arguments ---------------------------------------------------------------------
 
 static const s_command_t s_commands [] = {
@@ -1244,6 +1389,8 @@ static const s_command_t s_commands [] = {
     {"status", s_cmd_status, 0, 0, 0, "status"},
     {"ring", s_cmd_ring, O_TEXT, 0, 0, "ring [--text]"},
     {"locate", s_cmd_locate, 0, 1, S_IDS_MAX, "locate ID..."},
+    {"in-doubt", s_cmd_in_doubt, 0, 0, 0, "in-doubt"},
+    {"audit", s_cmd_audit, 0, 0, 0, "audit"},
 };
 
 static int
