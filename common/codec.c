@@ -717,6 +717,7 @@ codec_encode_tp (const rl_tp_rec_t *tp, uint8_t *out)
     memcpy (out + 48, tp->coordinator, RL_SHARD_NAME_SIZE_MAX);
     codec_put_u64 (out + 80, tp->amount);
     codec_put_u64 (out + 88, tp->timestamp);
+    codec_encode_id (tp->debit_account_id, out + 96);
 }
 
 void
@@ -733,6 +734,7 @@ codec_decode_tp (const uint8_t *in, rl_tp_rec_t *tp)
     tp->coordinator[RL_SHARD_NAME_SIZE_MAX - 1] = '\0';
     tp->amount = codec_get_u64 (in + 80);
     tp->timestamp = codec_get_u64 (in + 88);
+    tp->debit_account_id = codec_decode_id (in + 96);
 }
 
 void
@@ -741,7 +743,7 @@ codec_encode_prepare (const rl_prepare_rec_t *prepare, uint8_t *out)
     assert (prepare && out);
     codec_encode_transfer (&prepare->transfer, out);
     codec_encode_tp (&prepare->tp, out + RL_TRANSFER_SIZE);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 2; i++) {
         codec_put_u64 (out + RL_TRANSFER_SIZE + RL_TP_SIZE + 8 * i, prepare->reserved[i]);
     }
 }
@@ -752,7 +754,7 @@ codec_decode_prepare (const uint8_t *in, rl_prepare_rec_t *prepare)
     assert (in && prepare);
     codec_decode_transfer (in, &prepare->transfer);
     codec_decode_tp (in + RL_TRANSFER_SIZE, &prepare->tp);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 2; i++) {
         prepare->reserved[i] = codec_get_u64 (in + RL_TRANSFER_SIZE + RL_TP_SIZE + 8 * i);
     }
 }

@@ -323,12 +323,13 @@ typedef struct {
     char coordinator[RL_SHARD_NAME_SIZE_MAX];  //  debit shard's name, NUL-padded
     uint64_t amount;                    //  minor units (informational)
     uint64_t timestamp;                 //  ns; prepare reply: the participant's
+    rl_id_t debit_account_id;           //  with id, names the transfer cluster-wide
 } rl_tp_rec_t;
 
 typedef struct {
     rl_transfer_t transfer;
     rl_tp_rec_t tp;
-    uint64_t reserved[4];               //  zero
+    uint64_t reserved[2];               //  zero on the wire
 } rl_prepare_rec_t;
 
 //  Admin: one entry of in_doubt (op 32). prepare.reserved[0]: created, ns

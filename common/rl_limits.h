@@ -22,7 +22,7 @@
 #define RL_RESULT_SIZE          16      //  bytes per create result
 #define RL_FILTER_SIZE          64      //  bytes per account-history filter
 #define RL_STATUS_SIZE          256     //  bytes of the status record
-#define RL_TP_SIZE              96      //  bytes of a two-phase record (decide, ack, query)
+#define RL_TP_SIZE              112     //  bytes of a two-phase record (decide, ack, query)
 #define RL_PREPARE_SIZE         256     //  bytes of a PREPARE record (transfer + two-phase record)
 #define RL_IN_DOUBT_SIZE        288     //  bytes of an in-doubt listing record (prepare + peer name)
 #define RL_AUDIT_SIZE           256     //  bytes of the audit reply record
@@ -50,7 +50,7 @@
 //  Two-phase transfers (docs/two-phase.md) --------------------------------
 #define RL_TP_ATTEMPTS_MAX      65536   //  live attempts one coordinator holds (more: busy)
 #define RL_TP_PREPARED_MAX      65536   //  prepared records one participant holds (more: busy)
-#define RL_TP_TOMBSTONES_MAX    (1u << 20)  //  applied/aborted markers kept for duplicates
+#define RL_TP_MARKERS_MAX       (1u << 18)  //  applied/aborted markers kept (oldest evicted first)
 #define RL_TP_RETRY_MIN_MS      50      //  first resend of a decision or an outcome query
 #define RL_TP_RETRY_MAX_MS      2000    //  backoff cap: decisions are resent forever
 #define RL_TP_QUERY_AFTER_MS    3000    //  a participant asks the coordinator after this

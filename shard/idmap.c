@@ -153,3 +153,39 @@ idmap_clear (idmap_t *self)
     }
     self->size = 0;
 }
+
+bool
+idmap_remove (idmap_t *self, rl_id_t id)
+{
+    assert (self);
+    if (rl_id_is_zero (id)) {
+        return false;
+    }
+    size_t i = s_hash (id) & self->mask;
+    while (!rl_id_eq (self->slots[i].id, id)) {
+        if (rl_id_is_zero (self->slots[i].id)) {
+            return false;
+        }
+        i = (i + 1) & self->mask;
+    }
+    //  Backward shift: move later entries of the run into the hole when
+    //  their home slot does not lie cyclically in (hole, their slot].
+    size_t hole = i;
+    size_t j = i;
+    while (true) {
+        j = (j + 1) & self->mask;
+        if (rl_id_is_zero (self->slots[j].id)) {
+            break;
+        }
+        size_t home = s_hash (self->slots[j].id) & self->mask;
+        bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (!stays) {
+            self->slots[hole] = self->slots[j];
+            hole = j;
+        }
+    }
+    self->slots[hole].id = (rl_id_t) {0, 0};
+    self->slots[hole].value = 0;
+    self->size--;
+    return true;
+}

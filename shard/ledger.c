@@ -184,6 +184,35 @@ ledger_i_account_find (ledger_t *self, rl_id_t id, size_t *slot_p)
     return &self->accounts[slot];
 }
 
+//  The in-memory key of a credit leg: both ids mixed into 128 bits. A hit is
+//  confirmed against the record, so a collision can only hide a leg from
+//  the memory index, never invent one.
+static rl_id_t
+s_leg_key (rl_id_t id, rl_id_t debit)
+{
+    rl_id_t key = {id.lo ^ (debit.lo * 0x9E3779B97F4A7C15ull ^ debit.hi),
+                   id.hi ^ (debit.hi * 0xC2B2AE3D27D4EB4Full ^ debit.lo)};
+    return rl_id_is_zero (key) ? (rl_id_t) {1, 0} : key;
+}
+
+int
+ledger_i_leg_applied (ledger_t *self, rl_id_t id, rl_id_t debit_account_id)
+{
+    uint64_t index = 0;
+    if (idmap_get (self->recent_legs, s_leg_key (id, debit_account_id), &index)) {
+        const rl_transfer_t *t = &self->recent[index];
+        if (rl_id_eq (t->id, id) && rl_id_eq (t->debit_account_id, debit_account_id)) {
+            return 1;
+        }
+    }
+    uint8_t key[2 * RL_ID_SIZE];
+    uint8_t ts[8];
+    size_t size = 0;
+    codec_encode_id (id, key);
+    codec_encode_id (debit_account_id, key + RL_ID_SIZE);
+    return store_get (self->store, STORE_CF_LEGS, key, sizeof (key), ts, sizeof (ts), &size);
+}
+
 //  Appends a stored transfer to recent (ts order) and, unless it is a credit
 //  leg (whose id belongs to the coordinator's id space), indexes its id.
 static int
@@ -202,6 +231,11 @@ s_recent_append (ledger_t *self, const rl_transfer_t *transfer)
     assert (self->recent_count == 0
             || self->recent[self->recent_count - 1].timestamp < transfer->timestamp);
     if (index_id && idmap_put (self->recent_ids, transfer->id, self->recent_count) != 0) {
+        return -1;
+    }
+    if (!index_id
+        && idmap_put (self->recent_legs, s_leg_key (transfer->id, transfer->debit_account_id),
+                      self->recent_count) != 0) {
         return -1;
     }
     self->recent[self->recent_count++] = *transfer;
@@ -352,8 +386,9 @@ ledger_open (store_t *store, const char *name, ledger_owner_fn *owner, void *own
     snprintf (self->name, sizeof (self->name), "%s", name);
     self->account_ids = idmap_new (RL_SHARD_ACCOUNTS_INITIAL);
     self->recent_ids = idmap_new (RL_SHARD_CHECKPOINT_TRANSFERS * 2);
+    self->recent_legs = idmap_new (RL_SHARD_CHECKPOINT_TRANSFERS);
     self->tp = twophase_new (self);
-    if (!self->account_ids || !self->recent_ids || !self->tp
+    if (!self->account_ids || !self->recent_ids || !self->recent_legs || !self->tp
         || s_accounts_reserve (self, 1) != 0) {
         snprintf (err, err_size, "out of memory");
         ledger_destroy (&self);
@@ -390,6 +425,7 @@ ledger_destroy (ledger_t **self_p)
     twophase_destroy (&self->tp);
     idmap_destroy (&self->account_ids);
     idmap_destroy (&self->recent_ids);
+    idmap_destroy (&self->recent_legs);
     free (self->accounts);
     free (self->dirty);
     free (self->dirty_list);
@@ -994,6 +1030,44 @@ s_cmp_history_entry (const void *a, const void *b)
     return memcmp (a, b, RL_ID_SIZE + 8);
 }
 
+static int
+s_cmp_leg_entry (const void *a, const void *b)
+{
+    return memcmp (a, b, 2 * RL_ID_SIZE);
+}
+
+//  The credit legs applied here since the checkpoint: (id, debit) -> ts.
+static int
+s_ingest_legs (ledger_t *self)
+{
+    enum { LEG_ENTRY = 2 * RL_ID_SIZE + 8 };
+    size_t count = 0;
+    for (size_t i = 0; i < self->recent_count; i++) {
+        count += LEDGER_LEG (self->recent[i].reserved) == LEDGER_LEG_CREDIT;
+    }
+    if (count == 0) {
+        return 0;
+    }
+    uint8_t *legs = malloc (count * LEG_ENTRY);
+    if (!legs) {
+        return -1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < self->recent_count && n < count; i++) {
+        const rl_transfer_t *t = &self->recent[i];
+        if (LEDGER_LEG (t->reserved) == LEDGER_LEG_CREDIT) {
+            uint8_t *entry = legs + n++ * LEG_ENTRY;
+            codec_encode_id (t->id, entry);
+            codec_encode_id (t->debit_account_id, entry + RL_ID_SIZE);
+            codec_put_u64 (entry + 2 * RL_ID_SIZE, t->timestamp);
+        }
+    }
+    qsort (legs, n, LEG_ENTRY, s_cmp_leg_entry);
+    int rc = store_ingest_sorted (self->store, STORE_CF_LEGS, legs, LEG_ENTRY, 2 * RL_ID_SIZE, n);
+    free (legs);
+    return rc;
+}
+
 //  Sorts and ingests tx_index and history entries for every recent transfer.
 static int
 s_ingest_recent (ledger_t *self)
@@ -1033,6 +1107,9 @@ s_ingest_recent (ledger_t *self)
     qsort (history, history_count, HISTORY_ENTRY, s_cmp_history_entry);
     int rc = store_ingest_sorted (self->store, STORE_CF_TX_INDEX, ids, ID_ENTRY, RL_ID_SIZE,
                                   id_count);
+    if (rc == 0) {
+        rc = s_ingest_legs (self);
+    }
     if (rc == 0) {
         rc = store_ingest_sorted (self->store, STORE_CF_HISTORY, history, HISTORY_ENTRY,
                                   HISTORY_ENTRY, history_count);
@@ -1074,6 +1151,7 @@ ledger_checkpoint (ledger_t *self)
     self->dirty_count = 0;
     self->recent_count = 0;
     idmap_clear (self->recent_ids);
+    idmap_clear (self->recent_legs);
     return 0;
 }
 

@@ -94,6 +94,8 @@ void   ledger_audit_counts (const ledger_t *self, uint64_t *accounts, uint64_t *
 void ledger_sums (const ledger_t *self, uint32_t ledger_id, uint64_t *debits_posted,
                   uint64_t *credits_posted, uint64_t *debits_reserved,
                   uint64_t *credits_reserved);
+//  Applied/aborted markers kept (1..RL_TP_MARKERS_MAX; tests use few).
+void ledger_set_tp_markers_max (ledger_t *self, size_t markers_max);
 void ledger_set_tp_timeouts (ledger_t *self, uint64_t prepare_ms, uint64_t query_after_ms,
                              uint64_t retry_min_ms, uint64_t retry_max_ms);
 //  Not found: the record is zero but for its id (timestamp 0).

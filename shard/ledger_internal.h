@@ -38,6 +38,7 @@ struct ledger_t {
     size_t recent_count;
     size_t recent_cap;
     idmap_t *recent_ids;        //  id -> index in recent (credit legs are not indexed)
+    idmap_t *recent_legs;       //  leg key (id, debit account) -> index in recent: credit legs
 
     uint64_t last_ts;           //  last timestamp assigned (ns)
     uint64_t checkpoint_ts;     //  transfers up to here are in accounts + indexes
@@ -55,6 +56,10 @@ uint64_t      ledger_i_next_ts (ledger_t *self, uint64_t now_ns);
 //  Stores a transfer record (batch + recent); index_id: add to the id index.
 int           ledger_i_store_transfer (ledger_t *self, const rl_transfer_t *record, bool index_id);
 int           ledger_i_transfer_find (ledger_t *self, rl_id_t id, rl_transfer_t *out);
+//  Was the credit leg of (transfer id, debit account) applied here? The pair
+//  names a transfer uniquely across the cluster (ids are scoped to the debit
+//  account's shard). 1 yes, 0 no, -1 storage error.
+int           ledger_i_leg_applied (ledger_t *self, rl_id_t id, rl_id_t debit_account_id);
 uint32_t      ledger_i_debit_checks (const rl_account_t *dr, uint64_t amount);
 uint32_t      ledger_i_credit_checks (const rl_account_t *cr, uint64_t amount);
 

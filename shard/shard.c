@@ -821,32 +821,13 @@ s_turn_finish (shard_t *self)
     return self->failed ? -1 : 0;
 }
 
-//  One turn of client and peer requests: drain, commit once, answer.
-static int
-s_on_readable (zloop_t *loop, zsock_t *router, void *arg)
+//  Replies from one peer to our PREPARE, DECIDE and OUTCOME_QUERY messages.
+static size_t
+s_drain_peer (shard_t *self, s_peer_t *peer, uint64_t now, size_t budget)
 {
-    (void) loop;
-    shard_t *self = arg;
-    assert (self->held_count == 0);
-    for (size_t n = 0; n < RL_SHARD_REQUESTS_PER_TURN_MAX; n++) {
-        zmsg_t *msg = zmsg_recv (router);   //  rcvtimeo 0: NULL when drained
-        if (!msg) {
-            break;
-        }
-        s_handle (self, msg);
-    }
-    return s_turn_finish (self);
-}
-
-//  Replies from a peer to our PREPARE, DECIDE and OUTCOME_QUERY messages.
-static int
-s_on_peer (zloop_t *loop, zsock_t *dealer, void *arg)
-{
-    (void) loop;
-    shard_t *self = arg;
-    uint64_t now = s_now_ns ();
-    for (size_t n = 0; n < RL_SHARD_REQUESTS_PER_TURN_MAX; n++) {
-        zframe_t *frame = zframe_recv (dealer);
+    size_t n = 0;
+    for (; n < budget; n++) {
+        zframe_t *frame = zframe_recv (peer->dealer);   //  rcvtimeo 0: NULL when drained
         if (!frame) {
             break;
         }
@@ -870,7 +851,46 @@ s_on_peer (zloop_t *loop, zsock_t *dealer, void *arg)
         }
         zframe_destroy (&frame);
     }
+    return n;
+}
+
+//  One turn: drain every socket (clients and peers), commit once, answer.
+//  Whichever socket woke the loop, everything that has arrived anywhere
+//  shares this turn's one synced write.
+static int
+s_turn (shard_t *self)
+{
+    assert (self->held_count == 0);
+    uint64_t now = s_now_ns ();
+    bool more = true;
+    for (size_t round = 0; more && round < RL_SHARD_REQUESTS_PER_TURN_MAX; round++) {
+        more = false;
+        zmsg_t *msg = zmsg_recv (self->router);   //  rcvtimeo 0: NULL when drained
+        if (msg) {
+            s_handle (self, msg);
+            more = true;
+        }
+        for (size_t i = 0; i < self->peer_count; i++) {
+            more |= s_drain_peer (self, self->peers[i], now, 1) > 0;
+        }
+    }
     return s_turn_finish (self);
+}
+
+static int
+s_on_readable (zloop_t *loop, zsock_t *router, void *arg)
+{
+    (void) loop;
+    (void) router;
+    return s_turn (arg);
+}
+
+static int
+s_on_peer (zloop_t *loop, zsock_t *dealer, void *arg)
+{
+    (void) loop;
+    (void) dealer;
+    return s_turn (arg);
 }
 
 static int

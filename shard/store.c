@@ -27,7 +27,7 @@
 #include "log.h"
 
 static const char *s_cf_names[STORE_CF_COUNT] = {
-    "default", "accounts", "transfers", "tx_index", "history", "xlog", "prepared",
+    "default", "accounts", "transfers", "tx_index", "history", "xlog", "prepared", "legs",
 };
 
 #define STORE_WRITE_BUFFER_BYTES (64u << 20)  //  memtable size per column family
@@ -71,7 +71,8 @@ s_cf_options_new (store_t *self, store_cf_t cf)
     if (self->env) {
         rocksdb_options_set_env (options, self->env);   //  SST files written for ingestion too
     }
-    if (cf == STORE_CF_TX_INDEX || cf == STORE_CF_HISTORY || cf == STORE_CF_ACCOUNTS) {
+    if (cf == STORE_CF_TX_INDEX || cf == STORE_CF_HISTORY || cf == STORE_CF_ACCOUNTS
+        || cf == STORE_CF_LEGS) {
         rocksdb_options_set_block_based_table_factory (options, self->table_options);
     }
     return options;

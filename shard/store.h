@@ -9,6 +9,8 @@
         history     account id (16) + ts (8)   -> (empty)               [SST ingest only]
         xlog        coordinator log of two-phase transfers
         prepared    prepared records of two-phase transfers
+        legs        transfer id (16) + debit account id (16) -> ts (8): credit legs
+                    applied here                             [SST ingest only]
 
     All writes of one group commit go into one WriteBatch (store_batch_*),
     written and synced by store_commit. A failed write or sync puts the
@@ -40,6 +42,7 @@ typedef enum {
     STORE_CF_HISTORY,
     STORE_CF_XLOG,
     STORE_CF_PREPARED,
+    STORE_CF_LEGS,
     STORE_CF_COUNT
 } store_cf_t;
 

@@ -39,8 +39,13 @@
        of the PREPARED records.
 
     LIMITS: RL_TP_ATTEMPTS_MAX live attempts, RL_TP_PREPARED_MAX prepared
-    records (more: busy, an infrastructure result), RL_TP_TOMBSTONES_MAX
-    markers; decisions and queries resend forever with capped backoff, at
+    records (more: busy, an infrastructure result), RL_TP_MARKERS_MAX
+    applied/aborted markers, kept in a FIFO and evicted oldest first when
+    full or older than RL_TP_TOMBSTONE_MS. A marker only serves duplicates:
+    a COMMIT resent before its ACK arrived (acknowledged again), a late
+    PREPARE of an aborted attempt (refused). Past its eviction such a late
+    PREPARE is prepared, then aborted by the outcome query: safe, only
+    slower. Decisions and queries resend forever with capped backoff, at
     most RL_TP_WORK_PER_TICK_MAX per tick.
 
     COST: each table is a slab with an id -> chain index; lookups are O(1)
@@ -81,8 +86,14 @@ typedef struct {
     uint64_t tag;                   //  D live: host request handle
     uint64_t created_ns;            //  when the attempt or record began (admin listing)
     uint32_t index;                 //  D live: record index in that request
+    uint64_t stamp;                 //  C marker: its place in the marker FIFO
     int32_t next;                   //  chain of the same id
 } s_entry_t;
+
+typedef struct {
+    int32_t slot;
+    uint64_t stamp;
+} s_marker_t;
 
 typedef struct {
     s_entry_t *slots;
@@ -101,12 +112,20 @@ struct twophase_t {
     s_table_t xlog;                 //  D: S_DECIDED
     s_table_t records;              //  C: S_PREPARED, S_APPLIED, S_ABORTED
     size_t prepared_count;          //  C: records in S_PREPARED
+    s_marker_t *markers;            //  C: FIFO of applied/aborted markers
+    size_t markers_head;            //  oldest (monotonic; index modulo the cap)
+    size_t markers_tail;            //  next free
+    uint64_t marker_stamp;
+    size_t markers_max;             //  <= RL_TP_MARKERS_MAX (tests use few)
+    uint64_t next_scan_ns;          //  C: next scan for outcome queries
     uint64_t alarms;
     uint64_t prepare_timeout_ms;
     uint64_t query_after_ms;
     uint64_t retry_min_ms;
     uint64_t retry_max_ms;
 };
+
+static void s_marker_push (twophase_t *self, s_entry_t *e);
 
 //  Tables -------------------------------------------------------------------------
 
@@ -179,7 +198,11 @@ s_table_remove (s_table_t *t, int32_t i)
     rl_id_t id = t->slots[i].tp.id;
     int32_t head = s_table_head (t, id);
     if (head == i) {
-        idmap_put (t->heads, id, (uint64_t) (t->slots[i].next + 1));
+        if (t->slots[i].next < 0) {
+            idmap_remove (t->heads, id);   //  the map keeps only ids with entries
+        } else {
+            idmap_put (t->heads, id, (uint64_t) (t->slots[i].next + 1));
+        }
     } else {
         for (int32_t k = head; k >= 0; k = t->slots[k].next) {
             if (t->slots[k].next == i) {
@@ -243,11 +266,12 @@ static void
 s_xlog_put (twophase_t *self, const s_entry_t *e)
 {
     uint8_t key[32];
-    uint8_t value[RL_PREPARE_SIZE];
-    rl_prepare_rec_t rec = {.transfer = e->transfer, .tp = e->tp};
-    memcpy (&rec.reserved, e->peer, sizeof (rec.reserved));
+    uint8_t value[RL_IN_DOUBT_SIZE];
+    rl_in_doubt_rec_t rec = {.prepare = {.transfer = e->transfer, .tp = e->tp}};
+    rec.prepare.reserved[0] = e->created_ns;
+    memcpy (rec.peer, e->peer, sizeof (rec.peer));
     s_xlog_key (&e->tp, key);
-    codec_encode_prepare (&rec, value);
+    codec_encode_in_doubt (&rec, value);
     store_batch_put (self->ledger->store, STORE_CF_XLOG, key, sizeof (key), value, sizeof (value));
 }
 
@@ -279,9 +303,11 @@ twophase_new (ledger_t *ledger)
     self->query_after_ms = RL_TP_QUERY_AFTER_MS;
     self->retry_min_ms = RL_TP_RETRY_MIN_MS;
     self->retry_max_ms = RL_TP_RETRY_MAX_MS;
+    self->markers_max = RL_TP_MARKERS_MAX;
     if (s_table_init (&self->attempts, RL_TP_ATTEMPTS_MAX) != 0
         || s_table_init (&self->xlog, RL_TP_ATTEMPTS_MAX * 2) != 0
-        || s_table_init (&self->records, RL_TP_PREPARED_MAX + RL_TP_TOMBSTONES_MAX) != 0) {
+        || s_table_init (&self->records, RL_TP_PREPARED_MAX + RL_TP_MARKERS_MAX + 1) != 0
+        || !(self->markers = calloc (RL_TP_MARKERS_MAX, sizeof (s_marker_t)))) {
         twophase_destroy (&self);
     }
     return self;
@@ -296,6 +322,7 @@ twophase_destroy (twophase_t **self_p)
         s_table_free (&self->attempts);
         s_table_free (&self->xlog);
         s_table_free (&self->records);
+        free (self->markers);
         free (self);
         *self_p = NULL;
     }
@@ -316,13 +343,14 @@ s_load_xlog (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
     for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
         size_t size = 0;
         const uint8_t *value = store_iter_value (it, &size);
-        if (size != RL_PREPARE_SIZE) {
+        if (size != RL_IN_DOUBT_SIZE) {
             snprintf (err, err_size, "corrupt coordinator log entry");
             rc = -1;
             break;
         }
-        rl_prepare_rec_t rec;
-        codec_decode_prepare (value, &rec);
+        rl_in_doubt_rec_t logged;
+        codec_decode_in_doubt (value, &logged);
+        const rl_prepare_rec_t rec = logged.prepare;
         int32_t i = s_table_add (&self->xlog, rec.tp.id);
         if (i < 0) {
             snprintf (err, err_size, "coordinator log larger than its table");
@@ -333,8 +361,8 @@ s_load_xlog (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
         e->state = S_DECIDED;
         e->transfer = rec.transfer;
         e->tp = rec.tp;
-        memcpy (e->peer, rec.reserved, sizeof (e->peer));
-        e->peer[RL_SHARD_NAME_SIZE_MAX - 1] = '\0';
+        e->created_ns = rec.reserved[0];
+        memcpy (e->peer, logged.peer, sizeof (e->peer));
         e->next_ns = now_ns;
         e->backoff_ms = self->retry_min_ms;
     }
@@ -382,6 +410,7 @@ s_load_records (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
             self->prepared_count++;
         } else {
             e->state = rec.tp.state == RL_TP_COMMIT ? S_APPLIED : S_ABORTED;
+            s_marker_push (self, e);   //  FIFO order of keys, not of age: good enough
         }
     }
     store_iter_destroy (&it);
@@ -467,6 +496,7 @@ twophase_begin (twophase_t *self, const rl_transfer_t *t, const char *peer, uint
     e->tp.attempt = self->incarnation;
     e->tp.attempt.seq = ++self->incarnation.seq;
     e->tp.amount = t->amount;
+    e->tp.debit_account_id = t->debit_account_id;
     snprintf (e->tp.coordinator, sizeof (e->tp.coordinator), "%s", ledger->name);
     snprintf (e->peer, sizeof (e->peer), "%s", peer);
     e->deadline_ns = now_ns + self->prepare_timeout_ms * 1000000ull;
@@ -613,6 +643,48 @@ ledger_outcome_query (ledger_t *ledger, const rl_tp_rec_t *queries, size_t count
 
 //  Participant ------------------------------------------------------------------------
 
+//  Drops a marker: from the table and from the prepared column family.
+static void
+s_marker_drop (twophase_t *self, int32_t slot)
+{
+    uint8_t key[48];
+    s_record_key (&self->records.slots[slot].tp, key);
+    store_batch_delete (self->ledger->store, STORE_CF_PREPARED, key, sizeof (key));
+    s_table_remove (&self->records, slot);
+}
+
+//  Evicts the oldest markers: while the FIFO is full (room for one more),
+//  or while the oldest has expired (now_ns != 0). Stale FIFO entries (the
+//  slot was reused or removed) are skipped.
+static void
+s_markers_evict (twophase_t *self, uint64_t now_ns, bool make_room)
+{
+    while (self->markers_head < self->markers_tail) {
+        s_marker_t *m = &self->markers[self->markers_head % RL_TP_MARKERS_MAX];
+        s_entry_t *e = &self->records.slots[m->slot];
+        bool current = (e->state == S_APPLIED || e->state == S_ABORTED) && e->stamp == m->stamp;
+        bool full = self->markers_tail - self->markers_head >= self->markers_max;
+        if (current && !(make_room && full) && !(now_ns && now_ns >= e->deadline_ns)) {
+            break;
+        }
+        if (current) {
+            s_marker_drop (self, m->slot);
+        }
+        self->markers_head++;
+    }
+}
+
+//  Records that the entry became an applied or aborted marker.
+static void
+s_marker_push (twophase_t *self, s_entry_t *e)
+{
+    s_markers_evict (self, 0, true);
+    assert (self->markers_tail - self->markers_head < self->markers_max);
+    e->stamp = ++self->marker_stamp;
+    self->markers[self->markers_tail++ % RL_TP_MARKERS_MAX]
+        = (s_marker_t) {.slot = (int32_t) (e - self->records.slots), .stamp = e->stamp};
+}
+
 //  Releases a PREPARED record's reservation and turns it into a tombstone.
 static void
 s_record_abort (twophase_t *self, s_entry_t *e, uint64_t now_ns)
@@ -628,6 +700,7 @@ s_record_abort (twophase_t *self, s_entry_t *e, uint64_t now_ns)
     e->tp.state = RL_TP_ABORT;
     e->deadline_ns = now_ns + RL_TP_TOMBSTONE_MS * 1000000ull;
     s_record_put (self, e);
+    s_marker_push (self, e);
 }
 
 //  Applies a commit to a PREPARED record: the credit leg becomes a transfer.
@@ -650,11 +723,12 @@ s_record_commit (twophase_t *self, s_entry_t *e, uint64_t now_ns)
         rl_error ("two-phase: out of memory storing a credit leg");
         abort ();
     }
-    e->state = S_APPLIED;
-    e->tp.state = RL_TP_COMMIT;
-    e->tp.timestamp = leg.timestamp;
-    e->deadline_ns = now_ns + RL_TP_TOMBSTONE_MS * 1000000ull;
-    s_record_put (self, e);
+    //  The credit leg itself is the durable "applied" marker (leg index):
+    //  the prepared record goes.
+    uint8_t key[48];
+    s_record_key (&e->tp, key);
+    store_batch_delete (ledger->store, STORE_CF_PREPARED, key, sizeof (key));
+    s_table_remove (&self->records, (int32_t) (e - self->records.slots));
 }
 
 //  Checks and reserves the credit of one PREPARE; returns the reply state.
@@ -667,6 +741,13 @@ s_prepare_one (twophase_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns, u
     if (!rl_id_eq (t->id, rec->tp.id) || rec->tp.coordinator[0] == '\0'
         || !ledger_i_owns (ledger, t->credit_account_id)) {
         *result = RL_WRONG_SHARD;
+        return RL_TP_REFUSED;
+    }
+    int applied = ledger_i_leg_applied (ledger, t->id, t->debit_account_id);
+    if (applied != 0) {
+        //  Already applied (a duplicate PREPARE): nothing to prepare. D holds no
+        //  live attempt for it, so this answer is only ever ignored.
+        *result = applied < 0 ? RL_STORAGE_ERROR : RL_IN_DOUBT;
         return RL_TP_REFUSED;
     }
     int32_t i = s_table_find (&self->records, t->id, rec->tp.coordinator);
@@ -752,6 +833,15 @@ s_decide_one (twophase_t *self, const rl_tp_rec_t *d, uint64_t now_ns)
         if (same && e->state == S_APPLIED) {
             return RL_TP_ACKED;
         }
+        if (!e || !same) {
+            int applied = ledger_i_leg_applied (self->ledger, d->id, d->debit_account_id);
+            if (applied == 1) {
+                return RL_TP_ACKED;   //  applied earlier; the ACK was lost
+            }
+            if (applied < 0) {
+                return RL_TP_NOT_ACKED;   //  cannot tell now: the coordinator resends
+            }
+        }
         self->alarms++;
         rl_error ("two-phase ALARM: COMMIT from %s for transfer %016" PRIx64 "%016" PRIx64
                   " attempt %" PRIu64 ".%" PRIu64 " that is %s here: not acknowledged",
@@ -790,6 +880,7 @@ s_decide_one (twophase_t *self, const rl_tp_rec_t *d, uint64_t now_ns)
     e->state = S_ABORTED;
     e->tp = *d;
     e->transfer.id = d->id;
+    e->transfer.debit_account_id = d->debit_account_id;
     s_record_abort (self, e, now_ns);
     return RL_TP_ACKED;
 }
@@ -864,19 +955,19 @@ ledger_tick (ledger_t *ledger, uint64_t now_ns)
             work++;
         }
     }
-    //  Participant: ask about old prepared records; expire tombstones.
-    span = s_table_span (&self->records);
-    for (size_t i = 0; i < span; i++) {
-        s_entry_t *e = &self->records.slots[i];
-        if (e->state == S_PREPARED && now_ns >= e->next_ns && work < RL_TP_WORK_PER_TICK_MAX) {
-            self->io.query (self->io_ctx, e->tp.coordinator, &e->tp);
-            s_backoff (self, e, now_ns);
-            work++;
-        } else if ((e->state == S_APPLIED || e->state == S_ABORTED) && now_ns >= e->deadline_ns) {
-            uint8_t key[48];
-            s_record_key (&e->tp, key);
-            store_batch_delete (ledger->store, STORE_CF_PREPARED, key, sizeof (key));
-            s_table_remove (&self->records, (int32_t) i);
+    //  Participant: expire markers (oldest first); ask about old prepared
+    //  records, scanning at most once per retry_min_ms (O(table) a scan).
+    s_markers_evict (self, now_ns, false);
+    if (self->prepared_count > 0 && now_ns >= self->next_scan_ns) {
+        self->next_scan_ns = now_ns + self->retry_min_ms * 1000000ull;
+        span = s_table_span (&self->records);
+        for (size_t i = 0; i < span && work < RL_TP_WORK_PER_TICK_MAX; i++) {
+            s_entry_t *e = &self->records.slots[i];
+            if (e->state == S_PREPARED && now_ns >= e->next_ns) {
+                self->io.query (self->io_ctx, e->tp.coordinator, &e->tp);
+                s_backoff (self, e, now_ns);
+                work++;
+            }
         }
     }
 }
@@ -999,4 +1090,11 @@ ledger_audit_counts (const ledger_t *ledger, uint64_t *accounts, uint64_t *live,
     *accounts = ledger->accounts_count;
     *live = ledger->tp->attempts.count;
     *prepared = ledger->tp->prepared_count;
+}
+
+void
+ledger_set_tp_markers_max (ledger_t *ledger, size_t markers_max)
+{
+    assert (markers_max >= 1 && markers_max <= RL_TP_MARKERS_MAX);
+    ledger->tp->markers_max = markers_max;
 }

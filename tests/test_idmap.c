@@ -60,10 +60,55 @@ test_put_get_grow_clear (void **state)
     free (ids);
 }
 
+//  Removal keeps every other key reachable (backward shift), under churn.
+static void
+test_remove_churn (void **state)
+{
+    (void) state;
+    enum { N = 20000, ROUNDS = 20 };
+    idmap_t *map = idmap_new (64);
+    rl_id_t *ids = calloc (N, sizeof (*ids));
+    bool *live = calloc (N, sizeof (*live));
+    s_rng = 12345;
+    for (size_t i = 0; i < N; i++) {
+        ids[i] = (rl_id_t) {.lo = i + 1, .hi = s_rand () % 4};   //  unique, clustered
+    }
+    size_t count = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        for (size_t i = 0; i < N; i++) {
+            if (s_rand () % 2) {
+                if (!live[i]) {
+                    assert_int_equal (idmap_put (map, ids[i], i), 0);
+                    live[i] = true;
+                    count++;
+                }
+            } else if (live[i]) {
+                assert_true (idmap_remove (map, ids[i]));
+                live[i] = false;
+                count--;
+            } else {
+                assert_false (idmap_remove (map, ids[i]));
+            }
+        }
+        assert_int_equal (idmap_size (map), count);
+        for (size_t i = 0; i < N; i++) {
+            uint64_t v = 0;
+            assert_int_equal (idmap_get (map, ids[i], &v), live[i]);
+            if (live[i]) {
+                assert_int_equal (v, i);
+            }
+        }
+    }
+    idmap_destroy (&map);
+    free (ids);
+    free (live);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_remove_churn),
         cmocka_unit_test (test_put_get_grow_clear),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

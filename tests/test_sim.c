@@ -187,6 +187,8 @@ s_node_open (int i)
     CHECK (node->ledger, "ledger: %s", err);
     ledger_set_checkpoint_transfers (node->ledger, 16);
     ledger_set_tp_timeouts (node->ledger, 30, 40, 5, 80);
+    //  Few markers: duplicates and late PREPAREs often find theirs evicted.
+    ledger_set_tp_markers_max (node->ledger, 16);
     node->up = true;
     node->out_count = node->answer_count = 0;
 }
