@@ -87,6 +87,7 @@ typedef struct {
     uint64_t created_ns;            //  when the attempt or record began (admin listing)
     uint32_t index;                 //  D live: record index in that request
     uint64_t stamp;                 //  C marker: its place in the marker FIFO
+    uint64_t key_seq;               //  its key in xlog or prepared (increasing)
     int32_t next;                   //  chain of the same id
 } s_entry_t;
 
@@ -118,6 +119,9 @@ struct twophase_t {
     uint64_t marker_stamp;
     size_t markers_max;             //  <= RL_TP_MARKERS_MAX (tests use few)
     uint64_t next_scan_ns;          //  C: next scan for outcome queries
+    uint64_t key_seq;               //  last key used in xlog and prepared
+    uint64_t attempts_due_ns;       //  D: no live attempt times out before this
+    uint64_t xlog_due_ns;           //  D: no decision is due for resending before this
     uint64_t alarms;
     uint64_t prepare_timeout_ms;
     uint64_t query_after_ms;
@@ -243,34 +247,43 @@ s_attempt_older (rl_attempt_t a, rl_attempt_t b)
 }
 
 //  Persistent keys ----------------------------------------------------------------
+//
+//  Both xlog and prepared entries are keyed by a sequence that only grows
+//  (8 bytes, big-endian), like the transfers: a new entry lands at the end
+//  of the memtable skiplist and its delete, soon after, near it, which costs
+//  a fraction of a random key. The entry remembers its key; the indexes by
+//  transfer id are in memory and rebuilt at start by a scan (both column
+//  families hold only what is in flight or recent).
 
-//  xlog: id (16) + counter (8 BE) + seq (8 BE)
+#define S_KEY_SIZE 8
+
 static void
-s_xlog_key (const rl_tp_rec_t *tp, uint8_t key[32])
+s_entry_key (const s_entry_t *e, uint8_t key[S_KEY_SIZE])
 {
-    codec_encode_id (tp->id, key);
-    codec_put_u64_be (key + 16, tp->attempt.counter);
-    codec_put_u64_be (key + 24, tp->attempt.seq);
+    codec_put_u64_be (key, e->key_seq);
 }
 
-//  prepared: coordinator name (32, NUL-padded) + id (16)
 static void
-s_record_key (const rl_tp_rec_t *tp, uint8_t key[48])
+s_xlog_key (const s_entry_t *e, uint8_t key[S_KEY_SIZE])
 {
-    memset (key, 0, 48);
-    memcpy (key, tp->coordinator, strnlen (tp->coordinator, RL_SHARD_NAME_SIZE_MAX - 1));
-    codec_encode_id (tp->id, key + 32);
+    s_entry_key (e, key);
+}
+
+static void
+s_record_key (const s_entry_t *e, uint8_t key[S_KEY_SIZE])
+{
+    s_entry_key (e, key);
 }
 
 static void
 s_xlog_put (twophase_t *self, const s_entry_t *e)
 {
-    uint8_t key[32];
+    uint8_t key[S_KEY_SIZE];
     uint8_t value[RL_IN_DOUBT_SIZE];
     rl_in_doubt_rec_t rec = {.prepare = {.transfer = e->transfer, .tp = e->tp}};
     rec.prepare.reserved[0] = e->created_ns;
     memcpy (rec.peer, e->peer, sizeof (rec.peer));
-    s_xlog_key (&e->tp, key);
+    s_xlog_key (e, key);
     codec_encode_in_doubt (&rec, value);
     store_batch_put (self->ledger->store, STORE_CF_XLOG, key, sizeof (key), value, sizeof (value));
 }
@@ -279,11 +292,11 @@ s_xlog_put (twophase_t *self, const s_entry_t *e)
 static void
 s_record_put (twophase_t *self, const s_entry_t *e)
 {
-    uint8_t key[48];
+    uint8_t key[S_KEY_SIZE];
     uint8_t value[RL_PREPARE_SIZE];
     rl_prepare_rec_t rec = {.transfer = e->transfer, .tp = e->tp};
     rec.reserved[0] = e->deadline_ns;
-    s_record_key (&e->tp, key);
+    s_record_key (e, key);
     codec_encode_prepare (&rec, value);
     store_batch_put (self->ledger->store, STORE_CF_PREPARED, key, sizeof (key), value,
                      sizeof (value));
@@ -304,6 +317,8 @@ twophase_new (ledger_t *ledger)
     self->retry_min_ms = RL_TP_RETRY_MIN_MS;
     self->retry_max_ms = RL_TP_RETRY_MAX_MS;
     self->markers_max = RL_TP_MARKERS_MAX;
+    self->attempts_due_ns = UINT64_MAX;   //  no live attempt yet
+    self->xlog_due_ns = 0;                //  recovered decisions: resend at the first tick
     if (s_table_init (&self->attempts, RL_TP_ATTEMPTS_MAX) != 0
         || s_table_init (&self->xlog, RL_TP_ATTEMPTS_MAX * 2) != 0
         || s_table_init (&self->records, RL_TP_PREPARED_MAX + RL_TP_MARKERS_MAX + 1) != 0
@@ -341,9 +356,10 @@ s_load_xlog (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
     store_iter_t *it = store_iter_new (self->ledger->store, STORE_CF_XLOG);
     int rc = 0;
     for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
-        size_t size = 0;
+        size_t size = 0, key_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
         const uint8_t *value = store_iter_value (it, &size);
-        if (size != RL_IN_DOUBT_SIZE) {
+        if (size != RL_IN_DOUBT_SIZE || key_size != S_KEY_SIZE) {
             snprintf (err, err_size, "corrupt coordinator log entry");
             rc = -1;
             break;
@@ -362,6 +378,10 @@ s_load_xlog (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
         e->transfer = rec.transfer;
         e->tp = rec.tp;
         e->created_ns = rec.reserved[0];
+        e->key_seq = codec_get_u64_be (key);
+        if (e->key_seq > self->key_seq) {
+            self->key_seq = e->key_seq;
+        }
         memcpy (e->peer, logged.peer, sizeof (e->peer));
         e->next_ns = now_ns;
         e->backoff_ms = self->retry_min_ms;
@@ -376,9 +396,10 @@ s_load_records (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
     store_iter_t *it = store_iter_new (self->ledger->store, STORE_CF_PREPARED);
     int rc = 0;
     for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
-        size_t size = 0;
+        size_t size = 0, key_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
         const uint8_t *value = store_iter_value (it, &size);
-        if (size != RL_PREPARE_SIZE) {
+        if (size != RL_PREPARE_SIZE || key_size != S_KEY_SIZE) {
             snprintf (err, err_size, "corrupt prepared record");
             rc = -1;
             break;
@@ -395,6 +416,10 @@ s_load_records (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
         e->transfer = rec.transfer;
         e->tp = rec.tp;
         e->deadline_ns = rec.reserved[0];
+        e->key_seq = codec_get_u64_be (key);
+        if (e->key_seq > self->key_seq) {
+            self->key_seq = e->key_seq;
+        }
         e->backoff_ms = self->retry_min_ms;
         e->next_ns = now_ns;   //  ask at once: recovery runs before anything else
         if (rec.tp.state == RL_TP_PREPARED) {
@@ -500,6 +525,9 @@ twophase_begin (twophase_t *self, const rl_transfer_t *t, const char *peer, uint
     snprintf (e->tp.coordinator, sizeof (e->tp.coordinator), "%s", ledger->name);
     snprintf (e->peer, sizeof (e->peer), "%s", peer);
     e->deadline_ns = now_ns + self->prepare_timeout_ms * 1000000ull;
+    if (e->deadline_ns < self->attempts_due_ns) {
+        self->attempts_due_ns = e->deadline_ns;
+    }
     e->created_ns = now_ns;
     e->tag = tag;
     e->index = index;
@@ -522,8 +550,12 @@ s_log_decision (twophase_t *self, s_entry_t *live, uint32_t decision, uint64_t n
     memcpy (e->peer, live->peer, sizeof (e->peer));
     e->tp.state = decision;
     e->created_ns = live->created_ns;
+    e->key_seq = ++self->key_seq;
     e->backoff_ms = self->retry_min_ms;
     e->next_ns = now_ns + e->backoff_ms * 1000000ull;
+    if (e->next_ns < self->xlog_due_ns) {
+        self->xlog_due_ns = e->next_ns;
+    }
     s_xlog_put (self, e);
     self->io.decide (self->io_ctx, e->peer, &e->tp);
 }
@@ -610,8 +642,8 @@ ledger_decide_replies (ledger_t *ledger, const rl_tp_rec_t *acks, size_t count)
                       acks[k].id.hi, acks[k].id.lo, acks[k].attempt.counter, acks[k].attempt.seq);
             continue;
         }
-        uint8_t key[32];
-        s_xlog_key (&self->xlog.slots[i].tp, key);
+        uint8_t key[S_KEY_SIZE];
+        s_xlog_key (&self->xlog.slots[i], key);
         store_batch_delete (ledger->store, STORE_CF_XLOG, key, sizeof (key));
         s_table_remove (&self->xlog, i);
     }
@@ -647,8 +679,8 @@ ledger_outcome_query (ledger_t *ledger, const rl_tp_rec_t *queries, size_t count
 static void
 s_marker_drop (twophase_t *self, int32_t slot)
 {
-    uint8_t key[48];
-    s_record_key (&self->records.slots[slot].tp, key);
+    uint8_t key[S_KEY_SIZE];
+    s_record_key (&self->records.slots[slot], key);
     store_batch_delete (self->ledger->store, STORE_CF_PREPARED, key, sizeof (key));
     s_table_remove (&self->records, slot);
 }
@@ -725,8 +757,8 @@ s_record_commit (twophase_t *self, s_entry_t *e, uint64_t now_ns)
     }
     //  The credit leg itself is the durable "applied" marker (leg index):
     //  the prepared record goes.
-    uint8_t key[48];
-    s_record_key (&e->tp, key);
+    uint8_t key[S_KEY_SIZE];
+    s_record_key (e, key);
     store_batch_delete (ledger->store, STORE_CF_PREPARED, key, sizeof (key));
     s_table_remove (&self->records, (int32_t) (e - self->records.slots));
 }
@@ -772,7 +804,7 @@ s_prepare_one (twophase_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns, u
         if (e->state == S_PREPARED) {
             s_record_abort (self, e, now_ns);
         }
-        s_table_remove (&self->records, i);
+        s_marker_drop (self, i);
     }
     rl_account_t *cr = ledger_i_account_find (ledger, t->credit_account_id, NULL);
     if (!cr) {
@@ -796,6 +828,7 @@ s_prepare_one (twophase_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns, u
     e->tp = rec->tp;
     e->tp.state = RL_TP_PREPARED;
     e->created_ns = now_ns;
+    e->key_seq = ++self->key_seq;
     e->backoff_ms = self->retry_min_ms;
     e->next_ns = now_ns + self->query_after_ms * 1000000ull;
     cr->credits_reserved += t->amount;
@@ -870,7 +903,7 @@ s_decide_one (twophase_t *self, const rl_tp_rec_t *d, uint64_t now_ns)
         if (e->state == S_PREPARED) {
             s_record_abort (self, e, now_ns);
         }
-        s_table_remove (&self->records, i);
+        s_marker_drop (self, i);
     }
     i = s_table_add (&self->records, d->id);
     if (i < 0) {
@@ -878,6 +911,7 @@ s_decide_one (twophase_t *self, const rl_tp_rec_t *d, uint64_t now_ns)
     }
     e = &self->records.slots[i];
     e->state = S_ABORTED;
+    e->key_seq = ++self->key_seq;
     e->tp = *d;
     e->transfer.id = d->id;
     e->transfer.debit_account_id = d->debit_account_id;
@@ -937,22 +971,41 @@ ledger_tick (ledger_t *ledger, uint64_t now_ns)
     twophase_t *self = ledger->tp;
     size_t work = 0;
     //  Coordinator: prepare timeouts decide abort (infrastructure: not burned).
-    size_t span = s_table_span (&self->attempts);
-    for (size_t i = 0; i < span; i++) {
-        s_entry_t *e = &self->attempts.slots[i];
-        if (e->state == S_LIVE && now_ns >= e->deadline_ns) {
-            s_finish (self, (int32_t) i, RL_ABORTED, RL_TP_ABORT, now_ns);
-            RL_FAILPOINT (TP_COORD_ABORT_DECIDED);
+    //  Scans only when the earliest deadline may have come (O(table) a scan).
+    size_t span = 0;
+    if (now_ns >= self->attempts_due_ns) {
+        self->attempts_due_ns = UINT64_MAX;
+        span = s_table_span (&self->attempts);
+        for (size_t i = 0; i < span; i++) {
+            s_entry_t *e = &self->attempts.slots[i];
+            if (e->state != S_LIVE) {
+                continue;
+            }
+            if (now_ns >= e->deadline_ns) {
+                s_finish (self, (int32_t) i, RL_ABORTED, RL_TP_ABORT, now_ns);
+                RL_FAILPOINT (TP_COORD_ABORT_DECIDED);
+            } else if (e->deadline_ns < self->attempts_due_ns) {
+                self->attempts_due_ns = e->deadline_ns;
+            }
         }
     }
     //  Coordinator: resend decisions until acknowledged, forever, capped backoff.
-    span = s_table_span (&self->xlog);
-    for (size_t i = 0; i < span && work < RL_TP_WORK_PER_TICK_MAX; i++) {
-        s_entry_t *e = &self->xlog.slots[i];
-        if (e->state == S_DECIDED && now_ns >= e->next_ns) {
-            self->io.decide (self->io_ctx, e->peer, &e->tp);
-            s_backoff (self, e, now_ns);
-            work++;
+    if (now_ns >= self->xlog_due_ns) {
+        self->xlog_due_ns = UINT64_MAX;
+        span = s_table_span (&self->xlog);
+        for (size_t i = 0; i < span; i++) {
+            s_entry_t *e = &self->xlog.slots[i];
+            if (e->state != S_DECIDED) {
+                continue;
+            }
+            if (now_ns >= e->next_ns && work < RL_TP_WORK_PER_TICK_MAX) {
+                self->io.decide (self->io_ctx, e->peer, &e->tp);
+                s_backoff (self, e, now_ns);
+                work++;
+            }
+            if (e->next_ns < self->xlog_due_ns) {
+                self->xlog_due_ns = e->next_ns;
+            }
         }
     }
     //  Participant: expire markers (oldest first); ask about old prepared
