@@ -259,6 +259,7 @@ typedef struct {
     double theta;
     uint64_t hot_accounts;
     double hot_percent;
+    double hot_credit;          //  % of transfers crediting the merchant (customer 0)
     double cross_fraction;      //  < 0: whatever the account draws give
     double lookup_percent;
     run_mode_t mode;
@@ -355,6 +356,7 @@ typedef struct {
     uint64_t bad_replies;
     uint64_t ok_measured;       //  transfers ok or exists, measured
     uint64_t ok_total;          //  acknowledged ok or exists, all (model)
+    uint64_t setup_ok;          //  of those, set-up transfers (not the workload's)
     uint64_t settled_applied;   //  unknown at first, found applied at the end
     uint64_t settled_absent;
     uint64_t create_requests_measured;
@@ -453,6 +455,9 @@ s_usage (void)
              "  --no-check           skip the conservation check\n"
              "  --no-create-accounts use accounts created by an earlier run (same --seed)\n"
              "  --limits             customers may not overdraw; one operator per shard funds them\n"
+             "  --hot-credit P       P%% of transfers credit one merchant (customer 0) from\n"
+             "                       accounts on other shards; the merchant's credits may not\n"
+             "                       exceed its debits (a limit checked on every reservation)\n"
              "  --history auto|on|off  check every account's history sums (auto: <= %d accounts)\n"
              "  --probe-dir DIR --probe-writes N   fdatasync latency of 4 KiB writes (/var/tmp, %d)\n"
              "  --spawn-shard PATH [--data DIR] [--durability sync|nosync] [--keep]\n",
@@ -495,6 +500,8 @@ s_check_options (options_t *o)
         why = "--ledger must not be 0";
     } else if (o->workload == WORKLOAD_ZIPF && !(o->theta > 0 && o->theta < 1)) {
         why = "--theta must be in (0, 1)";
+    } else if (o->hot_credit < 0 || o->hot_credit > 100) {
+        why = "--hot-credit out of 0..100";
     } else if (o->hot_accounts > o->accounts || o->hot_percent < 0 || o->hot_percent > 100
                || (o->hot_percent > 0 && o->hot_accounts < 1)) {
         why = "--hot-accounts/--hot-percent out of range";
@@ -531,6 +538,7 @@ s_parse (int argc, char **argv, options_t *o)
         O_CONNECT = 256, O_CONNS, O_WINDOW, O_BATCH, O_ACCOUNTS, O_LEDGER, O_WORKLOAD, O_THETA,
         O_HOT_ACC, O_HOT_PCT, O_CROSS, O_LOOKUP, O_MODE, O_RATE, O_WARMUP, O_DURATION, O_COUNT,
         O_SEED, O_JSON, O_NOCHECK, O_CREATE, O_NOCREATE, O_LIMITS, O_HISTORY, O_TIMEOUT,
+        O_HOT_CREDIT,
         O_PROBE_DIR, O_PROBE_N, O_SPAWN, O_DATA, O_DURABILITY, O_KEEP, O_QUIET, O_HELP
     };
     static const struct option longs[] = {
@@ -557,6 +565,7 @@ s_parse (int argc, char **argv, options_t *o)
         {"create-accounts", no_argument, NULL, O_CREATE},
         {"no-create-accounts", no_argument, NULL, O_NOCREATE},
         {"limits", no_argument, NULL, O_LIMITS},
+        {"hot-credit", required_argument, NULL, O_HOT_CREDIT},
         {"history", required_argument, NULL, O_HISTORY},
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
         {"probe-dir", required_argument, NULL, O_PROBE_DIR},
@@ -623,6 +632,7 @@ s_parse (int argc, char **argv, options_t *o)
         case O_CREATE: o->create_accounts = true; break;
         case O_NOCREATE: o->create_accounts = false; break;
         case O_LIMITS: o->limits = true; break;
+        case O_HOT_CREDIT: o->hot_credit = atof (optarg); break;
         case O_HISTORY:
             o->history = strcmp (optarg, "on") == 0    ? HISTORY_ON
                          : strcmp (optarg, "off") == 0 ? HISTORY_OFF
@@ -959,8 +969,11 @@ s_create_accounts (bench_t *b, rl_client_t *client)
             bool customer = i < b->o.accounts;
             accounts[n] = (rl_account_t) {
                 .id = s_id_of_index (b, i), .ledger = b->o.ledger, .code = customer ? 1 : 2,
-                .flags = (uint16_t) (customer && b->o.limits
-                                         ? RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS : 0)};
+                .flags = (uint16_t) (customer && i == 0 && b->o.hot_credit > 0
+                                         ? RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS
+                                     : customer && b->o.limits
+                                         ? RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS
+                                         : 0)};
         }
         int rc = rl_client_create_accounts (client, accounts, n, results, RLB_ADMIN_TIMEOUT_MS);
         if (rc != 0) {
@@ -1014,6 +1027,31 @@ s_fund_accounts (bench_t *b, rl_client_t *client)
             b->ok_total++;
         }
     }
+    return 0;
+}
+
+//  --hot-credit: the merchant (customer 0) may not be credited beyond its
+//  debits, so it first pays customer 1 a large amount: its headroom.
+#define RLB_MERCHANT_HEADROOM (1ull << 60)
+
+static int
+s_merchant_setup (bench_t *b, rl_client_t *client)
+{
+    rl_transfer_t t = {.id = s_transfer_id (b, b->next_seq++),
+                       .debit_account_id = s_account_id (b, 0),
+                       .credit_account_id = s_account_id (b, 1),
+                       .amount = RLB_MERCHANT_HEADROOM, .ledger = b->o.ledger, .code = 2};
+    rl_result_rec_t r;
+    int rc = rl_client_create_transfers (client, &t, 1, &r, RLB_ADMIN_TIMEOUT_MS);
+    if (rc != 0 || (r.result != RL_OK && r.result != RL_EXISTS)) {
+        fprintf (stderr, "rlbench: merchant set-up: %s\n",
+                 rc ? rl_client_strerror (rc) : rl_result_name (r.result));
+        return -1;
+    }
+    b->model_debits[0] += RLB_MERCHANT_HEADROOM;
+    b->model_credits[1] += RLB_MERCHANT_HEADROOM;
+    b->ok_total++;
+    b->setup_ok++;
     return 0;
 }
 
@@ -1229,6 +1267,20 @@ s_send (bench_t *b, int ci, uint64_t intended_ns, bool measured)
         }
         uint32_t d = s_pick (b);
         uint32_t cr = s_pick_credit (b, d);
+        if (b->o.hot_credit > 0 && s_rand_unit () * 100.0 < b->o.hot_credit) {
+            //  The merchant is credited, from an account on another shard.
+            cr = 0;
+            int home = b->account_shard[0];
+            for (int attempt = 0; attempt < RLB_PICK_ATTEMPTS_MAX; attempt++) {
+                if (d != 0 && (!b->bucket || b->account_shard[d] != home)) {
+                    break;
+                }
+                d = (uint32_t) s_rand_below (b->o.accounts);
+            }
+            if (d == 0) {
+                d = 1;
+            }
+        }
         rec_t rec = {.debit = d, .credit = cr,
                      .amount = (uint32_t) (1 + s_rand_below (RLB_AMOUNT_MAX))};
         slot->recs[i] = rec;
@@ -1795,7 +1847,7 @@ s_check (bench_t *b)
         for (size_t i = 0; i < b->shard_count; i++) {
             applied += b->shards[i].after.transfers - b->shards[i].before.transfers;
         }
-        uint64_t ours = b->ok_total - (b->o.limits ? b->o.accounts : 0);
+        uint64_t ours = b->ok_total - b->setup_ok - (b->o.limits ? b->o.accounts : 0);
         if (applied < ours) {
             fprintf (stderr,
                      "rlbench: CHECK: the shards applied %" PRIu64 " transfers, fewer than the %" PRIu64
@@ -2010,6 +2062,9 @@ s_setup (bench_t *b)
     if (b->o.create_accounts) {
         rl_client_t *client = rl_client_new (b->o.endpoints[0]);
         int rc = client ? s_create_accounts (b, client) : -1;
+        if (rc == 0 && b->o.hot_credit > 0) {
+            rc = s_merchant_setup (b, client);   //  before funding credits the merchant
+        }
         if (rc == 0 && b->o.limits) {
             rc = s_fund_accounts (b, client);
         }
