@@ -1075,6 +1075,72 @@ test_client_retry_and_window (void **state)
     s_routers_stop (ctx);
 }
 
+//  A router killed in the middle of a two-phase transfer: the client retries
+//  through another router before the decision. The debit shard keeps one
+//  live attempt per id, so the retry gets in_progress, never a second
+//  attempt; once decided, retries settle to exactly one application.
+static void
+test_router_killed_mid_twophase (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_cluster_start (ctx, 2, 2, 0, 0);
+    s_create_accounts (ctx);
+    s_router_t *r2 = &ctx->routers[1];
+    s_router_init (r2, "r2");
+    snprintf (r2->ring_file, sizeof (r2->ring_file), "%s", ctx->ring_file);
+    assert_true (s_router_start (ctx->h, r2) > 0);
+    rl_client_t *second = rl_client_new (r2->endpoint);
+    assert_non_null (second);
+    //  An operator account whose partner lives on the other shard.
+    uint64_t n = 1, c = 0;
+    for (; n <= ACCOUNTS && !(s_account_flags (n) == 0 && (c = s_partner (ctx->ring, n, false)));
+         n++) {
+    }
+    assert_true (n <= ACCOUNTS && c != 0);
+    rl_transfer_t t = tk_transfer (tk_id (900000 + n, TAG), tk_id (n, TAG), tk_id (c, TAG), 77,
+                                   LEDGER);
+    int credit_shard = s_owner (ctx->ring, t.credit_account_id);
+    assert_int_equal (harness_kill (ctx->h, ctx->shards[credit_shard].pid, SIGSTOP), 0);
+    //  Through r1, without waiting for the answer; then r1 dies.
+    uint8_t body[RL_TRANSFER_SIZE], *reply = NULL;
+    size_t reply_size = 0;
+    rl_header_t rh;
+    codec_encode_transfer (&t, body);
+    assert_int_equal (rl_client_call (ctx->client, RL_OP_CREATE_TRANSFERS, body, sizeof (body), 1,
+                                      50, &rh, &reply, &reply_size), RL_CLIENT_TIMEOUT);
+    assert_int_equal (harness_kill (ctx->h, ctx->routers[0].pid, SIGKILL), 0);
+    assert_int_equal (harness_wait_exit (ctx->h, ctx->routers[0].pid, 20000, NULL), 0);
+    ctx->routers[0].pid = -1;
+    //  The same id through r2, before the decision: the attempt is live.
+    rl_result_rec_t r;
+    assert_int_equal (rl_client_create_transfers (second, &t, 1, &r, TK_TIMEOUT_MS), 0);
+    assert_int_equal (r.result, RL_IN_PROGRESS);
+    assert_int_equal (harness_kill (ctx->h, ctx->shards[credit_shard].pid, SIGCONT), 0);
+    //  Retry until definite: committed (ok, then exists) or aborted then executed.
+    uint32_t result = RL_IN_PROGRESS;
+    for (int attempt = 0; attempt < RETRY_ATTEMPTS; attempt++) {
+        assert_int_equal (rl_client_create_transfers (second, &t, 1, &r, TK_TIMEOUT_MS), 0);
+        result = r.result;
+        if (result == RL_OK || result == RL_EXISTS) {
+            break;
+        }
+        assert_true (result == RL_IN_PROGRESS || result == RL_ABORTED);
+        zclock_sleep (20);   //  backoff between client retries
+    }
+    assert_true (result == RL_OK || result == RL_EXISTS);
+    assert_int_equal (rl_client_create_transfers (second, &t, 1, &r, TK_TIMEOUT_MS), 0);
+    assert_int_equal (r.result, RL_EXISTS);
+    tk_model_apply (&ctx->model, &t);
+    rl_client_t *shards[2] = {rl_client_new (ctx->shards[0].endpoint),
+                              rl_client_new (ctx->shards[1].endpoint)};
+    assert_true (tk_wait_quiet (shards, 2, 15000));
+    rl_client_destroy (&shards[0]);
+    rl_client_destroy (&shards[1]);
+    tk_check_conservation (second, &ctx->model, 1);
+    rl_client_destroy (&second);
+    s_routers_stop (ctx);
+}
+
 int
 main (void)
 {
@@ -1084,6 +1150,7 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_wrong_shard_refresh, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_router_killed_mid_load, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_router_killed_mid_twophase, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_input, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_client_retry_and_window, s_setup, s_teardown),
     };
