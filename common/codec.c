@@ -522,7 +522,7 @@ codec_op_is_known (uint32_t op)
 {
     return (op >= RL_OP_CREATE_ACCOUNTS && op <= RL_OP_GET_RING) || op == RL_OP_PREPARE
            || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY || op == RL_OP_IN_DOUBT
-           || op == RL_OP_AUDIT;
+           || op == RL_OP_AUDIT || op == RL_OP_RESOLVE;
 }
 
 size_t
@@ -544,6 +544,7 @@ codec_request_record_size (uint32_t op)
         return RL_PREPARE_SIZE;
     case RL_OP_DECIDE:
     case RL_OP_OUTCOME_QUERY:
+    case RL_OP_RESOLVE:
         return RL_TP_SIZE;
     default:
         return 0;   //  status, get_ring: empty; unknown operations
@@ -569,6 +570,7 @@ codec_reply_record_size (uint32_t op)
     case RL_OP_PREPARE:
     case RL_OP_DECIDE:
     case RL_OP_OUTCOME_QUERY:
+    case RL_OP_RESOLVE:
         return RL_TP_SIZE;
     case RL_OP_IN_DOUBT:
         return RL_IN_DOUBT_SIZE;

@@ -159,6 +159,7 @@ rl_op_name (uint32_t op)
         RL_NAME (RL_OP_OUTCOME_QUERY, "outcome_query");
         RL_NAME (RL_OP_IN_DOUBT, "in_doubt");
         RL_NAME (RL_OP_AUDIT, "audit");
+        RL_NAME (RL_OP_RESOLVE, "resolve");
     default:
         return "unknown";
     }

@@ -70,6 +70,7 @@ typedef enum {
     //  32..47: admin (reserved)
     RL_OP_IN_DOUBT = 32,
     RL_OP_AUDIT = 33,
+    RL_OP_RESOLVE = 34,               //  two-phase record[] -> two-phase record[] (heuristic)
 } rl_op_t;
 
 //  Message-level status, in the reply header --------------------------------
@@ -343,6 +344,16 @@ typedef struct {
 
 #define RL_ROLE_COORDINATOR 1
 #define RL_ROLE_PARTICIPANT 2
+
+//  Admin: resolve (op 34), a heuristic decision on a prepared record whose
+//  coordinator is gone for good. Request: id, attempt, coordinator, state
+//  (commit or abort), result = RL_RESOLVE_FORCE. Reply: state acked, or
+//  refused with the reason in result.
+#define RL_RESOLVE_FORCE        0x46524345u  //  "FRCE": the explicit flag
+#define RL_RESOLVE_NOT_FOUND    1   //  no prepared record of that attempt here
+#define RL_RESOLVE_NOT_FENCED   2   //  the coordinator is still in this shard's ring
+#define RL_RESOLVE_NOT_FORCED   3   //  the explicit flag is missing
+#define RL_RESOLVE_BAD_DECISION 4   //  state is neither commit nor abort
 
 //  Admin: the reply of audit (op 33).
 typedef struct {

@@ -87,6 +87,11 @@ int  ledger_audit (ledger_t *self, char *err, size_t err_size);
 //  (coordinator), prepared records (participant). At most `cap`; returns
 //  the number written.
 size_t ledger_in_doubt (ledger_t *self, rl_in_doubt_rec_t *out, size_t cap);
+//  Heuristic resolution of a prepared record (participant side): the host
+//  has checked the fencing and the explicit flag. Applies the decision,
+//  writes a heuristic record that is kept, and returns 0, or a
+//  RL_RESOLVE_* reason.
+uint32_t ledger_resolve (ledger_t *self, const rl_tp_rec_t *rec, uint64_t now_ns);
 //  Counts for the audit reply.
 void   ledger_audit_counts (const ledger_t *self, uint64_t *accounts, uint64_t *live,
                             uint64_t *prepared);

@@ -607,6 +607,43 @@ s_do_in_doubt (shard_t *self, zmsg_t *envelope, const rl_header_t *h)
     return reply;
 }
 
+//  Admin: heuristic resolution of prepared records whose coordinator is
+//  gone for good: refused unless the coordinator is fenced out of this
+//  shard's ring (a ring of a higher epoch without it) and the request
+//  carries the explicit flag.
+static zmsg_t *
+s_do_resolve (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
+{
+    size_t count = h->record_count;
+    uint64_t now = s_now_ns ();
+    for (size_t i = 0; i < count; i++) {
+        rl_tp_rec_t rec;
+        codec_decode_tp (body + i * RL_TP_SIZE, &rec);
+        uint32_t reason = 0;
+        if (rec.result != RL_RESOLVE_FORCE) {
+            reason = RL_RESOLVE_NOT_FORCED;
+        } else if (ring_shard_find (self->ring, rec.coordinator) >= 0) {
+            reason = RL_RESOLVE_NOT_FENCED;
+        } else {
+            reason = ledger_resolve (self->ledger, &rec, now);
+        }
+        self->tps_out[i] = rec;
+        self->tps_out[i].state = reason == 0 ? RL_TP_ACKED : RL_TP_REFUSED;
+        self->tps_out[i].result = reason;
+        if (reason != 0) {
+            rl_warn ("resolve refused (reason %u) for a transfer from %s", reason,
+                     rec.coordinator);
+        }
+    }
+    uint8_t *out = NULL;
+    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count, RL_TP_SIZE,
+                                 &out);
+    for (size_t i = 0; i < count; i++) {
+        codec_encode_tp (&self->tps_out[i], out + i * RL_TP_SIZE);
+    }
+    return reply;
+}
+
 //  Admin: every reservation accounted for?
 static zmsg_t *
 s_do_audit (shard_t *self, zmsg_t *envelope, const rl_header_t *h)
@@ -719,6 +756,9 @@ s_handle (shard_t *self, zmsg_t *msg)
             break;
         case RL_OP_AUDIT:
             reply = s_do_audit (self, msg, &h);
+            break;
+        case RL_OP_RESOLVE:
+            reply = s_do_resolve (self, msg, &h, body);
             break;
         default:
             assert (false && "codec_check_request passed an unserved operation");

@@ -72,7 +72,10 @@ typedef enum {
     S_PREPARED,      //  participant: credit reserved, awaiting the decision
     S_APPLIED,       //  participant: committed and applied (kept for duplicates)
     S_ABORTED,       //  participant: aborted or unknown-aborted (tombstone)
+    S_HEURISTIC,     //  participant: resolved by hand (tp.state says how); kept
 } s_state_t;
+
+#define S_HEURISTIC_FLAG 1   //  prepared record reserved[1]: a heuristic record
 
 //  One entry of any table: an attempt at D, or a record at C.
 typedef struct {
@@ -296,6 +299,7 @@ s_record_put (twophase_t *self, const s_entry_t *e)
     uint8_t value[RL_PREPARE_SIZE];
     rl_prepare_rec_t rec = {.transfer = e->transfer, .tp = e->tp};
     rec.reserved[0] = e->deadline_ns;
+    rec.reserved[1] = e->state == S_HEURISTIC ? S_HEURISTIC_FLAG : 0;
     s_record_key (e, key);
     codec_encode_prepare (&rec, value);
     store_batch_put (self->ledger->store, STORE_CF_PREPARED, key, sizeof (key), value,
@@ -433,6 +437,8 @@ s_load_records (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
             cr->credits_reserved += rec.transfer.amount;
             e->state = S_PREPARED;
             self->prepared_count++;
+        } else if (rec.reserved[1] == S_HEURISTIC_FLAG) {
+            e->state = S_HEURISTIC;    //  kept: a contrary decision later is an alarm
         } else {
             e->state = rec.tp.state == RL_TP_COMMIT ? S_APPLIED : S_ABORTED;
             s_marker_push (self, e);   //  FIFO order of keys, not of age: good enough
@@ -856,6 +862,18 @@ s_decide_one (twophase_t *self, const rl_tp_rec_t *d, uint64_t now_ns)
     int32_t i = s_table_find (&self->records, d->id, d->coordinator);
     s_entry_t *e = i >= 0 ? &self->records.slots[i] : NULL;
     bool same = e && s_attempt_eq (e->tp.attempt, d->attempt);
+    if (same && e->state == S_HEURISTIC) {
+        if (e->tp.state == d->state) {
+            return RL_TP_ACKED;   //  the coordinator decided as the operator did
+        }
+        self->alarms++;
+        rl_error ("two-phase ALARM: %s decided %s for transfer %016" PRIx64 "%016" PRIx64
+                  " attempt %" PRIu64 ".%" PRIu64 ", resolved here by hand as %s: not applied,"
+                  " not acknowledged (reconcile by hand)",
+                  d->coordinator, rl_tp_state_name (d->state), d->id.hi, d->id.lo,
+                  d->attempt.counter, d->attempt.seq, rl_tp_state_name (e->tp.state));
+        return RL_TP_NOT_ACKED;
+    }
     if (d->state == RL_TP_COMMIT) {
         if (same && e->state == S_PREPARED) {
             s_record_commit (self, e, now_ns);
@@ -1148,4 +1166,41 @@ ledger_set_tp_markers_max (ledger_t *ledger, size_t markers_max)
 {
     assert (markers_max >= 1 && markers_max <= RL_TP_MARKERS_MAX);
     ledger->tp->markers_max = markers_max;
+}
+
+uint32_t
+ledger_resolve (ledger_t *ledger, const rl_tp_rec_t *rec, uint64_t now_ns)
+{
+    twophase_t *self = ledger->tp;
+    if (rec->state != RL_TP_COMMIT && rec->state != RL_TP_ABORT) {
+        return RL_RESOLVE_BAD_DECISION;
+    }
+    //  The operator names the attempt by counter and sequence (as listed).
+    int32_t i = s_table_find (&self->records, rec->id, rec->coordinator);
+    if (i < 0 || self->records.slots[i].state != S_PREPARED
+        || self->records.slots[i].tp.attempt.counter != rec->attempt.counter
+        || self->records.slots[i].tp.attempt.seq != rec->attempt.seq) {
+        return RL_RESOLVE_NOT_FOUND;
+    }
+    s_entry_t *e = &self->records.slots[i];
+    s_entry_t kept = *e;
+    if (rec->state == RL_TP_COMMIT) {
+        s_record_commit (self, e, now_ns);   //  applies the credit leg, drops the record
+        i = s_table_add (&self->records, rec->id);
+        assert (i >= 0);   //  the slot just freed
+        e = &self->records.slots[i];
+        int32_t next = e->next;
+        *e = kept;
+        e->next = next;
+    } else {
+        s_record_abort (self, e, now_ns);    //  releases the reservation
+    }
+    e->state = S_HEURISTIC;
+    e->tp.state = rec->state;
+    s_record_put (self, e);   //  same key: overwrites the record in this batch
+    rl_warn ("two-phase: transfer %016" PRIx64 "%016" PRIx64 " attempt %" PRIu64 ".%" PRIu64
+             " from %s resolved by hand: %s (heuristic record written)",
+             rec->id.hi, rec->id.lo, rec->attempt.counter, rec->attempt.seq, rec->coordinator,
+             rl_tp_state_name (rec->state));
+    return 0;
 }

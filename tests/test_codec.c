@@ -593,7 +593,8 @@ test_record_sizes (void **state)
         {RL_OP_ACK, 0, 0},
         {RL_OP_IN_DOUBT, 0, RL_IN_DOUBT_SIZE},
         {RL_OP_AUDIT, 0, RL_AUDIT_SIZE},
-        {34, 0, 0},
+        {RL_OP_RESOLVE, RL_TP_SIZE, RL_TP_SIZE},
+        {35, 0, 0},
     };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         assert_true (codec_request_record_size (sizes[i].op) == sizes[i].request);
@@ -602,7 +603,7 @@ test_record_sizes (void **state)
     for (uint32_t op = 0; op < 300; op++) {
         bool shard_to_shard = op == RL_OP_PREPARE || op == RL_OP_DECIDE
                               || op == RL_OP_OUTCOME_QUERY || op == RL_OP_IN_DOUBT
-                              || op == RL_OP_AUDIT;
+                              || op == RL_OP_AUDIT || op == RL_OP_RESOLVE;
         assert_int_equal (codec_op_is_known (op), (op >= 1 && op <= 8) || shard_to_shard);
     }
     assert_false (codec_op_is_known (UINT32_MAX));
@@ -696,7 +697,7 @@ test_request_header_fields (void **state)
     assert_int_equal (s_patched_request (4, u16, 2), RL_STATUS_BAD_VERSION);
     codec_put_u16 (u16, RL_VERSION + 1);
     assert_int_equal (s_patched_request (4, u16, 2), RL_STATUS_BAD_VERSION);
-    const uint16_t unknown_ops[] = {0, 9, 15, RL_OP_ACK, 20, 31, 34, 47, 0xffff};
+    const uint16_t unknown_ops[] = {0, 9, 15, RL_OP_ACK, 20, 31, 35, 47, 0xffff};
     for (size_t i = 0; i < sizeof unknown_ops / sizeof unknown_ops[0]; i++) {
         codec_put_u16 (u16, unknown_ops[i]);
         assert_int_equal (s_patched_request (6, u16, 2), RL_STATUS_UNKNOWN_OPERATION);
@@ -1083,7 +1084,7 @@ test_names (void **state)
     free (proto);
     assert_true (result_count > 70);
     assert_int_equal (status_count, RL_STATUS_WRONG_SHARD + 1);   //  codec's last status
-    assert_int_equal (op_count, 14);
+    assert_int_equal (op_count, 15);
     assert_int_equal (durability_count, 3);
 
     s_check_names (results, result_count, rl_result_name, true);

@@ -482,7 +482,7 @@ def bad_frames(endpoint, is_shard):
             (H(6, 78, version=2).encode(), "bad_version"),
             (H(99, 79).encode(), "unknown_operation"),
             (H(18, 80).encode(), "unknown_operation"),
-            (H(34, 89).encode(), "unknown_operation"),
+            (H(35, 89).encode(), "unknown_operation"),
             (H(1, 81, record_count=2).encode() + account, "malformed"),
             (H(1, 82, record_count=1).encode() + account[:100], "malformed"),
             (H(6, 83, epoch=5).encode(), "malformed"),

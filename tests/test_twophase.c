@@ -330,6 +330,97 @@ test_cross_shard (void **state)
     }
 }
 
+//  Heuristic resolution -----------------------------------------------------------
+
+static uint32_t
+s_resolve (s_ctx_t *ctx, const rl_tp_rec_t *rec)
+{
+    rl_header_t h;
+    uint8_t body[RL_TP_SIZE], *reply = NULL;
+    size_t size = 0;
+    codec_encode_tp (rec, body);
+    assert_int_equal (rl_client_call (ctx->clients[1], RL_OP_RESOLVE, body, sizeof (body), 1,
+                                      TK_TIMEOUT_MS, &h, &reply, &size), 0);
+    rl_tp_rec_t answer;
+    codec_decode_tp (reply, &answer);
+    free (reply);
+    return answer.state == RL_TP_ACKED ? 0 : answer.result;
+}
+
+static bool
+s_alarmed (void *arg)
+{
+    s_ctx_t *ctx = arg;
+    rl_status_rec_t status;
+    return rl_client_status (ctx->clients[1], &status, 1000) == 0 && status.alarms > 0;
+}
+
+static void
+test_heuristic (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_cluster_init (ctx, "h");
+    static char fp[] = "RL_FAILPOINTS=tp.coord.decision_synced=crash";
+    ctx->shards[0].env[0] = fp;
+    s_start (ctx, 0);
+    s_start (ctx, 1);
+    int owners[] = {0, 0, 1};
+    ctx->tag = s_find_tag (ctx, 0x4845000000ull, owners, 3);
+    s_create_account (ctx, 1, 0);
+    s_create_account (ctx, 2, 0);
+    s_create_account (ctx, 3, 0);
+    //  The coordinator dies with its COMMIT durable but not sent.
+    rl_transfer_t t = tk_transfer (tk_id (7, ctx->tag), tk_id (2, ctx->tag), tk_id (3, ctx->tag),
+                                   55, LEDGER);
+    assert_int_equal (s_transfer (ctx, t, 2000), UINT32_MAX);
+    assert_int_equal (harness_wait_exit (ctx->h, ctx->shards[0].pid, 15000, NULL), 0);
+    ctx->shards[0].pid = -1;
+    rl_in_doubt_rec_t listed[4];
+    assert_int_equal (s_in_doubt (ctx, 1, listed, 4), 1);
+    rl_tp_rec_t rec = listed[0].prepare.tp;
+    assert_int_equal (rec.state, RL_TP_PREPARED);
+    rec.state = RL_TP_ABORT;
+    rec.result = 0;
+    assert_int_equal (s_resolve (ctx, &rec), RL_RESOLVE_NOT_FORCED);
+    rec.result = RL_RESOLVE_FORCE;
+    assert_int_equal (s_resolve (ctx, &rec), RL_RESOLVE_NOT_FENCED);
+    //  Fence the coordinator out: a ring of a higher epoch without it.
+    ring_t *fenced = ring_new (2);
+    assert_int_equal (ring_add_shard (fenced, ctx->shards[1].name, ctx->shards[1].endpoint, 1.0),
+                      0);
+    size_t size = ring_encoded_size (fenced);
+    uint8_t *blob = malloc (size);
+    assert_int_equal (ring_encode (fenced, blob, size), size);
+    assert_int_equal (rl_client_load_ring (ctx->clients[1], blob, size, TK_TIMEOUT_MS), 0);
+    free (blob);
+    ring_destroy (&fenced);
+    rl_tp_rec_t wrong = rec;
+    wrong.attempt.seq += 100;
+    assert_int_equal (s_resolve (ctx, &wrong), RL_RESOLVE_NOT_FOUND);
+    assert_int_equal (s_resolve (ctx, &rec), 0);
+    assert_int_equal (s_in_doubt (ctx, 1, listed, 4), 0);
+    s_audit_ok (ctx, 1);
+    rl_account_t receiver;
+    assert_int_equal (rl_client_lookup_accounts (ctx->clients[1], &t.credit_account_id, 1,
+                                                 &receiver, TK_TIMEOUT_MS), 0);
+    assert_int_equal (receiver.credits_reserved, 0);
+    assert_int_equal (receiver.credits_posted, 0);
+    //  The coordinator comes back and delivers its COMMIT: contrary to the
+    //  heuristic abort, so an alarm, and nothing applied.
+    ctx->shards[0].env[0] = NULL;
+    s_start (ctx, 0);
+    assert_true (harness_wait_until (s_alarmed, ctx, 15000));
+    assert_int_equal (rl_client_lookup_accounts (ctx->clients[1], &t.credit_account_id, 1,
+                                                 &receiver, TK_TIMEOUT_MS), 0);
+    assert_int_equal (receiver.credits_posted, 0);
+    s_audit_ok (ctx, 1);
+    //  The heuristic record survives a restart of the participant.
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[1], SIGTERM), 0);
+    s_start (ctx, 1);
+    rec.state = RL_TP_COMMIT;
+    assert_int_equal (s_resolve (ctx, &rec), RL_RESOLVE_NOT_FOUND);   //  no longer prepared
+}
+
 //  Crash matrix -------------------------------------------------------------------
 
 typedef enum { PATH_COMMIT, PATH_BUSINESS, PATH_INFRA } s_path_t;
@@ -526,6 +617,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_cross_shard, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_heuristic, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_crash_matrix, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

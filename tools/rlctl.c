@@ -94,6 +94,7 @@ enum {
     O_JSON = 1u << 14,
     O_TIMEOUT = 1u << 15,
     O_HELP = 1u << 16,
+    O_FORCE = 1u << 17,
     O_GLOBAL = O_CONNECT | O_JSON | O_TIMEOUT | O_HELP,
 };
 
@@ -113,6 +114,7 @@ static const s_option_t s_options [] = {
     {"--text", O_TEXT, false},          {"--connect", O_CONNECT, true},
     {"--json", O_JSON, false},          {"--timeout-ms", O_TIMEOUT, true},
     {"--help", O_HELP, false},          {"-h", O_HELP, false},
+    {"--force", O_FORCE, false},
 };
 
 typedef struct {
@@ -160,6 +162,9 @@ s_usage (FILE *out)
         "  status                            every shard of the ring, asked directly\n"
         "  in-doubt                          cross-shard transfers in flight, per shard\n"
         "  audit                             check every shard's reservations\n"
+        "  resolve SHARD COORD ID C.S commit|abort --force\n"
+        "                                    heuristic decision on a prepared transfer whose\n"
+        "                                    coordinator is fenced out of the ring for good\n"
         "  ring [--text]                     the ring served at --connect\n"
         "  locate ID...                      the shard that owns each account, by that ring\n"
         "\n"
@@ -1374,6 +1379,68 @@ s_cmd_audit (s_ctx_t *ctx)
     return bad ? S_EXIT_FAILED : S_EXIT_OK;
 }
 
+//  resolve SHARD COORDINATOR ID COUNTER.SEQ commit|abort --force: a heuristic
+//  decision on a prepared record whose coordinator is gone for good (fenced
+//  out of the shard's ring). The shard refuses without --force.
+static int
+s_cmd_resolve (s_ctx_t *ctx)
+{
+    const char *shard = ctx->args[0], *decision = ctx->args[4];
+    rl_tp_rec_t rec = {0};
+    snprintf (rec.coordinator, sizeof (rec.coordinator), "%s", ctx->args[1]);
+    unsigned long long counter = 0, seq = 0;
+    char tail = 0;
+    if (s_parse_id (ctx->args[2], &rec.id)
+        || sscanf (ctx->args[3], "%llu.%llu%c", &counter, &seq, &tail) != 2
+        || (strcmp (decision, "commit") && strcmp (decision, "abort"))) {
+        return s_usage_error ("usage: resolve SHARD COORDINATOR ID COUNTER.SEQ commit|abort "
+                              "--force (attempt as listed by 'rlctl in-doubt'): got '%s'",
+                              ctx->args[3]);
+    }
+    rec.attempt.counter = counter;
+    rec.attempt.seq = seq;
+    rec.state = strcmp (decision, "commit") == 0 ? RL_TP_COMMIT : RL_TP_ABORT;
+    rec.result = (ctx->given & O_FORCE) ? RL_RESOLVE_FORCE : 0;
+    ring_t *ring = s_fetch_ring (ctx, "resolve");
+    if (!ring) {
+        return S_EXIT_FAILED;
+    }
+    int index = ring_shard_find (ring, shard);
+    if (index < 0) {
+        ring_destroy (&ring);
+        return s_usage_error ("no shard '%s' in the ring (see 'rlctl status')", shard);
+    }
+    rl_client_t *client = rl_client_new (ring_shard_endpoint (ring, (size_t) index));
+    uint8_t body[RL_TP_SIZE], *reply = NULL;
+    size_t size = 0;
+    rl_header_t h;
+    codec_encode_tp (&rec, body);
+    int rc = client ? rl_client_call (client, RL_OP_RESOLVE, body, sizeof (body), 1,
+                                      ctx->timeout_ms, &h, &reply, &size)
+                    : RL_CLIENT_ERR_SEND;
+    rl_client_destroy (&client);
+    ring_destroy (&ring);
+    if (rc != 0 || h.record_count != 1) {
+        free (reply);
+        fprintf (stderr, "rlctl: resolve on %s: %s\n", shard, rl_client_strerror (rc));
+        return S_EXIT_FAILED;
+    }
+    rl_tp_rec_t answer;
+    codec_decode_tp (reply, &answer);
+    free (reply);
+    static const char *reasons[] = {
+        "resolved: heuristic record written; a contrary decision arriving later raises an alarm",
+        "refused: no prepared record of that attempt on this shard (see 'rlctl in-doubt')",
+        "refused: the coordinator is still in this shard's ring: fence it out first (load a "
+        "ring of a higher epoch without it)",
+        "refused: a heuristic decision needs --force",
+        "refused: the decision must be commit or abort",
+    };
+    uint32_t why = answer.state == RL_TP_ACKED ? 0 : answer.result;
+    printf ("%s\n", why < 5 ? reasons[why] : "refused");
+    return why == 0 ? S_EXIT_OK : S_EXIT_FAILED;
+}
+
 //  Arguments ---------------------------------------------------------------------
 
 static const s_command_t s_commands [] = {
@@ -1391,6 +1458,8 @@ static const s_command_t s_commands [] = {
     {"locate", s_cmd_locate, 0, 1, S_IDS_MAX, "locate ID..."},
     {"in-doubt", s_cmd_in_doubt, 0, 0, 0, "in-doubt"},
     {"audit", s_cmd_audit, 0, 0, 0, "audit"},
+    {"resolve", s_cmd_resolve, O_FORCE, 5, 5,
+     "resolve SHARD COORDINATOR ID COUNTER.SEQ commit|abort --force"},
 };
 
 static int
