@@ -40,6 +40,7 @@
 #include <czmq.h>
 #include <rocksdb/c.h>
 
+#include "rl_rand.h"
 #include "client.h"
 #include "codec.h"
 
@@ -79,10 +80,7 @@ static uint64_t s_rng = 0x9E3779B97F4A7C15ull;
 static uint64_t
 s_rand (void)
 {
-    s_rng ^= s_rng >> 12;
-    s_rng ^= s_rng << 25;
-    s_rng ^= s_rng >> 27;
-    return s_rng * 2685821657736338717ull;
+    return rl_rand_next (&s_rng);
 }
 
 static double

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "rl_rand.h"
 #include "idmap.h"
 
 static uint64_t s_rng;
@@ -16,10 +17,7 @@ static uint64_t s_rng;
 static uint64_t
 s_rand (void)
 {
-    s_rng ^= s_rng >> 12;
-    s_rng ^= s_rng << 25;
-    s_rng ^= s_rng >> 27;
-    return s_rng * 2685821657736338717ull;
+    return rl_rand_next (&s_rng);
 }
 
 static void

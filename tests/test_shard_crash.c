@@ -34,6 +34,7 @@
 #include <cmocka.h>
 #include <czmq.h>
 
+#include "rl_rand.h"
 #include "codec.h"
 #include "testkit.h"
 
@@ -57,11 +58,7 @@ static uint64_t s_rng;
 static uint64_t
 s_rand (void)
 {
-    //  xorshift64*: reproducible from the printed seed
-    s_rng ^= s_rng >> 12;
-    s_rng ^= s_rng << 25;
-    s_rng ^= s_rng >> 27;
-    return s_rng * 2685821657736338717ull;
+    return rl_rand_next (&s_rng);
 }
 
 static rl_transfer_t

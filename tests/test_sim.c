@@ -34,6 +34,7 @@
 
 #include <cmocka.h>
 
+#include "rl_rand.h"
 #include "ledger.h"
 #include "store.h"
 
@@ -91,10 +92,7 @@ static bool s_faults;           //  false while settling
 static uint64_t
 s_rand (void)
 {
-    s_rng ^= s_rng >> 12;
-    s_rng ^= s_rng << 25;
-    s_rng ^= s_rng >> 27;
-    return s_rng * 2685821657736338717ull;
+    return rl_rand_next (&s_rng);
 }
 
 static bool
