@@ -782,10 +782,14 @@ s_prepare_one (twophase_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns, u
         return RL_TP_REFUSED;
     }
     //  A duplicate PREPARE of an attempt already applied here finds no record
-    //  (it was deleted at the commit) and is prepared again: D holds no live
-    //  attempt for it and ignores the reply, and the outcome query answers
-    //  abort (finished, no commit in the log any more), which releases it.
-    //  Safe without a leg lookup on this hot path.
+    //  (it was deleted at the commit). It must not be prepared again: D may
+    //  still hold COMMIT in its log (the ACK was lost) and resend it, which
+    //  would apply the credit a second time. The leg index says it was applied.
+    int applied = ledger_i_leg_applied (ledger, t->id, t->debit_account_id);
+    if (applied != 0) {
+        *result = applied < 0 ? RL_STORAGE_ERROR : RL_IN_DOUBT;
+        return RL_TP_REFUSED;
+    }
     int32_t i = s_table_find (&self->records, t->id, rec->tp.coordinator);
     if (i >= 0) {
         s_entry_t *e = &self->records.slots[i];
