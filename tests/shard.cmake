@@ -1,7 +1,7 @@
 # Shard integration tests: real shard processes on 127.0.0.1.
 add_library(rltestkit STATIC ${CMAKE_CURRENT_SOURCE_DIR}/testkit.c)
 target_include_directories(rltestkit PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(rltestkit PUBLIC rlharness rlcommon PkgConfig::CMOCKA)
+target_link_libraries(rltestkit PUBLIC rlharness rlcommon rlring PkgConfig::CMOCKA)
 
 rl_add_unit(test_shard 300 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_shard.c
             LIBS rltestkit rlring)

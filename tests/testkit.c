@@ -13,6 +13,7 @@
 #include <czmq.h>
 
 #include "codec.h"
+#include "ring.h"
 
 void
 tk_shard_init (harness_t *h, tk_shard_t *shard, const char *name)
@@ -240,12 +241,48 @@ tk_wait_quiet (rl_client_t **shards, size_t count, int timeout_ms)
     return false;
 }
 
+bool
+tk_wait_cluster_quiet (rl_client_t *client, int timeout_ms)
+{
+    uint8_t *blob = NULL;
+    size_t size = 0;
+    if (rl_client_get_ring (client, &blob, &size, TK_TIMEOUT_MS) != 0) {
+        free (blob);
+        return false;
+    }
+    char err[256];
+    ring_t *ring = ring_decode (blob, size, err, sizeof (err));
+    free (blob);
+    if (!ring) {
+        return false;
+    }
+    size_t count = ring_shard_count (ring);
+    rl_client_t **shards = calloc (count, sizeof (*shards));
+    assert (shards);
+    for (size_t i = 0; i < count; i++) {
+        shards[i] = rl_client_new (ring_shard_endpoint (ring, i));
+        assert (shards[i]);
+    }
+    bool quiet = tk_wait_quiet (shards, count, timeout_ms);
+    for (size_t i = 0; i < count; i++) {
+        rl_client_destroy (&shards[i]);
+    }
+    free (shards);
+    ring_destroy (&ring);
+    return quiet;
+}
+
 void
 tk_check_conservation_by (tk_client_for_fn *client_for, void *ctx, const tk_model_t *model,
                           uint64_t ok_min)
 {
     assert_true (ok_min > 0);
     assert_true (model->ok >= ok_min);
+    //  Invariant 1 holds once nothing is in flight: the credit side of a
+    //  committed cross-shard transfer shows as reserved until it lands.
+    if (!tk_wait_cluster_quiet (client_for (ctx, tk_id (1, model->tag)), 20000)) {
+        fail_msg ("the cluster did not settle: transfers still in flight");
+    }
     //  One ledger per test model; sums over the model's accounts.
     uint64_t debits = 0, credits = 0, history_transfers = 0;
     for (size_t i = 0; i < model->count; i++) {

@@ -80,5 +80,8 @@ void tk_check_conservation_by (tk_client_for_fn *client_for, void *ctx, const tk
 //  Waits (bounded) until no shard has live attempts, undelivered decisions
 //  or prepared records. False on timeout.
 bool tk_wait_quiet (rl_client_t **shards, size_t count, int timeout_ms);
+//  The same for every shard of the ring that `client` (a router or a shard)
+//  serves: the ring is fetched with get_ring.
+bool tk_wait_cluster_quiet (rl_client_t *client, int timeout_ms);
 
 #endif
