@@ -71,6 +71,7 @@
 
 #include <czmq.h>
 
+#include "benchkit.h"
 #include "client.h"
 #include "codec.h"
 #include "ring.h"
@@ -711,23 +712,6 @@ s_probe_fsync (bench_t *b, const char *dir)
 
 //  A shard of our own (--spawn-shard) ----------------------------------------
 static int
-s_free_port (void)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
-    socklen_t len = sizeof (addr);
-    int port = -1;
-    if (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof (addr)) == 0
-        && getsockname (fd, (struct sockaddr *) &addr, &len) == 0) {
-        port = ntohs (addr.sin_port);
-    }
-    if (fd >= 0) {
-        close (fd);
-    }
-    return port;
-}
-
-static int
 s_spawn_shard (bench_t *b)
 {
     snprintf (b->spawn_dir, sizeof (b->spawn_dir), "%s/rlbench-XXXXXX", b->o.data_dir);
@@ -737,7 +721,7 @@ s_spawn_shard (bench_t *b)
         b->spawn_dir[0] = '\0';
         return -1;
     }
-    int port = s_free_port ();
+    int port = bench_free_port ();
     if (port <= 0) {
         return -1;
     }

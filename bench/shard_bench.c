@@ -40,6 +40,7 @@
 #include <czmq.h>
 #include <rocksdb/c.h>
 
+#include "benchkit.h"
 #include "rl_rand.h"
 #include "client.h"
 #include "codec.h"
@@ -126,24 +127,6 @@ s_shard_start (const s_options_t *o, const char *dir, const char *endpoint)
         _exit (127);
     }
     return pid;
-}
-
-//  A free port on 127.0.0.1: bind port 0, read it, close.
-static int
-s_free_port (void)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
-    socklen_t len = sizeof (addr);
-    int port = -1;
-    if (fd >= 0 && bind (fd, (struct sockaddr *) &addr, sizeof (addr)) == 0
-        && getsockname (fd, (struct sockaddr *) &addr, &len) == 0) {
-        port = ntohs (addr.sin_port);
-    }
-    if (fd >= 0) {
-        close (fd);
-    }
-    return port;
 }
 
 static bool
@@ -272,7 +255,7 @@ s_run_shard (const s_options_t *o, size_t batch, int run, s_result_t *r)
     if (system (cmd) != 0) {
         return -1;
     }
-    int port = s_free_port ();
+    int port = bench_free_port ();
     char endpoint[64];
     snprintf (endpoint, sizeof (endpoint), "tcp://127.0.0.1:%d", port);
     pid_t pid = s_shard_start (o, dir, endpoint);
