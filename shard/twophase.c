@@ -70,7 +70,6 @@ typedef enum {
     S_LIVE,          //  coordinator: PREPARE sent, undecided
     S_DECIDED,       //  coordinator: xlog entry, decision not yet acknowledged
     S_PREPARED,      //  participant: credit reserved, awaiting the decision
-    S_APPLIED,       //  participant: committed and applied (kept for duplicates)
     S_ABORTED,       //  participant: aborted or unknown-aborted (tombstone)
     S_HEURISTIC,     //  participant: resolved by hand (tp.state says how); kept
 } s_state_t;
@@ -114,7 +113,7 @@ struct twophase_t {
     rl_attempt_t incarnation;       //  counter, nonce; seq counts attempts
     s_table_t attempts;             //  D: S_LIVE
     s_table_t xlog;                 //  D: S_DECIDED
-    s_table_t records;              //  C: S_PREPARED, S_APPLIED, S_ABORTED
+    s_table_t records;              //  C: S_PREPARED, S_ABORTED, S_HEURISTIC
     size_t prepared_count;          //  C: records in S_PREPARED
     s_marker_t *markers;            //  C: FIFO of applied/aborted markers
     size_t markers_head;            //  oldest (monotonic; index modulo the cap)
@@ -439,9 +438,15 @@ s_load_records (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
             self->prepared_count++;
         } else if (rec.reserved[1] == S_HEURISTIC_FLAG) {
             e->state = S_HEURISTIC;    //  kept: a contrary decision later is an alarm
-        } else {
-            e->state = rec.tp.state == RL_TP_COMMIT ? S_APPLIED : S_ABORTED;
+        } else if (rec.tp.state == RL_TP_ABORT) {
+            e->state = S_ABORTED;
             s_marker_push (self, e);   //  FIFO order of keys, not of age: good enough
+        } else {
+            //  A commit deletes its record (the leg index remembers it).
+            snprintf (err, err_size, "prepared record in an unexpected state %u",
+                      rec.tp.state);
+            rc = -1;
+            break;
         }
     }
     store_iter_destroy (&it);
@@ -700,7 +705,7 @@ s_markers_evict (twophase_t *self, uint64_t now_ns, bool make_room)
     while (self->markers_head < self->markers_tail) {
         s_marker_t *m = &self->markers[self->markers_head % RL_TP_MARKERS_MAX];
         s_entry_t *e = &self->records.slots[m->slot];
-        bool current = (e->state == S_APPLIED || e->state == S_ABORTED) && e->stamp == m->stamp;
+        bool current = e->state == S_ABORTED && e->stamp == m->stamp;
         bool full = self->markers_tail - self->markers_head >= self->markers_max;
         if (current && !(make_room && full) && !(now_ns && now_ns >= e->deadline_ns)) {
             break;
@@ -802,12 +807,6 @@ s_prepare_one (twophase_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns, u
             *result = RL_ABORTED;   //  a late PREPARE of a superseded attempt
             return RL_TP_REFUSED;
         }
-        if (e->state == S_APPLIED) {
-            self->alarms++;
-            rl_error ("two-phase ALARM: new attempt for a transfer already applied here");
-            *result = RL_IN_DOUBT;
-            return RL_TP_REFUSED;
-        }
         //  An older attempt of the same id: aborted by invariant 2.
         if (e->state == S_PREPARED) {
             s_record_abort (self, e, now_ns);
@@ -883,9 +882,6 @@ s_decide_one (twophase_t *self, const rl_tp_rec_t *d, uint64_t now_ns)
             s_record_commit (self, e, now_ns);
             return RL_TP_ACKED;
         }
-        if (same && e->state == S_APPLIED) {
-            return RL_TP_ACKED;
-        }
         if (!e || !same) {
             int applied = ledger_i_leg_applied (self->ledger, d->id, d->debit_account_id);
             if (applied == 1) {
@@ -903,11 +899,6 @@ s_decide_one (twophase_t *self, const rl_tp_rec_t *d, uint64_t now_ns)
         return RL_TP_NOT_ACKED;
     }
     assert (d->state == RL_TP_ABORT);
-    if (same && e->state == S_APPLIED) {
-        self->alarms++;
-        rl_error ("two-phase ALARM: ABORT from %s for an attempt applied here", d->coordinator);
-        return RL_TP_NOT_ACKED;
-    }
     if (same) {
         if (e->state == S_PREPARED) {
             s_record_abort (self, e, now_ns);
