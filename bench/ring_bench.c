@@ -29,12 +29,12 @@
 
 #include "ring.h"
 
-#define S_RUNS_DEFAULT          5
-#define S_RUNS_MAX              101
-#define S_LOOKUPS_DEFAULT       4000000     //  points looked up per timed run
-#define S_LOOKUPS_QUICK         200000
-#define S_NAME_SETS             5           //  random-vnode name sets per median
-#define S_TEXT_LINE_SIZE        80          //  bytes per point line, generous
+#define S_RUNS_DEFAULT    5
+#define S_RUNS_MAX        101
+#define S_LOOKUPS_DEFAULT 4000000 //  points looked up per timed run
+#define S_LOOKUPS_QUICK   200000
+#define S_NAME_SETS       5  //  random-vnode name sets per median
+#define S_TEXT_LINE_SIZE  80 //  bytes per point line, generous
 
 static uint64_t
 s_splitmix64 (uint64_t *state)
@@ -65,7 +65,7 @@ static double
 s_median (double *values, size_t count)
 {
     qsort (values, count, sizeof (double), s_double_compare);
-    return count % 2 ? values [count / 2] : (values [count / 2 - 1] + values [count / 2]) / 2;
+    return count % 2 ? values[count / 2] : (values[count / 2 - 1] + values[count / 2]) / 2;
 }
 
 //  Jump consistent hash (Lamping and Veach, "A Fast, Minimal Memory,
@@ -78,7 +78,8 @@ s_jump_hash (uint64_t key, int32_t buckets)
     while (next < buckets) {
         bucket = next;
         key = key * 2862933555777941757ull + 1;
-        next = (int64_t) ((double) (bucket + 1) * ((double) (1ll << 31) / (double) ((key >> 33) + 1)));
+        next = (int64_t) ((double) (bucket + 1)
+                          * ((double) (1ll << 31) / (double) ((key >> 33) + 1)));
     }
     return (int32_t) bucket;
 }
@@ -92,7 +93,7 @@ s_our_ring (size_t count, uint32_t points_per_weight)
     int rc = ring_set_points_per_weight (ring, points_per_weight);
     assert (rc == RING_OK);
     for (size_t i = 0; i < count; i++) {
-        char name [RL_SHARD_NAME_SIZE_MAX];
+        char name[RL_SHARD_NAME_SIZE_MAX];
         snprintf (name, sizeof name, "s%zu", i + 1);
         rc = ring_add_shard (ring, name, "tcp://127.0.0.1:7100", 1.0);
         assert (rc == RING_OK);
@@ -118,7 +119,7 @@ s_random_ring (size_t count, size_t points, unsigned set, size_t skip)
     }
     for (size_t i = 1; i <= count; i++) {
         for (size_t j = 0; j < points && i != skip; j++) {
-            char key [64];
+            char key[64];
             int key_size = snprintf (key, sizeof key, "%us%zu#%zu", set, i, j);
             uint64_t position = XXH3_64bits (key, (size_t) key_size);
             used += (size_t) snprintf (text + used, size - used, "point %016" PRIx64 " s%zu\n",
@@ -126,7 +127,7 @@ s_random_ring (size_t count, size_t points, unsigned set, size_t skip)
         }
     }
     assert (used < size);
-    char err [256];
+    char err[256];
     ring_t *ring = ring_from_text (text, err, sizeof err);
     if (!ring) {
         fprintf (stderr, "ring_bench: %s\n", err);
@@ -145,7 +146,7 @@ s_moved (const ring_t *a, const ring_t *b)
     assert (rc == RING_OK);
     double moved = 0;
     for (size_t f = 0; f < count; f++) {
-        moved += flows [f].fraction;
+        moved += flows[f].fraction;
     }
     free (flows);
     return moved;
@@ -156,34 +157,34 @@ s_moved (const ring_t *a, const ring_t *b)
 static void
 s_bench_lookups (size_t runs, size_t lookups)
 {
-    static const size_t sizes [] = {4, 32, 100};
+    static const size_t sizes[] = {4, 32, 100};
     uint64_t *points = (uint64_t *) malloc (lookups * sizeof (uint64_t));
     assert (points);
     uint64_t state = 42;
     for (size_t k = 0; k < lookups; k++) {
-        points [k] = s_splitmix64 (&state);
+        points[k] = s_splitmix64 (&state);
     }
     printf ("## lookups per second (median of %zu runs of %zu lookups)\n\n", runs, lookups);
     printf ("| shards | ring points | ring (M/s) | jump hash (M/s) |\n|---|---|---|---|\n");
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes [0]; s++) {
-        ring_t *ring = s_our_ring (sizes [s], RL_RING_POINTS_PER_WEIGHT);
-        double ring_rates [S_RUNS_MAX];
-        double jump_rates [S_RUNS_MAX];
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        ring_t *ring = s_our_ring (sizes[s], RL_RING_POINTS_PER_WEIGHT);
+        double ring_rates[S_RUNS_MAX];
+        double jump_rates[S_RUNS_MAX];
         uint64_t checksum = 0;
         for (size_t r = 0; r < runs; r++) {
             double start = s_now_s ();
             for (size_t k = 0; k < lookups; k++) {
-                checksum += (uint64_t) ring_lookup (ring, points [k]);
+                checksum += (uint64_t) ring_lookup (ring, points[k]);
             }
             double middle = s_now_s ();
             for (size_t k = 0; k < lookups; k++) {
-                checksum += (uint64_t) s_jump_hash (points [k], (int32_t) sizes [s]);
+                checksum += (uint64_t) s_jump_hash (points[k], (int32_t) sizes[s]);
             }
             double end = s_now_s ();
-            ring_rates [r] = (double) lookups / (middle - start) / 1e6;
-            jump_rates [r] = (double) lookups / (end - middle) / 1e6;
+            ring_rates[r] = (double) lookups / (middle - start) / 1e6;
+            jump_rates[r] = (double) lookups / (end - middle) / 1e6;
         }
-        printf ("| %zu | %zu | %.1f | %.1f |\n", sizes [s], ring_point_count (ring),
+        printf ("| %zu | %zu | %.1f | %.1f |\n", sizes[s], ring_point_count (ring),
                 s_median (ring_rates, runs), s_median (jump_rates, runs));
         fprintf (stderr, "(checksum %" PRIu64 ")\n", checksum);
         ring_destroy (&ring);
@@ -197,10 +198,10 @@ s_bench_lookups (size_t runs, size_t lookups)
 static double
 s_random_imbalance (size_t count, size_t points)
 {
-    double values [S_NAME_SETS];
+    double values[S_NAME_SETS];
     for (unsigned set = 0; set < S_NAME_SETS; set++) {
         ring_t *ring = s_random_ring (count, points, set, 0);
-        values [set] = ring_imbalance (ring);
+        values[set] = ring_imbalance (ring);
         ring_destroy (&ring);
     }
     return s_median (values, S_NAME_SETS);
@@ -209,19 +210,19 @@ s_random_imbalance (size_t count, size_t points)
 static void
 s_bench_balance (int quick)
 {
-    static const uint32_t ppws [] = {16, 32, 64, 128, 256};
-    static const size_t sizes [] = {10, 100};
-    size_t ppw_count = quick ? 2 : sizeof ppws / sizeof ppws [0];
+    static const uint32_t ppws[] = {16, 32, 64, 128, 256};
+    static const size_t sizes[] = {10, 100};
+    size_t ppw_count = quick ? 2 : sizeof ppws / sizeof ppws[0];
     printf ("## imbalance (max/mean ownership) against points per shard\n\n");
     printf ("| shards | points per shard | ours: imbalance | ours: points in ring | "
             "random vnodes: imbalance (median of %d name sets) |\n|---|---|---|---|---|\n",
             S_NAME_SETS);
-    for (size_t s = 0; s < sizeof sizes / sizeof sizes [0]; s++) {
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         for (size_t p = 0; p < ppw_count; p++) {
-            ring_t *ring = s_our_ring (sizes [s], ppws [p]);
-            printf ("| %zu | %" PRIu32 " | %.4f | %zu | %.4f |\n", sizes [s], ppws [p],
+            ring_t *ring = s_our_ring (sizes[s], ppws[p]);
+            printf ("| %zu | %" PRIu32 " | %.4f | %zu | %.4f |\n", sizes[s], ppws[p],
                     ring_imbalance (ring), ring_point_count (ring),
-                    s_random_imbalance (sizes [s], ppws [p]));
+                    s_random_imbalance (sizes[s], ppws[p]));
             ring_destroy (&ring);
         }
     }
@@ -233,14 +234,14 @@ s_bench_balance (int quick)
 static void
 s_bench_movement (int quick)
 {
-    static const size_t sizes [] = {4, 10, 32, 100};
-    size_t size_count = quick ? 2 : sizeof sizes / sizeof sizes [0];
+    static const size_t sizes[] = {4, 10, 32, 100};
+    size_t size_count = quick ? 2 : sizeof sizes / sizeof sizes[0];
     printf ("## movement: hash space moved / ideal, one shard added or removed\n\n");
     printf ("| shards | ours: add | ours: remove | random vnodes (160/shard): add | "
             "random vnodes: remove | ours: points added by the add |\n"
             "|---|---|---|---|---|---|\n");
     for (size_t s = 0; s < size_count; s++) {
-        size_t count = sizes [s];
+        size_t count = sizes[s];
         ring_t *ours = s_our_ring (count, RL_RING_POINTS_PER_WEIGHT);
         ring_t *added = ring_dup (ours);
         ring_t *removed = ring_dup (ours);
@@ -254,7 +255,7 @@ s_bench_movement (int quick)
         ring_t *random_removed = s_random_ring (count, 160, 0, 1);
         double random_add = s_moved (random_ring, random_added) * (double) (count + 1);
         double random_remove = s_moved (random_ring, random_removed)
-                             / ring_shard_ownership (random_ring, 0);
+                               / ring_shard_ownership (random_ring, 0);
         printf ("| %zu | %.4f | %.4f | %.4f | %.4f | %zu |\n", count, add_ratio, remove_ratio,
                 random_add, random_remove, ring_point_count (added) - ring_point_count (ours));
         ring_destroy (&ours);
@@ -274,18 +275,15 @@ main (int argc, char **argv)
     size_t runs = S_RUNS_DEFAULT;
     size_t lookups = S_LOOKUPS_DEFAULT;
     for (int i = 1; i < argc; i++) {
-        if (strcmp (argv [i], "--quick") == 0) {
+        if (strcmp (argv[i], "--quick") == 0) {
             quick = 1;
             runs = 3;
             lookups = S_LOOKUPS_QUICK;
-        }
-        else if (strcmp (argv [i], "--runs") == 0 && i + 1 < argc) {
-            runs = strtoul (argv [++i], NULL, 10);
-        }
-        else if (strcmp (argv [i], "--lookups") == 0 && i + 1 < argc) {
-            lookups = strtoul (argv [++i], NULL, 10);
-        }
-        else {
+        } else if (strcmp (argv[i], "--runs") == 0 && i + 1 < argc) {
+            runs = strtoul (argv[++i], NULL, 10);
+        } else if (strcmp (argv[i], "--lookups") == 0 && i + 1 < argc) {
+            lookups = strtoul (argv[++i], NULL, 10);
+        } else {
             fprintf (stderr, "usage: ring_bench [--quick] [--runs N] [--lookups N]\n");
             return 2;
         }

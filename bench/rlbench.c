@@ -77,40 +77,41 @@
 #include "ring.h"
 
 //  Limits --------------------------------------------------------------------
-#define RLB_ENDPOINTS_MAX 64                 //  --connect endpoints
-#define RLB_CONNECTIONS_MAX 256              //  DEALER sockets
-#define RLB_WINDOW_MAX 4096                  //  requests in flight per connection
+#define RLB_ENDPOINTS_MAX        64          //  --connect endpoints
+#define RLB_CONNECTIONS_MAX      256         //  DEALER sockets
+#define RLB_WINDOW_MAX           4096        //  requests in flight per connection
 #define RLB_INFLIGHT_RECORDS_MAX (16u << 20) //  connections x window x batch
-#define RLB_ACCOUNTS_MAX (8u << 20)          //  accounts of one run
-#define RLB_SHARDS_MAX 64                    //  shards whose status is read
-#define RLB_PROBE_WRITES_MAX 100000          //  fdatasync probe writes
+#define RLB_ACCOUNTS_MAX         (8u << 20)  //  accounts of one run
+#define RLB_SHARDS_MAX           64          //  shards whose status is read
+#define RLB_PROBE_WRITES_MAX     100000      //  fdatasync probe writes
 #define RLB_PROBE_WRITES_DEFAULT 200
-#define RLB_PROBE_BLOCK_BYTES 4096
-#define RLB_TIMEOUT_MS_DEFAULT RL_CLIENT_TIMEOUT_MS //  a request with no reply after this is unknown
-#define RLB_ADMIN_TIMEOUT_MS 10000           //  status, ring, account creation, check reads
-#define RLB_READY_TIMEOUT_MS 20000           //  a spawned shard must answer status within this
-#define RLB_SETTLE_ATTEMPTS_MAX 20           //  lookups of unknown transfers before giving up
-#define RLB_SETTLE_BACKOFF_MS_MAX 1000
-#define RLB_QUIESCE_TIMEOUT_MS 15000         //  wait for no live two-phase attempts
-#define RLB_SAMPLE_MAX 1024                  //  acknowledged ids looked up again at the end
-#define RLB_HISTORY_AUTO_ACCOUNTS_MAX 64     //  --history auto: on up to this many accounts
-#define RLB_PICK_ATTEMPTS_MAX 64             //  draws for a credit account of the wanted kind
-#define RLB_HARD_DEADLINE_EXTRA_S 300        //  the process exits this long after the planned end
-#define RLB_COUNT_MODE_BUDGET_S 3600         //  planned length of a --count run, for the alarm
-#define RLB_FUND_AMOUNT 1000000000ull        //  minor units given to each customer (--limits)
-#define RLB_AMOUNT_MAX 100                   //  transfer amounts are 1..this
-#define RLB_OPEN_WINDOW_DEFAULT 256          //  window when --mode open and none given
-#define RLB_OPEN_SPIN_NS 2000000             //  open loop: sleep-poll below this gap
-#define RLB_OPEN_NAP_NS 50000                //  ... in naps of this length
-#define RLB_INVALID_SENT_FRACTION 0.99       //  open loop: sent / offered below this is INVALID
-#define RLB_HIST_SUB_BITS 6                  //  log-linear histogram: 64 sub-buckets per octave
-#define RLB_HIST_SUB (1u << RLB_HIST_SUB_BITS)
-#define RLB_HIST_BUCKETS (RLB_HIST_SUB * (64 - RLB_HIST_SUB_BITS + 1))
+#define RLB_PROBE_BLOCK_BYTES    4096
+#define RLB_TIMEOUT_MS_DEFAULT                                                                     \
+    RL_CLIENT_TIMEOUT_MS                    //  a request with no reply after this is unknown
+#define RLB_ADMIN_TIMEOUT_MS          10000 //  status, ring, account creation, check reads
+#define RLB_READY_TIMEOUT_MS          20000 //  a spawned shard must answer status within this
+#define RLB_SETTLE_ATTEMPTS_MAX       20    //  lookups of unknown transfers before giving up
+#define RLB_SETTLE_BACKOFF_MS_MAX     1000
+#define RLB_QUIESCE_TIMEOUT_MS        15000 //  wait for no live two-phase attempts
+#define RLB_SAMPLE_MAX                1024  //  acknowledged ids looked up again at the end
+#define RLB_HISTORY_AUTO_ACCOUNTS_MAX 64    //  --history auto: on up to this many accounts
+#define RLB_PICK_ATTEMPTS_MAX         64    //  draws for a credit account of the wanted kind
+#define RLB_HARD_DEADLINE_EXTRA_S     300   //  the process exits this long after the planned end
+#define RLB_COUNT_MODE_BUDGET_S       3600  //  planned length of a --count run, for the alarm
+#define RLB_FUND_AMOUNT               1000000000ull //  minor units given to each customer (--limits)
+#define RLB_AMOUNT_MAX                100           //  transfer amounts are 1..this
+#define RLB_OPEN_WINDOW_DEFAULT       256           //  window when --mode open and none given
+#define RLB_OPEN_SPIN_NS              2000000       //  open loop: sleep-poll below this gap
+#define RLB_OPEN_NAP_NS               50000         //  ... in naps of this length
+#define RLB_INVALID_SENT_FRACTION     0.99 //  open loop: sent / offered below this is INVALID
+#define RLB_HIST_SUB_BITS             6    //  log-linear histogram: 64 sub-buckets per octave
+#define RLB_HIST_SUB                  (1u << RLB_HIST_SUB_BITS)
+#define RLB_HIST_BUCKETS              (RLB_HIST_SUB * (64 - RLB_HIST_SUB_BITS + 1))
 
-_Static_assert (RLB_CONNECTIONS_MAX <= 256 && RLB_WINDOW_MAX <= 4096,
-                "connection and slot fit the 20 low bits of a request id");
-_Static_assert (RLB_TIMEOUT_MS_DEFAULT > RL_ROUTER_DEADLINE_MS,
-                "the client gives up after the router would answer outcome_unknown");
+_Static_assert(RLB_CONNECTIONS_MAX <= 256 && RLB_WINDOW_MAX <= 4096,
+               "connection and slot fit the 20 low bits of a request id");
+_Static_assert(RLB_TIMEOUT_MS_DEFAULT > RL_ROUTER_DEADLINE_MS,
+               "the client gives up after the router would answer outcome_unknown");
 
 //  Log-linear latency histogram (values in ns) --------------------------------
 //  Values below RLB_HIST_SUB are exact; above, each power of two is split
@@ -252,7 +253,7 @@ typedef struct {
     size_t endpoint_count;
     char endpoints_joined[RLB_ENDPOINTS_MAX * RL_ENDPOINT_SIZE_MAX];
     int connections;
-    int window;                 //  0: the mode's default
+    int window; //  0: the mode's default
     uint32_t batch;
     uint64_t accounts;
     uint32_t ledger;
@@ -260,14 +261,14 @@ typedef struct {
     double theta;
     uint64_t hot_accounts;
     double hot_percent;
-    double hot_credit;          //  % of transfers crediting the merchant (customer 0)
-    double cross_fraction;      //  < 0: whatever the account draws give
+    double hot_credit;     //  % of transfers crediting the merchant (customer 0)
+    double cross_fraction; //  < 0: whatever the account draws give
     double lookup_percent;
     run_mode_t mode;
-    double rate;                //  open loop: transfers/s offered
+    double rate; //  open loop: transfers/s offered
     double warmup_s;
     double duration_s;
-    uint64_t count;             //  > 0: send this many measured transfers instead of duration
+    uint64_t count; //  > 0: send this many measured transfers instead of duration
     uint64_t seed;
     bool seed_given;
     bool json;
@@ -278,29 +279,29 @@ typedef struct {
     int timeout_ms;
     const char *probe_dir;
     int probe_writes;
-    const char *spawn_shard;    //  path of a shard binary to start
-    const char *data_dir;       //  where a spawned shard keeps its data
-    const char *durability;     //  of a spawned shard
+    const char *spawn_shard; //  path of a shard binary to start
+    const char *data_dir;    //  where a spawned shard keeps its data
+    const char *durability;  //  of a spawned shard
     bool keep;
     bool quiet;
 } options_t;
 
 //  State -------------------------------------------------------------------
 typedef struct {
-    uint32_t debit;     //  account index
-    uint32_t credit;    //  account index
-    uint32_t amount;    //  minor units
+    uint32_t debit;  //  account index
+    uint32_t credit; //  account index
+    uint32_t amount; //  minor units
 } rec_t;
 
 typedef struct {
     bool busy;
-    bool measured;          //  sent after the warm-up (or its arrival was)
+    bool measured; //  sent after the warm-up (or its arrival was)
     uint16_t op;
     uint32_t count;
     uint64_t request_id;
-    uint64_t first_seq;     //  transfer id (lo) of record 0; ids are consecutive
-    uint64_t intended_ns;   //  latency is measured from here
-    rec_t *recs;            //  count records (create_transfers)
+    uint64_t first_seq;   //  transfer id (lo) of record 0; ids are consecutive
+    uint64_t intended_ns; //  latency is measured from here
+    rec_t *recs;          //  count records (create_transfers)
 } slot_t;
 
 typedef struct {
@@ -326,17 +327,17 @@ typedef struct {
 
 typedef struct {
     options_t o;
-    uint64_t ns;                //  namespace: the hi half of every id of the run
-    uint64_t account_total;     //  customers + operators
-    uint64_t *model_debits;     //  per account index
+    uint64_t ns;            //  namespace: the hi half of every id of the run
+    uint64_t account_total; //  customers + operators
+    uint64_t *model_debits; //  per account index
     uint64_t *model_credits;
-    int *account_shard;         //  ring shard index per account, -1 without a ring
-    uint32_t **bucket;          //  customer account indexes per shard
+    int *account_shard; //  ring shard index per account, -1 without a ring
+    uint32_t **bucket;  //  customer account indexes per shard
     uint64_t *bucket_size;
     ring_t *ring;
     size_t shard_count;
     shard_info_t shards[RLB_SHARDS_MAX];
-    bool status_complete;       //  every ring shard answered status before and after
+    bool status_complete; //  every ring shard answered status before and after
     //  zipf (YCSB's generator, Gray et al.)
     double zipf_zetan, zipf_alpha, zipf_eta, zipf_half_pow;
     //  connections
@@ -346,26 +347,26 @@ typedef struct {
     uint64_t request_gen;
     uint64_t next_seq;
     //  results
-    hist_t latency;             //  create_transfers requests, measured
-    hist_t lookup_latency;      //  lookup_accounts requests, measured
-    hist_t lag;                 //  open loop: actual - intended send time
-    uint64_t results[256];      //  per-record result codes, measured
-    uint64_t results_other;     //  codes >= 256
-    uint64_t statuses[32];      //  message-level statuses other than ok, measured
-    uint64_t timeouts;          //  requests with no reply in time (all)
+    hist_t latency;         //  create_transfers requests, measured
+    hist_t lookup_latency;  //  lookup_accounts requests, measured
+    hist_t lag;             //  open loop: actual - intended send time
+    uint64_t results[256];  //  per-record result codes, measured
+    uint64_t results_other; //  codes >= 256
+    uint64_t statuses[32];  //  message-level statuses other than ok, measured
+    uint64_t timeouts;      //  requests with no reply in time (all)
     uint64_t late_replies;
     uint64_t bad_replies;
-    uint64_t ok_measured;       //  transfers ok or exists, measured
-    uint64_t ok_total;          //  acknowledged ok or exists, all (model)
-    uint64_t setup_ok;          //  of those, set-up transfers (not the workload's)
-    uint64_t settled_applied;   //  unknown at first, found applied at the end
+    uint64_t ok_measured;     //  transfers ok or exists, measured
+    uint64_t ok_total;        //  acknowledged ok or exists, all (model)
+    uint64_t setup_ok;        //  of those, set-up transfers (not the workload's)
+    uint64_t settled_applied; //  unknown at first, found applied at the end
     uint64_t settled_absent;
     uint64_t create_requests_measured;
     uint64_t lookup_requests_measured;
     uint64_t sent_transfers_measured;
     uint64_t cross_sent_measured;
-    uint64_t offered_requests;  //  open loop: arrivals in the measured window
-    uint64_t sent_requests;     //  open loop: of those, sent before the end
+    uint64_t offered_requests; //  open loop: arrivals in the measured window
+    uint64_t sent_requests;    //  open loop: of those, sent before the end
     uint64_t measure_start_ns, measure_end_ns, last_reply_ns;
     //  progress of the current second
     uint64_t tick_ok, tick_errors, tick_requests;
@@ -415,13 +416,13 @@ s_out (const bench_t *b)
 static rl_id_t
 s_account_id (const bench_t *b, uint64_t index)
 {
-    return (rl_id_t) {.lo = index + 1, .hi = b->ns};
+    return (rl_id_t){.lo = index + 1, .hi = b->ns};
 }
 
 static rl_id_t
 s_transfer_id (const bench_t *b, uint64_t seq)
 {
-    return (rl_id_t) {.lo = seq, .hi = b->ns ^ 0x7472616e73666572ull}; //  "transfer"
+    return (rl_id_t){.lo = seq, .hi = b->ns ^ 0x7472616e73666572ull}; //  "transfer"
 }
 
 static int
@@ -439,31 +440,32 @@ s_shard_of_id (const bench_t *b, rl_id_t id)
 static void
 s_usage (void)
 {
-    fprintf (stderr,
-             "usage: rlbench (--connect EP[,EP...] | --spawn-shard PATH) [options]\n"
-             "  --connections N      DEALER sockets, requests spread round robin (1)\n"
-             "  --window N           requests in flight per connection (closed 4, open %d)\n"
-             "  --batch N            transfers per request, 1..%d (100)\n"
-             "  --accounts N         customer accounts (10000)\n"
-             "  --ledger L           ledger of every account and transfer (1)\n"
-             "  --workload uniform|zipf [--theta T]   account draws (uniform; theta 0.99)\n"
-             "  --hot-accounts N --hot-percent P      P%% of draws among the first N accounts\n"
-             "  --cross-fraction F   fraction of transfers whose accounts are on two shards\n"
-             "  --lookup-percent P   P%% of requests are lookup_accounts of --batch ids\n"
-             "  --mode closed|open   closed loop, or Poisson arrivals at --rate R transfers/s\n"
-             "  --warmup S --duration S | --count N   (1 s, 10 s)\n"
-             "  --seed N --json --timeout-ms MS --quiet\n"
-             "  --no-check           skip the conservation check\n"
-             "  --no-create-accounts use accounts created by an earlier run (same --seed)\n"
-             "  --limits             customers may not overdraw; one operator per shard funds them\n"
-             "  --hot-credit P       P%% of transfers credit one merchant (customer 0) from\n"
-             "                       accounts on other shards; the merchant's credits may not\n"
-             "                       exceed its debits (a limit checked on every reservation)\n"
-             "  --history auto|on|off  check every account's history sums (auto: <= %d accounts)\n"
-             "  --probe-dir DIR --probe-writes N   fdatasync latency of 4 KiB writes (/var/tmp, %d)\n"
-             "  --spawn-shard PATH [--data DIR] [--durability sync|nosync] [--keep]\n",
-             RLB_OPEN_WINDOW_DEFAULT, RL_BATCH_RECORDS_MAX, RLB_HISTORY_AUTO_ACCOUNTS_MAX,
-             RLB_PROBE_WRITES_DEFAULT);
+    fprintf (
+        stderr,
+        "usage: rlbench (--connect EP[,EP...] | --spawn-shard PATH) [options]\n"
+        "  --connections N      DEALER sockets, requests spread round robin (1)\n"
+        "  --window N           requests in flight per connection (closed 4, open %d)\n"
+        "  --batch N            transfers per request, 1..%d (100)\n"
+        "  --accounts N         customer accounts (10000)\n"
+        "  --ledger L           ledger of every account and transfer (1)\n"
+        "  --workload uniform|zipf [--theta T]   account draws (uniform; theta 0.99)\n"
+        "  --hot-accounts N --hot-percent P      P%% of draws among the first N accounts\n"
+        "  --cross-fraction F   fraction of transfers whose accounts are on two shards\n"
+        "  --lookup-percent P   P%% of requests are lookup_accounts of --batch ids\n"
+        "  --mode closed|open   closed loop, or Poisson arrivals at --rate R transfers/s\n"
+        "  --warmup S --duration S | --count N   (1 s, 10 s)\n"
+        "  --seed N --json --timeout-ms MS --quiet\n"
+        "  --no-check           skip the conservation check\n"
+        "  --no-create-accounts use accounts created by an earlier run (same --seed)\n"
+        "  --limits             customers may not overdraw; one operator per shard funds them\n"
+        "  --hot-credit P       P%% of transfers credit one merchant (customer 0) from\n"
+        "                       accounts on other shards; the merchant's credits may not\n"
+        "                       exceed its debits (a limit checked on every reservation)\n"
+        "  --history auto|on|off  check every account's history sums (auto: <= %d accounts)\n"
+        "  --probe-dir DIR --probe-writes N   fdatasync latency of 4 KiB writes (/var/tmp, %d)\n"
+        "  --spawn-shard PATH [--data DIR] [--durability sync|nosync] [--keep]\n",
+        RLB_OPEN_WINDOW_DEFAULT, RL_BATCH_RECORDS_MAX, RLB_HISTORY_AUTO_ACCOUNTS_MAX,
+        RLB_PROBE_WRITES_DEFAULT);
 }
 
 static int
@@ -536,11 +538,40 @@ static int
 s_parse (int argc, char **argv, options_t *o)
 {
     enum {
-        O_CONNECT = 256, O_CONNS, O_WINDOW, O_BATCH, O_ACCOUNTS, O_LEDGER, O_WORKLOAD, O_THETA,
-        O_HOT_ACC, O_HOT_PCT, O_CROSS, O_LOOKUP, O_MODE, O_RATE, O_WARMUP, O_DURATION, O_COUNT,
-        O_SEED, O_JSON, O_NOCHECK, O_CREATE, O_NOCREATE, O_LIMITS, O_HISTORY, O_TIMEOUT,
+        O_CONNECT = 256,
+        O_CONNS,
+        O_WINDOW,
+        O_BATCH,
+        O_ACCOUNTS,
+        O_LEDGER,
+        O_WORKLOAD,
+        O_THETA,
+        O_HOT_ACC,
+        O_HOT_PCT,
+        O_CROSS,
+        O_LOOKUP,
+        O_MODE,
+        O_RATE,
+        O_WARMUP,
+        O_DURATION,
+        O_COUNT,
+        O_SEED,
+        O_JSON,
+        O_NOCHECK,
+        O_CREATE,
+        O_NOCREATE,
+        O_LIMITS,
+        O_HISTORY,
+        O_TIMEOUT,
         O_HOT_CREDIT,
-        O_PROBE_DIR, O_PROBE_N, O_SPAWN, O_DATA, O_DURABILITY, O_KEEP, O_QUIET, O_HELP
+        O_PROBE_DIR,
+        O_PROBE_N,
+        O_SPAWN,
+        O_DATA,
+        O_DURABILITY,
+        O_KEEP,
+        O_QUIET,
+        O_HELP
     };
     static const struct option longs[] = {
         {"connect", required_argument, NULL, O_CONNECT},
@@ -579,81 +610,149 @@ s_parse (int argc, char **argv, options_t *o)
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
-    *o = (options_t) {.connections = 1, .batch = 100, .accounts = 10000, .ledger = 1,
-                      .theta = 0.99, .cross_fraction = -1, .warmup_s = 1, .duration_s = 10,
-                      .check = true, .create_accounts = true, .timeout_ms = RLB_TIMEOUT_MS_DEFAULT,
-                      .probe_dir = "/var/tmp", .probe_writes = RLB_PROBE_WRITES_DEFAULT,
-                      .data_dir = "/var/tmp", .durability = "sync"};
+    *o = (options_t){.connections = 1,
+                     .batch = 100,
+                     .accounts = 10000,
+                     .ledger = 1,
+                     .theta = 0.99,
+                     .cross_fraction = -1,
+                     .warmup_s = 1,
+                     .duration_s = 10,
+                     .check = true,
+                     .create_accounts = true,
+                     .timeout_ms = RLB_TIMEOUT_MS_DEFAULT,
+                     .probe_dir = "/var/tmp",
+                     .probe_writes = RLB_PROBE_WRITES_DEFAULT,
+                     .data_dir = "/var/tmp",
+                     .durability = "sync"};
     int c;
     while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
-        case O_CONNECT:
-            if (s_parse_endpoints (o, optarg) != 0) {
-                fprintf (stderr, "rlbench: bad --connect list\n");
+            case O_CONNECT:
+                if (s_parse_endpoints (o, optarg) != 0) {
+                    fprintf (stderr, "rlbench: bad --connect list\n");
+                    return -1;
+                }
+                break;
+            case O_CONNS:
+                o->connections = atoi (optarg);
+                break;
+            case O_WINDOW:
+                o->window = atoi (optarg);
+                break;
+            case O_BATCH:
+                o->batch = (uint32_t) strtoul (optarg, NULL, 10);
+                break;
+            case O_ACCOUNTS:
+                o->accounts = strtoull (optarg, NULL, 10);
+                break;
+            case O_LEDGER:
+                o->ledger = (uint32_t) strtoul (optarg, NULL, 10);
+                break;
+            case O_WORKLOAD:
+                if (strcmp (optarg, "uniform") == 0) {
+                    o->workload = WORKLOAD_UNIFORM;
+                } else if (strcmp (optarg, "zipf") == 0) {
+                    o->workload = WORKLOAD_ZIPF;
+                } else {
+                    fprintf (stderr, "rlbench: --workload uniform|zipf\n");
+                    return -1;
+                }
+                break;
+            case O_THETA:
+                o->theta = atof (optarg);
+                break;
+            case O_HOT_ACC:
+                o->hot_accounts = strtoull (optarg, NULL, 10);
+                break;
+            case O_HOT_PCT:
+                o->hot_percent = atof (optarg);
+                break;
+            case O_CROSS:
+                o->cross_fraction = atof (optarg);
+                break;
+            case O_LOOKUP:
+                o->lookup_percent = atof (optarg);
+                break;
+            case O_MODE:
+                if (strcmp (optarg, "closed") == 0) {
+                    o->mode = MODE_CLOSED;
+                } else if (strcmp (optarg, "open") == 0) {
+                    o->mode = MODE_OPEN;
+                } else {
+                    fprintf (stderr, "rlbench: --mode closed|open\n");
+                    return -1;
+                }
+                break;
+            case O_RATE:
+                o->rate = atof (optarg);
+                break;
+            case O_WARMUP:
+                o->warmup_s = atof (optarg);
+                break;
+            case O_DURATION:
+                o->duration_s = atof (optarg);
+                break;
+            case O_COUNT:
+                o->count = strtoull (optarg, NULL, 10);
+                break;
+            case O_SEED:
+                o->seed = strtoull (optarg, NULL, 0), o->seed_given = true;
+                break;
+            case O_JSON:
+                o->json = true;
+                break;
+            case O_NOCHECK:
+                o->check = false;
+                break;
+            case O_CREATE:
+                o->create_accounts = true;
+                break;
+            case O_NOCREATE:
+                o->create_accounts = false;
+                break;
+            case O_LIMITS:
+                o->limits = true;
+                break;
+            case O_HOT_CREDIT:
+                o->hot_credit = atof (optarg);
+                break;
+            case O_HISTORY:
+                o->history = strcmp (optarg, "on") == 0    ? HISTORY_ON
+                             : strcmp (optarg, "off") == 0 ? HISTORY_OFF
+                                                           : HISTORY_AUTO;
+                break;
+            case O_TIMEOUT:
+                o->timeout_ms = atoi (optarg);
+                break;
+            case O_PROBE_DIR:
+                o->probe_dir = optarg;
+                break;
+            case O_PROBE_N:
+                o->probe_writes = atoi (optarg);
+                break;
+            case O_SPAWN:
+                o->spawn_shard = optarg;
+                break;
+            case O_DATA:
+                o->data_dir = optarg;
+                break;
+            case O_DURABILITY:
+                if (strcmp (optarg, "sync") != 0 && strcmp (optarg, "nosync") != 0) {
+                    fprintf (stderr, "rlbench: --durability sync|nosync\n");
+                    return -1;
+                }
+                o->durability = optarg;
+                break;
+            case O_KEEP:
+                o->keep = true;
+                break;
+            case O_QUIET:
+                o->quiet = true;
+                break;
+            default:
+                s_usage ();
                 return -1;
-            }
-            break;
-        case O_CONNS: o->connections = atoi (optarg); break;
-        case O_WINDOW: o->window = atoi (optarg); break;
-        case O_BATCH: o->batch = (uint32_t) strtoul (optarg, NULL, 10); break;
-        case O_ACCOUNTS: o->accounts = strtoull (optarg, NULL, 10); break;
-        case O_LEDGER: o->ledger = (uint32_t) strtoul (optarg, NULL, 10); break;
-        case O_WORKLOAD:
-            if (strcmp (optarg, "uniform") == 0) {
-                o->workload = WORKLOAD_UNIFORM;
-            } else if (strcmp (optarg, "zipf") == 0) {
-                o->workload = WORKLOAD_ZIPF;
-            } else {
-                fprintf (stderr, "rlbench: --workload uniform|zipf\n");
-                return -1;
-            }
-            break;
-        case O_THETA: o->theta = atof (optarg); break;
-        case O_HOT_ACC: o->hot_accounts = strtoull (optarg, NULL, 10); break;
-        case O_HOT_PCT: o->hot_percent = atof (optarg); break;
-        case O_CROSS: o->cross_fraction = atof (optarg); break;
-        case O_LOOKUP: o->lookup_percent = atof (optarg); break;
-        case O_MODE:
-            if (strcmp (optarg, "closed") == 0) {
-                o->mode = MODE_CLOSED;
-            } else if (strcmp (optarg, "open") == 0) {
-                o->mode = MODE_OPEN;
-            } else {
-                fprintf (stderr, "rlbench: --mode closed|open\n");
-                return -1;
-            }
-            break;
-        case O_RATE: o->rate = atof (optarg); break;
-        case O_WARMUP: o->warmup_s = atof (optarg); break;
-        case O_DURATION: o->duration_s = atof (optarg); break;
-        case O_COUNT: o->count = strtoull (optarg, NULL, 10); break;
-        case O_SEED: o->seed = strtoull (optarg, NULL, 0), o->seed_given = true; break;
-        case O_JSON: o->json = true; break;
-        case O_NOCHECK: o->check = false; break;
-        case O_CREATE: o->create_accounts = true; break;
-        case O_NOCREATE: o->create_accounts = false; break;
-        case O_LIMITS: o->limits = true; break;
-        case O_HOT_CREDIT: o->hot_credit = atof (optarg); break;
-        case O_HISTORY:
-            o->history = strcmp (optarg, "on") == 0    ? HISTORY_ON
-                         : strcmp (optarg, "off") == 0 ? HISTORY_OFF
-                                                       : HISTORY_AUTO;
-            break;
-        case O_TIMEOUT: o->timeout_ms = atoi (optarg); break;
-        case O_PROBE_DIR: o->probe_dir = optarg; break;
-        case O_PROBE_N: o->probe_writes = atoi (optarg); break;
-        case O_SPAWN: o->spawn_shard = optarg; break;
-        case O_DATA: o->data_dir = optarg; break;
-        case O_DURABILITY:
-            if (strcmp (optarg, "sync") != 0 && strcmp (optarg, "nosync") != 0) {
-                fprintf (stderr, "rlbench: --durability sync|nosync\n");
-                return -1;
-            }
-            o->durability = optarg;
-            break;
-        case O_KEEP: o->keep = true; break;
-        case O_QUIET: o->quiet = true; break;
-        default: s_usage (); return -1;
         }
     }
     if (optind < argc) {
@@ -951,8 +1050,10 @@ s_create_accounts (bench_t *b, rl_client_t *client)
         size_t n = 0;
         for (uint64_t i = first; i < b->account_total && n < RL_BATCH_RECORDS_MAX; i++, n++) {
             bool customer = i < b->o.accounts;
-            accounts[n] = (rl_account_t) {
-                .id = s_id_of_index (b, i), .ledger = b->o.ledger, .code = customer ? 1 : 2,
+            accounts[n] = (rl_account_t){
+                .id = s_id_of_index (b, i),
+                .ledger = b->o.ledger,
+                .code = customer ? 1 : 2,
                 .flags = (uint16_t) (customer && i == 0 && b->o.hot_credit > 0
                                          ? RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS
                                      : customer && b->o.limits
@@ -967,8 +1068,8 @@ s_create_accounts (bench_t *b, rl_client_t *client)
         }
         for (size_t i = 0; i < n; i++) {
             if (results[i].result != RL_OK && results[i].result != RL_EXISTS) {
-                fprintf (stderr, "rlbench: create_accounts: account %" PRIu64 ": %s\n",
-                         first + i, rl_result_name (results[i].result));
+                fprintf (stderr, "rlbench: create_accounts: account %" PRIu64 ": %s\n", first + i,
+                         rl_result_name (results[i].result));
                 return -1;
             }
         }
@@ -986,11 +1087,12 @@ s_fund_accounts (bench_t *b, rl_client_t *client)
         size_t n = 0;
         for (uint64_t i = first; i < b->o.accounts && n < RL_BATCH_RECORDS_MAX; i++, n++) {
             int k = b->account_shard[i] < 0 ? 0 : b->account_shard[i];
-            transfers[n] = (rl_transfer_t) {.id = s_transfer_id (b, b->next_seq++),
-                                            .debit_account_id = s_operator_ids[k],
-                                            .credit_account_id = s_account_id (b, i),
-                                            .amount = RLB_FUND_AMOUNT, .ledger = b->o.ledger,
-                                            .code = 2};
+            transfers[n] = (rl_transfer_t){.id = s_transfer_id (b, b->next_seq++),
+                                           .debit_account_id = s_operator_ids[k],
+                                           .credit_account_id = s_account_id (b, i),
+                                           .amount = RLB_FUND_AMOUNT,
+                                           .ledger = b->o.ledger,
+                                           .code = 2};
         }
         int rc = rl_client_create_transfers (client, transfers, n, results, RLB_ADMIN_TIMEOUT_MS);
         if (rc != 0) {
@@ -1024,7 +1126,9 @@ s_merchant_setup (bench_t *b, rl_client_t *client)
     rl_transfer_t t = {.id = s_transfer_id (b, b->next_seq++),
                        .debit_account_id = s_account_id (b, 0),
                        .credit_account_id = s_account_id (b, 1),
-                       .amount = RLB_MERCHANT_HEADROOM, .ledger = b->o.ledger, .code = 2};
+                       .amount = RLB_MERCHANT_HEADROOM,
+                       .ledger = b->o.ledger,
+                       .code = 2};
     rl_result_rec_t r;
     int rc = rl_client_create_transfers (client, &t, 1, &r, RLB_ADMIN_TIMEOUT_MS);
     if (rc != 0 || (r.result != RL_OK && r.result != RL_EXISTS)) {
@@ -1069,8 +1173,8 @@ s_pick (bench_t *b)
         if (uz < b->zipf_half_pow) {
             return 1;
         }
-        uint64_t r = (uint64_t) ((double) n * pow (b->zipf_eta * u - b->zipf_eta + 1.0,
-                                                   b->zipf_alpha));
+        uint64_t r = (uint64_t) ((double) n
+                                 * pow (b->zipf_eta * u - b->zipf_eta + 1.0, b->zipf_alpha));
         return (uint32_t) (r < n ? r : n - 1);
     }
     return (uint32_t) s_rand_below (n);
@@ -1151,8 +1255,7 @@ s_connect (bench_t *b)
         zsock_set_linger (c->sock, 0);
         zsock_set_sndhwm (c->sock, RLB_WINDOW_MAX * 2);
         zsock_set_rcvhwm (c->sock, RLB_WINDOW_MAX * 2);
-        if (zsock_connect (c->sock, "%s", b->o.endpoints[(size_t) i % b->o.endpoint_count])
-            != 0) {
+        if (zsock_connect (c->sock, "%s", b->o.endpoints[(size_t) i % b->o.endpoint_count]) != 0) {
             fprintf (stderr, "rlbench: cannot connect to %s\n",
                      b->o.endpoints[(size_t) i % b->o.endpoint_count]);
             return -1;
@@ -1198,7 +1301,7 @@ s_add_unknown (bench_t *b, uint64_t seq, rec_t rec)
         assert (grown);
         b->unknown = grown, b->unknown_cap = cap;
     }
-    b->unknown[b->unknown_count++] = (pending_t) {.seq = seq, .rec = rec};
+    b->unknown[b->unknown_count++] = (pending_t){.seq = seq, .rec = rec};
 }
 
 static void
@@ -1210,11 +1313,11 @@ s_apply_model (bench_t *b, uint64_t seq, rec_t rec)
     //  Reservoir sample of acknowledged transfers, looked up at the end.
     b->sample_seen++;
     if (b->sample_seen <= RLB_SAMPLE_MAX) {
-        b->sample[b->sample_seen - 1] = (pending_t) {.seq = seq, .rec = rec};
+        b->sample[b->sample_seen - 1] = (pending_t){.seq = seq, .rec = rec};
     } else {
         uint64_t j = s_rand_below (b->sample_seen);
         if (j < RLB_SAMPLE_MAX) {
-            b->sample[j] = (pending_t) {.seq = seq, .rec = rec};
+            b->sample[j] = (pending_t){.seq = seq, .rec = rec};
         }
     }
 }
@@ -1237,9 +1340,11 @@ s_send (bench_t *b, int ci, uint64_t intended_ns, bool measured)
     zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + n * record_size);
     uint8_t *out = zframe_data (frame);
     uint64_t request_id = (++b->request_gen << 20) | ((uint64_t) ci << 12) | (uint64_t) si;
-    rl_header_t h = {.magic = RL_MAGIC, .version = RL_VERSION,
+    rl_header_t h = {.magic = RL_MAGIC,
+                     .version = RL_VERSION,
                      .operation = lookup ? RL_OP_LOOKUP_ACCOUNTS : RL_OP_CREATE_TRANSFERS,
-                     .request_id = request_id, .record_count = n};
+                     .request_id = request_id,
+                     .record_count = n};
     codec_encode_header (&h, out);
     out += RL_HEADER_SIZE;
     uint64_t first_seq = b->next_seq;
@@ -1265,14 +1370,16 @@ s_send (bench_t *b, int ci, uint64_t intended_ns, bool measured)
                 d = 1;
             }
         }
-        rec_t rec = {.debit = d, .credit = cr,
-                     .amount = (uint32_t) (1 + s_rand_below (RLB_AMOUNT_MAX))};
+        rec_t rec = {
+            .debit = d, .credit = cr, .amount = (uint32_t) (1 + s_rand_below (RLB_AMOUNT_MAX))};
         slot->recs[i] = rec;
         cross += b->account_shard[d] != b->account_shard[cr];
         rl_transfer_t t = {.id = s_transfer_id (b, b->next_seq++),
                            .debit_account_id = s_account_id (b, d),
-                           .credit_account_id = s_account_id (b, cr), .amount = rec.amount,
-                           .ledger = b->o.ledger, .code = 1};
+                           .credit_account_id = s_account_id (b, cr),
+                           .amount = rec.amount,
+                           .ledger = b->o.ledger,
+                           .code = 1};
         codec_encode_transfer (&t, out + (size_t) i * RL_TRANSFER_SIZE);
     }
     if (zframe_send (&frame, c->sock, ZFRAME_DONTWAIT) != 0) {
@@ -1283,9 +1390,14 @@ s_send (bench_t *b, int ci, uint64_t intended_ns, bool measured)
         }
         return -1;
     }
-    *slot = (slot_t) {.busy = true, .measured = measured, .op = h.operation, .count = n,
-                      .request_id = request_id, .first_seq = first_seq,
-                      .intended_ns = intended_ns, .recs = slot->recs};
+    *slot = (slot_t){.busy = true,
+                     .measured = measured,
+                     .op = h.operation,
+                     .count = n,
+                     .request_id = request_id,
+                     .first_seq = first_seq,
+                     .intended_ns = intended_ns,
+                     .recs = slot->recs};
     c->free_slots--;
     if (measured) {
         if (lookup) {
@@ -1364,7 +1476,7 @@ s_on_reply (bench_t *b, zframe_t *frame, uint64_t now)
     }
     bool size_ok = h.status != RL_STATUS_OK || h.record_count == slot->count;
     if (!size_ok) {
-        b->bad_replies++;   //  the slot stays busy and times out: its outcome is unknown
+        b->bad_replies++; //  the slot stays busy and times out: its outcome is unknown
         return;
     }
     const uint8_t *body = zframe_data (frame) + RL_HEADER_SIZE;
@@ -1427,7 +1539,7 @@ s_poll (bench_t *b, uint64_t wait_ns)
 {
     zmq_pollitem_t items[RLB_CONNECTIONS_MAX];
     for (int i = 0; i < b->o.connections; i++) {
-        items[i] = (zmq_pollitem_t) {.socket = b->conns[i].handle, .events = ZMQ_POLLIN};
+        items[i] = (zmq_pollitem_t){.socket = b->conns[i].handle, .events = ZMQ_POLLIN};
     }
     long timeout_ms = 0;
     if (wait_ns >= RLB_OPEN_SPIN_NS) {
@@ -1476,8 +1588,8 @@ s_progress (bench_t *b, uint64_t now, uint64_t start)
 {
     if (!b->o.quiet) {
         fprintf (s_out (b),
-                 "rlbench: t=%5.1fs %10" PRIu64 " transfers/s ok %8" PRIu64
-                 " requests/s %8" PRIu64 " errors %5d in flight%s\n",
+                 "rlbench: t=%5.1fs %10" PRIu64 " transfers/s ok %8" PRIu64 " requests/s %8" PRIu64
+                 " errors %5d in flight%s\n",
                  (double) (now - start) / 1e9, b->tick_ok, b->tick_requests, b->tick_errors,
                  s_inflight (b), now < b->measure_start_ns ? " (warm-up)" : "");
         fflush (s_out (b));
@@ -1518,7 +1630,7 @@ s_run (bench_t *b)
                 bool measured = next_arrival >= b->measure_start_ns;
                 int ci = s_free_conn (b);
                 if (ci < 0 || s_send (b, ci, next_arrival, measured) != 0) {
-                    break;   //  every slot busy: the arrival waits, and its lag grows
+                    break; //  every slot busy: the arrival waits, and its lag grows
                 }
                 if (measured) {
                     s_hist_record (&b->lag, now - next_arrival);
@@ -1534,7 +1646,7 @@ s_run (bench_t *b)
             wake = next_arrival;
         }
         if (b->o.mode == MODE_OPEN && s_free_conn (b) < 0) {
-            wake = now + 100000000ull;   //  nothing can be sent until a reply
+            wake = now + 100000000ull; //  nothing can be sent until a reply
         }
         s_poll (b, wake > now ? wake - now : 0);
         now = s_now_ns ();
@@ -1719,7 +1831,8 @@ s_history_sums (bench_t *b, rl_client_t *client, uint64_t index, uint64_t *debit
 {
     static rl_transfer_t out[RL_HISTORY_LIMIT_MAX];
     rl_id_t id = s_id_of_index (b, index);
-    rl_filter_t f = {.account_id = id, .limit = RL_HISTORY_LIMIT_MAX,
+    rl_filter_t f = {.account_id = id,
+                     .limit = RL_HISTORY_LIMIT_MAX,
                      .flags = RL_FILTER_DEBITS | RL_FILTER_CREDITS};
     *debits = *credits = 0;
     for (int page = 0; page < 100000; page++) {
@@ -1748,7 +1861,8 @@ s_check_accounts (bench_t *b, rl_client_t *client, uint64_t *ledger_debits,
     bool ok = true;
     uint64_t mismatches = 0;
     bool history = b->o.history == HISTORY_ON
-                   || (b->o.history == HISTORY_AUTO && b->o.accounts <= RLB_HISTORY_AUTO_ACCOUNTS_MAX);
+                   || (b->o.history == HISTORY_AUTO
+                       && b->o.accounts <= RLB_HISTORY_AUTO_ACCOUNTS_MAX);
     for (uint64_t first = 0; first < b->account_total; first += RL_BATCH_RECORDS_MAX) {
         size_t n = 0;
         for (uint64_t i = first; i < b->account_total && n < RL_BATCH_RECORDS_MAX; i++) {
@@ -1834,8 +1948,8 @@ s_check (bench_t *b)
         uint64_t ours = b->ok_total - b->setup_ok - (b->o.limits ? b->o.accounts : 0);
         if (applied < ours) {
             fprintf (stderr,
-                     "rlbench: CHECK: the shards applied %" PRIu64 " transfers, fewer than the %" PRIu64
-                     " acknowledged\n",
+                     "rlbench: CHECK: the shards applied %" PRIu64
+                     " transfers, fewer than the %" PRIu64 " acknowledged\n",
                      applied, ours);
             ok = false;
         }
@@ -1890,14 +2004,15 @@ s_report_text (const bench_t *b, const char *check)
     FILE *out = stdout;
     double secs = s_measured_s (b);
     double tps = secs > 0 ? (double) b->ok_measured / secs : 0;
-    double rps = secs > 0 ? (double) (b->create_requests_measured + b->lookup_requests_measured)
-                                / secs
-                          : 0;
+    double rps = secs > 0
+                     ? (double) (b->create_requests_measured + b->lookup_requests_measured) / secs
+                     : 0;
     fprintf (out, "\n== rlbench summary\n");
-    fprintf (out, "mode           %s, batch %u, connections %d, window %d, accounts %" PRIu64
-                  " (%s%s), seed %" PRIu64 "\n",
-             b->o.mode == MODE_CLOSED ? "closed loop" : "open loop", b->o.batch, b->o.connections, b->window,
-             b->o.accounts, b->o.workload == WORKLOAD_ZIPF ? "zipf" : "uniform",
+    fprintf (out,
+             "mode           %s, batch %u, connections %d, window %d, accounts %" PRIu64
+             " (%s%s), seed %" PRIu64 "\n",
+             b->o.mode == MODE_CLOSED ? "closed loop" : "open loop", b->o.batch, b->o.connections,
+             b->window, b->o.accounts, b->o.workload == WORKLOAD_ZIPF ? "zipf" : "uniform",
              b->o.limits ? ", limits" : "", b->o.seed);
     fprintf (out, "durability     %s:", s_durability_summary (b));
     for (size_t i = 0; i < b->shard_count; i++) {
@@ -1906,29 +2021,36 @@ s_report_text (const bench_t *b, const char *check)
     }
     fprintf (out, "\n");
     if (b->probe_done) {
-        fprintf (out, "disk           4 KiB write + fdatasync: p50 %.3f ms, p99 %.3f ms (%d writes)\n",
+        fprintf (out,
+                 "disk           4 KiB write + fdatasync: p50 %.3f ms, p99 %.3f ms (%d writes)\n",
                  b->probe_p50_ms, b->probe_p99_ms, b->probe_done);
     }
-    fprintf (out, "throughput     %.0f transfers/s ok, %.0f requests/s (%.2f s measured after %.1f s warm-up)\n",
+    fprintf (out,
+             "throughput     %.0f transfers/s ok, %.0f requests/s (%.2f s measured after %.1f s "
+             "warm-up)\n",
              tps, rps, secs, b->o.warmup_s);
     if (b->o.mode == MODE_OPEN) {
         double offered_tps = secs > 0 ? (double) b->offered_requests * b->o.batch / secs : 0;
         double sent_tps = secs > 0 ? (double) b->sent_requests * b->o.batch / secs : 0;
-        fprintf (out, "open loop      offered %.0f transfers/s (rate %.0f), sent %.0f/s (%.1f%%), "
-                      "generator lag p99 %.3f ms, max %.3f ms%s\n",
+        fprintf (out,
+                 "open loop      offered %.0f transfers/s (rate %.0f), sent %.0f/s (%.1f%%), "
+                 "generator lag p99 %.3f ms, max %.3f ms%s\n",
                  offered_tps, b->o.rate, sent_tps,
                  b->offered_requests ? 100.0 * b->sent_requests / b->offered_requests : 0,
                  s_hist_ms (&b->lag, 0.99), (double) b->lag.max / 1e6,
-                 s_valid (b) ? "" : "  ** INVALID: fewer than 99% of the offered requests were sent **");
+                 s_valid (b) ? ""
+                             : "  ** INVALID: fewer than 99% of the offered requests were sent **");
     }
-    fprintf (out, "latency ms     p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  (%" PRIu64
-                  " create requests%s)\n",
+    fprintf (out,
+             "latency ms     p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  (%" PRIu64
+             " create requests%s)\n",
              s_hist_ms (&b->latency, 0.5), s_hist_ms (&b->latency, 0.9),
              s_hist_ms (&b->latency, 0.99), s_hist_ms (&b->latency, 0.999),
              (double) b->latency.max / 1e6, b->latency.total,
              b->o.mode == MODE_OPEN ? ", from the intended send time" : "");
     if (b->lookup_latency.total) {
-        fprintf (out, "lookup ms      p50 %.3f  p99 %.3f  max %.3f  (%" PRIu64 " lookup requests)\n",
+        fprintf (out,
+                 "lookup ms      p50 %.3f  p99 %.3f  max %.3f  (%" PRIu64 " lookup requests)\n",
                  s_hist_ms (&b->lookup_latency, 0.5), s_hist_ms (&b->lookup_latency, 0.99),
                  (double) b->lookup_latency.max / 1e6, b->lookup_latency.total);
     }
@@ -1954,8 +2076,10 @@ s_report_text (const bench_t *b, const char *check)
     } else {
         fprintf (out, "cross-shard    unknown (no ring)\n");
     }
-    fprintf (out, "check          %s (%" PRIu64 " transfers acknowledged ok, %zu unknown settled: %"
-                  PRIu64 " applied, %" PRIu64 " not)\n",
+    fprintf (out,
+             "check          %s (%" PRIu64
+             " transfers acknowledged ok, %zu unknown settled: %" PRIu64 " applied, %" PRIu64
+             " not)\n",
              check, b->ok_total, b->unknown_count, b->settled_applied, b->settled_absent);
 }
 
@@ -1964,9 +2088,9 @@ s_report_json (const bench_t *b, const char *check)
 {
     double secs = s_measured_s (b);
     double tps = secs > 0 ? (double) b->ok_measured / secs : 0;
-    double rps = secs > 0 ? (double) (b->create_requests_measured + b->lookup_requests_measured)
-                                / secs
-                          : 0;
+    double rps = secs > 0
+                     ? (double) (b->create_requests_measured + b->lookup_requests_measured) / secs
+                     : 0;
     printf ("{\"mode\":\"%s\",\"batch\":%u,\"connections\":%d,\"window\":%d,\"accounts\":%" PRIu64
             ",\"workload\":\"%s\",\"limits\":%s,\"seed\":%" PRIu64 ",",
             b->o.mode == MODE_CLOSED ? "closed" : "open", b->o.batch, b->o.connections, b->window,
@@ -2047,7 +2171,7 @@ s_setup (bench_t *b)
         rl_client_t *client = rl_client_new (b->o.endpoints[0]);
         int rc = client ? s_create_accounts (b, client) : -1;
         if (rc == 0 && b->o.hot_credit > 0) {
-            rc = s_merchant_setup (b, client);   //  before funding credits the merchant
+            rc = s_merchant_setup (b, client); //  before funding credits the merchant
         }
         if (rc == 0 && b->o.limits) {
             rc = s_fund_accounts (b, client);

@@ -45,11 +45,11 @@
 #include "client.h"
 #include "codec.h"
 
-#define BENCH_BATCHES_MAX 8
-#define BENCH_RUNS_MAX 9
-#define BENCH_LATENCIES_MAX (1u << 20)
+#define BENCH_BATCHES_MAX      8
+#define BENCH_RUNS_MAX         9
+#define BENCH_LATENCIES_MAX    (1u << 20)
 #define BENCH_READY_TIMEOUT_MS 20000
-#define BENCH_REPLY_TIMEOUT_MS 30000   //  --quick: 5000
+#define BENCH_REPLY_TIMEOUT_MS 30000 //  --quick: 5000
 
 typedef struct {
     size_t batches[BENCH_BATCHES_MAX];
@@ -135,7 +135,7 @@ s_wait_ready (rl_client_t *client, pid_t pid)
     double deadline = s_now_s () + BENCH_READY_TIMEOUT_MS / 1000.0;
     while (s_now_s () < deadline) {
         if (waitpid (pid, NULL, WNOHANG) == pid) {
-            return false;   //  the shard exited (see its log)
+            return false; //  the shard exited (see its log)
         }
         rl_status_rec_t status;
         if (rl_client_status (client, &status, 200) == 0) {
@@ -153,7 +153,7 @@ s_create_accounts (rl_client_t *client, uint64_t count, int timeout_ms)
     for (uint64_t first = 1; first <= count; first += RL_BATCH_RECORDS_MAX) {
         size_t n = 0;
         for (uint64_t i = first; i <= count && n < RL_BATCH_RECORDS_MAX; i++, n++) {
-            accounts[n] = (rl_account_t) {.id = {i, 0}, .ledger = 1, .code = 1};
+            accounts[n] = (rl_account_t){.id = {i, 0}, .ledger = 1, .code = 1};
         }
         if (rl_client_create_accounts (client, accounts, n, results, timeout_ms)) {
             return -1;
@@ -172,8 +172,10 @@ static zframe_t *
 s_request (uint64_t request_id, size_t batch, uint64_t accounts, uint64_t *next_id)
 {
     zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + batch * RL_TRANSFER_SIZE);
-    rl_header_t h = {.magic = RL_MAGIC, .version = RL_VERSION,
-                     .operation = RL_OP_CREATE_TRANSFERS, .request_id = request_id,
+    rl_header_t h = {.magic = RL_MAGIC,
+                     .version = RL_VERSION,
+                     .operation = RL_OP_CREATE_TRANSFERS,
+                     .request_id = request_id,
                      .record_count = (uint32_t) batch};
     codec_encode_header (&h, zframe_data (frame));
     for (size_t i = 0; i < batch; i++) {
@@ -182,8 +184,12 @@ s_request (uint64_t request_id, size_t batch, uint64_t accounts, uint64_t *next_
         if (cr == dr) {
             cr = dr % accounts + 1;
         }
-        rl_transfer_t t = {.id = {(*next_id)++, 0xBE4C}, .debit_account_id = {dr, 0},
-                           .credit_account_id = {cr, 0}, .amount = 1, .ledger = 1, .code = 1};
+        rl_transfer_t t = {.id = {(*next_id)++, 0xBE4C},
+                           .debit_account_id = {dr, 0},
+                           .credit_account_id = {cr, 0},
+                           .amount = 1,
+                           .ledger = 1,
+                           .code = 1};
         codec_encode_transfer (&t, zframe_data (frame) + RL_HEADER_SIZE + i * RL_TRANSFER_SIZE);
     }
     return frame;
@@ -264,20 +270,20 @@ s_run_shard (const s_options_t *o, size_t batch, int run, s_result_t *r)
     rl_status_rec_t before, after;
     const char *phase = "start";
     if (port > 0 && s_wait_ready (client, pid) && (phase = "create accounts")
-        && s_create_accounts (client, o->accounts, o->reply_timeout_ms) == 0
-        && (phase = "status") && rl_client_status (client, &before, o->reply_timeout_ms) == 0
-        && (phase = "transfers") && s_drive (o, endpoint, batch, r) == 0
-        && (phase = "status") && rl_client_status (client, &after, o->reply_timeout_ms) == 0) {
+        && s_create_accounts (client, o->accounts, o->reply_timeout_ms) == 0 && (phase = "status")
+        && rl_client_status (client, &before, o->reply_timeout_ms) == 0 && (phase = "transfers")
+        && s_drive (o, endpoint, batch, r) == 0 && (phase = "status")
+        && rl_client_status (client, &after, o->reply_timeout_ms) == 0) {
         double n = (double) (after.transfers - before.transfers);
         r->keys_per_transfer = (double) (after.store_keys_written - before.store_keys_written) / n;
-        r->bytes_per_transfer
-            = (double) (after.store_bytes_written - before.store_bytes_written) / n;
+        r->bytes_per_transfer = (double) (after.store_bytes_written - before.store_bytes_written)
+                                / n;
         r->wal_bytes_per_transfer = (double) (after.wal_bytes - before.wal_bytes) / n;
         r->syncs_per_transfer = (double) (after.commits - before.commits) / n;
         rc = 0;
     } else {
-        fprintf (stderr, "shard_bench: batch %zu: failed at %s (shard log: %s.log)\n", batch,
-                 phase, dir);
+        fprintf (stderr, "shard_bench: batch %zu: failed at %s (shard log: %s.log)\n", batch, phase,
+                 dir);
     }
     rl_client_destroy (&client);
     kill (pid, SIGTERM);
@@ -347,15 +353,24 @@ static int
 s_parse (int argc, char **argv, s_options_t *o)
 {
     static const struct option longs[] = {
-        {"batches", required_argument, NULL, 'b'}, {"seconds", required_argument, NULL, 's'},
-        {"runs", required_argument, NULL, 'r'},    {"window", required_argument, NULL, 'w'},
-        {"accounts", required_argument, NULL, 'a'}, {"data", required_argument, NULL, 'd'},
-        {"durability", required_argument, NULL, 'D'}, {"quick", no_argument, NULL, 'q'},
-        {"json", no_argument, NULL, 'j'},          {"shard-bin", required_argument, NULL, 'S'},
+        {"batches", required_argument, NULL, 'b'},
+        {"seconds", required_argument, NULL, 's'},
+        {"runs", required_argument, NULL, 'r'},
+        {"window", required_argument, NULL, 'w'},
+        {"accounts", required_argument, NULL, 'a'},
+        {"data", required_argument, NULL, 'd'},
+        {"durability", required_argument, NULL, 'D'},
+        {"quick", no_argument, NULL, 'q'},
+        {"json", no_argument, NULL, 'j'},
+        {"shard-bin", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
-    *o = (s_options_t) {.seconds = 5, .runs = 3, .window = 4, .accounts = 10000,
-                        .durability = "sync", .reply_timeout_ms = BENCH_REPLY_TIMEOUT_MS};
+    *o = (s_options_t){.seconds = 5,
+                       .runs = 3,
+                       .window = 4,
+                       .accounts = 10000,
+                       .durability = "sync",
+                       .reply_timeout_ms = BENCH_REPLY_TIMEOUT_MS};
     o->batches[0] = 1, o->batches[1] = 100, o->batches[2] = RL_BATCH_RECORDS_MAX;
     o->batch_count = 3;
     snprintf (o->data, sizeof (o->data), "%s", "/var/tmp/ringledger-bench");
@@ -366,32 +381,49 @@ s_parse (int argc, char **argv, s_options_t *o)
     int c;
     while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
-        case 'b': {
-            o->batch_count = 0;
-            for (char *tok = strtok (optarg, ","); tok && o->batch_count < BENCH_BATCHES_MAX;
-                 tok = strtok (NULL, ",")) {
-                long b = strtol (tok, NULL, 10);
-                if (b < 1 || b > RL_BATCH_RECORDS_MAX) {
-                    fprintf (stderr, "shard_bench: batch %s not in 1..%d\n", tok,
-                             RL_BATCH_RECORDS_MAX);
-                    return -1;
+            case 'b': {
+                o->batch_count = 0;
+                for (char *tok = strtok (optarg, ","); tok && o->batch_count < BENCH_BATCHES_MAX;
+                     tok = strtok (NULL, ",")) {
+                    long b = strtol (tok, NULL, 10);
+                    if (b < 1 || b > RL_BATCH_RECORDS_MAX) {
+                        fprintf (stderr, "shard_bench: batch %s not in 1..%d\n", tok,
+                                 RL_BATCH_RECORDS_MAX);
+                        return -1;
+                    }
+                    o->batches[o->batch_count++] = (size_t) b;
                 }
-                o->batches[o->batch_count++] = (size_t) b;
+                break;
             }
-            break;
-        }
-        case 's': o->seconds = atof (optarg); break;
-        case 'r': o->runs = atoi (optarg); break;
-        case 'w': o->window = atoi (optarg); break;
-        case 'a': o->accounts = strtoull (optarg, NULL, 10); break;
-        case 'd': snprintf (o->data, sizeof (o->data), "%s", optarg); break;
-        case 'D': o->durability = strcmp (optarg, "nosync") == 0 ? "nosync" : "sync"; break;
-        case 'q':
-            o->seconds = 0.5, o->runs = 1, o->accounts = 1000, o->reply_timeout_ms = 5000;
-            break;
-        case 'j': o->json = true; break;
-        case 'S': snprintf (o->shard_bin, sizeof (o->shard_bin), "%s", optarg); break;
-        default: return -1;
+            case 's':
+                o->seconds = atof (optarg);
+                break;
+            case 'r':
+                o->runs = atoi (optarg);
+                break;
+            case 'w':
+                o->window = atoi (optarg);
+                break;
+            case 'a':
+                o->accounts = strtoull (optarg, NULL, 10);
+                break;
+            case 'd':
+                snprintf (o->data, sizeof (o->data), "%s", optarg);
+                break;
+            case 'D':
+                o->durability = strcmp (optarg, "nosync") == 0 ? "nosync" : "sync";
+                break;
+            case 'q':
+                o->seconds = 0.5, o->runs = 1, o->accounts = 1000, o->reply_timeout_ms = 5000;
+                break;
+            case 'j':
+                o->json = true;
+                break;
+            case 'S':
+                snprintf (o->shard_bin, sizeof (o->shard_bin), "%s", optarg);
+                break;
+            default:
+                return -1;
         }
     }
     if (o->runs < 1 || o->runs > BENCH_RUNS_MAX || o->window < 1 || o->window > 1024
@@ -434,8 +466,7 @@ main (int argc, char **argv)
                 o.durability, o.window, o.accounts);
     }
     for (size_t b = 0; b < o.batch_count; b++) {
-        double tps[BENCH_RUNS_MAX], p50[BENCH_RUNS_MAX], p99[BENCH_RUNS_MAX],
-            ceil[BENCH_RUNS_MAX];
+        double tps[BENCH_RUNS_MAX], p50[BENCH_RUNS_MAX], p99[BENCH_RUNS_MAX], ceil[BENCH_RUNS_MAX];
         s_result_t r = {0};
         for (int run = 0; run < o.runs; run++) {
             if (s_run_shard (&o, o.batches[b], run, &r) != 0) {
@@ -456,9 +487,9 @@ main (int argc, char **argv)
                     r.keys_per_transfer, r.bytes_per_transfer, r.wal_bytes_per_transfer,
                     r.syncs_per_transfer);
         } else {
-            printf ("%6zu %12.0f %9.3f %9.3f %14.0f %7.2f %6.2f %7.1f %8.1f %8.4f\n",
-                    o.batches[b], t, m50, m99, c, c > 0 ? t / c : 0, r.keys_per_transfer,
-                    r.bytes_per_transfer, r.wal_bytes_per_transfer, r.syncs_per_transfer);
+            printf ("%6zu %12.0f %9.3f %9.3f %14.0f %7.2f %6.2f %7.1f %8.1f %8.4f\n", o.batches[b],
+                    t, m50, m99, c, c > 0 ? t / c : 0, r.keys_per_transfer, r.bytes_per_transfer,
+                    r.wal_bytes_per_transfer, r.syncs_per_transfer);
         }
         fflush (stdout);
     }

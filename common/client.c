@@ -31,13 +31,13 @@
 struct rl_client_t {
     zsock_t *dealer;
     uint64_t next_request_id;
-    uint64_t stale_replies;     //  replies to calls that had timed out
-    uint64_t bad_replies;       //  replies that did not decode
-    size_t window;              //  pipelined requests allowed in flight
-    uint64_t *inflight;         //  their ids, RL_CLIENT_WINDOW_MAX slots
+    uint64_t stale_replies; //  replies to calls that had timed out
+    uint64_t bad_replies;   //  replies that did not decode
+    size_t window;          //  pipelined requests allowed in flight
+    uint64_t *inflight;     //  their ids, RL_CLIENT_WINDOW_MAX slots
     size_t inflight_count;
-    zlist_t *stash;             //  zframe_t: replies to them, received by a blocking call
-    int send_timeout_ms;        //  rl_client_send: wait for a connection this long
+    zlist_t *stash;      //  zframe_t: replies to them, received by a blocking call
+    int send_timeout_ms; //  rl_client_send: wait for a connection this long
 };
 
 rl_client_t *
@@ -104,14 +104,22 @@ const char *
 rl_client_strerror (int rc)
 {
     switch (rc) {
-    case 0: return "ok";
-    case RL_CLIENT_TIMEOUT: return "timeout: outcome unknown, retry with the same ids";
-    case RL_CLIENT_ERR_SEND: return "not sent: no live connection or queue full; retry";
-    case RL_CLIENT_ERR_REPLY: return "reply did not decode: outcome unknown, retry with the same ids";
-    case RL_CLIENT_ERR_ARGS: return "bad arguments";
-    case RL_CLIENT_ERR_WINDOW: return "window full: receive a reply first";
-    case RL_CLIENT_INCOMPLETE: return "attempts used up: some outcomes unknown, retry with the same ids";
-    default: return rc > 0 ? rl_status_name ((uint32_t) rc) : "unknown error";
+        case 0:
+            return "ok";
+        case RL_CLIENT_TIMEOUT:
+            return "timeout: outcome unknown, retry with the same ids";
+        case RL_CLIENT_ERR_SEND:
+            return "not sent: no live connection or queue full; retry";
+        case RL_CLIENT_ERR_REPLY:
+            return "reply did not decode: outcome unknown, retry with the same ids";
+        case RL_CLIENT_ERR_ARGS:
+            return "bad arguments";
+        case RL_CLIENT_ERR_WINDOW:
+            return "window full: receive a reply first";
+        case RL_CLIENT_INCOMPLETE:
+            return "attempts used up: some outcomes unknown, retry with the same ids";
+        default:
+            return rc > 0 ? rl_status_name ((uint32_t) rc) : "unknown error";
     }
 }
 
@@ -205,7 +213,7 @@ s_receive (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_header_t *
         zmq_pollitem_t item = {zsock_resolve (self->dealer), 0, ZMQ_POLLIN, 0};
         int rc = zmq_poll (&item, 1, (long) left);
         if (rc < 0) {
-            return RL_CLIENT_TIMEOUT;   //  interrupted: the caller decides
+            return RL_CLIENT_TIMEOUT; //  interrupted: the caller decides
         }
         if (rc == 0) {
             continue;
@@ -229,7 +237,7 @@ s_receive (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_header_t *
             return s_take_reply (self, &frame, status, header, reply_p, reply_size_p);
         }
         if (slot >= 0) {
-            zlist_append (self->stash, frame);   //  for rl_client_recv
+            zlist_append (self->stash, frame); //  for rl_client_recv
         } else {
             self->stale_replies++;
             zframe_destroy (&frame);
@@ -239,8 +247,8 @@ s_receive (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_header_t *
 
 int
 rl_client_call (rl_client_t *self, uint16_t operation, const void *body, size_t body_size,
-                uint32_t record_count, int timeout_ms, rl_header_t *reply_header,
-                uint8_t **reply_p, size_t *reply_size_p)
+                uint32_t record_count, int timeout_ms, rl_header_t *reply_header, uint8_t **reply_p,
+                size_t *reply_size_p)
 {
     assert (self && reply_header && reply_p && reply_size_p);
     assert (body_size == 0 || body);
@@ -266,10 +274,9 @@ rl_client_call (rl_client_t *self, uint16_t operation, const void *body, size_t 
 typedef void (s_encode_fn) (const void *record, uint8_t *out);
 
 static int
-s_call_records (rl_client_t *self, uint16_t op, const void *records, size_t count,
-                size_t in_size, size_t in_record_size, s_encode_fn *encode,
-                size_t expect_count, size_t reply_record_size, int timeout_ms,
-                uint8_t **reply_p, size_t *reply_count_p)
+s_call_records (rl_client_t *self, uint16_t op, const void *records, size_t count, size_t in_size,
+                size_t in_record_size, s_encode_fn *encode, size_t expect_count,
+                size_t reply_record_size, int timeout_ms, uint8_t **reply_p, size_t *reply_count_p)
 {
     if (count > RL_BATCH_RECORDS_MAX) {
         return RL_CLIENT_ERR_ARGS;
@@ -281,8 +288,8 @@ s_call_records (rl_client_t *self, uint16_t op, const void *records, size_t coun
     }
     rl_header_t reply_header;
     size_t reply_size = 0;
-    int rc = rl_client_call (self, op, body, count * in_record_size, (uint32_t) count,
-                             timeout_ms, &reply_header, reply_p, &reply_size);
+    int rc = rl_client_call (self, op, body, count * in_record_size, (uint32_t) count, timeout_ms,
+                             &reply_header, reply_p, &reply_size);
     free (body);
     if (rc != 0) {
         return rc;
@@ -357,13 +364,12 @@ rl_client_create_transfers (rl_client_t *self, const rl_transfer_t *transfers, s
 }
 
 int
-rl_client_lookup_accounts (rl_client_t *self, const rl_id_t *ids, size_t count,
-                           rl_account_t *out, int timeout_ms)
+rl_client_lookup_accounts (rl_client_t *self, const rl_id_t *ids, size_t count, rl_account_t *out,
+                           int timeout_ms)
 {
     uint8_t *reply = NULL;
-    int rc = s_call_records (self, RL_OP_LOOKUP_ACCOUNTS, ids, count, sizeof (rl_id_t),
-                             RL_ID_SIZE, s_enc_id, count, RL_ACCOUNT_SIZE, timeout_ms, &reply,
-                             NULL);
+    int rc = s_call_records (self, RL_OP_LOOKUP_ACCOUNTS, ids, count, sizeof (rl_id_t), RL_ID_SIZE,
+                             s_enc_id, count, RL_ACCOUNT_SIZE, timeout_ms, &reply, NULL);
     for (size_t i = 0; rc == 0 && i < count; i++) {
         codec_decode_account (reply + i * RL_ACCOUNT_SIZE, &out[i]);
     }
@@ -372,13 +378,12 @@ rl_client_lookup_accounts (rl_client_t *self, const rl_id_t *ids, size_t count,
 }
 
 int
-rl_client_lookup_transfers (rl_client_t *self, const rl_id_t *ids, size_t count,
-                            rl_transfer_t *out, int timeout_ms)
+rl_client_lookup_transfers (rl_client_t *self, const rl_id_t *ids, size_t count, rl_transfer_t *out,
+                            int timeout_ms)
 {
     uint8_t *reply = NULL;
-    int rc = s_call_records (self, RL_OP_LOOKUP_TRANSFERS, ids, count, sizeof (rl_id_t),
-                             RL_ID_SIZE, s_enc_id, count, RL_TRANSFER_SIZE, timeout_ms, &reply,
-                             NULL);
+    int rc = s_call_records (self, RL_OP_LOOKUP_TRANSFERS, ids, count, sizeof (rl_id_t), RL_ID_SIZE,
+                             s_enc_id, count, RL_TRANSFER_SIZE, timeout_ms, &reply, NULL);
     for (size_t i = 0; rc == 0 && i < count; i++) {
         codec_decode_transfer (reply + i * RL_TRANSFER_SIZE, &out[i]);
     }
@@ -387,14 +392,14 @@ rl_client_lookup_transfers (rl_client_t *self, const rl_id_t *ids, size_t count,
 }
 
 int
-rl_client_get_account_transfers (rl_client_t *self, const rl_filter_t *filter,
-                                 rl_transfer_t *out, size_t *count_p, int timeout_ms)
+rl_client_get_account_transfers (rl_client_t *self, const rl_filter_t *filter, rl_transfer_t *out,
+                                 size_t *count_p, int timeout_ms)
 {
     uint8_t *reply = NULL;
     size_t count = 0;
     int rc = s_call_records (self, RL_OP_GET_ACCOUNT_TRANSFERS, filter, 1, sizeof (*filter),
-                             RL_FILTER_SIZE, s_enc_filter, SIZE_MAX, RL_TRANSFER_SIZE,
-                             timeout_ms, &reply, &count);
+                             RL_FILTER_SIZE, s_enc_filter, SIZE_MAX, RL_TRANSFER_SIZE, timeout_ms,
+                             &reply, &count);
     if (rc == 0 && count > filter->limit) {
         rc = RL_CLIENT_ERR_REPLY;
     }
@@ -410,8 +415,8 @@ int
 rl_client_status (rl_client_t *self, rl_status_rec_t *out, int timeout_ms)
 {
     uint8_t *reply = NULL;
-    int rc = s_call_records (self, RL_OP_STATUS, NULL, 0, 0, 0, NULL, 1, RL_STATUS_SIZE,
-                             timeout_ms, &reply, NULL);
+    int rc = s_call_records (self, RL_OP_STATUS, NULL, 0, 0, 0, NULL, 1, RL_STATUS_SIZE, timeout_ms,
+                             &reply, NULL);
     if (rc == 0) {
         codec_decode_status (reply, out);
     }
@@ -459,15 +464,14 @@ s_status_is_retryable (int rc)
 }
 
 static int
-s_create_retry (rl_client_t *self, uint16_t op, const void *records, size_t count,
-                size_t in_size, s_encode_fn *encode, rl_result_rec_t *results, int timeout_ms,
-                int attempts_max)
+s_create_retry (rl_client_t *self, uint16_t op, const void *records, size_t count, size_t in_size,
+                s_encode_fn *encode, rl_result_rec_t *results, int timeout_ms, int attempts_max)
 {
     if (count > RL_BATCH_RECORDS_MAX || attempts_max < 1 || attempts_max > RL_CLIENT_ATTEMPTS_MAX) {
         return RL_CLIENT_ERR_ARGS;
     }
     for (size_t i = 0; i < count; i++) {
-        results[i] = (rl_result_rec_t) {.index = (uint32_t) i, .result = RL_OUTCOME_UNKNOWN};
+        results[i] = (rl_result_rec_t){.index = (uint32_t) i, .result = RL_OUTCOME_UNKNOWN};
     }
     size_t *open = malloc ((count ? count : 1) * sizeof (size_t));
     uint8_t *batch = calloc (count ? count : 1, in_size);
@@ -492,19 +496,19 @@ s_create_retry (rl_client_t *self, uint16_t op, const void *records, size_t coun
             for (size_t k = 0; k < open_count; k++) {
                 uint32_t result = batch_results[k].result;
                 if (s_result_is_open (result)) {
-                    pause = pause || result != RL_OUTCOME_UNKNOWN;   //  backpressure
+                    pause = pause || result != RL_OUTCOME_UNKNOWN; //  backpressure
                     open[still++] = open[k];
                 } else {
-                    results[open[k]] = (rl_result_rec_t) {.index = (uint32_t) open[k],
-                                                          .result = result,
-                                                          .timestamp = batch_results[k].timestamp};
+                    results[open[k]] = (rl_result_rec_t){.index = (uint32_t) open[k],
+                                                         .result = result,
+                                                         .timestamp = batch_results[k].timestamp};
                 }
             }
             open_count = still;
         } else if (s_status_is_retryable (rc)) {
-            pause = rc != RL_CLIENT_TIMEOUT;   //  a timeout has waited already
+            pause = rc != RL_CLIENT_TIMEOUT; //  a timeout has waited already
         } else {
-            break;      //  the request itself is wrong: retrying cannot help
+            break; //  the request itself is wrong: retrying cannot help
         }
         if (pause && open_count > 0 && attempt + 1 < attempts_max) {
             zclock_sleep (backoff_ms);
@@ -531,9 +535,8 @@ rl_client_create_accounts_retry (rl_client_t *self, const rl_account_t *accounts
 }
 
 int
-rl_client_create_transfers_retry (rl_client_t *self, const rl_transfer_t *transfers,
-                                  size_t count, rl_result_rec_t *results, int timeout_ms,
-                                  int attempts_max)
+rl_client_create_transfers_retry (rl_client_t *self, const rl_transfer_t *transfers, size_t count,
+                                  rl_result_rec_t *results, int timeout_ms, int attempts_max)
 {
     return s_create_retry (self, RL_OP_CREATE_TRANSFERS, transfers, count, sizeof (rl_transfer_t),
                            s_enc_transfer, results, timeout_ms, attempts_max);
@@ -599,7 +602,7 @@ rl_client_recv (rl_client_t *self, int timeout_ms, rl_header_t *reply_header, ui
             s_inflight_remove (self, (size_t) slot);
             return s_take_reply (self, &frame, status, reply_header, body_p, body_size_p);
         }
-        zframe_destroy (&frame);   //  cancelled since
+        zframe_destroy (&frame); //  cancelled since
         frame = zlist_pop (self->stash);
     }
     if (self->inflight_count == 0) {

@@ -42,19 +42,19 @@
 
 #include "proto.h"
 
-#define RL_CLIENT_TIMEOUT     (-1)
-#define RL_CLIENT_ERR_SEND    (-2)
-#define RL_CLIENT_ERR_REPLY   (-3)
-#define RL_CLIENT_ERR_ARGS    (-4)
-#define RL_CLIENT_ERR_WINDOW  (-5)
-#define RL_CLIENT_INCOMPLETE  (-6)
+#define RL_CLIENT_TIMEOUT    (-1)
+#define RL_CLIENT_ERR_SEND   (-2)
+#define RL_CLIENT_ERR_REPLY  (-3)
+#define RL_CLIENT_ERR_ARGS   (-4)
+#define RL_CLIENT_ERR_WINDOW (-5)
+#define RL_CLIENT_INCOMPLETE (-6)
 
 typedef struct rl_client_t rl_client_t;
 
 //  endpoints: one or more ZeroMQ endpoints separated by commas.
 rl_client_t *rl_client_new (const char *endpoints);
-void         rl_client_destroy (rl_client_t **self_p);
-const char  *rl_client_strerror (int rc);
+void rl_client_destroy (rl_client_t **self_p);
+const char *rl_client_strerror (int rc);
 
 //  Blocking calls --------------------------------------------------------------
 
@@ -98,9 +98,8 @@ int rl_client_get_ring (rl_client_t *self, uint8_t **blob_p, size_t *size_p, int
 //  with new ones); a non-retryable status (malformed, duplicate_id, ...) or
 //  RL_CLIENT_ERR_ARGS as soon as it is seen (open records outcome_unknown).
 //  results[i] always answers records[i] (index i).
-int rl_client_create_accounts_retry (rl_client_t *self, const rl_account_t *accounts,
-                                     size_t count, rl_result_rec_t *results, int timeout_ms,
-                                     int attempts_max);
+int rl_client_create_accounts_retry (rl_client_t *self, const rl_account_t *accounts, size_t count,
+                                     rl_result_rec_t *results, int timeout_ms, int attempts_max);
 int rl_client_create_transfers_retry (rl_client_t *self, const rl_transfer_t *transfers,
                                       size_t count, rl_result_rec_t *results, int timeout_ms,
                                       int attempts_max);
@@ -128,8 +127,8 @@ int rl_client_send (rl_client_t *self, uint16_t operation, const void *body, siz
 //  Encodes host-order transfers and sends them (count <= RL_BATCH_RECORDS_MAX).
 int rl_client_send_transfers (rl_client_t *self, const rl_transfer_t *transfers, size_t count,
                               uint64_t *request_id_p);
-int rl_client_recv (rl_client_t *self, int timeout_ms, rl_header_t *reply_header,
-                    uint8_t **body_p, size_t *body_size_p);
+int rl_client_recv (rl_client_t *self, int timeout_ms, rl_header_t *reply_header, uint8_t **body_p,
+                    size_t *body_size_p);
 //  Forgets a request in flight (its reply, if it ever comes, is discarded).
 //  0, or RL_CLIENT_ERR_ARGS when request_id is not in flight.
 int rl_client_cancel (rl_client_t *self, uint64_t request_id);

@@ -34,106 +34,106 @@
 #include <assert.h>
 #include <string.h>
 
-#if !defined(RL_CODEC_PORTABLE) && defined(__BYTE_ORDER__) \
+#if !defined(RL_CODEC_PORTABLE) && defined(__BYTE_ORDER__)                                         \
     && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#    define RL_CODEC_COPY 1
+#define RL_CODEC_COPY 1
 #else
-#    define RL_CODEC_COPY 0
+#define RL_CODEC_COPY 0
 #endif
 
 //  Layout pins: wire offset == struct offset, wire size == sizeof ---------
-_Static_assert (sizeof (rl_id_t) == RL_ID_SIZE, "id size");
-_Static_assert (offsetof (rl_id_t, lo) == 0 && offsetof (rl_id_t, hi) == 8, "id layout");
+_Static_assert(sizeof (rl_id_t) == RL_ID_SIZE, "id size");
+_Static_assert(offsetof (rl_id_t, lo) == 0 && offsetof (rl_id_t, hi) == 8, "id layout");
 
-_Static_assert (sizeof (rl_header_t) == RL_HEADER_SIZE, "header size");
-_Static_assert (offsetof (rl_header_t, magic) == 0, "header.magic");
-_Static_assert (offsetof (rl_header_t, version) == 4, "header.version");
-_Static_assert (offsetof (rl_header_t, operation) == 6, "header.operation");
-_Static_assert (offsetof (rl_header_t, request_id) == 8, "header.request_id");
-_Static_assert (offsetof (rl_header_t, record_count) == 16, "header.record_count");
-_Static_assert (offsetof (rl_header_t, status) == 20, "header.status");
-_Static_assert (offsetof (rl_header_t, epoch) == 24, "header.epoch");
+_Static_assert(sizeof (rl_header_t) == RL_HEADER_SIZE, "header size");
+_Static_assert(offsetof (rl_header_t, magic) == 0, "header.magic");
+_Static_assert(offsetof (rl_header_t, version) == 4, "header.version");
+_Static_assert(offsetof (rl_header_t, operation) == 6, "header.operation");
+_Static_assert(offsetof (rl_header_t, request_id) == 8, "header.request_id");
+_Static_assert(offsetof (rl_header_t, record_count) == 16, "header.record_count");
+_Static_assert(offsetof (rl_header_t, status) == 20, "header.status");
+_Static_assert(offsetof (rl_header_t, epoch) == 24, "header.epoch");
 
-_Static_assert (sizeof (rl_account_t) == RL_ACCOUNT_SIZE, "account size");
-_Static_assert (offsetof (rl_account_t, id) == 0, "account.id");
-_Static_assert (offsetof (rl_account_t, debits_pending) == 16, "account.debits_pending");
-_Static_assert (offsetof (rl_account_t, debits_posted) == 24, "account.debits_posted");
-_Static_assert (offsetof (rl_account_t, credits_pending) == 32, "account.credits_pending");
-_Static_assert (offsetof (rl_account_t, credits_posted) == 40, "account.credits_posted");
-_Static_assert (offsetof (rl_account_t, debits_reserved) == 48, "account.debits_reserved");
-_Static_assert (offsetof (rl_account_t, credits_reserved) == 56, "account.credits_reserved");
-_Static_assert (offsetof (rl_account_t, user_data_128) == 64, "account.user_data_128");
-_Static_assert (offsetof (rl_account_t, user_data_64) == 80, "account.user_data_64");
-_Static_assert (offsetof (rl_account_t, user_data_32) == 88, "account.user_data_32");
-_Static_assert (offsetof (rl_account_t, ledger) == 92, "account.ledger");
-_Static_assert (offsetof (rl_account_t, code) == 96, "account.code");
-_Static_assert (offsetof (rl_account_t, flags) == 98, "account.flags");
-_Static_assert (offsetof (rl_account_t, reserved) == 100, "account.reserved");
-_Static_assert (offsetof (rl_account_t, timestamp) == 104, "account.timestamp");
-_Static_assert (offsetof (rl_account_t, reserved2) == 112, "account.reserved2");
+_Static_assert(sizeof (rl_account_t) == RL_ACCOUNT_SIZE, "account size");
+_Static_assert(offsetof (rl_account_t, id) == 0, "account.id");
+_Static_assert(offsetof (rl_account_t, debits_pending) == 16, "account.debits_pending");
+_Static_assert(offsetof (rl_account_t, debits_posted) == 24, "account.debits_posted");
+_Static_assert(offsetof (rl_account_t, credits_pending) == 32, "account.credits_pending");
+_Static_assert(offsetof (rl_account_t, credits_posted) == 40, "account.credits_posted");
+_Static_assert(offsetof (rl_account_t, debits_reserved) == 48, "account.debits_reserved");
+_Static_assert(offsetof (rl_account_t, credits_reserved) == 56, "account.credits_reserved");
+_Static_assert(offsetof (rl_account_t, user_data_128) == 64, "account.user_data_128");
+_Static_assert(offsetof (rl_account_t, user_data_64) == 80, "account.user_data_64");
+_Static_assert(offsetof (rl_account_t, user_data_32) == 88, "account.user_data_32");
+_Static_assert(offsetof (rl_account_t, ledger) == 92, "account.ledger");
+_Static_assert(offsetof (rl_account_t, code) == 96, "account.code");
+_Static_assert(offsetof (rl_account_t, flags) == 98, "account.flags");
+_Static_assert(offsetof (rl_account_t, reserved) == 100, "account.reserved");
+_Static_assert(offsetof (rl_account_t, timestamp) == 104, "account.timestamp");
+_Static_assert(offsetof (rl_account_t, reserved2) == 112, "account.reserved2");
 
-_Static_assert (sizeof (rl_transfer_t) == RL_TRANSFER_SIZE, "transfer size");
-_Static_assert (offsetof (rl_transfer_t, id) == 0, "transfer.id");
-_Static_assert (offsetof (rl_transfer_t, debit_account_id) == 16, "transfer.debit_account_id");
-_Static_assert (offsetof (rl_transfer_t, credit_account_id) == 32, "transfer.credit_account_id");
-_Static_assert (offsetof (rl_transfer_t, amount) == 48, "transfer.amount");
-_Static_assert (offsetof (rl_transfer_t, pending_id) == 56, "transfer.pending_id");
-_Static_assert (offsetof (rl_transfer_t, user_data_128) == 72, "transfer.user_data_128");
-_Static_assert (offsetof (rl_transfer_t, user_data_64) == 88, "transfer.user_data_64");
-_Static_assert (offsetof (rl_transfer_t, user_data_32) == 96, "transfer.user_data_32");
-_Static_assert (offsetof (rl_transfer_t, timeout) == 100, "transfer.timeout");
-_Static_assert (offsetof (rl_transfer_t, ledger) == 104, "transfer.ledger");
-_Static_assert (offsetof (rl_transfer_t, code) == 108, "transfer.code");
-_Static_assert (offsetof (rl_transfer_t, flags) == 110, "transfer.flags");
-_Static_assert (offsetof (rl_transfer_t, timestamp) == 112, "transfer.timestamp");
-_Static_assert (offsetof (rl_transfer_t, reserved) == 120, "transfer.reserved");
+_Static_assert(sizeof (rl_transfer_t) == RL_TRANSFER_SIZE, "transfer size");
+_Static_assert(offsetof (rl_transfer_t, id) == 0, "transfer.id");
+_Static_assert(offsetof (rl_transfer_t, debit_account_id) == 16, "transfer.debit_account_id");
+_Static_assert(offsetof (rl_transfer_t, credit_account_id) == 32, "transfer.credit_account_id");
+_Static_assert(offsetof (rl_transfer_t, amount) == 48, "transfer.amount");
+_Static_assert(offsetof (rl_transfer_t, pending_id) == 56, "transfer.pending_id");
+_Static_assert(offsetof (rl_transfer_t, user_data_128) == 72, "transfer.user_data_128");
+_Static_assert(offsetof (rl_transfer_t, user_data_64) == 88, "transfer.user_data_64");
+_Static_assert(offsetof (rl_transfer_t, user_data_32) == 96, "transfer.user_data_32");
+_Static_assert(offsetof (rl_transfer_t, timeout) == 100, "transfer.timeout");
+_Static_assert(offsetof (rl_transfer_t, ledger) == 104, "transfer.ledger");
+_Static_assert(offsetof (rl_transfer_t, code) == 108, "transfer.code");
+_Static_assert(offsetof (rl_transfer_t, flags) == 110, "transfer.flags");
+_Static_assert(offsetof (rl_transfer_t, timestamp) == 112, "transfer.timestamp");
+_Static_assert(offsetof (rl_transfer_t, reserved) == 120, "transfer.reserved");
 
-_Static_assert (sizeof (rl_result_rec_t) == RL_RESULT_SIZE, "result size");
-_Static_assert (offsetof (rl_result_rec_t, index) == 0, "result.index");
-_Static_assert (offsetof (rl_result_rec_t, result) == 4, "result.result");
-_Static_assert (offsetof (rl_result_rec_t, timestamp) == 8, "result.timestamp");
+_Static_assert(sizeof (rl_result_rec_t) == RL_RESULT_SIZE, "result size");
+_Static_assert(offsetof (rl_result_rec_t, index) == 0, "result.index");
+_Static_assert(offsetof (rl_result_rec_t, result) == 4, "result.result");
+_Static_assert(offsetof (rl_result_rec_t, timestamp) == 8, "result.timestamp");
 
-_Static_assert (sizeof (rl_filter_t) == RL_FILTER_SIZE, "filter size");
-_Static_assert (offsetof (rl_filter_t, account_id) == 0, "filter.account_id");
-_Static_assert (offsetof (rl_filter_t, timestamp_min) == 16, "filter.timestamp_min");
-_Static_assert (offsetof (rl_filter_t, timestamp_max) == 24, "filter.timestamp_max");
-_Static_assert (offsetof (rl_filter_t, limit) == 32, "filter.limit");
-_Static_assert (offsetof (rl_filter_t, flags) == 36, "filter.flags");
-_Static_assert (offsetof (rl_filter_t, reserved) == 40, "filter.reserved");
+_Static_assert(sizeof (rl_filter_t) == RL_FILTER_SIZE, "filter size");
+_Static_assert(offsetof (rl_filter_t, account_id) == 0, "filter.account_id");
+_Static_assert(offsetof (rl_filter_t, timestamp_min) == 16, "filter.timestamp_min");
+_Static_assert(offsetof (rl_filter_t, timestamp_max) == 24, "filter.timestamp_max");
+_Static_assert(offsetof (rl_filter_t, limit) == 32, "filter.limit");
+_Static_assert(offsetof (rl_filter_t, flags) == 36, "filter.flags");
+_Static_assert(offsetof (rl_filter_t, reserved) == 40, "filter.reserved");
 
-_Static_assert (sizeof (rl_status_rec_t) == RL_STATUS_SIZE, "status size");
-_Static_assert (sizeof (rl_tp_rec_t) == RL_TP_SIZE, "two-phase record size");
-_Static_assert (sizeof (rl_prepare_rec_t) == RL_PREPARE_SIZE, "prepare record size");
-_Static_assert (sizeof (rl_in_doubt_rec_t) == RL_IN_DOUBT_SIZE, "in-doubt record size");
-_Static_assert (sizeof (rl_audit_rec_t) == RL_AUDIT_SIZE, "audit record size");
-_Static_assert (offsetof (rl_status_rec_t, name) == 0, "status.name");
-_Static_assert (offsetof (rl_status_rec_t, epoch) == 32, "status.epoch");
-_Static_assert (offsetof (rl_status_rec_t, accounts) == 40, "status.accounts");
-_Static_assert (offsetof (rl_status_rec_t, transfers) == 48, "status.transfers");
-_Static_assert (offsetof (rl_status_rec_t, requests) == 56, "status.requests");
-_Static_assert (offsetof (rl_status_rec_t, commits) == 64, "status.commits");
-_Static_assert (offsetof (rl_status_rec_t, durability) == 72, "status.durability");
-_Static_assert (offsetof (rl_status_rec_t, ring_shards) == 76, "status.ring_shards");
-_Static_assert (offsetof (rl_status_rec_t, inflight) == 80, "status.inflight");
-_Static_assert (offsetof (rl_status_rec_t, in_doubt) == 88, "status.in_doubt");
-_Static_assert (offsetof (rl_status_rec_t, last_timestamp) == 96, "status.last_timestamp");
-_Static_assert (offsetof (rl_status_rec_t, dropped) == 104, "status.dropped");
-_Static_assert (offsetof (rl_status_rec_t, malformed) == 112, "status.malformed");
-_Static_assert (offsetof (rl_status_rec_t, wrong_shard) == 120, "status.wrong_shard");
-_Static_assert (offsetof (rl_status_rec_t, pid) == 128, "status.pid");
-_Static_assert (offsetof (rl_status_rec_t, reserved0) == 132, "status.reserved0");
-_Static_assert (offsetof (rl_status_rec_t, uptime_ms) == 136, "status.uptime_ms");
-_Static_assert (offsetof (rl_status_rec_t, store_keys_written) == 144, "status.keys");
-_Static_assert (offsetof (rl_status_rec_t, store_bytes_written) == 152, "status.bytes");
-_Static_assert (offsetof (rl_status_rec_t, wal_bytes) == 160, "status.wal_bytes");
-_Static_assert (offsetof (rl_status_rec_t, wal_syncs) == 168, "status.wal_syncs");
-_Static_assert (offsetof (rl_status_rec_t, checkpoints) == 176, "status.checkpoints");
-_Static_assert (offsetof (rl_status_rec_t, alarms) == 184, "status.alarms");
-_Static_assert (offsetof (rl_status_rec_t, reserved) == 192, "status.reserved");
+_Static_assert(sizeof (rl_status_rec_t) == RL_STATUS_SIZE, "status size");
+_Static_assert(sizeof (rl_tp_rec_t) == RL_TP_SIZE, "two-phase record size");
+_Static_assert(sizeof (rl_prepare_rec_t) == RL_PREPARE_SIZE, "prepare record size");
+_Static_assert(sizeof (rl_in_doubt_rec_t) == RL_IN_DOUBT_SIZE, "in-doubt record size");
+_Static_assert(sizeof (rl_audit_rec_t) == RL_AUDIT_SIZE, "audit record size");
+_Static_assert(offsetof (rl_status_rec_t, name) == 0, "status.name");
+_Static_assert(offsetof (rl_status_rec_t, epoch) == 32, "status.epoch");
+_Static_assert(offsetof (rl_status_rec_t, accounts) == 40, "status.accounts");
+_Static_assert(offsetof (rl_status_rec_t, transfers) == 48, "status.transfers");
+_Static_assert(offsetof (rl_status_rec_t, requests) == 56, "status.requests");
+_Static_assert(offsetof (rl_status_rec_t, commits) == 64, "status.commits");
+_Static_assert(offsetof (rl_status_rec_t, durability) == 72, "status.durability");
+_Static_assert(offsetof (rl_status_rec_t, ring_shards) == 76, "status.ring_shards");
+_Static_assert(offsetof (rl_status_rec_t, inflight) == 80, "status.inflight");
+_Static_assert(offsetof (rl_status_rec_t, in_doubt) == 88, "status.in_doubt");
+_Static_assert(offsetof (rl_status_rec_t, last_timestamp) == 96, "status.last_timestamp");
+_Static_assert(offsetof (rl_status_rec_t, dropped) == 104, "status.dropped");
+_Static_assert(offsetof (rl_status_rec_t, malformed) == 112, "status.malformed");
+_Static_assert(offsetof (rl_status_rec_t, wrong_shard) == 120, "status.wrong_shard");
+_Static_assert(offsetof (rl_status_rec_t, pid) == 128, "status.pid");
+_Static_assert(offsetof (rl_status_rec_t, reserved0) == 132, "status.reserved0");
+_Static_assert(offsetof (rl_status_rec_t, uptime_ms) == 136, "status.uptime_ms");
+_Static_assert(offsetof (rl_status_rec_t, store_keys_written) == 144, "status.keys");
+_Static_assert(offsetof (rl_status_rec_t, store_bytes_written) == 152, "status.bytes");
+_Static_assert(offsetof (rl_status_rec_t, wal_bytes) == 160, "status.wal_bytes");
+_Static_assert(offsetof (rl_status_rec_t, wal_syncs) == 168, "status.wal_syncs");
+_Static_assert(offsetof (rl_status_rec_t, checkpoints) == 176, "status.checkpoints");
+_Static_assert(offsetof (rl_status_rec_t, alarms) == 184, "status.alarms");
+_Static_assert(offsetof (rl_status_rec_t, reserved) == 192, "status.reserved");
 
 //  The size checks below multiply a count by a record size: no overflow.
-_Static_assert ((uint64_t) RL_BATCH_RECORDS_MAX * RL_STATUS_SIZE < SIZE_MAX / 2, "no overflow");
-_Static_assert (RL_HEADER_SIZE + (uint64_t) RL_RING_BLOB_SIZE_MAX < SIZE_MAX / 2, "no overflow");
+_Static_assert((uint64_t) RL_BATCH_RECORDS_MAX *RL_STATUS_SIZE < SIZE_MAX / 2, "no overflow");
+_Static_assert(RL_HEADER_SIZE + (uint64_t) RL_RING_BLOB_SIZE_MAX < SIZE_MAX / 2, "no overflow");
 
 //  Little-endian primitives ----------------------------------------------
 
@@ -437,25 +437,25 @@ s_get_status (const uint8_t *in, rl_status_rec_t *s)
 //  codec_decode_<name>, on top of memcpy or of s_put_<name> / s_get_<name>.
 
 #if RL_CODEC_COPY
-#    define RL_CODEC_PUT(name, rec, out, size) memcpy (out, rec, size)
-#    define RL_CODEC_GET(name, in, rec, size)  memcpy (rec, in, size)
+#define RL_CODEC_PUT(name, rec, out, size) memcpy (out, rec, size)
+#define RL_CODEC_GET(name, in, rec, size)  memcpy (rec, in, size)
 #else
-#    define RL_CODEC_PUT(name, rec, out, size) s_put_##name (rec, out)
-#    define RL_CODEC_GET(name, in, rec, size)  s_get_##name (in, rec)
+#define RL_CODEC_PUT(name, rec, out, size) s_put_##name (rec, out)
+#define RL_CODEC_GET(name, in, rec, size)  s_get_##name (in, rec)
 #endif
 
-#define RL_CODEC_DEFINE(name, type, size)                                    \
-    void codec_encode_##name (const type *rec, uint8_t *out)                \
-    {                                                                        \
-        assert (rec);                                                        \
-        assert (out);                                                        \
-        RL_CODEC_PUT (name, rec, out, size);                                 \
-    }                                                                        \
-    void codec_decode_##name (const uint8_t *in, type *rec)                 \
-    {                                                                        \
-        assert (in);                                                         \
-        assert (rec);                                                        \
-        RL_CODEC_GET (name, in, rec, size);                                  \
+#define RL_CODEC_DEFINE(name, type, size)                                                          \
+    void codec_encode_##name (const type *rec, uint8_t *out)                                       \
+    {                                                                                              \
+        assert (rec);                                                                              \
+        assert (out);                                                                              \
+        RL_CODEC_PUT (name, rec, out, size);                                                       \
+    }                                                                                              \
+    void codec_decode_##name (const uint8_t *in, type *rec)                                        \
+    {                                                                                              \
+        assert (in);                                                                               \
+        assert (rec);                                                                              \
+        RL_CODEC_GET (name, in, rec, size);                                                        \
     }
 
 RL_CODEC_DEFINE (header, rl_header_t, RL_HEADER_SIZE)
@@ -529,25 +529,25 @@ size_t
 codec_request_record_size (uint32_t op)
 {
     switch (op) {
-    case RL_OP_CREATE_ACCOUNTS:
-        return RL_ACCOUNT_SIZE;
-    case RL_OP_CREATE_TRANSFERS:
-        return RL_TRANSFER_SIZE;
-    case RL_OP_LOOKUP_ACCOUNTS:
-    case RL_OP_LOOKUP_TRANSFERS:
-        return RL_ID_SIZE;
-    case RL_OP_GET_ACCOUNT_TRANSFERS:
-        return RL_FILTER_SIZE;
-    case RL_OP_LOAD_RING:
-        return RL_BLOB;
-    case RL_OP_PREPARE:
-        return RL_PREPARE_SIZE;
-    case RL_OP_DECIDE:
-    case RL_OP_OUTCOME_QUERY:
-    case RL_OP_RESOLVE:
-        return RL_TP_SIZE;
-    default:
-        return 0;   //  status, get_ring: empty; unknown operations
+        case RL_OP_CREATE_ACCOUNTS:
+            return RL_ACCOUNT_SIZE;
+        case RL_OP_CREATE_TRANSFERS:
+            return RL_TRANSFER_SIZE;
+        case RL_OP_LOOKUP_ACCOUNTS:
+        case RL_OP_LOOKUP_TRANSFERS:
+            return RL_ID_SIZE;
+        case RL_OP_GET_ACCOUNT_TRANSFERS:
+            return RL_FILTER_SIZE;
+        case RL_OP_LOAD_RING:
+            return RL_BLOB;
+        case RL_OP_PREPARE:
+            return RL_PREPARE_SIZE;
+        case RL_OP_DECIDE:
+        case RL_OP_OUTCOME_QUERY:
+        case RL_OP_RESOLVE:
+            return RL_TP_SIZE;
+        default:
+            return 0; //  status, get_ring: empty; unknown operations
     }
 }
 
@@ -555,29 +555,29 @@ size_t
 codec_reply_record_size (uint32_t op)
 {
     switch (op) {
-    case RL_OP_CREATE_ACCOUNTS:
-    case RL_OP_CREATE_TRANSFERS:
-        return RL_RESULT_SIZE;
-    case RL_OP_LOOKUP_ACCOUNTS:
-        return RL_ACCOUNT_SIZE;
-    case RL_OP_LOOKUP_TRANSFERS:
-    case RL_OP_GET_ACCOUNT_TRANSFERS:
-        return RL_TRANSFER_SIZE;
-    case RL_OP_STATUS:
-        return RL_STATUS_SIZE;
-    case RL_OP_GET_RING:
-        return RL_BLOB;
-    case RL_OP_PREPARE:
-    case RL_OP_DECIDE:
-    case RL_OP_OUTCOME_QUERY:
-    case RL_OP_RESOLVE:
-        return RL_TP_SIZE;
-    case RL_OP_IN_DOUBT:
-        return RL_IN_DOUBT_SIZE;
-    case RL_OP_AUDIT:
-        return RL_AUDIT_SIZE;
-    default:
-        return 0;   //  load_ring: empty; unknown operations
+        case RL_OP_CREATE_ACCOUNTS:
+        case RL_OP_CREATE_TRANSFERS:
+            return RL_RESULT_SIZE;
+        case RL_OP_LOOKUP_ACCOUNTS:
+            return RL_ACCOUNT_SIZE;
+        case RL_OP_LOOKUP_TRANSFERS:
+        case RL_OP_GET_ACCOUNT_TRANSFERS:
+            return RL_TRANSFER_SIZE;
+        case RL_OP_STATUS:
+            return RL_STATUS_SIZE;
+        case RL_OP_GET_RING:
+            return RL_BLOB;
+        case RL_OP_PREPARE:
+        case RL_OP_DECIDE:
+        case RL_OP_OUTCOME_QUERY:
+        case RL_OP_RESOLVE:
+            return RL_TP_SIZE;
+        case RL_OP_IN_DOUBT:
+            return RL_IN_DOUBT_SIZE;
+        case RL_OP_AUDIT:
+            return RL_AUDIT_SIZE;
+        default:
+            return 0; //  load_ring: empty; unknown operations
     }
 }
 
@@ -648,15 +648,15 @@ codec_check_request (const uint8_t *frame, size_t size, rl_header_t *header)
     uint32_t count_min = 0;
     uint32_t count_max = RL_BATCH_RECORDS_MAX;
     switch (header->operation) {
-    case RL_OP_GET_ACCOUNT_TRANSFERS:
-        count_min = count_max = 1;
-        break;
-    case RL_OP_STATUS:
-    case RL_OP_GET_RING:
-        count_max = 0;
-        break;
-    default:
-        break;   //  creates and lookups: 0..max (an empty batch, an empty reply)
+        case RL_OP_GET_ACCOUNT_TRANSFERS:
+            count_min = count_max = 1;
+            break;
+        case RL_OP_STATUS:
+        case RL_OP_GET_RING:
+            count_max = 0;
+            break;
+        default:
+            break; //  creates and lookups: 0..max (an empty batch, an empty reply)
     }
     return s_check_body (header, size, codec_request_record_size (header->operation), count_min,
                          count_max);
@@ -678,7 +678,7 @@ codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header)
     }
     if (header->status != RL_STATUS_OK) {
         //  An error reply echoes whatever operation the request carried.
-        bool is_defined = header->status <= RL_STATUS_WRONG_SHARD;   //  the last status
+        bool is_defined = header->status <= RL_STATUS_WRONG_SHARD; //  the last status
         bool is_bare = header->record_count == 0 && size == RL_HEADER_SIZE;
         return is_defined && is_bare ? RL_STATUS_OK : RL_STATUS_MALFORMED;
     }
@@ -688,17 +688,17 @@ codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header)
     uint32_t count_min = 0;
     uint32_t count_max = RL_BATCH_RECORDS_MAX;
     switch (header->operation) {
-    case RL_OP_GET_ACCOUNT_TRANSFERS:
-        count_max = RL_HISTORY_LIMIT_MAX;
-        break;
-    case RL_OP_STATUS:
-        count_min = count_max = 1;
-        break;
-    case RL_OP_LOAD_RING:
-        count_max = 0;
-        break;
-    default:
-        break;   //  creates and lookups: one per request record, 0..max
+        case RL_OP_GET_ACCOUNT_TRANSFERS:
+            count_max = RL_HISTORY_LIMIT_MAX;
+            break;
+        case RL_OP_STATUS:
+            count_min = count_max = 1;
+            break;
+        case RL_OP_LOAD_RING:
+            count_max = 0;
+            break;
+        default:
+            break; //  creates and lookups: one per request record, 0..max
     }
     return s_check_body (header, size, codec_reply_record_size (header->operation), count_min,
                          count_max);

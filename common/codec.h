@@ -36,8 +36,8 @@
 #define RL_BLOB SIZE_MAX
 
 //  Header --------------------------------------------------------------------
-void codec_encode_header (const rl_header_t *header, uint8_t *out);   //  writes RL_HEADER_SIZE bytes
-void codec_decode_header (const uint8_t *in, rl_header_t *header);    //  reads RL_HEADER_SIZE bytes
+void codec_encode_header (const rl_header_t *header, uint8_t *out); //  writes RL_HEADER_SIZE bytes
+void codec_decode_header (const uint8_t *in, rl_header_t *header);  //  reads RL_HEADER_SIZE bytes
 
 //  Checks a request frame, in this order, and returns the first failure:
 //      size < RL_HEADER_SIZE                          MALFORMED
@@ -69,7 +69,7 @@ size_t codec_request_record_size (uint32_t op);
 size_t codec_reply_record_size (uint32_t op);
 //  Operations 1..8, served by shards and routers today; the two-phase and
 //  admin operations of proto.h are reserved and answer unknown_operation.
-bool   codec_op_is_known (uint32_t op);
+bool codec_op_is_known (uint32_t op);
 
 //  Records: encode writes exactly the record size; decode reads exactly it.
 void codec_encode_id (rl_id_t id, uint8_t *out);
@@ -97,14 +97,14 @@ void codec_encode_prepare (const rl_prepare_rec_t *prepare, uint8_t *out);
 void codec_decode_prepare (const uint8_t *in, rl_prepare_rec_t *prepare);
 
 //  Little-endian primitives, for modules that lay out their own storage.
-void     codec_put_u16 (uint8_t *out, uint16_t v);
-void     codec_put_u32 (uint8_t *out, uint32_t v);
-void     codec_put_u64 (uint8_t *out, uint64_t v);
+void codec_put_u16 (uint8_t *out, uint16_t v);
+void codec_put_u32 (uint8_t *out, uint32_t v);
+void codec_put_u64 (uint8_t *out, uint64_t v);
 uint16_t codec_get_u16 (const uint8_t *in);
 uint32_t codec_get_u32 (const uint8_t *in);
 uint64_t codec_get_u64 (const uint8_t *in);
 //  Big-endian u64, for RocksDB keys that must sort by number.
-void     codec_put_u64_be (uint8_t *out, uint64_t v);
+void codec_put_u64_be (uint8_t *out, uint64_t v);
 uint64_t codec_get_u64_be (const uint8_t *in);
 
 #endif

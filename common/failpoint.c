@@ -43,13 +43,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RL_FP_SPEC_SIZE_MAX  4096    //  bytes of RL_FAILPOINTS, NUL included
-#define RL_FP_DELAY_MS_MAX   600000  //  longest delay: ten minutes
-#define RL_FP_PATH_SIZE_MAX  4096    //  bytes of RL_FAILPOINT_FILE, NUL included
-#define RL_FP_NAME_SIZE_MAX  128     //  bytes of a name in RL_FAILPOINTS, NUL included
+#define RL_FP_SPEC_SIZE_MAX   4096   //  bytes of RL_FAILPOINTS, NUL included
+#define RL_FP_DELAY_MS_MAX    600000 //  longest delay: ten minutes
+#define RL_FP_PATH_SIZE_MAX   4096   //  bytes of RL_FAILPOINT_FILE, NUL included
+#define RL_FP_NAME_SIZE_MAX   128    //  bytes of a name in RL_FAILPOINTS, NUL included
 #define RL_FP_RECORD_SIZE_MAX 256    //  bytes of one record line, "name action\n"
-#define RL_FP_ERR_SIZE       512     //  bytes of a lazy-initialisation message
-#define RL_FP_ECHO_SIZE_MAX  64      //  bytes of a bad entry quoted in a message
+#define RL_FP_ERR_SIZE        512    //  bytes of a lazy-initialisation message
+#define RL_FP_ECHO_SIZE_MAX   64     //  bytes of a bad entry quoted in a message
 
 typedef enum {
     FP_ACTION_NONE = 0,
@@ -59,15 +59,15 @@ typedef enum {
 } fp_action_t;
 
 typedef struct {
-    const char *name;               //  stable name, "shard.after_sync"
-    const char *where;              //  one-line description
-    atomic_int action;              //  fp_action_t
-    atomic_uint delay_ms;           //  for FP_ACTION_DELAY
-    atomic_ulong nth;               //  act on this hit only (1-based); 0: every hit
-    atomic_ulong hits;              //  hits since the last initialisation, while armed
+    const char *name;     //  stable name, "shard.after_sync"
+    const char *where;    //  one-line description
+    atomic_int action;    //  fp_action_t
+    atomic_uint delay_ms; //  for FP_ACTION_DELAY
+    atomic_ulong nth;     //  act on this hit only (1-based); 0: every hit
+    atomic_ulong hits;    //  hits since the last initialisation, while armed
 } fp_slot_t;
 
-typedef struct {                    //  one parsed entry, before installing
+typedef struct { //  one parsed entry, before installing
     fp_action_t action;
     unsigned delay_ms;
     unsigned long nth;
@@ -80,16 +80,16 @@ static fp_slot_t s_points[RL_FP_COUNT] = {
 };
 
 //  Every registered name fits a record line with any action.
-#define RL_FP_X(id, fp_name, fp_where)                                                            \
-    _Static_assert (sizeof (fp_name) <= RL_FP_NAME_SIZE_MAX, "failpoint name too long: " fp_name);
+#define RL_FP_X(id, fp_name, fp_where)                                                             \
+    _Static_assert(sizeof (fp_name) <= RL_FP_NAME_SIZE_MAX, "failpoint name too long: " fp_name);
 #include "failpoint_list.h"
 #undef RL_FP_X
-_Static_assert (RL_FP_NAME_SIZE_MAX + 32 <= RL_FP_RECORD_SIZE_MAX, "a record fits its line");
+_Static_assert(RL_FP_NAME_SIZE_MAX + 32 <= RL_FP_RECORD_SIZE_MAX, "a record fits its line");
 
-atomic_bool rl_failpoints_enabled = true;           //  invariant 1
+atomic_bool rl_failpoints_enabled = true; //  invariant 1
 static atomic_bool s_initialised = false;
 static pthread_mutex_t s_init_lock = PTHREAD_MUTEX_INITIALIZER;
-static char s_record_path[RL_FP_PATH_SIZE_MAX];     //  empty: no record file
+static char s_record_path[RL_FP_PATH_SIZE_MAX]; //  empty: no record file
 
 size_t
 failpoint_count (void)
@@ -172,19 +172,16 @@ s_parse_action (const char *text, const char *end, fp_setting_t *setting)
     }
     if (action_size == 5 && memcmp (text, "crash", 5) == 0) {
         setting->action = FP_ACTION_CRASH;
-    }
-    else if (action_size == 5 && memcmp (text, "error", 5) == 0) {
+    } else if (action_size == 5 && memcmp (text, "error", 5) == 0) {
         setting->action = FP_ACTION_ERROR;
-    }
-    else if (action_size > 6 && memcmp (text, "delay:", 6) == 0) {
+    } else if (action_size > 6 && memcmp (text, "delay:", 6) == 0) {
         unsigned long delay_ms;
         if (s_parse_number (text + 6, action_end, 0, RL_FP_DELAY_MS_MAX, &delay_ms) != 0) {
             return -1;
         }
         setting->action = FP_ACTION_DELAY;
         setting->delay_ms = (unsigned) delay_ms;
-    }
-    else {
+    } else {
         return -1;
     }
     return 0;
@@ -242,11 +239,11 @@ s_parse_spec (const char *spec, fp_setting_t *settings, char *err, size_t err_si
         return -1;
     }
     if (spec_size == 0) {
-        return 0;                   //  set but empty: nothing armed
+        return 0; //  set but empty: nothing armed
     }
     const char *text = spec;
     const char *spec_end = spec + spec_size;
-    while (text <= spec_end) {      //  bounded: each turn moves past one comma
+    while (text <= spec_end) { //  bounded: each turn moves past one comma
         const char *comma = memchr (text, ',', (size_t) (spec_end - text));
         const char *end = comma ? comma : spec_end;
         if (end == text) {
@@ -268,7 +265,7 @@ s_install (const fp_setting_t *settings)
     bool armed = false;
     for (int index = 0; index < RL_FP_COUNT; index++) {
         fp_slot_t *slot = &s_points[index];
-        atomic_store (&slot->action, FP_ACTION_NONE);   //  disarm while changing
+        atomic_store (&slot->action, FP_ACTION_NONE); //  disarm while changing
         atomic_store (&slot->hits, 0);
         atomic_store (&slot->delay_ms, settings[index].delay_ms);
         atomic_store (&slot->nth, settings[index].nth);
@@ -282,7 +279,7 @@ s_install (const fp_setting_t *settings)
 static int
 s_init_locked (char *err, size_t err_size)
 {
-    static fp_setting_t settings[RL_FP_COUNT];   //  guarded by s_init_lock
+    static fp_setting_t settings[RL_FP_COUNT]; //  guarded by s_init_lock
     int rc = 0;
     const char *spec = getenv ("RL_FAILPOINTS");
     if (spec && s_parse_spec (spec, settings, err, err_size) != 0) {
@@ -299,8 +296,7 @@ s_init_locked (char *err, size_t err_size)
                    sizeof s_record_path - 1);
             memset (settings, 0, sizeof settings);
             rc = -1;
-        }
-        else {
+        } else {
             strcpy (s_record_path, path);
         }
     }
@@ -342,15 +338,15 @@ static int
 s_format_action (char *buffer, size_t buffer_size, fp_action_t action, unsigned delay_ms)
 {
     switch (action) {
-    case FP_ACTION_CRASH:
-        return snprintf (buffer, buffer_size, "crash");
-    case FP_ACTION_ERROR:
-        return snprintf (buffer, buffer_size, "error");
-    case FP_ACTION_DELAY:
-        return snprintf (buffer, buffer_size, "delay:%u", delay_ms);
-    default:
-        assert (false);
-        return -1;
+        case FP_ACTION_CRASH:
+            return snprintf (buffer, buffer_size, "crash");
+        case FP_ACTION_ERROR:
+            return snprintf (buffer, buffer_size, "error");
+        case FP_ACTION_DELAY:
+            return snprintf (buffer, buffer_size, "delay:%u", delay_ms);
+        default:
+            assert (false);
+            return -1;
     }
 }
 
@@ -420,7 +416,7 @@ failpoint_hit_slow (rl_fp_t fp)
     if (action == FP_ACTION_CRASH) {
         rl_error ("failpoint %s: crash (hit %lu), raising SIGKILL", slot->name, hit);
         raise (SIGKILL);
-        abort ();                   //  not reached: SIGKILL cannot be caught
+        abort (); //  not reached: SIGKILL cannot be caught
     }
     if (action == FP_ACTION_DELAY) {
         rl_warn ("failpoint %s: delay %u ms (hit %lu)", slot->name, delay_ms, hit);

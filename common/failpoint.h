@@ -61,9 +61,9 @@ failpoint_hit (rl_fp_t fp)
 
 #define RL_FAILPOINT(id) failpoint_hit (RL_FP_##id)
 
-size_t      failpoint_count (void);            //  == RL_FP_COUNT
-const char *failpoint_name (rl_fp_t fp);       //  stable name
-const char *failpoint_where (rl_fp_t fp);      //  description
-int         failpoint_find (const char *name); //  index, or -1
+size_t failpoint_count (void);            //  == RL_FP_COUNT
+const char *failpoint_name (rl_fp_t fp);  //  stable name
+const char *failpoint_where (rl_fp_t fp); //  description
+int failpoint_find (const char *name);    //  index, or -1
 
 #endif

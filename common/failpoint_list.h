@@ -7,19 +7,32 @@
 */
 RL_FP_X (TEST_ALPHA, "test.alpha", "test only: exercised by test_failpoint")
 RL_FP_X (TEST_BETA, "test.beta", "test only: exercised by test_failpoint")
-RL_FP_X (SHARD_BEFORE_COMMIT, "shard.before_commit", "shard: group commit built, before the WriteBatch is written")
+RL_FP_X (SHARD_BEFORE_COMMIT, "shard.before_commit",
+         "shard: group commit built, before the WriteBatch is written")
 RL_FP_X (SHARD_AFTER_WRITE, "shard.after_write", "shard: WriteBatch written, before the WAL sync")
 RL_FP_X (SHARD_AFTER_SYNC, "shard.after_sync", "shard: WAL synced, before replies are sent")
 RL_FP_X (SHARD_AFTER_REPLY, "shard.after_reply", "shard: replies of a group commit sent")
-RL_FP_X (TP_COORD_PREPARE_SENT, "tp.coord.prepare_sent", "coordinator: debit reserved, PREPARE sent, nothing durable")
-RL_FP_X (TP_PART_PREPARED, "tp.part.prepared", "participant: credit reserved and prepared record in the batch, before the commit")
-RL_FP_X (TP_PART_PREPARE_SYNCED, "tp.part.prepare_synced", "participant: prepared record synced, before PREPARE-OK is sent")
-RL_FP_X (TP_COORD_DECIDED, "tp.coord.decided", "coordinator: decision and debit posting in the batch, before the commit")
-RL_FP_X (TP_COORD_DECISION_SYNCED, "tp.coord.decision_synced", "coordinator: decision synced, before the client reply and DECIDE")
-RL_FP_X (TP_COORD_DECISION_SENT, "tp.coord.decision_sent", "coordinator: DECIDE sent, before the acknowledgement")
-RL_FP_X (TP_PART_APPLIED, "tp.part.applied", "participant: decision applied in the batch, before the commit")
-RL_FP_X (TP_PART_APPLY_SYNCED, "tp.part.apply_synced", "participant: applied decision synced, before the ACK is sent")
-RL_FP_X (TP_COORD_ACKED, "tp.coord.acked", "coordinator: ACK received, log entry removal in the batch, before the commit")
-RL_FP_X (TP_COORD_ABORT_DECIDED, "tp.coord.abort_decided", "coordinator: prepare timed out, abort decided in the batch")
+RL_FP_X (TP_COORD_PREPARE_SENT, "tp.coord.prepare_sent",
+         "coordinator: debit reserved, PREPARE sent, nothing durable")
+RL_FP_X (TP_PART_PREPARED, "tp.part.prepared",
+         "participant: credit reserved and prepared record in the batch, before the commit")
+RL_FP_X (TP_PART_PREPARE_SYNCED, "tp.part.prepare_synced",
+         "participant: prepared record synced, before PREPARE-OK is sent")
+RL_FP_X (TP_COORD_DECIDED, "tp.coord.decided",
+         "coordinator: decision and debit posting in the batch, before the commit")
+RL_FP_X (TP_COORD_DECISION_SYNCED, "tp.coord.decision_synced",
+         "coordinator: decision synced, before the client reply and DECIDE")
+RL_FP_X (TP_COORD_DECISION_SENT, "tp.coord.decision_sent",
+         "coordinator: DECIDE sent, before the acknowledgement")
+RL_FP_X (TP_PART_APPLIED, "tp.part.applied",
+         "participant: decision applied in the batch, before the commit")
+RL_FP_X (TP_PART_APPLY_SYNCED, "tp.part.apply_synced",
+         "participant: applied decision synced, before the ACK is sent")
+RL_FP_X (TP_COORD_ACKED, "tp.coord.acked",
+         "coordinator: ACK received, log entry removal in the batch, before the commit")
+RL_FP_X (TP_COORD_ABORT_DECIDED, "tp.coord.abort_decided",
+         "coordinator: prepare timed out, abort decided in the batch")
 RL_FP_X (TP_PART_QUERY_SENT, "tp.part.query_sent", "participant: outcome query sent")
-RL_FP_X (TP_PART_PREPARE_DELAY, "tp.part.prepare_delay", "participant: before handling a PREPARE batch (delay: the coordinator times out while it is in flight)")
+RL_FP_X (TP_PART_PREPARE_DELAY, "tp.part.prepare_delay",
+         "participant: before handling a PREPARE batch (delay: the coordinator times out while it "
+         "is in flight)")

@@ -40,10 +40,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RL_LOG_LINE_SIZE_MAX 1024   //  bytes of one line, '\n' included
-#define RL_LOG_NAME_SIZE_MAX 32     //  bytes of component or name, NUL included
+#define RL_LOG_LINE_SIZE_MAX 1024 //  bytes of one line, '\n' included
+#define RL_LOG_NAME_SIZE_MAX 32   //  bytes of component or name, NUL included
 
-_Static_assert (RL_LOG_LINE_SIZE_MAX <= PIPE_BUF, "a line is one atomic write to a pipe");
+_Static_assert(RL_LOG_LINE_SIZE_MAX <= PIPE_BUF, "a line is one atomic write to a pipe");
 
 #define RL_LOG_LEVEL_UNSET (-1)
 
@@ -79,7 +79,7 @@ s_copy_name (char *target, const char *source)
     snprintf (target, RL_LOG_NAME_SIZE_MAX, "%s", *source ? source : "-");
     for (char *cursor = target; *cursor; cursor++) {
         if (*cursor == ' ' || *cursor == '\n') {
-            *cursor = '_';          //  keep the line's fields split by spaces
+            *cursor = '_'; //  keep the line's fields split by spaces
         }
     }
 }
@@ -148,7 +148,7 @@ s_write_all (const char *line, size_t line_size)
             continue;
         }
         if (written <= 0) {
-            return;                 //  nowhere left to report it
+            return; //  nowhere left to report it
         }
         done += (size_t) written;
     }
@@ -164,16 +164,16 @@ rl_log (rl_log_level_t level, const char *format, ...)
     }
     int saved_errno = errno;
     char line[RL_LOG_LINE_SIZE_MAX];
-    const size_t text_size_max = sizeof line - 1;   //  room for the '\n'
+    const size_t text_size_max = sizeof line - 1; //  room for the '\n'
     int size = s_format_time (line, text_size_max);
-    size += snprintf (line + size, text_size_max - (size_t) size, " %s %s %s ", s_component,
-                      s_name, s_level_names[level]);
+    size += snprintf (line + size, text_size_max - (size_t) size, " %s %s %s ", s_component, s_name,
+                      s_level_names[level]);
     assert (size > 0 && (size_t) size < text_size_max);
     size_t header_size = (size_t) size;
 
     va_list args;
     va_start (args, format);
-    errno = saved_errno;            //  so that %m prints the caller's errno
+    errno = saved_errno; //  so that %m prints the caller's errno
     int message_size = vsnprintf (line + header_size, text_size_max - header_size, format, args);
     va_end (args);
     if (message_size < 0) {
@@ -181,7 +181,7 @@ rl_log (rl_log_level_t level, const char *format, ...)
     }
     size_t line_size = header_size + (size_t) message_size;
     if (line_size >= text_size_max) {
-        line_size = text_size_max - 1;              //  what vsnprintf kept
+        line_size = text_size_max - 1; //  what vsnprintf kept
         memcpy (line + line_size - 3, "...", 3);
     }
     for (size_t index = header_size; index < line_size; index++) {

@@ -20,8 +20,7 @@ typedef enum {
 //  The level comes from RL_LOG_LEVEL (debug|info|warn|error), default info.
 void rl_log_init (const char *component, const char *name);
 void rl_log_set_level (rl_log_level_t level);
-void rl_log (rl_log_level_t level, const char *format, ...)
-    __attribute__ ((format (printf, 2, 3)));
+void rl_log (rl_log_level_t level, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
 
 #define rl_debug(...) rl_log (RL_LOG_DEBUG, __VA_ARGS__)
 #define rl_info(...)  rl_log (RL_LOG_INFO, __VA_ARGS__)

@@ -24,8 +24,8 @@
 
 #include <string.h>
 
-#define RL_NAME(value, name)                                                 \
-    case value:                                                              \
+#define RL_NAME(value, name)                                                                       \
+    case value:                                                                                    \
         return name
 
 const char *
@@ -66,15 +66,13 @@ rl_result_name (uint32_t result)
         RL_NAME (RL_DEBIT_ACCOUNT_ID_MUST_NOT_BE_ZERO, "debit_account_id_must_not_be_zero");
         RL_NAME (RL_DEBIT_ACCOUNT_ID_MUST_NOT_BE_INT_MAX, "debit_account_id_must_not_be_int_max");
         RL_NAME (RL_CREDIT_ACCOUNT_ID_MUST_NOT_BE_ZERO, "credit_account_id_must_not_be_zero");
-        RL_NAME (RL_CREDIT_ACCOUNT_ID_MUST_NOT_BE_INT_MAX,
-                 "credit_account_id_must_not_be_int_max");
+        RL_NAME (RL_CREDIT_ACCOUNT_ID_MUST_NOT_BE_INT_MAX, "credit_account_id_must_not_be_int_max");
         RL_NAME (RL_ACCOUNTS_MUST_BE_DIFFERENT, "accounts_must_be_different");
         RL_NAME (RL_PENDING_ID_MUST_BE_ZERO, "pending_id_must_be_zero");
         RL_NAME (RL_PENDING_ID_MUST_NOT_BE_ZERO, "pending_id_must_not_be_zero");
         RL_NAME (RL_PENDING_ID_MUST_NOT_BE_INT_MAX, "pending_id_must_not_be_int_max");
         RL_NAME (RL_PENDING_ID_MUST_BE_DIFFERENT, "pending_id_must_be_different");
-        RL_NAME (RL_TIMEOUT_RESERVED_FOR_PENDING_TRANSFER,
-                 "timeout_reserved_for_pending_transfer");
+        RL_NAME (RL_TIMEOUT_RESERVED_FOR_PENDING_TRANSFER, "timeout_reserved_for_pending_transfer");
         RL_NAME (RL_AMOUNT_MUST_NOT_BE_ZERO, "amount_must_not_be_zero");
         RL_NAME (RL_LEDGER_MUST_NOT_BE_ZERO, "ledger_must_not_be_zero");
         RL_NAME (RL_CODE_MUST_NOT_BE_ZERO, "code_must_not_be_zero");
@@ -90,12 +88,10 @@ rl_result_name (uint32_t result)
                  "pending_transfer_has_different_debit_account_id");
         RL_NAME (RL_PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT_ID,
                  "pending_transfer_has_different_credit_account_id");
-        RL_NAME (RL_PENDING_TRANSFER_HAS_DIFFERENT_LEDGER,
-                 "pending_transfer_has_different_ledger");
+        RL_NAME (RL_PENDING_TRANSFER_HAS_DIFFERENT_LEDGER, "pending_transfer_has_different_ledger");
         RL_NAME (RL_PENDING_TRANSFER_HAS_DIFFERENT_CODE, "pending_transfer_has_different_code");
         RL_NAME (RL_EXCEEDS_PENDING_TRANSFER_AMOUNT, "exceeds_pending_transfer_amount");
-        RL_NAME (RL_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT,
-                 "pending_transfer_has_different_amount");
+        RL_NAME (RL_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT, "pending_transfer_has_different_amount");
         RL_NAME (RL_PENDING_TRANSFER_ALREADY_POSTED, "pending_transfer_already_posted");
         RL_NAME (RL_PENDING_TRANSFER_ALREADY_VOIDED, "pending_transfer_already_voided");
         RL_NAME (RL_PENDING_TRANSFER_EXPIRED, "pending_transfer_expired");
@@ -112,8 +108,8 @@ rl_result_name (uint32_t result)
         RL_NAME (RL_DEBITS_POSTED_MUST_BE_ZERO, "debits_posted_must_be_zero");
         RL_NAME (RL_CREDITS_PENDING_MUST_BE_ZERO, "credits_pending_must_be_zero");
         RL_NAME (RL_CREDITS_POSTED_MUST_BE_ZERO, "credits_posted_must_be_zero");
-    default:
-        return "unknown";
+        default:
+            return "unknown";
     }
 }
 
@@ -136,8 +132,8 @@ rl_status_name (uint32_t status)
         RL_NAME (RL_STATUS_TIMEOUT, "timeout");
         RL_NAME (RL_STATUS_DUPLICATE_ID, "duplicate_id");
         RL_NAME (RL_STATUS_WRONG_SHARD, "wrong_shard");
-    default:
-        return "unknown";
+        default:
+            return "unknown";
     }
 }
 
@@ -160,8 +156,8 @@ rl_op_name (uint32_t op)
         RL_NAME (RL_OP_IN_DOUBT, "in_doubt");
         RL_NAME (RL_OP_AUDIT, "audit");
         RL_NAME (RL_OP_RESOLVE, "resolve");
-    default:
-        return "unknown";
+        default:
+            return "unknown";
     }
 }
 
@@ -172,8 +168,8 @@ rl_durability_name (uint32_t durability)
         RL_NAME (RL_DURABILITY_SYNC, "sync");
         RL_NAME (RL_DURABILITY_NOSYNC, "nosync (benchmark only)");
         RL_NAME (RL_DURABILITY_SYNC_MANUAL_WAL, "sync, manual WAL flush");
-    default:
-        return "unknown";
+        default:
+            return "unknown";
     }
 }
 
@@ -181,19 +177,19 @@ bool
 rl_result_is_retryable (uint32_t result)
 {
     if (strcmp (rl_result_name (result), "unknown") == 0) {
-        return true;   //  a code this version does not know: never assume the id is spent
+        return true; //  a code this version does not know: never assume the id is spent
     }
     if (result >= RL_WRONG_SHARD && result <= 15) {
-        return true;   //  infrastructure, including codes 12..15 kept for it
+        return true; //  infrastructure, including codes 12..15 kept for it
     }
     if (result == RL_ID_MUST_NOT_BE_ZERO || result == RL_ID_MUST_NOT_BE_INT_MAX) {
-        return true;   //  id validation
+        return true; //  id validation
     }
     if (result >= RL_TIMESTAMP_MUST_BE_ZERO && result <= RL_NOT_SUPPORTED) {
-        return true;   //  field validation of transfers and accounts
+        return true; //  field validation of transfers and accounts
     }
     if (result >= RL_DEBITS_PENDING_MUST_BE_ZERO && result <= RL_CREDITS_POSTED_MUST_BE_ZERO) {
-        return true;   //  field validation of accounts
+        return true; //  field validation of accounts
     }
     return false;
 }
@@ -202,13 +198,21 @@ const char *
 rl_tp_state_name (uint32_t state)
 {
     switch (state) {
-    case RL_TP_COMMIT: return "commit";
-    case RL_TP_ABORT: return "abort";
-    case RL_TP_PENDING: return "pending";
-    case RL_TP_PREPARED: return "prepared";
-    case RL_TP_REFUSED: return "refused";
-    case RL_TP_ACKED: return "acked";
-    case RL_TP_NOT_ACKED: return "not_acked";
-    default: return "unknown";
+        case RL_TP_COMMIT:
+            return "commit";
+        case RL_TP_ABORT:
+            return "abort";
+        case RL_TP_PENDING:
+            return "pending";
+        case RL_TP_PREPARED:
+            return "prepared";
+        case RL_TP_REFUSED:
+            return "refused";
+        case RL_TP_ACKED:
+            return "acked";
+        case RL_TP_NOT_ACKED:
+            return "not_acked";
+        default:
+            return "unknown";
     }
 }

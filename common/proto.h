@@ -25,7 +25,7 @@
 
 #include "rl_limits.h"
 
-#define RL_MAGIC   0x67646c72u  //  bytes "rldg" read as a little-endian u32
+#define RL_MAGIC   0x67646c72u //  bytes "rldg" read as a little-endian u32
 #define RL_VERSION 1
 
 //  A 128-bit id: lo holds bytes 0..7, hi bytes 8..15 (little-endian).
@@ -54,14 +54,14 @@ rl_id_eq (rl_id_t a, rl_id_t b)
 
 //  Operations ------------------------------------------------------------
 typedef enum {
-    RL_OP_CREATE_ACCOUNTS = 1,        //  account[]            -> result[]
-    RL_OP_CREATE_TRANSFERS = 2,       //  transfer[]           -> result[]
-    RL_OP_LOOKUP_ACCOUNTS = 3,        //  id[]                 -> account[] (timestamp 0: not found)
-    RL_OP_LOOKUP_TRANSFERS = 4,       //  id[]                 -> transfer[] (timestamp 0: not found)
-    RL_OP_GET_ACCOUNT_TRANSFERS = 5,  //  filter[1]            -> transfer[] (up to limit)
-    RL_OP_STATUS = 6,                 //  (none)               -> status[1]
-    RL_OP_LOAD_RING = 7,              //  ring blob (count 1)  -> (none); refused unless epoch grows
-    RL_OP_GET_RING = 8,               //  (none)               -> ring blob (count 1)
+    RL_OP_CREATE_ACCOUNTS = 1,       //  account[]            -> result[]
+    RL_OP_CREATE_TRANSFERS = 2,      //  transfer[]           -> result[]
+    RL_OP_LOOKUP_ACCOUNTS = 3,       //  id[]                 -> account[] (timestamp 0: not found)
+    RL_OP_LOOKUP_TRANSFERS = 4,      //  id[]                 -> transfer[] (timestamp 0: not found)
+    RL_OP_GET_ACCOUNT_TRANSFERS = 5, //  filter[1]            -> transfer[] (up to limit)
+    RL_OP_STATUS = 6,                //  (none)               -> status[1]
+    RL_OP_LOAD_RING = 7,             //  ring blob (count 1)  -> (none); refused unless epoch grows
+    RL_OP_GET_RING = 8,              //  (none)               -> ring blob (count 1)
     //  16..31: two-phase transfers between shards (reserved, docs/two-phase.md)
     RL_OP_PREPARE = 16,
     RL_OP_DECIDE = 17,
@@ -70,33 +70,33 @@ typedef enum {
     //  32..47: admin (reserved)
     RL_OP_IN_DOUBT = 32,
     RL_OP_AUDIT = 33,
-    RL_OP_RESOLVE = 34,               //  two-phase record[] -> two-phase record[] (heuristic)
+    RL_OP_RESOLVE = 34, //  two-phase record[] -> two-phase record[] (heuristic)
 } rl_op_t;
 
 //  Message-level status, in the reply header --------------------------------
 typedef enum {
     RL_STATUS_OK = 0,
-    RL_STATUS_MALFORMED = 1,          //  short frame, or count disagrees with size
+    RL_STATUS_MALFORMED = 1, //  short frame, or count disagrees with size
     RL_STATUS_BAD_MAGIC = 2,
     RL_STATUS_BAD_VERSION = 3,
     RL_STATUS_UNKNOWN_OPERATION = 4,
-    RL_STATUS_TOO_MANY_RECORDS = 5,   //  more than RL_BATCH_RECORDS_MAX, or oversize frame
-    RL_STATUS_BUSY = 6,               //  a bounded queue is full: back off and retry
-    RL_STATUS_STORAGE_ERROR = 7,      //  the store refuses writes until it recovers
-    RL_STATUS_EPOCH_NOT_NEWER = 8,    //  load ring: the epoch does not increase
-    RL_STATUS_BAD_RING = 9,           //  load ring: the blob does not decode
-    RL_STATUS_BAD_FILTER = 10,        //  get_account_transfers: invalid filter
-    RL_STATUS_UNAVAILABLE = 11,       //  router: no shard could be reached
-    RL_STATUS_TIMEOUT = 12,           //  router: deadline passed on a read or admin request
-                                      //  (creates answer status ok, open records outcome_unknown)
-    RL_STATUS_DUPLICATE_ID = 13,      //  router: an id appears twice in one batch
-    RL_STATUS_WRONG_SHARD = 14,       //  read of an account the shard does not own at its epoch
+    RL_STATUS_TOO_MANY_RECORDS = 5, //  more than RL_BATCH_RECORDS_MAX, or oversize frame
+    RL_STATUS_BUSY = 6,             //  a bounded queue is full: back off and retry
+    RL_STATUS_STORAGE_ERROR = 7,    //  the store refuses writes until it recovers
+    RL_STATUS_EPOCH_NOT_NEWER = 8,  //  load ring: the epoch does not increase
+    RL_STATUS_BAD_RING = 9,         //  load ring: the blob does not decode
+    RL_STATUS_BAD_FILTER = 10,      //  get_account_transfers: invalid filter
+    RL_STATUS_UNAVAILABLE = 11,     //  router: no shard could be reached
+    RL_STATUS_TIMEOUT = 12,         //  router: deadline passed on a read or admin request
+                                    //  (creates answer status ok, open records outcome_unknown)
+    RL_STATUS_DUPLICATE_ID = 13,    //  router: an id appears twice in one batch
+    RL_STATUS_WRONG_SHARD = 14,     //  read of an account the shard does not own at its epoch
 } rl_status_t;
 
 //  Per-record result codes (create_accounts and create_transfers) ----------
 typedef enum {
     RL_OK = 0,
-    RL_EXISTS = 1,                    //  the same record was created earlier: success
+    RL_EXISTS = 1, //  the same record was created earlier: success
 
     //  infrastructure: never burns the id
     RL_WRONG_SHARD = 2,
@@ -107,8 +107,8 @@ typedef enum {
     RL_IN_DOUBT = 7,
     RL_FROZEN = 8,
     RL_STORAGE_ERROR = 9,
-    RL_LINKED_EVENT_FAILED = 10,      //  reserved for linked chains
-    RL_LINKED_EVENT_CHAIN_OPEN = 11,  //  reserved for linked chains
+    RL_LINKED_EVENT_FAILED = 10,     //  reserved for linked chains
+    RL_LINKED_EVENT_CHAIN_OPEN = 11, //  reserved for linked chains
 
     //  id validation
     RL_ID_MUST_NOT_BE_ZERO = 16,
@@ -138,14 +138,14 @@ typedef enum {
     RL_CREDIT_ACCOUNT_ID_MUST_NOT_BE_INT_MAX = 47,
     RL_ACCOUNTS_MUST_BE_DIFFERENT = 48,
     RL_PENDING_ID_MUST_BE_ZERO = 49,
-    RL_PENDING_ID_MUST_NOT_BE_ZERO = 50,      //  reserved: post/void
-    RL_PENDING_ID_MUST_NOT_BE_INT_MAX = 51,   //  reserved: post/void
-    RL_PENDING_ID_MUST_BE_DIFFERENT = 52,     //  reserved: post/void
+    RL_PENDING_ID_MUST_NOT_BE_ZERO = 50,    //  reserved: post/void
+    RL_PENDING_ID_MUST_NOT_BE_INT_MAX = 51, //  reserved: post/void
+    RL_PENDING_ID_MUST_BE_DIFFERENT = 52,   //  reserved: post/void
     RL_TIMEOUT_RESERVED_FOR_PENDING_TRANSFER = 53,
     RL_AMOUNT_MUST_NOT_BE_ZERO = 54,
     RL_LEDGER_MUST_NOT_BE_ZERO = 55,
     RL_CODE_MUST_NOT_BE_ZERO = 56,
-    RL_NOT_SUPPORTED = 57,            //  a reserved feature flag (pending, linked) not yet served
+    RL_NOT_SUPPORTED = 57, //  a reserved feature flag (pending, linked) not yet served
 
     //  account lookups: state-dependent, burns the id
     RL_DEBIT_ACCOUNT_NOT_FOUND = 60,
@@ -175,7 +175,7 @@ typedef enum {
     RL_OVERFLOWS_CREDITS_POSTED = 83,
     RL_OVERFLOWS_DEBITS = 84,
     RL_OVERFLOWS_CREDITS = 85,
-    RL_OVERFLOWS_TIMEOUT = 86,        //  reserved: pending timeouts
+    RL_OVERFLOWS_TIMEOUT = 86, //  reserved: pending timeouts
     RL_EXCEEDS_CREDITS = 87,
     RL_EXCEEDS_DEBITS = 88,
 
@@ -187,104 +187,104 @@ typedef enum {
 } rl_result_t;
 
 //  Account flags (u16) -----------------------------------------------------
-#define RL_ACCOUNT_LINKED                          (1u << 0)  //  reserved: linked chains
-#define RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS  (1u << 1)
-#define RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS  (1u << 2)
-#define RL_ACCOUNT_FLAGS_KNOWN                     0x0007u
+#define RL_ACCOUNT_LINKED                         (1u << 0) //  reserved: linked chains
+#define RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS (1u << 1)
+#define RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS (1u << 2)
+#define RL_ACCOUNT_FLAGS_KNOWN                    0x0007u
 
 //  Transfer flags (u16) ----------------------------------------------------
-#define RL_TRANSFER_LINKED                 (1u << 0)  //  reserved: linked chains
-#define RL_TRANSFER_PENDING                (1u << 1)  //  reserved: authorise now
-#define RL_TRANSFER_POST_PENDING_TRANSFER  (1u << 2)  //  reserved: post later
-#define RL_TRANSFER_VOID_PENDING_TRANSFER  (1u << 3)  //  reserved: void later
-#define RL_TRANSFER_BALANCING_DEBIT        (1u << 4)  //  reserved
-#define RL_TRANSFER_BALANCING_CREDIT       (1u << 5)  //  reserved
-#define RL_TRANSFER_FLAGS_KNOWN            0x003Fu
+#define RL_TRANSFER_LINKED                (1u << 0) //  reserved: linked chains
+#define RL_TRANSFER_PENDING               (1u << 1) //  reserved: authorise now
+#define RL_TRANSFER_POST_PENDING_TRANSFER (1u << 2) //  reserved: post later
+#define RL_TRANSFER_VOID_PENDING_TRANSFER (1u << 3) //  reserved: void later
+#define RL_TRANSFER_BALANCING_DEBIT       (1u << 4) //  reserved
+#define RL_TRANSFER_BALANCING_CREDIT      (1u << 5) //  reserved
+#define RL_TRANSFER_FLAGS_KNOWN           0x003Fu
 
 //  get_account_transfers filter flags (u32) ---------------------------------
-#define RL_FILTER_DEBITS    (1u << 0)  //  include transfers that debit the account
-#define RL_FILTER_CREDITS   (1u << 1)  //  include transfers that credit the account
-#define RL_FILTER_REVERSED  (1u << 2)  //  newest first
+#define RL_FILTER_DEBITS      (1u << 0) //  include transfers that debit the account
+#define RL_FILTER_CREDITS     (1u << 1) //  include transfers that credit the account
+#define RL_FILTER_REVERSED    (1u << 2) //  newest first
 #define RL_FILTER_FLAGS_KNOWN 0x0007u
 
 //  Records (host order; on the wire little-endian, same offsets) ------------
 typedef struct {
-    uint32_t magic;           //  RL_MAGIC
-    uint16_t version;         //  RL_VERSION
-    uint16_t operation;       //  rl_op_t
-    uint64_t request_id;      //  chosen by the client, echoed in the reply
-    uint32_t record_count;    //  records following the header
-    uint32_t status;          //  reply: rl_status_t; request: 0
-    uint64_t epoch;           //  reply: the answering shard's ring epoch; request: 0
+    uint32_t magic;        //  RL_MAGIC
+    uint16_t version;      //  RL_VERSION
+    uint16_t operation;    //  rl_op_t
+    uint64_t request_id;   //  chosen by the client, echoed in the reply
+    uint32_t record_count; //  records following the header
+    uint32_t status;       //  reply: rl_status_t; request: 0
+    uint64_t epoch;        //  reply: the answering shard's ring epoch; request: 0
 } rl_header_t;
 
 typedef struct {
     rl_id_t id;
-    uint64_t debits_pending;      //  minor units
-    uint64_t debits_posted;       //  minor units
-    uint64_t credits_pending;     //  minor units
-    uint64_t credits_posted;      //  minor units
-    uint64_t debits_reserved;     //  minor units in cross-shard escrow (server-set)
-    uint64_t credits_reserved;    //  minor units in cross-shard escrow (server-set)
+    uint64_t debits_pending;   //  minor units
+    uint64_t debits_posted;    //  minor units
+    uint64_t credits_pending;  //  minor units
+    uint64_t credits_posted;   //  minor units
+    uint64_t debits_reserved;  //  minor units in cross-shard escrow (server-set)
+    uint64_t credits_reserved; //  minor units in cross-shard escrow (server-set)
     rl_id_t user_data_128;
     uint64_t user_data_64;
     uint32_t user_data_32;
-    uint32_t ledger;              //  currency; must not be zero
-    uint16_t code;                //  chart-of-accounts code; must not be zero
-    uint16_t flags;               //  RL_ACCOUNT_*
-    uint32_t reserved;            //  must be zero
-    uint64_t timestamp;           //  ns, assigned by the shard; zero on create
-    uint64_t reserved2[2];        //  must be zero
+    uint32_t ledger;       //  currency; must not be zero
+    uint16_t code;         //  chart-of-accounts code; must not be zero
+    uint16_t flags;        //  RL_ACCOUNT_*
+    uint32_t reserved;     //  must be zero
+    uint64_t timestamp;    //  ns, assigned by the shard; zero on create
+    uint64_t reserved2[2]; //  must be zero
 } rl_account_t;
 
 typedef struct {
     rl_id_t id;
     rl_id_t debit_account_id;
     rl_id_t credit_account_id;
-    uint64_t amount;              //  minor units; must not be zero
-    rl_id_t pending_id;           //  reserved: post/void; must be zero
+    uint64_t amount;    //  minor units; must not be zero
+    rl_id_t pending_id; //  reserved: post/void; must be zero
     rl_id_t user_data_128;
     uint64_t user_data_64;
     uint32_t user_data_32;
-    uint32_t timeout;             //  reserved: pending timeout, s; must be zero
+    uint32_t timeout; //  reserved: pending timeout, s; must be zero
     uint32_t ledger;
     uint16_t code;
-    uint16_t flags;               //  RL_TRANSFER_*
-    uint64_t timestamp;           //  ns, assigned by the shard; zero on create
-    uint64_t reserved;            //  must be zero
+    uint16_t flags;     //  RL_TRANSFER_*
+    uint64_t timestamp; //  ns, assigned by the shard; zero on create
+    uint64_t reserved;  //  must be zero
 } rl_transfer_t;
 
 typedef struct {
-    uint32_t index;               //  position of the record in the request
-    uint32_t result;              //  rl_result_t
-    uint64_t timestamp;           //  of the applied (or original) record, else 0
+    uint32_t index;     //  position of the record in the request
+    uint32_t result;    //  rl_result_t
+    uint64_t timestamp; //  of the applied (or original) record, else 0
 } rl_result_rec_t;
 
 typedef struct {
     rl_id_t account_id;
-    uint64_t timestamp_min;       //  inclusive; 0: no lower bound
-    uint64_t timestamp_max;       //  inclusive; 0: no upper bound
-    uint32_t limit;               //  1..RL_HISTORY_LIMIT_MAX
-    uint32_t flags;               //  RL_FILTER_*
-    uint64_t reserved[3];         //  must be zero
+    uint64_t timestamp_min; //  inclusive; 0: no lower bound
+    uint64_t timestamp_max; //  inclusive; 0: no upper bound
+    uint32_t limit;         //  1..RL_HISTORY_LIMIT_MAX
+    uint32_t flags;         //  RL_FILTER_*
+    uint64_t reserved[3];   //  must be zero
 } rl_filter_t;
 
 typedef struct {
-    char name[RL_SHARD_NAME_SIZE_MAX];  //  shard name, NUL-padded
-    uint64_t epoch;               //  ring epoch the shard serves
-    uint64_t accounts;            //  accounts held
-    uint64_t transfers;           //  transfers applied (ok)
-    uint64_t requests;            //  requests served since start
-    uint64_t commits;             //  group commits since start
-    uint32_t durability;          //  rl_durability_t
-    uint32_t ring_shards;         //  shards in the ring the shard serves
-    uint64_t inflight;            //  live two-phase attempts coordinated here
-    uint64_t in_doubt;            //  prepared records awaiting a decision
-    uint64_t last_timestamp;      //  last timestamp assigned, ns
-    uint64_t dropped;             //  messages dropped (no reply possible)
-    uint64_t malformed;           //  requests answered with a message-level error
-    uint64_t wrong_shard;         //  records answered wrong_shard
-    uint32_t pid;                 //  process id
+    char name[RL_SHARD_NAME_SIZE_MAX]; //  shard name, NUL-padded
+    uint64_t epoch;                    //  ring epoch the shard serves
+    uint64_t accounts;                 //  accounts held
+    uint64_t transfers;                //  transfers applied (ok)
+    uint64_t requests;                 //  requests served since start
+    uint64_t commits;                  //  group commits since start
+    uint32_t durability;               //  rl_durability_t
+    uint32_t ring_shards;              //  shards in the ring the shard serves
+    uint64_t inflight;                 //  live two-phase attempts coordinated here
+    uint64_t in_doubt;                 //  prepared records awaiting a decision
+    uint64_t last_timestamp;           //  last timestamp assigned, ns
+    uint64_t dropped;                  //  messages dropped (no reply possible)
+    uint64_t malformed;                //  requests answered with a message-level error
+    uint64_t wrong_shard;              //  records answered wrong_shard
+    uint32_t pid;                      //  process id
     uint32_t reserved0;
     uint64_t uptime_ms;           //  since start
     uint64_t store_keys_written;  //  RocksDB statistics since start: keys written
@@ -307,30 +307,30 @@ typedef struct {
 } rl_attempt_t;
 
 typedef enum {
-    RL_TP_COMMIT = 1,        //  decision, or query answer: commit
-    RL_TP_ABORT = 2,         //  decision, or query answer: abort
-    RL_TP_PENDING = 3,       //  query answer: the attempt is live and undecided
-    RL_TP_PREPARED = 4,      //  prepare reply: the credit is reserved and durable
-    RL_TP_REFUSED = 5,       //  prepare reply: not prepared (result says why)
-    RL_TP_ACKED = 6,         //  decide reply: applied and durable
-    RL_TP_NOT_ACKED = 7,     //  decide reply: contrary or unknown commit (alarm)
+    RL_TP_COMMIT = 1,    //  decision, or query answer: commit
+    RL_TP_ABORT = 2,     //  decision, or query answer: abort
+    RL_TP_PENDING = 3,   //  query answer: the attempt is live and undecided
+    RL_TP_PREPARED = 4,  //  prepare reply: the credit is reserved and durable
+    RL_TP_REFUSED = 5,   //  prepare reply: not prepared (result says why)
+    RL_TP_ACKED = 6,     //  decide reply: applied and durable
+    RL_TP_NOT_ACKED = 7, //  decide reply: contrary or unknown commit (alarm)
 } rl_tp_state_t;
 
 typedef struct {
-    rl_id_t id;                         //  transfer id
+    rl_id_t id; //  transfer id
     rl_attempt_t attempt;
-    uint32_t state;                     //  rl_tp_state_t
-    uint32_t result;                    //  prepare reply: rl_result_t
-    char coordinator[RL_SHARD_NAME_SIZE_MAX];  //  debit shard's name, NUL-padded
-    uint64_t amount;                    //  minor units (informational)
-    uint64_t timestamp;                 //  ns; prepare reply: the participant's
-    rl_id_t debit_account_id;           //  with id, names the transfer cluster-wide
+    uint32_t state;                           //  rl_tp_state_t
+    uint32_t result;                          //  prepare reply: rl_result_t
+    char coordinator[RL_SHARD_NAME_SIZE_MAX]; //  debit shard's name, NUL-padded
+    uint64_t amount;                          //  minor units (informational)
+    uint64_t timestamp;                       //  ns; prepare reply: the participant's
+    rl_id_t debit_account_id;                 //  with id, names the transfer cluster-wide
 } rl_tp_rec_t;
 
 typedef struct {
     rl_transfer_t transfer;
     rl_tp_rec_t tp;
-    uint64_t reserved[2];               //  zero on the wire
+    uint64_t reserved[2]; //  zero on the wire
 } rl_prepare_rec_t;
 
 //  Admin: one entry of in_doubt (op 32). prepare.reserved[0]: created, ns
@@ -339,7 +339,7 @@ typedef struct {
 //  acknowledged) at a coordinator; prepared at a participant.
 typedef struct {
     rl_prepare_rec_t prepare;
-    char peer[RL_SHARD_NAME_SIZE_MAX];  //  the other shard of the transfer
+    char peer[RL_SHARD_NAME_SIZE_MAX]; //  the other shard of the transfer
 } rl_in_doubt_rec_t;
 
 #define RL_ROLE_COORDINATOR 1
@@ -349,26 +349,26 @@ typedef struct {
 //  coordinator is gone for good. Request: id, attempt, coordinator, state
 //  (commit or abort), result = RL_RESOLVE_FORCE. Reply: state acked, or
 //  refused with the reason in result.
-#define RL_RESOLVE_FORCE        0x46524345u  //  "FRCE": the explicit flag
-#define RL_RESOLVE_NOT_FOUND    1   //  no prepared record of that attempt here
-#define RL_RESOLVE_NOT_FENCED   2   //  the coordinator is still in this shard's ring
-#define RL_RESOLVE_NOT_FORCED   3   //  the explicit flag is missing
-#define RL_RESOLVE_BAD_DECISION 4   //  state is neither commit nor abort
+#define RL_RESOLVE_FORCE        0x46524345u //  "FRCE": the explicit flag
+#define RL_RESOLVE_NOT_FOUND    1           //  no prepared record of that attempt here
+#define RL_RESOLVE_NOT_FENCED   2           //  the coordinator is still in this shard's ring
+#define RL_RESOLVE_NOT_FORCED   3           //  the explicit flag is missing
+#define RL_RESOLVE_BAD_DECISION 4           //  state is neither commit nor abort
 
 //  Admin: the reply of audit (op 33).
 typedef struct {
-    uint32_t ok;                  //  1: every reservation accounted for
+    uint32_t ok; //  1: every reservation accounted for
     uint32_t reserved0;
-    uint64_t accounts;            //  accounts checked
-    uint64_t live;                //  live attempts (coordinator)
-    uint64_t prepared;            //  prepared records (participant)
-    char message[224];            //  the first discrepancy, NUL-terminated
+    uint64_t accounts; //  accounts checked
+    uint64_t live;     //  live attempts (coordinator)
+    uint64_t prepared; //  prepared records (participant)
+    char message[224]; //  the first discrepancy, NUL-terminated
 } rl_audit_rec_t;
 
 typedef enum {
-    RL_DURABILITY_SYNC = 1,       //  WAL synced before every reply (default)
-    RL_DURABILITY_NOSYNC = 2,     //  benchmark only: WAL written, not synced
-    RL_DURABILITY_SYNC_MANUAL_WAL = 3,  //  tests: WAL held in memory until group commit flush+sync
+    RL_DURABILITY_SYNC = 1,            //  WAL synced before every reply (default)
+    RL_DURABILITY_NOSYNC = 2,          //  benchmark only: WAL written, not synced
+    RL_DURABILITY_SYNC_MANUAL_WAL = 3, //  tests: WAL held in memory until group commit flush+sync
 } rl_durability_t;
 
 const char *rl_result_name (uint32_t result);

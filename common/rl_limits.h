@@ -15,105 +15,106 @@
 #include <stdint.h>
 
 //  Wire protocol ---------------------------------------------------------
-#define RL_HEADER_SIZE          32      //  bytes in every message header
-#define RL_ACCOUNT_SIZE         128     //  bytes per account record
-#define RL_TRANSFER_SIZE        128     //  bytes per transfer record
-#define RL_ID_SIZE              16      //  bytes per lookup id
-#define RL_RESULT_SIZE          16      //  bytes per create result
-#define RL_FILTER_SIZE          64      //  bytes per account-history filter
-#define RL_STATUS_SIZE          256     //  bytes of the status record
-#define RL_TP_SIZE              112     //  bytes of a two-phase record (decide, ack, query)
-#define RL_PREPARE_SIZE         256     //  bytes of a PREPARE record (transfer + two-phase record)
-#define RL_IN_DOUBT_SIZE        288     //  bytes of an in-doubt listing record (prepare + peer name)
-#define RL_AUDIT_SIZE           256     //  bytes of the audit reply record
-#define RL_BATCH_RECORDS_MAX    8190    //  records in one request
-#define RL_MESSAGE_SIZE_MAX     (RL_HEADER_SIZE + RL_BATCH_RECORDS_MAX * RL_PREPARE_SIZE)
-#define RL_RING_BLOB_SIZE_MAX   (4u << 20)  //  bytes of a binary ring
-#define RL_HISTORY_LIMIT_MAX    RL_BATCH_RECORDS_MAX  //  transfers per history reply
+#define RL_HEADER_SIZE        32   //  bytes in every message header
+#define RL_ACCOUNT_SIZE       128  //  bytes per account record
+#define RL_TRANSFER_SIZE      128  //  bytes per transfer record
+#define RL_ID_SIZE            16   //  bytes per lookup id
+#define RL_RESULT_SIZE        16   //  bytes per create result
+#define RL_FILTER_SIZE        64   //  bytes per account-history filter
+#define RL_STATUS_SIZE        256  //  bytes of the status record
+#define RL_TP_SIZE            112  //  bytes of a two-phase record (decide, ack, query)
+#define RL_PREPARE_SIZE       256  //  bytes of a PREPARE record (transfer + two-phase record)
+#define RL_IN_DOUBT_SIZE      288  //  bytes of an in-doubt listing record (prepare + peer name)
+#define RL_AUDIT_SIZE         256  //  bytes of the audit reply record
+#define RL_BATCH_RECORDS_MAX  8190 //  records in one request
+#define RL_MESSAGE_SIZE_MAX   (RL_HEADER_SIZE + RL_BATCH_RECORDS_MAX * RL_PREPARE_SIZE)
+#define RL_RING_BLOB_SIZE_MAX (4u << 20)           //  bytes of a binary ring
+#define RL_HISTORY_LIMIT_MAX  RL_BATCH_RECORDS_MAX //  transfers per history reply
 
 //  Ring ------------------------------------------------------------------
-#define RL_SHARDS_MAX           1024    //  shards in one ring
-#define RL_SHARD_NAME_SIZE_MAX  32      //  bytes, including the terminating NUL
-#define RL_ENDPOINT_SIZE_MAX    128     //  bytes, including the terminating NUL
-#define RL_RING_POINTS_PER_WEIGHT 128   //  default points per unit of weight
-#define RL_RING_POINTS_MAX      (1u << 20)  //  points in one ring
-#define RL_RING_WEIGHT_MAX      1000.0  //  largest weight of one shard
+#define RL_SHARDS_MAX             1024       //  shards in one ring
+#define RL_SHARD_NAME_SIZE_MAX    32         //  bytes, including the terminating NUL
+#define RL_ENDPOINT_SIZE_MAX      128        //  bytes, including the terminating NUL
+#define RL_RING_POINTS_PER_WEIGHT 128        //  default points per unit of weight
+#define RL_RING_POINTS_MAX        (1u << 20) //  points in one ring
+#define RL_RING_WEIGHT_MAX        1000.0     //  largest weight of one shard
 
 //  Shard -----------------------------------------------------------------
-#define RL_SHARD_REQUESTS_PER_TURN_MAX 256  //  requests gathered into one group commit
-#define RL_SHARD_ACCOUNTS_MAX   (16u << 20) //  accounts held by one shard
-#define RL_SHARD_SNDHWM_MESSAGES 10000      //  ZeroMQ high-water mark of shard sockets
-#define RL_SHARD_RCVHWM_MESSAGES 10000
-#define RL_SHARD_CHECKPOINT_TRANSFERS (1u << 18) //  transfers between two checkpoints
-#define RL_SHARD_ACCOUNTS_INITIAL (1u << 16)     //  account slots allocated at start
+#define RL_SHARD_REQUESTS_PER_TURN_MAX 256         //  requests gathered into one group commit
+#define RL_SHARD_ACCOUNTS_MAX          (16u << 20) //  accounts held by one shard
+#define RL_SHARD_SNDHWM_MESSAGES       10000       //  ZeroMQ high-water mark of shard sockets
+#define RL_SHARD_RCVHWM_MESSAGES       10000
+#define RL_SHARD_CHECKPOINT_TRANSFERS  (1u << 18) //  transfers between two checkpoints
+#define RL_SHARD_ACCOUNTS_INITIAL      (1u << 16) //  account slots allocated at start
 
 //  Two-phase transfers (docs/two-phase.md) --------------------------------
-#define RL_TP_ATTEMPTS_MAX      65536   //  live attempts one coordinator holds (more: busy)
-#define RL_TP_PREPARED_MAX      65536   //  prepared records one participant holds (more: busy)
-#define RL_TP_MARKERS_MAX       (1u << 18)  //  applied/aborted markers kept (oldest evicted first)
-#define RL_TP_RETRY_MIN_MS      50      //  first resend of a decision or an outcome query
-#define RL_TP_RETRY_MAX_MS      2000    //  backoff cap: decisions are resent forever
-#define RL_TP_QUERY_AFTER_MS    3000    //  a participant asks the coordinator after this
-#define RL_TP_TOMBSTONE_MS      600000  //  applied/aborted markers expire after this
-#define RL_TP_WORK_PER_TICK_MAX 4096    //  decisions + queries sent per tick (bound per tick)
-#define RL_SHARD_TICK_MS        10      //  timer of the shard loop (timeouts, resends)
-#define RL_SHARD_PENDING_REQUESTS_MAX 1024  //  client requests waiting for cross-shard decisions
+#define RL_TP_ATTEMPTS_MAX            65536 //  live attempts one coordinator holds (more: busy)
+#define RL_TP_PREPARED_MAX            65536 //  prepared records one participant holds (more: busy)
+#define RL_TP_MARKERS_MAX             (1u << 18) //  applied/aborted markers kept (oldest evicted first)
+#define RL_TP_RETRY_MIN_MS            50         //  first resend of a decision or an outcome query
+#define RL_TP_RETRY_MAX_MS            2000       //  backoff cap: decisions are resent forever
+#define RL_TP_QUERY_AFTER_MS          3000       //  a participant asks the coordinator after this
+#define RL_TP_TOMBSTONE_MS            600000     //  applied/aborted markers expire after this
+#define RL_TP_WORK_PER_TICK_MAX       4096 //  decisions + queries sent per tick (bound per tick)
+#define RL_SHARD_TICK_MS              10   //  timer of the shard loop (timeouts, resends)
+#define RL_SHARD_PENDING_REQUESTS_MAX 1024 //  client requests waiting for cross-shard decisions
 
 //  Timeouts (ms), ordered ------------------------------------------------
-#define RL_PREPARE_TIMEOUT_MS   1000    //  coordinator waits this long for PREPARE-OK
-#define RL_SHARD_DEADLINE_MS    2000    //  shard answers a request within this
-#define RL_ROUTER_DEADLINE_MS   4000    //  router answers outcome_unknown after this
-#define RL_CLIENT_TIMEOUT_MS    8000    //  client gives up waiting (then retries)
+#define RL_PREPARE_TIMEOUT_MS 1000 //  coordinator waits this long for PREPARE-OK
+#define RL_SHARD_DEADLINE_MS  2000 //  shard answers a request within this
+#define RL_ROUTER_DEADLINE_MS 4000 //  router answers outcome_unknown after this
+#define RL_CLIENT_TIMEOUT_MS  8000 //  client gives up waiting (then retries)
 
-_Static_assert (RL_PREPARE_TIMEOUT_MS < RL_SHARD_DEADLINE_MS, "prepare < shard deadline");
-_Static_assert (RL_SHARD_DEADLINE_MS < RL_ROUTER_DEADLINE_MS, "shard < router deadline");
-_Static_assert (RL_ROUTER_DEADLINE_MS < RL_CLIENT_TIMEOUT_MS, "router deadline < client");
-_Static_assert (RL_ACCOUNT_SIZE == RL_TRANSFER_SIZE, "one record size for both creates");
-_Static_assert (RL_MESSAGE_SIZE_MAX < (1u << 24), "a full batch fits one ZeroMQ message");
-_Static_assert (RL_HISTORY_LIMIT_MAX <= RL_BATCH_RECORDS_MAX, "a history reply fits");
-_Static_assert (RL_SHARDS_MAX <= UINT16_MAX, "shard index fits a u16 on the wire");
+_Static_assert(RL_PREPARE_TIMEOUT_MS < RL_SHARD_DEADLINE_MS, "prepare < shard deadline");
+_Static_assert(RL_SHARD_DEADLINE_MS < RL_ROUTER_DEADLINE_MS, "shard < router deadline");
+_Static_assert(RL_ROUTER_DEADLINE_MS < RL_CLIENT_TIMEOUT_MS, "router deadline < client");
+_Static_assert(RL_ACCOUNT_SIZE == RL_TRANSFER_SIZE, "one record size for both creates");
+_Static_assert(RL_MESSAGE_SIZE_MAX < (1u << 24), "a full batch fits one ZeroMQ message");
+_Static_assert(RL_HISTORY_LIMIT_MAX <= RL_BATCH_RECORDS_MAX, "a history reply fits");
+_Static_assert(RL_SHARDS_MAX <= UINT16_MAX, "shard index fits a u16 on the wire");
 
 //  Router (router/router.c, docs/router.md) --------------------------------
-#define RL_ROUTER_PENDING_MAX           1024    //  client requests in progress in one router
-#define RL_ROUTER_PENDING_BYTES_MAX     (256u << 20) //  bytes held for them (requests + replies)
-#define RL_ROUTER_INFLIGHT_PER_SHARD_MAX 64     //  sub-requests outstanding to one shard
-#define RL_ROUTER_SUBS_MAX              4096    //  sub-requests outstanding in total
-#define RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX 3    //  sends of one record before wrong_shard stands
-#define RL_ROUTER_TICK_MS               10      //  timer period: deadlines, retries, refresh
-#define RL_ROUTER_RING_REFRESH_MS       2000    //  periodic get_ring from one shard
-#define RL_ROUTER_RING_FETCH_TIMEOUT_MS 500     //  one get_ring attempt (start-up and refresh)
-#define RL_ROUTER_RING_FETCH_BACKOFF_MS_MAX 2000 //  longest pause between start-up attempts
-#define RL_ROUTER_REQUESTS_PER_TURN_MAX 256     //  client requests read per readable event
-#define RL_ROUTER_REPLIES_PER_TURN_MAX  256     //  shard replies read per readable event
-#define RL_ROUTER_SNDHWM_MESSAGES       10000   //  ZeroMQ high-water marks of the client socket
-#define RL_ROUTER_RCVHWM_MESSAGES       10000
-#define RL_ROUTER_SHARD_HWM_MESSAGES    1000    //  high-water marks of the socket to one shard
-#define RL_ROUTER_RECONNECT_MS          50      //  first reconnect pause to a shard
-#define RL_ROUTER_RECONNECT_MS_MAX      1000    //  longest reconnect pause to a shard
-#define RL_ROUTER_CONNECT_GRACE_MS      1000    //  a new shard connection may be missing this
-                                                //  long before its records are answered busy
-#define RL_ROUTER_DEADLINE_MS_MIN       10      //  smallest --deadline-ms (tests)
-#define RL_ROUTER_DEADLINE_MS_MAX       600000  //  largest --deadline-ms
-#define RL_ROUTER_LOG_LINES_PER_S_MAX   100     //  client-visible error lines per second
+#define RL_ROUTER_PENDING_MAX               1024 //  client requests in progress in one router
+#define RL_ROUTER_PENDING_BYTES_MAX         (256u << 20) //  bytes held for them (requests + replies)
+#define RL_ROUTER_INFLIGHT_PER_SHARD_MAX    64           //  sub-requests outstanding to one shard
+#define RL_ROUTER_SUBS_MAX                  4096         //  sub-requests outstanding in total
+#define RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX  3     //  sends of one record before wrong_shard stands
+#define RL_ROUTER_TICK_MS                   10    //  timer period: deadlines, retries, refresh
+#define RL_ROUTER_RING_REFRESH_MS           2000  //  periodic get_ring from one shard
+#define RL_ROUTER_RING_FETCH_TIMEOUT_MS     500   //  one get_ring attempt (start-up and refresh)
+#define RL_ROUTER_RING_FETCH_BACKOFF_MS_MAX 2000  //  longest pause between start-up attempts
+#define RL_ROUTER_REQUESTS_PER_TURN_MAX     256   //  client requests read per readable event
+#define RL_ROUTER_REPLIES_PER_TURN_MAX      256   //  shard replies read per readable event
+#define RL_ROUTER_SNDHWM_MESSAGES           10000 //  ZeroMQ high-water marks of the client socket
+#define RL_ROUTER_RCVHWM_MESSAGES           10000
+#define RL_ROUTER_SHARD_HWM_MESSAGES        1000 //  high-water marks of the socket to one shard
+#define RL_ROUTER_RECONNECT_MS              50   //  first reconnect pause to a shard
+#define RL_ROUTER_RECONNECT_MS_MAX          1000 //  longest reconnect pause to a shard
+#define RL_ROUTER_CONNECT_GRACE_MS                                                                 \
+    1000                                     //  a new shard connection may be missing this
+                                             //  long before its records are answered busy
+#define RL_ROUTER_DEADLINE_MS_MIN     10     //  smallest --deadline-ms (tests)
+#define RL_ROUTER_DEADLINE_MS_MAX     600000 //  largest --deadline-ms
+#define RL_ROUTER_LOG_LINES_PER_S_MAX 100    //  client-visible error lines per second
 
-_Static_assert (RL_ROUTER_INFLIGHT_PER_SHARD_MAX <= RL_ROUTER_SUBS_MAX, "one shard fits the table");
-_Static_assert (RL_ROUTER_SUBS_MAX <= 65536, "a sub-request slot fits 16 bits of its request id");
-_Static_assert (RL_ROUTER_INFLIGHT_PER_SHARD_MAX < RL_ROUTER_SHARD_HWM_MESSAGES,
-                "the in-flight bound, not ZeroMQ's queue, refuses work to a slow shard");
-_Static_assert (RL_ROUTER_PENDING_BYTES_MAX >= 2 * (RL_MESSAGE_SIZE_MAX + RL_RING_BLOB_SIZE_MAX),
-                "one full request fits the byte bound");
-_Static_assert (RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX >= 2, "one retry after a ring refresh");
-_Static_assert (RL_ROUTER_TICK_MS < RL_ROUTER_DEADLINE_MS, "deadlines are checked in time");
+_Static_assert(RL_ROUTER_INFLIGHT_PER_SHARD_MAX <= RL_ROUTER_SUBS_MAX, "one shard fits the table");
+_Static_assert(RL_ROUTER_SUBS_MAX <= 65536, "a sub-request slot fits 16 bits of its request id");
+_Static_assert(RL_ROUTER_INFLIGHT_PER_SHARD_MAX < RL_ROUTER_SHARD_HWM_MESSAGES,
+               "the in-flight bound, not ZeroMQ's queue, refuses work to a slow shard");
+_Static_assert(RL_ROUTER_PENDING_BYTES_MAX >= 2 * (RL_MESSAGE_SIZE_MAX + RL_RING_BLOB_SIZE_MAX),
+               "one full request fits the byte bound");
+_Static_assert(RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX >= 2, "one retry after a ring refresh");
+_Static_assert(RL_ROUTER_TICK_MS < RL_ROUTER_DEADLINE_MS, "deadlines are checked in time");
 
 //  Client (common/client.c, docs/client.md) --------------------------------
-#define RL_CLIENT_HWM_MESSAGES          1000    //  requests queued in the client socket
-#define RL_CLIENT_WINDOW_DEFAULT        64      //  asynchronous requests in flight, default
-#define RL_CLIENT_WINDOW_MAX            1000    //  asynchronous requests in flight, upper bound
-#define RL_CLIENT_RETRY_BACKOFF_MS_MIN  10      //  first pause of a retry helper after busy
-#define RL_CLIENT_RETRY_BACKOFF_MS_MAX  1000    //  longest pause of a retry helper
-#define RL_CLIENT_ATTEMPTS_MAX          1000    //  attempts_max accepted by a retry helper
+#define RL_CLIENT_HWM_MESSAGES         1000 //  requests queued in the client socket
+#define RL_CLIENT_WINDOW_DEFAULT       64   //  asynchronous requests in flight, default
+#define RL_CLIENT_WINDOW_MAX           1000 //  asynchronous requests in flight, upper bound
+#define RL_CLIENT_RETRY_BACKOFF_MS_MIN 10   //  first pause of a retry helper after busy
+#define RL_CLIENT_RETRY_BACKOFF_MS_MAX 1000 //  longest pause of a retry helper
+#define RL_CLIENT_ATTEMPTS_MAX         1000 //  attempts_max accepted by a retry helper
 
-_Static_assert (RL_CLIENT_WINDOW_MAX <= RL_CLIENT_HWM_MESSAGES, "a full window fits the queue");
-_Static_assert (RL_CLIENT_RETRY_BACKOFF_MS_MIN <= RL_CLIENT_RETRY_BACKOFF_MS_MAX, "backoff");
+_Static_assert(RL_CLIENT_WINDOW_MAX <= RL_CLIENT_HWM_MESSAGES, "a full window fits the queue");
+_Static_assert(RL_CLIENT_RETRY_BACKOFF_MS_MIN <= RL_CLIENT_RETRY_BACKOFF_MS_MAX, "backoff");
 
 #endif

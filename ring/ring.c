@@ -66,13 +66,13 @@
 
 typedef unsigned __int128 s_u128;
 
-#define S_SPACE             ((s_u128) 1 << 64)  //  units of hash space in the ring
-#define S_MOVE_UNITS_MIN    ((s_u128) 1 << 20)  //  smaller transfers are rounding noise
-#define S_SEED_ATTEMPTS_EXTRA 64                //  hash attempts beyond P when seeding
+#define S_SPACE               ((s_u128) 1 << 64) //  units of hash space in the ring
+#define S_MOVE_UNITS_MIN      ((s_u128) 1 << 20) //  smaller transfers are rounding noise
+#define S_SEED_ATTEMPTS_EXTRA 64                 //  hash attempts beyond P when seeding
 
 typedef struct {
-    char name [RL_SHARD_NAME_SIZE_MAX];
-    char endpoint [RL_ENDPOINT_SIZE_MAX];
+    char name[RL_SHARD_NAME_SIZE_MAX];
+    char endpoint[RL_ENDPOINT_SIZE_MAX];
     double weight;
 } s_shard_t;
 
@@ -81,18 +81,18 @@ struct ring_t {
     uint32_t points_per_weight; //  seed points per unit of weight
     size_t shard_count;
     size_t shard_capacity;
-    s_shard_t *shards;          //  [shard_capacity]
-    s_u128 *owned;              //  [shard_capacity] units of hash space owned
+    s_shard_t *shards; //  [shard_capacity]
+    s_u128 *owned;     //  [shard_capacity] units of hash space owned
     size_t point_count;
     size_t point_capacity;
-    uint64_t *positions;        //  [point_capacity] sorted, unique
-    uint16_t *owners;           //  [point_capacity] shard index of each point
+    uint64_t *positions; //  [point_capacity] sorted, unique
+    uint16_t *owners;    //  [point_capacity] shard index of each point
 };
 
 //  One arc of a shard, for sorting by size.
 typedef struct {
-    s_u128 size;    //  units of hash space
-    size_t index;   //  point index
+    s_u128 size;  //  units of hash space
+    size_t index; //  point index
 } s_arc_t;
 
 //  Life cycle -------------------------------------------------------------
@@ -206,15 +206,24 @@ const char *
 ring_strerror (int rc)
 {
     switch (rc) {
-        case RING_OK: return "ok";
-        case RING_ERR_NOMEM: return "out of memory";
-        case RING_ERR_EXISTS: return "a shard of that name already exists";
-        case RING_ERR_NOT_FOUND: return "no shard of that name";
-        case RING_ERR_INVALID: return "invalid name, endpoint or weight";
-        case RING_ERR_FULL: return "too many shards or points";
-        case RING_ERR_PARSE: return "malformed ring";
-        case RING_ERR_IO: return "input/output error (see errno)";
-        default: return "unknown error";
+        case RING_OK:
+            return "ok";
+        case RING_ERR_NOMEM:
+            return "out of memory";
+        case RING_ERR_EXISTS:
+            return "a shard of that name already exists";
+        case RING_ERR_NOT_FOUND:
+            return "no shard of that name";
+        case RING_ERR_INVALID:
+            return "invalid name, endpoint or weight";
+        case RING_ERR_FULL:
+            return "too many shards or points";
+        case RING_ERR_PARSE:
+            return "malformed ring";
+        case RING_ERR_IO:
+            return "input/output error (see errno)";
+        default:
+            return "unknown error";
     }
 }
 
@@ -262,7 +271,7 @@ s_name_valid (const char *name)
         return 0;
     }
     for (size_t i = 0; i < size; i++) {
-        unsigned char c = (unsigned char) name [i];
+        unsigned char c = (unsigned char) name[i];
         if (!isalnum (c) && c != '.' && c != '_' && c != '-') {
             return 0;
         }
@@ -279,7 +288,7 @@ s_endpoint_valid (const char *endpoint)
         return 0;
     }
     for (size_t i = 0; i < size; i++) {
-        unsigned char c = (unsigned char) endpoint [i];
+        unsigned char c = (unsigned char) endpoint[i];
         if (c <= ' ' || c >= 0x7f || c == '"' || c == '\\') {
             return 0;
         }
@@ -299,7 +308,7 @@ s_weight_valid (double weight)
 static uint64_t
 s_prev_position (const ring_t *self, size_t index)
 {
-    return self->positions [index == 0 ? self->point_count - 1 : index - 1];
+    return self->positions[index == 0 ? self->point_count - 1 : index - 1];
 }
 
 //  Size of the arc (prev, position] owned by point index; a lone point owns
@@ -311,7 +320,7 @@ s_arc_size (const ring_t *self, size_t index)
     if (self->point_count == 1) {
         return S_SPACE;
     }
-    return (uint64_t) (self->positions [index] - s_prev_position (self, index));
+    return (uint64_t) (self->positions[index] - s_prev_position (self, index));
 }
 
 //  Index of the first point with position >= point (point_count if none).
@@ -322,10 +331,9 @@ s_lower_bound (const uint64_t *positions, size_t count, uint64_t point)
     size_t high = count;
     while (low < high) {
         size_t middle = low + (high - low) / 2;
-        if (positions [middle] < point) {
+        if (positions[middle] < point) {
             low = middle + 1;
-        }
-        else {
+        } else {
             high = middle;
         }
     }
@@ -338,12 +346,12 @@ s_insert_point (ring_t *self, uint64_t position, size_t owner)
 {
     assert (self->point_count < self->point_capacity);
     size_t at = s_lower_bound (self->positions, self->point_count, position);
-    assert (at == self->point_count || self->positions [at] != position);
+    assert (at == self->point_count || self->positions[at] != position);
     size_t tail = self->point_count - at;
     memmove (self->positions + at + 1, self->positions + at, tail * sizeof (uint64_t));
     memmove (self->owners + at + 1, self->owners + at, tail * sizeof (uint16_t));
-    self->positions [at] = position;
-    self->owners [at] = (uint16_t) owner;
+    self->positions[at] = position;
+    self->owners[at] = (uint16_t) owner;
     self->point_count++;
 }
 
@@ -351,10 +359,10 @@ static void
 s_recount (ring_t *self)
 {
     for (size_t x = 0; x < self->shard_count; x++) {
-        self->owned [x] = 0;
+        self->owned[x] = 0;
     }
     for (size_t i = 0; i < self->point_count; i++) {
-        self->owned [self->owners [i]] += s_arc_size (self, i);
+        self->owned[self->owners[i]] += s_arc_size (self, i);
     }
 }
 
@@ -368,13 +376,13 @@ s_compact (ring_t *self)
     if (count < 2) {
         return;
     }
-    uint16_t first_owner = self->owners [0];
+    uint16_t first_owner = self->owners[0];
     size_t kept = 0;
     for (size_t i = 0; i < count; i++) {
-        uint16_t next_owner = i + 1 < count ? self->owners [i + 1] : first_owner;
-        if (self->owners [i] != next_owner || (i + 1 == count && kept == 0)) {
-            self->positions [kept] = self->positions [i];
-            self->owners [kept] = self->owners [i];
+        uint16_t next_owner = i + 1 < count ? self->owners[i + 1] : first_owner;
+        if (self->owners[i] != next_owner || (i + 1 == count && kept == 0)) {
+            self->positions[kept] = self->positions[i];
+            self->owners[kept] = self->owners[i];
             kept++;
         }
     }
@@ -388,7 +396,7 @@ s_arc_compare (const void *left, const void *right)
     const s_arc_t *a = (const s_arc_t *) left;
     const s_arc_t *b = (const s_arc_t *) right;
     if (a->size != b->size) {
-        return a->size > b->size ? -1 : 1;   //  largest first
+        return a->size > b->size ? -1 : 1; //  largest first
     }
     return a->index < b->index ? -1 : a->index > b->index;
 }
@@ -407,21 +415,20 @@ s_take (ring_t *self, size_t from, size_t to, s_u128 need, s_arc_t *scratch)
     }
     size_t arcs = 0;
     for (size_t i = 0; i < self->point_count; i++) {
-        if (self->owners [i] == from) {
-            scratch [arcs++] = (s_arc_t) {s_arc_size (self, i), i};
+        if (self->owners[i] == from) {
+            scratch[arcs++] = (s_arc_t){s_arc_size (self, i), i};
         }
     }
     qsort (scratch, arcs, sizeof (s_arc_t), s_arc_compare);
     s_u128 moved = 0;
     size_t split = SIZE_MAX;
     for (size_t k = 0; k < arcs && need > 0; k++) {
-        if (scratch [k].size <= need) {
-            self->owners [scratch [k].index] = (uint16_t) to;
-            need -= scratch [k].size;
-            moved += scratch [k].size;
-        }
-        else if (split == SIZE_MAX) {
-            split = scratch [k].index;
+        if (scratch[k].size <= need) {
+            self->owners[scratch[k].index] = (uint16_t) to;
+            need -= scratch[k].size;
+            moved += scratch[k].size;
+        } else if (split == SIZE_MAX) {
+            split = scratch[k].index;
         }
     }
     if (need >= S_MOVE_UNITS_MIN && split != SIZE_MAX) {
@@ -450,7 +457,7 @@ s_weight_total (const ring_t *self)
 {
     double total = 0;
     for (size_t x = 0; x < self->shard_count; x++) {
-        total += self->shards [x].weight;
+        total += self->shards[x].weight;
     }
     return total;
 }
@@ -459,15 +466,15 @@ s_weight_total (const ring_t *self)
 static int
 s_seed (ring_t *self, size_t owner, size_t points)
 {
-    const char *name = self->shards [owner].name;
+    const char *name = self->shards[owner].name;
     size_t attempts_max = points + S_SEED_ATTEMPTS_EXTRA;
-    char key [RL_SHARD_NAME_SIZE_MAX + 24];
+    char key[RL_SHARD_NAME_SIZE_MAX + 24];
     for (size_t i = 0; i < attempts_max && self->point_count < points; i++) {
         int size = snprintf (key, sizeof key, "%s#%zu", name, i);
         assert (size > 0 && (size_t) size < sizeof key);
         uint64_t position = XXH3_64bits (key, (size_t) size);
         size_t at = s_lower_bound (self->positions, self->point_count, position);
-        if (at == self->point_count || self->positions [at] != position) {
+        if (at == self->point_count || self->positions[at] != position) {
             s_insert_point (self, position, owner);
         }
     }
@@ -482,7 +489,7 @@ ring_shard_find (const ring_t *self, const char *name)
     assert (self);
     assert (name);
     for (size_t x = 0; x < self->shard_count; x++) {
-        if (strncmp (self->shards [x].name, name, RL_SHARD_NAME_SIZE_MAX) == 0) {
+        if (strncmp (self->shards[x].name, name, RL_SHARD_NAME_SIZE_MAX) == 0) {
             return (int) x;
         }
     }
@@ -506,12 +513,12 @@ s_append_shard (ring_t *self, const char *name, const char *endpoint, double wei
     if (rc) {
         return rc;
     }
-    s_shard_t *shard = &self->shards [self->shard_count];
+    s_shard_t *shard = &self->shards[self->shard_count];
     memset (shard, 0, sizeof *shard);
     strcpy (shard->name, name);
     strcpy (shard->endpoint, endpoint);
     shard->weight = weight;
-    self->owned [self->shard_count] = 0;
+    self->owned[self->shard_count] = 0;
     self->shard_count++;
     return RING_OK;
 }
@@ -558,7 +565,7 @@ s_add_first (ring_t *self, const char *name, const char *endpoint, double weight
     }
     if (rc == RING_OK) {
         rc = s_seed (self, 0, points);
-        assert (rc == RING_OK);     //  a first attempt always lands
+        assert (rc == RING_OK); //  a first attempt always lands
         s_recount (self);
     }
     return rc;
@@ -590,9 +597,9 @@ ring_add_shard (ring_t *self, const char *name, const char *endpoint, double wei
     size_t added = self->shard_count - 1;
     double total = s_weight_total (self);
     for (size_t x = 0; x < added; x++) {
-        s_u128 target = s_target (self->shards [x].weight, total);
-        if (self->owned [x] > target) {
-            s_take (self, x, added, self->owned [x] - target, scratch);
+        s_u128 target = s_target (self->shards[x].weight, total);
+        if (self->owned[x] > target) {
+            s_take (self, x, added, self->owned[x] - target, scratch);
         }
     }
     s_finish_change (self, &scratch);
@@ -627,21 +634,21 @@ s_give_away (ring_t *self, size_t s, s_u128 amount, int everything, s_arc_t *scr
     if (!order) {
         return RING_ERR_NOMEM;
     }
-    double total = s_weight_total (self) - (everything ? self->shards [s].weight : 0);
+    double total = s_weight_total (self) - (everything ? self->shards[s].weight : 0);
     size_t others = 0;
     for (size_t y = 0; y < self->shard_count; y++) {
         if (y != s) {
-            s_u128 target = s_target (self->shards [y].weight, total);
-            s_u128 deficit = target > self->owned [y] ? target - self->owned [y] : 0;
-            order [others++] = (s_deficit_t) {deficit, y};
+            s_u128 target = s_target (self->shards[y].weight, total);
+            s_u128 deficit = target > self->owned[y] ? target - self->owned[y] : 0;
+            order[others++] = (s_deficit_t){deficit, y};
         }
     }
     assert (others > 0);
     qsort (order, others, sizeof (s_deficit_t), s_deficit_compare);
     for (size_t k = 0; k < others; k++) {
         int last = everything && k + 1 == others;
-        s_u128 need = last ? S_SPACE : (order [k].deficit < amount ? order [k].deficit : amount);
-        s_u128 moved = s_take (self, s, order [k].index, need, scratch);
+        s_u128 need = last ? S_SPACE : (order[k].deficit < amount ? order[k].deficit : amount);
+        s_u128 moved = s_take (self, s, order[k].index, need, scratch);
         amount = moved < amount ? amount - moved : 0;
     }
     free (order);
@@ -653,9 +660,9 @@ static void
 s_drop_shard (ring_t *self, size_t s)
 {
     for (size_t i = 0; i < self->point_count; i++) {
-        assert (self->owners [i] != s);
-        if (self->owners [i] > s) {
-            self->owners [i]--;
+        assert (self->owners[i] != s);
+        if (self->owners[i] > s) {
+            self->owners[i]--;
         }
     }
     size_t tail = self->shard_count - s - 1;
@@ -682,7 +689,7 @@ ring_remove_shard (ring_t *self, const char *name)
     s_arc_t *scratch = NULL;
     int rc = s_prepare_change (self, &scratch);
     if (rc == RING_OK) {
-        rc = s_give_away (self, s, self->owned [s], 1, scratch);
+        rc = s_give_away (self, s, self->owned[s], 1, scratch);
     }
     if (rc) {
         free (scratch);
@@ -711,23 +718,22 @@ ring_reweight_shard (ring_t *self, const char *name, double weight)
     if (rc) {
         return rc;
     }
-    double weight_old = self->shards [s].weight;
-    self->shards [s].weight = weight;
+    double weight_old = self->shards[s].weight;
+    self->shards[s].weight = weight;
     s_u128 target = s_target (weight, s_weight_total (self));
-    if (self->owned [s] > target && self->shard_count > 1) {
-        rc = s_give_away (self, s, self->owned [s] - target, 0, scratch);
-    }
-    else if (self->owned [s] < target) {
+    if (self->owned[s] > target && self->shard_count > 1) {
+        rc = s_give_away (self, s, self->owned[s] - target, 0, scratch);
+    } else if (self->owned[s] < target) {
         double total = s_weight_total (self);
         for (size_t x = 0; x < self->shard_count; x++) {
-            s_u128 target_x = s_target (self->shards [x].weight, total);
-            if (x != s && self->owned [x] > target_x) {
-                s_take (self, x, s, self->owned [x] - target_x, scratch);
+            s_u128 target_x = s_target (self->shards[x].weight, total);
+            if (x != s && self->owned[x] > target_x) {
+                s_take (self, x, s, self->owned[x] - target_x, scratch);
             }
         }
     }
     if (rc) {
-        self->shards [s].weight = weight_old;
+        self->shards[s].weight = weight_old;
         free (scratch);
         return rc;
     }
@@ -747,7 +753,7 @@ ring_set_endpoint (ring_t *self, const char *name, const char *endpoint)
     if (!s_endpoint_valid (endpoint)) {
         return RING_ERR_INVALID;
     }
-    s_shard_t *shard = &self->shards [found];
+    s_shard_t *shard = &self->shards[found];
     memset (shard->endpoint, 0, sizeof shard->endpoint);
     strcpy (shard->endpoint, endpoint);
     return RING_OK;
@@ -767,7 +773,7 @@ ring_shard_name (const ring_t *self, size_t index)
 {
     assert (self);
     assert (index < self->shard_count);
-    return self->shards [index].name;
+    return self->shards[index].name;
 }
 
 const char *
@@ -775,7 +781,7 @@ ring_shard_endpoint (const ring_t *self, size_t index)
 {
     assert (self);
     assert (index < self->shard_count);
-    return self->shards [index].endpoint;
+    return self->shards[index].endpoint;
 }
 
 double
@@ -783,7 +789,7 @@ ring_shard_weight (const ring_t *self, size_t index)
 {
     assert (self);
     assert (index < self->shard_count);
-    return self->shards [index].weight;
+    return self->shards[index].weight;
 }
 
 double
@@ -791,7 +797,7 @@ ring_shard_ownership (const ring_t *self, size_t index)
 {
     assert (self);
     assert (index < self->shard_count);
-    return (double) self->owned [index] / 18446744073709551616.0;
+    return (double) self->owned[index] / 18446744073709551616.0;
 }
 
 size_t
@@ -801,7 +807,7 @@ ring_shard_point_count (const ring_t *self, size_t index)
     assert (index < self->shard_count);
     size_t count = 0;
     for (size_t i = 0; i < self->point_count; i++) {
-        count += self->owners [i] == index;
+        count += self->owners[i] == index;
     }
     return count;
 }
@@ -818,7 +824,7 @@ ring_point_position (const ring_t *self, size_t index)
 {
     assert (self);
     assert (index < self->point_count);
-    return self->positions [index];
+    return self->positions[index];
 }
 
 size_t
@@ -826,7 +832,7 @@ ring_point_owner (const ring_t *self, size_t index)
 {
     assert (self);
     assert (index < self->point_count);
-    return self->owners [index];
+    return self->owners[index];
 }
 
 uint64_t
@@ -844,7 +850,7 @@ ring_lookup (const ring_t *self, uint64_t point)
         return -1;
     }
     size_t at = s_lower_bound (self->positions, self->point_count, point);
-    return self->owners [at == self->point_count ? 0 : at];
+    return self->owners[at == self->point_count ? 0 : at];
 }
 
 int
@@ -862,12 +868,11 @@ ring_imbalance (const ring_t *self)
     double total = s_weight_total (self);
     double worst = 0;
     for (size_t x = 0; x < self->shard_count; x++) {
-        double ratio = ring_shard_ownership (self, x) / (self->shards [x].weight / total);
+        double ratio = ring_shard_ownership (self, x) / (self->shards[x].weight / total);
         worst = ratio > worst ? ratio : worst;
     }
     return worst;
 }
-
 
 //  Text form -------------------------------------------------------------------
 //
@@ -904,12 +909,12 @@ typedef struct {
 typedef struct {
     char *err;
     size_t err_size;
-    int line;                   //  current line number, from 1
-    int epoch_line;             //  line of the epoch key, 0 if none yet
-    int ppw_line;               //  line of points_per_weight, 0 if none yet
-    ring_t *ring;               //  shards as declared, no points yet
-    int *shard_lines;           //  [RL_SHARDS_MAX] line of each shard
-    s_text_point_t *points;     //  points as read
+    int line;               //  current line number, from 1
+    int epoch_line;         //  line of the epoch key, 0 if none yet
+    int ppw_line;           //  line of points_per_weight, 0 if none yet
+    ring_t *ring;           //  shards as declared, no points yet
+    int *shard_lines;       //  [RL_SHARDS_MAX] line of each shard
+    s_text_point_t *points; //  points as read
     size_t point_count;
     size_t point_capacity;
 } s_parser_t;
@@ -917,7 +922,7 @@ typedef struct {
 static int
 s_parse_u64 (const char *token, uint64_t *value_p)
 {
-    if (!isdigit ((unsigned char) token [0])) {
+    if (!isdigit ((unsigned char) token[0])) {
         return -1;
     }
     char *end = NULL;
@@ -938,7 +943,7 @@ s_parse_hex64 (const char *token, uint64_t *value_p)
     }
     uint64_t value = 0;
     for (size_t i = 0; i < 16; i++) {
-        int c = tolower ((unsigned char) token [i]);
+        int c = tolower ((unsigned char) token[i]);
         if (!isxdigit (c)) {
             return -1;
         }
@@ -957,8 +962,7 @@ s_expect_tokens (s_parser_t *parser, size_t count, size_t expected, const char *
         return -1;
     }
     if (count > expected) {
-        s_error (parser->err, parser->err_size, parser->line, "extra tokens, expected '%s'",
-                 usage);
+        s_error (parser->err, parser->err_size, parser->line, "extra tokens, expected '%s'", usage);
         return -1;
     }
     return 0;
@@ -976,9 +980,9 @@ s_parse_epoch (s_parser_t *parser, char **tokens, size_t count)
                  "duplicate 'epoch' (first on line %d)", parser->epoch_line);
         return -1;
     }
-    if (s_parse_u64 (tokens [1], &epoch)) {
+    if (s_parse_u64 (tokens[1], &epoch)) {
         s_error (parser->err, parser->err_size, parser->line,
-                 "epoch '%s' is not a decimal number below 2^64", tokens [1]);
+                 "epoch '%s' is not a decimal number below 2^64", tokens[1]);
         return -1;
     }
     parser->epoch_line = parser->line;
@@ -998,9 +1002,9 @@ s_parse_ppw (s_parser_t *parser, char **tokens, size_t count)
                  "duplicate 'points_per_weight' (first on line %d)", parser->ppw_line);
         return -1;
     }
-    if (s_parse_u64 (tokens [1], &value) || value < 1 || value > RING_POINTS_PER_WEIGHT_MAX) {
+    if (s_parse_u64 (tokens[1], &value) || value < 1 || value > RING_POINTS_PER_WEIGHT_MAX) {
         s_error (parser->err, parser->err_size, parser->line,
-                 "points_per_weight '%s' is not a number in 1..%d", tokens [1],
+                 "points_per_weight '%s' is not a number in 1..%d", tokens[1],
                  RING_POINTS_PER_WEIGHT_MAX);
         return -1;
     }
@@ -1031,37 +1035,35 @@ s_parse_shard (s_parser_t *parser, char **tokens, size_t count)
     if (s_expect_tokens (parser, count, 5, "shard NAME ENDPOINT weight W")) {
         return -1;
     }
-    if (s_check_name (parser, tokens [1])) {
+    if (s_check_name (parser, tokens[1])) {
         return -1;
     }
-    int other = ring_shard_find (parser->ring, tokens [1]);
+    int other = ring_shard_find (parser->ring, tokens[1]);
     if (other >= 0) {
         s_error (parser->err, parser->err_size, parser->line,
-                 "duplicate shard '%s' (first on line %d)", tokens [1],
-                 parser->shard_lines [other]);
+                 "duplicate shard '%s' (first on line %d)", tokens[1], parser->shard_lines[other]);
         return -1;
     }
-    if (!s_endpoint_valid (tokens [2])) {
+    if (!s_endpoint_valid (tokens[2])) {
         s_error (parser->err, parser->err_size, parser->line,
-                 "endpoint of shard '%s' must be 1..%d printable bytes without quotes", tokens [1],
+                 "endpoint of shard '%s' must be 1..%d printable bytes without quotes", tokens[1],
                  RL_ENDPOINT_SIZE_MAX - 1);
         return -1;
     }
     char *end = NULL;
-    double weight = strtod (tokens [4], &end);
-    if (strcmp (tokens [3], "weight") || *end || !s_weight_valid (weight)) {
+    double weight = strtod (tokens[4], &end);
+    if (strcmp (tokens[3], "weight") || *end || !s_weight_valid (weight)) {
         s_error (parser->err, parser->err_size, parser->line,
                  "expected 'weight W' with W a number in %g..%g, got '%s %s'", RING_WEIGHT_MIN,
-                 RL_RING_WEIGHT_MAX, tokens [3], tokens [4]);
+                 RL_RING_WEIGHT_MAX, tokens[3], tokens[4]);
         return -1;
     }
     if (ring_shard_count (parser->ring) >= RL_SHARDS_MAX) {
-        s_error (parser->err, parser->err_size, parser->line, "more than %d shards",
-                 RL_SHARDS_MAX);
+        s_error (parser->err, parser->err_size, parser->line, "more than %d shards", RL_SHARDS_MAX);
         return -1;
     }
-    parser->shard_lines [ring_shard_count (parser->ring)] = parser->line;
-    int rc = s_append_shard (parser->ring, tokens [1], tokens [2], weight);
+    parser->shard_lines[ring_shard_count (parser->ring)] = parser->line;
+    int rc = s_append_shard (parser->ring, tokens[1], tokens[2], weight);
     if (rc) {
         s_error (parser->err, parser->err_size, parser->line, "%s", ring_strerror (rc));
         return -1;
@@ -1076,16 +1078,16 @@ s_parse_point (s_parser_t *parser, char **tokens, size_t count)
         return -1;
     }
     uint64_t position;
-    if (s_parse_hex64 (tokens [1], &position)) {
+    if (s_parse_hex64 (tokens[1], &position)) {
         s_error (parser->err, parser->err_size, parser->line,
-                 "point position '%s' is not 16 hex digits", tokens [1]);
+                 "point position '%s' is not 16 hex digits", tokens[1]);
         return -1;
     }
-    int owner = ring_shard_find (parser->ring, tokens [2]);
+    int owner = ring_shard_find (parser->ring, tokens[2]);
     if (owner < 0) {
         s_error (parser->err, parser->err_size, parser->line,
                  "point names unknown shard '%s' (declare it above with a 'shard' line)",
-                 tokens [2]);
+                 tokens[2]);
         return -1;
     }
     if (parser->point_count == parser->point_capacity) {
@@ -1103,8 +1105,8 @@ s_parse_point (s_parser_t *parser, char **tokens, size_t count)
         parser->points = (s_text_point_t *) points;
         parser->point_capacity = capacity;
     }
-    parser->points [parser->point_count++] = (s_text_point_t) {position, (uint16_t) owner,
-                                                               parser->line};
+    parser->points[parser->point_count++] = (s_text_point_t){position, (uint16_t) owner,
+                                                             parser->line};
     return 0;
 }
 
@@ -1125,7 +1127,7 @@ s_tokenize (char *line, char **tokens)
         if (count == S_TOKENS_MAX) {
             return S_TOKENS_MAX + 1;
         }
-        tokens [count++] = cursor;
+        tokens[count++] = cursor;
         while (*cursor && *cursor != ' ' && *cursor != '\t') {
             cursor++;
         }
@@ -1136,25 +1138,25 @@ s_tokenize (char *line, char **tokens)
 static int
 s_parse_line (s_parser_t *parser, char *line)
 {
-    char *tokens [S_TOKENS_MAX];
+    char *tokens[S_TOKENS_MAX];
     size_t count = s_tokenize (line, tokens);
-    if (count == 0 || tokens [0][0] == '#') {
+    if (count == 0 || tokens[0][0] == '#') {
         return 0;
     }
-    if (strcmp (tokens [0], "epoch") == 0) {
+    if (strcmp (tokens[0], "epoch") == 0) {
         return s_parse_epoch (parser, tokens, count);
     }
-    if (strcmp (tokens [0], "points_per_weight") == 0) {
+    if (strcmp (tokens[0], "points_per_weight") == 0) {
         return s_parse_ppw (parser, tokens, count);
     }
-    if (strcmp (tokens [0], "shard") == 0) {
+    if (strcmp (tokens[0], "shard") == 0) {
         return s_parse_shard (parser, tokens, count);
     }
-    if (strcmp (tokens [0], "point") == 0) {
+    if (strcmp (tokens[0], "point") == 0) {
         return s_parse_point (parser, tokens, count);
     }
     s_error (parser->err, parser->err_size, parser->line,
-             "unknown key '%.40s' (expected epoch, points_per_weight, shard or point)", tokens [0]);
+             "unknown key '%.40s' (expected epoch, points_per_weight, shard or point)", tokens[0]);
     return -1;
 }
 
@@ -1180,21 +1182,21 @@ s_install_points (s_parser_t *parser)
         return -1;
     }
     for (size_t i = 0; i < parser->point_count; i++) {
-        const s_text_point_t *point = &parser->points [i];
-        if (i > 0 && point->position == parser->points [i - 1].position) {
+        const s_text_point_t *point = &parser->points[i];
+        if (i > 0 && point->position == parser->points[i - 1].position) {
             s_error (parser->err, parser->err_size, point->line,
-                     "duplicate point position %016" PRIx64 " (also on line %d)",
-                     point->position, parser->points [i - 1].line);
+                     "duplicate point position %016" PRIx64 " (also on line %d)", point->position,
+                     parser->points[i - 1].line);
             return -1;
         }
-        ring->positions [i] = point->position;
-        ring->owners [i] = point->owner;
+        ring->positions[i] = point->position;
+        ring->owners[i] = point->owner;
     }
     ring->point_count = parser->point_count;
     for (size_t x = 0; x < ring->shard_count; x++) {
         if (ring_shard_point_count (ring, x) == 0) {
-            s_error (parser->err, parser->err_size, parser->shard_lines [x],
-                     "shard '%s' has no points", ring->shards [x].name);
+            s_error (parser->err, parser->err_size, parser->shard_lines[x],
+                     "shard '%s' has no points", ring->shards[x].name);
             return -1;
         }
     }
@@ -1213,10 +1215,10 @@ s_build_points (s_parser_t *parser)
     }
     built->points_per_weight = parser->ring->points_per_weight;
     for (size_t x = 0; x < parser->ring->shard_count; x++) {
-        const s_shard_t *shard = &parser->ring->shards [x];
+        const s_shard_t *shard = &parser->ring->shards[x];
         int rc = ring_add_shard (built, shard->name, shard->endpoint, shard->weight);
         if (rc) {
-            s_error (parser->err, parser->err_size, parser->shard_lines [x],
+            s_error (parser->err, parser->err_size, parser->shard_lines[x],
                      "cannot place shard '%s': %s", shard->name, ring_strerror (rc));
             ring_destroy (&built);
             return -1;
@@ -1249,13 +1251,13 @@ s_parse_finish (s_parser_t *parser)
 static int
 s_parse_lines (s_parser_t *parser, const char *text)
 {
-    char line [RING_TEXT_LINE_SIZE_MAX + 1];
+    char line[RING_TEXT_LINE_SIZE_MAX + 1];
     const char *cursor = text;
     while (*cursor) {
         parser->line++;
         const char *newline = strchr (cursor, '\n');
         size_t size = newline ? (size_t) (newline - cursor) : strlen (cursor);
-        if (size > 0 && cursor [size - 1] == '\r') {
+        if (size > 0 && cursor[size - 1] == '\r') {
             size--;
         }
         if (size > RING_TEXT_LINE_SIZE_MAX) {
@@ -1264,7 +1266,7 @@ s_parse_lines (s_parser_t *parser, const char *text)
             return -1;
         }
         memcpy (line, cursor, size);
-        line [size] = 0;
+        line[size] = 0;
         if (s_parse_line (parser, line)) {
             return -1;
         }
@@ -1284,8 +1286,7 @@ ring_from_text (const char *text, char *err, size_t err_size)
     int rc = -1;
     if (!parser.ring || !parser.shard_lines) {
         s_error (err, err_size, 0, "out of memory");
-    }
-    else if (s_parse_lines (&parser, text) == 0) {
+    } else if (s_parse_lines (&parser, text) == 0) {
         rc = s_parse_finish (&parser);
     }
     free (parser.shard_lines);
@@ -1354,20 +1355,20 @@ ring_to_text (const ring_t *self)
     if (!buffer.data) {
         return NULL;
     }
-    buffer.data [0] = 0;
+    buffer.data[0] = 0;
     s_append (&buffer, "# ringledger ring: %zu shards, %zu points (docs/ring.md)\n",
               self->shard_count, self->point_count);
     s_append (&buffer, "epoch %" PRIu64 "\n", self->epoch);
     s_append (&buffer, "points_per_weight %" PRIu32 "\n", self->points_per_weight);
     for (size_t x = 0; x < self->shard_count; x++) {
-        char weight [40];
-        s_format_weight (self->shards [x].weight, weight, sizeof weight);
-        s_append (&buffer, "shard %s %s weight %s\n", self->shards [x].name,
-                  self->shards [x].endpoint, weight);
+        char weight[40];
+        s_format_weight (self->shards[x].weight, weight, sizeof weight);
+        s_append (&buffer, "shard %s %s weight %s\n", self->shards[x].name,
+                  self->shards[x].endpoint, weight);
     }
     for (size_t i = 0; i < self->point_count; i++) {
-        s_append (&buffer, "point %016" PRIx64 " %s\n", self->positions [i],
-                  self->shards [self->owners [i]].name);
+        s_append (&buffer, "point %016" PRIx64 " %s\n", self->positions[i],
+                  self->shards[self->owners[i]].name);
     }
     if (buffer.failed) {
         free (buffer.data);
@@ -1395,7 +1396,7 @@ s_read_file (const char *path, char *err, size_t err_size)
         free (data);
         return NULL;
     }
-    data [size] = 0;
+    data[size] = 0;
     return data;
 }
 
@@ -1407,7 +1408,7 @@ ring_load_file (const char *path, char *err, size_t err_size)
     if (!text) {
         return NULL;
     }
-    char message [256];
+    char message[256];
     ring_t *ring = ring_from_text (text, message, sizeof message);
     free (text);
     if (!ring) {
@@ -1437,7 +1438,7 @@ s_write_all (int fd, const char *data, size_t size)
 static int
 s_sync_directory (const char *path)
 {
-    char copy [4096];
+    char copy[4096];
     if (strlen (path) >= sizeof copy) {
         errno = ENAMETOOLONG;
         return -1;
@@ -1491,7 +1492,7 @@ ring_save_file (const ring_t *self, const char *path)
     if (self->shard_count == 0) {
         return RING_ERR_INVALID;
     }
-    char temp [4096];
+    char temp[4096];
     if (snprintf (temp, sizeof temp, "%s.tmp", path) >= (int) sizeof temp) {
         errno = ENAMETOOLONG;
         return RING_ERR_IO;
@@ -1520,13 +1521,13 @@ ring_save_file (const ring_t *self, const char *path)
 //  ...     10    per point: position u64, owner u16 (shard index), by position
 //  size-8  8     XXH3_64bits of every byte before it
 
-static const uint8_t s_magic [4] = {'R', 'L', 'R', 'G'};
+static const uint8_t s_magic[4] = {'R', 'L', 'R', 'G'};
 
 static void
 s_put_le (uint8_t *out, uint64_t value, size_t size)
 {
     for (size_t i = 0; i < size; i++) {
-        out [i] = (uint8_t) (value >> (8 * i));
+        out[i] = (uint8_t) (value >> (8 * i));
     }
 }
 
@@ -1535,7 +1536,7 @@ s_get_le (const uint8_t *in, size_t size)
 {
     uint64_t value = 0;
     for (size_t i = 0; i < size; i++) {
-        value |= (uint64_t) in [i] << (8 * i);
+        value |= (uint64_t) in[i] << (8 * i);
     }
     return value;
 }
@@ -1544,7 +1545,7 @@ static size_t
 s_blob_size (size_t shards, size_t points)
 {
     return RING_BLOB_HEADER_SIZE + shards * RING_BLOB_SHARD_SIZE + points * RING_BLOB_POINT_SIZE
-         + RING_BLOB_TRAILER_SIZE;
+           + RING_BLOB_TRAILER_SIZE;
 }
 
 size_t
@@ -1571,7 +1572,7 @@ ring_encode (const ring_t *self, uint8_t *out, size_t out_size)
     s_put_le (out + 16, self->epoch, 8);
     uint8_t *cursor = out + RING_BLOB_HEADER_SIZE;
     for (size_t x = 0; x < self->shard_count; x++) {
-        const s_shard_t *shard = &self->shards [x];
+        const s_shard_t *shard = &self->shards[x];
         memset (cursor, 0, RING_BLOB_SHARD_SIZE);
         memcpy (cursor, shard->name, strlen (shard->name));
         memcpy (cursor + RL_SHARD_NAME_SIZE_MAX, shard->endpoint, strlen (shard->endpoint));
@@ -1581,8 +1582,8 @@ ring_encode (const ring_t *self, uint8_t *out, size_t out_size)
         cursor += RING_BLOB_SHARD_SIZE;
     }
     for (size_t i = 0; i < self->point_count; i++) {
-        s_put_le (cursor, self->positions [i], 8);
-        s_put_le (cursor + 8, self->owners [i], 2);
+        s_put_le (cursor, self->positions[i], 8);
+        s_put_le (cursor + 8, self->owners[i], 2);
         cursor += RING_BLOB_POINT_SIZE;
     }
     s_put_le (cursor, XXH3_64bits (out, size - RING_BLOB_TRAILER_SIZE), 8);
@@ -1607,8 +1608,8 @@ s_field_valid (const uint8_t *field, size_t size)
 }
 
 static int
-s_decode_header (const uint8_t *in, size_t size, size_t *shards_p, size_t *points_p,
-                 char *err, size_t err_size)
+s_decode_header (const uint8_t *in, size_t size, size_t *shards_p, size_t *points_p, char *err,
+                 size_t err_size)
 {
     if (size < RING_BLOB_HEADER_SIZE + RING_BLOB_TRAILER_SIZE || size > RL_RING_BLOB_SIZE_MAX) {
         s_error (err, err_size, 0, "binary ring of %zu bytes is out of bounds", size);
@@ -1637,8 +1638,7 @@ s_decode_header (const uint8_t *in, size_t size, size_t *shards_p, size_t *point
     }
     uint64_t ppw = s_get_le (in + 12, 4);
     if (ppw < 1 || ppw > RING_POINTS_PER_WEIGHT_MAX) {
-        s_error (err, err_size, 0, "binary ring points_per_weight %" PRIu64 " out of bounds",
-                 ppw);
+        s_error (err, err_size, 0, "binary ring points_per_weight %" PRIu64 " out of bounds", ppw);
         return -1;
     }
     *shards_p = shards;
@@ -1678,18 +1678,18 @@ s_decode_points (ring_t *ring, const uint8_t *cursor, size_t points, char *err, 
     for (size_t i = 0; i < points; i++, cursor += RING_BLOB_POINT_SIZE) {
         uint64_t position = s_get_le (cursor, 8);
         uint64_t owner = s_get_le (cursor + 8, 2);
-        if (owner >= ring->shard_count || (i > 0 && position <= ring->positions [i - 1])) {
+        if (owner >= ring->shard_count || (i > 0 && position <= ring->positions[i - 1])) {
             s_error (err, err_size, 0, "binary ring point %zu: bad owner or out of order", i);
             return -1;
         }
-        ring->positions [i] = position;
-        ring->owners [i] = (uint16_t) owner;
+        ring->positions[i] = position;
+        ring->owners[i] = (uint16_t) owner;
     }
     ring->point_count = points;
     for (size_t x = 0; x < ring->shard_count; x++) {
         if (ring_shard_point_count (ring, x) == 0) {
             s_error (err, err_size, 0, "binary ring shard '%s' has no points",
-                     ring->shards [x].name);
+                     ring->shards[x].name);
             return -1;
         }
     }
@@ -1717,8 +1717,7 @@ ring_decode (const uint8_t *in, size_t size, char *err, size_t err_size)
     ring->points_per_weight = (uint32_t) s_get_le (in + 12, 4);
     const uint8_t *cursor = in + RING_BLOB_HEADER_SIZE;
     if (s_decode_shards (ring, cursor, shards, err, err_size)
-        || s_decode_points (ring, cursor + shards * RING_BLOB_SHARD_SIZE, points, err,
-                            err_size)) {
+        || s_decode_points (ring, cursor + shards * RING_BLOB_SHARD_SIZE, points, err, err_size)) {
         ring_destroy (&ring);
     }
     return ring;
@@ -1733,7 +1732,7 @@ s_arc_push (ring_arc_t **arcs_p, size_t *count_p, size_t *capacity_p, ring_arc_t
 {
     size_t count = *count_p;
     if (count > 0) {
-        ring_arc_t *last = &(*arcs_p) [count - 1];
+        ring_arc_t *last = &(*arcs_p)[count - 1];
         if (last->end == arc.start && last->from == arc.from && last->to == arc.to) {
             last->end = arc.end;
             return RING_OK;
@@ -1748,7 +1747,7 @@ s_arc_push (ring_arc_t **arcs_p, size_t *count_p, size_t *capacity_p, ring_arc_t
         *arcs_p = arcs;
         *capacity_p = capacity;
     }
-    (*arcs_p) [count] = arc;
+    (*arcs_p)[count] = arc;
     *count_p = count + 1;
     return RING_OK;
 }
@@ -1760,7 +1759,7 @@ s_shard_map (const ring_t *a, const ring_t *b)
     int *map = (int *) malloc ((a->shard_count + 1) * sizeof (int));
     if (map) {
         for (size_t x = 0; x < a->shard_count; x++) {
-            map [x] = ring_shard_find (b, a->shards [x].name);
+            map[x] = ring_shard_find (b, a->shards[x].name);
         }
     }
     return map;
@@ -1770,36 +1769,34 @@ s_shard_map (const ring_t *a, const ring_t *b)
 //  boundaries u < v neither ring has a point, so every hash in (u, v] has
 //  the owner of v in each ring: compare those.
 static int
-s_diff_walk (const ring_t *a, const ring_t *b, const int *map, ring_arc_t **arcs_p,
-             size_t *count_p)
+s_diff_walk (const ring_t *a, const ring_t *b, const int *map, ring_arc_t **arcs_p, size_t *count_p)
 {
     size_t capacity = 0;
     size_t ia = 0;
     size_t ib = 0;
-    uint64_t last = a->positions [a->point_count - 1] > b->positions [b->point_count - 1]
-                        ? a->positions [a->point_count - 1]
-                        : b->positions [b->point_count - 1];
+    uint64_t last = a->positions[a->point_count - 1] > b->positions[b->point_count - 1]
+                        ? a->positions[a->point_count - 1]
+                        : b->positions[b->point_count - 1];
     uint64_t start = last;
     while (ia < a->point_count || ib < b->point_count) {
-        uint64_t pa = ia < a->point_count ? a->positions [ia] : UINT64_MAX;
-        uint64_t pb = ib < b->point_count ? b->positions [ib] : UINT64_MAX;
+        uint64_t pa = ia < a->point_count ? a->positions[ia] : UINT64_MAX;
+        uint64_t pb = ib < b->point_count ? b->positions[ib] : UINT64_MAX;
         uint64_t end = pa < pb ? pa : pb;
         if (ia == a->point_count) {
             end = pb;
-        }
-        else if (ib == b->point_count) {
+        } else if (ib == b->point_count) {
             end = pa;
         }
-        int from = a->owners [ia < a->point_count ? ia : 0];
-        int to = b->owners [ib < b->point_count ? ib : 0];
-        if (map [from] != to) {
-            int rc = s_arc_push (arcs_p, count_p, &capacity, (ring_arc_t) {from, to, start, end});
+        int from = a->owners[ia < a->point_count ? ia : 0];
+        int to = b->owners[ib < b->point_count ? ib : 0];
+        if (map[from] != to) {
+            int rc = s_arc_push (arcs_p, count_p, &capacity, (ring_arc_t){from, to, start, end});
             if (rc) {
                 return rc;
             }
         }
-        ia += ia < a->point_count && a->positions [ia] == end;
-        ib += ib < b->point_count && b->positions [ib] == end;
+        ia += ia < a->point_count && a->positions[ia] == end;
+        ib += ib < b->point_count && b->positions[ib] == end;
         start = end;
     }
     return RING_OK;
@@ -1830,9 +1827,9 @@ ring_diff_arcs (const ring_t *a, const ring_t *b, ring_arc_t **arcs_p, size_t *c
     //  The last arc may continue into the first across the wrap
     ring_arc_t *arcs = *arcs_p;
     size_t count = *count_p;
-    if (count > 1 && arcs [count - 1].end == arcs [0].start
-        && arcs [count - 1].from == arcs [0].from && arcs [count - 1].to == arcs [0].to) {
-        arcs [0].start = arcs [count - 1].start;
+    if (count > 1 && arcs[count - 1].end == arcs[0].start && arcs[count - 1].from == arcs[0].from
+        && arcs[count - 1].to == arcs[0].to) {
+        arcs[0].start = arcs[count - 1].start;
         *count_p = count - 1;
     }
     return RING_OK;
@@ -1875,18 +1872,18 @@ ring_diff_flows (const ring_t *a, const ring_t *b, ring_flow_t **flows_p, size_t
     }
     size_t count = 0;
     for (size_t k = 0; k < arc_count; k++) {
-        const char *from = a->shards [arcs [k].from].name;
-        const char *to = b->shards [arcs [k].to].name;
+        const char *from = a->shards[arcs[k].from].name;
+        const char *to = b->shards[arcs[k].to].name;
         size_t f = 0;
-        while (f < count && (strcmp (flows [f].from, from) || strcmp (flows [f].to, to))) {
+        while (f < count && (strcmp (flows[f].from, from) || strcmp (flows[f].to, to))) {
             f++;
         }
         if (f == count) {
-            strcpy (flows [count].from, from);
-            strcpy (flows [count].to, to);
+            strcpy (flows[count].from, from);
+            strcpy (flows[count].to, to);
             count++;
         }
-        flows [f].fraction += ring_arc_fraction (&arcs [k]);
+        flows[f].fraction += ring_arc_fraction (&arcs[k]);
     }
     free (arcs);
     qsort (flows, count, sizeof (ring_flow_t), s_flow_compare);

@@ -25,29 +25,31 @@
 #include "rl_limits.h"
 
 //  Limits of the ring beyond common/rl_limits.h ------------------------------
-#define RING_WEIGHT_MIN                 0.001   //  smallest weight of one shard
-#define RING_POINTS_PER_WEIGHT_MAX      4096    //  points per unit of weight, upper bound
-#define RING_TEXT_LINE_SIZE_MAX         512     //  bytes of one line of the text form
-#define RING_TEXT_FILE_SIZE_MAX         (64u << 20) //  bytes of a ring file
-#define RING_BLOB_HEADER_SIZE           24      //  bytes before the shard records
-#define RING_BLOB_SHARD_SIZE            (RL_SHARD_NAME_SIZE_MAX + RL_ENDPOINT_SIZE_MAX + 8)
-#define RING_BLOB_POINT_SIZE            10      //  u64 position + u16 owner
-#define RING_BLOB_TRAILER_SIZE          8       //  XXH3 checksum
-#define RING_BLOB_VERSION               1
+#define RING_WEIGHT_MIN            0.001       //  smallest weight of one shard
+#define RING_POINTS_PER_WEIGHT_MAX 4096        //  points per unit of weight, upper bound
+#define RING_TEXT_LINE_SIZE_MAX    512         //  bytes of one line of the text form
+#define RING_TEXT_FILE_SIZE_MAX    (64u << 20) //  bytes of a ring file
+#define RING_BLOB_HEADER_SIZE      24          //  bytes before the shard records
+#define RING_BLOB_SHARD_SIZE       (RL_SHARD_NAME_SIZE_MAX + RL_ENDPOINT_SIZE_MAX + 8)
+#define RING_BLOB_POINT_SIZE       10 //  u64 position + u16 owner
+#define RING_BLOB_TRAILER_SIZE     8  //  XXH3 checksum
+#define RING_BLOB_VERSION          1
 //  Points in one ring: the smaller of RL_RING_POINTS_MAX and what fits a
 //  binary ring of RL_RING_BLOB_SIZE_MAX bytes with RL_SHARDS_MAX shards.
-#define RING_POINTS_MAX                                                                  \
-    ((RL_RING_BLOB_SIZE_MAX - RING_BLOB_HEADER_SIZE - RING_BLOB_TRAILER_SIZE              \
-      - (size_t) RL_SHARDS_MAX * RING_BLOB_SHARD_SIZE) / RING_BLOB_POINT_SIZE              \
-             < RL_RING_POINTS_MAX                                                         \
-         ? (RL_RING_BLOB_SIZE_MAX - RING_BLOB_HEADER_SIZE - RING_BLOB_TRAILER_SIZE        \
-            - (size_t) RL_SHARDS_MAX * RING_BLOB_SHARD_SIZE) / RING_BLOB_POINT_SIZE        \
+#define RING_POINTS_MAX                                                                            \
+    ((RL_RING_BLOB_SIZE_MAX - RING_BLOB_HEADER_SIZE - RING_BLOB_TRAILER_SIZE                       \
+      - (size_t) RL_SHARDS_MAX * RING_BLOB_SHARD_SIZE)                                             \
+                 / RING_BLOB_POINT_SIZE                                                            \
+             < RL_RING_POINTS_MAX                                                                  \
+         ? (RL_RING_BLOB_SIZE_MAX - RING_BLOB_HEADER_SIZE - RING_BLOB_TRAILER_SIZE                 \
+            - (size_t) RL_SHARDS_MAX * RING_BLOB_SHARD_SIZE)                                       \
+               / RING_BLOB_POINT_SIZE                                                              \
          : RL_RING_POINTS_MAX)
 
-_Static_assert (RL_SHARDS_MAX <= UINT16_MAX, "a shard index fits the u16 owner of a point");
-_Static_assert (RL_RING_POINTS_PER_WEIGHT <= RING_POINTS_PER_WEIGHT_MAX, "default within bounds");
-_Static_assert ((size_t) RL_SHARDS_MAX * RING_BLOB_SHARD_SIZE < RL_RING_BLOB_SIZE_MAX,
-                "every shard record fits a binary ring");
+_Static_assert(RL_SHARDS_MAX <= UINT16_MAX, "a shard index fits the u16 owner of a point");
+_Static_assert(RL_RING_POINTS_PER_WEIGHT <= RING_POINTS_PER_WEIGHT_MAX, "default within bounds");
+_Static_assert((size_t) RL_SHARDS_MAX *RING_BLOB_SHARD_SIZE < RL_RING_BLOB_SIZE_MAX,
+               "every shard record fits a binary ring");
 
 typedef struct ring_t ring_t;
 
@@ -97,7 +99,7 @@ uint64_t ring_point_position (const ring_t *self, size_t index);
 size_t ring_point_owner (const ring_t *self, size_t index);
 
 //  Lookup: O(log points), no allocation
-uint64_t ring_point_of_id (const void *id16); //  XXH3_64bits over the 16 id bytes
+uint64_t ring_point_of_id (const void *id16);         //  XXH3_64bits over the 16 id bytes
 int ring_lookup (const ring_t *self, uint64_t point); //  shard index; -1 if ring empty
 int ring_lookup_id (const ring_t *self, const void *id16);
 
@@ -130,8 +132,8 @@ typedef struct {
 
 //  Fraction of the hash space moved between a pair of shards (by name).
 typedef struct {
-    char from [RL_SHARD_NAME_SIZE_MAX];
-    char to [RL_SHARD_NAME_SIZE_MAX];
+    char from[RL_SHARD_NAME_SIZE_MAX];
+    char to[RL_SHARD_NAME_SIZE_MAX];
     double fraction;
 } ring_flow_t;
 

@@ -78,46 +78,46 @@ typedef struct r_shard_s {
     char name[RL_SHARD_NAME_SIZE_MAX];
     char endpoint[RL_ENDPOINT_SIZE_MAX];
     zsock_t *dealer;
-    uint32_t inflight;          //  sub-requests sent, not answered, not expired
-    bool retired;               //  no longer in the ring: closed once drained
-    bool reader_ended;          //  retired: the loop no longer reads it
-    uint64_t ended_tick;        //  tick at which the reader was ended
-    struct r_shard_s *next;     //  retired list
-    int64_t created_ms;         //  connection opened (grace for its first connect)
+    uint32_t inflight;      //  sub-requests sent, not answered, not expired
+    bool retired;           //  no longer in the ring: closed once drained
+    bool reader_ended;      //  retired: the loop no longer reads it
+    uint64_t ended_tick;    //  tick at which the reader was ended
+    struct r_shard_s *next; //  retired list
+    int64_t created_ms;     //  connection opened (grace for its first connect)
 } r_shard_t;
 
 typedef struct {
-    uint64_t id;                //  request id sent to the shard; 0: slot free
-    bool refresh;               //  a get_ring for the router itself
+    uint64_t id;  //  request id sent to the shard; 0: slot free
+    bool refresh; //  a get_ring for the router itself
     r_shard_t *shard;
     uint32_t pending_slot;
     uint64_t pending_gen;
     uint16_t operation;
-    uint32_t count;             //  records sent
-    uint32_t *positions;        //  their positions in the client's request
+    uint32_t count;      //  records sent
+    uint32_t *positions; //  their positions in the client's request
     int64_t expires_ms;
-    int32_t prev, next;         //  FIFO by send time (refresh: not linked)
+    int32_t prev, next; //  FIFO by send time (refresh: not linked)
 } r_sub_t;
 
 typedef struct {
     bool used;
-    uint64_t gen;               //  bumped at every use of the slot
-    zmsg_t *envelope;           //  the client's routing frames
-    zframe_t *payload;          //  the client's request (records, for resends)
+    uint64_t gen;      //  bumped at every use of the slot
+    zmsg_t *envelope;  //  the client's routing frames
+    zframe_t *payload; //  the client's request (records, for resends)
     rl_header_t header;
-    size_t in_size;             //  request record size, bytes
-    size_t out_size;            //  reply record size, bytes
-    uint8_t *reply;             //  reply body
-    uint32_t reply_count;       //  records in it
-    uint8_t *state;             //  REC_* per record
-    uint8_t *attempts;          //  sends per record
-    uint32_t open;              //  records not REC_DONE
-    uint32_t subs;              //  sub-requests outstanding for it
-    uint32_t waiting;           //  records in REC_WAIT
-    uint32_t status;            //  reads: failure status; creates: always ok
+    size_t in_size;       //  request record size, bytes
+    size_t out_size;      //  reply record size, bytes
+    uint8_t *reply;       //  reply body
+    uint32_t reply_count; //  records in it
+    uint8_t *state;       //  REC_* per record
+    uint8_t *attempts;    //  sends per record
+    uint32_t open;        //  records not REC_DONE
+    uint32_t subs;        //  sub-requests outstanding for it
+    uint32_t waiting;     //  records in REC_WAIT
+    uint32_t status;      //  reads: failure status; creates: always ok
     int64_t deadline_ms;
-    size_t bytes;               //  held, counted in pending_bytes
-    int32_t prev, next;         //  FIFO by deadline
+    size_t bytes;       //  held, counted in pending_bytes
+    int32_t prev, next; //  FIFO by deadline
 } r_pending_t;
 
 typedef struct {
@@ -126,7 +126,7 @@ typedef struct {
     const char *shards;
     const char *name;
     long deadline_ms;
-    long refresh_ms;            //  periodic ring refresh
+    long refresh_ms; //  periodic ring refresh
 } r_options_t;
 
 struct router_s {
@@ -134,45 +134,45 @@ struct router_s {
     zloop_t *loop;
     zsock_t *clients;
     ring_t *ring;
-    r_shard_t **shards;         //  by ring index
+    r_shard_t **shards; //  by ring index
     size_t shard_count;
     r_shard_t *retired;
     uint64_t tick;
     int64_t started_ms;
 
-    r_sub_t *subs;              //  RL_ROUTER_SUBS_MAX
+    r_sub_t *subs; //  RL_ROUTER_SUBS_MAX
     uint32_t *sub_free;
     size_t sub_free_count;
     int32_t sub_head, sub_tail;
     uint64_t sub_gen;
 
-    r_pending_t *pending;       //  RL_ROUTER_PENDING_MAX
+    r_pending_t *pending; //  RL_ROUTER_PENDING_MAX
     uint32_t *pending_free;
     size_t pending_free_count;
     int32_t pending_head, pending_tail;
     size_t pending_bytes;
-    size_t waiting_total;       //  records in REC_WAIT over all requests
+    size_t waiting_total; //  records in REC_WAIT over all requests
 
     bool refresh_active;
     uint32_t refresh_slot;
     int64_t refresh_expires_ms;
-    r_shard_t *refresh_want;    //  a shard that showed a higher epoch
+    r_shard_t *refresh_want; //  a shard that showed a higher epoch
     int64_t refresh_next_ms;
     size_t refresh_rr;
 
     //  scratch
-    int32_t *owners;            //  RL_BATCH_RECORDS_MAX
-    rl_id_t *ids;               //  RL_BATCH_RECORDS_MAX
-    uint32_t *group_count;      //  RL_SHARDS_MAX
-    uint8_t *frame_buf;         //  RL_MESSAGE_SIZE_MAX
+    int32_t *owners;       //  RL_BATCH_RECORDS_MAX
+    rl_id_t *ids;          //  RL_BATCH_RECORDS_MAX
+    uint32_t *group_count; //  RL_SHARDS_MAX
+    uint8_t *frame_buf;    //  RL_MESSAGE_SIZE_MAX
 
     //  counters (status, exit log)
     uint64_t requests;
-    uint64_t dropped;           //  client frames too short, replies not deliverable
-    uint64_t malformed;         //  requests answered with a message-level error by the router
-    uint64_t wrong_shard;       //  records (reads: sub-requests) answered wrong_shard
-    uint64_t late;              //  shard replies to expired or freed sub-requests
-    uint64_t bad_replies;       //  shard replies that did not decode or match
+    uint64_t dropped;     //  client frames too short, replies not deliverable
+    uint64_t malformed;   //  requests answered with a message-level error by the router
+    uint64_t wrong_shard; //  records (reads: sub-requests) answered wrong_shard
+    uint64_t late;        //  shard replies to expired or freed sub-requests
+    uint64_t bad_replies; //  shard replies that did not decode or match
     uint64_t expired_subs;
     uint64_t busy;
     uint64_t refreshes;
@@ -326,7 +326,7 @@ s_ring_adopt (router_t *self, ring_t *ring)
              self->ring ? ring_epoch (self->ring) : 0, ring_epoch (ring), count);
     ring_destroy (&self->ring);
     self->ring = ring;
-    self->refresh_want = NULL;   //  may name a retired shard; the new ring may satisfy it
+    self->refresh_want = NULL; //  may name a retired shard; the new ring may satisfy it
     return 0;
 }
 
@@ -494,7 +494,7 @@ s_reply_send (router_t *self, zmsg_t **envelope_p, const rl_header_t *request, u
     }
     zmsg_append (*envelope_p, &frame);
     if (zmsg_send (envelope_p, self->clients) != 0) {
-        self->dropped++;       //  client gone or its queue full: it retries
+        self->dropped++; //  client gone or its queue full: it retries
         zmsg_destroy (envelope_p);
     }
 }
@@ -533,7 +533,7 @@ s_pending_finish (router_t *self, r_pending_t *p)
     free (p->attempts);
     uint64_t gen = p->gen;
     memset (p, 0, sizeof (*p));
-    p->gen = gen;   //  late sub-requests still name the old generation
+    p->gen = gen; //  late sub-requests still name the old generation
     self->pending_free[self->pending_free_count++] = (uint32_t) (p - self->pending);
 }
 
@@ -572,9 +572,11 @@ s_record_wrong_shard (router_t *self, r_pending_t *p, uint32_t pos)
 {
     self->wrong_shard++;
     if (p->attempts[pos] >= RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX) {
-        s_log_client_error (self, "request %" PRIu64 ": record %" PRIu32 " still wrong_shard "
-                            "after %d sends (ring epoch %" PRIu64 ")", p->header.request_id, pos,
-                            RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX, ring_epoch (self->ring));
+        s_log_client_error (self,
+                            "request %" PRIu64 ": record %" PRIu32 " still wrong_shard "
+                            "after %d sends (ring epoch %" PRIu64 ")",
+                            p->header.request_id, pos, RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX,
+                            ring_epoch (self->ring));
         s_record_result (p, pos, RL_WRONG_SHARD, 0);
         return;
     }
@@ -612,9 +614,11 @@ s_pending_expire (router_t *self, r_pending_t *p)
                 s_record_result (p, i, p->attempts[i] > 0 ? RL_WRONG_SHARD : RL_BUSY, 0);
             }
         }
-        s_log_client_error (self, "request %" PRIu64 " (%s): deadline passed, %" PRIu32
-                            " of %" PRIu32 " records outcome_unknown", p->header.request_id,
-                            rl_op_name (p->header.operation), unknown, p->header.record_count);
+        s_log_client_error (self,
+                            "request %" PRIu64 " (%s): deadline passed, %" PRIu32 " of %" PRIu32
+                            " records outcome_unknown",
+                            p->header.request_id, rl_op_name (p->header.operation), unknown,
+                            p->header.record_count);
     } else {
         p->status = RL_STATUS_TIMEOUT;
         s_log_client_error (self, "request %" PRIu64 " (%s): deadline passed: timeout",
@@ -633,12 +637,12 @@ s_routing_id (const r_pending_t *p, uint32_t i)
     if (p->header.operation == RL_OP_CREATE_TRANSFERS) {
         return record + offsetof (rl_transfer_t, debit_account_id);
     }
-    return record;   //  account id, lookup id, filter account id: all at offset 0
+    return record; //  account id, lookup id, filter account id: all at offset 0
 }
 
-_Static_assert (offsetof (rl_transfer_t, debit_account_id) == 16, "wire offset of debit id");
-_Static_assert (offsetof (rl_account_t, id) == 0 && offsetof (rl_filter_t, account_id) == 0,
-                "wire offset of account ids");
+_Static_assert(offsetof (rl_transfer_t, debit_account_id) == 16, "wire offset of debit id");
+_Static_assert(offsetof (rl_account_t, id) == 0 && offsetof (rl_filter_t, account_id) == 0,
+               "wire offset of account ids");
 
 //  A group could not be sent (no capacity or no connection): its records
 //  were never applied. Creates answer busy per record; reads fail with
@@ -797,7 +801,7 @@ s_dispatch (router_t *self, r_pending_t *p)
         assert (n == self->group_count[s]);
         s_send_group (self, p, self->shards[s], positions, n);
         if (p->status != RL_STATUS_OK) {
-            break;   //  a read failed: no need to send the rest
+            break; //  a read failed: no need to send the rest
         }
     }
     free (positions);
@@ -891,7 +895,8 @@ s_admit (router_t *self, zmsg_t *envelope, zframe_t *payload, const rl_header_t 
     size_t out_size = codec_reply_record_size (op);
     size_t reply_bytes = op == RL_OP_GET_ACCOUNT_TRANSFERS ? 0 : (size_t) count * out_size;
     size_t bytes = zframe_size (payload) + reply_bytes;
-    if (self->pending_free_count == 0 || self->pending_bytes + bytes > RL_ROUTER_PENDING_BYTES_MAX) {
+    if (self->pending_free_count == 0
+        || self->pending_bytes + bytes > RL_ROUTER_PENDING_BYTES_MAX) {
         self->busy++;
         s_log_client_error (self, "request %" PRIu64 " (%s): busy: %zu requests in progress",
                             h->request_id, rl_op_name (op),
@@ -916,9 +921,10 @@ s_admit (router_t *self, zmsg_t *envelope, zframe_t *payload, const rl_header_t 
         memset (&p->header, 0, sizeof (p->header));
         p->payload = NULL;
         self->busy++;
-        s_log_client_error (self, "request %" PRIu64 " (%s): busy: a shard has %d sub-requests "
-                            "in flight", h->request_id, rl_op_name (op),
-                            RL_ROUTER_INFLIGHT_PER_SHARD_MAX);
+        s_log_client_error (self,
+                            "request %" PRIu64 " (%s): busy: a shard has %d sub-requests "
+                            "in flight",
+                            h->request_id, rl_op_name (op), RL_ROUTER_INFLIGHT_PER_SHARD_MAX);
         s_reply_send (self, &envelope, h, RL_STATUS_BUSY, 0, NULL, 0);
         zframe_destroy (&payload);
         return;
@@ -1001,15 +1007,15 @@ s_handle_request (router_t *self, zmsg_t *msg)
     self->requests++;
     zframe_t *payload = zmsg_last (msg);
     if (!payload || zmsg_size (msg) < 2) {
-        self->dropped++;       //  a ROUTER always adds the identity; a payload is needed too
+        self->dropped++; //  a ROUTER always adds the identity; a payload is needed too
         zmsg_destroy (&msg);
         return;
     }
-    zmsg_remove (msg, payload);   //  msg keeps the envelope
+    zmsg_remove (msg, payload); //  msg keeps the envelope
     rl_header_t h = {0};
     rl_status_t status = codec_check_request (zframe_data (payload), zframe_size (payload), &h);
     if (zframe_size (payload) < RL_HEADER_SIZE) {
-        self->dropped++;       //  no request id to answer to
+        self->dropped++; //  no request id to answer to
         rl_debug ("dropped a %zu-byte frame", zframe_size (payload));
         zframe_destroy (&payload);
         zmsg_destroy (&msg);
@@ -1017,8 +1023,9 @@ s_handle_request (router_t *self, zmsg_t *msg)
     }
     bool decoded = status == RL_STATUS_OK || status == RL_STATUS_MALFORMED
                    || status == RL_STATUS_TOO_MANY_RECORDS;
-    if (decoded && (h.operation < RL_OP_CREATE_ACCOUNTS || h.operation > RL_OP_GET_RING
-                    || h.operation == RL_OP_LOAD_RING)) {
+    if (decoded
+        && (h.operation < RL_OP_CREATE_ACCOUNTS || h.operation > RL_OP_GET_RING
+            || h.operation == RL_OP_LOAD_RING)) {
         //  Shard-to-shard operations are not served here, and rings are
         //  loaded into the shards by an admin, not through a router.
         status = RL_STATUS_UNKNOWN_OPERATION;
@@ -1036,17 +1043,17 @@ s_handle_request (router_t *self, zmsg_t *msg)
         return;
     }
     switch (h.operation) {
-    case RL_OP_STATUS:
-        s_answer_status (self, msg, &h);
-        zframe_destroy (&payload);
-        break;
-    case RL_OP_GET_RING:
-        s_answer_ring (self, msg, &h);
-        zframe_destroy (&payload);
-        break;
-    default:
-        s_admit (self, msg, payload, &h);
-        break;
+        case RL_OP_STATUS:
+            s_answer_status (self, msg, &h);
+            zframe_destroy (&payload);
+            break;
+        case RL_OP_GET_RING:
+            s_answer_ring (self, msg, &h);
+            zframe_destroy (&payload);
+            break;
+        default:
+            s_admit (self, msg, payload, &h);
+            break;
     }
 }
 
@@ -1056,7 +1063,7 @@ s_on_client_readable (zloop_t *loop, zsock_t *sock, void *arg)
     (void) loop;
     router_t *self = arg;
     for (int i = 0; i < RL_ROUTER_REQUESTS_PER_TURN_MAX; i++) {
-        zmsg_t *msg = zmsg_recv (sock);   //  rcvtimeo 0: NULL when drained
+        zmsg_t *msg = zmsg_recv (sock); //  rcvtimeo 0: NULL when drained
         if (!msg) {
             break;
         }
@@ -1082,7 +1089,7 @@ s_refresh_start (router_t *self, r_shard_t *target)
     }
     r_sub_t *sub = shard ? s_sub_alloc (self, shard) : NULL;
     if (!sub) {
-        return;     //  everything is full: the next tick tries again
+        return; //  everything is full: the next tick tries again
     }
     sub->refresh = true;
     sub->operation = RL_OP_GET_RING;
@@ -1145,9 +1152,9 @@ s_reply_create (router_t *self, r_pending_t *p, r_sub_t *sub, const rl_header_t 
     //  The shard refused the whole piece. busy: nothing applied. Anything else
     //  (storage_error above all) leaves the outcome open.
     uint32_t result = h->status == RL_STATUS_BUSY ? RL_BUSY : RL_OUTCOME_UNKNOWN;
-    s_log_client_error (self, "request %" PRIu64 ": shard %s answered %s: %" PRIu32
-                        " records %s", p->header.request_id, sub->shard->name,
-                        rl_status_name (h->status), sub->count, rl_result_name (result));
+    s_log_client_error (self, "request %" PRIu64 ": shard %s answered %s: %" PRIu32 " records %s",
+                        p->header.request_id, sub->shard->name, rl_status_name (h->status),
+                        sub->count, rl_result_name (result));
     for (uint32_t k = 0; k < sub->count; k++) {
         s_record_result (p, sub->positions[k], result, 0);
     }
@@ -1176,33 +1183,34 @@ s_reply_read (router_t *self, r_pending_t *p, r_sub_t *sub, const rl_header_t *h
         return;
     }
     switch (p->header.operation) {
-    case RL_OP_LOOKUP_TRANSFERS:
-        //  Merge: a found record has a timestamp; the first one found wins.
-        for (uint32_t k = 0; k < sub->count; k++) {
-            const uint8_t *record = body + (size_t) k * RL_TRANSFER_SIZE;
-            if (codec_get_u64 (record + offsetof (rl_transfer_t, timestamp)) != 0
-                && codec_get_u64 (p->reply + (size_t) k * RL_TRANSFER_SIZE
-                                  + offsetof (rl_transfer_t, timestamp)) == 0) {
-                memcpy (p->reply + (size_t) k * RL_TRANSFER_SIZE, record, RL_TRANSFER_SIZE);
+        case RL_OP_LOOKUP_TRANSFERS:
+            //  Merge: a found record has a timestamp; the first one found wins.
+            for (uint32_t k = 0; k < sub->count; k++) {
+                const uint8_t *record = body + (size_t) k * RL_TRANSFER_SIZE;
+                if (codec_get_u64 (record + offsetof (rl_transfer_t, timestamp)) != 0
+                    && codec_get_u64 (p->reply + (size_t) k * RL_TRANSFER_SIZE
+                                      + offsetof (rl_transfer_t, timestamp))
+                           == 0) {
+                    memcpy (p->reply + (size_t) k * RL_TRANSFER_SIZE, record, RL_TRANSFER_SIZE);
+                }
             }
-        }
-        break;
-    case RL_OP_GET_ACCOUNT_TRANSFERS:
-        free (p->reply);
-        p->reply = body_size ? malloc (body_size) : NULL;
-        assert (p->reply || body_size == 0);
-        if (body_size) {
-            memcpy (p->reply, body, body_size);
-        }
-        p->reply_count = h->record_count;
-        p->state[0] = REC_DONE;
-        p->open = 0;
-        break;
-    default:
-        for (uint32_t k = 0; k < sub->count; k++) {
-            s_record_done_read (p, sub->positions[k], body + (size_t) k * p->out_size);
-        }
-        break;
+            break;
+        case RL_OP_GET_ACCOUNT_TRANSFERS:
+            free (p->reply);
+            p->reply = body_size ? malloc (body_size) : NULL;
+            assert (p->reply || body_size == 0);
+            if (body_size) {
+                memcpy (p->reply, body, body_size);
+            }
+            p->reply_count = h->record_count;
+            p->state[0] = REC_DONE;
+            p->open = 0;
+            break;
+        default:
+            for (uint32_t k = 0; k < sub->count; k++) {
+                s_record_done_read (p, sub->positions[k], body + (size_t) k * p->out_size);
+            }
+            break;
     }
 }
 
@@ -1255,7 +1263,7 @@ s_handle_reply (router_t *self, r_shard_t *shard, zframe_t *frame)
     }
     r_pending_t *p = s_pending_of (self, sub);
     if (!p) {
-        self->late++;   //  the client was answered already (deadline, or a read failed)
+        self->late++; //  the client was answered already (deadline, or a read failed)
         s_sub_free (self, sub, true, true);
         return;
     }
@@ -1309,7 +1317,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
         r_sub_t *sub = &self->subs[self->sub_head];
         r_pending_t *p = s_pending_of (self, sub);
         if (p) {
-            p->subs--;      //  the request itself expires no later than this
+            p->subs--; //  the request itself expires no later than this
         }
         self->expired_subs++;
         s_sub_free (self, sub, true, true);
@@ -1351,45 +1359,60 @@ static int
 s_parse_options (int argc, char **argv, r_options_t *o)
 {
     static const struct option longs[] = {
-        {"bind", required_argument, NULL, 'b'},   {"ring", required_argument, NULL, 'r'},
-        {"shard", required_argument, NULL, 's'},  {"deadline-ms", required_argument, NULL, 'd'},
-        {"name", required_argument, NULL, 'n'},   {"help", no_argument, NULL, 'h'},
+        {"bind", required_argument, NULL, 'b'},
+        {"ring", required_argument, NULL, 'r'},
+        {"shard", required_argument, NULL, 's'},
+        {"deadline-ms", required_argument, NULL, 'd'},
+        {"name", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
         {"ring-refresh-ms", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
-    *o = (r_options_t) {.name = "router", .deadline_ms = RL_ROUTER_DEADLINE_MS,
-                        .refresh_ms = RL_ROUTER_RING_REFRESH_MS};
+    *o = (r_options_t){.name = "router",
+                       .deadline_ms = RL_ROUTER_DEADLINE_MS,
+                       .refresh_ms = RL_ROUTER_RING_REFRESH_MS};
     int c;
     while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
-        case 'b': o->bind = optarg; break;
-        case 'r': o->ring_file = optarg; break;
-        case 's': o->shards = optarg; break;
-        case 'n': o->name = optarg; break;
-        case 'd': {
-            char *end = NULL;
-            o->deadline_ms = strtol (optarg, &end, 10);
-            if (!end || *end || o->deadline_ms < RL_ROUTER_DEADLINE_MS_MIN
-                || o->deadline_ms > RL_ROUTER_DEADLINE_MS_MAX) {
-                fprintf (stderr, "router: --deadline-ms must be %d..%d\n",
-                         RL_ROUTER_DEADLINE_MS_MIN, RL_ROUTER_DEADLINE_MS_MAX);
-                return -1;
+            case 'b':
+                o->bind = optarg;
+                break;
+            case 'r':
+                o->ring_file = optarg;
+                break;
+            case 's':
+                o->shards = optarg;
+                break;
+            case 'n':
+                o->name = optarg;
+                break;
+            case 'd': {
+                char *end = NULL;
+                o->deadline_ms = strtol (optarg, &end, 10);
+                if (!end || *end || o->deadline_ms < RL_ROUTER_DEADLINE_MS_MIN
+                    || o->deadline_ms > RL_ROUTER_DEADLINE_MS_MAX) {
+                    fprintf (stderr, "router: --deadline-ms must be %d..%d\n",
+                             RL_ROUTER_DEADLINE_MS_MIN, RL_ROUTER_DEADLINE_MS_MAX);
+                    return -1;
+                }
+                break;
             }
-            break;
-        }
-        case 'R': {
-            char *end = NULL;
-            o->refresh_ms = strtol (optarg, &end, 10);
-            if (!end || *end || o->refresh_ms < RL_ROUTER_TICK_MS
-                || o->refresh_ms > RL_ROUTER_DEADLINE_MS_MAX) {
-                fprintf (stderr, "router: --ring-refresh-ms must be %d..%d\n", RL_ROUTER_TICK_MS,
-                         RL_ROUTER_DEADLINE_MS_MAX);
-                return -1;
+            case 'R': {
+                char *end = NULL;
+                o->refresh_ms = strtol (optarg, &end, 10);
+                if (!end || *end || o->refresh_ms < RL_ROUTER_TICK_MS
+                    || o->refresh_ms > RL_ROUTER_DEADLINE_MS_MAX) {
+                    fprintf (stderr, "router: --ring-refresh-ms must be %d..%d\n",
+                             RL_ROUTER_TICK_MS, RL_ROUTER_DEADLINE_MS_MAX);
+                    return -1;
+                }
+                break;
             }
-            break;
-        }
-        case 'h': s_usage (stdout); exit (0);
-        default: return -1;
+            case 'h':
+                s_usage (stdout);
+                exit (0);
+            default:
+                return -1;
         }
     }
     if (!o->bind || optind != argc || (!o->ring_file == !o->shards)) {
@@ -1506,7 +1529,7 @@ s_open (router_t *self)
     } else {
         ring = s_ring_fetch (self->options.shards);
         if (!ring) {
-            return -1;   //  interrupted
+            return -1; //  interrupted
         }
     }
     if (s_ring_adopt (self, ring) != 0) {
@@ -1532,7 +1555,7 @@ s_open (router_t *self)
     zloop_reader (self->loop, self->clients, s_on_client_readable, self);
     int tick_ms = RL_ROUTER_TICK_MS;
     if (self->options.deadline_ms / 4 < tick_ms) {
-        tick_ms = (int) (self->options.deadline_ms / 4);   //  short test deadlines
+        tick_ms = (int) (self->options.deadline_ms / 4); //  short test deadlines
     }
     zloop_timer (self->loop, (size_t) (tick_ms > 0 ? tick_ms : 1), 0, s_on_tick, self);
     self->refresh_next_ms = zclock_mono () + self->options.refresh_ms;
@@ -1589,10 +1612,9 @@ main (int argc, char **argv)
         s_close (&self);
         return zsys_interrupted ? 0 : 1;
     }
-    rl_info ("serving %s, ring epoch %" PRIu64 " (%zu shards), deadline %ld ms",
-             self.options.bind, ring_epoch (self.ring), self.shard_count,
-             self.options.deadline_ms);
-    zloop_start (self.loop);   //  returns on SIGINT/SIGTERM
+    rl_info ("serving %s, ring epoch %" PRIu64 " (%zu shards), deadline %ld ms", self.options.bind,
+             ring_epoch (self.ring), self.shard_count, self.options.deadline_ms);
+    zloop_start (self.loop); //  returns on SIGINT/SIGTERM
     rl_info ("stopping: %" PRIu64 " requests, %" PRIu64 " dropped, %" PRIu64 " refused, %" PRIu64
              " busy, %" PRIu64 " wrong_shard, %" PRIu64 " late replies, %" PRIu64
              " expired sub-requests, %" PRIu64 " bad replies, %" PRIu64 " ring refreshes",

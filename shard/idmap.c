@@ -18,8 +18,8 @@ typedef struct {
 
 struct idmap_t {
     s_slot_t *slots;
-    size_t mask;        //  slot count - 1; slot count is a power of two
-    size_t size;        //  occupied slots
+    size_t mask; //  slot count - 1; slot count is a power of two
+    size_t size; //  occupied slots
 };
 
 static inline size_t
@@ -149,7 +149,7 @@ idmap_clear (idmap_t *self)
 {
     assert (self);
     for (size_t i = 0; i <= self->mask; i++) {
-        self->slots[i].id = (rl_id_t) {0, 0};
+        self->slots[i].id = (rl_id_t){0, 0};
     }
     self->size = 0;
 }
@@ -184,7 +184,7 @@ idmap_remove (idmap_t *self, rl_id_t id)
             hole = j;
         }
     }
-    self->slots[hole].id = (rl_id_t) {0, 0};
+    self->slots[hole].id = (rl_id_t){0, 0};
     self->slots[hole].value = 0;
     self->size--;
     return true;

@@ -19,13 +19,13 @@
 typedef struct idmap_t idmap_t;
 
 idmap_t *idmap_new (size_t capacity_hint);
-void     idmap_destroy (idmap_t **self_p);
+void idmap_destroy (idmap_t **self_p);
 //  0 on success, -1 when memory ran out (the map is unchanged). Replaces an existing value.
-int      idmap_put (idmap_t *self, rl_id_t id, uint64_t value);
-bool     idmap_get (const idmap_t *self, rl_id_t id, uint64_t *value_p);
+int idmap_put (idmap_t *self, rl_id_t id, uint64_t value);
+bool idmap_get (const idmap_t *self, rl_id_t id, uint64_t *value_p);
 //  Removes id if present; returns whether it was.
-bool     idmap_remove (idmap_t *self, rl_id_t id);
-size_t   idmap_size (const idmap_t *self);
-void     idmap_clear (idmap_t *self);
+bool idmap_remove (idmap_t *self, rl_id_t id);
+size_t idmap_size (const idmap_t *self);
+void idmap_clear (idmap_t *self);
 
 #endif

@@ -53,10 +53,8 @@
 #include "rl_limits.h"
 #include "log.h"
 
-#define META_LAST_TS "last_ts"
+#define META_LAST_TS       "last_ts"
 #define META_CHECKPOINT_TS "checkpoint_ts"
-
-
 
 //  Storage form of a transfer: the wire record, with the result in `reserved`.
 static void
@@ -192,7 +190,7 @@ s_leg_key (rl_id_t id, rl_id_t debit)
 {
     rl_id_t key = {id.lo ^ (debit.lo * 0x9E3779B97F4A7C15ull ^ debit.hi),
                    id.hi ^ (debit.hi * 0xC2B2AE3D27D4EB4Full ^ debit.lo)};
-    return rl_id_is_zero (key) ? (rl_id_t) {1, 0} : key;
+    return rl_id_is_zero (key) ? (rl_id_t){1, 0} : key;
 }
 
 int
@@ -235,7 +233,8 @@ s_recent_append (ledger_t *self, const rl_transfer_t *transfer)
     }
     if (!index_id
         && idmap_put (self->recent_legs, s_leg_key (transfer->id, transfer->debit_account_id),
-                      self->recent_count) != 0) {
+                      self->recent_count)
+               != 0) {
         return -1;
     }
     self->recent[self->recent_count++] = *transfer;
@@ -303,8 +302,8 @@ s_replay (ledger_t *self, char *err, size_t err_size)
         const uint8_t *key = store_iter_key (it, &key_size);
         const uint8_t *value = store_iter_value (it, &value_size);
         if (key_size != 8 || value_size != RL_TRANSFER_SIZE) {
-            snprintf (err, err_size, "corrupt transfer record (key %zu, value %zu bytes)",
-                      key_size, value_size);
+            snprintf (err, err_size, "corrupt transfer record (key %zu, value %zu bytes)", key_size,
+                      value_size);
             rc = -1;
             break;
         }
@@ -466,8 +465,8 @@ s_account_validate (const rl_account_t *a)
     if (a->timestamp != 0) {
         return RL_TIMESTAMP_MUST_BE_ZERO;
     }
-    if (a->reserved != 0 || a->reserved2[0] != 0 || a->reserved2[1] != 0
-        || a->debits_reserved != 0 || a->credits_reserved != 0) {
+    if (a->reserved != 0 || a->reserved2[0] != 0 || a->reserved2[1] != 0 || a->debits_reserved != 0
+        || a->credits_reserved != 0) {
         return RL_RESERVED_FIELD;
     }
     if (a->flags & ~RL_ACCOUNT_FLAGS_KNOWN) {
@@ -541,8 +540,8 @@ s_create_account (ledger_t *self, const rl_account_t *a, uint64_t now_ns)
 }
 
 void
-ledger_create_accounts (ledger_t *self, const rl_account_t *accounts, size_t count,
-                        uint64_t now_ns, rl_result_rec_t *results)
+ledger_create_accounts (ledger_t *self, const rl_account_t *accounts, size_t count, uint64_t now_ns,
+                        rl_result_rec_t *results)
 {
     assert (self);
     assert (count == 0 || (accounts && results));
@@ -608,7 +607,7 @@ s_transfer_validate (const rl_transfer_t *t)
         return RL_RESERVED_FLAG;
     }
     if (t->flags != 0) {
-        return RL_NOT_SUPPORTED;   //  linked, pending, post, void, balancing: not yet served
+        return RL_NOT_SUPPORTED; //  linked, pending, post, void, balancing: not yet served
     }
     if (rl_id_is_zero (t->debit_account_id)) {
         return RL_DEBIT_ACCOUNT_ID_MUST_NOT_BE_ZERO;
@@ -724,8 +723,8 @@ ledger_i_transfer_find (ledger_t *self, rl_id_t id, rl_transfer_t *out)
     uint8_t ts_key[8];
     uint8_t value[RL_TRANSFER_SIZE];
     codec_put_u64_be (ts_key, codec_get_u64 (ts_bytes));
-    rc = store_get (self->store, STORE_CF_TRANSFERS, ts_key, sizeof (ts_key), value,
-                    sizeof (value), &size);
+    rc = store_get (self->store, STORE_CF_TRANSFERS, ts_key, sizeof (ts_key), value, sizeof (value),
+                    &size);
     if (rc != 1 || size != RL_TRANSFER_SIZE) {
         rl_error ("ledger: tx_index names ts %" PRIu64 " with no transfer record",
                   codec_get_u64 (ts_bytes));
@@ -767,7 +766,7 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns, uint
         return r;
     }
     if (twophase_is_live (self->tp, t->id)) {
-        r.result = RL_IN_PROGRESS;   //  one live attempt per id: wait for its decision
+        r.result = RL_IN_PROGRESS; //  one live attempt per id: wait for its decision
         return r;
     }
     r.result = s_transfer_validate (t);
@@ -776,7 +775,7 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns, uint
     }
     const char *credit_owner = self->owner (self->owner_ctx, t->credit_account_id);
     if (!credit_owner) {
-        r.result = RL_ABORTED;   //  no shard owns it in this ring: nothing done, retry
+        r.result = RL_ABORTED; //  no shard owns it in this ring: nothing done, retry
         return r;
     }
     if (strcmp (credit_owner, self->name) != 0) {
@@ -825,7 +824,7 @@ ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t 
     for (size_t i = 0; i < count; i++) {
         results[i] = s_create_transfer (self, &transfers[i], now_ns, tag, (uint32_t) i);
         if (results[i].result != RL_OK && results[i].result != RL_EXISTS) {
-            results[i].timestamp = 0;   //  only a transfer that exists has a timestamp
+            results[i].timestamp = 0; //  only a transfer that exists has a timestamp
         }
         results[i].index = (uint32_t) i;
     }
@@ -871,8 +870,8 @@ ledger_lookup_transfers (ledger_t *self, const rl_id_t *ids, size_t count, rl_tr
 
 typedef struct {
     const rl_filter_t *filter;
-    uint64_t ts_min;            //  inclusive
-    uint64_t ts_max;            //  inclusive
+    uint64_t ts_min; //  inclusive
+    uint64_t ts_max; //  inclusive
     rl_transfer_t *out;
     size_t count;
 } s_history_t;
@@ -944,7 +943,9 @@ s_history_stored (ledger_t *self, s_history_t *h, bool reversed)
         uint8_t value[RL_TRANSFER_SIZE];
         size_t value_size = 0;
         if (store_get (self->store, STORE_CF_TRANSFERS, k + RL_ID_SIZE, 8, value, sizeof (value),
-                       &value_size) != 1 || value_size != RL_TRANSFER_SIZE) {
+                       &value_size)
+                != 1
+            || value_size != RL_TRANSFER_SIZE) {
             rc = -1;
             break;
         }
@@ -965,8 +966,8 @@ ledger_account_transfers (ledger_t *self, const rl_filter_t *filter, rl_transfer
     if (rl_id_is_zero (filter->account_id) || rl_id_is_max (filter->account_id)
         || filter->limit == 0 || filter->limit > RL_HISTORY_LIMIT_MAX
         || (filter->flags & ~RL_FILTER_FLAGS_KNOWN)
-        || !(filter->flags & (RL_FILTER_DEBITS | RL_FILTER_CREDITS))
-        || filter->reserved[0] || filter->reserved[1] || filter->reserved[2]
+        || !(filter->flags & (RL_FILTER_DEBITS | RL_FILTER_CREDITS)) || filter->reserved[0]
+        || filter->reserved[1] || filter->reserved[2]
         || (filter->timestamp_max != 0 && filter->timestamp_min > filter->timestamp_max)) {
         return RL_STATUS_BAD_FILTER;
     }
@@ -1144,8 +1145,8 @@ ledger_checkpoint (ledger_t *self)
     if (store_commit (self->store) != 0) {
         return -1;
     }
-    rl_debug ("ledger: checkpoint at ts %" PRIu64 ": %zu transfers, %zu accounts",
-              self->last_ts, self->recent_count, self->dirty_count);
+    rl_debug ("ledger: checkpoint at ts %" PRIu64 ": %zu transfers, %zu accounts", self->last_ts,
+              self->recent_count, self->dirty_count);
     self->checkpoint_ts = self->last_ts;
     self->checkpoints++;
     self->dirty_count = 0;

@@ -34,8 +34,7 @@ typedef struct {
     void (*prepare) (void *ctx, const char *peer, const rl_prepare_rec_t *rec);
     void (*decide) (void *ctx, const char *peer, const rl_tp_rec_t *rec);
     void (*query) (void *ctx, const char *coordinator, const rl_tp_rec_t *rec);
-    void (*decided) (void *ctx, uint64_t tag, uint32_t index, uint32_t result,
-                     uint64_t timestamp);
+    void (*decided) (void *ctx, uint64_t tag, uint32_t index, uint32_t result, uint64_t timestamp);
 } ledger_io_t;
 
 //  Loads accounts, replays transfers written after the last checkpoint,
@@ -45,7 +44,7 @@ typedef struct {
 ledger_t *ledger_open (store_t *store, const char *name, ledger_owner_fn *owner, void *owner_ctx,
                        const ledger_io_t *io, void *io_ctx, uint64_t nonce, uint64_t now_ns,
                        char *err, size_t err_size);
-void      ledger_destroy (ledger_t **self_p);
+void ledger_destroy (ledger_t **self_p);
 
 //  Writes go into the store's batch; the caller commits. `results` has
 //  `count` entries. now_ns: wall clock, for timestamps.
@@ -82,7 +81,7 @@ void ledger_tp_counts (const ledger_t *self, uint64_t *inflight, uint64_t *in_do
 //  Audit: every account's reserved amounts equal the sum of its live
 //  reservations (debits) and prepared records (credits). 0, or -1 with the
 //  first discrepancy in err.
-int  ledger_audit (ledger_t *self, char *err, size_t err_size);
+int ledger_audit (ledger_t *self, char *err, size_t err_size);
 //  Lists what is in doubt here: live attempts and unacknowledged decisions
 //  (coordinator), prepared records (participant). At most `cap`; returns
 //  the number written.
@@ -93,12 +92,11 @@ size_t ledger_in_doubt (ledger_t *self, rl_in_doubt_rec_t *out, size_t cap);
 //  RL_RESOLVE_* reason.
 uint32_t ledger_resolve (ledger_t *self, const rl_tp_rec_t *rec, uint64_t now_ns);
 //  Counts for the audit reply.
-void   ledger_audit_counts (const ledger_t *self, uint64_t *accounts, uint64_t *live,
-                            uint64_t *prepared);
+void ledger_audit_counts (const ledger_t *self, uint64_t *accounts, uint64_t *live,
+                          uint64_t *prepared);
 //  Sums over every account held here, per the given ledger (0: all).
 void ledger_sums (const ledger_t *self, uint32_t ledger_id, uint64_t *debits_posted,
-                  uint64_t *credits_posted, uint64_t *debits_reserved,
-                  uint64_t *credits_reserved);
+                  uint64_t *credits_posted, uint64_t *debits_reserved, uint64_t *credits_reserved);
 //  Applied/aborted markers kept (1..RL_TP_MARKERS_MAX; tests use few).
 void ledger_set_tp_markers_max (ledger_t *self, size_t markers_max);
 void ledger_set_tp_timeouts (ledger_t *self, uint64_t prepare_ms, uint64_t query_after_ms,
@@ -106,26 +104,25 @@ void ledger_set_tp_timeouts (ledger_t *self, uint64_t prepare_ms, uint64_t query
 //  Not found: the record is zero but for its id (timestamp 0).
 void ledger_lookup_accounts (ledger_t *self, const rl_id_t *ids, size_t count, rl_account_t *out);
 //  0, or -1 on a storage error.
-int  ledger_lookup_transfers (ledger_t *self, const rl_id_t *ids, size_t count,
-                              rl_transfer_t *out);
+int ledger_lookup_transfers (ledger_t *self, const rl_id_t *ids, size_t count, rl_transfer_t *out);
 //  RL_STATUS_OK, RL_STATUS_BAD_FILTER or RL_STATUS_STORAGE_ERROR. `out` has
 //  room for filter->limit transfers.
-rl_status_t ledger_account_transfers (ledger_t *self, const rl_filter_t *filter,
-                                      rl_transfer_t *out, size_t *count_p);
+rl_status_t ledger_account_transfers (ledger_t *self, const rl_filter_t *filter, rl_transfer_t *out,
+                                      size_t *count_p);
 
 //  Call before store_commit: adds the persisted timestamp to the batch.
 void ledger_before_commit (ledger_t *self);
 //  Call after a successful store_commit: runs a checkpoint when due.
 //  0, or -1 when the checkpoint failed (the store is then failed).
-int  ledger_after_commit (ledger_t *self);
+int ledger_after_commit (ledger_t *self);
 //  Transfers between checkpoints: 1..RL_SHARD_CHECKPOINT_TRANSFERS (tests use few).
 void ledger_set_checkpoint_transfers (ledger_t *self, size_t transfers);
 //  Forces a checkpoint now (tests, shutdown).
-int  ledger_checkpoint (ledger_t *self);
+int ledger_checkpoint (ledger_t *self);
 
 uint64_t ledger_account_count (const ledger_t *self);
-uint64_t ledger_transfer_count (const ledger_t *self);   //  applied (ok)
+uint64_t ledger_transfer_count (const ledger_t *self); //  applied (ok)
 uint64_t ledger_last_timestamp (const ledger_t *self);
-uint64_t ledger_checkpoint_count (const ledger_t *self);   //  since open
+uint64_t ledger_checkpoint_count (const ledger_t *self); //  since open
 
 #endif

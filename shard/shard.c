@@ -67,8 +67,8 @@
 
 typedef struct {
     uint8_t *data;
-    size_t count;               //  records queued
-    size_t cap;                 //  records allocated
+    size_t count; //  records queued
+    size_t cap;   //  records allocated
     size_t record_size;
 } s_outbox_t;
 
@@ -82,17 +82,17 @@ typedef struct {
 
 typedef struct {
     bool used;
-    uint32_t generation;        //  makes a stale tag detectable
+    uint32_t generation; //  makes a stale tag detectable
     zmsg_t *envelope;
     rl_header_t header;
     rl_result_rec_t *results;
     uint32_t count;
-    uint32_t open;              //  records still undecided
+    uint32_t open; //  records still undecided
 } s_pending_t;
 
 typedef struct {
     zmsg_t *msg;
-    uint64_t needs_seq;         //  the commit that must be synced before sending
+    uint64_t needs_seq; //  the commit that must be synced before sending
 } s_held_t;
 
 typedef struct {
@@ -101,7 +101,7 @@ typedef struct {
     const char *data_dir;
     const char *ring_file;
     rl_durability_t durability;
-    long checkpoint_transfers;  //  0: the default
+    long checkpoint_transfers; //  0: the default
     long prepare_timeout_ms;
     long query_after_ms;
     long retry_min_ms;
@@ -115,26 +115,26 @@ typedef struct {
     store_t *store;
     ledger_t *ledger;
     ring_t *ring;
-    int self_index;             //  this shard in the ring, or -1 (owns nothing)
-    bool failed;                //  storage failed: answer, then exit 3
+    int self_index; //  this shard in the ring, or -1 (owns nothing)
+    bool failed;    //  storage failed: answer, then exit 3
     uint64_t started_ms;
 
     zloop_t *loop;
-    s_held_t *held;             //  replies waiting for the commit
+    s_held_t *held; //  replies waiting for the commit
     size_t held_count;
     size_t held_cap;
-    size_t turn_requests;       //  client requests read this turn
-    uint64_t turn_seq;          //  the commit being built
-    uint64_t synced_seq;        //  the last commit made durable
+    size_t turn_requests; //  client requests read this turn
+    uint64_t turn_seq;    //  the commit being built
+    uint64_t synced_seq;  //  the last commit made durable
     s_peer_t *peers[RL_SHARDS_MAX];
     size_t peer_count;
-    bool peers_stale;           //  the ring changed: reconnect after this turn
+    bool peers_stale; //  the ring changed: reconnect after this turn
     uint64_t peer_request_id;
     s_pending_t pending[RL_SHARD_PENDING_REQUESTS_MAX];
-    bool turn_prepares, turn_decisions, turn_applies;   //  failpoint conditions
-    rl_prepare_rec_t *prepares; //  scratch
-    rl_tp_rec_t *tps;           //  scratch
-    rl_tp_rec_t *tps_out;       //  scratch
+    bool turn_prepares, turn_decisions, turn_applies; //  failpoint conditions
+    rl_prepare_rec_t *prepares;                       //  scratch
+    rl_tp_rec_t *tps;                                 //  scratch
+    rl_tp_rec_t *tps_out;                             //  scratch
 
     //  scratch, sized for one full batch
     rl_transfer_t *transfers;
@@ -217,7 +217,7 @@ s_hold (shard_t *self, zmsg_t *reply)
         self->held = realloc (self->held, self->held_cap * sizeof (s_held_t));
         assert (self->held);
     }
-    self->held[self->held_count++] = (s_held_t) {reply, self->turn_seq};
+    self->held[self->held_count++] = (s_held_t){reply, self->turn_seq};
 }
 
 //  Peers and outboxes ------------------------------------------------------------
@@ -273,8 +273,7 @@ s_peer (shard_t *self, const char *name)
     zsock_set_rcvtimeo (peer->dealer, 0);
     zsock_set_sndhwm (peer->dealer, RL_SHARD_SNDHWM_MESSAGES);
     zsock_set_rcvhwm (peer->dealer, RL_SHARD_RCVHWM_MESSAGES);
-    if (zsock_connect (peer->dealer, "%s", ring_shard_endpoint (self->ring, (size_t) index))
-        != 0) {
+    if (zsock_connect (peer->dealer, "%s", ring_shard_endpoint (self->ring, (size_t) index)) != 0) {
         rl_warn ("cannot connect to peer %s at %s", name,
                  ring_shard_endpoint (self->ring, (size_t) index));
     }
@@ -306,9 +305,12 @@ s_flush_box (shard_t *self, s_peer_t *peer, s_outbox_t *box, uint16_t op)
     size_t sent = 0;
     for (size_t first = 0; first < box->count; first += RL_BATCH_RECORDS_MAX) {
         size_t n = box->count - first < RL_BATCH_RECORDS_MAX ? box->count - first
-                                                              : RL_BATCH_RECORDS_MAX;
-        rl_header_t h = {.magic = RL_MAGIC, .version = RL_VERSION, .operation = op,
-                         .request_id = ++self->peer_request_id, .record_count = (uint32_t) n};
+                                                             : RL_BATCH_RECORDS_MAX;
+        rl_header_t h = {.magic = RL_MAGIC,
+                         .version = RL_VERSION,
+                         .operation = op,
+                         .request_id = ++self->peer_request_id,
+                         .record_count = (uint32_t) n};
         zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + n * box->record_size);
         assert (frame);
         codec_encode_header (&h, zframe_data (frame));
@@ -316,7 +318,7 @@ s_flush_box (shard_t *self, s_peer_t *peer, s_outbox_t *box, uint16_t op)
                 n * box->record_size);
         if (zframe_send (&frame, peer->dealer, ZFRAME_DONTWAIT) != 0) {
             zframe_destroy (&frame);
-            self->dropped++;   //  the timeout, resend or query covers it
+            self->dropped++; //  the timeout, resend or query covers it
         } else {
             sent += n;
         }
@@ -370,8 +372,8 @@ s_io_decided (void *ctx, uint64_t tag, uint32_t index, uint32_t result, uint64_t
     assert (p->used && p->generation == (uint32_t) (tag >> 32));
     assert (index < p->count && p->open > 0);
     assert (p->results[index].result == LEDGER_PENDING);
-    p->results[index] = (rl_result_rec_t) {.index = index, .result = result,
-                                           .timestamp = result == RL_OK ? timestamp : 0};
+    p->results[index] = (rl_result_rec_t){
+        .index = index, .result = result, .timestamp = result == RL_OK ? timestamp : 0};
     if (--p->open == 0) {
         s_hold (self, s_reply_results (self, p->envelope, &p->header, p->results, p->count));
         free (p->results);
@@ -400,8 +402,8 @@ s_reply_results (shard_t *self, zmsg_t *envelope, const rl_header_t *h,
                  const rl_result_rec_t *results, size_t count)
 {
     uint8_t *out = NULL;
-    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
-                                 RL_RESULT_SIZE, &out);
+    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count, RL_RESULT_SIZE,
+                                 &out);
     for (size_t i = 0; i < count; i++) {
         codec_encode_result (&results[i], out + i * RL_RESULT_SIZE);
     }
@@ -441,8 +443,7 @@ s_do_create (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_
     for (size_t i = 0; i < count; i++) {
         codec_decode_transfer (body + i * RL_TRANSFER_SIZE, &self->transfers[i]);
     }
-    ledger_create_transfers (self->ledger, self->transfers, count, s_now_ns (), tag,
-                             self->results);
+    ledger_create_transfers (self->ledger, self->transfers, count, s_now_ns (), tag, self->results);
     s_count_wrong_shard (self, self->results, count);
     uint32_t open = 0;
     for (size_t i = 0; i < count; i++) {
@@ -631,8 +632,7 @@ s_do_resolve (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8
         self->tps_out[i].state = reason == 0 ? RL_TP_ACKED : RL_TP_REFUSED;
         self->tps_out[i].result = reason;
         if (reason != 0) {
-            rl_warn ("resolve refused (reason %u) for a transfer from %s", reason,
-                     rec.coordinator);
+            rl_warn ("resolve refused (reason %u) for a transfer from %s", reason, rec.coordinator);
         }
     }
     uint8_t *out = NULL;
@@ -706,13 +706,13 @@ s_handle (shard_t *self, zmsg_t *msg)
         zmsg_destroy (&msg);
         return;
     }
-    zmsg_remove (msg, payload);      //  msg keeps the envelope
+    zmsg_remove (msg, payload); //  msg keeps the envelope
     const uint8_t *data = zframe_data (payload);
     size_t size = zframe_size (payload);
     rl_header_t h = {0};
     rl_status_t status = codec_check_request (data, size, &h);
     if (size < RL_HEADER_SIZE) {
-        self->dropped++;           //  no request id to answer to
+        self->dropped++; //  no request id to answer to
         rl_debug ("dropped a %zu-byte frame", size);
         zframe_destroy (&payload);
         zmsg_destroy (&msg);
@@ -726,42 +726,42 @@ s_handle (shard_t *self, zmsg_t *msg)
     } else {
         const uint8_t *body = data + RL_HEADER_SIZE;
         switch (h.operation) {
-        case RL_OP_CREATE_ACCOUNTS:
-        case RL_OP_CREATE_TRANSFERS:
-            reply = s_do_create (self, msg, &h, body);
-            break;
-        case RL_OP_PREPARE:
-        case RL_OP_DECIDE:
-        case RL_OP_OUTCOME_QUERY:
-            reply = s_do_twophase (self, msg, &h, body);
-            break;
-        case RL_OP_LOOKUP_ACCOUNTS:
-        case RL_OP_LOOKUP_TRANSFERS:
-            reply = s_do_lookup (self, msg, &h, body);
-            break;
-        case RL_OP_GET_ACCOUNT_TRANSFERS:
-            reply = s_do_history (self, msg, &h, body);
-            break;
-        case RL_OP_STATUS:
-            reply = s_do_status (self, msg, &h);
-            break;
-        case RL_OP_LOAD_RING:
-            reply = s_do_load_ring (self, msg, &h, body, size - RL_HEADER_SIZE);
-            break;
-        case RL_OP_GET_RING:
-            reply = s_do_get_ring (self, msg, &h);
-            break;
-        case RL_OP_IN_DOUBT:
-            reply = s_do_in_doubt (self, msg, &h);
-            break;
-        case RL_OP_AUDIT:
-            reply = s_do_audit (self, msg, &h);
-            break;
-        case RL_OP_RESOLVE:
-            reply = s_do_resolve (self, msg, &h, body);
-            break;
-        default:
-            assert (false && "codec_check_request passed an unserved operation");
+            case RL_OP_CREATE_ACCOUNTS:
+            case RL_OP_CREATE_TRANSFERS:
+                reply = s_do_create (self, msg, &h, body);
+                break;
+            case RL_OP_PREPARE:
+            case RL_OP_DECIDE:
+            case RL_OP_OUTCOME_QUERY:
+                reply = s_do_twophase (self, msg, &h, body);
+                break;
+            case RL_OP_LOOKUP_ACCOUNTS:
+            case RL_OP_LOOKUP_TRANSFERS:
+                reply = s_do_lookup (self, msg, &h, body);
+                break;
+            case RL_OP_GET_ACCOUNT_TRANSFERS:
+                reply = s_do_history (self, msg, &h, body);
+                break;
+            case RL_OP_STATUS:
+                reply = s_do_status (self, msg, &h);
+                break;
+            case RL_OP_LOAD_RING:
+                reply = s_do_load_ring (self, msg, &h, body, size - RL_HEADER_SIZE);
+                break;
+            case RL_OP_GET_RING:
+                reply = s_do_get_ring (self, msg, &h);
+                break;
+            case RL_OP_IN_DOUBT:
+                reply = s_do_in_doubt (self, msg, &h);
+                break;
+            case RL_OP_AUDIT:
+                reply = s_do_audit (self, msg, &h);
+                break;
+            case RL_OP_RESOLVE:
+                reply = s_do_resolve (self, msg, &h, body);
+                break;
+            default:
+                assert (false && "codec_check_request passed an unserved operation");
         }
     }
     zframe_destroy (&payload);
@@ -801,7 +801,7 @@ s_turn_finish (shard_t *self)
             s_fail_reply (self, self->held[i].msg);
         }
         for (size_t i = 0; i < self->peer_count; i++) {
-            self->peers[i]->prepare.count = 0;   //  nothing unjustified leaves
+            self->peers[i]->prepare.count = 0; //  nothing unjustified leaves
             self->peers[i]->decide.count = 0;
             self->peers[i]->query.count = 0;
         }
@@ -825,7 +825,7 @@ s_turn_finish (shard_t *self)
         //  Nothing goes out before the write that justifies it is durable.
         assert (self->failed || self->held[i].needs_seq <= self->synced_seq);
         if (zmsg_send (&self->held[i].msg, self->router) != 0) {
-            self->dropped++;       //  peer gone or its queue full: the client retries
+            self->dropped++; //  peer gone or its queue full: the client retries
             zmsg_destroy (&self->held[i].msg);
         }
     }
@@ -867,7 +867,7 @@ s_drain_peer (shard_t *self, s_peer_t *peer, uint64_t now, size_t budget)
 {
     size_t n = 0;
     for (; n < budget; n++) {
-        zframe_t *frame = zframe_recv (peer->dealer);   //  rcvtimeo 0: NULL when drained
+        zframe_t *frame = zframe_recv (peer->dealer); //  rcvtimeo 0: NULL when drained
         if (!frame) {
             break;
         }
@@ -905,7 +905,7 @@ s_turn (shard_t *self)
     bool more = true;
     for (size_t round = 0; more && round < RL_SHARD_REQUESTS_PER_TURN_MAX; round++) {
         more = false;
-        zmsg_t *msg = zmsg_recv (self->router);   //  rcvtimeo 0: NULL when drained
+        zmsg_t *msg = zmsg_recv (self->router); //  rcvtimeo 0: NULL when drained
         if (msg) {
             s_handle (self, msg);
             more = true;
@@ -972,9 +972,12 @@ static int
 s_parse_options (int argc, char **argv, s_options_t *o)
 {
     static const struct option longs[] = {
-        {"name", required_argument, NULL, 'n'},  {"bind", required_argument, NULL, 'b'},
-        {"data", required_argument, NULL, 'd'},  {"ring", required_argument, NULL, 'r'},
-        {"durability", required_argument, NULL, 'D'}, {"help", no_argument, NULL, 'h'},
+        {"name", required_argument, NULL, 'n'},
+        {"bind", required_argument, NULL, 'b'},
+        {"data", required_argument, NULL, 'd'},
+        {"ring", required_argument, NULL, 'r'},
+        {"durability", required_argument, NULL, 'D'},
+        {"help", no_argument, NULL, 'h'},
         {"checkpoint-transfers", required_argument, NULL, 'C'},
         {"prepare-timeout-ms", required_argument, NULL, 'P'},
         {"query-after-ms", required_argument, NULL, 'Q'},
@@ -983,47 +986,68 @@ s_parse_options (int argc, char **argv, s_options_t *o)
         {"tick-ms", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
-    *o = (s_options_t) {.durability = RL_DURABILITY_SYNC,
-                        .prepare_timeout_ms = RL_PREPARE_TIMEOUT_MS,
-                        .query_after_ms = RL_TP_QUERY_AFTER_MS,
-                        .retry_min_ms = RL_TP_RETRY_MIN_MS,
-                        .retry_max_ms = RL_TP_RETRY_MAX_MS,
-                        .tick_ms = RL_SHARD_TICK_MS};
+    *o = (s_options_t){.durability = RL_DURABILITY_SYNC,
+                       .prepare_timeout_ms = RL_PREPARE_TIMEOUT_MS,
+                       .query_after_ms = RL_TP_QUERY_AFTER_MS,
+                       .retry_min_ms = RL_TP_RETRY_MIN_MS,
+                       .retry_max_ms = RL_TP_RETRY_MAX_MS,
+                       .tick_ms = RL_SHARD_TICK_MS};
     int c;
     while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
-        case 'n': o->name = optarg; break;
-        case 'b': o->bind = optarg; break;
-        case 'd': o->data_dir = optarg; break;
-        case 'r': o->ring_file = optarg; break;
-        case 'D':
-            if (strcmp (optarg, "sync") == 0) {
-                o->durability = RL_DURABILITY_SYNC;
-            } else if (strcmp (optarg, "nosync") == 0) {
-                o->durability = RL_DURABILITY_NOSYNC;
-            } else if (strcmp (optarg, "manual-wal") == 0) {
-                o->durability = RL_DURABILITY_SYNC_MANUAL_WAL;
-            } else {
-                fprintf (stderr, "shard: unknown durability '%s'\n", optarg);
+            case 'n':
+                o->name = optarg;
+                break;
+            case 'b':
+                o->bind = optarg;
+                break;
+            case 'd':
+                o->data_dir = optarg;
+                break;
+            case 'r':
+                o->ring_file = optarg;
+                break;
+            case 'D':
+                if (strcmp (optarg, "sync") == 0) {
+                    o->durability = RL_DURABILITY_SYNC;
+                } else if (strcmp (optarg, "nosync") == 0) {
+                    o->durability = RL_DURABILITY_NOSYNC;
+                } else if (strcmp (optarg, "manual-wal") == 0) {
+                    o->durability = RL_DURABILITY_SYNC_MANUAL_WAL;
+                } else {
+                    fprintf (stderr, "shard: unknown durability '%s'\n", optarg);
+                    return -1;
+                }
+                break;
+            case 'C':
+                o->checkpoint_transfers = strtol (optarg, NULL, 10);
+                if (o->checkpoint_transfers < 1
+                    || o->checkpoint_transfers > (long) RL_SHARD_CHECKPOINT_TRANSFERS) {
+                    fprintf (stderr, "shard: --checkpoint-transfers must be 1..%u\n",
+                             RL_SHARD_CHECKPOINT_TRANSFERS);
+                    return -1;
+                }
+                break;
+            case 'P':
+                o->prepare_timeout_ms = strtol (optarg, NULL, 10);
+                break;
+            case 'Q':
+                o->query_after_ms = strtol (optarg, NULL, 10);
+                break;
+            case 'm':
+                o->retry_min_ms = strtol (optarg, NULL, 10);
+                break;
+            case 'M':
+                o->retry_max_ms = strtol (optarg, NULL, 10);
+                break;
+            case 'T':
+                o->tick_ms = strtol (optarg, NULL, 10);
+                break;
+            case 'h':
+                s_usage (stdout);
+                exit (0);
+            default:
                 return -1;
-            }
-            break;
-        case 'C':
-            o->checkpoint_transfers = strtol (optarg, NULL, 10);
-            if (o->checkpoint_transfers < 1
-                || o->checkpoint_transfers > (long) RL_SHARD_CHECKPOINT_TRANSFERS) {
-                fprintf (stderr, "shard: --checkpoint-transfers must be 1..%u\n",
-                         RL_SHARD_CHECKPOINT_TRANSFERS);
-                return -1;
-            }
-            break;
-        case 'P': o->prepare_timeout_ms = strtol (optarg, NULL, 10); break;
-        case 'Q': o->query_after_ms = strtol (optarg, NULL, 10); break;
-        case 'm': o->retry_min_ms = strtol (optarg, NULL, 10); break;
-        case 'M': o->retry_max_ms = strtol (optarg, NULL, 10); break;
-        case 'T': o->tick_ms = strtol (optarg, NULL, 10); break;
-        case 'h': s_usage (stdout); exit (0);
-        default: return -1;
         }
     }
     if (!o->name || !o->bind || !o->data_dir || optind != argc) {
@@ -1035,8 +1059,10 @@ s_parse_options (int argc, char **argv, s_options_t *o)
     if (o->prepare_timeout_ms < 1 || o->prepare_timeout_ms >= RL_SHARD_DEADLINE_MS
         || o->query_after_ms < 1 || o->retry_min_ms < 1 || o->retry_max_ms < o->retry_min_ms
         || o->tick_ms < 1 || o->tick_ms > 1000) {
-        fprintf (stderr, "shard: timeouts must be positive, prepare < %d ms, retry-min <= "
-                         "retry-max, tick 1..1000 ms\n", RL_SHARD_DEADLINE_MS);
+        fprintf (stderr,
+                 "shard: timeouts must be positive, prepare < %d ms, retry-min <= "
+                 "retry-max, tick 1..1000 ms\n",
+                 RL_SHARD_DEADLINE_MS);
         return -1;
     }
     if (strlen (o->name) >= RL_SHARD_NAME_SIZE_MAX) {
@@ -1076,7 +1102,8 @@ s_ring_initial (shard_t *self)
             rl_error ("stored ring does not decode: %s", err);
         } else if (ring_epoch (stored) > ring_epoch (ring)) {
             rl_info ("using the stored ring (epoch %" PRIu64 ") over the file's (epoch %" PRIu64
-                     ")", ring_epoch (stored), ring_epoch (ring));
+                     ")",
+                     ring_epoch (stored), ring_epoch (ring));
             ring_destroy (&ring);
             ring = stored;
         } else {
@@ -1156,7 +1183,7 @@ static void
 s_close (shard_t *self)
 {
     if (self->ledger && !self->failed && !store_failed (self->store)) {
-        ledger_checkpoint (self->ledger);   //  shorter recovery next start
+        ledger_checkpoint (self->ledger); //  shorter recovery next start
     }
     if (self->loop) {
         s_peers_reset (self);
@@ -1203,14 +1230,13 @@ main (int argc, char **argv)
         return 1;
     }
     rl_info ("serving %s, data %s, durability %s, ring epoch %" PRIu64 " (%zu shards)",
-             self.options.bind, self.options.data_dir,
-             rl_durability_name (self.options.durability), ring_epoch (self.ring),
-             ring_shard_count (self.ring));
+             self.options.bind, self.options.data_dir, rl_durability_name (self.options.durability),
+             ring_epoch (self.ring), ring_shard_count (self.ring));
     self.loop = zloop_new ();
     self.turn_seq = 1;
     zloop_reader (self.loop, self.router, s_on_readable, &self);
     zloop_timer (self.loop, (size_t) self.options.tick_ms, 0, s_on_tick, &self);
-    zloop_start (self.loop);    //  returns on SIGINT/SIGTERM or when a turn fails
+    zloop_start (self.loop); //  returns on SIGINT/SIGTERM or when a turn fails
     s_peers_reset (&self);
     zloop_destroy (&self.loop);
     int rc = self.failed ? 3 : 0;

@@ -30,8 +30,8 @@ static const char *s_cf_names[STORE_CF_COUNT] = {
     "default", "accounts", "transfers", "tx_index", "history", "xlog", "prepared", "legs",
 };
 
-#define STORE_WRITE_BUFFER_BYTES (64u << 20)  //  memtable size per column family
-#define STORE_BLOOM_BITS_PER_KEY 10.0         //  ~1% false positives
+#define STORE_WRITE_BUFFER_BYTES (64u << 20) //  memtable size per column family
+#define STORE_BLOOM_BITS_PER_KEY 10.0        //  ~1% false positives
 
 struct store_t {
     rocksdb_t *db;
@@ -43,11 +43,11 @@ struct store_t {
     rocksdb_writeoptions_t *write_options;
     rocksdb_readoptions_t *read_options;
     rl_durability_t durability;
-    bool failed;                //  a write or sync failed: refuse until restart
-    char error[256];            //  last error text
+    bool failed;     //  a write or sync failed: refuse until restart
+    char error[256]; //  last error text
     char *dir;
-    uint64_t ingest_seq;        //  names of ingested files
-    rocksdb_env_t *env;         //  NULL: the default (disk)
+    uint64_t ingest_seq; //  names of ingested files
+    rocksdb_env_t *env;  //  NULL: the default (disk)
 };
 
 struct store_iter_t {
@@ -69,7 +69,7 @@ s_cf_options_new (store_t *self, store_cf_t cf)
     rocksdb_options_set_write_buffer_size (options, STORE_WRITE_BUFFER_BYTES);
     rocksdb_options_set_compression (options, rocksdb_no_compression);
     if (self->env) {
-        rocksdb_options_set_env (options, self->env);   //  SST files written for ingestion too
+        rocksdb_options_set_env (options, self->env); //  SST files written for ingestion too
     }
     if (cf == STORE_CF_TX_INDEX || cf == STORE_CF_HISTORY || cf == STORE_CF_ACCOUNTS
         || cf == STORE_CF_LEGS) {
@@ -88,8 +88,8 @@ s_open_db (store_t *self, const char *dir, char *err_out, size_t err_size)
         cf_options[i] = self->cf_options[i];
     }
     char *err = NULL;
-    self->db = rocksdb_open_column_families (self->options, dir, STORE_CF_COUNT, names,
-                                             cf_options, self->cf, &err);
+    self->db = rocksdb_open_column_families (self->options, dir, STORE_CF_COUNT, names, cf_options,
+                                             self->cf, &err);
     if (err) {
         snprintf (err_out, err_size, "cannot open database in %s: %s", dir, err);
         rocksdb_free (err);
@@ -217,8 +217,8 @@ store_durability (const store_t *self)
 }
 
 void
-store_batch_put (store_t *self, store_cf_t cf, const void *key, size_t key_size,
-                 const void *value, size_t value_size)
+store_batch_put (store_t *self, store_cf_t cf, const void *key, size_t key_size, const void *value,
+                 size_t value_size)
 {
     assert (self && cf < STORE_CF_COUNT);
     assert (key && key_size > 0);
@@ -307,8 +307,8 @@ store_get (store_t *self, store_cf_t cf, const void *key, size_t key_size, void 
 {
     assert (self && cf < STORE_CF_COUNT);
     char *err = NULL;
-    rocksdb_pinnableslice_t *slice
-        = rocksdb_get_pinned_cf (self->db, self->read_options, self->cf[cf], key, key_size, &err);
+    rocksdb_pinnableslice_t *slice = rocksdb_get_pinned_cf (self->db, self->read_options,
+                                                            self->cf[cf], key, key_size, &err);
     if (err) {
         s_set_error (self, "get", err);
         return -1;
@@ -342,15 +342,15 @@ store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, size_
     snprintf (path, sizeof (path), "%s/ingest-%s-%" PRIu64 ".sst", self->dir, s_cf_names[cf],
               ++self->ingest_seq);
     rocksdb_envoptions_t *env_options = rocksdb_envoptions_create ();
-    rocksdb_sstfilewriter_t *writer
-        = rocksdb_sstfilewriter_create (env_options, self->cf_options[cf]);
+    rocksdb_sstfilewriter_t *writer = rocksdb_sstfilewriter_create (env_options,
+                                                                    self->cf_options[cf]);
     char *err = NULL;
     rocksdb_sstfilewriter_open (writer, path, &err);
     for (size_t i = 0; i < count && !err; i++) {
         const char *entry = (const char *) entries + i * entry_size;
         assert (i == 0 || memcmp (entry - entry_size, entry, key_size) < 0);
-        rocksdb_sstfilewriter_put (writer, entry, key_size, entry + key_size,
-                                   entry_size - key_size, &err);
+        rocksdb_sstfilewriter_put (writer, entry, key_size, entry + key_size, entry_size - key_size,
+                                   &err);
     }
     if (!err) {
         rocksdb_sstfilewriter_finish (writer, &err);

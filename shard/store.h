@@ -55,50 +55,50 @@ store_t *store_open (const char *dir, rl_durability_t durability, char *err, siz
 //  what was committed across store_close, like a disk across a restart.
 typedef struct store_env_t store_env_t;
 store_env_t *store_env_new_mem (void);
-void         store_env_destroy (store_env_t **self_p);
-store_t     *store_open_env (const char *dir, rl_durability_t durability, store_env_t *env,
-                             char *err, size_t err_size);
+void store_env_destroy (store_env_t **self_p);
+store_t *store_open_env (const char *dir, rl_durability_t durability, store_env_t *env, char *err,
+                         size_t err_size);
 //  Drops the pending batch (a simulated crash loses it).
-void         store_batch_discard (store_t *self);
-void     store_close (store_t **self_p);
+void store_batch_discard (store_t *self);
+void store_close (store_t **self_p);
 rl_durability_t store_durability (const store_t *self);
 
 //  The pending WriteBatch of the current group commit.
-void   store_batch_put (store_t *self, store_cf_t cf, const void *key, size_t key_size,
-                        const void *value, size_t value_size);
-void   store_batch_delete (store_t *self, store_cf_t cf, const void *key, size_t key_size);
-size_t store_batch_count (const store_t *self);   //  operations in the batch
+void store_batch_put (store_t *self, store_cf_t cf, const void *key, size_t key_size,
+                      const void *value, size_t value_size);
+void store_batch_delete (store_t *self, store_cf_t cf, const void *key, size_t key_size);
+size_t store_batch_count (const store_t *self); //  operations in the batch
 //  Writes the batch (empty batches cost nothing) and makes it durable as the
 //  mode says. 0 on success; -1 and the failed state otherwise.
-int    store_commit (store_t *self);
+int store_commit (store_t *self);
 //  The same, for the group commit of a server turn: the one that hosts the
 //  shard.after_write failpoint (between the write and the WAL sync).
-int    store_commit_group (store_t *self);
-bool   store_failed (const store_t *self);
-const char *store_error (const store_t *self);    //  last RocksDB error text, or ""
+int store_commit_group (store_t *self);
+bool store_failed (const store_t *self);
+const char *store_error (const store_t *self); //  last RocksDB error text, or ""
 
 //  1 found (value copied, *value_size_p set, truncated to value_cap),
 //  0 not found, -1 error.
-int store_get (store_t *self, store_cf_t cf, const void *key, size_t key_size,
-               void *value, size_t value_cap, size_t *value_size_p);
+int store_get (store_t *self, store_cf_t cf, const void *key, size_t key_size, void *value,
+               size_t value_cap, size_t *value_size_p);
 
 //  Writes `count` entries, each `entry_size` bytes: a key of `key_size`
 //  bytes followed by its value. Entries must be sorted by key bytes and
 //  unique. They become one SST file, ingested into `cf` (the file is moved
 //  into the database). 0 on success, -1 on error (nothing ingested).
-int store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries,
-                         size_t entry_size, size_t key_size, size_t count);
+int store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, size_t entry_size,
+                         size_t key_size, size_t count);
 
 //  Iterators over one column family (a consistent view at creation).
 store_iter_t *store_iter_new (store_t *self, store_cf_t cf);
-void          store_iter_destroy (store_iter_t **self_p);
-void          store_iter_seek (store_iter_t *self, const void *key, size_t key_size);
-void          store_iter_seek_for_prev (store_iter_t *self, const void *key, size_t key_size);
-void          store_iter_seek_first (store_iter_t *self);
-void          store_iter_seek_last (store_iter_t *self);
-bool          store_iter_valid (const store_iter_t *self);
-void          store_iter_next (store_iter_t *self);
-void          store_iter_prev (store_iter_t *self);
+void store_iter_destroy (store_iter_t **self_p);
+void store_iter_seek (store_iter_t *self, const void *key, size_t key_size);
+void store_iter_seek_for_prev (store_iter_t *self, const void *key, size_t key_size);
+void store_iter_seek_first (store_iter_t *self);
+void store_iter_seek_last (store_iter_t *self);
+bool store_iter_valid (const store_iter_t *self);
+void store_iter_next (store_iter_t *self);
+void store_iter_prev (store_iter_t *self);
 const uint8_t *store_iter_key (const store_iter_t *self, size_t *size_p);
 const uint8_t *store_iter_value (const store_iter_t *self, size_t *size_p);
 

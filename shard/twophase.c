@@ -67,30 +67,30 @@
 
 typedef enum {
     S_FREE = 0,
-    S_LIVE,          //  coordinator: PREPARE sent, undecided
-    S_DECIDED,       //  coordinator: xlog entry, decision not yet acknowledged
-    S_PREPARED,      //  participant: credit reserved, awaiting the decision
-    S_ABORTED,       //  participant: aborted or unknown-aborted (tombstone)
-    S_HEURISTIC,     //  participant: resolved by hand (tp.state says how); kept
+    S_LIVE,      //  coordinator: PREPARE sent, undecided
+    S_DECIDED,   //  coordinator: xlog entry, decision not yet acknowledged
+    S_PREPARED,  //  participant: credit reserved, awaiting the decision
+    S_ABORTED,   //  participant: aborted or unknown-aborted (tombstone)
+    S_HEURISTIC, //  participant: resolved by hand (tp.state says how); kept
 } s_state_t;
 
-#define S_HEURISTIC_FLAG 1   //  prepared record reserved[1]: a heuristic record
+#define S_HEURISTIC_FLAG 1 //  prepared record reserved[1]: a heuristic record
 
 //  One entry of any table: an attempt at D, or a record at C.
 typedef struct {
     s_state_t state;
     rl_transfer_t transfer;
-    rl_tp_rec_t tp;                 //  id, attempt, coordinator, amount; state = decision
-    char peer[RL_SHARD_NAME_SIZE_MAX];  //  D: the participant
-    uint64_t deadline_ns;           //  D live: prepare timeout; tombstone: expiry
-    uint64_t next_ns;               //  next resend (decision) or query
+    rl_tp_rec_t tp;                    //  id, attempt, coordinator, amount; state = decision
+    char peer[RL_SHARD_NAME_SIZE_MAX]; //  D: the participant
+    uint64_t deadline_ns;              //  D live: prepare timeout; tombstone: expiry
+    uint64_t next_ns;                  //  next resend (decision) or query
     uint64_t backoff_ms;
-    uint64_t tag;                   //  D live: host request handle
-    uint64_t created_ns;            //  when the attempt or record began (admin listing)
-    uint32_t index;                 //  D live: record index in that request
-    uint64_t stamp;                 //  C marker: its place in the marker FIFO
-    uint64_t key_seq;               //  its key in xlog or prepared (increasing)
-    int32_t next;                   //  chain of the same id
+    uint64_t tag;        //  D live: host request handle
+    uint64_t created_ns; //  when the attempt or record began (admin listing)
+    uint32_t index;      //  D live: record index in that request
+    uint64_t stamp;      //  C marker: its place in the marker FIFO
+    uint64_t key_seq;    //  its key in xlog or prepared (increasing)
+    int32_t next;        //  chain of the same id
 } s_entry_t;
 
 typedef struct {
@@ -103,27 +103,27 @@ typedef struct {
     size_t cap;
     size_t count;
     int32_t free_head;
-    idmap_t *heads;                 //  id -> first slot + 1
+    idmap_t *heads; //  id -> first slot + 1
 } s_table_t;
 
 struct twophase_t {
     ledger_t *ledger;
     ledger_io_t io;
     void *io_ctx;
-    rl_attempt_t incarnation;       //  counter, nonce; seq counts attempts
-    s_table_t attempts;             //  D: S_LIVE
-    s_table_t xlog;                 //  D: S_DECIDED
-    s_table_t records;              //  C: S_PREPARED, S_ABORTED, S_HEURISTIC
-    size_t prepared_count;          //  C: records in S_PREPARED
-    s_marker_t *markers;            //  C: FIFO of applied/aborted markers
-    size_t markers_head;            //  oldest (monotonic; index modulo the cap)
-    size_t markers_tail;            //  next free
+    rl_attempt_t incarnation; //  counter, nonce; seq counts attempts
+    s_table_t attempts;       //  D: S_LIVE
+    s_table_t xlog;           //  D: S_DECIDED
+    s_table_t records;        //  C: S_PREPARED, S_ABORTED, S_HEURISTIC
+    size_t prepared_count;    //  C: records in S_PREPARED
+    s_marker_t *markers;      //  C: FIFO of applied/aborted markers
+    size_t markers_head;      //  oldest (monotonic; index modulo the cap)
+    size_t markers_tail;      //  next free
     uint64_t marker_stamp;
-    size_t markers_max;             //  <= RL_TP_MARKERS_MAX (tests use few)
-    uint64_t next_scan_ns;          //  C: next scan for outcome queries
-    uint64_t key_seq;               //  last key used in xlog and prepared
-    uint64_t attempts_due_ns;       //  D: no live attempt times out before this
-    uint64_t xlog_due_ns;           //  D: no decision is due for resending before this
+    size_t markers_max;       //  <= RL_TP_MARKERS_MAX (tests use few)
+    uint64_t next_scan_ns;    //  C: next scan for outcome queries
+    uint64_t key_seq;         //  last key used in xlog and prepared
+    uint64_t attempts_due_ns; //  D: no live attempt times out before this
+    uint64_t xlog_due_ns;     //  D: no decision is due for resending before this
     uint64_t alarms;
     uint64_t prepare_timeout_ms;
     uint64_t query_after_ms;
@@ -205,7 +205,7 @@ s_table_remove (s_table_t *t, int32_t i)
     int32_t head = s_table_head (t, id);
     if (head == i) {
         if (t->slots[i].next < 0) {
-            idmap_remove (t->heads, id);   //  the map keeps only ids with entries
+            idmap_remove (t->heads, id); //  the map keeps only ids with entries
         } else {
             idmap_put (t->heads, id, (uint64_t) (t->slots[i].next + 1));
         }
@@ -320,8 +320,8 @@ twophase_new (ledger_t *ledger)
     self->retry_min_ms = RL_TP_RETRY_MIN_MS;
     self->retry_max_ms = RL_TP_RETRY_MAX_MS;
     self->markers_max = RL_TP_MARKERS_MAX;
-    self->attempts_due_ns = UINT64_MAX;   //  no live attempt yet
-    self->xlog_due_ns = 0;                //  recovered decisions: resend at the first tick
+    self->attempts_due_ns = UINT64_MAX; //  no live attempt yet
+    self->xlog_due_ns = 0;              //  recovered decisions: resend at the first tick
     if (s_table_init (&self->attempts, RL_TP_ATTEMPTS_MAX) != 0
         || s_table_init (&self->xlog, RL_TP_ATTEMPTS_MAX * 2) != 0
         || s_table_init (&self->records, RL_TP_PREPARED_MAX + RL_TP_MARKERS_MAX + 1) != 0
@@ -424,7 +424,7 @@ s_load_records (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
             self->key_seq = e->key_seq;
         }
         e->backoff_ms = self->retry_min_ms;
-        e->next_ns = now_ns;   //  ask at once: recovery runs before anything else
+        e->next_ns = now_ns; //  ask at once: recovery runs before anything else
         if (rec.tp.state == RL_TP_PREPARED) {
             rl_account_t *cr = ledger_i_account_find (self->ledger, rec.transfer.credit_account_id,
                                                       NULL);
@@ -437,14 +437,13 @@ s_load_records (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
             e->state = S_PREPARED;
             self->prepared_count++;
         } else if (rec.reserved[1] == S_HEURISTIC_FLAG) {
-            e->state = S_HEURISTIC;    //  kept: a contrary decision later is an alarm
+            e->state = S_HEURISTIC; //  kept: a contrary decision later is an alarm
         } else if (rec.tp.state == RL_TP_ABORT) {
             e->state = S_ABORTED;
-            s_marker_push (self, e);   //  FIFO order of keys, not of age: good enough
+            s_marker_push (self, e); //  FIFO order of keys, not of age: good enough
         } else {
             //  A commit deletes its record (the leg index remembers it).
-            snprintf (err, err_size, "prepared record in an unexpected state %u",
-                      rec.tp.state);
+            snprintf (err, err_size, "prepared record in an unexpected state %u", rec.tp.state);
             rc = -1;
             break;
         }
@@ -466,7 +465,7 @@ twophase_open (twophase_t *self, uint64_t nonce, uint64_t now_ns, char *err, siz
         return -1;
     }
     uint64_t counter = rc == 1 && size == 16 ? codec_get_u64 (bytes) : 0;
-    self->incarnation = (rl_attempt_t) {.counter = counter + 1, .nonce = nonce};
+    self->incarnation = (rl_attempt_t){.counter = counter + 1, .nonce = nonce};
     codec_put_u64 (bytes, self->incarnation.counter);
     codec_put_u64 (bytes + 8, self->incarnation.nonce);
     assert (store_batch_count (store) == 0);
@@ -554,10 +553,10 @@ static void
 s_log_decision (twophase_t *self, s_entry_t *live, uint32_t decision, uint64_t now_ns)
 {
     int32_t x = s_table_add (&self->xlog, live->tp.id);
-    assert (x >= 0);   //  the xlog table holds twice the attempts table
+    assert (x >= 0); //  the xlog table holds twice the attempts table
     s_entry_t *e = &self->xlog.slots[x];
-    *e = (s_entry_t) {.state = S_DECIDED, .transfer = live->transfer, .tp = live->tp,
-                      .next = e->next};
+    *e = (s_entry_t){
+        .state = S_DECIDED, .transfer = live->transfer, .tp = live->tp, .next = e->next};
     memcpy (e->peer, live->peer, sizeof (e->peer));
     e->tp.state = decision;
     e->created_ns = live->created_ns;
@@ -594,7 +593,7 @@ s_finish (twophase_t *self, int32_t i, uint32_t result, uint32_t decision, uint6
         }
         if (ledger_i_store_transfer (ledger, &record, true) != 0) {
             rl_error ("two-phase: out of memory storing a decided transfer");
-            abort ();   //  memory and the decision would disagree: crash, recover
+            abort (); //  memory and the decision would disagree: crash, recover
         }
     }
     if (decision != 0) {
@@ -605,15 +604,14 @@ s_finish (twophase_t *self, int32_t i, uint32_t result, uint32_t decision, uint6
 }
 
 void
-ledger_prepare_replies (ledger_t *ledger, const rl_tp_rec_t *replies, size_t count,
-                        uint64_t now_ns)
+ledger_prepare_replies (ledger_t *ledger, const rl_tp_rec_t *replies, size_t count, uint64_t now_ns)
 {
     twophase_t *self = ledger->tp;
     for (size_t k = 0; k < count; k++) {
         const rl_tp_rec_t *reply = &replies[k];
         int32_t i = s_table_find (&self->attempts, reply->id, NULL);
         if (i < 0 || !s_attempt_eq (self->attempts.slots[i].tp.attempt, reply->attempt)) {
-            continue;   //  a late reply: that attempt was decided (abort) on timeout
+            continue; //  a late reply: that attempt was decided (abort) on timeout
         }
         if (reply->state == RL_TP_PREPARED) {
             s_finish (self, i, RL_OK, RL_TP_COMMIT, now_ns);
@@ -643,7 +641,7 @@ ledger_decide_replies (ledger_t *ledger, const rl_tp_rec_t *acks, size_t count)
             }
         }
         if (i < 0) {
-            continue;   //  a duplicate acknowledgement
+            continue; //  a duplicate acknowledgement
         }
         if (acks[k].state != RL_TP_ACKED) {
             self->alarms++;
@@ -664,13 +662,12 @@ ledger_decide_replies (ledger_t *ledger, const rl_tp_rec_t *acks, size_t count)
 }
 
 void
-ledger_outcome_query (ledger_t *ledger, const rl_tp_rec_t *queries, size_t count,
-                      rl_tp_rec_t *out)
+ledger_outcome_query (ledger_t *ledger, const rl_tp_rec_t *queries, size_t count, rl_tp_rec_t *out)
 {
     twophase_t *self = ledger->tp;
     for (size_t k = 0; k < count; k++) {
         out[k] = queries[k];
-        out[k].state = RL_TP_ABORT;   //  older incarnation, or finished without a commit
+        out[k].state = RL_TP_ABORT; //  older incarnation, or finished without a commit
         for (int32_t i = s_table_head (&self->xlog, queries[k].id); i >= 0;
              i = self->xlog.slots[i].next) {
             if (s_attempt_eq (self->xlog.slots[i].tp.attempt, queries[k].attempt)) {
@@ -724,8 +721,8 @@ s_marker_push (twophase_t *self, s_entry_t *e)
     s_markers_evict (self, 0, true);
     assert (self->markers_tail - self->markers_head < self->markers_max);
     e->stamp = ++self->marker_stamp;
-    self->markers[self->markers_tail++ % RL_TP_MARKERS_MAX]
-        = (s_marker_t) {.slot = (int32_t) (e - self->records.slots), .stamp = e->stamp};
+    self->markers[self->markers_tail++ % RL_TP_MARKERS_MAX] = (s_marker_t){
+        .slot = (int32_t) (e - self->records.slots), .stamp = e->stamp};
 }
 
 //  Releases a PREPARED record's reservation and turns it into a tombstone.
@@ -804,7 +801,7 @@ s_prepare_one (twophase_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns, u
             return e->state == S_ABORTED ? RL_TP_REFUSED : RL_TP_PREPARED;
         }
         if (s_attempt_older (rec->tp.attempt, e->tp.attempt)) {
-            *result = RL_ABORTED;   //  a late PREPARE of a superseded attempt
+            *result = RL_ABORTED; //  a late PREPARE of a superseded attempt
             return RL_TP_REFUSED;
         }
         //  An older attempt of the same id: aborted by invariant 2.
@@ -867,7 +864,7 @@ s_decide_one (twophase_t *self, const rl_tp_rec_t *d, uint64_t now_ns)
     bool same = e && s_attempt_eq (e->tp.attempt, d->attempt);
     if (same && e->state == S_HEURISTIC) {
         if (e->tp.state == d->state) {
-            return RL_TP_ACKED;   //  the coordinator decided as the operator did
+            return RL_TP_ACKED; //  the coordinator decided as the operator did
         }
         self->alarms++;
         rl_error ("two-phase ALARM: %s decided %s for transfer %016" PRIx64 "%016" PRIx64
@@ -885,17 +882,19 @@ s_decide_one (twophase_t *self, const rl_tp_rec_t *d, uint64_t now_ns)
         if (!e || !same) {
             int applied = ledger_i_leg_applied (self->ledger, d->id, d->debit_account_id);
             if (applied == 1) {
-                return RL_TP_ACKED;   //  applied earlier; the ACK was lost
+                return RL_TP_ACKED; //  applied earlier; the ACK was lost
             }
             if (applied < 0) {
-                return RL_TP_NOT_ACKED;   //  cannot tell now: the coordinator resends
+                return RL_TP_NOT_ACKED; //  cannot tell now: the coordinator resends
             }
         }
         self->alarms++;
         rl_error ("two-phase ALARM: COMMIT from %s for transfer %016" PRIx64 "%016" PRIx64
                   " attempt %" PRIu64 ".%" PRIu64 " that is %s here: not acknowledged",
                   d->coordinator, d->id.hi, d->id.lo, d->attempt.counter, d->attempt.seq,
-                  !e ? "unknown" : !same ? "another attempt" : "aborted");
+                  !e      ? "unknown"
+                  : !same ? "another attempt"
+                          : "aborted");
         return RL_TP_NOT_ACKED;
     }
     assert (d->state == RL_TP_ABORT);
@@ -906,7 +905,7 @@ s_decide_one (twophase_t *self, const rl_tp_rec_t *d, uint64_t now_ns)
         return RL_TP_ACKED;
     }
     if (e && !s_attempt_older (e->tp.attempt, d->attempt)) {
-        return RL_TP_ACKED;   //  we hold a newer attempt: this abort concerns nothing here
+        return RL_TP_ACKED; //  we hold a newer attempt: this abort concerns nothing here
     }
     //  Unknown attempt (or newer than ours): leave a tombstone so that a late
     //  PREPARE of it is refused. An older PREPARED one is aborted by invariant 2.
@@ -918,7 +917,7 @@ s_decide_one (twophase_t *self, const rl_tp_rec_t *d, uint64_t now_ns)
     }
     i = s_table_add (&self->records, d->id);
     if (i < 0) {
-        return RL_TP_NOT_ACKED;   //  no room for the tombstone: ask again later
+        return RL_TP_NOT_ACKED; //  no room for the tombstone: ask again later
     }
     e = &self->records.slots[i];
     e->state = S_ABORTED;
@@ -949,8 +948,7 @@ ledger_decide (ledger_t *ledger, const rl_tp_rec_t *recs, size_t count, uint64_t
 }
 
 void
-ledger_outcome_answers (ledger_t *ledger, const rl_tp_rec_t *answers, size_t count,
-                        uint64_t now_ns)
+ledger_outcome_answers (ledger_t *ledger, const rl_tp_rec_t *answers, size_t count, uint64_t now_ns)
 {
     twophase_t *self = ledger->tp;
     for (size_t k = 0; k < count; k++) {
@@ -958,7 +956,7 @@ ledger_outcome_answers (ledger_t *ledger, const rl_tp_rec_t *answers, size_t cou
         int32_t i = s_table_find (&self->records, a->id, a->coordinator);
         if (i < 0 || self->records.slots[i].state != S_PREPARED
             || !s_attempt_eq (self->records.slots[i].tp.attempt, a->attempt)) {
-            continue;   //  answers matter only to a record still prepared
+            continue; //  answers matter only to a record still prepared
         }
         if (a->state == RL_TP_COMMIT || a->state == RL_TP_ABORT) {
             s_decide_one (self, a, now_ns);
@@ -972,8 +970,7 @@ static void
 s_backoff (twophase_t *self, s_entry_t *e, uint64_t now_ns)
 {
     e->next_ns = now_ns + e->backoff_ms * 1000000ull;
-    e->backoff_ms = e->backoff_ms * 2 > self->retry_max_ms ? self->retry_max_ms
-                                                            : e->backoff_ms * 2;
+    e->backoff_ms = e->backoff_ms * 2 > self->retry_max_ms ? self->retry_max_ms : e->backoff_ms * 2;
 }
 
 void
@@ -1037,8 +1034,7 @@ ledger_tick (ledger_t *ledger, uint64_t now_ns)
 }
 
 void
-ledger_tp_counts (const ledger_t *ledger, uint64_t *inflight, uint64_t *in_doubt,
-                  uint64_t *alarms)
+ledger_tp_counts (const ledger_t *ledger, uint64_t *inflight, uint64_t *in_doubt, uint64_t *alarms)
 {
     const twophase_t *self = ledger->tp;
     *inflight = self->attempts.count + self->xlog.count;
@@ -1148,8 +1144,7 @@ ledger_in_doubt (ledger_t *ledger, rl_in_doubt_rec_t *out, size_t cap)
 }
 
 void
-ledger_audit_counts (const ledger_t *ledger, uint64_t *accounts, uint64_t *live,
-                     uint64_t *prepared)
+ledger_audit_counts (const ledger_t *ledger, uint64_t *accounts, uint64_t *live, uint64_t *prepared)
 {
     *accounts = ledger->accounts_count;
     *live = ledger->tp->attempts.count;
@@ -1180,19 +1175,19 @@ ledger_resolve (ledger_t *ledger, const rl_tp_rec_t *rec, uint64_t now_ns)
     s_entry_t *e = &self->records.slots[i];
     s_entry_t kept = *e;
     if (rec->state == RL_TP_COMMIT) {
-        s_record_commit (self, e, now_ns);   //  applies the credit leg, drops the record
+        s_record_commit (self, e, now_ns); //  applies the credit leg, drops the record
         i = s_table_add (&self->records, rec->id);
-        assert (i >= 0);   //  the slot just freed
+        assert (i >= 0); //  the slot just freed
         e = &self->records.slots[i];
         int32_t next = e->next;
         *e = kept;
         e->next = next;
     } else {
-        s_record_abort (self, e, now_ns);    //  releases the reservation
+        s_record_abort (self, e, now_ns); //  releases the reservation
     }
     e->state = S_HEURISTIC;
     e->tp.state = rec->state;
-    s_record_put (self, e);   //  same key: overwrites the record in this batch
+    s_record_put (self, e); //  same key: overwrites the record in this batch
     rl_warn ("two-phase: transfer %016" PRIx64 "%016" PRIx64 " attempt %" PRIu64 ".%" PRIu64
              " from %s resolved by hand: %s (heuristic record written)",
              rec->id.hi, rec->id.lo, rec->attempt.counter, rec->attempt.seq, rec->coordinator,

@@ -64,43 +64,43 @@
 #define RL_HARNESS_BIN_DIR "."
 #endif
 
-#define HARNESS_PORT_ATTEMPTS_MAX 64    //  binds tried by one harness_free_port
-#define HARNESS_NFTW_FDS_MAX    16      //  descriptors nftw may hold open
+#define HARNESS_PORT_ATTEMPTS_MAX 64 //  binds tried by one harness_free_port
+#define HARNESS_NFTW_FDS_MAX      16 //  descriptors nftw may hold open
 
 extern char **environ;
 
 typedef struct {
-    pid_t pid;                  //  also its process group id
-    bool live;                  //  spawned and not yet reaped
-    int wstatus;                //  valid once reaped
-    uint64_t spawn_seq;         //  order of spawning, to recycle the oldest record
+    pid_t pid;          //  also its process group id
+    bool live;          //  spawned and not yet reaped
+    int wstatus;        //  valid once reaped
+    uint64_t spawn_seq; //  order of spawning, to recycle the oldest record
 } harness_child_t;
 
 struct harness_t {
-    char dir[PATH_MAX];                             //  absolute, made by mkdtemp
-    harness_child_t children[HARNESS_RECORDS_MAX];  //  live and reaped children
-    size_t children_size;                           //  used entries of children
-    size_t live_size;                               //  live entries of children
-    uint64_t spawn_seq_next;                        //  spawn_seq of the next child
-    bool keep;                                      //  keep dir at destroy
+    char dir[PATH_MAX];                            //  absolute, made by mkdtemp
+    harness_child_t children[HARNESS_RECORDS_MAX]; //  live and reaped children
+    size_t children_size;                          //  used entries of children
+    size_t live_size;                              //  live entries of children
+    uint64_t spawn_seq_next;                       //  spawn_seq of the next child
+    bool keep;                                     //  keep dir at destroy
 };
 
-_Static_assert (HARNESS_CHILDREN_MAX <= HARNESS_RECORDS_MAX, "every live child has a record");
+_Static_assert(HARNESS_CHILDREN_MAX <= HARNESS_RECORDS_MAX, "every live child has a record");
 
 //  Process-wide state ------------------------------------------------------
 
-static atomic_int s_live_pids[HARNESS_LIVE_MAX];    //  0: free slot
-static pid_t s_owner_pid;                           //  process that installed handlers
+static atomic_int s_live_pids[HARNESS_LIVE_MAX]; //  0: free slot
+static pid_t s_owner_pid;                        //  process that installed handlers
 static pthread_once_t s_install_once = PTHREAD_ONCE_INIT;
 static const int s_signals[] = {SIGABRT, SIGSEGV, SIGTERM, SIGINT};
 #define HARNESS_SIGNALS_SIZE (sizeof s_signals / sizeof s_signals[0])
 static struct sigaction s_old_actions[HARNESS_SIGNALS_SIZE];
 
 static pthread_mutex_t s_ports_lock = PTHREAD_MUTEX_INITIALIZER;
-static int s_ports[HARNESS_PORTS_REMEMBERED];      //  ring of ports handed out
-static size_t s_ports_next;                         //  next slot of s_ports
+static int s_ports[HARNESS_PORTS_REMEMBERED]; //  ring of ports handed out
+static size_t s_ports_next;                   //  next slot of s_ports
 
-_Static_assert (sizeof (pid_t) == sizeof (int), "a pid fits an atomic_int");
+_Static_assert(sizeof (pid_t) == sizeof (int), "a pid fits an atomic_int");
 
 static int
 s_registry_add (pid_t pid)
@@ -130,7 +130,7 @@ static void
 s_kill_registered (void)
 {
     if (getpid () != s_owner_pid) {
-        return;                 //  a forked child that inherited the registry
+        return; //  a forked child that inherited the registry
     }
     for (size_t index = 0; index < HARNESS_LIVE_MAX; index++) {
         pid_t pid = (pid_t) atomic_load (&s_live_pids[index]);
@@ -161,15 +161,12 @@ s_on_signal (int sig, siginfo_t *info, void *context)
         if (old->sa_flags & SA_SIGINFO) {
             errno = saved_errno;
             old->sa_sigaction (sig, info, context);
-        }
-        else if (old->sa_handler == SIG_IGN) {
+        } else if (old->sa_handler == SIG_IGN) {
             errno = saved_errno;
-        }
-        else if (old->sa_handler == SIG_DFL) {
+        } else if (old->sa_handler == SIG_DFL) {
             sigaction (sig, old, NULL);
-            raise (sig);        //  SA_NODEFER: delivered now, default action
-        }
-        else {
+            raise (sig); //  SA_NODEFER: delivered now, default action
+        } else {
             errno = saved_errno;
             old->sa_handler (sig);
         }
@@ -206,7 +203,7 @@ static void
 s_sleep_ms (int64_t sleep_ms)
 {
     struct timespec pause = {.tv_sec = sleep_ms / 1000, .tv_nsec = (sleep_ms % 1000) * 1000000};
-    nanosleep (&pause, NULL);   //  an early wake-up only means one more poll
+    nanosleep (&pause, NULL); //  an early wake-up only means one more poll
 }
 
 //  Sleeps the smaller of *backoff_ms and what is left until deadline_ms,
@@ -334,7 +331,7 @@ s_remove_entry (const char *path, const struct stat *stat_p, int type, struct FT
     if (remove (path) != 0) {
         fprintf (stderr, "harness: remove %s: %s\n", path, strerror (errno));
     }
-    return 0;                   //  go on: remove as much as possible
+    return 0; //  go on: remove as much as possible
 }
 
 void
@@ -360,9 +357,8 @@ harness_destroy (harness_t **self_p)
     const char *keep_env = getenv ("RL_KEEP_TEST_DIRS");
     if (self->keep || (keep_env && strcmp (keep_env, "1") == 0)) {
         fprintf (stderr, "harness: kept %s\n", self->dir);
-    }
-    else {
-        assert (strstr (self->dir, "/rl-"));   //  invariant 3
+    } else {
+        assert (strstr (self->dir, "/rl-")); //  invariant 3
         nftw (self->dir, s_remove_entry, HARNESS_NFTW_FDS_MAX, FTW_DEPTH | FTW_PHYS);
     }
     free (self);
@@ -499,9 +495,9 @@ s_env_build (char *const env_extra[])
 
 typedef struct {
     pid_t parent_pid;
-    int null_fd;                //  stdin
-    int log_fd;                 //  stdout and stderr
-    int report_fd;              //  write end of the close-on-exec pipe
+    int null_fd;   //  stdin
+    int log_fd;    //  stdout and stderr
+    int report_fd; //  write end of the close-on-exec pipe
 } harness_exec_t;
 
 //  In the child, between fork and exec: async-signal-safe calls only.
@@ -511,11 +507,11 @@ s_child_exec (const harness_exec_t *exec, char *const argv[], char **envp)
     setpgid (0, 0);
     prctl (PR_SET_PDEATHSIG, SIGKILL);
     if (getppid () != exec->parent_pid) {
-        _exit (127);            //  the test died before the death signal was set
+        _exit (127); //  the test died before the death signal was set
     }
     for (int sig = 1; sig < 32; sig++) {
         if (sig != SIGKILL && sig != SIGSTOP) {
-            signal (sig, SIG_DFL);      //  ignored signals survive exec otherwise
+            signal (sig, SIG_DFL); //  ignored signals survive exec otherwise
         }
     }
     sigset_t none;
@@ -546,8 +542,7 @@ s_exec_error (int report_fd)
 }
 
 pid_t
-harness_spawn (harness_t *self, const char *log_name, char *const argv[],
-               char *const env_extra[])
+harness_spawn (harness_t *self, const char *log_name, char *const argv[], char *const env_extra[])
 {
     assert (self);
     assert (log_name && s_name_is_valid (log_name, NAME_MAX - 4));
@@ -579,12 +574,11 @@ harness_spawn (harness_t *self, const char *log_name, char *const argv[],
             s_child_exec (&exec, argv, envp);
         }
         error = errno;
-    }
-    else {
+    } else {
         error = errno ? errno : ENOMEM;
     }
     if (pid > 0) {
-        setpgid (pid, pid);     //  also in the parent: no window without a group
+        setpgid (pid, pid); //  also in the parent: no window without a group
         close (report[1]);
         report[1] = -1;
         error = s_exec_error (report[0]);
@@ -616,8 +610,7 @@ harness_spawn (harness_t *self, const char *log_name, char *const argv[],
     child->spawn_seq = self->spawn_seq_next++;
     self->live_size++;
     if (s_registry_add (pid) != 0) {
-        fprintf (stderr, "harness: more than %d live children in this process\n",
-                 HARNESS_LIVE_MAX);
+        fprintf (stderr, "harness: more than %d live children in this process\n", HARNESS_LIVE_MAX);
     }
     return pid;
 }
@@ -627,7 +620,7 @@ harness_kill (harness_t *self, pid_t pid, int sig)
 {
     assert (self);
     harness_child_t *child = s_child_find (self, pid);
-    assert (child);             //  not a child of this harness
+    assert (child); //  not a child of this harness
     if (!child->live) {
         errno = ESRCH;
         return -1;
@@ -635,7 +628,7 @@ harness_kill (harness_t *self, pid_t pid, int sig)
     if (kill (-pid, sig) == 0) {
         return 0;
     }
-    return kill (pid, sig);     //  in case the child had not made its group yet
+    return kill (pid, sig); //  in case the child had not made its group yet
 }
 
 //  Reaps a child that has exited. The pid leaves the registry before
@@ -643,7 +636,7 @@ harness_kill (harness_t *self, pid_t pid, int sig)
 static void
 s_child_reap (harness_t *self, harness_child_t *child)
 {
-    kill (-child->pid, SIGKILL);        //  leftovers of its group; the zombie pins the id
+    kill (-child->pid, SIGKILL); //  leftovers of its group; the zombie pins the id
     s_registry_remove (child->pid);
     int wstatus = 0;
     while (waitpid (child->pid, &wstatus, 0) < 0 && errno == EINTR) {
@@ -659,7 +652,7 @@ harness_wait_exit (harness_t *self, pid_t pid, int timeout_ms, int *wstatus)
     assert (self);
     assert (timeout_ms >= 0);
     harness_child_t *child = s_child_find (self, pid);
-    assert (child);             //  not a child of this harness
+    assert (child); //  not a child of this harness
     int64_t deadline_ms = s_now_ms () + timeout_ms;
     int backoff_ms = HARNESS_POLL_MS_MIN;
     while (child->live) {
@@ -671,7 +664,7 @@ harness_wait_exit (harness_t *self, pid_t pid, int timeout_ms, int *wstatus)
             break;
         }
         if (rc < 0 && errno == ECHILD) {
-            s_registry_remove (pid);    //  reaped behind our back
+            s_registry_remove (pid); //  reaped behind our back
             child->live = false;
             self->live_size--;
             return -1;

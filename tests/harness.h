@@ -35,18 +35,18 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define HARNESS_CHILDREN_MAX    64      //  live (unreaped) children of one harness
-#define HARNESS_RECORDS_MAX     256     //  children whose exit status one harness remembers
-#define HARNESS_LIVE_MAX        256     //  live children in one test process
-#define HARNESS_PORTS_REMEMBERED 256    //  ports never handed out twice
-#define HARNESS_TEST_NAME_SIZE_MAX 64   //  bytes of a test name, NUL included
-#define HARNESS_ARGS_MAX        64      //  argv entries of one child
-#define HARNESS_ENV_EXTRA_MAX   64      //  env_extra entries of one child
-#define HARNESS_REAP_TIMEOUT_MS 5000    //  destroy waits this long for a killed child
-#define HARNESS_FILE_SIZE_MAX   (64u << 20) //  bytes harness_read_file reads at most
-#define HARNESS_LOG_TAIL_SIZE   4096    //  bytes of a log printed by harness_dump_log
-#define HARNESS_POLL_MS_MIN     1       //  first pause of harness_wait_until
-#define HARNESS_POLL_MS_MAX     50      //  longest pause of harness_wait_until
+#define HARNESS_CHILDREN_MAX       64          //  live (unreaped) children of one harness
+#define HARNESS_RECORDS_MAX        256         //  children whose exit status one harness remembers
+#define HARNESS_LIVE_MAX           256         //  live children in one test process
+#define HARNESS_PORTS_REMEMBERED   256         //  ports never handed out twice
+#define HARNESS_TEST_NAME_SIZE_MAX 64          //  bytes of a test name, NUL included
+#define HARNESS_ARGS_MAX           64          //  argv entries of one child
+#define HARNESS_ENV_EXTRA_MAX      64          //  env_extra entries of one child
+#define HARNESS_REAP_TIMEOUT_MS    5000        //  destroy waits this long for a killed child
+#define HARNESS_FILE_SIZE_MAX      (64u << 20) //  bytes harness_read_file reads at most
+#define HARNESS_LOG_TAIL_SIZE      4096        //  bytes of a log printed by harness_dump_log
+#define HARNESS_POLL_MS_MIN        1           //  first pause of harness_wait_until
+#define HARNESS_POLL_MS_MAX        50          //  longest pause of harness_wait_until
 
 typedef struct harness_t harness_t;
 

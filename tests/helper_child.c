@@ -20,7 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define HELPER_SLEEP_S_MAX 600      //  longest sleep of any mode
+#define HELPER_SLEEP_S_MAX 600 //  longest sleep of any mode
 
 static int
 s_write_whole (const char *path, const char *text)

@@ -37,16 +37,16 @@
 #include "proto.h"
 
 #ifndef RL_PROTOCOL_MD_PATH
-#    error "RL_PROTOCOL_MD_PATH must name docs/protocol.md"
+#error "RL_PROTOCOL_MD_PATH must name docs/protocol.md"
 #endif
 #ifndef RL_PROTO_H_PATH
-#    error "RL_PROTO_H_PATH must name common/proto.h"
+#error "RL_PROTO_H_PATH must name common/proto.h"
 #endif
 
-#define FUZZ_FRAMES        100000
+#define FUZZ_FRAMES         100000
 #define FUZZ_FRAME_SIZE_MAX 4096
-#define ROUND_TRIPS        2000
-#define VECTOR_SIZE_MAX    4096
+#define ROUND_TRIPS         2000
+#define VECTOR_SIZE_MAX     4096
 
 static const char *s_doc_path = RL_PROTOCOL_MD_PATH;
 static uint64_t s_seed;
@@ -155,11 +155,11 @@ s_doc_vector (const char *doc, const char *name, uint8_t *out, size_t out_size)
 
 //  Vectors: the structs each doc block encodes ------------------------------
 
-#define T0        1732550400000000000ull
-#define TS_ACCOUNT (T0 + 1)
+#define T0          1732550400000000000ull
+#define TS_ACCOUNT  (T0 + 1)
 #define TS_TRANSFER (T0 + 2)
-#define RID(op)   (0x0807060504030200ull + (op))
-#define ID(n)     ((rl_id_t) {.lo = (n), .hi = 0})
+#define RID(op)     (0x0807060504030200ull + (op))
+#define ID(n)       ((rl_id_t){.lo = (n), .hi = 0})
 
 typedef enum {
     KIND_NONE,
@@ -173,27 +173,42 @@ typedef enum {
 } kind_t;
 
 typedef struct {
-    const char *name;       //  the doc block
+    const char *name; //  the doc block
     bool is_request;
-    rl_status_t check;      //  what codec_check_* returns for it
+    rl_status_t check; //  what codec_check_* returns for it
     rl_header_t header;
     kind_t kind;
-    const void *records;    //  header.record_count of them, or the blob
+    const void *records; //  header.record_count of them, or the blob
     size_t blob_size;
 } vector_t;
 
 static const rl_account_t s_account_new[] = {{
-    .id = ID (1), .user_data_128 = ID (42), .user_data_64 = 43, .user_data_32 = 44,
-    .ledger = 700, .code = 10, .flags = RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS,
+    .id = ID (1),
+    .user_data_128 = ID (42),
+    .user_data_64 = 43,
+    .user_data_32 = 44,
+    .ledger = 700,
+    .code = 10,
+    .flags = RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS,
 }};
-static const rl_result_rec_t s_account_results[] = {{.index = 0, .result = RL_OK,
-                                                     .timestamp = TS_ACCOUNT}};
+static const rl_result_rec_t s_account_results[] = {
+    {.index = 0, .result = RL_OK, .timestamp = TS_ACCOUNT}};
 static const rl_transfer_t s_transfers_new[] = {
-    {.id = ID (0x1000), .debit_account_id = ID (2), .credit_account_id = ID (1),
-     .amount = 12345, .user_data_128 = ID (7), .user_data_64 = 8, .user_data_32 = 9,
-     .ledger = 700, .code = 1},
-    {.id = ID (0x1001), .debit_account_id = ID (1), .credit_account_id = ID (2),
-     .amount = 1000000, .ledger = 700, .code = 1},
+    {.id = ID (0x1000),
+     .debit_account_id = ID (2),
+     .credit_account_id = ID (1),
+     .amount = 12345,
+     .user_data_128 = ID (7),
+     .user_data_64 = 8,
+     .user_data_32 = 9,
+     .ledger = 700,
+     .code = 1},
+    {.id = ID (0x1001),
+     .debit_account_id = ID (1),
+     .credit_account_id = ID (2),
+     .amount = 1000000,
+     .ledger = 700,
+     .code = 1},
 };
 static const rl_result_rec_t s_transfer_results[] = {
     {.index = 0, .result = RL_OK, .timestamp = TS_TRANSFER},
@@ -201,69 +216,96 @@ static const rl_result_rec_t s_transfer_results[] = {
 };
 static const rl_id_t s_account_ids[] = {ID (1), ID (99)};
 static const rl_account_t s_accounts_found[] = {
-    {.id = ID (1), .credits_posted = 12345, .user_data_128 = ID (42), .user_data_64 = 43,
-     .user_data_32 = 44, .ledger = 700, .code = 10,
-     .flags = RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS, .timestamp = TS_ACCOUNT},
+    {.id = ID (1),
+     .credits_posted = 12345,
+     .user_data_128 = ID (42),
+     .user_data_64 = 43,
+     .user_data_32 = 44,
+     .ledger = 700,
+     .code = 10,
+     .flags = RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS,
+     .timestamp = TS_ACCOUNT},
     {.id = ID (99)},
 };
 static const rl_id_t s_transfer_ids[] = {ID (0x1000)};
 static const rl_transfer_t s_transfers_found[] = {
-    {.id = ID (0x1000), .debit_account_id = ID (2), .credit_account_id = ID (1),
-     .amount = 12345, .user_data_128 = ID (7), .user_data_64 = 8, .user_data_32 = 9,
-     .ledger = 700, .code = 1, .timestamp = TS_TRANSFER},
+    {.id = ID (0x1000),
+     .debit_account_id = ID (2),
+     .credit_account_id = ID (1),
+     .amount = 12345,
+     .user_data_128 = ID (7),
+     .user_data_64 = 8,
+     .user_data_32 = 9,
+     .ledger = 700,
+     .code = 1,
+     .timestamp = TS_TRANSFER},
 };
 static const rl_filter_t s_filter[] = {{
-    .account_id = ID (1), .limit = 10, .flags = RL_FILTER_DEBITS | RL_FILTER_CREDITS,
+    .account_id = ID (1),
+    .limit = 10,
+    .flags = RL_FILTER_DEBITS | RL_FILTER_CREDITS,
 }};
 static const rl_status_rec_t s_status[] = {{
-    .name = "shard-a", .epoch = 3, .accounts = 2, .transfers = 1, .requests = 5,
-    .commits = 3, .durability = RL_DURABILITY_SYNC, .ring_shards = 2,
-    .last_timestamp = TS_TRANSFER, .malformed = 1, .pid = 4242, .uptime_ms = 60000,
+    .name = "shard-a",
+    .epoch = 3,
+    .accounts = 2,
+    .transfers = 1,
+    .requests = 5,
+    .commits = 3,
+    .durability = RL_DURABILITY_SYNC,
+    .ring_shards = 2,
+    .last_timestamp = TS_TRANSFER,
+    .malformed = 1,
+    .pid = 4242,
+    .uptime_ms = 60000,
 }};
 static const uint8_t s_blob[] = {0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17,
                                  0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f};
 
-#define HDR(op, count, status_, epoch_)                                                 \
-    {.magic = RL_MAGIC, .version = RL_VERSION, .operation = (op), .request_id = RID (op), \
-     .record_count = (count), .status = (status_), .epoch = (epoch_)}
+#define HDR(op, count, status_, epoch_)                                                            \
+    {                                                                                              \
+        .magic = RL_MAGIC, .version = RL_VERSION, .operation = (op), .request_id = RID (op),       \
+        .record_count = (count), .status = (status_), .epoch = (epoch_)                            \
+    }
 
 static const vector_t s_vectors[] = {
-    {"create_accounts.request", true, RL_STATUS_OK, HDR (1, 1, 0, 0), KIND_ACCOUNT,
-     s_account_new, 0},
-    {"create_accounts.reply", false, RL_STATUS_OK, HDR (1, 1, 0, 3), KIND_RESULT,
-     s_account_results, 0},
+    {"create_accounts.request", true, RL_STATUS_OK, HDR (1, 1, 0, 0), KIND_ACCOUNT, s_account_new,
+     0},
+    {"create_accounts.reply", false, RL_STATUS_OK, HDR (1, 1, 0, 3), KIND_RESULT, s_account_results,
+     0},
     {"create_transfers.request", true, RL_STATUS_OK, HDR (2, 2, 0, 0), KIND_TRANSFER,
      s_transfers_new, 0},
     {"create_transfers.reply", false, RL_STATUS_OK, HDR (2, 2, 0, 3), KIND_RESULT,
      s_transfer_results, 0},
-    {"lookup_accounts.request", true, RL_STATUS_OK, HDR (3, 2, 0, 0), KIND_ID, s_account_ids,
+    {"lookup_accounts.request", true, RL_STATUS_OK, HDR (3, 2, 0, 0), KIND_ID, s_account_ids, 0},
+    {"lookup_accounts.reply", false, RL_STATUS_OK, HDR (3, 2, 0, 3), KIND_ACCOUNT, s_accounts_found,
      0},
-    {"lookup_accounts.reply", false, RL_STATUS_OK, HDR (3, 2, 0, 3), KIND_ACCOUNT,
-     s_accounts_found, 0},
-    {"lookup_transfers.request", true, RL_STATUS_OK, HDR (4, 1, 0, 0), KIND_ID,
-     s_transfer_ids, 0},
+    {"lookup_transfers.request", true, RL_STATUS_OK, HDR (4, 1, 0, 0), KIND_ID, s_transfer_ids, 0},
     {"lookup_transfers.reply", false, RL_STATUS_OK, HDR (4, 1, 0, 3), KIND_TRANSFER,
      s_transfers_found, 0},
-    {"get_account_transfers.request", true, RL_STATUS_OK, HDR (5, 1, 0, 0), KIND_FILTER,
-     s_filter, 0},
+    {"get_account_transfers.request", true, RL_STATUS_OK, HDR (5, 1, 0, 0), KIND_FILTER, s_filter,
+     0},
     {"get_account_transfers.reply", false, RL_STATUS_OK, HDR (5, 1, 0, 3), KIND_TRANSFER,
      s_transfers_found, 0},
     {"status.request", true, RL_STATUS_OK, HDR (6, 0, 0, 0), KIND_NONE, NULL, 0},
     {"status.reply", false, RL_STATUS_OK, HDR (6, 1, 0, 3), KIND_STATUS, s_status, 0},
-    {"load_ring.request", true, RL_STATUS_OK, HDR (7, 1, 0, 0), KIND_BLOB, s_blob,
-     sizeof s_blob},
+    {"load_ring.request", true, RL_STATUS_OK, HDR (7, 1, 0, 0), KIND_BLOB, s_blob, sizeof s_blob},
     {"load_ring.reply", false, RL_STATUS_OK, HDR (7, 0, 0, 4), KIND_NONE, NULL, 0},
     {"get_ring.request", true, RL_STATUS_OK, HDR (8, 0, 0, 0), KIND_NONE, NULL, 0},
     {"get_ring.reply", false, RL_STATUS_OK, HDR (8, 1, 0, 4), KIND_BLOB, s_blob, sizeof s_blob},
-    {"bad_version.request", true, RL_STATUS_BAD_VERSION,
-     {.magic = RL_MAGIC, .version = 2, .operation = 2, .request_id = RID (2)}, KIND_NONE, NULL,
+    {"bad_version.request",
+     true,
+     RL_STATUS_BAD_VERSION,
+     {.magic = RL_MAGIC, .version = 2, .operation = 2, .request_id = RID (2)},
+     KIND_NONE,
+     NULL,
      0},
     {"bad_version.reply", false, RL_STATUS_OK, HDR (2, 0, RL_STATUS_BAD_VERSION, 3), KIND_NONE,
      NULL, 0},
-    {"unknown_operation.request", true, RL_STATUS_UNKNOWN_OPERATION, HDR (18, 0, 0, 0),
+    {"unknown_operation.request", true, RL_STATUS_UNKNOWN_OPERATION, HDR (18, 0, 0, 0), KIND_NONE,
+     NULL, 0},
+    {"unknown_operation.reply", false, RL_STATUS_OK, HDR (18, 0, RL_STATUS_UNKNOWN_OPERATION, 3),
      KIND_NONE, NULL, 0},
-    {"unknown_operation.reply", false, RL_STATUS_OK,
-     HDR (18, 0, RL_STATUS_UNKNOWN_OPERATION, 3), KIND_NONE, NULL, 0},
 };
 #define VECTORS (sizeof s_vectors / sizeof s_vectors[0])
 
@@ -271,20 +313,20 @@ static size_t
 s_kind_size (kind_t kind)
 {
     switch (kind) {
-    case KIND_ID:
-        return RL_ID_SIZE;
-    case KIND_ACCOUNT:
-        return RL_ACCOUNT_SIZE;
-    case KIND_TRANSFER:
-        return RL_TRANSFER_SIZE;
-    case KIND_RESULT:
-        return RL_RESULT_SIZE;
-    case KIND_FILTER:
-        return RL_FILTER_SIZE;
-    case KIND_STATUS:
-        return RL_STATUS_SIZE;
-    default:
-        return 0;
+        case KIND_ID:
+            return RL_ID_SIZE;
+        case KIND_ACCOUNT:
+            return RL_ACCOUNT_SIZE;
+        case KIND_TRANSFER:
+            return RL_TRANSFER_SIZE;
+        case KIND_RESULT:
+            return RL_RESULT_SIZE;
+        case KIND_FILTER:
+            return RL_FILTER_SIZE;
+        case KIND_STATUS:
+            return RL_STATUS_SIZE;
+        default:
+            return 0;
     }
 }
 
@@ -293,26 +335,26 @@ static void
 s_encode_record (kind_t kind, const void *records, size_t i, uint8_t *out)
 {
     switch (kind) {
-    case KIND_ID:
-        codec_encode_id (((const rl_id_t *) records)[i], out);
-        break;
-    case KIND_ACCOUNT:
-        codec_encode_account ((const rl_account_t *) records + i, out);
-        break;
-    case KIND_TRANSFER:
-        codec_encode_transfer ((const rl_transfer_t *) records + i, out);
-        break;
-    case KIND_RESULT:
-        codec_encode_result ((const rl_result_rec_t *) records + i, out);
-        break;
-    case KIND_FILTER:
-        codec_encode_filter ((const rl_filter_t *) records + i, out);
-        break;
-    case KIND_STATUS:
-        codec_encode_status ((const rl_status_rec_t *) records + i, out);
-        break;
-    default:
-        fail ();
+        case KIND_ID:
+            codec_encode_id (((const rl_id_t *) records)[i], out);
+            break;
+        case KIND_ACCOUNT:
+            codec_encode_account ((const rl_account_t *) records + i, out);
+            break;
+        case KIND_TRANSFER:
+            codec_encode_transfer ((const rl_transfer_t *) records + i, out);
+            break;
+        case KIND_RESULT:
+            codec_encode_result ((const rl_result_rec_t *) records + i, out);
+            break;
+        case KIND_FILTER:
+            codec_encode_filter ((const rl_filter_t *) records + i, out);
+            break;
+        case KIND_STATUS:
+            codec_encode_status ((const rl_status_rec_t *) records + i, out);
+            break;
+        default:
+            fail ();
     }
 }
 
@@ -321,28 +363,28 @@ static void
 s_decode_record (kind_t kind, const uint8_t *in, void *rec)
 {
     switch (kind) {
-    case KIND_ID: {
-        rl_id_t id = codec_decode_id (in);
-        memcpy (rec, &id, sizeof id);
-        break;
-    }
-    case KIND_ACCOUNT:
-        codec_decode_account (in, rec);
-        break;
-    case KIND_TRANSFER:
-        codec_decode_transfer (in, rec);
-        break;
-    case KIND_RESULT:
-        codec_decode_result (in, rec);
-        break;
-    case KIND_FILTER:
-        codec_decode_filter (in, rec);
-        break;
-    case KIND_STATUS:
-        codec_decode_status (in, rec);
-        break;
-    default:
-        fail ();
+        case KIND_ID: {
+            rl_id_t id = codec_decode_id (in);
+            memcpy (rec, &id, sizeof id);
+            break;
+        }
+        case KIND_ACCOUNT:
+            codec_decode_account (in, rec);
+            break;
+        case KIND_TRANSFER:
+            codec_decode_transfer (in, rec);
+            break;
+        case KIND_RESULT:
+            codec_decode_result (in, rec);
+            break;
+        case KIND_FILTER:
+            codec_decode_filter (in, rec);
+            break;
+        case KIND_STATUS:
+            codec_decode_status (in, rec);
+            break;
+        default:
+            fail ();
     }
 }
 
@@ -491,7 +533,7 @@ s_round_trip (kind_t kind)
     if (kind == KIND_STATUS) {
         rec[RL_SHARD_NAME_SIZE_MAX - 1] = '\0';
     }
-    wire[size] = 0xa5;   //  canary: encode writes exactly `size` bytes
+    wire[size] = 0xa5; //  canary: encode writes exactly `size` bytes
     s_encode_record (kind, rec, 0, wire);
     assert_int_equal (wire[size], 0xa5);
     s_decode_record (kind, wire, back);
@@ -532,8 +574,8 @@ test_round_trips (void **state)
 {
     (void) state;
     s_rng_state = s_seed;
-    const kind_t kinds[] = {KIND_ID, KIND_ACCOUNT, KIND_TRANSFER,
-                            KIND_RESULT, KIND_FILTER, KIND_STATUS};
+    const kind_t kinds[] = {KIND_ID,     KIND_ACCOUNT, KIND_TRANSFER,
+                            KIND_RESULT, KIND_FILTER,  KIND_STATUS};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         for (int i = 0; i < ROUND_TRIPS; i++) {
             s_round_trip (kinds[k]);
@@ -562,7 +604,7 @@ test_status_name_is_terminated (void **state)
 {
     (void) state;
     uint8_t wire[RL_STATUS_SIZE];
-    memset (wire, 'x', sizeof wire);   //  no NUL anywhere: bytes off the network
+    memset (wire, 'x', sizeof wire); //  no NUL anywhere: bytes off the network
     rl_status_rec_t status;
     codec_decode_status (wire, &status);
     assert_int_equal (strlen (status.name), RL_SHARD_NAME_SIZE_MAX - 1);
@@ -601,9 +643,8 @@ test_record_sizes (void **state)
         assert_true (codec_reply_record_size (sizes[i].op) == sizes[i].reply);
     }
     for (uint32_t op = 0; op < 300; op++) {
-        bool shard_to_shard = op == RL_OP_PREPARE || op == RL_OP_DECIDE
-                              || op == RL_OP_OUTCOME_QUERY || op == RL_OP_IN_DOUBT
-                              || op == RL_OP_AUDIT || op == RL_OP_RESOLVE;
+        bool shard_to_shard = op == RL_OP_PREPARE || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY
+                              || op == RL_OP_IN_DOUBT || op == RL_OP_AUDIT || op == RL_OP_RESOLVE;
         assert_int_equal (codec_op_is_known (op), (op >= 1 && op <= 8) || shard_to_shard);
     }
     assert_false (codec_op_is_known (UINT32_MAX));
@@ -619,8 +660,11 @@ s_frame (uint32_t op, uint32_t count, size_t size)
     assert_true (size >= RL_HEADER_SIZE);
     uint8_t *frame = calloc (1, size);
     assert_non_null (frame);
-    rl_header_t header = {.magic = RL_MAGIC, .version = RL_VERSION, .operation = (uint16_t) op,
-                          .request_id = 0x1122334455667788ull, .record_count = count};
+    rl_header_t header = {.magic = RL_MAGIC,
+                          .version = RL_VERSION,
+                          .operation = (uint16_t) op,
+                          .request_id = 0x1122334455667788ull,
+                          .record_count = count};
     codec_encode_header (&header, frame);
     return frame;
 }
@@ -671,11 +715,11 @@ test_request_short (void **state)
     memset (&header, 0xab, sizeof header);
     assert_int_equal (codec_check_request (NULL, 0, &header), RL_STATUS_MALFORMED);
     rl_header_t zero = {0};
-    assert_memory_equal (&header, &zero, sizeof header);   //  zeroed, not left as garbage
+    assert_memory_equal (&header, &zero, sizeof header); //  zeroed, not left as garbage
 
     uint8_t *frame = s_frame (RL_OP_STATUS, 0, RL_HEADER_SIZE);
     for (size_t size = 1; size < RL_HEADER_SIZE; size++) {
-        uint8_t *shorter = malloc (size);   //  exact size: ASan sees any overread
+        uint8_t *shorter = malloc (size); //  exact size: ASan sees any overread
         memcpy (shorter, frame, size);
         memset (&header, 0xab, sizeof header);
         assert_int_equal (codec_check_request (shorter, size, &header), RL_STATUS_MALFORMED);
@@ -721,17 +765,17 @@ test_request_header_fields (void **state)
     codec_put_u32 (frame, 0);
     assert_int_equal (codec_check_request (frame, RL_HEADER_SIZE + 3, &header),
                       RL_STATUS_BAD_MAGIC);
-    assert_true (header.request_id == 0x1122334455667788ull);   //  echoable
+    assert_true (header.request_id == 0x1122334455667788ull); //  echoable
     codec_put_u32 (frame, RL_MAGIC);
     codec_put_u16 (frame + 4, RL_VERSION);
     assert_int_equal (codec_check_request (frame, RL_HEADER_SIZE + 3, &header),
                       RL_STATUS_UNKNOWN_OPERATION);
     codec_put_u16 (frame + 6, RL_OP_LOOKUP_ACCOUNTS);
     assert_int_equal (codec_check_request (frame, RL_HEADER_SIZE + 3, &header),
-                      RL_STATUS_MALFORMED);   //  status before count
+                      RL_STATUS_MALFORMED); //  status before count
     codec_put_u32 (frame + 20, 0);
     assert_int_equal (codec_check_request (frame, RL_HEADER_SIZE + 3, &header),
-                      RL_STATUS_TOO_MANY_RECORDS);   //  count before size
+                      RL_STATUS_TOO_MANY_RECORDS); //  count before size
     codec_put_u32 (frame + 16, 1);
     assert_int_equal (codec_check_request (frame, RL_HEADER_SIZE + 3, &header),
                       RL_STATUS_MALFORMED);
@@ -748,7 +792,7 @@ test_request_sizes (void **state)
     for (size_t i = 0; i < 4; i++) {
         uint32_t op = batch_ops[i];
         size_t rs = codec_request_record_size (op);
-        assert_int_equal (s_request (op, 0, 0), RL_STATUS_OK);   //  empty batch
+        assert_int_equal (s_request (op, 0, 0), RL_STATUS_OK); //  empty batch
         assert_int_equal (s_request (op, 1, rs), RL_STATUS_OK);
         assert_int_equal (s_request (op, 3, 3 * rs), RL_STATUS_OK);
         assert_int_equal (s_request (op, 3, 3 * rs + 1), RL_STATUS_MALFORMED);
@@ -757,17 +801,15 @@ test_request_sizes (void **state)
         assert_int_equal (s_request (op, 1, 0), RL_STATUS_MALFORMED);
         assert_int_equal (s_request (op, RL_BATCH_RECORDS_MAX, RL_BATCH_RECORDS_MAX * rs),
                           RL_STATUS_OK);
-        assert_int_equal (s_request (op, RL_BATCH_RECORDS_MAX + 1, 0),
-                          RL_STATUS_TOO_MANY_RECORDS);
-        assert_int_equal (s_request (op, RL_BATCH_RECORDS_MAX + 1,
-                                     (RL_BATCH_RECORDS_MAX + 1) * rs),
+        assert_int_equal (s_request (op, RL_BATCH_RECORDS_MAX + 1, 0), RL_STATUS_TOO_MANY_RECORDS);
+        assert_int_equal (s_request (op, RL_BATCH_RECORDS_MAX + 1, (RL_BATCH_RECORDS_MAX + 1) * rs),
                           RL_STATUS_TOO_MANY_RECORDS);
         assert_int_equal (s_request (op, UINT32_MAX, 0), RL_STATUS_TOO_MANY_RECORDS);
     }
     //  A frame past the message limit, whatever its count says.
-    assert_int_equal (s_request (RL_OP_CREATE_TRANSFERS, 1,
-                                 RL_MESSAGE_SIZE_MAX - RL_HEADER_SIZE + 1),
-                      RL_STATUS_TOO_MANY_RECORDS);
+    assert_int_equal (
+        s_request (RL_OP_CREATE_TRANSFERS, 1, RL_MESSAGE_SIZE_MAX - RL_HEADER_SIZE + 1),
+        RL_STATUS_TOO_MANY_RECORDS);
     assert_int_equal (s_request (RL_OP_STATUS, 0, RL_MESSAGE_SIZE_MAX), RL_STATUS_TOO_MANY_RECORDS);
 
     //  get_account_transfers: exactly one filter.
@@ -844,11 +886,9 @@ test_reply_checks (void **state)
         assert_int_equal (s_reply (RL_OP_CREATE_TRANSFERS, 1, RL_RESULT_SIZE, status),
                           RL_STATUS_MALFORMED);
         assert_int_equal (s_reply (RL_OP_CREATE_TRANSFERS, 0, 1, status), RL_STATUS_MALFORMED);
-        assert_int_equal (s_reply (RL_OP_STATUS, 1, RL_STATUS_SIZE, status),
-                          RL_STATUS_MALFORMED);
+        assert_int_equal (s_reply (RL_OP_STATUS, 1, RL_STATUS_SIZE, status), RL_STATUS_MALFORMED);
     }
-    assert_int_equal (s_reply (RL_OP_STATUS, 0, 0, RL_STATUS_WRONG_SHARD + 1),
-                      RL_STATUS_MALFORMED);
+    assert_int_equal (s_reply (RL_OP_STATUS, 0, 0, RL_STATUS_WRONG_SHARD + 1), RL_STATUS_MALFORMED);
     assert_int_equal (s_reply (RL_OP_STATUS, 0, 0, UINT32_MAX), RL_STATUS_MALFORMED);
 
     //  Magic and version are checked in replies too.
@@ -896,7 +936,7 @@ s_fuzz_one (void)
 {
     size_t size = (size_t) (s_rand () % 4 == 0 ? s_rand () % (RL_HEADER_SIZE + 8)
                                                : s_rand () % FUZZ_FRAME_SIZE_MAX);
-    uint8_t *frame = malloc (size ? size : 1);   //  exact size: ASan sees any overread
+    uint8_t *frame = malloc (size ? size : 1); //  exact size: ASan sees any overread
     assert_non_null (frame);
     s_rand_fill (frame, size);
     if (size >= RL_HEADER_SIZE && s_rand () % 2) {
@@ -956,20 +996,20 @@ test_fuzz (void **state)
         oks += s_fuzz_one ();
     }
     printf ("test_fuzz: %d frames, %ld checks ok\n", FUZZ_FRAMES, oks);
-    assert_true (oks > FUZZ_FRAMES / 100);   //  the deep checks were reached
+    assert_true (oks > FUZZ_FRAMES / 100); //  the deep checks were reached
 }
 
 //  Names -----------------------------------------------------------------
 
 typedef struct {
     uint32_t value;
-    char name[80];        //  lower case, prefix removed
+    char name[80]; //  lower case, prefix removed
 } enum_entry_t;
 
 //  Parses `typedef enum { PREFIX_X = N, ... } type_name;` from proto.h.
 static size_t
-s_parse_enum (const char *text, const char *type_name, const char *prefix,
-              enum_entry_t *entries, size_t entries_max)
+s_parse_enum (const char *text, const char *type_name, const char *prefix, enum_entry_t *entries,
+              size_t entries_max)
 {
     char closing[80];
     snprintf (closing, sizeof closing, "} %s;", type_name);
@@ -1079,11 +1119,11 @@ test_names (void **state)
     size_t result_count = s_parse_enum (proto, "rl_result_t", "RL_", results, 128);
     size_t status_count = s_parse_enum (proto, "rl_status_t", "RL_STATUS_", statuses, 32);
     size_t op_count = s_parse_enum (proto, "rl_op_t", "RL_OP_", ops, 32);
-    size_t durability_count =
-        s_parse_enum (proto, "rl_durability_t", "RL_DURABILITY_", durabilities, 8);
+    size_t durability_count = s_parse_enum (proto, "rl_durability_t", "RL_DURABILITY_",
+                                            durabilities, 8);
     free (proto);
     assert_true (result_count > 70);
-    assert_int_equal (status_count, RL_STATUS_WRONG_SHARD + 1);   //  codec's last status
+    assert_int_equal (status_count, RL_STATUS_WRONG_SHARD + 1); //  codec's last status
     assert_int_equal (op_count, 15);
     assert_int_equal (durability_count, 3);
 
@@ -1115,7 +1155,7 @@ test_names (void **state)
     }
     for (uint32_t v = 0; v < 1000; v++) {
         if (!s_defined (results, result_count, v)) {
-            assert_true (rl_result_is_retryable (v));   //  unknown: never assume it is spent
+            assert_true (rl_result_is_retryable (v)); //  unknown: never assume it is spent
         }
     }
     row_count = s_parse_doc_table (doc, "\n## Message-level status", rows, NULL, 128);
@@ -1132,23 +1172,57 @@ test_retryable (void **state)
     (void) state;
     //  The id stays free: infrastructure, id and field validation.
     const uint32_t free_codes[] = {
-        RL_WRONG_SHARD, RL_BUSY, RL_ABORTED, RL_OUTCOME_UNKNOWN, RL_IN_PROGRESS,
-        RL_IN_DOUBT, RL_FROZEN, RL_STORAGE_ERROR, RL_LINKED_EVENT_FAILED,
-        RL_LINKED_EVENT_CHAIN_OPEN, 12, 15, RL_ID_MUST_NOT_BE_ZERO, RL_ID_MUST_NOT_BE_INT_MAX,
-        RL_TIMESTAMP_MUST_BE_ZERO, RL_RESERVED_FLAG, RL_ACCOUNTS_MUST_BE_DIFFERENT,
-        RL_AMOUNT_MUST_NOT_BE_ZERO, RL_NOT_SUPPORTED, RL_DEBITS_PENDING_MUST_BE_ZERO,
+        RL_WRONG_SHARD,
+        RL_BUSY,
+        RL_ABORTED,
+        RL_OUTCOME_UNKNOWN,
+        RL_IN_PROGRESS,
+        RL_IN_DOUBT,
+        RL_FROZEN,
+        RL_STORAGE_ERROR,
+        RL_LINKED_EVENT_FAILED,
+        RL_LINKED_EVENT_CHAIN_OPEN,
+        12,
+        15,
+        RL_ID_MUST_NOT_BE_ZERO,
+        RL_ID_MUST_NOT_BE_INT_MAX,
+        RL_TIMESTAMP_MUST_BE_ZERO,
+        RL_RESERVED_FLAG,
+        RL_ACCOUNTS_MUST_BE_DIFFERENT,
+        RL_AMOUNT_MUST_NOT_BE_ZERO,
+        RL_NOT_SUPPORTED,
+        RL_DEBITS_PENDING_MUST_BE_ZERO,
         RL_CREDITS_POSTED_MUST_BE_ZERO,
         //  undefined values: never assume the id is spent
-        18, 31, 58, 62, 79, 89, 99, 104, UINT32_MAX,
+        18,
+        31,
+        58,
+        62,
+        79,
+        89,
+        99,
+        104,
+        UINT32_MAX,
     };
     //  Final for the id: success, taken, or a remembered business failure.
     const uint32_t final_codes[] = {
-        RL_OK, RL_EXISTS, RL_EXISTS_WITH_DIFFERENT_FLAGS, RL_EXISTS_WITH_DIFFERENT_AMOUNT,
-        RL_EXISTS_WITH_DIFFERENT_CODE, RL_DEBIT_ACCOUNT_NOT_FOUND, RL_CREDIT_ACCOUNT_NOT_FOUND,
-        RL_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER, RL_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS,
-        RL_PENDING_TRANSFER_NOT_FOUND, RL_PENDING_TRANSFER_EXPIRED, RL_OVERFLOWS_DEBITS_PENDING,
-        RL_OVERFLOWS_CREDITS, RL_EXCEEDS_CREDITS, RL_EXCEEDS_DEBITS,
-        RL_EXISTS_WITH_DIFFERENT_USER_DATA_128, RL_OVERFLOWS_TIMEOUT,
+        RL_OK,
+        RL_EXISTS,
+        RL_EXISTS_WITH_DIFFERENT_FLAGS,
+        RL_EXISTS_WITH_DIFFERENT_AMOUNT,
+        RL_EXISTS_WITH_DIFFERENT_CODE,
+        RL_DEBIT_ACCOUNT_NOT_FOUND,
+        RL_CREDIT_ACCOUNT_NOT_FOUND,
+        RL_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER,
+        RL_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS,
+        RL_PENDING_TRANSFER_NOT_FOUND,
+        RL_PENDING_TRANSFER_EXPIRED,
+        RL_OVERFLOWS_DEBITS_PENDING,
+        RL_OVERFLOWS_CREDITS,
+        RL_EXCEEDS_CREDITS,
+        RL_EXCEEDS_DEBITS,
+        RL_EXISTS_WITH_DIFFERENT_USER_DATA_128,
+        RL_OVERFLOWS_TIMEOUT,
     };
     for (size_t i = 0; i < sizeof free_codes / sizeof free_codes[0]; i++) {
         assert_true (rl_result_is_retryable (free_codes[i]));

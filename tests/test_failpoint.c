@@ -29,8 +29,8 @@
 
 #include <cmocka.h>
 
-#define TEST_ERR_SIZE       256     //  bytes of an init error message
-#define TEST_CHILD_WAIT_MS  10000   //  a forked child finishes within this
+#define TEST_ERR_SIZE      256   //  bytes of an init error message
+#define TEST_CHILD_WAIT_MS 10000 //  a forked child finishes within this
 
 //  Fixtures ----------------------------------------------------------------
 
@@ -69,8 +69,7 @@ s_arm (const char *spec, char *err, size_t err_size)
 {
     if (spec) {
         setenv ("RL_FAILPOINTS", spec, 1);
-    }
-    else {
+    } else {
         unsetenv ("RL_FAILPOINTS");
     }
     return failpoint_init (err, err_size);
@@ -114,7 +113,7 @@ test_registry (void **state)
         assert_true (strlen (name) > 0);
         assert_true (strspn (name, "abcdefghijklmnopqrstuvwxyz0123456789_.") == strlen (name));
         assert_true (strlen (failpoint_where ((rl_fp_t) index)) > 0);
-        assert_int_equal (failpoint_find (name), index);   //  names are unique
+        assert_int_equal (failpoint_find (name), index); //  names are unique
     }
     assert_string_equal (failpoint_name (RL_FP_TEST_ALPHA), "test.alpha");
     assert_string_equal (failpoint_name (RL_FP_TEST_BETA), "test.beta");
@@ -162,7 +161,7 @@ test_parse_bad (void **state)
     (void) state;
     struct {
         const char *spec;
-        const char *message;    //  expected inside the error message
+        const char *message; //  expected inside the error message
     } cases[] = {
         {"no.such.point=crash", "unknown failpoint 'no.such.point'"},
         {"test.alpha=crash,bogus=error", "unknown failpoint 'bogus'"},
@@ -240,8 +239,8 @@ test_error_action (void **state)
     (void) state;
     assert_int_equal (s_arm ("test.alpha=error", NULL, 0), 0);
     assert_int_equal (RL_FAILPOINT (TEST_ALPHA), -1);
-    assert_int_equal (RL_FAILPOINT (TEST_ALPHA), -1);   //  every hit without @N
-    assert_int_equal (RL_FAILPOINT (TEST_BETA), 0);     //  other points untouched
+    assert_int_equal (RL_FAILPOINT (TEST_ALPHA), -1); //  every hit without @N
+    assert_int_equal (RL_FAILPOINT (TEST_BETA), 0);   //  other points untouched
     assert_int_equal (RL_FAILPOINT (SHARD_AFTER_SYNC), 0);
     //  Re-initialising disarms what is no longer named.
     assert_int_equal (s_arm ("test.beta=error", NULL, 0), 0);
@@ -292,7 +291,7 @@ test_record_file (void **state)
     assert_non_null (path);
     setenv ("RL_FAILPOINT_FILE", path, 1);
     assert_int_equal (s_arm ("test.alpha=error@2,test.beta=delay:1", NULL, 0), 0);
-    assert_int_equal (RL_FAILPOINT (TEST_ALPHA), 0);    //  not acting: no record
+    assert_int_equal (RL_FAILPOINT (TEST_ALPHA), 0); //  not acting: no record
     assert_null (harness_read_file (path, NULL));
     assert_int_equal (RL_FAILPOINT (TEST_ALPHA), -1);
     assert_int_equal (RL_FAILPOINT (TEST_BETA), 0);
@@ -392,8 +391,8 @@ test_crash_at_nth_hit (void **state)
 
 //  Lazy initialisation, in a fresh process ---------------------------------
 
-#define LAZY_EXIT_ERROR_TAKEN 10    //  the child's hit returned -1
-#define LAZY_EXIT_NOTHING     11    //  the child's hit returned 0
+#define LAZY_EXIT_ERROR_TAKEN 10 //  the child's hit returned -1
+#define LAZY_EXIT_NOTHING     11 //  the child's hit returned 0
 
 //  The child side: hits test.alpha without calling failpoint_init.
 static int
@@ -553,7 +552,7 @@ s_emit_env_level (void)
     rl_warn ("hidden");
     rl_error ("shown");
     setenv ("RL_LOG_LEVEL", "loud", 1);
-    rl_log_init ("shard", "s9");    //  unknown: info, with a warning
+    rl_log_init ("shard", "s9"); //  unknown: info, with a warning
     rl_debug ("hidden");
     rl_info ("info shown");
     unsetenv ("RL_LOG_LEVEL");

@@ -36,8 +36,8 @@
 #error "HELPER_CHILD_PATH must name the built helper_child program"
 #endif
 
-#define TEST_WAIT_MS    10000       //  a child starts or exits within this
-#define TEST_PORTS      32          //  ports asked for in test_free_ports
+#define TEST_WAIT_MS 10000 //  a child starts or exits within this
+#define TEST_PORTS   32    //  ports asked for in test_free_ports
 
 static int
 s_setup (void **state)
@@ -133,15 +133,15 @@ test_spawn_and_kill (void **state)
     harness_t *harness = *state;
     pid_t pid = s_spawn_sleeper (harness, "sleeper");
     assert_int_equal (kill (pid, 0), 0);
-    assert_int_equal (getpgid (pid), pid);      //  its own process group
+    assert_int_equal (getpgid (pid), pid); //  its own process group
 
     int wstatus = 0;
-    assert_int_equal (harness_wait_exit (harness, pid, 0, &wstatus), -1);  //  still running
+    assert_int_equal (harness_wait_exit (harness, pid, 0, &wstatus), -1); //  still running
     assert_int_equal (harness_kill (harness, pid, SIGKILL), 0);
     assert_int_equal (harness_wait_exit (harness, pid, TEST_WAIT_MS, &wstatus), 0);
     assert_true (WIFSIGNALED (wstatus));
     assert_int_equal (WTERMSIG (wstatus), SIGKILL);
-    assert_int_equal (kill (pid, 0), -1);       //  reaped
+    assert_int_equal (kill (pid, 0), -1); //  reaped
 
     //  Once reaped: kill says so, wait_exit repeats the status.
     assert_int_equal (harness_kill (harness, pid, SIGKILL), -1);
@@ -242,7 +242,7 @@ test_log_capture (void **state)
 {
     harness_t *harness = *state;
     s_run_helper (harness, "echo", "echo", "first", NULL, NULL);
-    s_run_helper (harness, "echo", "echo", "second", NULL, NULL);  //  appended
+    s_run_helper (harness, "echo", "echo", "second", NULL, NULL); //  appended
     char *log_path = harness_path (harness, "echo.log");
     size_t size = 0;
     char *text = harness_read_file (log_path, &size);
@@ -251,7 +251,7 @@ test_log_capture (void **state)
     assert_int_equal (size, strlen (text));
     free (text);
     free (log_path);
-    harness_dump_log (harness, "echo");     //  prints; must not fail
+    harness_dump_log (harness, "echo"); //  prints; must not fail
     harness_dump_log (harness, "no_such_log");
 }
 
@@ -305,7 +305,7 @@ test_dir_and_paths (void **state)
     struct stat info;
     assert_int_equal (stat (dir, &info), 0);
     assert_true (S_ISDIR (info.st_mode));
-    assert_int_equal (info.st_mode & 0777, 0700);   //  private
+    assert_int_equal (info.st_mode & 0777, 0700); //  private
 
     char *path = harness_path (harness, "sub/file.txt");
     assert_non_null (path);
@@ -343,7 +343,7 @@ test_read_file (void **state)
     char *path = harness_path (harness, "big.bin");
     FILE *file = fopen (path, "w");
     assert_non_null (file);
-    size_t size_expected = 100000;                  //  larger than the first buffer
+    size_t size_expected = 100000; //  larger than the first buffer
     for (size_t index = 0; index < size_expected; index++) {
         fputc ('a' + (int) (index % 26), file);
     }
@@ -377,8 +377,8 @@ test_destroy_kills_and_removes (void **state)
 
     harness_destroy (&harness);
     assert_null (harness);
-    harness_destroy (&harness);                     //  safe twice
-    assert_true (s_process_gone (&sleeper));        //  reaped by destroy
+    harness_destroy (&harness);              //  safe twice
+    assert_true (s_process_gone (&sleeper)); //  reaped by destroy
     assert_true (s_process_gone (&parent));
     assert_true (harness_wait_until (s_process_gone, &grandchild, TEST_WAIT_MS));
     struct stat info;
@@ -468,8 +468,8 @@ test_wait_until (void **state)
     assert_false (harness_wait_until (s_never, &calls, 50));
     int64_t elapsed_ms = s_now_ms () - start_ms;
     assert_true (elapsed_ms >= 50);
-    assert_true (elapsed_ms < 1000);                //  bounded, with room for a slow machine
-    assert_true (calls >= 3);                       //  polled, with backoff 1, 2, 4... ms
+    assert_true (elapsed_ms < 1000); //  bounded, with room for a slow machine
+    assert_true (calls >= 3);        //  polled, with backoff 1, 2, 4... ms
     assert_true (calls <= 50);
 
     calls = 0;
@@ -477,7 +477,7 @@ test_wait_until (void **state)
     assert_int_equal (calls, 5);
 
     calls = 4;
-    assert_true (harness_wait_until (s_on_fifth_call, &calls, 0));  //  checked once at least
+    assert_true (harness_wait_until (s_on_fifth_call, &calls, 0)); //  checked once at least
     calls = 0;
     assert_false (harness_wait_until (s_never, &calls, 0));
     assert_int_equal (calls, 1);
@@ -516,17 +516,14 @@ s_cleanup_child_main (const char *mode, const char *out_path)
     free (pid_path);
     if (strcmp (mode, "term") == 0) {
         raise (SIGTERM);
-    }
-    else if (strcmp (mode, "int") == 0) {
+    } else if (strcmp (mode, "int") == 0) {
         raise (SIGINT);
-    }
-    else if (strcmp (mode, "segv") == 0) {
+    } else if (strcmp (mode, "segv") == 0) {
         raise (SIGSEGV);
-    }
-    else if (strcmp (mode, "abort") == 0) {
+    } else if (strcmp (mode, "abort") == 0) {
         abort ();
     }
-    exit (0);                   //  "exit": no destroy, atexit cleans up
+    exit (0); //  "exit": no destroy, atexit cleans up
 }
 
 static void
@@ -551,8 +548,7 @@ s_check_cleanup (harness_t *harness, char *mode, int sig_expected)
             harness_dump_log (harness, mode);
             fail_msg ("%s: wait status 0x%x, expected exit 0", mode, wstatus);
         }
-    }
-    else if (sig_expected > 0) {
+    } else if (sig_expected > 0) {
         if (!WIFSIGNALED (wstatus) || WTERMSIG (wstatus) != sig_expected) {
             harness_dump_log (harness, mode);
             fail_msg ("%s: wait status 0x%x, expected signal %d", mode, wstatus, sig_expected);

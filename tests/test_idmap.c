@@ -29,11 +29,11 @@ test_put_get_grow_clear (void **state)
     s_rng = seed | 1;
     enum { N = 100000 };
     rl_id_t *ids = calloc (N, sizeof (*ids));
-    idmap_t *map = idmap_new (16);   //  small: forces many doublings
+    idmap_t *map = idmap_new (16); //  small: forces many doublings
     assert_non_null (map);
     for (size_t i = 0; i < N; i++) {
         //  Half sequential ids (as clients often use), half random.
-        ids[i] = i % 2 ? (rl_id_t) {.lo = i + 1, .hi = 0} : (rl_id_t) {s_rand (), s_rand ()};
+        ids[i] = i % 2 ? (rl_id_t){.lo = i + 1, .hi = 0} : (rl_id_t){s_rand (), s_rand ()};
         assert_int_equal (idmap_put (map, ids[i], i), 0);
     }
     assert_int_equal (idmap_size (map), N);
@@ -42,18 +42,18 @@ test_put_get_grow_clear (void **state)
         assert_true (idmap_get (map, ids[i], &v));
         assert_int_equal (v, i);
     }
-    assert_int_equal (idmap_put (map, ids[5], 42), 0);   //  replace
+    assert_int_equal (idmap_put (map, ids[5], 42), 0); //  replace
     assert_int_equal (idmap_size (map), N);
     uint64_t v = 0;
     assert_true (idmap_get (map, ids[5], &v));
     assert_int_equal (v, 42);
-    assert_false (idmap_get (map, (rl_id_t) {.lo = 0, .hi = 0}, NULL));
-    assert_false (idmap_get (map, (rl_id_t) {.lo = N + 10, .hi = 0}, NULL));
+    assert_false (idmap_get (map, (rl_id_t){.lo = 0, .hi = 0}, NULL));
+    assert_false (idmap_get (map, (rl_id_t){.lo = N + 10, .hi = 0}, NULL));
     idmap_clear (map);
     assert_int_equal (idmap_size (map), 0);
     assert_false (idmap_get (map, ids[1], NULL));
     idmap_destroy (&map);
-    idmap_destroy (&map);   //  safe twice
+    idmap_destroy (&map); //  safe twice
     assert_null (map);
     free (ids);
 }
@@ -69,7 +69,7 @@ test_remove_churn (void **state)
     bool *live = calloc (N, sizeof (*live));
     s_rng = 12345;
     for (size_t i = 0; i < N; i++) {
-        ids[i] = (rl_id_t) {.lo = i + 1, .hi = s_rand () % 4};   //  unique, clustered
+        ids[i] = (rl_id_t){.lo = i + 1, .hi = s_rand () % 4}; //  unique, clustered
     }
     size_t count = 0;
     for (int round = 0; round < ROUNDS; round++) {

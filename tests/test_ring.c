@@ -27,11 +27,11 @@
 
 #include "ring.h"
 
-#define S_IDS_COUNT     1000000     //  random ids per movement property
-#define S_TOLERANCE     1.05        //  allowed ratio to the ideal
+#define S_IDS_COUNT 1000000 //  random ids per movement property
+#define S_TOLERANCE 1.05    //  allowed ratio to the ideal
 
 static uint64_t s_seed;
-static uint64_t *s_points;          //  [S_IDS_COUNT] points of the random ids
+static uint64_t *s_points; //  [S_IDS_COUNT] points of the random ids
 
 //  splitmix64: a small seeded PRNG, identical everywhere.
 static uint64_t
@@ -49,7 +49,7 @@ s_hex_to_id (const char *hex, uint8_t *id)
     for (int i = 0; i < RL_ID_SIZE; i++) {
         unsigned value = 0;
         assert_int_equal (sscanf (hex + 2 * i, "%2x", &value), 1);
-        id [i] = (uint8_t) value;
+        id[i] = (uint8_t) value;
     }
 }
 
@@ -60,8 +60,8 @@ s_ring_of (size_t count)
     ring_t *ring = ring_new (1);
     assert_non_null (ring);
     for (size_t i = 0; i < count; i++) {
-        char name [RL_SHARD_NAME_SIZE_MAX];
-        char endpoint [64];
+        char name[RL_SHARD_NAME_SIZE_MAX];
+        char endpoint[64];
         snprintf (name, sizeof name, "s%zu", i + 1);
         snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%zu", 7101 + i);
         assert_int_equal (ring_add_shard (ring, name, endpoint, 1.0), RING_OK);
@@ -79,7 +79,8 @@ s_check_ring (const ring_t *ring)
         assert_true (ring_point_position (ring, i - 1) < ring_point_position (ring, i));
     }
     for (size_t i = 0; points > 1 && i < points; i++) {
-        assert_int_not_equal (ring_point_owner (ring, i), ring_point_owner (ring, (i + 1) % points));
+        assert_int_not_equal (ring_point_owner (ring, i),
+                              ring_point_owner (ring, (i + 1) % points));
     }
     double sum = 0;
     for (size_t x = 0; x < ring_shard_count (ring); x++) {
@@ -100,8 +101,8 @@ s_setup (void **state)
     assert_non_null (s_points);
     uint64_t prng = s_seed;
     for (size_t k = 0; k < S_IDS_COUNT; k++) {
-        uint64_t id [2] = {s_next (&prng), s_next (&prng)};
-        s_points [k] = ring_point_of_id (id);
+        uint64_t id[2] = {s_next (&prng), s_next (&prng)};
+        s_points[k] = ring_point_of_id (id);
     }
     return 0;
 }
@@ -122,7 +123,7 @@ typedef struct {
     const char *owner;
 } s_golden_t;
 
-static const s_golden_t s_golden [] = {
+static const s_golden_t s_golden[] = {
     {"00000000000000000000000000000000", 0xd0a66a65c7528968ull, "s2"},
     {"00000000000000000000000000000001", 0x4152418f75dd93bbull, "s4"},
     {"0123456789abcdef0123456789abcdef", 0x26f2a731193d428full, "s3"},
@@ -142,35 +143,34 @@ test_golden_built_ring (void **state)
     ring_t *ring = s_ring_of (4);
     assert_int_equal (ring_point_count (ring), 46);
     assert_true (ring_point_position (ring, 0) == 0x01eabd10420bd54eull);
-    for (size_t k = 0; k < sizeof s_golden / sizeof s_golden [0]; k++) {
-        uint8_t id [RL_ID_SIZE];
-        s_hex_to_id (s_golden [k].id_hex, id);
-        assert_true (ring_point_of_id (id) == s_golden [k].point);
+    for (size_t k = 0; k < sizeof s_golden / sizeof s_golden[0]; k++) {
+        uint8_t id[RL_ID_SIZE];
+        s_hex_to_id (s_golden[k].id_hex, id);
+        assert_true (ring_point_of_id (id) == s_golden[k].point);
         int owner = ring_lookup_id (ring, id);
         assert_true (owner >= 0);
-        assert_string_equal (ring_shard_name (ring, (size_t) owner), s_golden [k].owner);
+        assert_string_equal (ring_shard_name (ring, (size_t) owner), s_golden[k].owner);
     }
     s_check_ring (ring);
     ring_destroy (&ring);
-    ring_destroy (&ring);   //  safe twice
+    ring_destroy (&ring); //  safe twice
     assert_null (ring);
 }
 
-static const char *s_small_ring =
-    "# a hand-written ring\n"
-    "epoch 3\n"
-    "shard a tcp://127.0.0.1:7101 weight 1\n"
-    "shard b tcp://127.0.0.1:7102 weight 1\n"
-    "shard c tcp://127.0.0.1:7103 weight 2\n"
-    "point 4000000000000000 a\n"
-    "point 8000000000000000 b\n"
-    "point c000000000000000 c\n";
+static const char *s_small_ring = "# a hand-written ring\n"
+                                  "epoch 3\n"
+                                  "shard a tcp://127.0.0.1:7101 weight 1\n"
+                                  "shard b tcp://127.0.0.1:7102 weight 1\n"
+                                  "shard c tcp://127.0.0.1:7103 weight 2\n"
+                                  "point 4000000000000000 a\n"
+                                  "point 8000000000000000 b\n"
+                                  "point c000000000000000 c\n";
 
 static void
 test_golden_text_ring (void **state)
 {
     (void) state;
-    char err [256];
+    char err[256];
     ring_t *ring = ring_from_text (s_small_ring, err, sizeof err);
     assert_non_null (ring);
     assert_int_equal (ring_epoch (ring), 3);
@@ -178,15 +178,14 @@ test_golden_text_ring (void **state)
     static const struct {
         uint64_t point;
         const char *owner;
-    } cases [] = {
-        {0x0000000000000000ull, "a"}, {0x4000000000000000ull, "a"},
-        {0x4000000000000001ull, "b"}, {0x8000000000000000ull, "b"},
-        {0xbfffffffffffffffull, "c"}, {0xc000000000000000ull, "c"},
+    } cases[] = {
+        {0x0000000000000000ull, "a"}, {0x4000000000000000ull, "a"}, {0x4000000000000001ull, "b"},
+        {0x8000000000000000ull, "b"}, {0xbfffffffffffffffull, "c"}, {0xc000000000000000ull, "c"},
         {0xc000000000000001ull, "a"}, {0xffffffffffffffffull, "a"},
     };
-    for (size_t k = 0; k < sizeof cases / sizeof cases [0]; k++) {
-        int owner = ring_lookup (ring, cases [k].point);
-        assert_string_equal (ring_shard_name (ring, (size_t) owner), cases [k].owner);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int owner = ring_lookup (ring, cases[k].point);
+        assert_string_equal (ring_shard_name (ring, (size_t) owner), cases[k].owner);
     }
     //  a owns (c000.., 4000..]: half of the space, across the wrap
     assert_true (fabs (ring_shard_ownership (ring, 0) - 0.5) < 1e-12);
@@ -204,8 +203,8 @@ s_moved_fraction (const ring_t *a, const ring_t *b, const char *changed)
 {
     size_t moved = 0;
     for (size_t k = 0; k < S_IDS_COUNT; k++) {
-        const char *before = ring_shard_name (a, (size_t) ring_lookup (a, s_points [k]));
-        const char *after = ring_shard_name (b, (size_t) ring_lookup (b, s_points [k]));
+        const char *before = ring_shard_name (a, (size_t) ring_lookup (a, s_points[k]));
+        const char *after = ring_shard_name (b, (size_t) ring_lookup (b, s_points[k]));
         if (strcmp (before, after) != 0) {
             if (strcmp (before, changed) != 0 && strcmp (after, changed) != 0) {
                 fail_msg ("seed 0x%llx: id %zu moved %s -> %s, neither is %s",
@@ -226,8 +225,8 @@ s_flow_fraction (const ring_t *a, const ring_t *b, const char *changed)
     assert_int_equal (ring_diff_flows (a, b, &flows, &count), RING_OK);
     double sum = 0;
     for (size_t f = 0; f < count; f++) {
-        assert_true (strcmp (flows [f].from, changed) == 0 || strcmp (flows [f].to, changed) == 0);
-        sum += flows [f].fraction;
+        assert_true (strcmp (flows[f].from, changed) == 0 || strcmp (flows[f].to, changed) == 0);
+        sum += flows[f].fraction;
     }
     free (flows);
     return sum;
@@ -239,7 +238,7 @@ s_check_moved (double moved, double flow, double ideal)
     printf ("    moved %.5f (ids) %.5f (exact), ideal %.5f\n", moved, flow, ideal);
     assert_true (flow <= ideal * S_TOLERANCE);
     assert_true (moved <= ideal * S_TOLERANCE);
-    assert_true (fabs (moved - flow) < 0.005);  //  1M ids sample it closely
+    assert_true (fabs (moved - flow) < 0.005); //  1M ids sample it closely
 }
 
 static void
@@ -307,9 +306,9 @@ static void
 test_movement_exact (void **state)
 {
     (void) state;
-    static const size_t sizes [] = {1, 2, 3, 4, 10, 32, 100};
-    for (size_t k = 0; k < sizeof sizes / sizeof sizes [0]; k++) {
-        size_t count = sizes [k];
+    static const size_t sizes[] = {1, 2, 3, 4, 10, 32, 100};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t count = sizes[k];
         ring_t *before = s_ring_of (count);
         ring_t *added = ring_dup (before);
         assert_int_equal (ring_add_shard (added, "new", "tcp://127.0.0.1:7000", 1.0), RING_OK);
@@ -342,24 +341,22 @@ test_random_changes (void **state)
         assert_non_null (before);
         uint64_t roll = s_next (&prng);
         size_t count = ring_shard_count (ring);
-        char name [RL_SHARD_NAME_SIZE_MAX];
+        char name[RL_SHARD_NAME_SIZE_MAX];
         size_t pick = (size_t) ((roll >> 8) % count);
         snprintf (name, sizeof name, "%s", ring_shard_name (ring, pick));
         double weight = 0.25 * (double) (1 + (roll >> 40) % 16);
         if (roll % 3 == 0 || count < 2) {
             snprintf (name, sizeof name, "n%zu", next_name++);
             assert_int_equal (ring_add_shard (ring, name, "tcp://127.0.0.1:7000", weight), RING_OK);
-        }
-        else if (roll % 3 == 1 && count > 2) {
+        } else if (roll % 3 == 1 && count > 2) {
             assert_int_equal (ring_remove_shard (ring, name), RING_OK);
-        }
-        else {
+        } else {
             assert_int_equal (ring_reweight_shard (ring, name, weight), RING_OK);
         }
         s_check_ring (ring);
         if (ring_imbalance (ring) > 1.0 + 1e-9) {
-            fail_msg ("RL_SEED=0x%llx step %d: imbalance %.9f", (unsigned long long) s_seed,
-                      step, ring_imbalance (ring));
+            fail_msg ("RL_SEED=0x%llx step %d: imbalance %.9f", (unsigned long long) s_seed, step,
+                      ring_imbalance (ring));
         }
         s_flow_fraction (before, ring, name);
         ring_destroy (&before);
@@ -373,10 +370,10 @@ static void
 test_balance (void **state)
 {
     (void) state;
-    static const size_t sizes [] = {4, 10, 32, 100};
-    for (size_t k = 0; k < sizeof sizes / sizeof sizes [0]; k++) {
-        ring_t *ring = s_ring_of (sizes [k]);
-        printf ("    %zu shards: imbalance %.6f, %zu points\n", sizes [k], ring_imbalance (ring),
+    static const size_t sizes[] = {4, 10, 32, 100};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        ring_t *ring = s_ring_of (sizes[k]);
+        printf ("    %zu shards: imbalance %.6f, %zu points\n", sizes[k], ring_imbalance (ring),
                 ring_point_count (ring));
         assert_true (ring_imbalance (ring) <= S_TOLERANCE);
         assert_true (ring_imbalance (ring) >= 1.0 - 1e-9);
@@ -396,11 +393,11 @@ test_weights (void **state)
     double ratio = ring_shard_ownership (ring, 1) / ring_shard_ownership (ring, 0);
     assert_true (fabs (ratio - 2.0) < 0.1);
     //  by counting ids (1M, so the sample error is far below 5%)
-    size_t counts [3] = {0, 0, 0};
+    size_t counts[3] = {0, 0, 0};
     for (size_t k = 0; k < S_IDS_COUNT; k++) {
-        counts [ring_lookup (ring, s_points [k])]++;
+        counts[ring_lookup (ring, s_points[k])]++;
     }
-    ratio = (double) counts [1] / (double) counts [0];
+    ratio = (double) counts[1] / (double) counts[0];
     printf ("    weight 2 / weight 1 by ids: %.4f\n", ratio);
     assert_true (fabs (ratio - 2.0) < 0.1);
     assert_int_equal (ring_shard_point_count (ring, 1) > 0, 1);
@@ -437,7 +434,7 @@ test_text_round_trip (void **state)
     ring_set_epoch (ring, 42);
     char *text = ring_to_text (ring);
     assert_non_null (text);
-    char err [256];
+    char err[256];
     ring_t *copy = ring_from_text (text, err, sizeof err);
     assert_non_null (copy);
     char *again = ring_to_text (copy);
@@ -445,7 +442,7 @@ test_text_round_trip (void **state)
     assert_int_equal (ring_epoch (copy), 42);
     assert_true (ring_shard_weight (copy, 1) == 0.1);
     for (size_t k = 0; k < 100000; k++) {
-        assert_int_equal (ring_lookup (ring, s_points [k]), ring_lookup (copy, s_points [k]));
+        assert_int_equal (ring_lookup (ring, s_points[k]), ring_lookup (copy, s_points[k]));
     }
     free (text);
     free (again);
@@ -463,7 +460,7 @@ test_text_without_points (void **state)
                        "shard s2 tcp://127.0.0.1:7102 weight 1\n"
                        "shard s3 tcp://127.0.0.1:7103 weight 1\n"
                        "shard s4 tcp://127.0.0.1:7104 weight 1\n";
-    char err [256];
+    char err[256];
     ring_t *ring = ring_from_text (text, err, sizeof err);
     assert_non_null (ring);
     ring_t *built = s_ring_of (4);
@@ -481,10 +478,10 @@ test_file_round_trip (void **state)
 {
     (void) state;
     ring_t *ring = s_ring_of (4);
-    char path [64];
+    char path[64];
     snprintf (path, sizeof path, "test_ring_%ld.ring", (long) getpid ());
     assert_int_equal (ring_save_file (ring, path), RING_OK);
-    char err [256];
+    char err[256];
     ring_t *loaded = ring_load_file (path, err, sizeof err);
     assert_non_null (loaded);
     assert_int_equal (ring_point_count (loaded), ring_point_count (ring));
@@ -501,17 +498,17 @@ test_file_round_trip (void **state)
 
 typedef struct {
     const char *text;
-    const char *message;    //  expected at the start of the error
+    const char *message; //  expected at the start of the error
 } s_bad_text_t;
 
-#define S_HEAD "epoch 1\nshard a tcp://h:1 weight 1\n"
-#define S_PA "point 0000000000000001 a\n"
+#define S_HEAD      "epoch 1\nshard a tcp://h:1 weight 1\n"
+#define S_PA        "point 0000000000000001 a\n"
 #define S_LONG_NAME "abcdefghijabcdefghijabcdefghij12"
-#define S_LONG_ENDPOINT                                                                     \
-    "tcp://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"     \
+#define S_LONG_ENDPOINT                                                                            \
+    "tcp://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"        \
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:1"
 
-static const s_bad_text_t s_bad_texts [] = {
+static const s_bad_text_t s_bad_texts[] = {
     {S_HEAD "shard a tcp://h:2 weight 1\n" S_PA, "line 3: duplicate shard 'a' (first on line 2)"},
     {"epoch 1\nshard a tcp://h:1 weight 0\n", "line 2: expected 'weight W'"},
     {"epoch 1\nshard a tcp://h:1 weight -1\n", "line 2: expected 'weight W'"},
@@ -547,12 +544,12 @@ static void
 test_text_malformed (void **state)
 {
     (void) state;
-    for (size_t k = 0; k < sizeof s_bad_texts / sizeof s_bad_texts [0]; k++) {
-        char err [256] = "";
-        ring_t *ring = ring_from_text (s_bad_texts [k].text, err, sizeof err);
-        if (ring || strncmp (err, s_bad_texts [k].message, strlen (s_bad_texts [k].message))) {
+    for (size_t k = 0; k < sizeof s_bad_texts / sizeof s_bad_texts[0]; k++) {
+        char err[256] = "";
+        ring_t *ring = ring_from_text (s_bad_texts[k].text, err, sizeof err);
+        if (ring || strncmp (err, s_bad_texts[k].message, strlen (s_bad_texts[k].message))) {
             fail_msg ("case %zu: got '%s', expected '%s...'", k, ring ? "a ring" : err,
-                      s_bad_texts [k].message);
+                      s_bad_texts[k].message);
         }
     }
     //  a line longer than the limit
@@ -560,7 +557,7 @@ test_text_malformed (void **state)
     assert_non_null (text);
     memset (text, '#', RING_TEXT_LINE_SIZE_MAX + 32);
     strcpy (text + RING_TEXT_LINE_SIZE_MAX + 32, "\n");
-    char err [256];
+    char err[256];
     assert_null (ring_from_text (text, err, sizeof err));
     assert_non_null (strstr (err, "line 1: line longer"));
     free (text);
@@ -574,14 +571,14 @@ s_reseal (uint8_t *blob, size_t size)
 {
     uint64_t checksum = XXH3_64bits (blob, size - RING_BLOB_TRAILER_SIZE);
     for (int i = 0; i < 8; i++) {
-        blob [size - 8 + i] = (uint8_t) (checksum >> (8 * i));
+        blob[size - 8 + i] = (uint8_t) (checksum >> (8 * i));
     }
 }
 
 static void
 s_expect_rejected (uint8_t *blob, size_t size, const char *message)
 {
-    char err [256] = "";
+    char err[256] = "";
     ring_t *ring = ring_decode (blob, size, err, sizeof err);
     if (ring || (message && !strstr (err, message))) {
         fail_msg ("decode: got '%s', expected '%s'", ring ? "a ring" : err, message);
@@ -603,8 +600,8 @@ test_binary_round_trip (void **state)
     assert_int_equal (ring_encode (ring, blob, size - 1), 0);
     assert_int_equal (ring_encode (ring, blob, size), size);
     assert_memory_equal (blob, "RLRG\x01\x00\x05\x00", 8);
-    assert_int_equal (blob [16], 0x08);     //  epoch, little-endian
-    char err [256];
+    assert_int_equal (blob[16], 0x08); //  epoch, little-endian
+    char err[256];
     ring_t *copy = ring_decode (blob, size, err, sizeof err);
     assert_non_null (copy);
     char *text_a = ring_to_text (ring);
@@ -626,40 +623,40 @@ test_binary_corrupt (void **state)
     uint8_t *blob = (uint8_t *) malloc (size);
     assert_non_null (blob);
     assert_int_equal (ring_encode (ring, blob, size), size);
-    for (size_t cut = 0; cut < size; cut++) {   //  every truncation
+    for (size_t cut = 0; cut < size; cut++) { //  every truncation
         s_expect_rejected (blob, cut, NULL);
     }
-    for (size_t at = 0; at < size; at++) {      //  every single flipped byte
-        blob [at] ^= 0x5a;
+    for (size_t at = 0; at < size; at++) { //  every single flipped byte
+        blob[at] ^= 0x5a;
         s_expect_rejected (blob, size, NULL);
-        blob [at] ^= 0x5a;
+        blob[at] ^= 0x5a;
     }
     assert_null (ring_decode (NULL, 0, NULL, 0));
     size_t points_at = RING_BLOB_HEADER_SIZE + 3 * RING_BLOB_SHARD_SIZE;
-    uint8_t saved [16];
+    uint8_t saved[16];
     memcpy (saved, blob, sizeof saved);
-    blob [6] = 0;   //  no shards
+    blob[6] = 0; //  no shards
     s_reseal (blob, size);
     s_expect_rejected (blob, size, "counts out of bounds");
     memcpy (blob, saved, sizeof saved);
-    blob [8] = (uint8_t) (blob [8] + 1);    //  one point more than the bytes hold
+    blob[8] = (uint8_t) (blob[8] + 1); //  one point more than the bytes hold
     s_reseal (blob, size);
     s_expect_rejected (blob, size, "its counts say");
     memcpy (blob, saved, sizeof saved);
-    blob [points_at + 8] = 7;   //  first point owned by shard 7 of 3
+    blob[points_at + 8] = 7; //  first point owned by shard 7 of 3
     s_reseal (blob, size);
     s_expect_rejected (blob, size, "bad owner or out of order");
     assert_int_equal (ring_encode (ring, blob, size), size);
-    memset (blob + points_at + RING_BLOB_POINT_SIZE, 0, 8);     //  second point at 0
+    memset (blob + points_at + RING_BLOB_POINT_SIZE, 0, 8); //  second point at 0
     s_reseal (blob, size);
     s_expect_rejected (blob, size, "out of order");
     assert_int_equal (ring_encode (ring, blob, size), size);
-    memset (blob + RING_BLOB_HEADER_SIZE, 'x', RL_SHARD_NAME_SIZE_MAX);    //  no NUL
+    memset (blob + RING_BLOB_HEADER_SIZE, 'x', RL_SHARD_NAME_SIZE_MAX); //  no NUL
     s_reseal (blob, size);
     s_expect_rejected (blob, size, "unterminated");
     assert_int_equal (ring_encode (ring, blob, size), size);
     memset (blob + RING_BLOB_HEADER_SIZE + RL_SHARD_NAME_SIZE_MAX + RL_ENDPOINT_SIZE_MAX, 0xff, 8);
-    s_reseal (blob, size);      //  weight NaN
+    s_reseal (blob, size); //  weight NaN
     s_expect_rejected (blob, size, "shard 0");
     free (blob);
     ring_destroy (&ring);
@@ -670,7 +667,7 @@ static void
 test_diff_wrap (void **state)
 {
     (void) state;
-    char err [256];
+    char err[256];
     ring_t *a = ring_from_text ("epoch 1\n"
                                 "shard s1 tcp://h:1 weight 1\nshard s2 tcp://h:2 weight 1\n"
                                 "point 4000000000000000 s1\npoint c000000000000000 s2\n",
@@ -687,17 +684,17 @@ test_diff_wrap (void **state)
     size_t count = 0;
     assert_int_equal (ring_diff_arcs (a, b, &arcs, &count), RING_OK);
     assert_int_equal (count, 1);
-    assert_int_equal (arcs [0].from, 0);
-    assert_int_equal (arcs [0].to, 2);
-    assert_true (arcs [0].start == 0xc000000000000000ull);
-    assert_true (arcs [0].end == 0x2000000000000000ull);
-    assert_true (fabs (ring_arc_fraction (&arcs [0]) - 0.375) < 1e-12);
+    assert_int_equal (arcs[0].from, 0);
+    assert_int_equal (arcs[0].to, 2);
+    assert_true (arcs[0].start == 0xc000000000000000ull);
+    assert_true (arcs[0].end == 0x2000000000000000ull);
+    assert_true (fabs (ring_arc_fraction (&arcs[0]) - 0.375) < 1e-12);
     free (arcs);
     ring_flow_t *flows = NULL;
     assert_int_equal (ring_diff_flows (b, a, &flows, &count), RING_OK);
     assert_int_equal (count, 1);
-    assert_string_equal (flows [0].from, "s3");
-    assert_string_equal (flows [0].to, "s1");
+    assert_string_equal (flows[0].from, "s3");
+    assert_string_equal (flows[0].to, "s1");
     free (flows);
     assert_int_equal (ring_diff_arcs (a, a, &arcs, &count), RING_OK);
     assert_int_equal (count, 0);
@@ -755,25 +752,16 @@ test_api_errors (void **state)
 int
 main (void)
 {
-    const struct CMUnitTest tests [] = {
-        cmocka_unit_test (test_golden_built_ring),
-        cmocka_unit_test (test_golden_text_ring),
-        cmocka_unit_test (test_movement_add),
-        cmocka_unit_test (test_movement_remove),
-        cmocka_unit_test (test_movement_reweight),
-        cmocka_unit_test (test_movement_exact),
-        cmocka_unit_test (test_random_changes),
-        cmocka_unit_test (test_balance),
-        cmocka_unit_test (test_weights),
-        cmocka_unit_test (test_determinism),
-        cmocka_unit_test (test_text_round_trip),
-        cmocka_unit_test (test_text_without_points),
-        cmocka_unit_test (test_file_round_trip),
-        cmocka_unit_test (test_text_malformed),
-        cmocka_unit_test (test_binary_round_trip),
-        cmocka_unit_test (test_binary_corrupt),
-        cmocka_unit_test (test_diff_wrap),
-        cmocka_unit_test (test_api_errors),
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_golden_built_ring), cmocka_unit_test (test_golden_text_ring),
+        cmocka_unit_test (test_movement_add),      cmocka_unit_test (test_movement_remove),
+        cmocka_unit_test (test_movement_reweight), cmocka_unit_test (test_movement_exact),
+        cmocka_unit_test (test_random_changes),    cmocka_unit_test (test_balance),
+        cmocka_unit_test (test_weights),           cmocka_unit_test (test_determinism),
+        cmocka_unit_test (test_text_round_trip),   cmocka_unit_test (test_text_without_points),
+        cmocka_unit_test (test_file_round_trip),   cmocka_unit_test (test_text_malformed),
+        cmocka_unit_test (test_binary_round_trip), cmocka_unit_test (test_binary_corrupt),
+        cmocka_unit_test (test_diff_wrap),         cmocka_unit_test (test_api_errors),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

@@ -31,14 +31,14 @@
 #include "ring.h"
 #include "testkit.h"
 
-#define TAG 0x524f55544552ull  //  "ROUTER"
-#define LEDGER 978
-#define ACCOUNTS 30
-#define SHARDS_MAX 3
-#define ROUTERS_MAX 2
-#define DEADLINE_MS 400          //  router deadline in the deadline tests
-#define DEADLINE_SLACK_MS 2500   //  a loaded machine (sanitizers, parallel tests)
-#define RETRY_ATTEMPTS 30
+#define TAG               0x524f55544552ull //  "ROUTER"
+#define LEDGER            978
+#define ACCOUNTS          30
+#define SHARDS_MAX        3
+#define ROUTERS_MAX       2
+#define DEADLINE_MS       400  //  router deadline in the deadline tests
+#define DEADLINE_SLACK_MS 2500 //  a loaded machine (sanitizers, parallel tests)
+#define RETRY_ATTEMPTS    30
 
 //  A router process ------------------------------------------------------------
 
@@ -46,10 +46,10 @@ typedef struct {
     char name[32];
     int port;
     char endpoint[64];
-    char ring_file[512];        //  --ring; empty: --shard shards
+    char ring_file[512]; //  --ring; empty: --shard shards
     char shards[512];
-    long deadline_ms;           //  0: default
-    long refresh_ms;            //  0: default
+    long deadline_ms; //  0: default
+    long refresh_ms;  //  0: default
     pid_t pid;
 } s_router_t;
 
@@ -122,7 +122,7 @@ s_router_start (harness_t *h, s_router_t *r)
             return r->pid;
         }
         if (r->pid > 0) {
-            break;      //  alive but not answering: a real failure
+            break; //  alive but not answering: a real failure
         }
         r->port = harness_free_port ();
         snprintf (r->endpoint, sizeof (r->endpoint), "tcp://127.0.0.1:%d", r->port);
@@ -156,9 +156,9 @@ typedef struct {
     tk_shard_t shards[SHARDS_MAX];
     size_t shard_count;
     s_router_t routers[ROUTERS_MAX];
-    ring_t *ring;               //  the ring the shards serve (the newest loaded)
+    ring_t *ring; //  the ring the shards serve (the newest loaded)
     char ring_file[512];
-    rl_client_t *client;        //  through router 0
+    rl_client_t *client; //  through router 0
     rl_account_t accounts[ACCOUNTS];
     tk_model_t model;
 } s_ctx_t;
@@ -203,8 +203,7 @@ s_ring_write (s_ctx_t *ctx, size_t count, uint64_t epoch, const char *path)
 //  Starts `shards` shards serving a ring (epoch 1) of the first `ring_shards`
 //  of them, and router 0 on that ring file.
 static void
-s_cluster_start (s_ctx_t *ctx, size_t shards, size_t ring_shards, long deadline_ms,
-                 long refresh_ms)
+s_cluster_start (s_ctx_t *ctx, size_t shards, size_t ring_shards, long deadline_ms, long refresh_ms)
 {
     static const char *names[SHARDS_MAX] = {"s1", "s2", "s3"};
     ctx->shard_count = shards;
@@ -260,8 +259,9 @@ s_create_accounts (s_ctx_t *ctx)
     for (uint64_t i = 0; i < ACCOUNTS; i++) {
         ctx->accounts[i] = tk_account (i + 1, TAG, LEDGER, s_account_flags (i + 1));
     }
-    assert_int_equal (rl_client_create_accounts (ctx->client, ctx->accounts, ACCOUNTS, results,
-                                                 TK_TIMEOUT_MS), 0);
+    assert_int_equal (
+        rl_client_create_accounts (ctx->client, ctx->accounts, ACCOUNTS, results, TK_TIMEOUT_MS),
+        0);
     for (size_t i = 0; i < ACCOUNTS; i++) {
         if (results[i].result != RL_OK || results[i].index != i) {
             fail_msg ("account %zu: %s at index %u", i + 1, rl_result_name (results[i].result),
@@ -361,8 +361,9 @@ test_routing (void **state)
         assert_int_equal (s_status_of (ctx->shards[s].endpoint).accounts, owned[s]);
     }
     rl_result_rec_t results[64];
-    assert_int_equal (rl_client_create_accounts (ctx->client, ctx->accounts, ACCOUNTS, results,
-                                                 TK_TIMEOUT_MS), 0);
+    assert_int_equal (
+        rl_client_create_accounts (ctx->client, ctx->accounts, ACCOUNTS, results, TK_TIMEOUT_MS),
+        0);
     for (size_t i = 0; i < ACCOUNTS; i++) {
         assert_int_equal (results[i].result, RL_EXISTS);
         assert_int_equal (results[i].index, i);
@@ -371,9 +372,9 @@ test_routing (void **state)
     //  A mixed batch: a business failure first, same-shard transfers, and
     //  cross-shard ones (not_supported until two-phase transfers ship).
     rl_transfer_t batch[64];
-    uint32_t expect[64];       //  UINT32_MAX: cross-shard, ok or not_supported
+    uint32_t expect[64]; //  UINT32_MAX: cross-shard, ok or not_supported
     size_t count = 0;
-    uint64_t poor = 5;         //  may not go negative, has received nothing
+    uint64_t poor = 5; //  may not go negative, has received nothing
     batch[count] = tk_transfer (tk_id (1900, TAG), tk_id (poor, TAG),
                                 tk_id (s_partner (ctx->ring, poor, true), TAG), 1000000, LEDGER);
     expect[count++] = RL_EXCEEDS_CREDITS;
@@ -382,18 +383,18 @@ test_routing (void **state)
             continue;
         }
         uint64_t same = s_partner (ctx->ring, n, true);
-        batch[count] = tk_transfer (tk_id (1000 + n, TAG), tk_id (n, TAG), tk_id (same, TAG),
-                                    n * 3, LEDGER);
+        batch[count] = tk_transfer (tk_id (1000 + n, TAG), tk_id (n, TAG), tk_id (same, TAG), n * 3,
+                                    LEDGER);
         expect[count++] = RL_OK;
         if (n % 4 == 1) {
             uint64_t other = s_partner (ctx->ring, n, false);
-            batch[count] = tk_transfer (tk_id (1100 + n, TAG), tk_id (n, TAG),
-                                        tk_id (other, TAG), n * 5, LEDGER);
+            batch[count] = tk_transfer (tk_id (1100 + n, TAG), tk_id (n, TAG), tk_id (other, TAG),
+                                        n * 5, LEDGER);
             expect[count++] = UINT32_MAX;
         }
     }
-    assert_int_equal (rl_client_create_transfers (ctx->client, batch, count, results,
-                                                  TK_TIMEOUT_MS), 0);
+    assert_int_equal (
+        rl_client_create_transfers (ctx->client, batch, count, results, TK_TIMEOUT_MS), 0);
     bool applied[64] = {false};
     size_t cross = 0;
     for (size_t i = 0; i < count; i++) {
@@ -423,11 +424,11 @@ test_routing (void **state)
     rl_id_t ids[ACCOUNTS + 1];
     rl_account_t accounts[ACCOUNTS + 1];
     for (uint64_t n = 1; n <= ACCOUNTS; n++) {
-        ids[ACCOUNTS - n] = tk_id (n, TAG);     //  reversed
+        ids[ACCOUNTS - n] = tk_id (n, TAG); //  reversed
     }
     ids[ACCOUNTS] = tk_id (999, TAG);
-    assert_int_equal (rl_client_lookup_accounts (ctx->client, ids, ACCOUNTS + 1, accounts,
-                                                 TK_TIMEOUT_MS), 0);
+    assert_int_equal (
+        rl_client_lookup_accounts (ctx->client, ids, ACCOUNTS + 1, accounts, TK_TIMEOUT_MS), 0);
     for (size_t i = 0; i < ACCOUNTS; i++) {
         uint64_t n = ACCOUNTS - i;
         assert_true (rl_id_eq (accounts[i].id, tk_id (n, TAG)));
@@ -445,8 +446,8 @@ test_routing (void **state)
         tids[i] = batch[i].id;
     }
     tids[count] = tk_id (77777, TAG);
-    assert_int_equal (rl_client_lookup_transfers (ctx->client, tids, count + 1, found,
-                                                  TK_TIMEOUT_MS), 0);
+    assert_int_equal (
+        rl_client_lookup_transfers (ctx->client, tids, count + 1, found, TK_TIMEOUT_MS), 0);
     for (size_t i = 0; i <= count; i++) {
         assert_true (rl_id_eq (found[i].id, tids[i]));
         if (i < count && applied[i]) {
@@ -464,29 +465,30 @@ test_routing (void **state)
     uint64_t n = 1;
     size_t touching = 0;
     for (size_t i = 0; i < count; i++) {
-        touching += applied[i] && (batch[i].debit_account_id.lo == n
-                                   || batch[i].credit_account_id.lo == n);
+        touching += applied[i]
+                    && (batch[i].debit_account_id.lo == n || batch[i].credit_account_id.lo == n);
     }
-    rl_filter_t filter = {.account_id = tk_id (n, TAG), .limit = 64,
-                          .flags = RL_FILTER_DEBITS | RL_FILTER_CREDITS};
+    rl_filter_t filter = {
+        .account_id = tk_id (n, TAG), .limit = 64, .flags = RL_FILTER_DEBITS | RL_FILTER_CREDITS};
     size_t history = 0;
-    assert_int_equal (rl_client_get_account_transfers (ctx->client, &filter, found, &history,
-                                                       TK_TIMEOUT_MS), 0);
+    assert_int_equal (
+        rl_client_get_account_transfers (ctx->client, &filter, found, &history, TK_TIMEOUT_MS), 0);
     assert_true (touching > 0);
     assert_int_equal (history, touching);
     filter.limit = 0;
-    assert_int_equal (rl_client_get_account_transfers (ctx->client, &filter, found, &history,
-                                                       TK_TIMEOUT_MS), RL_STATUS_BAD_FILTER);
+    assert_int_equal (
+        rl_client_get_account_transfers (ctx->client, &filter, found, &history, TK_TIMEOUT_MS),
+        RL_STATUS_BAD_FILTER);
 
     //  An id twice in one batch: refused as a whole, nothing applied.
     uint64_t a = 1, b = 2;
     rl_transfer_t dup[3] = {
-        tk_transfer (tk_id (5001, TAG), tk_id (a, TAG),
-                     tk_id (s_partner (ctx->ring, a, true), TAG), 1, LEDGER),
-        tk_transfer (tk_id (5002, TAG), tk_id (b, TAG),
-                     tk_id (s_partner (ctx->ring, b, true), TAG), 1, LEDGER),
-        tk_transfer (tk_id (5001, TAG), tk_id (b, TAG),
-                     tk_id (s_partner (ctx->ring, b, true), TAG), 2, LEDGER),
+        tk_transfer (tk_id (5001, TAG), tk_id (a, TAG), tk_id (s_partner (ctx->ring, a, true), TAG),
+                     1, LEDGER),
+        tk_transfer (tk_id (5002, TAG), tk_id (b, TAG), tk_id (s_partner (ctx->ring, b, true), TAG),
+                     1, LEDGER),
+        tk_transfer (tk_id (5001, TAG), tk_id (b, TAG), tk_id (s_partner (ctx->ring, b, true), TAG),
+                     2, LEDGER),
     };
     assert_int_equal (rl_client_create_transfers (ctx->client, dup, 3, results, TK_TIMEOUT_MS),
                       RL_STATUS_DUPLICATE_ID);
@@ -497,8 +499,9 @@ test_routing (void **state)
     assert_int_equal (found[1].timestamp, 0);
     rl_account_t dup_accounts[2] = {tk_account (500, TAG, LEDGER, 0),
                                     tk_account (500, TAG, LEDGER, 0)};
-    assert_int_equal (rl_client_create_accounts (ctx->client, dup_accounts, 2, results,
-                                                 TK_TIMEOUT_MS), RL_STATUS_DUPLICATE_ID);
+    assert_int_equal (
+        rl_client_create_accounts (ctx->client, dup_accounts, 2, results, TK_TIMEOUT_MS),
+        RL_STATUS_DUPLICATE_ID);
     rl_id_t id500 = tk_id (500, TAG);
     assert_int_equal (rl_client_lookup_accounts (ctx->client, &id500, 1, accounts, TK_TIMEOUT_MS),
                       0);
@@ -549,8 +552,8 @@ test_deadline_stopped_and_killed_shard (void **state)
     assert_int_equal (harness_kill (ctx->h, stopped->pid, SIGSTOP), 0);
     size_t count = s_same_shard_batch (ctx->ring, 2000, batch);
     int64_t started = zclock_mono ();
-    assert_int_equal (rl_client_create_transfers (ctx->client, batch, count, results,
-                                                  TK_TIMEOUT_MS), 0);
+    assert_int_equal (
+        rl_client_create_transfers (ctx->client, batch, count, results, TK_TIMEOUT_MS), 0);
     int64_t elapsed = zclock_mono () - started;
     assert_true (elapsed >= DEADLINE_MS - RL_ROUTER_TICK_MS);
     assert_true (elapsed < DEADLINE_MS + DEADLINE_SLACK_MS);
@@ -572,13 +575,15 @@ test_deadline_stopped_and_killed_shard (void **state)
         *(s_owner (ctx->ring, tk_id (n, TAG)) == 1 ? &on_stopped : &elsewhere) = tk_id (n, TAG);
     }
     rl_account_t account;
-    assert_int_equal (rl_client_lookup_accounts (ctx->client, &on_stopped, 1, &account,
-                                                 TK_TIMEOUT_MS), RL_STATUS_TIMEOUT);
-    assert_int_equal (rl_client_lookup_accounts (ctx->client, &elsewhere, 1, &account,
-                                                 TK_TIMEOUT_MS), 0);
+    assert_int_equal (
+        rl_client_lookup_accounts (ctx->client, &on_stopped, 1, &account, TK_TIMEOUT_MS),
+        RL_STATUS_TIMEOUT);
+    assert_int_equal (
+        rl_client_lookup_accounts (ctx->client, &elsewhere, 1, &account, TK_TIMEOUT_MS), 0);
     rl_transfer_t transfer;
-    assert_int_equal (rl_client_lookup_transfers (ctx->client, &batch[0].id, 1, &transfer,
-                                                  TK_TIMEOUT_MS), RL_STATUS_TIMEOUT);
+    assert_int_equal (
+        rl_client_lookup_transfers (ctx->client, &batch[0].id, 1, &transfer, TK_TIMEOUT_MS),
+        RL_STATUS_TIMEOUT);
 
     //  The per-shard in-flight bound: pipelined single-record creates for the
     //  stopped shard; the ones past the bound are refused busy at once.
@@ -636,8 +641,8 @@ test_deadline_stopped_and_killed_shard (void **state)
     assert_true (tk_shard_stop (ctx->h, killed, SIGKILL) >= 0);
     count = s_same_shard_batch (ctx->ring, 4000, batch);
     started = zclock_mono ();
-    assert_int_equal (rl_client_create_transfers (ctx->client, batch, count, results,
-                                                  TK_TIMEOUT_MS), 0);
+    assert_int_equal (
+        rl_client_create_transfers (ctx->client, batch, count, results, TK_TIMEOUT_MS), 0);
     assert_true (zclock_mono () - started < DEADLINE_MS + DEADLINE_SLACK_MS);
     for (size_t i = 0; i < count; i++) {
         bool on_killed = s_shard_of_transfer (ctx->ring, &batch[i]) == 2;
@@ -659,7 +664,7 @@ test_deadline_stopped_and_killed_shard (void **state)
     int rc = rl_client_lookup_accounts (ctx->client, &on_killed, 1, &account, TK_TIMEOUT_MS);
     assert_true (rc == RL_STATUS_UNAVAILABLE || rc == RL_STATUS_TIMEOUT);
     assert_true (tk_shard_start (ctx->h, killed) > 0);
-    assert_string_equal (killed->endpoint, endpoint);   //  the ring still names it
+    assert_string_equal (killed->endpoint, endpoint); //  the ring still names it
     s_settle (ctx, ctx->client, batch, count, apply);
     tk_check_conservation (ctx->client, &ctx->model, ctx->model.ok);
     s_routers_stop (ctx);
@@ -711,8 +716,8 @@ test_wrong_shard_refresh (void **state)
     rl_transfer_t batch[ACCOUNTS];
     rl_result_rec_t results[ACCOUNTS];
     size_t count = s_same_shard_batch (ctx->ring, 6000, batch);
-    assert_int_equal (rl_client_create_transfers (ctx->client, batch, count, results,
-                                                  TK_TIMEOUT_MS), 0);
+    assert_int_equal (
+        rl_client_create_transfers (ctx->client, batch, count, results, TK_TIMEOUT_MS), 0);
     for (size_t i = 0; i < count; i++) {
         assert_int_equal (results[i].result, RL_OK);
         tk_model_apply (&ctx->model, &batch[i]);
@@ -743,8 +748,8 @@ test_router_killed_mid_load (void **state)
     uint64_t request_ids[LOAD_BATCHES];
     for (size_t b = 0; b < LOAD_BATCHES; b++) {
         counts[b] = s_same_shard_batch (ctx->ring, 10000 + b * 100, batches[b]);
-        assert_int_equal (rl_client_send_transfers (ctx->client, batches[b], counts[b],
-                                                    &request_ids[b]), 0);
+        assert_int_equal (
+            rl_client_send_transfers (ctx->client, batches[b], counts[b], &request_ids[b]), 0);
     }
     //  Some answers arrive; then the router dies with the rest in flight.
     bool answered[LOAD_BATCHES] = {false};
@@ -779,9 +784,9 @@ test_router_killed_mid_load (void **state)
             apply[i] = true;
         }
         rl_result_rec_t results[ACCOUNTS];
-        assert_int_equal (rl_client_create_transfers_retry (client, batches[b], counts[b],
-                                                            results, TK_TIMEOUT_MS,
-                                                            RETRY_ATTEMPTS), 0);
+        assert_int_equal (rl_client_create_transfers_retry (client, batches[b], counts[b], results,
+                                                            TK_TIMEOUT_MS, RETRY_ATTEMPTS),
+                          0);
         for (size_t i = 0; i < counts[b]; i++) {
             if (answered[b]) {
                 assert_int_equal (results[i].result, RL_EXISTS);
@@ -818,8 +823,11 @@ test_router_killed_mid_load (void **state)
 static size_t
 s_header (uint8_t *out, uint16_t op, uint64_t request_id, uint32_t count)
 {
-    rl_header_t h = {.magic = RL_MAGIC, .version = RL_VERSION, .operation = op,
-                     .request_id = request_id, .record_count = count};
+    rl_header_t h = {.magic = RL_MAGIC,
+                     .version = RL_VERSION,
+                     .operation = op,
+                     .request_id = request_id,
+                     .record_count = count};
     codec_encode_header (&h, out);
     return RL_HEADER_SIZE;
 }
@@ -845,8 +853,8 @@ test_bad_input (void **state)
     rl_transfer_t batch[ACCOUNTS];
     rl_result_rec_t results[ACCOUNTS];
     size_t count = s_same_shard_batch (ctx->ring, 7000, batch);
-    assert_int_equal (rl_client_create_transfers (ctx->client, batch, count, results,
-                                                  TK_TIMEOUT_MS), 0);
+    assert_int_equal (
+        rl_client_create_transfers (ctx->client, batch, count, results, TK_TIMEOUT_MS), 0);
     for (size_t i = 0; i < count; i++) {
         assert_int_equal (results[i].result, RL_OK);
         tk_model_apply (&ctx->model, &batch[i]);
@@ -856,8 +864,8 @@ test_bad_input (void **state)
     for (size_t i = 0; i < ACCOUNTS; i++) {
         ids[i] = tk_id (i + 1, TAG);
     }
-    assert_int_equal (rl_client_lookup_accounts (ctx->client, ids, ACCOUNTS, before,
-                                                 TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_lookup_accounts (ctx->client, ids, ACCOUNTS, before, TK_TIMEOUT_MS),
+                      0);
 
     zsock_t *dealer = zsock_new_dealer (ctx->routers[0].endpoint);
     assert_non_null (dealer);
@@ -867,7 +875,7 @@ test_bad_input (void **state)
     rl_transfer_t t = tk_transfer (tk_id (7777, TAG), tk_id (1, TAG), tk_id (2, TAG), 9, LEDGER);
     struct {
         const char *what;
-        uint32_t want;          //  status, or UINT32_MAX: dropped
+        uint32_t want; //  status, or UINT32_MAX: dropped
     } cases[] = {
         {"empty frame", UINT32_MAX},
         {"short frame", UINT32_MAX},
@@ -888,48 +896,66 @@ test_bad_input (void **state)
         uint64_t rid = 9000 + c;
         size_t size = 0;
         switch (c) {
-        case 0: size = 0; break;
-        case 1: size = 10; memset (buf, 0x72, size); break;
-        case 2: size = s_header (buf, RL_OP_STATUS, rid, 0); buf[0] ^= 0xff; break;
-        case 3: size = s_header (buf, RL_OP_STATUS, rid, 0); buf[4] = 9; break;
-        case 4: size = s_header (buf, 99, rid, 0); break;
-        case 5: size = s_header (buf, RL_OP_PREPARE, rid, 0); break;
-        case 6:
-            size = s_header (buf, RL_OP_CREATE_TRANSFERS, rid, 2);
-            codec_encode_transfer (&t, buf + size);
-            size += RL_TRANSFER_SIZE;
-            break;
-        case 7:
-            size = s_header (buf, RL_OP_CREATE_TRANSFERS, rid, 1);
-            codec_encode_transfer (&t, buf + size);
-            size += RL_TRANSFER_SIZE + 1;
-            break;
-        case 8:
-            size = s_header (buf, RL_OP_CREATE_TRANSFERS, rid, RL_BATCH_RECORDS_MAX + 1);
-            for (size_t i = 0; i <= RL_BATCH_RECORDS_MAX; i++) {
+            case 0:
+                size = 0;
+                break;
+            case 1:
+                size = 10;
+                memset (buf, 0x72, size);
+                break;
+            case 2:
+                size = s_header (buf, RL_OP_STATUS, rid, 0);
+                buf[0] ^= 0xff;
+                break;
+            case 3:
+                size = s_header (buf, RL_OP_STATUS, rid, 0);
+                buf[4] = 9;
+                break;
+            case 4:
+                size = s_header (buf, 99, rid, 0);
+                break;
+            case 5:
+                size = s_header (buf, RL_OP_PREPARE, rid, 0);
+                break;
+            case 6:
+                size = s_header (buf, RL_OP_CREATE_TRANSFERS, rid, 2);
                 codec_encode_transfer (&t, buf + size);
                 size += RL_TRANSFER_SIZE;
-            }
-            break;
-        case 9: size = s_header (buf, RL_OP_STATUS, rid, 0); buf[24] = 1; break;
-        case 10:
-            size = 200;
-            for (size_t i = 0; i < size; i++) {
-                buf[i] = (uint8_t) (i * 37 + 11);
-            }
-            codec_put_u64 (buf + 8, rid);
-            break;
-        case 11:
-            size = s_header (buf, RL_OP_CREATE_TRANSFERS, rid, 2);
-            codec_encode_transfer (&t, buf + size);
-            codec_encode_transfer (&t, buf + size + RL_TRANSFER_SIZE);
-            size += 2 * RL_TRANSFER_SIZE;
-            break;
-        case 12:
-            size = s_header (buf, RL_OP_LOAD_RING, rid, 1);
-            memset (buf + size, 0x11, 16);
-            size += 16;
-            break;
+                break;
+            case 7:
+                size = s_header (buf, RL_OP_CREATE_TRANSFERS, rid, 1);
+                codec_encode_transfer (&t, buf + size);
+                size += RL_TRANSFER_SIZE + 1;
+                break;
+            case 8:
+                size = s_header (buf, RL_OP_CREATE_TRANSFERS, rid, RL_BATCH_RECORDS_MAX + 1);
+                for (size_t i = 0; i <= RL_BATCH_RECORDS_MAX; i++) {
+                    codec_encode_transfer (&t, buf + size);
+                    size += RL_TRANSFER_SIZE;
+                }
+                break;
+            case 9:
+                size = s_header (buf, RL_OP_STATUS, rid, 0);
+                buf[24] = 1;
+                break;
+            case 10:
+                size = 200;
+                for (size_t i = 0; i < size; i++) {
+                    buf[i] = (uint8_t) (i * 37 + 11);
+                }
+                codec_put_u64 (buf + 8, rid);
+                break;
+            case 11:
+                size = s_header (buf, RL_OP_CREATE_TRANSFERS, rid, 2);
+                codec_encode_transfer (&t, buf + size);
+                codec_encode_transfer (&t, buf + size + RL_TRANSFER_SIZE);
+                size += 2 * RL_TRANSFER_SIZE;
+                break;
+            case 12:
+                size = s_header (buf, RL_OP_LOAD_RING, rid, 1);
+                memset (buf + size, 0x11, 16);
+                size += 16;
+                break;
         }
         zframe_t *frame = zframe_new (buf, size);
         assert_int_equal (zframe_send (&frame, dealer, 0), 0);
@@ -976,8 +1002,8 @@ test_bad_input (void **state)
     assert_int_equal (rl_client_status (ctx->client, &status, TK_TIMEOUT_MS), 0);
     assert_int_equal (status.dropped, 2);
     assert_true (status.malformed >= ncases - 2);
-    assert_int_equal (rl_client_lookup_accounts (ctx->client, ids, ACCOUNTS, after,
-                                                 TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_lookup_accounts (ctx->client, ids, ACCOUNTS, after, TK_TIMEOUT_MS),
+                      0);
     assert_memory_equal (before, after, sizeof (before));
     tk_check_conservation (ctx->client, &ctx->model, count);
     s_routers_stop (ctx);
@@ -998,9 +1024,9 @@ test_client_retry_and_window (void **state)
     //  One attempt while a shard is stopped: incomplete, its records open.
     tk_shard_t *stopped = &ctx->shards[0];
     assert_int_equal (harness_kill (ctx->h, stopped->pid, SIGSTOP), 0);
-    assert_int_equal (rl_client_create_transfers_retry (ctx->client, batch, count, results,
-                                                        TK_TIMEOUT_MS, 1),
-                      RL_CLIENT_INCOMPLETE);
+    assert_int_equal (
+        rl_client_create_transfers_retry (ctx->client, batch, count, results, TK_TIMEOUT_MS, 1),
+        RL_CLIENT_INCOMPLETE);
     size_t open = 0;
     for (size_t i = 0; i < count; i++) {
         bool on_stopped = s_shard_of_transfer (ctx->ring, &batch[i]) == 0;
@@ -1012,7 +1038,8 @@ test_client_retry_and_window (void **state)
     assert_int_equal (harness_kill (ctx->h, stopped->pid, SIGCONT), 0);
     //  Again, same ids: definite, each applied once (ok now, or exists).
     assert_int_equal (rl_client_create_transfers_retry (ctx->client, batch, count, results,
-                                                        TK_TIMEOUT_MS, RETRY_ATTEMPTS), 0);
+                                                        TK_TIMEOUT_MS, RETRY_ATTEMPTS),
+                      0);
     for (size_t i = 0; i < count; i++) {
         bool on_stopped = s_shard_of_transfer (ctx->ring, &batch[i]) == 0;
         assert_int_equal (results[i].result, on_stopped ? results[i].result : RL_EXISTS);
@@ -1021,11 +1048,12 @@ test_client_retry_and_window (void **state)
     }
     //  A request the router refuses as a whole is not retried.
     rl_transfer_t dup[2] = {batch[0], batch[0]};
-    assert_int_equal (rl_client_create_transfers_retry (ctx->client, dup, 2, results,
-                                                        TK_TIMEOUT_MS, RETRY_ATTEMPTS),
+    assert_int_equal (rl_client_create_transfers_retry (ctx->client, dup, 2, results, TK_TIMEOUT_MS,
+                                                        RETRY_ATTEMPTS),
                       RL_STATUS_DUPLICATE_ID);
-    assert_int_equal (rl_client_create_transfers_retry (ctx->client, dup, 2, results,
-                                                        TK_TIMEOUT_MS, 0), RL_CLIENT_ERR_ARGS);
+    assert_int_equal (
+        rl_client_create_transfers_retry (ctx->client, dup, 2, results, TK_TIMEOUT_MS, 0),
+        RL_CLIENT_ERR_ARGS);
 
     //  The window: full at 4, drained in any order, mixed with blocking calls.
     assert_int_equal (rl_client_set_window (ctx->client, 0), RL_CLIENT_ERR_ARGS);
@@ -1037,7 +1065,8 @@ test_client_retry_and_window (void **state)
     codec_encode_id (tk_id (1, TAG), id_bytes);
     for (int i = 0; i < 4; i++) {
         assert_int_equal (rl_client_send (ctx->client, RL_OP_LOOKUP_ACCOUNTS, id_bytes,
-                                          sizeof (id_bytes), 1, &sent[i]), 0);
+                                          sizeof (id_bytes), 1, &sent[i]),
+                          0);
     }
     assert_int_equal (rl_client_send (ctx->client, RL_OP_STATUS, NULL, 0, 0, &sent[4]),
                       RL_CLIENT_ERR_WINDOW);
@@ -1110,7 +1139,8 @@ test_router_killed_mid_twophase (void **state)
     rl_header_t rh;
     codec_encode_transfer (&t, body);
     assert_int_equal (rl_client_call (ctx->client, RL_OP_CREATE_TRANSFERS, body, sizeof (body), 1,
-                                      50, &rh, &reply, &reply_size), RL_CLIENT_TIMEOUT);
+                                      50, &rh, &reply, &reply_size),
+                      RL_CLIENT_TIMEOUT);
     assert_int_equal (harness_kill (ctx->h, ctx->routers[0].pid, SIGKILL), 0);
     assert_int_equal (harness_wait_exit (ctx->h, ctx->routers[0].pid, 20000, NULL), 0);
     ctx->routers[0].pid = -1;
@@ -1128,7 +1158,7 @@ test_router_killed_mid_twophase (void **state)
             break;
         }
         assert_true (result == RL_IN_PROGRESS || result == RL_ABORTED);
-        zclock_sleep (20);   //  backoff between client retries
+        zclock_sleep (20); //  backoff between client retries
     }
     assert_true (result == RL_OK || result == RL_EXISTS);
     assert_int_equal (rl_client_create_transfers (second, &t, 1, &r, TK_TIMEOUT_MS), 0);

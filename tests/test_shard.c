@@ -23,7 +23,7 @@
 #include "ring.h"
 #include "testkit.h"
 
-#define TAG 0x5348415244ull   //  "SHARD"
+#define TAG    0x5348415244ull //  "SHARD"
 #define LEDGER 840
 
 typedef struct {
@@ -41,7 +41,7 @@ s_setup (void **state)
         return -1;
     }
     tk_shard_init (ctx->h, &ctx->shard, "s1");
-    ctx->shard.checkpoint_transfers = 7;   //  exercise checkpoints and SST ingest
+    ctx->shard.checkpoint_transfers = 7; //  exercise checkpoints and SST ingest
     if (tk_shard_start (ctx->h, &ctx->shard) < 0) {
         return -1;
     }
@@ -63,13 +63,12 @@ s_teardown (void **state)
 }
 
 static void
-s_create_accounts (s_ctx_t *ctx, const rl_account_t *accounts, size_t count,
-                   const uint32_t *expect)
+s_create_accounts (s_ctx_t *ctx, const rl_account_t *accounts, size_t count, const uint32_t *expect)
 {
     rl_result_rec_t results[64];
     assert_true (count <= 64);
-    assert_int_equal (rl_client_create_accounts (ctx->client, accounts, count, results,
-                                                 TK_TIMEOUT_MS), 0);
+    assert_int_equal (
+        rl_client_create_accounts (ctx->client, accounts, count, results, TK_TIMEOUT_MS), 0);
     for (size_t i = 0; i < count; i++) {
         if (results[i].result != expect[i]) {
             fail_msg ("account %zu: got %s, want %s", i, rl_result_name (results[i].result),
@@ -91,10 +90,10 @@ static void
 s_setup_accounts (s_ctx_t *ctx)
 {
     rl_account_t accounts[4] = {
-        tk_account (1, TAG, LEDGER, 0),   //  operator: may go negative
+        tk_account (1, TAG, LEDGER, 0), //  operator: may go negative
         tk_account (2, TAG, LEDGER, RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS),
         tk_account (3, TAG, LEDGER, RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS),
-        tk_account (4, TAG, LEDGER + 1, 0),   //  another currency
+        tk_account (4, TAG, LEDGER + 1, 0), //  another currency
     };
     uint32_t expect[4] = {RL_OK, RL_OK, RL_OK, RL_OK};
     s_create_accounts (ctx, accounts, 4, expect);
@@ -121,8 +120,9 @@ test_create_accounts_results (void **state)
     expect[5] = RL_LEDGER_MUST_NOT_BE_ZERO;
     a[6] = tk_account (11, TAG, LEDGER, 0x8000);
     expect[6] = RL_RESERVED_FLAG;
-    a[7] = tk_account (12, TAG, LEDGER, RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS
-                                            | RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS);
+    a[7] = tk_account (12, TAG, LEDGER,
+                       RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS
+                           | RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS);
     expect[7] = RL_FLAGS_ARE_MUTUALLY_EXCLUSIVE;
     a[8] = tk_account (13, TAG, LEDGER, 0);
     a[8].credits_posted = 5;
@@ -168,10 +168,12 @@ test_transfers_results_and_burn (void **state)
                       RL_ID_MUST_NOT_BE_ZERO);
     assert_int_equal (s_transfer (ctx, tk_transfer (tk_id (104, TAG), op, op, 5, LEDGER)),
                       RL_ACCOUNTS_MUST_BE_DIFFERENT);
-    assert_int_equal (s_transfer (ctx, tk_transfer (tk_id (105, TAG), op, tk_id (99, TAG), 5,
-                                                    LEDGER)), RL_CREDIT_ACCOUNT_NOT_FOUND);
-    assert_int_equal (s_transfer (ctx, tk_transfer (tk_id (106, TAG), tk_id (98, TAG), op, 5,
-                                                    LEDGER)), RL_DEBIT_ACCOUNT_NOT_FOUND);
+    assert_int_equal (
+        s_transfer (ctx, tk_transfer (tk_id (105, TAG), op, tk_id (99, TAG), 5, LEDGER)),
+        RL_CREDIT_ACCOUNT_NOT_FOUND);
+    assert_int_equal (
+        s_transfer (ctx, tk_transfer (tk_id (106, TAG), tk_id (98, TAG), op, 5, LEDGER)),
+        RL_DEBIT_ACCOUNT_NOT_FOUND);
     assert_int_equal (s_transfer (ctx, tk_transfer (tk_id (107, TAG), op, a4, 5, LEDGER)),
                       RL_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER);
     assert_int_equal (s_transfer (ctx, tk_transfer (tk_id (108, TAG), op, a2, 5, LEDGER + 1)),
@@ -189,18 +191,19 @@ test_transfers_results_and_burn (void **state)
     assert_true (tk_shard_start (ctx->h, &ctx->shard) > 0);
     assert_int_equal (s_transfer (ctx, tk_transfer (tk_id (100, TAG), a2, a3, 50, LEDGER)),
                       RL_EXCEEDS_CREDITS);
-    assert_int_equal (s_transfer (ctx, tk_transfer (tk_id (105, TAG), op, tk_id (99, TAG), 5,
-                                                    LEDGER)), RL_CREDIT_ACCOUNT_NOT_FOUND);
+    assert_int_equal (
+        s_transfer (ctx, tk_transfer (tk_id (105, TAG), op, tk_id (99, TAG), 5, LEDGER)),
+        RL_CREDIT_ACCOUNT_NOT_FOUND);
     assert_int_equal (s_transfer (ctx, tk_transfer (tk_id (102, TAG), a2, a3, 50, LEDGER)),
                       RL_EXISTS);
     tk_model_t model;
     tk_model_init (&model, TAG, 4);
-    tk_model_apply (&model, &(rl_transfer_t) {.debit_account_id = op, .credit_account_id = a2,
-                                              .amount = 80});
-    tk_model_apply (&model, &(rl_transfer_t) {.debit_account_id = op, .credit_account_id = a2,
-                                              .amount = 1});
-    tk_model_apply (&model, &(rl_transfer_t) {.debit_account_id = a2, .credit_account_id = a3,
-                                              .amount = 50});
+    tk_model_apply (
+        &model, &(rl_transfer_t){.debit_account_id = op, .credit_account_id = a2, .amount = 80});
+    tk_model_apply (&model,
+                    &(rl_transfer_t){.debit_account_id = op, .credit_account_id = a2, .amount = 1});
+    tk_model_apply (
+        &model, &(rl_transfer_t){.debit_account_id = a2, .credit_account_id = a3, .amount = 50});
     tk_check_conservation (ctx->client, &model, 3);
 }
 
@@ -221,36 +224,39 @@ test_history_and_lookups (void **state)
     rl_filter_t f = {.account_id = op, .limit = 10, .flags = RL_FILTER_DEBITS};
     rl_transfer_t out[64];
     size_t count = 0;
-    assert_int_equal (rl_client_get_account_transfers (ctx->client, &f, out, &count,
-                                                       TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_get_account_transfers (ctx->client, &f, out, &count, TK_TIMEOUT_MS),
+                      0);
     assert_int_equal (count, 10);
     assert_int_equal (out[0].amount, 1);
     assert_int_equal (out[9].amount, 10);
     f.flags |= RL_FILTER_REVERSED;
     f.limit = 3;
-    assert_int_equal (rl_client_get_account_transfers (ctx->client, &f, out, &count,
-                                                       TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_get_account_transfers (ctx->client, &f, out, &count, TK_TIMEOUT_MS),
+                      0);
     assert_int_equal (count, 3);
     assert_int_equal (out[0].amount, 40);
     assert_int_equal (out[2].amount, 38);
     //  A timestamp range picks exactly the transfers inside it.
     uint64_t ts_lo = out[2].timestamp, ts_hi = out[0].timestamp;
-    f = (rl_filter_t) {.account_id = a2, .limit = 64, .flags = RL_FILTER_CREDITS,
-                       .timestamp_min = ts_lo, .timestamp_max = ts_hi};
-    assert_int_equal (rl_client_get_account_transfers (ctx->client, &f, out, &count,
-                                                       TK_TIMEOUT_MS), 0);
+    f = (rl_filter_t){.account_id = a2,
+                      .limit = 64,
+                      .flags = RL_FILTER_CREDITS,
+                      .timestamp_min = ts_lo,
+                      .timestamp_max = ts_hi};
+    assert_int_equal (rl_client_get_account_transfers (ctx->client, &f, out, &count, TK_TIMEOUT_MS),
+                      0);
     //  Amounts 38, 39, 40 are i = 37, 38, 39; the odd ones credited a2.
     assert_int_equal (count, 2);
     assert_int_equal (out[0].amount, 38);
     assert_int_equal (out[1].amount, 40);
     //  Bad filters are refused as a whole.
     f.limit = 0;
-    assert_int_equal (rl_client_get_account_transfers (ctx->client, &f, out, &count,
-                                                       TK_TIMEOUT_MS), RL_STATUS_BAD_FILTER);
+    assert_int_equal (rl_client_get_account_transfers (ctx->client, &f, out, &count, TK_TIMEOUT_MS),
+                      RL_STATUS_BAD_FILTER);
     f.limit = 5;
     f.flags = 0;
-    assert_int_equal (rl_client_get_account_transfers (ctx->client, &f, out, &count,
-                                                       TK_TIMEOUT_MS), RL_STATUS_BAD_FILTER);
+    assert_int_equal (rl_client_get_account_transfers (ctx->client, &f, out, &count, TK_TIMEOUT_MS),
+                      RL_STATUS_BAD_FILTER);
     //  lookup_transfers: old (ingested) and new ids; unknown ids come back empty.
     rl_id_t ids[3] = {tk_id (1000, TAG), tk_id (1039, TAG), tk_id (5555, TAG)};
     assert_int_equal (rl_client_lookup_transfers (ctx->client, ids, 3, out, TK_TIMEOUT_MS), 0);
@@ -294,8 +300,11 @@ s_raw_send (zsock_t *dealer, const uint8_t *data, size_t size)
 static size_t
 s_header (uint8_t *out, uint16_t op, uint64_t request_id, uint32_t count)
 {
-    rl_header_t h = {.magic = RL_MAGIC, .version = RL_VERSION, .operation = op,
-                     .request_id = request_id, .record_count = count};
+    rl_header_t h = {.magic = RL_MAGIC,
+                     .version = RL_VERSION,
+                     .operation = op,
+                     .request_id = request_id,
+                     .record_count = count};
     codec_encode_header (&h, out);
     return RL_HEADER_SIZE;
 }
@@ -330,7 +339,7 @@ test_bad_input (void **state)
     rl_transfer_t t = tk_transfer (tk_id (8, TAG), tk_id (1, TAG), tk_id (2, TAG), 9, LEDGER);
     struct {
         const char *what;
-        uint32_t want;          //  status, or UINT32_MAX: dropped
+        uint32_t want; //  status, or UINT32_MAX: dropped
     } cases[] = {
         {"empty frame", UINT32_MAX},
         {"short frame", UINT32_MAX},
@@ -349,37 +358,55 @@ test_bad_input (void **state)
         uint64_t rid = 9000 + c;
         size_t size = 0;
         switch (c) {
-        case 0: size = 0; break;
-        case 1: size = 10; memset (buf, 0x72, size); break;
-        case 2: size = s_header (buf, RL_OP_STATUS, rid, 0); buf[0] ^= 0xff; break;
-        case 3: size = s_header (buf, RL_OP_STATUS, rid, 0); buf[4] = 9; break;
-        case 4: size = s_header (buf, 99, rid, 0); break;
-        case 5: size = s_header (buf, RL_OP_ACK, rid, 0); break;
-        case 6:
-            size = s_header (buf, RL_OP_CREATE_TRANSFERS, rid, 2);
-            codec_encode_transfer (&t, buf + size);
-            size += RL_TRANSFER_SIZE;
-            break;
-        case 7:
-            size = s_header (buf, RL_OP_CREATE_TRANSFERS, rid, 1);
-            codec_encode_transfer (&t, buf + size);
-            size += RL_TRANSFER_SIZE + 1;
-            break;
-        case 8:
-            size = s_header (buf, RL_OP_CREATE_TRANSFERS, rid, RL_BATCH_RECORDS_MAX + 1);
-            for (size_t i = 0; i <= RL_BATCH_RECORDS_MAX; i++) {
+            case 0:
+                size = 0;
+                break;
+            case 1:
+                size = 10;
+                memset (buf, 0x72, size);
+                break;
+            case 2:
+                size = s_header (buf, RL_OP_STATUS, rid, 0);
+                buf[0] ^= 0xff;
+                break;
+            case 3:
+                size = s_header (buf, RL_OP_STATUS, rid, 0);
+                buf[4] = 9;
+                break;
+            case 4:
+                size = s_header (buf, 99, rid, 0);
+                break;
+            case 5:
+                size = s_header (buf, RL_OP_ACK, rid, 0);
+                break;
+            case 6:
+                size = s_header (buf, RL_OP_CREATE_TRANSFERS, rid, 2);
                 codec_encode_transfer (&t, buf + size);
                 size += RL_TRANSFER_SIZE;
-            }
-            break;
-        case 9: size = s_header (buf, RL_OP_STATUS, rid, 0); buf[20] = 1; break;
-        case 10:
-            size = 200;
-            for (size_t i = 0; i < size; i++) {
-                buf[i] = (uint8_t) (i * 37 + 11);
-            }
-            codec_put_u64 (buf + 8, rid);
-            break;
+                break;
+            case 7:
+                size = s_header (buf, RL_OP_CREATE_TRANSFERS, rid, 1);
+                codec_encode_transfer (&t, buf + size);
+                size += RL_TRANSFER_SIZE + 1;
+                break;
+            case 8:
+                size = s_header (buf, RL_OP_CREATE_TRANSFERS, rid, RL_BATCH_RECORDS_MAX + 1);
+                for (size_t i = 0; i <= RL_BATCH_RECORDS_MAX; i++) {
+                    codec_encode_transfer (&t, buf + size);
+                    size += RL_TRANSFER_SIZE;
+                }
+                break;
+            case 9:
+                size = s_header (buf, RL_OP_STATUS, rid, 0);
+                buf[20] = 1;
+                break;
+            case 10:
+                size = 200;
+                for (size_t i = 0; i < size; i++) {
+                    buf[i] = (uint8_t) (i * 37 + 11);
+                }
+                codec_put_u64 (buf + 8, rid);
+                break;
         }
         s_raw_send (dealer, buf, size);
         //  A valid status request right behind it: the first reply tells whether
@@ -421,7 +448,7 @@ test_bad_input (void **state)
     assert_true (status.malformed >= ncases - 2);
     tk_model_t model;
     tk_model_init (&model, TAG, 4);
-    tk_model_apply (&model, &applied);   //  transfer 8 rode only in bad frames: never applied
+    tk_model_apply (&model, &applied); //  transfer 8 rode only in bad frames: never applied
     tk_check_conservation (ctx->client, &model, 1);
 }
 
@@ -451,8 +478,8 @@ test_load_ring (void **state)
     for (uint64_t i = 0; i < 64; i++) {
         accounts[i] = tk_account (i + 1, TAG, LEDGER, 0);
     }
-    assert_int_equal (rl_client_create_accounts (ctx->client, accounts, 64, results,
-                                                 TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_create_accounts (ctx->client, accounts, 64, results, TK_TIMEOUT_MS),
+                      0);
     size_t mine = 0;
     for (size_t i = 0; i < 64; i++) {
         uint8_t id[RL_ID_SIZE];
@@ -461,7 +488,7 @@ test_load_ring (void **state)
         assert_int_equal (results[i].result, owned ? RL_OK : RL_WRONG_SHARD);
         mine += owned;
     }
-    assert_true (mine > 10 && mine < 54);   //  about half each
+    assert_true (mine > 10 && mine < 54); //  about half each
     //  The ring survives a restart without a ring file.
     assert_int_equal (tk_shard_stop (ctx->h, &ctx->shard, SIGTERM), 0);
     assert_true (tk_shard_start (ctx->h, &ctx->shard) > 0);

@@ -38,17 +38,17 @@
 #include "codec.h"
 #include "testkit.h"
 
-#define TAG 0x4352415348ull   //  "CRASH"
-#define LEDGER 978
-#define ACCOUNTS 16
-#define ROUNDS 8
-#define TRANSFERS_MAX 20000
-#define BATCH_MAX 64
+#define TAG             0x4352415348ull //  "CRASH"
+#define LEDGER          978
+#define ACCOUNTS        16
+#define ROUNDS          8
+#define TRANSFERS_MAX   20000
+#define BATCH_MAX       64
 #define CALL_TIMEOUT_MS 4000
 
 typedef struct {
     rl_transfer_t t;
-    uint32_t result;            //  final outcome; UINT32_MAX while unknown
+    uint32_t result; //  final outcome; UINT32_MAX while unknown
 } s_record_t;
 
 static s_record_t s_records[TRANSFERS_MAX];
@@ -86,8 +86,8 @@ s_settle (rl_client_t *client, tk_model_t *model)
     for (size_t i = 0; i < s_count; i++) {
         s_record_t *r = &s_records[i];
         rl_transfer_t found;
-        assert_int_equal (rl_client_lookup_transfers (client, &r->t.id, 1, &found,
-                                                      CALL_TIMEOUT_MS), 0);
+        assert_int_equal (rl_client_lookup_transfers (client, &r->t.id, 1, &found, CALL_TIMEOUT_MS),
+                          0);
         if (r->result == RL_OK) {
             if (found.timestamp == 0) {
                 fail_msg ("acknowledged transfer %zu lost", i);
@@ -95,7 +95,7 @@ s_settle (rl_client_t *client, tk_model_t *model)
             continue;
         }
         if (r->result != UINT32_MAX) {
-            assert_int_equal (found.timestamp, 0);   //  failures are not transfers
+            assert_int_equal (found.timestamp, 0); //  failures are not transfers
             continue;
         }
         if (found.timestamp != 0) {
@@ -106,8 +106,7 @@ s_settle (rl_client_t *client, tk_model_t *model)
         }
         //  Not applied: the retry executes afresh (it may fail for business reasons).
         rl_result_rec_t res;
-        assert_int_equal (rl_client_create_transfers (client, &r->t, 1, &res, CALL_TIMEOUT_MS),
-                          0);
+        assert_int_equal (rl_client_create_transfers (client, &r->t, 1, &res, CALL_TIMEOUT_MS), 0);
         assert_true (res.result == RL_OK || s_business (res.result));
         r->result = res.result;
         if (res.result == RL_OK) {
@@ -170,7 +169,7 @@ s_drive_until_death (harness_t *h, tk_shard_t *shard, tk_model_t *model, bool ex
         }
         int rc = rl_client_create_transfers (client, ts, n, rs, CALL_TIMEOUT_MS);
         if (rc != 0) {
-            break;   //  the shard died: the batch's outcome is unknown
+            break; //  the shard died: the batch's outcome is unknown
         }
         for (size_t i = 0; i < n; i++) {
             s_records[first + i].result = rs[i].result;
@@ -222,8 +221,8 @@ test_crash_restart (void **state)
         accounts[i] = tk_account (i + 1, TAG, LEDGER,
                                   i == 0 ? 0 : RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS);
     }
-    assert_int_equal (rl_client_create_accounts (client, accounts, ACCOUNTS, results,
-                                                 CALL_TIMEOUT_MS), 0);
+    assert_int_equal (
+        rl_client_create_accounts (client, accounts, ACCOUNTS, results, CALL_TIMEOUT_MS), 0);
     rl_client_destroy (&client);
     tk_shard_stop (h, &shard, SIGTERM);
     tk_model_t model;

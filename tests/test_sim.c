@@ -38,33 +38,40 @@
 #include "ledger.h"
 #include "store.h"
 
-#define NODES 2
-#define ACCOUNTS 8
-#define LEDGER 1
-#define SLOTS 200            //  distinct transfers per seed
-#define STEPS 1500
-#define NET_MAX 4096         //  messages in flight
-#define OUT_MAX 4096         //  messages a node holds until its commit
+#define NODES        2
+#define ACCOUNTS     8
+#define LEDGER       1
+#define SLOTS        200 //  distinct transfers per seed
+#define STEPS        1500
+#define NET_MAX      4096 //  messages in flight
+#define OUT_MAX      4096 //  messages a node holds until its commit
 #define SETTLE_STEPS 20000
-#define SEEDS_MIN 5
+#define SEEDS_MIN    5
 
-typedef enum { M_PREPARE, M_PREPARE_REPLY, M_DECIDE, M_DECIDE_REPLY, M_QUERY, M_QUERY_REPLY } s_kind_t;
+typedef enum {
+    M_PREPARE,
+    M_PREPARE_REPLY,
+    M_DECIDE,
+    M_DECIDE_REPLY,
+    M_QUERY,
+    M_QUERY_REPLY
+} s_kind_t;
 
 typedef struct {
     int from, to;
     s_kind_t kind;
-    rl_prepare_rec_t prepare;   //  M_PREPARE
-    rl_tp_rec_t tp;             //  the others
+    rl_prepare_rec_t prepare; //  M_PREPARE
+    rl_tp_rec_t tp;           //  the others
     uint64_t due_ns;
 } s_msg_t;
 
 typedef struct {
     rl_transfer_t t;
     bool used;
-    bool applied_seen;          //  the client saw ok or exists
-    uint32_t final;             //  business failure seen, or 0
-    bool aborted_last;          //  the last answer was aborted (definitely not applied)
-    bool in_flight;             //  a pending answer may still come
+    bool applied_seen; //  the client saw ok or exists
+    uint32_t final;    //  business failure seen, or 0
+    bool aborted_last; //  the last answer was aborted (definitely not applied)
+    bool in_flight;    //  a pending answer may still come
 } s_slot_t;
 
 typedef struct {
@@ -73,9 +80,9 @@ typedef struct {
     ledger_t *ledger;
     bool up;
     uint64_t down_until_ns;
-    s_msg_t out[OUT_MAX];       //  held until the commit of the turn
+    s_msg_t out[OUT_MAX]; //  held until the commit of the turn
     size_t out_count;
-    uint32_t answers[SLOTS];    //  results decided this turn, delivered at commit
+    uint32_t answers[SLOTS]; //  results decided this turn, delivered at commit
     int answer_slots[SLOTS];
     size_t answer_count;
 } s_node_t;
@@ -87,7 +94,7 @@ static s_slot_t s_slots[SLOTS];
 static uint64_t s_now;
 static uint64_t s_rng;
 static uint64_t s_seed;
-static bool s_faults;           //  false while settling
+static bool s_faults; //  false while settling
 
 static uint64_t
 s_rand (void)
@@ -116,12 +123,12 @@ s_owner (void *ctx, rl_id_t id)
     return s_names[(id.lo & 1) ? 0 : 1];
 }
 
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            print_error ("seed %lu: ", (unsigned long) s_seed);                                \
-            fail_msg (__VA_ARGS__);                                                            \
-        }                                                                                      \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            print_error ("seed %lu: ", (unsigned long) s_seed);                                    \
+            fail_msg (__VA_ARGS__);                                                                \
+        }                                                                                          \
     } while (0)
 
 //  Host callbacks: like the server, queue until the commit ---------------------------
@@ -137,24 +144,30 @@ static void
 s_io_prepare (void *ctx, const char *peer, const rl_prepare_rec_t *rec)
 {
     s_node_t *node = ctx;
-    s_out (node, (s_msg_t) {.from = (int) (node - s_nodes), .to = s_node_of (peer),
-                            .kind = M_PREPARE, .prepare = *rec});
+    s_out (node, (s_msg_t){.from = (int) (node - s_nodes),
+                           .to = s_node_of (peer),
+                           .kind = M_PREPARE,
+                           .prepare = *rec});
 }
 
 static void
 s_io_decide (void *ctx, const char *peer, const rl_tp_rec_t *rec)
 {
     s_node_t *node = ctx;
-    s_out (node, (s_msg_t) {.from = (int) (node - s_nodes), .to = s_node_of (peer),
-                            .kind = M_DECIDE, .tp = *rec});
+    s_out (node, (s_msg_t){.from = (int) (node - s_nodes),
+                           .to = s_node_of (peer),
+                           .kind = M_DECIDE,
+                           .tp = *rec});
 }
 
 static void
 s_io_query (void *ctx, const char *coordinator, const rl_tp_rec_t *rec)
 {
     s_node_t *node = ctx;
-    s_out (node, (s_msg_t) {.from = (int) (node - s_nodes), .to = s_node_of (coordinator),
-                            .kind = M_QUERY, .tp = *rec});
+    s_out (node, (s_msg_t){.from = (int) (node - s_nodes),
+                           .to = s_node_of (coordinator),
+                           .kind = M_QUERY,
+                           .tp = *rec});
 }
 
 static void
@@ -236,7 +249,7 @@ s_turn_finish (int i)
 {
     s_node_t *node = &s_nodes[i];
     if (s_faults && s_chance (2)) {
-        s_node_crash (i);   //  before the commit: the whole turn is lost
+        s_node_crash (i); //  before the commit: the whole turn is lost
         return;
     }
     ledger_before_commit (node->ledger);
@@ -256,7 +269,7 @@ s_turn_finish (int i)
     }
     node->out_count = 0;
     if (s_faults && s_chance (1)) {
-        s_node_crash (i);   //  after the commit: durable, but the process is gone
+        s_node_crash (i); //  after the commit: durable, but the process is gone
     }
 }
 
@@ -276,9 +289,12 @@ s_client_step (void)
             cr = dr % ACCOUNTS + 1;
         }
         uint64_t amount = dr <= 2 ? 50 + s_rand () % 100 : 1 + s_rand () % 60;
-        s->t = (rl_transfer_t) {.id = {k + 1, 0x51}, .debit_account_id = {dr, 0},
-                                .credit_account_id = {cr, 0}, .amount = amount,
-                                .ledger = LEDGER, .code = 1};
+        s->t = (rl_transfer_t){.id = {k + 1, 0x51},
+                               .debit_account_id = {dr, 0},
+                               .credit_account_id = {cr, 0},
+                               .amount = amount,
+                               .ledger = LEDGER,
+                               .code = 1};
         s->used = true;
     }
     int i = (s->t.debit_account_id.lo & 1) ? 0 : 1;
@@ -312,35 +328,35 @@ s_deliver_step (void)
     s_net[at] = s_net[--s_net_count];
     s_node_t *node = &s_nodes[msg.to];
     if (!node->up) {
-        return;   //  lost: the process is down
+        return; //  lost: the process is down
     }
     rl_tp_rec_t out;
     s_msg_t reply = {.from = msg.to, .to = msg.from};
     switch (msg.kind) {
-    case M_PREPARE:
-        ledger_prepare (node->ledger, &msg.prepare, 1, s_now, &out);
-        reply.kind = M_PREPARE_REPLY, reply.tp = out;
-        s_out (node, reply);
-        break;
-    case M_DECIDE:
-        ledger_decide (node->ledger, &msg.tp, 1, s_now, &out);
-        reply.kind = M_DECIDE_REPLY, reply.tp = out;
-        s_out (node, reply);
-        break;
-    case M_QUERY:
-        ledger_outcome_query (node->ledger, &msg.tp, 1, &out);
-        reply.kind = M_QUERY_REPLY, reply.tp = out;
-        s_out (node, reply);
-        break;
-    case M_PREPARE_REPLY:
-        ledger_prepare_replies (node->ledger, &msg.tp, 1, s_now);
-        break;
-    case M_DECIDE_REPLY:
-        ledger_decide_replies (node->ledger, &msg.tp, 1);
-        break;
-    case M_QUERY_REPLY:
-        ledger_outcome_answers (node->ledger, &msg.tp, 1, s_now);
-        break;
+        case M_PREPARE:
+            ledger_prepare (node->ledger, &msg.prepare, 1, s_now, &out);
+            reply.kind = M_PREPARE_REPLY, reply.tp = out;
+            s_out (node, reply);
+            break;
+        case M_DECIDE:
+            ledger_decide (node->ledger, &msg.tp, 1, s_now, &out);
+            reply.kind = M_DECIDE_REPLY, reply.tp = out;
+            s_out (node, reply);
+            break;
+        case M_QUERY:
+            ledger_outcome_query (node->ledger, &msg.tp, 1, &out);
+            reply.kind = M_QUERY_REPLY, reply.tp = out;
+            s_out (node, reply);
+            break;
+        case M_PREPARE_REPLY:
+            ledger_prepare_replies (node->ledger, &msg.tp, 1, s_now);
+            break;
+        case M_DECIDE_REPLY:
+            ledger_decide_replies (node->ledger, &msg.tp, 1);
+            break;
+        case M_QUERY_REPLY:
+            ledger_outcome_answers (node->ledger, &msg.tp, 1, s_now);
+            break;
     }
     s_turn_finish (msg.to);
 }
@@ -356,8 +372,8 @@ s_check_step (void)
             all_up = false;
             continue;
         }
-        CHECK (ledger_audit (s_nodes[i].ledger, err, sizeof (err)) == 0, "%s audit: %s",
-               s_names[i], err);
+        CHECK (ledger_audit (s_nodes[i].ledger, err, sizeof (err)) == 0, "%s audit: %s", s_names[i],
+               err);
         uint64_t a, b, c, d;
         ledger_sums (s_nodes[i].ledger, LEDGER, &a, &b, &c, &d);
         dp += a, cp += b, cres += d;
@@ -381,10 +397,11 @@ s_setup_accounts (void)
             if (((a & 1) ? 0 : 1) != i) {
                 continue;
             }
-            uint16_t flags = a <= 2 ? 0 : a == ACCOUNTS ? RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS
-                                                        : RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS;
-            accounts[n++] = (rl_account_t) {.id = {a, 0}, .ledger = LEDGER, .code = 1,
-                                            .flags = flags};
+            uint16_t flags = a <= 2          ? 0
+                             : a == ACCOUNTS ? RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS
+                                             : RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS;
+            accounts[n++] = (rl_account_t){
+                .id = {a, 0}, .ledger = LEDGER, .code = 1, .flags = flags};
         }
         ledger_create_accounts (s_nodes[i].ledger, accounts, n, s_now, results);
         for (size_t k = 0; k < n; k++) {
@@ -539,7 +556,7 @@ test_simulation (void **state)
 int
 main (void)
 {
-    setenv ("RL_LOG_LEVEL", "warn", 0);   //  a restart logs its recovery: too many lines
+    setenv ("RL_LOG_LEVEL", "warn", 0); //  a restart logs its recovery: too many lines
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_simulation),
     };

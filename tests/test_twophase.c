@@ -36,12 +36,12 @@
 #include "ring.h"
 #include "testkit.h"
 
-#define LEDGER 752
+#define LEDGER          752
 #define PREPARE_TIMEOUT "300"
 
 typedef struct {
     harness_t *h;
-    tk_shard_t shards[2];           //  s1, s2
+    tk_shard_t shards[2]; //  s1, s2
     rl_client_t *clients[2];
     ring_t *ring;
     uint64_t tag;
@@ -96,8 +96,17 @@ s_cluster_init (s_ctx_t *ctx, const char *prefix)
         tk_shard_init (ctx->h, &ctx->shards[i], name);
         tk_shard_t *s = &ctx->shards[i];
         s->durability = "manual-wal";
-        char *args[] = {"--prepare-timeout-ms", PREPARE_TIMEOUT, "--query-after-ms", "200",
-                        "--retry-min-ms", "20", "--retry-max-ms", "200", "--tick-ms", "5", NULL};
+        char *args[] = {"--prepare-timeout-ms",
+                        PREPARE_TIMEOUT,
+                        "--query-after-ms",
+                        "200",
+                        "--retry-min-ms",
+                        "20",
+                        "--retry-max-ms",
+                        "200",
+                        "--tick-ms",
+                        "5",
+                        NULL};
         memcpy (s->args, args, sizeof (args));
         assert_int_equal (ring_add_shard (ctx->ring, name, s->endpoint, 1.0), 0);
     }
@@ -138,8 +147,8 @@ s_create_account (s_ctx_t *ctx, uint64_t n, uint16_t flags)
 {
     rl_account_t a = tk_account (n, ctx->tag, LEDGER, flags);
     rl_result_rec_t r;
-    assert_int_equal (rl_client_create_accounts (s_client_for (ctx, a.id), &a, 1, &r,
-                                                 TK_TIMEOUT_MS), 0);
+    assert_int_equal (
+        rl_client_create_accounts (s_client_for (ctx, a.id), &a, 1, &r, TK_TIMEOUT_MS), 0);
     assert_true (r.result == RL_OK || r.result == RL_EXISTS);
 }
 
@@ -159,7 +168,8 @@ s_applied (s_ctx_t *ctx, rl_transfer_t t)
 {
     rl_transfer_t found;
     assert_int_equal (rl_client_lookup_transfers (s_client_for (ctx, t.debit_account_id), &t.id, 1,
-                                                  &found, TK_TIMEOUT_MS), 0);
+                                                  &found, TK_TIMEOUT_MS),
+                      0);
     return found.timestamp != 0;
 }
 
@@ -174,8 +184,7 @@ s_quiet (s_ctx_t *ctx)
         rl_status_rec_t status;
         assert_int_equal (rl_client_status (ctx->clients[i], &status, TK_TIMEOUT_MS), 0);
         if (status.alarms != 0) {
-            fail_msg ("%s raised %lu two-phase alarms", status.name,
-                      (unsigned long) status.alarms);
+            fail_msg ("%s raised %lu two-phase alarms", status.name, (unsigned long) status.alarms);
         }
     }
 }
@@ -188,7 +197,8 @@ s_in_doubt (s_ctx_t *ctx, int i, rl_in_doubt_rec_t *out, size_t cap)
     uint8_t *body = NULL;
     size_t size = 0;
     assert_int_equal (rl_client_call (ctx->clients[i], RL_OP_IN_DOUBT, NULL, 0, 0, TK_TIMEOUT_MS,
-                                      &h, &body, &size), 0);
+                                      &h, &body, &size),
+                      0);
     size_t n = h.record_count < cap ? h.record_count : cap;
     for (size_t k = 0; k < n; k++) {
         codec_decode_in_doubt (body + k * RL_IN_DOUBT_SIZE, &out[k]);
@@ -203,8 +213,9 @@ s_audit_ok (s_ctx_t *ctx, int i)
     rl_header_t h;
     uint8_t *body = NULL;
     size_t size = 0;
-    assert_int_equal (rl_client_call (ctx->clients[i], RL_OP_AUDIT, NULL, 0, 0, TK_TIMEOUT_MS,
-                                      &h, &body, &size), 0);
+    assert_int_equal (
+        rl_client_call (ctx->clients[i], RL_OP_AUDIT, NULL, 0, 0, TK_TIMEOUT_MS, &h, &body, &size),
+        0);
     assert_int_equal (h.record_count, 1);
     rl_audit_rec_t audit;
     codec_decode_audit (body, &audit);
@@ -247,15 +258,16 @@ test_cross_shard (void **state)
         tk_transfer (tk_id (tid++, ctx->tag), tk_id (2, ctx->tag), tk_id (4, ctx->tag), 10, LEDGER),
         tk_transfer (tk_id (tid++, ctx->tag), tk_id (3, ctx->tag), tk_id (5, ctx->tag), 20, LEDGER),
         tk_transfer (tk_id (tid++, ctx->tag), tk_id (2, ctx->tag), tk_id (3, ctx->tag), 30, LEDGER),
-        tk_transfer (tk_id (tid++, ctx->tag), tk_id (2, ctx->tag), tk_id (5, ctx->tag), 5000, LEDGER),
+        tk_transfer (tk_id (tid++, ctx->tag), tk_id (2, ctx->tag), tk_id (5, ctx->tag), 5000,
+                     LEDGER),
     };
     rl_result_rec_t results[4];
-    assert_int_equal (rl_client_create_transfers (ctx->clients[0], batch, 4, results,
-                                                  TK_TIMEOUT_MS), 0);
+    assert_int_equal (
+        rl_client_create_transfers (ctx->clients[0], batch, 4, results, TK_TIMEOUT_MS), 0);
     assert_int_equal (results[0].result, RL_OK);
     assert_int_equal (results[1].result, RL_OK);
     assert_int_equal (results[2].result, RL_OK);
-    assert_int_equal (results[3].result, RL_EXCEEDS_CREDITS);   //  decided at the debit shard
+    assert_int_equal (results[3].result, RL_EXCEEDS_CREDITS); //  decided at the debit shard
     for (int i = 0; i < 3; i++) {
         tk_model_apply (&model, &batch[i]);
     }
@@ -293,8 +305,8 @@ test_cross_shard (void **state)
     uint8_t body[RL_TRANSFER_SIZE], *reply = NULL;
     size_t reply_size = 0;
     codec_encode_transfer (&live, body);
-    assert_int_equal (rl_client_call (ctx->clients[0], RL_OP_CREATE_TRANSFERS, body,
-                                      sizeof (body), 1, 20, &rh, &reply, &reply_size),
+    assert_int_equal (rl_client_call (ctx->clients[0], RL_OP_CREATE_TRANSFERS, body, sizeof (body),
+                                      1, 20, &rh, &reply, &reply_size),
                       RL_CLIENT_TIMEOUT);
     assert_int_equal (s_transfer (ctx, live, TK_TIMEOUT_MS), RL_IN_PROGRESS);
     //  The coordinator lists the live attempt; its reservation is accounted for.
@@ -340,7 +352,8 @@ s_resolve (s_ctx_t *ctx, const rl_tp_rec_t *rec)
     size_t size = 0;
     codec_encode_tp (rec, body);
     assert_int_equal (rl_client_call (ctx->clients[1], RL_OP_RESOLVE, body, sizeof (body), 1,
-                                      TK_TIMEOUT_MS, &h, &reply, &size), 0);
+                                      TK_TIMEOUT_MS, &h, &reply, &size),
+                      0);
     rl_tp_rec_t answer;
     codec_decode_tp (reply, &answer);
     free (reply);
@@ -402,7 +415,8 @@ test_heuristic (void **state)
     s_audit_ok (ctx, 1);
     rl_account_t receiver;
     assert_int_equal (rl_client_lookup_accounts (ctx->clients[1], &t.credit_account_id, 1,
-                                                 &receiver, TK_TIMEOUT_MS), 0);
+                                                 &receiver, TK_TIMEOUT_MS),
+                      0);
     assert_int_equal (receiver.credits_reserved, 0);
     assert_int_equal (receiver.credits_posted, 0);
     //  The coordinator comes back and delivers its COMMIT: contrary to the
@@ -411,14 +425,15 @@ test_heuristic (void **state)
     s_start (ctx, 0);
     assert_true (harness_wait_until (s_alarmed, ctx, 15000));
     assert_int_equal (rl_client_lookup_accounts (ctx->clients[1], &t.credit_account_id, 1,
-                                                 &receiver, TK_TIMEOUT_MS), 0);
+                                                 &receiver, TK_TIMEOUT_MS),
+                      0);
     assert_int_equal (receiver.credits_posted, 0);
     s_audit_ok (ctx, 1);
     //  The heuristic record survives a restart of the participant.
     assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[1], SIGTERM), 0);
     s_start (ctx, 1);
     rec.state = RL_TP_COMMIT;
-    assert_int_equal (s_resolve (ctx, &rec), RL_RESOLVE_NOT_FOUND);   //  no longer prepared
+    assert_int_equal (s_resolve (ctx, &rec), RL_RESOLVE_NOT_FOUND); //  no longer prepared
 }
 
 //  Crash matrix -------------------------------------------------------------------
@@ -428,9 +443,9 @@ static const char *s_path_names[] = {"commit", "business-abort", "infrastructure
 
 typedef struct {
     const char *point;
-    int role;                       //  0: coordinator (s1), 1: participant (s2)
+    int role; //  0: coordinator (s1), 1: participant (s2)
     s_path_t path;
-    const char *other;              //  a second crash point on the other role, or NULL
+    const char *other; //  a second crash point on the other role, or NULL
 } s_case_t;
 
 static const s_case_t s_cases[] = {
@@ -505,8 +520,9 @@ s_run_case (s_ctx_t *ctx, size_t k)
         }
         if (i == 1 && c->path == PATH_INFRA) {
             //  The PREPARE is handled after the coordinator gave up on it.
-            snprintf (fp_env[i], sizeof (fp_env[i]), "RL_FAILPOINTS=tp.part.prepare_delay=delay:600%s%s%s",
-                      points[i] ? "," : "", points[i] ? points[i] : "", points[i] ? "=crash" : "");
+            snprintf (fp_env[i], sizeof (fp_env[i]),
+                      "RL_FAILPOINTS=tp.part.prepare_delay=delay:600%s%s%s", points[i] ? "," : "",
+                      points[i] ? points[i] : "", points[i] ? "=crash" : "");
         }
         int e = 0;
         if (fp_env[i][0]) {
@@ -525,8 +541,8 @@ s_run_case (s_ctx_t *ctx, size_t k)
     s_create_account (ctx, 4, RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS);
     tk_model_t model;
     tk_model_init (&model, ctx->tag, 4);
-    rl_transfer_t fund = tk_transfer (tk_id (1, ctx->tag), tk_id (1, ctx->tag),
-                                      tk_id (2, ctx->tag), 100, LEDGER);
+    rl_transfer_t fund = tk_transfer (tk_id (1, ctx->tag), tk_id (1, ctx->tag), tk_id (2, ctx->tag),
+                                      100, LEDGER);
     assert_int_equal (s_transfer (ctx, fund, TK_TIMEOUT_MS), RL_OK);
     tk_model_apply (&model, &fund);
     rl_transfer_t t = tk_transfer (tk_id (2, ctx->tag), tk_id (2, ctx->tag),
@@ -560,8 +576,8 @@ s_run_case (s_ctx_t *ctx, size_t k)
     bool applied = s_applied (ctx, t);
     rl_account_t receiver;
     rl_id_t rid = t.credit_account_id;
-    assert_int_equal (rl_client_lookup_accounts (ctx->clients[1], &rid, 1, &receiver,
-                                                 TK_TIMEOUT_MS), 0);
+    assert_int_equal (
+        rl_client_lookup_accounts (ctx->clients[1], &rid, 1, &receiver, TK_TIMEOUT_MS), 0);
     //  Atomicity: applied on both shards or on neither.
     assert_int_equal (receiver.credits_posted, applied ? t.amount : 0);
     if (first == RL_OK) {

@@ -108,7 +108,7 @@ tk_shard_start (harness_t *h, tk_shard_t *shard)
             return shard->pid;
         }
         if (shard->pid > 0) {
-            break;   //  alive but not answering: a real failure
+            break; //  alive but not answering: a real failure
         }
         shard->port = harness_free_port ();
         snprintf (shard->endpoint, sizeof (shard->endpoint), "tcp://127.0.0.1:%d", shard->port);
@@ -133,19 +133,19 @@ tk_shard_stop (harness_t *h, tk_shard_t *shard, int sig)
 rl_id_t
 tk_id (uint64_t lo, uint64_t tag)
 {
-    return (rl_id_t) {.lo = lo, .hi = tag};
+    return (rl_id_t){.lo = lo, .hi = tag};
 }
 
 rl_account_t
 tk_account (uint64_t i, uint64_t tag, uint32_t ledger, uint16_t flags)
 {
-    return (rl_account_t) {.id = tk_id (i, tag), .ledger = ledger, .code = 10, .flags = flags};
+    return (rl_account_t){.id = tk_id (i, tag), .ledger = ledger, .code = 10, .flags = flags};
 }
 
 rl_transfer_t
 tk_transfer (rl_id_t id, rl_id_t debit, rl_id_t credit, uint64_t amount, uint32_t ledger)
 {
-    return (rl_transfer_t) {
+    return (rl_transfer_t){
         .id = id,
         .debit_account_id = debit,
         .credit_account_id = credit,
@@ -192,7 +192,7 @@ s_history_sums (rl_client_t *client, rl_id_t id, uint64_t *debits_p, uint64_t *c
         int rc = rl_client_get_account_transfers (client, &filter, page, &count, TK_TIMEOUT_MS);
         assert_int_equal (rc, 0);
         for (size_t i = 0; i < count; i++) {
-            assert_true (page[i].timestamp > last_ts);   //  ascending, no duplicates
+            assert_true (page[i].timestamp > last_ts); //  ascending, no duplicates
             last_ts = page[i].timestamp;
             if (rl_id_eq (page[i].debit_account_id, id)) {
                 *debits_p += page[i].amount;
@@ -236,7 +236,7 @@ tk_wait_quiet (rl_client_t **shards, size_t count, int timeout_ms)
         if (quiet) {
             return true;
         }
-        zclock_sleep (5);   //  polling interval of a bounded wait, not a fixed delay
+        zclock_sleep (5); //  polling interval of a bounded wait, not a fixed delay
     }
     return false;
 }
@@ -300,8 +300,7 @@ tk_check_conservation_by (tk_client_for_fn *client_for, void *ctx, const tk_mode
                       (unsigned long) a->debits_posted, (unsigned long) a->credits_posted,
                       (unsigned long) model->debits[n], (unsigned long) model->credits[n]);
         }
-        if (a->debits_pending || a->credits_pending || a->debits_reserved
-            || a->credits_reserved) {
+        if (a->debits_pending || a->credits_pending || a->debits_reserved || a->credits_reserved) {
             fail_msg ("account %zu: pending or reserved left: %lu %lu %lu %lu", n,
                       (unsigned long) a->debits_pending, (unsigned long) a->credits_pending,
                       (unsigned long) a->debits_reserved, (unsigned long) a->credits_reserved);

@@ -26,31 +26,31 @@
 #include "harness.h"
 #include "proto.h"
 
-#define TK_TIMEOUT_MS 5000          //  per call in tests
-#define TK_READY_TIMEOUT_MS 20000   //  a shard answers status within this after start
-#define TK_ACCOUNTS_MAX 4096
-#define TK_START_ATTEMPTS 3         //  fresh ports tried when a bind fails
+#define TK_TIMEOUT_MS       5000  //  per call in tests
+#define TK_READY_TIMEOUT_MS 20000 //  a shard answers status within this after start
+#define TK_ACCOUNTS_MAX     4096
+#define TK_START_ATTEMPTS   3 //  fresh ports tried when a bind fails
 
 typedef struct {
     char name[32];
     int port;
     char endpoint[64];
     char data_dir[512];
-    char ring_file[512];            //  empty: none
-    const char *durability;         //  "sync", "nosync", "manual-wal"
-    long checkpoint_transfers;      //  0: default
-    char *env[8];                   //  extra environment, NULL-terminated
-    char *args[12];                 //  extra arguments, NULL-terminated
+    char ring_file[512];       //  empty: none
+    const char *durability;    //  "sync", "nosync", "manual-wal"
+    long checkpoint_transfers; //  0: default
+    char *env[8];              //  extra environment, NULL-terminated
+    char *args[12];            //  extra arguments, NULL-terminated
     pid_t pid;
 } tk_shard_t;
 
 //  Fills name, port, endpoint, data_dir (under the harness dir).
-void  tk_shard_init (harness_t *h, tk_shard_t *shard, const char *name);
+void tk_shard_init (harness_t *h, tk_shard_t *shard, const char *name);
 //  Spawns the shard and waits until it answers status. pid, or -1.
 pid_t tk_shard_start (harness_t *h, tk_shard_t *shard);
 //  Sends sig and waits for the exit; returns the wait status, or -1.
-int   tk_shard_stop (harness_t *h, tk_shard_t *shard, int sig);
-bool  tk_wait_ready (const char *endpoint, int timeout_ms);
+int tk_shard_stop (harness_t *h, tk_shard_t *shard, int sig);
+bool tk_wait_ready (const char *endpoint, int timeout_ms);
 
 rl_id_t tk_id (uint64_t lo, uint64_t tag);
 rl_account_t tk_account (uint64_t i, uint64_t tag, uint32_t ledger, uint16_t flags);
@@ -59,10 +59,10 @@ rl_transfer_t tk_transfer (rl_id_t id, rl_id_t debit, rl_id_t credit, uint64_t a
 
 typedef struct {
     uint64_t tag;
-    size_t count;                   //  accounts 1..count
+    size_t count; //  accounts 1..count
     uint64_t debits[TK_ACCOUNTS_MAX + 1];
     uint64_t credits[TK_ACCOUNTS_MAX + 1];
-    uint64_t ok;                    //  transfers that took effect
+    uint64_t ok; //  transfers that took effect
 } tk_model_t;
 
 void tk_model_init (tk_model_t *model, uint64_t tag, size_t count);

@@ -33,19 +33,19 @@
 
 #include "ring.h"
 
-#define S_EXIT_BAD_FILE         1
-#define S_EXIT_USAGE            2
-#define S_SAMPLE_IDS_DEFAULT    100000      //  synthetic ids when --ids is absent
-#define S_SAMPLE_IDS_MAX        100000000   //  ids sampled or read, upper bound
-#define S_CHANGES_MAX           RL_SHARDS_MAX
-#define S_ID_LINE_SIZE_MAX      256         //  bytes of one line of an ids file
+#define S_EXIT_BAD_FILE      1
+#define S_EXIT_USAGE         2
+#define S_SAMPLE_IDS_DEFAULT 100000    //  synthetic ids when --ids is absent
+#define S_SAMPLE_IDS_MAX     100000000 //  ids sampled or read, upper bound
+#define S_CHANGES_MAX        RL_SHARDS_MAX
+#define S_ID_LINE_SIZE_MAX   256 //  bytes of one line of an ids file
 
 typedef enum { S_ADD, S_REMOVE, S_REWEIGHT } s_change_kind_t;
 
 typedef struct {
     s_change_kind_t kind;
-    char name [RL_SHARD_NAME_SIZE_MAX];
-    char endpoint [RL_ENDPOINT_SIZE_MAX];
+    char name[RL_SHARD_NAME_SIZE_MAX];
+    char endpoint[RL_ENDPOINT_SIZE_MAX];
     double weight;
 } s_change_t;
 
@@ -62,10 +62,10 @@ typedef struct {
 
 //  What the sample says: accounts per shard and per (from, to) pair.
 typedef struct {
-    uint64_t ids;           //  ids looked up
-    uint64_t *before;       //  [shards of a] ids owned before
-    uint64_t *after;        //  [shards of b] ids owned after
-    uint64_t *moves;        //  [shards of a x shards of b] ids moved
+    uint64_t ids;     //  ids looked up
+    uint64_t *before; //  [shards of a] ids owned before
+    uint64_t *after;  //  [shards of b] ids owned after
+    uint64_t *moves;  //  [shards of a x shards of b] ids moved
 } s_counts_t;
 
 static void
@@ -117,7 +117,7 @@ s_parse_u64 (const char *text, uint64_t *value_p)
     char *end = NULL;
     errno = 0;
     unsigned long long value = strtoull (text, &end, 0);
-    if (errno || end == text || *end || text [0] == '-') {
+    if (errno || end == text || *end || text[0] == '-') {
         return -1;
     }
     *value_p = value;
@@ -133,7 +133,7 @@ s_parse_shard_spec (const char *spec, int with_endpoint, s_change_t *change)
         return -1;
     }
     memcpy (change->name, spec, (size_t) (equals - spec));
-    change->name [equals - spec] = 0;
+    change->name[equals - spec] = 0;
     const char *rest = equals + 1;
     change->weight = 1.0;
     if (!with_endpoint) {
@@ -145,7 +145,7 @@ s_parse_shard_spec (const char *spec, int with_endpoint, s_change_t *change)
         return -1;
     }
     memcpy (change->endpoint, rest, endpoint_size);
-    change->endpoint [endpoint_size] = 0;
+    change->endpoint[endpoint_size] = 0;
     return at ? s_parse_number (at + 1, &change->weight) : 0;
 }
 
@@ -155,7 +155,7 @@ s_push_change (s_plan_args_t *args, s_change_kind_t kind, const char *value)
     if (args->change_count == S_CHANGES_MAX) {
         return s_usage_error ("too many changes (at most %s)", "RL_SHARDS_MAX");
     }
-    s_change_t *change = &args->changes [args->change_count];
+    s_change_t *change = &args->changes[args->change_count];
     memset (change, 0, sizeof *change);
     change->kind = kind;
     if (kind == S_REMOVE) {
@@ -163,8 +163,7 @@ s_push_change (s_plan_args_t *args, s_change_kind_t kind, const char *value)
             return s_usage_error ("shard name '%s' is too long", value);
         }
         strcpy (change->name, value);
-    }
-    else if (s_parse_shard_spec (value, kind == S_ADD, change)) {
+    } else if (s_parse_shard_spec (value, kind == S_ADD, change)) {
         return s_usage_error (kind == S_ADD ? "--add '%s': expected NAME=ENDPOINT[@WEIGHT]"
                                             : "--reweight '%s': expected NAME=WEIGHT",
                               value);
@@ -178,30 +177,23 @@ s_parse_plan_option (s_plan_args_t *args, const char *option, const char *value)
 {
     if (strcmp (option, "--ring") == 0) {
         args->ring_path = value;
-    }
-    else if (strcmp (option, "--out") == 0) {
+    } else if (strcmp (option, "--out") == 0) {
         args->out_path = value;
-    }
-    else if (strcmp (option, "--ids") == 0) {
+    } else if (strcmp (option, "--ids") == 0) {
         args->ids_path = value;
-    }
-    else if (strcmp (option, "--sample") == 0 || strcmp (option, "--seed") == 0) {
-        uint64_t *target = option [3] == 'a' ? &args->sample_count : &args->seed;
+    } else if (strcmp (option, "--sample") == 0 || strcmp (option, "--seed") == 0) {
+        uint64_t *target = option[3] == 'a' ? &args->sample_count : &args->seed;
         if (s_parse_u64 (value, target)
             || (target == &args->sample_count && *target > S_SAMPLE_IDS_MAX)) {
             return s_usage_error ("bad number '%s' (--sample is 0..100000000)", value);
         }
-    }
-    else if (strcmp (option, "--add") == 0) {
+    } else if (strcmp (option, "--add") == 0) {
         return s_push_change (args, S_ADD, value);
-    }
-    else if (strcmp (option, "--remove") == 0) {
+    } else if (strcmp (option, "--remove") == 0) {
         return s_push_change (args, S_REMOVE, value);
-    }
-    else if (strcmp (option, "--reweight") == 0) {
+    } else if (strcmp (option, "--reweight") == 0) {
         return s_push_change (args, S_REWEIGHT, value);
-    }
-    else {
+    } else {
         return s_usage_error ("unknown option '%s'", option);
     }
     return 0;
@@ -213,26 +205,26 @@ s_parse_plan_args (int argc, char **argv, s_plan_args_t *args)
     args->sample_count = S_SAMPLE_IDS_DEFAULT;
     args->seed = 1;
     for (int i = 2; i < argc; i++) {
-        if (strcmp (argv [i], "--json") == 0) {
+        if (strcmp (argv[i], "--json") == 0) {
             args->json = 1;
             continue;
         }
-        if (strncmp (argv [i], "--", 2) != 0) {
-            return s_usage_error ("unexpected argument '%s'", argv [i]);
+        if (strncmp (argv[i], "--", 2) != 0) {
+            return s_usage_error ("unexpected argument '%s'", argv[i]);
         }
-        static const char *known [] = {"--ring", "--out", "--ids", "--sample", "--seed",
-                                       "--add", "--remove", "--reweight"};
+        static const char *known[] = {"--ring", "--out", "--ids",    "--sample",
+                                      "--seed", "--add", "--remove", "--reweight"};
         size_t k = 0;
-        while (k < sizeof known / sizeof known [0] && strcmp (known [k], argv [i])) {
+        while (k < sizeof known / sizeof known[0] && strcmp (known[k], argv[i])) {
             k++;
         }
-        if (k == sizeof known / sizeof known [0]) {
-            return s_usage_error ("unknown option '%s'", argv [i]);
+        if (k == sizeof known / sizeof known[0]) {
+            return s_usage_error ("unknown option '%s'", argv[i]);
         }
         if (i + 1 >= argc) {
-            return s_usage_error ("option '%s' needs a value", argv [i]);
+            return s_usage_error ("option '%s' needs a value", argv[i]);
         }
-        int rc = s_parse_plan_option (args, argv [i], argv [i + 1]);
+        int rc = s_parse_plan_option (args, argv[i], argv[i + 1]);
         if (rc) {
             return rc;
         }
@@ -253,17 +245,14 @@ s_apply_change (ring_t *ring, const s_change_t *change)
     const char *verb = "add";
     if (change->kind == S_ADD) {
         rc = ring_add_shard (ring, change->name, change->endpoint, change->weight);
-    }
-    else if (change->kind == S_REMOVE) {
+    } else if (change->kind == S_REMOVE) {
         verb = "remove";
         rc = ring_remove_shard (ring, change->name);
         if (rc == RING_OK && ring_shard_count (ring) == 0) {
-            fprintf (stderr, "rebalance: cannot remove '%s': a ring needs a shard\n",
-                     change->name);
+            fprintf (stderr, "rebalance: cannot remove '%s': a ring needs a shard\n", change->name);
             return S_EXIT_USAGE;
         }
-    }
-    else {
+    } else {
         verb = "reweight";
         rc = ring_reweight_shard (ring, change->name, change->weight);
     }
@@ -271,9 +260,10 @@ s_apply_change (ring_t *ring, const s_change_t *change)
         fprintf (stderr, "rebalance: cannot %s shard '%s': %s", verb, change->name,
                  ring_strerror (rc));
         if (rc == RING_ERR_INVALID) {
-            fprintf (stderr, " (names: letters, digits, '.', '_', '-', up to %d bytes; "
-                             "weights %g..%g)", RL_SHARD_NAME_SIZE_MAX - 1, RING_WEIGHT_MIN,
-                     RL_RING_WEIGHT_MAX);
+            fprintf (stderr,
+                     " (names: letters, digits, '.', '_', '-', up to %d bytes; "
+                     "weights %g..%g)",
+                     RL_SHARD_NAME_SIZE_MAX - 1, RING_WEIGHT_MIN, RL_RING_WEIGHT_MAX);
         }
         if (rc == RING_ERR_NOT_FOUND || rc == RING_ERR_EXISTS) {
             fprintf (stderr, " (shards now:");
@@ -304,9 +294,9 @@ s_count_point (s_counts_t *counts, const ring_t *a, const ring_t *b, uint64_t po
 {
     size_t from = (size_t) ring_lookup (a, point);
     size_t to = (size_t) ring_lookup (b, point);
-    counts->before [from]++;
-    counts->after [to]++;
-    counts->moves [from * ring_shard_count (b) + to]++;
+    counts->before[from]++;
+    counts->after[to]++;
+    counts->moves[from * ring_shard_count (b) + to]++;
     counts->ids++;
 }
 
@@ -314,7 +304,7 @@ s_count_point (s_counts_t *counts, const ring_t *a, const ring_t *b, uint64_t po
 static int
 s_parse_id_line (const char *line, uint8_t *id)
 {
-    static const char digits [] = "0123456789abcdefABCDEF";
+    static const char digits[] = "0123456789abcdefABCDEF";
     if (strspn (line, digits) != 2 * RL_ID_SIZE) {
         return -1;
     }
@@ -323,8 +313,8 @@ s_parse_id_line (const char *line, uint8_t *id)
         return -1;
     }
     for (size_t i = 0; i < RL_ID_SIZE; i++) {
-        char pair [3] = {line [2 * i], line [2 * i + 1], 0};
-        id [i] = (uint8_t) strtoul (pair, NULL, 16);
+        char pair[3] = {line[2 * i], line[2 * i + 1], 0};
+        id[i] = (uint8_t) strtoul (pair, NULL, 16);
     }
     return 0;
 }
@@ -337,16 +327,18 @@ s_count_ids_file (s_counts_t *counts, const ring_t *a, const ring_t *b, const ch
         fprintf (stderr, "rebalance: cannot open ids file %s: %s\n", path, strerror (errno));
         return S_EXIT_BAD_FILE;
     }
-    char line [S_ID_LINE_SIZE_MAX];
+    char line[S_ID_LINE_SIZE_MAX];
     int rc = 0;
     for (uint64_t number = 1; fgets (line, sizeof line, file); number++) {
-        uint8_t id [RL_ID_SIZE];
-        if (line [0] == '\n' || line [0] == '#') {
+        uint8_t id[RL_ID_SIZE];
+        if (line[0] == '\n' || line[0] == '#') {
             continue;
         }
         if (s_parse_id_line (line, id) || number > S_SAMPLE_IDS_MAX) {
-            fprintf (stderr, "rebalance: %s line %" PRIu64 ": expected 32 hex digits "
-                             "(one account id per line)\n", path, number);
+            fprintf (stderr,
+                     "rebalance: %s line %" PRIu64 ": expected 32 hex digits "
+                     "(one account id per line)\n",
+                     path, number);
             rc = S_EXIT_BAD_FILE;
             break;
         }
@@ -357,13 +349,12 @@ s_count_ids_file (s_counts_t *counts, const ring_t *a, const ring_t *b, const ch
 }
 
 static void
-s_count_sample (s_counts_t *counts, const ring_t *a, const ring_t *b, uint64_t count,
-                uint64_t seed)
+s_count_sample (s_counts_t *counts, const ring_t *a, const ring_t *b, uint64_t count, uint64_t seed)
 {
     uint64_t state = seed;
     for (uint64_t k = 0; k < count; k++) {
-        uint64_t words [2] = {s_splitmix64 (&state), s_splitmix64 (&state)};
-        uint8_t id [RL_ID_SIZE];
+        uint64_t words[2] = {s_splitmix64 (&state), s_splitmix64 (&state)};
+        uint8_t id[RL_ID_SIZE];
         memcpy (id, words, sizeof id);
         s_count_point (counts, a, b, ring_point_of_id (id));
     }
@@ -386,7 +377,7 @@ s_count_of (const s_counts_t *counts, const ring_t *ring, const uint64_t *per_sh
 {
     int index = ring_shard_find (ring, name);
     (void) counts;
-    return index < 0 ? 0 : per_shard [index];
+    return index < 0 ? 0 : per_shard[index];
 }
 
 static uint64_t
@@ -396,7 +387,7 @@ s_flow_accounts (const s_counts_t *counts, const ring_t *a, const ring_t *b,
     int from = ring_shard_find (a, flow->from);
     int to = ring_shard_find (b, flow->to);
     assert (from >= 0 && to >= 0);
-    return counts->moves [(size_t) from * ring_shard_count (b) + (size_t) to];
+    return counts->moves[(size_t) from * ring_shard_count (b) + (size_t) to];
 }
 
 //  Every shard of a, then those only in b, calling back with its name.
@@ -428,8 +419,7 @@ s_format_cell (char *out, size_t size, double value, const char *format)
 {
     if (value < 0) {
         snprintf (out, size, "-");
-    }
-    else {
+    } else {
         snprintf (out, size, format, value);
     }
 }
@@ -442,13 +432,13 @@ s_print_shard_row (const char *name, void *arg, int first)
     double weight_a, weight_b;
     double own_a = s_ownership_of (report->a, name, &weight_a);
     double own_b = s_ownership_of (report->b, name, &weight_b);
-    char cells [4][32];
-    s_format_cell (cells [0], sizeof cells [0], weight_a, "%g");
-    s_format_cell (cells [1], sizeof cells [1], weight_b, "%g");
-    s_format_cell (cells [2], sizeof cells [2], own_a < 0 ? -1 : own_a * 100, "%.3f%%");
-    s_format_cell (cells [3], sizeof cells [3], own_b < 0 ? -1 : own_b * 100, "%.3f%%");
-    printf ("%-16s %8s %8s %10s %10s %12" PRIu64 " %12" PRIu64 "\n", name, cells [0], cells [1],
-            cells [2], cells [3],
+    char cells[4][32];
+    s_format_cell (cells[0], sizeof cells[0], weight_a, "%g");
+    s_format_cell (cells[1], sizeof cells[1], weight_b, "%g");
+    s_format_cell (cells[2], sizeof cells[2], own_a < 0 ? -1 : own_a * 100, "%.3f%%");
+    s_format_cell (cells[3], sizeof cells[3], own_b < 0 ? -1 : own_b * 100, "%.3f%%");
+    printf ("%-16s %8s %8s %10s %10s %12" PRIu64 " %12" PRIu64 "\n", name, cells[0], cells[1],
+            cells[2], cells[3],
             s_count_of (report->counts, report->a, report->counts->before, name),
             s_count_of (report->counts, report->b, report->counts->after, name));
 }
@@ -472,10 +462,10 @@ s_print_table (const s_report_t *report, const ring_flow_t *flows, size_t flow_c
     double fraction = 0;
     uint64_t accounts = 0;
     for (size_t f = 0; f < flow_count; f++) {
-        uint64_t moved = s_flow_accounts (report->counts, a, b, &flows [f]);
-        printf ("%-16s %-16s %11.3f%% %12" PRIu64 "\n", flows [f].from, flows [f].to,
-                flows [f].fraction * 100, moved);
-        fraction += flows [f].fraction;
+        uint64_t moved = s_flow_accounts (report->counts, a, b, &flows[f]);
+        printf ("%-16s %-16s %11.3f%% %12" PRIu64 "\n", flows[f].from, flows[f].to,
+                flows[f].fraction * 100, moved);
+        fraction += flows[f].fraction;
         accounts += moved;
     }
     printf ("%-16s %-16s %11.3f%% %12" PRIu64 "\n\n", "total", "", fraction * 100, accounts);
@@ -494,14 +484,12 @@ s_print_json_shard (const char *name, void *arg, int first)
     printf ("%s\n    {\"name\": \"%s\", ", first ? "" : ",", name);
     if (weight_a < 0) {
         printf ("\"weight_before\": null, \"ownership_before\": null, ");
-    }
-    else {
+    } else {
         printf ("\"weight_before\": %.17g, \"ownership_before\": %.9f, ", weight_a, own_a);
     }
     if (weight_b < 0) {
         printf ("\"weight_after\": null, \"ownership_after\": null, ");
-    }
-    else {
+    } else {
         printf ("\"weight_after\": %.17g, \"ownership_after\": %.9f, ", weight_b, own_b);
     }
     printf ("\"accounts_before\": %" PRIu64 ", \"accounts_after\": %" PRIu64 "}",
@@ -525,14 +513,17 @@ s_print_json (const s_report_t *report, const ring_flow_t *flows, size_t flow_co
     double fraction = 0;
     uint64_t accounts = 0;
     for (size_t f = 0; f < flow_count; f++) {
-        uint64_t moved = s_flow_accounts (report->counts, a, b, &flows [f]);
-        printf ("%s\n    {\"from\": \"%s\", \"to\": \"%s\", \"fraction\": %.9f, \"accounts\": %" PRIu64
-                "}", f ? "," : "", flows [f].from, flows [f].to, flows [f].fraction, moved);
-        fraction += flows [f].fraction;
+        uint64_t moved = s_flow_accounts (report->counts, a, b, &flows[f]);
+        printf (
+            "%s\n    {\"from\": \"%s\", \"to\": \"%s\", \"fraction\": %.9f, \"accounts\": %" PRIu64
+            "}",
+            f ? "," : "", flows[f].from, flows[f].to, flows[f].fraction, moved);
+        fraction += flows[f].fraction;
         accounts += moved;
     }
     printf ("\n  ],\n  \"moved_fraction\": %.9f, \"moved_accounts\": %" PRIu64
-            ", \"arcs_moved\": %zu,\n", fraction, accounts, arc_count);
+            ", \"arcs_moved\": %zu,\n",
+            fraction, accounts, arc_count);
     printf ("  \"imbalance_before\": %.6f, \"imbalance_after\": %.6f,\n", ring_imbalance (a),
             ring_imbalance (b));
     printf ("  \"points_before\": %zu, \"points_after\": %zu,\n", ring_point_count (a),
@@ -557,18 +548,16 @@ s_report (const ring_t *a, const ring_t *b, const s_counts_t *counts, const s_pl
     }
     free (arcs);
     s_report_t report = {a, b, counts};
-    char label [128];
+    char label[128];
     if (args->ids_path) {
         snprintf (label, sizeof label, "%" PRIu64 " ids of %s", counts->ids, args->ids_path);
-    }
-    else {
+    } else {
         snprintf (label, sizeof label, "%" PRIu64 " random ids (seed %" PRIu64 ")", counts->ids,
                   args->seed);
     }
     if (args->json) {
         s_print_json (&report, flows, flow_count, arc_count, args);
-    }
-    else {
+    } else {
         s_print_table (&report, flows, flow_count, arc_count, label);
         if (args->out_path) {
             printf ("wrote %s (epoch %" PRIu64 ")\n", args->out_path, ring_epoch (b));
@@ -591,11 +580,9 @@ s_plan_rings (const ring_t *a, ring_t *b, const s_plan_args_t *args)
     if (!counts.before || !counts.after || !counts.moves) {
         fprintf (stderr, "rebalance: out of memory\n");
         rc = S_EXIT_BAD_FILE;
-    }
-    else if (args->ids_path) {
+    } else if (args->ids_path) {
         rc = s_count_ids_file (&counts, a, b, args->ids_path);
-    }
-    else {
+    } else {
         s_count_sample (&counts, a, b, args->sample_count, args->seed);
     }
     if (rc == 0 && args->out_path) {
@@ -623,7 +610,7 @@ s_plan (int argc, char **argv)
         return S_EXIT_BAD_FILE;
     }
     int rc = s_parse_plan_args (argc, argv, &args);
-    char err [512];
+    char err[512];
     ring_t *current = NULL;
     ring_t *proposed = NULL;
     if (rc == 0) {
@@ -638,7 +625,7 @@ s_plan (int argc, char **argv)
         rc = proposed ? 0 : S_EXIT_BAD_FILE;
     }
     for (size_t k = 0; rc == 0 && k < args.change_count; k++) {
-        rc = s_apply_change (proposed, &args.changes [k]);
+        rc = s_apply_change (proposed, &args.changes[k]);
     }
     if (rc == 0) {
         ring_set_epoch (proposed, ring_epoch (current) + 1);
@@ -698,10 +685,9 @@ s_init (int argc, char **argv)
     int rc = 0;
     for (int i = 2; rc == 0 && i < argc; i += 2) {
         if (i + 1 >= argc) {
-            rc = s_usage_error ("option '%s' needs a value", argv [i]);
-        }
-        else {
-            rc = s_init_option (ring, argv [i], argv [i + 1], &out_path);
+            rc = s_usage_error ("option '%s' needs a value", argv[i]);
+        } else {
+            rc = s_init_option (ring, argv[i], argv[i + 1], &out_path);
         }
     }
     if (rc == 0 && ring_shard_count (ring) == 0) {
@@ -712,8 +698,7 @@ s_init (int argc, char **argv)
             fprintf (stderr, "rebalance: cannot write %s: %s\n", out_path, strerror (errno));
             rc = S_EXIT_BAD_FILE;
         }
-    }
-    else if (rc == 0) {
+    } else if (rc == 0) {
         char *text = ring_to_text (ring);
         rc = text ? 0 : S_EXIT_BAD_FILE;
         fputs (text ? text : "", stdout);
@@ -730,18 +715,18 @@ main (int argc, char **argv)
         s_usage (stderr);
         return S_EXIT_USAGE;
     }
-    if (strcmp (argv [1], "--help") == 0 || strcmp (argv [1], "-h") == 0
-        || strcmp (argv [1], "help") == 0) {
+    if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0
+        || strcmp (argv[1], "help") == 0) {
         s_usage (stdout);
         return 0;
     }
-    if (strcmp (argv [1], "plan") == 0) {
+    if (strcmp (argv[1], "plan") == 0) {
         return s_plan (argc, argv);
     }
-    if (strcmp (argv [1], "init") == 0) {
+    if (strcmp (argv[1], "init") == 0) {
         return s_init (argc, argv);
     }
-    fprintf (stderr, "rebalance: unknown command '%s' (commands: plan, init)\n\n", argv [1]);
+    fprintf (stderr, "rebalance: unknown command '%s' (commands: plan, init)\n\n", argv[1]);
     s_usage (stderr);
     return S_EXIT_USAGE;
 }
