@@ -450,8 +450,9 @@ rl_client_get_ring (rl_client_t *self, uint8_t **blob_p, size_t *size_p, int tim
 static bool
 s_result_is_open (uint32_t result)
 {
-    return (result >= RL_WRONG_SHARD && result <= 15)
-           || strcmp (rl_result_name (result), "unknown") == 0;
+    rl_result_class_t result_class = rl_result_class (result);
+    return result_class == RL_RESULT_CLASS_INFRASTRUCTURE
+           || result_class == RL_RESULT_CLASS_UNKNOWN;
 }
 
 //  Message statuses after which the same request may be sent again.

@@ -678,7 +678,7 @@ codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header)
     }
     if (header->status != RL_STATUS_OK) {
         //  An error reply echoes whatever operation the request carried.
-        bool is_defined = header->status <= RL_STATUS_WRONG_SHARD; //  the last status
+        bool is_defined = header->status <= RL_STATUS_LAST;
         bool is_bare = header->record_count == 0 && size == RL_HEADER_SIZE;
         return is_defined && is_bare ? RL_STATUS_OK : RL_STATUS_MALFORMED;
     }

@@ -10,6 +10,12 @@
     little-endian host the layout is identical and decoding is a copy, which
     the _Static_asserts in codec.c pin down.
 
+    Every code is one row of a table (an X-macro: RL_OP_TABLE,
+    RL_STATUS_TABLE, RL_RESULT_TABLE) that gives its value, its name and,
+    for statuses and results, the operator hint; a result row also gives
+    its class and what it leaves of the id. The enums, the names, the hints
+    and the doc check of tests/test_codec.c all come from these rows.
+
     Result codes are data, not exceptions: every create returns one result
     per record. Codes are grouped by the order in which they are checked
     (docs/protocol.md, "Result codes"): id validation, idempotency, field
@@ -53,138 +59,276 @@ rl_id_eq (rl_id_t a, rl_id_t b)
 }
 
 //  Operations ------------------------------------------------------------
-typedef enum {
-    RL_OP_CREATE_ACCOUNTS = 1,       //  account[]            -> result[]
-    RL_OP_CREATE_TRANSFERS = 2,      //  transfer[]           -> result[]
-    RL_OP_LOOKUP_ACCOUNTS = 3,       //  id[]                 -> account[] (timestamp 0: not found)
-    RL_OP_LOOKUP_TRANSFERS = 4,      //  id[]                 -> transfer[] (timestamp 0: not found)
-    RL_OP_GET_ACCOUNT_TRANSFERS = 5, //  filter[1]            -> transfer[] (up to limit)
-    RL_OP_STATUS = 6,                //  (none)               -> status[1]
-    RL_OP_LOAD_RING = 7,             //  ring blob (count 1)  -> (none); refused unless epoch grows
-    RL_OP_GET_RING = 8,              //  (none)               -> ring blob (count 1)
-    //  16..31: two-phase transfers between shards (reserved, docs/two-phase.md)
-    RL_OP_PREPARE = 16,
-    RL_OP_DECIDE = 17,
-    RL_OP_ACK = 18,
-    RL_OP_OUTCOME_QUERY = 19,
-    //  32..47: admin (reserved)
-    RL_OP_IN_DOUBT = 32,
-    RL_OP_AUDIT = 33,
-    RL_OP_RESOLVE = 34, //  two-phase record[] -> two-phase record[] (heuristic)
-} rl_op_t;
+//  X (identifier, value, name). Request and reply bodies: codec.h.
+//      create_accounts         account[]            -> result[]
+//      create_transfers        transfer[]           -> result[]
+//      lookup_accounts         id[]                 -> account[] (timestamp 0: not found)
+//      lookup_transfers        id[]                 -> transfer[] (timestamp 0: not found)
+//      get_account_transfers   filter[1]            -> transfer[] (up to limit)
+//      status                  (none)               -> status[1]
+//      load_ring               ring blob (count 1)  -> (none); refused unless epoch grows
+//      get_ring                (none)               -> ring blob (count 1)
+//      16..31: two-phase transfers between shards (docs/two-phase.md)
+//      32..47: admin; resolve: two-phase record[] -> two-phase record[] (heuristic)
+// clang-format off
+#define RL_OP_TABLE(X)                                                                             \
+    X (RL_OP_CREATE_ACCOUNTS, 1, "create_accounts")                                                \
+    X (RL_OP_CREATE_TRANSFERS, 2, "create_transfers")                                              \
+    X (RL_OP_LOOKUP_ACCOUNTS, 3, "lookup_accounts")                                                \
+    X (RL_OP_LOOKUP_TRANSFERS, 4, "lookup_transfers")                                              \
+    X (RL_OP_GET_ACCOUNT_TRANSFERS, 5, "get_account_transfers")                                    \
+    X (RL_OP_STATUS, 6, "status")                                                                  \
+    X (RL_OP_LOAD_RING, 7, "load_ring")                                                            \
+    X (RL_OP_GET_RING, 8, "get_ring")                                                              \
+    X (RL_OP_PREPARE, 16, "prepare")                                                               \
+    X (RL_OP_DECIDE, 17, "decide")                                                                 \
+    X (RL_OP_ACK, 18, "ack")                                                                       \
+    X (RL_OP_OUTCOME_QUERY, 19, "outcome_query")                                                   \
+    X (RL_OP_IN_DOUBT, 32, "in_doubt")                                                             \
+    X (RL_OP_AUDIT, 33, "audit")                                                                   \
+    X (RL_OP_RESOLVE, 34, "resolve")
+// clang-format on
+
+#define RL_OP_ENUM_(id, value, name) id = value,
+typedef enum { RL_OP_TABLE (RL_OP_ENUM_) } rl_op_t;
+#undef RL_OP_ENUM_
 
 //  Message-level status, in the reply header --------------------------------
-typedef enum {
-    RL_STATUS_OK = 0,
-    RL_STATUS_MALFORMED = 1, //  short frame, or count disagrees with size
-    RL_STATUS_BAD_MAGIC = 2,
-    RL_STATUS_BAD_VERSION = 3,
-    RL_STATUS_UNKNOWN_OPERATION = 4,
-    RL_STATUS_TOO_MANY_RECORDS = 5, //  more than RL_BATCH_RECORDS_MAX, or oversize frame
-    RL_STATUS_BUSY = 6,             //  a bounded queue is full: back off and retry
-    RL_STATUS_STORAGE_ERROR = 7,    //  the store refuses writes until it recovers
-    RL_STATUS_EPOCH_NOT_NEWER = 8,  //  load ring: the epoch does not increase
-    RL_STATUS_BAD_RING = 9,         //  load ring: the blob does not decode
-    RL_STATUS_BAD_FILTER = 10,      //  get_account_transfers: invalid filter
-    RL_STATUS_UNAVAILABLE = 11,     //  router: no shard could be reached
-    RL_STATUS_TIMEOUT = 12,         //  router: deadline passed on a read or admin request
-                                    //  (creates answer status ok, open records outcome_unknown)
-    RL_STATUS_DUPLICATE_ID = 13,    //  router: an id appears twice in one batch
-    RL_STATUS_WRONG_SHARD = 14,     //  read of an account the shard does not own at its epoch
-} rl_status_t;
+//  X (identifier, value, name, operator hint: what to do next).
+#define RL_HINT_PROTOCOL_                                                                          \
+    "the server refused the request: is --connect a ringledger router or shard of protocol "       \
+    "version 1?"
+// clang-format off
+#define RL_STATUS_TABLE(X)                                                                         \
+    X (RL_STATUS_OK, 0, "ok", "")                                                                  \
+    /*  short frame, or count disagrees with size */                                               \
+    X (RL_STATUS_MALFORMED, 1, "malformed", RL_HINT_PROTOCOL_)                                     \
+    X (RL_STATUS_BAD_MAGIC, 2, "bad_magic", RL_HINT_PROTOCOL_)                                     \
+    X (RL_STATUS_BAD_VERSION, 3, "bad_version", RL_HINT_PROTOCOL_)                                 \
+    X (RL_STATUS_UNKNOWN_OPERATION, 4, "unknown_operation", RL_HINT_PROTOCOL_)                     \
+    /*  more than RL_BATCH_RECORDS_MAX, or oversize frame */                                       \
+    X (RL_STATUS_TOO_MANY_RECORDS, 5, "too_many_records",                                          \
+       "too many records in one request: split it")                                                \
+    /*  a bounded queue is full: back off and retry */                                             \
+    X (RL_STATUS_BUSY, 6, "busy", "a queue is full: back off, then retry the same command")        \
+    /*  the store refuses writes until it recovers */                                              \
+    X (RL_STATUS_STORAGE_ERROR, 7, "storage_error",                                                \
+       "a shard's store failed and it is restarting: retry with the same ids, the outcome of "     \
+       "creates is unknown until then")                                                            \
+    /*  load ring: the epoch does not increase */                                                  \
+    X (RL_STATUS_EPOCH_NOT_NEWER, 8, "epoch_not_newer",                                            \
+       "the shard already serves a ring of this epoch or a newer one: nothing to do")              \
+    /*  load ring: the blob does not decode */                                                     \
+    X (RL_STATUS_BAD_RING, 9, "bad_ring", "the ring does not decode: check the ring file")         \
+    /*  get_account_transfers: invalid filter */                                                   \
+    X (RL_STATUS_BAD_FILTER, 10, "bad_filter", "check --limit, --from and --to (from <= to)")      \
+    /*  router: no shard could be reached */                                                       \
+    X (RL_STATUS_UNAVAILABLE, 11, "unavailable",                                                   \
+       "the router reached no shard: check 'rlctl status'; retry later with the same ids")         \
+    /*  router: deadline passed on a read or admin request (creates answer */                      \
+    /*  status ok, open records outcome_unknown) */                                                \
+    X (RL_STATUS_TIMEOUT, 12, "timeout", "the router's deadline passed: retry")                    \
+    /*  router: an id appears twice in one batch */                                                \
+    X (RL_STATUS_DUPLICATE_ID, 13, "duplicate_id",                                                 \
+       "an id appears twice in the command: give each its own")                                    \
+    /*  read of an account the shard does not own at its epoch */                                  \
+    X (RL_STATUS_WRONG_SHARD, 14, "wrong_shard",                                                   \
+       "the shard at --connect does not own this account: connect to the router, or to the "      \
+       "owner that 'rlctl ring' shows")
+// clang-format on
+
+#define RL_STATUS_ENUM_(id, value, name, hint) id = value,
+typedef enum { RL_STATUS_TABLE (RL_STATUS_ENUM_) } rl_status_t;
+#undef RL_STATUS_ENUM_
+#define RL_STATUS_LAST RL_STATUS_WRONG_SHARD //  statuses are 0..RL_STATUS_LAST
 
 //  Per-record result codes (create_accounts and create_transfers) ----------
+//  X (identifier, value, name, class, burns, operator hint), one row per
+//  code: the one place that says what a result means (docs/protocol.md,
+//  "Result codes", is checked against it by tests/test_codec.c).
+//
+//  class: the group of checks that gave it, in the order they run
+//  (rl_result_class_t: applied, infrastructure, id validation, idempotency,
+//  field validation, account lookups, ledger, pending, balances).
+//  burns: what the result leaves of the id (rl_burns_t): NO, the id stays
+//  free and a retry with it may apply the record; YES, a failure remembered
+//  for that id; SUCCESS, the id holds the applied record; TAKEN, the id holds
+//  another record. Values 12..15 are kept for infrastructure codes.
+#define RL_HINT_UNKNOWN_                                                                           \
+    "the outcome is unknown: retry with the SAME id, never pay again with a new one"
+#define RL_HINT_LATER_ "not decided yet: retry later with the same id"
+#define RL_HINT_FIX_   "fix the record; the id is not burned"
+#define RL_HINT_TAKEN_ "the id is taken by a different record: use a new id"
+#define RL_HINT_BURNED_                                                                            \
+    "refused for good; the id is now burned: a retry with the same id gets the same result"
+#define RL_HINT_CREATE_FIRST_                                                                      \
+    "create the account first; the id is now burned: a retry with the same id gets the same "      \
+    "result, pay again with a new id"
+
+// clang-format off
+#define RL_RESULT_TABLE(X)                                                                         \
+    X (RL_OK, 0, "ok", APPLIED, SUCCESS, "")                                                       \
+    X (RL_EXISTS, 1, "exists", IDEMPOTENCY, SUCCESS,                                               \
+       "created earlier with the same fields: success (the timestamp is the original's)")          \
+    X (RL_WRONG_SHARD, 2, "wrong_shard", INFRASTRUCTURE, NO,                                       \
+       "this shard does not own the account: connect to the router, or to the owner that "         \
+       "'rlctl ring' shows")                                                                       \
+    X (RL_BUSY, 3, "busy", INFRASTRUCTURE, NO,                                                     \
+       "a queue is full: back off, then retry with the same id")                                   \
+    X (RL_ABORTED, 4, "aborted", INFRASTRUCTURE, NO,                                               \
+       "definitely not applied; the id is not burned: retry with the same id")                     \
+    X (RL_OUTCOME_UNKNOWN, 5, "outcome_unknown", INFRASTRUCTURE, NO, RL_HINT_UNKNOWN_)             \
+    X (RL_IN_PROGRESS, 6, "in_progress", INFRASTRUCTURE, NO, RL_HINT_LATER_)                       \
+    X (RL_IN_DOUBT, 7, "in_doubt", INFRASTRUCTURE, NO, RL_HINT_LATER_)                             \
+    X (RL_FROZEN, 8, "frozen", INFRASTRUCTURE, NO, RL_HINT_LATER_)                                 \
+    X (RL_STORAGE_ERROR, 9, "storage_error", INFRASTRUCTURE, NO, RL_HINT_UNKNOWN_)                 \
+    X (RL_LINKED_EVENT_FAILED, 10, "linked_event_failed",                                          \
+       INFRASTRUCTURE, NO,                                                                         \
+       "reserved for linked chains, not sent yet: treat it as outcome_unknown and retry "          \
+       "with the same id")                                                                         \
+    X (RL_LINKED_EVENT_CHAIN_OPEN, 11, "linked_event_chain_open",                                  \
+       INFRASTRUCTURE, NO,                                                                         \
+       "reserved for linked chains, not sent yet: treat it as outcome_unknown and retry "          \
+       "with the same id")                                                                         \
+    X (RL_ID_MUST_NOT_BE_ZERO, 16, "id_must_not_be_zero", ID_VALIDATION, NO, RL_HINT_FIX_)         \
+    X (RL_ID_MUST_NOT_BE_INT_MAX, 17, "id_must_not_be_int_max", ID_VALIDATION, NO, RL_HINT_FIX_)   \
+    X (RL_EXISTS_WITH_DIFFERENT_FLAGS, 20, "exists_with_different_flags",                          \
+       IDEMPOTENCY, TAKEN, RL_HINT_TAKEN_)                                                         \
+    X (RL_EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID, 21, "exists_with_different_debit_account_id",    \
+       IDEMPOTENCY, TAKEN, RL_HINT_TAKEN_)                                                         \
+    X (RL_EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID, 22, "exists_with_different_credit_account_id",  \
+       IDEMPOTENCY, TAKEN, RL_HINT_TAKEN_)                                                         \
+    X (RL_EXISTS_WITH_DIFFERENT_AMOUNT, 23, "exists_with_different_amount",                        \
+       IDEMPOTENCY, TAKEN, RL_HINT_TAKEN_)                                                         \
+    X (RL_EXISTS_WITH_DIFFERENT_PENDING_ID, 24, "exists_with_different_pending_id",                \
+       IDEMPOTENCY, TAKEN, RL_HINT_TAKEN_)                                                         \
+    X (RL_EXISTS_WITH_DIFFERENT_USER_DATA_128, 25, "exists_with_different_user_data_128",          \
+       IDEMPOTENCY, TAKEN, RL_HINT_TAKEN_)                                                         \
+    X (RL_EXISTS_WITH_DIFFERENT_USER_DATA_64, 26, "exists_with_different_user_data_64",            \
+       IDEMPOTENCY, TAKEN, RL_HINT_TAKEN_)                                                         \
+    X (RL_EXISTS_WITH_DIFFERENT_USER_DATA_32, 27, "exists_with_different_user_data_32",            \
+       IDEMPOTENCY, TAKEN, RL_HINT_TAKEN_)                                                         \
+    X (RL_EXISTS_WITH_DIFFERENT_TIMEOUT, 28, "exists_with_different_timeout",                      \
+       IDEMPOTENCY, TAKEN, RL_HINT_TAKEN_)                                                         \
+    X (RL_EXISTS_WITH_DIFFERENT_LEDGER, 29, "exists_with_different_ledger",                        \
+       IDEMPOTENCY, TAKEN, RL_HINT_TAKEN_)                                                         \
+    X (RL_EXISTS_WITH_DIFFERENT_CODE, 30, "exists_with_different_code",                            \
+       IDEMPOTENCY, TAKEN, RL_HINT_TAKEN_)                                                         \
+    X (RL_TIMESTAMP_MUST_BE_ZERO, 40, "timestamp_must_be_zero",                                    \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_RESERVED_FIELD, 41, "reserved_field", FIELD_VALIDATION, NO, RL_HINT_FIX_)                \
+    X (RL_RESERVED_FLAG, 42, "reserved_flag", FIELD_VALIDATION, NO, RL_HINT_FIX_)                  \
+    X (RL_FLAGS_ARE_MUTUALLY_EXCLUSIVE, 43, "flags_are_mutually_exclusive",                        \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_DEBIT_ACCOUNT_ID_MUST_NOT_BE_ZERO, 44, "debit_account_id_must_not_be_zero",              \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_DEBIT_ACCOUNT_ID_MUST_NOT_BE_INT_MAX, 45, "debit_account_id_must_not_be_int_max",        \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_CREDIT_ACCOUNT_ID_MUST_NOT_BE_ZERO, 46, "credit_account_id_must_not_be_zero",            \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_CREDIT_ACCOUNT_ID_MUST_NOT_BE_INT_MAX, 47, "credit_account_id_must_not_be_int_max",      \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_ACCOUNTS_MUST_BE_DIFFERENT, 48, "accounts_must_be_different",                            \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_PENDING_ID_MUST_BE_ZERO, 49, "pending_id_must_be_zero",                                  \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_PENDING_ID_MUST_NOT_BE_ZERO, 50, "pending_id_must_not_be_zero",                          \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_PENDING_ID_MUST_NOT_BE_INT_MAX, 51, "pending_id_must_not_be_int_max",                    \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_PENDING_ID_MUST_BE_DIFFERENT, 52, "pending_id_must_be_different",                        \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_TIMEOUT_RESERVED_FOR_PENDING_TRANSFER, 53, "timeout_reserved_for_pending_transfer",      \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_AMOUNT_MUST_NOT_BE_ZERO, 54, "amount_must_not_be_zero",                                  \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_LEDGER_MUST_NOT_BE_ZERO, 55, "ledger_must_not_be_zero",                                  \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_CODE_MUST_NOT_BE_ZERO, 56, "code_must_not_be_zero", FIELD_VALIDATION, NO, RL_HINT_FIX_)  \
+    X (RL_NOT_SUPPORTED, 57, "not_supported", FIELD_VALIDATION, NO,                                \
+       "a flag served in a later version is set (linked, pending, post, void, "                    \
+       "balancing): clear it; the id is not burned")                                               \
+    X (RL_DEBIT_ACCOUNT_NOT_FOUND, 60, "debit_account_not_found",                                  \
+       ACCOUNT_LOOKUPS, YES, RL_HINT_CREATE_FIRST_)                                                \
+    X (RL_CREDIT_ACCOUNT_NOT_FOUND, 61, "credit_account_not_found",                                \
+       ACCOUNT_LOOKUPS, YES, RL_HINT_CREATE_FIRST_)                                                \
+    X (RL_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER, 64, "accounts_must_have_the_same_ledger",            \
+       LEDGER, YES, RL_HINT_BURNED_)                                                               \
+    X (RL_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS, 65,                                      \
+       "transfer_must_have_the_same_ledger_as_accounts", LEDGER, YES, RL_HINT_BURNED_)             \
+    X (RL_PENDING_TRANSFER_NOT_FOUND, 68, "pending_transfer_not_found",                            \
+       PENDING, YES, RL_HINT_BURNED_)                                                              \
+    X (RL_PENDING_TRANSFER_NOT_PENDING, 69, "pending_transfer_not_pending",                        \
+       PENDING, YES, RL_HINT_BURNED_)                                                              \
+    X (RL_PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT_ID, 70,                                     \
+       "pending_transfer_has_different_debit_account_id", PENDING, YES, RL_HINT_BURNED_)           \
+    X (RL_PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT_ID, 71,                                    \
+       "pending_transfer_has_different_credit_account_id", PENDING, YES, RL_HINT_BURNED_)          \
+    X (RL_PENDING_TRANSFER_HAS_DIFFERENT_LEDGER, 72, "pending_transfer_has_different_ledger",      \
+       PENDING, YES, RL_HINT_BURNED_)                                                              \
+    X (RL_PENDING_TRANSFER_HAS_DIFFERENT_CODE, 73, "pending_transfer_has_different_code",          \
+       PENDING, YES, RL_HINT_BURNED_)                                                              \
+    X (RL_EXCEEDS_PENDING_TRANSFER_AMOUNT, 74, "exceeds_pending_transfer_amount",                  \
+       PENDING, YES, RL_HINT_BURNED_)                                                              \
+    X (RL_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT, 75, "pending_transfer_has_different_amount",      \
+       PENDING, YES, RL_HINT_BURNED_)                                                              \
+    X (RL_PENDING_TRANSFER_ALREADY_POSTED, 76, "pending_transfer_already_posted",                  \
+       PENDING, YES, RL_HINT_BURNED_)                                                              \
+    X (RL_PENDING_TRANSFER_ALREADY_VOIDED, 77, "pending_transfer_already_voided",                  \
+       PENDING, YES, RL_HINT_BURNED_)                                                              \
+    X (RL_PENDING_TRANSFER_EXPIRED, 78, "pending_transfer_expired",                                \
+       PENDING, YES, RL_HINT_BURNED_)                                                              \
+    X (RL_OVERFLOWS_DEBITS_PENDING, 80, "overflows_debits_pending",                                \
+       BALANCES, YES, RL_HINT_BURNED_)                                                             \
+    X (RL_OVERFLOWS_CREDITS_PENDING, 81, "overflows_credits_pending",                              \
+       BALANCES, YES, RL_HINT_BURNED_)                                                             \
+    X (RL_OVERFLOWS_DEBITS_POSTED, 82, "overflows_debits_posted", BALANCES, YES, RL_HINT_BURNED_)  \
+    X (RL_OVERFLOWS_CREDITS_POSTED, 83, "overflows_credits_posted",                                \
+       BALANCES, YES, RL_HINT_BURNED_)                                                             \
+    X (RL_OVERFLOWS_DEBITS, 84, "overflows_debits", BALANCES, YES, RL_HINT_BURNED_)                \
+    X (RL_OVERFLOWS_CREDITS, 85, "overflows_credits", BALANCES, YES, RL_HINT_BURNED_)              \
+    X (RL_OVERFLOWS_TIMEOUT, 86, "overflows_timeout", BALANCES, YES, RL_HINT_BURNED_)              \
+    X (RL_EXCEEDS_CREDITS, 87, "exceeds_credits", BALANCES, YES,                                   \
+       "the debit account's balance flags forbid it (debits must not exceed credits); "            \
+       "the id is now burned: a retry with the same id gets the same result, pay again "           \
+       "with a new id")                                                                            \
+    X (RL_EXCEEDS_DEBITS, 88, "exceeds_debits", BALANCES, YES,                                     \
+       "the credit account's balance flags forbid it (credits must not exceed debits); "           \
+       "the id is now burned: a retry with the same id gets the same result, pay again "           \
+       "with a new id")                                                                            \
+    X (RL_DEBITS_PENDING_MUST_BE_ZERO, 100, "debits_pending_must_be_zero",                         \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_DEBITS_POSTED_MUST_BE_ZERO, 101, "debits_posted_must_be_zero",                           \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_CREDITS_PENDING_MUST_BE_ZERO, 102, "credits_pending_must_be_zero",                       \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
+    X (RL_CREDITS_POSTED_MUST_BE_ZERO, 103, "credits_posted_must_be_zero",                         \
+       FIELD_VALIDATION, NO, RL_HINT_FIX_)
+// clang-format on
+
+#define RL_RESULT_ENUM_(id, value, name, class, burns, hint) id = value,
+typedef enum { RL_RESULT_TABLE (RL_RESULT_ENUM_) } rl_result_t;
+#undef RL_RESULT_ENUM_
+
 typedef enum {
-    RL_OK = 0,
-    RL_EXISTS = 1, //  the same record was created earlier: success
+    RL_RESULT_CLASS_UNKNOWN = 0, //  a value this version does not define
+    RL_RESULT_CLASS_APPLIED,
+    RL_RESULT_CLASS_INFRASTRUCTURE,
+    RL_RESULT_CLASS_ID_VALIDATION,
+    RL_RESULT_CLASS_IDEMPOTENCY,
+    RL_RESULT_CLASS_FIELD_VALIDATION,
+    RL_RESULT_CLASS_ACCOUNT_LOOKUPS,
+    RL_RESULT_CLASS_LEDGER,
+    RL_RESULT_CLASS_PENDING, //  user-level pending transfers (reserved)
+    RL_RESULT_CLASS_BALANCES,
+} rl_result_class_t;
 
-    //  infrastructure: never burns the id
-    RL_WRONG_SHARD = 2,
-    RL_BUSY = 3,
-    RL_ABORTED = 4,
-    RL_OUTCOME_UNKNOWN = 5,
-    RL_IN_PROGRESS = 6,
-    RL_IN_DOUBT = 7,
-    RL_FROZEN = 8,
-    RL_STORAGE_ERROR = 9,
-    RL_LINKED_EVENT_FAILED = 10,     //  reserved for linked chains
-    RL_LINKED_EVENT_CHAIN_OPEN = 11, //  reserved for linked chains
-
-    //  id validation
-    RL_ID_MUST_NOT_BE_ZERO = 16,
-    RL_ID_MUST_NOT_BE_INT_MAX = 17,
-
-    //  idempotency: the id exists with other fields
-    RL_EXISTS_WITH_DIFFERENT_FLAGS = 20,
-    RL_EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID = 21,
-    RL_EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID = 22,
-    RL_EXISTS_WITH_DIFFERENT_AMOUNT = 23,
-    RL_EXISTS_WITH_DIFFERENT_PENDING_ID = 24,
-    RL_EXISTS_WITH_DIFFERENT_USER_DATA_128 = 25,
-    RL_EXISTS_WITH_DIFFERENT_USER_DATA_64 = 26,
-    RL_EXISTS_WITH_DIFFERENT_USER_DATA_32 = 27,
-    RL_EXISTS_WITH_DIFFERENT_TIMEOUT = 28,
-    RL_EXISTS_WITH_DIFFERENT_LEDGER = 29,
-    RL_EXISTS_WITH_DIFFERENT_CODE = 30,
-
-    //  field validation: depends on the record alone, never burns the id
-    RL_TIMESTAMP_MUST_BE_ZERO = 40,
-    RL_RESERVED_FIELD = 41,
-    RL_RESERVED_FLAG = 42,
-    RL_FLAGS_ARE_MUTUALLY_EXCLUSIVE = 43,
-    RL_DEBIT_ACCOUNT_ID_MUST_NOT_BE_ZERO = 44,
-    RL_DEBIT_ACCOUNT_ID_MUST_NOT_BE_INT_MAX = 45,
-    RL_CREDIT_ACCOUNT_ID_MUST_NOT_BE_ZERO = 46,
-    RL_CREDIT_ACCOUNT_ID_MUST_NOT_BE_INT_MAX = 47,
-    RL_ACCOUNTS_MUST_BE_DIFFERENT = 48,
-    RL_PENDING_ID_MUST_BE_ZERO = 49,
-    RL_PENDING_ID_MUST_NOT_BE_ZERO = 50,    //  reserved: post/void
-    RL_PENDING_ID_MUST_NOT_BE_INT_MAX = 51, //  reserved: post/void
-    RL_PENDING_ID_MUST_BE_DIFFERENT = 52,   //  reserved: post/void
-    RL_TIMEOUT_RESERVED_FOR_PENDING_TRANSFER = 53,
-    RL_AMOUNT_MUST_NOT_BE_ZERO = 54,
-    RL_LEDGER_MUST_NOT_BE_ZERO = 55,
-    RL_CODE_MUST_NOT_BE_ZERO = 56,
-    RL_NOT_SUPPORTED = 57, //  a reserved feature flag (pending, linked) not yet served
-
-    //  account lookups: state-dependent, burns the id
-    RL_DEBIT_ACCOUNT_NOT_FOUND = 60,
-    RL_CREDIT_ACCOUNT_NOT_FOUND = 61,
-
-    //  ledger: burns the id
-    RL_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER = 64,
-    RL_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS = 65,
-
-    //  user-level pending transfers (reserved, burns the id)
-    RL_PENDING_TRANSFER_NOT_FOUND = 68,
-    RL_PENDING_TRANSFER_NOT_PENDING = 69,
-    RL_PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT_ID = 70,
-    RL_PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT_ID = 71,
-    RL_PENDING_TRANSFER_HAS_DIFFERENT_LEDGER = 72,
-    RL_PENDING_TRANSFER_HAS_DIFFERENT_CODE = 73,
-    RL_EXCEEDS_PENDING_TRANSFER_AMOUNT = 74,
-    RL_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT = 75,
-    RL_PENDING_TRANSFER_ALREADY_POSTED = 76,
-    RL_PENDING_TRANSFER_ALREADY_VOIDED = 77,
-    RL_PENDING_TRANSFER_EXPIRED = 78,
-
-    //  balances: burns the id
-    RL_OVERFLOWS_DEBITS_PENDING = 80,
-    RL_OVERFLOWS_CREDITS_PENDING = 81,
-    RL_OVERFLOWS_DEBITS_POSTED = 82,
-    RL_OVERFLOWS_CREDITS_POSTED = 83,
-    RL_OVERFLOWS_DEBITS = 84,
-    RL_OVERFLOWS_CREDITS = 85,
-    RL_OVERFLOWS_TIMEOUT = 86, //  reserved: pending timeouts
-    RL_EXCEEDS_CREDITS = 87,
-    RL_EXCEEDS_DEBITS = 88,
-
-    //  create_accounts only (field validation)
-    RL_DEBITS_PENDING_MUST_BE_ZERO = 100,
-    RL_DEBITS_POSTED_MUST_BE_ZERO = 101,
-    RL_CREDITS_PENDING_MUST_BE_ZERO = 102,
-    RL_CREDITS_POSTED_MUST_BE_ZERO = 103,
-} rl_result_t;
+typedef enum {
+    RL_BURNS_NO = 0,  //  the id stays free: a retry with the same id may apply the record
+    RL_BURNS_YES,     //  a failure remembered for the id: a retry gets the same result
+    RL_BURNS_SUCCESS, //  the id holds the applied record (ok, exists)
+    RL_BURNS_TAKEN,   //  the id holds another record (exists_with_different_*)
+} rl_burns_t;
 
 //  Account flags (u16) -----------------------------------------------------
 #define RL_ACCOUNT_LINKED                         (1u << 0) //  reserved: linked chains
@@ -371,15 +515,44 @@ typedef enum {
     RL_DURABILITY_SYNC_MANUAL_WAL = 3, //  tests: WAL held in memory until group commit flush+sync
 } rl_durability_t;
 
-const char *rl_result_name (uint32_t result);
-const char *rl_status_name (uint32_t status);
+//  Names and meanings of codes ----------------------------------------------
+//  Every function here accepts any u32 (a newer peer, garbage) and returns
+//  a static string, never NULL: a value this version does not define is
+//  named "unknown". Names are the identifiers of the tables above without
+//  their prefix, in lower case; they are part of the protocol (logs, the
+//  CLI, docs/protocol.md and the Python client use them).
 const char *rl_op_name (uint32_t op);
+const char *rl_status_name (uint32_t status);
+const char *rl_result_name (uint32_t result);
 const char *rl_durability_name (uint32_t durability);
 const char *rl_tp_state_name (uint32_t state);
 
-//  True when a result leaves the id free for a retry (infrastructure codes
-//  and field validation); false when the outcome is final for that id.
-//  A value this version does not define is true: retry with the same id.
+//  What to tell an operator about a message status or a result code: one
+//  sentence saying what happened and what to do next, for the CLI. "" for
+//  ok (and for an ok result: nothing to do). An undefined status: "";
+//  an undefined result: treat it as outcome_unknown.
+const char *rl_status_hint (uint32_t status);
+const char *rl_result_hint (uint32_t result);
+
+//  The class of a result: RL_RESULT_CLASS_UNKNOWN for a value this version
+//  does not define. rl_result_class_name: "applied", "infrastructure",
+//  "id validation", "idempotency", "field validation", "account lookups",
+//  "ledger", "pending (reserved)", "balances", "unknown" (the "group"
+//  column of docs/protocol.md, without its precedence number).
+rl_result_class_t rl_result_class (uint32_t result);
+const char *rl_result_class_name (rl_result_class_t result_class);
+
+//  What a result leaves of its id. RL_BURNS_NO is 0, so that
+//  `if (rl_result_burns (r))` reads "the id is spent". A value this
+//  version does not define is RL_BURNS_NO: retry with the same id, never
+//  pay again. rl_burns_name: "no", "yes", "success", "taken" (the "burns
+//  id" column of docs/protocol.md).
+rl_burns_t rl_result_burns (uint32_t result);
+const char *rl_burns_name (rl_burns_t burns);
+
+//  True when a result leaves the id free for a retry (rl_result_burns is
+//  RL_BURNS_NO): infrastructure codes, id and field validation, and any
+//  value this version does not define.
 bool rl_result_is_retryable (uint32_t result);
 
 #endif

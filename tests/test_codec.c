@@ -14,8 +14,9 @@
     5. Names: for every value of every enum in proto.h (parsed from the
        header itself), the name is the enum name in lower case; undefined
        values are "unknown"; the result and status tables of the doc list
-       the same codes with the same names, and the doc's "burns id" column
-       agrees with rl_result_is_retryable.
+       the rows of RL_RESULT_TABLE and RL_STATUS_TABLE, in order, with the
+       same names, and the doc's "group" and "burns id" columns agree with
+       each row's class and burns.
 
     Randomized tests print their seed; RL_SEED=N reproduces a run. The doc
     and proto.h paths are compile definitions; argv[1] overrides the doc.
@@ -1079,10 +1080,55 @@ s_check_names (const enum_entry_t *entries, size_t count, const char *(*name_of)
     assert_string_equal (name_of (UINT32_MAX), "unknown");
 }
 
-//  The rows "| value | `name` | ... |" of one section of the doc.
+//  The rows of a code table (RL_*_TABLE of proto.h): value, and the name its
+//  identifier implies (lower case, prefix removed).
+static void
+s_entry (enum_entry_t *entry, uint32_t value, const char *ident, const char *prefix)
+{
+    assert_true (strncmp (ident, prefix, strlen (prefix)) == 0);
+    entry->value = value;
+    size_t i = 0;
+    for (const char *c = ident + strlen (prefix); *c && i + 1 < sizeof entry->name; c++) {
+        entry->name[i++] = (char) tolower ((unsigned char) *c);
+    }
+    entry->name[i] = '\0';
+}
+
+#define S_OP_ROW_(id, value, name) s_entry (&ops[op_count++], value, #id, "RL_OP_");
+#define S_STATUS_ROW_(id, value, name, hint)                                                       \
+    s_entry (&statuses[status_count++], value, #id, "RL_STATUS_");
+#define S_RESULT_ROW_(id, value, name, class, burns, hint)                                         \
+    s_entry (&results[result_count++], value, #id, "RL_");
+
+//  One row "| value | `name` | ... |" of a table of the doc, and the text
+//  of its cells 3 and 4 (0-based, trimmed), when asked for.
+typedef struct {
+    uint32_t value;
+    char name[80];
+    char cell3[64];
+    char cell4[64];
+} doc_row_t;
+
+static void
+s_cell (const char *row, int index, char *out, size_t out_size)
+{
+    const char *cell = row;
+    for (int bars = 0; bars <= index; bars++) {
+        cell = strchr (cell, '|') + 1;
+    }
+    while (*cell == ' ') {
+        cell++;
+    }
+    size_t size = strcspn (cell, "|");
+    while (size > 0 && cell[size - 1] == ' ') {
+        size--;
+    }
+    snprintf (out, out_size, "%.*s", (int) size, cell);
+}
+
+//  The rows of one section of the doc.
 static size_t
-s_parse_doc_table (const char *doc, const char *section, enum_entry_t *rows, char burns[][16],
-                   size_t rows_max)
+s_parse_doc_table (const char *doc, const char *section, doc_row_t *rows, size_t rows_max)
 {
     const char *p = strstr (doc, section);
     assert_non_null (p);
@@ -1097,14 +1143,8 @@ s_parse_doc_table (const char *doc, const char *section, enum_entry_t *rows, cha
         assert_true (count < rows_max);
         rows[count].value = value;
         snprintf (rows[count].name, sizeof rows[count].name, "%s", name);
-        if (burns) {
-            //  The fifth column: | value | name | for | group | burns id | meaning |
-            const char *cell = p;
-            for (int bars = 0; bars < 5; bars++) {
-                cell = strchr (cell, '|') + 1;
-            }
-            sscanf (cell, " %15[a-z]", burns[count]);
-        }
+        s_cell (p, 3, rows[count].cell3, sizeof rows[count].cell3);
+        s_cell (p, 4, rows[count].cell4, sizeof rows[count].cell4);
         count++;
     }
     return count;
@@ -1114,16 +1154,17 @@ static void
 test_names (void **state)
 {
     (void) state;
-    char *proto = s_read_or_fail (RL_PROTO_H_PATH);
     enum_entry_t results[128], statuses[32], ops[32], durabilities[8];
-    size_t result_count = s_parse_enum (proto, "rl_result_t", "RL_", results, 128);
-    size_t status_count = s_parse_enum (proto, "rl_status_t", "RL_STATUS_", statuses, 32);
-    size_t op_count = s_parse_enum (proto, "rl_op_t", "RL_OP_", ops, 32);
+    size_t result_count = 0, status_count = 0, op_count = 0;
+    RL_RESULT_TABLE (S_RESULT_ROW_)
+    RL_STATUS_TABLE (S_STATUS_ROW_)
+    RL_OP_TABLE (S_OP_ROW_)
+    char *proto = s_read_or_fail (RL_PROTO_H_PATH);
     size_t durability_count = s_parse_enum (proto, "rl_durability_t", "RL_DURABILITY_",
                                             durabilities, 8);
     free (proto);
     assert_true (result_count > 70);
-    assert_int_equal (status_count, RL_STATUS_WRONG_SHARD + 1); //  codec's last status
+    assert_int_equal (status_count, RL_STATUS_LAST + 1); //  codec's last status
     assert_int_equal (op_count, 15);
     assert_int_equal (durability_count, 3);
 
@@ -1139,29 +1180,44 @@ test_names (void **state)
     assert_string_equal (rl_durability_name (RL_DURABILITY_SYNC_MANUAL_WAL),
                          "sync, manual WAL flush");
 
-    //  The doc's tables list exactly the codes of proto.h, with their names.
+    //  The doc's result table lists exactly the rows of RL_RESULT_TABLE, in
+    //  order, with their names, classes ("group", after its precedence
+    //  number) and burns.
     char *doc = s_read_or_fail (s_doc_path);
-    enum_entry_t rows[128];
-    char burns[128][16];
-    size_t row_count = s_parse_doc_table (doc, "\n## Result codes", rows, burns, 128);
+    doc_row_t rows[128];
+    size_t row_count = s_parse_doc_table (doc, "\n## Result codes", rows, 128);
     assert_int_equal (row_count, result_count);
     for (size_t i = 0; i < row_count; i++) {
-        assert_string_equal (rows[i].name, rl_result_name (rows[i].value));
-        assert_string_not_equal (rows[i].name, "unknown");
-        bool doc_says_free = strcmp (burns[i], "no") == 0;
-        if (doc_says_free != rl_result_is_retryable (rows[i].value)) {
-            fail_msg ("doc and rl_result_is_retryable disagree on %s", rows[i].name);
+        const doc_row_t *row = &rows[i];
+        assert_int_equal (row->value, results[i].value);
+        assert_string_equal (row->name, rl_result_name (row->value));
+        const char *group = row->cell3 + strspn (row->cell3, "0123456789 ");
+        const char *class_name = rl_result_class_name (rl_result_class (row->value));
+        if (strcmp (group, class_name) != 0) {
+            fail_msg ("%s: the doc's group is '%s', the table's class '%s'", row->name, group,
+                      class_name);
         }
+        const char *burns = rl_burns_name (rl_result_burns (row->value));
+        if (strcmp (row->cell4, burns) != 0) {
+            fail_msg ("%s: the doc says burns '%s', the table '%s'", row->name, row->cell4, burns);
+        }
+        //  Every code but ok tells the operator what to do next.
+        assert_true (row->value == RL_OK || strlen (rl_result_hint (row->value)) > 10);
     }
     for (uint32_t v = 0; v < 1000; v++) {
         if (!s_defined (results, result_count, v)) {
             assert_true (rl_result_is_retryable (v)); //  unknown: never assume it is spent
+            assert_int_equal (rl_result_burns (v), RL_BURNS_NO);
+            assert_int_equal (rl_result_class (v), RL_RESULT_CLASS_UNKNOWN);
+            assert_true (strlen (rl_result_hint (v)) > 10);
         }
     }
-    row_count = s_parse_doc_table (doc, "\n## Message-level status", rows, NULL, 128);
+    row_count = s_parse_doc_table (doc, "\n## Message-level status", rows, 128);
     assert_int_equal (row_count, status_count);
     for (size_t i = 0; i < row_count; i++) {
+        assert_int_equal (rows[i].value, statuses[i].value);
         assert_string_equal (rows[i].name, rl_status_name (rows[i].value));
+        assert_true (rows[i].value == RL_STATUS_OK || strlen (rl_status_hint (rows[i].value)) > 10);
     }
     free (doc);
 }
