@@ -68,16 +68,6 @@ s_put_transfer (ledger_t *self, const rl_transfer_t *transfer)
 }
 
 static void
-s_put_account (ledger_t *self, const rl_account_t *account)
-{
-    uint8_t key[RL_ID_SIZE];
-    uint8_t value[RL_ACCOUNT_SIZE];
-    codec_encode_id (account->id, key);
-    codec_encode_account (account, value);
-    store_batch_put (self->store, STORE_CF_ACCOUNTS, key, sizeof (key), value, sizeof (value));
-}
-
-static void
 s_put_meta_u64 (ledger_t *self, const char *name, uint64_t value)
 {
     uint8_t bytes[8];
@@ -108,78 +98,6 @@ ledger_i_next_ts (ledger_t *self, uint64_t now_ns)
 {
     self->last_ts = now_ns > self->last_ts ? now_ns : self->last_ts + 1;
     return self->last_ts;
-}
-
-void
-ledger_i_mark_dirty (ledger_t *self, size_t slot)
-{
-    assert (slot < self->accounts_count);
-    if (!self->dirty[slot]) {
-        self->dirty[slot] = true;
-        self->dirty_list[self->dirty_count++] = (uint32_t) slot;
-        assert (self->dirty_count <= self->accounts_count);
-    }
-}
-
-static int
-s_accounts_reserve (ledger_t *self, size_t count)
-{
-    if (count <= self->accounts_cap) {
-        return 0;
-    }
-    size_t cap = self->accounts_cap ? self->accounts_cap : RL_SHARD_ACCOUNTS_INITIAL;
-    while (cap < count) {
-        cap *= 2;
-    }
-    rl_account_t *accounts = realloc (self->accounts, cap * sizeof (*accounts));
-    if (!accounts) {
-        return -1;
-    }
-    self->accounts = accounts;
-    bool *dirty = realloc (self->dirty, cap * sizeof (*dirty));
-    if (!dirty) {
-        return -1;
-    }
-    memset (dirty + self->accounts_cap, 0, (cap - self->accounts_cap) * sizeof (*dirty));
-    self->dirty = dirty;
-    uint32_t *list = realloc (self->dirty_list, cap * sizeof (*list));
-    if (!list) {
-        return -1;
-    }
-    self->dirty_list = list;
-    self->accounts_cap = cap;
-    return 0;
-}
-
-//  Adds an account to the table; returns its slot or -1 when full.
-static long
-s_account_insert (ledger_t *self, const rl_account_t *account)
-{
-    if (self->accounts_count >= RL_SHARD_ACCOUNTS_MAX
-        || s_accounts_reserve (self, self->accounts_count + 1) != 0) {
-        return -1;
-    }
-    size_t slot = self->accounts_count;
-    if (idmap_put (self->account_ids, account->id, slot) != 0) {
-        return -1;
-    }
-    self->accounts[slot] = *account;
-    self->accounts_count++;
-    return (long) slot;
-}
-
-rl_account_t *
-ledger_i_account_find (ledger_t *self, rl_id_t id, size_t *slot_p)
-{
-    uint64_t slot = 0;
-    if (!idmap_get (self->account_ids, id, &slot)) {
-        return NULL;
-    }
-    assert (slot < self->accounts_count);
-    if (slot_p) {
-        *slot_p = (size_t) slot;
-    }
-    return &self->accounts[slot];
 }
 
 //  The in-memory key of a credit leg: both ids mixed into 128 bits. A hit is
@@ -264,23 +182,13 @@ static int
 s_replay_one (ledger_t *self, const rl_transfer_t *t)
 {
     uint32_t leg = LEDGER_LEG (t->reserved);
-    if (leg != LEDGER_LEG_CREDIT) {
-        size_t slot = 0;
-        rl_account_t *dr = ledger_i_account_find (self, t->debit_account_id, &slot);
-        if (!dr) {
-            return -1;
-        }
-        dr->debits_posted += t->amount;
-        ledger_i_mark_dirty (self, slot);
+    if (leg != LEDGER_LEG_CREDIT
+        && accounts_post (self->accounts, t->debit_account_id, true, t->amount) != 0) {
+        return -1;
     }
-    if (leg != LEDGER_LEG_DEBIT) {
-        size_t slot = 0;
-        rl_account_t *cr = ledger_i_account_find (self, t->credit_account_id, &slot);
-        if (!cr) {
-            return -1;
-        }
-        cr->credits_posted += t->amount;
-        ledger_i_mark_dirty (self, slot);
+    if (leg != LEDGER_LEG_DEBIT
+        && accounts_post (self->accounts, t->credit_account_id, false, t->amount) != 0) {
+        return -1;
     }
     return 0;
 }
@@ -329,43 +237,6 @@ s_replay (ledger_t *self, char *err, size_t err_size)
     return rc;
 }
 
-static int
-s_load_accounts (ledger_t *self, char *err, size_t err_size)
-{
-    store_iter_t *it = store_iter_new (self->store, STORE_CF_ACCOUNTS);
-    if (!it) {
-        snprintf (err, err_size, "out of memory");
-        return -1;
-    }
-    int rc = 0;
-    for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
-        size_t key_size = 0, value_size = 0;
-        store_iter_key (it, &key_size);
-        const uint8_t *value = store_iter_value (it, &value_size);
-        if (key_size != RL_ID_SIZE || value_size != RL_ACCOUNT_SIZE) {
-            snprintf (err, err_size, "corrupt account record");
-            rc = -1;
-            break;
-        }
-        rl_account_t account;
-        codec_decode_account (value, &account);
-        //  Escrow is derived state: rebuilt from prepared records (twophase.c);
-        //  live attempts of the last incarnation are presumed aborted.
-        account.debits_reserved = 0;
-        account.credits_reserved = 0;
-        if (s_account_insert (self, &account) < 0) {
-            snprintf (err, err_size, "cannot hold account: table full or out of memory");
-            rc = -1;
-            break;
-        }
-        if (account.timestamp > self->last_ts) {
-            self->last_ts = account.timestamp;
-        }
-    }
-    store_iter_destroy (&it);
-    return rc;
-}
-
 ledger_t *
 ledger_open (store_t *store, const char *name, ledger_owner_fn *owner, void *owner_ctx,
              const ledger_io_t *io, void *io_ctx, uint64_t nonce, uint64_t now_ns, char *err,
@@ -383,12 +254,11 @@ ledger_open (store_t *store, const char *name, ledger_owner_fn *owner, void *own
     self->owner = owner;
     self->owner_ctx = owner_ctx;
     snprintf (self->name, sizeof (self->name), "%s", name);
-    self->account_ids = idmap_new (RL_SHARD_ACCOUNTS_INITIAL);
+    self->accounts = accounts_new (store);
     self->recent_ids = idmap_new (RL_SHARD_CHECKPOINT_TRANSFERS * 2);
     self->recent_legs = idmap_new (RL_SHARD_CHECKPOINT_TRANSFERS);
     self->tp = twophase_new (self);
-    if (!self->account_ids || !self->recent_ids || !self->recent_legs || !self->tp
-        || s_accounts_reserve (self, 1) != 0) {
+    if (!self->accounts || !self->recent_ids || !self->recent_legs || !self->tp) {
         snprintf (err, err_size, "out of memory");
         ledger_destroy (&self);
         return NULL;
@@ -402,14 +272,16 @@ ledger_open (store_t *store, const char *name, ledger_owner_fn *owner, void *own
         return NULL;
     }
     self->last_ts = last_ts;
-    if (s_load_accounts (self, err, err_size) != 0 || s_replay (self, err, err_size) != 0
+    if (accounts_load (self->accounts, &self->last_ts, err, err_size) != 0
+        || s_replay (self, err, err_size) != 0
         || twophase_open (self->tp, nonce, now_ns, err, err_size) != 0) {
         ledger_destroy (&self);
         return NULL;
     }
     rl_info ("ledger: %zu accounts, %zu transfers replayed after checkpoint %" PRIu64
              ", last ts %" PRIu64,
-             self->accounts_count, self->recent_count, self->checkpoint_ts, self->last_ts);
+             accounts_count (self->accounts), self->recent_count, self->checkpoint_ts,
+             self->last_ts);
     return self;
 }
 
@@ -422,83 +294,15 @@ ledger_destroy (ledger_t **self_p)
         return;
     }
     twophase_destroy (&self->tp);
-    idmap_destroy (&self->account_ids);
+    accounts_destroy (&self->accounts);
     idmap_destroy (&self->recent_ids);
     idmap_destroy (&self->recent_legs);
-    free (self->accounts);
-    free (self->dirty);
-    free (self->dirty_list);
     free (self->recent);
     free (self);
     *self_p = NULL;
 }
 
 //  Accounts -----------------------------------------------------------------
-
-static uint32_t
-s_account_exists (const rl_account_t *a, const rl_account_t *stored)
-{
-    if (a->flags != stored->flags) {
-        return RL_EXISTS_WITH_DIFFERENT_FLAGS;
-    }
-    if (!rl_id_eq (a->user_data_128, stored->user_data_128)) {
-        return RL_EXISTS_WITH_DIFFERENT_USER_DATA_128;
-    }
-    if (a->user_data_64 != stored->user_data_64) {
-        return RL_EXISTS_WITH_DIFFERENT_USER_DATA_64;
-    }
-    if (a->user_data_32 != stored->user_data_32) {
-        return RL_EXISTS_WITH_DIFFERENT_USER_DATA_32;
-    }
-    if (a->ledger != stored->ledger) {
-        return RL_EXISTS_WITH_DIFFERENT_LEDGER;
-    }
-    if (a->code != stored->code) {
-        return RL_EXISTS_WITH_DIFFERENT_CODE;
-    }
-    return RL_EXISTS;
-}
-
-static uint32_t
-s_account_validate (const rl_account_t *a)
-{
-    if (a->timestamp != 0) {
-        return RL_TIMESTAMP_MUST_BE_ZERO;
-    }
-    if (a->reserved != 0 || a->reserved2[0] != 0 || a->reserved2[1] != 0 || a->debits_reserved != 0
-        || a->credits_reserved != 0) {
-        return RL_RESERVED_FIELD;
-    }
-    if (a->flags & ~RL_ACCOUNT_FLAGS_KNOWN) {
-        return RL_RESERVED_FLAG;
-    }
-    if (a->flags & RL_ACCOUNT_LINKED) {
-        return RL_NOT_SUPPORTED;
-    }
-    if ((a->flags & RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS)
-        && (a->flags & RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS)) {
-        return RL_FLAGS_ARE_MUTUALLY_EXCLUSIVE;
-    }
-    if (a->debits_pending != 0) {
-        return RL_DEBITS_PENDING_MUST_BE_ZERO;
-    }
-    if (a->debits_posted != 0) {
-        return RL_DEBITS_POSTED_MUST_BE_ZERO;
-    }
-    if (a->credits_pending != 0) {
-        return RL_CREDITS_PENDING_MUST_BE_ZERO;
-    }
-    if (a->credits_posted != 0) {
-        return RL_CREDITS_POSTED_MUST_BE_ZERO;
-    }
-    if (a->ledger == 0) {
-        return RL_LEDGER_MUST_NOT_BE_ZERO;
-    }
-    if (a->code == 0) {
-        return RL_CODE_MUST_NOT_BE_ZERO;
-    }
-    return RL_OK;
-}
 
 static rl_result_rec_t
 s_create_account (ledger_t *self, const rl_account_t *a, uint64_t now_ns)
@@ -516,25 +320,17 @@ s_create_account (ledger_t *self, const rl_account_t *a, uint64_t now_ns)
         r.result = RL_WRONG_SHARD;
         return r;
     }
-    const rl_account_t *stored = ledger_i_account_find (self, a->id, NULL);
-    if (stored) {
-        r.result = s_account_exists (a, stored);
-        r.timestamp = stored->timestamp;
-        return r;
-    }
-    r.result = s_account_validate (a);
+    r.result = accounts_check_new (self->accounts, a, &r.timestamp);
     if (r.result != RL_OK) {
         return r;
     }
     rl_account_t account = *a;
     account.timestamp = ledger_i_next_ts (self, now_ns);
-    long slot = s_account_insert (self, &account);
-    if (slot < 0) {
-        rl_error ("ledger: account table full (%zu accounts)", self->accounts_count);
+    if (accounts_insert (self->accounts, &account) != 0) {
+        rl_error ("ledger: account table full (%zu accounts)", accounts_count (self->accounts));
         r.result = RL_STORAGE_ERROR;
         return r;
     }
-    s_put_account (self, &account);
     r.timestamp = account.timestamp;
     return r;
 }
@@ -642,64 +438,6 @@ s_transfer_validate (const rl_transfer_t *t)
     return RL_OK;
 }
 
-//  Balance checks on the debit side: overflow, then limits (posted + pending
-//  + reserved against credits posted).
-uint32_t
-ledger_i_debit_checks (const rl_account_t *dr, uint64_t amount)
-{
-    uint64_t sum = 0, debits = 0;
-    if (__builtin_add_overflow (dr->debits_posted, amount, &sum)) {
-        return RL_OVERFLOWS_DEBITS_POSTED;
-    }
-    if (__builtin_add_overflow (dr->debits_posted, dr->debits_pending, &debits)
-        || __builtin_add_overflow (debits, dr->debits_reserved, &debits)
-        || __builtin_add_overflow (debits, amount, &debits)) {
-        return RL_OVERFLOWS_DEBITS;
-    }
-    if ((dr->flags & RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS) && debits > dr->credits_posted) {
-        return RL_EXCEEDS_CREDITS;
-    }
-    return RL_OK;
-}
-
-//  The same on the credit side.
-uint32_t
-ledger_i_credit_checks (const rl_account_t *cr, uint64_t amount)
-{
-    uint64_t sum = 0, credits = 0;
-    if (__builtin_add_overflow (cr->credits_posted, amount, &sum)) {
-        return RL_OVERFLOWS_CREDITS_POSTED;
-    }
-    if (__builtin_add_overflow (cr->credits_posted, cr->credits_pending, &credits)
-        || __builtin_add_overflow (credits, cr->credits_reserved, &credits)
-        || __builtin_add_overflow (credits, amount, &credits)) {
-        return RL_OVERFLOWS_CREDITS;
-    }
-    if ((cr->flags & RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS) && credits > cr->debits_posted) {
-        return RL_EXCEEDS_DEBITS;
-    }
-    return RL_OK;
-}
-
-//  Same-shard order: both overflows of posted first, then totals, then limits.
-static uint32_t
-s_transfer_balances (const rl_account_t *dr, const rl_account_t *cr, uint64_t amount)
-{
-    uint64_t sum = 0;
-    if (__builtin_add_overflow (dr->debits_posted, amount, &sum)) {
-        return RL_OVERFLOWS_DEBITS_POSTED;
-    }
-    if (__builtin_add_overflow (cr->credits_posted, amount, &sum)) {
-        return RL_OVERFLOWS_CREDITS_POSTED;
-    }
-    uint32_t debit = ledger_i_debit_checks (dr, amount);
-    uint32_t credit = ledger_i_credit_checks (cr, amount);
-    if (debit == RL_OVERFLOWS_DEBITS || credit == RL_OVERFLOWS_CREDITS) {
-        return debit == RL_OVERFLOWS_DEBITS ? debit : credit;
-    }
-    return debit != RL_OK ? debit : credit;
-}
-
 //  Finds a stored transfer by id: recent first, then the ingested index.
 //  1 found, 0 not found, -1 storage error.
 int
@@ -781,20 +519,8 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns, uint
     if (strcmp (credit_owner, self->name) != 0) {
         return twophase_begin (self->tp, t, credit_owner, now_ns, tag, index);
     }
-    size_t dr_slot = 0, cr_slot = 0;
-    rl_account_t *dr = ledger_i_account_find (self, t->debit_account_id, &dr_slot);
-    rl_account_t *cr = ledger_i_account_find (self, t->credit_account_id, &cr_slot);
-    if (!dr) {
-        r.result = RL_DEBIT_ACCOUNT_NOT_FOUND;
-    } else if (!cr) {
-        r.result = RL_CREDIT_ACCOUNT_NOT_FOUND;
-    } else if (dr->ledger != cr->ledger) {
-        r.result = RL_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER;
-    } else if (t->ledger != dr->ledger) {
-        r.result = RL_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS;
-    } else {
-        r.result = s_transfer_balances (dr, cr, t->amount);
-    }
+    accounts_pair_t pair = {0};
+    r.result = accounts_transfer_check (self->accounts, t, &pair);
     //  From here the outcome is final for this id: store it (ok or burned).
     rl_transfer_t record = *t;
     record.timestamp = ledger_i_next_ts (self, now_ns);
@@ -805,10 +531,7 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns, uint
         return r;
     }
     if (r.result == RL_OK) {
-        dr->debits_posted += t->amount;
-        cr->credits_posted += t->amount;
-        ledger_i_mark_dirty (self, dr_slot);
-        ledger_i_mark_dirty (self, cr_slot);
+        accounts_transfer_post (self->accounts, &pair, t->amount);
         self->transfers_ok++;
     }
     r.timestamp = record.timestamp;
@@ -837,7 +560,7 @@ ledger_lookup_accounts (ledger_t *self, const rl_id_t *ids, size_t count, rl_acc
 {
     assert (self);
     for (size_t i = 0; i < count; i++) {
-        const rl_account_t *account = ledger_i_account_find (self, ids[i], NULL);
+        const rl_account_t *account = accounts_get (self->accounts, ids[i]);
         if (account) {
             out[i] = *account;
         } else {
@@ -1128,39 +851,43 @@ ledger_checkpoint (ledger_t *self)
     if (store_failed (self->store)) {
         return -1;
     }
-    if (self->recent_count == 0 && self->dirty_count == 0) {
+    if (self->recent_count == 0 && accounts_dirty_count (self->accounts) == 0) {
         return 0;
     }
     if (s_ingest_recent (self) != 0) {
         rl_error ("ledger: checkpoint ingest failed: %s", store_error (self->store));
         return -1;
     }
-    for (size_t i = 0; i < self->dirty_count; i++) {
-        uint32_t slot = self->dirty_list[i];
-        s_put_account (self, &self->accounts[slot]);
-        self->dirty[slot] = false;
-    }
+    size_t dirty = accounts_put_dirty (self->accounts);
     s_put_meta_u64 (self, META_CHECKPOINT_TS, self->last_ts);
     s_put_meta_u64 (self, META_LAST_TS, self->last_ts);
     if (store_commit (self->store) != 0) {
         return -1;
     }
     rl_debug ("ledger: checkpoint at ts %" PRIu64 ": %zu transfers, %zu accounts", self->last_ts,
-              self->recent_count, self->dirty_count);
+              self->recent_count, dirty);
     self->checkpoint_ts = self->last_ts;
     self->checkpoints++;
-    self->dirty_count = 0;
     self->recent_count = 0;
     idmap_clear (self->recent_ids);
     idmap_clear (self->recent_legs);
     return 0;
 }
 
+void
+ledger_sums (const ledger_t *self, uint32_t ledger_id, uint64_t *debits_posted,
+             uint64_t *credits_posted, uint64_t *debits_reserved, uint64_t *credits_reserved)
+{
+    assert (self);
+    accounts_sums (self->accounts, ledger_id, debits_posted, credits_posted, debits_reserved,
+                   credits_reserved);
+}
+
 uint64_t
 ledger_account_count (const ledger_t *self)
 {
     assert (self);
-    return self->accounts_count;
+    return accounts_count (self->accounts);
 }
 
 uint64_t

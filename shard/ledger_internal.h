@@ -5,6 +5,7 @@
 #ifndef RL_LEDGER_INTERNAL_H
 #define RL_LEDGER_INTERNAL_H
 
+#include "accounts.h"
 #include "idmap.h"
 #include "ledger.h"
 
@@ -26,13 +27,7 @@ struct ledger_t {
     void *owner_ctx;
     char name[RL_SHARD_NAME_SIZE_MAX]; //  this shard's name
 
-    rl_account_t *accounts; //  account table; slots never move once assigned
-    bool *dirty;            //  per account: changed since the last checkpoint
-    size_t accounts_count;
-    size_t accounts_cap;
-    idmap_t *account_ids; //  id -> slot in accounts
-    uint32_t *dirty_list; //  slots marked dirty, in order
-    size_t dirty_count;
+    accounts_t *accounts; //  the account table (accounts.c)
 
     rl_transfer_t *recent; //  transfers since the checkpoint, ts order; reserved = stored
     size_t recent_count;
@@ -50,8 +45,6 @@ struct ledger_t {
 };
 
 bool ledger_i_owns (ledger_t *self, rl_id_t account_id);
-rl_account_t *ledger_i_account_find (ledger_t *self, rl_id_t id, size_t *slot_p);
-void ledger_i_mark_dirty (ledger_t *self, size_t slot);
 uint64_t ledger_i_next_ts (ledger_t *self, uint64_t now_ns);
 //  Stores a transfer record (batch + recent); index_id: add to the id index.
 int ledger_i_store_transfer (ledger_t *self, const rl_transfer_t *record, bool index_id);
@@ -60,8 +53,6 @@ int ledger_i_transfer_find (ledger_t *self, rl_id_t id, rl_transfer_t *out);
 //  names a transfer uniquely across the cluster (ids are scoped to the debit
 //  account's shard). 1 yes, 0 no, -1 storage error.
 int ledger_i_leg_applied (ledger_t *self, rl_id_t id, rl_id_t debit_account_id);
-uint32_t ledger_i_debit_checks (const rl_account_t *dr, uint64_t amount);
-uint32_t ledger_i_credit_checks (const rl_account_t *cr, uint64_t amount);
 
 //  twophase.c
 twophase_t *twophase_new (ledger_t *ledger);

@@ -426,14 +426,13 @@ s_load_records (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
         e->backoff_ms = self->retry_min_ms;
         e->next_ns = now_ns; //  ask at once: recovery runs before anything else
         if (rec.tp.state == RL_TP_PREPARED) {
-            rl_account_t *cr = ledger_i_account_find (self->ledger, rec.transfer.credit_account_id,
-                                                      NULL);
-            if (!cr) {
+            if (accounts_credit_restore (self->ledger->accounts, rec.transfer.credit_account_id,
+                                         rec.transfer.amount)
+                != 0) {
                 snprintf (err, err_size, "prepared record names a missing account");
                 rc = -1;
                 break;
             }
-            cr->credits_reserved += rec.transfer.amount;
             e->state = S_PREPARED;
             self->prepared_count++;
         } else if (rec.reserved[1] == S_HEURISTIC_FLAG) {
@@ -498,15 +497,7 @@ twophase_begin (twophase_t *self, const rl_transfer_t *t, const char *peer, uint
 {
     ledger_t *ledger = self->ledger;
     rl_result_rec_t r = {0};
-    size_t dr_slot = 0;
-    rl_account_t *dr = ledger_i_account_find (ledger, t->debit_account_id, &dr_slot);
-    if (!dr) {
-        r.result = RL_DEBIT_ACCOUNT_NOT_FOUND;
-    } else if (t->ledger != dr->ledger) {
-        r.result = RL_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS;
-    } else {
-        r.result = ledger_i_debit_checks (dr, t->amount);
-    }
+    r.result = accounts_debit_reserve (ledger->accounts, t);
     if (r.result != RL_OK) {
         //  Decided here, before any message: store the failure (burns the id).
         rl_transfer_t record = *t;
@@ -521,6 +512,7 @@ twophase_begin (twophase_t *self, const rl_transfer_t *t, const char *peer, uint
     }
     int32_t i = s_table_add (&self->attempts, t->id);
     if (i < 0) {
+        accounts_debit_release (ledger->accounts, t->debit_account_id, t->amount, false);
         r.result = RL_BUSY;
         return r;
     }
@@ -541,7 +533,6 @@ twophase_begin (twophase_t *self, const rl_transfer_t *t, const char *peer, uint
     e->created_ns = now_ns;
     e->tag = tag;
     e->index = index;
-    dr->debits_reserved += t->amount;
     rl_prepare_rec_t rec = {.transfer = *t, .tp = e->tp};
     self->io.prepare (self->io_ctx, peer, &rec);
     r.result = LEDGER_PENDING;
@@ -576,10 +567,8 @@ s_finish (twophase_t *self, int32_t i, uint32_t result, uint32_t decision, uint6
 {
     ledger_t *ledger = self->ledger;
     s_entry_t *e = &self->attempts.slots[i];
-    size_t dr_slot = 0;
-    rl_account_t *dr = ledger_i_account_find (ledger, e->transfer.debit_account_id, &dr_slot);
-    assert (dr && dr->debits_reserved >= e->transfer.amount);
-    dr->debits_reserved -= e->transfer.amount;
+    accounts_debit_release (ledger->accounts, e->transfer.debit_account_id, e->transfer.amount,
+                            result == RL_OK);
     uint64_t ts = 0;
     bool burns = result == RL_OK || !rl_result_is_retryable (result);
     if (burns) {
@@ -587,8 +576,6 @@ s_finish (twophase_t *self, int32_t i, uint32_t result, uint32_t decision, uint6
         record.timestamp = ts = ledger_i_next_ts (ledger, now_ns);
         record.reserved = LEDGER_STORED (result, LEDGER_LEG_DEBIT);
         if (result == RL_OK) {
-            dr->debits_posted += e->transfer.amount;
-            ledger_i_mark_dirty (ledger, dr_slot);
             ledger->transfers_ok++;
         }
         if (ledger_i_store_transfer (ledger, &record, true) != 0) {
@@ -730,10 +717,8 @@ static void
 s_record_abort (twophase_t *self, s_entry_t *e, uint64_t now_ns)
 {
     if (e->state == S_PREPARED) {
-        rl_account_t *cr = ledger_i_account_find (self->ledger, e->transfer.credit_account_id,
-                                                  NULL);
-        assert (cr && cr->credits_reserved >= e->transfer.amount);
-        cr->credits_reserved -= e->transfer.amount;
+        accounts_credit_release (self->ledger->accounts, e->transfer.credit_account_id,
+                                 e->transfer.amount, false);
         self->prepared_count--;
     }
     e->state = S_ABORTED;
@@ -749,12 +734,8 @@ s_record_commit (twophase_t *self, s_entry_t *e, uint64_t now_ns)
 {
     ledger_t *ledger = self->ledger;
     assert (e->state == S_PREPARED);
-    size_t slot = 0;
-    rl_account_t *cr = ledger_i_account_find (ledger, e->transfer.credit_account_id, &slot);
-    assert (cr && cr->credits_reserved >= e->transfer.amount);
-    cr->credits_reserved -= e->transfer.amount;
-    cr->credits_posted += e->transfer.amount;
-    ledger_i_mark_dirty (ledger, slot);
+    accounts_credit_release (ledger->accounts, e->transfer.credit_account_id, e->transfer.amount,
+                             true);
     self->prepared_count--;
     rl_transfer_t leg = e->transfer;
     leg.timestamp = ledger_i_next_ts (ledger, now_ns);
@@ -810,19 +791,13 @@ s_prepare_one (twophase_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns, u
         }
         s_marker_drop (self, i);
     }
-    rl_account_t *cr = ledger_i_account_find (ledger, t->credit_account_id, NULL);
-    if (!cr) {
-        *result = RL_CREDIT_ACCOUNT_NOT_FOUND;
-    } else if (cr->ledger != t->ledger) {
-        *result = RL_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER;
-    } else {
-        *result = ledger_i_credit_checks (cr, t->amount);
-    }
+    *result = accounts_credit_reserve (ledger->accounts, t);
     if (*result != RL_OK) {
         return RL_TP_REFUSED;
     }
     if (self->prepared_count >= RL_TP_PREPARED_MAX
         || (i = s_table_add (&self->records, t->id)) < 0) {
+        accounts_credit_release (ledger->accounts, t->credit_account_id, t->amount, false);
         *result = RL_BUSY;
         return RL_TP_REFUSED;
     }
@@ -835,7 +810,6 @@ s_prepare_one (twophase_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns, u
     e->key_seq = ++self->key_seq;
     e->backoff_ms = self->retry_min_ms;
     e->next_ns = now_ns + self->query_after_ms * 1000000ull;
-    cr->credits_reserved += t->amount;
     self->prepared_count++;
     s_record_put (self, e);
     return RL_TP_PREPARED;
@@ -1059,7 +1033,7 @@ int
 ledger_audit (ledger_t *ledger, char *err, size_t err_size)
 {
     twophase_t *self = ledger->tp;
-    size_t n = ledger->accounts_count;
+    size_t n = accounts_count (ledger->accounts);
     uint64_t *debits = calloc (n + 1, sizeof (uint64_t));
     uint64_t *credits = calloc (n + 1, sizeof (uint64_t));
     int rc = debits && credits ? 0 : -1;
@@ -1068,7 +1042,7 @@ ledger_audit (ledger_t *ledger, char *err, size_t err_size)
         const s_entry_t *e = &self->attempts.slots[i];
         size_t slot = 0;
         if (e->state == S_LIVE
-            && ledger_i_account_find (ledger, e->transfer.debit_account_id, &slot)) {
+            && accounts_slot (ledger->accounts, e->transfer.debit_account_id, &slot)) {
             debits[slot] += e->transfer.amount;
         }
     }
@@ -1077,40 +1051,18 @@ ledger_audit (ledger_t *ledger, char *err, size_t err_size)
         const s_entry_t *e = &self->records.slots[i];
         size_t slot = 0;
         if (e->state == S_PREPARED
-            && ledger_i_account_find (ledger, e->transfer.credit_account_id, &slot)) {
+            && accounts_slot (ledger->accounts, e->transfer.credit_account_id, &slot)) {
             credits[slot] += e->transfer.amount;
         }
     }
-    for (size_t slot = 0; rc == 0 && slot < n; slot++) {
-        const rl_account_t *a = &ledger->accounts[slot];
-        if (a->debits_reserved != debits[slot] || a->credits_reserved != credits[slot]) {
-            snprintf (err, err_size,
-                      "account %016" PRIx64 "%016" PRIx64 ": reserved %" PRIu64 "/%" PRIu64
-                      ", live reservations and prepared records sum to %" PRIu64 "/%" PRIu64,
-                      a->id.hi, a->id.lo, a->debits_reserved, a->credits_reserved, debits[slot],
-                      credits[slot]);
-            rc = -1;
-        }
+    if (rc == 0) {
+        rc = accounts_audit (ledger->accounts, debits, credits, err, err_size);
+    } else {
+        snprintf (err, err_size, "out of memory");
     }
     free (debits);
     free (credits);
     return rc;
-}
-
-void
-ledger_sums (const ledger_t *ledger, uint32_t ledger_id, uint64_t *debits_posted,
-             uint64_t *credits_posted, uint64_t *debits_reserved, uint64_t *credits_reserved)
-{
-    *debits_posted = *credits_posted = *debits_reserved = *credits_reserved = 0;
-    for (size_t slot = 0; slot < ledger->accounts_count; slot++) {
-        const rl_account_t *a = &ledger->accounts[slot];
-        if (ledger_id == 0 || a->ledger == ledger_id) {
-            *debits_posted += a->debits_posted;
-            *credits_posted += a->credits_posted;
-            *debits_reserved += a->debits_reserved;
-            *credits_reserved += a->credits_reserved;
-        }
-    }
 }
 
 size_t
@@ -1146,7 +1098,7 @@ ledger_in_doubt (ledger_t *ledger, rl_in_doubt_rec_t *out, size_t cap)
 void
 ledger_audit_counts (const ledger_t *ledger, uint64_t *accounts, uint64_t *live, uint64_t *prepared)
 {
-    *accounts = ledger->accounts_count;
+    *accounts = accounts_count (ledger->accounts);
     *live = ledger->tp->attempts.count;
     *prepared = ledger->tp->prepared_count;
 }

@@ -1,0 +1,567 @@
+/*  accounts.c: the account table of one shard and its balance checks.
+
+    DESIGN
+    A slab of account records, a dirty flag per slot, the list of dirty
+    slots in order, and an id -> slot index (idmap). Slots never move once
+    assigned and accounts are never deleted, so a slot names an account for
+    the life of the process. The durable copy is the `accounts` column
+    family: a new account is put into the batch of its group commit; the
+    changed ones are put again, in full, at each checkpoint (ledger.c).
+
+    INVARIANTS
+    1. accounts_count <= RL_SHARD_ACCOUNTS_MAX; every slot below it holds an
+       account whose id maps to that slot.
+    2. dirty[slot] is true exactly for the slots in dirty_list, each listed
+       once; dirty_count <= accounts_count.
+    3. Reserved amounts are derived: zero at load, then changed only by the
+       reserve/release pairs of the two-phase modules, so a release never
+       exceeds what was reserved (asserted).
+    4. Every limit counts posted + pending + reserved (escrow).
+    5. Posted amounts only grow, and only through a stored ok transfer (or
+       its replay): accounts_transfer_post, accounts_*_release (post), and
+       accounts_post.
+
+    LIMITS: RL_SHARD_ACCOUNTS_MAX accounts (more: the create answers
+    storage_error); the table grows by doubling from
+    RL_SHARD_ACCOUNTS_INITIAL slots.
+*/
+#include "accounts.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "idmap.h"
+#include "rl_limits.h"
+
+struct accounts_t {
+    store_t *store;
+    rl_account_t *slots;  //  slots never move once assigned
+    bool *dirty;          //  per slot: changed since the last checkpoint
+    uint32_t *dirty_list; //  slots marked dirty, in order
+    size_t dirty_count;
+    size_t count;
+    size_t cap;
+    idmap_t *ids; //  id -> slot
+};
+
+static int
+s_reserve (accounts_t *self, size_t count)
+{
+    if (count <= self->cap) {
+        return 0;
+    }
+    size_t cap = self->cap ? self->cap : RL_SHARD_ACCOUNTS_INITIAL;
+    while (cap < count) {
+        cap *= 2;
+    }
+    rl_account_t *slots = realloc (self->slots, cap * sizeof (*slots));
+    if (!slots) {
+        return -1;
+    }
+    self->slots = slots;
+    bool *dirty = realloc (self->dirty, cap * sizeof (*dirty));
+    if (!dirty) {
+        return -1;
+    }
+    memset (dirty + self->cap, 0, (cap - self->cap) * sizeof (*dirty));
+    self->dirty = dirty;
+    uint32_t *list = realloc (self->dirty_list, cap * sizeof (*list));
+    if (!list) {
+        return -1;
+    }
+    self->dirty_list = list;
+    self->cap = cap;
+    return 0;
+}
+
+accounts_t *
+accounts_new (store_t *store)
+{
+    assert (store);
+    accounts_t *self = calloc (1, sizeof (*self));
+    if (!self) {
+        return NULL;
+    }
+    self->store = store;
+    self->ids = idmap_new (RL_SHARD_ACCOUNTS_INITIAL);
+    if (!self->ids || s_reserve (self, 1) != 0) {
+        accounts_destroy (&self);
+    }
+    return self;
+}
+
+void
+accounts_destroy (accounts_t **self_p)
+{
+    assert (self_p);
+    accounts_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    idmap_destroy (&self->ids);
+    free (self->slots);
+    free (self->dirty);
+    free (self->dirty_list);
+    free (self);
+    *self_p = NULL;
+}
+
+static void
+s_mark_dirty (accounts_t *self, size_t slot)
+{
+    assert (slot < self->count);
+    if (!self->dirty[slot]) {
+        self->dirty[slot] = true;
+        self->dirty_list[self->dirty_count++] = (uint32_t) slot;
+        assert (self->dirty_count <= self->count);
+    }
+}
+
+static rl_account_t *
+s_find (const accounts_t *self, rl_id_t id, size_t *slot_p)
+{
+    uint64_t slot = 0;
+    if (!idmap_get (self->ids, id, &slot)) {
+        return NULL;
+    }
+    assert (slot < self->count);
+    if (slot_p) {
+        *slot_p = (size_t) slot;
+    }
+    return &self->slots[slot];
+}
+
+//  Adds an account to the table; returns its slot or -1 when full.
+static long
+s_insert (accounts_t *self, const rl_account_t *account)
+{
+    if (self->count >= RL_SHARD_ACCOUNTS_MAX || s_reserve (self, self->count + 1) != 0) {
+        return -1;
+    }
+    size_t slot = self->count;
+    if (idmap_put (self->ids, account->id, slot) != 0) {
+        return -1;
+    }
+    self->slots[slot] = *account;
+    self->count++;
+    assert (idmap_size (self->ids) == self->count);
+    return (long) slot;
+}
+
+static void
+s_put (accounts_t *self, const rl_account_t *account)
+{
+    uint8_t key[RL_ID_SIZE];
+    uint8_t value[RL_ACCOUNT_SIZE];
+    codec_encode_id (account->id, key);
+    codec_encode_account (account, value);
+    store_batch_put (self->store, STORE_CF_ACCOUNTS, key, sizeof (key), value, sizeof (value));
+}
+
+int
+accounts_load (accounts_t *self, uint64_t *last_ts_p, char *err, size_t err_size)
+{
+    assert (self && last_ts_p);
+    assert (self->count == 0);
+    store_iter_t *it = store_iter_new (self->store, STORE_CF_ACCOUNTS);
+    if (!it) {
+        snprintf (err, err_size, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
+        size_t key_size = 0, value_size = 0;
+        store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &value_size);
+        if (key_size != RL_ID_SIZE || value_size != RL_ACCOUNT_SIZE) {
+            snprintf (err, err_size, "corrupt account record");
+            rc = -1;
+            break;
+        }
+        rl_account_t account;
+        codec_decode_account (value, &account);
+        //  Escrow is derived state: rebuilt from prepared records (participant.c);
+        //  live attempts of the last incarnation are presumed aborted.
+        account.debits_reserved = 0;
+        account.credits_reserved = 0;
+        if (s_insert (self, &account) < 0) {
+            snprintf (err, err_size, "cannot hold account: table full or out of memory");
+            rc = -1;
+            break;
+        }
+        if (account.timestamp > *last_ts_p) {
+            *last_ts_p = account.timestamp;
+        }
+    }
+    store_iter_destroy (&it);
+    return rc;
+}
+
+size_t
+accounts_count (const accounts_t *self)
+{
+    assert (self);
+    return self->count;
+}
+
+const rl_account_t *
+accounts_get (const accounts_t *self, rl_id_t id)
+{
+    assert (self);
+    return s_find (self, id, NULL);
+}
+
+//  Creation -------------------------------------------------------------------
+
+static uint32_t
+s_account_exists (const rl_account_t *a, const rl_account_t *stored)
+{
+    if (a->flags != stored->flags) {
+        return RL_EXISTS_WITH_DIFFERENT_FLAGS;
+    }
+    if (!rl_id_eq (a->user_data_128, stored->user_data_128)) {
+        return RL_EXISTS_WITH_DIFFERENT_USER_DATA_128;
+    }
+    if (a->user_data_64 != stored->user_data_64) {
+        return RL_EXISTS_WITH_DIFFERENT_USER_DATA_64;
+    }
+    if (a->user_data_32 != stored->user_data_32) {
+        return RL_EXISTS_WITH_DIFFERENT_USER_DATA_32;
+    }
+    if (a->ledger != stored->ledger) {
+        return RL_EXISTS_WITH_DIFFERENT_LEDGER;
+    }
+    if (a->code != stored->code) {
+        return RL_EXISTS_WITH_DIFFERENT_CODE;
+    }
+    return RL_EXISTS;
+}
+
+static uint32_t
+s_account_validate (const rl_account_t *a)
+{
+    if (a->timestamp != 0) {
+        return RL_TIMESTAMP_MUST_BE_ZERO;
+    }
+    if (a->reserved != 0 || a->reserved2[0] != 0 || a->reserved2[1] != 0 || a->debits_reserved != 0
+        || a->credits_reserved != 0) {
+        return RL_RESERVED_FIELD;
+    }
+    if (a->flags & ~RL_ACCOUNT_FLAGS_KNOWN) {
+        return RL_RESERVED_FLAG;
+    }
+    if (a->flags & RL_ACCOUNT_LINKED) {
+        return RL_NOT_SUPPORTED;
+    }
+    if ((a->flags & RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS)
+        && (a->flags & RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS)) {
+        return RL_FLAGS_ARE_MUTUALLY_EXCLUSIVE;
+    }
+    if (a->debits_pending != 0) {
+        return RL_DEBITS_PENDING_MUST_BE_ZERO;
+    }
+    if (a->debits_posted != 0) {
+        return RL_DEBITS_POSTED_MUST_BE_ZERO;
+    }
+    if (a->credits_pending != 0) {
+        return RL_CREDITS_PENDING_MUST_BE_ZERO;
+    }
+    if (a->credits_posted != 0) {
+        return RL_CREDITS_POSTED_MUST_BE_ZERO;
+    }
+    if (a->ledger == 0) {
+        return RL_LEDGER_MUST_NOT_BE_ZERO;
+    }
+    if (a->code == 0) {
+        return RL_CODE_MUST_NOT_BE_ZERO;
+    }
+    return RL_OK;
+}
+
+uint32_t
+accounts_check_new (const accounts_t *self, const rl_account_t *a, uint64_t *ts_p)
+{
+    assert (self && a && ts_p);
+    *ts_p = 0;
+    const rl_account_t *stored = s_find (self, a->id, NULL);
+    if (stored) {
+        *ts_p = stored->timestamp;
+        return s_account_exists (a, stored);
+    }
+    return s_account_validate (a);
+}
+
+int
+accounts_insert (accounts_t *self, const rl_account_t *account)
+{
+    assert (self && account);
+    assert (account->timestamp != 0 && !s_find (self, account->id, NULL));
+    if (s_insert (self, account) < 0) {
+        return -1;
+    }
+    s_put (self, account);
+    return 0;
+}
+
+//  Balance checks ---------------------------------------------------------------
+
+//  Debit side: overflow, then limits (posted + pending + reserved against
+//  credits posted).
+static uint32_t
+s_debit_checks (const rl_account_t *dr, uint64_t amount)
+{
+    uint64_t sum = 0, debits = 0;
+    if (__builtin_add_overflow (dr->debits_posted, amount, &sum)) {
+        return RL_OVERFLOWS_DEBITS_POSTED;
+    }
+    if (__builtin_add_overflow (dr->debits_posted, dr->debits_pending, &debits)
+        || __builtin_add_overflow (debits, dr->debits_reserved, &debits)
+        || __builtin_add_overflow (debits, amount, &debits)) {
+        return RL_OVERFLOWS_DEBITS;
+    }
+    if ((dr->flags & RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS) && debits > dr->credits_posted) {
+        return RL_EXCEEDS_CREDITS;
+    }
+    return RL_OK;
+}
+
+//  The same on the credit side.
+static uint32_t
+s_credit_checks (const rl_account_t *cr, uint64_t amount)
+{
+    uint64_t sum = 0, credits = 0;
+    if (__builtin_add_overflow (cr->credits_posted, amount, &sum)) {
+        return RL_OVERFLOWS_CREDITS_POSTED;
+    }
+    if (__builtin_add_overflow (cr->credits_posted, cr->credits_pending, &credits)
+        || __builtin_add_overflow (credits, cr->credits_reserved, &credits)
+        || __builtin_add_overflow (credits, amount, &credits)) {
+        return RL_OVERFLOWS_CREDITS;
+    }
+    if ((cr->flags & RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS) && credits > cr->debits_posted) {
+        return RL_EXCEEDS_DEBITS;
+    }
+    return RL_OK;
+}
+
+//  Same-shard order: both overflows of posted first, then totals, then limits.
+static uint32_t
+s_transfer_balances (const rl_account_t *dr, const rl_account_t *cr, uint64_t amount)
+{
+    uint64_t sum = 0;
+    if (__builtin_add_overflow (dr->debits_posted, amount, &sum)) {
+        return RL_OVERFLOWS_DEBITS_POSTED;
+    }
+    if (__builtin_add_overflow (cr->credits_posted, amount, &sum)) {
+        return RL_OVERFLOWS_CREDITS_POSTED;
+    }
+    uint32_t debit = s_debit_checks (dr, amount);
+    uint32_t credit = s_credit_checks (cr, amount);
+    if (debit == RL_OVERFLOWS_DEBITS || credit == RL_OVERFLOWS_CREDITS) {
+        return debit == RL_OVERFLOWS_DEBITS ? debit : credit;
+    }
+    return debit != RL_OK ? debit : credit;
+}
+
+uint32_t
+accounts_transfer_check (const accounts_t *self, const rl_transfer_t *t, accounts_pair_t *pair)
+{
+    assert (self && t && pair);
+    size_t dr_slot = 0, cr_slot = 0;
+    const rl_account_t *dr = s_find (self, t->debit_account_id, &dr_slot);
+    const rl_account_t *cr = s_find (self, t->credit_account_id, &cr_slot);
+    if (!dr) {
+        return RL_DEBIT_ACCOUNT_NOT_FOUND;
+    }
+    if (!cr) {
+        return RL_CREDIT_ACCOUNT_NOT_FOUND;
+    }
+    if (dr->ledger != cr->ledger) {
+        return RL_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER;
+    }
+    if (t->ledger != dr->ledger) {
+        return RL_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS;
+    }
+    pair->debit_slot = (uint32_t) dr_slot;
+    pair->credit_slot = (uint32_t) cr_slot;
+    return s_transfer_balances (dr, cr, t->amount);
+}
+
+void
+accounts_transfer_post (accounts_t *self, const accounts_pair_t *pair, uint64_t amount)
+{
+    assert (self && pair);
+    assert (pair->debit_slot < self->count && pair->credit_slot < self->count);
+    assert (pair->debit_slot != pair->credit_slot);
+    self->slots[pair->debit_slot].debits_posted += amount;
+    self->slots[pair->credit_slot].credits_posted += amount;
+    s_mark_dirty (self, pair->debit_slot);
+    s_mark_dirty (self, pair->credit_slot);
+}
+
+int
+accounts_post (accounts_t *self, rl_id_t id, bool debit, uint64_t amount)
+{
+    assert (self);
+    size_t slot = 0;
+    rl_account_t *a = s_find (self, id, &slot);
+    if (!a) {
+        return -1;
+    }
+    if (debit) {
+        a->debits_posted += amount;
+    } else {
+        a->credits_posted += amount;
+    }
+    s_mark_dirty (self, slot);
+    return 0;
+}
+
+//  Two-phase escrow ---------------------------------------------------------------
+
+uint32_t
+accounts_debit_reserve (accounts_t *self, const rl_transfer_t *t)
+{
+    assert (self && t);
+    rl_account_t *dr = s_find (self, t->debit_account_id, NULL);
+    if (!dr) {
+        return RL_DEBIT_ACCOUNT_NOT_FOUND;
+    }
+    if (t->ledger != dr->ledger) {
+        return RL_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS;
+    }
+    uint32_t result = s_debit_checks (dr, t->amount);
+    if (result == RL_OK) {
+        dr->debits_reserved += t->amount; //  no overflow: s_debit_checks summed it
+    }
+    return result;
+}
+
+void
+accounts_debit_release (accounts_t *self, rl_id_t id, uint64_t amount, bool post)
+{
+    assert (self);
+    size_t slot = 0;
+    rl_account_t *dr = s_find (self, id, &slot);
+    assert (dr && dr->debits_reserved >= amount); //  paired with accounts_debit_reserve
+    dr->debits_reserved -= amount;
+    if (post) {
+        dr->debits_posted += amount;
+        s_mark_dirty (self, slot);
+    }
+}
+
+uint32_t
+accounts_credit_reserve (accounts_t *self, const rl_transfer_t *t)
+{
+    assert (self && t);
+    rl_account_t *cr = s_find (self, t->credit_account_id, NULL);
+    if (!cr) {
+        return RL_CREDIT_ACCOUNT_NOT_FOUND;
+    }
+    if (cr->ledger != t->ledger) {
+        return RL_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER;
+    }
+    uint32_t result = s_credit_checks (cr, t->amount);
+    if (result == RL_OK) {
+        cr->credits_reserved += t->amount; //  no overflow: s_credit_checks summed it
+    }
+    return result;
+}
+
+void
+accounts_credit_release (accounts_t *self, rl_id_t id, uint64_t amount, bool post)
+{
+    assert (self);
+    size_t slot = 0;
+    rl_account_t *cr = s_find (self, id, &slot);
+    assert (cr && cr->credits_reserved >= amount); //  paired with accounts_credit_reserve
+    cr->credits_reserved -= amount;
+    if (post) {
+        cr->credits_posted += amount;
+        s_mark_dirty (self, slot);
+    }
+}
+
+int
+accounts_credit_restore (accounts_t *self, rl_id_t id, uint64_t amount)
+{
+    assert (self);
+    rl_account_t *cr = s_find (self, id, NULL);
+    if (!cr) {
+        return -1;
+    }
+    cr->credits_reserved += amount;
+    return 0;
+}
+
+//  Audit, sums, checkpoint ---------------------------------------------------------
+
+bool
+accounts_slot (const accounts_t *self, rl_id_t id, size_t *slot_p)
+{
+    assert (self && slot_p);
+    return s_find (self, id, slot_p) != NULL;
+}
+
+int
+accounts_audit (const accounts_t *self, const uint64_t *debits, const uint64_t *credits, char *err,
+                size_t err_size)
+{
+    assert (self && (self->count == 0 || (debits && credits)));
+    for (size_t slot = 0; slot < self->count; slot++) {
+        const rl_account_t *a = &self->slots[slot];
+        if (a->debits_reserved != debits[slot] || a->credits_reserved != credits[slot]) {
+            snprintf (err, err_size,
+                      "account %016" PRIx64 "%016" PRIx64 ": reserved %" PRIu64 "/%" PRIu64
+                      ", live reservations and prepared records sum to %" PRIu64 "/%" PRIu64,
+                      a->id.hi, a->id.lo, a->debits_reserved, a->credits_reserved, debits[slot],
+                      credits[slot]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void
+accounts_sums (const accounts_t *self, uint32_t ledger_id, uint64_t *debits_posted,
+               uint64_t *credits_posted, uint64_t *debits_reserved, uint64_t *credits_reserved)
+{
+    assert (self && debits_posted && credits_posted && debits_reserved && credits_reserved);
+    *debits_posted = *credits_posted = *debits_reserved = *credits_reserved = 0;
+    for (size_t slot = 0; slot < self->count; slot++) {
+        const rl_account_t *a = &self->slots[slot];
+        if (ledger_id == 0 || a->ledger == ledger_id) {
+            *debits_posted += a->debits_posted;
+            *credits_posted += a->credits_posted;
+            *debits_reserved += a->debits_reserved;
+            *credits_reserved += a->credits_reserved;
+        }
+    }
+}
+
+size_t
+accounts_put_dirty (accounts_t *self)
+{
+    assert (self);
+    size_t count = self->dirty_count;
+    for (size_t i = 0; i < count; i++) {
+        uint32_t slot = self->dirty_list[i];
+        assert (slot < self->count && self->dirty[slot]);
+        s_put (self, &self->slots[slot]);
+        self->dirty[slot] = false;
+    }
+    self->dirty_count = 0;
+    return count;
+}
+
+size_t
+accounts_dirty_count (const accounts_t *self)
+{
+    assert (self);
+    return self->dirty_count;
+}

@@ -1,0 +1,91 @@
+/*  accounts.h: the shard's account table and the balance checks.
+
+    Accounts live in memory (a slab of records with an id index); the
+    durable copy is the `accounts` column family, written in full for the
+    changed ("dirty") accounts at each checkpoint. Escrow (debits_reserved,
+    credits_reserved) is derived state: zero when loaded, rebuilt by the
+    two-phase modules from what they recover.
+
+    The two-phase modules see the table only through the narrow calls at
+    the end (reserve, release, post one side), never through a record. See
+    accounts.c for the invariants and limits.
+*/
+#ifndef RL_ACCOUNTS_H
+#define RL_ACCOUNTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "store.h"
+
+typedef struct accounts_t accounts_t;
+
+//  The two accounts of a same-shard transfer, found once by
+//  accounts_transfer_check and posted by accounts_transfer_post.
+typedef struct {
+    uint32_t debit_slot;
+    uint32_t credit_slot;
+} accounts_pair_t;
+
+//  NULL when memory ran out.
+accounts_t *accounts_new (store_t *store);
+void accounts_destroy (accounts_t **self_p);
+//  Loads every stored account, reserved amounts zeroed. *last_ts_p is
+//  raised to the newest account timestamp. 0, or -1 with a message in err.
+int accounts_load (accounts_t *self, uint64_t *last_ts_p, char *err, size_t err_size);
+
+size_t accounts_count (const accounts_t *self);
+//  The account, or NULL when it is not held here.
+const rl_account_t *accounts_get (const accounts_t *self, rl_id_t id);
+
+//  A create_accounts record against the table: RL_OK when it may be
+//  created, an exists result (with the stored timestamp in *ts_p), or the
+//  first validation failure. Id and ownership checks are the caller's.
+uint32_t accounts_check_new (const accounts_t *self, const rl_account_t *a, uint64_t *ts_p);
+//  Adds an account checked by accounts_check_new (timestamp set) and puts
+//  it into the batch. 0, or -1 when the table is full or memory ran out.
+int accounts_insert (accounts_t *self, const rl_account_t *account);
+
+//  Same-shard transfer: lookups, ledgers and balances, in the documented
+//  order (docs/protocol.md). RL_OK fills *pair.
+uint32_t accounts_transfer_check (const accounts_t *self, const rl_transfer_t *t,
+                                  accounts_pair_t *pair);
+void accounts_transfer_post (accounts_t *self, const accounts_pair_t *pair, uint64_t amount);
+
+//  Replay of a stored ok transfer: posts one side. -1 when the account is
+//  not held here (the stored state is inconsistent).
+int accounts_post (accounts_t *self, rl_id_t id, bool debit, uint64_t amount);
+
+//  Two-phase, debit side (coordinator): checks the debit account (found,
+//  ledger, limits) and reserves the amount. RL_OK or the failure.
+uint32_t accounts_debit_reserve (accounts_t *self, const rl_transfer_t *t);
+//  Releases a reservation made by accounts_debit_reserve; post: the debit
+//  is posted (the transfer committed).
+void accounts_debit_release (accounts_t *self, rl_id_t id, uint64_t amount, bool post);
+//  Two-phase, credit side (participant): the same for the credit account.
+uint32_t accounts_credit_reserve (accounts_t *self, const rl_transfer_t *t);
+void accounts_credit_release (accounts_t *self, rl_id_t id, uint64_t amount, bool post);
+//  Recovery of a prepared record's reservation. -1 when the account is missing.
+int accounts_credit_restore (accounts_t *self, rl_id_t id, uint64_t amount);
+
+//  Audit support: the slot of an account (false when not held here), and a
+//  check that every slot's reserved amounts equal the given sums (arrays of
+//  accounts_count entries). 0, or -1 with the first discrepancy in err.
+bool accounts_slot (const accounts_t *self, rl_id_t id, size_t *slot_p);
+int accounts_audit (const accounts_t *self, const uint64_t *debits, const uint64_t *credits,
+                    char *err, size_t err_size);
+
+//  Sums over every account held here, per ledger (0: all).
+void accounts_sums (const accounts_t *self, uint32_t ledger_id, uint64_t *debits_posted,
+                    uint64_t *credits_posted, uint64_t *debits_reserved,
+                    uint64_t *credits_reserved);
+
+//  Checkpoint: puts every account changed since the last checkpoint into
+//  the batch and forgets that it changed. Returns how many.
+size_t accounts_put_dirty (accounts_t *self);
+//  Accounts changed since the last checkpoint.
+size_t accounts_dirty_count (const accounts_t *self);
+
+#endif
