@@ -12,6 +12,10 @@ RL_FP_X (SHARD_BEFORE_COMMIT, "shard.before_commit",
 RL_FP_X (SHARD_AFTER_WRITE, "shard.after_write", "shard: WriteBatch written, before the WAL sync")
 RL_FP_X (SHARD_AFTER_SYNC, "shard.after_sync", "shard: WAL synced, before replies are sent")
 RL_FP_X (SHARD_AFTER_REPLY, "shard.after_reply", "shard: replies of a group commit sent")
+RL_FP_X (STORE_INGEST_STAGED, "store.ingest.staged",
+         "checkpoint: an index SST written under its staged name, before it is ingested")
+RL_FP_X (STORE_INGEST_DONE, "store.ingest.done",
+         "checkpoint: an index SST ingested (staged name gone), before the next step")
 RL_FP_X (TP_COORD_PREPARE_SENT, "tp.coord.prepare_sent",
          "coordinator: debit reserved, PREPARE sent, nothing durable")
 RL_FP_X (TP_PART_PREPARED, "tp.part.prepared",

@@ -3,6 +3,32 @@
     Every `char *err` that RocksDB hands back is turned into a log line and
     a return code here; nothing outside this file sees a RocksDB type.
 
+    INVARIANTS
+    1. One WriteBatch per group commit: everything the caller put since the
+       last commit is written together or not at all.
+    2. Once a write or sync has failed, no later commit is attempted (state
+       FAILED below): memory and disk may disagree, and only a restart, which
+       recovers from what is on disk, makes them agree again.
+    3. A staged ingest file's name is never reused and never written over:
+       see "Staged ingest files" below (a reused name truncated a live SST
+       through a hard link left by a crash inside RocksDB's ingest).
+
+    STATES
+                 store_open ok
+        (closed) ------------> OPEN --- commit: write or sync fails ---> FAILED
+                                 |                                        |
+                                 +------------- store_close <-------------+
+        OPEN    commits, ingests, reads.
+        FAILED  store_commit returns -1 at once; reads still work (they see
+                what RocksDB holds, which may include the failed batch: the
+                caller must not serve them as durable); store_failed () and
+                store_error () say why. Left only by closing; the next open
+                recovers from disk.
+
+    LIMITS
+      STORE_WRITE_BUFFER_BYTES per column family memtable; one staged ingest
+      file at a time; error text STORE_ERROR_SIZE bytes (longer is cut).
+
     Options, and why (docs/storage.md has the measurements):
       - transfers: keys are shard timestamps, so inserts arrive in key order
         and the skiplist insert is cheap; no compression (CPU is the limit).
@@ -16,10 +42,15 @@
 #include "store.h"
 
 #include <assert.h>
+#include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <rocksdb/c.h>
 
@@ -32,6 +63,7 @@ static const char *s_cf_names[STORE_CF_COUNT] = {
 
 #define STORE_WRITE_BUFFER_BYTES (64u << 20) //  memtable size per column family
 #define STORE_BLOOM_BITS_PER_KEY 10.0        //  ~1% false positives
+#define STORE_ERROR_SIZE         256         //  bytes of the last error text
 
 struct store_t {
     rocksdb_t *db;
@@ -43,11 +75,12 @@ struct store_t {
     rocksdb_writeoptions_t *write_options;
     rocksdb_readoptions_t *read_options;
     rl_durability_t durability;
-    bool failed;     //  a write or sync failed: refuse until restart
-    char error[256]; //  last error text
+    bool failed;                  //  a write or sync failed: refuse until restart
+    char error[STORE_ERROR_SIZE]; //  last error text
     char *dir;
-    uint64_t ingest_seq; //  names of ingested files
-    rocksdb_env_t *env;  //  NULL: the default (disk)
+    uint64_t ingest_seq;   //  names of staged ingest files: sequence within this open
+    uint64_t ingest_token; //  names of staged ingest files: random, new at every open
+    rocksdb_env_t *env;    //  NULL: the default (disk)
 };
 
 struct store_iter_t {
@@ -60,6 +93,75 @@ s_set_error (store_t *self, const char *what, char *err)
     snprintf (self->error, sizeof (self->error), "%s: %s", what, err ? err : "?");
     rl_error ("store: %s", self->error);
     rocksdb_free (err);
+}
+
+//  Staged ingest files -----------------------------------------------------
+//
+//  A checkpoint writes each sorted index as an SST file in the database
+//  directory, named STORE_INGEST_PREFIX..., and ingests it with move_files:
+//  RocksDB hard-links the file into the database, records the ingest, and
+//  only then unlinks the staged name. A crash between those two steps
+//  leaves a staged name that is a second link to a live SST. Writing a new
+//  SST under that name would truncate the live file through the link (the
+//  database is then corrupt for good), so:
+//    - a staged name is never reused: it carries a random token new at every
+//      open, plus a sequence;
+//    - a staged name is unlinked before it is written, so the writer always
+//      creates a new inode;
+//    - at open, every leftover staged file is unlinked. Unlinking drops one
+//      name of a file and never touches its data: a leftover is either a
+//      file that was never ingested (garbage) or an extra link to a live
+//      SST (RocksDB keeps its own name).
+#define STORE_INGEST_PREFIX "ingest-"
+
+static uint64_t
+s_ingest_token (void)
+{
+    uint64_t token = 0;
+    if (getrandom (&token, sizeof (token), GRND_NONBLOCK) != (ssize_t) sizeof (token)) {
+        //  No entropy yet: the time and pid still differ from any earlier open.
+        struct timespec ts;
+        clock_gettime (CLOCK_REALTIME, &ts);
+        token = (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
+        token ^= (uint64_t) getpid () << 40;
+    }
+    return token;
+}
+
+//  Unlinks every staged ingest file left in the database directory.
+//  0, or -1 with a message when the directory cannot be read or a file
+//  cannot be unlinked.
+static int
+s_remove_staged (store_t *self, char *err, size_t err_size)
+{
+    DIR *dir = opendir (self->dir);
+    if (!dir) {
+        snprintf (err, err_size, "cannot list %s: %s", self->dir, strerror (errno));
+        return -1;
+    }
+    int rc = 0;
+    size_t removed = 0;
+    struct dirent *entry;
+    while ((entry = readdir (dir)) != NULL) {
+        if (strncmp (entry->d_name, STORE_INGEST_PREFIX, strlen (STORE_INGEST_PREFIX)) != 0) {
+            continue;
+        }
+        char path[4096];
+        snprintf (path, sizeof (path), "%s/%s", self->dir, entry->d_name);
+        if (unlink (path) != 0 && errno != ENOENT) {
+            snprintf (err, err_size, "cannot remove the staged file %s: %s", path,
+                      strerror (errno));
+            rc = -1;
+            break;
+        }
+        removed++;
+    }
+    closedir (dir);
+    if (removed > 0) {
+        rl_info ("store: removed %zu staged ingest file(s) left by an interrupted checkpoint",
+                 removed);
+    }
+    return rc;
 }
 
 static rocksdb_options_t *
@@ -174,6 +276,11 @@ store_open_env (const char *dir, rl_durability_t durability, store_env_t *env, c
     rocksdb_writeoptions_set_sync (self->write_options, durability == RL_DURABILITY_SYNC);
     self->read_options = rocksdb_readoptions_create ();
     if (s_open_db (self, dir, err, err_size) != 0) {
+        store_close (&self);
+        return NULL;
+    }
+    self->ingest_token = s_ingest_token ();
+    if (!self->env && s_remove_staged (self, err, err_size) != 0) {
         store_close (&self);
         return NULL;
     }
@@ -339,8 +446,11 @@ store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, size_
         return 0;
     }
     char path[4096];
-    snprintf (path, sizeof (path), "%s/ingest-%s-%" PRIu64 ".sst", self->dir, s_cf_names[cf],
-              ++self->ingest_seq);
+    snprintf (path, sizeof (path), "%s/" STORE_INGEST_PREFIX "%016" PRIx64 "-%s-%" PRIu64 ".sst",
+              self->dir, self->ingest_token, s_cf_names[cf], ++self->ingest_seq);
+    if (!self->env) {
+        unlink (path); //  a new inode, whatever a name might still link to
+    }
     rocksdb_envoptions_t *env_options = rocksdb_envoptions_create ();
     rocksdb_sstfilewriter_t *writer = rocksdb_sstfilewriter_create (env_options,
                                                                     self->cf_options[cf]);
@@ -362,6 +472,7 @@ store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, size_
         remove (path);
         return -1;
     }
+    RL_FAILPOINT (STORE_INGEST_STAGED);
     rocksdb_ingestexternalfileoptions_t *ingest = rocksdb_ingestexternalfileoptions_create ();
     rocksdb_ingestexternalfileoptions_set_move_files (ingest, 1);
     const char *files[1] = {path};
@@ -372,6 +483,7 @@ store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, size_
         remove (path);
         return -1;
     }
+    RL_FAILPOINT (STORE_INGEST_DONE);
     return 0;
 }
 

@@ -20,6 +20,7 @@
 
     Seed: RL_SEED=<n> replays a run; the seed is printed first.
 */
+#include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -260,11 +262,177 @@ test_crash_restart (void **state)
     rl_client_destroy (&client);
 }
 
+//  The checkpoint's ingest window ----------------------------------------
+//
+//  A checkpoint ingests each sorted index as an SST file. A crash anywhere
+//  in that window must leave a shard that restarts and whose later
+//  checkpoints and lookups work. The worst spot is inside RocksDB, after it
+//  has linked the staged file into the database and before it unlinks the
+//  staged name: that name is then a second link to a live SST, and a next
+//  process that wrote a new SST under the same name would truncate the live
+//  file through it. The kill_at_unlink shim kills the shard exactly there;
+//  failpoints cover the steps around it.
+
+typedef struct {
+    const char *failpoint;    //  RL_FAILPOINTS entry, or NULL: the unlink shim
+    const char *unlink_match; //  with the shim: the staged name's column family
+} s_window_case_t;
+
+static const s_window_case_t s_window_cases[] = {
+    {NULL, "-tx_index-"},
+    {NULL, "-history-"},
+    {"store.ingest.staged=crash@1", NULL},
+    {"store.ingest.done=crash@1", NULL},
+    {"store.ingest.done=crash@2", NULL},
+};
+
+#define WINDOW_CASES           (sizeof (s_window_cases) / sizeof (s_window_cases[0]))
+#define WINDOW_AFTER_TRANSFERS 400 //  after each restart: several checkpoints' worth
+
+//  Staged ingest files in the data directory that are a second link to a
+//  file inside the database.
+static size_t
+s_linked_staged_files (const char *data_dir)
+{
+    DIR *dir = opendir (data_dir);
+    assert_non_null (dir);
+    size_t linked = 0;
+    struct dirent *entry;
+    while ((entry = readdir (dir)) != NULL) {
+        if (strncmp (entry->d_name, "ingest-", 7) != 0) {
+            continue;
+        }
+        char path[1024];
+        snprintf (path, sizeof (path), "%s/%s", data_dir, entry->d_name);
+        struct stat st;
+        if (stat (path, &st) == 0 && st.st_nlink > 1) {
+            linked++;
+        }
+    }
+    closedir (dir);
+    return linked;
+}
+
+//  Drives `count` transfers in batches; every batch must be answered.
+static void
+s_drive_answered (rl_client_t *client, tk_model_t *model, size_t count)
+{
+    for (size_t done = 0; done < count && s_count + BATCH_MAX < TRANSFERS_MAX;) {
+        size_t n = 1 + s_rand () % BATCH_MAX;
+        rl_transfer_t ts[BATCH_MAX];
+        rl_result_rec_t rs[BATCH_MAX];
+        size_t first = s_count;
+        for (size_t i = 0; i < n; i++) {
+            ts[i] = s_new_transfer ();
+            s_records[s_count].t = ts[i];
+            s_records[s_count].result = UINT32_MAX;
+            s_count++;
+        }
+        int rc = rl_client_create_transfers (client, ts, n, rs, CALL_TIMEOUT_MS);
+        if (rc != 0) {
+            fail_msg ("a batch after the restart was not answered (rc %d)", rc);
+        }
+        for (size_t i = 0; i < n; i++) {
+            s_records[first + i].result = rs[i].result;
+            if (rs[i].result != RL_OK && !s_business (rs[i].result)) {
+                fail_msg ("transfer %zu after the restart: %s", first + i,
+                          rl_result_name (rs[i].result));
+            }
+            if (rs[i].result == RL_OK) {
+                tk_model_apply (model, &ts[i]);
+            }
+        }
+        done += n;
+    }
+}
+
+static void
+test_checkpoint_window (void **state)
+{
+    harness_t *h = *state;
+    s_count = 0;
+    tk_shard_t shard;
+    tk_shard_init (h, &shard, "s1");
+    shard.durability = "manual-wal";
+    shard.checkpoint_transfers = 50;
+    assert_true (tk_shard_start (h, &shard) > 0);
+    rl_client_t *client = rl_client_new (shard.endpoint);
+    rl_account_t accounts[ACCOUNTS];
+    rl_result_rec_t results[ACCOUNTS];
+    for (uint64_t i = 0; i < ACCOUNTS; i++) {
+        accounts[i] = tk_account (i + 1, TAG, LEDGER,
+                                  i == 0 ? 0 : RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS);
+    }
+    assert_int_equal (
+        rl_client_create_accounts (client, accounts, ACCOUNTS, results, CALL_TIMEOUT_MS), 0);
+    rl_client_destroy (&client);
+    tk_shard_stop (h, &shard, SIGTERM);
+    tk_model_t model;
+    tk_model_init (&model, TAG, ACCOUNTS);
+
+    static char env[4][256];
+    char *hit_file = harness_path (h, "unlink-hits");
+    for (size_t c = 0; c < WINDOW_CASES; c++) {
+        const s_window_case_t *wc = &s_window_cases[c];
+        if (wc->failpoint) {
+            snprintf (env[0], sizeof (env[0]), "RL_FAILPOINTS=%s", wc->failpoint);
+            shard.env[0] = env[0];
+            shard.env[1] = NULL;
+        } else {
+            snprintf (env[0], sizeof (env[0]), "LD_PRELOAD=%s", RL_KILL_AT_UNLINK_SO);
+            snprintf (env[1], sizeof (env[1]), "RL_TEST_KILL_AT_UNLINK=%s", wc->unlink_match);
+            snprintf (env[2], sizeof (env[2]), "RL_TEST_KILL_AT_UNLINK_FILE=%s", hit_file);
+            snprintf (env[3], sizeof (env[3]), "ASAN_OPTIONS=verify_asan_link_order=0");
+            for (int i = 0; i < 4; i++) {
+                shard.env[i] = env[i];
+            }
+            shard.env[4] = NULL;
+        }
+        printf ("window case %zu: %s%s\n", c, wc->failpoint ? wc->failpoint : "kill at unlink ",
+                wc->failpoint ? "" : wc->unlink_match);
+        assert_true (tk_shard_start (h, &shard) > 0);
+        int wstatus = s_drive_until_death (h, &shard, &model, false);
+        if (!WIFSIGNALED (wstatus) || WTERMSIG (wstatus) != SIGKILL) {
+            harness_keep (h);
+            fail_msg ("window case %zu: shard did not die by SIGKILL (status 0x%x)", c, wstatus);
+        }
+        if (!wc->failpoint) {
+            //  The dangerous state was really reached: a staged name still
+            //  links to a file of the database.
+            assert_true (s_linked_staged_files (shard.data_dir) > 0);
+        }
+        shard.env[0] = NULL;
+        //  Restart, settle, and run several checkpoints (they write new
+        //  staged files); then restart again, so that every SST is opened.
+        for (int pass = 0; pass < 2; pass++) {
+            assert_true (tk_shard_start (h, &shard) > 0);
+            client = rl_client_new (shard.endpoint);
+            s_settle (client, &model);
+            s_retry_old (client);
+            if (pass == 0) {
+                assert_int_equal (s_linked_staged_files (shard.data_dir), 0);
+                s_drive_answered (client, &model, WINDOW_AFTER_TRANSFERS);
+            }
+            rl_client_destroy (&client);
+            tk_shard_stop (h, &shard, SIGTERM);
+        }
+    }
+    free (hit_file);
+    assert_true (tk_shard_start (h, &shard) > 0);
+    client = rl_client_new (shard.endpoint);
+    s_settle (client, &model);
+    tk_check_conservation (client, &model, WINDOW_CASES * WINDOW_AFTER_TRANSFERS / 2);
+    printf ("test_checkpoint_window: %zu transfers, %lu ok, %zu crashes\n", s_count,
+            (unsigned long) model.ok, WINDOW_CASES);
+    rl_client_destroy (&client);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_crash_restart, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_checkpoint_window, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
