@@ -11,7 +11,7 @@ ROOT=$(pwd)
 JOBS=${RL_JOBS:-2}
 
 PACKAGES="build-essential cmake pkg-config libzmq3-dev libczmq-dev librocksdb-dev \
-libxxhash-dev libcmocka-dev python3 python3-zmq procps clang-format git"
+libxxhash-dev libcmocka-dev libcjson-dev python3 python3-zmq procps clang-format git"
 
 install_missing () {
     missing=""

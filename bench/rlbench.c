@@ -72,6 +72,7 @@
 #include <czmq.h>
 
 #include "benchkit.h"
+#include "jsonkit.h"
 #include "client.h"
 #include "codec.h"
 #include "ring.h"
@@ -2084,6 +2085,19 @@ s_report_text (const bench_t *b, const char *check)
 }
 
 static void
+s_add_latency (cJSON *parent, const char *key, const hist_t *h)
+{
+    cJSON *latency = jsonkit_add_object (parent, key);
+    jsonkit_add_fixed (latency, "p50", s_hist_ms (h, 0.5), 4);
+    jsonkit_add_fixed (latency, "p90", s_hist_ms (h, 0.9), 4);
+    jsonkit_add_fixed (latency, "p99", s_hist_ms (h, 0.99), 4);
+    jsonkit_add_fixed (latency, "p999", s_hist_ms (h, 0.999), 4);
+    jsonkit_add_fixed (latency, "max", (double) h->max / 1e6, 4);
+    jsonkit_add_u64 (latency, "count", h->total);
+}
+
+//  The report as one JSON object on one line; 0, or -1 when out of memory.
+static int
 s_report_json (const bench_t *b, const char *check)
 {
     double secs = s_measured_s (b);
@@ -2091,56 +2105,70 @@ s_report_json (const bench_t *b, const char *check)
     double rps = secs > 0
                      ? (double) (b->create_requests_measured + b->lookup_requests_measured) / secs
                      : 0;
-    printf ("{\"mode\":\"%s\",\"batch\":%u,\"connections\":%d,\"window\":%d,\"accounts\":%" PRIu64
-            ",\"workload\":\"%s\",\"limits\":%s,\"seed\":%" PRIu64 ",",
-            b->o.mode == MODE_CLOSED ? "closed" : "open", b->o.batch, b->o.connections, b->window,
-            b->o.accounts, b->o.workload == WORKLOAD_ZIPF ? "zipf" : "uniform",
-            b->o.limits ? "true" : "false", b->o.seed);
-    printf ("\"durability\":\"%s\",\"shards\":[", s_durability_summary (b));
+    cJSON *tree = jsonkit_object ();
+    jsonkit_add_string (tree, "mode", b->o.mode == MODE_CLOSED ? "closed" : "open");
+    jsonkit_add_u64 (tree, "batch", b->o.batch);
+    jsonkit_add_number (tree, "connections", b->o.connections);
+    jsonkit_add_number (tree, "window", b->window);
+    jsonkit_add_u64 (tree, "accounts", b->o.accounts);
+    jsonkit_add_string (tree, "workload", b->o.workload == WORKLOAD_ZIPF ? "zipf" : "uniform");
+    jsonkit_add_bool (tree, "limits", b->o.limits);
+    jsonkit_add_u64 (tree, "seed", b->o.seed);
+    jsonkit_add_string (tree, "durability", s_durability_summary (b));
+    cJSON *shards = jsonkit_add_array (tree, "shards");
     for (size_t i = 0; i < b->shard_count; i++) {
-        printf ("%s{\"name\":\"%s\",\"endpoint\":\"%s\",\"durability\":\"%s\"}", i ? "," : "",
-                b->shards[i].name, b->shards[i].endpoint,
-                b->shards[i].reached ? s_durability_name (b->shards[i].durability) : "?");
+        cJSON *shard = jsonkit_add_object (shards, NULL);
+        jsonkit_add_string (shard, "name", b->shards[i].name);
+        jsonkit_add_string (shard, "endpoint", b->shards[i].endpoint);
+        jsonkit_add_string (shard, "durability",
+                            b->shards[i].reached ? s_durability_name (b->shards[i].durability)
+                                                 : "?");
     }
-    printf ("],\"fsync_p50_ms\":%.4f,\"fsync_p99_ms\":%.4f,\"fsync_writes\":%d,", b->probe_p50_ms,
-            b->probe_p99_ms, b->probe_done);
-    printf ("\"seconds\":%.3f,\"transfers_per_s\":%.1f,\"requests_per_s\":%.1f,", secs, tps, rps);
-    printf ("\"latency_ms\":{\"p50\":%.4f,\"p90\":%.4f,\"p99\":%.4f,\"p999\":%.4f,\"max\":%.4f,"
-            "\"count\":%" PRIu64 "},",
-            s_hist_ms (&b->latency, 0.5), s_hist_ms (&b->latency, 0.9),
-            s_hist_ms (&b->latency, 0.99), s_hist_ms (&b->latency, 0.999),
-            (double) b->latency.max / 1e6, b->latency.total);
+    jsonkit_add_fixed (tree, "fsync_p50_ms", b->probe_p50_ms, 4);
+    jsonkit_add_fixed (tree, "fsync_p99_ms", b->probe_p99_ms, 4);
+    jsonkit_add_number (tree, "fsync_writes", b->probe_done);
+    jsonkit_add_fixed (tree, "seconds", secs, 3);
+    jsonkit_add_fixed (tree, "transfers_per_s", tps, 1);
+    jsonkit_add_fixed (tree, "requests_per_s", rps, 1);
+    s_add_latency (tree, "latency_ms", &b->latency);
     if (b->o.mode == MODE_OPEN) {
-        printf ("\"rate\":%.1f,\"offered_per_s\":%.1f,\"sent_per_s\":%.1f,\"lag_ms_p99\":%.4f,"
-                "\"lag_ms_max\":%.4f,",
-                b->o.rate, secs > 0 ? (double) b->offered_requests * b->o.batch / secs : 0,
-                secs > 0 ? (double) b->sent_requests * b->o.batch / secs : 0,
-                s_hist_ms (&b->lag, 0.99), (double) b->lag.max / 1e6);
+        jsonkit_add_fixed (tree, "rate", b->o.rate, 1);
+        jsonkit_add_fixed (tree, "offered_per_s",
+                           secs > 0 ? (double) b->offered_requests * b->o.batch / secs : 0, 1);
+        jsonkit_add_fixed (tree, "sent_per_s",
+                           secs > 0 ? (double) b->sent_requests * b->o.batch / secs : 0, 1);
+        jsonkit_add_fixed (tree, "lag_ms_p99", s_hist_ms (&b->lag, 0.99), 4);
+        jsonkit_add_fixed (tree, "lag_ms_max", (double) b->lag.max / 1e6, 4);
     }
-    printf ("\"valid\":%s,\"results\":{", s_valid (b) ? "true" : "false");
-    bool first = true;
+    jsonkit_add_bool (tree, "valid", s_valid (b));
+    cJSON *results = jsonkit_add_object (tree, "results");
     for (int r = 0; r < 256; r++) {
         if (b->results[r]) {
-            printf ("%s\"%s\":%" PRIu64, first ? "" : ",", rl_result_name ((uint32_t) r),
-                    b->results[r]);
-            first = false;
+            jsonkit_add_u64 (results, rl_result_name ((uint32_t) r), b->results[r]);
         }
     }
-    for (int s = 1; s < 32; s++) {
-        if (b->statuses[s]) {
-            printf ("%s\"status:%s\":%" PRIu64, first ? "" : ",", rl_status_name ((uint32_t) s),
-                    b->statuses[s]);
-            first = false;
+    for (int st = 1; st < 32; st++) {
+        if (b->statuses[st]) {
+            char key[64];
+            snprintf (key, sizeof key, "status:%s", rl_status_name ((uint32_t) st));
+            jsonkit_add_u64 (results, key, b->statuses[st]);
         }
     }
-    printf ("},\"timeouts\":%" PRIu64 ",\"cross_fraction\":", b->timeouts);
+    jsonkit_add_u64 (tree, "timeouts", b->timeouts);
     if (b->ring) {
-        printf ("%.4f", s_cross_fraction (b));
+        jsonkit_add_fixed (tree, "cross_fraction", s_cross_fraction (b), 4);
     } else {
-        printf ("null");
+        jsonkit_add_null (tree, "cross_fraction");
     }
-    printf (",\"check\":\"%s\",\"ok_total\":%" PRIu64 ",\"unknown\":%zu}\n", check, b->ok_total,
-            b->unknown_count);
+    jsonkit_add_string (tree, "check", check);
+    jsonkit_add_u64 (tree, "ok_total", b->ok_total);
+    jsonkit_add_u64 (tree, "unknown", b->unknown_count);
+    int rc = jsonkit_print (stdout, tree, false);
+    cJSON_Delete (tree);
+    if (rc) {
+        fprintf (stderr, "rlbench: out of memory\n");
+    }
+    return rc;
 }
 
 //  main ------------------------------------------------------------------------
@@ -2234,7 +2262,7 @@ main (int argc, char **argv)
             fprintf (stderr, "rlbench: interrupted\n");
         }
         if (b->o.json) {
-            s_report_json (b, check);
+            rc = s_report_json (b, check) ? 1 : rc;
         } else {
             s_report_text (b, check);
         }

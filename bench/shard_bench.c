@@ -41,6 +41,7 @@
 #include <rocksdb/c.h>
 
 #include "benchkit.h"
+#include "jsonkit.h"
 #include "rl_rand.h"
 #include "client.h"
 #include "codec.h"
@@ -461,9 +462,16 @@ main (int argc, char **argv)
                 o.window, o.accounts, o.seconds, o.runs, o.data);
         printf ("%6s %12s %9s %9s %14s %7s %6s %7s %8s %8s\n", "batch", "transfers/s", "p50 ms",
                 "p99 ms", "ceiling put/s", "ratio", "keys/t", "bytes/t", "walB/t", "syncs/t");
-    } else {
-        printf ("{\"durability\":\"%s\",\"window\":%d,\"accounts\":%" PRIu64 ",\"rows\":[",
-                o.durability, o.window, o.accounts);
+    }
+    //  --json: one object, printed when every row is measured.
+    cJSON *tree = NULL;
+    cJSON *rows = NULL;
+    if (o.json) {
+        tree = jsonkit_object ();
+        jsonkit_add_string (tree, "durability", o.durability);
+        jsonkit_add_number (tree, "window", o.window);
+        jsonkit_add_u64 (tree, "accounts", o.accounts);
+        rows = jsonkit_add_array (tree, "rows");
     }
     for (size_t b = 0; b < o.batch_count; b++) {
         double tps[BENCH_RUNS_MAX], p50[BENCH_RUNS_MAX], p99[BENCH_RUNS_MAX], ceil[BENCH_RUNS_MAX];
@@ -471,6 +479,7 @@ main (int argc, char **argv)
         for (int run = 0; run < o.runs; run++) {
             if (s_run_shard (&o, o.batches[b], run, &r) != 0) {
                 fprintf (stderr, "shard_bench: the shard run failed (see %s/*.log)\n", o.data);
+                cJSON_Delete (tree);
                 return 1;
             }
             tps[run] = r.transfers_per_s, p50[run] = r.p50_ms, p99[run] = r.p99_ms;
@@ -479,13 +488,17 @@ main (int argc, char **argv)
         double t = s_median (tps, o.runs), c = s_median (ceil, o.runs);
         double m50 = s_median (p50, o.runs), m99 = s_median (p99, o.runs);
         if (o.json) {
-            printf ("%s{\"batch\":%zu,\"transfers_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-                    "\"ceiling_puts_per_s\":%.0f,\"ratio\":%.3f,\"keys_per_transfer\":%.2f,"
-                    "\"bytes_per_transfer\":%.1f,\"wal_bytes_per_transfer\":%.1f,"
-                    "\"syncs_per_transfer\":%.4f}",
-                    b ? "," : "", o.batches[b], t, m50, m99, c, c > 0 ? t / c : 0,
-                    r.keys_per_transfer, r.bytes_per_transfer, r.wal_bytes_per_transfer,
-                    r.syncs_per_transfer);
+            cJSON *row = jsonkit_add_object (rows, NULL);
+            jsonkit_add_u64 (row, "batch", o.batches[b]);
+            jsonkit_add_fixed (row, "transfers_per_s", t, 0);
+            jsonkit_add_fixed (row, "p50_ms", m50, 3);
+            jsonkit_add_fixed (row, "p99_ms", m99, 3);
+            jsonkit_add_fixed (row, "ceiling_puts_per_s", c, 0);
+            jsonkit_add_fixed (row, "ratio", c > 0 ? t / c : 0, 3);
+            jsonkit_add_fixed (row, "keys_per_transfer", r.keys_per_transfer, 2);
+            jsonkit_add_fixed (row, "bytes_per_transfer", r.bytes_per_transfer, 1);
+            jsonkit_add_fixed (row, "wal_bytes_per_transfer", r.wal_bytes_per_transfer, 1);
+            jsonkit_add_fixed (row, "syncs_per_transfer", r.syncs_per_transfer, 4);
         } else {
             printf ("%6zu %12.0f %9.3f %9.3f %14.0f %7.2f %6.2f %7.1f %8.1f %8.4f\n", o.batches[b],
                     t, m50, m99, c, c > 0 ? t / c : 0, r.keys_per_transfer, r.bytes_per_transfer,
@@ -494,7 +507,12 @@ main (int argc, char **argv)
         fflush (stdout);
     }
     if (o.json) {
-        printf ("]}\n");
+        int rc = jsonkit_print (stdout, tree, false);
+        cJSON_Delete (tree);
+        if (rc) {
+            fprintf (stderr, "shard_bench: out of memory\n");
+            return 1;
+        }
     }
     return 0;
 }

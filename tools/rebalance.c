@@ -10,7 +10,8 @@
         Applies the changes in the order given to a copy of the ring and
         prints what moves: ownership before and after, the flows between
         shards (hash space, and accounts of a sample of ids), imbalance and
-        points. With --out, writes the proposed ring at epoch + 1.
+        points, as a table or (--json) one JSON object built with cJSON
+        (tools/jsonkit.h). With --out, writes the proposed ring at epoch + 1.
 
     INVARIANTS
     1. The current ring file is never written; --out is written atomically.
@@ -31,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonkit.h"
 #include "ring.h"
 
 #define S_EXIT_BAD_FILE      1
@@ -414,6 +416,12 @@ typedef struct {
     const s_counts_t *counts;
 } s_report_t;
 
+//  What s_add_json_shard needs: the report and the array to fill.
+typedef struct {
+    const s_report_t *report;
+    cJSON *shards;
+} s_json_report_t;
+
 static void
 s_format_cell (char *out, size_t size, double value, const char *format)
 {
@@ -475,61 +483,84 @@ s_print_table (const s_report_t *report, const ring_flow_t *flows, size_t flow_c
 }
 
 static void
-s_print_json_shard (const char *name, void *arg, int first)
+s_add_json_shard (const char *name, void *arg, int first)
 {
-    const s_report_t *report = (const s_report_t *) arg;
+    const s_json_report_t *json = (const s_json_report_t *) arg;
+    const s_report_t *report = json->report;
+    (void) first;
     double weight_a, weight_b;
     double own_a = s_ownership_of (report->a, name, &weight_a);
     double own_b = s_ownership_of (report->b, name, &weight_b);
-    printf ("%s\n    {\"name\": \"%s\", ", first ? "" : ",", name);
+    cJSON *shard = jsonkit_add_object (json->shards, NULL);
+    jsonkit_add_string (shard, "name", name);
     if (weight_a < 0) {
-        printf ("\"weight_before\": null, \"ownership_before\": null, ");
+        jsonkit_add_null (shard, "weight_before");
+        jsonkit_add_null (shard, "ownership_before");
     } else {
-        printf ("\"weight_before\": %.17g, \"ownership_before\": %.9f, ", weight_a, own_a);
+        jsonkit_add_number (shard, "weight_before", weight_a);
+        jsonkit_add_fixed (shard, "ownership_before", own_a, 9);
     }
     if (weight_b < 0) {
-        printf ("\"weight_after\": null, \"ownership_after\": null, ");
+        jsonkit_add_null (shard, "weight_after");
+        jsonkit_add_null (shard, "ownership_after");
     } else {
-        printf ("\"weight_after\": %.17g, \"ownership_after\": %.9f, ", weight_b, own_b);
+        jsonkit_add_number (shard, "weight_after", weight_b);
+        jsonkit_add_fixed (shard, "ownership_after", own_b, 9);
     }
-    printf ("\"accounts_before\": %" PRIu64 ", \"accounts_after\": %" PRIu64 "}",
-            s_count_of (report->counts, report->a, report->counts->before, name),
-            s_count_of (report->counts, report->b, report->counts->after, name));
+    jsonkit_add_u64 (shard, "accounts_before",
+                     s_count_of (report->counts, report->a, report->counts->before, name));
+    jsonkit_add_u64 (shard, "accounts_after",
+                     s_count_of (report->counts, report->b, report->counts->after, name));
 }
 
-static void
+//  The plan as one JSON object on stdout; 0, or S_EXIT_BAD_FILE when out of memory.
+static int
 s_print_json (const s_report_t *report, const ring_flow_t *flows, size_t flow_count,
               size_t arc_count, const s_plan_args_t *args)
 {
     const ring_t *a = report->a;
     const ring_t *b = report->b;
-    printf ("{\n  \"epoch_before\": %" PRIu64 ", \"epoch_after\": %" PRIu64 ",\n", ring_epoch (a),
-            ring_epoch (b));
-    printf ("  \"sample\": {\"source\": \"%s\", \"ids\": %" PRIu64 ", \"seed\": %" PRIu64 "},\n",
-            args->ids_path ? "ids_file" : "random", report->counts->ids, args->seed);
-    printf ("  \"shards\": [");
-    s_each_shard (a, b, s_print_json_shard, (void *) report);
-    printf ("\n  ],\n  \"flows\": [");
+    cJSON *tree = jsonkit_object ();
+    jsonkit_add_u64 (tree, "epoch_before", ring_epoch (a));
+    jsonkit_add_u64 (tree, "epoch_after", ring_epoch (b));
+    cJSON *sample = jsonkit_add_object (tree, "sample");
+    jsonkit_add_string (sample, "source", args->ids_path ? "ids_file" : "random");
+    jsonkit_add_u64 (sample, "ids", report->counts->ids);
+    jsonkit_add_u64 (sample, "seed", args->seed);
+    s_json_report_t json = {report, jsonkit_add_array (tree, "shards")};
+    s_each_shard (a, b, s_add_json_shard, &json);
+    cJSON *list = jsonkit_add_array (tree, "flows");
     double fraction = 0;
     uint64_t accounts = 0;
     for (size_t f = 0; f < flow_count; f++) {
         uint64_t moved = s_flow_accounts (report->counts, a, b, &flows[f]);
-        printf (
-            "%s\n    {\"from\": \"%s\", \"to\": \"%s\", \"fraction\": %.9f, \"accounts\": %" PRIu64
-            "}",
-            f ? "," : "", flows[f].from, flows[f].to, flows[f].fraction, moved);
+        cJSON *flow = jsonkit_add_object (list, NULL);
+        jsonkit_add_string (flow, "from", flows[f].from);
+        jsonkit_add_string (flow, "to", flows[f].to);
+        jsonkit_add_fixed (flow, "fraction", flows[f].fraction, 9);
+        jsonkit_add_u64 (flow, "accounts", moved);
         fraction += flows[f].fraction;
         accounts += moved;
     }
-    printf ("\n  ],\n  \"moved_fraction\": %.9f, \"moved_accounts\": %" PRIu64
-            ", \"arcs_moved\": %zu,\n",
-            fraction, accounts, arc_count);
-    printf ("  \"imbalance_before\": %.6f, \"imbalance_after\": %.6f,\n", ring_imbalance (a),
-            ring_imbalance (b));
-    printf ("  \"points_before\": %zu, \"points_after\": %zu,\n", ring_point_count (a),
-            ring_point_count (b));
-    printf ("  \"out\": %s%s%s\n}\n", args->out_path ? "\"" : "",
-            args->out_path ? args->out_path : "null", args->out_path ? "\"" : "");
+    jsonkit_add_fixed (tree, "moved_fraction", fraction, 9);
+    jsonkit_add_u64 (tree, "moved_accounts", accounts);
+    jsonkit_add_u64 (tree, "arcs_moved", arc_count);
+    jsonkit_add_fixed (tree, "imbalance_before", ring_imbalance (a), 6);
+    jsonkit_add_fixed (tree, "imbalance_after", ring_imbalance (b), 6);
+    jsonkit_add_u64 (tree, "points_before", ring_point_count (a));
+    jsonkit_add_u64 (tree, "points_after", ring_point_count (b));
+    if (args->out_path) {
+        jsonkit_add_string (tree, "out", args->out_path);
+    } else {
+        jsonkit_add_null (tree, "out");
+    }
+    int rc = jsonkit_print (stdout, tree, true);
+    cJSON_Delete (tree);
+    if (rc) {
+        fprintf (stderr, "rebalance: out of memory\n");
+        return S_EXIT_BAD_FILE;
+    }
+    return 0;
 }
 
 //  plan -------------------------------------------------------------------------
@@ -555,8 +586,9 @@ s_report (const ring_t *a, const ring_t *b, const s_counts_t *counts, const s_pl
         snprintf (label, sizeof label, "%" PRIu64 " random ids (seed %" PRIu64 ")", counts->ids,
                   args->seed);
     }
+    int rc = 0;
     if (args->json) {
-        s_print_json (&report, flows, flow_count, arc_count, args);
+        rc = s_print_json (&report, flows, flow_count, arc_count, args);
     } else {
         s_print_table (&report, flows, flow_count, arc_count, label);
         if (args->out_path) {
@@ -564,7 +596,7 @@ s_report (const ring_t *a, const ring_t *b, const s_counts_t *counts, const s_pl
         }
     }
     free (flows);
-    return 0;
+    return rc;
 }
 
 static int

@@ -1,0 +1,667 @@
+/*  rlctl_cluster.c: the commands of rlctl that look at the cluster as a
+    whole (docs/cli.md): ring, locate, status, in-doubt, audit and resolve.
+
+    Each gets the ring from --connect, then (status, in-doubt, audit,
+    resolve) asks the shards it names directly, builds one cJSON tree of
+    the answers and hands it to rlctl_emit with its table printer.
+
+    DESIGN
+    status sends its request to every shard at once and waits for all of
+    them until one deadline, so the whole probe costs at most one timeout
+    even with shards down. in-doubt and audit ask the shards in turn.
+    status shows every counter of the status record, the two-phase alarms
+    first, because an alarm needs an operator (docs/two-phase.md).
+
+    INVARIANTS
+    1. Exit 0 only when every shard of the ring answered (and, for audit,
+       passed; for resolve, the shard resolved).
+    2. resolve sends one request to the one shard named, nothing else.
+
+    LIMITS
+    At most the shards of one ring (RL_SHARDS_MAX); each waited for at
+    most RLCTL_PROBE_TIMEOUT_MS (capped by --timeout-ms).
+*/
+#include <assert.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <czmq.h>
+
+#include "codec.h"
+#include "ring.h"
+#include "rlctl.h"
+
+_Static_assert(RLCTL_PROBE_TIMEOUT_MS <= RL_CLIENT_TIMEOUT_MS, "a probe is shorter than a call");
+
+static int
+s_probe_ms (const rlctl_ctx_t *ctx)
+{
+    return ctx->timeout_ms < RLCTL_PROBE_TIMEOUT_MS ? ctx->timeout_ms : RLCTL_PROBE_TIMEOUT_MS;
+}
+
+//  Ring and locate ---------------------------------------------------------------
+
+//  The ring served at --connect; NULL after printing why.
+static ring_t *
+s_fetch_ring (const rlctl_ctx_t *ctx, const char *what)
+{
+    rl_client_t *client = rlctl_client (ctx);
+    if (!client) {
+        return NULL;
+    }
+    uint8_t *blob = NULL;
+    size_t size = 0;
+    int rc = rl_client_get_ring (client, &blob, &size, ctx->timeout_ms);
+    rl_client_destroy (&client);
+    if (rc) {
+        rlctl_call_failed (ctx, what, rc, false);
+        free (blob);
+        return NULL;
+    }
+    char err[256] = "";
+    ring_t *ring = ring_decode (blob, size, err, sizeof err);
+    free (blob);
+    if (!ring) {
+        fprintf (stderr, "rlctl: %s: the ring from %s does not decode: %s\n", what, ctx->connect,
+                 err);
+    }
+    return ring;
+}
+
+static void
+s_ring_table (const rlctl_ctx_t *ctx, const cJSON *tree)
+{
+    const cJSON *shards = jsonkit_get (tree, "shards");
+    int count = cJSON_GetArraySize (shards);
+    printf ("ring epoch %s: %d shard%s, %s points (from %s)\n\n", jsonkit_text (tree, "epoch"),
+            count, count == 1 ? "" : "s", jsonkit_text (tree, "points"), ctx->connect);
+    printf ("%-16s %-32s %8s %10s %7s\n", "shard", "address", "weight", "ownership", "points");
+    const cJSON *s;
+    cJSON_ArrayForEach (s, shards)
+    {
+        printf ("%-16s %-32s %8.6g %9.3f%% %7s\n", jsonkit_text (s, "name"),
+                jsonkit_text (s, "endpoint"), jsonkit_double (s, "weight"),
+                jsonkit_double (s, "ownership") * 100, jsonkit_text (s, "points"));
+    }
+    printf ("\nimbalance (max/mean ownership by weight): %.4f\n",
+            jsonkit_double (tree, "imbalance"));
+}
+
+int
+rlctl_cmd_ring (rlctl_ctx_t *ctx)
+{
+    ring_t *ring = s_fetch_ring (ctx, "ring");
+    if (!ring) {
+        return RLCTL_EXIT_FAILED;
+    }
+    if (ctx->given & RLCTL_O_TEXT) {
+        char *text = ring_to_text (ring);
+        ring_destroy (&ring);
+        if (!text) {
+            fprintf (stderr, "rlctl: ring: out of memory\n");
+            return RLCTL_EXIT_FAILED;
+        }
+        fputs (text, stdout);
+        free (text);
+        return RLCTL_EXIT_OK;
+    }
+    cJSON *tree = jsonkit_object ();
+    jsonkit_add_u64 (tree, "epoch", ring_epoch (ring));
+    jsonkit_add_u64 (tree, "points", ring_point_count (ring));
+    jsonkit_add_number (tree, "points_per_weight", ring_points_per_weight (ring));
+    jsonkit_add_number (tree, "imbalance", ring_imbalance (ring));
+    cJSON *list = jsonkit_add_array (tree, "shards");
+    for (size_t i = 0; i < ring_shard_count (ring); i++) {
+        cJSON *s = jsonkit_add_object (list, NULL);
+        jsonkit_add_string (s, "name", ring_shard_name (ring, i));
+        jsonkit_add_string (s, "endpoint", ring_shard_endpoint (ring, i));
+        jsonkit_add_number (s, "weight", ring_shard_weight (ring, i));
+        jsonkit_add_number (s, "ownership", ring_shard_ownership (ring, i));
+        jsonkit_add_u64 (s, "points", ring_shard_point_count (ring, i));
+    }
+    ring_destroy (&ring);
+    return rlctl_emit (ctx, &tree, s_ring_table, RLCTL_EXIT_OK);
+}
+
+static void
+s_locate_table (const rlctl_ctx_t *ctx, const cJSON *tree)
+{
+    (void) ctx;
+    printf ("ring epoch %s\n%-34s %-16s %-16s %s\n", jsonkit_text (tree, "epoch"), "account",
+            "point", "shard", "address");
+    const cJSON *a;
+    cJSON_ArrayForEach (a, jsonkit_get (tree, "accounts"))
+    {
+        printf ("%-34s %s %-16s %s\n", jsonkit_text (a, "id"), jsonkit_text (a, "point"),
+                jsonkit_text (a, "shard"), jsonkit_text (a, "address"));
+    }
+}
+
+//  Which shard owns each id, by the ring served at --connect.
+int
+rlctl_cmd_locate (rlctl_ctx_t *ctx)
+{
+    static rl_id_t ids[RLCTL_IDS_MAX];
+    size_t count = 0;
+    int rc = rlctl_parse_ids (ctx, 1, ids, &count);
+    if (rc) {
+        return rc;
+    }
+    ring_t *ring = s_fetch_ring (ctx, "locate");
+    if (!ring) {
+        return RLCTL_EXIT_FAILED;
+    }
+    cJSON *tree = jsonkit_object ();
+    jsonkit_add_u64 (tree, "epoch", ring_epoch (ring));
+    cJSON *list = jsonkit_add_array (tree, "accounts");
+    for (size_t i = 0; i < count; i++) {
+        uint8_t bytes[RL_ID_SIZE];
+        codec_encode_id (ids[i], bytes);
+        int owner = ring_lookup_id (ring, bytes);
+        assert (owner >= 0);
+        char id_text[RLCTL_ID_TEXT_SIZE];
+        char point[RLCTL_NUMBER_TEXT_SIZE];
+        snprintf (point, sizeof point, "%016" PRIx64, ring_point_of_id (bytes));
+        cJSON *a = jsonkit_add_object (list, NULL);
+        jsonkit_add_string (a, "id", rlctl_id_text (ids[i], id_text));
+        jsonkit_add_string (a, "point", point);
+        jsonkit_add_string (a, "shard", ring_shard_name (ring, (size_t) owner));
+        jsonkit_add_string (a, "address", ring_shard_endpoint (ring, (size_t) owner));
+    }
+    ring_destroy (&ring);
+    return rlctl_emit (ctx, &tree, s_locate_table, RLCTL_EXIT_OK);
+}
+
+//  Status ------------------------------------------------------------------------
+
+//  One shard's answer to status.
+typedef struct {
+    zsock_t *dealer;
+    bool up;
+    int status; //  message-level status of the reply, when up
+    rl_status_rec_t record;
+} s_probe_t;
+
+//  Sends status to every shard at once, then waits for all of them until
+//  one deadline: the whole probe costs at most one timeout. 0, or -1 when
+//  out of memory or sockets (nothing is left open).
+static int
+s_probe_all (const ring_t *ring, s_probe_t *probes, int timeout_ms)
+{
+    size_t shards = ring_shard_count (ring);
+    uint8_t request[RL_HEADER_SIZE];
+    zmq_pollitem_t *items = calloc (shards, sizeof *items);
+    bool failed = items == NULL;
+    for (size_t i = 0; i < shards && !failed; i++) {
+        rl_header_t header = {.magic = RL_MAGIC,
+                              .version = RL_VERSION,
+                              .operation = RL_OP_STATUS,
+                              .request_id = i + 1};
+        codec_encode_header (&header, request);
+        probes[i].dealer = zsock_new (ZMQ_DEALER);
+        if (!probes[i].dealer) {
+            failed = true;
+            break;
+        }
+        zsock_set_linger (probes[i].dealer, 0);
+        zsock_set_sndtimeo (probes[i].dealer, 0);
+        if (zsock_connect (probes[i].dealer, "%s", ring_shard_endpoint (ring, i)) == 0) {
+            zframe_t *frame = zframe_new (request, sizeof request);
+            if (zframe_send (&frame, probes[i].dealer, 0) != 0) {
+                zframe_destroy (&frame);
+            }
+        }
+    }
+    int64_t deadline = zclock_mono () + timeout_ms;
+    size_t waiting = failed ? 0 : shards;
+    while (waiting > 0 && zclock_mono () < deadline) {
+        for (size_t i = 0; i < shards; i++) {
+            items[i] = (zmq_pollitem_t){zsock_resolve (probes[i].dealer), 0,
+                                        probes[i].up ? 0 : ZMQ_POLLIN, 0};
+        }
+        if (zmq_poll (items, (int) shards, (long) (deadline - zclock_mono ())) <= 0) {
+            continue;
+        }
+        for (size_t i = 0; i < shards; i++) {
+            if (!(items[i].revents & ZMQ_POLLIN)) {
+                continue;
+            }
+            zframe_t *frame = zframe_recv (probes[i].dealer);
+            rl_header_t header;
+            if (frame
+                && codec_check_reply (zframe_data (frame), zframe_size (frame), &header)
+                       == RL_STATUS_OK
+                && header.request_id == i + 1 && header.operation == RL_OP_STATUS) {
+                probes[i].up = true;
+                probes[i].status = (int) header.status;
+                if (header.status == RL_STATUS_OK) {
+                    codec_decode_status (zframe_data (frame) + RL_HEADER_SIZE, &probes[i].record);
+                }
+                waiting--;
+            }
+            zframe_destroy (&frame);
+        }
+    }
+    free (items);
+    for (size_t i = 0; i < shards; i++) {
+        zsock_destroy (&probes[i].dealer);
+    }
+    return failed ? -1 : 0;
+}
+
+//  The status record's counters, in the order status shows them: the
+//  two-phase alarms first (they need an operator), then the counters of
+//  the main table, then the rest.
+static void
+s_add_status_record (cJSON *s, const rl_status_rec_t *r)
+{
+    jsonkit_add_u64 (s, "alarms", r->alarms);
+    jsonkit_add_string (s, "reported_name", r->name);
+    jsonkit_add_u64 (s, "epoch", r->epoch);
+    jsonkit_add_u64 (s, "accounts", r->accounts);
+    jsonkit_add_u64 (s, "transfers", r->transfers);
+    jsonkit_add_u64 (s, "requests", r->requests);
+    jsonkit_add_u64 (s, "commits", r->commits);
+    jsonkit_add_string (s, "durability", rl_durability_name (r->durability));
+    jsonkit_add_u64 (s, "inflight", r->inflight);
+    jsonkit_add_u64 (s, "in_doubt", r->in_doubt);
+    jsonkit_add_u64 (s, "dropped", r->dropped);
+    jsonkit_add_u64 (s, "malformed", r->malformed);
+    jsonkit_add_u64 (s, "wrong_shard", r->wrong_shard);
+    jsonkit_add_u64 (s, "last_timestamp", r->last_timestamp);
+    jsonkit_add_u64 (s, "pid", r->pid);
+    jsonkit_add_u64 (s, "uptime_ms", r->uptime_ms);
+    jsonkit_add_u64 (s, "ring_shards", r->ring_shards);
+    jsonkit_add_u64 (s, "checkpoints", r->checkpoints);
+    jsonkit_add_u64 (s, "store_keys_written", r->store_keys_written);
+    jsonkit_add_u64 (s, "store_bytes_written", r->store_bytes_written);
+    jsonkit_add_u64 (s, "wal_bytes", r->wal_bytes);
+    jsonkit_add_u64 (s, "wal_syncs", r->wal_syncs);
+}
+
+//  The main table: one row per shard of the ring, alarms first.
+static void
+s_status_main_rows (const cJSON *tree)
+{
+    printf ("%-10s %-24s %-5s %6s %5s %10s %10s %10s %-10s %8s %9s\n", "shard", "address", "state",
+            "alarms", "epoch", "accounts", "transfers", "requests", "durability", "in-doubt",
+            "drop/bad");
+    const cJSON *s;
+    cJSON_ArrayForEach (s, jsonkit_get (tree, "shards"))
+    {
+        const char *name = jsonkit_text (s, "name");
+        const char *address = jsonkit_text (s, "address");
+        if (!jsonkit_true (s, "up")) {
+            if (jsonkit_has (s, "error")) {
+                printf ("%-10s %-24s %-5s (answered %s)\n", name, address, "ERROR",
+                        jsonkit_text (s, "error"));
+            } else {
+                printf ("%-10s %-24s %-5s (no answer within the probe timeout)\n", name, address,
+                        "DOWN");
+            }
+            continue;
+        }
+        char drop_bad[2 * RLCTL_NUMBER_TEXT_SIZE];
+        snprintf (drop_bad, sizeof drop_bad, "%s/%s", jsonkit_text (s, "dropped"),
+                  jsonkit_text (s, "malformed"));
+        printf ("%-10s %-24s %-5s %6s %5s %10s %10s %10s %-10s %8s %9s\n", name, address, "up",
+                jsonkit_text (s, "alarms"), jsonkit_text (s, "epoch"), jsonkit_text (s, "accounts"),
+                jsonkit_text (s, "transfers"), jsonkit_text (s, "requests"),
+                jsonkit_text (s, "durability"), jsonkit_text (s, "in_doubt"), drop_bad);
+        if (strcmp (jsonkit_text (s, "reported_name"), name) != 0) {
+            printf ("    warning: the process at this address calls itself '%s'\n",
+                    jsonkit_text (s, "reported_name"));
+        }
+        if (jsonkit_u64 (s, "epoch") != jsonkit_u64 (tree, "ring_epoch")) {
+            printf ("    warning: serves ring epoch %s, not %s\n", jsonkit_text (s, "epoch"),
+                    jsonkit_text (tree, "ring_epoch"));
+        }
+    }
+}
+
+//  The second table: the other counters of the shards that answered.
+static void
+s_status_counter_rows (const cJSON *tree)
+{
+    printf ("\n%-10s %8s %10s %11s %11s %11s %12s %14s %14s %10s %8s %10s %s\n", "shard",
+            "inflight", "commits", "wrong-shard", "checkpoints", "ring-shards", "store keys",
+            "store bytes", "wal bytes", "wal syncs", "pid", "uptime s", "last timestamp");
+    const cJSON *s;
+    cJSON_ArrayForEach (s, jsonkit_get (tree, "shards"))
+    {
+        if (!jsonkit_true (s, "up")) {
+            continue;
+        }
+        printf ("%-10s %8s %10s %11s %11s %11s %12s %14s %14s %10s %8s %10.1f %s\n",
+                jsonkit_text (s, "name"), jsonkit_text (s, "inflight"), jsonkit_text (s, "commits"),
+                jsonkit_text (s, "wrong_shard"), jsonkit_text (s, "checkpoints"),
+                jsonkit_text (s, "ring_shards"), jsonkit_text (s, "store_keys_written"),
+                jsonkit_text (s, "store_bytes_written"), jsonkit_text (s, "wal_bytes"),
+                jsonkit_text (s, "wal_syncs"), jsonkit_text (s, "pid"),
+                (double) jsonkit_u64 (s, "uptime_ms") / 1000, jsonkit_text (s, "last_timestamp"));
+    }
+}
+
+static void
+s_status_table (const rlctl_ctx_t *ctx, const cJSON *tree)
+{
+    const cJSON *shards = jsonkit_get (tree, "shards");
+    int count = cJSON_GetArraySize (shards);
+    uint64_t down = jsonkit_u64 (tree, "down");
+    printf ("ring epoch %s from %s: %d shard%s, %" PRIu64 " down\n\n",
+            jsonkit_text (tree, "ring_epoch"), ctx->connect, count, count == 1 ? "" : "s", down);
+    s_status_main_rows (tree);
+    if (down < (uint64_t) count) {
+        s_status_counter_rows (tree);
+    }
+    const cJSON *s;
+    cJSON_ArrayForEach (s, shards)
+    {
+        if (jsonkit_u64 (s, "alarms")) {
+            printf ("\nALARM: %s raised %s two-phase alarm%s (a contrary or unknown decision): "
+                    "see docs/two-phase.md, \"Admin\", and the shard's log\n",
+                    jsonkit_text (s, "name"), jsonkit_text (s, "alarms"),
+                    jsonkit_u64 (s, "alarms") == 1 ? "" : "s");
+        }
+    }
+    if (down) {
+        printf ("\n%" PRIu64 " shard%s did not answer: accounts they own cannot be served; see "
+                "tools/cluster.sh status and the shard logs\n",
+                down, down == 1 ? "" : "s");
+    }
+}
+
+int
+rlctl_cmd_status (rlctl_ctx_t *ctx)
+{
+    ring_t *ring = s_fetch_ring (ctx, "status");
+    if (!ring) {
+        return RLCTL_EXIT_FAILED;
+    }
+    size_t shards = ring_shard_count (ring);
+    s_probe_t *probes = calloc (shards, sizeof *probes);
+    if (!probes || s_probe_all (ring, probes, s_probe_ms (ctx))) {
+        fprintf (stderr, "rlctl: status: out of memory or sockets\n");
+        free (probes);
+        ring_destroy (&ring);
+        return RLCTL_EXIT_FAILED;
+    }
+    size_t down = 0;
+    for (size_t i = 0; i < shards; i++) {
+        down += !probes[i].up || probes[i].status != RL_STATUS_OK;
+    }
+    cJSON *tree = jsonkit_object ();
+    jsonkit_add_string (tree, "connect", ctx->connect);
+    jsonkit_add_u64 (tree, "ring_epoch", ring_epoch (ring));
+    jsonkit_add_u64 (tree, "down", down);
+    cJSON *list = jsonkit_add_array (tree, "shards");
+    for (size_t i = 0; i < shards; i++) {
+        const s_probe_t *p = &probes[i];
+        bool ok = p->up && p->status == RL_STATUS_OK;
+        cJSON *s = jsonkit_add_object (list, NULL);
+        jsonkit_add_string (s, "name", ring_shard_name (ring, i));
+        jsonkit_add_string (s, "address", ring_shard_endpoint (ring, i));
+        jsonkit_add_bool (s, "up", ok);
+        if (p->up && !ok) {
+            jsonkit_add_string (s, "error", rl_status_name ((uint32_t) p->status));
+        }
+        if (ok) {
+            s_add_status_record (s, &p->record);
+        }
+    }
+    free (probes);
+    ring_destroy (&ring);
+    return rlctl_emit (ctx, &tree, s_status_table, down ? RLCTL_EXIT_FAILED : RLCTL_EXIT_OK);
+}
+
+//  Admin: in-doubt transfers and the reservation audit, asked of every shard ------
+
+//  Called with each shard's answer to an operation without request records.
+typedef void (s_shard_fn) (const ring_t *ring, size_t i, int rc, const uint8_t *body, size_t count,
+                           cJSON *list, size_t *bad);
+
+//  Calls `op` on every shard of the ring in turn; the number that failed.
+static size_t
+s_each_shard (const rlctl_ctx_t *ctx, const ring_t *ring, uint16_t op, s_shard_fn *fn, cJSON *list,
+              size_t *bad)
+{
+    size_t failed = 0;
+    for (size_t i = 0; i < ring_shard_count (ring); i++) {
+        rl_client_t *client = rl_client_new (ring_shard_endpoint (ring, i));
+        rl_header_t header;
+        uint8_t *body = NULL;
+        size_t size = 0;
+        int rc = client ? rl_client_call (client, op, NULL, 0, 0, s_probe_ms (ctx), &header, &body,
+                                          &size)
+                        : RL_CLIENT_ERR_SEND;
+        failed += rc != 0;
+        fn (ring, i, rc, body, rc == 0 ? header.record_count : 0, list, bad);
+        free (body);
+        rl_client_destroy (&client);
+    }
+    return failed;
+}
+
+static void
+s_in_doubt_shard (const ring_t *ring, size_t i, int rc, const uint8_t *body, size_t count,
+                  cJSON *list, size_t *bad)
+{
+    (void) bad;
+    const char *shard = ring_shard_name (ring, i);
+    if (rc != 0) {
+        cJSON *item = jsonkit_add_object (list, NULL);
+        jsonkit_add_string (item, "shard", shard);
+        jsonkit_add_string (item, "error", rl_client_strerror (rc));
+        return;
+    }
+    uint64_t now_ns = (uint64_t) zclock_time () * 1000000ull;
+    for (size_t k = 0; k < count; k++) {
+        rl_in_doubt_rec_t r;
+        codec_decode_in_doubt (body + k * RL_IN_DOUBT_SIZE, &r);
+        const rl_tp_rec_t *tp = &r.prepare.tp;
+        uint64_t created = r.prepare.reserved[0];
+        double age_s = created && now_ns > created ? (double) (now_ns - created) / 1e9 : 0;
+        char id_text[RLCTL_ID_TEXT_SIZE];
+        char attempt[2 * RLCTL_NUMBER_TEXT_SIZE];
+        snprintf (attempt, sizeof attempt, "%" PRIu64 ".%" PRIu64, tp->attempt.counter,
+                  tp->attempt.seq);
+        cJSON *item = jsonkit_add_object (list, NULL);
+        jsonkit_add_string (item, "shard", shard);
+        jsonkit_add_string (item, "id", rlctl_id_text (tp->id, id_text));
+        jsonkit_add_string (item, "attempt", attempt);
+        jsonkit_add_string (item, "role",
+                            r.prepare.reserved[1] == RL_ROLE_COORDINATOR ? "coordinator"
+                                                                         : "participant");
+        jsonkit_add_string (item, "peer", r.peer);
+        jsonkit_add_string (item, "state", rl_tp_state_name (tp->state));
+        jsonkit_add_u64 (item, "amount", tp->amount);
+        jsonkit_add_fixed (item, "age_s", age_s, 3);
+    }
+}
+
+static void
+s_in_doubt_table (const rlctl_ctx_t *ctx, const cJSON *tree)
+{
+    (void) ctx;
+    printf ("%-10s %-34s %15s %-11s %-10s %-9s %12s %8s\n", "shard", "transfer id", "attempt",
+            "role", "peer", "state", "amount", "age s");
+    const cJSON *list = jsonkit_get (tree, "in_doubt");
+    const cJSON *r;
+    cJSON_ArrayForEach (r, list)
+    {
+        if (jsonkit_has (r, "error")) {
+            printf ("%-10s DOWN or refused: %s\n", jsonkit_text (r, "shard"),
+                    jsonkit_text (r, "error"));
+            continue;
+        }
+        //  The attempt as COUNTER.SEQ, the counter right-aligned on the dot.
+        const char *attempt = jsonkit_text (r, "attempt");
+        const char *dot = strchr (attempt, '.');
+        int counter_size = dot ? (int) (dot - attempt) : (int) strlen (attempt);
+        printf ("%-10s %-34s %8.*s.%-6s %-11s %-10s %-9s %12s %8.1f\n", jsonkit_text (r, "shard"),
+                jsonkit_text (r, "id"), counter_size, attempt, dot ? dot + 1 : "",
+                jsonkit_text (r, "role"), jsonkit_text (r, "peer"), jsonkit_text (r, "state"),
+                jsonkit_text (r, "amount"), jsonkit_double (r, "age_s"));
+    }
+    if (cJSON_GetArraySize (list) == 0) {
+        printf ("(nothing in doubt: no live attempt, undelivered decision or prepared record)\n");
+    }
+}
+
+int
+rlctl_cmd_in_doubt (rlctl_ctx_t *ctx)
+{
+    ring_t *ring = s_fetch_ring (ctx, "in-doubt");
+    if (!ring) {
+        return RLCTL_EXIT_FAILED;
+    }
+    cJSON *tree = jsonkit_object ();
+    cJSON *list = jsonkit_add_array (tree, "in_doubt");
+    size_t failed = s_each_shard (ctx, ring, RL_OP_IN_DOUBT, s_in_doubt_shard, list, NULL);
+    ring_destroy (&ring);
+    return rlctl_emit (ctx, &tree, s_in_doubt_table, failed ? RLCTL_EXIT_FAILED : RLCTL_EXIT_OK);
+}
+
+static void
+s_audit_shard (const ring_t *ring, size_t i, int rc, const uint8_t *body, size_t count, cJSON *list,
+               size_t *bad)
+{
+    rl_audit_rec_t a = {0};
+    if (rc == 0 && count == 1) {
+        codec_decode_audit (body, &a);
+    }
+    bool ok = rc == 0 && count == 1 && a.ok;
+    *bad += !ok;
+    cJSON *item = jsonkit_add_object (list, NULL);
+    jsonkit_add_string (item, "shard", ring_shard_name (ring, i));
+    jsonkit_add_bool (item, "ok", ok);
+    jsonkit_add_u64 (item, "accounts", a.accounts);
+    jsonkit_add_u64 (item, "live", a.live);
+    jsonkit_add_u64 (item, "prepared", a.prepared);
+    jsonkit_add_string (item, "message", rc == 0 ? a.message : rl_client_strerror (rc));
+    if (rc != 0) {
+        jsonkit_add_string (item, "error", rl_client_strerror (rc));
+    }
+}
+
+static void
+s_audit_table (const rlctl_ctx_t *ctx, const cJSON *tree)
+{
+    (void) ctx;
+    printf ("%-10s %-4s %10s %8s %9s\n", "shard", "", "accounts", "live", "prepared");
+    size_t bad = 0;
+    const cJSON *a;
+    cJSON_ArrayForEach (a, jsonkit_get (tree, "audit"))
+    {
+        bool ok = jsonkit_true (a, "ok");
+        bad += !ok;
+        if (jsonkit_has (a, "error")) {
+            printf ("%-10s DOWN or refused: %s\n", jsonkit_text (a, "shard"),
+                    jsonkit_text (a, "error"));
+            continue;
+        }
+        printf ("%-10s %-4s %10s %8s %9s  %s\n", jsonkit_text (a, "shard"), ok ? "ok" : "BAD",
+                jsonkit_text (a, "accounts"), jsonkit_text (a, "live"),
+                jsonkit_text (a, "prepared"),
+                ok ? "every reservation accounted for" : jsonkit_text (a, "message"));
+    }
+    if (bad) {
+        printf ("\n%zu shard%s failed the audit or did not answer: see the shard logs\n", bad,
+                bad == 1 ? "" : "s");
+    }
+}
+
+int
+rlctl_cmd_audit (rlctl_ctx_t *ctx)
+{
+    ring_t *ring = s_fetch_ring (ctx, "audit");
+    if (!ring) {
+        return RLCTL_EXIT_FAILED;
+    }
+    size_t bad = 0;
+    cJSON *tree = jsonkit_object ();
+    cJSON *list = jsonkit_add_array (tree, "audit");
+    s_each_shard (ctx, ring, RL_OP_AUDIT, s_audit_shard, list, &bad);
+    ring_destroy (&ring);
+    return rlctl_emit (ctx, &tree, s_audit_table, bad ? RLCTL_EXIT_FAILED : RLCTL_EXIT_OK);
+}
+
+//  Resolve -----------------------------------------------------------------------
+
+static void
+s_resolve_table (const rlctl_ctx_t *ctx, const cJSON *tree)
+{
+    (void) ctx;
+    printf ("%s\n", jsonkit_text (tree, "message"));
+}
+
+//  resolve SHARD COORDINATOR ID COUNTER.SEQ commit|abort --force: a heuristic
+//  decision on a prepared record whose coordinator is gone for good (fenced
+//  out of the shard's ring). The shard refuses without --force.
+int
+rlctl_cmd_resolve (rlctl_ctx_t *ctx)
+{
+    const char *shard = ctx->args[1], *decision = ctx->args[5];
+    rl_tp_rec_t rec = {0};
+    snprintf (rec.coordinator, sizeof (rec.coordinator), "%s", ctx->args[2]);
+    unsigned long long counter = 0, seq = 0;
+    char tail = 0;
+    if (rlctl_parse_id (ctx->args[3], &rec.id)
+        || sscanf (ctx->args[4], "%llu.%llu%c", &counter, &seq, &tail) != 2
+        || (strcmp (decision, "commit") && strcmp (decision, "abort"))) {
+        return rlctl_usage_error ("usage: resolve SHARD COORDINATOR ID COUNTER.SEQ commit|abort "
+                                  "--force (attempt as listed by 'rlctl in-doubt'): got '%s'",
+                                  ctx->args[4]);
+    }
+    rec.attempt.counter = counter;
+    rec.attempt.seq = seq;
+    rec.state = strcmp (decision, "commit") == 0 ? RL_TP_COMMIT : RL_TP_ABORT;
+    rec.result = (ctx->given & RLCTL_O_FORCE) ? RL_RESOLVE_FORCE : 0;
+    ring_t *ring = s_fetch_ring (ctx, "resolve");
+    if (!ring) {
+        return RLCTL_EXIT_FAILED;
+    }
+    int index = ring_shard_find (ring, shard);
+    if (index < 0) {
+        ring_destroy (&ring);
+        return rlctl_usage_error ("no shard '%s' in the ring (see 'rlctl status')", shard);
+    }
+    rl_client_t *client = rl_client_new (ring_shard_endpoint (ring, (size_t) index));
+    uint8_t body[RL_TP_SIZE], *reply = NULL;
+    size_t size = 0;
+    rl_header_t h;
+    codec_encode_tp (&rec, body);
+    int rc = client ? rl_client_call (client, RL_OP_RESOLVE, body, sizeof (body), 1,
+                                      ctx->timeout_ms, &h, &reply, &size)
+                    : RL_CLIENT_ERR_SEND;
+    rl_client_destroy (&client);
+    ring_destroy (&ring);
+    if (rc != 0 || h.record_count != 1 || size < RL_TP_SIZE) {
+        free (reply);
+        fprintf (stderr, "rlctl: resolve on %s: %s\n", shard,
+                 rc ? rl_client_strerror (rc) : "the reply holds no record");
+        return RLCTL_EXIT_FAILED;
+    }
+    rl_tp_rec_t answer;
+    codec_decode_tp (reply, &answer);
+    free (reply);
+    static const char *reasons[] = {
+        "resolved: heuristic record written; a contrary decision arriving later raises an alarm",
+        "refused: no prepared record of that attempt on this shard (see 'rlctl in-doubt')",
+        "refused: the coordinator is still in this shard's ring: fence it out first (load a "
+        "ring of a higher epoch without it)",
+        "refused: a heuristic decision needs --force",
+        "refused: the decision must be commit or abort",
+    };
+    uint32_t why = answer.state == RL_TP_ACKED ? 0 : answer.result;
+    cJSON *tree = jsonkit_object ();
+    jsonkit_add_string (tree, "shard", shard);
+    jsonkit_add_bool (tree, "resolved", why == 0);
+    jsonkit_add_string (tree, "message",
+                        why < sizeof reasons / sizeof reasons[0] ? reasons[why] : "refused");
+    return rlctl_emit (ctx, &tree, s_resolve_table, why == 0 ? RLCTL_EXIT_OK : RLCTL_EXIT_FAILED);
+}
