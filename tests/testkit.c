@@ -323,3 +323,220 @@ tk_check_conservation_by (tk_client_for_fn *client_for, void *ctx, const tk_mode
     //  Every ok transfer appears in two histories (debit and credit side).
     assert_int_equal (history_transfers, 2 * model->ok);
 }
+
+//  Bad input ------------------------------------------------------------------
+
+const char *
+tk_bad_name (tk_bad_case_t bad)
+{
+    static const char *names[TK_BAD_CASES] = {
+        [TK_BAD_EMPTY_FRAME] = "empty frame",
+        [TK_BAD_SHORT_FRAME] = "short frame",
+        [TK_BAD_WRONG_MAGIC] = "wrong magic",
+        [TK_BAD_WRONG_VERSION] = "wrong version",
+        [TK_BAD_UNKNOWN_OPERATION] = "unknown operation",
+        [TK_BAD_RESERVED_ACK] = "reserved two-phase operation (ack)",
+        [TK_BAD_RESERVED_PREPARE] = "reserved two-phase operation (prepare)",
+        [TK_BAD_COUNT_OVER_BODY] = "count larger than body",
+        [TK_BAD_COUNT_UNDER_BODY] = "count smaller than body",
+        [TK_BAD_OVERSIZE_BATCH] = "oversize batch",
+        [TK_BAD_REQUEST_STATUS] = "non-zero status in a request",
+        [TK_BAD_REQUEST_EPOCH] = "non-zero epoch in a request",
+        [TK_BAD_GARBAGE] = "garbage",
+        [TK_BAD_DUPLICATE_ID] = "duplicate transfer id",
+        [TK_BAD_LOAD_RING] = "load_ring with a bad ring",
+    };
+    assert (bad < TK_BAD_CASES);
+    return names[bad];
+}
+
+//  Writes a valid request header; returns its size.
+static size_t
+s_bad_header (uint8_t *out, uint16_t op, uint64_t request_id, uint32_t count)
+{
+    rl_header_t h = {.magic = RL_MAGIC,
+                     .version = RL_VERSION,
+                     .operation = op,
+                     .request_id = request_id,
+                     .record_count = count};
+    codec_encode_header (&h, out);
+    return RL_HEADER_SIZE;
+}
+
+//  A status request with the one header field that case `bad` spoils.
+static size_t
+s_bad_status_request (uint8_t *out, uint64_t request_id, tk_bad_case_t bad)
+{
+    rl_header_t h;
+    s_bad_header (out, RL_OP_STATUS, request_id, 0);
+    codec_decode_header (out, &h);
+    switch (bad) {
+        case TK_BAD_WRONG_MAGIC:
+            h.magic ^= 0xff;
+            break;
+        case TK_BAD_WRONG_VERSION:
+            h.version = 9;
+            break;
+        case TK_BAD_REQUEST_STATUS:
+            h.status = 1;
+            break;
+        case TK_BAD_REQUEST_EPOCH:
+            h.epoch = 1;
+            break;
+        default:
+            assert (false);
+    }
+    codec_encode_header (&h, out);
+    return RL_HEADER_SIZE;
+}
+
+//  A create_transfers request of `count` in the header and `records`
+//  copies of transfer in the body.
+static size_t
+s_bad_transfers (uint8_t *out, uint64_t request_id, uint32_t count, size_t records,
+                 const rl_transfer_t *transfer)
+{
+    size_t size = s_bad_header (out, RL_OP_CREATE_TRANSFERS, request_id, count);
+    for (size_t i = 0; i < records; i++) {
+        codec_encode_transfer (transfer, out + size);
+        size += RL_TRANSFER_SIZE;
+    }
+    return size;
+}
+
+size_t
+tk_bad_frame (tk_bad_case_t bad, const rl_transfer_t *transfer, uint64_t request_id, uint8_t *out,
+              size_t out_size)
+{
+    assert (bad < TK_BAD_CASES);
+    assert (transfer && out);
+    assert (out_size >= TK_BAD_FRAME_SIZE_MAX);
+    size_t size = 0;
+    rl_header_t h;
+    switch (bad) {
+        case TK_BAD_EMPTY_FRAME:
+            break;
+        case TK_BAD_SHORT_FRAME:
+            size = 10;
+            memset (out, 0x72, size);
+            break;
+        case TK_BAD_WRONG_MAGIC:
+        case TK_BAD_WRONG_VERSION:
+        case TK_BAD_REQUEST_STATUS:
+        case TK_BAD_REQUEST_EPOCH:
+            size = s_bad_status_request (out, request_id, bad);
+            break;
+        case TK_BAD_UNKNOWN_OPERATION:
+            size = s_bad_header (out, 99, request_id, 0);
+            break;
+        case TK_BAD_RESERVED_ACK:
+            size = s_bad_header (out, RL_OP_ACK, request_id, 0);
+            break;
+        case TK_BAD_RESERVED_PREPARE:
+            size = s_bad_header (out, RL_OP_PREPARE, request_id, 0);
+            break;
+        case TK_BAD_COUNT_OVER_BODY:
+            size = s_bad_transfers (out, request_id, 2, 1, transfer);
+            break;
+        case TK_BAD_COUNT_UNDER_BODY:
+            size = s_bad_transfers (out, request_id, 1, 1, transfer) + 1;
+            out[size - 1] = 0;
+            break;
+        case TK_BAD_OVERSIZE_BATCH:
+            size = s_bad_transfers (out, request_id, RL_BATCH_RECORDS_MAX + 1,
+                                    RL_BATCH_RECORDS_MAX + 1, transfer);
+            break;
+        case TK_BAD_GARBAGE:
+            size = 200;
+            for (size_t i = 0; i < size; i++) {
+                out[i] = (uint8_t) (i * 37 + 11);
+            }
+            //  The noise keeps its own header fields but carries the
+            //  request id, so that its error reply can be told apart.
+            codec_decode_header (out, &h);
+            h.request_id = request_id;
+            codec_encode_header (&h, out);
+            break;
+        case TK_BAD_DUPLICATE_ID:
+            size = s_bad_transfers (out, request_id, 2, 2, transfer);
+            break;
+        case TK_BAD_LOAD_RING:
+            size = s_bad_header (out, RL_OP_LOAD_RING, request_id, 1);
+            memset (out + size, 0x11, 16);
+            size += 16;
+            break;
+        case TK_BAD_CASES:
+            assert (false);
+    }
+    assert (size <= out_size);
+    return size;
+}
+
+static void
+s_bad_send (zsock_t *dealer, const uint8_t *data, size_t size)
+{
+    zframe_t *frame = zframe_new (data, size);
+    assert_non_null (frame);
+    assert_int_equal (zframe_send (&frame, dealer, 0), 0);
+}
+
+static rl_header_t
+s_bad_reply (zsock_t *dealer)
+{
+    zframe_t *frame = zframe_recv (dealer);
+    assert_non_null (frame);
+    assert_true (zframe_size (frame) >= RL_HEADER_SIZE);
+    rl_header_t h;
+    codec_decode_header (zframe_data (frame), &h);
+    zframe_destroy (&frame);
+    return h;
+}
+
+tk_bad_counts_t
+tk_bad_input_run (const char *endpoint, const rl_transfer_t *transfer, const tk_bad_want_t *want)
+{
+    assert (endpoint && transfer && want);
+    tk_bad_counts_t counts = {0, 0};
+    uint8_t *buf = (uint8_t *) malloc (TK_BAD_FRAME_SIZE_MAX);
+    assert_non_null (buf);
+    zsock_t *dealer = zsock_new_dealer (endpoint);
+    assert_non_null (dealer);
+    zsock_set_linger (dealer, 0);
+    zsock_set_rcvtimeo (dealer, TK_TIMEOUT_MS);
+    for (int c = 0; c < TK_BAD_CASES; c++) {
+        uint32_t expected = want->status[c];
+        if (expected == TK_BAD_SKIPPED) {
+            continue;
+        }
+        uint64_t rid = 9000 + (uint64_t) c;
+        size_t size = tk_bad_frame ((tk_bad_case_t) c, transfer, rid, buf, TK_BAD_FRAME_SIZE_MAX);
+        s_bad_send (dealer, buf, size);
+        size = s_bad_header (buf, RL_OP_STATUS, 1, 0);
+        s_bad_send (dealer, buf, size);
+        rl_header_t h = s_bad_reply (dealer);
+        if (expected == TK_BAD_DROPPED) {
+            if (h.request_id != 1 || h.status != RL_STATUS_OK) {
+                fail_msg ("%s: got request %lu status %s, want it dropped",
+                          tk_bad_name ((tk_bad_case_t) c), (unsigned long) h.request_id,
+                          rl_status_name (h.status));
+            }
+            counts.dropped++;
+            continue;
+        }
+        if (h.request_id != rid || h.status != expected) {
+            fail_msg ("%s: got request %lu status %s, want %s", tk_bad_name ((tk_bad_case_t) c),
+                      (unsigned long) h.request_id, rl_status_name (h.status),
+                      rl_status_name (expected));
+        }
+        assert_int_equal (h.record_count, 0);
+        if (want->epoch_checked) {
+            assert_int_equal (h.epoch, want->epoch);
+        }
+        h = s_bad_reply (dealer);
+        assert_int_equal (h.request_id, 1);
+        counts.answered++;
+    }
+    zsock_destroy (&dealer);
+    free (buf);
+    return counts;
+}

@@ -84,4 +84,57 @@ bool tk_wait_quiet (rl_client_t **shards, size_t count, int timeout_ms);
 //  serves: the ring is fetched with get_ring.
 bool tk_wait_cluster_quiet (rl_client_t *client, int timeout_ms);
 
+//  Bad input ------------------------------------------------------------------
+//  One table of hostile frames, for every program that takes client
+//  requests (the shard and the router). Each test says what it expects of
+//  each case: the status of the error reply, TK_BAD_DROPPED (no reply at
+//  all), or TK_BAD_SKIPPED (not sent: the case means something else there).
+//  Each bad frame is followed by a valid status request (request id 1), so
+//  that the first reply tells whether the bad frame was answered or dropped.
+typedef enum {
+    TK_BAD_EMPTY_FRAME,
+    TK_BAD_SHORT_FRAME,       //  10 bytes, less than a header
+    TK_BAD_WRONG_MAGIC,       //  status request with a wrong magic
+    TK_BAD_WRONG_VERSION,     //  status request of version 9
+    TK_BAD_UNKNOWN_OPERATION, //  operation 99
+    TK_BAD_RESERVED_ACK,      //  a shard-to-shard operation (two-phase ack)
+    TK_BAD_RESERVED_PREPARE,  //  a shard-to-shard operation (two-phase prepare)
+    TK_BAD_COUNT_OVER_BODY,   //  create_transfers: count 2, one record
+    TK_BAD_COUNT_UNDER_BODY,  //  create_transfers: count 1, one record and a byte
+    TK_BAD_OVERSIZE_BATCH,    //  create_transfers: RL_BATCH_RECORDS_MAX + 1 records
+    TK_BAD_REQUEST_STATUS,    //  status request with a non-zero status field
+    TK_BAD_REQUEST_EPOCH,     //  status request with a non-zero epoch field
+    TK_BAD_GARBAGE,           //  200 bytes of noise that carry the request id
+    TK_BAD_DUPLICATE_ID,      //  create_transfers: the same transfer twice
+    TK_BAD_LOAD_RING,         //  load_ring with 16 bytes of noise
+    TK_BAD_CASES
+} tk_bad_case_t;
+
+#define TK_BAD_DROPPED UINT32_MAX        //  expect no reply: the frame is dropped
+#define TK_BAD_SKIPPED (UINT32_MAX - 1u) //  not sent
+
+typedef struct {
+    uint32_t status[TK_BAD_CASES]; //  per case: a status, TK_BAD_DROPPED or TK_BAD_SKIPPED
+    bool epoch_checked;            //  every error reply must carry `epoch`
+    uint64_t epoch;
+} tk_bad_want_t;
+
+typedef struct {
+    size_t dropped;  //  cases sent and expected (and seen) dropped
+    size_t answered; //  cases sent and answered with their error status
+} tk_bad_counts_t;
+
+const char *tk_bad_name (tk_bad_case_t bad);
+//  Writes the frame of one case into out (of out_size bytes, at least
+//  TK_BAD_FRAME_SIZE_MAX); `transfer` is the record the frames carry.
+//  Returns the frame's size.
+#define TK_BAD_FRAME_SIZE_MAX (RL_HEADER_SIZE + (RL_BATCH_RECORDS_MAX + 2) * RL_TRANSFER_SIZE)
+size_t tk_bad_frame (tk_bad_case_t bad, const rl_transfer_t *transfer, uint64_t request_id,
+                     uint8_t *out, size_t out_size);
+//  Sends every case not skipped to `endpoint` on a fresh DEALER, in table
+//  order, and fails the cmocka test on the first reply that differs from
+//  `want`. Case c goes with request id 9000 + c.
+tk_bad_counts_t tk_bad_input_run (const char *endpoint, const rl_transfer_t *transfer,
+                                  const tk_bad_want_t *want);
+
 #endif
