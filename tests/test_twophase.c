@@ -17,16 +17,28 @@
     failure: the same failure; infrastructure abort: may execute afresh),
     and conservation holds. Shards run with --durability manual-wal, so a
     kill drops everything not group-committed.
+
+    test_pause_under_load: a fault beyond kill -9. While batches of same-
+    and cross-shard transfers flow, a thread pauses one shard or the other
+    with SIGSTOP for longer than the prepare timeout and the outcome-query
+    interval, then resumes it with SIGCONT, so that it wakes with stale
+    timers and a socket full of old messages. Every answer must be a
+    definite one or a retryable one; afterwards every transfer is retried
+    with its id until it is final, no alarm is raised, the audit holds,
+    nothing is in doubt, and the strong conservation check passes.
 */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <czmq.h>
@@ -34,6 +46,7 @@
 #include "codec.h"
 #include "failpoint.h"
 #include "ring.h"
+#include "rl_rand.h"
 #include "testkit.h"
 
 #define LEDGER          752
@@ -342,6 +355,173 @@ test_cross_shard (void **state)
     }
 }
 
+//  Pauses under load -------------------------------------------------------------
+
+#define PAUSE_MS          700 //  > the prepare timeout and the query interval
+#define PAUSE_GAP_MS      250
+#define PAUSES            4
+#define PAUSE_CUSTOMERS   4 //  per shard
+#define PAUSE_BATCH_MAX   16
+#define PAUSE_TRANSFERS   6000 //  a cap; the load runs while the pauses last
+#define PAUSE_RETRIES_MAX 50
+
+typedef struct {
+    pid_t pids[2];
+    atomic_int paused; //  pauses done
+} s_pauser_t;
+
+//  Pauses s1, s2, s1, s2: each PAUSE_MS long, PAUSE_GAP_MS apart.
+static void *
+s_pauser_run (void *arg)
+{
+    s_pauser_t *p = arg;
+    for (int i = 0; i < PAUSES; i++) {
+        zclock_sleep (PAUSE_GAP_MS);
+        pid_t pid = p->pids[i % 2];
+        kill (pid, SIGSTOP);
+        zclock_sleep (PAUSE_MS);
+        kill (pid, SIGCONT);
+        atomic_fetch_add (&p->paused, 1);
+    }
+    return NULL;
+}
+
+typedef struct {
+    rl_transfer_t t;
+    uint32_t result; //  final: ok or a business failure; UINT32_MAX until then
+} s_paused_rec_t;
+
+static bool
+s_is_final (uint32_t result)
+{
+    return result == RL_OK || result == RL_EXISTS
+           || (result != UINT32_MAX && !rl_result_is_retryable (result));
+}
+
+//  Sends a batch (all debits on `shard`) and records what is final.
+static void
+s_pause_batch (s_ctx_t *ctx, int shard, s_paused_rec_t *recs, size_t n, tk_model_t *model)
+{
+    rl_transfer_t ts[PAUSE_BATCH_MAX];
+    rl_result_rec_t rs[PAUSE_BATCH_MAX];
+    for (size_t i = 0; i < n; i++) {
+        ts[i] = recs[i].t;
+    }
+    if (rl_client_create_transfers (ctx->clients[shard], ts, n, rs, TK_TIMEOUT_MS) != 0) {
+        return; //  no answer: unknown, settled by the retries below
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t r = rs[i].result;
+        //  Answers during pauses: definite, or retryable with the same id.
+        if (r != RL_OK && r != RL_EXISTS && !rl_result_is_retryable (r)
+            && r != RL_EXCEEDS_CREDITS) {
+            fail_msg ("transfer %lu: unexpected %s", (unsigned long) ts[i].id.lo,
+                      rl_result_name (r));
+        }
+        if (r == RL_EXISTS && recs[i].result == UINT32_MAX) {
+            r = RL_OK; //  an earlier attempt of ours took effect
+        }
+        if (s_is_final (r) && recs[i].result == UINT32_MAX) {
+            recs[i].result = r == RL_EXISTS ? RL_OK : r;
+            if (recs[i].result == RL_OK) {
+                tk_model_apply (model, &recs[i].t);
+            }
+        }
+    }
+}
+
+static void
+test_pause_under_load (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_cluster_init (ctx, "p");
+    s_start (ctx, 0);
+    s_start (ctx, 1);
+    //  Accounts 1 (s1) and 2 (s2) are operators; 3.. are customers, the
+    //  first PAUSE_CUSTOMERS on s1, the next on s2.
+    int owners[2 + 2 * PAUSE_CUSTOMERS];
+    owners[0] = 0;
+    owners[1] = 1;
+    for (int i = 0; i < 2 * PAUSE_CUSTOMERS; i++) {
+        owners[2 + i] = i < PAUSE_CUSTOMERS ? 0 : 1;
+    }
+    size_t accounts = sizeof (owners) / sizeof (owners[0]);
+    ctx->tag = s_find_tag (ctx, 0x7061000000ull, owners, accounts);
+    s_create_account (ctx, 1, 0);
+    s_create_account (ctx, 2, 0);
+    for (uint64_t n = 3; n <= accounts; n++) {
+        s_create_account (ctx, n, RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS);
+    }
+    tk_model_t model;
+    tk_model_init (&model, ctx->tag, accounts);
+    uint64_t tid = 1;
+    for (uint64_t n = 3; n <= accounts; n++) {
+        rl_transfer_t t = tk_transfer (tk_id (tid++, ctx->tag), tk_id (n % 2 + 1, ctx->tag),
+                                       tk_id (n, ctx->tag), 500, LEDGER);
+        assert_int_equal (s_transfer (ctx, t, TK_TIMEOUT_MS), RL_OK);
+        tk_model_apply (&model, &t);
+    }
+    static s_paused_rec_t recs[PAUSE_TRANSFERS];
+    uint64_t rng = 0x5041555345ull;
+    for (size_t i = 0; i < PAUSE_TRANSFERS; i++) {
+        recs[i].result = UINT32_MAX;
+    }
+    s_pauser_t pauser = {.pids = {ctx->shards[0].pid, ctx->shards[1].pid}};
+    atomic_init (&pauser.paused, 0);
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_pauser_run, &pauser), 0);
+    //  Batches (debits on one shard, credits on either: about half cross)
+    //  until every pause is over.
+    size_t sent = 0;
+    while (sent < PAUSE_TRANSFERS && atomic_load (&pauser.paused) < PAUSES) {
+        int shard = (int) (rl_rand_next (&rng) % 2);
+        size_t n = 1 + rl_rand_next (&rng) % PAUSE_BATCH_MAX;
+        if (n > PAUSE_TRANSFERS - sent) {
+            n = PAUSE_TRANSFERS - sent;
+        }
+        for (size_t i = 0; i < n; i++) {
+            uint64_t dr = 3 + (uint64_t) shard * PAUSE_CUSTOMERS
+                          + rl_rand_next (&rng) % PAUSE_CUSTOMERS;
+            uint64_t cr = 3 + rl_rand_next (&rng) % (2 * PAUSE_CUSTOMERS);
+            if (cr == dr) {
+                cr = cr == accounts ? 3 : cr + 1;
+            }
+            recs[sent + i].t = tk_transfer (tk_id (tid++, ctx->tag), tk_id (dr, ctx->tag),
+                                            tk_id (cr, ctx->tag), 1 + rl_rand_next (&rng) % 40,
+                                            LEDGER);
+        }
+        s_pause_batch (ctx, shard, &recs[sent], n, &model);
+        sent += n;
+    }
+    pthread_join (thread, NULL);
+    assert_int_equal (atomic_load (&pauser.paused), PAUSES);
+    s_quiet (ctx);
+    //  Retry every open transfer with its own id until it is final.
+    size_t retried = 0;
+    for (size_t i = 0; i < sent; i++) {
+        retried += recs[i].result == UINT32_MAX;
+        for (int k = 0; k < PAUSE_RETRIES_MAX && recs[i].result == UINT32_MAX; k++) {
+            int shard = s_owner (ctx, recs[i].t.debit_account_id);
+            s_pause_batch (ctx, shard, &recs[i], 1, &model);
+            if (recs[i].result == UINT32_MAX) {
+                zclock_sleep (20);
+            }
+        }
+        if (recs[i].result == UINT32_MAX) {
+            fail_msg ("transfer %zu never became final", i);
+        }
+    }
+    s_quiet (ctx);
+    rl_in_doubt_rec_t listed[8];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal (s_in_doubt (ctx, i, listed, 8), 0);
+        s_audit_ok (ctx, i);
+    }
+    tk_check_conservation_by (s_client_for, ctx, &model, sent / 4);
+    printf ("test_pause_under_load: %zu transfers (%zu retried), %lu ok, %d pauses of %d ms\n",
+            sent, retried, (unsigned long) model.ok, PAUSES, PAUSE_MS);
+}
+
 //  Heuristic resolution -----------------------------------------------------------
 
 static uint32_t
@@ -634,6 +814,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_cross_shard, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_heuristic, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_pause_under_load, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_crash_matrix, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
