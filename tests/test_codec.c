@@ -36,6 +36,7 @@
 
 #include "codec.h"
 #include "proto.h"
+#include "rl_rand.h"
 
 #ifndef RL_PROTOCOL_MD_PATH
 #error "RL_PROTOCOL_MD_PATH must name docs/protocol.md"
@@ -59,11 +60,10 @@ static uint64_t s_rng_state;
 static uint64_t
 s_rand (void)
 {
-    //  splitmix64: fast, and good enough to fill frames with garbage.
-    uint64_t z = (s_rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    if (s_rng_state == 0) {
+        s_rng_state = 1; //  RL_SEED=0: xorshift must not start from 0
+    }
+    return rl_rand_next (&s_rng_state);
 }
 
 static void

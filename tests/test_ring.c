@@ -1,4 +1,5 @@
-/*  test_ring.c: unit tests of the consistent-hash ring (ring/ring.c).
+/*  test_ring.c: unit tests of the consistent-hash ring (ring/: placement
+    and lookup, the text and binary forms, the diff).
 
     1. Golden vectors: XXH3 points of fixed ids, and the owners of fixed ids
        in a ring built by fixed operations and in a small hand-written ring,
@@ -26,22 +27,13 @@
 #include <xxhash.h>
 
 #include "ring.h"
+#include "rl_rand.h"
 
 #define S_IDS_COUNT 1000000 //  random ids per movement property
 #define S_TOLERANCE 1.05    //  allowed ratio to the ideal
 
 static uint64_t s_seed;
 static uint64_t *s_points; //  [S_IDS_COUNT] points of the random ids
-
-//  splitmix64: a small seeded PRNG, identical everywhere.
-static uint64_t
-s_next (uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 static void
 s_hex_to_id (const char *hex, uint8_t *id)
@@ -99,9 +91,9 @@ s_setup (void **state)
     printf ("test_ring: RL_SEED=0x%llx (set it to replay)\n", (unsigned long long) s_seed);
     s_points = (uint64_t *) malloc (S_IDS_COUNT * sizeof (uint64_t));
     assert_non_null (s_points);
-    uint64_t prng = s_seed;
+    uint64_t prng = s_seed * 0x9E3779B97F4A7C15ull + 1; //  seed * odd + 1, as rl_rand.h asks
     for (size_t k = 0; k < S_IDS_COUNT; k++) {
-        uint64_t id[2] = {s_next (&prng), s_next (&prng)};
+        uint64_t id[2] = {rl_rand_next (&prng), rl_rand_next (&prng)};
         s_points[k] = ring_point_of_id (id);
     }
     return 0;
@@ -333,13 +325,13 @@ static void
 test_random_changes (void **state)
 {
     (void) state;
-    uint64_t prng = s_seed ^ 0xc0ffeeull;
+    uint64_t prng = (s_seed ^ 0xc0ffeeull) * 0x9E3779B97F4A7C15ull + 1;
     ring_t *ring = s_ring_of (3);
     size_t next_name = 4;
     for (int step = 0; step < 300; step++) {
         ring_t *before = ring_dup (ring);
         assert_non_null (before);
-        uint64_t roll = s_next (&prng);
+        uint64_t roll = rl_rand_next (&prng);
         size_t count = ring_shard_count (ring);
         char name[RL_SHARD_NAME_SIZE_MAX];
         size_t pick = (size_t) ((roll >> 8) % count);
