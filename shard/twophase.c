@@ -59,69 +59,37 @@
 #include <string.h>
 
 #include "codec.h"
+#include "attempts.h"
 #include "failpoint.h"
 #include "ledger_internal.h"
 #include "log.h"
+#include "xlog.h"
 
 #define META_INCARNATION "incarnation"
 
-typedef enum {
-    S_FREE = 0,
-    S_LIVE,      //  coordinator: PREPARE sent, undecided
-    S_DECIDED,   //  coordinator: xlog entry, decision not yet acknowledged
-    S_PREPARED,  //  participant: credit reserved, awaiting the decision
-    S_ABORTED,   //  participant: aborted or unknown-aborted (tombstone)
-    S_HEURISTIC, //  participant: resolved by hand (tp.state says how); kept
-} s_state_t;
-
 #define S_HEURISTIC_FLAG 1 //  prepared record reserved[1]: a heuristic record
-
-//  One entry of any table: an attempt at D, or a record at C.
-typedef struct {
-    s_state_t state;
-    rl_transfer_t transfer;
-    rl_tp_rec_t tp;                    //  id, attempt, coordinator, amount; state = decision
-    char peer[RL_SHARD_NAME_SIZE_MAX]; //  D: the participant
-    uint64_t deadline_ns;              //  D live: prepare timeout; tombstone: expiry
-    uint64_t next_ns;                  //  next resend (decision) or query
-    uint64_t backoff_ms;
-    uint64_t tag;        //  D live: host request handle
-    uint64_t created_ns; //  when the attempt or record began (admin listing)
-    uint32_t index;      //  D live: record index in that request
-    uint64_t stamp;      //  C marker: its place in the marker FIFO
-    uint64_t key_seq;    //  its key in xlog or prepared (increasing)
-    int32_t next;        //  chain of the same id
-} s_entry_t;
 
 typedef struct {
     int32_t slot;
     uint64_t stamp;
 } s_marker_t;
 
-typedef struct {
-    s_entry_t *slots;
-    size_t cap;
-    size_t count;
-    int32_t free_head;
-    idmap_t *heads; //  id -> first slot + 1
-} s_table_t;
-
 struct twophase_t {
     ledger_t *ledger;
     ledger_io_t io;
     void *io_ctx;
     rl_attempt_t incarnation; //  counter, nonce; seq counts attempts
-    s_table_t attempts;       //  D: S_LIVE
-    s_table_t xlog;           //  D: S_DECIDED
-    s_table_t records;        //  C: S_PREPARED, S_ABORTED, S_HEURISTIC
-    size_t prepared_count;    //  C: records in S_PREPARED
+    attempts_t attempts;      //  D: ATTEMPT_LIVE
+    xlog_t *xlog;             //  D: ATTEMPT_DECIDED (xlog.c)
+    attempts_t records;       //  C: ATTEMPT_PREPARED, ATTEMPT_ABORTED, ATTEMPT_HEURISTIC
+    size_t prepared_count;    //  C: records in ATTEMPT_PREPARED
     s_marker_t *markers;      //  C: FIFO of applied/aborted markers
     size_t markers_head;      //  oldest (monotonic; index modulo the cap)
     size_t markers_tail;      //  next free
     uint64_t marker_stamp;
     size_t markers_max;       //  <= RL_TP_MARKERS_MAX (tests use few)
     uint64_t next_scan_ns;    //  C: next scan for outcome queries
-    uint64_t key_seq;         //  last key used in xlog and prepared
+    uint64_t key_seq;         //  last key used in prepared
     uint64_t attempts_due_ns; //  D: no live attempt times out before this
     uint64_t xlog_due_ns;     //  D: no decision is due for resending before this
     uint64_t alarms;
@@ -131,174 +99,39 @@ struct twophase_t {
     uint64_t retry_max_ms;
 };
 
-static void s_marker_push (twophase_t *self, s_entry_t *e);
-
-//  Tables -------------------------------------------------------------------------
-
-static int
-s_table_init (s_table_t *t, size_t cap)
-{
-    t->slots = calloc (cap, sizeof (s_entry_t));
-    t->heads = idmap_new (cap);
-    if (!t->slots || !t->heads) {
-        return -1;
-    }
-    t->cap = cap;
-    t->free_head = -1;
-    return 0;
-}
-
-static void
-s_table_free (s_table_t *t)
-{
-    free (t->slots);
-    idmap_destroy (&t->heads);
-}
-
-static int32_t
-s_table_head (const s_table_t *t, rl_id_t id)
-{
-    uint64_t v = 0;
-    return idmap_get (t->heads, id, &v) ? (int32_t) v - 1 : -1;
-}
-
-//  Finds the entry for (id, coordinator) in the table; -1 if none.
-static int32_t
-s_table_find (const s_table_t *t, rl_id_t id, const char *coordinator)
-{
-    for (int32_t i = s_table_head (t, id); i >= 0; i = t->slots[i].next) {
-        if (!coordinator || strcmp (t->slots[i].tp.coordinator, coordinator) == 0) {
-            return i;
-        }
-    }
-    return -1;
-}
-
-static int32_t
-s_table_add (s_table_t *t, rl_id_t id)
-{
-    int32_t i = t->free_head;
-    if (i >= 0) {
-        t->free_head = t->slots[i].next;
-    } else {
-        if (t->count >= t->cap) {
-            return -1;
-        }
-        //  slots below `count` are all in use when the free list is empty
-        i = (int32_t) t->count;
-    }
-    int32_t head = s_table_head (t, id);
-    if (idmap_put (t->heads, id, (uint64_t) i + 1) != 0) {
-        return -1;
-    }
-    memset (&t->slots[i], 0, sizeof (s_entry_t));
-    t->slots[i].next = head;
-    t->count++;
-    return i;
-}
-
-static void
-s_table_remove (s_table_t *t, int32_t i)
-{
-    assert (i >= 0 && (size_t) i < t->cap && t->slots[i].state != S_FREE);
-    rl_id_t id = t->slots[i].tp.id;
-    int32_t head = s_table_head (t, id);
-    if (head == i) {
-        if (t->slots[i].next < 0) {
-            idmap_remove (t->heads, id); //  the map keeps only ids with entries
-        } else {
-            idmap_put (t->heads, id, (uint64_t) (t->slots[i].next + 1));
-        }
-    } else {
-        for (int32_t k = head; k >= 0; k = t->slots[k].next) {
-            if (t->slots[k].next == i) {
-                t->slots[k].next = t->slots[i].next;
-                break;
-            }
-        }
-    }
-    t->slots[i].state = S_FREE;
-    t->slots[i].next = t->free_head;
-    t->free_head = i;
-    t->count--;
-}
-
-//  Slots in use are below the high-water mark; scan up to it.
-static size_t
-s_table_span (const s_table_t *t)
-{
-    size_t span = t->count;
-    for (int32_t i = t->free_head; i >= 0; i = t->slots[i].next) {
-        span++;
-    }
-    return span;
-}
-
-//  Attempts ------------------------------------------------------------------------
-
-static bool
-s_attempt_eq (rl_attempt_t a, rl_attempt_t b)
-{
-    return a.counter == b.counter && a.nonce == b.nonce && a.seq == b.seq;
-}
-
-static bool
-s_attempt_older (rl_attempt_t a, rl_attempt_t b)
-{
-    return a.counter < b.counter || (a.counter == b.counter && a.seq < b.seq);
-}
+static void s_marker_push (twophase_t *self, attempt_t *e);
 
 //  Persistent keys ----------------------------------------------------------------
 //
-//  Both xlog and prepared entries are keyed by a sequence that only grows
-//  (8 bytes, big-endian), like the transfers: a new entry lands at the end
-//  of the memtable skiplist and its delete, soon after, near it, which costs
-//  a fraction of a random key. The entry remembers its key; the indexes by
-//  transfer id are in memory and rebuilt at start by a scan (both column
-//  families hold only what is in flight or recent).
+//  Prepared records are keyed like the coordinator log (xlog.c): by a
+//  sequence that only grows (8 bytes, big-endian), so that a new record
+//  lands at the end of the memtable skiplist and its delete near it. The
+//  record remembers its key; the index by transfer id is in memory and
+//  rebuilt at start by a scan.
 
 #define S_KEY_SIZE 8
 
 static void
-s_entry_key (const s_entry_t *e, uint8_t key[S_KEY_SIZE])
+s_entry_key (const attempt_t *e, uint8_t key[S_KEY_SIZE])
 {
     codec_put_u64_be (key, e->key_seq);
 }
 
 static void
-s_xlog_key (const s_entry_t *e, uint8_t key[S_KEY_SIZE])
+s_record_key (const attempt_t *e, uint8_t key[S_KEY_SIZE])
 {
     s_entry_key (e, key);
-}
-
-static void
-s_record_key (const s_entry_t *e, uint8_t key[S_KEY_SIZE])
-{
-    s_entry_key (e, key);
-}
-
-static void
-s_xlog_put (twophase_t *self, const s_entry_t *e)
-{
-    uint8_t key[S_KEY_SIZE];
-    uint8_t value[RL_IN_DOUBT_SIZE];
-    rl_in_doubt_rec_t rec = {.prepare = {.transfer = e->transfer, .tp = e->tp}};
-    rec.prepare.reserved[0] = e->created_ns;
-    memcpy (rec.peer, e->peer, sizeof (rec.peer));
-    s_xlog_key (e, key);
-    codec_encode_in_doubt (&rec, value);
-    store_batch_put (self->ledger->store, STORE_CF_XLOG, key, sizeof (key), value, sizeof (value));
 }
 
 //  Participant records keep their state in tp.state: prepared, commit, abort.
 static void
-s_record_put (twophase_t *self, const s_entry_t *e)
+s_record_put (twophase_t *self, const attempt_t *e)
 {
     uint8_t key[S_KEY_SIZE];
     uint8_t value[RL_PREPARE_SIZE];
     rl_prepare_rec_t rec = {.transfer = e->transfer, .tp = e->tp};
     rec.reserved[0] = e->deadline_ns;
-    rec.reserved[1] = e->state == S_HEURISTIC ? S_HEURISTIC_FLAG : 0;
+    rec.reserved[1] = e->state == ATTEMPT_HEURISTIC ? S_HEURISTIC_FLAG : 0;
     s_record_key (e, key);
     codec_encode_prepare (&rec, value);
     store_batch_put (self->ledger->store, STORE_CF_PREPARED, key, sizeof (key), value,
@@ -322,9 +155,9 @@ twophase_new (ledger_t *ledger)
     self->markers_max = RL_TP_MARKERS_MAX;
     self->attempts_due_ns = UINT64_MAX; //  no live attempt yet
     self->xlog_due_ns = 0;              //  recovered decisions: resend at the first tick
-    if (s_table_init (&self->attempts, RL_TP_ATTEMPTS_MAX) != 0
-        || s_table_init (&self->xlog, RL_TP_ATTEMPTS_MAX * 2) != 0
-        || s_table_init (&self->records, RL_TP_PREPARED_MAX + RL_TP_MARKERS_MAX + 1) != 0
+    if (attempts_init (&self->attempts, RL_TP_ATTEMPTS_MAX) != 0
+        || !(self->xlog = xlog_new (ledger->store, RL_TP_ATTEMPTS_MAX * 2))
+        || attempts_init (&self->records, RL_TP_PREPARED_MAX + RL_TP_MARKERS_MAX + 1) != 0
         || !(self->markers = calloc (RL_TP_MARKERS_MAX, sizeof (s_marker_t)))) {
         twophase_destroy (&self);
     }
@@ -337,9 +170,9 @@ twophase_destroy (twophase_t **self_p)
     assert (self_p);
     twophase_t *self = *self_p;
     if (self) {
-        s_table_free (&self->attempts);
-        s_table_free (&self->xlog);
-        s_table_free (&self->records);
+        attempts_free (&self->attempts);
+        xlog_destroy (&self->xlog);
+        attempts_free (&self->records);
         free (self->markers);
         free (self);
         *self_p = NULL;
@@ -351,46 +184,6 @@ twophase_set_io (twophase_t *self, const ledger_io_t *io, void *io_ctx)
 {
     self->io = *io;
     self->io_ctx = io_ctx;
-}
-
-static int
-s_load_xlog (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
-{
-    store_iter_t *it = store_iter_new (self->ledger->store, STORE_CF_XLOG);
-    int rc = 0;
-    for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
-        size_t size = 0, key_size = 0;
-        const uint8_t *key = store_iter_key (it, &key_size);
-        const uint8_t *value = store_iter_value (it, &size);
-        if (size != RL_IN_DOUBT_SIZE || key_size != S_KEY_SIZE) {
-            snprintf (err, err_size, "corrupt coordinator log entry");
-            rc = -1;
-            break;
-        }
-        rl_in_doubt_rec_t logged;
-        codec_decode_in_doubt (value, &logged);
-        const rl_prepare_rec_t rec = logged.prepare;
-        int32_t i = s_table_add (&self->xlog, rec.tp.id);
-        if (i < 0) {
-            snprintf (err, err_size, "coordinator log larger than its table");
-            rc = -1;
-            break;
-        }
-        s_entry_t *e = &self->xlog.slots[i];
-        e->state = S_DECIDED;
-        e->transfer = rec.transfer;
-        e->tp = rec.tp;
-        e->created_ns = rec.reserved[0];
-        e->key_seq = codec_get_u64_be (key);
-        if (e->key_seq > self->key_seq) {
-            self->key_seq = e->key_seq;
-        }
-        memcpy (e->peer, logged.peer, sizeof (e->peer));
-        e->next_ns = now_ns;
-        e->backoff_ms = self->retry_min_ms;
-    }
-    store_iter_destroy (&it);
-    return rc;
 }
 
 static int
@@ -409,13 +202,13 @@ s_load_records (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
         }
         rl_prepare_rec_t rec;
         codec_decode_prepare (value, &rec);
-        int32_t i = s_table_add (&self->records, rec.tp.id);
+        int32_t i = attempts_add (&self->records, rec.tp.id);
         if (i < 0) {
             snprintf (err, err_size, "prepared records larger than their table");
             rc = -1;
             break;
         }
-        s_entry_t *e = &self->records.slots[i];
+        attempt_t *e = &self->records.slots[i];
         e->transfer = rec.transfer;
         e->tp = rec.tp;
         e->deadline_ns = rec.reserved[0];
@@ -433,12 +226,12 @@ s_load_records (twophase_t *self, uint64_t now_ns, char *err, size_t err_size)
                 rc = -1;
                 break;
             }
-            e->state = S_PREPARED;
+            e->state = ATTEMPT_PREPARED;
             self->prepared_count++;
         } else if (rec.reserved[1] == S_HEURISTIC_FLAG) {
-            e->state = S_HEURISTIC; //  kept: a contrary decision later is an alarm
+            e->state = ATTEMPT_HEURISTIC; //  kept: a contrary decision later is an alarm
         } else if (rec.tp.state == RL_TP_ABORT) {
-            e->state = S_ABORTED;
+            e->state = ATTEMPT_ABORTED;
             s_marker_push (self, e); //  FIFO order of keys, not of age: good enough
         } else {
             //  A commit deletes its record (the leg index remembers it).
@@ -474,19 +267,19 @@ twophase_open (twophase_t *self, uint64_t nonce, uint64_t now_ns, char *err, siz
         snprintf (err, err_size, "cannot persist the incarnation: %s", store_error (store));
         return -1;
     }
-    if (s_load_xlog (self, now_ns, err, err_size) != 0
+    if (xlog_load (self->xlog, now_ns, self->retry_min_ms, err, err_size) != 0
         || s_load_records (self, now_ns, err, err_size) != 0) {
         return -1;
     }
     rl_info ("two-phase: incarnation %" PRIu64 ", %zu decisions to deliver, %zu prepared",
-             self->incarnation.counter, self->xlog.count, self->prepared_count);
+             self->incarnation.counter, xlog_count (self->xlog), self->prepared_count);
     return 0;
 }
 
 bool
 twophase_is_live (const twophase_t *self, rl_id_t id)
 {
-    return s_table_head (&self->attempts, id) >= 0;
+    return attempts_head (&self->attempts, id) >= 0;
 }
 
 //  Coordinator ------------------------------------------------------------------------
@@ -510,14 +303,14 @@ twophase_begin (twophase_t *self, const rl_transfer_t *t, const char *peer, uint
         r.timestamp = record.timestamp;
         return r;
     }
-    int32_t i = s_table_add (&self->attempts, t->id);
+    int32_t i = attempts_add (&self->attempts, t->id);
     if (i < 0) {
         accounts_debit_release (ledger->accounts, t->debit_account_id, t->amount, false);
         r.result = RL_BUSY;
         return r;
     }
-    s_entry_t *e = &self->attempts.slots[i];
-    e->state = S_LIVE;
+    attempt_t *e = &self->attempts.slots[i];
+    e->state = ATTEMPT_LIVE;
     e->transfer = *t;
     e->tp.id = t->id;
     e->tp.attempt = self->incarnation;
@@ -541,23 +334,15 @@ twophase_begin (twophase_t *self, const rl_transfer_t *t, const char *peer, uint
 
 //  Moves a live attempt to the xlog with `decision`; schedules its delivery.
 static void
-s_log_decision (twophase_t *self, s_entry_t *live, uint32_t decision, uint64_t now_ns)
+s_log_decision (twophase_t *self, attempt_t *live, uint32_t decision, uint64_t now_ns)
 {
-    int32_t x = s_table_add (&self->xlog, live->tp.id);
-    assert (x >= 0); //  the xlog table holds twice the attempts table
-    s_entry_t *e = &self->xlog.slots[x];
-    *e = (s_entry_t){
-        .state = S_DECIDED, .transfer = live->transfer, .tp = live->tp, .next = e->next};
-    memcpy (e->peer, live->peer, sizeof (e->peer));
-    e->tp.state = decision;
-    e->created_ns = live->created_ns;
-    e->key_seq = ++self->key_seq;
+    int32_t x = xlog_append (self->xlog, live, decision, 0);
+    attempt_t *e = attempts_at (xlog_entries (self->xlog), x);
     e->backoff_ms = self->retry_min_ms;
     e->next_ns = now_ns + e->backoff_ms * 1000000ull;
     if (e->next_ns < self->xlog_due_ns) {
         self->xlog_due_ns = e->next_ns;
     }
-    s_xlog_put (self, e);
     self->io.decide (self->io_ctx, e->peer, &e->tp);
 }
 
@@ -566,7 +351,7 @@ static void
 s_finish (twophase_t *self, int32_t i, uint32_t result, uint32_t decision, uint64_t now_ns)
 {
     ledger_t *ledger = self->ledger;
-    s_entry_t *e = &self->attempts.slots[i];
+    attempt_t *e = &self->attempts.slots[i];
     accounts_debit_release (ledger->accounts, e->transfer.debit_account_id, e->transfer.amount,
                             result == RL_OK);
     uint64_t ts = 0;
@@ -587,7 +372,7 @@ s_finish (twophase_t *self, int32_t i, uint32_t result, uint32_t decision, uint6
         s_log_decision (self, e, decision, now_ns);
     }
     self->io.decided (self->io_ctx, e->tag, e->index, result, ts);
-    s_table_remove (&self->attempts, i);
+    attempts_remove (&self->attempts, i);
 }
 
 void
@@ -596,8 +381,8 @@ ledger_prepare_replies (ledger_t *ledger, const rl_tp_rec_t *replies, size_t cou
     twophase_t *self = ledger->tp;
     for (size_t k = 0; k < count; k++) {
         const rl_tp_rec_t *reply = &replies[k];
-        int32_t i = s_table_find (&self->attempts, reply->id, NULL);
-        if (i < 0 || !s_attempt_eq (self->attempts.slots[i].tp.attempt, reply->attempt)) {
+        int32_t i = attempts_find (&self->attempts, reply->id, NULL);
+        if (i < 0 || !attempt_eq (self->attempts.slots[i].tp.attempt, reply->attempt)) {
             continue; //  a late reply: that attempt was decided (abort) on timeout
         }
         if (reply->state == RL_TP_PREPARED) {
@@ -621,9 +406,9 @@ ledger_decide_replies (ledger_t *ledger, const rl_tp_rec_t *acks, size_t count)
 {
     twophase_t *self = ledger->tp;
     for (size_t k = 0; k < count; k++) {
-        int32_t i = s_table_head (&self->xlog, acks[k].id);
-        for (; i >= 0; i = self->xlog.slots[i].next) {
-            if (s_attempt_eq (self->xlog.slots[i].tp.attempt, acks[k].attempt)) {
+        int32_t i = attempts_head (xlog_entries (self->xlog), acks[k].id);
+        for (; i >= 0; i = xlog_entries (self->xlog)->slots[i].next) {
+            if (attempt_eq (xlog_entries (self->xlog)->slots[i].tp.attempt, acks[k].attempt)) {
                 break;
             }
         }
@@ -634,14 +419,12 @@ ledger_decide_replies (ledger_t *ledger, const rl_tp_rec_t *acks, size_t count)
             self->alarms++;
             rl_error ("two-phase ALARM: %s refused to acknowledge %s of transfer %016" PRIx64
                       "%016" PRIx64 " attempt %" PRIu64 ".%" PRIu64 " (needs an operator)",
-                      self->xlog.slots[i].peer, rl_tp_state_name (self->xlog.slots[i].tp.state),
+                      xlog_entries (self->xlog)->slots[i].peer,
+                      rl_tp_state_name (xlog_entries (self->xlog)->slots[i].tp.state),
                       acks[k].id.hi, acks[k].id.lo, acks[k].attempt.counter, acks[k].attempt.seq);
             continue;
         }
-        uint8_t key[S_KEY_SIZE];
-        s_xlog_key (&self->xlog.slots[i], key);
-        store_batch_delete (ledger->store, STORE_CF_XLOG, key, sizeof (key));
-        s_table_remove (&self->xlog, i);
+        xlog_remove (self->xlog, i);
     }
     if (count > 0) {
         RL_FAILPOINT (TP_COORD_ACKED);
@@ -655,14 +438,14 @@ ledger_outcome_query (ledger_t *ledger, const rl_tp_rec_t *queries, size_t count
     for (size_t k = 0; k < count; k++) {
         out[k] = queries[k];
         out[k].state = RL_TP_ABORT; //  older incarnation, or finished without a commit
-        for (int32_t i = s_table_head (&self->xlog, queries[k].id); i >= 0;
-             i = self->xlog.slots[i].next) {
-            if (s_attempt_eq (self->xlog.slots[i].tp.attempt, queries[k].attempt)) {
-                out[k].state = self->xlog.slots[i].tp.state;
+        for (int32_t i = attempts_head (xlog_entries (self->xlog), queries[k].id); i >= 0;
+             i = xlog_entries (self->xlog)->slots[i].next) {
+            if (attempt_eq (xlog_entries (self->xlog)->slots[i].tp.attempt, queries[k].attempt)) {
+                out[k].state = xlog_entries (self->xlog)->slots[i].tp.state;
             }
         }
-        int32_t live = s_table_head (&self->attempts, queries[k].id);
-        if (live >= 0 && s_attempt_eq (self->attempts.slots[live].tp.attempt, queries[k].attempt)) {
+        int32_t live = attempts_head (&self->attempts, queries[k].id);
+        if (live >= 0 && attempt_eq (self->attempts.slots[live].tp.attempt, queries[k].attempt)) {
             out[k].state = RL_TP_PENDING;
         }
     }
@@ -677,7 +460,7 @@ s_marker_drop (twophase_t *self, int32_t slot)
     uint8_t key[S_KEY_SIZE];
     s_record_key (&self->records.slots[slot], key);
     store_batch_delete (self->ledger->store, STORE_CF_PREPARED, key, sizeof (key));
-    s_table_remove (&self->records, slot);
+    attempts_remove (&self->records, slot);
 }
 
 //  Evicts the oldest markers: while the FIFO is full (room for one more),
@@ -688,8 +471,8 @@ s_markers_evict (twophase_t *self, uint64_t now_ns, bool make_room)
 {
     while (self->markers_head < self->markers_tail) {
         s_marker_t *m = &self->markers[self->markers_head % RL_TP_MARKERS_MAX];
-        s_entry_t *e = &self->records.slots[m->slot];
-        bool current = e->state == S_ABORTED && e->stamp == m->stamp;
+        attempt_t *e = &self->records.slots[m->slot];
+        bool current = e->state == ATTEMPT_ABORTED && e->stamp == m->stamp;
         bool full = self->markers_tail - self->markers_head >= self->markers_max;
         if (current && !(make_room && full) && !(now_ns && now_ns >= e->deadline_ns)) {
             break;
@@ -703,7 +486,7 @@ s_markers_evict (twophase_t *self, uint64_t now_ns, bool make_room)
 
 //  Records that the entry became an applied or aborted marker.
 static void
-s_marker_push (twophase_t *self, s_entry_t *e)
+s_marker_push (twophase_t *self, attempt_t *e)
 {
     s_markers_evict (self, 0, true);
     assert (self->markers_tail - self->markers_head < self->markers_max);
@@ -714,14 +497,14 @@ s_marker_push (twophase_t *self, s_entry_t *e)
 
 //  Releases a PREPARED record's reservation and turns it into a tombstone.
 static void
-s_record_abort (twophase_t *self, s_entry_t *e, uint64_t now_ns)
+s_record_abort (twophase_t *self, attempt_t *e, uint64_t now_ns)
 {
-    if (e->state == S_PREPARED) {
+    if (e->state == ATTEMPT_PREPARED) {
         accounts_credit_release (self->ledger->accounts, e->transfer.credit_account_id,
                                  e->transfer.amount, false);
         self->prepared_count--;
     }
-    e->state = S_ABORTED;
+    e->state = ATTEMPT_ABORTED;
     e->tp.state = RL_TP_ABORT;
     e->deadline_ns = now_ns + RL_TP_TOMBSTONE_MS * 1000000ull;
     s_record_put (self, e);
@@ -730,10 +513,10 @@ s_record_abort (twophase_t *self, s_entry_t *e, uint64_t now_ns)
 
 //  Applies a commit to a PREPARED record: the credit leg becomes a transfer.
 static void
-s_record_commit (twophase_t *self, s_entry_t *e, uint64_t now_ns)
+s_record_commit (twophase_t *self, attempt_t *e, uint64_t now_ns)
 {
     ledger_t *ledger = self->ledger;
-    assert (e->state == S_PREPARED);
+    assert (e->state == ATTEMPT_PREPARED);
     accounts_credit_release (ledger->accounts, e->transfer.credit_account_id, e->transfer.amount,
                              true);
     self->prepared_count--;
@@ -749,7 +532,7 @@ s_record_commit (twophase_t *self, s_entry_t *e, uint64_t now_ns)
     uint8_t key[S_KEY_SIZE];
     s_record_key (e, key);
     store_batch_delete (ledger->store, STORE_CF_PREPARED, key, sizeof (key));
-    s_table_remove (&self->records, (int32_t) (e - self->records.slots));
+    attempts_remove (&self->records, (int32_t) (e - self->records.slots));
 }
 
 //  Checks and reserves the credit of one PREPARE; returns the reply state.
@@ -773,20 +556,20 @@ s_prepare_one (twophase_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns, u
         *result = applied < 0 ? RL_STORAGE_ERROR : RL_IN_DOUBT;
         return RL_TP_REFUSED;
     }
-    int32_t i = s_table_find (&self->records, t->id, rec->tp.coordinator);
+    int32_t i = attempts_find (&self->records, t->id, rec->tp.coordinator);
     if (i >= 0) {
-        s_entry_t *e = &self->records.slots[i];
-        if (s_attempt_eq (e->tp.attempt, rec->tp.attempt)) {
+        attempt_t *e = &self->records.slots[i];
+        if (attempt_eq (e->tp.attempt, rec->tp.attempt)) {
             //  A duplicate PREPARE: answer as before.
-            *result = e->state == S_ABORTED ? RL_ABORTED : RL_OK;
-            return e->state == S_ABORTED ? RL_TP_REFUSED : RL_TP_PREPARED;
+            *result = e->state == ATTEMPT_ABORTED ? RL_ABORTED : RL_OK;
+            return e->state == ATTEMPT_ABORTED ? RL_TP_REFUSED : RL_TP_PREPARED;
         }
-        if (s_attempt_older (rec->tp.attempt, e->tp.attempt)) {
+        if (attempt_older (rec->tp.attempt, e->tp.attempt)) {
             *result = RL_ABORTED; //  a late PREPARE of a superseded attempt
             return RL_TP_REFUSED;
         }
         //  An older attempt of the same id: aborted by invariant 2.
-        if (e->state == S_PREPARED) {
+        if (e->state == ATTEMPT_PREPARED) {
             s_record_abort (self, e, now_ns);
         }
         s_marker_drop (self, i);
@@ -796,13 +579,13 @@ s_prepare_one (twophase_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns, u
         return RL_TP_REFUSED;
     }
     if (self->prepared_count >= RL_TP_PREPARED_MAX
-        || (i = s_table_add (&self->records, t->id)) < 0) {
+        || (i = attempts_add (&self->records, t->id)) < 0) {
         accounts_credit_release (ledger->accounts, t->credit_account_id, t->amount, false);
         *result = RL_BUSY;
         return RL_TP_REFUSED;
     }
-    s_entry_t *e = &self->records.slots[i];
-    e->state = S_PREPARED;
+    attempt_t *e = &self->records.slots[i];
+    e->state = ATTEMPT_PREPARED;
     e->transfer = *t;
     e->tp = rec->tp;
     e->tp.state = RL_TP_PREPARED;
@@ -833,10 +616,10 @@ ledger_prepare (ledger_t *ledger, const rl_prepare_rec_t *recs, size_t count, ui
 static uint32_t
 s_decide_one (twophase_t *self, const rl_tp_rec_t *d, uint64_t now_ns)
 {
-    int32_t i = s_table_find (&self->records, d->id, d->coordinator);
-    s_entry_t *e = i >= 0 ? &self->records.slots[i] : NULL;
-    bool same = e && s_attempt_eq (e->tp.attempt, d->attempt);
-    if (same && e->state == S_HEURISTIC) {
+    int32_t i = attempts_find (&self->records, d->id, d->coordinator);
+    attempt_t *e = i >= 0 ? &self->records.slots[i] : NULL;
+    bool same = e && attempt_eq (e->tp.attempt, d->attempt);
+    if (same && e->state == ATTEMPT_HEURISTIC) {
         if (e->tp.state == d->state) {
             return RL_TP_ACKED; //  the coordinator decided as the operator did
         }
@@ -849,7 +632,7 @@ s_decide_one (twophase_t *self, const rl_tp_rec_t *d, uint64_t now_ns)
         return RL_TP_NOT_ACKED;
     }
     if (d->state == RL_TP_COMMIT) {
-        if (same && e->state == S_PREPARED) {
+        if (same && e->state == ATTEMPT_PREPARED) {
             s_record_commit (self, e, now_ns);
             return RL_TP_ACKED;
         }
@@ -873,28 +656,28 @@ s_decide_one (twophase_t *self, const rl_tp_rec_t *d, uint64_t now_ns)
     }
     assert (d->state == RL_TP_ABORT);
     if (same) {
-        if (e->state == S_PREPARED) {
+        if (e->state == ATTEMPT_PREPARED) {
             s_record_abort (self, e, now_ns);
         }
         return RL_TP_ACKED;
     }
-    if (e && !s_attempt_older (e->tp.attempt, d->attempt)) {
+    if (e && !attempt_older (e->tp.attempt, d->attempt)) {
         return RL_TP_ACKED; //  we hold a newer attempt: this abort concerns nothing here
     }
     //  Unknown attempt (or newer than ours): leave a tombstone so that a late
     //  PREPARE of it is refused. An older PREPARED one is aborted by invariant 2.
     if (e) {
-        if (e->state == S_PREPARED) {
+        if (e->state == ATTEMPT_PREPARED) {
             s_record_abort (self, e, now_ns);
         }
         s_marker_drop (self, i);
     }
-    i = s_table_add (&self->records, d->id);
+    i = attempts_add (&self->records, d->id);
     if (i < 0) {
         return RL_TP_NOT_ACKED; //  no room for the tombstone: ask again later
     }
     e = &self->records.slots[i];
-    e->state = S_ABORTED;
+    e->state = ATTEMPT_ABORTED;
     e->key_seq = ++self->key_seq;
     e->tp = *d;
     e->transfer.id = d->id;
@@ -927,9 +710,9 @@ ledger_outcome_answers (ledger_t *ledger, const rl_tp_rec_t *answers, size_t cou
     twophase_t *self = ledger->tp;
     for (size_t k = 0; k < count; k++) {
         const rl_tp_rec_t *a = &answers[k];
-        int32_t i = s_table_find (&self->records, a->id, a->coordinator);
-        if (i < 0 || self->records.slots[i].state != S_PREPARED
-            || !s_attempt_eq (self->records.slots[i].tp.attempt, a->attempt)) {
+        int32_t i = attempts_find (&self->records, a->id, a->coordinator);
+        if (i < 0 || self->records.slots[i].state != ATTEMPT_PREPARED
+            || !attempt_eq (self->records.slots[i].tp.attempt, a->attempt)) {
             continue; //  answers matter only to a record still prepared
         }
         if (a->state == RL_TP_COMMIT || a->state == RL_TP_ABORT) {
@@ -941,7 +724,7 @@ ledger_outcome_answers (ledger_t *ledger, const rl_tp_rec_t *answers, size_t cou
 //  Timers --------------------------------------------------------------------------------
 
 static void
-s_backoff (twophase_t *self, s_entry_t *e, uint64_t now_ns)
+s_backoff (twophase_t *self, attempt_t *e, uint64_t now_ns)
 {
     e->next_ns = now_ns + e->backoff_ms * 1000000ull;
     e->backoff_ms = e->backoff_ms * 2 > self->retry_max_ms ? self->retry_max_ms : e->backoff_ms * 2;
@@ -957,10 +740,10 @@ ledger_tick (ledger_t *ledger, uint64_t now_ns)
     size_t span = 0;
     if (now_ns >= self->attempts_due_ns) {
         self->attempts_due_ns = UINT64_MAX;
-        span = s_table_span (&self->attempts);
+        span = attempts_span (&self->attempts);
         for (size_t i = 0; i < span; i++) {
-            s_entry_t *e = &self->attempts.slots[i];
-            if (e->state != S_LIVE) {
+            attempt_t *e = &self->attempts.slots[i];
+            if (e->state != ATTEMPT_LIVE) {
                 continue;
             }
             if (now_ns >= e->deadline_ns) {
@@ -974,10 +757,10 @@ ledger_tick (ledger_t *ledger, uint64_t now_ns)
     //  Coordinator: resend decisions until acknowledged, forever, capped backoff.
     if (now_ns >= self->xlog_due_ns) {
         self->xlog_due_ns = UINT64_MAX;
-        span = s_table_span (&self->xlog);
+        span = attempts_span (xlog_entries (self->xlog));
         for (size_t i = 0; i < span; i++) {
-            s_entry_t *e = &self->xlog.slots[i];
-            if (e->state != S_DECIDED) {
+            attempt_t *e = &xlog_entries (self->xlog)->slots[i];
+            if (e->state != ATTEMPT_DECIDED) {
                 continue;
             }
             if (now_ns >= e->next_ns && work < RL_TP_WORK_PER_TICK_MAX) {
@@ -995,10 +778,10 @@ ledger_tick (ledger_t *ledger, uint64_t now_ns)
     s_markers_evict (self, now_ns, false);
     if (self->prepared_count > 0 && now_ns >= self->next_scan_ns) {
         self->next_scan_ns = now_ns + self->retry_min_ms * 1000000ull;
-        span = s_table_span (&self->records);
+        span = attempts_span (&self->records);
         for (size_t i = 0; i < span && work < RL_TP_WORK_PER_TICK_MAX; i++) {
-            s_entry_t *e = &self->records.slots[i];
-            if (e->state == S_PREPARED && now_ns >= e->next_ns) {
+            attempt_t *e = &self->records.slots[i];
+            if (e->state == ATTEMPT_PREPARED && now_ns >= e->next_ns) {
                 self->io.query (self->io_ctx, e->tp.coordinator, &e->tp);
                 s_backoff (self, e, now_ns);
                 work++;
@@ -1011,7 +794,7 @@ void
 ledger_tp_counts (const ledger_t *ledger, uint64_t *inflight, uint64_t *in_doubt, uint64_t *alarms)
 {
     const twophase_t *self = ledger->tp;
-    *inflight = self->attempts.count + self->xlog.count;
+    *inflight = self->attempts.count + xlog_entries (self->xlog)->count;
     *in_doubt = self->prepared_count;
     *alarms = self->alarms;
 }
@@ -1037,20 +820,20 @@ ledger_audit (ledger_t *ledger, char *err, size_t err_size)
     uint64_t *debits = calloc (n + 1, sizeof (uint64_t));
     uint64_t *credits = calloc (n + 1, sizeof (uint64_t));
     int rc = debits && credits ? 0 : -1;
-    size_t span = s_table_span (&self->attempts);
+    size_t span = attempts_span (&self->attempts);
     for (size_t i = 0; rc == 0 && i < span; i++) {
-        const s_entry_t *e = &self->attempts.slots[i];
+        const attempt_t *e = &self->attempts.slots[i];
         size_t slot = 0;
-        if (e->state == S_LIVE
+        if (e->state == ATTEMPT_LIVE
             && accounts_slot (ledger->accounts, e->transfer.debit_account_id, &slot)) {
             debits[slot] += e->transfer.amount;
         }
     }
-    span = s_table_span (&self->records);
+    span = attempts_span (&self->records);
     for (size_t i = 0; rc == 0 && i < span; i++) {
-        const s_entry_t *e = &self->records.slots[i];
+        const attempt_t *e = &self->records.slots[i];
         size_t slot = 0;
-        if (e->state == S_PREPARED
+        if (e->state == ATTEMPT_PREPARED
             && accounts_slot (ledger->accounts, e->transfer.credit_account_id, &slot)) {
             credits[slot] += e->transfer.amount;
         }
@@ -1069,27 +852,28 @@ size_t
 ledger_in_doubt (ledger_t *ledger, rl_in_doubt_rec_t *out, size_t cap)
 {
     twophase_t *self = ledger->tp;
-    const s_table_t *tables[3] = {&self->attempts, &self->xlog, &self->records};
+    const attempts_t *tables[3] = {&self->attempts, xlog_entries (self->xlog), &self->records};
     size_t n = 0;
     for (int t = 0; t < 3; t++) {
-        size_t span = s_table_span (tables[t]);
+        size_t span = attempts_span (tables[t]);
         for (size_t i = 0; i < span && n < cap; i++) {
-            const s_entry_t *e = &tables[t]->slots[i];
-            if (e->state != S_LIVE && e->state != S_DECIDED && e->state != S_PREPARED) {
+            const attempt_t *e = &tables[t]->slots[i];
+            if (e->state != ATTEMPT_LIVE && e->state != ATTEMPT_DECIDED
+                && e->state != ATTEMPT_PREPARED) {
                 continue;
             }
             rl_in_doubt_rec_t *r = &out[n++];
             memset (r, 0, sizeof (*r));
             r->prepare.transfer = e->transfer;
             r->prepare.tp = e->tp;
-            if (e->state == S_LIVE) {
+            if (e->state == ATTEMPT_LIVE) {
                 r->prepare.tp.state = RL_TP_PENDING;
             }
             r->prepare.reserved[0] = e->created_ns;
-            r->prepare.reserved[1] = e->state == S_PREPARED ? RL_ROLE_PARTICIPANT
-                                                            : RL_ROLE_COORDINATOR;
+            r->prepare.reserved[1] = e->state == ATTEMPT_PREPARED ? RL_ROLE_PARTICIPANT
+                                                                  : RL_ROLE_COORDINATOR;
             snprintf (r->peer, sizeof (r->peer), "%s",
-                      e->state == S_PREPARED ? e->tp.coordinator : e->peer);
+                      e->state == ATTEMPT_PREPARED ? e->tp.coordinator : e->peer);
         }
     }
     return n;
@@ -1118,17 +902,17 @@ ledger_resolve (ledger_t *ledger, const rl_tp_rec_t *rec, uint64_t now_ns)
         return RL_RESOLVE_BAD_DECISION;
     }
     //  The operator names the attempt by counter and sequence (as listed).
-    int32_t i = s_table_find (&self->records, rec->id, rec->coordinator);
-    if (i < 0 || self->records.slots[i].state != S_PREPARED
+    int32_t i = attempts_find (&self->records, rec->id, rec->coordinator);
+    if (i < 0 || self->records.slots[i].state != ATTEMPT_PREPARED
         || self->records.slots[i].tp.attempt.counter != rec->attempt.counter
         || self->records.slots[i].tp.attempt.seq != rec->attempt.seq) {
         return RL_RESOLVE_NOT_FOUND;
     }
-    s_entry_t *e = &self->records.slots[i];
-    s_entry_t kept = *e;
+    attempt_t *e = &self->records.slots[i];
+    attempt_t kept = *e;
     if (rec->state == RL_TP_COMMIT) {
         s_record_commit (self, e, now_ns); //  applies the credit leg, drops the record
-        i = s_table_add (&self->records, rec->id);
+        i = attempts_add (&self->records, rec->id);
         assert (i >= 0); //  the slot just freed
         e = &self->records.slots[i];
         int32_t next = e->next;
@@ -1137,7 +921,7 @@ ledger_resolve (ledger_t *ledger, const rl_tp_rec_t *rec, uint64_t now_ns)
     } else {
         s_record_abort (self, e, now_ns); //  releases the reservation
     }
-    e->state = S_HEURISTIC;
+    e->state = ATTEMPT_HEURISTIC;
     e->tp.state = rec->state;
     s_record_put (self, e); //  same key: overwrites the record in this batch
     rl_warn ("two-phase: transfer %016" PRIx64 "%016" PRIx64 " attempt %" PRIu64 ".%" PRIu64

@@ -1,0 +1,78 @@
+/*  attempts.h: the two-phase tables: a slab of entries with an index by
+    transfer id, shared by the coordinator (live attempts, logged decisions)
+    and the participant (prepared records and their markers).
+
+    A table is a value the owner embeds; its entries are read and written
+    in place by the owner (coordinator.c, participant.c). See attempts.c for
+    the invariants and limits.
+*/
+#ifndef RL_ATTEMPTS_H
+#define RL_ATTEMPTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "idmap.h"
+#include "proto.h"
+#include "rl_limits.h"
+
+//  The life cycle of an entry (docs/two-phase.md draws the transitions).
+typedef enum {
+    ATTEMPT_FREE = 0,
+    ATTEMPT_LIVE,      //  coordinator: PREPARE sent, undecided
+    ATTEMPT_DECIDED,   //  coordinator: xlog entry, decision not yet acknowledged
+    ATTEMPT_PREPARED,  //  participant: credit reserved, awaiting the decision
+    ATTEMPT_ABORTED,   //  participant: aborted or unknown-aborted (tombstone)
+    ATTEMPT_HEURISTIC, //  participant: resolved by hand (tp.state says how); kept
+} attempt_state_t;
+
+//  One entry of any table: an attempt at the coordinator D, or a record at
+//  the participant C.
+typedef struct {
+    attempt_state_t state;
+    rl_transfer_t transfer;
+    rl_tp_rec_t tp;                    //  id, attempt, coordinator, amount; state = decision
+    char peer[RL_SHARD_NAME_SIZE_MAX]; //  D: the participant
+    int32_t peer_index;                //  D: the participant in the ring served now, or -1
+    uint64_t deadline_ns;              //  D live: prepare timeout; tombstone: expiry
+    uint64_t next_ns;                  //  next resend (decision) or query
+    uint64_t backoff_ms;
+    uint64_t tag;        //  D live: the host's request handle
+    uint32_t index;      //  D live: record index in that request
+    uint64_t created_ns; //  when the attempt or record began (admin listing)
+    uint64_t stamp;      //  C marker: its place in the marker FIFO
+    uint64_t key_seq;    //  its key in xlog or prepared (increasing)
+    uint64_t write_seq;  //  the group commit that wrote its record (0: recovered, durable)
+    int32_t next;        //  chain of the same id
+} attempt_t;
+
+typedef struct {
+    attempt_t *slots;
+    size_t cap;
+    size_t count;
+    int32_t free_head;
+    idmap_t *heads; //  id -> first slot + 1
+} attempts_t;
+
+//  0, or -1 when memory ran out (attempts_free is then still safe).
+int attempts_init (attempts_t *self, size_t cap);
+void attempts_free (attempts_t *self);
+//  The first entry of id's chain, or -1.
+int32_t attempts_head (const attempts_t *self, rl_id_t id);
+//  The entry for (id, coordinator), or -1; coordinator NULL: any.
+int32_t attempts_find (const attempts_t *self, rl_id_t id, const char *coordinator);
+//  A zeroed entry (state ATTEMPT_FREE, the caller sets it) at the head of
+//  id's chain, or -1 when the table is full or memory ran out.
+int32_t attempts_add (attempts_t *self, rl_id_t id);
+void attempts_remove (attempts_t *self, int32_t i);
+//  Slots in use are below this high-water mark; scans go up to it.
+size_t attempts_span (const attempts_t *self);
+//  The entry at i (asserted in range).
+attempt_t *attempts_at (attempts_t *self, int32_t i);
+
+bool attempt_eq (rl_attempt_t a, rl_attempt_t b);
+//  a was started before b (by the same coordinator).
+bool attempt_older (rl_attempt_t a, rl_attempt_t b);
+
+#endif

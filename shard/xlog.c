@@ -1,0 +1,194 @@
+/*  xlog.c: the coordinator log (the `xlog` column family).
+
+    DESIGN
+    Entries are keyed by a sequence that only grows (8 bytes, big-endian),
+    like the transfers: a new entry lands at the end of the memtable
+    skiplist and its delete, soon after, near it, which costs a fraction of
+    a random key. The entry remembers its key; the index by transfer id is
+    in memory (an attempts table) and rebuilt at start by a scan: the
+    column family holds only decisions not yet acknowledged.
+
+    The value is an in-doubt record: the transfer, the two-phase record
+    (state = the decision), the creation time and the participant's name.
+
+    INVARIANTS
+    1. An entry is in the table exactly when its key is in the column
+       family (or in the batch being built): xlog_append puts, xlog_remove
+       deletes, both in the batch of the same group commit as the change.
+    2. Keys strictly increase: key_seq is the largest key loaded or used.
+    3. Every entry is ATTEMPT_DECIDED; one appended here has tp.state
+       COMMIT or ABORT (a loaded one has what the disk says).
+
+    LIMITS: `cap` entries (RL_TP_ATTEMPTS_MAX * 2 in the coordinator): the
+    coordinator only decides an attempt it holds live, and the table is
+    checked for room before it does (xlog_append asserts it).
+*/
+#include "xlog.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+#define S_KEY_SIZE 8
+
+struct xlog_t {
+    store_t *store;
+    attempts_t entries; //  ATTEMPT_DECIDED
+    uint64_t key_seq;   //  last key used
+};
+
+xlog_t *
+xlog_new (store_t *store, size_t cap)
+{
+    assert (store && cap > 0);
+    xlog_t *self = calloc (1, sizeof (*self));
+    if (!self) {
+        return NULL;
+    }
+    self->store = store;
+    if (attempts_init (&self->entries, cap) != 0) {
+        xlog_destroy (&self);
+    }
+    return self;
+}
+
+void
+xlog_destroy (xlog_t **self_p)
+{
+    assert (self_p);
+    xlog_t *self = *self_p;
+    if (self) {
+        attempts_free (&self->entries);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+static void
+s_put (xlog_t *self, const attempt_t *e)
+{
+    assert (e->state == ATTEMPT_DECIDED);
+    assert (e->tp.state == RL_TP_COMMIT || e->tp.state == RL_TP_ABORT);
+    uint8_t key[S_KEY_SIZE];
+    uint8_t value[RL_IN_DOUBT_SIZE];
+    rl_in_doubt_rec_t rec = {.prepare = {.transfer = e->transfer, .tp = e->tp}};
+    rec.prepare.reserved[0] = e->created_ns;
+    memcpy (rec.peer, e->peer, sizeof (rec.peer));
+    codec_put_u64_be (key, e->key_seq);
+    codec_encode_in_doubt (&rec, value);
+    store_batch_put (self->store, STORE_CF_XLOG, key, sizeof (key), value, sizeof (value));
+}
+
+int
+xlog_load (xlog_t *self, uint64_t now_ns, uint64_t retry_ms, char *err, size_t err_size)
+{
+    assert (self && self->entries.count == 0);
+    store_iter_t *it = store_iter_new (self->store, STORE_CF_XLOG);
+    if (!it) {
+        snprintf (err, err_size, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
+        size_t size = 0, key_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &size);
+        if (size != RL_IN_DOUBT_SIZE || key_size != S_KEY_SIZE) {
+            snprintf (err, err_size, "corrupt coordinator log entry");
+            rc = -1;
+            break;
+        }
+        rl_in_doubt_rec_t logged;
+        codec_decode_in_doubt (value, &logged);
+        const rl_prepare_rec_t rec = logged.prepare;
+        if (rl_id_is_zero (rec.tp.id)) {
+            snprintf (err, err_size, "corrupt coordinator log entry (no id)");
+            rc = -1;
+            break;
+        }
+        int32_t i = attempts_add (&self->entries, rec.tp.id);
+        if (i < 0) {
+            snprintf (err, err_size, "coordinator log larger than its table");
+            rc = -1;
+            break;
+        }
+        attempt_t *e = attempts_at (&self->entries, i);
+        e->state = ATTEMPT_DECIDED;
+        e->transfer = rec.transfer;
+        e->tp = rec.tp;
+        e->created_ns = rec.reserved[0];
+        e->key_seq = codec_get_u64_be (key);
+        if (e->key_seq > self->key_seq) {
+            self->key_seq = e->key_seq;
+        }
+        memcpy (e->peer, logged.peer, sizeof (e->peer));
+        e->peer[sizeof (e->peer) - 1] = '\0';
+        e->next_ns = now_ns;
+        e->backoff_ms = retry_ms;
+        e->write_seq = 0; //  durable already
+    }
+    store_iter_destroy (&it);
+    return rc;
+}
+
+int32_t
+xlog_append (xlog_t *self, const attempt_t *live, uint32_t decision, uint64_t write_seq)
+{
+    assert (self && live && live->state == ATTEMPT_LIVE);
+    assert (decision == RL_TP_COMMIT || decision == RL_TP_ABORT);
+    int32_t x = attempts_add (&self->entries, live->tp.id);
+    assert (x >= 0); //  the coordinator holds at most half the table live (LIMITS)
+    attempt_t *e = attempts_at (&self->entries, x);
+    int32_t next = e->next;
+    *e = *live;
+    e->next = next;
+    e->state = ATTEMPT_DECIDED;
+    e->tp.state = decision;
+    e->tag = 0;
+    e->key_seq = ++self->key_seq;
+    e->write_seq = write_seq;
+    s_put (self, e);
+    return x;
+}
+
+int32_t
+xlog_find (xlog_t *self, rl_id_t id, rl_attempt_t attempt)
+{
+    assert (self);
+    for (int32_t i = attempts_head (&self->entries, id); i >= 0;
+         i = attempts_at (&self->entries, i)->next) {
+        if (attempt_eq (attempts_at (&self->entries, i)->tp.attempt, attempt)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+void
+xlog_remove (xlog_t *self, int32_t i)
+{
+    assert (self);
+    attempt_t *e = attempts_at (&self->entries, i);
+    assert (e->state == ATTEMPT_DECIDED);
+    uint8_t key[S_KEY_SIZE];
+    codec_put_u64_be (key, e->key_seq);
+    store_batch_delete (self->store, STORE_CF_XLOG, key, sizeof (key));
+    attempts_remove (&self->entries, i);
+}
+
+attempts_t *
+xlog_entries (xlog_t *self)
+{
+    assert (self);
+    return &self->entries;
+}
+
+size_t
+xlog_count (const xlog_t *self)
+{
+    assert (self);
+    return self->entries.count;
+}
