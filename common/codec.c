@@ -2,9 +2,11 @@
 
     DESIGN
     Every record on the wire is the struct of proto.h laid out at its natural
-    offsets, little-endian, with no padding. The _Static_asserts below pin
-    each offset and each size, so a field moved in proto.h breaks the build
-    rather than the protocol.
+    offsets, little-endian, with no padding. One table per record
+    (S_ACCOUNT_FIELDS, ...) lists each field with its wire offset, once;
+    from the tables come the _Static_asserts that pin each offset and each
+    size (a field moved in proto.h breaks the build rather than the
+    protocol) and the portable codecs.
 
     Two implementations of every record codec live here:
       - copy:     on a little-endian host the wire bytes ARE the struct, so
@@ -41,95 +43,154 @@
 #define RL_CODEC_COPY 0
 #endif
 
-//  Layout pins: wire offset == struct offset, wire size == sizeof ---------
+//  The wire layout: one table per record -----------------------------------
+//  X (type, field, offset, kind): each field of a record, at its wire
+//  offset, written once. The pins, the portable codecs and the placement
+//  helpers below are all generated from these rows. kind says how the
+//  field goes on the wire: U16, U32, U64 (little-endian), ID (lo then hi),
+//  U64S (an array of u64), BYTES (a char array, as is), or a nested record
+//  (TRANSFER, TP, PREPARE).
+
+// clang-format off
+#define S_HEADER_FIELDS(X, T)                                                                      \
+    X (T, magic, 0, U32)                                                                           \
+    X (T, version, 4, U16)                                                                         \
+    X (T, operation, 6, U16)                                                                       \
+    X (T, request_id, 8, U64)                                                                      \
+    X (T, record_count, 16, U32)                                                                   \
+    X (T, status, 20, U32)                                                                         \
+    X (T, epoch, 24, U64)
+
+#define S_ACCOUNT_FIELDS(X, T)                                                                     \
+    X (T, id, 0, ID)                                                                               \
+    X (T, debits_pending, 16, U64)                                                                 \
+    X (T, debits_posted, 24, U64)                                                                  \
+    X (T, credits_pending, 32, U64)                                                                \
+    X (T, credits_posted, 40, U64)                                                                 \
+    X (T, debits_reserved, 48, U64)                                                                \
+    X (T, credits_reserved, 56, U64)                                                               \
+    X (T, user_data_128, 64, ID)                                                                   \
+    X (T, user_data_64, 80, U64)                                                                   \
+    X (T, user_data_32, 88, U32)                                                                   \
+    X (T, ledger, 92, U32)                                                                         \
+    X (T, code, 96, U16)                                                                           \
+    X (T, flags, 98, U16)                                                                          \
+    X (T, reserved, 100, U32)                                                                      \
+    X (T, timestamp, 104, U64)                                                                     \
+    X (T, reserved2, 112, U64S)
+
+#define S_TRANSFER_FIELDS(X, T)                                                                    \
+    X (T, id, 0, ID)                                                                               \
+    X (T, debit_account_id, 16, ID)                                                                \
+    X (T, credit_account_id, 32, ID)                                                               \
+    X (T, amount, 48, U64)                                                                         \
+    X (T, pending_id, 56, ID)                                                                      \
+    X (T, user_data_128, 72, ID)                                                                   \
+    X (T, user_data_64, 88, U64)                                                                   \
+    X (T, user_data_32, 96, U32)                                                                   \
+    X (T, timeout, 100, U32)                                                                       \
+    X (T, ledger, 104, U32)                                                                        \
+    X (T, code, 108, U16)                                                                          \
+    X (T, flags, 110, U16)                                                                         \
+    X (T, timestamp, 112, U64)                                                                     \
+    X (T, reserved, 120, U64)
+
+#define S_RESULT_FIELDS(X, T)                                                                      \
+    X (T, index, 0, U32)                                                                           \
+    X (T, result, 4, U32)                                                                          \
+    X (T, timestamp, 8, U64)
+
+#define S_FILTER_FIELDS(X, T)                                                                      \
+    X (T, account_id, 0, ID)                                                                       \
+    X (T, timestamp_min, 16, U64)                                                                  \
+    X (T, timestamp_max, 24, U64)                                                                  \
+    X (T, limit, 32, U32)                                                                          \
+    X (T, flags, 36, U32)                                                                          \
+    X (T, reserved, 40, U64S)
+
+#define S_STATUS_FIELDS(X, T)                                                                      \
+    X (T, name, 0, BYTES)                                                                          \
+    X (T, epoch, 32, U64)                                                                          \
+    X (T, accounts, 40, U64)                                                                       \
+    X (T, transfers, 48, U64)                                                                      \
+    X (T, requests, 56, U64)                                                                       \
+    X (T, commits, 64, U64)                                                                        \
+    X (T, durability, 72, U32)                                                                     \
+    X (T, ring_shards, 76, U32)                                                                    \
+    X (T, inflight, 80, U64)                                                                       \
+    X (T, in_doubt, 88, U64)                                                                       \
+    X (T, last_timestamp, 96, U64)                                                                 \
+    X (T, dropped, 104, U64)                                                                       \
+    X (T, malformed, 112, U64)                                                                     \
+    X (T, wrong_shard, 120, U64)                                                                   \
+    X (T, pid, 128, U32)                                                                           \
+    X (T, reserved0, 132, U32)                                                                     \
+    X (T, uptime_ms, 136, U64)                                                                     \
+    X (T, store_keys_written, 144, U64)                                                            \
+    X (T, store_bytes_written, 152, U64)                                                           \
+    X (T, wal_bytes, 160, U64)                                                                     \
+    X (T, wal_syncs, 168, U64)                                                                     \
+    X (T, checkpoints, 176, U64)                                                                   \
+    X (T, alarms, 184, U64)                                                                        \
+    X (T, reserved, 192, U64S)
+
+#define S_TP_FIELDS(X, T)                                                                          \
+    X (T, id, 0, ID)                                                                               \
+    X (T, attempt.counter, 16, U64)                                                                \
+    X (T, attempt.nonce, 24, U64)                                                                  \
+    X (T, attempt.seq, 32, U64)                                                                    \
+    X (T, state, 40, U32)                                                                          \
+    X (T, result, 44, U32)                                                                         \
+    X (T, coordinator, 48, BYTES)                                                                  \
+    X (T, amount, 80, U64)                                                                         \
+    X (T, timestamp, 88, U64)                                                                      \
+    X (T, debit_account_id, 96, ID)
+
+#define S_PREPARE_FIELDS(X, T)                                                                     \
+    X (T, transfer, 0, TRANSFER)                                                                   \
+    X (T, tp, 128, TP)                                                                             \
+    X (T, reserved, 240, U64S)
+
+#define S_IN_DOUBT_FIELDS(X, T)                                                                    \
+    X (T, prepare, 0, PREPARE)                                                                     \
+    X (T, peer, 256, BYTES)
+
+#define S_AUDIT_FIELDS(X, T)                                                                       \
+    X (T, ok, 0, U32)                                                                              \
+    X (T, reserved0, 4, U32)                                                                       \
+    X (T, accounts, 8, U64)                                                                        \
+    X (T, live, 16, U64)                                                                           \
+    X (T, prepared, 24, U64)                                                                       \
+    X (T, message, 32, BYTES)
+
+//  R (name, type, wire size, fields): every record, nested ones first.
+#define S_RECORDS(R)                                                                               \
+    R (header, rl_header_t, RL_HEADER_SIZE, S_HEADER_FIELDS)                                       \
+    R (account, rl_account_t, RL_ACCOUNT_SIZE, S_ACCOUNT_FIELDS)                                   \
+    R (transfer, rl_transfer_t, RL_TRANSFER_SIZE, S_TRANSFER_FIELDS)                               \
+    R (result, rl_result_rec_t, RL_RESULT_SIZE, S_RESULT_FIELDS)                                   \
+    R (filter, rl_filter_t, RL_FILTER_SIZE, S_FILTER_FIELDS)                                       \
+    R (status, rl_status_rec_t, RL_STATUS_SIZE, S_STATUS_FIELDS)                                   \
+    R (tp, rl_tp_rec_t, RL_TP_SIZE, S_TP_FIELDS)                                                   \
+    R (prepare, rl_prepare_rec_t, RL_PREPARE_SIZE, S_PREPARE_FIELDS)                               \
+    R (in_doubt, rl_in_doubt_rec_t, RL_IN_DOUBT_SIZE, S_IN_DOUBT_FIELDS)                           \
+    R (audit, rl_audit_rec_t, RL_AUDIT_SIZE, S_AUDIT_FIELDS)
+// clang-format on
+
+//  Layout pins: wire offset == struct offset, and the fields tile the record
+//  (their sizes add up to the wire size, which is sizeof: no padding, no
+//  gap). A field moved in proto.h breaks the build rather than the protocol.
+#define S_PIN_FIELD(T, field, offset, kind)                                                        \
+    _Static_assert(offsetof (T, field) == (offset), #T "." #field " offset");
+#define S_FIELD_SIZE(T, field, offset, kind) +sizeof (((T *) 0)->field)
+#define S_PIN_RECORD(name, T, size, FIELDS)                                                        \
+    _Static_assert(sizeof (T) == (size), #name " size");                                           \
+    FIELDS (S_PIN_FIELD, T)                                                                        \
+    _Static_assert(0 FIELDS (S_FIELD_SIZE, T) == (size), #name " fields tile the record");
+
 _Static_assert(sizeof (rl_id_t) == RL_ID_SIZE, "id size");
 _Static_assert(offsetof (rl_id_t, lo) == 0 && offsetof (rl_id_t, hi) == 8, "id layout");
-
-_Static_assert(sizeof (rl_header_t) == RL_HEADER_SIZE, "header size");
-_Static_assert(offsetof (rl_header_t, magic) == 0, "header.magic");
-_Static_assert(offsetof (rl_header_t, version) == 4, "header.version");
-_Static_assert(offsetof (rl_header_t, operation) == 6, "header.operation");
-_Static_assert(offsetof (rl_header_t, request_id) == 8, "header.request_id");
-_Static_assert(offsetof (rl_header_t, record_count) == 16, "header.record_count");
-_Static_assert(offsetof (rl_header_t, status) == 20, "header.status");
-_Static_assert(offsetof (rl_header_t, epoch) == 24, "header.epoch");
-
-_Static_assert(sizeof (rl_account_t) == RL_ACCOUNT_SIZE, "account size");
-_Static_assert(offsetof (rl_account_t, id) == 0, "account.id");
-_Static_assert(offsetof (rl_account_t, debits_pending) == 16, "account.debits_pending");
-_Static_assert(offsetof (rl_account_t, debits_posted) == 24, "account.debits_posted");
-_Static_assert(offsetof (rl_account_t, credits_pending) == 32, "account.credits_pending");
-_Static_assert(offsetof (rl_account_t, credits_posted) == 40, "account.credits_posted");
-_Static_assert(offsetof (rl_account_t, debits_reserved) == 48, "account.debits_reserved");
-_Static_assert(offsetof (rl_account_t, credits_reserved) == 56, "account.credits_reserved");
-_Static_assert(offsetof (rl_account_t, user_data_128) == 64, "account.user_data_128");
-_Static_assert(offsetof (rl_account_t, user_data_64) == 80, "account.user_data_64");
-_Static_assert(offsetof (rl_account_t, user_data_32) == 88, "account.user_data_32");
-_Static_assert(offsetof (rl_account_t, ledger) == 92, "account.ledger");
-_Static_assert(offsetof (rl_account_t, code) == 96, "account.code");
-_Static_assert(offsetof (rl_account_t, flags) == 98, "account.flags");
-_Static_assert(offsetof (rl_account_t, reserved) == 100, "account.reserved");
-_Static_assert(offsetof (rl_account_t, timestamp) == 104, "account.timestamp");
-_Static_assert(offsetof (rl_account_t, reserved2) == 112, "account.reserved2");
-
-_Static_assert(sizeof (rl_transfer_t) == RL_TRANSFER_SIZE, "transfer size");
-_Static_assert(offsetof (rl_transfer_t, id) == 0, "transfer.id");
-_Static_assert(offsetof (rl_transfer_t, debit_account_id) == 16, "transfer.debit_account_id");
-_Static_assert(offsetof (rl_transfer_t, credit_account_id) == 32, "transfer.credit_account_id");
-_Static_assert(offsetof (rl_transfer_t, amount) == 48, "transfer.amount");
-_Static_assert(offsetof (rl_transfer_t, pending_id) == 56, "transfer.pending_id");
-_Static_assert(offsetof (rl_transfer_t, user_data_128) == 72, "transfer.user_data_128");
-_Static_assert(offsetof (rl_transfer_t, user_data_64) == 88, "transfer.user_data_64");
-_Static_assert(offsetof (rl_transfer_t, user_data_32) == 96, "transfer.user_data_32");
-_Static_assert(offsetof (rl_transfer_t, timeout) == 100, "transfer.timeout");
-_Static_assert(offsetof (rl_transfer_t, ledger) == 104, "transfer.ledger");
-_Static_assert(offsetof (rl_transfer_t, code) == 108, "transfer.code");
-_Static_assert(offsetof (rl_transfer_t, flags) == 110, "transfer.flags");
-_Static_assert(offsetof (rl_transfer_t, timestamp) == 112, "transfer.timestamp");
-_Static_assert(offsetof (rl_transfer_t, reserved) == 120, "transfer.reserved");
-
-_Static_assert(sizeof (rl_result_rec_t) == RL_RESULT_SIZE, "result size");
-_Static_assert(offsetof (rl_result_rec_t, index) == 0, "result.index");
-_Static_assert(offsetof (rl_result_rec_t, result) == 4, "result.result");
-_Static_assert(offsetof (rl_result_rec_t, timestamp) == 8, "result.timestamp");
-
-_Static_assert(sizeof (rl_filter_t) == RL_FILTER_SIZE, "filter size");
-_Static_assert(offsetof (rl_filter_t, account_id) == 0, "filter.account_id");
-_Static_assert(offsetof (rl_filter_t, timestamp_min) == 16, "filter.timestamp_min");
-_Static_assert(offsetof (rl_filter_t, timestamp_max) == 24, "filter.timestamp_max");
-_Static_assert(offsetof (rl_filter_t, limit) == 32, "filter.limit");
-_Static_assert(offsetof (rl_filter_t, flags) == 36, "filter.flags");
-_Static_assert(offsetof (rl_filter_t, reserved) == 40, "filter.reserved");
-
-_Static_assert(sizeof (rl_status_rec_t) == RL_STATUS_SIZE, "status size");
-_Static_assert(sizeof (rl_tp_rec_t) == RL_TP_SIZE, "two-phase record size");
-_Static_assert(sizeof (rl_prepare_rec_t) == RL_PREPARE_SIZE, "prepare record size");
-_Static_assert(sizeof (rl_in_doubt_rec_t) == RL_IN_DOUBT_SIZE, "in-doubt record size");
-_Static_assert(sizeof (rl_audit_rec_t) == RL_AUDIT_SIZE, "audit record size");
-_Static_assert(offsetof (rl_status_rec_t, name) == 0, "status.name");
-_Static_assert(offsetof (rl_status_rec_t, epoch) == 32, "status.epoch");
-_Static_assert(offsetof (rl_status_rec_t, accounts) == 40, "status.accounts");
-_Static_assert(offsetof (rl_status_rec_t, transfers) == 48, "status.transfers");
-_Static_assert(offsetof (rl_status_rec_t, requests) == 56, "status.requests");
-_Static_assert(offsetof (rl_status_rec_t, commits) == 64, "status.commits");
-_Static_assert(offsetof (rl_status_rec_t, durability) == 72, "status.durability");
-_Static_assert(offsetof (rl_status_rec_t, ring_shards) == 76, "status.ring_shards");
-_Static_assert(offsetof (rl_status_rec_t, inflight) == 80, "status.inflight");
-_Static_assert(offsetof (rl_status_rec_t, in_doubt) == 88, "status.in_doubt");
-_Static_assert(offsetof (rl_status_rec_t, last_timestamp) == 96, "status.last_timestamp");
-_Static_assert(offsetof (rl_status_rec_t, dropped) == 104, "status.dropped");
-_Static_assert(offsetof (rl_status_rec_t, malformed) == 112, "status.malformed");
-_Static_assert(offsetof (rl_status_rec_t, wrong_shard) == 120, "status.wrong_shard");
-_Static_assert(offsetof (rl_status_rec_t, pid) == 128, "status.pid");
-_Static_assert(offsetof (rl_status_rec_t, reserved0) == 132, "status.reserved0");
-_Static_assert(offsetof (rl_status_rec_t, uptime_ms) == 136, "status.uptime_ms");
-_Static_assert(offsetof (rl_status_rec_t, store_keys_written) == 144, "status.keys");
-_Static_assert(offsetof (rl_status_rec_t, store_bytes_written) == 152, "status.bytes");
-_Static_assert(offsetof (rl_status_rec_t, wal_bytes) == 160, "status.wal_bytes");
-_Static_assert(offsetof (rl_status_rec_t, wal_syncs) == 168, "status.wal_syncs");
-_Static_assert(offsetof (rl_status_rec_t, checkpoints) == 176, "status.checkpoints");
-_Static_assert(offsetof (rl_status_rec_t, alarms) == 184, "status.alarms");
-_Static_assert(offsetof (rl_status_rec_t, reserved) == 192, "status.reserved");
+S_RECORDS (S_PIN_RECORD)
 
 //  The size checks below multiply a count by a record size: no overflow.
 _Static_assert((uint64_t) RL_BATCH_RECORDS_MAX *RL_STATUS_SIZE < SIZE_MAX / 2, "no overflow");
@@ -205,6 +266,7 @@ codec_get_u64_be (const uint8_t *in)
 }
 
 //  Portable field-by-field codecs (used when RL_CODEC_COPY is 0) -----------
+//  s_put_<name> / s_get_<name> for every record, generated from its table.
 
 #if !RL_CODEC_COPY
 static void
@@ -221,275 +283,144 @@ s_get_id (const uint8_t *in)
     return id;
 }
 
-static void
-s_put_header (const rl_header_t *h, uint8_t *out)
-{
-    codec_put_u32 (out + 0, h->magic);
-    codec_put_u16 (out + 4, h->version);
-    codec_put_u16 (out + 6, h->operation);
-    codec_put_u64 (out + 8, h->request_id);
-    codec_put_u32 (out + 16, h->record_count);
-    codec_put_u32 (out + 20, h->status);
-    codec_put_u64 (out + 24, h->epoch);
-}
-
-static void
-s_get_header (const uint8_t *in, rl_header_t *h)
-{
-    h->magic = codec_get_u32 (in + 0);
-    h->version = codec_get_u16 (in + 4);
-    h->operation = codec_get_u16 (in + 6);
-    h->request_id = codec_get_u64 (in + 8);
-    h->record_count = codec_get_u32 (in + 16);
-    h->status = codec_get_u32 (in + 20);
-    h->epoch = codec_get_u64 (in + 24);
-}
-
-static void
-s_put_account (const rl_account_t *a, uint8_t *out)
-{
-    s_put_id (out + 0, a->id);
-    codec_put_u64 (out + 16, a->debits_pending);
-    codec_put_u64 (out + 24, a->debits_posted);
-    codec_put_u64 (out + 32, a->credits_pending);
-    codec_put_u64 (out + 40, a->credits_posted);
-    codec_put_u64 (out + 48, a->debits_reserved);
-    codec_put_u64 (out + 56, a->credits_reserved);
-    s_put_id (out + 64, a->user_data_128);
-    codec_put_u64 (out + 80, a->user_data_64);
-    codec_put_u32 (out + 88, a->user_data_32);
-    codec_put_u32 (out + 92, a->ledger);
-    codec_put_u16 (out + 96, a->code);
-    codec_put_u16 (out + 98, a->flags);
-    codec_put_u32 (out + 100, a->reserved);
-    codec_put_u64 (out + 104, a->timestamp);
-    codec_put_u64 (out + 112, a->reserved2[0]);
-    codec_put_u64 (out + 120, a->reserved2[1]);
-}
-
-static void
-s_get_account (const uint8_t *in, rl_account_t *a)
-{
-    a->id = s_get_id (in + 0);
-    a->debits_pending = codec_get_u64 (in + 16);
-    a->debits_posted = codec_get_u64 (in + 24);
-    a->credits_pending = codec_get_u64 (in + 32);
-    a->credits_posted = codec_get_u64 (in + 40);
-    a->debits_reserved = codec_get_u64 (in + 48);
-    a->credits_reserved = codec_get_u64 (in + 56);
-    a->user_data_128 = s_get_id (in + 64);
-    a->user_data_64 = codec_get_u64 (in + 80);
-    a->user_data_32 = codec_get_u32 (in + 88);
-    a->ledger = codec_get_u32 (in + 92);
-    a->code = codec_get_u16 (in + 96);
-    a->flags = codec_get_u16 (in + 98);
-    a->reserved = codec_get_u32 (in + 100);
-    a->timestamp = codec_get_u64 (in + 104);
-    a->reserved2[0] = codec_get_u64 (in + 112);
-    a->reserved2[1] = codec_get_u64 (in + 120);
-}
-
-static void
-s_put_transfer (const rl_transfer_t *t, uint8_t *out)
-{
-    s_put_id (out + 0, t->id);
-    s_put_id (out + 16, t->debit_account_id);
-    s_put_id (out + 32, t->credit_account_id);
-    codec_put_u64 (out + 48, t->amount);
-    s_put_id (out + 56, t->pending_id);
-    s_put_id (out + 72, t->user_data_128);
-    codec_put_u64 (out + 88, t->user_data_64);
-    codec_put_u32 (out + 96, t->user_data_32);
-    codec_put_u32 (out + 100, t->timeout);
-    codec_put_u32 (out + 104, t->ledger);
-    codec_put_u16 (out + 108, t->code);
-    codec_put_u16 (out + 110, t->flags);
-    codec_put_u64 (out + 112, t->timestamp);
-    codec_put_u64 (out + 120, t->reserved);
-}
-
-static void
-s_get_transfer (const uint8_t *in, rl_transfer_t *t)
-{
-    t->id = s_get_id (in + 0);
-    t->debit_account_id = s_get_id (in + 16);
-    t->credit_account_id = s_get_id (in + 32);
-    t->amount = codec_get_u64 (in + 48);
-    t->pending_id = s_get_id (in + 56);
-    t->user_data_128 = s_get_id (in + 72);
-    t->user_data_64 = codec_get_u64 (in + 88);
-    t->user_data_32 = codec_get_u32 (in + 96);
-    t->timeout = codec_get_u32 (in + 100);
-    t->ledger = codec_get_u32 (in + 104);
-    t->code = codec_get_u16 (in + 108);
-    t->flags = codec_get_u16 (in + 110);
-    t->timestamp = codec_get_u64 (in + 112);
-    t->reserved = codec_get_u64 (in + 120);
-}
-
-static void
-s_put_result (const rl_result_rec_t *r, uint8_t *out)
-{
-    codec_put_u32 (out + 0, r->index);
-    codec_put_u32 (out + 4, r->result);
-    codec_put_u64 (out + 8, r->timestamp);
-}
-
-static void
-s_get_result (const uint8_t *in, rl_result_rec_t *r)
-{
-    r->index = codec_get_u32 (in + 0);
-    r->result = codec_get_u32 (in + 4);
-    r->timestamp = codec_get_u64 (in + 8);
-}
-
-static void
-s_put_filter (const rl_filter_t *f, uint8_t *out)
-{
-    s_put_id (out + 0, f->account_id);
-    codec_put_u64 (out + 16, f->timestamp_min);
-    codec_put_u64 (out + 24, f->timestamp_max);
-    codec_put_u32 (out + 32, f->limit);
-    codec_put_u32 (out + 36, f->flags);
-    for (int i = 0; i < 3; i++) {
-        codec_put_u64 (out + 40 + 8 * i, f->reserved[i]);
+#define S_PUT_U16(out, f)   codec_put_u16 (out, f)
+#define S_PUT_U32(out, f)   codec_put_u32 (out, f)
+#define S_PUT_U64(out, f)   codec_put_u64 (out, f)
+#define S_PUT_ID(out, f)    s_put_id (out, f)
+#define S_PUT_BYTES(out, f) memcpy (out, f, sizeof (f))
+#define S_PUT_U64S(out, f)                                                                         \
+    for (size_t i_ = 0; i_ < sizeof (f) / sizeof (f)[0]; i_++) {                                   \
+        codec_put_u64 ((out) + 8 * i_, (f)[i_]);                                                   \
     }
-}
+#define S_PUT_TRANSFER(out, f) s_put_transfer (&(f), out)
+#define S_PUT_TP(out, f)       s_put_tp (&(f), out)
+#define S_PUT_PREPARE(out, f)  s_put_prepare (&(f), out)
 
-static void
-s_get_filter (const uint8_t *in, rl_filter_t *f)
-{
-    f->account_id = s_get_id (in + 0);
-    f->timestamp_min = codec_get_u64 (in + 16);
-    f->timestamp_max = codec_get_u64 (in + 24);
-    f->limit = codec_get_u32 (in + 32);
-    f->flags = codec_get_u32 (in + 36);
-    for (int i = 0; i < 3; i++) {
-        f->reserved[i] = codec_get_u64 (in + 40 + 8 * i);
+#define S_GET_U16(in, f)   (f) = codec_get_u16 (in)
+#define S_GET_U32(in, f)   (f) = codec_get_u32 (in)
+#define S_GET_U64(in, f)   (f) = codec_get_u64 (in)
+#define S_GET_ID(in, f)    (f) = s_get_id (in)
+#define S_GET_BYTES(in, f) memcpy (f, in, sizeof (f))
+#define S_GET_U64S(in, f)                                                                          \
+    for (size_t i_ = 0; i_ < sizeof (f) / sizeof (f)[0]; i_++) {                                   \
+        (f)[i_] = codec_get_u64 ((in) + 8 * i_);                                                   \
     }
-}
+#define S_GET_TRANSFER(in, f) s_get_transfer (in, &(f))
+#define S_GET_TP(in, f)       s_get_tp (in, &(f))
+#define S_GET_PREPARE(in, f)  s_get_prepare (in, &(f))
 
-static void
-s_put_status (const rl_status_rec_t *s, uint8_t *out)
-{
-    memcpy (out, s->name, RL_SHARD_NAME_SIZE_MAX);
-    codec_put_u64 (out + 32, s->epoch);
-    codec_put_u64 (out + 40, s->accounts);
-    codec_put_u64 (out + 48, s->transfers);
-    codec_put_u64 (out + 56, s->requests);
-    codec_put_u64 (out + 64, s->commits);
-    codec_put_u32 (out + 72, s->durability);
-    codec_put_u32 (out + 76, s->ring_shards);
-    codec_put_u64 (out + 80, s->inflight);
-    codec_put_u64 (out + 88, s->in_doubt);
-    codec_put_u64 (out + 96, s->last_timestamp);
-    codec_put_u64 (out + 104, s->dropped);
-    codec_put_u64 (out + 112, s->malformed);
-    codec_put_u64 (out + 120, s->wrong_shard);
-    codec_put_u32 (out + 128, s->pid);
-    codec_put_u32 (out + 132, s->reserved0);
-    codec_put_u64 (out + 136, s->uptime_ms);
-    codec_put_u64 (out + 144, s->store_keys_written);
-    codec_put_u64 (out + 152, s->store_bytes_written);
-    codec_put_u64 (out + 160, s->wal_bytes);
-    codec_put_u64 (out + 168, s->wal_syncs);
-    codec_put_u64 (out + 176, s->checkpoints);
-    codec_put_u64 (out + 184, s->alarms);
-    for (int i = 0; i < 8; i++) {
-        codec_put_u64 (out + 192 + 8 * i, s->reserved[i]);
+#define S_PUT_FIELD(T, field, offset, kind) S_PUT_##kind (out + (offset), rec->field);
+#define S_GET_FIELD(T, field, offset, kind) S_GET_##kind (in + (offset), rec->field);
+#define S_DEFINE_PORTABLE(name, T, size, FIELDS)                                                   \
+    static void s_put_##name (const T *rec, uint8_t *out)                                          \
+    {                                                                                              \
+        FIELDS (S_PUT_FIELD, T)                                                                    \
+    }                                                                                              \
+    static void s_get_##name (const uint8_t *in, T *rec)                                           \
+    {                                                                                              \
+        FIELDS (S_GET_FIELD, T)                                                                    \
     }
-}
 
-static void
-s_get_status (const uint8_t *in, rl_status_rec_t *s)
-{
-    memcpy (s->name, in, RL_SHARD_NAME_SIZE_MAX);
-    s->epoch = codec_get_u64 (in + 32);
-    s->accounts = codec_get_u64 (in + 40);
-    s->transfers = codec_get_u64 (in + 48);
-    s->requests = codec_get_u64 (in + 56);
-    s->commits = codec_get_u64 (in + 64);
-    s->durability = codec_get_u32 (in + 72);
-    s->ring_shards = codec_get_u32 (in + 76);
-    s->inflight = codec_get_u64 (in + 80);
-    s->in_doubt = codec_get_u64 (in + 88);
-    s->last_timestamp = codec_get_u64 (in + 96);
-    s->dropped = codec_get_u64 (in + 104);
-    s->malformed = codec_get_u64 (in + 112);
-    s->wrong_shard = codec_get_u64 (in + 120);
-    s->pid = codec_get_u32 (in + 128);
-    s->reserved0 = codec_get_u32 (in + 132);
-    s->uptime_ms = codec_get_u64 (in + 136);
-    s->store_keys_written = codec_get_u64 (in + 144);
-    s->store_bytes_written = codec_get_u64 (in + 152);
-    s->wal_bytes = codec_get_u64 (in + 160);
-    s->wal_syncs = codec_get_u64 (in + 168);
-    s->checkpoints = codec_get_u64 (in + 176);
-    s->alarms = codec_get_u64 (in + 184);
-    for (int i = 0; i < 8; i++) {
-        s->reserved[i] = codec_get_u64 (in + 192 + 8 * i);
-    }
-}
+S_RECORDS (S_DEFINE_PORTABLE)
 #endif
 
 //  Public record codecs: one memcpy on little-endian hosts -----------------
-//  RL_CODEC_DEFINE (name, type, size) defines codec_encode_<name> and
-//  codec_decode_<name>, on top of memcpy or of s_put_<name> / s_get_<name>.
+//  codec_encode_<name> and codec_decode_<name> for every record, on top of
+//  memcpy or of s_put_<name> / s_get_<name>. s_check_<name> states what an
+//  encoder expects of its input; s_fix_<name> makes the strings of a
+//  decoded record C strings, whatever came in (invariant 2).
 
 #if RL_CODEC_COPY
-#define RL_CODEC_PUT(name, rec, out, size) memcpy (out, rec, size)
-#define RL_CODEC_GET(name, in, rec, size)  memcpy (rec, in, size)
+#define S_ENCODE(name, rec, out, size) memcpy (out, rec, size)
+#define S_DECODE(name, in, rec, size)  memcpy (rec, in, size)
 #else
-#define RL_CODEC_PUT(name, rec, out, size) s_put_##name (rec, out)
-#define RL_CODEC_GET(name, in, rec, size)  s_get_##name (in, rec)
+#define S_ENCODE(name, rec, out, size) s_put_##name (rec, out)
+#define S_DECODE(name, in, rec, size)  s_get_##name (in, rec)
 #endif
 
-#define RL_CODEC_DEFINE(name, type, size)                                                          \
-    void codec_encode_##name (const type *rec, uint8_t *out)                                       \
+#define S_TERMINATE(chars) (chars)[sizeof (chars) - 1] = '\0'
+
+static void
+s_check_status (const rl_status_rec_t *rec)
+{
+    assert (memchr (rec->name, '\0', RL_SHARD_NAME_SIZE_MAX));
+    (void) rec;
+}
+
+static void
+s_fix_status (rl_status_rec_t *rec)
+{
+    S_TERMINATE (rec->name);
+}
+
+static void
+s_fix_tp (rl_tp_rec_t *rec)
+{
+    S_TERMINATE (rec->coordinator);
+}
+
+static void
+s_fix_prepare (rl_prepare_rec_t *rec)
+{
+    s_fix_tp (&rec->tp);
+}
+
+static void
+s_fix_in_doubt (rl_in_doubt_rec_t *rec)
+{
+    s_fix_prepare (&rec->prepare);
+    S_TERMINATE (rec->peer);
+}
+
+static void
+s_fix_audit (rl_audit_rec_t *rec)
+{
+    S_TERMINATE (rec->message);
+}
+
+//  The records with nothing to check or fix.
+#define S_NOTHING(name, T)                                                                         \
+    static void s_check_##name (const T *rec)                                                      \
+    {                                                                                              \
+        (void) rec;                                                                                \
+    }
+#define S_NOTHING_TO_FIX(name, T)                                                                  \
+    static void s_fix_##name (T *rec)                                                              \
+    {                                                                                              \
+        (void) rec;                                                                                \
+    }
+S_NOTHING (header, rl_header_t)
+S_NOTHING (account, rl_account_t)
+S_NOTHING (transfer, rl_transfer_t)
+S_NOTHING (result, rl_result_rec_t)
+S_NOTHING (filter, rl_filter_t)
+S_NOTHING (tp, rl_tp_rec_t)
+S_NOTHING (prepare, rl_prepare_rec_t)
+S_NOTHING (in_doubt, rl_in_doubt_rec_t)
+S_NOTHING (audit, rl_audit_rec_t)
+S_NOTHING_TO_FIX (header, rl_header_t)
+S_NOTHING_TO_FIX (account, rl_account_t)
+S_NOTHING_TO_FIX (transfer, rl_transfer_t)
+S_NOTHING_TO_FIX (result, rl_result_rec_t)
+S_NOTHING_TO_FIX (filter, rl_filter_t)
+
+#define S_DEFINE_PUBLIC(name, T, size, FIELDS)                                                     \
+    void codec_encode_##name (const T *rec, uint8_t *out)                                          \
     {                                                                                              \
         assert (rec);                                                                              \
         assert (out);                                                                              \
-        RL_CODEC_PUT (name, rec, out, size);                                                       \
+        s_check_##name (rec);                                                                      \
+        S_ENCODE (name, rec, out, size);                                                           \
     }                                                                                              \
-    void codec_decode_##name (const uint8_t *in, type *rec)                                        \
+    void codec_decode_##name (const uint8_t *in, T *rec)                                           \
     {                                                                                              \
         assert (in);                                                                               \
         assert (rec);                                                                              \
-        RL_CODEC_GET (name, in, rec, size);                                                        \
+        S_DECODE (name, in, rec, size);                                                            \
+        s_fix_##name (rec);                                                                        \
     }
 
-RL_CODEC_DEFINE (header, rl_header_t, RL_HEADER_SIZE)
-RL_CODEC_DEFINE (account, rl_account_t, RL_ACCOUNT_SIZE)
-RL_CODEC_DEFINE (transfer, rl_transfer_t, RL_TRANSFER_SIZE)
-RL_CODEC_DEFINE (result, rl_result_rec_t, RL_RESULT_SIZE)
-RL_CODEC_DEFINE (filter, rl_filter_t, RL_FILTER_SIZE)
-
-void
-codec_encode_status (const rl_status_rec_t *status, uint8_t *out)
-{
-    assert (status);
-    assert (out);
-    assert (memchr (status->name, '\0', RL_SHARD_NAME_SIZE_MAX));
-#if RL_CODEC_COPY
-    memcpy (out, status, RL_STATUS_SIZE);
-#else
-    s_put_status (status, out);
-#endif
-}
-
-void
-codec_decode_status (const uint8_t *in, rl_status_rec_t *status)
-{
-    assert (in);
-    assert (status);
-#if RL_CODEC_COPY
-    memcpy (status, in, RL_STATUS_SIZE);
-#else
-    s_get_status (in, status);
-#endif
-    //  Bytes from the network: the name is a C string after this.
-    status->name[RL_SHARD_NAME_SIZE_MAX - 1] = '\0';
-}
+S_RECORDS (S_DEFINE_PUBLIC)
 
 void
 codec_encode_id (rl_id_t id, uint8_t *out)
@@ -702,103 +633,4 @@ codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header)
     }
     return s_check_body (header, size, codec_reply_record_size (header->operation), count_min,
                          count_max);
-}
-
-//  Two-phase records -------------------------------------------------------------
-
-void
-codec_encode_tp (const rl_tp_rec_t *tp, uint8_t *out)
-{
-    assert (tp && out);
-    codec_encode_id (tp->id, out);
-    codec_put_u64 (out + 16, tp->attempt.counter);
-    codec_put_u64 (out + 24, tp->attempt.nonce);
-    codec_put_u64 (out + 32, tp->attempt.seq);
-    codec_put_u32 (out + 40, tp->state);
-    codec_put_u32 (out + 44, tp->result);
-    memcpy (out + 48, tp->coordinator, RL_SHARD_NAME_SIZE_MAX);
-    codec_put_u64 (out + 80, tp->amount);
-    codec_put_u64 (out + 88, tp->timestamp);
-    codec_encode_id (tp->debit_account_id, out + 96);
-}
-
-void
-codec_decode_tp (const uint8_t *in, rl_tp_rec_t *tp)
-{
-    assert (in && tp);
-    tp->id = codec_decode_id (in);
-    tp->attempt.counter = codec_get_u64 (in + 16);
-    tp->attempt.nonce = codec_get_u64 (in + 24);
-    tp->attempt.seq = codec_get_u64 (in + 32);
-    tp->state = codec_get_u32 (in + 40);
-    tp->result = codec_get_u32 (in + 44);
-    memcpy (tp->coordinator, in + 48, RL_SHARD_NAME_SIZE_MAX);
-    tp->coordinator[RL_SHARD_NAME_SIZE_MAX - 1] = '\0';
-    tp->amount = codec_get_u64 (in + 80);
-    tp->timestamp = codec_get_u64 (in + 88);
-    tp->debit_account_id = codec_decode_id (in + 96);
-}
-
-void
-codec_encode_prepare (const rl_prepare_rec_t *prepare, uint8_t *out)
-{
-    assert (prepare && out);
-    codec_encode_transfer (&prepare->transfer, out);
-    codec_encode_tp (&prepare->tp, out + RL_TRANSFER_SIZE);
-    for (int i = 0; i < 2; i++) {
-        codec_put_u64 (out + RL_TRANSFER_SIZE + RL_TP_SIZE + 8 * i, prepare->reserved[i]);
-    }
-}
-
-void
-codec_decode_prepare (const uint8_t *in, rl_prepare_rec_t *prepare)
-{
-    assert (in && prepare);
-    codec_decode_transfer (in, &prepare->transfer);
-    codec_decode_tp (in + RL_TRANSFER_SIZE, &prepare->tp);
-    for (int i = 0; i < 2; i++) {
-        prepare->reserved[i] = codec_get_u64 (in + RL_TRANSFER_SIZE + RL_TP_SIZE + 8 * i);
-    }
-}
-
-void
-codec_encode_in_doubt (const rl_in_doubt_rec_t *rec, uint8_t *out)
-{
-    assert (rec && out);
-    codec_encode_prepare (&rec->prepare, out);
-    memcpy (out + RL_PREPARE_SIZE, rec->peer, RL_SHARD_NAME_SIZE_MAX);
-}
-
-void
-codec_decode_in_doubt (const uint8_t *in, rl_in_doubt_rec_t *rec)
-{
-    assert (in && rec);
-    codec_decode_prepare (in, &rec->prepare);
-    memcpy (rec->peer, in + RL_PREPARE_SIZE, RL_SHARD_NAME_SIZE_MAX);
-    rec->peer[RL_SHARD_NAME_SIZE_MAX - 1] = '\0';
-}
-
-void
-codec_encode_audit (const rl_audit_rec_t *rec, uint8_t *out)
-{
-    assert (rec && out);
-    codec_put_u32 (out, rec->ok);
-    codec_put_u32 (out + 4, rec->reserved0);
-    codec_put_u64 (out + 8, rec->accounts);
-    codec_put_u64 (out + 16, rec->live);
-    codec_put_u64 (out + 24, rec->prepared);
-    memcpy (out + 32, rec->message, sizeof (rec->message));
-}
-
-void
-codec_decode_audit (const uint8_t *in, rl_audit_rec_t *rec)
-{
-    assert (in && rec);
-    rec->ok = codec_get_u32 (in);
-    rec->reserved0 = codec_get_u32 (in + 4);
-    rec->accounts = codec_get_u64 (in + 8);
-    rec->live = codec_get_u64 (in + 16);
-    rec->prepared = codec_get_u64 (in + 24);
-    memcpy (rec->message, in + 32, sizeof (rec->message));
-    rec->message[sizeof (rec->message) - 1] = '\0';
 }

@@ -17,6 +17,11 @@
         status                   none, 0              status 256, exactly 1
         load_ring                blob, count 1        none, 0
         get_ring                 none, 0              blob, count 1
+        prepare                  prepare 256, 0..N    two-phase 112, one each
+        decide, outcome_query    two-phase 112, 0..N  two-phase 112, one each
+        in_doubt                 none                 in-doubt 288, 0..N
+        audit                    none                 audit 256, one
+        resolve                  two-phase 112, 0..N  two-phase 112, one each
 
     N is RL_BATCH_RECORDS_MAX. A blob body (load_ring request, get_ring
     reply) is opaque to the codec: 1..RL_RING_BLOB_SIZE_MAX bytes, with
