@@ -149,19 +149,12 @@ static int
 s_send (rl_client_t *self, uint16_t operation, uint64_t request_id, const void *body,
         size_t body_size, uint32_t record_count, int timeout_ms)
 {
-    rl_header_t header = {
-        .magic = RL_MAGIC,
-        .version = RL_VERSION,
-        .operation = operation,
-        .request_id = request_id,
-        .record_count = record_count,
-    };
-    zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + body_size);
-    assert (frame);
-    codec_encode_header (&header, zframe_data (frame));
-    if (body_size > 0) {
-        memcpy (zframe_data (frame) + RL_HEADER_SIZE, body, body_size);
+    rl_header_t header = codec_request_header (operation, request_id, record_count);
+    zframe_t *frame = zframe_new (NULL, codec_frame_size (body_size));
+    if (!frame) {
+        return RL_CLIENT_ERR_SEND;
     }
+    codec_encode_frame (&header, body, body_size, zframe_data (frame));
     zsock_set_sndtimeo (self->dealer, timeout_ms > 0 ? timeout_ms : 0);
     int rc = zframe_send (&frame, self->dealer, 0);
     zsock_set_sndtimeo (self->dealer, 0);
@@ -186,12 +179,13 @@ s_take_reply (rl_client_t *self, zframe_t **frame_p, rl_status_t check, rl_heade
         zframe_destroy (frame_p);
         return RL_CLIENT_ERR_REPLY;
     }
-    size_t body_size = zframe_size (frame) - RL_HEADER_SIZE;
+    size_t body_size = 0;
+    const uint8_t *body = codec_frame_body (zframe_data (frame), zframe_size (frame), &body_size);
     *reply_size_p = body_size;
     if (body_size > 0) {
         *reply_p = malloc (body_size);
         assert (*reply_p);
-        memcpy (*reply_p, zframe_data (frame) + RL_HEADER_SIZE, body_size);
+        memcpy (*reply_p, body, body_size);
     }
     zframe_destroy (frame_p);
     return header->status == RL_STATUS_OK ? 0 : (int) header->status;
@@ -223,7 +217,7 @@ s_receive (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_header_t *
             continue;
         }
         rl_status_t status = codec_check_reply (zframe_data (frame), zframe_size (frame), header);
-        if (status != RL_STATUS_OK && zframe_size (frame) < RL_HEADER_SIZE) {
+        if (status != RL_STATUS_OK && !codec_frame_has_header (zframe_size (frame))) {
             self->bad_replies++;
             zframe_destroy (&frame);
             continue;

@@ -26,6 +26,8 @@
        Whether the fields make sense is the shard's business (result codes),
        except the status name, which decode always NUL-terminates.
     3. codec_check_* visit the header only: O(1) per frame, whatever its size.
+    4. The header size and the wire offsets are known here only: programs
+       go through the frame and placement helpers (codec.h).
 
     LIMITS
     A request body is at most RL_BATCH_RECORDS_MAX records and the frame at
@@ -633,4 +635,159 @@ codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header)
     }
     return s_check_body (header, size, codec_reply_record_size (header->operation), count_min,
                          count_max);
+}
+
+//  Frames ----------------------------------------------------------------------
+
+rl_header_t
+codec_request_header (uint16_t operation, uint64_t request_id, uint32_t record_count)
+{
+    return (rl_header_t){
+        .magic = RL_MAGIC,
+        .version = RL_VERSION,
+        .operation = operation,
+        .request_id = request_id,
+        .record_count = record_count,
+    };
+}
+
+rl_header_t
+codec_reply_header (const rl_header_t *request, uint32_t status, uint32_t record_count,
+                    uint64_t epoch)
+{
+    assert (request);
+    return (rl_header_t){
+        .magic = RL_MAGIC,
+        .version = RL_VERSION,
+        .operation = request->operation,
+        .request_id = request->request_id,
+        .record_count = status == RL_STATUS_OK ? record_count : 0,
+        .status = status,
+        .epoch = epoch,
+    };
+}
+
+bool
+codec_frame_has_header (size_t size)
+{
+    return size >= RL_HEADER_SIZE;
+}
+
+size_t
+codec_frame_size (size_t body_size)
+{
+    return RL_HEADER_SIZE + body_size;
+}
+
+uint8_t *
+codec_encode_frame (const rl_header_t *header, const void *body, size_t body_size, uint8_t *frame)
+{
+    assert (header && frame);
+    codec_encode_header (header, frame);
+    uint8_t *frame_body = frame + RL_HEADER_SIZE;
+    if (body && body_size > 0) {
+        memcpy (frame_body, body, body_size);
+    }
+    return frame_body;
+}
+
+const uint8_t *
+codec_frame_body (const uint8_t *frame, size_t size, size_t *body_size_p)
+{
+    assert (frame && body_size_p);
+    assert (size >= RL_HEADER_SIZE);
+    *body_size_p = size - RL_HEADER_SIZE;
+    return frame + RL_HEADER_SIZE;
+}
+
+static rl_status_t
+s_parse (rl_status_t check, const uint8_t *frame, size_t size, const uint8_t **body_p,
+         size_t *body_size_p)
+{
+    *body_p = NULL;
+    *body_size_p = 0;
+    if (check == RL_STATUS_OK) {
+        *body_p = codec_frame_body (frame, size, body_size_p);
+    }
+    return check;
+}
+
+rl_status_t
+codec_parse_request (const uint8_t *frame, size_t size, rl_header_t *header, const uint8_t **body_p,
+                     size_t *body_size_p)
+{
+    assert (body_p && body_size_p);
+    return s_parse (codec_check_request (frame, size, header), frame, size, body_p, body_size_p);
+}
+
+rl_status_t
+codec_parse_reply (const uint8_t *frame, size_t size, rl_header_t *header, const uint8_t **body_p,
+                   size_t *body_size_p)
+{
+    assert (body_p && body_size_p);
+    return s_parse (codec_check_reply (frame, size, header), frame, size, body_p, body_size_p);
+}
+
+uint64_t
+codec_frame_request_id (const uint8_t *frame, size_t size)
+{
+    assert (frame || size == 0);
+    if (size < RL_HEADER_SIZE) {
+        return 0;
+    }
+    return codec_get_u64 (frame + offsetof (rl_header_t, request_id));
+}
+
+void
+codec_frame_set_request_id (uint8_t *frame, size_t size, uint64_t request_id)
+{
+    assert (frame);
+    assert (size >= RL_HEADER_SIZE);
+    (void) size;
+    codec_put_u64 (frame + offsetof (rl_header_t, request_id), request_id);
+}
+
+//  Placement -------------------------------------------------------------------
+
+const uint8_t *
+codec_routing_id (uint32_t op, const uint8_t *record)
+{
+    assert (record);
+    switch (op) {
+        case RL_OP_CREATE_ACCOUNTS:
+            return record + offsetof (rl_account_t, id);
+        case RL_OP_CREATE_TRANSFERS:
+            return record + offsetof (rl_transfer_t, debit_account_id);
+        case RL_OP_LOOKUP_ACCOUNTS:
+        case RL_OP_LOOKUP_TRANSFERS:
+            return record; //  the record is the id
+        case RL_OP_GET_ACCOUNT_TRANSFERS:
+            return record + offsetof (rl_filter_t, account_id);
+        default:
+            return NULL;
+    }
+}
+
+rl_id_t
+codec_record_id (uint32_t op, const uint8_t *record)
+{
+    assert (record);
+    switch (op) {
+        case RL_OP_CREATE_ACCOUNTS:
+            return codec_decode_id (record + offsetof (rl_account_t, id));
+        case RL_OP_CREATE_TRANSFERS:
+            return codec_decode_id (record + offsetof (rl_transfer_t, id));
+        case RL_OP_LOOKUP_ACCOUNTS:
+        case RL_OP_LOOKUP_TRANSFERS:
+            return codec_decode_id (record);
+        default:
+            return (rl_id_t){0};
+    }
+}
+
+uint64_t
+codec_transfer_timestamp (const uint8_t *record)
+{
+    assert (record);
+    return codec_get_u64 (record + offsetof (rl_transfer_t, timestamp));
 }

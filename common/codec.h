@@ -26,6 +26,11 @@
     N is RL_BATCH_RECORDS_MAX. A blob body (load_ring request, get_ring
     reply) is opaque to the codec: 1..RL_RING_BLOB_SIZE_MAX bytes, with
     record_count 1. A reply whose status is not RL_STATUS_OK has no body.
+
+    Programs build and read frames with the frame helpers below
+    (codec_request_header, codec_encode_frame, codec_parse_reply, ...) and
+    records with codec_encode_* / codec_decode_*: the header size and the
+    wire offsets stay inside codec.c.
 */
 #ifndef RL_CODEC_H
 #define RL_CODEC_H
@@ -100,6 +105,56 @@ void codec_encode_tp (const rl_tp_rec_t *tp, uint8_t *out);
 void codec_decode_tp (const uint8_t *in, rl_tp_rec_t *tp);
 void codec_encode_prepare (const rl_prepare_rec_t *prepare, uint8_t *out);
 void codec_decode_prepare (const uint8_t *in, rl_prepare_rec_t *prepare);
+
+//  Frames ------------------------------------------------------------------------
+//  A frame is a header followed by its body. With these, no code outside the
+//  codec needs to know the header's size or where a field sits on the wire.
+//
+//  A request header: magic, version, operation, request_id, record_count;
+//  status and epoch 0.
+rl_header_t codec_request_header (uint16_t operation, uint64_t request_id, uint32_t record_count);
+//  The header of a reply to `request`: its operation and request id, with
+//  `status`, `record_count` (0 unless status is ok: an error reply is a bare
+//  header) and the answering server's `epoch`.
+rl_header_t codec_reply_header (const rl_header_t *request, uint32_t status, uint32_t record_count,
+                                uint64_t epoch);
+//  True when `size` bytes can hold a header (a shorter frame has no request
+//  id to answer to: it is dropped).
+bool codec_frame_has_header (size_t size);
+//  Bytes of a frame whose body is body_size bytes.
+size_t codec_frame_size (size_t body_size);
+//  Writes the header, then body_size bytes of body, into frame (which holds
+//  codec_frame_size (body_size) bytes); returns where the body starts in
+//  frame. body may be NULL: the caller then fills the body in place.
+uint8_t *codec_encode_frame (const rl_header_t *header, const void *body, size_t body_size,
+                             uint8_t *frame);
+//  The body of a frame that holds a header (asserted: check the frame
+//  first): a pointer into frame, and its size in *body_size_p.
+const uint8_t *codec_frame_body (const uint8_t *frame, size_t size, size_t *body_size_p);
+//  codec_check_request / codec_check_reply, and when the frame is well
+//  formed (RL_STATUS_OK) its body; *body_p NULL and *body_size_p 0 otherwise.
+rl_status_t codec_parse_request (const uint8_t *frame, size_t size, rl_header_t *header,
+                                 const uint8_t **body_p, size_t *body_size_p);
+rl_status_t codec_parse_reply (const uint8_t *frame, size_t size, rl_header_t *header,
+                               const uint8_t **body_p, size_t *body_size_p);
+//  The request id of a frame (0 when it is too short for a header), and its
+//  replacement in place (the frame must hold a header), e.g. to resend a
+//  prepared frame under a new id.
+uint64_t codec_frame_request_id (const uint8_t *frame, size_t size);
+void codec_frame_set_request_id (uint8_t *frame, size_t size, uint64_t request_id);
+
+//  Placement -------------------------------------------------------------------
+//  The 16 wire bytes of the id that places a request record of `op` on the
+//  ring: the account id of create_accounts, the debit account id of
+//  create_transfers, the id of a lookup, the account id of a filter. NULL
+//  for an operation whose records are not placed.
+const uint8_t *codec_routing_id (uint32_t op, const uint8_t *record);
+//  The id of a request record of a create or a lookup (the idempotency key
+//  of a create); zero for other operations.
+rl_id_t codec_record_id (uint32_t op, const uint8_t *record);
+//  The timestamp of a transfer record in wire form (0: not found, in a
+//  lookup reply).
+uint64_t codec_transfer_timestamp (const uint8_t *record);
 
 //  Little-endian primitives, for modules that lay out their own storage.
 void codec_put_u16 (uint8_t *out, uint16_t v);

@@ -436,19 +436,10 @@ static int
 s_sub_send (router_t *self, r_sub_t *sub, const uint8_t *body, size_t body_size)
 {
     (void) self;
-    rl_header_t header = {
-        .magic = RL_MAGIC,
-        .version = RL_VERSION,
-        .operation = sub->operation,
-        .request_id = sub->id,
-        .record_count = sub->count,
-    };
-    zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + body_size);
+    rl_header_t header = codec_request_header (sub->operation, sub->id, sub->count);
+    zframe_t *frame = zframe_new (NULL, codec_frame_size (body_size));
     assert (frame);
-    codec_encode_header (&header, zframe_data (frame));
-    if (body_size > 0) {
-        memcpy (zframe_data (frame) + RL_HEADER_SIZE, body, body_size);
-    }
+    codec_encode_frame (&header, body, body_size, zframe_data (frame));
     if (zframe_send (&frame, sub->shard->dealer, ZFRAME_DONTWAIT) != 0) {
         zframe_destroy (&frame);
         return -1;
@@ -474,24 +465,13 @@ s_reply_send (router_t *self, zmsg_t **envelope_p, const rl_header_t *request, u
               uint32_t count, const uint8_t *body, size_t body_size)
 {
     if (status != RL_STATUS_OK) {
-        count = 0;
-        body_size = 0;
+        body_size = 0; //  an error reply is a bare header
     }
-    rl_header_t header = {
-        .magic = RL_MAGIC,
-        .version = RL_VERSION,
-        .operation = request->operation,
-        .request_id = request->request_id,
-        .record_count = count,
-        .status = status,
-        .epoch = self->ring ? ring_epoch (self->ring) : 0,
-    };
-    zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + body_size);
+    rl_header_t header = codec_reply_header (request, status, count,
+                                             self->ring ? ring_epoch (self->ring) : 0);
+    zframe_t *frame = zframe_new (NULL, codec_frame_size (body_size));
     assert (frame);
-    codec_encode_header (&header, zframe_data (frame));
-    if (body_size > 0) {
-        memcpy (zframe_data (frame) + RL_HEADER_SIZE, body, body_size);
-    }
+    codec_encode_frame (&header, body, body_size, zframe_data (frame));
     zmsg_append (*envelope_p, &frame);
     if (zmsg_send (envelope_p, self->clients) != 0) {
         self->dropped++; //  client gone or its queue full: it retries
@@ -629,20 +609,24 @@ s_pending_expire (router_t *self, r_pending_t *p)
 
 //  Splitting and sending -------------------------------------------------------
 
+//  The records of the client's request, in wire form (the payload passed
+//  codec_check_request: it holds a header).
+static const uint8_t *
+s_request_records (const r_pending_t *p)
+{
+    size_t body_size = 0;
+    return codec_frame_body (zframe_data (p->payload), zframe_size (p->payload), &body_size);
+}
+
 //  The bytes of the id that places record i on the ring.
 static const uint8_t *
 s_routing_id (const r_pending_t *p, uint32_t i)
 {
-    const uint8_t *record = zframe_data (p->payload) + RL_HEADER_SIZE + (size_t) i * p->in_size;
-    if (p->header.operation == RL_OP_CREATE_TRANSFERS) {
-        return record + offsetof (rl_transfer_t, debit_account_id);
-    }
-    return record; //  account id, lookup id, filter account id: all at offset 0
+    const uint8_t *record = s_request_records (p) + (size_t) i * p->in_size;
+    const uint8_t *id = codec_routing_id (p->header.operation, record);
+    assert (id); //  only placed operations are admitted
+    return id;
 }
-
-_Static_assert(offsetof (rl_transfer_t, debit_account_id) == 16, "wire offset of debit id");
-_Static_assert(offsetof (rl_account_t, id) == 0 && offsetof (rl_filter_t, account_id) == 0,
-               "wire offset of account ids");
 
 //  A group could not be sent (no capacity or no connection): its records
 //  were never applied. Creates answer busy per record; reads fail with
@@ -712,7 +696,7 @@ s_send_group (router_t *self, r_pending_t *p, r_shard_t *shard, const uint32_t *
     sub->positions = malloc ((size_t) count * sizeof (uint32_t));
     assert (sub->positions);
     memcpy (sub->positions, positions, (size_t) count * sizeof (uint32_t));
-    const uint8_t *records = zframe_data (p->payload) + RL_HEADER_SIZE;
+    const uint8_t *records = s_request_records (p);
     for (uint32_t k = 0; k < count; k++) {
         memcpy (self->frame_buf + (size_t) k * p->in_size,
                 records + (size_t) positions[k] * p->in_size, p->in_size);
@@ -744,7 +728,7 @@ s_send_group (router_t *self, r_pending_t *p, r_shard_t *shard, const uint32_t *
 static void
 s_broadcast (router_t *self, r_pending_t *p)
 {
-    const uint8_t *body = zframe_data (p->payload) + RL_HEADER_SIZE;
+    const uint8_t *body = s_request_records (p);
     size_t body_size = (size_t) p->header.record_count * p->in_size;
     for (size_t s = 0; s < self->shard_count && p->status == RL_STATUS_OK; s++) {
         r_sub_t *sub = s_sub_alloc (self, self->shards[s]);
@@ -867,11 +851,12 @@ s_id_cmp (const void *a, const void *b)
 //  True when a valid id appears twice in a create batch (O(n log n)). Zero
 //  and int_max ids are left to the shard, which names them per record.
 static bool
-s_has_duplicate_id (router_t *self, const uint8_t *body, uint32_t count)
+s_has_duplicate_id (router_t *self, uint32_t op, const uint8_t *body, uint32_t count)
 {
     size_t n = 0;
+    size_t record_size = codec_request_record_size (op);
     for (uint32_t i = 0; i < count; i++) {
-        rl_id_t id = codec_decode_id (body + (size_t) i * RL_TRANSFER_SIZE);
+        rl_id_t id = codec_record_id (op, body + (size_t) i * record_size);
         if (!rl_id_is_zero (id) && !rl_id_is_max (id)) {
             self->ids[n++] = id;
         }
@@ -953,7 +938,7 @@ s_admit (router_t *self, zmsg_t *envelope, zframe_t *payload, const rl_header_t 
 
     if (op == RL_OP_LOOKUP_TRANSFERS) {
         //  Not found until a shard says otherwise: the id, every other field 0.
-        const uint8_t *ids = zframe_data (payload) + RL_HEADER_SIZE;
+        const uint8_t *ids = s_request_records (p);
         for (uint32_t i = 0; i < count; i++) {
             rl_transfer_t t = {.id = codec_decode_id (ids + (size_t) i * RL_ID_SIZE)};
             codec_encode_transfer (&t, p->reply + (size_t) i * RL_TRANSFER_SIZE);
@@ -1013,8 +998,11 @@ s_handle_request (router_t *self, zmsg_t *msg)
     }
     zmsg_remove (msg, payload); //  msg keeps the envelope
     rl_header_t h = {0};
-    rl_status_t status = codec_check_request (zframe_data (payload), zframe_size (payload), &h);
-    if (zframe_size (payload) < RL_HEADER_SIZE) {
+    const uint8_t *body = NULL;
+    size_t body_size = 0;
+    rl_status_t status = codec_parse_request (zframe_data (payload), zframe_size (payload), &h,
+                                              &body, &body_size);
+    if (!codec_frame_has_header (zframe_size (payload))) {
         self->dropped++; //  no request id to answer to
         rl_debug ("dropped a %zu-byte frame", zframe_size (payload));
         zframe_destroy (&payload);
@@ -1031,7 +1019,7 @@ s_handle_request (router_t *self, zmsg_t *msg)
         status = RL_STATUS_UNKNOWN_OPERATION;
     }
     if (status == RL_STATUS_OK && s_is_create (h.operation)
-        && s_has_duplicate_id (self, zframe_data (payload) + RL_HEADER_SIZE, h.record_count)) {
+        && s_has_duplicate_id (self, h.operation, body, h.record_count)) {
         status = RL_STATUS_DUPLICATE_ID;
     }
     if (status != RL_STATUS_OK) {
@@ -1187,11 +1175,10 @@ s_reply_read (router_t *self, r_pending_t *p, r_sub_t *sub, const rl_header_t *h
             //  Merge: a found record has a timestamp; the first one found wins.
             for (uint32_t k = 0; k < sub->count; k++) {
                 const uint8_t *record = body + (size_t) k * RL_TRANSFER_SIZE;
-                if (codec_get_u64 (record + offsetof (rl_transfer_t, timestamp)) != 0
-                    && codec_get_u64 (p->reply + (size_t) k * RL_TRANSFER_SIZE
-                                      + offsetof (rl_transfer_t, timestamp))
-                           == 0) {
-                    memcpy (p->reply + (size_t) k * RL_TRANSFER_SIZE, record, RL_TRANSFER_SIZE);
+                uint8_t *merged = p->reply + (size_t) k * RL_TRANSFER_SIZE;
+                if (codec_transfer_timestamp (record) != 0
+                    && codec_transfer_timestamp (merged) == 0) {
+                    memcpy (merged, record, RL_TRANSFER_SIZE);
                 }
             }
             break;
@@ -1235,7 +1222,9 @@ s_handle_reply (router_t *self, r_shard_t *shard, zframe_t *frame)
     const uint8_t *data = zframe_data (frame);
     size_t size = zframe_size (frame);
     rl_header_t h;
-    if (codec_check_reply (data, size, &h) != RL_STATUS_OK) {
+    const uint8_t *body = NULL;
+    size_t body_size = 0;
+    if (codec_parse_reply (data, size, &h, &body, &body_size) != RL_STATUS_OK) {
         self->bad_replies++;
         rl_warn ("shard %s: a reply that does not decode (%zu bytes): dropped", shard->name, size);
         return;
@@ -1255,8 +1244,6 @@ s_handle_reply (router_t *self, r_shard_t *shard, zframe_t *frame)
                  h.request_id);
         return;
     }
-    const uint8_t *body = data + RL_HEADER_SIZE;
-    size_t body_size = size - RL_HEADER_SIZE;
     if (sub->refresh) {
         s_refresh_done (self, sub, h.status == RL_STATUS_OK ? body : NULL, body_size);
         return;

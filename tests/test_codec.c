@@ -6,7 +6,8 @@
        passes codec_check_request / codec_check_reply (or fails with the
        status the doc names); no block is missing and none is unknown.
     2. Round trips of every record type with random contents, and field
-       offsets spot-checked with the little-endian primitives.
+       offsets spot-checked with the little-endian primitives; the frame
+       and placement helpers.
     3. Every rejection path of codec_check_request and codec_check_reply,
        and the order in which the checks run.
     4. Fuzz: random frames (some with a valid header prefix) never crash,
@@ -654,6 +655,71 @@ test_two_phase_records (void **state)
     rl_audit_rec_t audit;
     codec_decode_audit (wire, &audit);
     assert_int_equal (strlen (audit.message), sizeof audit.message - 1);
+}
+
+//  Frame helpers: a request built with them passes the check and reads back;
+//  a reply header echoes the request; the request id can be patched.
+static void
+test_frames (void **state)
+{
+    (void) state;
+    rl_transfer_t transfers[2] = {s_transfers_new[0], s_transfers_new[1]};
+    uint8_t body[2 * RL_TRANSFER_SIZE];
+    codec_encode_transfer (&transfers[0], body);
+    codec_encode_transfer (&transfers[1], body + RL_TRANSFER_SIZE);
+    rl_header_t h = codec_request_header (RL_OP_CREATE_TRANSFERS, 77, 2);
+    size_t size = codec_frame_size (sizeof body);
+    assert_int_equal (size, RL_HEADER_SIZE + sizeof body);
+    uint8_t *frame = malloc (size);
+    assert_non_null (frame);
+    uint8_t *frame_body = codec_encode_frame (&h, body, sizeof body, frame);
+    assert_ptr_equal (frame_body, frame + RL_HEADER_SIZE);
+    rl_header_t back;
+    const uint8_t *parsed = NULL;
+    size_t parsed_size = 0;
+    assert_int_equal (codec_parse_request (frame, size, &back, &parsed, &parsed_size),
+                      RL_STATUS_OK);
+    assert_memory_equal (&back, &h, sizeof h);
+    assert_int_equal (parsed_size, sizeof body);
+    assert_memory_equal (parsed, body, sizeof body);
+    assert_true (codec_frame_request_id (frame, size) == 77);
+    codec_frame_set_request_id (frame, size, 0x0102030405060708ull);
+    assert_true (codec_frame_request_id (frame, size) == 0x0102030405060708ull);
+    assert_true (codec_frame_request_id (frame, RL_HEADER_SIZE - 1) == 0);
+    assert_false (codec_frame_has_header (RL_HEADER_SIZE - 1));
+    assert_true (codec_frame_has_header (RL_HEADER_SIZE));
+
+    //  Placement: the debit account of a transfer, the id of an account.
+    assert_ptr_equal (codec_routing_id (RL_OP_CREATE_TRANSFERS, body), body + 16);
+    assert_true (rl_id_eq (codec_decode_id (codec_routing_id (RL_OP_CREATE_TRANSFERS, body)),
+                           transfers[0].debit_account_id));
+    assert_true (rl_id_eq (codec_record_id (RL_OP_CREATE_TRANSFERS, body), transfers[0].id));
+    assert_ptr_equal (codec_routing_id (RL_OP_CREATE_ACCOUNTS, body), body);
+    assert_ptr_equal (codec_routing_id (RL_OP_GET_ACCOUNT_TRANSFERS, body), body);
+    assert_ptr_equal (codec_routing_id (RL_OP_LOOKUP_ACCOUNTS, body), body);
+    assert_null (codec_routing_id (RL_OP_STATUS, body));
+    rl_transfer_t found = s_transfers_found[0];
+    uint8_t record[RL_TRANSFER_SIZE];
+    codec_encode_transfer (&found, record);
+    assert_true (codec_transfer_timestamp (record) == found.timestamp);
+
+    //  A reply: ok with records, and an error (a bare header whatever count).
+    rl_header_t ok = codec_reply_header (&h, RL_STATUS_OK, 2, 9);
+    assert_int_equal (ok.operation, RL_OP_CREATE_TRANSFERS);
+    assert_true (ok.request_id == 77 && ok.epoch == 9 && ok.record_count == 2);
+    rl_header_t busy = codec_reply_header (&h, RL_STATUS_BUSY, 2, 9);
+    assert_int_equal (busy.record_count, 0);
+    codec_encode_frame (&busy, NULL, 0, frame);
+    assert_int_equal (codec_parse_reply (frame, RL_HEADER_SIZE, &back, &parsed, &parsed_size),
+                      RL_STATUS_OK);
+    assert_int_equal (back.status, RL_STATUS_BUSY);
+    assert_int_equal (parsed_size, 0);
+    //  A frame that fails the check has no body.
+    assert_int_equal (codec_parse_reply (frame, RL_HEADER_SIZE - 1, &back, &parsed, &parsed_size),
+                      RL_STATUS_MALFORMED);
+    assert_null (parsed);
+    assert_int_equal (parsed_size, 0);
+    free (frame);
 }
 
 static void
@@ -1363,6 +1429,7 @@ main (int argc, char *argv[])
         cmocka_unit_test (test_round_trips),
         cmocka_unit_test (test_status_name_is_terminated),
         cmocka_unit_test (test_two_phase_records),
+        cmocka_unit_test (test_frames),
         cmocka_unit_test (test_record_sizes),
         cmocka_unit_test (test_request_short),
         cmocka_unit_test (test_request_header_fields),
