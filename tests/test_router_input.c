@@ -1,0 +1,130 @@
+/*  test_router_input.c: a router in front of real shards, fed bad input of
+    every kind through raw frames (the test kit's table of hostile frames,
+    and a multi-frame envelope): each answered or dropped as the protocol
+    says, never a crash, never a change to the ledgers.
+*/
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "codec.h"
+#include "ring.h"
+#include "routerkit.h"
+#include "testkit.h"
+
+//  Bad input ------------------------------------------------------------------------
+
+static size_t
+s_header (uint8_t *out, uint16_t op, uint64_t request_id, uint32_t count)
+{
+    rl_header_t h = {.magic = RL_MAGIC,
+                     .version = RL_VERSION,
+                     .operation = op,
+                     .request_id = request_id,
+                     .record_count = count};
+    codec_encode_header (&h, out);
+    return RL_HEADER_SIZE;
+}
+
+static void
+test_bad_input (void **state)
+{
+    rk_ctx_t *ctx = *state;
+    rk_cluster_start (ctx, 3, 3, 0, 0);
+    rk_create_accounts (ctx);
+    rl_transfer_t batch[RK_ACCOUNTS];
+    rl_result_rec_t results[RK_ACCOUNTS];
+    size_t count = rk_same_shard_batch (ctx->ring, 7000, batch);
+    assert_int_equal (
+        rl_client_create_transfers (ctx->client, batch, count, results, TK_TIMEOUT_MS), 0);
+    for (size_t i = 0; i < count; i++) {
+        assert_int_equal (results[i].result, RL_OK);
+        tk_model_apply (&ctx->model, &batch[i]);
+    }
+    rl_id_t ids[RK_ACCOUNTS];
+    static rl_account_t before[RK_ACCOUNTS], after[RK_ACCOUNTS];
+    for (size_t i = 0; i < RK_ACCOUNTS; i++) {
+        ids[i] = tk_id (i + 1, RK_TAG);
+    }
+    assert_int_equal (
+        rl_client_lookup_accounts (ctx->client, ids, RK_ACCOUNTS, before, TK_TIMEOUT_MS), 0);
+
+    //  The router's answer to each hostile frame of the shared table: it
+    //  checks what a shard checks, plus duplicate ids within a batch, and it
+    //  serves neither shard-to-shard nor admin operations. Every error reply
+    //  carries the ring's epoch.
+    rl_transfer_t t = tk_transfer (tk_id (7777, RK_TAG), tk_id (1, RK_TAG), tk_id (2, RK_TAG), 9,
+                                   RK_LEDGER);
+    tk_bad_want_t want = {.status =
+                              {
+                                  [TK_BAD_EMPTY_FRAME] = TK_BAD_DROPPED,
+                                  [TK_BAD_SHORT_FRAME] = TK_BAD_DROPPED,
+                                  [TK_BAD_WRONG_MAGIC] = RL_STATUS_BAD_MAGIC,
+                                  [TK_BAD_WRONG_VERSION] = RL_STATUS_BAD_VERSION,
+                                  [TK_BAD_UNKNOWN_OPERATION] = RL_STATUS_UNKNOWN_OPERATION,
+                                  [TK_BAD_RESERVED_ACK] = RL_STATUS_UNKNOWN_OPERATION,
+                                  [TK_BAD_RESERVED_PREPARE] = RL_STATUS_UNKNOWN_OPERATION,
+                                  [TK_BAD_COUNT_OVER_BODY] = RL_STATUS_MALFORMED,
+                                  [TK_BAD_COUNT_UNDER_BODY] = RL_STATUS_MALFORMED,
+                                  [TK_BAD_OVERSIZE_BATCH] = RL_STATUS_TOO_MANY_RECORDS,
+                                  [TK_BAD_REQUEST_STATUS] = RL_STATUS_MALFORMED,
+                                  [TK_BAD_REQUEST_EPOCH] = RL_STATUS_MALFORMED,
+                                  [TK_BAD_GARBAGE] = RL_STATUS_BAD_MAGIC,
+                                  [TK_BAD_DUPLICATE_ID] = RL_STATUS_DUPLICATE_ID,
+                                  [TK_BAD_LOAD_RING] = RL_STATUS_UNKNOWN_OPERATION,
+                              },
+                          .epoch_checked = true,
+                          .epoch = 1};
+    tk_bad_counts_t counts = tk_bad_input_run (ctx->routers[0].endpoint, &t, &want);
+
+    zsock_t *dealer = zsock_new_dealer (ctx->routers[0].endpoint);
+    assert_non_null (dealer);
+    zsock_set_linger (dealer, 0);
+    zsock_set_rcvtimeo (dealer, TK_TIMEOUT_MS);
+    uint8_t buf[RL_HEADER_SIZE];
+    //  A multi-frame envelope (REQ-style delimiter) is echoed back.
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "");
+    size_t size = s_header (buf, RL_OP_STATUS, 4242, 0);
+    zmsg_addmem (msg, buf, size);
+    assert_int_equal (zmsg_send (&msg, dealer), 0);
+    msg = zmsg_recv (dealer);
+    assert_non_null (msg);
+    assert_int_equal (zmsg_size (msg), 2);
+    zframe_t *payload = zmsg_last (msg);
+    rl_header_t h;
+    assert_int_equal (codec_check_reply (zframe_data (payload), zframe_size (payload), &h),
+                      RL_STATUS_OK);
+    assert_int_equal (h.request_id, 4242);
+    zmsg_destroy (&msg);
+    zsock_destroy (&dealer);
+
+    //  Still alive, nothing changed.
+    rl_status_rec_t status;
+    assert_int_equal (rl_client_status (ctx->client, &status, TK_TIMEOUT_MS), 0);
+    assert_int_equal (status.dropped, counts.dropped);
+    assert_true (status.malformed >= counts.answered);
+    assert_int_equal (
+        rl_client_lookup_accounts (ctx->client, ids, RK_ACCOUNTS, after, TK_TIMEOUT_MS), 0);
+    assert_memory_equal (before, after, sizeof (before));
+    tk_check_conservation (ctx->client, &ctx->model, count);
+    rk_routers_stop (ctx);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_bad_input, rk_setup, rk_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
