@@ -4,7 +4,7 @@
     endpoints (routers, or a shard directly); ZeroMQ spreads requests over
     the endpoints that have a live connection (ZMQ_IMMEDIATE), round-robin.
 
-    Three ways to use it:
+    Four ways to use it:
     - Blocking calls (rl_client_create_transfers, ...): send one request and
       wait for the reply whose request id matches; replies to earlier calls
       that timed out are recognised by their id and discarded.
@@ -15,6 +15,9 @@
       and exists alike as success.
     - Pipelined calls (rl_client_send / rl_client_recv): up to `window`
       requests in flight; replies come back in any order, matched by id.
+    - Admin calls to one shard (rl_client_in_doubt, rl_client_audit,
+      rl_client_resolve, ...) and fan-outs that ask every shard of a ring
+      at once under one deadline (rl_client_status_all, ...).
 
     Return codes of every call:
         0                      the reply arrived with status ok
@@ -80,6 +83,75 @@ int rl_client_status (rl_client_t *self, rl_status_rec_t *out, int timeout_ms);
 int rl_client_load_ring (rl_client_t *self, const uint8_t *blob, size_t size, int timeout_ms);
 //  *blob_p: malloc'd, caller frees.
 int rl_client_get_ring (rl_client_t *self, uint8_t **blob_p, size_t *size_p, int timeout_ms);
+
+//  Admin calls -------------------------------------------------------------------
+//
+//  Asked of one shard (a client connected to the shard's endpoint); a router
+//  refuses them with unknown_operation. status, load_ring and get_ring above
+//  are admin calls too, and a router answers those. Return like any call.
+//
+//  in_doubt: the shard's two-phase records that wait for something: live
+//  attempts and undelivered decisions (as coordinator), prepared records (as
+//  participant); see proto.h, rl_in_doubt_rec_t. *records_p: a malloc'd
+//  array of *count_p records, NULL when there are none (caller frees).
+int rl_client_in_doubt (rl_client_t *self, rl_in_doubt_rec_t **records_p, size_t *count_p,
+                        int timeout_ms);
+//  audit: whether every amount the shard holds in escrow is accounted for by
+//  a live reservation or a prepared record (out->ok), with the first
+//  discrepancy in out->message.
+int rl_client_audit (rl_client_t *self, rl_audit_rec_t *out, int timeout_ms);
+//  resolve: a heuristic decision on a prepared record whose coordinator is
+//  gone for good (docs/two-phase.md). request: id, attempt (counter and seq
+//  as in_doubt lists them), coordinator, state RL_TP_COMMIT or RL_TP_ABORT,
+//  result RL_RESOLVE_FORCE. *answer: state RL_TP_ACKED, or RL_TP_REFUSED
+//  with the reason in result (RL_RESOLVE_NOT_FOUND, ...; rl_resolve_reason
+//  says it in words). A refusal is data: the call still returns 0.
+int rl_client_resolve (rl_client_t *self, const rl_tp_rec_t *request, rl_tp_rec_t *answer,
+                       int timeout_ms);
+//  What a resolve answer's result means, for an operator ("" for 0).
+const char *rl_resolve_reason (uint32_t result);
+
+//  Fan-out: the same request to every shard ---------------------------------------
+//
+//  Sends one request to each of `count` endpoints at once (a connection of
+//  its own to each, opened for the call), then waits for all the replies
+//  until one deadline, timeout_ms after the call: the whole fan-out costs at
+//  most one timeout, however many shards are down. replies[i] (or rcs[i])
+//  answers endpoints[i]; each rc is what a blocking call to that endpoint
+//  would return (RL_CLIENT_TIMEOUT: no reply by the deadline, the shard is
+//  down or stalled; RL_CLIENT_ERR_SEND: the endpoint is not valid or no
+//  socket could be made; RL_CLIENT_ERR_REPLY: only replies that did not
+//  decode, or not what the operation answers). Every call returns the
+//  number of endpoints whose rc is not 0. Use it with the endpoints of a
+//  ring (ring_shard_endpoint) for cluster-wide admin: status, in_doubt,
+//  audit, load_ring.
+typedef struct {
+    int rc;             //  as above
+    rl_header_t header; //  the reply's header, when rc >= 0
+    uint8_t *body;      //  malloc'd body when rc is 0 and the body is not empty, else NULL
+    size_t body_size;
+} rl_client_reply_t;
+
+//  The raw fan-out: body is record_count records in wire form (or one blob).
+//  Free the bodies with rl_client_replies_free.
+size_t rl_client_fanout (const char *const *endpoints, size_t count, uint16_t operation,
+                         const void *body, size_t body_size, uint32_t record_count, int timeout_ms,
+                         rl_client_reply_t *replies);
+void rl_client_replies_free (rl_client_reply_t *replies, size_t count);
+
+//  Typed fan-outs. out[i] is zeroed unless rcs[i] is 0.
+size_t rl_client_status_all (const char *const *endpoints, size_t count, int timeout_ms,
+                             rl_status_rec_t *out, int *rcs);
+size_t rl_client_audit_all (const char *const *endpoints, size_t count, int timeout_ms,
+                            rl_audit_rec_t *out, int *rcs);
+//  records[i]: malloc'd array of counts[i] records (NULL when none; caller
+//  frees each).
+size_t rl_client_in_doubt_all (const char *const *endpoints, size_t count, int timeout_ms,
+                               rl_in_doubt_rec_t **records, size_t *counts, int *rcs);
+//  Loads the ring blob into every endpoint; rcs[i] epoch_not_newer when that
+//  shard serves this epoch or a newer one already.
+size_t rl_client_load_ring_all (const char *const *endpoints, size_t count, const uint8_t *blob,
+                                size_t size, int timeout_ms, int *rcs);
 
 //  Retry helpers ---------------------------------------------------------------
 //
