@@ -16,6 +16,8 @@ RL_FP_X (STORE_INGEST_STAGED, "store.ingest.staged",
          "checkpoint: an index SST written under its staged name, before it is ingested")
 RL_FP_X (STORE_INGEST_DONE, "store.ingest.done",
          "checkpoint: an index SST ingested (staged name gone), before the next step")
+RL_FP_X (STORE_SYNC, "store.sync",
+         "group commit: WriteBatch written; error: the sync fails as with EIO (the store fails)")
 RL_FP_X (TP_COORD_PREPARE_SENT, "tp.coord.prepare_sent",
          "coordinator: debit reserved, PREPARE sent, nothing durable")
 RL_FP_X (TP_PART_PREPARED, "tp.part.prepared",

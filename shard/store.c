@@ -382,6 +382,13 @@ s_commit (store_t *self, bool group)
     }
     if (group) {
         RL_FAILPOINT (SHARD_AFTER_WRITE);
+        if (RL_FAILPOINT (STORE_SYNC) != 0) {
+            //  As a failed fsync: the batch may or may not be on disk.
+            self->failed = true;
+            snprintf (self->error, sizeof (self->error), "sync: Input/output error (failpoint)");
+            rl_error ("store: %s", self->error);
+            return -1;
+        }
     }
     if (self->durability == RL_DURABILITY_SYNC_MANUAL_WAL) {
         rocksdb_flush_wal (self->db, 1, &err);

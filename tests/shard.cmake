@@ -25,3 +25,11 @@ target_link_libraries(kill_at_unlink PRIVATE ${CMAKE_DL_LIBS})
 add_dependencies(test_shard_crash kill_at_unlink)
 target_compile_definitions(test_shard_crash PRIVATE
     RL_KILL_AT_UNLINK_SO="$<TARGET_FILE:kill_at_unlink>")
+
+# Storage faults beyond kill -9: a full disk (a small tmpfs in a private
+# mount namespace) and a failed sync (failpoint store.sync).
+rl_add_unit(test_storage_faults 75 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_storage_faults.c
+            LIBS rltestkit)
+add_dependencies(test_storage_faults shard)
+# Tests that load a shard to its limits take turns (ctest -j2 on 2 cores).
+set_tests_properties(test_storage_faults shard_bench_quick PROPERTIES RESOURCE_LOCK cluster_load)
