@@ -10,7 +10,7 @@ rl_add_unit(test_router_routing 15 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_router
 add_dependencies(test_router_routing shard router)
 # Deadlines, stopped and killed shards, routers killed mid-load and mid
 # two-phase (10.5 s).
-rl_add_unit(test_router_faults 21 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_router_faults.c
+rl_add_unit(test_router_faults 27 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_router_faults.c
             LIBS rlrouterkit)
 add_dependencies(test_router_faults shard router)
 # Bad input through raw frames (2.7 s).

@@ -5,8 +5,9 @@
     busy on that shard's records, definite results elsewhere, reads
     timeout/unavailable) and exactly-once retries, the per-shard in-flight
     bound (busy), a router killed mid-load with the batches retried through
-    another router, and a router killed in the middle of a two-phase
-    transfer. Every scenario ends with the strong conservation check.
+    another router, a router killed in the middle of a two-phase transfer,
+    and both routers down at once while the client keeps retrying. Every
+    scenario ends with the strong conservation check.
 */
 #include <setjmp.h>
 #include <signal.h>
@@ -324,6 +325,108 @@ test_router_killed_mid_twophase (void **state)
     rk_routers_stop (ctx);
 }
 
+//  Both routers down at once -------------------------------------------------------
+
+enum { DOWN_BATCHES = 8 };
+
+//  One cross-shard transfer from every operator account to a partner on
+//  another shard: ids base + n. Operators have no limit, so each is ok.
+static size_t
+s_cross_shard_batch (const ring_t *ring, uint64_t base, rl_transfer_t *out)
+{
+    size_t count = 0;
+    for (uint64_t n = 1; n <= RK_ACCOUNTS; n++) {
+        uint64_t c = rk_account_flags (n) == 0 ? rk_partner (ring, n, false) : 0;
+        if (c != 0) {
+            out[count++] = tk_transfer (tk_id (base + n, RK_TAG), tk_id (n, RK_TAG),
+                                        tk_id (c, RK_TAG), 1 + n, RK_LEDGER);
+        }
+    }
+    return count;
+}
+
+//  Both routers die with batches in flight; the client keeps retrying while
+//  none is up (no answer, nothing applied twice), then both come back on
+//  their endpoints and the same ids settle: every transfer exactly once.
+static void
+test_both_routers_down (void **state)
+{
+    rk_ctx_t *ctx = *state;
+    rk_cluster_start (ctx, 3, 3, 0, 0);
+    rk_router_t *r2 = &ctx->routers[1];
+    rk_router_init (r2, "r2");
+    snprintf (r2->ring_file, sizeof (r2->ring_file), "%s", ctx->ring_file);
+    assert_true (rk_router_start (ctx->h, r2) > 0);
+    rk_create_accounts (ctx);
+    char endpoints[160];
+    snprintf (endpoints, sizeof (endpoints), "%s,%s", ctx->routers[0].endpoint, r2->endpoint);
+    rl_client_t *client = rl_client_new (endpoints);
+    assert_non_null (client);
+
+    static rl_transfer_t batches[DOWN_BATCHES][RK_ACCOUNTS];
+    size_t counts[DOWN_BATCHES];
+    uint64_t request_ids[DOWN_BATCHES];
+    size_t total = 0, cross = 0;
+    for (size_t b = 0; b < DOWN_BATCHES; b++) {
+        uint64_t base = 20000 + b * 100;
+        counts[b] = b % 2 == 0 ? rk_same_shard_batch (ctx->ring, base, batches[b])
+                               : s_cross_shard_batch (ctx->ring, base, batches[b]);
+        assert_true (counts[b] > 0);
+        cross += b % 2 == 1 ? counts[b] : 0;
+        total += counts[b];
+        assert_int_equal (rl_client_send_transfers (client, batches[b], counts[b], &request_ids[b]),
+                          0);
+    }
+    assert_true (cross > 0);
+    for (size_t i = 0; i < RK_ROUTERS_MAX; i++) {
+        assert_int_equal (harness_kill (ctx->h, ctx->routers[i].pid, SIGKILL), 0);
+    }
+    for (size_t i = 0; i < RK_ROUTERS_MAX; i++) {
+        assert_int_equal (harness_wait_exit (ctx->h, ctx->routers[i].pid, 20000, NULL), 0);
+        ctx->routers[i].pid = -1;
+    }
+    //  No router: every retry ends without an answer, never with a result.
+    for (size_t b = 0; b < DOWN_BATCHES; b++) {
+        rl_result_rec_t results[RK_ACCOUNTS];
+        int rc = rl_client_create_transfers (client, batches[b], counts[b], results, 100);
+        assert_true (rc == RL_CLIENT_TIMEOUT || rc == RL_CLIENT_ERR_SEND);
+    }
+    //  Both return on their endpoints; the same ids settle exactly once.
+    for (size_t i = 0; i < RK_ROUTERS_MAX; i++) {
+        int port = ctx->routers[i].port;
+        assert_true (rk_router_start (ctx->h, &ctx->routers[i]) > 0);
+        assert_int_equal (ctx->routers[i].port, port);
+    }
+    for (size_t b = 0; b < DOWN_BATCHES; b++) {
+        bool apply[RK_ACCOUNTS];
+        for (size_t i = 0; i < counts[b]; i++) {
+            apply[i] = true;
+        }
+        rk_settle (ctx, client, batches[b], counts[b], apply);
+    }
+    static rl_id_t ids[DOWN_BATCHES * RK_ACCOUNTS];
+    static rl_transfer_t found[DOWN_BATCHES * RK_ACCOUNTS];
+    size_t n = 0;
+    for (size_t b = 0; b < DOWN_BATCHES; b++) {
+        for (size_t i = 0; i < counts[b]; i++) {
+            ids[n++] = batches[b][i].id;
+        }
+    }
+    assert_int_equal (rl_client_lookup_transfers (client, ids, n, found, TK_TIMEOUT_MS), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_true (found[i].timestamp > 0);
+    }
+    //  Each shard counts the transfers it coordinated: once each.
+    uint64_t applied = 0;
+    for (size_t s = 0; s < 3; s++) {
+        applied += rk_status_of (ctx->shards[s].endpoint).transfers;
+    }
+    assert_int_equal (applied, total);
+    tk_check_conservation (client, &ctx->model, total);
+    rl_client_destroy (&client);
+    rk_routers_stop (ctx);
+}
+
 int
 main (void)
 {
@@ -332,6 +435,7 @@ main (void)
                                          rk_teardown),
         cmocka_unit_test_setup_teardown (test_router_killed_mid_load, rk_setup, rk_teardown),
         cmocka_unit_test_setup_teardown (test_router_killed_mid_twophase, rk_setup, rk_teardown),
+        cmocka_unit_test_setup_teardown (test_both_routers_down, rk_setup, rk_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
