@@ -6,8 +6,8 @@
     status and ring, wrong_shard and the ring refresh, and the client
     library's retry helper and pipelined window.
 
-    Cross-shard transfers may be answered not_supported or ok; the tests
-    update the model only for ok. The cluster comes from routerkit.h; the
+    Cross-shard transfers must be answered ok like same-shard ones; the
+    tests update the model for every ok. The cluster comes from routerkit.h; the
     faults are in test_router_faults.c, bad input in test_router_input.c.
 */
 #include <setjmp.h>
@@ -55,9 +55,10 @@ test_routing (void **state)
     }
 
     //  A mixed batch: a business failure first, same-shard transfers, and
-    //  cross-shard ones (not_supported until two-phase transfers ship).
+    //  cross-shard ones (two-phase, answered ok all the same).
     rl_transfer_t batch[64];
-    uint32_t expect[64]; //  UINT32_MAX: cross-shard, ok or not_supported
+    uint32_t expect[64];
+    bool is_cross[64] = {false};
     size_t count = 0;
     uint64_t poor = 5; //  may not go negative, has received nothing
     batch[count] = tk_transfer (tk_id (1900, RK_TAG), tk_id (poor, RK_TAG),
@@ -76,7 +77,8 @@ test_routing (void **state)
             uint64_t other = rk_partner (ctx->ring, n, false);
             batch[count] = tk_transfer (tk_id (1100 + n, RK_TAG), tk_id (n, RK_TAG),
                                         tk_id (other, RK_TAG), n * 5, RK_LEDGER);
-            expect[count++] = UINT32_MAX;
+            is_cross[count] = true;
+            expect[count++] = RL_OK;
         }
     }
     assert_int_equal (
@@ -86,14 +88,10 @@ test_routing (void **state)
     for (size_t i = 0; i < count; i++) {
         assert_int_equal (results[i].index, i);
         uint32_t r = results[i].result;
-        if (expect[i] == UINT32_MAX) {
-            cross++;
-            if (r != RL_NOT_SUPPORTED && r != RL_OK) {
-                fail_msg ("cross-shard transfer %zu: %s", i, rl_result_name (r));
-            }
-        } else if (r != expect[i]) {
-            fail_msg ("transfer %zu: %s, want %s", i, rl_result_name (r),
-                      rl_result_name (expect[i]));
+        cross += is_cross[i];
+        if (r != expect[i]) {
+            fail_msg ("%s transfer %zu: %s, want %s", is_cross[i] ? "cross-shard" : "same-shard", i,
+                      rl_result_name (r), rl_result_name (expect[i]));
         }
         if (r == RL_OK) {
             assert_true (results[i].timestamp > 0);
