@@ -12,6 +12,9 @@ RL_FP_X (SHARD_BEFORE_COMMIT, "shard.before_commit",
 RL_FP_X (SHARD_AFTER_WRITE, "shard.after_write", "shard: WriteBatch written, before the WAL sync")
 RL_FP_X (SHARD_AFTER_SYNC, "shard.after_sync", "shard: WAL synced, before replies are sent")
 RL_FP_X (SHARD_AFTER_REPLY, "shard.after_reply", "shard: replies of a group commit sent")
+RL_FP_X (SHARD_SEND_BEFORE_SYNC, "shard.send_before_sync",
+         "test only: shard sends a turn's messages before its group commit (the sent-before-synced "
+         "assertion must stop it)")
 RL_FP_X (STORE_INGEST_STAGED, "store.ingest.staged",
          "checkpoint: an index SST written under its staged name, before it is ingested")
 RL_FP_X (STORE_INGEST_DONE, "store.ingest.done",

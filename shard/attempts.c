@@ -93,6 +93,7 @@ attempts_add (attempts_t *self, rl_id_t id)
     memset (&self->slots[i], 0, sizeof (attempt_t));
     self->slots[i].next = head;
     self->slots[i].peer_index = -1;
+    self->slots[i].request = -1;
     self->count++;
     assert (self->count <= self->cap);
     return i;
@@ -144,6 +145,27 @@ attempts_at (attempts_t *self, int32_t i)
 {
     assert (self && i >= 0 && (size_t) i < self->cap);
     return &self->slots[i];
+}
+
+void
+attempt_in_doubt (const attempt_t *e, rl_in_doubt_rec_t *r)
+{
+    assert (e && r);
+    assert (e->state == ATTEMPT_LIVE || e->state == ATTEMPT_DECIDED
+            || e->state == ATTEMPT_PREPARED);
+    memset (r, 0, sizeof (*r));
+    r->prepare.transfer = e->transfer;
+    r->prepare.tp = e->tp;
+    if (e->state == ATTEMPT_LIVE) {
+        r->prepare.tp.state = RL_TP_PENDING;
+    }
+    r->prepare.reserved[0] = e->created_ns;
+    r->prepare.reserved[1] = e->state == ATTEMPT_PREPARED ? RL_ROLE_PARTICIPANT
+                                                          : RL_ROLE_COORDINATOR;
+    const char *peer = e->state == ATTEMPT_PREPARED ? e->tp.coordinator : e->peer;
+    size_t n = strnlen (peer, sizeof (r->peer) - 1);
+    memcpy (r->peer, peer, n);
+    r->peer[n] = '\0';
 }
 
 bool

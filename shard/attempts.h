@@ -38,7 +38,7 @@ typedef struct {
     uint64_t deadline_ns;              //  D live: prepare timeout; tombstone: expiry
     uint64_t next_ns;                  //  next resend (decision) or query
     uint64_t backoff_ms;
-    uint64_t tag;        //  D live: the host's request handle
+    int32_t request;     //  D live: the client request (coordinator's request table)
     uint32_t index;      //  D live: record index in that request
     uint64_t created_ns; //  when the attempt or record began (admin listing)
     uint64_t stamp;      //  C marker: its place in the marker FIFO
@@ -70,6 +70,9 @@ void attempts_remove (attempts_t *self, int32_t i);
 size_t attempts_span (const attempts_t *self);
 //  The entry at i (asserted in range).
 attempt_t *attempts_at (attempts_t *self, int32_t i);
+
+//  The admin listing of an entry (live, decided or prepared).
+void attempt_in_doubt (const attempt_t *e, rl_in_doubt_rec_t *out);
 
 bool attempt_eq (rl_attempt_t a, rl_attempt_t b);
 //  a was started before b (by the same coordinator).

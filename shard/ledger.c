@@ -1,32 +1,32 @@
-/*  ledger.c: accounts and transfers of one shard.
+/*  ledger.c: accounts and transfers of one shard, and the order of calls
+    into the two-phase modules.
 
     DESIGN
-    Balances live in memory; the durable truth is the `transfers` column
-    family, where every transfer that took effect or burned its id is one
-    record keyed by its shard timestamp. Timestamps only grow, so these
-    inserts land at the end of the memtable skiplist, which costs a fraction
-    of a random-key insert: one such put per transfer is the whole write
-    cost of a group commit (plus one small meta put).
+    The ledger is the facade of the shard's state machine. It owns:
+      - the account table (accounts.c) and the transfer journal
+        (journal.c: the durable record of every transfer, the transfers
+        since the last checkpoint and their indexes);
+      - the two-phase coordinator and participant (coordinator.c,
+        participant.c), which see the accounts and the journal through
+        narrow calls and never call back into the ledger.
+    It applies create_accounts and same-shard transfers itself, hands a
+    transfer whose credit account lives on another shard to the
+    coordinator, answers lookups and history, and runs checkpoints: a
+    checkpoint ingests the journal's indexes as SST files, then writes the
+    dirty accounts and meta.checkpoint_ts in one synced batch.
 
-    Everything else is derived, and caught up at checkpoints:
-      - accounts: written in full (the dirty ones) at each checkpoint;
-      - tx_index (id -> timestamp) and history (account, timestamp): kept in
-        memory for the transfers since the last checkpoint ("recent"), then
-        sorted and ingested as SST files, bypassing the memtable.
-    A checkpoint writes the dirty accounts and meta.checkpoint_ts in one
-    synced batch, after the indexes are ingested. Recovery loads the
-    accounts and replays every transfer after checkpoint_ts: it re-applies
-    the balances of the ok ones and rebuilds "recent". A crash between the
-    ingest and the batch only re-ingests identical index entries.
+    Ownership is read from the ring served now: the ring maps an account
+    id to a shard index (owner.h), compared with this shard's index.
 
     INVARIANTS
     1. Every account's balances equal the sum of its ok transfers (history).
     2. A transfer id has at most one record: the idempotency check consults
-       recent, then tx_index, before anything else is decided.
-    3. Timestamps strictly increase: ts = max(now, last + 1); last is
-       persisted in the batch of every group commit that assigns one.
-    4. Limits count posted + pending + reserved (reserved: cross-shard escrow).
-    5. accounts CF + replay of transfers after checkpoint_ts == memory.
+       the journal, then the coordinator's live attempts, before anything
+       else is decided (one live attempt per id: in_progress).
+    3. A record's outcome is stored (ok or burned) in the batch of the turn
+       that decides it; field validation failures are not stored.
+    4. self_index is the index of `name` in `ring` (or -1: owns nothing),
+       refreshed with every ring.
 
     RESULTS (docs/protocol.md): id validation, ownership, idempotency, field
     validation, account lookups, ledger, balances. Field validation depends
@@ -34,10 +34,10 @@
     failures are stored (they burn the id) so that a retry gets the same
     answer forever.
 
-    LIMITS: RL_SHARD_ACCOUNTS_MAX accounts; RL_SHARD_CHECKPOINT_TRANSFERS
-    between checkpoints (plus at most one loop turn). A history query scans
-    the recent transfers linearly for the account: O(recent), at most one
-    checkpoint interval.
+    LIMITS: RL_SHARD_ACCOUNTS_MAX accounts (accounts.c);
+    RL_SHARD_CHECKPOINT_TRANSFERS between checkpoints (journal.c). A history
+    query scans the recent transfers linearly for the account: O(recent),
+    at most one checkpoint interval.
 */
 #include "ledger.h"
 
@@ -47,202 +47,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accounts.h"
 #include "codec.h"
-#include "idmap.h"
-#include "ledger_internal.h"
-#include "rl_limits.h"
+#include "journal.h"
 #include "log.h"
+#include "owner.h"
+#include "rl_limits.h"
 
-#define META_LAST_TS       "last_ts"
-#define META_CHECKPOINT_TS "checkpoint_ts"
-
-//  Storage form of a transfer: the wire record, with the result in `reserved`.
-static void
-s_put_transfer (ledger_t *self, const rl_transfer_t *transfer)
-{
-    uint8_t key[8];
-    uint8_t value[RL_TRANSFER_SIZE];
-    codec_put_u64_be (key, transfer->timestamp);
-    codec_encode_transfer (transfer, value);
-    store_batch_put (self->store, STORE_CF_TRANSFERS, key, sizeof (key), value, sizeof (value));
-}
-
-static void
-s_put_meta_u64 (ledger_t *self, const char *name, uint64_t value)
-{
-    uint8_t bytes[8];
-    codec_put_u64 (bytes, value);
-    store_batch_put (self->store, STORE_CF_META, name, strlen (name), bytes, sizeof (bytes));
-}
-
-static int
-s_get_meta_u64 (ledger_t *self, const char *name, uint64_t *value_p)
-{
-    uint8_t bytes[8];
-    size_t size = 0;
-    int rc = store_get (self->store, STORE_CF_META, name, strlen (name), bytes, sizeof (bytes),
-                        &size);
-    if (rc == 1 && size == sizeof (bytes)) {
-        *value_p = codec_get_u64 (bytes);
-        return 0;
-    }
-    if (rc == 0) {
-        *value_p = 0;
-        return 0;
-    }
-    return -1;
-}
-
-uint64_t
-ledger_i_next_ts (ledger_t *self, uint64_t now_ns)
-{
-    self->last_ts = now_ns > self->last_ts ? now_ns : self->last_ts + 1;
-    return self->last_ts;
-}
-
-//  The in-memory key of a credit leg: both ids mixed into 128 bits. A hit is
-//  confirmed against the record, so a collision can only hide a leg from
-//  the memory index, never invent one.
-static rl_id_t
-s_leg_key (rl_id_t id, rl_id_t debit)
-{
-    rl_id_t key = {id.lo ^ (debit.lo * 0x9E3779B97F4A7C15ull ^ debit.hi),
-                   id.hi ^ (debit.hi * 0xC2B2AE3D27D4EB4Full ^ debit.lo)};
-    return rl_id_is_zero (key) ? (rl_id_t){1, 0} : key;
-}
-
-int
-ledger_i_leg_applied (ledger_t *self, rl_id_t id, rl_id_t debit_account_id)
-{
-    uint64_t index = 0;
-    if (idmap_get (self->recent_legs, s_leg_key (id, debit_account_id), &index)) {
-        const rl_transfer_t *t = &self->recent[index];
-        if (rl_id_eq (t->id, id) && rl_id_eq (t->debit_account_id, debit_account_id)) {
-            return 1;
-        }
-    }
-    uint8_t key[2 * RL_ID_SIZE];
-    uint8_t ts[8];
-    size_t size = 0;
-    codec_encode_id (id, key);
-    codec_encode_id (debit_account_id, key + RL_ID_SIZE);
-    return store_get (self->store, STORE_CF_LEGS, key, sizeof (key), ts, sizeof (ts), &size);
-}
-
-//  Appends a stored transfer to recent (ts order) and, unless it is a credit
-//  leg (whose id belongs to the coordinator's id space), indexes its id.
-static int
-s_recent_append (ledger_t *self, const rl_transfer_t *transfer)
-{
-    bool index_id = LEDGER_LEG (transfer->reserved) != LEDGER_LEG_CREDIT;
-    if (self->recent_count == self->recent_cap) {
-        size_t cap = self->recent_cap ? self->recent_cap * 2 : RL_SHARD_CHECKPOINT_TRANSFERS;
-        rl_transfer_t *recent = realloc (self->recent, cap * sizeof (*recent));
-        if (!recent) {
-            return -1;
-        }
-        self->recent = recent;
-        self->recent_cap = cap;
-    }
-    assert (self->recent_count == 0
-            || self->recent[self->recent_count - 1].timestamp < transfer->timestamp);
-    if (index_id && idmap_put (self->recent_ids, transfer->id, self->recent_count) != 0) {
-        return -1;
-    }
-    if (!index_id
-        && idmap_put (self->recent_legs, s_leg_key (transfer->id, transfer->debit_account_id),
-                      self->recent_count)
-               != 0) {
-        return -1;
-    }
-    self->recent[self->recent_count++] = *transfer;
-    return 0;
-}
-
-int
-ledger_i_store_transfer (ledger_t *self, const rl_transfer_t *record, bool index_id)
-{
-    assert (index_id == (LEDGER_LEG (record->reserved) != LEDGER_LEG_CREDIT));
-    if (s_recent_append (self, record) != 0) {
-        return -1;
-    }
-    s_put_transfer (self, record);
-    return 0;
-}
-
-bool
-ledger_i_owns (ledger_t *self, rl_id_t account_id)
-{
-    const char *owner = self->owner (self->owner_ctx, account_id);
-    return owner && strcmp (owner, self->name) == 0;
-}
-
-//  Re-applies a stored ok transfer (or leg) to the accounts held here.
-static int
-s_replay_one (ledger_t *self, const rl_transfer_t *t)
-{
-    uint32_t leg = LEDGER_LEG (t->reserved);
-    if (leg != LEDGER_LEG_CREDIT
-        && accounts_post (self->accounts, t->debit_account_id, true, t->amount) != 0) {
-        return -1;
-    }
-    if (leg != LEDGER_LEG_DEBIT
-        && accounts_post (self->accounts, t->credit_account_id, false, t->amount) != 0) {
-        return -1;
-    }
-    return 0;
-}
-
-//  Replays transfers after checkpoint_ts onto the loaded accounts.
-static int
-s_replay (ledger_t *self, char *err, size_t err_size)
-{
-    store_iter_t *it = store_iter_new (self->store, STORE_CF_TRANSFERS);
-    if (!it) {
-        snprintf (err, err_size, "out of memory");
-        return -1;
-    }
-    uint8_t from[8];
-    codec_put_u64_be (from, self->checkpoint_ts + 1);
-    int rc = 0;
-    for (store_iter_seek (it, from, sizeof (from)); store_iter_valid (it); store_iter_next (it)) {
-        size_t key_size = 0, value_size = 0;
-        const uint8_t *key = store_iter_key (it, &key_size);
-        const uint8_t *value = store_iter_value (it, &value_size);
-        if (key_size != 8 || value_size != RL_TRANSFER_SIZE) {
-            snprintf (err, err_size, "corrupt transfer record (key %zu, value %zu bytes)", key_size,
-                      value_size);
-            rc = -1;
-            break;
-        }
-        rl_transfer_t transfer;
-        codec_decode_transfer (value, &transfer);
-        assert (transfer.timestamp == codec_get_u64_be (key));
-        if (LEDGER_RESULT (transfer.reserved) == RL_OK && s_replay_one (self, &transfer) != 0) {
-            snprintf (err, err_size, "transfer at ts %" PRIu64 " names a missing account",
-                      transfer.timestamp);
-            rc = -1;
-            break;
-        }
-        if (s_recent_append (self, &transfer) != 0) {
-            snprintf (err, err_size, "out of memory replaying transfers");
-            rc = -1;
-            break;
-        }
-        if (transfer.timestamp > self->last_ts) {
-            self->last_ts = transfer.timestamp;
-        }
-    }
-    store_iter_destroy (&it);
-    return rc;
-}
+struct ledger_t {
+    store_t *store;
+    outq_t *outq;
+    accounts_t *accounts;
+    journal_t *journal;
+    coordinator_t *coordinator;
+    participant_t *participant;
+    const ring_t *ring;                //  the ring served now (the caller's)
+    int self_index;                    //  this shard in it, or -1 (owns nothing)
+    char name[RL_SHARD_NAME_SIZE_MAX]; //  this shard's name
+    size_t checkpoint_transfers;       //  checkpoint once recent holds this many
+    uint64_t checkpoints;              //  since open
+};
 
 ledger_t *
-ledger_open (store_t *store, const char *name, ledger_owner_fn *owner, void *owner_ctx,
-             const ledger_io_t *io, void *io_ctx, uint64_t nonce, uint64_t now_ns, char *err,
-             size_t err_size)
+ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring, uint64_t nonce,
+             uint64_t now_ns, char *err, size_t err_size)
 {
-    assert (store && name && owner && io);
+    assert (store && outq && name && ring);
     assert (strlen (name) < RL_SHARD_NAME_SIZE_MAX);
     ledger_t *self = calloc (1, sizeof (*self));
     if (!self) {
@@ -250,38 +80,41 @@ ledger_open (store_t *store, const char *name, ledger_owner_fn *owner, void *own
         return NULL;
     }
     self->store = store;
+    self->outq = outq;
     self->checkpoint_transfers = RL_SHARD_CHECKPOINT_TRANSFERS;
-    self->owner = owner;
-    self->owner_ctx = owner_ctx;
     snprintf (self->name, sizeof (self->name), "%s", name);
     self->accounts = accounts_new (store);
-    self->recent_ids = idmap_new (RL_SHARD_CHECKPOINT_TRANSFERS * 2);
-    self->recent_legs = idmap_new (RL_SHARD_CHECKPOINT_TRANSFERS);
-    self->tp = twophase_new (self);
-    if (!self->accounts || !self->recent_ids || !self->recent_legs || !self->tp) {
+    self->journal = journal_new (store);
+    if (self->accounts && self->journal) {
+        self->coordinator = coordinator_new (store, self->accounts, self->journal, outq, name);
+        self->participant = participant_new (store, self->accounts, self->journal, outq);
+    }
+    if (!self->accounts || !self->journal || !self->coordinator || !self->participant) {
         snprintf (err, err_size, "out of memory");
         ledger_destroy (&self);
         return NULL;
     }
-    twophase_set_io (self->tp, io, io_ctx);
-    uint64_t last_ts = 0;
-    if (s_get_meta_u64 (self, META_LAST_TS, &last_ts) != 0
-        || s_get_meta_u64 (self, META_CHECKPOINT_TS, &self->checkpoint_ts) != 0) {
-        snprintf (err, err_size, "cannot read metadata: %s", store_error (store));
+    ledger_set_ring (self, ring);
+    //  Recovery order: accounts and transfers, then the coordinator (its new
+    //  incarnation is committed before anything is served), then the
+    //  participant's prepared records (they restore credit reservations).
+    if (journal_open (self->journal, self->accounts, err, err_size) != 0
+        || coordinator_open (self->coordinator, nonce, now_ns, err, err_size) != 0
+        || participant_open (self->participant, now_ns, err, err_size) != 0) {
         ledger_destroy (&self);
         return NULL;
     }
-    self->last_ts = last_ts;
-    if (accounts_load (self->accounts, &self->last_ts, err, err_size) != 0
-        || s_replay (self, err, err_size) != 0
-        || twophase_open (self->tp, nonce, now_ns, err, err_size) != 0) {
-        ledger_destroy (&self);
-        return NULL;
-    }
+    size_t recent = 0;
+    journal_recent (self->journal, &recent);
+    uint64_t live = 0, decided = 0, alarms = 0, prepared = 0;
+    coordinator_counts (self->coordinator, &live, &decided, &alarms);
+    participant_counts (self->participant, &prepared, &alarms);
     rl_info ("ledger: %zu accounts, %zu transfers replayed after checkpoint %" PRIu64
-             ", last ts %" PRIu64,
-             accounts_count (self->accounts), self->recent_count, self->checkpoint_ts,
-             self->last_ts);
+             ", last ts %" PRIu64 "; two-phase: %" PRIu64 " decisions to deliver, %" PRIu64
+             " prepared",
+             accounts_count (self->accounts), recent, journal_checkpoint_ts (self->journal),
+             journal_last_ts (self->journal), decided, prepared);
+    assert (live == 0); //  live attempts die with the process
     return self;
 }
 
@@ -293,13 +126,44 @@ ledger_destroy (ledger_t **self_p)
     if (!self) {
         return;
     }
-    twophase_destroy (&self->tp);
+    coordinator_destroy (&self->coordinator);
+    participant_destroy (&self->participant);
+    journal_destroy (&self->journal);
     accounts_destroy (&self->accounts);
-    idmap_destroy (&self->recent_ids);
-    idmap_destroy (&self->recent_legs);
-    free (self->recent);
     free (self);
     *self_p = NULL;
+}
+
+void
+ledger_set_ring (ledger_t *self, const ring_t *ring)
+{
+    assert (self && ring);
+    self->ring = ring;
+    self->self_index = ring_shard_find (ring, self->name);
+    coordinator_set_ring (self->coordinator, ring);
+    participant_set_ring (self->participant, ring, self->self_index);
+    assert (self->self_index >= -1 && self->self_index < (int) ring_shard_count (ring));
+}
+
+bool
+ledger_owns (const ledger_t *self, rl_id_t account_id)
+{
+    assert (self && self->ring);
+    return self->self_index >= 0 && owner_of (self->ring, account_id) == self->self_index;
+}
+
+coordinator_t *
+ledger_coordinator (ledger_t *self)
+{
+    assert (self && self->coordinator);
+    return self->coordinator;
+}
+
+participant_t *
+ledger_participant (ledger_t *self)
+{
+    assert (self && self->participant);
+    return self->participant;
 }
 
 //  Accounts -----------------------------------------------------------------
@@ -316,7 +180,7 @@ s_create_account (ledger_t *self, const rl_account_t *a, uint64_t now_ns)
         r.result = RL_ID_MUST_NOT_BE_INT_MAX;
         return r;
     }
-    if (!ledger_i_owns (self, a->id)) {
+    if (!ledger_owns (self, a->id)) {
         r.result = RL_WRONG_SHARD;
         return r;
     }
@@ -325,7 +189,7 @@ s_create_account (ledger_t *self, const rl_account_t *a, uint64_t now_ns)
         return r;
     }
     rl_account_t account = *a;
-    account.timestamp = ledger_i_next_ts (self, now_ns);
+    account.timestamp = journal_next_ts (self->journal, now_ns);
     if (accounts_insert (self->accounts, &account) != 0) {
         rl_error ("ledger: account table full (%zu accounts)", accounts_count (self->accounts));
         r.result = RL_STORAGE_ERROR;
@@ -386,7 +250,7 @@ s_transfer_exists (const rl_transfer_t *t, const rl_transfer_t *stored)
         return RL_EXISTS_WITH_DIFFERENT_CODE;
     }
     //  Same record: the original outcome, ok or the failure that burned it.
-    uint32_t result = LEDGER_RESULT (stored->reserved);
+    uint32_t result = JOURNAL_RESULT (stored->reserved);
     return result == RL_OK ? RL_EXISTS : result;
 }
 
@@ -438,42 +302,8 @@ s_transfer_validate (const rl_transfer_t *t)
     return RL_OK;
 }
 
-//  Finds a stored transfer by id: recent first, then the ingested index.
-//  1 found, 0 not found, -1 storage error.
-int
-ledger_i_transfer_find (ledger_t *self, rl_id_t id, rl_transfer_t *out)
-{
-    uint64_t index = 0;
-    if (idmap_get (self->recent_ids, id, &index)) {
-        assert (index < self->recent_count);
-        *out = self->recent[index];
-        return 1;
-    }
-    uint8_t key[RL_ID_SIZE];
-    uint8_t ts_bytes[8];
-    size_t size = 0;
-    codec_encode_id (id, key);
-    int rc = store_get (self->store, STORE_CF_TX_INDEX, key, sizeof (key), ts_bytes,
-                        sizeof (ts_bytes), &size);
-    if (rc != 1) {
-        return rc;
-    }
-    uint8_t ts_key[8];
-    uint8_t value[RL_TRANSFER_SIZE];
-    codec_put_u64_be (ts_key, codec_get_u64 (ts_bytes));
-    rc = store_get (self->store, STORE_CF_TRANSFERS, ts_key, sizeof (ts_key), value, sizeof (value),
-                    &size);
-    if (rc != 1 || size != RL_TRANSFER_SIZE) {
-        rl_error ("ledger: tx_index names ts %" PRIu64 " with no transfer record",
-                  codec_get_u64 (ts_bytes));
-        return -1;
-    }
-    codec_decode_transfer (value, out);
-    return 1;
-}
-
 static rl_result_rec_t
-s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns, uint64_t tag,
+s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns, int32_t request,
                    uint32_t index)
 {
     rl_result_rec_t r = {0};
@@ -488,12 +318,12 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns, uint
     //  The debit account's shard keeps the id (an invalid debit id is named
     //  by field validation below, on whichever shard the record reached).
     if (!rl_id_is_zero (t->debit_account_id) && !rl_id_is_max (t->debit_account_id)
-        && !ledger_i_owns (self, t->debit_account_id)) {
+        && !ledger_owns (self, t->debit_account_id)) {
         r.result = RL_WRONG_SHARD;
         return r;
     }
     rl_transfer_t stored;
-    int found = ledger_i_transfer_find (self, t->id, &stored);
+    int found = journal_find (self->journal, t->id, &stored);
     if (found < 0) {
         r.result = RL_STORAGE_ERROR;
         return r;
@@ -503,7 +333,7 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns, uint
         r.timestamp = stored.timestamp;
         return r;
     }
-    if (twophase_is_live (self->tp, t->id)) {
+    if (coordinator_is_live (self->coordinator, t->id)) {
         r.result = RL_IN_PROGRESS; //  one live attempt per id: wait for its decision
         return r;
     }
@@ -511,46 +341,55 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns, uint
     if (r.result != RL_OK) {
         return r;
     }
-    const char *credit_owner = self->owner (self->owner_ctx, t->credit_account_id);
-    if (!credit_owner) {
+    int credit_owner = owner_of (self->ring, t->credit_account_id);
+    if (credit_owner < 0) {
         r.result = RL_ABORTED; //  no shard owns it in this ring: nothing done, retry
         return r;
     }
-    if (strcmp (credit_owner, self->name) != 0) {
-        return twophase_begin (self->tp, t, credit_owner, now_ns, tag, index);
+    if (credit_owner != self->self_index) {
+        return coordinator_begin (self->coordinator, t, credit_owner, now_ns, request, index);
     }
     accounts_pair_t pair = {0};
     r.result = accounts_transfer_check (self->accounts, t, &pair);
     //  From here the outcome is final for this id: store it (ok or burned).
     rl_transfer_t record = *t;
-    record.timestamp = ledger_i_next_ts (self, now_ns);
-    record.reserved = LEDGER_STORED (r.result, LEDGER_LEG_BOTH);
-    if (ledger_i_store_transfer (self, &record, true) != 0) {
+    record.timestamp = journal_next_ts (self->journal, now_ns);
+    record.reserved = JOURNAL_STORED (r.result, JOURNAL_LEG_BOTH);
+    if (journal_append (self->journal, &record) != 0) {
         rl_error ("ledger: out of memory for the recent index");
         r.result = RL_STORAGE_ERROR;
         return r;
     }
     if (r.result == RL_OK) {
         accounts_transfer_post (self->accounts, &pair, t->amount);
-        self->transfers_ok++;
     }
     r.timestamp = record.timestamp;
     return r;
 }
 
-void
+ledger_reply_t
 ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t count,
-                         uint64_t now_ns, uint64_t tag, rl_result_rec_t *results)
+                         uint64_t now_ns, void *ctx, const rl_header_t *header,
+                         rl_result_rec_t *results)
 {
-    assert (self);
+    assert (self && header);
     assert (count == 0 || (transfers && results));
+    int32_t request = coordinator_request_new (self->coordinator);
+    if (request < 0) {
+        return LEDGER_BUSY;
+    }
     for (size_t i = 0; i < count; i++) {
-        results[i] = s_create_transfer (self, &transfers[i], now_ns, tag, (uint32_t) i);
-        if (results[i].result != RL_OK && results[i].result != RL_EXISTS) {
+        results[i] = s_create_transfer (self, &transfers[i], now_ns, request, (uint32_t) i);
+        if (results[i].result != RL_OK && results[i].result != RL_EXISTS
+            && results[i].result != COORDINATOR_PENDING) {
             results[i].timestamp = 0; //  only a transfer that exists has a timestamp
         }
         results[i].index = (uint32_t) i;
     }
+    //  The request waits in the coordinator while a record is pending.
+    bool later = coordinator_request_hold (self->coordinator, request, ctx, header, results,
+                                           (uint32_t) count);
+    return later ? LEDGER_REPLY_LATER : LEDGER_REPLY_NOW;
 }
 
 //  Lookups ------------------------------------------------------------------
@@ -575,12 +414,12 @@ ledger_lookup_transfers (ledger_t *self, const rl_id_t *ids, size_t count, rl_tr
 {
     assert (self);
     for (size_t i = 0; i < count; i++) {
-        int found = ledger_i_transfer_find (self, ids[i], &out[i]);
+        int found = journal_find (self->journal, ids[i], &out[i]);
         if (found < 0) {
             return -1;
         }
         //  Only transfers that took effect are visible; a burned id is not a transfer.
-        if (!found || LEDGER_RESULT (out[i].reserved) != RL_OK) {
+        if (!found || JOURNAL_RESULT (out[i].reserved) != RL_OK) {
             memset (&out[i], 0, sizeof (out[i]));
             out[i].id = ids[i];
         }
@@ -623,9 +462,11 @@ s_history_offer (s_history_t *h, const rl_transfer_t *t)
 static void
 s_history_recent (ledger_t *self, s_history_t *h, bool reversed)
 {
-    for (size_t k = 0; k < self->recent_count && !s_history_full (h); k++) {
-        const rl_transfer_t *t = &self->recent[reversed ? self->recent_count - 1 - k : k];
-        if (LEDGER_RESULT (t->reserved) == RL_OK) {
+    size_t count = 0;
+    const rl_transfer_t *recent = journal_recent (self->journal, &count);
+    for (size_t k = 0; k < count && !s_history_full (h); k++) {
+        const rl_transfer_t *t = &recent[reversed ? count - 1 - k : k];
+        if (JOURNAL_RESULT (t->reserved) == RL_OK) {
             s_history_offer (h, t);
         }
     }
@@ -635,7 +476,8 @@ s_history_recent (ledger_t *self, s_history_t *h, bool reversed)
 static int
 s_history_stored (ledger_t *self, s_history_t *h, bool reversed)
 {
-    uint64_t hi = h->ts_max < self->checkpoint_ts ? h->ts_max : self->checkpoint_ts;
+    uint64_t checkpoint_ts = journal_checkpoint_ts (self->journal);
+    uint64_t hi = h->ts_max < checkpoint_ts ? h->ts_max : checkpoint_ts;
     if (h->ts_min > hi) {
         return 0;
     }
@@ -719,16 +561,16 @@ void
 ledger_before_commit (ledger_t *self)
 {
     assert (self);
-    if (store_batch_count (self->store) > 0) {
-        s_put_meta_u64 (self, META_LAST_TS, self->last_ts);
-    }
+    journal_before_commit (self->journal);
 }
 
 int
 ledger_after_commit (ledger_t *self)
 {
     assert (self);
-    if (self->recent_count >= self->checkpoint_transfers) {
+    size_t recent = 0;
+    journal_recent (self->journal, &recent);
+    if (recent >= self->checkpoint_transfers) {
         return ledger_checkpoint (self);
     }
     return 0;
@@ -742,107 +584,6 @@ ledger_set_checkpoint_transfers (ledger_t *self, size_t transfers)
     self->checkpoint_transfers = transfers;
 }
 
-static int
-s_cmp_id_entry (const void *a, const void *b)
-{
-    return memcmp (a, b, RL_ID_SIZE);
-}
-
-static int
-s_cmp_history_entry (const void *a, const void *b)
-{
-    return memcmp (a, b, RL_ID_SIZE + 8);
-}
-
-static int
-s_cmp_leg_entry (const void *a, const void *b)
-{
-    return memcmp (a, b, 2 * RL_ID_SIZE);
-}
-
-//  The credit legs applied here since the checkpoint: (id, debit) -> ts.
-static int
-s_ingest_legs (ledger_t *self)
-{
-    enum { LEG_ENTRY = 2 * RL_ID_SIZE + 8 };
-    size_t count = 0;
-    for (size_t i = 0; i < self->recent_count; i++) {
-        count += LEDGER_LEG (self->recent[i].reserved) == LEDGER_LEG_CREDIT;
-    }
-    if (count == 0) {
-        return 0;
-    }
-    uint8_t *legs = malloc (count * LEG_ENTRY);
-    if (!legs) {
-        return -1;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < self->recent_count && n < count; i++) {
-        const rl_transfer_t *t = &self->recent[i];
-        if (LEDGER_LEG (t->reserved) == LEDGER_LEG_CREDIT) {
-            uint8_t *entry = legs + n++ * LEG_ENTRY;
-            codec_encode_id (t->id, entry);
-            codec_encode_id (t->debit_account_id, entry + RL_ID_SIZE);
-            codec_put_u64 (entry + 2 * RL_ID_SIZE, t->timestamp);
-        }
-    }
-    qsort (legs, n, LEG_ENTRY, s_cmp_leg_entry);
-    int rc = store_ingest_sorted (self->store, STORE_CF_LEGS, legs, LEG_ENTRY, 2 * RL_ID_SIZE, n);
-    free (legs);
-    return rc;
-}
-
-//  Sorts and ingests tx_index and history entries for every recent transfer.
-static int
-s_ingest_recent (ledger_t *self)
-{
-    enum { ID_ENTRY = RL_ID_SIZE + 8, HISTORY_ENTRY = RL_ID_SIZE + 8 };
-    uint8_t *ids = malloc (self->recent_count * ID_ENTRY);
-    uint8_t *history = malloc (self->recent_count * 2 * HISTORY_ENTRY);
-    if (!ids || !history) {
-        free (ids);
-        free (history);
-        return -1;
-    }
-    size_t history_count = 0, id_count = 0;
-    for (size_t i = 0; i < self->recent_count; i++) {
-        const rl_transfer_t *t = &self->recent[i];
-        uint32_t leg = LEDGER_LEG (t->reserved);
-        if (leg != LEDGER_LEG_CREDIT) {
-            codec_encode_id (t->id, ids + id_count * ID_ENTRY);
-            codec_put_u64 (ids + id_count * ID_ENTRY + RL_ID_SIZE, t->timestamp);
-            id_count++;
-        }
-        if (LEDGER_RESULT (t->reserved) == RL_OK) {
-            uint8_t *entry = NULL;
-            if (leg != LEDGER_LEG_CREDIT) {
-                entry = history + history_count++ * HISTORY_ENTRY;
-                codec_encode_id (t->debit_account_id, entry);
-                codec_put_u64_be (entry + RL_ID_SIZE, t->timestamp);
-            }
-            if (leg != LEDGER_LEG_DEBIT) {
-                entry = history + history_count++ * HISTORY_ENTRY;
-                codec_encode_id (t->credit_account_id, entry);
-                codec_put_u64_be (entry + RL_ID_SIZE, t->timestamp);
-            }
-        }
-    }
-    qsort (ids, id_count, ID_ENTRY, s_cmp_id_entry);
-    qsort (history, history_count, HISTORY_ENTRY, s_cmp_history_entry);
-    int rc = store_ingest_sorted (self->store, STORE_CF_TX_INDEX, ids, ID_ENTRY, RL_ID_SIZE,
-                                  id_count);
-    if (rc == 0) {
-        rc = s_ingest_legs (self);
-    }
-    if (rc == 0) {
-        rc = store_ingest_sorted (self->store, STORE_CF_HISTORY, history, HISTORY_ENTRY,
-                                  HISTORY_ENTRY, history_count);
-    }
-    free (ids);
-    free (history);
-    return rc;
-}
-
 int
 ledger_checkpoint (ledger_t *self)
 {
@@ -851,27 +592,97 @@ ledger_checkpoint (ledger_t *self)
     if (store_failed (self->store)) {
         return -1;
     }
-    if (self->recent_count == 0 && accounts_dirty_count (self->accounts) == 0) {
+    size_t recent = 0;
+    journal_recent (self->journal, &recent);
+    if (recent == 0 && accounts_dirty_count (self->accounts) == 0) {
         return 0;
     }
-    if (s_ingest_recent (self) != 0) {
+    if (journal_checkpoint_begin (self->journal) != 0) {
         rl_error ("ledger: checkpoint ingest failed: %s", store_error (self->store));
         return -1;
     }
     size_t dirty = accounts_put_dirty (self->accounts);
-    s_put_meta_u64 (self, META_CHECKPOINT_TS, self->last_ts);
-    s_put_meta_u64 (self, META_LAST_TS, self->last_ts);
     if (store_commit (self->store) != 0) {
         return -1;
     }
-    rl_debug ("ledger: checkpoint at ts %" PRIu64 ": %zu transfers, %zu accounts", self->last_ts,
-              self->recent_count, dirty);
-    self->checkpoint_ts = self->last_ts;
+    journal_checkpoint_end (self->journal);
+    rl_debug ("ledger: checkpoint at ts %" PRIu64 ": %zu transfers, %zu accounts",
+              journal_checkpoint_ts (self->journal), recent, dirty);
     self->checkpoints++;
-    self->recent_count = 0;
-    idmap_clear (self->recent_ids);
-    idmap_clear (self->recent_legs);
     return 0;
+}
+
+//  Two-phase, both roles ------------------------------------------------------------
+
+void
+ledger_tick (ledger_t *self, uint64_t now_ns)
+{
+    assert (self);
+    //  One budget for decisions and queries together.
+    size_t work = coordinator_tick (self->coordinator, now_ns, RL_TP_WORK_PER_TICK_MAX);
+    assert (work <= RL_TP_WORK_PER_TICK_MAX);
+    participant_tick (self->participant, now_ns, RL_TP_WORK_PER_TICK_MAX - work);
+}
+
+void
+ledger_tp_counts (const ledger_t *self, uint64_t *inflight, uint64_t *in_doubt, uint64_t *alarms)
+{
+    assert (self && inflight && in_doubt && alarms);
+    uint64_t live = 0, decided = 0, coordinator_alarms = 0, participant_alarms = 0;
+    coordinator_counts (self->coordinator, &live, &decided, &coordinator_alarms);
+    participant_counts (self->participant, in_doubt, &participant_alarms);
+    *inflight = live + decided;
+    *alarms = coordinator_alarms + participant_alarms;
+}
+
+void
+ledger_set_tp_timeouts (ledger_t *self, uint64_t prepare_ms, uint64_t query_after_ms,
+                        uint64_t retry_min_ms, uint64_t retry_max_ms)
+{
+    assert (self);
+    assert (prepare_ms > 0 && query_after_ms > 0 && retry_min_ms > 0);
+    assert (retry_min_ms <= retry_max_ms);
+    coordinator_set_timeouts (self->coordinator, prepare_ms, retry_min_ms, retry_max_ms);
+    participant_set_timeouts (self->participant, query_after_ms, retry_min_ms, retry_max_ms);
+}
+
+int
+ledger_audit (ledger_t *self, char *err, size_t err_size)
+{
+    assert (self && err);
+    size_t n = accounts_count (self->accounts);
+    uint64_t *debits = calloc (n + 1, sizeof (uint64_t));
+    uint64_t *credits = calloc (n + 1, sizeof (uint64_t));
+    int rc = -1;
+    if (debits && credits) {
+        coordinator_audit_sums (self->coordinator, self->accounts, debits);
+        participant_audit_sums (self->participant, self->accounts, credits);
+        rc = accounts_audit (self->accounts, debits, credits, err, err_size);
+    } else {
+        snprintf (err, err_size, "out of memory");
+    }
+    free (debits);
+    free (credits);
+    return rc;
+}
+
+size_t
+ledger_in_doubt (ledger_t *self, rl_in_doubt_rec_t *out, size_t cap)
+{
+    assert (self && (cap == 0 || out));
+    size_t n = coordinator_in_doubt (self->coordinator, out, cap);
+    assert (n <= cap);
+    return n + participant_in_doubt (self->participant, out + n, cap - n);
+}
+
+void
+ledger_audit_counts (const ledger_t *self, uint64_t *accounts, uint64_t *live, uint64_t *prepared)
+{
+    assert (self && accounts && live && prepared);
+    uint64_t decided = 0, alarms = 0;
+    *accounts = accounts_count (self->accounts);
+    coordinator_counts (self->coordinator, live, &decided, &alarms);
+    participant_counts (self->participant, prepared, &alarms);
 }
 
 void
@@ -894,14 +705,14 @@ uint64_t
 ledger_transfer_count (const ledger_t *self)
 {
     assert (self);
-    return self->transfers_ok;
+    return journal_transfers_ok (self->journal);
 }
 
 uint64_t
 ledger_last_timestamp (const ledger_t *self)
 {
     assert (self);
-    return self->last_ts;
+    return journal_last_ts (self->journal);
 }
 
 uint64_t

@@ -27,16 +27,19 @@
     accepted only with a higher epoch, and the ring is persisted, so a
     restart never goes back to an older one.
 
-    Cross-shard transfers (twophase.c, docs/two-phase.md): the ledger asks
-    for PREPARE, DECIDE and outcome-query messages through callbacks; they
-    are queued per peer and sent at the end of the turn, after the commit.
-    Each peer shard has one DEALER socket; its replies (PREPARE-OK, ACK,
-    outcome answers) are handled as turns of their own, and so is a timer
-    tick (prepare timeouts, resends). A client request with cross-shard
-    records is held until every record is decided, then answered after the
-    commit of the last decision. Every outgoing message carries the number
-    of the commit that justifies it, and sending asserts that the commit is
-    done: the sequence sent never passes the sequence synced.
+    Cross-shard transfers (coordinator.c, participant.c, docs/two-phase.md):
+    after every call into the ledger, the coordinator or the participant,
+    the server drains the output queue (outq.h): PREPARE, DECIDE and
+    outcome-query records go into the outbox of the peer at their ring
+    index, and a client request whose cross-shard records are all decided
+    comes out as its reply. Each peer shard has one DEALER socket; its
+    replies (PREPARE-OK, ACK, outcome answers) are handled as turns of their
+    own, and so is a timer tick (prepare timeouts, resends). Every outgoing
+    message carries the sequence of the group commit whose write justifies
+    it, and sending asserts that this commit is synced: the sequence sent
+    never passes the sequence synced. The failpoints between a sync and the
+    send of what it justifies (tp.*.synced) fire from the messages that
+    carry them.
 
     Usage: shard --name NAME --bind ENDPOINT --data DIR [--ring FILE]
                  [--durability sync|nosync|manual-wal] [timeouts, see --help]
@@ -60,6 +63,7 @@
 #include "ledger.h"
 #include "rl_limits.h"
 #include "log.h"
+#include "outq.h"
 #include "ring.h"
 #include "store.h"
 
@@ -70,29 +74,22 @@ typedef struct {
     size_t count; //  records queued
     size_t cap;   //  records allocated
     size_t record_size;
+    uint64_t needs_seq; //  the newest group commit its records need synced
 } s_outbox_t;
 
+//  A peer shard, by its index in the ring: one DEALER and an outbox per
+//  kind of message (OUTQ_PREPARE, OUTQ_DECIDE, OUTQ_QUERY).
 typedef struct {
-    char name[RL_SHARD_NAME_SIZE_MAX];
     zsock_t *dealer;
-    s_outbox_t prepare;
-    s_outbox_t decide;
-    s_outbox_t query;
+    s_outbox_t boxes[OUTQ_REPLY];
 } s_peer_t;
 
-typedef struct {
-    bool used;
-    uint32_t generation; //  makes a stale tag detectable
-    zmsg_t *envelope;
-    rl_header_t header;
-    rl_result_rec_t *results;
-    uint32_t count;
-    uint32_t open; //  records still undecided
-} s_pending_t;
-
+//  A reply held until the group commit it needs is synced; fp: the
+//  failpoint that sits between that sync and this send (RL_FP_COUNT: none).
 typedef struct {
     zmsg_t *msg;
-    uint64_t needs_seq; //  the commit that must be synced before sending
+    uint64_t needs_seq;
+    rl_fp_t fp;
 } s_held_t;
 
 typedef struct {
@@ -115,26 +112,23 @@ typedef struct {
     store_t *store;
     ledger_t *ledger;
     ring_t *ring;
-    int self_index; //  this shard in the ring, or -1 (owns nothing)
-    bool failed;    //  storage failed: answer, then exit 3
+    outq_t *outq; //  what the ledger asks to send; the group commit sequences
+    bool failed;  //  storage failed: answer, then exit 3
     uint64_t started_ms;
 
     zloop_t *loop;
     s_held_t *held; //  replies waiting for the commit
     size_t held_count;
     size_t held_cap;
-    size_t turn_requests; //  client requests read this turn
-    uint64_t turn_seq;    //  the commit being built
-    uint64_t synced_seq;  //  the last commit made durable
-    s_peer_t *peers[RL_SHARDS_MAX];
+    s_peer_t *peers[RL_SHARDS_MAX];    //  by ring index; NULL until first used
+    uint32_t peer_list[RL_SHARDS_MAX]; //  the indexes in use, in connection order
     size_t peer_count;
-    bool peers_stale; //  the ring changed: reconnect after this turn
+    s_peer_t *retired[RL_SHARDS_MAX]; //  peers of a ring replaced this turn
+    size_t retired_count;
     uint64_t peer_request_id;
-    s_pending_t pending[RL_SHARD_PENDING_REQUESTS_MAX];
-    bool turn_prepares, turn_decisions, turn_applies; //  failpoint conditions
-    rl_prepare_rec_t *prepares;                       //  scratch
-    rl_tp_rec_t *tps;                                 //  scratch
-    rl_tp_rec_t *tps_out;                             //  scratch
+    rl_prepare_rec_t *prepares; //  scratch
+    rl_tp_rec_t *tps;           //  scratch
+    rl_tp_rec_t *tps_out;       //  scratch
 
     //  scratch, sized for one full batch
     rl_transfer_t *transfers;
@@ -158,24 +152,20 @@ s_now_ns (void)
     return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
 }
 
-static const char *
-s_owner (void *ctx, rl_id_t account_id)
-{
-    shard_t *self = ctx;
-    uint8_t bytes[RL_ID_SIZE];
-    codec_encode_id (account_id, bytes);
-    int index = ring_lookup_id (self->ring, bytes);
-    return index < 0 ? NULL : ring_shard_name (self->ring, (size_t) index);
-}
+static void s_peers_retire (shard_t *self);
 
+//  Serves a new ring: the ledger switches first, then the old ring goes.
 static void
 s_ring_adopt (shard_t *self, ring_t *ring)
 {
+    assert (ring && ring != self->ring);
+    if (self->ledger) {
+        ledger_set_ring (self->ledger, ring);
+    }
+    s_peers_retire (self); //  indexes move with the ring
     ring_destroy (&self->ring);
     self->ring = ring;
-    self->peers_stale = true;
-    self->self_index = ring_shard_find (ring, self->options.name);
-    if (self->self_index < 0) {
+    if (ring_shard_find (ring, self->options.name) < 0) {
         rl_warn ("ring epoch %" PRIu64 " does not name this shard: it owns no accounts",
                  ring_epoch (ring));
     }
@@ -184,10 +174,13 @@ s_ring_adopt (shard_t *self, ring_t *ring)
 //  Reply frames --------------------------------------------------------------
 
 //  Builds a reply message: envelope (moved from request) + header + body.
+//  NULL when memory ran out (the envelope is destroyed: no reply, the
+//  client retries).
 static zmsg_t *
 s_reply_new (shard_t *self, zmsg_t *envelope, const rl_header_t *request, uint32_t status,
              uint32_t count, size_t record_size, uint8_t **body_p)
 {
+    assert (envelope && request);
     rl_header_t header = {
         .magic = RL_MAGIC,
         .version = RL_VERSION,
@@ -199,7 +192,11 @@ s_reply_new (shard_t *self, zmsg_t *envelope, const rl_header_t *request, uint32
     };
     size_t body_size = status == RL_STATUS_OK ? (size_t) count * record_size : 0;
     zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + body_size);
-    assert (frame);
+    if (!frame) {
+        rl_error ("out of memory building a reply");
+        zmsg_destroy (&envelope);
+        return NULL;
+    }
     codec_encode_header (&header, zframe_data (frame));
     if (body_p) {
         *body_p = zframe_data (frame) + RL_HEADER_SIZE;
@@ -208,100 +205,155 @@ s_reply_new (shard_t *self, zmsg_t *envelope, const rl_header_t *request, uint32
     return envelope;
 }
 
-//  Holds a reply until the commit of this turn is durable.
+//  Holds a reply until the group commit needs_seq is synced. Takes reply.
 static void
-s_hold (shard_t *self, zmsg_t *reply)
+s_hold (shard_t *self, zmsg_t *reply, uint64_t needs_seq, rl_fp_t fp)
 {
-    if (self->held_count == self->held_cap) {
-        self->held_cap = self->held_cap ? self->held_cap * 2 : 256;
-        self->held = realloc (self->held, self->held_cap * sizeof (s_held_t));
-        assert (self->held);
+    assert (needs_seq <= outq_batch_seq (self->outq)); //  no reply needs a later write
+    if (!reply) {
+        self->dropped++; //  out of memory building it: the client retries
+        return;
     }
-    self->held[self->held_count++] = (s_held_t){reply, self->turn_seq};
+    if (self->held_count == self->held_cap) {
+        size_t cap = self->held_cap ? self->held_cap * 2 : 256;
+        s_held_t *held = realloc (self->held, cap * sizeof (s_held_t));
+        if (!held) {
+            rl_error ("out of memory holding a reply: dropped, the client retries");
+            zmsg_destroy (&reply);
+            self->dropped++;
+            return;
+        }
+        self->held = held;
+        self->held_cap = cap;
+    }
+    self->held[self->held_count++] = (s_held_t){reply, needs_seq, fp};
 }
 
 //  Peers and outboxes ------------------------------------------------------------
 
-static void
-s_outbox_push (s_outbox_t *box, size_t record_size, const void *record,
-               void (*encode) (const void *, uint8_t *))
-{
-    if (box->count == box->cap) {
-        box->cap = box->cap ? box->cap * 2 : 64;
-        box->data = realloc (box->data, box->cap * record_size);
-        assert (box->data);
-    }
-    box->record_size = record_size;
-    encode (record, box->data + box->count * record_size);
-    box->count++;
-}
-
-static void
-s_enc_prepare (const void *r, uint8_t *out)
-{
-    codec_encode_prepare (r, out);
-}
-
-static void
-s_enc_tp (const void *r, uint8_t *out)
-{
-    codec_encode_tp (r, out);
-}
-
 static int s_on_peer (zloop_t *loop, zsock_t *dealer, void *arg);
 
-//  The peer named `name`, connected lazily; NULL if the ring does not know it.
+//  The peer at ring index `index`, connected lazily; NULL if the ring does
+//  not name it (-1) or memory or sockets ran out (its messages are dropped:
+//  timeouts and resends cover them).
 static s_peer_t *
-s_peer (shard_t *self, const char *name)
+s_peer (shard_t *self, int32_t index)
 {
-    for (size_t i = 0; i < self->peer_count; i++) {
-        if (strcmp (self->peers[i]->name, name) == 0) {
-            return self->peers[i];
-        }
-    }
-    int index = ring_shard_find (self->ring, name);
-    if (index < 0 || self->peer_count == RL_SHARDS_MAX) {
+    if (index < 0 || (size_t) index >= ring_shard_count (self->ring)) {
         return NULL;
     }
+    if (self->peers[index]) {
+        return self->peers[index];
+    }
+    assert (self->peer_count < RL_SHARDS_MAX);
     s_peer_t *peer = calloc (1, sizeof (*peer));
-    assert (peer);
-    snprintf (peer->name, sizeof (peer->name), "%s", name);
+    if (!peer) {
+        return NULL;
+    }
     peer->dealer = zsock_new (ZMQ_DEALER);
-    assert (peer->dealer);
+    if (!peer->dealer) {
+        rl_error ("cannot open a socket to peer %s", ring_shard_name (self->ring, (size_t) index));
+        free (peer);
+        return NULL;
+    }
+    peer->boxes[OUTQ_PREPARE].record_size = RL_PREPARE_SIZE;
+    peer->boxes[OUTQ_DECIDE].record_size = RL_TP_SIZE;
+    peer->boxes[OUTQ_QUERY].record_size = RL_TP_SIZE;
     zsock_set_linger (peer->dealer, 0);
     zsock_set_sndtimeo (peer->dealer, 0);
     zsock_set_rcvtimeo (peer->dealer, 0);
     zsock_set_sndhwm (peer->dealer, RL_SHARD_SNDHWM_MESSAGES);
     zsock_set_rcvhwm (peer->dealer, RL_SHARD_RCVHWM_MESSAGES);
-    if (zsock_connect (peer->dealer, "%s", ring_shard_endpoint (self->ring, (size_t) index)) != 0) {
-        rl_warn ("cannot connect to peer %s at %s", name,
-                 ring_shard_endpoint (self->ring, (size_t) index));
+    const char *endpoint = ring_shard_endpoint (self->ring, (size_t) index);
+    if (zsock_connect (peer->dealer, "%s", endpoint) != 0) {
+        rl_warn ("cannot connect to peer %s at %s", ring_shard_name (self->ring, (size_t) index),
+                 endpoint);
     }
     zloop_reader (self->loop, peer->dealer, s_on_peer, self);
-    self->peers[self->peer_count++] = peer;
+    self->peers[index] = peer;
+    self->peer_list[self->peer_count++] = (uint32_t) index;
+    assert (self->peers[self->peer_list[self->peer_count - 1]] == peer);
     return peer;
 }
 
 static void
-s_peers_reset (shard_t *self)
+s_peer_destroy (shard_t *self, s_peer_t **peer_p)
+{
+    s_peer_t *peer = *peer_p;
+    if (peer) {
+        if (self->loop) {
+            zloop_reader_end (self->loop, peer->dealer);
+        }
+        zsock_destroy (&peer->dealer);
+        for (int k = 0; k < OUTQ_REPLY; k++) {
+            free (peer->boxes[k].data);
+        }
+        free (peer);
+        *peer_p = NULL;
+    }
+}
+
+//  The ring changed: the peers by the old indexes send what they hold at
+//  the end of this turn, then close (s_peers_reset); new messages connect
+//  afresh by the new indexes.
+static void
+s_peers_retire (shard_t *self)
 {
     for (size_t i = 0; i < self->peer_count; i++) {
-        s_peer_t *peer = self->peers[i];
-        zloop_reader_end (self->loop, peer->dealer);
-        zsock_destroy (&peer->dealer);
-        free (peer->prepare.data);
-        free (peer->decide.data);
-        free (peer->query.data);
-        free (peer);
+        uint32_t index = self->peer_list[i];
+        assert (self->retired_count < RL_SHARDS_MAX);
+        self->retired[self->retired_count++] = self->peers[index];
+        self->peers[index] = NULL;
     }
     self->peer_count = 0;
-    self->peers_stale = false;
+}
+
+//  Closes every peer (shutdown), or only the retired ones.
+static void
+s_peers_reset (shard_t *self, bool all)
+{
+    if (all) {
+        s_peers_retire (self);
+    }
+    for (size_t i = 0; i < self->retired_count; i++) {
+        s_peer_destroy (self, &self->retired[i]);
+    }
+    self->retired_count = 0;
+    assert (!all || self->peer_count == 0);
+}
+
+//  Queues one record for a peer; drops it when memory ran out (the
+//  protocol's timeout, resend or query covers it).
+static void
+s_outbox_push (shard_t *self, s_outbox_t *box, const outq_msg_t *m)
+{
+    assert (box->record_size > 0);
+    if (box->count == box->cap) {
+        size_t cap = box->cap ? box->cap * 2 : 64;
+        uint8_t *data = realloc (box->data, cap * box->record_size);
+        if (!data) {
+            self->dropped++;
+            return;
+        }
+        box->data = data;
+        box->cap = cap;
+    }
+    uint8_t *out = box->data + box->count * box->record_size;
+    if (m->kind == OUTQ_PREPARE) {
+        codec_encode_prepare (&m->prepare, out);
+    } else {
+        codec_encode_tp (&m->tp, out);
+    }
+    box->count++;
+    box->needs_seq = m->needs_seq > box->needs_seq ? m->needs_seq : box->needs_seq;
 }
 
 //  Sends the queued records of one kind to a peer, at most a batch a message.
 static size_t
 s_flush_box (shard_t *self, s_peer_t *peer, s_outbox_t *box, uint16_t op)
 {
+    //  Nothing goes out before the write that justifies it is durable.
+    assert (box->count == 0 || box->needs_seq <= outq_synced_seq (self->outq));
     size_t sent = 0;
     for (size_t first = 0; first < box->count; first += RL_BATCH_RECORDS_MAX) {
         size_t n = box->count - first < RL_BATCH_RECORDS_MAX ? box->count - first
@@ -312,7 +364,10 @@ s_flush_box (shard_t *self, s_peer_t *peer, s_outbox_t *box, uint16_t op)
                          .request_id = ++self->peer_request_id,
                          .record_count = (uint32_t) n};
         zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + n * box->record_size);
-        assert (frame);
+        if (!frame) {
+            self->dropped++; //  out of memory: the timeout, resend or query covers it
+            continue;
+        }
         codec_encode_header (&h, zframe_data (frame));
         memcpy (zframe_data (frame) + RL_HEADER_SIZE, box->data + first * box->record_size,
                 n * box->record_size);
@@ -324,66 +379,41 @@ s_flush_box (shard_t *self, s_peer_t *peer, s_outbox_t *box, uint16_t op)
         }
     }
     box->count = 0;
+    box->needs_seq = 0;
     return sent;
-}
-
-//  Host callbacks of the ledger -----------------------------------------------------
-
-static void
-s_io_prepare (void *ctx, const char *peer_name, const rl_prepare_rec_t *rec)
-{
-    shard_t *self = ctx;
-    s_peer_t *peer = s_peer (self, peer_name);
-    if (peer) {
-        s_outbox_push (&peer->prepare, RL_PREPARE_SIZE, rec, s_enc_prepare);
-    }
-}
-
-static void
-s_io_decide (void *ctx, const char *peer_name, const rl_tp_rec_t *rec)
-{
-    shard_t *self = ctx;
-    self->turn_decisions = true;
-    s_peer_t *peer = s_peer (self, peer_name);
-    if (peer) {
-        s_outbox_push (&peer->decide, RL_TP_SIZE, rec, s_enc_tp);
-    }
-}
-
-static void
-s_io_query (void *ctx, const char *coordinator, const rl_tp_rec_t *rec)
-{
-    shard_t *self = ctx;
-    s_peer_t *peer = s_peer (self, coordinator);
-    if (peer) {
-        s_outbox_push (&peer->query, RL_TP_SIZE, rec, s_enc_tp);
-    }
 }
 
 static zmsg_t *s_reply_results (shard_t *self, zmsg_t *envelope, const rl_header_t *h,
                                 const rl_result_rec_t *results, size_t count);
 
+//  Takes what the last call into the ledger queued: records for peers go
+//  into their outboxes, finished client requests become held replies.
 static void
-s_io_decided (void *ctx, uint64_t tag, uint32_t index, uint32_t result, uint64_t timestamp)
+s_drain_outq (shard_t *self)
 {
-    shard_t *self = ctx;
-    self->turn_decisions = true;
-    s_pending_t *p = &self->pending[tag & 0xffffffffu];
-    assert (p->used && p->generation == (uint32_t) (tag >> 32));
-    assert (index < p->count && p->open > 0);
-    assert (p->results[index].result == LEDGER_PENDING);
-    p->results[index] = (rl_result_rec_t){
-        .index = index, .result = result, .timestamp = result == RL_OK ? timestamp : 0};
-    if (--p->open == 0) {
-        s_hold (self, s_reply_results (self, p->envelope, &p->header, p->results, p->count));
-        free (p->results);
-        p->envelope = NULL;
-        p->results = NULL;
-        p->used = false;
+    size_t count = outq_count (self->outq);
+    for (size_t i = 0; i < count; i++) {
+        outq_msg_t *m = outq_at (self->outq, i);
+        assert (m->needs_seq <= outq_batch_seq (self->outq));
+        if (m->kind == OUTQ_REPLY) {
+            assert (m->reply.ctx && m->reply.count > 0);
+            zmsg_t *reply = s_reply_results (self, m->reply.ctx, &m->reply.header, m->reply.results,
+                                             m->reply.count);
+            free (m->reply.results);
+            m->reply.results = NULL;
+            s_hold (self, reply, m->needs_seq, RL_FP_TP_COORD_DECISION_SYNCED);
+            continue;
+        }
+        s_peer_t *peer = s_peer (self, m->peer);
+        if (peer) {
+            s_outbox_push (self, &peer->boxes[m->kind], m);
+        } else {
+            self->dropped++; //  no such peer in this ring: resent or timed out later
+        }
     }
+    outq_clear (self->outq);
+    assert (outq_count (self->outq) == 0);
 }
-
-static const ledger_io_t s_io = {s_io_prepare, s_io_decide, s_io_query, s_io_decided};
 
 //  Operations ----------------------------------------------------------------
 
@@ -404,24 +434,15 @@ s_reply_results (shard_t *self, zmsg_t *envelope, const rl_header_t *h,
     uint8_t *out = NULL;
     zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count, RL_RESULT_SIZE,
                                  &out);
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; reply && i < count; i++) {
+        assert (results[i].result != COORDINATOR_PENDING); //  decided before any reply
         codec_encode_result (&results[i], out + i * RL_RESULT_SIZE);
     }
     return reply;
 }
 
-static int
-s_pending_slot (shard_t *self)
-{
-    for (int i = 0; i < RL_SHARD_PENDING_REQUESTS_MAX; i++) {
-        if (!self->pending[i].used) {
-            return i;
-        }
-    }
-    return -1;
-}
-
-//  Returns the reply, or NULL when the request waits for cross-shard decisions.
+//  Returns the reply, or NULL when the request waits for cross-shard
+//  decisions (the coordinator holds it; its reply comes out of the queue).
 static zmsg_t *
 s_do_create (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
 {
@@ -434,75 +455,68 @@ s_do_create (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_
         s_count_wrong_shard (self, self->results, count);
         return s_reply_results (self, envelope, h, self->results, count);
     }
-    int slot = s_pending_slot (self);
-    if (slot < 0) {
-        return s_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
-    }
-    s_pending_t *p = &self->pending[slot];
-    uint64_t tag = ((uint64_t) (p->generation + 1) << 32) | (uint64_t) slot;
     for (size_t i = 0; i < count; i++) {
         codec_decode_transfer (body + i * RL_TRANSFER_SIZE, &self->transfers[i]);
     }
-    ledger_create_transfers (self->ledger, self->transfers, count, s_now_ns (), tag, self->results);
+    ledger_reply_t when = ledger_create_transfers (self->ledger, self->transfers, count,
+                                                   s_now_ns (), envelope, h, self->results);
+    s_drain_outq (self);
+    if (when == LEDGER_BUSY) {
+        return s_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
+    }
     s_count_wrong_shard (self, self->results, count);
-    uint32_t open = 0;
-    for (size_t i = 0; i < count; i++) {
-        open += self->results[i].result == LEDGER_PENDING;
+    if (when == LEDGER_REPLY_LATER) {
+        return NULL;
     }
-    if (open == 0) {
-        return s_reply_results (self, envelope, h, self->results, count);
-    }
-    p->used = true;
-    p->generation++;
-    p->envelope = envelope;
-    p->header = *h;
-    p->count = (uint32_t) count;
-    p->open = open;
-    p->results = malloc (count * sizeof (rl_result_rec_t));
-    assert (p->results);
-    memcpy (p->results, self->results, count * sizeof (rl_result_rec_t));
-    return NULL;
+    return s_reply_results (self, envelope, h, self->results, count);
 }
 
-//  Two-phase messages from peers (on the ROUTER socket).
-static zmsg_t *
+//  Two-phase messages from peers (on the ROUTER socket). The reply is held
+//  here, stamped with the group commit of the writes it reports on, and
+//  tagged with the failpoint that sits between that sync and its send.
+static void
 s_do_twophase (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
 {
     size_t count = h->record_count;
     uint64_t now = s_now_ns ();
+    uint64_t needs_seq = 0;
+    rl_fp_t fp = RL_FP_COUNT;
     if (h->operation == RL_OP_PREPARE) {
-        RL_FAILPOINT (TP_PART_PREPARE_DELAY);
         for (size_t i = 0; i < count; i++) {
             codec_decode_prepare (body + i * RL_PREPARE_SIZE, &self->prepares[i]);
         }
-        ledger_prepare (self->ledger, self->prepares, count, now, self->tps_out);
-        self->turn_prepares = true;
+        needs_seq = participant_prepare (ledger_participant (self->ledger), self->prepares, count,
+                                         now, self->tps_out);
+        fp = RL_FP_TP_PART_PREPARE_SYNCED;
     } else {
         for (size_t i = 0; i < count; i++) {
             codec_decode_tp (body + i * RL_TP_SIZE, &self->tps[i]);
         }
         if (h->operation == RL_OP_DECIDE) {
-            ledger_decide (self->ledger, self->tps, count, now, self->tps_out);
-            self->turn_applies = true;
+            needs_seq = participant_decide (ledger_participant (self->ledger), self->tps, count,
+                                            now, self->tps_out);
+            fp = RL_FP_TP_PART_APPLY_SYNCED;
         } else {
-            ledger_outcome_query (self->ledger, self->tps, count, self->tps_out);
+            assert (h->operation == RL_OP_OUTCOME_QUERY);
+            needs_seq = coordinator_outcome_query (ledger_coordinator (self->ledger), self->tps,
+                                                   count, self->tps_out);
         }
     }
+    s_drain_outq (self);
     uint8_t *out = NULL;
     zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count, RL_TP_SIZE,
                                  &out);
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; reply && i < count; i++) {
         codec_encode_tp (&self->tps_out[i], out + i * RL_TP_SIZE);
     }
-    return reply;
+    s_hold (self, reply, needs_seq, fp);
 }
 
 //  Does this shard own the account? (Reads of others' accounts get wrong_shard.)
 static bool
 s_owns (shard_t *self, rl_id_t id)
 {
-    const char *owner = s_owner (self, id);
-    return owner && strcmp (owner, self->options.name) == 0;
+    return ledger_owns (self->ledger, id);
 }
 
 static zmsg_t *
@@ -626,7 +640,7 @@ s_do_resolve (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8
         } else if (ring_shard_find (self->ring, rec.coordinator) >= 0) {
             reason = RL_RESOLVE_NOT_FENCED;
         } else {
-            reason = ledger_resolve (self->ledger, &rec, now);
+            reason = participant_resolve (ledger_participant (self->ledger), &rec, now);
         }
         self->tps_out[i] = rec;
         self->tps_out[i].state = reason == 0 ? RL_TP_ACKED : RL_TP_REFUSED;
@@ -733,7 +747,7 @@ s_handle (shard_t *self, zmsg_t *msg)
             case RL_OP_PREPARE:
             case RL_OP_DECIDE:
             case RL_OP_OUTCOME_QUERY:
-                reply = s_do_twophase (self, msg, &h, body);
+                s_do_twophase (self, msg, &h, body); //  holds its own reply
                 break;
             case RL_OP_LOOKUP_ACCOUNTS:
             case RL_OP_LOOKUP_TRANSFERS:
@@ -766,12 +780,14 @@ s_handle (shard_t *self, zmsg_t *msg)
     }
     zframe_destroy (&payload);
     if (reply) {
-        s_hold (self, reply);
+        //  A client reply reports memory as of this turn's batch.
+        s_hold (self, reply, outq_batch_seq (self->outq), RL_FP_COUNT);
     }
 }
 
-//  Replaces a held reply's payload by a storage_error header.
-static void
+//  Replaces a held reply's payload by a storage_error header; NULL when
+//  memory ran out (the reply is then gone).
+static zmsg_t *
 s_fail_reply (shard_t *self, zmsg_t *reply)
 {
     zframe_t *payload = zmsg_last (reply);
@@ -779,16 +795,72 @@ s_fail_reply (shard_t *self, zmsg_t *reply)
     rl_header_t h;
     codec_decode_header (zframe_data (payload), &h);
     zframe_destroy (&payload);
-    s_reply_new (self, reply, &h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    return s_reply_new (self, reply, &h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+}
+
+//  The failpoints between the sync and the send of the messages it
+//  justifies, fired once a turn each, in the protocol's order.
+static void
+s_fire_synced (shard_t *self)
+{
+    static const rl_fp_t order[] = {RL_FP_TP_PART_PREPARE_SYNCED, RL_FP_TP_COORD_DECISION_SYNCED,
+                                    RL_FP_TP_PART_APPLY_SYNCED};
+    bool due[RL_FP_COUNT + 1] = {false};
+    for (size_t i = 0; i < self->held_count; i++) {
+        due[self->held[i].fp] = true;
+    }
+    for (size_t i = 0; i < self->peer_count; i++) {
+        //  A DECIDE is justified by its logged decision.
+        due[RL_FP_TP_COORD_DECISION_SYNCED] |=
+            self->peers[self->peer_list[i]]->boxes[OUTQ_DECIDE].count > 0;
+    }
+    for (size_t k = 0; k < sizeof (order) / sizeof (order[0]); k++) {
+        if (due[order[k]]) {
+            failpoint_hit (order[k]);
+        }
+    }
+}
+
+//  Sends every held reply and every peer's outbox. Each message goes only
+//  once the group commit it needs is synced (asserted: "sent <= synced"),
+//  unless the turn failed and the replies became storage_error answers.
+static void
+s_send (shard_t *self, size_t sent[OUTQ_REPLY])
+{
+    uint64_t synced = outq_synced_seq (self->outq);
+    for (size_t i = 0; i < self->held_count; i++) {
+        assert (self->failed || self->held[i].needs_seq <= synced);
+        if (!self->held[i].msg) {
+            continue; //  lost to out of memory: the client retries
+        }
+        if (zmsg_send (&self->held[i].msg, self->router) != 0) {
+            self->dropped++; //  peer gone or its queue full: the client retries
+            zmsg_destroy (&self->held[i].msg);
+        }
+    }
+    self->held_count = 0;
+    static const uint16_t ops[OUTQ_REPLY] = {RL_OP_PREPARE, RL_OP_DECIDE, RL_OP_OUTCOME_QUERY};
+    for (size_t i = 0; i < self->peer_count + self->retired_count; i++) {
+        s_peer_t *peer = i < self->peer_count ? self->peers[self->peer_list[i]]
+                                              : self->retired[i - self->peer_count];
+        for (int k = 0; k < OUTQ_REPLY; k++) {
+            sent[k] += s_flush_box (self, peer, &peer->boxes[k], ops[k]);
+        }
+    }
 }
 
 //  Ends a turn: commit once, then send what the commit justifies.
 static int
 s_turn_finish (shard_t *self)
 {
+    assert (outq_count (self->outq) == 0); //  drained after every call
     ledger_before_commit (self->ledger);
     //  Commit-path failpoints count only turns that write something.
     bool writes = store_batch_count (self->store) > 0;
+    size_t sent[OUTQ_REPLY] = {0};
+    if (writes && RL_FAILPOINT (SHARD_SEND_BEFORE_SYNC) != 0) {
+        s_send (self, sent); //  test only: the "sent <= synced" assertion stops this
+    }
     int rc = 0;
     if (writes) {
         rc = RL_FAILPOINT (SHARD_BEFORE_COMMIT) == 0 ? store_commit_group (self->store) : -1;
@@ -798,66 +870,43 @@ s_turn_finish (shard_t *self)
                   store_error (self->store));
         self->failed = true;
         for (size_t i = 0; i < self->held_count; i++) {
-            s_fail_reply (self, self->held[i].msg);
+            self->held[i].msg = s_fail_reply (self, self->held[i].msg);
         }
-        for (size_t i = 0; i < self->peer_count; i++) {
-            self->peers[i]->prepare.count = 0; //  nothing unjustified leaves
-            self->peers[i]->decide.count = 0;
-            self->peers[i]->query.count = 0;
+        for (size_t i = 0; i < self->peer_count + self->retired_count; i++) {
+            s_peer_t *peer = i < self->peer_count ? self->peers[self->peer_list[i]]
+                                                  : self->retired[i - self->peer_count];
+            for (int k = 0; k < OUTQ_REPLY; k++) {
+                peer->boxes[k].count = 0; //  nothing unjustified leaves
+                peer->boxes[k].needs_seq = 0;
+            }
         }
     } else {
-        self->synced_seq = self->turn_seq;
+        outq_batch_synced (self->outq);
         if (writes) {
             self->commits++;
             RL_FAILPOINT (SHARD_AFTER_SYNC);
         }
-        if (self->turn_prepares) {
-            RL_FAILPOINT (TP_PART_PREPARE_SYNCED);
-        }
-        if (self->turn_decisions) {
-            RL_FAILPOINT (TP_COORD_DECISION_SYNCED);
-        }
-        if (self->turn_applies) {
-            RL_FAILPOINT (TP_PART_APPLY_SYNCED);
-        }
+        s_fire_synced (self);
     }
-    for (size_t i = 0; i < self->held_count; i++) {
-        //  Nothing goes out before the write that justifies it is durable.
-        assert (self->failed || self->held[i].needs_seq <= self->synced_seq);
-        if (zmsg_send (&self->held[i].msg, self->router) != 0) {
-            self->dropped++; //  peer gone or its queue full: the client retries
-            zmsg_destroy (&self->held[i].msg);
-        }
-    }
-    self->held_count = 0;
-    size_t prepares = 0, decides = 0, queries = 0;
-    for (size_t i = 0; i < self->peer_count; i++) {
-        s_peer_t *peer = self->peers[i];
-        prepares += s_flush_box (self, peer, &peer->prepare, RL_OP_PREPARE);
-        decides += s_flush_box (self, peer, &peer->decide, RL_OP_DECIDE);
-        queries += s_flush_box (self, peer, &peer->query, RL_OP_OUTCOME_QUERY);
-    }
+    s_send (self, sent);
     if (writes) {
         RL_FAILPOINT (SHARD_AFTER_REPLY);
     }
-    if (prepares) {
+    if (sent[OUTQ_PREPARE]) {
         RL_FAILPOINT (TP_COORD_PREPARE_SENT);
     }
-    if (decides) {
+    if (sent[OUTQ_DECIDE]) {
         RL_FAILPOINT (TP_COORD_DECISION_SENT);
     }
-    if (queries) {
+    if (sent[OUTQ_QUERY]) {
         RL_FAILPOINT (TP_PART_QUERY_SENT);
     }
-    self->turn_seq++;
-    self->turn_prepares = self->turn_decisions = self->turn_applies = false;
-    if (self->peers_stale) {
-        s_peers_reset (self);
-    }
+    s_peers_reset (self, false); //  the peers of a replaced ring
     if (!self->failed && ledger_after_commit (self->ledger) != 0) {
         rl_error ("checkpoint failed (%s): stopping", store_error (self->store));
         self->failed = true;
     }
+    assert (self->held_count == 0 && self->retired_count == 0);
     return self->failed ? -1 : 0;
 }
 
@@ -882,13 +931,16 @@ s_drain_peer (shard_t *self, s_peer_t *peer, uint64_t now, size_t budget)
         for (size_t i = 0; i < h.record_count; i++) {
             codec_decode_tp (body + i * RL_TP_SIZE, &self->tps[i]);
         }
+        coordinator_t *coordinator = ledger_coordinator (self->ledger);
         if (h.operation == RL_OP_PREPARE) {
-            ledger_prepare_replies (self->ledger, self->tps, h.record_count, now);
+            coordinator_prepare_replies (coordinator, self->tps, h.record_count, now);
         } else if (h.operation == RL_OP_DECIDE) {
-            ledger_decide_replies (self->ledger, self->tps, h.record_count);
+            coordinator_decide_replies (coordinator, self->tps, h.record_count);
         } else if (h.operation == RL_OP_OUTCOME_QUERY) {
-            ledger_outcome_answers (self->ledger, self->tps, h.record_count, now);
+            participant_outcome_answers (ledger_participant (self->ledger), self->tps,
+                                         h.record_count, now);
         }
+        s_drain_outq (self);
         zframe_destroy (&frame);
     }
     return n;
@@ -911,7 +963,7 @@ s_turn (shard_t *self)
             more = true;
         }
         for (size_t i = 0; i < self->peer_count; i++) {
-            more |= s_drain_peer (self, self->peers[i], now, 1) > 0;
+            more |= s_drain_peer (self, self->peers[self->peer_list[i]], now, 1) > 0;
         }
     }
     return s_turn_finish (self);
@@ -940,6 +992,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     (void) timer_id;
     shard_t *self = arg;
     ledger_tick (self->ledger, s_now_ns ());
+    s_drain_outq (self);
     return s_turn_finish (self);
 }
 
@@ -1136,7 +1189,12 @@ s_open (shard_t *self)
         rl_error ("cannot draw the incarnation nonce: %s", strerror (errno));
         return -1;
     }
-    self->ledger = ledger_open (self->store, self->options.name, s_owner, self, &s_io, self, nonce,
+    self->outq = outq_new ();
+    if (!self->outq) {
+        rl_error ("out of memory");
+        return -1;
+    }
+    self->ledger = ledger_open (self->store, self->outq, self->options.name, self->ring, nonce,
                                 s_now_ns (), err, sizeof (err));
     if (!self->ledger) {
         rl_error ("cannot recover the ledger: %s", err);
@@ -1185,12 +1243,13 @@ s_close (shard_t *self)
     if (self->ledger && !self->failed && !store_failed (self->store)) {
         ledger_checkpoint (self->ledger); //  shorter recovery next start
     }
-    if (self->loop) {
-        s_peers_reset (self);
-    }
-    for (int i = 0; i < RL_SHARD_PENDING_REQUESTS_MAX; i++) {
-        zmsg_destroy (&self->pending[i].envelope);
-        free (self->pending[i].results);
+    s_peers_reset (self, true);
+    if (self->ledger) {
+        //  Requests still waiting for decisions: their envelopes are ours.
+        zmsg_t *envelope = NULL;
+        while ((envelope = coordinator_request_drop (ledger_coordinator (self->ledger)))) {
+            zmsg_destroy (&envelope);
+        }
     }
     for (size_t i = 0; i < self->held_count; i++) {
         zmsg_destroy (&self->held[i].msg);
@@ -1201,6 +1260,7 @@ s_close (shard_t *self)
     free (self->tps_out);
     zsock_destroy (&self->router);
     ledger_destroy (&self->ledger);
+    outq_destroy (&self->outq);
     store_close (&self->store);
     ring_destroy (&self->ring);
     free (self->transfers);
@@ -1233,11 +1293,10 @@ main (int argc, char **argv)
              self.options.bind, self.options.data_dir, rl_durability_name (self.options.durability),
              ring_epoch (self.ring), ring_shard_count (self.ring));
     self.loop = zloop_new ();
-    self.turn_seq = 1;
     zloop_reader (self.loop, self.router, s_on_readable, &self);
     zloop_timer (self.loop, (size_t) self.options.tick_ms, 0, s_on_tick, &self);
     zloop_start (self.loop); //  returns on SIGINT/SIGTERM or when a turn fails
-    s_peers_reset (&self);
+    s_peers_reset (&self, true);
     zloop_destroy (&self.loop);
     int rc = self.failed ? 3 : 0;
     rl_info ("stopping (%s)", self.failed ? "storage failure" : "signal");

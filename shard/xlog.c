@@ -147,7 +147,7 @@ xlog_append (xlog_t *self, const attempt_t *live, uint32_t decision, uint64_t wr
     e->next = next;
     e->state = ATTEMPT_DECIDED;
     e->tp.state = decision;
-    e->tag = 0;
+    e->request = -1;
     e->key_seq = ++self->key_seq;
     e->write_seq = write_seq;
     s_put (self, e);

@@ -33,3 +33,9 @@ rl_add_unit(test_storage_faults 75 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_stor
 add_dependencies(test_storage_faults shard)
 # Tests that load a shard to its limits take turns (ctest -j2 on 2 cores).
 set_tests_properties(test_storage_faults shard_bench_quick PROPERTIES RESOURCE_LOCK cluster_load)
+
+# The shard's sent-before-synced assertion fires (a test-only failpoint
+# sends before the group commit; the shard must abort).
+rl_add_unit(test_send_sync 60 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_send_sync.c
+            LIBS rltestkit rlring)
+add_dependencies(test_send_sync shard)

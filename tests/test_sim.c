@@ -7,8 +7,14 @@
     delivers one message (any due one: reordering), or drops or duplicates
     it; a shard's timer ticks; a shard crashes, before or after a commit,
     losing its uncommitted batch and unsent messages, and restarts with a
-    new incarnation. Like the server, a node sends nothing and answers no
-    client before the commit of its turn.
+    new incarnation. Like the server, a node drains the ledger's output
+    queue after every call and sends nothing and answers no client before
+    the commit of its turn: every message carries the sequence of the group
+    commit that justifies it, checked at release ("sent <= synced").
+
+    Ownership comes from a real ring of s1 and s2: account a has the id
+    {lo = a, hi = h(a)}, h(a) the smallest value that puts odd accounts on
+    s1 and even ones on s2.
 
     After every step: each live shard's audit (reserved amounts equal live
     reservations and prepared records), and globally 0 <= debits posted -
@@ -34,8 +40,11 @@
 
 #include <cmocka.h>
 
-#include "rl_rand.h"
+#include "codec.h"
 #include "ledger.h"
+#include "outq.h"
+#include "ring.h"
+#include "rl_rand.h"
 #include "store.h"
 
 #define NODES        2
@@ -62,6 +71,7 @@ typedef struct {
     s_kind_t kind;
     rl_prepare_rec_t prepare; //  M_PREPARE
     rl_tp_rec_t tp;           //  the others
+    uint64_t needs_seq;       //  the sender's group commit that justifies it
     uint64_t due_ns;
 } s_msg_t;
 
@@ -77,6 +87,7 @@ typedef struct {
 typedef struct {
     store_env_t *env;
     store_t *store;
+    outq_t *outq;
     ledger_t *ledger;
     bool up;
     uint64_t down_until_ns;
@@ -84,6 +95,7 @@ typedef struct {
     size_t out_count;
     uint32_t answers[SLOTS]; //  results decided this turn, delivered at commit
     int answer_slots[SLOTS];
+    uint64_t answer_seqs[SLOTS]; //  the group commit each answer needs
     size_t answer_count;
 } s_node_t;
 
@@ -95,6 +107,8 @@ static uint64_t s_now;
 static uint64_t s_rng;
 static uint64_t s_seed;
 static bool s_faults; //  false while settling
+static ring_t *s_ring;
+static uint64_t s_account_hi[ACCOUNTS + 1]; //  account a is {a, s_account_hi[a]}
 
 static uint64_t
 s_rand (void)
@@ -110,17 +124,17 @@ s_chance (unsigned percent)
 
 static const char *s_names[NODES] = {"s1", "s2"};
 
+//  The node of a ring index (s1 is node 0, s2 node 1).
 static int
-s_node_of (const char *name)
+s_node_of (int32_t index)
 {
-    return strcmp (name, "s1") == 0 ? 0 : 1;
+    return strcmp (ring_shard_name (s_ring, (size_t) index), "s1") == 0 ? 0 : 1;
 }
 
-static const char *
-s_owner (void *ctx, rl_id_t id)
+static rl_id_t
+s_account_id (uint64_t a)
 {
-    (void) ctx;
-    return s_names[(id.lo & 1) ? 0 : 1];
+    return (rl_id_t){.lo = a, .hi = s_account_hi[a]};
 }
 
 #define CHECK(cond, ...)                                                                           \
@@ -131,57 +145,55 @@ s_owner (void *ctx, rl_id_t id)
         }                                                                                          \
     } while (0)
 
-//  Host callbacks: like the server, queue until the commit ---------------------------
+//  Output: like the server, drain after every call, hold until the commit --------------
 
 static void
 s_out (s_node_t *node, s_msg_t msg)
 {
     CHECK (node->out_count < OUT_MAX, "outbox full");
+    CHECK (msg.needs_seq <= outq_batch_seq (node->outq), "a message needs a future write");
     node->out[node->out_count++] = msg;
 }
 
 static void
-s_io_prepare (void *ctx, const char *peer, const rl_prepare_rec_t *rec)
+s_answer (s_node_t *node, int slot, uint32_t result, uint64_t needs_seq)
 {
-    s_node_t *node = ctx;
-    s_out (node, (s_msg_t){.from = (int) (node - s_nodes),
-                           .to = s_node_of (peer),
-                           .kind = M_PREPARE,
-                           .prepare = *rec});
-}
-
-static void
-s_io_decide (void *ctx, const char *peer, const rl_tp_rec_t *rec)
-{
-    s_node_t *node = ctx;
-    s_out (node, (s_msg_t){.from = (int) (node - s_nodes),
-                           .to = s_node_of (peer),
-                           .kind = M_DECIDE,
-                           .tp = *rec});
-}
-
-static void
-s_io_query (void *ctx, const char *coordinator, const rl_tp_rec_t *rec)
-{
-    s_node_t *node = ctx;
-    s_out (node, (s_msg_t){.from = (int) (node - s_nodes),
-                           .to = s_node_of (coordinator),
-                           .kind = M_QUERY,
-                           .tp = *rec});
-}
-
-static void
-s_io_decided (void *ctx, uint64_t tag, uint32_t index, uint32_t result, uint64_t timestamp)
-{
-    (void) index;
-    (void) timestamp;
-    s_node_t *node = ctx;
     CHECK (node->answer_count < SLOTS, "too many answers");
-    node->answer_slots[node->answer_count] = (int) tag;
+    node->answer_slots[node->answer_count] = slot;
+    node->answer_seqs[node->answer_count] = needs_seq;
     node->answers[node->answer_count++] = result;
 }
 
-static const ledger_io_t s_io = {s_io_prepare, s_io_decide, s_io_query, s_io_decided};
+//  Takes what the last call queued: messages to peers, finished requests.
+static void
+s_drain (int i)
+{
+    s_node_t *node = &s_nodes[i];
+    static const s_kind_t kinds[] = {
+        [OUTQ_PREPARE] = M_PREPARE, [OUTQ_DECIDE] = M_DECIDE, [OUTQ_QUERY] = M_QUERY};
+    for (size_t k = 0; k < outq_count (node->outq); k++) {
+        outq_msg_t *m = outq_at (node->outq, k);
+        if (m->kind == OUTQ_REPLY) {
+            CHECK (m->reply.count == 1, "one record a request");
+            s_answer (node, (int) (uintptr_t) m->reply.ctx - 1, m->reply.results[0].result,
+                      m->needs_seq);
+            free (m->reply.results);
+            continue;
+        }
+        CHECK (m->peer >= 0, "a message to no shard");
+        s_msg_t msg = {.from = i,
+                       .to = s_node_of (m->peer),
+                       .kind = kinds[m->kind],
+                       .needs_seq = m->needs_seq};
+        if (m->kind == OUTQ_PREPARE) {
+            msg.prepare = m->prepare;
+        } else {
+            msg.tp = m->tp;
+        }
+        s_out (node, msg);
+    }
+    outq_clear (node->outq);
+}
 
 //  Nodes --------------------------------------------------------------------------------
 
@@ -193,13 +205,15 @@ s_node_open (int i)
     snprintf (dir, sizeof (dir), "/sim/%s", s_names[i]);
     node->store = store_open_env (dir, RL_DURABILITY_SYNC, node->env, err, sizeof (err));
     CHECK (node->store, "store: %s", err);
-    node->ledger = ledger_open (node->store, s_names[i], s_owner, NULL, &s_io, node, s_rand (),
-                                s_now, err, sizeof (err));
+    node->outq = outq_new ();
+    CHECK (node->outq, "outq");
+    node->ledger = ledger_open (node->store, node->outq, s_names[i], s_ring, s_rand (), s_now, err,
+                                sizeof (err));
     CHECK (node->ledger, "ledger: %s", err);
     ledger_set_checkpoint_transfers (node->ledger, 16);
     ledger_set_tp_timeouts (node->ledger, 30, 40, 5, 80);
     //  Few markers: duplicates and late PREPAREs often find theirs evicted.
-    ledger_set_tp_markers_max (node->ledger, 16);
+    participant_set_markers_max (ledger_participant (node->ledger), 16);
     node->up = true;
     node->out_count = node->answer_count = 0;
 }
@@ -216,6 +230,7 @@ s_node_crash (int i)
         }
     }
     ledger_destroy (&node->ledger);
+    outq_destroy (&node->outq); //  unsent messages are lost with the process
     store_close (&node->store);
     node->up = false;
     node->out_count = node->answer_count = 0;
@@ -254,13 +269,17 @@ s_turn_finish (int i)
     }
     ledger_before_commit (node->ledger);
     CHECK (store_commit (node->store) == 0, "commit failed");
+    outq_batch_synced (node->outq);
+    uint64_t synced = outq_synced_seq (node->outq);
     CHECK (ledger_after_commit (node->ledger) == 0, "checkpoint failed");
     for (size_t k = 0; k < node->answer_count; k++) {
+        CHECK (node->answer_seqs[k] <= synced, "an answer released before its write is synced");
         s_deliver_answer (node->answer_slots[k], node->answers[k]);
     }
     node->answer_count = 0;
     for (size_t k = 0; k < node->out_count; k++) {
         s_msg_t msg = node->out[k];
+        CHECK (msg.needs_seq <= synced, "a message released before its write is synced");
         int copies = s_faults ? (s_chance (5) ? 0 : s_chance (5) ? 2 : 1) : 1;
         for (int c = 0; c < copies && s_net_count < NET_MAX; c++) {
             msg.due_ns = s_now + (s_rand () % 20) * 1000000ull;
@@ -290,8 +309,8 @@ s_client_step (void)
         }
         uint64_t amount = dr <= 2 ? 50 + s_rand () % 100 : 1 + s_rand () % 60;
         s->t = (rl_transfer_t){.id = {k + 1, 0x51},
-                               .debit_account_id = {dr, 0},
-                               .credit_account_id = {cr, 0},
+                               .debit_account_id = s_account_id (dr),
+                               .credit_account_id = s_account_id (cr),
                                .amount = amount,
                                .ledger = LEDGER,
                                .code = 1};
@@ -302,11 +321,15 @@ s_client_step (void)
         return;
     }
     rl_result_rec_t r;
-    ledger_create_transfers (s_nodes[i].ledger, &s->t, 1, s_now, (uint64_t) k, &r);
+    rl_header_t h = {.operation = RL_OP_CREATE_TRANSFERS, .record_count = 1};
+    ledger_reply_t when = ledger_create_transfers (s_nodes[i].ledger, &s->t, 1, s_now,
+                                                   (void *) (uintptr_t) (k + 1), &h, &r);
+    CHECK (when != LEDGER_BUSY, "busy with %d slots", SLOTS);
+    s_drain (i);
     s->in_flight = true;
     s->aborted_last = false;
-    if (r.result != LEDGER_PENDING) {
-        s_io_decided (&s_nodes[i], (uint64_t) k, 0, r.result, r.timestamp);
+    if (when == LEDGER_REPLY_NOW) {
+        s_answer (&s_nodes[i], k, r.result, outq_batch_seq (s_nodes[i].outq));
     }
     s_turn_finish (i);
 }
@@ -332,32 +355,35 @@ s_deliver_step (void)
     }
     rl_tp_rec_t out;
     s_msg_t reply = {.from = msg.to, .to = msg.from};
+    coordinator_t *coordinator = ledger_coordinator (node->ledger);
+    participant_t *participant = ledger_participant (node->ledger);
     switch (msg.kind) {
         case M_PREPARE:
-            ledger_prepare (node->ledger, &msg.prepare, 1, s_now, &out);
+            reply.needs_seq = participant_prepare (participant, &msg.prepare, 1, s_now, &out);
             reply.kind = M_PREPARE_REPLY, reply.tp = out;
             s_out (node, reply);
             break;
         case M_DECIDE:
-            ledger_decide (node->ledger, &msg.tp, 1, s_now, &out);
+            reply.needs_seq = participant_decide (participant, &msg.tp, 1, s_now, &out);
             reply.kind = M_DECIDE_REPLY, reply.tp = out;
             s_out (node, reply);
             break;
         case M_QUERY:
-            ledger_outcome_query (node->ledger, &msg.tp, 1, &out);
+            reply.needs_seq = coordinator_outcome_query (coordinator, &msg.tp, 1, &out);
             reply.kind = M_QUERY_REPLY, reply.tp = out;
             s_out (node, reply);
             break;
         case M_PREPARE_REPLY:
-            ledger_prepare_replies (node->ledger, &msg.tp, 1, s_now);
+            coordinator_prepare_replies (coordinator, &msg.tp, 1, s_now);
             break;
         case M_DECIDE_REPLY:
-            ledger_decide_replies (node->ledger, &msg.tp, 1);
+            coordinator_decide_replies (coordinator, &msg.tp, 1);
             break;
         case M_QUERY_REPLY:
-            ledger_outcome_answers (node->ledger, &msg.tp, 1, s_now);
+            participant_outcome_answers (participant, &msg.tp, 1, s_now);
             break;
     }
+    s_drain (msg.to);
     s_turn_finish (msg.to);
 }
 
@@ -401,7 +427,7 @@ s_setup_accounts (void)
                              : a == ACCOUNTS ? RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS
                                              : RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS;
             accounts[n++] = (rl_account_t){
-                .id = {a, 0}, .ledger = LEDGER, .code = 1, .flags = flags};
+                .id = s_account_id (a), .ledger = LEDGER, .code = 1, .flags = flags};
         }
         ledger_create_accounts (s_nodes[i].ledger, accounts, n, s_now, results);
         for (size_t k = 0; k < n; k++) {
@@ -409,6 +435,7 @@ s_setup_accounts (void)
         }
         ledger_before_commit (s_nodes[i].ledger);
         CHECK (store_commit (s_nodes[i].store) == 0, "commit");
+        outq_batch_synced (s_nodes[i].outq);
     }
 }
 
@@ -423,6 +450,7 @@ s_settle_and_check (void)
                 s_node_open (i);
             }
             ledger_tick (s_nodes[i].ledger, s_now);
+            s_drain (i);
             s_turn_finish (i);
         }
         while (s_net_count > 0) {
@@ -470,7 +498,7 @@ s_settle_and_check (void)
     uint64_t dp = 0, cp = 0;
     for (uint64_t a = 1; a <= ACCOUNTS; a++) {
         int i = (a & 1) ? 0 : 1;
-        rl_id_t id = {a, 0};
+        rl_id_t id = s_account_id (a);
         rl_account_t acc;
         ledger_lookup_accounts (s_nodes[i].ledger, &id, 1, &acc);
         CHECK (acc.debits_posted == debits[a] && acc.credits_posted == credits[a],
@@ -515,6 +543,7 @@ s_run_seed (uint64_t seed)
             int i = (int) (s_rand () % NODES);
             if (s_nodes[i].up) {
                 ledger_tick (s_nodes[i].ledger, s_now);
+                s_drain (i);
                 s_turn_finish (i);
             }
         }
@@ -523,8 +552,33 @@ s_run_seed (uint64_t seed)
     s_settle_and_check ();
     for (int i = 0; i < NODES; i++) {
         ledger_destroy (&s_nodes[i].ledger);
+        outq_destroy (&s_nodes[i].outq);
         store_close (&s_nodes[i].store);
         store_env_destroy (&s_nodes[i].env);
+    }
+}
+
+//  The ring of s1 and s2, and account ids that put odd accounts on s1 and
+//  even ones on s2.
+static void
+s_ring_setup (void)
+{
+    s_ring = ring_new (1);
+    assert_non_null (s_ring);
+    assert_int_equal (ring_add_shard (s_ring, "s1", "inproc://s1", 1.0), 0);
+    assert_int_equal (ring_add_shard (s_ring, "s2", "inproc://s2", 1.0), 0);
+    for (uint64_t a = 1; a <= ACCOUNTS; a++) {
+        const char *want = s_names[(a & 1) ? 0 : 1];
+        uint64_t hi = 0;
+        for (;; hi++) {
+            uint8_t bytes[RL_ID_SIZE];
+            codec_encode_id ((rl_id_t){.lo = a, .hi = hi}, bytes);
+            int index = ring_lookup_id (s_ring, bytes);
+            if (index >= 0 && strcmp (ring_shard_name (s_ring, (size_t) index), want) == 0) {
+                break;
+            }
+        }
+        s_account_hi[a] = hi;
     }
 }
 
@@ -535,11 +589,14 @@ test_simulation (void **state)
     if (getenv ("RL_SEED")) {
         uint64_t seed = strtoull (getenv ("RL_SEED"), NULL, 10);
         printf ("test_sim: RL_SEED=%lu\n", (unsigned long) seed);
+        s_ring_setup ();
         s_run_seed (seed);
+        ring_destroy (&s_ring);
         return;
     }
     //  Seeds until the time budget is spent (at least SEEDS_MIN), or exactly
     //  RL_SIM_SEEDS: every seed is deterministic, only their number varies.
+    s_ring_setup ();
     int seeds = getenv ("RL_SIM_SEEDS") ? atoi (getenv ("RL_SIM_SEEDS")) : 0;
     double budget_s = getenv ("RL_SIM_SECONDS") ? atof (getenv ("RL_SIM_SECONDS")) : 20.0;
     uint64_t base = (uint64_t) time (NULL);
@@ -551,6 +608,7 @@ test_simulation (void **state)
         k++;
     }
     printf ("test_sim: %d seeds passed\n", k);
+    ring_destroy (&s_ring);
 }
 
 int

@@ -1,0 +1,637 @@
+/*  coordinator.c: the debit shard D of a cross-shard transfer.
+
+    D coordinates; the credit shard C participates (participant.c). Escrow,
+    not locks: D reserves the amount on the debit account, C on the credit
+    account; every limit counts them, and nothing is locked across the
+    network round trip. docs/two-phase.md draws the whole protocol.
+
+    STATES of an attempt here (attempts.h):
+
+        (none) --coordinator_begin--> LIVE            debit reserved, PREPARE queued
+        LIVE --reply PREPARED--------> DECIDED(COMMIT) debit posted + record + xlog, one batch
+        LIVE --reply REFUSED, business-> (none)        release, store the failure (burns the id)
+        LIVE --reply REFUSED, infra----> (none)        release; aborted, not burned, not logged
+        LIVE --prepare timeout (tick)--> DECIDED(ABORT) release, xlog ABORT
+        DECIDED --ACK-----------------> (none)        xlog entry deleted
+        DECIDED --tick, due------------> DECIDED       DECIDE resent, capped backoff, forever
+
+    Every decision that ends a LIVE attempt completes its record of the
+    client request; the request's reply is queued (OUTQ_REPLY) when its last
+    record is decided.
+
+    INVARIANTS
+    1. Attempts are named (incarnation counter + nonce, seq) and D never
+       reuses one: the counter grows and is synced (coordinator_open) before
+       anything is served.
+    2. One live attempt per transfer id. A new attempt for an id is started
+       only when no earlier attempt of it can commit: the earlier one was
+       decided ABORT, or belonged to an earlier incarnation (live attempts
+       die with the process: presumed abort).
+    3. D answers an outcome query with its logged decision, PENDING for the
+       live attempt, and ABORT otherwise (older incarnation, or a sequence
+       of this one that is finished without a logged commit).
+    4. A live attempt holds exactly its amount in debits_reserved of its
+       debit account (paired reserve/release in accounts.c; audited).
+    5. Every message is stamped with the group commit of the write that
+       justifies it: a DECIDE with its xlog entry's, a REPLY with the newest
+       write among its records' outcomes, a PREPARE with none (nothing
+       durable is needed to ask).
+    6. A request slot is in use exactly while one of its records is a live
+       attempt (open > 0) or until coordinator_request_hold frees it.
+
+    LIMITS: RL_TP_ATTEMPTS_MAX live attempts (more: busy, not burned); the
+    xlog holds twice that, so a decision always has room; at most
+    RL_SHARD_PENDING_REQUESTS_MAX client requests wait for decisions (more:
+    the request is answered busy). A tick scans the live attempts only when
+    the earliest deadline may have come, and the log only when the earliest
+    resend is due: O(table) a scan.
+*/
+#include "coordinator.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attempts.h"
+#include "codec.h"
+#include "failpoint.h"
+#include "log.h"
+#include "rl_limits.h"
+#include "xlog.h"
+
+#define META_INCARNATION "incarnation"
+
+//  A client request waiting for cross-shard decisions.
+typedef struct {
+    bool used;
+    bool held;                //  coordinator_request_hold kept it
+    void *ctx;                //  the server's handle (its envelope)
+    rl_header_t header;       //  the request's header
+    rl_result_rec_t *results; //  one per record; COORDINATOR_PENDING until decided
+    uint32_t count;
+    uint32_t open;      //  records still live
+    uint64_t needs_seq; //  newest write among the decided records' outcomes
+} s_request_t;
+
+struct coordinator_t {
+    store_t *store;
+    accounts_t *accounts;
+    journal_t *journal;
+    outq_t *outq;
+    const ring_t *ring; //  the ring served now (participants by index)
+    char name[RL_SHARD_NAME_SIZE_MAX];
+    rl_attempt_t incarnation; //  counter, nonce; seq counts attempts
+    attempts_t attempts;      //  ATTEMPT_LIVE
+    xlog_t *xlog;             //  ATTEMPT_DECIDED
+    s_request_t requests[RL_SHARD_PENDING_REQUESTS_MAX];
+    size_t requests_used;
+    uint64_t attempts_due_ns; //  no live attempt times out before this
+    uint64_t xlog_due_ns;     //  no decision is due for resending before this
+    uint64_t alarms;
+    uint64_t prepare_timeout_ms;
+    uint64_t retry_min_ms;
+    uint64_t retry_max_ms;
+};
+
+coordinator_t *
+coordinator_new (store_t *store, accounts_t *accounts, journal_t *journal, outq_t *outq,
+                 const char *name)
+{
+    assert (store && accounts && journal && outq && name);
+    assert (strlen (name) < RL_SHARD_NAME_SIZE_MAX);
+    coordinator_t *self = calloc (1, sizeof (*self));
+    if (!self) {
+        return NULL;
+    }
+    self->store = store;
+    self->accounts = accounts;
+    self->journal = journal;
+    self->outq = outq;
+    memcpy (self->name, name, strlen (name) + 1);
+    self->prepare_timeout_ms = RL_PREPARE_TIMEOUT_MS;
+    self->retry_min_ms = RL_TP_RETRY_MIN_MS;
+    self->retry_max_ms = RL_TP_RETRY_MAX_MS;
+    self->attempts_due_ns = UINT64_MAX; //  no live attempt yet
+    self->xlog_due_ns = 0;              //  recovered decisions: resend at the first tick
+    if (attempts_init (&self->attempts, RL_TP_ATTEMPTS_MAX) != 0
+        || !(self->xlog = xlog_new (store, RL_TP_ATTEMPTS_MAX * 2))) {
+        coordinator_destroy (&self);
+    }
+    return self;
+}
+
+void
+coordinator_destroy (coordinator_t **self_p)
+{
+    assert (self_p);
+    coordinator_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    for (size_t i = 0; i < RL_SHARD_PENDING_REQUESTS_MAX; i++) {
+        free (self->requests[i].results);
+    }
+    attempts_free (&self->attempts);
+    xlog_destroy (&self->xlog);
+    free (self);
+    *self_p = NULL;
+}
+
+//  The participant's index in the ring served now, or -1 (not in it: the
+//  decision waits for a ring that names it again).
+static int32_t
+s_peer_index (const coordinator_t *self, const char *peer)
+{
+    return self->ring ? (int32_t) ring_shard_find (self->ring, peer) : -1;
+}
+
+int
+coordinator_open (coordinator_t *self, uint64_t nonce, uint64_t now_ns, char *err, size_t err_size)
+{
+    assert (self && self->incarnation.counter == 0);
+    assert (xlog_count (self->xlog) == 0 && self->attempts.count == 0);
+    uint8_t bytes[16];
+    size_t size = 0;
+    int rc = store_get (self->store, STORE_CF_META, META_INCARNATION, strlen (META_INCARNATION),
+                        bytes, sizeof (bytes), &size);
+    if (rc < 0) {
+        snprintf (err, err_size, "cannot read the incarnation");
+        return -1;
+    }
+    uint64_t counter = rc == 1 && size == 16 ? codec_get_u64 (bytes) : 0;
+    self->incarnation = (rl_attempt_t){.counter = counter + 1, .nonce = nonce};
+    codec_put_u64 (bytes, self->incarnation.counter);
+    codec_put_u64 (bytes + 8, self->incarnation.nonce);
+    assert (store_batch_count (self->store) == 0);
+    store_batch_put (self->store, STORE_CF_META, META_INCARNATION, strlen (META_INCARNATION), bytes,
+                     sizeof (bytes));
+    if (store_commit (self->store) != 0) {
+        snprintf (err, err_size, "cannot persist the incarnation: %s", store_error (self->store));
+        return -1;
+    }
+    if (xlog_load (self->xlog, now_ns, self->retry_min_ms, err, err_size) != 0) {
+        return -1;
+    }
+    coordinator_set_ring (self, self->ring); //  the recovered entries' peer indexes
+    assert (self->incarnation.counter > counter);
+    return 0;
+}
+
+void
+coordinator_set_ring (coordinator_t *self, const ring_t *ring)
+{
+    assert (self);
+    self->ring = ring;
+    //  Indexes move with the ring: resolve every entry's participant once.
+    attempts_t *tables[2] = {&self->attempts, xlog_entries (self->xlog)};
+    for (int t = 0; t < 2; t++) {
+        size_t span = attempts_span (tables[t]);
+        for (size_t i = 0; i < span; i++) {
+            attempt_t *e = attempts_at (tables[t], (int32_t) i);
+            if (e->state != ATTEMPT_FREE) {
+                e->peer_index = s_peer_index (self, e->peer);
+            }
+        }
+    }
+}
+
+void
+coordinator_set_timeouts (coordinator_t *self, uint64_t prepare_ms, uint64_t retry_min_ms,
+                          uint64_t retry_max_ms)
+{
+    assert (self);
+    assert (prepare_ms > 0 && retry_min_ms > 0 && retry_min_ms <= retry_max_ms);
+    self->prepare_timeout_ms = prepare_ms;
+    self->retry_min_ms = retry_min_ms;
+    self->retry_max_ms = retry_max_ms;
+}
+
+bool
+coordinator_is_live (const coordinator_t *self, rl_id_t id)
+{
+    assert (self);
+    return attempts_head (&self->attempts, id) >= 0;
+}
+
+//  Requests ------------------------------------------------------------------------
+
+int32_t
+coordinator_request_new (coordinator_t *self)
+{
+    assert (self);
+    if (self->requests_used == RL_SHARD_PENDING_REQUESTS_MAX) {
+        return -1;
+    }
+    for (int32_t i = 0; i < RL_SHARD_PENDING_REQUESTS_MAX; i++) {
+        s_request_t *r = &self->requests[i];
+        if (!r->used) {
+            assert (!r->held && r->open == 0 && !r->results);
+            r->used = true;
+            r->needs_seq = 0;
+            self->requests_used++;
+            return i;
+        }
+    }
+    assert (false && "requests_used counts the slots in use");
+    return -1;
+}
+
+static void
+s_request_free (coordinator_t *self, s_request_t *r)
+{
+    assert (r->used && r->open == 0 && self->requests_used > 0);
+    free (r->results);
+    *r = (s_request_t){0};
+    self->requests_used--;
+}
+
+bool
+coordinator_request_hold (coordinator_t *self, int32_t request, void *ctx,
+                          const rl_header_t *header, rl_result_rec_t *results, uint32_t count)
+{
+    assert (self && request >= 0 && request < RL_SHARD_PENDING_REQUESTS_MAX);
+    s_request_t *r = &self->requests[request];
+    assert (r->used && !r->held && !r->results);
+    assert (count == 0 || results);
+    uint32_t open = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        open += results[i].result == COORDINATOR_PENDING;
+    }
+    assert (open == r->open); //  paired with coordinator_begin
+    if (open == 0) {
+        s_request_free (self, r);
+        return false;
+    }
+    r->results = malloc (count * sizeof (*results));
+    if (!r->results) {
+        //  Out of memory: the records stay live and decide alone; the client
+        //  hears in_doubt for them now and looks them up later.
+        rl_error ("coordinator: out of memory holding a request: answering in_doubt");
+        for (uint32_t i = 0; i < count; i++) {
+            if (results[i].result == COORDINATOR_PENDING) {
+                results[i].result = RL_IN_DOUBT;
+            }
+        }
+        return false;
+    }
+    memcpy (r->results, results, count * sizeof (*results));
+    r->held = true;
+    r->ctx = ctx;
+    r->header = *header;
+    r->count = count;
+    r->needs_seq = outq_batch_seq (self->outq); //  its same-shard records were written now
+    return true;
+}
+
+void *
+coordinator_request_drop (coordinator_t *self)
+{
+    assert (self);
+    for (size_t i = 0; i < RL_SHARD_PENDING_REQUESTS_MAX; i++) {
+        s_request_t *r = &self->requests[i];
+        if (r->used && r->held) {
+            void *ctx = r->ctx;
+            r->open = 0;
+            s_request_free (self, r);
+            return ctx;
+        }
+    }
+    return NULL;
+}
+
+//  One record of a request is decided; the reply is queued after the last.
+static void
+s_request_decided (coordinator_t *self, attempt_t *e, uint32_t result, uint64_t ts,
+                   uint64_t write_seq)
+{
+    assert (e->request >= 0 && e->request < RL_SHARD_PENDING_REQUESTS_MAX);
+    s_request_t *r = &self->requests[e->request];
+    assert (r->used && r->open > 0);
+    r->open--;
+    if (!r->held) {
+        //  Not kept (out of memory in coordinator_request_hold): the client
+        //  was told in_doubt; nobody waits for this result.
+        if (r->open == 0) {
+            s_request_free (self, r);
+        }
+        return;
+    }
+    assert (e->index < r->count && r->results[e->index].result == COORDINATOR_PENDING);
+    r->results[e->index] = (rl_result_rec_t){
+        .index = e->index, .result = result, .timestamp = result == RL_OK ? ts : 0};
+    if (write_seq > r->needs_seq) {
+        r->needs_seq = write_seq;
+    }
+    if (r->open > 0) {
+        return;
+    }
+    outq_msg_t msg = {.kind = OUTQ_REPLY, .peer = -1, .needs_seq = r->needs_seq};
+    msg.reply.ctx = r->ctx;
+    msg.reply.header = r->header;
+    msg.reply.results = r->results;
+    msg.reply.count = r->count;
+    if (outq_push (self->outq, &msg) != 0) {
+        rl_error ("coordinator: out of memory queueing a reply: the client retries");
+        free (r->results); //  the ctx goes with the server's held requests at shutdown
+    }
+    r->results = NULL;
+    r->held = false;
+    r->ctx = NULL;
+    s_request_free (self, r);
+}
+
+//  Attempts -------------------------------------------------------------------------
+
+rl_result_rec_t
+coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, uint64_t now_ns,
+                   int32_t request, uint32_t index)
+{
+    assert (self && t && self->ring);
+    assert (peer >= 0 && (size_t) peer < ring_shard_count (self->ring));
+    assert (request >= 0 && request < RL_SHARD_PENDING_REQUESTS_MAX);
+    assert (self->requests[request].used && !self->requests[request].held);
+    assert (!coordinator_is_live (self, t->id)); //  the ledger checked it (invariant 2)
+    rl_result_rec_t r = {0};
+    r.result = accounts_debit_reserve (self->accounts, t);
+    if (r.result != RL_OK) {
+        //  Decided here, before any message: store the failure (burns the id).
+        rl_transfer_t record = *t;
+        record.timestamp = journal_next_ts (self->journal, now_ns);
+        record.reserved = JOURNAL_STORED (r.result, JOURNAL_LEG_DEBIT);
+        if (journal_append (self->journal, &record) != 0) {
+            r.result = RL_STORAGE_ERROR;
+            return r;
+        }
+        r.timestamp = record.timestamp;
+        return r;
+    }
+    int32_t i = attempts_add (&self->attempts, t->id);
+    if (i < 0) {
+        accounts_debit_release (self->accounts, t->debit_account_id, t->amount, false);
+        r.result = RL_BUSY;
+        return r;
+    }
+    attempt_t *e = attempts_at (&self->attempts, i);
+    e->state = ATTEMPT_LIVE;
+    e->transfer = *t;
+    e->tp.id = t->id;
+    e->tp.attempt = self->incarnation;
+    e->tp.attempt.seq = ++self->incarnation.seq;
+    e->tp.amount = t->amount;
+    e->tp.debit_account_id = t->debit_account_id;
+    snprintf (e->tp.coordinator, sizeof (e->tp.coordinator), "%s", self->name);
+    const char *peer_name = ring_shard_name (self->ring, (size_t) peer);
+    snprintf (e->peer, sizeof (e->peer), "%s", peer_name);
+    e->peer_index = peer;
+    e->deadline_ns = now_ns + self->prepare_timeout_ms * 1000000ull;
+    if (e->deadline_ns < self->attempts_due_ns) {
+        self->attempts_due_ns = e->deadline_ns;
+    }
+    e->created_ns = now_ns;
+    e->request = request;
+    e->index = index;
+    self->requests[request].open++;
+    outq_msg_t msg = {.kind = OUTQ_PREPARE, .peer = peer, .needs_seq = 0};
+    msg.prepare = (rl_prepare_rec_t){.transfer = *t, .tp = e->tp};
+    if (outq_push (self->outq, &msg) != 0) {
+        rl_warn ("coordinator: out of memory queueing a PREPARE: it times out");
+    }
+    r.result = COORDINATOR_PENDING;
+    assert (e->state == ATTEMPT_LIVE && coordinator_is_live (self, t->id));
+    return r;
+}
+
+static void
+s_queue_decide (coordinator_t *self, const attempt_t *e)
+{
+    assert (e->state == ATTEMPT_DECIDED);
+    outq_msg_t msg = {.kind = OUTQ_DECIDE, .peer = e->peer_index, .needs_seq = e->write_seq};
+    msg.tp = e->tp;
+    if (outq_push (self->outq, &msg) != 0) {
+        rl_warn ("coordinator: out of memory queueing a DECIDE: resent later");
+    }
+}
+
+//  Moves a live attempt to the xlog with `decision`; schedules its delivery.
+static void
+s_log_decision (coordinator_t *self, const attempt_t *live, uint32_t decision, uint64_t now_ns)
+{
+    int32_t x = xlog_append (self->xlog, live, decision, outq_batch_seq (self->outq));
+    attempt_t *e = attempts_at (xlog_entries (self->xlog), x);
+    e->backoff_ms = self->retry_min_ms;
+    e->next_ns = now_ns + e->backoff_ms * 1000000ull;
+    if (e->next_ns < self->xlog_due_ns) {
+        self->xlog_due_ns = e->next_ns;
+    }
+    s_queue_decide (self, e);
+    assert (e->tp.state == decision && e->write_seq == outq_batch_seq (self->outq));
+}
+
+//  Ends a live attempt: releases the debit reservation, records the outcome.
+static void
+s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, uint64_t now_ns)
+{
+    attempt_t *e = attempts_at (&self->attempts, i);
+    assert (e->state == ATTEMPT_LIVE);
+    assert (decision == 0 || decision == RL_TP_COMMIT || decision == RL_TP_ABORT);
+    assert (decision != RL_TP_COMMIT || result == RL_OK);
+    accounts_debit_release (self->accounts, e->transfer.debit_account_id, e->transfer.amount,
+                            result == RL_OK);
+    uint64_t ts = 0;
+    uint64_t write_seq = 0; //  an outcome with no write needs no sync
+    bool burns = result == RL_OK || !rl_result_is_retryable (result);
+    if (burns) {
+        rl_transfer_t record = e->transfer;
+        record.timestamp = ts = journal_next_ts (self->journal, now_ns);
+        record.reserved = JOURNAL_STORED (result, JOURNAL_LEG_DEBIT);
+        if (journal_append (self->journal, &record) != 0) {
+            rl_error ("two-phase: out of memory storing a decided transfer");
+            abort (); //  memory and the decision would disagree: crash, recover
+        }
+        write_seq = outq_batch_seq (self->outq);
+    }
+    if (decision != 0) {
+        s_log_decision (self, e, decision, now_ns);
+        write_seq = outq_batch_seq (self->outq);
+    }
+    s_request_decided (self, e, result, ts, write_seq);
+    attempts_remove (&self->attempts, i);
+}
+
+void
+coordinator_prepare_replies (coordinator_t *self, const rl_tp_rec_t *replies, size_t count,
+                             uint64_t now_ns)
+{
+    assert (self && (count == 0 || replies));
+    for (size_t k = 0; k < count; k++) {
+        const rl_tp_rec_t *reply = &replies[k];
+        int32_t i = attempts_find (&self->attempts, reply->id, NULL);
+        if (i < 0 || !attempt_eq (attempts_at (&self->attempts, i)->tp.attempt, reply->attempt)) {
+            continue; //  a late reply: that attempt was decided (abort) on timeout
+        }
+        if (reply->state == RL_TP_PREPARED) {
+            s_finish (self, i, RL_OK, RL_TP_COMMIT, now_ns);
+        } else if (!rl_result_is_retryable (reply->result)) {
+            //  A business failure at the credit side: C holds nothing.
+            s_finish (self, i, reply->result, 0, now_ns);
+        } else {
+            //  Refused for an infrastructure reason: C holds nothing either.
+            uint32_t result = reply->result == RL_IN_DOUBT ? RL_IN_DOUBT : RL_ABORTED;
+            s_finish (self, i, result, 0, now_ns);
+        }
+    }
+    if (count > 0) {
+        RL_FAILPOINT (TP_COORD_DECIDED);
+    }
+}
+
+void
+coordinator_decide_replies (coordinator_t *self, const rl_tp_rec_t *acks, size_t count)
+{
+    assert (self && (count == 0 || acks));
+    for (size_t k = 0; k < count; k++) {
+        int32_t i = xlog_find (self->xlog, acks[k].id, acks[k].attempt);
+        if (i < 0) {
+            continue; //  a duplicate acknowledgement
+        }
+        const attempt_t *e = attempts_at (xlog_entries (self->xlog), i);
+        if (acks[k].state != RL_TP_ACKED) {
+            self->alarms++;
+            rl_error ("two-phase ALARM: %s refused to acknowledge %s of transfer %016" PRIx64
+                      "%016" PRIx64 " attempt %" PRIu64 ".%" PRIu64 " (needs an operator)",
+                      e->peer, rl_tp_state_name (e->tp.state), acks[k].id.hi, acks[k].id.lo,
+                      acks[k].attempt.counter, acks[k].attempt.seq);
+            continue;
+        }
+        xlog_remove (self->xlog, i);
+    }
+    if (count > 0) {
+        RL_FAILPOINT (TP_COORD_ACKED);
+    }
+}
+
+uint64_t
+coordinator_outcome_query (coordinator_t *self, const rl_tp_rec_t *queries, size_t count,
+                           rl_tp_rec_t *out)
+{
+    assert (self && (count == 0 || (queries && out)));
+    uint64_t needs_seq = 0;
+    for (size_t k = 0; k < count; k++) {
+        out[k] = queries[k];
+        out[k].state = RL_TP_ABORT; //  older incarnation, or finished without a commit
+        int32_t x = xlog_find (self->xlog, queries[k].id, queries[k].attempt);
+        if (x >= 0) {
+            const attempt_t *e = attempts_at (xlog_entries (self->xlog), x);
+            out[k].state = e->tp.state;
+            needs_seq = e->write_seq > needs_seq ? e->write_seq : needs_seq;
+        }
+        int32_t live = attempts_head (&self->attempts, queries[k].id);
+        if (live >= 0
+            && attempt_eq (attempts_at (&self->attempts, live)->tp.attempt, queries[k].attempt)) {
+            out[k].state = RL_TP_PENDING;
+        }
+    }
+    assert (needs_seq <= outq_batch_seq (self->outq));
+    return needs_seq;
+}
+
+//  Timers --------------------------------------------------------------------------------
+
+static void
+s_backoff (const coordinator_t *self, attempt_t *e, uint64_t now_ns)
+{
+    e->next_ns = now_ns + e->backoff_ms * 1000000ull;
+    e->backoff_ms = e->backoff_ms * 2 > self->retry_max_ms ? self->retry_max_ms : e->backoff_ms * 2;
+}
+
+size_t
+coordinator_tick (coordinator_t *self, uint64_t now_ns, size_t budget)
+{
+    assert (self);
+    size_t work = 0;
+    //  Prepare timeouts decide abort (infrastructure: not burned). Scans only
+    //  when the earliest deadline may have come (O(table) a scan).
+    if (now_ns >= self->attempts_due_ns) {
+        self->attempts_due_ns = UINT64_MAX;
+        size_t span = attempts_span (&self->attempts);
+        for (size_t i = 0; i < span; i++) {
+            attempt_t *e = attempts_at (&self->attempts, (int32_t) i);
+            if (e->state != ATTEMPT_LIVE) {
+                continue;
+            }
+            if (now_ns >= e->deadline_ns) {
+                s_finish (self, (int32_t) i, RL_ABORTED, RL_TP_ABORT, now_ns);
+                RL_FAILPOINT (TP_COORD_ABORT_DECIDED);
+            } else if (e->deadline_ns < self->attempts_due_ns) {
+                self->attempts_due_ns = e->deadline_ns;
+            }
+        }
+    }
+    //  Resend decisions until acknowledged, forever, capped backoff.
+    if (now_ns >= self->xlog_due_ns) {
+        self->xlog_due_ns = UINT64_MAX;
+        attempts_t *xlog = xlog_entries (self->xlog);
+        size_t span = attempts_span (xlog);
+        for (size_t i = 0; i < span; i++) {
+            attempt_t *e = attempts_at (xlog, (int32_t) i);
+            if (e->state != ATTEMPT_DECIDED) {
+                continue;
+            }
+            if (now_ns >= e->next_ns && work < budget) {
+                s_queue_decide (self, e);
+                s_backoff (self, e, now_ns);
+                work++;
+            }
+            if (e->next_ns < self->xlog_due_ns) {
+                self->xlog_due_ns = e->next_ns;
+            }
+        }
+    }
+    assert (work <= budget);
+    return work;
+}
+
+void
+coordinator_counts (const coordinator_t *self, uint64_t *live, uint64_t *decided, uint64_t *alarms)
+{
+    assert (self && live && decided && alarms);
+    *live = self->attempts.count;
+    *decided = xlog_count (self->xlog);
+    *alarms = self->alarms;
+}
+
+void
+coordinator_audit_sums (coordinator_t *self, const accounts_t *accounts, uint64_t *debits)
+{
+    assert (self && accounts && debits);
+    size_t span = attempts_span (&self->attempts);
+    for (size_t i = 0; i < span; i++) {
+        const attempt_t *e = attempts_at (&self->attempts, (int32_t) i);
+        size_t slot = 0;
+        if (e->state == ATTEMPT_LIVE
+            && accounts_slot (accounts, e->transfer.debit_account_id, &slot)) {
+            debits[slot] += e->transfer.amount;
+        }
+    }
+}
+
+size_t
+coordinator_in_doubt (coordinator_t *self, rl_in_doubt_rec_t *out, size_t cap)
+{
+    assert (self && (cap == 0 || out));
+    attempts_t *tables[2] = {&self->attempts, xlog_entries (self->xlog)};
+    size_t n = 0;
+    for (int t = 0; t < 2; t++) {
+        size_t span = attempts_span (tables[t]);
+        for (size_t i = 0; i < span && n < cap; i++) {
+            const attempt_t *e = attempts_at (tables[t], (int32_t) i);
+            if (e->state == ATTEMPT_LIVE || e->state == ATTEMPT_DECIDED) {
+                attempt_in_doubt (e, &out[n++]);
+            }
+        }
+    }
+    assert (n <= cap);
+    return n;
+}

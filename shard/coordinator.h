@@ -1,0 +1,90 @@
+/*  coordinator.h: the debit shard's side of a cross-shard transfer.
+
+    The coordinator reserves the debit, sends PREPARE, decides on the reply
+    (or a timeout), logs the decision (xlog.c), posts or releases the
+    debit, and delivers the decision until the participant acknowledges it.
+    It also holds the client requests that wait for its decisions, so a
+    request lives in one place: the reply comes out of the output queue as
+    an OUTQ_REPLY when its last record is decided.
+
+    It touches accounts only through accounts.h's reserve/release calls and
+    the transfer records only through journal.h; it never calls the ledger.
+    See coordinator.c for the states, invariants and limits.
+*/
+#ifndef RL_COORDINATOR_H
+#define RL_COORDINATOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "accounts.h"
+#include "journal.h"
+#include "outq.h"
+#include "proto.h"
+#include "ring.h"
+#include "store.h"
+
+typedef struct coordinator_t coordinator_t;
+
+//  A create_transfers result meaning "decided later": the record's outcome
+//  arrives in the request's OUTQ_REPLY. Never on the wire.
+#define COORDINATOR_PENDING 0xFFFFFFFFu
+
+//  NULL when memory ran out. name: this shard's name (the coordinator field
+//  of every attempt).
+coordinator_t *coordinator_new (store_t *store, accounts_t *accounts, journal_t *journal,
+                                outq_t *outq, const char *name);
+void coordinator_destroy (coordinator_t **self_p);
+//  Recovery: a new incarnation (counter + 1, nonce), committed before this
+//  returns, then the logged decisions, each due for delivery at once.
+//  0, or -1 with a message in err.
+int coordinator_open (coordinator_t *self, uint64_t nonce, uint64_t now_ns, char *err,
+                      size_t err_size);
+//  The ring served now: participants are sent to by their index in it.
+void coordinator_set_ring (coordinator_t *self, const ring_t *ring);
+void coordinator_set_timeouts (coordinator_t *self, uint64_t prepare_ms, uint64_t retry_min_ms,
+                               uint64_t retry_max_ms);
+
+//  Is an attempt of this transfer id live (one live attempt per id)?
+bool coordinator_is_live (const coordinator_t *self, rl_id_t id);
+
+//  Client requests. A request slot is taken before the records are applied
+//  (-1: every slot is in use, answer busy); coordinator_begin ties records
+//  to it; coordinator_request_hold then either frees it (nothing pending:
+//  false, answer now) or keeps the results and ctx until the last pending
+//  record is decided (true). Out of memory, it answers the pending records
+//  in_doubt in `results` and returns false.
+int32_t coordinator_request_new (coordinator_t *self);
+bool coordinator_request_hold (coordinator_t *self, int32_t request, void *ctx,
+                               const rl_header_t *header, rl_result_rec_t *results, uint32_t count);
+//  Shutdown: frees one held request and returns its ctx, or NULL when none is left.
+void *coordinator_request_drop (coordinator_t *self);
+
+//  A create_transfers record whose credit account lives on the shard at
+//  `peer` (a ring index): reserves the debit and queues a PREPARE; returns
+//  COORDINATOR_PENDING, or a final result (a stored business failure, busy).
+rl_result_rec_t coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer,
+                                   uint64_t now_ns, int32_t request, uint32_t index);
+
+//  Replies to our PREPAREs and DECIDEs.
+void coordinator_prepare_replies (coordinator_t *self, const rl_tp_rec_t *replies, size_t count,
+                                  uint64_t now_ns);
+void coordinator_decide_replies (coordinator_t *self, const rl_tp_rec_t *acks, size_t count);
+//  Outcome queries from participants: one answer each in out. Returns the
+//  group commit the answers need synced (the newest logged decision named).
+uint64_t coordinator_outcome_query (coordinator_t *self, const rl_tp_rec_t *queries, size_t count,
+                                    rl_tp_rec_t *out);
+//  Prepare timeouts and decision resends; at most `budget` messages.
+//  Returns the messages queued.
+size_t coordinator_tick (coordinator_t *self, uint64_t now_ns, size_t budget);
+
+//  live: attempts undecided; decided: decisions not yet acknowledged.
+void coordinator_counts (const coordinator_t *self, uint64_t *live, uint64_t *decided,
+                         uint64_t *alarms);
+//  Audit: adds every live reservation to debits[slot of its account].
+void coordinator_audit_sums (coordinator_t *self, const accounts_t *accounts, uint64_t *debits);
+//  Lists live attempts and unacknowledged decisions; at most cap.
+size_t coordinator_in_doubt (coordinator_t *self, rl_in_doubt_rec_t *out, size_t cap);
+
+#endif

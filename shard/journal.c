@@ -1,0 +1,489 @@
+/*  journal.c: the durable record of every transfer, and the transfers since
+    the last checkpoint.
+
+    DESIGN
+    The durable truth is the `transfers` column family, where every
+    transfer that took effect or burned its id is one record keyed by its
+    shard timestamp. Timestamps only grow, so these inserts land at the end
+    of the memtable skiplist, which costs a fraction of a random-key insert:
+    one such put per transfer is the whole write cost of a group commit
+    (plus one small meta put).
+
+    Everything else is derived, and caught up at checkpoints:
+      - tx_index (id -> timestamp), legs ((id, debit account) -> timestamp)
+        and history (account, timestamp): kept in memory for the transfers
+        since the last checkpoint ("recent"), then sorted and ingested as
+        SST files, bypassing the memtable;
+      - the accounts (accounts.c), written by the checkpoint's batch.
+    Recovery replays every transfer after checkpoint_ts onto the loaded
+    accounts and rebuilds "recent". A crash between the ingest and the
+    checkpoint batch only re-ingests identical index entries.
+
+    INVARIANTS
+    1. A transfer id has at most one record (credit legs aside, whose ids
+       belong to the coordinator's id space and are indexed with the debit
+       account): recent's index is consulted before tx_index.
+    2. Timestamps strictly increase: ts = max(now, last + 1); last is
+       persisted in the batch of every group commit that assigns one.
+    3. recent holds exactly the records with checkpoint_ts < ts <= last_ts,
+       in timestamp order (asserted on append).
+    4. accounts CF + replay of transfers after checkpoint_ts == memory.
+
+    LIMITS: RL_SHARD_CHECKPOINT_TRANSFERS between checkpoints (plus at most
+    one loop turn); recent grows by doubling. The leg index is keyed by a
+    128-bit mix of the two ids: a hit is confirmed against the record, so a
+    collision can only hide a leg from memory, never invent one.
+*/
+#include "journal.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "idmap.h"
+#include "log.h"
+#include "rl_limits.h"
+
+#define META_LAST_TS       "last_ts"
+#define META_CHECKPOINT_TS "checkpoint_ts"
+
+struct journal_t {
+    store_t *store;
+    rl_transfer_t *recent; //  transfers since the checkpoint, ts order; reserved = stored
+    size_t recent_count;
+    size_t recent_cap;
+    idmap_t *recent_ids;    //  id -> index in recent (credit legs are not indexed)
+    idmap_t *recent_legs;   //  leg key (id, debit account) -> index in recent: credit legs
+    uint64_t last_ts;       //  last timestamp assigned (ns)
+    uint64_t checkpoint_ts; //  transfers up to here are in accounts + indexes
+    uint64_t transfers_ok;  //  ok transfers since open (status)
+};
+
+journal_t *
+journal_new (store_t *store)
+{
+    assert (store);
+    journal_t *self = calloc (1, sizeof (*self));
+    if (!self) {
+        return NULL;
+    }
+    self->store = store;
+    self->recent_ids = idmap_new (RL_SHARD_CHECKPOINT_TRANSFERS * 2);
+    self->recent_legs = idmap_new (RL_SHARD_CHECKPOINT_TRANSFERS);
+    if (!self->recent_ids || !self->recent_legs) {
+        journal_destroy (&self);
+    }
+    return self;
+}
+
+void
+journal_destroy (journal_t **self_p)
+{
+    assert (self_p);
+    journal_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    idmap_destroy (&self->recent_ids);
+    idmap_destroy (&self->recent_legs);
+    free (self->recent);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Storage form of a transfer: the wire record, with the result in `reserved`.
+static void
+s_put_transfer (journal_t *self, const rl_transfer_t *transfer)
+{
+    uint8_t key[8];
+    uint8_t value[RL_TRANSFER_SIZE];
+    codec_put_u64_be (key, transfer->timestamp);
+    codec_encode_transfer (transfer, value);
+    store_batch_put (self->store, STORE_CF_TRANSFERS, key, sizeof (key), value, sizeof (value));
+}
+
+static void
+s_put_meta_u64 (journal_t *self, const char *name, uint64_t value)
+{
+    uint8_t bytes[8];
+    codec_put_u64 (bytes, value);
+    store_batch_put (self->store, STORE_CF_META, name, strlen (name), bytes, sizeof (bytes));
+}
+
+static int
+s_get_meta_u64 (journal_t *self, const char *name, uint64_t *value_p)
+{
+    uint8_t bytes[8];
+    size_t size = 0;
+    int rc = store_get (self->store, STORE_CF_META, name, strlen (name), bytes, sizeof (bytes),
+                        &size);
+    if (rc == 1 && size == sizeof (bytes)) {
+        *value_p = codec_get_u64 (bytes);
+        return 0;
+    }
+    if (rc == 0) {
+        *value_p = 0;
+        return 0;
+    }
+    return -1;
+}
+
+uint64_t
+journal_next_ts (journal_t *self, uint64_t now_ns)
+{
+    self->last_ts = now_ns > self->last_ts ? now_ns : self->last_ts + 1;
+    return self->last_ts;
+}
+
+//  The in-memory key of a credit leg: both ids mixed into 128 bits. A hit is
+//  confirmed against the record, so a collision can only hide a leg from
+//  the memory index, never invent one.
+static rl_id_t
+s_leg_key (rl_id_t id, rl_id_t debit)
+{
+    rl_id_t key = {id.lo ^ (debit.lo * 0x9E3779B97F4A7C15ull ^ debit.hi),
+                   id.hi ^ (debit.hi * 0xC2B2AE3D27D4EB4Full ^ debit.lo)};
+    return rl_id_is_zero (key) ? (rl_id_t){1, 0} : key;
+}
+
+int
+journal_leg_applied (journal_t *self, rl_id_t id, rl_id_t debit_account_id)
+{
+    uint64_t index = 0;
+    if (idmap_get (self->recent_legs, s_leg_key (id, debit_account_id), &index)) {
+        const rl_transfer_t *t = &self->recent[index];
+        if (rl_id_eq (t->id, id) && rl_id_eq (t->debit_account_id, debit_account_id)) {
+            return 1;
+        }
+    }
+    uint8_t key[2 * RL_ID_SIZE];
+    uint8_t ts[8];
+    size_t size = 0;
+    codec_encode_id (id, key);
+    codec_encode_id (debit_account_id, key + RL_ID_SIZE);
+    return store_get (self->store, STORE_CF_LEGS, key, sizeof (key), ts, sizeof (ts), &size);
+}
+
+//  Appends a stored transfer to recent (ts order) and, unless it is a credit
+//  leg (whose id belongs to the coordinator's id space), indexes its id.
+static int
+s_recent_append (journal_t *self, const rl_transfer_t *transfer)
+{
+    bool index_id = JOURNAL_LEG (transfer->reserved) != JOURNAL_LEG_CREDIT;
+    if (self->recent_count == self->recent_cap) {
+        size_t cap = self->recent_cap ? self->recent_cap * 2 : RL_SHARD_CHECKPOINT_TRANSFERS;
+        rl_transfer_t *recent = realloc (self->recent, cap * sizeof (*recent));
+        if (!recent) {
+            return -1;
+        }
+        self->recent = recent;
+        self->recent_cap = cap;
+    }
+    assert (self->recent_count == 0
+            || self->recent[self->recent_count - 1].timestamp < transfer->timestamp);
+    if (index_id && idmap_put (self->recent_ids, transfer->id, self->recent_count) != 0) {
+        return -1;
+    }
+    if (!index_id
+        && idmap_put (self->recent_legs, s_leg_key (transfer->id, transfer->debit_account_id),
+                      self->recent_count)
+               != 0) {
+        return -1;
+    }
+    self->recent[self->recent_count++] = *transfer;
+    return 0;
+}
+
+int
+journal_append (journal_t *self, const rl_transfer_t *record)
+{
+    assert (self && record);
+    assert (record->timestamp == self->last_ts); //  from journal_next_ts, just now
+    if (s_recent_append (self, record) != 0) {
+        return -1;
+    }
+    s_put_transfer (self, record);
+    if (JOURNAL_RESULT (record->reserved) == RL_OK
+        && JOURNAL_LEG (record->reserved) != JOURNAL_LEG_CREDIT) {
+        self->transfers_ok++;
+    }
+    return 0;
+}
+
+//  Re-applies a stored ok transfer (or leg) to the accounts held here.
+static int
+s_replay_one (accounts_t *accounts, const rl_transfer_t *t)
+{
+    uint32_t leg = JOURNAL_LEG (t->reserved);
+    if (leg != JOURNAL_LEG_CREDIT
+        && accounts_post (accounts, t->debit_account_id, true, t->amount) != 0) {
+        return -1;
+    }
+    if (leg != JOURNAL_LEG_DEBIT
+        && accounts_post (accounts, t->credit_account_id, false, t->amount) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+//  Replays transfers after checkpoint_ts onto the loaded accounts.
+static int
+s_replay (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
+{
+    store_iter_t *it = store_iter_new (self->store, STORE_CF_TRANSFERS);
+    if (!it) {
+        snprintf (err, err_size, "out of memory");
+        return -1;
+    }
+    uint8_t from[8];
+    codec_put_u64_be (from, self->checkpoint_ts + 1);
+    int rc = 0;
+    for (store_iter_seek (it, from, sizeof (from)); store_iter_valid (it); store_iter_next (it)) {
+        size_t key_size = 0, value_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &value_size);
+        if (key_size != 8 || value_size != RL_TRANSFER_SIZE) {
+            snprintf (err, err_size, "corrupt transfer record (key %zu, value %zu bytes)", key_size,
+                      value_size);
+            rc = -1;
+            break;
+        }
+        rl_transfer_t transfer;
+        codec_decode_transfer (value, &transfer);
+        assert (transfer.timestamp == codec_get_u64_be (key));
+        if (JOURNAL_RESULT (transfer.reserved) == RL_OK
+            && s_replay_one (accounts, &transfer) != 0) {
+            snprintf (err, err_size, "transfer at ts %" PRIu64 " names a missing account",
+                      transfer.timestamp);
+            rc = -1;
+            break;
+        }
+        if (s_recent_append (self, &transfer) != 0) {
+            snprintf (err, err_size, "out of memory replaying transfers");
+            rc = -1;
+            break;
+        }
+        if (transfer.timestamp > self->last_ts) {
+            self->last_ts = transfer.timestamp;
+        }
+    }
+    store_iter_destroy (&it);
+    return rc;
+}
+
+//  Finds a stored transfer by id: recent first, then the ingested index.
+//  1 found, 0 not found, -1 storage error.
+int
+journal_find (journal_t *self, rl_id_t id, rl_transfer_t *out)
+{
+    uint64_t index = 0;
+    if (idmap_get (self->recent_ids, id, &index)) {
+        assert (index < self->recent_count);
+        *out = self->recent[index];
+        return 1;
+    }
+    uint8_t key[RL_ID_SIZE];
+    uint8_t ts_bytes[8];
+    size_t size = 0;
+    codec_encode_id (id, key);
+    int rc = store_get (self->store, STORE_CF_TX_INDEX, key, sizeof (key), ts_bytes,
+                        sizeof (ts_bytes), &size);
+    if (rc != 1) {
+        return rc;
+    }
+    uint8_t ts_key[8];
+    uint8_t value[RL_TRANSFER_SIZE];
+    codec_put_u64_be (ts_key, codec_get_u64 (ts_bytes));
+    rc = store_get (self->store, STORE_CF_TRANSFERS, ts_key, sizeof (ts_key), value, sizeof (value),
+                    &size);
+    if (rc != 1 || size != RL_TRANSFER_SIZE) {
+        rl_error ("journal: tx_index names ts %" PRIu64 " with no transfer record",
+                  codec_get_u64 (ts_bytes));
+        return -1;
+    }
+    codec_decode_transfer (value, out);
+    return 1;
+}
+
+static int
+s_cmp_id_entry (const void *a, const void *b)
+{
+    return memcmp (a, b, RL_ID_SIZE);
+}
+
+static int
+s_cmp_history_entry (const void *a, const void *b)
+{
+    return memcmp (a, b, RL_ID_SIZE + 8);
+}
+
+static int
+s_cmp_leg_entry (const void *a, const void *b)
+{
+    return memcmp (a, b, 2 * RL_ID_SIZE);
+}
+
+//  The credit legs applied here since the checkpoint: (id, debit) -> ts.
+static int
+s_ingest_legs (journal_t *self)
+{
+    enum { LEG_ENTRY = 2 * RL_ID_SIZE + 8 };
+    size_t count = 0;
+    for (size_t i = 0; i < self->recent_count; i++) {
+        count += JOURNAL_LEG (self->recent[i].reserved) == JOURNAL_LEG_CREDIT;
+    }
+    if (count == 0) {
+        return 0;
+    }
+    uint8_t *legs = malloc (count * LEG_ENTRY);
+    if (!legs) {
+        return -1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < self->recent_count && n < count; i++) {
+        const rl_transfer_t *t = &self->recent[i];
+        if (JOURNAL_LEG (t->reserved) == JOURNAL_LEG_CREDIT) {
+            uint8_t *entry = legs + n++ * LEG_ENTRY;
+            codec_encode_id (t->id, entry);
+            codec_encode_id (t->debit_account_id, entry + RL_ID_SIZE);
+            codec_put_u64 (entry + 2 * RL_ID_SIZE, t->timestamp);
+        }
+    }
+    qsort (legs, n, LEG_ENTRY, s_cmp_leg_entry);
+    int rc = store_ingest_sorted (self->store, STORE_CF_LEGS, legs, LEG_ENTRY, 2 * RL_ID_SIZE, n);
+    free (legs);
+    return rc;
+}
+
+//  Sorts and ingests tx_index and history entries for every recent transfer.
+static int
+s_ingest_recent (journal_t *self)
+{
+    enum { ID_ENTRY = RL_ID_SIZE + 8, HISTORY_ENTRY = RL_ID_SIZE + 8 };
+    uint8_t *ids = malloc (self->recent_count * ID_ENTRY);
+    uint8_t *history = malloc (self->recent_count * 2 * HISTORY_ENTRY);
+    if (!ids || !history) {
+        free (ids);
+        free (history);
+        return -1;
+    }
+    size_t history_count = 0, id_count = 0;
+    for (size_t i = 0; i < self->recent_count; i++) {
+        const rl_transfer_t *t = &self->recent[i];
+        uint32_t leg = JOURNAL_LEG (t->reserved);
+        if (leg != JOURNAL_LEG_CREDIT) {
+            codec_encode_id (t->id, ids + id_count * ID_ENTRY);
+            codec_put_u64 (ids + id_count * ID_ENTRY + RL_ID_SIZE, t->timestamp);
+            id_count++;
+        }
+        if (JOURNAL_RESULT (t->reserved) == RL_OK) {
+            uint8_t *entry = NULL;
+            if (leg != JOURNAL_LEG_CREDIT) {
+                entry = history + history_count++ * HISTORY_ENTRY;
+                codec_encode_id (t->debit_account_id, entry);
+                codec_put_u64_be (entry + RL_ID_SIZE, t->timestamp);
+            }
+            if (leg != JOURNAL_LEG_DEBIT) {
+                entry = history + history_count++ * HISTORY_ENTRY;
+                codec_encode_id (t->credit_account_id, entry);
+                codec_put_u64_be (entry + RL_ID_SIZE, t->timestamp);
+            }
+        }
+    }
+    qsort (ids, id_count, ID_ENTRY, s_cmp_id_entry);
+    qsort (history, history_count, HISTORY_ENTRY, s_cmp_history_entry);
+    int rc = store_ingest_sorted (self->store, STORE_CF_TX_INDEX, ids, ID_ENTRY, RL_ID_SIZE,
+                                  id_count);
+    if (rc == 0) {
+        rc = s_ingest_legs (self);
+    }
+    if (rc == 0) {
+        rc = store_ingest_sorted (self->store, STORE_CF_HISTORY, history, HISTORY_ENTRY,
+                                  HISTORY_ENTRY, history_count);
+    }
+    free (ids);
+    free (history);
+    return rc;
+}
+
+int
+journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
+{
+    assert (self && accounts);
+    assert (self->recent_count == 0 && self->last_ts == 0);
+    if (s_get_meta_u64 (self, META_LAST_TS, &self->last_ts) != 0
+        || s_get_meta_u64 (self, META_CHECKPOINT_TS, &self->checkpoint_ts) != 0) {
+        snprintf (err, err_size, "cannot read metadata: %s", store_error (self->store));
+        return -1;
+    }
+    if (accounts_load (accounts, &self->last_ts, err, err_size) != 0
+        || s_replay (self, accounts, err, err_size) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+const rl_transfer_t *
+journal_recent (const journal_t *self, size_t *count_p)
+{
+    assert (self && count_p);
+    *count_p = self->recent_count;
+    return self->recent;
+}
+
+uint64_t
+journal_checkpoint_ts (const journal_t *self)
+{
+    assert (self);
+    return self->checkpoint_ts;
+}
+
+uint64_t
+journal_last_ts (const journal_t *self)
+{
+    assert (self);
+    return self->last_ts;
+}
+
+uint64_t
+journal_transfers_ok (const journal_t *self)
+{
+    assert (self);
+    return self->transfers_ok;
+}
+
+void
+journal_before_commit (journal_t *self)
+{
+    assert (self);
+    if (store_batch_count (self->store) > 0) {
+        s_put_meta_u64 (self, META_LAST_TS, self->last_ts);
+    }
+}
+
+int
+journal_checkpoint_begin (journal_t *self)
+{
+    assert (self);
+    assert (store_batch_count (self->store) == 0);
+    if (self->recent_count > 0 && s_ingest_recent (self) != 0) {
+        return -1;
+    }
+    s_put_meta_u64 (self, META_CHECKPOINT_TS, self->last_ts);
+    s_put_meta_u64 (self, META_LAST_TS, self->last_ts);
+    return 0;
+}
+
+void
+journal_checkpoint_end (journal_t *self)
+{
+    assert (self);
+    assert (self->checkpoint_ts <= self->last_ts);
+    self->checkpoint_ts = self->last_ts;
+    self->recent_count = 0;
+    idmap_clear (self->recent_ids);
+    idmap_clear (self->recent_legs);
+}

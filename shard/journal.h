@@ -1,0 +1,71 @@
+/*  journal.h: the transfers of one shard since its last checkpoint, and the
+    durable record of every transfer.
+
+    Every transfer that took effect or burned its id is one record in the
+    `transfers` column family, keyed by its shard timestamp. The journal
+    assigns those timestamps, puts the records into the batch, keeps the
+    ones since the last checkpoint in memory ("recent", with an id index and
+    a credit-leg index), and at a checkpoint ingests the derived indexes
+    (tx_index, legs, history) as sorted SST files. See journal.c for the
+    invariants and limits.
+*/
+#ifndef RL_JOURNAL_H
+#define RL_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "accounts.h"
+#include "proto.h"
+#include "store.h"
+
+//  The `reserved` field of a stored transfer: the result in bits 0..31, the
+//  leg in bits 32..39. A same-shard transfer moves both accounts; a
+//  cross-shard one is stored on each side as one leg.
+#define JOURNAL_LEG_BOTH            0u
+#define JOURNAL_LEG_DEBIT           1u //  on the coordinator: debits the local debit account
+#define JOURNAL_LEG_CREDIT          2u //  on the participant: credits the local credit account
+#define JOURNAL_STORED(result, leg) ((uint64_t) (result) | ((uint64_t) (leg) << 32))
+#define JOURNAL_RESULT(reserved)    ((uint32_t) (reserved))
+#define JOURNAL_LEG(reserved)       ((uint32_t) (((reserved) >> 32) & 0xff))
+
+typedef struct journal_t journal_t;
+
+//  NULL when memory ran out.
+journal_t *journal_new (store_t *store);
+void journal_destroy (journal_t **self_p);
+//  Recovery: reads the persisted timestamps, loads the accounts and
+//  replays every transfer after the checkpoint onto them. 0, or -1 with a
+//  message in err.
+int journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size);
+
+//  The next timestamp: max(now, last + 1).
+uint64_t journal_next_ts (journal_t *self, uint64_t now_ns);
+//  Stores a decided record (timestamp from journal_next_ts, reserved =
+//  JOURNAL_STORED): into the batch and recent; a credit leg is indexed by
+//  (id, debit account), anything else by id. 0, or -1 when memory ran out
+//  (nothing stored).
+int journal_append (journal_t *self, const rl_transfer_t *record);
+//  A stored transfer by id (not credit legs): 1 found, 0 not, -1 storage error.
+int journal_find (journal_t *self, rl_id_t id, rl_transfer_t *out);
+//  Was the credit leg of (transfer id, debit account) applied here? The pair
+//  names a transfer uniquely across the cluster (ids are scoped to the debit
+//  account's shard). 1 yes, 0 no, -1 storage error.
+int journal_leg_applied (journal_t *self, rl_id_t id, rl_id_t debit_account_id);
+
+//  The transfers since the checkpoint, in timestamp order.
+const rl_transfer_t *journal_recent (const journal_t *self, size_t *count_p);
+uint64_t journal_checkpoint_ts (const journal_t *self);
+uint64_t journal_last_ts (const journal_t *self);
+uint64_t journal_transfers_ok (const journal_t *self); //  ok transfers stored since open
+
+//  Before a group commit: the last timestamp joins a non-empty batch.
+void journal_before_commit (journal_t *self);
+//  Checkpoint, first half: ingests the indexes of the recent transfers and
+//  puts the new checkpoint timestamp into the batch. 0, or -1 (store error).
+int journal_checkpoint_begin (journal_t *self);
+//  Second half, after the checkpoint batch is committed: recent is emptied.
+void journal_checkpoint_end (journal_t *self);
+
+#endif

@@ -1,0 +1,692 @@
+/*  participant.c: the credit shard C of a cross-shard transfer.
+
+    STATES of a record here (attempts.h), keyed by (transfer id,
+    coordinator):
+
+        (none) --PREPARE, checks pass--> PREPARED   credit reserved, record written
+        (none) --PREPARE, refused------> (none)     business or infrastructure result
+        PREPARED --DECIDE COMMIT--------> (none)    credit leg stored (the leg index
+                                                    remembers it), record deleted
+        PREPARED --DECIDE ABORT---------> ABORTED   released; a marker (tombstone)
+        (none) --DECIDE ABORT, unknown--> ABORTED   tombstone: a late PREPARE is refused
+        PREPARED --newer attempt--------> ABORTED   by the coordinator's invariant 2
+        PREPARED --resolve (operator)---> HEURISTIC kept for ever: a contrary
+                                                    decision later is an alarm
+        ABORTED --evicted (FIFO full, or older than RL_TP_TOMBSTONE_MS)--> (none)
+        PREPARED older than query_after: OUTCOME_QUERY to the coordinator, forever.
+
+    INVARIANTS
+    1. C never acknowledges a COMMIT it holds no record of, unless it
+       applied that attempt (the leg index says so); a contrary or unknown
+       decision raises an alarm (log + counter) and is not acknowledged. An
+       ABORT for an unknown attempt leaves a tombstone, so that a late
+       PREPARE of it is refused.
+    2. A PREPARED record holds exactly its amount in credits_reserved of its
+       credit account (paired reserve/release in accounts.c; audited), and
+       prepared_count counts the PREPARED records.
+    3. A duplicate PREPARE of an applied attempt is refused (in_doubt), never
+       prepared again: the coordinator may still resend its COMMIT.
+    4. An unreachable coordinator never means abort: C keeps asking.
+    5. Every reply is justified by the write of the record it reports on:
+       the functions return the newest such group commit, and a query is
+       stamped with its record's.
+
+    LIMITS: RL_TP_PREPARED_MAX prepared records (more: busy, an
+    infrastructure result); RL_TP_MARKERS_MAX markers, kept in a FIFO and
+    evicted oldest first when full or older than RL_TP_TOMBSTONE_MS. A
+    marker only serves duplicates: a COMMIT resent before its ACK arrived
+    (acknowledged again), a late PREPARE of an aborted attempt (refused).
+    Past its eviction such a late PREPARE is prepared, then aborted by the
+    outcome query: safe, only slower. Queries resend forever with capped
+    backoff, at most the tick's budget; a scan for them runs at most once
+    per retry_min_ms: O(table).
+*/
+#include "participant.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attempts.h"
+#include "codec.h"
+#include "failpoint.h"
+#include "log.h"
+#include "owner.h"
+#include "rl_limits.h"
+
+typedef struct {
+    int32_t slot;
+    uint64_t stamp;
+} s_marker_t;
+
+struct participant_t {
+    store_t *store;
+    accounts_t *accounts;
+    journal_t *journal;
+    outq_t *outq;
+    const ring_t *ring;    //  the ring served now
+    int self_index;        //  this shard in it, or -1
+    attempts_t records;    //  ATTEMPT_PREPARED, ATTEMPT_ABORTED, ATTEMPT_HEURISTIC
+    size_t prepared_count; //  records in ATTEMPT_PREPARED
+    s_marker_t *markers;   //  FIFO of aborted markers
+    size_t markers_head;   //  oldest (monotonic; index modulo the cap)
+    size_t markers_tail;   //  next free
+    uint64_t marker_stamp;
+    size_t markers_max;    //  <= RL_TP_MARKERS_MAX (tests use few)
+    uint64_t next_scan_ns; //  next scan for outcome queries
+    uint64_t key_seq;      //  last key used in prepared
+    uint64_t alarms;
+    uint64_t query_after_ms;
+    uint64_t retry_min_ms;
+    uint64_t retry_max_ms;
+};
+
+participant_t *
+participant_new (store_t *store, accounts_t *accounts, journal_t *journal, outq_t *outq)
+{
+    assert (store && accounts && journal && outq);
+    participant_t *self = calloc (1, sizeof (*self));
+    if (!self) {
+        return NULL;
+    }
+    self->store = store;
+    self->accounts = accounts;
+    self->journal = journal;
+    self->outq = outq;
+    self->self_index = -1;
+    self->query_after_ms = RL_TP_QUERY_AFTER_MS;
+    self->retry_min_ms = RL_TP_RETRY_MIN_MS;
+    self->retry_max_ms = RL_TP_RETRY_MAX_MS;
+    self->markers_max = RL_TP_MARKERS_MAX;
+    if (attempts_init (&self->records, RL_TP_PREPARED_MAX + RL_TP_MARKERS_MAX + 1) != 0
+        || !(self->markers = calloc (RL_TP_MARKERS_MAX, sizeof (s_marker_t)))) {
+        participant_destroy (&self);
+    }
+    return self;
+}
+
+void
+participant_destroy (participant_t **self_p)
+{
+    assert (self_p);
+    participant_t *self = *self_p;
+    if (self) {
+        attempts_free (&self->records);
+        free (self->markers);
+        free (self);
+        *self_p = NULL;
+    }
+}
+
+void
+participant_set_ring (participant_t *self, const ring_t *ring, int self_index)
+{
+    assert (self && ring);
+    assert (self_index >= -1 && self_index < (int) ring_shard_count (ring));
+    self->ring = ring;
+    self->self_index = self_index;
+}
+
+void
+participant_set_timeouts (participant_t *self, uint64_t query_after_ms, uint64_t retry_min_ms,
+                          uint64_t retry_max_ms)
+{
+    assert (self);
+    assert (query_after_ms > 0 && retry_min_ms > 0 && retry_min_ms <= retry_max_ms);
+    self->query_after_ms = query_after_ms;
+    self->retry_min_ms = retry_min_ms;
+    self->retry_max_ms = retry_max_ms;
+}
+
+void
+participant_set_markers_max (participant_t *self, size_t markers_max)
+{
+    assert (self);
+    assert (markers_max >= 1 && markers_max <= RL_TP_MARKERS_MAX);
+    self->markers_max = markers_max;
+}
+
+static bool
+s_owns (const participant_t *self, rl_id_t account_id)
+{
+    return self->ring && self->self_index >= 0
+           && owner_of (self->ring, account_id) == self->self_index;
+}
+
+#define S_HEURISTIC_FLAG 1 //  prepared record reserved[1]: a heuristic record
+
+static void s_marker_push (participant_t *self, attempt_t *e);
+
+//  Persistent keys ----------------------------------------------------------------
+//
+//  Prepared records are keyed like the coordinator log (xlog.c): by a
+//  sequence that only grows (8 bytes, big-endian), so that a new record
+//  lands at the end of the memtable skiplist and its delete near it. The
+//  record remembers its key; the index by transfer id is in memory and
+//  rebuilt at start by a scan.
+
+#define S_KEY_SIZE 8
+
+static void
+s_record_key (const attempt_t *e, uint8_t key[S_KEY_SIZE])
+{
+    codec_put_u64_be (key, e->key_seq);
+}
+
+//  Participant records keep their state in tp.state: prepared, commit, abort.
+//  The entry remembers the group commit that wrote it (invariant 5).
+static void
+s_record_put (participant_t *self, attempt_t *e)
+{
+    assert (e->state == ATTEMPT_PREPARED || e->state == ATTEMPT_ABORTED
+            || e->state == ATTEMPT_HEURISTIC);
+    e->write_seq = outq_batch_seq (self->outq);
+    uint8_t key[S_KEY_SIZE];
+    uint8_t value[RL_PREPARE_SIZE];
+    rl_prepare_rec_t rec = {.transfer = e->transfer, .tp = e->tp};
+    rec.reserved[0] = e->deadline_ns;
+    rec.reserved[1] = e->state == ATTEMPT_HEURISTIC ? S_HEURISTIC_FLAG : 0;
+    s_record_key (e, key);
+    codec_encode_prepare (&rec, value);
+    store_batch_put (self->store, STORE_CF_PREPARED, key, sizeof (key), value, sizeof (value));
+}
+
+static int
+s_load_records (participant_t *self, uint64_t now_ns, char *err, size_t err_size)
+{
+    assert (self->records.count == 0 && self->prepared_count == 0);
+    store_iter_t *it = store_iter_new (self->store, STORE_CF_PREPARED);
+    if (!it) {
+        snprintf (err, err_size, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
+        size_t size = 0, key_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &size);
+        if (size != RL_PREPARE_SIZE || key_size != S_KEY_SIZE) {
+            snprintf (err, err_size, "corrupt prepared record");
+            rc = -1;
+            break;
+        }
+        rl_prepare_rec_t rec;
+        codec_decode_prepare (value, &rec);
+        if (rl_id_is_zero (rec.tp.id)) {
+            snprintf (err, err_size, "corrupt prepared record (no id)");
+            rc = -1;
+            break;
+        }
+        int32_t i = attempts_add (&self->records, rec.tp.id);
+        if (i < 0) {
+            snprintf (err, err_size, "prepared records larger than their table");
+            rc = -1;
+            break;
+        }
+        attempt_t *e = attempts_at (&self->records, i);
+        e->transfer = rec.transfer;
+        e->tp = rec.tp;
+        e->deadline_ns = rec.reserved[0];
+        e->write_seq = 0; //  durable already
+        e->key_seq = codec_get_u64_be (key);
+        if (e->key_seq > self->key_seq) {
+            self->key_seq = e->key_seq;
+        }
+        e->backoff_ms = self->retry_min_ms;
+        e->next_ns = now_ns; //  ask at once: recovery runs before anything else
+        if (rec.tp.state == RL_TP_PREPARED) {
+            if (accounts_credit_restore (self->accounts, rec.transfer.credit_account_id,
+                                         rec.transfer.amount)
+                != 0) {
+                snprintf (err, err_size, "prepared record names a missing account");
+                rc = -1;
+                break;
+            }
+            e->state = ATTEMPT_PREPARED;
+            self->prepared_count++;
+        } else if (rec.reserved[1] == S_HEURISTIC_FLAG) {
+            e->state = ATTEMPT_HEURISTIC; //  kept: a contrary decision later is an alarm
+        } else if (rec.tp.state == RL_TP_ABORT) {
+            e->state = ATTEMPT_ABORTED;
+            s_marker_push (self, e); //  FIFO order of keys, not of age: good enough
+        } else {
+            //  A commit deletes its record (the leg index remembers it).
+            snprintf (err, err_size, "prepared record in an unexpected state %u", rec.tp.state);
+            rc = -1;
+            break;
+        }
+    }
+    store_iter_destroy (&it);
+    return rc;
+}
+
+//  Participant ------------------------------------------------------------------------
+
+//  Drops a marker: from the table and from the prepared column family.
+static void
+s_marker_drop (participant_t *self, int32_t slot)
+{
+    uint8_t key[S_KEY_SIZE];
+    s_record_key (attempts_at (&self->records, slot), key);
+    store_batch_delete (self->store, STORE_CF_PREPARED, key, sizeof (key));
+    attempts_remove (&self->records, slot);
+}
+
+//  Evicts the oldest markers: while the FIFO is full (room for one more),
+//  or while the oldest has expired (now_ns != 0). Stale FIFO entries (the
+//  slot was reused or removed) are skipped.
+static void
+s_markers_evict (participant_t *self, uint64_t now_ns, bool make_room)
+{
+    while (self->markers_head < self->markers_tail) {
+        s_marker_t *m = &self->markers[self->markers_head % RL_TP_MARKERS_MAX];
+        attempt_t *e = attempts_at (&self->records, m->slot);
+        bool current = e->state == ATTEMPT_ABORTED && e->stamp == m->stamp;
+        bool full = self->markers_tail - self->markers_head >= self->markers_max;
+        if (current && !(make_room && full) && !(now_ns && now_ns >= e->deadline_ns)) {
+            break;
+        }
+        if (current) {
+            s_marker_drop (self, m->slot);
+        }
+        self->markers_head++;
+    }
+}
+
+//  Records that the entry became an applied or aborted marker.
+static void
+s_marker_push (participant_t *self, attempt_t *e)
+{
+    s_markers_evict (self, 0, true);
+    assert (self->markers_tail - self->markers_head < self->markers_max);
+    e->stamp = ++self->marker_stamp;
+    self->markers[self->markers_tail++ % RL_TP_MARKERS_MAX] = (s_marker_t){
+        .slot = (int32_t) (e - attempts_at (&self->records, 0)), .stamp = e->stamp};
+}
+
+//  Releases a PREPARED record's reservation and turns it into a tombstone.
+static void
+s_record_abort (participant_t *self, attempt_t *e, uint64_t now_ns)
+{
+    if (e->state == ATTEMPT_PREPARED) {
+        accounts_credit_release (self->accounts, e->transfer.credit_account_id, e->transfer.amount,
+                                 false);
+        self->prepared_count--;
+    }
+    e->state = ATTEMPT_ABORTED;
+    e->tp.state = RL_TP_ABORT;
+    e->deadline_ns = now_ns + RL_TP_TOMBSTONE_MS * 1000000ull;
+    s_record_put (self, e);
+    s_marker_push (self, e);
+}
+
+//  Applies a commit to a PREPARED record: the credit leg becomes a transfer.
+static void
+s_record_commit (participant_t *self, attempt_t *e, uint64_t now_ns)
+{
+    assert (e->state == ATTEMPT_PREPARED && self->prepared_count > 0);
+    accounts_credit_release (self->accounts, e->transfer.credit_account_id, e->transfer.amount,
+                             true);
+    self->prepared_count--;
+    rl_transfer_t leg = e->transfer;
+    leg.timestamp = journal_next_ts (self->journal, now_ns);
+    leg.reserved = JOURNAL_STORED (RL_OK, JOURNAL_LEG_CREDIT);
+    if (journal_append (self->journal, &leg) != 0) {
+        rl_error ("two-phase: out of memory storing a credit leg");
+        abort ();
+    }
+    //  The credit leg itself is the durable "applied" marker (leg index):
+    //  the prepared record goes.
+    uint8_t key[S_KEY_SIZE];
+    s_record_key (e, key);
+    store_batch_delete (self->store, STORE_CF_PREPARED, key, sizeof (key));
+    attempts_remove (&self->records, (int32_t) (e - attempts_at (&self->records, 0)));
+}
+
+//  Checks and reserves the credit of one PREPARE; returns the reply state.
+//  *seq_p: the group commit of the write the reply reports on (0: none).
+static uint32_t
+s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns, uint32_t *result,
+               uint64_t *seq_p)
+{
+    const rl_transfer_t *t = &rec->transfer;
+    *result = RL_OK;
+    *seq_p = 0;
+    if (!rl_id_eq (t->id, rec->tp.id) || rec->tp.coordinator[0] == '\0' || rl_id_is_zero (t->id)
+        || !s_owns (self, t->credit_account_id)) {
+        *result = RL_WRONG_SHARD;
+        return RL_TP_REFUSED;
+    }
+    //  A duplicate PREPARE of an attempt already applied here finds no record
+    //  (it was deleted at the commit). It must not be prepared again: D may
+    //  still hold COMMIT in its log (the ACK was lost) and resend it, which
+    //  would apply the credit a second time. The leg index says it was applied.
+    int applied = journal_leg_applied (self->journal, t->id, t->debit_account_id);
+    if (applied != 0) {
+        *result = applied < 0 ? RL_STORAGE_ERROR : RL_IN_DOUBT;
+        //  The leg may be in this very batch: wait for it (conservative).
+        *seq_p = applied > 0 ? outq_batch_seq (self->outq) : 0;
+        return RL_TP_REFUSED;
+    }
+    int32_t i = attempts_find (&self->records, t->id, rec->tp.coordinator);
+    if (i >= 0) {
+        attempt_t *e = attempts_at (&self->records, i);
+        if (attempt_eq (e->tp.attempt, rec->tp.attempt)) {
+            //  A duplicate PREPARE: answer as before.
+            *result = e->state == ATTEMPT_ABORTED ? RL_ABORTED : RL_OK;
+            *seq_p = e->write_seq;
+            return e->state == ATTEMPT_ABORTED ? RL_TP_REFUSED : RL_TP_PREPARED;
+        }
+        if (attempt_older (rec->tp.attempt, e->tp.attempt)) {
+            *result = RL_ABORTED; //  a late PREPARE of a superseded attempt
+            return RL_TP_REFUSED;
+        }
+        //  An older attempt of the same id: aborted by invariant 2.
+        if (e->state == ATTEMPT_PREPARED) {
+            s_record_abort (self, e, now_ns);
+        }
+        s_marker_drop (self, i);
+    }
+    *result = accounts_credit_reserve (self->accounts, t);
+    if (*result != RL_OK) {
+        return RL_TP_REFUSED;
+    }
+    if (self->prepared_count >= RL_TP_PREPARED_MAX
+        || (i = attempts_add (&self->records, t->id)) < 0) {
+        accounts_credit_release (self->accounts, t->credit_account_id, t->amount, false);
+        *result = RL_BUSY;
+        return RL_TP_REFUSED;
+    }
+    attempt_t *e = attempts_at (&self->records, i);
+    e->state = ATTEMPT_PREPARED;
+    e->transfer = *t;
+    e->tp = rec->tp;
+    e->tp.state = RL_TP_PREPARED;
+    e->created_ns = now_ns;
+    e->key_seq = ++self->key_seq;
+    e->backoff_ms = self->retry_min_ms;
+    e->next_ns = now_ns + self->query_after_ms * 1000000ull;
+    self->prepared_count++;
+    s_record_put (self, e);
+    *seq_p = e->write_seq;
+    assert (e->state == ATTEMPT_PREPARED && *seq_p == outq_batch_seq (self->outq));
+    return RL_TP_PREPARED;
+}
+
+uint64_t
+participant_prepare (participant_t *self, const rl_prepare_rec_t *recs, size_t count,
+                     uint64_t now_ns, rl_tp_rec_t *out)
+{
+    assert (self && (count == 0 || (recs && out)));
+    if (count > 0) {
+        RL_FAILPOINT (TP_PART_PREPARE_DELAY);
+    }
+    uint64_t needs_seq = 0;
+    for (size_t k = 0; k < count; k++) {
+        uint64_t seq = 0;
+        out[k] = recs[k].tp;
+        out[k].state = s_prepare_one (self, &recs[k], now_ns, &out[k].result, &seq);
+        needs_seq = seq > needs_seq ? seq : needs_seq;
+    }
+    if (count > 0) {
+        RL_FAILPOINT (TP_PART_PREPARED);
+    }
+    assert (needs_seq <= outq_batch_seq (self->outq));
+    return needs_seq;
+}
+
+//  Applies one decision (DECIDE, or an outcome answer); returns the ack state.
+//  *seq_p: the group commit of the write the ack reports on (0: none).
+static uint32_t
+s_decide_one (participant_t *self, const rl_tp_rec_t *d, uint64_t now_ns, uint64_t *seq_p)
+{
+    assert (d->state == RL_TP_COMMIT || d->state == RL_TP_ABORT);
+    *seq_p = 0;
+    int32_t i = attempts_find (&self->records, d->id, d->coordinator);
+    attempt_t *e = i >= 0 ? attempts_at (&self->records, i) : NULL;
+    bool same = e && attempt_eq (e->tp.attempt, d->attempt);
+    if (same && e->state == ATTEMPT_HEURISTIC) {
+        if (e->tp.state == d->state) {
+            *seq_p = e->write_seq;
+            return RL_TP_ACKED; //  the coordinator decided as the operator did
+        }
+        self->alarms++;
+        rl_error ("two-phase ALARM: %s decided %s for transfer %016" PRIx64 "%016" PRIx64
+                  " attempt %" PRIu64 ".%" PRIu64 ", resolved here by hand as %s: not applied,"
+                  " not acknowledged (reconcile by hand)",
+                  d->coordinator, rl_tp_state_name (d->state), d->id.hi, d->id.lo,
+                  d->attempt.counter, d->attempt.seq, rl_tp_state_name (e->tp.state));
+        return RL_TP_NOT_ACKED;
+    }
+    if (d->state == RL_TP_COMMIT) {
+        if (same && e->state == ATTEMPT_PREPARED) {
+            s_record_commit (self, e, now_ns);
+            *seq_p = outq_batch_seq (self->outq);
+            return RL_TP_ACKED;
+        }
+        if (!e || !same) {
+            int applied = journal_leg_applied (self->journal, d->id, d->debit_account_id);
+            if (applied == 1) {
+                //  Applied earlier; the ACK was lost. The leg may be in this
+                //  very batch: wait for it (conservative).
+                *seq_p = outq_batch_seq (self->outq);
+                return RL_TP_ACKED;
+            }
+            if (applied < 0) {
+                return RL_TP_NOT_ACKED; //  cannot tell now: the coordinator resends
+            }
+        }
+        self->alarms++;
+        rl_error ("two-phase ALARM: COMMIT from %s for transfer %016" PRIx64 "%016" PRIx64
+                  " attempt %" PRIu64 ".%" PRIu64 " that is %s here: not acknowledged",
+                  d->coordinator, d->id.hi, d->id.lo, d->attempt.counter, d->attempt.seq,
+                  !e      ? "unknown"
+                  : !same ? "another attempt"
+                          : "aborted");
+        return RL_TP_NOT_ACKED;
+    }
+    if (same) {
+        if (e->state == ATTEMPT_PREPARED) {
+            s_record_abort (self, e, now_ns);
+        }
+        *seq_p = e->write_seq;
+        return RL_TP_ACKED;
+    }
+    if (e && !attempt_older (e->tp.attempt, d->attempt)) {
+        return RL_TP_ACKED; //  we hold a newer attempt: this abort concerns nothing here
+    }
+    //  Unknown attempt (or newer than ours): leave a tombstone so that a late
+    //  PREPARE of it is refused. An older PREPARED one is aborted by invariant 2.
+    if (e) {
+        if (e->state == ATTEMPT_PREPARED) {
+            s_record_abort (self, e, now_ns);
+        }
+        s_marker_drop (self, i);
+    }
+    i = attempts_add (&self->records, d->id);
+    if (i < 0) {
+        return RL_TP_NOT_ACKED; //  no room for the tombstone: ask again later
+    }
+    e = attempts_at (&self->records, i);
+    e->state = ATTEMPT_ABORTED;
+    e->key_seq = ++self->key_seq;
+    e->tp = *d;
+    e->transfer.id = d->id;
+    e->transfer.debit_account_id = d->debit_account_id;
+    s_record_abort (self, e, now_ns);
+    *seq_p = e->write_seq;
+    assert (*seq_p == outq_batch_seq (self->outq));
+    return RL_TP_ACKED;
+}
+
+uint64_t
+participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count, uint64_t now_ns,
+                    rl_tp_rec_t *out)
+{
+    assert (self && (count == 0 || (recs && out)));
+    uint64_t needs_seq = 0;
+    for (size_t k = 0; k < count; k++) {
+        out[k] = recs[k];
+        if ((recs[k].state != RL_TP_COMMIT && recs[k].state != RL_TP_ABORT)
+            || rl_id_is_zero (recs[k].id)) {
+            out[k].state = RL_TP_NOT_ACKED;
+            continue;
+        }
+        uint64_t seq = 0;
+        out[k].state = s_decide_one (self, &recs[k], now_ns, &seq);
+        needs_seq = seq > needs_seq ? seq : needs_seq;
+    }
+    if (count > 0) {
+        RL_FAILPOINT (TP_PART_APPLIED);
+    }
+    assert (needs_seq <= outq_batch_seq (self->outq));
+    return needs_seq;
+}
+
+void
+participant_outcome_answers (participant_t *self, const rl_tp_rec_t *answers, size_t count,
+                             uint64_t now_ns)
+{
+    assert (self && (count == 0 || answers));
+    for (size_t k = 0; k < count; k++) {
+        const rl_tp_rec_t *a = &answers[k];
+        int32_t i = attempts_find (&self->records, a->id, a->coordinator);
+        if (i < 0 || attempts_at (&self->records, i)->state != ATTEMPT_PREPARED
+            || !attempt_eq (attempts_at (&self->records, i)->tp.attempt, a->attempt)) {
+            continue; //  answers matter only to a record still prepared
+        }
+        if (a->state == RL_TP_COMMIT || a->state == RL_TP_ABORT) {
+            uint64_t seq = 0;
+            s_decide_one (self, a, now_ns, &seq); //  nothing is sent back
+        }
+    }
+}
+
+uint32_t
+participant_resolve (participant_t *self, const rl_tp_rec_t *rec, uint64_t now_ns)
+{
+    assert (self && rec);
+    if (rec->state != RL_TP_COMMIT && rec->state != RL_TP_ABORT) {
+        return RL_RESOLVE_BAD_DECISION;
+    }
+    //  The operator names the attempt by counter and sequence (as listed).
+    int32_t i = attempts_find (&self->records, rec->id, rec->coordinator);
+    if (i < 0 || attempts_at (&self->records, i)->state != ATTEMPT_PREPARED
+        || attempts_at (&self->records, i)->tp.attempt.counter != rec->attempt.counter
+        || attempts_at (&self->records, i)->tp.attempt.seq != rec->attempt.seq) {
+        return RL_RESOLVE_NOT_FOUND;
+    }
+    attempt_t *e = attempts_at (&self->records, i);
+    attempt_t kept = *e;
+    if (rec->state == RL_TP_COMMIT) {
+        s_record_commit (self, e, now_ns); //  applies the credit leg, drops the record
+        i = attempts_add (&self->records, rec->id);
+        assert (i >= 0); //  the slot just freed
+        e = attempts_at (&self->records, i);
+        int32_t next = e->next;
+        *e = kept;
+        e->next = next;
+    } else {
+        s_record_abort (self, e, now_ns); //  releases the reservation
+    }
+    e->state = ATTEMPT_HEURISTIC;
+    e->tp.state = rec->state;
+    s_record_put (self, e); //  same key: overwrites the record in this batch
+    assert (e->state == ATTEMPT_HEURISTIC && e->write_seq == outq_batch_seq (self->outq));
+    rl_warn ("two-phase: transfer %016" PRIx64 "%016" PRIx64 " attempt %" PRIu64 ".%" PRIu64
+             " from %s resolved by hand: %s (heuristic record written)",
+             rec->id.hi, rec->id.lo, rec->attempt.counter, rec->attempt.seq, rec->coordinator,
+             rl_tp_state_name (rec->state));
+    return 0;
+}
+
+int
+participant_open (participant_t *self, uint64_t now_ns, char *err, size_t err_size)
+{
+    assert (self && self->records.count == 0);
+    if (s_load_records (self, now_ns, err, err_size) != 0) {
+        return -1;
+    }
+    assert (self->prepared_count <= self->records.count);
+    return 0;
+}
+
+//  Timers ---------------------------------------------------------------------------
+
+static void
+s_backoff (const participant_t *self, attempt_t *e, uint64_t now_ns)
+{
+    e->next_ns = now_ns + e->backoff_ms * 1000000ull;
+    e->backoff_ms = e->backoff_ms * 2 > self->retry_max_ms ? self->retry_max_ms : e->backoff_ms * 2;
+}
+
+size_t
+participant_tick (participant_t *self, uint64_t now_ns, size_t budget)
+{
+    assert (self);
+    size_t work = 0;
+    //  Expire markers (oldest first); ask about old prepared records,
+    //  scanning at most once per retry_min_ms (O(table) a scan).
+    s_markers_evict (self, now_ns, false);
+    if (self->prepared_count > 0 && now_ns >= self->next_scan_ns) {
+        self->next_scan_ns = now_ns + self->retry_min_ms * 1000000ull;
+        size_t span = attempts_span (&self->records);
+        for (size_t i = 0; i < span && work < budget; i++) {
+            attempt_t *e = attempts_at (&self->records, (int32_t) i);
+            if (e->state == ATTEMPT_PREPARED && now_ns >= e->next_ns) {
+                //  Cold path: the coordinator's index is looked up by name.
+                int peer = self->ring ? ring_shard_find (self->ring, e->tp.coordinator) : -1;
+                outq_msg_t msg = {.kind = OUTQ_QUERY, .peer = peer, .needs_seq = e->write_seq};
+                msg.tp = e->tp;
+                if (outq_push (self->outq, &msg) != 0) {
+                    rl_warn ("participant: out of memory queueing a query: asked later");
+                }
+                s_backoff (self, e, now_ns);
+                work++;
+            }
+        }
+    }
+    assert (work <= budget);
+    return work;
+}
+
+void
+participant_counts (const participant_t *self, uint64_t *prepared, uint64_t *alarms)
+{
+    assert (self && prepared && alarms);
+    *prepared = self->prepared_count;
+    *alarms = self->alarms;
+}
+
+void
+participant_audit_sums (participant_t *self, const accounts_t *accounts, uint64_t *credits)
+{
+    assert (self && accounts && credits);
+    size_t span = attempts_span (&self->records);
+    for (size_t i = 0; i < span; i++) {
+        const attempt_t *e = attempts_at (&self->records, (int32_t) i);
+        size_t slot = 0;
+        if (e->state == ATTEMPT_PREPARED
+            && accounts_slot (accounts, e->transfer.credit_account_id, &slot)) {
+            credits[slot] += e->transfer.amount;
+        }
+    }
+}
+
+size_t
+participant_in_doubt (participant_t *self, rl_in_doubt_rec_t *out, size_t cap)
+{
+    assert (self && (cap == 0 || out));
+    size_t n = 0;
+    size_t span = attempts_span (&self->records);
+    for (size_t i = 0; i < span && n < cap; i++) {
+        const attempt_t *e = attempts_at (&self->records, (int32_t) i);
+        if (e->state == ATTEMPT_PREPARED) {
+            attempt_in_doubt (e, &out[n++]);
+        }
+    }
+    assert (n <= cap);
+    return n;
+}

@@ -1,0 +1,63 @@
+/*  participant.h: the credit shard's side of a cross-shard transfer.
+
+    The participant checks and reserves the credit of a PREPARE, writes a
+    prepared record, applies the decision (the credit leg becomes a
+    transfer record) or releases it, and asks the coordinator about a
+    record prepared too long (outcome query). It touches accounts only
+    through accounts.h's reserve/release calls and transfer records only
+    through journal.h; it never calls the ledger. See participant.c for the
+    states, invariants and limits.
+*/
+#ifndef RL_PARTICIPANT_H
+#define RL_PARTICIPANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "accounts.h"
+#include "journal.h"
+#include "outq.h"
+#include "proto.h"
+#include "ring.h"
+#include "store.h"
+
+typedef struct participant_t participant_t;
+
+//  NULL when memory ran out.
+participant_t *participant_new (store_t *store, accounts_t *accounts, journal_t *journal,
+                                outq_t *outq);
+void participant_destroy (participant_t **self_p);
+//  Recovery: the prepared records (their reservations restored, each
+//  queried at once) and the markers. 0, or -1 with a message in err.
+int participant_open (participant_t *self, uint64_t now_ns, char *err, size_t err_size);
+//  The ring served now and this shard's index in it (-1: owns nothing).
+void participant_set_ring (participant_t *self, const ring_t *ring, int self_index);
+void participant_set_timeouts (participant_t *self, uint64_t query_after_ms, uint64_t retry_min_ms,
+                               uint64_t retry_max_ms);
+//  Applied/aborted markers kept (1..RL_TP_MARKERS_MAX; tests use few).
+void participant_set_markers_max (participant_t *self, size_t markers_max);
+
+//  A PREPARE batch (out: one reply record each) and a DECIDE batch (out:
+//  one ack each). Each returns the group commit its replies need synced.
+uint64_t participant_prepare (participant_t *self, const rl_prepare_rec_t *recs, size_t count,
+                              uint64_t now_ns, rl_tp_rec_t *out);
+uint64_t participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count,
+                             uint64_t now_ns, rl_tp_rec_t *out);
+//  The coordinator's answers to our outcome queries.
+void participant_outcome_answers (participant_t *self, const rl_tp_rec_t *answers, size_t count,
+                                  uint64_t now_ns);
+//  Marker expiry and outcome queries; at most `budget` queries. Returns
+//  the queries queued.
+size_t participant_tick (participant_t *self, uint64_t now_ns, size_t budget);
+//  Heuristic resolution of a prepared record (the server has checked the
+//  fencing and the explicit flag): applies the decision, writes a kept
+//  heuristic record, and returns 0, or a RL_RESOLVE_* reason.
+uint32_t participant_resolve (participant_t *self, const rl_tp_rec_t *rec, uint64_t now_ns);
+
+void participant_counts (const participant_t *self, uint64_t *prepared, uint64_t *alarms);
+//  Audit: adds every prepared record's amount to credits[slot of its account].
+void participant_audit_sums (participant_t *self, const accounts_t *accounts, uint64_t *credits);
+//  Lists prepared records; at most cap.
+size_t participant_in_doubt (participant_t *self, rl_in_doubt_rec_t *out, size_t cap);
+
+#endif
