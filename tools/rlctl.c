@@ -139,7 +139,7 @@ rlctl_call_failed (const rlctl_ctx_t *ctx, const char *what, int rc, bool is_cre
                             : "");
     } else if (rc > 0) {
         snprintf (message, sizeof message, "%s: the cluster answered %s: %s", what,
-                  rl_status_name ((uint32_t) rc), rlctl_status_hint (rc));
+                  rl_status_name ((uint32_t) rc), rl_status_hint ((uint32_t) rc));
     } else {
         snprintf (message, sizeof message, "%s: %s (%s)", what, rl_client_strerror (rc),
                   ctx->connect);

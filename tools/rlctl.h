@@ -1,7 +1,7 @@
 /*  rlctl.h: what the parts of the operator CLI share (docs/cli.md).
 
     rlctl.c         options, the command table and main
-    rlctl_text.c    ids, numbers, times, account flags and what-to-do hints
+    rlctl_text.c    ids, numbers, times and account flags
     rlctl_records.c create-account, transfer, balance, transfer-get, history
     rlctl_cluster.c ring, locate, status, in-doubt, audit, resolve
 
@@ -124,10 +124,4 @@ const char *rlctl_balance_text (uint64_t credits, uint64_t debits,
 //  ns since the epoch -> "2026-11-25T14:25:01.123Z"; "-" for 0.
 const char *rlctl_time_text (uint64_t ns, char *out, size_t size);
 const char *rlctl_account_flags_text (uint16_t flags);
-//  What to do next after a per-record result of a create.
-const char *rlctl_result_hint (uint32_t result, bool is_transfer);
-bool rlctl_result_is_success (uint32_t result);
-//  What to do next after a message-level status.
-const char *rlctl_status_hint (int status);
-
 #endif

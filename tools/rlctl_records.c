@@ -47,7 +47,7 @@ s_results_table (const rlctl_ctx_t *ctx, const cJSON *tree)
 
 static int
 s_emit_results (const rlctl_ctx_t *ctx, const rl_id_t *ids, const rl_result_rec_t *results,
-                size_t count, bool is_transfer)
+                size_t count)
 {
     int exit_code = RLCTL_EXIT_OK;
     char id_text[RLCTL_ID_TEXT_SIZE];
@@ -55,7 +55,7 @@ s_emit_results (const rlctl_ctx_t *ctx, const rl_id_t *ids, const rl_result_rec_
     cJSON *list = jsonkit_add_array (tree, "results");
     for (size_t i = 0; i < count; i++) {
         uint32_t code = results[i].result;
-        if (!rlctl_result_is_success (code)) {
+        if (rl_result_burns (code) != RL_BURNS_SUCCESS) {
             exit_code = RLCTL_EXIT_FAILED;
         }
         cJSON *item = jsonkit_add_object (list, NULL);
@@ -64,7 +64,7 @@ s_emit_results (const rlctl_ctx_t *ctx, const rl_id_t *ids, const rl_result_rec_
         jsonkit_add_string (item, "result", rl_result_name (code));
         jsonkit_add_number (item, "code", code);
         jsonkit_add_u64 (item, "timestamp", results[i].timestamp);
-        jsonkit_add_string (item, "hint", rlctl_result_hint (code, is_transfer));
+        jsonkit_add_string (item, "hint", rl_result_hint (code));
     }
     jsonkit_add_bool (tree, "ok", exit_code == RLCTL_EXIT_OK);
     return rlctl_emit (ctx, &tree, s_results_table, exit_code);
@@ -114,7 +114,7 @@ rlctl_cmd_create_account (rlctl_ctx_t *ctx)
     if (rc) {
         return rlctl_call_failed (ctx, "create-account", rc, true);
     }
-    return s_emit_results (ctx, ids, results, count, false);
+    return s_emit_results (ctx, ids, results, count);
 }
 
 int
@@ -154,7 +154,7 @@ rlctl_cmd_transfer (rlctl_ctx_t *ctx)
     if (rc) {
         return rlctl_call_failed (ctx, "transfer", rc, true);
     }
-    return s_emit_results (ctx, &transfer.id, &result, 1, true);
+    return s_emit_results (ctx, &transfer.id, &result, 1);
 }
 
 //  Accounts --------------------------------------------------------------------

@@ -1,6 +1,7 @@
 /*  rlctl_text.c: the text forms of rlctl (docs/cli.md): ids, numbers,
-    times and account flags, parsed and printed, and what to do next after
-    a result or a status.
+    times and account flags, parsed and printed. What to do next after a
+    result or a status comes from the code tables of common/proto.h
+    (rl_result_hint, rl_status_hint).
 
     IDS
     An id is a 128-bit number. On the command line it is decimal (up to
@@ -212,110 +213,5 @@ rlctl_account_flags_text (uint16_t flags)
             return "credits-must-not-exceed-debits";
         default:
             return "other";
-    }
-}
-
-//  What to do next -------------------------------------------------------------
-
-//  For a per-record result of create_accounts (is_transfer false) or
-//  create_transfers.
-const char *
-rlctl_result_hint (uint32_t result, bool is_transfer)
-{
-    switch (result) {
-        case RL_OK:
-            return "";
-        case RL_EXISTS:
-            return "created earlier with the same fields: success (the timestamp is the "
-                   "original's)";
-        case RL_WRONG_SHARD:
-            return "this shard does not own the account: connect to the router, or to the owner "
-                   "that 'rlctl ring' shows";
-        case RL_BUSY:
-            return "a queue is full: back off, then retry with the same id";
-        case RL_ABORTED:
-            return "definitely not applied; the id is not burned: retry with the same id";
-        case RL_OUTCOME_UNKNOWN:
-        case RL_STORAGE_ERROR:
-            return "the outcome is unknown: retry with the SAME id, never pay again with a new one";
-        case RL_IN_PROGRESS:
-        case RL_IN_DOUBT:
-        case RL_FROZEN:
-            return "not decided yet: retry later with the same id";
-        case RL_NOT_SUPPORTED:
-            return is_transfer ? "the two accounts live on different shards: cross-shard transfers "
-                                 "are not available yet; the id is not burned, retry it with the "
-                                 "same id once they are"
-                               : "a reserved feature flag is set; the id is not burned";
-        case RL_EXCEEDS_CREDITS:
-            return "the debit account's balance flags forbid it (debits must not exceed credits); "
-                   "the id is now burned: a retry with the same id gets the same result, pay again "
-                   "with a new id";
-        case RL_EXCEEDS_DEBITS:
-            return "the credit account's balance flags forbid it (credits must not exceed debits); "
-                   "the id is now burned: a retry with the same id gets the same result, pay again "
-                   "with a new id";
-        case RL_DEBIT_ACCOUNT_NOT_FOUND:
-        case RL_CREDIT_ACCOUNT_NOT_FOUND:
-            return "create the account first; the id is now burned: a retry with the same id gets "
-                   "the same result, pay again with a new id";
-        default:
-            break;
-    }
-    if (result >= RL_EXISTS_WITH_DIFFERENT_FLAGS && result <= RL_EXISTS_WITH_DIFFERENT_CODE) {
-        return "the id is taken by a different record: use a new id";
-    }
-    if ((result >= RL_ID_MUST_NOT_BE_ZERO && result <= RL_ID_MUST_NOT_BE_INT_MAX)
-        || (result >= RL_TIMESTAMP_MUST_BE_ZERO && result <= RL_NOT_SUPPORTED)
-        || (result >= RL_DEBITS_PENDING_MUST_BE_ZERO && result <= RL_CREDITS_POSTED_MUST_BE_ZERO)) {
-        return "fix the record; the id is not burned";
-    }
-    if (result >= RL_ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER && result <= RL_EXCEEDS_DEBITS) {
-        return "refused for good; the id is now burned: a retry with the same id gets the same "
-               "result";
-    }
-    if (rl_result_is_retryable (result)) {
-        return "unknown code: treat it as outcome_unknown and retry with the same id";
-    }
-    return "";
-}
-
-bool
-rlctl_result_is_success (uint32_t result)
-{
-    return result == RL_OK || result == RL_EXISTS;
-}
-
-const char *
-rlctl_status_hint (int status)
-{
-    switch (status) {
-        case RL_STATUS_MALFORMED:
-        case RL_STATUS_BAD_MAGIC:
-        case RL_STATUS_BAD_VERSION:
-        case RL_STATUS_UNKNOWN_OPERATION:
-            return "the server refused the request: is --connect a ringledger router or shard of "
-                   "protocol version 1?";
-        case RL_STATUS_TOO_MANY_RECORDS:
-            return "too many records in one request: split it";
-        case RL_STATUS_BUSY:
-            return "a queue is full: back off, then retry the same command";
-        case RL_STATUS_STORAGE_ERROR:
-            return "a shard's store failed and it is restarting: retry with the same ids, the "
-                   "outcome of creates is unknown until then";
-        case RL_STATUS_BAD_FILTER:
-            return "check --limit, --from and --to (from <= to)";
-        case RL_STATUS_UNAVAILABLE:
-            return "the router reached no shard: check 'rlctl status'; retry later with the same "
-                   "ids";
-        case RL_STATUS_TIMEOUT:
-            return "the router's deadline passed: retry";
-        case RL_STATUS_DUPLICATE_ID:
-            return "an id appears twice in the command: give each its own";
-        case RL_STATUS_WRONG_SHARD:
-            return "the shard at --connect does not own this account: connect to the router, or to "
-                   "the owner that 'rlctl ring' shows";
-        default:
-            return "";
     }
 }
