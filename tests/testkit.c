@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <czmq.h>
 
+#include "check.h"
 #include "codec.h"
 #include "ring.h"
 
@@ -174,41 +175,6 @@ tk_model_apply (tk_model_t *model, const rl_transfer_t *t)
     model->ok++;
 }
 
-//  Sums one account's history by paging through get_account_transfers.
-static void
-s_history_sums (rl_client_t *client, rl_id_t id, uint64_t *debits_p, uint64_t *credits_p,
-                uint64_t *count_p)
-{
-    static rl_transfer_t page[RL_HISTORY_LIMIT_MAX];
-    rl_filter_t filter = {
-        .account_id = id,
-        .limit = RL_HISTORY_LIMIT_MAX,
-        .flags = RL_FILTER_DEBITS | RL_FILTER_CREDITS,
-    };
-    *debits_p = *credits_p = *count_p = 0;
-    uint64_t last_ts = 0;
-    while (true) {
-        size_t count = 0;
-        int rc = rl_client_get_account_transfers (client, &filter, page, &count, TK_TIMEOUT_MS);
-        assert_int_equal (rc, 0);
-        for (size_t i = 0; i < count; i++) {
-            assert_true (page[i].timestamp > last_ts); //  ascending, no duplicates
-            last_ts = page[i].timestamp;
-            if (rl_id_eq (page[i].debit_account_id, id)) {
-                *debits_p += page[i].amount;
-            }
-            if (rl_id_eq (page[i].credit_account_id, id)) {
-                *credits_p += page[i].amount;
-            }
-        }
-        *count_p += count;
-        if (count < filter.limit) {
-            break;
-        }
-        filter.timestamp_min = last_ts + 1;
-    }
-}
-
 static rl_client_t *
 s_single (void *ctx, rl_id_t id)
 {
@@ -278,50 +244,54 @@ tk_check_conservation_by (tk_client_for_fn *client_for, void *ctx, const tk_mode
 {
     assert_true (ok_min > 0);
     assert_true (model->ok >= ok_min);
-    //  Invariant 1 holds once nothing is in flight: the credit side of a
-    //  committed cross-shard transfer shows as reserved until it lands.
-    if (!tk_wait_cluster_quiet (client_for (ctx, tk_id (1, model->tag)), 20000)) {
-        fail_msg ("the cluster did not settle: transfers still in flight");
+    //  The shards to wait for: those of the ring the first account's client serves.
+    uint8_t *blob = NULL;
+    size_t size = 0;
+    char err[256] = "";
+    ring_t *ring = NULL;
+    if (rl_client_get_ring (client_for (ctx, tk_id (1, model->tag)), &blob, &size, TK_TIMEOUT_MS)
+        == 0) {
+        ring = ring_decode (blob, size, err, sizeof (err));
     }
-    //  One ledger per test model; sums over the model's accounts.
-    uint64_t debits = 0, credits = 0, history_transfers = 0;
-    for (size_t i = 0; i < model->count; i++) {
-        size_t n = i + 1;
-        rl_id_t id = tk_id (n, model->tag);
-        rl_client_t *client = client_for (ctx, id);
-        rl_account_t account;
-        assert_int_equal (rl_client_lookup_accounts (client, &id, 1, &account, TK_TIMEOUT_MS), 0);
-        const rl_account_t *a = &account;
-        if (a->timestamp == 0) {
-            fail_msg ("account %zu not found", n);
-        }
-        if (a->debits_posted != model->debits[n] || a->credits_posted != model->credits[n]) {
-            fail_msg ("account %zu: debits %lu credits %lu, model says %lu and %lu", n,
-                      (unsigned long) a->debits_posted, (unsigned long) a->credits_posted,
-                      (unsigned long) model->debits[n], (unsigned long) model->credits[n]);
-        }
-        if (a->debits_pending || a->credits_pending || a->debits_reserved || a->credits_reserved) {
-            fail_msg ("account %zu: pending or reserved left: %lu %lu %lu %lu", n,
-                      (unsigned long) a->debits_pending, (unsigned long) a->credits_pending,
-                      (unsigned long) a->debits_reserved, (unsigned long) a->credits_reserved);
-        }
-        uint64_t hd = 0, hc = 0, hn = 0;
-        s_history_sums (client, a->id, &hd, &hc, &hn);
-        if (hd != a->debits_posted || hc != a->credits_posted) {
-            fail_msg ("account %zu: history sums to %lu/%lu, balances are %lu/%lu", n,
-                      (unsigned long) hd, (unsigned long) hc, (unsigned long) a->debits_posted,
-                      (unsigned long) a->credits_posted);
-        }
-        debits += a->debits_posted;
-        credits += a->credits_posted;
-        history_transfers += hn;
+    free (blob);
+    if (!ring) {
+        fail_msg ("conservation: no ring from the cluster %s", err);
     }
-    if (debits != credits) {
-        fail_msg ("conservation broken: debits %lu != credits %lu", (unsigned long) debits,
-                  (unsigned long) credits);
+    const char *endpoints[RL_SHARDS_MAX];
+    size_t shards = ring_shard_count (ring);
+    for (size_t i = 0; i < shards; i++) {
+        endpoints[i] = ring_shard_endpoint (ring, i);
     }
-    //  Every ok transfer appears in two histories (debit and credit side).
-    assert_int_equal (history_transfers, 2 * model->ok);
+    //  One ledger per test model: the check sums per ledger the accounts report.
+    rl_check_t *check = rl_check_new (model->count);
+    if (!check) {
+        ring_destroy (&ring);
+        fail_msg ("conservation: out of memory");
+    }
+    for (size_t n = 1; n <= model->count; n++) {
+        int64_t index = rl_check_add_account (check, tk_id (n, model->tag), RL_CHECK_LEDGER_ANY);
+        assert_true (index == (int64_t) (n - 1));
+        rl_check_expect (check, (size_t) index, model->debits[n], model->credits[n]);
+    }
+    rl_check_expect_applied (check, model->ok);
+    rl_check_options_t options = {
+        .shard_endpoints = endpoints,
+        .shard_count = shards,
+        .client_for = client_for,
+        .client_arg = ctx,
+        .timeout_ms = TK_TIMEOUT_MS,
+        .quiet_timeout_ms = TK_QUIET_TIMEOUT_MS,
+        .ok_min = ok_min,
+        .history = true,
+        .report = stderr,
+        .prefix = "conservation: ",
+    };
+    bool passed = rl_check_run (check, &options);
+    rl_check_destroy (&check);
+    ring_destroy (&ring);
+    if (!passed) {
+        fail_msg ("the conservation check failed (see the lines above)");
+    }
 }
 
 //  Bad input ------------------------------------------------------------------

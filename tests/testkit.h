@@ -4,12 +4,14 @@
       port and in the harness directory, and wait until it answers status.
     - tk_model_*: what the balances must be, built from the results the
       client saw (ok, or an unknown outcome settled by lookup).
-    - tk_check_conservation: invariant 1 in its strong form. Waits for the
-      cluster to be quiet, then per ledger sum(debits) == sum(credits) for
-      posted, pending and reserved; every account equals the model and the
-      sum of its own history; at least `ok_min` transfers took effect. It
-      fails the cmocka test loudly otherwise, and it cannot pass on an
-      empty cluster (ok_min > 0 is required).
+    - tk_check_conservation: invariant 1 in its strong form, through the
+      one conservation check of the project (common/check.h, also used by
+      rlbench): waits for the cluster to be quiet, then every account
+      equals the model (posted; nothing pending or reserved) and the sum of
+      its own history, per ledger sum(debits) == sum(credits), the
+      histories hold every transfer twice, and at least `ok_min` transfers
+      took effect. It fails the cmocka test loudly otherwise, and it cannot
+      pass on an empty cluster (ok_min > 0 is required).
 
     Test accounts are numbered: account i has id {lo = i, hi = tag}, where
     the tag keeps the accounts of different tests apart.
@@ -29,7 +31,8 @@
 #define TK_TIMEOUT_MS       5000  //  per call in tests
 #define TK_READY_TIMEOUT_MS 20000 //  a shard answers status within this after start
 #define TK_ACCOUNTS_MAX     4096
-#define TK_START_ATTEMPTS   3 //  fresh ports tried when a bind fails
+#define TK_START_ATTEMPTS   3     //  fresh ports tried when a bind fails
+#define TK_QUIET_TIMEOUT_MS 20000 //  the conservation check waits this long for no live attempt
 
 typedef struct {
     char name[32];
