@@ -41,6 +41,7 @@
 #include <rocksdb/c.h>
 
 #include "benchkit.h"
+#include "histogram.h"
 #include "jsonkit.h"
 #include "rl_rand.h"
 #include "client.h"
@@ -48,7 +49,6 @@
 
 #define BENCH_BATCHES_MAX      8
 #define BENCH_RUNS_MAX         9
-#define BENCH_LATENCIES_MAX    (1u << 20)
 #define BENCH_READY_TIMEOUT_MS 20000
 #define BENCH_REPLY_TIMEOUT_MS 30000 //  --quick: 5000
 
@@ -98,17 +98,6 @@ s_cmp_double (const void *a, const void *b)
 {
     double x = *(const double *) a, y = *(const double *) b;
     return x < y ? -1 : x > y;
-}
-
-static double
-s_percentile (double *values, size_t count, double p)
-{
-    if (count == 0) {
-        return 0;
-    }
-    qsort (values, count, sizeof (double), s_cmp_double);
-    size_t i = (size_t) (p * (double) (count - 1));
-    return values[i];
 }
 
 //  The shard under test ----------------------------------------------------------
@@ -203,8 +192,8 @@ s_drive (const s_options_t *o, const char *endpoint, size_t batch, s_result_t *r
     zsock_t *dealer = zsock_new_dealer (endpoint);
     zsock_set_rcvtimeo (dealer, o->reply_timeout_ms);
     static double send_s[1u << 16];
-    static double latencies[BENCH_LATENCIES_MAX];
-    size_t nlat = 0;
+    static hist_t latency; //  of every request, in ns
+    memset (&latency, 0, sizeof (latency));
     uint64_t next_id = 1, request_id = 0, ok = 0, inflight = 0;
     double start = s_now_s (), end = start + o->seconds;
     int rc = 0;
@@ -238,17 +227,16 @@ s_drive (const s_options_t *o, const char *endpoint, size_t batch, s_result_t *r
             codec_decode_result (zframe_data (reply) + RL_HEADER_SIZE + i * RL_RESULT_SIZE, &res);
             ok += res.result == RL_OK;
         }
-        if (nlat < BENCH_LATENCIES_MAX) {
-            latencies[nlat++] = (s_now_s () - send_s[h.request_id % (1u << 16)]) * 1000.0;
-        }
+        double waited_s = s_now_s () - send_s[h.request_id % (1u << 16)];
+        hist_record (&latency, waited_s > 0 ? (uint64_t) (waited_s * 1e9) : 0);
         zframe_destroy (&reply);
         inflight--;
     }
     double elapsed = s_now_s () - start;
     zsock_destroy (&dealer);
     r->transfers_per_s = (double) ok / elapsed;
-    r->p50_ms = s_percentile (latencies, nlat, 0.50);
-    r->p99_ms = s_percentile (latencies, nlat, 0.99);
+    r->p50_ms = hist_ms (&latency, 0.50);
+    r->p99_ms = hist_ms (&latency, 0.99);
     return rc;
 }
 

@@ -1,0 +1,446 @@
+/*  rlbench_engine.c: the requests in flight of rlbench (bench/README.md,
+    "Harness").
+
+    N ZeroMQ DEALER sockets, each with up to --window requests in flight
+    (slots). Closed loop: every free slot sends at once. Open loop: batches
+    arrive as a Poisson process at --rate transfers/s, and a request's
+    latency counts from its arrival (its intended send time), so time
+    queued in the generator is not hidden.
+
+    DESIGN
+    A request id carries its connection (8 bits) and slot (12 bits) in its
+    low 20 bits, so a reply finds its slot in O(1); a reply whose id does
+    not match a busy slot is late (its request timed out) and is dropped.
+    Every outcome goes into the check's model: ok or exists applied, no
+    reply or an unknown result unknown (settled at the end).
+
+    INVARIANTS
+    1. A slot is busy from its send until its reply or its timeout, never
+       both: the transfers of a request are counted once.
+    2. Transfer ids are consecutive per request; a request that could not
+       be sent gives its ids back.
+
+    LIMITS
+    At most one window of replies per socket per loop turn; the drain at
+    the end is bounded by --timeout-ms.
+*/
+#include <assert.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "rlbench.h"
+
+//  Connections ---------------------------------------------------------------
+int
+rlb_connect (bench_t *b)
+{
+    for (int i = 0; i < b->o.connections; i++) {
+        conn_t *c = &b->conns[i];
+        c->sock = zsock_new (ZMQ_DEALER);
+        if (!c->sock) {
+            return -1;
+        }
+        zsock_set_linger (c->sock, 0);
+        zsock_set_sndhwm (c->sock, RLB_WINDOW_MAX * 2);
+        zsock_set_rcvhwm (c->sock, RLB_WINDOW_MAX * 2);
+        if (zsock_connect (c->sock, "%s", b->o.endpoints[(size_t) i % b->o.endpoint_count]) != 0) {
+            fprintf (stderr, "rlbench: cannot connect to %s\n",
+                     b->o.endpoints[(size_t) i % b->o.endpoint_count]);
+            return -1;
+        }
+        c->handle = zsock_resolve (c->sock);
+        c->slots = calloc ((size_t) b->window, sizeof (slot_t));
+        if (!c->slots) {
+            return -1;
+        }
+        for (int s = 0; s < b->window; s++) {
+            c->slots[s].recs = malloc (b->o.batch * sizeof (rec_t));
+            if (!c->slots[s].recs) {
+                return -1;
+            }
+        }
+        c->free_slots = b->window;
+    }
+    return 0;
+}
+
+void
+rlb_disconnect (bench_t *b)
+{
+    for (int i = 0; i < b->o.connections; i++) {
+        conn_t *c = &b->conns[i];
+        if (c->slots) {
+            for (int s = 0; s < b->window; s++) {
+                free (c->slots[s].recs);
+            }
+            free (c->slots);
+            c->slots = NULL;
+        }
+        zsock_destroy (&c->sock);
+    }
+}
+
+//  A transfer whose outcome is unknown: the check settles it by lookup.
+static void
+s_add_unknown (bench_t *b, uint64_t seq, rec_t rec)
+{
+    if (rl_check_unknown (b->check, rlb_transfer_id (b, seq), rec.debit, rec.credit, rec.amount)
+        != 0) {
+        b->model_lost = true; //  out of memory: the check must fail, not guess
+    }
+}
+
+//  A transfer acknowledged ok or exists.
+static void
+s_apply_model (bench_t *b, uint64_t seq, rec_t rec)
+{
+    rl_check_applied (b->check, rlb_transfer_id (b, seq), rec.debit, rec.credit, rec.amount);
+    b->ok_total++;
+}
+
+//  Builds and sends one request on a free slot of connection ci. Returns 0
+//  when sent; the slot stays free otherwise.
+static int
+s_send (bench_t *b, int ci, uint64_t intended_ns, bool measured)
+{
+    conn_t *c = &b->conns[ci];
+    int si = 0;
+    while (c->slots[si].busy) {
+        si++;
+    }
+    assert (si < b->window);
+    slot_t *slot = &c->slots[si];
+    bool lookup = b->o.lookup_percent > 0 && rlb_rand_unit (b) * 100.0 < b->o.lookup_percent;
+    uint32_t n = b->o.batch;
+    size_t record_size = lookup ? RL_ID_SIZE : RL_TRANSFER_SIZE;
+    zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + n * record_size);
+    uint8_t *out = zframe_data (frame);
+    uint64_t request_id = (++b->request_gen << 20) | ((uint64_t) ci << 12) | (uint64_t) si;
+    rl_header_t h = {.magic = RL_MAGIC,
+                     .version = RL_VERSION,
+                     .operation = lookup ? RL_OP_LOOKUP_ACCOUNTS : RL_OP_CREATE_TRANSFERS,
+                     .request_id = request_id,
+                     .record_count = n};
+    codec_encode_header (&h, out);
+    out += RL_HEADER_SIZE;
+    uint64_t first_seq = b->next_seq;
+    uint64_t cross = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (lookup) {
+            codec_encode_id (rlb_account_id (b, rlb_pick (b)), out + (size_t) i * RL_ID_SIZE);
+            continue;
+        }
+        rec_t rec = rlb_next_transfer (b);
+        uint32_t d = rec.debit, cr = rec.credit;
+        slot->recs[i] = rec;
+        cross += b->account_shard[d] != b->account_shard[cr];
+        rl_transfer_t t = {.id = rlb_transfer_id (b, b->next_seq++),
+                           .debit_account_id = rlb_account_id (b, d),
+                           .credit_account_id = rlb_account_id (b, cr),
+                           .amount = rec.amount,
+                           .ledger = b->o.ledger,
+                           .code = 1};
+        codec_encode_transfer (&t, out + (size_t) i * RL_TRANSFER_SIZE);
+    }
+    if (zframe_send (&frame, c->sock, ZFRAME_DONTWAIT) != 0) {
+        zframe_destroy (&frame);
+        if (!lookup) {
+            //  Never sent: the ids were not used on the wire; give them up.
+            b->next_seq = first_seq;
+        }
+        return -1;
+    }
+    *slot = (slot_t){.busy = true,
+                     .measured = measured,
+                     .op = h.operation,
+                     .count = n,
+                     .request_id = request_id,
+                     .first_seq = first_seq,
+                     .intended_ns = intended_ns,
+                     .recs = slot->recs};
+    c->free_slots--;
+    if (measured) {
+        if (lookup) {
+            b->lookup_requests_measured++;
+        } else {
+            b->create_requests_measured++;
+            b->sent_transfers_measured += n;
+            b->cross_sent_measured += cross;
+        }
+    }
+    return 0;
+}
+
+//  The reply of a create_transfers request: results into the model.
+static void
+s_on_create_reply (bench_t *b, slot_t *slot, const rl_header_t *h, const uint8_t *body)
+{
+    if (h->status != RL_STATUS_OK) {
+        if (slot->measured && h->status < 32) {
+            b->statuses[h->status]++;
+        }
+        b->tick_errors += slot->count;
+        for (uint32_t i = 0; i < slot->count; i++) {
+            //  storage_error: the outcome is unknown. Every other status: nothing applied.
+            if (h->status == RL_STATUS_STORAGE_ERROR) {
+                s_add_unknown (b, slot->first_seq + i, slot->recs[i]);
+            }
+        }
+        return;
+    }
+    for (uint32_t i = 0; i < slot->count; i++) {
+        rl_result_rec_t r;
+        codec_decode_result (body + (size_t) i * RL_RESULT_SIZE, &r);
+        uint32_t idx = r.index < slot->count ? r.index : i;
+        if (slot->measured) {
+            if (r.result < 256) {
+                b->results[r.result]++;
+            } else {
+                b->results_other++;
+            }
+        }
+        if (r.result == RL_OK || r.result == RL_EXISTS) {
+            s_apply_model (b, slot->first_seq + idx, slot->recs[idx]);
+            b->tick_ok++;
+            b->ok_measured += slot->measured;
+        } else {
+            b->tick_errors++;
+            const char *name = rl_result_name (r.result);
+            bool known = name && strcmp (name, "unknown") != 0;
+            if (r.result == RL_OUTCOME_UNKNOWN || r.result == RL_STORAGE_ERROR
+                || r.result == RL_IN_PROGRESS || r.result == RL_IN_DOUBT || !known) {
+                s_add_unknown (b, slot->first_seq + idx, slot->recs[idx]);
+            }
+        }
+    }
+}
+
+static void
+s_on_reply (bench_t *b, zframe_t *frame, uint64_t now)
+{
+    rl_header_t h;
+    if (codec_check_reply (zframe_data (frame), zframe_size (frame), &h) != RL_STATUS_OK) {
+        b->bad_replies++;
+        return;
+    }
+    uint64_t ci = (h.request_id >> 12) & 0xff, si = h.request_id & 0xfff;
+    if (ci >= (uint64_t) b->o.connections || si >= (uint64_t) b->window) {
+        b->late_replies++;
+        return;
+    }
+    conn_t *c = &b->conns[ci];
+    slot_t *slot = &c->slots[si];
+    if (!slot->busy || slot->request_id != h.request_id) {
+        b->late_replies++;
+        return;
+    }
+    bool size_ok = h.status != RL_STATUS_OK || h.record_count == slot->count;
+    if (!size_ok) {
+        b->bad_replies++; //  the slot stays busy and times out: its outcome is unknown
+        return;
+    }
+    const uint8_t *body = zframe_data (frame) + RL_HEADER_SIZE;
+    if (slot->op == RL_OP_CREATE_TRANSFERS) {
+        s_on_create_reply (b, slot, &h, body);
+    } else if (h.status != RL_STATUS_OK) {
+        b->tick_errors++;
+        if (slot->measured && h.status < 32) {
+            b->statuses[h.status]++;
+        }
+    }
+    if (slot->measured) {
+        uint64_t latency = now > slot->intended_ns ? now - slot->intended_ns : 0;
+        hist_record (slot->op == RL_OP_CREATE_TRANSFERS ? &b->latency : &b->lookup_latency,
+                     latency);
+        b->last_reply_ns = now;
+    }
+    b->tick_requests++;
+    slot->busy = false;
+    c->free_slots++;
+}
+
+//  Requests with no reply after --timeout-ms: their transfers are unknown.
+static void
+s_expire (bench_t *b, uint64_t now)
+{
+    uint64_t timeout_ns = (uint64_t) b->o.timeout_ms * 1000000ull;
+    for (int ci = 0; ci < b->o.connections; ci++) {
+        conn_t *c = &b->conns[ci];
+        for (int si = 0; si < b->window; si++) {
+            slot_t *slot = &c->slots[si];
+            if (slot->busy && now - slot->intended_ns > timeout_ns) {
+                if (slot->op == RL_OP_CREATE_TRANSFERS) {
+                    for (uint32_t i = 0; i < slot->count; i++) {
+                        s_add_unknown (b, slot->first_seq + i, slot->recs[i]);
+                    }
+                }
+                b->timeouts++;
+                b->tick_errors += slot->count;
+                slot->busy = false;
+                c->free_slots++;
+            }
+        }
+    }
+}
+
+static int
+s_inflight (const bench_t *b)
+{
+    int n = 0;
+    for (int ci = 0; ci < b->o.connections; ci++) {
+        n += b->window - b->conns[ci].free_slots;
+    }
+    return n;
+}
+
+//  Receives every reply that is ready; waits up to wait_ns for the first.
+static void
+s_poll (bench_t *b, uint64_t wait_ns)
+{
+    zmq_pollitem_t items[RLB_CONNECTIONS_MAX];
+    for (int i = 0; i < b->o.connections; i++) {
+        items[i] = (zmq_pollitem_t){.socket = b->conns[i].handle, .events = ZMQ_POLLIN};
+    }
+    long timeout_ms = 0;
+    if (wait_ns >= RLB_OPEN_SPIN_NS) {
+        timeout_ms = (long) (wait_ns / 1000000ull) - 1;
+    }
+    int rc = zmq_poll (items, b->o.connections, timeout_ms);
+    if (rc == 0 && wait_ns > 0 && wait_ns < RLB_OPEN_SPIN_NS) {
+        rlb_sleep_ns (wait_ns < RLB_OPEN_NAP_NS ? wait_ns : RLB_OPEN_NAP_NS);
+        rc = zmq_poll (items, b->o.connections, 0);
+    }
+    if (rc <= 0) {
+        return;
+    }
+    for (int i = 0; i < b->o.connections; i++) {
+        if (!(items[i].revents & ZMQ_POLLIN)) {
+            continue;
+        }
+        //  Bounded: at most one window of replies per socket per turn.
+        for (int k = 0; k < b->window; k++) {
+            zframe_t *frame = zframe_recv_nowait (b->conns[i].sock);
+            if (!frame) {
+                break;
+            }
+            s_on_reply (b, frame, rlb_now_ns ());
+            zframe_destroy (&frame);
+        }
+    }
+}
+
+//  A free connection, round robin; -1 if every slot is busy.
+static int
+s_free_conn (bench_t *b)
+{
+    for (int k = 0; k < b->o.connections; k++) {
+        int ci = (b->next_conn + k) % b->o.connections;
+        if (b->conns[ci].free_slots > 0) {
+            b->next_conn = (ci + 1) % b->o.connections;
+            return ci;
+        }
+    }
+    return -1;
+}
+
+static void
+s_progress (bench_t *b, uint64_t now, uint64_t start)
+{
+    if (!b->o.quiet) {
+        fprintf (rlb_out (b),
+                 "rlbench: t=%5.1fs %10" PRIu64 " transfers/s ok %8" PRIu64 " requests/s %8" PRIu64
+                 " errors %5d in flight%s\n",
+                 (double) (now - start) / 1e9, b->tick_ok, b->tick_requests, b->tick_errors,
+                 s_inflight (b), now < b->measure_start_ns ? " (warm-up)" : "");
+        fflush (rlb_out (b));
+    }
+    b->tick_ok = b->tick_errors = b->tick_requests = 0;
+}
+
+//  The run ---------------------------------------------------------------------
+void
+rlb_run (bench_t *b)
+{
+    uint64_t start = rlb_now_ns ();
+    b->measure_start_ns = start + (uint64_t) (b->o.warmup_s * 1e9);
+    uint64_t end = b->o.count ? UINT64_MAX
+                              : b->measure_start_ns + (uint64_t) (b->o.duration_s * 1e9);
+    uint64_t next_tick = start + 1000000000ull;
+    //  Open loop: arrivals of fixed-size batches, Poisson at rate / batch per second.
+    double mean_gap_ns = b->o.mode == MODE_OPEN ? 1e9 * b->o.batch / b->o.rate : 0;
+    uint64_t next_arrival = start;
+    uint64_t arrivals_measured = 0;
+    while (!rlb_interrupted) {
+        uint64_t now = rlb_now_ns ();
+        bool counted_out = b->o.count && b->sent_transfers_measured >= b->o.count;
+        if (now >= end || counted_out) {
+            break;
+        }
+        if (b->o.mode == MODE_CLOSED) {
+            for (int ci; (ci = s_free_conn (b)) >= 0;) {
+                if (b->o.count && b->sent_transfers_measured >= b->o.count) {
+                    break;
+                }
+                if (s_send (b, ci, rlb_now_ns (), now >= b->measure_start_ns) != 0) {
+                    break;
+                }
+            }
+        } else {
+            while (next_arrival <= now) {
+                bool measured = next_arrival >= b->measure_start_ns;
+                int ci = s_free_conn (b);
+                if (ci < 0 || s_send (b, ci, next_arrival, measured) != 0) {
+                    break; //  every slot busy: the arrival waits, and its lag grows
+                }
+                if (measured) {
+                    hist_record (&b->lag, now - next_arrival);
+                    b->sent_requests++;
+                }
+                double u = rlb_rand_unit (b);
+                next_arrival += (uint64_t) (-log (1.0 - u) * mean_gap_ns) + 1;
+            }
+        }
+        now = rlb_now_ns ();
+        uint64_t wake = next_tick < end ? next_tick : end;
+        if (b->o.mode == MODE_OPEN && next_arrival < wake) {
+            wake = next_arrival;
+        }
+        if (b->o.mode == MODE_OPEN && s_free_conn (b) < 0) {
+            wake = now + 100000000ull; //  nothing can be sent until a reply
+        }
+        s_poll (b, wake > now ? wake - now : 0);
+        now = rlb_now_ns ();
+        if (now >= next_tick) {
+            s_expire (b, now);
+            s_progress (b, now, start);
+            next_tick += 1000000000ull;
+        }
+    }
+    b->measure_end_ns = rlb_now_ns ();
+    if (b->o.mode == MODE_OPEN) {
+        //  Offered: every arrival due in the measured window, sent or not.
+        arrivals_measured = b->sent_requests;
+        uint64_t t = next_arrival;
+        //  Arrivals still queued at the end: count them by the arrival process.
+        while (t < b->measure_end_ns) {
+            if (t >= b->measure_start_ns) {
+                arrivals_measured++;
+            }
+            t += (uint64_t) (-log (1.0 - rlb_rand_unit (b)) * mean_gap_ns) + 1;
+        }
+        b->offered_requests = arrivals_measured;
+    }
+    //  Drain: wait for every reply (bounded by the request timeout).
+    while (s_inflight (b) > 0) {
+        uint64_t now = rlb_now_ns ();
+        s_expire (b, now);
+        if (s_inflight (b) == 0) {
+            break;
+        }
+        s_poll (b, 50000000ull);
+    }
+}
