@@ -34,6 +34,7 @@
 
 #include "jsonkit.h"
 #include "ring.h"
+#include "rl_rand.h"
 
 #define S_EXIT_BAD_FILE      1
 #define S_EXIT_USAGE         2
@@ -282,15 +283,6 @@ s_apply_change (ring_t *ring, const s_change_t *change)
 
 //  Counting accounts --------------------------------------------------------------
 
-static uint64_t
-s_splitmix64 (uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static void
 s_count_point (s_counts_t *counts, const ring_t *a, const ring_t *b, uint64_t point)
 {
@@ -353,9 +345,10 @@ s_count_ids_file (s_counts_t *counts, const ring_t *a, const ring_t *b, const ch
 static void
 s_count_sample (s_counts_t *counts, const ring_t *a, const ring_t *b, uint64_t count, uint64_t seed)
 {
-    uint64_t state = seed;
+    uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1; //  rl_rand: any state but zero
+    state = state ? state : 1;
     for (uint64_t k = 0; k < count; k++) {
-        uint64_t words[2] = {s_splitmix64 (&state), s_splitmix64 (&state)};
+        uint64_t words[2] = {rl_rand_next (&state), rl_rand_next (&state)};
         uint8_t id[RL_ID_SIZE];
         memcpy (id, words, sizeof id);
         s_count_point (counts, a, b, ring_point_of_id (id));
