@@ -73,7 +73,7 @@ _Static_assert(RL_MESSAGE_SIZE_MAX < (1u << 24), "a full batch fits one ZeroMQ m
 _Static_assert(RL_HISTORY_LIMIT_MAX <= RL_BATCH_RECORDS_MAX, "a history reply fits");
 _Static_assert(RL_SHARDS_MAX <= UINT16_MAX, "shard index fits a u16 on the wire");
 
-//  Router (router/router.c, docs/router.md) --------------------------------
+//  Router (router/, docs/router.md) ------------------------------------------
 #define RL_ROUTER_PENDING_MAX               1024 //  client requests in progress in one router
 #define RL_ROUTER_PENDING_BYTES_MAX         (256u << 20) //  bytes held for them (requests + replies)
 #define RL_ROUTER_INFLIGHT_PER_SHARD_MAX    64           //  sub-requests outstanding to one shard

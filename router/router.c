@@ -1,17 +1,16 @@
-/*  router.c: the stateless router process.
+/*  router.c: a client request's life in the router.
 
     Clients talk to a router as they would to one big shard. The router
     splits each request by the shard that owns each record (its ring), sends
-    the pieces (sub-requests) to the shards concurrently, and puts the
-    answers back together in the client's order. It keeps no state on disk:
-    everything it holds is a request in progress, which a client retry with
-    the same ids redoes.
+    the pieces (sub-requests, shards.c) to the shards concurrently, and puts
+    the answers back together in the client's order. It keeps no state on
+    disk: everything it holds is a request in progress, which a client retry
+    with the same ids redoes.
 
     SOCKETS
-    One ROUTER socket for clients (ROUTER_MANDATORY, sndtimeo 0), and one
-    DEALER per shard of the ring (ZMQ_IMMEDIATE: a send to a shard with no
-    live connection fails at once instead of queueing). All of them, and a
-    timer, are driven by one czmq zloop.
+    One ROUTER socket for clients (ROUTER_MANDATORY, sndtimeo 0), opened by
+    main.c; the shards' DEALERs belong to shards.c. All of them, and the
+    tick, are driven by one czmq zloop.
 
     A REQUEST'S LIFE (r_pending_t)
         admitted ---- split by owner, sub-requests sent ----> open
@@ -21,14 +20,8 @@
     A record answered wrong_shard waits (REC_WAIT) for a ring refresh or
     the next tick, and is sent again, at most
     RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX times in all; then wrong_shard stands.
-
-    A SUB-REQUEST'S LIFE (r_sub_t)
-    A slot of a fixed table; its request id is (generation << 16 | slot), so
-    a reply finds its slot in O(1) and a late reply to a freed or reused slot
-    is recognised by the id and discarded (counted). A sub-request is freed
-    by its reply or when it expires (deadline after its send); until then it
-    counts against its shard's in-flight bound, whatever happened to the
-    client request it served.
+    A RECORD'S STATES: REC_NEW -> REC_SENT -> REC_DONE, with REC_SENT ->
+    REC_WAIT -> REC_SENT after wrong_shard or a connection still coming up.
 
     INVARIANTS
     1. One request, one reply: every admitted request is answered exactly
@@ -43,13 +36,16 @@
        and in total, work per readable event; when full the answer is busy.
     5. Bad input is answered with a status or dropped and counted; nothing
        read from the network is asserted on.
+    6. waiting_total is the sum of the requests' waiting counts, and
+       pending_bytes the sum of their bytes.
 
-    Usage: router --bind ENDPOINT (--ring FILE | --shard EP[,EP...])
-                  [--deadline-ms N] [--name NAME] [--ring-refresh-ms N]
-    See docs/router.md.
+    LIMITS
+    RL_ROUTER_PENDING_MAX requests and RL_ROUTER_PENDING_BYTES_MAX bytes in
+    progress; RL_ROUTER_REQUESTS_PER_TURN_MAX client messages and
+    RL_ROUTER_REPLIES_PER_TURN_MAX shard replies per readable event;
+    RL_ROUTER_LOG_LINES_PER_S_MAX lines a second about client errors.
 */
 #include <assert.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,130 +55,10 @@
 
 #include <czmq.h>
 
-#include "client.h"
 #include "codec.h"
 #include "log.h"
-#include "rl_limits.h"
-#include "ring.h"
+#include "router.h"
 
-#define SUB_SLOT_BITS 16
-#define SUB_SLOT_MASK ((1u << SUB_SLOT_BITS) - 1)
-
-//  Per-record state of a request in progress.
-enum { REC_NEW = 0, REC_SENT = 1, REC_WAIT = 2, REC_DONE = 3 };
-
-typedef struct router_s router_t;
-
-typedef struct r_shard_s {
-    router_t *router;
-    char name[RL_SHARD_NAME_SIZE_MAX];
-    char endpoint[RL_ENDPOINT_SIZE_MAX];
-    zsock_t *dealer;
-    uint32_t inflight;      //  sub-requests sent, not answered, not expired
-    bool retired;           //  no longer in the ring: closed once drained
-    bool reader_ended;      //  retired: the loop no longer reads it
-    uint64_t ended_tick;    //  tick at which the reader was ended
-    struct r_shard_s *next; //  retired list
-    int64_t created_ms;     //  connection opened (grace for its first connect)
-} r_shard_t;
-
-typedef struct {
-    uint64_t id;  //  request id sent to the shard; 0: slot free
-    bool refresh; //  a get_ring for the router itself
-    r_shard_t *shard;
-    uint32_t pending_slot;
-    uint64_t pending_gen;
-    uint16_t operation;
-    uint32_t count;      //  records sent
-    uint32_t *positions; //  their positions in the client's request
-    int64_t expires_ms;
-    int32_t prev, next; //  FIFO by send time (refresh: not linked)
-} r_sub_t;
-
-typedef struct {
-    bool used;
-    uint64_t gen;      //  bumped at every use of the slot
-    zmsg_t *envelope;  //  the client's routing frames
-    zframe_t *payload; //  the client's request (records, for resends)
-    rl_header_t header;
-    size_t in_size;       //  request record size, bytes
-    size_t out_size;      //  reply record size, bytes
-    uint8_t *reply;       //  reply body
-    uint32_t reply_count; //  records in it
-    uint8_t *state;       //  REC_* per record
-    uint8_t *attempts;    //  sends per record
-    uint32_t open;        //  records not REC_DONE
-    uint32_t subs;        //  sub-requests outstanding for it
-    uint32_t waiting;     //  records in REC_WAIT
-    uint32_t status;      //  reads: failure status; creates: always ok
-    int64_t deadline_ms;
-    size_t bytes;       //  held, counted in pending_bytes
-    int32_t prev, next; //  FIFO by deadline
-} r_pending_t;
-
-typedef struct {
-    const char *bind;
-    const char *ring_file;
-    const char *shards;
-    const char *name;
-    long deadline_ms;
-    long refresh_ms; //  periodic ring refresh
-} r_options_t;
-
-struct router_s {
-    r_options_t options;
-    zloop_t *loop;
-    zsock_t *clients;
-    ring_t *ring;
-    r_shard_t **shards; //  by ring index
-    size_t shard_count;
-    r_shard_t *retired;
-    uint64_t tick;
-    int64_t started_ms;
-
-    r_sub_t *subs; //  RL_ROUTER_SUBS_MAX
-    uint32_t *sub_free;
-    size_t sub_free_count;
-    int32_t sub_head, sub_tail;
-    uint64_t sub_gen;
-
-    r_pending_t *pending; //  RL_ROUTER_PENDING_MAX
-    uint32_t *pending_free;
-    size_t pending_free_count;
-    int32_t pending_head, pending_tail;
-    size_t pending_bytes;
-    size_t waiting_total; //  records in REC_WAIT over all requests
-
-    bool refresh_active;
-    uint32_t refresh_slot;
-    int64_t refresh_expires_ms;
-    r_shard_t *refresh_want; //  a shard that showed a higher epoch
-    int64_t refresh_next_ms;
-    size_t refresh_rr;
-
-    //  scratch
-    int32_t *owners;       //  RL_BATCH_RECORDS_MAX
-    rl_id_t *ids;          //  RL_BATCH_RECORDS_MAX
-    uint32_t *group_count; //  RL_SHARDS_MAX
-    uint8_t *frame_buf;    //  RL_MESSAGE_SIZE_MAX
-
-    //  counters (status, exit log)
-    uint64_t requests;
-    uint64_t dropped;     //  client frames too short, replies not deliverable
-    uint64_t malformed;   //  requests answered with a message-level error by the router
-    uint64_t wrong_shard; //  records (reads: sub-requests) answered wrong_shard
-    uint64_t late;        //  shard replies to expired or freed sub-requests
-    uint64_t bad_replies; //  shard replies that did not decode or match
-    uint64_t expired_subs;
-    uint64_t busy;
-    uint64_t refreshes;
-
-    int64_t log_window_ms;
-    uint32_t log_lines;
-    uint64_t log_suppressed;
-};
-
-static int s_on_shard_readable (zloop_t *loop, zsock_t *sock, void *arg);
 static void s_dispatch (router_t *self, r_pending_t *p);
 static void s_pending_try_finish (router_t *self, r_pending_t *p);
 
@@ -210,242 +86,6 @@ s_log_client_error (router_t *self, const char *format, ...)
     vsnprintf (line, sizeof (line), format, args);
     va_end (args);
     rl_warn ("%s", line);
-}
-
-//  Shards and the ring --------------------------------------------------------
-
-static r_shard_t *
-s_shard_new (router_t *self, const char *name, const char *endpoint)
-{
-    r_shard_t *shard = calloc (1, sizeof (*shard));
-    if (!shard) {
-        return NULL;
-    }
-    shard->router = self;
-    shard->created_ms = zclock_mono ();
-    snprintf (shard->name, sizeof (shard->name), "%s", name);
-    snprintf (shard->endpoint, sizeof (shard->endpoint), "%s", endpoint);
-    shard->dealer = zsock_new (ZMQ_DEALER);
-    if (!shard->dealer) {
-        free (shard);
-        return NULL;
-    }
-    zsock_set_linger (shard->dealer, 0);
-    zsock_set_immediate (shard->dealer, 1);
-    zsock_set_sndtimeo (shard->dealer, 0);
-    zsock_set_rcvtimeo (shard->dealer, 0);
-    zsock_set_sndhwm (shard->dealer, RL_ROUTER_SHARD_HWM_MESSAGES);
-    zsock_set_rcvhwm (shard->dealer, RL_ROUTER_SHARD_HWM_MESSAGES);
-    zsock_set_reconnect_ivl (shard->dealer, RL_ROUTER_RECONNECT_MS);
-    zsock_set_reconnect_ivl_max (shard->dealer, RL_ROUTER_RECONNECT_MS_MAX);
-    if (zsock_connect (shard->dealer, "%s", endpoint) != 0) {
-        rl_error ("shard %s: cannot connect to %s", name, endpoint);
-        zsock_destroy (&shard->dealer);
-        free (shard);
-        return NULL;
-    }
-    if (self->loop && zloop_reader (self->loop, shard->dealer, s_on_shard_readable, shard) != 0) {
-        zsock_destroy (&shard->dealer);
-        free (shard);
-        return NULL;
-    }
-    return shard;
-}
-
-static void
-s_shard_destroy (r_shard_t **shard_p)
-{
-    if (*shard_p) {
-        zsock_destroy (&(*shard_p)->dealer);
-        free (*shard_p);
-        *shard_p = NULL;
-    }
-}
-
-//  Installs `ring` (takes it on success): keeps the connection to every shard
-//  whose name and endpoint are unchanged, opens the new ones and retires the
-//  rest (closed by s_retired_sweep once their sub-requests are gone).
-static int
-s_ring_adopt (router_t *self, ring_t *ring)
-{
-    size_t count = ring_shard_count (ring);
-    r_shard_t **shards = calloc (count ? count : 1, sizeof (*shards));
-    if (!shards || count == 0) {
-        free (shards);
-        return -1;
-    }
-    bool *kept = calloc (self->shard_count + 1, sizeof (bool));
-    assert (kept);
-    for (size_t i = 0; i < count; i++) {
-        const char *name = ring_shard_name (ring, i);
-        const char *endpoint = ring_shard_endpoint (ring, i);
-        for (size_t j = 0; j < self->shard_count; j++) {
-            r_shard_t *old = self->shards[j];
-            if (!kept[j] && strcmp (old->name, name) == 0
-                && strcmp (old->endpoint, endpoint) == 0) {
-                shards[i] = old;
-                kept[j] = true;
-                break;
-            }
-        }
-        if (!shards[i]) {
-            shards[i] = s_shard_new (self, name, endpoint);
-        }
-        if (!shards[i]) {
-            //  Undo: close what was opened here, keep the old ring.
-            for (size_t k = 0; k <= i; k++) {
-                bool is_old = false;
-                for (size_t j = 0; j < self->shard_count; j++) {
-                    is_old = is_old || shards[k] == self->shards[j];
-                }
-                if (shards[k] && !is_old) {
-                    if (self->loop) {
-                        zloop_reader_end (self->loop, shards[k]->dealer);
-                    }
-                    //  Not read yet by the loop: safe to close at once.
-                    s_shard_destroy (&shards[k]);
-                }
-            }
-            free (shards);
-            free (kept);
-            return -1;
-        }
-    }
-    for (size_t j = 0; j < self->shard_count; j++) {
-        if (!kept[j]) {
-            self->shards[j]->retired = true;
-            self->shards[j]->next = self->retired;
-            self->retired = self->shards[j];
-        }
-    }
-    free (kept);
-    free (self->shards);
-    self->shards = shards;
-    self->shard_count = count;
-    rl_info ("ring epoch %" PRIu64 " -> %" PRIu64 " (%zu shards)",
-             self->ring ? ring_epoch (self->ring) : 0, ring_epoch (ring), count);
-    ring_destroy (&self->ring);
-    self->ring = ring;
-    self->refresh_want = NULL; //  may name a retired shard; the new ring may satisfy it
-    return 0;
-}
-
-//  Closes retired shards in two steps: the reader is ended once nothing is
-//  in flight, and the socket is closed one tick later, when the loop no
-//  longer holds it in its poll set.
-static void
-s_retired_sweep (router_t *self)
-{
-    r_shard_t **link = &self->retired;
-    while (*link) {
-        r_shard_t *shard = *link;
-        if (!shard->reader_ended && shard->inflight == 0) {
-            zloop_reader_end (self->loop, shard->dealer);
-            shard->reader_ended = true;
-            shard->ended_tick = self->tick;
-        } else if (shard->reader_ended && self->tick > shard->ended_tick) {
-            *link = shard->next;
-            s_shard_destroy (&shard);
-            continue;
-        }
-        link = &shard->next;
-    }
-}
-
-static int
-s_owner (router_t *self, const uint8_t *id16)
-{
-    int owner = ring_lookup_id (self->ring, id16);
-    assert (owner >= 0 && (size_t) owner < self->shard_count);
-    return owner;
-}
-
-//  Sub-requests ---------------------------------------------------------------
-
-static r_sub_t *
-s_sub_find (router_t *self, uint64_t id)
-{
-    uint32_t slot = (uint32_t) (id & SUB_SLOT_MASK);
-    if (slot >= RL_ROUTER_SUBS_MAX || id == 0 || self->subs[slot].id != id) {
-        return NULL;
-    }
-    return &self->subs[slot];
-}
-
-static r_sub_t *
-s_sub_alloc (router_t *self, r_shard_t *shard)
-{
-    if (self->sub_free_count == 0 || shard->inflight >= RL_ROUTER_INFLIGHT_PER_SHARD_MAX) {
-        return NULL;
-    }
-    uint32_t slot = self->sub_free[--self->sub_free_count];
-    r_sub_t *sub = &self->subs[slot];
-    assert (sub->id == 0);
-    memset (sub, 0, sizeof (*sub));
-    sub->id = (++self->sub_gen << SUB_SLOT_BITS) | slot;
-    sub->shard = shard;
-    sub->prev = sub->next = -1;
-    return sub;
-}
-
-static void
-s_sub_link (router_t *self, r_sub_t *sub)
-{
-    int32_t slot = (int32_t) (sub - self->subs);
-    sub->expires_ms = zclock_mono () + self->options.deadline_ms;
-    sub->prev = self->sub_tail;
-    sub->next = -1;
-    if (self->sub_tail >= 0) {
-        self->subs[self->sub_tail].next = slot;
-    } else {
-        self->sub_head = slot;
-    }
-    self->sub_tail = slot;
-}
-
-//  Frees a sub-request; `sent`: it counted against its shard.
-static void
-s_sub_free (router_t *self, r_sub_t *sub, bool sent, bool linked)
-{
-    uint32_t slot = (uint32_t) (sub - self->subs);
-    if (linked) {
-        if (sub->prev >= 0) {
-            self->subs[sub->prev].next = sub->next;
-        } else {
-            self->sub_head = sub->next;
-        }
-        if (sub->next >= 0) {
-            self->subs[sub->next].prev = sub->prev;
-        } else {
-            self->sub_tail = sub->prev;
-        }
-    }
-    if (sent) {
-        assert (sub->shard->inflight > 0);
-        sub->shard->inflight--;
-    }
-    free (sub->positions);
-    memset (sub, 0, sizeof (*sub));
-    self->sub_free[self->sub_free_count++] = slot;
-    assert (self->sub_free_count <= RL_ROUTER_SUBS_MAX);
-}
-
-//  Sends header + body to the sub's shard. 0 on success (the shard's
-//  in-flight count grows), -1 when nothing was sent.
-static int
-s_sub_send (router_t *self, r_sub_t *sub, const uint8_t *body, size_t body_size)
-{
-    (void) self;
-    rl_header_t header = codec_request_header (sub->operation, sub->id, sub->count);
-    zframe_t *frame = zframe_new (NULL, codec_frame_size (body_size));
-    assert (frame);
-    codec_encode_frame (&header, body, body_size, zframe_data (frame));
-    if (zframe_send (&frame, sub->shard->dealer, ZFRAME_DONTWAIT) != 0) {
-        zframe_destroy (&frame);
-        return -1;
-    }
-    sub->shard->inflight++;
-    return 0;
 }
 
 //  Pending client requests -----------------------------------------------------
@@ -580,8 +220,8 @@ s_pending_try_finish (router_t *self, r_pending_t *p)
 //  The deadline passed: creates answer their open records outcome_unknown
 //  (a record waiting for a resend was answered wrong_shard: not applied);
 //  reads answer timeout.
-static void
-s_pending_expire (router_t *self, r_pending_t *p)
+void
+router_pending_expire (router_t *self, r_pending_t *p)
 {
     if (s_is_create (p->header.operation)) {
         uint32_t unknown = 0;
@@ -684,7 +324,7 @@ static void
 s_send_group (router_t *self, r_pending_t *p, r_shard_t *shard, const uint32_t *positions,
               uint32_t count)
 {
-    r_sub_t *sub = s_sub_alloc (self, shard);
+    r_sub_t *sub = router_sub_alloc (self, shard);
     if (!sub) {
         s_group_unsent (self, p, shard, positions, count, RL_STATUS_BUSY);
         return;
@@ -701,8 +341,8 @@ s_send_group (router_t *self, r_pending_t *p, r_shard_t *shard, const uint32_t *
         memcpy (self->frame_buf + (size_t) k * p->in_size,
                 records + (size_t) positions[k] * p->in_size, p->in_size);
     }
-    if (s_sub_send (self, sub, self->frame_buf, (size_t) count * p->in_size) != 0) {
-        s_sub_free (self, sub, false, false);
+    if (router_sub_send (self, sub, self->frame_buf, (size_t) count * p->in_size) != 0) {
+        router_sub_free (self, sub, false, false);
         if (s_shard_connecting (self, shard)) {
             s_group_wait (self, p, positions, count);
         } else {
@@ -710,7 +350,7 @@ s_send_group (router_t *self, r_pending_t *p, r_shard_t *shard, const uint32_t *
         }
         return;
     }
-    s_sub_link (self, sub);
+    router_sub_link (self, sub);
     p->subs++;
     for (uint32_t k = 0; k < count; k++) {
         uint32_t pos = positions[k];
@@ -731,7 +371,7 @@ s_broadcast (router_t *self, r_pending_t *p)
     const uint8_t *body = s_request_records (p);
     size_t body_size = (size_t) p->header.record_count * p->in_size;
     for (size_t s = 0; s < self->shard_count && p->status == RL_STATUS_OK; s++) {
-        r_sub_t *sub = s_sub_alloc (self, self->shards[s]);
+        r_sub_t *sub = router_sub_alloc (self, self->shards[s]);
         if (!sub) {
             p->status = RL_STATUS_BUSY;
             break;
@@ -740,14 +380,14 @@ s_broadcast (router_t *self, r_pending_t *p)
         sub->pending_gen = p->gen;
         sub->operation = p->header.operation;
         sub->count = p->header.record_count;
-        if (s_sub_send (self, sub, body, body_size) != 0) {
-            s_sub_free (self, sub, false, false);
+        if (router_sub_send (self, sub, body, body_size) != 0) {
+            router_sub_free (self, sub, false, false);
             p->status = RL_STATUS_UNAVAILABLE;
             s_log_client_error (self, "request %" PRIu64 ": shard %s is not connected",
                                 p->header.request_id, self->shards[s]->name);
             break;
         }
-        s_sub_link (self, sub);
+        router_sub_link (self, sub);
         p->subs++;
     }
 }
@@ -762,7 +402,7 @@ s_dispatch (router_t *self, r_pending_t *p)
     for (uint32_t i = 0; i < count; i++) {
         self->owners[i] = -1;
         if (p->state[i] == REC_NEW || p->state[i] == REC_WAIT) {
-            self->owners[i] = s_owner (self, s_routing_id (p, i));
+            self->owners[i] = router_owner (self, s_routing_id (p, i));
             self->group_count[self->owners[i]]++;
             todo++;
         }
@@ -792,8 +432,8 @@ s_dispatch (router_t *self, r_pending_t *p)
 }
 
 //  Re-sends the records that wait after wrong_shard, with the current ring.
-static void
-s_redispatch_waiting (router_t *self)
+void
+router_redispatch_waiting (router_t *self)
 {
     int32_t slot = self->pending_head;
     while (slot >= 0 && self->waiting_total > 0) {
@@ -824,7 +464,7 @@ s_admit_fits (router_t *self, r_pending_t *p)
     }
     memset (self->group_count, 0, self->shard_count * sizeof (uint32_t));
     for (uint32_t i = 0; i < count; i++) {
-        int owner = s_owner (self, s_routing_id (p, i));
+        int owner = router_owner (self, s_routing_id (p, i));
         if (self->group_count[owner]++ == 0) {
             needed++;
             if (self->shards[owner]->inflight >= RL_ROUTER_INFLIGHT_PER_SHARD_MAX) {
@@ -1045,8 +685,8 @@ s_handle_request (router_t *self, zmsg_t *msg)
     }
 }
 
-static int
-s_on_client_readable (zloop_t *loop, zsock_t *sock, void *arg)
+int
+router_on_client_readable (zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void) loop;
     router_t *self = arg;
@@ -1058,64 +698,6 @@ s_on_client_readable (zloop_t *loop, zsock_t *sock, void *arg)
         s_handle_request (self, msg);
     }
     return 0;
-}
-
-//  Ring refresh --------------------------------------------------------------
-
-static void
-s_refresh_start (router_t *self, r_shard_t *target)
-{
-    if (self->refresh_active || self->shard_count == 0) {
-        return;
-    }
-    r_shard_t *shard = target;
-    for (size_t k = 0; !shard && k < self->shard_count; k++) {
-        r_shard_t *candidate = self->shards[self->refresh_rr++ % self->shard_count];
-        if (candidate->inflight < RL_ROUTER_INFLIGHT_PER_SHARD_MAX) {
-            shard = candidate;
-        }
-    }
-    r_sub_t *sub = shard ? s_sub_alloc (self, shard) : NULL;
-    if (!sub) {
-        return; //  everything is full: the next tick tries again
-    }
-    sub->refresh = true;
-    sub->operation = RL_OP_GET_RING;
-    if (s_sub_send (self, sub, NULL, 0) != 0) {
-        s_sub_free (self, sub, false, false);
-        return;
-    }
-    self->refresh_active = true;
-    self->refresh_slot = (uint32_t) (sub - self->subs);
-    self->refresh_expires_ms = zclock_mono () + RL_ROUTER_RING_FETCH_TIMEOUT_MS;
-    self->refresh_next_ms = zclock_mono () + self->options.refresh_ms;
-    if (target) {
-        self->refresh_want = NULL;
-    }
-}
-
-static void
-s_refresh_done (router_t *self, r_sub_t *sub, const uint8_t *blob, size_t size)
-{
-    self->refresh_active = false;
-    if (blob) {
-        char err[256];
-        ring_t *ring = ring_decode (blob, size, err, sizeof (err));
-        if (!ring) {
-            rl_warn ("ring from shard %s does not decode: %s", sub->shard->name, err);
-        } else if (ring_epoch (ring) > ring_epoch (self->ring)) {
-            self->refreshes++;
-            if (s_ring_adopt (self, ring) != 0) {
-                rl_error ("cannot adopt ring epoch %" PRIu64 ": keeping %" PRIu64,
-                          ring_epoch (ring), ring_epoch (self->ring));
-                ring_destroy (&ring);
-            }
-        } else {
-            ring_destroy (&ring);
-        }
-    }
-    s_sub_free (self, sub, true, false);
-    s_redispatch_waiting (self);
 }
 
 //  Shard replies -------------------------------------------------------------
@@ -1232,7 +814,7 @@ s_handle_reply (router_t *self, r_shard_t *shard, zframe_t *frame)
     if (h.epoch > ring_epoch (self->ring) && !self->refresh_want) {
         self->refresh_want = shard;
     }
-    r_sub_t *sub = s_sub_find (self, h.request_id);
+    r_sub_t *sub = router_sub_find (self, h.request_id);
     if (!sub || sub->shard != shard) {
         self->late++;
         rl_debug ("shard %s: late reply %" PRIu64 " discarded", shard->name, h.request_id);
@@ -1245,13 +827,13 @@ s_handle_reply (router_t *self, r_shard_t *shard, zframe_t *frame)
         return;
     }
     if (sub->refresh) {
-        s_refresh_done (self, sub, h.status == RL_STATUS_OK ? body : NULL, body_size);
+        router_refresh_done (self, sub, h.status == RL_STATUS_OK ? body : NULL, body_size);
         return;
     }
     r_pending_t *p = s_pending_of (self, sub);
     if (!p) {
         self->late++; //  the client was answered already (deadline, or a read failed)
-        s_sub_free (self, sub, true, true);
+        router_sub_free (self, sub, true, true);
         return;
     }
     if (s_is_create (p->header.operation)) {
@@ -1261,15 +843,15 @@ s_handle_reply (router_t *self, r_shard_t *shard, zframe_t *frame)
     }
     assert (p->subs > 0);
     p->subs--;
-    s_sub_free (self, sub, true, true);
+    router_sub_free (self, sub, true, true);
     if (p->waiting > 0 && self->refresh_want) {
-        s_refresh_start (self, self->refresh_want);
+        router_refresh_start (self, self->refresh_want);
     }
     s_pending_try_finish (self, p);
 }
 
-static int
-s_on_shard_readable (zloop_t *loop, zsock_t *sock, void *arg)
+int
+router_on_shard_readable (zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void) loop;
     r_shard_t *shard = arg;
@@ -1289,8 +871,8 @@ s_on_shard_readable (zloop_t *loop, zsock_t *sock, void *arg)
 
 //  The tick: deadlines, expiries, refreshes, resends -------------------------
 
-static int
-s_on_tick (zloop_t *loop, int timer_id, void *arg)
+int
+router_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
     (void) loop;
     (void) timer_id;
@@ -1298,7 +880,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     self->tick++;
     int64_t now = zclock_mono ();
     while (self->pending_head >= 0 && self->pending[self->pending_head].deadline_ms <= now) {
-        s_pending_expire (self, &self->pending[self->pending_head]);
+        router_pending_expire (self, &self->pending[self->pending_head]);
     }
     while (self->sub_head >= 0 && self->subs[self->sub_head].expires_ms <= now) {
         r_sub_t *sub = &self->subs[self->sub_head];
@@ -1307,306 +889,19 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
             p->subs--; //  the request itself expires no later than this
         }
         self->expired_subs++;
-        s_sub_free (self, sub, true, true);
+        router_sub_free (self, sub, true, true);
     }
     if (self->refresh_active && self->refresh_expires_ms <= now) {
         rl_warn ("ring refresh from shard %s: no answer within %d ms",
                  self->subs[self->refresh_slot].shard->name, RL_ROUTER_RING_FETCH_TIMEOUT_MS);
-        s_refresh_done (self, &self->subs[self->refresh_slot], NULL, 0);
+        router_refresh_done (self, &self->subs[self->refresh_slot], NULL, 0);
     }
     if (!self->refresh_active && (self->refresh_want || now >= self->refresh_next_ms)) {
-        s_refresh_start (self, self->refresh_want);
+        router_refresh_start (self, self->refresh_want);
     }
     if (!self->refresh_active && self->waiting_total > 0) {
-        s_redispatch_waiting (self);
+        router_redispatch_waiting (self);
     }
-    s_retired_sweep (self);
-    return 0;
-}
-
-//  Start-up --------------------------------------------------------------------
-
-static void
-s_usage (FILE *out)
-{
-    fprintf (out,
-             "usage: router --bind ENDPOINT (--ring FILE | --shard ENDPOINT[,ENDPOINT...])\n"
-             "              [--deadline-ms N] [--name NAME] [--ring-refresh-ms N]\n"
-             "  --bind         ZeroMQ endpoint to serve clients on (e.g. tcp://127.0.0.1:7001)\n"
-             "  --ring         ring file to start from\n"
-             "  --shard        shards to fetch the ring from (the first that answers)\n"
-             "  --deadline-ms  answer within this (default %d): open creates outcome_unknown,\n"
-             "                 reads timeout\n"
-             "  --name         this router's name in status (default router)\n"
-             "  --ring-refresh-ms N  ask a shard for its ring this often (default %d)\n",
-             RL_ROUTER_DEADLINE_MS, RL_ROUTER_RING_REFRESH_MS);
-}
-
-static int
-s_parse_options (int argc, char **argv, r_options_t *o)
-{
-    static const struct option longs[] = {
-        {"bind", required_argument, NULL, 'b'},
-        {"ring", required_argument, NULL, 'r'},
-        {"shard", required_argument, NULL, 's'},
-        {"deadline-ms", required_argument, NULL, 'd'},
-        {"name", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {"ring-refresh-ms", required_argument, NULL, 'R'},
-        {NULL, 0, NULL, 0},
-    };
-    *o = (r_options_t){.name = "router",
-                       .deadline_ms = RL_ROUTER_DEADLINE_MS,
-                       .refresh_ms = RL_ROUTER_RING_REFRESH_MS};
-    int c;
-    while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
-        switch (c) {
-            case 'b':
-                o->bind = optarg;
-                break;
-            case 'r':
-                o->ring_file = optarg;
-                break;
-            case 's':
-                o->shards = optarg;
-                break;
-            case 'n':
-                o->name = optarg;
-                break;
-            case 'd': {
-                char *end = NULL;
-                o->deadline_ms = strtol (optarg, &end, 10);
-                if (!end || *end || o->deadline_ms < RL_ROUTER_DEADLINE_MS_MIN
-                    || o->deadline_ms > RL_ROUTER_DEADLINE_MS_MAX) {
-                    fprintf (stderr, "router: --deadline-ms must be %d..%d\n",
-                             RL_ROUTER_DEADLINE_MS_MIN, RL_ROUTER_DEADLINE_MS_MAX);
-                    return -1;
-                }
-                break;
-            }
-            case 'R': {
-                char *end = NULL;
-                o->refresh_ms = strtol (optarg, &end, 10);
-                if (!end || *end || o->refresh_ms < RL_ROUTER_TICK_MS
-                    || o->refresh_ms > RL_ROUTER_DEADLINE_MS_MAX) {
-                    fprintf (stderr, "router: --ring-refresh-ms must be %d..%d\n",
-                             RL_ROUTER_TICK_MS, RL_ROUTER_DEADLINE_MS_MAX);
-                    return -1;
-                }
-                break;
-            }
-            case 'h':
-                s_usage (stdout);
-                exit (0);
-            default:
-                return -1;
-        }
-    }
-    if (!o->bind || optind != argc || (!o->ring_file == !o->shards)) {
-        fprintf (stderr, "router: --bind and one of --ring or --shard are required\n");
-        return -1;
-    }
-    if (strlen (o->name) >= RL_SHARD_NAME_SIZE_MAX) {
-        fprintf (stderr, "router: name longer than %d bytes\n", RL_SHARD_NAME_SIZE_MAX - 1);
-        return -1;
-    }
-    return 0;
-}
-
-//  --shard: asks each shard in turn for its ring, with a growing pause
-//  between rounds, until one answers (or a signal stops the process).
-static ring_t *
-s_ring_fetch (const char *list)
-{
-    int pause_ms = RL_ROUTER_RECONNECT_MS;
-    while (!zsys_interrupted) {
-        char *copy = strdup (list);
-        assert (copy);
-        char *save = NULL;
-        for (char *ep = strtok_r (copy, ",", &save); ep && !zsys_interrupted;
-             ep = strtok_r (NULL, ",", &save)) {
-            rl_client_t *client = rl_client_new (ep);
-            if (!client) {
-                rl_error ("cannot connect to %s", ep);
-                continue;
-            }
-            uint8_t *blob = NULL;
-            size_t size = 0;
-            int rc = rl_client_get_ring (client, &blob, &size, RL_ROUTER_RING_FETCH_TIMEOUT_MS);
-            rl_client_destroy (&client);
-            if (rc == 0) {
-                char err[256];
-                ring_t *ring = ring_decode (blob, size, err, sizeof (err));
-                free (blob);
-                if (ring) {
-                    rl_info ("ring epoch %" PRIu64 " from %s", ring_epoch (ring), ep);
-                    free (copy);
-                    return ring;
-                }
-                rl_warn ("ring from %s does not decode: %s", ep, err);
-            } else {
-                rl_info ("no ring from %s yet: %s", ep, rl_client_strerror (rc));
-            }
-        }
-        free (copy);
-        zclock_sleep (pause_ms);
-        pause_ms = pause_ms * 2 > RL_ROUTER_RING_FETCH_BACKOFF_MS_MAX
-                       ? RL_ROUTER_RING_FETCH_BACKOFF_MS_MAX
-                       : pause_ms * 2;
-    }
-    return NULL;
-}
-
-//  Gives the connections to the shards a moment (bounded) to come up before
-//  clients are served, so that the first requests are not refused busy.
-static void
-s_wait_connected (router_t *self)
-{
-    int64_t until = zclock_mono () + RL_ROUTER_CONNECT_GRACE_MS;
-    size_t up = 0;
-    while (!zsys_interrupted && zclock_mono () < until) {
-        up = 0;
-        for (size_t i = 0; i < self->shard_count; i++) {
-            up += (zsock_events (self->shards[i]->dealer) & ZMQ_POLLOUT) != 0;
-        }
-        if (up == self->shard_count) {
-            return;
-        }
-        zclock_sleep (RL_ROUTER_TICK_MS);
-    }
-    rl_warn ("%zu of %zu shards connected; serving anyway", up, self->shard_count);
-}
-
-static int
-s_open (router_t *self)
-{
-    self->subs = calloc (RL_ROUTER_SUBS_MAX, sizeof (r_sub_t));
-    self->sub_free = calloc (RL_ROUTER_SUBS_MAX, sizeof (uint32_t));
-    self->pending = calloc (RL_ROUTER_PENDING_MAX, sizeof (r_pending_t));
-    self->pending_free = calloc (RL_ROUTER_PENDING_MAX, sizeof (uint32_t));
-    self->owners = calloc (RL_BATCH_RECORDS_MAX, sizeof (int32_t));
-    self->ids = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_id_t));
-    self->group_count = calloc (RL_SHARDS_MAX, sizeof (uint32_t));
-    self->frame_buf = malloc (RL_MESSAGE_SIZE_MAX);
-    if (!self->subs || !self->sub_free || !self->pending || !self->pending_free || !self->owners
-        || !self->ids || !self->group_count || !self->frame_buf) {
-        return -1;
-    }
-    for (uint32_t i = 0; i < RL_ROUTER_SUBS_MAX; i++) {
-        self->sub_free[i] = RL_ROUTER_SUBS_MAX - 1 - i;
-    }
-    self->sub_free_count = RL_ROUTER_SUBS_MAX;
-    for (uint32_t i = 0; i < RL_ROUTER_PENDING_MAX; i++) {
-        self->pending_free[i] = RL_ROUTER_PENDING_MAX - 1 - i;
-    }
-    self->pending_free_count = RL_ROUTER_PENDING_MAX;
-    self->sub_head = self->sub_tail = self->pending_head = self->pending_tail = -1;
-    self->loop = zloop_new ();
-    if (!self->loop) {
-        return -1;
-    }
-    ring_t *ring = NULL;
-    if (self->options.ring_file) {
-        char err[512];
-        ring = ring_load_file (self->options.ring_file, err, sizeof (err));
-        if (!ring) {
-            rl_error ("ring file %s: %s", self->options.ring_file, err);
-            return -1;
-        }
-    } else {
-        ring = s_ring_fetch (self->options.shards);
-        if (!ring) {
-            return -1; //  interrupted
-        }
-    }
-    if (s_ring_adopt (self, ring) != 0) {
-        rl_error ("cannot open the connections of ring epoch %" PRIu64, ring_epoch (ring));
-        ring_destroy (&ring);
-        return -1;
-    }
-    s_wait_connected (self);
-    self->clients = zsock_new (ZMQ_ROUTER);
-    if (!self->clients) {
-        return -1;
-    }
-    zsock_set_router_mandatory (self->clients, 1);
-    zsock_set_sndtimeo (self->clients, 0);
-    zsock_set_rcvtimeo (self->clients, 0);
-    zsock_set_sndhwm (self->clients, RL_ROUTER_SNDHWM_MESSAGES);
-    zsock_set_rcvhwm (self->clients, RL_ROUTER_RCVHWM_MESSAGES);
-    zsock_set_linger (self->clients, 0);
-    if (zsock_bind (self->clients, "%s", self->options.bind) < 0) {
-        rl_error ("cannot bind %s: %s", self->options.bind, zmq_strerror (zmq_errno ()));
-        return -1;
-    }
-    zloop_reader (self->loop, self->clients, s_on_client_readable, self);
-    int tick_ms = RL_ROUTER_TICK_MS;
-    if (self->options.deadline_ms / 4 < tick_ms) {
-        tick_ms = (int) (self->options.deadline_ms / 4); //  short test deadlines
-    }
-    zloop_timer (self->loop, (size_t) (tick_ms > 0 ? tick_ms : 1), 0, s_on_tick, self);
-    self->refresh_next_ms = zclock_mono () + self->options.refresh_ms;
-    return 0;
-}
-
-static void
-s_close (router_t *self)
-{
-    //  Answer what is still open, so that no client waits for its timeout.
-    while (self->pending && self->pending_head >= 0) {
-        s_pending_expire (self, &self->pending[self->pending_head]);
-    }
-    zloop_destroy (&self->loop);
-    for (size_t i = 0; i < self->shard_count; i++) {
-        s_shard_destroy (&self->shards[i]);
-    }
-    while (self->retired) {
-        r_shard_t *next = self->retired->next;
-        s_shard_destroy (&self->retired);
-        self->retired = next;
-    }
-    zsock_destroy (&self->clients);
-    if (self->subs) {
-        for (uint32_t i = 0; i < RL_ROUTER_SUBS_MAX; i++) {
-            free (self->subs[i].positions);
-        }
-    }
-    free (self->shards);
-    ring_destroy (&self->ring);
-    free (self->subs);
-    free (self->sub_free);
-    free (self->pending);
-    free (self->pending_free);
-    free (self->owners);
-    free (self->ids);
-    free (self->group_count);
-    free (self->frame_buf);
-}
-
-int
-main (int argc, char **argv)
-{
-    router_t self = {0};
-    if (s_parse_options (argc, argv, &self.options) != 0) {
-        s_usage (stderr);
-        return 2;
-    }
-    rl_log_init ("router", self.options.name);
-    zsys_init ();
-    self.started_ms = zclock_mono ();
-    self.sub_head = self.sub_tail = self.pending_head = self.pending_tail = -1;
-    if (s_open (&self) != 0) {
-        s_close (&self);
-        return zsys_interrupted ? 0 : 1;
-    }
-    rl_info ("serving %s, ring epoch %" PRIu64 " (%zu shards), deadline %ld ms", self.options.bind,
-             ring_epoch (self.ring), self.shard_count, self.options.deadline_ms);
-    zloop_start (self.loop); //  returns on SIGINT/SIGTERM
-    rl_info ("stopping: %" PRIu64 " requests, %" PRIu64 " dropped, %" PRIu64 " refused, %" PRIu64
-             " busy, %" PRIu64 " wrong_shard, %" PRIu64 " late replies, %" PRIu64
-             " expired sub-requests, %" PRIu64 " bad replies, %" PRIu64 " ring refreshes",
-             self.requests, self.dropped, self.malformed, self.busy, self.wrong_shard, self.late,
-             self.expired_subs, self.bad_replies, self.refreshes);
-    s_close (&self);
+    router_retired_sweep (self);
     return 0;
 }

@@ -1,0 +1,330 @@
+/*  main.c: the router program: options, start-up and shut-down.
+
+    START-UP
+    1. Options (s_parse_options); a bad one exits 2 with the usage.
+    2. The first ring: --ring FILE, or --shard EP,... asked in turn, with a
+       growing pause between rounds, until one answers get_ring (or a
+       signal stops the process: exit 0).
+    3. One DEALER per shard of the ring (shards.c), and a bounded wait
+       (RL_ROUTER_CONNECT_GRACE_MS) for them to connect, so that the first
+       requests are not refused busy.
+    4. The clients' ROUTER socket is bound, the tick is armed (every
+       RL_ROUTER_TICK_MS, or a quarter of a short test deadline), and the
+       loop runs.
+
+    SIGNALS
+    czmq's handler (zsys_init) turns SIGINT and SIGTERM into
+    zsys_interrupted, which ends zloop_start. Shut-down then answers every
+    request still open (creates outcome_unknown, reads timeout), so that no
+    client waits for its own timeout, closes every socket and frees
+    everything: with sanitizers, a leak makes the exit status non-zero.
+
+    INVARIANTS
+    1. The router serves clients only with a ring installed and the shards'
+       sockets opened; any start-up failure exits 1 before binding.
+    2. Everything s_open allocated is freed by s_close, also after a
+       partial s_open.
+
+    Usage: router --bind ENDPOINT (--ring FILE | --shard EP[,EP...])
+                  [--deadline-ms N] [--name NAME] [--ring-refresh-ms N]
+    See docs/router.md.
+*/
+#include <assert.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <czmq.h>
+
+#include "client.h"
+#include "log.h"
+#include "router.h"
+
+//  Start-up --------------------------------------------------------------------
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+             "usage: router --bind ENDPOINT (--ring FILE | --shard ENDPOINT[,ENDPOINT...])\n"
+             "              [--deadline-ms N] [--name NAME] [--ring-refresh-ms N]\n"
+             "  --bind         ZeroMQ endpoint to serve clients on (e.g. tcp://127.0.0.1:7001)\n"
+             "  --ring         ring file to start from\n"
+             "  --shard        shards to fetch the ring from (the first that answers)\n"
+             "  --deadline-ms  answer within this (default %d): open creates outcome_unknown,\n"
+             "                 reads timeout\n"
+             "  --name         this router's name in status (default router)\n"
+             "  --ring-refresh-ms N  ask a shard for its ring this often (default %d)\n",
+             RL_ROUTER_DEADLINE_MS, RL_ROUTER_RING_REFRESH_MS);
+}
+
+static int
+s_parse_options (int argc, char **argv, r_options_t *o)
+{
+    static const struct option longs[] = {
+        {"bind", required_argument, NULL, 'b'},
+        {"ring", required_argument, NULL, 'r'},
+        {"shard", required_argument, NULL, 's'},
+        {"deadline-ms", required_argument, NULL, 'd'},
+        {"name", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {"ring-refresh-ms", required_argument, NULL, 'R'},
+        {NULL, 0, NULL, 0},
+    };
+    *o = (r_options_t){.name = "router",
+                       .deadline_ms = RL_ROUTER_DEADLINE_MS,
+                       .refresh_ms = RL_ROUTER_RING_REFRESH_MS};
+    int c;
+    while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
+        switch (c) {
+            case 'b':
+                o->bind = optarg;
+                break;
+            case 'r':
+                o->ring_file = optarg;
+                break;
+            case 's':
+                o->shards = optarg;
+                break;
+            case 'n':
+                o->name = optarg;
+                break;
+            case 'd': {
+                char *end = NULL;
+                o->deadline_ms = strtol (optarg, &end, 10);
+                if (!end || *end || o->deadline_ms < RL_ROUTER_DEADLINE_MS_MIN
+                    || o->deadline_ms > RL_ROUTER_DEADLINE_MS_MAX) {
+                    fprintf (stderr, "router: --deadline-ms must be %d..%d\n",
+                             RL_ROUTER_DEADLINE_MS_MIN, RL_ROUTER_DEADLINE_MS_MAX);
+                    return -1;
+                }
+                break;
+            }
+            case 'R': {
+                char *end = NULL;
+                o->refresh_ms = strtol (optarg, &end, 10);
+                if (!end || *end || o->refresh_ms < RL_ROUTER_TICK_MS
+                    || o->refresh_ms > RL_ROUTER_DEADLINE_MS_MAX) {
+                    fprintf (stderr, "router: --ring-refresh-ms must be %d..%d\n",
+                             RL_ROUTER_TICK_MS, RL_ROUTER_DEADLINE_MS_MAX);
+                    return -1;
+                }
+                break;
+            }
+            case 'h':
+                s_usage (stdout);
+                exit (0);
+            default:
+                return -1;
+        }
+    }
+    if (!o->bind || optind != argc || (!o->ring_file == !o->shards)) {
+        fprintf (stderr, "router: --bind and one of --ring or --shard are required\n");
+        return -1;
+    }
+    if (strlen (o->name) >= RL_SHARD_NAME_SIZE_MAX) {
+        fprintf (stderr, "router: name longer than %d bytes\n", RL_SHARD_NAME_SIZE_MAX - 1);
+        return -1;
+    }
+    return 0;
+}
+
+//  --shard: asks each shard in turn for its ring, with a growing pause
+//  between rounds, until one answers (or a signal stops the process).
+static ring_t *
+s_ring_fetch (const char *list)
+{
+    int pause_ms = RL_ROUTER_RECONNECT_MS;
+    while (!zsys_interrupted) {
+        char *copy = strdup (list);
+        assert (copy);
+        char *save = NULL;
+        for (char *ep = strtok_r (copy, ",", &save); ep && !zsys_interrupted;
+             ep = strtok_r (NULL, ",", &save)) {
+            rl_client_t *client = rl_client_new (ep);
+            if (!client) {
+                rl_error ("cannot connect to %s", ep);
+                continue;
+            }
+            uint8_t *blob = NULL;
+            size_t size = 0;
+            int rc = rl_client_get_ring (client, &blob, &size, RL_ROUTER_RING_FETCH_TIMEOUT_MS);
+            rl_client_destroy (&client);
+            if (rc == 0) {
+                char err[256];
+                ring_t *ring = ring_decode (blob, size, err, sizeof (err));
+                free (blob);
+                if (ring) {
+                    rl_info ("ring epoch %" PRIu64 " from %s", ring_epoch (ring), ep);
+                    free (copy);
+                    return ring;
+                }
+                rl_warn ("ring from %s does not decode: %s", ep, err);
+            } else {
+                rl_info ("no ring from %s yet: %s", ep, rl_client_strerror (rc));
+            }
+        }
+        free (copy);
+        zclock_sleep (pause_ms);
+        pause_ms = pause_ms * 2 > RL_ROUTER_RING_FETCH_BACKOFF_MS_MAX
+                       ? RL_ROUTER_RING_FETCH_BACKOFF_MS_MAX
+                       : pause_ms * 2;
+    }
+    return NULL;
+}
+
+//  Gives the connections to the shards a moment (bounded) to come up before
+//  clients are served, so that the first requests are not refused busy.
+static void
+s_wait_connected (router_t *self)
+{
+    int64_t until = zclock_mono () + RL_ROUTER_CONNECT_GRACE_MS;
+    size_t up = 0;
+    while (!zsys_interrupted && zclock_mono () < until) {
+        up = 0;
+        for (size_t i = 0; i < self->shard_count; i++) {
+            up += (zsock_events (self->shards[i]->dealer) & ZMQ_POLLOUT) != 0;
+        }
+        if (up == self->shard_count) {
+            return;
+        }
+        zclock_sleep (RL_ROUTER_TICK_MS);
+    }
+    rl_warn ("%zu of %zu shards connected; serving anyway", up, self->shard_count);
+}
+
+static int
+s_open (router_t *self)
+{
+    self->subs = calloc (RL_ROUTER_SUBS_MAX, sizeof (r_sub_t));
+    self->sub_free = calloc (RL_ROUTER_SUBS_MAX, sizeof (uint32_t));
+    self->pending = calloc (RL_ROUTER_PENDING_MAX, sizeof (r_pending_t));
+    self->pending_free = calloc (RL_ROUTER_PENDING_MAX, sizeof (uint32_t));
+    self->owners = calloc (RL_BATCH_RECORDS_MAX, sizeof (int32_t));
+    self->ids = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_id_t));
+    self->group_count = calloc (RL_SHARDS_MAX, sizeof (uint32_t));
+    self->frame_buf = malloc (RL_MESSAGE_SIZE_MAX);
+    if (!self->subs || !self->sub_free || !self->pending || !self->pending_free || !self->owners
+        || !self->ids || !self->group_count || !self->frame_buf) {
+        return -1;
+    }
+    for (uint32_t i = 0; i < RL_ROUTER_SUBS_MAX; i++) {
+        self->sub_free[i] = RL_ROUTER_SUBS_MAX - 1 - i;
+    }
+    self->sub_free_count = RL_ROUTER_SUBS_MAX;
+    for (uint32_t i = 0; i < RL_ROUTER_PENDING_MAX; i++) {
+        self->pending_free[i] = RL_ROUTER_PENDING_MAX - 1 - i;
+    }
+    self->pending_free_count = RL_ROUTER_PENDING_MAX;
+    self->sub_head = self->sub_tail = self->pending_head = self->pending_tail = -1;
+    self->loop = zloop_new ();
+    if (!self->loop) {
+        return -1;
+    }
+    ring_t *ring = NULL;
+    if (self->options.ring_file) {
+        char err[512];
+        ring = ring_load_file (self->options.ring_file, err, sizeof (err));
+        if (!ring) {
+            rl_error ("ring file %s: %s", self->options.ring_file, err);
+            return -1;
+        }
+    } else {
+        ring = s_ring_fetch (self->options.shards);
+        if (!ring) {
+            return -1; //  interrupted
+        }
+    }
+    if (router_ring_adopt (self, ring) != 0) {
+        rl_error ("cannot open the connections of ring epoch %" PRIu64, ring_epoch (ring));
+        ring_destroy (&ring);
+        return -1;
+    }
+    s_wait_connected (self);
+    self->clients = zsock_new (ZMQ_ROUTER);
+    if (!self->clients) {
+        return -1;
+    }
+    zsock_set_router_mandatory (self->clients, 1);
+    zsock_set_sndtimeo (self->clients, 0);
+    zsock_set_rcvtimeo (self->clients, 0);
+    zsock_set_sndhwm (self->clients, RL_ROUTER_SNDHWM_MESSAGES);
+    zsock_set_rcvhwm (self->clients, RL_ROUTER_RCVHWM_MESSAGES);
+    zsock_set_linger (self->clients, 0);
+    if (zsock_bind (self->clients, "%s", self->options.bind) < 0) {
+        rl_error ("cannot bind %s: %s", self->options.bind, zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    zloop_reader (self->loop, self->clients, router_on_client_readable, self);
+    int tick_ms = RL_ROUTER_TICK_MS;
+    if (self->options.deadline_ms / 4 < tick_ms) {
+        tick_ms = (int) (self->options.deadline_ms / 4); //  short test deadlines
+    }
+    zloop_timer (self->loop, (size_t) (tick_ms > 0 ? tick_ms : 1), 0, router_on_tick, self);
+    self->refresh_next_ms = zclock_mono () + self->options.refresh_ms;
+    return 0;
+}
+
+static void
+s_close (router_t *self)
+{
+    //  Answer what is still open, so that no client waits for its timeout.
+    while (self->pending && self->pending_head >= 0) {
+        router_pending_expire (self, &self->pending[self->pending_head]);
+    }
+    zloop_destroy (&self->loop);
+    for (size_t i = 0; i < self->shard_count; i++) {
+        router_shard_destroy (&self->shards[i]);
+    }
+    while (self->retired) {
+        r_shard_t *next = self->retired->next;
+        router_shard_destroy (&self->retired);
+        self->retired = next;
+    }
+    zsock_destroy (&self->clients);
+    if (self->subs) {
+        for (uint32_t i = 0; i < RL_ROUTER_SUBS_MAX; i++) {
+            free (self->subs[i].positions);
+        }
+    }
+    free (self->shards);
+    ring_destroy (&self->ring);
+    free (self->subs);
+    free (self->sub_free);
+    free (self->pending);
+    free (self->pending_free);
+    free (self->owners);
+    free (self->ids);
+    free (self->group_count);
+    free (self->frame_buf);
+}
+
+int
+main (int argc, char **argv)
+{
+    router_t self = {0};
+    if (s_parse_options (argc, argv, &self.options) != 0) {
+        s_usage (stderr);
+        return 2;
+    }
+    rl_log_init ("router", self.options.name);
+    zsys_init ();
+    self.started_ms = zclock_mono ();
+    self.sub_head = self.sub_tail = self.pending_head = self.pending_tail = -1;
+    if (s_open (&self) != 0) {
+        s_close (&self);
+        return zsys_interrupted ? 0 : 1;
+    }
+    rl_info ("serving %s, ring epoch %" PRIu64 " (%zu shards), deadline %ld ms", self.options.bind,
+             ring_epoch (self.ring), self.shard_count, self.options.deadline_ms);
+    zloop_start (self.loop); //  returns on SIGINT/SIGTERM
+    rl_info ("stopping: %" PRIu64 " requests, %" PRIu64 " dropped, %" PRIu64 " refused, %" PRIu64
+             " busy, %" PRIu64 " wrong_shard, %" PRIu64 " late replies, %" PRIu64
+             " expired sub-requests, %" PRIu64 " bad replies, %" PRIu64 " ring refreshes",
+             self.requests, self.dropped, self.malformed, self.busy, self.wrong_shard, self.late,
+             self.expired_subs, self.bad_replies, self.refreshes);
+    s_close (&self);
+    return 0;
+}

@@ -1,0 +1,349 @@
+/*  shards.c: the router's view of the shards: their connections, the ring,
+    the sub-requests in flight to them, and the ring refresh.
+
+    SOCKETS
+    One DEALER per shard of the ring (ZMQ_IMMEDIATE: a send to a shard with
+    no live connection fails at once instead of queueing; sndtimeo 0), read
+    by the router's zloop (router_on_shard_readable).
+
+    A SHARD'S LIFE (r_shard_t)
+        in the ring --(a new ring drops it)--> retired
+        retired --(no sub-request in flight)--> reader ended (not polled)
+        reader ended --(one tick later)--> closed and freed
+    A new ring keeps the connection of every shard whose name and endpoint
+    are unchanged, opens the new ones and retires the rest.
+
+    A SUB-REQUEST'S LIFE (r_sub_t)
+    A slot of a fixed table; its request id is (generation << 16 | slot), so
+    a reply finds its slot in O(1) and a late reply to a freed or reused slot
+    is recognised by the id and discarded (counted). A sub-request is freed
+    by its reply or when it expires (deadline after its send); until then it
+    counts against its shard's in-flight bound, whatever happened to the
+    client request it served.
+
+    THE RING REFRESH
+        idle --(tick: refresh_ms passed, or a reply showed a newer epoch)-->
+        active (one get_ring sub-request, not linked in the FIFO)
+        active --(answer, or RL_ROUTER_RING_FETCH_TIMEOUT_MS)--> idle;
+        a newer ring is adopted, then waiting records are sent again.
+
+    INVARIANTS
+    1. shards[i] is the connection of ring shard i, for the ring installed;
+       a failed adoption leaves both the ring and shards as they were.
+    2. A shard's inflight counts exactly its sub-requests sent and not yet
+       freed; a retired shard is closed only when it reaches 0, and after
+       the loop stopped polling it.
+    3. At most one refresh is in flight; its slot is never in the FIFO.
+    4. Sub-request ids are never 0 and never reused while a reply to the
+       old use could still match (the generation grows at every use).
+
+    LIMITS
+    RL_ROUTER_SUBS_MAX sub-requests (a 16-bit slot), at most
+    RL_ROUTER_INFLIGHT_PER_SHARD_MAX per shard; RL_SHARDS_MAX shards.
+*/
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <czmq.h>
+
+#include "codec.h"
+#include "log.h"
+#include "router.h"
+
+//  Shards and the ring --------------------------------------------------------
+
+static r_shard_t *
+s_shard_new (router_t *self, const char *name, const char *endpoint)
+{
+    r_shard_t *shard = calloc (1, sizeof (*shard));
+    if (!shard) {
+        return NULL;
+    }
+    shard->router = self;
+    shard->created_ms = zclock_mono ();
+    snprintf (shard->name, sizeof (shard->name), "%s", name);
+    snprintf (shard->endpoint, sizeof (shard->endpoint), "%s", endpoint);
+    shard->dealer = zsock_new (ZMQ_DEALER);
+    if (!shard->dealer) {
+        free (shard);
+        return NULL;
+    }
+    zsock_set_linger (shard->dealer, 0);
+    zsock_set_immediate (shard->dealer, 1);
+    zsock_set_sndtimeo (shard->dealer, 0);
+    zsock_set_rcvtimeo (shard->dealer, 0);
+    zsock_set_sndhwm (shard->dealer, RL_ROUTER_SHARD_HWM_MESSAGES);
+    zsock_set_rcvhwm (shard->dealer, RL_ROUTER_SHARD_HWM_MESSAGES);
+    zsock_set_reconnect_ivl (shard->dealer, RL_ROUTER_RECONNECT_MS);
+    zsock_set_reconnect_ivl_max (shard->dealer, RL_ROUTER_RECONNECT_MS_MAX);
+    if (zsock_connect (shard->dealer, "%s", endpoint) != 0) {
+        rl_error ("shard %s: cannot connect to %s", name, endpoint);
+        zsock_destroy (&shard->dealer);
+        free (shard);
+        return NULL;
+    }
+    if (self->loop
+        && zloop_reader (self->loop, shard->dealer, router_on_shard_readable, shard) != 0) {
+        zsock_destroy (&shard->dealer);
+        free (shard);
+        return NULL;
+    }
+    return shard;
+}
+
+void
+router_shard_destroy (r_shard_t **shard_p)
+{
+    if (*shard_p) {
+        zsock_destroy (&(*shard_p)->dealer);
+        free (*shard_p);
+        *shard_p = NULL;
+    }
+}
+
+//  Installs `ring` (takes it on success): keeps the connection to every shard
+//  whose name and endpoint are unchanged, opens the new ones and retires the
+//  rest (closed by router_retired_sweep once their sub-requests are gone).
+int
+router_ring_adopt (router_t *self, ring_t *ring)
+{
+    size_t count = ring_shard_count (ring);
+    r_shard_t **shards = calloc (count ? count : 1, sizeof (*shards));
+    if (!shards || count == 0) {
+        free (shards);
+        return -1;
+    }
+    bool *kept = calloc (self->shard_count + 1, sizeof (bool));
+    assert (kept);
+    for (size_t i = 0; i < count; i++) {
+        const char *name = ring_shard_name (ring, i);
+        const char *endpoint = ring_shard_endpoint (ring, i);
+        for (size_t j = 0; j < self->shard_count; j++) {
+            r_shard_t *old = self->shards[j];
+            if (!kept[j] && strcmp (old->name, name) == 0
+                && strcmp (old->endpoint, endpoint) == 0) {
+                shards[i] = old;
+                kept[j] = true;
+                break;
+            }
+        }
+        if (!shards[i]) {
+            shards[i] = s_shard_new (self, name, endpoint);
+        }
+        if (!shards[i]) {
+            //  Undo: close what was opened here, keep the old ring.
+            for (size_t k = 0; k <= i; k++) {
+                bool is_old = false;
+                for (size_t j = 0; j < self->shard_count; j++) {
+                    is_old = is_old || shards[k] == self->shards[j];
+                }
+                if (shards[k] && !is_old) {
+                    if (self->loop) {
+                        zloop_reader_end (self->loop, shards[k]->dealer);
+                    }
+                    //  Not read yet by the loop: safe to close at once.
+                    router_shard_destroy (&shards[k]);
+                }
+            }
+            free (shards);
+            free (kept);
+            return -1;
+        }
+    }
+    for (size_t j = 0; j < self->shard_count; j++) {
+        if (!kept[j]) {
+            self->shards[j]->retired = true;
+            self->shards[j]->next = self->retired;
+            self->retired = self->shards[j];
+        }
+    }
+    free (kept);
+    free (self->shards);
+    self->shards = shards;
+    self->shard_count = count;
+    rl_info ("ring epoch %" PRIu64 " -> %" PRIu64 " (%zu shards)",
+             self->ring ? ring_epoch (self->ring) : 0, ring_epoch (ring), count);
+    ring_destroy (&self->ring);
+    self->ring = ring;
+    self->refresh_want = NULL; //  may name a retired shard; the new ring may satisfy it
+    return 0;
+}
+
+//  Closes retired shards in two steps: the reader is ended once nothing is
+//  in flight, and the socket is closed one tick later, when the loop no
+//  longer holds it in its poll set.
+void
+router_retired_sweep (router_t *self)
+{
+    r_shard_t **link = &self->retired;
+    while (*link) {
+        r_shard_t *shard = *link;
+        if (!shard->reader_ended && shard->inflight == 0) {
+            zloop_reader_end (self->loop, shard->dealer);
+            shard->reader_ended = true;
+            shard->ended_tick = self->tick;
+        } else if (shard->reader_ended && self->tick > shard->ended_tick) {
+            *link = shard->next;
+            router_shard_destroy (&shard);
+            continue;
+        }
+        link = &shard->next;
+    }
+}
+
+int
+router_owner (router_t *self, const uint8_t *id16)
+{
+    int owner = ring_lookup_id (self->ring, id16);
+    assert (owner >= 0 && (size_t) owner < self->shard_count);
+    return owner;
+}
+
+//  Sub-requests ---------------------------------------------------------------
+
+r_sub_t *
+router_sub_find (router_t *self, uint64_t id)
+{
+    uint32_t slot = (uint32_t) (id & SUB_SLOT_MASK);
+    if (slot >= RL_ROUTER_SUBS_MAX || id == 0 || self->subs[slot].id != id) {
+        return NULL;
+    }
+    return &self->subs[slot];
+}
+
+r_sub_t *
+router_sub_alloc (router_t *self, r_shard_t *shard)
+{
+    if (self->sub_free_count == 0 || shard->inflight >= RL_ROUTER_INFLIGHT_PER_SHARD_MAX) {
+        return NULL;
+    }
+    uint32_t slot = self->sub_free[--self->sub_free_count];
+    r_sub_t *sub = &self->subs[slot];
+    assert (sub->id == 0);
+    memset (sub, 0, sizeof (*sub));
+    sub->id = (++self->sub_gen << SUB_SLOT_BITS) | slot;
+    sub->shard = shard;
+    sub->prev = sub->next = -1;
+    return sub;
+}
+
+void
+router_sub_link (router_t *self, r_sub_t *sub)
+{
+    int32_t slot = (int32_t) (sub - self->subs);
+    sub->expires_ms = zclock_mono () + self->options.deadline_ms;
+    sub->prev = self->sub_tail;
+    sub->next = -1;
+    if (self->sub_tail >= 0) {
+        self->subs[self->sub_tail].next = slot;
+    } else {
+        self->sub_head = slot;
+    }
+    self->sub_tail = slot;
+}
+
+//  Frees a sub-request; `sent`: it counted against its shard.
+void
+router_sub_free (router_t *self, r_sub_t *sub, bool sent, bool linked)
+{
+    uint32_t slot = (uint32_t) (sub - self->subs);
+    if (linked) {
+        if (sub->prev >= 0) {
+            self->subs[sub->prev].next = sub->next;
+        } else {
+            self->sub_head = sub->next;
+        }
+        if (sub->next >= 0) {
+            self->subs[sub->next].prev = sub->prev;
+        } else {
+            self->sub_tail = sub->prev;
+        }
+    }
+    if (sent) {
+        assert (sub->shard->inflight > 0);
+        sub->shard->inflight--;
+    }
+    free (sub->positions);
+    memset (sub, 0, sizeof (*sub));
+    self->sub_free[self->sub_free_count++] = slot;
+    assert (self->sub_free_count <= RL_ROUTER_SUBS_MAX);
+}
+
+//  Sends header + body to the sub's shard. 0 on success (the shard's
+//  in-flight count grows), -1 when nothing was sent.
+int
+router_sub_send (router_t *self, r_sub_t *sub, const uint8_t *body, size_t body_size)
+{
+    (void) self;
+    rl_header_t header = codec_request_header (sub->operation, sub->id, sub->count);
+    zframe_t *frame = zframe_new (NULL, codec_frame_size (body_size));
+    assert (frame);
+    codec_encode_frame (&header, body, body_size, zframe_data (frame));
+    if (zframe_send (&frame, sub->shard->dealer, ZFRAME_DONTWAIT) != 0) {
+        zframe_destroy (&frame);
+        return -1;
+    }
+    sub->shard->inflight++;
+    return 0;
+}
+
+//  Ring refresh --------------------------------------------------------------
+
+void
+router_refresh_start (router_t *self, r_shard_t *target)
+{
+    if (self->refresh_active || self->shard_count == 0) {
+        return;
+    }
+    r_shard_t *shard = target;
+    for (size_t k = 0; !shard && k < self->shard_count; k++) {
+        r_shard_t *candidate = self->shards[self->refresh_rr++ % self->shard_count];
+        if (candidate->inflight < RL_ROUTER_INFLIGHT_PER_SHARD_MAX) {
+            shard = candidate;
+        }
+    }
+    r_sub_t *sub = shard ? router_sub_alloc (self, shard) : NULL;
+    if (!sub) {
+        return; //  everything is full: the next tick tries again
+    }
+    sub->refresh = true;
+    sub->operation = RL_OP_GET_RING;
+    if (router_sub_send (self, sub, NULL, 0) != 0) {
+        router_sub_free (self, sub, false, false);
+        return;
+    }
+    self->refresh_active = true;
+    self->refresh_slot = (uint32_t) (sub - self->subs);
+    self->refresh_expires_ms = zclock_mono () + RL_ROUTER_RING_FETCH_TIMEOUT_MS;
+    self->refresh_next_ms = zclock_mono () + self->options.refresh_ms;
+    if (target) {
+        self->refresh_want = NULL;
+    }
+}
+
+void
+router_refresh_done (router_t *self, r_sub_t *sub, const uint8_t *blob, size_t size)
+{
+    self->refresh_active = false;
+    if (blob) {
+        char err[256];
+        ring_t *ring = ring_decode (blob, size, err, sizeof (err));
+        if (!ring) {
+            rl_warn ("ring from shard %s does not decode: %s", sub->shard->name, err);
+        } else if (ring_epoch (ring) > ring_epoch (self->ring)) {
+            self->refreshes++;
+            if (router_ring_adopt (self, ring) != 0) {
+                rl_error ("cannot adopt ring epoch %" PRIu64 ": keeping %" PRIu64,
+                          ring_epoch (ring), ring_epoch (self->ring));
+                ring_destroy (&ring);
+            }
+        } else {
+            ring_destroy (&ring);
+        }
+    }
+    router_sub_free (self, sub, true, false);
+    router_redispatch_waiting (self);
+}
