@@ -1,25 +1,49 @@
-/*  shard.c: the shard server process.
+/*  server.c: the shard's turn loop and the dispatch of operations.
 
     One ROUTER socket, driven by a czmq reactor (zloop). Each time the
     socket becomes readable the shard runs one TURN:
 
-        1. drain up to RL_SHARD_REQUESTS_PER_TURN_MAX requests, without
-           blocking, and apply each in arrival order to the ledger (writes
-           go into one WriteBatch, replies are built but held back);
+        1. drain up to RL_SHARD_REQUESTS_PER_TURN_MAX requests (and the
+           replies of peer shards), without blocking, and apply each in
+           arrival order to the ledger (writes go into one WriteBatch,
+           replies are built but held back);
         2. group commit: write the batch and sync the WAL, once;
-        3. send every held reply;
+        3. send every held reply and every peer's outbox;
         4. checkpoint if due (ledger.c).
 
     So nothing is answered before the write that justifies it is durable,
     and every request of a turn shares one sync. Reads are answered in the
-    same turn, after the commit that precedes them.
+    same turn, after the commit that precedes them. A timer tick (prepare
+    timeouts, resends, queries) is a turn of its own.
+
+    Data flows one way: the server calls the ledger, the coordinator or the
+    participant, then drains the output queue (outq.h): PREPARE, DECIDE and
+    outcome-query records go to the peer at their ring index (peers.c), and
+    a client request whose cross-shard records are all decided comes out as
+    its reply.
+
+    INVARIANTS
+    1. Every held reply and every queued record carries the group commit
+       whose write justifies it; nothing is sent before that commit is
+       synced (asserted at each send: "sent <= synced"), except the
+       storage_error answers of a failed turn. The test-only failpoint
+       shard.send_before_sync breaks this on purpose (tests/test_send_sync.c).
+    2. The output queue is empty between calls: it is drained after each.
+    3. Between turns nothing is held: held_count == 0.
+    4. The failpoints between a sync and the send of what it justifies
+       (tp.part.prepare_synced, tp.coord.decision_synced,
+       tp.part.apply_synced) fire from the messages that carry them, once a
+       turn, in that order.
+
+    STATES: serving -> failed (a write, sync or checkpoint failed: the
+    turn's requests get storage_error, then the loop ends and the process
+    exits with code 3; memory may be ahead of disk, so the only safe state
+    is the one on disk, which a restart recovers).
 
     Errors: a request that does not decode gets a reply whose header names
     the problem (codec_check_request); a frame too short to carry even a
-    request id is dropped and counted. A failed write or sync (store.c)
-    answers storage_error to every request of the turn and stops the
-    process with exit code 3: memory may be ahead of disk, so the only safe
-    state is the one on disk, which a restart recovers.
+    request id is dropped and counted. Running out of memory for a reply
+    drops it (counted): the client retries.
 
     Ownership: the shard serves the accounts its ring gives it. A record for
     another shard's account gets wrong_shard, and the reply header carries
@@ -27,32 +51,18 @@
     accepted only with a higher epoch, and the ring is persisted, so a
     restart never goes back to an older one.
 
-    Cross-shard transfers (coordinator.c, participant.c, docs/two-phase.md):
-    after every call into the ledger, the coordinator or the participant,
-    the server drains the output queue (outq.h): PREPARE, DECIDE and
-    outcome-query records go into the outbox of the peer at their ring
-    index, and a client request whose cross-shard records are all decided
-    comes out as its reply. Each peer shard has one DEALER socket; its
-    replies (PREPARE-OK, ACK, outcome answers) are handled as turns of their
-    own, and so is a timer tick (prepare timeouts, resends). Every outgoing
-    message carries the sequence of the group commit whose write justifies
-    it, and sending asserts that this commit is synced: the sequence sent
-    never passes the sequence synced. The failpoints between a sync and the
-    send of what it justifies (tp.*.synced) fire from the messages that
-    carry them.
-
-    Usage: shard --name NAME --bind ENDPOINT --data DIR [--ring FILE]
-                 [--durability sync|nosync|manual-wal] [timeouts, see --help]
+    LIMITS: RL_SHARD_REQUESTS_PER_TURN_MAX requests a turn (and as many
+    rounds over the peers' replies); RL_BATCH_RECORDS_MAX records a
+    request; RL_SHARD_PENDING_REQUESTS_MAX requests waiting for cross-shard
+    decisions (more: busy); socket high-water marks from rl_limits.h.
 */
+#include "server.h"
+
 #include <assert.h>
-#include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,29 +70,9 @@
 
 #include "codec.h"
 #include "failpoint.h"
-#include "ledger.h"
-#include "rl_limits.h"
 #include "log.h"
-#include "outq.h"
-#include "ring.h"
-#include "store.h"
-
-#define META_RING "ring"
-
-typedef struct {
-    uint8_t *data;
-    size_t count; //  records queued
-    size_t cap;   //  records allocated
-    size_t record_size;
-    uint64_t needs_seq; //  the newest group commit its records need synced
-} s_outbox_t;
-
-//  A peer shard, by its index in the ring: one DEALER and an outbox per
-//  kind of message (OUTQ_PREPARE, OUTQ_DECIDE, OUTQ_QUERY).
-typedef struct {
-    zsock_t *dealer;
-    s_outbox_t boxes[OUTQ_REPLY];
-} s_peer_t;
+#include "peers.h"
+#include "rl_limits.h"
 
 //  A reply held until the group commit it needs is synced; fp: the
 //  failpoint that sits between that sync and this send (RL_FP_COUNT: none).
@@ -92,22 +82,8 @@ typedef struct {
     rl_fp_t fp;
 } s_held_t;
 
-typedef struct {
-    const char *name;
-    const char *bind;
-    const char *data_dir;
-    const char *ring_file;
-    rl_durability_t durability;
-    long checkpoint_transfers; //  0: the default
-    long prepare_timeout_ms;
-    long query_after_ms;
-    long retry_min_ms;
-    long retry_max_ms;
-    long tick_ms;
-} s_options_t;
-
-typedef struct {
-    s_options_t options;
+struct server_t {
+    const server_options_t *options;
     zsock_t *router;
     store_t *store;
     ledger_t *ledger;
@@ -117,20 +93,15 @@ typedef struct {
     uint64_t started_ms;
 
     zloop_t *loop;
+    peers_t *peers;
     s_held_t *held; //  replies waiting for the commit
     size_t held_count;
     size_t held_cap;
-    s_peer_t *peers[RL_SHARDS_MAX];    //  by ring index; NULL until first used
-    uint32_t peer_list[RL_SHARDS_MAX]; //  the indexes in use, in connection order
-    size_t peer_count;
-    s_peer_t *retired[RL_SHARDS_MAX]; //  peers of a ring replaced this turn
-    size_t retired_count;
-    uint64_t peer_request_id;
-    rl_prepare_rec_t *prepares; //  scratch
-    rl_tp_rec_t *tps;           //  scratch
-    rl_tp_rec_t *tps_out;       //  scratch
 
     //  scratch, sized for one full batch
+    rl_prepare_rec_t *prepares;
+    rl_tp_rec_t *tps;
+    rl_tp_rec_t *tps_out;
     rl_transfer_t *transfers;
     rl_account_t *accounts;
     rl_id_t *ids;
@@ -142,7 +113,7 @@ typedef struct {
     uint64_t dropped;
     uint64_t malformed;
     uint64_t wrong_shard;
-} shard_t;
+};
 
 static uint64_t
 s_now_ns (void)
@@ -152,20 +123,16 @@ s_now_ns (void)
     return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
 }
 
-static void s_peers_retire (shard_t *self);
-
 //  Serves a new ring: the ledger switches first, then the old ring goes.
 static void
-s_ring_adopt (shard_t *self, ring_t *ring)
+s_ring_adopt (server_t *self, ring_t *ring)
 {
-    assert (ring && ring != self->ring);
-    if (self->ledger) {
-        ledger_set_ring (self->ledger, ring);
-    }
-    s_peers_retire (self); //  indexes move with the ring
+    assert (ring && ring != self->ring && ring_epoch (ring) > ring_epoch (self->ring));
+    ledger_set_ring (self->ledger, ring);
+    peers_retire (self->peers); //  indexes move with the ring
     ring_destroy (&self->ring);
     self->ring = ring;
-    if (ring_shard_find (ring, self->options.name) < 0) {
+    if (ring_shard_find (ring, self->options->name) < 0) {
         rl_warn ("ring epoch %" PRIu64 " does not name this shard: it owns no accounts",
                  ring_epoch (ring));
     }
@@ -177,7 +144,7 @@ s_ring_adopt (shard_t *self, ring_t *ring)
 //  NULL when memory ran out (the envelope is destroyed: no reply, the
 //  client retries).
 static zmsg_t *
-s_reply_new (shard_t *self, zmsg_t *envelope, const rl_header_t *request, uint32_t status,
+s_reply_new (server_t *self, zmsg_t *envelope, const rl_header_t *request, uint32_t status,
              uint32_t count, size_t record_size, uint8_t **body_p)
 {
     assert (envelope && request);
@@ -207,7 +174,7 @@ s_reply_new (shard_t *self, zmsg_t *envelope, const rl_header_t *request, uint32
 
 //  Holds a reply until the group commit needs_seq is synced. Takes reply.
 static void
-s_hold (shard_t *self, zmsg_t *reply, uint64_t needs_seq, rl_fp_t fp)
+s_hold (server_t *self, zmsg_t *reply, uint64_t needs_seq, rl_fp_t fp)
 {
     assert (needs_seq <= outq_batch_seq (self->outq)); //  no reply needs a later write
     if (!reply) {
@@ -229,167 +196,13 @@ s_hold (shard_t *self, zmsg_t *reply, uint64_t needs_seq, rl_fp_t fp)
     self->held[self->held_count++] = (s_held_t){reply, needs_seq, fp};
 }
 
-//  Peers and outboxes ------------------------------------------------------------
-
-static int s_on_peer (zloop_t *loop, zsock_t *dealer, void *arg);
-
-//  The peer at ring index `index`, connected lazily; NULL if the ring does
-//  not name it (-1) or memory or sockets ran out (its messages are dropped:
-//  timeouts and resends cover them).
-static s_peer_t *
-s_peer (shard_t *self, int32_t index)
-{
-    if (index < 0 || (size_t) index >= ring_shard_count (self->ring)) {
-        return NULL;
-    }
-    if (self->peers[index]) {
-        return self->peers[index];
-    }
-    assert (self->peer_count < RL_SHARDS_MAX);
-    s_peer_t *peer = calloc (1, sizeof (*peer));
-    if (!peer) {
-        return NULL;
-    }
-    peer->dealer = zsock_new (ZMQ_DEALER);
-    if (!peer->dealer) {
-        rl_error ("cannot open a socket to peer %s", ring_shard_name (self->ring, (size_t) index));
-        free (peer);
-        return NULL;
-    }
-    peer->boxes[OUTQ_PREPARE].record_size = RL_PREPARE_SIZE;
-    peer->boxes[OUTQ_DECIDE].record_size = RL_TP_SIZE;
-    peer->boxes[OUTQ_QUERY].record_size = RL_TP_SIZE;
-    zsock_set_linger (peer->dealer, 0);
-    zsock_set_sndtimeo (peer->dealer, 0);
-    zsock_set_rcvtimeo (peer->dealer, 0);
-    zsock_set_sndhwm (peer->dealer, RL_SHARD_SNDHWM_MESSAGES);
-    zsock_set_rcvhwm (peer->dealer, RL_SHARD_RCVHWM_MESSAGES);
-    const char *endpoint = ring_shard_endpoint (self->ring, (size_t) index);
-    if (zsock_connect (peer->dealer, "%s", endpoint) != 0) {
-        rl_warn ("cannot connect to peer %s at %s", ring_shard_name (self->ring, (size_t) index),
-                 endpoint);
-    }
-    zloop_reader (self->loop, peer->dealer, s_on_peer, self);
-    self->peers[index] = peer;
-    self->peer_list[self->peer_count++] = (uint32_t) index;
-    assert (self->peers[self->peer_list[self->peer_count - 1]] == peer);
-    return peer;
-}
-
-static void
-s_peer_destroy (shard_t *self, s_peer_t **peer_p)
-{
-    s_peer_t *peer = *peer_p;
-    if (peer) {
-        if (self->loop) {
-            zloop_reader_end (self->loop, peer->dealer);
-        }
-        zsock_destroy (&peer->dealer);
-        for (int k = 0; k < OUTQ_REPLY; k++) {
-            free (peer->boxes[k].data);
-        }
-        free (peer);
-        *peer_p = NULL;
-    }
-}
-
-//  The ring changed: the peers by the old indexes send what they hold at
-//  the end of this turn, then close (s_peers_reset); new messages connect
-//  afresh by the new indexes.
-static void
-s_peers_retire (shard_t *self)
-{
-    for (size_t i = 0; i < self->peer_count; i++) {
-        uint32_t index = self->peer_list[i];
-        assert (self->retired_count < RL_SHARDS_MAX);
-        self->retired[self->retired_count++] = self->peers[index];
-        self->peers[index] = NULL;
-    }
-    self->peer_count = 0;
-}
-
-//  Closes every peer (shutdown), or only the retired ones.
-static void
-s_peers_reset (shard_t *self, bool all)
-{
-    if (all) {
-        s_peers_retire (self);
-    }
-    for (size_t i = 0; i < self->retired_count; i++) {
-        s_peer_destroy (self, &self->retired[i]);
-    }
-    self->retired_count = 0;
-    assert (!all || self->peer_count == 0);
-}
-
-//  Queues one record for a peer; drops it when memory ran out (the
-//  protocol's timeout, resend or query covers it).
-static void
-s_outbox_push (shard_t *self, s_outbox_t *box, const outq_msg_t *m)
-{
-    assert (box->record_size > 0);
-    if (box->count == box->cap) {
-        size_t cap = box->cap ? box->cap * 2 : 64;
-        uint8_t *data = realloc (box->data, cap * box->record_size);
-        if (!data) {
-            self->dropped++;
-            return;
-        }
-        box->data = data;
-        box->cap = cap;
-    }
-    uint8_t *out = box->data + box->count * box->record_size;
-    if (m->kind == OUTQ_PREPARE) {
-        codec_encode_prepare (&m->prepare, out);
-    } else {
-        codec_encode_tp (&m->tp, out);
-    }
-    box->count++;
-    box->needs_seq = m->needs_seq > box->needs_seq ? m->needs_seq : box->needs_seq;
-}
-
-//  Sends the queued records of one kind to a peer, at most a batch a message.
-static size_t
-s_flush_box (shard_t *self, s_peer_t *peer, s_outbox_t *box, uint16_t op)
-{
-    //  Nothing goes out before the write that justifies it is durable.
-    assert (box->count == 0 || box->needs_seq <= outq_synced_seq (self->outq));
-    size_t sent = 0;
-    for (size_t first = 0; first < box->count; first += RL_BATCH_RECORDS_MAX) {
-        size_t n = box->count - first < RL_BATCH_RECORDS_MAX ? box->count - first
-                                                             : RL_BATCH_RECORDS_MAX;
-        rl_header_t h = {.magic = RL_MAGIC,
-                         .version = RL_VERSION,
-                         .operation = op,
-                         .request_id = ++self->peer_request_id,
-                         .record_count = (uint32_t) n};
-        zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + n * box->record_size);
-        if (!frame) {
-            self->dropped++; //  out of memory: the timeout, resend or query covers it
-            continue;
-        }
-        codec_encode_header (&h, zframe_data (frame));
-        memcpy (zframe_data (frame) + RL_HEADER_SIZE, box->data + first * box->record_size,
-                n * box->record_size);
-        if (zframe_send (&frame, peer->dealer, ZFRAME_DONTWAIT) != 0) {
-            zframe_destroy (&frame);
-            self->dropped++; //  the timeout, resend or query covers it
-        } else {
-            sent += n;
-        }
-    }
-    box->count = 0;
-    box->needs_seq = 0;
-    return sent;
-}
-
-static zmsg_t *s_reply_results (shard_t *self, zmsg_t *envelope, const rl_header_t *h,
+static zmsg_t *s_reply_results (server_t *self, zmsg_t *envelope, const rl_header_t *h,
                                 const rl_result_rec_t *results, size_t count);
 
 //  Takes what the last call into the ledger queued: records for peers go
 //  into their outboxes, finished client requests become held replies.
 static void
-s_drain_outq (shard_t *self)
+s_drain_outq (server_t *self)
 {
     size_t count = outq_count (self->outq);
     for (size_t i = 0; i < count; i++) {
@@ -404,10 +217,7 @@ s_drain_outq (shard_t *self)
             s_hold (self, reply, m->needs_seq, RL_FP_TP_COORD_DECISION_SYNCED);
             continue;
         }
-        s_peer_t *peer = s_peer (self, m->peer);
-        if (peer) {
-            s_outbox_push (self, &peer->boxes[m->kind], m);
-        } else {
+        if (!peers_push (self->peers, self->ring, m)) {
             self->dropped++; //  no such peer in this ring: resent or timed out later
         }
     }
@@ -418,7 +228,7 @@ s_drain_outq (shard_t *self)
 //  Operations ----------------------------------------------------------------
 
 static void
-s_count_wrong_shard (shard_t *self, const rl_result_rec_t *results, size_t count)
+s_count_wrong_shard (server_t *self, const rl_result_rec_t *results, size_t count)
 {
     for (size_t i = 0; i < count; i++) {
         if (results[i].result == RL_WRONG_SHARD) {
@@ -428,7 +238,7 @@ s_count_wrong_shard (shard_t *self, const rl_result_rec_t *results, size_t count
 }
 
 static zmsg_t *
-s_reply_results (shard_t *self, zmsg_t *envelope, const rl_header_t *h,
+s_reply_results (server_t *self, zmsg_t *envelope, const rl_header_t *h,
                  const rl_result_rec_t *results, size_t count)
 {
     uint8_t *out = NULL;
@@ -444,7 +254,7 @@ s_reply_results (shard_t *self, zmsg_t *envelope, const rl_header_t *h,
 //  Returns the reply, or NULL when the request waits for cross-shard
 //  decisions (the coordinator holds it; its reply comes out of the queue).
 static zmsg_t *
-s_do_create (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
+s_do_create (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
 {
     size_t count = h->record_count;
     if (h->operation == RL_OP_CREATE_ACCOUNTS) {
@@ -475,7 +285,7 @@ s_do_create (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_
 //  here, stamped with the group commit of the writes it reports on, and
 //  tagged with the failpoint that sits between that sync and its send.
 static void
-s_do_twophase (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
+s_do_twophase (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
 {
     size_t count = h->record_count;
     uint64_t now = s_now_ns ();
@@ -514,13 +324,13 @@ s_do_twophase (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint
 
 //  Does this shard own the account? (Reads of others' accounts get wrong_shard.)
 static bool
-s_owns (shard_t *self, rl_id_t id)
+s_owns (server_t *self, rl_id_t id)
 {
     return ledger_owns (self->ledger, id);
 }
 
 static zmsg_t *
-s_do_lookup (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
+s_do_lookup (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
 {
     size_t count = h->record_count;
     for (size_t i = 0; i < count; i++) {
@@ -556,7 +366,7 @@ s_do_lookup (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_
 }
 
 static zmsg_t *
-s_do_history (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
+s_do_history (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
 {
     rl_filter_t filter;
     codec_decode_filter (body, &filter);
@@ -580,16 +390,16 @@ s_do_history (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8
 }
 
 static zmsg_t *
-s_do_status (shard_t *self, zmsg_t *envelope, const rl_header_t *h)
+s_do_status (server_t *self, zmsg_t *envelope, const rl_header_t *h)
 {
     rl_status_rec_t status = {0};
-    snprintf (status.name, sizeof (status.name), "%s", self->options.name);
+    snprintf (status.name, sizeof (status.name), "%s", self->options->name);
     status.epoch = ring_epoch (self->ring);
     status.accounts = ledger_account_count (self->ledger);
     status.transfers = ledger_transfer_count (self->ledger);
     status.requests = self->requests;
     status.commits = self->commits;
-    status.durability = self->options.durability;
+    status.durability = self->options->durability;
     status.ring_shards = (uint32_t) ring_shard_count (self->ring);
     status.last_timestamp = ledger_last_timestamp (self->ledger);
     status.dropped = self->dropped;
@@ -609,7 +419,7 @@ s_do_status (shard_t *self, zmsg_t *envelope, const rl_header_t *h)
 
 //  Admin: what is in doubt here (the first RL_BATCH_RECORDS_MAX entries).
 static zmsg_t *
-s_do_in_doubt (shard_t *self, zmsg_t *envelope, const rl_header_t *h)
+s_do_in_doubt (server_t *self, zmsg_t *envelope, const rl_header_t *h)
 {
     static rl_in_doubt_rec_t list[RL_BATCH_RECORDS_MAX];
     size_t count = ledger_in_doubt (self->ledger, list, RL_BATCH_RECORDS_MAX);
@@ -627,7 +437,7 @@ s_do_in_doubt (shard_t *self, zmsg_t *envelope, const rl_header_t *h)
 //  shard's ring (a ring of a higher epoch without it) and the request
 //  carries the explicit flag.
 static zmsg_t *
-s_do_resolve (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
+s_do_resolve (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
 {
     size_t count = h->record_count;
     uint64_t now = s_now_ns ();
@@ -660,7 +470,7 @@ s_do_resolve (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8
 
 //  Admin: every reservation accounted for?
 static zmsg_t *
-s_do_audit (shard_t *self, zmsg_t *envelope, const rl_header_t *h)
+s_do_audit (server_t *self, zmsg_t *envelope, const rl_header_t *h)
 {
     rl_audit_rec_t audit = {0};
     audit.ok = ledger_audit (self->ledger, audit.message, sizeof (audit.message)) == 0;
@@ -675,7 +485,7 @@ s_do_audit (shard_t *self, zmsg_t *envelope, const rl_header_t *h)
 }
 
 static zmsg_t *
-s_do_load_ring (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body,
+s_do_load_ring (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body,
                 size_t body_size)
 {
     char err[256];
@@ -690,7 +500,8 @@ s_do_load_ring (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uin
         ring_destroy (&ring);
         return s_reply_new (self, envelope, h, RL_STATUS_EPOCH_NOT_NEWER, 0, 0, NULL);
     }
-    store_batch_put (self->store, STORE_CF_META, META_RING, strlen (META_RING), body, body_size);
+    store_batch_put (self->store, STORE_CF_META, SERVER_META_RING, strlen (SERVER_META_RING), body,
+                     body_size);
     rl_info ("ring epoch %" PRIu64 " -> %" PRIu64 " (%zu shards)", ring_epoch (self->ring),
              ring_epoch (ring), ring_shard_count (ring));
     s_ring_adopt (self, ring);
@@ -698,7 +509,7 @@ s_do_load_ring (shard_t *self, zmsg_t *envelope, const rl_header_t *h, const uin
 }
 
 static zmsg_t *
-s_do_get_ring (shard_t *self, zmsg_t *envelope, const rl_header_t *h)
+s_do_get_ring (server_t *self, zmsg_t *envelope, const rl_header_t *h)
 {
     size_t size = ring_encoded_size (self->ring);
     uint8_t *out = NULL;
@@ -710,7 +521,7 @@ s_do_get_ring (shard_t *self, zmsg_t *envelope, const rl_header_t *h)
 
 //  Decodes and applies one request; holds its reply. Takes msg.
 static void
-s_handle (shard_t *self, zmsg_t *msg)
+s_handle (server_t *self, zmsg_t *msg)
 {
     self->requests++;
     zframe_t *payload = zmsg_last (msg);
@@ -788,7 +599,7 @@ s_handle (shard_t *self, zmsg_t *msg)
 //  Replaces a held reply's payload by a storage_error header; NULL when
 //  memory ran out (the reply is then gone).
 static zmsg_t *
-s_fail_reply (shard_t *self, zmsg_t *reply)
+s_fail_reply (server_t *self, zmsg_t *reply)
 {
     zframe_t *payload = zmsg_last (reply);
     zmsg_remove (reply, payload);
@@ -801,7 +612,7 @@ s_fail_reply (shard_t *self, zmsg_t *reply)
 //  The failpoints between the sync and the send of the messages it
 //  justifies, fired once a turn each, in the protocol's order.
 static void
-s_fire_synced (shard_t *self)
+s_fire_synced (server_t *self)
 {
     static const rl_fp_t order[] = {RL_FP_TP_PART_PREPARE_SYNCED, RL_FP_TP_COORD_DECISION_SYNCED,
                                     RL_FP_TP_PART_APPLY_SYNCED};
@@ -809,11 +620,8 @@ s_fire_synced (shard_t *self)
     for (size_t i = 0; i < self->held_count; i++) {
         due[self->held[i].fp] = true;
     }
-    for (size_t i = 0; i < self->peer_count; i++) {
-        //  A DECIDE is justified by its logged decision.
-        due[RL_FP_TP_COORD_DECISION_SYNCED] |=
-            self->peers[self->peer_list[i]]->boxes[OUTQ_DECIDE].count > 0;
-    }
+    //  A DECIDE is justified by its logged decision.
+    due[RL_FP_TP_COORD_DECISION_SYNCED] |= peers_queued (self->peers, OUTQ_DECIDE);
     for (size_t k = 0; k < sizeof (order) / sizeof (order[0]); k++) {
         if (due[order[k]]) {
             failpoint_hit (order[k]);
@@ -825,7 +633,7 @@ s_fire_synced (shard_t *self)
 //  once the group commit it needs is synced (asserted: "sent <= synced"),
 //  unless the turn failed and the replies became storage_error answers.
 static void
-s_send (shard_t *self, size_t sent[OUTQ_REPLY])
+s_send (server_t *self, size_t sent[OUTQ_REPLY])
 {
     uint64_t synced = outq_synced_seq (self->outq);
     for (size_t i = 0; i < self->held_count; i++) {
@@ -839,19 +647,12 @@ s_send (shard_t *self, size_t sent[OUTQ_REPLY])
         }
     }
     self->held_count = 0;
-    static const uint16_t ops[OUTQ_REPLY] = {RL_OP_PREPARE, RL_OP_DECIDE, RL_OP_OUTCOME_QUERY};
-    for (size_t i = 0; i < self->peer_count + self->retired_count; i++) {
-        s_peer_t *peer = i < self->peer_count ? self->peers[self->peer_list[i]]
-                                              : self->retired[i - self->peer_count];
-        for (int k = 0; k < OUTQ_REPLY; k++) {
-            sent[k] += s_flush_box (self, peer, &peer->boxes[k], ops[k]);
-        }
-    }
+    self->dropped += peers_flush (self->peers, synced, sent);
 }
 
 //  Ends a turn: commit once, then send what the commit justifies.
 static int
-s_turn_finish (shard_t *self)
+s_turn_finish (server_t *self)
 {
     assert (outq_count (self->outq) == 0); //  drained after every call
     ledger_before_commit (self->ledger);
@@ -872,14 +673,7 @@ s_turn_finish (shard_t *self)
         for (size_t i = 0; i < self->held_count; i++) {
             self->held[i].msg = s_fail_reply (self, self->held[i].msg);
         }
-        for (size_t i = 0; i < self->peer_count + self->retired_count; i++) {
-            s_peer_t *peer = i < self->peer_count ? self->peers[self->peer_list[i]]
-                                                  : self->retired[i - self->peer_count];
-            for (int k = 0; k < OUTQ_REPLY; k++) {
-                peer->boxes[k].count = 0; //  nothing unjustified leaves
-                peer->boxes[k].needs_seq = 0;
-            }
-        }
+        peers_discard (self->peers); //  nothing unjustified leaves
     } else {
         outq_batch_synced (self->outq);
         if (writes) {
@@ -901,22 +695,22 @@ s_turn_finish (shard_t *self)
     if (sent[OUTQ_QUERY]) {
         RL_FAILPOINT (TP_PART_QUERY_SENT);
     }
-    s_peers_reset (self, false); //  the peers of a replaced ring
+    peers_close_retired (self->peers); //  the peers of a replaced ring
     if (!self->failed && ledger_after_commit (self->ledger) != 0) {
         rl_error ("checkpoint failed (%s): stopping", store_error (self->store));
         self->failed = true;
     }
-    assert (self->held_count == 0 && self->retired_count == 0);
+    assert (self->held_count == 0 && outq_count (self->outq) == 0);
     return self->failed ? -1 : 0;
 }
 
 //  Replies from one peer to our PREPARE, DECIDE and OUTCOME_QUERY messages.
 static size_t
-s_drain_peer (shard_t *self, s_peer_t *peer, uint64_t now, size_t budget)
+s_drain_peer (server_t *self, zsock_t *dealer, uint64_t now, size_t budget)
 {
     size_t n = 0;
     for (; n < budget; n++) {
-        zframe_t *frame = zframe_recv (peer->dealer); //  rcvtimeo 0: NULL when drained
+        zframe_t *frame = zframe_recv (dealer); //  rcvtimeo 0: NULL when drained
         if (!frame) {
             break;
         }
@@ -950,7 +744,7 @@ s_drain_peer (shard_t *self, s_peer_t *peer, uint64_t now, size_t budget)
 //  Whichever socket woke the loop, everything that has arrived anywhere
 //  shares this turn's one synced write.
 static int
-s_turn (shard_t *self)
+s_turn (server_t *self)
 {
     assert (self->held_count == 0);
     uint64_t now = s_now_ns ();
@@ -962,8 +756,8 @@ s_turn (shard_t *self)
             s_handle (self, msg);
             more = true;
         }
-        for (size_t i = 0; i < self->peer_count; i++) {
-            more |= s_drain_peer (self, self->peers[self->peer_list[i]], now, 1) > 0;
+        for (size_t i = 0; i < peers_count (self->peers); i++) {
+            more |= s_drain_peer (self, peers_socket (self->peers, i), now, 1) > 0;
         }
     }
     return s_turn_finish (self);
@@ -990,239 +784,45 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
     (void) loop;
     (void) timer_id;
-    shard_t *self = arg;
+    server_t *self = arg;
     ledger_tick (self->ledger, s_now_ns ());
     s_drain_outq (self);
     return s_turn_finish (self);
 }
 
-//  Start-up ------------------------------------------------------------------
+//  Life cycle -----------------------------------------------------------------
 
-static void
-s_usage (FILE *out)
+server_t *
+server_new (const server_options_t *options, store_t *store, ring_t **ring_p, outq_t *outq,
+            ledger_t *ledger)
 {
-    fprintf (out,
-             "usage: shard --name NAME --bind ENDPOINT --data DIR [--ring FILE]\n"
-             "             [--durability sync|nosync|manual-wal]\n"
-             "  --name        this shard's name in the ring (e.g. s1)\n"
-             "  --bind        ZeroMQ endpoint to serve (e.g. tcp://127.0.0.1:7101)\n"
-             "  --data        data directory (created if missing)\n"
-             "  --ring        ring file; without it, a ring of this shard alone\n"
-             "                (a ring stored by load_ring with a higher epoch wins)\n"
-             "  --durability  sync (default): WAL synced before every reply;\n"
-             "                nosync: benchmark only, NOT durable;\n"
-             "                manual-wal: tests, WAL held in memory until each commit\n"
-             "  --checkpoint-transfers N  checkpoint every N transfers (default %u)\n"
-             "  --prepare-timeout-ms N    coordinator aborts an unprepared attempt (default %d)\n"
-             "  --query-after-ms N        participant asks about a prepared record (default %d)\n"
-             "  --retry-min-ms N, --retry-max-ms N  resend backoff (default %d..%d)\n"
-             "  --tick-ms N               timer period (default %d)\n",
-             RL_SHARD_CHECKPOINT_TRANSFERS, RL_PREPARE_TIMEOUT_MS, RL_TP_QUERY_AFTER_MS,
-             RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS, RL_SHARD_TICK_MS);
-}
-
-static int
-s_parse_options (int argc, char **argv, s_options_t *o)
-{
-    static const struct option longs[] = {
-        {"name", required_argument, NULL, 'n'},
-        {"bind", required_argument, NULL, 'b'},
-        {"data", required_argument, NULL, 'd'},
-        {"ring", required_argument, NULL, 'r'},
-        {"durability", required_argument, NULL, 'D'},
-        {"help", no_argument, NULL, 'h'},
-        {"checkpoint-transfers", required_argument, NULL, 'C'},
-        {"prepare-timeout-ms", required_argument, NULL, 'P'},
-        {"query-after-ms", required_argument, NULL, 'Q'},
-        {"retry-min-ms", required_argument, NULL, 'm'},
-        {"retry-max-ms", required_argument, NULL, 'M'},
-        {"tick-ms", required_argument, NULL, 'T'},
-        {NULL, 0, NULL, 0},
-    };
-    *o = (s_options_t){.durability = RL_DURABILITY_SYNC,
-                       .prepare_timeout_ms = RL_PREPARE_TIMEOUT_MS,
-                       .query_after_ms = RL_TP_QUERY_AFTER_MS,
-                       .retry_min_ms = RL_TP_RETRY_MIN_MS,
-                       .retry_max_ms = RL_TP_RETRY_MAX_MS,
-                       .tick_ms = RL_SHARD_TICK_MS};
-    int c;
-    while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
-        switch (c) {
-            case 'n':
-                o->name = optarg;
-                break;
-            case 'b':
-                o->bind = optarg;
-                break;
-            case 'd':
-                o->data_dir = optarg;
-                break;
-            case 'r':
-                o->ring_file = optarg;
-                break;
-            case 'D':
-                if (strcmp (optarg, "sync") == 0) {
-                    o->durability = RL_DURABILITY_SYNC;
-                } else if (strcmp (optarg, "nosync") == 0) {
-                    o->durability = RL_DURABILITY_NOSYNC;
-                } else if (strcmp (optarg, "manual-wal") == 0) {
-                    o->durability = RL_DURABILITY_SYNC_MANUAL_WAL;
-                } else {
-                    fprintf (stderr, "shard: unknown durability '%s'\n", optarg);
-                    return -1;
-                }
-                break;
-            case 'C':
-                o->checkpoint_transfers = strtol (optarg, NULL, 10);
-                if (o->checkpoint_transfers < 1
-                    || o->checkpoint_transfers > (long) RL_SHARD_CHECKPOINT_TRANSFERS) {
-                    fprintf (stderr, "shard: --checkpoint-transfers must be 1..%u\n",
-                             RL_SHARD_CHECKPOINT_TRANSFERS);
-                    return -1;
-                }
-                break;
-            case 'P':
-                o->prepare_timeout_ms = strtol (optarg, NULL, 10);
-                break;
-            case 'Q':
-                o->query_after_ms = strtol (optarg, NULL, 10);
-                break;
-            case 'm':
-                o->retry_min_ms = strtol (optarg, NULL, 10);
-                break;
-            case 'M':
-                o->retry_max_ms = strtol (optarg, NULL, 10);
-                break;
-            case 'T':
-                o->tick_ms = strtol (optarg, NULL, 10);
-                break;
-            case 'h':
-                s_usage (stdout);
-                exit (0);
-            default:
-                return -1;
-        }
-    }
-    if (!o->name || !o->bind || !o->data_dir || optind != argc) {
-        fprintf (stderr, "shard: --name, --bind and --data are required\n");
-        return -1;
-    }
-    //  Ordered timeouts: an unreachable credit shard must give a definite
-    //  aborted before the shard's own deadline (DESIGN, "Results").
-    if (o->prepare_timeout_ms < 1 || o->prepare_timeout_ms >= RL_SHARD_DEADLINE_MS
-        || o->query_after_ms < 1 || o->retry_min_ms < 1 || o->retry_max_ms < o->retry_min_ms
-        || o->tick_ms < 1 || o->tick_ms > 1000) {
-        fprintf (stderr,
-                 "shard: timeouts must be positive, prepare < %d ms, retry-min <= "
-                 "retry-max, tick 1..1000 ms\n",
-                 RL_SHARD_DEADLINE_MS);
-        return -1;
-    }
-    if (strlen (o->name) >= RL_SHARD_NAME_SIZE_MAX) {
-        fprintf (stderr, "shard: name longer than %d bytes\n", RL_SHARD_NAME_SIZE_MAX - 1);
-        return -1;
-    }
-    return 0;
-}
-
-//  The ring: the file's (or a ring of this shard alone), unless the store
-//  holds one with a higher epoch from an earlier load_ring.
-static ring_t *
-s_ring_initial (shard_t *self)
-{
-    char err[512];
-    ring_t *ring = NULL;
-    if (self->options.ring_file) {
-        ring = ring_load_file (self->options.ring_file, err, sizeof (err));
-        if (!ring) {
-            rl_error ("ring file %s: %s", self->options.ring_file, err);
-            return NULL;
-        }
-    } else {
-        ring = ring_new (1);
-        if (!ring || ring_add_shard (ring, self->options.name, self->options.bind, 1.0) != 0) {
-            ring_destroy (&ring);
-            return NULL;
-        }
-    }
-    static uint8_t blob[RL_RING_BLOB_SIZE_MAX];
-    size_t size = 0;
-    int rc = store_get (self->store, STORE_CF_META, META_RING, strlen (META_RING), blob,
-                        sizeof (blob), &size);
-    if (rc == 1 && size <= sizeof (blob)) {
-        ring_t *stored = ring_decode (blob, size, err, sizeof (err));
-        if (!stored) {
-            rl_error ("stored ring does not decode: %s", err);
-        } else if (ring_epoch (stored) > ring_epoch (ring)) {
-            rl_info ("using the stored ring (epoch %" PRIu64 ") over the file's (epoch %" PRIu64
-                     ")",
-                     ring_epoch (stored), ring_epoch (ring));
-            ring_destroy (&ring);
-            ring = stored;
-        } else {
-            ring_destroy (&stored);
-        }
-    }
-    return ring;
-}
-
-static int
-s_open (shard_t *self)
-{
-    char err[512];
-    if (mkdir (self->options.data_dir, 0755) != 0 && errno != EEXIST) {
-        rl_error ("cannot create %s: %s", self->options.data_dir, strerror (errno));
-        return -1;
-    }
-    self->store = store_open (self->options.data_dir, self->options.durability, err, sizeof (err));
-    if (!self->store) {
-        rl_error ("%s", err);
-        return -1;
-    }
-    ring_t *ring = s_ring_initial (self);
-    if (!ring) {
-        return -1;
-    }
-    s_ring_adopt (self, ring);
-    uint64_t nonce = 0;
-    if (getrandom (&nonce, sizeof (nonce), 0) != (ssize_t) sizeof (nonce)) {
-        rl_error ("cannot draw the incarnation nonce: %s", strerror (errno));
-        return -1;
-    }
-    self->outq = outq_new ();
-    if (!self->outq) {
+    assert (options && store && ring_p && *ring_p && outq && ledger);
+    assert (outq_count (outq) == 0);
+    server_t *self = calloc (1, sizeof (*self));
+    if (!self) {
         rl_error ("out of memory");
-        return -1;
+        return NULL;
     }
-    self->ledger = ledger_open (self->store, self->outq, self->options.name, self->ring, nonce,
-                                s_now_ns (), err, sizeof (err));
-    if (!self->ledger) {
-        rl_error ("cannot recover the ledger: %s", err);
-        return -1;
-    }
-    if (self->options.checkpoint_transfers > 0) {
-        ledger_set_checkpoint_transfers (self->ledger, (size_t) self->options.checkpoint_transfers);
-    }
-    const s_options_t *o = &self->options;
-    ledger_set_tp_timeouts (self->ledger, (uint64_t) o->prepare_timeout_ms,
-                            (uint64_t) o->query_after_ms, (uint64_t) o->retry_min_ms,
-                            (uint64_t) o->retry_max_ms);
+    self->options = options;
+    self->store = store;
+    self->outq = outq;
+    self->ledger = ledger;
+    self->started_ms = (uint64_t) zclock_mono ();
     self->prepares = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_prepare_rec_t));
     self->tps = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_tp_rec_t));
     self->tps_out = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_tp_rec_t));
-    if (!self->prepares || !self->tps || !self->tps_out) {
-        return -1;
-    }
     self->transfers = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_transfer_t));
     self->accounts = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_account_t));
     self->ids = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_id_t));
     self->results = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_result_rec_t));
-    if (!self->transfers || !self->accounts || !self->ids || !self->results) {
-        return -1;
-    }
+    self->loop = zloop_new ();
+    self->peers = self->loop ? peers_new (self->loop, s_on_peer, self) : NULL;
     self->router = zsock_new (ZMQ_ROUTER);
-    if (!self->router) {
-        return -1;
+    if (!self->prepares || !self->tps || !self->tps_out || !self->transfers || !self->accounts
+        || !self->ids || !self->results || !self->loop || !self->peers || !self->router) {
+        rl_error ("out of memory or sockets");
+        server_destroy (&self);
+        return NULL;
     }
     zsock_set_router_mandatory (self->router, 1);
     zsock_set_sndtimeo (self->router, 0);
@@ -1230,76 +830,66 @@ s_open (shard_t *self)
     zsock_set_sndhwm (self->router, RL_SHARD_SNDHWM_MESSAGES);
     zsock_set_rcvhwm (self->router, RL_SHARD_RCVHWM_MESSAGES);
     zsock_set_linger (self->router, 0);
-    if (zsock_bind (self->router, "%s", self->options.bind) < 0) {
-        rl_error ("cannot bind %s: %s", self->options.bind, zmq_strerror (zmq_errno ()));
-        return -1;
+    if (zsock_bind (self->router, "%s", options->bind) < 0) {
+        rl_error ("cannot bind %s: %s", options->bind, zmq_strerror (zmq_errno ()));
+        server_destroy (&self);
+        return NULL;
     }
-    return 0;
+    zloop_reader (self->loop, self->router, s_on_readable, self);
+    zloop_timer (self->loop, (size_t) options->tick_ms, 0, s_on_tick, self);
+    self->ring = *ring_p; //  taken only on success
+    *ring_p = NULL;
+    return self;
 }
 
-static void
-s_close (shard_t *self)
+void
+server_destroy (server_t **self_p)
 {
-    if (self->ledger && !self->failed && !store_failed (self->store)) {
-        ledger_checkpoint (self->ledger); //  shorter recovery next start
+    assert (self_p);
+    server_t *self = *self_p;
+    if (!self) {
+        return;
     }
-    s_peers_reset (self, true);
-    if (self->ledger) {
-        //  Requests still waiting for decisions: their envelopes are ours.
-        zmsg_t *envelope = NULL;
-        while ((envelope = coordinator_request_drop (ledger_coordinator (self->ledger)))) {
-            zmsg_destroy (&envelope);
-        }
+    peers_destroy (&self->peers);
+    //  Requests still waiting for decisions: their envelopes are ours.
+    zmsg_t *envelope = NULL;
+    while ((envelope = coordinator_request_drop (ledger_coordinator (self->ledger)))) {
+        zmsg_destroy (&envelope);
     }
     for (size_t i = 0; i < self->held_count; i++) {
         zmsg_destroy (&self->held[i].msg);
     }
     free (self->held);
+    zsock_destroy (&self->router);
+    zloop_destroy (&self->loop);
+    ring_destroy (&self->ring);
     free (self->prepares);
     free (self->tps);
     free (self->tps_out);
-    zsock_destroy (&self->router);
-    ledger_destroy (&self->ledger);
-    outq_destroy (&self->outq);
-    store_close (&self->store);
-    ring_destroy (&self->ring);
     free (self->transfers);
     free (self->accounts);
     free (self->ids);
     free (self->results);
+    free (self);
+    *self_p = NULL;
 }
 
 int
-main (int argc, char **argv)
+server_run (server_t *self)
 {
-    shard_t self = {0};
-    if (s_parse_options (argc, argv, &self.options) != 0) {
-        s_usage (stderr);
-        return 2;
-    }
-    rl_log_init ("shard", self.options.name);
-    char err[256];
-    if (failpoint_init (err, sizeof (err)) != 0) {
-        rl_error ("RL_FAILPOINTS: %s", err);
-        return 2;
-    }
-    zsys_init ();
-    self.started_ms = (uint64_t) zclock_mono ();
-    if (s_open (&self) != 0) {
-        s_close (&self);
-        return 1;
-    }
+    assert (self && self->ring && !self->failed);
     rl_info ("serving %s, data %s, durability %s, ring epoch %" PRIu64 " (%zu shards)",
-             self.options.bind, self.options.data_dir, rl_durability_name (self.options.durability),
-             ring_epoch (self.ring), ring_shard_count (self.ring));
-    self.loop = zloop_new ();
-    zloop_reader (self.loop, self.router, s_on_readable, &self);
-    zloop_timer (self.loop, (size_t) self.options.tick_ms, 0, s_on_tick, &self);
-    zloop_start (self.loop); //  returns on SIGINT/SIGTERM or when a turn fails
-    s_peers_reset (&self, true);
-    zloop_destroy (&self.loop);
-    int rc = self.failed ? 3 : 0;
-    rl_info ("stopping (%s)", self.failed ? "storage failure" : "signal");
-    s_close (&self);
-    return rc;
+             self->options->bind, self->options->data_dir,
+             rl_durability_name (self->options->durability), ring_epoch (self->ring),
+             ring_shard_count (self->ring));
+    zloop_start (self->loop); //  returns on SIGINT/SIGTERM or when a turn fails
+    assert (self->held_count == 0);
+    return self->failed ? -1 : 0;
+}
+
+bool
+server_failed (const server_t *self)
+{
+    assert (self);
+    return self->failed;
 }

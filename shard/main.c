@@ -1,0 +1,322 @@
+/*  main.c: the shard program: options, open and close.
+
+    Usage: shard --name NAME --bind ENDPOINT --data DIR [--ring FILE]
+                 [--durability sync|nosync|manual-wal] [timeouts, see --help]
+
+    Opens, in this order: the data directory and the store (store.c); the
+    ring (the file's, or a ring of this shard alone, unless the store holds
+    one of a higher epoch from an earlier load_ring); the output queue and
+    the ledger, which recovers accounts, transfers and two-phase state and
+    commits a new incarnation (ledger.c); then the server, which binds the
+    socket and runs turns (server.c). Closes in the reverse order, with a
+    checkpoint first when the store is healthy (shorter recovery next start).
+
+    INVARIANTS
+    1. The two-phase timeouts are ordered: 0 < prepare < the shard's
+       deadline (RL_SHARD_DEADLINE_MS), so an unreachable credit shard gives
+       a definite aborted first; retry-min <= retry-max; tick 1..1000 ms.
+       Options that break this are refused (exit code 2).
+    2. The ring is owned by exactly one holder at a time: this program until
+       server_new takes it, then the server.
+
+    Exit codes: 0 on SIGINT/SIGTERM, 1 when the store, the ring, the ledger
+    or the socket cannot be opened, 2 on bad options or RL_FAILPOINTS, 3
+    after a storage failure (server.c).
+*/
+#include <assert.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <czmq.h>
+
+#include "failpoint.h"
+#include "ledger.h"
+#include "log.h"
+#include "outq.h"
+#include "ring.h"
+#include "rl_limits.h"
+#include "server.h"
+#include "store.h"
+
+typedef struct {
+    server_options_t options;
+    store_t *store;
+    ring_t *ring; //  ours until the server takes it
+    outq_t *outq;
+    ledger_t *ledger;
+    server_t *server;
+} s_main_t;
+
+static uint64_t
+s_now_ns (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
+}
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+             "usage: shard --name NAME --bind ENDPOINT --data DIR [--ring FILE]\n"
+             "             [--durability sync|nosync|manual-wal]\n"
+             "  --name        this shard's name in the ring (e.g. s1)\n"
+             "  --bind        ZeroMQ endpoint to serve (e.g. tcp://127.0.0.1:7101)\n"
+             "  --data        data directory (created if missing)\n"
+             "  --ring        ring file; without it, a ring of this shard alone\n"
+             "                (a ring stored by load_ring with a higher epoch wins)\n"
+             "  --durability  sync (default): WAL synced before every reply;\n"
+             "                nosync: benchmark only, NOT durable;\n"
+             "                manual-wal: tests, WAL held in memory until each commit\n"
+             "  --checkpoint-transfers N  checkpoint every N transfers (default %u)\n"
+             "  --prepare-timeout-ms N    coordinator aborts an unprepared attempt (default %d)\n"
+             "  --query-after-ms N        participant asks about a prepared record (default %d)\n"
+             "  --retry-min-ms N, --retry-max-ms N  resend backoff (default %d..%d)\n"
+             "  --tick-ms N               timer period (default %d)\n",
+             RL_SHARD_CHECKPOINT_TRANSFERS, RL_PREPARE_TIMEOUT_MS, RL_TP_QUERY_AFTER_MS,
+             RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS, RL_SHARD_TICK_MS);
+}
+
+static int
+s_parse_options (int argc, char **argv, server_options_t *o)
+{
+    static const struct option longs[] = {
+        {"name", required_argument, NULL, 'n'},
+        {"bind", required_argument, NULL, 'b'},
+        {"data", required_argument, NULL, 'd'},
+        {"ring", required_argument, NULL, 'r'},
+        {"durability", required_argument, NULL, 'D'},
+        {"help", no_argument, NULL, 'h'},
+        {"checkpoint-transfers", required_argument, NULL, 'C'},
+        {"prepare-timeout-ms", required_argument, NULL, 'P'},
+        {"query-after-ms", required_argument, NULL, 'Q'},
+        {"retry-min-ms", required_argument, NULL, 'm'},
+        {"retry-max-ms", required_argument, NULL, 'M'},
+        {"tick-ms", required_argument, NULL, 'T'},
+        {NULL, 0, NULL, 0},
+    };
+    *o = (server_options_t){.durability = RL_DURABILITY_SYNC,
+                            .prepare_timeout_ms = RL_PREPARE_TIMEOUT_MS,
+                            .query_after_ms = RL_TP_QUERY_AFTER_MS,
+                            .retry_min_ms = RL_TP_RETRY_MIN_MS,
+                            .retry_max_ms = RL_TP_RETRY_MAX_MS,
+                            .tick_ms = RL_SHARD_TICK_MS};
+    int c;
+    while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
+        switch (c) {
+            case 'n':
+                o->name = optarg;
+                break;
+            case 'b':
+                o->bind = optarg;
+                break;
+            case 'd':
+                o->data_dir = optarg;
+                break;
+            case 'r':
+                o->ring_file = optarg;
+                break;
+            case 'D':
+                if (strcmp (optarg, "sync") == 0) {
+                    o->durability = RL_DURABILITY_SYNC;
+                } else if (strcmp (optarg, "nosync") == 0) {
+                    o->durability = RL_DURABILITY_NOSYNC;
+                } else if (strcmp (optarg, "manual-wal") == 0) {
+                    o->durability = RL_DURABILITY_SYNC_MANUAL_WAL;
+                } else {
+                    fprintf (stderr, "shard: unknown durability '%s'\n", optarg);
+                    return -1;
+                }
+                break;
+            case 'C':
+                o->checkpoint_transfers = strtol (optarg, NULL, 10);
+                if (o->checkpoint_transfers < 1
+                    || o->checkpoint_transfers > (long) RL_SHARD_CHECKPOINT_TRANSFERS) {
+                    fprintf (stderr, "shard: --checkpoint-transfers must be 1..%u\n",
+                             RL_SHARD_CHECKPOINT_TRANSFERS);
+                    return -1;
+                }
+                break;
+            case 'P':
+                o->prepare_timeout_ms = strtol (optarg, NULL, 10);
+                break;
+            case 'Q':
+                o->query_after_ms = strtol (optarg, NULL, 10);
+                break;
+            case 'm':
+                o->retry_min_ms = strtol (optarg, NULL, 10);
+                break;
+            case 'M':
+                o->retry_max_ms = strtol (optarg, NULL, 10);
+                break;
+            case 'T':
+                o->tick_ms = strtol (optarg, NULL, 10);
+                break;
+            case 'h':
+                s_usage (stdout);
+                exit (0);
+            default:
+                return -1;
+        }
+    }
+    if (!o->name || !o->bind || !o->data_dir || optind != argc) {
+        fprintf (stderr, "shard: --name, --bind and --data are required\n");
+        return -1;
+    }
+    //  Ordered timeouts: an unreachable credit shard must give a definite
+    //  aborted before the shard's own deadline (DESIGN, "Results").
+    if (o->prepare_timeout_ms < 1 || o->prepare_timeout_ms >= RL_SHARD_DEADLINE_MS
+        || o->query_after_ms < 1 || o->retry_min_ms < 1 || o->retry_max_ms < o->retry_min_ms
+        || o->tick_ms < 1 || o->tick_ms > 1000) {
+        fprintf (stderr,
+                 "shard: timeouts must be positive, prepare < %d ms, retry-min <= "
+                 "retry-max, tick 1..1000 ms\n",
+                 RL_SHARD_DEADLINE_MS);
+        return -1;
+    }
+    if (strlen (o->name) >= RL_SHARD_NAME_SIZE_MAX) {
+        fprintf (stderr, "shard: name longer than %d bytes\n", RL_SHARD_NAME_SIZE_MAX - 1);
+        return -1;
+    }
+    return 0;
+}
+
+//  The ring: the file's (or a ring of this shard alone), unless the store
+//  holds one with a higher epoch from an earlier load_ring.
+static ring_t *
+s_ring_initial (s_main_t *self)
+{
+    char err[512];
+    ring_t *ring = NULL;
+    if (self->options.ring_file) {
+        ring = ring_load_file (self->options.ring_file, err, sizeof (err));
+        if (!ring) {
+            rl_error ("ring file %s: %s", self->options.ring_file, err);
+            return NULL;
+        }
+    } else {
+        ring = ring_new (1);
+        if (!ring || ring_add_shard (ring, self->options.name, self->options.bind, 1.0) != 0) {
+            ring_destroy (&ring);
+            return NULL;
+        }
+    }
+    static uint8_t blob[RL_RING_BLOB_SIZE_MAX];
+    size_t size = 0;
+    int rc = store_get (self->store, STORE_CF_META, SERVER_META_RING, strlen (SERVER_META_RING),
+                        blob, sizeof (blob), &size);
+    if (rc == 1 && size <= sizeof (blob)) {
+        ring_t *stored = ring_decode (blob, size, err, sizeof (err));
+        if (!stored) {
+            rl_error ("stored ring does not decode: %s", err);
+        } else if (ring_epoch (stored) > ring_epoch (ring)) {
+            rl_info ("using the stored ring (epoch %" PRIu64 ") over the file's (epoch %" PRIu64
+                     ")",
+                     ring_epoch (stored), ring_epoch (ring));
+            ring_destroy (&ring);
+            ring = stored;
+        } else {
+            ring_destroy (&stored);
+        }
+    }
+    return ring;
+}
+
+static int
+s_open (s_main_t *self)
+{
+    char err[512];
+    const server_options_t *o = &self->options;
+    if (mkdir (o->data_dir, 0755) != 0 && errno != EEXIST) {
+        rl_error ("cannot create %s: %s", o->data_dir, strerror (errno));
+        return -1;
+    }
+    self->store = store_open (o->data_dir, o->durability, err, sizeof (err));
+    if (!self->store) {
+        rl_error ("%s", err);
+        return -1;
+    }
+    self->ring = s_ring_initial (self);
+    if (!self->ring) {
+        return -1;
+    }
+    if (ring_shard_find (self->ring, o->name) < 0) {
+        rl_warn ("ring epoch %" PRIu64 " does not name this shard: it owns no accounts",
+                 ring_epoch (self->ring));
+    }
+    uint64_t nonce = 0;
+    if (getrandom (&nonce, sizeof (nonce), 0) != (ssize_t) sizeof (nonce)) {
+        rl_error ("cannot draw the incarnation nonce: %s", strerror (errno));
+        return -1;
+    }
+    self->outq = outq_new ();
+    if (!self->outq) {
+        rl_error ("out of memory");
+        return -1;
+    }
+    self->ledger = ledger_open (self->store, self->outq, o->name, self->ring, nonce, s_now_ns (),
+                                err, sizeof (err));
+    if (!self->ledger) {
+        rl_error ("cannot recover the ledger: %s", err);
+        return -1;
+    }
+    if (o->checkpoint_transfers > 0) {
+        ledger_set_checkpoint_transfers (self->ledger, (size_t) o->checkpoint_transfers);
+    }
+    ledger_set_tp_timeouts (self->ledger, (uint64_t) o->prepare_timeout_ms,
+                            (uint64_t) o->query_after_ms, (uint64_t) o->retry_min_ms,
+                            (uint64_t) o->retry_max_ms);
+    self->server = server_new (o, self->store, &self->ring, self->outq, self->ledger);
+    if (!self->server) {
+        return -1;
+    }
+    assert (!self->ring); //  invariant 2: the server holds it now
+    return 0;
+}
+
+static void
+s_close (s_main_t *self, bool failed)
+{
+    if (self->ledger && !failed && !store_failed (self->store)) {
+        ledger_checkpoint (self->ledger); //  shorter recovery next start
+    }
+    server_destroy (&self->server); //  before the ledger: it drops waiting requests
+    ledger_destroy (&self->ledger);
+    outq_destroy (&self->outq);
+    store_close (&self->store);
+    ring_destroy (&self->ring);
+    assert (!self->server && !self->ledger && !self->store);
+}
+
+int
+main (int argc, char **argv)
+{
+    s_main_t self = {0};
+    if (s_parse_options (argc, argv, &self.options) != 0) {
+        s_usage (stderr);
+        return 2;
+    }
+    rl_log_init ("shard", self.options.name);
+    char err[256];
+    if (failpoint_init (err, sizeof (err)) != 0) {
+        rl_error ("RL_FAILPOINTS: %s", err);
+        return 2;
+    }
+    zsys_init ();
+    if (s_open (&self) != 0) {
+        s_close (&self, false);
+        return 1;
+    }
+    bool failed = server_run (self.server) != 0;
+    rl_info ("stopping (%s)", failed ? "storage failure" : "signal");
+    s_close (&self, failed);
+    return failed ? 3 : 0;
+}

@@ -1,0 +1,302 @@
+/*  peers.c: DEALER sockets to the peer shards, and their outboxes.
+
+    DESIGN
+    A table by ring index of peers (NULL until first used), and the list of
+    the indexes in use, in connection order, for scans. A peer holds one
+    DEALER (linger 0, no blocking, high-water marks from rl_limits.h) and an
+    outbox of encoded records per kind of message, each with the newest
+    group commit its records need synced. When the ring changes, the indexes
+    mean other shards: the peers move to a retired list, are flushed at the
+    end of the turn and closed.
+
+    INVARIANTS
+    1. by_index[list[i]] is a peer for every i < count, and every non-NULL
+       entry of by_index is listed once.
+    2. An outbox's needs_seq is at least that of every record in it, and a
+       flush sends only when synced_seq reaches it (asserted: "sent <=
+       synced").
+    3. A flush or a discard leaves every outbox empty (needs_seq 0).
+
+    LIMITS: RL_SHARDS_MAX peers (the ring's own bound); an outbox grows by
+    doubling and keeps its memory; a message carries at most
+    RL_BATCH_RECORDS_MAX records. A send that would block is dropped and
+    counted: timeouts, resends and queries cover every kind.
+*/
+#include "peers.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "log.h"
+#include "rl_limits.h"
+
+typedef struct {
+    uint8_t *data;
+    size_t count; //  records queued
+    size_t cap;   //  records allocated
+    size_t record_size;
+    uint64_t needs_seq; //  the newest group commit its records need synced
+} s_outbox_t;
+
+typedef struct {
+    zsock_t *dealer;
+    s_outbox_t boxes[OUTQ_REPLY]; //  by kind: PREPARE, DECIDE, QUERY
+} s_peer_t;
+
+struct peers_t {
+    zloop_t *loop;
+    zloop_reader_fn *on_reply;
+    void *arg;
+    s_peer_t *by_index[RL_SHARDS_MAX]; //  NULL until first used
+    uint32_t list[RL_SHARDS_MAX];      //  the indexes in use, in connection order
+    size_t count;
+    s_peer_t *retired[RL_SHARDS_MAX]; //  peers of a ring replaced this turn
+    size_t retired_count;
+    uint64_t request_id; //  of our messages to peers
+};
+
+static const uint16_t s_ops[OUTQ_REPLY] = {RL_OP_PREPARE, RL_OP_DECIDE, RL_OP_OUTCOME_QUERY};
+
+peers_t *
+peers_new (zloop_t *loop, zloop_reader_fn *on_reply, void *arg)
+{
+    assert (loop && on_reply);
+    peers_t *self = calloc (1, sizeof (*self));
+    if (!self) {
+        return NULL;
+    }
+    self->loop = loop;
+    self->on_reply = on_reply;
+    self->arg = arg;
+    return self;
+}
+
+static void
+s_peer_destroy (peers_t *self, s_peer_t **peer_p)
+{
+    s_peer_t *peer = *peer_p;
+    if (peer) {
+        zloop_reader_end (self->loop, peer->dealer);
+        zsock_destroy (&peer->dealer);
+        for (int k = 0; k < OUTQ_REPLY; k++) {
+            free (peer->boxes[k].data);
+        }
+        free (peer);
+        *peer_p = NULL;
+    }
+}
+
+void
+peers_destroy (peers_t **self_p)
+{
+    assert (self_p);
+    peers_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    peers_retire (self);
+    peers_close_retired (self);
+    assert (self->count == 0 && self->retired_count == 0);
+    free (self);
+    *self_p = NULL;
+}
+
+//  The peer at ring index `index`, connected lazily; NULL when memory or
+//  sockets ran out.
+static s_peer_t *
+s_peer (peers_t *self, const ring_t *ring, int32_t index)
+{
+    assert (index >= 0 && (size_t) index < ring_shard_count (ring));
+    if (self->by_index[index]) {
+        return self->by_index[index];
+    }
+    assert (self->count < RL_SHARDS_MAX);
+    s_peer_t *peer = calloc (1, sizeof (*peer));
+    if (!peer) {
+        return NULL;
+    }
+    const char *name = ring_shard_name (ring, (size_t) index);
+    peer->dealer = zsock_new (ZMQ_DEALER);
+    if (!peer->dealer) {
+        rl_error ("cannot open a socket to peer %s", name);
+        free (peer);
+        return NULL;
+    }
+    peer->boxes[OUTQ_PREPARE].record_size = RL_PREPARE_SIZE;
+    peer->boxes[OUTQ_DECIDE].record_size = RL_TP_SIZE;
+    peer->boxes[OUTQ_QUERY].record_size = RL_TP_SIZE;
+    zsock_set_linger (peer->dealer, 0);
+    zsock_set_sndtimeo (peer->dealer, 0);
+    zsock_set_rcvtimeo (peer->dealer, 0);
+    zsock_set_sndhwm (peer->dealer, RL_SHARD_SNDHWM_MESSAGES);
+    zsock_set_rcvhwm (peer->dealer, RL_SHARD_RCVHWM_MESSAGES);
+    const char *endpoint = ring_shard_endpoint (ring, (size_t) index);
+    if (zsock_connect (peer->dealer, "%s", endpoint) != 0) {
+        rl_warn ("cannot connect to peer %s at %s", name, endpoint);
+    }
+    zloop_reader (self->loop, peer->dealer, self->on_reply, self->arg);
+    self->by_index[index] = peer;
+    self->list[self->count++] = (uint32_t) index;
+    assert (self->by_index[self->list[self->count - 1]] == peer); //  invariant 1
+    return peer;
+}
+
+bool
+peers_push (peers_t *self, const ring_t *ring, const outq_msg_t *m)
+{
+    assert (self && ring && m);
+    assert (m->kind == OUTQ_PREPARE || m->kind == OUTQ_DECIDE || m->kind == OUTQ_QUERY);
+    if (m->peer < 0 || (size_t) m->peer >= ring_shard_count (ring)) {
+        return false; //  not in the ring served now
+    }
+    s_peer_t *peer = s_peer (self, ring, m->peer);
+    if (!peer) {
+        return false;
+    }
+    s_outbox_t *box = &peer->boxes[m->kind];
+    assert (box->record_size > 0);
+    if (box->count == box->cap) {
+        size_t cap = box->cap ? box->cap * 2 : 64;
+        uint8_t *data = realloc (box->data, cap * box->record_size);
+        if (!data) {
+            return false;
+        }
+        box->data = data;
+        box->cap = cap;
+    }
+    uint8_t *out = box->data + box->count * box->record_size;
+    if (m->kind == OUTQ_PREPARE) {
+        codec_encode_prepare (&m->prepare, out);
+    } else {
+        codec_encode_tp (&m->tp, out);
+    }
+    box->count++;
+    box->needs_seq = m->needs_seq > box->needs_seq ? m->needs_seq : box->needs_seq;
+    assert (box->needs_seq >= m->needs_seq); //  invariant 2
+    return true;
+}
+
+//  Every peer, current then retired, for flushes and discards.
+static s_peer_t *
+s_peer_at (const peers_t *self, size_t i)
+{
+    assert (i < self->count + self->retired_count);
+    return i < self->count ? self->by_index[self->list[i]] : self->retired[i - self->count];
+}
+
+bool
+peers_queued (const peers_t *self, outq_kind_t kind)
+{
+    assert (self && kind < OUTQ_REPLY);
+    for (size_t i = 0; i < self->count + self->retired_count; i++) {
+        if (s_peer_at (self, i)->boxes[kind].count > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+//  Sends the queued records of one kind to a peer, at most a batch a message.
+static size_t
+s_flush_box (peers_t *self, s_peer_t *peer, s_outbox_t *box, uint16_t op, size_t *dropped_p)
+{
+    size_t sent = 0;
+    for (size_t first = 0; first < box->count; first += RL_BATCH_RECORDS_MAX) {
+        size_t n = box->count - first < RL_BATCH_RECORDS_MAX ? box->count - first
+                                                             : RL_BATCH_RECORDS_MAX;
+        rl_header_t h = {.magic = RL_MAGIC,
+                         .version = RL_VERSION,
+                         .operation = op,
+                         .request_id = ++self->request_id,
+                         .record_count = (uint32_t) n};
+        zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + n * box->record_size);
+        if (!frame) {
+            *dropped_p += n; //  out of memory: the timeout, resend or query covers it
+            continue;
+        }
+        codec_encode_header (&h, zframe_data (frame));
+        memcpy (zframe_data (frame) + RL_HEADER_SIZE, box->data + first * box->record_size,
+                n * box->record_size);
+        if (zframe_send (&frame, peer->dealer, ZFRAME_DONTWAIT) != 0) {
+            zframe_destroy (&frame);
+            *dropped_p += 1; //  the timeout, resend or query covers it
+        } else {
+            sent += n;
+        }
+    }
+    box->count = 0;
+    box->needs_seq = 0;
+    return sent;
+}
+
+size_t
+peers_flush (peers_t *self, uint64_t synced_seq, size_t sent[OUTQ_REPLY])
+{
+    assert (self && sent);
+    size_t dropped = 0;
+    for (size_t i = 0; i < self->count + self->retired_count; i++) {
+        s_peer_t *peer = s_peer_at (self, i);
+        for (int k = 0; k < OUTQ_REPLY; k++) {
+            s_outbox_t *box = &peer->boxes[k];
+            //  Nothing goes out before the write that justifies it is durable.
+            assert (box->count == 0 || box->needs_seq <= synced_seq);
+            sent[k] += s_flush_box (self, peer, box, s_ops[k], &dropped);
+            assert (box->count == 0 && box->needs_seq == 0); //  invariant 3
+        }
+    }
+    return dropped;
+}
+
+void
+peers_discard (peers_t *self)
+{
+    assert (self);
+    for (size_t i = 0; i < self->count + self->retired_count; i++) {
+        s_peer_t *peer = s_peer_at (self, i);
+        for (int k = 0; k < OUTQ_REPLY; k++) {
+            peer->boxes[k].count = 0;
+            peer->boxes[k].needs_seq = 0;
+        }
+    }
+    assert (!peers_queued (self, OUTQ_PREPARE) && !peers_queued (self, OUTQ_DECIDE));
+}
+
+void
+peers_retire (peers_t *self)
+{
+    assert (self);
+    for (size_t i = 0; i < self->count; i++) {
+        uint32_t index = self->list[i];
+        assert (self->by_index[index] && self->retired_count < RL_SHARDS_MAX);
+        self->retired[self->retired_count++] = self->by_index[index];
+        self->by_index[index] = NULL;
+    }
+    self->count = 0;
+}
+
+void
+peers_close_retired (peers_t *self)
+{
+    assert (self);
+    for (size_t i = 0; i < self->retired_count; i++) {
+        s_peer_destroy (self, &self->retired[i]);
+    }
+    self->retired_count = 0;
+}
+
+size_t
+peers_count (const peers_t *self)
+{
+    assert (self);
+    return self->count;
+}
+
+zsock_t *
+peers_socket (const peers_t *self, size_t i)
+{
+    assert (self && i < self->count);
+    assert (self->by_index[self->list[i]]);
+    return self->by_index[self->list[i]]->dealer;
+}

@@ -1,0 +1,51 @@
+/*  peers.h: the shard's connections to the other shards of its ring.
+
+    One DEALER socket per peer shard, found by its index in the ring served
+    now (never by name per record), connected on first use, and one outbox
+    per kind of two-phase message. The server pushes what it drains from the
+    output queue and flushes the outboxes after the group commit that
+    justifies them. See peers.c for the invariants and limits.
+*/
+#ifndef RL_PEERS_H
+#define RL_PEERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <czmq.h>
+
+#include "outq.h"
+#include "ring.h"
+
+typedef struct peers_t peers_t;
+
+//  on_reply is registered with the loop for every peer socket (replies to
+//  our PREPARE, DECIDE and OUTCOME_QUERY). NULL when memory ran out.
+peers_t *peers_new (zloop_t *loop, zloop_reader_fn *on_reply, void *arg);
+void peers_destroy (peers_t **self_p);
+
+//  Queues one PREPARE, DECIDE or QUERY for the peer at msg->peer in `ring`.
+//  false when it was dropped (no such peer in the ring, or no memory or
+//  socket for it): the protocol's timeout, resend or query covers it.
+bool peers_push (peers_t *self, const ring_t *ring, const outq_msg_t *msg);
+//  Are messages of this kind queued for any peer?
+bool peers_queued (const peers_t *self, outq_kind_t kind);
+//  Sends every outbox, at most a batch per message, once synced_seq covers
+//  what its records need (asserted). Adds the records sent per kind to
+//  sent; returns the records dropped (a peer's queue full, no memory).
+size_t peers_flush (peers_t *self, uint64_t synced_seq, size_t sent[OUTQ_REPLY]);
+//  A failed turn: every queued record is forgotten (nothing unjustified leaves).
+void peers_discard (peers_t *self);
+
+//  The ring changed: the peers of the old indexes keep what they hold
+//  until the next flush, then peers_close_retired closes them; new
+//  messages connect afresh by the new indexes.
+void peers_retire (peers_t *self);
+void peers_close_retired (peers_t *self);
+
+//  The connected peers of the ring served now, for reading their replies.
+size_t peers_count (const peers_t *self);
+zsock_t *peers_socket (const peers_t *self, size_t i);
+
+#endif
