@@ -6,9 +6,10 @@
     the answers and hands it to rlctl_emit with its table printer.
 
     DESIGN
-    status sends its request to every shard at once and waits for all of
-    them until one deadline, so the whole probe costs at most one timeout
-    even with shards down. in-doubt and audit ask the shards in turn.
+    Through the client library's typed admin calls: status, in-doubt and
+    audit ask every shard at once and wait for all of them until one
+    deadline (rl_client_*_all), so each costs at most one probe timeout
+    even with shards down; resolve asks one shard (rl_client_resolve).
     status shows every counter of the status record, the two-phase alarms
     first, because an alarm needs an operator (docs/two-phase.md).
 
@@ -31,7 +32,7 @@
 
 #include <czmq.h>
 
-#include "codec.h"
+#include "codec.h" //  codec_encode_id: the wire bytes an id is placed by
 #include "ring.h"
 #include "rlctl.h"
 
@@ -178,79 +179,27 @@ rlctl_cmd_locate (rlctl_ctx_t *ctx)
 
 //  Status ------------------------------------------------------------------------
 
-//  One shard's answer to status.
-typedef struct {
-    zsock_t *dealer;
-    bool up;
-    int status; //  message-level status of the reply, when up
-    rl_status_rec_t record;
-} s_probe_t;
-
-//  Sends status to every shard at once, then waits for all of them until
-//  one deadline: the whole probe costs at most one timeout. 0, or -1 when
-//  out of memory or sockets (nothing is left open).
-static int
-s_probe_all (const ring_t *ring, s_probe_t *probes, int timeout_ms)
+//  Why a shard gave no answer to an admin call, in words.
+static const char *
+s_shard_error (int rc, int probe_ms, char *out, size_t size)
 {
-    size_t shards = ring_shard_count (ring);
-    uint8_t request[RL_HEADER_SIZE];
-    zmq_pollitem_t *items = calloc (shards, sizeof *items);
-    bool failed = items == NULL;
-    for (size_t i = 0; i < shards && !failed; i++) {
-        rl_header_t header = {.magic = RL_MAGIC,
-                              .version = RL_VERSION,
-                              .operation = RL_OP_STATUS,
-                              .request_id = i + 1};
-        codec_encode_header (&header, request);
-        probes[i].dealer = zsock_new (ZMQ_DEALER);
-        if (!probes[i].dealer) {
-            failed = true;
-            break;
-        }
-        zsock_set_linger (probes[i].dealer, 0);
-        zsock_set_sndtimeo (probes[i].dealer, 0);
-        if (zsock_connect (probes[i].dealer, "%s", ring_shard_endpoint (ring, i)) == 0) {
-            zframe_t *frame = zframe_new (request, sizeof request);
-            if (zframe_send (&frame, probes[i].dealer, 0) != 0) {
-                zframe_destroy (&frame);
-            }
-        }
+    if (rc == RL_CLIENT_TIMEOUT) {
+        snprintf (out, size, "no answer within %d ms", probe_ms);
+    } else if (rc > 0) {
+        snprintf (out, size, "answered %s", rl_status_name ((uint32_t) rc));
+    } else {
+        snprintf (out, size, "%s", rl_client_strerror (rc));
     }
-    int64_t deadline = zclock_mono () + timeout_ms;
-    size_t waiting = failed ? 0 : shards;
-    while (waiting > 0 && zclock_mono () < deadline) {
-        for (size_t i = 0; i < shards; i++) {
-            items[i] = (zmq_pollitem_t){zsock_resolve (probes[i].dealer), 0,
-                                        probes[i].up ? 0 : ZMQ_POLLIN, 0};
-        }
-        if (zmq_poll (items, (int) shards, (long) (deadline - zclock_mono ())) <= 0) {
-            continue;
-        }
-        for (size_t i = 0; i < shards; i++) {
-            if (!(items[i].revents & ZMQ_POLLIN)) {
-                continue;
-            }
-            zframe_t *frame = zframe_recv (probes[i].dealer);
-            rl_header_t header;
-            if (frame
-                && codec_check_reply (zframe_data (frame), zframe_size (frame), &header)
-                       == RL_STATUS_OK
-                && header.request_id == i + 1 && header.operation == RL_OP_STATUS) {
-                probes[i].up = true;
-                probes[i].status = (int) header.status;
-                if (header.status == RL_STATUS_OK) {
-                    codec_decode_status (zframe_data (frame) + RL_HEADER_SIZE, &probes[i].record);
-                }
-                waiting--;
-            }
-            zframe_destroy (&frame);
-        }
+    return out;
+}
+
+//  The endpoints of the ring's shards, in ring order.
+static void
+s_endpoints (const ring_t *ring, const char **endpoints)
+{
+    for (size_t i = 0; i < ring_shard_count (ring); i++) {
+        endpoints[i] = ring_shard_endpoint (ring, i);
     }
-    free (items);
-    for (size_t i = 0; i < shards; i++) {
-        zsock_destroy (&probes[i].dealer);
-    }
-    return failed ? -1 : 0;
 }
 
 //  The status record's counters, in the order status shows them: the
@@ -382,105 +331,57 @@ rlctl_cmd_status (rlctl_ctx_t *ctx)
     if (!ring) {
         return RLCTL_EXIT_FAILED;
     }
+    //  Every shard at once, under one deadline: at most one probe timeout.
     size_t shards = ring_shard_count (ring);
-    s_probe_t *probes = calloc (shards, sizeof *probes);
-    if (!probes || s_probe_all (ring, probes, s_probe_ms (ctx))) {
-        fprintf (stderr, "rlctl: status: out of memory or sockets\n");
-        free (probes);
-        ring_destroy (&ring);
-        return RLCTL_EXIT_FAILED;
-    }
-    size_t down = 0;
-    for (size_t i = 0; i < shards; i++) {
-        down += !probes[i].up || probes[i].status != RL_STATUS_OK;
-    }
+    const char *endpoints[RL_SHARDS_MAX];
+    static rl_status_rec_t records[RL_SHARDS_MAX];
+    int rcs[RL_SHARDS_MAX];
+    s_endpoints (ring, endpoints);
+    size_t down = rl_client_status_all (endpoints, shards, s_probe_ms (ctx), records, rcs);
     cJSON *tree = jsonkit_object ();
     jsonkit_add_string (tree, "connect", ctx->connect);
     jsonkit_add_u64 (tree, "ring_epoch", ring_epoch (ring));
     jsonkit_add_u64 (tree, "down", down);
     cJSON *list = jsonkit_add_array (tree, "shards");
     for (size_t i = 0; i < shards; i++) {
-        const s_probe_t *p = &probes[i];
-        bool ok = p->up && p->status == RL_STATUS_OK;
         cJSON *s = jsonkit_add_object (list, NULL);
         jsonkit_add_string (s, "name", ring_shard_name (ring, i));
         jsonkit_add_string (s, "address", ring_shard_endpoint (ring, i));
-        jsonkit_add_bool (s, "up", ok);
-        if (p->up && !ok) {
-            jsonkit_add_string (s, "error", rl_status_name ((uint32_t) p->status));
-        }
-        if (ok) {
-            s_add_status_record (s, &p->record);
+        jsonkit_add_bool (s, "up", rcs[i] == 0);
+        if (rcs[i] > 0) {
+            //  It answered, with a message-level error.
+            jsonkit_add_string (s, "error", rl_status_name ((uint32_t) rcs[i]));
+        } else if (rcs[i] == 0) {
+            s_add_status_record (s, &records[i]);
         }
     }
-    free (probes);
     ring_destroy (&ring);
     return rlctl_emit (ctx, &tree, s_status_table, down ? RLCTL_EXIT_FAILED : RLCTL_EXIT_OK);
 }
 
 //  Admin: in-doubt transfers and the reservation audit, asked of every shard ------
 
-//  Called with each shard's answer to an operation without request records.
-typedef void (s_shard_fn) (const ring_t *ring, size_t i, int rc, const uint8_t *body, size_t count,
-                           cJSON *list, size_t *bad);
-
-//  Calls `op` on every shard of the ring in turn; the number that failed.
-static size_t
-s_each_shard (const rlctl_ctx_t *ctx, const ring_t *ring, uint16_t op, s_shard_fn *fn, cJSON *list,
-              size_t *bad)
-{
-    size_t failed = 0;
-    for (size_t i = 0; i < ring_shard_count (ring); i++) {
-        rl_client_t *client = rl_client_new (ring_shard_endpoint (ring, i));
-        rl_header_t header;
-        uint8_t *body = NULL;
-        size_t size = 0;
-        int rc = client ? rl_client_call (client, op, NULL, 0, 0, s_probe_ms (ctx), &header, &body,
-                                          &size)
-                        : RL_CLIENT_ERR_SEND;
-        failed += rc != 0;
-        fn (ring, i, rc, body, rc == 0 ? header.record_count : 0, list, bad);
-        free (body);
-        rl_client_destroy (&client);
-    }
-    return failed;
-}
-
 static void
-s_in_doubt_shard (const ring_t *ring, size_t i, int rc, const uint8_t *body, size_t count,
-                  cJSON *list, size_t *bad)
+s_add_in_doubt (cJSON *list, const char *shard, const rl_in_doubt_rec_t *r, uint64_t now_ns)
 {
-    (void) bad;
-    const char *shard = ring_shard_name (ring, i);
-    if (rc != 0) {
-        cJSON *item = jsonkit_add_object (list, NULL);
-        jsonkit_add_string (item, "shard", shard);
-        jsonkit_add_string (item, "error", rl_client_strerror (rc));
-        return;
-    }
-    uint64_t now_ns = (uint64_t) zclock_time () * 1000000ull;
-    for (size_t k = 0; k < count; k++) {
-        rl_in_doubt_rec_t r;
-        codec_decode_in_doubt (body + k * RL_IN_DOUBT_SIZE, &r);
-        const rl_tp_rec_t *tp = &r.prepare.tp;
-        uint64_t created = r.prepare.reserved[0];
-        double age_s = created && now_ns > created ? (double) (now_ns - created) / 1e9 : 0;
-        char id_text[RLCTL_ID_TEXT_SIZE];
-        char attempt[2 * RLCTL_NUMBER_TEXT_SIZE];
-        snprintf (attempt, sizeof attempt, "%" PRIu64 ".%" PRIu64, tp->attempt.counter,
-                  tp->attempt.seq);
-        cJSON *item = jsonkit_add_object (list, NULL);
-        jsonkit_add_string (item, "shard", shard);
-        jsonkit_add_string (item, "id", rlctl_id_text (tp->id, id_text));
-        jsonkit_add_string (item, "attempt", attempt);
-        jsonkit_add_string (item, "role",
-                            r.prepare.reserved[1] == RL_ROLE_COORDINATOR ? "coordinator"
-                                                                         : "participant");
-        jsonkit_add_string (item, "peer", r.peer);
-        jsonkit_add_string (item, "state", rl_tp_state_name (tp->state));
-        jsonkit_add_u64 (item, "amount", tp->amount);
-        jsonkit_add_fixed (item, "age_s", age_s, 3);
-    }
+    const rl_tp_rec_t *tp = &r->prepare.tp;
+    uint64_t created = r->prepare.reserved[0];
+    double age_s = created && now_ns > created ? (double) (now_ns - created) / 1e9 : 0;
+    char id_text[RLCTL_ID_TEXT_SIZE];
+    char attempt[2 * RLCTL_NUMBER_TEXT_SIZE];
+    snprintf (attempt, sizeof attempt, "%" PRIu64 ".%" PRIu64, tp->attempt.counter,
+              tp->attempt.seq);
+    cJSON *item = jsonkit_add_object (list, NULL);
+    jsonkit_add_string (item, "shard", shard);
+    jsonkit_add_string (item, "id", rlctl_id_text (tp->id, id_text));
+    jsonkit_add_string (item, "attempt", attempt);
+    jsonkit_add_string (item, "role",
+                        r->prepare.reserved[1] == RL_ROLE_COORDINATOR ? "coordinator"
+                                                                      : "participant");
+    jsonkit_add_string (item, "peer", r->peer);
+    jsonkit_add_string (item, "state", rl_tp_state_name (tp->state));
+    jsonkit_add_u64 (item, "amount", tp->amount);
+    jsonkit_add_fixed (item, "age_s", age_s, 3);
 }
 
 static void
@@ -519,33 +420,32 @@ rlctl_cmd_in_doubt (rlctl_ctx_t *ctx)
     if (!ring) {
         return RLCTL_EXIT_FAILED;
     }
+    size_t shards = ring_shard_count (ring);
+    const char *endpoints[RL_SHARDS_MAX];
+    rl_in_doubt_rec_t *records[RL_SHARDS_MAX];
+    size_t counts[RL_SHARDS_MAX];
+    int rcs[RL_SHARDS_MAX];
+    s_endpoints (ring, endpoints);
+    size_t failed = rl_client_in_doubt_all (endpoints, shards, s_probe_ms (ctx), records, counts,
+                                            rcs);
+    uint64_t now_ns = (uint64_t) zclock_time () * 1000000ull;
     cJSON *tree = jsonkit_object ();
     cJSON *list = jsonkit_add_array (tree, "in_doubt");
-    size_t failed = s_each_shard (ctx, ring, RL_OP_IN_DOUBT, s_in_doubt_shard, list, NULL);
+    for (size_t i = 0; i < shards; i++) {
+        if (rcs[i] != 0) {
+            cJSON *item = jsonkit_add_object (list, NULL);
+            jsonkit_add_string (item, "shard", ring_shard_name (ring, i));
+            char why[128];
+            jsonkit_add_string (item, "error",
+                                s_shard_error (rcs[i], s_probe_ms (ctx), why, sizeof why));
+        }
+        for (size_t k = 0; rcs[i] == 0 && k < counts[i]; k++) {
+            s_add_in_doubt (list, ring_shard_name (ring, i), &records[i][k], now_ns);
+        }
+        free (records[i]);
+    }
     ring_destroy (&ring);
     return rlctl_emit (ctx, &tree, s_in_doubt_table, failed ? RLCTL_EXIT_FAILED : RLCTL_EXIT_OK);
-}
-
-static void
-s_audit_shard (const ring_t *ring, size_t i, int rc, const uint8_t *body, size_t count, cJSON *list,
-               size_t *bad)
-{
-    rl_audit_rec_t a = {0};
-    if (rc == 0 && count == 1) {
-        codec_decode_audit (body, &a);
-    }
-    bool ok = rc == 0 && count == 1 && a.ok;
-    *bad += !ok;
-    cJSON *item = jsonkit_add_object (list, NULL);
-    jsonkit_add_string (item, "shard", ring_shard_name (ring, i));
-    jsonkit_add_bool (item, "ok", ok);
-    jsonkit_add_u64 (item, "accounts", a.accounts);
-    jsonkit_add_u64 (item, "live", a.live);
-    jsonkit_add_u64 (item, "prepared", a.prepared);
-    jsonkit_add_string (item, "message", rc == 0 ? a.message : rl_client_strerror (rc));
-    if (rc != 0) {
-        jsonkit_add_string (item, "error", rl_client_strerror (rc));
-    }
 }
 
 static void
@@ -582,10 +482,32 @@ rlctl_cmd_audit (rlctl_ctx_t *ctx)
     if (!ring) {
         return RLCTL_EXIT_FAILED;
     }
+    size_t shards = ring_shard_count (ring);
+    const char *endpoints[RL_SHARDS_MAX];
+    static rl_audit_rec_t audits[RL_SHARDS_MAX];
+    int rcs[RL_SHARDS_MAX];
+    s_endpoints (ring, endpoints);
+    rl_client_audit_all (endpoints, shards, s_probe_ms (ctx), audits, rcs);
     size_t bad = 0;
     cJSON *tree = jsonkit_object ();
     cJSON *list = jsonkit_add_array (tree, "audit");
-    s_each_shard (ctx, ring, RL_OP_AUDIT, s_audit_shard, list, &bad);
+    for (size_t i = 0; i < shards; i++) {
+        const rl_audit_rec_t *a = &audits[i];
+        bool ok = rcs[i] == 0 && a->ok;
+        bad += !ok;
+        cJSON *item = jsonkit_add_object (list, NULL);
+        jsonkit_add_string (item, "shard", ring_shard_name (ring, i));
+        jsonkit_add_bool (item, "ok", ok);
+        jsonkit_add_u64 (item, "accounts", a->accounts);
+        jsonkit_add_u64 (item, "live", a->live);
+        jsonkit_add_u64 (item, "prepared", a->prepared);
+        char why[128];
+        s_shard_error (rcs[i], s_probe_ms (ctx), why, sizeof why);
+        jsonkit_add_string (item, "message", rcs[i] == 0 ? a->message : why);
+        if (rcs[i] != 0) {
+            jsonkit_add_string (item, "error", why);
+        }
+    }
     ring_destroy (&ring);
     return rlctl_emit (ctx, &tree, s_audit_table, bad ? RLCTL_EXIT_FAILED : RLCTL_EXIT_OK);
 }
@@ -631,37 +553,28 @@ rlctl_cmd_resolve (rlctl_ctx_t *ctx)
         return rlctl_usage_error ("no shard '%s' in the ring (see 'rlctl status')", shard);
     }
     rl_client_t *client = rl_client_new (ring_shard_endpoint (ring, (size_t) index));
-    uint8_t body[RL_TP_SIZE], *reply = NULL;
-    size_t size = 0;
-    rl_header_t h;
-    codec_encode_tp (&rec, body);
-    int rc = client ? rl_client_call (client, RL_OP_RESOLVE, body, sizeof (body), 1,
-                                      ctx->timeout_ms, &h, &reply, &size)
+    rl_tp_rec_t answer = {0};
+    int rc = client ? rl_client_resolve (client, &rec, &answer, ctx->timeout_ms)
                     : RL_CLIENT_ERR_SEND;
     rl_client_destroy (&client);
     ring_destroy (&ring);
-    if (rc != 0 || h.record_count != 1 || size < RL_TP_SIZE) {
-        free (reply);
-        fprintf (stderr, "rlctl: resolve on %s: %s\n", shard,
-                 rc ? rl_client_strerror (rc) : "the reply holds no record");
+    if (rc != 0) {
+        fprintf (stderr, "rlctl: resolve on %s: %s\n", shard, rl_client_strerror (rc));
         return RLCTL_EXIT_FAILED;
     }
-    rl_tp_rec_t answer;
-    codec_decode_tp (reply, &answer);
-    free (reply);
-    static const char *reasons[] = {
-        "resolved: heuristic record written; a contrary decision arriving later raises an alarm",
-        "refused: no prepared record of that attempt on this shard (see 'rlctl in-doubt')",
-        "refused: the coordinator is still in this shard's ring: fence it out first (load a "
-        "ring of a higher epoch without it)",
-        "refused: a heuristic decision needs --force",
-        "refused: the decision must be commit or abort",
-    };
     uint32_t why = answer.state == RL_TP_ACKED ? 0 : answer.result;
+    char message[256];
+    if (why == 0) {
+        snprintf (message, sizeof message,
+                  "resolved: heuristic record written; a contrary "
+                  "decision arriving later raises an alarm");
+    } else {
+        snprintf (message, sizeof message, "refused: %s%s", rl_resolve_reason (why),
+                  why == RL_RESOLVE_NOT_FORCED ? " (--force)" : "");
+    }
     cJSON *tree = jsonkit_object ();
     jsonkit_add_string (tree, "shard", shard);
     jsonkit_add_bool (tree, "resolved", why == 0);
-    jsonkit_add_string (tree, "message",
-                        why < sizeof reasons / sizeof reasons[0] ? reasons[why] : "refused");
+    jsonkit_add_string (tree, "message", message);
     return rlctl_emit (ctx, &tree, s_resolve_table, why == 0 ? RLCTL_EXIT_OK : RLCTL_EXIT_FAILED);
 }
