@@ -117,16 +117,14 @@ s_send (bench_t *b, int ci, uint64_t intended_ns, bool measured)
     bool lookup = b->o.lookup_percent > 0 && rlb_rand_unit (b) * 100.0 < b->o.lookup_percent;
     uint32_t n = b->o.batch;
     size_t record_size = lookup ? RL_ID_SIZE : RL_TRANSFER_SIZE;
-    zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + n * record_size);
-    uint8_t *out = zframe_data (frame);
+    zframe_t *frame = zframe_new (NULL, codec_frame_size (n * record_size));
+    if (!frame) {
+        return -1; //  out of memory: nothing sent, the slot stays free
+    }
     uint64_t request_id = (++b->request_gen << 20) | ((uint64_t) ci << 12) | (uint64_t) si;
-    rl_header_t h = {.magic = RL_MAGIC,
-                     .version = RL_VERSION,
-                     .operation = lookup ? RL_OP_LOOKUP_ACCOUNTS : RL_OP_CREATE_TRANSFERS,
-                     .request_id = request_id,
-                     .record_count = n};
-    codec_encode_header (&h, out);
-    out += RL_HEADER_SIZE;
+    rl_header_t h = codec_request_header (lookup ? RL_OP_LOOKUP_ACCOUNTS : RL_OP_CREATE_TRANSFERS,
+                                          request_id, n);
+    uint8_t *out = codec_encode_frame (&h, NULL, n * record_size, zframe_data (frame));
     uint64_t first_seq = b->next_seq;
     uint64_t cross = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -223,7 +221,10 @@ static void
 s_on_reply (bench_t *b, zframe_t *frame, uint64_t now)
 {
     rl_header_t h;
-    if (codec_check_reply (zframe_data (frame), zframe_size (frame), &h) != RL_STATUS_OK) {
+    const uint8_t *body = NULL;
+    size_t body_size = 0;
+    if (codec_parse_reply (zframe_data (frame), zframe_size (frame), &h, &body, &body_size)
+        != RL_STATUS_OK) {
         b->bad_replies++;
         return;
     }
@@ -243,7 +244,6 @@ s_on_reply (bench_t *b, zframe_t *frame, uint64_t now)
         b->bad_replies++; //  the slot stays busy and times out: its outcome is unknown
         return;
     }
-    const uint8_t *body = zframe_data (frame) + RL_HEADER_SIZE;
     if (slot->op == RL_OP_CREATE_TRANSFERS) {
         s_on_create_reply (b, slot, &h, body);
     } else if (h.status != RL_STATUS_OK) {

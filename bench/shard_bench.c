@@ -157,17 +157,16 @@ s_create_accounts (rl_client_t *client, uint64_t count, int timeout_ms)
     return 0;
 }
 
-//  Encodes one request frame of `batch` fresh transfers.
+//  Encodes one request frame of `batch` fresh transfers; NULL when out of memory.
 static zframe_t *
 s_request (uint64_t request_id, size_t batch, uint64_t accounts, uint64_t *next_id)
 {
-    zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + batch * RL_TRANSFER_SIZE);
-    rl_header_t h = {.magic = RL_MAGIC,
-                     .version = RL_VERSION,
-                     .operation = RL_OP_CREATE_TRANSFERS,
-                     .request_id = request_id,
-                     .record_count = (uint32_t) batch};
-    codec_encode_header (&h, zframe_data (frame));
+    zframe_t *frame = zframe_new (NULL, codec_frame_size (batch * RL_TRANSFER_SIZE));
+    if (!frame) {
+        return NULL;
+    }
+    rl_header_t h = codec_request_header (RL_OP_CREATE_TRANSFERS, request_id, (uint32_t) batch);
+    uint8_t *body = codec_encode_frame (&h, NULL, batch * RL_TRANSFER_SIZE, zframe_data (frame));
     for (size_t i = 0; i < batch; i++) {
         uint64_t dr = 1 + s_rand () % accounts;
         uint64_t cr = 1 + s_rand () % accounts;
@@ -180,7 +179,7 @@ s_request (uint64_t request_id, size_t batch, uint64_t accounts, uint64_t *next_
                            .amount = 1,
                            .ledger = 1,
                            .code = 1};
-        codec_encode_transfer (&t, zframe_data (frame) + RL_HEADER_SIZE + i * RL_TRANSFER_SIZE);
+        codec_encode_transfer (&t, body + i * RL_TRANSFER_SIZE);
     }
     return frame;
 }
@@ -200,6 +199,11 @@ s_drive (const s_options_t *o, const char *endpoint, size_t batch, s_result_t *r
     while (true) {
         while (inflight < (uint64_t) o->window && s_now_s () < end) {
             zframe_t *frame = s_request (request_id, batch, o->accounts, &next_id);
+            if (!frame) {
+                fprintf (stderr, "shard_bench: out of memory\n");
+                rc = -1;
+                break;
+            }
             send_s[request_id % (1u << 16)] = s_now_s ();
             request_id++;
             zframe_send (&frame, dealer, 0);
@@ -216,7 +220,10 @@ s_drive (const s_options_t *o, const char *endpoint, size_t batch, s_result_t *r
             break;
         }
         rl_header_t h;
-        if (codec_check_reply (zframe_data (reply), zframe_size (reply), &h) != RL_STATUS_OK
+        const uint8_t *body = NULL;
+        size_t body_size = 0;
+        if (codec_parse_reply (zframe_data (reply), zframe_size (reply), &h, &body, &body_size)
+                != RL_STATUS_OK
             || h.status != RL_STATUS_OK) {
             zframe_destroy (&reply);
             rc = -1;
@@ -224,7 +231,7 @@ s_drive (const s_options_t *o, const char *endpoint, size_t batch, s_result_t *r
         }
         for (uint32_t i = 0; i < h.record_count; i++) {
             rl_result_rec_t res;
-            codec_decode_result (zframe_data (reply) + RL_HEADER_SIZE + i * RL_RESULT_SIZE, &res);
+            codec_decode_result (body + i * RL_RESULT_SIZE, &res);
             ok += res.result == RL_OK;
         }
         double waited_s = s_now_s () - send_s[h.request_id % (1u << 16)];
