@@ -55,7 +55,11 @@ attempts_head (const attempts_t *self, rl_id_t id)
 {
     assert (self);
     uint64_t v = 0;
-    return idmap_get (self->heads, id, &v) ? (int32_t) v - 1 : -1;
+    if (!idmap_get (self->heads, id, &v)) {
+        return -1;
+    }
+    assert (v >= 1 && v <= self->cap); //  slot + 1, invariant 2
+    return (int32_t) v - 1;
 }
 
 int32_t

@@ -542,8 +542,10 @@ coordinator_outcome_query (coordinator_t *self, const rl_tp_rec_t *queries, size
 static void
 s_backoff (const coordinator_t *self, attempt_t *e, uint64_t now_ns)
 {
+    assert (e->state == ATTEMPT_DECIDED && e->backoff_ms > 0);
     e->next_ns = now_ns + e->backoff_ms * 1000000ull;
     e->backoff_ms = e->backoff_ms * 2 > self->retry_max_ms ? self->retry_max_ms : e->backoff_ms * 2;
+    assert (e->backoff_ms <= self->retry_max_ms && e->next_ns > now_ns);
 }
 
 size_t

@@ -5,6 +5,16 @@
     Growth doubles the table and reinserts: O(n) once per doubling, which
     the account table pays rarely and the recent index never (it is sized
     for a full checkpoint interval up front).
+
+    INVARIANTS
+    1. The table size is a power of two and at most half full, so a probe
+       always ends at an empty slot.
+    2. An id of zero is never stored: zero marks an empty slot.
+    3. Removal shifts the later entries of the probe run back into the hole
+       (backward shift), so no lookup stops early at a removed id's slot.
+
+    LIMITS: the table doubles when half full; a put that cannot grow it
+    returns -1 and leaves the map unchanged.
 */
 #include "idmap.h"
 

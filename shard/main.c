@@ -19,6 +19,9 @@
     2. The ring is owned by exactly one holder at a time: this program until
        server_new takes it, then the server.
 
+    LIMITS: a name of at most RL_SHARD_NAME_SIZE_MAX - 1 bytes; a stored
+    ring of at most RL_RING_BLOB_SIZE_MAX bytes.
+
     Exit codes: 0 on SIGINT/SIGTERM, 1 when the store, the ring, the ledger
     or the socket cannot be opened, 2 on bad options or RL_FAILPOINTS, 3
     after a storage failure (server.c).
@@ -65,6 +68,7 @@ s_now_ns (void)
 static void
 s_usage (FILE *out)
 {
+    assert (out);
     fprintf (out,
              "usage: shard --name NAME --bind ENDPOINT --data DIR [--ring FILE]\n"
              "             [--durability sync|nosync|manual-wal]\n"
@@ -88,6 +92,7 @@ s_usage (FILE *out)
 static int
 s_parse_options (int argc, char **argv, server_options_t *o)
 {
+    assert (argv && o);
     static const struct option longs[] = {
         {"name", required_argument, NULL, 'n'},
         {"bind", required_argument, NULL, 'b'},
@@ -186,6 +191,8 @@ s_parse_options (int argc, char **argv, server_options_t *o)
         fprintf (stderr, "shard: name longer than %d bytes\n", RL_SHARD_NAME_SIZE_MAX - 1);
         return -1;
     }
+    assert (o->name && o->bind && o->data_dir); //  what the server relies on
+    assert (o->prepare_timeout_ms < RL_SHARD_DEADLINE_MS && o->retry_min_ms <= o->retry_max_ms);
     return 0;
 }
 
@@ -194,6 +201,7 @@ s_parse_options (int argc, char **argv, server_options_t *o)
 static ring_t *
 s_ring_initial (s_main_t *self)
 {
+    assert (self->store && !self->ring && !self->ledger);
     char err[512];
     ring_t *ring = NULL;
     if (self->options.ring_file) {
@@ -233,6 +241,7 @@ s_ring_initial (s_main_t *self)
 static int
 s_open (s_main_t *self)
 {
+    assert (!self->store && !self->ledger && !self->server);
     char err[512];
     const server_options_t *o = &self->options;
     if (mkdir (o->data_dir, 0755) != 0 && errno != EEXIST) {
@@ -268,6 +277,9 @@ s_open (s_main_t *self)
         rl_error ("cannot recover the ledger: %s", err);
         return -1;
     }
+    //  Recovery queues nothing: logged decisions and prepared records are
+    //  sent from the first tick, after the first group commit.
+    assert (outq_count (self->outq) == 0);
     if (o->checkpoint_transfers > 0) {
         ledger_set_checkpoint_transfers (self->ledger, (size_t) o->checkpoint_transfers);
     }
@@ -285,6 +297,7 @@ s_open (s_main_t *self)
 static void
 s_close (s_main_t *self, bool failed)
 {
+    assert (!self->ring || !self->server); //  invariant 2: one holder of the ring
     if (self->ledger && !failed && !store_failed (self->store)) {
         ledger_checkpoint (self->ledger); //  shorter recovery next start
     }
@@ -293,7 +306,7 @@ s_close (s_main_t *self, bool failed)
     outq_destroy (&self->outq);
     store_close (&self->store);
     ring_destroy (&self->ring);
-    assert (!self->server && !self->ledger && !self->store);
+    assert (!self->server && !self->ledger && !self->store && !self->outq);
 }
 
 int
@@ -315,6 +328,7 @@ main (int argc, char **argv)
         s_close (&self, false);
         return 1;
     }
+    assert (self.server && self.ledger && !self.ring);
     bool failed = server_run (self.server) != 0;
     rl_info ("stopping (%s)", failed ? "storage failure" : "signal");
     s_close (&self, failed);

@@ -34,6 +34,7 @@ outq_new (void)
     }
     self->batch_seq = 1;
     self->synced_seq = 0;
+    assert (self->synced_seq < self->batch_seq); //  invariant 1
     return self;
 }
 
@@ -71,6 +72,7 @@ outq_push (outq_t *self, const outq_msg_t *msg)
         self->cap = cap;
     }
     self->msgs[self->count++] = *msg;
+    assert (self->count <= self->cap);
     return 0;
 }
 
@@ -92,6 +94,10 @@ void
 outq_clear (outq_t *self)
 {
     assert (self);
+    for (size_t i = 0; i < self->count; i++) {
+        //  Invariant 3: whoever popped a REPLY took its results (and set NULL).
+        assert (self->msgs[i].kind != OUTQ_REPLY || !self->msgs[i].reply.results);
+    }
     self->count = 0;
 }
 

@@ -151,6 +151,7 @@ participant_set_markers_max (participant_t *self, size_t markers_max)
 static bool
 s_owns (const participant_t *self, rl_id_t account_id)
 {
+    assert (self->self_index < 0 || self->ring); //  participant_set_ring set both
     return self->ring && self->self_index >= 0
            && owner_of (self->ring, account_id) == self->self_index;
 }
@@ -172,6 +173,7 @@ static void s_marker_push (participant_t *self, attempt_t *e);
 static void
 s_record_key (const attempt_t *e, uint8_t key[S_KEY_SIZE])
 {
+    assert (e->key_seq > 0); //  every record got its key when it was first put
     codec_put_u64_be (key, e->key_seq);
 }
 
@@ -236,6 +238,7 @@ s_load_records (participant_t *self, uint64_t now_ns, char *err, size_t err_size
         }
         e->backoff_ms = self->retry_min_ms;
         e->next_ns = now_ns; //  ask at once: recovery runs before anything else
+        assert (e->backoff_ms > 0);
         if (rec.tp.state == RL_TP_PREPARED) {
             if (accounts_credit_restore (self->accounts, rec.transfer.credit_account_id,
                                          rec.transfer.amount)
@@ -268,6 +271,8 @@ s_load_records (participant_t *self, uint64_t now_ns, char *err, size_t err_size
 static void
 s_marker_drop (participant_t *self, int32_t slot)
 {
+    //  A prepared record is released before it goes: its reservation would leak.
+    assert (attempts_at (&self->records, slot)->state != ATTEMPT_PREPARED);
     uint8_t key[S_KEY_SIZE];
     s_record_key (attempts_at (&self->records, slot), key);
     store_batch_delete (self->store, STORE_CF_PREPARED, key, sizeof (key));
@@ -293,12 +298,14 @@ s_markers_evict (participant_t *self, uint64_t now_ns, bool make_room)
         }
         self->markers_head++;
     }
+    assert (self->markers_head <= self->markers_tail);
 }
 
 //  Records that the entry became an applied or aborted marker.
 static void
 s_marker_push (participant_t *self, attempt_t *e)
 {
+    assert (e->state == ATTEMPT_ABORTED); //  only aborted records are markers
     s_markers_evict (self, 0, true);
     assert (self->markers_tail - self->markers_head < self->markers_max);
     e->stamp = ++self->marker_stamp;
@@ -310,7 +317,9 @@ s_marker_push (participant_t *self, attempt_t *e)
 static void
 s_record_abort (participant_t *self, attempt_t *e, uint64_t now_ns)
 {
+    assert (e->state == ATTEMPT_PREPARED || e->state == ATTEMPT_ABORTED);
     if (e->state == ATTEMPT_PREPARED) {
+        assert (self->prepared_count > 0);
         accounts_credit_release (self->accounts, e->transfer.credit_account_id, e->transfer.amount,
                                  false);
         self->prepared_count--;
@@ -320,6 +329,7 @@ s_record_abort (participant_t *self, attempt_t *e, uint64_t now_ns)
     e->deadline_ns = now_ns + RL_TP_TOMBSTONE_MS * 1000000ull;
     s_record_put (self, e);
     s_marker_push (self, e);
+    assert (e->state == ATTEMPT_ABORTED && e->write_seq == outq_batch_seq (self->outq));
 }
 
 //  Applies a commit to a PREPARED record: the credit leg becomes a transfer.
@@ -342,7 +352,9 @@ s_record_commit (participant_t *self, attempt_t *e, uint64_t now_ns)
     uint8_t key[S_KEY_SIZE];
     s_record_key (e, key);
     store_batch_delete (self->store, STORE_CF_PREPARED, key, sizeof (key));
+    size_t count = self->records.count;
     attempts_remove (&self->records, (int32_t) (e - attempts_at (&self->records, 0)));
+    assert (self->records.count + 1 == count && e->state == ATTEMPT_FREE);
 }
 
 //  Checks and reserves the credit of one PREPARE; returns the reply state.
@@ -351,6 +363,7 @@ static uint32_t
 s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns, uint32_t *result,
                uint64_t *seq_p)
 {
+    assert (rec && result && seq_p);
     const rl_transfer_t *t = &rec->transfer;
     *result = RL_OK;
     *seq_p = 0;
@@ -618,8 +631,10 @@ participant_open (participant_t *self, uint64_t now_ns, char *err, size_t err_si
 static void
 s_backoff (const participant_t *self, attempt_t *e, uint64_t now_ns)
 {
+    assert (e->state == ATTEMPT_PREPARED && e->backoff_ms > 0);
     e->next_ns = now_ns + e->backoff_ms * 1000000ull;
     e->backoff_ms = e->backoff_ms * 2 > self->retry_max_ms ? self->retry_max_ms : e->backoff_ms * 2;
+    assert (e->backoff_ms <= self->retry_max_ms && e->next_ns > now_ns);
 }
 
 size_t

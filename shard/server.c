@@ -73,50 +73,10 @@
 #include "log.h"
 #include "peers.h"
 #include "rl_limits.h"
+#include "server_internal.h"
 
-//  A reply held until the group commit it needs is synced; fp: the
-//  failpoint that sits between that sync and this send (RL_FP_COUNT: none).
-typedef struct {
-    zmsg_t *msg;
-    uint64_t needs_seq;
-    rl_fp_t fp;
-} s_held_t;
-
-struct server_t {
-    const server_options_t *options;
-    zsock_t *router;
-    store_t *store;
-    ledger_t *ledger;
-    ring_t *ring;
-    outq_t *outq; //  what the ledger asks to send; the group commit sequences
-    bool failed;  //  storage failed: answer, then exit 3
-    uint64_t started_ms;
-
-    zloop_t *loop;
-    peers_t *peers;
-    s_held_t *held; //  replies waiting for the commit
-    size_t held_count;
-    size_t held_cap;
-
-    //  scratch, sized for one full batch
-    rl_prepare_rec_t *prepares;
-    rl_tp_rec_t *tps;
-    rl_tp_rec_t *tps_out;
-    rl_transfer_t *transfers;
-    rl_account_t *accounts;
-    rl_id_t *ids;
-    rl_result_rec_t *results;
-
-    //  counters (status)
-    uint64_t requests;
-    uint64_t commits;
-    uint64_t dropped;
-    uint64_t malformed;
-    uint64_t wrong_shard;
-};
-
-static uint64_t
-s_now_ns (void)
+uint64_t
+server_now_ns (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_REALTIME, &ts);
@@ -124,8 +84,8 @@ s_now_ns (void)
 }
 
 //  Serves a new ring: the ledger switches first, then the old ring goes.
-static void
-s_ring_adopt (server_t *self, ring_t *ring)
+void
+server_ring_adopt (server_t *self, ring_t *ring)
 {
     assert (ring && ring != self->ring && ring_epoch (ring) > ring_epoch (self->ring));
     ledger_set_ring (self->ledger, ring);
@@ -143,11 +103,12 @@ s_ring_adopt (server_t *self, ring_t *ring)
 //  Builds a reply message: envelope (moved from request) + header + body.
 //  NULL when memory ran out (the envelope is destroyed: no reply, the
 //  client retries).
-static zmsg_t *
-s_reply_new (server_t *self, zmsg_t *envelope, const rl_header_t *request, uint32_t status,
-             uint32_t count, size_t record_size, uint8_t **body_p)
+zmsg_t *
+server_reply_new (server_t *self, zmsg_t *envelope, const rl_header_t *request, uint32_t status,
+                  uint32_t count, size_t record_size, uint8_t **body_p)
 {
     assert (envelope && request);
+    assert (status != RL_STATUS_OK || count == 0 || (record_size > 0 && body_p));
     rl_header_t header = {
         .magic = RL_MAGIC,
         .version = RL_VERSION,
@@ -169,6 +130,7 @@ s_reply_new (server_t *self, zmsg_t *envelope, const rl_header_t *request, uint3
         *body_p = zframe_data (frame) + RL_HEADER_SIZE;
     }
     zmsg_append (envelope, &frame);
+    assert (zmsg_size (envelope) >= 2); //  the route, then the reply (s_handle checked)
     return envelope;
 }
 
@@ -194,6 +156,7 @@ s_hold (server_t *self, zmsg_t *reply, uint64_t needs_seq, rl_fp_t fp)
         self->held_cap = cap;
     }
     self->held[self->held_count++] = (s_held_t){reply, needs_seq, fp};
+    assert (self->held_count <= self->held_cap);
 }
 
 static zmsg_t *s_reply_results (server_t *self, zmsg_t *envelope, const rl_header_t *h,
@@ -230,6 +193,7 @@ s_drain_outq (server_t *self)
 static void
 s_count_wrong_shard (server_t *self, const rl_result_rec_t *results, size_t count)
 {
+    assert (count == 0 || results);
     for (size_t i = 0; i < count; i++) {
         if (results[i].result == RL_WRONG_SHARD) {
             self->wrong_shard++;
@@ -241,9 +205,11 @@ static zmsg_t *
 s_reply_results (server_t *self, zmsg_t *envelope, const rl_header_t *h,
                  const rl_result_rec_t *results, size_t count)
 {
+    assert (h->operation == RL_OP_CREATE_ACCOUNTS || h->operation == RL_OP_CREATE_TRANSFERS);
+    assert (count == h->record_count && count <= RL_BATCH_RECORDS_MAX);
     uint8_t *out = NULL;
-    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count, RL_RESULT_SIZE,
-                                 &out);
+    zmsg_t *reply = server_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
+                                      RL_RESULT_SIZE, &out);
     for (size_t i = 0; reply && i < count; i++) {
         assert (results[i].result != COORDINATOR_PENDING); //  decided before any reply
         codec_encode_result (&results[i], out + i * RL_RESULT_SIZE);
@@ -257,11 +223,13 @@ static zmsg_t *
 s_do_create (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
 {
     size_t count = h->record_count;
+    assert (count <= RL_BATCH_RECORDS_MAX); //  codec_check_request bounds it
     if (h->operation == RL_OP_CREATE_ACCOUNTS) {
         for (size_t i = 0; i < count; i++) {
             codec_decode_account (body + i * RL_ACCOUNT_SIZE, &self->accounts[i]);
         }
-        ledger_create_accounts (self->ledger, self->accounts, count, s_now_ns (), self->results);
+        ledger_create_accounts (self->ledger, self->accounts, count, server_now_ns (),
+                                self->results);
         s_count_wrong_shard (self, self->results, count);
         return s_reply_results (self, envelope, h, self->results, count);
     }
@@ -269,10 +237,10 @@ s_do_create (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8
         codec_decode_transfer (body + i * RL_TRANSFER_SIZE, &self->transfers[i]);
     }
     ledger_reply_t when = ledger_create_transfers (self->ledger, self->transfers, count,
-                                                   s_now_ns (), envelope, h, self->results);
+                                                   server_now_ns (), envelope, h, self->results);
     s_drain_outq (self);
     if (when == LEDGER_BUSY) {
-        return s_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
+        return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
     }
     s_count_wrong_shard (self, self->results, count);
     if (when == LEDGER_REPLY_LATER) {
@@ -288,7 +256,8 @@ static void
 s_do_twophase (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
 {
     size_t count = h->record_count;
-    uint64_t now = s_now_ns ();
+    assert (count <= RL_BATCH_RECORDS_MAX); //  codec_check_request bounds it
+    uint64_t now = server_now_ns ();
     uint64_t needs_seq = 0;
     rl_fp_t fp = RL_FP_COUNT;
     if (h->operation == RL_OP_PREPARE) {
@@ -314,11 +283,12 @@ s_do_twophase (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uin
     }
     s_drain_outq (self);
     uint8_t *out = NULL;
-    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count, RL_TP_SIZE,
-                                 &out);
+    zmsg_t *reply = server_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count, RL_TP_SIZE,
+                                      &out);
     for (size_t i = 0; reply && i < count; i++) {
         codec_encode_tp (&self->tps_out[i], out + i * RL_TP_SIZE);
     }
+    assert (needs_seq <= outq_batch_seq (self->outq)); //  paired with the modules' returns
     s_hold (self, reply, needs_seq, fp);
 }
 
@@ -326,13 +296,16 @@ s_do_twophase (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uin
 static bool
 s_owns (server_t *self, rl_id_t id)
 {
+    assert (self->ledger);
     return ledger_owns (self->ledger, id);
 }
 
 static zmsg_t *
 s_do_lookup (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
 {
+    assert (h->operation == RL_OP_LOOKUP_ACCOUNTS || h->operation == RL_OP_LOOKUP_TRANSFERS);
     size_t count = h->record_count;
+    assert (count <= RL_BATCH_RECORDS_MAX); //  codec_check_request bounds it
     for (size_t i = 0; i < count; i++) {
         self->ids[i] = codec_decode_id (body + i * RL_ID_SIZE);
     }
@@ -343,22 +316,28 @@ s_do_lookup (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8
             if (!rl_id_is_zero (self->ids[i]) && !rl_id_is_max (self->ids[i])
                 && !s_owns (self, self->ids[i])) {
                 self->wrong_shard++;
-                return s_reply_new (self, envelope, h, RL_STATUS_WRONG_SHARD, 0, 0, NULL);
+                return server_reply_new (self, envelope, h, RL_STATUS_WRONG_SHARD, 0, 0, NULL);
             }
         }
         ledger_lookup_accounts (self->ledger, self->ids, count, self->accounts);
-        zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
-                                     RL_ACCOUNT_SIZE, &out);
+        zmsg_t *reply = server_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
+                                          RL_ACCOUNT_SIZE, &out);
+        if (!reply) {
+            return NULL; //  out of memory: counted by s_hold
+        }
         for (size_t i = 0; i < count; i++) {
             codec_encode_account (&self->accounts[i], out + i * RL_ACCOUNT_SIZE);
         }
         return reply;
     }
     if (ledger_lookup_transfers (self->ledger, self->ids, count, self->transfers) != 0) {
-        return s_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
     }
-    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
-                                 RL_TRANSFER_SIZE, &out);
+    zmsg_t *reply = server_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
+                                      RL_TRANSFER_SIZE, &out);
+    if (!reply) {
+        return NULL; //  out of memory: counted by s_hold
+    }
     for (size_t i = 0; i < count; i++) {
         codec_encode_transfer (&self->transfers[i], out + i * RL_TRANSFER_SIZE);
     }
@@ -368,154 +347,28 @@ s_do_lookup (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8
 static zmsg_t *
 s_do_history (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
 {
+    assert (h->operation == RL_OP_GET_ACCOUNT_TRANSFERS && body);
     rl_filter_t filter;
     codec_decode_filter (body, &filter);
     if (!rl_id_is_zero (filter.account_id) && !rl_id_is_max (filter.account_id)
         && !s_owns (self, filter.account_id)) {
         self->wrong_shard++;
-        return s_reply_new (self, envelope, h, RL_STATUS_WRONG_SHARD, 0, 0, NULL);
+        return server_reply_new (self, envelope, h, RL_STATUS_WRONG_SHARD, 0, 0, NULL);
     }
     size_t count = 0;
     rl_status_t status = ledger_account_transfers (self->ledger, &filter, self->transfers, &count);
     if (status != RL_STATUS_OK) {
-        return s_reply_new (self, envelope, h, status, 0, 0, NULL);
+        return server_reply_new (self, envelope, h, status, 0, 0, NULL);
     }
     uint8_t *out = NULL;
-    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
-                                 RL_TRANSFER_SIZE, &out);
+    zmsg_t *reply = server_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
+                                      RL_TRANSFER_SIZE, &out);
+    if (!reply) {
+        return NULL; //  out of memory: counted by s_hold
+    }
     for (size_t i = 0; i < count; i++) {
         codec_encode_transfer (&self->transfers[i], out + i * RL_TRANSFER_SIZE);
     }
-    return reply;
-}
-
-static zmsg_t *
-s_do_status (server_t *self, zmsg_t *envelope, const rl_header_t *h)
-{
-    rl_status_rec_t status = {0};
-    snprintf (status.name, sizeof (status.name), "%s", self->options->name);
-    status.epoch = ring_epoch (self->ring);
-    status.accounts = ledger_account_count (self->ledger);
-    status.transfers = ledger_transfer_count (self->ledger);
-    status.requests = self->requests;
-    status.commits = self->commits;
-    status.durability = self->options->durability;
-    status.ring_shards = (uint32_t) ring_shard_count (self->ring);
-    status.last_timestamp = ledger_last_timestamp (self->ledger);
-    status.dropped = self->dropped;
-    status.malformed = self->malformed;
-    status.wrong_shard = self->wrong_shard;
-    status.pid = (uint32_t) getpid ();
-    status.uptime_ms = (uint64_t) zclock_mono () - self->started_ms;
-    status.checkpoints = ledger_checkpoint_count (self->ledger);
-    ledger_tp_counts (self->ledger, &status.inflight, &status.in_doubt, &status.alarms);
-    store_write_stats (self->store, &status.store_keys_written, &status.store_bytes_written,
-                       &status.wal_bytes, &status.wal_syncs);
-    uint8_t *out = NULL;
-    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, 1, RL_STATUS_SIZE, &out);
-    codec_encode_status (&status, out);
-    return reply;
-}
-
-//  Admin: what is in doubt here (the first RL_BATCH_RECORDS_MAX entries).
-static zmsg_t *
-s_do_in_doubt (server_t *self, zmsg_t *envelope, const rl_header_t *h)
-{
-    static rl_in_doubt_rec_t list[RL_BATCH_RECORDS_MAX];
-    size_t count = ledger_in_doubt (self->ledger, list, RL_BATCH_RECORDS_MAX);
-    uint8_t *out = NULL;
-    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
-                                 RL_IN_DOUBT_SIZE, &out);
-    for (size_t i = 0; i < count; i++) {
-        codec_encode_in_doubt (&list[i], out + i * RL_IN_DOUBT_SIZE);
-    }
-    return reply;
-}
-
-//  Admin: heuristic resolution of prepared records whose coordinator is
-//  gone for good: refused unless the coordinator is fenced out of this
-//  shard's ring (a ring of a higher epoch without it) and the request
-//  carries the explicit flag.
-static zmsg_t *
-s_do_resolve (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
-{
-    size_t count = h->record_count;
-    uint64_t now = s_now_ns ();
-    for (size_t i = 0; i < count; i++) {
-        rl_tp_rec_t rec;
-        codec_decode_tp (body + i * RL_TP_SIZE, &rec);
-        uint32_t reason = 0;
-        if (rec.result != RL_RESOLVE_FORCE) {
-            reason = RL_RESOLVE_NOT_FORCED;
-        } else if (ring_shard_find (self->ring, rec.coordinator) >= 0) {
-            reason = RL_RESOLVE_NOT_FENCED;
-        } else {
-            reason = participant_resolve (ledger_participant (self->ledger), &rec, now);
-        }
-        self->tps_out[i] = rec;
-        self->tps_out[i].state = reason == 0 ? RL_TP_ACKED : RL_TP_REFUSED;
-        self->tps_out[i].result = reason;
-        if (reason != 0) {
-            rl_warn ("resolve refused (reason %u) for a transfer from %s", reason, rec.coordinator);
-        }
-    }
-    uint8_t *out = NULL;
-    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count, RL_TP_SIZE,
-                                 &out);
-    for (size_t i = 0; i < count; i++) {
-        codec_encode_tp (&self->tps_out[i], out + i * RL_TP_SIZE);
-    }
-    return reply;
-}
-
-//  Admin: every reservation accounted for?
-static zmsg_t *
-s_do_audit (server_t *self, zmsg_t *envelope, const rl_header_t *h)
-{
-    rl_audit_rec_t audit = {0};
-    audit.ok = ledger_audit (self->ledger, audit.message, sizeof (audit.message)) == 0;
-    if (!audit.ok) {
-        rl_error ("audit: %s", audit.message);
-    }
-    ledger_audit_counts (self->ledger, &audit.accounts, &audit.live, &audit.prepared);
-    uint8_t *out = NULL;
-    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, 1, RL_AUDIT_SIZE, &out);
-    codec_encode_audit (&audit, out);
-    return reply;
-}
-
-static zmsg_t *
-s_do_load_ring (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body,
-                size_t body_size)
-{
-    char err[256];
-    ring_t *ring = ring_decode (body, body_size, err, sizeof (err));
-    if (!ring) {
-        rl_warn ("load_ring refused: %s", err);
-        return s_reply_new (self, envelope, h, RL_STATUS_BAD_RING, 0, 0, NULL);
-    }
-    if (ring_epoch (ring) <= ring_epoch (self->ring)) {
-        rl_warn ("load_ring refused: epoch %" PRIu64 " is not newer than %" PRIu64,
-                 ring_epoch (ring), ring_epoch (self->ring));
-        ring_destroy (&ring);
-        return s_reply_new (self, envelope, h, RL_STATUS_EPOCH_NOT_NEWER, 0, 0, NULL);
-    }
-    store_batch_put (self->store, STORE_CF_META, SERVER_META_RING, strlen (SERVER_META_RING), body,
-                     body_size);
-    rl_info ("ring epoch %" PRIu64 " -> %" PRIu64 " (%zu shards)", ring_epoch (self->ring),
-             ring_epoch (ring), ring_shard_count (ring));
-    s_ring_adopt (self, ring);
-    return s_reply_new (self, envelope, h, RL_STATUS_OK, 0, 0, NULL);
-}
-
-static zmsg_t *
-s_do_get_ring (server_t *self, zmsg_t *envelope, const rl_header_t *h)
-{
-    size_t size = ring_encoded_size (self->ring);
-    uint8_t *out = NULL;
-    zmsg_t *reply = s_reply_new (self, envelope, h, RL_STATUS_OK, 1, size, &out);
-    size_t written = ring_encode (self->ring, out, size);
-    assert (written == size);
     return reply;
 }
 
@@ -523,6 +376,7 @@ s_do_get_ring (server_t *self, zmsg_t *envelope, const rl_header_t *h)
 static void
 s_handle (server_t *self, zmsg_t *msg)
 {
+    assert (msg && !self->failed);
     self->requests++;
     zframe_t *payload = zmsg_last (msg);
     if (!payload || zmsg_size (msg) < 2) {
@@ -547,7 +401,7 @@ s_handle (server_t *self, zmsg_t *msg)
     if (status != RL_STATUS_OK) {
         self->malformed++;
         rl_debug ("bad request %" PRIu64 ": %s", h.request_id, rl_status_name (status));
-        reply = s_reply_new (self, msg, &h, status, 0, 0, NULL);
+        reply = server_reply_new (self, msg, &h, status, 0, 0, NULL);
     } else {
         const uint8_t *body = data + RL_HEADER_SIZE;
         switch (h.operation) {
@@ -568,22 +422,22 @@ s_handle (server_t *self, zmsg_t *msg)
                 reply = s_do_history (self, msg, &h, body);
                 break;
             case RL_OP_STATUS:
-                reply = s_do_status (self, msg, &h);
+                reply = admin_status (self, msg, &h);
                 break;
             case RL_OP_LOAD_RING:
-                reply = s_do_load_ring (self, msg, &h, body, size - RL_HEADER_SIZE);
+                reply = admin_load_ring (self, msg, &h, body, size - RL_HEADER_SIZE);
                 break;
             case RL_OP_GET_RING:
-                reply = s_do_get_ring (self, msg, &h);
+                reply = admin_get_ring (self, msg, &h);
                 break;
             case RL_OP_IN_DOUBT:
-                reply = s_do_in_doubt (self, msg, &h);
+                reply = admin_in_doubt (self, msg, &h);
                 break;
             case RL_OP_AUDIT:
-                reply = s_do_audit (self, msg, &h);
+                reply = admin_audit (self, msg, &h);
                 break;
             case RL_OP_RESOLVE:
-                reply = s_do_resolve (self, msg, &h, body);
+                reply = admin_resolve (self, msg, &h, body);
                 break;
             default:
                 assert (false && "codec_check_request passed an unserved operation");
@@ -601,12 +455,16 @@ s_handle (server_t *self, zmsg_t *msg)
 static zmsg_t *
 s_fail_reply (server_t *self, zmsg_t *reply)
 {
+    assert (self->failed);
+    if (!reply) {
+        return NULL; //  already lost to out of memory
+    }
     zframe_t *payload = zmsg_last (reply);
     zmsg_remove (reply, payload);
     rl_header_t h;
     codec_decode_header (zframe_data (payload), &h);
     zframe_destroy (&payload);
-    return s_reply_new (self, reply, &h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    return server_reply_new (self, reply, &h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
 }
 
 //  The failpoints between the sync and the send of the messages it
@@ -614,6 +472,7 @@ s_fail_reply (server_t *self, zmsg_t *reply)
 static void
 s_fire_synced (server_t *self)
 {
+    assert (!self->failed);
     static const rl_fp_t order[] = {RL_FP_TP_PART_PREPARE_SYNCED, RL_FP_TP_COORD_DECISION_SYNCED,
                                     RL_FP_TP_PART_APPLY_SYNCED};
     bool due[RL_FP_COUNT + 1] = {false};
@@ -635,6 +494,7 @@ s_fire_synced (server_t *self)
 static void
 s_send (server_t *self, size_t sent[OUTQ_REPLY])
 {
+    assert (outq_count (self->outq) == 0); //  everything queued is in held or the outboxes
     uint64_t synced = outq_synced_seq (self->outq);
     for (size_t i = 0; i < self->held_count; i++) {
         assert (self->failed || self->held[i].needs_seq <= synced);
@@ -708,6 +568,7 @@ s_turn_finish (server_t *self)
 static size_t
 s_drain_peer (server_t *self, zsock_t *dealer, uint64_t now, size_t budget)
 {
+    assert (dealer && budget > 0);
     size_t n = 0;
     for (; n < budget; n++) {
         zframe_t *frame = zframe_recv (dealer); //  rcvtimeo 0: NULL when drained
@@ -721,6 +582,7 @@ s_drain_peer (server_t *self, zsock_t *dealer, uint64_t now, size_t budget)
             zframe_destroy (&frame);
             continue;
         }
+        assert (h.record_count <= RL_BATCH_RECORDS_MAX); //  codec_check_reply bounds it
         const uint8_t *body = zframe_data (frame) + RL_HEADER_SIZE;
         for (size_t i = 0; i < h.record_count; i++) {
             codec_decode_tp (body + i * RL_TP_SIZE, &self->tps[i]);
@@ -746,8 +608,8 @@ s_drain_peer (server_t *self, zsock_t *dealer, uint64_t now, size_t budget)
 static int
 s_turn (server_t *self)
 {
-    assert (self->held_count == 0);
-    uint64_t now = s_now_ns ();
+    assert (self->held_count == 0 && !self->failed); //  invariant 3; a failed turn ends the loop
+    uint64_t now = server_now_ns ();
     bool more = true;
     for (size_t round = 0; more && round < RL_SHARD_REQUESTS_PER_TURN_MAX; round++) {
         more = false;
@@ -767,7 +629,7 @@ static int
 s_on_readable (zloop_t *loop, zsock_t *router, void *arg)
 {
     (void) loop;
-    (void) router;
+    assert (arg && router);
     return s_turn (arg);
 }
 
@@ -775,7 +637,7 @@ static int
 s_on_peer (zloop_t *loop, zsock_t *dealer, void *arg)
 {
     (void) loop;
-    (void) dealer;
+    assert (arg && dealer);
     return s_turn (arg);
 }
 
@@ -785,7 +647,8 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     (void) loop;
     (void) timer_id;
     server_t *self = arg;
-    ledger_tick (self->ledger, s_now_ns ());
+    assert (self && self->held_count == 0 && !self->failed);
+    ledger_tick (self->ledger, server_now_ns ());
     s_drain_outq (self);
     return s_turn_finish (self);
 }

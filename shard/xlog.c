@@ -161,6 +161,7 @@ xlog_find (xlog_t *self, rl_id_t id, rl_attempt_t attempt)
     for (int32_t i = attempts_head (&self->entries, id); i >= 0;
          i = attempts_at (&self->entries, i)->next) {
         if (attempt_eq (attempts_at (&self->entries, i)->tp.attempt, attempt)) {
+            assert (attempts_at (&self->entries, i)->state == ATTEMPT_DECIDED); //  invariant 3
             return i;
         }
     }
@@ -176,7 +177,9 @@ xlog_remove (xlog_t *self, int32_t i)
     uint8_t key[S_KEY_SIZE];
     codec_put_u64_be (key, e->key_seq);
     store_batch_delete (self->store, STORE_CF_XLOG, key, sizeof (key));
+    size_t count = self->entries.count;
     attempts_remove (&self->entries, i);
+    assert (self->entries.count + 1 == count); //  invariant 1: table and column family agree
 }
 
 attempts_t *

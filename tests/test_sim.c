@@ -178,6 +178,7 @@ s_drain (int i)
             s_answer (node, (int) (uintptr_t) m->reply.ctx - 1, m->reply.results[0].result,
                       m->needs_seq);
             free (m->reply.results);
+            m->reply.results = NULL; //  taken (outq_clear checks it)
             continue;
         }
         CHECK (m->peer >= 0, "a message to no shard");

@@ -1,0 +1,81 @@
+/*  server_internal.h: the server's state, shared by server.c (the turn
+    loop and the dispatch) and admin.c (the operator's operations). Not for
+    use outside those two files.
+*/
+#ifndef RL_SERVER_INTERNAL_H
+#define RL_SERVER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <czmq.h>
+
+#include "failpoint.h"
+#include "ledger.h"
+#include "outq.h"
+#include "peers.h"
+#include "ring.h"
+#include "server.h"
+#include "store.h"
+
+//  A reply held until the group commit it needs is synced; fp: the
+//  failpoint that sits between that sync and this send (RL_FP_COUNT: none).
+typedef struct {
+    zmsg_t *msg;
+    uint64_t needs_seq;
+    rl_fp_t fp;
+} s_held_t;
+
+struct server_t {
+    const server_options_t *options;
+    zsock_t *router;
+    store_t *store;
+    ledger_t *ledger;
+    ring_t *ring;
+    outq_t *outq; //  what the ledger asks to send; the group commit sequences
+    bool failed;  //  storage failed: answer, then exit 3
+    uint64_t started_ms;
+
+    zloop_t *loop;
+    peers_t *peers;
+    s_held_t *held; //  replies waiting for the commit
+    size_t held_count;
+    size_t held_cap;
+
+    //  scratch, sized for one full batch
+    rl_prepare_rec_t *prepares;
+    rl_tp_rec_t *tps;
+    rl_tp_rec_t *tps_out;
+    rl_transfer_t *transfers;
+    rl_account_t *accounts;
+    rl_id_t *ids;
+    rl_result_rec_t *results;
+
+    //  counters (status)
+    uint64_t requests;
+    uint64_t commits;
+    uint64_t dropped;
+    uint64_t malformed;
+    uint64_t wrong_shard;
+};
+
+//  server.c
+uint64_t server_now_ns (void);
+//  Builds a reply: envelope (moved from the request) + header + body of
+//  count records (status OK). NULL when memory ran out (envelope destroyed).
+zmsg_t *server_reply_new (server_t *self, zmsg_t *envelope, const rl_header_t *request,
+                          uint32_t status, uint32_t count, size_t record_size, uint8_t **body_p);
+//  Serves a new ring of a higher epoch: the ledger and the peers follow.
+void server_ring_adopt (server_t *self, ring_t *ring);
+
+//  admin.c: each returns the reply (NULL: out of memory), taking envelope.
+zmsg_t *admin_status (server_t *self, zmsg_t *envelope, const rl_header_t *h);
+zmsg_t *admin_in_doubt (server_t *self, zmsg_t *envelope, const rl_header_t *h);
+zmsg_t *admin_resolve (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body);
+zmsg_t *admin_audit (server_t *self, zmsg_t *envelope, const rl_header_t *h);
+zmsg_t *admin_load_ring (server_t *self, zmsg_t *envelope, const rl_header_t *h,
+                         const uint8_t *body, size_t body_size);
+zmsg_t *admin_get_ring (server_t *self, zmsg_t *envelope, const rl_header_t *h);
+
+#endif
