@@ -1,7 +1,14 @@
 /*  main.c: the router program: options, start-up and shut-down.
 
     START-UP
-    1. Options (s_parse_options); a bad one exits 2 with the usage.
+    1. Options (s_parse_options); a bad one exits 2 with the usage. So
+       does a deadline that breaks the order of timeouts (DESIGN,
+       "Results"): prepare < shard deadline < router deadline < client
+       timeout. The router's --deadline-ms must exceed the shards' deadline
+       (--shard-deadline-ms, RL_SHARD_DEADLINE_MS by default), so that a
+       cross-shard transfer whose credit shard is unreachable comes back a
+       definite `aborted` from its shard before the router gives up with
+       `outcome_unknown`.
     2. The first ring: --ring FILE, or --shard EP,... asked in turn, with a
        growing pause between rounds, until one answers get_ring (or a
        signal stops the process: exit 0).
@@ -26,7 +33,8 @@
        partial s_open.
 
     Usage: router --bind ENDPOINT (--ring FILE | --shard EP[,EP...])
-                  [--deadline-ms N] [--name NAME] [--ring-refresh-ms N]
+                  [--deadline-ms N] [--shard-deadline-ms N] [--name NAME]
+                  [--ring-refresh-ms N]
     See docs/router.md.
 */
 #include <assert.h>
@@ -49,15 +57,18 @@ s_usage (FILE *out)
 {
     fprintf (out,
              "usage: router --bind ENDPOINT (--ring FILE | --shard ENDPOINT[,ENDPOINT...])\n"
-             "              [--deadline-ms N] [--name NAME] [--ring-refresh-ms N]\n"
+             "              [--deadline-ms N] [--shard-deadline-ms N] [--name NAME]\n"
+             "              [--ring-refresh-ms N]\n"
              "  --bind         ZeroMQ endpoint to serve clients on (e.g. tcp://127.0.0.1:7001)\n"
              "  --ring         ring file to start from\n"
              "  --shard        shards to fetch the ring from (the first that answers)\n"
              "  --deadline-ms  answer within this (default %d): open creates outcome_unknown,\n"
-             "                 reads timeout\n"
+             "                 reads timeout; must exceed --shard-deadline-ms\n"
+             "  --shard-deadline-ms N  the shards' answer bound, above their prepare timeout\n"
+             "                 (default %d)\n"
              "  --name         this router's name in status (default router)\n"
              "  --ring-refresh-ms N  ask a shard for its ring this often (default %d)\n",
-             RL_ROUTER_DEADLINE_MS, RL_ROUTER_RING_REFRESH_MS);
+             RL_ROUTER_DEADLINE_MS, RL_SHARD_DEADLINE_MS, RL_ROUTER_RING_REFRESH_MS);
 }
 
 static int
@@ -71,10 +82,12 @@ s_parse_options (int argc, char **argv, r_options_t *o)
         {"name", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {"ring-refresh-ms", required_argument, NULL, 'R'},
+        {"shard-deadline-ms", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     *o = (r_options_t){.name = "router",
                        .deadline_ms = RL_ROUTER_DEADLINE_MS,
+                       .shard_deadline_ms = RL_SHARD_DEADLINE_MS,
                        .refresh_ms = RL_ROUTER_RING_REFRESH_MS};
     int c;
     while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
@@ -102,6 +115,17 @@ s_parse_options (int argc, char **argv, r_options_t *o)
                 }
                 break;
             }
+            case 'S': {
+                char *end = NULL;
+                o->shard_deadline_ms = strtol (optarg, &end, 10);
+                if (!end || *end || o->shard_deadline_ms < 1
+                    || o->shard_deadline_ms >= RL_ROUTER_DEADLINE_MS_MAX) {
+                    fprintf (stderr, "router: --shard-deadline-ms must be 1..%d\n",
+                             RL_ROUTER_DEADLINE_MS_MAX - 1);
+                    return -1;
+                }
+                break;
+            }
             case 'R': {
                 char *end = NULL;
                 o->refresh_ms = strtol (optarg, &end, 10);
@@ -122,6 +146,16 @@ s_parse_options (int argc, char **argv, r_options_t *o)
     }
     if (!o->bind || optind != argc || (!o->ring_file == !o->shards)) {
         fprintf (stderr, "router: --bind and one of --ring or --shard are required\n");
+        return -1;
+    }
+    if (o->deadline_ms <= o->shard_deadline_ms) {
+        fprintf (stderr,
+                 "router: --deadline-ms %ld must exceed the shards' deadline (%ld ms, "
+                 "--shard-deadline-ms): otherwise a cross-shard transfer whose credit shard is "
+                 "unreachable is answered outcome_unknown by the router before its shard can "
+                 "answer a definite aborted (order: prepare < shard deadline < router deadline "
+                 "< client timeout)\n",
+                 o->deadline_ms, o->shard_deadline_ms);
         return -1;
     }
     if (strlen (o->name) >= RL_SHARD_NAME_SIZE_MAX) {

@@ -92,7 +92,8 @@ typedef struct {
     const char *shards;
     const char *name;
     long deadline_ms;
-    long refresh_ms; //  periodic ring refresh
+    long shard_deadline_ms; //  the shards' answer bound: deadline_ms must exceed it
+    long refresh_ms;        //  periodic ring refresh
 } r_options_t;
 
 struct router_s {

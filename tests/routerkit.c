@@ -49,12 +49,13 @@ s_router_ready (harness_t *h, rk_router_t *r)
 pid_t
 rk_router_start (harness_t *h, rk_router_t *r)
 {
-    char path[1024], deadline[32], refresh[32];
+    char path[1024], deadline[32], shard_deadline[32], refresh[32];
     snprintf (path, sizeof (path), "%s/router/router", harness_bin_dir ());
     snprintf (deadline, sizeof (deadline), "%ld", r->deadline_ms);
+    snprintf (shard_deadline, sizeof (shard_deadline), "%ld", r->shard_deadline_ms);
     snprintf (refresh, sizeof (refresh), "%ld", r->refresh_ms);
     for (int attempt = 0; attempt < TK_START_ATTEMPTS; attempt++) {
-        char *argv[16];
+        char *argv[20];
         int n = 0;
         argv[n++] = path;
         argv[n++] = "--name";
@@ -71,6 +72,10 @@ rk_router_start (harness_t *h, rk_router_t *r)
         if (r->deadline_ms > 0) {
             argv[n++] = "--deadline-ms";
             argv[n++] = deadline;
+        }
+        if (r->shard_deadline_ms > 0) {
+            argv[n++] = "--shard-deadline-ms";
+            argv[n++] = shard_deadline;
         }
         if (r->refresh_ms > 0) {
             argv[n++] = "--ring-refresh-ms";
@@ -167,12 +172,19 @@ rk_cluster_start (rk_ctx_t *ctx, size_t shards, size_t ring_shards, long deadlin
     for (size_t i = 0; i < shards; i++) {
         snprintf (ctx->shards[i].ring_file, sizeof (ctx->shards[i].ring_file), "%s",
                   ctx->ring_file);
+        if (deadline_ms > 0) {
+            //  A short router deadline: shorter shard timers to keep the order.
+            ctx->shards[i].args[0] = "--prepare-timeout-ms";
+            ctx->shards[i].args[1] = RK_PREPARE_MS;
+            ctx->shards[i].args[2] = NULL;
+        }
         assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
     }
     rk_router_t *r = &ctx->routers[0];
     rk_router_init (r, "r1");
     snprintf (r->ring_file, sizeof (r->ring_file), "%s", ctx->ring_file);
     r->deadline_ms = deadline_ms;
+    r->shard_deadline_ms = deadline_ms > 0 ? RK_SHARD_DEADLINE_MS : 0;
     r->refresh_ms = refresh_ms;
     assert_true (rk_router_start (ctx->h, r) > 0);
     ctx->client = rl_client_new (r->endpoint);

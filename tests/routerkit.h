@@ -23,13 +23,17 @@
 #include "ring.h"
 #include "testkit.h"
 
-#define RK_TAG            0x524f55544552ull //  "ROUTER"
-#define RK_LEDGER         978
-#define RK_ACCOUNTS       30
-#define RK_SHARDS_MAX     3
-#define RK_ROUTERS_MAX    2
-#define RK_DEADLINE_MS    400 //  router deadline in the deadline tests
-#define RK_RETRY_ATTEMPTS 30
+#define RK_TAG         0x524f55544552ull //  "ROUTER"
+#define RK_LEDGER      978
+#define RK_ACCOUNTS    30
+#define RK_SHARDS_MAX  3
+#define RK_ROUTERS_MAX 2
+#define RK_DEADLINE_MS 400 //  router deadline in the deadline tests
+//  With it, the order of timeouts holds: the shards' prepare timeout below
+//  their deadline, below the router's.
+#define RK_SHARD_DEADLINE_MS 300
+#define RK_PREPARE_MS        "200"
+#define RK_RETRY_ATTEMPTS    30
 
 //  A router process.
 typedef struct {
@@ -38,8 +42,9 @@ typedef struct {
     char endpoint[64];
     char ring_file[512]; //  --ring; empty: --shard shards
     char shards[512];
-    long deadline_ms; //  0: default
-    long refresh_ms;  //  0: default
+    long deadline_ms;       //  0: default
+    long shard_deadline_ms; //  0: default
+    long refresh_ms;        //  0: default
     pid_t pid;
 } rk_router_t;
 

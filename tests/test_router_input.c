@@ -1,7 +1,8 @@
 /*  test_router_input.c: a router in front of real shards, fed bad input of
     every kind through raw frames (the test kit's table of hostile frames,
     and a multi-frame envelope): each answered or dropped as the protocol
-    says, never a crash, never a change to the ledgers.
+    says, never a crash, never a change to the ledgers. And bad options:
+    deadlines that break the order of timeouts are refused at start-up.
 */
 #include <setjmp.h>
 #include <signal.h>
@@ -120,11 +121,65 @@ test_bad_input (void **state)
     rk_routers_stop (ctx);
 }
 
+//  Bad options: the order of timeouts ------------------------------------------------
+
+//  Runs the router with `extra` options; returns its exit status and
+//  whether its log contains `needle`.
+static int
+s_router_refused (harness_t *h, const char *log_name, char **extra, const char *needle, bool *said)
+{
+    char path[1024];
+    snprintf (path, sizeof (path), "%s/router/router", harness_bin_dir ());
+    char *argv[16] = {path, "--bind", "tcp://127.0.0.1:1", "--ring", "/nonexistent.ring"};
+    int n = 5;
+    for (; *extra && n < 15; extra++) {
+        argv[n++] = *extra;
+    }
+    argv[n] = NULL;
+    pid_t pid = harness_spawn (h, log_name, argv, NULL);
+    assert_true (pid > 0);
+    int wstatus = 0;
+    assert_int_equal (harness_wait_exit (h, pid, 10000, &wstatus), 0);
+    char file[64];
+    snprintf (file, sizeof (file), "%s.log", log_name);
+    char *log_path = harness_path (h, file);
+    char *text = harness_read_file (log_path, NULL);
+    *said = text && strstr (text, needle);
+    free (text);
+    free (log_path);
+    return WIFEXITED (wstatus) ? WEXITSTATUS (wstatus) : -1;
+}
+
+static void
+test_timeout_order (void **state)
+{
+    rk_ctx_t *ctx = *state;
+    bool said = false;
+    //  Below the shards' default deadline (2000 ms): refused, with the reason.
+    char *low[] = {"--deadline-ms", "10", NULL};
+    assert_int_equal (
+        s_router_refused (ctx->h, "low", low, "must exceed the shards' deadline", &said), 2);
+    assert_true (said);
+    char *equal[] = {"--deadline-ms", "500", "--shard-deadline-ms", "500", NULL};
+    assert_int_equal (s_router_refused (ctx->h, "equal", equal, "must exceed", &said), 2);
+    assert_true (said);
+    char *bad[] = {"--shard-deadline-ms", "0", NULL};
+    assert_int_equal (s_router_refused (ctx->h, "bad", bad, "--shard-deadline-ms must be", &said),
+                      2);
+    assert_true (said);
+    //  A consistent short configuration passes the options (and then fails
+    //  on the missing ring file, exit 1).
+    char *ok[] = {"--deadline-ms", "400", "--shard-deadline-ms", "300", NULL};
+    assert_int_equal (s_router_refused (ctx->h, "ok", ok, "must exceed", &said), 1);
+    assert_false (said);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_bad_input, rk_setup, rk_teardown),
+        cmocka_unit_test_setup_teardown (test_timeout_order, rk_setup, rk_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
