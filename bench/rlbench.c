@@ -63,12 +63,12 @@
 
 #include <czmq.h>
 
-#include "benchkit.h"
 #include "rl_rand.h"
 #include "rlbench.h"
+#include "spawn.h"
 
 volatile sig_atomic_t rlb_interrupted = 0;
-static volatile pid_t rlb_spawned_pid = 0;
+static volatile pid_t s_spawned_pid = 0;
 
 static void
 s_on_signal (int sig)
@@ -81,8 +81,8 @@ static void
 s_on_alarm (int sig)
 {
     (void) sig;
-    if (rlb_spawned_pid > 0) {
-        kill (rlb_spawned_pid, SIGKILL);
+    if (s_spawned_pid > 0) {
+        kill (s_spawned_pid, SIGKILL);
     }
     static const char msg[] = "rlbench: hard deadline passed, exiting\n";
     ssize_t rc = write (2, msg, sizeof (msg) - 1);
@@ -449,7 +449,7 @@ s_cmp_u64 (const void *a, const void *b)
 }
 
 static void
-rlb_probe_fsync (bench_t *b, const char *dir)
+s_probe_fsync (bench_t *b, const char *dir)
 {
     int n = b->o.probe_writes;
     if (n == 0) {
@@ -489,7 +489,7 @@ rlb_probe_fsync (bench_t *b, const char *dir)
 
 //  A shard of our own (--spawn-shard) ----------------------------------------
 static int
-rlb_spawn_shard (bench_t *b)
+s_spawn_shard (bench_t *b)
 {
     snprintf (b->spawn_dir, sizeof (b->spawn_dir), "%s/rlbench-XXXXXX", b->o.data_dir);
     if (!mkdtemp (b->spawn_dir)) {
@@ -498,74 +498,26 @@ rlb_spawn_shard (bench_t *b)
         b->spawn_dir[0] = '\0';
         return -1;
     }
-    int port = bench_free_port ();
-    if (port <= 0) {
-        return -1;
-    }
-    char endpoint[64], data[PATH_MAX + 8], log[PATH_MAX + 16];
-    snprintf (endpoint, sizeof (endpoint), "tcp://127.0.0.1:%d", port);
+    char data[PATH_MAX + 8], log[PATH_MAX + 16];
     snprintf (data, sizeof (data), "%s/s1", b->spawn_dir);
     snprintf (log, sizeof (log), "%s/s1.log", b->spawn_dir);
-    fflush (stdout);
-    fflush (stderr);
-    pid_t pid = fork ();
-    if (pid < 0) {
-        return -1;
-    }
-    if (pid == 0) {
-        if (!freopen (log, "a", stderr) || !freopen ("/dev/null", "w", stdout)) {
-            _exit (127);
-        }
-        execl (b->o.spawn_shard, b->o.spawn_shard, "--name", "s1", "--bind", endpoint, "--data",
-               data, "--durability", b->o.durability, (char *) NULL);
-        _exit (127);
-    }
-    b->shard_pid = pid;
-    rlb_spawned_pid = pid;
-    snprintf (b->o.endpoints[0], RL_ENDPOINT_SIZE_MAX, "%s", endpoint);
-    b->o.endpoint_count = 1;
-    rl_client_t *client = rl_client_new (endpoint);
-    uint64_t deadline = rlb_now_ns () + RLB_READY_TIMEOUT_MS * 1000000ull;
-    int rc = -1;
-    while (client && rlb_now_ns () < deadline && !rlb_interrupted) {
-        if (waitpid (pid, NULL, WNOHANG) == pid) {
-            b->shard_pid = 0, rlb_spawned_pid = 0;
-            break;
-        }
-        rl_status_rec_t status;
-        if (rl_client_status (client, &status, 200) == 0) {
-            rc = 0;
-            break;
-        }
-    }
-    rl_client_destroy (&client);
-    if (rc != 0) {
-        fprintf (stderr, "rlbench: the spawned shard did not start (log: %s)\n", log);
+    int rc = spawn_shard_start (&b->shard, b->o.spawn_shard, "s1", data, b->o.durability, log,
+                                RLB_READY_TIMEOUT_MS, &rlb_interrupted);
+    s_spawned_pid = b->shard.pid;
+    if (rc == 0) {
+        snprintf (b->o.endpoints[0], RL_ENDPOINT_SIZE_MAX, "%s", b->shard.endpoint);
+        b->o.endpoint_count = 1;
     }
     return rc;
 }
 
 static void
-rlb_stop_shard (bench_t *b)
+s_stop_shard (bench_t *b)
 {
-    if (b->shard_pid > 0) {
-        kill (b->shard_pid, SIGTERM);
-        uint64_t deadline = rlb_now_ns () + 10000000000ull;
-        while (waitpid (b->shard_pid, NULL, WNOHANG) == 0) {
-            if (rlb_now_ns () > deadline) {
-                kill (b->shard_pid, SIGKILL);
-                waitpid (b->shard_pid, NULL, 0);
-                break;
-            }
-            rlb_sleep_ns (10000000);
-        }
-        b->shard_pid = 0;
-        rlb_spawned_pid = 0;
-    }
+    spawn_shard_stop (&b->shard, RLB_STOP_TIMEOUT_MS);
+    s_spawned_pid = 0;
     if (b->spawn_dir[0] && !b->o.keep) {
-        char cmd[PATH_MAX + 16];
-        snprintf (cmd, sizeof (cmd), "rm -rf '%s'", b->spawn_dir);
-        if (system (cmd) != 0) {
+        if (spawn_remove_tree (b->spawn_dir) != 0) {
             fprintf (stderr, "rlbench: could not remove %s\n", b->spawn_dir);
         }
     } else if (b->spawn_dir[0]) {
@@ -739,11 +691,11 @@ main (int argc, char **argv)
                  b->o.seed, b->o.seed);
     }
     int rc = 0;
-    if (b->o.spawn_shard && rlb_spawn_shard (b) != 0) {
-        rlb_stop_shard (b);
+    if (b->o.spawn_shard && s_spawn_shard (b) != 0) {
+        s_stop_shard (b);
         return 1;
     }
-    rlb_probe_fsync (b, b->o.spawn_shard ? b->spawn_dir : b->o.probe_dir);
+    s_probe_fsync (b, b->o.spawn_shard ? b->spawn_dir : b->o.probe_dir);
     if (s_setup (b) != 0) {
         rc = 1;
     } else {
@@ -769,6 +721,6 @@ main (int argc, char **argv)
     rlb_disconnect (b);
     ring_destroy (&b->ring);
     rl_check_destroy (&b->check);
-    rlb_stop_shard (b);
+    s_stop_shard (b);
     return rc;
 }

@@ -9,6 +9,7 @@
     rlbench_report.c   the conservation check (common/check.h) and the text
                        and JSON reports
     histogram.c        the latency histogram (shared with shard_bench)
+    spawn.c            the shard of --spawn-shard (shared with shard_bench)
 
     The design notes, the check and the limits are in rlbench.c's top
     comment. Every part works on the one bench_t of the run, from one
@@ -30,6 +31,7 @@
 #include "client.h"
 #include "histogram.h"
 #include "ring.h"
+#include "spawn.h"
 
 //  Limits ------------------------------------------------------------------------
 #define RLB_ENDPOINTS_MAX        64          //  --connect endpoints
@@ -44,6 +46,7 @@
 #define RLB_TIMEOUT_MS_DEFAULT                                                                     \
     RL_CLIENT_TIMEOUT_MS                    //  a request with no reply after this is unknown
 #define RLB_ADMIN_TIMEOUT_MS          10000 //  status, ring, account creation, check reads
+#define RLB_STOP_TIMEOUT_MS           10000 //  a spawned shard gets this long to exit on SIGTERM
 #define RLB_READY_TIMEOUT_MS          20000 //  a spawned shard must answer status within this
 #define RLB_QUIESCE_TIMEOUT_MS        15000 //  wait for no live two-phase attempts
 #define RLB_HISTORY_AUTO_ACCOUNTS_MAX 64    //  --history auto: on up to this many accounts
@@ -187,7 +190,7 @@ typedef struct {
     double probe_p50_ms, probe_p99_ms;
     int probe_done;
     //  spawned shard
-    pid_t shard_pid;
+    spawn_shard_t shard;
     char spawn_dir[PATH_MAX];
 } bench_t;
 

@@ -40,8 +40,8 @@
 #include <czmq.h>
 #include <rocksdb/c.h>
 
-#include "benchkit.h"
 #include "histogram.h"
+#include "spawn.h"
 #include "jsonkit.h"
 #include "rl_rand.h"
 #include "client.h"
@@ -50,6 +50,7 @@
 #define BENCH_BATCHES_MAX      8
 #define BENCH_RUNS_MAX         9
 #define BENCH_READY_TIMEOUT_MS 20000
+#define BENCH_STOP_TIMEOUT_MS  30000 //  the shard gets this long to exit on SIGTERM
 #define BENCH_REPLY_TIMEOUT_MS 30000 //  --quick: 5000
 
 typedef struct {
@@ -101,39 +102,6 @@ s_cmp_double (const void *a, const void *b)
 }
 
 //  The shard under test ----------------------------------------------------------
-
-static pid_t
-s_shard_start (const s_options_t *o, const char *dir, const char *endpoint)
-{
-    pid_t pid = fork ();
-    if (pid == 0) {
-        char log[PATH_MAX + 128];
-        snprintf (log, sizeof (log), "%s.log", dir);
-        if (!freopen (log, "a", stderr)) {
-            _exit (127);
-        }
-        execl (o->shard_bin, o->shard_bin, "--name", "bench", "--bind", endpoint, "--data", dir,
-               "--durability", o->durability, (char *) NULL);
-        _exit (127);
-    }
-    return pid;
-}
-
-static bool
-s_wait_ready (rl_client_t *client, pid_t pid)
-{
-    double deadline = s_now_s () + BENCH_READY_TIMEOUT_MS / 1000.0;
-    while (s_now_s () < deadline) {
-        if (waitpid (pid, NULL, WNOHANG) == pid) {
-            return false; //  the shard exited (see its log)
-        }
-        rl_status_rec_t status;
-        if (rl_client_status (client, &status, 200) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
 
 static int
 s_create_accounts (rl_client_t *client, uint64_t count, int timeout_ms)
@@ -252,20 +220,25 @@ s_run_shard (const s_options_t *o, size_t batch, int run, s_result_t *r)
 {
     char dir[PATH_MAX + 64];
     snprintf (dir, sizeof (dir), "%s/shard-b%zu-r%d", o->data, batch, run);
-    char cmd[PATH_MAX + 80];
-    snprintf (cmd, sizeof (cmd), "rm -rf '%s'", dir);
-    if (system (cmd) != 0) {
+    char log[PATH_MAX + 128];
+    snprintf (log, sizeof (log), "%s.log", dir);
+    if (spawn_remove_tree (dir) != 0) {
         return -1;
     }
-    int port = bench_free_port ();
-    char endpoint[64];
-    snprintf (endpoint, sizeof (endpoint), "tcp://127.0.0.1:%d", port);
-    pid_t pid = s_shard_start (o, dir, endpoint);
+    spawn_shard_t shard;
+    const char *phase = "start";
+    if (spawn_shard_start (&shard, o->shard_bin, "bench", dir, o->durability, log,
+                           BENCH_READY_TIMEOUT_MS, NULL)
+        != 0) {
+        fprintf (stderr, "shard_bench: batch %zu: failed at %s (shard log: %s)\n", batch, phase,
+                 log);
+        return -1;
+    }
+    const char *endpoint = shard.endpoint;
     rl_client_t *client = rl_client_new (endpoint);
     int rc = -1;
     rl_status_rec_t before, after;
-    const char *phase = "start";
-    if (port > 0 && s_wait_ready (client, pid) && (phase = "create accounts")
+    if ((phase = "create accounts") && client
         && s_create_accounts (client, o->accounts, o->reply_timeout_ms) == 0 && (phase = "status")
         && rl_client_status (client, &before, o->reply_timeout_ms) == 0 && (phase = "transfers")
         && s_drive (o, endpoint, batch, r) == 0 && (phase = "status")
@@ -278,14 +251,12 @@ s_run_shard (const s_options_t *o, size_t batch, int run, s_result_t *r)
         r->syncs_per_transfer = (double) (after.commits - before.commits) / n;
         rc = 0;
     } else {
-        fprintf (stderr, "shard_bench: batch %zu: failed at %s (shard log: %s.log)\n", batch, phase,
-                 dir);
+        fprintf (stderr, "shard_bench: batch %zu: failed at %s (shard log: %s)\n", batch, phase,
+                 log);
     }
     rl_client_destroy (&client);
-    kill (pid, SIGTERM);
-    waitpid (pid, NULL, 0);
-    snprintf (cmd, sizeof (cmd), "rm -rf '%s'", dir);
-    if (system (cmd) != 0) {
+    spawn_shard_stop (&shard, BENCH_STOP_TIMEOUT_MS);
+    if (spawn_remove_tree (dir) != 0) {
         rc = -1;
     }
     return rc;
@@ -335,9 +306,7 @@ s_ceiling (const s_options_t *o, size_t batch, int run)
     rocksdb_writeoptions_destroy (wo);
     rocksdb_close (db);
     rocksdb_options_destroy (options);
-    char cmd[PATH_MAX + 80];
-    snprintf (cmd, sizeof (cmd), "rm -rf '%s'", dir);
-    if (system (cmd) != 0) {
+    if (spawn_remove_tree (dir) != 0) {
         return 0;
     }
     return rate;
