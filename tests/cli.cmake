@@ -23,3 +23,6 @@ add_test(NAME test_cluster_sh
 set_tests_properties(test_cluster_sh PROPERTIES
     TIMEOUT 240
     SKIP_RETURN_CODE 77)
+
+# The JSON output of the tools and benchmarks (tools/jsonkit.h).
+rl_add_unit(test_jsonkit 60 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_jsonkit.c LIBS rljsonkit)
