@@ -126,7 +126,7 @@
     X (T, malformed, 112, U64)                                                                     \
     X (T, wrong_shard, 120, U64)                                                                   \
     X (T, pid, 128, U32)                                                                           \
-    X (T, reserved0, 132, U32)                                                                     \
+    X (T, state, 132, U32)                                                                         \
     X (T, uptime_ms, 136, U64)                                                                     \
     X (T, store_keys_written, 144, U64)                                                            \
     X (T, store_bytes_written, 152, U64)                                                           \

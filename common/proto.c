@@ -79,6 +79,19 @@ rl_durability_name (uint32_t durability)
 }
 
 const char *
+rl_shard_state_name (uint32_t state)
+{
+    switch (state) {
+        case RL_SHARD_SERVING:
+            return "serving";
+        case RL_SHARD_FAILED:
+            return "failed";
+        default:
+            return "unknown";
+    }
+}
+
+const char *
 rl_tp_state_name (uint32_t state)
 {
     switch (state) {

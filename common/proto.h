@@ -113,8 +113,8 @@ typedef enum { RL_OP_TABLE (RL_OP_ENUM_) } rl_op_t;
     X (RL_STATUS_BUSY, 6, "busy", "a queue is full: back off, then retry the same command")        \
     /*  the store refuses writes until it recovers */                                              \
     X (RL_STATUS_STORAGE_ERROR, 7, "storage_error",                                                \
-       "a shard's store failed and it is restarting: retry with the same ids, the outcome of "     \
-       "creates is unknown until then")                                                            \
+       "a shard's store failed ('rlctl status' shows it FAIL): fix its disk and restart it, "      \
+       "then retry with the same ids; the outcome of creates is unknown until then")                \
     /*  load ring: the epoch does not increase */                                                  \
     X (RL_STATUS_EPOCH_NOT_NEWER, 8, "epoch_not_newer",                                            \
        "the shard already serves a ring of this epoch or a newer one: nothing to do")              \
@@ -429,15 +429,15 @@ typedef struct {
     uint64_t malformed;                //  requests answered with a message-level error
     uint64_t wrong_shard;              //  records answered wrong_shard
     uint32_t pid;                      //  process id
-    uint32_t reserved0;
-    uint64_t uptime_ms;           //  since start
-    uint64_t store_keys_written;  //  RocksDB statistics since start: keys written
-    uint64_t store_bytes_written; //  RocksDB statistics: bytes written (keys + values)
-    uint64_t wal_bytes;           //  RocksDB statistics: bytes appended to the WAL
-    uint64_t wal_syncs;           //  RocksDB statistics: WAL syncs
-    uint64_t checkpoints;         //  ledger checkpoints since start
-    uint64_t alarms;              //  two-phase alarms: contrary or unknown decisions
-    uint64_t reserved[8];         //  zero
+    uint32_t state;                    //  rl_shard_state_t (a router: 0)
+    uint64_t uptime_ms;                //  since start
+    uint64_t store_keys_written;       //  RocksDB statistics since start: keys written
+    uint64_t store_bytes_written;      //  RocksDB statistics: bytes written (keys + values)
+    uint64_t wal_bytes;                //  RocksDB statistics: bytes appended to the WAL
+    uint64_t wal_syncs;                //  RocksDB statistics: WAL syncs
+    uint64_t checkpoints;              //  ledger checkpoints since start
+    uint64_t alarms;                   //  two-phase alarms: contrary or unknown decisions
+    uint64_t reserved[8];              //  zero
 } rl_status_rec_t;
 
 //  Two-phase transfers between shards (docs/two-phase.md) ---------------------
@@ -515,6 +515,13 @@ typedef enum {
     RL_DURABILITY_SYNC_MANUAL_WAL = 3, //  tests: WAL held in memory until group commit flush+sync
 } rl_durability_t;
 
+//  A shard's state in its status record.
+typedef enum {
+    RL_SHARD_SERVING = 0, //  serving
+    RL_SHARD_FAILED = 1,  //  a write, sync or checkpoint failed: refuses every request
+                          //  but status with storage_error until restarted
+} rl_shard_state_t;
+
 //  Names and meanings of codes ----------------------------------------------
 //  Every function here accepts any u32 (a newer peer, garbage) and returns
 //  a static string, never NULL: a value this version does not define is
@@ -525,6 +532,7 @@ const char *rl_op_name (uint32_t op);
 const char *rl_status_name (uint32_t status);
 const char *rl_result_name (uint32_t result);
 const char *rl_durability_name (uint32_t durability);
+const char *rl_shard_state_name (uint32_t state); //  "serving", "failed"
 const char *rl_tp_state_name (uint32_t state);
 
 //  What to tell an operator about a message status or a result code: one

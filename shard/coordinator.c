@@ -286,13 +286,16 @@ coordinator_request_hold (coordinator_t *self, int32_t request, void *ctx,
 }
 
 void *
-coordinator_request_drop (coordinator_t *self)
+coordinator_request_drop (coordinator_t *self, rl_header_t *header_p)
 {
     assert (self);
     for (size_t i = 0; i < RL_SHARD_PENDING_REQUESTS_MAX; i++) {
         s_request_t *r = &self->requests[i];
         if (r->used && r->held) {
             void *ctx = r->ctx;
+            if (header_p) {
+                *header_p = r->header;
+            }
             r->open = 0;
             s_request_free (self, r);
             return ctx;

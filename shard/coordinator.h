@@ -58,8 +58,9 @@ bool coordinator_is_live (const coordinator_t *self, rl_id_t id);
 int32_t coordinator_request_new (coordinator_t *self);
 bool coordinator_request_hold (coordinator_t *self, int32_t request, void *ctx,
                                const rl_header_t *header, rl_result_rec_t *results, uint32_t count);
-//  Shutdown: frees one held request and returns its ctx, or NULL when none is left.
-void *coordinator_request_drop (coordinator_t *self);
+//  Shutdown, or a failed store: frees one held request and returns its ctx
+//  (and its header in *header_p, when not NULL), or NULL when none is left.
+void *coordinator_request_drop (coordinator_t *self, rl_header_t *header_p);
 
 //  A create_transfers record whose credit account lives on the shard at
 //  `peer` (a ring index): reserves the debit and queues a PREPARE; returns

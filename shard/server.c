@@ -35,10 +35,23 @@
        tp.part.apply_synced) fire from the messages that carry them, once a
        turn, in that order.
 
-    STATES: serving -> failed (a write, sync or checkpoint failed: the
-    turn's requests get storage_error, then the loop ends and the process
-    exits with code 3; memory may be ahead of disk, so the only safe state
-    is the one on disk, which a restart recovers).
+    STATES, like SQLite's pager ERROR state:
+
+        SERVING --- a group commit's write or sync fails, or a checkpoint
+                    fails (s_enter_failed) ---> FAILED --- SIGTERM ---> exit 3
+
+      SERVING  turns as above.
+      FAILED   memory may be ahead of disk: the writes of the failed batch
+               are applied in memory but may not be durable. So nothing
+               that memory says may leave any more: the failed turn's
+               replies, and every request still waiting for cross-shard
+               decisions, are answered storage_error (their outcome is
+               unknown); nothing queued for a peer is sent; from then on
+               every request but status is answered storage_error at once
+               (reads included: they would show unsynced writes), peers'
+               messages are dropped, timers do nothing. status answers,
+               with state `failed`, so operators and routers see why. Only
+               a restart leaves FAILED: it recovers from what is on disk.
 
     Errors: a request that does not decode gets a reply whose header names
     the problem (codec_check_request); a frame too short to carry even a
@@ -510,6 +523,90 @@ s_send (server_t *self, size_t sent[OUTQ_REPLY])
     self->dropped += peers_flush (self->peers, synced, sent);
 }
 
+//  Enters FAILED (STATES above): answers storage_error to every held reply
+//  and to every request still waiting for cross-shard decisions, and drops
+//  what is queued for peers.
+static void
+s_enter_failed (server_t *self, const char *what)
+{
+    assert (!self->failed);
+    rl_error ("%s failed (%s): answering storage_error to everything but status until "
+              "restarted",
+              what, store_error (self->store));
+    self->failed = true;
+    for (size_t i = 0; i < self->held_count; i++) {
+        self->held[i].msg = s_fail_reply (self, self->held[i].msg);
+    }
+    peers_discard (self->peers); //  nothing unjustified leaves
+    rl_header_t h;
+    zmsg_t *envelope = NULL;
+    while ((envelope = coordinator_request_drop (ledger_coordinator (self->ledger), &h))) {
+        zmsg_t *reply = server_reply_new (self, envelope, &h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+        if (!reply || zmsg_send (&reply, self->router) != 0) {
+            self->dropped++; //  the client times out: outcome unknown either way
+            zmsg_destroy (&reply);
+        }
+    }
+    assert (self->failed);
+}
+
+//  FAILED: answers one request, status normally and everything else
+//  storage_error, at once (nothing is written any more). Takes msg.
+static void
+s_handle_failed (server_t *self, zmsg_t *msg)
+{
+    assert (msg && self->failed);
+    self->requests++;
+    zframe_t *payload = zmsg_last (msg);
+    if (!payload || zmsg_size (msg) < 2 || zframe_size (payload) < RL_HEADER_SIZE) {
+        self->dropped++;
+        zmsg_destroy (&msg);
+        return;
+    }
+    zmsg_remove (msg, payload); //  msg keeps the envelope
+    rl_header_t h = {0};
+    rl_status_t status = codec_check_request (zframe_data (payload), zframe_size (payload), &h);
+    zframe_destroy (&payload);
+    zmsg_t *reply = NULL;
+    if (status == RL_STATUS_OK && h.operation == RL_OP_STATUS) {
+        reply = admin_status (self, msg, &h);
+    } else {
+        self->malformed += status != RL_STATUS_OK;
+        reply = server_reply_new (
+            self, msg, &h, status == RL_STATUS_OK ? RL_STATUS_STORAGE_ERROR : status, 0, 0, NULL);
+    }
+    if (!reply || zmsg_send (&reply, self->router) != 0) {
+        self->dropped++;
+        zmsg_destroy (&reply);
+    }
+}
+
+//  A turn in FAILED: answer the clients, drop what peers sent.
+static int
+s_turn_failed (server_t *self)
+{
+    assert (self->failed && self->held_count == 0);
+    for (size_t round = 0; round < RL_SHARD_REQUESTS_PER_TURN_MAX; round++) {
+        zmsg_t *msg = zmsg_recv (self->router); //  rcvtimeo 0: NULL when drained
+        if (!msg) {
+            break;
+        }
+        s_handle_failed (self, msg);
+    }
+    for (size_t i = 0; i < peers_count (self->peers); i++) {
+        for (size_t n = 0; n < RL_SHARD_REQUESTS_PER_TURN_MAX; n++) {
+            zframe_t *frame = zframe_recv (peers_socket (self->peers, i));
+            if (!frame) {
+                break;
+            }
+            self->dropped++;
+            zframe_destroy (&frame);
+        }
+    }
+    assert (self->held_count == 0);
+    return 0;
+}
+
 //  Ends a turn: commit once, then send what the commit justifies.
 static int
 s_turn_finish (server_t *self)
@@ -527,13 +624,7 @@ s_turn_finish (server_t *self)
         rc = RL_FAILPOINT (SHARD_BEFORE_COMMIT) == 0 ? store_commit_group (self->store) : -1;
     }
     if (rc != 0) {
-        rl_error ("group commit failed (%s): answering storage_error and stopping",
-                  store_error (self->store));
-        self->failed = true;
-        for (size_t i = 0; i < self->held_count; i++) {
-            self->held[i].msg = s_fail_reply (self, self->held[i].msg);
-        }
-        peers_discard (self->peers); //  nothing unjustified leaves
+        s_enter_failed (self, "group commit");
     } else {
         outq_batch_synced (self->outq);
         if (writes) {
@@ -557,11 +648,10 @@ s_turn_finish (server_t *self)
     }
     peers_close_retired (self->peers); //  the peers of a replaced ring
     if (!self->failed && ledger_after_commit (self->ledger) != 0) {
-        rl_error ("checkpoint failed (%s): stopping", store_error (self->store));
-        self->failed = true;
+        s_enter_failed (self, "checkpoint");
     }
     assert (self->held_count == 0 && outq_count (self->outq) == 0);
-    return self->failed ? -1 : 0;
+    return 0; //  FAILED keeps the loop running: status still answers
 }
 
 //  Replies from one peer to our PREPARE, DECIDE and OUTCOME_QUERY messages.
@@ -576,12 +666,18 @@ s_drain_peer (server_t *self, zsock_t *dealer, uint64_t now, size_t budget)
             break;
         }
         rl_header_t h;
+        //  Only replies to what we send peers carry two-phase records;
+        //  codec_check_reply sized the body for the operation the reply
+        //  names, so anything else would be read past its end.
         if (codec_check_reply (zframe_data (frame), zframe_size (frame), &h) != RL_STATUS_OK
-            || h.status != RL_STATUS_OK) {
+            || h.status != RL_STATUS_OK
+            || (h.operation != RL_OP_PREPARE && h.operation != RL_OP_DECIDE
+                && h.operation != RL_OP_OUTCOME_QUERY)) {
             self->malformed++;
             zframe_destroy (&frame);
             continue;
         }
+        assert (codec_reply_record_size (h.operation) == RL_TP_SIZE);
         assert (h.record_count <= RL_BATCH_RECORDS_MAX); //  codec_check_reply bounds it
         const uint8_t *body = zframe_data (frame) + RL_HEADER_SIZE;
         for (size_t i = 0; i < h.record_count; i++) {
@@ -608,7 +704,10 @@ s_drain_peer (server_t *self, zsock_t *dealer, uint64_t now, size_t budget)
 static int
 s_turn (server_t *self)
 {
-    assert (self->held_count == 0 && !self->failed); //  invariant 3; a failed turn ends the loop
+    assert (self->held_count == 0); //  invariant 3
+    if (self->failed) {
+        return s_turn_failed (self);
+    }
     uint64_t now = server_now_ns ();
     bool more = true;
     for (size_t round = 0; more && round < RL_SHARD_REQUESTS_PER_TURN_MAX; round++) {
@@ -647,7 +746,10 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     (void) loop;
     (void) timer_id;
     server_t *self = arg;
-    assert (self && self->held_count == 0 && !self->failed);
+    assert (self && self->held_count == 0);
+    if (self->failed) {
+        return 0; //  FAILED: no resends, no queries, no timeouts
+    }
     ledger_tick (self->ledger, server_now_ns ());
     s_drain_outq (self);
     return s_turn_finish (self);
@@ -716,7 +818,7 @@ server_destroy (server_t **self_p)
     peers_destroy (&self->peers);
     //  Requests still waiting for decisions: their envelopes are ours.
     zmsg_t *envelope = NULL;
-    while ((envelope = coordinator_request_drop (ledger_coordinator (self->ledger)))) {
+    while ((envelope = coordinator_request_drop (ledger_coordinator (self->ledger), NULL))) {
         zmsg_destroy (&envelope);
     }
     for (size_t i = 0; i < self->held_count; i++) {
@@ -745,7 +847,7 @@ server_run (server_t *self)
              self->options->bind, self->options->data_dir,
              rl_durability_name (self->options->durability), ring_epoch (self->ring),
              ring_shard_count (self->ring));
-    zloop_start (self->loop); //  returns on SIGINT/SIGTERM or when a turn fails
+    zloop_start (self->loop); //  returns on SIGINT/SIGTERM (also in FAILED)
     assert (self->held_count == 0);
     return self->failed ? -1 : 0;
 }

@@ -34,7 +34,7 @@ struct server_t {
     ledger_t *ledger;
     ring_t *ring;
     outq_t *outq; //  what the ledger asks to send; the group commit sequences
-    bool failed;  //  storage failed: answer, then exit 3
+    bool failed;  //  FAILED (server.c, STATES): only status is served; exit 3
     uint64_t started_ms;
 
     zloop_t *loop;

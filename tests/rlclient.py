@@ -378,7 +378,7 @@ class Filter:
 
 # name(32) epoch accounts transfers requests commits durability(u32)
 # ring_shards(u32) inflight in_doubt last_timestamp dropped malformed
-# wrong_shard pid(u32) reserved0(u32) uptime_ms store_keys_written
+# wrong_shard pid(u32) state(u32) uptime_ms store_keys_written
 # store_bytes_written wal_bytes wal_syncs checkpoints reserved(9 x u64)
 _STATUS = struct.Struct("<32s QQQQQ II QQQQQQ II Q QQQQQ 9Q")
 assert _STATUS.size == STATUS_SIZE
@@ -401,7 +401,7 @@ class Status:
     malformed: int = 0
     wrong_shard: int = 0
     pid: int = 0
-    reserved0: int = 0
+    state: int = 0
     uptime_ms: int = 0
     store_keys_written: int = 0
     store_bytes_written: int = 0
@@ -417,7 +417,7 @@ class Status:
         return _STATUS.pack(name, self.epoch, self.accounts, self.transfers, self.requests,
                             self.commits, self.durability, self.ring_shards, self.inflight,
                             self.in_doubt, self.last_timestamp, self.dropped, self.malformed,
-                            self.wrong_shard, self.pid, self.reserved0, self.uptime_ms,
+                            self.wrong_shard, self.pid, self.state, self.uptime_ms,
                             self.store_keys_written, self.store_bytes_written, self.wal_bytes,
                             self.wal_syncs, self.checkpoints, *self.reserved)
 

@@ -12,6 +12,11 @@
    malformed frames, then the conservation check.
 3. The same through a router in front of two shards, when the router
    program is built (skipped with a message otherwise).
+4. A hostile peer: a process bound at a peer shard's endpoint answers the
+   shard's PREPARE with replies that are well-formed but of the wrong
+   kind (a create_transfers reply of many 16-byte results, an error
+   status, a short frame). The shard drops them (counted as malformed),
+   keeps serving, and the transfer ends aborted with nothing reserved.
 
 Environment: RL_BIN_DIR (the CMake build directory: shard/shard,
 router/router), RL_PROTOCOL_MD (docs/protocol.md), RL_KEEP_TEST_DIRS=1 to
@@ -662,6 +667,75 @@ def duplicate_batch(client, groups, model):
     check(client.lookup_transfers([t.id])[0].found is False, "nothing of it was applied")
 
 
+OP_PREPARE = 16  # shard to shard (protocol.md, "Operations"); the client does not send it
+
+
+def run_hostile_peer(tmp):
+    """A shard whose peer s2 is impersonated by this test (section 4)."""
+    import zmq
+    procs = Processes(tmp)
+    ctx = zmq.Context.instance()
+    fake = ctx.socket(zmq.ROUTER)
+    fake.setsockopt(zmq.LINGER, 0)
+    try:
+        s1_port, s2_port = free_port(), free_port()
+        fake.bind("tcp://127.0.0.1:%d" % s2_port)
+        ring = os.path.join(tmp, "hostile.ring")
+        with open(ring, "w") as f:
+            f.write("epoch 1\npoints_per_weight 128\n"
+                    "shard s1 tcp://127.0.0.1:%d weight 1\n"
+                    "shard s2 tcp://127.0.0.1:%d weight 1\n"
+                    "point 7fffffffffffffff s1\npoint ffffffffffffffff s2\n" % (s1_port, s2_port))
+        endpoint = start_shard(procs, "s1", os.path.join(tmp, "hs1"), ring=ring, port=s1_port)
+        client = rl.Client(endpoint, timeout_ms=CALL_TIMEOUT_MS)
+        tag = 0x7E << 64
+        ids = [tag | i for i in range(1, 33)]
+        results = client.create_accounts([rl.Account(id=i, ledger=LEDGER, code=1) for i in ids])
+        mine = [i for i, r in zip(ids, results) if r.result == rl.RESULTS["ok"]]
+        theirs = [i for i, r in zip(ids, results) if r.result == rl.RESULTS["wrong_shard"]]
+        check(mine and theirs, "accounts on both sides of the ring")
+        before = client.status().malformed
+
+        def hostile_replies():
+            t = rl.Transfer(id=tag | 9001, debit_account_id=mine[0], credit_account_id=theirs[0],
+                            amount=5, ledger=LEDGER, code=1)
+            client.send_raw(rl.Header(operation=rl.OPS["create_transfers"], request_id=4242,
+                                      record_count=1).encode() + t.encode())
+            check(fake.poll(5000), "the PREPARE reached the impersonated peer")
+            ident, payload = fake.recv_multipart()
+            h = rl.Header.decode(payload)
+            check(h.operation == OP_PREPARE, "the shard sent a PREPARE (operation %d)" % h.operation)
+            n = 8190  # an out-of-bounds read of 112 bytes a record would crash
+            wrong_kind = rl.Header(operation=rl.OPS["create_transfers"], request_id=h.request_id,
+                                   record_count=n).encode()
+            wrong_kind += b"".join(rl.Result(index=i).encode() for i in range(n))
+            error = rl.Header(operation=OP_PREPARE, request_id=h.request_id,
+                              status=rl.STATUS["busy"]).encode()
+            for frame in (wrong_kind, error, b"\x00" * 7):
+                fake.send_multipart([ident, frame])
+            reply = client.recv_raw(CALL_TIMEOUT_MS)
+            check(reply is not None, "the client got an answer")
+            header = rl.Header.decode(reply)
+            check(header.request_id == 4242 and header.record_count == 1, "the reply's header")
+            got = rl.Result.decode(reply, rl.HEADER_SIZE).result
+            check(got == rl.RESULTS["aborted"],
+                  "an unanswered PREPARE ends aborted, got %s" % rl.result_name(got))
+            status = client.status()
+            check(status.malformed >= before + 3, "the bad replies are counted (%d -> %d)"
+                  % (before, status.malformed))
+            # The ABORT decision waits for the (impersonated) peer's acknowledgement.
+            check(status.inflight == 1, "one undelivered decision, got %d" % status.inflight)
+            account = client.lookup_accounts([mine[0]])[0]
+            check(account.debits_reserved == 0 and account.debits_posted == 0,
+                  "nothing reserved or posted on the debit account")
+
+        case("hostile peer: wrong replies dropped, the shard keeps serving", hostile_replies)
+        client.close()
+    finally:
+        fake.close(0)
+        procs.stop_all()
+
+
 def main():
     run_vector_tests()
     shard_bin = os.path.join(BIN_DIR, "shard", "shard")
@@ -675,6 +749,7 @@ def main():
         try:
             run_single_shard(tmp)
             run_router(tmp)
+            run_hostile_peer(tmp)
         finally:
             if os.environ.get("RL_KEEP_TEST_DIRS") == "1" or RESULTS["failed"] > failed_before:
                 print("kept %s" % tmp)

@@ -3,9 +3,10 @@
     test_disk_full: the shard's data directory is a small tmpfs, mounted in
     a mount namespace private to this test (nothing outlives the test).
     Batches of transfers run until the disk is full. Then:
-      - the shard stops taking writes: the failing request is answered
-        storage_error or not at all, and the shard stops with exit code 3
-        (memory may be ahead of disk; only the disk's state is safe);
+      - the shard enters its FAILED state: the failing request is answered
+        storage_error, and so is every later request but status (reads too:
+        memory may be ahead of disk); status answers with state `failed`;
+        SIGTERM then stops it with exit code 3;
       - with the disk still full, a restart refuses to serve and says why;
       - once the file system has grown, a restart recovers: every transfer
         acknowledged ok is there, every unknown outcome is settled by
@@ -14,10 +15,9 @@
 
     test_sync_error: the failpoint store.sync=error makes a group commit
     fail as an fsync that returns EIO would, under load. The batch whose
-    sync failed is answered storage_error, or not at all when the process
-    exits before ZeroMQ has sent the reply; its outcome is unknown either
-    way (the write may or may not be on disk). The shard stops with exit
-    code 3, and the restart recovers as above.
+    sync failed is answered storage_error (its outcome is unknown: the write
+    may or may not be on disk), the shard is FAILED as above, and the
+    restart recovers as above.
 
     Both need CAP_SYS_ADMIN for the mount (CI and ./dev.sh test run as
     root); test_disk_full is skipped, loudly, where it is missing.
@@ -262,20 +262,33 @@ s_settle (rl_client_t *client, tk_model_t *model)
     printf ("settled: %zu unknown outcomes, %zu of them applied\n", unknown, applied);
 }
 
-//  Waits for the shard to stop by itself with the storage exit code.
+//  The shard is FAILED: status answers with that state, every other
+//  request (writes and reads) gets storage_error, and SIGTERM stops it with
+//  the storage exit code.
 static void
-s_expect_storage_exit (harness_t *h, tk_shard_t *shard)
+s_expect_failed_state (harness_t *h, tk_shard_t *shard)
 {
-    int wstatus = 0;
-    if (harness_wait_exit (h, shard->pid, 30000, &wstatus) != 0) {
-        harness_keep (h);
-        fail_msg ("the shard kept running after its storage failed");
-    }
-    shard->pid = -1;
+    rl_client_t *client = rl_client_new (shard->endpoint);
+    assert_non_null (client);
+    rl_status_rec_t status;
+    assert_int_equal (rl_client_status (client, &status, CALL_TIMEOUT_MS), 0);
+    assert_int_equal (status.state, RL_SHARD_FAILED);
+    rl_id_t id = tk_id (1, TAG);
+    rl_account_t account;
+    assert_int_equal (rl_client_lookup_accounts (client, &id, 1, &account, CALL_TIMEOUT_MS),
+                      RL_STATUS_STORAGE_ERROR);
+    rl_transfer_t t = tk_transfer (tk_id (999, TAG), tk_id (1, TAG), tk_id (2, TAG), 1, LEDGER);
+    rl_result_rec_t r;
+    assert_int_equal (rl_client_create_transfers (client, &t, 1, &r, CALL_TIMEOUT_MS),
+                      RL_STATUS_STORAGE_ERROR);
+    assert_int_equal (rl_client_status (client, &status, CALL_TIMEOUT_MS), 0);
+    assert_int_equal (status.state, RL_SHARD_FAILED);
+    rl_client_destroy (&client);
+    int wstatus = tk_shard_stop (h, shard, SIGTERM);
     if (!WIFEXITED (wstatus) || WEXITSTATUS (wstatus) != SHARD_EXIT_STORAGE) {
         harness_dump_log (h, shard->name);
-        fail_msg ("the shard did not stop with exit code %d (status 0x%x)", SHARD_EXIT_STORAGE,
-                  wstatus);
+        fail_msg ("the failed shard did not stop with exit code %d (status 0x%x)",
+                  SHARD_EXIT_STORAGE, wstatus);
     }
 }
 
@@ -313,10 +326,10 @@ test_disk_full (void **state)
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     int rc = s_drive_until_failure (client, &model);
-    printf ("test_disk_full: the disk filled after %zu transfers (last call: %d)\n", s_count, rc);
-    assert_true (rc == RL_STATUS_STORAGE_ERROR || rc == RL_CLIENT_TIMEOUT);
+    printf ("test_disk_full: the disk filled after %zu transfers\n", s_count);
+    assert_int_equal (rc, RL_STATUS_STORAGE_ERROR);
     rl_client_destroy (&client);
-    s_expect_storage_exit (ctx->h, &shard);
+    s_expect_failed_state (ctx->h, &shard);
     assert_true (s_log_contains (ctx->h, "s1", "No space left on device"));
 
     //  Still full: the restart refuses to serve and says why.
@@ -353,16 +366,15 @@ test_sync_error (void **state)
         assert_true (tk_shard_start (ctx->h, &shard) > 0);
         shard.env[0] = NULL;
         rl_client_t *client = rl_client_new (shard.endpoint);
-        //  The batch whose sync failed is answered storage_error, or not at
-        //  all when the process exits before ZeroMQ has sent the reply:
-        //  either way its outcome is unknown until the lookup after restart.
+        //  The batch whose sync failed is answered storage_error: its
+        //  outcome is unknown until the lookup after the restart.
         int rc = s_drive_until_failure (client, &model);
-        if (rc != RL_STATUS_STORAGE_ERROR && rc != RL_CLIENT_TIMEOUT) {
+        if (rc != RL_STATUS_STORAGE_ERROR) {
             harness_dump_log (ctx->h, shard.name);
             fail_msg ("round %d: the failed sync was answered %d", round, rc);
         }
         rl_client_destroy (&client);
-        s_expect_storage_exit (ctx->h, &shard);
+        s_expect_failed_state (ctx->h, &shard);
         assert_true (s_log_contains (ctx->h, "s2", "Input/output error"));
         assert_true (tk_shard_start (ctx->h, &shard) > 0);
         client = rl_client_new (shard.endpoint);

@@ -209,6 +209,7 @@ static void
 s_add_status_record (cJSON *s, const rl_status_rec_t *r)
 {
     jsonkit_add_u64 (s, "alarms", r->alarms);
+    jsonkit_add_string (s, "state", rl_shard_state_name (r->state));
     jsonkit_add_string (s, "reported_name", r->name);
     jsonkit_add_u64 (s, "epoch", r->epoch);
     jsonkit_add_u64 (s, "accounts", r->accounts);
@@ -257,10 +258,12 @@ s_status_main_rows (const cJSON *tree)
         char drop_bad[2 * RLCTL_NUMBER_TEXT_SIZE];
         snprintf (drop_bad, sizeof drop_bad, "%s/%s", jsonkit_text (s, "dropped"),
                   jsonkit_text (s, "malformed"));
-        printf ("%-10s %-24s %-5s %6s %5s %10s %10s %10s %-10s %8s %9s\n", name, address, "up",
-                jsonkit_text (s, "alarms"), jsonkit_text (s, "epoch"), jsonkit_text (s, "accounts"),
-                jsonkit_text (s, "transfers"), jsonkit_text (s, "requests"),
-                jsonkit_text (s, "durability"), jsonkit_text (s, "in_doubt"), drop_bad);
+        bool failed = strcmp (jsonkit_text (s, "state"), "failed") == 0;
+        printf ("%-10s %-24s %-5s %6s %5s %10s %10s %10s %-10s %8s %9s\n", name, address,
+                failed ? "FAIL" : "up", jsonkit_text (s, "alarms"), jsonkit_text (s, "epoch"),
+                jsonkit_text (s, "accounts"), jsonkit_text (s, "transfers"),
+                jsonkit_text (s, "requests"), jsonkit_text (s, "durability"),
+                jsonkit_text (s, "in_doubt"), drop_bad);
         if (strcmp (jsonkit_text (s, "reported_name"), name) != 0) {
             printf ("    warning: the process at this address calls itself '%s'\n",
                     jsonkit_text (s, "reported_name"));
@@ -310,6 +313,12 @@ s_status_table (const rlctl_ctx_t *ctx, const cJSON *tree)
     const cJSON *s;
     cJSON_ArrayForEach (s, shards)
     {
+        if (jsonkit_true (s, "up") && strcmp (jsonkit_text (s, "state"), "failed") == 0) {
+            printf ("\nFAILED: %s's store failed (a write, sync or checkpoint): it answers "
+                    "storage_error to everything but status. Its log says why; free or fix the "
+                    "disk, then restart it: it recovers what was acknowledged\n",
+                    jsonkit_text (s, "name"));
+        }
         if (jsonkit_u64 (s, "alarms")) {
             printf ("\nALARM: %s raised %s two-phase alarm%s (a contrary or unknown decision): "
                     "see docs/two-phase.md, \"Admin\", and the shard's log\n",
