@@ -209,8 +209,8 @@ static void
 s_add_status_record (cJSON *s, const rl_status_rec_t *r)
 {
     jsonkit_add_u64 (s, "alarms", r->alarms);
-    jsonkit_add_string (s, "state", rl_shard_state_name (r->state));
     jsonkit_add_string (s, "reported_name", r->name);
+    jsonkit_add_string (s, "state", rl_shard_state_name (r->state));
     jsonkit_add_u64 (s, "epoch", r->epoch);
     jsonkit_add_u64 (s, "accounts", r->accounts);
     jsonkit_add_u64 (s, "transfers", r->transfers);
