@@ -29,10 +29,12 @@
        in timestamp order (asserted on append).
     4. accounts CF + replay of transfers after checkpoint_ts == memory.
 
+    5. The leg index holds every credit leg in recent, keyed by the full
+       32 bytes of (transfer id, debit account): two different pairs never
+       share an entry, whatever their ids (see "The credit-leg index").
+
     LIMITS: RL_SHARD_CHECKPOINT_TRANSFERS between checkpoints (plus at most
-    one loop turn); recent grows by doubling. The leg index is keyed by a
-    128-bit mix of the two ids: a hit is confirmed against the record, so a
-    collision can only hide a leg from memory, never invent one.
+    one loop turn); recent and the leg index grow by doubling.
 */
 #include "journal.h"
 
@@ -47,8 +49,9 @@
 #include "log.h"
 #include "rl_limits.h"
 
-#define META_LAST_TS       "last_ts"
-#define META_CHECKPOINT_TS "checkpoint_ts"
+#define META_LAST_TS           "last_ts"
+#define JOURNAL_LEGS_SLOTS_MIN 1024 //  first size of the leg index (a power of two)
+#define META_CHECKPOINT_TS     "checkpoint_ts"
 
 struct journal_t {
     store_t *store;
@@ -56,7 +59,9 @@ struct journal_t {
     size_t recent_count;
     size_t recent_cap;
     idmap_t *recent_ids;    //  id -> index in recent (credit legs are not indexed)
-    idmap_t *recent_legs;   //  leg key (id, debit account) -> index in recent: credit legs
+    uint32_t *legs;         //  the credit-leg index: index in recent + 1 per slot, 0: empty
+    size_t legs_cap;        //  slots, a power of two
+    size_t legs_count;      //  credit legs in recent
     uint64_t last_ts;       //  last timestamp assigned (ns)
     uint64_t checkpoint_ts; //  transfers up to here are in accounts + indexes
     uint64_t transfers_ok;  //  ok transfers since open (status)
@@ -72,8 +77,9 @@ journal_new (store_t *store)
     }
     self->store = store;
     self->recent_ids = idmap_new (RL_SHARD_CHECKPOINT_TRANSFERS * 2);
-    self->recent_legs = idmap_new (RL_SHARD_CHECKPOINT_TRANSFERS);
-    if (!self->recent_ids || !self->recent_legs) {
+    self->legs_cap = JOURNAL_LEGS_SLOTS_MIN;
+    self->legs = calloc (self->legs_cap, sizeof (*self->legs));
+    if (!self->recent_ids || !self->legs) {
         journal_destroy (&self);
     }
     return self;
@@ -88,7 +94,7 @@ journal_destroy (journal_t **self_p)
         return;
     }
     idmap_destroy (&self->recent_ids);
-    idmap_destroy (&self->recent_legs);
+    free (self->legs);
     free (self->recent);
     free (self);
     *self_p = NULL;
@@ -141,23 +147,110 @@ journal_next_ts (journal_t *self, uint64_t now_ns)
 //  The in-memory key of a credit leg: both ids mixed into 128 bits. A hit is
 //  confirmed against the record, so a collision can only hide a leg from
 //  the memory index, never invent one.
-static rl_id_t
-s_leg_key (rl_id_t id, rl_id_t debit)
+//  The credit-leg index ----------------------------------------------------
+//
+//  (transfer id, debit account) -> index in recent, for the credit legs
+//  applied here since the checkpoint. Open addressing with linear probing
+//  over a power-of-two table of recent indexes (+ 1; 0 is empty), kept at
+//  most half full. A probe compares the pair stored in recent itself, so
+//  the key is the full 32 bytes: two pairs may share a hash, never an entry.
+//  (The index used to key an idmap by a 128-bit mix of the two ids; two
+//  chosen pairs collided, one hid the other, and a duplicate PREPARE plus a
+//  resent COMMIT then credited that leg twice.) O(1) expected; clearing is
+//  O(slots), once a checkpoint.
+
+static uint64_t
+s_mix64 (uint64_t z)
 {
-    rl_id_t key = {id.lo ^ (debit.lo * 0x9E3779B97F4A7C15ull ^ debit.hi),
-                   id.hi ^ (debit.hi * 0xC2B2AE3D27D4EB4Full ^ debit.lo)};
-    return rl_id_is_zero (key) ? (rl_id_t){1, 0} : key;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t
+s_leg_hash (rl_id_t id, rl_id_t debit)
+{
+    return s_mix64 (id.lo ^ s_mix64 (id.hi ^ s_mix64 (debit.lo ^ s_mix64 (debit.hi))));
+}
+
+static bool
+s_leg_is (const rl_transfer_t *t, rl_id_t id, rl_id_t debit)
+{
+    return rl_id_eq (t->id, id) && rl_id_eq (t->debit_account_id, debit);
+}
+
+//  The recent index of the credit leg (id, debit), or -1.
+static long
+s_legs_find (const journal_t *self, rl_id_t id, rl_id_t debit)
+{
+    assert (self->legs_cap > 0 && (self->legs_cap & (self->legs_cap - 1)) == 0);
+    for (size_t i = (size_t) s_leg_hash (id, debit) & (self->legs_cap - 1), n = 0;
+         n < self->legs_cap; i = (i + 1) & (self->legs_cap - 1), n++) {
+        uint32_t slot = self->legs[i];
+        if (slot == 0) {
+            return -1;
+        }
+        assert (slot <= self->recent_count);
+        if (s_leg_is (&self->recent[slot - 1], id, debit)) {
+            return (long) slot - 1;
+        }
+    }
+    assert (false && "the leg index is never full");
+    return -1;
+}
+
+//  Places recent[index] (a credit leg) into a table of cap slots.
+static void
+s_legs_place (const journal_t *self, uint32_t *legs, size_t cap, size_t index)
+{
+    const rl_transfer_t *t = &self->recent[index];
+    size_t i = (size_t) s_leg_hash (t->id, t->debit_account_id) & (cap - 1);
+    while (legs[i] != 0) {
+        assert (!s_leg_is (&self->recent[legs[i] - 1], t->id, t->debit_account_id));
+        i = (i + 1) & (cap - 1);
+    }
+    legs[i] = (uint32_t) index + 1;
+}
+
+//  Indexes recent[index], a credit leg not indexed yet. 0, or -1 when
+//  memory ran out (nothing changed).
+static int
+s_legs_add (journal_t *self, size_t index)
+{
+    assert (index < UINT32_MAX && index < self->recent_count + 1);
+    if (2 * (self->legs_count + 1) > self->legs_cap) {
+        size_t cap = self->legs_cap * 2;
+        uint32_t *legs = calloc (cap, sizeof (*legs));
+        if (!legs) {
+            return -1;
+        }
+        for (size_t i = 0; i < self->legs_cap; i++) {
+            if (self->legs[i] != 0) {
+                s_legs_place (self, legs, cap, self->legs[i] - 1);
+            }
+        }
+        free (self->legs);
+        self->legs = legs;
+        self->legs_cap = cap;
+    }
+    s_legs_place (self, self->legs, self->legs_cap, index);
+    self->legs_count++;
+    assert (2 * self->legs_count <= self->legs_cap);
+    return 0;
+}
+
+static void
+s_legs_clear (journal_t *self)
+{
+    memset (self->legs, 0, self->legs_cap * sizeof (*self->legs));
+    self->legs_count = 0;
 }
 
 int
 journal_leg_applied (journal_t *self, rl_id_t id, rl_id_t debit_account_id)
 {
-    uint64_t index = 0;
-    if (idmap_get (self->recent_legs, s_leg_key (id, debit_account_id), &index)) {
-        const rl_transfer_t *t = &self->recent[index];
-        if (rl_id_eq (t->id, id) && rl_id_eq (t->debit_account_id, debit_account_id)) {
-            return 1;
-        }
+    if (s_legs_find (self, id, debit_account_id) >= 0) {
+        return 1;
     }
     uint8_t key[2 * RL_ID_SIZE];
     uint8_t ts[8];
@@ -187,13 +280,11 @@ s_recent_append (journal_t *self, const rl_transfer_t *transfer)
     if (index_id && idmap_put (self->recent_ids, transfer->id, self->recent_count) != 0) {
         return -1;
     }
-    if (!index_id
-        && idmap_put (self->recent_legs, s_leg_key (transfer->id, transfer->debit_account_id),
-                      self->recent_count)
-               != 0) {
+    self->recent[self->recent_count] = *transfer;
+    if (!index_id && s_legs_add (self, self->recent_count) != 0) {
         return -1;
     }
-    self->recent[self->recent_count++] = *transfer;
+    self->recent_count++;
     return 0;
 }
 
@@ -485,5 +576,5 @@ journal_checkpoint_end (journal_t *self)
     self->checkpoint_ts = self->last_ts;
     self->recent_count = 0;
     idmap_clear (self->recent_ids);
-    idmap_clear (self->recent_legs);
+    s_legs_clear (self);
 }

@@ -10,6 +10,8 @@ rl_add_unit(test_shard_crash 150 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_shard_
             LIBS rltestkit rlring)
 add_dependencies(test_shard_crash shard)
 rl_add_unit(test_idmap 60 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_idmap.c LIBS rlshard)
+# The journal's credit-leg index, with pairs that collided under its old key.
+rl_add_unit(test_journal 30 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_journal.c LIBS rlshard)
 
 # Smoke run of the shard benchmark (at most a few seconds).
 rl_add_test(shard_bench_quick 120 $<TARGET_FILE:shard_bench> --quick --batches 1,100

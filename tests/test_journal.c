@@ -1,0 +1,160 @@
+/*  test_journal.c: the journal's credit-leg index (shard/journal.c).
+
+    A participant asks journal_leg_applied whether the credit leg of
+    (transfer id, debit account) was applied here, to acknowledge a resent
+    COMMIT and to refuse a duplicate PREPARE of an applied transfer. The
+    index used to be an idmap keyed by a 128-bit mix of the two ids; two
+    chosen pairs collided, the second hid the first, and a duplicate
+    PREPARE plus a resent COMMIT credited the hidden leg twice. These tests
+    build such pairs (and many more random ones) and check that every leg
+    is found, by its full 32 bytes, before and after a checkpoint.
+*/
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "accounts.h"
+#include "journal.h"
+#include "rl_rand.h"
+#include "store.h"
+
+#define LEDGER 31
+#define LEGS   5000 //  enough to make the index grow several times
+
+//  The old key: a collision under it is what hid legs.
+static rl_id_t
+s_old_mix (rl_id_t id, rl_id_t debit)
+{
+    rl_id_t key = {id.lo ^ (debit.lo * 0x9E3779B97F4A7C15ull ^ debit.hi),
+                   id.hi ^ (debit.hi * 0xC2B2AE3D27D4EB4Full ^ debit.lo)};
+    return key;
+}
+
+//  A second pair (id, debit) whose old key equals that of (id_a, debit_a).
+static rl_id_t
+s_colliding_id (rl_id_t id_a, rl_id_t debit_a, rl_id_t debit_b)
+{
+    rl_id_t key = s_old_mix (id_a, debit_a);
+    rl_id_t fb = s_old_mix ((rl_id_t){0, 0}, debit_b);
+    return (rl_id_t){key.lo ^ fb.lo, key.hi ^ fb.hi};
+}
+
+typedef struct {
+    store_env_t *env;
+    store_t *store;
+    accounts_t *accounts;
+    journal_t *journal;
+} s_ctx_t;
+
+static int
+s_setup (void **state)
+{
+    s_ctx_t *ctx = calloc (1, sizeof (*ctx));
+    char err[256];
+    ctx->env = store_env_new_mem ();
+    ctx->store = store_open_env ("/journal", RL_DURABILITY_SYNC, ctx->env, err, sizeof (err));
+    assert_non_null (ctx->store);
+    ctx->accounts = accounts_new (ctx->store);
+    ctx->journal = journal_new (ctx->store);
+    assert_non_null (ctx->accounts);
+    assert_non_null (ctx->journal);
+    assert_int_equal (journal_open (ctx->journal, ctx->accounts, err, sizeof (err)), 0);
+    *state = ctx;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_ctx_t *ctx = *state;
+    journal_destroy (&ctx->journal);
+    accounts_destroy (&ctx->accounts);
+    store_close (&ctx->store);
+    store_env_destroy (&ctx->env);
+    free (ctx);
+    return 0;
+}
+
+//  Appends the credit leg (id, debit -> credit 1) and commits it.
+static void
+s_append_leg (s_ctx_t *ctx, rl_id_t id, rl_id_t debit)
+{
+    rl_transfer_t t = {.id = id,
+                       .debit_account_id = debit,
+                       .credit_account_id = {1, 0},
+                       .amount = 1,
+                       .ledger = LEDGER,
+                       .code = 1};
+    t.timestamp = journal_next_ts (ctx->journal, 1000);
+    t.reserved = JOURNAL_STORED (RL_OK, JOURNAL_LEG_CREDIT);
+    assert_int_equal (journal_append (ctx->journal, &t), 0);
+    journal_before_commit (ctx->journal);
+    assert_int_equal (store_commit (ctx->store), 0);
+}
+
+static void
+test_colliding_pairs (void **state)
+{
+    s_ctx_t *ctx = *state;
+    rl_id_t id_a = {0x1111, 0x2222}, debit_a = {0x3333, 0x4444};
+    rl_id_t debit_b = {0x5555, 0x6666};
+    rl_id_t id_b = s_colliding_id (id_a, debit_a, debit_b);
+    //  They really collided under the old key, and are different pairs.
+    rl_id_t ka = s_old_mix (id_a, debit_a), kb = s_old_mix (id_b, debit_b);
+    assert_true (rl_id_eq (ka, kb));
+    assert_false (rl_id_eq (id_a, id_b));
+    s_append_leg (ctx, id_a, debit_a);
+    s_append_leg (ctx, id_b, debit_b);
+    assert_int_equal (journal_leg_applied (ctx->journal, id_a, debit_a), 1);
+    assert_int_equal (journal_leg_applied (ctx->journal, id_b, debit_b), 1);
+    //  Neither pair answers for another: the same id with the other debit.
+    assert_int_equal (journal_leg_applied (ctx->journal, id_a, debit_b), 0);
+    assert_int_equal (journal_leg_applied (ctx->journal, id_b, debit_a), 0);
+}
+
+static void
+test_many_legs_and_checkpoint (void **state)
+{
+    s_ctx_t *ctx = *state;
+    static rl_id_t ids[LEGS], debits[LEGS];
+    uint64_t rng = 0x1e65;
+    for (size_t i = 0; i < LEGS; i++) {
+        debits[i] = (rl_id_t){1 + rl_rand_next (&rng) % 64, 7};
+        //  Every other leg collides with the previous one under the old key.
+        ids[i] = i % 2 == 1 ? s_colliding_id (ids[i - 1], debits[i - 1], debits[i])
+                            : (rl_id_t){rl_rand_next (&rng) | 1, rl_rand_next (&rng)};
+        if (i % 2 == 1 && rl_id_eq (debits[i], debits[i - 1])) {
+            debits[i].hi++; //  a different pair, with its own colliding id
+            ids[i] = s_colliding_id (ids[i - 1], debits[i - 1], debits[i]);
+        }
+        s_append_leg (ctx, ids[i], debits[i]);
+    }
+    for (size_t i = 0; i < LEGS; i++) {
+        assert_int_equal (journal_leg_applied (ctx->journal, ids[i], debits[i]), 1);
+    }
+    //  After a checkpoint the legs are found in the ingested index.
+    assert_int_equal (journal_checkpoint_begin (ctx->journal), 0);
+    assert_int_equal (store_commit (ctx->store), 0);
+    journal_checkpoint_end (ctx->journal);
+    for (size_t i = 0; i < LEGS; i++) {
+        assert_int_equal (journal_leg_applied (ctx->journal, ids[i], debits[i]), 1);
+    }
+    rl_id_t absent = {0xdead, 0xbeef};
+    assert_int_equal (journal_leg_applied (ctx->journal, absent, debits[0]), 0);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_colliding_pairs, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_many_legs_and_checkpoint, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
