@@ -169,6 +169,36 @@ test_deadline_stopped_and_killed_shard (void **state)
 
 enum { LOAD_BATCHES = 12 };
 
+//  Exactly once, after the retries: every id of the batches is found, the
+//  three shards together applied `total` transfers (each counts those it
+//  coordinated), and the strong conservation check passes.
+#define S_BATCHES_MAX 16
+static void
+s_expect_exactly_once (rk_ctx_t *ctx, rl_client_t *client, rl_transfer_t (*batches)[RK_ACCOUNTS],
+                       const size_t *counts, size_t batch_count, size_t total)
+{
+    assert_true (batch_count <= S_BATCHES_MAX);
+    static rl_id_t ids[S_BATCHES_MAX * RK_ACCOUNTS];
+    static rl_transfer_t found[S_BATCHES_MAX * RK_ACCOUNTS];
+    size_t n = 0;
+    for (size_t b = 0; b < batch_count; b++) {
+        for (size_t i = 0; i < counts[b]; i++) {
+            ids[n++] = batches[b][i].id;
+        }
+    }
+    assert_int_equal (n, total);
+    assert_int_equal (rl_client_lookup_transfers (client, ids, n, found, TK_TIMEOUT_MS), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_true (found[i].timestamp > 0);
+    }
+    uint64_t applied = 0;
+    for (size_t s = 0; s < 3; s++) {
+        applied += rk_status_of (ctx->shards[s].endpoint).transfers;
+    }
+    assert_int_equal (applied, total);
+    tk_check_conservation (client, &ctx->model, total);
+}
+
 static void
 test_router_killed_mid_load (void **state)
 {
@@ -234,25 +264,7 @@ test_router_killed_mid_load (void **state)
         rk_settle (ctx, client, batches[b], counts[b], apply);
         total += counts[b];
     }
-    //  Exactly once: every id is found, and the shards applied each one once.
-    static rl_id_t ids[LOAD_BATCHES * RK_ACCOUNTS];
-    static rl_transfer_t found[LOAD_BATCHES * RK_ACCOUNTS];
-    size_t n = 0;
-    for (size_t b = 0; b < LOAD_BATCHES; b++) {
-        for (size_t i = 0; i < counts[b]; i++) {
-            ids[n++] = batches[b][i].id;
-        }
-    }
-    assert_int_equal (rl_client_lookup_transfers (client, ids, n, found, TK_TIMEOUT_MS), 0);
-    for (size_t i = 0; i < n; i++) {
-        assert_true (found[i].timestamp > 0);
-    }
-    uint64_t applied = 0;
-    for (size_t s = 0; s < 3; s++) {
-        applied += rk_status_of (ctx->shards[s].endpoint).transfers;
-    }
-    assert_int_equal (applied, total);
-    tk_check_conservation (client, &ctx->model, total);
+    s_expect_exactly_once (ctx, client, batches, counts, LOAD_BATCHES, total);
     rl_client_destroy (&client);
     rk_routers_stop (ctx);
 }
@@ -404,25 +416,7 @@ test_both_routers_down (void **state)
         }
         rk_settle (ctx, client, batches[b], counts[b], apply);
     }
-    static rl_id_t ids[DOWN_BATCHES * RK_ACCOUNTS];
-    static rl_transfer_t found[DOWN_BATCHES * RK_ACCOUNTS];
-    size_t n = 0;
-    for (size_t b = 0; b < DOWN_BATCHES; b++) {
-        for (size_t i = 0; i < counts[b]; i++) {
-            ids[n++] = batches[b][i].id;
-        }
-    }
-    assert_int_equal (rl_client_lookup_transfers (client, ids, n, found, TK_TIMEOUT_MS), 0);
-    for (size_t i = 0; i < n; i++) {
-        assert_true (found[i].timestamp > 0);
-    }
-    //  Each shard counts the transfers it coordinated: once each.
-    uint64_t applied = 0;
-    for (size_t s = 0; s < 3; s++) {
-        applied += rk_status_of (ctx->shards[s].endpoint).transfers;
-    }
-    assert_int_equal (applied, total);
-    tk_check_conservation (client, &ctx->model, total);
+    s_expect_exactly_once (ctx, client, batches, counts, DOWN_BATCHES, total);
     rl_client_destroy (&client);
     rk_routers_stop (ctx);
 }
