@@ -45,3 +45,6 @@ RL_FP_X (TP_PART_QUERY_SENT, "tp.part.query_sent", "participant: outcome query s
 RL_FP_X (TP_PART_PREPARE_DELAY, "tp.part.prepare_delay",
          "participant: before handling a PREPARE batch (delay: the coordinator times out while it "
          "is in flight)")
+RL_FP_X (ROUTER_ALLOC, "router.alloc",
+         "router: an allocation for a request in progress (error: out of memory, the request is "
+         "answered busy)")

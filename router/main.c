@@ -37,7 +37,6 @@
                   [--ring-refresh-ms N]
     See docs/router.md.
 */
-#include <assert.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -47,6 +46,7 @@
 #include <czmq.h>
 
 #include "client.h"
+#include "failpoint.h"
 #include "log.h"
 #include "router.h"
 
@@ -173,7 +173,10 @@ s_ring_fetch (const char *list)
     int pause_ms = RL_ROUTER_RECONNECT_MS;
     while (!zsys_interrupted) {
         char *copy = strdup (list);
-        assert (copy);
+        if (!copy) {
+            rl_error ("out of memory reading the shard list");
+            return NULL;
+        }
         char *save = NULL;
         for (char *ep = strtok_r (copy, ",", &save); ep && !zsys_interrupted;
              ep = strtok_r (NULL, ",", &save)) {
@@ -268,7 +271,7 @@ s_open (router_t *self)
     } else {
         ring = s_ring_fetch (self->options.shards);
         if (!ring) {
-            return -1; //  interrupted
+            return -1; //  interrupted, or out of memory (logged)
         }
     }
     if (router_ring_adopt (self, ring) != 0) {
@@ -344,6 +347,11 @@ main (int argc, char **argv)
         return 2;
     }
     rl_log_init ("router", self.options.name);
+    char err[256];
+    if (failpoint_init (err, sizeof (err)) != 0) {
+        rl_error ("RL_FAILPOINTS: %s", err);
+        return 2;
+    }
     zsys_init ();
     self.started_ms = zclock_mono ();
     self.sub_head = self.sub_tail = self.pending_head = self.pending_tail = -1;
@@ -356,9 +364,10 @@ main (int argc, char **argv)
     zloop_start (self.loop); //  returns on SIGINT/SIGTERM
     rl_info ("stopping: %" PRIu64 " requests, %" PRIu64 " dropped, %" PRIu64 " refused, %" PRIu64
              " busy, %" PRIu64 " wrong_shard, %" PRIu64 " late replies, %" PRIu64
-             " expired sub-requests, %" PRIu64 " bad replies, %" PRIu64 " ring refreshes",
+             " expired sub-requests, %" PRIu64 " bad replies, %" PRIu64 " ring refreshes, %" PRIu64
+             " failed allocations",
              self.requests, self.dropped, self.malformed, self.busy, self.wrong_shard, self.late,
-             self.expired_subs, self.bad_replies, self.refreshes);
+             self.expired_subs, self.bad_replies, self.refreshes, self.nomem);
     s_close (&self);
     return 0;
 }

@@ -35,7 +35,10 @@
     4. Bounded: pending requests (count and bytes), sub-requests per shard
        and in total, work per readable event; when full the answer is busy.
     5. Bad input is answered with a status or dropped and counted; nothing
-       read from the network is asserted on.
+       read from the network is asserted on. Neither is an allocation: a
+       request the router cannot allocate for is answered busy (its records
+       were not sent), and a reply frame it cannot allocate is dropped and
+       counted like an undeliverable reply (the client retries).
     6. waiting_total is the sum of the requests' waiting counts, and
        pending_bytes the sum of their bytes.
 
@@ -56,6 +59,7 @@
 #include <czmq.h>
 
 #include "codec.h"
+#include "failpoint.h"
 #include "log.h"
 #include "router.h"
 
@@ -88,6 +92,19 @@ s_log_client_error (router_t *self, const char *format, ...)
     rl_warn ("%s", line);
 }
 
+//  Zeroed memory for a request in progress, or NULL (logged) when there is
+//  none: the caller answers busy. Failpoint router.alloc makes it fail.
+void *
+router_alloc (router_t *self, size_t size)
+{
+    void *mem = RL_FAILPOINT (ROUTER_ALLOC) == 0 ? calloc (1, size ? size : 1) : NULL;
+    if (!mem) {
+        self->nomem++;
+        s_log_client_error (self, "out of memory: %zu bytes for a request", size);
+    }
+    return mem;
+}
+
 //  Pending client requests -----------------------------------------------------
 
 static r_pending_t *
@@ -110,7 +127,14 @@ s_reply_send (router_t *self, zmsg_t **envelope_p, const rl_header_t *request, u
     rl_header_t header = codec_reply_header (request, status, count,
                                              self->ring ? ring_epoch (self->ring) : 0);
     zframe_t *frame = zframe_new (NULL, codec_frame_size (body_size));
-    assert (frame);
+    if (!frame) {
+        self->nomem++;
+        self->dropped++; //  as if undeliverable: the client retries
+        s_log_client_error (self, "out of memory: request %" PRIu64 " not answered",
+                            request->request_id);
+        zmsg_destroy (envelope_p);
+        return;
+    }
     codec_encode_frame (&header, body, body_size, zframe_data (frame));
     zmsg_append (*envelope_p, &frame);
     if (zmsg_send (envelope_p, self->clients) != 0) {
@@ -333,17 +357,24 @@ s_send_group (router_t *self, r_pending_t *p, r_shard_t *shard, const uint32_t *
     sub->pending_gen = p->gen;
     sub->operation = p->header.operation;
     sub->count = count;
-    sub->positions = malloc ((size_t) count * sizeof (uint32_t));
-    assert (sub->positions);
+    sub->positions = router_alloc (self, (size_t) count * sizeof (uint32_t));
+    if (!sub->positions) {
+        router_sub_free (self, sub, false, false);
+        s_group_unsent (self, p, shard, positions, count, RL_STATUS_BUSY);
+        return;
+    }
     memcpy (sub->positions, positions, (size_t) count * sizeof (uint32_t));
     const uint8_t *records = s_request_records (p);
     for (uint32_t k = 0; k < count; k++) {
         memcpy (self->frame_buf + (size_t) k * p->in_size,
                 records + (size_t) positions[k] * p->in_size, p->in_size);
     }
-    if (router_sub_send (self, sub, self->frame_buf, (size_t) count * p->in_size) != 0) {
+    int rc = router_sub_send (self, sub, self->frame_buf, (size_t) count * p->in_size);
+    if (rc != 0) {
         router_sub_free (self, sub, false, false);
-        if (s_shard_connecting (self, shard)) {
+        if (rc == RL_STATUS_BUSY) {
+            s_group_unsent (self, p, shard, positions, count, RL_STATUS_BUSY); //  no memory
+        } else if (s_shard_connecting (self, shard)) {
             s_group_wait (self, p, positions, count);
         } else {
             s_group_unsent (self, p, shard, positions, count, RL_STATUS_UNAVAILABLE);
@@ -380,11 +411,14 @@ s_broadcast (router_t *self, r_pending_t *p)
         sub->pending_gen = p->gen;
         sub->operation = p->header.operation;
         sub->count = p->header.record_count;
-        if (router_sub_send (self, sub, body, body_size) != 0) {
+        int rc = router_sub_send (self, sub, body, body_size);
+        if (rc != 0) {
             router_sub_free (self, sub, false, false);
-            p->status = RL_STATUS_UNAVAILABLE;
-            s_log_client_error (self, "request %" PRIu64 ": shard %s is not connected",
-                                p->header.request_id, self->shards[s]->name);
+            p->status = (uint32_t) rc;
+            if (rc == RL_STATUS_UNAVAILABLE) {
+                s_log_client_error (self, "request %" PRIu64 ": shard %s is not connected",
+                                    p->header.request_id, self->shards[s]->name);
+            }
             break;
         }
         router_sub_link (self, sub);
@@ -410,8 +444,24 @@ s_dispatch (router_t *self, r_pending_t *p)
     if (todo == 0) {
         return;
     }
-    uint32_t *positions = malloc ((size_t) todo * sizeof (uint32_t));
-    assert (positions);
+    uint32_t *positions = router_alloc (self, (size_t) todo * sizeof (uint32_t));
+    if (!positions) {
+        //  Nothing of it was sent: creates answer busy per record, reads fail.
+        self->busy++;
+        for (uint32_t i = 0; i < count && s_is_create (p->header.operation); i++) {
+            if (self->owners[i] >= 0) {
+                if (p->state[i] == REC_WAIT) {
+                    p->waiting--;
+                    self->waiting_total--;
+                }
+                s_record_result (p, i, RL_BUSY, 0);
+            }
+        }
+        if (!s_is_create (p->header.operation) && p->status == RL_STATUS_OK) {
+            p->status = RL_STATUS_BUSY;
+        }
+        return;
+    }
     for (size_t s = 0; s < self->shard_count; s++) {
         if (self->group_count[s] == 0) {
             continue;
@@ -554,14 +604,26 @@ s_admit (router_t *self, zmsg_t *envelope, zframe_t *payload, const rl_header_t 
         zframe_destroy (&payload);
         return;
     }
+    p->state = router_alloc (self, count);
+    p->attempts = p->state ? router_alloc (self, count) : NULL;
+    p->reply = p->attempts && reply_bytes ? router_alloc (self, reply_bytes) : NULL;
+    if (!p->attempts || (!p->reply && reply_bytes > 0)) {
+        free (p->state);
+        free (p->attempts);
+        p->state = p->attempts = p->reply = NULL;
+        memset (&p->header, 0, sizeof (p->header));
+        p->payload = NULL;
+        self->busy++;
+        s_log_client_error (self, "request %" PRIu64 " (%s): busy: out of memory", h->request_id,
+                            rl_op_name (op));
+        s_reply_send (self, &envelope, h, RL_STATUS_BUSY, 0, NULL, 0);
+        zframe_destroy (&payload);
+        return;
+    }
     self->pending_free_count--;
     p->used = true;
     p->gen++;
     p->envelope = envelope;
-    p->state = calloc (count, 1);
-    p->attempts = calloc (count, 1);
-    p->reply = reply_bytes ? calloc (1, reply_bytes) : NULL;
-    assert (p->state && p->attempts && (p->reply || reply_bytes == 0));
     p->reply_count = op == RL_OP_GET_ACCOUNT_TRANSFERS ? 0 : count;
     p->open = count;
     p->bytes = bytes;
@@ -617,8 +679,11 @@ static void
 s_answer_ring (router_t *self, zmsg_t *envelope, const rl_header_t *h)
 {
     size_t size = ring_encoded_size (self->ring);
-    uint8_t *blob = malloc (size);
-    assert (blob);
+    uint8_t *blob = router_alloc (self, size);
+    if (!blob) {
+        s_reply_send (self, &envelope, h, RL_STATUS_BUSY, 0, NULL, 0);
+        return;
+    }
     size_t written = ring_encode (self->ring, blob, size);
     assert (written == size);
     s_reply_send (self, &envelope, h, RL_STATUS_OK, 1, blob, size);
@@ -766,8 +831,11 @@ s_reply_read (router_t *self, r_pending_t *p, r_sub_t *sub, const rl_header_t *h
             break;
         case RL_OP_GET_ACCOUNT_TRANSFERS:
             free (p->reply);
-            p->reply = body_size ? malloc (body_size) : NULL;
-            assert (p->reply || body_size == 0);
+            p->reply = body_size ? router_alloc (self, body_size) : NULL;
+            if (!p->reply && body_size > 0) {
+                p->status = RL_STATUS_BUSY;
+                return;
+            }
             if (body_size) {
                 memcpy (p->reply, body, body_size);
             }

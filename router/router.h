@@ -142,6 +142,7 @@ struct router_s {
     uint64_t bad_replies; //  shard replies that did not decode or match
     uint64_t expired_subs;
     uint64_t busy;
+    uint64_t nomem; //  allocations that failed (requests answered busy, replies dropped)
     uint64_t refreshes;
 
     int64_t log_window_ms;
@@ -180,8 +181,11 @@ r_sub_t *router_sub_alloc (router_t *self, r_shard_t *shard);
 void router_sub_link (router_t *self, r_sub_t *sub);
 //  Frees it; `sent`: it counted against its shard; `linked`: in the FIFO.
 void router_sub_free (router_t *self, r_sub_t *sub, bool sent, bool linked);
-//  Sends header + body to the sub's shard: 0, or -1 when nothing was sent.
+//  Sends header + body to the sub's shard: 0 when sent; RL_STATUS_BUSY when out of memory,
+//  RL_STATUS_UNAVAILABLE when the shard's connection takes nothing (nothing sent either way).
 int router_sub_send (router_t *self, r_sub_t *sub, const uint8_t *body, size_t body_size);
+//  Zeroed memory for a request, or NULL (logged, failpoint router.alloc).
+void *router_alloc (router_t *self, size_t size);
 
 //  Asks `target` (or the next shard with room) for its ring; nothing when a
 //  refresh is already in flight or nothing can be sent.

@@ -117,7 +117,11 @@ router_ring_adopt (router_t *self, ring_t *ring)
         return -1;
     }
     bool *kept = calloc (self->shard_count + 1, sizeof (bool));
-    assert (kept);
+    if (!kept) {
+        rl_error ("out of memory adopting ring epoch %" PRIu64, ring_epoch (ring));
+        free (shards);
+        return -1;
+    }
     for (size_t i = 0; i < count; i++) {
         const char *name = ring_shard_name (ring, i);
         const char *endpoint = ring_shard_endpoint (ring, i);
@@ -273,18 +277,23 @@ router_sub_free (router_t *self, r_sub_t *sub, bool sent, bool linked)
 }
 
 //  Sends header + body to the sub's shard. 0 on success (the shard's
-//  in-flight count grows), -1 when nothing was sent.
+//  in-flight count grows); RL_STATUS_BUSY (out of memory) or
+//  RL_STATUS_UNAVAILABLE (the connection takes nothing) when nothing was sent.
 int
 router_sub_send (router_t *self, r_sub_t *sub, const uint8_t *body, size_t body_size)
 {
-    (void) self;
     rl_header_t header = codec_request_header (sub->operation, sub->id, sub->count);
     zframe_t *frame = zframe_new (NULL, codec_frame_size (body_size));
-    assert (frame);
+    if (!frame) {
+        self->nomem++;
+        rl_warn ("out of memory: a %zu-byte request for shard %s not sent", body_size,
+                 sub->shard->name);
+        return RL_STATUS_BUSY;
+    }
     codec_encode_frame (&header, body, body_size, zframe_data (frame));
     if (zframe_send (&frame, sub->shard->dealer, ZFRAME_DONTWAIT) != 0) {
         zframe_destroy (&frame);
-        return -1;
+        return RL_STATUS_UNAVAILABLE;
     }
     sub->shard->inflight++;
     return 0;

@@ -82,7 +82,10 @@ rk_router_start (harness_t *h, rk_router_t *r)
             argv[n++] = refresh;
         }
         argv[n] = NULL;
-        r->pid = harness_spawn (h, r->name, argv, NULL);
+        char fp_env[sizeof (r->failpoints) + 16];
+        snprintf (fp_env, sizeof (fp_env), "RL_FAILPOINTS=%s", r->failpoints);
+        char *env[] = {fp_env, NULL};
+        r->pid = harness_spawn (h, r->name, argv, r->failpoints[0] ? env : NULL);
         if (r->pid < 0) {
             return -1;
         }

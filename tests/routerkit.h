@@ -45,6 +45,7 @@ typedef struct {
     long deadline_ms;       //  0: default
     long shard_deadline_ms; //  0: default
     long refresh_ms;        //  0: default
+    char failpoints[256];   //  RL_FAILPOINTS of the process; empty: none
     pid_t pid;
 } rk_router_t;
 

@@ -3,6 +3,8 @@
     and a multi-frame envelope): each answered or dropped as the protocol
     says, never a crash, never a change to the ledgers. And bad options:
     deadlines that break the order of timeouts are refused at start-up.
+    And failed allocations (failpoint router.alloc): the request is answered
+    busy and the router keeps serving.
 */
 #include <setjmp.h>
 #include <signal.h>
@@ -174,12 +176,53 @@ test_timeout_order (void **state)
     assert_false (said);
 }
 
+//  Out of memory ---------------------------------------------------------------
+
+//  A router whose Nth request allocation fails answers that request busy
+//  (nothing applied), and serves the same request afterwards. For a
+//  one-record create on a one-shard ring the allocations are, in order: the
+//  request's record states (1), its send counts (2), its results (3), the
+//  positions to send (4) and the sub-request's positions (5).
+static void
+test_alloc_failure (void **state)
+{
+    rk_ctx_t *ctx = *state;
+    rk_cluster_start (ctx, 1, 1, 0, 0);
+    for (int hit = 1; hit <= 5; hit++) {
+        rk_router_t *r = &ctx->routers[1];
+        rk_router_init (r, "oom");
+        snprintf (r->ring_file, sizeof (r->ring_file), "%s", ctx->ring_file);
+        snprintf (r->failpoints, sizeof (r->failpoints), "router.alloc=error@%d", hit);
+        assert_true (rk_router_start (ctx->h, r) > 0);
+        rl_client_t *client = rl_client_new (r->endpoint);
+        assert_non_null (client);
+        rl_account_t account = tk_account (100 + (uint64_t) hit, RK_TAG, RK_LEDGER, 0);
+        rl_result_rec_t result = {0};
+        int rc = rl_client_create_accounts (client, &account, 1, &result, TK_TIMEOUT_MS);
+        if (hit <= 3) {
+            assert_int_equal (rc, RL_STATUS_BUSY); //  refused as a whole
+        } else {
+            assert_int_equal (rc, 0);
+            assert_int_equal (result.result, RL_BUSY); //  the record was not sent
+        }
+        //  The next try goes through: nothing was applied the first time.
+        assert_int_equal (rl_client_create_accounts (client, &account, 1, &result, TK_TIMEOUT_MS),
+                          0);
+        assert_int_equal (result.result, RL_OK);
+        rl_status_rec_t status = rk_status_of (r->endpoint);
+        assert_string_equal (status.name, r->name);
+        rl_client_destroy (&client);
+        rk_router_stop (ctx->h, r); //  exits 0: no crash, no sanitizer report
+    }
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_bad_input, rk_setup, rk_teardown),
         cmocka_unit_test_setup_teardown (test_timeout_order, rk_setup, rk_teardown),
+        cmocka_unit_test_setup_teardown (test_alloc_failure, rk_setup, rk_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
