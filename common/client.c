@@ -42,6 +42,7 @@
 #include <czmq.h>
 
 #include "codec.h"
+#include "failpoint.h"
 
 struct rl_client_t {
     zsock_t *dealer;
@@ -133,9 +134,20 @@ rl_client_strerror (int rc)
             return "window full: receive a reply first";
         case RL_CLIENT_INCOMPLETE:
             return "attempts used up: some outcomes unknown, retry with the same ids";
+        case RL_CLIENT_ERR_NOMEM:
+            return "out of memory in the client: nothing sent, or the reply lost (outcome "
+                   "unknown); retry with the same ids";
         default:
             return rc > 0 ? rl_status_name ((uint32_t) rc) : "unknown error";
     }
+}
+
+//  Memory for a call, or NULL (RL_CLIENT_ERR_NOMEM). Failpoint client.alloc
+//  makes it fail.
+static void *
+s_alloc (size_t size)
+{
+    return RL_FAILPOINT (CLIENT_ALLOC) == 0 ? malloc (size ? size : 1) : NULL;
 }
 
 //  Window of pipelined requests ------------------------------------------------
@@ -159,15 +171,17 @@ s_inflight_remove (rl_client_t *self, size_t i)
 }
 
 //  Sends one request frame: header + body. Waits up to timeout_ms for a live
-//  connection. 0, or RL_CLIENT_ERR_SEND (nothing sent).
+//  connection. 0, or RL_CLIENT_ERR_SEND or RL_CLIENT_ERR_NOMEM (nothing sent).
 static int
 s_send (rl_client_t *self, uint16_t operation, uint64_t request_id, const void *body,
         size_t body_size, uint32_t record_count, int timeout_ms)
 {
     rl_header_t header = codec_request_header (operation, request_id, record_count);
-    zframe_t *frame = zframe_new (NULL, codec_frame_size (body_size));
+    zframe_t *frame = RL_FAILPOINT (CLIENT_ALLOC) == 0
+                          ? zframe_new (NULL, codec_frame_size (body_size))
+                          : NULL;
     if (!frame) {
-        return RL_CLIENT_ERR_SEND;
+        return RL_CLIENT_ERR_NOMEM;
     }
     codec_encode_frame (&header, body, body_size, zframe_data (frame));
     zsock_set_sndtimeo (self->dealer, timeout_ms > 0 ? timeout_ms : 0);
@@ -181,7 +195,8 @@ s_send (rl_client_t *self, uint16_t operation, uint64_t request_id, const void *
 }
 
 //  Takes a reply frame whose header decoded: copies the body out. Returns
-//  like a call.
+//  like a call; RL_CLIENT_ERR_NOMEM when the body cannot be copied (the
+//  reply is lost: its outcome is unknown).
 static int
 s_take_reply (rl_client_t *self, zframe_t **frame_p, rl_status_t check, rl_header_t *header,
               uint8_t **reply_p, size_t *reply_size_p)
@@ -198,8 +213,12 @@ s_take_reply (rl_client_t *self, zframe_t **frame_p, rl_status_t check, rl_heade
     const uint8_t *body = codec_frame_body (zframe_data (frame), zframe_size (frame), &body_size);
     *reply_size_p = body_size;
     if (body_size > 0) {
-        *reply_p = malloc (body_size);
-        assert (*reply_p);
+        *reply_p = s_alloc (body_size);
+        if (!*reply_p) {
+            *reply_size_p = 0;
+            zframe_destroy (frame_p);
+            return RL_CLIENT_ERR_NOMEM;
+        }
         memcpy (*reply_p, body, body_size);
     }
     zframe_destroy (frame_p);
@@ -246,7 +265,9 @@ s_receive (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_header_t *
             return s_take_reply (self, &frame, status, header, reply_p, reply_size_p);
         }
         if (slot >= 0) {
-            zlist_append (self->stash, frame); //  for rl_client_recv
+            if (zlist_append (self->stash, frame) != 0) { //  kept for rl_client_recv
+                zframe_destroy (&frame); //  out of memory: its rl_client_recv times out
+            }
         } else {
             self->stale_replies++;
             zframe_destroy (&frame);
@@ -290,8 +311,10 @@ s_call_records (rl_client_t *self, uint16_t op, const void *records, size_t coun
     if (count > RL_BATCH_RECORDS_MAX) {
         return RL_CLIENT_ERR_ARGS;
     }
-    uint8_t *body = count ? malloc (count * in_record_size) : NULL;
-    assert (count == 0 || body);
+    uint8_t *body = count ? s_alloc (count * in_record_size) : NULL;
+    if (count > 0 && !body) {
+        return RL_CLIENT_ERR_NOMEM;
+    }
     for (size_t i = 0; i < count; i++) {
         encode ((const uint8_t *) records + i * in_size, body + i * in_record_size);
     }
@@ -483,10 +506,14 @@ s_create_retry (rl_client_t *self, uint16_t op, const void *records, size_t coun
     for (size_t i = 0; i < count; i++) {
         results[i] = (rl_result_rec_t){.index = (uint32_t) i, .result = RL_OUTCOME_UNKNOWN};
     }
-    size_t *open = malloc ((count ? count : 1) * sizeof (size_t));
-    uint8_t *batch = calloc (count ? count : 1, in_size);
-    rl_result_rec_t *batch_results = malloc ((count ? count : 1) * sizeof (rl_result_rec_t));
-    assert (open && batch && batch_results);
+    size_t *open = s_alloc (count * sizeof (size_t));
+    uint8_t *batch = open ? s_alloc (count * in_size) : NULL;
+    rl_result_rec_t *batch_results = batch ? s_alloc (count * sizeof (rl_result_rec_t)) : NULL;
+    if (!batch_results) {
+        free (open);
+        free (batch);
+        return RL_CLIENT_ERR_NOMEM; //  nothing sent: every record outcome_unknown, none applied
+    }
     for (size_t i = 0; i < count; i++) {
         open[i] = i;
     }
@@ -585,8 +612,10 @@ rl_client_send_transfers (rl_client_t *self, const rl_transfer_t *transfers, siz
     if (self->inflight_count >= self->window) {
         return RL_CLIENT_ERR_WINDOW;
     }
-    uint8_t *body = count ? malloc (count * RL_TRANSFER_SIZE) : NULL;
-    assert (count == 0 || body);
+    uint8_t *body = count ? s_alloc (count * RL_TRANSFER_SIZE) : NULL;
+    if (count > 0 && !body) {
+        return RL_CLIENT_ERR_NOMEM;
+    }
     for (size_t i = 0; i < count; i++) {
         codec_encode_transfer (&transfers[i], body + i * RL_TRANSFER_SIZE);
     }

@@ -33,6 +33,10 @@
                                flight; receive (or cancel) one first
         RL_CLIENT_INCOMPLETE   a retry helper used up its attempts; the
                                records still open are outcome_unknown
+        RL_CLIENT_ERR_NOMEM    the library could not allocate memory: before
+                               the send nothing was sent; after it the reply
+                               is lost and the outcome unknown. Either way
+                               retry with the same ids (after freeing memory)
     Per-record outcomes are in the result records, as data.
 
     A client is used from one thread at a time. See docs/client.md.
@@ -51,6 +55,7 @@
 #define RL_CLIENT_ERR_ARGS   (-4)
 #define RL_CLIENT_ERR_WINDOW (-5)
 #define RL_CLIENT_INCOMPLETE (-6)
+#define RL_CLIENT_ERR_NOMEM  (-7)
 
 typedef struct rl_client_t rl_client_t;
 

@@ -19,8 +19,9 @@
        that decoded, matched the request's id and operation and, for the
        typed calls, holds what the operation answers.
     3. Nothing read from the network is asserted on; an allocation that
-       fails is an error of that endpoint (RL_CLIENT_ERR_SEND before the
-       send, RL_CLIENT_ERR_REPLY after), never an assert.
+       fails is RL_CLIENT_ERR_NOMEM for that endpoint (before the send:
+       nothing sent; after it: the reply is lost), never an assert. A
+       socket that cannot be made is RL_CLIENT_ERR_SEND.
 
     LIMITS
     One socket per endpoint during a fan-out (a ring has at most
@@ -36,6 +37,14 @@
 #include <czmq.h>
 
 #include "codec.h"
+#include "failpoint.h"
+
+//  Memory, or NULL (RL_CLIENT_ERR_NOMEM); failpoint client.alloc makes it fail.
+static void *
+s_calloc (size_t count, size_t size)
+{
+    return RL_FAILPOINT (CLIENT_ALLOC) == 0 ? calloc (count ? count : 1, size) : NULL;
+}
 
 //  Admin calls to one shard ------------------------------------------------------
 
@@ -47,9 +56,9 @@ s_decode_in_doubt (const uint8_t *body, size_t count, rl_in_doubt_rec_t **record
     if (count == 0) {
         return 0;
     }
-    rl_in_doubt_rec_t *records = calloc (count, sizeof (*records));
+    rl_in_doubt_rec_t *records = s_calloc (count, sizeof (*records));
     if (!records) {
-        return RL_CLIENT_ERR_REPLY; //  the reply cannot be held: as if it did not decode
+        return RL_CLIENT_ERR_NOMEM; //  the reply cannot be held
     }
     for (size_t i = 0; i < count; i++) {
         codec_decode_in_doubt (body + i * RL_IN_DOUBT_SIZE, &records[i]);
@@ -178,12 +187,12 @@ s_fanout_read (zsock_t *dealer, uint64_t request_id, uint16_t operation, rl_clie
         reply->header = header;
         reply->rc = header.status == RL_STATUS_OK ? 0 : (int) header.status;
         if (reply->rc == 0 && body_size > 0) {
-            reply->body = malloc (body_size);
+            reply->body = s_calloc (1, body_size);
             if (reply->body) {
                 memcpy (reply->body, body, body_size);
                 reply->body_size = body_size;
             } else {
-                reply->rc = RL_CLIENT_ERR_REPLY; //  cannot be held: as if it did not decode
+                reply->rc = RL_CLIENT_ERR_NOMEM; //  the reply cannot be held
             }
         }
         zframe_destroy (&frame);
@@ -200,13 +209,13 @@ rl_client_fanout (const char *const *endpoints, size_t count, uint16_t operation
     assert (count == 0 || (endpoints && replies));
     assert (body_size == 0 || body);
     int64_t deadline = zclock_mono () + (timeout_ms > 0 ? timeout_ms : 0);
-    zsock_t **dealers = calloc (count ? count : 1, sizeof (*dealers));
-    zmq_pollitem_t *items = calloc (count ? count : 1, sizeof (*items));
-    size_t *slots = calloc (count ? count : 1, sizeof (*slots));
+    zsock_t **dealers = s_calloc (count, sizeof (*dealers));
+    zmq_pollitem_t *items = dealers ? s_calloc (count, sizeof (*items)) : NULL;
+    size_t *slots = items ? s_calloc (count, sizeof (*slots)) : NULL;
     for (size_t i = 0; i < count; i++) {
-        replies[i] = (rl_client_reply_t){.rc = RL_CLIENT_ERR_SEND};
+        replies[i] = (rl_client_reply_t){.rc = slots ? RL_CLIENT_ERR_SEND : RL_CLIENT_ERR_NOMEM};
     }
-    if (!dealers || !items || !slots) {
+    if (!slots) {
         free (dealers);
         free (items);
         free (slots);
@@ -217,8 +226,11 @@ rl_client_fanout (const char *const *endpoints, size_t count, uint16_t operation
     size_t waiting = 0;
     for (size_t i = 0; i < count; i++) {
         zsock_t *dealer = zsock_new (ZMQ_DEALER);
-        zframe_t *frame = zframe_new (NULL, codec_frame_size (body_size));
+        zframe_t *frame = RL_FAILPOINT (CLIENT_ALLOC) == 0
+                              ? zframe_new (NULL, codec_frame_size (body_size))
+                              : NULL;
         if (!dealer || !frame) {
+            replies[i].rc = dealer ? RL_CLIENT_ERR_NOMEM : RL_CLIENT_ERR_SEND;
             zsock_destroy (&dealer);
             zframe_destroy (&frame);
             continue;
@@ -286,15 +298,15 @@ rl_client_replies_free (rl_client_reply_t *replies, size_t count)
 }
 
 //  Runs a fan-out of a request without records; NULL when the replies
-//  cannot be held (then every rcs[i] is RL_CLIENT_ERR_SEND).
+//  cannot be held (then every rcs[i] is RL_CLIENT_ERR_NOMEM).
 static rl_client_reply_t *
 s_fanout_bare (const char *const *endpoints, size_t count, uint16_t operation, int timeout_ms,
                int *rcs)
 {
-    rl_client_reply_t *replies = calloc (count ? count : 1, sizeof (*replies));
+    rl_client_reply_t *replies = s_calloc (count, sizeof (*replies));
     if (!replies) {
         for (size_t i = 0; i < count; i++) {
-            rcs[i] = RL_CLIENT_ERR_SEND;
+            rcs[i] = RL_CLIENT_ERR_NOMEM;
         }
         return NULL;
     }
@@ -389,10 +401,10 @@ rl_client_load_ring_all (const char *const *endpoints, size_t count, const uint8
 {
     assert (count == 0 || rcs);
     assert (blob && size > 0);
-    rl_client_reply_t *replies = calloc (count ? count : 1, sizeof (*replies));
+    rl_client_reply_t *replies = s_calloc (count, sizeof (*replies));
     if (!replies) {
         for (size_t i = 0; i < count; i++) {
-            rcs[i] = RL_CLIENT_ERR_SEND;
+            rcs[i] = RL_CLIENT_ERR_NOMEM;
         }
         return count;
     }

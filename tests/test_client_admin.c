@@ -10,7 +10,9 @@
     attempt, the stopped shard times out), then nothing in doubt once it
     resumes; rl_client_audit and rl_client_audit_all before, during and
     after; rl_client_resolve's refusals (not forced, coordinator not fenced,
-    no such prepared record, not a decision).
+    no such prepared record, not a decision). And out of memory (failpoint
+    client.alloc, armed in this process): each allocation of a call fails
+    with RL_CLIENT_ERR_NOMEM, and the next call works.
 */
 #include <setjmp.h>
 #include <signal.h>
@@ -25,6 +27,7 @@
 #include <czmq.h>
 
 #include "codec.h"
+#include "failpoint.h"
 #include "ring.h"
 #include "testkit.h"
 
@@ -332,12 +335,103 @@ test_in_doubt_audit_resolve (void **state)
     s_assert_audits_ok (ctx);
 }
 
+//  Out of memory -------------------------------------------------------------------
+
+//  Arms `spec` in this process only (children started later do not see it).
+static void
+s_arm (const char *spec)
+{
+    char err[256];
+    assert_int_equal (setenv ("RL_FAILPOINTS", spec, 1), 0);
+    int rc = failpoint_init (err, sizeof (err));
+    unsetenv ("RL_FAILPOINTS");
+    if (rc != 0) {
+        fail_msg ("RL_FAILPOINTS=%s: %s", spec, err);
+    }
+}
+
+static void
+test_alloc_failure (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_cluster_start (ctx);
+    rl_client_t *client = ctx->clients[0];
+    rl_status_rec_t status;
+    //  A call without records: its request frame (1), its reply body (2).
+    for (int hit = 1; hit <= 2; hit++) {
+        char spec[64];
+        snprintf (spec, sizeof (spec), "client.alloc=error@%d", hit);
+        s_arm (spec);
+        assert_int_equal (rl_client_status (client, &status, TK_TIMEOUT_MS), RL_CLIENT_ERR_NOMEM);
+        assert_int_equal (rl_client_status (client, &status, TK_TIMEOUT_MS), 0);
+        assert_string_equal (status.name, ctx->shards[0].name);
+    }
+    //  With records: the encoded body (1), the frame (2), the reply (3).
+    uint64_t n = 1;
+    while (s_owner (ctx->ring, tk_id (n, TAG)) != 0) {
+        n++; //  an account of the shard the client talks to
+    }
+    rl_id_t ids[1] = {tk_id (n, TAG)};
+    rl_account_t found[1];
+    for (int hit = 1; hit <= 3; hit++) {
+        char spec[64];
+        snprintf (spec, sizeof (spec), "client.alloc=error@%d", hit);
+        s_arm (spec);
+        assert_int_equal (rl_client_lookup_accounts (client, ids, 1, found, TK_TIMEOUT_MS),
+                          RL_CLIENT_ERR_NOMEM);
+        assert_int_equal (rl_client_lookup_accounts (client, ids, 1, found, TK_TIMEOUT_MS), 0);
+    }
+    //  The retry helper stops at once: nothing sent, every record open.
+    rl_account_t account = tk_account (n, TAG, LEDGER, 0);
+    rl_result_rec_t result = {0};
+    s_arm ("client.alloc=error@1");
+    assert_int_equal (rl_client_create_accounts_retry (client, &account, 1, &result, TK_TIMEOUT_MS,
+                                                       RL_CLIENT_ATTEMPTS_MAX),
+                      RL_CLIENT_ERR_NOMEM);
+    assert_int_equal (result.result, RL_OUTCOME_UNKNOWN);
+    //  A pipelined send: nothing in flight.
+    rl_transfer_t transfer = {.id = tk_id (9, TAG)};
+    uint64_t request_id = 0;
+    s_arm ("client.alloc=error@1");
+    assert_int_equal (rl_client_send_transfers (client, &transfer, 1, &request_id),
+                      RL_CLIENT_ERR_NOMEM);
+    assert_int_equal (rl_client_inflight (client), 0);
+    //  Fan-outs: the replies (1), the sockets' table (2), a request frame (5).
+    rl_status_rec_t statuses[SHARDS];
+    int rcs[SHARDS];
+    for (int hit = 1; hit <= 2; hit++) {
+        char spec[64];
+        snprintf (spec, sizeof (spec), "client.alloc=error@%d", hit);
+        s_arm (spec);
+        assert_int_equal (
+            rl_client_status_all (ctx->endpoints, SHARDS, TK_TIMEOUT_MS, statuses, rcs), SHARDS);
+        assert_int_equal (rcs[0], RL_CLIENT_ERR_NOMEM);
+        assert_int_equal (rcs[1], RL_CLIENT_ERR_NOMEM);
+    }
+    s_arm ("client.alloc=error@5");
+    assert_int_equal (rl_client_status_all (ctx->endpoints, SHARDS, TK_TIMEOUT_MS, statuses, rcs),
+                      1);
+    assert_int_equal (rcs[0], RL_CLIENT_ERR_NOMEM);
+    assert_int_equal (rcs[1], 0);
+    //  Disarmed: everything works again.
+    s_arm ("");
+    assert_int_equal (rl_client_create_accounts_retry (client, &account, 1, &result, TK_TIMEOUT_MS,
+                                                       RL_CLIENT_ATTEMPTS_MAX),
+                      0);
+    assert_int_equal (rl_client_status_all (ctx->endpoints, SHARDS, TK_TIMEOUT_MS, statuses, rcs),
+                      0);
+    assert_string_equal (rl_client_strerror (RL_CLIENT_ERR_NOMEM),
+                         "out of memory in the client: nothing sent, or the reply lost (outcome "
+                         "unknown); retry with the same ids");
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_fanout_status_and_ring, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_in_doubt_audit_resolve, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_alloc_failure, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
