@@ -150,6 +150,10 @@ static int
 s_parse_endpoints (options_t *o, const char *arg)
 {
     char *list = strdup (arg);
+    if (!list) {
+        fprintf (stderr, "rlbench: out of memory reading --endpoints\n");
+        return -1;
+    }
     char *save = NULL;
     o->endpoint_count = 0;
     for (char *ep = strtok_r (list, ",", &save); ep; ep = strtok_r (NULL, ",", &save)) {
@@ -465,6 +469,11 @@ s_probe_fsync (bench_t *b, const char *dir)
     }
     unlink (path);
     uint64_t *ns = calloc ((size_t) n, sizeof (uint64_t));
+    if (!ns) {
+        fprintf (stderr, "rlbench: fsync probe: out of memory for %d samples\n", n);
+        close (fd);
+        return;
+    }
     uint8_t block[RLB_PROBE_BLOCK_BYTES];
     memset (block, 0x5a, sizeof (block));
     int done = 0;

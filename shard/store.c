@@ -252,6 +252,11 @@ store_open_env (const char *dir, rl_durability_t durability, store_env_t *env, c
     }
     self->durability = durability;
     self->dir = strdup (dir);
+    if (!self->dir) {
+        snprintf (err, err_size, "out of memory");
+        free (self);
+        return NULL;
+    }
     self->options = rocksdb_options_create ();
     rocksdb_options_set_create_if_missing (self->options, 1);
     rocksdb_options_set_create_missing_column_families (self->options, 1);
