@@ -15,6 +15,6 @@ rl_add_unit(test_router_faults 40 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_router_
             LIBS rlrouterkit)
 add_dependencies(test_router_faults shard router)
 # Bad input through raw frames (3.2 s).
-rl_add_unit(test_router_input 6 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_router_input.c
+rl_add_unit(test_router_input 20 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_router_input.c
             LIBS rlrouterkit)
 add_dependencies(test_router_input shard router)

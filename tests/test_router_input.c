@@ -3,8 +3,9 @@
     and a multi-frame envelope): each answered or dropped as the protocol
     says, never a crash, never a change to the ledgers. And bad options:
     deadlines that break the order of timeouts are refused at start-up.
-    And failed allocations (failpoint router.alloc): the request is answered
-    busy and the router keeps serving.
+    And failed allocations (failpoint router.alloc) of a create, a history
+    read and a ring answer: the request is answered busy and the router
+    keeps serving.
 */
 #include <setjmp.h>
 #include <signal.h>
@@ -213,6 +214,49 @@ test_alloc_failure (void **state)
         assert_string_equal (status.name, r->name);
         rl_client_destroy (&client);
         rk_router_stop (ctx->h, r); //  exits 0: no crash, no sanitizer report
+    }
+    //  Reads: the copy of a history reply (allocation 5 of get_account_
+    //  transfers: states, send counts, positions, sub-request positions,
+    //  the copy) and a ring answer (its only allocation) fail busy.
+    rk_create_accounts (ctx);
+    rl_transfer_t batch[RK_ACCOUNTS];
+    rl_result_rec_t results[RK_ACCOUNTS];
+    size_t count = rk_same_shard_batch (ctx->ring, 9000, batch);
+    assert_int_equal (
+        rl_client_create_transfers (ctx->client, batch, count, results, TK_TIMEOUT_MS), 0);
+    rl_filter_t filter = {.account_id = batch[0].debit_account_id,
+                          .limit = 8,
+                          .flags = RL_FILTER_DEBITS | RL_FILTER_CREDITS};
+    static const char *const specs[] = {"router.alloc=error@5", "router.alloc=error@1"};
+    for (size_t k = 0; k < 2; k++) {
+        rk_router_t *r = &ctx->routers[1];
+        rk_router_init (r, "oom");
+        snprintf (r->ring_file, sizeof (r->ring_file), "%s", ctx->ring_file);
+        snprintf (r->failpoints, sizeof (r->failpoints), "%s", specs[k]);
+        assert_true (rk_router_start (ctx->h, r) > 0);
+        rl_client_t *client = rl_client_new (r->endpoint);
+        assert_non_null (client);
+        rl_transfer_t found[8];
+        size_t history = 0;
+        uint8_t *blob = NULL;
+        size_t size = 0;
+        if (k == 0) {
+            assert_int_equal (
+                rl_client_get_account_transfers (client, &filter, found, &history, TK_TIMEOUT_MS),
+                RL_STATUS_BUSY);
+            assert_int_equal (
+                rl_client_get_account_transfers (client, &filter, found, &history, TK_TIMEOUT_MS),
+                0);
+            assert_true (history >= 1);
+        } else {
+            assert_int_equal (rl_client_get_ring (client, &blob, &size, TK_TIMEOUT_MS),
+                              RL_STATUS_BUSY);
+            assert_int_equal (rl_client_get_ring (client, &blob, &size, TK_TIMEOUT_MS), 0);
+            assert_true (size > 0);
+            free (blob);
+        }
+        rl_client_destroy (&client);
+        rk_router_stop (ctx->h, r);
     }
 }
 
