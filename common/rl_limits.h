@@ -59,6 +59,10 @@
 #define RL_SHARD_TICK_MS              10   //  timer of the shard loop (timeouts, resends)
 #define RL_SHARD_PENDING_REQUESTS_MAX 1024 //  client requests waiting for cross-shard decisions
 
+//  Coordinator log entries: live attempts + decisions not yet acknowledged
+//  (more: busy); the default and the largest --tp-log-capacity.
+#define RL_TP_LOG_ENTRIES_MAX (RL_TP_ATTEMPTS_MAX * 2)
+
 //  Timeouts (ms), ordered ------------------------------------------------
 #define RL_PREPARE_TIMEOUT_MS 1000 //  coordinator waits this long for PREPARE-OK
 #define RL_SHARD_DEADLINE_MS  2000 //  shard answers a request within this

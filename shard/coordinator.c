@@ -39,8 +39,16 @@
     6. A request slot is in use exactly while one of its records is a live
        attempt (open > 0) or until coordinator_request_hold frees it.
 
-    LIMITS: RL_TP_ATTEMPTS_MAX live attempts (more: busy, not burned); the
-    xlog holds twice that, so a decision always has room; at most
+    7. Live attempts + logged decisions <= log_entries_max, which is at
+       most the xlog's table (RL_TP_LOG_ENTRIES_MAX): coordinator_begin
+       refuses (busy) an attempt whose decision could not be logged, so a
+       decision always has room, however long a participant stays away.
+
+    LIMITS: RL_TP_ATTEMPTS_MAX live attempts, and live attempts + logged
+    decisions within the log's capacity (--tp-log-capacity, default and
+    at most RL_TP_LOG_ENTRIES_MAX); beyond either: busy, not burned. A
+    log reloaded fuller than a lowered capacity only refuses new attempts
+    until acknowledgements drain it. At most
     RL_SHARD_PENDING_REQUESTS_MAX client requests wait for decisions (more:
     the request is answered busy). A tick scans the live attempts only when
     the earliest deadline may have come, and the log only when the earliest
@@ -90,6 +98,7 @@ struct coordinator_t {
     uint64_t attempts_due_ns; //  no live attempt times out before this
     uint64_t xlog_due_ns;     //  no decision is due for resending before this
     uint64_t alarms;
+    size_t log_entries_max; //  live attempts + logged decisions (invariant 7)
     uint64_t prepare_timeout_ms;
     uint64_t retry_min_ms;
     uint64_t retry_max_ms;
@@ -113,10 +122,11 @@ coordinator_new (store_t *store, accounts_t *accounts, journal_t *journal, outq_
     self->prepare_timeout_ms = RL_PREPARE_TIMEOUT_MS;
     self->retry_min_ms = RL_TP_RETRY_MIN_MS;
     self->retry_max_ms = RL_TP_RETRY_MAX_MS;
+    self->log_entries_max = RL_TP_LOG_ENTRIES_MAX;
     self->attempts_due_ns = UINT64_MAX; //  no live attempt yet
     self->xlog_due_ns = 0;              //  recovered decisions: resend at the first tick
     if (attempts_init (&self->attempts, RL_TP_ATTEMPTS_MAX) != 0
-        || !(self->xlog = xlog_new (store, RL_TP_ATTEMPTS_MAX * 2))) {
+        || !(self->xlog = xlog_new (store, RL_TP_LOG_ENTRIES_MAX))) {
         coordinator_destroy (&self);
     }
     return self;
@@ -206,6 +216,14 @@ coordinator_set_timeouts (coordinator_t *self, uint64_t prepare_ms, uint64_t ret
     self->prepare_timeout_ms = prepare_ms;
     self->retry_min_ms = retry_min_ms;
     self->retry_max_ms = retry_max_ms;
+}
+
+void
+coordinator_set_log_capacity (coordinator_t *self, size_t entries)
+{
+    assert (self);
+    assert (entries >= 1 && entries <= RL_TP_LOG_ENTRIES_MAX); //  within the xlog's table
+    self->log_entries_max = entries;
 }
 
 bool
@@ -370,7 +388,9 @@ coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, ui
         r.timestamp = record.timestamp;
         return r;
     }
-    int32_t i = attempts_add (&self->attempts, t->id);
+    //  Invariant 7: the decision of every attempt begun has room in the log.
+    bool log_full = self->attempts.count + xlog_count (self->xlog) >= self->log_entries_max;
+    int32_t i = log_full ? -1 : attempts_add (&self->attempts, t->id);
     if (i < 0) {
         accounts_debit_release (self->accounts, t->debit_account_id, t->amount, false);
         r.result = RL_BUSY;
@@ -403,6 +423,7 @@ coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, ui
     }
     r.result = COORDINATOR_PENDING;
     assert (e->state == ATTEMPT_LIVE && coordinator_is_live (self, t->id));
+    assert (self->attempts.count + xlog_count (self->xlog) <= self->log_entries_max);
     return r;
 }
 

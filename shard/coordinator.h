@@ -45,6 +45,10 @@ int coordinator_open (coordinator_t *self, uint64_t nonce, uint64_t now_ns, char
 void coordinator_set_ring (coordinator_t *self, const ring_t *ring);
 void coordinator_set_timeouts (coordinator_t *self, uint64_t prepare_ms, uint64_t retry_min_ms,
                                uint64_t retry_max_ms);
+//  The log's capacity: live attempts + decisions not yet acknowledged, in
+//  entries (1..RL_TP_LOG_ENTRIES_MAX, the default). Beyond it an attempt is
+//  refused busy before it starts.
+void coordinator_set_log_capacity (coordinator_t *self, size_t entries);
 
 //  Is an attempt of this transfer id live (one live attempt per id)?
 bool coordinator_is_live (const coordinator_t *self, rl_id_t id);

@@ -20,7 +20,8 @@
        server_new takes it, then the server.
 
     LIMITS: a name of at most RL_SHARD_NAME_SIZE_MAX - 1 bytes; a stored
-    ring of at most RL_RING_BLOB_SIZE_MAX bytes.
+    ring of at most RL_RING_BLOB_SIZE_MAX bytes; a coordinator log of
+    1..RL_TP_LOG_ENTRIES_MAX entries (--tp-log-capacity; others refused).
 
     Exit codes: 0 on SIGINT/SIGTERM, 1 when the store, the ring, the ledger
     or the socket cannot be opened, 2 on bad options or RL_FAILPOINTS, 3
@@ -55,6 +56,7 @@ typedef struct {
     outq_t *outq;
     ledger_t *ledger;
     server_t *server;
+    long tp_log_capacity; //  entries of the coordinator log (--tp-log-capacity)
 } s_main_t;
 
 static uint64_t
@@ -84,15 +86,18 @@ s_usage (FILE *out)
              "  --prepare-timeout-ms N    coordinator aborts an unprepared attempt (default %d)\n"
              "  --query-after-ms N        participant asks about a prepared record (default %d)\n"
              "  --retry-min-ms N, --retry-max-ms N  resend backoff (default %d..%d)\n"
-             "  --tick-ms N               timer period (default %d)\n",
+             "  --tick-ms N               timer period (default %d)\n"
+             "  --tp-log-capacity N       coordinator log entries: live attempts + unacknowledged\n"
+             "                            decisions; beyond them busy (1..%d, default %d)\n",
              RL_SHARD_CHECKPOINT_TRANSFERS, RL_PREPARE_TIMEOUT_MS, RL_TP_QUERY_AFTER_MS,
-             RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS, RL_SHARD_TICK_MS);
+             RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS, RL_SHARD_TICK_MS, RL_TP_LOG_ENTRIES_MAX,
+             RL_TP_LOG_ENTRIES_MAX);
 }
 
 static int
-s_parse_options (int argc, char **argv, server_options_t *o)
+s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capacity)
 {
-    assert (argv && o);
+    assert (argv && o && tp_log_capacity);
     static const struct option longs[] = {
         {"name", required_argument, NULL, 'n'},
         {"bind", required_argument, NULL, 'b'},
@@ -106,6 +111,7 @@ s_parse_options (int argc, char **argv, server_options_t *o)
         {"retry-min-ms", required_argument, NULL, 'm'},
         {"retry-max-ms", required_argument, NULL, 'M'},
         {"tick-ms", required_argument, NULL, 'T'},
+        {"tp-log-capacity", required_argument, NULL, 'L'},
         {NULL, 0, NULL, 0},
     };
     *o = (server_options_t){.durability = RL_DURABILITY_SYNC,
@@ -114,6 +120,7 @@ s_parse_options (int argc, char **argv, server_options_t *o)
                             .retry_min_ms = RL_TP_RETRY_MIN_MS,
                             .retry_max_ms = RL_TP_RETRY_MAX_MS,
                             .tick_ms = RL_SHARD_TICK_MS};
+    *tp_log_capacity = RL_TP_LOG_ENTRIES_MAX;
     int c;
     while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
@@ -164,6 +171,14 @@ s_parse_options (int argc, char **argv, server_options_t *o)
                 break;
             case 'T':
                 o->tick_ms = strtol (optarg, NULL, 10);
+                break;
+            case 'L':
+                *tp_log_capacity = strtol (optarg, NULL, 10);
+                if (*tp_log_capacity < 1 || *tp_log_capacity > (long) RL_TP_LOG_ENTRIES_MAX) {
+                    fprintf (stderr, "shard: --tp-log-capacity must be 1..%d\n",
+                             RL_TP_LOG_ENTRIES_MAX);
+                    return -1;
+                }
                 break;
             case 'h':
                 s_usage (stdout);
@@ -283,6 +298,8 @@ s_open (s_main_t *self)
     if (o->checkpoint_transfers > 0) {
         ledger_set_checkpoint_transfers (self->ledger, (size_t) o->checkpoint_transfers);
     }
+    coordinator_set_log_capacity (ledger_coordinator (self->ledger),
+                                  (size_t) self->tp_log_capacity);
     ledger_set_tp_timeouts (self->ledger, (uint64_t) o->prepare_timeout_ms,
                             (uint64_t) o->query_after_ms, (uint64_t) o->retry_min_ms,
                             (uint64_t) o->retry_max_ms);
@@ -313,7 +330,7 @@ int
 main (int argc, char **argv)
 {
     s_main_t self = {0};
-    if (s_parse_options (argc, argv, &self.options) != 0) {
+    if (s_parse_options (argc, argv, &self.options, &self.tp_log_capacity) != 0) {
         s_usage (stderr);
         return 2;
     }

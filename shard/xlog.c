@@ -19,9 +19,11 @@
     3. Every entry is ATTEMPT_DECIDED; one appended here has tp.state
        COMMIT or ABORT (a loaded one has what the disk says).
 
-    LIMITS: `cap` entries (RL_TP_ATTEMPTS_MAX * 2 in the coordinator): the
-    coordinator only decides an attempt it holds live, and the table is
-    checked for room before it does (xlog_append asserts it).
+    LIMITS: `cap` entries (RL_TP_LOG_ENTRIES_MAX in the coordinator): the
+    coordinator only decides an attempt it holds live, and it begins one
+    only while live attempts + entries stay within its log capacity, at
+    most `cap` (coordinator.c invariant 7), so xlog_append always has
+    room (it asserts it).
 */
 #include "xlog.h"
 
@@ -140,7 +142,7 @@ xlog_append (xlog_t *self, const attempt_t *live, uint32_t decision, uint64_t wr
     assert (self && live && live->state == ATTEMPT_LIVE);
     assert (decision == RL_TP_COMMIT || decision == RL_TP_ABORT);
     int32_t x = attempts_add (&self->entries, live->tp.id);
-    assert (x >= 0); //  the coordinator holds at most half the table live (LIMITS)
+    assert (x >= 0); //  the coordinator keeps live + logged within the table (LIMITS)
     attempt_t *e = attempts_at (&self->entries, x);
     int32_t next = e->next;
     *e = *live;

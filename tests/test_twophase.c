@@ -18,6 +18,14 @@
     and conservation holds. Shards run with --durability manual-wal, so a
     kill drops everything not group-committed.
 
+    test_log_full: a credit shard in the ring but down, and a coordinator
+    with a small log (--tp-log-capacity): full batches for ten times the
+    log's capacity get only `busy` or `aborted`, and the coordinator never
+    crashes, also after a restart with its log full. When the credit shard
+    comes up, every logged decision is delivered, nothing stays reserved or
+    in doubt, no alarm is raised, the audit holds, a new transfer commits,
+    and the strong conservation check passes.
+
     test_pause_under_load: a fault beyond kill -9. While batches of same-
     and cross-shard transfers flow, a thread pauses one shard or the other
     with SIGSTOP for longer than the prepare timeout and the outcome-query
@@ -616,6 +624,106 @@ test_heuristic (void **state)
     assert_int_equal (s_resolve (ctx, &rec), RL_RESOLVE_NOT_FOUND); //  no longer prepared
 }
 
+//  A full coordinator log -----------------------------------------------------------
+
+#define LOG_CAPACITY "4096"
+#define LOG_ROUNDS   10 //  load: LOG_ROUNDS x the log's capacity
+
+//  Sends `count` transfers (ids from *tid) from account 1 to account 2 in
+//  full batches; every answer must be busy or aborted. Adds to the counts.
+static void
+s_log_load (s_ctx_t *ctx, uint64_t *tid, size_t count, size_t *busy, size_t *aborted)
+{
+    static rl_transfer_t ts[RL_BATCH_RECORDS_MAX];
+    static rl_result_rec_t rs[RL_BATCH_RECORDS_MAX];
+    for (size_t sent = 0; sent < count;) {
+        size_t n = count - sent < RL_BATCH_RECORDS_MAX ? count - sent : RL_BATCH_RECORDS_MAX;
+        for (size_t i = 0; i < n; i++) {
+            ts[i] = tk_transfer (tk_id ((*tid)++, ctx->tag), tk_id (1, ctx->tag),
+                                 tk_id (2, ctx->tag), 1, LEDGER);
+        }
+        if (rl_client_create_transfers (ctx->clients[0], ts, n, rs, TK_TIMEOUT_MS) != 0) {
+            harness_keep (ctx->h);
+            fail_msg ("no answer to a batch: did the coordinator crash?");
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (rs[i].result == RL_BUSY) {
+                (*busy)++;
+            } else if (rs[i].result == RL_ABORTED) {
+                (*aborted)++;
+            } else {
+                fail_msg ("transfer %zu: %s, want busy or aborted", sent + i,
+                          rl_result_name (rs[i].result));
+            }
+        }
+        sent += n;
+    }
+}
+
+static void
+test_log_full (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_cluster_init (ctx, "f");
+    char *args[] = {"--prepare-timeout-ms",
+                    "50",
+                    "--retry-min-ms",
+                    "20",
+                    "--retry-max-ms",
+                    "200",
+                    "--tick-ms",
+                    "5",
+                    "--tp-log-capacity",
+                    LOG_CAPACITY,
+                    NULL};
+    memcpy (ctx->shards[0].args, args, sizeof (args));
+    int owners[] = {0, 1};
+    ctx->tag = s_find_tag (ctx, 0x4c4f000000ull, owners, 2);
+    int64_t started_ms = zclock_mono ();
+    s_start (ctx, 0); //  s2 stays down
+    s_create_account (ctx, 1, 0);
+    size_t capacity = (size_t) atoi (LOG_CAPACITY);
+    uint64_t tid = 1000;
+    size_t busy = 0, aborted = 0;
+    s_log_load (ctx, &tid, LOG_ROUNDS * capacity, &busy, &aborted);
+    rl_status_rec_t status;
+    assert_int_equal (rl_client_status (ctx->clients[0], &status, TK_TIMEOUT_MS), 0);
+    printf ("test_log_full: %zu busy, %zu aborted, %lu in the log after %ld ms\n", busy, aborted,
+            (unsigned long) status.inflight, (long) (zclock_mono () - started_ms));
+    assert_true (aborted > 0 && aborted <= capacity && busy > 0);
+    assert_true (status.inflight <= capacity);
+    //  A restart reloads the full log: still no crash, still busy.
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[0], SIGTERM), 0);
+    s_start (ctx, 0);
+    size_t busy_after = 0, aborted_after = 0;
+    s_log_load (ctx, &tid, capacity, &busy_after, &aborted_after);
+    assert_int_equal (busy_after, capacity);
+    assert_int_equal (rl_client_status (ctx->clients[0], &status, TK_TIMEOUT_MS), 0);
+    assert_true (status.inflight > 0 && status.inflight <= capacity);
+    //  The credit shard comes up: every decision is delivered.
+    s_start (ctx, 1);
+    s_create_account (ctx, 2, 0);
+    s_quiet (ctx);
+    rl_in_doubt_rec_t listed[8];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal (s_in_doubt (ctx, i, listed, 8), 0);
+        s_audit_ok (ctx, i);
+        assert_int_equal (rl_client_status (ctx->clients[i], &status, TK_TIMEOUT_MS), 0);
+        assert_int_equal (status.inflight, 0);
+        assert_int_equal (status.in_doubt, 0);
+    }
+    //  The log has room again: a transfer commits.
+    tk_model_t model;
+    tk_model_init (&model, ctx->tag, 2);
+    rl_transfer_t t = tk_transfer (tk_id (tid++, ctx->tag), tk_id (1, ctx->tag),
+                                   tk_id (2, ctx->tag), 7, LEDGER);
+    assert_int_equal (s_transfer (ctx, t, TK_TIMEOUT_MS), RL_OK);
+    tk_model_apply (&model, &t);
+    s_quiet (ctx);
+    tk_check_conservation_by (s_client_for, ctx, &model, 1);
+    printf ("test_log_full: settled in %ld ms\n", (long) (zclock_mono () - started_ms));
+}
+
 //  Crash matrix -------------------------------------------------------------------
 
 typedef enum { PATH_COMMIT, PATH_BUSINESS, PATH_INFRA } s_path_t;
@@ -808,8 +916,10 @@ test_crash_matrix (void **state)
     }
 }
 
+//  With an argument `log_full`, runs test_log_full alone (its own ctest,
+//  twophase.cmake); without one, every other test.
 int
-main (void)
+main (int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_cross_shard, s_setup, s_teardown),
@@ -817,5 +927,15 @@ main (void)
         cmocka_unit_test_setup_teardown (test_pause_under_load, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_crash_matrix, s_setup, s_teardown),
     };
+    const struct CMUnitTest log_full[] = {
+        cmocka_unit_test_setup_teardown (test_log_full, s_setup, s_teardown),
+    };
+    if (argc > 1 && strcmp (argv[1], "log_full") == 0) {
+        return cmocka_run_group_tests (log_full, NULL, NULL);
+    }
+    if (argc > 1) {
+        fprintf (stderr, "usage: test_twophase [log_full]\n");
+        return 2;
+    }
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
