@@ -25,7 +25,7 @@
 
     LIMITS
     One socket per endpoint during a fan-out (a ring has at most
-    RL_SHARDS_MAX shards); an in_doubt reply of at most RL_BATCH_RECORDS_MAX
+    RL_SHARDS_MAX shards); an in_doubt reply of at most RL_IN_DOUBT_RECORDS_MAX
     records.
 */
 #include "client.h"

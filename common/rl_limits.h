@@ -30,6 +30,8 @@
 #define RL_MESSAGE_SIZE_MAX   (RL_HEADER_SIZE + RL_BATCH_RECORDS_MAX * RL_PREPARE_SIZE)
 #define RL_RING_BLOB_SIZE_MAX (4u << 20)           //  bytes of a binary ring
 #define RL_HISTORY_LIMIT_MAX  RL_BATCH_RECORDS_MAX //  transfers per history reply
+//  in_doubt lists at most what fits one message (7,280 of 288 bytes).
+#define RL_IN_DOUBT_RECORDS_MAX ((RL_MESSAGE_SIZE_MAX - RL_HEADER_SIZE) / RL_IN_DOUBT_SIZE)
 
 //  Ring ------------------------------------------------------------------
 #define RL_SHARDS_MAX             1024       //  shards in one ring
@@ -74,6 +76,9 @@ _Static_assert(RL_SHARD_DEADLINE_MS < RL_ROUTER_DEADLINE_MS, "shard < router dea
 _Static_assert(RL_ROUTER_DEADLINE_MS < RL_CLIENT_TIMEOUT_MS, "router deadline < client");
 _Static_assert(RL_ACCOUNT_SIZE == RL_TRANSFER_SIZE, "one record size for both creates");
 _Static_assert(RL_MESSAGE_SIZE_MAX < (1u << 24), "a full batch fits one ZeroMQ message");
+_Static_assert(RL_HEADER_SIZE + RL_IN_DOUBT_RECORDS_MAX * RL_IN_DOUBT_SIZE <= RL_MESSAGE_SIZE_MAX,
+               "an in_doubt reply fits one message");
+_Static_assert(RL_IN_DOUBT_RECORDS_MAX <= RL_BATCH_RECORDS_MAX, "in_doubt is a batch");
 _Static_assert(RL_HISTORY_LIMIT_MAX <= RL_BATCH_RECORDS_MAX, "a history reply fits");
 _Static_assert(RL_SHARDS_MAX <= UINT16_MAX, "shard index fits a u16 on the wire");
 

@@ -12,7 +12,8 @@
        record go into the turn's batch.
     3. Reads (status, in_doubt, audit, get_ring) write nothing.
 
-    LIMITS: in_doubt lists the first RL_BATCH_RECORDS_MAX entries; audit is
+    LIMITS: in_doubt lists the first RL_IN_DOUBT_RECORDS_MAX entries (what
+    fits one message; status counts them all); audit is
     O(accounts + live attempts + prepared records).
 */
 #include <assert.h>
@@ -64,9 +65,9 @@ zmsg_t *
 admin_in_doubt (server_t *self, zmsg_t *envelope, const rl_header_t *h)
 {
     assert (h->operation == RL_OP_IN_DOUBT);
-    static rl_in_doubt_rec_t list[RL_BATCH_RECORDS_MAX];
-    size_t count = ledger_in_doubt (self->ledger, list, RL_BATCH_RECORDS_MAX);
-    assert (count <= RL_BATCH_RECORDS_MAX); //  paired with ledger_in_doubt's cap
+    static rl_in_doubt_rec_t list[RL_IN_DOUBT_RECORDS_MAX];
+    size_t count = ledger_in_doubt (self->ledger, list, RL_IN_DOUBT_RECORDS_MAX);
+    assert (count <= RL_IN_DOUBT_RECORDS_MAX); //  paired with ledger_in_doubt's cap
     uint8_t *out = NULL;
     zmsg_t *reply = server_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
                                       RL_IN_DOUBT_SIZE, &out);
