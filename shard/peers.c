@@ -206,19 +206,15 @@ s_flush_box (peers_t *self, s_peer_t *peer, s_outbox_t *box, uint16_t op, size_t
     for (size_t first = 0; first < box->count; first += RL_BATCH_RECORDS_MAX) {
         size_t n = box->count - first < RL_BATCH_RECORDS_MAX ? box->count - first
                                                              : RL_BATCH_RECORDS_MAX;
-        rl_header_t h = {.magic = RL_MAGIC,
-                         .version = RL_VERSION,
-                         .operation = op,
-                         .request_id = ++self->request_id,
-                         .record_count = (uint32_t) n};
-        zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + n * box->record_size);
+        rl_header_t h = codec_request_header (op, ++self->request_id, (uint32_t) n);
+        size_t body_size = n * box->record_size;
+        zframe_t *frame = zframe_new (NULL, codec_frame_size (body_size));
         if (!frame) {
             *dropped_p += n; //  out of memory: the timeout, resend or query covers it
             continue;
         }
-        codec_encode_header (&h, zframe_data (frame));
-        memcpy (zframe_data (frame) + RL_HEADER_SIZE, box->data + first * box->record_size,
-                n * box->record_size);
+        codec_encode_frame (&h, box->data + first * box->record_size, body_size,
+                            zframe_data (frame));
         if (zframe_send (&frame, peer->dealer, ZFRAME_DONTWAIT) != 0) {
             zframe_destroy (&frame);
             *dropped_p += 1; //  the timeout, resend or query covers it

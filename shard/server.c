@@ -122,25 +122,17 @@ server_reply_new (server_t *self, zmsg_t *envelope, const rl_header_t *request, 
 {
     assert (envelope && request);
     assert (status != RL_STATUS_OK || count == 0 || (record_size > 0 && body_p));
-    rl_header_t header = {
-        .magic = RL_MAGIC,
-        .version = RL_VERSION,
-        .operation = request->operation,
-        .request_id = request->request_id,
-        .record_count = status == RL_STATUS_OK ? count : 0,
-        .status = status,
-        .epoch = ring_epoch (self->ring),
-    };
+    rl_header_t header = codec_reply_header (request, status, count, ring_epoch (self->ring));
     size_t body_size = status == RL_STATUS_OK ? (size_t) count * record_size : 0;
-    zframe_t *frame = zframe_new (NULL, RL_HEADER_SIZE + body_size);
+    zframe_t *frame = zframe_new (NULL, codec_frame_size (body_size));
     if (!frame) {
         rl_error ("out of memory building a reply");
         zmsg_destroy (&envelope);
         return NULL;
     }
-    codec_encode_header (&header, zframe_data (frame));
+    uint8_t *body = codec_encode_frame (&header, NULL, body_size, zframe_data (frame));
     if (body_p) {
-        *body_p = zframe_data (frame) + RL_HEADER_SIZE;
+        *body_p = body;
     }
     zmsg_append (envelope, &frame);
     assert (zmsg_size (envelope) >= 2); //  the route, then the reply (s_handle checked)
@@ -402,8 +394,10 @@ s_handle (server_t *self, zmsg_t *msg)
     const uint8_t *data = zframe_data (payload);
     size_t size = zframe_size (payload);
     rl_header_t h = {0};
-    rl_status_t status = codec_check_request (data, size, &h);
-    if (size < RL_HEADER_SIZE) {
+    const uint8_t *body = NULL;
+    size_t body_size = 0;
+    rl_status_t status = codec_parse_request (data, size, &h, &body, &body_size);
+    if (!codec_frame_has_header (size)) {
         self->dropped++; //  no request id to answer to
         rl_debug ("dropped a %zu-byte frame", size);
         zframe_destroy (&payload);
@@ -416,7 +410,6 @@ s_handle (server_t *self, zmsg_t *msg)
         rl_debug ("bad request %" PRIu64 ": %s", h.request_id, rl_status_name (status));
         reply = server_reply_new (self, msg, &h, status, 0, 0, NULL);
     } else {
-        const uint8_t *body = data + RL_HEADER_SIZE;
         switch (h.operation) {
             case RL_OP_CREATE_ACCOUNTS:
             case RL_OP_CREATE_TRANSFERS:
@@ -438,7 +431,7 @@ s_handle (server_t *self, zmsg_t *msg)
                 reply = admin_status (self, msg, &h);
                 break;
             case RL_OP_LOAD_RING:
-                reply = admin_load_ring (self, msg, &h, body, size - RL_HEADER_SIZE);
+                reply = admin_load_ring (self, msg, &h, body, body_size);
                 break;
             case RL_OP_GET_RING:
                 reply = admin_get_ring (self, msg, &h);
@@ -558,7 +551,7 @@ s_handle_failed (server_t *self, zmsg_t *msg)
     assert (msg && self->failed);
     self->requests++;
     zframe_t *payload = zmsg_last (msg);
-    if (!payload || zmsg_size (msg) < 2 || zframe_size (payload) < RL_HEADER_SIZE) {
+    if (!payload || zmsg_size (msg) < 2 || !codec_frame_has_header (zframe_size (payload))) {
         self->dropped++;
         zmsg_destroy (&msg);
         return;
@@ -666,10 +659,13 @@ s_drain_peer (server_t *self, zsock_t *dealer, uint64_t now, size_t budget)
             break;
         }
         rl_header_t h;
+        const uint8_t *body = NULL;
+        size_t body_size = 0;
         //  Only replies to what we send peers carry two-phase records;
-        //  codec_check_reply sized the body for the operation the reply
+        //  codec_parse_reply sized the body for the operation the reply
         //  names, so anything else would be read past its end.
-        if (codec_check_reply (zframe_data (frame), zframe_size (frame), &h) != RL_STATUS_OK
+        if (codec_parse_reply (zframe_data (frame), zframe_size (frame), &h, &body, &body_size)
+                != RL_STATUS_OK
             || h.status != RL_STATUS_OK
             || (h.operation != RL_OP_PREPARE && h.operation != RL_OP_DECIDE
                 && h.operation != RL_OP_OUTCOME_QUERY)) {
@@ -678,8 +674,8 @@ s_drain_peer (server_t *self, zsock_t *dealer, uint64_t now, size_t budget)
             continue;
         }
         assert (codec_reply_record_size (h.operation) == RL_TP_SIZE);
-        assert (h.record_count <= RL_BATCH_RECORDS_MAX); //  codec_check_reply bounds it
-        const uint8_t *body = zframe_data (frame) + RL_HEADER_SIZE;
+        assert (h.record_count <= RL_BATCH_RECORDS_MAX); //  codec_parse_reply bounds it
+        assert (body_size == (size_t) h.record_count * RL_TP_SIZE);
         for (size_t i = 0; i < h.record_count; i++) {
             codec_decode_tp (body + i * RL_TP_SIZE, &self->tps[i]);
         }
