@@ -12,6 +12,8 @@
         PREPARED --newer attempt--------> ABORTED   by the coordinator's invariant 2
         PREPARED --resolve (operator)---> HEURISTIC kept for ever: a contrary
                                                     decision later is an alarm
+        HEURISTIC --PREPARE of it or older--> HEURISTIC  refused (aborted)
+        HEURISTIC --newer attempt-------> HEURISTIC kept; the newer one gets its own record
         ABORTED --evicted (FIFO full, or older than RL_TP_TOMBSTONE_MS)--> (none)
         PREPARED older than query_after: OUTCOME_QUERY to the coordinator, forever.
 
@@ -30,6 +32,10 @@
     5. Every reply is justified by the write of the record it reports on:
        the functions return the newest such group commit, and a query is
        stamped with its record's.
+    6. A heuristic record is never removed nor prepared again: a duplicate
+       PREPARE of it (or of an older attempt) is refused, and a newer
+       attempt of the same (id, coordinator) gets a record of its own, the
+       current one (s_find_current skips heuristic records).
 
     LIMITS: RL_TP_PREPARED_MAX prepared records (more: busy, an
     infrastructure result); RL_TP_MARKERS_MAX markers, kept in a FIFO and
@@ -267,6 +273,51 @@ s_load_records (participant_t *self, uint64_t now_ns, char *err, size_t err_size
 
 //  Participant ------------------------------------------------------------------------
 
+//  The current record of (id, coordinator): the newest that is not a
+//  heuristic record (invariant 6), or -1.
+static int32_t
+s_find_current (participant_t *self, rl_id_t id, const char *coordinator)
+{
+    for (int32_t i = attempts_head (&self->records, id); i >= 0;
+         i = attempts_at (&self->records, i)->next) {
+        const attempt_t *e = attempts_at (&self->records, i);
+        if (e->state != ATTEMPT_HEURISTIC && strcmp (e->tp.coordinator, coordinator) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+//  The heuristic record of exactly this attempt, or -1.
+static int32_t
+s_find_heuristic (participant_t *self, rl_id_t id, const char *coordinator, rl_attempt_t attempt)
+{
+    for (int32_t i = attempts_head (&self->records, id); i >= 0;
+         i = attempts_at (&self->records, i)->next) {
+        const attempt_t *e = attempts_at (&self->records, i);
+        if (e->state == ATTEMPT_HEURISTIC && strcmp (e->tp.coordinator, coordinator) == 0
+            && attempt_eq (e->tp.attempt, attempt)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+//  Is a heuristic record of (id, coordinator) newer than `attempt`?
+static bool
+s_heuristic_newer (participant_t *self, rl_id_t id, const char *coordinator, rl_attempt_t attempt)
+{
+    for (int32_t i = attempts_head (&self->records, id); i >= 0;
+         i = attempts_at (&self->records, i)->next) {
+        const attempt_t *e = attempts_at (&self->records, i);
+        if (e->state == ATTEMPT_HEURISTIC && strcmp (e->tp.coordinator, coordinator) == 0
+            && attempt_older (attempt, e->tp.attempt)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 //  Drops a marker: from the table and from the prepared column family.
 static void
 s_marker_drop (participant_t *self, int32_t slot)
@@ -383,7 +434,15 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns
         *seq_p = applied > 0 ? outq_batch_seq (self->outq) : 0;
         return RL_TP_REFUSED;
     }
-    int32_t i = attempts_find (&self->records, t->id, rec->tp.coordinator);
+    //  A heuristic record was resolved by hand: its reservation is gone (or
+    //  its credit applied), so a duplicate PREPARE of it is never prepared
+    //  (invariant 6); neither is an attempt older than it (superseded).
+    if (s_find_heuristic (self, t->id, rec->tp.coordinator, rec->tp.attempt) >= 0
+        || s_heuristic_newer (self, t->id, rec->tp.coordinator, rec->tp.attempt)) {
+        *result = RL_ABORTED;
+        return RL_TP_REFUSED;
+    }
+    int32_t i = s_find_current (self, t->id, rec->tp.coordinator);
     if (i >= 0) {
         attempt_t *e = attempts_at (&self->records, i);
         if (attempt_eq (e->tp.attempt, rec->tp.attempt)) {
@@ -457,10 +516,9 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, uint64_t now_ns, uint64
 {
     assert (d->state == RL_TP_COMMIT || d->state == RL_TP_ABORT);
     *seq_p = 0;
-    int32_t i = attempts_find (&self->records, d->id, d->coordinator);
-    attempt_t *e = i >= 0 ? attempts_at (&self->records, i) : NULL;
-    bool same = e && attempt_eq (e->tp.attempt, d->attempt);
-    if (same && e->state == ATTEMPT_HEURISTIC) {
+    int32_t h = s_find_heuristic (self, d->id, d->coordinator, d->attempt);
+    if (h >= 0) {
+        attempt_t *e = attempts_at (&self->records, h);
         if (e->tp.state == d->state) {
             *seq_p = e->write_seq;
             return RL_TP_ACKED; //  the coordinator decided as the operator did
@@ -473,6 +531,10 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, uint64_t now_ns, uint64
                   d->attempt.counter, d->attempt.seq, rl_tp_state_name (e->tp.state));
         return RL_TP_NOT_ACKED;
     }
+    int32_t i = s_find_current (self, d->id, d->coordinator);
+    attempt_t *e = i >= 0 ? attempts_at (&self->records, i) : NULL;
+    bool same = e && attempt_eq (e->tp.attempt, d->attempt);
+    assert (!e || e->state != ATTEMPT_HEURISTIC); //  heuristic records are kept (invariant 6)
     if (d->state == RL_TP_COMMIT) {
         if (same && e->state == ATTEMPT_PREPARED) {
             s_record_commit (self, e, now_ns);
@@ -565,7 +627,7 @@ participant_outcome_answers (participant_t *self, const rl_tp_rec_t *answers, si
     assert (self && (count == 0 || answers));
     for (size_t k = 0; k < count; k++) {
         const rl_tp_rec_t *a = &answers[k];
-        int32_t i = attempts_find (&self->records, a->id, a->coordinator);
+        int32_t i = s_find_current (self, a->id, a->coordinator);
         if (i < 0 || attempts_at (&self->records, i)->state != ATTEMPT_PREPARED
             || !attempt_eq (attempts_at (&self->records, i)->tp.attempt, a->attempt)) {
             continue; //  answers matter only to a record still prepared
@@ -585,7 +647,7 @@ participant_resolve (participant_t *self, const rl_tp_rec_t *rec, uint64_t now_n
         return RL_RESOLVE_BAD_DECISION;
     }
     //  The operator names the attempt by counter and sequence (as listed).
-    int32_t i = attempts_find (&self->records, rec->id, rec->coordinator);
+    int32_t i = s_find_current (self, rec->id, rec->coordinator);
     if (i < 0 || attempts_at (&self->records, i)->state != ATTEMPT_PREPARED
         || attempts_at (&self->records, i)->tp.attempt.counter != rec->attempt.counter
         || attempts_at (&self->records, i)->tp.attempt.seq != rec->attempt.seq) {

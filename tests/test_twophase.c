@@ -532,6 +532,8 @@ test_pause_under_load (void **state)
 
 //  Heuristic resolution -----------------------------------------------------------
 
+static bool s_file_has (const char *path, const char *text);
+
 static uint32_t
 s_resolve (s_ctx_t *ctx, const rl_tp_rec_t *rec)
 {
@@ -546,6 +548,45 @@ s_resolve (s_ctx_t *ctx, const rl_tp_rec_t *rec)
     codec_decode_tp (reply, &answer);
     free (reply);
     return answer.state == RL_TP_ACKED ? 0 : answer.result;
+}
+
+//  Sends a forged PREPARE of `t` as attempt `tp` to s2; returns its reply.
+static rl_tp_rec_t
+s_forged_prepare (s_ctx_t *ctx, const rl_transfer_t *t, const rl_tp_rec_t *tp)
+{
+    rl_prepare_rec_t rec = {.transfer = *t, .tp = *tp};
+    rec.tp.state = 0; //  a request
+    rec.tp.result = 0;
+    uint8_t body[RL_PREPARE_SIZE], *reply = NULL;
+    codec_encode_prepare (&rec, body);
+    rl_header_t h;
+    size_t size = 0;
+    assert_int_equal (rl_client_call (ctx->clients[1], RL_OP_PREPARE, body, sizeof (body), 1,
+                                      TK_TIMEOUT_MS, &h, &reply, &size),
+                      0);
+    assert_int_equal (h.record_count, 1);
+    rl_tp_rec_t answer;
+    codec_decode_tp (reply, &answer);
+    free (reply);
+    return answer;
+}
+
+//  Sends a forged DECIDE to s2; returns the acknowledgement's state.
+static uint32_t
+s_forged_decide (s_ctx_t *ctx, const rl_tp_rec_t *tp)
+{
+    uint8_t body[RL_TP_SIZE], *reply = NULL;
+    codec_encode_tp (tp, body);
+    rl_header_t h;
+    size_t size = 0;
+    assert_int_equal (rl_client_call (ctx->clients[1], RL_OP_DECIDE, body, sizeof (body), 1,
+                                      TK_TIMEOUT_MS, &h, &reply, &size),
+                      0);
+    assert_int_equal (h.record_count, 1);
+    rl_tp_rec_t answer;
+    codec_decode_tp (reply, &answer);
+    free (reply);
+    return answer.state;
 }
 
 static bool
@@ -607,6 +648,23 @@ test_heuristic (void **state)
                       0);
     assert_int_equal (receiver.credits_reserved, 0);
     assert_int_equal (receiver.credits_posted, 0);
+    //  A forged duplicate PREPARE of the heuristic record is refused: a live
+    //  coordinator would take PREPARED for a reservation that is gone.
+    rl_tp_rec_t answer = s_forged_prepare (ctx, &t, &rec);
+    assert_int_equal (answer.state, RL_TP_REFUSED);
+    assert_int_equal (answer.result, RL_ABORTED);
+    //  A newer attempt of the same id gets its own record (then aborted);
+    //  the heuristic record stays, so a duplicate of it is still refused.
+    rl_tp_rec_t newer = rec;
+    newer.attempt.seq += 1;
+    answer = s_forged_prepare (ctx, &t, &newer);
+    assert_int_equal (answer.state, RL_TP_PREPARED);
+    newer.state = RL_TP_ABORT;
+    assert_int_equal (s_forged_decide (ctx, &newer), RL_TP_ACKED);
+    answer = s_forged_prepare (ctx, &t, &rec);
+    assert_int_equal (answer.state, RL_TP_REFUSED);
+    s_audit_ok (ctx, 1);
+    assert_int_equal (s_in_doubt (ctx, 1, listed, 4), 0);
     //  The coordinator comes back and delivers its COMMIT: contrary to the
     //  heuristic abort, so an alarm, and nothing applied.
     ctx->shards[0].env[0] = NULL;
@@ -617,6 +675,10 @@ test_heuristic (void **state)
                       0);
     assert_int_equal (receiver.credits_posted, 0);
     s_audit_ok (ctx, 1);
+    //  ... raised by the heuristic record, kept through the newer attempt.
+    char log_path[600];
+    snprintf (log_path, sizeof (log_path), "%s/%s.log", harness_dir (ctx->h), ctx->shards[1].name);
+    assert_true (s_file_has (log_path, "resolved here by hand as abort"));
     //  The heuristic record survives a restart of the participant.
     assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[1], SIGTERM), 0);
     s_start (ctx, 1);
