@@ -11,7 +11,7 @@ rl_add_unit(test_shard_crash 150 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_shard_
 add_dependencies(test_shard_crash shard)
 rl_add_unit(test_idmap 60 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_idmap.c LIBS rlshard)
 # The journal's credit-leg index, with pairs that collided under its old key.
-rl_add_unit(test_journal 30 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_journal.c LIBS rlshard)
+rl_add_unit(test_journal 2 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_journal.c LIBS rlshard)
 
 # Smoke run of the shard benchmark (at most a few seconds).
 rl_add_test(shard_bench_quick 120 $<TARGET_FILE:shard_bench> --quick --batches 1,100
@@ -30,7 +30,7 @@ target_compile_definitions(test_shard_crash PRIVATE
 
 # Storage faults beyond kill -9: a full disk (a small tmpfs in a private
 # mount namespace) and a failed sync (failpoint store.sync).
-rl_add_unit(test_storage_faults 75 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_storage_faults.c
+rl_add_unit(test_storage_faults 18 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_storage_faults.c
             LIBS rltestkit)
 add_dependencies(test_storage_faults shard)
 # Tests that load a shard to its limits take turns (ctest -j2 on 2 cores).
