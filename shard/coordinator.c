@@ -28,8 +28,12 @@
        decided ABORT, or belonged to an earlier incarnation (live attempts
        die with the process: presumed abort).
     3. D answers an outcome query with its logged decision, PENDING for the
-       live attempt, and ABORT otherwise (older incarnation, or a sequence
-       of this one that is finished without a logged commit).
+       live attempt, and ABORT only when abort is presumed: an older
+       incarnation, or a sequence of this one (same counter and nonce)
+       already issued and finished without a logged commit. Anything else
+       (a newer counter, our counter with another nonce: a restored or
+       copied data directory; a sequence not issued yet) raises an alarm
+       and is answered PENDING, no decision: the participant keeps asking.
     4. A live attempt holds exactly its amount in debits_reserved of its
        debit account (paired reserve/release in accounts.c; audited).
     5. Every message is stamped with the group commit of the write that
@@ -536,6 +540,32 @@ coordinator_decide_replies (coordinator_t *self, const rl_tp_rec_t *acks, size_t
     }
 }
 
+//  The answer to a query of an attempt neither live nor logged: ABORT when
+//  it is presumed (invariant 3), or PENDING (no decision: the participant
+//  keeps asking) with an alarm when the attempt cannot be one of ours.
+static uint32_t
+s_presumed (coordinator_t *self, const rl_tp_rec_t *q)
+{
+    const rl_attempt_t *own = &self->incarnation;
+    if (q->attempt.counter < own->counter) {
+        return RL_TP_ABORT; //  an earlier incarnation: its live attempts died with it
+    }
+    if (q->attempt.counter == own->counter && q->attempt.nonce == own->nonce && q->attempt.seq >= 1
+        && q->attempt.seq <= own->seq) {
+        return RL_TP_ABORT; //  finished here without a logged commit
+    }
+    //  A newer incarnation, another nonce for ours (a restored or copied data
+    //  directory), or a sequence not issued yet: not ours to presume.
+    self->alarms++;
+    rl_error ("two-phase ALARM: %s asks about transfer %016" PRIx64 "%016" PRIx64
+              " attempt %" PRIu64 ".%" PRIu64 " (nonce %016" PRIx64 ") that this coordinator"
+              " never began (it is %" PRIu64 ".%" PRIu64 ", nonce %016" PRIx64
+              "): no answer (restored or copied data directory? needs an operator)",
+              q->coordinator, q->id.hi, q->id.lo, q->attempt.counter, q->attempt.seq,
+              q->attempt.nonce, own->counter, own->seq, own->nonce);
+    return RL_TP_PENDING;
+}
+
 uint64_t
 coordinator_outcome_query (coordinator_t *self, const rl_tp_rec_t *queries, size_t count,
                            rl_tp_rec_t *out)
@@ -544,21 +574,31 @@ coordinator_outcome_query (coordinator_t *self, const rl_tp_rec_t *queries, size
     uint64_t needs_seq = 0;
     for (size_t k = 0; k < count; k++) {
         out[k] = queries[k];
-        out[k].state = RL_TP_ABORT; //  older incarnation, or finished without a commit
         int32_t x = xlog_find (self->xlog, queries[k].id, queries[k].attempt);
+        int32_t live = attempts_head (&self->attempts, queries[k].id);
         if (x >= 0) {
             const attempt_t *e = attempts_at (xlog_entries (self->xlog), x);
             out[k].state = e->tp.state;
             needs_seq = e->write_seq > needs_seq ? e->write_seq : needs_seq;
-        }
-        int32_t live = attempts_head (&self->attempts, queries[k].id);
-        if (live >= 0
-            && attempt_eq (attempts_at (&self->attempts, live)->tp.attempt, queries[k].attempt)) {
+        } else if (live >= 0
+                   && attempt_eq (attempts_at (&self->attempts, live)->tp.attempt,
+                                  queries[k].attempt)) {
             out[k].state = RL_TP_PENDING;
+        } else {
+            out[k].state = s_presumed (self, &queries[k]);
         }
+        assert (out[k].state == RL_TP_COMMIT || out[k].state == RL_TP_ABORT
+                || out[k].state == RL_TP_PENDING);
     }
     assert (needs_seq <= outq_batch_seq (self->outq));
     return needs_seq;
+}
+
+rl_attempt_t
+coordinator_incarnation (const coordinator_t *self)
+{
+    assert (self);
+    return self->incarnation;
 }
 
 //  Timers --------------------------------------------------------------------------------

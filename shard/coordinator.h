@@ -48,6 +48,8 @@ void coordinator_set_timeouts (coordinator_t *self, uint64_t prepare_ms, uint64_
 //  The log's capacity: live attempts + decisions not yet acknowledged, in
 //  entries (1..RL_TP_LOG_ENTRIES_MAX, the default). Beyond it an attempt is
 //  refused busy before it starts.
+//  This incarnation: counter and nonce, seq the last attempt begun.
+rl_attempt_t coordinator_incarnation (const coordinator_t *self);
 void coordinator_set_log_capacity (coordinator_t *self, size_t entries);
 
 //  Is an attempt of this transfer id live (one live attempt per id)?

@@ -25,6 +25,11 @@
     nothing is reserved, sum(debits) == sum(credits), and every balance
     equals the model built from what was applied.
 
+    test_outcome_query drives one coordinator directly: abort is presumed
+    for an older incarnation and for a finished sequence of this one; a
+    newer counter, the same counter with another nonce and a sequence not
+    issued yet get no decision and raise an alarm each.
+
     RL_SEED=n replays one seed; RL_SIM_SEEDS=n runs n seeds; otherwise seeds
     run for RL_SIM_SECONDS (default 20, at least 5 seeds). A failure prints
     its seed.
@@ -40,6 +45,7 @@
 
 #include <cmocka.h>
 
+#include "attempts.h"
 #include "codec.h"
 #include "ledger.h"
 #include "outq.h"
@@ -612,11 +618,114 @@ test_simulation (void **state)
     ring_destroy (&s_ring);
 }
 
+//  Outcome queries: abort is presumed only for an older incarnation or a
+//  finished sequence of this one; a newer counter, our counter with another
+//  nonce (a restored or copied data directory) or a sequence not issued yet
+//  get no decision (PENDING: the participant keeps asking) and an alarm.
+
+static uint32_t
+s_query (const rl_tp_rec_t *base, rl_attempt_t attempt, uint64_t *alarms)
+{
+    rl_tp_rec_t q = *base, answer;
+    q.attempt = attempt;
+    coordinator_t *c = ledger_coordinator (s_nodes[0].ledger);
+    coordinator_outcome_query (c, &q, 1, &answer);
+    assert_true (rl_id_eq (answer.id, q.id) && attempt_eq (answer.attempt, attempt));
+    uint64_t inflight, in_doubt;
+    ledger_tp_counts (s_nodes[0].ledger, &inflight, &in_doubt, alarms);
+    return answer.state;
+}
+
+static void
+test_outcome_query (void **state)
+{
+    (void) state;
+    s_ring_setup ();
+    s_seed = 0;
+    s_rng = 0x51554552ull;
+    s_now = 1000000000ull;
+    s_net_count = 0;
+    s_faults = false;
+    memset (s_slots, 0, sizeof (s_slots));
+    for (int i = 0; i < NODES; i++) {
+        memset (&s_nodes[i], 0, sizeof (s_nodes[i]));
+        s_nodes[i].env = store_env_new_mem ();
+        s_node_open (i);
+    }
+    s_setup_accounts ();
+    s_node_crash (0); //  a second incarnation: the first is an older one
+    s_node_open (0);
+    //  One attempt of this incarnation (account 1 on s1 to 2 on s2), its
+    //  PREPARE lost: it times out, its ABORT is delivered and acknowledged.
+    s_slots[0].used = true;
+    s_slots[0].t = (rl_transfer_t){.id = {1, 0x51},
+                                   .debit_account_id = s_account_id (1),
+                                   .credit_account_id = s_account_id (2),
+                                   .amount = 1,
+                                   .ledger = LEDGER,
+                                   .code = 1};
+    rl_result_rec_t r;
+    rl_header_t h = {.operation = RL_OP_CREATE_TRANSFERS, .record_count = 1};
+    assert_int_equal (ledger_create_transfers (s_nodes[0].ledger, &s_slots[0].t, 1, s_now,
+                                               (void *) (uintptr_t) 1, &h, &r),
+                      LEDGER_REPLY_LATER);
+    s_drain (0);
+    s_slots[0].in_flight = true;
+    s_turn_finish (0);
+    s_net_count = 0; //  the PREPARE is lost
+    uint64_t inflight = 1, in_doubt = 0, alarms = 0;
+    for (int step = 0; step < 400 && inflight > 0; step++) {
+        s_now += 5000000ull;
+        for (int i = 0; i < NODES; i++) {
+            ledger_tick (s_nodes[i].ledger, s_now);
+            s_drain (i);
+            s_turn_finish (i);
+        }
+        for (int k = 0; k < 64 && s_net_count > 0; k++) {
+            s_deliver_step (); //  the due ones; the others at a later step
+        }
+        ledger_tp_counts (s_nodes[0].ledger, &inflight, &in_doubt, &alarms);
+    }
+    assert_int_equal (inflight, 0);
+    assert_int_equal (alarms, 0);
+    assert_true (s_slots[0].aborted_last);
+    rl_attempt_t own = coordinator_incarnation (ledger_coordinator (s_nodes[0].ledger));
+    assert_true (own.counter >= 2 && own.seq == 1);
+    rl_tp_rec_t base = {.id = s_slots[0].t.id,
+                        .state = RL_TP_PREPARED,
+                        .amount = 1,
+                        .debit_account_id = s_slots[0].t.debit_account_id};
+    snprintf (base.coordinator, sizeof (base.coordinator), "s1");
+    //  Presumed abort: the finished sequence, and an older incarnation.
+    assert_int_equal (s_query (&base, own, &alarms), RL_TP_ABORT);
+    rl_attempt_t older = {.counter = own.counter - 1, .nonce = own.nonce ^ 7, .seq = 3};
+    assert_int_equal (s_query (&base, older, &alarms), RL_TP_ABORT);
+    assert_int_equal (alarms, 0);
+    //  Not ours to presume: no decision, and an alarm each.
+    rl_attempt_t newer = {.counter = own.counter + 1, .nonce = own.nonce, .seq = 1};
+    assert_int_equal (s_query (&base, newer, &alarms), RL_TP_PENDING);
+    assert_int_equal (alarms, 1);
+    rl_attempt_t copied = {.counter = own.counter, .nonce = own.nonce ^ 1, .seq = 1};
+    assert_int_equal (s_query (&base, copied, &alarms), RL_TP_PENDING);
+    assert_int_equal (alarms, 2);
+    rl_attempt_t unissued = {.counter = own.counter, .nonce = own.nonce, .seq = own.seq + 1};
+    assert_int_equal (s_query (&base, unissued, &alarms), RL_TP_PENDING);
+    assert_int_equal (alarms, 3);
+    for (int i = 0; i < NODES; i++) {
+        ledger_destroy (&s_nodes[i].ledger);
+        outq_destroy (&s_nodes[i].outq);
+        store_close (&s_nodes[i].store);
+        store_env_destroy (&s_nodes[i].env);
+    }
+    ring_destroy (&s_ring);
+}
+
 int
 main (void)
 {
     setenv ("RL_LOG_LEVEL", "warn", 0); //  a restart logs its recovery: too many lines
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_outcome_query),
         cmocka_unit_test (test_simulation),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
