@@ -27,18 +27,6 @@
 
 //  Bad input ------------------------------------------------------------------------
 
-static size_t
-s_header (uint8_t *out, uint16_t op, uint64_t request_id, uint32_t count)
-{
-    rl_header_t h = {.magic = RL_MAGIC,
-                     .version = RL_VERSION,
-                     .operation = op,
-                     .request_id = request_id,
-                     .record_count = count};
-    codec_encode_header (&h, out);
-    return RL_HEADER_SIZE;
-}
-
 static void
 test_bad_input (void **state)
 {
@@ -98,7 +86,7 @@ test_bad_input (void **state)
     //  A multi-frame envelope (REQ-style delimiter) is echoed back.
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, "");
-    size_t size = s_header (buf, RL_OP_STATUS, 4242, 0);
+    size_t size = tk_request_header (buf, RL_OP_STATUS, 4242, 0);
     zmsg_addmem (msg, buf, size);
     assert_int_equal (zmsg_send (&msg, dealer), 0);
     msg = zmsg_recv (dealer);

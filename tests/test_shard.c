@@ -290,18 +290,6 @@ s_raw_connect (s_ctx_t *ctx)
     return dealer;
 }
 
-static size_t
-s_header (uint8_t *out, uint16_t op, uint64_t request_id, uint32_t count)
-{
-    rl_header_t h = {.magic = RL_MAGIC,
-                     .version = RL_VERSION,
-                     .operation = op,
-                     .request_id = request_id,
-                     .record_count = count};
-    codec_encode_header (&h, out);
-    return RL_HEADER_SIZE;
-}
-
 static void
 test_bad_input (void **state)
 {
@@ -342,7 +330,7 @@ test_bad_input (void **state)
     //  Many frames in one message: the envelope is echoed, the last one is the payload.
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, "extra-envelope");
-    size_t size = s_header (buf, RL_OP_STATUS, 77, 0);
+    size_t size = tk_request_header (buf, RL_OP_STATUS, 77, 0);
     zmsg_addmem (msg, buf, size);
     assert_int_equal (zmsg_send (&msg, dealer), 0);
     msg = zmsg_recv (dealer);

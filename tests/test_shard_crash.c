@@ -81,6 +81,38 @@ s_business (uint32_t result)
     return result != RL_OK && !rl_result_is_retryable (result);
 }
 
+//  A batch of 1..BATCH_MAX new transfers, recorded with outcome unknown.
+//  Returns its size.
+static size_t
+s_new_batch (rl_transfer_t *ts)
+{
+    size_t n = 1 + s_rand () % BATCH_MAX;
+    for (size_t i = 0; i < n; i++) {
+        ts[i] = s_new_transfer ();
+        s_records[s_count].t = ts[i];
+        s_records[s_count].result = UINT32_MAX;
+        s_count++;
+    }
+    return n;
+}
+
+//  The answers to a batch whose records start at `first`: each ok or a
+//  business failure; the ok ones go into the model.
+static void
+s_record_results (size_t first, const rl_transfer_t *ts, const rl_result_rec_t *rs, size_t n,
+                  tk_model_t *model)
+{
+    for (size_t i = 0; i < n; i++) {
+        s_records[first + i].result = rs[i].result;
+        if (rs[i].result != RL_OK && !s_business (rs[i].result)) {
+            fail_msg ("transfer %zu: %s", first + i, rl_result_name (rs[i].result));
+        }
+        if (rs[i].result == RL_OK) {
+            tk_model_apply (model, &ts[i]);
+        }
+    }
+}
+
 //  Settles every unknown outcome after a restart, and checks every known one.
 static void
 s_settle (rl_client_t *client, tk_model_t *model)
@@ -144,16 +176,10 @@ s_drive_until_death (harness_t *h, tk_shard_t *shard, tk_model_t *model, bool ex
     rl_client_t *client = rl_client_new (shard->endpoint);
     size_t kill_after = 1 + s_rand () % 12;
     for (size_t batch = 0; s_count + BATCH_MAX < TRANSFERS_MAX; batch++) {
-        size_t n = 1 + s_rand () % BATCH_MAX;
         rl_transfer_t ts[BATCH_MAX];
         rl_result_rec_t rs[BATCH_MAX];
         size_t first = s_count;
-        for (size_t i = 0; i < n; i++) {
-            ts[i] = s_new_transfer ();
-            s_records[s_count].t = ts[i];
-            s_records[s_count].result = UINT32_MAX;
-            s_count++;
-        }
+        size_t n = s_new_batch (ts);
         if (external && batch == kill_after) {
             //  Kill while this batch is in flight: send it, then SIGKILL at once.
             rl_header_t rh;
@@ -173,13 +199,7 @@ s_drive_until_death (harness_t *h, tk_shard_t *shard, tk_model_t *model, bool ex
         if (rc != 0) {
             break; //  the shard died: the batch's outcome is unknown
         }
-        for (size_t i = 0; i < n; i++) {
-            s_records[first + i].result = rs[i].result;
-            assert_true (rs[i].result == RL_OK || s_business (rs[i].result));
-            if (rs[i].result == RL_OK) {
-                tk_model_apply (model, &ts[i]);
-            }
-        }
+        s_record_results (first, ts, rs, n, model);
     }
     rl_client_destroy (&client);
     int wstatus = 0;
@@ -318,30 +338,15 @@ static void
 s_drive_answered (rl_client_t *client, tk_model_t *model, size_t count)
 {
     for (size_t done = 0; done < count && s_count + BATCH_MAX < TRANSFERS_MAX;) {
-        size_t n = 1 + s_rand () % BATCH_MAX;
         rl_transfer_t ts[BATCH_MAX];
         rl_result_rec_t rs[BATCH_MAX];
         size_t first = s_count;
-        for (size_t i = 0; i < n; i++) {
-            ts[i] = s_new_transfer ();
-            s_records[s_count].t = ts[i];
-            s_records[s_count].result = UINT32_MAX;
-            s_count++;
-        }
+        size_t n = s_new_batch (ts);
         int rc = rl_client_create_transfers (client, ts, n, rs, CALL_TIMEOUT_MS);
         if (rc != 0) {
             fail_msg ("a batch after the restart was not answered (rc %d)", rc);
         }
-        for (size_t i = 0; i < n; i++) {
-            s_records[first + i].result = rs[i].result;
-            if (rs[i].result != RL_OK && !s_business (rs[i].result)) {
-                fail_msg ("transfer %zu after the restart: %s", first + i,
-                          rl_result_name (rs[i].result));
-            }
-            if (rs[i].result == RL_OK) {
-                tk_model_apply (model, &ts[i]);
-            }
-        }
+        s_record_results (first, ts, rs, n, model);
         done += n;
     }
 }

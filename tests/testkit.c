@@ -320,15 +320,10 @@ tk_bad_name (tk_bad_case_t bad)
     return names[bad];
 }
 
-//  Writes a valid request header; returns its size.
-static size_t
-s_bad_header (uint8_t *out, uint16_t op, uint64_t request_id, uint32_t count)
+size_t
+tk_request_header (uint8_t *out, uint16_t op, uint64_t request_id, uint32_t count)
 {
-    rl_header_t h = {.magic = RL_MAGIC,
-                     .version = RL_VERSION,
-                     .operation = op,
-                     .request_id = request_id,
-                     .record_count = count};
+    rl_header_t h = codec_request_header (op, request_id, count);
     codec_encode_header (&h, out);
     return RL_HEADER_SIZE;
 }
@@ -338,7 +333,7 @@ static size_t
 s_bad_status_request (uint8_t *out, uint64_t request_id, tk_bad_case_t bad)
 {
     rl_header_t h;
-    s_bad_header (out, RL_OP_STATUS, request_id, 0);
+    tk_request_header (out, RL_OP_STATUS, request_id, 0);
     codec_decode_header (out, &h);
     switch (bad) {
         case TK_BAD_WRONG_MAGIC:
@@ -366,7 +361,7 @@ static size_t
 s_bad_transfers (uint8_t *out, uint64_t request_id, uint32_t count, size_t records,
                  const rl_transfer_t *transfer)
 {
-    size_t size = s_bad_header (out, RL_OP_CREATE_TRANSFERS, request_id, count);
+    size_t size = tk_request_header (out, RL_OP_CREATE_TRANSFERS, request_id, count);
     for (size_t i = 0; i < records; i++) {
         codec_encode_transfer (transfer, out + size);
         size += RL_TRANSFER_SIZE;
@@ -397,13 +392,13 @@ tk_bad_frame (tk_bad_case_t bad, const rl_transfer_t *transfer, uint64_t request
             size = s_bad_status_request (out, request_id, bad);
             break;
         case TK_BAD_UNKNOWN_OPERATION:
-            size = s_bad_header (out, 99, request_id, 0);
+            size = tk_request_header (out, 99, request_id, 0);
             break;
         case TK_BAD_RESERVED_ACK:
-            size = s_bad_header (out, RL_OP_ACK, request_id, 0);
+            size = tk_request_header (out, RL_OP_ACK, request_id, 0);
             break;
         case TK_BAD_RESERVED_PREPARE:
-            size = s_bad_header (out, RL_OP_PREPARE, request_id, 0);
+            size = tk_request_header (out, RL_OP_PREPARE, request_id, 0);
             break;
         case TK_BAD_COUNT_OVER_BODY:
             size = s_bad_transfers (out, request_id, 2, 1, transfer);
@@ -431,7 +426,7 @@ tk_bad_frame (tk_bad_case_t bad, const rl_transfer_t *transfer, uint64_t request
             size = s_bad_transfers (out, request_id, 2, 2, transfer);
             break;
         case TK_BAD_LOAD_RING:
-            size = s_bad_header (out, RL_OP_LOAD_RING, request_id, 1);
+            size = tk_request_header (out, RL_OP_LOAD_RING, request_id, 1);
             memset (out + size, 0x11, 16);
             size += 16;
             break;
@@ -481,7 +476,7 @@ tk_bad_input_run (const char *endpoint, const rl_transfer_t *transfer, const tk_
         uint64_t rid = 9000 + (uint64_t) c;
         size_t size = tk_bad_frame ((tk_bad_case_t) c, transfer, rid, buf, TK_BAD_FRAME_SIZE_MAX);
         s_bad_send (dealer, buf, size);
-        size = s_bad_header (buf, RL_OP_STATUS, 1, 0);
+        size = tk_request_header (buf, RL_OP_STATUS, 1, 0);
         s_bad_send (dealer, buf, size);
         rl_header_t h = s_bad_reply (dealer);
         if (expected == TK_BAD_DROPPED) {

@@ -128,6 +128,9 @@ typedef struct {
 } tk_bad_counts_t;
 
 const char *tk_bad_name (tk_bad_case_t bad);
+//  Writes a valid request header into out (RL_HEADER_SIZE bytes); returns
+//  its size. The raw-frame tests build on it.
+size_t tk_request_header (uint8_t *out, uint16_t op, uint64_t request_id, uint32_t count);
 //  Writes the frame of one case into out (of out_size bytes, at least
 //  TK_BAD_FRAME_SIZE_MAX); `transfer` is the record the frames carry.
 //  Returns the frame's size.
