@@ -9,8 +9,9 @@
 
     SOCKETS
     One ROUTER socket for clients (ROUTER_MANDATORY, sndtimeo 0), opened by
-    main.c; the shards' DEALERs belong to shards.c. All of them, and the
-    tick, are driven by one czmq zloop.
+    main.c, read and written by clients.c, which checks each request and
+    hands it here (router_admit); the shards' DEALERs belong to shards.c.
+    All of them, and the tick, are driven by one czmq zloop.
 
     A REQUEST'S LIFE (r_pending_t)
         admitted ---- split by owner, sub-requests sent ----> open
@@ -34,27 +35,24 @@
        definitely not applied.
     4. Bounded: pending requests (count and bytes), sub-requests per shard
        and in total, work per readable event; when full the answer is busy.
-    5. Bad input is answered with a status or dropped and counted; nothing
-       read from the network is asserted on. Neither is an allocation: a
-       request the router cannot allocate for is answered busy (its records
-       were not sent), and a reply frame it cannot allocate is dropped and
-       counted like an undeliverable reply (the client retries).
+    5. Nothing read from the network is asserted on (a shard's reply that
+       does not decode or match is dropped and counted; clients.c checks
+       the clients' requests). Neither is an allocation: a request the
+       router cannot allocate for is answered busy (its records were not
+       sent), and a reply frame it cannot allocate is dropped and counted
+       like an undeliverable reply (the client retries).
     6. waiting_total is the sum of the requests' waiting counts, and
        pending_bytes the sum of their bytes.
 
     LIMITS
     RL_ROUTER_PENDING_MAX requests and RL_ROUTER_PENDING_BYTES_MAX bytes in
-    progress; RL_ROUTER_REQUESTS_PER_TURN_MAX client messages and
-    RL_ROUTER_REPLIES_PER_TURN_MAX shard replies per readable event;
-    RL_ROUTER_LOG_LINES_PER_S_MAX lines a second about client errors.
+    progress; RL_ROUTER_REPLIES_PER_TURN_MAX shard replies per readable
+    event (the client side's limits are in clients.c).
 */
 #include <assert.h>
 #include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <czmq.h>
 
@@ -66,32 +64,6 @@
 static void s_dispatch (router_t *self, r_pending_t *p);
 static void s_pending_try_finish (router_t *self, r_pending_t *p);
 
-//  Logging of client-visible errors, at most RL_ROUTER_LOG_LINES_PER_S_MAX a second.
-static void __attribute__ ((format (printf, 2, 3)))
-s_log_client_error (router_t *self, const char *format, ...)
-{
-    int64_t now = zclock_mono ();
-    if (now - self->log_window_ms >= 1000) {
-        if (self->log_suppressed > 0) {
-            rl_warn ("%" PRIu64 " client error lines suppressed", self->log_suppressed);
-        }
-        self->log_window_ms = now;
-        self->log_lines = 0;
-        self->log_suppressed = 0;
-    }
-    if (self->log_lines >= RL_ROUTER_LOG_LINES_PER_S_MAX) {
-        self->log_suppressed++;
-        return;
-    }
-    self->log_lines++;
-    char line[512];
-    va_list args;
-    va_start (args, format);
-    vsnprintf (line, sizeof (line), format, args);
-    va_end (args);
-    rl_warn ("%s", line);
-}
-
 //  Zeroed memory for a request in progress, or NULL (logged) when there is
 //  none: the caller answers busy. Failpoint router.alloc makes it fail.
 void *
@@ -100,7 +72,7 @@ router_alloc (router_t *self, size_t size)
     void *mem = RL_FAILPOINT (ROUTER_ALLOC) == 0 ? calloc (1, size ? size : 1) : NULL;
     if (!mem) {
         self->nomem++;
-        s_log_client_error (self, "out of memory: %zu bytes for a request", size);
+        router_log_client_error (self, "out of memory: %zu bytes for a request", size);
     }
     return mem;
 }
@@ -115,32 +87,6 @@ s_pending_of (router_t *self, const r_sub_t *sub)
     }
     r_pending_t *p = &self->pending[sub->pending_slot];
     return p->used && p->gen == sub->pending_gen ? p : NULL;
-}
-
-static void
-s_reply_send (router_t *self, zmsg_t **envelope_p, const rl_header_t *request, uint32_t status,
-              uint32_t count, const uint8_t *body, size_t body_size)
-{
-    if (status != RL_STATUS_OK) {
-        body_size = 0; //  an error reply is a bare header
-    }
-    rl_header_t header = codec_reply_header (request, status, count,
-                                             self->ring ? ring_epoch (self->ring) : 0);
-    zframe_t *frame = zframe_new (NULL, codec_frame_size (body_size));
-    if (!frame) {
-        self->nomem++;
-        self->dropped++; //  as if undeliverable: the client retries
-        s_log_client_error (self, "out of memory: request %" PRIu64 " not answered",
-                            request->request_id);
-        zmsg_destroy (envelope_p);
-        return;
-    }
-    codec_encode_frame (&header, body, body_size, zframe_data (frame));
-    zmsg_append (*envelope_p, &frame);
-    if (zmsg_send (envelope_p, self->clients) != 0) {
-        self->dropped++; //  client gone or its queue full: it retries
-        zmsg_destroy (envelope_p);
-    }
 }
 
 static void
@@ -164,8 +110,8 @@ s_pending_finish (router_t *self, r_pending_t *p)
 {
     assert (p->used);
     uint32_t count = p->status == RL_STATUS_OK ? p->reply_count : 0;
-    s_reply_send (self, &p->envelope, &p->header, p->status, count, p->reply,
-                  (size_t) count * p->out_size);
+    router_reply_send (self, &p->envelope, &p->header, p->status, count, p->reply,
+                       (size_t) count * p->out_size);
     s_pending_unlink (self, p);
     assert (self->waiting_total >= p->waiting);
     self->waiting_total -= p->waiting;
@@ -179,12 +125,6 @@ s_pending_finish (router_t *self, r_pending_t *p)
     memset (p, 0, sizeof (*p));
     p->gen = gen; //  late sub-requests still name the old generation
     self->pending_free[self->pending_free_count++] = (uint32_t) (p - self->pending);
-}
-
-static bool
-s_is_create (uint32_t op)
-{
-    return op == RL_OP_CREATE_ACCOUNTS || op == RL_OP_CREATE_TRANSFERS;
 }
 
 //  Writes the final result of a create record.
@@ -216,11 +156,11 @@ s_record_wrong_shard (router_t *self, r_pending_t *p, uint32_t pos)
 {
     self->wrong_shard++;
     if (p->attempts[pos] >= RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX) {
-        s_log_client_error (self,
-                            "request %" PRIu64 ": record %" PRIu32 " still wrong_shard "
-                            "after %d sends (ring epoch %" PRIu64 ")",
-                            p->header.request_id, pos, RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX,
-                            ring_epoch (self->ring));
+        router_log_client_error (self,
+                                 "request %" PRIu64 ": record %" PRIu32 " still wrong_shard "
+                                 "after %d sends (ring epoch %" PRIu64 ")",
+                                 p->header.request_id, pos, RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX,
+                                 ring_epoch (self->ring));
         s_record_result (p, pos, RL_WRONG_SHARD, 0);
         return;
     }
@@ -234,8 +174,8 @@ s_pending_try_finish (router_t *self, r_pending_t *p)
 {
     if (p->status != RL_STATUS_OK || (p->open == 0 && p->subs == 0)) {
         if (p->status != RL_STATUS_OK) {
-            s_log_client_error (self, "request %" PRIu64 " (%s): %s", p->header.request_id,
-                                rl_op_name (p->header.operation), rl_status_name (p->status));
+            router_log_client_error (self, "request %" PRIu64 " (%s): %s", p->header.request_id,
+                                     rl_op_name (p->header.operation), rl_status_name (p->status));
         }
         s_pending_finish (self, p);
     }
@@ -247,7 +187,7 @@ s_pending_try_finish (router_t *self, r_pending_t *p)
 void
 router_pending_expire (router_t *self, r_pending_t *p)
 {
-    if (s_is_create (p->header.operation)) {
+    if (router_op_is_create (p->header.operation)) {
         uint32_t unknown = 0;
         for (uint32_t i = 0; i < p->header.record_count; i++) {
             if (p->state[i] == REC_SENT || p->state[i] == REC_NEW) {
@@ -258,15 +198,15 @@ router_pending_expire (router_t *self, r_pending_t *p)
                 s_record_result (p, i, p->attempts[i] > 0 ? RL_WRONG_SHARD : RL_BUSY, 0);
             }
         }
-        s_log_client_error (self,
-                            "request %" PRIu64 " (%s): deadline passed, %" PRIu32 " of %" PRIu32
-                            " records outcome_unknown",
-                            p->header.request_id, rl_op_name (p->header.operation), unknown,
-                            p->header.record_count);
+        router_log_client_error (self,
+                                 "request %" PRIu64 " (%s): deadline passed, %" PRIu32
+                                 " of %" PRIu32 " records outcome_unknown",
+                                 p->header.request_id, rl_op_name (p->header.operation), unknown,
+                                 p->header.record_count);
     } else {
         p->status = RL_STATUS_TIMEOUT;
-        s_log_client_error (self, "request %" PRIu64 " (%s): deadline passed: timeout",
-                            p->header.request_id, rl_op_name (p->header.operation));
+        router_log_client_error (self, "request %" PRIu64 " (%s): deadline passed: timeout",
+                                 p->header.request_id, rl_op_name (p->header.operation));
     }
     s_pending_finish (self, p);
 }
@@ -300,7 +240,7 @@ s_group_unsent (router_t *self, r_pending_t *p, r_shard_t *shard, const uint32_t
                 uint32_t count, uint32_t status)
 {
     self->busy++;
-    if (s_is_create (p->header.operation)) {
+    if (router_op_is_create (p->header.operation)) {
         for (uint32_t k = 0; k < count; k++) {
             uint32_t pos = positions[k];
             if (p->state[pos] == REC_WAIT) {
@@ -309,10 +249,10 @@ s_group_unsent (router_t *self, r_pending_t *p, r_shard_t *shard, const uint32_t
             }
             s_record_result (p, pos, RL_BUSY, 0);
         }
-        s_log_client_error (self, "request %" PRIu64 ": %" PRIu32 " records busy: shard %s %s",
-                            p->header.request_id, count, shard->name,
-                            status == RL_STATUS_BUSY ? "has too much in flight"
-                                                     : "is not connected");
+        router_log_client_error (self, "request %" PRIu64 ": %" PRIu32 " records busy: shard %s %s",
+                                 p->header.request_id, count, shard->name,
+                                 status == RL_STATUS_BUSY ? "has too much in flight"
+                                                          : "is not connected");
     } else if (p->status == RL_STATUS_OK) {
         p->status = status;
     }
@@ -416,8 +356,8 @@ s_broadcast (router_t *self, r_pending_t *p)
             router_sub_free (self, sub, false, false);
             p->status = (uint32_t) rc;
             if (rc == RL_STATUS_UNAVAILABLE) {
-                s_log_client_error (self, "request %" PRIu64 ": shard %s is not connected",
-                                    p->header.request_id, self->shards[s]->name);
+                router_log_client_error (self, "request %" PRIu64 ": shard %s is not connected",
+                                         p->header.request_id, self->shards[s]->name);
             }
             break;
         }
@@ -448,7 +388,7 @@ s_dispatch (router_t *self, r_pending_t *p)
     if (!positions) {
         //  Nothing of it was sent: creates answer busy per record, reads fail.
         self->busy++;
-        for (uint32_t i = 0; i < count && s_is_create (p->header.operation); i++) {
+        for (uint32_t i = 0; i < count && router_op_is_create (p->header.operation); i++) {
             if (self->owners[i] >= 0) {
                 if (p->state[i] == REC_WAIT) {
                     p->waiting--;
@@ -457,7 +397,7 @@ s_dispatch (router_t *self, r_pending_t *p)
                 s_record_result (p, i, RL_BUSY, 0);
             }
         }
-        if (!s_is_create (p->header.operation) && p->status == RL_STATUS_OK) {
+        if (!router_op_is_create (p->header.operation) && p->status == RL_STATUS_OK) {
             p->status = RL_STATUS_BUSY;
         }
         return;
@@ -525,45 +465,10 @@ s_admit_fits (router_t *self, r_pending_t *p)
     return needed <= self->sub_free_count;
 }
 
-static int
-s_id_cmp (const void *a, const void *b)
-{
-    const rl_id_t *x = a, *y = b;
-    if (x->hi != y->hi) {
-        return x->hi < y->hi ? -1 : 1;
-    }
-    if (x->lo != y->lo) {
-        return x->lo < y->lo ? -1 : 1;
-    }
-    return 0;
-}
-
-//  True when a valid id appears twice in a create batch (O(n log n)). Zero
-//  and int_max ids are left to the shard, which names them per record.
-static bool
-s_has_duplicate_id (router_t *self, uint32_t op, const uint8_t *body, uint32_t count)
-{
-    size_t n = 0;
-    size_t record_size = codec_request_record_size (op);
-    for (uint32_t i = 0; i < count; i++) {
-        rl_id_t id = codec_record_id (op, body + (size_t) i * record_size);
-        if (!rl_id_is_zero (id) && !rl_id_is_max (id)) {
-            self->ids[n++] = id;
-        }
-    }
-    qsort (self->ids, n, sizeof (rl_id_t), s_id_cmp);
-    for (size_t i = 1; i < n; i++) {
-        if (rl_id_eq (self->ids[i - 1], self->ids[i])) {
-            return true;
-        }
-    }
-    return false;
-}
-
 //  Takes envelope and payload: admits the request and sends its pieces, or
-//  answers at once (busy, empty batch).
-static void
-s_admit (router_t *self, zmsg_t *envelope, zframe_t *payload, const rl_header_t *h)
+//  answers at once (busy, empty batch). Called by clients.c after its checks.
+void
+router_admit (router_t *self, zmsg_t *envelope, zframe_t *payload, const rl_header_t *h)
 {
     uint32_t count = h->record_count;
     uint32_t op = h->operation;
@@ -573,15 +478,15 @@ s_admit (router_t *self, zmsg_t *envelope, zframe_t *payload, const rl_header_t 
     if (self->pending_free_count == 0
         || self->pending_bytes + bytes > RL_ROUTER_PENDING_BYTES_MAX) {
         self->busy++;
-        s_log_client_error (self, "request %" PRIu64 " (%s): busy: %zu requests in progress",
-                            h->request_id, rl_op_name (op),
-                            (size_t) RL_ROUTER_PENDING_MAX - self->pending_free_count);
-        s_reply_send (self, &envelope, h, RL_STATUS_BUSY, 0, NULL, 0);
+        router_log_client_error (self, "request %" PRIu64 " (%s): busy: %zu requests in progress",
+                                 h->request_id, rl_op_name (op),
+                                 (size_t) RL_ROUTER_PENDING_MAX - self->pending_free_count);
+        router_reply_send (self, &envelope, h, RL_STATUS_BUSY, 0, NULL, 0);
         zframe_destroy (&payload);
         return;
     }
     if (count == 0) {
-        s_reply_send (self, &envelope, h, RL_STATUS_OK, 0, NULL, 0);
+        router_reply_send (self, &envelope, h, RL_STATUS_OK, 0, NULL, 0);
         zframe_destroy (&payload);
         return;
     }
@@ -596,11 +501,11 @@ s_admit (router_t *self, zmsg_t *envelope, zframe_t *payload, const rl_header_t 
         memset (&p->header, 0, sizeof (p->header));
         p->payload = NULL;
         self->busy++;
-        s_log_client_error (self,
-                            "request %" PRIu64 " (%s): busy: a shard has %d sub-requests "
-                            "in flight",
-                            h->request_id, rl_op_name (op), RL_ROUTER_INFLIGHT_PER_SHARD_MAX);
-        s_reply_send (self, &envelope, h, RL_STATUS_BUSY, 0, NULL, 0);
+        router_log_client_error (self,
+                                 "request %" PRIu64 " (%s): busy: a shard has %d sub-requests "
+                                 "in flight",
+                                 h->request_id, rl_op_name (op), RL_ROUTER_INFLIGHT_PER_SHARD_MAX);
+        router_reply_send (self, &envelope, h, RL_STATUS_BUSY, 0, NULL, 0);
         zframe_destroy (&payload);
         return;
     }
@@ -614,9 +519,9 @@ s_admit (router_t *self, zmsg_t *envelope, zframe_t *payload, const rl_header_t 
         memset (&p->header, 0, sizeof (p->header));
         p->payload = NULL;
         self->busy++;
-        s_log_client_error (self, "request %" PRIu64 " (%s): busy: out of memory", h->request_id,
-                            rl_op_name (op));
-        s_reply_send (self, &envelope, h, RL_STATUS_BUSY, 0, NULL, 0);
+        router_log_client_error (self, "request %" PRIu64 " (%s): busy: out of memory",
+                                 h->request_id, rl_op_name (op));
+        router_reply_send (self, &envelope, h, RL_STATUS_BUSY, 0, NULL, 0);
         zframe_destroy (&payload);
         return;
     }
@@ -654,117 +559,6 @@ s_admit (router_t *self, zmsg_t *envelope, zframe_t *payload, const rl_header_t 
     s_pending_try_finish (self, p);
 }
 
-//  Client requests ------------------------------------------------------------
-
-static void
-s_answer_status (router_t *self, zmsg_t *envelope, const rl_header_t *h)
-{
-    rl_status_rec_t status = {0};
-    snprintf (status.name, sizeof (status.name), "%s", self->options.name);
-    status.epoch = ring_epoch (self->ring);
-    status.requests = self->requests;
-    status.ring_shards = (uint32_t) self->shard_count;
-    status.inflight = RL_ROUTER_PENDING_MAX - self->pending_free_count;
-    status.dropped = self->dropped;
-    status.malformed = self->malformed;
-    status.wrong_shard = self->wrong_shard;
-    status.pid = (uint32_t) getpid ();
-    status.uptime_ms = (uint64_t) (zclock_mono () - self->started_ms);
-    uint8_t out[RL_STATUS_SIZE];
-    codec_encode_status (&status, out);
-    s_reply_send (self, &envelope, h, RL_STATUS_OK, 1, out, sizeof (out));
-}
-
-static void
-s_answer_ring (router_t *self, zmsg_t *envelope, const rl_header_t *h)
-{
-    size_t size = ring_encoded_size (self->ring);
-    uint8_t *blob = router_alloc (self, size);
-    if (!blob) {
-        s_reply_send (self, &envelope, h, RL_STATUS_BUSY, 0, NULL, 0);
-        return;
-    }
-    size_t written = ring_encode (self->ring, blob, size);
-    assert (written == size);
-    s_reply_send (self, &envelope, h, RL_STATUS_OK, 1, blob, size);
-    free (blob);
-}
-
-//  One client message. Takes msg.
-static void
-s_handle_request (router_t *self, zmsg_t *msg)
-{
-    self->requests++;
-    zframe_t *payload = zmsg_last (msg);
-    if (!payload || zmsg_size (msg) < 2) {
-        self->dropped++; //  a ROUTER always adds the identity; a payload is needed too
-        zmsg_destroy (&msg);
-        return;
-    }
-    zmsg_remove (msg, payload); //  msg keeps the envelope
-    rl_header_t h = {0};
-    const uint8_t *body = NULL;
-    size_t body_size = 0;
-    rl_status_t status = codec_parse_request (zframe_data (payload), zframe_size (payload), &h,
-                                              &body, &body_size);
-    if (!codec_frame_has_header (zframe_size (payload))) {
-        self->dropped++; //  no request id to answer to
-        rl_debug ("dropped a %zu-byte frame", zframe_size (payload));
-        zframe_destroy (&payload);
-        zmsg_destroy (&msg);
-        return;
-    }
-    bool decoded = status == RL_STATUS_OK || status == RL_STATUS_MALFORMED
-                   || status == RL_STATUS_TOO_MANY_RECORDS;
-    if (decoded
-        && (h.operation < RL_OP_CREATE_ACCOUNTS || h.operation > RL_OP_GET_RING
-            || h.operation == RL_OP_LOAD_RING)) {
-        //  Shard-to-shard operations are not served here, and rings are
-        //  loaded into the shards by an admin, not through a router.
-        status = RL_STATUS_UNKNOWN_OPERATION;
-    }
-    if (status == RL_STATUS_OK && s_is_create (h.operation)
-        && s_has_duplicate_id (self, h.operation, body, h.record_count)) {
-        status = RL_STATUS_DUPLICATE_ID;
-    }
-    if (status != RL_STATUS_OK) {
-        self->malformed++;
-        s_log_client_error (self, "request %" PRIu64 " (op %u): %s", h.request_id, h.operation,
-                            rl_status_name (status));
-        s_reply_send (self, &msg, &h, status, 0, NULL, 0);
-        zframe_destroy (&payload);
-        return;
-    }
-    switch (h.operation) {
-        case RL_OP_STATUS:
-            s_answer_status (self, msg, &h);
-            zframe_destroy (&payload);
-            break;
-        case RL_OP_GET_RING:
-            s_answer_ring (self, msg, &h);
-            zframe_destroy (&payload);
-            break;
-        default:
-            s_admit (self, msg, payload, &h);
-            break;
-    }
-}
-
-int
-router_on_client_readable (zloop_t *loop, zsock_t *sock, void *arg)
-{
-    (void) loop;
-    router_t *self = arg;
-    for (int i = 0; i < RL_ROUTER_REQUESTS_PER_TURN_MAX; i++) {
-        zmsg_t *msg = zmsg_recv (sock); //  rcvtimeo 0: NULL when drained
-        if (!msg) {
-            break;
-        }
-        s_handle_request (self, msg);
-    }
-    return 0;
-}
-
 //  Shard replies -------------------------------------------------------------
 
 static void
@@ -787,9 +581,10 @@ s_reply_create (router_t *self, r_pending_t *p, r_sub_t *sub, const rl_header_t 
     //  The shard refused the whole piece. busy: nothing applied. Anything else
     //  (storage_error above all) leaves the outcome open.
     uint32_t result = h->status == RL_STATUS_BUSY ? RL_BUSY : RL_OUTCOME_UNKNOWN;
-    s_log_client_error (self, "request %" PRIu64 ": shard %s answered %s: %" PRIu32 " records %s",
-                        p->header.request_id, sub->shard->name, rl_status_name (h->status),
-                        sub->count, rl_result_name (result));
+    router_log_client_error (self,
+                             "request %" PRIu64 ": shard %s answered %s: %" PRIu32 " records %s",
+                             p->header.request_id, sub->shard->name, rl_status_name (h->status),
+                             sub->count, rl_result_name (result));
     for (uint32_t k = 0; k < sub->count; k++) {
         s_record_result (p, sub->positions[k], result, 0);
     }
@@ -904,7 +699,7 @@ s_handle_reply (router_t *self, r_shard_t *shard, zframe_t *frame)
         router_sub_free (self, sub, true, true);
         return;
     }
-    if (s_is_create (p->header.operation)) {
+    if (router_op_is_create (p->header.operation)) {
         s_reply_create (self, p, sub, &h, body);
     } else {
         s_reply_read (self, p, sub, &h, body, body_size);

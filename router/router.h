@@ -1,15 +1,20 @@
-/*  router.h: the router's state, shared by its three modules.
+/*  router.h: the router's state, shared by its four modules.
 
     main.c      start-up and shut-down: options, the first ring, the sockets
                 and the loop; SIGINT/SIGTERM end the loop (czmq's handler).
+    clients.c   the front door: reading and checking client messages, the
+                router's own status and get_ring, every reply to a client,
+                the rate-limited log of clients' errors.
     router.c    a client request's life: admission, splitting by owner,
                 sub-requests, merging the answers, deadlines, the tick.
     shards.c    the shards of the ring: one DEALER each, the ring's adoption
                 and the retirement of dropped shards, the table of
                 sub-requests in flight, and the ring refresh.
 
-    Data flows one way through one zloop (one thread): a readable socket or
-    the tick calls into router.c, which calls shards.c to place and send;
+    Data flows one way through one zloop (one thread): a readable client
+    socket calls clients.c, which admits requests into router.c; a shard's
+    socket or the tick calls into router.c, which calls shards.c to place
+    and send, and clients.c to answer;
     shards.c calls back into router.c only to resend records that waited
     for a new ring (router_redispatch_waiting) and to read a shard's socket.
 
@@ -30,6 +35,14 @@
 #include "proto.h"
 #include "ring.h"
 #include "rl_limits.h"
+
+//  True for the operations that write (answered per record, never retried by
+//  the router without knowing the outcome).
+static inline bool
+router_op_is_create (uint32_t op)
+{
+    return op == RL_OP_CREATE_ACCOUNTS || op == RL_OP_CREATE_TRANSFERS;
+}
 
 #define SUB_SLOT_BITS 16
 #define SUB_SLOT_MASK ((1u << SUB_SLOT_BITS) - 1)
@@ -150,10 +163,26 @@ struct router_s {
     uint64_t log_suppressed;
 };
 
+//  clients.c: the front door -----------------------------------------------------
+
+//  zloop handler: client requests.
+int router_on_client_readable (zloop_t *loop, zsock_t *sock, void *arg);
+//  Answers `request` through the client's envelope (taken), with `count`
+//  records of `body`; an error status sends a bare header. A reply that
+//  cannot be sent is dropped and counted.
+void router_reply_send (router_t *self, zmsg_t **envelope_p, const rl_header_t *request,
+                        uint32_t status, uint32_t count, const uint8_t *body, size_t body_size);
+//  A warning about a client's error, at most RL_ROUTER_LOG_LINES_PER_S_MAX a second.
+void __attribute__ ((format (printf, 2, 3)))
+router_log_client_error (router_t *self, const char *format, ...);
+
 //  router.c: the life cycle of client requests ---------------------------------
 
-//  zloop handlers: client requests, shard replies, the tick.
-int router_on_client_readable (zloop_t *loop, zsock_t *sock, void *arg);
+//  Takes envelope and payload of a checked request `h` (a placed or
+//  broadcast operation): admits it and sends its pieces, or answers at once
+//  (busy, empty batch).
+void router_admit (router_t *self, zmsg_t *envelope, zframe_t *payload, const rl_header_t *h);
+//  zloop handlers: shard replies, the tick.
 int router_on_shard_readable (zloop_t *loop, zsock_t *sock, void *arg);
 int router_on_tick (zloop_t *loop, int timer_id, void *arg);
 //  The deadline of `p` passed (or the router stops): answers and frees it.
