@@ -70,6 +70,20 @@
 volatile sig_atomic_t rlb_interrupted = 0;
 static volatile pid_t s_spawned_pid = 0;
 
+//  --timeout-ms: a whole number of ms (no trailing text, no overflow), or
+//  -1, which the option check refuses with the reason.
+static int
+s_parse_timeout (const char *text)
+{
+    errno = 0;
+    char *end = NULL;
+    long value = strtol (text, &end, 10);
+    if (end == text || *end != '\0' || errno == ERANGE || value < 1 || value > INT_MAX) {
+        return -1;
+    }
+    return (int) value;
+}
+
 static void
 s_on_signal (int sig)
 {
@@ -200,8 +214,16 @@ s_check_options (options_t *o)
         why = "--duration must be > 0 (or give --count)";
     } else if (o->probe_writes < 0 || o->probe_writes > RLB_PROBE_WRITES_MAX) {
         why = "--probe-writes out of range";
-    } else if (o->timeout_ms < 1) {
-        why = "--timeout-ms must be >= 1";
+    } else if (o->timeout_ms <= RL_ROUTER_DEADLINE_MS) {
+        //  The order of timeouts ends with the client's: a request must
+        //  wait longer than the router's deadline to hear its answer.
+        static char text[256];
+        snprintf (text, sizeof text,
+                  "--timeout-ms must be a whole number above the router's deadline (%d ms): a "
+                  "shorter one gives up before the router answers, and the outcome stays unknown "
+                  "(order: prepare < shard deadline < router deadline < client timeout)",
+                  RL_ROUTER_DEADLINE_MS);
+        why = text;
     }
     if (!why) {
         int window = o->window ? o->window : 1;
@@ -405,7 +427,7 @@ s_parse (int argc, char **argv, options_t *o)
                                                            : HISTORY_AUTO;
                 break;
             case O_TIMEOUT:
-                o->timeout_ms = atoi (optarg);
+                o->timeout_ms = s_parse_timeout (optarg);
                 break;
             case O_PROBE_DIR:
                 o->probe_dir = optarg;

@@ -134,7 +134,11 @@
     X (T, wal_syncs, 168, U64)                                                                     \
     X (T, checkpoints, 176, U64)                                                                   \
     X (T, alarms, 184, U64)                                                                        \
-    X (T, reserved, 192, U64S)
+    X (T, deadline_ms, 192, U32)                                                                   \
+    X (T, prepare_timeout_ms, 196, U32)                                                            \
+    X (T, deadline_errors, 200, U64)                                                               \
+    X (T, arcs_unreceived, 208, U64)                                                               \
+    X (T, reserved, 216, U64S)
 
 #define S_TP_FIELDS(X, T)                                                                          \
     X (T, id, 0, ID)                                                                               \

@@ -437,7 +437,11 @@ typedef struct {
     uint64_t wal_syncs;                //  RocksDB statistics: WAL syncs
     uint64_t checkpoints;              //  ledger checkpoints since start
     uint64_t alarms;                   //  two-phase alarms: contrary or unknown decisions
-    uint64_t reserved[8];              //  zero
+    uint32_t deadline_ms;              //  shard: --deadline-ms; router: its --deadline-ms
+    uint32_t prepare_timeout_ms;       //  shard: --prepare-timeout-ms (a router: 0)
+    uint64_t deadline_errors;          //  router: shard deadlines seen above --shard-deadline-ms
+    uint64_t arcs_unreceived;          //  shard: ring arcs gained whose data has not arrived
+    uint64_t reserved[5];              //  zero
 } rl_status_rec_t;
 
 //  Two-phase transfers between shards (docs/two-phase.md) ---------------------

@@ -70,6 +70,11 @@
 #define RL_SHARD_DEADLINE_MS  2000 //  shard answers a request within this
 #define RL_ROUTER_DEADLINE_MS 4000 //  router answers outcome_unknown after this
 #define RL_CLIENT_TIMEOUT_MS  8000 //  client gives up waiting (then retries)
+//  Ranges of the shard's timer options (shard --help): --deadline-ms is
+//  2..RL_SHARD_DEADLINE_MS_MAX, --prepare-timeout-ms 1..(deadline - 1), the
+//  others 1..RL_SHARD_TIMER_MS_MAX.
+#define RL_SHARD_DEADLINE_MS_MAX 300000  //  largest shard --deadline-ms (5 min)
+#define RL_SHARD_TIMER_MS_MAX    3600000 //  largest --query-after-ms, --retry-*-ms (1 h)
 
 _Static_assert(RL_PREPARE_TIMEOUT_MS < RL_SHARD_DEADLINE_MS, "prepare < shard deadline");
 _Static_assert(RL_SHARD_DEADLINE_MS < RL_ROUTER_DEADLINE_MS, "shard < router deadline");
@@ -114,6 +119,9 @@ _Static_assert(RL_ROUTER_PENDING_BYTES_MAX >= 2 * (RL_MESSAGE_SIZE_MAX + RL_RING
                "one full request fits the byte bound");
 _Static_assert(RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX >= 2, "one retry after a ring refresh");
 _Static_assert(RL_ROUTER_TICK_MS < RL_ROUTER_DEADLINE_MS, "deadlines are checked in time");
+_Static_assert(RL_SHARD_DEADLINE_MS_MAX < RL_ROUTER_DEADLINE_MS_MAX,
+               "a router deadline can exceed every shard deadline");
+_Static_assert(RL_SHARD_DEADLINE_MS <= RL_SHARD_DEADLINE_MS_MAX, "the default is in range");
 
 //  Client (common/client.c, docs/client.md) --------------------------------
 #define RL_CLIENT_HWM_MESSAGES         1000 //  requests queued in the client socket

@@ -157,6 +157,8 @@ s_answer_status (router_t *self, zmsg_t *envelope, const rl_header_t *h)
     status.wrong_shard = self->wrong_shard;
     status.pid = (uint32_t) getpid ();
     status.uptime_ms = (uint64_t) (zclock_mono () - self->started_ms);
+    status.deadline_ms = (uint32_t) self->options.deadline_ms; //  main.c bounds it
+    status.deadline_errors = self->deadline_errors;
     uint8_t out[RL_STATUS_SIZE];
     codec_encode_status (&status, out);
     router_reply_send (self, &envelope, h, RL_STATUS_OK, 1, out, sizeof (out));

@@ -82,7 +82,7 @@ router_alloc (router_t *self, size_t size)
 static r_pending_t *
 s_pending_of (router_t *self, const r_sub_t *sub)
 {
-    if (sub->refresh || sub->pending_slot >= RL_ROUTER_PENDING_MAX) {
+    if (sub->refresh || sub->probe || sub->pending_slot >= RL_ROUTER_PENDING_MAX) {
         return NULL;
     }
     r_pending_t *p = &self->pending[sub->pending_slot];
@@ -654,7 +654,7 @@ s_reply_matches (const r_sub_t *sub, const rl_header_t *h)
     if (h->operation != sub->operation) {
         return false;
     }
-    if (h->status != RL_STATUS_OK || sub->refresh
+    if (h->status != RL_STATUS_OK || sub->refresh || sub->probe
         || sub->operation == RL_OP_GET_ACCOUNT_TRANSFERS) {
         return true;
     }
@@ -691,6 +691,15 @@ s_handle_reply (router_t *self, r_shard_t *shard, zframe_t *frame)
     }
     if (sub->refresh) {
         router_refresh_done (self, sub, h.status == RL_STATUS_OK ? body : NULL, body_size);
+        return;
+    }
+    if (sub->probe) {
+        rl_status_rec_t status;
+        bool ok = h.status == RL_STATUS_OK && h.record_count == 1 && body_size == RL_STATUS_SIZE;
+        if (ok) {
+            codec_decode_status (body, &status);
+        }
+        router_probe_done (self, sub, ok ? &status : NULL);
         return;
     }
     r_pending_t *p = s_pending_of (self, sub);
@@ -751,6 +760,9 @@ router_on_tick (zloop_t *loop, int timer_id, void *arg)
         if (p) {
             p->subs--; //  the request itself expires no later than this
         }
+        if (sub->probe) {
+            sub->shard->probe_active = false; //  no answer: the next poll is due already
+        }
         self->expired_subs++;
         router_sub_free (self, sub, true, true);
     }
@@ -765,6 +777,7 @@ router_on_tick (zloop_t *loop, int timer_id, void *arg)
     if (!self->refresh_active && self->waiting_total > 0) {
         router_redispatch_waiting (self);
     }
+    router_probe_tick (self, now);
     router_retired_sweep (self);
     return 0;
 }

@@ -63,11 +63,15 @@ typedef struct r_shard_s {
     uint64_t ended_tick;    //  tick at which the reader was ended
     struct r_shard_s *next; //  retired list
     int64_t created_ms;     //  connection opened (grace for its first connect)
+    bool probe_active;      //  a status poll is in flight (shards.c, THE DEADLINE CHECK)
+    int64_t probe_next_ms;  //  the next status poll is due (0: at the next tick)
+    bool order_broken;      //  its last status broke the order of timeouts (logged once)
 } r_shard_t;
 
 typedef struct {
     uint64_t id;  //  request id sent to the shard; 0: slot free
     bool refresh; //  a get_ring for the router itself
+    bool probe;   //  a status poll for the router itself (linked: it expires)
     r_shard_t *shard;
     uint32_t pending_slot;
     uint64_t pending_gen;
@@ -157,6 +161,7 @@ struct router_s {
     uint64_t busy;
     uint64_t nomem; //  allocations that failed (requests answered busy, replies dropped)
     uint64_t refreshes;
+    uint64_t deadline_errors; //  shard status polls whose deadline broke the order
 
     int64_t log_window_ms;
     uint32_t log_lines;
@@ -222,5 +227,11 @@ void router_refresh_start (router_t *self, r_shard_t *target);
 //  The refresh ended: blob is the ring's answer (NULL: none, or an error).
 //  Adopts a newer ring, frees the sub-request and resends waiting records.
 void router_refresh_done (router_t *self, r_sub_t *sub, const uint8_t *blob, size_t size);
+
+//  Sends a status poll to every shard of the ring whose poll is due.
+void router_probe_tick (router_t *self, int64_t now_ms);
+//  The poll ended: status is the shard's answer (NULL: none, or an error).
+//  Checks its deadline against --shard-deadline-ms and frees the sub-request.
+void router_probe_done (router_t *self, r_sub_t *sub, const rl_status_rec_t *status);
 
 #endif

@@ -27,6 +27,23 @@
         active --(answer, or RL_ROUTER_RING_FETCH_TIMEOUT_MS)--> idle;
         a newer ring is adopted, then waiting records are sent again.
 
+    THE DEADLINE CHECK (the order of timeouts at run time)
+    The order prepare < shard deadline < router deadline < client timeout
+    must hold for the configuration that runs, not only for the defaults.
+    Each shard refuses to start with a prepare timeout at or above its own
+    deadline; the router refuses a --deadline-ms at or below
+    --shard-deadline-ms. What links the two is checked here: every
+    refresh_ms (and at the first tick after a shard's connection opens,
+    since a send succeeds only once it is up), the router polls each shard
+    of its ring with status (one poll per shard in flight, linked in the
+    FIFO so that it expires like any sub-request). A shard whose reported
+    deadline_ms exceeds --shard-deadline-ms breaks the order: a create
+    whose credit shard is unreachable could then be answered
+    outcome_unknown by the router before its shard answers aborted. Each
+    such answer is counted (status deadline_errors); it is logged as an
+    error when a shard starts breaking the order, and again when it is
+    back in order. A shard that reports no deadline (0) is not judged.
+
     INVARIANTS
     1. shards[i] is the connection of ring shard i, for the ring installed;
        a failed adoption leaves both the ring and shards as they were.
@@ -355,4 +372,59 @@ router_refresh_done (router_t *self, r_sub_t *sub, const uint8_t *blob, size_t s
     }
     router_sub_free (self, sub, true, false);
     router_redispatch_waiting (self);
+}
+
+//  The deadline check (THE DEADLINE CHECK above) ----------------------------
+
+void
+router_probe_tick (router_t *self, int64_t now_ms)
+{
+    for (size_t i = 0; i < self->shard_count; i++) {
+        r_shard_t *shard = self->shards[i];
+        if (shard->probe_active || now_ms < shard->probe_next_ms) {
+            continue;
+        }
+        r_sub_t *sub = router_sub_alloc (self, shard);
+        if (!sub) {
+            continue; //  everything is full: the next tick tries again
+        }
+        sub->probe = true;
+        sub->operation = RL_OP_STATUS;
+        if (router_sub_send (self, sub, NULL, 0) != 0) {
+            router_sub_free (self, sub, false, false);
+            shard->probe_next_ms = now_ms + RL_ROUTER_RECONNECT_MS; //  not connected yet
+            continue;
+        }
+        router_sub_link (self, sub); //  expires after the deadline, like any sub-request
+        shard->probe_active = true;
+        shard->probe_next_ms = now_ms + self->options.refresh_ms;
+    }
+}
+
+void
+router_probe_done (router_t *self, r_sub_t *sub, const rl_status_rec_t *status)
+{
+    assert (sub->probe && sub->shard->probe_active);
+    r_shard_t *shard = sub->shard;
+    shard->probe_active = false;
+    if (status && status->deadline_ms > 0) {
+        bool broken = status->deadline_ms > (uint64_t) self->options.shard_deadline_ms;
+        if (broken) {
+            self->deadline_errors++;
+        }
+        if (broken && !shard->order_broken) {
+            rl_error ("shard %s answers within %" PRIu32 " ms (its --deadline-ms), above this "
+                      "router's --shard-deadline-ms %ld: a create whose credit shard is "
+                      "unreachable may be answered outcome_unknown here before its shard "
+                      "answers aborted (order: prepare < shard deadline <= --shard-deadline-ms "
+                      "< router deadline < client timeout); lower the shard's --deadline-ms or "
+                      "raise this router's --shard-deadline-ms and --deadline-ms",
+                      shard->name, status->deadline_ms, self->options.shard_deadline_ms);
+        } else if (!broken && shard->order_broken) {
+            rl_info ("shard %s answers within %" PRIu32 " ms: the order of timeouts holds again",
+                     shard->name, status->deadline_ms);
+        }
+        shard->order_broken = broken;
+    }
+    router_sub_free (self, sub, true, true);
 }

@@ -48,6 +48,8 @@ admin_status (server_t *self, zmsg_t *envelope, const rl_header_t *h)
     status.uptime_ms = (uint64_t) zclock_mono () - self->started_ms;
     status.checkpoints = ledger_checkpoint_count (self->ledger);
     status.state = self->failed ? RL_SHARD_FAILED : RL_SHARD_SERVING;
+    status.deadline_ms = (uint32_t) self->options->deadline_ms; //  main.c bounds both
+    status.prepare_timeout_ms = (uint32_t) self->options->prepare_timeout_ms;
     ledger_tp_counts (self->ledger, &status.inflight, &status.in_doubt, &status.alarms);
     store_write_stats (self->store, &status.store_keys_written, &status.store_bytes_written,
                        &status.wal_bytes, &status.wal_syncs);

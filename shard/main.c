@@ -12,10 +12,15 @@
     checkpoint first when the store is healthy (shorter recovery next start).
 
     INVARIANTS
-    1. The two-phase timeouts are ordered: 0 < prepare < the shard's
-       deadline (RL_SHARD_DEADLINE_MS), so an unreachable credit shard gives
-       a definite aborted first; retry-min <= retry-max; tick 1..1000 ms.
-       Options that break this are refused (exit code 2).
+    1. The two-phase timeouts are ordered: 0 < prepare (--prepare-timeout-ms)
+       < the shard's deadline (--deadline-ms, RL_SHARD_DEADLINE_MS by
+       default), so an unreachable credit shard gives a definite aborted
+       before the shard's deadline; retry-min <= retry-max; tick 1..1000 ms.
+       Every number is parsed whole (no trailing text, no overflow) and
+       checked against its range. Options that break any of this are
+       refused with a message saying why (exit code 2). The router checks
+       the next link of the order (shard deadline <= its
+       --shard-deadline-ms) from the deadline this shard reports in status.
     2. The ring is owned by exactly one holder at a time: this program until
        server_new takes it, then the server.
 
@@ -84,14 +89,34 @@ s_usage (FILE *out)
              "                manual-wal: tests, WAL held in memory until each commit\n"
              "  --checkpoint-transfers N  checkpoint every N transfers (default %u)\n"
              "  --prepare-timeout-ms N    coordinator aborts an unprepared attempt (default %d)\n"
+             "  --deadline-ms N           this shard answers a request within this; must exceed\n"
+             "                            --prepare-timeout-ms (default %d, 2..%d)\n"
              "  --query-after-ms N        participant asks about a prepared record (default %d)\n"
              "  --retry-min-ms N, --retry-max-ms N  resend backoff (default %d..%d)\n"
              "  --tick-ms N               timer period (default %d)\n"
              "  --tp-log-capacity N       coordinator log entries: live attempts + unacknowledged\n"
              "                            decisions; beyond them busy (1..%d, default %d)\n",
-             RL_SHARD_CHECKPOINT_TRANSFERS, RL_PREPARE_TIMEOUT_MS, RL_TP_QUERY_AFTER_MS,
-             RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS, RL_SHARD_TICK_MS, RL_TP_LOG_ENTRIES_MAX,
-             RL_TP_LOG_ENTRIES_MAX);
+             RL_SHARD_CHECKPOINT_TRANSFERS, RL_PREPARE_TIMEOUT_MS, RL_SHARD_DEADLINE_MS,
+             RL_SHARD_DEADLINE_MS_MAX, RL_TP_QUERY_AFTER_MS, RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS,
+             RL_SHARD_TICK_MS, RL_TP_LOG_ENTRIES_MAX, RL_TP_LOG_ENTRIES_MAX);
+}
+
+//  One whole number in min..max: no trailing text, no overflow. Says why
+//  otherwise (-1).
+static int
+s_parse_long (const char *option, const char *text, long min, long max, long *out)
+{
+    assert (option && text && out && min <= max);
+    errno = 0;
+    char *end = NULL;
+    long value = strtol (text, &end, 10);
+    if (end == text || *end != '\0' || errno == ERANGE || value < min || value > max) {
+        fprintf (stderr, "shard: %s must be a whole number in %ld..%ld, not '%s'\n", option, min,
+                 max, text);
+        return -1;
+    }
+    *out = value;
+    return 0;
 }
 
 static int
@@ -107,6 +132,7 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
         {"help", no_argument, NULL, 'h'},
         {"checkpoint-transfers", required_argument, NULL, 'C'},
         {"prepare-timeout-ms", required_argument, NULL, 'P'},
+        {"deadline-ms", required_argument, NULL, 'E'},
         {"query-after-ms", required_argument, NULL, 'Q'},
         {"retry-min-ms", required_argument, NULL, 'm'},
         {"retry-max-ms", required_argument, NULL, 'M'},
@@ -116,13 +142,15 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
     };
     *o = (server_options_t){.durability = RL_DURABILITY_SYNC,
                             .prepare_timeout_ms = RL_PREPARE_TIMEOUT_MS,
+                            .deadline_ms = RL_SHARD_DEADLINE_MS,
                             .query_after_ms = RL_TP_QUERY_AFTER_MS,
                             .retry_min_ms = RL_TP_RETRY_MIN_MS,
                             .retry_max_ms = RL_TP_RETRY_MAX_MS,
                             .tick_ms = RL_SHARD_TICK_MS};
     *tp_log_capacity = RL_TP_LOG_ENTRIES_MAX;
     int c;
-    while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
+    int rc = 0;
+    while (rc == 0 && (c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
             case 'n':
                 o->name = optarg;
@@ -149,36 +177,36 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
                 }
                 break;
             case 'C':
-                o->checkpoint_transfers = strtol (optarg, NULL, 10);
-                if (o->checkpoint_transfers < 1
-                    || o->checkpoint_transfers > (long) RL_SHARD_CHECKPOINT_TRANSFERS) {
-                    fprintf (stderr, "shard: --checkpoint-transfers must be 1..%u\n",
-                             RL_SHARD_CHECKPOINT_TRANSFERS);
-                    return -1;
-                }
+                rc = s_parse_long ("--checkpoint-transfers", optarg, 1,
+                                   (long) RL_SHARD_CHECKPOINT_TRANSFERS, &o->checkpoint_transfers);
                 break;
             case 'P':
-                o->prepare_timeout_ms = strtol (optarg, NULL, 10);
+                //  Its upper bound is the deadline, checked once both are known.
+                rc = s_parse_long ("--prepare-timeout-ms", optarg, 1, RL_SHARD_DEADLINE_MS_MAX - 1,
+                                   &o->prepare_timeout_ms);
+                break;
+            case 'E':
+                rc = s_parse_long ("--deadline-ms", optarg, 2, RL_SHARD_DEADLINE_MS_MAX,
+                                   &o->deadline_ms);
                 break;
             case 'Q':
-                o->query_after_ms = strtol (optarg, NULL, 10);
+                rc = s_parse_long ("--query-after-ms", optarg, 1, RL_SHARD_TIMER_MS_MAX,
+                                   &o->query_after_ms);
                 break;
             case 'm':
-                o->retry_min_ms = strtol (optarg, NULL, 10);
+                rc = s_parse_long ("--retry-min-ms", optarg, 1, RL_SHARD_TIMER_MS_MAX,
+                                   &o->retry_min_ms);
                 break;
             case 'M':
-                o->retry_max_ms = strtol (optarg, NULL, 10);
+                rc = s_parse_long ("--retry-max-ms", optarg, 1, RL_SHARD_TIMER_MS_MAX,
+                                   &o->retry_max_ms);
                 break;
             case 'T':
-                o->tick_ms = strtol (optarg, NULL, 10);
+                rc = s_parse_long ("--tick-ms", optarg, 1, 1000, &o->tick_ms);
                 break;
             case 'L':
-                *tp_log_capacity = strtol (optarg, NULL, 10);
-                if (*tp_log_capacity < 1 || *tp_log_capacity > (long) RL_TP_LOG_ENTRIES_MAX) {
-                    fprintf (stderr, "shard: --tp-log-capacity must be 1..%d\n",
-                             RL_TP_LOG_ENTRIES_MAX);
-                    return -1;
-                }
+                rc = s_parse_long ("--tp-log-capacity", optarg, 1, RL_TP_LOG_ENTRIES_MAX,
+                                   tp_log_capacity);
                 break;
             case 'h':
                 s_usage (stdout);
@@ -187,19 +215,29 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
                 return -1;
         }
     }
+    if (rc != 0) {
+        return -1;
+    }
     if (!o->name || !o->bind || !o->data_dir || optind != argc) {
         fprintf (stderr, "shard: --name, --bind and --data are required\n");
         return -1;
     }
-    //  Ordered timeouts: an unreachable credit shard must give a definite
-    //  aborted before the shard's own deadline (DESIGN, "Results").
-    if (o->prepare_timeout_ms < 1 || o->prepare_timeout_ms >= RL_SHARD_DEADLINE_MS
-        || o->query_after_ms < 1 || o->retry_min_ms < 1 || o->retry_max_ms < o->retry_min_ms
-        || o->tick_ms < 1 || o->tick_ms > 1000) {
+    //  Ordered timeouts (DESIGN, "Results"): a coordinator aborts an
+    //  unprepared attempt at the prepare timeout, so that an unreachable
+    //  credit shard gives a definite aborted before this shard's deadline
+    //  (and so before the router's outcome_unknown).
+    if (o->prepare_timeout_ms >= o->deadline_ms) {
         fprintf (stderr,
-                 "shard: timeouts must be positive, prepare < %d ms, retry-min <= "
-                 "retry-max, tick 1..1000 ms\n",
-                 RL_SHARD_DEADLINE_MS);
+                 "shard: --prepare-timeout-ms %ld must be below the shard's deadline "
+                 "(--deadline-ms %ld): otherwise a cross-shard transfer whose credit shard is "
+                 "unreachable is not aborted before the shard's deadline passes (order: prepare "
+                 "< shard deadline < router deadline < client timeout)\n",
+                 o->prepare_timeout_ms, o->deadline_ms);
+        return -1;
+    }
+    if (o->retry_max_ms < o->retry_min_ms) {
+        fprintf (stderr, "shard: --retry-min-ms %ld must not exceed --retry-max-ms %ld\n",
+                 o->retry_min_ms, o->retry_max_ms);
         return -1;
     }
     if (strlen (o->name) >= RL_SHARD_NAME_SIZE_MAX) {
@@ -207,7 +245,7 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
         return -1;
     }
     assert (o->name && o->bind && o->data_dir); //  what the server relies on
-    assert (o->prepare_timeout_ms < RL_SHARD_DEADLINE_MS && o->retry_min_ms <= o->retry_max_ms);
+    assert (o->prepare_timeout_ms < o->deadline_ms && o->retry_min_ms <= o->retry_max_ms);
     return 0;
 }
 

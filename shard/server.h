@@ -27,6 +27,7 @@ typedef struct {
     rl_durability_t durability;
     long checkpoint_transfers; //  0: the default
     long prepare_timeout_ms;
+    long deadline_ms; //  the shard answers a request within this (> prepare_timeout_ms)
     long query_after_ms;
     long retry_min_ms;
     long retry_max_ms;

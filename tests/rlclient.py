@@ -379,8 +379,9 @@ class Filter:
 # name(32) epoch accounts transfers requests commits durability(u32)
 # ring_shards(u32) inflight in_doubt last_timestamp dropped malformed
 # wrong_shard pid(u32) state(u32) uptime_ms store_keys_written
-# store_bytes_written wal_bytes wal_syncs checkpoints reserved(9 x u64)
-_STATUS = struct.Struct("<32s QQQQQ II QQQQQQ II Q QQQQQ 9Q")
+# store_bytes_written wal_bytes wal_syncs checkpoints alarms deadline_ms(u32)
+# prepare_timeout_ms(u32) deadline_errors arcs_unreceived reserved(5 x u64)
+_STATUS = struct.Struct("<32s QQQQQ II QQQQQQ II Q QQQQQ Q II QQ 5Q")
 assert _STATUS.size == STATUS_SIZE
 
 
@@ -408,7 +409,12 @@ class Status:
     wal_bytes: int = 0
     wal_syncs: int = 0
     checkpoints: int = 0
-    reserved: tuple = (0,) * 9
+    alarms: int = 0
+    deadline_ms: int = 0
+    prepare_timeout_ms: int = 0
+    deadline_errors: int = 0
+    arcs_unreceived: int = 0
+    reserved: tuple = (0,) * 5
 
     def encode(self):
         name = self.name.encode("utf-8")
@@ -419,13 +425,15 @@ class Status:
                             self.in_doubt, self.last_timestamp, self.dropped, self.malformed,
                             self.wrong_shard, self.pid, self.state, self.uptime_ms,
                             self.store_keys_written, self.store_bytes_written, self.wal_bytes,
-                            self.wal_syncs, self.checkpoints, *self.reserved)
+                            self.wal_syncs, self.checkpoints, self.alarms, self.deadline_ms,
+                            self.prepare_timeout_ms, self.deadline_errors, self.arcs_unreceived,
+                            *self.reserved)
 
     @classmethod
     def decode(cls, data, offset=0):
         f = _STATUS.unpack_from(data, offset)
         name = f[0][:31].split(b"\0", 1)[0].decode("utf-8", "replace")
-        return cls(name, *f[1:22], reserved=tuple(f[22:31]))
+        return cls(name, *f[1:27], reserved=tuple(f[27:32]))
 
 
 # Messages -------------------------------------------------------------------

@@ -179,7 +179,9 @@ rk_cluster_start (rk_ctx_t *ctx, size_t shards, size_t ring_shards, long deadlin
             //  A short router deadline: shorter shard timers to keep the order.
             ctx->shards[i].args[0] = "--prepare-timeout-ms";
             ctx->shards[i].args[1] = RK_PREPARE_MS;
-            ctx->shards[i].args[2] = NULL;
+            ctx->shards[i].args[2] = "--deadline-ms";
+            ctx->shards[i].args[3] = RK_SHARD_DEADLINE_TEXT;
+            ctx->shards[i].args[4] = NULL;
         }
         assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
     }

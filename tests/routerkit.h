@@ -31,9 +31,10 @@
 #define RK_DEADLINE_MS 400 //  router deadline in the deadline tests
 //  With it, the order of timeouts holds: the shards' prepare timeout below
 //  their deadline, below the router's.
-#define RK_SHARD_DEADLINE_MS 300
-#define RK_PREPARE_MS        "200"
-#define RK_RETRY_ATTEMPTS    30
+#define RK_SHARD_DEADLINE_MS   300
+#define RK_SHARD_DEADLINE_TEXT "300" //  the shards' --deadline-ms: the same bound
+#define RK_PREPARE_MS          "200"
+#define RK_RETRY_ATTEMPTS      30
 
 //  A router process.
 typedef struct {

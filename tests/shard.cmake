@@ -41,3 +41,8 @@ set_tests_properties(test_storage_faults shard_bench_quick PROPERTIES RESOURCE_L
 rl_add_unit(test_send_sync 60 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_send_sync.c
             LIBS rltestkit rlring)
 add_dependencies(test_send_sync shard)
+
+# Bad options of the shard, rlctl and rlbench: each refused with exit 2 and
+# its reason, the order of timeouts included.
+rl_add_unit(test_options 60 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_options.c LIBS rlharness rlcommon)
+add_dependencies(test_options shard rlctl rlbench)

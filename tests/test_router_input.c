@@ -2,7 +2,9 @@
     every kind through raw frames (the test kit's table of hostile frames,
     and a multi-frame envelope): each answered or dropped as the protocol
     says, never a crash, never a change to the ledgers. And bad options:
-    deadlines that break the order of timeouts are refused at start-up.
+    deadlines that break the order of timeouts are refused at start-up,
+    and a shard whose reported deadline breaks it is counted and logged at
+    run time.
     And failed allocations (failpoint router.alloc) of a create, a history
     read and a ring answer: the request is answered busy and the router
     keeps serving.
@@ -165,6 +167,50 @@ test_timeout_order (void **state)
     assert_false (said);
 }
 
+//  The order of timeouts at run time: a router polls every shard's status
+//  and counts (and logs) a shard whose deadline exceeds --shard-deadline-ms.
+static bool
+s_deadline_error_seen (void *arg)
+{
+    const char *endpoint = arg;
+    rl_client_t *client = rl_client_new (endpoint);
+    rl_status_rec_t status = {0};
+    bool seen = client && rl_client_status (client, &status, TK_TIMEOUT_MS) == 0
+                && status.deadline_errors > 0;
+    rl_client_destroy (&client);
+    return seen;
+}
+
+static void
+test_shard_deadline_check (void **state)
+{
+    rk_ctx_t *ctx = *state;
+    //  The shards answer within RK_SHARD_DEADLINE_MS, as router 0 expects.
+    rk_cluster_start (ctx, 2, 2, RK_DEADLINE_MS, 0);
+    rl_status_rec_t shard = rk_status_of (ctx->shards[0].endpoint);
+    assert_int_equal (shard.deadline_ms, RK_SHARD_DEADLINE_MS);
+    assert_int_equal (shard.prepare_timeout_ms, atoi (RK_PREPARE_MS));
+    //  Router 1 expects the shards to answer within less than that.
+    rk_router_t *r = &ctx->routers[1];
+    rk_router_init (r, "short");
+    snprintf (r->ring_file, sizeof (r->ring_file), "%s", ctx->ring_file);
+    r->deadline_ms = RK_DEADLINE_MS;
+    r->shard_deadline_ms = RK_SHARD_DEADLINE_MS - 100;
+    assert_true (rk_router_start (ctx->h, r) > 0);
+    assert_true (harness_wait_until (s_deadline_error_seen, r->endpoint, TK_TIMEOUT_MS));
+    rl_status_rec_t status = rk_status_of (r->endpoint);
+    assert_int_equal (status.deadline_ms, RK_DEADLINE_MS);
+    char *log_path = harness_path (ctx->h, "short.log");
+    char *text = harness_read_file (log_path, NULL);
+    assert_non_null (text);
+    assert_non_null (strstr (text, "above this router's --shard-deadline-ms"));
+    free (text);
+    free (log_path);
+    //  Router 0, in order, has polled both shards and counted nothing.
+    assert_int_equal (rk_status_of (ctx->routers[0].endpoint).deadline_errors, 0);
+    rk_routers_stop (ctx);
+}
+
 //  Out of memory ---------------------------------------------------------------
 
 //  A router whose Nth request allocation fails answers that request busy
@@ -254,6 +300,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_bad_input, rk_setup, rk_teardown),
         cmocka_unit_test_setup_teardown (test_timeout_order, rk_setup, rk_teardown),
+        cmocka_unit_test_setup_teardown (test_shard_deadline_check, rk_setup, rk_teardown),
         cmocka_unit_test_setup_teardown (test_alloc_failure, rk_setup, rk_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

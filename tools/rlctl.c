@@ -31,7 +31,9 @@
     3. Nothing but the requests named above is sent; rlctl keeps no state.
 
     LIMITS
-    RLCTL_IDS_MAX ids per command; --timeout-ms 1..S_TIMEOUT_MS_MAX.
+    RLCTL_IDS_MAX ids per command; --timeout-ms 1..S_TIMEOUT_MS_MAX, and
+    above RL_ROUTER_DEADLINE_MS for create-account and transfer (the order
+    of timeouts: the client waits longer than the router's deadline).
 */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -102,11 +104,12 @@ s_usage (FILE *out)
              "--connect   a router or a shard, or several, comma-separated\n"
              "            (default $RL_CONNECT, else " S_CONNECT_DEFAULT ")\n"
              "--json      one JSON object on stdout instead of tables\n"
-             "--timeout-ms  how long to wait for a reply (default %d)\n"
+             "--timeout-ms  how long to wait for a reply (default %d; for create-account\n"
+             "            and transfer it must exceed the router's deadline, %d ms by default)\n"
              "IDs: decimal, 0x-hex (up to 128 bits) or a UUID; TS: ns since the Unix epoch.\n"
              "exit: 0 ok, 1 a record failed or the cluster did not answer, 2 usage.\n"
              "See docs/cli.md.\n",
-             S_TIMEOUT_MS_DEFAULT);
+             S_TIMEOUT_MS_DEFAULT, RL_ROUTER_DEADLINE_MS);
 }
 
 int
@@ -396,6 +399,20 @@ main (int argc, char **argv)
     }
     if ((rc = s_check_options (command, ctx.given))) {
         return rc;
+    }
+    //  The order of timeouts ends with the client's: a create must wait
+    //  longer than the router's deadline, so that it hears the router's
+    //  definite answer (or outcome_unknown) instead of giving up first.
+    bool creates = strcmp (command->name, "create-account") == 0
+                   || strcmp (command->name, "transfer") == 0;
+    if (creates && ctx.timeout_ms <= RL_ROUTER_DEADLINE_MS) {
+        fprintf (stderr,
+                 "rlctl: --timeout-ms %d is too short for %s: it must exceed the router's "
+                 "deadline (%d ms by default), or rlctl gives up before the router answers "
+                 "and the outcome stays unknown (order: prepare < shard deadline < router "
+                 "deadline < client timeout)\n",
+                 ctx.timeout_ms, command->name, RL_ROUTER_DEADLINE_MS);
+        return RLCTL_EXIT_USAGE;
     }
     size_t args = ctx.arg_count - 1;
     if (args < command->args_min || args > command->args_max) {

@@ -231,6 +231,9 @@ s_add_status_record (cJSON *s, const rl_status_rec_t *r)
     jsonkit_add_u64 (s, "store_bytes_written", r->store_bytes_written);
     jsonkit_add_u64 (s, "wal_bytes", r->wal_bytes);
     jsonkit_add_u64 (s, "wal_syncs", r->wal_syncs);
+    jsonkit_add_u64 (s, "deadline_ms", r->deadline_ms);
+    jsonkit_add_u64 (s, "prepare_timeout_ms", r->prepare_timeout_ms);
+    jsonkit_add_u64 (s, "arcs_unreceived", r->arcs_unreceived);
 }
 
 //  The main table: one row per shard of the ring, alarms first.
@@ -279,22 +282,24 @@ s_status_main_rows (const cJSON *tree)
 static void
 s_status_counter_rows (const cJSON *tree)
 {
-    printf ("\n%-10s %8s %10s %11s %11s %11s %12s %14s %14s %10s %8s %10s %s\n", "shard",
+    printf ("\n%-10s %8s %10s %11s %11s %11s %12s %14s %14s %10s %8s %10s %11s %10s %s\n", "shard",
             "inflight", "commits", "wrong-shard", "checkpoints", "ring-shards", "store keys",
-            "store bytes", "wal bytes", "wal syncs", "pid", "uptime s", "last timestamp");
+            "store bytes", "wal bytes", "wal syncs", "pid", "uptime s", "deadline ms", "prepare ms",
+            "last timestamp");
     const cJSON *s;
     cJSON_ArrayForEach (s, jsonkit_get (tree, "shards"))
     {
         if (!jsonkit_true (s, "up")) {
             continue;
         }
-        printf ("%-10s %8s %10s %11s %11s %11s %12s %14s %14s %10s %8s %10.1f %s\n",
+        printf ("%-10s %8s %10s %11s %11s %11s %12s %14s %14s %10s %8s %10.1f %11s %10s %s\n",
                 jsonkit_text (s, "name"), jsonkit_text (s, "inflight"), jsonkit_text (s, "commits"),
                 jsonkit_text (s, "wrong_shard"), jsonkit_text (s, "checkpoints"),
                 jsonkit_text (s, "ring_shards"), jsonkit_text (s, "store_keys_written"),
                 jsonkit_text (s, "store_bytes_written"), jsonkit_text (s, "wal_bytes"),
                 jsonkit_text (s, "wal_syncs"), jsonkit_text (s, "pid"),
-                (double) jsonkit_u64 (s, "uptime_ms") / 1000, jsonkit_text (s, "last_timestamp"));
+                (double) jsonkit_u64 (s, "uptime_ms") / 1000, jsonkit_text (s, "deadline_ms"),
+                jsonkit_text (s, "prepare_timeout_ms"), jsonkit_text (s, "last_timestamp"));
     }
 }
 
@@ -306,6 +311,13 @@ s_status_table (const rlctl_ctx_t *ctx, const cJSON *tree)
     uint64_t down = jsonkit_u64 (tree, "down");
     printf ("ring epoch %s from %s: %d shard%s, %" PRIu64 " down\n\n",
             jsonkit_text (tree, "ring_epoch"), ctx->connect, count, count == 1 ? "" : "s", down);
+    const cJSON *router = jsonkit_get (tree, "router");
+    if (router) {
+        printf ("router %s at %s: deadline %s ms, %s deadline-order error%s\n\n",
+                jsonkit_text (router, "name"), ctx->connect, jsonkit_text (router, "deadline_ms"),
+                jsonkit_text (router, "deadline_errors"),
+                jsonkit_u64 (router, "deadline_errors") == 1 ? "" : "s");
+    }
     s_status_main_rows (tree);
     if (down < (uint64_t) count) {
         s_status_counter_rows (tree);
@@ -325,6 +337,12 @@ s_status_table (const rlctl_ctx_t *ctx, const cJSON *tree)
                     jsonkit_text (s, "name"), jsonkit_text (s, "alarms"),
                     jsonkit_u64 (s, "alarms") == 1 ? "" : "s");
         }
+    }
+    if (router && jsonkit_u64 (router, "deadline_errors")) {
+        printf ("\nDEADLINE ORDER: router %s found shards that answer later than its "
+                "--shard-deadline-ms (%s times): creates may end outcome_unknown where a "
+                "definite aborted was due; its log names them (docs/router.md)\n",
+                jsonkit_text (router, "name"), jsonkit_text (router, "deadline_errors"));
     }
     if (down) {
         printf ("\n%" PRIu64 " shard%s did not answer: accounts they own cannot be served; see "
@@ -347,10 +365,23 @@ rlctl_cmd_status (rlctl_ctx_t *ctx)
     int rcs[RL_SHARDS_MAX];
     s_endpoints (ring, endpoints);
     size_t down = rl_client_status_all (endpoints, shards, s_probe_ms (ctx), records, rcs);
+    //  --connect itself: a router (not a shard of the ring) shows its own
+    //  deadline and the order errors it counted.
+    rl_status_rec_t front = {0};
+    rl_client_t *client = rlctl_client (ctx);
+    bool front_ok = client && rl_client_status (client, &front, s_probe_ms (ctx)) == 0;
+    rl_client_destroy (&client);
     cJSON *tree = jsonkit_object ();
     jsonkit_add_string (tree, "connect", ctx->connect);
     jsonkit_add_u64 (tree, "ring_epoch", ring_epoch (ring));
     jsonkit_add_u64 (tree, "down", down);
+    if (front_ok && ring_shard_find (ring, front.name) < 0) {
+        cJSON *router = jsonkit_add_object (tree, "router");
+        jsonkit_add_string (router, "name", front.name);
+        jsonkit_add_u64 (router, "deadline_ms", front.deadline_ms);
+        jsonkit_add_u64 (router, "deadline_errors", front.deadline_errors);
+        jsonkit_add_u64 (router, "requests", front.requests);
+    }
     cJSON *list = jsonkit_add_array (tree, "shards");
     for (size_t i = 0; i < shards; i++) {
         cJSON *s = jsonkit_add_object (list, NULL);

@@ -1,0 +1,231 @@
+/*  test_options.c: bad options of the shard, rlctl and rlbench are refused
+    at start-up, each with exit code 2 and a message that names the option
+    and why; none of them touches a socket or a disk first.
+
+    - the shard's numeric options (--tp-log-capacity, --deadline-ms,
+      --prepare-timeout-ms, the two-phase timers, --tick-ms,
+      --checkpoint-transfers): zero, negative, not a number, trailing text,
+      overflow of a long, above the range;
+    - the order of timeouts on a shard: --prepare-timeout-ms at or above
+      --deadline-ms (the default deadline, or a given one);
+    - rlctl and rlbench: a --timeout-ms for creates that does not exceed
+      the router's deadline (the client comes last in the order of
+      timeouts).
+    The router's own options are tested in test_router_input.c.
+*/
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "rl_limits.h"
+
+#define S_EXIT_TIMEOUT_MS 10000
+#define S_ARGS_MAX        24
+
+//  Runs `program` (a path under the build tree) with `args`; returns its
+//  exit status and whether its output contains `needle` (NULL: not asked).
+static int
+s_run (harness_t *h, const char *program, const char *log_name, const char *const *args,
+       const char *needle, bool *said)
+{
+    char path[1024];
+    snprintf (path, sizeof (path), "%s/%s", harness_bin_dir (), program);
+    char *argv[S_ARGS_MAX] = {path};
+    int n = 1;
+    for (; *args && n < S_ARGS_MAX - 1; args++) {
+        argv[n++] = (char *) *args;
+    }
+    argv[n] = NULL;
+    pid_t pid = harness_spawn (h, log_name, argv, NULL);
+    assert_true (pid > 0);
+    int wstatus = 0;
+    assert_int_equal (harness_wait_exit (h, pid, S_EXIT_TIMEOUT_MS, &wstatus), 0);
+    char file[128];
+    snprintf (file, sizeof (file), "%s.log", log_name);
+    char *log_path = harness_path (h, file);
+    char *text = harness_read_file (log_path, NULL);
+    *said = needle && text && strstr (text, needle);
+    free (text);
+    free (log_path);
+    return WIFEXITED (wstatus) ? WEXITSTATUS (wstatus) : -1;
+}
+
+//  The shard with `option value` (plus `extra`, NULL-terminated): refused
+//  with exit 2 and `needle` in its output.
+static void
+s_shard_refuses (harness_t *h, const char *option, const char *value, const char *extra[],
+                 const char *needle)
+{
+    static int run = 0;
+    char log_name[64], data[64];
+    snprintf (log_name, sizeof (log_name), "shard-%d", ++run);
+    snprintf (data, sizeof (data), "%s/data-%d", harness_dir (h), run);
+    const char *args[S_ARGS_MAX] = {"--name", "s1", "--bind", "tcp://127.0.0.1:1", "--data", data};
+    int n = 6;
+    if (option) {
+        args[n++] = option;
+        args[n++] = value;
+    }
+    for (; extra && *extra; extra++) {
+        args[n++] = *extra;
+    }
+    args[n] = NULL;
+    bool said = false;
+    int rc = s_run (h, "shard/shard", log_name, args, needle, &said);
+    if (rc != 2 || !said) {
+        harness_dump_log (h, log_name);
+        fail_msg ("shard %s '%s': exit %d, %s '%s'", option ? option : "", value ? value : "", rc,
+                  said ? "said" : "did not say", needle);
+    }
+}
+
+//  Every kind of bad number, for each numeric option of the shard.
+static void
+test_shard_numbers (void **state)
+{
+    harness_t *h = *state;
+    static const char *options[] = {
+        "--tp-log-capacity", "--deadline-ms",         "--prepare-timeout-ms",
+        "--query-after-ms",  "--retry-min-ms",        "--retry-max-ms",
+        "--tick-ms",         "--checkpoint-transfers"};
+    static const char *bad[] = {
+        "0", "-1", "abc", "12abc", "", "99999999999999999999999", "4294967296000"};
+    for (size_t i = 0; i < sizeof (options) / sizeof (options[0]); i++) {
+        for (size_t k = 0; k < sizeof (bad) / sizeof (bad[0]); k++) {
+            char needle[96];
+            snprintf (needle, sizeof (needle), "%s must be a whole number in", options[i]);
+            s_shard_refuses (h, options[i], bad[k], NULL, needle);
+        }
+    }
+    //  Just above each range.
+    char text[32];
+    snprintf (text, sizeof (text), "%d", RL_TP_LOG_ENTRIES_MAX + 1);
+    s_shard_refuses (h, "--tp-log-capacity", text, NULL, "--tp-log-capacity must be");
+    snprintf (text, sizeof (text), "%d", RL_SHARD_DEADLINE_MS_MAX + 1);
+    s_shard_refuses (h, "--deadline-ms", text, NULL, "--deadline-ms must be");
+    s_shard_refuses (h, "--deadline-ms", "1", NULL, "--deadline-ms must be");
+    s_shard_refuses (h, "--tick-ms", "1001", NULL, "--tick-ms must be");
+}
+
+//  The order of timeouts on one shard: prepare < deadline.
+static void
+test_shard_order (void **state)
+{
+    harness_t *h = *state;
+    const char *why = "must be below the shard's deadline";
+    char text[32];
+    snprintf (text, sizeof (text), "%d", RL_SHARD_DEADLINE_MS);
+    s_shard_refuses (h, "--prepare-timeout-ms", text, NULL, why); //  the default deadline
+    const char *equal[] = {"--deadline-ms", "500", NULL};
+    s_shard_refuses (h, "--prepare-timeout-ms", "500", equal, why);
+    const char *above[] = {"--prepare-timeout-ms", "900", NULL};
+    s_shard_refuses (h, "--deadline-ms", "800", above, why);
+    const char *retry[] = {"--retry-max-ms", "10", NULL};
+    s_shard_refuses (h, "--retry-min-ms", "20", retry, "must not exceed --retry-max-ms");
+    //  A consistent short configuration passes the options and then fails
+    //  to bind (exit 1), without a word about the options.
+    const char *ok[] = {"--name",        "s1",     "--bind",
+                        "nowhere://x",   "--data", harness_dir (h),
+                        "--deadline-ms", "300",    "--prepare-timeout-ms",
+                        "200",           NULL};
+    bool said = false;
+    assert_int_equal (s_run (h, "shard/shard", "shard-ok", ok, "must", &said), 1);
+    assert_false (said);
+}
+
+//  rlctl and rlbench wait longer than the router's deadline for a create.
+static void
+test_client_timeouts (void **state)
+{
+    harness_t *h = *state;
+    char deadline[32];
+    snprintf (deadline, sizeof (deadline), "%d", RL_ROUTER_DEADLINE_MS);
+    bool said = false;
+    const char *transfer[] = {"--connect",
+                              "tcp://127.0.0.1:1",
+                              "--timeout-ms",
+                              "100",
+                              "transfer",
+                              "1",
+                              "2",
+                              "3",
+                              "10",
+                              "--ledger",
+                              "1",
+                              "--code",
+                              "1",
+                              NULL};
+    assert_int_equal (s_run (h, "tools/rlctl", "rlctl-transfer", transfer,
+                             "must exceed the router's deadline", &said),
+                      2);
+    assert_true (said);
+    const char *account[] = {"--connect",
+                             "tcp://127.0.0.1:1",
+                             "--timeout-ms",
+                             deadline,
+                             "create-account",
+                             "1",
+                             "--ledger",
+                             "1",
+                             "--code",
+                             "1",
+                             NULL};
+    assert_int_equal (s_run (h, "tools/rlctl", "rlctl-account", account,
+                             "must exceed the router's deadline", &said),
+                      2);
+    assert_true (said);
+    //  A read may wait less: it is sent (nobody answers here: exit 1).
+    const char *status[] = {"--connect", "tcp://127.0.0.1:1", "--timeout-ms", "100", "balance", "1",
+                            NULL};
+    assert_int_equal (s_run (h, "tools/rlctl", "rlctl-read", status, "too short", &said), 1);
+    assert_false (said);
+    const char *bad[] = {"100", deadline, "0", "-1", "abc", "5000x", "99999999999999999999999"};
+    for (size_t k = 0; k < sizeof (bad) / sizeof (bad[0]); k++) {
+        const char *args[] = {"--connect", "tcp://127.0.0.1:1", "--timeout-ms", bad[k], NULL};
+        char log_name[32];
+        snprintf (log_name, sizeof (log_name), "rlbench-%zu", k);
+        assert_int_equal (s_run (h, "bench/rlbench", log_name, args,
+                                 "--timeout-ms must be a whole number above the router's deadline",
+                                 &said),
+                          2);
+        if (!said) {
+            harness_dump_log (h, log_name);
+            fail_msg ("rlbench --timeout-ms '%s': no reason given", bad[k]);
+        }
+    }
+}
+
+static int
+s_setup (void **state)
+{
+    harness_t *h = harness_new ("options");
+    *state = h;
+    return h ? 0 : -1;
+}
+
+static int
+s_teardown (void **state)
+{
+    harness_t *h = *state;
+    harness_destroy (&h);
+    return 0;
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_shard_numbers),
+        cmocka_unit_test (test_shard_order),
+        cmocka_unit_test (test_client_timeouts),
+    };
+    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+}
