@@ -43,6 +43,6 @@ rl_add_unit(test_send_sync 60 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_send_sync
 add_dependencies(test_send_sync shard)
 
 # Bad options of the shard, rlctl and rlbench: each refused with exit 2 and
-# its reason, the order of timeouts included.
-rl_add_unit(test_options 60 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_options.c LIBS rlharness rlcommon)
+# its reason, the order of timeouts included (2.1 s; 7.8 s with sanitizers).
+rl_add_unit(test_options 16 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_options.c LIBS rlharness rlcommon)
 add_dependencies(test_options shard rlctl rlbench)
