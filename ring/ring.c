@@ -283,6 +283,24 @@ ring_i_endpoint_valid (const char *endpoint)
     return 1;
 }
 
+//  Keys: exactly RING_KEY_SIZE characters of the Z85 alphabet (ZeroMQ RFC
+//  32), the text form of a 32-byte CURVE public key.
+int
+ring_i_key_valid (const char *key)
+{
+    static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz"
+                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+    if (strnlen (key, RING_KEY_SIZE + 1) != RING_KEY_SIZE) {
+        return 0;
+    }
+    for (size_t i = 0; i < RING_KEY_SIZE; i++) {
+        if (!key[i] || !strchr (alphabet, key[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int
 ring_i_weight_valid (double weight)
 {
@@ -764,6 +782,24 @@ ring_set_endpoint (ring_t *self, const char *name, const char *endpoint)
     return RING_OK;
 }
 
+int
+ring_set_key (ring_t *self, const char *name, const char *key)
+{
+    assert (self);
+    assert (name && key);
+    int found = ring_shard_find (self, name);
+    if (found < 0) {
+        return RING_ERR_NOT_FOUND;
+    }
+    if (*key && !ring_i_key_valid (key)) {
+        return RING_ERR_INVALID;
+    }
+    ring_i_shard_t *shard = &self->shards[found];
+    memset (shard->key, 0, sizeof shard->key);
+    strcpy (shard->key, key);
+    return RING_OK;
+}
+
 //  Queries -------------------------------------------------------------------
 
 size_t
@@ -795,6 +831,30 @@ ring_shard_weight (const ring_t *self, size_t index)
     assert (self);
     assert (index < self->shard_count);
     return self->shards[index].weight;
+}
+
+const char *
+ring_shard_key (const ring_t *self, size_t index)
+{
+    assert (self);
+    assert (index < self->shard_count);
+    return self->shards[index].key;
+}
+
+int
+ring_shard_find_key (const ring_t *self, const char *key)
+{
+    assert (self);
+    assert (key);
+    if (!*key) {
+        return -1;
+    }
+    for (size_t x = 0; x < self->shard_count; x++) {
+        if (strcmp (self->shards[x].key, key) == 0) {
+            return (int) x;
+        }
+    }
+    return -1;
 }
 
 double

@@ -33,22 +33,25 @@
 #define RING_BLOB_SHARD_SIZE       (RL_SHARD_NAME_SIZE_MAX + RL_ENDPOINT_SIZE_MAX + 8)
 #define RING_BLOB_POINT_SIZE       10 //  u64 position + u16 owner
 #define RING_BLOB_TRAILER_SIZE     8  //  XXH3 checksum
-#define RING_BLOB_VERSION          1
+#define RING_KEY_SIZE              40 //  Z85 characters of a CURVE public key (32 bytes)
+#define RING_BLOB_SHARD_SIZE_KEYED (RING_BLOB_SHARD_SIZE + RING_KEY_SIZE)
+#define RING_BLOB_VERSION          1 //  shard records without keys
+#define RING_BLOB_VERSION_KEYED    2 //  shard records with a key field
 //  Points in one ring: the smaller of RL_RING_POINTS_MAX and what fits a
 //  binary ring of RL_RING_BLOB_SIZE_MAX bytes with RL_SHARDS_MAX shards.
 #define RING_POINTS_MAX                                                                            \
     ((RL_RING_BLOB_SIZE_MAX - RING_BLOB_HEADER_SIZE - RING_BLOB_TRAILER_SIZE                       \
-      - (size_t) RL_SHARDS_MAX * RING_BLOB_SHARD_SIZE)                                             \
+      - (size_t) RL_SHARDS_MAX * RING_BLOB_SHARD_SIZE_KEYED)                                       \
                  / RING_BLOB_POINT_SIZE                                                            \
              < RL_RING_POINTS_MAX                                                                  \
          ? (RL_RING_BLOB_SIZE_MAX - RING_BLOB_HEADER_SIZE - RING_BLOB_TRAILER_SIZE                 \
-            - (size_t) RL_SHARDS_MAX * RING_BLOB_SHARD_SIZE)                                       \
+            - (size_t) RL_SHARDS_MAX * RING_BLOB_SHARD_SIZE_KEYED)                                 \
                / RING_BLOB_POINT_SIZE                                                              \
          : RL_RING_POINTS_MAX)
 
 _Static_assert(RL_SHARDS_MAX <= UINT16_MAX, "a shard index fits the u16 owner of a point");
 _Static_assert(RL_RING_POINTS_PER_WEIGHT <= RING_POINTS_PER_WEIGHT_MAX, "default within bounds");
-_Static_assert((size_t) RL_SHARDS_MAX *RING_BLOB_SHARD_SIZE < RL_RING_BLOB_SIZE_MAX,
+_Static_assert((size_t) RL_SHARDS_MAX *RING_BLOB_SHARD_SIZE_KEYED < RL_RING_BLOB_SIZE_MAX,
                "every shard record fits a binary ring");
 
 typedef struct ring_t ring_t;
@@ -83,6 +86,9 @@ int ring_add_shard (ring_t *self, const char *name, const char *endpoint, double
 int ring_remove_shard (ring_t *self, const char *name);
 int ring_reweight_shard (ring_t *self, const char *name, double weight);
 int ring_set_endpoint (ring_t *self, const char *name, const char *endpoint);
+//  Sets a shard's CURVE public key (RING_KEY_SIZE Z85 characters), or
+//  clears it with "". RING_ERR_INVALID for anything else.
+int ring_set_key (ring_t *self, const char *name, const char *key);
 
 //  Shards, by index 0..count-1 (indices shift down when a shard is removed)
 size_t ring_shard_count (const ring_t *self);
@@ -90,6 +96,9 @@ int ring_shard_find (const ring_t *self, const char *name); //  index or -1
 const char *ring_shard_name (const ring_t *self, size_t index);
 const char *ring_shard_endpoint (const ring_t *self, size_t index);
 double ring_shard_weight (const ring_t *self, size_t index);
+const char *ring_shard_key (const ring_t *self, size_t index); //  Z85, "" if none
+//  Index of the shard whose key is KEY (Z85), or -1; O(shards).
+int ring_shard_find_key (const ring_t *self, const char *key);
 double ring_shard_ownership (const ring_t *self, size_t index); //  fraction, sums to 1
 size_t ring_shard_point_count (const ring_t *self, size_t index);
 

@@ -4,13 +4,16 @@
 
         offset  size  field
         0       4     magic "RLRG"
-        4       2     version (RING_BLOB_VERSION)
+        4       2     version: 1 (RING_BLOB_VERSION), or 2
+                      (RING_BLOB_VERSION_KEYED) when a shard has a key
         6       2     shard_count (1..RL_SHARDS_MAX)
         8       4     point_count (shard_count..RING_POINTS_MAX)
         12      4     points_per_weight
         16      8     epoch
         24      168   per shard: name[32] endpoint[128] (NUL-padded),
-                      weight (IEEE-754 bits)
+                      weight (IEEE-754 bits); version 2 adds
+                      key[40] (Z85 CURVE public key, all NUL if
+                      none), so a record is 208 bytes
         ...     10    per point: position u64, owner u16 (shard index),
                       by increasing position
         size-8  8     XXH3_64bits of every byte before it
@@ -25,7 +28,10 @@
        through ring_i_append_shard, positions must be strictly increasing
        and owners in range, every shard must own a point, and owned[] is
        recounted.
-    4. encode -> decode -> encode is byte-identical.
+    4. encode -> decode -> encode is byte-identical. A ring without keys
+       is written as version 1, exactly as before keys existed, so older
+       readers and stored rings keep working; version 1 reads as a ring
+       without keys.
 
     LIMITS
     RL_RING_BLOB_SIZE_MAX bytes per blob (common/rl_limits.h), hence
@@ -61,17 +67,35 @@ s_get_le (const uint8_t *in, size_t size)
 }
 
 static size_t
-s_blob_size (size_t shards, size_t points)
+s_shard_size (int version)
 {
-    return RING_BLOB_HEADER_SIZE + shards * RING_BLOB_SHARD_SIZE + points * RING_BLOB_POINT_SIZE
+    return version == RING_BLOB_VERSION_KEYED ? RING_BLOB_SHARD_SIZE_KEYED : RING_BLOB_SHARD_SIZE;
+}
+
+static size_t
+s_blob_size (int version, size_t shards, size_t points)
+{
+    return RING_BLOB_HEADER_SIZE + shards * s_shard_size (version) + points * RING_BLOB_POINT_SIZE
            + RING_BLOB_TRAILER_SIZE;
+}
+
+//  Version 2 only when some shard has a key.
+static int
+s_version (const ring_t *self)
+{
+    for (size_t x = 0; x < self->shard_count; x++) {
+        if (self->shards[x].key[0]) {
+            return RING_BLOB_VERSION_KEYED;
+        }
+    }
+    return RING_BLOB_VERSION;
 }
 
 size_t
 ring_encoded_size (const ring_t *self)
 {
     assert (self);
-    return s_blob_size (self->shard_count, self->point_count);
+    return s_blob_size (s_version (self), self->shard_count, self->point_count);
 }
 
 size_t
@@ -83,8 +107,10 @@ ring_encode (const ring_t *self, uint8_t *out, size_t out_size)
     if (out_size < size) {
         return 0;
     }
+    int version = s_version (self);
+    size_t shard_size = s_shard_size (version);
     memcpy (out, s_magic, 4);
-    s_put_le (out + 4, RING_BLOB_VERSION, 2);
+    s_put_le (out + 4, (uint64_t) version, 2);
     s_put_le (out + 6, self->shard_count, 2);
     s_put_le (out + 8, self->point_count, 4);
     s_put_le (out + 12, self->points_per_weight, 4);
@@ -92,13 +118,16 @@ ring_encode (const ring_t *self, uint8_t *out, size_t out_size)
     uint8_t *cursor = out + RING_BLOB_HEADER_SIZE;
     for (size_t x = 0; x < self->shard_count; x++) {
         const ring_i_shard_t *shard = &self->shards[x];
-        memset (cursor, 0, RING_BLOB_SHARD_SIZE);
+        memset (cursor, 0, shard_size);
         memcpy (cursor, shard->name, strlen (shard->name));
         memcpy (cursor + RL_SHARD_NAME_SIZE_MAX, shard->endpoint, strlen (shard->endpoint));
         uint64_t bits;
         memcpy (&bits, &shard->weight, sizeof bits);
         s_put_le (cursor + RL_SHARD_NAME_SIZE_MAX + RL_ENDPOINT_SIZE_MAX, bits, 8);
-        cursor += RING_BLOB_SHARD_SIZE;
+        if (version == RING_BLOB_VERSION_KEYED) {
+            memcpy (cursor + RING_BLOB_SHARD_SIZE, shard->key, strlen (shard->key));
+        }
+        cursor += shard_size;
     }
     for (size_t i = 0; i < self->point_count; i++) {
         s_put_le (cursor, self->positions[i], 8);
@@ -127,15 +156,18 @@ s_field_valid (const uint8_t *field, size_t size)
 }
 
 static int
-s_decode_header (const uint8_t *in, size_t size, size_t *shards_p, size_t *points_p, char *err,
-                 size_t err_size)
+s_decode_header (const uint8_t *in, size_t size, int *version_p, size_t *shards_p, size_t *points_p,
+                 char *err, size_t err_size)
 {
     if (size < RING_BLOB_HEADER_SIZE + RING_BLOB_TRAILER_SIZE || size > RL_RING_BLOB_SIZE_MAX) {
         ring_i_error (err, err_size, 0, "binary ring of %zu bytes is out of bounds", size);
         return -1;
     }
-    if (memcmp (in, s_magic, 4) || s_get_le (in + 4, 2) != RING_BLOB_VERSION) {
-        ring_i_error (err, err_size, 0, "not a binary ring of version %d", RING_BLOB_VERSION);
+    uint64_t version = s_get_le (in + 4, 2);
+    if (memcmp (in, s_magic, 4)
+        || (version != RING_BLOB_VERSION && version != RING_BLOB_VERSION_KEYED)) {
+        ring_i_error (err, err_size, 0, "not a binary ring of version %d or %d", RING_BLOB_VERSION,
+                      RING_BLOB_VERSION_KEYED);
         return -1;
     }
     size_t shards = (size_t) s_get_le (in + 6, 2);
@@ -145,9 +177,9 @@ s_decode_header (const uint8_t *in, size_t size, size_t *shards_p, size_t *point
                       shards, points);
         return -1;
     }
-    if (size != s_blob_size (shards, points)) {
+    if (size != s_blob_size ((int) version, shards, points)) {
         ring_i_error (err, err_size, 0, "binary ring is %zu bytes, its counts say %zu", size,
-                      s_blob_size (shards, points));
+                      s_blob_size ((int) version, shards, points));
         return -1;
     }
     uint64_t checksum = s_get_le (in + size - RING_BLOB_TRAILER_SIZE, 8);
@@ -161,15 +193,35 @@ s_decode_header (const uint8_t *in, size_t size, size_t *shards_p, size_t *point
                       ppw);
         return -1;
     }
+    *version_p = (int) version;
     *shards_p = shards;
     *points_p = points;
     return 0;
 }
 
+//  A key field: RING_KEY_SIZE Z85 characters, or all NUL (no key).
 static int
-s_decode_shards (ring_t *ring, const uint8_t *cursor, size_t shards, char *err, size_t err_size)
+s_decode_key (ring_t *ring, const char *name, const uint8_t *field)
 {
-    for (size_t x = 0; x < shards; x++, cursor += RING_BLOB_SHARD_SIZE) {
+    char key[RING_KEY_SIZE + 1];
+    memcpy (key, field, RING_KEY_SIZE);
+    key[RING_KEY_SIZE] = 0;
+    if (!key[0]) {
+        for (size_t i = 0; i < RING_KEY_SIZE; i++) {
+            if (field[i]) {
+                return RING_ERR_INVALID;
+            }
+        }
+        return RING_OK;
+    }
+    return ring_set_key (ring, name, key);
+}
+
+static int
+s_decode_shards (ring_t *ring, int version, const uint8_t *cursor, size_t shards, char *err,
+                 size_t err_size)
+{
+    for (size_t x = 0; x < shards; x++, cursor += s_shard_size (version)) {
         const uint8_t *endpoint = cursor + RL_SHARD_NAME_SIZE_MAX;
         if (!s_field_valid (cursor, RL_SHARD_NAME_SIZE_MAX)
             || !s_field_valid (endpoint, RL_ENDPOINT_SIZE_MAX)) {
@@ -181,6 +233,9 @@ s_decode_shards (ring_t *ring, const uint8_t *cursor, size_t shards, char *err, 
         double weight;
         memcpy (&weight, &bits, sizeof weight);
         int rc = ring_i_append_shard (ring, (const char *) cursor, (const char *) endpoint, weight);
+        if (rc == 0 && version == RING_BLOB_VERSION_KEYED) {
+            rc = s_decode_key (ring, (const char *) cursor, cursor + RING_BLOB_SHARD_SIZE);
+        }
         if (rc) {
             ring_i_error (err, err_size, 0, "binary ring shard %zu: %s", x, ring_strerror (rc));
             return -1;
@@ -222,9 +277,10 @@ ring_t *
 ring_decode (const uint8_t *in, size_t size, char *err, size_t err_size)
 {
     assert (in || size == 0);
+    int version = 0;
     size_t shards = 0;
     size_t points = 0;
-    if (!in || s_decode_header (in, size, &shards, &points, err, err_size)) {
+    if (!in || s_decode_header (in, size, &version, &shards, &points, err, err_size)) {
         if (!in) {
             ring_i_error (err, err_size, 0, "no binary ring");
         }
@@ -237,8 +293,9 @@ ring_decode (const uint8_t *in, size_t size, char *err, size_t err_size)
     }
     ring->points_per_weight = (uint32_t) s_get_le (in + 12, 4);
     const uint8_t *cursor = in + RING_BLOB_HEADER_SIZE;
-    if (s_decode_shards (ring, cursor, shards, err, err_size)
-        || s_decode_points (ring, cursor + shards * RING_BLOB_SHARD_SIZE, points, err, err_size)) {
+    if (s_decode_shards (ring, version, cursor, shards, err, err_size)
+        || s_decode_points (ring, cursor + shards * s_shard_size (version), points, err,
+                            err_size)) {
         ring_destroy (&ring);
     }
     return ring;

@@ -28,6 +28,7 @@ typedef struct {
     char name[RL_SHARD_NAME_SIZE_MAX];
     char endpoint[RL_ENDPOINT_SIZE_MAX];
     double weight;
+    char key[RING_KEY_SIZE + 1]; //  Z85 CURVE public key, "" if none
 } ring_i_shard_t;
 
 struct ring_t {
@@ -49,6 +50,8 @@ struct ring_t {
 int ring_i_name_valid (const char *name);
 int ring_i_endpoint_valid (const char *endpoint);
 int ring_i_weight_valid (double weight);
+//  Keys: exactly RING_KEY_SIZE characters of the Z85 alphabet.
+int ring_i_key_valid (const char *key);
 
 //  Appends a shard record without points. RING_ERR_INVALID, _EXISTS, _FULL
 //  or _NOMEM, with the ring unchanged, on failure.

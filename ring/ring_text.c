@@ -8,7 +8,10 @@
         # comment                          (whole lines only)
         epoch 7                            (exactly once)
         points_per_weight 128              (at most once)
-        shard NAME ENDPOINT weight W       (before the points naming it)
+        shard NAME ENDPOINT weight W [key Z85]
+                                           (before the points naming it; the
+                                           key is the shard's CURVE public
+                                           key, 40 Z85 characters, optional)
         point 0123456789abcdef NAME        (16 hex digits, any order)
 
     A ring with shards and no point lines is placed by adding its shards
@@ -186,7 +189,8 @@ s_check_name (s_parser_t *parser, const char *name)
 static int
 s_parse_shard (s_parser_t *parser, char **tokens, size_t count)
 {
-    if (s_expect_tokens (parser, count, 5, "shard NAME ENDPOINT weight W")) {
+    const char *usage = "shard NAME ENDPOINT weight W [key Z85]";
+    if (s_expect_tokens (parser, count, count == 7 ? 7 : 5, usage)) {
         return -1;
     }
     if (s_check_name (parser, tokens[1])) {
@@ -218,8 +222,17 @@ s_parse_shard (s_parser_t *parser, char **tokens, size_t count)
                       RL_SHARDS_MAX);
         return -1;
     }
+    if (count == 7 && (strcmp (tokens[5], "key") || !ring_i_key_valid (tokens[6]))) {
+        ring_i_error (parser->err, parser->err_size, parser->line,
+                      "expected 'key Z85' with %d Z85 characters, got '%.8s %.48s'", RING_KEY_SIZE,
+                      tokens[5], tokens[6]);
+        return -1;
+    }
     parser->shard_lines[ring_shard_count (parser->ring)] = parser->line;
     int rc = ring_i_append_shard (parser->ring, tokens[1], tokens[2], weight);
+    if (rc == 0 && count == 7) {
+        rc = ring_set_key (parser->ring, tokens[1], tokens[6]);
+    }
     if (rc) {
         ring_i_error (parser->err, parser->err_size, parser->line, "%s", ring_strerror (rc));
         return -1;
@@ -374,6 +387,9 @@ s_build_points (s_parser_t *parser)
     for (size_t x = 0; x < parser->ring->shard_count; x++) {
         const ring_i_shard_t *shard = &parser->ring->shards[x];
         int rc = ring_add_shard (built, shard->name, shard->endpoint, shard->weight);
+        if (rc == 0) {
+            rc = ring_set_key (built, shard->name, shard->key);
+        }
         if (rc) {
             ring_i_error (parser->err, parser->err_size, parser->shard_lines[x],
                           "cannot place shard '%s': %s", shard->name, ring_strerror (rc));
@@ -507,7 +523,7 @@ ring_to_text (const ring_t *self)
 {
     assert (self);
     s_buffer_t buffer = {NULL, 0, 0, 0};
-    buffer.capacity = 256 + self->shard_count * 200 + self->point_count * 56;
+    buffer.capacity = 256 + self->shard_count * 250 + self->point_count * 56;
     buffer.data = (char *) malloc (buffer.capacity);
     if (!buffer.data) {
         return NULL;
@@ -520,8 +536,9 @@ ring_to_text (const ring_t *self)
     for (size_t x = 0; x < self->shard_count; x++) {
         char weight[40];
         s_format_weight (self->shards[x].weight, weight, sizeof weight);
-        s_append (&buffer, "shard %s %s weight %s\n", self->shards[x].name,
-                  self->shards[x].endpoint, weight);
+        const ring_i_shard_t *shard = &self->shards[x];
+        s_append (&buffer, "shard %s %s weight %s%s%s\n", shard->name, shard->endpoint, weight,
+                  *shard->key ? " key " : "", shard->key);
     }
     for (size_t i = 0; i < self->point_count; i++) {
         s_append (&buffer, "point %016" PRIx64 " %s\n", self->positions[i],

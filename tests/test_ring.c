@@ -654,6 +654,77 @@ test_binary_corrupt (void **state)
     ring_destroy (&ring);
 }
 
+//  Shard keys: optional in both forms, round-trip, old rings read without
+//  keys, and bad keys refused.
+static void
+test_keys (void **state)
+{
+    (void) state;
+    const char *key_a = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+    const char *key_b = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
+    ring_t *ring = s_ring_of (3);
+    assert_string_equal (ring_shard_key (ring, 0), "");
+    size_t plain_size = ring_encoded_size (ring);
+    assert_int_equal (ring_set_key (ring, "s1", key_a), RING_OK);
+    assert_int_equal (ring_set_key (ring, "s3", key_b), RING_OK);
+    assert_int_equal (ring_set_key (ring, "nope", key_a), RING_ERR_NOT_FOUND);
+    assert_int_equal (ring_set_key (ring, "s2", "short"), RING_ERR_INVALID);
+    assert_int_equal (ring_set_key (ring, "s2", "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf "),
+                      RING_ERR_INVALID); //  a space is not Z85
+    assert_int_equal (ring_shard_find_key (ring, key_b), 2);
+    assert_int_equal (ring_shard_find_key (ring, ""), -1);
+    //  Binary: version 2, 40 more bytes per shard, and back.
+    size_t size = ring_encoded_size (ring);
+    assert_int_equal (size, plain_size + 3 * RING_KEY_SIZE);
+    uint8_t *blob = (uint8_t *) malloc (size);
+    assert_non_null (blob);
+    assert_int_equal (ring_encode (ring, blob, size), size);
+    assert_memory_equal (blob, "RLRG\x02\x00\x03\x00", 8);
+    char err[256];
+    ring_t *copy = ring_decode (blob, size, err, sizeof err);
+    assert_non_null (copy);
+    assert_string_equal (ring_shard_key (copy, 0), key_a);
+    assert_string_equal (ring_shard_key (copy, 1), "");
+    assert_string_equal (ring_shard_key (copy, 2), key_b);
+    //  Text: "key Z85" after the weight, and back.
+    char *text = ring_to_text (copy);
+    assert_non_null (strstr (text, "weight 1 key rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\n"));
+    ring_t *again = ring_from_text (text, err, sizeof err);
+    assert_non_null (again);
+    char *text_again = ring_to_text (again);
+    assert_string_equal (text, text_again);
+    free (text_again);
+    free (text);
+    ring_destroy (&again);
+    ring_destroy (&copy);
+    //  A key field half written is refused.
+    blob[RING_BLOB_HEADER_SIZE + RING_BLOB_SHARD_SIZE_KEYED + RING_BLOB_SHARD_SIZE + 5] = 'x';
+    s_reseal (blob, size);
+    s_expect_rejected (blob, size, "shard 1");
+    free (blob);
+    //  Clearing every key writes version 1 again, byte for byte as before.
+    assert_int_equal (ring_set_key (ring, "s1", ""), RING_OK);
+    assert_int_equal (ring_set_key (ring, "s3", ""), RING_OK);
+    assert_int_equal (ring_encoded_size (ring), plain_size);
+    //  Text errors name the line.
+    assert_null (
+        ring_from_text ("epoch 1\nshard s1 tcp://h:1 weight 1 key abc\n", err, sizeof err));
+    assert_non_null (strstr (err, "line 2: expected 'key Z85'"));
+    assert_null (ring_from_text ("epoch 1\nshard s1 tcp://h:1 weight 1 kee "
+                                 "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\n",
+                                 err, sizeof err));
+    assert_non_null (strstr (err, "line 2: expected 'key Z85'"));
+    assert_null (ring_from_text ("epoch 1\nshard s1 tcp://h:1 weight 1 key\n", err, sizeof err));
+    assert_non_null (strstr (err, "line 2: extra tokens"));
+    ring_t *built = ring_from_text ("epoch 1\nshard s1 tcp://h:1 weight 1 key "
+                                    "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\n",
+                                    err, sizeof err);
+    assert_non_null (built); //  placed from shard lines alone, key kept
+    assert_string_equal (ring_shard_key (built, 0), key_a);
+    ring_destroy (&built);
+    ring_destroy (&ring);
+}
+
 //  Diff across the wrap, on a hand-written ring.
 static void
 test_diff_wrap (void **state)
@@ -745,15 +816,25 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_golden_built_ring), cmocka_unit_test (test_golden_text_ring),
-        cmocka_unit_test (test_movement_add),      cmocka_unit_test (test_movement_remove),
-        cmocka_unit_test (test_movement_reweight), cmocka_unit_test (test_movement_exact),
-        cmocka_unit_test (test_random_changes),    cmocka_unit_test (test_balance),
-        cmocka_unit_test (test_weights),           cmocka_unit_test (test_determinism),
-        cmocka_unit_test (test_text_round_trip),   cmocka_unit_test (test_text_without_points),
-        cmocka_unit_test (test_file_round_trip),   cmocka_unit_test (test_text_malformed),
-        cmocka_unit_test (test_binary_round_trip), cmocka_unit_test (test_binary_corrupt),
-        cmocka_unit_test (test_diff_wrap),         cmocka_unit_test (test_api_errors),
+        cmocka_unit_test (test_golden_built_ring),
+        cmocka_unit_test (test_golden_text_ring),
+        cmocka_unit_test (test_movement_add),
+        cmocka_unit_test (test_movement_remove),
+        cmocka_unit_test (test_movement_reweight),
+        cmocka_unit_test (test_movement_exact),
+        cmocka_unit_test (test_random_changes),
+        cmocka_unit_test (test_balance),
+        cmocka_unit_test (test_weights),
+        cmocka_unit_test (test_determinism),
+        cmocka_unit_test (test_text_round_trip),
+        cmocka_unit_test (test_text_without_points),
+        cmocka_unit_test (test_file_round_trip),
+        cmocka_unit_test (test_text_malformed),
+        cmocka_unit_test (test_binary_round_trip),
+        cmocka_unit_test (test_binary_corrupt),
+        cmocka_unit_test (test_diff_wrap),
+        cmocka_unit_test (test_api_errors),
+        cmocka_unit_test (test_keys),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

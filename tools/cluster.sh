@@ -5,8 +5,9 @@
 #   cluster.sh stop   [--dir DIR] [--wait-s S]
 #   cluster.sh status [--dir DIR] [--build DIR]
 #
-# start: writes DIR/ring with `rebalance init` (shards s1..sN at
-# tcp://127.0.0.1:P+1..P+N) unless DIR/ring exists, starts every shard and a
+# start: writes CURVE keys into DIR/keys (rlctl keygen) and DIR/ring with
+# `rebalance init --keys` (shards s1..sN at tcp://127.0.0.1:P+1..P+N, each
+# with its public key) unless DIR/ring exists, starts every shard and a
 # router at tcp://127.0.0.1:P in the background (pid files and logs in DIR),
 # then waits until `rlctl status` through the router sees every shard up.
 # A restart keeps the data and the ring: the ring file, not --shards, says
@@ -107,6 +108,7 @@ RLCTL=$BUILD/tools/rlctl
 REBALANCE=$BUILD/tools/rebalance
 RING=$DIR/ring
 CONF=$DIR/cluster.conf
+KEYS=$DIR/keys
 
 # Processes ----------------------------------------------------------------------
 
@@ -161,6 +163,30 @@ load_conf () {
     . "$CONF"
 }
 
+# make_keys: CURVE keypairs for a new cluster in DIR/keys (docs/security.md):
+# one per shard (role shard), the router (role router), an operator key
+# "admin" (roles admin and client, for rlctl) and a key "client" (role
+# client, for applications). Existing keys are kept.
+make_keys () {
+    i=1
+    while [ "$i" -le "$SHARDS" ]; do
+        keygen shard "s$i"
+        i=$((i + 1))
+    done
+    keygen router router
+    keygen admin admin
+    keygen client client
+    if [ ! -f "$KEYS/client/admin.key" ]; then
+        cp "$KEYS/admin/admin.key" "$KEYS/client/admin.key"
+    fi
+}
+
+keygen () {  # keygen ROLE NAME
+    [ -f "$KEYS/private/$2.key_secret" ] && return 0
+    "$RLCTL" keygen --role "$1" --name "$2" --dir "$KEYS" >/dev/null \
+        || fail "rlctl keygen could not write a key for $2 in $KEYS"
+}
+
 # Commands -----------------------------------------------------------------------
 
 start () {
@@ -199,7 +225,8 @@ cluster needs it in front of the shards. Build it, or start a single shard by ha
             set -- "$@" --shard "s$i=tcp://127.0.0.1:$((BASE_PORT + i))"
             i=$((i + 1))
         done
-        "$REBALANCE" init --epoch 1 "$@" --out "$RING" >/dev/null \
+        make_keys
+        "$REBALANCE" init --epoch 1 "$@" --keys "$KEYS" --out "$RING" >/dev/null \
             || fail "rebalance init could not write $RING"
         printf 'BASE_PORT=%s\n' "$BASE_PORT" >"$CONF"
         echo "cluster.sh: new cluster in $DIR: $SHARDS shards, ring epoch 1"

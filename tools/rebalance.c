@@ -1,12 +1,14 @@
 /*  rebalance.c: the ring planner for capacity planners (docs/rebalance.md).
 
     rebalance init --shard NAME=ENDPOINT[@WEIGHT]... [--epoch N]
-                   [--points-per-weight N] [--out FILE]
+                   [--points-per-weight N] [--keys KEYDIR] [--out FILE]
         Builds a fresh ring by adding the shards in the order given.
+        --keys writes every shard's CURVE public key into the ring, from
+        KEYDIR/shard/NAME.key (docs/security.md); plan takes it too.
 
     rebalance plan --ring FILE [--add NAME=ENDPOINT[@WEIGHT]]...
                    [--remove NAME]... [--reweight NAME=WEIGHT]...
-                   [--out FILE] [--sample N] [--seed S] [--ids FILE] [--json]
+                   [--out FILE] [--sample N] [--seed S] [--ids FILE] [--keys KEYDIR] [--json]
         Applies the changes in the order given to a copy of the ring and
         prints what moves: ownership before and after, the flows between
         shards (hash space, and accounts of a sample of ids), imbalance and
@@ -33,6 +35,7 @@
 #include <string.h>
 
 #include "jsonkit.h"
+#include "keys.h"
 #include "ring.h"
 #include "rl_rand.h"
 
@@ -56,6 +59,7 @@ typedef struct {
     const char *ring_path;
     const char *out_path;
     const char *ids_path;
+    const char *keys_dir;
     uint64_t sample_count;
     uint64_t seed;
     int json;
@@ -74,20 +78,23 @@ typedef struct {
 static void
 s_usage (FILE *out)
 {
-    fprintf (out,
-             "usage:\n"
-             "  rebalance plan --ring CURRENT.ring [--add NAME=ENDPOINT[@WEIGHT]]...\n"
-             "                 [--remove NAME]... [--reweight NAME=WEIGHT]...\n"
-             "                 [--out NEW.ring] [--sample N] [--seed S] [--ids FILE] [--json]\n"
-             "      show what a change of the ring moves; --out writes the new ring (epoch + 1)\n"
-             "  rebalance init --shard NAME=ENDPOINT[@WEIGHT]... [--epoch N]\n"
-             "                 [--points-per-weight N] [--out FILE]\n"
-             "      build a fresh ring (to stdout without --out)\n"
-             "\n"
-             "--sample N   synthetic random ids to count accounts moved (default %d)\n"
-             "--ids FILE   count real accounts instead: one 32-hex-digit id per line\n"
-             "exit: 0 done, 1 bad ring or ids file, 2 usage error. See docs/rebalance.md.\n",
-             S_SAMPLE_IDS_DEFAULT);
+    fprintf (
+        out,
+        "usage:\n"
+        "  rebalance plan --ring CURRENT.ring [--add NAME=ENDPOINT[@WEIGHT]]...\n"
+        "                 [--remove NAME]... [--reweight NAME=WEIGHT]...\n"
+        "                 [--out NEW.ring] [--sample N] [--seed S] [--ids FILE] [--keys KEYDIR]\n"
+        "                 [--json]\n"
+        "      show what a change of the ring moves; --out writes the new ring (epoch + 1)\n"
+        "  rebalance init --shard NAME=ENDPOINT[@WEIGHT]... [--epoch N]\n"
+        "                 [--points-per-weight N] [--keys KEYDIR] [--out FILE]\n"
+        "      build a fresh ring (to stdout without --out)\n"
+        "--keys KEYDIR  (init, plan) every shard's public key from KEYDIR/shard/NAME.key\n"
+        "\n"
+        "--sample N   synthetic random ids to count accounts moved (default %d)\n"
+        "--ids FILE   count real accounts instead: one 32-hex-digit id per line\n"
+        "exit: 0 done, 1 bad ring or ids file, 2 usage error. See docs/rebalance.md.\n",
+        S_SAMPLE_IDS_DEFAULT);
 }
 
 static int
@@ -184,6 +191,8 @@ s_parse_plan_option (s_plan_args_t *args, const char *option, const char *value)
         args->out_path = value;
     } else if (strcmp (option, "--ids") == 0) {
         args->ids_path = value;
+    } else if (strcmp (option, "--keys") == 0) {
+        args->keys_dir = value;
     } else if (strcmp (option, "--sample") == 0 || strcmp (option, "--seed") == 0) {
         uint64_t *target = option[3] == 'a' ? &args->sample_count : &args->seed;
         if (s_parse_u64 (value, target)
@@ -215,8 +224,8 @@ s_parse_plan_args (int argc, char **argv, s_plan_args_t *args)
         if (strncmp (argv[i], "--", 2) != 0) {
             return s_usage_error ("unexpected argument '%s'", argv[i]);
         }
-        static const char *known[] = {"--ring", "--out", "--ids",    "--sample",
-                                      "--seed", "--add", "--remove", "--reweight"};
+        static const char *known[] = {"--ring", "--out",    "--ids",      "--sample", "--seed",
+                                      "--add",  "--remove", "--reweight", "--keys"};
         size_t k = 0;
         while (k < sizeof known / sizeof known[0] && strcmp (known[k], argv[i])) {
             k++;
@@ -240,6 +249,27 @@ s_parse_plan_args (int argc, char **argv, s_plan_args_t *args)
 }
 
 //  Applying the changes ---------------------------------------------------------
+
+//  --keys: every shard's public key from KEYDIR/shard/NAME.key.
+static int
+s_set_keys (ring_t *ring, const char *keydir)
+{
+    for (size_t x = 0; x < ring_shard_count (ring); x++) {
+        const char *name = ring_shard_name (ring, x);
+        char path[4096];
+        char key[RL_KEY_TEXT_SIZE];
+        char err[512];
+        snprintf (path, sizeof path, "%s/shard/%s.key", keydir, name);
+        if (rl_key_resolve (path, key, err, sizeof err) || ring_set_key (ring, name, key)) {
+            fprintf (stderr,
+                     "rebalance: no public key for shard '%s' in %s (make one with rlctl keygen "
+                     "--role shard --name %s --dir %s)\n",
+                     name, path, name, keydir);
+            return S_EXIT_BAD_FILE;
+        }
+    }
+    return 0;
+}
 
 static int
 s_apply_change (ring_t *ring, const s_change_t *change)
@@ -652,6 +682,9 @@ s_plan (int argc, char **argv)
     for (size_t k = 0; rc == 0 && k < args.change_count; k++) {
         rc = s_apply_change (proposed, &args.changes[k]);
     }
+    if (rc == 0 && args.keys_dir) {
+        rc = s_set_keys (proposed, args.keys_dir);
+    }
     if (rc == 0) {
         ring_set_epoch (proposed, ring_epoch (current) + 1);
         rc = s_plan_rings (current, proposed, &args);
@@ -665,7 +698,8 @@ s_plan (int argc, char **argv)
 //  init -------------------------------------------------------------------------
 
 static int
-s_init_option (ring_t *ring, const char *option, const char *value, const char **out_p)
+s_init_option (ring_t *ring, const char *option, const char *value, const char **out_p,
+               const char **keys_p)
 {
     uint64_t number = 0;
     if (strcmp (option, "--shard") == 0) {
@@ -677,6 +711,10 @@ s_init_option (ring_t *ring, const char *option, const char *value, const char *
     }
     if (strcmp (option, "--out") == 0) {
         *out_p = value;
+        return 0;
+    }
+    if (strcmp (option, "--keys") == 0) {
+        *keys_p = value;
         return 0;
     }
     if (s_parse_u64 (value, &number)) {
@@ -707,16 +745,20 @@ s_init (int argc, char **argv)
         return S_EXIT_BAD_FILE;
     }
     const char *out_path = NULL;
+    const char *keys_dir = NULL;
     int rc = 0;
     for (int i = 2; rc == 0 && i < argc; i += 2) {
         if (i + 1 >= argc) {
             rc = s_usage_error ("option '%s' needs a value", argv[i]);
         } else {
-            rc = s_init_option (ring, argv[i], argv[i + 1], &out_path);
+            rc = s_init_option (ring, argv[i], argv[i + 1], &out_path, &keys_dir);
         }
     }
     if (rc == 0 && ring_shard_count (ring) == 0) {
         rc = s_usage_error ("%s", "init needs at least one --shard NAME=ENDPOINT[@WEIGHT]");
+    }
+    if (rc == 0 && keys_dir) {
+        rc = s_set_keys (ring, keys_dir);
     }
     if (rc == 0 && out_path) {
         if (ring_save_file (ring, out_path)) {

@@ -1,3 +1,3 @@
 # rebalance: the ring planner (docs/rebalance.md): init and plan.
 add_executable(rebalance ${CMAKE_CURRENT_LIST_DIR}/rebalance.c)
-target_link_libraries(rebalance PRIVATE rljsonkit rlring)
+target_link_libraries(rebalance PRIVATE rljsonkit rlring rlcommon)

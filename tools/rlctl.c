@@ -16,6 +16,7 @@
         resolve SHARD COORDINATOR ID COUNTER.SEQ commit|abort --force
         ring [--text]
         locate ID...
+        keygen --role ROLE --name NAME --dir KEYDIR
 
     DESIGN
     One command is one request (status, in-doubt, audit: one get_ring,
@@ -65,7 +66,8 @@ static const s_option_t s_options[] = {
     {"--text", RLCTL_O_TEXT, false},        {"--connect", RLCTL_O_CONNECT, true},
     {"--json", RLCTL_O_JSON, false},        {"--timeout-ms", RLCTL_O_TIMEOUT, true},
     {"--help", RLCTL_O_HELP, false},        {"-h", RLCTL_O_HELP, false},
-    {"--force", RLCTL_O_FORCE, false},
+    {"--force", RLCTL_O_FORCE, false},      {"--role", RLCTL_O_ROLE, true},
+    {"--name", RLCTL_O_NAME, true},         {"--dir", RLCTL_O_DIR, true},
 };
 
 typedef int (s_command_fn) (rlctl_ctx_t *ctx);
@@ -100,6 +102,10 @@ s_usage (FILE *out)
              "                                    coordinator is fenced out of the ring for good\n"
              "  ring [--text]                     the ring served at --connect\n"
              "  locate ID...                      the shard that owns each account, by that ring\n"
+             "  keygen --role ROLE --name NAME --dir KEYDIR\n"
+             "                                    a CURVE keypair: KEYDIR/ROLE/NAME.key (public)\n"
+             "                                    and KEYDIR/private/NAME.key_secret (mode 0600);\n"
+             "                                    ROLE: client, router, shard or admin\n"
              "\n"
              "--connect   a router or a shard, or several, comma-separated\n"
              "            (default $RL_CONNECT, else " S_CONNECT_DEFAULT ")\n"
@@ -235,6 +241,8 @@ static const s_command_t s_commands[] = {
     {"audit", rlctl_cmd_audit, 0, 0, 0, "audit"},
     {"resolve", rlctl_cmd_resolve, RLCTL_O_FORCE, 5, 5,
      "resolve SHARD COORDINATOR ID COUNTER.SEQ commit|abort --force"},
+    {"keygen", rlctl_cmd_keygen, RLCTL_O_ROLE | RLCTL_O_NAME | RLCTL_O_DIR, 0, 0,
+     "keygen --role client|router|shard|admin --name NAME --dir KEYDIR"},
 };
 
 static int
@@ -298,6 +306,15 @@ s_set_option (rlctl_ctx_t *ctx, const s_option_t *option, const char *value)
         case RLCTL_O_LIMIT:
             rc = s_parse_bounded (option->name, value, 1, RL_HISTORY_LIMIT_MAX, &number);
             ctx->limit = (uint32_t) number;
+            break;
+        case RLCTL_O_ROLE:
+            ctx->role = value;
+            break;
+        case RLCTL_O_NAME:
+            ctx->name = value;
+            break;
+        case RLCTL_O_DIR:
+            ctx->dir = value;
             break;
         case RLCTL_O_FROM:
             rc = s_parse_bounded (option->name, value, 1, UINT64_MAX, &ctx->timestamp_min);

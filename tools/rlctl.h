@@ -4,6 +4,7 @@
     rlctl_text.c    ids, numbers, times and account flags
     rlctl_records.c create-account, transfer, balance, transfer-get, history
     rlctl_cluster.c ring, locate, status, in-doubt, audit, resolve
+    rlctl_keys.c    keygen (CURVE keypairs, docs/security.md)
 
     DESIGN
     A command asks the cluster, then builds one cJSON tree of the answer
@@ -61,6 +62,9 @@ enum {
     RLCTL_O_TIMEOUT = 1u << 15,
     RLCTL_O_HELP = 1u << 16,
     RLCTL_O_FORCE = 1u << 17,
+    RLCTL_O_ROLE = 1u << 18,
+    RLCTL_O_NAME = 1u << 19,
+    RLCTL_O_DIR = 1u << 20,
     RLCTL_O_GLOBAL = RLCTL_O_CONNECT | RLCTL_O_JSON | RLCTL_O_TIMEOUT | RLCTL_O_HELP,
 };
 
@@ -79,6 +83,9 @@ typedef struct {
     uint32_t limit;
     uint64_t timestamp_min;           //  ns
     uint64_t timestamp_max;           //  ns
+    const char *role;                 //  keygen --role
+    const char *name;                 //  keygen --name
+    const char *dir;                  //  keygen --dir
     const char *args[RLCTL_ARGS_MAX]; //  positional, the command first
     size_t arg_count;
 } rlctl_ctx_t;
@@ -98,6 +105,7 @@ int rlctl_cmd_status (rlctl_ctx_t *ctx);
 int rlctl_cmd_in_doubt (rlctl_ctx_t *ctx);
 int rlctl_cmd_audit (rlctl_ctx_t *ctx);
 int rlctl_cmd_resolve (rlctl_ctx_t *ctx);
+int rlctl_cmd_keygen (rlctl_ctx_t *ctx);
 
 //  Output and errors (rlctl.c) --------------------------------------------------
 //  Prints tree as JSON (--json) or through table; destroys the tree.
