@@ -21,6 +21,8 @@ RL_FP_X (STORE_INGEST_DONE, "store.ingest.done",
          "checkpoint: an index SST ingested (staged name gone), before the next step")
 RL_FP_X (STORE_SYNC, "store.sync",
          "group commit: WriteBatch written; error: the sync fails as with EIO (the store fails)")
+RL_FP_X (JOURNAL_LEG_LOOKUP, "journal.leg_lookup",
+         "participant: the lookup of an applied credit leg; error: it fails like a storage error")
 RL_FP_X (TP_COORD_PREPARE_SENT, "tp.coord.prepare_sent",
          "coordinator: debit reserved, PREPARE sent, nothing durable")
 RL_FP_X (TP_PART_PREPARED, "tp.part.prepared",

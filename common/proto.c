@@ -109,6 +109,8 @@ rl_tp_state_name (uint32_t state)
             return "acked";
         case RL_TP_NOT_ACKED:
             return "not_acked";
+        case RL_TP_RETRY:
+            return "retry";
         default:
             return "unknown";
     }

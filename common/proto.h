@@ -462,6 +462,7 @@ typedef enum {
     RL_TP_REFUSED = 5,   //  prepare reply: not prepared (result says why)
     RL_TP_ACKED = 6,     //  decide reply: applied and durable
     RL_TP_NOT_ACKED = 7, //  decide reply: contrary or unknown commit (alarm)
+    RL_TP_RETRY = 8,     //  decide reply: not applied now (no room, storage error): resend later
 } rl_tp_state_t;
 
 typedef struct {

@@ -13,6 +13,8 @@
         LIVE --reply REFUSED, infra----> (none)        release; aborted, not burned, not logged
         LIVE --prepare timeout (tick)--> DECIDED(ABORT) release, xlog ABORT
         DECIDED --ACK-----------------> (none)        xlog entry deleted
+        DECIDED --RETRY---------------> DECIDED       not applied now: kept, resent, no alarm
+        DECIDED --NOT_ACKED-----------> DECIDED       contrary or unknown: alarm, kept, resent
         DECIDED --tick, due------------> DECIDED       DECIDE resent, capped backoff, forever
 
     Every decision that ends a LIVE attempt completes its record of the
@@ -525,6 +527,11 @@ coordinator_decide_replies (coordinator_t *self, const rl_tp_rec_t *acks, size_t
             continue; //  a duplicate acknowledgement
         }
         const attempt_t *e = attempts_at (xlog_entries (self->xlog), i);
+        if (acks[k].state == RL_TP_RETRY) {
+            //  Not applied now (no room, a storage error at the participant):
+            //  the decision stays logged and is resent with its backoff.
+            continue;
+        }
         if (acks[k].state != RL_TP_ACKED) {
             self->alarms++;
             rl_error ("two-phase ALARM: %s refused to acknowledge %s of transfer %016" PRIx64

@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "failpoint.h"
 #include "idmap.h"
 #include "log.h"
 #include "rl_limits.h"
@@ -249,6 +250,9 @@ s_legs_clear (journal_t *self)
 int
 journal_leg_applied (journal_t *self, rl_id_t id, rl_id_t debit_account_id)
 {
+    if (RL_FAILPOINT (JOURNAL_LEG_LOOKUP) != 0) {
+        return -1; //  a test's storage error
+    }
     if (s_legs_find (self, id, debit_account_id) >= 0) {
         return 1;
     }

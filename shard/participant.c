@@ -20,9 +20,11 @@
     INVARIANTS
     1. C never acknowledges a COMMIT it holds no record of, unless it
        applied that attempt (the leg index says so); a contrary or unknown
-       decision raises an alarm (log + counter) and is not acknowledged. An
-       ABORT for an unknown attempt leaves a tombstone, so that a late
-       PREPARE of it is refused.
+       decision raises an alarm (log + counter) and is answered NOT_ACKED.
+       An ABORT for an unknown attempt leaves a tombstone, so that a late
+       PREPARE of it is refused. A decision that cannot be applied now (no
+       room for the tombstone, a storage error reading the leg index) is
+       answered RETRY: no alarm, and the coordinator resends it.
     2. A PREPARED record holds exactly its amount in credits_reserved of its
        credit account (paired reserve/release in accounts.c; audited), and
        prepared_count counts the PREPARED records.
@@ -81,6 +83,7 @@ struct participant_t {
     size_t markers_tail;   //  next free
     uint64_t marker_stamp;
     size_t markers_max;    //  <= RL_TP_MARKERS_MAX (tests use few)
+    size_t records_max;    //  <= the records table (tests use few)
     uint64_t next_scan_ns; //  next scan for outcome queries
     uint64_t key_seq;      //  last key used in prepared
     uint64_t alarms;
@@ -88,6 +91,9 @@ struct participant_t {
     uint64_t retry_min_ms;
     uint64_t retry_max_ms;
 };
+
+//  The records table: every prepared record, every marker, and one more.
+#define S_RECORDS_MAX (RL_TP_PREPARED_MAX + RL_TP_MARKERS_MAX + 1)
 
 participant_t *
 participant_new (store_t *store, accounts_t *accounts, journal_t *journal, outq_t *outq)
@@ -106,7 +112,8 @@ participant_new (store_t *store, accounts_t *accounts, journal_t *journal, outq_
     self->retry_min_ms = RL_TP_RETRY_MIN_MS;
     self->retry_max_ms = RL_TP_RETRY_MAX_MS;
     self->markers_max = RL_TP_MARKERS_MAX;
-    if (attempts_init (&self->records, RL_TP_PREPARED_MAX + RL_TP_MARKERS_MAX + 1) != 0
+    self->records_max = S_RECORDS_MAX;
+    if (attempts_init (&self->records, S_RECORDS_MAX) != 0
         || !(self->markers = calloc (RL_TP_MARKERS_MAX, sizeof (s_marker_t)))) {
         participant_destroy (&self);
     }
@@ -152,6 +159,20 @@ participant_set_markers_max (participant_t *self, size_t markers_max)
     assert (self);
     assert (markers_max >= 1 && markers_max <= RL_TP_MARKERS_MAX);
     self->markers_max = markers_max;
+}
+
+void
+participant_set_records_max (participant_t *self, size_t records_max)
+{
+    assert (self);
+    self->records_max = records_max < S_RECORDS_MAX ? records_max : S_RECORDS_MAX;
+}
+
+//  A new record (attempts_add) within records_max, or -1: no room.
+static int32_t
+s_record_add (participant_t *self, rl_id_t id)
+{
+    return self->records.count < self->records_max ? attempts_add (&self->records, id) : -1;
 }
 
 static bool
@@ -465,8 +486,7 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns
     if (*result != RL_OK) {
         return RL_TP_REFUSED;
     }
-    if (self->prepared_count >= RL_TP_PREPARED_MAX
-        || (i = attempts_add (&self->records, t->id)) < 0) {
+    if (self->prepared_count >= RL_TP_PREPARED_MAX || (i = s_record_add (self, t->id)) < 0) {
         accounts_credit_release (self->accounts, t->credit_account_id, t->amount, false);
         *result = RL_BUSY;
         return RL_TP_REFUSED;
@@ -550,7 +570,7 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, uint64_t now_ns, uint64
                 return RL_TP_ACKED;
             }
             if (applied < 0) {
-                return RL_TP_NOT_ACKED; //  cannot tell now: the coordinator resends
+                return RL_TP_RETRY; //  cannot tell now (storage error): the coordinator resends
             }
         }
         self->alarms++;
@@ -580,9 +600,9 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, uint64_t now_ns, uint64
         }
         s_marker_drop (self, i);
     }
-    i = attempts_add (&self->records, d->id);
+    i = s_record_add (self, d->id);
     if (i < 0) {
-        return RL_TP_NOT_ACKED; //  no room for the tombstone: ask again later
+        return RL_TP_RETRY; //  no room for the tombstone: ask again later
     }
     e = attempts_at (&self->records, i);
     e->state = ATTEMPT_ABORTED;

@@ -36,6 +36,10 @@ void participant_set_timeouts (participant_t *self, uint64_t query_after_ms, uin
                                uint64_t retry_max_ms);
 //  Applied/aborted markers kept (1..RL_TP_MARKERS_MAX; tests use few).
 void participant_set_markers_max (participant_t *self, size_t markers_max);
+//  Records of every kind kept at most (tests use few, to run out of room;
+//  more than the table: the table): a record that finds no room is refused
+//  busy (PREPARE) or asked for again (a tombstone's DECIDE).
+void participant_set_records_max (participant_t *self, size_t records_max);
 
 //  A PREPARE batch (out: one reply record each) and a DECIDE batch (out:
 //  one ack each). Each returns the group commit its replies need synced.

@@ -30,6 +30,11 @@
     newer counter, the same counter with another nonce and a sequence not
     issued yet get no decision and raise an alarm each.
 
+    test_decide_retry: a participant with no room for a tombstone, then
+    one whose leg lookup fails (failpoint journal.leg_lookup), answers
+    retry; the coordinator keeps the decision, resends it without an alarm,
+    and delivers it once room returns or the storage heals.
+
     RL_SEED=n replays one seed; RL_SIM_SEEDS=n runs n seeds; otherwise seeds
     run for RL_SIM_SECONDS (default 20, at least 5 seeds). A failure prints
     its seed.
@@ -47,6 +52,7 @@
 
 #include "attempts.h"
 #include "codec.h"
+#include "failpoint.h"
 #include "ledger.h"
 #include "outq.h"
 #include "ring.h"
@@ -115,6 +121,8 @@ static uint64_t s_seed;
 static bool s_faults; //  false while settling
 static ring_t *s_ring;
 static uint64_t s_account_hi[ACCOUNTS + 1]; //  account a is {a, s_account_hi[a]}
+static int s_drop_kind = -1;                //  scenarios: messages of this kind are lost
+static uint64_t s_decide_replies[16];       //  DECIDE replies delivered, by state
 
 static uint64_t
 s_rand (void)
@@ -357,8 +365,8 @@ s_deliver_step (void)
     s_msg_t msg = s_net[at];
     s_net[at] = s_net[--s_net_count];
     s_node_t *node = &s_nodes[msg.to];
-    if (!node->up) {
-        return; //  lost: the process is down
+    if (!node->up || (int) msg.kind == s_drop_kind) {
+        return; //  lost: the process is down, or the scenario drops it
     }
     rl_tp_rec_t out;
     s_msg_t reply = {.from = msg.to, .to = msg.from};
@@ -384,6 +392,7 @@ s_deliver_step (void)
             coordinator_prepare_replies (coordinator, &msg.tp, 1, s_now);
             break;
         case M_DECIDE_REPLY:
+            s_decide_replies[msg.tp.state < 16 ? msg.tp.state : 0]++;
             coordinator_decide_replies (coordinator, &msg.tp, 1);
             break;
         case M_QUERY_REPLY:
@@ -618,6 +627,112 @@ test_simulation (void **state)
     ring_destroy (&s_ring);
 }
 
+//  Scenarios: two shards, no random faults, driven step by step ------------------------
+
+static void
+s_scenario_open (uint64_t rng)
+{
+    s_ring_setup ();
+    s_seed = 0;
+    s_rng = rng;
+    s_now = 1000000000ull;
+    s_net_count = 0;
+    s_faults = false;
+    s_drop_kind = -1;
+    memset (s_decide_replies, 0, sizeof (s_decide_replies));
+    memset (s_slots, 0, sizeof (s_slots));
+    for (int i = 0; i < NODES; i++) {
+        memset (&s_nodes[i], 0, sizeof (s_nodes[i]));
+        s_nodes[i].env = store_env_new_mem ();
+        s_node_open (i);
+    }
+    s_setup_accounts ();
+}
+
+static void
+s_scenario_close (void)
+{
+    for (int i = 0; i < NODES; i++) {
+        ledger_destroy (&s_nodes[i].ledger);
+        outq_destroy (&s_nodes[i].outq);
+        store_close (&s_nodes[i].store);
+        store_env_destroy (&s_nodes[i].env);
+    }
+    ring_destroy (&s_ring);
+}
+
+//  Submits slot k's transfer (debit account dr on s1 or s2, credit cr) at
+//  its debit shard; its messages go out at the commit of that turn.
+static void
+s_scenario_submit (int k, uint64_t dr, uint64_t cr, uint64_t amount)
+{
+    s_slot_t *s = &s_slots[k];
+    s->used = true;
+    s->t = (rl_transfer_t){.id = {(uint64_t) k + 1, 0x51},
+                           .debit_account_id = s_account_id (dr),
+                           .credit_account_id = s_account_id (cr),
+                           .amount = amount,
+                           .ledger = LEDGER,
+                           .code = 1};
+    int i = (dr & 1) ? 0 : 1;
+    rl_result_rec_t r;
+    rl_header_t h = {.operation = RL_OP_CREATE_TRANSFERS, .record_count = 1};
+    ledger_reply_t when = ledger_create_transfers (s_nodes[i].ledger, &s->t, 1, s_now,
+                                                   (void *) (uintptr_t) (k + 1), &h, &r);
+    assert_int_not_equal (when, LEDGER_BUSY);
+    s_drain (i);
+    s->in_flight = true;
+    s->aborted_last = false;
+    if (when == LEDGER_REPLY_NOW) {
+        s_answer (&s_nodes[i], k, r.result, outq_batch_seq (s_nodes[i].outq));
+    }
+    s_turn_finish (i);
+}
+
+//  One round: time advances by step_ns, both shards tick, due messages are
+//  delivered.
+static void
+s_scenario_round (uint64_t step_ns)
+{
+    s_now += step_ns;
+    for (int i = 0; i < NODES; i++) {
+        ledger_tick (s_nodes[i].ledger, s_now);
+        s_drain (i);
+        s_turn_finish (i);
+    }
+    for (int k = 0; k < 64 && s_net_count > 0; k++) {
+        s_deliver_step (); //  the due ones; the others at a later round
+    }
+}
+
+static void
+s_tp_counts (int i, uint64_t *inflight, uint64_t *in_doubt, uint64_t *alarms)
+{
+    ledger_tp_counts (s_nodes[i].ledger, inflight, in_doubt, alarms);
+}
+
+//  Both shards hold nothing in doubt and no alarm, every audit passes,
+//  nothing is reserved and debits posted equal credits posted.
+static void
+s_scenario_conserved (void)
+{
+    char err[512];
+    uint64_t dp = 0, cp = 0;
+    for (int i = 0; i < NODES; i++) {
+        uint64_t inflight, in_doubt, alarms, a, b, c, d;
+        s_tp_counts (i, &inflight, &in_doubt, &alarms);
+        assert_int_equal (inflight, 0);
+        assert_int_equal (in_doubt, 0);
+        assert_int_equal (alarms, 0);
+        assert_int_equal (ledger_audit (s_nodes[i].ledger, err, sizeof (err)), 0);
+        ledger_sums (s_nodes[i].ledger, LEDGER, &a, &b, &c, &d);
+        assert_int_equal (c, 0);
+        assert_int_equal (d, 0);
+        dp += a, cp += b;
+    }
+    assert_int_equal (dp, cp);
+}
+
 //  Outcome queries: abort is presumed only for an older incarnation or a
 //  finished sequence of this one; a newer counter, our counter with another
 //  nonce (a restored or copied data directory) or a sequence not issued yet
@@ -640,19 +755,7 @@ static void
 test_outcome_query (void **state)
 {
     (void) state;
-    s_ring_setup ();
-    s_seed = 0;
-    s_rng = 0x51554552ull;
-    s_now = 1000000000ull;
-    s_net_count = 0;
-    s_faults = false;
-    memset (s_slots, 0, sizeof (s_slots));
-    for (int i = 0; i < NODES; i++) {
-        memset (&s_nodes[i], 0, sizeof (s_nodes[i]));
-        s_nodes[i].env = store_env_new_mem ();
-        s_node_open (i);
-    }
-    s_setup_accounts ();
+    s_scenario_open (0x51554552ull);
     s_node_crash (0); //  a second incarnation: the first is an older one
     s_node_open (0);
     //  One attempt of this incarnation (account 1 on s1 to 2 on s2), its
@@ -711,13 +814,87 @@ test_outcome_query (void **state)
     rl_attempt_t unissued = {.counter = own.counter, .nonce = own.nonce, .seq = own.seq + 1};
     assert_int_equal (s_query (&base, unissued, &alarms), RL_TP_PENDING);
     assert_int_equal (alarms, 3);
-    for (int i = 0; i < NODES; i++) {
-        ledger_destroy (&s_nodes[i].ledger);
-        outq_destroy (&s_nodes[i].outq);
-        store_close (&s_nodes[i].store);
-        store_env_destroy (&s_nodes[i].env);
+    s_scenario_close ();
+}
+
+//  A participant that cannot apply a decision now (no room for the
+//  tombstone of an ABORT; a storage error in the lookup of an applied
+//  credit leg) answers "retry": the coordinator keeps the decision and
+//  resends it with backoff, and raises no alarm. Once room returns or the
+//  storage heals, the decision is delivered and acknowledged.
+static void
+test_decide_retry (void **state)
+{
+    (void) state;
+    s_scenario_open (0x52455452ull);
+    participant_t *p2 = ledger_participant (s_nodes[1].ledger);
+    uint64_t inflight = 0, in_doubt = 0, alarms = 0;
+
+    //  1. No room for a tombstone: s2 keeps no record at all. The PREPARE
+    //  of account 1 (s1) to 2 (s2) is lost; s1 times out and decides ABORT,
+    //  which s2 knows nothing of and cannot leave a tombstone for.
+    participant_set_records_max (p2, 0);
+    s_scenario_submit (0, 1, 2, 5);
+    s_net_count = 0; //  the PREPARE is lost
+    for (int round = 0; round < 100; round++) {
+        s_scenario_round (5000000ull);
     }
-    ring_destroy (&s_ring);
+    assert_true (s_slots[0].aborted_last);
+    s_tp_counts (0, &inflight, &in_doubt, &alarms);
+    assert_int_equal (alarms, 0);
+    assert_int_equal (inflight, 1);                   //  the ABORT is kept
+    assert_true (s_decide_replies[RL_TP_RETRY] >= 2); //  resent, and answered retry each time
+    participant_set_records_max (p2, SIZE_MAX);
+    for (int round = 0; round < 100 && inflight > 0; round++) {
+        s_scenario_round (5000000ull);
+        s_tp_counts (0, &inflight, &in_doubt, &alarms);
+    }
+    assert_int_equal (inflight, 0); //  delivered once room returned
+    s_scenario_conserved ();
+
+    //  2. A storage error in the leg lookup: s2 applied the COMMIT of
+    //  account 1 (s1) to 4 (s2), its ACK is lost, and the resent COMMIT
+    //  finds no record (deleted at the commit) and cannot read the leg.
+    s_drop_kind = M_DECIDE_REPLY;
+    s_scenario_submit (1, 1, 4, 7);
+    in_doubt = 1;
+    for (int round = 0; round < 100 && in_doubt > 0; round++) {
+        s_scenario_round (5000000ull);
+        s_tp_counts (1, &inflight, &in_doubt, &alarms);
+    }
+    assert_int_equal (in_doubt, 0);
+    assert_true (s_slots[1].applied_seen);
+    s_tp_counts (0, &inflight, &in_doubt, &alarms);
+    assert_int_equal (inflight, 1); //  the COMMIT, not acknowledged
+    char err[256];
+    setenv ("RL_FAILPOINTS", "journal.leg_lookup=error", 1);
+    assert_int_equal (failpoint_init (err, sizeof (err)), 0);
+    s_drop_kind = -1;
+    s_net_count = 0; //  what is in flight was answered before the failure
+    uint64_t retries = s_decide_replies[RL_TP_RETRY];
+    for (int round = 0; round < 100; round++) {
+        s_scenario_round (5000000ull);
+    }
+    s_tp_counts (0, &inflight, &in_doubt, &alarms);
+    assert_int_equal (alarms, 0);
+    assert_int_equal (inflight, 1); //  the COMMIT is kept
+    assert_true (s_decide_replies[RL_TP_RETRY] >= retries + 2);
+    unsetenv ("RL_FAILPOINTS");
+    assert_int_equal (failpoint_init (err, sizeof (err)), 0);
+    for (int round = 0; round < 100 && inflight > 0; round++) {
+        s_scenario_round (5000000ull);
+        s_tp_counts (0, &inflight, &in_doubt, &alarms);
+    }
+    assert_int_equal (inflight, 0); //  delivered once the storage healed
+    assert_int_equal (s_decide_replies[RL_TP_NOT_ACKED], 0);
+    s_scenario_conserved ();
+    rl_id_t ids[2] = {s_account_id (1), s_account_id (4)};
+    rl_account_t debit, credit;
+    ledger_lookup_accounts (s_nodes[0].ledger, &ids[0], 1, &debit);
+    ledger_lookup_accounts (s_nodes[1].ledger, &ids[1], 1, &credit);
+    assert_int_equal (debit.debits_posted, 7); //  applied once on each side
+    assert_int_equal (credit.credits_posted, 7);
+    s_scenario_close ();
 }
 
 int
@@ -726,6 +903,7 @@ main (void)
     setenv ("RL_LOG_LEVEL", "warn", 0); //  a restart logs its recovery: too many lines
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_outcome_query),
+        cmocka_unit_test (test_decide_retry),
         cmocka_unit_test (test_simulation),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
