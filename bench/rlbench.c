@@ -4,7 +4,8 @@
 
     rlbench drives one or more endpoints (routers, or a shard directly: a
     shard speaks the same protocol) with batches of transfers from N
-    ZeroMQ DEALER sockets, each keeping up to W requests in flight, and
+    connections of the client library, each keeping up to W requests in
+    flight, and
     reports throughput, latency, result codes and the durability mode of
     every shard it reached. At the end it checks that the money adds up.
 
@@ -19,9 +20,9 @@
       slot was busy) is counted, not hidden. The generator's lag (actual
       minus intended send time) is reported; a run that sent fewer than
       99% of the offered requests is marked INVALID.
-    - Request ids carry the connection and slot of the request, so a reply
-      is matched in O(1); a reply whose id does not match a busy slot is a
-      late reply to a request that timed out, and is counted and dropped.
+    - A reply is matched to its slot by the request id the client library
+      gave it; a request that timed out is cancelled in the library, which
+      drops its late reply.
     - Every transfer id is fresh: (namespace, sequence), the namespace drawn
       from the seed. Account ids are (namespace, 1..N), so each run has its
       own accounts and the sums it checks are its own.
@@ -135,7 +136,7 @@ s_usage (void)
     fprintf (
         stderr,
         "usage: rlbench (--connect EP[,EP...] | --spawn-shard PATH) [options]\n"
-        "  --connections N      DEALER sockets, requests spread round robin (1)\n"
+        "  --connections N      client connections, requests spread round robin (1)\n"
         "  --window N           requests in flight per connection (closed 4, open %d)\n"
         "  --batch N            transfers per request, 1..%d (100)\n"
         "  --accounts N         customer accounts (10000)\n"

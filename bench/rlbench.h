@@ -34,13 +34,13 @@
 #include "spawn.h"
 
 //  Limits ------------------------------------------------------------------------
-#define RLB_ENDPOINTS_MAX        64          //  --connect endpoints
-#define RLB_CONNECTIONS_MAX      256         //  DEALER sockets
-#define RLB_WINDOW_MAX           4096        //  requests in flight per connection
-#define RLB_INFLIGHT_RECORDS_MAX (16u << 20) //  connections x window x batch
-#define RLB_ACCOUNTS_MAX         (8u << 20)  //  accounts of one run
-#define RLB_SHARDS_MAX           64          //  shards whose status is read
-#define RLB_PROBE_WRITES_MAX     100000      //  fdatasync probe writes
+#define RLB_ENDPOINTS_MAX        64                   //  --connect endpoints
+#define RLB_CONNECTIONS_MAX      256                  //  clients (connections)
+#define RLB_WINDOW_MAX           RL_CLIENT_WINDOW_MAX //  requests in flight per connection
+#define RLB_INFLIGHT_RECORDS_MAX (16u << 20)          //  connections x window x batch
+#define RLB_ACCOUNTS_MAX         (8u << 20)           //  accounts of one run
+#define RLB_SHARDS_MAX           64                   //  shards whose status is read
+#define RLB_PROBE_WRITES_MAX     100000               //  fdatasync probe writes
 #define RLB_PROBE_WRITES_DEFAULT 200
 #define RLB_PROBE_BLOCK_BYTES    4096
 #define RLB_TIMEOUT_MS_DEFAULT                                                                     \
@@ -60,8 +60,7 @@
 #define RLB_OPEN_NAP_NS               50000         //  ... in naps of this length
 #define RLB_INVALID_SENT_FRACTION     0.99 //  open loop: sent / offered below this is INVALID
 
-_Static_assert(RLB_CONNECTIONS_MAX <= 256 && RLB_WINDOW_MAX <= 4096,
-               "connection and slot fit the 20 low bits of a request id");
+_Static_assert(RLB_CONNECTIONS_MAX <= RL_CLIENT_WAIT_MAX, "one wait covers every connection");
 _Static_assert(RLB_TIMEOUT_MS_DEFAULT > RL_ROUTER_DEADLINE_MS,
                "the client gives up after the router would answer outcome_unknown");
 
@@ -126,9 +125,7 @@ typedef struct {
 } slot_t;
 
 typedef struct {
-    zsock_t *sock;
-    void *handle;
-    slot_t *slots;
+    slot_t *slots; //  its client is bench_t's clients[i]
     int free_slots;
 } conn_t;
 
@@ -160,9 +157,9 @@ typedef struct {
     double zipf_zetan, zipf_alpha, zipf_eta, zipf_half_pow;
     //  connections
     conn_t conns[RLB_CONNECTIONS_MAX];
+    rl_client_t *clients[RLB_CONNECTIONS_MAX];
     int window;
     int next_conn;
-    uint64_t request_gen;
     uint64_t next_seq;
     //  results
     hist_t latency;         //  create_transfers requests, measured
@@ -172,11 +169,10 @@ typedef struct {
     uint64_t results_other; //  codes >= 256
     uint64_t statuses[32];  //  message-level statuses other than ok, measured
     uint64_t timeouts;      //  requests with no reply in time (all)
-    uint64_t late_replies;
-    uint64_t bad_replies;
-    uint64_t ok_measured; //  transfers ok or exists, measured
-    uint64_t ok_total;    //  acknowledged ok or exists, all (model)
-    uint64_t setup_ok;    //  of those, set-up transfers (not the workload's)
+    uint64_t bad_replies;   //  replies that did not decode or match their request
+    uint64_t ok_measured;   //  transfers ok or exists, measured
+    uint64_t ok_total;      //  acknowledged ok or exists, all (model)
+    uint64_t setup_ok;      //  of those, set-up transfers (not the workload's)
     uint64_t create_requests_measured;
     uint64_t lookup_requests_measured;
     uint64_t sent_transfers_measured;

@@ -1,28 +1,35 @@
 /*  rlbench_engine.c: the requests in flight of rlbench (bench/README.md,
     "Harness").
 
-    N ZeroMQ DEALER sockets, each with up to --window requests in flight
-    (slots). Closed loop: every free slot sends at once. Open loop: batches
-    arrive as a Poisson process at --rate transfers/s, and a request's
-    latency counts from its arrival (its intended send time), so time
-    queued in the generator is not hidden.
+    N connections, each a client of the client library (client.h) with up
+    to --window requests in flight (slots). Closed loop: every free slot
+    sends at once. Open loop: batches arrive as a Poisson process at --rate
+    transfers/s, and a request's latency counts from its arrival (its
+    intended send time), so time queued in the generator is not hidden.
 
     DESIGN
-    A request id carries its connection (8 bits) and slot (12 bits) in its
-    low 20 bits, so a reply finds its slot in O(1); a reply whose id does
-    not match a busy slot is late (its request timed out) and is dropped.
-    Every outcome goes into the check's model: ok or exists applied, no
-    reply or an unknown result unknown (settled at the end).
+    Requests go through the library's pipelined calls without copies: the
+    records are encoded straight into the request frame
+    (rl_client_send_begin/end), a reply is read where it arrived
+    (rl_client_recv_borrow), and one rl_client_wait_any covers every
+    connection. A reply finds its slot by the request id the library gave
+    (a scan of the connection's window). A request that times out is
+    cancelled in the library, so its late reply is dropped there. Every
+    outcome goes into the check's model: ok or exists applied, no reply,
+    a reply that does not decode or an unknown result unknown (settled at
+    the end).
 
     INVARIANTS
     1. A slot is busy from its send until its reply or its timeout, never
        both: the transfers of a request are counted once.
-    2. Transfer ids are consecutive per request; a request that could not
+    2. A connection's busy slots are exactly its requests in the library's
+       window (rl_client_inflight).
+    3. Transfer ids are consecutive per request; a request that could not
        be sent gives its ids back.
 
     LIMITS
-    At most one window of replies per socket per loop turn; the drain at
-    the end is bounded by --timeout-ms.
+    At most one window of replies per connection per loop turn; the drain
+    at the end is bounded by --timeout-ms.
 */
 #include <assert.h>
 #include <inttypes.h>
@@ -40,19 +47,17 @@ rlb_connect (bench_t *b)
 {
     for (int i = 0; i < b->o.connections; i++) {
         conn_t *c = &b->conns[i];
-        c->sock = zsock_new (ZMQ_DEALER);
-        if (!c->sock) {
+        const char *endpoint = b->o.endpoints[(size_t) i % b->o.endpoint_count];
+        b->clients[i] = rl_client_new (endpoint);
+        if (!b->clients[i]) {
+            fprintf (stderr, "rlbench: cannot connect to %s\n", endpoint);
             return -1;
         }
-        zsock_set_linger (c->sock, 0);
-        zsock_set_sndhwm (c->sock, RLB_WINDOW_MAX * 2);
-        zsock_set_rcvhwm (c->sock, RLB_WINDOW_MAX * 2);
-        if (zsock_connect (c->sock, "%s", b->o.endpoints[(size_t) i % b->o.endpoint_count]) != 0) {
-            fprintf (stderr, "rlbench: cannot connect to %s\n",
-                     b->o.endpoints[(size_t) i % b->o.endpoint_count]);
+        if (rl_client_set_window (b->clients[i], (size_t) b->window) != 0) {
             return -1;
         }
-        c->handle = zsock_resolve (c->sock);
+        //  A send waits for its connection no longer than a reply would.
+        rl_client_set_send_timeout (b->clients[i], b->o.timeout_ms);
         c->slots = calloc ((size_t) b->window, sizeof (slot_t));
         if (!c->slots) {
             return -1;
@@ -80,7 +85,7 @@ rlb_disconnect (bench_t *b)
             free (c->slots);
             c->slots = NULL;
         }
-        zsock_destroy (&c->sock);
+        rl_client_destroy (&b->clients[i]);
     }
 }
 
@@ -115,16 +120,13 @@ s_send (bench_t *b, int ci, uint64_t intended_ns, bool measured)
     assert (si < b->window);
     slot_t *slot = &c->slots[si];
     bool lookup = b->o.lookup_percent > 0 && rlb_rand_unit (b) * 100.0 < b->o.lookup_percent;
+    uint16_t op = lookup ? RL_OP_LOOKUP_ACCOUNTS : RL_OP_CREATE_TRANSFERS;
     uint32_t n = b->o.batch;
     size_t record_size = lookup ? RL_ID_SIZE : RL_TRANSFER_SIZE;
-    zframe_t *frame = zframe_new (NULL, codec_frame_size (n * record_size));
-    if (!frame) {
+    uint8_t *out = NULL;
+    if (rl_client_send_begin (b->clients[ci], n * record_size, &out) != 0) {
         return -1; //  out of memory: nothing sent, the slot stays free
     }
-    uint64_t request_id = (++b->request_gen << 20) | ((uint64_t) ci << 12) | (uint64_t) si;
-    rl_header_t h = codec_request_header (lookup ? RL_OP_LOOKUP_ACCOUNTS : RL_OP_CREATE_TRANSFERS,
-                                          request_id, n);
-    uint8_t *out = codec_encode_frame (&h, NULL, n * record_size, zframe_data (frame));
     uint64_t first_seq = b->next_seq;
     uint64_t cross = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -144,8 +146,8 @@ s_send (bench_t *b, int ci, uint64_t intended_ns, bool measured)
                            .code = 1};
         codec_encode_transfer (&t, out + (size_t) i * RL_TRANSFER_SIZE);
     }
-    if (zframe_send (&frame, c->sock, ZFRAME_DONTWAIT) != 0) {
-        zframe_destroy (&frame);
+    uint64_t request_id = 0;
+    if (rl_client_send_end (b->clients[ci], op, n, &request_id) != 0) {
         if (!lookup) {
             //  Never sent: the ids were not used on the wire; give them up.
             b->next_seq = first_seq;
@@ -154,7 +156,7 @@ s_send (bench_t *b, int ci, uint64_t intended_ns, bool measured)
     }
     *slot = (slot_t){.busy = true,
                      .measured = measured,
-                     .op = h.operation,
+                     .op = op,
                      .count = n,
                      .request_id = request_id,
                      .first_seq = first_seq,
@@ -217,39 +219,65 @@ s_on_create_reply (bench_t *b, slot_t *slot, const rl_header_t *h, const uint8_t
     }
 }
 
+//  Frees a busy slot whose request left the library's window.
 static void
-s_on_reply (bench_t *b, zframe_t *frame, uint64_t now)
+s_slot_free (conn_t *c, slot_t *slot)
 {
-    rl_header_t h;
-    const uint8_t *body = NULL;
-    size_t body_size = 0;
-    if (codec_parse_reply (zframe_data (frame), zframe_size (frame), &h, &body, &body_size)
-        != RL_STATUS_OK) {
-        b->bad_replies++;
-        return;
+    assert (slot->busy);
+    slot->busy = false;
+    c->free_slots++;
+}
+
+//  A request with no usable answer (no reply in time, or a reply that does
+//  not decode or match it): its transfers are unknown.
+static void
+s_slot_unknown (bench_t *b, conn_t *c, slot_t *slot)
+{
+    if (slot->op == RL_OP_CREATE_TRANSFERS) {
+        for (uint32_t i = 0; i < slot->count; i++) {
+            s_add_unknown (b, slot->first_seq + i, slot->recs[i]);
+        }
     }
-    uint64_t ci = (h.request_id >> 12) & 0xff, si = h.request_id & 0xfff;
-    if (ci >= (uint64_t) b->o.connections || si >= (uint64_t) b->window) {
-        b->late_replies++;
-        return;
-    }
+    b->tick_errors += slot->count;
+    s_slot_free (c, slot);
+}
+
+//  The busy slot of connection ci that sent request_id (in the library's
+//  window, invariant 2).
+static slot_t *
+s_slot_of (bench_t *b, int ci, uint64_t request_id)
+{
     conn_t *c = &b->conns[ci];
-    slot_t *slot = &c->slots[si];
-    if (!slot->busy || slot->request_id != h.request_id) {
-        b->late_replies++;
+    for (int si = 0; si < b->window; si++) {
+        if (c->slots[si].busy && c->slots[si].request_id == request_id) {
+            return &c->slots[si];
+        }
+    }
+    assert (false); //  the library answers only requests in its window
+    return NULL;
+}
+
+//  The answer `rc` of rl_client_recv_borrow to one of connection ci's requests.
+static void
+s_on_reply (bench_t *b, int ci, int rc, const rl_header_t *h, const uint8_t *body, uint64_t now)
+{
+    conn_t *c = &b->conns[ci];
+    slot_t *slot = s_slot_of (b, ci, h->request_id);
+    if (!slot) {
         return;
     }
-    bool size_ok = h.status != RL_STATUS_OK || h.record_count == slot->count;
-    if (!size_ok) {
-        b->bad_replies++; //  the slot stays busy and times out: its outcome is unknown
+    bool size_ok = h->status != RL_STATUS_OK || h->record_count == slot->count;
+    if (rc == RL_CLIENT_ERR_REPLY || !size_ok) {
+        b->bad_replies++;
+        s_slot_unknown (b, c, slot);
         return;
     }
     if (slot->op == RL_OP_CREATE_TRANSFERS) {
-        s_on_create_reply (b, slot, &h, body);
-    } else if (h.status != RL_STATUS_OK) {
+        s_on_create_reply (b, slot, h, body);
+    } else if (h->status != RL_STATUS_OK) {
         b->tick_errors++;
-        if (slot->measured && h.status < 32) {
-            b->statuses[h.status]++;
+        if (slot->measured && h->status < 32) {
+            b->statuses[h->status]++;
         }
     }
     if (slot->measured) {
@@ -259,8 +287,7 @@ s_on_reply (bench_t *b, zframe_t *frame, uint64_t now)
         b->last_reply_ns = now;
     }
     b->tick_requests++;
-    slot->busy = false;
-    c->free_slots++;
+    s_slot_free (c, slot);
 }
 
 //  Requests with no reply after --timeout-ms: their transfers are unknown.
@@ -273,15 +300,11 @@ s_expire (bench_t *b, uint64_t now)
         for (int si = 0; si < b->window; si++) {
             slot_t *slot = &c->slots[si];
             if (slot->busy && now - slot->intended_ns > timeout_ns) {
-                if (slot->op == RL_OP_CREATE_TRANSFERS) {
-                    for (uint32_t i = 0; i < slot->count; i++) {
-                        s_add_unknown (b, slot->first_seq + i, slot->recs[i]);
-                    }
-                }
+                int rc = rl_client_cancel (b->clients[ci], slot->request_id);
+                assert (rc == 0); //  invariant 2
+                (void) rc;
                 b->timeouts++;
-                b->tick_errors += slot->count;
-                slot->busy = false;
-                c->free_slots++;
+                s_slot_unknown (b, c, slot);
             }
         }
     }
@@ -301,34 +324,34 @@ s_inflight (const bench_t *b)
 static void
 s_poll (bench_t *b, uint64_t wait_ns)
 {
-    zmq_pollitem_t items[RLB_CONNECTIONS_MAX];
-    for (int i = 0; i < b->o.connections; i++) {
-        items[i] = (zmq_pollitem_t){.socket = b->conns[i].handle, .events = ZMQ_POLLIN};
-    }
-    long timeout_ms = 0;
+    bool ready[RLB_CONNECTIONS_MAX];
+    size_t count = (size_t) b->o.connections;
+    int timeout_ms = 0;
     if (wait_ns >= RLB_OPEN_SPIN_NS) {
-        timeout_ms = (long) (wait_ns / 1000000ull) - 1;
+        timeout_ms = (int) (wait_ns / 1000000ull) - 1;
     }
-    int rc = zmq_poll (items, b->o.connections, timeout_ms);
+    int rc = rl_client_wait_any (b->clients, count, timeout_ms, ready);
     if (rc == 0 && wait_ns > 0 && wait_ns < RLB_OPEN_SPIN_NS) {
         rlb_sleep_ns (wait_ns < RLB_OPEN_NAP_NS ? wait_ns : RLB_OPEN_NAP_NS);
-        rc = zmq_poll (items, b->o.connections, 0);
+        rc = rl_client_wait_any (b->clients, count, 0, ready);
     }
     if (rc <= 0) {
         return;
     }
     for (int i = 0; i < b->o.connections; i++) {
-        if (!(items[i].revents & ZMQ_POLLIN)) {
+        if (!ready[i]) {
             continue;
         }
-        //  Bounded: at most one window of replies per socket per turn.
+        //  Bounded: at most one window of replies per connection per turn.
         for (int k = 0; k < b->window; k++) {
-            zframe_t *frame = zframe_recv_nowait (b->conns[i].sock);
-            if (!frame) {
-                break;
+            rl_header_t h;
+            const uint8_t *body = NULL;
+            size_t body_size = 0;
+            rc = rl_client_recv_borrow (b->clients[i], 0, &h, &body, &body_size);
+            if (rc == RL_CLIENT_TIMEOUT || rc == RL_CLIENT_ERR_ARGS) {
+                break; //  nothing more has arrived, or nothing is in flight
             }
-            s_on_reply (b, frame, rlb_now_ns ());
-            zframe_destroy (&frame);
+            s_on_reply (b, i, rc, &h, body, rlb_now_ns ());
         }
     }
 }

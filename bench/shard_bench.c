@@ -125,16 +125,17 @@ s_create_accounts (rl_client_t *client, uint64_t count, int timeout_ms)
     return 0;
 }
 
-//  Encodes one request frame of `batch` fresh transfers; NULL when out of memory.
-static zframe_t *
-s_request (uint64_t request_id, size_t batch, uint64_t accounts, uint64_t *next_id)
+//  Sends one request of `batch` fresh transfers, encoded straight into its
+//  frame. Returns like rl_client_send.
+static int
+s_request (rl_client_t *client, size_t batch, uint64_t accounts, uint64_t *next_id,
+           uint64_t *request_id_p)
 {
-    zframe_t *frame = zframe_new (NULL, codec_frame_size (batch * RL_TRANSFER_SIZE));
-    if (!frame) {
-        return NULL;
+    uint8_t *body = NULL;
+    int rc = rl_client_send_begin (client, batch * RL_TRANSFER_SIZE, &body);
+    if (rc != 0) {
+        return rc;
     }
-    rl_header_t h = codec_request_header (RL_OP_CREATE_TRANSFERS, request_id, (uint32_t) batch);
-    uint8_t *body = codec_encode_frame (&h, NULL, batch * RL_TRANSFER_SIZE, zframe_data (frame));
     for (size_t i = 0; i < batch; i++) {
         uint64_t dr = 1 + s_rand () % accounts;
         uint64_t cr = 1 + s_rand () % accounts;
@@ -149,51 +150,54 @@ s_request (uint64_t request_id, size_t batch, uint64_t accounts, uint64_t *next_
                            .code = 1};
         codec_encode_transfer (&t, body + i * RL_TRANSFER_SIZE);
     }
-    return frame;
+    return rl_client_send_end (client, RL_OP_CREATE_TRANSFERS, (uint32_t) batch, request_id_p);
 }
 
 //  Closed loop with `window` requests in flight for `seconds`.
 static int
 s_drive (const s_options_t *o, const char *endpoint, size_t batch, s_result_t *r)
 {
-    zsock_t *dealer = zsock_new_dealer (endpoint);
-    zsock_set_rcvtimeo (dealer, o->reply_timeout_ms);
+    rl_client_t *client = rl_client_new (endpoint);
+    if (!client || rl_client_set_window (client, (size_t) o->window) != 0) {
+        fprintf (stderr, "shard_bench: cannot connect to %s\n", endpoint);
+        rl_client_destroy (&client);
+        return -1;
+    }
+    rl_client_set_send_timeout (client, o->reply_timeout_ms);
+    //  Send times by request id: the client's ids are consecutive, and far
+    //  fewer than 2^16 are ever in flight.
     static double send_s[1u << 16];
     static hist_t latency; //  of every request, in ns
     memset (&latency, 0, sizeof (latency));
-    uint64_t next_id = 1, request_id = 0, ok = 0, inflight = 0;
+    uint64_t next_id = 1, ok = 0;
     double start = s_now_s (), end = start + o->seconds;
     int rc = 0;
     while (true) {
-        while (inflight < (uint64_t) o->window && s_now_s () < end) {
-            zframe_t *frame = s_request (request_id, batch, o->accounts, &next_id);
-            if (!frame) {
-                fprintf (stderr, "shard_bench: out of memory\n");
+        while (rl_client_inflight (client) < (size_t) o->window && s_now_s () < end) {
+            uint64_t request_id = 0;
+            int sent = s_request (client, batch, o->accounts, &next_id, &request_id);
+            if (sent != 0) {
+                fprintf (stderr, "shard_bench: not sent: %s\n", rl_client_strerror (sent));
                 rc = -1;
                 break;
             }
             send_s[request_id % (1u << 16)] = s_now_s ();
-            request_id++;
-            zframe_send (&frame, dealer, 0);
-            inflight++;
         }
-        if (inflight == 0) {
-            break;
-        }
-        zframe_t *reply = zframe_recv (dealer);
-        if (!reply) {
-            fprintf (stderr, "shard_bench: no reply within %d ms (%" PRIu64 " in flight)\n",
-                     o->reply_timeout_ms, inflight);
-            rc = -1;
+        if (rc != 0 || rl_client_inflight (client) == 0) {
             break;
         }
         rl_header_t h;
         const uint8_t *body = NULL;
         size_t body_size = 0;
-        if (codec_parse_reply (zframe_data (reply), zframe_size (reply), &h, &body, &body_size)
-                != RL_STATUS_OK
-            || h.status != RL_STATUS_OK) {
-            zframe_destroy (&reply);
+        int got = rl_client_recv_borrow (client, o->reply_timeout_ms, &h, &body, &body_size);
+        if (got == RL_CLIENT_TIMEOUT) {
+            fprintf (stderr, "shard_bench: no reply within %d ms (%zu in flight)\n",
+                     o->reply_timeout_ms, rl_client_inflight (client));
+            rc = -1;
+            break;
+        }
+        if (got != 0 || h.record_count != batch) {
+            fprintf (stderr, "shard_bench: a failed reply: %s\n", rl_client_strerror (got));
             rc = -1;
             break;
         }
@@ -204,11 +208,9 @@ s_drive (const s_options_t *o, const char *endpoint, size_t batch, s_result_t *r
         }
         double waited_s = s_now_s () - send_s[h.request_id % (1u << 16)];
         hist_record (&latency, waited_s > 0 ? (uint64_t) (waited_s * 1e9) : 0);
-        zframe_destroy (&reply);
-        inflight--;
     }
     double elapsed = s_now_s () - start;
-    zsock_destroy (&dealer);
+    rl_client_destroy (&client);
     r->transfers_per_s = (double) ok / elapsed;
     r->p50_ms = hist_ms (&latency, 0.50);
     r->p99_ms = hist_ms (&latency, 0.99);

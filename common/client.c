@@ -54,6 +54,8 @@ struct rl_client_t {
     size_t inflight_count;
     zlist_t *stash;      //  zframe_t: replies to them, received by a blocking call
     int send_timeout_ms; //  rl_client_send: wait for a connection this long
+    zframe_t *begun;     //  rl_client_send_begin: the request being filled
+    zframe_t *lent;      //  rl_client_recv_borrow: the reply last lent
 };
 
 rl_client_t *
@@ -110,6 +112,8 @@ rl_client_destroy (rl_client_t **self_p)
             }
             zlist_destroy (&self->stash);
         }
+        zframe_destroy (&self->begun);
+        zframe_destroy (&self->lent);
         free (self->inflight);
         free (self);
         *self_p = NULL;
@@ -170,6 +174,29 @@ s_inflight_remove (rl_client_t *self, size_t i)
     self->inflight[i] = self->inflight[--self->inflight_count];
 }
 
+//  A request frame with room for body_size bytes of body, or NULL.
+static zframe_t *
+s_frame_new (size_t body_size)
+{
+    return RL_FAILPOINT (CLIENT_ALLOC) == 0 ? zframe_new (NULL, codec_frame_size (body_size))
+                                            : NULL;
+}
+
+//  Sends a request frame (taken). Waits up to timeout_ms for a live
+//  connection. 0, or RL_CLIENT_ERR_SEND (nothing sent).
+static int
+s_send_frame (rl_client_t *self, zframe_t **frame_p, int timeout_ms)
+{
+    zsock_set_sndtimeo (self->dealer, timeout_ms > 0 ? timeout_ms : 0);
+    int rc = zframe_send (frame_p, self->dealer, 0);
+    zsock_set_sndtimeo (self->dealer, 0);
+    if (rc != 0) {
+        zframe_destroy (frame_p);
+        return RL_CLIENT_ERR_SEND;
+    }
+    return 0;
+}
+
 //  Sends one request frame: header + body. Waits up to timeout_ms for a live
 //  connection. 0, or RL_CLIENT_ERR_SEND or RL_CLIENT_ERR_NOMEM (nothing sent).
 static int
@@ -177,21 +204,12 @@ s_send (rl_client_t *self, uint16_t operation, uint64_t request_id, const void *
         size_t body_size, uint32_t record_count, int timeout_ms)
 {
     rl_header_t header = codec_request_header (operation, request_id, record_count);
-    zframe_t *frame = RL_FAILPOINT (CLIENT_ALLOC) == 0
-                          ? zframe_new (NULL, codec_frame_size (body_size))
-                          : NULL;
+    zframe_t *frame = s_frame_new (body_size);
     if (!frame) {
         return RL_CLIENT_ERR_NOMEM;
     }
     codec_encode_frame (&header, body, body_size, zframe_data (frame));
-    zsock_set_sndtimeo (self->dealer, timeout_ms > 0 ? timeout_ms : 0);
-    int rc = zframe_send (&frame, self->dealer, 0);
-    zsock_set_sndtimeo (self->dealer, 0);
-    if (rc != 0) {
-        zframe_destroy (&frame);
-        return RL_CLIENT_ERR_SEND;
-    }
-    return 0;
+    return s_send_frame (self, &frame, timeout_ms);
 }
 
 //  Takes a reply frame whose header decoded: copies the body out. Returns
@@ -225,29 +243,32 @@ s_take_reply (rl_client_t *self, zframe_t **frame_p, rl_status_t check, rl_heade
     return header->status == RL_STATUS_OK ? 0 : (int) header->status;
 }
 
-//  Waits for the reply to request_id (any request in the window when
-//  request_id is 0). Keeps replies to pipelined requests that are not the
-//  one it waits for.
+//  Waits for the reply frame to request_id (any request in the window when
+//  request_id is 0: that request leaves the window). Keeps replies to
+//  pipelined requests that are not the one it waits for. On 0, *frame_p is
+//  the reply, its header in *header and codec_check_reply's verdict in
+//  *check_p. A reply already queued is taken even when timeout_ms is 0.
 static int
-s_receive (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_header_t *header,
-           uint8_t **reply_p, size_t *reply_size_p)
+s_receive_frame (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_header_t *header,
+                 zframe_t **frame_p, rl_status_t *check_p)
 {
     int64_t deadline = zclock_mono () + timeout_ms;
+    bool first = true;
     while (true) {
         int64_t left = deadline - zclock_mono ();
-        if (left <= 0) {
+        if (left <= 0 && !first) {
             return RL_CLIENT_TIMEOUT;
         }
-        zmq_pollitem_t item = {zsock_resolve (self->dealer), 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll (&item, 1, (long) left);
-        if (rc < 0) {
-            return RL_CLIENT_TIMEOUT; //  interrupted: the caller decides
-        }
-        if (rc == 0) {
-            continue;
-        }
-        zframe_t *frame = zframe_recv (self->dealer);
+        first = false;
+        zframe_t *frame = zframe_recv_nowait (self->dealer);
         if (!frame) {
+            if (left <= 0) {
+                return RL_CLIENT_TIMEOUT;
+            }
+            zmq_pollitem_t item = {zsock_resolve (self->dealer), 0, ZMQ_POLLIN, 0};
+            if (zmq_poll (&item, 1, (long) left) < 0) {
+                return RL_CLIENT_TIMEOUT; //  interrupted: the caller decides
+            }
             continue;
         }
         rl_status_t status = codec_check_reply (zframe_data (frame), zframe_size (frame), header);
@@ -257,12 +278,14 @@ s_receive (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_header_t *
             continue;
         }
         int slot = s_inflight_find (self, header->request_id);
-        if (request_id == 0 && slot >= 0) {
-            s_inflight_remove (self, (size_t) slot);
-            return s_take_reply (self, &frame, status, header, reply_p, reply_size_p);
-        }
-        if (request_id != 0 && header->request_id == request_id) {
-            return s_take_reply (self, &frame, status, header, reply_p, reply_size_p);
+        if ((request_id == 0 && slot >= 0)
+            || (request_id != 0 && header->request_id == request_id)) {
+            if (request_id == 0) {
+                s_inflight_remove (self, (size_t) slot);
+            }
+            *frame_p = frame;
+            *check_p = status;
+            return 0;
         }
         if (slot >= 0) {
             if (zlist_append (self->stash, frame) != 0) { //  kept for rl_client_recv
@@ -273,6 +296,41 @@ s_receive (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_header_t *
             zframe_destroy (&frame);
         }
     }
+}
+
+//  Waits for the reply to request_id (any request in the window when
+//  request_id is 0) and copies its body out.
+static int
+s_receive (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_header_t *header,
+           uint8_t **reply_p, size_t *reply_size_p)
+{
+    zframe_t *frame = NULL;
+    rl_status_t check = RL_STATUS_OK;
+    int rc = s_receive_frame (self, request_id, timeout_ms, header, &frame, &check);
+    if (rc != 0) {
+        return rc;
+    }
+    return s_take_reply (self, &frame, check, header, reply_p, reply_size_p);
+}
+
+//  A reply to a request in the window that a blocking call kept, taking the
+//  request out of the window; NULL when there is none. Drops the replies to
+//  requests cancelled since.
+static zframe_t *
+s_stash_take (rl_client_t *self, rl_header_t *header, rl_status_t *check_p)
+{
+    zframe_t *frame = zlist_pop (self->stash);
+    while (frame) {
+        *check_p = codec_check_reply (zframe_data (frame), zframe_size (frame), header);
+        int slot = s_inflight_find (self, header->request_id);
+        if (slot >= 0) {
+            s_inflight_remove (self, (size_t) slot);
+            return frame;
+        }
+        zframe_destroy (&frame); //  cancelled since
+        frame = zlist_pop (self->stash);
+    }
+    return NULL;
 }
 
 int
@@ -632,17 +690,10 @@ rl_client_recv (rl_client_t *self, int timeout_ms, rl_header_t *reply_header, ui
     assert (self && reply_header && body_p && body_size_p);
     *body_p = NULL;
     *body_size_p = 0;
-    zframe_t *frame = zlist_pop (self->stash);
-    while (frame) {
-        rl_status_t status = codec_check_reply (zframe_data (frame), zframe_size (frame),
-                                                reply_header);
-        int slot = s_inflight_find (self, reply_header->request_id);
-        if (slot >= 0) {
-            s_inflight_remove (self, (size_t) slot);
-            return s_take_reply (self, &frame, status, reply_header, body_p, body_size_p);
-        }
-        zframe_destroy (&frame); //  cancelled since
-        frame = zlist_pop (self->stash);
+    rl_status_t check = RL_STATUS_OK;
+    zframe_t *frame = s_stash_take (self, reply_header, &check);
+    if (frame) {
+        return s_take_reply (self, &frame, check, reply_header, body_p, body_size_p);
     }
     if (self->inflight_count == 0) {
         return RL_CLIENT_ERR_ARGS;
@@ -694,4 +745,115 @@ rl_client_decode_results (const uint8_t *body, size_t count, rl_result_rec_t *re
     for (size_t i = 0; i < count; i++) {
         codec_decode_result (body + i * RL_RESULT_SIZE, &results[i]);
     }
+}
+
+//  Pipelined calls without copies ------------------------------------------------
+//
+//  The same window as rl_client_send / rl_client_recv, for a caller that
+//  keeps many large batches in flight on many clients: the body is encoded
+//  straight into the request frame, a reply is read where it arrived, and
+//  one wait covers every client. Invariant: `begun` is a frame not yet sent
+//  (at most one), `lent` the last reply lent (at most one, freed at the
+//  next borrow or at destroy).
+
+int
+rl_client_send_begin (rl_client_t *self, size_t body_size, uint8_t **body_p)
+{
+    assert (self && body_p);
+    *body_p = NULL;
+    zframe_destroy (&self->begun);
+    if (body_size > RL_MESSAGE_SIZE_MAX) {
+        return RL_CLIENT_ERR_ARGS;
+    }
+    if (self->inflight_count >= self->window) {
+        return RL_CLIENT_ERR_WINDOW;
+    }
+    self->begun = s_frame_new (body_size);
+    if (!self->begun) {
+        return RL_CLIENT_ERR_NOMEM;
+    }
+    *body_p = zframe_data (self->begun) + codec_frame_size (0);
+    return 0;
+}
+
+int
+rl_client_send_end (rl_client_t *self, uint16_t operation, uint32_t record_count,
+                    uint64_t *request_id_p)
+{
+    assert (self && request_id_p);
+    if (!self->begun) {
+        return RL_CLIENT_ERR_ARGS;
+    }
+    assert (self->inflight_count < self->window); //  checked by rl_client_send_begin
+    uint64_t request_id = self->next_request_id++;
+    rl_header_t header = codec_request_header (operation, request_id, record_count);
+    codec_encode_frame (&header, NULL, 0, zframe_data (self->begun));
+    int rc = s_send_frame (self, &self->begun, self->send_timeout_ms);
+    assert (!self->begun); //  sent or destroyed
+    if (rc != 0) {
+        return rc;
+    }
+    self->inflight[self->inflight_count++] = request_id;
+    *request_id_p = request_id;
+    return 0;
+}
+
+int
+rl_client_recv_borrow (rl_client_t *self, int timeout_ms, rl_header_t *reply_header,
+                       const uint8_t **body_p, size_t *body_size_p)
+{
+    assert (self && reply_header && body_p && body_size_p);
+    *body_p = NULL;
+    *body_size_p = 0;
+    zframe_destroy (&self->lent);
+    rl_status_t check = RL_STATUS_OK;
+    zframe_t *frame = s_stash_take (self, reply_header, &check);
+    if (!frame) {
+        if (self->inflight_count == 0) {
+            return RL_CLIENT_ERR_ARGS;
+        }
+        int rc = s_receive_frame (self, 0, timeout_ms, reply_header, &frame, &check);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (check != RL_STATUS_OK) {
+        self->bad_replies++;
+        zframe_destroy (&frame);
+        return RL_CLIENT_ERR_REPLY;
+    }
+    *body_p = codec_frame_body (zframe_data (frame), zframe_size (frame), body_size_p);
+    if (*body_size_p == 0) {
+        *body_p = NULL;
+    }
+    self->lent = frame;
+    return reply_header->status == RL_STATUS_OK ? 0 : (int) reply_header->status;
+}
+
+int
+rl_client_wait_any (rl_client_t *const *clients, size_t count, int timeout_ms, bool *ready)
+{
+    assert (clients && ready);
+    if (count == 0 || count > RL_CLIENT_WAIT_MAX) {
+        return RL_CLIENT_ERR_ARGS;
+    }
+    zmq_pollitem_t items[RL_CLIENT_WAIT_MAX];
+    int stashed = 0;
+    for (size_t i = 0; i < count; i++) {
+        assert (clients[i]);
+        ready[i] = zlist_size (clients[i]->stash) > 0;
+        stashed += ready[i];
+        items[i] = (zmq_pollitem_t){.socket = zsock_resolve (clients[i]->dealer),
+                                    .events = ZMQ_POLLIN};
+    }
+    int rc = zmq_poll (items, (int) count, stashed > 0 ? 0 : timeout_ms);
+    if (rc < 0) {
+        return stashed; //  interrupted: the caller decides
+    }
+    int ready_count = 0;
+    for (size_t i = 0; i < count; i++) {
+        ready[i] = ready[i] || (items[i].revents & ZMQ_POLLIN);
+        ready_count += ready[i];
+    }
+    return ready_count;
 }

@@ -44,6 +44,7 @@
 #ifndef RL_CLIENT_H
 #define RL_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -214,6 +215,35 @@ int rl_client_cancel (rl_client_t *self, uint64_t request_id);
 int rl_client_set_window (rl_client_t *self, size_t window);
 size_t rl_client_inflight (const rl_client_t *self);
 void rl_client_set_send_timeout (rl_client_t *self, int timeout_ms);
+
+//  Pipelined calls without copies ------------------------------------------------
+//
+//  For a load generator with many large batches in flight on many clients.
+//  The window, the send timeout and the return codes are rl_client_send's
+//  and rl_client_recv's; requests sent either way share the window.
+//
+//  rl_client_send_begin makes a request frame and sets *body_p to its body:
+//  body_size bytes for the caller to fill in wire form (codec.h). It checks
+//  the window first (RL_CLIENT_ERR_WINDOW: nothing made); RL_CLIENT_ERR_ARGS
+//  when body_size exceeds RL_MESSAGE_SIZE_MAX, RL_CLIENT_ERR_NOMEM when
+//  memory lacks. rl_client_send_end writes the header and sends the frame
+//  (RL_CLIENT_ERR_ARGS when none was begun). A begin without its end is
+//  dropped by the next begin or by destroy.
+//
+//  rl_client_recv_borrow is rl_client_recv without the copy: *body_p points
+//  into the reply and stays valid until the next borrow on this client (or
+//  its destroy). With timeout_ms 0 it takes only a reply that has arrived.
+//
+//  rl_client_wait_any waits up to timeout_ms until some of the `count`
+//  clients (at most RL_CLIENT_WAIT_MAX) have a reply to take; ready[i] says
+//  which. Returns how many (0: none in time, or interrupted), or
+//  RL_CLIENT_ERR_ARGS when count is 0 or too large.
+int rl_client_send_begin (rl_client_t *self, size_t body_size, uint8_t **body_p);
+int rl_client_send_end (rl_client_t *self, uint16_t operation, uint32_t record_count,
+                        uint64_t *request_id_p);
+int rl_client_recv_borrow (rl_client_t *self, int timeout_ms, rl_header_t *reply_header,
+                           const uint8_t **body_p, size_t *body_size_p);
+int rl_client_wait_any (rl_client_t *const *clients, size_t count, int timeout_ms, bool *ready);
 
 //  Decodes the result records of a create reply body (count = size / RL_RESULT_SIZE).
 void rl_client_decode_results (const uint8_t *body, size_t count, rl_result_rec_t *results);

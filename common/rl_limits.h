@@ -130,6 +130,7 @@ _Static_assert(RL_SHARD_DEADLINE_MS <= RL_SHARD_DEADLINE_MS_MAX, "the default is
 #define RL_CLIENT_RETRY_BACKOFF_MS_MIN 10   //  first pause of a retry helper after busy
 #define RL_CLIENT_RETRY_BACKOFF_MS_MAX 1000 //  longest pause of a retry helper
 #define RL_CLIENT_ATTEMPTS_MAX         1000 //  attempts_max accepted by a retry helper
+#define RL_CLIENT_WAIT_MAX             256  //  clients one rl_client_wait_any watches
 
 _Static_assert(RL_CLIENT_WINDOW_MAX <= RL_CLIENT_HWM_MESSAGES, "a full window fits the queue");
 _Static_assert(RL_CLIENT_RETRY_BACKOFF_MS_MIN <= RL_CLIENT_RETRY_BACKOFF_MS_MAX, "backoff");

@@ -12,7 +12,9 @@
     after; rl_client_resolve's refusals (not forced, coordinator not fenced,
     no such prepared record, not a decision). And out of memory (failpoint
     client.alloc, armed in this process): each allocation of a call fails
-    with RL_CLIENT_ERR_NOMEM, and the next call works.
+    with RL_CLIENT_ERR_NOMEM, and the next call works. The pipelined calls
+    without copies: a request filled in its frame, the window, replies lent
+    in place, one wait over two clients, a reply kept by a blocking call.
 */
 #include <setjmp.h>
 #include <signal.h>
@@ -425,6 +427,109 @@ test_alloc_failure (void **state)
                          "unknown); retry with the same ids");
 }
 
+//  Sends one account create on `client`, filled in place; returns its id.
+static uint64_t
+s_send_account_in_place (rl_client_t *client, uint64_t i)
+{
+    uint8_t *body = NULL;
+    assert_int_equal (rl_client_send_begin (client, RL_ACCOUNT_SIZE, &body), 0);
+    assert_non_null (body);
+    rl_account_t account = tk_account (i, TAG, LEDGER, 0);
+    codec_encode_account (&account, body);
+    uint64_t request_id = 0;
+    assert_int_equal (rl_client_send_end (client, RL_OP_CREATE_ACCOUNTS, 1, &request_id), 0);
+    return request_id;
+}
+
+//  Waits for a reply on any of the clients and lends it; returns which client.
+static size_t
+s_borrow_any (s_ctx_t *ctx, rl_header_t *h, const uint8_t **body, size_t *size)
+{
+    bool ready[SHARDS];
+    int64_t deadline = zclock_mono () + TK_TIMEOUT_MS;
+    while (zclock_mono () < deadline) {
+        if (rl_client_wait_any (ctx->clients, SHARDS, 100, ready) > 0) {
+            for (size_t i = 0; i < SHARDS; i++) {
+                if (ready[i] && rl_client_recv_borrow (ctx->clients[i], 0, h, body, size) >= 0) {
+                    return i;
+                }
+            }
+        }
+    }
+    fail_msg ("no reply within %d ms", TK_TIMEOUT_MS);
+    return SHARDS;
+}
+
+static void
+test_pipelined_without_copies (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_cluster_start (ctx);
+    rl_client_t *client = ctx->clients[0];
+    uint64_t request_id = 0;
+    uint8_t *body = NULL;
+    assert_int_equal (rl_client_send_end (client, RL_OP_STATUS, 0, &request_id),
+                      RL_CLIENT_ERR_ARGS); //  nothing begun
+    assert_int_equal (rl_client_send_begin (client, RL_MESSAGE_SIZE_MAX + 1, &body),
+                      RL_CLIENT_ERR_ARGS);
+    assert_null (body);
+
+    //  A window of 2: two creates go out, a third is refused before it is made.
+    assert_int_equal (rl_client_set_window (client, 2), 0);
+    uint64_t sent[2] = {s_send_account_in_place (client, 1), s_send_account_in_place (client, 2)};
+    assert_true (sent[0] != sent[1]);
+    assert_int_equal (rl_client_send_begin (client, RL_ACCOUNT_SIZE, &body), RL_CLIENT_ERR_WINDOW);
+    assert_int_equal (rl_client_inflight (client), 2);
+    //  A status on the other shard, an empty body.
+    uint64_t status_id = 0;
+    assert_int_equal (rl_client_send_begin (ctx->clients[1], 0, &body), 0);
+    assert_int_equal (rl_client_send_end (ctx->clients[1], RL_OP_STATUS, 0, &status_id), 0);
+
+    //  Three replies over the two clients, each lent in place.
+    bool seen[2] = {false, false}, status_seen = false;
+    for (int k = 0; k < 3; k++) {
+        rl_header_t h;
+        const uint8_t *reply = NULL;
+        size_t size = 0;
+        size_t which = s_borrow_any (ctx, &h, &reply, &size);
+        if (which == 1) {
+            assert_true (h.request_id == status_id);
+            assert_int_equal (size, RL_STATUS_SIZE);
+            rl_status_rec_t status;
+            codec_decode_status (reply, &status);
+            assert_string_equal (status.name, "s2");
+            status_seen = true;
+        } else {
+            assert_int_equal (which, 0);
+            int i = h.request_id == sent[0] ? 0 : 1;
+            assert_true (h.request_id == sent[i] && !seen[i]);
+            assert_int_equal (h.record_count, 1);
+            assert_int_equal (size, RL_RESULT_SIZE);
+            assert_non_null (reply);
+            seen[i] = true;
+        }
+    }
+    assert_true (seen[0] && seen[1] && status_seen);
+    rl_header_t h;
+    const uint8_t *reply = NULL;
+    size_t size = 0;
+    assert_int_equal (rl_client_recv_borrow (client, 0, &h, &reply, &size), RL_CLIENT_ERR_ARGS);
+    bool ready[SHARDS];
+    assert_int_equal (rl_client_wait_any (ctx->clients, 0, 0, ready), RL_CLIENT_ERR_ARGS);
+
+    //  A reply that arrives during a blocking call (a create answered after
+    //  the first one's write) is kept, and the wait sees it.
+    uint64_t kept = s_send_account_in_place (client, 3);
+    rl_account_t account = tk_account (4, TAG, LEDGER, 0);
+    rl_result_rec_t result;
+    assert_int_equal (rl_client_create_accounts (client, &account, 1, &result, TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_wait_any (ctx->clients, SHARDS, TK_TIMEOUT_MS, ready), 1);
+    assert_true (ready[0] && !ready[1]);
+    assert_int_equal (rl_client_recv_borrow (client, 0, &h, &reply, &size), 0);
+    assert_true (h.request_id == kept);
+    assert_int_equal (rl_client_inflight (client), 0);
+}
+
 int
 main (void)
 {
@@ -432,6 +537,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_fanout_status_and_ring, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_in_doubt_audit_resolve, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_alloc_failure, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_pipelined_without_copies, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
