@@ -87,6 +87,9 @@ _Static_assert(RL_IN_DOUBT_RECORDS_MAX <= RL_BATCH_RECORDS_MAX, "in_doubt is a b
 _Static_assert(RL_HISTORY_LIMIT_MAX <= RL_BATCH_RECORDS_MAX, "a history reply fits");
 _Static_assert(RL_SHARDS_MAX <= UINT16_MAX, "shard index fits a u16 on the wire");
 
+//  Logging (common/log.c) -------------------------------------------------
+#define RL_LOG_WARN_INTERVAL_MS 1000 //  one warning line per call site per interval
+
 //  Router (router/, docs/router.md) ------------------------------------------
 #define RL_ROUTER_PENDING_MAX               1024 //  client requests in progress in one router
 #define RL_ROUTER_PENDING_BYTES_MAX         (256u << 20) //  bytes held for them (requests + replies)

@@ -71,7 +71,9 @@ router_log_client_error (router_t *self, const char *format, ...)
     va_start (args, format);
     vsnprintf (line, sizeof (line), format, args);
     va_end (args);
-    rl_warn ("%s", line);
+    //  Not rl_warn: these lines have this budget of their own rather than
+    //  one line per call site.
+    rl_log (RL_LOG_WARN, "%s", line);
 }
 
 //  Replies ---------------------------------------------------------------------

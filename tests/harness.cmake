@@ -20,6 +20,13 @@ rl_add_unit(test_failpoint 60
     LIBS rlharness Threads::Threads)
 target_include_directories(test_failpoint PRIVATE ${PROJECT_SOURCE_DIR}/common)
 
+# test_log: escaping and rate limits of log lines; log.c compiled in
+# (0.7 s, sleeps included, in both builds).
+rl_add_unit(test_log 4
+    SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_log.c ${PROJECT_SOURCE_DIR}/common/log.c
+    LIBS Threads::Threads)
+target_include_directories(test_log PRIVATE ${PROJECT_SOURCE_DIR}/common)
+
 rl_add_unit(test_harness 60
     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_harness.c
     LIBS rlharness)

@@ -506,7 +506,7 @@ test_log_format (void **state)
     char *text = s_capture_stderr (harness, s_emit_levels);
     const char *lines[] = {
         " test t1 WARN shown 3\n",
-        " test t1 ERROR two lines\n",
+        " test t1 ERROR two\\x0alines\n",
         " test t1 DEBUG errno kept: No such file or directory\n",
     };
     const char *line = text;
