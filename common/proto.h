@@ -134,13 +134,18 @@ typedef enum { RL_OP_TABLE (RL_OP_ENUM_) } rl_op_t;
     /*  read of an account the shard does not own at its epoch */                                  \
     X (RL_STATUS_WRONG_SHARD, 14, "wrong_shard",                                                   \
        "the shard at --connect does not own this account: connect to the router, or to the "      \
-       "owner that 'rlctl ring' shows")
+       "owner that 'rlctl ring' shows")                                                            \
+    /*  read of an account whose arc the shard gained in a ring change and */                      \
+    /*  whose data has not arrived yet */                                                          \
+    X (RL_STATUS_FROZEN, 15, "frozen",                                                             \
+       "the account's part of the ring moved to a shard that has not received its data yet: "     \
+       "retry later")
 // clang-format on
 
 #define RL_STATUS_ENUM_(id, value, name, hint) id = value,
 typedef enum { RL_STATUS_TABLE (RL_STATUS_ENUM_) } rl_status_t;
 #undef RL_STATUS_ENUM_
-#define RL_STATUS_LAST RL_STATUS_WRONG_SHARD //  statuses are 0..RL_STATUS_LAST
+#define RL_STATUS_LAST RL_STATUS_FROZEN //  statuses are 0..RL_STATUS_LAST
 
 //  Per-record result codes (create_accounts and create_transfers) ----------
 //  X (identifier, value, name, class, burns, operator hint), one row per
@@ -180,7 +185,9 @@ typedef enum { RL_STATUS_TABLE (RL_STATUS_ENUM_) } rl_status_t;
     X (RL_OUTCOME_UNKNOWN, 5, "outcome_unknown", INFRASTRUCTURE, NO, RL_HINT_UNKNOWN_)             \
     X (RL_IN_PROGRESS, 6, "in_progress", INFRASTRUCTURE, NO, RL_HINT_LATER_)                       \
     X (RL_IN_DOUBT, 7, "in_doubt", INFRASTRUCTURE, NO, RL_HINT_LATER_)                             \
-    X (RL_FROZEN, 8, "frozen", INFRASTRUCTURE, NO, RL_HINT_LATER_)                                 \
+    X (RL_FROZEN, 8, "frozen", INFRASTRUCTURE, NO,                                                 \
+       "the account's part of the ring moved and its data has not arrived at its new shard: "     \
+       "not applied; retry later with the same id")                                                \
     X (RL_STORAGE_ERROR, 9, "storage_error", INFRASTRUCTURE, NO, RL_HINT_UNKNOWN_)                 \
     X (RL_LINKED_EVENT_FAILED, 10, "linked_event_failed",                                          \
        INFRASTRUCTURE, NO,                                                                         \

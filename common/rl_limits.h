@@ -48,6 +48,9 @@
 #define RL_SHARD_RCVHWM_MESSAGES       10000
 #define RL_SHARD_CHECKPOINT_TRANSFERS  (1u << 18) //  transfers between two checkpoints
 #define RL_SHARD_ACCOUNTS_INITIAL      (1u << 16) //  account slots allocated at start
+//  Spans of hash space a shard gained in ring changes and has not received
+//  yet (shard/arcs.c); a ring change that would keep more is refused.
+#define RL_SHARD_ARCS_UNRECEIVED_MAX (2u * RL_RING_POINTS_MAX)
 
 //  Two-phase transfers (docs/two-phase.md) --------------------------------
 #define RL_TP_ATTEMPTS_MAX            65536 //  live attempts one coordinator holds (more: busy)

@@ -5,7 +5,9 @@
     INVARIANTS
     1. load_ring installs a ring only when its epoch is higher, and puts it
        into the turn's batch, so the reply goes out after it is durable and
-       a restart never goes back to an older ring.
+       a restart never goes back to an older ring. The arcs the shard gains
+       become not received (arcs.h) in the same batch, before the ring
+       serves anything.
     2. resolve acts only on a prepared record whose coordinator is fenced
        out of this shard's ring (not named by it) and when the request
        carries the explicit flag; the decision and the kept heuristic
@@ -50,6 +52,8 @@ admin_status (server_t *self, zmsg_t *envelope, const rl_header_t *h)
     status.state = self->failed ? RL_SHARD_FAILED : RL_SHARD_SERVING;
     status.deadline_ms = (uint32_t) self->options->deadline_ms; //  main.c bounds both
     status.prepare_timeout_ms = (uint32_t) self->options->prepare_timeout_ms;
+    const arcs_t *arcs = ledger_arcs (self->ledger);
+    status.arcs_unreceived = arcs ? arcs_unreceived_count (arcs) : 0;
     ledger_tp_counts (self->ledger, &status.inflight, &status.in_doubt, &status.alarms);
     store_write_stats (self->store, &status.store_keys_written, &status.store_bytes_written,
                        &status.wal_bytes, &status.wal_syncs);
@@ -159,6 +163,16 @@ admin_load_ring (server_t *self, zmsg_t *envelope, const rl_header_t *h, const u
                  ring_epoch (ring), ring_epoch (self->ring));
         ring_destroy (&ring);
         return server_reply_new (self, envelope, h, RL_STATUS_EPOCH_NOT_NEWER, 0, 0, NULL);
+    }
+    //  The arcs this shard gains are not received until their data arrives
+    //  (arcs.h); the new set goes into this batch, with the ring.
+    arcs_t *arcs = ledger_arcs (self->ledger);
+    if (arcs && arcs_ring_change (arcs, self->ring, ring) != 0) {
+        rl_warn ("load_ring refused: out of memory (or too many arcs not received) for the "
+                 "arcs of epoch %" PRIu64,
+                 ring_epoch (ring));
+        ring_destroy (&ring);
+        return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
     }
     store_batch_put (self->store, STORE_CF_META, SERVER_META_RING, strlen (SERVER_META_RING), body,
                      body_size);

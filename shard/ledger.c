@@ -16,7 +16,12 @@
     dirty accounts and meta.checkpoint_ts in one synced batch.
 
     Ownership is read from the ring served now: the ring maps an account
-    id to a shard index (owner.h), compared with this shard's index.
+    id to a shard index (owner.h), compared with this shard's index. An
+    account this shard owns but whose arc it gained in a ring change and
+    has not received (arcs.h) is frozen: every create that names it (the
+    debit account, or the credit account of a same-shard transfer) is
+    answered `frozen` before the idempotency check, so that nothing the
+    shard does not hold decides about an id.
 
     INVARIANTS
     1. Every account's balances equal the sum of its ok transfers (history).
@@ -28,7 +33,7 @@
     4. self_index is the index of `name` in `ring` (or -1: owns nothing),
        refreshed with every ring.
 
-    RESULTS (docs/protocol.md): id validation, ownership, idempotency, field
+    RESULTS (docs/protocol.md): id validation, ownership (and frozen), idempotency, field
     validation, account lookups, ledger, balances. Field validation depends
     on the record alone and is not stored; lookups, ledger and balance
     failures are stored (they burn the id) so that a retry gets the same
@@ -61,6 +66,7 @@ struct ledger_t {
     journal_t *journal;
     coordinator_t *coordinator;
     participant_t *participant;
+    arcs_t *arcs;                      //  arcs whose data is here (the caller's; NULL: all)
     const ring_t *ring;                //  the ring served now (the caller's)
     int self_index;                    //  this shard in it, or -1 (owns nothing)
     char name[RL_SHARD_NAME_SIZE_MAX]; //  this shard's name
@@ -152,6 +158,29 @@ ledger_owns (const ledger_t *self, rl_id_t account_id)
     return self->self_index >= 0 && owner_of (self->ring, account_id) == self->self_index;
 }
 
+void
+ledger_set_arcs (ledger_t *self, arcs_t *arcs)
+{
+    assert (self);
+    self->arcs = arcs;
+    participant_set_arcs (self->participant, arcs);
+}
+
+arcs_t *
+ledger_arcs (const ledger_t *self)
+{
+    assert (self);
+    return self->arcs;
+}
+
+bool
+ledger_frozen (const ledger_t *self, rl_id_t account_id)
+{
+    assert (self);
+    return self->arcs && ledger_owns (self, account_id)
+           && !arcs_received_id (self->arcs, account_id);
+}
+
 coordinator_t *
 ledger_coordinator (ledger_t *self)
 {
@@ -182,6 +211,10 @@ s_create_account (ledger_t *self, const rl_account_t *a, uint64_t now_ns)
     }
     if (!ledger_owns (self, a->id)) {
         r.result = RL_WRONG_SHARD;
+        return r;
+    }
+    if (ledger_frozen (self, a->id)) {
+        r.result = RL_FROZEN; //  it may exist where the data still is
         return r;
     }
     r.result = accounts_check_new (self->accounts, a, &r.timestamp);
@@ -322,6 +355,13 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns, int3
         r.result = RL_WRONG_SHARD;
         return r;
     }
+    //  The id lives with the debit account's data: where that has not
+    //  arrived, neither has the id's record, so nothing can be decided.
+    if (!rl_id_is_zero (t->debit_account_id) && !rl_id_is_max (t->debit_account_id)
+        && ledger_frozen (self, t->debit_account_id)) {
+        r.result = RL_FROZEN;
+        return r;
+    }
     rl_transfer_t stored;
     int found = journal_find (self->journal, t->id, &stored);
     if (found < 0) {
@@ -348,6 +388,10 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns, int3
     }
     if (credit_owner != self->self_index) {
         return coordinator_begin (self->coordinator, t, credit_owner, now_ns, request, index);
+    }
+    if (ledger_frozen (self, t->credit_account_id)) {
+        r.result = RL_FROZEN; //  not credit_account_not_found: it may exist elsewhere still
+        return r;
     }
     accounts_pair_t pair = {0};
     r.result = accounts_transfer_check (self->accounts, t, &pair);

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arcs.h"
 #include "coordinator.h"
 #include "outq.h"
 #include "participant.h"
@@ -49,6 +50,13 @@ void ledger_destroy (ledger_t **self_p);
 void ledger_set_ring (ledger_t *self, const ring_t *ring);
 //  Does this shard own the account in the ring served now?
 bool ledger_owns (const ledger_t *self, rl_id_t account_id);
+//  The arcs whose data this shard holds (arcs.h; the caller keeps them
+//  alive). Without them every arc counts as received.
+void ledger_set_arcs (ledger_t *self, arcs_t *arcs);
+arcs_t *ledger_arcs (const ledger_t *self); //  NULL: none set
+//  Does this shard own the account but not hold its data yet (an arc it
+//  gained in a ring change, not received)? Such an account is `frozen`.
+bool ledger_frozen (const ledger_t *self, rl_id_t account_id);
 
 coordinator_t *ledger_coordinator (ledger_t *self);
 participant_t *ledger_participant (ledger_t *self);

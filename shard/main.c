@@ -5,7 +5,10 @@
 
     Opens, in this order: the data directory and the store (store.c); the
     ring (the file's, or a ring of this shard alone, unless the store holds
-    one of a higher epoch from an earlier load_ring); the output queue and
+    one of a higher epoch from an earlier load_ring); the arcs whose data
+    the shard holds (arcs.c: all of them in a new cluster; a newer ring
+    file than the stored ring is a ring change, whose gained arcs are not
+    received), committed with that ring; the output queue and
     the ledger, which recovers accounts, transfers and two-phase state and
     commits a new incarnation (ledger.c); then the server, which binds the
     socket and runs turns (server.c). Closes in the reverse order, with a
@@ -45,6 +48,7 @@
 
 #include <czmq.h>
 
+#include "arcs.h"
 #include "failpoint.h"
 #include "ledger.h"
 #include "log.h"
@@ -58,6 +62,7 @@ typedef struct {
     server_options_t options;
     store_t *store;
     ring_t *ring; //  ours until the server takes it
+    arcs_t *arcs; //  the arcs whose data is here (the ledger and server borrow them)
     outq_t *outq;
     ledger_t *ledger;
     server_t *server;
@@ -250,10 +255,12 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
 }
 
 //  The ring: the file's (or a ring of this shard alone), unless the store
-//  holds one with a higher epoch from an earlier load_ring.
+//  holds one with a higher epoch from an earlier load_ring. *stored_p: the
+//  stored ring, or NULL (the caller destroys it).
 static ring_t *
-s_ring_initial (s_main_t *self)
+s_ring_initial (s_main_t *self, ring_t **stored_p)
 {
+    *stored_p = NULL;
     assert (self->store && !self->ring && !self->ledger);
     char err[512];
     ring_t *ring = NULL;
@@ -283,12 +290,39 @@ s_ring_initial (s_main_t *self)
                      ")",
                      ring_epoch (stored), ring_epoch (ring));
             ring_destroy (&ring);
-            ring = stored;
+            ring = ring_dup (stored);
+            *stored_p = stored;
         } else {
-            ring_destroy (&stored);
+            *stored_p = stored;
+        }
+        if (!ring) {
+            ring_destroy (stored_p);
         }
     }
     return ring;
+}
+
+//  Stores the ring served with the arcs computed for it (arcs_open put
+//  them into the batch), durably, before anything is served.
+static int
+s_ring_store (s_main_t *self)
+{
+    size_t size = ring_encoded_size (self->ring);
+    uint8_t *blob = malloc (size);
+    if (!blob) {
+        rl_error ("out of memory storing the ring");
+        return -1;
+    }
+    size_t written = ring_encode (self->ring, blob, size);
+    assert (written == size);
+    store_batch_put (self->store, STORE_CF_META, SERVER_META_RING, strlen (SERVER_META_RING), blob,
+                     size);
+    free (blob);
+    if (store_commit (self->store) != 0) {
+        rl_error ("cannot store the ring and its arcs: %s", store_error (self->store));
+        return -1;
+    }
+    return 0;
 }
 
 static int
@@ -306,8 +340,20 @@ s_open (s_main_t *self)
         rl_error ("%s", err);
         return -1;
     }
-    self->ring = s_ring_initial (self);
+    ring_t *stored = NULL;
+    self->ring = s_ring_initial (self, &stored);
     if (!self->ring) {
+        return -1;
+    }
+    bool ring_write = false;
+    self->arcs = arcs_open (self->store, o->name, self->ring, stored, &ring_write, err,
+                            sizeof (err));
+    ring_destroy (&stored);
+    if (!self->arcs) {
+        rl_error ("%s", err);
+        return -1;
+    }
+    if (ring_write && s_ring_store (self) != 0) {
         return -1;
     }
     if (ring_shard_find (self->ring, o->name) < 0) {
@@ -336,6 +382,7 @@ s_open (s_main_t *self)
     if (o->checkpoint_transfers > 0) {
         ledger_set_checkpoint_transfers (self->ledger, (size_t) o->checkpoint_transfers);
     }
+    ledger_set_arcs (self->ledger, self->arcs);
     coordinator_set_log_capacity (ledger_coordinator (self->ledger),
                                   (size_t) self->tp_log_capacity);
     ledger_set_tp_timeouts (self->ledger, (uint64_t) o->prepare_timeout_ms,
@@ -358,6 +405,7 @@ s_close (s_main_t *self, bool failed)
     }
     server_destroy (&self->server); //  before the ledger: it drops waiting requests
     ledger_destroy (&self->ledger);
+    arcs_destroy (&self->arcs); //  after the ledger, which borrows them
     outq_destroy (&self->outq);
     store_close (&self->store);
     ring_destroy (&self->ring);

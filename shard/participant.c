@@ -76,6 +76,7 @@ struct participant_t {
     outq_t *outq;
     const ring_t *ring;    //  the ring served now
     int self_index;        //  this shard in it, or -1
+    const arcs_t *arcs;    //  arcs whose data is here (NULL: all)
     attempts_t records;    //  ATTEMPT_PREPARED, ATTEMPT_ABORTED, ATTEMPT_HEURISTIC
     size_t prepared_count; //  records in ATTEMPT_PREPARED
     s_marker_t *markers;   //  FIFO of aborted markers
@@ -140,6 +141,13 @@ participant_set_ring (participant_t *self, const ring_t *ring, int self_index)
     assert (self_index >= -1 && self_index < (int) ring_shard_count (ring));
     self->ring = ring;
     self->self_index = self_index;
+}
+
+void
+participant_set_arcs (participant_t *self, const arcs_t *arcs)
+{
+    assert (self);
+    self->arcs = arcs;
 }
 
 void
@@ -442,6 +450,13 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns
     if (!rl_id_eq (t->id, rec->tp.id) || rec->tp.coordinator[0] == '\0' || rl_id_is_zero (t->id)
         || !s_owns (self, t->credit_account_id)) {
         *result = RL_WRONG_SHARD;
+        return RL_TP_REFUSED;
+    }
+    //  A credit account in an arc gained by a ring change whose data has
+    //  not arrived: it is not here yet, so nothing may be decided about it
+    //  (retryable, the coordinator aborts without burning the id).
+    if (self->arcs && !arcs_received_id (self->arcs, t->credit_account_id)) {
+        *result = RL_FROZEN;
         return RL_TP_REFUSED;
     }
     //  A duplicate PREPARE of an attempt already applied here finds no record

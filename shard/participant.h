@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "accounts.h"
+#include "arcs.h"
 #include "journal.h"
 #include "outq.h"
 #include "proto.h"
@@ -32,6 +33,9 @@ void participant_destroy (participant_t **self_p);
 int participant_open (participant_t *self, uint64_t now_ns, char *err, size_t err_size);
 //  The ring served now and this shard's index in it (-1: owns nothing).
 void participant_set_ring (participant_t *self, const ring_t *ring, int self_index);
+//  The arcs whose data this shard holds (arcs.h; NULL: all of them): a
+//  PREPARE whose credit account is in another one is refused `frozen`.
+void participant_set_arcs (participant_t *self, const arcs_t *arcs);
 void participant_set_timeouts (participant_t *self, uint64_t query_after_ms, uint64_t retry_min_ms,
                                uint64_t retry_max_ms);
 //  Applied/aborted markers kept (1..RL_TP_MARKERS_MAX; tests use few).

@@ -60,7 +60,10 @@
 
     Ownership: the shard serves the accounts its ring gives it. A record for
     another shard's account gets wrong_shard, and the reply header carries
-    the shard's epoch so that the router knows to refresh. load_ring is
+    the shard's epoch so that the router knows to refresh. An account in an
+    arc gained by a ring change whose data has not arrived (arcs.h) gets
+    frozen: the record result for creates (ledger.c), the message status
+    for reads. load_ring is
     accepted only with a higher epoch, and the ring is persisted, so a
     restart never goes back to an older one.
 
@@ -323,6 +326,10 @@ s_do_lookup (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8
                 self->wrong_shard++;
                 return server_reply_new (self, envelope, h, RL_STATUS_WRONG_SHARD, 0, 0, NULL);
             }
+            if (ledger_frozen (self->ledger, self->ids[i])) {
+                //  Its data has not arrived: "not found" would be a lie.
+                return server_reply_new (self, envelope, h, RL_STATUS_FROZEN, 0, 0, NULL);
+            }
         }
         ledger_lookup_accounts (self->ledger, self->ids, count, self->accounts);
         zmsg_t *reply = server_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
@@ -359,6 +366,9 @@ s_do_history (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint
         && !s_owns (self, filter.account_id)) {
         self->wrong_shard++;
         return server_reply_new (self, envelope, h, RL_STATUS_WRONG_SHARD, 0, 0, NULL);
+    }
+    if (ledger_frozen (self->ledger, filter.account_id)) {
+        return server_reply_new (self, envelope, h, RL_STATUS_FROZEN, 0, 0, NULL);
     }
     size_t count = 0;
     rl_status_t status = ledger_account_transfers (self->ledger, &filter, self->transfers, &count);

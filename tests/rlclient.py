@@ -69,6 +69,7 @@ STATUS = {
     "timeout": 12,
     "duplicate_id": 13,
     "wrong_shard": 14,
+    "frozen": 15,
 }
 STATUS_NAMES = {v: k for k, v in STATUS.items()}
 

@@ -19,3 +19,9 @@ add_dependencies(test_router_faults shard router)
 rl_add_unit(test_router_input 13 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_router_input.c
             LIBS rlrouterkit)
 add_dependencies(test_router_input shard router)
+# A retry across a ring change: the new owner of an arc whose data has not
+# arrived answers frozen, never applies, never burns the id; the set of arcs
+# not received survives a restart; conservation.
+rl_add_unit(test_router_arcs 60 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_router_arcs.c
+            LIBS rlrouterkit)
+add_dependencies(test_router_arcs shard router)

@@ -53,3 +53,6 @@ add_dependencies(test_options shard rlctl rlbench)
 rl_add_unit(test_log_flood 10 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_log_flood.c
             LIBS rltestkit rlring)
 add_dependencies(test_log_flood shard)
+# The arcs whose data a shard holds (shard/arcs.c): ring changes, gained,
+# lost and gained again, the wrap, reopen, stored bytes that lie.
+rl_add_unit(test_arcs 10 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_arcs.c LIBS rlshard)

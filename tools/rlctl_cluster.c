@@ -240,9 +240,9 @@ s_add_status_record (cJSON *s, const rl_status_rec_t *r)
 static void
 s_status_main_rows (const cJSON *tree)
 {
-    printf ("%-10s %-24s %-5s %6s %5s %10s %10s %10s %-10s %8s %9s\n", "shard", "address", "state",
-            "alarms", "epoch", "accounts", "transfers", "requests", "durability", "in-doubt",
-            "drop/bad");
+    printf ("%-10s %-24s %-5s %6s %5s %10s %10s %10s %-10s %8s %11s %9s\n", "shard", "address",
+            "state", "alarms", "epoch", "accounts", "transfers", "requests", "durability",
+            "in-doubt", "frozen-arcs", "drop/bad");
     const cJSON *s;
     cJSON_ArrayForEach (s, jsonkit_get (tree, "shards"))
     {
@@ -262,11 +262,11 @@ s_status_main_rows (const cJSON *tree)
         snprintf (drop_bad, sizeof drop_bad, "%s/%s", jsonkit_text (s, "dropped"),
                   jsonkit_text (s, "malformed"));
         bool failed = strcmp (jsonkit_text (s, "state"), "failed") == 0;
-        printf ("%-10s %-24s %-5s %6s %5s %10s %10s %10s %-10s %8s %9s\n", name, address,
+        printf ("%-10s %-24s %-5s %6s %5s %10s %10s %10s %-10s %8s %11s %9s\n", name, address,
                 failed ? "FAIL" : "up", jsonkit_text (s, "alarms"), jsonkit_text (s, "epoch"),
                 jsonkit_text (s, "accounts"), jsonkit_text (s, "transfers"),
                 jsonkit_text (s, "requests"), jsonkit_text (s, "durability"),
-                jsonkit_text (s, "in_doubt"), drop_bad);
+                jsonkit_text (s, "in_doubt"), jsonkit_text (s, "arcs_unreceived"), drop_bad);
         if (strcmp (jsonkit_text (s, "reported_name"), name) != 0) {
             printf ("    warning: the process at this address calls itself '%s'\n",
                     jsonkit_text (s, "reported_name"));
@@ -330,6 +330,12 @@ s_status_table (const rlctl_ctx_t *ctx, const cJSON *tree)
                     "storage_error to everything but status. Its log says why; free or fix the "
                     "disk, then restart it: it recovers what was acknowledged\n",
                     jsonkit_text (s, "name"));
+        }
+        if (jsonkit_true (s, "up") && jsonkit_u64 (s, "arcs_unreceived")) {
+            printf ("\nFROZEN: %s gained %s arc%s of the ring whose data has not arrived: its "
+                    "accounts there answer frozen until it does (docs/rebalance.md)\n",
+                    jsonkit_text (s, "name"), jsonkit_text (s, "arcs_unreceived"),
+                    jsonkit_u64 (s, "arcs_unreceived") == 1 ? "" : "s");
         }
         if (jsonkit_u64 (s, "alarms")) {
             printf ("\nALARM: %s raised %s two-phase alarm%s (a contrary or unknown decision): "

@@ -1,0 +1,267 @@
+/*  test_router_arcs.c: a retry across a ring change is never run again on
+    the new owner.
+
+    A shard serves an arc it gained in a ring change only after it has
+    received that arc's data (docs/rebalance.md, "Ring changes and data").
+    The test applies a transfer T (both accounts in arcs that will move),
+    loads a ring that moves those arcs from s1/s2 to s3, and retries T with
+    the same id through the router and directly on s3: the answer must be
+    `frozen` (retryable, never burns the id), never debit_account_not_found,
+    never a second application. So must be a create_accounts of the moved
+    debit account on s3 (which would let a later retry apply T again), a
+    read of it (never "not found"), and a cross-shard transfer whose credit
+    account moved (its PREPARE is refused: aborted, not burned), while
+    lookup_transfers still finds T. The set survives a restart of s3, and
+    an arc gained, lost and gained again stays not received. It ends with
+    the conservation check: the whole cluster before the change, the
+    accounts that did not move after it.
+*/
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "check.h"
+#include "codec.h"
+#include "ring.h"
+#include "routerkit.h"
+#include "testkit.h"
+
+#define S_TRANSFER_T 9001 //  the transfer retried across the ring change
+
+//  Loads `ring` into every shard of the cluster (all must take it).
+static void
+s_load_ring_all (rk_ctx_t *ctx, const ring_t *ring)
+{
+    size_t size = ring_encoded_size (ring);
+    uint8_t *blob = malloc (size);
+    assert_non_null (blob);
+    assert_int_equal (ring_encode (ring, blob, size), size);
+    const char *endpoints[RK_SHARDS_MAX];
+    int rcs[RK_SHARDS_MAX];
+    for (size_t i = 0; i < ctx->shard_count; i++) {
+        endpoints[i] = ctx->shards[i].endpoint;
+    }
+    assert_int_equal (
+        rl_client_load_ring_all (endpoints, ctx->shard_count, blob, size, TK_TIMEOUT_MS, rcs), 0);
+    free (blob);
+}
+
+//  One create_transfers of `t` through `endpoint`; its result.
+static uint32_t
+s_transfer_once (const char *endpoint, const rl_transfer_t *t)
+{
+    rl_client_t *client = rl_client_new (endpoint);
+    assert_non_null (client);
+    rl_result_rec_t result = {0};
+    assert_int_equal (rl_client_create_transfers (client, t, 1, &result, TK_TIMEOUT_MS), 0);
+    rl_client_destroy (&client);
+    return result.result;
+}
+
+//  The retry of T must be frozen: not applied, the id not burned.
+static void
+s_expect_frozen (const char *where, uint32_t result)
+{
+    if (result != RL_FROZEN) {
+        fail_msg ("retry of T %s: %s, expected frozen (retryable, not burning the id)", where,
+                  rl_result_name (result));
+    }
+    assert_true (rl_result_is_retryable (result));
+    assert_int_equal (rl_result_burns (result), RL_BURNS_NO);
+}
+
+static rl_client_t *
+s_router_client (void *arg, rl_id_t account_id)
+{
+    (void) account_id;
+    return arg;
+}
+
+static void
+test_retry_across_ring_change (void **state)
+{
+    rk_ctx_t *ctx = *state;
+    //  s1 and s2 serve ring epoch 1; s3 runs, owning nothing.
+    rk_cluster_start (ctx, 3, 2, 0, 0);
+    ring_t *ring1 = ring_dup (ctx->ring);
+    ring_t *ring2 = ring_dup (ctx->ring);
+    assert_non_null (ring1);
+    assert_non_null (ring2);
+    assert_int_equal (ring_add_shard (ring2, "s3", ctx->shards[2].endpoint, 1.0), RING_OK);
+    ring_set_epoch (ring2, 2);
+    bool moved[RK_ACCOUNTS + 1] = {false};
+    uint64_t a = 0, b = 0; //  T: from operator a to b, both moving to s3
+    for (uint64_t n = 1; n <= RK_ACCOUNTS; n++) {
+        moved[n] = rk_owner (ring2, tk_id (n, RK_TAG)) == 2;
+        if (moved[n] && !a && rk_account_flags (n) == 0) {
+            a = n;
+        } else if (moved[n] && !b) {
+            b = n;
+        }
+    }
+    assert_true (a && b);
+    int a_owner_before = rk_owner (ring1, tk_id (a, RK_TAG));
+
+    //  Before the change: T, and a batch among accounts that do not move.
+    rk_create_accounts (ctx);
+    rl_transfer_t t = tk_transfer (tk_id (S_TRANSFER_T, RK_TAG), tk_id (a, RK_TAG),
+                                   tk_id (b, RK_TAG), 25, RK_LEDGER);
+    assert_int_equal (s_transfer_once (ctx->routers[0].endpoint, &t), RL_OK);
+    tk_model_apply (&ctx->model, &t);
+    rl_transfer_t batch[RK_ACCOUNTS];
+    rl_result_rec_t results[RK_ACCOUNTS];
+    size_t count = 0;
+    for (uint64_t n = 1; n <= RK_ACCOUNTS; n++) {
+        uint64_t c = moved[n] ? 0 : rk_partner (ring2, n, true);
+        if (c && rk_account_flags (n) == 0) {
+            batch[count++] = tk_transfer (tk_id (7000 + n, RK_TAG), tk_id (n, RK_TAG),
+                                          tk_id (c, RK_TAG), n * 3, RK_LEDGER);
+        }
+    }
+    assert_true (count > 0);
+    assert_int_equal (
+        rl_client_create_transfers (ctx->client, batch, count, results, TK_TIMEOUT_MS), 0);
+    for (size_t i = 0; i < count; i++) {
+        assert_int_equal (results[i].result, RL_OK);
+        tk_model_apply (&ctx->model, &batch[i]);
+    }
+    tk_check_conservation (ctx->client, &ctx->model, count + 1);
+    uint64_t transfers_before = rk_status_of (ctx->shards[0].endpoint).transfers
+                                + rk_status_of (ctx->shards[1].endpoint).transfers;
+
+    //  The change: s3 gains the arcs of a and b, without their data.
+    s_load_ring_all (ctx, ring2);
+    rl_status_rec_t s3 = rk_status_of (ctx->shards[2].endpoint);
+    uint64_t unreceived = s3.arcs_unreceived;
+    assert_true (unreceived > 0);
+    assert_int_equal (rk_status_of (ctx->shards[0].endpoint).arcs_unreceived, 0);
+    assert_int_equal (rk_status_of (ctx->shards[1].endpoint).arcs_unreceived, 0);
+
+    //  The retry, through the router (wrong_shard at the old owner, a ring
+    //  refresh, then s3) and directly on s3.
+    s_expect_frozen ("through the router", s_transfer_once (ctx->routers[0].endpoint, &t));
+    s_expect_frozen ("on s3", s_transfer_once (ctx->shards[2].endpoint, &t));
+    //  Creating the debit account again on s3 is refused too (it would let
+    //  a retry apply T a second time).
+    rl_client_t *direct = rl_client_new (ctx->shards[2].endpoint);
+    assert_non_null (direct);
+    rl_result_rec_t result = {0};
+    assert_int_equal (
+        rl_client_create_accounts (direct, &ctx->accounts[a - 1], 1, &result, TK_TIMEOUT_MS), 0);
+    assert_int_equal (result.result, RL_FROZEN);
+    s_expect_frozen ("on s3, after a create_accounts",
+                     s_transfer_once (ctx->shards[2].endpoint, &t));
+    //  A read of a moved account: frozen, never "not found".
+    rl_id_t id_a = tk_id (a, RK_TAG);
+    rl_account_t account;
+    assert_int_equal (rl_client_lookup_accounts (direct, &id_a, 1, &account, TK_TIMEOUT_MS),
+                      RL_STATUS_FROZEN);
+    assert_int_equal (rl_client_lookup_accounts (ctx->client, &id_a, 1, &account, TK_TIMEOUT_MS),
+                      RL_STATUS_FROZEN);
+    rl_client_destroy (&direct);
+    //  A cross-shard transfer whose credit account moved: its PREPARE is
+    //  refused frozen, the coordinator aborts, the id stays free.
+    uint64_t payer = 0;
+    for (uint64_t n = 1; n <= RK_ACCOUNTS && !payer; n++) {
+        payer = !moved[n] && rk_account_flags (n) == 0 ? n : 0;
+    }
+    assert_true (payer);
+    rl_transfer_t cross = tk_transfer (tk_id (9002, RK_TAG), tk_id (payer, RK_TAG),
+                                       tk_id (b, RK_TAG), 5, RK_LEDGER);
+    uint32_t cross_result = s_transfer_once (ctx->routers[0].endpoint, &cross);
+    if (cross_result != RL_ABORTED) {
+        fail_msg ("a credit to a moved account: %s, expected aborted (not burned)",
+                  rl_result_name (cross_result));
+    }
+    //  Idempotent lookups of the applied transfer still work.
+    rl_id_t id_t = t.id;
+    rl_transfer_t found;
+    assert_int_equal (rl_client_lookup_transfers (ctx->client, &id_t, 1, &found, TK_TIMEOUT_MS), 0);
+    assert_true (rl_id_eq (found.debit_account_id, t.debit_account_id));
+    assert_int_equal (found.amount, t.amount);
+    //  Nothing was applied anywhere by the retries.
+    s3 = rk_status_of (ctx->shards[2].endpoint);
+    assert_int_equal (s3.accounts, 0);
+    assert_int_equal (s3.transfers, 0);
+    assert_int_equal (rk_status_of (ctx->shards[0].endpoint).transfers
+                          + rk_status_of (ctx->shards[1].endpoint).transfers,
+                      transfers_before);
+
+    //  The set is durable: s3 restarted keeps it.
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[2], SIGTERM), 0);
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[2]) > 0);
+    s3 = rk_status_of (ctx->shards[2].endpoint);
+    assert_int_equal (s3.epoch, 2);
+    assert_int_equal (s3.arcs_unreceived, unreceived);
+    s_expect_frozen ("on s3 after its restart", s_transfer_once (ctx->shards[2].endpoint, &t));
+
+    //  Gained, lost, gained again: still not received. Epoch 3 is epoch 1
+    //  again (the old owner regains the arcs it lost: not received either,
+    //  its data may be stale), epoch 4 is epoch 2 again.
+    ring_t *ring3 = ring_dup (ring1);
+    assert_non_null (ring3);
+    ring_set_epoch (ring3, 3);
+    s_load_ring_all (ctx, ring3);
+    assert_int_equal (rk_status_of (ctx->shards[2].endpoint).arcs_unreceived, 0);
+    assert_true (rk_status_of (ctx->shards[a_owner_before].endpoint).arcs_unreceived > 0);
+    s_expect_frozen ("at the old owner after epoch 3",
+                     s_transfer_once (ctx->shards[a_owner_before].endpoint, &t));
+    ring_set_epoch (ring2, 4);
+    s_load_ring_all (ctx, ring2);
+    assert_int_equal (rk_status_of (ctx->shards[2].endpoint).arcs_unreceived, unreceived);
+    s_expect_frozen ("on s3 after epoch 4", s_transfer_once (ctx->shards[2].endpoint, &t));
+    s_expect_frozen ("through the router after epoch 4",
+                     s_transfer_once (ctx->routers[0].endpoint, &t));
+
+    //  Conservation of the accounts that never moved (they hold every
+    //  transfer but T, which stays between two moved accounts).
+    rl_check_t *check = rl_check_new (RK_ACCOUNTS);
+    assert_non_null (check);
+    for (uint64_t n = 1; n <= RK_ACCOUNTS; n++) {
+        if (!moved[n]) {
+            int64_t index = rl_check_add_account (check, tk_id (n, RK_TAG), RK_LEDGER);
+            assert_true (index >= 0);
+            rl_check_expect (check, (size_t) index, ctx->model.debits[n], ctx->model.credits[n]);
+        }
+    }
+    rl_check_expect_applied (check, count);
+    const char *endpoints[RK_SHARDS_MAX];
+    for (size_t i = 0; i < ctx->shard_count; i++) {
+        endpoints[i] = ctx->shards[i].endpoint;
+    }
+    rl_check_options_t options = {
+        .shard_endpoints = endpoints,
+        .shard_count = ctx->shard_count,
+        .client_for = s_router_client,
+        .client_arg = ctx->client,
+        .timeout_ms = TK_TIMEOUT_MS,
+        .quiet_timeout_ms = TK_QUIET_TIMEOUT_MS,
+        .ok_min = count,
+        .history = true,
+        .report = stderr,
+        .prefix = "conservation: ",
+    };
+    bool passed = rl_check_run (check, &options);
+    rl_check_destroy (&check);
+    assert_true (passed);
+    ring_destroy (&ring1);
+    ring_destroy (&ring2);
+    ring_destroy (&ring3);
+    rk_routers_stop (ctx);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_retry_across_ring_change, rk_setup, rk_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
