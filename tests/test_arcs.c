@@ -27,7 +27,7 @@
 #include "rl_rand.h"
 #include "store.h"
 
-#define S_POINTS 20000 //  random points checked per comparison
+#define S_POINTS 5000 //  random points checked per comparison
 
 typedef struct {
     store_env_t *env;
