@@ -17,7 +17,8 @@
     INVARIANTS
     1. The two-phase timeouts are ordered: 0 < prepare (--prepare-timeout-ms)
        < the shard's deadline (--deadline-ms, RL_SHARD_DEADLINE_MS by
-       default), so an unreachable credit shard gives a definite aborted
+       default), and prepare + tick < deadline (a timeout is noticed at the
+       next tick), so an unreachable credit shard gives a definite aborted
        before the shard's deadline; retry-min <= retry-max; tick 1..1000 ms.
        Every number is parsed whole (no trailing text, no overflow) and
        checked against its range. Options that break any of this are
@@ -240,6 +241,16 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
                  o->prepare_timeout_ms, o->deadline_ms);
         return -1;
     }
+    //  A prepare timeout is noticed at the next tick: it must come before
+    //  the deadline too, or the deadline is a promise the shard cannot keep.
+    if (o->prepare_timeout_ms + o->tick_ms >= o->deadline_ms) {
+        fprintf (stderr,
+                 "shard: --prepare-timeout-ms %ld plus --tick-ms %ld must be below the shard's "
+                 "deadline (--deadline-ms %ld): a prepare timeout is noticed at the next tick, "
+                 "and the aborted answer must leave before the deadline passes\n",
+                 o->prepare_timeout_ms, o->tick_ms, o->deadline_ms);
+        return -1;
+    }
     if (o->retry_max_ms < o->retry_min_ms) {
         fprintf (stderr, "shard: --retry-min-ms %ld must not exceed --retry-max-ms %ld\n",
                  o->retry_min_ms, o->retry_max_ms);
@@ -250,7 +261,8 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
         return -1;
     }
     assert (o->name && o->bind && o->data_dir); //  what the server relies on
-    assert (o->prepare_timeout_ms < o->deadline_ms && o->retry_min_ms <= o->retry_max_ms);
+    assert (o->prepare_timeout_ms + o->tick_ms < o->deadline_ms
+            && o->retry_min_ms <= o->retry_max_ms);
     return 0;
 }
 

@@ -128,6 +128,9 @@ test_shard_order (void **state)
     s_shard_refuses (h, "--prepare-timeout-ms", "500", equal, why);
     const char *above[] = {"--prepare-timeout-ms", "900", NULL};
     s_shard_refuses (h, "--deadline-ms", "800", above, why);
+    //  The tick that notices the prepare timeout must come before the deadline.
+    const char *tick[] = {"--deadline-ms", "500", "--tick-ms", "10", NULL};
+    s_shard_refuses (h, "--prepare-timeout-ms", "490", tick, "plus --tick-ms 10 must be below");
     const char *retry[] = {"--retry-max-ms", "10", NULL};
     s_shard_refuses (h, "--retry-min-ms", "20", retry, "must not exceed --retry-max-ms");
     //  A consistent short configuration passes the options and then fails
