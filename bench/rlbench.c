@@ -66,6 +66,7 @@
 
 #include "rl_rand.h"
 #include "rlbench.h"
+#include "proc.h"
 #include "spawn.h"
 
 volatile sig_atomic_t rlb_interrupted = 0;
@@ -549,7 +550,7 @@ s_stop_shard (bench_t *b)
     spawn_shard_stop (&b->shard, RLB_STOP_TIMEOUT_MS);
     s_spawned_pid = 0;
     if (b->spawn_dir[0] && !b->o.keep) {
-        if (spawn_remove_tree (b->spawn_dir) != 0) {
+        if (proc_remove_tree (b->spawn_dir) != 0) {
             fprintf (stderr, "rlbench: could not remove %s\n", b->spawn_dir);
         }
     } else if (b->spawn_dir[0]) {

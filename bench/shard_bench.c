@@ -41,6 +41,7 @@
 #include <rocksdb/c.h>
 
 #include "histogram.h"
+#include "proc.h"
 #include "spawn.h"
 #include "jsonkit.h"
 #include "rl_rand.h"
@@ -224,7 +225,7 @@ s_run_shard (const s_options_t *o, size_t batch, int run, s_result_t *r)
     snprintf (dir, sizeof (dir), "%s/shard-b%zu-r%d", o->data, batch, run);
     char log[PATH_MAX + 128];
     snprintf (log, sizeof (log), "%s.log", dir);
-    if (spawn_remove_tree (dir) != 0) {
+    if (proc_remove_tree (dir) != 0) {
         return -1;
     }
     spawn_shard_t shard;
@@ -258,7 +259,7 @@ s_run_shard (const s_options_t *o, size_t batch, int run, s_result_t *r)
     }
     rl_client_destroy (&client);
     spawn_shard_stop (&shard, BENCH_STOP_TIMEOUT_MS);
-    if (spawn_remove_tree (dir) != 0) {
+    if (proc_remove_tree (dir) != 0) {
         rc = -1;
     }
     return rc;
@@ -308,7 +309,7 @@ s_ceiling (const s_options_t *o, size_t batch, int run)
     rocksdb_writeoptions_destroy (wo);
     rocksdb_close (db);
     rocksdb_options_destroy (options);
-    if (spawn_remove_tree (dir) != 0) {
+    if (proc_remove_tree (dir) != 0) {
         return 0;
     }
     return rate;

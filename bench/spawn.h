@@ -1,11 +1,12 @@
 /*  spawn.h: the shard a benchmark starts for itself (rlbench --spawn-shard,
     shard_bench).
 
-    spawn_shard_start forks and execs a shard on a free port of 127.0.0.1
-    (stdout to /dev/null, stderr appended to a log file), then waits until
-    it answers status; spawn_shard_stop ends it with SIGTERM, and SIGKILL
-    when it does not exit in time. spawn_remove_tree removes a data
-    directory without a shell.
+    spawn_shard_start starts a shard on a free port of 127.0.0.1 (stdout to
+    /dev/null, stderr appended to a log file), then waits until it answers
+    status; spawn_shard_stop ends it with SIGTERM, and SIGKILL when it does
+    not exit in time. Starting, waiting, the port and removing a data
+    directory (proc_remove_tree) are common/proc.h's, the core the test
+    harness shares.
 
     INVARIANTS
     1. After spawn_shard_start fails or spawn_shard_stop returns, no shard
@@ -14,8 +15,8 @@
 
     LIMITS
     Start: ready_timeout_ms; stop: stop_timeout_ms, then SIGKILL.
-    (The tests start their processes through tests/harness.h, which also
-    guarantees that none outlives a failed test.)
+    (The tests start their processes through tests/harness.h, on the same
+    core, which also guarantees that none outlives a failed test.)
 */
 #ifndef RL_SPAWN_H
 #define RL_SPAWN_H
@@ -40,7 +41,5 @@ int spawn_shard_start (spawn_shard_t *self, const char *shard_bin, const char *n
                        int ready_timeout_ms, volatile sig_atomic_t *interrupted);
 //  SIGTERM, then SIGKILL after stop_timeout_ms; reaps it. Safe twice.
 void spawn_shard_stop (spawn_shard_t *self, int stop_timeout_ms);
-//  Removes a directory tree (a missing one is fine). 0, or -1.
-int spawn_remove_tree (const char *path);
 
 #endif

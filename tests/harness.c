@@ -15,11 +15,15 @@
     The atexit and signal paths act only in the process that installed
     them, never in a forked child that inherited them.
 
+    Forking, exec, waiting, ports and removing trees are common/proc.c's,
+    the core the benchmarks' spawner shares; this file adds the registry,
+    the handlers, the table and the directory.
+
     LIFE OF A CHILD
-        spawn:  fork; the child makes its own process group, sets the death
-                signal, points fds 0/1/2 at /dev/null and its log, execs. A
-                close-on-exec pipe carries exec's errno back, so a bad path
-                is a -1 from harness_spawn, not a mystery in a log.
+        spawn:  proc_spawn: its own process group, the death signal, fds
+                0/1/2 at /dev/null and its log; exec's errno comes back, so
+                a bad path is a -1 from harness_spawn, not a mystery in a
+                log.
         live:   in the harness table and the registry; harness_kill signals
                 its process group.
         exited: harness_wait_exit sees the exit with WNOWAIT, kills what is
@@ -38,14 +42,12 @@
 */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "proc.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -53,11 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #ifndef RL_HARNESS_BIN_DIR
@@ -65,7 +63,6 @@
 #endif
 
 #define HARNESS_PORT_ATTEMPTS_MAX 64 //  binds tried by one harness_free_port
-#define HARNESS_NFTW_FDS_MAX      16 //  descriptors nftw may hold open
 
 extern char **environ;
 
@@ -191,33 +188,6 @@ s_install (void)
 
 //  Helpers -----------------------------------------------------------------
 
-static int64_t
-s_now_ms (void)
-{
-    struct timespec now;
-    clock_gettime (CLOCK_MONOTONIC, &now);
-    return (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-static void
-s_sleep_ms (int64_t sleep_ms)
-{
-    struct timespec pause = {.tv_sec = sleep_ms / 1000, .tv_nsec = (sleep_ms % 1000) * 1000000};
-    nanosleep (&pause, NULL); //  an early wake-up only means one more poll
-}
-
-//  Sleeps the smaller of *backoff_ms and what is left until deadline_ms,
-//  then doubles *backoff_ms up to HARNESS_POLL_MS_MAX.
-static void
-s_backoff (int *backoff_ms, int64_t deadline_ms)
-{
-    int64_t left_ms = deadline_ms - s_now_ms ();
-    if (left_ms > 0) {
-        s_sleep_ms (left_ms < *backoff_ms ? left_ms : *backoff_ms);
-    }
-    *backoff_ms = *backoff_ms * 2 > HARNESS_POLL_MS_MAX ? HARNESS_POLL_MS_MAX : *backoff_ms * 2;
-}
-
 static bool
 s_name_is_valid (const char *name, size_t size_max)
 {
@@ -322,18 +292,6 @@ harness_new (const char *test_name)
     return self;
 }
 
-static int
-s_remove_entry (const char *path, const struct stat *stat_p, int type, struct FTW *ftw)
-{
-    (void) stat_p;
-    (void) type;
-    (void) ftw;
-    if (remove (path) != 0) {
-        fprintf (stderr, "harness: remove %s: %s\n", path, strerror (errno));
-    }
-    return 0; //  go on: remove as much as possible
-}
-
 void
 harness_destroy (harness_t **self_p)
 {
@@ -359,7 +317,9 @@ harness_destroy (harness_t **self_p)
         fprintf (stderr, "harness: kept %s\n", self->dir);
     } else {
         assert (strstr (self->dir, "/rl-")); //  invariant 3
-        nftw (self->dir, s_remove_entry, HARNESS_NFTW_FDS_MAX, FTW_DEPTH | FTW_PHYS);
+        if (proc_remove_tree (self->dir) != 0) {
+            fprintf (stderr, "harness: remove %s: %s\n", self->dir, strerror (errno));
+        }
     }
     free (self);
     *self_p = NULL;
@@ -404,35 +364,13 @@ s_port_was_given (int port)
     return false;
 }
 
-static int
-s_port_bind_zero (void)
-{
-    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        return -1;
-    }
-    struct sockaddr_in address;
-    memset (&address, 0, sizeof address);
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    address.sin_port = 0;
-    socklen_t address_size = sizeof address;
-    int port = -1;
-    if (bind (fd, (struct sockaddr *) &address, sizeof address) == 0
-        && getsockname (fd, (struct sockaddr *) &address, &address_size) == 0) {
-        port = ntohs (address.sin_port);
-    }
-    close (fd);
-    return port;
-}
-
 int
 harness_free_port (void)
 {
     pthread_mutex_lock (&s_ports_lock);
     int port = -1;
     for (int attempt = 0; attempt < HARNESS_PORT_ATTEMPTS_MAX; attempt++) {
-        int candidate = s_port_bind_zero ();
+        int candidate = proc_free_port ();
         if (candidate < 0) {
             break;
         }
@@ -493,54 +431,6 @@ s_env_build (char *const env_extra[])
     return envp;
 }
 
-typedef struct {
-    pid_t parent_pid;
-    int null_fd;   //  stdin
-    int log_fd;    //  stdout and stderr
-    int report_fd; //  write end of the close-on-exec pipe
-} harness_exec_t;
-
-//  In the child, between fork and exec: async-signal-safe calls only.
-static void
-s_child_exec (const harness_exec_t *exec, char *const argv[], char **envp)
-{
-    setpgid (0, 0);
-    prctl (PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid () != exec->parent_pid) {
-        _exit (127); //  the test died before the death signal was set
-    }
-    for (int sig = 1; sig < 32; sig++) {
-        if (sig != SIGKILL && sig != SIGSTOP) {
-            signal (sig, SIG_DFL); //  ignored signals survive exec otherwise
-        }
-    }
-    sigset_t none;
-    sigemptyset (&none);
-    sigprocmask (SIG_SETMASK, &none, NULL);
-    if (dup2 (exec->null_fd, STDIN_FILENO) < 0 || dup2 (exec->log_fd, STDOUT_FILENO) < 0
-        || dup2 (exec->log_fd, STDERR_FILENO) < 0) {
-        int error = errno;
-        (void) !write (exec->report_fd, &error, sizeof error);
-        _exit (127);
-    }
-    execvpe (argv[0], argv, envp);
-    int error = errno;
-    (void) !write (exec->report_fd, &error, sizeof error);
-    _exit (127);
-}
-
-//  Reads exec's errno from the pipe: 0 when exec succeeded (pipe closed).
-static int
-s_exec_error (int report_fd)
-{
-    int error = 0;
-    ssize_t size;
-    do {
-        size = read (report_fd, &error, sizeof error);
-    } while (size < 0 && errno == EINTR);
-    return size == (ssize_t) sizeof error ? error : 0;
-}
-
 pid_t
 harness_spawn (harness_t *self, const char *log_name, char *const argv[], char *const env_extra[])
 {
@@ -560,44 +450,19 @@ harness_spawn (harness_t *self, const char *log_name, char *const argv[], char *
         errno = ENAMETOOLONG;
         return -1;
     }
-    harness_exec_t exec = {.parent_pid = getpid (), .null_fd = -1, .log_fd = -1};
-    int report[2] = {-1, -1};
     char **envp = s_env_build (env_extra);
-    exec.log_fd = open (log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    exec.null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
-    pid_t pid = -1;
-    int error = 0;
-    if (envp && exec.log_fd >= 0 && exec.null_fd >= 0 && pipe2 (report, O_CLOEXEC) == 0) {
-        exec.report_fd = report[1];
-        pid = fork ();
-        if (pid == 0) {
-            s_child_exec (&exec, argv, envp);
-        }
-        error = errno;
-    } else {
-        error = errno ? errno : ENOMEM;
+    if (envp == NULL) {
+        errno = ENOMEM;
+        return -1;
     }
-    if (pid > 0) {
-        setpgid (pid, pid); //  also in the parent: no window without a group
-        close (report[1]);
-        report[1] = -1;
-        error = s_exec_error (report[0]);
-        if (error != 0) {
-            waitpid (pid, NULL, 0);
-            pid = -1;
-        }
-    }
-    for (int index = 0; index < 2; index++) {
-        if (report[index] >= 0) {
-            close (report[index]);
-        }
-    }
-    if (exec.log_fd >= 0) {
-        close (exec.log_fd);
-    }
-    if (exec.null_fd >= 0) {
-        close (exec.null_fd);
-    }
+    proc_spawn_t spawn = {.argv = argv,
+                          .envp = envp,
+                          .out_path = log_path,
+                          .err_path = log_path,
+                          .own_group = true,
+                          .die_with_parent = true};
+    pid_t pid = proc_spawn (&spawn);
+    int error = errno;
     free (envp);
     if (pid < 0) {
         errno = error;
@@ -653,26 +518,17 @@ harness_wait_exit (harness_t *self, pid_t pid, int timeout_ms, int *wstatus)
     assert (timeout_ms >= 0);
     harness_child_t *child = s_child_find (self, pid);
     assert (child); //  not a child of this harness
-    int64_t deadline_ms = s_now_ms () + timeout_ms;
-    int backoff_ms = HARNESS_POLL_MS_MIN;
-    while (child->live) {
-        siginfo_t info;
-        memset (&info, 0, sizeof info);
-        int rc = waitid (P_PID, (id_t) pid, &info, WEXITED | WNOHANG | WNOWAIT);
-        if (rc == 0 && info.si_pid == pid) {
-            s_child_reap (self, child);
-            break;
-        }
-        if (rc < 0 && errno == ECHILD) {
-            s_registry_remove (pid); //  reaped behind our back
-            child->live = false;
-            self->live_size--;
+    if (child->live) {
+        //  Exited but not reaped: its group is killed while the zombie pins the id.
+        if (proc_wait (pid, timeout_ms, false, NULL) != 0) {
+            if (errno == ECHILD) {
+                s_registry_remove (pid); //  reaped behind our back
+                child->live = false;
+                self->live_size--;
+            }
             return -1;
         }
-        if (s_now_ms () >= deadline_ms) {
-            return -1;
-        }
-        s_backoff (&backoff_ms, deadline_ms);
+        s_child_reap (self, child);
     }
     if (wstatus) {
         *wstatus = child->wstatus;
@@ -685,17 +541,17 @@ harness_wait_until (bool (*cond) (void *arg), void *arg, int timeout_ms)
 {
     assert (cond);
     assert (timeout_ms >= 0);
-    int64_t deadline_ms = s_now_ms () + timeout_ms;
+    int64_t deadline_ms = proc_now_ms () + timeout_ms;
     int backoff_ms = HARNESS_POLL_MS_MIN;
     //  Bounded by the deadline: each turn sleeps at least until it or 1 ms.
     while (true) {
         if (cond (arg)) {
             return true;
         }
-        if (s_now_ms () >= deadline_ms) {
+        if (proc_now_ms () >= deadline_ms) {
             return false;
         }
-        s_backoff (&backoff_ms, deadline_ms);
+        proc_backoff (&backoff_ms, HARNESS_POLL_MS_MAX, deadline_ms);
     }
 }
 

@@ -2,11 +2,12 @@
 # the harness itself and of the failpoints.
 #
 # rlharness is linked by every integration test. It needs nothing from
-# rlcommon, so a test links both without duplicate symbols.
+# rlcommon but its process core (rlproc, common/proc.c, shared with the
+# benchmarks), so a test links both without duplicate symbols.
 add_library(rlharness STATIC ${CMAKE_CURRENT_SOURCE_DIR}/harness.c)
 target_include_directories(rlharness PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 target_compile_definitions(rlharness PRIVATE RL_HARNESS_BIN_DIR="${PROJECT_BINARY_DIR}")
-target_link_libraries(rlharness PUBLIC Threads::Threads)
+target_link_libraries(rlharness PUBLIC rlproc Threads::Threads)
 
 # A child for test_harness to spawn.
 add_executable(helper_child ${CMAKE_CURRENT_SOURCE_DIR}/helper_child.c)
