@@ -96,7 +96,7 @@ admin_resolve (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uin
     assert (h->operation == RL_OP_RESOLVE);
     size_t count = h->record_count;
     assert (count <= RL_BATCH_RECORDS_MAX); //  codec_check_request bounds it
-    uint64_t now = server_now_ns ();
+    now_t now = now_read ();
     for (size_t i = 0; i < count; i++) {
         rl_tp_rec_t rec;
         codec_decode_tp (body + i * RL_TP_SIZE, &rec);

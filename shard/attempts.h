@@ -35,12 +35,12 @@ typedef struct {
     rl_tp_rec_t tp;                    //  id, attempt, coordinator, amount; state = decision
     char peer[RL_SHARD_NAME_SIZE_MAX]; //  D: the participant
     int32_t peer_index;                //  D: the participant in the ring served now, or -1
-    uint64_t deadline_ns;              //  D live: prepare timeout; tombstone: expiry
-    uint64_t next_ns;                  //  next resend (decision) or query
+    uint64_t deadline_ns;              //  monotonic; D live: prepare timeout; tombstone: expiry
+    uint64_t next_ns;                  //  monotonic; next resend (decision) or query
     uint64_t backoff_ms;
     int32_t request;     //  D live: the client request (coordinator's request table)
     uint32_t index;      //  D live: record index in that request
-    uint64_t created_ns; //  when the attempt or record began (admin listing)
+    uint64_t created_ns; //  wall clock: when the attempt or record began (admin listing)
     uint64_t stamp;      //  C marker: its place in the marker FIFO
     uint64_t key_seq;    //  its key in xlog or prepared (increasing)
     uint64_t write_seq;  //  the group commit that wrote its record (0: recovered, durable)

@@ -50,6 +50,13 @@
        refuses (busy) an attempt whose decision could not be logged, so a
        decision always has room, however long a participant stays away.
 
+    TIME: prepare deadlines and decision resends run on the monotonic
+    clock (now.h), so that a step of the wall clock neither fires every
+    deadline at once (forwards) nor freezes them (backwards). The wall
+    clock only stamps records: transfer timestamps (journal.c) and the
+    creation date an xlog entry stores for in_doubt. Logged decisions are
+    due at once after a restart: no timer is stored.
+
     LIMITS: RL_TP_ATTEMPTS_MAX live attempts, and live attempts + logged
     decisions within the log's capacity (--tp-log-capacity, default and
     at most RL_TP_LOG_ENTRIES_MAX); beyond either: busy, not burned. A
@@ -164,7 +171,7 @@ s_peer_index (const coordinator_t *self, const char *peer)
 }
 
 int
-coordinator_open (coordinator_t *self, uint64_t nonce, uint64_t now_ns, char *err, size_t err_size)
+coordinator_open (coordinator_t *self, uint64_t nonce, now_t now, char *err, size_t err_size)
 {
     assert (self && self->incarnation.counter == 0);
     assert (xlog_count (self->xlog) == 0 && self->attempts.count == 0);
@@ -187,7 +194,7 @@ coordinator_open (coordinator_t *self, uint64_t nonce, uint64_t now_ns, char *er
         snprintf (err, err_size, "cannot persist the incarnation: %s", store_error (self->store));
         return -1;
     }
-    if (xlog_load (self->xlog, now_ns, self->retry_min_ms, err, err_size) != 0) {
+    if (xlog_load (self->xlog, now.mono_ns, self->retry_min_ms, err, err_size) != 0) {
         return -1;
     }
     coordinator_set_ring (self, self->ring); //  the recovered entries' peer indexes
@@ -372,7 +379,7 @@ s_request_decided (coordinator_t *self, attempt_t *e, uint32_t result, uint64_t 
 //  Attempts -------------------------------------------------------------------------
 
 rl_result_rec_t
-coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, uint64_t now_ns,
+coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, now_t now,
                    int32_t request, uint32_t index)
 {
     assert (self && t && self->ring);
@@ -385,7 +392,7 @@ coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, ui
     if (r.result != RL_OK) {
         //  Decided here, before any message: store the failure (burns the id).
         rl_transfer_t record = *t;
-        record.timestamp = journal_next_ts (self->journal, now_ns);
+        record.timestamp = journal_next_ts (self->journal, now.wall_ns);
         record.reserved = JOURNAL_STORED (r.result, JOURNAL_LEG_DEBIT);
         if (journal_append (self->journal, &record) != 0) {
             r.result = RL_STORAGE_ERROR;
@@ -414,11 +421,11 @@ coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, ui
     const char *peer_name = ring_shard_name (self->ring, (size_t) peer);
     snprintf (e->peer, sizeof (e->peer), "%s", peer_name);
     e->peer_index = peer;
-    e->deadline_ns = now_ns + self->prepare_timeout_ms * 1000000ull;
+    e->deadline_ns = now.mono_ns + self->prepare_timeout_ms * 1000000ull;
     if (e->deadline_ns < self->attempts_due_ns) {
         self->attempts_due_ns = e->deadline_ns;
     }
-    e->created_ns = now_ns;
+    e->created_ns = now.wall_ns;
     e->request = request;
     e->index = index;
     self->requests[request].open++;
@@ -446,12 +453,12 @@ s_queue_decide (coordinator_t *self, const attempt_t *e)
 
 //  Moves a live attempt to the xlog with `decision`; schedules its delivery.
 static void
-s_log_decision (coordinator_t *self, const attempt_t *live, uint32_t decision, uint64_t now_ns)
+s_log_decision (coordinator_t *self, const attempt_t *live, uint32_t decision, uint64_t mono_ns)
 {
     int32_t x = xlog_append (self->xlog, live, decision, outq_batch_seq (self->outq));
     attempt_t *e = attempts_at (xlog_entries (self->xlog), x);
     e->backoff_ms = self->retry_min_ms;
-    e->next_ns = now_ns + e->backoff_ms * 1000000ull;
+    e->next_ns = mono_ns + e->backoff_ms * 1000000ull;
     if (e->next_ns < self->xlog_due_ns) {
         self->xlog_due_ns = e->next_ns;
     }
@@ -461,7 +468,7 @@ s_log_decision (coordinator_t *self, const attempt_t *live, uint32_t decision, u
 
 //  Ends a live attempt: releases the debit reservation, records the outcome.
 static void
-s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, uint64_t now_ns)
+s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, now_t now)
 {
     attempt_t *e = attempts_at (&self->attempts, i);
     assert (e->state == ATTEMPT_LIVE);
@@ -474,7 +481,7 @@ s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, ui
     bool burns = result == RL_OK || !rl_result_is_retryable (result);
     if (burns) {
         rl_transfer_t record = e->transfer;
-        record.timestamp = ts = journal_next_ts (self->journal, now_ns);
+        record.timestamp = ts = journal_next_ts (self->journal, now.wall_ns);
         record.reserved = JOURNAL_STORED (result, JOURNAL_LEG_DEBIT);
         if (journal_append (self->journal, &record) != 0) {
             rl_error ("two-phase: out of memory storing a decided transfer");
@@ -483,7 +490,7 @@ s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, ui
         write_seq = outq_batch_seq (self->outq);
     }
     if (decision != 0) {
-        s_log_decision (self, e, decision, now_ns);
+        s_log_decision (self, e, decision, now.mono_ns);
         write_seq = outq_batch_seq (self->outq);
     }
     s_request_decided (self, e, result, ts, write_seq);
@@ -492,7 +499,7 @@ s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, ui
 
 void
 coordinator_prepare_replies (coordinator_t *self, const rl_tp_rec_t *replies, size_t count,
-                             uint64_t now_ns)
+                             now_t now)
 {
     assert (self && (count == 0 || replies));
     for (size_t k = 0; k < count; k++) {
@@ -502,14 +509,14 @@ coordinator_prepare_replies (coordinator_t *self, const rl_tp_rec_t *replies, si
             continue; //  a late reply: that attempt was decided (abort) on timeout
         }
         if (reply->state == RL_TP_PREPARED) {
-            s_finish (self, i, RL_OK, RL_TP_COMMIT, now_ns);
+            s_finish (self, i, RL_OK, RL_TP_COMMIT, now);
         } else if (!rl_result_is_retryable (reply->result)) {
             //  A business failure at the credit side: C holds nothing.
-            s_finish (self, i, reply->result, 0, now_ns);
+            s_finish (self, i, reply->result, 0, now);
         } else {
             //  Refused for an infrastructure reason: C holds nothing either.
             uint32_t result = reply->result == RL_IN_DOUBT ? RL_IN_DOUBT : RL_ABORTED;
-            s_finish (self, i, result, 0, now_ns);
+            s_finish (self, i, result, 0, now);
         }
     }
     if (count > 0) {
@@ -611,22 +618,23 @@ coordinator_incarnation (const coordinator_t *self)
 //  Timers --------------------------------------------------------------------------------
 
 static void
-s_backoff (const coordinator_t *self, attempt_t *e, uint64_t now_ns)
+s_backoff (const coordinator_t *self, attempt_t *e, uint64_t mono_ns)
 {
     assert (e->state == ATTEMPT_DECIDED && e->backoff_ms > 0);
-    e->next_ns = now_ns + e->backoff_ms * 1000000ull;
+    e->next_ns = mono_ns + e->backoff_ms * 1000000ull;
     e->backoff_ms = e->backoff_ms * 2 > self->retry_max_ms ? self->retry_max_ms : e->backoff_ms * 2;
-    assert (e->backoff_ms <= self->retry_max_ms && e->next_ns > now_ns);
+    assert (e->backoff_ms <= self->retry_max_ms && e->next_ns > mono_ns);
 }
 
 size_t
-coordinator_tick (coordinator_t *self, uint64_t now_ns, size_t budget)
+coordinator_tick (coordinator_t *self, now_t now, size_t budget)
 {
     assert (self);
+    uint64_t mono_ns = now.mono_ns; //  every timer; now.wall_ns only for the records
     size_t work = 0;
     //  Prepare timeouts decide abort (infrastructure: not burned). Scans only
     //  when the earliest deadline may have come (O(table) a scan).
-    if (now_ns >= self->attempts_due_ns) {
+    if (mono_ns >= self->attempts_due_ns) {
         self->attempts_due_ns = UINT64_MAX;
         size_t span = attempts_span (&self->attempts);
         for (size_t i = 0; i < span; i++) {
@@ -634,8 +642,8 @@ coordinator_tick (coordinator_t *self, uint64_t now_ns, size_t budget)
             if (e->state != ATTEMPT_LIVE) {
                 continue;
             }
-            if (now_ns >= e->deadline_ns) {
-                s_finish (self, (int32_t) i, RL_ABORTED, RL_TP_ABORT, now_ns);
+            if (mono_ns >= e->deadline_ns) {
+                s_finish (self, (int32_t) i, RL_ABORTED, RL_TP_ABORT, now);
                 RL_FAILPOINT (TP_COORD_ABORT_DECIDED);
             } else if (e->deadline_ns < self->attempts_due_ns) {
                 self->attempts_due_ns = e->deadline_ns;
@@ -643,7 +651,7 @@ coordinator_tick (coordinator_t *self, uint64_t now_ns, size_t budget)
         }
     }
     //  Resend decisions until acknowledged, forever, capped backoff.
-    if (now_ns >= self->xlog_due_ns) {
+    if (mono_ns >= self->xlog_due_ns) {
         self->xlog_due_ns = UINT64_MAX;
         attempts_t *xlog = xlog_entries (self->xlog);
         size_t span = attempts_span (xlog);
@@ -652,9 +660,9 @@ coordinator_tick (coordinator_t *self, uint64_t now_ns, size_t budget)
             if (e->state != ATTEMPT_DECIDED) {
                 continue;
             }
-            if (now_ns >= e->next_ns && work < budget) {
+            if (mono_ns >= e->next_ns && work < budget) {
                 s_queue_decide (self, e);
-                s_backoff (self, e, now_ns);
+                s_backoff (self, e, mono_ns);
                 work++;
             }
             if (e->next_ns < self->xlog_due_ns) {

@@ -20,6 +20,7 @@
 
 #include "accounts.h"
 #include "journal.h"
+#include "now.h"
 #include "outq.h"
 #include "proto.h"
 #include "ring.h"
@@ -39,8 +40,7 @@ void coordinator_destroy (coordinator_t **self_p);
 //  Recovery: a new incarnation (counter + 1, nonce), committed before this
 //  returns, then the logged decisions, each due for delivery at once.
 //  0, or -1 with a message in err.
-int coordinator_open (coordinator_t *self, uint64_t nonce, uint64_t now_ns, char *err,
-                      size_t err_size);
+int coordinator_open (coordinator_t *self, uint64_t nonce, now_t now, char *err, size_t err_size);
 //  The ring served now: participants are sent to by their index in it.
 void coordinator_set_ring (coordinator_t *self, const ring_t *ring);
 void coordinator_set_timeouts (coordinator_t *self, uint64_t prepare_ms, uint64_t retry_min_ms,
@@ -72,11 +72,11 @@ void *coordinator_request_drop (coordinator_t *self, rl_header_t *header_p);
 //  `peer` (a ring index): reserves the debit and queues a PREPARE; returns
 //  COORDINATOR_PENDING, or a final result (a stored business failure, busy).
 rl_result_rec_t coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer,
-                                   uint64_t now_ns, int32_t request, uint32_t index);
+                                   now_t now, int32_t request, uint32_t index);
 
 //  Replies to our PREPAREs and DECIDEs.
 void coordinator_prepare_replies (coordinator_t *self, const rl_tp_rec_t *replies, size_t count,
-                                  uint64_t now_ns);
+                                  now_t now);
 void coordinator_decide_replies (coordinator_t *self, const rl_tp_rec_t *acks, size_t count);
 //  Outcome queries from participants: one answer each in out. Returns the
 //  group commit the answers need synced (the newest logged decision named).
@@ -84,7 +84,7 @@ uint64_t coordinator_outcome_query (coordinator_t *self, const rl_tp_rec_t *quer
                                     rl_tp_rec_t *out);
 //  Prepare timeouts and decision resends; at most `budget` messages.
 //  Returns the messages queued.
-size_t coordinator_tick (coordinator_t *self, uint64_t now_ns, size_t budget);
+size_t coordinator_tick (coordinator_t *self, now_t now, size_t budget);
 
 //  live: attempts undecided; decided: decisions not yet acknowledged.
 void coordinator_counts (const coordinator_t *self, uint64_t *live, uint64_t *decided,

@@ -139,9 +139,9 @@ s_get_meta_u64 (journal_t *self, const char *name, uint64_t *value_p)
 }
 
 uint64_t
-journal_next_ts (journal_t *self, uint64_t now_ns)
+journal_next_ts (journal_t *self, uint64_t wall_ns)
 {
-    self->last_ts = now_ns > self->last_ts ? now_ns : self->last_ts + 1;
+    self->last_ts = wall_ns > self->last_ts ? wall_ns : self->last_ts + 1;
     return self->last_ts;
 }
 

@@ -40,8 +40,9 @@ void journal_destroy (journal_t **self_p);
 //  message in err.
 int journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size);
 
-//  The next timestamp: max(now, last + 1).
-uint64_t journal_next_ts (journal_t *self, uint64_t now_ns);
+//  The next timestamp: max(wall clock, last + 1), so strictly increasing
+//  whichever way the wall clock steps.
+uint64_t journal_next_ts (journal_t *self, uint64_t wall_ns);
 //  Stores a decided record (timestamp from journal_next_ts, reserved =
 //  JOURNAL_STORED): into the batch and recent; a credit leg is indexed by
 //  (id, debit account), anything else by id. 0, or -1 when memory ran out

@@ -76,7 +76,7 @@ struct ledger_t {
 
 ledger_t *
 ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring, uint64_t nonce,
-             uint64_t now_ns, char *err, size_t err_size)
+             now_t now, char *err, size_t err_size)
 {
     assert (store && outq && name && ring);
     assert (strlen (name) < RL_SHARD_NAME_SIZE_MAX);
@@ -105,8 +105,8 @@ ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
     //  incarnation is committed before anything is served), then the
     //  participant's prepared records (they restore credit reservations).
     if (journal_open (self->journal, self->accounts, err, err_size) != 0
-        || coordinator_open (self->coordinator, nonce, now_ns, err, err_size) != 0
-        || participant_open (self->participant, now_ns, err, err_size) != 0) {
+        || coordinator_open (self->coordinator, nonce, now, err, err_size) != 0
+        || participant_open (self->participant, now, err, err_size) != 0) {
         ledger_destroy (&self);
         return NULL;
     }
@@ -198,7 +198,7 @@ ledger_participant (ledger_t *self)
 //  Accounts -----------------------------------------------------------------
 
 static rl_result_rec_t
-s_create_account (ledger_t *self, const rl_account_t *a, uint64_t now_ns)
+s_create_account (ledger_t *self, const rl_account_t *a, now_t now)
 {
     rl_result_rec_t r = {0};
     if (rl_id_is_zero (a->id)) {
@@ -222,7 +222,7 @@ s_create_account (ledger_t *self, const rl_account_t *a, uint64_t now_ns)
         return r;
     }
     rl_account_t account = *a;
-    account.timestamp = journal_next_ts (self->journal, now_ns);
+    account.timestamp = journal_next_ts (self->journal, now.wall_ns);
     if (accounts_insert (self->accounts, &account) != 0) {
         rl_error ("ledger: account table full (%zu accounts)", accounts_count (self->accounts));
         r.result = RL_STORAGE_ERROR;
@@ -233,13 +233,13 @@ s_create_account (ledger_t *self, const rl_account_t *a, uint64_t now_ns)
 }
 
 void
-ledger_create_accounts (ledger_t *self, const rl_account_t *accounts, size_t count, uint64_t now_ns,
+ledger_create_accounts (ledger_t *self, const rl_account_t *accounts, size_t count, now_t now,
                         rl_result_rec_t *results)
 {
     assert (self);
     assert (count == 0 || (accounts && results));
     for (size_t i = 0; i < count; i++) {
-        results[i] = s_create_account (self, &accounts[i], now_ns);
+        results[i] = s_create_account (self, &accounts[i], now);
         results[i].index = (uint32_t) i;
     }
 }
@@ -336,7 +336,7 @@ s_transfer_validate (const rl_transfer_t *t)
 }
 
 static rl_result_rec_t
-s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns, int32_t request,
+s_create_transfer (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t request,
                    uint32_t index)
 {
     rl_result_rec_t r = {0};
@@ -387,7 +387,7 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns, int3
         return r;
     }
     if (credit_owner != self->self_index) {
-        return coordinator_begin (self->coordinator, t, credit_owner, now_ns, request, index);
+        return coordinator_begin (self->coordinator, t, credit_owner, now, request, index);
     }
     if (ledger_frozen (self, t->credit_account_id)) {
         r.result = RL_FROZEN; //  not credit_account_not_found: it may exist elsewhere still
@@ -397,7 +397,7 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns, int3
     r.result = accounts_transfer_check (self->accounts, t, &pair);
     //  From here the outcome is final for this id: store it (ok or burned).
     rl_transfer_t record = *t;
-    record.timestamp = journal_next_ts (self->journal, now_ns);
+    record.timestamp = journal_next_ts (self->journal, now.wall_ns);
     record.reserved = JOURNAL_STORED (r.result, JOURNAL_LEG_BOTH);
     if (journal_append (self->journal, &record) != 0) {
         rl_error ("ledger: out of memory for the recent index");
@@ -412,9 +412,8 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t now_ns, int3
 }
 
 ledger_reply_t
-ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t count,
-                         uint64_t now_ns, void *ctx, const rl_header_t *header,
-                         rl_result_rec_t *results)
+ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t count, now_t now,
+                         void *ctx, const rl_header_t *header, rl_result_rec_t *results)
 {
     assert (self && header);
     assert (count == 0 || (transfers && results));
@@ -423,7 +422,7 @@ ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t 
         return LEDGER_BUSY;
     }
     for (size_t i = 0; i < count; i++) {
-        results[i] = s_create_transfer (self, &transfers[i], now_ns, request, (uint32_t) i);
+        results[i] = s_create_transfer (self, &transfers[i], now, request, (uint32_t) i);
         if (results[i].result != RL_OK && results[i].result != RL_EXISTS
             && results[i].result != COORDINATOR_PENDING) {
             results[i].timestamp = 0; //  only a transfer that exists has a timestamp
@@ -659,13 +658,13 @@ ledger_checkpoint (ledger_t *self)
 //  Two-phase, both roles ------------------------------------------------------------
 
 void
-ledger_tick (ledger_t *self, uint64_t now_ns)
+ledger_tick (ledger_t *self, now_t now)
 {
     assert (self);
     //  One budget for decisions and queries together.
-    size_t work = coordinator_tick (self->coordinator, now_ns, RL_TP_WORK_PER_TICK_MAX);
+    size_t work = coordinator_tick (self->coordinator, now, RL_TP_WORK_PER_TICK_MAX);
     assert (work <= RL_TP_WORK_PER_TICK_MAX);
-    participant_tick (self->participant, now_ns, RL_TP_WORK_PER_TICK_MAX - work);
+    participant_tick (self->participant, now, RL_TP_WORK_PER_TICK_MAX - work);
 }
 
 void

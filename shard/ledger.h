@@ -5,8 +5,9 @@
     touches a socket or a clock: the caller passes the time and commits the
     batch (one group commit per loop turn), so that a simulation can drive
     it. What must be sent goes into the output queue (outq.h), which the
-    caller drains after each call. See ledger.c for the design and
-    docs/storage.md for the layout.
+    caller drains after each call. The time is a now_t (now.h): the wall
+    clock for timestamps, the monotonic clock for every timer. See ledger.c
+    for the design and docs/storage.md for the layout.
 
     The ledger owns the two-phase modules and the order of calls into them:
     create_transfers hands a cross-shard record to the coordinator; the
@@ -22,6 +23,7 @@
 
 #include "arcs.h"
 #include "coordinator.h"
+#include "now.h"
 #include "outq.h"
 #include "participant.h"
 #include "proto.h"
@@ -44,7 +46,7 @@ typedef enum {
 //  ledger_set_ring). NULL (with a message in err) when the stored state is
 //  unreadable or memory ran out.
 ledger_t *ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
-                       uint64_t nonce, uint64_t now_ns, char *err, size_t err_size);
+                       uint64_t nonce, now_t now, char *err, size_t err_size);
 void ledger_destroy (ledger_t **self_p);
 //  A new ring is served (the caller destroys the old one after this).
 void ledger_set_ring (ledger_t *self, const ring_t *ring);
@@ -62,17 +64,17 @@ coordinator_t *ledger_coordinator (ledger_t *self);
 participant_t *ledger_participant (ledger_t *self);
 
 //  Writes go into the store's batch; the caller commits. `results` has
-//  `count` entries. now_ns: wall clock, for timestamps.
-void ledger_create_accounts (ledger_t *self, const rl_account_t *accounts, size_t count,
-                             uint64_t now_ns, rl_result_rec_t *results);
+//  `count` entries.
+void ledger_create_accounts (ledger_t *self, const rl_account_t *accounts, size_t count, now_t now,
+                             rl_result_rec_t *results);
 //  ctx and header: the caller's handle of the request and its header, given
 //  back in the OUTQ_REPLY when the reply waits for cross-shard decisions.
 ledger_reply_t ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers,
-                                        size_t count, uint64_t now_ns, void *ctx,
+                                        size_t count, now_t now, void *ctx,
                                         const rl_header_t *header, rl_result_rec_t *results);
 
 //  Timeouts, resends and expiry of both two-phase roles; bounded work per call.
-void ledger_tick (ledger_t *self, uint64_t now_ns);
+void ledger_tick (ledger_t *self, now_t now);
 //  inflight: live attempts + decisions not yet acknowledged (coordinator);
 //  in_doubt: prepared records awaiting a decision (participant);
 //  alarms: contrary or unknown decisions seen (needs an operator).

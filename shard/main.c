@@ -70,14 +70,6 @@ typedef struct {
     long tp_log_capacity; //  entries of the coordinator log (--tp-log-capacity)
 } s_main_t;
 
-static uint64_t
-s_now_ns (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-}
-
 static void
 s_usage (FILE *out)
 {
@@ -382,7 +374,7 @@ s_open (s_main_t *self)
         rl_error ("out of memory");
         return -1;
     }
-    self->ledger = ledger_open (self->store, self->outq, o->name, self->ring, nonce, s_now_ns (),
+    self->ledger = ledger_open (self->store, self->outq, o->name, self->ring, nonce, now_read (),
                                 err, sizeof (err));
     if (!self->ledger) {
         rl_error ("cannot recover the ledger: %s", err);

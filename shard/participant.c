@@ -39,6 +39,12 @@
        attempt of the same (id, coordinator) gets a record of its own, the
        current one (s_find_current skips heuristic records).
 
+    TIME: timers (the query backoff, a tombstone's expiry) run on the
+    monotonic clock and are never stored: at load, every prepared record is
+    queried at once and every tombstone's expiry is re-armed from now. A
+    record stores only its creation date (wall clock, in reserved[0];
+    reserved[1] flags a heuristic record), and a credit leg its timestamp.
+
     LIMITS: RL_TP_PREPARED_MAX prepared records (more: busy, an
     infrastructure result); RL_TP_MARKERS_MAX markers, kept in a FIFO and
     evicted oldest first when full or older than RL_TP_TOMBSTONE_MS. A
@@ -223,7 +229,7 @@ s_record_put (participant_t *self, attempt_t *e)
     uint8_t key[S_KEY_SIZE];
     uint8_t value[RL_PREPARE_SIZE];
     rl_prepare_rec_t rec = {.transfer = e->transfer, .tp = e->tp};
-    rec.reserved[0] = e->deadline_ns;
+    rec.reserved[0] = e->created_ns; //  a date; no timer is stored
     rec.reserved[1] = e->state == ATTEMPT_HEURISTIC ? S_HEURISTIC_FLAG : 0;
     s_record_key (e, key);
     codec_encode_prepare (&rec, value);
@@ -231,7 +237,7 @@ s_record_put (participant_t *self, attempt_t *e)
 }
 
 static int
-s_load_records (participant_t *self, uint64_t now_ns, char *err, size_t err_size)
+s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
 {
     assert (self->records.count == 0 && self->prepared_count == 0);
     store_iter_t *it = store_iter_new (self->store, STORE_CF_PREPARED);
@@ -265,14 +271,14 @@ s_load_records (participant_t *self, uint64_t now_ns, char *err, size_t err_size
         attempt_t *e = attempts_at (&self->records, i);
         e->transfer = rec.transfer;
         e->tp = rec.tp;
-        e->deadline_ns = rec.reserved[0];
+        e->created_ns = rec.reserved[0];
         e->write_seq = 0; //  durable already
         e->key_seq = codec_get_u64_be (key);
         if (e->key_seq > self->key_seq) {
             self->key_seq = e->key_seq;
         }
         e->backoff_ms = self->retry_min_ms;
-        e->next_ns = now_ns; //  ask at once: recovery runs before anything else
+        e->next_ns = now.mono_ns; //  ask at once: recovery runs before anything else
         assert (e->backoff_ms > 0);
         if (rec.tp.state == RL_TP_PREPARED) {
             if (accounts_credit_restore (self->accounts, rec.transfer.credit_account_id,
@@ -288,6 +294,8 @@ s_load_records (participant_t *self, uint64_t now_ns, char *err, size_t err_size
             e->state = ATTEMPT_HEURISTIC; //  kept: a contrary decision later is an alarm
         } else if (rec.tp.state == RL_TP_ABORT) {
             e->state = ATTEMPT_ABORTED;
+            //  Its expiry is re-armed: a monotonic time means nothing after a restart.
+            e->deadline_ns = now.mono_ns + RL_TP_TOMBSTONE_MS * 1000000ull;
             s_marker_push (self, e); //  FIFO order of keys, not of age: good enough
         } else {
             //  A commit deletes its record (the leg index remembers it).
@@ -360,17 +368,17 @@ s_marker_drop (participant_t *self, int32_t slot)
 }
 
 //  Evicts the oldest markers: while the FIFO is full (room for one more),
-//  or while the oldest has expired (now_ns != 0). Stale FIFO entries (the
+//  or while the oldest has expired (mono_ns != 0). Stale FIFO entries (the
 //  slot was reused or removed) are skipped.
 static void
-s_markers_evict (participant_t *self, uint64_t now_ns, bool make_room)
+s_markers_evict (participant_t *self, uint64_t mono_ns, bool make_room)
 {
     while (self->markers_head < self->markers_tail) {
         s_marker_t *m = &self->markers[self->markers_head % RL_TP_MARKERS_MAX];
         attempt_t *e = attempts_at (&self->records, m->slot);
         bool current = e->state == ATTEMPT_ABORTED && e->stamp == m->stamp;
         bool full = self->markers_tail - self->markers_head >= self->markers_max;
-        if (current && !(make_room && full) && !(now_ns && now_ns >= e->deadline_ns)) {
+        if (current && !(make_room && full) && !(mono_ns && mono_ns >= e->deadline_ns)) {
             break;
         }
         if (current) {
@@ -395,7 +403,7 @@ s_marker_push (participant_t *self, attempt_t *e)
 
 //  Releases a PREPARED record's reservation and turns it into a tombstone.
 static void
-s_record_abort (participant_t *self, attempt_t *e, uint64_t now_ns)
+s_record_abort (participant_t *self, attempt_t *e, now_t now)
 {
     assert (e->state == ATTEMPT_PREPARED || e->state == ATTEMPT_ABORTED);
     if (e->state == ATTEMPT_PREPARED) {
@@ -406,7 +414,7 @@ s_record_abort (participant_t *self, attempt_t *e, uint64_t now_ns)
     }
     e->state = ATTEMPT_ABORTED;
     e->tp.state = RL_TP_ABORT;
-    e->deadline_ns = now_ns + RL_TP_TOMBSTONE_MS * 1000000ull;
+    e->deadline_ns = now.mono_ns + RL_TP_TOMBSTONE_MS * 1000000ull;
     s_record_put (self, e);
     s_marker_push (self, e);
     assert (e->state == ATTEMPT_ABORTED && e->write_seq == outq_batch_seq (self->outq));
@@ -414,14 +422,14 @@ s_record_abort (participant_t *self, attempt_t *e, uint64_t now_ns)
 
 //  Applies a commit to a PREPARED record: the credit leg becomes a transfer.
 static void
-s_record_commit (participant_t *self, attempt_t *e, uint64_t now_ns)
+s_record_commit (participant_t *self, attempt_t *e, now_t now)
 {
     assert (e->state == ATTEMPT_PREPARED && self->prepared_count > 0);
     accounts_credit_release (self->accounts, e->transfer.credit_account_id, e->transfer.amount,
                              true);
     self->prepared_count--;
     rl_transfer_t leg = e->transfer;
-    leg.timestamp = journal_next_ts (self->journal, now_ns);
+    leg.timestamp = journal_next_ts (self->journal, now.wall_ns);
     leg.reserved = JOURNAL_STORED (RL_OK, JOURNAL_LEG_CREDIT);
     if (journal_append (self->journal, &leg) != 0) {
         rl_error ("two-phase: out of memory storing a credit leg");
@@ -440,7 +448,7 @@ s_record_commit (participant_t *self, attempt_t *e, uint64_t now_ns)
 //  Checks and reserves the credit of one PREPARE; returns the reply state.
 //  *seq_p: the group commit of the write the reply reports on (0: none).
 static uint32_t
-s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns, uint32_t *result,
+s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, now_t now, uint32_t *result,
                uint64_t *seq_p)
 {
     assert (rec && result && seq_p);
@@ -493,7 +501,7 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns
         }
         //  An older attempt of the same id: aborted by invariant 2.
         if (e->state == ATTEMPT_PREPARED) {
-            s_record_abort (self, e, now_ns);
+            s_record_abort (self, e, now);
         }
         s_marker_drop (self, i);
     }
@@ -511,10 +519,10 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns
     e->transfer = *t;
     e->tp = rec->tp;
     e->tp.state = RL_TP_PREPARED;
-    e->created_ns = now_ns;
+    e->created_ns = now.wall_ns;
     e->key_seq = ++self->key_seq;
     e->backoff_ms = self->retry_min_ms;
-    e->next_ns = now_ns + self->query_after_ms * 1000000ull;
+    e->next_ns = now.mono_ns + self->query_after_ms * 1000000ull;
     self->prepared_count++;
     s_record_put (self, e);
     *seq_p = e->write_seq;
@@ -523,8 +531,8 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, uint64_t now_ns
 }
 
 uint64_t
-participant_prepare (participant_t *self, const rl_prepare_rec_t *recs, size_t count,
-                     uint64_t now_ns, rl_tp_rec_t *out)
+participant_prepare (participant_t *self, const rl_prepare_rec_t *recs, size_t count, now_t now,
+                     rl_tp_rec_t *out)
 {
     assert (self && (count == 0 || (recs && out)));
     if (count > 0) {
@@ -534,7 +542,7 @@ participant_prepare (participant_t *self, const rl_prepare_rec_t *recs, size_t c
     for (size_t k = 0; k < count; k++) {
         uint64_t seq = 0;
         out[k] = recs[k].tp;
-        out[k].state = s_prepare_one (self, &recs[k], now_ns, &out[k].result, &seq);
+        out[k].state = s_prepare_one (self, &recs[k], now, &out[k].result, &seq);
         needs_seq = seq > needs_seq ? seq : needs_seq;
     }
     if (count > 0) {
@@ -547,7 +555,7 @@ participant_prepare (participant_t *self, const rl_prepare_rec_t *recs, size_t c
 //  Applies one decision (DECIDE, or an outcome answer); returns the ack state.
 //  *seq_p: the group commit of the write the ack reports on (0: none).
 static uint32_t
-s_decide_one (participant_t *self, const rl_tp_rec_t *d, uint64_t now_ns, uint64_t *seq_p)
+s_decide_one (participant_t *self, const rl_tp_rec_t *d, now_t now, uint64_t *seq_p)
 {
     assert (d->state == RL_TP_COMMIT || d->state == RL_TP_ABORT);
     *seq_p = 0;
@@ -572,7 +580,7 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, uint64_t now_ns, uint64
     assert (!e || e->state != ATTEMPT_HEURISTIC); //  heuristic records are kept (invariant 6)
     if (d->state == RL_TP_COMMIT) {
         if (same && e->state == ATTEMPT_PREPARED) {
-            s_record_commit (self, e, now_ns);
+            s_record_commit (self, e, now);
             *seq_p = outq_batch_seq (self->outq);
             return RL_TP_ACKED;
         }
@@ -599,7 +607,7 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, uint64_t now_ns, uint64
     }
     if (same) {
         if (e->state == ATTEMPT_PREPARED) {
-            s_record_abort (self, e, now_ns);
+            s_record_abort (self, e, now);
         }
         *seq_p = e->write_seq;
         return RL_TP_ACKED;
@@ -611,7 +619,7 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, uint64_t now_ns, uint64
     //  PREPARE of it is refused. An older PREPARED one is aborted by invariant 2.
     if (e) {
         if (e->state == ATTEMPT_PREPARED) {
-            s_record_abort (self, e, now_ns);
+            s_record_abort (self, e, now);
         }
         s_marker_drop (self, i);
     }
@@ -625,14 +633,15 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, uint64_t now_ns, uint64
     e->tp = *d;
     e->transfer.id = d->id;
     e->transfer.debit_account_id = d->debit_account_id;
-    s_record_abort (self, e, now_ns);
+    e->created_ns = now.wall_ns;
+    s_record_abort (self, e, now);
     *seq_p = e->write_seq;
     assert (*seq_p == outq_batch_seq (self->outq));
     return RL_TP_ACKED;
 }
 
 uint64_t
-participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count, uint64_t now_ns,
+participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count, now_t now,
                     rl_tp_rec_t *out)
 {
     assert (self && (count == 0 || (recs && out)));
@@ -645,7 +654,7 @@ participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count, 
             continue;
         }
         uint64_t seq = 0;
-        out[k].state = s_decide_one (self, &recs[k], now_ns, &seq);
+        out[k].state = s_decide_one (self, &recs[k], now, &seq);
         needs_seq = seq > needs_seq ? seq : needs_seq;
     }
     if (count > 0) {
@@ -657,7 +666,7 @@ participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count, 
 
 void
 participant_outcome_answers (participant_t *self, const rl_tp_rec_t *answers, size_t count,
-                             uint64_t now_ns)
+                             now_t now)
 {
     assert (self && (count == 0 || answers));
     for (size_t k = 0; k < count; k++) {
@@ -669,13 +678,13 @@ participant_outcome_answers (participant_t *self, const rl_tp_rec_t *answers, si
         }
         if (a->state == RL_TP_COMMIT || a->state == RL_TP_ABORT) {
             uint64_t seq = 0;
-            s_decide_one (self, a, now_ns, &seq); //  nothing is sent back
+            s_decide_one (self, a, now, &seq); //  nothing is sent back
         }
     }
 }
 
 uint32_t
-participant_resolve (participant_t *self, const rl_tp_rec_t *rec, uint64_t now_ns)
+participant_resolve (participant_t *self, const rl_tp_rec_t *rec, now_t now)
 {
     assert (self && rec);
     if (rec->state != RL_TP_COMMIT && rec->state != RL_TP_ABORT) {
@@ -691,7 +700,7 @@ participant_resolve (participant_t *self, const rl_tp_rec_t *rec, uint64_t now_n
     attempt_t *e = attempts_at (&self->records, i);
     attempt_t kept = *e;
     if (rec->state == RL_TP_COMMIT) {
-        s_record_commit (self, e, now_ns); //  applies the credit leg, drops the record
+        s_record_commit (self, e, now); //  applies the credit leg, drops the record
         i = attempts_add (&self->records, rec->id);
         assert (i >= 0); //  the slot just freed
         e = attempts_at (&self->records, i);
@@ -699,7 +708,7 @@ participant_resolve (participant_t *self, const rl_tp_rec_t *rec, uint64_t now_n
         *e = kept;
         e->next = next;
     } else {
-        s_record_abort (self, e, now_ns); //  releases the reservation
+        s_record_abort (self, e, now); //  releases the reservation
     }
     e->state = ATTEMPT_HEURISTIC;
     e->tp.state = rec->state;
@@ -713,10 +722,10 @@ participant_resolve (participant_t *self, const rl_tp_rec_t *rec, uint64_t now_n
 }
 
 int
-participant_open (participant_t *self, uint64_t now_ns, char *err, size_t err_size)
+participant_open (participant_t *self, now_t now, char *err, size_t err_size)
 {
     assert (self && self->records.count == 0);
-    if (s_load_records (self, now_ns, err, err_size) != 0) {
+    if (s_load_records (self, now, err, err_size) != 0) {
         return -1;
     }
     assert (self->prepared_count <= self->records.count);
@@ -726,28 +735,29 @@ participant_open (participant_t *self, uint64_t now_ns, char *err, size_t err_si
 //  Timers ---------------------------------------------------------------------------
 
 static void
-s_backoff (const participant_t *self, attempt_t *e, uint64_t now_ns)
+s_backoff (const participant_t *self, attempt_t *e, uint64_t mono_ns)
 {
     assert (e->state == ATTEMPT_PREPARED && e->backoff_ms > 0);
-    e->next_ns = now_ns + e->backoff_ms * 1000000ull;
+    e->next_ns = mono_ns + e->backoff_ms * 1000000ull;
     e->backoff_ms = e->backoff_ms * 2 > self->retry_max_ms ? self->retry_max_ms : e->backoff_ms * 2;
-    assert (e->backoff_ms <= self->retry_max_ms && e->next_ns > now_ns);
+    assert (e->backoff_ms <= self->retry_max_ms && e->next_ns > mono_ns);
 }
 
 size_t
-participant_tick (participant_t *self, uint64_t now_ns, size_t budget)
+participant_tick (participant_t *self, now_t now, size_t budget)
 {
     assert (self);
+    uint64_t mono_ns = now.mono_ns; //  every timer
     size_t work = 0;
     //  Expire markers (oldest first); ask about old prepared records,
     //  scanning at most once per retry_min_ms (O(table) a scan).
-    s_markers_evict (self, now_ns, false);
-    if (self->prepared_count > 0 && now_ns >= self->next_scan_ns) {
-        self->next_scan_ns = now_ns + self->retry_min_ms * 1000000ull;
+    s_markers_evict (self, mono_ns, false);
+    if (self->prepared_count > 0 && mono_ns >= self->next_scan_ns) {
+        self->next_scan_ns = mono_ns + self->retry_min_ms * 1000000ull;
         size_t span = attempts_span (&self->records);
         for (size_t i = 0; i < span && work < budget; i++) {
             attempt_t *e = attempts_at (&self->records, (int32_t) i);
-            if (e->state == ATTEMPT_PREPARED && now_ns >= e->next_ns) {
+            if (e->state == ATTEMPT_PREPARED && mono_ns >= e->next_ns) {
                 //  Cold path: the coordinator's index is looked up by name.
                 int peer = self->ring ? ring_shard_find (self->ring, e->tp.coordinator) : -1;
                 outq_msg_t msg = {.kind = OUTQ_QUERY, .peer = peer, .needs_seq = e->write_seq};
@@ -755,7 +765,7 @@ participant_tick (participant_t *self, uint64_t now_ns, size_t budget)
                 if (outq_push (self->outq, &msg) != 0) {
                     rl_warn ("participant: out of memory queueing a query: asked later");
                 }
-                s_backoff (self, e, now_ns);
+                s_backoff (self, e, mono_ns);
                 work++;
             }
         }

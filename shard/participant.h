@@ -17,6 +17,7 @@
 #include "accounts.h"
 #include "arcs.h"
 #include "journal.h"
+#include "now.h"
 #include "outq.h"
 #include "proto.h"
 #include "ring.h"
@@ -29,8 +30,9 @@ participant_t *participant_new (store_t *store, accounts_t *accounts, journal_t 
                                 outq_t *outq);
 void participant_destroy (participant_t **self_p);
 //  Recovery: the prepared records (their reservations restored, each
-//  queried at once) and the markers. 0, or -1 with a message in err.
-int participant_open (participant_t *self, uint64_t now_ns, char *err, size_t err_size);
+//  queried at once) and the markers (their expiry re-armed from now). 0, or -1 with a message in
+//  err.
+int participant_open (participant_t *self, now_t now, char *err, size_t err_size);
 //  The ring served now and this shard's index in it (-1: owns nothing).
 void participant_set_ring (participant_t *self, const ring_t *ring, int self_index);
 //  The arcs whose data this shard holds (arcs.h; NULL: all of them): a
@@ -48,19 +50,19 @@ void participant_set_records_max (participant_t *self, size_t records_max);
 //  A PREPARE batch (out: one reply record each) and a DECIDE batch (out:
 //  one ack each). Each returns the group commit its replies need synced.
 uint64_t participant_prepare (participant_t *self, const rl_prepare_rec_t *recs, size_t count,
-                              uint64_t now_ns, rl_tp_rec_t *out);
-uint64_t participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count,
-                             uint64_t now_ns, rl_tp_rec_t *out);
+                              now_t now, rl_tp_rec_t *out);
+uint64_t participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count, now_t now,
+                             rl_tp_rec_t *out);
 //  The coordinator's answers to our outcome queries.
 void participant_outcome_answers (participant_t *self, const rl_tp_rec_t *answers, size_t count,
-                                  uint64_t now_ns);
+                                  now_t now);
 //  Marker expiry and outcome queries; at most `budget` queries. Returns
 //  the queries queued.
-size_t participant_tick (participant_t *self, uint64_t now_ns, size_t budget);
+size_t participant_tick (participant_t *self, now_t now, size_t budget);
 //  Heuristic resolution of a prepared record (the server has checked the
 //  fencing and the explicit flag): applies the decision, writes a kept
 //  heuristic record, and returns 0, or a RL_RESOLVE_* reason.
-uint32_t participant_resolve (participant_t *self, const rl_tp_rec_t *rec, uint64_t now_ns);
+uint32_t participant_resolve (participant_t *self, const rl_tp_rec_t *rec, now_t now);
 
 void participant_counts (const participant_t *self, uint64_t *prepared, uint64_t *alarms);
 //  Audit: adds every prepared record's amount to credits[slot of its account].

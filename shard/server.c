@@ -91,14 +91,6 @@
 #include "rl_limits.h"
 #include "server_internal.h"
 
-uint64_t
-server_now_ns (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-}
-
 //  Serves a new ring: the ledger switches first, then the old ring goes.
 void
 server_ring_adopt (server_t *self, ring_t *ring)
@@ -236,8 +228,7 @@ s_do_create (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8
         for (size_t i = 0; i < count; i++) {
             codec_decode_account (body + i * RL_ACCOUNT_SIZE, &self->accounts[i]);
         }
-        ledger_create_accounts (self->ledger, self->accounts, count, server_now_ns (),
-                                self->results);
+        ledger_create_accounts (self->ledger, self->accounts, count, now_read (), self->results);
         s_count_wrong_shard (self, self->results, count);
         return s_reply_results (self, envelope, h, self->results, count);
     }
@@ -245,7 +236,7 @@ s_do_create (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8
         codec_decode_transfer (body + i * RL_TRANSFER_SIZE, &self->transfers[i]);
     }
     ledger_reply_t when = ledger_create_transfers (self->ledger, self->transfers, count,
-                                                   server_now_ns (), envelope, h, self->results);
+                                                   now_read (), envelope, h, self->results);
     s_drain_outq (self);
     if (when == LEDGER_BUSY) {
         return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
@@ -265,7 +256,7 @@ s_do_twophase (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uin
 {
     size_t count = h->record_count;
     assert (count <= RL_BATCH_RECORDS_MAX); //  codec_check_request bounds it
-    uint64_t now = server_now_ns ();
+    now_t now = now_read ();
     uint64_t needs_seq = 0;
     rl_fp_t fp = RL_FP_COUNT;
     if (h->operation == RL_OP_PREPARE) {
@@ -659,7 +650,7 @@ s_turn_finish (server_t *self)
 
 //  Replies from one peer to our PREPARE, DECIDE and OUTCOME_QUERY messages.
 static size_t
-s_drain_peer (server_t *self, zsock_t *dealer, uint64_t now, size_t budget)
+s_drain_peer (server_t *self, zsock_t *dealer, now_t now, size_t budget)
 {
     assert (dealer && budget > 0);
     size_t n = 0;
@@ -714,7 +705,7 @@ s_turn (server_t *self)
     if (self->failed) {
         return s_turn_failed (self);
     }
-    uint64_t now = server_now_ns ();
+    now_t now = now_read ();
     bool more = true;
     for (size_t round = 0; more && round < RL_SHARD_REQUESTS_PER_TURN_MAX; round++) {
         more = false;
@@ -756,7 +747,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     if (self->failed) {
         return 0; //  FAILED: no resends, no queries, no timeouts
     }
-    ledger_tick (self->ledger, server_now_ns ());
+    ledger_tick (self->ledger, now_read ());
     s_drain_outq (self);
     return s_turn_finish (self);
 }

@@ -61,7 +61,6 @@ struct server_t {
 };
 
 //  server.c
-uint64_t server_now_ns (void);
 //  Builds a reply: envelope (moved from the request) + header + body of
 //  count records (status OK). NULL when memory ran out (envelope destroyed).
 zmsg_t *server_reply_new (server_t *self, zmsg_t *envelope, const rl_header_t *request,

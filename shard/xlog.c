@@ -9,7 +9,9 @@
     column family holds only decisions not yet acknowledged.
 
     The value is an in-doubt record: the transfer, the two-phase record
-    (state = the decision), the creation time and the participant's name.
+    (state = the decision), the creation date (wall clock: stored only to
+    be shown) and the participant's name. No timer is stored: a loaded
+    entry is due for resending at once (monotonic time of the load).
 
     INVARIANTS
     1. An entry is in the table exactly when its key is in the column
@@ -85,7 +87,7 @@ s_put (xlog_t *self, const attempt_t *e)
 }
 
 int
-xlog_load (xlog_t *self, uint64_t now_ns, uint64_t retry_ms, char *err, size_t err_size)
+xlog_load (xlog_t *self, uint64_t mono_ns, uint64_t retry_ms, char *err, size_t err_size)
 {
     assert (self && self->entries.count == 0);
     store_iter_t *it = store_iter_new (self->store, STORE_CF_XLOG);
@@ -121,14 +123,14 @@ xlog_load (xlog_t *self, uint64_t now_ns, uint64_t retry_ms, char *err, size_t e
         e->state = ATTEMPT_DECIDED;
         e->transfer = rec.transfer;
         e->tp = rec.tp;
-        e->created_ns = rec.reserved[0];
+        e->created_ns = rec.reserved[0]; //  a date (wall clock), shown by in_doubt
         e->key_seq = codec_get_u64_be (key);
         if (e->key_seq > self->key_seq) {
             self->key_seq = e->key_seq;
         }
         memcpy (e->peer, logged.peer, sizeof (e->peer));
         e->peer[sizeof (e->peer) - 1] = '\0';
-        e->next_ns = now_ns;
+        e->next_ns = mono_ns; //  timers are never stored: due at once
         e->backoff_ms = retry_ms;
         e->write_seq = 0; //  durable already
     }

@@ -20,9 +20,9 @@ typedef struct xlog_t xlog_t;
 //  An empty log of at most `cap` entries; NULL when memory ran out.
 xlog_t *xlog_new (store_t *store, size_t cap);
 void xlog_destroy (xlog_t **self_p);
-//  Loads the stored entries (recovery), each due for delivery at now_ns.
-//  0, or -1 with a message in err.
-int xlog_load (xlog_t *self, uint64_t now_ns, uint64_t retry_ms, char *err, size_t err_size);
+//  Loads the stored entries (recovery), each due for delivery at mono_ns
+//  (monotonic: no timer is stored). 0, or -1 with a message in err.
+int xlog_load (xlog_t *self, uint64_t mono_ns, uint64_t retry_ms, char *err, size_t err_size);
 //  Logs `decision` for the live attempt: a new entry, put into the batch.
 //  Its timers are the caller's. Returns the entry's index.
 int32_t xlog_append (xlog_t *self, const attempt_t *live, uint32_t decision, uint64_t write_seq);

@@ -30,6 +30,14 @@
     newer counter, the same counter with another nonce and a sequence not
     issued yet get no decision and raise an alarm each.
 
+    The shards get an injected clock (s_clock): monotonic time (s_now)
+    advances; the wall clock steps an hour back, an hour or a day ahead in
+    1% of the steps. Timers must run on monotonic time (the shards settle),
+    and each shard's timestamps never go back and are never given twice.
+    test_clock_steps does the steps by hand: an hour back while a PREPARE
+    is lost (the attempt still times out after the prepare timeout), a day
+    and an hour ahead while a PREPARE is in flight (no spurious timeout).
+
     test_decide_retry: a participant with no room for a tombstone, then
     one whose leg lookup fails (failpoint journal.leg_lookup), answers
     retry; the coordinator keeps the decision, resends it without an alarm,
@@ -109,13 +117,15 @@ typedef struct {
     int answer_slots[SLOTS];
     uint64_t answer_seqs[SLOTS]; //  the group commit each answer needs
     size_t answer_count;
+    uint64_t last_ts; //  the last timestamp committed (never goes back)
 } s_node_t;
 
 static s_node_t s_nodes[NODES];
 static s_msg_t s_net[NET_MAX];
 static size_t s_net_count;
 static s_slot_t s_slots[SLOTS];
-static uint64_t s_now;
+static uint64_t s_now;         //  simulated time: monotonic (the network, the timers)
+static uint64_t s_wall_offset; //  wall clock = s_now + this; steps move it either way
 static uint64_t s_rng;
 static uint64_t s_seed;
 static bool s_faults; //  false while settling
@@ -137,6 +147,25 @@ s_chance (unsigned percent)
 }
 
 static const char *s_names[NODES] = {"s1", "s2"};
+
+//  The wall clock starts at a plausible date and may step backwards or
+//  forwards (an NTP step, an operator setting the date); the monotonic
+//  clock (s_now) only advances.
+#define WALL_START_NS 1700000000000000000ull
+#define HOUR_NS       3600000000000ull
+
+static uint64_t
+s_wall (void)
+{
+    return s_now + s_wall_offset;
+}
+
+//  The injected clock: what the ledger is given as the time.
+static now_t
+s_clock (void)
+{
+    return (now_t){.wall_ns = s_wall (), .mono_ns = s_now};
+}
 
 //  The node of a ring index (s1 is node 0, s2 node 1).
 static int
@@ -222,8 +251,8 @@ s_node_open (int i)
     CHECK (node->store, "store: %s", err);
     node->outq = outq_new ();
     CHECK (node->outq, "outq");
-    node->ledger = ledger_open (node->store, node->outq, s_names[i], s_ring, s_rand (), s_now, err,
-                                sizeof (err));
+    node->ledger = ledger_open (node->store, node->outq, s_names[i], s_ring, s_rand (), s_clock (),
+                                err, sizeof (err));
     CHECK (node->ledger, "ledger: %s", err);
     ledger_set_checkpoint_transfers (node->ledger, 16);
     ledger_set_tp_timeouts (node->ledger, 30, 40, 5, 80);
@@ -287,6 +316,9 @@ s_turn_finish (int i)
     outq_batch_synced (node->outq);
     uint64_t synced = outq_synced_seq (node->outq);
     CHECK (ledger_after_commit (node->ledger) == 0, "checkpoint failed");
+    uint64_t last_ts = ledger_last_timestamp (node->ledger);
+    CHECK (last_ts >= node->last_ts, "%s: timestamps went back", s_names[i]);
+    node->last_ts = last_ts;
     for (size_t k = 0; k < node->answer_count; k++) {
         CHECK (node->answer_seqs[k] <= synced, "an answer released before its write is synced");
         s_deliver_answer (node->answer_slots[k], node->answers[k]);
@@ -337,7 +369,7 @@ s_client_step (void)
     }
     rl_result_rec_t r;
     rl_header_t h = {.operation = RL_OP_CREATE_TRANSFERS, .record_count = 1};
-    ledger_reply_t when = ledger_create_transfers (s_nodes[i].ledger, &s->t, 1, s_now,
+    ledger_reply_t when = ledger_create_transfers (s_nodes[i].ledger, &s->t, 1, s_clock (),
                                                    (void *) (uintptr_t) (k + 1), &h, &r);
     CHECK (when != LEDGER_BUSY, "busy with %d slots", SLOTS);
     s_drain (i);
@@ -374,12 +406,12 @@ s_deliver_step (void)
     participant_t *participant = ledger_participant (node->ledger);
     switch (msg.kind) {
         case M_PREPARE:
-            reply.needs_seq = participant_prepare (participant, &msg.prepare, 1, s_now, &out);
+            reply.needs_seq = participant_prepare (participant, &msg.prepare, 1, s_clock (), &out);
             reply.kind = M_PREPARE_REPLY, reply.tp = out;
             s_out (node, reply);
             break;
         case M_DECIDE:
-            reply.needs_seq = participant_decide (participant, &msg.tp, 1, s_now, &out);
+            reply.needs_seq = participant_decide (participant, &msg.tp, 1, s_clock (), &out);
             reply.kind = M_DECIDE_REPLY, reply.tp = out;
             s_out (node, reply);
             break;
@@ -389,14 +421,14 @@ s_deliver_step (void)
             s_out (node, reply);
             break;
         case M_PREPARE_REPLY:
-            coordinator_prepare_replies (coordinator, &msg.tp, 1, s_now);
+            coordinator_prepare_replies (coordinator, &msg.tp, 1, s_clock ());
             break;
         case M_DECIDE_REPLY:
             s_decide_replies[msg.tp.state < 16 ? msg.tp.state : 0]++;
             coordinator_decide_replies (coordinator, &msg.tp, 1);
             break;
         case M_QUERY_REPLY:
-            participant_outcome_answers (participant, &msg.tp, 1, s_now);
+            participant_outcome_answers (participant, &msg.tp, 1, s_clock ());
             break;
     }
     s_drain (msg.to);
@@ -445,7 +477,7 @@ s_setup_accounts (void)
             accounts[n++] = (rl_account_t){
                 .id = s_account_id (a), .ledger = LEDGER, .code = 1, .flags = flags};
         }
-        ledger_create_accounts (s_nodes[i].ledger, accounts, n, s_now, results);
+        ledger_create_accounts (s_nodes[i].ledger, accounts, n, s_clock (), results);
         for (size_t k = 0; k < n; k++) {
             CHECK (results[k].result == RL_OK, "account setup");
         }
@@ -465,7 +497,7 @@ s_settle_and_check (void)
             if (!s_nodes[i].up) {
                 s_node_open (i);
             }
-            ledger_tick (s_nodes[i].ledger, s_now);
+            ledger_tick (s_nodes[i].ledger, s_clock ());
             s_drain (i);
             s_turn_finish (i);
         }
@@ -493,6 +525,9 @@ s_settle_and_check (void)
     }
     //  Settle every outcome by lookup at the debit shard; build the model.
     uint64_t debits[ACCOUNTS + 1] = {0}, credits[ACCOUNTS + 1] = {0};
+    uint64_t stamps[NODES]
+                   [SLOTS]; //  a shard's timestamps are distinct, whatever the wall clock did
+    size_t stamp_count[NODES] = {0};
     for (int k = 0; k < SLOTS; k++) {
         s_slot_t *s = &s_slots[k];
         if (!s->used) {
@@ -507,6 +542,10 @@ s_settle_and_check (void)
                rl_result_name (s->final));
         CHECK (!s->aborted_last || !applied, "transfer %d answered aborted but applied", k);
         if (applied) {
+            for (size_t j = 0; j < stamp_count[i]; j++) {
+                CHECK (stamps[i][j] != found.timestamp, "transfer %d: a timestamp given twice", k);
+            }
+            stamps[i][stamp_count[i]++] = found.timestamp;
             debits[s->t.debit_account_id.lo] += s->t.amount;
             credits[s->t.credit_account_id.lo] += s->t.amount;
         }
@@ -534,6 +573,7 @@ s_run_seed (uint64_t seed)
     s_seed = seed;
     s_rng = seed * 0x9E3779B97F4A7C15ull + 1;
     s_now = 1000000000ull;
+    s_wall_offset = WALL_START_NS - s_now;
     s_net_count = 0;
     s_faults = true;
     memset (s_slots, 0, sizeof (s_slots));
@@ -550,6 +590,11 @@ s_run_seed (uint64_t seed)
                 s_node_open (i);
             }
         }
+        if (s_chance (1)) {
+            //  The wall clock steps: an hour back, an hour or a day ahead.
+            static const int64_t steps[] = {-1, 1, 24};
+            s_wall_offset += (uint64_t) (steps[s_rand () % 3] * (int64_t) HOUR_NS);
+        }
         uint64_t r = s_rand () % 100;
         if (r < 35) {
             s_client_step ();
@@ -558,7 +603,7 @@ s_run_seed (uint64_t seed)
         } else {
             int i = (int) (s_rand () % NODES);
             if (s_nodes[i].up) {
-                ledger_tick (s_nodes[i].ledger, s_now);
+                ledger_tick (s_nodes[i].ledger, s_clock ());
                 s_drain (i);
                 s_turn_finish (i);
             }
@@ -636,6 +681,7 @@ s_scenario_open (uint64_t rng)
     s_seed = 0;
     s_rng = rng;
     s_now = 1000000000ull;
+    s_wall_offset = WALL_START_NS - s_now;
     s_net_count = 0;
     s_faults = false;
     s_drop_kind = -1;
@@ -677,7 +723,7 @@ s_scenario_submit (int k, uint64_t dr, uint64_t cr, uint64_t amount)
     int i = (dr & 1) ? 0 : 1;
     rl_result_rec_t r;
     rl_header_t h = {.operation = RL_OP_CREATE_TRANSFERS, .record_count = 1};
-    ledger_reply_t when = ledger_create_transfers (s_nodes[i].ledger, &s->t, 1, s_now,
+    ledger_reply_t when = ledger_create_transfers (s_nodes[i].ledger, &s->t, 1, s_clock (),
                                                    (void *) (uintptr_t) (k + 1), &h, &r);
     assert_int_not_equal (when, LEDGER_BUSY);
     s_drain (i);
@@ -696,7 +742,7 @@ s_scenario_round (uint64_t step_ns)
 {
     s_now += step_ns;
     for (int i = 0; i < NODES; i++) {
-        ledger_tick (s_nodes[i].ledger, s_now);
+        ledger_tick (s_nodes[i].ledger, s_clock ());
         s_drain (i);
         s_turn_finish (i);
     }
@@ -769,7 +815,7 @@ test_outcome_query (void **state)
                                    .code = 1};
     rl_result_rec_t r;
     rl_header_t h = {.operation = RL_OP_CREATE_TRANSFERS, .record_count = 1};
-    assert_int_equal (ledger_create_transfers (s_nodes[0].ledger, &s_slots[0].t, 1, s_now,
+    assert_int_equal (ledger_create_transfers (s_nodes[0].ledger, &s_slots[0].t, 1, s_clock (),
                                                (void *) (uintptr_t) 1, &h, &r),
                       LEDGER_REPLY_LATER);
     s_drain (0);
@@ -780,7 +826,7 @@ test_outcome_query (void **state)
     for (int step = 0; step < 400 && inflight > 0; step++) {
         s_now += 5000000ull;
         for (int i = 0; i < NODES; i++) {
-            ledger_tick (s_nodes[i].ledger, s_now);
+            ledger_tick (s_nodes[i].ledger, s_clock ());
             s_drain (i);
             s_turn_finish (i);
         }
@@ -897,6 +943,80 @@ test_decide_retry (void **state)
     s_scenario_close ();
 }
 
+//  The wall clock steps (an operator sets the date, NTP steps it) while
+//  monotonic time advances normally. Timers run on monotonic time: a step
+//  forward fires no timeout early, a step back freezes none; timestamps
+//  still strictly increase.
+static void
+test_clock_steps (void **state)
+{
+    (void) state;
+    s_scenario_open (0x434c4f43ull);
+    uint64_t inflight = 0, in_doubt = 0, alarms = 0;
+
+    //  1. A step back of an hour: a prepare against a silent participant
+    //  (its PREPARE lost) still times out after the prepare timeout (30 ms).
+    s_scenario_submit (0, 1, 2, 3);
+    s_net_count = 0; //  the PREPARE is lost
+    uint64_t ts_before = ledger_last_timestamp (s_nodes[0].ledger);
+    s_wall_offset -= HOUR_NS;
+    for (int round = 0; round < 10; round++) {
+        s_scenario_round (5000000ull); //  50 ms of monotonic time
+    }
+    assert_true (s_slots[0].aborted_last);
+    s_tp_counts (0, &inflight, &in_doubt, &alarms);
+    for (int round = 0; round < 100 && inflight > 0; round++) {
+        s_scenario_round (5000000ull);
+        s_tp_counts (0, &inflight, &in_doubt, &alarms);
+    }
+    assert_int_equal (inflight, 0); //  the ABORT was delivered
+    //  A timestamp given after the step is still above every earlier one.
+    s_scenario_submit (1, 1, 3, 4);
+    for (int round = 0; round < 100 && !s_slots[1].applied_seen; round++) {
+        s_scenario_round (5000000ull);
+    }
+    assert_true (s_slots[1].applied_seen);
+    assert_true (ledger_last_timestamp (s_nodes[0].ledger) > ts_before);
+
+    //  2. A step forward of a day, then of an hour, while a PREPARE is in
+    //  flight (4 ms of monotonic time, less than the prepare timeout): the
+    //  attempt stays live, and commits once the PREPARE arrives.
+    s_scenario_submit (2, 1, 2, 5);
+    size_t held = s_net_count;
+    s_msg_t in_flight[NET_MAX];
+    memcpy (in_flight, s_net, held * sizeof (s_msg_t));
+    s_net_count = 0;
+    s_wall_offset += 24 * HOUR_NS;
+    s_scenario_round (2000000ull);
+    s_wall_offset += HOUR_NS;
+    s_scenario_round (2000000ull);
+    uint64_t live = 0, decided = 0;
+    coordinator_counts (ledger_coordinator (s_nodes[0].ledger), &live, &decided, &alarms);
+    assert_int_equal (live, 1); //  still live: no spurious timeout
+    assert_int_equal (decided, 0);
+    assert_true (s_slots[2].in_flight && !s_slots[2].aborted_last);
+    for (size_t k = 0; k < held; k++) {
+        in_flight[k].due_ns = s_now; //  arrives now, well within the prepare timeout
+    }
+    memcpy (s_net, in_flight, held * sizeof (s_msg_t));
+    s_net_count = held;
+    for (int round = 0; round < 100 && !s_slots[2].applied_seen; round++) {
+        s_scenario_round (5000000ull);
+    }
+    assert_true (s_slots[2].applied_seen);
+    inflight = 1;
+    for (int round = 0; round < 200 && inflight > 0; round++) {
+        s_scenario_round (5000000ull);
+        s_tp_counts (0, &inflight, &in_doubt, &alarms);
+    }
+    s_scenario_conserved ();
+    rl_id_t id = s_account_id (1);
+    rl_account_t debit;
+    ledger_lookup_accounts (s_nodes[0].ledger, &id, 1, &debit);
+    assert_int_equal (debit.debits_posted, 4 + 5); //  slots 1 and 2; slot 0 aborted
+    s_scenario_close ();
+}
+
 int
 main (void)
 {
@@ -904,6 +1024,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_outcome_query),
         cmocka_unit_test (test_decide_retry),
+        cmocka_unit_test (test_clock_steps),
         cmocka_unit_test (test_simulation),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
