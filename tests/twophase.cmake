@@ -6,7 +6,7 @@ add_dependencies(test_twophase shard)
 
 # Deterministic simulation of two ledgers: storage in memory, a simulated
 # network (drop, duplicate, reorder, delay) and crashes; many seeds.
-rl_add_unit(test_sim 90 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sim.c LIBS rlshard)
+rl_add_unit(test_sim 160 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sim.c LIBS rlshard)
 
 # A credit shard down and a coordinator log of 4,096 entries: ten times its
 # capacity in full batches, only busy or aborted, no crash (test_log_full).
