@@ -48,6 +48,7 @@
 #include "client.h"
 #include "failpoint.h"
 #include "log.h"
+#include "options.h"
 #include "router.h"
 
 //  Start-up --------------------------------------------------------------------
@@ -104,39 +105,27 @@ s_parse_options (int argc, char **argv, r_options_t *o)
             case 'n':
                 o->name = optarg;
                 break;
-            case 'd': {
-                char *end = NULL;
-                o->deadline_ms = strtol (optarg, &end, 10);
-                if (!end || *end || o->deadline_ms < RL_ROUTER_DEADLINE_MS_MIN
-                    || o->deadline_ms > RL_ROUTER_DEADLINE_MS_MAX) {
-                    fprintf (stderr, "router: --deadline-ms must be %d..%d\n",
-                             RL_ROUTER_DEADLINE_MS_MIN, RL_ROUTER_DEADLINE_MS_MAX);
+            case 'd':
+                if (options_long ("router", "--deadline-ms", optarg, RL_ROUTER_DEADLINE_MS_MIN,
+                                  RL_ROUTER_DEADLINE_MS_MAX, &o->deadline_ms)
+                    != 0) {
                     return -1;
                 }
                 break;
-            }
-            case 'S': {
-                char *end = NULL;
-                o->shard_deadline_ms = strtol (optarg, &end, 10);
-                if (!end || *end || o->shard_deadline_ms < 1
-                    || o->shard_deadline_ms >= RL_ROUTER_DEADLINE_MS_MAX) {
-                    fprintf (stderr, "router: --shard-deadline-ms must be 1..%d\n",
-                             RL_ROUTER_DEADLINE_MS_MAX - 1);
+            case 'S':
+                if (options_long ("router", "--shard-deadline-ms", optarg, 1,
+                                  RL_ROUTER_DEADLINE_MS_MAX - 1, &o->shard_deadline_ms)
+                    != 0) {
                     return -1;
                 }
                 break;
-            }
-            case 'R': {
-                char *end = NULL;
-                o->refresh_ms = strtol (optarg, &end, 10);
-                if (!end || *end || o->refresh_ms < RL_ROUTER_TICK_MS
-                    || o->refresh_ms > RL_ROUTER_DEADLINE_MS_MAX) {
-                    fprintf (stderr, "router: --ring-refresh-ms must be %d..%d\n",
-                             RL_ROUTER_TICK_MS, RL_ROUTER_DEADLINE_MS_MAX);
+            case 'R':
+                if (options_long ("router", "--ring-refresh-ms", optarg, RL_ROUTER_TICK_MS,
+                                  RL_ROUTER_DEADLINE_MS_MAX, &o->refresh_ms)
+                    != 0) {
                     return -1;
                 }
                 break;
-            }
             case 'h':
                 s_usage (stdout);
                 exit (0);

@@ -53,6 +53,7 @@
 #include "failpoint.h"
 #include "ledger.h"
 #include "log.h"
+#include "options.h"
 #include "outq.h"
 #include "ring.h"
 #include "rl_limits.h"
@@ -97,24 +98,6 @@ s_usage (FILE *out)
              RL_SHARD_CHECKPOINT_TRANSFERS, RL_PREPARE_TIMEOUT_MS, RL_SHARD_DEADLINE_MS,
              RL_SHARD_DEADLINE_MS_MAX, RL_TP_QUERY_AFTER_MS, RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS,
              RL_SHARD_TICK_MS, RL_TP_LOG_ENTRIES_MAX, RL_TP_LOG_ENTRIES_MAX);
-}
-
-//  One whole number in min..max: no trailing text, no overflow. Says why
-//  otherwise (-1).
-static int
-s_parse_long (const char *option, const char *text, long min, long max, long *out)
-{
-    assert (option && text && out && min <= max);
-    errno = 0;
-    char *end = NULL;
-    long value = strtol (text, &end, 10);
-    if (end == text || *end != '\0' || errno == ERANGE || value < min || value > max) {
-        fprintf (stderr, "shard: %s must be a whole number in %ld..%ld, not '%s'\n", option, min,
-                 max, text);
-        return -1;
-    }
-    *out = value;
-    return 0;
 }
 
 static int
@@ -175,35 +158,35 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
                 }
                 break;
             case 'C':
-                rc = s_parse_long ("--checkpoint-transfers", optarg, 1,
+                rc = options_long ("shard", "--checkpoint-transfers", optarg, 1,
                                    (long) RL_SHARD_CHECKPOINT_TRANSFERS, &o->checkpoint_transfers);
                 break;
             case 'P':
                 //  Its upper bound is the deadline, checked once both are known.
-                rc = s_parse_long ("--prepare-timeout-ms", optarg, 1, RL_SHARD_DEADLINE_MS_MAX - 1,
-                                   &o->prepare_timeout_ms);
+                rc = options_long ("shard", "--prepare-timeout-ms", optarg, 1,
+                                   RL_SHARD_DEADLINE_MS_MAX - 1, &o->prepare_timeout_ms);
                 break;
             case 'E':
-                rc = s_parse_long ("--deadline-ms", optarg, 2, RL_SHARD_DEADLINE_MS_MAX,
+                rc = options_long ("shard", "--deadline-ms", optarg, 2, RL_SHARD_DEADLINE_MS_MAX,
                                    &o->deadline_ms);
                 break;
             case 'Q':
-                rc = s_parse_long ("--query-after-ms", optarg, 1, RL_SHARD_TIMER_MS_MAX,
+                rc = options_long ("shard", "--query-after-ms", optarg, 1, RL_SHARD_TIMER_MS_MAX,
                                    &o->query_after_ms);
                 break;
             case 'm':
-                rc = s_parse_long ("--retry-min-ms", optarg, 1, RL_SHARD_TIMER_MS_MAX,
+                rc = options_long ("shard", "--retry-min-ms", optarg, 1, RL_SHARD_TIMER_MS_MAX,
                                    &o->retry_min_ms);
                 break;
             case 'M':
-                rc = s_parse_long ("--retry-max-ms", optarg, 1, RL_SHARD_TIMER_MS_MAX,
+                rc = options_long ("shard", "--retry-max-ms", optarg, 1, RL_SHARD_TIMER_MS_MAX,
                                    &o->retry_max_ms);
                 break;
             case 'T':
-                rc = s_parse_long ("--tick-ms", optarg, 1, 1000, &o->tick_ms);
+                rc = options_long ("shard", "--tick-ms", optarg, 1, 1000, &o->tick_ms);
                 break;
             case 'L':
-                rc = s_parse_long ("--tp-log-capacity", optarg, 1, RL_TP_LOG_ENTRIES_MAX,
+                rc = options_long ("shard", "--tp-log-capacity", optarg, 1, RL_TP_LOG_ENTRIES_MAX,
                                    tp_log_capacity);
                 break;
             case 'h':

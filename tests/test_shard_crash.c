@@ -48,13 +48,8 @@
 #define BATCH_MAX       64
 #define CALL_TIMEOUT_MS 4000
 
-typedef struct {
-    rl_transfer_t t;
-    uint32_t result; //  final outcome; UINT32_MAX while unknown
-} s_record_t;
-
-static s_record_t s_records[TRANSFERS_MAX];
-static size_t s_count;
+static tk_outcome_t s_records[TRANSFERS_MAX];
+static tk_outcomes_t s_log = {.records = s_records, .capacity = TRANSFERS_MAX};
 static uint64_t s_rng;
 
 static uint64_t
@@ -71,14 +66,8 @@ s_new_transfer (void)
     if (to == from) {
         to = to == ACCOUNTS ? 2 : to + 1;
     }
-    return tk_transfer (tk_id (100000 + s_count, TAG), tk_id (from, TAG), tk_id (to, TAG),
+    return tk_transfer (tk_id (100000 + s_log.count, TAG), tk_id (from, TAG), tk_id (to, TAG),
                         1 + s_rand () % 100, LEDGER);
-}
-
-static bool
-s_business (uint32_t result)
-{
-    return result != RL_OK && !rl_result_is_retryable (result);
 }
 
 //  A batch of 1..BATCH_MAX new transfers, recorded with outcome unknown.
@@ -89,80 +78,9 @@ s_new_batch (rl_transfer_t *ts)
     size_t n = 1 + s_rand () % BATCH_MAX;
     for (size_t i = 0; i < n; i++) {
         ts[i] = s_new_transfer ();
-        s_records[s_count].t = ts[i];
-        s_records[s_count].result = UINT32_MAX;
-        s_count++;
+        tk_outcomes_sent (&s_log, &ts[i]);
     }
     return n;
-}
-
-//  The answers to a batch whose records start at `first`: each ok or a
-//  business failure; the ok ones go into the model.
-static void
-s_record_results (size_t first, const rl_transfer_t *ts, const rl_result_rec_t *rs, size_t n,
-                  tk_model_t *model)
-{
-    for (size_t i = 0; i < n; i++) {
-        s_records[first + i].result = rs[i].result;
-        if (rs[i].result != RL_OK && !s_business (rs[i].result)) {
-            fail_msg ("transfer %zu: %s", first + i, rl_result_name (rs[i].result));
-        }
-        if (rs[i].result == RL_OK) {
-            tk_model_apply (model, &ts[i]);
-        }
-    }
-}
-
-//  Settles every unknown outcome after a restart, and checks every known one.
-static void
-s_settle (rl_client_t *client, tk_model_t *model)
-{
-    for (size_t i = 0; i < s_count; i++) {
-        s_record_t *r = &s_records[i];
-        rl_transfer_t found;
-        assert_int_equal (rl_client_lookup_transfers (client, &r->t.id, 1, &found, CALL_TIMEOUT_MS),
-                          0);
-        if (r->result == RL_OK) {
-            if (found.timestamp == 0) {
-                fail_msg ("acknowledged transfer %zu lost", i);
-            }
-            continue;
-        }
-        if (r->result != UINT32_MAX) {
-            assert_int_equal (found.timestamp, 0); //  failures are not transfers
-            continue;
-        }
-        if (found.timestamp != 0) {
-            assert_int_equal (found.amount, r->t.amount);
-            r->result = RL_OK;
-            tk_model_apply (model, &r->t);
-            continue;
-        }
-        //  Not applied: the retry executes afresh (it may fail for business reasons).
-        rl_result_rec_t res;
-        assert_int_equal (rl_client_create_transfers (client, &r->t, 1, &res, CALL_TIMEOUT_MS), 0);
-        assert_true (res.result == RL_OK || s_business (res.result));
-        r->result = res.result;
-        if (res.result == RL_OK) {
-            tk_model_apply (model, &r->t);
-        }
-    }
-}
-
-//  Retries a sample of old ids: each gets its original outcome.
-static void
-s_retry_old (rl_client_t *client)
-{
-    for (size_t k = 0; k < 32 && s_count > 0; k++) {
-        s_record_t *r = &s_records[s_rand () % s_count];
-        rl_result_rec_t res;
-        assert_int_equal (rl_client_create_transfers (client, &r->t, 1, &res, CALL_TIMEOUT_MS), 0);
-        uint32_t want = r->result == RL_OK ? RL_EXISTS : r->result;
-        if (res.result != want) {
-            fail_msg ("retry of %lu: got %s, want %s", (unsigned long) r->t.id.lo,
-                      rl_result_name (res.result), rl_result_name (want));
-        }
-    }
 }
 
 static const char *s_points[] = {
@@ -175,10 +93,10 @@ s_drive_until_death (harness_t *h, tk_shard_t *shard, tk_model_t *model, bool ex
 {
     rl_client_t *client = rl_client_new (shard->endpoint);
     size_t kill_after = 1 + s_rand () % 12;
-    for (size_t batch = 0; s_count + BATCH_MAX < TRANSFERS_MAX; batch++) {
+    for (size_t batch = 0; s_log.count + BATCH_MAX < TRANSFERS_MAX; batch++) {
         rl_transfer_t ts[BATCH_MAX];
         rl_result_rec_t rs[BATCH_MAX];
-        size_t first = s_count;
+        size_t first = s_log.count;
         size_t n = s_new_batch (ts);
         if (external && batch == kill_after) {
             //  Kill while this batch is in flight: send it, then SIGKILL at once.
@@ -199,13 +117,24 @@ s_drive_until_death (harness_t *h, tk_shard_t *shard, tk_model_t *model, bool ex
         if (rc != 0) {
             break; //  the shard died: the batch's outcome is unknown
         }
-        s_record_results (first, ts, rs, n, model);
+        tk_outcomes_answered (&s_log, first, rs, n, false, model);
     }
     rl_client_destroy (&client);
     int wstatus = 0;
     assert_int_equal (harness_wait_exit (h, shard->pid, 20000, &wstatus), 0);
     shard->pid = -1;
     return wstatus;
+}
+
+//  Shard s1 (manual-wal: the WAL held in memory until each commit, a
+//  checkpoint every 50 transfers) with the accounts, stopped.
+static void
+s_shard_prepare (harness_t *h, tk_shard_t *shard)
+{
+    tk_shard_init (h, shard, "s1");
+    shard->durability = "manual-wal";
+    shard->checkpoint_transfers = 50;
+    tk_shard_prepare_accounts (h, shard, TAG, LEDGER, ACCOUNTS);
 }
 
 static int
@@ -232,21 +161,8 @@ test_crash_restart (void **state)
     printf ("test_shard_crash: RL_SEED=%lu\n", (unsigned long) seed);
     s_rng = seed * 0x9E3779B97F4A7C15ull + 1;
     tk_shard_t shard;
-    tk_shard_init (h, &shard, "s1");
-    shard.durability = "manual-wal";
-    shard.checkpoint_transfers = 50;
-    assert_true (tk_shard_start (h, &shard) > 0);
-    rl_client_t *client = rl_client_new (shard.endpoint);
-    rl_account_t accounts[ACCOUNTS];
-    rl_result_rec_t results[ACCOUNTS];
-    for (uint64_t i = 0; i < ACCOUNTS; i++) {
-        accounts[i] = tk_account (i + 1, TAG, LEDGER,
-                                  i == 0 ? 0 : RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS);
-    }
-    assert_int_equal (
-        rl_client_create_accounts (client, accounts, ACCOUNTS, results, CALL_TIMEOUT_MS), 0);
-    rl_client_destroy (&client);
-    tk_shard_stop (h, &shard, SIGTERM);
+    s_shard_prepare (h, &shard);
+    rl_client_t *client = NULL;
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     static char fp_env[128];
@@ -268,16 +184,16 @@ test_crash_restart (void **state)
         shard.env[0] = NULL;
         assert_true (tk_shard_start (h, &shard) > 0);
         client = rl_client_new (shard.endpoint);
-        s_settle (client, &model);
-        s_retry_old (client);
+        tk_outcomes_settle (&s_log, client, &model, CALL_TIMEOUT_MS, NULL);
+        tk_outcomes_retry_sample (&s_log, client, 32, &s_rng, CALL_TIMEOUT_MS);
         rl_client_destroy (&client);
         tk_shard_stop (h, &shard, SIGTERM);
     }
     assert_true (tk_shard_start (h, &shard) > 0);
     client = rl_client_new (shard.endpoint);
-    s_settle (client, &model);
+    tk_outcomes_settle (&s_log, client, &model, CALL_TIMEOUT_MS, NULL);
     tk_check_conservation (client, &model, ROUNDS);
-    printf ("test_shard_crash: %zu transfers, %lu ok, %d crashes\n", s_count,
+    printf ("test_shard_crash: %zu transfers, %lu ok, %d crashes\n", s_log.count,
             (unsigned long) model.ok, ROUNDS);
     rl_client_destroy (&client);
 }
@@ -337,16 +253,16 @@ s_linked_staged_files (const char *data_dir)
 static void
 s_drive_answered (rl_client_t *client, tk_model_t *model, size_t count)
 {
-    for (size_t done = 0; done < count && s_count + BATCH_MAX < TRANSFERS_MAX;) {
+    for (size_t done = 0; done < count && s_log.count + BATCH_MAX < TRANSFERS_MAX;) {
         rl_transfer_t ts[BATCH_MAX];
         rl_result_rec_t rs[BATCH_MAX];
-        size_t first = s_count;
+        size_t first = s_log.count;
         size_t n = s_new_batch (ts);
         int rc = rl_client_create_transfers (client, ts, n, rs, CALL_TIMEOUT_MS);
         if (rc != 0) {
             fail_msg ("a batch after the restart was not answered (rc %d)", rc);
         }
-        s_record_results (first, ts, rs, n, model);
+        tk_outcomes_answered (&s_log, first, rs, n, false, model);
         done += n;
     }
 }
@@ -355,23 +271,10 @@ static void
 test_checkpoint_window (void **state)
 {
     harness_t *h = *state;
-    s_count = 0;
+    s_log.count = 0;
     tk_shard_t shard;
-    tk_shard_init (h, &shard, "s1");
-    shard.durability = "manual-wal";
-    shard.checkpoint_transfers = 50;
-    assert_true (tk_shard_start (h, &shard) > 0);
-    rl_client_t *client = rl_client_new (shard.endpoint);
-    rl_account_t accounts[ACCOUNTS];
-    rl_result_rec_t results[ACCOUNTS];
-    for (uint64_t i = 0; i < ACCOUNTS; i++) {
-        accounts[i] = tk_account (i + 1, TAG, LEDGER,
-                                  i == 0 ? 0 : RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS);
-    }
-    assert_int_equal (
-        rl_client_create_accounts (client, accounts, ACCOUNTS, results, CALL_TIMEOUT_MS), 0);
-    rl_client_destroy (&client);
-    tk_shard_stop (h, &shard, SIGTERM);
+    s_shard_prepare (h, &shard);
+    rl_client_t *client = NULL;
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
 
@@ -412,8 +315,8 @@ test_checkpoint_window (void **state)
         for (int pass = 0; pass < 2; pass++) {
             assert_true (tk_shard_start (h, &shard) > 0);
             client = rl_client_new (shard.endpoint);
-            s_settle (client, &model);
-            s_retry_old (client);
+            tk_outcomes_settle (&s_log, client, &model, CALL_TIMEOUT_MS, NULL);
+            tk_outcomes_retry_sample (&s_log, client, 32, &s_rng, CALL_TIMEOUT_MS);
             if (pass == 0) {
                 assert_int_equal (s_linked_staged_files (shard.data_dir), 0);
                 s_drive_answered (client, &model, WINDOW_AFTER_TRANSFERS);
@@ -425,9 +328,9 @@ test_checkpoint_window (void **state)
     free (hit_file);
     assert_true (tk_shard_start (h, &shard) > 0);
     client = rl_client_new (shard.endpoint);
-    s_settle (client, &model);
+    tk_outcomes_settle (&s_log, client, &model, CALL_TIMEOUT_MS, NULL);
     tk_check_conservation (client, &model, WINDOW_CASES * WINDOW_AFTER_TRANSFERS / 2);
-    printf ("test_checkpoint_window: %zu transfers, %lu ok, %zu crashes\n", s_count,
+    printf ("test_checkpoint_window: %zu transfers, %lu ok, %zu crashes\n", s_log.count,
             (unsigned long) model.ok, WINDOW_CASES);
     rl_client_destroy (&client);
 }

@@ -53,13 +53,8 @@
 #define CALL_TIMEOUT_MS    10000
 #define SHARD_EXIT_STORAGE 3
 
-typedef struct {
-    rl_transfer_t t;
-    uint32_t result; //  final outcome; UINT32_MAX while unknown
-} s_record_t;
-
-static s_record_t s_records[TRANSFERS_MAX];
-static size_t s_count;
+static tk_outcome_t s_records[TRANSFERS_MAX];
+static tk_outcomes_t s_log = {.records = s_records, .capacity = TRANSFERS_MAX};
 static uint64_t s_rng;
 
 typedef struct {
@@ -131,36 +126,8 @@ s_new_transfer (void)
     if (to == from) {
         to = to == ACCOUNTS ? 2 : to + 1;
     }
-    return tk_transfer (tk_id (1000000 + s_count, TAG), tk_id (from, TAG), tk_id (to, TAG),
+    return tk_transfer (tk_id (1000000 + s_log.count, TAG), tk_id (from, TAG), tk_id (to, TAG),
                         1 + rl_rand_next (&s_rng) % 50, LEDGER);
-}
-
-static bool
-s_business (uint32_t result)
-{
-    return result != RL_OK && !rl_result_is_retryable (result);
-}
-
-//  Creates the accounts and stops the shard again (SIGTERM).
-static void
-s_prepare_shard (harness_t *h, tk_shard_t *shard)
-{
-    assert_true (tk_shard_start (h, shard) > 0);
-    rl_client_t *client = rl_client_new (shard->endpoint);
-    assert_non_null (client);
-    rl_account_t accounts[ACCOUNTS];
-    rl_result_rec_t results[ACCOUNTS];
-    for (uint64_t i = 0; i < ACCOUNTS; i++) {
-        accounts[i] = tk_account (i + 1, TAG, LEDGER,
-                                  i == 0 ? 0 : RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS);
-    }
-    assert_int_equal (
-        rl_client_create_accounts (client, accounts, ACCOUNTS, results, CALL_TIMEOUT_MS), 0);
-    for (size_t i = 0; i < ACCOUNTS; i++) {
-        assert_int_equal (results[i].result, RL_OK);
-    }
-    rl_client_destroy (&client);
-    assert_int_equal (tk_shard_stop (h, shard, SIGTERM), 0);
 }
 
 //  Sends batches until one fails at the storage level (an error status or
@@ -170,31 +137,17 @@ s_drive_until_failure (rl_client_t *client, tk_model_t *model)
 {
     static rl_transfer_t ts[BATCH];
     static rl_result_rec_t rs[BATCH];
-    while (s_count + BATCH <= TRANSFERS_MAX) {
-        size_t first = s_count;
+    while (s_log.count + BATCH <= TRANSFERS_MAX) {
+        size_t first = s_log.count;
         for (size_t i = 0; i < BATCH; i++) {
             ts[i] = s_new_transfer ();
-            s_records[s_count].t = ts[i];
-            s_records[s_count].result = UINT32_MAX;
-            s_count++;
+            tk_outcomes_sent (&s_log, &ts[i]);
         }
         int rc = rl_client_create_transfers (client, ts, BATCH, rs, CALL_TIMEOUT_MS);
         if (rc != 0) {
             return rc; //  the whole batch's outcome is unknown
         }
-        for (size_t i = 0; i < BATCH; i++) {
-            uint32_t r = rs[i].result;
-            if (r == RL_STORAGE_ERROR) {
-                continue; //  unknown
-            }
-            if (r != RL_OK && !s_business (r)) {
-                fail_msg ("transfer %zu: unexpected %s", first + i, rl_result_name (r));
-            }
-            s_records[first + i].result = r;
-            if (r == RL_OK) {
-                tk_model_apply (model, &ts[i]);
-            }
-        }
+        tk_outcomes_answered (&s_log, first, rs, BATCH, true, model);
     }
     fail_msg ("the storage never failed within %d transfers", TRANSFERS_MAX);
     return 0;
@@ -206,59 +159,10 @@ s_drive_until_failure (rl_client_t *client, tk_model_t *model)
 static void
 s_settle (rl_client_t *client, tk_model_t *model)
 {
-    static rl_id_t ids[RL_BATCH_RECORDS_MAX];
-    static rl_transfer_t found[RL_BATCH_RECORDS_MAX];
-    size_t unknown = 0, applied = 0;
-    for (size_t base = 0; base < s_count; base += RL_BATCH_RECORDS_MAX) {
-        size_t n = s_count - base < RL_BATCH_RECORDS_MAX ? s_count - base : RL_BATCH_RECORDS_MAX;
-        for (size_t i = 0; i < n; i++) {
-            ids[i] = s_records[base + i].t.id;
-        }
-        assert_int_equal (rl_client_lookup_transfers (client, ids, n, found, CALL_TIMEOUT_MS), 0);
-        for (size_t i = 0; i < n; i++) {
-            s_record_t *r = &s_records[base + i];
-            if (r->result == RL_OK && found[i].timestamp == 0) {
-                fail_msg ("acknowledged transfer %zu lost", base + i);
-            }
-            if (r->result != UINT32_MAX && r->result != RL_OK) {
-                assert_int_equal (found[i].timestamp, 0); //  failures are not transfers
-            }
-            if (r->result == UINT32_MAX) {
-                unknown++;
-                if (found[i].timestamp != 0) {
-                    assert_int_equal (found[i].amount, r->t.amount);
-                    r->result = RL_OK;
-                    tk_model_apply (model, &r->t);
-                    applied++;
-                }
-            }
-        }
-    }
-    //  The rest of the unknown ones were not applied: retry them (same ids).
-    for (size_t i = 0; i < s_count; i++) {
-        s_record_t *r = &s_records[i];
-        if (r->result != UINT32_MAX) {
-            continue;
-        }
-        rl_result_rec_t res;
-        assert_int_equal (rl_client_create_transfers (client, &r->t, 1, &res, CALL_TIMEOUT_MS), 0);
-        assert_true (res.result == RL_OK || s_business (res.result));
-        r->result = res.result;
-        if (res.result == RL_OK) {
-            tk_model_apply (model, &r->t);
-        }
-    }
+    size_t applied = 0;
+    size_t unknown = tk_outcomes_settle (&s_log, client, model, CALL_TIMEOUT_MS, &applied);
     //  A sample of retries of settled ids: never applied twice.
-    for (size_t k = 0; k < 64 && s_count > 0; k++) {
-        s_record_t *r = &s_records[rl_rand_next (&s_rng) % s_count];
-        rl_result_rec_t res;
-        assert_int_equal (rl_client_create_transfers (client, &r->t, 1, &res, CALL_TIMEOUT_MS), 0);
-        uint32_t want = r->result == RL_OK ? RL_EXISTS : r->result;
-        if (res.result != want) {
-            fail_msg ("retry of transfer %lu: got %s, want %s", (unsigned long) r->t.id.lo,
-                      rl_result_name (res.result), rl_result_name (want));
-        }
-    }
+    tk_outcomes_retry_sample (&s_log, client, 64, &s_rng, CALL_TIMEOUT_MS);
     printf ("settled: %zu unknown outcomes, %zu of them applied\n", unknown, applied);
 }
 
@@ -315,18 +219,18 @@ test_disk_full (void **state)
         skip ();
     }
     s_rng = 0xd15cull;
-    s_count = 0;
+    s_log.count = 0;
     tk_shard_t shard;
     tk_shard_init (ctx->h, &shard, "s1");
     snprintf (shard.data_dir, sizeof (shard.data_dir), "%s/s1", ctx->disk);
     shard.checkpoint_transfers = 20000;
-    s_prepare_shard (ctx->h, &shard);
+    tk_shard_prepare_accounts (ctx->h, &shard, TAG, LEDGER, ACCOUNTS);
     assert_true (tk_shard_start (ctx->h, &shard) > 0);
     rl_client_t *client = rl_client_new (shard.endpoint);
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     int rc = s_drive_until_failure (client, &model);
-    printf ("test_disk_full: the disk filled after %zu transfers\n", s_count);
+    printf ("test_disk_full: the disk filled after %zu transfers\n", s_log.count);
     assert_int_equal (rc, RL_STATUS_STORAGE_ERROR);
     rl_client_destroy (&client);
     s_expect_failed_state (ctx->h, &shard);
@@ -341,7 +245,7 @@ test_disk_full (void **state)
     assert_true (tk_shard_start (ctx->h, &shard) > 0);
     client = rl_client_new (shard.endpoint);
     s_settle (client, &model);
-    tk_check_conservation (client, &model, s_count / 2);
+    tk_check_conservation (client, &model, s_log.count / 2);
     rl_client_destroy (&client);
     assert_int_equal (tk_shard_stop (ctx->h, &shard, SIGTERM), 0);
 }
@@ -351,11 +255,11 @@ test_sync_error (void **state)
 {
     s_ctx_t *ctx = *state;
     s_rng = 0x5e4cull;
-    s_count = 0;
+    s_log.count = 0;
     tk_shard_t shard;
     tk_shard_init (ctx->h, &shard, "s2");
     shard.checkpoint_transfers = 3000;
-    s_prepare_shard (ctx->h, &shard);
+    tk_shard_prepare_accounts (ctx->h, &shard, TAG, LEDGER, ACCOUNTS);
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     for (int round = 0; round < 3; round++) {
@@ -384,7 +288,7 @@ test_sync_error (void **state)
     }
     assert_true (tk_shard_start (ctx->h, &shard) > 0);
     rl_client_t *client = rl_client_new (shard.endpoint);
-    tk_check_conservation (client, &model, s_count / 2);
+    tk_check_conservation (client, &model, s_log.count / 2);
     rl_client_destroy (&client);
     assert_int_equal (tk_shard_stop (ctx->h, &shard, SIGTERM), 0);
 }

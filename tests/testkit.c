@@ -15,6 +15,7 @@
 #include "check.h"
 #include "codec.h"
 #include "ring.h"
+#include "rl_rand.h"
 
 void
 tk_shard_init (harness_t *h, tk_shard_t *shard, const char *name)
@@ -131,6 +132,29 @@ tk_shard_stop (harness_t *h, tk_shard_t *shard, int sig)
     return rc == 0 ? wstatus : -1;
 }
 
+void
+tk_shard_prepare_accounts (harness_t *h, tk_shard_t *shard, uint64_t tag, uint32_t ledger,
+                           size_t count)
+{
+    assert (h && shard && count <= TK_ACCOUNTS_MAX);
+    assert_true (tk_shard_start (h, shard) > 0);
+    rl_client_t *client = rl_client_new (shard->endpoint);
+    assert_non_null (client);
+    static rl_account_t accounts[TK_ACCOUNTS_MAX];
+    static rl_result_rec_t results[TK_ACCOUNTS_MAX];
+    for (size_t i = 0; i < count; i++) {
+        accounts[i] = tk_account (i + 1, tag, ledger,
+                                  i == 0 ? 0 : RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS);
+    }
+    assert_int_equal (rl_client_create_accounts (client, accounts, count, results, TK_TIMEOUT_MS),
+                      0);
+    for (size_t i = 0; i < count; i++) {
+        assert_int_equal (results[i].result, RL_OK);
+    }
+    rl_client_destroy (&client);
+    assert_int_equal (tk_shard_stop (h, shard, SIGTERM), 0);
+}
+
 rl_id_t
 tk_id (uint64_t lo, uint64_t tag)
 {
@@ -173,6 +197,115 @@ tk_model_apply (tk_model_t *model, const rl_transfer_t *t)
     model->debits[t->debit_account_id.lo] += t->amount;
     model->credits[t->credit_account_id.lo] += t->amount;
     model->ok++;
+}
+
+//  Outcomes ---------------------------------------------------------------------
+
+bool
+tk_result_is_business (uint32_t result)
+{
+    return result != RL_OK && !rl_result_is_retryable (result);
+}
+
+void
+tk_outcomes_sent (tk_outcomes_t *self, const rl_transfer_t *t)
+{
+    assert (self && t && self->count < self->capacity);
+    self->records[self->count].t = *t;
+    self->records[self->count].result = TK_OUTCOME_UNKNOWN;
+    self->count++;
+}
+
+void
+tk_outcomes_answered (tk_outcomes_t *self, size_t first, const rl_result_rec_t *rs, size_t n,
+                      bool storage_error_unknown, tk_model_t *model)
+{
+    assert (self && rs && model && first + n <= self->count);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t result = rs[i].result;
+        if (storage_error_unknown && result == RL_STORAGE_ERROR) {
+            continue; //  unknown
+        }
+        if (result != RL_OK && !tk_result_is_business (result)) {
+            fail_msg ("transfer %zu: unexpected %s", first + i, rl_result_name (result));
+        }
+        tk_outcome_t *r = &self->records[first + i];
+        r->result = result;
+        if (result == RL_OK) {
+            tk_model_apply (model, &r->t);
+        }
+    }
+}
+
+size_t
+tk_outcomes_settle (tk_outcomes_t *self, rl_client_t *client, tk_model_t *model, int timeout_ms,
+                    size_t *applied_p)
+{
+    assert (self && client && model);
+    static rl_id_t ids[RL_BATCH_RECORDS_MAX];
+    static rl_transfer_t found[RL_BATCH_RECORDS_MAX];
+    size_t unknown = 0, applied = 0;
+    for (size_t base = 0; base < self->count; base += RL_BATCH_RECORDS_MAX) {
+        size_t left = self->count - base;
+        size_t n = left < RL_BATCH_RECORDS_MAX ? left : RL_BATCH_RECORDS_MAX;
+        for (size_t i = 0; i < n; i++) {
+            ids[i] = self->records[base + i].t.id;
+        }
+        assert_int_equal (rl_client_lookup_transfers (client, ids, n, found, timeout_ms), 0);
+        for (size_t i = 0; i < n; i++) {
+            tk_outcome_t *r = &self->records[base + i];
+            if (r->result == RL_OK && found[i].timestamp == 0) {
+                fail_msg ("acknowledged transfer %zu lost", base + i);
+            }
+            if (r->result != TK_OUTCOME_UNKNOWN && r->result != RL_OK) {
+                assert_int_equal (found[i].timestamp, 0); //  failures are not transfers
+            }
+            if (r->result == TK_OUTCOME_UNKNOWN) {
+                unknown++;
+                if (found[i].timestamp != 0) {
+                    assert_int_equal (found[i].amount, r->t.amount);
+                    r->result = RL_OK;
+                    tk_model_apply (model, &r->t);
+                    applied++;
+                }
+            }
+        }
+    }
+    //  The rest of the unknown ones were not applied: retry them (same ids).
+    for (size_t i = 0; i < self->count; i++) {
+        tk_outcome_t *r = &self->records[i];
+        if (r->result != TK_OUTCOME_UNKNOWN) {
+            continue;
+        }
+        rl_result_rec_t res;
+        assert_int_equal (rl_client_create_transfers (client, &r->t, 1, &res, timeout_ms), 0);
+        assert_true (res.result == RL_OK || tk_result_is_business (res.result));
+        r->result = res.result;
+        if (res.result == RL_OK) {
+            tk_model_apply (model, &r->t);
+        }
+    }
+    if (applied_p) {
+        *applied_p = applied;
+    }
+    return unknown;
+}
+
+void
+tk_outcomes_retry_sample (const tk_outcomes_t *self, rl_client_t *client, size_t samples,
+                          uint64_t *rng, int timeout_ms)
+{
+    assert (self && client && rng);
+    for (size_t k = 0; k < samples && self->count > 0; k++) {
+        const tk_outcome_t *r = &self->records[rl_rand_next (rng) % self->count];
+        rl_result_rec_t res;
+        assert_int_equal (rl_client_create_transfers (client, &r->t, 1, &res, timeout_ms), 0);
+        uint32_t want = r->result == RL_OK ? RL_EXISTS : r->result;
+        if (res.result != want) {
+            fail_msg ("retry of transfer %lu: got %s, want %s", (unsigned long) r->t.id.lo,
+                      rl_result_name (res.result), rl_result_name (want));
+        }
+    }
 }
 
 static rl_client_t *

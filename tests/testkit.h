@@ -4,6 +4,8 @@
       port and in the harness directory, and wait until it answers status.
     - tk_model_*: what the balances must be, built from the results the
       client saw (ok, or an unknown outcome settled by lookup).
+    - tk_outcomes_*: the transfers a crash or storage-fault test sent, their
+      outcomes, and their settling by lookup and retry after a restart.
     - tk_check_conservation: invariant 1 in its strong form, through the
       one conservation check of the project (common/check.h, also used by
       rlbench): waits for the cluster to be quiet, then every account
@@ -54,6 +56,11 @@ pid_t tk_shard_start (harness_t *h, tk_shard_t *shard);
 //  Sends sig and waits for the exit; returns the wait status, or -1.
 int tk_shard_stop (harness_t *h, tk_shard_t *shard, int sig);
 bool tk_wait_ready (const char *endpoint, int timeout_ms);
+//  Starts the shard, creates accounts 1..count (account 1 free to go
+//  negative, the others limited by their credits: debits must not exceed
+//  credits), each ok, and stops it with SIGTERM (exit 0).
+void tk_shard_prepare_accounts (harness_t *h, tk_shard_t *shard, uint64_t tag, uint32_t ledger,
+                                size_t count);
 
 rl_id_t tk_id (uint64_t lo, uint64_t tag);
 rl_account_t tk_account (uint64_t i, uint64_t tag, uint32_t ledger, uint16_t flags);
@@ -86,6 +93,45 @@ bool tk_wait_quiet (rl_client_t **shards, size_t count, int timeout_ms);
 //  The same for every shard of the ring that `client` (a router or a shard)
 //  serves: the ring is fetched with get_ring.
 bool tk_wait_cluster_quiet (rl_client_t *client, int timeout_ms);
+
+//  Outcomes -------------------------------------------------------------------
+//  The transfers a crash or storage-fault test sent, and what became of
+//  each: unknown when sent, then its answer. After a restart,
+//  tk_outcomes_settle looks every one up: an acknowledged transfer must be
+//  found, a refused one must not, an unknown one that is found was applied
+//  (into the model); the unknown ones not found are sent again with the same
+//  ids and execute afresh. tk_outcomes_retry_sample then checks that ids
+//  keep their outcome (ok answers exists). Failures fail the cmocka test.
+#define TK_OUTCOME_UNKNOWN UINT32_MAX
+
+typedef struct {
+    rl_transfer_t t;
+    uint32_t result; //  final outcome; TK_OUTCOME_UNKNOWN while unknown
+} tk_outcome_t;
+
+typedef struct {
+    tk_outcome_t *records; //  the test's array of `capacity` records
+    size_t capacity;
+    size_t count;
+} tk_outcomes_t;
+
+//  A failure a retry would repeat: neither ok nor retryable.
+bool tk_result_is_business (uint32_t result);
+//  Records t as sent, its outcome unknown (count < capacity).
+void tk_outcomes_sent (tk_outcomes_t *self, const rl_transfer_t *t);
+//  The answers rs[0..n) to the n transfers recorded from `first`: each ok
+//  (applied to the model) or a business failure; storage_error stays
+//  unknown when storage_error_unknown; anything else fails the test.
+void tk_outcomes_answered (tk_outcomes_t *self, size_t first, const rl_result_rec_t *rs, size_t n,
+                           bool storage_error_unknown, tk_model_t *model);
+//  Settles every unknown outcome (see above) and checks every known one.
+//  Returns how many were unknown; *applied_p: how many of those were found.
+size_t tk_outcomes_settle (tk_outcomes_t *self, rl_client_t *client, tk_model_t *model,
+                           int timeout_ms, size_t *applied_p);
+//  Sends `samples` settled transfers again, drawn with rl_rand from *rng:
+//  each gets its original outcome.
+void tk_outcomes_retry_sample (const tk_outcomes_t *self, rl_client_t *client, size_t samples,
+                               uint64_t *rng, int timeout_ms);
 
 //  Bad input ------------------------------------------------------------------
 //  One table of hostile frames, for every program that takes client

@@ -157,6 +157,27 @@ rlctl_cmd_transfer (rlctl_ctx_t *ctx)
     return s_emit_results (ctx, &transfer.id, &result, 1);
 }
 
+//  Looks up the ids of the command line, accounts or transfers, into `out`
+//  (of RLCTL_IDS_MAX records): 0 with *count_p set, or the exit code (bad
+//  ids, no client, or the call's failure, reported).
+static int
+s_lookup (rlctl_ctx_t *ctx, const char *command, bool accounts, rl_id_t *ids, size_t *count_p,
+          void *out)
+{
+    int rc = rlctl_parse_ids (ctx, 1, ids, count_p);
+    if (rc) {
+        return rc;
+    }
+    rl_client_t *client = rlctl_client (ctx);
+    if (!client) {
+        return RLCTL_EXIT_USAGE;
+    }
+    rc = accounts ? rl_client_lookup_accounts (client, ids, *count_p, out, ctx->timeout_ms)
+                  : rl_client_lookup_transfers (client, ids, *count_p, out, ctx->timeout_ms);
+    rl_client_destroy (&client);
+    return rc ? rlctl_call_failed (ctx, command, rc, false) : 0;
+}
+
 //  Accounts --------------------------------------------------------------------
 
 static void
@@ -220,18 +241,9 @@ rlctl_cmd_balance (rlctl_ctx_t *ctx)
     static rl_id_t ids[RLCTL_IDS_MAX];
     static rl_account_t accounts[RLCTL_IDS_MAX];
     size_t count = 0;
-    int rc = rlctl_parse_ids (ctx, 1, ids, &count);
+    int rc = s_lookup (ctx, "balance", true, ids, &count, accounts);
     if (rc) {
         return rc;
-    }
-    rl_client_t *client = rlctl_client (ctx);
-    if (!client) {
-        return RLCTL_EXIT_USAGE;
-    }
-    rc = rl_client_lookup_accounts (client, ids, count, accounts, ctx->timeout_ms);
-    rl_client_destroy (&client);
-    if (rc) {
-        return rlctl_call_failed (ctx, "balance", rc, false);
     }
     int exit_code = RLCTL_EXIT_OK;
     cJSON *tree = jsonkit_object ();
@@ -311,18 +323,9 @@ rlctl_cmd_transfer_get (rlctl_ctx_t *ctx)
     static rl_id_t ids[RLCTL_IDS_MAX];
     static rl_transfer_t transfers[RLCTL_IDS_MAX];
     size_t count = 0;
-    int rc = rlctl_parse_ids (ctx, 1, ids, &count);
+    int rc = s_lookup (ctx, "transfer-get", false, ids, &count, transfers);
     if (rc) {
         return rc;
-    }
-    rl_client_t *client = rlctl_client (ctx);
-    if (!client) {
-        return RLCTL_EXIT_USAGE;
-    }
-    rc = rl_client_lookup_transfers (client, ids, count, transfers, ctx->timeout_ms);
-    rl_client_destroy (&client);
-    if (rc) {
-        return rlctl_call_failed (ctx, "transfer-get", rc, false);
     }
     int exit_code = RLCTL_EXIT_OK;
     cJSON *tree = jsonkit_object ();
