@@ -556,6 +556,9 @@ s_check_body (const rl_header_t *header, size_t size, size_t record_size, uint32
     if (body_size != (size_t) header->record_count * record_size) {
         return RL_STATUS_MALFORMED;
     }
+    if (record_size == 0 && header->record_count != 0) {
+        return RL_STATUS_MALFORMED; //  no records: a count would be a count of nothing
+    }
     if (header->record_count < count_min || header->record_count > count_max) {
         return RL_STATUS_MALFORMED;
     }

@@ -58,7 +58,8 @@ void codec_decode_header (const uint8_t *in, rl_header_t *header);  //  reads RL
 //      record_count > RL_BATCH_RECORDS_MAX, or size
 //        > RL_MESSAGE_SIZE_MAX (blob: header + blob max) TOO_MANY_RECORDS
 //      body != count * record size; per-operation
-//        count rules (table above); empty blob        MALFORMED
+//        count rules (table above; an operation
+//        without records takes count 0); empty blob  MALFORMED
 //  Fills *header whenever size >= RL_HEADER_SIZE, so that the caller can
 //  echo request_id in an error reply; zeroes it otherwise. `frame` may be
 //  NULL when size is 0.

@@ -945,13 +945,15 @@ test_request_sizes (void **state)
     assert_int_equal (s_request (RL_OP_GET_ACCOUNT_TRANSFERS, 1, RL_FILTER_SIZE - 1),
                       RL_STATUS_MALFORMED);
 
-    //  status and get_ring: a bare header.
-    const uint32_t bare_ops[] = {RL_OP_STATUS, RL_OP_GET_RING};
-    for (size_t i = 0; i < 2; i++) {
+    //  status, get_ring, in_doubt and audit: a bare header (count 0; a
+    //  count of records without records is malformed).
+    const uint32_t bare_ops[] = {RL_OP_STATUS, RL_OP_GET_RING, RL_OP_IN_DOUBT, RL_OP_AUDIT};
+    for (size_t i = 0; i < 4; i++) {
         assert_int_equal (s_request (bare_ops[i], 0, 0), RL_STATUS_OK);
         assert_int_equal (s_request (bare_ops[i], 1, 0), RL_STATUS_MALFORMED);
         assert_int_equal (s_request (bare_ops[i], 0, 1), RL_STATUS_MALFORMED);
         assert_int_equal (s_request (bare_ops[i], 1, 16), RL_STATUS_MALFORMED);
+        assert_int_equal (s_request (bare_ops[i], 319, 0), RL_STATUS_MALFORMED);
     }
 
     //  load_ring: count 1, 1..blob max bytes.
