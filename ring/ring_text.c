@@ -35,7 +35,8 @@
     per file (ring.h), S_TOKENS_MAX tokens per line (more is "extra
     tokens"), RING_POINTS_MAX points, RL_SHARDS_MAX shards, and paths below
     4096 bytes for the save. ring_load_file reads the whole file into one
-    buffer of RING_TEXT_FILE_SIZE_MAX + 1 bytes.
+    buffer that grows with the file, to at most RING_TEXT_FILE_SIZE_MAX + 2
+    bytes.
 */
 #include "ring.h"
 #include "ring_internal.h"
@@ -551,7 +552,12 @@ ring_to_text (const ring_t *self)
     return buffer.data;
 }
 
-//  Reads a whole file, NUL-terminated; NULL with err set on failure.
+//  Reads a whole file, NUL-terminated; NULL with err set on failure. The
+//  buffer grows with what is read (doubling from S_READ_SIZE_INITIAL), so
+//  a small ring file costs a small buffer; reading stops one byte past
+//  RING_TEXT_FILE_SIZE_MAX.
+#define S_READ_SIZE_INITIAL (64u << 10)
+
 static char *
 s_read_file (const char *path, char *err, size_t err_size)
 {
@@ -560,9 +566,28 @@ s_read_file (const char *path, char *err, size_t err_size)
         ring_i_error (err, err_size, 0, "%s: cannot open: %s", path, strerror (errno));
         return NULL;
     }
-    char *data = (char *) malloc (RING_TEXT_FILE_SIZE_MAX + 1);
-    size_t size = data ? fread (data, 1, RING_TEXT_FILE_SIZE_MAX + 1, file) : 0;
-    int failed = !data || ferror (file);
+    char *data = NULL;
+    size_t capacity = 0; //  bytes of data, the NUL's included
+    size_t size = 0;
+    int failed = 0;
+    //  Bounded: each turn reads into a larger buffer, up to the limit + 2.
+    while (!failed && size <= RING_TEXT_FILE_SIZE_MAX && !feof (file)) {
+        if (size + 1 >= capacity) {
+            size_t grown = capacity ? capacity * 2 : S_READ_SIZE_INITIAL;
+            if (grown > (size_t) RING_TEXT_FILE_SIZE_MAX + 2) {
+                grown = (size_t) RING_TEXT_FILE_SIZE_MAX + 2;
+            }
+            char *larger = (char *) realloc (data, grown);
+            if (!larger) {
+                failed = 1;
+                break;
+            }
+            data = larger;
+            capacity = grown;
+        }
+        size += fread (data + size, 1, capacity - 1 - size, file);
+        failed = ferror (file);
+    }
     fclose (file);
     if (failed || size > RING_TEXT_FILE_SIZE_MAX || memchr (data, 0, size)) {
         ring_i_error (err, err_size, 0, "%s: %s", path,
@@ -570,6 +595,7 @@ s_read_file (const char *path, char *err, size_t err_size)
         free (data);
         return NULL;
     }
+    assert (data && size < capacity); //  the loop ran at least once, and left room
     data[size] = 0;
     return data;
 }
