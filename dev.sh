@@ -2,7 +2,8 @@
 # dev.sh: the two set-up commands of the README, for a fresh Debian machine.
 #
 #   ./dev.sh run    install what is missing, build, run the main job
-#   ./dev.sh test   install what is missing, build normal + sanitizer, run ctest on both
+#   ./dev.sh test   install what is missing, build normal + sanitizer, run ctest on both,
+#                   then build the libFuzzer targets (clang) and run each for 20 s
 #
 # Installing is idempotent: when every package is present it costs one dpkg query.
 set -eu
@@ -11,7 +12,8 @@ ROOT=$(pwd)
 JOBS=${RL_JOBS:-2}
 
 PACKAGES="build-essential cmake pkg-config libzmq3-dev libczmq-dev librocksdb-dev \
-libxxhash-dev libcmocka-dev libcjson-dev python3 python3-zmq procps clang-format git"
+libxxhash-dev libcmocka-dev libcjson-dev python3 python3-zmq procps clang-format git \
+clang libclang-rt-14-dev"
 
 install_missing () {
     missing=""
@@ -52,6 +54,11 @@ test)
     build build-asan -DRL_SANITIZE=ON
     echo "dev.sh: ctest (address + undefined sanitizer build)"
     (cd build-asan && ctest -j "$JOBS" --output-on-failure)
+    # The fuzz build: clang, libFuzzer + ASan + UBSan, the fuzz targets alone
+    # (tests/fuzz/). The normal and sanitizer builds above replayed the corpus.
+    build build-fuzz -DCMAKE_C_COMPILER=clang -DRL_FUZZ=ON
+    echo "dev.sh: ctest (libFuzzer targets, label fuzz)"
+    (cd build-fuzz && ctest -j "$JOBS" -L fuzz --no-tests=error --output-on-failure)
     ;;
 *)
     echo "usage: ./dev.sh run | test" >&2

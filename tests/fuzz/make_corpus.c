@@ -1,0 +1,323 @@
+/*  make_corpus.c: writes the seed corpus of the fuzz targets.
+
+    Usage: fuzz_make_corpus DIR   (writes DIR/codec, DIR/ring_blob,
+    DIR/ring_text and DIR/config; the directories must exist)
+
+    The seeds are small valid inputs, built with the codec and the ring
+    library themselves, so that the fuzzer starts past the first checks:
+    one request and one reply frame of every operation, one input per
+    record decoder, small rings in both forms, failpoint specs and ring
+    files. The committed corpus (tests/fuzz/corpus/) was written by this
+    program; files named crash-* or regress-* there are inputs that once
+    failed, kept as regression tests, and are not written here.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "failpoint.h"
+#include "keys.h"
+#include "ring.h"
+
+#define S_MODE_REQUEST 0
+#define S_MODE_REPLY   1
+#define S_MODE_RECORDS 2
+
+//  A fixed public key (Z85), so that the seeds are the same every run.
+#define S_KEY_A "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+#define S_KEY_B "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+
+static const char *s_dir;
+
+static void
+s_write (const char *target, const char *name, uint8_t mode, bool with_mode, const void *data,
+         size_t size)
+{
+    char path[4096];
+    snprintf (path, sizeof path, "%s/%s/%s", s_dir, target, name);
+    FILE *file = fopen (path, "wb");
+    if (!file) {
+        perror (path);
+        exit (1);
+    }
+    if (with_mode) {
+        fputc (mode, file);
+    }
+    if (size && fwrite (data, 1, size, file) != size) {
+        perror (path);
+        exit (1);
+    }
+    fclose (file);
+}
+
+static rl_id_t
+s_id (uint64_t lo)
+{
+    rl_id_t id = {.lo = lo, .hi = 0x5345454400000000ull};
+    return id;
+}
+
+//  A frame of `count` records of `record_size` bytes that `encode` fills.
+static void
+s_frame (const char *name, uint8_t mode, uint16_t op, uint32_t status, uint32_t count,
+         size_t record_size, void (*encode) (size_t index, uint8_t *out))
+{
+    static uint8_t frame[8192];
+    rl_header_t header = codec_request_header (op, 42, count);
+    if (mode == S_MODE_REPLY) {
+        header = codec_reply_header (&header, status, status ? 0 : count, 7);
+    }
+    size_t body_size = status ? 0 : count * record_size;
+    uint8_t *body = codec_encode_frame (&header, NULL, body_size, frame);
+    for (size_t i = 0; i < (status ? 0 : count); i++) {
+        encode (i, body + i * record_size);
+    }
+    s_write ("codec", name, mode, true, frame, codec_frame_size (body_size));
+}
+
+static void
+s_account (size_t i, uint8_t *out)
+{
+    rl_account_t account = {.id = s_id (i + 1), .ledger = 840, .code = 1, .flags = (uint16_t) i};
+    codec_encode_account (&account, out);
+}
+
+static void
+s_transfer (size_t i, uint8_t *out)
+{
+    rl_transfer_t transfer = {.id = s_id (100 + i),
+                              .debit_account_id = s_id (1),
+                              .credit_account_id = s_id (2),
+                              .amount = 500 + i,
+                              .ledger = 840,
+                              .code = 1};
+    codec_encode_transfer (&transfer, out);
+}
+
+static void
+s_id_record (size_t i, uint8_t *out)
+{
+    codec_encode_id (s_id (i + 1), out);
+}
+
+static void
+s_filter (size_t i, uint8_t *out)
+{
+    rl_filter_t filter = {.account_id = s_id (i + 1), .limit = 10, .flags = 3};
+    codec_encode_filter (&filter, out);
+}
+
+static void
+s_result (size_t i, uint8_t *out)
+{
+    rl_result_rec_t result = {.index = (uint32_t) i, .result = 0, .timestamp = 1000 + i};
+    codec_encode_result (&result, out);
+}
+
+static rl_tp_rec_t
+s_tp_rec (size_t i)
+{
+    rl_tp_rec_t tp = {.id = s_id (100 + i),
+                      .attempt = {.counter = 3, .nonce = 0xabcdef, .seq = i + 1},
+                      .state = RL_TP_COMMIT,
+                      .amount = 500,
+                      .timestamp = 1000,
+                      .debit_account_id = s_id (1)};
+    snprintf (tp.coordinator, sizeof tp.coordinator, "s1");
+    return tp;
+}
+
+static void
+s_tp (size_t i, uint8_t *out)
+{
+    rl_tp_rec_t tp = s_tp_rec (i);
+    codec_encode_tp (&tp, out);
+}
+
+static void
+s_prepare (size_t i, uint8_t *out)
+{
+    rl_prepare_rec_t prepare = {.tp = s_tp_rec (i)};
+    prepare.transfer.id = prepare.tp.id;
+    prepare.transfer.debit_account_id = s_id (1);
+    prepare.transfer.credit_account_id = s_id (2);
+    prepare.transfer.amount = 500;
+    prepare.transfer.ledger = 840;
+    prepare.transfer.code = 1;
+    codec_encode_prepare (&prepare, out);
+}
+
+static void
+s_status (size_t i, uint8_t *out)
+{
+    rl_status_rec_t status = {.epoch = 3 + i};
+    snprintf (status.name, sizeof status.name, "s1");
+    codec_encode_status (&status, out);
+}
+
+static void
+s_in_doubt (size_t i, uint8_t *out)
+{
+    rl_in_doubt_rec_t rec = {.prepare = {.tp = s_tp_rec (i)}};
+    snprintf (rec.peer, sizeof rec.peer, "s2");
+    codec_encode_in_doubt (&rec, out);
+}
+
+static void
+s_audit (size_t i, uint8_t *out)
+{
+    rl_audit_rec_t audit = {.ok = 1, .accounts = 4 + i};
+    snprintf (audit.message, sizeof audit.message, "ok");
+    codec_encode_audit (&audit, out);
+}
+
+static void
+s_blob_byte (size_t i, uint8_t *out)
+{
+    out[0] = (uint8_t) (0x52 + i);
+}
+
+static void
+s_codec (void)
+{
+    s_frame ("req_create_accounts", S_MODE_REQUEST, RL_OP_CREATE_ACCOUNTS, 0, 2, RL_ACCOUNT_SIZE,
+             s_account);
+    s_frame ("req_create_transfers", S_MODE_REQUEST, RL_OP_CREATE_TRANSFERS, 0, 2, RL_TRANSFER_SIZE,
+             s_transfer);
+    s_frame ("req_lookup_accounts", S_MODE_REQUEST, RL_OP_LOOKUP_ACCOUNTS, 0, 3, RL_ID_SIZE,
+             s_id_record);
+    s_frame ("req_lookup_transfers", S_MODE_REQUEST, RL_OP_LOOKUP_TRANSFERS, 0, 2, RL_ID_SIZE,
+             s_id_record);
+    s_frame ("req_get_account_transfers", S_MODE_REQUEST, RL_OP_GET_ACCOUNT_TRANSFERS, 0, 1,
+             RL_FILTER_SIZE, s_filter);
+    s_frame ("req_status", S_MODE_REQUEST, RL_OP_STATUS, 0, 0, 0, NULL);
+    s_frame ("req_load_ring", S_MODE_REQUEST, RL_OP_LOAD_RING, 0, 1, 1, s_blob_byte);
+    s_frame ("req_get_ring", S_MODE_REQUEST, RL_OP_GET_RING, 0, 0, 0, NULL);
+    s_frame ("req_prepare", S_MODE_REQUEST, RL_OP_PREPARE, 0, 1, RL_PREPARE_SIZE, s_prepare);
+    s_frame ("req_decide", S_MODE_REQUEST, RL_OP_DECIDE, 0, 2, RL_TP_SIZE, s_tp);
+    s_frame ("req_outcome_query", S_MODE_REQUEST, RL_OP_OUTCOME_QUERY, 0, 1, RL_TP_SIZE, s_tp);
+    s_frame ("req_in_doubt", S_MODE_REQUEST, RL_OP_IN_DOUBT, 0, 0, 0, NULL);
+    s_frame ("req_audit", S_MODE_REQUEST, RL_OP_AUDIT, 0, 0, 0, NULL);
+    s_frame ("req_resolve", S_MODE_REQUEST, RL_OP_RESOLVE, 0, 1, RL_TP_SIZE, s_tp);
+    s_frame ("rep_create_accounts", S_MODE_REPLY, RL_OP_CREATE_ACCOUNTS, 0, 2, RL_RESULT_SIZE,
+             s_result);
+    s_frame ("rep_lookup_accounts", S_MODE_REPLY, RL_OP_LOOKUP_ACCOUNTS, 0, 2, RL_ACCOUNT_SIZE,
+             s_account);
+    s_frame ("rep_get_account_transfers", S_MODE_REPLY, RL_OP_GET_ACCOUNT_TRANSFERS, 0, 2,
+             RL_TRANSFER_SIZE, s_transfer);
+    s_frame ("rep_status", S_MODE_REPLY, RL_OP_STATUS, 0, 1, RL_STATUS_SIZE, s_status);
+    s_frame ("rep_get_ring", S_MODE_REPLY, RL_OP_GET_RING, 0, 1, 1, s_blob_byte);
+    s_frame ("rep_prepare", S_MODE_REPLY, RL_OP_PREPARE, 0, 1, RL_TP_SIZE, s_tp);
+    s_frame ("rep_in_doubt", S_MODE_REPLY, RL_OP_IN_DOUBT, 0, 1, RL_IN_DOUBT_SIZE, s_in_doubt);
+    s_frame ("rep_audit", S_MODE_REPLY, RL_OP_AUDIT, 0, 1, RL_AUDIT_SIZE, s_audit);
+    s_frame ("rep_error", S_MODE_REPLY, RL_OP_CREATE_TRANSFERS, RL_STATUS_BUSY, 0, 0, NULL);
+    uint8_t records[RL_IN_DOUBT_SIZE];
+    s_in_doubt (0, records);
+    s_write ("codec", "records", S_MODE_RECORDS, true, records, sizeof records);
+}
+
+//  A ring of `shards` shards with few points, so that its seeds stay small.
+static ring_t *
+s_ring (size_t shards, uint32_t points_per_weight)
+{
+    ring_t *ring = ring_new (3);
+    if (!ring || ring_set_points_per_weight (ring, points_per_weight) != 0) {
+        exit (1);
+    }
+    for (size_t x = 0; x < shards; x++) {
+        char name[32];
+        char endpoint[64];
+        snprintf (name, sizeof name, "s%zu", x + 1);
+        snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%zu", 7101 + x);
+        if (ring_add_shard (ring, name, endpoint, 1.0 + (double) x / 2) != 0) {
+            exit (1);
+        }
+    }
+    return ring;
+}
+
+static void
+s_rings (void)
+{
+    const struct {
+        const char *name;
+        size_t shards;
+        uint32_t points_per_weight;
+        bool keyed;
+    } rings[] = {{"one_shard", 1, 1, false},
+                 {"two_shards", 2, 2, false},
+                 {"three_shards", 3, 4, false},
+                 {"keyed", 2, 2, true}};
+    for (size_t k = 0; k < sizeof rings / sizeof rings[0]; k++) {
+        ring_t *ring = s_ring (rings[k].shards, rings[k].points_per_weight);
+        if (rings[k].keyed
+            && (ring_set_key (ring, "s1", S_KEY_A) != 0
+                || ring_set_key (ring, "s2", S_KEY_B) != 0)) {
+            exit (1);
+        }
+        size_t size = ring_encoded_size (ring);
+        uint8_t *blob = malloc (size);
+        if (!blob || ring_encode (ring, blob, size) != size) {
+            exit (1);
+        }
+        s_write ("ring_blob", rings[k].name, 0, false, blob, size);
+        char *text = ring_to_text (ring);
+        if (!text) {
+            exit (1);
+        }
+        s_write ("ring_text", rings[k].name, 0, false, text, strlen (text));
+        s_write ("config", rings[k].name, 1, true, text, strlen (text));
+        free (text);
+        free (blob);
+        ring_destroy (&ring);
+    }
+    const char *placed = "# placed by the loader\n"
+                         "epoch 9\n"
+                         "points_per_weight 2\n"
+                         "shard a tcp://127.0.0.1:7001 weight 1\n"
+                         "shard b tcp://127.0.0.1:7002 weight 0.5\n";
+    s_write ("ring_text", "placed", 0, false, placed, strlen (placed));
+    s_write ("config", "ring_placed", 1, true, placed, strlen (placed));
+}
+
+static void
+s_failpoints (void)
+{
+    char spec[1024];
+    snprintf (spec, sizeof spec, "%s=crash", failpoint_name (0));
+    s_write ("config", "failpoint_crash", 0, true, spec, strlen (spec));
+    snprintf (spec, sizeof spec, "%s=error@3,%s=delay:10", failpoint_name (0),
+              failpoint_name ((rl_fp_t) (failpoint_count () - 1)));
+    s_write ("config", "failpoints_two", 0, true, spec, strlen (spec));
+    s_write ("config", "failpoints_empty", 0, true, "", 0);
+}
+
+static void
+s_keys (void)
+{
+    s_write ("config", "key_text", 2, true, S_KEY_A, strlen (S_KEY_A));
+    //  A certificate in czmq's zcert format (ZPL), public and secret keys.
+    const char *cert = "#   ZeroMQ CURVE **Secret** Certificate\n"
+                       "metadata\n"
+                       "    name = \"s1\"\n"
+                       "curve\n"
+                       "    public-key = \"" S_KEY_A "\"\n"
+                       "    secret-key = \"D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs\"\n";
+    s_write ("config", "cert_secret", 3, true, cert, strlen (cert));
+}
+
+int
+main (int argc, char *argv[])
+{
+    if (argc != 2) {
+        fprintf (stderr, "usage: fuzz_make_corpus DIR\n");
+        return 2;
+    }
+    s_dir = argv[1];
+    s_codec ();
+    s_rings ();
+    s_failpoints ();
+    s_keys ();
+    return 0;
+}
