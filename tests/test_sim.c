@@ -806,34 +806,12 @@ test_outcome_query (void **state)
     s_node_open (0);
     //  One attempt of this incarnation (account 1 on s1 to 2 on s2), its
     //  PREPARE lost: it times out, its ABORT is delivered and acknowledged.
-    s_slots[0].used = true;
-    s_slots[0].t = (rl_transfer_t){.id = {1, 0x51},
-                                   .debit_account_id = s_account_id (1),
-                                   .credit_account_id = s_account_id (2),
-                                   .amount = 1,
-                                   .ledger = LEDGER,
-                                   .code = 1};
-    rl_result_rec_t r;
-    rl_header_t h = {.operation = RL_OP_CREATE_TRANSFERS, .record_count = 1};
-    assert_int_equal (ledger_create_transfers (s_nodes[0].ledger, &s_slots[0].t, 1, s_clock (),
-                                               (void *) (uintptr_t) 1, &h, &r),
-                      LEDGER_REPLY_LATER);
-    s_drain (0);
-    s_slots[0].in_flight = true;
-    s_turn_finish (0);
+    s_scenario_submit (0, 1, 2, 1);
     s_net_count = 0; //  the PREPARE is lost
     uint64_t inflight = 1, in_doubt = 0, alarms = 0;
-    for (int step = 0; step < 400 && inflight > 0; step++) {
-        s_now += 5000000ull;
-        for (int i = 0; i < NODES; i++) {
-            ledger_tick (s_nodes[i].ledger, s_clock ());
-            s_drain (i);
-            s_turn_finish (i);
-        }
-        for (int k = 0; k < 64 && s_net_count > 0; k++) {
-            s_deliver_step (); //  the due ones; the others at a later step
-        }
-        ledger_tp_counts (s_nodes[0].ledger, &inflight, &in_doubt, &alarms);
+    for (int round = 0; round < 400 && inflight > 0; round++) {
+        s_scenario_round (5000000ull);
+        s_tp_counts (0, &inflight, &in_doubt, &alarms);
     }
     assert_int_equal (inflight, 0);
     assert_int_equal (alarms, 0);
