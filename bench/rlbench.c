@@ -64,6 +64,7 @@
 
 #include <czmq.h>
 
+#include "keys.h"
 #include "rl_rand.h"
 #include "rlbench.h"
 #include "proc.h"
@@ -157,7 +158,11 @@ s_usage (void)
         "                       exceed its debits (a limit checked on every reservation)\n"
         "  --history auto|on|off  check every account's history sums (auto: <= %d accounts)\n"
         "  --probe-dir DIR --probe-writes N   fdatasync latency of 4 KiB writes (/var/tmp, %d)\n"
-        "  --spawn-shard PATH [--data DIR] [--durability sync|nosync] [--keep]\n",
+        "  --spawn-shard PATH [--data DIR] [--durability sync|nosync] [--keep]\n"
+        "                       (the spawned shard gets fresh keys, unless --insecure)\n"
+        "  --cert FILE --server-key KEY   CURVE: this client's secret certificate and the\n"
+        "                       public key of --connect (default $RL_CERT, $RL_SERVER_KEY)\n"
+        "  --insecure           plain TCP, for shards and routers started --insecure\n",
         RLB_OPEN_WINDOW_DEFAULT, RL_BATCH_RECORDS_MAX, RLB_HISTORY_AUTO_ACCOUNTS_MAX,
         RLB_PROBE_WRITES_DEFAULT);
 }
@@ -277,6 +282,9 @@ s_parse (int argc, char **argv, options_t *o)
         O_DURABILITY,
         O_KEEP,
         O_QUIET,
+        O_CERT,
+        O_SERVER_KEY,
+        O_INSECURE,
         O_HELP
     };
     static const struct option longs[] = {
@@ -313,6 +321,9 @@ s_parse (int argc, char **argv, options_t *o)
         {"durability", required_argument, NULL, O_DURABILITY},
         {"keep", no_argument, NULL, O_KEEP},
         {"quiet", no_argument, NULL, O_QUIET},
+        {"cert", required_argument, NULL, O_CERT},
+        {"server-key", required_argument, NULL, O_SERVER_KEY},
+        {"insecure", no_argument, NULL, O_INSECURE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -330,10 +341,21 @@ s_parse (int argc, char **argv, options_t *o)
                      .probe_dir = "/var/tmp",
                      .probe_writes = RLB_PROBE_WRITES_DEFAULT,
                      .data_dir = "/var/tmp",
-                     .durability = "sync"};
+                     .durability = "sync",
+                     .cert = getenv ("RL_CERT"),
+                     .server_key = getenv ("RL_SERVER_KEY")};
     int c;
     while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
+            case O_CERT:
+                o->cert = optarg;
+                break;
+            case O_SERVER_KEY:
+                o->server_key = optarg;
+                break;
+            case O_INSECURE:
+                o->insecure = true;
+                break;
             case O_CONNECT:
                 if (s_parse_endpoints (o, optarg) != 0) {
                     fprintf (stderr, "rlbench: bad --connect list\n");
@@ -520,6 +542,31 @@ s_probe_fsync (bench_t *b, const char *dir)
     free (ns);
 }
 
+//  CURVE for --connect (unless --insecure): this client's keypair and the
+//  key of the endpoints; shards reached directly take theirs from the ring.
+static int
+s_security (bench_t *b)
+{
+    if (b->o.insecure) {
+        return 0;
+    }
+    if (!b->o.cert || !*b->o.cert || !b->o.server_key || !*b->o.server_key) {
+        fprintf (stderr, "rlbench: give --cert FILE and --server-key KEY (or $RL_CERT and "
+                         "$RL_SERVER_KEY), or --insecure (docs/security.md)\n");
+        return -1;
+    }
+    char err[768];
+    char key[RL_KEY_TEXT_SIZE];
+    b->cert = rl_cert_load (b->o.cert, err, sizeof err);
+    if (!b->cert || rl_key_resolve (b->o.server_key, key, err, sizeof err) != 0) {
+        fprintf (stderr, "rlbench: %s\n", err);
+        zcert_destroy (&b->cert);
+        return -1;
+    }
+    rl_client_set_curve (b->cert, key);
+    return 0;
+}
+
 //  A shard of our own (--spawn-shard) ----------------------------------------
 static int
 s_spawn_shard (bench_t *b)
@@ -531,11 +578,16 @@ s_spawn_shard (bench_t *b)
         b->spawn_dir[0] = '\0';
         return -1;
     }
-    char data[PATH_MAX + 8], log[PATH_MAX + 16];
+    char data[PATH_MAX + 8], log[PATH_MAX + 16], keys[PATH_MAX + 8];
     snprintf (data, sizeof (data), "%s/s1", b->spawn_dir);
     snprintf (log, sizeof (log), "%s/s1.log", b->spawn_dir);
-    int rc = spawn_shard_start (&b->shard, b->o.spawn_shard, "s1", data, b->o.durability, log,
-                                RLB_READY_TIMEOUT_MS, &rlb_interrupted);
+    snprintf (keys, sizeof (keys), "%s/keys", b->spawn_dir);
+    if (!b->o.insecure && spawn_keys_make (keys, "s1", &b->cert) != 0) {
+        return -1;
+    }
+    int rc = spawn_shard_start (&b->shard, b->o.spawn_shard, "s1", data, b->o.durability,
+                                b->o.insecure ? NULL : keys, log, RLB_READY_TIMEOUT_MS,
+                                &rlb_interrupted);
     s_spawned_pid = b->shard.pid;
     if (rc == 0) {
         snprintf (b->o.endpoints[0], RL_ENDPOINT_SIZE_MAX, "%s", b->shard.endpoint);
@@ -586,6 +638,10 @@ s_fetch_ring (bench_t *b)
                       ring_shard_name (b->ring, i));
             snprintf (b->shards[i].endpoint, sizeof (b->shards[i].endpoint), "%s",
                       ring_shard_endpoint (b->ring, i));
+            if (*ring_shard_key (b->ring, i)) {
+                rl_client_add_server_key (ring_shard_endpoint (b->ring, i),
+                                          ring_shard_key (b->ring, i));
+            }
         }
     } else {
         //  No ring: ask the endpoints themselves.
@@ -726,7 +782,12 @@ main (int argc, char **argv)
     int rc = 0;
     if (b->o.spawn_shard && s_spawn_shard (b) != 0) {
         s_stop_shard (b);
+        rl_client_clear_curve ();
+        zcert_destroy (&b->cert);
         return 1;
+    }
+    if (!b->o.spawn_shard && s_security (b) != 0) {
+        return 2;
     }
     s_probe_fsync (b, b->o.spawn_shard ? b->spawn_dir : b->o.probe_dir);
     if (s_setup (b) != 0) {
@@ -755,5 +816,7 @@ main (int argc, char **argv)
     ring_destroy (&b->ring);
     rl_check_destroy (&b->check);
     s_stop_shard (b);
+    rl_client_clear_curve ();
+    zcert_destroy (&b->cert);
     return rc;
 }

@@ -104,6 +104,9 @@ typedef struct {
     const char *durability;  //  of a spawned shard
     bool keep;
     bool quiet;
+    const char *cert;       //  --cert (or $RL_CERT): this client's secret certificate
+    const char *server_key; //  --server-key (or $RL_SERVER_KEY): the key of --connect
+    bool insecure;          //  --insecure: plain TCP
 } options_t;
 
 //  State -------------------------------------------------------------------------
@@ -187,6 +190,7 @@ typedef struct {
     int probe_done;
     //  spawned shard
     spawn_shard_t shard;
+    zcert_t *cert; //  this client's keypair (NULL: --insecure)
     char spawn_dir[PATH_MAX];
 } bench_t;
 

@@ -17,7 +17,9 @@
 
     Usage: shard_bench [--batches 1,100,8190] [--seconds 5] [--runs 3]
                        [--window 4] [--accounts 10000] [--data DIR]
-                       [--durability sync|nosync] [--quick] [--json]
+                       [--durability sync|nosync] [--quick] [--json] [--insecure]
+    The shard gets fresh CURVE keys for each run (docs/security.md), unless
+    --insecure.
 */
 #include <assert.h>
 #include <errno.h>
@@ -64,6 +66,7 @@ typedef struct {
     char data[PATH_MAX];
     const char *durability;
     bool json;
+    bool insecure; //  --insecure: plain TCP
     int reply_timeout_ms;
     char shard_bin[PATH_MAX];
 } s_options_t;
@@ -228,13 +231,21 @@ s_run_shard (const s_options_t *o, size_t batch, int run, s_result_t *r)
     if (proc_remove_tree (dir) != 0) {
         return -1;
     }
+    char keys[PATH_MAX + 128];
+    snprintf (keys, sizeof (keys), "%s.keys", dir);
+    zcert_t *cert = NULL;
+    if (proc_remove_tree (keys) != 0 || (!o->insecure && spawn_keys_make (keys, "bench", &cert))) {
+        return -1;
+    }
     spawn_shard_t shard;
     const char *phase = "start";
-    if (spawn_shard_start (&shard, o->shard_bin, "bench", dir, o->durability, log,
-                           BENCH_READY_TIMEOUT_MS, NULL)
+    if (spawn_shard_start (&shard, o->shard_bin, "bench", dir, o->durability,
+                           o->insecure ? NULL : keys, log, BENCH_READY_TIMEOUT_MS, NULL)
         != 0) {
         fprintf (stderr, "shard_bench: batch %zu: failed at %s (shard log: %s)\n", batch, phase,
                  log);
+        rl_client_clear_curve ();
+        zcert_destroy (&cert);
         return -1;
     }
     const char *endpoint = shard.endpoint;
@@ -259,7 +270,9 @@ s_run_shard (const s_options_t *o, size_t batch, int run, s_result_t *r)
     }
     rl_client_destroy (&client);
     spawn_shard_stop (&shard, BENCH_STOP_TIMEOUT_MS);
-    if (proc_remove_tree (dir) != 0) {
+    rl_client_clear_curve ();
+    zcert_destroy (&cert);
+    if (proc_remove_tree (dir) != 0 || proc_remove_tree (keys) != 0) {
         rc = -1;
     }
     return rc;
@@ -331,6 +344,7 @@ s_parse (int argc, char **argv, s_options_t *o)
         {"quick", no_argument, NULL, 'q'},
         {"json", no_argument, NULL, 'j'},
         {"shard-bin", required_argument, NULL, 'S'},
+        {"insecure", no_argument, NULL, 'I'},
         {NULL, 0, NULL, 0},
     };
     *o = (s_options_t){.seconds = 5,
@@ -389,6 +403,9 @@ s_parse (int argc, char **argv, s_options_t *o)
                 break;
             case 'S':
                 snprintf (o->shard_bin, sizeof (o->shard_bin), "%s", optarg);
+                break;
+            case 'I':
+                o->insecure = true;
                 break;
             default:
                 return -1;

@@ -9,14 +9,33 @@
 #include <string.h>
 
 #include "client.h"
+#include "keys.h"
 #include "proc.h"
 
 #define S_STATUS_POLL_MS 200 //  one status attempt while waiting for the start
 
 int
+spawn_keys_make (const char *keys_dir, const char *name, zcert_t **cert_p)
+{
+    assert (keys_dir && name && cert_p);
+    char err[768];
+    char shard_key[RL_KEY_TEXT_SIZE];
+    char secret[PATH_MAX];
+    snprintf (secret, sizeof secret, "%s/private/bench-client.key_secret", keys_dir);
+    if (rl_keygen (keys_dir, "shard", name, shard_key, err, sizeof err) != 0
+        || rl_keygen (keys_dir, "client", "bench-client", NULL, err, sizeof err) != 0
+        || !(*cert_p = rl_cert_load (secret, err, sizeof err))) {
+        fprintf (stderr, "spawn: keys: %s\n", err);
+        return -1;
+    }
+    rl_client_set_curve (*cert_p, shard_key);
+    return 0;
+}
+
+int
 spawn_shard_start (spawn_shard_t *self, const char *shard_bin, const char *name,
-                   const char *data_dir, const char *durability, const char *log_path,
-                   int ready_timeout_ms, volatile sig_atomic_t *interrupted)
+                   const char *data_dir, const char *durability, const char *keys_dir,
+                   const char *log_path, int ready_timeout_ms, volatile sig_atomic_t *interrupted)
 {
     assert (self && shard_bin && name && data_dir && durability && log_path);
     self->pid = 0;
@@ -26,9 +45,12 @@ spawn_shard_start (spawn_shard_t *self, const char *shard_bin, const char *name,
         return -1;
     }
     snprintf (self->endpoint, sizeof (self->endpoint), "tcp://127.0.0.1:%d", port);
-    char *const argv[] = {(char *) shard_bin,  "--name", (char *) name,     "--bind",
-                          self->endpoint,      "--data", (char *) data_dir, "--durability",
-                          (char *) durability, NULL};
+    char *const argv[] = {(char *) shard_bin,  "--name",
+                          (char *) name,       "--bind",
+                          self->endpoint,      "--data",
+                          (char *) data_dir,   "--durability",
+                          (char *) durability, keys_dir ? "--keys" : "--insecure",
+                          (char *) keys_dir,   NULL};
     fflush (stdout);
     fflush (stderr);
     proc_spawn_t spawn = {.argv = argv, .out_path = NULL, .err_path = log_path};

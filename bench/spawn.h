@@ -25,6 +25,8 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <czmq.h>
+
 #define SPAWN_ENDPOINT_SIZE 64
 
 typedef struct {
@@ -32,13 +34,21 @@ typedef struct {
     char endpoint[SPAWN_ENDPOINT_SIZE];
 } spawn_shard_t;
 
+//  Fresh CURVE keys for a spawned shard NAME and its benchmark client in
+//  KEYS_DIR (docs/security.md), and the client library set to use them
+//  (rl_client_set_curve). *cert_p: the client's keypair, to destroy after
+//  the last client. 0, or -1 after printing why.
+int spawn_keys_make (const char *keys_dir, const char *name, zcert_t **cert_p);
+
 //  Starts shard_bin --name NAME --bind ENDPOINT --data DATA_DIR --durability
-//  DURABILITY and waits (bounded) until it answers status. Gives up early
-//  when *interrupted becomes non-zero (NULL: never). 0, or -1 after
-//  printing why (the shard is not running).
+//  DURABILITY (--keys KEYS_DIR, or --insecure when keys_dir is NULL) and
+//  waits (bounded) until it answers status. Gives up early when
+//  *interrupted becomes non-zero (NULL: never). 0, or -1 after printing
+//  why (the shard is not running).
 int spawn_shard_start (spawn_shard_t *self, const char *shard_bin, const char *name,
-                       const char *data_dir, const char *durability, const char *log_path,
-                       int ready_timeout_ms, volatile sig_atomic_t *interrupted);
+                       const char *data_dir, const char *durability, const char *keys_dir,
+                       const char *log_path, int ready_timeout_ms,
+                       volatile sig_atomic_t *interrupted);
 //  SIGTERM, then SIGKILL after stop_timeout_ms; reaps it. Safe twice.
 void spawn_shard_stop (spawn_shard_t *self, int stop_timeout_ms);
 

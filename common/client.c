@@ -20,6 +20,11 @@
 
     The admin calls and the fan-outs are in client_admin.c.
 
+    Security is process-wide (s_curve): a keypair, a default server key and
+    a table of server keys by endpoint, applied by rl_client_connect to
+    every socket before it connects (libzmq copies the options at connect
+    time, so one DEALER may pin a different key per endpoint).
+
     INVARIANTS
     1. A call that returns 0 has checked the reply: well formed
        (codec_check_reply), the request's id and operation and, for the
@@ -43,6 +48,79 @@
 
 #include "codec.h"
 #include "failpoint.h"
+
+//  Process-wide security settings (set at start-up, read-only afterwards).
+static struct {
+    zcert_t *cert;       //  borrowed; NULL: plain TCP
+    char server_key[41]; //  default server key, "" if none
+    zhashx_t *keys;      //  endpoint -> malloc'd Z85 key
+} s_curve;
+
+void
+rl_client_set_curve (void *cert, const char *server_key)
+{
+    s_curve.cert = (zcert_t *) cert;
+    s_curve.server_key[0] = 0;
+    if (server_key && strlen (server_key) == 40) {
+        memcpy (s_curve.server_key, server_key, 41);
+    }
+}
+
+static void
+s_key_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+int
+rl_client_add_server_key (const char *endpoint, const char *key)
+{
+    assert (endpoint && key);
+    uint8_t raw[32];
+    if (strlen (key) != 40 || !zmq_z85_decode (raw, key)) {
+        return -1;
+    }
+    if (!s_curve.keys) {
+        s_curve.keys = zhashx_new ();
+        if (!s_curve.keys) {
+            return -1;
+        }
+        zhashx_set_destructor (s_curve.keys, s_key_free);
+    }
+    char *copy = strdup (key);
+    if (!copy) {
+        return -1;
+    }
+    zhashx_update (s_curve.keys, endpoint, copy);
+    return 0;
+}
+
+void
+rl_client_clear_curve (void)
+{
+    zhashx_destroy (&s_curve.keys);
+    s_curve.cert = NULL;
+    s_curve.server_key[0] = 0;
+}
+
+int
+rl_client_connect (void *sock, const char *endpoint)
+{
+    assert (sock && endpoint);
+    if (s_curve.cert) {
+        const char *key = s_curve.keys ? zhashx_lookup (s_curve.keys, endpoint) : NULL;
+        if (!key) {
+            key = s_curve.server_key[0] ? s_curve.server_key : NULL;
+        }
+        if (!key) {
+            return -1; //  never in clear when security is on
+        }
+        zcert_apply (s_curve.cert, sock);
+        zsock_set_curve_serverkey (sock, key);
+    }
+    return zsock_connect (sock, "%s", endpoint) == 0 ? 0 : -1;
+}
 
 struct rl_client_t {
     zsock_t *dealer;
@@ -85,7 +163,7 @@ rl_client_new (const char *endpoints)
     int connected = 0;
     for (char *ep = list ? strtok_r (list, ",", &save) : NULL; ep;
          ep = strtok_r (NULL, ",", &save)) {
-        if (zsock_connect (self->dealer, "%s", ep) == 0) {
+        if (rl_client_connect (self->dealer, ep) == 0) {
             connected++;
         }
     }

@@ -40,6 +40,13 @@
     Per-record outcomes are in the result records, as data.
 
     A client is used from one thread at a time. See docs/client.md.
+
+    Security (docs/security.md): rl_client_set_curve makes every socket
+    the library opens afterwards speak CURVE with this process's keypair,
+    and pin the server's public key: the key registered for the endpoint
+    (rl_client_add_server_key, e.g. from the ring), else the default key.
+    Without rl_client_set_curve, connections are plain TCP, which only a
+    server started with --insecure accepts.
 */
 #ifndef RL_CLIENT_H
 #define RL_CLIENT_H
@@ -59,6 +66,24 @@
 #define RL_CLIENT_ERR_NOMEM  (-7)
 
 typedef struct rl_client_t rl_client_t;
+
+//  Security, process-wide: call from one thread before opening clients ----------
+//
+//  cert: this process's keypair (common/keys.h rl_cert_load), kept by the
+//  caller until the last client is gone; NULL: plain TCP (insecure).
+//  server_key: the Z85 key of servers with no key of their own (may be
+//  NULL). Copies the key.
+void rl_client_set_curve (void *cert, const char *server_key);
+//  The server key of one endpoint, preferred to the default. 0, or -1 if
+//  the key is not 40 Z85 characters or memory ran out.
+int rl_client_add_server_key (const char *endpoint, const char *key);
+//  Forgets the keypair and every server key (back to plain TCP).
+void rl_client_clear_curve (void);
+//  Connects sock (a DEALER of the caller) to endpoint the way the library
+//  does: with CURVE and the endpoint's server key when security is on.
+//  -1 if the endpoint does not parse, or security is on and no server key
+//  is known for it (nothing is sent in clear then).
+int rl_client_connect (void *sock, const char *endpoint);
 
 //  endpoints: one or more ZeroMQ endpoints separated by commas.
 rl_client_t *rl_client_new (const char *endpoints);

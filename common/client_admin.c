@@ -241,7 +241,7 @@ rl_client_fanout (const char *const *endpoints, size_t count, uint16_t operation
         zsock_set_sndtimeo (dealer, 0);
         rl_header_t header = codec_request_header (operation, base + i, record_count);
         codec_encode_frame (&header, body, body_size, zframe_data (frame));
-        if (!endpoints[i] || zsock_connect (dealer, "%s", endpoints[i]) != 0
+        if (!endpoints[i] || rl_client_connect (dealer, endpoints[i]) != 0
             || zframe_send (&frame, dealer, 0) != 0) {
             zframe_destroy (&frame);
             zsock_destroy (&dealer);

@@ -138,7 +138,11 @@
     X (T, prepare_timeout_ms, 196, U32)                                                            \
     X (T, deadline_errors, 200, U64)                                                               \
     X (T, arcs_unreceived, 208, U64)                                                               \
-    X (T, reserved, 216, U64S)
+    X (T, insecure, 216, U32)                                                                      \
+    X (T, keys, 220, U32)                                                                          \
+    X (T, handshakes_refused, 224, U64)                                                            \
+    X (T, unauthorized, 232, U64)                                                                  \
+    X (T, reserved, 240, U64S)
 
 #define S_TP_FIELDS(X, T)                                                                          \
     X (T, id, 0, ID)                                                                               \

@@ -133,7 +133,8 @@ int
 rl_key_resolve (const char *spec, char out[RL_KEY_TEXT_SIZE], char *err, size_t err_size)
 {
     assert (spec);
-    if (rl_key_valid (spec)) {
+    //  A file first: a 40-byte path may well be valid Z85 text too.
+    if (access (spec, F_OK) != 0 && rl_key_valid (spec)) {
         memcpy (out, spec, RL_KEY_TEXT_SIZE);
         return 0;
     }

@@ -61,8 +61,9 @@ const char *rl_roles_text (unsigned mask, char *out, size_t size);
 //  on failure (invariant 1).
 zcert_t *rl_cert_load (const char *path, char *err, size_t err_size);
 
-//  A server's public key: SPEC is either 40 Z85 characters or the path of a
-//  certificate file (public or secret). 0 with out set, -1 with err set.
+//  A server's public key: SPEC is the path of a certificate file (public or
+//  secret) if such a file exists, else 40 Z85 characters. 0 with out set,
+//  -1 with err set.
 int rl_key_resolve (const char *spec, char out[RL_KEY_TEXT_SIZE], char *err, size_t err_size);
 
 //  1 if text is a Z85 public key (40 characters that decode).

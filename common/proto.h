@@ -448,7 +448,11 @@ typedef struct {
     uint32_t prepare_timeout_ms;       //  shard: --prepare-timeout-ms (a router: 0)
     uint64_t deadline_errors;          //  router: shard deadlines seen above --shard-deadline-ms
     uint64_t arcs_unreceived;          //  shard: ring arcs gained whose data has not arrived
-    uint64_t reserved[5];              //  zero
+    uint32_t insecure;                 //  1: started with --insecure (no CURVE, no roles)
+    uint32_t keys;                     //  public keys in the role key sets
+    uint64_t handshakes_refused;       //  connections refused at the handshake (no or unknown key)
+    uint64_t unauthorized;             //  requests refused unauthorized (a key without the role)
+    uint64_t reserved[2];              //  zero
 } rl_status_rec_t;
 
 //  Two-phase transfers between shards (docs/two-phase.md) ---------------------

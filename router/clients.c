@@ -161,6 +161,10 @@ s_answer_status (router_t *self, zmsg_t *envelope, const rl_header_t *h)
     status.uptime_ms = (uint64_t) (zclock_mono () - self->started_ms);
     status.deadline_ms = (uint32_t) self->options.deadline_ms; //  main.c bounds it
     status.deadline_errors = self->deadline_errors;
+    status.insecure = rl_auth_insecure (self->auth);
+    status.keys = (uint32_t) rl_auth_key_count (self->auth);
+    status.handshakes_refused = rl_auth_refused (self->auth);
+    status.unauthorized = self->unauthorized;
     uint8_t out[RL_STATUS_SIZE];
     codec_encode_status (&status, out);
     router_reply_send (self, &envelope, h, RL_STATUS_OK, 1, out, sizeof (out));

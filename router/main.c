@@ -33,6 +33,7 @@
        partial s_open.
 
     Usage: router --bind ENDPOINT (--ring FILE | --shard EP[,EP...])
+                  (--keys KEYDIR [--cert FILE] [--shard-key KEY] | --insecure)
                   [--deadline-ms N] [--shard-deadline-ms N] [--name NAME]
                   [--ring-refresh-ms N]
     See docs/router.md.
@@ -58,6 +59,7 @@ s_usage (FILE *out)
 {
     fprintf (out,
              "usage: router --bind ENDPOINT (--ring FILE | --shard ENDPOINT[,ENDPOINT...])\n"
+             "              (--keys KEYDIR [--cert FILE] [--shard-key KEY] | --insecure)\n"
              "              [--deadline-ms N] [--shard-deadline-ms N] [--name NAME]\n"
              "              [--ring-refresh-ms N]\n"
              "  --bind         ZeroMQ endpoint to serve clients on (e.g. tcp://127.0.0.1:7001)\n"
@@ -67,6 +69,13 @@ s_usage (FILE *out)
              "                 reads timeout; must exceed --shard-deadline-ms\n"
              "  --shard-deadline-ms N  the shards' answer bound, above their prepare timeout\n"
              "                 (default %d)\n"
+             "  --keys KEYDIR  the role key sets (KEYDIR/ROLE/*.key, docs/security.md): CURVE on\n"
+             "                 every connection, only keys in a role admitted\n"
+             "  --cert FILE    this router's secret certificate (default\n"
+             "                 KEYDIR/private/NAME.key_secret; mode 0600)\n"
+             "  --shard-key K  the public key (Z85, or a certificate file) of the --shard\n"
+             "                 endpoints, to fetch the first ring (--ring carries the keys)\n"
+             "  --insecure     no CURVE, no authentication (instead of --keys)\n"
              "  --name         this router's name in status (default router)\n"
              "  --ring-refresh-ms N  ask a shard for its ring this often (default %d)\n",
              RL_ROUTER_DEADLINE_MS, RL_SHARD_DEADLINE_MS, RL_ROUTER_RING_REFRESH_MS);
@@ -84,6 +93,10 @@ s_parse_options (int argc, char **argv, r_options_t *o)
         {"help", no_argument, NULL, 'h'},
         {"ring-refresh-ms", required_argument, NULL, 'R'},
         {"shard-deadline-ms", required_argument, NULL, 'S'},
+        {"keys", required_argument, NULL, 'K'},
+        {"cert", required_argument, NULL, 'c'},
+        {"shard-key", required_argument, NULL, 'k'},
+        {"insecure", no_argument, NULL, 'I'},
         {NULL, 0, NULL, 0},
     };
     *o = (r_options_t){.name = "router",
@@ -104,6 +117,18 @@ s_parse_options (int argc, char **argv, r_options_t *o)
                 break;
             case 'n':
                 o->name = optarg;
+                break;
+            case 'K':
+                o->keys_dir = optarg;
+                break;
+            case 'c':
+                o->cert = optarg;
+                break;
+            case 'k':
+                o->shard_key = optarg;
+                break;
+            case 'I':
+                o->insecure = true;
                 break;
             case 'd':
                 if (options_long ("router", "--deadline-ms", optarg, RL_ROUTER_DEADLINE_MS_MIN,
@@ -150,6 +175,17 @@ s_parse_options (int argc, char **argv, r_options_t *o)
     if (strlen (o->name) >= RL_SHARD_NAME_SIZE_MAX) {
         fprintf (stderr, "router: name longer than %d bytes\n", RL_SHARD_NAME_SIZE_MAX - 1);
         return -1;
+    }
+    if (o->insecure == (o->keys_dir != NULL) || (o->insecure && (o->cert || o->shard_key))) {
+        fprintf (stderr, "router: give --keys KEYDIR (CURVE; docs/security.md), or --insecure to "
+                         "run without any authentication, not both\n");
+        return -1;
+    }
+    if (o->keys_dir && !o->cert) {
+        //  The default: the secret certificate rlctl keygen wrote for this name.
+        static char cert[4096];
+        snprintf (cert, sizeof cert, "%s/private/%s.key_secret", o->keys_dir, o->name);
+        o->cert = cert;
     }
     return 0;
 }
@@ -245,13 +281,30 @@ s_open (router_t *self)
     }
     self->pending_free_count = RL_ROUTER_PENDING_MAX;
     self->sub_head = self->sub_tail = self->pending_head = self->pending_tail = -1;
+    char err[768] = "out of memory";
+    self->auth = self->options.insecure
+                     ? rl_auth_new_insecure ()
+                     : rl_auth_new (self->options.keys_dir, self->options.cert, err, sizeof err);
+    if (!self->auth) {
+        rl_error ("%s", err);
+        return -1;
+    }
+    if (!self->options.insecure) {
+        //  The first ring, asked of --shard: CURVE to the key given.
+        char shard_key[RL_KEY_TEXT_SIZE] = "";
+        if (self->options.shard_key
+            && rl_key_resolve (self->options.shard_key, shard_key, err, sizeof err) != 0) {
+            rl_error ("--shard-key: %s", err);
+            return -1;
+        }
+        rl_client_set_curve (rl_auth_cert (self->auth), shard_key[0] ? shard_key : NULL);
+    }
     self->loop = zloop_new ();
-    if (!self->loop) {
+    if (!self->loop || rl_auth_attach (self->auth, self->loop) != 0) {
         return -1;
     }
     ring_t *ring = NULL;
     if (self->options.ring_file) {
-        char err[512];
         ring = ring_load_file (self->options.ring_file, err, sizeof (err));
         if (!ring) {
             rl_error ("ring file %s: %s", self->options.ring_file, err);
@@ -270,7 +323,7 @@ s_open (router_t *self)
     }
     s_wait_connected (self);
     self->clients = zsock_new (ZMQ_ROUTER);
-    if (!self->clients) {
+    if (!self->clients || rl_auth_server (self->auth, self->clients) != 0) {
         return -1;
     }
     zsock_set_router_mandatory (self->clients, 1);
@@ -310,6 +363,8 @@ s_close (router_t *self)
         self->retired = next;
     }
     zsock_destroy (&self->clients);
+    rl_client_clear_curve ();
+    rl_auth_destroy (&self->auth);
     if (self->subs) {
         for (uint32_t i = 0; i < RL_ROUTER_SUBS_MAX; i++) {
             free (self->subs[i].positions);
@@ -350,6 +405,15 @@ main (int argc, char **argv)
     }
     rl_info ("serving %s, ring epoch %" PRIu64 " (%zu shards), deadline %ld ms", self.options.bind,
              ring_epoch (self.ring), self.shard_count, self.options.deadline_ms);
+    if (rl_auth_insecure (self.auth)) {
+        rl_warn ("INSECURE (--insecure): no CURVE, no authentication, no roles: anyone who "
+                 "reaches %s can send anything",
+                 self.options.bind);
+    } else {
+        rl_info ("CURVE on, public key %s, %zu keys in the role key sets of %s",
+                 zcert_public_txt (rl_auth_cert (self.auth)), rl_auth_key_count (self.auth),
+                 self.options.keys_dir);
+    }
     zloop_start (self.loop); //  returns on SIGINT/SIGTERM
     rl_info ("stopping: %" PRIu64 " requests, %" PRIu64 " dropped, %" PRIu64 " refused, %" PRIu64
              " busy, %" PRIu64 " wrong_shard, %" PRIu64 " late replies, %" PRIu64

@@ -751,6 +751,7 @@ router_on_tick (zloop_t *loop, int timer_id, void *arg)
     router_t *self = arg;
     self->tick++;
     int64_t now = zclock_mono ();
+    rl_auth_tick (self->auth, now, false);
     while (self->pending_head >= 0 && self->pending[self->pending_head].deadline_ms <= now) {
         router_pending_expire (self, &self->pending[self->pending_head]);
     }

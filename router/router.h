@@ -32,6 +32,7 @@
 
 #include <czmq.h>
 
+#include "auth.h"
 #include "proto.h"
 #include "ring.h"
 #include "rl_limits.h"
@@ -56,6 +57,7 @@ typedef struct r_shard_s {
     router_t *router;
     char name[RL_SHARD_NAME_SIZE_MAX];
     char endpoint[RL_ENDPOINT_SIZE_MAX];
+    char key[RING_KEY_SIZE + 1]; //  the shard's public key from the ring ("" if none)
     zsock_t *dealer;
     uint32_t inflight;      //  sub-requests sent, not answered, not expired
     bool retired;           //  no longer in the ring: closed once drained
@@ -111,10 +113,15 @@ typedef struct {
     long deadline_ms;
     long shard_deadline_ms; //  the shards' answer bound: deadline_ms must exceed it
     long refresh_ms;        //  periodic ring refresh
+    const char *keys_dir;   //  role key sets (docs/security.md); NULL only with insecure
+    const char *cert;       //  this router's secret certificate
+    const char *shard_key;  //  --shard-key: server key of the --shard endpoints
+    bool insecure;          //  --insecure: no CURVE, no roles
 } r_options_t;
 
 struct router_s {
     r_options_t options;
+    rl_auth_t *auth; //  CURVE, ZAP and roles (common/auth.h)
     zloop_t *loop;
     zsock_t *clients;
     ring_t *ring;
@@ -152,11 +159,12 @@ struct router_s {
 
     //  counters (status, exit log)
     uint64_t requests;
-    uint64_t dropped;     //  client frames too short, replies not deliverable
-    uint64_t malformed;   //  requests answered with a message-level error by the router
-    uint64_t wrong_shard; //  records (reads: sub-requests) answered wrong_shard
-    uint64_t late;        //  shard replies to expired or freed sub-requests
-    uint64_t bad_replies; //  shard replies that did not decode or match
+    uint64_t dropped;      //  client frames too short, replies not deliverable
+    uint64_t malformed;    //  requests answered with a message-level error by the router
+    uint64_t wrong_shard;  //  records (reads: sub-requests) answered wrong_shard
+    uint64_t unauthorized; //  requests refused unauthorized (a key without the role)
+    uint64_t late;         //  shard replies to expired or freed sub-requests
+    uint64_t bad_replies;  //  shard replies that did not decode or match
     uint64_t expired_subs;
     uint64_t busy;
     uint64_t nomem; //  allocations that failed (requests answered busy, replies dropped)

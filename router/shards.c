@@ -73,7 +73,7 @@
 //  Shards and the ring --------------------------------------------------------
 
 static r_shard_t *
-s_shard_new (router_t *self, const char *name, const char *endpoint)
+s_shard_new (router_t *self, const char *name, const char *endpoint, const char *ring_key)
 {
     r_shard_t *shard = calloc (1, sizeof (*shard));
     if (!shard) {
@@ -83,8 +83,19 @@ s_shard_new (router_t *self, const char *name, const char *endpoint)
     shard->created_ms = zclock_mono ();
     snprintf (shard->name, sizeof (shard->name), "%s", name);
     snprintf (shard->endpoint, sizeof (shard->endpoint), "%s", endpoint);
+    snprintf (shard->key, sizeof (shard->key), "%s", ring_key);
     shard->dealer = zsock_new (ZMQ_DEALER);
     if (!shard->dealer) {
+        free (shard);
+        return NULL;
+    }
+    char key[RL_KEY_TEXT_SIZE];
+    if (rl_auth_peer_key (self->auth, name, ring_key, key) != 0
+        || rl_auth_client (self->auth, shard->dealer, key) != 0) {
+        rl_error ("shard %s: no public key in the ring (or shard/%s.key in the key sets): "
+                  "never connecting in clear",
+                  name, name);
+        zsock_destroy (&shard->dealer);
         free (shard);
         return NULL;
     }
@@ -122,7 +133,7 @@ router_shard_destroy (r_shard_t **shard_p)
 }
 
 //  Installs `ring` (takes it on success): keeps the connection to every shard
-//  whose name and endpoint are unchanged, opens the new ones and retires the
+//  whose name, endpoint and key are unchanged, opens the new ones and retires the
 //  rest (closed by router_retired_sweep once their sub-requests are gone).
 int
 router_ring_adopt (router_t *self, ring_t *ring)
@@ -142,17 +153,18 @@ router_ring_adopt (router_t *self, ring_t *ring)
     for (size_t i = 0; i < count; i++) {
         const char *name = ring_shard_name (ring, i);
         const char *endpoint = ring_shard_endpoint (ring, i);
+        const char *key = ring_shard_key (ring, i);
         for (size_t j = 0; j < self->shard_count; j++) {
             r_shard_t *old = self->shards[j];
-            if (!kept[j] && strcmp (old->name, name) == 0
-                && strcmp (old->endpoint, endpoint) == 0) {
+            if (!kept[j] && strcmp (old->name, name) == 0 && strcmp (old->endpoint, endpoint) == 0
+                && strcmp (old->key, key) == 0) {
                 shards[i] = old;
                 kept[j] = true;
                 break;
             }
         }
         if (!shards[i]) {
-            shards[i] = s_shard_new (self, name, endpoint);
+            shards[i] = s_shard_new (self, name, endpoint, key);
         }
         if (!shards[i]) {
             //  Undo: close what was opened here, keep the old ring.

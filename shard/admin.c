@@ -54,6 +54,10 @@ admin_status (server_t *self, zmsg_t *envelope, const rl_header_t *h)
     status.prepare_timeout_ms = (uint32_t) self->options->prepare_timeout_ms;
     const arcs_t *arcs = ledger_arcs (self->ledger);
     status.arcs_unreceived = arcs ? arcs_unreceived_count (arcs) : 0;
+    status.insecure = rl_auth_insecure (self->auth);
+    status.keys = (uint32_t) rl_auth_key_count (self->auth);
+    status.handshakes_refused = rl_auth_refused (self->auth);
+    status.unauthorized = self->unauthorized;
     ledger_tp_counts (self->ledger, &status.inflight, &status.in_doubt, &status.alarms);
     store_write_stats (self->store, &status.store_keys_written, &status.store_bytes_written,
                        &status.wal_bytes, &status.wal_syncs);

@@ -1,6 +1,7 @@
 /*  main.c: the shard program: options, open and close.
 
-    Usage: shard --name NAME --bind ENDPOINT --data DIR [--ring FILE]
+    Usage: shard --name NAME --bind ENDPOINT --data DIR
+                 (--keys KEYDIR [--cert FILE] | --insecure) [--ring FILE]
                  [--durability sync|nosync|manual-wal] [timeouts, see --help]
 
     Opens, in this order: the data directory and the store (store.c); the
@@ -76,13 +77,19 @@ s_usage (FILE *out)
 {
     assert (out);
     fprintf (out,
-             "usage: shard --name NAME --bind ENDPOINT --data DIR [--ring FILE]\n"
-             "             [--durability sync|nosync|manual-wal]\n"
+             "usage: shard --name NAME --bind ENDPOINT --data DIR (--keys KEYDIR | --insecure)\n"
+             "             [--cert FILE] [--ring FILE] [--durability sync|nosync|manual-wal]\n"
              "  --name        this shard's name in the ring (e.g. s1)\n"
              "  --bind        ZeroMQ endpoint to serve (e.g. tcp://127.0.0.1:7101)\n"
              "  --data        data directory (created if missing)\n"
              "  --ring        ring file; without it, a ring of this shard alone\n"
              "                (a ring stored by load_ring with a higher epoch wins)\n"
+             "  --keys KEYDIR the role key sets (KEYDIR/ROLE/*.key, docs/security.md): CURVE\n"
+             "                on every connection, only keys in a role admitted\n"
+             "  --cert FILE   this shard's secret certificate (default\n"
+             "                KEYDIR/private/NAME.key_secret; mode 0600)\n"
+             "  --insecure    no CURVE, no authentication: anyone who reaches the port may do\n"
+             "                anything (instead of --keys; tests and benchmarks only)\n"
              "  --durability  sync (default): WAL synced before every reply;\n"
              "                nosync: benchmark only, NOT durable;\n"
              "                manual-wal: tests, WAL held in memory until each commit\n"
@@ -119,6 +126,9 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
         {"retry-max-ms", required_argument, NULL, 'M'},
         {"tick-ms", required_argument, NULL, 'T'},
         {"tp-log-capacity", required_argument, NULL, 'L'},
+        {"keys", required_argument, NULL, 'K'},
+        {"cert", required_argument, NULL, 'c'},
+        {"insecure", no_argument, NULL, 'I'},
         {NULL, 0, NULL, 0},
     };
     *o = (server_options_t){.durability = RL_DURABILITY_SYNC,
@@ -189,6 +199,15 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
                 rc = options_long ("shard", "--tp-log-capacity", optarg, 1, RL_TP_LOG_ENTRIES_MAX,
                                    tp_log_capacity);
                 break;
+            case 'K':
+                o->keys_dir = optarg;
+                break;
+            case 'c':
+                o->cert = optarg;
+                break;
+            case 'I':
+                o->insecure = true;
+                break;
             case 'h':
                 s_usage (stdout);
                 exit (0);
@@ -234,6 +253,17 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
     if (strlen (o->name) >= RL_SHARD_NAME_SIZE_MAX) {
         fprintf (stderr, "shard: name longer than %d bytes\n", RL_SHARD_NAME_SIZE_MAX - 1);
         return -1;
+    }
+    if (o->insecure == (o->keys_dir != NULL) || (o->insecure && o->cert)) {
+        fprintf (stderr, "shard: give --keys KEYDIR (CURVE; docs/security.md), or --insecure to "
+                         "run without any authentication, not both\n");
+        return -1;
+    }
+    if (o->keys_dir && !o->cert) {
+        //  The default: the secret certificate rlctl keygen wrote for this name.
+        static char cert[4096];
+        snprintf (cert, sizeof cert, "%s/private/%s.key_secret", o->keys_dir, o->name);
+        o->cert = cert;
     }
     assert (o->name && o->bind && o->data_dir); //  what the server relies on
     assert (o->prepare_timeout_ms + o->tick_ms < o->deadline_ms

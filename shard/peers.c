@@ -5,9 +5,11 @@
     the indexes in use, in connection order, for scans. A peer holds one
     DEALER (linger 0, no blocking, high-water marks from rl_limits.h) and an
     outbox of encoded records per kind of message, each with the newest
-    group commit its records need synced. When the ring changes, the indexes
-    mean other shards: the peers move to a retired list, are flushed at the
-    end of the turn and closed.
+    group commit its records need synced. A DEALER speaks CURVE and pins
+    the peer's public key from the ring (common/auth.h), unless the shard
+    runs --insecure; a peer without a known key is never connected. When the ring changes, the
+   indexes mean other shards: the peers move to a retired list, are flushed at the end of the turn
+   and closed.
 
     INVARIANTS
     1. by_index[list[i]] is a peer for every i < count, and every non-NULL
@@ -47,6 +49,7 @@ typedef struct {
 
 struct peers_t {
     zloop_t *loop;
+    rl_auth_t *auth; //  CURVE to peers: their key from the ring (borrowed)
     zloop_reader_fn *on_reply;
     void *arg;
     s_peer_t *by_index[RL_SHARDS_MAX]; //  NULL until first used
@@ -60,14 +63,15 @@ struct peers_t {
 static const uint16_t s_ops[OUTQ_REPLY] = {RL_OP_PREPARE, RL_OP_DECIDE, RL_OP_OUTCOME_QUERY};
 
 peers_t *
-peers_new (zloop_t *loop, zloop_reader_fn *on_reply, void *arg)
+peers_new (zloop_t *loop, zloop_reader_fn *on_reply, void *arg, rl_auth_t *auth)
 {
-    assert (loop && on_reply);
+    assert (loop && on_reply && auth);
     peers_t *self = calloc (1, sizeof (*self));
     if (!self) {
         return NULL;
     }
     self->loop = loop;
+    self->auth = auth;
     self->on_reply = on_reply;
     self->arg = arg;
     return self;
@@ -133,7 +137,14 @@ s_peer (peers_t *self, const ring_t *ring, int32_t index)
     zsock_set_sndhwm (peer->dealer, RL_SHARD_SNDHWM_MESSAGES);
     zsock_set_rcvhwm (peer->dealer, RL_SHARD_RCVHWM_MESSAGES);
     const char *endpoint = ring_shard_endpoint (ring, (size_t) index);
-    if (zsock_connect (peer->dealer, "%s", endpoint) != 0) {
+    char key[RL_KEY_TEXT_SIZE];
+    if (rl_auth_peer_key (self->auth, name, ring_shard_key (ring, (size_t) index), key) != 0
+        || rl_auth_client (self->auth, peer->dealer, key) != 0) {
+        //  Never in clear: its messages wait (and time out) like a peer's that is down.
+        rl_warn ("no public key for peer %s (in the ring, or shard/%s.key in the key sets): "
+                 "not connecting",
+                 name, name);
+    } else if (zsock_connect (peer->dealer, "%s", endpoint) != 0) {
         rl_warn ("cannot connect to peer %s at %s", name, endpoint);
     }
     zloop_reader (self->loop, peer->dealer, self->on_reply, self->arg);

@@ -15,6 +15,7 @@
 
 #include <czmq.h>
 
+#include "auth.h"
 #include "outq.h"
 #include "ring.h"
 
@@ -22,7 +23,8 @@ typedef struct peers_t peers_t;
 
 //  on_reply is registered with the loop for every peer socket (replies to
 //  our PREPARE, DECIDE and OUTCOME_QUERY). NULL when memory ran out.
-peers_t *peers_new (zloop_t *loop, zloop_reader_fn *on_reply, void *arg);
+//  auth: CURVE for the connections to peers (borrowed; common/auth.h).
+peers_t *peers_new (zloop_t *loop, zloop_reader_fn *on_reply, void *arg, rl_auth_t *auth);
 void peers_destroy (peers_t **self_p);
 
 //  Queues one PREPARE, DECIDE or QUERY for the peer at msg->peer in `ring`.

@@ -744,6 +744,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     (void) timer_id;
     server_t *self = arg;
     assert (self && self->held_count == 0);
+    rl_auth_tick (self->auth, zclock_mono (), false);
     if (self->failed) {
         return 0; //  FAILED: no resends, no queries, no timeouts
     }
@@ -777,11 +778,22 @@ server_new (const server_options_t *options, store_t *store, ring_t **ring_p, ou
     self->accounts = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_account_t));
     self->ids = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_id_t));
     self->results = calloc (RL_BATCH_RECORDS_MAX, sizeof (rl_result_rec_t));
+    char err[768] = "out of memory";
+    self->auth = options->insecure
+                     ? rl_auth_new_insecure ()
+                     : rl_auth_new (options->keys_dir, options->cert, err, sizeof err);
+    if (!self->auth) {
+        rl_error ("%s", err);
+        server_destroy (&self);
+        return NULL;
+    }
     self->loop = zloop_new ();
-    self->peers = self->loop ? peers_new (self->loop, s_on_peer, self) : NULL;
+    self->peers = self->loop ? peers_new (self->loop, s_on_peer, self, self->auth) : NULL;
     self->router = zsock_new (ZMQ_ROUTER);
     if (!self->prepares || !self->tps || !self->tps_out || !self->transfers || !self->accounts
-        || !self->ids || !self->results || !self->loop || !self->peers || !self->router) {
+        || !self->ids || !self->results || !self->loop || !self->peers || !self->router
+        || rl_auth_server (self->auth, self->router) != 0
+        || rl_auth_attach (self->auth, self->loop) != 0) {
         rl_error ("out of memory or sockets");
         server_destroy (&self);
         return NULL;
@@ -824,6 +836,7 @@ server_destroy (server_t **self_p)
     free (self->held);
     zsock_destroy (&self->router);
     zloop_destroy (&self->loop);
+    rl_auth_destroy (&self->auth);
     ring_destroy (&self->ring);
     free (self->prepares);
     free (self->tps);
@@ -844,6 +857,15 @@ server_run (server_t *self)
              self->options->bind, self->options->data_dir,
              rl_durability_name (self->options->durability), ring_epoch (self->ring),
              ring_shard_count (self->ring));
+    if (rl_auth_insecure (self->auth)) {
+        rl_warn ("INSECURE (--insecure): no CURVE, no authentication, no roles: anyone who "
+                 "reaches %s can create money",
+                 self->options->bind);
+    } else {
+        rl_info ("CURVE on, public key %s, %zu keys in the role key sets of %s",
+                 zcert_public_txt (rl_auth_cert (self->auth)), rl_auth_key_count (self->auth),
+                 self->options->keys_dir);
+    }
     zloop_start (self->loop); //  returns on SIGINT/SIGTERM (also in FAILED)
     assert (self->held_count == 0);
     return self->failed ? -1 : 0;

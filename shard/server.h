@@ -32,6 +32,9 @@ typedef struct {
     long retry_min_ms;
     long retry_max_ms;
     long tick_ms;
+    const char *keys_dir; //  role key sets (docs/security.md); NULL only with insecure
+    const char *cert;     //  this shard's secret certificate
+    bool insecure;        //  --insecure: no CURVE, no roles
 } server_options_t;
 
 typedef struct server_t server_t;

@@ -11,6 +11,7 @@
 
 #include <czmq.h>
 
+#include "auth.h"
 #include "failpoint.h"
 #include "ledger.h"
 #include "outq.h"
@@ -39,7 +40,8 @@ struct server_t {
 
     zloop_t *loop;
     peers_t *peers;
-    s_held_t *held; //  replies waiting for the commit
+    rl_auth_t *auth; //  CURVE, ZAP and roles (common/auth.h)
+    s_held_t *held;  //  replies waiting for the commit
     size_t held_count;
     size_t held_cap;
 
@@ -58,6 +60,7 @@ struct server_t {
     uint64_t dropped;
     uint64_t malformed;
     uint64_t wrong_shard;
+    uint64_t unauthorized;
 };
 
 //  server.c

@@ -19,6 +19,16 @@ Errors are data: a create returns one Result per record. A reply whose
 message-level status is not ok raises StatusError (with .status, the
 number); no reply within the timeout raises Timeout (the outcome of a
 create is then unknown: retry with the same ids).
+
+Security (docs/protocol.md, "Security"): a cluster speaks CurveZMQ. Give the
+client its certificate and the server's public key, as the C library does:
+
+    rlclient.set_curve("keys/private/app.key_secret", "keys/router/router.key")
+    rlclient.add_server_key("tcp://127.0.0.1:7101", "keys/shard/s1.key")
+
+Certificates are czmq zcert files: ZPL text whose "curve" section holds
+public-key (and, in a secret file, secret-key) as 40 Z85 characters.
+Without set_curve the client speaks plain TCP (a server run --insecure).
 """
 
 import dataclasses
@@ -382,7 +392,7 @@ class Filter:
 # wrong_shard pid(u32) state(u32) uptime_ms store_keys_written
 # store_bytes_written wal_bytes wal_syncs checkpoints alarms deadline_ms(u32)
 # prepare_timeout_ms(u32) deadline_errors arcs_unreceived reserved(5 x u64)
-_STATUS = struct.Struct("<32s QQQQQ II QQQQQQ II Q QQQQQ Q II QQ 5Q")
+_STATUS = struct.Struct("<32s QQQQQ II QQQQQQ II Q QQQQQ Q II QQ II QQ 2Q")
 assert _STATUS.size == STATUS_SIZE
 
 
@@ -415,7 +425,11 @@ class Status:
     prepare_timeout_ms: int = 0
     deadline_errors: int = 0
     arcs_unreceived: int = 0
-    reserved: tuple = (0,) * 5
+    insecure: int = 0
+    keys: int = 0
+    handshakes_refused: int = 0
+    unauthorized: int = 0
+    reserved: tuple = (0,) * 2
 
     def encode(self):
         name = self.name.encode("utf-8")
@@ -428,13 +442,14 @@ class Status:
                             self.store_keys_written, self.store_bytes_written, self.wal_bytes,
                             self.wal_syncs, self.checkpoints, self.alarms, self.deadline_ms,
                             self.prepare_timeout_ms, self.deadline_errors, self.arcs_unreceived,
+                            self.insecure, self.keys, self.handshakes_refused, self.unauthorized,
                             *self.reserved)
 
     @classmethod
     def decode(cls, data, offset=0):
         f = _STATUS.unpack_from(data, offset)
         name = f[0][:31].split(b"\0", 1)[0].decode("utf-8", "replace")
-        return cls(name, *f[1:27], reserved=tuple(f[27:32]))
+        return cls(name, *f[1:31], reserved=tuple(f[31:33]))
 
 
 # Messages -------------------------------------------------------------------
@@ -534,6 +549,57 @@ class StatusError(Exception):
         self.header = header
 
 
+# Security ---------------------------------------------------------------------
+
+CURVE = {"cert": None, "default_key": None, "keys": {}}
+
+
+def read_cert(path):
+    """(public, secret) Z85 keys (bytes) of a zcert file; secret is None in a
+    public certificate."""
+    public = secret = None
+    with open(path) as f:
+        for line in f:
+            words = line.split("=", 1)
+            if len(words) != 2:
+                continue
+            name, value = words[0].strip(), words[1].strip().strip('"')
+            if name == "public-key" and len(value) == 40:
+                public = value.encode()
+            elif name == "secret-key" and len(value) == 40:
+                secret = value.encode()
+    if public is None:
+        raise ValueError("%s holds no public-key" % path)
+    return public, secret
+
+
+def server_key(spec):
+    """A server's public key: the path of a certificate file, or 40 Z85 characters."""
+    try:
+        return read_cert(spec)[0]
+    except OSError:
+        if len(spec) == 40:
+            return spec.encode() if isinstance(spec, str) else spec
+        raise
+
+
+def set_curve(cert_path, default_server_key=None):
+    """Every client made afterwards speaks CURVE with this certificate."""
+    public, secret = read_cert(cert_path)
+    if secret is None:
+        raise ValueError("%s is not a secret certificate" % cert_path)
+    CURVE["cert"] = (public, secret)
+    CURVE["default_key"] = server_key(default_server_key) if default_server_key else None
+
+
+def add_server_key(endpoint, key):
+    CURVE["keys"][endpoint] = server_key(key)
+
+
+def clear_curve():
+    CURVE.update(cert=None, default_key=None, keys={})
+
+
 class Client:
     """One DEALER socket connected to one or more endpoints (comma-separated);
     each call sends one request and waits for the reply with its request id.
@@ -545,7 +611,15 @@ class Client:
         self.context = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        cert = CURVE["cert"]
         for endpoint in endpoints.split(","):
+            if cert:
+                key = CURVE["keys"].get(endpoint, CURVE["default_key"])
+                if key is None:
+                    self.socket.close(0)
+                    raise ValueError("no server key for %s" % endpoint)
+                self.socket.curve_publickey, self.socket.curve_secretkey = cert
+                self.socket.curve_serverkey = key
             self.socket.connect(endpoint)
         self.timeout_ms = timeout_ms
         self._ids = itertools.count(random.getrandbits(40) << 20 | 1)

@@ -13,6 +13,7 @@
 #include <czmq.h>
 
 #include "codec.h"
+#include "keys.h"
 
 //  A router process ------------------------------------------------------------
 
@@ -62,12 +63,19 @@ rk_router_start (harness_t *h, rk_router_t *r)
         argv[n++] = r->name;
         argv[n++] = "--bind";
         argv[n++] = r->endpoint;
+        argv[n++] = "--keys";
+        argv[n++] = (char *) tk_keys_dir (h);
+        assert_int_equal (rl_client_add_server_key (r->endpoint, tk_key (h, "router", r->name)), 0);
         if (r->ring_file[0]) {
             argv[n++] = "--ring";
             argv[n++] = r->ring_file;
         } else {
             argv[n++] = "--shard";
             argv[n++] = r->shards;
+            static char shard_key[RL_KEY_TEXT_SIZE];
+            snprintf (shard_key, sizeof shard_key, "%s", tk_key (h, "shard", r->shard_key_name));
+            argv[n++] = "--shard-key";
+            argv[n++] = shard_key;
         }
         if (r->deadline_ms > 0) {
             argv[n++] = "--deadline-ms";

@@ -43,10 +43,11 @@ typedef struct {
     char endpoint[64];
     char ring_file[512]; //  --ring; empty: --shard shards
     char shards[512];
-    long deadline_ms;       //  0: default
-    long shard_deadline_ms; //  0: default
-    long refresh_ms;        //  0: default
-    char failpoints[256];   //  RL_FAILPOINTS of the process; empty: none
+    char shard_key_name[32]; //  with --shard: the shard whose key --shard-key gives
+    long deadline_ms;        //  0: default
+    long shard_deadline_ms;  //  0: default
+    long refresh_ms;         //  0: default
+    char failpoints[256];    //  RL_FAILPOINTS of the process; empty: none
     pid_t pid;
 } rk_router_t;
 

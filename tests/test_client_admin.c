@@ -132,6 +132,10 @@ test_fanout_status_and_ring (void **state)
     const char *endpoints[] = {ctx->endpoints[0], ctx->endpoints[1], dead, "not-an-endpoint"};
     rl_status_rec_t status[4];
     int rcs[4];
+    //  With security on, an endpoint whose key is unknown is never contacted.
+    assert_int_equal (rl_client_status_all (&endpoints[2], 1, FANOUT_MS, status, rcs), 1);
+    assert_int_equal (rcs[0], RL_CLIENT_ERR_SEND);
+    assert_int_equal (rl_client_add_server_key (dead, tk_key (ctx->h, "shard", "dead")), 0);
     int64_t started = zclock_mono ();
     size_t failed = rl_client_status_all (endpoints, 4, FANOUT_MS, status, rcs);
     int64_t elapsed = zclock_mono () - started;

@@ -115,6 +115,8 @@ pass "cluster.sh start: $SHARDS shards and a router from port $BASE"
 WATCHDOG=$!
 
 RLCTL="$BUILD/tools/rlctl --connect tcp://127.0.0.1:$BASE --timeout-ms $CALL_TIMEOUT_MS"
+# The cluster runs with CURVE: rlctl speaks as the operator key cluster.sh made.
+export RL_CERT="$DIR/keys/private/admin.key_secret" RL_SERVER_KEY="$DIR/keys/router/router.key"
 TRANSFERS=$TMP/transfers.txt
 : >"$TRANSFERS"
 
@@ -130,6 +132,17 @@ expect_rc 0 "rlctl status --json" $RLCTL --json status
 # Every counter of the status record, alarms first (docs/cli.md).
 [ "$(json_get 'all(list(s)[3:5] == ["alarms", "reported_name"] and {"state", "commits", "inflight", "wrong_shard", "ring_shards", "checkpoints", "store_keys_written", "store_bytes_written", "wal_bytes", "wal_syncs", "pid", "uptime_ms", "last_timestamp", "deadline_ms", "prepare_timeout_ms", "arcs_unreceived"} <= set(s) and s["deadline_ms"] > s["prepare_timeout_ms"] > 0 for s in j["shards"]) and j["router"]["deadline_errors"] == 0 and j["router"]["deadline_ms"] > 0')" = True ] \
     || fail "status --json: every counter of the status record, alarms first"
+# Security (docs/security.md): every process runs CURVE; a client without a
+# key fails at the handshake, and the failure is counted.
+[ "$(json_get 'all(s["security"] == "curve" and s["keys"] >= 7 for s in j["shards"]) and j["router"]["security"] == "curve"')" = True ] \
+    || fail "status --json: every process runs CURVE"
+[ "$(stat -c %a "$DIR/keys/private/admin.key_secret")" = 600 ] || fail "secret key not at mode 0600"
+expect_rc 1 "rlctl --insecure against a secure router" $BUILD/tools/rlctl \
+    --connect "tcp://127.0.0.1:$BASE" --timeout-ms 300 --insecure status
+grep -q "cannot reach" "$TMP/err" || fail "a plain client is not served"
+expect_rc 0 "rlctl status --json" $RLCTL --json status
+[ "$(json_get 'j["router"]["handshakes_refused"] >= 1')" = True ] \
+    || fail "status --json: the refused handshake is counted"
 expect_rc 0 "rlctl ring" $RLCTL ring
 expect_out "^ring epoch 1: $SHARDS shards" "rlctl ring"
 expect_rc 0 "rlctl ring --json" $RLCTL --json ring

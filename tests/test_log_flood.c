@@ -77,8 +77,9 @@ s_noise_ring_frame (uint8_t *frame, uint64_t request_id)
 static s_sent_t
 s_flood (const char *endpoint, const uint8_t *old_ring, size_t old_ring_size, int flood_ms)
 {
-    zsock_t *dealer = zsock_new_dealer (endpoint);
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
     assert_non_null (dealer);
+    tk_connect (dealer, endpoint);
     zsock_set_linger (dealer, 0);
     zsock_set_rcvtimeo (dealer, TK_TIMEOUT_MS);
     static uint8_t frame[RL_HEADER_SIZE + RESOLVE_RECORDS * RL_TP_SIZE + 4096];

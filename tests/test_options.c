@@ -135,10 +135,10 @@ test_shard_order (void **state)
     s_shard_refuses (h, "--retry-min-ms", "20", retry, "must not exceed --retry-max-ms");
     //  A consistent short configuration passes the options and then fails
     //  to bind (exit 1), without a word about the options.
-    const char *ok[] = {"--name",        "s1",     "--bind",
-                        "nowhere://x",   "--data", harness_dir (h),
-                        "--deadline-ms", "300",    "--prepare-timeout-ms",
-                        "200",           NULL};
+    const char *ok[] = {"--name",        "s1",         "--bind",
+                        "nowhere://x",   "--data",     harness_dir (h),
+                        "--deadline-ms", "300",        "--prepare-timeout-ms",
+                        "200",           "--insecure", NULL};
     bool said = false;
     assert_int_equal (s_run (h, "shard/shard", "shard-ok", ok, "must", &said), 1);
     assert_false (said);
@@ -152,47 +152,35 @@ test_client_timeouts (void **state)
     char deadline[32];
     snprintf (deadline, sizeof (deadline), "%d", RL_ROUTER_DEADLINE_MS);
     bool said = false;
-    const char *transfer[] = {"--connect",
-                              "tcp://127.0.0.1:1",
-                              "--timeout-ms",
-                              "100",
-                              "transfer",
-                              "1",
-                              "2",
-                              "3",
-                              "10",
-                              "--ledger",
-                              "1",
-                              "--code",
-                              "1",
+    //  --insecure: the options are the subject here, not security.
+    const char *transfer[] = {"--connect",  "tcp://127.0.0.1:1",
+                              "--insecure", "--timeout-ms",
+                              "100",        "transfer",
+                              "1",          "2",
+                              "3",          "10",
+                              "--ledger",   "1",
+                              "--code",     "1",
                               NULL};
     assert_int_equal (s_run (h, "tools/rlctl", "rlctl-transfer", transfer,
                              "must exceed the router's deadline", &said),
                       2);
     assert_true (said);
-    const char *account[] = {"--connect",
-                             "tcp://127.0.0.1:1",
-                             "--timeout-ms",
-                             deadline,
-                             "create-account",
-                             "1",
-                             "--ledger",
-                             "1",
-                             "--code",
-                             "1",
-                             NULL};
+    const char *account[] = {
+        "--connect", "tcp://127.0.0.1:1", "--insecure", "--timeout-ms", deadline, "create-account",
+        "1",         "--ledger",          "1",          "--code",       "1",      NULL};
     assert_int_equal (s_run (h, "tools/rlctl", "rlctl-account", account,
                              "must exceed the router's deadline", &said),
                       2);
     assert_true (said);
     //  A read may wait less: it is sent (nobody answers here: exit 1).
-    const char *status[] = {"--connect", "tcp://127.0.0.1:1", "--timeout-ms", "100", "balance", "1",
-                            NULL};
+    const char *status[] = {"--connect", "tcp://127.0.0.1:1", "--insecure", "--timeout-ms",
+                            "100",       "balance",           "1",          NULL};
     assert_int_equal (s_run (h, "tools/rlctl", "rlctl-read", status, "too short", &said), 1);
     assert_false (said);
     const char *bad[] = {"100", deadline, "0", "-1", "abc", "5000x", "99999999999999999999999"};
     for (size_t k = 0; k < sizeof (bad) / sizeof (bad[0]); k++) {
-        const char *args[] = {"--connect", "tcp://127.0.0.1:1", "--timeout-ms", bad[k], NULL};
+        const char *args[] = {
+            "--connect", "tcp://127.0.0.1:1", "--insecure", "--timeout-ms", bad[k], NULL};
         char log_name[32];
         snprintf (log_name, sizeof (log_name), "rlbench-%zu", k);
         assert_int_equal (s_run (h, "bench/rlbench", log_name, args,

@@ -296,13 +296,41 @@ def answers(endpoint, probe):
             return False
 
 
+KEYS = {"dir": None}
+
+
+def keygen(role, name):
+    """A key of NAME in ROLE in the test's key-set directory (made once)."""
+    path = os.path.join(KEYS["dir"], role, name + ".key")
+    if not os.path.exists(path):
+        out = subprocess.run([os.path.join(BIN_DIR, "tools", "rlctl"), "keygen", "--role", role,
+                              "--name", name, "--dir", KEYS["dir"]], capture_output=True,
+                             text=True, timeout=30)
+        check(out.returncode == 0, "rlctl keygen: %s" % out.stderr)
+    return path
+
+
+def make_keys(tmp):
+    """The key sets of the live tests: this test as "tester" (admin and
+    client), every shard and the router; the client library speaks CURVE."""
+    KEYS["dir"] = os.path.join(tmp, "keys")
+    tester = keygen("admin", "tester")
+    os.makedirs(os.path.join(KEYS["dir"], "client"), exist_ok=True)
+    shutil.copy(tester, os.path.join(KEYS["dir"], "client", "tester.key"))
+    for name in ("s1", "s2"):
+        keygen("shard", name)
+    keygen("router", "router")
+    rl.set_curve(os.path.join(KEYS["dir"], "private", "tester.key_secret"))
+
+
 def start_shard(procs, name, data_dir, ring=None, port=None):
     """Spawns a shard and waits until it answers status. Returns its endpoint."""
     for _ in range(START_ATTEMPTS if port is None else 1):
         p = port or free_port()
         endpoint = "tcp://127.0.0.1:%d" % p
+        rl.add_server_key(endpoint, keygen("shard", name))
         argv = [os.path.join(BIN_DIR, "shard", "shard"), "--name", name, "--bind", endpoint,
-                "--data", data_dir]
+                "--data", data_dir, "--keys", KEYS["dir"]]
         if ring:
             argv += ["--ring", ring]
         proc = procs.spawn(name, argv)
@@ -339,7 +367,9 @@ def owner_map(endpoint, ids):
     """Which shard owns each id by the ring served at endpoint, as
     `rlctl locate` computes it (XXH3 of the 16 id bytes, docs/ring.md)."""
     rlctl = os.path.join(BIN_DIR, "tools", "rlctl")
-    out = subprocess.run([rlctl, "--connect", endpoint, "--json", "locate"]
+    out = subprocess.run([rlctl, "--connect", endpoint, "--json",
+                          "--cert", os.path.join(KEYS["dir"], "private", "tester.key_secret"),
+                          "--server-key", rl.CURVE["keys"][endpoint].decode(), "locate"]
                          + ["0x%x" % i for i in ids], capture_output=True, text=True,
                          timeout=CALL_TIMEOUT_MS / 1000.0 * 2)
     check(out.returncode == 0, "rlctl locate: %s" % out.stderr)
@@ -620,7 +650,9 @@ def run_router(tmp):
         endpoint = None
         for _ in range(START_ATTEMPTS):
             endpoint = "tcp://127.0.0.1:%d" % free_port()
-            proc = procs.spawn("router", [router_bin, "--bind", endpoint, "--ring", ring])
+            rl.add_server_key(endpoint, keygen("router", "router"))
+            proc = procs.spawn("router", [router_bin, "--bind", endpoint, "--ring", ring,
+                                          "--keys", KEYS["dir"]])
             deadline = time.monotonic() + READY_TIMEOUT_S
             while proc.poll() is None and time.monotonic() < deadline:
                 if answers(endpoint, lambda c: c.lookup_accounts([])):
@@ -677,6 +709,10 @@ def run_hostile_peer(tmp):
     ctx = zmq.Context.instance()
     fake = ctx.socket(zmq.ROUTER)
     fake.setsockopt(zmq.LINGER, 0)
+    # The peer is impersonated with s2's own keypair: a compromised peer.
+    fake.curve_server = True
+    fake.curve_publickey, fake.curve_secretkey = rl.read_cert(
+        os.path.join(KEYS["dir"], "private", "s2.key_secret"))
     try:
         s1_port, s2_port = free_port(), free_port()
         fake.bind("tcp://127.0.0.1:%d" % s2_port)
@@ -747,6 +783,7 @@ def main():
         tmp = tempfile.mkdtemp(prefix="rl-test_protocol_py-")
         failed_before = RESULTS["failed"]
         try:
+            make_keys(tmp)
             run_single_shard(tmp)
             run_router(tmp)
             run_hostile_peer(tmp)

@@ -209,6 +209,7 @@ test_router_killed_mid_load (void **state)
     //  The second router learns the ring from the shards.
     snprintf (r2->shards, sizeof (r2->shards), "%s,%s,%s", ctx->shards[0].endpoint,
               ctx->shards[1].endpoint, ctx->shards[2].endpoint);
+    snprintf (r2->shard_key_name, sizeof (r2->shard_key_name), "%s", ctx->shards[0].name);
     assert_true (rk_router_start (ctx->h, r2) > 0);
     rk_create_accounts (ctx);
 

@@ -80,7 +80,8 @@ test_bad_input (void **state)
                           .epoch = 1};
     tk_bad_counts_t counts = tk_bad_input_run (ctx->routers[0].endpoint, &t, &want);
 
-    zsock_t *dealer = zsock_new_dealer (ctx->routers[0].endpoint);
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    tk_connect (dealer, ctx->routers[0].endpoint);
     assert_non_null (dealer);
     zsock_set_linger (dealer, 0);
     zsock_set_rcvtimeo (dealer, TK_TIMEOUT_MS);
@@ -162,7 +163,7 @@ test_timeout_order (void **state)
     assert_true (said);
     //  A consistent short configuration passes the options (and then fails
     //  on the missing ring file, exit 1).
-    char *ok[] = {"--deadline-ms", "400", "--shard-deadline-ms", "300", NULL};
+    char *ok[] = {"--deadline-ms", "400", "--shard-deadline-ms", "300", "--insecure", NULL};
     assert_int_equal (s_router_refused (ctx->h, "ok", ok, "must exceed", &said), 1);
     assert_false (said);
 }

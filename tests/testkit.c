@@ -2,20 +2,85 @@
 #include "testkit.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <czmq.h>
 
 #include "check.h"
 #include "codec.h"
+#include "keys.h"
 #include "ring.h"
 #include "rl_rand.h"
+
+//  Security ------------------------------------------------------------------------
+
+static char s_keys_dir[PATH_MAX]; //  the harness whose keys the client library uses
+static zcert_t *s_tester;         //  the test's keypair (admin and client roles)
+
+const char *
+tk_keys_dir (harness_t *h)
+{
+    char dir[PATH_MAX];
+    snprintf (dir, sizeof dir, "%s/keys", harness_dir (h));
+    if (strcmp (dir, s_keys_dir) == 0 && s_tester) {
+        return s_keys_dir;
+    }
+    rl_client_clear_curve ();
+    zcert_destroy (&s_tester);
+    snprintf (s_keys_dir, sizeof s_keys_dir, "%s", dir);
+    char err[768];
+    char secret[PATH_MAX + 64];
+    snprintf (secret, sizeof secret, "%s/private/tester.key_secret", dir);
+    if (access (secret, F_OK) != 0) {
+        assert_int_equal (rl_keygen (dir, "admin", "tester", NULL, err, sizeof err), 0);
+        //  The same public certificate in a second role folder.
+        char from[PATH_MAX + 64], to[PATH_MAX + 64];
+        snprintf (to, sizeof to, "%s/client", dir);
+        assert_true (mkdir (to, 0755) == 0 || errno == EEXIST);
+        snprintf (from, sizeof from, "%s/admin/tester.key", dir);
+        snprintf (to, sizeof to, "%s/client/tester.key", dir);
+        assert_int_equal (link (from, to), 0);
+    }
+    s_tester = rl_cert_load (secret, err, sizeof err);
+    if (!s_tester) {
+        fail_msg ("tester key: %s", err);
+    }
+    rl_client_set_curve (s_tester, NULL);
+    return s_keys_dir;
+}
+
+const char *
+tk_key (harness_t *h, const char *role, const char *name)
+{
+    static char key[RL_KEY_TEXT_SIZE];
+    const char *dir = tk_keys_dir (h);
+    char path[PATH_MAX + 128];
+    char err[768];
+    snprintf (path, sizeof path, "%s/%s/%s.key", dir, role, name);
+    if (access (path, F_OK) != 0) {
+        assert_int_equal (rl_keygen (dir, role, name, NULL, err, sizeof err), 0);
+    }
+    if (rl_key_resolve (path, key, err, sizeof err) != 0) {
+        fail_msg ("key of %s %s: %s", role, name, err);
+    }
+    return key;
+}
+
+void
+tk_connect (void *dealer, const char *endpoint)
+{
+    assert_int_equal (rl_client_connect (dealer, endpoint), 0);
+}
 
 void
 tk_shard_init (harness_t *h, tk_shard_t *shard, const char *name)
@@ -28,6 +93,7 @@ tk_shard_init (harness_t *h, tk_shard_t *shard, const char *name)
     snprintf (shard->data_dir, sizeof (shard->data_dir), "%s/%s", harness_dir (h), name);
     shard->durability = "sync";
     shard->pid = -1;
+    (void) tk_key (h, "shard", name); //  before any process starts: in every key set
 }
 
 bool
@@ -89,6 +155,14 @@ tk_shard_start (harness_t *h, tk_shard_t *shard)
         argv[n++] = shard->data_dir;
         argv[n++] = "--durability";
         argv[n++] = (char *) shard->durability;
+        if (shard->insecure) {
+            argv[n++] = "--insecure";
+        } else {
+            argv[n++] = "--keys";
+            argv[n++] = (char *) tk_keys_dir (h);
+            assert_int_equal (
+                rl_client_add_server_key (shard->endpoint, tk_key (h, "shard", shard->name)), 0);
+        }
         if (shard->ring_file[0]) {
             argv[n++] = "--ring";
             argv[n++] = shard->ring_file;
@@ -597,10 +671,11 @@ tk_bad_input_run (const char *endpoint, const rl_transfer_t *transfer, const tk_
     tk_bad_counts_t counts = {0, 0};
     uint8_t *buf = (uint8_t *) malloc (TK_BAD_FRAME_SIZE_MAX);
     assert_non_null (buf);
-    zsock_t *dealer = zsock_new_dealer (endpoint);
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
     assert_non_null (dealer);
     zsock_set_linger (dealer, 0);
     zsock_set_rcvtimeo (dealer, TK_TIMEOUT_MS);
+    tk_connect (dealer, endpoint);
     for (int c = 0; c < TK_BAD_CASES; c++) {
         uint32_t expected = want->status[c];
         if (expected == TK_BAD_SKIPPED) {

@@ -46,8 +46,23 @@ typedef struct {
     long checkpoint_transfers; //  0: default
     char *env[8];              //  extra environment, NULL-terminated
     char *args[12];            //  extra arguments, NULL-terminated
+    bool insecure;             //  start with --insecure instead of the test's keys
     pid_t pid;
 } tk_shard_t;
+
+//  Security of a test (docs/security.md): every harness gets a key-set
+//  directory, harness_dir/keys, with a key per shard and router name (made
+//  on first use) and the test's own key "tester" in the admin and client
+//  roles; the test process speaks CURVE with it (rl_client_set_curve), and
+//  every shard and router it starts runs with --keys. tk_keys_dir makes
+//  the directory (and switches the client library to it) if needed.
+const char *tk_keys_dir (harness_t *h);
+//  The public key of NAME in ROLE (made if missing); Z85, static storage
+//  of the last call.
+const char *tk_key (harness_t *h, const char *role, const char *name);
+//  Connects a DEALER of a test like the client library does (CURVE with
+//  the endpoint's key); asserts on failure.
+void tk_connect (void *dealer, const char *endpoint);
 
 //  Fills name, port, endpoint, data_dir (under the harness dir).
 void tk_shard_init (harness_t *h, tk_shard_t *shard, const char *name);

@@ -2,6 +2,7 @@
 # cluster.sh: a local ringledger cluster on 127.0.0.1 (docs/cluster.md).
 #
 #   cluster.sh start  [--shards N] [--dir DIR] [--base-port P] [--build DIR] [--wait-s S]
+#                     [--insecure]
 #   cluster.sh stop   [--dir DIR] [--wait-s S]
 #   cluster.sh status [--dir DIR] [--build DIR]
 #
@@ -10,6 +11,8 @@
 # with its public key) unless DIR/ring exists, starts every shard and a
 # router at tcp://127.0.0.1:P in the background (pid files and logs in DIR),
 # then waits until `rlctl status` through the router sees every shard up.
+# Every process runs with CURVE and the role key sets of DIR/keys
+# (docs/security.md), unless the cluster was created with --insecure.
 # A restart keeps the data and the ring: the ring file, not --shards, says
 # which shards there are, and DIR/cluster.conf remembers the ports.
 # stop: SIGTERM to the router and the shards, wait, SIGKILL after a deadline.
@@ -31,10 +34,12 @@ POLL_TIMEOUT_MS=500     # one `rlctl status` attempt while waiting for start
 usage () {
     cat <<EOF
 usage: cluster.sh start  [--shards N] [--dir DIR] [--base-port P] [--build DIR] [--wait-s S]
+                         [--insecure]
        cluster.sh stop   [--dir DIR] [--wait-s S]
        cluster.sh status [--dir DIR] [--build DIR]
 defaults: --shards $SHARDS_DEFAULT, --dir var/cluster, --base-port $BASE_PORT_DEFAULT (router;
-shards on the next ports), --build build, --wait-s $WAIT_S_DEFAULT. See docs/cluster.md.
+shards on the next ports), --build build, --wait-s $WAIT_S_DEFAULT; CURVE with keys in
+DIR/keys unless --insecure (kept for the life of DIR). See docs/cluster.md.
 EOF
 }
 
@@ -77,8 +82,10 @@ DIR=$ROOT/var/cluster
 BASE_PORT=""
 BUILD=$ROOT/build
 WAIT_S=$WAIT_S_DEFAULT
+INSECURE_ARG=""
 while [ $# -gt 0 ]; do
     case "$1" in
+    --insecure) INSECURE_ARG=1; shift ;;
     --shards|--dir|--base-port|--build|--wait-s)
         [ $# -ge 2 ] || die_usage "option '$1' needs a value"
         opt=$1; val=$2; shift 2
@@ -159,19 +166,36 @@ spawn () {
 load_conf () {
     [ -f "$CONF" ] \
         || fail "no cluster in $DIR (no cluster.conf): start one with tools/cluster.sh start"
+    INSECURE=""
     # shellcheck disable=SC1090
     . "$CONF"
+    security
 }
 
-# make_keys: CURVE keypairs for a new cluster in DIR/keys (docs/security.md):
-# one per shard (role shard), the router (role router), an operator key
+# security: the arguments of every process, from INSECURE (cluster.conf).
+# rlctl speaks as the operator key "admin" to the router.
+security () {
+    if [ -n "$INSECURE" ]; then
+        SEC_ARGS="--insecure"
+        RLCTL_SEC="--insecure"
+    else
+        SEC_ARGS="--keys $KEYS"
+        RLCTL_SEC="--cert $KEYS/private/admin.key_secret --server-key $KEYS/router/router.key"
+    fi
+}
+
+rlctl () {  # rlctl ARGS...: the cluster's rlctl, as the operator
+    # shellcheck disable=SC2086
+    "$RLCTL" $RLCTL_SEC "$@"
+}
+
+# make_keys NAME...: CURVE keypairs in DIR/keys (docs/security.md): one per
+# shard NAME (role shard), the router (role router), an operator key
 # "admin" (roles admin and client, for rlctl) and a key "client" (role
 # client, for applications). Existing keys are kept.
 make_keys () {
-    i=1
-    while [ "$i" -le "$SHARDS" ]; do
-        keygen shard "s$i"
-        i=$((i + 1))
+    for name in "$@"; do
+        keygen shard "$name"
     done
     keygen router router
     keygen admin admin
@@ -203,6 +227,11 @@ cluster needs it in front of the shards. Build it, or start a single shard by ha
         if [ -n "$given_port" ] && [ "$given_port" != "$BASE_PORT" ]; then
             echo "cluster.sh: $DIR was created with --base-port $BASE_PORT; keeping it" >&2
         fi
+        if [ -z "$INSECURE" ] && [ ! -d "$KEYS" ]; then
+            # A cluster made before keys existed: its shards' keys by name.
+            # shellcheck disable=SC2046
+            make_keys $(shard_names)
+        fi
         count=$(shard_names | wc -l)
         if [ -n "$SHARDS" ] && [ "$SHARDS" != "$count" ]; then
             echo "cluster.sh: $RING has $count shards; keeping them (--shards $SHARDS ignored)" >&2
@@ -225,10 +254,18 @@ cluster needs it in front of the shards. Build it, or start a single shard by ha
             set -- "$@" --shard "s$i=tcp://127.0.0.1:$((BASE_PORT + i))"
             i=$((i + 1))
         done
-        make_keys
-        "$REBALANCE" init --epoch 1 "$@" --keys "$KEYS" --out "$RING" >/dev/null \
-            || fail "rebalance init could not write $RING"
-        printf 'BASE_PORT=%s\n' "$BASE_PORT" >"$CONF"
+        INSECURE=$INSECURE_ARG
+        if [ -n "$INSECURE" ]; then
+            "$REBALANCE" init --epoch 1 "$@" --out "$RING" >/dev/null \
+                || fail "rebalance init could not write $RING"
+        else
+            # shellcheck disable=SC2046
+            make_keys $(i=1; while [ "$i" -le "$SHARDS" ]; do echo "s$i"; i=$((i + 1)); done)
+            "$REBALANCE" init --epoch 1 "$@" --keys "$KEYS" --out "$RING" >/dev/null \
+                || fail "rebalance init could not write $RING"
+        fi
+        printf 'BASE_PORT=%s\nINSECURE=%s\n' "$BASE_PORT" "$INSECURE" >"$CONF"
+        security
         echo "cluster.sh: new cluster in $DIR: $SHARDS shards, ring epoch 1"
     fi
     for name in $(shard_names); do
@@ -236,11 +273,13 @@ cluster needs it in front of the shards. Build it, or start a single shard by ha
             continue
         fi
         mkdir -p "$DIR/$name"
+        # shellcheck disable=SC2086
         spawn "$name" "$SHARD_BIN" --name "$name" --bind "$(shard_endpoint "$name")" \
-            --data "$DIR/$name" --ring "$RING"
+            --data "$DIR/$name" --ring "$RING" $SEC_ARGS
     done
     if [ -z "$(pid_of router)" ]; then
-        spawn router "$ROUTER_BIN" --bind "$(router_endpoint)" --ring "$RING"
+        # shellcheck disable=SC2086
+        spawn router "$ROUTER_BIN" --bind "$(router_endpoint)" --ring "$RING" $SEC_ARGS
     fi
     wait_ready
     print_where
@@ -257,12 +296,12 @@ wait_ready () {
                 fail "$name exited during start (is its port taken? see $DIR/$name.log)"
             fi
         done
-        if "$RLCTL" --connect "$(router_endpoint)" --timeout-ms $POLL_TIMEOUT_MS status \
+        if rlctl --connect "$(router_endpoint)" --timeout-ms $POLL_TIMEOUT_MS status \
             >/dev/null 2>&1; then
             return 0
         fi
         if [ "$(date +%s)" -ge "$deadline" ]; then
-            "$RLCTL" --connect "$(router_endpoint)" --timeout-ms $POLL_TIMEOUT_MS status >&2 || true
+            rlctl --connect "$(router_endpoint)" --timeout-ms $POLL_TIMEOUT_MS status >&2 || true
             fail "the cluster did not answer within $WAIT_S s; logs are in $DIR"
         fi
     done
@@ -275,7 +314,15 @@ print_where () {
             "data $DIR/$name, log $DIR/$name.log)"
     done
     echo "    ring  $RING"
-    echo "try:  $RLCTL status"
+    if [ -n "$INSECURE" ]; then
+        echo "    INSECURE: started with --insecure: no CURVE, no authentication"
+        echo "try:  $RLCTL --insecure status"
+    else
+        echo "    keys  $KEYS (CURVE; the operator's key: $KEYS/private/admin.key_secret)"
+        echo "try:  export RL_CERT=$KEYS/private/admin.key_secret" \
+            "RL_SERVER_KEY=$KEYS/router/router.key"
+        echo "      $RLCTL status"
+    fi
     if [ "$BASE_PORT" != "$BASE_PORT_DEFAULT" ]; then
         echo "      (with --connect $(router_endpoint), or RL_CONNECT=$(router_endpoint))"
     fi
@@ -341,14 +388,19 @@ status () {
     fi
     echo
     [ -x "$RLCTL" ] || fail "$RLCTL is missing: build first"
-    out=$("$RLCTL" --connect "$(router_endpoint)" --timeout-ms 2000 status 2>&1) || rc=1
+    out=$(rlctl --connect "$(router_endpoint)" --timeout-ms 2000 status 2>&1) || rc=1
     if printf '%s\n' "$out" | grep -q '^ring epoch'; then
         printf '%s\n' "$out"
     else
         printf '%s\n' "$out"
         first=$(shard_names | head -n 1)
         echo "(the router did not answer; asking shard $first for the ring)"
-        "$RLCTL" --connect "$(shard_endpoint "$first")" --timeout-ms 2000 status || rc=1
+        if [ -n "$INSECURE" ]; then
+            rlctl --connect "$(shard_endpoint "$first")" --timeout-ms 2000 status || rc=1
+        else
+            rlctl --connect "$(shard_endpoint "$first")" --server-key "$KEYS/shard/$first.key" \
+                --timeout-ms 2000 status || rc=1
+        fi
     fi
     return $rc
 }

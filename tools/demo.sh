@@ -46,6 +46,12 @@ fi
 
 step "a local cluster: 4 shards and a router (tools/cluster.sh start)"
 "$ROOT/tools/cluster.sh" start --build "$BUILD"
+# The cluster speaks CURVE (docs/security.md): rlctl and rlbench use the
+# operator key cluster.sh made, and the router's public key.
+if [ -f "$ROOT/var/cluster/keys/private/admin.key_secret" ]; then
+    export RL_CERT="$ROOT/var/cluster/keys/private/admin.key_secret"
+    export RL_SERVER_KEY="$ROOT/var/cluster/keys/router/router.key"
+fi
 
 # Pick the accounts: alice, bob and the operator that funds them live on one
 # shard; carol lives on another, so alice -> carol crosses shards.
@@ -114,5 +120,7 @@ fi
 
 step "the cluster is still running"
 case "$BUILD" in "$ROOT"/*) SHOWN=${BUILD#"$ROOT"/} ;; *) SHOWN=$BUILD ;; esac
-echo "try:  $SHOWN/tools/rlctl status        (docs/cli.md)"
+echo "try:  export RL_CERT=var/cluster/keys/private/admin.key_secret" \
+    "RL_SERVER_KEY=var/cluster/keys/router/router.key"
+echo "      $SHOWN/tools/rlctl status        (docs/cli.md, docs/security.md)"
 echo "stop: tools/cluster.sh stop           (data kept in var/cluster; docs/cluster.md)"

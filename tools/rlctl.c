@@ -3,7 +3,8 @@
     rlctl_records.c and rlctl_cluster.c, the text forms in rlctl_text.c
     (rlctl.h lists the parts).
 
-    rlctl [--connect ENDPOINTS] [--json] [--timeout-ms MS] COMMAND ...
+    rlctl [--connect ENDPOINTS] [--json] [--timeout-ms MS]
+          [--cert FILE --server-key KEY | --insecure] COMMAND ...
 
         create-account ID... --ledger L --code C [--flags FLAGS] [--user-data-*]
         transfer ID DEBIT CREDIT AMOUNT --ledger L --code C [--user-data-*]
@@ -44,6 +45,7 @@
 
 #include <czmq.h>
 
+#include "keys.h"
 #include "rlctl.h"
 
 #define S_CONNECT_DEFAULT    "tcp://127.0.0.1:7100"
@@ -57,17 +59,19 @@ typedef struct {
 } s_option_t;
 
 static const s_option_t s_options[] = {
-    {"--ledger", RLCTL_O_LEDGER, true},     {"--code", RLCTL_O_CODE, true},
-    {"--flags", RLCTL_O_FLAGS, true},       {"--user-data-128", RLCTL_O_UD128, true},
-    {"--user-data-64", RLCTL_O_UD64, true}, {"--user-data-32", RLCTL_O_UD32, true},
-    {"--limit", RLCTL_O_LIMIT, true},       {"--reverse", RLCTL_O_REVERSE, false},
-    {"--from", RLCTL_O_FROM, true},         {"--to", RLCTL_O_TO, true},
-    {"--debits", RLCTL_O_DEBITS, false},    {"--credits", RLCTL_O_CREDITS, false},
-    {"--text", RLCTL_O_TEXT, false},        {"--connect", RLCTL_O_CONNECT, true},
-    {"--json", RLCTL_O_JSON, false},        {"--timeout-ms", RLCTL_O_TIMEOUT, true},
-    {"--help", RLCTL_O_HELP, false},        {"-h", RLCTL_O_HELP, false},
-    {"--force", RLCTL_O_FORCE, false},      {"--role", RLCTL_O_ROLE, true},
-    {"--name", RLCTL_O_NAME, true},         {"--dir", RLCTL_O_DIR, true},
+    {"--ledger", RLCTL_O_LEDGER, true},      {"--code", RLCTL_O_CODE, true},
+    {"--flags", RLCTL_O_FLAGS, true},        {"--user-data-128", RLCTL_O_UD128, true},
+    {"--user-data-64", RLCTL_O_UD64, true},  {"--user-data-32", RLCTL_O_UD32, true},
+    {"--limit", RLCTL_O_LIMIT, true},        {"--reverse", RLCTL_O_REVERSE, false},
+    {"--from", RLCTL_O_FROM, true},          {"--to", RLCTL_O_TO, true},
+    {"--debits", RLCTL_O_DEBITS, false},     {"--credits", RLCTL_O_CREDITS, false},
+    {"--text", RLCTL_O_TEXT, false},         {"--connect", RLCTL_O_CONNECT, true},
+    {"--json", RLCTL_O_JSON, false},         {"--timeout-ms", RLCTL_O_TIMEOUT, true},
+    {"--help", RLCTL_O_HELP, false},         {"-h", RLCTL_O_HELP, false},
+    {"--force", RLCTL_O_FORCE, false},       {"--role", RLCTL_O_ROLE, true},
+    {"--name", RLCTL_O_NAME, true},          {"--dir", RLCTL_O_DIR, true},
+    {"--cert", RLCTL_O_CERT, true},          {"--server-key", RLCTL_O_SERVER_KEY, true},
+    {"--insecure", RLCTL_O_INSECURE, false},
 };
 
 typedef int (s_command_fn) (rlctl_ctx_t *ctx);
@@ -85,7 +89,8 @@ static void
 s_usage (FILE *out)
 {
     fprintf (out,
-             "usage: rlctl [--connect ENDPOINTS] [--json] [--timeout-ms MS] COMMAND ...\n"
+             "usage: rlctl [--connect ENDPOINTS] [--json] [--timeout-ms MS]\n"
+             "             [--cert FILE --server-key KEY | --insecure] COMMAND ...\n"
              "\n"
              "  create-account ID... --ledger L --code C [--flags FLAGS]\n"
              "                 [--user-data-128 X] [--user-data-64 N] [--user-data-32 N]\n"
@@ -316,6 +321,12 @@ s_set_option (rlctl_ctx_t *ctx, const s_option_t *option, const char *value)
         case RLCTL_O_DIR:
             ctx->dir = value;
             break;
+        case RLCTL_O_CERT:
+            ctx->cert = value;
+            break;
+        case RLCTL_O_SERVER_KEY:
+            ctx->server_key = value;
+            break;
         case RLCTL_O_FROM:
             rc = s_parse_bounded (option->name, value, 1, UINT64_MAX, &ctx->timestamp_min);
             break;
@@ -390,6 +401,38 @@ s_check_options (const s_command_t *command, unsigned given)
     return 0;
 }
 
+//  CURVE unless --insecure: this client's keypair and --connect's key.
+static int
+s_security (rlctl_ctx_t *ctx, zcert_t **cert_p)
+{
+    if (ctx->given & RLCTL_O_INSECURE) {
+        if (ctx->given & (RLCTL_O_CERT | RLCTL_O_SERVER_KEY)) {
+            return rlctl_usage_error ("%s", "--insecure takes no --cert or --server-key");
+        }
+        return 0;
+    }
+    if (!ctx->cert || !*ctx->cert || !ctx->server_key || !*ctx->server_key) {
+        return rlctl_usage_error (
+            "%s", "give --cert FILE (this client's secret certificate) and --server-key KEY (the "
+                  "public key of --connect), or $RL_CERT and $RL_SERVER_KEY; --insecure for a "
+                  "cluster without security (docs/security.md)");
+    }
+    char err[768];
+    char key[RL_KEY_TEXT_SIZE];
+    *cert_p = rl_cert_load (ctx->cert, err, sizeof err);
+    if (!*cert_p) {
+        fprintf (stderr, "rlctl: --cert: %s\n", err);
+        return RLCTL_EXIT_USAGE;
+    }
+    if (rl_key_resolve (ctx->server_key, key, err, sizeof err)) {
+        fprintf (stderr, "rlctl: --server-key: %s\n", err);
+        zcert_destroy (cert_p);
+        return RLCTL_EXIT_USAGE;
+    }
+    rl_client_set_curve (*cert_p, key);
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -397,6 +440,8 @@ main (int argc, char **argv)
         .connect = getenv ("RL_CONNECT") && *getenv ("RL_CONNECT") ? getenv ("RL_CONNECT")
                                                                    : S_CONNECT_DEFAULT,
         .timeout_ms = S_TIMEOUT_MS_DEFAULT,
+        .cert = getenv ("RL_CERT"),
+        .server_key = getenv ("RL_SERVER_KEY"),
     };
     int rc = s_parse_args (argc, argv, &ctx);
     if (rc) {
@@ -442,7 +487,13 @@ main (int argc, char **argv)
     }
     //  czmq would otherwise install its own SIGINT handler and print on exit.
     zsys_handler_set (NULL);
+    zcert_t *cert = NULL;
+    if (command->run != rlctl_cmd_keygen && (rc = s_security (&ctx, &cert))) {
+        return rc;
+    }
     rc = command->run (&ctx);
     fflush (stdout);
+    rl_client_clear_curve ();
+    zcert_destroy (&cert);
     return rc;
 }

@@ -65,7 +65,11 @@ enum {
     RLCTL_O_ROLE = 1u << 18,
     RLCTL_O_NAME = 1u << 19,
     RLCTL_O_DIR = 1u << 20,
-    RLCTL_O_GLOBAL = RLCTL_O_CONNECT | RLCTL_O_JSON | RLCTL_O_TIMEOUT | RLCTL_O_HELP,
+    RLCTL_O_CERT = 1u << 21,
+    RLCTL_O_SERVER_KEY = 1u << 22,
+    RLCTL_O_INSECURE = 1u << 23,
+    RLCTL_O_GLOBAL = RLCTL_O_CONNECT | RLCTL_O_JSON | RLCTL_O_TIMEOUT | RLCTL_O_HELP | RLCTL_O_CERT
+                     | RLCTL_O_SERVER_KEY | RLCTL_O_INSECURE,
 };
 
 //  The command line, parsed.
@@ -86,6 +90,8 @@ typedef struct {
     const char *role;                 //  keygen --role
     const char *name;                 //  keygen --name
     const char *dir;                  //  keygen --dir
+    const char *cert;                 //  --cert (or $RL_CERT): this client's secret certificate
+    const char *server_key;           //  --server-key (or $RL_SERVER_KEY): --connect's key
     const char *args[RLCTL_ARGS_MAX]; //  positional, the command first
     size_t arg_count;
 } rlctl_ctx_t;

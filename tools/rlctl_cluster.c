@@ -69,6 +69,13 @@ s_fetch_ring (const rlctl_ctx_t *ctx, const char *what)
     if (!ring) {
         fprintf (stderr, "rlctl: %s: the ring from %s does not decode: %s\n", what, ctx->connect,
                  err);
+        return NULL;
+    }
+    //  The shards are asked directly: each with the key the ring gives it.
+    for (size_t i = 0; i < ring_shard_count (ring); i++) {
+        if (*ring_shard_key (ring, i)) {
+            rl_client_add_server_key (ring_shard_endpoint (ring, i), ring_shard_key (ring, i));
+        }
     }
     return ring;
 }
@@ -234,6 +241,10 @@ s_add_status_record (cJSON *s, const rl_status_rec_t *r)
     jsonkit_add_u64 (s, "deadline_ms", r->deadline_ms);
     jsonkit_add_u64 (s, "prepare_timeout_ms", r->prepare_timeout_ms);
     jsonkit_add_u64 (s, "arcs_unreceived", r->arcs_unreceived);
+    jsonkit_add_string (s, "security", r->insecure ? "insecure" : "curve");
+    jsonkit_add_u64 (s, "keys", r->keys);
+    jsonkit_add_u64 (s, "handshakes_refused", r->handshakes_refused);
+    jsonkit_add_u64 (s, "unauthorized", r->unauthorized);
 }
 
 //  The main table: one row per shard of the ring, alarms first.
@@ -275,6 +286,14 @@ s_status_main_rows (const cJSON *tree)
             printf ("    warning: serves ring epoch %s, not %s\n", jsonkit_text (s, "epoch"),
                     jsonkit_text (tree, "ring_epoch"));
         }
+        if (strcmp (jsonkit_text (s, "security"), "insecure") == 0) {
+            printf ("    warning: INSECURE: started with --insecure, anyone who reaches it can "
+                    "do anything\n");
+        } else {
+            printf ("    curve: %s keys, %s handshakes refused, %s requests unauthorized\n",
+                    jsonkit_text (s, "keys"), jsonkit_text (s, "handshakes_refused"),
+                    jsonkit_text (s, "unauthorized"));
+        }
     }
 }
 
@@ -313,10 +332,13 @@ s_status_table (const rlctl_ctx_t *ctx, const cJSON *tree)
             jsonkit_text (tree, "ring_epoch"), ctx->connect, count, count == 1 ? "" : "s", down);
     const cJSON *router = jsonkit_get (tree, "router");
     if (router) {
-        printf ("router %s at %s: deadline %s ms, %s deadline-order error%s\n\n",
+        printf ("router %s at %s: deadline %s ms, %s deadline-order error%s, %s\n\n",
                 jsonkit_text (router, "name"), ctx->connect, jsonkit_text (router, "deadline_ms"),
                 jsonkit_text (router, "deadline_errors"),
-                jsonkit_u64 (router, "deadline_errors") == 1 ? "" : "s");
+                jsonkit_u64 (router, "deadline_errors") == 1 ? "" : "s",
+                strcmp (jsonkit_text (router, "security"), "insecure") == 0
+                    ? "INSECURE (started with --insecure)"
+                    : "curve");
     }
     s_status_main_rows (tree);
     if (down < (uint64_t) count) {
@@ -387,6 +409,9 @@ rlctl_cmd_status (rlctl_ctx_t *ctx)
         jsonkit_add_u64 (router, "deadline_ms", front.deadline_ms);
         jsonkit_add_u64 (router, "deadline_errors", front.deadline_errors);
         jsonkit_add_u64 (router, "requests", front.requests);
+        jsonkit_add_string (router, "security", front.insecure ? "insecure" : "curve");
+        jsonkit_add_u64 (router, "handshakes_refused", front.handshakes_refused);
+        jsonkit_add_u64 (router, "unauthorized", front.unauthorized);
     }
     cJSON *list = jsonkit_add_array (tree, "shards");
     for (size_t i = 0; i < shards; i++) {
