@@ -43,6 +43,8 @@
 
 #include <assert.h>
 #include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -75,23 +77,39 @@ struct store_t {
     rocksdb_writeoptions_t *write_options;
     rocksdb_readoptions_t *read_options;
     rl_durability_t durability;
-    bool failed;                  //  a write or sync failed: refuse until restart
+    atomic_bool failed;           //  a write or sync failed: refuse until restart (any thread)
+    pthread_mutex_t error_lock;   //  guards error: any thread may fail
     char error[STORE_ERROR_SIZE]; //  last error text
     char *dir;
-    uint64_t ingest_seq;   //  names of staged ingest files: sequence within this open
-    uint64_t ingest_token; //  names of staged ingest files: random, new at every open
-    rocksdb_env_t *env;    //  NULL: the default (disk)
+    atomic_uint_fast64_t ingest_seq; //  names of staged ingest files: sequence within this open
+    uint64_t ingest_token;           //  names of staged ingest files: random, new at every open
+    rocksdb_env_t *env;              //  NULL: the default (disk)
 };
 
 struct store_iter_t {
     rocksdb_iterator_t *it;
 };
 
+//  A WriteBatch of a thread other than the loop's (store_batch_new).
+struct store_batch_t {
+    rocksdb_writebatch_t *batch;
+};
+
+static void
+s_set_error_text (store_t *self, const char *what, const char *text)
+{
+    char line[STORE_ERROR_SIZE];
+    snprintf (line, sizeof (line), "%s: %s", what, text);
+    pthread_mutex_lock (&self->error_lock);
+    memcpy (self->error, line, sizeof (line));
+    pthread_mutex_unlock (&self->error_lock);
+    rl_error ("store: %s", line);
+}
+
 static void
 s_set_error (store_t *self, const char *what, char *err)
 {
-    snprintf (self->error, sizeof (self->error), "%s: %s", what, err ? err : "?");
-    rl_error ("store: %s", self->error);
+    s_set_error_text (self, what, err ? err : "?");
     rocksdb_free (err);
 }
 
@@ -257,6 +275,9 @@ store_open_env (const char *dir, rl_durability_t durability, store_env_t *env, c
         free (self);
         return NULL;
     }
+    pthread_mutex_init (&self->error_lock, NULL);
+    atomic_init (&self->failed, false);
+    atomic_init (&self->ingest_seq, 0);
     self->options = rocksdb_options_create ();
     rocksdb_options_set_create_if_missing (self->options, 1);
     rocksdb_options_set_create_missing_column_families (self->options, 1);
@@ -316,6 +337,7 @@ store_close (store_t **self_p)
     rocksdb_writebatch_destroy (self->batch);
     rocksdb_writeoptions_destroy (self->write_options);
     rocksdb_readoptions_destroy (self->read_options);
+    pthread_mutex_destroy (&self->error_lock);
     free (self->dir);
     free (self);
     *self_p = NULL;
@@ -366,22 +388,24 @@ store_commit_group (store_t *self)
     return s_commit (self, true);
 }
 
+//  Writes batch and makes it durable as the mode says; group: the loop's
+//  group commit, which hosts the commit-path failpoints. Any thread.
 static int
-s_commit (store_t *self, bool group)
+s_write (store_t *self, rocksdb_writebatch_t *batch, bool group)
 {
-    assert (self);
-    if (self->failed) {
-        rocksdb_writebatch_clear (self->batch);
+    assert (self && batch);
+    if (atomic_load (&self->failed)) {
+        rocksdb_writebatch_clear (batch);
         return -1;
     }
-    if (rocksdb_writebatch_count (self->batch) == 0) {
+    if (rocksdb_writebatch_count (batch) == 0) {
         return 0;
     }
     char *err = NULL;
-    rocksdb_write (self->db, self->write_options, self->batch, &err);
-    rocksdb_writebatch_clear (self->batch);
+    rocksdb_write (self->db, self->write_options, batch, &err);
+    rocksdb_writebatch_clear (batch);
     if (err) {
-        self->failed = true;
+        atomic_store (&self->failed, true);
         s_set_error (self, "write", err);
         return -1;
     }
@@ -389,35 +413,86 @@ s_commit (store_t *self, bool group)
         RL_FAILPOINT (SHARD_AFTER_WRITE);
         if (RL_FAILPOINT (STORE_SYNC) != 0) {
             //  As a failed fsync: the batch may or may not be on disk.
-            self->failed = true;
-            snprintf (self->error, sizeof (self->error), "sync: Input/output error (failpoint)");
-            rl_error ("store: %s", self->error);
+            atomic_store (&self->failed, true);
+            s_set_error_text (self, "sync", "Input/output error (failpoint)");
             return -1;
         }
     }
     if (self->durability == RL_DURABILITY_SYNC_MANUAL_WAL) {
         rocksdb_flush_wal (self->db, 1, &err);
         if (err) {
-            self->failed = true;
+            atomic_store (&self->failed, true);
             s_set_error (self, "flush_wal", err);
             return -1;
         }
     }
+    assert (rocksdb_writebatch_count (batch) == 0);
     return 0;
+}
+
+static int
+s_commit (store_t *self, bool group)
+{
+    assert (self);
+    return s_write (self, self->batch, group);
+}
+
+store_batch_t *
+store_batch_new (void)
+{
+    store_batch_t *self = calloc (1, sizeof (*self));
+    if (self) {
+        self->batch = rocksdb_writebatch_create ();
+    }
+    return self;
+}
+
+void
+store_batch_destroy (store_batch_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        rocksdb_writebatch_destroy ((*self_p)->batch);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+void
+store_batch_put_into (store_t *self, store_batch_t *batch, store_cf_t cf, const void *key,
+                      size_t key_size, const void *value, size_t value_size)
+{
+    assert (self && batch && cf < STORE_CF_COUNT);
+    assert (key && key_size > 0);
+    rocksdb_writebatch_put_cf (batch->batch, self->cf[cf], key, key_size, value, value_size);
+}
+
+int
+store_batch_commit (store_t *self, store_batch_t *batch)
+{
+    assert (self && batch);
+    assert (batch->batch != self->batch); //  the loop's batch goes through store_commit
+    return s_write (self, batch->batch, false);
 }
 
 bool
 store_failed (const store_t *self)
 {
     assert (self);
-    return self->failed;
+    return atomic_load (&self->failed);
 }
 
 const char *
 store_error (const store_t *self)
 {
     assert (self);
-    return self->error;
+    //  A copy per thread: another thread may set the text meanwhile.
+    static _Thread_local char copy[STORE_ERROR_SIZE];
+    pthread_mutex_lock ((pthread_mutex_t *) &self->error_lock);
+    memcpy (copy, self->error, sizeof (copy));
+    pthread_mutex_unlock ((pthread_mutex_t *) &self->error_lock);
+    assert (memchr (copy, 0, sizeof (copy)));
+    return copy;
 }
 
 int
@@ -459,7 +534,8 @@ store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, size_
     }
     char path[4096];
     snprintf (path, sizeof (path), "%s/" STORE_INGEST_PREFIX "%016" PRIx64 "-%s-%" PRIu64 ".sst",
-              self->dir, self->ingest_token, s_cf_names[cf], ++self->ingest_seq);
+              self->dir, self->ingest_token, s_cf_names[cf],
+              atomic_fetch_add (&self->ingest_seq, 1) + 1);
     if (!self->env) {
         unlink (path); //  a new inode, whatever a name might still link to
     }

@@ -13,7 +13,10 @@
                     applied here                             [SST ingest only]
 
     All writes of one group commit go into one WriteBatch (store_batch_*),
-    written and synced by store_commit. A failed write or sync puts the
+    written and synced by store_commit. The background checkpoint
+    (checkpoint.c) writes from its own thread: SST ingests and a WriteBatch
+    of its own (store_batch_new); everything else is the loop thread's. Any
+    thread may fail the store, and every thread sees it failed. A failed write or sync puts the
     store into a failed state: it refuses every later commit, because memory
     and disk may disagree; the shard then answers storage_error and exits so
     that a restart recovers from disk (docs/storage.md, "Errors").
@@ -75,7 +78,19 @@ int store_commit (store_t *self);
 //  shard.after_write failpoint (between the write and the WAL sync).
 int store_commit_group (store_t *self);
 bool store_failed (const store_t *self);
-const char *store_error (const store_t *self); //  last RocksDB error text, or ""
+//  Last RocksDB error text, or "" (a copy owned by the calling thread).
+const char *store_error (const store_t *self);
+
+//  A WriteBatch of its own, for a thread other than the loop's (the
+//  background checkpoint): that thread alone builds and commits it.
+typedef struct store_batch_t store_batch_t;
+store_batch_t *store_batch_new (void); //  NULL when memory ran out
+void store_batch_destroy (store_batch_t **self_p);
+void store_batch_put_into (store_t *self, store_batch_t *batch, store_cf_t cf, const void *key,
+                           size_t key_size, const void *value, size_t value_size);
+//  Writes and syncs batch as store_commit does (a failure fails the store);
+//  the batch is empty afterwards. 0, or -1.
+int store_batch_commit (store_t *self, store_batch_t *batch);
 
 //  1 found (value copied, *value_size_p set, truncated to value_cap),
 //  0 not found, -1 error.
