@@ -19,6 +19,14 @@ RL_FP_X (STORE_INGEST_STAGED, "store.ingest.staged",
          "checkpoint: an index SST written under its staged name, before it is ingested")
 RL_FP_X (STORE_INGEST_DONE, "store.ingest.done",
          "checkpoint: an index SST ingested (staged name gone), before the next step")
+RL_FP_X (CHECKPOINT_STARTED, "checkpoint.started",
+         "checkpoint: background thread started on a frozen generation, nothing written; the loop "
+         "serves meanwhile")
+RL_FP_X (CHECKPOINT_INGESTED, "checkpoint.ingested",
+         "checkpoint: every index SST ingested, before the checkpoint batch (dirty accounts, "
+         "checkpoint_ts)")
+RL_FP_X (CHECKPOINT_COMMITTED, "checkpoint.committed",
+         "checkpoint: checkpoint batch synced, before the loop drops the frozen generation")
 RL_FP_X (STORE_SYNC, "store.sync",
          "group commit: WriteBatch written; error: the sync fails as with EIO (the store fails)")
 RL_FP_X (JOURNAL_LEG_LOOKUP, "journal.leg_lookup",

@@ -6,7 +6,8 @@
     assigned and accounts are never deleted, so a slot names an account for
     the life of the process. The durable copy is the `accounts` column
     family: a new account is put into the batch of its group commit; the
-    changed ones are put again, in full, at each checkpoint (ledger.c).
+    changed ones are copied out at each checkpoint and written, in full, by
+    the background checkpoint (checkpoint.c).
 
     INVARIANTS
     1. accounts_count <= RL_SHARD_ACCOUNTS_MAX; every slot below it holds an
@@ -545,14 +546,15 @@ accounts_sums (const accounts_t *self, uint32_t ledger_id, uint64_t *debits_post
 }
 
 size_t
-accounts_put_dirty (accounts_t *self)
+accounts_take_dirty (accounts_t *self, rl_account_t *out, size_t cap)
 {
-    assert (self);
+    assert (self && (out || self->dirty_count == 0));
+    assert (cap >= self->dirty_count);
     size_t count = self->dirty_count;
     for (size_t i = 0; i < count; i++) {
         uint32_t slot = self->dirty_list[i];
         assert (slot < self->count && self->dirty[slot]);
-        s_put (self, &self->slots[slot]);
+        out[i] = self->slots[slot];
         self->dirty[slot] = false;
     }
     self->dirty_count = 0;

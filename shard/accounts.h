@@ -82,9 +82,10 @@ void accounts_sums (const accounts_t *self, uint32_t ledger_id, uint64_t *debits
                     uint64_t *credits_posted, uint64_t *debits_reserved,
                     uint64_t *credits_reserved);
 
-//  Checkpoint: puts every account changed since the last checkpoint into
-//  the batch and forgets that it changed. Returns how many.
-size_t accounts_put_dirty (accounts_t *self);
+//  Checkpoint: copies every account changed since the last checkpoint into
+//  out (room for cap >= accounts_dirty_count records) and forgets that it
+//  changed. Returns how many.
+size_t accounts_take_dirty (accounts_t *self, rl_account_t *out, size_t cap);
 //  Accounts changed since the last checkpoint.
 size_t accounts_dirty_count (const accounts_t *self);
 

@@ -19,22 +19,41 @@
     accounts and rebuilds "recent". A crash between the ingest and the
     checkpoint batch only re-ingests identical index entries.
 
+    GENERATIONS
+    The transfers since the checkpoint are held in two generations, each
+    with its id index and its credit-leg index. The loop appends to the
+    live one ("recent"). A checkpoint freezes it (journal_freeze): it
+    becomes the frozen generation, read-only, which the background
+    checkpoint (checkpoint.c) sorts and ingests while the loop appends to
+    the other, emptied generation. Lookups consult the live generation,
+    then the frozen one, then the ingested indexes. Once the checkpoint's
+    batch is committed, journal_thaw moves checkpoint_ts up to the frozen
+    generation's end and empties it for the next freeze.
+
     INVARIANTS
     1. A transfer id has at most one record (credit legs aside, whose ids
        belong to the coordinator's id space and are indexed with the debit
        account): recent's index is consulted before tx_index.
     2. Timestamps strictly increase: ts = max(now, last + 1); last is
        persisted in the batch of every group commit that assigns one.
-    3. recent holds exactly the records with checkpoint_ts < ts <= last_ts,
-       in timestamp order (asserted on append).
+    3. frozen + live hold exactly the records with checkpoint_ts < ts <=
+       last_ts, in timestamp order (asserted on append); every frozen
+       record is older than every live one, and frozen_ts (the frozen
+       generation's end) lies between them.
     4. accounts CF + replay of transfers after checkpoint_ts == memory.
+       Recovery takes last_ts >= checkpoint_ts, so that no new timestamp
+       falls at or below a checkpoint (the background batch writes
+       checkpoint_ts alone: a last_ts there could move the stored one back).
+    6. The frozen generation is never written while frozen: the background
+       checkpoint reads it without a lock.
 
     5. The leg index holds every credit leg in recent, keyed by the full
        32 bytes of (transfer id, debit account): two different pairs never
        share an entry, whatever their ids (see "The credit-leg index").
 
     LIMITS: RL_SHARD_CHECKPOINT_TRANSFERS between checkpoints (plus at most
-    one loop turn); recent and the leg index grow by doubling.
+    one loop turn) per generation, two generations; recent and the leg
+    index grow by doubling.
 */
 #include "journal.h"
 
@@ -52,17 +71,24 @@
 
 #define META_LAST_TS           "last_ts"
 #define JOURNAL_LEGS_SLOTS_MIN 1024 //  first size of the leg index (a power of two)
-#define META_CHECKPOINT_TS     "checkpoint_ts"
+
+//  One generation of transfers since the checkpoint, with its indexes.
+typedef struct {
+    rl_transfer_t *recent; //  transfers, ts order; reserved = stored
+    size_t recent_count;
+    size_t recent_cap;
+    idmap_t *recent_ids; //  id -> index in recent (credit legs are not indexed)
+    uint32_t *legs;      //  the credit-leg index: index in recent + 1 per slot, 0: empty
+    size_t legs_cap;     //  slots, a power of two
+    size_t legs_count;   //  credit legs in recent
+} s_gen_t;
 
 struct journal_t {
     store_t *store;
-    rl_transfer_t *recent; //  transfers since the checkpoint, ts order; reserved = stored
-    size_t recent_count;
-    size_t recent_cap;
-    idmap_t *recent_ids;    //  id -> index in recent (credit legs are not indexed)
-    uint32_t *legs;         //  the credit-leg index: index in recent + 1 per slot, 0: empty
-    size_t legs_cap;        //  slots, a power of two
-    size_t legs_count;      //  credit legs in recent
+    s_gen_t gens[2];
+    s_gen_t *live;          //  appended to by the loop ("recent")
+    s_gen_t *frozen;        //  being checkpointed in the background, or NULL
+    uint64_t frozen_ts;     //  with frozen: the checkpoint_ts it ends at
     uint64_t last_ts;       //  last timestamp assigned (ns)
     uint64_t checkpoint_ts; //  transfers up to here are in accounts + indexes
     uint64_t transfers_ok;  //  ok transfers since open (status)
@@ -77,10 +103,16 @@ journal_new (store_t *store)
         return NULL;
     }
     self->store = store;
-    self->recent_ids = idmap_new (RL_SHARD_CHECKPOINT_TRANSFERS * 2);
-    self->legs_cap = JOURNAL_LEGS_SLOTS_MIN;
-    self->legs = calloc (self->legs_cap, sizeof (*self->legs));
-    if (!self->recent_ids || !self->legs) {
+    bool ok = true;
+    for (size_t i = 0; i < 2; i++) {
+        s_gen_t *gen = &self->gens[i];
+        gen->recent_ids = idmap_new (RL_SHARD_CHECKPOINT_TRANSFERS * 2);
+        gen->legs_cap = JOURNAL_LEGS_SLOTS_MIN;
+        gen->legs = calloc (gen->legs_cap, sizeof (*gen->legs));
+        ok = ok && gen->recent_ids && gen->legs;
+    }
+    self->live = &self->gens[0];
+    if (!ok) {
         journal_destroy (&self);
     }
     return self;
@@ -94,9 +126,11 @@ journal_destroy (journal_t **self_p)
     if (!self) {
         return;
     }
-    idmap_destroy (&self->recent_ids);
-    free (self->legs);
-    free (self->recent);
+    for (size_t i = 0; i < 2; i++) {
+        idmap_destroy (&self->gens[i].recent_ids);
+        free (self->gens[i].legs);
+        free (self->gens[i].recent);
+    }
     free (self);
     *self_p = NULL;
 }
@@ -182,7 +216,7 @@ s_leg_is (const rl_transfer_t *t, rl_id_t id, rl_id_t debit)
 
 //  The recent index of the credit leg (id, debit), or -1.
 static long
-s_legs_find (const journal_t *self, rl_id_t id, rl_id_t debit)
+s_legs_find (const s_gen_t *self, rl_id_t id, rl_id_t debit)
 {
     assert (self->legs_cap > 0 && (self->legs_cap & (self->legs_cap - 1)) == 0);
     for (size_t i = (size_t) s_leg_hash (id, debit) & (self->legs_cap - 1), n = 0;
@@ -202,7 +236,7 @@ s_legs_find (const journal_t *self, rl_id_t id, rl_id_t debit)
 
 //  Places recent[index] (a credit leg) into a table of cap slots.
 static void
-s_legs_place (const journal_t *self, uint32_t *legs, size_t cap, size_t index)
+s_legs_place (const s_gen_t *self, uint32_t *legs, size_t cap, size_t index)
 {
     const rl_transfer_t *t = &self->recent[index];
     size_t i = (size_t) s_leg_hash (t->id, t->debit_account_id) & (cap - 1);
@@ -216,7 +250,7 @@ s_legs_place (const journal_t *self, uint32_t *legs, size_t cap, size_t index)
 //  Indexes recent[index], a credit leg not indexed yet. 0, or -1 when
 //  memory ran out (nothing changed).
 static int
-s_legs_add (journal_t *self, size_t index)
+s_legs_add (s_gen_t *self, size_t index)
 {
     assert (index < UINT32_MAX && index < self->recent_count + 1);
     if (2 * (self->legs_count + 1) > self->legs_cap) {
@@ -240,11 +274,16 @@ s_legs_add (journal_t *self, size_t index)
     return 0;
 }
 
+//  Empties a generation for reuse (its buffers are kept).
 static void
-s_legs_clear (journal_t *self)
+s_gen_clear (s_gen_t *self)
 {
+    assert (self && self->recent_ids && self->legs);
     memset (self->legs, 0, self->legs_cap * sizeof (*self->legs));
     self->legs_count = 0;
+    self->recent_count = 0;
+    idmap_clear (self->recent_ids);
+    assert (idmap_size (self->recent_ids) == 0);
 }
 
 int
@@ -253,7 +292,8 @@ journal_leg_applied (journal_t *self, rl_id_t id, rl_id_t debit_account_id)
     if (RL_FAILPOINT (JOURNAL_LEG_LOOKUP) != 0) {
         return -1; //  a test's storage error
     }
-    if (s_legs_find (self, id, debit_account_id) >= 0) {
+    if (s_legs_find (self->live, id, debit_account_id) >= 0
+        || (self->frozen && s_legs_find (self->frozen, id, debit_account_id) >= 0)) {
         return 1;
     }
     uint8_t key[2 * RL_ID_SIZE];
@@ -264,10 +304,10 @@ journal_leg_applied (journal_t *self, rl_id_t id, rl_id_t debit_account_id)
     return store_get (self->store, STORE_CF_LEGS, key, sizeof (key), ts, sizeof (ts), &size);
 }
 
-//  Appends a stored transfer to recent (ts order) and, unless it is a credit
-//  leg (whose id belongs to the coordinator's id space), indexes its id.
+//  Appends a stored transfer to a generation (ts order) and, unless it is a
+//  credit leg (whose id belongs to the coordinator's id space), indexes its id.
 static int
-s_recent_append (journal_t *self, const rl_transfer_t *transfer)
+s_gen_append (s_gen_t *self, const rl_transfer_t *transfer)
 {
     bool index_id = JOURNAL_LEG (transfer->reserved) != JOURNAL_LEG_CREDIT;
     if (self->recent_count == self->recent_cap) {
@@ -290,6 +330,14 @@ s_recent_append (journal_t *self, const rl_transfer_t *transfer)
     }
     self->recent_count++;
     return 0;
+}
+
+//  Appends a stored transfer to the live generation.
+static int
+s_recent_append (journal_t *self, const rl_transfer_t *transfer)
+{
+    assert (!self->frozen || self->frozen_ts < transfer->timestamp); //  invariant 3
+    return s_gen_append (self->live, transfer);
 }
 
 int
@@ -369,15 +417,27 @@ s_replay (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
     return rc;
 }
 
-//  Finds a stored transfer by id: recent first, then the ingested index.
-//  1 found, 0 not found, -1 storage error.
+//  Finds a stored transfer by id in a generation.
+static bool
+s_gen_find (const s_gen_t *self, rl_id_t id, rl_transfer_t *out)
+{
+    uint64_t index = 0;
+    if (!idmap_get (self->recent_ids, id, &index)) {
+        return false;
+    }
+    assert (index < self->recent_count);
+    *out = self->recent[index];
+    assert (rl_id_eq (out->id, id));
+    return true;
+}
+
+//  Finds a stored transfer by id: recent first, then the frozen generation,
+//  then the ingested index. 1 found, 0 not found, -1 storage error.
 int
 journal_find (journal_t *self, rl_id_t id, rl_transfer_t *out)
 {
-    uint64_t index = 0;
-    if (idmap_get (self->recent_ids, id, &index)) {
-        assert (index < self->recent_count);
-        *out = self->recent[index];
+    assert (self && out);
+    if (s_gen_find (self->live, id, out) || (self->frozen && s_gen_find (self->frozen, id, out))) {
         return 1;
     }
     uint8_t key[RL_ID_SIZE];
@@ -403,116 +463,18 @@ journal_find (journal_t *self, rl_id_t id, rl_transfer_t *out)
     return 1;
 }
 
-static int
-s_cmp_id_entry (const void *a, const void *b)
-{
-    return memcmp (a, b, RL_ID_SIZE);
-}
-
-static int
-s_cmp_history_entry (const void *a, const void *b)
-{
-    return memcmp (a, b, RL_ID_SIZE + 8);
-}
-
-static int
-s_cmp_leg_entry (const void *a, const void *b)
-{
-    return memcmp (a, b, 2 * RL_ID_SIZE);
-}
-
-//  The credit legs applied here since the checkpoint: (id, debit) -> ts.
-static int
-s_ingest_legs (journal_t *self)
-{
-    enum { LEG_ENTRY = 2 * RL_ID_SIZE + 8 };
-    size_t count = 0;
-    for (size_t i = 0; i < self->recent_count; i++) {
-        count += JOURNAL_LEG (self->recent[i].reserved) == JOURNAL_LEG_CREDIT;
-    }
-    if (count == 0) {
-        return 0;
-    }
-    uint8_t *legs = malloc (count * LEG_ENTRY);
-    if (!legs) {
-        return -1;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < self->recent_count && n < count; i++) {
-        const rl_transfer_t *t = &self->recent[i];
-        if (JOURNAL_LEG (t->reserved) == JOURNAL_LEG_CREDIT) {
-            uint8_t *entry = legs + n++ * LEG_ENTRY;
-            codec_encode_id (t->id, entry);
-            codec_encode_id (t->debit_account_id, entry + RL_ID_SIZE);
-            codec_put_u64 (entry + 2 * RL_ID_SIZE, t->timestamp);
-        }
-    }
-    qsort (legs, n, LEG_ENTRY, s_cmp_leg_entry);
-    int rc = store_ingest_sorted (self->store, STORE_CF_LEGS, legs, LEG_ENTRY, 2 * RL_ID_SIZE, n);
-    free (legs);
-    return rc;
-}
-
-//  Sorts and ingests tx_index and history entries for every recent transfer.
-static int
-s_ingest_recent (journal_t *self)
-{
-    enum { ID_ENTRY = RL_ID_SIZE + 8, HISTORY_ENTRY = RL_ID_SIZE + 8 };
-    uint8_t *ids = malloc (self->recent_count * ID_ENTRY);
-    uint8_t *history = malloc (self->recent_count * 2 * HISTORY_ENTRY);
-    if (!ids || !history) {
-        free (ids);
-        free (history);
-        return -1;
-    }
-    size_t history_count = 0, id_count = 0;
-    for (size_t i = 0; i < self->recent_count; i++) {
-        const rl_transfer_t *t = &self->recent[i];
-        uint32_t leg = JOURNAL_LEG (t->reserved);
-        if (leg != JOURNAL_LEG_CREDIT) {
-            codec_encode_id (t->id, ids + id_count * ID_ENTRY);
-            codec_put_u64 (ids + id_count * ID_ENTRY + RL_ID_SIZE, t->timestamp);
-            id_count++;
-        }
-        if (JOURNAL_RESULT (t->reserved) == RL_OK) {
-            uint8_t *entry = NULL;
-            if (leg != JOURNAL_LEG_CREDIT) {
-                entry = history + history_count++ * HISTORY_ENTRY;
-                codec_encode_id (t->debit_account_id, entry);
-                codec_put_u64_be (entry + RL_ID_SIZE, t->timestamp);
-            }
-            if (leg != JOURNAL_LEG_DEBIT) {
-                entry = history + history_count++ * HISTORY_ENTRY;
-                codec_encode_id (t->credit_account_id, entry);
-                codec_put_u64_be (entry + RL_ID_SIZE, t->timestamp);
-            }
-        }
-    }
-    qsort (ids, id_count, ID_ENTRY, s_cmp_id_entry);
-    qsort (history, history_count, HISTORY_ENTRY, s_cmp_history_entry);
-    int rc = store_ingest_sorted (self->store, STORE_CF_TX_INDEX, ids, ID_ENTRY, RL_ID_SIZE,
-                                  id_count);
-    if (rc == 0) {
-        rc = s_ingest_legs (self);
-    }
-    if (rc == 0) {
-        rc = store_ingest_sorted (self->store, STORE_CF_HISTORY, history, HISTORY_ENTRY,
-                                  HISTORY_ENTRY, history_count);
-    }
-    free (ids);
-    free (history);
-    return rc;
-}
-
 int
 journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
 {
     assert (self && accounts);
-    assert (self->recent_count == 0 && self->last_ts == 0);
+    assert (self->live->recent_count == 0 && !self->frozen && self->last_ts == 0);
     if (s_get_meta_u64 (self, META_LAST_TS, &self->last_ts) != 0
-        || s_get_meta_u64 (self, META_CHECKPOINT_TS, &self->checkpoint_ts) != 0) {
+        || s_get_meta_u64 (self, JOURNAL_META_CHECKPOINT_TS, &self->checkpoint_ts) != 0) {
         snprintf (err, err_size, "cannot read metadata: %s", store_error (self->store));
         return -1;
+    }
+    if (self->last_ts < self->checkpoint_ts) {
+        self->last_ts = self->checkpoint_ts; //  invariant 4
     }
     if (accounts_load (accounts, &self->last_ts, err, err_size) != 0
         || s_replay (self, accounts, err, err_size) != 0) {
@@ -525,8 +487,16 @@ const rl_transfer_t *
 journal_recent (const journal_t *self, size_t *count_p)
 {
     assert (self && count_p);
-    *count_p = self->recent_count;
-    return self->recent;
+    *count_p = self->live->recent_count;
+    return self->live->recent;
+}
+
+const rl_transfer_t *
+journal_frozen (const journal_t *self, size_t *count_p)
+{
+    assert (self && count_p);
+    *count_p = self->frozen ? self->frozen->recent_count : 0;
+    return self->frozen ? self->frozen->recent : NULL;
 }
 
 uint64_t
@@ -559,26 +529,24 @@ journal_before_commit (journal_t *self)
     }
 }
 
-int
-journal_checkpoint_begin (journal_t *self)
+uint64_t
+journal_freeze (journal_t *self)
 {
-    assert (self);
-    assert (store_batch_count (self->store) == 0);
-    if (self->recent_count > 0 && s_ingest_recent (self) != 0) {
-        return -1;
-    }
-    s_put_meta_u64 (self, META_CHECKPOINT_TS, self->last_ts);
-    s_put_meta_u64 (self, META_LAST_TS, self->last_ts);
-    return 0;
+    assert (self && !self->frozen);
+    assert (store_batch_count (self->store) == 0); //  everything appended is committed
+    self->frozen = self->live;
+    self->frozen_ts = self->last_ts;
+    self->live = self->frozen == &self->gens[0] ? &self->gens[1] : &self->gens[0];
+    assert (self->live->recent_count == 0 && idmap_size (self->live->recent_ids) == 0);
+    return self->frozen_ts;
 }
 
 void
-journal_checkpoint_end (journal_t *self)
+journal_thaw (journal_t *self)
 {
-    assert (self);
-    assert (self->checkpoint_ts <= self->last_ts);
-    self->checkpoint_ts = self->last_ts;
-    self->recent_count = 0;
-    idmap_clear (self->recent_ids);
-    s_legs_clear (self);
+    assert (self && self->frozen);
+    assert (self->checkpoint_ts <= self->frozen_ts && self->frozen_ts <= self->last_ts);
+    self->checkpoint_ts = self->frozen_ts;
+    s_gen_clear (self->frozen);
+    self->frozen = NULL;
 }

@@ -5,9 +5,10 @@
     `transfers` column family, keyed by its shard timestamp. The journal
     assigns those timestamps, puts the records into the batch, keeps the
     ones since the last checkpoint in memory ("recent", with an id index and
-    a credit-leg index), and at a checkpoint ingests the derived indexes
-    (tx_index, legs, history) as sorted SST files. See journal.c for the
-    invariants and limits.
+    a credit-leg index), and at a checkpoint freezes them for the background
+    checkpoint (checkpoint.c), which ingests the derived indexes (tx_index,
+    legs, history) as sorted SST files. See journal.c for the invariants and
+    limits.
 */
 #ifndef RL_JOURNAL_H
 #define RL_JOURNAL_H
@@ -55,18 +56,28 @@ int journal_find (journal_t *self, rl_id_t id, rl_transfer_t *out);
 //  account's shard). 1 yes, 0 no, -1 storage error.
 int journal_leg_applied (journal_t *self, rl_id_t id, rl_id_t debit_account_id);
 
-//  The transfers since the checkpoint, in timestamp order.
+//  The transfers since the checkpoint that the live generation holds, in
+//  timestamp order (all newer than the frozen ones).
 const rl_transfer_t *journal_recent (const journal_t *self, size_t *count_p);
+//  The frozen generation, being checkpointed (none: NULL, 0), in timestamp order.
+const rl_transfer_t *journal_frozen (const journal_t *self, size_t *count_p);
 uint64_t journal_checkpoint_ts (const journal_t *self);
 uint64_t journal_last_ts (const journal_t *self);
 uint64_t journal_transfers_ok (const journal_t *self); //  ok transfers stored since open
 
 //  Before a group commit: the last timestamp joins a non-empty batch.
 void journal_before_commit (journal_t *self);
-//  Checkpoint, first half: ingests the indexes of the recent transfers and
-//  puts the new checkpoint timestamp into the batch. 0, or -1 (store error).
-int journal_checkpoint_begin (journal_t *self);
-//  Second half, after the checkpoint batch is committed: recent is emptied.
-void journal_checkpoint_end (journal_t *self);
+//  Checkpoint, first half (loop, after a commit, nothing frozen): the live
+//  generation becomes the frozen one, read-only until journal_thaw, and an
+//  empty one takes its place. Returns the checkpoint timestamp it ends at
+//  (the last one assigned); the frozen transfers come from journal_frozen.
+uint64_t journal_freeze (journal_t *self);
+//  Second half, once the checkpoint of the frozen generation is committed
+//  (its indexes ingested, its batch synced): checkpoint_ts moves up to it
+//  and the frozen generation is emptied.
+void journal_thaw (journal_t *self);
+
+//  The meta key of the checkpoint timestamp (u64), written by the checkpoint's batch.
+#define JOURNAL_META_CHECKPOINT_TS "checkpoint_ts"
 
 #endif

@@ -11,9 +11,12 @@
         narrow calls and never call back into the ledger.
     It applies create_accounts and same-shard transfers itself, hands a
     transfer whose credit account lives on another shard to the
-    coordinator, answers lookups and history, and runs checkpoints: a
-    checkpoint ingests the journal's indexes as SST files, then writes the
-    dirty accounts and meta.checkpoint_ts in one synced batch.
+    coordinator, answers lookups and history, and runs checkpoints: after
+    a group commit, it freezes the journal's recent transfers and copies
+    the dirty accounts, and a background thread (checkpoint.c) ingests the
+    indexes as SST files, then writes those accounts and meta.checkpoint_ts
+    in one synced batch, while the loop goes on serving. A later turn sees
+    the checkpoint committed and thaws the journal.
 
     Ownership is read from the ring served now: the ring maps an account
     id to a shard index (owner.h), compared with this shard's index. An
@@ -32,6 +35,13 @@
        that decides it; field validation failures are not stored.
     4. self_index is the index of `name` in `ring` (or -1: owns nothing),
        refreshed with every ring.
+    5. At most one checkpoint in the background. BACKPRESSURE: when the
+       live generation fills up (checkpoint_transfers) while the previous
+       checkpoint still runs, the loop waits for it before it freezes the
+       next one. Nothing is refused or dropped; the loop stalls only when
+       transfers arrive faster than the background checkpoints them.
+    6. A failed checkpoint fails the shard (ledger_after_commit returns -1
+       from then on), as a failed group commit does.
 
     RESULTS (docs/protocol.md): id validation, ownership (and frozen), idempotency, field
     validation, account lookups, ledger, balances. Field validation depends
@@ -53,6 +63,7 @@
 #include <string.h>
 
 #include "accounts.h"
+#include "checkpoint.h"
 #include "codec.h"
 #include "journal.h"
 #include "log.h"
@@ -64,6 +75,7 @@ struct ledger_t {
     outq_t *outq;
     accounts_t *accounts;
     journal_t *journal;
+    checkpoint_t *checkpoint; //  the checkpoint in the background
     coordinator_t *coordinator;
     participant_t *participant;
     arcs_t *arcs;                      //  arcs whose data is here (the caller's; NULL: all)
@@ -72,6 +84,7 @@ struct ledger_t {
     char name[RL_SHARD_NAME_SIZE_MAX]; //  this shard's name
     size_t checkpoint_transfers;       //  checkpoint once recent holds this many
     uint64_t checkpoints;              //  since open
+    bool checkpoint_failed;            //  a checkpoint failed: the shard must fail
 };
 
 ledger_t *
@@ -91,11 +104,13 @@ ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
     snprintf (self->name, sizeof (self->name), "%s", name);
     self->accounts = accounts_new (store);
     self->journal = journal_new (store);
-    if (self->accounts && self->journal) {
+    self->checkpoint = checkpoint_new (store);
+    if (self->accounts && self->journal && self->checkpoint) {
         self->coordinator = coordinator_new (store, self->accounts, self->journal, outq, name);
         self->participant = participant_new (store, self->accounts, self->journal, outq);
     }
-    if (!self->accounts || !self->journal || !self->coordinator || !self->participant) {
+    if (!self->accounts || !self->journal || !self->checkpoint || !self->coordinator
+        || !self->participant) {
         snprintf (err, err_size, "out of memory");
         ledger_destroy (&self);
         return NULL;
@@ -132,6 +147,7 @@ ledger_destroy (ledger_t **self_p)
     if (!self) {
         return;
     }
+    checkpoint_destroy (&self->checkpoint); //  first: it reads the journal and the store
     coordinator_destroy (&self->coordinator);
     participant_destroy (&self->participant);
     journal_destroy (&self->journal);
@@ -502,17 +518,29 @@ s_history_offer (s_history_t *h, const rl_transfer_t *t)
     }
 }
 
+//  The transfers since the checkpoint: the frozen generation, then the live one.
 static void
-s_history_recent (ledger_t *self, s_history_t *h, bool reversed)
+s_history_part (s_history_t *h, const rl_transfer_t *recent, size_t count, bool reversed)
 {
-    size_t count = 0;
-    const rl_transfer_t *recent = journal_recent (self->journal, &count);
+    assert (recent || count == 0);
     for (size_t k = 0; k < count && !s_history_full (h); k++) {
         const rl_transfer_t *t = &recent[reversed ? count - 1 - k : k];
         if (JOURNAL_RESULT (t->reserved) == RL_OK) {
             s_history_offer (h, t);
         }
     }
+}
+
+static void
+s_history_recent (ledger_t *self, s_history_t *h, bool reversed)
+{
+    size_t frozen_count = 0, live_count = 0;
+    const rl_transfer_t *frozen = journal_frozen (self->journal, &frozen_count);
+    const rl_transfer_t *live = journal_recent (self->journal, &live_count);
+    assert (frozen_count == 0 || live_count == 0
+            || frozen[frozen_count - 1].timestamp < live[0].timestamp);
+    s_history_part (h, reversed ? live : frozen, reversed ? live_count : frozen_count, reversed);
+    s_history_part (h, reversed ? frozen : live, reversed ? frozen_count : live_count, reversed);
 }
 
 //  The ingested part: history keys (account, ts) for ts <= checkpoint_ts.
@@ -607,16 +635,77 @@ ledger_before_commit (ledger_t *self)
     journal_before_commit (self->journal);
 }
 
+//  Waits for the checkpoint in the background (at once when it has ended),
+//  then thaws the journal. 0, or -1 when it failed.
+static int
+s_checkpoint_finish (ledger_t *self)
+{
+    assert (checkpoint_busy (self->checkpoint));
+    if (checkpoint_wait (self->checkpoint) != 0) {
+        rl_error ("ledger: checkpoint failed: %s", store_error (self->store));
+        self->checkpoint_failed = true;
+        return -1;
+    }
+    journal_thaw (self->journal);
+    self->checkpoints++;
+    assert (!checkpoint_busy (self->checkpoint));
+    return 0;
+}
+
+//  Freezes recent and copies the dirty accounts (after a commit, nothing in
+//  the background), and hands them to the background. 0, or -1.
+static int
+s_checkpoint_start (ledger_t *self)
+{
+    assert (!checkpoint_busy (self->checkpoint));
+    assert (store_batch_count (self->store) == 0); //  the snapshot is of committed state
+    size_t recent = 0;
+    journal_recent (self->journal, &recent);
+    size_t dirty = accounts_dirty_count (self->accounts);
+    if (recent == 0 && dirty == 0) {
+        return 0;
+    }
+    rl_account_t *snapshot = checkpoint_accounts (self->checkpoint, dirty);
+    if (!snapshot && dirty > 0) {
+        rl_error ("ledger: out of memory for the checkpoint's %zu accounts", dirty);
+        self->checkpoint_failed = true;
+        return -1;
+    }
+    size_t copied = accounts_take_dirty (self->accounts, snapshot, dirty);
+    assert (copied == dirty);
+    uint64_t checkpoint_ts = journal_freeze (self->journal);
+    size_t count = 0;
+    const rl_transfer_t *frozen = journal_frozen (self->journal, &count);
+    assert (count == recent);
+    checkpoint_start (self->checkpoint, frozen, count, dirty, checkpoint_ts);
+    return 0;
+}
+
 int
 ledger_after_commit (ledger_t *self)
 {
     assert (self);
+    if (self->checkpoint_failed) {
+        return -1;
+    }
+    checkpoint_state_t state = checkpoint_state (self->checkpoint);
+    if ((state == CHECKPOINT_COMMITTED || state == CHECKPOINT_FAILED)
+        && s_checkpoint_finish (self) != 0) {
+        return -1;
+    }
     size_t recent = 0;
     journal_recent (self->journal, &recent);
-    if (recent >= self->checkpoint_transfers) {
-        return ledger_checkpoint (self);
+    if (recent < self->checkpoint_transfers) {
+        return 0;
     }
-    return 0;
+    //  Invariant 5, backpressure: the previous checkpoint must end first.
+    if (checkpoint_busy (self->checkpoint) && s_checkpoint_finish (self) != 0) {
+        return -1;
+    }
+    if (store_failed (self->store)) {
+        return -1;
+    }
+    return s_checkpoint_start (self);
 }
 
 void
@@ -632,26 +721,19 @@ ledger_checkpoint (ledger_t *self)
 {
     assert (self);
     assert (store_batch_count (self->store) == 0);
-    if (store_failed (self->store)) {
+    if (self->checkpoint_failed || store_failed (self->store)) {
         return -1;
     }
-    size_t recent = 0;
-    journal_recent (self->journal, &recent);
-    if (recent == 0 && accounts_dirty_count (self->accounts) == 0) {
-        return 0;
-    }
-    if (journal_checkpoint_begin (self->journal) != 0) {
-        rl_error ("ledger: checkpoint ingest failed: %s", store_error (self->store));
+    if (checkpoint_busy (self->checkpoint) && s_checkpoint_finish (self) != 0) {
         return -1;
     }
-    size_t dirty = accounts_put_dirty (self->accounts);
-    if (store_commit (self->store) != 0) {
+    if (s_checkpoint_start (self) != 0) {
         return -1;
     }
-    journal_checkpoint_end (self->journal);
-    rl_debug ("ledger: checkpoint at ts %" PRIu64 ": %zu transfers, %zu accounts",
-              journal_checkpoint_ts (self->journal), recent, dirty);
-    self->checkpoints++;
+    if (checkpoint_busy (self->checkpoint) && s_checkpoint_finish (self) != 0) {
+        return -1;
+    }
+    assert (!checkpoint_busy (self->checkpoint));
     return 0;
 }
 

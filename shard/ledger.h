@@ -107,12 +107,14 @@ rl_status_t ledger_account_transfers (ledger_t *self, const rl_filter_t *filter,
 
 //  Call before store_commit: adds the persisted timestamp to the batch.
 void ledger_before_commit (ledger_t *self);
-//  Call after a successful store_commit: runs a checkpoint when due.
-//  0, or -1 when the checkpoint failed (the store is then failed).
+//  Call after a successful store_commit (the batch is empty): finishes a
+//  background checkpoint that has ended, and starts one when due, after
+//  waiting for the previous one if it still runs (backpressure). 0, or -1
+//  when a checkpoint failed (the shard must fail; -1 from then on).
 int ledger_after_commit (ledger_t *self);
 //  Transfers between checkpoints: 1..RL_SHARD_CHECKPOINT_TRANSFERS (tests use few).
 void ledger_set_checkpoint_transfers (ledger_t *self, size_t transfers);
-//  Forces a checkpoint now (tests, shutdown).
+//  Forces a checkpoint now and waits for it (tests, shutdown).
 int ledger_checkpoint (ledger_t *self);
 
 uint64_t ledger_account_count (const ledger_t *self);

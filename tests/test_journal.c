@@ -8,6 +8,13 @@
     PREPARE plus a resent COMMIT credited the hidden leg twice. These tests
     build such pairs (and many more random ones) and check that every leg
     is found, by its full 32 bytes, before and after a checkpoint.
+
+    The checkpoint runs in the background (shard/checkpoint.c) while new
+    transfers go into a fresh generation: test_find_across_generations
+    holds the background at each state with delay failpoints and checks
+    that every id, old or new, is found in every state, never missed;
+    test_failed_checkpoint makes a step fail and checks that the failure
+    comes back to the loop and that nothing is lost from memory.
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,12 +27,16 @@
 #include <cmocka.h>
 
 #include "accounts.h"
+#include "checkpoint.h"
+#include "failpoint.h"
 #include "journal.h"
 #include "rl_rand.h"
 #include "store.h"
 
 #define LEDGER 31
 #define LEGS   5000 //  enough to make the index grow several times
+#define FROZEN 3000 //  transfers frozen for the background checkpoint
+#define LIVE   1000 //  transfers appended while it runs
 
 //  The old key: a collision under it is what hid legs.
 static rl_id_t
@@ -138,15 +149,139 @@ test_many_legs_and_checkpoint (void **state)
     for (size_t i = 0; i < LEGS; i++) {
         assert_int_equal (journal_leg_applied (ctx->journal, ids[i], debits[i]), 1);
     }
-    //  After a checkpoint the legs are found in the ingested index.
-    assert_int_equal (journal_checkpoint_begin (ctx->journal), 0);
+    //  Frozen for a checkpoint, the legs are found in the frozen generation;
+    //  while it runs in the background and after it, in the ingested index.
     assert_int_equal (store_commit (ctx->store), 0);
-    journal_checkpoint_end (ctx->journal);
+    uint64_t checkpoint_ts = journal_freeze (ctx->journal);
+    size_t count = 0;
+    const rl_transfer_t *frozen = journal_frozen (ctx->journal, &count);
+    assert_int_equal (count, LEGS);
+    for (size_t i = 0; i < LEGS; i++) {
+        assert_int_equal (journal_leg_applied (ctx->journal, ids[i], debits[i]), 1);
+    }
+    checkpoint_t *checkpoint = checkpoint_new (ctx->store);
+    assert_non_null (checkpoint);
+    checkpoint_start (checkpoint, frozen, count, 0, checkpoint_ts);
+    for (size_t i = 0; i < LEGS; i++) {
+        assert_int_equal (journal_leg_applied (ctx->journal, ids[i], debits[i]), 1);
+    }
+    assert_int_equal (checkpoint_wait (checkpoint), 0);
+    journal_thaw (ctx->journal);
+    checkpoint_destroy (&checkpoint);
+    assert_int_equal (journal_checkpoint_ts (ctx->journal), checkpoint_ts);
     for (size_t i = 0; i < LEGS; i++) {
         assert_int_equal (journal_leg_applied (ctx->journal, ids[i], debits[i]), 1);
     }
     rl_id_t absent = {0xdead, 0xbeef};
     assert_int_equal (journal_leg_applied (ctx->journal, absent, debits[0]), 0);
+}
+
+//  Appends an ok same-shard transfer with id (lo, 9) and commits it.
+static void
+s_append_transfer (s_ctx_t *ctx, uint64_t lo)
+{
+    rl_transfer_t t = {.id = {lo, 9},
+                       .debit_account_id = {1, 0},
+                       .credit_account_id = {2, 0},
+                       .amount = 1,
+                       .ledger = LEDGER,
+                       .code = 1};
+    t.timestamp = journal_next_ts (ctx->journal, 1000);
+    t.reserved = JOURNAL_STORED (RL_OK, JOURNAL_LEG_BOTH);
+    assert_int_equal (journal_append (ctx->journal, &t), 0);
+    journal_before_commit (ctx->journal);
+    assert_int_equal (store_commit (ctx->store), 0);
+}
+
+//  Every id in [1, count] is found, with its own record.
+static void
+s_all_found (s_ctx_t *ctx, uint64_t count)
+{
+    for (uint64_t lo = 1; lo <= count; lo++) {
+        rl_transfer_t t;
+        assert_int_equal (journal_find (ctx->journal, (rl_id_t){lo, 9}, &t), 1);
+        assert_int_equal (t.id.lo, lo);
+    }
+    rl_transfer_t t;
+    assert_int_equal (journal_find (ctx->journal, (rl_id_t){count + 1, 9}, &t), 0);
+}
+
+static void
+s_arm (const char *spec)
+{
+    char err[256];
+    if (spec) {
+        assert_int_equal (setenv ("RL_FAILPOINTS", spec, 1), 0);
+    } else {
+        unsetenv ("RL_FAILPOINTS");
+    }
+    assert_int_equal (failpoint_init (err, sizeof (err)), 0);
+}
+
+static void
+test_find_across_generations (void **state)
+{
+    s_ctx_t *ctx = *state;
+    for (uint64_t lo = 1; lo <= FROZEN; lo++) {
+        s_append_transfer (ctx, lo);
+    }
+    //  The background stalls at its start and before its batch, so that
+    //  the loop appends and looks up in WRITING and in INGESTED.
+    s_arm ("checkpoint.started=delay:150,checkpoint.ingested=delay:150");
+    uint64_t checkpoint_ts = journal_freeze (ctx->journal);
+    size_t count = 0;
+    const rl_transfer_t *frozen = journal_frozen (ctx->journal, &count);
+    assert_int_equal (count, FROZEN);
+    checkpoint_t *checkpoint = checkpoint_new (ctx->store);
+    assert_non_null (checkpoint);
+    checkpoint_start (checkpoint, frozen, count, 0, checkpoint_ts);
+    bool seen[CHECKPOINT_FAILED + 1] = {false};
+    uint64_t appended = FROZEN;
+    for (checkpoint_state_t st = checkpoint_state (checkpoint); st != CHECKPOINT_COMMITTED;
+         st = checkpoint_state (checkpoint)) {
+        assert_int_not_equal (st, CHECKPOINT_FAILED);
+        seen[st] = true;
+        if (appended < FROZEN + LIVE) {
+            s_append_transfer (ctx, ++appended);
+        }
+        s_all_found (ctx, appended);
+    }
+    assert_true (seen[CHECKPOINT_WRITING] && seen[CHECKPOINT_INGESTED]);
+    s_all_found (ctx, appended); //  COMMITTED, not yet thawed
+    assert_int_equal (journal_checkpoint_ts (ctx->journal), 0);
+    assert_int_equal (checkpoint_wait (checkpoint), 0);
+    journal_thaw (ctx->journal);
+    assert_int_equal (journal_checkpoint_ts (ctx->journal), checkpoint_ts);
+    s_all_found (ctx, appended); //  the frozen ones from the store now
+    journal_recent (ctx->journal, &count);
+    assert_int_equal (count, appended - FROZEN);
+    checkpoint_destroy (&checkpoint);
+    s_arm (NULL);
+}
+
+static void
+test_failed_checkpoint (void **state)
+{
+    s_ctx_t *ctx = *state;
+    for (uint64_t lo = 1; lo <= 100; lo++) {
+        s_append_transfer (ctx, lo);
+    }
+    s_arm ("checkpoint.ingested=error");
+    uint64_t checkpoint_ts = journal_freeze (ctx->journal);
+    size_t count = 0;
+    const rl_transfer_t *frozen = journal_frozen (ctx->journal, &count);
+    checkpoint_t *checkpoint = checkpoint_new (ctx->store);
+    assert_non_null (checkpoint);
+    checkpoint_start (checkpoint, frozen, count, 0, checkpoint_ts);
+    assert_true (checkpoint_busy (checkpoint));
+    assert_int_equal (checkpoint_wait (checkpoint), -1);
+    assert_false (checkpoint_busy (checkpoint));
+    assert_int_equal (checkpoint_state (checkpoint), CHECKPOINT_IDLE);
+    //  Not thawed: the frozen generation still answers.
+    s_all_found (ctx, 100);
+    assert_int_equal (journal_checkpoint_ts (ctx->journal), 0);
+    checkpoint_destroy (&checkpoint);
+    s_arm (NULL);
 }
 
 int
@@ -155,6 +290,8 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_colliding_pairs, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_many_legs_and_checkpoint, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_find_across_generations, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_checkpoint, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

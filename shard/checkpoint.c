@@ -1,0 +1,428 @@
+/*  checkpoint.c: a shard's checkpoint, off the loop thread.
+
+    DESIGN
+    A checkpoint used to stop the loop for as long as it took to sort the
+    index entries of 262,144 transfers, write them as SST files, ingest
+    them and write the dirty accounts (hundreds of ms: the shard's whole
+    tail latency). Now the loop only takes a consistent snapshot, in O(1)
+    for the transfers and O(dirty accounts) for the accounts, and hands it
+    to a thread started for this one checkpoint. The snapshot is the
+    journal's frozen generation (the transfers up to checkpoint_ts, which
+    nobody writes any more: journal.c, GENERATIONS) and a copy of every
+    account record changed since the last checkpoint, taken right after a
+    group commit, so that the copy is exactly the stored accounts plus the
+    replay of the frozen transfers. The thread sorts and ingests the
+    indexes, then writes the copied accounts and checkpoint_ts in one
+    synced batch of its own; meanwhile the loop appends new transfers to
+    the journal's other generation, and every lookup consults the live
+    generation, then the frozen one, then the store, so that no id is ever
+    missing in between. The loop drops the frozen generation (journal_thaw)
+    only after it has seen the batch committed. A crash at any point leaves
+    either the old checkpoint_ts (the replay rebuilds both generations from
+    the WAL; index entries already ingested are re-ingested identically
+    later) or the new one with the accounts of the same instant.
+
+    STATES (the background's progress; `state` under `lock`)
+
+        IDLE --checkpoint_start (loop)--> WRITING --indexes ingested--> INGESTED
+          ^                                  |                              |
+          |                                  +--a step fails--> FAILED <----+
+          |                                                       |         |
+          +------------- checkpoint_wait (loop joins) ------------+    batch synced
+          +------------- checkpoint_wait (loop joins) <------ COMMITTED <---+
+
+      WRITING    the thread sorts the entries of tx_index, legs and
+                 history, writes each as an SST and ingests it
+                 (store_ingest_sorted: failpoints store.ingest.staged and
+                 store.ingest.done around the ingest).
+      INGESTED   the thread writes the accounts and checkpoint_ts in one
+                 batch (failpoint checkpoint.ingested just before).
+      COMMITTED  synced (failpoint checkpoint.committed just after); the
+                 loop joins at its next turn and thaws the journal.
+      FAILED     an SST write, an ingest or the batch failed (or a
+                 failpoint said error); the loop joins and the shard enters
+                 its FAILED state, as a failed checkpoint always did.
+
+    THREAD HAND-OFF
+    The loop owns everything here but `state`. checkpoint_start fills the
+    job (transfers, accounts, checkpoint_ts) and then creates the thread:
+    from then until checkpoint_wait has joined it, the job and `batch`
+    belong to the thread, and the loop neither writes them nor the frozen
+    generation they point into. pthread_create and pthread_join order the
+    two sides' accesses; `state` is the only field both touch while the
+    thread runs, under `lock`. The thread writes to RocksDB only through
+    store calls that are safe beside the loop's (store.h).
+
+    INVARIANTS
+    1. At most one checkpoint is handed over at a time: checkpoint_start
+       requires IDLE, and only checkpoint_wait returns to IDLE.
+    2. The snapshot is consistent: the transfers are all those with a
+       timestamp up to checkpoint_ts not yet checkpointed, and the accounts
+       are the memory of the same instant (taken after a group commit,
+       before any later transfer).
+    3. The checkpoint batch writes checkpoint_ts only after every index
+       entry up to it is ingested, and the loop forgets the frozen
+       generation only after that batch is synced: an id is always in the
+       live generation, the frozen one or the store.
+    4. A state only moves forward along the diagram; COMMITTED and FAILED
+       are left only by checkpoint_wait.
+    5. The background thread blocks every signal: signals reach the loop.
+
+    LIMITS
+    One checkpoint in the background. Backpressure is the caller's
+    (ledger.c): when the next generation fills up before this checkpoint
+    ends, the loop waits for it, so nothing is dropped and memory stays at
+    two generations. Sorting and SST buffers: about 72 bytes per transfer,
+    allocated by the thread for the length of one checkpoint. When no
+    thread can be created the checkpoint runs on the loop, as it used to.
+*/
+#include "checkpoint.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec.h"
+#include "failpoint.h"
+#include "journal.h"
+#include "log.h"
+
+struct checkpoint_t {
+    store_t *store;
+    pthread_mutex_t lock;     //  guards state
+    checkpoint_state_t state; //  both threads, under lock
+    //  The loop's alone:
+    bool busy;              //  handed over and not yet waited for
+    bool thread_live;       //  a thread to join
+    pthread_t thread;       //  with thread_live
+    rl_account_t *accounts; //  the accounts snapshot (the thread's while busy)
+    size_t accounts_cap;    //  records
+    //  The job, the thread's while busy:
+    const rl_transfer_t *transfers; //  the frozen generation, ts order
+    size_t transfer_count;
+    size_t account_count;   //  records in accounts
+    uint64_t checkpoint_ts; //  the end of the frozen generation (ns)
+    store_batch_t *batch;   //  the checkpoint batch
+    uint64_t duration_ms;   //  of the last checkpoint, in the background
+};
+
+checkpoint_t *
+checkpoint_new (store_t *store)
+{
+    assert (store);
+    checkpoint_t *self = calloc (1, sizeof (*self));
+    if (!self) {
+        return NULL;
+    }
+    self->store = store;
+    self->batch = store_batch_new ();
+    if (!self->batch) {
+        free (self);
+        return NULL;
+    }
+    pthread_mutex_init (&self->lock, NULL);
+    assert (self->state == CHECKPOINT_IDLE && !self->busy);
+    return self;
+}
+
+void
+checkpoint_destroy (checkpoint_t **self_p)
+{
+    assert (self_p);
+    checkpoint_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    if (self->busy) {
+        checkpoint_wait (self); //  the thread reads memory its owners are about to free
+    }
+    assert (!self->busy && !self->thread_live);
+    store_batch_destroy (&self->batch);
+    pthread_mutex_destroy (&self->lock);
+    free (self->accounts);
+    free (self);
+    *self_p = NULL;
+}
+
+rl_account_t *
+checkpoint_accounts (checkpoint_t *self, size_t count)
+{
+    assert (self && !self->busy);
+    if (count > self->accounts_cap) {
+        size_t cap = self->accounts_cap ? self->accounts_cap : 1024;
+        while (cap < count) {
+            cap *= 2;
+        }
+        rl_account_t *accounts = realloc (self->accounts, cap * sizeof (*accounts));
+        if (!accounts) {
+            return NULL;
+        }
+        self->accounts = accounts;
+        self->accounts_cap = cap;
+    }
+    assert (count <= self->accounts_cap);
+    return self->accounts; //  NULL only when nothing was ever asked for
+}
+
+static void
+s_set_state (checkpoint_t *self, checkpoint_state_t state)
+{
+    pthread_mutex_lock (&self->lock);
+    //  Invariant 4: forward only.
+    assert ((self->state == CHECKPOINT_IDLE && state == CHECKPOINT_WRITING)
+            || (self->state == CHECKPOINT_WRITING
+                && (state == CHECKPOINT_INGESTED || state == CHECKPOINT_FAILED))
+            || (self->state == CHECKPOINT_INGESTED
+                && (state == CHECKPOINT_COMMITTED || state == CHECKPOINT_FAILED)));
+    self->state = state;
+    pthread_mutex_unlock (&self->lock);
+}
+
+checkpoint_state_t
+checkpoint_state (checkpoint_t *self)
+{
+    assert (self);
+    pthread_mutex_lock (&self->lock);
+    checkpoint_state_t state = self->state;
+    pthread_mutex_unlock (&self->lock);
+    assert (state <= CHECKPOINT_FAILED);
+    return state;
+}
+
+bool
+checkpoint_busy (checkpoint_t *self)
+{
+    assert (self);
+    assert (self->busy || checkpoint_state (self) == CHECKPOINT_IDLE);
+    return self->busy;
+}
+
+//  The sorted indexes (background) ----------------------------------------------
+
+static int
+s_cmp_id_entry (const void *a, const void *b)
+{
+    return memcmp (a, b, RL_ID_SIZE);
+}
+
+static int
+s_cmp_history_entry (const void *a, const void *b)
+{
+    return memcmp (a, b, RL_ID_SIZE + 8);
+}
+
+static int
+s_cmp_leg_entry (const void *a, const void *b)
+{
+    return memcmp (a, b, 2 * RL_ID_SIZE);
+}
+
+//  The credit legs applied here: (id, debit) -> ts.
+static int
+s_ingest_legs (checkpoint_t *self)
+{
+    enum { LEG_ENTRY = 2 * RL_ID_SIZE + 8 };
+    assert (self->transfers || self->transfer_count == 0);
+    size_t count = 0;
+    for (size_t i = 0; i < self->transfer_count; i++) {
+        count += JOURNAL_LEG (self->transfers[i].reserved) == JOURNAL_LEG_CREDIT;
+    }
+    if (count == 0) {
+        return 0;
+    }
+    uint8_t *legs = malloc (count * LEG_ENTRY);
+    if (!legs) {
+        return -1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < self->transfer_count && n < count; i++) {
+        const rl_transfer_t *t = &self->transfers[i];
+        if (JOURNAL_LEG (t->reserved) == JOURNAL_LEG_CREDIT) {
+            uint8_t *entry = legs + n++ * LEG_ENTRY;
+            codec_encode_id (t->id, entry);
+            codec_encode_id (t->debit_account_id, entry + RL_ID_SIZE);
+            codec_put_u64 (entry + 2 * RL_ID_SIZE, t->timestamp);
+        }
+    }
+    assert (n == count);
+    qsort (legs, n, LEG_ENTRY, s_cmp_leg_entry);
+    int rc = store_ingest_sorted (self->store, STORE_CF_LEGS, legs, LEG_ENTRY, 2 * RL_ID_SIZE, n);
+    free (legs);
+    return rc;
+}
+
+//  Sorts and ingests the tx_index and history entries of every transfer,
+//  then the legs.
+static int
+s_ingest (checkpoint_t *self)
+{
+    enum { ID_ENTRY = RL_ID_SIZE + 8, HISTORY_ENTRY = RL_ID_SIZE + 8 };
+    size_t count = self->transfer_count;
+    assert (count > 0 && self->transfers);
+    uint8_t *ids = malloc (count * ID_ENTRY);
+    uint8_t *history = malloc (count * 2 * HISTORY_ENTRY);
+    if (!ids || !history) {
+        free (ids);
+        free (history);
+        return -1;
+    }
+    size_t history_count = 0, id_count = 0;
+    for (size_t i = 0; i < count; i++) {
+        const rl_transfer_t *t = &self->transfers[i];
+        assert (t->timestamp <= self->checkpoint_ts);
+        uint32_t leg = JOURNAL_LEG (t->reserved);
+        if (leg != JOURNAL_LEG_CREDIT) {
+            codec_encode_id (t->id, ids + id_count * ID_ENTRY);
+            codec_put_u64 (ids + id_count * ID_ENTRY + RL_ID_SIZE, t->timestamp);
+            id_count++;
+        }
+        if (JOURNAL_RESULT (t->reserved) == RL_OK) {
+            uint8_t *entry = NULL;
+            if (leg != JOURNAL_LEG_CREDIT) {
+                entry = history + history_count++ * HISTORY_ENTRY;
+                codec_encode_id (t->debit_account_id, entry);
+                codec_put_u64_be (entry + RL_ID_SIZE, t->timestamp);
+            }
+            if (leg != JOURNAL_LEG_DEBIT) {
+                entry = history + history_count++ * HISTORY_ENTRY;
+                codec_encode_id (t->credit_account_id, entry);
+                codec_put_u64_be (entry + RL_ID_SIZE, t->timestamp);
+            }
+        }
+    }
+    assert (id_count <= count && history_count <= 2 * count);
+    qsort (ids, id_count, ID_ENTRY, s_cmp_id_entry);
+    qsort (history, history_count, HISTORY_ENTRY, s_cmp_history_entry);
+    int rc = store_ingest_sorted (self->store, STORE_CF_TX_INDEX, ids, ID_ENTRY, RL_ID_SIZE,
+                                  id_count);
+    if (rc == 0) {
+        rc = s_ingest_legs (self);
+    }
+    if (rc == 0) {
+        rc = store_ingest_sorted (self->store, STORE_CF_HISTORY, history, HISTORY_ENTRY,
+                                  HISTORY_ENTRY, history_count);
+    }
+    free (ids);
+    free (history);
+    return rc;
+}
+
+//  The checkpoint batch: the accounts snapshot and checkpoint_ts, synced.
+static int
+s_commit (checkpoint_t *self)
+{
+    assert (self->account_count <= self->accounts_cap);
+    for (size_t i = 0; i < self->account_count; i++) {
+        uint8_t key[RL_ID_SIZE];
+        uint8_t value[RL_ACCOUNT_SIZE];
+        codec_encode_id (self->accounts[i].id, key);
+        codec_encode_account (&self->accounts[i], value);
+        store_batch_put_into (self->store, self->batch, STORE_CF_ACCOUNTS, key, sizeof (key), value,
+                              sizeof (value));
+    }
+    uint8_t ts[8];
+    codec_put_u64 (ts, self->checkpoint_ts);
+    store_batch_put_into (self->store, self->batch, STORE_CF_META, JOURNAL_META_CHECKPOINT_TS,
+                          strlen (JOURNAL_META_CHECKPOINT_TS), ts, sizeof (ts));
+    return store_batch_commit (self->store, self->batch);
+}
+
+static uint64_t
+s_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
+//  The whole checkpoint, on the background thread (or the loop, when no
+//  thread could be made).
+static void
+s_run (checkpoint_t *self)
+{
+    assert (checkpoint_state (self) == CHECKPOINT_WRITING);
+    uint64_t started_ms = s_now_ms ();
+    int rc = RL_FAILPOINT (CHECKPOINT_STARTED);
+    if (rc == 0 && self->transfer_count > 0) {
+        rc = s_ingest (self);
+    }
+    if (rc == 0) {
+        s_set_state (self, CHECKPOINT_INGESTED);
+        rc = RL_FAILPOINT (CHECKPOINT_INGESTED);
+    }
+    if (rc == 0) {
+        rc = s_commit (self);
+    }
+    if (rc == 0) {
+        RL_FAILPOINT (CHECKPOINT_COMMITTED);
+    } else {
+        rl_error ("checkpoint at ts %" PRIu64 " failed: %s", self->checkpoint_ts,
+                  store_error (self->store));
+    }
+    self->duration_ms = s_now_ms () - started_ms;
+    s_set_state (self, rc == 0 ? CHECKPOINT_COMMITTED : CHECKPOINT_FAILED);
+}
+
+static void *
+s_thread (void *arg)
+{
+    checkpoint_t *self = arg;
+    assert (self && self->busy);
+    s_run (self);
+    return NULL;
+}
+
+void
+checkpoint_start (checkpoint_t *self, const rl_transfer_t *transfers, size_t count,
+                  size_t account_count, uint64_t checkpoint_ts)
+{
+    assert (self && !self->busy && !self->thread_live); //  invariant 1
+    assert (transfers || count == 0);
+    assert (account_count <= self->accounts_cap);
+    assert (count == 0 || transfers[count - 1].timestamp <= checkpoint_ts);
+    self->transfers = transfers;
+    self->transfer_count = count;
+    self->account_count = account_count;
+    self->checkpoint_ts = checkpoint_ts;
+    self->busy = true;
+    s_set_state (self, CHECKPOINT_WRITING);
+    //  Invariant 5: the thread inherits a mask that blocks every signal.
+    sigset_t all, old;
+    sigfillset (&all);
+    pthread_sigmask (SIG_SETMASK, &all, &old);
+    self->thread_live = pthread_create (&self->thread, NULL, s_thread, self) == 0;
+    pthread_sigmask (SIG_SETMASK, &old, NULL);
+    if (!self->thread_live) {
+        rl_warn ("checkpoint: no thread: it runs on the loop");
+        s_run (self);
+    }
+}
+
+int
+checkpoint_wait (checkpoint_t *self)
+{
+    assert (self && self->busy);
+    if (self->thread_live) {
+        int rc = pthread_join (self->thread, NULL);
+        assert (rc == 0);
+        self->thread_live = false;
+    }
+    pthread_mutex_lock (&self->lock);
+    checkpoint_state_t state = self->state;
+    assert (state == CHECKPOINT_COMMITTED || state == CHECKPOINT_FAILED);
+    self->state = CHECKPOINT_IDLE;
+    pthread_mutex_unlock (&self->lock);
+    rl_debug ("checkpoint at ts %" PRIu64 ": %zu transfers, %zu accounts, %" PRIu64
+              " ms in the background%s",
+              self->checkpoint_ts, self->transfer_count, self->account_count, self->duration_ms,
+              state == CHECKPOINT_FAILED ? " (failed)" : "");
+    self->busy = false;
+    self->transfers = NULL;
+    self->transfer_count = self->account_count = 0;
+    return state == CHECKPOINT_COMMITTED ? 0 : -1;
+}

@@ -1,0 +1,51 @@
+/*  checkpoint.h: a shard's checkpoint, written by a thread of its own.
+
+    The loop hands over a frozen generation of transfers (journal.c) and a
+    copy of the accounts they changed; a background thread sorts and
+    ingests the derived indexes and writes the accounts and checkpoint_ts
+    in one synced batch, while the loop goes on serving. See checkpoint.c
+    for the design, the states and the invariants.
+*/
+#ifndef RL_CHECKPOINT_H
+#define RL_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "store.h"
+
+typedef struct checkpoint_t checkpoint_t;
+
+typedef enum {
+    CHECKPOINT_IDLE = 0,  //  no checkpoint handed over
+    CHECKPOINT_WRITING,   //  background: sorting, writing and ingesting the index SSTs
+    CHECKPOINT_INGESTED,  //  background: indexes ingested, writing the checkpoint batch
+    CHECKPOINT_COMMITTED, //  background done: the batch is synced; the loop finishes
+    CHECKPOINT_FAILED,    //  background done: a step failed; the shard must fail
+} checkpoint_state_t;
+
+//  NULL when memory ran out.
+checkpoint_t *checkpoint_new (store_t *store);
+//  Waits for a checkpoint in the background to end first.
+void checkpoint_destroy (checkpoint_t **self_p);
+
+//  Loop thread, IDLE: room for `count` account records to copy into before
+//  checkpoint_start. NULL when memory ran out.
+rl_account_t *checkpoint_accounts (checkpoint_t *self, size_t count);
+//  Loop thread, IDLE: starts the checkpoint of `transfers` (the frozen
+//  generation, timestamp order; read by the background until
+//  checkpoint_wait returns) and of the `account_count` records filled into
+//  checkpoint_accounts, ending at checkpoint_ts. Leaves IDLE at once.
+void checkpoint_start (checkpoint_t *self, const rl_transfer_t *transfers, size_t count,
+                       size_t account_count, uint64_t checkpoint_ts);
+//  Any state, without blocking.
+checkpoint_state_t checkpoint_state (checkpoint_t *self);
+//  Loop thread, not IDLE: waits for the background to end (at once when it
+//  has: COMMITTED or FAILED), then back to IDLE. 0 committed, -1 failed.
+int checkpoint_wait (checkpoint_t *self);
+//  Is a checkpoint handed over and not yet waited for?
+bool checkpoint_busy (checkpoint_t *self);
+
+#endif
