@@ -1,8 +1,8 @@
-/*  fuzz_config.c: libFuzzer target of what configures a process beyond
-    the numbers of its command line: the RL_FAILPOINTS variable
-    (common/failpoint.c), the ring file named by --ring (ring_load_file,
-    ring/ring_text.c), and the keys (common/keys.c): a public key given as
-    Z85 text, and a certificate file.
+/*  fuzz_config.c: libFuzzer target of what configures a process: the
+    numbers of its command line (common/options.c), the RL_FAILPOINTS
+    variable (common/failpoint.c), the ring file named by --ring
+    (ring_load_file, ring/ring_text.c), and the keys (common/keys.c): a
+    public key given as Z85 text, and a certificate file.
 
     The first input byte picks the parser; the rest is its input:
         0  RL_FAILPOINTS="rest" (cut at the first NUL), failpoint_init
@@ -11,6 +11,8 @@
         2  rest (cut at the first NUL) as a key: rl_key_valid, rl_key_resolve
         3  a certificate file holding rest (mode 0600, in a private
            directory): rl_cert_load and rl_key_resolve
+        4  an option's value: bounds from the first 16 bytes of rest, the
+           text (cut at the first NUL) after them, to options_long
 
     PROPERTIES (beyond "no crash")
     1. failpoint_init accepts a spec only when every entry names a known
@@ -26,8 +28,11 @@
     5. A certificate that rl_cert_load accepts has a valid public key and
        a secret key, and rl_key_resolve gives that public key; a key or
        file that rl_key_resolve accepts gives a valid key.
+    6. options_long accepts a value only within its bounds, as strtol
+       reads the whole text; a refused value leaves the output untouched.
 */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -39,9 +44,10 @@
 #include "failpoint.h"
 #include "fuzz_check.h"
 #include "keys.h"
+#include "options.h"
 #include "ring.h"
 
-#define S_MODES 4
+#define S_MODES 5
 
 //  Property 1: every comma-separated entry's name (before '=') is known.
 static bool
@@ -214,6 +220,37 @@ s_cert_file (const uint8_t *data, size_t size)
     }
 }
 
+//  Property 6.
+static void
+s_option (const uint8_t *data, size_t size)
+{
+    if (size < 16) {
+        return;
+    }
+    int64_t bounds[2];
+    memcpy (bounds, data, sizeof bounds);
+    long min = (long) (bounds[0] < bounds[1] ? bounds[0] : bounds[1]);
+    long max = (long) (bounds[0] < bounds[1] ? bounds[1] : bounds[0]);
+    size_t text_size = size - 16;
+    char *text = malloc (text_size + 1);
+    FUZZ_CHECK (text != NULL);
+    if (text_size) {
+        memcpy (text, data + 16, text_size);
+    }
+    text[text_size] = '\0';
+    long out = 0x5a5a5a5a;
+    if (options_long ("fuzz", "--value", text, min, max, &out) == 0) {
+        FUZZ_CHECK (out >= min && out <= max); //  6
+        errno = 0;
+        char *end = NULL;
+        long value = strtol (text, &end, 10);
+        FUZZ_CHECK (errno == 0 && end != text && *end == '\0' && value == out); //  6
+    } else {
+        FUZZ_CHECK (out == 0x5a5a5a5a); //  6
+    }
+    free (text);
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -231,8 +268,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         case 2:
             s_key_text (rest, size - 1);
             break;
-        default:
+        case 3:
             s_cert_file (rest, size - 1);
+            break;
+        default:
+            s_option (rest, size - 1);
             break;
     }
     return 0;

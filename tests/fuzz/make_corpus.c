@@ -7,7 +7,7 @@
     library themselves, so that the fuzzer starts past the first checks:
     one request and one reply frame of every operation, one input per
     record decoder, small rings in both forms, failpoint specs and ring
-    files. The committed corpus (tests/fuzz/corpus/) was written by this
+    files, option values. The committed corpus (tests/fuzz/corpus/) was written by this
     program; files named crash-* or regress-* there are inputs that once
     failed, kept as regression tests, and are not written here.
 */
@@ -307,6 +307,18 @@ s_keys (void)
     s_write ("config", "cert_secret", 3, true, cert, strlen (cert));
 }
 
+static void
+s_options (void)
+{
+    uint8_t option[16 + 8];
+    int64_t bounds[2] = {1, 600000};
+    memcpy (option, bounds, sizeof bounds);
+    memcpy (option + 16, "2000", 4);
+    s_write ("config", "option_in_range", 4, true, option, 16 + 4);
+    memcpy (option + 16, "99x", 3);
+    s_write ("config", "option_trailing_text", 4, true, option, 16 + 3);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -319,5 +331,6 @@ main (int argc, char *argv[])
     s_rings ();
     s_failpoints ();
     s_keys ();
+    s_options ();
     return 0;
 }
