@@ -483,22 +483,49 @@ s_weight_total (const ring_t *self)
     return total;
 }
 
-//  Places the seed points of the first shard of an empty ring.
+static int
+s_compare_u64 (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a;
+    uint64_t y = *(const uint64_t *) b;
+    return (x > y) - (x < y);
+}
+
+//  Places the seed points of the first shard of an empty ring: the first
+//  `points` distinct hashes of "NAME#i", i = 0, 1, ... (at most
+//  S_SEED_ATTEMPTS_EXTRA attempts beyond `points`). Gathered in rounds,
+//  each sorted and deduplicated, so that seeding is O(P log P): each round
+//  adds as many candidates as points are missing, so a round never holds
+//  more than `points` distinct ones, and the set is the one that inserting
+//  the hashes one by one, in order, would give.
 static int
 s_seed (ring_t *self, size_t owner, size_t points)
 {
+    assert (self->point_count == 0 && points <= self->point_capacity);
     const char *name = self->shards[owner].name;
     size_t attempts_max = points + S_SEED_ATTEMPTS_EXTRA;
     char key[RL_SHARD_NAME_SIZE_MAX + 24];
-    for (size_t i = 0; i < attempts_max && self->point_count < points; i++) {
-        int size = snprintf (key, sizeof key, "%s#%zu", name, i);
-        assert (size > 0 && (size_t) size < sizeof key);
-        uint64_t position = XXH3_64bits (key, (size_t) size);
-        size_t at = s_lower_bound (self->positions, self->point_count, position);
-        if (at == self->point_count || self->positions[at] != position) {
-            s_insert_point (self, position, owner);
+    size_t count = 0;
+    size_t i = 0;
+    while (count < points && i < attempts_max) {
+        for (; count < points && i < attempts_max; i++) {
+            int size = snprintf (key, sizeof key, "%s#%zu", name, i);
+            assert (size > 0 && (size_t) size < sizeof key);
+            self->positions[count++] = XXH3_64bits (key, (size_t) size);
         }
+        qsort (self->positions, count, sizeof (uint64_t), s_compare_u64);
+        size_t unique = 0;
+        for (size_t k = 0; k < count; k++) {
+            if (unique == 0 || self->positions[unique - 1] != self->positions[k]) {
+                self->positions[unique++] = self->positions[k];
+            }
+        }
+        count = unique;
     }
+    for (size_t k = 0; k < count; k++) {
+        self->owners[k] = (uint16_t) owner;
+    }
+    self->point_count = count;
     return self->point_count > 0 ? RING_OK : RING_ERR_INVALID;
 }
 
