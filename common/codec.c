@@ -24,10 +24,21 @@
        Asserts guard API misuse only (NULL pointers).
     2. Decoding never fails: any RL_*_SIZE bytes decode to some struct.
        Whether the fields make sense is the shard's business (result codes),
-       except the status name, which decode always NUL-terminates.
-    3. codec_check_* visit the header only: O(1) per frame, whatever its size.
+       except the status name, which decode always NUL-terminates, and
+       invariant 5.
+    3. codec_check_* visit the header only, O(1) per frame, whatever its
+       size; except for the two-phase operations (invariant 5), whose
+       records they visit once each.
     4. The header size and the wire offsets are known here only: programs
        go through the frame and placement helpers (codec.h).
+    5. A well-formed frame of a two-phase operation (prepare, decide,
+       outcome_query, resolve; request or reply) names no transfer by the
+       zero or the all-ones id; a PREPARE also names no such account, moves
+       a non-zero amount, and has no unknown flag and no non-zero reserved
+       field (pending_id, timeout, reserved, the record's reserved words).
+       A peer that sends one gets `malformed` for the whole frame: no
+       record of it reaches the ledger. (Client creates keep their result
+       codes per record: they are checked by the shard.)
 
     LIMITS
     A request body is at most RL_BATCH_RECORDS_MAX records and the frame at
@@ -569,6 +580,52 @@ s_check_body (const rl_header_t *header, size_t size, size_t record_size, uint32
     return RL_STATUS_OK;
 }
 
+//  Invariant 5 -----------------------------------------------------------------
+
+static bool
+s_id_usable (rl_id_t id)
+{
+    return !rl_id_is_zero (id) && !rl_id_is_max (id);
+}
+
+static bool
+s_prepare_valid (const rl_prepare_rec_t *rec)
+{
+    const rl_transfer_t *t = &rec->transfer;
+    return s_id_usable (rec->tp.id) && s_id_usable (t->id) && s_id_usable (t->debit_account_id)
+           && s_id_usable (t->credit_account_id) && t->amount != 0
+           && (t->flags & ~RL_TRANSFER_FLAGS_KNOWN) == 0 && rl_id_is_zero (t->pending_id)
+           && t->timeout == 0 && t->reserved == 0 && rec->reserved[0] == 0 && rec->reserved[1] == 0;
+}
+
+//  The records of a well-formed two-phase frame (body of count records of
+//  record_size bytes): MALFORMED when one breaks invariant 5.
+static rl_status_t
+s_check_two_phase (uint32_t op, bool request, const uint8_t *body, uint32_t count)
+{
+    bool is_two_phase = op == RL_OP_PREPARE || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY
+                        || op == RL_OP_RESOLVE;
+    if (!is_two_phase) {
+        return RL_STATUS_OK;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        bool valid;
+        if (request && op == RL_OP_PREPARE) {
+            rl_prepare_rec_t rec;
+            codec_decode_prepare (body + (size_t) i * RL_PREPARE_SIZE, &rec);
+            valid = s_prepare_valid (&rec);
+        } else {
+            rl_tp_rec_t rec;
+            codec_decode_tp (body + (size_t) i * RL_TP_SIZE, &rec);
+            valid = s_id_usable (rec.id);
+        }
+        if (!valid) {
+            return RL_STATUS_MALFORMED;
+        }
+    }
+    return RL_STATUS_OK;
+}
+
 rl_status_t
 codec_check_request (const uint8_t *frame, size_t size, rl_header_t *header)
 {
@@ -602,8 +659,13 @@ codec_check_request (const uint8_t *frame, size_t size, rl_header_t *header)
         default:
             break; //  creates and lookups: 0..max (an empty batch, an empty reply)
     }
-    return s_check_body (header, size, codec_request_record_size (header->operation), count_min,
-                         count_max);
+    rl_status_t status = s_check_body (header, size, codec_request_record_size (header->operation),
+                                       count_min, count_max);
+    if (status != RL_STATUS_OK) {
+        return status;
+    }
+    return s_check_two_phase (header->operation, true, frame + RL_HEADER_SIZE,
+                              header->record_count);
 }
 
 rl_status_t
@@ -644,8 +706,13 @@ codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header)
         default:
             break; //  creates and lookups: one per request record, 0..max
     }
-    return s_check_body (header, size, codec_reply_record_size (header->operation), count_min,
-                         count_max);
+    rl_status_t status = s_check_body (header, size, codec_reply_record_size (header->operation),
+                                       count_min, count_max);
+    if (status != RL_STATUS_OK) {
+        return status;
+    }
+    return s_check_two_phase (header->operation, false, frame + RL_HEADER_SIZE,
+                              header->record_count);
 }
 
 //  Frames ----------------------------------------------------------------------

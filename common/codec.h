@@ -60,6 +60,11 @@ void codec_decode_header (const uint8_t *in, rl_header_t *header);  //  reads RL
 //      body != count * record size; per-operation
 //        count rules (table above; an operation
 //        without records takes count 0); empty blob  MALFORMED
+//      a record of prepare, decide, outcome_query or
+//        resolve names a transfer by the zero or the
+//        all-ones id; a PREPARE record also names
+//        such an account, or has amount 0, an unknown
+//        flag or a non-zero reserved field         MALFORMED
 //  Fills *header whenever size >= RL_HEADER_SIZE, so that the caller can
 //  echo request_id in an error reply; zeroes it otherwise. `frame` may be
 //  NULL when size is 0.
@@ -70,7 +75,9 @@ rl_status_t codec_check_request (const uint8_t *frame, size_t size, rl_header_t 
 //  a well-formed error reply returns RL_STATUS_OK with header->status set.
 //  A reply with a non-zero status must be a bare header (count 0) and may
 //  carry any operation (it echoes the request's), but its status must be a
-//  defined rl_status_t value. Reply epochs are not checked.
+//  defined rl_status_t value. Reply epochs are not checked. The two-phase
+//  records of a reply (prepare, decide, outcome_query, resolve) must not
+//  name the zero or the all-ones transfer id.
 rl_status_t codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header);
 
 //  Record size of a request or reply of `op`, in bytes: RL_BLOB for a blob

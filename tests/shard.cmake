@@ -65,3 +65,10 @@ add_dependencies(test_log_flood shard)
 # lost and gained again, the wrap, reopen, stored bytes that lie (0.1 s;
 # 0.5 s with sanitizers on a quiet machine, 1.6 s on a loaded one).
 rl_add_unit(test_arcs 3 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_arcs.c LIBS rlshard)
+
+# Two-phase records no coordinator sends (zero or all-ones ids, amount 0,
+# unknown flags, reserved fields): each frame refused malformed, nothing
+# changed, no crash.
+rl_add_unit(test_tp_input 10 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_tp_input.c
+            LIBS rltestkit)
+add_dependencies(test_tp_input shard)

@@ -1026,6 +1026,155 @@ test_reply_checks (void **state)
     free (frame);
 }
 
+//  Two-phase records (codec.c, invariant 5) -------------------------------------
+
+static rl_prepare_rec_t
+s_valid_prepare (void)
+{
+    rl_prepare_rec_t rec = {0};
+    rec.transfer.id = (rl_id_t){.lo = 7, .hi = 1};
+    rec.transfer.debit_account_id = (rl_id_t){.lo = 1, .hi = 1};
+    rec.transfer.credit_account_id = (rl_id_t){.lo = 2, .hi = 1};
+    rec.transfer.amount = 500;
+    rec.transfer.ledger = 840;
+    rec.transfer.code = 1;
+    rec.tp.id = rec.transfer.id;
+    rec.tp.debit_account_id = rec.transfer.debit_account_id;
+    snprintf (rec.tp.coordinator, sizeof rec.tp.coordinator, "s1");
+    return rec;
+}
+
+//  The status of a request (or reply) of op holding `count` copies of the
+//  record `record` of record_size bytes, the one at `bad_at` replaced by
+//  `bad` (when bad is not NULL).
+static rl_status_t
+s_two_phase (uint32_t op, bool request, const uint8_t *record, const uint8_t *bad, size_t bad_at,
+             size_t count, size_t record_size)
+{
+    uint8_t *frame = s_frame (op, (uint32_t) count, RL_HEADER_SIZE + count * record_size);
+    for (size_t i = 0; i < count; i++) {
+        memcpy (frame + RL_HEADER_SIZE + i * record_size, bad && i == bad_at ? bad : record,
+                record_size);
+    }
+    rl_header_t header;
+    rl_status_t status = request ? codec_check_request (frame, RL_HEADER_SIZE + count * record_size,
+                                                        &header)
+                                 : codec_check_reply (frame, RL_HEADER_SIZE + count * record_size,
+                                                      &header);
+    free (frame);
+    return status;
+}
+
+static void
+test_two_phase_validation (void **state)
+{
+    (void) state;
+    const rl_id_t zero = {0, 0};
+    const rl_id_t max = {UINT64_MAX, UINT64_MAX};
+    uint8_t good[RL_PREPARE_SIZE];
+    uint8_t bad[RL_PREPARE_SIZE];
+    rl_prepare_rec_t valid = s_valid_prepare ();
+    codec_encode_prepare (&valid, good);
+    assert_int_equal (s_two_phase (RL_OP_PREPARE, true, good, NULL, 0, 3, RL_PREPARE_SIZE),
+                      RL_STATUS_OK);
+    //  Each defect, in the middle record of three: the whole frame is malformed.
+    for (int defect = 0; defect < 14; defect++) {
+        rl_prepare_rec_t rec = valid;
+        switch (defect) {
+            case 0:
+                rec.tp.id = zero;
+                break;
+            case 1:
+                rec.tp.id = max;
+                break;
+            case 2:
+                rec.transfer.id = zero;
+                break;
+            case 3:
+                rec.transfer.id = max;
+                break;
+            case 4:
+                rec.transfer.debit_account_id = zero;
+                break;
+            case 5:
+                rec.transfer.debit_account_id = max;
+                break;
+            case 6:
+                rec.transfer.credit_account_id = zero;
+                break;
+            case 7:
+                rec.transfer.credit_account_id = max;
+                break;
+            case 8:
+                rec.transfer.amount = 0;
+                break;
+            case 9:
+                rec.transfer.flags = 0x0040;
+                break;
+            case 10:
+                rec.transfer.pending_id.lo = 1;
+                break;
+            case 11:
+                rec.transfer.timeout = 1;
+                break;
+            case 12:
+                rec.transfer.reserved = 1;
+                break;
+            default:
+                rec.reserved[defect - 13] = 1;
+                break;
+        }
+        codec_encode_prepare (&rec, bad);
+        if (s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE)
+            != RL_STATUS_MALFORMED) {
+            fail_msg ("prepare defect %d accepted", defect);
+        }
+    }
+    rl_prepare_rec_t second_reserved = valid;
+    second_reserved.reserved[1] = 9;
+    codec_encode_prepare (&second_reserved, bad);
+    assert_int_equal (s_two_phase (RL_OP_PREPARE, true, good, bad, 2, 3, RL_PREPARE_SIZE),
+                      RL_STATUS_MALFORMED);
+    //  Known flags pass the codec (the shard answers for what it serves).
+    rl_prepare_rec_t flagged = valid;
+    flagged.transfer.flags = RL_TRANSFER_FLAGS_KNOWN;
+    codec_encode_prepare (&flagged, bad);
+    assert_int_equal (s_two_phase (RL_OP_PREPARE, true, good, bad, 0, 1, RL_PREPARE_SIZE),
+                      RL_STATUS_OK);
+
+    //  Two-phase records, requests and replies: the transfer id.
+    const uint32_t ops[] = {RL_OP_PREPARE, RL_OP_DECIDE, RL_OP_OUTCOME_QUERY, RL_OP_RESOLVE};
+    uint8_t tp_good[RL_TP_SIZE];
+    uint8_t tp_bad[RL_TP_SIZE];
+    codec_encode_tp (&valid.tp, tp_good);
+    for (size_t k = 0; k < 4; k++) {
+        for (int request = 0; request < 2; request++) {
+            if (request && ops[k] == RL_OP_PREPARE) {
+                continue; //  a PREPARE request holds prepare records (above)
+            }
+            assert_int_equal (s_two_phase (ops[k], request, tp_good, NULL, 0, 2, RL_TP_SIZE),
+                              RL_STATUS_OK);
+            rl_tp_rec_t rec = valid.tp;
+            rec.id = zero;
+            codec_encode_tp (&rec, tp_bad);
+            assert_int_equal (s_two_phase (ops[k], request, tp_good, tp_bad, 1, 2, RL_TP_SIZE),
+                              RL_STATUS_MALFORMED);
+            rec.id = max;
+            codec_encode_tp (&rec, tp_bad);
+            assert_int_equal (s_two_phase (ops[k], request, tp_good, tp_bad, 0, 2, RL_TP_SIZE),
+                              RL_STATUS_MALFORMED);
+        }
+    }
+    //  Other operations keep their records' checks in the shard.
+    rl_transfer_t zero_id = valid.transfer;
+    zero_id.id = zero;
+    uint8_t transfer[RL_TRANSFER_SIZE];
+    codec_encode_transfer (&zero_id, transfer);
+    assert_int_equal (
+        s_two_phase (RL_OP_CREATE_TRANSFERS, true, transfer, NULL, 0, 1, RL_TRANSFER_SIZE),
+        RL_STATUS_OK);
+}
+
 //  Fuzz ------------------------------------------------------------------
 
 //  An ok from a check must mean what the doc says it means.
@@ -1436,6 +1585,7 @@ main (int argc, char *argv[])
         cmocka_unit_test (test_request_short),
         cmocka_unit_test (test_request_header_fields),
         cmocka_unit_test (test_request_sizes),
+        cmocka_unit_test (test_two_phase_validation),
         cmocka_unit_test (test_reply_checks),
         cmocka_unit_test (test_fuzz),
         cmocka_unit_test (test_names),

@@ -19,6 +19,10 @@
        same status and header.
     5. An error reply is a bare header (of any operation); any other
        well-formed frame is of a known operation.
+    6. A well-formed two-phase frame (prepare, decide, outcome_query,
+       resolve) names no transfer by the zero or the all-ones id; a
+       well-formed PREPARE request names no such account, moves a non-zero
+       amount, and has no unknown flag and no reserved field set.
 */
 #include <string.h>
 
@@ -126,6 +130,36 @@ s_kind_of (uint32_t op, bool request)
 }
 
 static bool
+s_id_usable (rl_id_t id)
+{
+    return !rl_id_is_zero (id) && !rl_id_is_max (id);
+}
+
+//  Property 6, on one record of a well-formed frame.
+static void
+s_check_two_phase (uint32_t op, bool request, const uint8_t *record)
+{
+    if (op != RL_OP_PREPARE && op != RL_OP_DECIDE && op != RL_OP_OUTCOME_QUERY
+        && op != RL_OP_RESOLVE) {
+        return;
+    }
+    if (request && op == RL_OP_PREPARE) {
+        rl_prepare_rec_t rec;
+        codec_decode_prepare (record, &rec);
+        const rl_transfer_t *t = &rec.transfer;
+        FUZZ_CHECK (s_id_usable (rec.tp.id) && s_id_usable (t->id));
+        FUZZ_CHECK (s_id_usable (t->debit_account_id) && s_id_usable (t->credit_account_id));
+        FUZZ_CHECK (t->amount != 0 && (t->flags & ~RL_TRANSFER_FLAGS_KNOWN) == 0);
+        FUZZ_CHECK (rl_id_is_zero (t->pending_id) && t->timeout == 0 && t->reserved == 0);
+        FUZZ_CHECK (rec.reserved[0] == 0 && rec.reserved[1] == 0);
+    } else {
+        rl_tp_rec_t rec;
+        codec_decode_tp (record, &rec);
+        FUZZ_CHECK (s_id_usable (rec.id));
+    }
+}
+
+static bool
 s_headers_equal (const rl_header_t *a, const rl_header_t *b)
 {
     uint8_t bytes_a[RL_HEADER_SIZE];
@@ -194,7 +228,8 @@ s_frame (const uint8_t *frame, size_t size, bool request)
     FUZZ_CHECK (out == rebuilt + RL_HEADER_SIZE);
     for (size_t i = 0; i < header.record_count; i++) {
         const uint8_t *record = body + i * record_size;
-        kind->round_trip (record, out + i * record_size); //  3
+        kind->round_trip (record, out + i * record_size);      //  3
+        s_check_two_phase (header.operation, request, record); //  6
         if (request) {
             const uint8_t *routing = codec_routing_id (header.operation, record);
             FUZZ_CHECK (!routing
