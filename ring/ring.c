@@ -1,8 +1,9 @@
 /*  ring.c: the consistent-hash ring: shards, weights, points, placement
-    and lookup. The ring's other faces live beside it: the text form and
-    its atomic save (ring_text.c), the binary form for the wire
-    (ring_blob.c) and the diff of two rings (ring_diff.c). The loaders build
-    rings through the few helpers of ring_internal.h; the diff reads rings
+    and lookup. The ring's other faces live beside it: the checks of each
+    field and the error messages (ring_valid.c), the text form and its
+    atomic save (ring_text.c), the binary form for the wire (ring_blob.c)
+    and the diff of two rings (ring_diff.c). The loaders build rings
+    through the few helpers of ring_internal.h; the diff reads rings
     through ring.h only.
 
     BACKGROUND
@@ -62,9 +63,7 @@
 #include "ring_internal.h"
 
 #include <assert.h>
-#include <ctype.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,31 +188,6 @@ ring_dup (const ring_t *self)
     return copy;
 }
 
-const char *
-ring_strerror (int rc)
-{
-    switch (rc) {
-        case RING_OK:
-            return "ok";
-        case RING_ERR_NOMEM:
-            return "out of memory";
-        case RING_ERR_EXISTS:
-            return "a shard of that name already exists";
-        case RING_ERR_NOT_FOUND:
-            return "no shard of that name";
-        case RING_ERR_INVALID:
-            return "invalid name, endpoint or weight";
-        case RING_ERR_FULL:
-            return "too many shards or points";
-        case RING_ERR_PARSE:
-            return "malformed ring";
-        case RING_ERR_IO:
-            return "input/output error (see errno)";
-        default:
-            return "unknown error";
-    }
-}
-
 uint64_t
 ring_epoch (const ring_t *self)
 {
@@ -244,83 +218,6 @@ ring_set_points_per_weight (ring_t *self, uint32_t points_per_weight)
     }
     self->points_per_weight = points_per_weight;
     return RING_OK;
-}
-
-//  Validation and messages, shared with the loaders (ring_internal.h) -------
-
-//  Shard names: 1..31 bytes of [A-Za-z0-9._-], so they are safe in the
-//  text form, in JSON, and on a command line.
-int
-ring_i_name_valid (const char *name)
-{
-    size_t size = strnlen (name, RL_SHARD_NAME_SIZE_MAX);
-    if (size == 0 || size >= RL_SHARD_NAME_SIZE_MAX) {
-        return 0;
-    }
-    for (size_t i = 0; i < size; i++) {
-        unsigned char c = (unsigned char) name[i];
-        if (!isalnum (c) && c != '.' && c != '_' && c != '-') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-//  Endpoints: 1..127 bytes of printable ASCII, no space, quote or backslash.
-int
-ring_i_endpoint_valid (const char *endpoint)
-{
-    size_t size = strnlen (endpoint, RL_ENDPOINT_SIZE_MAX);
-    if (size == 0 || size >= RL_ENDPOINT_SIZE_MAX) {
-        return 0;
-    }
-    for (size_t i = 0; i < size; i++) {
-        unsigned char c = (unsigned char) endpoint[i];
-        if (c <= ' ' || c >= 0x7f || c == '"' || c == '\\') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-//  Keys: exactly RING_KEY_SIZE characters of the Z85 alphabet (ZeroMQ RFC
-//  32), the text form of a 32-byte CURVE public key.
-int
-ring_i_key_valid (const char *key)
-{
-    static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz"
-                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
-    if (strnlen (key, RING_KEY_SIZE + 1) != RING_KEY_SIZE) {
-        return 0;
-    }
-    for (size_t i = 0; i < RING_KEY_SIZE; i++) {
-        if (!key[i] || !strchr (alphabet, key[i])) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-int
-ring_i_weight_valid (double weight)
-{
-    return isfinite (weight) && weight >= RING_WEIGHT_MIN && weight <= RL_RING_WEIGHT_MAX;
-}
-
-void
-ring_i_error (char *err, size_t err_size, int line, const char *format, ...)
-{
-    if (!err || err_size == 0) {
-        return;
-    }
-    int size = line > 0 ? snprintf (err, err_size, "line %d: ", line) : 0;
-    if (size < 0 || (size_t) size >= err_size) {
-        return;
-    }
-    va_list args;
-    va_start (args, format);
-    vsnprintf (err + size, err_size - (size_t) size, format, args);
-    va_end (args);
 }
 
 //  Points and arcs -----------------------------------------------------------

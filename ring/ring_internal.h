@@ -1,13 +1,15 @@
 /*  ring_internal.h: the ring's state and the helpers its loaders share.
 
-    ring.c owns the state (placement, lookup, queries); the two loaders,
+    ring.c owns the state (placement, lookup, queries), ring_valid.c the
+    checks of each field and the messages; the two loaders,
     ring_text.c (the text form) and ring_blob.c (the binary form), build a
     ring record by record through the helpers below, so that a loaded ring
     is checked by the same rules as one built with ring_add_shard.
     ring_diff.c needs none of this: it reads rings through ring.h only.
 
     Not for use outside ring/. Includes ring.h only, so there is no cycle:
-    ring.h <- ring_internal.h <- ring.c, ring_text.c, ring_blob.c.
+    ring.h <- ring_internal.h <- ring.c, ring_valid.c, ring_text.c,
+    ring_blob.c.
 
     The invariants of struct ring_t are those of ring.c (its top comment);
     a loader that writes the points directly must restore them all: points

@@ -12,8 +12,9 @@
 #   the committed corpus tests/fuzz/corpus/NAME (tests fuzz_replay_NAME).
 set(RL_FUZZ_DIR ${PROJECT_SOURCE_DIR}/tests/fuzz)
 set(RL_FUZZ_SECONDS 20 CACHE STRING "seconds each fuzz target runs in ctest (RL_FUZZ=ON)")
-set(RL_FUZZ_RING_SOURCES ${PROJECT_SOURCE_DIR}/ring/ring.c ${PROJECT_SOURCE_DIR}/ring/ring_text.c
-    ${PROJECT_SOURCE_DIR}/ring/ring_blob.c ${PROJECT_SOURCE_DIR}/ring/ring_diff.c)
+set(RL_FUZZ_RING_SOURCES ${PROJECT_SOURCE_DIR}/ring/ring.c ${PROJECT_SOURCE_DIR}/ring/ring_valid.c
+    ${PROJECT_SOURCE_DIR}/ring/ring_text.c ${PROJECT_SOURCE_DIR}/ring/ring_blob.c
+    ${PROJECT_SOURCE_DIR}/ring/ring_diff.c)
 
 # rl_fuzz_target(NAME SOURCES sources... LIBS libs...): the sources under
 # test are compiled into the target, so that libFuzzer instruments them.
