@@ -38,18 +38,13 @@
 
 #include <czmq.h>
 
+#include "proto.h"
+
 #define RL_KEY_TEXT_SIZE 41    //  a Z85 public key (40 characters) and its NUL
 #define RL_KEYS_MAX      65536 //  public keys in one key-set directory
 
-//  The roles, as bits of a mask. rl_role_name and rl_role_parse map the
-//  single bits to and from their folder names.
-typedef enum {
-    RL_ROLE_CLIENT = 1u << 0,
-    RL_ROLE_ROUTER = 1u << 1,
-    RL_ROLE_SHARD = 1u << 2,
-    RL_ROLE_ADMIN = 1u << 3,
-    RL_ROLE_ALL = 0xf,
-} rl_role_t;
+//  The roles are bits of a mask (rl_role_t, proto.h). rl_role_name and
+//  rl_role_parse map the single bits to and from their folder names.
 
 const char *rl_role_name (unsigned role);  //  "client"...; "?" for no single role
 unsigned rl_role_parse (const char *name); //  a role bit, 0 if not a role name

@@ -43,6 +43,20 @@ rl_op_name (uint32_t op)
     }
 }
 
+unsigned
+rl_op_roles (uint32_t op)
+{
+    switch (op) {
+#define S_ROLES_(id, roles)                                                                        \
+    case id:                                                                                       \
+        return roles;
+        RL_OP_ROLES_TABLE (S_ROLES_)
+#undef S_ROLES_
+        default:
+            return 0;
+    }
+}
+
 const char *
 rl_status_name (uint32_t status)
 {

@@ -93,6 +93,40 @@ rl_id_eq (rl_id_t a, rl_id_t b)
 typedef enum { RL_OP_TABLE (RL_OP_ENUM_) } rl_op_t;
 #undef RL_OP_ENUM_
 
+//  Roles (docs/security.md): a role is a set of public keys; a key may hold
+//  several. The bits of a mask of roles.
+typedef enum {
+    RL_ROLE_CLIENT = 1u << 0,
+    RL_ROLE_ROUTER = 1u << 1,
+    RL_ROLE_SHARD = 1u << 2,
+    RL_ROLE_ADMIN = 1u << 3,
+    RL_ROLE_ALL = 0xf,
+} rl_role_t;
+
+//  Who may send each operation: X (identifier, roles), one row for every
+//  row of RL_OP_TABLE (test_codec checks it, and docs/protocol.md,
+//  "Security", has the same table). A message from a key without one of
+//  the roles is answered unauthorized and changes nothing. Operations that
+//  later features add get a row here when they get one in RL_OP_TABLE.
+// clang-format off
+#define RL_OP_ROLES_TABLE(X)                                                                       \
+    X (RL_OP_CREATE_ACCOUNTS, RL_ROLE_CLIENT | RL_ROLE_ROUTER)                                     \
+    X (RL_OP_CREATE_TRANSFERS, RL_ROLE_CLIENT | RL_ROLE_ROUTER)                                    \
+    X (RL_OP_LOOKUP_ACCOUNTS, RL_ROLE_CLIENT | RL_ROLE_ROUTER)                                     \
+    X (RL_OP_LOOKUP_TRANSFERS, RL_ROLE_CLIENT | RL_ROLE_ROUTER)                                    \
+    X (RL_OP_GET_ACCOUNT_TRANSFERS, RL_ROLE_CLIENT | RL_ROLE_ROUTER)                               \
+    X (RL_OP_STATUS, RL_ROLE_CLIENT | RL_ROLE_ROUTER | RL_ROLE_ADMIN)                              \
+    X (RL_OP_LOAD_RING, RL_ROLE_ADMIN)                                                             \
+    X (RL_OP_GET_RING, RL_ROLE_ALL)                                                                \
+    X (RL_OP_PREPARE, RL_ROLE_SHARD)                                                               \
+    X (RL_OP_DECIDE, RL_ROLE_SHARD)                                                                \
+    X (RL_OP_ACK, RL_ROLE_SHARD)                                                                   \
+    X (RL_OP_OUTCOME_QUERY, RL_ROLE_SHARD)                                                         \
+    X (RL_OP_IN_DOUBT, RL_ROLE_ADMIN)                                                              \
+    X (RL_OP_AUDIT, RL_ROLE_ADMIN)                                                                 \
+    X (RL_OP_RESOLVE, RL_ROLE_ADMIN)
+// clang-format on
+
 //  Message-level status, in the reply header --------------------------------
 //  X (identifier, value, name, operator hint: what to do next).
 #define RL_HINT_PROTOCOL_                                                                          \
@@ -139,13 +173,17 @@ typedef enum { RL_OP_TABLE (RL_OP_ENUM_) } rl_op_t;
     /*  whose data has not arrived yet */                                                          \
     X (RL_STATUS_FROZEN, 15, "frozen",                                                             \
        "the account's part of the ring moved to a shard that has not received its data yet: "     \
-       "retry later")
+       "retry later")                                                                              \
+    /*  the sender's key lacks every role the operation allows */                                  \
+    X (RL_STATUS_UNAUTHORIZED, 16, "unauthorized",                                                 \
+       "your key does not hold a role allowed to send this (docs/security.md): use a key of "     \
+       "that role, or ask the operator to add yours; nothing was changed")
 // clang-format on
 
 #define RL_STATUS_ENUM_(id, value, name, hint) id = value,
 typedef enum { RL_STATUS_TABLE (RL_STATUS_ENUM_) } rl_status_t;
 #undef RL_STATUS_ENUM_
-#define RL_STATUS_LAST RL_STATUS_FROZEN //  statuses are 0..RL_STATUS_LAST
+#define RL_STATUS_LAST RL_STATUS_UNAUTHORIZED //  statuses are 0..RL_STATUS_LAST
 
 //  Per-record result codes (create_accounts and create_transfers) ----------
 //  X (identifier, value, name, class, burns, operator hint), one row per
@@ -545,6 +583,8 @@ typedef enum {
 //  their prefix, in lower case; they are part of the protocol (logs, the
 //  CLI, docs/protocol.md and the Python client use them).
 const char *rl_op_name (uint32_t op);
+//  The roles allowed to send op (RL_OP_ROLES_TABLE); 0 for an unknown op.
+unsigned rl_op_roles (uint32_t op);
 const char *rl_status_name (uint32_t status);
 const char *rl_result_name (uint32_t result);
 const char *rl_durability_name (uint32_t durability);

@@ -218,6 +218,18 @@ s_handle_request (router_t *self, zmsg_t *msg)
         //  loaded into the shards by an admin, not through a router.
         status = RL_STATUS_UNKNOWN_OPERATION;
     }
+    const char *sender = "";
+    if (decoded && status != RL_STATUS_UNKNOWN_OPERATION
+        && !(rl_auth_roles (self->auth, payload, &sender) & rl_op_roles (h.operation))) {
+        //  The client's key holds none of the operation's roles now:
+        //  refused before its body is read, counted.
+        self->unauthorized++;
+        router_log_client_error (self, "request %" PRIu64 " (%s) from key %s: unauthorized",
+                                 h.request_id, rl_op_name (h.operation), sender);
+        router_reply_send (self, &msg, &h, RL_STATUS_UNAUTHORIZED, 0, NULL, 0);
+        zframe_destroy (&payload);
+        return;
+    }
     if (status == RL_STATUS_OK && router_op_is_create (h.operation)
         && s_has_duplicate_id (self, h.operation, body, h.record_count)) {
         status = RL_STATUS_DUPLICATE_ID;

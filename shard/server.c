@@ -53,6 +53,12 @@
                with state `failed`, so operators and routers see why. Only
                a restart leaves FAILED: it recovers from what is on disk.
 
+    Roles: every request is checked against the roles its operation allows
+    (RL_OP_ROLES_TABLE, proto.h), from the sender's key (the User-Id ZAP
+    gave its connection, common/auth.h) in the key sets as they are now; a
+    key without the role is answered unauthorized, counted, and nothing is
+    applied.
+
     Errors: a request that does not decode gets a reply whose header names
     the problem (codec_check_request); a frame too short to carry even a
     request id is dropped and counted. Running out of memory for a reply
@@ -406,7 +412,18 @@ s_handle (server_t *self, zmsg_t *msg)
         return;
     }
     zmsg_t *reply = NULL;
-    if (status != RL_STATUS_OK) {
+    const char *sender = "";
+    bool decoded = status == RL_STATUS_OK || status == RL_STATUS_MALFORMED
+                   || status == RL_STATUS_TOO_MANY_RECORDS; //  the header names an operation
+    if (decoded && !(rl_auth_roles (self->auth, payload, &sender) & rl_op_roles (h.operation))) {
+        //  The sender's key (its User-Id) holds none of the operation's roles
+        //  in the key sets as they are now: refused before its body is read,
+        //  counted, nothing changed.
+        self->unauthorized++;
+        rl_debug ("request %" PRIu64 " (%s) from key %s: unauthorized", h.request_id,
+                  rl_op_name (h.operation), sender);
+        reply = server_reply_new (self, msg, &h, RL_STATUS_UNAUTHORIZED, 0, 0, NULL);
+    } else if (status != RL_STATUS_OK) {
         self->malformed++;
         rl_debug ("bad request %" PRIu64 ": %s", h.request_id, rl_status_name (status));
         reply = server_reply_new (self, msg, &h, status, 0, 0, NULL);

@@ -80,6 +80,7 @@ STATUS = {
     "duplicate_id": 13,
     "wrong_shard": 14,
     "frozen": 15,
+    "unauthorized": 16,
 }
 STATUS_NAMES = {v: k for k, v in STATUS.items()}
 

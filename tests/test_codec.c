@@ -1439,6 +1439,18 @@ test_names (void **state)
     assert_true (result_count > 70);
     assert_int_equal (status_count, RL_STATUS_LAST + 1); //  codec's last status
     assert_int_equal (op_count, 15);
+    //  Every operation names the roles that may send it, and nothing else does.
+    size_t roles_rows = 0;
+#define S_ROLES_ROW_(id, roles)                                                                    \
+    roles_rows++;                                                                                  \
+    assert_true ((roles) != 0 && ((roles) & ~(unsigned) RL_ROLE_ALL) == 0);
+    RL_OP_ROLES_TABLE (S_ROLES_ROW_)
+#undef S_ROLES_ROW_
+    assert_int_equal (roles_rows, op_count);
+    for (size_t i = 0; i < op_count; i++) {
+        assert_true (rl_op_roles (ops[i].value) != 0);
+    }
+    assert_int_equal (rl_op_roles (9), 0);
     assert_int_equal (durability_count, 3);
 
     s_check_names (results, result_count, rl_result_name, true);

@@ -43,13 +43,17 @@ tk_keys_dir (harness_t *h)
     snprintf (secret, sizeof secret, "%s/private/tester.key_secret", dir);
     if (access (secret, F_OK) != 0) {
         assert_int_equal (rl_keygen (dir, "admin", "tester", NULL, err, sizeof err), 0);
-        //  The same public certificate in a second role folder.
-        char from[PATH_MAX + 64], to[PATH_MAX + 64];
-        snprintf (to, sizeof to, "%s/client", dir);
-        assert_true (mkdir (to, 0755) == 0 || errno == EEXIST);
-        snprintf (from, sizeof from, "%s/admin/tester.key", dir);
-        snprintf (to, sizeof to, "%s/client/tester.key", dir);
-        assert_int_equal (link (from, to), 0);
+        //  The same public certificate in every role folder: the tests send
+        //  every operation (test_roles sends them with keys of one role).
+        static const char *roles[] = {"client", "router", "shard"};
+        for (size_t r = 0; r < sizeof roles / sizeof roles[0]; r++) {
+            char from[PATH_MAX + 64], to[PATH_MAX + 64];
+            snprintf (to, sizeof to, "%s/%s", dir, roles[r]);
+            assert_true (mkdir (to, 0755) == 0 || errno == EEXIST);
+            snprintf (from, sizeof from, "%s/admin/tester.key", dir);
+            snprintf (to, sizeof to, "%s/%s/tester.key", dir, roles[r]);
+            assert_int_equal (link (from, to), 0);
+        }
     }
     s_tester = rl_cert_load (secret, err, sizeof err);
     if (!s_tester) {

@@ -52,9 +52,9 @@ typedef struct {
 
 //  Security of a test (docs/security.md): every harness gets a key-set
 //  directory, harness_dir/keys, with a key per shard and router name (made
-//  on first use) and the test's own key "tester" in the admin and client
-//  roles; the test process speaks CURVE with it (rl_client_set_curve), and
-//  every shard and router it starts runs with --keys. tk_keys_dir makes
+//  on first use) and the test's own key "tester" in every role; the test
+//  process speaks CURVE with it (rl_client_set_curve), and every shard and
+//  router it starts runs with --keys. tk_keys_dir makes
 //  the directory (and switches the client library to it) if needed.
 const char *tk_keys_dir (harness_t *h);
 //  The public key of NAME in ROLE (made if missing); Z85, static storage
