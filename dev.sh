@@ -11,9 +11,9 @@ cd "$(dirname "$0")"
 ROOT=$(pwd)
 JOBS=${RL_JOBS:-2}
 
-PACKAGES="build-essential cmake pkg-config libzmq3-dev libczmq-dev librocksdb-dev \
+PACKAGES="build-essential cmake pkg-config libzmq3-dev libczmq-dev librocksdb-dev libmicrohttpd-dev \
 libxxhash-dev libcmocka-dev libcjson-dev python3 python3-zmq procps clang-format git \
-clang libclang-rt-14-dev"
+clang libclang-rt-14-dev prometheus"
 
 install_missing () {
     missing=""

@@ -89,6 +89,7 @@ router_reply_send (router_t *self, zmsg_t **envelope_p, const rl_header_t *reque
     }
     rl_header_t header = codec_reply_header (request, status, count,
                                              self->ring ? ring_epoch (self->ring) : 0);
+    router_metrics_reply (self->metrics, request->operation, status);
     zframe_t *frame = zframe_new (NULL, codec_frame_size (body_size));
     if (!frame) {
         self->nomem++;

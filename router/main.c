@@ -49,6 +49,7 @@
 #include "client.h"
 #include "failpoint.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "options.h"
 #include "router.h"
 
@@ -61,7 +62,7 @@ s_usage (FILE *out)
              "usage: router --bind ENDPOINT (--ring FILE | --shard ENDPOINT[,ENDPOINT...])\n"
              "              (--keys KEYDIR [--cert FILE] [--shard-key KEY] | --insecure)\n"
              "              [--deadline-ms N] [--shard-deadline-ms N] [--name NAME]\n"
-             "              [--ring-refresh-ms N]\n"
+             "              [--ring-refresh-ms N] [--metrics-bind IPV4:PORT]\n"
              "  --bind         ZeroMQ endpoint to serve clients on (e.g. tcp://127.0.0.1:7001)\n"
              "  --ring         ring file to start from\n"
              "  --shard        shards to fetch the ring from (the first that answers)\n"
@@ -77,7 +78,9 @@ s_usage (FILE *out)
              "                 endpoints, to fetch the first ring (--ring carries the keys)\n"
              "  --insecure     no CURVE, no authentication (instead of --keys)\n"
              "  --name         this router's name in status (default router)\n"
-             "  --ring-refresh-ms N  ask a shard for its ring this often (default %d)\n",
+             "  --ring-refresh-ms N  ask a shard for its ring this often (default %d)\n"
+             "  --metrics-bind IPV4:PORT  serve /metrics, /healthz, /readyz over HTTP there\n"
+             "                 (e.g. 127.0.0.1:9100; default off; docs/metrics.md)\n",
              RL_ROUTER_DEADLINE_MS, RL_SHARD_DEADLINE_MS, RL_ROUTER_RING_REFRESH_MS);
 }
 
@@ -97,6 +100,7 @@ s_parse_options (int argc, char **argv, r_options_t *o)
         {"cert", required_argument, NULL, 'c'},
         {"shard-key", required_argument, NULL, 'k'},
         {"insecure", no_argument, NULL, 'I'},
+        {"metrics-bind", required_argument, NULL, 'X'},
         {NULL, 0, NULL, 0},
     };
     *o = (r_options_t){.name = "router",
@@ -130,6 +134,15 @@ s_parse_options (int argc, char **argv, r_options_t *o)
             case 'I':
                 o->insecure = true;
                 break;
+            case 'X': {
+                char err[160];
+                if (metrics_http_check_bind (optarg, err, sizeof err) != 0) {
+                    fprintf (stderr, "router: --metrics-bind %s\n", err);
+                    return -1;
+                }
+                o->metrics_bind = optarg;
+                break;
+            }
             case 'd':
                 if (options_long ("router", "--deadline-ms", optarg, RL_ROUTER_DEADLINE_MS_MIN,
                                   RL_ROUTER_DEADLINE_MS_MAX, &o->deadline_ms)
@@ -336,6 +349,10 @@ s_open (router_t *self)
         rl_error ("cannot bind %s: %s", self->options.bind, zmq_strerror (zmq_errno ()));
         return -1;
     }
+    if (self->options.metrics_bind
+        && !(self->metrics = router_metrics_new (self->options.metrics_bind))) {
+        return -1;
+    }
     zloop_reader (self->loop, self->clients, router_on_client_readable, self);
     int tick_ms = RL_ROUTER_TICK_MS;
     if (self->options.deadline_ms / 4 < tick_ms) {
@@ -353,6 +370,7 @@ s_close (router_t *self)
     while (self->pending && self->pending_head >= 0) {
         router_pending_expire (self, &self->pending[self->pending_head]);
     }
+    router_metrics_destroy (&self->metrics); //  stops the HTTP thread
     zloop_destroy (&self->loop);
     for (size_t i = 0; i < self->shard_count; i++) {
         router_shard_destroy (&self->shards[i]);

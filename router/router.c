@@ -110,6 +110,7 @@ s_pending_finish (router_t *self, r_pending_t *p)
 {
     assert (p->used);
     uint32_t count = p->status == RL_STATUS_OK ? p->reply_count : 0;
+    router_metrics_request (self->metrics, p->header.operation, zclock_usecs () - p->admitted_us);
     router_reply_send (self, &p->envelope, &p->header, p->status, count, p->reply,
                        (size_t) count * p->out_size);
     s_pending_unlink (self, p);
@@ -495,6 +496,7 @@ router_admit (router_t *self, zmsg_t *envelope, zframe_t *payload, const rl_head
     assert (!p->used);
     p->header = *h;
     p->payload = payload;
+    p->admitted_us = zclock_usecs ();
     p->in_size = codec_request_record_size (op);
     p->out_size = out_size;
     if (!s_admit_fits (self, p)) {
@@ -752,6 +754,7 @@ router_on_tick (zloop_t *loop, int timer_id, void *arg)
     self->tick++;
     int64_t now = zclock_mono ();
     rl_auth_tick (self->auth, now, false);
+    router_metrics_tick (self->metrics, self); //  publishes the snapshot
     while (self->pending_head >= 0 && self->pending[self->pending_head].deadline_ms <= now) {
         router_pending_expire (self, &self->pending[self->pending_head]);
     }

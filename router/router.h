@@ -36,6 +36,7 @@
 #include "proto.h"
 #include "ring.h"
 #include "rl_limits.h"
+#include "router_metrics.h"
 
 //  True for the operations that write (answered per record, never retried by
 //  the router without knowing the outcome).
@@ -101,8 +102,9 @@ typedef struct {
     uint32_t waiting;     //  records in REC_WAIT
     uint32_t status;      //  reads: failure status; creates: always ok
     int64_t deadline_ms;
-    size_t bytes;       //  held, counted in pending_bytes
-    int32_t prev, next; //  FIFO by deadline
+    int64_t admitted_us; //  zclock_usecs at admission (the latency metric)
+    size_t bytes;        //  held, counted in pending_bytes
+    int32_t prev, next;  //  FIFO by deadline
 } r_pending_t;
 
 typedef struct {
@@ -111,17 +113,19 @@ typedef struct {
     const char *shards;
     const char *name;
     long deadline_ms;
-    long shard_deadline_ms; //  the shards' answer bound: deadline_ms must exceed it
-    long refresh_ms;        //  periodic ring refresh
-    const char *keys_dir;   //  role key sets (docs/security.md); NULL only with insecure
-    const char *cert;       //  this router's secret certificate
-    const char *shard_key;  //  --shard-key: server key of the --shard endpoints
-    bool insecure;          //  --insecure: no CURVE, no roles
+    long shard_deadline_ms;   //  the shards' answer bound: deadline_ms must exceed it
+    long refresh_ms;          //  periodic ring refresh
+    const char *keys_dir;     //  role key sets (docs/security.md); NULL only with insecure
+    const char *cert;         //  this router's secret certificate
+    const char *shard_key;    //  --shard-key: server key of the --shard endpoints
+    bool insecure;            //  --insecure: no CURVE, no roles
+    const char *metrics_bind; //  --metrics-bind IPV4:PORT (docs/metrics.md); NULL: off
 } r_options_t;
 
 struct router_s {
     r_options_t options;
-    rl_auth_t *auth; //  CURVE, ZAP and roles (common/auth.h)
+    rl_auth_t *auth;           //  CURVE, ZAP and roles (common/auth.h)
+    router_metrics_t *metrics; //  NULL: no --metrics-bind
     zloop_t *loop;
     zsock_t *clients;
     ring_t *ring;

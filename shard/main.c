@@ -3,6 +3,7 @@
     Usage: shard --name NAME --bind ENDPOINT --data DIR
                  (--keys KEYDIR [--cert FILE] | --insecure) [--ring FILE]
                  [--durability sync|nosync|manual-wal] [timeouts, see --help]
+                 [--metrics-bind IPV4:PORT]
 
     Opens, in this order: the data directory and the store (store.c); the
     ring (the file's, or a ring of this shard alone, unless the store holds
@@ -54,6 +55,7 @@
 #include "failpoint.h"
 #include "ledger.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "options.h"
 #include "outq.h"
 #include "ring.h"
@@ -101,7 +103,9 @@ s_usage (FILE *out)
              "  --retry-min-ms N, --retry-max-ms N  resend backoff (default %d..%d)\n"
              "  --tick-ms N               timer period (default %d)\n"
              "  --tp-log-capacity N       coordinator log entries: live attempts + unacknowledged\n"
-             "                            decisions; beyond them busy (1..%d, default %d)\n",
+             "                            decisions; beyond them busy (1..%d, default %d)\n"
+             "  --metrics-bind IPV4:PORT  serve /metrics, /healthz, /readyz over HTTP there\n"
+             "                            (e.g. 127.0.0.1:9101; default off; docs/metrics.md)\n",
              RL_SHARD_CHECKPOINT_TRANSFERS, RL_PREPARE_TIMEOUT_MS, RL_SHARD_DEADLINE_MS,
              RL_SHARD_DEADLINE_MS_MAX, RL_TP_QUERY_AFTER_MS, RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS,
              RL_SHARD_TICK_MS, RL_TP_LOG_ENTRIES_MAX, RL_TP_LOG_ENTRIES_MAX);
@@ -129,6 +133,7 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
         {"keys", required_argument, NULL, 'K'},
         {"cert", required_argument, NULL, 'c'},
         {"insecure", no_argument, NULL, 'I'},
+        {"metrics-bind", required_argument, NULL, 'X'},
         {NULL, 0, NULL, 0},
     };
     *o = (server_options_t){.durability = RL_DURABILITY_SYNC,
@@ -208,6 +213,15 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
             case 'I':
                 o->insecure = true;
                 break;
+            case 'X': {
+                char err[160];
+                if (metrics_http_check_bind (optarg, err, sizeof err) != 0) {
+                    fprintf (stderr, "shard: --metrics-bind %s\n", err);
+                    return -1;
+                }
+                o->metrics_bind = optarg;
+                break;
+            }
             case 'h':
                 s_usage (stdout);
                 exit (0);

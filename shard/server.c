@@ -124,6 +124,7 @@ server_reply_new (server_t *self, zmsg_t *envelope, const rl_header_t *request, 
     assert (envelope && request);
     assert (status != RL_STATUS_OK || count == 0 || (record_size > 0 && body_p));
     rl_header_t header = codec_reply_header (request, status, count, ring_epoch (self->ring));
+    shard_metrics_reply (self->metrics, request->operation, status);
     size_t body_size = status == RL_STATUS_OK ? (size_t) count * record_size : 0;
     zframe_t *frame = zframe_new (NULL, codec_frame_size (body_size));
     if (!frame) {
@@ -216,6 +217,7 @@ s_reply_results (server_t *self, zmsg_t *envelope, const rl_header_t *h,
     uint8_t *out = NULL;
     zmsg_t *reply = server_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
                                       RL_RESULT_SIZE, &out);
+    shard_metrics_results (self->metrics, h->operation, results, count);
     for (size_t i = 0; reply && i < count; i++) {
         assert (results[i].result != COORDINATOR_PENDING); //  decided before any reply
         codec_encode_result (&results[i], out + i * RL_RESULT_SIZE);
@@ -632,7 +634,10 @@ s_turn_finish (server_t *self)
     }
     int rc = 0;
     if (writes) {
+        size_t write_count = store_batch_count (self->store);
+        int64_t commit_us = zclock_usecs ();
         rc = RL_FAILPOINT (SHARD_BEFORE_COMMIT) == 0 ? store_commit_group (self->store) : -1;
+        shard_metrics_commit (self->metrics, write_count, zclock_usecs () - commit_us);
     }
     if (rc != 0) {
         s_enter_failed (self, "group commit");
@@ -658,8 +663,13 @@ s_turn_finish (server_t *self)
         RL_FAILPOINT (TP_PART_QUERY_SENT);
     }
     peers_close_retired (self->peers); //  the peers of a replaced ring
+    uint64_t checkpoints = ledger_checkpoint_count (self->ledger);
+    int64_t checkpoint_us = zclock_usecs ();
     if (!self->failed && ledger_after_commit (self->ledger) != 0) {
         s_enter_failed (self, "checkpoint");
+    }
+    if (ledger_checkpoint_count (self->ledger) != checkpoints) {
+        shard_metrics_checkpoint (self->metrics, zclock_usecs () - checkpoint_us);
     }
     assert (self->held_count == 0 && outq_count (self->outq) == 0);
     return 0; //  FAILED keeps the loop running: status still answers
@@ -723,6 +733,7 @@ s_turn (server_t *self)
         return s_turn_failed (self);
     }
     now_t now = now_read ();
+    int64_t turn_us = zclock_usecs ();
     bool more = true;
     for (size_t round = 0; more && round < RL_SHARD_REQUESTS_PER_TURN_MAX; round++) {
         more = false;
@@ -735,7 +746,9 @@ s_turn (server_t *self)
             more |= s_drain_peer (self, peers_socket (self->peers, i), now, 1) > 0;
         }
     }
-    return s_turn_finish (self);
+    int rc = s_turn_finish (self);
+    shard_metrics_turn (self->metrics, zclock_usecs () - turn_us);
+    return rc;
 }
 
 static int
@@ -762,6 +775,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     server_t *self = arg;
     assert (self && self->held_count == 0);
     rl_auth_tick (self->auth, zclock_mono (), false);
+    shard_metrics_tick (self->metrics, self); //  publishes the snapshot
     if (self->failed) {
         return 0; //  FAILED: no resends, no queries, no timeouts
     }
@@ -826,6 +840,10 @@ server_new (const server_options_t *options, store_t *store, ring_t **ring_p, ou
         server_destroy (&self);
         return NULL;
     }
+    if (options->metrics_bind && !(self->metrics = shard_metrics_new (options->metrics_bind))) {
+        server_destroy (&self);
+        return NULL;
+    }
     zloop_reader (self->loop, self->router, s_on_readable, self);
     zloop_timer (self->loop, (size_t) options->tick_ms, 0, s_on_tick, self);
     self->ring = *ring_p; //  taken only on success
@@ -841,6 +859,7 @@ server_destroy (server_t **self_p)
     if (!self) {
         return;
     }
+    shard_metrics_destroy (&self->metrics); //  stops the HTTP thread
     peers_destroy (&self->peers);
     //  Requests still waiting for decisions: their envelopes are ours.
     zmsg_t *envelope = NULL;

@@ -32,9 +32,10 @@ typedef struct {
     long retry_min_ms;
     long retry_max_ms;
     long tick_ms;
-    const char *keys_dir; //  role key sets (docs/security.md); NULL only with insecure
-    const char *cert;     //  this shard's secret certificate
-    bool insecure;        //  --insecure: no CURVE, no roles
+    const char *keys_dir;     //  role key sets (docs/security.md); NULL only with insecure
+    const char *cert;         //  this shard's secret certificate
+    bool insecure;            //  --insecure: no CURVE, no roles
+    const char *metrics_bind; //  --metrics-bind IPV4:PORT (docs/metrics.md); NULL: off
 } server_options_t;
 
 typedef struct server_t server_t;

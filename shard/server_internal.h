@@ -18,6 +18,7 @@
 #include "peers.h"
 #include "ring.h"
 #include "server.h"
+#include "shard_metrics.h"
 #include "store.h"
 
 //  A reply held until the group commit it needs is synced; fp: the
@@ -40,8 +41,9 @@ struct server_t {
 
     zloop_t *loop;
     peers_t *peers;
-    rl_auth_t *auth; //  CURVE, ZAP and roles (common/auth.h)
-    s_held_t *held;  //  replies waiting for the commit
+    rl_auth_t *auth;          //  CURVE, ZAP and roles (common/auth.h)
+    shard_metrics_t *metrics; //  NULL: no --metrics-bind
+    s_held_t *held;           //  replies waiting for the commit
     size_t held_count;
     size_t held_cap;
 

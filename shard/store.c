@@ -676,3 +676,27 @@ store_write_stats (store_t *self, uint64_t *keys_written_p, uint64_t *bytes_writ
     *wal_syncs_p = s_ticker (stats, "rocksdb.wal.synced ");
     rocksdb_free (stats);
 }
+
+uint64_t
+store_property_sum (store_t *self, const char *name)
+{
+    assert (self && name);
+    uint64_t total = 0;
+    for (size_t i = 0; i < STORE_CF_COUNT; i++) {
+        uint64_t value = 0;
+        if (self->cf[i] && rocksdb_property_int_cf (self->db, self->cf[i], name, &value) == 0) {
+            total += value;
+        }
+    }
+    return total;
+}
+
+uint64_t
+store_ticker (store_t *self, const char *name)
+{
+    assert (self && name);
+    char *stats = rocksdb_options_statistics_get_string (self->options);
+    uint64_t value = s_ticker (stats, name);
+    rocksdb_free (stats);
+    return value;
+}

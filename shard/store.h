@@ -120,5 +120,11 @@ const uint8_t *store_iter_value (const store_iter_t *self, size_t *size_p);
 //  RocksDB's own counters: keys and bytes written since open (statistics).
 void store_write_stats (store_t *self, uint64_t *keys_written_p, uint64_t *bytes_written_p,
                         uint64_t *wal_bytes_p, uint64_t *wal_syncs_p);
+//  An integer property of RocksDB summed over every column family (e.g.
+//  "rocksdb.cur-size-all-mem-tables"); unknown properties count 0. For the
+//  metrics, at most once a second: some properties take the DB mutex.
+uint64_t store_property_sum (store_t *self, const char *name);
+//  One ticker of RocksDB's statistics ("rocksdb.stall.micros "); 0 if absent.
+uint64_t store_ticker (store_t *self, const char *name);
 
 #endif

@@ -2,7 +2,7 @@
 # cluster.sh: a local ringledger cluster on 127.0.0.1 (docs/cluster.md).
 #
 #   cluster.sh start  [--shards N] [--dir DIR] [--base-port P] [--build DIR] [--wait-s S]
-#                     [--insecure]
+#                     [--insecure] [--metrics-port M]
 #   cluster.sh stop   [--dir DIR] [--wait-s S]
 #   cluster.sh status [--dir DIR] [--build DIR]
 #
@@ -13,6 +13,9 @@
 # then waits until `rlctl status` through the router sees every shard up.
 # Every process runs with CURVE and the role key sets of DIR/keys
 # (docs/security.md), unless the cluster was created with --insecure.
+# --metrics-port M: every process serves /metrics, /healthz and /readyz on
+# 127.0.0.1 (docs/metrics.md), the router on M, the shards on M+1..M+N in
+# the ring's order; remembered in DIR/cluster.conf (off when never given).
 # A restart keeps the data and the ring: the ring file, not --shards, says
 # which shards there are, and DIR/cluster.conf remembers the ports.
 # stop: SIGTERM to the router and the shards, wait, SIGKILL after a deadline.
@@ -34,12 +37,13 @@ POLL_TIMEOUT_MS=500     # one `rlctl status` attempt while waiting for start
 usage () {
     cat <<EOF
 usage: cluster.sh start  [--shards N] [--dir DIR] [--base-port P] [--build DIR] [--wait-s S]
-                         [--insecure]
+                         [--insecure] [--metrics-port M]
        cluster.sh stop   [--dir DIR] [--wait-s S]
        cluster.sh status [--dir DIR] [--build DIR]
 defaults: --shards $SHARDS_DEFAULT, --dir var/cluster, --base-port $BASE_PORT_DEFAULT (router;
 shards on the next ports), --build build, --wait-s $WAIT_S_DEFAULT; CURVE with keys in
-DIR/keys unless --insecure (kept for the life of DIR). See docs/cluster.md.
+DIR/keys unless --insecure (kept for the life of DIR); --metrics-port M: HTTP metrics
+on 127.0.0.1:M (router) and M+1.. (shards), see docs/metrics.md. See docs/cluster.md.
 EOF
 }
 
@@ -83,10 +87,11 @@ BASE_PORT=""
 BUILD=$ROOT/build
 WAIT_S=$WAIT_S_DEFAULT
 INSECURE_ARG=""
+METRICS_PORT_ARG=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --insecure) INSECURE_ARG=1; shift ;;
-    --shards|--dir|--base-port|--build|--wait-s)
+    --shards|--dir|--base-port|--build|--wait-s|--metrics-port)
         [ $# -ge 2 ] || die_usage "option '$1' needs a value"
         opt=$1; val=$2; shift 2
         case "$opt" in
@@ -100,6 +105,10 @@ while [ $# -gt 0 ]; do
                 || die_usage "--base-port '$val': expected 1024..65000"
             BASE_PORT=$val ;;
         --build) BUILD=$(abspath "$val") ;;
+        --metrics-port)
+            is_number "$val" && [ "$val" -ge 1024 ] && [ "$val" -le 65000 ] \
+                || die_usage "--metrics-port '$val': expected 1024..65000"
+            METRICS_PORT_ARG=$val ;;
         --wait-s)
             is_number "$val" && [ "$val" -ge 1 ] || die_usage "--wait-s '$val': expected seconds"
             WAIT_S=$val ;;
@@ -167,6 +176,7 @@ load_conf () {
     [ -f "$CONF" ] \
         || fail "no cluster in $DIR (no cluster.conf): start one with tools/cluster.sh start"
     INSECURE=""
+    METRICS_PORT=""
     # shellcheck disable=SC1090
     . "$CONF"
     security
@@ -182,6 +192,22 @@ security () {
         SEC_ARGS="--keys $KEYS"
         RLCTL_SEC="--cert $KEYS/private/admin.key_secret --server-key $KEYS/router/router.key"
     fi
+}
+
+# metrics_port NAME: the HTTP port of the router or a shard ("" when off).
+metrics_port () {
+    [ -n "${METRICS_PORT:-}" ] || return 0
+    if [ "$1" = router ]; then
+        echo "$METRICS_PORT"
+    else
+        echo $((METRICS_PORT + $(shard_names | awk -v n="$1" '$1 == n { print NR }')))
+    fi
+}
+
+metrics_args () {  # metrics_args NAME: --metrics-bind 127.0.0.1:PORT, or nothing
+    port=$(metrics_port "$1")
+    [ -n "$port" ] && echo "--metrics-bind 127.0.0.1:$port"
+    return 0
 }
 
 rlctl () {  # rlctl ARGS...: the cluster's rlctl, as the operator
@@ -264,7 +290,9 @@ cluster needs it in front of the shards. Build it, or start a single shard by ha
             "$REBALANCE" init --epoch 1 "$@" --keys "$KEYS" --out "$RING" >/dev/null \
                 || fail "rebalance init could not write $RING"
         fi
-        printf 'BASE_PORT=%s\nINSECURE=%s\n' "$BASE_PORT" "$INSECURE" >"$CONF"
+        METRICS_PORT=$METRICS_PORT_ARG
+        printf 'BASE_PORT=%s\nINSECURE=%s\nMETRICS_PORT=%s\n' "$BASE_PORT" "$INSECURE" \
+            "$METRICS_PORT" >"$CONF"
         security
         echo "cluster.sh: new cluster in $DIR: $SHARDS shards, ring epoch 1"
     fi
@@ -275,11 +303,12 @@ cluster needs it in front of the shards. Build it, or start a single shard by ha
         mkdir -p "$DIR/$name"
         # shellcheck disable=SC2086
         spawn "$name" "$SHARD_BIN" --name "$name" --bind "$(shard_endpoint "$name")" \
-            --data "$DIR/$name" --ring "$RING" $SEC_ARGS
+            --data "$DIR/$name" --ring "$RING" $SEC_ARGS $(metrics_args "$name")
     done
     if [ -z "$(pid_of router)" ]; then
         # shellcheck disable=SC2086
-        spawn router "$ROUTER_BIN" --bind "$(router_endpoint)" --ring "$RING" $SEC_ARGS
+        spawn router "$ROUTER_BIN" --bind "$(router_endpoint)" --ring "$RING" $SEC_ARGS \
+            $(metrics_args router)
     fi
     wait_ready
     print_where
@@ -314,6 +343,11 @@ print_where () {
             "data $DIR/$name, log $DIR/$name.log)"
     done
     echo "    ring  $RING"
+    if [ -n "${METRICS_PORT:-}" ]; then
+        echo "    metrics http://127.0.0.1:$(metrics_port router)/metrics (router)," \
+            "http://127.0.0.1:$((METRICS_PORT + 1))/metrics .. (shards in ring order);" \
+            "also /healthz and /readyz (docs/metrics.md)"
+    fi
     if [ -n "$INSECURE" ]; then
         echo "    INSECURE: started with --insecure: no CURVE, no authentication"
         echo "try:  $RLCTL --insecure status"

@@ -45,7 +45,9 @@ if [ ! -x "$BUILD/router/router" ]; then
 fi
 
 step "a local cluster: 4 shards and a router (tools/cluster.sh start)"
-"$ROOT/tools/cluster.sh" start --build "$BUILD"
+# Metrics over HTTP on 127.0.0.1: the router on 9100, the shards on 9101..
+# (docs/metrics.md).
+"$ROOT/tools/cluster.sh" start --build "$BUILD" --metrics-port 9100
 # The cluster speaks CURVE (docs/security.md): rlctl and rlbench use the
 # operator key cluster.sh made, and the router's public key.
 if [ -f "$ROOT/var/cluster/keys/private/admin.key_secret" ]; then
@@ -123,4 +125,11 @@ case "$BUILD" in "$ROOT"/*) SHOWN=${BUILD#"$ROOT"/} ;; *) SHOWN=$BUILD ;; esac
 echo "try:  export RL_CERT=var/cluster/keys/private/admin.key_secret" \
     "RL_SERVER_KEY=var/cluster/keys/router/router.key"
 echo "      $SHOWN/tools/rlctl status        (docs/cli.md, docs/security.md)"
+MPORT=$(sed -n 's/^METRICS_PORT=\([0-9][0-9]*\)$/\1/p' "$ROOT/var/cluster/cluster.conf" 2>/dev/null || true)
+if [ -n "$MPORT" ]; then
+    echo "metrics: curl http://127.0.0.1:$MPORT/metrics   (router; shards on $((MPORT + 1)).." \
+        "$((MPORT + 4)); /healthz, /readyz; docs/metrics.md)"
+else
+    echo "metrics: off (var/cluster predates them: remove it to get them; docs/metrics.md)"
+fi
 echo "stop: tools/cluster.sh stop           (data kept in var/cluster; docs/cluster.md)"

@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""test_metrics_live.py BUILD_DIR: the HTTP metrics of a live cluster, checked
+with the real Prometheus tools (docs/metrics.md).
+
+Starts a 2-shard cluster and a router (tools/cluster.sh, --metrics-port) on
+free ports of 127.0.0.1, puts it under a short load (rlbench through the
+router, cross-shard transfers included), and checks:
+
+  1. every endpoint's /metrics passes `promtool check metrics`; /healthz and
+     /readyz answer 200; an unknown path 404, a POST 405;
+  2. every metric named in the dashboard (ops/grafana/*.json) and in the
+     rules (ops/prometheus/rules.yml, alerts.yml) exists in the live output;
+  3. Debian's `prometheus`, with a temporary config and storage directory on
+     its own port, scrapes the cluster and evaluates the rules: its HTTP API
+     is queried until the expected series appear (bounded wait), and no
+     alert fires. The series names it saw are printed.
+
+Everything started is stopped at the end. A missing tool fails the test.
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+SHARDS = 2
+WAIT_SERIES_S = 45
+LOAD_S = 6
+
+
+def fail(message):
+    print("FAILED  " + message, flush=True)
+    sys.exit(1)
+
+
+def ok(message):
+    print("ok      " + message, flush=True)
+
+
+def free_ports(count):
+    """A base port P with P..P+count-1 free on 127.0.0.1."""
+    import random
+    for _ in range(200):
+        base = random.randrange(20000, 60000)
+        socks = []
+        try:
+            for p in range(base, base + count):
+                s = socket.socket()
+                s.bind(("127.0.0.1", p))
+                socks.append(s)
+            return base
+        except OSError:
+            pass
+        finally:
+            for s in socks:
+                s.close()
+    fail("no free ports")
+
+
+def http(method, url, timeout=5):
+    req = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def sample_names(text):
+    names = set()
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            names.add(re.split(r"[{ ]", line, 1)[0])
+    return names
+
+
+def named_metrics(root):
+    """Metric names in the dashboard's queries and in the rules' expressions
+    (not the jobs' names in quotes, not the recording rules' own names)."""
+    names = {}
+    pattern = re.compile(r"(?<![\w:\"])ringledger_[a-z0-9_]+")
+    for f in ("rules.yml", "alerts.yml"):
+        for line in open(os.path.join(root, "ops/prometheus", f)):
+            line = line.split("#", 1)[0]
+            if "record:" in line or "alert:" in line or "name:" in line:
+                continue
+            for n in pattern.findall(line):
+                names.setdefault(n, f)
+    grafana = os.path.join(root, "ops/grafana")
+    for f in sorted(os.listdir(grafana)):
+        if f.endswith(".json"):
+            dash = json.load(open(os.path.join(grafana, f)))
+            for panel in dash["panels"]:
+                for target in panel.get("targets", []):
+                    for n in pattern.findall(target["expr"]):
+                        names.setdefault(n, f)
+    if len(names) < 10:
+        fail("only %d metric names found in the dashboard and the rules" % len(names))
+    return names
+
+
+def main():
+    build = os.path.abspath(sys.argv[1])
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for tool in ("promtool", "prometheus"):
+        if not shutil.which(tool):
+            fail("%s is missing: install Debian's prometheus package (./dev.sh does)" % tool)
+    tmp = tempfile.mkdtemp(prefix="rl-test_metrics_live-")
+    cluster = os.path.join(tmp, "cluster")
+    prom = None
+    load = None
+    started = False
+    failed = True
+    try:
+        for attempt in range(3):
+            base = free_ports(SHARDS + 1)
+            mbase = free_ports(SHARDS + 2)  # router, shards, prometheus
+            r = subprocess.run([os.path.join(root, "tools/cluster.sh"), "start", "--dir", cluster,
+                                "--shards", str(SHARDS), "--base-port", str(base), "--build",
+                                build, "--insecure", "--metrics-port", str(mbase), "--wait-s",
+                                "60"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if r.returncode == 0:
+                started = True
+                break
+            print(r.stdout)
+            subprocess.run([os.path.join(root, "tools/cluster.sh"), "stop", "--dir", cluster],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            shutil.rmtree(cluster, ignore_errors=True)
+        if not started:
+            fail("cluster.sh start (3 attempts)")
+        # Bad --metrics-bind values: refused before anything opens (exit 2).
+        for program in ("router", "shard"):
+            for bad in ("localhost:9100", "127.0.0.1:0", "127.0.0.1", ""):
+                args = [os.path.join(build, program, program), "--bind", "tcp://127.0.0.1:1",
+                        "--ring", os.path.join(cluster, "ring"), "--insecure",
+                        "--metrics-bind", bad]
+                if program == "shard":
+                    args += ["--name", "s1", "--data", os.path.join(tmp, "never")]
+                bad_run = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         text=True)
+                if bad_run.returncode != 2 or "--metrics-bind" not in bad_run.stdout:
+                    print(bad_run.stdout)
+                    fail("%s --metrics-bind '%s': exit %d, expected 2"
+                         % (program, bad, bad_run.returncode))
+        ok("router and shard: bad --metrics-bind values refused (exit 2)")
+        if "metrics http://127.0.0.1:%d/metrics" % mbase not in r.stdout:
+            print(r.stdout)
+            fail("cluster.sh start does not print where the metrics are")
+        ok("cluster: %d shards and a router, metrics on 127.0.0.1:%d.." % (SHARDS, mbase))
+        endpoints = {"router": mbase}
+        for i in range(SHARDS):
+            endpoints["s%d" % (i + 1)] = mbase + 1 + i
+        prom_port = mbase + SHARDS + 1
+
+        # Load through the router, in the background while Prometheus starts.
+        load = subprocess.Popen([os.path.join(build, "bench/rlbench"), "--connect",
+                                 "tcp://127.0.0.1:%d" % base, "--insecure", "--accounts", "200",
+                                 "--batch", "20", "--cross-fraction", "0.5", "--warmup", "0",
+                                 "--duration", str(LOAD_S), "--quiet", "--no-check"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+        # 3. Prometheus with the rules, scraping every second.
+        rules = open(os.path.join(root, "ops/prometheus/rules.yml")).read()
+        rules = re.sub(r"\n\s+interval: \S+", "", rules)  # evaluated every second here
+        open(os.path.join(tmp, "rules.yml"), "w").write(rules)
+        shutil.copy(os.path.join(root, "ops/prometheus/alerts.yml"), tmp)
+        targets = lambda names: ", ".join('"127.0.0.1:%d"' % endpoints[n] for n in names)
+        config = """global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: [rules.yml, alerts.yml]
+scrape_configs:
+  - job_name: ringledger_router
+    static_configs: [{targets: [%s]}]
+  - job_name: ringledger_shard
+    static_configs: [{targets: [%s]}]
+""" % (targets(["router"]), targets(["s%d" % (i + 1) for i in range(SHARDS)]))
+        open(os.path.join(tmp, "prometheus.yml"), "w").write(config)
+        r = subprocess.run(["promtool", "check", "config", os.path.join(tmp, "prometheus.yml")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            print(r.stdout)
+            fail("promtool check config")
+        prom_log = open(os.path.join(tmp, "prometheus.log"), "w")
+        prom = subprocess.Popen(["prometheus", "--config.file=" + os.path.join(tmp, "prometheus.yml"),
+                                 "--storage.tsdb.path=" + os.path.join(tmp, "tsdb"),
+                                 "--web.listen-address=127.0.0.1:%d" % prom_port,
+                                 "--log.level=warn"], stdout=prom_log, stderr=subprocess.STDOUT,
+                                cwd=tmp)
+        api = "http://127.0.0.1:%d/api/v1/" % prom_port
+
+        def query(expr):
+            try:
+                code, body = http("GET", api + "query?" + urllib.parse.urlencode({"query": expr}))
+            except (urllib.error.URLError, OSError):
+                return None
+            if code != 200:
+                return None
+            return json.loads(body)["data"]["result"]
+
+        # 1. the endpoints, while the load runs
+        time.sleep(1)
+        for name, port in endpoints.items():
+            url = "http://127.0.0.1:%d" % port
+            code, text = http("GET", url + "/metrics")
+            if code != 200:
+                fail("%s /metrics: %d" % (name, code))
+            r = subprocess.run(["promtool", "check", "metrics"], input=text,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if r.returncode != 0 or r.stdout.strip():
+                print(r.stdout)
+                fail("%s: promtool check metrics" % name)
+            for path, want in (("/healthz", 200), ("/readyz", 200), ("/nothing", 404)):
+                code, _ = http("GET", url + path)
+                if code != want:
+                    fail("%s GET %s: %d, expected %d" % (name, path, code, want))
+            code, _ = http("POST", url + "/metrics")
+            if code != 405:
+                fail("%s POST /metrics: %d, expected 405" % (name, code))
+            ok("%s: promtool check metrics (%d lines), /healthz, /readyz, 404, 405"
+               % (name, len(text.splitlines())))
+
+        # The series that must appear in Prometheus.
+        expected = {
+            "every target up": ('count(up{job=~"ringledger_.*"} == 1)', SHARDS + 1),
+            "transfers created on every shard":
+                ("count(ringledger_shard_transfers_created_total > 0)", SHARDS),
+            "creates answered ok by the router":
+                ('count(ringledger_router_requests_total{operation="create_transfers",'
+                 'status="ok"} > 0)', 1),
+            "router latency histogram":
+                ('count(ringledger_router_request_duration_seconds_count{operation='
+                 '"create_transfers"} > 0)', 1),
+            "group commits and syncs observed":
+                ("count(ringledger_shard_sync_duration_seconds_count > 0)", SHARDS),
+            "cross-shard two-phase (prepare replies)":
+                ('count(ringledger_shard_requests_total{operation="prepare"} > 0)', 1),
+            "recording rule: transfers per second by shard":
+                ("count(instance:ringledger_shard_transfers_created:rate1m > 0)", SHARDS),
+            "recording rule: router p99 latency":
+                ("count(job:ringledger_router_request_duration_seconds:p99_1m)", 1),
+            "RocksDB properties":
+                ("count(ringledger_store_memtable_bytes > 0)", SHARDS),
+        }
+        deadline = time.time() + WAIT_SERIES_S
+        pending = dict(expected)
+        while pending and time.time() < deadline:
+            for what, (expr, want) in list(pending.items()):
+                result = query(expr)
+                if result and float(result[0]["value"][1]) >= want:
+                    ok("prometheus: %s (%s)" % (what, expr))
+                    del pending[what]
+            if pending:
+                time.sleep(0.5)
+        if pending:
+            for what, (expr, want) in pending.items():
+                print("missing: %s: %s -> %s" % (what, expr, query(expr)))
+            prom_log.flush()
+            print(open(os.path.join(tmp, "prometheus.log")).read()[-3000:])
+            fail("prometheus: expected series did not appear within %d s" % WAIT_SERIES_S)
+        firing = query('ALERTS{alertstate="firing"}') or []
+        if firing:
+            fail("alerts firing on a healthy cluster: %s" % [a["metric"] for a in firing])
+        ok("prometheus: no alert fires on the healthy cluster")
+        code, body = http("GET", api + "label/__name__/values")
+        seen = sorted(n for n in json.loads(body)["data"]
+                      if n.startswith("ringledger") or n.startswith(("instance:", "job:")))
+        print("prometheus saw %d ringledger series names: %s" % (len(seen), " ".join(seen)))
+
+        # 2. the dashboard's and the rules' metrics exist in the live output
+        live = set()
+        for name, port in endpoints.items():
+            live |= sample_names(http("GET", "http://127.0.0.1:%d/metrics" % port)[1])
+        named = named_metrics(root)
+        missing = sorted("%s (%s)" % (n, where) for n, where in named.items() if n not in live)
+        if missing:
+            fail("named in the dashboard or the rules but not in any live /metrics: %s"
+                 % ", ".join(missing))
+        ok("every one of %d metrics named by the dashboard and the rules is live" % len(named))
+        out, _ = load.communicate(timeout=60)
+        if load.returncode != 0:
+            print(out)
+            fail("rlbench exited %d" % load.returncode)
+        load = None
+        failed = False
+    finally:
+        if load:
+            load.kill()
+            load.wait()
+        if prom:
+            prom.terminate()
+            try:
+                prom.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                prom.kill()
+                prom.wait()
+        if started or os.path.isdir(cluster):
+            subprocess.run([os.path.join(root, "tools/cluster.sh"), "stop", "--dir", cluster,
+                            "--wait-s", "10"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if failed or os.environ.get("RL_KEEP_TEST_DIRS") == "1":
+            print("kept " + tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print("all passed")
+
+
+if __name__ == "__main__":
+    main()
