@@ -13,7 +13,7 @@ endif()
 add_test(NAME test_protocol_py
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/test_protocol.py)
 set_tests_properties(test_protocol_py PROPERTIES
-    TIMEOUT 240
+    TIMEOUT 21
     ENVIRONMENT "RL_BIN_DIR=${CMAKE_BINARY_DIR};RL_PROTOCOL_MD=${PROJECT_SOURCE_DIR}/docs/protocol.md")
 
 # tools/cluster.sh and rlctl end to end: start, use, stop, restart, stop.
@@ -21,8 +21,8 @@ set_tests_properties(test_protocol_py PROPERTIES
 add_test(NAME test_cluster_sh
          COMMAND /bin/sh ${CMAKE_CURRENT_SOURCE_DIR}/test_cluster.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(test_cluster_sh PROPERTIES
-    TIMEOUT 240
+    TIMEOUT 165
     SKIP_RETURN_CODE 77)
 
 # The JSON output of the tools and benchmarks (tools/jsonkit.h).
-rl_add_unit(test_jsonkit 60 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_jsonkit.c LIBS rljsonkit)
+rl_add_unit(test_jsonkit 10 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_jsonkit.c LIBS rljsonkit)

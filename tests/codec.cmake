@@ -4,7 +4,7 @@
 # that both are held to the same vectors. codec.c and proto.c are compiled
 # in directly: the test needs nothing else of rlcommon.
 foreach(variant test_codec test_codec_portable)
-    rl_add_unit(${variant} 60
+    rl_add_unit(${variant} 10
         SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_codec.c
                 ${PROJECT_SOURCE_DIR}/common/codec.c
                 ${PROJECT_SOURCE_DIR}/common/proto.c

@@ -14,7 +14,7 @@ add_executable(helper_child ${CMAKE_CURRENT_SOURCE_DIR}/helper_child.c)
 
 # test_failpoint compiles failpoint.c and log.c itself, so that it needs
 # none of the rest of rlcommon.
-rl_add_unit(test_failpoint 60
+rl_add_unit(test_failpoint 10
     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_failpoint.c
             ${PROJECT_SOURCE_DIR}/common/failpoint.c
             ${PROJECT_SOURCE_DIR}/common/log.c
@@ -28,7 +28,7 @@ rl_add_unit(test_log 4
     LIBS Threads::Threads)
 target_include_directories(test_log PRIVATE ${PROJECT_SOURCE_DIR}/common)
 
-rl_add_unit(test_harness 60
+rl_add_unit(test_harness 21
     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_harness.c
     LIBS rlharness)
 target_compile_definitions(test_harness PRIVATE HELPER_CHILD_PATH="$<TARGET_FILE:helper_child>")

@@ -1,6 +1,6 @@
 # Cross-shard transfers: two real shards, and the crash matrix over the
 # two-phase failpoints (docs/two-phase.md).
-rl_add_unit(test_twophase 900 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_twophase.c
+rl_add_unit(test_twophase 730 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_twophase.c
             LIBS rltestkit rlring)
 add_dependencies(test_twophase shard)
 
