@@ -172,6 +172,7 @@ checkpoint_accounts (checkpoint_t *self, size_t count)
 static void
 s_set_state (checkpoint_t *self, checkpoint_state_t state)
 {
+    assert (self && state != CHECKPOINT_IDLE); //  only checkpoint_wait goes back to IDLE
     pthread_mutex_lock (&self->lock);
     //  Invariant 4: forward only.
     assert ((self->state == CHECKPOINT_IDLE && state == CHECKPOINT_WRITING)
@@ -316,6 +317,7 @@ s_ingest (checkpoint_t *self)
 static int
 s_commit (checkpoint_t *self)
 {
+    assert (self->busy && checkpoint_state (self) == CHECKPOINT_INGESTED);
     assert (self->account_count <= self->accounts_cap);
     for (size_t i = 0; i < self->account_count; i++) {
         uint8_t key[RL_ID_SIZE];
@@ -345,7 +347,8 @@ s_now_ms (void)
 static void
 s_run (checkpoint_t *self)
 {
-    assert (checkpoint_state (self) == CHECKPOINT_WRITING);
+    assert (self->busy && checkpoint_state (self) == CHECKPOINT_WRITING);
+    assert (self->transfers || self->transfer_count == 0);
     uint64_t started_ms = s_now_ms ();
     int rc = RL_FAILPOINT (CHECKPOINT_STARTED);
     if (rc == 0 && self->transfer_count > 0) {
