@@ -6,9 +6,12 @@
     INVARIANTS
     1. One WriteBatch per group commit: everything the caller put since the
        last commit is written together or not at all.
-    2. Once a write or sync has failed, no later commit is attempted (state
-       FAILED below): memory and disk may disagree, and only a restart, which
-       recovers from what is on disk, makes them agree again.
+    2. Once a write or sync has failed, no later commit or ingest is
+       attempted (state FAILED below): memory and disk may disagree, and
+       only a restart, which recovers from what is on disk, makes them agree
+       again. Writes and ingests of the two threads (the loop, the
+       checkpoint) take turns under write_lock, each checking FAILED first,
+       so that neither reaches RocksDB after the other saw a failure.
     3. A staged ingest file's name is never reused and never written over:
        see "Staged ingest files" below (a reused name truncated a live SST
        through a hard link left by a crash inside RocksDB's ingest).
@@ -19,7 +22,8 @@
                                  |                                        |
                                  +------------- store_close <-------------+
         OPEN    commits, ingests, reads.
-        FAILED  store_commit returns -1 at once; reads still work (they see
+        FAILED  store_commit and store_ingest_sorted return -1 at once (a
+                failed SST write or ingest fails the store too); reads still work (they see
                 what RocksDB holds, which may include the failed batch: the
                 caller must not serve them as durable); store_failed () and
                 store_error () say why. Left only by closing; the next open
@@ -78,6 +82,7 @@ struct store_t {
     rocksdb_readoptions_t *read_options;
     rl_durability_t durability;
     atomic_bool failed;           //  a write or sync failed: refuse until restart (any thread)
+    pthread_mutex_t write_lock;   //  one write or ingest at a time, each after checking failed
     pthread_mutex_t error_lock;   //  guards error: any thread may fail
     char error[STORE_ERROR_SIZE]; //  last error text
     char *dir;
@@ -276,6 +281,7 @@ store_open_env (const char *dir, rl_durability_t durability, store_env_t *env, c
         return NULL;
     }
     pthread_mutex_init (&self->error_lock, NULL);
+    pthread_mutex_init (&self->write_lock, NULL);
     atomic_init (&self->failed, false);
     atomic_init (&self->ingest_seq, 0);
     self->options = rocksdb_options_create ();
@@ -338,6 +344,7 @@ store_close (store_t **self_p)
     rocksdb_writeoptions_destroy (self->write_options);
     rocksdb_readoptions_destroy (self->read_options);
     pthread_mutex_destroy (&self->error_lock);
+    pthread_mutex_destroy (&self->write_lock);
     free (self->dir);
     free (self);
     *self_p = NULL;
@@ -389,9 +396,9 @@ store_commit_group (store_t *self)
 }
 
 //  Writes batch and makes it durable as the mode says; group: the loop's
-//  group commit, which hosts the commit-path failpoints. Any thread.
+//  group commit, which hosts the commit-path failpoints. Under write_lock.
 static int
-s_write (store_t *self, rocksdb_writebatch_t *batch, bool group)
+s_write_locked (store_t *self, rocksdb_writebatch_t *batch, bool group)
 {
     assert (self && batch);
     if (atomic_load (&self->failed)) {
@@ -428,6 +435,19 @@ s_write (store_t *self, rocksdb_writebatch_t *batch, bool group)
     }
     assert (rocksdb_writebatch_count (batch) == 0);
     return 0;
+}
+
+//  Any thread. Writes and ingests take turns, and none starts after one has
+//  failed: RocksDB must not be written to again after a failed WAL write
+//  (invariant 2), whichever thread saw the failure.
+static int
+s_write (store_t *self, rocksdb_writebatch_t *batch, bool group)
+{
+    pthread_mutex_lock (&self->write_lock);
+    int rc = s_write_locked (self, batch, group);
+    pthread_mutex_unlock (&self->write_lock);
+    assert (rc == 0 || atomic_load (&self->failed));
+    return rc;
 }
 
 static int
@@ -532,6 +552,9 @@ store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, size_
     if (count == 0) {
         return 0;
     }
+    if (atomic_load (&self->failed)) {
+        return -1;
+    }
     char path[4096];
     snprintf (path, sizeof (path), "%s/" STORE_INGEST_PREFIX "%016" PRIx64 "-%s-%" PRIu64 ".sst",
               self->dir, self->ingest_token, s_cf_names[cf],
@@ -556,6 +579,7 @@ store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, size_
     rocksdb_sstfilewriter_destroy (writer);
     rocksdb_envoptions_destroy (env_options);
     if (err) {
+        atomic_store (&self->failed, true); //  the disk refused a write: fail as a commit would
         s_set_error (self, "sst write", err);
         remove (path);
         return -1;
@@ -564,10 +588,20 @@ store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, size_
     rocksdb_ingestexternalfileoptions_t *ingest = rocksdb_ingestexternalfileoptions_create ();
     rocksdb_ingestexternalfileoptions_set_move_files (ingest, 1);
     const char *files[1] = {path};
-    rocksdb_ingest_external_file_cf (self->db, self->cf[cf], files, 1, ingest, &err);
+    pthread_mutex_lock (&self->write_lock);
+    bool refused = atomic_load (&self->failed);
+    if (!refused) {
+        rocksdb_ingest_external_file_cf (self->db, self->cf[cf], files, 1, ingest, &err);
+        if (err) {
+            atomic_store (&self->failed, true);
+        }
+    }
+    pthread_mutex_unlock (&self->write_lock);
     rocksdb_ingestexternalfileoptions_destroy (ingest);
-    if (err) {
-        s_set_error (self, "ingest", err);
+    if (refused || err) {
+        if (err) {
+            s_set_error (self, "ingest", err);
+        }
         remove (path);
         return -1;
     }

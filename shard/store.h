@@ -100,7 +100,8 @@ int store_get (store_t *self, store_cf_t cf, const void *key, size_t key_size, v
 //  Writes `count` entries, each `entry_size` bytes: a key of `key_size`
 //  bytes followed by its value. Entries must be sorted by key bytes and
 //  unique. They become one SST file, ingested into `cf` (the file is moved
-//  into the database). 0 on success, -1 on error (nothing ingested).
+//  into the database). 0 on success, -1 on error (nothing ingested; a
+//  failed write or ingest fails the store, and a failed store refuses).
 int store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, size_t entry_size,
                          size_t key_size, size_t count);
 
