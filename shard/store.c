@@ -70,6 +70,7 @@ static const char *s_cf_names[STORE_CF_COUNT] = {
 #define STORE_WRITE_BUFFER_BYTES (64u << 20) //  memtable size per column family
 #define STORE_BLOOM_BITS_PER_KEY 10.0        //  ~1% false positives
 #define STORE_ERROR_SIZE         256         //  bytes of the last error text
+#define STORE_INFO_LOG_LEVEL     4           //  RocksDB's InfoLogLevel FATAL_LEVEL
 
 struct store_t {
     rocksdb_t *db;
@@ -290,6 +291,12 @@ store_open_env (const char *dir, rl_durability_t durability, store_env_t *env, c
     rocksdb_options_increase_parallelism (self->options, 2);
     rocksdb_options_set_max_background_jobs (self->options, 2);
     rocksdb_options_enable_statistics (self->options);
+    //  RocksDB's own LOG file only for fatal errors: on a full disk its
+    //  writer fails like any other, and RocksDB's no-space recovery thread
+    //  then logs through it again and stops the process with an assertion
+    //  (a writer used after its error) instead of letting the shard reach
+    //  FAILED. Our log has every error RocksDB hands back.
+    rocksdb_options_set_info_log_level (self->options, STORE_INFO_LOG_LEVEL);
     if (durability == RL_DURABILITY_SYNC_MANUAL_WAL) {
         rocksdb_options_set_manual_wal_flush (self->options, 1);
     }
