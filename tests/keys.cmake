@@ -7,5 +7,5 @@ rl_add_unit(test_keys 10 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_keys.c LIBS rlco
 # from every role, the forged PREPARE + DECIDE refused at the handshake (no
 # key, unknown key) and as unauthorized (client key), a key removed on an
 # open connection.
-rl_add_unit(test_roles 60 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_roles.c LIBS rlrouterkit)
+rl_add_unit(test_roles 20 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_roles.c LIBS rlrouterkit)
 add_dependencies(test_roles shard router)

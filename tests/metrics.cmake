@@ -1,7 +1,7 @@
 # Metrics (docs/metrics.md): the registry and the HTTP endpoints in one
 # process; the alert rules' unit tests; a live cluster checked with the real
 # Prometheus tools. A missing promtool or prometheus fails, never skips.
-rl_add_unit(test_metrics 20 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_metrics.c
+rl_add_unit(test_metrics 10 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_metrics.c
             LIBS rlcommon rlproc)
 
 # `promtool check rules` and `promtool test rules`: every alert fires on its
@@ -11,11 +11,11 @@ add_test(NAME test_alert_rules
 add_test(NAME test_alert_rules_check
          COMMAND promtool check rules ${PROJECT_SOURCE_DIR}/ops/prometheus/rules.yml
                  ${PROJECT_SOURCE_DIR}/ops/prometheus/alerts.yml)
-set_tests_properties(test_alert_rules test_alert_rules_check PROPERTIES TIMEOUT 30)
+set_tests_properties(test_alert_rules test_alert_rules_check PROPERTIES TIMEOUT 10)
 
 # A 2-shard cluster and a router under load: promtool check metrics on every
 # endpoint, the dashboard's and rules' metrics in the live output, and
 # Prometheus scraping it until the expected series appear (11 s measured).
 add_test(NAME test_metrics_live
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/test_metrics_live.py ${CMAKE_BINARY_DIR})
-set_tests_properties(test_metrics_live PROPERTIES TIMEOUT 120 RESOURCE_LOCK cluster_load)
+set_tests_properties(test_metrics_live PROPERTIES TIMEOUT 40 RESOURCE_LOCK cluster_load)

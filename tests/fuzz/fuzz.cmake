@@ -33,7 +33,7 @@ function(rl_fuzz_target name)
 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=\"$3/\" \"$2\" \"$1\""
                          $<TARGET_FILE:${exe}> ${RL_FUZZ_DIR}/corpus/${name} ${run_corpus}
                          ${artifacts} ${RL_FUZZ_SECONDS})
-        math(EXPR timeout_s "${RL_FUZZ_SECONDS} + 60")
+        math(EXPR timeout_s "${RL_FUZZ_SECONDS} + 20")
         set_tests_properties(fuzz_${name}_run PROPERTIES LABELS fuzz TIMEOUT ${timeout_s}
                              ENVIRONMENT "LSAN_OPTIONS=suppressions=${RL_FUZZ_DIR}/lsan.supp")
     else()
@@ -41,7 +41,7 @@ function(rl_fuzz_target name)
         add_executable(${exe} ${RL_FUZZ_DIR}/fuzz_${name}.c ${RL_FUZZ_DIR}/replay_main.c
                        ${F_SOURCES})
         add_test(NAME fuzz_replay_${name} COMMAND ${exe} ${RL_FUZZ_DIR}/corpus/${name})
-        set_tests_properties(fuzz_replay_${name} PROPERTIES TIMEOUT 60
+        set_tests_properties(fuzz_replay_${name} PROPERTIES TIMEOUT 10
                              ENVIRONMENT "LSAN_OPTIONS=suppressions=${RL_FUZZ_DIR}/lsan.supp")
     endif()
     target_include_directories(${exe} PRIVATE ${RL_FUZZ_DIR} ${PROJECT_SOURCE_DIR}/common
