@@ -11,7 +11,7 @@ add_test(NAME test_alert_rules
 add_test(NAME test_alert_rules_check
          COMMAND promtool check rules ${PROJECT_SOURCE_DIR}/ops/prometheus/rules.yml
                  ${PROJECT_SOURCE_DIR}/ops/prometheus/alerts.yml)
-set_tests_properties(test_alert_rules test_alert_rules_check PROPERTIES TIMEOUT 10)
+set_tests_properties(test_alert_rules test_alert_rules_check PROPERTIES TIMEOUT 16)
 
 # A 2-shard cluster and a router under load: promtool check metrics on every
 # endpoint, the dashboard's and rules' metrics in the live output, and
