@@ -18,7 +18,8 @@
     The retry helpers only ever resend records with the ids they were given:
     an open outcome is settled by asking again, never by paying again.
 
-    The admin calls and the fan-outs are in client_admin.c.
+    The pipelined calls are in client_pipe.c (over client_internal.h), the
+    admin calls and the fan-outs in client_admin.c.
 
     Security is process-wide (s_curve): a keypair, a default server key and
     a table of server keys by endpoint, applied by rl_client_connect to
@@ -39,6 +40,7 @@
     flight, RL_CLIENT_ATTEMPTS_MAX attempts per retry helper.
 */
 #include "client.h"
+#include "client_internal.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -121,20 +123,6 @@ rl_client_connect (void *sock, const char *endpoint)
     }
     return zsock_connect (sock, "%s", endpoint) == 0 ? 0 : -1;
 }
-
-struct rl_client_t {
-    zsock_t *dealer;
-    uint64_t next_request_id;
-    uint64_t stale_replies; //  replies to calls that had timed out
-    uint64_t bad_replies;   //  replies that did not decode
-    size_t window;          //  pipelined requests allowed in flight
-    uint64_t *inflight;     //  their ids, RL_CLIENT_WINDOW_MAX slots
-    size_t inflight_count;
-    zlist_t *stash;      //  zframe_t: replies to them, received by a blocking call
-    int send_timeout_ms; //  rl_client_send: wait for a connection this long
-    zframe_t *begun;     //  rl_client_send_begin: the request being filled
-    zframe_t *lent;      //  rl_client_recv_borrow: the reply last lent
-};
 
 rl_client_t *
 rl_client_new (const char *endpoints)
@@ -226,16 +214,16 @@ rl_client_strerror (int rc)
 
 //  Memory for a call, or NULL (RL_CLIENT_ERR_NOMEM). Failpoint client.alloc
 //  makes it fail.
-static void *
-s_alloc (size_t size)
+void *
+client_i_alloc (size_t size)
 {
     return RL_FAILPOINT (CLIENT_ALLOC) == 0 ? malloc (size ? size : 1) : NULL;
 }
 
 //  Window of pipelined requests ------------------------------------------------
 
-static int
-s_inflight_find (const rl_client_t *self, uint64_t request_id)
+int
+client_i_inflight_find (const rl_client_t *self, uint64_t request_id)
 {
     for (size_t i = 0; i < self->inflight_count; i++) {
         if (self->inflight[i] == request_id) {
@@ -245,16 +233,16 @@ s_inflight_find (const rl_client_t *self, uint64_t request_id)
     return -1;
 }
 
-static void
-s_inflight_remove (rl_client_t *self, size_t i)
+void
+client_i_inflight_remove (rl_client_t *self, size_t i)
 {
     assert (i < self->inflight_count);
     self->inflight[i] = self->inflight[--self->inflight_count];
 }
 
 //  A request frame with room for body_size bytes of body, or NULL.
-static zframe_t *
-s_frame_new (size_t body_size)
+zframe_t *
+client_i_frame_new (size_t body_size)
 {
     return RL_FAILPOINT (CLIENT_ALLOC) == 0 ? zframe_new (NULL, codec_frame_size (body_size))
                                             : NULL;
@@ -262,8 +250,8 @@ s_frame_new (size_t body_size)
 
 //  Sends a request frame (taken). Waits up to timeout_ms for a live
 //  connection. 0, or RL_CLIENT_ERR_SEND (nothing sent).
-static int
-s_send_frame (rl_client_t *self, zframe_t **frame_p, int timeout_ms)
+int
+client_i_send_frame (rl_client_t *self, zframe_t **frame_p, int timeout_ms)
 {
     zsock_set_sndtimeo (self->dealer, timeout_ms > 0 ? timeout_ms : 0);
     int rc = zframe_send (frame_p, self->dealer, 0);
@@ -277,25 +265,25 @@ s_send_frame (rl_client_t *self, zframe_t **frame_p, int timeout_ms)
 
 //  Sends one request frame: header + body. Waits up to timeout_ms for a live
 //  connection. 0, or RL_CLIENT_ERR_SEND or RL_CLIENT_ERR_NOMEM (nothing sent).
-static int
-s_send (rl_client_t *self, uint16_t operation, uint64_t request_id, const void *body,
-        size_t body_size, uint32_t record_count, int timeout_ms)
+int
+client_i_send (rl_client_t *self, uint16_t operation, uint64_t request_id, const void *body,
+               size_t body_size, uint32_t record_count, int timeout_ms)
 {
     rl_header_t header = codec_request_header (operation, request_id, record_count);
-    zframe_t *frame = s_frame_new (body_size);
+    zframe_t *frame = client_i_frame_new (body_size);
     if (!frame) {
         return RL_CLIENT_ERR_NOMEM;
     }
     codec_encode_frame (&header, body, body_size, zframe_data (frame));
-    return s_send_frame (self, &frame, timeout_ms);
+    return client_i_send_frame (self, &frame, timeout_ms);
 }
 
 //  Takes a reply frame whose header decoded: copies the body out. Returns
 //  like a call; RL_CLIENT_ERR_NOMEM when the body cannot be copied (the
 //  reply is lost: its outcome is unknown).
-static int
-s_take_reply (rl_client_t *self, zframe_t **frame_p, rl_status_t check, rl_header_t *header,
-              uint8_t **reply_p, size_t *reply_size_p)
+int
+client_i_take_reply (rl_client_t *self, zframe_t **frame_p, rl_status_t check, rl_header_t *header,
+                     uint8_t **reply_p, size_t *reply_size_p)
 {
     zframe_t *frame = *frame_p;
     *reply_p = NULL;
@@ -309,7 +297,7 @@ s_take_reply (rl_client_t *self, zframe_t **frame_p, rl_status_t check, rl_heade
     const uint8_t *body = codec_frame_body (zframe_data (frame), zframe_size (frame), &body_size);
     *reply_size_p = body_size;
     if (body_size > 0) {
-        *reply_p = s_alloc (body_size);
+        *reply_p = client_i_alloc (body_size);
         if (!*reply_p) {
             *reply_size_p = 0;
             zframe_destroy (frame_p);
@@ -326,9 +314,9 @@ s_take_reply (rl_client_t *self, zframe_t **frame_p, rl_status_t check, rl_heade
 //  pipelined requests that are not the one it waits for. On 0, *frame_p is
 //  the reply, its header in *header and codec_check_reply's verdict in
 //  *check_p. A reply already queued is taken even when timeout_ms is 0.
-static int
-s_receive_frame (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_header_t *header,
-                 zframe_t **frame_p, rl_status_t *check_p)
+int
+client_i_receive_frame (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_header_t *header,
+                        zframe_t **frame_p, rl_status_t *check_p)
 {
     int64_t deadline = zclock_mono () + timeout_ms;
     bool first = true;
@@ -355,11 +343,11 @@ s_receive_frame (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_head
             zframe_destroy (&frame);
             continue;
         }
-        int slot = s_inflight_find (self, header->request_id);
+        int slot = client_i_inflight_find (self, header->request_id);
         if ((request_id == 0 && slot >= 0)
             || (request_id != 0 && header->request_id == request_id)) {
             if (request_id == 0) {
-                s_inflight_remove (self, (size_t) slot);
+                client_i_inflight_remove (self, (size_t) slot);
             }
             *frame_p = frame;
             *check_p = status;
@@ -378,31 +366,31 @@ s_receive_frame (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_head
 
 //  Waits for the reply to request_id (any request in the window when
 //  request_id is 0) and copies its body out.
-static int
-s_receive (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_header_t *header,
-           uint8_t **reply_p, size_t *reply_size_p)
+int
+client_i_receive (rl_client_t *self, uint64_t request_id, int timeout_ms, rl_header_t *header,
+                  uint8_t **reply_p, size_t *reply_size_p)
 {
     zframe_t *frame = NULL;
     rl_status_t check = RL_STATUS_OK;
-    int rc = s_receive_frame (self, request_id, timeout_ms, header, &frame, &check);
+    int rc = client_i_receive_frame (self, request_id, timeout_ms, header, &frame, &check);
     if (rc != 0) {
         return rc;
     }
-    return s_take_reply (self, &frame, check, header, reply_p, reply_size_p);
+    return client_i_take_reply (self, &frame, check, header, reply_p, reply_size_p);
 }
 
 //  A reply to a request in the window that a blocking call kept, taking the
 //  request out of the window; NULL when there is none. Drops the replies to
 //  requests cancelled since.
-static zframe_t *
-s_stash_take (rl_client_t *self, rl_header_t *header, rl_status_t *check_p)
+zframe_t *
+client_i_stash_take (rl_client_t *self, rl_header_t *header, rl_status_t *check_p)
 {
     zframe_t *frame = zlist_pop (self->stash);
     while (frame) {
         *check_p = codec_check_reply (zframe_data (frame), zframe_size (frame), header);
-        int slot = s_inflight_find (self, header->request_id);
+        int slot = client_i_inflight_find (self, header->request_id);
         if (slot >= 0) {
-            s_inflight_remove (self, (size_t) slot);
+            client_i_inflight_remove (self, (size_t) slot);
             return frame;
         }
         zframe_destroy (&frame); //  cancelled since
@@ -422,12 +410,13 @@ rl_client_call (rl_client_t *self, uint16_t operation, const void *body, size_t 
     *reply_size_p = 0;
     uint64_t request_id = self->next_request_id++;
     int64_t started = zclock_mono ();
-    int rc = s_send (self, operation, request_id, body, body_size, record_count, timeout_ms);
+    int rc = client_i_send (self, operation, request_id, body, body_size, record_count, timeout_ms);
     if (rc != 0) {
         return rc;
     }
     int left = timeout_ms - (int) (zclock_mono () - started);
-    rc = s_receive (self, request_id, left > 0 ? left : 0, reply_header, reply_p, reply_size_p);
+    rc = client_i_receive (self, request_id, left > 0 ? left : 0, reply_header, reply_p,
+                           reply_size_p);
     if (rc >= 0 && reply_header->operation != operation) {
         free (*reply_p);
         *reply_p = NULL;
@@ -447,7 +436,7 @@ s_call_records (rl_client_t *self, uint16_t op, const void *records, size_t coun
     if (count > RL_BATCH_RECORDS_MAX) {
         return RL_CLIENT_ERR_ARGS;
     }
-    uint8_t *body = count ? s_alloc (count * in_record_size) : NULL;
+    uint8_t *body = count ? client_i_alloc (count * in_record_size) : NULL;
     if (count > 0 && !body) {
         return RL_CLIENT_ERR_NOMEM;
     }
@@ -642,9 +631,10 @@ s_create_retry (rl_client_t *self, uint16_t op, const void *records, size_t coun
     for (size_t i = 0; i < count; i++) {
         results[i] = (rl_result_rec_t){.index = (uint32_t) i, .result = RL_OUTCOME_UNKNOWN};
     }
-    size_t *open = s_alloc (count * sizeof (size_t));
-    uint8_t *batch = open ? s_alloc (count * in_size) : NULL;
-    rl_result_rec_t *batch_results = batch ? s_alloc (count * sizeof (rl_result_rec_t)) : NULL;
+    size_t *open = client_i_alloc (count * sizeof (size_t));
+    uint8_t *batch = open ? client_i_alloc (count * in_size) : NULL;
+    rl_result_rec_t *batch_results = batch ? client_i_alloc (count * sizeof (rl_result_rec_t))
+                                           : NULL;
     if (!batch_results) {
         free (open);
         free (batch);
@@ -713,225 +703,4 @@ rl_client_create_transfers_retry (rl_client_t *self, const rl_transfer_t *transf
 {
     return s_create_retry (self, RL_OP_CREATE_TRANSFERS, transfers, count, sizeof (rl_transfer_t),
                            s_enc_transfer, results, timeout_ms, attempts_max);
-}
-
-//  Pipelined calls -------------------------------------------------------------
-
-int
-rl_client_send (rl_client_t *self, uint16_t operation, const void *body, size_t body_size,
-                uint32_t record_count, uint64_t *request_id_p)
-{
-    assert (self && request_id_p);
-    assert (body_size == 0 || body);
-    if (self->inflight_count >= self->window) {
-        return RL_CLIENT_ERR_WINDOW;
-    }
-    uint64_t request_id = self->next_request_id++;
-    int rc = s_send (self, operation, request_id, body, body_size, record_count,
-                     self->send_timeout_ms);
-    if (rc != 0) {
-        return rc;
-    }
-    assert (self->inflight_count < RL_CLIENT_WINDOW_MAX);
-    self->inflight[self->inflight_count++] = request_id;
-    *request_id_p = request_id;
-    return 0;
-}
-
-int
-rl_client_send_transfers (rl_client_t *self, const rl_transfer_t *transfers, size_t count,
-                          uint64_t *request_id_p)
-{
-    if (count > RL_BATCH_RECORDS_MAX) {
-        return RL_CLIENT_ERR_ARGS;
-    }
-    if (self->inflight_count >= self->window) {
-        return RL_CLIENT_ERR_WINDOW;
-    }
-    uint8_t *body = count ? s_alloc (count * RL_TRANSFER_SIZE) : NULL;
-    if (count > 0 && !body) {
-        return RL_CLIENT_ERR_NOMEM;
-    }
-    for (size_t i = 0; i < count; i++) {
-        codec_encode_transfer (&transfers[i], body + i * RL_TRANSFER_SIZE);
-    }
-    int rc = rl_client_send (self, RL_OP_CREATE_TRANSFERS, body, count * RL_TRANSFER_SIZE,
-                             (uint32_t) count, request_id_p);
-    free (body);
-    return rc;
-}
-
-int
-rl_client_recv (rl_client_t *self, int timeout_ms, rl_header_t *reply_header, uint8_t **body_p,
-                size_t *body_size_p)
-{
-    assert (self && reply_header && body_p && body_size_p);
-    *body_p = NULL;
-    *body_size_p = 0;
-    rl_status_t check = RL_STATUS_OK;
-    zframe_t *frame = s_stash_take (self, reply_header, &check);
-    if (frame) {
-        return s_take_reply (self, &frame, check, reply_header, body_p, body_size_p);
-    }
-    if (self->inflight_count == 0) {
-        return RL_CLIENT_ERR_ARGS;
-    }
-    return s_receive (self, 0, timeout_ms, reply_header, body_p, body_size_p);
-}
-
-int
-rl_client_cancel (rl_client_t *self, uint64_t request_id)
-{
-    assert (self);
-    int slot = s_inflight_find (self, request_id);
-    if (slot < 0) {
-        return RL_CLIENT_ERR_ARGS;
-    }
-    s_inflight_remove (self, (size_t) slot);
-    return 0;
-}
-
-int
-rl_client_set_window (rl_client_t *self, size_t window)
-{
-    assert (self);
-    if (window < 1 || window > RL_CLIENT_WINDOW_MAX) {
-        return RL_CLIENT_ERR_ARGS;
-    }
-    self->window = window;
-    return 0;
-}
-
-size_t
-rl_client_inflight (const rl_client_t *self)
-{
-    assert (self);
-    return self->inflight_count;
-}
-
-void
-rl_client_set_send_timeout (rl_client_t *self, int timeout_ms)
-{
-    assert (self);
-    self->send_timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
-}
-
-void
-rl_client_decode_results (const uint8_t *body, size_t count, rl_result_rec_t *results)
-{
-    assert (count == 0 || (body && results));
-    for (size_t i = 0; i < count; i++) {
-        codec_decode_result (body + i * RL_RESULT_SIZE, &results[i]);
-    }
-}
-
-//  Pipelined calls without copies ------------------------------------------------
-//
-//  The same window as rl_client_send / rl_client_recv, for a caller that
-//  keeps many large batches in flight on many clients: the body is encoded
-//  straight into the request frame, a reply is read where it arrived, and
-//  one wait covers every client. Invariant: `begun` is a frame not yet sent
-//  (at most one), `lent` the last reply lent (at most one, freed at the
-//  next borrow or at destroy).
-
-int
-rl_client_send_begin (rl_client_t *self, size_t body_size, uint8_t **body_p)
-{
-    assert (self && body_p);
-    *body_p = NULL;
-    zframe_destroy (&self->begun);
-    if (body_size > RL_MESSAGE_SIZE_MAX) {
-        return RL_CLIENT_ERR_ARGS;
-    }
-    if (self->inflight_count >= self->window) {
-        return RL_CLIENT_ERR_WINDOW;
-    }
-    self->begun = s_frame_new (body_size);
-    if (!self->begun) {
-        return RL_CLIENT_ERR_NOMEM;
-    }
-    *body_p = zframe_data (self->begun) + codec_frame_size (0);
-    return 0;
-}
-
-int
-rl_client_send_end (rl_client_t *self, uint16_t operation, uint32_t record_count,
-                    uint64_t *request_id_p)
-{
-    assert (self && request_id_p);
-    if (!self->begun) {
-        return RL_CLIENT_ERR_ARGS;
-    }
-    assert (self->inflight_count < self->window); //  checked by rl_client_send_begin
-    uint64_t request_id = self->next_request_id++;
-    rl_header_t header = codec_request_header (operation, request_id, record_count);
-    codec_encode_frame (&header, NULL, 0, zframe_data (self->begun));
-    int rc = s_send_frame (self, &self->begun, self->send_timeout_ms);
-    assert (!self->begun); //  sent or destroyed
-    if (rc != 0) {
-        return rc;
-    }
-    self->inflight[self->inflight_count++] = request_id;
-    *request_id_p = request_id;
-    return 0;
-}
-
-int
-rl_client_recv_borrow (rl_client_t *self, int timeout_ms, rl_header_t *reply_header,
-                       const uint8_t **body_p, size_t *body_size_p)
-{
-    assert (self && reply_header && body_p && body_size_p);
-    *body_p = NULL;
-    *body_size_p = 0;
-    zframe_destroy (&self->lent);
-    rl_status_t check = RL_STATUS_OK;
-    zframe_t *frame = s_stash_take (self, reply_header, &check);
-    if (!frame) {
-        if (self->inflight_count == 0) {
-            return RL_CLIENT_ERR_ARGS;
-        }
-        int rc = s_receive_frame (self, 0, timeout_ms, reply_header, &frame, &check);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    if (check != RL_STATUS_OK) {
-        self->bad_replies++;
-        zframe_destroy (&frame);
-        return RL_CLIENT_ERR_REPLY;
-    }
-    *body_p = codec_frame_body (zframe_data (frame), zframe_size (frame), body_size_p);
-    if (*body_size_p == 0) {
-        *body_p = NULL;
-    }
-    self->lent = frame;
-    return reply_header->status == RL_STATUS_OK ? 0 : (int) reply_header->status;
-}
-
-int
-rl_client_wait_any (rl_client_t *const *clients, size_t count, int timeout_ms, bool *ready)
-{
-    assert (clients && ready);
-    if (count == 0 || count > RL_CLIENT_WAIT_MAX) {
-        return RL_CLIENT_ERR_ARGS;
-    }
-    zmq_pollitem_t items[RL_CLIENT_WAIT_MAX];
-    int stashed = 0;
-    for (size_t i = 0; i < count; i++) {
-        assert (clients[i]);
-        ready[i] = zlist_size (clients[i]->stash) > 0;
-        stashed += ready[i];
-        items[i] = (zmq_pollitem_t){.socket = zsock_resolve (clients[i]->dealer),
-                                    .events = ZMQ_POLLIN};
-    }
-    int rc = zmq_poll (items, (int) count, stashed > 0 ? 0 : timeout_ms);
-    if (rc < 0) {
-        return stashed; //  interrupted: the caller decides
-    }
-    int ready_count = 0;
-    for (size_t i = 0; i < count; i++) {
-        ready[i] = ready[i] || (items[i].revents & ZMQ_POLLIN);
-        ready_count += ready[i];
-    }
-    return ready_count;
 }
