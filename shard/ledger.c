@@ -193,7 +193,8 @@ bool
 ledger_frozen (const ledger_t *self, rl_id_t account_id)
 {
     assert (self);
-    return self->arcs && ledger_owns (self, account_id)
+    //  Almost always nothing waits for data: no hashing then.
+    return self->arcs && arcs_unreceived_count (self->arcs) > 0 && ledger_owns (self, account_id)
            && !arcs_received_id (self->arcs, account_id);
 }
 

@@ -163,7 +163,7 @@ def main():
         load = subprocess.Popen([os.path.join(build, "bench/rlbench"), "--connect",
                                  "tcp://127.0.0.1:%d" % base, "--insecure", "--accounts", "200",
                                  "--batch", "20", "--cross-fraction", "0.5", "--warmup", "0",
-                                 "--duration", str(LOAD_S), "--quiet", "--no-check"],
+                                 "--duration", str(LOAD_S), "--quiet"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
         # 3. Prometheus with the rules, scraping every second.

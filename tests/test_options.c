@@ -115,6 +115,20 @@ test_shard_numbers (void **state)
     s_shard_refuses (h, "--tick-ms", "1001", NULL, "--tick-ms must be");
 }
 
+//  Security is chosen, never defaulted: --keys or --insecure, exactly one,
+//  and no certificate without keys.
+static void
+test_shard_security_choice (void **state)
+{
+    harness_t *h = *state;
+    const char *why = "give --keys KEYDIR";
+    s_shard_refuses (h, NULL, NULL, NULL, why); //  neither
+    const char *both[] = {"--insecure", NULL};
+    s_shard_refuses (h, "--keys", harness_dir (h), both, why);
+    const char *cert[] = {"--insecure", NULL};
+    s_shard_refuses (h, "--cert", "/nonexistent.key_secret", cert, why);
+}
+
 //  The order of timeouts on one shard: prepare < deadline.
 static void
 test_shard_order (void **state)
@@ -216,6 +230,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_shard_numbers),
         cmocka_unit_test (test_shard_order),
+        cmocka_unit_test (test_shard_security_choice),
         cmocka_unit_test (test_client_timeouts),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);

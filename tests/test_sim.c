@@ -816,6 +816,7 @@ test_outcome_query (void **state)
     assert_int_equal (inflight, 0);
     assert_int_equal (alarms, 0);
     assert_true (s_slots[0].aborted_last);
+    s_scenario_conserved (); //  the abort released the reservation
     rl_attempt_t own = coordinator_incarnation (ledger_coordinator (s_nodes[0].ledger));
     assert_true (own.counter >= 2 && own.seq == 1);
     rl_tp_rec_t base = {.id = s_slots[0].t.id,
