@@ -153,7 +153,8 @@
     X (T, keys, 220, U32)                                                                          \
     X (T, handshakes_refused, 224, U64)                                                            \
     X (T, unauthorized, 232, U64)                                                                  \
-    X (T, reserved, 240, U64S)
+    X (T, epoch_jumps_refused, 240, U64)                                                           \
+    X (T, reserved, 248, U64)
 
 #define S_TP_FIELDS(X, T)                                                                          \
     X (T, id, 0, ID)                                                                               \

@@ -177,13 +177,17 @@ typedef enum {
     /*  the sender's key lacks every role the operation allows */                                  \
     X (RL_STATUS_UNAUTHORIZED, 16, "unauthorized",                                                 \
        "your key does not hold a role allowed to send this (docs/security.md): use a key of "     \
-       "that role, or ask the operator to add yours; nothing was changed")
+       "that role, or ask the operator to add yours; nothing was changed")                        \
+    /*  load ring: the epoch is more than --max-epoch-jump above the current one */              \
+    X (RL_STATUS_EPOCH_TOO_FAR, 17, "epoch_too_far",                                               \
+       "the ring's epoch is more than the shard's --max-epoch-jump above the one it serves: "     \
+       "load a ring of the next epoch (rebalance plan writes epoch + 1); nothing was changed")
 // clang-format on
 
 #define RL_STATUS_ENUM_(id, value, name, hint) id = value,
 typedef enum { RL_STATUS_TABLE (RL_STATUS_ENUM_) } rl_status_t;
 #undef RL_STATUS_ENUM_
-#define RL_STATUS_LAST RL_STATUS_UNAUTHORIZED //  statuses are 0..RL_STATUS_LAST
+#define RL_STATUS_LAST RL_STATUS_EPOCH_TOO_FAR //  statuses are 0..RL_STATUS_LAST
 
 //  Per-record result codes (create_accounts and create_transfers) ----------
 //  X (identifier, value, name, class, burns, operator hint), one row per
@@ -490,7 +494,8 @@ typedef struct {
     uint32_t keys;                     //  public keys in the role key sets
     uint64_t handshakes_refused;       //  connections refused at the handshake (no or unknown key)
     uint64_t unauthorized;             //  requests refused unauthorized (a key without the role)
-    uint64_t reserved[2];              //  zero
+    uint64_t epoch_jumps_refused;      //  rings refused: epoch beyond --max-epoch-jump
+    uint64_t reserved;                 //  zero
 } rl_status_rec_t;
 
 //  Two-phase transfers between shards (docs/two-phase.md) ---------------------

@@ -129,6 +129,15 @@ _Static_assert(RL_SHARD_DEADLINE_MS_MAX < RL_ROUTER_DEADLINE_MS_MAX,
                "a router deadline can exceed every shard deadline");
 _Static_assert(RL_SHARD_DEADLINE_MS <= RL_SHARD_DEADLINE_MS_MAX, "the default is in range");
 
+//  Rings against hostile peers (docs/security.md) ----------------------------
+//  A new ring's epoch may exceed the current one by at most --max-epoch-jump
+//  (shard: load_ring; router: the rings it fetches), so that one ring at
+//  epoch 2^64 - 1 cannot freeze the ring for good.
+#define RL_RING_EPOCH_JUMP_DEFAULT 1000       //  default --max-epoch-jump
+#define RL_RING_EPOCH_JUMP_MAX     (1L << 40) //  largest --max-epoch-jump
+_Static_assert(RL_RING_EPOCH_JUMP_DEFAULT <= RL_RING_EPOCH_JUMP_MAX,
+               "the default jump is in range");
+
 //  Client (common/client.c, docs/client.md) --------------------------------
 #define RL_CLIENT_HWM_MESSAGES         1000 //  requests queued in the client socket
 #define RL_CLIENT_WINDOW_DEFAULT       64   //  asynchronous requests in flight, default

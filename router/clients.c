@@ -166,6 +166,7 @@ s_answer_status (router_t *self, zmsg_t *envelope, const rl_header_t *h)
     status.keys = (uint32_t) rl_auth_key_count (self->auth);
     status.handshakes_refused = rl_auth_refused (self->auth);
     status.unauthorized = self->unauthorized;
+    status.epoch_jumps_refused = self->epoch_jumps_refused;
     uint8_t out[RL_STATUS_SIZE];
     codec_encode_status (&status, out);
     router_reply_send (self, &envelope, h, RL_STATUS_OK, 1, out, sizeof (out));

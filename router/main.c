@@ -80,8 +80,11 @@ s_usage (FILE *out)
              "  --name         this router's name in status (default router)\n"
              "  --ring-refresh-ms N  ask a shard for its ring this often (default %d)\n"
              "  --metrics-bind IPV4:PORT  serve /metrics, /healthz, /readyz over HTTP there\n"
-             "                 (e.g. 127.0.0.1:9100; default off; docs/metrics.md)\n",
-             RL_ROUTER_DEADLINE_MS, RL_SHARD_DEADLINE_MS, RL_ROUTER_RING_REFRESH_MS);
+             "                 (e.g. 127.0.0.1:9100; default off; docs/metrics.md)\n"
+             "  --max-epoch-jump N  refuse a fetched ring whose epoch is more than N above\n"
+             "                 the one served (1..%ld, default %d)\n",
+             RL_ROUTER_DEADLINE_MS, RL_SHARD_DEADLINE_MS, RL_ROUTER_RING_REFRESH_MS,
+             RL_RING_EPOCH_JUMP_MAX, RL_RING_EPOCH_JUMP_DEFAULT);
 }
 
 static int
@@ -101,12 +104,14 @@ s_parse_options (int argc, char **argv, r_options_t *o)
         {"shard-key", required_argument, NULL, 'k'},
         {"insecure", no_argument, NULL, 'I'},
         {"metrics-bind", required_argument, NULL, 'X'},
+        {"max-epoch-jump", required_argument, NULL, 'J'},
         {NULL, 0, NULL, 0},
     };
     *o = (r_options_t){.name = "router",
                        .deadline_ms = RL_ROUTER_DEADLINE_MS,
                        .shard_deadline_ms = RL_SHARD_DEADLINE_MS,
-                       .refresh_ms = RL_ROUTER_RING_REFRESH_MS};
+                       .refresh_ms = RL_ROUTER_RING_REFRESH_MS,
+                       .max_epoch_jump = RL_RING_EPOCH_JUMP_DEFAULT};
     int c;
     while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
@@ -160,6 +165,13 @@ s_parse_options (int argc, char **argv, r_options_t *o)
             case 'R':
                 if (options_long ("router", "--ring-refresh-ms", optarg, RL_ROUTER_TICK_MS,
                                   RL_ROUTER_DEADLINE_MS_MAX, &o->refresh_ms)
+                    != 0) {
+                    return -1;
+                }
+                break;
+            case 'J':
+                if (options_long ("router", "--max-epoch-jump", optarg, 1, RL_RING_EPOCH_JUMP_MAX,
+                                  &o->max_epoch_jump)
                     != 0) {
                     return -1;
                 }

@@ -676,7 +676,10 @@ s_handle_reply (router_t *self, r_shard_t *shard, zframe_t *frame)
         rl_warn ("shard %s: a reply that does not decode (%zu bytes): dropped", shard->name, size);
         return;
     }
-    if (h.epoch > ring_epoch (self->ring) && !self->refresh_want) {
+    //  An epoch refused for its jump (shards.c) is not asked for again at
+    //  every reply; the periodic refresh still asks.
+    if (h.epoch > ring_epoch (self->ring) && h.epoch != self->epoch_refused
+        && !self->refresh_want) {
         self->refresh_want = shard;
     }
     r_sub_t *sub = router_sub_find (self, h.request_id);

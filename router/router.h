@@ -120,6 +120,7 @@ typedef struct {
     const char *shard_key;    //  --shard-key: server key of the --shard endpoints
     bool insecure;            //  --insecure: no CURVE, no roles
     const char *metrics_bind; //  --metrics-bind IPV4:PORT (docs/metrics.md); NULL: off
+    long max_epoch_jump;      //  a fetched ring may step the epoch by at most this
 } r_options_t;
 
 struct router_s {
@@ -152,6 +153,7 @@ struct router_s {
     uint32_t refresh_slot;
     int64_t refresh_expires_ms;
     r_shard_t *refresh_want; //  a shard that showed a higher epoch
+    uint64_t epoch_refused;  //  the last fetched epoch refused beyond --max-epoch-jump
     int64_t refresh_next_ms;
     size_t refresh_rr;
 
@@ -173,7 +175,8 @@ struct router_s {
     uint64_t busy;
     uint64_t nomem; //  allocations that failed (requests answered busy, replies dropped)
     uint64_t refreshes;
-    uint64_t deadline_errors; //  shard status polls whose deadline broke the order
+    uint64_t deadline_errors;     //  shard status polls whose deadline broke the order
+    uint64_t epoch_jumps_refused; //  fetched rings beyond --max-epoch-jump (shards.c)
 
     int64_t log_window_ms;
     uint32_t log_lines;

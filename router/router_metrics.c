@@ -50,6 +50,7 @@ enum {
     S_REFRESHES,
     S_DEADLINE_ERRORS,
     S_HANDSHAKES_REFUSED,
+    S_EPOCH_JUMPS_REFUSED,
     S_PENDING,
     S_PENDING_BYTES,
     S_SUBS,
@@ -93,6 +94,8 @@ static const s_scalar_t s_scalars[S_SCALAR_COUNT] = {
                            "Shard status polls whose deadline broke the order of timeouts."},
     [S_HANDSHAKES_REFUSED] = {METRICS_COUNTER, "ringledger_router_handshakes_refused_total",
                               "CURVE handshakes refused (unknown keys)."},
+    [S_EPOCH_JUMPS_REFUSED] = {METRICS_COUNTER, "ringledger_router_epoch_jumps_refused_total",
+                               "Rings fetched and refused: epoch beyond --max-epoch-jump."},
     [S_PENDING] = {METRICS_GAUGE, "ringledger_router_pending_requests",
                    "Client requests in progress (queue depth)."},
     [S_PENDING_BYTES] = {METRICS_GAUGE, "ringledger_router_pending_bytes",
@@ -227,6 +230,7 @@ router_metrics_tick (router_metrics_t *self, router_t *router)
     s_set (self, S_REFRESHES, (double) router->refreshes);
     s_set (self, S_DEADLINE_ERRORS, (double) router->deadline_errors);
     s_set (self, S_HANDSHAKES_REFUSED, (double) rl_auth_refused (router->auth));
+    s_set (self, S_EPOCH_JUMPS_REFUSED, (double) router->epoch_jumps_refused);
     s_set (self, S_PENDING, (double) (RL_ROUTER_PENDING_MAX - router->pending_free_count));
     s_set (self, S_PENDING_BYTES, (double) router->pending_bytes);
     s_set (self, S_SUBS, (double) (RL_ROUTER_SUBS_MAX - router->sub_free_count));

@@ -25,7 +25,10 @@
         idle --(tick: refresh_ms passed, or a reply showed a newer epoch)-->
         active (one get_ring sub-request, not linked in the FIFO)
         active --(answer, or RL_ROUTER_RING_FETCH_TIMEOUT_MS)--> idle;
-        a newer ring is adopted, then waiting records are sent again.
+        a newer ring is adopted, then waiting records are sent again; a
+        ring whose epoch is more than --max-epoch-jump above the one
+        served is refused like a shard's load_ring refuses it (counted,
+        logged), and the router keeps its ring.
 
     THE DEADLINE CHECK (the order of timeouts at run time)
     The order prepare < shard deadline < router deadline < client timeout
@@ -371,6 +374,17 @@ router_refresh_done (router_t *self, r_sub_t *sub, const uint8_t *blob, size_t s
         ring_t *ring = ring_decode (blob, size, err, sizeof (err));
         if (!ring) {
             rl_warn ("ring from shard %s does not decode: %s", sub->shard->name, err);
+        } else if (ring_epoch (ring) > ring_epoch (self->ring)
+                   && ring_epoch (ring) - ring_epoch (self->ring)
+                          > (uint64_t) self->options.max_epoch_jump) {
+            //  The shards' own rule: a ring that jumps this far is refused.
+            self->epoch_jumps_refused++;
+            self->epoch_refused = ring_epoch (ring);
+            rl_warn ("ring epoch %" PRIu64 " from shard %s is more than %ld (--max-epoch-jump) "
+                     "above %" PRIu64 ": refused, keeping the ring served",
+                     ring_epoch (ring), sub->shard->name, self->options.max_epoch_jump,
+                     ring_epoch (self->ring));
+            ring_destroy (&ring);
         } else if (ring_epoch (ring) > ring_epoch (self->ring)) {
             self->refreshes++;
             if (router_ring_adopt (self, ring) != 0) {

@@ -3,8 +3,10 @@
     get_ring). Dispatched by server.c within a turn, like every request.
 
     INVARIANTS
-    1. load_ring installs a ring only when its epoch is higher, and puts it
-       into the turn's batch, so the reply goes out after it is durable and
+    1. load_ring installs a ring only when its epoch is higher, by at most
+       --max-epoch-jump (a ring at epoch 2^64 - 1 would refuse every later
+       one for good: refused epoch_too_far, counted, nothing stored), and
+       puts it into the turn's batch, so the reply goes out after it is durable and
        a restart never goes back to an older ring. The arcs the shard gains
        become not received (arcs.h) in the same batch, before the ring
        serves anything.
@@ -58,6 +60,7 @@ admin_status (server_t *self, zmsg_t *envelope, const rl_header_t *h)
     status.keys = (uint32_t) rl_auth_key_count (self->auth);
     status.handshakes_refused = rl_auth_refused (self->auth);
     status.unauthorized = self->unauthorized;
+    status.epoch_jumps_refused = self->epoch_jumps_refused;
     ledger_tp_counts (self->ledger, &status.inflight, &status.in_doubt, &status.alarms);
     store_write_stats (self->store, &status.store_keys_written, &status.store_bytes_written,
                        &status.wal_bytes, &status.wal_syncs);
@@ -167,6 +170,16 @@ admin_load_ring (server_t *self, zmsg_t *envelope, const rl_header_t *h, const u
                  ring_epoch (ring), ring_epoch (self->ring));
         ring_destroy (&ring);
         return server_reply_new (self, envelope, h, RL_STATUS_EPOCH_NOT_NEWER, 0, 0, NULL);
+    }
+    assert (self->options->max_epoch_jump > 0); //  main.c bounds it
+    if (ring_epoch (ring) - ring_epoch (self->ring) > (uint64_t) self->options->max_epoch_jump) {
+        //  Nothing stored: the ring served, and the one a restart reads, stay.
+        self->epoch_jumps_refused++;
+        rl_warn ("load_ring refused: epoch %" PRIu64 " is more than %ld (--max-epoch-jump) "
+                 "above %" PRIu64,
+                 ring_epoch (ring), self->options->max_epoch_jump, ring_epoch (self->ring));
+        ring_destroy (&ring);
+        return server_reply_new (self, envelope, h, RL_STATUS_EPOCH_TOO_FAR, 0, 0, NULL);
     }
     //  The arcs this shard gains are not received until their data arrives
     //  (arcs.h); the new set goes into this batch, with the ring.

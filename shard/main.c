@@ -105,10 +105,13 @@ s_usage (FILE *out)
              "  --tp-log-capacity N       coordinator log entries: live attempts + unacknowledged\n"
              "                            decisions; beyond them busy (1..%d, default %d)\n"
              "  --metrics-bind IPV4:PORT  serve /metrics, /healthz, /readyz over HTTP there\n"
-             "                            (e.g. 127.0.0.1:9101; default off; docs/metrics.md)\n",
+             "                            (e.g. 127.0.0.1:9101; default off; docs/metrics.md)\n"
+             "  --max-epoch-jump N        load_ring refuses a ring whose epoch is more than N\n"
+             "                            above the one served (1..%ld, default %d)\n",
              RL_SHARD_CHECKPOINT_TRANSFERS, RL_PREPARE_TIMEOUT_MS, RL_SHARD_DEADLINE_MS,
              RL_SHARD_DEADLINE_MS_MAX, RL_TP_QUERY_AFTER_MS, RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS,
-             RL_SHARD_TICK_MS, RL_TP_LOG_ENTRIES_MAX, RL_TP_LOG_ENTRIES_MAX);
+             RL_SHARD_TICK_MS, RL_TP_LOG_ENTRIES_MAX, RL_TP_LOG_ENTRIES_MAX, RL_RING_EPOCH_JUMP_MAX,
+             RL_RING_EPOCH_JUMP_DEFAULT);
 }
 
 static int
@@ -134,6 +137,7 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
         {"cert", required_argument, NULL, 'c'},
         {"insecure", no_argument, NULL, 'I'},
         {"metrics-bind", required_argument, NULL, 'X'},
+        {"max-epoch-jump", required_argument, NULL, 'J'},
         {NULL, 0, NULL, 0},
     };
     *o = (server_options_t){.durability = RL_DURABILITY_SYNC,
@@ -142,7 +146,8 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
                             .query_after_ms = RL_TP_QUERY_AFTER_MS,
                             .retry_min_ms = RL_TP_RETRY_MIN_MS,
                             .retry_max_ms = RL_TP_RETRY_MAX_MS,
-                            .tick_ms = RL_SHARD_TICK_MS};
+                            .tick_ms = RL_SHARD_TICK_MS,
+                            .max_epoch_jump = RL_RING_EPOCH_JUMP_DEFAULT};
     *tp_log_capacity = RL_TP_LOG_ENTRIES_MAX;
     int c;
     int rc = 0;
@@ -203,6 +208,10 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
             case 'L':
                 rc = options_long ("shard", "--tp-log-capacity", optarg, 1, RL_TP_LOG_ENTRIES_MAX,
                                    tp_log_capacity);
+                break;
+            case 'J':
+                rc = options_long ("shard", "--max-epoch-jump", optarg, 1, RL_RING_EPOCH_JUMP_MAX,
+                                   &o->max_epoch_jump);
                 break;
             case 'K':
                 o->keys_dir = optarg;

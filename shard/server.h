@@ -36,6 +36,7 @@ typedef struct {
     const char *cert;         //  this shard's secret certificate
     bool insecure;            //  --insecure: no CURVE, no roles
     const char *metrics_bind; //  --metrics-bind IPV4:PORT (docs/metrics.md); NULL: off
+    long max_epoch_jump;      //  --max-epoch-jump: load_ring refuses a larger epoch step
 } server_options_t;
 
 typedef struct server_t server_t;

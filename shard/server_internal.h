@@ -63,6 +63,7 @@ struct server_t {
     uint64_t malformed;
     uint64_t wrong_shard;
     uint64_t unauthorized;
+    uint64_t epoch_jumps_refused; //  load_ring beyond --max-epoch-jump (admin.c)
 };
 
 //  server.c

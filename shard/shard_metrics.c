@@ -57,6 +57,7 @@ enum {
     S_WRONG_SHARD,
     S_UNAUTHORIZED,
     S_HANDSHAKES_REFUSED,
+    S_EPOCH_JUMPS_REFUSED,
     S_CHECKPOINTS,
     S_ACCOUNTS,
     S_TRANSFERS,
@@ -109,6 +110,8 @@ static const s_scalar_t s_scalars[S_SCALAR_COUNT] = {
                         "Requests refused: the key lacks the role."},
     [S_HANDSHAKES_REFUSED] = {METRICS_COUNTER, "ringledger_shard_handshakes_refused_total",
                               "CURVE handshakes refused (unknown keys)."},
+    [S_EPOCH_JUMPS_REFUSED] = {METRICS_COUNTER, "ringledger_shard_epoch_jumps_refused_total",
+                               "Rings refused by load_ring: epoch beyond --max-epoch-jump."},
     [S_CHECKPOINTS] = {METRICS_COUNTER, "ringledger_shard_checkpoints_total",
                        "Checkpoints since the shard started."},
     [S_ACCOUNTS] = {METRICS_GAUGE, "ringledger_shard_accounts", "Accounts held."},
@@ -423,6 +426,7 @@ shard_metrics_tick (shard_metrics_t *self, server_t *server)
     s_set (self, S_WRONG_SHARD, (double) server->wrong_shard);
     s_set (self, S_UNAUTHORIZED, (double) server->unauthorized);
     s_set (self, S_HANDSHAKES_REFUSED, (double) rl_auth_refused (server->auth));
+    s_set (self, S_EPOCH_JUMPS_REFUSED, (double) server->epoch_jumps_refused);
     uint64_t checkpoints = ledger_checkpoint_count (server->ledger);
     if (checkpoints != self->checkpoints_seen) {
         self->checkpoints_seen = checkpoints;

@@ -81,6 +81,7 @@ STATUS = {
     "wrong_shard": 14,
     "frozen": 15,
     "unauthorized": 16,
+    "epoch_too_far": 17,
 }
 STATUS_NAMES = {v: k for k, v in STATUS.items()}
 
@@ -392,8 +393,9 @@ class Filter:
 # ring_shards(u32) inflight in_doubt last_timestamp dropped malformed
 # wrong_shard pid(u32) state(u32) uptime_ms store_keys_written
 # store_bytes_written wal_bytes wal_syncs checkpoints alarms deadline_ms(u32)
-# prepare_timeout_ms(u32) deadline_errors arcs_unreceived reserved(5 x u64)
-_STATUS = struct.Struct("<32s QQQQQ II QQQQQQ II Q QQQQQ Q II QQ II QQ 2Q")
+# prepare_timeout_ms(u32) deadline_errors arcs_unreceived insecure(u32)
+# keys(u32) handshakes_refused unauthorized epoch_jumps_refused reserved
+_STATUS = struct.Struct("<32s QQQQQ II QQQQQQ II Q QQQQQ Q II QQ II QQ QQ")
 assert _STATUS.size == STATUS_SIZE
 
 
@@ -430,7 +432,8 @@ class Status:
     keys: int = 0
     handshakes_refused: int = 0
     unauthorized: int = 0
-    reserved: tuple = (0,) * 2
+    epoch_jumps_refused: int = 0
+    reserved: int = 0
 
     def encode(self):
         name = self.name.encode("utf-8")
@@ -444,13 +447,13 @@ class Status:
                             self.wal_syncs, self.checkpoints, self.alarms, self.deadline_ms,
                             self.prepare_timeout_ms, self.deadline_errors, self.arcs_unreceived,
                             self.insecure, self.keys, self.handshakes_refused, self.unauthorized,
-                            *self.reserved)
+                            self.epoch_jumps_refused, self.reserved)
 
     @classmethod
     def decode(cls, data, offset=0):
         f = _STATUS.unpack_from(data, offset)
         name = f[0][:31].split(b"\0", 1)[0].decode("utf-8", "replace")
-        return cls(name, *f[1:31], reserved=tuple(f[31:33]))
+        return cls(name, *f[1:33])
 
 
 # Messages -------------------------------------------------------------------
