@@ -48,11 +48,12 @@ rl_add_unit(test_send_sync 9 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_send_sync.
             LIBS rltestkit rlring)
 add_dependencies(test_send_sync shard)
 
-# Bad options of the shard, rlctl and rlbench: each refused with exit 2 and
-# its reason, the order of timeouts included (2.1 s; 7.8 s with sanitizers,
-# 11.1 s beside other tests).
+# Bad options of the shard, the router, rlctl (keygen too) and rlbench: each
+# refused with exit 2 and its reason, the order of timeouts and the choice
+# of security included (5.7 s; 8.0 s with sanitizers at load 8, 13.8 s
+# beside other tests at load 11).
 rl_add_unit(test_options 39 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_options.c LIBS rlharness rlcommon)
-add_dependencies(test_options shard rlctl rlbench)
+add_dependencies(test_options shard rlctl rlbench router)
 
 # A flood of refused admin requests with control bytes: the shard's log
 # stays bounded (one warning line per cause per second) and escaped

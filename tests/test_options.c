@@ -10,8 +10,15 @@
       --deadline-ms (the default deadline, or a given one);
     - rlctl and rlbench: a --timeout-ms for creates that does not exceed
       the router's deadline (the client comes last in the order of
-      timeouts).
-    The router's own options are tested in test_router_input.c.
+      timeouts);
+    - the router's --ring-refresh-ms and --max-epoch-jump (every kind of
+      bad number), and its security choice: --keys or --insecure, exactly
+      one, and no --cert or --shard-key with --insecure;
+    - rlctl keygen: a missing --role, --name or --dir, or an unknown role,
+      is a usage error (exit 2); a name or a directory that cannot be used
+      is a refused write (exit 1, with the reason), and nothing is written;
+      an existing key is never overwritten.
+    The router's deadlines are tested in test_router_input.c.
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <cmocka.h>
@@ -93,9 +101,9 @@ test_shard_numbers (void **state)
 {
     harness_t *h = *state;
     static const char *options[] = {
-        "--tp-log-capacity", "--deadline-ms",         "--prepare-timeout-ms",
-        "--query-after-ms",  "--retry-min-ms",        "--retry-max-ms",
-        "--tick-ms",         "--checkpoint-transfers"};
+        "--tp-log-capacity", "--deadline-ms",          "--prepare-timeout-ms",
+        "--query-after-ms",  "--retry-min-ms",         "--retry-max-ms",
+        "--tick-ms",         "--checkpoint-transfers", "--max-epoch-jump"};
     static const char *bad[] = {
         "0", "-1", "abc", "12abc", "", "99999999999999999999999", "4294967296000"};
     for (size_t i = 0; i < sizeof (options) / sizeof (options[0]); i++) {
@@ -127,6 +135,166 @@ test_shard_security_choice (void **state)
     s_shard_refuses (h, "--keys", harness_dir (h), both, why);
     const char *cert[] = {"--insecure", NULL};
     s_shard_refuses (h, "--cert", "/nonexistent.key_secret", cert, why);
+}
+
+//  The router with `extra` (NULL-terminated) after a --bind and a --ring
+//  that are fine: refused with exit 2 and `needle` in its output.
+static void
+s_router_refuses (harness_t *h, const char *const *extra, const char *needle)
+{
+    static int run = 0;
+    char log_name[64];
+    snprintf (log_name, sizeof (log_name), "router-%d", ++run);
+    const char *args[S_ARGS_MAX] = {"--bind", "tcp://127.0.0.1:1", "--ring", "/nonexistent.ring"};
+    int n = 4;
+    for (; *extra && n < S_ARGS_MAX - 1; extra++) {
+        args[n++] = *extra;
+    }
+    args[n] = NULL;
+    bool said = false;
+    int rc = s_run (h, "router/router", log_name, args, needle, &said);
+    if (rc != 2 || !said) {
+        harness_dump_log (h, log_name);
+        fail_msg ("router %s: exit %d, %s '%s'", extra[-1], rc, said ? "said" : "did not say",
+                  needle);
+    }
+}
+
+//  The router's --ring-refresh-ms and --max-epoch-jump: every kind of bad
+//  number, and just outside each range.
+static void
+test_router_numbers (void **state)
+{
+    harness_t *h = *state;
+    static const char *options[] = {"--ring-refresh-ms", "--max-epoch-jump"};
+    static const char *bad[] = {
+        "0", "-1", "abc", "12abc", "", "99999999999999999999999", "4294967296000000"};
+    for (size_t i = 0; i < sizeof (options) / sizeof (options[0]); i++) {
+        char needle[96];
+        snprintf (needle, sizeof (needle), "%s must be a whole number in", options[i]);
+        for (size_t k = 0; k < sizeof (bad) / sizeof (bad[0]); k++) {
+            const char *args[] = {"--insecure", options[i], bad[k], NULL};
+            s_router_refuses (h, args, needle);
+        }
+    }
+    char below[32], above[32], jump[32];
+    snprintf (below, sizeof (below), "%d", RL_ROUTER_TICK_MS - 1);
+    snprintf (above, sizeof (above), "%d", RL_ROUTER_DEADLINE_MS_MAX + 1);
+    snprintf (jump, sizeof (jump), "%ld", RL_RING_EPOCH_JUMP_MAX + 1);
+    const char *low[] = {"--insecure", "--ring-refresh-ms", below, NULL};
+    s_router_refuses (h, low, "--ring-refresh-ms must be");
+    const char *high[] = {"--insecure", "--ring-refresh-ms", above, NULL};
+    s_router_refuses (h, high, "--ring-refresh-ms must be");
+    const char *far[] = {"--insecure", "--max-epoch-jump", jump, NULL};
+    s_router_refuses (h, far, "--max-epoch-jump must be");
+    //  Values in range pass the options (and the missing ring file then
+    //  stops the router: exit 1), without a word about them.
+    const char *ok[] = {"--bind",     "tcp://127.0.0.1:1",
+                        "--ring",     "/nonexistent.ring",
+                        "--insecure", "--ring-refresh-ms",
+                        "10",         "--max-epoch-jump",
+                        "1",          NULL};
+    bool said = false;
+    assert_int_equal (s_run (h, "router/router", "router-ok", ok, "must be", &said), 1);
+    assert_false (said);
+}
+
+//  The router's security is chosen, never defaulted, like the shard's.
+static void
+test_router_security_choice (void **state)
+{
+    harness_t *h = *state;
+    const char *why = "give --keys KEYDIR";
+    const char *neither[] = {NULL};
+    s_router_refuses (h, neither, why);
+    const char *both[] = {"--keys", harness_dir (h), "--insecure", NULL};
+    s_router_refuses (h, both, why);
+    const char *cert[] = {"--cert", "/nonexistent.key_secret", "--insecure", NULL};
+    s_router_refuses (h, cert, why);
+    const char *shard_key[] = {"--shard-key", "/nonexistent.key", "--insecure", NULL};
+    s_router_refuses (h, shard_key, why);
+}
+
+//  rlctl keygen `args` (NULL-terminated): exit `want` and `needle` said.
+static void
+s_keygen (harness_t *h, const char *const *args, int want, const char *needle)
+{
+    static int run = 0;
+    char log_name[64];
+    snprintf (log_name, sizeof (log_name), "keygen-%d", ++run);
+    const char *argv[S_ARGS_MAX] = {"keygen"};
+    int n = 1;
+    for (; *args && n < S_ARGS_MAX - 1; args++) {
+        argv[n++] = *args;
+    }
+    argv[n] = NULL;
+    bool said = false;
+    int rc = s_run (h, "tools/rlctl", log_name, argv, needle, &said);
+    if (rc != want || !said) {
+        harness_dump_log (h, log_name);
+        fail_msg ("rlctl keygen (%s): exit %d, want %d, %s '%s'", log_name, rc, want,
+                  said ? "said" : "did not say", needle);
+    }
+}
+
+static bool
+s_exists (const char *dir, const char *name)
+{
+    char path[1024];
+    snprintf (path, sizeof (path), "%s/%s", dir, name);
+    struct stat st;
+    return stat (path, &st) == 0;
+}
+
+static void
+test_keygen_usage (void **state)
+{
+    harness_t *h = *state;
+    char dir[512], file[512];
+    snprintf (dir, sizeof (dir), "%s/keys", harness_dir (h));
+    snprintf (file, sizeof (file), "%s/a-file", harness_dir (h));
+    FILE *f = fopen (file, "w");
+    assert_non_null (f);
+    fclose (f);
+    const char *needs = "keygen needs --role, --name and --dir";
+    //  Missing options, an unknown role, an option without its value: usage.
+    const char *no_role[] = {"--name", "x", "--dir", dir, NULL};
+    s_keygen (h, no_role, 2, needs);
+    const char *no_name[] = {"--role", "client", "--dir", dir, NULL};
+    s_keygen (h, no_name, 2, needs);
+    const char *no_dir[] = {"--role", "client", "--name", "x", NULL};
+    s_keygen (h, no_dir, 2, needs);
+    const char *bad_role[] = {"--role", "root", "--name", "x", "--dir", dir, NULL};
+    s_keygen (h, bad_role, 2, "bad --role 'root'");
+    const char *no_value[] = {"--name", "x", "--dir", dir, "--role", NULL};
+    s_keygen (h, no_value, 2, "option '--role' needs a value");
+    const char *extra[] = {"--role", "client", "--name", "x", "--dir", dir, "more", NULL};
+    s_keygen (h, extra, 2, "keygen takes no arguments");
+    assert_false (s_exists (dir, ""));
+    //  A name that cannot be a file name, or a directory that cannot be
+    //  made: refused with the reason, nothing written.
+    static const char *bad_names[] = {"../x", "", "a/b", "0123456789012345678901234567890123"};
+    for (size_t i = 0; i < sizeof (bad_names) / sizeof (bad_names[0]); i++) {
+        const char *args[] = {"--role", "client", "--name", bad_names[i], "--dir", dir, NULL};
+        s_keygen (h, args, 1, "must be 1..31 bytes");
+    }
+    assert_false (s_exists (dir, ""));
+    const char *in_file[] = {"--role", "client", "--name", "x", "--dir", file, NULL};
+    s_keygen (h, in_file, 1, "Not a directory");
+    //  A good one, then the same again: never overwritten.
+    const char *good[] = {"--role", "client", "--name", "x", "--dir", dir, NULL};
+    s_keygen (h, good, 0, "public key");
+    assert_true (s_exists (dir, "client/x.key") && s_exists (dir, "private/x.key_secret"));
+    char secret[600];
+    snprintf (secret, sizeof (secret), "%s/private/x.key_secret", dir);
+    char *before = harness_read_file (secret, NULL);
+    assert_non_null (before);
+    s_keygen (h, good, 1, "a key of that name exists");
+    char *after = harness_read_file (secret, NULL);
+    assert_non_null (after);
+    assert_string_equal (before, after);
+    free (before);
+    free (after);
 }
 
 //  The order of timeouts on one shard: prepare < deadline.
@@ -232,6 +400,9 @@ main (void)
         cmocka_unit_test (test_shard_order),
         cmocka_unit_test (test_shard_security_choice),
         cmocka_unit_test (test_client_timeouts),
+        cmocka_unit_test (test_router_numbers),
+        cmocka_unit_test (test_router_security_choice),
+        cmocka_unit_test (test_keygen_usage),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
