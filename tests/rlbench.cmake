@@ -6,3 +6,11 @@ rl_add_test(rlbench_smoke 16 $<TARGET_FILE:rlbench> --spawn-shard $<TARGET_FILE:
             --data ${CMAKE_BINARY_DIR} --accounts 1000 --batch 100 --window 4
             --connections 2 --warmup 0.5 --duration 2 --probe-writes 20 --seed 42
             --timeout-ms 20000)
+
+# Smoke run of bench/table.sh --quick (one shard, the 4-shard cluster on the
+# uniform and same-shard workloads, the open-loop line: about 10 s at load 4,
+# 13 s at load 6): the table's shape and every conservation check passed.
+add_test(NAME bench_table_quick
+         COMMAND /bin/sh ${CMAKE_CURRENT_SOURCE_DIR}/test_bench_table.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(bench_table_quick PROPERTIES TIMEOUT 45 LABELS "bench;smoke"
+                     RESOURCE_LOCK cluster_load)
