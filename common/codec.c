@@ -154,7 +154,8 @@
     X (T, handshakes_refused, 224, U64)                                                            \
     X (T, unauthorized, 232, U64)                                                                  \
     X (T, epoch_jumps_refused, 240, U64)                                                           \
-    X (T, reserved, 248, U64)
+    X (T, turn_p99_us, 248, U32)                                                                   \
+    X (T, in_doubt_oldest_ms, 252, U32)
 
 #define S_TP_FIELDS(X, T)                                                                          \
     X (T, id, 0, ID)                                                                               \

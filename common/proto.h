@@ -495,8 +495,9 @@ typedef struct {
     uint64_t handshakes_refused;       //  connections refused at the handshake (no or unknown key)
     uint64_t unauthorized;             //  requests refused unauthorized (a key without the role)
     uint64_t epoch_jumps_refused;      //  rings refused: epoch beyond --max-epoch-jump
-    uint64_t reserved;                 //  zero
-} rl_status_rec_t;
+    uint32_t turn_p99_us;              //  shard: p99 of its turns in its last full second
+    uint32_t in_doubt_oldest_ms;       //  shard: age of the oldest prepared record (saturates)
+} rl_status_rec_t;                     //  no reserved byte left: a new field needs a larger record
 
 //  Two-phase transfers between shards (docs/two-phase.md) ---------------------
 //  An attempt is named by the coordinator's incarnation (a counter that grows

@@ -62,6 +62,7 @@ admin_status (server_t *self, zmsg_t *envelope, const rl_header_t *h)
     status.unauthorized = self->unauthorized;
     status.epoch_jumps_refused = self->epoch_jumps_refused;
     ledger_tp_counts (self->ledger, &status.inflight, &status.in_doubt, &status.alarms);
+    shard_metrics_status (self->metrics, &status); //  turn_p99_us, in_doubt_oldest_ms
     store_write_stats (self->store, &status.store_keys_written, &status.store_bytes_written,
                        &status.wal_bytes, &status.wal_syncs);
     uint8_t *out = NULL;

@@ -840,7 +840,7 @@ server_new (const server_options_t *options, store_t *store, ring_t **ring_p, ou
         server_destroy (&self);
         return NULL;
     }
-    if (options->metrics_bind && !(self->metrics = shard_metrics_new (options->metrics_bind))) {
+    if (!(self->metrics = shard_metrics_new (options->metrics_bind))) { //  NULL bind: no HTTP
         server_destroy (&self);
         return NULL;
     }

@@ -42,7 +42,7 @@ struct server_t {
     zloop_t *loop;
     peers_t *peers;
     rl_auth_t *auth;          //  CURVE, ZAP and roles (common/auth.h)
-    shard_metrics_t *metrics; //  NULL: no --metrics-bind
+    shard_metrics_t *metrics; //  status figures; metrics served with --metrics-bind
     s_held_t *held;           //  replies waiting for the commit
     size_t held_count;
     size_t held_cap;

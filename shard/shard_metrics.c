@@ -1,4 +1,5 @@
-/*  shard_metrics.c: what a shard tells Prometheus (docs/metrics.md).
+/*  shard_metrics.c: what a shard tells Prometheus (docs/metrics.md), and
+    the two figures of its status record that need a window of time.
 
     The turn loop counts as it goes: replies by operation and status,
     per-record results of creates, and the histograms of turn duration,
@@ -8,13 +9,28 @@
     and gauges (the ones the status record carries) into the registry and
     publishes the snapshot that the HTTP thread serves.
 
+    STATUS FIGURES
+    The status record (docs/protocol.md) carries the p99 of the turns of
+    the last full second and the age of the oldest prepared record, with or
+    without --metrics-bind: so the object exists in every shard, and only
+    the registry's updates, RocksDB's properties and the HTTP server are
+    left out without it. The turns of the current second go into a
+    log-linear histogram of S_WINDOW_BUCKETS counts (8 per power of two,
+    so a percentile is reported within 12.5 %, as its bucket's upper
+    bound); at the end of each second its p99 is kept and it starts empty.
+    The oldest prepared record is looked for once a second, and at once
+    when records come into doubt after none: its age may be up to a second
+    old, never that of a record long gone.
+
     INVARIANTS
     1. Everything here runs on the loop thread; the HTTP thread reads only
-       the published snapshot.
+       the published snapshot. Without --metrics-bind there is no HTTP
+       thread and nothing is published.
     2. Whatever may cost more than a few counters (RocksDB properties and
        statistics, the in-doubt listing for the oldest record's age,
        statvfs of the data directory) runs at most once every
-       S_SLOW_PERIOD_MS.
+       S_SLOW_PERIOD_MS; the in-doubt listing only while records are in
+       doubt.
     3. Ready (/readyz) means: the loop runs (recovery is over before it
        starts), the store is not FAILED, and the shard's ring names it.
 
@@ -27,6 +43,7 @@
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/statvfs.h>
 #include <time.h>
 
@@ -42,6 +59,9 @@
 #define S_RESULTS_MAX    128
 #define S_SLOW_PERIOD_MS 1000
 #define S_UNSET          (-2)
+#define S_WINDOW_MS      1000
+#define S_WINDOW_SUBS    8 //  buckets per power of two (a power of two)
+#define S_WINDOW_BUCKETS (S_WINDOW_SUBS + 29 * S_WINDOW_SUBS) //  0 .. UINT32_MAX us
 
 static const double s_seconds_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                           0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
@@ -177,12 +197,67 @@ struct shard_metrics_t {
     int64_t last_checkpoint_ms;
     uint64_t checkpoints_seen;
     rl_in_doubt_rec_t *in_doubt; //  RL_IN_DOUBT_RECORDS_MAX
+    bool registry;               //  --metrics-bind: the registry is updated and served
+    //  The status figures (STATUS FIGURES above).
+    uint32_t window[S_WINDOW_BUCKETS]; //  turns of the current second, by duration
+    uint64_t window_turns;
+    int64_t window_end_ms;
+    uint32_t turn_p99_us;        //  of the last full second
+    uint64_t in_doubt_oldest_ns; //  created (wall clock) of the oldest prepared record; 0: none
+    bool in_doubt_listed;        //  listed since records are in doubt
 };
+
+//  The bucket of a duration: exact below S_WINDOW_SUBS us, then
+//  S_WINDOW_SUBS buckets per power of two.
+static size_t
+s_window_bucket (uint32_t us)
+{
+    if (us < S_WINDOW_SUBS) {
+        return us;
+    }
+    unsigned msb = 31u - (unsigned) __builtin_clz (us); //  >= 3
+    unsigned shift = msb - 3u;
+    size_t sub = (us >> shift) & (S_WINDOW_SUBS - 1);
+    size_t bucket = S_WINDOW_SUBS + (size_t) shift * S_WINDOW_SUBS + sub;
+    assert (bucket < S_WINDOW_BUCKETS);
+    return bucket;
+}
+
+//  The largest duration of a bucket, us.
+static uint32_t
+s_window_upper (size_t bucket)
+{
+    assert (bucket < S_WINDOW_BUCKETS);
+    if (bucket < S_WINDOW_SUBS) {
+        return (uint32_t) bucket;
+    }
+    unsigned shift = (unsigned) ((bucket - S_WINDOW_SUBS) / S_WINDOW_SUBS);
+    uint64_t lower = (uint64_t) (S_WINDOW_SUBS + (bucket - S_WINDOW_SUBS) % S_WINDOW_SUBS) << shift;
+    uint64_t upper = lower + ((uint64_t) 1 << shift) - 1;
+    return upper > UINT32_MAX ? UINT32_MAX : (uint32_t) upper;
+}
+
+//  Ends the current second: keeps its p99 (0 without turns), empties it.
+static void
+s_window_roll (shard_metrics_t *self)
+{
+    uint64_t rank = (self->window_turns * 99 + 99) / 100; //  ceil (0.99 n)
+    uint64_t seen = 0;
+    self->turn_p99_us = 0;
+    for (size_t b = 0; rank > 0 && b < S_WINDOW_BUCKETS; b++) {
+        seen += self->window[b];
+        if (seen >= rank) {
+            self->turn_p99_us = s_window_upper (b);
+            break;
+        }
+    }
+    memset (self->window, 0, sizeof self->window);
+    self->window_turns = 0;
+}
 
 shard_metrics_t *
 shard_metrics_new (const char *bind)
 {
-    assert (bind);
     shard_metrics_t *self = calloc (1, sizeof (*self));
     if (!self) {
         rl_error ("out of memory");
@@ -250,6 +325,11 @@ shard_metrics_new (const char *bind)
         }
     }
     self->started_ms = self->last_checkpoint_ms = zclock_mono ();
+    self->window_end_ms = self->started_ms + S_WINDOW_MS;
+    if (!bind) {
+        return self;
+    }
+    self->registry = true;
     char err[256];
     self->http = metrics_http_new (bind, m, err, sizeof err);
     if (!self->http) {
@@ -303,7 +383,13 @@ shard_metrics_results (shard_metrics_t *self, uint32_t operation, const rl_resul
 void
 shard_metrics_turn (shard_metrics_t *self, int64_t turn_us)
 {
-    if (self) {
+    if (!self) {
+        return;
+    }
+    uint32_t us = turn_us < 0 ? 0 : (turn_us > UINT32_MAX ? UINT32_MAX : (uint32_t) turn_us);
+    self->window[s_window_bucket (us)]++;
+    self->window_turns++;
+    if (self->registry) {
         metrics_observe (self->metrics, self->turn_seconds, (double) turn_us / 1e6);
     }
 }
@@ -311,7 +397,7 @@ shard_metrics_turn (shard_metrics_t *self, int64_t turn_us)
 void
 shard_metrics_commit (shard_metrics_t *self, size_t writes, int64_t sync_us)
 {
-    if (self) {
+    if (self && self->registry) {
         metrics_observe (self->metrics, self->commit_writes, (double) writes);
         metrics_observe (self->metrics, self->sync_seconds, (double) sync_us / 1e6);
     }
@@ -320,7 +406,7 @@ shard_metrics_commit (shard_metrics_t *self, size_t writes, int64_t sync_us)
 void
 shard_metrics_checkpoint (shard_metrics_t *self, int64_t checkpoint_us)
 {
-    if (self) {
+    if (self && self->registry) {
         metrics_observe (self->metrics, self->checkpoint_seconds, (double) checkpoint_us / 1e6);
     }
 }
@@ -369,7 +455,48 @@ s_labelled (shard_metrics_t *self)
     metrics_set (self->metrics, self->created, (double) self->transfers_created);
 }
 
-//  Once a second: RocksDB, the disk, the oldest in-doubt record.
+//  Once a second, while records are in doubt: the oldest prepared one
+//  (participant role) among those listed.
+static void
+s_oldest_in_doubt (shard_metrics_t *self, server_t *server, uint64_t in_doubt)
+{
+    self->in_doubt_oldest_ns = 0;
+    self->in_doubt_listed = in_doubt > 0;
+    if (in_doubt == 0) {
+        return;
+    }
+    size_t count = ledger_in_doubt (server->ledger, self->in_doubt, RL_IN_DOUBT_RECORDS_MAX);
+    for (size_t i = 0; i < count; i++) {
+        const rl_prepare_rec_t *p = &self->in_doubt[i].prepare;
+        uint64_t created_ns = p->reserved[0];
+        if (p->reserved[1] == RL_ROLE_PARTICIPANT && created_ns > 0
+            && (self->in_doubt_oldest_ns == 0 || created_ns < self->in_doubt_oldest_ns)) {
+            self->in_doubt_oldest_ns = created_ns;
+        }
+    }
+}
+
+//  Age of the oldest prepared record at now_ns, seconds (0: none).
+static double
+s_oldest_age_s (const shard_metrics_t *self, uint64_t now_ns)
+{
+    uint64_t created_ns = self->in_doubt_oldest_ns;
+    return created_ns && created_ns < now_ns ? (double) (now_ns - created_ns) / 1e9 : 0;
+}
+
+void
+shard_metrics_status (const shard_metrics_t *self, rl_status_rec_t *status)
+{
+    assert (status);
+    if (!self) {
+        return;
+    }
+    status->turn_p99_us = self->turn_p99_us;
+    double age_ms = status->in_doubt ? s_oldest_age_s (self, now_read ().wall_ns) * 1e3 : 0;
+    status->in_doubt_oldest_ms = age_ms >= UINT32_MAX ? UINT32_MAX : (uint32_t) age_ms;
+}
+
+//  Once a second: RocksDB and the disk.
 static void
 s_slow (shard_metrics_t *self, server_t *server)
 {
@@ -393,18 +520,6 @@ s_slow (shard_metrics_t *self, server_t *server)
         s_set (self, S_DISK_FREE, (double) fs.f_bavail * (double) fs.f_frsize);
         s_set (self, S_DISK_SIZE, (double) fs.f_blocks * (double) fs.f_frsize);
     }
-    //  The oldest prepared record (participant role) among those listed.
-    size_t count = ledger_in_doubt (server->ledger, self->in_doubt, RL_IN_DOUBT_RECORDS_MAX);
-    uint64_t now_ns = now_read ().wall_ns;
-    double oldest_s = 0;
-    for (size_t i = 0; i < count; i++) {
-        const rl_prepare_rec_t *p = &self->in_doubt[i].prepare;
-        if (p->reserved[1] == 2 && p->reserved[0] < now_ns) {
-            double age_s = (double) (now_ns - p->reserved[0]) / 1e9;
-            oldest_s = age_s > oldest_s ? age_s : oldest_s;
-        }
-    }
-    s_set (self, S_IN_DOUBT_OLDEST, oldest_s);
 }
 
 void
@@ -415,9 +530,26 @@ shard_metrics_tick (shard_metrics_t *self, server_t *server)
     }
     assert (server);
     int64_t now_ms = zclock_mono ();
-    if (now_ms >= self->slow_next_ms) {
-        s_slow (self, server);
+    if (now_ms >= self->window_end_ms) {
+        s_window_roll (self);
+        self->window_end_ms = now_ms + S_WINDOW_MS;
+    }
+    uint64_t live = 0, decided = 0, coordinator_alarms = 0, in_doubt = 0, participant_alarms = 0;
+    coordinator_counts (ledger_coordinator (server->ledger), &live, &decided, &coordinator_alarms);
+    participant_counts (ledger_participant (server->ledger), &in_doubt, &participant_alarms);
+    bool slow = now_ms >= self->slow_next_ms;
+    if (slow) {
         self->slow_next_ms = now_ms + S_SLOW_PERIOD_MS;
+    }
+    //  Listed once a second, and at once when records come into doubt.
+    if (slow || in_doubt == 0 || !self->in_doubt_listed) {
+        s_oldest_in_doubt (self, server, in_doubt);
+    }
+    if (!self->registry) {
+        return; //  no --metrics-bind: the status figures alone
+    }
+    if (slow) {
+        s_slow (self, server);
     }
     s_set (self, S_REQUESTS_RECEIVED, (double) server->requests);
     s_set (self, S_COMMITS, (double) server->commits);
@@ -436,16 +568,11 @@ shard_metrics_tick (shard_metrics_t *self, server_t *server)
     s_set (self, S_LAST_CHECKPOINT_AGE, (double) (now_ms - self->last_checkpoint_ms) / 1e3);
     s_set (self, S_ACCOUNTS, (double) ledger_account_count (server->ledger));
     s_set (self, S_TRANSFERS, (double) ledger_transfer_count (server->ledger));
-    uint64_t live = 0, decided = 0, alarms = 0, inflight = 0, in_doubt = 0;
-    coordinator_counts (ledger_coordinator (server->ledger), &live, &decided, &alarms);
-    ledger_tp_counts (server->ledger, &inflight, &in_doubt, &alarms);
     s_set (self, S_LIVE_ATTEMPTS, (double) live);
     s_set (self, S_UNACKED_DECISIONS, (double) decided);
     s_set (self, S_IN_DOUBT, (double) in_doubt);
-    s_set (self, S_ALARMS, (double) alarms);
-    if (in_doubt == 0) {
-        s_set (self, S_IN_DOUBT_OLDEST, 0);
-    }
+    s_set (self, S_ALARMS, (double) (coordinator_alarms + participant_alarms));
+    s_set (self, S_IN_DOUBT_OLDEST, s_oldest_age_s (self, now_read ().wall_ns));
     const ring_t *ring = server->ring;
     int index = ring_shard_find (ring, server->options->name);
     s_set (self, S_EPOCH, (double) ring_epoch (ring));

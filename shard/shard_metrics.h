@@ -13,7 +13,8 @@
 typedef struct shard_metrics_t shard_metrics_t;
 typedef struct server_t server_t;
 
-//  Serves bind (IPV4:PORT). NULL (logged) when it cannot.
+//  Serves bind (IPV4:PORT); bind NULL: no registry and no HTTP server, the
+//  status figures alone. NULL (logged) when it cannot.
 shard_metrics_t *shard_metrics_new (const char *bind);
 void shard_metrics_destroy (shard_metrics_t **self_p);
 
@@ -32,5 +33,9 @@ void shard_metrics_checkpoint (shard_metrics_t *self, int64_t checkpoint_us);
 //  publishes the snapshot (RocksDB properties and the disk at most once a
 //  second).
 void shard_metrics_tick (shard_metrics_t *self, server_t *server);
+//  The status record's figures over time: turn_p99_us, in_doubt_oldest_ms
+//  (0 when status->in_doubt is; the oldest record is looked for once a
+//  second, and at once when records come into doubt).
+void shard_metrics_status (const shard_metrics_t *self, rl_status_rec_t *status);
 
 #endif

@@ -568,6 +568,8 @@ s_round_trip (kind_t kind)
         assert_true (codec_get_u64 (wire + 32) == s->epoch);
         assert_true (codec_get_u32 (wire + 72) == s->durability);
         assert_true (codec_get_u64 (wire + 136) == s->uptime_ms);
+        assert_true (codec_get_u32 (wire + 248) == s->turn_p99_us);
+        assert_true (codec_get_u32 (wire + 252) == s->in_doubt_oldest_ms);
     }
 }
 

@@ -7,8 +7,9 @@
 #    data under var/cluster, WAL synced), driven step by step with rlctl:
 #    accounts, funding, transfers (one refused by a balance limit, one
 #    retried), balances, history, cluster status.
-# 3. A short benchmark through the router (bench/rlbench), or the
-#    single-shard benchmark when rlbench is not built.
+# 3. A short benchmark through the router (bench/rlbench), watched live with
+#    `rlctl top` for 3 s, or the single-shard benchmark when rlbench is not
+#    built.
 # The cluster is left running; `tools/cluster.sh stop` stops it.
 #
 # Running it again is fine: the accounts exist already (rlctl says
@@ -112,7 +113,17 @@ if [ -x "$BUILD/bench/rlbench" ]; then
     step "benchmark: transfers in batches of 100 through the router for 5 s (bench/rlbench)"
     echo "(fresh accounts in ledger 2 on every run; WAL synced; ends with its conservation check)"
     "$BUILD/bench/rlbench" --connect $ROUTER --ledger 2 --accounts 10000 --batch 100 \
-        --connections 2 --window 4 --warmup 1 --duration 5 || echo "demo: rlbench failed" >&2
+        --connections 2 --window 4 --warmup 1 --duration 5 >"$ROOT/var/demo-rlbench.txt" 2>&1 &
+    BENCH=$!
+    sleep 2
+    step "the cluster under that load, live: rlctl top (3 views, one a second)"
+    echo "(piped here, so each view prints under the last; on a terminal top redraws"
+    echo " the screen every second until q or Ctrl-C; --json: one object a second)"
+    printf '$ rlctl top --count 3\n'
+    $RLCTL top --count 3 | cat || true
+    step "the benchmark's report"
+    wait $BENCH || echo "demo: rlbench failed" >&2
+    cat "$ROOT/var/demo-rlbench.txt"
 else
     step "benchmark: one shard, same-shard transfers, WAL synced (data in var/demo)"
     mkdir -p "$ROOT/var/demo"
@@ -125,6 +136,7 @@ case "$BUILD" in "$ROOT"/*) SHOWN=${BUILD#"$ROOT"/} ;; *) SHOWN=$BUILD ;; esac
 echo "try:  export RL_CERT=var/cluster/keys/private/admin.key_secret" \
     "RL_SERVER_KEY=var/cluster/keys/router/router.key"
 echo "      $SHOWN/tools/rlctl status        (docs/cli.md, docs/security.md)"
+echo "      $SHOWN/tools/rlctl top           (a live view; q quits)"
 MPORT=$(sed -n 's/^METRICS_PORT=\([0-9][0-9]*\)$/\1/p' "$ROOT/var/cluster/cluster.conf" 2>/dev/null || true)
 if [ -n "$MPORT" ]; then
     echo "metrics: curl http://127.0.0.1:$MPORT/metrics   (router; shards on $((MPORT + 1)).." \

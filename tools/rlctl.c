@@ -12,6 +12,7 @@
         history ID [--limit N] [--reverse] [--from TS] [--to TS] [--debits|--credits]
         transfer-get ID...
         status
+        top [--interval-ms MS] [--count N]
         in-doubt
         audit
         resolve SHARD COORDINATOR ID COUNTER.SEQ commit|abort --force
@@ -21,8 +22,9 @@
 
     DESIGN
     One command is one request (status, in-doubt, audit: one get_ring,
-    then one request to every shard of that ring), sent through the C
-    client library (common/client.h). Results are data: every record's
+    then one request to every shard of that ring; top: that once per
+    interval, rlctl_top.c), sent through the C client library
+    (common/client.h). Results are data: every record's
     result is printed by name (rl_result_name) with what to do next.
     Tables for people by default, one JSON object with --json, both from
     the same cJSON tree (rlctl_emit).
@@ -30,7 +32,8 @@
     INVARIANTS
     1. The exit codes of rlctl.h; a usage error sends nothing.
     2. An option a command does not take is a usage error.
-    3. Nothing but the requests named above is sent; rlctl keeps no state.
+    3. Nothing but the requests named above is sent; rlctl keeps no state
+       (top keeps the last status records, in memory, for its rates).
 
     LIMITS
     RLCTL_IDS_MAX ids per command; --timeout-ms 1..S_TIMEOUT_MS_MAX, and
@@ -71,7 +74,8 @@ static const s_option_t s_options[] = {
     {"--force", RLCTL_O_FORCE, false},       {"--role", RLCTL_O_ROLE, true},
     {"--name", RLCTL_O_NAME, true},          {"--dir", RLCTL_O_DIR, true},
     {"--cert", RLCTL_O_CERT, true},          {"--server-key", RLCTL_O_SERVER_KEY, true},
-    {"--insecure", RLCTL_O_INSECURE, false},
+    {"--insecure", RLCTL_O_INSECURE, false}, {"--interval-ms", RLCTL_O_INTERVAL, true},
+    {"--count", RLCTL_O_COUNT, true},
 };
 
 typedef int (s_command_fn) (rlctl_ctx_t *ctx);
@@ -107,6 +111,10 @@ s_usage (FILE *out)
              "                                    coordinator is fenced out of the ring for good\n"
              "  ring [--text]                     the ring served at --connect\n"
              "  locate ID...                      the shard that owns each account, by that ring\n"
+             "  top [--interval-ms MS] [--count N]\n"
+             "                                    a live view of every shard, redrawn every\n"
+             "                                    interval (default 1000 ms) until q or Ctrl-C;\n"
+             "                                    --json: one object per interval, per line\n"
              "  keygen --role ROLE --name NAME --dir KEYDIR\n"
              "                                    a CURVE keypair: KEYDIR/ROLE/NAME.key (public)\n"
              "                                    and KEYDIR/private/NAME.key_secret (mode 0600);\n"
@@ -248,6 +256,8 @@ static const s_command_t s_commands[] = {
      "resolve SHARD COORDINATOR ID COUNTER.SEQ commit|abort --force"},
     {"keygen", rlctl_cmd_keygen, RLCTL_O_ROLE | RLCTL_O_NAME | RLCTL_O_DIR, 0, 0,
      "keygen --role client|router|shard|admin --name NAME --dir KEYDIR"},
+    {"top", rlctl_cmd_top, RLCTL_O_INTERVAL | RLCTL_O_COUNT, 0, 0,
+     "top [--interval-ms MS] [--count N] [--json]"},
 };
 
 static int
@@ -332,6 +342,14 @@ s_set_option (rlctl_ctx_t *ctx, const s_option_t *option, const char *value)
             break;
         case RLCTL_O_TO:
             rc = s_parse_bounded (option->name, value, 1, UINT64_MAX, &ctx->timestamp_max);
+            break;
+        case RLCTL_O_INTERVAL:
+            rc = s_parse_bounded (option->name, value, RLCTL_TOP_INTERVAL_MS_MIN,
+                                  RLCTL_TOP_INTERVAL_MS_MAX, &number);
+            ctx->interval_ms = (int) number;
+            break;
+        case RLCTL_O_COUNT:
+            rc = s_parse_bounded (option->name, value, 1, RLCTL_TOP_COUNT_MAX, &ctx->count);
             break;
         default:
             break; //  flags without a value: the bit in ctx->given is enough
@@ -442,6 +460,7 @@ main (int argc, char **argv)
         .timeout_ms = S_TIMEOUT_MS_DEFAULT,
         .cert = getenv ("RL_CERT"),
         .server_key = getenv ("RL_SERVER_KEY"),
+        .interval_ms = RLCTL_TOP_INTERVAL_MS_DEFAULT,
     };
     int rc = s_parse_args (argc, argv, &ctx);
     if (rc) {

@@ -4,6 +4,7 @@
     rlctl_text.c    ids, numbers, times and account flags
     rlctl_records.c create-account, transfer, balance, transfer-get, history
     rlctl_cluster.c ring, locate, status, in-doubt, audit, resolve
+    rlctl_top.c     top (a live view, redrawn every interval)
     rlctl_keys.c    keygen (CURVE keypairs, docs/security.md)
 
     DESIGN
@@ -33,14 +34,18 @@
 #include "jsonkit.h"
 #include "proto.h"
 
-#define RLCTL_EXIT_OK          0
-#define RLCTL_EXIT_FAILED      1 //  a record failed, or the cluster did not answer
-#define RLCTL_EXIT_USAGE       2
-#define RLCTL_IDS_MAX          1024                //  ids on one command line
-#define RLCTL_ARGS_MAX         (RLCTL_IDS_MAX + 8) //  positional arguments
-#define RLCTL_PROBE_TIMEOUT_MS 2000 //  status, in-doubt, audit: longest wait for one shard
-#define RLCTL_ID_TEXT_SIZE     40   //  "0x" + 32 digits + NUL, rounded up
-#define RLCTL_NUMBER_TEXT_SIZE 32   //  a signed 64-bit magnitude with its sign
+#define RLCTL_EXIT_OK                 0
+#define RLCTL_EXIT_FAILED             1 //  a record failed, or the cluster did not answer
+#define RLCTL_EXIT_USAGE              2
+#define RLCTL_IDS_MAX                 1024                //  ids on one command line
+#define RLCTL_ARGS_MAX                (RLCTL_IDS_MAX + 8) //  positional arguments
+#define RLCTL_PROBE_TIMEOUT_MS        2000 //  status, in-doubt, audit: longest wait for one shard
+#define RLCTL_ID_TEXT_SIZE            40   //  "0x" + 32 digits + NUL, rounded up
+#define RLCTL_NUMBER_TEXT_SIZE        32   //  a signed 64-bit magnitude with its sign
+#define RLCTL_TOP_INTERVAL_MS_DEFAULT 1000
+#define RLCTL_TOP_INTERVAL_MS_MIN     100
+#define RLCTL_TOP_INTERVAL_MS_MAX     3600000 //  one hour
+#define RLCTL_TOP_COUNT_MAX           1000000 //  views before top exits by itself
 
 //  Each option has a bit; each command lists the bits it accepts.
 enum {
@@ -68,6 +73,8 @@ enum {
     RLCTL_O_CERT = 1u << 21,
     RLCTL_O_SERVER_KEY = 1u << 22,
     RLCTL_O_INSECURE = 1u << 23,
+    RLCTL_O_INTERVAL = 1u << 24,
+    RLCTL_O_COUNT = 1u << 25,
     RLCTL_O_GLOBAL = RLCTL_O_CONNECT | RLCTL_O_JSON | RLCTL_O_TIMEOUT | RLCTL_O_HELP | RLCTL_O_CERT
                      | RLCTL_O_SERVER_KEY | RLCTL_O_INSECURE,
 };
@@ -92,6 +99,8 @@ typedef struct {
     const char *dir;                  //  keygen --dir
     const char *cert;                 //  --cert (or $RL_CERT): this client's secret certificate
     const char *server_key;           //  --server-key (or $RL_SERVER_KEY): --connect's key
+    int interval_ms;                  //  top --interval-ms
+    uint64_t count;                   //  top --count; 0: until q or Ctrl-C
     const char *args[RLCTL_ARGS_MAX]; //  positional, the command first
     size_t arg_count;
 } rlctl_ctx_t;
@@ -112,6 +121,7 @@ int rlctl_cmd_in_doubt (rlctl_ctx_t *ctx);
 int rlctl_cmd_audit (rlctl_ctx_t *ctx);
 int rlctl_cmd_resolve (rlctl_ctx_t *ctx);
 int rlctl_cmd_keygen (rlctl_ctx_t *ctx);
+int rlctl_cmd_top (rlctl_ctx_t *ctx);
 
 //  Output and errors (rlctl.c) --------------------------------------------------
 //  Prints tree as JSON (--json) or through table; destroys the tree.
@@ -126,6 +136,14 @@ int rlctl_usage_error (const char *format, const char *detail);
 rl_client_t *rlctl_client (const rlctl_ctx_t *ctx);
 //  Ids from the positional arguments [first, arg_count); usage error on a bad one.
 int rlctl_parse_ids (const rlctl_ctx_t *ctx, size_t first, rl_id_t *ids, size_t *count_p);
+
+//  The ring (rlctl_cluster.c) ----------------------------------------------------
+typedef struct ring_t ring_t;
+//  The ring that client's endpoint serves, into *ring_p, with each shard's
+//  key registered for the direct calls. 0, or the call's code; a ring that
+//  does not decode: RL_CLIENT_ERR_REPLY with the reason in err (else "").
+int rlctl_ring_get (rl_client_t *client, int timeout_ms, ring_t **ring_p, char *err,
+                    size_t err_size);
 
 //  Text (rlctl_text.c) ---------------------------------------------------------
 int rlctl_parse_u64 (const char *text, uint64_t *value_p);

@@ -46,6 +46,34 @@ s_probe_ms (const rlctl_ctx_t *ctx)
 
 //  Ring and locate ---------------------------------------------------------------
 
+int
+rlctl_ring_get (rl_client_t *client, int timeout_ms, ring_t **ring_p, char *err, size_t err_size)
+{
+    assert (client && ring_p && err && err_size > 0);
+    *ring_p = NULL;
+    err[0] = '\0';
+    uint8_t *blob = NULL;
+    size_t size = 0;
+    int rc = rl_client_get_ring (client, &blob, &size, timeout_ms);
+    if (rc) {
+        free (blob);
+        return rc;
+    }
+    *ring_p = ring_decode (blob, size, err, err_size);
+    free (blob);
+    if (!*ring_p) {
+        return RL_CLIENT_ERR_REPLY;
+    }
+    //  The shards are asked directly: each with the key the ring gives it.
+    for (size_t i = 0; i < ring_shard_count (*ring_p); i++) {
+        if (*ring_shard_key (*ring_p, i)) {
+            rl_client_add_server_key (ring_shard_endpoint (*ring_p, i),
+                                      ring_shard_key (*ring_p, i));
+        }
+    }
+    return 0;
+}
+
 //  The ring served at --connect; NULL after printing why.
 static ring_t *
 s_fetch_ring (const rlctl_ctx_t *ctx, const char *what)
@@ -54,28 +82,15 @@ s_fetch_ring (const rlctl_ctx_t *ctx, const char *what)
     if (!client) {
         return NULL;
     }
-    uint8_t *blob = NULL;
-    size_t size = 0;
-    int rc = rl_client_get_ring (client, &blob, &size, ctx->timeout_ms);
+    ring_t *ring = NULL;
+    char err[256];
+    int rc = rlctl_ring_get (client, ctx->timeout_ms, &ring, err, sizeof err);
     rl_client_destroy (&client);
-    if (rc) {
-        rlctl_call_failed (ctx, what, rc, false);
-        free (blob);
-        return NULL;
-    }
-    char err[256] = "";
-    ring_t *ring = ring_decode (blob, size, err, sizeof err);
-    free (blob);
-    if (!ring) {
+    if (rc && err[0]) {
         fprintf (stderr, "rlctl: %s: the ring from %s does not decode: %s\n", what, ctx->connect,
                  err);
-        return NULL;
-    }
-    //  The shards are asked directly: each with the key the ring gives it.
-    for (size_t i = 0; i < ring_shard_count (ring); i++) {
-        if (*ring_shard_key (ring, i)) {
-            rl_client_add_server_key (ring_shard_endpoint (ring, i), ring_shard_key (ring, i));
-        }
+    } else if (rc) {
+        rlctl_call_failed (ctx, what, rc, false);
     }
     return ring;
 }
@@ -245,6 +260,8 @@ s_add_status_record (cJSON *s, const rl_status_rec_t *r)
     jsonkit_add_u64 (s, "keys", r->keys);
     jsonkit_add_u64 (s, "handshakes_refused", r->handshakes_refused);
     jsonkit_add_u64 (s, "unauthorized", r->unauthorized);
+    jsonkit_add_u64 (s, "turn_p99_us", r->turn_p99_us);
+    jsonkit_add_u64 (s, "in_doubt_oldest_ms", r->in_doubt_oldest_ms);
 }
 
 //  The main table: one row per shard of the ring, alarms first.
