@@ -186,6 +186,25 @@
     X (T, prepared, 24, U64)                                                                       \
     X (T, message, 32, BYTES)
 
+#define S_MIGRATE_FIELDS(X, T)                                                                     \
+    X (T, migration_id, 0, U64)                                                                    \
+    X (T, arc_start, 8, U64)                                                                       \
+    X (T, arc_end, 16, U64)                                                                        \
+    X (T, role, 24, U32)                                                                           \
+    X (T, state, 28, U32)                                                                          \
+    X (T, source, 32, BYTES)                                                                       \
+    X (T, target, 64, BYTES)                                                                       \
+    X (T, cursor.phase, 96, U32)                                                                   \
+    X (T, cursor.round, 100, U32)                                                                  \
+    X (T, cursor.ts, 104, U64)                                                                     \
+    X (T, cursor.imported_key, 112, BYTES)                                                         \
+    X (T, cursor.account_key, 144, BYTES)                                                          \
+    X (T, chunks, 160, U64)                                                                        \
+    X (T, records, 168, U64)                                                                       \
+    X (T, accounts, 176, U64)                                                                      \
+    X (T, entries_max, 184, U32)                                                                   \
+    X (T, reserved, 188, U32)
+
 //  R (name, type, wire size, fields): every record, nested ones first.
 #define S_RECORDS(R)                                                                               \
     R (header, rl_header_t, RL_HEADER_SIZE, S_HEADER_FIELDS)                                       \
@@ -197,7 +216,8 @@
     R (tp, rl_tp_rec_t, RL_TP_SIZE, S_TP_FIELDS)                                                   \
     R (prepare, rl_prepare_rec_t, RL_PREPARE_SIZE, S_PREPARE_FIELDS)                               \
     R (in_doubt, rl_in_doubt_rec_t, RL_IN_DOUBT_SIZE, S_IN_DOUBT_FIELDS)                           \
-    R (audit, rl_audit_rec_t, RL_AUDIT_SIZE, S_AUDIT_FIELDS)
+    R (audit, rl_audit_rec_t, RL_AUDIT_SIZE, S_AUDIT_FIELDS)                                       \
+    R (migrate, rl_migrate_rec_t, RL_MIGRATE_SIZE, S_MIGRATE_FIELDS)
 // clang-format on
 
 //  Layout pins: wire offset == struct offset, and the fields tile the record
@@ -401,6 +421,13 @@ s_fix_audit (rl_audit_rec_t *rec)
     S_TERMINATE (rec->message);
 }
 
+static void
+s_fix_migrate (rl_migrate_rec_t *rec)
+{
+    S_TERMINATE (rec->source);
+    S_TERMINATE (rec->target);
+}
+
 //  The records with nothing to check or fix.
 #define S_NOTHING(name, T)                                                                         \
     static void s_check_##name (const T *rec)                                                      \
@@ -421,6 +448,7 @@ S_NOTHING (tp, rl_tp_rec_t)
 S_NOTHING (prepare, rl_prepare_rec_t)
 S_NOTHING (in_doubt, rl_in_doubt_rec_t)
 S_NOTHING (audit, rl_audit_rec_t)
+S_NOTHING (migrate, rl_migrate_rec_t)
 S_NOTHING_TO_FIX (header, rl_header_t)
 S_NOTHING_TO_FIX (account, rl_account_t)
 S_NOTHING_TO_FIX (transfer, rl_transfer_t)
@@ -476,7 +504,8 @@ codec_op_is_known (uint32_t op)
 {
     return (op >= RL_OP_CREATE_ACCOUNTS && op <= RL_OP_GET_RING) || op == RL_OP_PREPARE
            || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY || op == RL_OP_IN_DOUBT
-           || op == RL_OP_AUDIT || op == RL_OP_RESOLVE;
+           || op == RL_OP_AUDIT || op == RL_OP_RESOLVE || op == RL_OP_MIGRATE_BEGIN
+           || op == RL_OP_MIGRATE_EXPORT || op == RL_OP_MIGRATE_IMPORT;
 }
 
 size_t
@@ -493,7 +522,11 @@ codec_request_record_size (uint32_t op)
         case RL_OP_GET_ACCOUNT_TRANSFERS:
             return RL_FILTER_SIZE;
         case RL_OP_LOAD_RING:
+        case RL_OP_MIGRATE_IMPORT:
             return RL_BLOB;
+        case RL_OP_MIGRATE_BEGIN:
+        case RL_OP_MIGRATE_EXPORT:
+            return RL_MIGRATE_SIZE;
         case RL_OP_PREPARE:
             return RL_PREPARE_SIZE;
         case RL_OP_DECIDE:
@@ -520,7 +553,11 @@ codec_reply_record_size (uint32_t op)
         case RL_OP_STATUS:
             return RL_STATUS_SIZE;
         case RL_OP_GET_RING:
+        case RL_OP_MIGRATE_EXPORT:
             return RL_BLOB;
+        case RL_OP_MIGRATE_BEGIN:
+        case RL_OP_MIGRATE_IMPORT:
+            return RL_MIGRATE_SIZE;
         case RL_OP_PREPARE:
         case RL_OP_DECIDE:
         case RL_OP_OUTCOME_QUERY:
@@ -652,6 +689,8 @@ codec_check_request (const uint8_t *frame, size_t size, rl_header_t *header)
     uint32_t count_max = RL_BATCH_RECORDS_MAX;
     switch (header->operation) {
         case RL_OP_GET_ACCOUNT_TRANSFERS:
+        case RL_OP_MIGRATE_BEGIN:
+        case RL_OP_MIGRATE_EXPORT:
             count_min = count_max = 1;
             break;
         case RL_OP_STATUS:
@@ -700,6 +739,8 @@ codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header)
             count_max = RL_HISTORY_LIMIT_MAX;
             break;
         case RL_OP_STATUS:
+        case RL_OP_MIGRATE_BEGIN:
+        case RL_OP_MIGRATE_IMPORT:
             count_min = count_max = 1;
             break;
         case RL_OP_LOAD_RING:

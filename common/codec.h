@@ -22,10 +22,13 @@
         in_doubt                 none                 in-doubt 288, 0..N
         audit                    none                 audit 256, one
         resolve                  two-phase 112, 0..N  two-phase 112, one each
+        migrate_begin            migrate 192, 1       migrate 192, 1
+        migrate_export           migrate 192, 1       chunk blob, count 1
+        migrate_import           chunk blob, count 1  migrate 192, 1
 
     N is RL_BATCH_RECORDS_MAX. A blob body (load_ring request, get_ring
-    reply) is opaque to the codec: 1..RL_RING_BLOB_SIZE_MAX bytes, with
-    record_count 1. A reply whose status is not RL_STATUS_OK has no body.
+    reply, a migration chunk: common/chunk.h) is opaque to the codec: 1..RL_RING_BLOB_SIZE_MAX
+   bytes, with record_count 1. A reply whose status is not RL_STATUS_OK has no body.
 
     Programs build and read frames with the frame helpers below
     (codec_request_header, codec_encode_frame, codec_parse_reply, ...) and
@@ -111,6 +114,8 @@ void codec_encode_audit (const rl_audit_rec_t *rec, uint8_t *out);
 void codec_decode_audit (const uint8_t *in, rl_audit_rec_t *rec);
 void codec_encode_tp (const rl_tp_rec_t *tp, uint8_t *out);
 void codec_decode_tp (const uint8_t *in, rl_tp_rec_t *tp);
+void codec_encode_migrate (const rl_migrate_rec_t *rec, uint8_t *out);
+void codec_decode_migrate (const uint8_t *in, rl_migrate_rec_t *rec);
 void codec_encode_prepare (const rl_prepare_rec_t *prepare, uint8_t *out);
 void codec_decode_prepare (const uint8_t *in, rl_prepare_rec_t *prepare);
 

@@ -70,6 +70,10 @@ rl_id_eq (rl_id_t a, rl_id_t b)
 //      get_ring                (none)               -> ring blob (count 1)
 //      16..31: two-phase transfers between shards (docs/two-phase.md)
 //      32..47: admin; resolve: two-phase record[] -> two-phase record[] (heuristic)
+//      48..63: migration (docs/rebalance.md), admin, served by shards:
+//      migrate_begin           migrate[1]           -> migrate[1] (the state)
+//      migrate_export          migrate[1]           -> chunk blob (count 1)
+//      migrate_import          chunk blob (count 1) -> migrate[1] (the state)
 // clang-format off
 #define RL_OP_TABLE(X)                                                                             \
     X (RL_OP_CREATE_ACCOUNTS, 1, "create_accounts")                                                \
@@ -86,7 +90,10 @@ rl_id_eq (rl_id_t a, rl_id_t b)
     X (RL_OP_OUTCOME_QUERY, 19, "outcome_query")                                                   \
     X (RL_OP_IN_DOUBT, 32, "in_doubt")                                                             \
     X (RL_OP_AUDIT, 33, "audit")                                                                   \
-    X (RL_OP_RESOLVE, 34, "resolve")
+    X (RL_OP_RESOLVE, 34, "resolve")                                                               \
+    X (RL_OP_MIGRATE_BEGIN, 48, "migrate_begin")                                                   \
+    X (RL_OP_MIGRATE_EXPORT, 49, "migrate_export")                                                 \
+    X (RL_OP_MIGRATE_IMPORT, 50, "migrate_import")
 // clang-format on
 
 #define RL_OP_ENUM_(id, value, name) id = value,
@@ -124,7 +131,10 @@ typedef enum {
     X (RL_OP_OUTCOME_QUERY, RL_ROLE_SHARD)                                                         \
     X (RL_OP_IN_DOUBT, RL_ROLE_ADMIN)                                                              \
     X (RL_OP_AUDIT, RL_ROLE_ADMIN)                                                                 \
-    X (RL_OP_RESOLVE, RL_ROLE_ADMIN)
+    X (RL_OP_RESOLVE, RL_ROLE_ADMIN)                                                               \
+    X (RL_OP_MIGRATE_BEGIN, RL_ROLE_ADMIN)                                                         \
+    X (RL_OP_MIGRATE_EXPORT, RL_ROLE_ADMIN)                                                        \
+    X (RL_OP_MIGRATE_IMPORT, RL_ROLE_ADMIN)
 // clang-format on
 
 //  Message-level status, in the reply header --------------------------------
@@ -181,13 +191,17 @@ typedef enum {
     /*  load ring: the epoch is more than --max-epoch-jump above the current one */              \
     X (RL_STATUS_EPOCH_TOO_FAR, 17, "epoch_too_far",                                               \
        "the ring's epoch is more than the shard's --max-epoch-jump above the one it serves: "     \
-       "load a ring of the next epoch (rebalance plan writes epoch + 1); nothing was changed")
+       "load a ring of the next epoch (rebalance plan writes epoch + 1); nothing was changed")     \
+    /*  a migration request that does not fit the migration the shard holds */                    \
+    X (RL_STATUS_MIGRATION_REFUSED, 18, "migration_refused",                                       \
+       "the migration step does not fit the shard's migration state (another migration, "         \
+       "a chunk out of order or outside the arc): nothing was changed; see the shard's log")
 // clang-format on
 
 #define RL_STATUS_ENUM_(id, value, name, hint) id = value,
 typedef enum { RL_STATUS_TABLE (RL_STATUS_ENUM_) } rl_status_t;
 #undef RL_STATUS_ENUM_
-#define RL_STATUS_LAST RL_STATUS_EPOCH_TOO_FAR //  statuses are 0..RL_STATUS_LAST
+#define RL_STATUS_LAST RL_STATUS_MIGRATION_REFUSED //  statuses are 0..RL_STATUS_LAST
 
 //  Per-record result codes (create_accounts and create_transfers) ----------
 //  X (identifier, value, name, class, burns, operator hint), one row per
@@ -568,6 +582,52 @@ typedef struct {
     uint64_t prepared; //  prepared records (participant)
     char message[224]; //  the first discrepancy, NUL-terminated
 } rl_audit_rec_t;
+
+//  Migration (ops 48..50, docs/rebalance.md) ---------------------------------
+//  Where a copy has got to: a round scans the source's own transfer
+//  records by timestamp, then the records it imported earlier by key, then
+//  the accounts of the arc by id; the next round (catch-up) resumes the
+//  first two where they stopped and scans the accounts again.
+typedef enum {
+    RL_MIGRATE_PHASE_TRANSFERS = 0, //  own records with timestamp > ts
+    RL_MIGRATE_PHASE_IMPORTED = 1,  //  imported records with key > imported_key
+    RL_MIGRATE_PHASE_ACCOUNTS = 2,  //  accounts with id key > account_key
+    RL_MIGRATE_PHASE_DONE = 3,      //  the round is complete: the next export starts another
+} rl_migrate_phase_t;
+
+typedef struct {
+    uint32_t phase;           //  rl_migrate_phase_t
+    uint32_t round;           //  rounds completed
+    uint64_t ts;              //  last own record exported (its timestamp), 0: none
+    uint8_t imported_key[32]; //  last imported record exported (its key), zeros: none
+    uint8_t account_key[16];  //  last account exported this round (its id bytes), zeros: none
+} rl_migrate_cursor_t;
+
+#define RL_MIGRATE_SOURCE 1 //  role: the shard the arc leaves
+#define RL_MIGRATE_TARGET 2 //  role: the shard the arc goes to
+
+typedef enum {
+    RL_MIGRATE_NONE = 0,    //  no migration (a reply to a shard that holds none)
+    RL_MIGRATE_COPYING = 1, //  bulk copy and catch-up rounds
+} rl_migrate_state_t;
+
+//  migrate_begin request and reply, migrate_export request, migrate_import
+//  reply (192 bytes). The arc is (arc_start, arc_end] of the hash space.
+typedef struct {
+    uint64_t migration_id; //  chosen by the tool, never 0
+    uint64_t arc_start;
+    uint64_t arc_end; //  != arc_start
+    uint32_t role;    //  RL_MIGRATE_SOURCE or RL_MIGRATE_TARGET
+    uint32_t state;   //  rl_migrate_state_t (reply)
+    char source[RL_SHARD_NAME_SIZE_MAX];
+    char target[RL_SHARD_NAME_SIZE_MAX];
+    rl_migrate_cursor_t cursor; //  target: imported up to here; export: from here
+    uint64_t chunks;            //  target: chunks imported; export: the chunk asked is chunks + 1
+    uint64_t records;           //  target: transfer records imported (all rounds)
+    uint64_t accounts;          //  target: account snapshots imported (all rounds)
+    uint32_t entries_max;       //  export: entries in the chunk, 1..RL_MIGRATE_ENTRIES_MAX
+    uint32_t reserved;          //  zero
+} rl_migrate_rec_t;
 
 typedef enum {
     RL_DURABILITY_SYNC = 1,            //  WAL synced before every reply (default)

@@ -26,12 +26,22 @@
 #define RL_PREPARE_SIZE       256  //  bytes of a PREPARE record (transfer + two-phase record)
 #define RL_IN_DOUBT_SIZE      288  //  bytes of an in-doubt listing record (prepare + peer name)
 #define RL_AUDIT_SIZE         256  //  bytes of the audit reply record
+#define RL_MIGRATE_SIZE       192  //  bytes of a migration record (migrate_begin, _export, _import)
 #define RL_BATCH_RECORDS_MAX  8190 //  records in one request
 #define RL_MESSAGE_SIZE_MAX   (RL_HEADER_SIZE + RL_BATCH_RECORDS_MAX * RL_PREPARE_SIZE)
 #define RL_RING_BLOB_SIZE_MAX (4u << 20)           //  bytes of a binary ring
 #define RL_HISTORY_LIMIT_MAX  RL_BATCH_RECORDS_MAX //  transfers per history reply
 //  in_doubt lists at most what fits one message (7,280 of 288 bytes).
 #define RL_IN_DOUBT_RECORDS_MAX ((RL_MESSAGE_SIZE_MAX - RL_HEADER_SIZE) / RL_IN_DOUBT_SIZE)
+
+//  Migration (docs/rebalance.md) -------------------------------------------
+#define RL_MIGRATE_ENTRY_SIZE       144   //  bytes of one chunk entry (kind, origin, record)
+#define RL_MIGRATE_CHUNK_HEADER     168   //  bytes of a chunk's header
+#define RL_MIGRATE_ENTRIES_MAX      8190  //  entries in one chunk
+#define RL_MIGRATE_SCAN_RECORDS_MAX 65536 //  records one export reads (bounds the turn)
+_Static_assert(RL_MIGRATE_CHUNK_HEADER + RL_MIGRATE_ENTRIES_MAX * RL_MIGRATE_ENTRY_SIZE
+                   <= RL_RING_BLOB_SIZE_MAX,
+               "a chunk is a blob body");
 
 //  Ring ------------------------------------------------------------------
 #define RL_SHARDS_MAX             1024       //  shards in one ring

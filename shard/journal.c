@@ -66,6 +66,7 @@
 #include "codec.h"
 #include "failpoint.h"
 #include "idmap.h"
+#include "imported.h"
 #include "log.h"
 #include "rl_limits.h"
 
@@ -92,6 +93,7 @@ struct journal_t {
     uint64_t last_ts;       //  last timestamp assigned (ns)
     uint64_t checkpoint_ts; //  transfers up to here are in accounts + indexes
     uint64_t transfers_ok;  //  ok transfers since open (status)
+    bool imported;          //  a migration brought records here (imported.h): consult them
 };
 
 journal_t *
@@ -301,7 +303,19 @@ journal_leg_applied (journal_t *self, rl_id_t id, rl_id_t debit_account_id)
     size_t size = 0;
     codec_encode_id (id, key);
     codec_encode_id (debit_account_id, key + RL_ID_SIZE);
-    return store_get (self->store, STORE_CF_LEGS, key, sizeof (key), ts, sizeof (ts), &size);
+    int rc = store_get (self->store, STORE_CF_LEGS, key, sizeof (key), ts, sizeof (ts), &size);
+    if (rc == 0 && self->imported) {
+        //  A leg applied by a previous owner of the credit account.
+        return imported_leg_applied (self->store, id, debit_account_id);
+    }
+    return rc;
+}
+
+void
+journal_set_imported (journal_t *self)
+{
+    assert (self);
+    self->imported = true;
 }
 
 //  Appends a stored transfer to a generation (ts order) and, unless it is a

@@ -54,7 +54,11 @@ int journal_find (journal_t *self, rl_id_t id, rl_transfer_t *out);
 //  Was the credit leg of (transfer id, debit account) applied here? The pair
 //  names a transfer uniquely across the cluster (ids are scoped to the debit
 //  account's shard). 1 yes, 0 no, -1 storage error.
+//  Also consults the legs a migration imported, once journal_set_imported.
 int journal_leg_applied (journal_t *self, rl_id_t id, rl_id_t debit_account_id);
+//  A migration brought records here (imported.h): from now on the leg
+//  check consults them after a miss.
+void journal_set_imported (journal_t *self);
 
 //  The transfers since the checkpoint that the live generation holds, in
 //  timestamp order (all newer than the frozen ones).

@@ -65,6 +65,7 @@
 #include "accounts.h"
 #include "checkpoint.h"
 #include "codec.h"
+#include "imported.h"
 #include "journal.h"
 #include "log.h"
 #include "owner.h"
@@ -85,6 +86,7 @@ struct ledger_t {
     size_t checkpoint_transfers;       //  checkpoint once recent holds this many
     uint64_t checkpoints;              //  since open
     bool checkpoint_failed;            //  a checkpoint failed: the shard must fail
+    bool imported;                     //  a migration brought records here (imported.h)
 };
 
 ledger_t *
@@ -124,6 +126,9 @@ ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
         || participant_open (self->participant, now, err, err_size) != 0) {
         ledger_destroy (&self);
         return NULL;
+    }
+    if (imported_any (store)) {
+        ledger_set_imported (self); //  never replayed: only consulted by lookups
     }
     size_t recent = 0;
     journal_recent (self->journal, &recent);
@@ -187,6 +192,14 @@ ledger_arcs (const ledger_t *self)
 {
     assert (self);
     return self->arcs;
+}
+
+void
+ledger_set_imported (ledger_t *self)
+{
+    assert (self);
+    self->imported = true;
+    journal_set_imported (self->journal);
 }
 
 bool
@@ -262,6 +275,18 @@ ledger_create_accounts (ledger_t *self, const rl_account_t *accounts, size_t cou
 }
 
 //  Transfers ----------------------------------------------------------------
+
+//  A stored transfer by id: the shard's own records, then the ones a
+//  migration imported (their debit account moved here). 1, 0, or -1.
+static int
+s_find (ledger_t *self, rl_id_t id, rl_transfer_t *out)
+{
+    int found = journal_find (self->journal, id, out);
+    if (found == 0 && self->imported) {
+        found = imported_find (self->store, id, out);
+    }
+    return found;
+}
 
 static uint32_t
 s_transfer_exists (const rl_transfer_t *t, const rl_transfer_t *stored)
@@ -380,7 +405,7 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t re
         return r;
     }
     rl_transfer_t stored;
-    int found = journal_find (self->journal, t->id, &stored);
+    int found = s_find (self, t->id, &stored);
     if (found < 0) {
         r.result = RL_STORAGE_ERROR;
         return r;
@@ -474,7 +499,7 @@ ledger_lookup_transfers (ledger_t *self, const rl_id_t *ids, size_t count, rl_tr
 {
     assert (self);
     for (size_t i = 0; i < count; i++) {
-        int found = journal_find (self->journal, ids[i], &out[i]);
+        int found = s_find (self, ids[i], &out[i]);
         if (found < 0) {
             return -1;
         }
@@ -509,8 +534,13 @@ static void
 s_history_offer (s_history_t *h, const rl_transfer_t *t)
 {
     const rl_filter_t *f = h->filter;
-    bool debit = (f->flags & RL_FILTER_DEBITS) && rl_id_eq (t->debit_account_id, f->account_id);
-    bool credit = (f->flags & RL_FILTER_CREDITS) && rl_id_eq (t->credit_account_id, f->account_id);
+    //  A leg of a cross-shard transfer speaks for its own side only (the
+    //  other side's account may have moved here since).
+    uint32_t leg = JOURNAL_LEG (t->reserved);
+    bool debit = (f->flags & RL_FILTER_DEBITS) && leg != JOURNAL_LEG_CREDIT
+                 && rl_id_eq (t->debit_account_id, f->account_id);
+    bool credit = (f->flags & RL_FILTER_CREDITS) && leg != JOURNAL_LEG_DEBIT
+                  && rl_id_eq (t->credit_account_id, f->account_id);
     if ((debit || credit) && t->timestamp >= h->ts_min && t->timestamp <= h->ts_max
         && !s_history_full (h)) {
         h->out[h->count] = *t;
@@ -594,6 +624,54 @@ s_history_stored (ledger_t *self, s_history_t *h, bool reversed)
     return rc;
 }
 
+//  Merges the account's imported history (imported.h) into h->out, in
+//  timestamp order (the shard's own record first on a tie), up to the
+//  limit. 0, or -1 on a storage error or when memory ran out.
+static int
+s_history_merge_imported (ledger_t *self, s_history_t *h, bool reversed)
+{
+    const rl_filter_t *f = h->filter;
+    size_t limit = f->limit;
+    rl_transfer_t *theirs = malloc (2 * limit * sizeof (rl_transfer_t));
+    if (!theirs) {
+        return -1;
+    }
+    size_t count = 0;
+    if (imported_history (self->store, f->account_id, h->ts_min, h->ts_max, reversed, theirs, limit,
+                          &count)
+        != 0) {
+        free (theirs);
+        return -1;
+    }
+    rl_transfer_t *merged = theirs + limit;
+    size_t i = 0, j = 0, n = 0;
+    while (n < limit && (i < h->count || j < count)) {
+        bool take_ours = j == count;
+        if (i < h->count && j < count) {
+            uint64_t a = h->out[i].timestamp, b = theirs[j].timestamp;
+            take_ours = reversed ? a >= b : a <= b;
+        }
+        if (take_ours) {
+            merged[n++] = h->out[i++];
+            continue;
+        }
+        const rl_transfer_t *t = &theirs[j++];
+        uint32_t leg = JOURNAL_LEG (t->reserved);
+        bool debit = (f->flags & RL_FILTER_DEBITS) && leg != JOURNAL_LEG_CREDIT
+                     && rl_id_eq (t->debit_account_id, f->account_id);
+        bool credit = (f->flags & RL_FILTER_CREDITS) && leg != JOURNAL_LEG_DEBIT
+                      && rl_id_eq (t->credit_account_id, f->account_id);
+        if (debit || credit) {
+            merged[n] = *t;
+            merged[n++].reserved = 0;
+        }
+    }
+    memcpy (h->out, merged, n * sizeof (rl_transfer_t));
+    h->count = n;
+    free (theirs);
+    return 0;
+}
+
 rl_status_t
 ledger_account_transfers (ledger_t *self, const rl_filter_t *filter, rl_transfer_t *out,
                           size_t *count_p)
@@ -622,6 +700,9 @@ ledger_account_transfers (ledger_t *self, const rl_filter_t *filter, rl_transfer
     } else {
         rc = s_history_stored (self, &h, false);
         s_history_recent (self, &h, false);
+    }
+    if (rc == 0 && self->imported) {
+        rc = s_history_merge_imported (self, &h, reversed);
     }
     *count_p = h.count;
     return rc == 0 ? RL_STATUS_OK : RL_STATUS_STORAGE_ERROR;

@@ -60,6 +60,11 @@ arcs_t *ledger_arcs (const ledger_t *self); //  NULL: none set
 //  gained in a ring change, not received)? Such an account is `frozen`.
 bool ledger_frozen (const ledger_t *self, rl_id_t account_id);
 
+//  A migration brought records here (imported.h): lookups by id, the
+//  credit-leg check and history consult them from now on (ledger_open sets
+//  it when the store holds any).
+void ledger_set_imported (ledger_t *self);
+
 coordinator_t *ledger_coordinator (ledger_t *self);
 participant_t *ledger_participant (ledger_t *self);
 

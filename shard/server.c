@@ -465,6 +465,11 @@ s_handle (server_t *self, zmsg_t *msg)
             case RL_OP_RESOLVE:
                 reply = admin_resolve (self, msg, &h, body);
                 break;
+            case RL_OP_MIGRATE_BEGIN:
+            case RL_OP_MIGRATE_EXPORT:
+            case RL_OP_MIGRATE_IMPORT:
+                reply = migrate_handle (self, msg, &h, body, body_size);
+                break;
             default:
                 assert (false && "codec_check_request passed an unserved operation");
         }

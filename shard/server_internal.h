@@ -1,6 +1,6 @@
 /*  server_internal.h: the server's state, shared by server.c (the turn
-    loop and the dispatch) and admin.c (the operator's operations). Not for
-    use outside those two files.
+    loop and the dispatch), admin.c (the operator's operations) and
+    migrate.c (migrations). Not for use outside those files.
 */
 #ifndef RL_SERVER_INTERNAL_H
 #define RL_SERVER_INTERNAL_H
@@ -64,6 +64,10 @@ struct server_t {
     uint64_t wrong_shard;
     uint64_t unauthorized;
     uint64_t epoch_jumps_refused; //  load_ring beyond --max-epoch-jump (admin.c)
+
+    //  migrate.c: the migration this shard takes part in, as stored
+    rl_migrate_rec_t migration;
+    bool migration_loaded;
 };
 
 //  server.c
@@ -82,5 +86,10 @@ zmsg_t *admin_audit (server_t *self, zmsg_t *envelope, const rl_header_t *h);
 zmsg_t *admin_load_ring (server_t *self, zmsg_t *envelope, const rl_header_t *h,
                          const uint8_t *body, size_t body_size);
 zmsg_t *admin_get_ring (server_t *self, zmsg_t *envelope, const rl_header_t *h);
+
+//  migrate.c: migrate_begin, migrate_export and migrate_import; returns the
+//  reply (NULL: out of memory), taking envelope.
+zmsg_t *migrate_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body,
+                        size_t body_size);
 
 #endif

@@ -11,6 +11,8 @@
         prepared    prepared records of two-phase transfers
         legs        transfer id (16) + debit account id (16) -> ts (8): credit legs
                     applied here                             [SST ingest only]
+        imported    what migrations brought in from other shards, under one-byte
+                    prefixes (shard/imported.c); never replayed into balances
 
     All writes of one group commit go into one WriteBatch (store_batch_*),
     written and synced by store_commit. The background checkpoint
@@ -46,6 +48,7 @@ typedef enum {
     STORE_CF_XLOG,
     STORE_CF_PREPARED,
     STORE_CF_LEGS,
+    STORE_CF_IMPORTED,
     STORE_CF_COUNT
 } store_cf_t;
 

@@ -82,6 +82,7 @@ STATUS = {
     "frozen": 15,
     "unauthorized": 16,
     "epoch_too_far": 17,
+    "migration_refused": 18,
 }
 STATUS_NAMES = {v: k for k, v in STATUS.items()}
 

@@ -51,6 +51,8 @@ endfunction()
 
 rl_fuzz_target(codec SOURCES ${PROJECT_SOURCE_DIR}/common/codec.c
                ${PROJECT_SOURCE_DIR}/common/proto.c)
+rl_fuzz_target(chunk SOURCES ${PROJECT_SOURCE_DIR}/common/chunk.c ${PROJECT_SOURCE_DIR}/common/codec.c
+               ${PROJECT_SOURCE_DIR}/common/proto.c)
 rl_fuzz_target(ring_blob SOURCES ${RL_FUZZ_RING_SOURCES} LIBS PkgConfig::XXHASH m)
 rl_fuzz_target(ring_text SOURCES ${RL_FUZZ_RING_SOURCES} LIBS PkgConfig::XXHASH m)
 rl_fuzz_target(config SOURCES ${PROJECT_SOURCE_DIR}/common/failpoint.c

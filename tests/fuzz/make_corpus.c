@@ -1,7 +1,7 @@
 /*  make_corpus.c: writes the seed corpus of the fuzz targets.
 
-    Usage: fuzz_make_corpus DIR   (writes DIR/codec, DIR/ring_blob,
-    DIR/ring_text and DIR/config; the directories must exist)
+    Usage: fuzz_make_corpus DIR   (writes DIR/codec, DIR/chunk,
+    DIR/ring_blob, DIR/ring_text and DIR/config; the directories must exist)
 
     The seeds are small valid inputs, built with the codec and the ring
     library themselves, so that the fuzzer starts past the first checks:
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chunk.h"
 #include "codec.h"
 #include "failpoint.h"
 #include "keys.h"
@@ -179,6 +180,18 @@ s_blob_byte (size_t i, uint8_t *out)
 }
 
 static void
+s_migrate (size_t i, uint8_t *out)
+{
+    rl_migrate_rec_t rec = {.migration_id = 7 + i, .arc_start = 10, .arc_end = 20, .role = 2};
+    snprintf (rec.source, sizeof rec.source, "s1");
+    snprintf (rec.target, sizeof rec.target, "s2");
+    rec.cursor.phase = RL_MIGRATE_PHASE_ACCOUNTS;
+    rec.cursor.ts = 1000;
+    rec.entries_max = 100;
+    codec_encode_migrate (&rec, out);
+}
+
+static void
 s_codec (void)
 {
     s_frame ("req_create_accounts", S_MODE_REQUEST, RL_OP_CREATE_ACCOUNTS, 0, 2, RL_ACCOUNT_SIZE,
@@ -211,10 +224,56 @@ s_codec (void)
     s_frame ("rep_prepare", S_MODE_REPLY, RL_OP_PREPARE, 0, 1, RL_TP_SIZE, s_tp);
     s_frame ("rep_in_doubt", S_MODE_REPLY, RL_OP_IN_DOUBT, 0, 1, RL_IN_DOUBT_SIZE, s_in_doubt);
     s_frame ("rep_audit", S_MODE_REPLY, RL_OP_AUDIT, 0, 1, RL_AUDIT_SIZE, s_audit);
+    s_frame ("req_migrate_begin", S_MODE_REQUEST, RL_OP_MIGRATE_BEGIN, 0, 1, RL_MIGRATE_SIZE,
+             s_migrate);
+    s_frame ("req_migrate_import", S_MODE_REQUEST, RL_OP_MIGRATE_IMPORT, 0, 1, 1, s_blob_byte);
+    s_frame ("rep_migrate_import", S_MODE_REPLY, RL_OP_MIGRATE_IMPORT, 0, 1, RL_MIGRATE_SIZE,
+             s_migrate);
     s_frame ("rep_error", S_MODE_REPLY, RL_OP_CREATE_TRANSFERS, RL_STATUS_BUSY, 0, 0, NULL);
     uint8_t records[RL_IN_DOUBT_SIZE];
     s_in_doubt (0, records);
     s_write ("codec", "records", S_MODE_RECORDS, true, records, sizeof records);
+}
+
+//  Migration chunks: empty, one transfer and one account, a cursor in each phase.
+static void
+s_chunks (void)
+{
+    static uint8_t out[RL_MIGRATE_CHUNK_HEADER + 4 * RL_MIGRATE_ENTRY_SIZE];
+    chunk_t chunk = {.migration_id = 7, .seq = 1};
+    chunk.to.phase = RL_MIGRATE_PHASE_IMPORTED;
+    chunk.to.ts = 1000;
+    chunk_encode_header (&chunk, out);
+    s_write ("chunk", "empty", 0, false, out, chunk_size (0));
+    chunk.seq = 2;
+    chunk.from = chunk.to;
+    chunk.to.phase = RL_MIGRATE_PHASE_DONE;
+    chunk.to.round = 1;
+    chunk.to.imported_key[0] = 0x11;
+    chunk.to.account_key[3] = 0x22;
+    chunk.entry_count = 3;
+    chunk_encode_header (&chunk, out);
+    chunk_entry_t t = {.kind = RL_CHUNK_TRANSFER, .origin = 0xabcdef};
+    t.transfer.id = s_id (0x1000);
+    t.transfer.debit_account_id = s_id (2);
+    t.transfer.credit_account_id = s_id (1);
+    t.transfer.amount = 12345;
+    t.transfer.ledger = 700;
+    t.transfer.code = 1;
+    t.transfer.timestamp = 1001;
+    t.transfer.reserved = (uint64_t) 2 << 32; //  a credit leg, ok
+    chunk_put_entry (out, 0, &t);
+    t.transfer.id = s_id (0x1001);
+    t.transfer.reserved = 87; //  burned: exceeds_credits, both legs
+    chunk_put_entry (out, 1, &t);
+    chunk_entry_t a = {.kind = RL_CHUNK_ACCOUNT};
+    a.account.id = s_id (2);
+    a.account.ledger = 700;
+    a.account.code = 10;
+    a.account.credits_posted = 12345;
+    a.account.timestamp = 999;
+    chunk_put_entry (out, 2, &a);
+    s_write ("chunk", "entries", 0, false, out, chunk_size (3));
 }
 
 //  A ring of `shards` shards with few points, so that its seeds stay small.
@@ -328,6 +387,7 @@ main (int argc, char *argv[])
     }
     s_dir = argv[1];
     s_codec ();
+    s_chunks ();
     s_rings ();
     s_failpoints ();
     s_keys ();

@@ -1,0 +1,53 @@
+/*  imported.h: the records and accounts a migration brought into this
+    shard, in the `imported` column family (docs/rebalance.md, "The
+    imported key space"). Recovery never reads them into balances; lookups
+    by id, the credit-leg check and history reads consult them after the
+    shard's own records. See imported.c for the keys and invariants.
+*/
+#ifndef RL_IMPORTED_H
+#define RL_IMPORTED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chunk.h"
+#include "proto.h"
+#include "store.h"
+
+//  Key prefixes (imported.c, KEYS).
+#define IMPORTED_TRANSFER 'T' //  'T' origin ts id -> transfer record
+#define IMPORTED_BY_ID    'I' //  'I' id -> origin ts (the debit account moved here)
+#define IMPORTED_LEG      'L' //  'L' id debit -> origin ts (a credit leg applied at the origin)
+#define IMPORTED_HISTORY  'H' //  'H' account ts origin id -> (empty)
+#define IMPORTED_ACCOUNT  'A' //  'A' id -> account snapshot (staged until the handover)
+
+#define IMPORTED_TRANSFER_KEY_SIZE (1 + 8 + 8 + RL_ID_SIZE)
+
+//  Is the point of `account` in the arc (start, end]? (start != end)
+bool imported_in_arc (uint64_t start, uint64_t end, rl_id_t account);
+//  Does the entry belong to the arc: a transfer that names an account of
+//  the arc on a side its leg applies to, an account of the arc?
+bool imported_entry_fits (uint64_t start, uint64_t end, const chunk_entry_t *entry);
+//  Puts the entry's keys into the store's batch (the entry fits the arc:
+//  asserted). Writing the same entry twice writes the same keys.
+void imported_put (store_t *store, uint64_t start, uint64_t end, const chunk_entry_t *entry);
+
+//  Does the column family hold anything? (At open: whether lookups must
+//  consult it.)
+bool imported_any (store_t *store);
+//  A transfer whose debit account moved here, by id: 1 found (out filled,
+//  reserved = stored result and leg), 0 not, -1 storage error.
+int imported_find (store_t *store, rl_id_t id, rl_transfer_t *out);
+//  Was the credit leg of (id, debit account) applied by a previous owner
+//  of the credit account? 1 yes, 0 no, -1 storage error.
+int imported_leg_applied (store_t *store, rl_id_t id, rl_id_t debit_account_id);
+//  The account's imported ok transfers with ts_min <= timestamp <= ts_max,
+//  in timestamp order (newest first when reversed), at most cap into out.
+//  0 (*count_p set), or -1 on a storage error.
+int imported_history (store_t *store, rl_id_t account_id, uint64_t ts_min, uint64_t ts_max,
+                      bool reversed, rl_transfer_t *out, size_t cap, size_t *count_p);
+//  The staged snapshot of an account: 1 found, 0 not, -1 storage error.
+int imported_account (store_t *store, rl_id_t id, rl_account_t *out);
+
+#endif

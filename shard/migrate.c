@@ -1,0 +1,480 @@
+/*  migrate.c: the copy of one arc between two shards, driven by the tool
+    (docs/rebalance.md has the whole state machine; this is its first
+    part, the copy and its catch-up rounds).
+
+    WHY
+    Moving an arc must not stop the shard that serves it. So the source
+    hands out its data in bounded chunks from a cursor, between ordinary
+    turns, and the target imports each chunk in one group commit together
+    with the cursor it has reached. A crash of either side, or of the tool
+    between them, resumes from the target's cursor: nothing is imported
+    twice, nothing skipped.
+
+    OPERATIONS (admin role; each is one request, answered after the
+    group commit that holds its writes)
+      migrate_begin   (either side) stores the migration: id, arc, source,
+                      target, this shard's role; cursor zero. Again with
+                      the same record: answers the stored state (how the
+                      tool resumes). A different migration while one is
+                      stored: migration_refused.
+      migrate_export  (source) the chunk numbered `chunks + 1` from
+                      `cursor`, at most `entries_max` entries, and at most
+                      RL_MIGRATE_SCAN_RECORDS_MAX records read. Reads only.
+      migrate_import  (target) imports a chunk: the next one in order
+                      (seq == chunks + 1 and from == the stored cursor),
+                      every entry in the arc; its keys (imported.c), the new
+                      cursor and counts go into one batch. A chunk already
+                      imported (seq <= chunks) is answered with the state
+                      and changes nothing.
+
+    WHAT MOVES (the export's scan; each round runs the phases in order)
+      1. the source's own transfer records (the `transfers` family, every
+         record from the first to the last committed, those still in the
+         in-memory recent index included) that name an account of the arc
+         on a side their leg applies to, by timestamp;
+      2. the records the source itself imported earlier, by key;
+      3. the accounts of the arc, with their balances as in memory.
+      The target derives from each record its idempotency entry (debit
+      account in the arc), its credit-leg entry and its history keys.
+      Records and idempotency entries are never deleted from the source
+      by the copy. A round that has ended (phase DONE) is followed by a
+      catch-up round: phases 1 and 2 continue where they stopped (records
+      only grow), phase 3 sends every account again.
+
+    INVARIANTS
+    1. The target's stored cursor and chunk number change only in the
+       batch that holds that chunk's entries.
+    2. Nothing is written for a request that is refused (bad chunk, other
+       migration, out of order, an entry outside the arc).
+    3. A shard takes part in at most one migration at a time (so a source
+       imports nothing while it exports: its imported keys do not move
+       under the cursor of phase 2).
+
+    LIMITS
+    RL_MIGRATE_ENTRIES_MAX entries a chunk; RL_MIGRATE_SCAN_RECORDS_MAX
+    records read by one export (one turn).
+*/
+#include "migrate.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "chunk.h"
+#include "codec.h"
+#include "imported.h"
+#include "log.h"
+#include "server_internal.h"
+
+uint64_t
+migrate_origin (const char *shard_name)
+{
+    uint64_t h = XXH3_64bits (shard_name, strlen (shard_name));
+    return h ? h : 1;
+}
+
+//  State -----------------------------------------------------------------------
+
+//  The stored migration (state NONE when there is none): read once, then
+//  kept in the server.
+static int
+s_state (server_t *self, rl_migrate_rec_t **state_p)
+{
+    if (!self->migration_loaded) {
+        uint8_t value[RL_MIGRATE_SIZE];
+        size_t size = 0;
+        int rc = store_get (self->store, STORE_CF_META, MIGRATE_META_KEY, strlen (MIGRATE_META_KEY),
+                            value, sizeof (value), &size);
+        if (rc < 0 || (rc == 1 && size != RL_MIGRATE_SIZE)) {
+            return -1;
+        }
+        memset (&self->migration, 0, sizeof (self->migration));
+        if (rc == 1) {
+            codec_decode_migrate (value, &self->migration);
+        }
+        self->migration_loaded = true;
+    }
+    *state_p = &self->migration;
+    return 0;
+}
+
+static void
+s_state_put (server_t *self)
+{
+    uint8_t value[RL_MIGRATE_SIZE];
+    codec_encode_migrate (&self->migration, value);
+    store_batch_put (self->store, STORE_CF_META, MIGRATE_META_KEY, strlen (MIGRATE_META_KEY), value,
+                     sizeof (value));
+}
+
+static zmsg_t *
+s_reply_state (server_t *self, zmsg_t *envelope, const rl_header_t *h)
+{
+    uint8_t *out = NULL;
+    zmsg_t *reply = server_reply_new (self, envelope, h, RL_STATUS_OK, 1, RL_MIGRATE_SIZE, &out);
+    if (reply) {
+        codec_encode_migrate (&self->migration, out);
+    }
+    return reply;
+}
+
+static zmsg_t *
+s_refuse (server_t *self, zmsg_t *envelope, const rl_header_t *h, const char *why)
+{
+    rl_warn ("migration: request %" PRIu64 " (%s) refused: %s", h->request_id,
+             rl_op_name (h->operation), why);
+    return server_reply_new (self, envelope, h, RL_STATUS_MIGRATION_REFUSED, 0, 0, NULL);
+}
+
+//  Does this shard serve (own, and hold the data of) the arc's end point?
+static bool
+s_serves_arc (server_t *self, uint64_t end)
+{
+    int owner = ring_lookup (self->ring, end);
+    if (owner < 0 || owner != ring_shard_find (self->ring, self->options->name)) {
+        return false;
+    }
+    const arcs_t *arcs = ledger_arcs (self->ledger);
+    return !arcs || arcs_received (arcs, end);
+}
+
+//  Begin -----------------------------------------------------------------------
+
+static bool
+s_same_migration (const rl_migrate_rec_t *a, const rl_migrate_rec_t *b)
+{
+    return a->migration_id == b->migration_id && a->arc_start == b->arc_start
+           && a->arc_end == b->arc_end && a->role == b->role && strcmp (a->source, b->source) == 0
+           && strcmp (a->target, b->target) == 0;
+}
+
+static zmsg_t *
+s_begin (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
+{
+    rl_migrate_rec_t req;
+    codec_decode_migrate (body, &req);
+    const char *name = self->options->name;
+    bool source = req.role == RL_MIGRATE_SOURCE;
+    if (req.migration_id == 0 || req.arc_start == req.arc_end
+        || (req.role != RL_MIGRATE_SOURCE && req.role != RL_MIGRATE_TARGET) || !req.source[0]
+        || !req.target[0] || strcmp (req.source, req.target) == 0
+        || strcmp (source ? req.source : req.target, name) != 0) {
+        return server_reply_new (self, envelope, h, RL_STATUS_MALFORMED, 0, 0, NULL);
+    }
+    rl_migrate_rec_t *state = NULL;
+    if (s_state (self, &state) != 0) {
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    }
+    if (state->state != RL_MIGRATE_NONE) {
+        if (!s_same_migration (state, &req)) {
+            return s_refuse (self, envelope, h, "another migration is stored");
+        }
+        return s_reply_state (self, envelope, h); //  resumed: as stored
+    }
+    //  The source serves the arc now; the target does not hold it.
+    if (s_serves_arc (self, req.arc_end) != source) {
+        return s_refuse (self, envelope, h,
+                         source ? "the source does not serve the arc"
+                                : "the target already serves the arc");
+    }
+    rl_migrate_rec_t fresh = {
+        .migration_id = req.migration_id,
+        .arc_start = req.arc_start,
+        .arc_end = req.arc_end,
+        .role = req.role,
+        .state = RL_MIGRATE_COPYING,
+    };
+    memcpy (fresh.source, req.source, sizeof (fresh.source));
+    memcpy (fresh.target, req.target, sizeof (fresh.target));
+    self->migration = fresh;
+    s_state_put (self);
+    rl_info ("migration %" PRIu64 ": %s of arc (%" PRIu64 ", %" PRIu64 "] from %s to %s",
+             fresh.migration_id, source ? "source" : "target", fresh.arc_start, fresh.arc_end,
+             fresh.source, fresh.target);
+    return s_reply_state (self, envelope, h);
+}
+
+//  Export ------------------------------------------------------------------------
+
+typedef struct {
+    server_t *server;
+    const rl_migrate_rec_t *state;
+    uint8_t *out; //  the chunk being built
+    uint32_t cap; //  entries it may hold
+    uint32_t count;
+    size_t scanned; //  records read
+    uint64_t origin;
+} s_export_t;
+
+static bool
+s_export_full (const s_export_t *x)
+{
+    return x->count >= x->cap || x->scanned >= RL_MIGRATE_SCAN_RECORDS_MAX;
+}
+
+static void
+s_export_entry (s_export_t *x, const chunk_entry_t *e)
+{
+    assert (x->count < x->cap);
+    chunk_put_entry (x->out, x->count++, e);
+}
+
+//  Phase 1: own transfer records after cursor->ts. -1 on a storage error.
+static int
+s_export_transfers (s_export_t *x, rl_migrate_cursor_t *c)
+{
+    store_iter_t *it = store_iter_new (x->server->store, STORE_CF_TRANSFERS);
+    if (!it) {
+        return -1;
+    }
+    int rc = 0;
+    if (c->ts == UINT64_MAX) {
+        c->phase = RL_MIGRATE_PHASE_IMPORTED;
+        store_iter_destroy (&it);
+        return 0;
+    }
+    uint8_t seek[8];
+    codec_put_u64_be (seek, c->ts + 1);
+    for (store_iter_seek (it, seek, sizeof (seek)); !s_export_full (x); store_iter_next (it)) {
+        if (!store_iter_valid (it)) {
+            c->phase = RL_MIGRATE_PHASE_IMPORTED;
+            break;
+        }
+        size_t key_size = 0, value_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &value_size);
+        if (key_size != 8 || value_size != RL_TRANSFER_SIZE) {
+            rc = -1;
+            break;
+        }
+        x->scanned++;
+        chunk_entry_t e = {.kind = RL_CHUNK_TRANSFER, .origin = x->origin};
+        codec_decode_transfer (value, &e.transfer);
+        c->ts = codec_get_u64_be (key);
+        if (imported_entry_fits (x->state->arc_start, x->state->arc_end, &e)) {
+            s_export_entry (x, &e);
+        }
+    }
+    store_iter_destroy (&it);
+    return rc;
+}
+
+//  Phase 2: records this shard imported earlier, after cursor->imported_key.
+static int
+s_export_imported (s_export_t *x, rl_migrate_cursor_t *c)
+{
+    store_iter_t *it = store_iter_new (x->server->store, STORE_CF_IMPORTED);
+    if (!it) {
+        return -1;
+    }
+    uint8_t seek[IMPORTED_TRANSFER_KEY_SIZE];
+    seek[0] = IMPORTED_TRANSFER;
+    memcpy (seek + 1, c->imported_key, sizeof (c->imported_key));
+    int rc = 0;
+    for (store_iter_seek (it, seek, sizeof (seek)); !s_export_full (x); store_iter_next (it)) {
+        size_t key_size = 0, value_size = 0;
+        const uint8_t *key = store_iter_valid (it) ? store_iter_key (it, &key_size) : NULL;
+        if (!key || key[0] != IMPORTED_TRANSFER) {
+            c->phase = RL_MIGRATE_PHASE_ACCOUNTS;
+            break;
+        }
+        const uint8_t *value = store_iter_value (it, &value_size);
+        if (key_size != IMPORTED_TRANSFER_KEY_SIZE || value_size != RL_TRANSFER_SIZE) {
+            rc = -1;
+            break;
+        }
+        if (memcmp (key, seek, sizeof (seek)) == 0) {
+            continue; //  the cursor's own key: exported already
+        }
+        x->scanned++;
+        chunk_entry_t e = {.kind = RL_CHUNK_TRANSFER, .origin = codec_get_u64_be (key + 1)};
+        codec_decode_transfer (value, &e.transfer);
+        memcpy (c->imported_key, key + 1, sizeof (c->imported_key));
+        if (imported_entry_fits (x->state->arc_start, x->state->arc_end, &e)) {
+            s_export_entry (x, &e);
+        }
+    }
+    store_iter_destroy (&it);
+    return rc;
+}
+
+//  Phase 3: the accounts of the arc after cursor->account_key, as in memory.
+static int
+s_export_accounts (s_export_t *x, rl_migrate_cursor_t *c)
+{
+    store_iter_t *it = store_iter_new (x->server->store, STORE_CF_ACCOUNTS);
+    if (!it) {
+        return -1;
+    }
+    int rc = 0;
+    for (store_iter_seek (it, c->account_key, sizeof (c->account_key)); !s_export_full (x);
+         store_iter_next (it)) {
+        if (!store_iter_valid (it)) {
+            c->phase = RL_MIGRATE_PHASE_DONE;
+            break;
+        }
+        size_t key_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        if (key_size != RL_ID_SIZE) {
+            rc = -1;
+            break;
+        }
+        if (memcmp (key, c->account_key, RL_ID_SIZE) == 0) {
+            continue;
+        }
+        x->scanned++;
+        memcpy (c->account_key, key, RL_ID_SIZE);
+        rl_id_t id = codec_decode_id (key);
+        if (!imported_in_arc (x->state->arc_start, x->state->arc_end, id)) {
+            continue;
+        }
+        chunk_entry_t e = {.kind = RL_CHUNK_ACCOUNT};
+        ledger_lookup_accounts (x->server->ledger, &id, 1, &e.account);
+        if (e.account.timestamp != 0) {
+            s_export_entry (x, &e);
+        }
+    }
+    store_iter_destroy (&it);
+    return rc;
+}
+
+static zmsg_t *
+s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
+{
+    rl_migrate_rec_t req;
+    codec_decode_migrate (body, &req);
+    if (req.entries_max == 0 || req.entries_max > RL_MIGRATE_ENTRIES_MAX
+        || req.cursor.phase > RL_MIGRATE_PHASE_DONE) {
+        return server_reply_new (self, envelope, h, RL_STATUS_MALFORMED, 0, 0, NULL);
+    }
+    rl_migrate_rec_t *state = NULL;
+    if (s_state (self, &state) != 0) {
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    }
+    if (state->state != RL_MIGRATE_COPYING || state->role != RL_MIGRATE_SOURCE
+        || state->migration_id != req.migration_id) {
+        return s_refuse (self, envelope, h, "no such migration with this shard as its source");
+    }
+    size_t size = chunk_size (req.entries_max);
+    uint8_t *buffer = malloc (size);
+    if (!buffer) {
+        return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
+    }
+    s_export_t x = {.server = self,
+                    .state = state,
+                    .out = buffer,
+                    .cap = req.entries_max,
+                    .origin = migrate_origin (self->options->name)};
+    rl_migrate_cursor_t c = req.cursor;
+    if (c.phase == RL_MIGRATE_PHASE_DONE) {
+        c.phase = RL_MIGRATE_PHASE_TRANSFERS; //  a catch-up round
+        c.round++;
+        memset (c.account_key, 0, sizeof (c.account_key));
+    }
+    int rc = 0;
+    while (rc == 0 && c.phase != RL_MIGRATE_PHASE_DONE && !s_export_full (&x)) {
+        switch (c.phase) {
+            case RL_MIGRATE_PHASE_TRANSFERS:
+                rc = s_export_transfers (&x, &c);
+                break;
+            case RL_MIGRATE_PHASE_IMPORTED:
+                rc = s_export_imported (&x, &c);
+                break;
+            default:
+                rc = s_export_accounts (&x, &c);
+                break;
+        }
+    }
+    if (rc != 0) {
+        free (buffer);
+        rl_error ("migration %" PRIu64 ": export failed reading the store", state->migration_id);
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    }
+    chunk_t chunk = {.migration_id = state->migration_id,
+                     .seq = req.chunks + 1,
+                     .entry_count = x.count,
+                     .from = req.cursor,
+                     .to = c};
+    chunk_encode_header (&chunk, buffer);
+    size_t chunk_bytes = chunk_size (x.count);
+    uint8_t *out = NULL;
+    zmsg_t *reply = server_reply_new (self, envelope, h, RL_STATUS_OK, 1, chunk_bytes, &out);
+    if (reply) {
+        memcpy (out, buffer, chunk_bytes);
+    }
+    free (buffer);
+    return reply;
+}
+
+//  Import ------------------------------------------------------------------------
+
+static zmsg_t *
+s_import (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body,
+          size_t body_size)
+{
+    chunk_t chunk;
+    rl_status_t status = chunk_decode (body, body_size, &chunk);
+    if (status != RL_STATUS_OK) {
+        self->malformed++;
+        rl_warn ("migration: request %" PRIu64 ": a chunk that does not decode (%s)", h->request_id,
+                 rl_status_name (status));
+        return server_reply_new (self, envelope, h, status, 0, 0, NULL);
+    }
+    rl_migrate_rec_t *state = NULL;
+    if (s_state (self, &state) != 0) {
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    }
+    if (state->state != RL_MIGRATE_COPYING || state->role != RL_MIGRATE_TARGET
+        || state->migration_id != chunk.migration_id) {
+        return s_refuse (self, envelope, h, "no such migration with this shard as its target");
+    }
+    if (chunk.seq <= state->chunks) {
+        return s_reply_state (self, envelope, h); //  imported already: nothing changes
+    }
+    if (chunk.seq != state->chunks + 1 || !chunk_cursor_eq (&chunk.from, &state->cursor)) {
+        return s_refuse (self, envelope, h, "a chunk out of order");
+    }
+    uint64_t records = 0, accounts = 0;
+    for (uint32_t i = 0; i < chunk.entry_count; i++) {
+        chunk_entry_t e;
+        chunk_entry (&chunk, i, &e);
+        if (!imported_entry_fits (state->arc_start, state->arc_end, &e)) {
+            return s_refuse (self, envelope, h, "an entry outside the arc");
+        }
+        records += e.kind == RL_CHUNK_TRANSFER;
+        accounts += e.kind == RL_CHUNK_ACCOUNT;
+    }
+    for (uint32_t i = 0; i < chunk.entry_count; i++) {
+        chunk_entry_t e;
+        chunk_entry (&chunk, i, &e);
+        imported_put (self->store, state->arc_start, state->arc_end, &e);
+    }
+    state->cursor = chunk.to;
+    state->chunks = chunk.seq;
+    state->records += records;
+    state->accounts += accounts;
+    s_state_put (self);
+    if (chunk.entry_count > 0) {
+        ledger_set_imported (self->ledger);
+    }
+    return s_reply_state (self, envelope, h);
+}
+
+zmsg_t *
+migrate_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body,
+                size_t body_size)
+{
+    assert (self && envelope && h && body);
+    switch (h->operation) {
+        case RL_OP_MIGRATE_BEGIN:
+            return s_begin (self, envelope, h, body);
+        case RL_OP_MIGRATE_EXPORT:
+            return s_export (self, envelope, h, body);
+        default:
+            assert (h->operation == RL_OP_MIGRATE_IMPORT);
+            return s_import (self, envelope, h, body, body_size);
+    }
+}

@@ -1,0 +1,665 @@
+/*  test_migrate.c: the copy of one arc between two real shards
+    (docs/rebalance.md, "The copy").
+
+    Two shards, s1 and s2, serve a ring of few points (so that one arc
+    holds many accounts), in the WAL-held-in-memory mode, with security
+    on. The test plays the tool: it begins a migration of s1's fullest
+    arc to s2 on both, then moves chunks from s1's export to s2's import
+    while it keeps sending transfers of every kind to s1 and s2: same-shard
+    and cross-shard, debits and credits inside and outside the arc, and
+    some that fail for a business reason (their ids are burned). Catch-up
+    rounds follow until the arc is quiet and a last round has run. Then:
+      - lookup_transfers on s2 answers every transfer whose debit account
+        is in the arc exactly as s1 does;
+      - with s2 stopped, a ledger opened on its store (the code the shard
+        runs) answers the history of every account of the arc as s1 does,
+        retries with the same ids get the original outcome (exists, or the
+        same failure), the credit legs applied on s1 are recognised, the
+        staged balances equal s1's, and recovery put nothing imported into
+        balances (s2's own accounts keep their sums).
+    test_copy_resumes_after_kills kills s1 and s2 (SIGKILL) in the middle of
+    the copy, restarts them and resumes from s2's stored cursor; a chunk
+    imported twice changes nothing, and the records counted equal the
+    records stored. test_hostile_chunks sends chunks that are malformed,
+    oversize, out of order, of another migration or outside the arc: each
+    is refused with its status and nothing changes.
+*/
+#include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "chunk.h"
+#include "codec.h"
+#include "imported.h"
+#include "ledger.h"
+#include "migrate.h"
+#include "now.h"
+#include "outq.h"
+#include "ring.h"
+#include "store.h"
+#include "testkit.h"
+
+#define S_TAG         0x4d4947524154ull //  "MIGRAT"
+#define S_LEDGER      840
+#define S_ACCOUNTS    160 //  accounts 1..S_ACCOUNTS
+#define S_OPERATORS   24  //  accounts 1..S_OPERATORS may go negative
+#define S_POINTS      4   //  ring points per shard: arcs of many accounts
+#define S_TRANSFERS   1200
+#define S_MIGRATION   77
+#define S_ENTRIES     9 //  entries per chunk: many chunks
+#define S_HISTORY_MAX 2048
+
+typedef struct {
+    harness_t *h;
+    tk_shard_t shards[2];
+    ring_t *ring;
+    rl_client_t *clients[2];
+    uint64_t arc_start, arc_end;
+    rl_transfer_t sent[S_TRANSFERS];
+    size_t sent_count;
+    uint64_t next_id;
+    uint32_t rand_state;
+    rl_account_t own[S_ACCOUNTS + 1]; //  s2's own accounts as it answered before it stopped
+} s_ctx_t;
+
+static uint32_t
+s_rand (s_ctx_t *ctx)
+{
+    ctx->rand_state = ctx->rand_state * 1103515245u + 12345u;
+    return ctx->rand_state >> 8;
+}
+
+static int
+s_owner (const s_ctx_t *ctx, uint64_t n)
+{
+    uint8_t bytes[RL_ID_SIZE];
+    codec_encode_id (tk_id (n, S_TAG), bytes);
+    return ring_lookup_id (ctx->ring, bytes);
+}
+
+static bool
+s_in_arc (const s_ctx_t *ctx, rl_id_t id)
+{
+    return imported_in_arc (ctx->arc_start, ctx->arc_end, id);
+}
+
+static void
+s_clients_open (s_ctx_t *ctx)
+{
+    for (size_t i = 0; i < 2; i++) {
+        rl_client_destroy (&ctx->clients[i]);
+        ctx->clients[i] = rl_client_new (ctx->shards[i].endpoint);
+        assert_non_null (ctx->clients[i]);
+    }
+}
+
+static int
+s_setup (void **state)
+{
+    s_ctx_t *ctx = calloc (1, sizeof (s_ctx_t));
+    assert_non_null (ctx);
+    ctx->h = harness_new ("test_migrate");
+    assert_non_null (ctx->h);
+    tk_keys_dir (ctx->h);
+    ctx->rand_state = 7;
+    ctx->next_id = 1;
+    const char *names[2] = {"s1", "s2"};
+    ctx->ring = ring_new (1);
+    assert_non_null (ctx->ring);
+    assert_int_equal (ring_set_points_per_weight (ctx->ring, S_POINTS), RING_OK);
+    for (size_t i = 0; i < 2; i++) {
+        tk_shard_init (ctx->h, &ctx->shards[i], names[i]);
+        ctx->shards[i].durability = "manual-wal";
+        assert_int_equal (ring_add_shard (ctx->ring, names[i], ctx->shards[i].endpoint, 1.0),
+                          RING_OK);
+    }
+    char *path = harness_path (ctx->h, "cluster.ring");
+    assert_non_null (path);
+    assert_int_equal (ring_save_file (ctx->ring, path), RING_OK);
+    for (size_t i = 0; i < 2; i++) {
+        snprintf (ctx->shards[i].ring_file, sizeof (ctx->shards[i].ring_file), "%s", path);
+        assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
+    }
+    free (path);
+    s_clients_open (ctx);
+    //  The accounts, each on its shard.
+    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+        uint16_t flags = n <= S_OPERATORS ? 0 : RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS;
+        rl_account_t a = tk_account (n, S_TAG, S_LEDGER, flags);
+        rl_result_rec_t r;
+        assert_int_equal (
+            rl_client_create_accounts (ctx->clients[s_owner (ctx, n)], &a, 1, &r, TK_TIMEOUT_MS),
+            0);
+        assert_int_equal (r.result, RL_OK);
+    }
+    //  s1's arc with the most accounts: (previous point, point].
+    size_t points = ring_point_count (ctx->ring), best = 0;
+    for (size_t p = 0; p < points; p++) {
+        if (ring_point_owner (ctx->ring, p) != 0) {
+            continue;
+        }
+        uint64_t end = ring_point_position (ctx->ring, p);
+        uint64_t start = ring_point_position (ctx->ring, (p + points - 1) % points);
+        size_t count = 0;
+        for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+            count += imported_in_arc (start, end, tk_id (n, S_TAG));
+        }
+        if (count > best) {
+            best = count;
+            ctx->arc_start = start;
+            ctx->arc_end = end;
+        }
+    }
+    assert_true (best >= 8);
+    *state = ctx;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_ctx_t *ctx = *state;
+    for (size_t i = 0; i < 2; i++) {
+        rl_client_destroy (&ctx->clients[i]);
+        if (ctx->shards[i].pid > 0) {
+            tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM);
+        }
+    }
+    ring_destroy (&ctx->ring);
+    harness_destroy (&ctx->h);
+    free (ctx);
+    return 0;
+}
+
+//  Traffic -------------------------------------------------------------------
+
+//  Sends `count` transfers between random accounts: from operators (never
+//  short of money) and from limited accounts (some fail and burn their id),
+//  each to its debit account's shard. Retries a retryable answer.
+static void
+s_traffic (s_ctx_t *ctx, size_t count)
+{
+    for (size_t k = 0; k < count && ctx->sent_count < S_TRANSFERS; k++) {
+        //  Half from operators, half from any account (some of those fail).
+        uint64_t debit = 1 + s_rand (ctx) % (s_rand (ctx) % 2 ? S_OPERATORS : S_ACCOUNTS);
+        uint64_t credit = 1 + s_rand (ctx) % S_ACCOUNTS;
+        if (debit == credit) {
+            credit = credit % S_ACCOUNTS + 1;
+        }
+        uint64_t amount = 1 + s_rand (ctx) % (debit <= S_OPERATORS ? 500 : 120);
+        rl_transfer_t t = tk_transfer (tk_id (ctx->next_id++, S_TAG + 1), tk_id (debit, S_TAG),
+                                       tk_id (credit, S_TAG), amount, S_LEDGER);
+        rl_client_t *client = ctx->clients[s_owner (ctx, debit)];
+        rl_result_rec_t r = {0};
+        for (int attempt = 0; attempt < 50; attempt++) {
+            assert_int_equal (rl_client_create_transfers (client, &t, 1, &r, TK_TIMEOUT_MS), 0);
+            if (!rl_result_is_retryable (r.result)) {
+                break;
+            }
+        }
+        assert_false (rl_result_is_retryable (r.result));
+        ctx->sent[ctx->sent_count++] = t;
+    }
+}
+
+//  The tool's side of the copy -----------------------------------------------
+
+static int
+s_migrate_call (rl_client_t *client, uint16_t op, const rl_migrate_rec_t *req,
+                rl_migrate_rec_t *out)
+{
+    uint8_t body[RL_MIGRATE_SIZE];
+    codec_encode_migrate (req, body);
+    rl_header_t h;
+    uint8_t *reply = NULL;
+    size_t size = 0;
+    int rc = rl_client_call (client, op, body, sizeof (body), 1, TK_TIMEOUT_MS, &h, &reply, &size);
+    if (rc == 0) {
+        assert_int_equal (size, RL_MIGRATE_SIZE);
+        codec_decode_migrate (reply, out);
+    }
+    free (reply);
+    return rc;
+}
+
+static rl_migrate_rec_t
+s_request (const s_ctx_t *ctx, uint32_t role)
+{
+    rl_migrate_rec_t r = {.migration_id = S_MIGRATION,
+                          .arc_start = ctx->arc_start,
+                          .arc_end = ctx->arc_end,
+                          .role = role};
+    snprintf (r.source, sizeof (r.source), "s1");
+    snprintf (r.target, sizeof (r.target), "s2");
+    return r;
+}
+
+//  migrate_begin on both sides (again: the stored state); s2's state.
+static rl_migrate_rec_t
+s_begin (s_ctx_t *ctx)
+{
+    rl_migrate_rec_t req = s_request (ctx, RL_MIGRATE_SOURCE), out;
+    assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_BEGIN, &req, &out), 0);
+    assert_int_equal (out.state, RL_MIGRATE_COPYING);
+    req = s_request (ctx, RL_MIGRATE_TARGET);
+    assert_int_equal (s_migrate_call (ctx->clients[1], RL_OP_MIGRATE_BEGIN, &req, &out), 0);
+    assert_int_equal (out.state, RL_MIGRATE_COPYING);
+    assert_int_equal (out.role, RL_MIGRATE_TARGET);
+    return out;
+}
+
+//  The next chunk from s1 for s2's state (malloc'd).
+static uint8_t *
+s_export (s_ctx_t *ctx, const rl_migrate_rec_t *target, size_t *size_p)
+{
+    rl_migrate_rec_t req = *target;
+    req.role = RL_MIGRATE_SOURCE;
+    req.entries_max = S_ENTRIES;
+    uint8_t body[RL_MIGRATE_SIZE];
+    codec_encode_migrate (&req, body);
+    rl_header_t h;
+    uint8_t *chunk = NULL;
+    assert_int_equal (rl_client_call (ctx->clients[0], RL_OP_MIGRATE_EXPORT, body, sizeof (body), 1,
+                                      TK_TIMEOUT_MS, &h, &chunk, size_p),
+                      0);
+    assert_non_null (chunk);
+    return chunk;
+}
+
+static int
+s_import (s_ctx_t *ctx, const uint8_t *chunk, size_t size, rl_migrate_rec_t *out)
+{
+    rl_header_t h;
+    uint8_t *reply = NULL;
+    size_t reply_size = 0;
+    int rc = rl_client_call (ctx->clients[1], RL_OP_MIGRATE_IMPORT, chunk, size, 1, TK_TIMEOUT_MS,
+                             &h, &reply, &reply_size);
+    if (rc == 0) {
+        assert_int_equal (reply_size, RL_MIGRATE_SIZE);
+        codec_decode_migrate (reply, out);
+    }
+    free (reply);
+    return rc;
+}
+
+//  One chunk from s1 into s2; s2's new state.
+static rl_migrate_rec_t
+s_step (s_ctx_t *ctx, const rl_migrate_rec_t *target)
+{
+    size_t size = 0;
+    uint8_t *chunk = s_export (ctx, target, &size);
+    rl_migrate_rec_t out;
+    assert_int_equal (s_import (ctx, chunk, size, &out), 0);
+    assert_int_equal (out.chunks, target->chunks + 1);
+    free (chunk);
+    return out;
+}
+
+//  Copies until a round ends, sending `traffic` transfers between chunks.
+static rl_migrate_rec_t
+s_round (s_ctx_t *ctx, rl_migrate_rec_t target, size_t traffic)
+{
+    uint32_t round = target.cursor.phase == RL_MIGRATE_PHASE_DONE ? target.cursor.round + 1
+                                                                  : target.cursor.round;
+    do {
+        target = s_step (ctx, &target);
+        s_traffic (ctx, traffic);
+    } while (!(target.cursor.phase == RL_MIGRATE_PHASE_DONE && target.cursor.round == round));
+    return target;
+}
+
+//  Comparisons ---------------------------------------------------------------
+
+static bool
+s_quiet (void *arg)
+{
+    s_ctx_t *ctx = arg;
+    return tk_wait_quiet (ctx->clients, 2, 100);
+}
+
+//  lookup_transfers on s2 equals s1 for every transfer whose debit account is in the arc.
+static size_t
+s_check_lookups (s_ctx_t *ctx)
+{
+    size_t checked = 0;
+    for (size_t i = 0; i < ctx->sent_count; i++) {
+        const rl_transfer_t *t = &ctx->sent[i];
+        if (!s_in_arc (ctx, t->debit_account_id)) {
+            continue;
+        }
+        rl_transfer_t a, b;
+        assert_int_equal (
+            rl_client_lookup_transfers (ctx->clients[0], &t->id, 1, &a, TK_TIMEOUT_MS), 0);
+        assert_int_equal (
+            rl_client_lookup_transfers (ctx->clients[1], &t->id, 1, &b, TK_TIMEOUT_MS), 0);
+        assert_memory_equal (&a, &b, sizeof (a));
+        checked += a.timestamp != 0;
+    }
+    return checked;
+}
+
+//  Stops s2 (SIGTERM, exit 0) after reading its own accounts.
+static void
+s_stop_target (s_ctx_t *ctx)
+{
+    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+        rl_id_t id = tk_id (n, S_TAG);
+        if (s_owner (ctx, n) == 1) {
+            assert_int_equal (
+                rl_client_lookup_accounts (ctx->clients[1], &id, 1, &ctx->own[n], TK_TIMEOUT_MS),
+                0);
+        }
+    }
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[1], SIGTERM), 0);
+}
+
+//  Opens s2's store (s2 stopped) with a ledger that owns everything and
+//  checks its answers for the arc's accounts against s1's.
+static void
+s_check_target_store (s_ctx_t *ctx)
+{
+    char err[256] = "";
+    store_t *store = store_open (ctx->shards[1].data_dir, RL_DURABILITY_SYNC, err, sizeof (err));
+    assert_non_null (store);
+    ring_t *solo = ring_new (1);
+    assert_non_null (solo);
+    assert_int_equal (ring_add_shard (solo, "s2", ctx->shards[1].endpoint, 1.0), RING_OK);
+    outq_t *outq = outq_new ();
+    assert_non_null (outq);
+    ledger_t *ledger = ledger_open (store, outq, "s2", solo, 99, now_read (), err, sizeof (err));
+    if (!ledger) {
+        fail_msg ("ledger_open: %s", err);
+    }
+    //  Recovery put nothing imported into balances: s2's own accounts are
+    //  as s2 answered, and the accounts of the arc are not live yet.
+    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+        rl_id_t id = tk_id (n, S_TAG);
+        rl_account_t a;
+        ledger_lookup_accounts (ledger, &id, 1, &a);
+        if (s_owner (ctx, n) == 1) {
+            assert_memory_equal (&a, &ctx->own[n], sizeof (a));
+        } else if (s_in_arc (ctx, id)) {
+            assert_int_equal (a.timestamp, 0);
+        }
+    }
+    static rl_transfer_t mine[S_HISTORY_MAX], theirs[S_HISTORY_MAX];
+    size_t accounts = 0, history = 0;
+    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+        rl_id_t id = tk_id (n, S_TAG);
+        if (!s_in_arc (ctx, id)) {
+            continue;
+        }
+        accounts++;
+        //  Balances: the staged snapshot equals s1's account.
+        rl_account_t a, staged;
+        assert_int_equal (rl_client_lookup_accounts (ctx->clients[0], &id, 1, &a, TK_TIMEOUT_MS),
+                          0);
+        assert_int_equal (imported_account (store, id, &staged), 1);
+        assert_memory_equal (&a, &staged, sizeof (a));
+        //  History, both directions.
+        for (int reversed = 0; reversed < 2; reversed++) {
+            rl_filter_t f = {.account_id = id,
+                             .limit = S_HISTORY_MAX,
+                             .flags = RL_FILTER_DEBITS | RL_FILTER_CREDITS
+                                      | (reversed ? RL_FILTER_REVERSED : 0)};
+            size_t count_s1 = 0, count_s2 = 0;
+            assert_int_equal (rl_client_get_account_transfers (ctx->clients[0], &f, theirs,
+                                                               &count_s1, TK_TIMEOUT_MS),
+                              0);
+            assert_int_equal (ledger_account_transfers (ledger, &f, mine, &count_s2), RL_STATUS_OK);
+            assert_int_equal (count_s1, count_s2);
+            assert_memory_equal (theirs, mine, count_s1 * sizeof (rl_transfer_t));
+            history += count_s1;
+        }
+    }
+    assert_true (accounts >= 8 && history > 0);
+    //  Retries with the same ids: the original outcome, on s2 as on s1.
+    size_t retried = 0, burned = 0, legs = 0;
+    for (size_t i = 0; i < ctx->sent_count; i++) {
+        const rl_transfer_t *t = &ctx->sent[i];
+        if (s_in_arc (ctx, t->debit_account_id)) {
+            rl_result_rec_t r1, r2;
+            assert_int_equal (
+                rl_client_create_transfers (ctx->clients[0], t, 1, &r1, TK_TIMEOUT_MS), 0);
+            rl_header_t header = codec_request_header (RL_OP_CREATE_TRANSFERS, 1, 1);
+            assert_int_equal (
+                ledger_create_transfers (ledger, t, 1, now_read (), NULL, &header, &r2),
+                LEDGER_REPLY_NOW);
+            assert_int_equal (r1.result, r2.result);
+            assert_true (r1.timestamp == r2.timestamp);
+            assert_true (r1.result == RL_EXISTS || tk_result_is_business (r1.result));
+            retried++;
+            burned += r1.result != RL_EXISTS;
+        }
+        //  A cross-shard transfer from s2 to an account of the arc: when it
+        //  was applied (s2 holds its debit leg), its credit leg was applied on
+        //  s1, and s2 now recognises it (a resent decision never credits twice).
+        if (s_in_arc (ctx, t->credit_account_id) && s_owner (ctx, t->debit_account_id.lo) == 1) {
+            rl_transfer_t found;
+            assert_int_equal (ledger_lookup_transfers (ledger, &t->id, 1, &found), 0);
+            if (found.timestamp != 0) {
+                assert_int_equal (imported_leg_applied (store, t->id, t->debit_account_id), 1);
+                legs++;
+            }
+        }
+    }
+    print_message ("target store: %zu accounts, %zu history rows, %zu retries (%zu burned), "
+                   "%zu credit legs equal s1's answers\n",
+                   accounts, history, retried, burned, legs);
+    assert_true (retried > 20 && burned > 0);
+    assert_true (legs > 0);
+    ledger_destroy (&ledger);
+    outq_destroy (&outq);
+    ring_destroy (&solo);
+    store_close (&store);
+}
+
+//  Tests -----------------------------------------------------------------------
+
+static void
+test_copy_while_serving (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_traffic (ctx, 400);
+    rl_migrate_rec_t target = s_begin (ctx);
+    assert_int_equal (target.chunks, 0);
+    target = s_round (ctx, target, 3); //  the bulk copy, under traffic
+    target = s_round (ctx, target, 2); //  catch-up, under traffic
+    assert_true (ctx->sent_count > 420);
+    //  The arc goes quiet (as the freeze will make it), a last round.
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    target = s_round (ctx, target, 0);
+    assert_true (target.records > 0 && target.accounts > 0);
+    print_message ("copy: %zu transfers sent, %" PRIu64 " chunks, %" PRIu64 " records, %" PRIu64
+                   " account snapshots, %u rounds\n",
+                   ctx->sent_count, target.chunks, target.records, target.accounts,
+                   target.cursor.round + 1);
+    assert_true (s_check_lookups (ctx) > 50);
+    //  s2's store, with s2 stopped.
+    s_stop_target (ctx);
+    s_check_target_store (ctx);
+}
+
+static void
+test_copy_resumes_after_kills (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_traffic (ctx, 200);
+    rl_migrate_rec_t target = s_begin (ctx);
+    for (int i = 0; i < 5; i++) {
+        target = s_step (ctx, &target);
+        s_traffic (ctx, 2);
+    }
+    //  The source dies mid-copy; a chunk it exported is lost with the tool's memory.
+    size_t lost_size = 0;
+    uint8_t *lost = s_export (ctx, &target, &lost_size);
+    free (lost);
+    assert_true (tk_shard_stop (ctx->h, &ctx->shards[0], SIGKILL) >= 0);
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[0]) > 0);
+    s_clients_open (ctx);
+    rl_migrate_rec_t resumed = s_begin (ctx);
+    assert_int_equal (resumed.chunks, target.chunks);
+    for (int i = 0; i < 5; i++) {
+        resumed = s_step (ctx, &resumed);
+        s_traffic (ctx, 2);
+    }
+    //  The target dies right after importing a chunk; the tool sends it
+    //  again after the restart: imported already, nothing changes.
+    size_t size = 0;
+    uint8_t *chunk = s_export (ctx, &resumed, &size);
+    rl_migrate_rec_t after;
+    assert_int_equal (s_import (ctx, chunk, size, &after), 0);
+    assert_true (tk_shard_stop (ctx->h, &ctx->shards[1], SIGKILL) >= 0);
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[1]) > 0);
+    s_clients_open (ctx);
+    rl_migrate_rec_t again = s_begin (ctx);
+    assert_memory_equal (&again.cursor, &after.cursor, sizeof (after.cursor));
+    assert_int_equal (again.chunks, after.chunks);
+    assert_int_equal (again.records, after.records);
+    rl_migrate_rec_t dup;
+    assert_int_equal (s_import (ctx, chunk, size, &dup), 0);
+    assert_memory_equal (&dup, &again, sizeof (dup));
+    free (chunk);
+    //  To the end, quiet, and compare.
+    target = s_round (ctx, again, 2);
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    target = s_round (ctx, target, 0);
+    assert_true (s_check_lookups (ctx) > 20);
+    s_stop_target (ctx);
+    //  No duplicates: the records counted are the records stored.
+    char err[256] = "";
+    store_t *store = store_open (ctx->shards[1].data_dir, RL_DURABILITY_SYNC, err, sizeof (err));
+    assert_non_null (store);
+    store_iter_t *it = store_iter_new (store, STORE_CF_IMPORTED);
+    uint8_t first = IMPORTED_TRANSFER;
+    uint64_t stored = 0;
+    for (store_iter_seek (it, &first, 1); store_iter_valid (it); store_iter_next (it)) {
+        size_t key_size = 0;
+        if (store_iter_key (it, &key_size)[0] != IMPORTED_TRANSFER) {
+            break;
+        }
+        stored++;
+    }
+    store_iter_destroy (&it);
+    store_close (&store);
+    //  Every round after the first sends only new records: counted once each.
+    assert_int_equal (stored, target.records);
+    s_check_target_store (ctx);
+}
+
+//  A chunk import that must be refused with `status`, leaving s2's state as `before`.
+static void
+s_expect_refused (s_ctx_t *ctx, const uint8_t *chunk, size_t size, int status,
+                  const rl_migrate_rec_t *before)
+{
+    rl_migrate_rec_t out;
+    assert_int_equal (s_import (ctx, chunk, size, &out), status);
+    rl_migrate_rec_t now = s_begin (ctx);
+    assert_memory_equal (&now, before, sizeof (now));
+}
+
+static void
+test_hostile_chunks (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_traffic (ctx, 100);
+    rl_migrate_rec_t target = s_begin (ctx);
+    target = s_step (ctx, &target);
+    size_t size = 0;
+    uint8_t *good = s_export (ctx, &target, &size);
+    chunk_t chunk;
+    assert_int_equal (chunk_decode (good, size, &chunk), RL_STATUS_OK);
+    assert_true (chunk.entry_count > 0);
+    uint8_t *bad = calloc (1, chunk_size (RL_MIGRATE_ENTRIES_MAX + 1));
+    assert_non_null (bad);
+
+    //  Malformed: bad magic, truncated, a byte too many, an unknown kind, a zero id.
+    memcpy (bad, good, size);
+    bad[0] ^= 1;
+    s_expect_refused (ctx, bad, size, RL_STATUS_MALFORMED, &target);
+    s_expect_refused (ctx, good, size - 1, RL_STATUS_MALFORMED, &target);
+    memcpy (bad, good, size);
+    bad[size] = 0;
+    s_expect_refused (ctx, bad, size + 1, RL_STATUS_MALFORMED, &target);
+    memcpy (bad, good, size);
+    bad[RL_MIGRATE_CHUNK_HEADER] = 9;
+    s_expect_refused (ctx, bad, size, RL_STATUS_MALFORMED, &target);
+    memcpy (bad, good, size);
+    memset (bad + RL_MIGRATE_CHUNK_HEADER + 16, 0, RL_ID_SIZE);
+    s_expect_refused (ctx, bad, size, RL_STATUS_MALFORMED, &target);
+    //  Oversize: more entries than a chunk may hold.
+    chunk_t big = chunk;
+    big.entry_count = RL_MIGRATE_ENTRIES_MAX;
+    chunk_encode_header (&big, bad);
+    codec_put_u32 (bad + 24, RL_MIGRATE_ENTRIES_MAX + 1);
+    s_expect_refused (ctx, bad, chunk_size (RL_MIGRATE_ENTRIES_MAX + 1), RL_STATUS_TOO_MANY_RECORDS,
+                      &target);
+    //  Well formed, but not this migration's next chunk.
+    chunk_t other = chunk;
+    uint8_t *copy = malloc (size);
+    assert_non_null (copy);
+    memcpy (copy, good, size);
+    other.migration_id = S_MIGRATION + 1;
+    chunk_encode_header (&other, copy);
+    s_expect_refused (ctx, copy, size, RL_STATUS_MIGRATION_REFUSED, &target);
+    other = chunk;
+    other.seq = chunk.seq + 1;
+    chunk_encode_header (&other, copy);
+    s_expect_refused (ctx, copy, size, RL_STATUS_MIGRATION_REFUSED, &target);
+    other = chunk;
+    other.from.ts ^= 1;
+    chunk_encode_header (&other, copy);
+    s_expect_refused (ctx, copy, size, RL_STATUS_MIGRATION_REFUSED, &target);
+    //  An entry outside the arc (an account that stays on s1).
+    memcpy (copy, good, size);
+    uint64_t outside = 0;
+    for (uint64_t n = 1; n <= S_ACCOUNTS && !outside; n++) {
+        if (!s_in_arc (ctx, tk_id (n, S_TAG))) {
+            outside = n;
+        }
+    }
+    chunk_entry_t e = {.kind = RL_CHUNK_ACCOUNT,
+                       .account = tk_account (outside, S_TAG, S_LEDGER, 0)};
+    e.account.timestamp = 1;
+    e.account.credits_posted = 1000000;
+    chunk_put_entry (copy, 0, &e);
+    s_expect_refused (ctx, copy, size, RL_STATUS_MIGRATION_REFUSED, &target);
+    //  A second migration, and an export asked of the target: refused.
+    rl_migrate_rec_t req = s_request (ctx, RL_MIGRATE_TARGET), out;
+    req.migration_id = S_MIGRATION + 1;
+    assert_int_equal (s_migrate_call (ctx->clients[1], RL_OP_MIGRATE_BEGIN, &req, &out),
+                      RL_STATUS_MIGRATION_REFUSED);
+    req = target;
+    req.entries_max = 4;
+    assert_int_equal (s_migrate_call (ctx->clients[1], RL_OP_MIGRATE_EXPORT, &req, &out) != 0,
+                      true);
+    //  The good chunk still imports.
+    rl_migrate_rec_t next;
+    assert_int_equal (s_import (ctx, good, size, &next), 0);
+    assert_int_equal (next.chunks, target.chunks + 1);
+    free (copy);
+    free (bad);
+    free (good);
+    rl_status_rec_t status;
+    assert_int_equal (rl_client_status (ctx->clients[1], &status, TK_TIMEOUT_MS), 0);
+    assert_true (status.malformed >= 6);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_copy_while_serving, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_copy_resumes_after_kills, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_hostile_chunks, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
