@@ -22,6 +22,11 @@
     4. A histogram series holds bound_count + 1 bucket counts (the last for
        +Inf), then the sum, then the count; buckets are printed cumulative.
 
+    The shard and the router share two kinds of table on top: a table of
+    unlabelled scalars (metrics_scalars) and the counter of replies by
+    operation and status (metrics_replies_t), which counts in plain
+    integers as the loop goes and sets its series once per tick.
+
     LIMITS: METRICS_FAMILIES_MAX families, METRICS_SERIES_MAX series,
     METRICS_VALUES_MAX values (a histogram takes bound_count + 3), labels of
     METRICS_LABELS_SIZE_MAX - 1 bytes. Past them registration returns -1
@@ -41,7 +46,10 @@
 
 #include <czmq.h>
 
+#include "proto.h"
+
 #define S_REASON_SIZE 128
+#define S_UNSET       (-2) //  a replies series not yet added
 
 typedef struct {
     metrics_type_t type;
@@ -220,6 +228,83 @@ metrics_publish (metrics_t *self)
     self->published_ms = zclock_mono ();
     pthread_mutex_unlock (&self->mutex);
 }
+
+//  Tables -------------------------------------------------------------------------
+
+void
+metrics_scalars (metrics_t *self, const metrics_scalar_t *table, size_t count, int *series)
+{
+    assert (self && (count == 0 || (table && series)));
+    for (size_t i = 0; i < count; i++) {
+        const metrics_scalar_t *s = &table[i];
+        assert (s->type != METRICS_HISTOGRAM);
+        series[i] = metrics_series (self, metrics_family (self, s->type, s->name, s->help, NULL, 0),
+                                    "");
+    }
+}
+
+struct metrics_replies_t {
+    metrics_t *metrics; //  borrowed
+    int family;
+    int series[METRICS_CODES_MAX][METRICS_CODES_MAX]; //  [operation][status]; S_UNSET: not yet
+    uint64_t counts[METRICS_CODES_MAX][METRICS_CODES_MAX];
+};
+
+metrics_replies_t *
+metrics_replies_new (metrics_t *metrics, const char *name, const char *help)
+{
+    assert (metrics && name && help);
+    metrics_replies_t *self = calloc (1, sizeof (*self));
+    if (!self) {
+        return NULL;
+    }
+    self->metrics = metrics;
+    self->family = metrics_family (metrics, METRICS_COUNTER, name, help, NULL, 0);
+    for (size_t op = 0; op < METRICS_CODES_MAX; op++) {
+        for (size_t st = 0; st < METRICS_CODES_MAX; st++) {
+            self->series[op][st] = S_UNSET;
+        }
+    }
+    return self;
+}
+
+void
+metrics_replies_destroy (metrics_replies_t **self_p)
+{
+    assert (self_p);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+void
+metrics_replies_count (metrics_replies_t *self, uint32_t operation, uint32_t status)
+{
+    assert (self);
+    self->counts[operation < METRICS_CODES_MAX ? operation : 0]
+                [status < METRICS_CODES_MAX ? status : METRICS_CODES_MAX - 1]++;
+}
+
+void
+metrics_replies_update (metrics_replies_t *self)
+{
+    assert (self);
+    char labels[METRICS_LABELS_SIZE_MAX];
+    for (uint32_t op = 0; op < METRICS_CODES_MAX; op++) {
+        for (uint32_t st = 0; st < METRICS_CODES_MAX; st++) {
+            if (self->counts[op][st] == 0) {
+                continue;
+            }
+            if (self->series[op][st] == S_UNSET) {
+                snprintf (labels, sizeof labels, "operation=\"%s\",status=\"%s\"", rl_op_name (op),
+                          rl_status_name (st));
+                self->series[op][st] = metrics_series (self->metrics, self->family, labels);
+            }
+            metrics_set (self->metrics, self->series[op][st], (double) self->counts[op][st]);
+        }
+    }
+}
+
+//  Formatting -----------------------------------------------------------------------
 
 //  A number as Prometheus reads it: integers without a fraction.
 static void

@@ -46,6 +46,31 @@ void metrics_set_ready (metrics_t *self, bool ready, const char *reason);
 //  Copies the registry into the published snapshot (under the mutex).
 void metrics_publish (metrics_t *self);
 
+//  Tables the shard and the router share (loop thread) -----------------------------
+//  One unlabelled metric of a table, registered by metrics_scalars.
+typedef struct {
+    metrics_type_t type; //  counter or gauge
+    const char *name;    //  static
+    const char *help;    //  static
+} metrics_scalar_t;
+//  A family and its one series for each of count entries: series[i] is the
+//  series of table[i] (-1 when the registry is full).
+void metrics_scalars (metrics_t *self, const metrics_scalar_t *table, size_t count, int *series);
+
+//  Replies by operation and message status: a counter family labelled
+//  operation="...",status="..." (common/proto.h names), counted as they go
+//  and copied into the registry once per tick, a series at its first
+//  non-zero count. Codes from METRICS_CODES_MAX on are counted under
+//  operation 0 or the last status (named "unknown").
+#define METRICS_CODES_MAX 64
+typedef struct metrics_replies_t metrics_replies_t;
+//  NULL when memory ran out. name and help are static.
+metrics_replies_t *metrics_replies_new (metrics_t *metrics, const char *name, const char *help);
+void metrics_replies_destroy (metrics_replies_t **self_p);
+void metrics_replies_count (metrics_replies_t *self, uint32_t operation, uint32_t status);
+//  Once per tick, before metrics_publish.
+void metrics_replies_update (metrics_replies_t *self);
+
 //  Any thread ---------------------------------------------------------------------
 //  The published snapshot in the text format (version 0.0.4): a string the
 //  caller frees, *size_p its length. NULL when memory ran out.

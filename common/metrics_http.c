@@ -47,11 +47,13 @@ struct metrics_http_t {
     metrics_t *metrics;
 };
 
-int
-metrics_http_check_bind (const char *bind, char *err, size_t err_size)
+//  IPV4:PORT into *sa: 0, or -1 with the reason in err. The one parser of
+//  --metrics-bind: the check of the options and the server use it alike.
+static int
+s_parse_bind (const char *bind, struct sockaddr_in *sa, char *err, size_t err_size)
 {
-    assert (bind && err);
-    struct sockaddr_in sa;
+    assert (bind && sa && err);
+    *sa = (struct sockaddr_in){.sin_family = AF_INET};
     char host[S_BIND_SIZE_MAX];
     const char *colon = strrchr (bind, ':');
     if (!colon || (size_t) (colon - bind) >= sizeof host || colon == bind) {
@@ -63,7 +65,7 @@ metrics_http_check_bind (const char *bind, char *err, size_t err_size)
     char *end = NULL;
     errno = 0;
     long port = strtol (colon + 1, &end, 10);
-    if (inet_pton (AF_INET, host, &sa.sin_addr) != 1) {
+    if (inet_pton (AF_INET, host, &sa->sin_addr) != 1) {
         snprintf (err, err_size, "'%s': '%s' is not an IPv4 address", bind, host);
         return -1;
     }
@@ -71,7 +73,15 @@ metrics_http_check_bind (const char *bind, char *err, size_t err_size)
         snprintf (err, err_size, "'%s': the port must be 1..65535", bind);
         return -1;
     }
+    sa->sin_port = htons ((uint16_t) port);
     return 0;
+}
+
+int
+metrics_http_check_bind (const char *bind, char *err, size_t err_size)
+{
+    struct sockaddr_in sa;
+    return s_parse_bind (bind, &sa, err, err_size);
 }
 
 static enum MHD_Result
@@ -154,16 +164,10 @@ metrics_http_t *
 metrics_http_new (const char *bind, metrics_t *metrics, char *err, size_t err_size)
 {
     assert (bind && metrics && err);
-    if (metrics_http_check_bind (bind, err, err_size) != 0) {
+    struct sockaddr_in sa;
+    if (s_parse_bind (bind, &sa, err, err_size) != 0) {
         return NULL;
     }
-    const char *colon = strrchr (bind, ':');
-    char host[S_BIND_SIZE_MAX];
-    memcpy (host, bind, (size_t) (colon - bind));
-    host[colon - bind] = '\0';
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons ((uint16_t) atoi (colon + 1))};
-    inet_pton (AF_INET, host, &sa.sin_addr); //  checked above
     metrics_http_t *self = calloc (1, sizeof (*self));
     if (!self) {
         snprintf (err, err_size, "out of memory");

@@ -13,8 +13,9 @@
     2. Ready (/readyz) means: the loop runs and holds a ring with at least
        one shard (it started only after fetching or loading one).
 
-    LIMITS: operations and statuses of at most S_CODES_MAX (larger codes
-    are counted under the last slot, labelled "unknown").
+    LIMITS: operations and statuses of at most METRICS_CODES_MAX (the
+    replies counter of common/metrics.h), latencies of operations below
+    S_CODES_MAX (larger ones under operation 0).
 */
 #include "router_metrics.h"
 
@@ -29,7 +30,7 @@
 #include "metrics_http.h"
 #include "router.h"
 
-#define S_CODES_MAX 64
+#define S_CODES_MAX METRICS_CODES_MAX
 #define S_UNSET     (-2)
 
 static const double s_seconds_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -62,13 +63,7 @@ enum {
     S_SCALAR_COUNT
 };
 
-typedef struct {
-    metrics_type_t type;
-    const char *name;
-    const char *help;
-} s_scalar_t;
-
-static const s_scalar_t s_scalars[S_SCALAR_COUNT] = {
+static const metrics_scalar_t s_scalars[S_SCALAR_COUNT] = {
     [S_REQUESTS_RECEIVED] = {METRICS_COUNTER, "ringledger_router_requests_received_total",
                              "Client requests received."},
     [S_DROPPED] = {METRICS_COUNTER, "ringledger_router_dropped_total",
@@ -114,9 +109,8 @@ struct router_metrics_t {
     metrics_t *metrics;
     metrics_http_t *http;
     int scalar[S_SCALAR_COUNT];
-    int replies_family, duration_family;
-    int replies_series[S_CODES_MAX][S_CODES_MAX];
-    uint64_t replies[S_CODES_MAX][S_CODES_MAX];
+    metrics_replies_t *replies;
+    int duration_family;
     int duration_series[S_CODES_MAX];
     int64_t started_ms;
 };
@@ -132,23 +126,20 @@ router_metrics_new (const char *bind)
         return NULL;
     }
     metrics_t *m = self->metrics;
-    for (size_t i = 0; i < S_SCALAR_COUNT; i++) {
-        const s_scalar_t *s = &s_scalars[i];
-        self->scalar[i] = metrics_series (m, metrics_family (m, s->type, s->name, s->help, NULL, 0),
-                                          "");
+    metrics_scalars (m, s_scalars, S_SCALAR_COUNT, self->scalar);
+    self->replies = metrics_replies_new (m, "ringledger_router_requests_total",
+                                         "Replies to clients by operation and message status.");
+    if (!self->replies) {
+        rl_error ("out of memory");
+        router_metrics_destroy (&self);
+        return NULL;
     }
-    self->replies_family = metrics_family (m, METRICS_COUNTER, "ringledger_router_requests_total",
-                                           "Replies to clients by operation and message status.",
-                                           NULL, 0);
     self->duration_family = metrics_family (
         m, METRICS_HISTOGRAM, "ringledger_router_request_duration_seconds",
         "Client requests from admission to the reply, by operation: the cluster's latency.",
         s_seconds_bounds, sizeof s_seconds_bounds / sizeof (double));
     for (size_t i = 0; i < S_CODES_MAX; i++) {
         self->duration_series[i] = S_UNSET;
-        for (size_t j = 0; j < S_CODES_MAX; j++) {
-            self->replies_series[i][j] = S_UNSET;
-        }
     }
     //  The latency of the writes exists from the start, so that rules and
     //  dashboards find it before the first request.
@@ -173,6 +164,7 @@ router_metrics_destroy (router_metrics_t **self_p)
         return;
     }
     metrics_http_destroy (&self->http); //  first: its thread reads the registry
+    metrics_replies_destroy (&self->replies);
     metrics_destroy (&self->metrics);
     free (self);
     *self_p = NULL;
@@ -182,8 +174,7 @@ void
 router_metrics_reply (router_metrics_t *self, uint32_t operation, uint32_t status)
 {
     if (self) {
-        self->replies[operation < S_CODES_MAX ? operation : 0]
-                     [status < S_CODES_MAX ? status : S_CODES_MAX - 1]++;
+        metrics_replies_count (self->replies, operation, status);
     }
 }
 
@@ -238,22 +229,7 @@ router_metrics_tick (router_metrics_t *self, router_t *router)
     s_set (self, S_EPOCH, router->ring ? (double) ring_epoch (router->ring) : 0);
     s_set (self, S_RING_SHARDS, (double) router->shard_count);
     s_set (self, S_UPTIME, (double) (zclock_mono () - self->started_ms) / 1e3);
-    char labels[METRICS_LABELS_SIZE_MAX];
-    for (uint32_t op = 0; op < S_CODES_MAX; op++) {
-        for (uint32_t st = 0; st < S_CODES_MAX; st++) {
-            if (self->replies[op][st] == 0) {
-                continue;
-            }
-            if (self->replies_series[op][st] == S_UNSET) {
-                snprintf (labels, sizeof labels, "operation=\"%s\",status=\"%s\"", rl_op_name (op),
-                          rl_status_name (st));
-                self->replies_series[op][st] = metrics_series (self->metrics, self->replies_family,
-                                                               labels);
-            }
-            metrics_set (self->metrics, self->replies_series[op][st],
-                         (double) self->replies[op][st]);
-        }
-    }
+    metrics_replies_update (self->replies);
     bool ready = router->ring && router->shard_count > 0;
     s_set (self, S_READY, ready ? 1 : 0);
     metrics_set_ready (self->metrics, ready, ready ? "" : "no ring");

@@ -683,6 +683,13 @@ coordinator_counts (const coordinator_t *self, uint64_t *live, uint64_t *decided
     *alarms = self->alarms;
 }
 
+size_t
+coordinator_requests_waiting (const coordinator_t *self)
+{
+    assert (self && self->requests_used <= RL_SHARD_PENDING_REQUESTS_MAX);
+    return self->requests_used;
+}
+
 void
 coordinator_audit_sums (coordinator_t *self, const accounts_t *accounts, uint64_t *debits)
 {

@@ -89,6 +89,9 @@ size_t coordinator_tick (coordinator_t *self, now_t now, size_t budget);
 //  live: attempts undecided; decided: decisions not yet acknowledged.
 void coordinator_counts (const coordinator_t *self, uint64_t *live, uint64_t *decided,
                          uint64_t *alarms);
+//  Client requests held for cross-shard decisions (of at most
+//  RL_SHARD_PENDING_REQUESTS_MAX: more are answered busy).
+size_t coordinator_requests_waiting (const coordinator_t *self);
 //  Audit: adds every live reservation to debits[slot of its account].
 void coordinator_audit_sums (coordinator_t *self, const accounts_t *accounts, uint64_t *debits);
 //  Lists live attempts and unacknowledged decisions; at most cap.

@@ -791,6 +791,23 @@ ledger_after_commit (ledger_t *self)
 }
 
 void
+ledger_journal_fill (const ledger_t *self, size_t *live_p, size_t *frozen_p,
+                     size_t *checkpoint_transfers_p)
+{
+    assert (self && live_p && frozen_p && checkpoint_transfers_p);
+    journal_recent (self->journal, live_p);
+    journal_frozen (self->journal, frozen_p);
+    *checkpoint_transfers_p = self->checkpoint_transfers;
+}
+
+checkpoint_state_t
+ledger_checkpoint_state (const ledger_t *self)
+{
+    assert (self);
+    return self->checkpoint_failed ? CHECKPOINT_FAILED : checkpoint_state (self->checkpoint);
+}
+
+void
 ledger_set_checkpoint_transfers (ledger_t *self, size_t transfers)
 {
     assert (self);

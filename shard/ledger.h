@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "arcs.h"
+#include "checkpoint.h"
 #include "coordinator.h"
 #include "now.h"
 #include "outq.h"
@@ -126,5 +127,13 @@ uint64_t ledger_account_count (const ledger_t *self);
 uint64_t ledger_transfer_count (const ledger_t *self); //  applied (ok)
 uint64_t ledger_last_timestamp (const ledger_t *self);
 uint64_t ledger_checkpoint_count (const ledger_t *self); //  since open
+//  The journal's fill (metrics): transfers in the live generation (a
+//  checkpoint starts when it holds *checkpoint_transfers_p), and in the
+//  frozen one a checkpoint is writing (0 when none).
+void ledger_journal_fill (const ledger_t *self, size_t *live_p, size_t *frozen_p,
+                          size_t *checkpoint_transfers_p);
+//  The background checkpoint's state; CHECKPOINT_FAILED from a failed
+//  checkpoint on, even once waited for.
+checkpoint_state_t ledger_checkpoint_state (const ledger_t *self);
 
 #endif

@@ -27,16 +27,25 @@
        the published snapshot. Without --metrics-bind there is no HTTP
        thread and nothing is published.
     2. Whatever may cost more than a few counters (RocksDB properties and
-       statistics, the in-doubt listing for the oldest record's age,
-       statvfs of the data directory) runs at most once every
-       S_SLOW_PERIOD_MS; the in-doubt listing only while records are in
-       doubt.
+       statistics, the WAL files' sizes, statvfs of the data directory, the
+       peers' socket events, the in-doubt listing for the oldest record's
+       age) runs at most once every S_SLOW_PERIOD_MS; the in-doubt listing
+       also once when records come into doubt after none.
     3. Ready (/readyz) means: the loop runs (recovery is over before it
        starts), the store is not FAILED, and the shard's ring names it.
 
-    LIMITS: operations and statuses of at most S_CODES_MAX, results of at
-    most S_RESULTS_MAX (larger codes are counted under the last slot,
-    labelled by its name, "unknown").
+    QUEUES
+    Requests waiting in the shard's socket cannot be counted: a turn reads
+    at most RL_SHARD_REQUESTS_PER_TURN_MAX of them, so the histogram of
+    requests per turn shows the queue (turns at the bound leave requests
+    behind). Client requests held for cross-shard decisions are counted
+    (requests_waiting), the journal's fill too, and a peer's outbound queue
+    as full or not (its socket cannot take a message).
+
+    LIMITS: operations and statuses of at most METRICS_CODES_MAX (the
+    replies counter of common/metrics.h), results of at most S_RESULTS_MAX
+    (larger codes are counted under the last slot, labelled by its name,
+    "unknown").
 */
 #include "shard_metrics.h"
 
@@ -55,19 +64,27 @@
 #include "rl_limits.h"
 #include "server_internal.h"
 
-#define S_CODES_MAX      64
 #define S_RESULTS_MAX    128
 #define S_SLOW_PERIOD_MS 1000
 #define S_UNSET          (-2)
 #define S_WINDOW_MS      1000
 #define S_WINDOW_SUBS    8 //  buckets per power of two (a power of two)
 #define S_WINDOW_BUCKETS (S_WINDOW_SUBS + 29 * S_WINDOW_SUBS) //  0 .. UINT32_MAX us
+#define S_STATE_COUNT    (CHECKPOINT_FAILED + 1)
+
+//  The label values of checkpoint_state_t (checkpoint.h).
+static const char *s_state_names[S_STATE_COUNT] = {
+    [CHECKPOINT_IDLE] = "idle",         [CHECKPOINT_WRITING] = "writing",
+    [CHECKPOINT_INGESTED] = "ingested", [CHECKPOINT_COMMITTED] = "committed",
+    [CHECKPOINT_FAILED] = "failed",
+};
 
 static const double s_seconds_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                           0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
                                           1,      2.5,     5,      10};
 static const double s_size_bounds[] = {1,   2,   4,   8,    16,   32,   64,
                                        128, 256, 512, 1024, 2048, 4096, 8192};
+static const double s_turn_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, RL_SHARD_REQUESTS_PER_TURN_MAX};
 
 enum {
     S_REQUESTS_RECEIVED,
@@ -105,17 +122,15 @@ enum {
     S_BYTES_WRITTEN,
     S_DISK_FREE,
     S_DISK_SIZE,
+    S_WAL_SIZE,
+    S_REQUESTS_WAITING,
+    S_PEERS_BLOCKED,
+    S_CHECKPOINT_TRANSFERS,
     S_SCALAR_COUNT
 };
 
-//  A scalar: its name, type and help (docs/metrics.md lists them all).
-typedef struct {
-    metrics_type_t type;
-    const char *name;
-    const char *help;
-} s_scalar_t;
-
-static const s_scalar_t s_scalars[S_SCALAR_COUNT] = {
+//  The scalars (docs/metrics.md lists them all).
+static const metrics_scalar_t s_scalars[S_SCALAR_COUNT] = {
     [S_REQUESTS_RECEIVED] = {METRICS_COUNTER, "ringledger_shard_requests_received_total",
                              "Requests received from clients, routers and peers."},
     [S_COMMITS] = {METRICS_COUNTER, "ringledger_shard_group_commits_total",
@@ -178,6 +193,15 @@ static const s_scalar_t s_scalars[S_SCALAR_COUNT] = {
                      "Bytes available to the shard on the data directory's file system."},
     [S_DISK_SIZE] = {METRICS_GAUGE, "ringledger_store_disk_size_bytes",
                      "Size of the data directory's file system."},
+    [S_WAL_SIZE] = {METRICS_GAUGE, "ringledger_store_wal_bytes",
+                    "Size of the live write-ahead log files on disk."},
+    [S_REQUESTS_WAITING] = {METRICS_GAUGE, "ringledger_shard_requests_waiting",
+                            "Client requests held for cross-shard decisions (busy at the limit)."},
+    [S_PEERS_BLOCKED] = {METRICS_GAUGE, "ringledger_shard_peers_send_blocked",
+                         "Peer shards whose outbound queue is full (sends to them are dropped)."},
+    [S_CHECKPOINT_TRANSFERS] = {METRICS_GAUGE, "ringledger_shard_journal_checkpoint_transfers",
+                                "Transfers in the journal's live generation that start a "
+                                "checkpoint."},
 };
 
 struct shard_metrics_t {
@@ -185,10 +209,12 @@ struct shard_metrics_t {
     metrics_http_t *http;
     int scalar[S_SCALAR_COUNT]; //  series ids
     int info;
-    int replies_family, results_family, created;
-    int turn_seconds, commit_writes, sync_seconds, checkpoint_seconds;
-    int replies_series[S_CODES_MAX][S_CODES_MAX]; //  [operation][status]; S_UNSET: not yet
-    uint64_t replies[S_CODES_MAX][S_CODES_MAX];
+    metrics_replies_t *replies;
+    int results_family, created;
+    int turn_seconds, turn_requests, commit_writes, sync_seconds, checkpoint_seconds;
+    int journal[2];                       //  transfers: the live generation, the frozen one
+    int checkpoint_state[S_STATE_COUNT];  //  one series per checkpoint_state_t, 1 for the state
+    uint64_t turn_replies;                //  replies of the current turn
     int results_series[2][S_RESULTS_MAX]; //  [create_transfers?][result]
     uint64_t results[2][S_RESULTS_MAX];
     uint64_t transfers_created;
@@ -255,33 +281,19 @@ s_window_roll (shard_metrics_t *self)
     self->window_turns = 0;
 }
 
-shard_metrics_t *
-shard_metrics_new (const char *bind)
+//  The registry's families and series (only with --metrics-bind). -1 when
+//  memory ran out.
+static int
+s_register (shard_metrics_t *self)
 {
-    shard_metrics_t *self = calloc (1, sizeof (*self));
-    if (!self) {
-        rl_error ("out of memory");
-        return NULL;
-    }
-    self->metrics = metrics_new ();
-    self->in_doubt = calloc (RL_IN_DOUBT_RECORDS_MAX, sizeof (rl_in_doubt_rec_t));
-    if (!self->metrics || !self->in_doubt) {
-        rl_error ("out of memory");
-        shard_metrics_destroy (&self);
-        return NULL;
-    }
     metrics_t *m = self->metrics;
-    for (size_t i = 0; i < S_SCALAR_COUNT; i++) {
-        const s_scalar_t *s = &s_scalars[i];
-        self->scalar[i] = metrics_series (m, metrics_family (m, s->type, s->name, s->help, NULL, 0),
-                                          "");
-    }
+    metrics_scalars (m, s_scalars, S_SCALAR_COUNT, self->scalar);
     self->info = metrics_family (m, METRICS_GAUGE, "ringledger_shard_info",
                                  "Constant 1, labelled with the shard's name and durability.", NULL,
                                  0);
-    self->replies_family = metrics_family (
-        m, METRICS_COUNTER, "ringledger_shard_requests_total",
-        "Replies by operation and message status (clients, routers and peers).", NULL, 0);
+    self->replies = metrics_replies_new (
+        m, "ringledger_shard_requests_total",
+        "Replies by operation and message status (clients, routers and peers).");
     self->results_family = metrics_family (m, METRICS_COUNTER, "ringledger_shard_records_total",
                                            "Records of creates by operation and result.", NULL, 0);
     self->created = metrics_series (m,
@@ -295,6 +307,13 @@ shard_metrics_new (const char *bind)
                         "Turns, from the first request read to the last reply sent: the "
                         "shard's request latency.",
                         s_seconds_bounds, sizeof s_seconds_bounds / sizeof (double)),
+        "");
+    self->turn_requests = metrics_series (
+        m,
+        metrics_family (m, METRICS_HISTOGRAM, "ringledger_shard_turn_requests",
+                        "Requests answered per turn: a turn at its bound leaves requests "
+                        "waiting in the socket.",
+                        s_turn_bounds, sizeof s_turn_bounds / sizeof (double)),
         "");
     self->commit_writes = metrics_series (
         m,
@@ -314,24 +333,56 @@ shard_metrics_new (const char *bind)
                         "Checkpoints, on the loop thread.", s_seconds_bounds,
                         sizeof s_seconds_bounds / sizeof (double)),
         "");
-    for (size_t i = 0; i < S_CODES_MAX; i++) {
-        for (size_t j = 0; j < S_CODES_MAX; j++) {
-            self->replies_series[i][j] = S_UNSET;
-        }
+    int journal = metrics_family (m, METRICS_GAUGE, "ringledger_shard_journal_transfers",
+                                  "Transfers in the journal since the last checkpoint: the live "
+                                  "generation, and the frozen one a checkpoint is writing.",
+                                  NULL, 0);
+    self->journal[0] = metrics_series (m, journal, "generation=\"live\"");
+    self->journal[1] = metrics_series (m, journal, "generation=\"frozen\"");
+    int state = metrics_family (m, METRICS_GAUGE, "ringledger_shard_checkpoint_state",
+                                "The background checkpoint's state: 1 for the current one.", NULL,
+                                0);
+    for (size_t i = 0; i < S_STATE_COUNT; i++) {
+        char labels[METRICS_LABELS_SIZE_MAX];
+        snprintf (labels, sizeof labels, "state=\"%s\"", s_state_names[i]);
+        self->checkpoint_state[i] = metrics_series (m, state, labels);
     }
     for (size_t i = 0; i < 2; i++) {
         for (size_t j = 0; j < S_RESULTS_MAX; j++) {
             self->results_series[i][j] = S_UNSET;
         }
     }
+    return self->replies ? 0 : -1;
+}
+
+shard_metrics_t *
+shard_metrics_new (const char *bind)
+{
+    shard_metrics_t *self = calloc (1, sizeof (*self));
+    if (!self) {
+        rl_error ("out of memory");
+        return NULL;
+    }
     self->started_ms = self->last_checkpoint_ms = zclock_mono ();
     self->window_end_ms = self->started_ms + S_WINDOW_MS;
+    self->in_doubt = calloc (RL_IN_DOUBT_RECORDS_MAX, sizeof (rl_in_doubt_rec_t));
+    if (!self->in_doubt) {
+        rl_error ("out of memory");
+        shard_metrics_destroy (&self);
+        return NULL;
+    }
     if (!bind) {
-        return self;
+        return self; //  the status figures alone
     }
     self->registry = true;
+    self->metrics = metrics_new ();
+    if (!self->metrics || s_register (self) != 0) {
+        rl_error ("out of memory");
+        shard_metrics_destroy (&self);
+        return NULL;
+    }
     char err[256];
-    self->http = metrics_http_new (bind, m, err, sizeof err);
+    self->http = metrics_http_new (bind, self->metrics, err, sizeof err);
     if (!self->http) {
         rl_error ("--metrics-bind: %s", err);
         shard_metrics_destroy (&self);
@@ -349,6 +400,7 @@ shard_metrics_destroy (shard_metrics_t **self_p)
         return;
     }
     metrics_http_destroy (&self->http); //  first: its thread reads the registry
+    metrics_replies_destroy (&self->replies);
     metrics_destroy (&self->metrics);
     free (self->in_doubt);
     free (self);
@@ -358,9 +410,9 @@ shard_metrics_destroy (shard_metrics_t **self_p)
 void
 shard_metrics_reply (shard_metrics_t *self, uint32_t operation, uint32_t status)
 {
-    if (self) {
-        self->replies[operation < S_CODES_MAX ? operation : 0]
-                     [status < S_CODES_MAX ? status : S_CODES_MAX - 1]++;
+    if (self && self->registry) {
+        metrics_replies_count (self->replies, operation, status);
+        self->turn_replies++;
     }
 }
 
@@ -368,7 +420,7 @@ void
 shard_metrics_results (shard_metrics_t *self, uint32_t operation, const rl_result_rec_t *results,
                        size_t count)
 {
-    if (!self) {
+    if (!self || !self->registry) {
         return;
     }
     assert (count == 0 || results);
@@ -391,6 +443,8 @@ shard_metrics_turn (shard_metrics_t *self, int64_t turn_us)
     self->window_turns++;
     if (self->registry) {
         metrics_observe (self->metrics, self->turn_seconds, (double) turn_us / 1e6);
+        metrics_observe (self->metrics, self->turn_requests, (double) self->turn_replies);
+        self->turn_replies = 0;
     }
 }
 
@@ -417,26 +471,12 @@ s_set (shard_metrics_t *self, int which, double value)
     metrics_set (self->metrics, self->scalar[which], value);
 }
 
-//  The labelled counters: a series at the first non-zero count.
+//  The labelled counters: replies, and results at their first non-zero count.
 static void
 s_labelled (shard_metrics_t *self)
 {
+    metrics_replies_update (self->replies);
     char labels[METRICS_LABELS_SIZE_MAX];
-    for (uint32_t op = 0; op < S_CODES_MAX; op++) {
-        for (uint32_t st = 0; st < S_CODES_MAX; st++) {
-            if (self->replies[op][st] == 0) {
-                continue;
-            }
-            if (self->replies_series[op][st] == S_UNSET) {
-                snprintf (labels, sizeof labels, "operation=\"%s\",status=\"%s\"", rl_op_name (op),
-                          rl_status_name (st));
-                self->replies_series[op][st] = metrics_series (self->metrics, self->replies_family,
-                                                               labels);
-            }
-            metrics_set (self->metrics, self->replies_series[op][st],
-                         (double) self->replies[op][st]);
-        }
-    }
     for (uint32_t t = 0; t < 2; t++) {
         for (uint32_t r = 0; r < S_RESULTS_MAX; r++) {
             if (self->results[t][r] == 0) {
@@ -515,10 +555,33 @@ s_slow (shard_metrics_t *self, server_t *server)
     s_set (self, S_BYTES_WRITTEN, (double) bytes);
     s_set (self, S_WAL_WRITTEN, (double) wal_bytes);
     s_set (self, S_WAL_SYNCS, (double) wal_syncs);
+    s_set (self, S_WAL_SIZE, (double) store_wal_size (store));
     struct statvfs fs;
     if (statvfs (server->options->data_dir, &fs) == 0) {
         s_set (self, S_DISK_FREE, (double) fs.f_bavail * (double) fs.f_frsize);
         s_set (self, S_DISK_SIZE, (double) fs.f_blocks * (double) fs.f_frsize);
+    }
+    //  A peer's DEALER that cannot take a message: its queue is at the
+    //  high-water mark (the peer is slow or gone), and sends are dropped.
+    size_t blocked = 0;
+    for (size_t i = 0; i < peers_count (server->peers); i++) {
+        blocked += !(zsock_events (peers_socket (server->peers, i)) & ZMQ_POLLOUT);
+    }
+    s_set (self, S_PEERS_BLOCKED, (double) blocked);
+}
+
+//  The journal's fill and the background checkpoint's state.
+static void
+s_checkpoint (shard_metrics_t *self, server_t *server)
+{
+    size_t live = 0, frozen = 0, checkpoint_transfers = 0;
+    ledger_journal_fill (server->ledger, &live, &frozen, &checkpoint_transfers);
+    metrics_set (self->metrics, self->journal[0], (double) live);
+    metrics_set (self->metrics, self->journal[1], (double) frozen);
+    s_set (self, S_CHECKPOINT_TRANSFERS, (double) checkpoint_transfers);
+    checkpoint_state_t state = ledger_checkpoint_state (server->ledger);
+    for (size_t i = 0; i < S_STATE_COUNT; i++) {
+        metrics_set (self->metrics, self->checkpoint_state[i], (size_t) state == i ? 1 : 0);
     }
 }
 
@@ -573,6 +636,9 @@ shard_metrics_tick (shard_metrics_t *self, server_t *server)
     s_set (self, S_IN_DOUBT, (double) in_doubt);
     s_set (self, S_ALARMS, (double) (coordinator_alarms + participant_alarms));
     s_set (self, S_IN_DOUBT_OLDEST, s_oldest_age_s (self, now_read ().wall_ns));
+    s_set (self, S_REQUESTS_WAITING,
+           (double) coordinator_requests_waiting (ledger_coordinator (server->ledger)));
+    s_checkpoint (self, server);
     const ring_t *ring = server->ring;
     int index = ring_shard_find (ring, server->options->name);
     s_set (self, S_EPOCH, (double) ring_epoch (ring));

@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -730,6 +731,29 @@ store_property_sum (store_t *self, const char *name)
             total += value;
         }
     }
+    return total;
+}
+
+uint64_t
+store_wal_size (store_t *self)
+{
+    assert (self);
+    DIR *dir = opendir (self->dir);
+    if (!dir) {
+        return 0;
+    }
+    uint64_t total = 0;
+    struct dirent *entry;
+    while ((entry = readdir (dir))) {
+        const char *name = entry->d_name;
+        size_t digits = strspn (name, "0123456789");
+        struct stat st;
+        if (digits > 0 && strcmp (name + digits, ".log") == 0
+            && fstatat (dirfd (dir), name, &st, 0) == 0) {
+            total += (uint64_t) st.st_size;
+        }
+    }
+    closedir (dir);
     return total;
 }
 

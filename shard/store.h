@@ -130,5 +130,9 @@ void store_write_stats (store_t *self, uint64_t *keys_written_p, uint64_t *bytes
 uint64_t store_property_sum (store_t *self, const char *name);
 //  One ticker of RocksDB's statistics ("rocksdb.stall.micros "); 0 if absent.
 uint64_t store_ticker (store_t *self, const char *name);
+//  The size of the write-ahead log on disk now: the live WAL files
+//  (NNNNNN.log in the data directory; RocksDB has no property for it).
+//  O(files in the directory): for the metrics, at most once a second.
+uint64_t store_wal_size (store_t *self);
 
 #endif

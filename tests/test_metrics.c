@@ -3,10 +3,11 @@
 
     The registry: the text format of counters, gauges and labelled
     histograms (cumulative buckets, +Inf, sum, count), nothing visible
-    before a publish, the limits (a full registry gives -1 and the updates
-    of -1 are ignored). The server: /metrics, /healthz and /readyz, and bad
-    input: an unknown path (404), other methods (405 with Allow: GET), a
-    request larger than its limit (4xx, and the server still answers), bad
+    before a publish, the shared tables (scalars; replies by operation and
+    status, with codes past their bound counted as "unknown"), the limits (a full registry gives -1
+   and the updates of -1 are ignored). The server: /metrics, /healthz and /readyz, and bad input: an
+   unknown path (404), other methods (405 with Allow: GET), a request larger than its limit (4xx,
+   and the server still answers), bad
     --metrics-bind values, a port taken.
 */
 #include <arpa/inet.h>
@@ -25,6 +26,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "proc.h"
+#include "proto.h"
 
 static const double s_bounds[] = {0.001, 0.01, 0.1};
 
@@ -86,6 +88,57 @@ test_text_format (void **state)
     free (text);
     metrics_destroy (&m);
     assert_null (m);
+}
+
+static void
+test_tables (void **state)
+{
+    (void) state;
+    metrics_t *m = metrics_new ();
+    assert_non_null (m);
+    static const metrics_scalar_t table[] = {
+        {METRICS_COUNTER, "t_drops_total", "Drops."},
+        {METRICS_GAUGE, "t_waiting", "Waiting."},
+    };
+    int series[2] = {-1, -1};
+    metrics_scalars (m, table, 2, series);
+    assert_true (series[0] >= 0 && series[1] >= 0 && series[0] != series[1]);
+    metrics_replies_t *replies = metrics_replies_new (m, "t_replies_total", "Replies.");
+    assert_non_null (replies);
+    metrics_set (m, series[0], 2);
+    metrics_set (m, series[1], 7);
+    metrics_replies_update (replies); //  nothing counted: no series
+    metrics_publish (m);
+    size_t size = 0;
+    char *text = metrics_text (m, &size);
+    assert_non_null (text);
+    assert_null (strstr (text, "t_replies_total"));
+    free (text);
+    metrics_replies_count (replies, RL_OP_CREATE_TRANSFERS, RL_STATUS_OK);
+    metrics_replies_count (replies, RL_OP_CREATE_TRANSFERS, RL_STATUS_OK);
+    metrics_replies_count (replies, RL_OP_STATUS, RL_STATUS_BUSY);
+    metrics_replies_count (replies, RL_OP_STATUS, METRICS_CODES_MAX + 5); //  the last slot
+    metrics_replies_update (replies);
+    metrics_publish (m);
+    text = metrics_text (m, &size);
+    assert_non_null (text);
+    const char *want = "# HELP t_drops_total Drops.\n"
+                       "# TYPE t_drops_total counter\n"
+                       "t_drops_total 2\n"
+                       "# HELP t_waiting Waiting.\n"
+                       "# TYPE t_waiting gauge\n"
+                       "t_waiting 7\n"
+                       "# HELP t_replies_total Replies.\n"
+                       "# TYPE t_replies_total counter\n"
+                       "t_replies_total{operation=\"create_transfers\",status=\"ok\"} 2\n"
+                       "t_replies_total{operation=\"status\",status=\"busy\"} 1\n"
+                       "t_replies_total{operation=\"status\",status=\"unknown\"} 1\n";
+    assert_string_equal (text, want);
+    free (text);
+    metrics_replies_destroy (&replies);
+    assert_null (replies);
+    metrics_replies_destroy (&replies); //  safe twice
+    metrics_destroy (&m);
 }
 
 static void
@@ -264,9 +317,8 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_text_format),
-        cmocka_unit_test (test_limits),
-        cmocka_unit_test (test_http),
+        cmocka_unit_test (test_text_format), cmocka_unit_test (test_tables),
+        cmocka_unit_test (test_limits),      cmocka_unit_test (test_http),
         cmocka_unit_test (test_check_bind),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
