@@ -214,7 +214,7 @@ typedef enum { RL_STATUS_TABLE (RL_STATUS_ENUM_) } rl_status_t;
 //  burns: what the result leaves of the id (rl_burns_t): NO, the id stays
 //  free and a retry with it may apply the record; YES, a failure remembered
 //  for that id; SUCCESS, the id holds the applied record; TAKEN, the id holds
-//  another record. Values 12..15 are kept for infrastructure codes.
+//  another record. Values 13..15 are kept for infrastructure codes.
 #define RL_HINT_UNKNOWN_                                                                           \
     "the outcome is unknown: retry with the SAME id, never pay again with a new one"
 #define RL_HINT_LATER_ "not decided yet: retry later with the same id"
@@ -253,6 +253,11 @@ typedef enum { RL_STATUS_TABLE (RL_STATUS_ENUM_) } rl_status_t;
        INFRASTRUCTURE, NO,                                                                         \
        "reserved for linked chains, not sent yet: treat it as outcome_unknown and retry "          \
        "with the same id")                                                                         \
+    /*  two-phase replies only: the sending shard is not the one the record */                    \
+    /*  names (docs/security.md); a client sees aborted */                                         \
+    X (RL_UNAUTHORIZED, 12, "unauthorized", INFRASTRUCTURE, NO,                                    \
+       "a shard refused a two-phase record from a peer whose key is not the shard the record "    \
+       "names (docs/security.md): nothing changed; check the ring's keys and the key sets")        \
     X (RL_ID_MUST_NOT_BE_ZERO, 16, "id_must_not_be_zero", ID_VALIDATION, NO, RL_HINT_FIX_)         \
     X (RL_ID_MUST_NOT_BE_INT_MAX, 17, "id_must_not_be_int_max", ID_VALIDATION, NO, RL_HINT_FIX_)   \
     X (RL_EXISTS_WITH_DIFFERENT_FLAGS, 20, "exists_with_different_flags",                          \

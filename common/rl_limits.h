@@ -160,4 +160,8 @@ _Static_assert(RL_RING_EPOCH_JUMP_DEFAULT <= RL_RING_EPOCH_JUMP_MAX,
 _Static_assert(RL_CLIENT_WINDOW_MAX <= RL_CLIENT_HWM_MESSAGES, "a full window fits the queue");
 _Static_assert(RL_CLIENT_RETRY_BACKOFF_MS_MIN <= RL_CLIENT_RETRY_BACKOFF_MS_MAX, "backoff");
 
+//  Two-phase sender rules and reservation bounds (shard/senders.c,
+//  shard/participant.c, docs/security.md) ----------------------------------
+#define RL_SENDERS_MAX (4 * RL_SHARDS_MAX) //  peer keys whose shard name a shard remembers
+
 #endif

@@ -50,6 +50,11 @@
        refuses (busy) an attempt whose decision could not be logged, so a
        decision always has room, however long a participant stays away.
 
+    8. Sender rules (docs/security.md): an outcome query of an attempt live
+       or logged here is answered only to its participant (else refused
+       unauthorized); a PREPARE reply or an acknowledgement counts only
+       from the attempt's participant (else ignored, counted).
+
     TIME: prepare deadlines and decision resends run on the monotonic
     clock (now.h), so that a step of the wall clock neither fires every
     deadline at once (forwards) nor freezes them (backwards). The wall
@@ -497,16 +502,35 @@ s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, no
     attempts_remove (&self->attempts, i);
 }
 
-void
+//  Sender rule of a reply: it comes from the participant of the attempt.
+static bool
+s_from_peer (const attempt_t *e, const char *from, const char *what)
+{
+    if (!from || strcmp (from, e->peer) == 0) {
+        return true;
+    }
+    rl_warn ("two-phase: %s of transfer %016" PRIx64 "%016" PRIx64 " attempt %" PRIu64 ".%" PRIu64
+             " (participant %s) from %s: ignored",
+             what, e->tp.id.hi, e->tp.id.lo, e->tp.attempt.counter, e->tp.attempt.seq, e->peer,
+             from);
+    return false;
+}
+
+size_t
 coordinator_prepare_replies (coordinator_t *self, const rl_tp_rec_t *replies, size_t count,
-                             now_t now)
+                             const char *from, now_t now)
 {
     assert (self && (count == 0 || replies));
+    size_t refused = 0;
     for (size_t k = 0; k < count; k++) {
         const rl_tp_rec_t *reply = &replies[k];
         int32_t i = attempts_find (&self->attempts, reply->id, NULL);
         if (i < 0 || !attempt_eq (attempts_at (&self->attempts, i)->tp.attempt, reply->attempt)) {
             continue; //  a late reply: that attempt was decided (abort) on timeout
+        }
+        if (!s_from_peer (attempts_at (&self->attempts, i), from, "PREPARE reply")) {
+            refused++;
+            continue;
         }
         if (reply->state == RL_TP_PREPARED) {
             s_finish (self, i, RL_OK, RL_TP_COMMIT, now);
@@ -522,18 +546,25 @@ coordinator_prepare_replies (coordinator_t *self, const rl_tp_rec_t *replies, si
     if (count > 0) {
         RL_FAILPOINT (TP_COORD_DECIDED);
     }
+    return refused;
 }
 
-void
-coordinator_decide_replies (coordinator_t *self, const rl_tp_rec_t *acks, size_t count)
+size_t
+coordinator_decide_replies (coordinator_t *self, const rl_tp_rec_t *acks, size_t count,
+                            const char *from)
 {
     assert (self && (count == 0 || acks));
+    size_t refused = 0;
     for (size_t k = 0; k < count; k++) {
         int32_t i = xlog_find (self->xlog, acks[k].id, acks[k].attempt);
         if (i < 0) {
             continue; //  a duplicate acknowledgement
         }
         const attempt_t *e = attempts_at (xlog_entries (self->xlog), i);
+        if (!s_from_peer (e, from, "acknowledgement")) {
+            refused++; //  the decision stays logged and is resent to its participant
+            continue;
+        }
         if (acks[k].state == RL_TP_RETRY) {
             //  Not applied now (no room, a storage error at the participant):
             //  the decision stays logged and is resent with its backoff.
@@ -552,6 +583,7 @@ coordinator_decide_replies (coordinator_t *self, const rl_tp_rec_t *acks, size_t
     if (count > 0) {
         RL_FAILPOINT (TP_COORD_ACKED);
     }
+    return refused;
 }
 
 //  The answer to a query of an attempt neither live nor logged: ABORT when
@@ -582,7 +614,7 @@ s_presumed (coordinator_t *self, const rl_tp_rec_t *q)
 
 uint64_t
 coordinator_outcome_query (coordinator_t *self, const rl_tp_rec_t *queries, size_t count,
-                           rl_tp_rec_t *out)
+                           const char *sender, rl_tp_rec_t *out)
 {
     assert (self && (count == 0 || (queries && out)));
     uint64_t needs_seq = 0;
@@ -590,6 +622,20 @@ coordinator_outcome_query (coordinator_t *self, const rl_tp_rec_t *queries, size
         out[k] = queries[k];
         int32_t x = xlog_find (self->xlog, queries[k].id, queries[k].attempt);
         int32_t live = attempts_head (&self->attempts, queries[k].id);
+        const attempt_t *named = x >= 0 ? attempts_at (xlog_entries (self->xlog), x) : NULL;
+        if (!named && live >= 0
+            && attempt_eq (attempts_at (&self->attempts, live)->tp.attempt, queries[k].attempt)) {
+            named = attempts_at (&self->attempts, live);
+        }
+        if (sender && named && strcmp (sender, named->peer) != 0) {
+            //  Sender rule: only the attempt's participant learns its outcome.
+            rl_warn ("two-phase: outcome query of transfer %016" PRIx64 "%016" PRIx64
+                     " (participant %s) from %s: unauthorized",
+                     queries[k].id.hi, queries[k].id.lo, named->peer, sender);
+            out[k].state = RL_TP_REFUSED;
+            out[k].result = RL_UNAUTHORIZED;
+            continue;
+        }
         if (x >= 0) {
             const attempt_t *e = attempts_at (xlog_entries (self->xlog), x);
             out[k].state = e->tp.state;
@@ -602,7 +648,7 @@ coordinator_outcome_query (coordinator_t *self, const rl_tp_rec_t *queries, size
             out[k].state = s_presumed (self, &queries[k]);
         }
         assert (out[k].state == RL_TP_COMMIT || out[k].state == RL_TP_ABORT
-                || out[k].state == RL_TP_PENDING);
+                || out[k].state == RL_TP_PENDING || out[k].state == RL_TP_REFUSED);
     }
     assert (needs_seq <= outq_batch_seq (self->outq));
     return needs_seq;

@@ -74,14 +74,22 @@ void *coordinator_request_drop (coordinator_t *self, rl_header_t *header_p);
 rl_result_rec_t coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer,
                                    now_t now, int32_t request, uint32_t index);
 
-//  Replies to our PREPAREs and DECIDEs.
-void coordinator_prepare_replies (coordinator_t *self, const rl_tp_rec_t *replies, size_t count,
-                                  now_t now);
-void coordinator_decide_replies (coordinator_t *self, const rl_tp_rec_t *acks, size_t count);
+//  Replies to our PREPAREs and DECIDEs (acknowledgements), from the peer
+//  `from` (the shard the connection they came on leads to; NULL: not
+//  checked). A reply about an attempt whose participant is not `from` is
+//  ignored (sender rule, docs/security.md); each returns how many were.
+size_t coordinator_prepare_replies (coordinator_t *self, const rl_tp_rec_t *replies, size_t count,
+                                    const char *from, now_t now);
+size_t coordinator_decide_replies (coordinator_t *self, const rl_tp_rec_t *acks, size_t count,
+                                   const char *from);
 //  Outcome queries from participants: one answer each in out. Returns the
 //  group commit the answers need synced (the newest logged decision named).
+//  sender: the shard name of the sending key ("" for a key without one;
+//  NULL: no key, --insecure). A query about an attempt live or logged here
+//  whose participant is not the sender is answered refused, result
+//  unauthorized (sender rule).
 uint64_t coordinator_outcome_query (coordinator_t *self, const rl_tp_rec_t *queries, size_t count,
-                                    rl_tp_rec_t *out);
+                                    const char *sender, rl_tp_rec_t *out);
 //  Prepare timeouts and decision resends; at most `budget` messages.
 //  Returns the messages queued.
 size_t coordinator_tick (coordinator_t *self, now_t now, size_t budget);

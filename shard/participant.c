@@ -38,6 +38,12 @@
        PREPARE of it (or of an older attempt) is refused, and a newer
        attempt of the same (id, coordinator) gets a record of its own, the
        current one (s_find_current skips heuristic records).
+    7. Sender rules (docs/security.md): a PREPARE is prepared only from the
+       coordinator it names (in the ring, owning the debit account at this
+       epoch), a DECIDE applied only from the coordinator it names (the
+       record's), an outcome answer only from the record's coordinator;
+       anything else is refused unauthorized (ignored, for an answer)
+       before it touches a record.
 
     TIME: timers (the query backoff, a tombstone's expiry) run on the
     monotonic clock and are never stored: at load, every prepared record is
@@ -97,6 +103,9 @@ struct participant_t {
     uint64_t query_after_ms;
     uint64_t retry_min_ms;
     uint64_t retry_max_ms;
+    //  The ring index of the coordinator named last (sender rule of PREPARE).
+    char last_coordinator[RL_SHARD_NAME_SIZE_MAX];
+    int last_coordinator_index;
 };
 
 //  The records table: every prepared record, every marker, and one more.
@@ -147,6 +156,7 @@ participant_set_ring (participant_t *self, const ring_t *ring, int self_index)
     assert (self_index >= -1 && self_index < (int) ring_shard_count (ring));
     self->ring = ring;
     self->self_index = self_index;
+    self->last_coordinator[0] = '\0'; //  indexes move with the ring
 }
 
 void
@@ -445,16 +455,55 @@ s_record_commit (participant_t *self, attempt_t *e, now_t now)
     assert (self->records.count + 1 == count && e->state == ATTEMPT_FREE);
 }
 
+//  The index in this shard's ring of the coordinator `name`, or -1; the
+//  last one is remembered (a PREPARE batch names one coordinator).
+static int
+s_coordinator_index (participant_t *self, const char *name)
+{
+    if (!self->ring) {
+        return -1;
+    }
+    if (self->last_coordinator[0] == '\0' || strcmp (self->last_coordinator, name) != 0) {
+        snprintf (self->last_coordinator, sizeof self->last_coordinator, "%s", name);
+        self->last_coordinator_index = ring_shard_find (self->ring, name);
+    }
+    return self->last_coordinator_index;
+}
+
+//  The sender rule of a PREPARE (docs/security.md, "Sender rules"): the
+//  sender is the shard the record names as coordinator (sender NULL: no
+//  key to tell, --insecure), that shard is in this shard's ring, and it
+//  owns the debit account at this shard's epoch.
+static bool
+s_prepare_sender_ok (participant_t *self, const rl_prepare_rec_t *rec, const char *sender)
+{
+    if (sender && strcmp (sender, rec->tp.coordinator) != 0) {
+        return false;
+    }
+    int index = s_coordinator_index (self, rec->tp.coordinator);
+    return index >= 0 && owner_of (self->ring, rec->transfer.debit_account_id) == index;
+}
+
 //  Checks and reserves the credit of one PREPARE; returns the reply state.
 //  *seq_p: the group commit of the write the reply reports on (0: none).
 static uint32_t
-s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, now_t now, uint32_t *result,
-               uint64_t *seq_p)
+s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, const char *sender, now_t now,
+               uint32_t *result, uint64_t *seq_p)
 {
     assert (rec && result && seq_p);
     const rl_transfer_t *t = &rec->transfer;
     *result = RL_OK;
     *seq_p = 0;
+    if (!s_prepare_sender_ok (self, rec, sender)) {
+        //  Refused before anything is looked at: retryable, the id is not burned.
+        rl_warn ("two-phase: PREPARE of transfer %016" PRIx64 "%016" PRIx64
+                 " naming coordinator %s from %s: unauthorized (not that shard, not in the "
+                 "ring, or not the debit account's owner at epoch %" PRIu64 ")",
+                 t->id.hi, t->id.lo, rec->tp.coordinator, sender ? sender : "(no key)",
+                 self->ring ? ring_epoch (self->ring) : 0);
+        *result = RL_UNAUTHORIZED;
+        return RL_TP_REFUSED;
+    }
     if (!rl_id_eq (t->id, rec->tp.id) || rec->tp.coordinator[0] == '\0' || rl_id_is_zero (t->id)
         || !s_owns (self, t->credit_account_id)) {
         *result = RL_WRONG_SHARD;
@@ -531,8 +580,8 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, now_t now, uint
 }
 
 uint64_t
-participant_prepare (participant_t *self, const rl_prepare_rec_t *recs, size_t count, now_t now,
-                     rl_tp_rec_t *out)
+participant_prepare (participant_t *self, const rl_prepare_rec_t *recs, size_t count,
+                     const char *sender, now_t now, rl_tp_rec_t *out)
 {
     assert (self && (count == 0 || (recs && out)));
     if (count > 0) {
@@ -542,7 +591,7 @@ participant_prepare (participant_t *self, const rl_prepare_rec_t *recs, size_t c
     for (size_t k = 0; k < count; k++) {
         uint64_t seq = 0;
         out[k] = recs[k].tp;
-        out[k].state = s_prepare_one (self, &recs[k], now, &out[k].result, &seq);
+        out[k].state = s_prepare_one (self, &recs[k], sender, now, &out[k].result, &seq);
         needs_seq = seq > needs_seq ? seq : needs_seq;
     }
     if (count > 0) {
@@ -641,13 +690,23 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, now_t now, uint64_t *se
 }
 
 uint64_t
-participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count, now_t now,
-                    rl_tp_rec_t *out)
+participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count, const char *sender,
+                    now_t now, rl_tp_rec_t *out)
 {
     assert (self && (count == 0 || (recs && out)));
     uint64_t needs_seq = 0;
     for (size_t k = 0; k < count; k++) {
         out[k] = recs[k];
+        if (sender && strcmp (sender, recs[k].coordinator) != 0) {
+            //  Sender rule: only the coordinator a record names decides it,
+            //  whatever the ring says now (records are found by that name).
+            rl_warn ("two-phase: DECIDE of transfer %016" PRIx64 "%016" PRIx64
+                     " naming coordinator %s from %s: unauthorized",
+                     recs[k].id.hi, recs[k].id.lo, recs[k].coordinator, sender);
+            out[k].state = RL_TP_REFUSED;
+            out[k].result = RL_UNAUTHORIZED;
+            continue;
+        }
         if ((recs[k].state != RL_TP_COMMIT && recs[k].state != RL_TP_ABORT)
             || rl_id_is_zero (recs[k].id)) {
             out[k].state = RL_TP_NOT_ACKED;
@@ -664,11 +723,12 @@ participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count, 
     return needs_seq;
 }
 
-void
+size_t
 participant_outcome_answers (participant_t *self, const rl_tp_rec_t *answers, size_t count,
-                             now_t now)
+                             const char *from, now_t now)
 {
     assert (self && (count == 0 || answers));
+    size_t refused = 0;
     for (size_t k = 0; k < count; k++) {
         const rl_tp_rec_t *a = &answers[k];
         int32_t i = s_find_current (self, a->id, a->coordinator);
@@ -676,11 +736,21 @@ participant_outcome_answers (participant_t *self, const rl_tp_rec_t *answers, si
             || !attempt_eq (attempts_at (&self->records, i)->tp.attempt, a->attempt)) {
             continue; //  answers matter only to a record still prepared
         }
+        if (from && strcmp (from, a->coordinator) != 0) {
+            //  Sender rule: only the record's coordinator answers for it.
+            rl_warn ("two-phase: outcome of transfer %016" PRIx64 "%016" PRIx64
+                     " (coordinator %s) answered by %s: ignored",
+                     a->id.hi, a->id.lo, a->coordinator, from);
+            refused++;
+            continue;
+        }
         if (a->state == RL_TP_COMMIT || a->state == RL_TP_ABORT) {
             uint64_t seq = 0;
             s_decide_one (self, a, now, &seq); //  nothing is sent back
         }
     }
+    assert (refused <= count);
+    return refused;
 }
 
 uint32_t

@@ -49,13 +49,20 @@ void participant_set_records_max (participant_t *self, size_t records_max);
 
 //  A PREPARE batch (out: one reply record each) and a DECIDE batch (out:
 //  one ack each). Each returns the group commit its replies need synced.
+//  sender: the shard name of the sending key (senders.h; "" for a key
+//  without one, NULL when there is no key: --insecure). A record that
+//  breaks its sender rule (docs/security.md) is answered refused with
+//  result unauthorized, logged, and changes nothing.
 uint64_t participant_prepare (participant_t *self, const rl_prepare_rec_t *recs, size_t count,
-                              now_t now, rl_tp_rec_t *out);
-uint64_t participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count, now_t now,
-                             rl_tp_rec_t *out);
-//  The coordinator's answers to our outcome queries.
-void participant_outcome_answers (participant_t *self, const rl_tp_rec_t *answers, size_t count,
-                                  now_t now);
+                              const char *sender, now_t now, rl_tp_rec_t *out);
+uint64_t participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count,
+                             const char *sender, now_t now, rl_tp_rec_t *out);
+//  The coordinator's answers to our outcome queries, from the peer `from`
+//  (the shard the connection they came on leads to; NULL: not checked).
+//  Returns the answers ignored because `from` is not the record's
+//  coordinator.
+size_t participant_outcome_answers (participant_t *self, const rl_tp_rec_t *answers, size_t count,
+                                    const char *from, now_t now);
 //  Marker expiry and outcome queries; at most `budget` queries. Returns
 //  the queries queued.
 size_t participant_tick (participant_t *self, now_t now, size_t budget);

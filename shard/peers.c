@@ -307,3 +307,10 @@ peers_socket (const peers_t *self, size_t i)
     assert (self->by_index[self->list[i]]);
     return self->by_index[self->list[i]]->dealer;
 }
+
+uint32_t
+peers_index (const peers_t *self, size_t i)
+{
+    assert (self && i < self->count);
+    return self->list[i];
+}

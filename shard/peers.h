@@ -49,5 +49,8 @@ void peers_close_retired (peers_t *self);
 //  The connected peers of the ring served now, for reading their replies.
 size_t peers_count (const peers_t *self);
 zsock_t *peers_socket (const peers_t *self, size_t i);
+//  The ring index (in the ring served now) of the shard peers_socket(i)
+//  leads to: its replies come from that shard (CURVE pins its key).
+uint32_t peers_index (const peers_t *self, size_t i);
 
 #endif

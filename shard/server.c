@@ -57,7 +57,11 @@
     (RL_OP_ROLES_TABLE, proto.h), from the sender's key (the User-Id ZAP
     gave its connection, common/auth.h) in the key sets as they are now; a
     key without the role is answered unauthorized, counted, and nothing is
-    applied.
+    applied. Two-phase records also obey their sender rules
+    (docs/security.md): the sender's shard name (senders.h, from its key)
+    is handed to the participant and the coordinator, and the name of the
+    peer a reply came from (its connection) with every reply; records
+    refused or ignored by them are counted with the unauthorized requests.
 
     Errors: a request that does not decode gets a reply whose header names
     the problem (codec_check_request); a frame too short to carry even a
@@ -103,6 +107,13 @@ server_ring_adopt (server_t *self, ring_t *ring)
 {
     assert (ring && ring != self->ring && ring_epoch (ring) > ring_epoch (self->ring));
     ledger_set_ring (self->ledger, ring);
+    if (!self->senders && !rl_auth_insecure (self->auth)
+        && (self->senders = senders_new (self->auth))) {
+        senders_learn_ring (self->senders, self->ring);
+    }
+    if (self->senders) {
+        senders_learn_ring (self->senders, ring); //  the old names stay (a removed coordinator's)
+    }
     peers_retire (self->peers); //  indexes move with the ring
     ring_destroy (&self->ring);
     self->ring = ring;
@@ -256,42 +267,81 @@ s_do_create (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8
     return s_reply_results (self, envelope, h, self->results, count);
 }
 
+//  The shard name of the sender of a two-phase request, for the sender
+//  rules (docs/security.md): NULL without keys (--insecure: nothing to
+//  tell), "" for a key no ring or certificate names (every record is then
+//  refused). candidate: the name the first record claims, tried once
+//  against the key sets' certificate (a coordinator removed from the ring
+//  before this shard started).
+static const char *
+s_sender (server_t *self, zframe_t *payload, const char *candidate)
+{
+    if (rl_auth_insecure (self->auth)) {
+        return NULL;
+    }
+    if (!self->senders && (self->senders = senders_new (self->auth))) {
+        senders_learn_ring (self->senders, self->ring); //  the first: the ring served since start
+    }
+    const char *key = "";
+    (void) rl_auth_roles (self->auth, payload, &key);
+    const char *name = self->senders ? senders_name (self->senders, key, candidate) : NULL;
+    return name ? name : "";
+}
+
 //  Two-phase messages from peers (on the ROUTER socket). The reply is held
 //  here, stamped with the group commit of the writes it reports on, and
 //  tagged with the failpoint that sits between that sync and its send.
+//  Records that break their sender rule come back refused, unauthorized,
+//  and are counted with the unauthorized requests.
 static void
-s_do_twophase (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
+s_do_twophase (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body,
+               zframe_t *payload)
 {
     size_t count = h->record_count;
     assert (count <= RL_BATCH_RECORDS_MAX); //  codec_check_request bounds it
     now_t now = now_read ();
     uint64_t needs_seq = 0;
     rl_fp_t fp = RL_FP_COUNT;
+    char sender[RL_SHARD_NAME_SIZE_MAX] = "";
+    const char *name = NULL;
     if (h->operation == RL_OP_PREPARE) {
         for (size_t i = 0; i < count; i++) {
             codec_decode_prepare (body + i * RL_PREPARE_SIZE, &self->prepares[i]);
         }
+        name = s_sender (self, payload, count ? self->prepares[0].tp.coordinator : NULL);
+        if (name) {
+            snprintf (sender, sizeof sender, "%s", name);
+        }
         needs_seq = participant_prepare (ledger_participant (self->ledger), self->prepares, count,
-                                         now, self->tps_out);
+                                         name ? sender : NULL, now, self->tps_out);
         fp = RL_FP_TP_PART_PREPARE_SYNCED;
     } else {
         for (size_t i = 0; i < count; i++) {
             codec_decode_tp (body + i * RL_TP_SIZE, &self->tps[i]);
         }
-        if (h->operation == RL_OP_DECIDE) {
+        bool decide = h->operation == RL_OP_DECIDE;
+        name = s_sender (self, payload, decide && count ? self->tps[0].coordinator : NULL);
+        if (name) {
+            snprintf (sender, sizeof sender, "%s", name);
+        }
+        if (decide) {
             needs_seq = participant_decide (ledger_participant (self->ledger), self->tps, count,
-                                            now, self->tps_out);
+                                            name ? sender : NULL, now, self->tps_out);
             fp = RL_FP_TP_PART_APPLY_SYNCED;
         } else {
             assert (h->operation == RL_OP_OUTCOME_QUERY);
             needs_seq = coordinator_outcome_query (ledger_coordinator (self->ledger), self->tps,
-                                                   count, self->tps_out);
+                                                   count, name ? sender : NULL, self->tps_out);
         }
     }
     s_drain_outq (self);
     uint8_t *out = NULL;
     zmsg_t *reply = server_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count, RL_TP_SIZE,
                                       &out);
+    for (size_t i = 0; i < count; i++) {
+        self->unauthorized += self->tps_out[i].state == RL_TP_REFUSED
+                              && self->tps_out[i].result == RL_UNAUTHORIZED;
+    }
     for (size_t i = 0; reply && i < count; i++) {
         codec_encode_tp (&self->tps_out[i], out + i * RL_TP_SIZE);
     }
@@ -438,7 +488,7 @@ s_handle (server_t *self, zmsg_t *msg)
             case RL_OP_PREPARE:
             case RL_OP_DECIDE:
             case RL_OP_OUTCOME_QUERY:
-                s_do_twophase (self, msg, &h, body); //  holds its own reply
+                s_do_twophase (self, msg, &h, body, payload); //  holds its own reply
                 break;
             case RL_OP_LOOKUP_ACCOUNTS:
             case RL_OP_LOOKUP_TRANSFERS:
@@ -681,10 +731,15 @@ s_turn_finish (server_t *self)
 }
 
 //  Replies from one peer to our PREPARE, DECIDE and OUTCOME_QUERY messages.
+//  The peer is the i-th of peers.h: its replies count only for attempts
+//  whose other shard it is (sender rules); the others are counted with the
+//  unauthorized requests and change nothing.
 static size_t
-s_drain_peer (server_t *self, zsock_t *dealer, now_t now, size_t budget)
+s_drain_peer (server_t *self, size_t peer, now_t now, size_t budget)
 {
-    assert (dealer && budget > 0);
+    zsock_t *dealer = peers_socket (self->peers, peer);
+    const char *from = ring_shard_name (self->ring, peers_index (self->peers, peer));
+    assert (dealer && from && budget > 0);
     size_t n = 0;
     for (; n < budget; n++) {
         zframe_t *frame = zframe_recv (dealer); //  rcvtimeo 0: NULL when drained
@@ -714,12 +769,14 @@ s_drain_peer (server_t *self, zsock_t *dealer, now_t now, size_t budget)
         }
         coordinator_t *coordinator = ledger_coordinator (self->ledger);
         if (h.operation == RL_OP_PREPARE) {
-            coordinator_prepare_replies (coordinator, self->tps, h.record_count, now);
+            self->unauthorized += coordinator_prepare_replies (coordinator, self->tps,
+                                                               h.record_count, from, now);
         } else if (h.operation == RL_OP_DECIDE) {
-            coordinator_decide_replies (coordinator, self->tps, h.record_count);
+            self->unauthorized += coordinator_decide_replies (coordinator, self->tps,
+                                                              h.record_count, from);
         } else if (h.operation == RL_OP_OUTCOME_QUERY) {
-            participant_outcome_answers (ledger_participant (self->ledger), self->tps,
-                                         h.record_count, now);
+            self->unauthorized += participant_outcome_answers (
+                ledger_participant (self->ledger), self->tps, h.record_count, from, now);
         }
         s_drain_outq (self);
         zframe_destroy (&frame);
@@ -748,7 +805,7 @@ s_turn (server_t *self)
             more = true;
         }
         for (size_t i = 0; i < peers_count (self->peers); i++) {
-            more |= s_drain_peer (self, peers_socket (self->peers, i), now, 1) > 0;
+            more |= s_drain_peer (self, i, now, 1) > 0;
         }
     }
     int rc = s_turn_finish (self);
@@ -866,6 +923,7 @@ server_destroy (server_t **self_p)
     }
     shard_metrics_destroy (&self->metrics); //  stops the HTTP thread
     peers_destroy (&self->peers);
+    senders_destroy (&self->senders);
     //  Requests still waiting for decisions: their envelopes are ours.
     zmsg_t *envelope = NULL;
     while ((envelope = coordinator_request_drop (ledger_coordinator (self->ledger), NULL))) {

@@ -17,6 +17,7 @@
 #include "outq.h"
 #include "peers.h"
 #include "ring.h"
+#include "senders.h"
 #include "server.h"
 #include "shard_metrics.h"
 #include "store.h"
@@ -42,6 +43,7 @@ struct server_t {
     zloop_t *loop;
     peers_t *peers;
     rl_auth_t *auth;          //  CURVE, ZAP and roles (common/auth.h)
+    senders_t *senders;       //  peer keys -> shard names (sender rules, senders.h)
     shard_metrics_t *metrics; //  status figures; metrics served with --metrics-bind
     s_held_t *held;           //  replies waiting for the commit
     size_t held_count;

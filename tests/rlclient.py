@@ -101,6 +101,7 @@ RESULTS = {
     "storage_error": 9,
     "linked_event_failed": 10,
     "linked_event_chain_open": 11,
+    "unauthorized": 12,
     "id_must_not_be_zero": 16,
     "id_must_not_be_int_max": 17,
     "exists_with_different_flags": 20,

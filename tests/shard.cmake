@@ -73,3 +73,11 @@ rl_add_unit(test_arcs 3 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_arcs.c LIBS rls
 rl_add_unit(test_tp_input 10 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_tp_input.c
             LIBS rltestkit)
 add_dependencies(test_tp_input shard)
+
+# The sender rules of the two-phase operations (docs/security.md): a
+# PREPARE, DECIDE, outcome query and acknowledgement sent with the key of a
+# shard the rule does not name are refused unauthorized, counted, and
+# change nothing; ends with the conservation check.
+rl_add_unit(test_tp_senders 30 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_tp_senders.c
+            LIBS rltestkit rlring)
+add_dependencies(test_tp_senders shard)

@@ -406,29 +406,32 @@ s_deliver_step (void)
     participant_t *participant = ledger_participant (node->ledger);
     switch (msg.kind) {
         case M_PREPARE:
-            reply.needs_seq = participant_prepare (participant, &msg.prepare, 1, s_clock (), &out);
+            reply.needs_seq = participant_prepare (participant, &msg.prepare, 1, s_names[msg.from],
+                                                   s_clock (), &out);
             reply.kind = M_PREPARE_REPLY, reply.tp = out;
             s_out (node, reply);
             break;
         case M_DECIDE:
-            reply.needs_seq = participant_decide (participant, &msg.tp, 1, s_clock (), &out);
+            reply.needs_seq = participant_decide (participant, &msg.tp, 1, s_names[msg.from],
+                                                  s_clock (), &out);
             reply.kind = M_DECIDE_REPLY, reply.tp = out;
             s_out (node, reply);
             break;
         case M_QUERY:
-            reply.needs_seq = coordinator_outcome_query (coordinator, &msg.tp, 1, &out);
+            reply.needs_seq = coordinator_outcome_query (coordinator, &msg.tp, 1, s_names[msg.from],
+                                                         &out);
             reply.kind = M_QUERY_REPLY, reply.tp = out;
             s_out (node, reply);
             break;
         case M_PREPARE_REPLY:
-            coordinator_prepare_replies (coordinator, &msg.tp, 1, s_clock ());
+            coordinator_prepare_replies (coordinator, &msg.tp, 1, s_names[msg.from], s_clock ());
             break;
         case M_DECIDE_REPLY:
             s_decide_replies[msg.tp.state < 16 ? msg.tp.state : 0]++;
-            coordinator_decide_replies (coordinator, &msg.tp, 1);
+            coordinator_decide_replies (coordinator, &msg.tp, 1, s_names[msg.from]);
             break;
         case M_QUERY_REPLY:
-            participant_outcome_answers (participant, &msg.tp, 1, s_clock ());
+            participant_outcome_answers (participant, &msg.tp, 1, s_names[msg.from], s_clock ());
             break;
     }
     s_drain (msg.to);
@@ -790,7 +793,7 @@ s_query (const rl_tp_rec_t *base, rl_attempt_t attempt, uint64_t *alarms)
     rl_tp_rec_t q = *base, answer;
     q.attempt = attempt;
     coordinator_t *c = ledger_coordinator (s_nodes[0].ledger);
-    coordinator_outcome_query (c, &q, 1, &answer);
+    coordinator_outcome_query (c, &q, 1, NULL, &answer);
     assert_true (rl_id_eq (answer.id, q.id) && attempt_eq (answer.attempt, attempt));
     uint64_t inflight, in_doubt;
     ledger_tp_counts (s_nodes[0].ledger, &inflight, &in_doubt, alarms);

@@ -6,7 +6,8 @@
     credit account), moving amount 0, with an unknown flag or a non-zero
     reserved field; DECIDEs, outcome queries and resolves naming the zero
     or the all-ones transfer id (a DECIDE abort of transfer 0 used to stop
-    the shard on an assertion). Each frame gets a `malformed` error reply;
+    the shard on an assertion). Each frame gets a `malformed` error reply
+    (an acknowledgement, a reply only, `unknown_operation`);
     then the shard still answers, counted them, holds no prepared record,
     its audit is clean, the balances are those of the one transfer, and
     the conservation check passes.
@@ -187,6 +188,20 @@ test_tp_bad_records (void **state)
             }
             refused++;
         }
+    }
+    //  An acknowledgement is only ever a reply (to DECIDE): sent as a
+    //  request, with either id, it gets unknown_operation.
+    for (int which = 0; which < 2; which++) {
+        rl_tp_rec_t tp = s_prepare (&t).tp;
+        tp.id = which ? s_max : s_zero;
+        tp.state = RL_TP_ACKED;
+        uint8_t body[RL_TP_SIZE];
+        codec_encode_tp (&tp, body);
+        if (s_send (dealer, RL_OP_ACK, body, sizeof body, 1, request_id++)
+            != RL_STATUS_UNKNOWN_OPERATION) {
+            fail_msg ("ack of the %s id was not refused", which ? "all-ones" : "zero");
+        }
+        refused++;
     }
     zsock_destroy (&dealer);
 

@@ -550,6 +550,35 @@ s_resolve (s_ctx_t *ctx, const rl_tp_rec_t *rec)
     return answer.state == RL_TP_ACKED ? 0 : answer.result;
 }
 
+//  Sends one two-phase record to s2 with the coordinator's key (the sender
+//  rules of docs/security.md); returns the reply record.
+static rl_tp_rec_t
+s_as_coordinator (s_ctx_t *ctx, uint16_t op, const uint8_t *record, size_t record_size)
+{
+    zsock_t *dealer = tk_dealer_as (ctx->h, ctx->shards[0].name, ctx->shards[1].name,
+                                    ctx->shards[1].endpoint);
+    uint8_t frame[RL_HEADER_SIZE + RL_PREPARE_SIZE];
+    assert_true (record_size <= RL_PREPARE_SIZE);
+    size_t size = tk_request_header (frame, op, 1, 1);
+    memcpy (frame + size, record, record_size);
+    assert_int_equal (zsock_send (dealer, "b", frame, size + record_size), 0);
+    zframe_t *reply = zframe_recv (dealer);
+    assert_non_null (reply);
+    rl_header_t h;
+    const uint8_t *body = NULL;
+    size_t body_size = 0;
+    assert_int_equal (
+        codec_parse_reply (zframe_data (reply), zframe_size (reply), &h, &body, &body_size),
+        RL_STATUS_OK);
+    assert_int_equal (h.status, RL_STATUS_OK);
+    assert_int_equal (h.record_count, 1);
+    rl_tp_rec_t answer;
+    codec_decode_tp (body, &answer);
+    zframe_destroy (&reply);
+    zsock_destroy (&dealer);
+    return answer;
+}
+
 //  Sends a forged PREPARE of `t` as attempt `tp` to s2; returns its reply.
 static rl_tp_rec_t
 s_forged_prepare (s_ctx_t *ctx, const rl_transfer_t *t, const rl_tp_rec_t *tp)
@@ -557,36 +586,35 @@ s_forged_prepare (s_ctx_t *ctx, const rl_transfer_t *t, const rl_tp_rec_t *tp)
     rl_prepare_rec_t rec = {.transfer = *t, .tp = *tp};
     rec.tp.state = 0; //  a request
     rec.tp.result = 0;
-    uint8_t body[RL_PREPARE_SIZE], *reply = NULL;
+    uint8_t body[RL_PREPARE_SIZE];
     codec_encode_prepare (&rec, body);
-    rl_header_t h;
-    size_t size = 0;
-    assert_int_equal (rl_client_call (ctx->clients[1], RL_OP_PREPARE, body, sizeof (body), 1,
-                                      TK_TIMEOUT_MS, &h, &reply, &size),
-                      0);
-    assert_int_equal (h.record_count, 1);
-    rl_tp_rec_t answer;
-    codec_decode_tp (reply, &answer);
-    free (reply);
-    return answer;
+    return s_as_coordinator (ctx, RL_OP_PREPARE, body, sizeof body);
 }
 
 //  Sends a forged DECIDE to s2; returns the acknowledgement's state.
 static uint32_t
 s_forged_decide (s_ctx_t *ctx, const rl_tp_rec_t *tp)
 {
-    uint8_t body[RL_TP_SIZE], *reply = NULL;
+    uint8_t body[RL_TP_SIZE];
     codec_encode_tp (tp, body);
-    rl_header_t h;
-    size_t size = 0;
-    assert_int_equal (rl_client_call (ctx->clients[1], RL_OP_DECIDE, body, sizeof (body), 1,
-                                      TK_TIMEOUT_MS, &h, &reply, &size),
-                      0);
-    assert_int_equal (h.record_count, 1);
-    rl_tp_rec_t answer;
-    codec_decode_tp (reply, &answer);
-    free (reply);
-    return answer.state;
+    return s_as_coordinator (ctx, RL_OP_DECIDE, body, sizeof body).state;
+}
+
+//  Loads into s2 a ring of `epoch` with s2, and s1 too when with_coordinator.
+static void
+s_load_ring_s2 (s_ctx_t *ctx, uint64_t epoch, bool with_coordinator)
+{
+    ring_t *ring = ring_new (epoch);
+    for (int i = with_coordinator ? 0 : 1; i < 2; i++) {
+        assert_int_equal (ring_add_shard (ring, ctx->shards[i].name, ctx->shards[i].endpoint, 1.0),
+                          0);
+    }
+    size_t size = ring_encoded_size (ring);
+    uint8_t *blob = malloc (size);
+    assert_int_equal (ring_encode (ring, blob, size), size);
+    assert_int_equal (rl_client_load_ring (ctx->clients[1], blob, size, TK_TIMEOUT_MS), 0);
+    free (blob);
+    ring_destroy (&ring);
 }
 
 static bool
@@ -627,15 +655,7 @@ test_heuristic (void **state)
     rec.result = RL_RESOLVE_FORCE;
     assert_int_equal (s_resolve (ctx, &rec), RL_RESOLVE_NOT_FENCED);
     //  Fence the coordinator out: a ring of a higher epoch without it.
-    ring_t *fenced = ring_new (2);
-    assert_int_equal (ring_add_shard (fenced, ctx->shards[1].name, ctx->shards[1].endpoint, 1.0),
-                      0);
-    size_t size = ring_encoded_size (fenced);
-    uint8_t *blob = malloc (size);
-    assert_int_equal (ring_encode (fenced, blob, size), size);
-    assert_int_equal (rl_client_load_ring (ctx->clients[1], blob, size, TK_TIMEOUT_MS), 0);
-    free (blob);
-    ring_destroy (&fenced);
+    s_load_ring_s2 (ctx, 2, false);
     rl_tp_rec_t wrong = rec;
     wrong.attempt.seq += 100;
     assert_int_equal (s_resolve (ctx, &wrong), RL_RESOLVE_NOT_FOUND);
@@ -648,9 +668,15 @@ test_heuristic (void **state)
                       0);
     assert_int_equal (receiver.credits_reserved, 0);
     assert_int_equal (receiver.credits_posted, 0);
-    //  A forged duplicate PREPARE of the heuristic record is refused: a live
-    //  coordinator would take PREPARED for a reservation that is gone.
+    //  A fenced coordinator prepares nothing (sender rule: not in the ring).
     rl_tp_rec_t answer = s_forged_prepare (ctx, &t, &rec);
+    assert_int_equal (answer.state, RL_TP_REFUSED);
+    assert_int_equal (answer.result, RL_UNAUTHORIZED);
+    //  Back in the ring, a duplicate PREPARE of the heuristic record is
+    //  still refused: a live coordinator would take PREPARED for a
+    //  reservation that is gone.
+    s_load_ring_s2 (ctx, 3, true);
+    answer = s_forged_prepare (ctx, &t, &rec);
     assert_int_equal (answer.state, RL_TP_REFUSED);
     assert_int_equal (answer.result, RL_ABORTED);
     //  A newer attempt of the same id gets its own record (then aborted);
@@ -665,6 +691,7 @@ test_heuristic (void **state)
     assert_int_equal (answer.state, RL_TP_REFUSED);
     s_audit_ok (ctx, 1);
     assert_int_equal (s_in_doubt (ctx, 1, listed, 4), 0);
+    s_load_ring_s2 (ctx, 4, false); //  fenced again: resolve answers for the record itself
     //  The coordinator comes back and delivers its COMMIT: contrary to the
     //  heuristic abort, so an alarm, and nothing applied.
     ctx->shards[0].env[0] = NULL;

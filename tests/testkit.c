@@ -86,6 +86,29 @@ tk_connect (void *dealer, const char *endpoint)
     assert_int_equal (rl_client_connect (dealer, endpoint), 0);
 }
 
+void *
+tk_dealer_as (harness_t *h, const char *name, const char *server, const char *endpoint)
+{
+    char server_key[RL_KEY_TEXT_SIZE];
+    snprintf (server_key, sizeof server_key, "%s", tk_key (h, "shard", server));
+    char path[PATH_MAX + 64];
+    snprintf (path, sizeof path, "%s/private/%s.key_secret", tk_keys_dir (h), name);
+    char err[768];
+    zcert_t *cert = rl_cert_load (path, err, sizeof err);
+    if (!cert) {
+        fail_msg ("%s", err);
+    }
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    assert_non_null (dealer);
+    zsock_set_linger (dealer, 0);
+    zsock_set_rcvtimeo (dealer, TK_TIMEOUT_MS);
+    zcert_apply (cert, dealer);
+    zcert_destroy (&cert);
+    zsock_set_curve_serverkey (dealer, server_key);
+    assert_int_equal (zsock_connect (dealer, "%s", endpoint), 0);
+    return dealer;
+}
+
 void
 tk_shard_init (harness_t *h, tk_shard_t *shard, const char *name)
 {

@@ -63,6 +63,11 @@ const char *tk_key (harness_t *h, const char *role, const char *name);
 //  Connects a DEALER of a test like the client library does (CURVE with
 //  the endpoint's key); asserts on failure.
 void tk_connect (void *dealer, const char *endpoint);
+//  A new DEALER (a zsock_t *) connected to endpoint that speaks CURVE as
+//  NAME (its secret certificate in the key sets, KEYDIR/private/NAME.key_secret,
+//  made with tk_key) and pins the key of shard SERVER (KEYDIR/shard/SERVER.key):
+//  a test that acts as a given peer shard. Receives within TK_TIMEOUT_MS.
+void *tk_dealer_as (harness_t *h, const char *name, const char *server, const char *endpoint);
 
 //  Fills name, port, endpoint, data_dir (under the harness dir).
 void tk_shard_init (harness_t *h, tk_shard_t *shard, const char *name);
