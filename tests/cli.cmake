@@ -9,11 +9,13 @@ if(TARGET router)
 endif()
 
 # Hex vectors of docs/protocol.md, then a live shard, then (once the router
-# is built) a router in front of two shards, all through tests/rlclient.py.
+# is built) a router in front of two shards, all through the Python client
+# package as installed by the pyclient_venv fixture (tests/pyclient.cmake).
 add_test(NAME test_protocol_py
-         COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/test_protocol.py)
+         COMMAND ${RL_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_protocol.py)
 set_tests_properties(test_protocol_py PROPERTIES
     TIMEOUT 21
+    FIXTURES_REQUIRED pyclient
     ENVIRONMENT "RL_BIN_DIR=${CMAKE_BINARY_DIR};RL_PROTOCOL_MD=${PROJECT_SOURCE_DIR}/docs/protocol.md")
 
 # tools/cluster.sh and rlctl end to end: start, use, stop, restart, stop.

@@ -17,5 +17,6 @@ set_tests_properties(test_alert_rules test_alert_rules_check PROPERTIES TIMEOUT 
 # endpoint, the dashboard's and rules' metrics in the live output, and
 # Prometheus scraping it until the expected series appear (11 s measured).
 add_test(NAME test_metrics_live
-         COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/test_metrics_live.py ${CMAKE_BINARY_DIR})
-set_tests_properties(test_metrics_live PROPERTIES TIMEOUT 40 RESOURCE_LOCK cluster_load)
+         COMMAND ${RL_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_metrics_live.py ${CMAKE_BINARY_DIR})
+set_tests_properties(test_metrics_live PROPERTIES TIMEOUT 40 RESOURCE_LOCK cluster_load
+                     FIXTURES_REQUIRED pyclient)

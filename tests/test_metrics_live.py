@@ -13,7 +13,10 @@ router, cross-shard transfers included), and checks:
   3. Debian's `prometheus`, with a temporary config and storage directory on
      its own port, scrapes the cluster and evaluates the rules: its HTTP API
      is queried until the expected series appear (bounded wait), and no
-     alert fires. The series names it saw are printed.
+     alert fires. The series names it saw are printed;
+  4. after the load, each shard's metrics agree with its binary status
+     record, read with the Python client package (the test runs in the
+     venv where the pyclient_venv fixture installed it).
 
 Everything started is stopped at the end. A missing tool fails the test.
 """
@@ -29,6 +32,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+import ringledger
 
 SHARDS = 2
 WAIT_SERIES_S = 45
@@ -79,6 +84,37 @@ def sample_names(text):
         if line and not line.startswith("#"):
             names.add(re.split(r"[{ ]", line, 1)[0])
     return names
+
+
+def gauge(text, name):
+    """The value of an unlabelled sample, or None."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def metrics_match_status(endpoints, base):
+    """Each shard's accounts and ring epoch, in /metrics and in the status
+    record (the metrics are a snapshot of the last tick: bounded wait)."""
+    for i in range(SHARDS):
+        name = "s%d" % (i + 1)
+        with ringledger.Client("tcp://127.0.0.1:%d" % (base + 1 + i), timeout_ms=2000,
+                               deadline_s=10) as client:
+            deadline = time.time() + 10
+            while True:
+                status = client.status()
+                text = http("GET", "http://127.0.0.1:%d/metrics" % endpoints[name])[1]
+                got = (gauge(text, "ringledger_shard_accounts"),
+                       gauge(text, "ringledger_ring_epoch"))
+                if got == (status.accounts, status.epoch) and status.accounts > 0:
+                    break
+                if time.time() > deadline:
+                    fail("%s: metrics say accounts, epoch = %s; its status record %d, %d"
+                         % (name, got, status.accounts, status.epoch))
+                time.sleep(0.2)
+        ok("%s: /metrics agrees with the status record (%d accounts, epoch %d)"
+           % (name, status.accounts, status.epoch))
 
 
 def named_metrics(root):
@@ -289,6 +325,7 @@ scrape_configs:
             print(out)
             fail("rlbench exited %d" % load.returncode)
         load = None
+        metrics_match_status(endpoints, base)
         failed = False
     finally:
         if load:

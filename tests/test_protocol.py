@@ -2,11 +2,11 @@
 """test_protocol.py: the wire protocol, checked by a second implementation.
 
 1. Vectors: every ```hex name=...``` block of docs/protocol.md decodes with
-   the Python client (tests/rlclient.py, written from the document alone)
-   and encodes back to exactly its bytes; the vectors the document
-   describes in words are also built field by field and must come out
-   byte for byte. The tables of result codes and statuses in the document
-   must equal the client's.
+   the Python client package (clients/python, written from the document
+   alone, as installed in the test venv) and encodes back to exactly its
+   bytes; the vectors the document describes in words are also built field
+   by field and must come out byte for byte. The tables of result codes and
+   statuses in the document must equal the package's enums.
 2. A real shard (free port on 127.0.0.1, private directory): accounts,
    transfers, result codes by number, lookups, history, bad filters and
    malformed frames, then the conservation check.
@@ -36,9 +36,9 @@ import tempfile
 import time
 import traceback
 
+import ringledger as rl
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import rlclient as rl  # noqa: E402
 
 BIN_DIR = os.environ.get("RL_BIN_DIR", os.path.join(HERE, "..", "build"))
 PROTOCOL_MD = os.environ.get("RL_PROTOCOL_MD", os.path.join(HERE, "..", "docs", "protocol.md"))
@@ -120,7 +120,8 @@ def described_vectors():
                         ledger=700, code=1)
     t1000_after = rl.Transfer(**{**t1000.__dict__, "timestamp": T0 + 2})
     blob = bytes(range(0x10, 0x20))
-    status = rl.Status(name="shard-a", epoch=3, accounts=2, transfers=1, requests=5, commits=3,
+    status = rl.StatusRecord(name="shard-a", epoch=3, accounts=2, transfers=1, requests=5,
+                             commits=3,
                        durability=1, ring_shards=2, last_timestamp=T0 + 2, malformed=1,
                        pid=4242, uptime_ms=60000)
     H = rl.Header
@@ -129,8 +130,8 @@ def described_vectors():
         "create_accounts.reply": (H(1, rid(1), epoch=3), [rl.Result(0, 0, T0 + 1)], True),
         "create_transfers.request": (H(2, rid(2)), [t1000, t1001], False),
         "create_transfers.reply": (H(2, rid(2), epoch=3),
-                                   [rl.Result(0, rl.RESULTS["ok"], T0 + 2),
-                                    rl.Result(1, rl.RESULTS["exceeds_credits"], 0)], True),
+                                   [rl.Result(0, rl.ResultCode.OK, T0 + 2),
+                                    rl.Result(1, rl.ResultCode.EXCEEDS_CREDITS, 0)], True),
         "lookup_accounts.request": (H(3, rid(3)), [1, 99], False),
         "lookup_accounts.reply": (H(3, rid(3), epoch=3), [a1_after, rl.Account(id=99)], True),
         "lookup_transfers.request": (H(4, rid(4)), [0x1000], False),
@@ -145,7 +146,7 @@ def described_vectors():
         "get_ring.request": (H(8, rid(8)), [], False),
         "get_ring.reply": (H(8, rid(8), epoch=4), blob, True),
         "bad_version.request": (H(2, rid(2), version=2), [], False),
-        "bad_version.reply": (H(2, rid(2), status=rl.STATUS["bad_version"], epoch=3), [], True),
+        "bad_version.reply": (H(2, rid(2), status=rl.StatusCode.BAD_VERSION, epoch=3), [], True),
     }
 
 
@@ -173,14 +174,14 @@ def vector_from_words(name, data, spec):
 def unknown_operation_vectors(vectors):
     req, rep = vectors["unknown_operation.request"], vectors["unknown_operation.reply"]
     h_req = rl.Header.decode(req)
-    check(h_req.operation not in rl.OP_NAMES, "the request's operation %d is one served"
-          % h_req.operation)
+    check(not rl.Operation(h_req.operation).known,
+          "the request's operation %d is one served" % h_req.operation)
     # Built from the words: the reply echoes the operation and request id,
     # status unknown_operation, count 0, epoch 3.
     check(rl.Header(h_req.operation, rid(h_req.operation & 0xFF)).encode() == req,
           "request bytes")
     check(rl.Header(h_req.operation, rid(h_req.operation & 0xFF),
-                    status=rl.STATUS["unknown_operation"], epoch=3).encode() == rep,
+                    status=rl.StatusCode.UNKNOWN_OPERATION, epoch=3).encode() == rep,
           "reply bytes")
 
 
@@ -190,19 +191,21 @@ def doc_tables_match(text):
     for m in re.finditer(r"^\| (\d+) \| `([a-z_0-9]+)` \|", section, re.M):
         codes[m.group(2)] = int(m.group(1))
     check(len(codes) > 60, "found only %d result codes in the document" % len(codes))
-    check(codes == rl.RESULTS, "result codes differ: doc-only %s, client-only %s"
-          % (sorted(set(codes.items()) - set(rl.RESULTS.items())),
-             sorted(set(rl.RESULTS.items()) - set(codes.items()))))
+    ours = {c.wire_name: int(c) for c in rl.ResultCode}
+    check(codes == ours, "result codes differ: doc-only %s, client-only %s"
+          % (sorted(set(codes.items()) - set(ours.items())),
+             sorted(set(ours.items()) - set(codes.items()))))
     statuses = {}
     section = text.split("## Message-level status", 1)[1].split("\n### ", 1)[0]
     for m in re.finditer(r"^\| (\d+) \| `([a-z_0-9]+)` \|", section, re.M):
         statuses[m.group(2)] = int(m.group(1))
-    check(statuses == rl.STATUS, "statuses differ: doc %s" % statuses)
+    check(statuses == {c.wire_name: int(c) for c in rl.StatusCode},
+          "statuses differ: doc %s" % statuses)
     ops = {}
     section = text.split("## Operations", 1)[1].split("\n## ", 1)[0]
     for m in re.finditer(r"^\| (\d+) \| `([a-z_0-9]+)` \|", section, re.M):
         ops[m.group(2)] = int(m.group(1))
-    check(ops == rl.OPS, "operations differ: doc %s" % ops)
+    check(ops == {c.wire_name: int(c) for c in rl.Operation}, "operations differ: doc %s" % ops)
 
 
 def run_vector_tests():
@@ -287,8 +290,15 @@ class Processes:
             return ""
 
 
+def connect(endpoint, timeout_ms=CALL_TIMEOUT_MS):
+    """A client of the package with the test's keypair, pinning the key
+    recorded for the endpoint."""
+    return rl.Client(endpoint, keypair=KEYS["pair"], server_keys=KEYS["servers"],
+                     timeout_ms=timeout_ms)
+
+
 def answers(endpoint, probe):
-    with rl.Client(endpoint, timeout_ms=200) as c:
+    with connect(endpoint, timeout_ms=200) as c:
         try:
             probe(c)
             return True
@@ -296,7 +306,7 @@ def answers(endpoint, probe):
             return False
 
 
-KEYS = {"dir": None}
+KEYS = {"dir": None, "pair": None, "servers": {}}
 
 
 def keygen(role, name):
@@ -320,7 +330,7 @@ def make_keys(tmp):
     for name in ("s1", "s2"):
         keygen("shard", name)
     keygen("router", "router")
-    rl.set_curve(os.path.join(KEYS["dir"], "private", "tester.key_secret"))
+    KEYS["pair"] = rl.Keypair.load(os.path.join(KEYS["dir"], "private", "tester.key_secret"))
 
 
 def start_shard(procs, name, data_dir, ring=None, port=None):
@@ -328,7 +338,7 @@ def start_shard(procs, name, data_dir, ring=None, port=None):
     for _ in range(START_ATTEMPTS if port is None else 1):
         p = port or free_port()
         endpoint = "tcp://127.0.0.1:%d" % p
-        rl.add_server_key(endpoint, keygen("shard", name))
+        KEYS["servers"][endpoint] = rl.load_public_key(keygen("shard", name))
         argv = [os.path.join(BIN_DIR, "shard", "shard"), "--name", name, "--bind", endpoint,
                 "--data", data_dir, "--keys", KEYS["dir"]]
         if ring:
@@ -336,7 +346,7 @@ def start_shard(procs, name, data_dir, ring=None, port=None):
         proc = procs.spawn(name, argv)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while proc.poll() is None and time.monotonic() < deadline:
-            if answers(endpoint, lambda c: c.status()):
+            if answers(endpoint, lambda c: c.status(retry=False)):
                 return endpoint
         procs.stop(name)
     raise Failure("shard %s did not start; log:\n%s" % (name, procs.log_tail(name)))
@@ -360,7 +370,8 @@ class Model:
 def expect_results(results, expected, what):
     got = [r.result for r in results]
     check(got == expected, "%s: results %s, expected %s"
-          % (what, [rl.result_name(c) for c in got], [rl.result_name(c) for c in expected]))
+          % (what, [rl.ResultCode(c).wire_name for c in got],
+             [rl.ResultCode(c).wire_name for c in expected]))
 
 
 def owner_map(endpoint, ids):
@@ -369,7 +380,7 @@ def owner_map(endpoint, ids):
     rlctl = os.path.join(BIN_DIR, "tools", "rlctl")
     out = subprocess.run([rlctl, "--connect", endpoint, "--json",
                           "--cert", os.path.join(KEYS["dir"], "private", "tester.key_secret"),
-                          "--server-key", rl.CURVE["keys"][endpoint].decode(), "locate"]
+                          "--server-key", KEYS["servers"][endpoint].decode(), "locate"]
                          + ["0x%x" % i for i in ids], capture_output=True, text=True,
                          timeout=CALL_TIMEOUT_MS / 1000.0 * 2)
     check(out.returncode == 0, "rlctl locate: %s" % out.stderr)
@@ -385,8 +396,8 @@ def transfer(model, client, tid, debit, credit, amount, expected, ledger=LEDGER,
     if isinstance(expected, int):
         expected = (expected,)
     check(r.result in expected, "%s transfer %x: %s (%d), expected %s" % (
-        what, tid, r.name, r.result, [rl.result_name(c) for c in expected]))
-    if r.result == rl.RESULTS["ok"]:
+        what, tid, r.name, r.result, [rl.ResultCode(c).wire_name for c in expected]))
+    if r.result == rl.ResultCode.OK:
         check(r.timestamp != 0, "ok without a timestamp")
         model.apply(t)
     return r
@@ -397,11 +408,12 @@ def scenario_accounts(client, groups, model):
     customers = [c for _, cs in groups for c in cs]
     accounts = [rl.Account(id=i, ledger=LEDGER, code=10) for i in operators]
     accounts += [rl.Account(id=i, ledger=LEDGER, code=10,
-                            flags=rl.ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS) for i in customers]
+                            flags=rl.AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+                 for i in customers]
     expect_results(client.create_accounts(accounts), [0] * len(accounts), "create accounts")
     model.accounts.update(operators + customers)
     again = client.create_accounts(accounts[:1])
-    expect_results(again, [rl.RESULTS["exists"]], "create again")
+    expect_results(again, [rl.ResultCode.EXISTS], "create again")
     tag = operators[0] & ~0xFFFF
     bad = [
         (rl.Account(id=0, ledger=LEDGER, code=10), "id_must_not_be_zero"),
@@ -418,11 +430,11 @@ def scenario_accounts(client, groups, model):
         (rl.Account(id=operators[0], ledger=LEDGER, code=11), "exists_with_different_code"),
     ]
     for account, name in bad:
-        expect_results(client.create_accounts([account]), [rl.RESULTS[name]], name)
+        expect_results(client.create_accounts([account]), [rl.ResultCode[name.upper()]], name)
 
 
 def scenario_transfers(client, groups, model, tag, cross_pairs):
-    R = rl.RESULTS
+    R = {c.wire_name: c for c in rl.ResultCode}
     n = [tag | 0x1000]
 
     def tid():
@@ -483,10 +495,10 @@ def scenario_reads(client, model, tag):
     expected = [t.id for t in model.ok if account in (t.debit_account_id, t.credit_account_id)]
     check([t.id for t in history] == expected, "history of %x in order" % account)
     newest = client.get_account_transfers(account, limit=2,
-                                          flags=rl.FILTER_DEBITS | rl.FILTER_CREDITS
-                                          | rl.FILTER_REVERSED)
+                                          flags=rl.FilterFlags.DEBITS | rl.FilterFlags.CREDITS
+                                          | rl.FilterFlags.REVERSED)
     check([t.id for t in newest] == expected[::-1][:2], "reversed history, limit 2")
-    debits = client.get_account_transfers(account, flags=rl.FILTER_DEBITS)
+    debits = client.get_account_transfers(account, flags=rl.FilterFlags.DEBITS)
     check(all(t.debit_account_id == account for t in debits), "debits only")
     ts = [t.timestamp for t in history]
     check(ts == sorted(ts) and len(set(ts)) == len(ts), "timestamps strictly increase")
@@ -499,16 +511,16 @@ def scenario_reads(client, model, tag):
                           timestamp_max=4),
                 rl.Filter(account_id=account, limit=10, flags=3, reserved=(1, 0, 0))):
         try:
-            client.call(rl.OPS["get_account_transfers"], [bad])
+            client.call(rl.Operation.GET_ACCOUNT_TRANSFERS, [bad])
             raise Failure("filter %r accepted" % (bad,))
         except rl.StatusError as e:
-            check(e.status == rl.STATUS["bad_filter"], "bad filter answered %s" % e)
+            check(e.status == rl.StatusCode.BAD_FILTER, "bad filter answered %s" % e)
 
 
 def bad_frames(endpoint, is_shard):
     """Malformed requests get an error reply (or are dropped and counted)
     and never a crash; the balances are checked afterwards."""
-    with rl.Client(endpoint, timeout_ms=CALL_TIMEOUT_MS) as c:
+    with connect(endpoint) as c:
         before = c.status() if is_shard else None
         H = rl.Header
         account = rl.Account(id=1, ledger=LEDGER, code=10).encode()
@@ -539,8 +551,8 @@ def bad_frames(endpoint, is_shard):
             sent = rl.Header.decode(frame)
             check(len(reply) == rl.HEADER_SIZE, "request %d: error reply has a body"
                   % sent.request_id)
-            check(rl.status_name(h.status) in name, "request %d, a %s frame, answered %s"
-                  % (sent.request_id, "/".join(name), rl.status_name(h.status)))
+            check(rl.StatusCode(h.status).wire_name in name, "request %d, a %s frame, answered %s"
+                  % (sent.request_id, "/".join(name), rl.StatusCode(h.status).wire_name))
             check(h.request_id == sent.request_id and h.operation == sent.operation
                   and h.version == rl.VERSION and h.magic == rl.MAGIC and h.record_count == 0,
                   "request %d: error reply header %r" % (sent.request_id, h))
@@ -561,7 +573,7 @@ def conservation(client, model, shard_endpoints, ok_min):
     every account against the model and its own history."""
     def quiet():
         for endpoint in shard_endpoints.values():
-            with rl.Client(endpoint, timeout_ms=CALL_TIMEOUT_MS) as c:
+            with connect(endpoint) as c:
                 s = c.status()
                 if s.inflight or s.in_doubt:
                     return False
@@ -602,7 +614,7 @@ def run_single_shard(tmp):
     procs = Processes(tmp)
     try:
         endpoint = start_shard(procs, "s1", os.path.join(tmp, "s1"))
-        client = rl.Client(endpoint, timeout_ms=CALL_TIMEOUT_MS)
+        client = connect(endpoint)
         tag = 0x5A << 64
         model = Model()
         groups = [(tag | 1, [tag | 2, tag | 3, tag | 4])]
@@ -617,7 +629,7 @@ def run_single_shard(tmp):
         procs.stop("s1")
         client.close()
         start_shard(procs, "s1", os.path.join(tmp, "s1"), port=int(endpoint.rsplit(":", 1)[1]))
-        client = rl.Client(endpoint, timeout_ms=CALL_TIMEOUT_MS)
+        client = connect(endpoint)
         case("shard: conservation after restart", conservation, client, model,
              {"s1": endpoint}, 6)
         client.close()
@@ -650,12 +662,12 @@ def run_router(tmp):
         endpoint = None
         for _ in range(START_ATTEMPTS):
             endpoint = "tcp://127.0.0.1:%d" % free_port()
-            rl.add_server_key(endpoint, keygen("router", "router"))
+            KEYS["servers"][endpoint] = rl.load_public_key(keygen("router", "router"))
             proc = procs.spawn("router", [router_bin, "--bind", endpoint, "--ring", ring,
                                           "--keys", KEYS["dir"]])
             deadline = time.monotonic() + READY_TIMEOUT_S
             while proc.poll() is None and time.monotonic() < deadline:
-                if answers(endpoint, lambda c: c.lookup_accounts([])):
+                if answers(endpoint, lambda c: c.call(rl.Operation.LOOKUP_ACCOUNTS, [])):
                     break
             else:
                 procs.stop("router")
@@ -663,7 +675,7 @@ def run_router(tmp):
                 continue
             break
         check(endpoint, "the router did not start; log:\n%s" % procs.log_tail("router"))
-        client = rl.Client(endpoint, timeout_ms=CALL_TIMEOUT_MS)
+        client = connect(endpoint)
         tag = 0x7B << 64
         candidates = [tag | i for i in range(1, 61)]
         owners = owner_map(endpoint, candidates)
@@ -692,10 +704,11 @@ def duplicate_batch(client, groups, model):
     t = rl.Transfer(id=op | 0xD00D, debit_account_id=op, credit_account_id=c0, amount=1,
                     ledger=LEDGER, code=1)
     try:
-        client.create_transfers([t, t])
+        # Sent as it is: the package refuses such a batch before sending it.
+        client.call(rl.Operation.CREATE_TRANSFERS, [t, t])
         raise Failure("a batch with a duplicate id was accepted")
     except rl.StatusError as e:
-        check(e.status == rl.STATUS["duplicate_id"], "answered %s" % e)
+        check(e.status == rl.StatusCode.DUPLICATE_ID, "answered %s" % e)
     check(client.lookup_transfers([t.id])[0].found is False, "nothing of it was applied")
 
 
@@ -711,8 +724,8 @@ def run_hostile_peer(tmp):
     fake.setsockopt(zmq.LINGER, 0)
     # The peer is impersonated with s2's own keypair: a compromised peer.
     fake.curve_server = True
-    fake.curve_publickey, fake.curve_secretkey = rl.read_cert(
-        os.path.join(KEYS["dir"], "private", "s2.key_secret"))
+    s2_pair = rl.Keypair.load(os.path.join(KEYS["dir"], "private", "s2.key_secret"))
+    fake.curve_publickey, fake.curve_secretkey = s2_pair.public, s2_pair.secret
     try:
         s1_port, s2_port = free_port(), free_port()
         fake.bind("tcp://127.0.0.1:%d" % s2_port)
@@ -723,30 +736,31 @@ def run_hostile_peer(tmp):
                     "shard s2 tcp://127.0.0.1:%d weight 1\n"
                     "point 7fffffffffffffff s1\npoint ffffffffffffffff s2\n" % (s1_port, s2_port))
         endpoint = start_shard(procs, "s1", os.path.join(tmp, "hs1"), ring=ring, port=s1_port)
-        client = rl.Client(endpoint, timeout_ms=CALL_TIMEOUT_MS)
+        client = connect(endpoint)
         tag = 0x7E << 64
         ids = [tag | i for i in range(1, 33)]
-        results = client.create_accounts([rl.Account(id=i, ledger=LEDGER, code=1) for i in ids])
-        mine = [i for i, r in zip(ids, results) if r.result == rl.RESULTS["ok"]]
-        theirs = [i for i, r in zip(ids, results) if r.result == rl.RESULTS["wrong_shard"]]
+        results = client.create_accounts([rl.Account(id=i, ledger=LEDGER, code=1) for i in ids],
+                                         retry=False)
+        mine = [i for i, r in zip(ids, results) if r.result == rl.ResultCode.OK]
+        theirs = [i for i, r in zip(ids, results) if r.result == rl.ResultCode.WRONG_SHARD]
         check(mine and theirs, "accounts on both sides of the ring")
         before = client.status().malformed
 
         def hostile_replies():
             t = rl.Transfer(id=tag | 9001, debit_account_id=mine[0], credit_account_id=theirs[0],
                             amount=5, ledger=LEDGER, code=1)
-            client.send_raw(rl.Header(operation=rl.OPS["create_transfers"], request_id=4242,
+            client.send_raw(rl.Header(operation=rl.Operation.CREATE_TRANSFERS, request_id=4242,
                                       record_count=1).encode() + t.encode())
             check(fake.poll(5000), "the PREPARE reached the impersonated peer")
             ident, payload = fake.recv_multipart()
             h = rl.Header.decode(payload)
             check(h.operation == OP_PREPARE, "the shard sent a PREPARE (operation %d)" % h.operation)
             n = 8190  # an out-of-bounds read of 112 bytes a record would crash
-            wrong_kind = rl.Header(operation=rl.OPS["create_transfers"], request_id=h.request_id,
+            wrong_kind = rl.Header(operation=rl.Operation.CREATE_TRANSFERS, request_id=h.request_id,
                                    record_count=n).encode()
             wrong_kind += b"".join(rl.Result(index=i).encode() for i in range(n))
             error = rl.Header(operation=OP_PREPARE, request_id=h.request_id,
-                              status=rl.STATUS["busy"]).encode()
+                              status=rl.StatusCode.BUSY).encode()
             for frame in (wrong_kind, error, b"\x00" * 7):
                 fake.send_multipart([ident, frame])
             reply = client.recv_raw(CALL_TIMEOUT_MS)
@@ -754,8 +768,8 @@ def run_hostile_peer(tmp):
             header = rl.Header.decode(reply)
             check(header.request_id == 4242 and header.record_count == 1, "the reply's header")
             got = rl.Result.decode(reply, rl.HEADER_SIZE).result
-            check(got == rl.RESULTS["aborted"],
-                  "an unanswered PREPARE ends aborted, got %s" % rl.result_name(got))
+            check(got == rl.ResultCode.ABORTED,
+                  "an unanswered PREPARE ends aborted, got %s" % rl.ResultCode(got).wire_name)
             status = client.status()
             check(status.malformed >= before + 3, "the bad replies are counted (%d -> %d)"
                   % (before, status.malformed))
