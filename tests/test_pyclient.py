@@ -6,7 +6,8 @@ cluster.
 1. The codec: every hex vector of docs/protocol.md decodes into typed
    records and encodes back to its bytes; the package's enums (operations,
    statuses, result codes with what each does to the id, and the three
-   flag tables) equal the document's tables.
+   flag tables) and its records (every field's offset and size) equal the
+   document's tables.
 2. Bad input to the package's own API raises ValueError or TypeError
    naming the problem, before anything is sent.
 3. A cluster of 2 shards and a router (tools/cluster.sh, CURVE, on free
@@ -24,6 +25,7 @@ cluster.
 Prints 'N passed, N failed'; a missing tool or program fails, never skips.
 """
 import asyncio
+import dataclasses
 import os
 import re
 import shutil
@@ -122,6 +124,29 @@ def tables(text):
                           ("### Filter flags", rl.FilterFlags)):
         doc = {int(r[1], 16): r[2] for r in doc_table(text, heading, "\n#")}
         check(doc == {int(f): f.name.lower() for f in enum}, "%s differ" % heading)
+    # Every record's fields, in order, at the document's offsets and sizes.
+    sizes = {"u16": 2, "u32": 4, "u64": 8, "u128": 16}
+    for heading, record in (("### account (", rl.Account), ("### transfer (", rl.Transfer),
+                            ("### result (", rl.Result), ("### filter (", rl.Filter),
+                            ("### status record (", rl.StatusRecord)):
+        doc = [(int(r[0]), int(r[1]), r[3]) for r in doc_table(text, heading, "\n#")]
+        ours, offset = [], 0
+        kinds = record._KINDS if record is not rl.StatusRecord else \
+            (("name", ("u8", 32)),) + record._KINDS
+        for name, kind in kinds:
+            if isinstance(kind, tuple):
+                size = kind[1] * (1 if kind[0] == "u8" else 8)
+            elif isinstance(kind, type):  # an enum: u16 flags, u32 codes
+                size = 2 if kind in (rl.AccountFlags, rl.TransferFlags) else 4
+            else:
+                size = sizes[kind]
+            ours.append((offset, size, name))
+            offset += size
+        check(doc == ours, "%s: the document's fields %s, the package's %s"
+              % (record.__name__, [d for d in doc if d not in ours],
+                 [o for o in ours if o not in doc]))
+        check([n for _, _, n in ours] == [f.name for f in dataclasses.fields(record)],
+              "%s: the dataclass's fields are in wire order" % record.__name__)
     check(rl.ResultCode(4242).is_open and rl.ResultCode.FROZEN.is_open
           and not rl.ResultCode.EXISTS.is_open, "unknown and infrastructure codes are open")
 

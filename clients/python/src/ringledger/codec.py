@@ -334,8 +334,9 @@ class Filter:
 # wrong_shard pid(u32) state(u32) uptime_ms store_keys_written
 # store_bytes_written wal_bytes wal_syncs checkpoints alarms deadline_ms(u32)
 # prepare_timeout_ms(u32) deadline_errors arcs_unreceived insecure(u32)
-# keys(u32) handshakes_refused unauthorized epoch_jumps_refused reserved
-_STATUS = struct.Struct("<32s QQQQQ II QQQQQQ II Q QQQQQ Q II QQ II QQ QQ")
+# keys(u32) handshakes_refused unauthorized epoch_jumps_refused turn_p99_us(u32)
+# in_doubt_oldest_ms(u32)
+_STATUS = struct.Struct("<32s QQQQQ II QQQQQQ II Q QQQQQ Q II QQ II QQ Q II")
 assert _STATUS.size == STATUS_SIZE
 
 _STATUS_INTS = (("epoch", "u64"), ("accounts", "u64"), ("transfers", "u64"),
@@ -349,7 +350,8 @@ _STATUS_INTS = (("epoch", "u64"), ("accounts", "u64"), ("transfers", "u64"),
                 ("prepare_timeout_ms", "u32"), ("deadline_errors", "u64"),
                 ("arcs_unreceived", "u64"), ("insecure", "u32"), ("keys", "u32"),
                 ("handshakes_refused", "u64"), ("unauthorized", "u64"),
-                ("epoch_jumps_refused", "u64"), ("reserved", "u64"))
+                ("epoch_jumps_refused", "u64"), ("turn_p99_us", "u32"),
+                ("in_doubt_oldest_ms", "u32"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -388,7 +390,8 @@ class StatusRecord:
     handshakes_refused: int = 0
     unauthorized: int = 0
     epoch_jumps_refused: int = 0
-    reserved: int = 0
+    turn_p99_us: int = 0
+    in_doubt_oldest_ms: int = 0
 
     _KINDS: ClassVar = _STATUS_INTS
 
