@@ -211,6 +211,7 @@ s_handle_request (router_t *self, zmsg_t *msg)
         zmsg_destroy (&msg);
         return;
     }
+    rl_log_request_begin (h.request_id); //  ended by the caller
     bool decoded = status == RL_STATUS_OK || status == RL_STATUS_MALFORMED
                    || status == RL_STATUS_TOO_MANY_RECORDS;
     if (decoded
@@ -270,6 +271,7 @@ router_on_client_readable (zloop_t *loop, zsock_t *sock, void *arg)
             break;
         }
         s_handle_request (self, msg);
+        rl_log_request_end ();
     }
     return 0;
 }

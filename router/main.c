@@ -35,8 +35,13 @@
     Usage: router --bind ENDPOINT (--ring FILE | --shard EP[,EP...])
                   (--keys KEYDIR [--cert FILE] [--shard-key KEY] | --insecure)
                   [--deadline-ms N] [--shard-deadline-ms N] [--name NAME]
-                  [--ring-refresh-ms N]
-    See docs/router.md.
+                  [--ring-refresh-ms N] [--metrics-bind IPV4:PORT]
+                  [--log-format text|json] [--log-level LEVEL]
+                  [--config FILE] [--check-config]
+    Options come from the command line and from --config FILE, whose keys
+    are the long options' names; a flag overrides the file (options.c).
+    --check-config stops after the options are checked (exit 0).
+    See docs/router.md and docs/config.md.
 */
 #include <getopt.h>
 #include <inttypes.h>
@@ -54,6 +59,14 @@
 #include "router.h"
 
 //  Start-up --------------------------------------------------------------------
+
+//  What the command line says beyond the router's own options.
+typedef struct {
+    options_args_t args; //  the command line with --config's options (owns their text)
+    rl_log_format_t log_format;
+    int log_level;     //  an rl_log_level_t, or -1: RL_LOG_LEVEL's
+    bool check_config; //  --check-config: check the options, start nothing
+} s_cli_t;
 
 static void
 s_usage (FILE *out)
@@ -82,13 +95,18 @@ s_usage (FILE *out)
              "  --metrics-bind IPV4:PORT  serve /metrics, /healthz, /readyz over HTTP there\n"
              "                 (e.g. 127.0.0.1:9100; default off; docs/metrics.md)\n"
              "  --max-epoch-jump N  refuse a fetched ring whose epoch is more than N above\n"
-             "                 the one served (1..%ld, default %d)\n",
+             "                 the one served (1..%ld, default %d)\n"
+             "  --log-format text|json  log lines as text (default) or one JSON object each\n"
+             "  --log-level debug|info|warn|error  (default info, or RL_LOG_LEVEL)\n"
+             "  --config FILE  read options from FILE (KEY = VALUE, the long options' names;\n"
+             "                 docs/config.md); flags override the file\n"
+             "  --check-config check the options and the file, start nothing, exit 0\n",
              RL_ROUTER_DEADLINE_MS, RL_SHARD_DEADLINE_MS, RL_ROUTER_RING_REFRESH_MS,
              RL_RING_EPOCH_JUMP_MAX, RL_RING_EPOCH_JUMP_DEFAULT);
 }
 
 static int
-s_parse_options (int argc, char **argv, r_options_t *o)
+s_parse_options (int argc, char **argv, r_options_t *o, s_cli_t *cli)
 {
     static const struct option longs[] = {
         {"bind", required_argument, NULL, 'b'},
@@ -105,15 +123,27 @@ s_parse_options (int argc, char **argv, r_options_t *o)
         {"insecure", no_argument, NULL, 'I'},
         {"metrics-bind", required_argument, NULL, 'X'},
         {"max-epoch-jump", required_argument, NULL, 'J'},
+        {"log-format", required_argument, NULL, OPTIONS_LOG_FORMAT},
+        {"log-level", required_argument, NULL, OPTIONS_LOG_LEVEL},
+        {"check-config", no_argument, NULL, OPTIONS_CHECK_CONFIG},
         {NULL, 0, NULL, 0},
     };
+    if (options_args_new (&cli->args, "router", argc, argv, longs) != 0) {
+        return -1;
+    }
+    argc = cli->args.argc;
+    argv = cli->args.argv;
+    cli->log_level = -1;
     *o = (r_options_t){.name = "router",
                        .deadline_ms = RL_ROUTER_DEADLINE_MS,
                        .shard_deadline_ms = RL_SHARD_DEADLINE_MS,
                        .refresh_ms = RL_ROUTER_RING_REFRESH_MS,
                        .max_epoch_jump = RL_RING_EPOCH_JUMP_DEFAULT};
     int c;
-    while ((c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
+    int rc = 0;
+    int at = optind;
+    while (rc == 0 && (c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
+        at = optind - 1; //  the option just read (one entry when from the file)
         switch (c) {
             case 'b':
                 o->bind = optarg;
@@ -143,7 +173,7 @@ s_parse_options (int argc, char **argv, r_options_t *o)
                 char err[160];
                 if (metrics_http_check_bind (optarg, err, sizeof err) != 0) {
                     fprintf (stderr, "router: --metrics-bind %s\n", err);
-                    return -1;
+                    rc = -1;
                 }
                 o->metrics_bind = optarg;
                 break;
@@ -152,29 +182,50 @@ s_parse_options (int argc, char **argv, r_options_t *o)
                 if (options_long ("router", "--deadline-ms", optarg, RL_ROUTER_DEADLINE_MS_MIN,
                                   RL_ROUTER_DEADLINE_MS_MAX, &o->deadline_ms)
                     != 0) {
-                    return -1;
+                    rc = -1;
                 }
                 break;
             case 'S':
                 if (options_long ("router", "--shard-deadline-ms", optarg, 1,
                                   RL_ROUTER_DEADLINE_MS_MAX - 1, &o->shard_deadline_ms)
                     != 0) {
-                    return -1;
+                    rc = -1;
                 }
                 break;
             case 'R':
                 if (options_long ("router", "--ring-refresh-ms", optarg, RL_ROUTER_TICK_MS,
                                   RL_ROUTER_DEADLINE_MS_MAX, &o->refresh_ms)
                     != 0) {
-                    return -1;
+                    rc = -1;
                 }
                 break;
             case 'J':
                 if (options_long ("router", "--max-epoch-jump", optarg, 1, RL_RING_EPOCH_JUMP_MAX,
                                   &o->max_epoch_jump)
                     != 0) {
-                    return -1;
+                    rc = -1;
                 }
+                break;
+            case OPTIONS_LOG_FORMAT:
+                if (rl_log_format_parse (optarg, &cli->log_format) != 0) {
+                    fprintf (stderr, "router: --log-format must be text or json, not '%s'\n",
+                             optarg);
+                    rc = -1;
+                }
+                break;
+            case OPTIONS_LOG_LEVEL: {
+                rl_log_level_t level;
+                if (rl_log_level_parse (optarg, &level) != 0) {
+                    fprintf (stderr,
+                             "router: --log-level must be debug, info, warn or error, not '%s'\n",
+                             optarg);
+                    rc = -1;
+                }
+                cli->log_level = (int) level;
+                break;
+            }
+            case OPTIONS_CHECK_CONFIG:
+                cli->check_config = true;
                 break;
             case 'h':
                 s_usage (stdout);
@@ -182,6 +233,10 @@ s_parse_options (int argc, char **argv, r_options_t *o)
             default:
                 return -1;
         }
+    }
+    if (rc != 0) {
+        options_args_blame (&cli->args, "router", at);
+        return -1;
     }
     if (!o->bind || optind != argc || (!o->ring_file == !o->shards)) {
         fprintf (stderr, "router: --bind and one of --ring or --shard are required\n");
@@ -416,14 +471,27 @@ int
 main (int argc, char **argv)
 {
     router_t self = {0};
-    if (s_parse_options (argc, argv, &self.options) != 0) {
+    s_cli_t cli = {0};
+    if (s_parse_options (argc, argv, &self.options, &cli) != 0) {
         s_usage (stderr);
+        options_args_free (&cli.args);
         return 2;
     }
+    if (cli.check_config) {
+        printf ("router: the options%s%s are valid\n", cli.args.path ? " and " : "",
+                cli.args.path ? cli.args.path : "");
+        options_args_free (&cli.args);
+        return 0;
+    }
+    rl_log_set_format (cli.log_format);
     rl_log_init ("router", self.options.name);
+    if (cli.log_level >= 0) {
+        rl_log_set_level ((rl_log_level_t) cli.log_level);
+    }
     char err[256];
     if (failpoint_init (err, sizeof (err)) != 0) {
         rl_error ("RL_FAILPOINTS: %s", err);
+        options_args_free (&cli.args);
         return 2;
     }
     zsys_init ();
@@ -431,10 +499,12 @@ main (int argc, char **argv)
     self.sub_head = self.sub_tail = self.pending_head = self.pending_tail = -1;
     if (s_open (&self) != 0) {
         s_close (&self);
+        options_args_free (&cli.args);
         return zsys_interrupted ? 0 : 1;
     }
-    rl_info ("serving %s, ring epoch %" PRIu64 " (%zu shards), deadline %ld ms", self.options.bind,
-             ring_epoch (self.ring), self.shard_count, self.options.deadline_ms);
+    rl_log_event (
+        RL_LOG_INFO, "start", "serving %s, ring epoch %" PRIu64 " (%zu shards), deadline %ld ms",
+        self.options.bind, ring_epoch (self.ring), self.shard_count, self.options.deadline_ms);
     if (rl_auth_insecure (self.auth)) {
         rl_warn ("INSECURE (--insecure): no CURVE, no authentication, no roles: anyone who "
                  "reaches %s can send anything",
@@ -445,12 +515,14 @@ main (int argc, char **argv)
                  self.options.keys_dir);
     }
     zloop_start (self.loop); //  returns on SIGINT/SIGTERM
-    rl_info ("stopping: %" PRIu64 " requests, %" PRIu64 " dropped, %" PRIu64 " refused, %" PRIu64
-             " busy, %" PRIu64 " wrong_shard, %" PRIu64 " late replies, %" PRIu64
-             " expired sub-requests, %" PRIu64 " bad replies, %" PRIu64 " ring refreshes, %" PRIu64
-             " failed allocations",
-             self.requests, self.dropped, self.malformed, self.busy, self.wrong_shard, self.late,
-             self.expired_subs, self.bad_replies, self.refreshes, self.nomem);
+    rl_log_event (RL_LOG_INFO, "stop",
+                  "stopping: %" PRIu64 " requests, %" PRIu64 " dropped, %" PRIu64
+                  " refused, %" PRIu64 " busy, %" PRIu64 " wrong_shard, %" PRIu64
+                  " late replies, %" PRIu64 " expired sub-requests, %" PRIu64
+                  " bad replies, %" PRIu64 " ring refreshes, %" PRIu64 " failed allocations",
+                  self.requests, self.dropped, self.malformed, self.busy, self.wrong_shard,
+                  self.late, self.expired_subs, self.bad_replies, self.refreshes, self.nomem);
     s_close (&self);
+    options_args_free (&cli.args);
     return 0;
 }

@@ -188,6 +188,7 @@ s_pending_try_finish (router_t *self, r_pending_t *p)
 void
 router_pending_expire (router_t *self, r_pending_t *p)
 {
+    rl_log_request_begin (p->header.request_id);
     if (router_op_is_create (p->header.operation)) {
         uint32_t unknown = 0;
         for (uint32_t i = 0; i < p->header.record_count; i++) {
@@ -210,6 +211,7 @@ router_pending_expire (router_t *self, r_pending_t *p)
                                  p->header.request_id, rl_op_name (p->header.operation));
     }
     s_pending_finish (self, p);
+    rl_log_request_end ();
 }
 
 //  Splitting and sending -------------------------------------------------------
@@ -713,6 +715,7 @@ s_handle_reply (router_t *self, r_shard_t *shard, zframe_t *frame)
         router_sub_free (self, sub, true, true);
         return;
     }
+    rl_log_request_begin (p->header.request_id); //  the client's request
     if (router_op_is_create (p->header.operation)) {
         s_reply_create (self, p, sub, &h, body);
     } else {
@@ -725,6 +728,7 @@ s_handle_reply (router_t *self, r_shard_t *shard, zframe_t *frame)
         router_refresh_start (self, self->refresh_want);
     }
     s_pending_try_finish (self, p);
+    rl_log_request_end ();
 }
 
 int

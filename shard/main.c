@@ -3,17 +3,19 @@
     Usage: shard --name NAME --bind ENDPOINT --data DIR
                  (--keys KEYDIR [--cert FILE] | --insecure) [--ring FILE]
                  [--durability sync|nosync|manual-wal] [timeouts, see --help]
-                 [--metrics-bind IPV4:PORT]
+                 [--metrics-bind IPV4:PORT] [--log-format text|json]
+                 [--log-level LEVEL] [--config FILE] [--check-config]
 
-    Opens, in this order: the data directory and the store (store.c); the
-    ring (the file's, or a ring of this shard alone, unless the store holds
-    one of a higher epoch from an earlier load_ring); the arcs whose data
-    the shard holds (arcs.c: all of them in a new cluster; a newer ring
-    file than the stored ring is a ring change, whose gained arcs are not
-    received), committed with that ring; the output queue and
-    the ledger, which recovers accounts, transfers and two-phase state and
-    commits a new incarnation (ledger.c); then the server, which binds the
-    socket and runs turns (server.c). Closes in the reverse order, with a
+    Options come from the command line and from --config FILE, whose keys
+    are the long options' names (options.c reads the file into the command
+    line, before the flags, so a flag overrides the file). --check-config
+    stops after the options are checked (exit 0). Opens, in this order: the data directory and the
+   store (store.c); the ring (the file's, or a ring of this shard alone, unless the store holds one
+   of a higher epoch from an earlier load_ring); the arcs whose data the shard holds (arcs.c: all of
+   them in a new cluster; a newer ring file than the stored ring is a ring change, whose gained arcs
+   are not received), committed with that ring; the output queue and the ledger, which recovers
+   accounts, transfers and two-phase state and commits a new incarnation (ledger.c); then the
+   server, which binds the socket and runs turns (server.c). Closes in the reverse order, with a
     checkpoint first when the store is healthy (shorter recovery next start).
 
     INVARIANTS
@@ -72,6 +74,10 @@ typedef struct {
     ledger_t *ledger;
     server_t *server;
     long tp_log_capacity; //  entries of the coordinator log (--tp-log-capacity)
+    options_args_t args;  //  the command line with --config's options (owns their text)
+    rl_log_format_t log_format;
+    int log_level;     //  an rl_log_level_t, or -1: RL_LOG_LEVEL's
+    bool check_config; //  --check-config: check the options, open nothing
 } s_main_t;
 
 static void
@@ -107,7 +113,12 @@ s_usage (FILE *out)
              "  --metrics-bind IPV4:PORT  serve /metrics, /healthz, /readyz over HTTP there\n"
              "                            (e.g. 127.0.0.1:9101; default off; docs/metrics.md)\n"
              "  --max-epoch-jump N        load_ring refuses a ring whose epoch is more than N\n"
-             "                            above the one served (1..%ld, default %d)\n",
+             "                            above the one served (1..%ld, default %d)\n"
+             "  --log-format text|json    log lines as text (default) or one JSON object each\n"
+             "  --log-level debug|info|warn|error  (default info, or RL_LOG_LEVEL)\n"
+             "  --config FILE             read options from FILE (KEY = VALUE, the long options'\n"
+             "                            names; docs/config.md); flags override the file\n"
+             "  --check-config            check the options and the file, start nothing, exit 0\n",
              RL_SHARD_CHECKPOINT_TRANSFERS, RL_PREPARE_TIMEOUT_MS, RL_SHARD_DEADLINE_MS,
              RL_SHARD_DEADLINE_MS_MAX, RL_TP_QUERY_AFTER_MS, RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS,
              RL_SHARD_TICK_MS, RL_TP_LOG_ENTRIES_MAX, RL_TP_LOG_ENTRIES_MAX, RL_RING_EPOCH_JUMP_MAX,
@@ -115,9 +126,11 @@ s_usage (FILE *out)
 }
 
 static int
-s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capacity)
+s_parse_options (int argc, char **argv, s_main_t *self)
 {
-    assert (argv && o && tp_log_capacity);
+    assert (argv && self);
+    server_options_t *o = &self->options;
+    long *tp_log_capacity = &self->tp_log_capacity;
     static const struct option longs[] = {
         {"name", required_argument, NULL, 'n'},
         {"bind", required_argument, NULL, 'b'},
@@ -138,8 +151,17 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
         {"insecure", no_argument, NULL, 'I'},
         {"metrics-bind", required_argument, NULL, 'X'},
         {"max-epoch-jump", required_argument, NULL, 'J'},
+        {"log-format", required_argument, NULL, OPTIONS_LOG_FORMAT},
+        {"log-level", required_argument, NULL, OPTIONS_LOG_LEVEL},
+        {"check-config", no_argument, NULL, OPTIONS_CHECK_CONFIG},
         {NULL, 0, NULL, 0},
     };
+    if (options_args_new (&self->args, "shard", argc, argv, longs) != 0) {
+        return -1;
+    }
+    argc = self->args.argc;
+    argv = self->args.argv;
+    self->log_level = -1;
     *o = (server_options_t){.durability = RL_DURABILITY_SYNC,
                             .prepare_timeout_ms = RL_PREPARE_TIMEOUT_MS,
                             .deadline_ms = RL_SHARD_DEADLINE_MS,
@@ -151,7 +173,9 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
     *tp_log_capacity = RL_TP_LOG_ENTRIES_MAX;
     int c;
     int rc = 0;
+    int at = optind;
     while (rc == 0 && (c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
+        at = optind - 1; //  the option just read (one entry when from the file)
         switch (c) {
             case 'n':
                 o->name = optarg;
@@ -174,7 +198,7 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
                     o->durability = RL_DURABILITY_SYNC_MANUAL_WAL;
                 } else {
                     fprintf (stderr, "shard: unknown durability '%s'\n", optarg);
-                    return -1;
+                    rc = -1;
                 }
                 break;
             case 'C':
@@ -226,11 +250,32 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
                 char err[160];
                 if (metrics_http_check_bind (optarg, err, sizeof err) != 0) {
                     fprintf (stderr, "shard: --metrics-bind %s\n", err);
-                    return -1;
+                    rc = -1;
                 }
                 o->metrics_bind = optarg;
                 break;
             }
+            case OPTIONS_LOG_FORMAT:
+                if (rl_log_format_parse (optarg, &self->log_format) != 0) {
+                    fprintf (stderr, "shard: --log-format must be text or json, not '%s'\n",
+                             optarg);
+                    rc = -1;
+                }
+                break;
+            case OPTIONS_LOG_LEVEL: {
+                rl_log_level_t level;
+                if (rl_log_level_parse (optarg, &level) != 0) {
+                    fprintf (stderr,
+                             "shard: --log-level must be debug, info, warn or error, not '%s'\n",
+                             optarg);
+                    rc = -1;
+                }
+                self->log_level = (int) level;
+                break;
+            }
+            case OPTIONS_CHECK_CONFIG:
+                self->check_config = true;
+                break;
             case 'h':
                 s_usage (stdout);
                 exit (0);
@@ -239,6 +284,7 @@ s_parse_options (int argc, char **argv, server_options_t *o, long *tp_log_capaci
         }
     }
     if (rc != 0) {
+        options_args_blame (&self->args, "shard", at);
         return -1;
     }
     if (!o->name || !o->bind || !o->data_dir || optind != argc) {
@@ -456,24 +502,38 @@ int
 main (int argc, char **argv)
 {
     s_main_t self = {0};
-    if (s_parse_options (argc, argv, &self.options, &self.tp_log_capacity) != 0) {
+    if (s_parse_options (argc, argv, &self) != 0) {
         s_usage (stderr);
+        options_args_free (&self.args);
         return 2;
     }
+    if (self.check_config) {
+        printf ("shard: the options%s%s are valid\n", self.args.path ? " and " : "",
+                self.args.path ? self.args.path : "");
+        options_args_free (&self.args);
+        return 0;
+    }
+    rl_log_set_format (self.log_format);
     rl_log_init ("shard", self.options.name);
+    if (self.log_level >= 0) {
+        rl_log_set_level ((rl_log_level_t) self.log_level);
+    }
     char err[256];
     if (failpoint_init (err, sizeof (err)) != 0) {
         rl_error ("RL_FAILPOINTS: %s", err);
+        options_args_free (&self.args);
         return 2;
     }
     zsys_init ();
     if (s_open (&self) != 0) {
         s_close (&self, false);
+        options_args_free (&self.args);
         return 1;
     }
     assert (self.server && self.ledger && !self.ring);
     bool failed = server_run (self.server) != 0;
-    rl_info ("stopping (%s)", failed ? "storage failure" : "signal");
+    rl_log_event (RL_LOG_INFO, "stop", "stopping (%s)", failed ? "storage failure" : "signal");
     s_close (&self, failed);
+    options_args_free (&self.args);
     return failed ? 3 : 0;
 }

@@ -463,6 +463,7 @@ s_handle (server_t *self, zmsg_t *msg)
         zmsg_destroy (&msg);
         return;
     }
+    rl_log_request_begin (h.request_id); //  the lines of this request carry its id
     zmsg_t *reply = NULL;
     const char *sender = "";
     bool decoded = status == RL_STATUS_OK || status == RL_STATUS_MALFORMED
@@ -529,6 +530,7 @@ s_handle (server_t *self, zmsg_t *msg)
         //  A client reply reports memory as of this turn's batch.
         s_hold (self, reply, outq_batch_seq (self->outq), RL_FP_COUNT);
     }
+    rl_log_request_end ();
 }
 
 //  Replaces a held reply's payload by a storage_error header; NULL when

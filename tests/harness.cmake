@@ -25,7 +25,7 @@ target_include_directories(test_failpoint PRIVATE ${PROJECT_SOURCE_DIR}/common)
 # (0.7 s, sleeps included, in both builds).
 rl_add_unit(test_log 4
     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_log.c ${PROJECT_SOURCE_DIR}/common/log.c
-    LIBS Threads::Threads)
+    LIBS Threads::Threads PkgConfig::CJSON)
 target_include_directories(test_log PRIVATE ${PROJECT_SOURCE_DIR}/common)
 
 rl_add_unit(test_harness 21

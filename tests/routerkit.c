@@ -56,7 +56,7 @@ rk_router_start (harness_t *h, rk_router_t *r)
     snprintf (shard_deadline, sizeof (shard_deadline), "%ld", r->shard_deadline_ms);
     snprintf (refresh, sizeof (refresh), "%ld", r->refresh_ms);
     for (int attempt = 0; attempt < TK_START_ATTEMPTS; attempt++) {
-        char *argv[20];
+        char *argv[28];
         int n = 0;
         argv[n++] = path;
         argv[n++] = "--name";
@@ -88,6 +88,9 @@ rk_router_start (harness_t *h, rk_router_t *r)
         if (r->refresh_ms > 0) {
             argv[n++] = "--ring-refresh-ms";
             argv[n++] = refresh;
+        }
+        for (int k = 0; k < 8 && r->args[k]; k++) {
+            argv[n++] = r->args[k];
         }
         argv[n] = NULL;
         char fp_env[sizeof (r->failpoints) + 16];

@@ -48,6 +48,7 @@ typedef struct {
     long shard_deadline_ms;  //  0: default
     long refresh_ms;         //  0: default
     char failpoints[256];    //  RL_FAILPOINTS of the process; empty: none
+    char *args[8];           //  extra arguments, NULL-terminated
     pid_t pid;
 } rk_router_t;
 

@@ -5,7 +5,13 @@
        holds no raw control byte and ends with "...".
     2. Rate limit: one line per call site per interval, the count of what
        was suppressed on the next line of that site; sites are independent,
-       errors are not limited, lines below the level are not counted.
+       warnings and errors are limited alike, info lines and rl_log are
+       not, lines below the level are not counted.
+    3. JSON lines: each line is one JSON object (parsed with cJSON) with
+       time (RFC 3339 UTC, ms), level, process, the instance under the
+       process's key, event (named or FILE.FUNCTION) and message; the
+       request id while one is set; the suppressed count; a hostile or cut
+       message stays valid JSON and its text is the text format's.
 
     Each test sends stderr to a temporary file and reads it back.
 */
@@ -20,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
 
 #include "log.h"
@@ -200,6 +207,19 @@ s_warn_site_b (int n)
 }
 
 static void
+s_error_site (int n)
+{
+    rl_error ("error %d", n);
+}
+
+static void
+s_unlimited_site (int n)
+{
+    rl_log (RL_LOG_ERROR, "unlimited %d", n);
+    rl_info ("info %d", n);
+}
+
+static void
 test_rate_limit (void **state)
 {
     (void) state;
@@ -212,19 +232,25 @@ test_rate_limit (void **state)
             s_warn_site_b (n);
         }
         if (n < 3) {
-            rl_error ("error %d", n); //  not limited
+            s_error_site (n); //  limited like a warning
+            s_unlimited_site (n);
         }
     }
     s_sleep_ms (350);
     s_warn_site_a (1000);
     s_warn_site_a (1001);
     s_warn_site_b (1000);
+    s_error_site (1000);
     size_t size = 0;
     char *text = s_capture_end (&capture, &size);
     s_assert_printable (text, size);
     assert_int_equal (s_count (text, " WARN site a "), 2);
     assert_int_equal (s_count (text, " WARN site b "), 2);
-    assert_int_equal (s_count (text, " ERROR error "), 3);
+    assert_int_equal (s_count (text, " ERROR error "), 2);
+    assert_non_null (strstr (text, " ERROR error 0\n"));
+    assert_non_null (strstr (text, " ERROR error 1000 [2 similar lines suppressed]\n"));
+    assert_int_equal (s_count (text, " ERROR unlimited "), 3);
+    assert_int_equal (s_count (text, " INFO info "), 3);
     assert_non_null (strstr (text, " WARN site a 0\n"));
     assert_non_null (strstr (text, " WARN site a 1000 [999 similar lines suppressed]\n"));
     assert_non_null (strstr (text, " WARN site b 0\n"));
@@ -266,6 +292,125 @@ test_rate_limit_level_and_off (void **state)
     rl_log_set_warn_interval_ms (RL_LOG_WARN_INTERVAL_MS);
 }
 
+//  JSON --------------------------------------------------------------------------
+
+//  Parses one JSON line of text (from *cursor_p, advanced past it): an
+//  object with every field of every line, checked.
+static cJSON *
+s_json_line (const char **cursor_p)
+{
+    const char *line = *cursor_p;
+    const char *end = strchr (line, '\n');
+    assert_non_null (end);
+    assert_true (end - line < 1024);
+    char *copy = strndup (line, (size_t) (end - line));
+    assert_non_null (copy);
+    cJSON *object = cJSON_Parse (copy);
+    if (!object || !cJSON_IsObject (object)) {
+        fail_msg ("not a JSON object: %s", copy);
+    }
+    free (copy);
+    *cursor_p = end + 1;
+    const char *time_text = cJSON_GetStringValue (cJSON_GetObjectItem (object, "time"));
+    assert_non_null (time_text);
+    //  2026-11-25T14:25:01.123Z
+    assert_int_equal (strlen (time_text), 24);
+    assert_true (time_text[4] == '-' && time_text[7] == '-' && time_text[10] == 'T'
+                 && time_text[13] == ':' && time_text[16] == ':' && time_text[19] == '.'
+                 && time_text[23] == 'Z');
+    const char *level = cJSON_GetStringValue (cJSON_GetObjectItem (object, "level"));
+    assert_non_null (level);
+    assert_true (strcmp (level, "debug") == 0 || strcmp (level, "info") == 0
+                 || strcmp (level, "warn") == 0 || strcmp (level, "error") == 0);
+    assert_string_equal (cJSON_GetStringValue (cJSON_GetObjectItem (object, "process")), "test");
+    assert_string_equal (cJSON_GetStringValue (cJSON_GetObjectItem (object, "test")), "t1");
+    assert_non_null (cJSON_GetStringValue (cJSON_GetObjectItem (object, "event")));
+    assert_non_null (cJSON_GetStringValue (cJSON_GetObjectItem (object, "message")));
+    return object;
+}
+
+static void
+s_json_site (int n)
+{
+    rl_warn ("json site %d", n);
+}
+
+static void
+test_json_lines (void **state)
+{
+    (void) state;
+    static char long_message[3000];
+    memset (long_message, '"', sizeof long_message - 1);
+    rl_log_set_warn_interval_ms (300);
+    rl_log_set_format (RL_LOG_FORMAT_JSON);
+    capture_t capture;
+    s_capture_start (&capture);
+    rl_warn ("name '%s' from the wire", "ev\x1b[2Jil\\x\"q\x7f\xff\ttab\nline");
+    rl_log_request_begin (18446744073709551615ull);
+    rl_log_event (RL_LOG_ERROR, "two_phase_alarm", "alarm");
+    rl_log_request_end ();
+    rl_info ("no request");
+    rl_error ("%s", long_message);
+    for (int n = 0; n < 5; n++) {
+        s_json_site (n);
+    }
+    s_sleep_ms (350);
+    s_json_site (5);
+    size_t size = 0;
+    char *text = s_capture_end (&capture, &size);
+    rl_log_set_format (RL_LOG_FORMAT_TEXT);
+    rl_log_set_warn_interval_ms (RL_LOG_WARN_INTERVAL_MS);
+    s_assert_printable (text, size);
+    assert_int_equal (s_count (text, "\n"), 6);
+    const char *cursor = text;
+
+    cJSON *line = s_json_line (&cursor);
+    assert_string_equal (cJSON_GetStringValue (cJSON_GetObjectItem (line, "level")), "warn");
+    assert_string_equal (cJSON_GetStringValue (cJSON_GetObjectItem (line, "event")),
+                         "test_log.test_json_lines");
+    //  The text format's message: escaped bytes, then JSON on top.
+    assert_string_equal (cJSON_GetStringValue (cJSON_GetObjectItem (line, "message")),
+                         "name 'ev\\x1b[2Jil\\x5cx\"q\\x7f\\xff\\x09tab\\x0aline' from the wire");
+    assert_null (cJSON_GetObjectItem (line, "request_id"));
+    assert_null (cJSON_GetObjectItem (line, "suppressed"));
+    cJSON_Delete (line);
+
+    line = s_json_line (&cursor);
+    assert_string_equal (cJSON_GetStringValue (cJSON_GetObjectItem (line, "level")), "error");
+    assert_string_equal (cJSON_GetStringValue (cJSON_GetObjectItem (line, "event")),
+                         "two_phase_alarm");
+    //  64-bit exact in the text (cJSON reads numbers as doubles).
+    assert_non_null (strstr (text, "\"request_id\":18446744073709551615,"));
+    assert_true (cJSON_IsNumber (cJSON_GetObjectItem (line, "request_id")));
+    cJSON_Delete (line);
+
+    line = s_json_line (&cursor);
+    assert_string_equal (cJSON_GetStringValue (cJSON_GetObjectItem (line, "message")),
+                         "no request");
+    assert_null (cJSON_GetObjectItem (line, "request_id"));
+    cJSON_Delete (line);
+
+    line = s_json_line (&cursor); //  cut: still one object, ends with "..."
+    const char *message = cJSON_GetStringValue (cJSON_GetObjectItem (line, "message"));
+    assert_true (strlen (message) > 400);
+    assert_string_equal (message + strlen (message) - 4, "\"...");
+    cJSON_Delete (line);
+
+    line = s_json_line (&cursor);
+    assert_string_equal (cJSON_GetStringValue (cJSON_GetObjectItem (line, "message")),
+                         "json site 0");
+    assert_string_equal (cJSON_GetStringValue (cJSON_GetObjectItem (line, "event")),
+                         "test_log.json_site");
+    cJSON_Delete (line);
+
+    line = s_json_line (&cursor);
+    assert_string_equal (cJSON_GetStringValue (cJSON_GetObjectItem (line, "message")),
+                         "json site 5");
+    assert_int_equal (cJSON_GetNumberValue (cJSON_GetObjectItem (line, "suppressed")), 4);
+    cJSON_Delete (line);
+    free (text);
+}
+
 int
 main (void)
 {
@@ -274,7 +419,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_escape_every_byte),        cmocka_unit_test (test_escape_line),
         cmocka_unit_test (test_escape_cut_line),          cmocka_unit_test (test_rate_limit),
-        cmocka_unit_test (test_rate_limit_level_and_off),
+        cmocka_unit_test (test_rate_limit_level_and_off), cmocka_unit_test (test_json_lines),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -57,7 +57,7 @@ rl_fuzz_target(ring_blob SOURCES ${RL_FUZZ_RING_SOURCES} LIBS PkgConfig::XXHASH 
 rl_fuzz_target(ring_text SOURCES ${RL_FUZZ_RING_SOURCES} LIBS PkgConfig::XXHASH m)
 rl_fuzz_target(config SOURCES ${PROJECT_SOURCE_DIR}/common/failpoint.c
                ${PROJECT_SOURCE_DIR}/common/log.c ${PROJECT_SOURCE_DIR}/common/keys.c
-               ${PROJECT_SOURCE_DIR}/common/options.c
+               ${PROJECT_SOURCE_DIR}/common/options.c ${PROJECT_SOURCE_DIR}/common/config.c
                ${RL_FUZZ_RING_SOURCES}
                LIBS PkgConfig::XXHASH PkgConfig::CZMQ PkgConfig::ZMQ m Threads::Threads)
 

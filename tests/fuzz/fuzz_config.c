@@ -1,5 +1,6 @@
 /*  fuzz_config.c: libFuzzer target of what configures a process: the
-    numbers of its command line (common/options.c), the RL_FAILPOINTS
+    numbers of its command line (common/options.c), its config file
+    (common/config.c, and options.c turning it into options), the RL_FAILPOINTS
     variable (common/failpoint.c), the ring file named by --ring
     (ring_load_file, ring/ring_text.c), and the keys (common/keys.c): a
     public key given as Z85 text, and a certificate file.
@@ -13,6 +14,8 @@
            directory): rl_cert_load and rl_key_resolve
         4  an option's value: bounds from the first 16 bytes of rest, the
            text (cut at the first NUL) after them, to options_long
+        5  a config file holding rest: config_parse, then options_args_new
+           and getopt_long over a table of options like a program's
 
     PROPERTIES (beyond "no crash")
     1. failpoint_init accepts a spec only when every entry names a known
@@ -30,6 +33,12 @@
        file that rl_key_resolve accepts gives a valid key.
     6. options_long accepts a value only within its bounds, as strtol
        reads the whole text; a refused value leaves the output untouched.
+    7. config_parse accepts only files whose every entry has a unique key
+       of a-z, 0-9 and '-' and a non-empty value without control bytes; a
+       file it accepts, czmq's zconfig reads to the same pairs in the same
+       order, without sections; a refusal names a line ("line N: ...") or
+       the size. A file of known keys becomes exactly one option per
+       entry (flags set false: none), read back by getopt_long.
 */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,13 +50,17 @@
 
 #include <zmq.h>
 
+#include <czmq.h>
+#include <getopt.h>
+
+#include "config.h"
 #include "failpoint.h"
 #include "fuzz_check.h"
 #include "keys.h"
 #include "options.h"
 #include "ring.h"
 
-#define S_MODES 5
+#define S_MODES 6
 
 //  Property 1: every comma-separated entry's name (before '=') is known.
 static bool
@@ -179,6 +192,15 @@ s_key_text (const uint8_t *data, size_t size)
 }
 
 static char s_cert_dir[64];
+static char s_config_path[64];
+
+static void
+s_config_file_remove (void)
+{
+    if (s_config_path[0]) {
+        unlink (s_config_path);
+    }
+}
 
 static void
 s_cert_dir_remove (void)
@@ -251,6 +273,122 @@ s_option (const uint8_t *data, size_t size)
     free (text);
 }
 
+//  Property 7: the key/value pairs against zconfig's reading.
+static void
+s_config_zconfig (const config_t *config, const char *text)
+{
+    zconfig_t *root = zconfig_str_load (text);
+    FUZZ_CHECK (root != NULL); //  7: zconfig reads what we accept
+    size_t index = 0;
+    for (zconfig_t *child = zconfig_child (root); child; child = zconfig_next (child), index++) {
+        FUZZ_CHECK (index < config_count (config));
+        const config_entry_t *e = config_entry (config, index);
+        FUZZ_CHECK (zconfig_child (child) == NULL);
+        FUZZ_CHECK (strcmp (zconfig_name (child), e->key) == 0);
+        const char *value = zconfig_value (child);
+        FUZZ_CHECK (value && strcmp (value, e->value) == 0);
+    }
+    FUZZ_CHECK (index == config_count (config));
+    zconfig_destroy (&root);
+}
+
+//  Property 7: the file as options of a program.
+static void
+s_config_options (const config_t *config, const uint8_t *data, size_t size)
+{
+    static const struct option longs[] = {
+        {"name", required_argument, NULL, 'n'},
+        {"bind", required_argument, NULL, 'b'},
+        {"deadline-ms", required_argument, NULL, 'd'},
+        {"insecure", no_argument, NULL, 'I'},
+        {"data", required_argument, NULL, 'D'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static char path[64];
+    if (!path[0]) {
+        snprintf (path, sizeof path, "/tmp/rl_fuzz_config_file_%d", (int) getpid ());
+        atexit (s_config_file_remove);
+    }
+    FILE *file = fopen (path, "wb");
+    FUZZ_CHECK (file != NULL);
+    FUZZ_CHECK (size == 0 || fwrite (data, 1, size, file) == size);
+    fclose (file);
+    snprintf (s_config_path, sizeof s_config_path, "%s", path);
+    char *argv[] = {"fuzz", "--config", path, NULL};
+    options_args_t args;
+    int rc = options_args_new (&args, "fuzz", 3, argv, longs);
+    bool known = true;
+    size_t expected = 0;
+    for (size_t i = 0; i < config_count (config); i++) {
+        const config_entry_t *e = config_entry (config, i);
+        bool flag = strcmp (e->key, "insecure") == 0;
+        bool valued = strcmp (e->key, "name") == 0 || strcmp (e->key, "bind") == 0
+                      || strcmp (e->key, "deadline-ms") == 0 || strcmp (e->key, "data") == 0;
+        if (flag && strcmp (e->value, "true") == 0) {
+            expected++;
+        } else if (flag && strcmp (e->value, "false") != 0) {
+            known = false;
+        } else if (valued) {
+            expected++;
+        } else if (!flag) {
+            known = false;
+        }
+    }
+    FUZZ_CHECK ((rc == 0) == known); //  7
+    if (rc != 0) {
+        return;
+    }
+    FUZZ_CHECK (args.argc == (int) expected + 1 && args.argv[args.argc] == NULL);
+    opterr = 0;
+    optind = 0; //  a full reset of GNU getopt
+    int count = 0;
+    int c;
+    while ((c = getopt_long (args.argc, args.argv, "", longs, NULL)) != -1) {
+        FUZZ_CHECK (c != '?');
+        FUZZ_CHECK (args.lines[optind - 1] > 0);
+        count++;
+    }
+    FUZZ_CHECK (count == (int) expected && optind == args.argc); //  7
+    options_args_free (&args);
+}
+
+//  Property 7.
+static void
+s_config (const uint8_t *data, size_t size)
+{
+    char err[256];
+    memset (err, 'x', sizeof err);
+    config_t *config = config_parse ((const char *) data, size, err, sizeof err);
+    if (!config) {
+        FUZZ_CHECK (memchr (err, '\0', sizeof err) != NULL);
+        FUZZ_CHECK (strncmp (err, "line ", 5) == 0 || strncmp (err, "larger than", 11) == 0);
+        return;
+    }
+    for (size_t i = 0; i < config_count (config); i++) {
+        const config_entry_t *e = config_entry (config, i);
+        FUZZ_CHECK (e->key[0]
+                    && strspn (e->key, "abcdefghijklmnopqrstuvwxyz0123456789-") == strlen (e->key));
+        FUZZ_CHECK (e->value[0] != '\0');
+        for (const char *c = e->value; *c; c++) {
+            FUZZ_CHECK ((unsigned char) *c >= 0x20 && *c != 0x7f);
+        }
+        for (size_t j = 0; j < i; j++) {
+            FUZZ_CHECK (strcmp (config_entry (config, j)->key, e->key) != 0);
+        }
+    }
+    char *text = malloc (size + 1);
+    FUZZ_CHECK (text != NULL);
+    if (size) {
+        memcpy (text, data, size);
+    }
+    text[size] = '\0';
+    s_config_zconfig (config, text);
+    free (text);
+    s_config_options (config, data, size);
+    config_destroy (&config);
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -271,8 +409,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         case 3:
             s_cert_file (rest, size - 1);
             break;
-        default:
+        case 4:
             s_option (rest, size - 1);
+            break;
+        default:
+            s_config (rest, size - 1);
             break;
     }
     return 0;

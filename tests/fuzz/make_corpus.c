@@ -378,6 +378,28 @@ s_options (void)
     s_write ("config", "option_trailing_text", 4, true, option, 16 + 3);
 }
 
+//  Config files (common/config.c): a good one with every form of value,
+//  and refused ones.
+static void
+s_config_files (void)
+{
+    const char *good = "#   a shard (docs/config.md)\n"
+                       "name = s1\n"
+                       "bind\t=\ttcp://127.0.0.1:7101   # a comment\n"
+                       "deadline-ms = \"3000\"\n"
+                       "insecure = true\n"
+                       "\n"
+                       "  \n"
+                       "data = '/var/lib/ringledger/s 1'#\n";
+    s_write ("config", "file_good", 5, true, good, strlen (good));
+    const char *unknown = "name = s1\nbogus = 1\n";
+    s_write ("config", "file_unknown_key", 5, true, unknown, strlen (unknown));
+    const char *flags = "insecure = false\nname = \"x y\"\n";
+    s_write ("config", "file_flag_false", 5, true, flags, strlen (flags));
+    const char *bad = "name = s1\n    deadline-ms = 1\nname = s2\r\nbind = \"a\n";
+    s_write ("config", "file_refused", 5, true, bad, strlen (bad));
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -392,5 +414,6 @@ main (int argc, char *argv[])
     s_failpoints ();
     s_keys ();
     s_options ();
+    s_config_files ();
     return 0;
 }
