@@ -12,6 +12,8 @@
 #    User=, Restart=on-failure, LimitNOFILE= and the hardening options.
 # 3. Every example file ops/config/PROGRAM-NAME.conf is valid for its
 #    program (--check-config) and names the instance NAME (name = NAME).
+# 4. Every long option of `PROGRAM --help` has its row (its key) in
+#    PROGRAM's table of docs/config.md, so a new option is documented.
 # Exit 0 when everything holds, 1 otherwise (each failure said).
 set -eu
 
@@ -71,6 +73,16 @@ for program in shard router; do
         grep -qx "name = $name" "$file" || fail "$file does not say 'name = $name'"
     done
     [ "$found" -ge 1 ] || fail "no example file ops/config/$program-*.conf"
+
+    # 4. Every option has its key documented.
+    table=$(awk -v p="## $program" '$0 == p { on = 1; next } /^## / { on = 0 } on' \
+        "$SRC/docs/config.md")
+    for option in $("$BUILD/$program/$program" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+        key=${option#--}
+        case "$key" in help|config|check-config) continue ;; esac
+        printf '%s\n' "$table" | grep -q "^| \`$key\` |" \
+            || fail "docs/config.md: no row for $program's key '$key'"
+    done
 done
 
 if [ "$failures" -gt 0 ]; then
