@@ -36,9 +36,10 @@
     ring of at most RL_RING_BLOB_SIZE_MAX bytes; a coordinator log of
     1..RL_TP_LOG_ENTRIES_MAX entries (--tp-log-capacity; others refused).
 
-    Exit codes: 0 on SIGINT/SIGTERM, 1 when the store, the ring, the ledger
-    or the socket cannot be opened, 2 on bad options or RL_FAILPOINTS, 3
-    after a storage failure (server.c).
+    Exit codes: 0 on SIGINT/SIGTERM (and after --check-config), 1 when the
+    store, the ring, the ledger or the socket cannot be opened, 2 on bad
+    options, a refused --config file or RL_FAILPOINTS, 3 after a storage
+    failure (server.c).
 */
 #include <assert.h>
 #include <errno.h>
