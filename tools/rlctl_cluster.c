@@ -318,24 +318,28 @@ s_status_main_rows (const cJSON *tree)
 static void
 s_status_counter_rows (const cJSON *tree)
 {
-    printf ("\n%-10s %8s %10s %11s %11s %11s %12s %14s %14s %10s %8s %10s %11s %10s %s\n", "shard",
-            "inflight", "commits", "wrong-shard", "checkpoints", "ring-shards", "store keys",
-            "store bytes", "wal bytes", "wal syncs", "pid", "uptime s", "deadline ms", "prepare ms",
-            "last timestamp");
+    printf ("\n%-10s %8s %10s %11s %11s %11s %12s %14s %14s %10s %8s %10s %11s %10s %8s %8s %s\n",
+            "shard", "inflight", "commits", "wrong-shard", "checkpoints", "ring-shards",
+            "store keys", "store bytes", "wal bytes", "wal syncs", "pid", "uptime s", "deadline ms",
+            "prepare ms", "p99 ms", "oldest s", "last timestamp");
     const cJSON *s;
     cJSON_ArrayForEach (s, jsonkit_get (tree, "shards"))
     {
         if (!jsonkit_true (s, "up")) {
             continue;
         }
-        printf ("%-10s %8s %10s %11s %11s %11s %12s %14s %14s %10s %8s %10.1f %11s %10s %s\n",
-                jsonkit_text (s, "name"), jsonkit_text (s, "inflight"), jsonkit_text (s, "commits"),
-                jsonkit_text (s, "wrong_shard"), jsonkit_text (s, "checkpoints"),
-                jsonkit_text (s, "ring_shards"), jsonkit_text (s, "store_keys_written"),
-                jsonkit_text (s, "store_bytes_written"), jsonkit_text (s, "wal_bytes"),
-                jsonkit_text (s, "wal_syncs"), jsonkit_text (s, "pid"),
-                (double) jsonkit_u64 (s, "uptime_ms") / 1000, jsonkit_text (s, "deadline_ms"),
-                jsonkit_text (s, "prepare_timeout_ms"), jsonkit_text (s, "last_timestamp"));
+        printf (
+            "%-10s %8s %10s %11s %11s %11s %12s %14s %14s %10s %8s %10.1f %11s %10s %8.2f %8.1f "
+            "%s\n",
+            jsonkit_text (s, "name"), jsonkit_text (s, "inflight"), jsonkit_text (s, "commits"),
+            jsonkit_text (s, "wrong_shard"), jsonkit_text (s, "checkpoints"),
+            jsonkit_text (s, "ring_shards"), jsonkit_text (s, "store_keys_written"),
+            jsonkit_text (s, "store_bytes_written"), jsonkit_text (s, "wal_bytes"),
+            jsonkit_text (s, "wal_syncs"), jsonkit_text (s, "pid"),
+            (double) jsonkit_u64 (s, "uptime_ms") / 1000, jsonkit_text (s, "deadline_ms"),
+            jsonkit_text (s, "prepare_timeout_ms"), (double) jsonkit_u64 (s, "turn_p99_us") / 1000,
+            (double) jsonkit_u64 (s, "in_doubt_oldest_ms") / 1000,
+            jsonkit_text (s, "last_timestamp"));
     }
 }
 
