@@ -6,20 +6,26 @@
      short rlbench load: `rlctl top --json --count 3` prints 3 lines, each
      one JSON object with the documented fields, every shard serving, and
      transfers per second above zero; the table fits 80 columns;
-  3. one shard killed (SIGKILL): top shows it down, goes on to the end of
+  3. on a terminal (a pseudo-terminal here): the screen is cleared and
+     redrawn, q or SIGINT (Ctrl-C) quits with exit 0 and the terminal's
+     mode is restored;
+  4. one shard killed (SIGKILL): top shows it down, goes on to the end of
      --count, and exits 1; the other shard still serves.
 
 Everything started is stopped at the end.
 """
 import json
 import os
+import pty
 import random
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 
 SHARDS = 2
@@ -92,6 +98,39 @@ def check_fields(view):
         for field in fields:
             if field not in shard:
                 fail("shard without %s: %s" % (field, shard))
+
+
+def check_terminal(rlctl, env, how):
+    """top on a pseudo-terminal: two redraws, then q or SIGINT (how); the
+    mode restored."""
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    top = subprocess.Popen([rlctl, "top", "--interval-ms", "200"], stdin=slave, stdout=slave,
+                           stderr=subprocess.PIPE, env=env, close_fds=True)
+    seen = b""
+    deadline = time.time() + 15
+    try:
+        while seen.count(b"\033[H\033[2J") < 2 and time.time() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                seen += os.read(master, 65536)
+        if seen.count(b"\033[H\033[2J") < 2 or b"q quits" not in seen:
+            fail("top on a terminal: no two redraws within 15 s: %r" % seen[-400:])
+        if how == "q":
+            os.write(master, b"q")
+        else:
+            top.send_signal(signal.SIGINT)
+        rc = top.wait(timeout=10)
+    finally:
+        if top.poll() is None:
+            top.kill()
+            top.wait()
+    after = termios.tcgetattr(slave)
+    os.close(master)
+    os.close(slave)
+    if rc != 0:
+        fail("top on a terminal: %s gave exit %d" % (how, rc))
+    if after[3] != before[3]:
+        fail("top on a terminal: the terminal's mode was not restored after %s" % how)
 
 
 def main():
@@ -173,13 +212,17 @@ def main():
         if wide or "\033" in r.stdout:
             fail("the table is wider than 80 columns, or has escapes off a terminal: %s" % wide)
         ok("top --count 1: a table of %d lines within 80 columns" % len(lines))
+        for how in ("q", "SIGINT"):
+            check_terminal(rlctl, env, how)
+        ok("top on a terminal: cleared and redrawn; q and SIGINT quit, the terminal's mode "
+           "restored")
         out, _ = load.communicate(timeout=60)
         if load.returncode != 0:
             print(out)
             fail("rlbench exited %d" % load.returncode)
         load = None
 
-        # 3. a shard killed: shown down, the view goes on, exit 1 at the end.
+        # 4. a shard killed: shown down, the view goes on, exit 1 at the end.
         pid = int(open(os.path.join(cluster, "s2.pid")).read().split()[0])
         os.kill(pid, signal.SIGKILL)
         r = run([rlctl, "top", "--json", "--count", "2", "--interval-ms", str(INTERVAL_MS)], env)
