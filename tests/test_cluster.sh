@@ -130,7 +130,7 @@ expect_out "wal syncs" "rlctl status"
 expect_rc 0 "rlctl status --json" $RLCTL --json status
 [ "$(json_get 'len([s for s in j["shards"] if s["up"]])')" = $SHARDS ] || fail "status --json: shards up"
 # Every counter of the status record, alarms first (docs/cli.md).
-[ "$(json_get 'all(list(s)[3:5] == ["alarms", "reported_name"] and {"state", "commits", "inflight", "wrong_shard", "ring_shards", "checkpoints", "store_keys_written", "store_bytes_written", "wal_bytes", "wal_syncs", "pid", "uptime_ms", "last_timestamp", "deadline_ms", "prepare_timeout_ms", "arcs_unreceived", "turn_p99_us", "in_doubt_oldest_ms"} <= set(s) and s["deadline_ms"] > s["prepare_timeout_ms"] > 0 for s in j["shards"]) and j["router"]["deadline_errors"] == 0 and j["router"]["deadline_ms"] > 0')" = True ] \
+[ "$(json_get 'all(list(s)[3:5] == ["alarms", "reported_name"] and {"state", "commits", "inflight", "wrong_shard", "ring_shards", "checkpoints", "store_keys_written", "store_bytes_written", "wal_bytes", "wal_syncs", "pid", "uptime_ms", "last_timestamp", "deadline_ms", "prepare_timeout_ms", "arcs_unreceived", "turn_p99_us", "in_doubt_oldest_ms", "epoch_jumps_refused"} <= set(s) and s["deadline_ms"] > s["prepare_timeout_ms"] > 0 for s in j["shards"]) and j["router"]["deadline_errors"] == 0 and j["router"]["deadline_ms"] > 0')" = True ] \
     || fail "status --json: every counter of the status record, alarms first"
 # Security (docs/security.md): every process runs CURVE; a client without a
 # key fails at the handshake, and the failure is counted.

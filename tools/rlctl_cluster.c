@@ -260,6 +260,7 @@ s_add_status_record (cJSON *s, const rl_status_rec_t *r)
     jsonkit_add_u64 (s, "keys", r->keys);
     jsonkit_add_u64 (s, "handshakes_refused", r->handshakes_refused);
     jsonkit_add_u64 (s, "unauthorized", r->unauthorized);
+    jsonkit_add_u64 (s, "epoch_jumps_refused", r->epoch_jumps_refused);
     jsonkit_add_u64 (s, "turn_p99_us", r->turn_p99_us);
     jsonkit_add_u64 (s, "in_doubt_oldest_ms", r->in_doubt_oldest_ms);
 }
@@ -318,10 +319,11 @@ s_status_main_rows (const cJSON *tree)
 static void
 s_status_counter_rows (const cJSON *tree)
 {
-    printf ("\n%-10s %8s %10s %11s %11s %11s %12s %14s %14s %10s %8s %10s %11s %10s %8s %8s %s\n",
+    printf ("\n%-10s %8s %10s %11s %11s %11s %12s %14s %14s %10s %8s %10s %11s %10s %8s %8s %11s "
+            "%s\n",
             "shard", "inflight", "commits", "wrong-shard", "checkpoints", "ring-shards",
             "store keys", "store bytes", "wal bytes", "wal syncs", "pid", "uptime s", "deadline ms",
-            "prepare ms", "p99 ms", "oldest s", "last timestamp");
+            "prepare ms", "p99 ms", "oldest s", "epoch-jumps", "last timestamp");
     const cJSON *s;
     cJSON_ArrayForEach (s, jsonkit_get (tree, "shards"))
     {
@@ -330,7 +332,7 @@ s_status_counter_rows (const cJSON *tree)
         }
         printf (
             "%-10s %8s %10s %11s %11s %11s %12s %14s %14s %10s %8s %10.1f %11s %10s %8.2f %8.1f "
-            "%s\n",
+            "%11s %s\n",
             jsonkit_text (s, "name"), jsonkit_text (s, "inflight"), jsonkit_text (s, "commits"),
             jsonkit_text (s, "wrong_shard"), jsonkit_text (s, "checkpoints"),
             jsonkit_text (s, "ring_shards"), jsonkit_text (s, "store_keys_written"),
@@ -339,7 +341,7 @@ s_status_counter_rows (const cJSON *tree)
             (double) jsonkit_u64 (s, "uptime_ms") / 1000, jsonkit_text (s, "deadline_ms"),
             jsonkit_text (s, "prepare_timeout_ms"), (double) jsonkit_u64 (s, "turn_p99_us") / 1000,
             (double) jsonkit_u64 (s, "in_doubt_oldest_ms") / 1000,
-            jsonkit_text (s, "last_timestamp"));
+            jsonkit_text (s, "epoch_jumps_refused"), jsonkit_text (s, "last_timestamp"));
     }
 }
 
@@ -433,6 +435,7 @@ rlctl_cmd_status (rlctl_ctx_t *ctx)
         jsonkit_add_string (router, "security", front.insecure ? "insecure" : "curve");
         jsonkit_add_u64 (router, "handshakes_refused", front.handshakes_refused);
         jsonkit_add_u64 (router, "unauthorized", front.unauthorized);
+        jsonkit_add_u64 (router, "epoch_jumps_refused", front.epoch_jumps_refused);
     }
     cJSON *list = jsonkit_add_array (tree, "shards");
     for (size_t i = 0; i < shards; i++) {
