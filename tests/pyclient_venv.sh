@@ -3,7 +3,8 @@
 # (clients/python, docs/client-python.md) into BUILD_DIR/pyclient/venv the
 # way its README says, offline: a venv that sees Debian's packages
 # (--system-site-packages: pyzmq, setuptools, wheel, pip), then
-# `pip install --no-build-isolation --no-index`. The Python tests run with
+# `pip install --no-build-isolation --no-index` (and --isolated: no pip
+# configuration of the machine takes part). The Python tests run with
 # that venv's python, so they use the package as installed, not the
 # sources. The venv is made without a pip of its own (--without-pip): the
 # pip of Debian's python3-pip, seen through the system site, installs into
@@ -37,8 +38,10 @@ mkdir -p "$DIR"
 # a build.
 cp -R "$SOURCE/clients/python" "$DIR/src"
 "$PY" -m venv --system-site-packages --without-pip "$DIR/venv" || fail "python3 -m venv"
-PIP_DISABLE_PIP_VERSION_CHECK=1 "$DIR/venv/bin/python" -m pip install --quiet --no-index \
-    --no-build-isolation --no-cache-dir "$DIR/src" || fail "pip install clients/python"
+# --isolated: no pip configuration of this machine or user (an index, links)
+# takes part.
+"$DIR/venv/bin/python" -m pip install --isolated --disable-pip-version-check --quiet \
+    --no-index --no-build-isolation --no-cache-dir "$DIR/src" || fail "pip install clients/python"
 "$DIR/venv/bin/python" - <<'PYEOF' || fail "the installed package does not import from the venv"
 import sys, ringledger, ringledger.aio
 assert ringledger.__file__.startswith(sys.prefix), ringledger.__file__

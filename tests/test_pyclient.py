@@ -10,7 +10,12 @@ cluster.
    document's tables.
 2. Bad input to the package's own API raises ValueError or TypeError
    naming the problem, before anything is sent.
-3. A cluster of 2 shards and a router (tools/cluster.sh, CURVE, on free
+3. The retry rule, against a server that answers from a script: busy,
+   frozen, in_progress, a lost reply and a message-level busy are resent
+   (only the open records, with their ids, in order) until a definite
+   answer; frozen to the deadline gives Incomplete; malformed is raised
+   at once; a read is retried the same way.
+4. A cluster of 2 shards and a router (tools/cluster.sh, CURVE, on free
    ports): the client's keypair from its certificate files, the router's
    key from its certificate, the shards' keys from the ring (file and
    get_ring); accounts placed by asking a shard directly (wrong_shard: a
@@ -195,7 +200,110 @@ def bad_arguments(keys_dir):
         raises(ValueError, lambda: c.create_accounts([A(id=1)], deadline_s=0), "deadline 0")
 
 
-# 3. A cluster -------------------------------------------------------------------
+# 3. The retry rule against a scripted server ---------------------------------------
+
+class Scripted:
+    """A ROUTER on 127.0.0.1 that answers each request with the next answer
+    of a script (a function of the request's header and records, giving
+    a reply frame, or None for no reply), in a thread; it records what it
+    was sent, and stops after the script or 2 s without a request."""
+
+    def __init__(self, answers):
+        import zmq
+        self.sock = zmq.Context.instance().socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.endpoint = "tcp://127.0.0.1:%d" % self.sock.bind_to_random_port("tcp://127.0.0.1")
+        self.answers, self.seen, self.stop = list(answers), [], False
+        self.thread = threading.Thread(target=self._serve)
+        self.thread.start()
+
+    def _serve(self):
+        idle_ms = 0
+        while self.answers and not self.stop and idle_ms < 2000:
+            if not self.sock.poll(50):
+                idle_ms += 50
+                continue
+            idle_ms = 0
+            answer = self.answers.pop(0)
+            ident, frame = self.sock.recv_multipart()
+            header, records = rl.decode_message(frame, False)
+            self.seen.append(records)
+            reply = answer(header, records)
+            if reply is not None:
+                self.sock.send_multipart([ident, reply])
+
+    def close(self):
+        self.stop = True
+        self.thread.join()
+        self.sock.close(0)
+
+
+def results_reply(*codes):
+    def answer(header, records):
+        check(len(records) == len(codes), "%d records resent, expected %d"
+              % (len(records), len(codes)))
+        return rl.encode_message(rl.Header(header.operation, header.request_id),
+                                 [rl.Result(k, c, 7 if c == 0 else 0)
+                                  for k, c in enumerate(codes)], True)
+    return answer
+
+
+def status_reply(status):
+    return lambda h, _: rl.Header(h.operation, h.request_id, status=status).encode()
+
+
+def retry_rule():
+    R = rl.ResultCode
+    ts = [rl.Transfer(id=0x51 + k, debit_account_id=1, credit_account_id=2, amount=1,
+                      ledger=LEDGER, code=1) for k in range(3)]
+    # busy and frozen are resent (alone, with their ids, in order), a lost
+    # reply is resent after the timeout, a message-level busy after a pause.
+    server = Scripted([results_reply(R.OK, R.BUSY, R.FROZEN),
+                       results_reply(R.IN_PROGRESS, R.OK),
+                       lambda h, r: None,
+                       status_reply(rl.StatusCode.BUSY),
+                       results_reply(R.EXISTS)])
+    try:
+        with rl.Client(server.endpoint, timeout_ms=300) as c:
+            results = c.create_transfers(ts, deadline_s=10)
+            sent = c.requests_sent
+    finally:
+        server.close()
+    expect(results, [R.OK, R.EXISTS, R.OK], "after the retries")
+    check([[t.id for t in s] for s in server.seen] ==
+          [[0x51, 0x52, 0x53], [0x52, 0x53], [0x52], [0x52], [0x52]] and sent == 5,
+          "sent: %s" % [[hex(t.id) for t in s] for s in server.seen])
+    # Still frozen at the deadline: Incomplete, the open record says frozen.
+    server = Scripted([results_reply(R.OK, R.FROZEN)] + [results_reply(R.FROZEN)] * 200)
+    try:
+        with rl.Client(server.endpoint, timeout_ms=300) as c:
+            e = raises(rl.Incomplete, lambda: c.create_transfers(ts[:2], deadline_s=0.5),
+                       "frozen until the deadline")
+    finally:
+        server.close()
+    check(e.open == [1] and [r.result for r in e.results] == [R.OK, R.FROZEN]
+          and "frozen" in str(e.cause), "Incomplete: %s, %s" % (e, e.results))
+    # A refusal of the request as a whole is not retried: StatusError at once.
+    server = Scripted([status_reply(rl.StatusCode.MALFORMED)])
+    try:
+        with rl.Client(server.endpoint, timeout_ms=300) as c:
+            e = raises(rl.StatusError, lambda: c.create_transfers(ts), "malformed")
+            check(c.requests_sent == 1 and e.status is rl.StatusCode.MALFORMED, "sent once")
+    finally:
+        server.close()
+    # A read: timeouts and a retryable status are retried, then the answer.
+    record = rl.StatusRecord(name="fake", epoch=9)
+    server = Scripted([lambda h, r: None, status_reply(rl.StatusCode.FROZEN),
+                       lambda h, r: rl.encode_message(rl.Header(6, h.request_id, epoch=9),
+                                                      [record], True)])
+    try:
+        with rl.Client(server.endpoint, timeout_ms=300) as c:
+            check(c.status(deadline_s=10) == record and c.epoch == 9, "status after retries")
+    finally:
+        server.close()
+
+
+# 4. A cluster -------------------------------------------------------------------
 
 def free_base(count):
     import random
@@ -476,6 +584,7 @@ def main():
         text = f.read()
     case("codec: the hex vectors of protocol.md, typed", vectors, text)
     case("codec: the package's enums equal protocol.md's tables", tables, text)
+    case("retry rule: a scripted server answers busy, frozen, nothing, then ok", retry_rule)
     for program in ("shard/shard", "router/router", "tools/rlctl", "tools/rebalance"):
         if not os.access(os.path.join(build, program), os.X_OK):
             print("FAILED  %s is not built in %s" % (program, build))
