@@ -50,6 +50,12 @@
     5. The leg index holds every credit leg in recent, keyed by the full
        32 bytes of (transfer id, debit account): two different pairs never
        share an entry, whatever their ids (see "The credit-leg index").
+    7. tx_index gains ids only from the background checkpoint's ingest, and
+       those ids stay in the frozen generation until journal_thaw, which
+       runs between turns. So within a turn, an id absent from memory is in
+       tx_index exactly when it was there at any earlier moment of the turn:
+       journal_probe's answers (one batched read for a whole request) stand
+       in for the per-id get of journal_find until the next thaw.
 
     LIMITS: RL_SHARD_CHECKPOINT_TRANSFERS between checkpoints (plus at most
     one loop turn) per generation, two generations; recent and the leg
@@ -94,6 +100,10 @@ struct journal_t {
     uint64_t checkpoint_ts; //  transfers up to here are in accounts + indexes
     uint64_t transfers_ok;  //  ok transfers since open (status)
     bool imported;          //  a migration brought records here (imported.h): consult them
+    //  journal_probe's buffers, RL_BATCH_RECORDS_MAX entries each:
+    uint8_t *probe_keys;   //  ids, encoded
+    uint8_t *probe_values; //  timestamps, as tx_index stores them
+    uint8_t *probe_found;
 };
 
 journal_t *
@@ -114,6 +124,10 @@ journal_new (store_t *store)
         ok = ok && gen->recent_ids && gen->legs;
     }
     self->live = &self->gens[0];
+    self->probe_keys = malloc (RL_BATCH_RECORDS_MAX * RL_ID_SIZE);
+    self->probe_values = malloc (RL_BATCH_RECORDS_MAX * 8);
+    self->probe_found = malloc (RL_BATCH_RECORDS_MAX);
+    ok = ok && self->probe_keys && self->probe_values && self->probe_found;
     if (!ok) {
         journal_destroy (&self);
     }
@@ -133,6 +147,9 @@ journal_destroy (journal_t **self_p)
         free (self->gens[i].legs);
         free (self->gens[i].recent);
     }
+    free (self->probe_keys);
+    free (self->probe_values);
+    free (self->probe_found);
     free (self);
     *self_p = NULL;
 }
@@ -445,6 +462,25 @@ s_gen_find (const s_gen_t *self, rl_id_t id, rl_transfer_t *out)
     return true;
 }
 
+//  The stored transfer at ts, which tx_index named: 1, or -1 when it is
+//  missing (a storage error).
+static int
+s_find_at (journal_t *self, uint64_t ts, rl_transfer_t *out)
+{
+    uint8_t ts_key[8];
+    uint8_t value[RL_TRANSFER_SIZE];
+    size_t size = 0;
+    codec_put_u64_be (ts_key, ts);
+    int rc = store_get (self->store, STORE_CF_TRANSFERS, ts_key, sizeof (ts_key), value,
+                        sizeof (value), &size);
+    if (rc != 1 || size != RL_TRANSFER_SIZE) {
+        rl_error ("journal: tx_index names ts %" PRIu64 " with no transfer record", ts);
+        return -1;
+    }
+    codec_decode_transfer (value, out);
+    return 1;
+}
+
 //  Finds a stored transfer by id: recent first, then the frozen generation,
 //  then the ingested index. 1 found, 0 not found, -1 storage error.
 int
@@ -463,18 +499,48 @@ journal_find (journal_t *self, rl_id_t id, rl_transfer_t *out)
     if (rc != 1) {
         return rc;
     }
-    uint8_t ts_key[8];
-    uint8_t value[RL_TRANSFER_SIZE];
-    codec_put_u64_be (ts_key, codec_get_u64 (ts_bytes));
-    rc = store_get (self->store, STORE_CF_TRANSFERS, ts_key, sizeof (ts_key), value, sizeof (value),
-                    &size);
-    if (rc != 1 || size != RL_TRANSFER_SIZE) {
-        rl_error ("journal: tx_index names ts %" PRIu64 " with no transfer record",
-                  codec_get_u64 (ts_bytes));
+    return s_find_at (self, codec_get_u64 (ts_bytes), out);
+}
+
+int
+journal_probe (journal_t *self, const rl_transfer_t *transfers, size_t count, uint64_t *ts)
+{
+    assert (self && (count == 0 || (transfers && ts)));
+    if (count == 0) {
+        return 0;
+    }
+    assert (count <= RL_BATCH_RECORDS_MAX);
+    for (size_t i = 0; i < count; i++) {
+        codec_encode_id (transfers[i].id, self->probe_keys + i * RL_ID_SIZE);
+    }
+    if (store_multi_get (self->store, STORE_CF_TX_INDEX, self->probe_keys, RL_ID_SIZE, count,
+                         self->probe_values, 8, self->probe_found)
+        != 0) {
         return -1;
     }
-    codec_decode_transfer (value, out);
-    return 1;
+    for (size_t i = 0; i < count; i++) {
+        ts[i] = self->probe_found[i] ? codec_get_u64 (self->probe_values + i * 8) : 0;
+        //  Timestamps are never 0 (0 answers "absent") nor the "unknown" mark.
+        if (self->probe_found[i] && (ts[i] == 0 || ts[i] == JOURNAL_PROBE_UNKNOWN)) {
+            rl_error ("journal: tx_index holds the timestamp %" PRIu64, ts[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+journal_find_probed (journal_t *self, rl_id_t id, uint64_t ts, rl_transfer_t *out)
+{
+    assert (self && out);
+    if (s_gen_find (self->live, id, out) || (self->frozen && s_gen_find (self->frozen, id, out))) {
+        return 1;
+    }
+    if (ts == JOURNAL_PROBE_UNKNOWN) {
+        return journal_find (self, id, out);
+    }
+    //  Invariant 7: what the probe saw of the ingested index still holds.
+    return ts == 0 ? 0 : s_find_at (self, ts, out);
 }
 
 int

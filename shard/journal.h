@@ -51,6 +51,17 @@ uint64_t journal_next_ts (journal_t *self, uint64_t wall_ns);
 int journal_append (journal_t *self, const rl_transfer_t *record);
 //  A stored transfer by id (not credit legs): 1 found, 0 not, -1 storage error.
 int journal_find (journal_t *self, rl_id_t id, rl_transfer_t *out);
+//  The ingested index (tx_index) asked about the ids of `count` transfers
+//  (at most RL_BATCH_RECORDS_MAX) in one batched read: ts[i] is the
+//  timestamp it names for transfers[i].id, or 0 when it holds no such id.
+//  The answers hold until the next journal_thaw (invariant 7). 0, or -1
+//  storage error.
+int journal_probe (journal_t *self, const rl_transfer_t *transfers, size_t count, uint64_t *ts);
+//  journal_find with the ingested index's answer taken from journal_probe
+//  (ts: its answer for this id, made since the last journal_thaw), or
+//  JOURNAL_PROBE_UNKNOWN: ask the index now, as journal_find does.
+int journal_find_probed (journal_t *self, rl_id_t id, uint64_t ts, rl_transfer_t *out);
+#define JOURNAL_PROBE_UNKNOWN UINT64_MAX
 //  Was the credit leg of (transfer id, debit account) applied here? The pair
 //  names a transfer uniquely across the cluster (ids are scoped to the debit
 //  account's shard). 1 yes, 0 no, -1 storage error.

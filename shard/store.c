@@ -569,6 +569,65 @@ store_get (store_t *self, store_cf_t cf, const void *key, size_t key_size, void 
 }
 
 int
+store_multi_get (store_t *self, store_cf_t cf, const uint8_t *keys, size_t key_size, size_t count,
+                 uint8_t *values, size_t value_size, uint8_t *found)
+{
+    assert (self && cf < STORE_CF_COUNT);
+    assert (count == 0 || (keys && key_size > 0 && values && found));
+    if (count == 0) {
+        return 0;
+    }
+    const char **key_list = malloc (count * sizeof (*key_list));
+    size_t *key_sizes = malloc (count * sizeof (*key_sizes));
+    rocksdb_pinnableslice_t **slices = calloc (count, sizeof (*slices));
+    char **errs = calloc (count, sizeof (*errs));
+    if (!key_list || !key_sizes || !slices || !errs) {
+        free (key_list);
+        free (key_sizes);
+        free (slices);
+        free (errs);
+        s_set_error_text (self, "multi_get", "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        key_list[i] = (const char *) keys + i * key_size;
+        key_sizes[i] = key_size;
+    }
+    rocksdb_batched_multi_get_cf (self->db, self->read_options, self->cf[cf], count, key_list,
+                                  key_sizes, slices, errs, false);
+    int rc = 0;
+    for (size_t i = 0; i < count; i++) {
+        found[i] = 0;
+        if (errs[i]) {
+            if (rc == 0) {
+                s_set_error (self, "multi_get", errs[i]);
+            } else {
+                rocksdb_free (errs[i]);
+            }
+            rc = -1;
+        } else if (slices[i]) {
+            size_t size = 0;
+            const char *data = rocksdb_pinnableslice_value (slices[i], &size);
+            if (size == value_size) {
+                memcpy (values + i * value_size, data, value_size);
+                found[i] = 1;
+            } else if (rc == 0) {
+                s_set_error_text (self, "multi_get", "a value of an unexpected size");
+                rc = -1;
+            }
+        }
+        if (slices[i]) {
+            rocksdb_pinnableslice_destroy (slices[i]);
+        }
+    }
+    free (key_list);
+    free (key_sizes);
+    free (slices);
+    free (errs);
+    return rc;
+}
+
+int
 store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, size_t entry_size,
                      size_t key_size, size_t count)
 {

@@ -99,6 +99,14 @@ int store_batch_commit (store_t *self, store_batch_t *batch);
 //  0 not found, -1 error.
 int store_get (store_t *self, store_cf_t cf, const void *key, size_t key_size, void *value,
                size_t value_cap, size_t *value_size_p);
+//  Looks up `count` keys of `key_size` bytes each, packed in `keys`, in one
+//  batched read (RocksDB's MultiGet: one pass over the files for the
+//  batch). found[i]: 1 when keys[i] is present (its value, which must be
+//  exactly `value_size` bytes, copied to values + i * value_size), 0 when
+//  absent. 0, or -1 on a storage error or a value of another size (found
+//  then means nothing).
+int store_multi_get (store_t *self, store_cf_t cf, const uint8_t *keys, size_t key_size,
+                     size_t count, uint8_t *values, size_t value_size, uint8_t *found);
 
 //  Writes `count` entries, each `entry_size` bytes: a key of `key_size`
 //  bytes followed by its value. Entries must be sorted by key bytes and

@@ -12,7 +12,9 @@
     The checkpoint runs in the background (shard/checkpoint.c) while new
     transfers go into a fresh generation: test_find_across_generations
     holds the background at each state with delay failpoints and checks
-    that every id, old or new, is found in every state, never missed;
+    that every id, old or new, is found in every state, never missed, also
+    with the ingested index's answers of one batched probe made before the
+    ingest (journal_probe: they hold until the thaw);
     test_failed_checkpoint makes a step fail and checks that the failure
     comes back to the loop and that nothing is lost from memory.
 */
@@ -206,6 +208,36 @@ s_all_found (s_ctx_t *ctx, uint64_t count)
     assert_int_equal (journal_find (ctx->journal, (rl_id_t){count + 1, 9}, &t), 0);
 }
 
+//  Probes ids [1, count + 1] (journal_probe, one batched read) into ts.
+static void
+s_probe (s_ctx_t *ctx, uint64_t count, uint64_t *ts)
+{
+    rl_transfer_t *ts_of = calloc (count + 1, sizeof (*ts_of));
+    assert_non_null (ts_of);
+    for (uint64_t lo = 1; lo <= count + 1; lo++) {
+        ts_of[lo - 1].id = (rl_id_t){lo, 9};
+    }
+    assert_int_equal (journal_probe (ctx->journal, ts_of, count + 1, ts), 0);
+    free (ts_of);
+}
+
+//  As s_all_found, with the ingested index's answers of an earlier probe:
+//  they hold until the next thaw, whatever was ingested since.
+static void
+s_all_found_probed (s_ctx_t *ctx, uint64_t count, const uint64_t *ts)
+{
+    for (uint64_t lo = 1; lo <= count; lo++) {
+        rl_transfer_t t;
+        assert_int_equal (journal_find_probed (ctx->journal, (rl_id_t){lo, 9}, ts[lo - 1], &t), 1);
+        assert_int_equal (t.id.lo, lo);
+    }
+    rl_transfer_t t;
+    assert_int_equal (journal_find_probed (ctx->journal, (rl_id_t){count + 1, 9}, ts[count], &t),
+                      0);
+    assert_int_equal (
+        journal_find_probed (ctx->journal, (rl_id_t){count + 1, 9}, JOURNAL_PROBE_UNKNOWN, &t), 0);
+}
+
 static void
 s_arm (const char *spec)
 {
@@ -234,6 +266,18 @@ test_find_across_generations (void **state)
     assert_int_equal (count, FROZEN);
     checkpoint_t *checkpoint = checkpoint_new (ctx->store);
     assert_non_null (checkpoint);
+    //  A probe made before the ingest: nothing is in tx_index yet.
+    uint64_t *early = calloc (FROZEN + LIVE + 1, sizeof (*early));
+    uint64_t *frozen_ts = calloc (FROZEN, sizeof (*frozen_ts));
+    assert_non_null (early);
+    assert_non_null (frozen_ts);
+    for (size_t i = 0; i < FROZEN; i++) {
+        frozen_ts[i] = frozen[i].timestamp;
+    }
+    s_probe (ctx, FROZEN + LIVE, early);
+    for (uint64_t i = 0; i <= FROZEN + LIVE; i++) {
+        assert_int_equal (early[i], 0);
+    }
     checkpoint_start (checkpoint, frozen, count, 0, checkpoint_ts);
     bool seen[CHECKPOINT_FAILED + 1] = {false};
     uint64_t appended = FROZEN;
@@ -245,14 +289,27 @@ test_find_across_generations (void **state)
             s_append_transfer (ctx, ++appended);
         }
         s_all_found (ctx, appended);
+        s_all_found_probed (ctx, appended, early);
     }
     assert_true (seen[CHECKPOINT_WRITING] && seen[CHECKPOINT_INGESTED]);
     s_all_found (ctx, appended); //  COMMITTED, not yet thawed
+    s_all_found_probed (ctx, appended, early);
     assert_int_equal (journal_checkpoint_ts (ctx->journal), 0);
     assert_int_equal (checkpoint_wait (checkpoint), 0);
     journal_thaw (ctx->journal);
     assert_int_equal (journal_checkpoint_ts (ctx->journal), checkpoint_ts);
     s_all_found (ctx, appended); //  the frozen ones from the store now
+    //  A probe after the thaw names the ingested ids' timestamps, and no other.
+    uint64_t *late = calloc (appended + 1, sizeof (*late));
+    assert_non_null (late);
+    s_probe (ctx, appended, late);
+    for (uint64_t lo = 1; lo <= appended + 1; lo++) {
+        assert_true (lo <= FROZEN ? late[lo - 1] == frozen_ts[lo - 1] : late[lo - 1] == 0);
+    }
+    s_all_found_probed (ctx, appended, late);
+    free (frozen_ts);
+    free (early);
+    free (late);
     journal_recent (ctx->journal, &count);
     assert_int_equal (count, appended - FROZEN);
     checkpoint_destroy (&checkpoint);
