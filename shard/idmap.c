@@ -2,9 +2,20 @@
 
     The hash of an id mixes both halves with a multiply-xorshift; client ids
     may be sequential (1, 2, 3...) or random UUIDs, and both must spread.
-    Growth doubles the table and reinserts: O(n) once per doubling, which
-    the account table pays rarely and the recent index never (it is sized
-    for a full checkpoint interval up front).
+    Growth doubles the table and reinserts: O(n) once per doubling.
+
+    A table starts at IDMAP_SLOTS_FIRST_MAX slots at most, whatever the
+    capacity hint, and grows as it fills. One sized for its capacity up
+    front spread a few live entries over megabytes, so that every lookup
+    missed the cache: the participant's records, sized for 327,681
+    entries, took 24 MB for the few thousand in flight, and profiled, those
+    lookups were the largest cost of a cross-shard transfer. Growth up to
+    the hint allocates nothing: two buffers of the hinted size are reserved
+    at idmap_new (calloc: pages never touched cost no memory), and the table
+    moves from one to the other as it doubles, so that a put within the
+    hint never fails (the two-phase tables rely on it, as they did on a
+    table allocated whole). Beyond the hint a put allocates as before. A
+    table never shrinks.
 
     INVARIANTS
     1. The table size is a power of two and at most half full, so a probe
@@ -12,14 +23,20 @@
     2. An id of zero is never stored: zero marks an empty slot.
     3. Removal shifts the later entries of the probe run back into the hole
        (backward shift), so no lookup stops early at a removed id's slot.
+    4. Within the hint, slots is a prefix of buffers[current], the other
+       buffer is free, and nothing is allocated after idmap_new.
 
-    LIMITS: the table doubles when half full; a put that cannot grow it
-    returns -1 and leaves the map unchanged.
+    LIMITS: the table doubles when half full; a put beyond the hint that
+    cannot grow it returns -1 and leaves the map unchanged. Memory: two
+    reserved buffers of twice the hint's slots (virtual; resident as used).
 */
 #include "idmap.h"
 
 #include <assert.h>
 #include <stdlib.h>
+#include <string.h>
+
+#define IDMAP_SLOTS_FIRST_MAX (1u << 14) //  the first table: 384 KB at most
 
 typedef struct {
     rl_id_t id;
@@ -28,8 +45,11 @@ typedef struct {
 
 struct idmap_t {
     s_slot_t *slots;
-    size_t mask; //  slot count - 1; slot count is a power of two
-    size_t size; //  occupied slots
+    size_t mask;           //  slot count - 1; slot count is a power of two
+    size_t size;           //  occupied slots
+    s_slot_t *buffers[2];  //  reserved for growth up to the hint (invariant 4), or NULL
+    size_t reserved_slots; //  slots in each buffer; 0: none reserved (any more)
+    int current;           //  the buffer slots lies in
 };
 
 static inline size_t
@@ -60,6 +80,21 @@ idmap_new (size_t capacity_hint)
         return NULL;
     }
     size_t slots = s_slots_for (capacity_hint);
+    if (slots > IDMAP_SLOTS_FIRST_MAX) {
+        //  Grows as it fills, within two reserved buffers (see above).
+        self->buffers[0] = calloc (slots, sizeof (s_slot_t));
+        self->buffers[1] = calloc (slots, sizeof (s_slot_t));
+        if (!self->buffers[0] || !self->buffers[1]) {
+            free (self->buffers[0]);
+            free (self->buffers[1]);
+            free (self);
+            return NULL;
+        }
+        self->reserved_slots = slots;
+        self->slots = self->buffers[0];
+        self->mask = IDMAP_SLOTS_FIRST_MAX - 1;
+        return self;
+    }
     self->slots = calloc (slots, sizeof (s_slot_t));
     if (!self->slots) {
         free (self);
@@ -73,9 +108,15 @@ void
 idmap_destroy (idmap_t **self_p)
 {
     assert (self_p);
-    if (*self_p) {
-        free ((*self_p)->slots);
-        free (*self_p);
+    idmap_t *self = *self_p;
+    if (self) {
+        if (self->reserved_slots > 0) {
+            free (self->buffers[0]);
+            free (self->buffers[1]);
+        } else {
+            free (self->slots);
+        }
+        free (self);
         *self_p = NULL;
     }
 }
@@ -97,18 +138,37 @@ static int
 s_grow (idmap_t *self)
 {
     size_t slots_new = (self->mask + 1) * 2;
-    s_slot_t *table = calloc (slots_new, sizeof (s_slot_t));
-    if (!table) {
-        return -1;
+    bool reserved = slots_new <= self->reserved_slots;
+    s_slot_t *table = NULL;
+    if (reserved) {
+        //  Invariant 4: the other buffer, emptied (it held an earlier, smaller table).
+        table = self->buffers[1 - self->current];
+        memset (table, 0, slots_new * sizeof (s_slot_t));
+    } else {
+        table = calloc (slots_new, sizeof (s_slot_t));
+        if (!table) {
+            return -1;
+        }
     }
     for (size_t i = 0; i <= self->mask; i++) {
         if (!rl_id_is_zero (self->slots[i].id)) {
             *s_find (table, slots_new - 1, self->slots[i].id) = self->slots[i];
         }
     }
-    free (self->slots);
+    if (reserved) {
+        self->current = 1 - self->current;
+    } else if (self->reserved_slots > 0) {
+        //  Past the hint: the reserve goes, the table lives on the heap from now on.
+        free (self->buffers[0]);
+        free (self->buffers[1]);
+        self->buffers[0] = self->buffers[1] = NULL;
+        self->reserved_slots = 0;
+    } else {
+        free (self->slots);
+    }
     self->slots = table;
     self->mask = slots_new - 1;
+    assert (self->reserved_slots == 0 || self->slots == self->buffers[self->current]);
     return 0;
 }
 

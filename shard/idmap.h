@@ -1,11 +1,12 @@
 /*  idmap.h: an open-addressing hash map from a 128-bit id to a u64.
 
-    Used for the shard's account table (id -> slot) and its index of recent
-    transfers (id -> slot in the recent log). Linear probing over a
-    power-of-two table kept at most half full; no deletion except clearing
-    the whole map (the recent index is cleared at every checkpoint, accounts
-    are never deleted). Ids of zero are not stored (they are invalid on the
-    wire), so zero marks an empty slot.
+    Used for the shard's account table (id -> slot), its index of recent
+    transfers (id -> slot in the recent log) and the two-phase tables.
+    Linear probing over a power-of-two table kept at most half full, which
+    starts small and doubles as it fills (within memory reserved for the
+    capacity hint: idmap.c); removal by backward shift, and clearing of the
+    whole map. Ids of zero are not stored (they are invalid on the wire),
+    so zero marks an empty slot.
 */
 #ifndef RL_IDMAP_H
 #define RL_IDMAP_H

@@ -58,13 +58,14 @@ test_put_get_grow_clear (void **state)
     free (ids);
 }
 
-//  Removal keeps every other key reachable (backward shift), under churn.
+//  Removal keeps every other key reachable (backward shift), under churn,
+//  in a map that starts small and in one with a large hint (which starts at
+//  IDMAP_SLOTS_FIRST_MAX slots and grows as it fills).
 static void
-test_remove_churn (void **state)
+s_remove_churn (size_t hint)
 {
-    (void) state;
     enum { N = 20000, ROUNDS = 20 };
-    idmap_t *map = idmap_new (64);
+    idmap_t *map = idmap_new (hint);
     rl_id_t *ids = calloc (N, sizeof (*ids));
     bool *live = calloc (N, sizeof (*live));
     s_rng = 12345;
@@ -100,6 +101,14 @@ test_remove_churn (void **state)
     idmap_destroy (&map);
     free (ids);
     free (live);
+}
+
+static void
+test_remove_churn (void **state)
+{
+    (void) state;
+    s_remove_churn (64);
+    s_remove_churn (327681); //  the participant's records table
 }
 
 int
