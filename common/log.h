@@ -101,6 +101,12 @@ size_t rl_log_escape (const char *text, size_t text_size, char *out, size_t out_
         RL_LOG_SITE_ (NULL, false);                                                                \
         rl_log_at (&rl_log_site_here_, level, __VA_ARGS__);                                        \
     } while (0)
+//  A line with a named event, not rate-limited (a budget of the caller's own).
+#define rl_log_named(level, event, ...)                                                            \
+    do {                                                                                           \
+        RL_LOG_SITE_ (event, false);                                                               \
+        rl_log_at (&rl_log_site_here_, level, __VA_ARGS__);                                        \
+    } while (0)
 //  A line with a named event; warnings and errors rate-limited.
 #define rl_log_event(level, event, ...)                                                            \
     do {                                                                                           \

@@ -73,7 +73,7 @@ router_log_client_error (router_t *self, const char *format, ...)
     va_end (args);
     //  Not rl_warn: these lines have this budget of their own rather than
     //  one line per call site.
-    rl_log (RL_LOG_WARN, "%s", line);
+    rl_log_named (RL_LOG_WARN, "client_error", "%s", line);
 }
 
 //  Replies ---------------------------------------------------------------------

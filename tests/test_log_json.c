@@ -12,8 +12,9 @@
        event and message; no byte outside printable ASCII;
     2. the shard's refusal line carries the request's id and the hostile
        name escaped ("\x1b", not the byte), and the stop line its event;
-    3. the router's refusal line carries the client's request id, and the
-       router's start and stop lines their events;
+    3. the router's refusal line carries the client's request id and the
+       event client_error, and the router's start and stop lines their
+       events;
     4. the hostile requests were refused and changed nothing.
 */
 #include <inttypes.h>
@@ -112,6 +113,7 @@ typedef struct {
     bool hostile_escaped; //  a message held the escaped hostile name
     bool start_seen;      //  event "start"
     bool stop_seen;       //  event "stop"
+    bool client_error;    //  event "client_error" with the request id looked for
 } s_seen_t;
 
 //  Checks every line of the log at path (property 1) and what it saw.
@@ -163,6 +165,7 @@ s_check_log (harness_t *h, const char *log_name, const char *process, const char
             double id = cJSON_GetNumberValue (request);
             if (id >= (double) request_first && id <= (double) request_last) {
                 seen.request_lines++;
+                seen.client_error |= strcmp (event, "client_error") == 0;
             }
         }
         seen.hostile_escaped |= strstr (message, HOSTILE_ESCAPED) != NULL;
@@ -228,6 +231,7 @@ test_log_json (void **state)
     assert_true (seen.stop_seen);
     seen = s_check_log (h, "r1", "router", "r1", ROUTER_REQUEST_ID, ROUTER_REQUEST_ID);
     assert_int_equal (seen.request_lines, 1);
+    assert_true (seen.client_error);
     assert_true (seen.start_seen && seen.stop_seen);
     harness_destroy (&h);
 }
