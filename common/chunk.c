@@ -61,12 +61,14 @@ chunk_encode_header (const chunk_t *chunk, uint8_t *out)
 {
     assert (chunk && out);
     assert (chunk->entry_count <= RL_MIGRATE_ENTRIES_MAX);
+    assert ((chunk->flags & ~RL_CHUNK_FINAL) == 0);
     memset (out, 0, RL_MIGRATE_CHUNK_HEADER);
     codec_put_u32 (out, RL_CHUNK_MAGIC);
     codec_put_u32 (out + 4, RL_CHUNK_VERSION);
     codec_put_u64 (out + 8, chunk->migration_id);
     codec_put_u64 (out + 16, chunk->seq);
     codec_put_u32 (out + 24, chunk->entry_count);
+    codec_put_u32 (out + 28, chunk->flags);
     chunk_put_cursor (out + 32, &chunk->from);
     chunk_put_cursor (out + 96, &chunk->to);
 }
@@ -139,7 +141,7 @@ chunk_decode (const uint8_t *in, size_t size, chunk_t *chunk)
     }
     uint32_t count = codec_get_u32 (in + 24);
     if (codec_get_u32 (in) != RL_CHUNK_MAGIC || codec_get_u32 (in + 4) != RL_CHUNK_VERSION
-        || codec_get_u32 (in + 28) != 0 || codec_get_u64 (in + 160) != 0) {
+        || (codec_get_u32 (in + 28) & ~RL_CHUNK_FINAL) != 0 || codec_get_u64 (in + 160) != 0) {
         return RL_STATUS_MALFORMED;
     }
     if (count > RL_MIGRATE_ENTRIES_MAX) {
@@ -165,6 +167,7 @@ chunk_decode (const uint8_t *in, size_t size, chunk_t *chunk)
     chunk->migration_id = migration_id;
     chunk->seq = seq;
     chunk->entry_count = count;
+    chunk->flags = codec_get_u32 (in + 28);
     chunk->from = from;
     chunk->to = to;
     chunk->entries = in + RL_MIGRATE_CHUNK_HEADER;

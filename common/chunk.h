@@ -11,7 +11,8 @@
             8   u64  migration_id (never 0)
             16  u64  seq (1, 2, ...: the target imports them in order)
             24  u32  entry_count (0..RL_MIGRATE_ENTRIES_MAX)
-            28  u32  reserved (0)
+            28  u32  flags: RL_CHUNK_FINAL (bit 0) on the last chunk of the final
+                     round (the source frozen and drained); other bits 0
             32  cursor from (64 bytes: the cursor layout of the migrate record)
             96  cursor to
             160 u64  reserved (0)
@@ -40,6 +41,8 @@
 #define RL_CHUNK_MAGIC   0x434d4c52u //  bytes "RLMC" read as a little-endian u32
 #define RL_CHUNK_VERSION 1
 
+#define RL_CHUNK_FINAL 1u //  flags: the last chunk of the final round
+
 #define RL_CHUNK_TRANSFER 1
 #define RL_CHUNK_ACCOUNT  2
 
@@ -47,6 +50,7 @@ typedef struct {
     uint64_t migration_id;
     uint64_t seq;
     uint32_t entry_count;
+    uint32_t flags; //  RL_CHUNK_FINAL or 0
     rl_migrate_cursor_t from;
     rl_migrate_cursor_t to;
     const uint8_t *entries; //  into the decoded bytes: entry_count entries

@@ -203,7 +203,7 @@
     X (T, records, 168, U64)                                                                       \
     X (T, accounts, 176, U64)                                                                      \
     X (T, entries_max, 184, U32)                                                                   \
-    X (T, reserved, 188, U32)
+    X (T, param, 188, U32)
 
 //  R (name, type, wire size, fields): every record, nested ones first.
 #define S_RECORDS(R)                                                                               \
@@ -505,7 +505,7 @@ codec_op_is_known (uint32_t op)
     return (op >= RL_OP_CREATE_ACCOUNTS && op <= RL_OP_GET_RING) || op == RL_OP_PREPARE
            || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY || op == RL_OP_IN_DOUBT
            || op == RL_OP_AUDIT || op == RL_OP_RESOLVE || op == RL_OP_MIGRATE_BEGIN
-           || op == RL_OP_MIGRATE_EXPORT || op == RL_OP_MIGRATE_IMPORT;
+           || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_MIGRATE_COMMIT);
 }
 
 size_t
@@ -526,6 +526,10 @@ codec_request_record_size (uint32_t op)
             return RL_BLOB;
         case RL_OP_MIGRATE_BEGIN:
         case RL_OP_MIGRATE_EXPORT:
+        case RL_OP_MIGRATE_FREEZE:
+        case RL_OP_MIGRATE_DRAIN:
+        case RL_OP_MIGRATE_UNFREEZE:
+        case RL_OP_MIGRATE_COMMIT:
             return RL_MIGRATE_SIZE;
         case RL_OP_PREPARE:
             return RL_PREPARE_SIZE;
@@ -557,6 +561,10 @@ codec_reply_record_size (uint32_t op)
             return RL_BLOB;
         case RL_OP_MIGRATE_BEGIN:
         case RL_OP_MIGRATE_IMPORT:
+        case RL_OP_MIGRATE_FREEZE:
+        case RL_OP_MIGRATE_DRAIN:
+        case RL_OP_MIGRATE_UNFREEZE:
+        case RL_OP_MIGRATE_COMMIT:
             return RL_MIGRATE_SIZE;
         case RL_OP_PREPARE:
         case RL_OP_DECIDE:
@@ -691,6 +699,10 @@ codec_check_request (const uint8_t *frame, size_t size, rl_header_t *header)
         case RL_OP_GET_ACCOUNT_TRANSFERS:
         case RL_OP_MIGRATE_BEGIN:
         case RL_OP_MIGRATE_EXPORT:
+        case RL_OP_MIGRATE_FREEZE:
+        case RL_OP_MIGRATE_DRAIN:
+        case RL_OP_MIGRATE_UNFREEZE:
+        case RL_OP_MIGRATE_COMMIT:
             count_min = count_max = 1;
             break;
         case RL_OP_STATUS:
@@ -741,6 +753,10 @@ codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header)
         case RL_OP_STATUS:
         case RL_OP_MIGRATE_BEGIN:
         case RL_OP_MIGRATE_IMPORT:
+        case RL_OP_MIGRATE_FREEZE:
+        case RL_OP_MIGRATE_DRAIN:
+        case RL_OP_MIGRATE_UNFREEZE:
+        case RL_OP_MIGRATE_COMMIT:
             count_min = count_max = 1;
             break;
         case RL_OP_LOAD_RING:

@@ -25,6 +25,8 @@
         migrate_begin            migrate 192, 1       migrate 192, 1
         migrate_export           migrate 192, 1       chunk blob, count 1
         migrate_import           chunk blob, count 1  migrate 192, 1
+        migrate_freeze, _drain,
+        _unfreeze, _commit       migrate 192, 1       migrate 192, 1
 
     N is RL_BATCH_RECORDS_MAX. A blob body (load_ring request, get_ring
     reply, a migration chunk: common/chunk.h) is opaque to the codec: 1..RL_RING_BLOB_SIZE_MAX

@@ -74,6 +74,7 @@ rl_id_eq (rl_id_t a, rl_id_t b)
 //      migrate_begin           migrate[1]           -> migrate[1] (the state)
 //      migrate_export          migrate[1]           -> chunk blob (count 1)
 //      migrate_import          chunk blob (count 1) -> migrate[1] (the state)
+//      migrate_freeze, _drain, _unfreeze, _commit: migrate[1] -> migrate[1]
 // clang-format off
 #define RL_OP_TABLE(X)                                                                             \
     X (RL_OP_CREATE_ACCOUNTS, 1, "create_accounts")                                                \
@@ -93,7 +94,11 @@ rl_id_eq (rl_id_t a, rl_id_t b)
     X (RL_OP_RESOLVE, 34, "resolve")                                                               \
     X (RL_OP_MIGRATE_BEGIN, 48, "migrate_begin")                                                   \
     X (RL_OP_MIGRATE_EXPORT, 49, "migrate_export")                                                 \
-    X (RL_OP_MIGRATE_IMPORT, 50, "migrate_import")
+    X (RL_OP_MIGRATE_IMPORT, 50, "migrate_import")                                                 \
+    X (RL_OP_MIGRATE_FREEZE, 51, "migrate_freeze")                                                 \
+    X (RL_OP_MIGRATE_DRAIN, 52, "migrate_drain")                                                   \
+    X (RL_OP_MIGRATE_UNFREEZE, 53, "migrate_unfreeze")                                             \
+    X (RL_OP_MIGRATE_COMMIT, 54, "migrate_commit")
 // clang-format on
 
 #define RL_OP_ENUM_(id, value, name) id = value,
@@ -134,7 +139,11 @@ typedef enum {
     X (RL_OP_RESOLVE, RL_ROLE_ADMIN)                                                               \
     X (RL_OP_MIGRATE_BEGIN, RL_ROLE_ADMIN)                                                         \
     X (RL_OP_MIGRATE_EXPORT, RL_ROLE_ADMIN)                                                        \
-    X (RL_OP_MIGRATE_IMPORT, RL_ROLE_ADMIN)
+    X (RL_OP_MIGRATE_IMPORT, RL_ROLE_ADMIN)                                                        \
+    X (RL_OP_MIGRATE_FREEZE, RL_ROLE_ADMIN)                                                        \
+    X (RL_OP_MIGRATE_DRAIN, RL_ROLE_ADMIN)                                                         \
+    X (RL_OP_MIGRATE_UNFREEZE, RL_ROLE_ADMIN)                                                      \
+    X (RL_OP_MIGRATE_COMMIT, RL_ROLE_ADMIN)
 // clang-format on
 
 //  Message-level status, in the reply header --------------------------------
@@ -612,8 +621,11 @@ typedef struct {
 #define RL_MIGRATE_TARGET 2 //  role: the shard the arc goes to
 
 typedef enum {
-    RL_MIGRATE_NONE = 0,    //  no migration (a reply to a shard that holds none)
-    RL_MIGRATE_COPYING = 1, //  bulk copy and catch-up rounds
+    RL_MIGRATE_NONE = 0,        //  no migration (a reply to a shard that holds none)
+    RL_MIGRATE_COPYING = 1,     //  bulk copy and catch-up rounds
+    RL_MIGRATE_FROZEN = 2,      //  source: writes in the arc answer frozen; draining
+    RL_MIGRATE_SHIPPED = 3,     //  source: the final round is out; target: it is in
+    RL_MIGRATE_HANDED_OVER = 4, //  the target serves the arc; the source no longer does
 } rl_migrate_state_t;
 
 //  migrate_begin request and reply, migrate_export request, migrate_import
@@ -631,7 +643,8 @@ typedef struct {
     uint64_t records;           //  target: transfer records imported (all rounds)
     uint64_t accounts;          //  target: account snapshots imported (all rounds)
     uint32_t entries_max;       //  export: entries in the chunk, 1..RL_MIGRATE_ENTRIES_MAX
-    uint32_t reserved;          //  zero
+    uint32_t param;             //  freeze: freeze_max_ms; drain reply: two-phase entries
+                                //  touching the arc (0: drained); otherwise zero
 } rl_migrate_rec_t;
 
 typedef enum {

@@ -42,6 +42,11 @@
     3. A failed change (memory, bound) leaves the set as it was.
 
     LIMITS
+    A migration's freeze (arcs_freeze) adds one more arc that counts as
+    not received while it lasts, kept in memory only: the migration's
+    stored state says whether it is frozen, and re-freezes it at start
+    (shard/migrate.c).
+
     RL_SHARD_ARCS_UNRECEIVED_MAX spans; a change costs O(spans + arcs of
     the diff), a lookup O(log spans).
 */
@@ -77,6 +82,9 @@ struct arcs_t {
     char name[RL_SHARD_NAME_SIZE_MAX];
     uint64_t epoch;
     s_set_t set;
+    bool frozen; //  a migration froze (frozen_start, frozen_end]: in memory only
+    uint64_t frozen_start;
+    uint64_t frozen_end;
 };
 
 //  Spans ---------------------------------------------------------------------
@@ -416,7 +424,36 @@ bool
 arcs_received (const arcs_t *self, uint64_t point)
 {
     assert (self);
+    if (self->frozen) {
+        uint64_t a = self->frozen_start, b = self->frozen_end;
+        if (a < b ? (point > a && point <= b) : (point > a || point <= b)) {
+            return false; //  its data is leaving: nothing may be decided here
+        }
+    }
     return !s_set_contains (&self->set, point);
+}
+
+void
+arcs_freeze (arcs_t *self, uint64_t start, uint64_t end)
+{
+    assert (self && start != end);
+    self->frozen = true;
+    self->frozen_start = start;
+    self->frozen_end = end;
+}
+
+void
+arcs_thaw (arcs_t *self)
+{
+    assert (self);
+    self->frozen = false;
+}
+
+bool
+arcs_waiting (const arcs_t *self)
+{
+    assert (self);
+    return self->frozen || self->set.count > 0;
 }
 
 bool

@@ -54,6 +54,14 @@ int arcs_mark_received (arcs_t *self, uint64_t start, uint64_t end);
 bool arcs_received (const arcs_t *self, uint64_t point);
 bool arcs_received_id (const arcs_t *self, rl_id_t account_id);
 
+//  A migration freezes the arc (start, end] it moves away (start != end):
+//  until arcs_thaw, its points count as not received, so that every write
+//  there is answered `frozen` (docs/rebalance.md). One arc at a time.
+void arcs_freeze (arcs_t *self, uint64_t start, uint64_t end);
+void arcs_thaw (arcs_t *self);
+//  Is any point not received (an arc not received, or a frozen one)?
+bool arcs_waiting (const arcs_t *self);
+
 //  Arcs not received yet (maximal runs of hash space; one across the wrap
 //  counts once), for status.
 uint64_t arcs_unreceived_count (const arcs_t *self);

@@ -210,7 +210,7 @@ ledger_frozen (const ledger_t *self, rl_id_t account_id)
 {
     assert (self);
     //  Almost always nothing waits for data: no hashing then.
-    return self->arcs && arcs_unreceived_count (self->arcs) > 0 && ledger_owns (self, account_id)
+    return self->arcs && arcs_waiting (self->arcs) && ledger_owns (self, account_id)
            && !arcs_received_id (self->arcs, account_id);
 }
 
@@ -517,6 +517,17 @@ ledger_lookup_accounts (ledger_t *self, const rl_id_t *ids, size_t count, rl_acc
             out[i].id = ids[i];
         }
     }
+}
+
+int
+ledger_install_account (ledger_t *self, const rl_account_t *account)
+{
+    assert (self && account);
+    if (account->timestamp == 0 || accounts_get (self->accounts, account->id)
+        || account->debits_reserved != 0 || account->credits_reserved != 0) {
+        return -1;
+    }
+    return accounts_insert (self->accounts, account);
 }
 
 int

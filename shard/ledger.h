@@ -104,6 +104,11 @@ void ledger_set_tp_timeouts (ledger_t *self, uint64_t prepare_ms, uint64_t query
                              uint64_t retry_min_ms, uint64_t retry_max_ms);
 //  Not found: the record is zero but for its id (timestamp 0).
 void ledger_lookup_accounts (ledger_t *self, const rl_id_t *ids, size_t count, rl_account_t *out);
+//  A migration's handover: the account, with the balances its previous
+//  owner had (nothing reserved), becomes one of this shard's, into the
+//  batch. 0; -1 when it is held here already, has no timestamp or holds
+//  reserved amounts, or the table is full (nothing changed).
+int ledger_install_account (ledger_t *self, const rl_account_t *account);
 //  0, or -1 on a storage error.
 int ledger_lookup_transfers (ledger_t *self, const rl_id_t *ids, size_t count, rl_transfer_t *out);
 //  RL_STATUS_OK, RL_STATUS_BAD_FILTER or RL_STATUS_STORAGE_ERROR. `out` has

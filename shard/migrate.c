@@ -1,6 +1,6 @@
-/*  migrate.c: the copy of one arc between two shards, driven by the tool
-    (docs/rebalance.md has the whole state machine; this is its first
-    part, the copy and its catch-up rounds).
+/*  migrate.c: the move of one arc between two shards, driven by the tool
+    (docs/rebalance.md has the whole state machine): the copy and its
+    catch-up rounds, the freeze, the drain, the final round, the handover.
 
     WHY
     Moving an arc must not stop the shard that serves it. So the source
@@ -26,6 +26,26 @@
                       cursor and counts go into one batch. A chunk already
                       imported (seq <= chunks) is answered with the state
                       and changes nothing.
+      migrate_freeze  (source) COPYING -> FROZEN: the arc counts as not
+                      received (arcs_freeze), so writes there answer
+                      frozen; param: the freeze's time limit. Past it, the
+                      tick unfreezes (COPYING) unless the final round is out.
+      migrate_drain   (source) param: the two-phase entries touching the
+                      arc (0: drained).
+      migrate_unfreeze (source) FROZEN -> COPYING; refused once SHIPPED.
+      migrate_commit  (target) SHIPPED, serving a ring that gives it the
+                      arc not received -> the staged accounts installed,
+                      the arc received, HANDED_OVER, one batch. (source)
+                      SHIPPED, serving a ring that no longer gives it the
+                      arc -> HANDED_OVER, the freeze ends.
+
+    STATES (the stored record; docs/rebalance.md, "The state machine")
+      source  NONE -> COPYING <-> FROZEN -> SHIPPED -> HANDED_OVER
+      target  NONE -> COPYING -> SHIPPED (final chunk in) -> HANDED_OVER
+      A HANDED_OVER migration may be replaced by a new migrate_begin.
+      A round that begins FROZEN and drained is the final one: when it
+      ends the source is SHIPPED and the chunk that ends it carries
+      RL_CHUNK_FINAL (and so does any round's last chunk in SHIPPED).
 
     WHAT MOVES (the export's scan; each round runs the phases in order)
       1. the source's own transfer records (the `transfers` family, every
@@ -49,6 +69,12 @@
     3. A shard takes part in at most one migration at a time (so a source
        imports nothing while it exports: its imported keys do not move
        under the cursor of phase 2).
+    4. The source accepts no write in the arc from FROZEN on while the
+       ring gives it the arc, and never leaves SHIPPED but by losing the
+       arc; the target serves the arc only after the commit, which needs
+       the final chunk. So two shards never accept writes for one account.
+    5. A stored FROZEN or SHIPPED source is frozen again at start, before
+       anything is served (migrate_start).
 
     LIMITS
     RL_MIGRATE_ENTRIES_MAX entries a chunk; RL_MIGRATE_SCAN_RECORDS_MAX
@@ -75,6 +101,8 @@ migrate_origin (const char *shard_name)
     uint64_t h = XXH3_64bits (shard_name, strlen (shard_name));
     return h ? h : 1;
 }
+
+static int s_inflight (server_t *self, const rl_migrate_rec_t *state);
 
 //  State -----------------------------------------------------------------------
 
@@ -168,7 +196,8 @@ s_begin (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *
     if (s_state (self, &state) != 0) {
         return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
     }
-    if (state->state != RL_MIGRATE_NONE) {
+    if (state->state != RL_MIGRATE_NONE
+        && !(state->state == RL_MIGRATE_HANDED_OVER && !s_same_migration (state, &req))) {
         if (!s_same_migration (state, &req)) {
             return s_refuse (self, envelope, h, "another migration is stored");
         }
@@ -354,9 +383,18 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
     if (s_state (self, &state) != 0) {
         return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
     }
-    if (state->state != RL_MIGRATE_COPYING || state->role != RL_MIGRATE_SOURCE
-        || state->migration_id != req.migration_id) {
+    if (state->state < RL_MIGRATE_COPYING || state->state > RL_MIGRATE_SHIPPED
+        || state->role != RL_MIGRATE_SOURCE || state->migration_id != req.migration_id) {
         return s_refuse (self, envelope, h, "no such migration with this shard as its source");
+    }
+    //  A round that begins frozen and drained is the final one: nothing in
+    //  the arc can change any more, so it carries everything.
+    if (req.cursor.phase == RL_MIGRATE_PHASE_DONE && state->state == RL_MIGRATE_FROZEN) {
+        int inflight = s_inflight (self, state);
+        if (inflight < 0) {
+            return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
+        }
+        self->migration_final = inflight == 0 ? req.cursor.round + 2 : 0;
     }
     size_t size = chunk_size (req.entries_max);
     uint8_t *buffer = malloc (size);
@@ -398,6 +436,16 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
                      .entry_count = x.count,
                      .from = req.cursor,
                      .to = c};
+    bool round_done = c.phase == RL_MIGRATE_PHASE_DONE;
+    if (round_done && state->state == RL_MIGRATE_FROZEN && self->migration_final == c.round + 1) {
+        state->state = RL_MIGRATE_SHIPPED; //  never unfreezes by itself from here
+        s_state_put (self);
+        rl_info ("migration %" PRIu64 ": the final round is out (%" PRIu64 " chunks)",
+                 state->migration_id, chunk.seq);
+    }
+    if (round_done && state->state == RL_MIGRATE_SHIPPED) {
+        chunk.flags = RL_CHUNK_FINAL; //  again when resent: nothing changes once shipped
+    }
     chunk_encode_header (&chunk, buffer);
     size_t chunk_bytes = chunk_size (x.count);
     uint8_t *out = NULL;
@@ -427,12 +475,15 @@ s_import (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
     if (s_state (self, &state) != 0) {
         return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
     }
-    if (state->state != RL_MIGRATE_COPYING || state->role != RL_MIGRATE_TARGET
+    if (state->state < RL_MIGRATE_COPYING || state->role != RL_MIGRATE_TARGET
         || state->migration_id != chunk.migration_id) {
         return s_refuse (self, envelope, h, "no such migration with this shard as its target");
     }
     if (chunk.seq <= state->chunks) {
         return s_reply_state (self, envelope, h); //  imported already: nothing changes
+    }
+    if (state->state != RL_MIGRATE_COPYING) {
+        return s_refuse (self, envelope, h, "a chunk after the final one");
     }
     if (chunk.seq != state->chunks + 1 || !chunk_cursor_eq (&chunk.from, &state->cursor)) {
         return s_refuse (self, envelope, h, "a chunk out of order");
@@ -454,6 +505,9 @@ s_import (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
     }
     state->cursor = chunk.to;
     state->chunks = chunk.seq;
+    if ((chunk.flags & RL_CHUNK_FINAL) && chunk.to.phase == RL_MIGRATE_PHASE_DONE) {
+        state->state = RL_MIGRATE_SHIPPED; //  everything is here: the handover may come
+    }
     state->records += records;
     state->accounts += accounts;
     s_state_put (self);
@@ -461,6 +515,271 @@ s_import (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
         ledger_set_imported (self->ledger);
     }
     return s_reply_state (self, envelope, h);
+}
+
+//  Freeze, drain, handover --------------------------------------------------------
+
+#define S_FREEZE_MS_DEFAULT 1000   //  --freeze-max-ms of the tool
+#define S_FREEZE_MS_MAX     600000 //  a freeze longer than this is refused
+
+//  Two-phase entries that touch the arc: live attempts and decisions not
+//  yet acknowledged whose debit account is in it (coordinator), prepared
+//  and heuristic records whose credit account is (participant). -1 when
+//  memory ran out.
+static int
+s_inflight (server_t *self, const rl_migrate_rec_t *state)
+{
+    rl_in_doubt_rec_t *list = malloc (RL_IN_DOUBT_RECORDS_MAX * sizeof (rl_in_doubt_rec_t));
+    if (!list) {
+        return -1;
+    }
+    size_t count = ledger_in_doubt (self->ledger, list, RL_IN_DOUBT_RECORDS_MAX);
+    int touching = 0;
+    for (size_t i = 0; i < count; i++) {
+        const rl_transfer_t *t = &list[i].prepare.transfer;
+        bool coordinator = list[i].prepare.reserved[1] == RL_ROLE_COORDINATOR;
+        rl_id_t id = coordinator ? t->debit_account_id : t->credit_account_id;
+        touching += imported_in_arc (state->arc_start, state->arc_end, id);
+    }
+    free (list);
+    if (count == RL_IN_DOUBT_RECORDS_MAX && touching == 0) {
+        touching = 1; //  a full listing may hide one: not drained
+    }
+    return touching;
+}
+
+static void
+s_freeze (server_t *self, rl_migrate_rec_t *state)
+{
+    arcs_t *arcs = ledger_arcs (self->ledger);
+    if (arcs) {
+        arcs_freeze (arcs, state->arc_start, state->arc_end);
+    }
+    self->migration_frozen_ms = (uint64_t) zclock_mono ();
+    self->migration_final = 0;
+}
+
+static void
+s_thaw (server_t *self)
+{
+    arcs_t *arcs = ledger_arcs (self->ledger);
+    if (arcs) {
+        arcs_thaw (arcs);
+    }
+    self->migration_final = 0;
+}
+
+//  The stored migration, when it matches the request's id and this role.
+static rl_migrate_rec_t *
+s_mine (server_t *self, const rl_migrate_rec_t *req, uint32_t role)
+{
+    rl_migrate_rec_t *state = NULL;
+    if (s_state (self, &state) != 0 || state->state == RL_MIGRATE_NONE
+        || state->migration_id != req->migration_id || state->role != role) {
+        return NULL;
+    }
+    return state;
+}
+
+static zmsg_t *
+s_freeze_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_migrate_rec_t *req)
+{
+    rl_migrate_rec_t *state = s_mine (self, req, RL_MIGRATE_SOURCE);
+    if (req->param > S_FREEZE_MS_MAX) {
+        return server_reply_new (self, envelope, h, RL_STATUS_MALFORMED, 0, 0, NULL);
+    }
+    if (!state || state->state < RL_MIGRATE_COPYING || state->state > RL_MIGRATE_SHIPPED) {
+        return s_refuse (self, envelope, h, "no such migration to freeze on this source");
+    }
+    if (state->state == RL_MIGRATE_COPYING) {
+        state->state = RL_MIGRATE_FROZEN;
+        state->param = req->param ? req->param : S_FREEZE_MS_DEFAULT;
+        s_state_put (self);
+        s_freeze (self, state);
+        rl_info ("migration %" PRIu64 ": arc frozen (at most %" PRIu32 " ms before it ships)",
+                 state->migration_id, state->param);
+    }
+    return s_reply_state (self, envelope, h);
+}
+
+static zmsg_t *
+s_drain_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_migrate_rec_t *req)
+{
+    rl_migrate_rec_t *state = s_mine (self, req, RL_MIGRATE_SOURCE);
+    if (!state || state->state < RL_MIGRATE_COPYING || state->state > RL_MIGRATE_SHIPPED) {
+        return s_refuse (self, envelope, h, "no such migration on this source");
+    }
+    int inflight = s_inflight (self, state);
+    if (inflight < 0) {
+        return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
+    }
+    rl_migrate_rec_t answer = *state;
+    answer.param = (uint32_t) inflight;
+    uint8_t *out = NULL;
+    zmsg_t *reply = server_reply_new (self, envelope, h, RL_STATUS_OK, 1, RL_MIGRATE_SIZE, &out);
+    if (reply) {
+        codec_encode_migrate (&answer, out);
+    }
+    return reply;
+}
+
+static zmsg_t *
+s_unfreeze_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_migrate_rec_t *req)
+{
+    rl_migrate_rec_t *state = s_mine (self, req, RL_MIGRATE_SOURCE);
+    if (!state || state->state < RL_MIGRATE_COPYING || state->state > RL_MIGRATE_FROZEN) {
+        return s_refuse (self, envelope, h, "nothing to unfreeze (or the final round is out)");
+    }
+    if (state->state == RL_MIGRATE_FROZEN) {
+        state->state = RL_MIGRATE_COPYING;
+        state->param = 0;
+        s_state_put (self);
+        s_thaw (self);
+        rl_info ("migration %" PRIu64 ": arc unfrozen", state->migration_id);
+    }
+    return s_reply_state (self, envelope, h);
+}
+
+//  The target's handover: it serves the step's ring (loaded before), which
+//  gives it the arc, not received yet; in one batch the staged accounts
+//  become live, the arc becomes received, the state HANDED_OVER.
+static zmsg_t *
+s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migrate_rec_t *state)
+{
+    arcs_t *arcs = ledger_arcs (self->ledger);
+    int me = ring_shard_find (self->ring, self->options->name);
+    if (state->state != RL_MIGRATE_SHIPPED || me < 0
+        || ring_lookup (self->ring, state->arc_end) != me || !arcs
+        || arcs_received (arcs, state->arc_end)) {
+        return s_refuse (self, envelope, h,
+                         "commit needs the final chunk and the step's ring giving the arc here");
+    }
+    store_iter_t *it = store_iter_new (self->store, STORE_CF_IMPORTED);
+    if (!it) {
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    }
+    //  First every check, then every change: a refusal changes nothing.
+    uint8_t prefix = IMPORTED_ACCOUNT;
+    size_t installs = 0;
+    int rc = 0;
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        for (store_iter_seek (it, &prefix, 1); store_iter_valid (it); store_iter_next (it)) {
+            size_t key_size = 0, value_size = 0;
+            const uint8_t *key = store_iter_key (it, &key_size);
+            const uint8_t *value = store_iter_value (it, &value_size);
+            if (key[0] != IMPORTED_ACCOUNT) {
+                break;
+            }
+            if (key_size != 1 + RL_ID_SIZE || value_size != RL_ACCOUNT_SIZE) {
+                rc = -1;
+                break;
+            }
+            rl_account_t a, here;
+            codec_decode_account (value, &a);
+            if (!imported_in_arc (state->arc_start, state->arc_end, a.id)) {
+                continue;
+            }
+            ledger_lookup_accounts (self->ledger, &a.id, 1, &here);
+            if (pass == 0) {
+                if (here.timestamp != 0 || a.debits_reserved || a.credits_reserved) {
+                    rc = -2; //  held here already, or something still in escrow
+                    break;
+                }
+                continue;
+            }
+            if (ledger_install_account (self->ledger, &a) != 0) {
+                rc = -1;
+                break;
+            }
+            store_batch_delete (self->store, STORE_CF_IMPORTED, key, key_size);
+            installs++;
+        }
+    }
+    store_iter_destroy (&it);
+    if (rc == -2) {
+        return s_refuse (self, envelope, h, "an account of the arc is held here or in escrow");
+    }
+    if (rc != 0 || arcs_mark_received (arcs, state->arc_start, state->arc_end) != 0) {
+        rl_error ("migration %" PRIu64 ": the handover failed (storage or memory)",
+                  state->migration_id);
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    }
+    state->state = RL_MIGRATE_HANDED_OVER;
+    s_state_put (self);
+    rl_info ("migration %" PRIu64 ": handed over at epoch %" PRIu64 ", %zu accounts installed",
+             state->migration_id, ring_epoch (self->ring), installs);
+    return s_reply_state (self, envelope, h);
+}
+
+//  The source's handover: it serves the step's ring, which no longer gives
+//  it the arc (it answers wrong_shard there); the freeze ends.
+static zmsg_t *
+s_commit_source (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migrate_rec_t *state)
+{
+    int me = ring_shard_find (self->ring, self->options->name);
+    if (state->state != RL_MIGRATE_SHIPPED
+        || (me >= 0 && ring_lookup (self->ring, state->arc_end) == me)) {
+        return s_refuse (self, envelope, h,
+                         "commit needs the final round out and the step's ring loaded");
+    }
+    state->state = RL_MIGRATE_HANDED_OVER;
+    s_state_put (self);
+    s_thaw (self);
+    rl_info ("migration %" PRIu64 ": the arc left at epoch %" PRIu64, state->migration_id,
+             ring_epoch (self->ring));
+    return s_reply_state (self, envelope, h);
+}
+
+static zmsg_t *
+s_commit_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_migrate_rec_t *req)
+{
+    rl_migrate_rec_t *state = s_mine (self, req, req->role);
+    if (!state || (req->role != RL_MIGRATE_SOURCE && req->role != RL_MIGRATE_TARGET)) {
+        return s_refuse (self, envelope, h, "no such migration in that role here");
+    }
+    if (state->state == RL_MIGRATE_HANDED_OVER) {
+        return s_reply_state (self, envelope, h); //  done already
+    }
+    return req->role == RL_MIGRATE_TARGET ? s_commit_target (self, envelope, h, state)
+                                          : s_commit_source (self, envelope, h, state);
+}
+
+int
+migrate_start (server_t *self)
+{
+    rl_migrate_rec_t *state = NULL;
+    if (s_state (self, &state) != 0) {
+        rl_error ("migration: the stored state does not read");
+        return -1;
+    }
+    if (state->role == RL_MIGRATE_SOURCE
+        && (state->state == RL_MIGRATE_FROZEN || state->state == RL_MIGRATE_SHIPPED)) {
+        s_freeze (self, state); //  a write must not slip in after the last chunk
+        rl_info ("migration %" PRIu64 ": the arc is frozen again (%s)", state->migration_id,
+                 state->state == RL_MIGRATE_SHIPPED ? "shipped" : "draining");
+    }
+    return 0;
+}
+
+void
+migrate_tick (server_t *self)
+{
+    rl_migrate_rec_t *state = &self->migration;
+    if (!self->migration_loaded || state->role != RL_MIGRATE_SOURCE
+        || state->state != RL_MIGRATE_FROZEN) {
+        return;
+    }
+    if ((uint64_t) zclock_mono () - self->migration_frozen_ms <= state->param) {
+        return;
+    }
+    //  The drain took too long (a coordinator down, say): the arc serves
+    //  again, and the tool tries later. Never from SHIPPED.
+    state->state = RL_MIGRATE_COPYING;
+    state->param = 0;
+    s_state_put (self);
+    s_thaw (self);
+    rl_warn ("migration %" PRIu64 ": not shipped within its freeze_max_ms: unfrozen",
+             state->migration_id);
 }
 
 zmsg_t *
@@ -473,6 +792,23 @@ migrate_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, const ui
             return s_begin (self, envelope, h, body);
         case RL_OP_MIGRATE_EXPORT:
             return s_export (self, envelope, h, body);
+        case RL_OP_MIGRATE_FREEZE:
+        case RL_OP_MIGRATE_DRAIN:
+        case RL_OP_MIGRATE_UNFREEZE:
+        case RL_OP_MIGRATE_COMMIT: {
+            rl_migrate_rec_t req;
+            codec_decode_migrate (body, &req);
+            if (h->operation == RL_OP_MIGRATE_FREEZE) {
+                return s_freeze_op (self, envelope, h, &req);
+            }
+            if (h->operation == RL_OP_MIGRATE_DRAIN) {
+                return s_drain_op (self, envelope, h, &req);
+            }
+            if (h->operation == RL_OP_MIGRATE_UNFREEZE) {
+                return s_unfreeze_op (self, envelope, h, &req);
+            }
+            return s_commit_op (self, envelope, h, &req);
+        }
         default:
             assert (h->operation == RL_OP_MIGRATE_IMPORT);
             return s_import (self, envelope, h, body, body_size);

@@ -519,6 +519,10 @@ s_handle (server_t *self, zmsg_t *msg)
             case RL_OP_MIGRATE_BEGIN:
             case RL_OP_MIGRATE_EXPORT:
             case RL_OP_MIGRATE_IMPORT:
+            case RL_OP_MIGRATE_FREEZE:
+            case RL_OP_MIGRATE_DRAIN:
+            case RL_OP_MIGRATE_UNFREEZE:
+            case RL_OP_MIGRATE_COMMIT:
                 reply = migrate_handle (self, msg, &h, body, body_size);
                 break;
             default:
@@ -844,6 +848,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
         return 0; //  FAILED: no resends, no queries, no timeouts
     }
     ledger_tick (self->ledger, now_read ());
+    migrate_tick (self);
     s_drain_outq (self);
     return s_turn_finish (self);
 }
@@ -905,6 +910,10 @@ server_new (const server_options_t *options, store_t *store, ring_t **ring_p, ou
         return NULL;
     }
     if (!(self->metrics = shard_metrics_new (options->metrics_bind))) { //  NULL bind: no HTTP
+        server_destroy (&self);
+        return NULL;
+    }
+    if (migrate_start (self) != 0) { //  a stored freeze holds again before anything is served
         server_destroy (&self);
         return NULL;
     }

@@ -70,6 +70,8 @@ struct server_t {
     //  migrate.c: the migration this shard takes part in, as stored
     rl_migrate_rec_t migration;
     bool migration_loaded;
+    uint64_t migration_frozen_ms; //  source: when the freeze began (monotonic)
+    uint32_t migration_final;     //  source: the round that began frozen and drained + 1; 0: none
 };
 
 //  server.c
@@ -89,9 +91,13 @@ zmsg_t *admin_load_ring (server_t *self, zmsg_t *envelope, const rl_header_t *h,
                          const uint8_t *body, size_t body_size);
 zmsg_t *admin_get_ring (server_t *self, zmsg_t *envelope, const rl_header_t *h);
 
-//  migrate.c: migrate_begin, migrate_export and migrate_import; returns the
-//  reply (NULL: out of memory), taking envelope.
+//  migrate.c: the migrate_* operations; returns the reply (NULL: out of
+//  memory), taking envelope.
 zmsg_t *migrate_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body,
                         size_t body_size);
+//  At start: a stored freeze is in force again. 0, or -1 (storage).
+int migrate_start (server_t *self);
+//  Every tick: a freeze that has not shipped within its freeze_max_ms ends.
+void migrate_tick (server_t *self);
 
 #endif

@@ -22,7 +22,13 @@
     imported twice changes nothing, and the records counted equal the
     records stored. test_hostile_chunks sends chunks that are malformed,
     oversize, out of order, of another migration or outside the arc: each
-    is refused with its status and nothing changes.
+    is refused with its status and nothing changes. test_handover plays
+    the rest of the step: a freeze past its time limit ends by itself;
+    then freeze, drain, the final round, the step's ring (epoch 2, the
+    arc's point given to s2) loaded on s2, s2's commit, the ring on s1,
+    s1's commit. Balances are unchanged and conserved, s2 answers the
+    arc's history, lookups and retries as s1 did, s1 answers wrong_shard
+    to a client holding the old ring, and both keep this across a SIGKILL.
 */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -35,6 +41,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <czmq.h>
 
 #include "chunk.h"
 #include "codec.h"
@@ -51,7 +58,7 @@
 #define S_LEDGER      840
 #define S_ACCOUNTS    160 //  accounts 1..S_ACCOUNTS
 #define S_OPERATORS   24  //  accounts 1..S_OPERATORS may go negative
-#define S_POINTS      4   //  ring points per shard: arcs of many accounts
+#define S_POINTS      8   //  ring points per shard: arcs of many accounts
 #define S_TRANSFERS   1200
 #define S_MIGRATION   77
 #define S_ENTRIES     9 //  entries per chunk: many chunks
@@ -140,8 +147,12 @@ s_setup (void **state)
             0);
         assert_int_equal (r.result, RL_OK);
     }
-    //  s1's arc with the most accounts: (previous point, point].
-    size_t points = ring_point_count (ctx->ring), best = 0;
+    //  s1's arc with the most accounts, (previous point, point], leaving
+    //  s1 a quarter of its accounts at least.
+    size_t points = ring_point_count (ctx->ring), best = 0, on_s1 = 0;
+    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+        on_s1 += s_owner (ctx, n) == 0;
+    }
     for (size_t p = 0; p < points; p++) {
         if (ring_point_owner (ctx->ring, p) != 0) {
             continue;
@@ -152,7 +163,7 @@ s_setup (void **state)
         for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
             count += imported_in_arc (start, end, tk_id (n, S_TAG));
         }
-        if (count > best) {
+        if (count > best && count <= on_s1 * 3 / 4) {
             best = count;
             ctx->arc_start = start;
             ctx->arc_end = end;
@@ -555,6 +566,225 @@ test_copy_resumes_after_kills (void **state)
     s_check_target_store (ctx);
 }
 
+//  Handover ------------------------------------------------------------------------
+
+static int
+s_op (rl_client_t *client, uint16_t op, const rl_migrate_rec_t *state, uint32_t role,
+      uint32_t param, rl_migrate_rec_t *out)
+{
+    rl_migrate_rec_t req = *state;
+    req.role = role;
+    req.param = param;
+    return s_migrate_call (client, op, &req, out);
+}
+
+//  One transfer's result, sent once to `client`.
+static uint32_t
+s_once (rl_client_t *client, uint64_t id, uint64_t debit, uint64_t credit)
+{
+    rl_transfer_t t = tk_transfer (tk_id (id, S_TAG + 2), tk_id (debit, S_TAG),
+                                   tk_id (credit, S_TAG), 1, S_LEDGER);
+    rl_result_rec_t r = {0};
+    assert_int_equal (rl_client_create_transfers (client, &t, 1, &r, TK_TIMEOUT_MS), 0);
+    return r.result;
+}
+
+//  The step's ring: the current one with the arc's point given to s2, at epoch 2.
+static ring_t *
+s_step_ring (s_ctx_t *ctx)
+{
+    char *text = ring_to_text (ctx->ring);
+    assert_non_null (text);
+    char line[64];
+    snprintf (line, sizeof (line), "point %016" PRIx64 " s1", ctx->arc_end);
+    char *at = strstr (text, line);
+    assert_non_null (at);
+    at[strlen (line) - 1] = '2';
+    at = strstr (text, "epoch 1\n");
+    assert_non_null (at);
+    at[6] = '2';
+    char err[256];
+    ring_t *ring = ring_from_text (text, err, sizeof (err));
+    if (!ring) {
+        fail_msg ("step ring: %s", err);
+    }
+    free (text);
+    return ring;
+}
+
+static void
+s_load_ring (rl_client_t *client, const ring_t *ring)
+{
+    size_t size = ring_encoded_size (ring);
+    uint8_t *blob = malloc (size);
+    assert_non_null (blob);
+    assert_int_equal (ring_encode (ring, blob, size), size);
+    assert_int_equal (rl_client_load_ring (client, blob, size, TK_TIMEOUT_MS), 0);
+    free (blob);
+}
+
+//  Sums of posted amounts over every account, each asked of its owner in `ring`.
+static void
+s_sums (s_ctx_t *ctx, const ring_t *ring, rl_account_t *accounts)
+{
+    uint64_t debits = 0, credits = 0;
+    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+        rl_id_t id = tk_id (n, S_TAG);
+        uint8_t bytes[RL_ID_SIZE];
+        codec_encode_id (id, bytes);
+        int owner = ring_lookup_id (ring, bytes);
+        assert_int_equal (
+            rl_client_lookup_accounts (ctx->clients[owner], &id, 1, &accounts[n], TK_TIMEOUT_MS),
+            0);
+        assert_int_equal (accounts[n].debits_reserved + accounts[n].credits_reserved, 0);
+        debits += accounts[n].debits_posted;
+        credits += accounts[n].credits_posted;
+    }
+    assert_true (debits > 0);
+    assert_int_equal (debits, credits);
+}
+
+#define S_HANDOVER_HISTORY 512 //  transfers per account compared across the handover
+
+//  The history of every account of the arc from `client`: into a new
+//  array (expected NULL), or compared with `expected` (then NULL is returned).
+static rl_transfer_t *
+s_histories (s_ctx_t *ctx, rl_client_t *client, const rl_transfer_t *expected)
+{
+    size_t per = S_HANDOVER_HISTORY + 1; //  slot 0: the count
+    rl_transfer_t *all = calloc ((S_ACCOUNTS + 1) * per, sizeof (rl_transfer_t));
+    assert_non_null (all);
+    size_t rows = 0;
+    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+        rl_id_t id = tk_id (n, S_TAG);
+        if (!s_in_arc (ctx, id)) {
+            continue;
+        }
+        rl_filter_t f = {.account_id = id,
+                         .limit = S_HANDOVER_HISTORY,
+                         .flags = RL_FILTER_DEBITS | RL_FILTER_CREDITS};
+        rl_transfer_t *slot = all + n * per;
+        size_t count = 0;
+        assert_int_equal (
+            rl_client_get_account_transfers (client, &f, slot + 1, &count, TK_TIMEOUT_MS), 0);
+        slot[0].amount = count;
+        rows += count;
+        if (expected) {
+            assert_int_equal (count, expected[n * per].amount);
+            assert_memory_equal (slot + 1, expected + n * per + 1, count * sizeof (rl_transfer_t));
+        }
+    }
+    assert_true (rows > 0);
+    if (expected) {
+        free (all);
+        return NULL;
+    }
+    return all;
+}
+
+static void
+test_handover (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_traffic (ctx, 300);
+    rl_migrate_rec_t target = s_begin (ctx);
+    rl_migrate_rec_t source = s_request (ctx, RL_MIGRATE_SOURCE), out;
+    target = s_round (ctx, target, 2);
+    uint64_t in = 0, out_n = 0; //  an operator account inside the arc; one of s1's outside
+    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+        bool inside = s_in_arc (ctx, tk_id (n, S_TAG));
+        if (inside && n <= S_OPERATORS && !in) {
+            in = n;
+        } else if (!inside && s_owner (ctx, n) == 0 && (!out_n || out_n > S_OPERATORS)) {
+            out_n = out_n && n > S_OPERATORS ? out_n : n;
+        }
+    }
+    assert_true (in && out_n);
+
+    //  A freeze that cannot ship in time unfreezes by itself.
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_FREEZE, &source, RL_MIGRATE_SOURCE, 150, &out), 0);
+    assert_int_equal (out.state, RL_MIGRATE_FROZEN);
+    assert_int_equal (s_once (ctx->clients[0], 1, in, out_n), RL_FROZEN);
+    uint64_t on_s2 = 1;
+    while (s_owner (ctx, on_s2) != 1) {
+        on_s2++;
+    }
+    uint32_t served = s_once (ctx->clients[0], 2, out_n, on_s2); //  outside the arc: served
+    assert_true (served == RL_OK || tk_result_is_business (served));
+    int64_t deadline = zclock_mono () + TK_TIMEOUT_MS;
+    do {
+        zclock_sleep (50);
+        assert_int_equal (
+            s_op (ctx->clients[0], RL_OP_MIGRATE_DRAIN, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
+    } while (out.state == RL_MIGRATE_FROZEN && zclock_mono () < deadline);
+    assert_int_equal (out.state, RL_MIGRATE_COPYING);
+    assert_int_equal (s_once (ctx->clients[0], 1, in, out_n), RL_OK); //  the same id, now applied
+    //  The commit is refused before the final round.
+    assert_int_equal (
+        s_op (ctx->clients[1], RL_OP_MIGRATE_COMMIT, &target, RL_MIGRATE_TARGET, 0, &out),
+        RL_STATUS_MIGRATION_REFUSED);
+
+    //  The real freeze: drain, the final round, the handover at epoch 2.
+    //  (Reads of the arc answer frozen too while it lasts: the balances
+    //  are read before.)
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    static rl_account_t before[S_ACCOUNTS + 1], after[S_ACCOUNTS + 1];
+    s_sums (ctx, ctx->ring, before);
+    rl_transfer_t *histories = s_histories (ctx, ctx->clients[0], NULL);
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_FREEZE, &source, RL_MIGRATE_SOURCE, 30000, &out), 0);
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_DRAIN, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
+    assert_int_equal (out.param, 0);
+    target = s_round (ctx, target, 0); //  may end the round that began before the freeze
+    if (target.state != RL_MIGRATE_SHIPPED) {
+        target = s_round (ctx, target, 0);
+    }
+    assert_int_equal (target.state, RL_MIGRATE_SHIPPED);
+    ring_t *step = s_step_ring (ctx);
+    s_load_ring (ctx->clients[1], step);
+    assert_int_equal (
+        s_op (ctx->clients[1], RL_OP_MIGRATE_COMMIT, &target, RL_MIGRATE_TARGET, 0, &out), 0);
+    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+    s_load_ring (ctx->clients[0], step);
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_COMMIT, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
+    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+
+    //  The new owner answers as the old one did; the old owner, asked with a
+    //  stale ring, answers wrong_shard and changes nothing.
+    s_sums (ctx, step, after);
+    assert_memory_equal (before, after, sizeof (before));
+    s_histories (ctx, ctx->clients[1], histories);
+    free (histories);
+    assert_true (s_check_lookups (ctx) > 20);
+    assert_int_equal (s_once (ctx->clients[0], 3, in, out_n), RL_WRONG_SHARD);
+    assert_int_equal (s_once (ctx->clients[1], 3, in, out_n), RL_OK); //  served by s2, cross-shard
+    for (size_t i = 0; i < ctx->sent_count; i++) {
+        const rl_transfer_t *t = &ctx->sent[i];
+        if (s_in_arc (ctx, t->debit_account_id)) {
+            rl_result_rec_t r;
+            assert_int_equal (rl_client_create_transfers (ctx->clients[1], t, 1, &r, TK_TIMEOUT_MS),
+                              0);
+            assert_true (r.result == RL_EXISTS || tk_result_is_business (r.result));
+        }
+    }
+    //  Both survive a SIGKILL: s2 still serves the arc, s1 still does not.
+    for (size_t i = 0; i < 2; i++) {
+        assert_true (tk_shard_stop (ctx->h, &ctx->shards[i], SIGKILL) >= 0);
+        assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
+    }
+    s_clients_open (ctx);
+    assert_int_equal (s_once (ctx->clients[0], 4, in, out_n), RL_WRONG_SHARD);
+    assert_int_equal (s_once (ctx->clients[1], 4, in, out_n), RL_OK);
+    served = s_once (ctx->clients[0], 5, out_n, on_s2); //  s1 serves the rest
+    assert_true (served == RL_OK || tk_result_is_business (served));
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    s_sums (ctx, step, after);
+    ring_destroy (&step);
+}
+
 //  A chunk import that must be refused with `status`, leaving s2's state as `before`.
 static void
 s_expect_refused (s_ctx_t *ctx, const uint8_t *chunk, size_t size, int status,
@@ -660,6 +890,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_copy_while_serving, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_copy_resumes_after_kills, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_hostile_chunks, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_handover, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

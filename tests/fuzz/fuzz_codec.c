@@ -127,6 +127,10 @@ s_kind_of (uint32_t op, bool request)
         case RL_OP_AUDIT:
             return request ? NULL : &s_audit;
         case RL_OP_MIGRATE_BEGIN:
+        case RL_OP_MIGRATE_FREEZE:
+        case RL_OP_MIGRATE_DRAIN:
+        case RL_OP_MIGRATE_UNFREEZE:
+        case RL_OP_MIGRATE_COMMIT:
             return &s_migrate;
         case RL_OP_MIGRATE_EXPORT:
             return request ? &s_migrate : NULL; //  the reply: a chunk blob

@@ -226,6 +226,8 @@ s_codec (void)
     s_frame ("rep_audit", S_MODE_REPLY, RL_OP_AUDIT, 0, 1, RL_AUDIT_SIZE, s_audit);
     s_frame ("req_migrate_begin", S_MODE_REQUEST, RL_OP_MIGRATE_BEGIN, 0, 1, RL_MIGRATE_SIZE,
              s_migrate);
+    s_frame ("req_migrate_commit", S_MODE_REQUEST, RL_OP_MIGRATE_COMMIT, 0, 1, RL_MIGRATE_SIZE,
+             s_migrate);
     s_frame ("req_migrate_import", S_MODE_REQUEST, RL_OP_MIGRATE_IMPORT, 0, 1, 1, s_blob_byte);
     s_frame ("rep_migrate_import", S_MODE_REPLY, RL_OP_MIGRATE_IMPORT, 0, 1, RL_MIGRATE_SIZE,
              s_migrate);
