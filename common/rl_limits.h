@@ -148,6 +148,30 @@ _Static_assert(RL_SHARD_DEADLINE_MS <= RL_SHARD_DEADLINE_MS_MAX, "the default is
 _Static_assert(RL_RING_EPOCH_JUMP_DEFAULT <= RL_RING_EPOCH_JUMP_MAX,
                "the default jump is in range");
 
+//  Reply queues against clients that do not read (common/replyq.h) --------
+//  The largest reply a shard or a router sends, with its routing id frame:
+//  a ring blob (get_ring), above a full lookup and an in_doubt list.
+#define RL_REPLY_SIZE_MAX (RL_HEADER_SIZE + RL_RING_BLOB_SIZE_MAX + 256)
+//  Reply bytes one connection may make the process hold (the shard's
+//  ROUTER socket, the router's client socket), --reply-queue-bytes: three
+//  quarters queued in ZeroMQ or parked by the process, counted exactly
+//  (replyq.h); a quarter for replies being built (the shard stops reading
+//  a turn's requests there).
+#define RL_REPLY_QUEUE_BYTES_DEFAULT         (64L << 20)              //  64 MiB
+#define RL_REPLY_QUEUE_BYTES_MIN             (4L * RL_REPLY_SIZE_MAX) //  a quarter holds the largest reply
+#define RL_REPLY_QUEUE_BYTES_MAX             (64L << 30)              //  64 GiB
+#define RL_REPLY_QUEUE_SENDING_BYTES(bytes)  ((size_t) (bytes) - (size_t) (bytes) / 4)
+#define RL_REPLY_QUEUE_BUILDING_BYTES(bytes) ((size_t) (bytes) / 4)
+
+_Static_assert(RL_REPLY_SIZE_MAX >= RL_HEADER_SIZE + RL_BATCH_RECORDS_MAX * RL_ACCOUNT_SIZE + 256,
+               "a full lookup reply is no larger than the largest reply");
+_Static_assert(RL_REPLY_SIZE_MAX
+                   >= RL_HEADER_SIZE + RL_IN_DOUBT_RECORDS_MAX * RL_IN_DOUBT_SIZE + 256,
+               "an in_doubt reply is no larger than the largest reply");
+_Static_assert(RL_REPLY_QUEUE_BYTES_MIN <= RL_REPLY_QUEUE_BYTES_DEFAULT
+                   && RL_REPLY_QUEUE_BYTES_DEFAULT <= RL_REPLY_QUEUE_BYTES_MAX,
+               "the default bound is in range");
+
 //  Client (common/client.c, docs/client.md) --------------------------------
 #define RL_CLIENT_HWM_MESSAGES         1000 //  requests queued in the client socket
 #define RL_CLIENT_WINDOW_DEFAULT       64   //  asynchronous requests in flight, default

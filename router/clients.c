@@ -22,8 +22,10 @@
        unknown_operation here.
     3. A create batch naming one valid id twice is refused whole
        (duplicate_id) before anything is sent, so no shard sees half of it.
-    4. A reply that cannot be sent (no memory for the frame, client gone,
-       its queue full) is dropped and counted: the client retries.
+    4. A reply that cannot be sent (no memory for the frame, client gone)
+       is dropped and counted: the client retries. A client whose queue is
+       full gets its replies parked, then dropped and counted beyond
+       --reply-queue-bytes (common/replyq.h).
     5. Log lines about clients' errors are rate-limited; the lines left
        out are counted, and their number is logged with the first line of
        a later second.
@@ -101,10 +103,9 @@ router_reply_send (router_t *self, zmsg_t **envelope_p, const rl_header_t *reque
     }
     codec_encode_frame (&header, body, body_size, zframe_data (frame));
     zmsg_append (*envelope_p, &frame);
-    if (zmsg_send (envelope_p, self->clients) != 0) {
-        self->dropped++; //  client gone or its queue full: it retries
-        zmsg_destroy (envelope_p);
-    }
+    //  Sent, or parked behind the client's full queue; dropped and counted
+    //  by replyq when its bound is reached or the client is gone: it retries.
+    replyq_send (self->replies, envelope_p);
 }
 
 //  Checks ----------------------------------------------------------------------
@@ -155,7 +156,8 @@ s_answer_status (router_t *self, zmsg_t *envelope, const rl_header_t *h)
     status.requests = self->requests;
     status.ring_shards = (uint32_t) self->shard_count;
     status.inflight = RL_ROUTER_PENDING_MAX - self->pending_free_count;
-    status.dropped = self->dropped;
+    //  Replies lost to a gone client or to --reply-queue-bytes count too.
+    status.dropped = self->dropped + replyq_gone (self->replies) + replyq_full (self->replies);
     status.malformed = self->malformed;
     status.wrong_shard = self->wrong_shard;
     status.pid = (uint32_t) getpid ();
@@ -265,6 +267,7 @@ router_on_client_readable (zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void) loop;
     router_t *self = arg;
+    replyq_flush (self->replies); //  what waited behind full queues goes first
     for (int i = 0; i < RL_ROUTER_REQUESTS_PER_TURN_MAX; i++) {
         zmsg_t *msg = zmsg_recv (sock); //  rcvtimeo 0: NULL when drained
         if (!msg) {

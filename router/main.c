@@ -100,9 +100,12 @@ s_usage (FILE *out)
              "  --log-level debug|info|warn|error  (default info, or RL_LOG_LEVEL)\n"
              "  --config FILE  read options from FILE (KEY = VALUE, the long options' names;\n"
              "                 docs/config.md); flags override the file\n"
-             "  --check-config check the options and the file, start nothing, exit 0\n",
+             "  --check-config check the options and the file, start nothing, exit 0\n"
+             "  --reply-queue-bytes N  reply bytes one client connection may make the router\n"
+             "                 hold; beyond, replies are dropped (%ld..%ld, default %ld)\n",
              RL_ROUTER_DEADLINE_MS, RL_SHARD_DEADLINE_MS, RL_ROUTER_RING_REFRESH_MS,
-             RL_RING_EPOCH_JUMP_MAX, RL_RING_EPOCH_JUMP_DEFAULT);
+             RL_RING_EPOCH_JUMP_MAX, RL_RING_EPOCH_JUMP_DEFAULT, RL_REPLY_QUEUE_BYTES_MIN,
+             RL_REPLY_QUEUE_BYTES_MAX, RL_REPLY_QUEUE_BYTES_DEFAULT);
 }
 
 static int
@@ -126,6 +129,7 @@ s_parse_options (int argc, char **argv, r_options_t *o, s_cli_t *cli)
         {"log-format", required_argument, NULL, OPTIONS_LOG_FORMAT},
         {"log-level", required_argument, NULL, OPTIONS_LOG_LEVEL},
         {"check-config", no_argument, NULL, OPTIONS_CHECK_CONFIG},
+        {"reply-queue-bytes", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
     };
     if (options_args_new (&cli->args, "router", argc, argv, longs) != 0) {
@@ -138,7 +142,8 @@ s_parse_options (int argc, char **argv, r_options_t *o, s_cli_t *cli)
                        .deadline_ms = RL_ROUTER_DEADLINE_MS,
                        .shard_deadline_ms = RL_SHARD_DEADLINE_MS,
                        .refresh_ms = RL_ROUTER_RING_REFRESH_MS,
-                       .max_epoch_jump = RL_RING_EPOCH_JUMP_DEFAULT};
+                       .max_epoch_jump = RL_RING_EPOCH_JUMP_DEFAULT,
+                       .reply_queue_bytes = RL_REPLY_QUEUE_BYTES_DEFAULT};
     int c;
     int rc = 0;
     int at = optind;
@@ -226,6 +231,13 @@ s_parse_options (int argc, char **argv, r_options_t *o, s_cli_t *cli)
             }
             case OPTIONS_CHECK_CONFIG:
                 cli->check_config = true;
+                break;
+            case 'B':
+                if (options_long ("router", "--reply-queue-bytes", optarg, RL_REPLY_QUEUE_BYTES_MIN,
+                                  RL_REPLY_QUEUE_BYTES_MAX, &o->reply_queue_bytes)
+                    != 0) {
+                    rc = -1;
+                }
                 break;
             case 'h':
                 s_usage (stdout);
@@ -406,8 +418,12 @@ s_open (router_t *self)
     if (!self->clients || rl_auth_server (self->auth, self->clients) != 0) {
         return -1;
     }
-    zsock_set_router_mandatory (self->clients, 1);
-    zsock_set_sndtimeo (self->clients, 0);
+    //  ROUTER_MANDATORY, sndtimeo 0, and the reply bytes one client may
+    //  make the router hold (common/replyq.h).
+    self->replies = replyq_new (self->clients, (size_t) self->options.reply_queue_bytes);
+    if (!self->replies) {
+        return -1;
+    }
     zsock_set_rcvtimeo (self->clients, 0);
     zsock_set_sndhwm (self->clients, RL_ROUTER_SNDHWM_MESSAGES);
     zsock_set_rcvhwm (self->clients, RL_ROUTER_RCVHWM_MESSAGES);
@@ -447,6 +463,7 @@ s_close (router_t *self)
         router_shard_destroy (&self->retired);
         self->retired = next;
     }
+    replyq_destroy (&self->replies);
     zsock_destroy (&self->clients);
     rl_client_clear_curve ();
     rl_auth_destroy (&self->auth);

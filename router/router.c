@@ -761,6 +761,7 @@ router_on_tick (zloop_t *loop, int timer_id, void *arg)
     self->tick++;
     int64_t now = zclock_mono ();
     rl_auth_tick (self->auth, now, false);
+    replyq_flush (self->replies);              //  replies parked behind clients' full queues
     router_metrics_tick (self->metrics, self); //  publishes the snapshot
     while (self->pending_head >= 0 && self->pending[self->pending_head].deadline_ms <= now) {
         router_pending_expire (self, &self->pending[self->pending_head]);

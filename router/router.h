@@ -34,6 +34,7 @@
 
 #include "auth.h"
 #include "proto.h"
+#include "replyq.h"
 #include "ring.h"
 #include "rl_limits.h"
 #include "router_metrics.h"
@@ -121,6 +122,7 @@ typedef struct {
     bool insecure;            //  --insecure: no CURVE, no roles
     const char *metrics_bind; //  --metrics-bind IPV4:PORT (docs/metrics.md); NULL: off
     long max_epoch_jump;      //  a fetched ring may step the epoch by at most this
+    long reply_queue_bytes;   //  reply bytes one client connection may queue
 } r_options_t;
 
 struct router_s {
@@ -129,6 +131,7 @@ struct router_s {
     router_metrics_t *metrics; //  NULL: no --metrics-bind
     zloop_t *loop;
     zsock_t *clients;
+    replyq_t *replies; //  replies to clients, bounded per connection (common/replyq.h)
     ring_t *ring;
     r_shard_t **shards; //  by ring index
     size_t shard_count;

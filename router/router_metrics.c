@@ -52,6 +52,7 @@ enum {
     S_DEADLINE_ERRORS,
     S_HANDSHAKES_REFUSED,
     S_EPOCH_JUMPS_REFUSED,
+    S_REPLY_QUEUE_FULL,
     S_PENDING,
     S_PENDING_BYTES,
     S_SUBS,
@@ -91,6 +92,8 @@ static const metrics_scalar_t s_scalars[S_SCALAR_COUNT] = {
                               "CURVE handshakes refused (unknown keys)."},
     [S_EPOCH_JUMPS_REFUSED] = {METRICS_COUNTER, "ringledger_router_epoch_jumps_refused_total",
                                "Rings fetched and refused: epoch beyond --max-epoch-jump."},
+    [S_REPLY_QUEUE_FULL] = {METRICS_COUNTER, "ringledger_router_reply_queue_full_total",
+                            "Replies dropped: the connection's --reply-queue-bytes reached."},
     [S_PENDING] = {METRICS_GAUGE, "ringledger_router_pending_requests",
                    "Client requests in progress (queue depth)."},
     [S_PENDING_BYTES] = {METRICS_GAUGE, "ringledger_router_pending_bytes",
@@ -209,7 +212,9 @@ router_metrics_tick (router_metrics_t *self, router_t *router)
     }
     assert (router);
     s_set (self, S_REQUESTS_RECEIVED, (double) router->requests);
-    s_set (self, S_DROPPED, (double) router->dropped);
+    s_set (
+        self, S_DROPPED,
+        (double) (router->dropped + replyq_gone (router->replies) + replyq_full (router->replies)));
     s_set (self, S_MALFORMED, (double) router->malformed);
     s_set (self, S_WRONG_SHARD, (double) router->wrong_shard);
     s_set (self, S_UNAUTHORIZED, (double) router->unauthorized);
@@ -222,6 +227,7 @@ router_metrics_tick (router_metrics_t *self, router_t *router)
     s_set (self, S_DEADLINE_ERRORS, (double) router->deadline_errors);
     s_set (self, S_HANDSHAKES_REFUSED, (double) rl_auth_refused (router->auth));
     s_set (self, S_EPOCH_JUMPS_REFUSED, (double) router->epoch_jumps_refused);
+    s_set (self, S_REPLY_QUEUE_FULL, (double) replyq_full (router->replies));
     s_set (self, S_PENDING, (double) (RL_ROUTER_PENDING_MAX - router->pending_free_count));
     s_set (self, S_PENDING_BYTES, (double) router->pending_bytes);
     s_set (self, S_SUBS, (double) (RL_ROUTER_SUBS_MAX - router->sub_free_count));

@@ -45,7 +45,8 @@ admin_status (server_t *self, zmsg_t *envelope, const rl_header_t *h)
     status.durability = self->options->durability;
     status.ring_shards = (uint32_t) ring_shard_count (self->ring);
     status.last_timestamp = ledger_last_timestamp (self->ledger);
-    status.dropped = self->dropped;
+    //  Replies lost to a gone connection or to --reply-queue-bytes count too.
+    status.dropped = self->dropped + replyq_gone (self->replies) + replyq_full (self->replies);
     status.malformed = self->malformed;
     status.wrong_shard = self->wrong_shard;
     status.pid = (uint32_t) getpid ();

@@ -119,11 +119,14 @@ s_usage (FILE *out)
              "  --log-level debug|info|warn|error  (default info, or RL_LOG_LEVEL)\n"
              "  --config FILE             read options from FILE (KEY = VALUE, the long options'\n"
              "                            names; docs/config.md); flags override the file\n"
-             "  --check-config            check the options and the file, start nothing, exit 0\n",
+             "  --check-config            check the options and the file, start nothing, exit 0\n"
+             "  --reply-queue-bytes N     reply bytes one connection may make the shard hold;\n"
+             "                            beyond, replies are dropped (%ld..%ld, default %ld)\n",
              RL_SHARD_CHECKPOINT_TRANSFERS, RL_PREPARE_TIMEOUT_MS, RL_SHARD_DEADLINE_MS,
              RL_SHARD_DEADLINE_MS_MAX, RL_TP_QUERY_AFTER_MS, RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS,
              RL_SHARD_TICK_MS, RL_TP_LOG_ENTRIES_MAX, RL_TP_LOG_ENTRIES_MAX, RL_RING_EPOCH_JUMP_MAX,
-             RL_RING_EPOCH_JUMP_DEFAULT);
+             RL_RING_EPOCH_JUMP_DEFAULT, RL_REPLY_QUEUE_BYTES_MIN, RL_REPLY_QUEUE_BYTES_MAX,
+             RL_REPLY_QUEUE_BYTES_DEFAULT);
 }
 
 static int
@@ -155,6 +158,7 @@ s_parse_options (int argc, char **argv, s_main_t *self)
         {"log-format", required_argument, NULL, OPTIONS_LOG_FORMAT},
         {"log-level", required_argument, NULL, OPTIONS_LOG_LEVEL},
         {"check-config", no_argument, NULL, OPTIONS_CHECK_CONFIG},
+        {"reply-queue-bytes", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
     };
     if (options_args_new (&self->args, "shard", argc, argv, longs) != 0) {
@@ -170,7 +174,8 @@ s_parse_options (int argc, char **argv, s_main_t *self)
                             .retry_min_ms = RL_TP_RETRY_MIN_MS,
                             .retry_max_ms = RL_TP_RETRY_MAX_MS,
                             .tick_ms = RL_SHARD_TICK_MS,
-                            .max_epoch_jump = RL_RING_EPOCH_JUMP_DEFAULT};
+                            .max_epoch_jump = RL_RING_EPOCH_JUMP_DEFAULT,
+                            .reply_queue_bytes = RL_REPLY_QUEUE_BYTES_DEFAULT};
     *tp_log_capacity = RL_TP_LOG_ENTRIES_MAX;
     int c;
     int rc = 0;
@@ -237,6 +242,10 @@ s_parse_options (int argc, char **argv, s_main_t *self)
             case 'J':
                 rc = options_long ("shard", "--max-epoch-jump", optarg, 1, RL_RING_EPOCH_JUMP_MAX,
                                    &o->max_epoch_jump);
+                break;
+            case 'B':
+                rc = options_long ("shard", "--reply-queue-bytes", optarg, RL_REPLY_QUEUE_BYTES_MIN,
+                                   RL_REPLY_QUEUE_BYTES_MAX, &o->reply_queue_bytes);
                 break;
             case 'K':
                 o->keys_dir = optarg;

@@ -80,7 +80,10 @@
     LIMITS: RL_SHARD_REQUESTS_PER_TURN_MAX requests a turn (and as many
     rounds over the peers' replies); RL_BATCH_RECORDS_MAX records a
     request; RL_SHARD_PENDING_REQUESTS_MAX requests waiting for cross-shard
-    decisions (more: busy); socket high-water marks from rl_limits.h.
+    decisions (more: busy); socket high-water marks from rl_limits.h; the
+    reply bytes one connection may make the shard hold, --reply-queue-bytes
+    (replies are sent through replyq.h; a turn stops reading requests once
+    its replies reach a quarter of it).
 */
 #include "server.h"
 
@@ -98,6 +101,7 @@
 #include "failpoint.h"
 #include "log.h"
 #include "peers.h"
+#include "replyq.h"
 #include "rl_limits.h"
 #include "server_internal.h"
 
@@ -174,6 +178,7 @@ s_hold (server_t *self, zmsg_t *reply, uint64_t needs_seq, rl_fp_t fp)
         self->held_cap = cap;
     }
     self->held[self->held_count++] = (s_held_t){reply, needs_seq, fp};
+    self->held_bytes += zmsg_content_size (reply);
     assert (self->held_count <= self->held_cap);
 }
 
@@ -583,17 +588,19 @@ s_send (server_t *self, size_t sent[OUTQ_REPLY])
 {
     assert (outq_count (self->outq) == 0); //  everything queued is in held or the outboxes
     uint64_t synced = outq_synced_seq (self->outq);
+    replyq_flush (self->replies); //  what earlier turns parked goes first
     for (size_t i = 0; i < self->held_count; i++) {
         assert (self->failed || self->held[i].needs_seq <= synced);
         if (!self->held[i].msg) {
             continue; //  lost to out of memory: the client retries
         }
-        if (zmsg_send (&self->held[i].msg, self->router) != 0) {
-            self->dropped++; //  peer gone or its queue full: the client retries
-            zmsg_destroy (&self->held[i].msg);
-        }
+        //  Sent, or parked behind the connection's full queue; dropped and
+        //  counted by replyq when its bound is reached or it is gone: the
+        //  client retries.
+        replyq_send (self->replies, &self->held[i].msg);
     }
     self->held_count = 0;
+    self->held_bytes = 0;
     self->dropped += peers_flush (self->peers, synced, sent);
 }
 
@@ -616,9 +623,10 @@ s_enter_failed (server_t *self, const char *what)
     zmsg_t *envelope = NULL;
     while ((envelope = coordinator_request_drop (ledger_coordinator (self->ledger), &h))) {
         zmsg_t *reply = server_reply_new (self, envelope, &h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
-        if (!reply || zmsg_send (&reply, self->router) != 0) {
+        if (!reply) {
             self->dropped++; //  the client times out: outcome unknown either way
-            zmsg_destroy (&reply);
+        } else {
+            replyq_send (self->replies, &reply);
         }
     }
     assert (self->failed);
@@ -649,9 +657,10 @@ s_handle_failed (server_t *self, zmsg_t *msg)
         reply = server_reply_new (
             self, msg, &h, status == RL_STATUS_OK ? RL_STATUS_STORAGE_ERROR : status, 0, 0, NULL);
     }
-    if (!reply || zmsg_send (&reply, self->router) != 0) {
+    if (!reply) {
         self->dropped++;
-        zmsg_destroy (&reply);
+    } else {
+        replyq_send (self->replies, &reply);
     }
 }
 
@@ -803,9 +812,11 @@ s_turn (server_t *self)
     now_t now = now_read ();
     int64_t turn_us = zclock_usecs ();
     bool more = true;
+    //  The replies a turn builds are bounded in bytes too (replyq.h).
+    size_t building_max = RL_REPLY_QUEUE_BUILDING_BYTES (self->options->reply_queue_bytes);
     for (size_t round = 0; more && round < RL_SHARD_REQUESTS_PER_TURN_MAX; round++) {
         more = false;
-        zmsg_t *msg = zmsg_recv (self->router); //  rcvtimeo 0: NULL when drained
+        zmsg_t *msg = self->held_bytes < building_max ? zmsg_recv (self->router) : NULL;
         if (msg) {
             s_handle (self, msg);
             more = true;
@@ -898,8 +909,14 @@ server_new (const server_options_t *options, store_t *store, ring_t **ring_p, ou
         server_destroy (&self);
         return NULL;
     }
-    zsock_set_router_mandatory (self->router, 1);
-    zsock_set_sndtimeo (self->router, 0);
+    //  ROUTER_MANDATORY, sndtimeo 0, and the reply bytes one connection
+    //  may make the shard hold (replyq.h).
+    self->replies = replyq_new (self->router, (size_t) options->reply_queue_bytes);
+    if (!self->replies) {
+        rl_error ("out of memory");
+        server_destroy (&self);
+        return NULL;
+    }
     zsock_set_rcvtimeo (self->router, 0);
     zsock_set_sndhwm (self->router, RL_SHARD_SNDHWM_MESSAGES);
     zsock_set_rcvhwm (self->router, RL_SHARD_RCVHWM_MESSAGES);
@@ -944,6 +961,7 @@ server_destroy (server_t **self_p)
         zmsg_destroy (&self->held[i].msg);
     }
     free (self->held);
+    replyq_destroy (&self->replies);
     zsock_destroy (&self->router);
     zloop_destroy (&self->loop);
     rl_auth_destroy (&self->auth);

@@ -37,6 +37,7 @@ typedef struct {
     bool insecure;            //  --insecure: no CURVE, no roles
     const char *metrics_bind; //  --metrics-bind IPV4:PORT (docs/metrics.md); NULL: off
     long max_epoch_jump;      //  --max-epoch-jump: load_ring refuses a larger epoch step
+    long reply_queue_bytes;   //  --reply-queue-bytes: reply bytes one connection may queue
 } server_options_t;
 
 typedef struct server_t server_t;

@@ -16,6 +16,7 @@
 #include "ledger.h"
 #include "outq.h"
 #include "peers.h"
+#include "replyq.h"
 #include "ring.h"
 #include "senders.h"
 #include "server.h"
@@ -46,6 +47,8 @@ struct server_t {
     senders_t *senders;       //  peer keys -> shard names (sender rules, senders.h)
     shard_metrics_t *metrics; //  status figures; metrics served with --metrics-bind
     s_held_t *held;           //  replies waiting for the commit
+    size_t held_bytes;        //  their bytes (a turn stops reading at its share)
+    replyq_t *replies;        //  the ROUTER's replies, bounded per connection
     size_t held_count;
     size_t held_cap;
 
@@ -66,6 +69,7 @@ struct server_t {
     uint64_t wrong_shard;
     uint64_t unauthorized;
     uint64_t epoch_jumps_refused; //  load_ring beyond --max-epoch-jump (admin.c)
+    //  status dropped adds replyq_gone and replyq_full (admin.c)
 
     //  migrate.c: the migration this shard takes part in, as stored
     rl_migrate_rec_t migration;

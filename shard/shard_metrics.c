@@ -95,6 +95,7 @@ enum {
     S_UNAUTHORIZED,
     S_HANDSHAKES_REFUSED,
     S_EPOCH_JUMPS_REFUSED,
+    S_REPLY_QUEUE_FULL,
     S_CHECKPOINTS,
     S_ACCOUNTS,
     S_TRANSFERS,
@@ -147,6 +148,8 @@ static const metrics_scalar_t s_scalars[S_SCALAR_COUNT] = {
                               "CURVE handshakes refused (unknown keys)."},
     [S_EPOCH_JUMPS_REFUSED] = {METRICS_COUNTER, "ringledger_shard_epoch_jumps_refused_total",
                                "Rings refused by load_ring: epoch beyond --max-epoch-jump."},
+    [S_REPLY_QUEUE_FULL] = {METRICS_COUNTER, "ringledger_shard_reply_queue_full_total",
+                            "Replies dropped: the connection's --reply-queue-bytes reached."},
     [S_CHECKPOINTS] = {METRICS_COUNTER, "ringledger_shard_checkpoints_total",
                        "Checkpoints since the shard started."},
     [S_ACCOUNTS] = {METRICS_GAUGE, "ringledger_shard_accounts", "Accounts held."},
@@ -616,12 +619,15 @@ shard_metrics_tick (shard_metrics_t *self, server_t *server)
     }
     s_set (self, S_REQUESTS_RECEIVED, (double) server->requests);
     s_set (self, S_COMMITS, (double) server->commits);
-    s_set (self, S_DROPPED, (double) server->dropped);
+    s_set (
+        self, S_DROPPED,
+        (double) (server->dropped + replyq_gone (server->replies) + replyq_full (server->replies)));
     s_set (self, S_MALFORMED, (double) server->malformed);
     s_set (self, S_WRONG_SHARD, (double) server->wrong_shard);
     s_set (self, S_UNAUTHORIZED, (double) server->unauthorized);
     s_set (self, S_HANDSHAKES_REFUSED, (double) rl_auth_refused (server->auth));
     s_set (self, S_EPOCH_JUMPS_REFUSED, (double) server->epoch_jumps_refused);
+    s_set (self, S_REPLY_QUEUE_FULL, (double) replyq_full (server->replies));
     uint64_t checkpoints = ledger_checkpoint_count (server->ledger);
     if (checkpoints != self->checkpoints_seen) {
         self->checkpoints_seen = checkpoints;
