@@ -187,5 +187,13 @@ _Static_assert(RL_CLIENT_RETRY_BACKOFF_MS_MIN <= RL_CLIENT_RETRY_BACKOFF_MS_MAX,
 //  Two-phase sender rules and reservation bounds (shard/senders.c,
 //  shard/participant.c, docs/security.md) ----------------------------------
 #define RL_SENDERS_MAX (4 * RL_SHARDS_MAX) //  peer keys whose shard name a shard remembers
+#define RL_TP_RESERVE_PER_COORDINATOR_MAX                                                          \
+    (1ull << 60)                        //  amount one coordinator may hold
+                                        //  reserved at a participant (default)
+#define RL_TP_PREPARED_SHARE_PERCENT 50 //  of a participant's prepared table, per coordinator
+
+_Static_assert(RL_TP_RESERVE_PER_COORDINATOR_MAX <= INT64_MAX, "the option is a long");
+_Static_assert(RL_TP_PREPARED_SHARE_PERCENT >= 1 && RL_TP_PREPARED_SHARE_PERCENT <= 100,
+               "a share of the table");
 
 #endif

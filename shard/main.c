@@ -45,6 +45,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,10 +62,18 @@
 #include "metrics_http.h"
 #include "options.h"
 #include "outq.h"
+#include "participant.h"
 #include "ring.h"
 #include "rl_limits.h"
 #include "server.h"
 #include "store.h"
+
+//  The two-phase tables' bounds (docs/two-phase.md, "Limits").
+typedef struct {
+    long log_capacity;   //  entries of the coordinator log (--tp-log-capacity)
+    long reserve_max;    //  amount one coordinator may hold reserved here (--tp-reserve-max)
+    long prepared_share; //  % of the prepared table one coordinator may hold (--tp-prepared-share)
+} s_tp_limits_t;
 
 typedef struct {
     server_options_t options;
@@ -74,8 +83,8 @@ typedef struct {
     outq_t *outq;
     ledger_t *ledger;
     server_t *server;
-    long tp_log_capacity; //  entries of the coordinator log (--tp-log-capacity)
-    options_args_t args;  //  the command line with --config's options (owns their text)
+    s_tp_limits_t tp;
+    options_args_t args; //  the command line with --config's options (owns their text)
     rl_log_format_t log_format;
     int log_level;     //  an rl_log_level_t, or -1: RL_LOG_LEVEL's
     bool check_config; //  --check-config: check the options, open nothing
@@ -111,6 +120,10 @@ s_usage (FILE *out)
              "  --tick-ms N               timer period (default %d)\n"
              "  --tp-log-capacity N       coordinator log entries: live attempts + unacknowledged\n"
              "                            decisions; beyond them busy (1..%d, default %d)\n"
+             "  --tp-reserve-max N        amount one coordinator may hold reserved here in\n"
+             "                            prepared records; beyond it busy (default %llu)\n"
+             "  --tp-prepared-share P     %% of the prepared records one coordinator may hold\n"
+             "                            here; beyond it busy (1..100, default %d)\n"
              "  --metrics-bind IPV4:PORT  serve /metrics, /healthz, /readyz over HTTP there\n"
              "                            (e.g. 127.0.0.1:9101; default off; docs/metrics.md)\n"
              "  --max-epoch-jump N        load_ring refuses a ring whose epoch is more than N\n"
@@ -124,9 +137,10 @@ s_usage (FILE *out)
              "                            beyond, replies are dropped (%ld..%ld, default %ld)\n",
              RL_SHARD_CHECKPOINT_TRANSFERS, RL_PREPARE_TIMEOUT_MS, RL_SHARD_DEADLINE_MS,
              RL_SHARD_DEADLINE_MS_MAX, RL_TP_QUERY_AFTER_MS, RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS,
-             RL_SHARD_TICK_MS, RL_TP_LOG_ENTRIES_MAX, RL_TP_LOG_ENTRIES_MAX, RL_RING_EPOCH_JUMP_MAX,
-             RL_RING_EPOCH_JUMP_DEFAULT, RL_REPLY_QUEUE_BYTES_MIN, RL_REPLY_QUEUE_BYTES_MAX,
-             RL_REPLY_QUEUE_BYTES_DEFAULT);
+             RL_SHARD_TICK_MS, RL_TP_LOG_ENTRIES_MAX, RL_TP_LOG_ENTRIES_MAX,
+             (unsigned long long) RL_TP_RESERVE_PER_COORDINATOR_MAX, RL_TP_PREPARED_SHARE_PERCENT,
+             RL_RING_EPOCH_JUMP_MAX, RL_RING_EPOCH_JUMP_DEFAULT, RL_REPLY_QUEUE_BYTES_MIN,
+             RL_REPLY_QUEUE_BYTES_MAX, RL_REPLY_QUEUE_BYTES_DEFAULT);
 }
 
 static int
@@ -134,7 +148,7 @@ s_parse_options (int argc, char **argv, s_main_t *self)
 {
     assert (argv && self);
     server_options_t *o = &self->options;
-    long *tp_log_capacity = &self->tp_log_capacity;
+    s_tp_limits_t *tp = &self->tp;
     static const struct option longs[] = {
         {"name", required_argument, NULL, 'n'},
         {"bind", required_argument, NULL, 'b'},
@@ -150,6 +164,8 @@ s_parse_options (int argc, char **argv, s_main_t *self)
         {"retry-max-ms", required_argument, NULL, 'M'},
         {"tick-ms", required_argument, NULL, 'T'},
         {"tp-log-capacity", required_argument, NULL, 'L'},
+        {"tp-reserve-max", required_argument, NULL, 'R'},
+        {"tp-prepared-share", required_argument, NULL, 'S'},
         {"keys", required_argument, NULL, 'K'},
         {"cert", required_argument, NULL, 'c'},
         {"insecure", no_argument, NULL, 'I'},
@@ -176,7 +192,9 @@ s_parse_options (int argc, char **argv, s_main_t *self)
                             .tick_ms = RL_SHARD_TICK_MS,
                             .max_epoch_jump = RL_RING_EPOCH_JUMP_DEFAULT,
                             .reply_queue_bytes = RL_REPLY_QUEUE_BYTES_DEFAULT};
-    *tp_log_capacity = RL_TP_LOG_ENTRIES_MAX;
+    *tp = (s_tp_limits_t){.log_capacity = RL_TP_LOG_ENTRIES_MAX,
+                          .reserve_max = (long) RL_TP_RESERVE_PER_COORDINATOR_MAX,
+                          .prepared_share = RL_TP_PREPARED_SHARE_PERCENT};
     int c;
     int rc = 0;
     int at = optind;
@@ -237,7 +255,15 @@ s_parse_options (int argc, char **argv, s_main_t *self)
                 break;
             case 'L':
                 rc = options_long ("shard", "--tp-log-capacity", optarg, 1, RL_TP_LOG_ENTRIES_MAX,
-                                   tp_log_capacity);
+                                   &tp->log_capacity);
+                break;
+            case 'R':
+                rc = options_long ("shard", "--tp-reserve-max", optarg, 1, LONG_MAX,
+                                   &tp->reserve_max);
+                break;
+            case 'S':
+                rc = options_long ("shard", "--tp-prepared-share", optarg, 1, 100,
+                                   &tp->prepared_share);
                 break;
             case 'J':
                 rc = options_long ("shard", "--max-epoch-jump", optarg, 1, RL_RING_EPOCH_JUMP_MAX,
@@ -480,7 +506,10 @@ s_open (s_main_t *self)
     }
     ledger_set_arcs (self->ledger, self->arcs);
     coordinator_set_log_capacity (ledger_coordinator (self->ledger),
-                                  (size_t) self->tp_log_capacity);
+                                  (size_t) self->tp.log_capacity);
+    size_t share = RL_TP_PREPARED_MAX * (size_t) self->tp.prepared_share / 100;
+    participant_set_bounds (ledger_participant (self->ledger), (uint64_t) self->tp.reserve_max,
+                            share > 0 ? share : 1);
     ledger_set_tp_timeouts (self->ledger, (uint64_t) o->prepare_timeout_ms,
                             (uint64_t) o->query_after_ms, (uint64_t) o->retry_min_ms,
                             (uint64_t) o->retry_max_ms);

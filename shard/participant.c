@@ -14,6 +14,7 @@
                                                     decision later is an alarm
         HEURISTIC --PREPARE of it or older--> HEURISTIC  refused (aborted)
         HEURISTIC --newer attempt-------> HEURISTIC kept; the newer one gets its own record
+        ABORTED --PREPARE of another attempt--> (none), then as any PREPARE
         ABORTED --evicted (FIFO full, or older than RL_TP_TOMBSTONE_MS)--> (none)
         PREPARED older than query_after: OUTCOME_QUERY to the coordinator, forever.
 
@@ -44,6 +45,12 @@
        record's), an outcome answer only from the record's coordinator;
        anything else is refused unauthorized (ignored, for an answer)
        before it touches a record.
+    8. A tombstone shadows only its exact attempt: it refuses a duplicate
+       PREPARE of that attempt, and gives way to a PREPARE of any other
+       (a late one of an older attempt is prepared, then released by the
+       outcome query: safe, only slower). A DECIDE abort never touches a
+       PREPARED record of another attempt. So an abort with a huge attempt
+       counter blocks no attempt of the id but its own.
 
     TIME: timers (the query backoff, a tombstone's expiry) run on the
     monotonic clock and are never stored: at load, every prepared record is
@@ -52,7 +59,11 @@
     reserved[1] flags a heuristic record), and a credit leg its timestamp.
 
     LIMITS: RL_TP_PREPARED_MAX prepared records (more: busy, an
-    infrastructure result); RL_TP_MARKERS_MAX markers, kept in a FIFO and
+    infrastructure result); per coordinator, at most prepared_share_max
+    of them (--tp-prepared-share) and at most reserve_max reserved in
+    them together (--tp-reserve-max): beyond, its PREPARE is refused busy
+    (retryable, the id not burned), so that no coordinator fills the
+    table or makes an account's balance overflow; RL_TP_MARKERS_MAX markers, kept in a FIFO and
     evicted oldest first when full or older than RL_TP_TOMBSTONE_MS. A
     marker only serves duplicates: a COMMIT resent before its ACK arrived
     (acknowledged again), a late PREPARE of an aborted attempt (refused).
@@ -81,6 +92,14 @@ typedef struct {
     uint64_t stamp;
 } s_marker_t;
 
+//  What one coordinator holds here: its PREPARED records and the sum of
+//  their amounts (LIMITS: each bounded).
+typedef struct {
+    char coordinator[RL_SHARD_NAME_SIZE_MAX];
+    uint64_t reserved; //  saturating sum of its PREPARED records' amounts
+    uint32_t prepared; //  its PREPARED records (> 0: else the entry goes)
+} s_share_t;
+
 struct participant_t {
     store_t *store;
     accounts_t *accounts;
@@ -106,6 +125,12 @@ struct participant_t {
     //  The ring index of the coordinator named last (sender rule of PREPARE).
     char last_coordinator[RL_SHARD_NAME_SIZE_MAX];
     int last_coordinator_index;
+    s_share_t *shares; //  one per coordinator with PREPARED records here
+    size_t shares_count;
+    size_t shares_cap;
+    size_t share_last;         //  the entry found last
+    uint64_t reserve_max;      //  amount one coordinator may hold reserved here
+    size_t prepared_share_max; //  PREPARED records one coordinator may hold here
 };
 
 //  The records table: every prepared record, every marker, and one more.
@@ -129,6 +154,8 @@ participant_new (store_t *store, accounts_t *accounts, journal_t *journal, outq_
     self->retry_max_ms = RL_TP_RETRY_MAX_MS;
     self->markers_max = RL_TP_MARKERS_MAX;
     self->records_max = S_RECORDS_MAX;
+    self->reserve_max = RL_TP_RESERVE_PER_COORDINATOR_MAX;
+    self->prepared_share_max = RL_TP_PREPARED_MAX * RL_TP_PREPARED_SHARE_PERCENT / 100;
     if (attempts_init (&self->records, S_RECORDS_MAX) != 0
         || !(self->markers = calloc (RL_TP_MARKERS_MAX, sizeof (s_marker_t)))) {
         participant_destroy (&self);
@@ -144,6 +171,7 @@ participant_destroy (participant_t **self_p)
     if (self) {
         attempts_free (&self->records);
         free (self->markers);
+        free (self->shares);
         free (self);
         *self_p = NULL;
     }
@@ -183,6 +211,14 @@ participant_set_markers_max (participant_t *self, size_t markers_max)
     assert (self);
     assert (markers_max >= 1 && markers_max <= RL_TP_MARKERS_MAX);
     self->markers_max = markers_max;
+}
+
+void
+participant_set_bounds (participant_t *self, uint64_t reserve_max, size_t prepared_share_max)
+{
+    assert (self && reserve_max > 0 && prepared_share_max > 0);
+    self->reserve_max = reserve_max;
+    self->prepared_share_max = prepared_share_max;
 }
 
 void
@@ -246,6 +282,84 @@ s_record_put (participant_t *self, attempt_t *e)
     store_batch_put (self->store, STORE_CF_PREPARED, key, sizeof (key), value, sizeof (value));
 }
 
+//  Coordinators' shares ------------------------------------------------------------
+
+//  The share of `coordinator`, or NULL when it holds no PREPARED record.
+static s_share_t *
+s_share_find (participant_t *self, const char *coordinator)
+{
+    if (self->share_last < self->shares_count
+        && strcmp (self->shares[self->share_last].coordinator, coordinator) == 0) {
+        return &self->shares[self->share_last];
+    }
+    for (size_t i = 0; i < self->shares_count; i++) {
+        if (strcmp (self->shares[i].coordinator, coordinator) == 0) {
+            self->share_last = i;
+            return &self->shares[i];
+        }
+    }
+    return NULL;
+}
+
+//  Room for one more share (s_share_add never fails after it); -1 when
+//  memory ran out.
+static int
+s_shares_room (participant_t *self)
+{
+    if (self->shares_count < self->shares_cap) {
+        return 0;
+    }
+    size_t cap = self->shares_cap ? self->shares_cap * 2 : 16;
+    s_share_t *shares = realloc (self->shares, cap * sizeof (s_share_t));
+    if (!shares) {
+        return -1;
+    }
+    self->shares = shares;
+    self->shares_cap = cap;
+    return 0;
+}
+
+//  A PREPARED record counts in its coordinator's share (s_shares_room first).
+static void
+s_share_add (participant_t *self, const char *coordinator, uint64_t amount)
+{
+    s_share_t *share = s_share_find (self, coordinator);
+    if (!share) {
+        assert (self->shares_count < self->shares_cap); //  s_shares_room made room
+        share = &self->shares[self->shares_count++];
+        memset (share, 0, sizeof (*share));
+        snprintf (share->coordinator, sizeof share->coordinator, "%s", coordinator);
+    }
+    share->prepared++;
+    share->reserved = amount > UINT64_MAX - share->reserved ? UINT64_MAX : share->reserved + amount;
+    assert (share->prepared > 0);
+}
+
+//  A PREPARED record leaves (commit, abort): its share shrinks, and goes at 0.
+static void
+s_share_remove (participant_t *self, const char *coordinator, uint64_t amount)
+{
+    s_share_t *share = s_share_find (self, coordinator);
+    assert (share && share->prepared > 0); //  every PREPARED record was added
+    share->prepared--;
+    share->reserved = share->reserved > amount ? share->reserved - amount : 0;
+    if (share->prepared == 0) {
+        *share = self->shares[--self->shares_count];
+        self->share_last = 0;
+    }
+}
+
+//  LIMITS: may `coordinator` reserve `amount` more here, in one more record?
+static bool
+s_share_allows (participant_t *self, const char *coordinator, uint64_t amount)
+{
+    const s_share_t *share = s_share_find (self, coordinator);
+    uint64_t reserved = share ? share->reserved : 0;
+    size_t prepared = share ? share->prepared : 0;
+    return prepared < self->prepared_share_max && reserved < self->reserve_max
+           && amount <= self->reserve_max - reserved;
+}
+
 static int
 s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
 {
@@ -298,6 +412,12 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
                 rc = -1;
                 break;
             }
+            if (s_shares_room (self) != 0) {
+                snprintf (err, err_size, "out of memory");
+                rc = -1;
+                break;
+            }
+            s_share_add (self, e->tp.coordinator, e->transfer.amount);
             e->state = ATTEMPT_PREPARED;
             self->prepared_count++;
         } else if (rec.reserved[1] == S_HEURISTIC_FLAG) {
@@ -420,6 +540,7 @@ s_record_abort (participant_t *self, attempt_t *e, now_t now)
         assert (self->prepared_count > 0);
         accounts_credit_release (self->accounts, e->transfer.credit_account_id, e->transfer.amount,
                                  false);
+        s_share_remove (self, e->tp.coordinator, e->transfer.amount);
         self->prepared_count--;
     }
     e->state = ATTEMPT_ABORTED;
@@ -437,6 +558,7 @@ s_record_commit (participant_t *self, attempt_t *e, now_t now)
     assert (e->state == ATTEMPT_PREPARED && self->prepared_count > 0);
     accounts_credit_release (self->accounts, e->transfer.credit_account_id, e->transfer.amount,
                              true);
+    s_share_remove (self, e->tp.coordinator, e->transfer.amount);
     self->prepared_count--;
     rl_transfer_t leg = e->transfer;
     leg.timestamp = journal_next_ts (self->journal, now.wall_ns);
@@ -544,21 +666,35 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, const char *sen
             *seq_p = e->write_seq;
             return e->state == ATTEMPT_ABORTED ? RL_TP_REFUSED : RL_TP_PREPARED;
         }
-        if (attempt_older (rec->tp.attempt, e->tp.attempt)) {
+        if (e->state == ATTEMPT_PREPARED && attempt_older (rec->tp.attempt, e->tp.attempt)) {
             *result = RL_ABORTED; //  a late PREPARE of a superseded attempt
             return RL_TP_REFUSED;
         }
-        //  An older attempt of the same id: aborted by invariant 2.
+        //  An older attempt of the same id: aborted by invariant 2. A
+        //  tombstone shadows its own attempt only (invariant 8): of any other
+        //  one, it goes.
         if (e->state == ATTEMPT_PREPARED) {
             s_record_abort (self, e, now);
         }
         s_marker_drop (self, i);
     }
+    //  LIMITS: one coordinator holds at most its share of the prepared table
+    //  and of the amounts reserved here (busy: retryable, the id not burned).
+    if (!s_share_allows (self, rec->tp.coordinator, t->amount)) {
+        rl_warn ("two-phase: PREPARE of transfer %016" PRIx64 "%016" PRIx64 " (amount %" PRIu64
+                 ") from coordinator %s: busy, beyond its share (%zu records, %" PRIu64
+                 " reserved at most)",
+                 t->id.hi, t->id.lo, t->amount, rec->tp.coordinator, self->prepared_share_max,
+                 self->reserve_max);
+        *result = RL_BUSY;
+        return RL_TP_REFUSED;
+    }
     *result = accounts_credit_reserve (self->accounts, t);
     if (*result != RL_OK) {
         return RL_TP_REFUSED;
     }
-    if (self->prepared_count >= RL_TP_PREPARED_MAX || (i = s_record_add (self, t->id)) < 0) {
+    if (self->prepared_count >= RL_TP_PREPARED_MAX || s_shares_room (self) != 0
+        || (i = s_record_add (self, t->id)) < 0) {
         accounts_credit_release (self->accounts, t->credit_account_id, t->amount, false);
         *result = RL_BUSY;
         return RL_TP_REFUSED;
@@ -572,6 +708,7 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, const char *sen
     e->key_seq = ++self->key_seq;
     e->backoff_ms = self->retry_min_ms;
     e->next_ns = now.mono_ns + self->query_after_ms * 1000000ull;
+    s_share_add (self, e->tp.coordinator, t->amount);
     self->prepared_count++;
     s_record_put (self, e);
     *seq_p = e->write_seq;
@@ -661,15 +798,17 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, now_t now, uint64_t *se
         *seq_p = e->write_seq;
         return RL_TP_ACKED;
     }
-    if (e && !attempt_older (e->tp.attempt, d->attempt)) {
-        return RL_TP_ACKED; //  we hold a newer attempt: this abort concerns nothing here
+    if (e && e->state == ATTEMPT_PREPARED) {
+        //  Another attempt is prepared: this abort does not touch it (it
+        //  has its own decision; invariant 8), nor leaves a tombstone beside it.
+        return RL_TP_ACKED;
     }
-    //  Unknown attempt (or newer than ours): leave a tombstone so that a late
-    //  PREPARE of it is refused. An older PREPARED one is aborted by invariant 2.
+    if (e && !attempt_older (e->tp.attempt, d->attempt)) {
+        return RL_TP_ACKED; //  a tombstone of a newer attempt: this abort concerns nothing here
+    }
+    //  Unknown attempt (or newer than our tombstone's): leave a tombstone so
+    //  that a late PREPARE of it is refused; it replaces the older one.
     if (e) {
-        if (e->state == ATTEMPT_PREPARED) {
-            s_record_abort (self, e, now);
-        }
         s_marker_drop (self, i);
     }
     i = s_record_add (self, d->id);

@@ -42,6 +42,10 @@ void participant_set_timeouts (participant_t *self, uint64_t query_after_ms, uin
                                uint64_t retry_max_ms);
 //  Applied/aborted markers kept (1..RL_TP_MARKERS_MAX; tests use few).
 void participant_set_markers_max (participant_t *self, size_t markers_max);
+//  LIMITS against one coordinator (docs/two-phase.md): the amount it may
+//  hold reserved here (sum of its prepared records) and the prepared
+//  records it may hold; beyond either, its PREPARE is refused busy.
+void participant_set_bounds (participant_t *self, uint64_t reserve_max, size_t prepared_share_max);
 //  Records of every kind kept at most (tests use few, to run out of room;
 //  more than the table: the table): a record that finds no room is refused
 //  busy (PREPARE) or asked for again (a tombstone's DECIDE).

@@ -77,7 +77,9 @@ add_dependencies(test_tp_input shard)
 # The sender rules of the two-phase operations (docs/security.md): a
 # PREPARE, DECIDE, outcome query and acknowledgement sent with the key of a
 # shard the rule does not name are refused unauthorized, counted, and
-# change nothing; ends with the conservation check.
+# change nothing; a shard's own key denies no other payment (a reservation
+# of about 2^64, an ABORT with a huge attempt counter, a full message of
+# PREPAREs). Each ends with the conservation check.
 rl_add_unit(test_tp_senders 30 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_tp_senders.c
             LIBS rltestkit rlring)
 add_dependencies(test_tp_senders shard)

@@ -4,7 +4,8 @@
 
     - the shard's numeric options (--tp-log-capacity, --deadline-ms,
       --prepare-timeout-ms, the two-phase timers, --tick-ms,
-      --checkpoint-transfers): zero, negative, not a number, trailing text,
+      --checkpoint-transfers, --tp-prepared-share, --tp-reserve-max): zero,
+      negative, not a number, trailing text,
       overflow of a long, above the range;
     - the order of timeouts on a shard: --prepare-timeout-ms at or above
       --deadline-ms (the default deadline, or a given one);
@@ -101,9 +102,10 @@ test_shard_numbers (void **state)
 {
     harness_t *h = *state;
     static const char *options[] = {
-        "--tp-log-capacity", "--deadline-ms",          "--prepare-timeout-ms",
-        "--query-after-ms",  "--retry-min-ms",         "--retry-max-ms",
-        "--tick-ms",         "--checkpoint-transfers", "--max-epoch-jump"};
+        "--tp-log-capacity",  "--deadline-ms",          "--prepare-timeout-ms",
+        "--query-after-ms",   "--retry-min-ms",         "--retry-max-ms",
+        "--tick-ms",          "--checkpoint-transfers", "--max-epoch-jump",
+        "--tp-prepared-share"};
     static const char *bad[] = {
         "0", "-1", "abc", "12abc", "", "99999999999999999999999", "4294967296000"};
     for (size_t i = 0; i < sizeof (options) / sizeof (options[0]); i++) {
@@ -121,6 +123,14 @@ test_shard_numbers (void **state)
     s_shard_refuses (h, "--deadline-ms", text, NULL, "--deadline-ms must be");
     s_shard_refuses (h, "--deadline-ms", "1", NULL, "--deadline-ms must be");
     s_shard_refuses (h, "--tick-ms", "1001", NULL, "--tick-ms must be");
+    s_shard_refuses (h, "--tp-prepared-share", "101", NULL, "--tp-prepared-share must be");
+    //  --tp-reserve-max takes any positive long: 0, a negative or an
+    //  overflowing number, or trailing text are refused.
+    static const char *reserve_bad[] = {"0", "-1", "12abc", "99999999999999999999999"};
+    for (size_t k = 0; k < sizeof (reserve_bad) / sizeof (reserve_bad[0]); k++) {
+        s_shard_refuses (h, "--tp-reserve-max", reserve_bad[k], NULL,
+                         "--tp-reserve-max must be a whole number in");
+    }
 }
 
 //  Security is chosen, never defaulted: --keys or --insecure, exactly one,
