@@ -80,7 +80,7 @@ add_dependencies(test_tp_input shard)
 # change nothing; a shard's own key denies no other payment (a reservation
 # of about 2^64, an ABORT with a huge attempt counter, a full message of
 # PREPAREs). Each ends with the conservation check.
-rl_add_unit(test_tp_senders 30 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_tp_senders.c
+rl_add_unit(test_tp_senders 40 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_tp_senders.c
             LIBS rltestkit rlring)
 add_dependencies(test_tp_senders shard)
 

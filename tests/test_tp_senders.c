@@ -484,19 +484,19 @@ static void
 test_denial_of_service (void **state)
 {
     s_ctx_t *ctx = *state;
+    //  At most 11 arguments (tk_shard_t): the default --retry-max-ms.
     char *args[] = {"--prepare-timeout-ms",
                     "300",
                     "--query-after-ms",
                     "1500",
                     "--retry-min-ms",
                     "20",
-                    "--retry-max-ms",
-                    "200",
                     "--tick-ms",
                     "5",
                     "--tp-prepared-share",
                     "1",
                     NULL};
+    assert_true (sizeof args / sizeof args[0] <= sizeof ctx->shards[1].args / sizeof (char *));
     memcpy (ctx->shards[1].args, args, sizeof args);
     for (int i = 0; i < SHARDS; i++) {
         s_start (ctx, i);
