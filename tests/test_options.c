@@ -12,8 +12,9 @@
     - rlctl and rlbench: a --timeout-ms for creates that does not exceed
       the router's deadline (the client comes last in the order of
       timeouts);
-    - the router's --ring-refresh-ms and --max-epoch-jump (every kind of
-      bad number), and its security choice: --keys or --insecure, exactly
+    - the router's --ring-refresh-ms, --max-epoch-jump and
+      --reply-queue-bytes (every kind of bad number; the shard's
+      --reply-queue-bytes too), and its security choice: --keys or --insecure, exactly
       one, and no --cert or --shard-key with --insecure;
     - rlctl keygen: a missing --role, --name or --dir, or an unknown role,
       is a usage error (exit 2); a name or a directory that cannot be used
@@ -102,10 +103,10 @@ test_shard_numbers (void **state)
 {
     harness_t *h = *state;
     static const char *options[] = {
-        "--tp-log-capacity",  "--deadline-ms",          "--prepare-timeout-ms",
-        "--query-after-ms",   "--retry-min-ms",         "--retry-max-ms",
-        "--tick-ms",          "--checkpoint-transfers", "--max-epoch-jump",
-        "--tp-prepared-share"};
+        "--tp-log-capacity",   "--deadline-ms",          "--prepare-timeout-ms",
+        "--query-after-ms",    "--retry-min-ms",         "--retry-max-ms",
+        "--tick-ms",           "--checkpoint-transfers", "--max-epoch-jump",
+        "--tp-prepared-share", "--reply-queue-bytes"};
     static const char *bad[] = {
         "0", "-1", "abc", "12abc", "", "99999999999999999999999", "4294967296000"};
     for (size_t i = 0; i < sizeof (options) / sizeof (options[0]); i++) {
@@ -176,7 +177,7 @@ static void
 test_router_numbers (void **state)
 {
     harness_t *h = *state;
-    static const char *options[] = {"--ring-refresh-ms", "--max-epoch-jump"};
+    static const char *options[] = {"--ring-refresh-ms", "--max-epoch-jump", "--reply-queue-bytes"};
     static const char *bad[] = {
         "0", "-1", "abc", "12abc", "", "99999999999999999999999", "4294967296000000"};
     for (size_t i = 0; i < sizeof (options) / sizeof (options[0]); i++) {
