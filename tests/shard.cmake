@@ -16,6 +16,8 @@ rl_add_unit(test_idmap 10 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_idmap.c LIBS 
 # and lookups across the generations of a background checkpoint (0.7 s;
 # 1.2 s with sanitizers on a loaded machine).
 rl_add_unit(test_journal 5 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_journal.c LIBS rlshard)
+# The coordinator log's slim values, and the old format still loading (0.1 s).
+rl_add_unit(test_xlog 10 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_xlog.c LIBS rlshard)
 
 # Smoke run of the shard benchmark (at most a few seconds).
 rl_add_test(shard_bench_quick 23 $<TARGET_FILE:shard_bench> --quick --batches 1,100
