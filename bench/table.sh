@@ -101,6 +101,15 @@ cleanup () {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
+# SIGKILL (ctest's answer to a test past its TIMEOUT) runs no trap, and the
+# clusters' processes are daemons: a detached watcher stops whatever is left
+# under WORK once this script is gone. The outer subshell exits at once, so
+# the watcher is nobody's child and outlives a kill of this script's tree.
+( (while kill -0 $$ 2>/dev/null; do sleep 1; done
+   for d in "$WORK"/cluster-*; do
+       [ -d "$d" ] && "$ROOT/tools/cluster.sh" stop --dir "$d"
+   done
+   rm -rf "$WORK") </dev/null >/dev/null 2>&1 & )
 HZ=$(getconf CLK_TCK)
 
 has_row () { case ",$ROWS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
@@ -125,14 +134,24 @@ for _ in range(200):
 }
 
 # cluster_start BUILD SHARDS: a fresh cluster; sets CLUSTER and PORT.
+# A port found free may be taken by another program before the shards bind
+# it, so a failed start is stopped and tried again on other ports.
 cluster_start () {
-    CLUSTER=$WORK/cluster-$RANDOM
-    PORT=$(free_port)
-    RL_LOG_LEVEL=warn "$ROOT/tools/cluster.sh" start --shards "$2" --dir "$CLUSTER" \
-        --base-port "$PORT" --build "$1" >"$WORK/cluster.out" 2>&1 || {
-        echo "table.sh: the cluster did not start:" >&2; tail -n 5 "$WORK/cluster.out" >&2
-        return 1
-    }
+    local attempt
+    for attempt in 1 2 3; do
+        CLUSTER=$WORK/cluster-$RANDOM$attempt
+        PORT=$(free_port)
+        if RL_LOG_LEVEL=warn "$ROOT/tools/cluster.sh" start --shards "$2" --dir "$CLUSTER" \
+            --base-port "$PORT" --build "$1" >"$WORK/cluster.out" 2>&1; then
+            return 0
+        fi
+        "$ROOT/tools/cluster.sh" stop --dir "$CLUSTER" >/dev/null 2>&1 || true
+        rm -rf "$CLUSTER"
+    done
+    CLUSTER=""
+    echo "table.sh: the cluster did not start (3 attempts):" >&2
+    tail -n 5 "$WORK/cluster.out" >&2
+    return 1
 }
 cluster_stop () {
     "$ROOT/tools/cluster.sh" stop --dir "$CLUSTER" >/dev/null 2>&1 || true

@@ -15,8 +15,9 @@ set_tests_properties(test_alert_rules test_alert_rules_check PROPERTIES TIMEOUT 
 
 # A 2-shard cluster and a router under load: promtool check metrics on every
 # endpoint, the dashboard's and rules' metrics in the live output, and
-# Prometheus scraping it until the expected series appear (11 s measured).
+# Prometheus scraping it until the expected series appear (11 s measured on a
+# quiet machine, 26 s at a load of 15-20).
 add_test(NAME test_metrics_live
          COMMAND ${RL_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_metrics_live.py ${CMAKE_BINARY_DIR})
-set_tests_properties(test_metrics_live PROPERTIES TIMEOUT 40 RESOURCE_LOCK cluster_load
+set_tests_properties(test_metrics_live PROPERTIES TIMEOUT 52 RESOURCE_LOCK cluster_load
                      FIXTURES_REQUIRED pyclient)

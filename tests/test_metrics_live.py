@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -36,7 +37,7 @@ import urllib.request
 import ringledger
 
 SHARDS = 2
-WAIT_SERIES_S = 45
+WAIT_SERIES_S = 30
 LOAD_S = 6
 
 
@@ -142,6 +143,26 @@ def named_metrics(root):
     return names
 
 
+def die_with_parent():
+    """preexec_fn: the child gets SIGKILL when this test dies (prctl
+    PR_SET_PDEATHSIG), so a killed test leaves no rlbench or prometheus."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
+def reaper(pid, stop):
+    """A detached watcher that stops the cluster once this process is gone.
+
+    ctest ends a test that overruns its TIMEOUT with SIGKILL, which runs no
+    finally block, and the cluster's processes are daemons (not children), so
+    nothing else would stop them. The watcher is started through a shell that
+    exits at once, so it is nobody's child and survives the kill."""
+    quoted = " ".join("'%s'" % a.replace("'", "'\\''") for a in stop)
+    script = ("(while kill -0 %d 2>/dev/null; do sleep 1; done; %s)"
+              " </dev/null >/dev/null 2>&1 &" % (pid, quoted))
+    subprocess.run(["/bin/sh", "-c", script], check=True)
+
+
 def main():
     build = os.path.abspath(sys.argv[1])
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -171,6 +192,8 @@ def main():
             shutil.rmtree(cluster, ignore_errors=True)
         if not started:
             fail("cluster.sh start (3 attempts)")
+        reaper(os.getpid(), [os.path.join(root, "tools/cluster.sh"), "stop", "--dir", cluster,
+                             "--wait-s", "10"])
         # Bad --metrics-bind values: refused before anything opens (exit 2).
         for program in ("router", "shard"):
             for bad in ("localhost:9100", "127.0.0.1:0", "127.0.0.1", ""):
@@ -200,7 +223,8 @@ def main():
                                  "tcp://127.0.0.1:%d" % base, "--insecure", "--accounts", "200",
                                  "--batch", "20", "--cross-fraction", "0.5", "--warmup", "0",
                                  "--duration", str(LOAD_S), "--quiet"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                preexec_fn=die_with_parent, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
 
         # 3. Prometheus with the rules, scraping every second.
         rules = open(os.path.join(root, "ops/prometheus/rules.yml")).read()
@@ -229,7 +253,7 @@ scrape_configs:
                                  "--storage.tsdb.path=" + os.path.join(tmp, "tsdb"),
                                  "--web.listen-address=127.0.0.1:%d" % prom_port,
                                  "--log.level=warn"], stdout=prom_log, stderr=subprocess.STDOUT,
-                                cwd=tmp)
+                                cwd=tmp, preexec_fn=die_with_parent)
         api = "http://127.0.0.1:%d/api/v1/" % prom_port
 
         def query(expr):
