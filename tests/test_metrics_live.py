@@ -3,8 +3,9 @@
 with the real Prometheus tools (docs/metrics.md).
 
 Starts a 2-shard cluster and a router (tools/cluster.sh, --metrics-port) on
-free ports of 127.0.0.1, puts it under a short load (rlbench through the
-router, cross-shard transfers included), and checks:
+free ports of 127.0.0.1, puts it under load (rlbench through the router,
+cross-shard transfers included) until Prometheus has seen the expected
+series, and checks:
 
   1. every endpoint's /metrics passes `promtool check metrics`; /healthz and
      /readyz answer 200; an unknown path 404, a POST 405;
@@ -38,7 +39,7 @@ import ringledger
 
 SHARDS = 2
 WAIT_SERIES_S = 30
-LOAD_S = 6
+LOAD_S = 60  # at most: the load stops once the series are seen
 
 
 def fail(message):
@@ -319,6 +320,9 @@ scrape_configs:
                     del pending[what]
             if pending:
                 time.sleep(0.5)
+        # The load ran until now, so that a rate had two scrapes to see; it
+        # stops on SIGINT and still runs its conservation check.
+        load.send_signal(signal.SIGINT)
         if pending:
             for what, (expr, want) in pending.items():
                 print("missing: %s: %s -> %s" % (what, expr, query(expr)))
