@@ -35,3 +35,11 @@ add_dependencies(test_router_arcs shard router)
 rl_add_unit(test_ring_guard 30 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_ring_guard.c
             LIBS rlrouterkit)
 add_dependencies(test_ring_guard shard router)
+# A client that never reads its replies, against a router with the smallest
+# --reply-queue-bytes: its peak memory stays bounded, drops are counted,
+# another client is served, conservation (docs/security.md, "Reply queues")
+# (2.5 s; 3.2 s with sanitizers at load 2.3).
+rl_add_unit(test_router_reply_bound 10 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_router_reply_bound.c
+            LIBS rlrouterkit)
+add_dependencies(test_router_reply_bound shard router)
+set_tests_properties(test_router_reply_bound PROPERTIES RESOURCE_LOCK cluster_load)

@@ -95,8 +95,16 @@ rk_router_start (harness_t *h, rk_router_t *r)
         argv[n] = NULL;
         char fp_env[sizeof (r->failpoints) + 16];
         snprintf (fp_env, sizeof (fp_env), "RL_FAILPOINTS=%s", r->failpoints);
-        char *env[] = {fp_env, NULL};
-        r->pid = harness_spawn (h, r->name, argv, r->failpoints[0] ? env : NULL);
+        char *env[6];
+        int e = 0;
+        if (r->failpoints[0]) {
+            env[e++] = fp_env;
+        }
+        for (int k = 0; k < 4 && r->env[k]; k++) {
+            env[e++] = r->env[k];
+        }
+        env[e] = NULL;
+        r->pid = harness_spawn (h, r->name, argv, e > 0 ? env : NULL);
         if (r->pid < 0) {
             return -1;
         }

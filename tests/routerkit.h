@@ -1,6 +1,6 @@
 /*  routerkit.h: a cluster of real shards behind real routers on 127.0.0.1,
     for the router's integration tests (test_router_routing.c,
-    test_router_faults.c, test_router_input.c).
+    test_router_faults.c, test_router_input.c, test_router_reply_bound.c).
 
     - rk_router_*: start a router process on a free port through the
       harness and wait until it answers status; stop it with SIGTERM, and
@@ -49,6 +49,7 @@ typedef struct {
     long refresh_ms;         //  0: default
     char failpoints[256];    //  RL_FAILPOINTS of the process; empty: none
     char *args[8];           //  extra arguments, NULL-terminated
+    char *env[4];            //  extra environment ("K=V"), NULL-terminated
     pid_t pid;
 } rk_router_t;
 
