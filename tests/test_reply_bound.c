@@ -41,45 +41,6 @@
 #define S_REQUEST   (RL_HEADER_SIZE + RL_BATCH_RECORDS_MAX * RL_ID_SIZE)
 #define S_WAIT_MS   30000
 
-//  A field of /proc/PID/status, in bytes (the file says kB).
-static long
-s_proc_kb (pid_t pid, const char *field)
-{
-    char path[64];
-    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
-    char *text = harness_read_file (path, NULL);
-    assert_non_null (text);
-    char *line = strstr (text, field);
-    assert_non_null (line);
-    long kb = strtol (line + strlen (field) + 1, NULL, 10);
-    free (text);
-    return kb * 1024;
-}
-
-//  Resets the peak resident size (VmHWM) of pid to its current size.
-static void
-s_reset_peak (pid_t pid)
-{
-    char path[64];
-    snprintf (path, sizeof path, "/proc/%d/clear_refs", (int) pid);
-    FILE *f = fopen (path, "w");
-    assert_non_null (f);
-    assert_true (fputs ("5", f) >= 0);
-    assert_int_equal (fclose (f), 0);
-}
-
-//  A lookup of every account 1..RL_BATCH_RECORDS_MAX (most do not exist:
-//  the reply is one 128-byte record per id all the same).
-static void
-s_lookup_frame (uint8_t *frame, uint64_t request_id)
-{
-    size_t size = tk_request_header (frame, RL_OP_LOOKUP_ACCOUNTS, request_id,
-                                     RL_BATCH_RECORDS_MAX);
-    for (uint64_t i = 0; i < RL_BATCH_RECORDS_MAX; i++) {
-        codec_encode_id (tk_id (i + 1, TAG), frame + size + i * RL_ID_SIZE);
-    }
-}
-
 typedef struct {
     rl_client_t *client;
     uint64_t dropped_min;
@@ -128,7 +89,7 @@ test_reply_bound (void **state)
     //  One full lookup first, so that the shard's scratch buffers are
     //  touched before the baseline is read.
     static uint8_t frame[S_REQUEST];
-    s_lookup_frame (frame, 1);
+    tk_lookup_all_frame (frame, 1, TAG);
     zsock_t *warm = zsock_new (ZMQ_DEALER);
     assert_non_null (warm);
     zsock_set_linger (warm, 0);
@@ -144,8 +105,8 @@ test_reply_bound (void **state)
 
     rl_status_rec_t before;
     assert_int_equal (rl_client_status (client, &before, TK_TIMEOUT_MS), 0);
-    s_reset_peak (shard.pid);
-    long rss_before = s_proc_kb (shard.pid, "VmRSS:");
+    tk_proc_reset_peak (shard.pid);
+    long rss_before = tk_proc_status_bytes (shard.pid, "VmRSS:");
 
     //  The hostile client: takes (almost) nothing in, sends and never reads.
     zsock_t *hostile = zsock_new (ZMQ_DEALER);
@@ -156,7 +117,7 @@ test_reply_bound (void **state)
     zsock_set_sndhwm (hostile, S_FLOOD + 1);
     tk_connect (hostile, shard.endpoint);
     for (uint64_t k = 0; k < S_FLOOD; k++) {
-        s_lookup_frame (frame, 100 + k);
+        tk_lookup_all_frame (frame, 100 + k, TAG);
         out = zframe_new (frame, sizeof frame);
         assert_int_equal (zframe_send (&out, hostile, 0), 0);
     }
@@ -170,7 +131,7 @@ test_reply_bound (void **state)
                   now.dropped - before.dropped, (uint64_t) S_FLOOD / 2);
     }
     assert_true (watch.served > 0);
-    long peak = s_proc_kb (shard.pid, "VmHWM:");
+    long peak = tk_proc_status_bytes (shard.pid, "VmHWM:");
     long grown = peak - rss_before;
     long allowed = S_BOUND + (long) S_FLOOD * S_REQUEST + S_MARGIN;
     printf ("shard peak grew by %.1f MiB (bound %.0f MiB, requests %.1f MiB, margin %.0f MiB; "

@@ -562,6 +562,40 @@ tk_request_header (uint8_t *out, uint16_t op, uint64_t request_id, uint32_t coun
     return RL_HEADER_SIZE;
 }
 
+void
+tk_lookup_all_frame (uint8_t *out, uint64_t request_id, uint64_t tag)
+{
+    size_t size = tk_request_header (out, RL_OP_LOOKUP_ACCOUNTS, request_id, RL_BATCH_RECORDS_MAX);
+    for (uint64_t i = 0; i < RL_BATCH_RECORDS_MAX; i++) {
+        codec_encode_id (tk_id (i + 1, tag), out + size + i * RL_ID_SIZE);
+    }
+}
+
+long
+tk_proc_status_bytes (pid_t pid, const char *field)
+{
+    char path[64];
+    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
+    char *text = harness_read_file (path, NULL);
+    assert_non_null (text);
+    char *line = strstr (text, field);
+    assert_non_null (line);
+    long kb = strtol (line + strlen (field) + 1, NULL, 10); //  the file says kB
+    free (text);
+    return kb * 1024;
+}
+
+void
+tk_proc_reset_peak (pid_t pid)
+{
+    char path[64];
+    snprintf (path, sizeof path, "/proc/%d/clear_refs", (int) pid);
+    FILE *f = fopen (path, "w");
+    assert_non_null (f);
+    assert_true (fputs ("5", f) >= 0);
+    assert_int_equal (fclose (f), 0);
+}
+
 //  A status request with the one header field that case `bad` spoils.
 static size_t
 s_bad_status_request (uint8_t *out, uint64_t request_id, tk_bad_case_t bad)

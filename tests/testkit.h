@@ -197,6 +197,15 @@ const char *tk_bad_name (tk_bad_case_t bad);
 //  Writes a valid request header into out (RL_HEADER_SIZE bytes); returns
 //  its size. The raw-frame tests build on it.
 size_t tk_request_header (uint8_t *out, uint16_t op, uint64_t request_id, uint32_t count);
+//  Writes a lookup_accounts of the ids 1..RL_BATCH_RECORDS_MAX (with tag)
+//  into out (TK_LOOKUP_ALL_FRAME_SIZE bytes): the largest reply, one account
+//  record per id, for the reply-queue tests.
+#define TK_LOOKUP_ALL_FRAME_SIZE (RL_HEADER_SIZE + RL_BATCH_RECORDS_MAX * RL_ID_SIZE)
+void tk_lookup_all_frame (uint8_t *out, uint64_t request_id, uint64_t tag);
+//  A field of /proc/PID/status ("VmRSS:", "VmHWM:"), in bytes.
+long tk_proc_status_bytes (pid_t pid, const char *field);
+//  Resets pid's peak resident size (VmHWM) to its current size.
+void tk_proc_reset_peak (pid_t pid);
 //  Writes the frame of one case into out (of out_size bytes, at least
 //  TK_BAD_FRAME_SIZE_MAX); `transfer` is the record the frames carry.
 //  Returns the frame's size.
