@@ -221,6 +221,8 @@ s_traffic (s_ctx_t *ctx, size_t count)
     }
 }
 
+static void s_sums (s_ctx_t *ctx, const ring_t *ring, rl_account_t *accounts);
+
 //  The tool's side of the copy -----------------------------------------------
 
 static int
@@ -494,6 +496,8 @@ test_copy_while_serving (void **state)
                    ctx->sent_count, target.chunks, target.records, target.accounts,
                    target.cursor.round + 1);
     assert_true (s_check_lookups (ctx) > 50);
+    static rl_account_t sums[S_ACCOUNTS + 1];
+    s_sums (ctx, ctx->ring, sums); //  conservation: the copy moved no money
     //  s2's store, with s2 stopped.
     s_stop_target (ctx);
     s_check_target_store (ctx);
@@ -544,6 +548,8 @@ test_copy_resumes_after_kills (void **state)
     assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
     target = s_round (ctx, target, 0);
     assert_true (s_check_lookups (ctx) > 20);
+    static rl_account_t sums[S_ACCOUNTS + 1];
+    s_sums (ctx, ctx->ring, sums); //  conservation after both kills
     s_stop_target (ctx);
     //  No duplicates: the records counted are the records stored.
     char err[256] = "";
