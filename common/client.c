@@ -647,19 +647,28 @@ s_create_retry (rl_client_t *self, uint16_t op, const void *records, size_t coun
     int backoff_ms = RL_CLIENT_RETRY_BACKOFF_MS_MIN;
     int rc = 0;
     bool first = true;
+    //  The helper's deadline: as long as attempts_max attempts that all time
+    //  out. An attempt whose open records are all `frozen` (a migration's
+    //  short freeze, or data on its way) uses none of attempts_max: frozen
+    //  is retried until this deadline, and a record still frozen then is
+    //  answered `frozen` (definitely not applied by that attempt).
+    int64_t deadline = zclock_mono () + (int64_t) timeout_ms * attempts_max;
     for (int attempt = 0; attempt < attempts_max && (open_count > 0 || first); attempt++) {
         first = false;
         for (size_t k = 0; k < open_count; k++) {
             memcpy (batch + k * in_size, (const uint8_t *) records + open[k] * in_size, in_size);
         }
         rc = s_create (self, op, batch, open_count, in_size, encode, batch_results, timeout_ms);
-        bool pause = false;
+        bool pause = false, all_frozen = false;
         if (rc == 0) {
             size_t still = 0;
+            all_frozen = true;
             for (size_t k = 0; k < open_count; k++) {
                 uint32_t result = batch_results[k].result;
                 if (s_result_is_open (result)) {
                     pause = pause || result != RL_OUTCOME_UNKNOWN; //  backpressure
+                    all_frozen = all_frozen && result == RL_FROZEN;
+                    results[open[k]].result = result == RL_FROZEN ? RL_FROZEN : RL_OUTCOME_UNKNOWN;
                     open[still++] = open[k];
                 } else {
                     results[open[k]] = (rl_result_rec_t){.index = (uint32_t) open[k],
@@ -670,8 +679,14 @@ s_create_retry (rl_client_t *self, uint16_t op, const void *records, size_t coun
             open_count = still;
         } else if (s_status_is_retryable (rc)) {
             pause = rc != RL_CLIENT_TIMEOUT; //  a timeout has waited already
+            for (size_t k = 0; k < open_count; k++) {
+                results[open[k]].result = RL_OUTCOME_UNKNOWN; //  no answer this time
+            }
         } else {
             break; //  the request itself is wrong: retrying cannot help
+        }
+        if (all_frozen && open_count > 0 && zclock_mono () + backoff_ms < deadline) {
+            attempt--; //  frozen uses no attempt until the deadline
         }
         if (pause && open_count > 0 && attempt + 1 < attempts_max) {
             zclock_sleep (backoff_ms);

@@ -195,9 +195,14 @@ size_t rl_client_load_ring_all (const char *const *endpoints, size_t count, cons
 //  does not know). Pauses between attempts that met backpressure, from
 //  RL_CLIENT_RETRY_BACKOFF_MS_MIN doubling to RL_CLIENT_RETRY_BACKOFF_MS_MAX.
 //
+//  `frozen` (the account's arc is migrating or its data is on its way) is
+//  retried until the helper's deadline, attempts_max * timeout_ms from the
+//  call: an attempt whose open records are all frozen uses no attempt.
+//
 //  Returns 0 when every result is definite (ok, exists, or a failure that a
-//  retry would repeat); RL_CLIENT_INCOMPLETE when the attempts ran out (open
-//  records are outcome_unknown: call again later with the same ids, never
+//  retry would repeat); RL_CLIENT_INCOMPLETE when the attempts or the
+//  deadline ran out (open records are outcome_unknown, or `frozen` when
+//  that was their last answer: call again later with the same ids, never
 //  with new ones); a non-retryable status (malformed, duplicate_id, ...) or
 //  RL_CLIENT_ERR_ARGS as soon as it is seen (open records outcome_unknown).
 //  results[i] always answers records[i] (index i).

@@ -24,7 +24,11 @@
     has not received (arcs.h) is frozen: every create that names it (the
     debit account, or the credit account of a same-shard transfer) is
     answered `frozen` before the idempotency check, so that nothing the
-    shard does not hold decides about an id.
+    shard does not hold decides about an id. One such record makes the
+    whole piece of the request (what this shard got of it) `frozen`,
+    nothing applied: a later record never overtakes an earlier one on
+    this shard. Decisions, outcome queries and acknowledgements are
+    never frozen (participant.c, coordinator.c), so a freeze can drain.
 
     INVARIANTS
     1. Every account's balances equal the sum of its ok transfers (history).
@@ -265,12 +269,73 @@ s_create_account (ledger_t *self, const rl_account_t *a, now_t now)
     return r;
 }
 
+//  An id that field validation lets through to the ownership checks.
+static bool
+s_id_usable (rl_id_t id)
+{
+    return !rl_id_is_zero (id) && !rl_id_is_max (id);
+}
+
+//  Answers every record of the piece `frozen` (nothing looked at, nothing
+//  applied, no id burned) when one of them would be: the records of one
+//  request then keep their order on this shard, whatever moves.
+static void
+s_piece_frozen (rl_result_rec_t *results, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        results[i] = (rl_result_rec_t){.index = (uint32_t) i, .result = RL_FROZEN};
+    }
+}
+
+bool
+ledger_piece_frozen_accounts (const ledger_t *self, const rl_account_t *accounts, size_t count)
+{
+    assert (self);
+    if (!self->arcs || !arcs_waiting (self->arcs)) {
+        return false; //  almost always: no hashing then
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (s_id_usable (accounts[i].id) && ledger_frozen (self, accounts[i].id)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool
+ledger_piece_frozen_transfers (const ledger_t *self, const rl_transfer_t *transfers, size_t count)
+{
+    assert (self);
+    if (!self->arcs || !arcs_waiting (self->arcs)) {
+        return false;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const rl_transfer_t *t = &transfers[i];
+        if (!s_id_usable (t->debit_account_id)) {
+            continue; //  field validation names it, whatever moves
+        }
+        if (ledger_frozen (self, t->debit_account_id)) {
+            return true;
+        }
+        //  A same-shard transfer whose credit account is frozen here.
+        if (s_id_usable (t->credit_account_id) && ledger_owns (self, t->debit_account_id)
+            && ledger_frozen (self, t->credit_account_id)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void
 ledger_create_accounts (ledger_t *self, const rl_account_t *accounts, size_t count, now_t now,
                         rl_result_rec_t *results)
 {
     assert (self);
     assert (count == 0 || (accounts && results));
+    if (ledger_piece_frozen_accounts (self, accounts, count)) {
+        s_piece_frozen (results, count);
+        return;
+    }
     for (size_t i = 0; i < count; i++) {
         results[i] = s_create_account (self, &accounts[i], now);
         results[i].index = (uint32_t) i;
@@ -474,6 +539,10 @@ ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t 
 {
     assert (self && header);
     assert (count == 0 || (transfers && results));
+    if (ledger_piece_frozen_transfers (self, transfers, count)) {
+        s_piece_frozen (results, count); //  before a request slot is taken
+        return LEDGER_REPLY_NOW;
+    }
     int32_t request = coordinator_request_new (self->coordinator);
     if (request < 0) {
         return LEDGER_BUSY;

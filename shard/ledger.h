@@ -60,6 +60,12 @@ arcs_t *ledger_arcs (const ledger_t *self); //  NULL: none set
 //  Does this shard own the account but not hold its data yet (an arc it
 //  gained in a ring change, not received)? Such an account is `frozen`.
 bool ledger_frozen (const ledger_t *self, rl_id_t account_id);
+//  Would one record of this piece of a request be answered frozen? Then
+//  ledger_create_* answers every record of it frozen and applies nothing.
+bool ledger_piece_frozen_accounts (const ledger_t *self, const rl_account_t *accounts,
+                                   size_t count);
+bool ledger_piece_frozen_transfers (const ledger_t *self, const rl_transfer_t *transfers,
+                                    size_t count);
 
 //  A migration brought records here (imported.h): lookups by id, the
 //  credit-leg check and history consult them from now on (ledger_open sets

@@ -791,6 +791,141 @@ test_handover (void **state)
     ring_destroy (&step);
 }
 
+//  Whole-piece frozen ------------------------------------------------------------
+
+//  The first account numbered from `from` (new ones included) for which
+//  `want` holds: in the arc, or on s1 outside it.
+static uint64_t
+s_pick (s_ctx_t *ctx, uint64_t from, bool in_arc, int owner, bool operator_only)
+{
+    for (uint64_t n = from; n < from + 100000; n++) {
+        if (operator_only && n > S_OPERATORS) {
+            break;
+        }
+        if (s_owner (ctx, n) == owner && s_in_arc (ctx, tk_id (n, S_TAG)) == in_arc) {
+            return n;
+        }
+    }
+    fail_msg ("no account fits");
+    return 0;
+}
+
+static bool
+s_drained (void *arg)
+{
+    s_ctx_t *ctx = arg;
+    rl_migrate_rec_t source = s_request (ctx, RL_MIGRATE_SOURCE), out;
+    return s_op (ctx->clients[0], RL_OP_MIGRATE_DRAIN, &source, RL_MIGRATE_SOURCE, 0, &out) == 0
+           && out.param == 0;
+}
+
+static void
+test_frozen_piece (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_traffic (ctx, 60);
+    (void) s_begin (ctx);
+    rl_migrate_rec_t source = s_request (ctx, RL_MIGRATE_SOURCE), out;
+    uint64_t in = s_pick (ctx, 1, true, 0, true);     //  an operator in the arc
+    uint64_t out_n = s_pick (ctx, 1, false, 0, true); //  an operator of s1 outside it
+    uint64_t on_s2 = s_pick (ctx, 1, false, 1, true); //  an operator of s2
+    uint64_t other = s_pick (ctx, out_n + 1, false, 0, true);
+
+    //  A decision that must cross the freeze: s2 coordinates a transfer to
+    //  an account of the arc and dies with its COMMIT durable but not sent.
+    static char fp[] = "RL_FAILPOINTS=tp.coord.decision_synced=crash";
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[1], SIGTERM), 0);
+    ctx->shards[1].env[0] = fp;
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[1]) > 0);
+    s_clients_open (ctx);
+    rl_transfer_t crossing = tk_transfer (tk_id (1, S_TAG + 3), tk_id (on_s2, S_TAG),
+                                          tk_id (in, S_TAG), 7, S_LEDGER);
+    rl_result_rec_t r;
+    assert_int_not_equal (rl_client_create_transfers (ctx->clients[1], &crossing, 1, &r, 1000), 0);
+    assert_int_equal (harness_wait_exit (ctx->h, ctx->shards[1].pid, 15000, NULL), 0);
+    ctx->shards[1].pid = -1;
+
+    //  The freeze: the prepared credit in the arc is not drained.
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_FREEZE, &source, RL_MIGRATE_SOURCE, 30000, &out), 0);
+    assert_int_equal (out.state, RL_MIGRATE_FROZEN);
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_DRAIN, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
+    assert_true (out.param >= 1);
+
+    //  One record in the arc freezes the whole piece: nothing of it applied.
+    rl_transfer_t piece[3] = {
+        tk_transfer (tk_id (2, S_TAG + 3), tk_id (out_n, S_TAG), tk_id (other, S_TAG), 5, S_LEDGER),
+        tk_transfer (tk_id (3, S_TAG + 3), tk_id (in, S_TAG), tk_id (out_n, S_TAG), 6, S_LEDGER),
+        tk_transfer (tk_id (4, S_TAG + 3), tk_id (other, S_TAG), tk_id (out_n, S_TAG), 2, S_LEDGER),
+    };
+    rl_result_rec_t rs[3];
+    assert_int_equal (rl_client_create_transfers (ctx->clients[0], piece, 3, rs, TK_TIMEOUT_MS), 0);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal (rs[i].result, RL_FROZEN);
+        assert_int_equal (rs[i].index, i);
+        rl_transfer_t found;
+        assert_int_equal (
+            rl_client_lookup_transfers (ctx->clients[0], &piece[i].id, 1, &found, TK_TIMEOUT_MS),
+            0);
+        assert_int_equal (found.timestamp, 0);
+    }
+    //  The same for accounts: a new one outside the arc waits with one inside.
+    uint64_t new_out = s_pick (ctx, S_ACCOUNTS + 1, false, 0, false);
+    uint64_t new_in = s_pick (ctx, S_ACCOUNTS + 1, true, 0, false);
+    rl_account_t fresh[2] = {tk_account (new_out, S_TAG, S_LEDGER, 0),
+                             tk_account (new_in, S_TAG, S_LEDGER, 0)};
+    assert_int_equal (rl_client_create_accounts (ctx->clients[0], fresh, 2, rs, TK_TIMEOUT_MS), 0);
+    assert_int_equal (rs[0].result, RL_FROZEN);
+    assert_int_equal (rs[1].result, RL_FROZEN);
+    rl_account_t seen;
+    assert_int_equal (
+        rl_client_lookup_accounts (ctx->clients[0], &fresh[0].id, 1, &seen, TK_TIMEOUT_MS), 0);
+    assert_int_equal (seen.timestamp, 0);
+    //  The retry helper retries frozen to its deadline (here 2 x 150 ms,
+    //  more sends than its 2 attempts), then answers it.
+    int64_t began = zclock_mono ();
+    assert_int_equal (rl_client_create_transfers_retry (ctx->clients[0], piece, 3, rs, 150, 2),
+                      RL_CLIENT_INCOMPLETE);
+    assert_true (zclock_mono () - began >= 150);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal (rs[i].result, RL_FROZEN);
+    }
+
+    //  The coordinator comes back: its COMMIT is applied on the frozen
+    //  source (decisions are never frozen), and the arc drains.
+    ctx->shards[1].env[0] = NULL;
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[1]) > 0);
+    s_clients_open (ctx);
+    assert_true (harness_wait_until (s_drained, ctx, TK_QUIET_TIMEOUT_MS));
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_DRAIN, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
+    assert_int_equal (out.state, RL_MIGRATE_FROZEN);
+    rl_transfer_t found;
+    assert_int_equal (
+        rl_client_lookup_transfers (ctx->clients[1], &crossing.id, 1, &found, TK_TIMEOUT_MS), 0);
+    assert_true (found.timestamp != 0); //  committed (an operator's debit cannot fail)
+
+    //  A short freeze ending by itself: the retry helper (deadline 3 x 1 s)
+    //  waits it out and the piece applies, in order, with the same ids.
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_UNFREEZE, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_FREEZE, &source, RL_MIGRATE_SOURCE, 300, &out), 0);
+    assert_int_equal (
+        rl_client_create_transfers_retry (ctx->clients[0], piece, 3, rs, TK_TIMEOUT_MS / 5, 3), 0);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal (rs[i].result, RL_OK);
+        assert_true (i == 0 || rs[i].timestamp > rs[i - 1].timestamp);
+    }
+    assert_int_equal (rl_client_create_accounts (ctx->clients[0], fresh, 2, rs, TK_TIMEOUT_MS), 0);
+    assert_int_equal (rs[0].result, RL_OK);
+    assert_int_equal (rs[1].result, RL_OK);
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    static rl_account_t sums[S_ACCOUNTS + 1];
+    s_sums (ctx, ctx->ring, sums); //  conservation
+}
+
 //  A chunk import that must be refused with `status`, leaving s2's state as `before`.
 static void
 s_expect_refused (s_ctx_t *ctx, const uint8_t *chunk, size_t size, int status,
@@ -897,6 +1032,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_copy_resumes_after_kills, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_hostile_chunks, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_handover, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_frozen_piece, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
