@@ -61,3 +61,33 @@ RL_FP_X (ROUTER_ALLOC, "router.alloc",
 RL_FP_X (CLIENT_ALLOC, "client.alloc",
          "client library: an allocation of a call (error: out of memory, the call returns "
          "RL_CLIENT_ERR_NOMEM)")
+RL_FP_X (MIGRATE_BEGIN, "migrate.begin",
+         "migration: migrate_begin's record in the batch, before the commit")
+RL_FP_X (MIGRATE_IMPORT, "migrate.import",
+         "migration target: a chunk's keys and the new cursor in the batch, before the commit")
+RL_FP_X (MIGRATE_IMPORT_SYNCED, "migrate.import_synced",
+         "migration target: a chunk's import synced, before its reply is sent (the tool sends "
+         "the chunk again)")
+RL_FP_X (MIGRATE_FREEZE, "migrate.freeze",
+         "migration source: FROZEN in the batch, the arc frozen in memory, before the commit")
+RL_FP_X (MIGRATE_UNFREEZE, "migrate.unfreeze",
+         "migration source: COPYING again (migrate_unfreeze or the freeze's time limit) in the "
+         "batch, before the commit")
+RL_FP_X (MIGRATE_SHIPPED, "migrate.shipped",
+         "migration source: the final round's last chunk built, SHIPPED in the batch, before the "
+         "commit")
+RL_FP_X (MIGRATE_COMMIT_TARGET, "migrate.commit_target",
+         "migration target: staged accounts installed, arc received, HANDED_OVER in the batch, "
+         "before the commit")
+RL_FP_X (MIGRATE_COMMIT_TARGET_SYNCED, "migrate.commit_target_synced",
+         "migration target: the handover synced, before its reply is sent")
+RL_FP_X (MIGRATE_COMMIT_SOURCE, "migrate.commit_source",
+         "migration source: HANDED_OVER in the batch, before the commit")
+RL_FP_X (MIGRATE_ABORT_TARGET, "migrate.abort_target",
+         "migration target: a round of the abort's deletes (and NONE or ABORTING) in the batch, "
+         "before the commit")
+RL_FP_X (MIGRATE_ABORT_SOURCE, "migrate.abort_source",
+         "migration source: NONE in the batch, before the commit")
+RL_FP_X (MIGRATE_RECOVER, "migrate.recover",
+         "migration: at start, the stored migration read, before the arc is frozen again "
+         "(a kill during recovery)")

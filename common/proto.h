@@ -98,7 +98,8 @@ rl_id_eq (rl_id_t a, rl_id_t b)
     X (RL_OP_MIGRATE_FREEZE, 51, "migrate_freeze")                                                 \
     X (RL_OP_MIGRATE_DRAIN, 52, "migrate_drain")                                                   \
     X (RL_OP_MIGRATE_UNFREEZE, 53, "migrate_unfreeze")                                             \
-    X (RL_OP_MIGRATE_COMMIT, 54, "migrate_commit")
+    X (RL_OP_MIGRATE_COMMIT, 54, "migrate_commit")                                                 \
+    X (RL_OP_MIGRATE_ABORT, 55, "migrate_abort")
 // clang-format on
 
 #define RL_OP_ENUM_(id, value, name) id = value,
@@ -143,7 +144,8 @@ typedef enum {
     X (RL_OP_MIGRATE_FREEZE, RL_ROLE_ADMIN)                                                        \
     X (RL_OP_MIGRATE_DRAIN, RL_ROLE_ADMIN)                                                         \
     X (RL_OP_MIGRATE_UNFREEZE, RL_ROLE_ADMIN)                                                      \
-    X (RL_OP_MIGRATE_COMMIT, RL_ROLE_ADMIN)
+    X (RL_OP_MIGRATE_COMMIT, RL_ROLE_ADMIN)                                                        \
+    X (RL_OP_MIGRATE_ABORT, RL_ROLE_ADMIN)
 // clang-format on
 
 //  Message-level status, in the reply header --------------------------------
@@ -619,6 +621,9 @@ typedef struct {
 
 #define RL_MIGRATE_SOURCE 1 //  role: the shard the arc leaves
 #define RL_MIGRATE_TARGET 2 //  role: the shard the arc goes to
+//  migrate_abort to a SHIPPED source: param says the target answered its
+//  abort (state none), so it will never serve the arc ("DONE").
+#define RL_MIGRATE_ABORT_TARGET_DONE 0x454e4f44u
 
 typedef enum {
     RL_MIGRATE_NONE = 0,        //  no migration (a reply to a shard that holds none)
@@ -626,6 +631,7 @@ typedef enum {
     RL_MIGRATE_FROZEN = 2,      //  source: writes in the arc answer frozen; draining
     RL_MIGRATE_SHIPPED = 3,     //  source: the final round is out; target: it is in
     RL_MIGRATE_HANDED_OVER = 4, //  the target serves the arc; the source no longer does
+    RL_MIGRATE_ABORTING = 5,    //  target: migrate_abort has deleted part of what it imported
 } rl_migrate_state_t;
 
 //  migrate_begin request and reply, migrate_export request, migrate_import

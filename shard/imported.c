@@ -145,6 +145,103 @@ imported_put (store_t *store, uint64_t start, uint64_t end, const chunk_entry_t 
     }
 }
 
+static int s_record (store_t *store, const uint8_t *ref, rl_id_t id, rl_transfer_t *out);
+
+//  Does the key exist with the value `ref` (when ref is not NULL)? 1, 0, -1.
+static int
+s_names (store_t *store, const uint8_t *key, size_t key_size, const uint8_t *ref)
+{
+    uint8_t value[S_REF_SIZE];
+    size_t size = 0;
+    int rc = store_get (store, STORE_CF_IMPORTED, key, key_size, value, sizeof (value), &size);
+    if (rc != 1) {
+        return rc;
+    }
+    return !ref || (size == S_REF_SIZE && memcmp (value, ref, S_REF_SIZE) == 0);
+}
+
+//  A record of the arc: does a key of an account outside the arc name it?
+static int
+s_record_named_outside (store_t *store, uint64_t start, uint64_t end, const rl_transfer_t *t,
+                        uint64_t origin)
+{
+    uint8_t ref[S_REF_SIZE];
+    s_ref (ref, origin, t->timestamp);
+    bool debit, credit;
+    s_sides (t, &debit, &credit);
+    bool debit_out = debit && !imported_in_arc (start, end, t->debit_account_id);
+    bool credit_out = credit && !imported_in_arc (start, end, t->credit_account_id);
+    int rc = 0;
+    uint8_t k[S_HISTORY_SIZE];
+    if (debit_out) {
+        k[0] = IMPORTED_BY_ID;
+        codec_encode_id (t->id, k + 1);
+        rc = s_names (store, k, 1 + RL_ID_SIZE, ref);
+        if (rc == 0) {
+            s_history_key (k, t->debit_account_id, t->timestamp, origin, t->id);
+            rc = s_names (store, k, S_HISTORY_SIZE, NULL);
+        }
+    }
+    if (rc == 0 && credit_out) {
+        k[0] = IMPORTED_LEG;
+        codec_encode_id (t->id, k + 1);
+        codec_encode_id (t->debit_account_id, k + 1 + RL_ID_SIZE);
+        rc = s_names (store, k, 1 + 2 * RL_ID_SIZE, ref);
+        if (rc == 0) {
+            s_history_key (k, t->credit_account_id, t->timestamp, origin, t->id);
+            rc = s_names (store, k, S_HISTORY_SIZE, NULL);
+        }
+    }
+    return rc;
+}
+
+int
+imported_abort_verdict (store_t *store, uint64_t start, uint64_t end, const uint8_t *key,
+                        size_t key_size, const uint8_t *value, size_t value_size)
+{
+    assert (store && key && start != end);
+    if (key_size == 0) {
+        return -1;
+    }
+    switch (key[0]) {
+        case IMPORTED_ACCOUNT:
+        case IMPORTED_HISTORY:
+            if (key_size != (key[0] == IMPORTED_ACCOUNT ? 1 + RL_ID_SIZE : S_HISTORY_SIZE)) {
+                return -1;
+            }
+            return imported_in_arc (start, end, codec_decode_id (key + 1));
+        case IMPORTED_BY_ID:
+        case IMPORTED_LEG: {
+            //  Written for the arc when its debit (I) or credit (L) account is
+            //  in it: read the record it names.
+            size_t want = key[0] == IMPORTED_BY_ID ? 1 + RL_ID_SIZE : 1 + 2 * RL_ID_SIZE;
+            if (key_size != want || value_size != S_REF_SIZE) {
+                return -1;
+            }
+            rl_transfer_t t;
+            if (s_record (store, value, codec_decode_id (key + 1), &t) != 1) {
+                return -1;
+            }
+            rl_id_t account = key[0] == IMPORTED_BY_ID ? t.debit_account_id : t.credit_account_id;
+            return imported_in_arc (start, end, account);
+        }
+        case IMPORTED_TRANSFER: {
+            if (key_size != IMPORTED_TRANSFER_KEY_SIZE || value_size != RL_TRANSFER_SIZE) {
+                return -1;
+            }
+            chunk_entry_t e = {.kind = RL_CHUNK_TRANSFER, .origin = codec_get_u64_be (key + 1)};
+            codec_decode_transfer (value, &e.transfer);
+            if (!imported_entry_fits (start, end, &e)) {
+                return 0; //  another arc's record
+            }
+            int named = s_record_named_outside (store, start, end, &e.transfer, e.origin);
+            return named < 0 ? -1 : !named;
+        }
+        default:
+            return -1;
+    }
+}
+
 bool
 imported_any (store_t *store)
 {

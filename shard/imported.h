@@ -33,6 +33,16 @@ bool imported_entry_fits (uint64_t start, uint64_t end, const chunk_entry_t *ent
 //  asserted). Writing the same entry twice writes the same keys.
 void imported_put (store_t *store, uint64_t start, uint64_t end, const chunk_entry_t *entry);
 
+//  An abort's verdict on one key of the family (migrate_abort on the
+//  target): 1 when it was written for the arc (start, end] and nothing
+//  outside the arc needs it (a staged account, a history, idempotency or
+//  leg key of an account of the arc, a record that no key of an account
+//  outside the arc names), 0 when it stays, -1 on a storage error or a key
+//  that does not parse. Keys are judged in key order: the 'T' records come
+//  last, after the keys that name them.
+int imported_abort_verdict (store_t *store, uint64_t start, uint64_t end, const uint8_t *key,
+                            size_t key_size, const uint8_t *value, size_t value_size);
+
 //  Does the column family hold anything? (At open: whether lookups must
 //  consult it.)
 bool imported_any (store_t *store);

@@ -38,10 +38,17 @@
                       the arc received, HANDED_OVER, one batch. (source)
                       SHIPPED, serving a ring that no longer gives it the
                       arc -> HANDED_OVER, the freeze ends.
+      migrate_abort   (target, first) deletes what it imported for the arc,
+                      a bounded number of keys a call, resuming from a
+                      stored key (ABORTING), then NONE; (source) NONE, the
+                      freeze ends; from SHIPPED only when the tool says the
+                      target answered NONE. Refused once HANDED_OVER.
 
     STATES (the stored record; docs/rebalance.md, "The state machine")
       source  NONE -> COPYING <-> FROZEN -> SHIPPED -> HANDED_OVER
       target  NONE -> COPYING -> SHIPPED (final chunk in) -> HANDED_OVER
+      abort   target COPYING|SHIPPED -> ABORTING ... -> NONE; source
+              COPYING|FROZEN|SHIPPED -> NONE (never from HANDED_OVER)
       A HANDED_OVER migration may be replaced by a new migrate_begin.
       A round that begins FROZEN and drained is the final one: when it
       ends the source is SHIPPED and the chunk that ends it carries
@@ -75,6 +82,13 @@
        the final chunk. So two shards never accept writes for one account.
     5. A stored FROZEN or SHIPPED source is frozen again at start, before
        anything is served (migrate_start).
+    6. An abort's deletes, its resume key and its state go in one batch;
+       a SHIPPED source unfreezes by an abort only on the tool's word that
+       the target has aborted (so it will never commit).
+
+    FAILPOINTS (failpoint_list.h, migrate.*): one per durable step, in the
+    batch before its commit, and after the sync of an import and of the
+    target's handover; migrate.recover at start (tests/test_migrate_crash.c).
 
     LIMITS
     RL_MIGRATE_ENTRIES_MAX entries a chunk; RL_MIGRATE_SCAN_RECORDS_MAX
@@ -91,6 +105,7 @@
 
 #include "chunk.h"
 #include "codec.h"
+#include "failpoint.h"
 #include "imported.h"
 #include "log.h"
 #include "server_internal.h"
@@ -220,6 +235,7 @@ s_begin (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *
     memcpy (fresh.target, req.target, sizeof (fresh.target));
     self->migration = fresh;
     s_state_put (self);
+    RL_FAILPOINT (MIGRATE_BEGIN);
     rl_info ("migration %" PRIu64 ": %s of arc (%" PRIu64 ", %" PRIu64 "] from %s to %s",
              fresh.migration_id, source ? "source" : "target", fresh.arc_start, fresh.arc_end,
              fresh.source, fresh.target);
@@ -440,6 +456,7 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
     if (round_done && state->state == RL_MIGRATE_FROZEN && self->migration_final == c.round + 1) {
         state->state = RL_MIGRATE_SHIPPED; //  never unfreezes by itself from here
         s_state_put (self);
+        RL_FAILPOINT (MIGRATE_SHIPPED);
         rl_info ("migration %" PRIu64 ": the final round is out (%" PRIu64 " chunks)",
                  state->migration_id, chunk.seq);
     }
@@ -511,6 +528,8 @@ s_import (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
     state->records += records;
     state->accounts += accounts;
     s_state_put (self);
+    RL_FAILPOINT (MIGRATE_IMPORT);
+    self->reply_fp = RL_FP_MIGRATE_IMPORT_SYNCED;
     if (chunk.entry_count > 0) {
         ledger_set_imported (self->ledger);
     }
@@ -596,6 +615,7 @@ s_freeze_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_mi
         state->param = req->param ? req->param : S_FREEZE_MS_DEFAULT;
         s_state_put (self);
         s_freeze (self, state);
+        RL_FAILPOINT (MIGRATE_FREEZE);
         rl_info ("migration %" PRIu64 ": arc frozen (at most %" PRIu32 " ms before it ships)",
                  state->migration_id, state->param);
     }
@@ -634,6 +654,7 @@ s_unfreeze_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_
         state->state = RL_MIGRATE_COPYING;
         state->param = 0;
         s_state_put (self);
+        RL_FAILPOINT (MIGRATE_UNFREEZE);
         s_thaw (self);
         rl_info ("migration %" PRIu64 ": arc unfrozen", state->migration_id);
     }
@@ -706,6 +727,8 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
     }
     state->state = RL_MIGRATE_HANDED_OVER;
     s_state_put (self);
+    RL_FAILPOINT (MIGRATE_COMMIT_TARGET);
+    self->reply_fp = RL_FP_MIGRATE_COMMIT_TARGET_SYNCED;
     rl_info ("migration %" PRIu64 ": handed over at epoch %" PRIu64 ", %zu accounts installed",
              state->migration_id, ring_epoch (self->ring), installs);
     return s_reply_state (self, envelope, h);
@@ -724,6 +747,7 @@ s_commit_source (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
     }
     state->state = RL_MIGRATE_HANDED_OVER;
     s_state_put (self);
+    RL_FAILPOINT (MIGRATE_COMMIT_SOURCE);
     s_thaw (self);
     rl_info ("migration %" PRIu64 ": the arc left at epoch %" PRIu64, state->migration_id,
              ring_epoch (self->ring));
@@ -744,6 +768,147 @@ s_commit_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_mi
                                           : s_commit_source (self, envelope, h, state);
 }
 
+//  Abort -------------------------------------------------------------------------
+
+//  The meta key of an abort in progress on the target: the last key of the
+//  imported family it has judged (the next call resumes after it).
+#define S_ABORT_META_KEY "migration_abort_at"
+#define S_ABORT_KEY_MAX  64 //  bytes of an imported key (the longest, 'H', is 49)
+
+//  The target's abort, at most `budget` keys a call (the request's
+//  entries_max, 0: RL_MIGRATE_SCAN_RECORDS_MAX):
+//  deletes what was imported for the arc (imported_abort_verdict), in key
+//  order from where the last call stopped; when the family is done, the
+//  migration is forgotten (NONE) in the same batch. ABORTING until then.
+static zmsg_t *
+s_abort_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migrate_rec_t *state,
+                uint32_t budget)
+{
+    assert (budget > 0 && budget <= RL_MIGRATE_SCAN_RECORDS_MAX);
+    uint8_t at[S_ABORT_KEY_MAX];
+    size_t at_size = 0;
+    int rc = state->state == RL_MIGRATE_ABORTING
+                 ? store_get (self->store, STORE_CF_META, S_ABORT_META_KEY,
+                              strlen (S_ABORT_META_KEY), at, sizeof (at), &at_size)
+                 : 0;
+    store_iter_t *it = rc >= 0 ? store_iter_new (self->store, STORE_CF_IMPORTED) : NULL;
+    if (!it) {
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    }
+    if (rc == 1) {
+        store_iter_seek (it, at, at_size);
+    } else {
+        store_iter_seek_first (it);
+    }
+    size_t judged = 0, deleted = 0;
+    bool done = false;
+    rc = 0;
+    for (;; store_iter_next (it)) {
+        if (!store_iter_valid (it)) {
+            done = true;
+            break;
+        }
+        size_t key_size = 0, value_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &value_size);
+        if (key_size > S_ABORT_KEY_MAX) {
+            rc = -1;
+            break;
+        }
+        if (at_size == key_size && memcmp (key, at, at_size) == 0) {
+            continue; //  judged by the last call
+        }
+        if (judged == budget) {
+            break; //  the rest in the next call
+        }
+        judged++;
+        int verdict = imported_abort_verdict (self->store, state->arc_start, state->arc_end, key,
+                                              key_size, value, value_size);
+        if (verdict < 0) {
+            rc = -1;
+            break;
+        }
+        if (verdict == 1) {
+            store_batch_delete (self->store, STORE_CF_IMPORTED, key, key_size);
+            deleted++;
+        }
+        memcpy (at, key, key_size);
+        at_size = key_size;
+    }
+    store_iter_destroy (&it);
+    if (rc != 0) {
+        rl_error ("migration %" PRIu64 ": the abort failed reading the imported keys",
+                  state->migration_id);
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    }
+    if (done) {
+        state->state = RL_MIGRATE_NONE;
+        store_batch_delete (self->store, STORE_CF_META, S_ABORT_META_KEY,
+                            strlen (S_ABORT_META_KEY));
+    } else {
+        state->state = RL_MIGRATE_ABORTING;
+        store_batch_put (self->store, STORE_CF_META, S_ABORT_META_KEY, strlen (S_ABORT_META_KEY),
+                         at, at_size);
+    }
+    memset (&state->cursor, 0, sizeof (state->cursor));
+    state->chunks = state->records = state->accounts = 0;
+    state->param = 0;
+    s_state_put (self);
+    RL_FAILPOINT (MIGRATE_ABORT_TARGET);
+    rl_info ("migration %" PRIu64 ": target abort deleted %zu of %zu imported keys%s",
+             state->migration_id, deleted, judged, done ? ", done" : ", more to come");
+    return s_reply_state (self, envelope, h);
+}
+
+//  The source's abort: the freeze ends, the migration is forgotten. From
+//  SHIPPED only with param RL_MIGRATE_ABORT_TARGET_DONE: the tool says the
+//  target answered its abort (NONE), so it will never serve the arc.
+static zmsg_t *
+s_abort_source (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migrate_rec_t *state,
+                const rl_migrate_rec_t *req)
+{
+    if (state->state == RL_MIGRATE_SHIPPED && req->param != RL_MIGRATE_ABORT_TARGET_DONE) {
+        return s_refuse (self, envelope, h,
+                         "the final round is out: abort the target first, then say so");
+    }
+    bool frozen = state->state == RL_MIGRATE_FROZEN || state->state == RL_MIGRATE_SHIPPED;
+    state->state = RL_MIGRATE_NONE;
+    state->param = 0;
+    s_state_put (self);
+    RL_FAILPOINT (MIGRATE_ABORT_SOURCE);
+    if (frozen) {
+        s_thaw (self);
+    }
+    rl_info ("migration %" PRIu64 ": aborted on the source%s", state->migration_id,
+             frozen ? ", the arc serves again" : "");
+    return s_reply_state (self, envelope, h);
+}
+
+static zmsg_t *
+s_abort_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_migrate_rec_t *req)
+{
+    if (req->migration_id == 0 || req->entries_max > RL_MIGRATE_SCAN_RECORDS_MAX
+        || (req->role != RL_MIGRATE_SOURCE && req->role != RL_MIGRATE_TARGET)) {
+        return server_reply_new (self, envelope, h, RL_STATUS_MALFORMED, 0, 0, NULL);
+    }
+    rl_migrate_rec_t *state = NULL;
+    if (s_state (self, &state) != 0) {
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    }
+    if (state->state == RL_MIGRATE_NONE) {
+        return s_reply_state (self, envelope, h); //  nothing (left) to abort: done
+    }
+    if (state->migration_id != req->migration_id || state->role != req->role) {
+        return s_refuse (self, envelope, h, "another migration, or another role, is stored");
+    }
+    if (state->state == RL_MIGRATE_HANDED_OVER) {
+        return s_refuse (self, envelope, h, "handed over: too late to abort");
+    }
+    uint32_t budget = req->entries_max ? req->entries_max : RL_MIGRATE_SCAN_RECORDS_MAX;
+    return req->role == RL_MIGRATE_TARGET ? s_abort_target (self, envelope, h, state, budget)
+                                          : s_abort_source (self, envelope, h, state, req);
+}
+
 int
 migrate_start (server_t *self)
 {
@@ -752,6 +917,7 @@ migrate_start (server_t *self)
         rl_error ("migration: the stored state does not read");
         return -1;
     }
+    RL_FAILPOINT (MIGRATE_RECOVER);
     if (state->role == RL_MIGRATE_SOURCE
         && (state->state == RL_MIGRATE_FROZEN || state->state == RL_MIGRATE_SHIPPED)) {
         s_freeze (self, state); //  a write must not slip in after the last chunk
@@ -777,6 +943,7 @@ migrate_tick (server_t *self)
     state->state = RL_MIGRATE_COPYING;
     state->param = 0;
     s_state_put (self);
+    RL_FAILPOINT (MIGRATE_UNFREEZE);
     s_thaw (self);
     rl_warn ("migration %" PRIu64 ": not shipped within its freeze_max_ms: unfrozen",
              state->migration_id);
@@ -795,9 +962,13 @@ migrate_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, const ui
         case RL_OP_MIGRATE_FREEZE:
         case RL_OP_MIGRATE_DRAIN:
         case RL_OP_MIGRATE_UNFREEZE:
-        case RL_OP_MIGRATE_COMMIT: {
+        case RL_OP_MIGRATE_COMMIT:
+        case RL_OP_MIGRATE_ABORT: {
             rl_migrate_rec_t req;
             codec_decode_migrate (body, &req);
+            if (h->operation == RL_OP_MIGRATE_ABORT) {
+                return s_abort_op (self, envelope, h, &req);
+            }
             if (h->operation == RL_OP_MIGRATE_FREEZE) {
                 return s_freeze_op (self, envelope, h, &req);
             }

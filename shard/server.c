@@ -528,6 +528,7 @@ s_handle (server_t *self, zmsg_t *msg)
             case RL_OP_MIGRATE_DRAIN:
             case RL_OP_MIGRATE_UNFREEZE:
             case RL_OP_MIGRATE_COMMIT:
+            case RL_OP_MIGRATE_ABORT:
                 reply = migrate_handle (self, msg, &h, body, body_size);
                 break;
             default:
@@ -537,8 +538,9 @@ s_handle (server_t *self, zmsg_t *msg)
     zframe_destroy (&payload);
     if (reply) {
         //  A client reply reports memory as of this turn's batch.
-        s_hold (self, reply, outq_batch_seq (self->outq), RL_FP_COUNT);
+        s_hold (self, reply, outq_batch_seq (self->outq), self->reply_fp);
     }
+    self->reply_fp = RL_FP_COUNT;
     rl_log_request_end ();
 }
 
@@ -566,7 +568,8 @@ s_fire_synced (server_t *self)
 {
     assert (!self->failed);
     static const rl_fp_t order[] = {RL_FP_TP_PART_PREPARE_SYNCED, RL_FP_TP_COORD_DECISION_SYNCED,
-                                    RL_FP_TP_PART_APPLY_SYNCED};
+                                    RL_FP_TP_PART_APPLY_SYNCED, RL_FP_MIGRATE_IMPORT_SYNCED,
+                                    RL_FP_MIGRATE_COMMIT_TARGET_SYNCED};
     bool due[RL_FP_COUNT + 1] = {false};
     for (size_t i = 0; i < self->held_count; i++) {
         due[self->held[i].fp] = true;
@@ -878,6 +881,7 @@ server_new (const server_options_t *options, store_t *store, ring_t **ring_p, ou
         return NULL;
     }
     self->options = options;
+    self->reply_fp = RL_FP_COUNT;
     self->store = store;
     self->outq = outq;
     self->ledger = ledger;

@@ -76,6 +76,8 @@ struct server_t {
     bool migration_loaded;
     uint64_t migration_frozen_ms; //  source: when the freeze began (monotonic)
     uint32_t migration_final;     //  source: the round that began frozen and drained + 1; 0: none
+    rl_fp_t reply_fp;             //  the failpoint between the sync and the send of the reply
+                                  //  being built (migrate.c sets it; RL_FP_COUNT: none)
 };
 
 //  server.c

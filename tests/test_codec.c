@@ -769,7 +769,8 @@ test_record_sizes (void **state)
         {RL_OP_MIGRATE_DRAIN, RL_MIGRATE_SIZE, RL_MIGRATE_SIZE},
         {RL_OP_MIGRATE_UNFREEZE, RL_MIGRATE_SIZE, RL_MIGRATE_SIZE},
         {RL_OP_MIGRATE_COMMIT, RL_MIGRATE_SIZE, RL_MIGRATE_SIZE},
-        {55, 0, 0},
+        {RL_OP_MIGRATE_ABORT, RL_MIGRATE_SIZE, RL_MIGRATE_SIZE},
+        {56, 0, 0},
     };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         assert_true (codec_request_record_size (sizes[i].op) == sizes[i].request);
@@ -778,7 +779,7 @@ test_record_sizes (void **state)
     for (uint32_t op = 0; op < 300; op++) {
         bool shard_to_shard = op == RL_OP_PREPARE || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY
                               || op == RL_OP_IN_DOUBT || op == RL_OP_AUDIT || op == RL_OP_RESOLVE
-                              || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_MIGRATE_COMMIT);
+                              || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_MIGRATE_ABORT);
         assert_int_equal (codec_op_is_known (op), (op >= 1 && op <= 8) || shard_to_shard);
     }
     assert_false (codec_op_is_known (UINT32_MAX));

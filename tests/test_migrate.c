@@ -757,6 +757,13 @@ test_handover (void **state)
     assert_int_equal (
         s_op (ctx->clients[0], RL_OP_MIGRATE_COMMIT, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
     assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+    //  Too late to abort, on either side.
+    assert_int_equal (
+        s_op (ctx->clients[1], RL_OP_MIGRATE_ABORT, &target, RL_MIGRATE_TARGET, 0, &out),
+        RL_STATUS_MIGRATION_REFUSED);
+    assert_int_equal (s_op (ctx->clients[0], RL_OP_MIGRATE_ABORT, &source, RL_MIGRATE_SOURCE,
+                            RL_MIGRATE_ABORT_TARGET_DONE, &out),
+                      RL_STATUS_MIGRATION_REFUSED);
 
     //  The new owner answers as the old one did; the old owner, asked with a
     //  stale ring, answers wrong_shard and changes nothing.
@@ -926,6 +933,145 @@ test_frozen_piece (void **state)
     s_sums (ctx, ctx->ring, sums); //  conservation
 }
 
+//  Abort ---------------------------------------------------------------------------
+
+//  Keys of s2's imported family (s2 stopped).
+static size_t
+s_imported_keys (s_ctx_t *ctx)
+{
+    char err[256] = "";
+    store_t *store = store_open (ctx->shards[1].data_dir, RL_DURABILITY_SYNC, err, sizeof (err));
+    assert_non_null (store);
+    store_iter_t *it = store_iter_new (store, STORE_CF_IMPORTED);
+    assert_non_null (it);
+    size_t keys = 0;
+    for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
+        keys++;
+    }
+    store_iter_destroy (&it);
+    store_close (&store);
+    return keys;
+}
+
+//  migrate_abort of the target, `budget` keys a call, until NONE; the calls made.
+static size_t
+s_abort_target (s_ctx_t *ctx, uint32_t budget)
+{
+    rl_migrate_rec_t req = s_request (ctx, RL_MIGRATE_TARGET), out;
+    req.entries_max = budget;
+    size_t calls = 0;
+    do {
+        assert_int_equal (s_migrate_call (ctx->clients[1], RL_OP_MIGRATE_ABORT, &req, &out), 0);
+        calls++;
+        assert_true (out.state == RL_MIGRATE_NONE || out.state == RL_MIGRATE_ABORTING);
+        assert_true (calls < 100000);
+    } while (out.state != RL_MIGRATE_NONE);
+    return calls;
+}
+
+static void
+test_abort (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_traffic (ctx, 150);
+    rl_migrate_rec_t target = s_begin (ctx);
+    rl_migrate_rec_t source = s_request (ctx, RL_MIGRATE_SOURCE), out;
+    target = s_round (ctx, target, 2);
+    uint64_t in = s_pick (ctx, 1, true, 0, true);
+    uint64_t out_n = s_pick (ctx, 1, false, 0, true);
+    //  Frozen, drained, shipped: the last point before the handover.
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_FREEZE, &source, RL_MIGRATE_SOURCE, 30000, &out), 0);
+    target = s_round (ctx, target, 0);
+    if (target.state != RL_MIGRATE_SHIPPED) {
+        target = s_round (ctx, target, 0);
+    }
+    assert_int_equal (target.state, RL_MIGRATE_SHIPPED);
+    assert_int_equal (s_once (ctx->clients[0], 10, in, out_n), RL_FROZEN);
+
+    //  Hostile and misdirected aborts change nothing.
+    rl_migrate_rec_t bad = s_request (ctx, RL_MIGRATE_TARGET);
+    bad.migration_id = 0;
+    assert_int_equal (s_migrate_call (ctx->clients[1], RL_OP_MIGRATE_ABORT, &bad, &out),
+                      RL_STATUS_MALFORMED);
+    bad = s_request (ctx, 7);
+    assert_int_equal (s_migrate_call (ctx->clients[1], RL_OP_MIGRATE_ABORT, &bad, &out),
+                      RL_STATUS_MALFORMED);
+    bad = s_request (ctx, RL_MIGRATE_TARGET);
+    bad.entries_max = RL_MIGRATE_SCAN_RECORDS_MAX + 1;
+    assert_int_equal (s_migrate_call (ctx->clients[1], RL_OP_MIGRATE_ABORT, &bad, &out),
+                      RL_STATUS_MALFORMED);
+    bad = s_request (ctx, RL_MIGRATE_TARGET);
+    bad.migration_id = S_MIGRATION + 1;
+    assert_int_equal (s_migrate_call (ctx->clients[1], RL_OP_MIGRATE_ABORT, &bad, &out),
+                      RL_STATUS_MIGRATION_REFUSED);
+    bad = s_request (ctx, RL_MIGRATE_SOURCE); //  s2 is the target
+    assert_int_equal (s_migrate_call (ctx->clients[1], RL_OP_MIGRATE_ABORT, &bad, &out),
+                      RL_STATUS_MIGRATION_REFUSED);
+    //  A shipped source refuses until told that the target has aborted.
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_ABORT, &source, RL_MIGRATE_SOURCE, 0, &out),
+        RL_STATUS_MIGRATION_REFUSED);
+    assert_int_equal (s_once (ctx->clients[0], 10, in, out_n), RL_FROZEN);
+
+    //  The target first, a few keys a call (ABORTING between calls), killed
+    //  in the middle: it resumes where it stopped.
+    rl_migrate_rec_t req = s_request (ctx, RL_MIGRATE_TARGET);
+    req.entries_max = 5;
+    assert_int_equal (s_migrate_call (ctx->clients[1], RL_OP_MIGRATE_ABORT, &req, &out), 0);
+    assert_int_equal (out.state, RL_MIGRATE_ABORTING);
+    assert_int_equal (out.chunks, 0);
+    rl_migrate_rec_t aborted_once = out;
+    assert_int_equal (
+        s_op (ctx->clients[1], RL_OP_MIGRATE_COMMIT, &target, RL_MIGRATE_TARGET, 0, &out),
+        RL_STATUS_MIGRATION_REFUSED);
+    rl_migrate_rec_t aborting = aborted_once;
+    size_t size = 0;
+    uint8_t *chunk = s_export (ctx, &aborting, &size); //  the next chunk, as the target asks
+    assert_int_equal (s_import (ctx, chunk, size, &out), RL_STATUS_MIGRATION_REFUSED);
+    free (chunk);
+    assert_true (tk_shard_stop (ctx->h, &ctx->shards[1], SIGKILL) >= 0);
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[1]) > 0);
+    s_clients_open (ctx);
+    size_t calls = s_abort_target (ctx, 40);
+    print_message ("abort: the target took %zu more calls of 40 keys\n", calls);
+    assert_true (calls > 2);
+    assert_int_equal (s_abort_target (ctx, 0), 1); //  again: nothing left, NONE at once
+    //  Then the source: unfrozen, serving the arc again, forgotten.
+    assert_int_equal (s_op (ctx->clients[0], RL_OP_MIGRATE_ABORT, &source, RL_MIGRATE_SOURCE,
+                            RL_MIGRATE_ABORT_TARGET_DONE, &out),
+                      0);
+    assert_int_equal (out.state, RL_MIGRATE_NONE);
+    assert_int_equal (s_once (ctx->clients[0], 10, in, out_n), RL_OK); //  the same id, now applied
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_ABORT, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
+    assert_int_equal (out.state, RL_MIGRATE_NONE);
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_FREEZE, &source, RL_MIGRATE_SOURCE, 0, &out),
+        RL_STATUS_MIGRATION_REFUSED);
+    //  Both survive a SIGKILL as aborted: nothing imported is left on the
+    //  target, the source serves the arc.
+    for (size_t i = 0; i < 2; i++) {
+        assert_true (tk_shard_stop (ctx->h, &ctx->shards[i], SIGKILL) >= 0);
+    }
+    assert_int_equal (s_imported_keys (ctx), 0);
+    for (size_t i = 0; i < 2; i++) {
+        assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
+    }
+    s_clients_open (ctx);
+    assert_int_equal (s_once (ctx->clients[0], 11, in, out_n), RL_OK);
+    assert_int_equal (s_abort_target (ctx, 0), 1);
+    //  The same migration begins afresh and copies again.
+    target = s_begin (ctx);
+    assert_int_equal (target.chunks, 0);
+    target = s_round (ctx, target, 1);
+    assert_true (target.records > 0 && target.accounts > 0);
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    static rl_account_t sums[S_ACCOUNTS + 1];
+    s_sums (ctx, ctx->ring, sums); //  conservation
+}
+
 //  A chunk import that must be refused with `status`, leaving s2's state as `before`.
 static void
 s_expect_refused (s_ctx_t *ctx, const uint8_t *chunk, size_t size, int status,
@@ -1033,6 +1179,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_hostile_chunks, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_handover, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_frozen_piece, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_abort, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
