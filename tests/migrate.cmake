@@ -5,3 +5,11 @@
 rl_add_unit(test_migrate 45 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_migrate.c
             LIBS rltestkit rlshard rlring)
 add_dependencies(test_migrate shard)
+
+# The crash matrix of a migration: SIGKILL at every migrate.* failpoint,
+# with a kill during recovery, in the WAL-held-in-memory mode
+# (tests/test_migrate_crash.c).
+rl_add_unit(test_migrate_crash 120 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_migrate_crash.c
+            LIBS rltestkit rlshard rlring)
+add_dependencies(test_migrate_crash shard)
+set_tests_properties(test_migrate_crash PROPERTIES RESOURCE_LOCK cluster_load)

@@ -161,6 +161,42 @@ s_wait_ready_or_exit (harness_t *h, tk_shard_t *shard, int *wstatus)
     return ready;
 }
 
+//  The shard's command line (argv: 32 slots, NULL-terminated).
+static void
+s_shard_argv (harness_t *h, tk_shard_t *shard, char *path, char *checkpoint, char **argv)
+{
+    int n = 0;
+    argv[n++] = path;
+    argv[n++] = "--name";
+    argv[n++] = shard->name;
+    argv[n++] = "--bind";
+    argv[n++] = shard->endpoint;
+    argv[n++] = "--data";
+    argv[n++] = shard->data_dir;
+    argv[n++] = "--durability";
+    argv[n++] = (char *) shard->durability;
+    if (shard->insecure) {
+        argv[n++] = "--insecure";
+    } else {
+        argv[n++] = "--keys";
+        argv[n++] = (char *) tk_keys_dir (h);
+        assert_int_equal (
+            rl_client_add_server_key (shard->endpoint, tk_key (h, "shard", shard->name)), 0);
+    }
+    if (shard->ring_file[0]) {
+        argv[n++] = "--ring";
+        argv[n++] = shard->ring_file;
+    }
+    if (shard->checkpoint_transfers > 0) {
+        argv[n++] = "--checkpoint-transfers";
+        argv[n++] = checkpoint;
+    }
+    for (int k = 0; shard->args[k] && k < 12; k++) {
+        argv[n++] = shard->args[k];
+    }
+    argv[n] = NULL;
+}
+
 pid_t
 tk_shard_start (harness_t *h, tk_shard_t *shard)
 {
@@ -172,36 +208,7 @@ tk_shard_start (harness_t *h, tk_shard_t *shard)
     //  test's connection): then the shard exits at once and we try another.
     for (int attempt = 0; attempt < TK_START_ATTEMPTS; attempt++) {
         char *argv[32];
-        int n = 0;
-        argv[n++] = path;
-        argv[n++] = "--name";
-        argv[n++] = shard->name;
-        argv[n++] = "--bind";
-        argv[n++] = shard->endpoint;
-        argv[n++] = "--data";
-        argv[n++] = shard->data_dir;
-        argv[n++] = "--durability";
-        argv[n++] = (char *) shard->durability;
-        if (shard->insecure) {
-            argv[n++] = "--insecure";
-        } else {
-            argv[n++] = "--keys";
-            argv[n++] = (char *) tk_keys_dir (h);
-            assert_int_equal (
-                rl_client_add_server_key (shard->endpoint, tk_key (h, "shard", shard->name)), 0);
-        }
-        if (shard->ring_file[0]) {
-            argv[n++] = "--ring";
-            argv[n++] = shard->ring_file;
-        }
-        if (shard->checkpoint_transfers > 0) {
-            argv[n++] = "--checkpoint-transfers";
-            argv[n++] = checkpoint;
-        }
-        for (int k = 0; shard->args[k] && k < 12; k++) {
-            argv[n++] = shard->args[k];
-        }
-        argv[n] = NULL;
+        s_shard_argv (h, shard, path, checkpoint, argv);
         shard->pid = harness_spawn (h, shard->name, argv, shard->env);
         if (shard->pid < 0) {
             return -1;
@@ -218,6 +225,29 @@ tk_shard_start (harness_t *h, tk_shard_t *shard)
     }
     harness_dump_log (h, shard->name);
     return -1;
+}
+
+int
+tk_shard_run_to_exit (harness_t *h, tk_shard_t *shard, int timeout_ms)
+{
+    char path[1024];
+    char checkpoint[32];
+    snprintf (path, sizeof (path), "%s/shard/shard", harness_bin_dir ());
+    snprintf (checkpoint, sizeof (checkpoint), "%ld", shard->checkpoint_transfers);
+    char *argv[32];
+    s_shard_argv (h, shard, path, checkpoint, argv);
+    pid_t pid = harness_spawn (h, shard->name, argv, shard->env);
+    if (pid < 0) {
+        return -1;
+    }
+    int wstatus = 0;
+    if (harness_wait_exit (h, pid, timeout_ms, &wstatus) != 0) {
+        harness_kill (h, pid, SIGKILL);
+        (void) harness_wait_exit (h, pid, 20000, NULL);
+        return -1;
+    }
+    shard->pid = -1;
+    return wstatus;
 }
 
 int

@@ -75,6 +75,9 @@ void tk_shard_init (harness_t *h, tk_shard_t *shard, const char *name);
 pid_t tk_shard_start (harness_t *h, tk_shard_t *shard);
 //  Sends sig and waits for the exit; returns the wait status, or -1.
 int tk_shard_stop (harness_t *h, tk_shard_t *shard, int sig);
+//  Runs the shard expecting it to exit by itself (a crash failpoint at
+//  start, say) within timeout_ms: its wait status, or -1 (then it is killed).
+int tk_shard_run_to_exit (harness_t *h, tk_shard_t *shard, int timeout_ms);
 bool tk_wait_ready (const char *endpoint, int timeout_ms);
 //  Starts the shard, creates accounts 1..count (account 1 free to go
 //  negative, the others limited by their credits: debits must not exceed
