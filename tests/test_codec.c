@@ -1450,7 +1450,7 @@ test_names (void **state)
     free (proto);
     assert_true (result_count > 70);
     assert_int_equal (status_count, RL_STATUS_LAST + 1); //  codec's last status
-    assert_int_equal (op_count, 22);
+    assert_int_equal (op_count, 23);
     //  Every operation names the roles that may send it, and nothing else does.
     size_t roles_rows = 0;
 #define S_ROLES_ROW_(id, roles)                                                                    \
