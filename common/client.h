@@ -142,6 +142,15 @@ int rl_client_resolve (rl_client_t *self, const rl_tp_rec_t *request, rl_tp_rec_
 //  What a resolve answer's result means, for an operator ("" for 0).
 const char *rl_resolve_reason (uint32_t result);
 
+//  migrate_begin, _freeze, _drain, _unfreeze, _commit (op): a migrate record
+//  to one shard, the stored record back in *out (docs/rebalance.md). The
+//  export is a raw call (rl_client_call: the reply is a chunk blob);
+//  migrate_import sends a chunk blob and answers the target's record.
+int rl_client_migrate (rl_client_t *self, uint16_t op, const rl_migrate_rec_t *request,
+                       rl_migrate_rec_t *out, int timeout_ms);
+int rl_client_migrate_import (rl_client_t *self, const uint8_t *chunk, size_t size,
+                              rl_migrate_rec_t *out, int timeout_ms);
+
 //  Fan-out: the same request to every shard ---------------------------------------
 //
 //  Sends one request to each of `count` endpoints at once (a connection of

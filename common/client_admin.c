@@ -144,6 +144,42 @@ rl_client_resolve (rl_client_t *self, const rl_tp_rec_t *request, rl_tp_rec_t *a
     return rc;
 }
 
+int
+rl_client_migrate (rl_client_t *self, uint16_t op, const rl_migrate_rec_t *request,
+                   rl_migrate_rec_t *out, int timeout_ms)
+{
+    assert (self && request && out);
+    assert (op == RL_OP_MIGRATE_BEGIN
+            || (op >= RL_OP_MIGRATE_FREEZE && op <= RL_OP_MIGRATE_COMMIT));
+    uint8_t body[RL_MIGRATE_SIZE];
+    codec_encode_migrate (request, body);
+    uint8_t *reply = NULL;
+    size_t count = 0;
+    int rc = s_admin_call (self, op, body, sizeof (body), 1, 1, RL_MIGRATE_SIZE, timeout_ms, &reply,
+                           &count);
+    if (rc == 0) {
+        codec_decode_migrate (reply, out);
+    }
+    free (reply);
+    return rc;
+}
+
+int
+rl_client_migrate_import (rl_client_t *self, const uint8_t *chunk, size_t size,
+                          rl_migrate_rec_t *out, int timeout_ms)
+{
+    assert (self && chunk && out);
+    uint8_t *reply = NULL;
+    size_t count = 0;
+    int rc = s_admin_call (self, RL_OP_MIGRATE_IMPORT, chunk, size, 1, 1, RL_MIGRATE_SIZE,
+                           timeout_ms, &reply, &count);
+    if (rc == 0) {
+        codec_decode_migrate (reply, out);
+    }
+    free (reply);
+    return rc;
+}
+
 const char *
 rl_resolve_reason (uint32_t result)
 {

@@ -91,3 +91,27 @@ RL_FP_X (MIGRATE_ABORT_SOURCE, "migrate.abort_source",
 RL_FP_X (MIGRATE_RECOVER, "migrate.recover",
          "migration: at start, the stored migration read, before the arc is frozen again "
          "(a kill during recovery)")
+RL_FP_X (REBALANCE_STATE_WRITE, "rebalance.state_write",
+         "rebalance apply: a state directory file written and synced under its temporary name, "
+         "before the rename")
+RL_FP_X (REBALANCE_PERSISTED, "rebalance.persisted",
+         "rebalance apply: every step's ring and the state file written, nothing sent")
+RL_FP_X (REBALANCE_BEGUN, "rebalance.begun",
+         "rebalance apply: migrate_begin answered by the source and the target")
+RL_FP_X (REBALANCE_CHUNK, "rebalance.chunk",
+         "rebalance apply: a chunk exported from the source and imported into the target")
+RL_FP_X (REBALANCE_FROZEN, "rebalance.frozen", "rebalance apply: migrate_freeze answered")
+RL_FP_X (REBALANCE_UNFROZEN, "rebalance.unfrozen",
+         "rebalance apply: a freeze that did not drain in time undone, before the state says so")
+RL_FP_X (REBALANCE_SHIPPED, "rebalance.shipped",
+         "rebalance apply: the final chunk in the target and the step's handover written, no "
+         "ring loaded")
+RL_FP_X (REBALANCE_TARGET_RING, "rebalance.target_ring",
+         "rebalance apply: the step's ring loaded into the target, before its commit")
+RL_FP_X (REBALANCE_TARGET_COMMITTED, "rebalance.target_committed",
+         "rebalance apply: the target committed, before the source's ring")
+RL_FP_X (REBALANCE_SOURCE_COMMITTED, "rebalance.source_committed",
+         "rebalance apply: the source committed, before the other shards get the step's ring")
+RL_FP_X (REBALANCE_STEP_DONE, "rebalance.step_done",
+         "rebalance apply: every shard serves the step's ring and the state says done, before "
+         "the next step")

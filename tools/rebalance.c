@@ -24,7 +24,9 @@
     LIMITS
     At most RL_SHARDS_MAX changes of each kind; --sample up to
     S_SAMPLE_IDS_MAX ids; an ids file up to the same number of lines.
-    The apply and status subcommands come with live migration.
+    apply, status, check, fix and abort (a running cluster) are in
+    rebalance_apply.c, the steps and the state directory in
+    rebalance_state.c (rebalance.h).
 */
 #include <assert.h>
 #include <errno.h>
@@ -34,8 +36,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "failpoint.h"
 #include "jsonkit.h"
 #include "keys.h"
+#include "rebalance.h"
 #include "ring.h"
 #include "rl_rand.h"
 
@@ -90,10 +94,21 @@ s_usage (FILE *out)
         "                 [--points-per-weight N] [--keys KEYDIR] [--out FILE]\n"
         "      build a fresh ring (to stdout without --out)\n"
         "--keys KEYDIR  (init, plan) every shard's public key from KEYDIR/shard/NAME.key\n"
+        "  rebalance apply CURRENT.ring NEW.ring --state DIR [--freeze-max-ms N]\n"
+        "                 [--max-retries N] [--catchup-records N] [--entries N]\n"
+        "      move every arc whose owner changes, one step (and one epoch) each,\n"
+        "      resumable: run it again with the same DIR after a crash\n"
+        "  rebalance status --state DIR [--json]\n"
+        "  rebalance check  --state DIR [--json]   shards against the state file\n"
+        "  rebalance fix    --state DIR            resolve what check finds\n"
+        "  rebalance abort  --state DIR            stop a step not handed over yet\n"
+        "apply, check, fix, abort: --cert FILE [--server-key KEY] | --insecure;\n"
+        "[--timeout-ms N]\n"
         "\n"
         "--sample N   synthetic random ids to count accounts moved (default %d)\n"
         "--ids FILE   count real accounts instead: one 32-hex-digit id per line\n"
-        "exit: 0 done, 1 bad ring or ids file, 2 usage error. See docs/rebalance.md.\n",
+        "exit: 0 done, 1 bad ring, ids or state file, 2 usage error, 3 the cluster did\n"
+        "not answer or refused (rerun), 4 check found problems. See docs/rebalance.md.\n",
         S_SAMPLE_IDS_DEFAULT);
 }
 
@@ -793,7 +808,28 @@ main (int argc, char **argv)
     if (strcmp (argv[1], "init") == 0) {
         return s_init (argc, argv);
     }
-    fprintf (stderr, "rebalance: unknown command '%s' (commands: plan, init)\n\n", argv[1]);
+    static const struct {
+        const char *name;
+        int (*run) (int, char **);
+    } live[] = {{"apply", rb_cmd_apply},
+                {"status", rb_cmd_status},
+                {"check", rb_cmd_check},
+                {"fix", rb_cmd_fix},
+                {"abort", rb_cmd_abort}};
+    for (size_t i = 0; i < sizeof live / sizeof live[0]; i++) {
+        if (strcmp (argv[1], live[i].name) == 0) {
+            char err[512];
+            if (failpoint_init (err, sizeof err) != 0) {
+                fprintf (stderr, "rebalance: %s\n", err);
+                return S_EXIT_USAGE;
+            }
+            return live[i].run (argc, argv);
+        }
+    }
+    fprintf (stderr,
+             "rebalance: unknown command '%s' (commands: plan, init, apply, status, check, fix, "
+             "abort)\n\n",
+             argv[1]);
     s_usage (stderr);
     return S_EXIT_USAGE;
 }

@@ -1,0 +1,585 @@
+/*  test_rebalance.c: `rebalance apply` moving live arcs between real
+    shards under load (docs/rebalance.md, "Live migration" and the
+    runbook), with the tool killed at every step, and its status, check,
+    fix and abort.
+
+    The cluster: shards s1..s3 serve ring R0 (epoch 1, security on); s4
+    runs with R0 too (it is not named there, so it owns nothing); one
+    router, started with R0, learns every newer ring from the shards. The
+    test process is the load: batches of transfers through the router
+    between random accounts (same-shard and cross-shard), each batch sent
+    again with the same ids while the outcome of a record is open; a
+    record still open after the retries is sent again, with its id, in a
+    later batch, until it is definite.
+
+    test_grow: plans R0 + s4 (`rebalance plan`), then runs `rebalance
+    apply` under that load, killed by a failpoint at each of its steps in
+    turn (the crash matrix below) and run again each time, until a run
+    ends by itself. Along the way: check is clean in the middle of a
+    handover, finds a source left frozen by a killed apply and fix undoes
+    it; abort stops a step and apply resumes it. At the end: check is
+    clean, every id sent was applied exactly once (lookup through the
+    router, and the conservation check: balances equal the model, nothing
+    reserved, histories complete), and check finds a state file that
+    disagrees with the shards. Hostile state files and options are refused
+    with their exit code and change nothing. Then test_grow shrinks the
+    cluster back to three shards the same way (removing s4: it leaves the
+    ring at the handover of its last arc, once nothing two-phase is left on
+    it), under load, with the same checks.
+*/
+#include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "ring.h"
+#include "rl_rand.h"
+#include "routerkit.h"
+#include "testkit.h"
+
+#define S_TAG          0x5245424cull //  "REBL"
+#define S_LEDGER       61
+#define S_ACCOUNTS     240
+#define S_SHARDS       4
+#define S_BATCH        24
+#define S_SENT_MAX     60000
+#define S_TOOL_MAX_MS  40000 //  one run of the tool, under load
+#define S_SETTLE_MS    30000 //  open outcomes become definite within this
+#define S_CALL_MS      1500
+#define S_ENTRIES      "16" //  entries a chunk: several chunks an arc
+#define S_STATE_X_SIZE (1u << 20)
+
+typedef struct {
+    rl_transfer_t t;
+    bool ok;
+} s_sent_t;
+
+typedef struct {
+    harness_t *h;
+    tk_shard_t shards[S_SHARDS];
+    rk_router_t router;
+    rl_client_t *client;
+    char r0[512], r1[512], r2[512];
+    char cert[512];
+    tk_model_t model;
+    s_sent_t *sent;
+    size_t sent_count;
+    size_t *open; //  indexes of sent records whose outcome is open
+    size_t open_count;
+    uint64_t rng;
+} s_ctx_t;
+
+static char *
+s_path (s_ctx_t *ctx, const char *name, char *out, size_t size)
+{
+    char *p = harness_path (ctx->h, name);
+    assert_non_null (p);
+    snprintf (out, size, "%s", p);
+    free (p);
+    return out;
+}
+
+//  Load ----------------------------------------------------------------------
+
+//  One batch through the router: open records first (same ids), then new
+//  ones; what became definite goes into the model.
+static void
+s_load_once (s_ctx_t *ctx)
+{
+    rl_transfer_t batch[S_BATCH];
+    size_t index[S_BATCH];
+    size_t n = 0;
+    while (n < S_BATCH / 2 && ctx->open_count > 0) {
+        index[n] = ctx->open[--ctx->open_count];
+        batch[n] = ctx->sent[index[n]].t;
+        n++;
+    }
+    while (n < S_BATCH && ctx->sent_count < S_SENT_MAX) {
+        uint64_t debit = 1 + rl_rand_next (&ctx->rng) % S_ACCOUNTS;
+        uint64_t credit = 1 + rl_rand_next (&ctx->rng) % (S_ACCOUNTS - 1);
+        credit += credit >= debit;
+        s_sent_t *s = &ctx->sent[ctx->sent_count];
+        s->t = tk_transfer (tk_id (ctx->sent_count + 1, S_TAG + 1), tk_id (debit, S_TAG),
+                            tk_id (credit, S_TAG), 1 + rl_rand_next (&ctx->rng) % 9, S_LEDGER);
+        s->ok = false;
+        index[n] = ctx->sent_count++;
+        batch[n++] = s->t;
+    }
+    if (n == 0) {
+        return;
+    }
+    rl_result_rec_t results[S_BATCH];
+    int rc = rl_client_create_transfers_retry (ctx->client, batch, n, results, S_CALL_MS, 3);
+    if (rc != 0 && rc != RL_CLIENT_INCOMPLETE) {
+        fail_msg ("create_transfers through the router: %s", rl_client_strerror (rc));
+    }
+    for (size_t k = 0; k < n; k++) {
+        s_sent_t *s = &ctx->sent[index[k]];
+        uint32_t r = results[k].result;
+        if (r == RL_OK || r == RL_EXISTS) {
+            assert_false (s->ok);
+            s->ok = true;
+            tk_model_apply (&ctx->model, &s->t);
+        } else if (tk_result_is_business (r)) {
+            fail_msg ("transfer %zu: %s (no business failure can happen here)", index[k],
+                      rl_result_name (r));
+        } else {
+            ctx->open[ctx->open_count++] = index[k];
+        }
+    }
+}
+
+//  Until no outcome is open (bounded).
+static void
+s_settle (s_ctx_t *ctx)
+{
+    int64_t deadline = zclock_mono () + S_SETTLE_MS;
+    size_t cap = ctx->sent_count;
+    while (ctx->open_count > 0 && zclock_mono () < deadline) {
+        size_t keep = ctx->sent_count;
+        ctx->sent_count = S_SENT_MAX; //  no new transfers
+        s_load_once (ctx);
+        ctx->sent_count = keep;
+    }
+    assert_int_equal (ctx->open_count, 0);
+    assert_int_equal (cap, ctx->sent_count);
+}
+
+//  Exactly once: every id sent is found through the router, with its amount.
+static void
+s_check_exactly_once (s_ctx_t *ctx)
+{
+    static rl_id_t ids[RL_BATCH_RECORDS_MAX];
+    static rl_transfer_t found[RL_BATCH_RECORDS_MAX];
+    for (size_t base = 0; base < ctx->sent_count; base += RL_BATCH_RECORDS_MAX) {
+        size_t n = ctx->sent_count - base < RL_BATCH_RECORDS_MAX ? ctx->sent_count - base
+                                                                 : RL_BATCH_RECORDS_MAX;
+        for (size_t i = 0; i < n; i++) {
+            ids[i] = ctx->sent[base + i].t.id;
+        }
+        assert_int_equal (rl_client_lookup_transfers (ctx->client, ids, n, found, TK_TIMEOUT_MS),
+                          0);
+        for (size_t i = 0; i < n; i++) {
+            assert_true (ctx->sent[base + i].ok);
+            if (found[i].timestamp == 0 || found[i].amount != ctx->sent[base + i].t.amount) {
+                fail_msg ("transfer %zu not found as sent", base + i);
+            }
+        }
+    }
+}
+
+//  The tool -------------------------------------------------------------------
+
+//  Spawns rebalance with args (NULL-terminated) and failpoints (or NULL).
+static pid_t
+s_tool_spawn (s_ctx_t *ctx, const char *failpoints, const char *const *args)
+{
+    char path[1024];
+    snprintf (path, sizeof path, "%s/tools/rebalance", harness_bin_dir ());
+    char *argv[32];
+    size_t n = 0;
+    argv[n++] = path;
+    for (size_t i = 0; args[i]; i++) {
+        assert_true (n < 30);
+        argv[n++] = (char *) args[i];
+    }
+    argv[n] = NULL;
+    char env_fp[512];
+    snprintf (env_fp, sizeof env_fp, "RL_FAILPOINTS=%s", failpoints ? failpoints : "");
+    char *env[] = {env_fp, NULL};
+    pid_t pid = harness_spawn (ctx->h, "rebalance", argv, env);
+    assert_true (pid > 0);
+    return pid;
+}
+
+//  Waits for the tool, with the load running meanwhile when `load`; its
+//  wait status.
+static int
+s_tool_wait (s_ctx_t *ctx, pid_t pid, bool load)
+{
+    int64_t deadline = zclock_mono () + S_TOOL_MAX_MS;
+    int ws = 0;
+    while (harness_wait_exit (ctx->h, pid, load ? 0 : 100, &ws) != 0) {
+        if (zclock_mono () > deadline) {
+            harness_dump_log (ctx->h, "rebalance");
+            fail_msg ("rebalance did not end within %d ms", S_TOOL_MAX_MS);
+        }
+        if (load) {
+            s_load_once (ctx);
+        }
+    }
+    return ws;
+}
+
+//  Runs rebalance to its end (no load); its exit code (-signal if killed).
+static int
+s_tool (s_ctx_t *ctx, const char *failpoints, const char *const *args)
+{
+    int ws = s_tool_wait (ctx, s_tool_spawn (ctx, failpoints, args), false);
+    return WIFEXITED (ws) ? WEXITSTATUS (ws) : -WTERMSIG (ws);
+}
+
+//  `rebalance CMD --state DIR --cert CERT [more]` to its end.
+static int
+s_cmd (s_ctx_t *ctx, const char *cmd, const char *dir, const char *more)
+{
+    const char *args[] = {cmd, "--state", dir, "--cert", ctx->cert, more, NULL};
+    return s_tool (ctx, NULL, args);
+}
+
+//  apply of `from` -> `to` with state `dir` under load, with failpoints
+//  (NULL: none) and --freeze-max-ms; its exit code (-signal if killed).
+static int
+s_apply (s_ctx_t *ctx, const char *from, const char *to, const char *dir, const char *failpoints,
+         const char *freeze_ms)
+{
+    const char *args[] = {"apply",   from,        to,        "--state",         dir,       "--cert",
+                          ctx->cert, "--entries", S_ENTRIES, "--freeze-max-ms", freeze_ms, NULL};
+    int ws = s_tool_wait (ctx, s_tool_spawn (ctx, failpoints, args), true);
+    return WIFEXITED (ws) ? WEXITSTATUS (ws) : -WTERMSIG (ws);
+}
+
+static char *
+s_read (const char *path, size_t *size)
+{
+    char *text = harness_read_file (path, size);
+    assert_non_null (text);
+    return text;
+}
+
+static void
+s_write (const char *path, const char *text, size_t size)
+{
+    FILE *f = fopen (path, "w");
+    assert_non_null (f);
+    assert_int_equal (fwrite (text, 1, size, f), size);
+    assert_int_equal (fclose (f), 0);
+}
+
+//  Setup -----------------------------------------------------------------------
+
+static int
+s_setup (void **state)
+{
+    s_ctx_t *ctx = calloc (1, sizeof (s_ctx_t));
+    assert_non_null (ctx);
+    ctx->sent = calloc (S_SENT_MAX, sizeof (s_sent_t));
+    ctx->open = calloc (S_SENT_MAX, sizeof (size_t));
+    assert_true (ctx->sent && ctx->open);
+    ctx->h = harness_new ("test_rebalance");
+    assert_non_null (ctx->h);
+    const char *keys = tk_keys_dir (ctx->h);
+    snprintf (ctx->cert, sizeof ctx->cert, "%s/private/tester.key_secret", keys);
+    ctx->rng = 0x5eed;
+    tk_model_init (&ctx->model, S_TAG, S_ACCOUNTS);
+    ring_t *ring = ring_new (1);
+    assert_non_null (ring);
+    const char *names[S_SHARDS] = {"s1", "s2", "s3", "s4"};
+    for (size_t i = 0; i < S_SHARDS; i++) {
+        tk_shard_init (ctx->h, &ctx->shards[i], names[i]);
+        ctx->shards[i].durability = "nosync";
+        if (i < 3) {
+            assert_int_equal (ring_add_shard (ring, names[i], ctx->shards[i].endpoint, 1.0),
+                              RING_OK);
+            assert_int_equal (ring_set_key (ring, names[i], tk_key (ctx->h, "shard", names[i])),
+                              RING_OK);
+        }
+    }
+    s_path (ctx, "r0.ring", ctx->r0, sizeof ctx->r0);
+    assert_int_equal (ring_save_file (ring, ctx->r0), RING_OK);
+    //  R1: R0 plus s4 (what `rebalance plan --add` writes).
+    assert_int_equal (ring_add_shard (ring, "s4", ctx->shards[3].endpoint, 1.0), RING_OK);
+    assert_int_equal (ring_set_key (ring, "s4", tk_key (ctx->h, "shard", "s4")), RING_OK);
+    ring_set_epoch (ring, 2);
+    s_path (ctx, "r1.ring", ctx->r1, sizeof ctx->r1);
+    assert_int_equal (ring_save_file (ring, ctx->r1), RING_OK);
+    ring_destroy (&ring);
+    for (size_t i = 0; i < S_SHARDS; i++) {
+        snprintf (ctx->shards[i].ring_file, sizeof ctx->shards[i].ring_file, "%s", ctx->r0);
+        assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
+    }
+    rk_router_init (&ctx->router, "router1");
+    snprintf (ctx->router.ring_file, sizeof ctx->router.ring_file, "%s", ctx->r0);
+    ctx->router.refresh_ms = 200;
+    assert_true (rk_router_start (ctx->h, &ctx->router) > 0);
+    ctx->client = rl_client_new (ctx->router.endpoint);
+    assert_non_null (ctx->client);
+    rl_account_t accounts[S_ACCOUNTS];
+    rl_result_rec_t results[S_ACCOUNTS];
+    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+        accounts[n - 1] = tk_account (n, S_TAG, S_LEDGER, 0);
+    }
+    assert_int_equal (rl_client_create_accounts_retry (ctx->client, accounts, S_ACCOUNTS, results,
+                                                       TK_TIMEOUT_MS, 5),
+                      0);
+    for (size_t i = 0; i < S_ACCOUNTS; i++) {
+        assert_int_equal (results[i].result, RL_OK);
+    }
+    *state = ctx;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_ctx_t *ctx = *state;
+    rl_client_destroy (&ctx->client);
+    if (ctx->router.pid > 0) {
+        rk_router_stop (ctx->h, &ctx->router);
+    }
+    for (size_t i = 0; i < S_SHARDS; i++) {
+        if (ctx->shards[i].pid > 0) {
+            tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM);
+        }
+    }
+    harness_destroy (&ctx->h);
+    free (ctx->sent);
+    free (ctx->open);
+    free (ctx);
+    return 0;
+}
+
+//  Cases ---------------------------------------------------------------------
+
+//  The crash matrix: each run of apply is killed at its point (the last
+//  argument: --freeze-max-ms of that run), then run again.
+typedef struct {
+    const char *failpoints;
+    const char *freeze_ms;
+} s_crash_t;
+
+static const s_crash_t s_crashes[] = {
+    {"rebalance.persisted=crash", "1000"},
+    {"rebalance.begun=crash", "1000"},
+    {"rebalance.chunk=crash@2", "1000"},
+    {"rebalance.frozen=crash", "60000"}, //  then check finds the freeze, fix undoes it
+    {"rebalance.frozen=delay:300,rebalance.unfrozen=crash", "50"},
+    {"rebalance.shipped=crash", "1000"},
+    {"rebalance.target_ring=crash", "1000"}, //  then check is clean mid-handover
+    {"rebalance.target_committed=crash", "1000"},
+    {"rebalance.source_committed=crash", "1000"},
+    {"rebalance.step_done=crash", "1000"},
+    {"rebalance.state_write=crash@2", "1000"},
+    {"rebalance.begun=crash", "1000"}, //  then abort, and apply resumes
+};
+
+//  Hostile state files and options: each refused with its code, the state
+//  file unchanged.
+static void
+s_hostile (s_ctx_t *ctx, const char *dir)
+{
+    char path[700];
+    snprintf (path, sizeof path, "%s/state", dir);
+    size_t size = 0;
+    char *good = s_read (path, &size);
+    char *bad = malloc (size + 256);
+    assert_non_null (bad);
+    const char *extras[] = {"\nsteps 3\n", "\nbogus line\n", "\nstep 99 done\n",
+                            "\nrebalance-state 2\n"};
+    for (size_t i = 0; i < sizeof extras / sizeof extras[0]; i++) {
+        memcpy (bad, good, size);
+        memcpy (bad + size, extras[i], strlen (extras[i]));
+        s_write (path, bad, size + strlen (extras[i]));
+        assert_int_equal (s_cmd (ctx, "status", dir, NULL), 1);
+        assert_int_equal (s_cmd (ctx, "check", dir, NULL), 1);
+        assert_int_equal (s_apply (ctx, ctx->r0, ctx->r1, dir, NULL, "1000"), 1);
+        size_t after_size = 0;
+        char *after = s_read (path, &after_size);
+        assert_int_equal (after_size, size + strlen (extras[i]));
+        free (after);
+    }
+    //  Truncated, a state name unknown, a step of another plan's id.
+    s_write (path, good, size / 2);
+    assert_int_equal (s_cmd (ctx, "status", dir, NULL), 1);
+    memcpy (bad, good, size);
+    char *at = strstr (bad, " done ");
+    assert_non_null (at);
+    memcpy (at, " dune ", 6);
+    s_write (path, bad, size);
+    assert_int_equal (s_cmd (ctx, "check", dir, NULL), 1);
+    memcpy (bad, good, size);
+    at = strstr (bad, " id ");
+    assert_non_null (at);
+    at[4] = at[4] == '1' ? '2' : '1';
+    s_write (path, bad, size);
+    assert_int_equal (s_cmd (ctx, "status", dir, NULL), 1);
+    s_write (path, good, size);
+    assert_int_equal (s_cmd (ctx, "status", dir, NULL), 0);
+    //  Options.
+    const char *opts[][12] = {
+        {"apply", ctx->r0, ctx->r1, "--state", dir, "--cert", ctx->cert, "--freeze-max-ms", "0",
+         NULL},
+        {"apply", ctx->r0, ctx->r1, "--state", dir, "--cert", ctx->cert, "--freeze-max-ms",
+         "600001", NULL},
+        {"apply", ctx->r0, ctx->r1, "--state", dir, "--cert", ctx->cert, "--entries", "9000", NULL},
+        {"apply", ctx->r0, ctx->r1, "--cert", ctx->cert, NULL},
+        {"apply", ctx->r0, "--state", dir, "--cert", ctx->cert, NULL},
+        {"apply", ctx->r0, ctx->r1, "--state", dir, NULL},
+        {"apply", ctx->r0, ctx->r1, "--state", dir, "--insecure", "--cert", ctx->cert, NULL},
+        {"check", "--state", dir, "--cert", ctx->cert, "--bogus", "1", NULL},
+        {"status", "--state", dir, "--freeze-max-ms", "5", NULL},
+        {"fix", "--state", dir, NULL},
+        {"apply", ctx->r1, ctx->r1, "--state", dir, "--cert", ctx->cert, NULL},
+    };
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        assert_int_equal (s_tool (ctx, NULL, opts[i]), 2);
+    }
+    const char *missing[] = {"apply",  "/nonexistent.ring", ctx->r1, "--state", dir,
+                             "--cert", ctx->cert,           NULL};
+    assert_int_equal (s_tool (ctx, NULL, missing), 1);
+    char empty[600];
+    s_path (ctx, "empty-state", empty, sizeof empty);
+    assert_int_equal (s_cmd (ctx, "status", empty, NULL), 2);
+    size_t after_size = 0;
+    char *after = s_read (path, &after_size);
+    assert_int_equal (after_size, size);
+    assert_memory_equal (after, good, size);
+    free (after);
+    free (bad);
+    free (good);
+}
+
+//  check must find a state file that says one step fewer than the shards.
+static void
+s_check_finds_lag (s_ctx_t *ctx, const char *dir)
+{
+    char path[700];
+    snprintf (path, sizeof path, "%s/state", dir);
+    size_t size = 0;
+    char *good = s_read (path, &size);
+    char *bad = malloc (size + 1);
+    assert_non_null (bad);
+    memcpy (bad, good, size + 1);
+    char *last = NULL;
+    for (char *at = strstr (bad, " done "); at; at = strstr (at + 1, " done ")) {
+        last = at;
+    }
+    assert_non_null (last);
+    size_t off = (size_t) (last - bad);
+    char *out = malloc (size + 8);
+    assert_non_null (out);
+    memcpy (out, good, off);
+    memcpy (out + off, " pending ", 9);
+    memcpy (out + off + 9, good + off + 6, size - off - 6);
+    s_write (path, out, size + 3);
+    assert_int_equal (s_cmd (ctx, "check", dir, NULL), 4);
+    s_write (path, good, size);
+    assert_int_equal (s_cmd (ctx, "check", dir, NULL), 0);
+    free (out);
+    free (bad);
+    free (good);
+}
+
+static void
+test_grow (void **state)
+{
+    s_ctx_t *ctx = *state;
+    for (int i = 0; i < 50; i++) {
+        s_load_once (ctx); //  some history before the change
+    }
+    char dir[600];
+    s_path (ctx, "grow", dir, sizeof dir);
+    int64_t t0 = zclock_mono ();
+    for (size_t i = 0; i < sizeof s_crashes / sizeof s_crashes[0]; i++) {
+        const s_crash_t *c = &s_crashes[i];
+        int rc = s_apply (ctx, ctx->r0, ctx->r1, dir, c->failpoints, c->freeze_ms);
+        if (rc != -SIGKILL) {
+            harness_dump_log (ctx->h, "rebalance");
+            fail_msg ("apply with %s: exit %d, not killed", c->failpoints, rc);
+        }
+        if (strcmp (c->failpoints, "rebalance.frozen=crash") == 0) {
+            assert_int_equal (s_cmd (ctx, "check", dir, NULL), 4);
+            assert_int_equal (s_cmd (ctx, "fix", dir, NULL), 0);
+            assert_int_equal (s_cmd (ctx, "check", dir, "--json"), 0);
+        }
+        if (strcmp (c->failpoints, "rebalance.target_ring=crash") == 0) {
+            assert_int_equal (s_cmd (ctx, "check", dir, NULL), 0);
+            assert_int_equal (s_cmd (ctx, "abort", dir, NULL), 2); //  handed over: forward only
+        }
+        if (i + 1 == sizeof s_crashes / sizeof s_crashes[0]) {
+            assert_int_equal (s_cmd (ctx, "abort", dir, NULL), 0);
+            assert_int_equal (s_cmd (ctx, "status", dir, "--json"), 0);
+            char log_path[600];
+            char *log = s_read (s_path (ctx, "rebalance.log", log_path, sizeof log_path), NULL);
+            assert_non_null (strstr (log, "\"aborted\":\ttrue"));
+            free (log);
+        }
+    }
+    int rc = s_apply (ctx, ctx->r0, ctx->r1, dir, NULL, "1000");
+    if (rc != 0) {
+        harness_dump_log (ctx->h, "rebalance");
+        fail_msg ("the last apply: exit %d", rc);
+    }
+    fprintf (stderr, "grow: %zu crashes and the last run in %.1f s, %zu transfers sent\n",
+             sizeof s_crashes / sizeof s_crashes[0], (double) (zclock_mono () - t0) / 1000.0,
+             ctx->sent_count);
+    assert_int_equal (s_cmd (ctx, "check", dir, NULL), 0);
+    s_settle (ctx);
+    s_check_exactly_once (ctx);
+    tk_check_conservation (ctx->client, &ctx->model, 100);
+    s_check_finds_lag (ctx, dir);
+    s_hostile (ctx, dir);
+    //  Every shard serves the planned ring; s4 holds accounts now.
+    rl_status_rec_t st;
+    rl_client_t *s4 = rl_client_new (ctx->shards[3].endpoint);
+    assert_non_null (s4);
+    assert_int_equal (rl_client_status (s4, &st, TK_TIMEOUT_MS), 0);
+    assert_true (st.accounts > 0);
+    assert_int_equal (st.arcs_unreceived, 0);
+    uint64_t grown_epoch = st.epoch;
+    rl_client_destroy (&s4);
+
+    //  Shrink: s4 leaves again.
+    char last_ring[700];
+    snprintf (last_ring, sizeof last_ring, "%s/ring.%" PRIu64, dir, grown_epoch - 1);
+    char err[256];
+    ring_t *ring = ring_load_file (last_ring, err, sizeof err);
+    assert_non_null (ring);
+    assert_int_equal (ring_remove_shard (ring, "s4"), RING_OK);
+    ring_set_epoch (ring, grown_epoch + 1);
+    s_path (ctx, "r2.ring", ctx->r2, sizeof ctx->r2);
+    assert_int_equal (ring_save_file (ring, ctx->r2), RING_OK);
+    ring_destroy (&ring);
+    char dir2[600];
+    s_path (ctx, "shrink", dir2, sizeof dir2);
+    t0 = zclock_mono ();
+    rc = s_apply (ctx, last_ring, ctx->r2, dir2, NULL, "1000");
+    if (rc != 0) {
+        harness_dump_log (ctx->h, "rebalance");
+        fail_msg ("shrink: exit %d", rc);
+    }
+    fprintf (stderr, "shrink: %.1f s, %zu transfers sent in all\n",
+             (double) (zclock_mono () - t0) / 1000.0, ctx->sent_count);
+    assert_int_equal (s_cmd (ctx, "check", dir2, NULL), 0);
+    s_settle (ctx);
+    s_check_exactly_once (ctx);
+    tk_check_conservation (ctx->client, &ctx->model, 200);
+    //  s4 is out of the ring the others serve.
+    uint8_t *blob = NULL;
+    size_t size = 0;
+    assert_int_equal (rl_client_get_ring (ctx->client, &blob, &size, TK_TIMEOUT_MS), 0);
+    ring = ring_decode (blob, size, err, sizeof err);
+    free (blob);
+    assert_non_null (ring);
+    assert_int_equal (ring_shard_find (ring, "s4"), -1);
+    assert_int_equal (ring_shard_count (ring), 3);
+    ring_destroy (&ring);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_grow, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

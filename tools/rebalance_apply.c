@@ -1,0 +1,1459 @@
+/*  rebalance_apply.c: the commands of `rebalance` that drive a running
+    cluster: apply, status, check, fix, abort (docs/rebalance.md, "Live
+    migration", and the runbook there).
+
+    apply CURRENT NEW --state DIR
+        Derives the steps and their rings (rebalance_state.c) and writes
+        them into DIR before any shard hears of them; then, one step at a
+        time: migrate_begin on source and target, export from the source
+        and import into the target in rounds until the last round copied
+        few records, migrate_freeze, migrate_drain polled until nothing
+        two-phase touches the arc, the final round (its last chunk makes
+        the target SHIPPED), then the handover: the step's ring into the
+        target, its commit, the ring into the source, its commit, the ring
+        into every other shard. A freeze that does not drain within
+        --freeze-max-ms is undone (migrate_unfreeze; the source would undo
+        it by itself too) and retried after a pause, up to --max-retries.
+        Rerun with the same DIR after a crash at any point, it resumes.
+
+    status / check / fix / abort --state DIR
+        status: the plan and every step from the state file. check: asks
+        every shard (status, get_ring, and the source's migrate_drain,
+        which writes nothing) whether it agrees with the state file. fix:
+        rolls a started handover forward, brings a shard that is behind to
+        the state file's epoch, undoes a freeze nobody drives. abort: a
+        step not handed over yet is stopped (its freeze undone).
+
+    THE STATE IS WRITTEN AHEAD
+    Before a message whose effect a restart must know of, the state file
+    says it may have been sent: COPYING before migrate_begin, FROZEN before
+    migrate_freeze, HANDOVER before the first load_ring of the step's ring
+    (and only once the target holds the final chunk), DONE after every
+    shard serves that ring. Every message of a step is idempotent on the
+    shard (begin again answers the stored record, a chunk the target holds
+    is answered with its state, a commit done answers HANDED_OVER, a ring
+    already served answers epoch_not_newer), so resuming = sending again
+    from the step's state, from the target's stored cursor.
+
+    INVARIANTS
+    1. No shard gets the ring of step k before the state file says step k
+       is in its handover, and the handover begins only when the target
+       holds the final chunk (SHIPPED): the source is frozen from its
+       freeze on, so two shards never accept writes for one account.
+    2. Steps run in order, one at a time; step k begins only when every
+       shard still in the change serves the ring of step k - 1.
+    3. Nothing read from the network is trusted: a reply that does not
+       decode is an error of that call, never an assert.
+    4. One apply at a time per state directory (a lock held while it runs);
+       fix and abort refuse to run beside it.
+
+    LIMITS
+    One migration at a time for the whole change (a shard takes part in at
+    most one). The drain is polled every S_DRAIN_POLL_MS. No migrate_abort
+    yet on the shards: abort only undoes the freeze, and the shards keep
+    the migration (apply resumes it). The shards hold no read-only query of
+    the target's migration state, so check reads the source's only.
+*/
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <czmq.h>
+
+#include "client.h"
+#include "codec.h"
+#include "failpoint.h"
+#include "jsonkit.h"
+#include "keys.h"
+#include "rebalance.h"
+
+#define S_SHARDS_MAX       (2 * RL_SHARDS_MAX) //  shards named by any ring of a change
+#define S_DRAIN_POLL_MS    5
+#define S_CATCHUP_DEF      256 //  --catchup-records default
+#define S_ROUNDS_MAX       8   //  copy rounds of one try before the freeze, whatever the lag
+#define S_FINAL_ROUNDS_MAX 3   //  rounds after the freeze before the target must be SHIPPED
+#define S_CALL_ATTEMPTS    5   //  sends of one request that timed out or met busy
+#define S_RING_ATTEMPTS    20  //  fan-outs of a step's ring before apply gives up
+#define S_SAVE_EVERY_MS    500 //  progress written to the state file during a copy
+#define S_BACKOFF_MS_MAX   2000
+#define S_LEAVE_WAIT_MS    60000 //  a leaving shard becomes quiet within this, or apply stops
+
+typedef struct {
+    const char *command;
+    const char *state_dir;
+    const char *rings[2]; //  apply: CURRENT, NEW
+    const char *cert;
+    const char *server_key;
+    bool insecure;
+    bool json;
+    uint32_t freeze_max_ms;
+    bool freeze_given;
+    int timeout_ms;
+    uint32_t entries;
+    uint64_t max_retries;
+    uint64_t catchup;
+} s_args_t;
+
+typedef struct {
+    char name[RL_SHARD_NAME_SIZE_MAX];
+    char endpoint[RL_ENDPOINT_SIZE_MAX];
+    rl_client_t *client;
+} s_shard_t;
+
+typedef struct {
+    s_args_t *args;
+    rb_plan_t plan;
+    zcert_t *cert;
+    s_shard_t shards[S_SHARDS_MAX];
+    size_t shard_count;
+    uint64_t saved_at; //  last progress write, ms
+} s_ctx_t;
+
+//  Messages and arguments ------------------------------------------------------
+
+static int
+s_fail (int code, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    fprintf (stderr, "rebalance: ");
+    vfprintf (stderr, format, args);
+    fprintf (stderr, "\n");
+    va_end (args);
+    return code;
+}
+
+static bool
+s_parse_u64 (const char *text, uint64_t min, uint64_t max, uint64_t *value)
+{
+    if (!text || !*text || strspn (text, "0123456789") != strlen (text) || strlen (text) > 19) {
+        return false;
+    }
+    errno = 0;
+    unsigned long long v = strtoull (text, NULL, 10);
+    if (errno || v < min || v > max) {
+        return false;
+    }
+    *value = (uint64_t) v;
+    return true;
+}
+
+static int
+s_parse_args (int argc, char **argv, s_args_t *a)
+{
+    *a = (s_args_t){.command = argv[1],
+                    .freeze_max_ms = RB_FREEZE_MS_DEF,
+                    .timeout_ms = RB_TIMEOUT_MS_DEF,
+                    .entries = RB_ENTRIES_DEF,
+                    .max_retries = RB_RETRIES_DEF,
+                    .catchup = S_CATCHUP_DEF};
+    size_t positional = 0;
+    bool apply = strcmp (a->command, "apply") == 0;
+    for (int i = 2; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        uint64_t n = 0;
+        if (strcmp (o, "--json") == 0) {
+            a->json = true;
+            continue;
+        }
+        if (strcmp (o, "--insecure") == 0) {
+            a->insecure = true;
+            continue;
+        }
+        if (o[0] != '-' || o[1] != '-') {
+            if (!apply || positional == 2) {
+                return s_fail (RB_EXIT_USAGE,
+                               "unexpected argument '%.64s' (run 'rebalance --help')", o);
+            }
+            a->rings[positional++] = o;
+            continue;
+        }
+        if (!v) {
+            return s_fail (RB_EXIT_USAGE, "%.64s needs a value", o);
+        }
+        i++;
+        if (strcmp (o, "--state") == 0) {
+            a->state_dir = v;
+        } else if (strcmp (o, "--cert") == 0) {
+            a->cert = v;
+        } else if (strcmp (o, "--server-key") == 0) {
+            a->server_key = v;
+        } else if (apply && strcmp (o, "--freeze-max-ms") == 0) {
+            if (!s_parse_u64 (v, 1, RB_FREEZE_MS_MAX, &n)) {
+                return s_fail (RB_EXIT_USAGE, "--freeze-max-ms: '%.64s' is not a number in 1..%d",
+                               v, RB_FREEZE_MS_MAX);
+            }
+            a->freeze_max_ms = (uint32_t) n;
+            a->freeze_given = true;
+        } else if (strcmp (o, "--timeout-ms") == 0) {
+            if (!s_parse_u64 (v, 10, 600000, &n)) {
+                return s_fail (RB_EXIT_USAGE, "--timeout-ms: '%.64s' is not a number in 10..600000",
+                               v);
+            }
+            a->timeout_ms = (int) n;
+        } else if (apply && strcmp (o, "--entries") == 0) {
+            if (!s_parse_u64 (v, 1, RB_ENTRIES_MAX, &n)) {
+                return s_fail (RB_EXIT_USAGE, "--entries: '%.64s' is not a number in 1..%d", v,
+                               RB_ENTRIES_MAX);
+            }
+            a->entries = (uint32_t) n;
+        } else if (apply && strcmp (o, "--max-retries") == 0) {
+            if (!s_parse_u64 (v, 0, 1000000, &n)) {
+                return s_fail (RB_EXIT_USAGE,
+                               "--max-retries: '%.64s' is not a number in 0..1000000", v);
+            }
+            a->max_retries = n;
+        } else if (apply && strcmp (o, "--catchup-records") == 0) {
+            if (!s_parse_u64 (v, 0, UINT32_MAX, &n)) {
+                return s_fail (RB_EXIT_USAGE, "--catchup-records: '%.64s' is not a number", v);
+            }
+            a->catchup = n;
+        } else {
+            return s_fail (RB_EXIT_USAGE, "%s: unknown option '%.64s' (run 'rebalance --help')",
+                           a->command, o);
+        }
+    }
+    if (!a->state_dir || !*a->state_dir) {
+        return s_fail (RB_EXIT_USAGE, "%s needs --state DIR", a->command);
+    }
+    if (apply && positional != 2) {
+        return s_fail (RB_EXIT_USAGE, "apply needs CURRENT_RING and NEW_RING");
+    }
+    bool talks = strcmp (a->command, "status") != 0;
+    if (talks && a->insecure && (a->cert || a->server_key)) {
+        return s_fail (RB_EXIT_USAGE, "--insecure takes no --cert or --server-key");
+    }
+    if (talks && !a->insecure && (!a->cert || !*a->cert)) {
+        return s_fail (RB_EXIT_USAGE,
+                       "%s talks to the shards as an admin: give --cert FILE (an admin's secret "
+                       "certificate; shards' keys come from the rings), or --insecure for a "
+                       "cluster without security (docs/security.md)",
+                       a->command);
+    }
+    return 0;
+}
+
+//  Shards ------------------------------------------------------------------------
+
+static s_shard_t *
+s_shard (s_ctx_t *ctx, const char *name)
+{
+    for (size_t i = 0; i < ctx->shard_count; i++) {
+        if (strcmp (ctx->shards[i].name, name) == 0) {
+            return &ctx->shards[i];
+        }
+    }
+    return NULL;
+}
+
+//  The shards of every ring of the plan (the newest endpoint and key of
+//  each), and the security of the process.
+static int
+s_ctx_open (s_ctx_t *ctx)
+{
+    const s_args_t *a = ctx->args;
+    if (!a->insecure && strcmp (a->command, "status") != 0) {
+        char err[768];
+        ctx->cert = rl_cert_load (a->cert, err, sizeof err);
+        if (!ctx->cert) {
+            return s_fail (RB_EXIT_USAGE, "--cert: %s", err);
+        }
+        char key[RL_KEY_TEXT_SIZE] = "";
+        if (a->server_key && rl_key_resolve (a->server_key, key, err, sizeof err)) {
+            return s_fail (RB_EXIT_USAGE, "--server-key: %s", err);
+        }
+        rl_client_set_curve (ctx->cert, a->server_key ? key : NULL);
+    }
+    for (size_t k = ctx->plan.step_count + 1; k-- > 0;) {
+        const ring_t *ring = ctx->plan.rings[k];
+        for (size_t x = 0; x < ring_shard_count (ring); x++) {
+            const char *name = ring_shard_name (ring, x);
+            if (s_shard (ctx, name)) {
+                continue;
+            }
+            if (ctx->shard_count == S_SHARDS_MAX) {
+                return s_fail (RB_EXIT_BAD_FILE, "more than %d shards in the plan's rings",
+                               S_SHARDS_MAX);
+            }
+            s_shard_t *s = &ctx->shards[ctx->shard_count++];
+            snprintf (s->name, sizeof s->name, "%s", name);
+            snprintf (s->endpoint, sizeof s->endpoint, "%s", ring_shard_endpoint (ring, x));
+            if (*ring_shard_key (ring, x) && !a->insecure
+                && rl_client_add_server_key (s->endpoint, ring_shard_key (ring, x)) != 0) {
+                return s_fail (RB_EXIT_BAD_FILE, "shard %s: a bad key in the ring", name);
+            }
+        }
+    }
+    return 0;
+}
+
+static void
+s_ctx_close (s_ctx_t *ctx)
+{
+    for (size_t i = 0; i < ctx->shard_count; i++) {
+        rl_client_destroy (&ctx->shards[i].client);
+    }
+    rb_plan_free (&ctx->plan);
+    rl_client_clear_curve ();
+    zcert_destroy (&ctx->cert);
+}
+
+static rl_client_t *
+s_client (s_ctx_t *ctx, s_shard_t *s)
+{
+    (void) ctx;
+    if (!s->client) {
+        s->client = rl_client_new (s->endpoint);
+    }
+    return s->client;
+}
+
+static bool
+s_retryable (int rc)
+{
+    return rc == RL_CLIENT_TIMEOUT || rc == RL_CLIENT_ERR_SEND || rc == RL_CLIENT_ERR_REPLY
+           || rc == RL_STATUS_BUSY || rc == RL_STATUS_UNAVAILABLE || rc == RL_STATUS_STORAGE_ERROR;
+}
+
+static const char *
+s_rc_text (int rc)
+{
+    return rc > 0 ? rl_status_name ((uint16_t) rc) : rl_client_strerror (rc);
+}
+
+//  A migrate_* call, sent again while it times out or meets busy.
+static int
+s_migrate (s_ctx_t *ctx, s_shard_t *s, uint16_t op, const rl_migrate_rec_t *req,
+           rl_migrate_rec_t *out)
+{
+    int rc = RL_CLIENT_ERR_SEND;
+    int pause = 50;
+    for (int attempt = 0; attempt < S_CALL_ATTEMPTS; attempt++) {
+        rl_client_t *client = s_client (ctx, s);
+        if (!client) {
+            return RL_CLIENT_ERR_NOMEM;
+        }
+        rc = rl_client_migrate (client, op, req, out, ctx->args->timeout_ms);
+        if (!s_retryable (rc)) {
+            return rc;
+        }
+        zclock_sleep (pause);
+        pause = pause * 2 > S_BACKOFF_MS_MAX ? S_BACKOFF_MS_MAX : pause * 2;
+    }
+    return rc;
+}
+
+static rl_migrate_rec_t
+s_request (const rb_step_t *step, uint32_t role)
+{
+    rl_migrate_rec_t r = {.migration_id = step->migration_id,
+                          .arc_start = step->start,
+                          .arc_end = step->end,
+                          .role = role};
+    snprintf (r.source, sizeof r.source, "%s", step->source);
+    snprintf (r.target, sizeof r.target, "%s", step->target);
+    return r;
+}
+
+static const char *
+s_migrate_state_name (uint32_t state)
+{
+    static const char *names[] = {"none", "copying", "frozen", "shipped", "handed_over"};
+    return state <= RL_MIGRATE_HANDED_OVER ? names[state] : "?";
+}
+
+//  Loads ring k into one shard: 0 when it serves ring k or newer.
+static int
+s_load_ring (s_ctx_t *ctx, s_shard_t *s, size_t k)
+{
+    const ring_t *ring = ctx->plan.rings[k];
+    size_t size = ring_encoded_size (ring);
+    uint8_t *blob = malloc (size);
+    if (!blob) {
+        return RL_CLIENT_ERR_NOMEM;
+    }
+    ring_encode (ring, blob, size);
+    int rc = RL_CLIENT_ERR_SEND;
+    for (int attempt = 0; attempt < S_CALL_ATTEMPTS; attempt++) {
+        rl_client_t *client = s_client (ctx, s);
+        rc = client ? rl_client_load_ring (client, blob, size, ctx->args->timeout_ms)
+                    : RL_CLIENT_ERR_NOMEM;
+        if (rc == RL_STATUS_EPOCH_NOT_NEWER) {
+            rc = 0;
+        }
+        if (!s_retryable (rc)) {
+            break;
+        }
+        zclock_sleep (100);
+    }
+    free (blob);
+    return rc;
+}
+
+//  Is shard `name` still in the change at ring k (named by ring k or a later one)?
+static bool
+s_in_change (const s_ctx_t *ctx, const char *name, size_t k)
+{
+    for (size_t j = k; j <= ctx->plan.step_count; j++) {
+        if (ring_shard_find (ctx->plan.rings[j], name) >= 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+//  Ring k into every shard still in the change, all at once, again until
+//  each serves it (or a newer one). 0, or RB_EXIT_CLUSTER.
+static int
+s_publish (s_ctx_t *ctx, size_t k)
+{
+    const ring_t *ring = ctx->plan.rings[k];
+    size_t size = ring_encoded_size (ring);
+    uint8_t *blob = malloc (size);
+    const char *endpoints[S_SHARDS_MAX];
+    size_t index[S_SHARDS_MAX];
+    int rcs[S_SHARDS_MAX];
+    if (!blob) {
+        return s_fail (RB_EXIT_CLUSTER, "out of memory");
+    }
+    ring_encode (ring, blob, size);
+    int code = 0;
+    for (int attempt = 0; attempt < S_RING_ATTEMPTS; attempt++) {
+        size_t n = 0;
+        for (size_t i = 0; i < ctx->shard_count; i++) {
+            if (s_in_change (ctx, ctx->shards[i].name, k)) {
+                index[n] = i;
+                endpoints[n++] = ctx->shards[i].endpoint;
+            }
+        }
+        rl_client_load_ring_all (endpoints, n, blob, size, ctx->args->timeout_ms, rcs);
+        code = 0;
+        for (size_t j = 0; j < n; j++) {
+            if (rcs[j] != 0 && rcs[j] != RL_STATUS_EPOCH_NOT_NEWER) {
+                code = RB_EXIT_CLUSTER;
+                if (attempt + 1 == S_RING_ATTEMPTS) {
+                    s_fail (code, "shard %s did not take the ring of epoch %" PRIu64 ": %s",
+                            ctx->shards[index[j]].name, ring_epoch (ring), s_rc_text (rcs[j]));
+                }
+            }
+        }
+        if (code == 0) {
+            break;
+        }
+        zclock_sleep (200);
+    }
+    free (blob);
+    return code;
+}
+
+static int
+s_save (s_ctx_t *ctx)
+{
+    char err[512];
+    if (rb_state_save (&ctx->plan, err, sizeof err) != 0) {
+        return s_fail (RB_EXIT_BAD_FILE, "cannot write the state: %s", err);
+    }
+    ctx->saved_at = rb_wall_ms ();
+    return 0;
+}
+
+//  A failpoint of the tool: crash and delay act inside; error stops apply.
+static int
+s_point (int hit, const char *name)
+{
+    return hit == 0 ? 0 : s_fail (RB_EXIT_CLUSTER, "failpoint %s: stopped", name);
+}
+
+//  Apply: one step -------------------------------------------------------------
+
+typedef struct {
+    s_ctx_t *ctx;
+    size_t index;
+    rb_step_t *step;
+    s_shard_t *source, *target;
+    rl_migrate_rec_t have; //  the target's stored record
+} s_run_t;
+
+//  One chunk from the source into the target.
+static int
+s_chunk (s_run_t *r)
+{
+    rl_migrate_rec_t req = r->have;
+    req.role = RL_MIGRATE_SOURCE;
+    req.entries_max = r->ctx->args->entries;
+    req.param = 0;
+    uint8_t body[RL_MIGRATE_SIZE];
+    codec_encode_migrate (&req, body);
+    uint8_t *chunk = NULL;
+    size_t size = 0;
+    int rc = RL_CLIENT_ERR_SEND;
+    for (int attempt = 0; attempt < S_CALL_ATTEMPTS; attempt++) {
+        rl_header_t h;
+        rl_client_t *client = s_client (r->ctx, r->source);
+        rc = client ? rl_client_call (client, RL_OP_MIGRATE_EXPORT, body, sizeof body, 1,
+                                      r->ctx->args->timeout_ms, &h, &chunk, &size)
+                    : RL_CLIENT_ERR_NOMEM;
+        if (rc == 0 && !chunk) {
+            rc = RL_CLIENT_ERR_REPLY;
+        }
+        if (!s_retryable (rc)) {
+            break;
+        }
+        free (chunk);
+        chunk = NULL;
+        zclock_sleep (100);
+    }
+    if (rc != 0) {
+        free (chunk);
+        return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_export from %s: %s", r->index + 1,
+                       r->source->name, s_rc_text (rc));
+    }
+    rl_migrate_rec_t out;
+    for (int attempt = 0; attempt < S_CALL_ATTEMPTS; attempt++) {
+        rl_client_t *client = s_client (r->ctx, r->target);
+        rc = client ? rl_client_migrate_import (client, chunk, size, &out, r->ctx->args->timeout_ms)
+                    : RL_CLIENT_ERR_NOMEM;
+        if (!s_retryable (rc)) {
+            break;
+        }
+        zclock_sleep (100);
+    }
+    free (chunk);
+    if (rc != 0) {
+        return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_import into %s: %s", r->index + 1,
+                       r->target->name, s_rc_text (rc));
+    }
+    if (out.migration_id != r->step->migration_id || out.chunks < r->have.chunks) {
+        return s_fail (RB_EXIT_CLUSTER, "step %zu: %s answered the import with another migration",
+                       r->index + 1, r->target->name);
+    }
+    r->step->bytes += size;
+    r->step->chunks = out.chunks;
+    r->step->records = out.records;
+    r->step->accounts = out.accounts;
+    r->have = out;
+    if (rb_wall_ms () - r->ctx->saved_at > S_SAVE_EVERY_MS && s_save (r->ctx) != 0) {
+        return RB_EXIT_BAD_FILE;
+    }
+    return s_point (RL_FAILPOINT (REBALANCE_CHUNK), "rebalance.chunk");
+}
+
+//  Copies until the round in progress (or the next one, if none is) ends;
+//  *records_p: transfer records that round brought.
+static int
+s_round (s_run_t *r, uint64_t *records_p)
+{
+    const rl_migrate_cursor_t *c = &r->have.cursor;
+    uint32_t round = c->phase == RL_MIGRATE_PHASE_DONE ? c->round + 1 : c->round;
+    uint64_t before = r->have.records;
+    do {
+        int rc = s_chunk (r);
+        if (rc != 0) {
+            return rc;
+        }
+    } while (!(c->phase == RL_MIGRATE_PHASE_DONE && c->round == round)
+             && r->have.state != RL_MIGRATE_SHIPPED);
+    r->step->rounds++;
+    *records_p = r->have.records - before;
+    return 0;
+}
+
+//  migrate_begin on both sides (again: their stored state). *source_state:
+//  the source's state.
+static int
+s_begin (s_run_t *r, uint32_t *source_state)
+{
+    rl_migrate_rec_t req = s_request (r->step, RL_MIGRATE_SOURCE), out;
+    int rc = s_migrate (r->ctx, r->source, RL_OP_MIGRATE_BEGIN, &req, &out);
+    if (rc != 0) {
+        return s_fail (RB_EXIT_CLUSTER,
+                       "step %zu: migrate_begin on the source %s: %s (a migration of another "
+                       "change stored there? the ring it serves?)",
+                       r->index + 1, r->source->name, s_rc_text (rc));
+    }
+    *source_state = out.state;
+    req = s_request (r->step, RL_MIGRATE_TARGET);
+    rc = s_migrate (r->ctx, r->target, RL_OP_MIGRATE_BEGIN, &req, &out);
+    if (rc != 0) {
+        return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_begin on the target %s: %s",
+                       r->index + 1, r->target->name, s_rc_text (rc));
+    }
+    if (out.migration_id != r->step->migration_id || out.role != RL_MIGRATE_TARGET) {
+        return s_fail (RB_EXIT_CLUSTER, "step %zu: the target answered another migration",
+                       r->index + 1);
+    }
+    r->have = out;
+    return s_point (RL_FAILPOINT (REBALANCE_BEGUN), "rebalance.begun");
+}
+
+//  A shard that leaves the ring does so at the step of its last point
+//  (rebalance_state.c), and only once nothing two-phase names it any
+//  more: nothing in its own in_doubt list (no live attempt, no undelivered
+//  decision, no prepared record), and no entry of any other shard with it
+//  as the peer (a decision that must still reach it). True when that holds.
+static bool
+s_leaving_quiet (s_run_t *r)
+{
+    s_ctx_t *ctx = r->ctx;
+    const char *endpoints[S_SHARDS_MAX] = {NULL};
+    rl_in_doubt_rec_t *records[S_SHARDS_MAX];
+    size_t counts[S_SHARDS_MAX];
+    int rcs[S_SHARDS_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < ctx->shard_count; i++) {
+        if (s_in_change (ctx, ctx->shards[i].name, r->index)) {
+            endpoints[n++] = ctx->shards[i].endpoint;
+        }
+    }
+    size_t failed = rl_client_in_doubt_all (endpoints, n, ctx->args->timeout_ms, records, counts,
+                                            rcs);
+    bool quiet = failed == 0;
+    for (size_t i = 0; i < n; i++) {
+        bool self = strcmp (endpoints[i], r->source->endpoint) == 0;
+        for (size_t j = 0; j < counts[i] && quiet; j++) {
+            quiet = !self && strncmp (records[i][j].peer, r->step->source, RL_SHARD_NAME_SIZE_MAX);
+        }
+        free (records[i]);
+    }
+    return quiet;
+}
+
+//  Waits (bounded) until the leaving shard is quiet.
+static int
+s_leaving_wait (s_run_t *r)
+{
+    int64_t deadline = zclock_mono () + S_LEAVE_WAIT_MS;
+    while (!s_leaving_quiet (r)) {
+        if (zclock_mono () > deadline) {
+            return s_fail (RB_EXIT_CLUSTER,
+                           "step %zu: %s leaves the ring, but two-phase entries still name it "
+                           "after %d ms (see rlctl in-doubt): rerun apply later",
+                           r->index + 1, r->step->source, S_LEAVE_WAIT_MS);
+        }
+        zclock_sleep (50);
+    }
+    return 0;
+}
+
+//  The freeze did not drain (or ship) in time: the arc serves again, and
+//  the step is tried again later.
+static int
+s_retry_later (s_run_t *r, const char *why)
+{
+    rl_migrate_rec_t req = s_request (r->step, RL_MIGRATE_SOURCE), out;
+    int rc = s_migrate (r->ctx, r->source, RL_OP_MIGRATE_UNFREEZE, &req, &out);
+    if (rc == RL_STATUS_MIGRATION_REFUSED) {
+        return 1; //  the final round is out already (SHIPPED): go on
+    }
+    if (rc != 0) {
+        return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_unfreeze on %s: %s", r->index + 1,
+                       r->source->name, s_rc_text (rc));
+    }
+    if ((rc = s_point (RL_FAILPOINT (REBALANCE_UNFROZEN), "rebalance.unfrozen")) != 0) {
+        return rc;
+    }
+    r->step->retries++;
+    r->step->state = RB_COPYING;
+    r->step->frozen_at = 0;
+    if ((rc = s_save (r->ctx)) != 0) {
+        return rc;
+    }
+    fprintf (stderr,
+             "rebalance: step %zu: %s: unfrozen, tried again later (%" PRIu64 " of %" PRIu64 ")\n",
+             r->index + 1, why, r->step->retries, r->ctx->args->max_retries);
+    if (r->step->retries > r->ctx->args->max_retries) {
+        return s_fail (RB_EXIT_CLUSTER,
+                       "step %zu: the arc did not drain within %" PRIu32 " ms in %" PRIu64
+                       " tries: rerun apply later (or with a larger --freeze-max-ms)",
+                       r->index + 1, r->ctx->plan.freeze_max_ms, r->step->retries);
+    }
+    uint64_t pause = 100 * r->step->retries;
+    zclock_sleep ((int) (pause > S_BACKOFF_MS_MAX ? S_BACKOFF_MS_MAX : pause));
+    return 0;
+}
+
+//  From COPYING or FROZEN to HANDOVER: the copy, the freeze, the drain and
+//  the final round; tried again while the freeze does not drain in time.
+static int
+s_move (s_run_t *r)
+{
+    rb_step_t *step = r->step;
+    const s_args_t *a = r->ctx->args;
+    uint32_t freeze_ms = r->ctx->plan.freeze_max_ms;
+    bool leaving = ring_shard_find (r->ctx->plan.rings[r->index + 1], step->source) < 0;
+    for (;;) {
+        uint32_t source_state = 0;
+        int rc = s_begin (r, &source_state);
+        if (rc != 0) {
+            return rc;
+        }
+        if (r->have.state == RL_MIGRATE_SHIPPED || r->have.state == RL_MIGRATE_HANDED_OVER) {
+            break; //  the final chunk is in the target already
+        }
+        if (source_state == RL_MIGRATE_COPYING) {
+            if (step->state == RB_FROZEN) { //  the freeze ended (or never began)
+                step->state = RB_COPYING;
+                step->frozen_at = 0;
+            }
+            //  Copy until a round brings few records.
+            for (int round = 0; round < S_ROUNDS_MAX; round++) {
+                uint64_t records = 0;
+                if ((rc = s_round (r, &records)) != 0) {
+                    return rc;
+                }
+                step->lag = records;
+                if (records <= a->catchup) {
+                    break;
+                }
+            }
+            if (leaving && (rc = s_leaving_wait (r)) != 0) {
+                return rc;
+            }
+            step->state = RB_FROZEN;
+            step->frozen_at = rb_wall_ms ();
+            if ((rc = s_save (r->ctx)) != 0) {
+                return rc;
+            }
+            rl_migrate_rec_t req = s_request (step, RL_MIGRATE_SOURCE), out;
+            req.param = freeze_ms;
+            rc = s_migrate (r->ctx, r->source, RL_OP_MIGRATE_FREEZE, &req, &out);
+            if (rc != 0) {
+                return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_freeze on %s: %s", r->index + 1,
+                               r->source->name, s_rc_text (rc));
+            }
+            if ((rc = s_point (RL_FAILPOINT (REBALANCE_FROZEN), "rebalance.frozen")) != 0) {
+                return rc;
+            }
+            source_state = out.state;
+        } else if (step->state != RB_FROZEN || step->frozen_at == 0) {
+            step->state = RB_FROZEN; //  frozen by an earlier run
+            step->frozen_at = rb_wall_ms ();
+            if ((rc = s_save (r->ctx)) != 0) {
+                return rc;
+            }
+        }
+        //  The drain (and for a shard that leaves, nothing two-phase left on it).
+        bool drained = source_state == RL_MIGRATE_SHIPPED;
+        bool thawed = false;
+        while (!drained && !thawed) {
+            rl_migrate_rec_t req = s_request (step, RL_MIGRATE_SOURCE), out;
+            rc = s_migrate (r->ctx, r->source, RL_OP_MIGRATE_DRAIN, &req, &out);
+            if (rc != 0) {
+                return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_drain on %s: %s", r->index + 1,
+                               r->source->name, s_rc_text (rc));
+            }
+            if (out.state == RL_MIGRATE_COPYING) {
+                thawed = true; //  the source's own time limit passed
+            } else if (out.param == 0 && (!leaving || s_leaving_quiet (r))) {
+                drained = true;
+            } else if (rb_wall_ms () - step->frozen_at > freeze_ms) {
+                rc = s_retry_later (r, "the arc did not drain in time");
+                if (rc < 0 || rc > 1) {
+                    return rc;
+                }
+                thawed = rc == 0;
+                drained = rc == 1;
+            } else {
+                zclock_sleep (S_DRAIN_POLL_MS);
+            }
+        }
+        if (thawed) {
+            if (step->state == RB_FROZEN) {
+                if ((rc = s_retry_later (r, "the source ended the freeze")) < 0 || rc > 1) {
+                    return rc;
+                }
+            }
+            continue;
+        }
+        //  The final round: one that begins frozen and drained (the round
+        //  in progress at the freeze, if any, ends first).
+        for (int round = 0; round < S_FINAL_ROUNDS_MAX && r->have.state != RL_MIGRATE_SHIPPED;
+             round++) {
+            uint64_t records = 0;
+            if ((rc = s_round (r, &records)) != 0) {
+                return rc;
+            }
+            step->lag = records;
+        }
+        if (r->have.state == RL_MIGRATE_SHIPPED) {
+            break;
+        }
+        if ((rc = s_retry_later (r, "the final round did not ship")) < 0 || rc > 1) {
+            return rc;
+        }
+    }
+    step->state = RB_HANDOVER;
+    int rc = s_save (r->ctx);
+    if (rc != 0) {
+        return rc;
+    }
+    return s_point (RL_FAILPOINT (REBALANCE_SHIPPED), "rebalance.shipped");
+}
+
+//  A commit of one side; HANDED_OVER wanted.
+static int
+s_commit (s_run_t *r, s_shard_t *s, uint32_t role)
+{
+    rl_migrate_rec_t req = s_request (r->step, role), out;
+    int rc = s_migrate (r->ctx, s, RL_OP_MIGRATE_COMMIT, &req, &out);
+    if (rc != 0 || out.state != RL_MIGRATE_HANDED_OVER) {
+        return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_commit on the %s %s: %s", r->index + 1,
+                       role == RL_MIGRATE_SOURCE ? "source" : "target", s->name,
+                       rc ? s_rc_text (rc) : s_migrate_state_name (out.state));
+    }
+    return 0;
+}
+
+//  HANDOVER to DONE: only forward.
+static int
+s_handover (s_run_t *r)
+{
+    size_t k = r->index + 1;
+    int rc = s_load_ring (r->ctx, r->target, k);
+    if (rc != 0) {
+        return s_fail (RB_EXIT_CLUSTER, "step %zu: load_ring into the target %s: %s", k,
+                       r->target->name, s_rc_text (rc));
+    }
+    if ((rc = s_point (RL_FAILPOINT (REBALANCE_TARGET_RING), "rebalance.target_ring")) != 0
+        || (rc = s_commit (r, r->target, RL_MIGRATE_TARGET)) != 0
+        || (rc = s_point (RL_FAILPOINT (REBALANCE_TARGET_COMMITTED), "rebalance.target_committed"))
+               != 0) {
+        return rc;
+    }
+    rc = s_load_ring (r->ctx, r->source, k);
+    if (rc != 0) {
+        return s_fail (RB_EXIT_CLUSTER, "step %zu: load_ring into the source %s: %s", k,
+                       r->source->name, s_rc_text (rc));
+    }
+    if ((rc = s_commit (r, r->source, RL_MIGRATE_SOURCE)) != 0
+        || (rc = s_point (RL_FAILPOINT (REBALANCE_SOURCE_COMMITTED), "rebalance.source_committed"))
+               != 0
+        || (rc = s_publish (r->ctx, k)) != 0) {
+        return rc;
+    }
+    r->step->state = RB_DONE;
+    r->step->frozen_at = 0;
+    r->step->finished = rb_wall_ms ();
+    if ((rc = s_save (r->ctx)) != 0) {
+        return rc;
+    }
+    return s_point (RL_FAILPOINT (REBALANCE_STEP_DONE), "rebalance.step_done");
+}
+
+static int
+s_run_init (s_ctx_t *ctx, size_t index, s_run_t *r)
+{
+    *r = (s_run_t){.ctx = ctx, .index = index, .step = &ctx->plan.steps[index]};
+    r->source = s_shard (ctx, r->step->source);
+    r->target = s_shard (ctx, r->step->target);
+    if (!r->source || !r->target) {
+        return s_fail (RB_EXIT_BAD_FILE, "step %zu names a shard no ring has", index + 1);
+    }
+    return 0;
+}
+
+static int
+s_step (s_ctx_t *ctx, size_t index)
+{
+    s_run_t r;
+    int rc = s_run_init (ctx, index, &r);
+    if (rc != 0) {
+        return rc;
+    }
+    rb_step_t *step = r.step;
+    uint64_t t0 = rb_wall_ms ();
+    if (step->state == RB_PENDING) {
+        step->state = RB_COPYING;
+        step->started = t0;
+        if ((rc = s_save (ctx)) != 0) {
+            return rc;
+        }
+    }
+    if (step->state == RB_COPYING || step->state == RB_FROZEN) {
+        if ((rc = s_move (&r)) != 0) {
+            return rc;
+        }
+    }
+    uint64_t frozen = step->frozen_at ? rb_wall_ms () - step->frozen_at : 0;
+    if ((rc = s_handover (&r)) != 0) {
+        return rc;
+    }
+    if (!ctx->args->json) {
+        printf ("step %zu/%zu: %s -> %s, arc (%016" PRIx64 ", %016" PRIx64 "]: %" PRIu64
+                " accounts, %" PRIu64 " records, %" PRIu64 " bytes, %" PRIu64
+                " rounds, frozen %" PRIu64 " ms, %" PRIu64 " retries: epoch %" PRIu64 "\n",
+                index + 1, ctx->plan.step_count, step->source, step->target, step->start, step->end,
+                step->accounts, step->records, step->bytes, step->rounds, frozen, step->retries,
+                ctx->plan.base_epoch + index + 1);
+        fflush (stdout);
+    }
+    return 0;
+}
+
+//  Loads a plan from its directory (rc as rb_plan_load).
+static int
+s_load (s_ctx_t *ctx)
+{
+    char err[1024];
+    int rc = rb_plan_load (&ctx->plan, ctx->args->state_dir, err, sizeof err);
+    if (rc == RB_NO_PLAN) {
+        return s_fail (RB_EXIT_USAGE, "%s holds no plan (no state file): run apply first",
+                       ctx->args->state_dir);
+    }
+    if (rc != 0) {
+        return s_fail (rc, "%s", err);
+    }
+    return 0;
+}
+
+//  Do the two ring files given agree with the plan in the directory?
+static bool
+s_same_change (const rb_plan_t *plan, const ring_t *current, const ring_t *planned)
+{
+    const ring_t *first = plan->rings[0], *last = plan->rings[plan->step_count];
+    if (ring_epoch (current) != ring_epoch (first)
+        || ring_point_count (current) != ring_point_count (first)
+        || ring_point_count (planned) != ring_point_count (last)) {
+        return false;
+    }
+    for (size_t i = 0; i < ring_point_count (first); i++) {
+        if (ring_point_position (current, i) != ring_point_position (first, i)) {
+            return false;
+        }
+    }
+    for (size_t i = 0; i < ring_point_count (last); i++) {
+        if (ring_point_position (planned, i) != ring_point_position (last, i)
+            || strcmp (ring_shard_name (planned, ring_point_owner (planned, i)),
+                       ring_shard_name (last, ring_point_owner (last, i)))
+                   != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int
+rb_cmd_apply (int argc, char **argv)
+{
+    s_args_t args;
+    int rc = s_parse_args (argc, argv, &args);
+    if (rc != 0) {
+        return rc;
+    }
+    char err[1024];
+    ring_t *current = ring_load_file (args.rings[0], err, sizeof err);
+    if (!current) {
+        return s_fail (RB_EXIT_BAD_FILE, "%s: %s", args.rings[0], err);
+    }
+    ring_t *planned = ring_load_file (args.rings[1], err, sizeof err);
+    if (!planned) {
+        ring_destroy (&current);
+        return s_fail (RB_EXIT_BAD_FILE, "%s: %s", args.rings[1], err);
+    }
+    if (access (args.state_dir, F_OK) != 0 && mkdir (args.state_dir, 0755) != 0) {
+        ring_destroy (&current);
+        ring_destroy (&planned);
+        return s_fail (RB_EXIT_BAD_FILE, "--state %s: %s", args.state_dir, strerror (errno));
+    }
+    int lock = rb_lock (args.state_dir, false, err, sizeof err);
+    if (lock < 0) {
+        ring_destroy (&current);
+        ring_destroy (&planned);
+        return s_fail (lock == -1 ? RB_EXIT_USAGE : RB_EXIT_BAD_FILE, "%s", err);
+    }
+    s_ctx_t ctx = {.args = &args};
+    rc = rb_plan_load (&ctx.plan, args.state_dir, err, sizeof err);
+    if (rc == RB_NO_PLAN) {
+        rc = rb_plan_derive (current, planned, args.freeze_max_ms, &ctx.plan, err, sizeof err);
+        if (rc == 0) {
+            rc = rb_plan_save_new (&ctx.plan, args.state_dir, err, sizeof err);
+        }
+        if (rc == 0) {
+            printf ("plan %016" PRIx64 ": epoch %" PRIu64 " -> %" PRIu64 ", %zu steps, written "
+                    "to %s\n",
+                    ctx.plan.plan_id, ctx.plan.base_epoch,
+                    ctx.plan.base_epoch + ctx.plan.step_count, ctx.plan.step_count, args.state_dir);
+            fflush (stdout);
+            rc = s_point (RL_FAILPOINT (REBALANCE_PERSISTED), "rebalance.persisted");
+        } else {
+            s_fail (rc, "%s", err);
+        }
+    } else if (rc != 0) {
+        s_fail (rc, "%s", err);
+    } else if (!s_same_change (&ctx.plan, current, planned)) {
+        rc = s_fail (RB_EXIT_USAGE,
+                     "%s holds the plan of another change (its ring.0 and last ring differ from "
+                     "the rings given): use a new state directory",
+                     args.state_dir);
+    } else {
+        if (args.freeze_given) {
+            ctx.plan.freeze_max_ms = args.freeze_max_ms;
+        }
+        if (ctx.plan.aborted) {
+            printf ("the plan was aborted at step %zu: apply resumes it\n",
+                    rb_plan_current (&ctx.plan) + 1);
+            ctx.plan.aborted = false;
+        }
+        rc = s_save (&ctx);
+    }
+    ring_destroy (&current);
+    ring_destroy (&planned);
+    if (rc == 0) {
+        rc = s_ctx_open (&ctx);
+    }
+    size_t k = rc == 0 ? rb_plan_current (&ctx.plan) : 0;
+    if (rc == 0 && k < ctx.plan.step_count && ctx.plan.steps[k].state != RB_HANDOVER) {
+        //  Every shard still in the change serves the ring before step k.
+        rc = s_publish (&ctx, k);
+    }
+    for (; rc == 0 && k < ctx.plan.step_count; k++) {
+        rc = s_step (&ctx, k);
+    }
+    if (rc == 0) {
+        printf ("done: every shard serves epoch %" PRIu64 " (%zu steps)\n",
+                ctx.plan.base_epoch + ctx.plan.step_count, ctx.plan.step_count);
+    }
+    s_ctx_close (&ctx);
+    close (lock);
+    return rc;
+}
+
+//  Status ------------------------------------------------------------------------
+
+static void
+s_status_table (const rb_plan_t *plan, bool running, uint64_t now)
+{
+    size_t done = rb_plan_current (plan);
+    printf ("plan %016" PRIx64 ": epoch %" PRIu64 " -> %" PRIu64
+            ", %zu steps, %zu done (%.1f%%)%s%s\n",
+            plan->plan_id, plan->base_epoch, plan->base_epoch + plan->step_count, plan->step_count,
+            done, 100.0 * (double) done / (double) plan->step_count,
+            running ? ", apply running" : ", apply not running", plan->aborted ? ", aborted" : "");
+    printf ("epoch served: %" PRIu64 "%s\n", plan->base_epoch + done,
+            done < plan->step_count && plan->steps[done].state == RB_HANDOVER
+                ? " (the next one is being handed over)"
+                : "");
+    if (done < plan->step_count && plan->steps[done].state != RB_PENDING) {
+        const rb_step_t *s = &plan->steps[done];
+        printf ("in progress: step %zu, %s -> %s, %s", done + 1, s->source, s->target,
+                rb_step_state_name (s->state));
+        if (s->frozen_at && now >= s->frozen_at) {
+            printf (", frozen for %" PRIu64 " ms", now - s->frozen_at);
+        }
+        printf ("\n");
+    }
+    printf ("\n%4s  %-8s  %-12s  %-12s  %-35s  %9s  %9s  %11s  %6s  %7s  %7s  %9s\n", "step",
+            "state", "source", "target", "arc (start, end]", "accounts", "records", "bytes",
+            "rounds", "lag", "retries", "frozen_ms");
+    for (size_t i = 0; i < plan->step_count; i++) {
+        const rb_step_t *s = &plan->steps[i];
+        char arc[48];
+        snprintf (arc, sizeof arc, "(%016" PRIx64 ", %016" PRIx64 "]", s->start, s->end);
+        uint64_t frozen = s->frozen_at && now >= s->frozen_at ? now - s->frozen_at : 0;
+        printf ("%4zu  %-8s  %-12s  %-12s  %-35s  %9" PRIu64 "  %9" PRIu64 "  %11" PRIu64
+                "  %6" PRIu64 "  %7" PRIu64 "  %7" PRIu64 "  %9" PRIu64 "\n",
+                i + 1, rb_step_state_name (s->state), s->source, s->target, arc, s->accounts,
+                s->records, s->bytes, s->rounds, s->lag, s->retries, frozen);
+    }
+}
+
+static int
+s_status_json (const rb_plan_t *plan, bool running, uint64_t now)
+{
+    size_t done = rb_plan_current (plan);
+    cJSON *tree = jsonkit_object ();
+    if (!tree) {
+        return s_fail (RB_EXIT_CLUSTER, "out of memory");
+    }
+    char hex[32];
+    snprintf (hex, sizeof hex, "%016" PRIx64, plan->plan_id);
+    jsonkit_add_string (tree, "plan_id", hex);
+    jsonkit_add_u64 (tree, "base_epoch", plan->base_epoch);
+    jsonkit_add_u64 (tree, "final_epoch", plan->base_epoch + plan->step_count);
+    jsonkit_add_u64 (tree, "epoch", plan->base_epoch + done);
+    jsonkit_add_u64 (tree, "steps_total", plan->step_count);
+    jsonkit_add_u64 (tree, "steps_done", done);
+    jsonkit_add_fixed (tree, "progress", (double) done / (double) plan->step_count, 4);
+    jsonkit_add_bool (tree, "running", running);
+    jsonkit_add_bool (tree, "aborted", plan->aborted);
+    jsonkit_add_u64 (tree, "freeze_max_ms", plan->freeze_max_ms);
+    if (done < plan->step_count && plan->steps[done].state != RB_PENDING) {
+        jsonkit_add_u64 (tree, "in_progress", done + 1);
+    } else {
+        jsonkit_add_null (tree, "in_progress");
+    }
+    cJSON *steps = jsonkit_add_array (tree, "steps");
+    for (size_t i = 0; steps && i < plan->step_count; i++) {
+        const rb_step_t *s = &plan->steps[i];
+        cJSON *o = jsonkit_add_object (steps, NULL);
+        if (!o) {
+            break;
+        }
+        jsonkit_add_u64 (o, "step", i + 1);
+        jsonkit_add_u64 (o, "epoch", plan->base_epoch + i + 1);
+        jsonkit_add_string (o, "state", rb_step_state_name (s->state));
+        snprintf (hex, sizeof hex, "%016" PRIx64, s->migration_id);
+        jsonkit_add_string (o, "migration_id", hex);
+        jsonkit_add_string (o, "source", s->source);
+        jsonkit_add_string (o, "target", s->target);
+        snprintf (hex, sizeof hex, "%016" PRIx64, s->start);
+        jsonkit_add_string (o, "arc_start", hex);
+        snprintf (hex, sizeof hex, "%016" PRIx64, s->end);
+        jsonkit_add_string (o, "arc_end", hex);
+        jsonkit_add_u64 (o, "accounts", s->accounts);
+        jsonkit_add_u64 (o, "records", s->records);
+        jsonkit_add_u64 (o, "chunks", s->chunks);
+        jsonkit_add_u64 (o, "bytes", s->bytes);
+        jsonkit_add_u64 (o, "rounds", s->rounds);
+        jsonkit_add_u64 (o, "lag", s->lag);
+        jsonkit_add_u64 (o, "retries", s->retries);
+        jsonkit_add_u64 (o, "frozen_ms",
+                         s->frozen_at && now >= s->frozen_at ? now - s->frozen_at : 0);
+        jsonkit_add_u64 (o, "started_ms", s->started);
+        jsonkit_add_u64 (o, "finished_ms", s->finished);
+    }
+    int rc = jsonkit_print (stdout, tree, true);
+    cJSON_Delete (tree);
+    return rc == 0 ? 0 : s_fail (RB_EXIT_CLUSTER, "out of memory");
+}
+
+int
+rb_cmd_status (int argc, char **argv)
+{
+    s_args_t args;
+    int rc = s_parse_args (argc, argv, &args);
+    if (rc != 0) {
+        return rc;
+    }
+    s_ctx_t ctx = {.args = &args};
+    if ((rc = s_load (&ctx)) != 0) {
+        return rc;
+    }
+    bool running = rb_locked_by_other (args.state_dir);
+    uint64_t now = rb_wall_ms ();
+    if (args.json) {
+        rc = s_status_json (&ctx.plan, running, now);
+    } else {
+        s_status_table (&ctx.plan, running, now);
+    }
+    rb_plan_free (&ctx.plan);
+    return rc;
+}
+
+//  Check, fix, abort ----------------------------------------------------------------
+
+typedef struct {
+    size_t problems;
+    bool json;
+    cJSON *list;
+} s_report_t;
+
+static void
+s_problem (s_report_t *rep, const char *format, ...)
+{
+    char text[512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof text, format, args);
+    va_end (args);
+    rep->problems++;
+    if (rep->json) {
+        jsonkit_add_string (rep->list, NULL, text);
+    } else {
+        printf ("problem: %s\n", text);
+    }
+}
+
+//  The source's migration state, read without a write (migrate_drain):
+//  RL_MIGRATE_NONE when the source holds no such migration in progress
+//  (none, another, or handed over). -1 when it did not answer.
+static int
+s_source_state (s_ctx_t *ctx, const rb_step_t *step, uint32_t *state)
+{
+    s_shard_t *source = s_shard (ctx, step->source);
+    rl_migrate_rec_t req = s_request (step, RL_MIGRATE_SOURCE), out;
+    int rc = source ? s_migrate (ctx, source, RL_OP_MIGRATE_DRAIN, &req, &out) : -1;
+    if (rc == RL_STATUS_MIGRATION_REFUSED) {
+        *state = RL_MIGRATE_NONE;
+        return 0;
+    }
+    if (rc != 0) {
+        return -1;
+    }
+    *state = out.state;
+    return 0;
+}
+
+//  Every disagreement between the shards and the state file.
+static void
+s_check (s_ctx_t *ctx, s_report_t *rep, bool running)
+{
+    const rb_plan_t *plan = &ctx->plan;
+    size_t k = rb_plan_current (plan);
+    const rb_step_t *step = k < plan->step_count ? &plan->steps[k] : NULL;
+    bool handover = step && step->state == RB_HANDOVER;
+    uint64_t want = plan->base_epoch + k;
+    const char *endpoints[S_SHARDS_MAX];
+    s_shard_t *shards[S_SHARDS_MAX];
+    rl_status_rec_t status[S_SHARDS_MAX];
+    int rcs[S_SHARDS_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < ctx->shard_count; i++) {
+        if (s_in_change (ctx, ctx->shards[i].name, k)) {
+            shards[n] = &ctx->shards[i];
+            endpoints[n++] = ctx->shards[i].endpoint;
+        }
+    }
+    rl_client_status_all (endpoints, n, ctx->args->timeout_ms, status, rcs);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = shards[i]->name;
+        if (rcs[i] != 0) {
+            s_problem (rep, "shard %s does not answer status: %s", name, s_rc_text (rcs[i]));
+            continue;
+        }
+        uint64_t epoch = status[i].epoch;
+        bool ok = epoch == want || (handover && epoch == want + 1);
+        if (!ok) {
+            s_problem (rep, "shard %s serves epoch %" PRIu64 ", the state file says %" PRIu64 "%s",
+                       name, epoch, want, handover ? " (or the next, in the handover)" : "");
+        }
+        if (epoch >= plan->base_epoch && epoch <= plan->base_epoch + plan->step_count) {
+            //  Its ring must be the plan's ring of that epoch.
+            const ring_t *mine = plan->rings[epoch - plan->base_epoch];
+            uint8_t *blob = NULL;
+            size_t size = 0;
+            rl_client_t *client = s_client (ctx, shards[i]);
+            int rc = client ? rl_client_get_ring (client, &blob, &size, ctx->args->timeout_ms)
+                            : RL_CLIENT_ERR_NOMEM;
+            size_t want_size = ring_encoded_size (mine);
+            uint8_t *expect = malloc (want_size);
+            if (rc == 0 && expect) {
+                ring_encode (mine, expect, want_size);
+                if (size != want_size || memcmp (blob, expect, size) != 0) {
+                    s_problem (rep,
+                               "shard %s serves a ring of epoch %" PRIu64
+                               " that is not the plan's ring.%" PRIu64,
+                               name, epoch, epoch - plan->base_epoch);
+                }
+            } else if (rc != 0) {
+                s_problem (rep, "shard %s does not answer get_ring: %s", name, s_rc_text (rc));
+            }
+            free (expect);
+            free (blob);
+        }
+        bool may_wait = handover && strcmp (name, step->target) == 0;
+        if (status[i].arcs_unreceived != 0 && !may_wait) {
+            s_problem (rep,
+                       "shard %s has %" PRIu64 " arcs not received (answered frozen) outside "
+                       "a handover",
+                       name, status[i].arcs_unreceived);
+        }
+    }
+    if (!step || step->state == RB_PENDING) {
+        return;
+    }
+    uint32_t state = 0;
+    if (s_source_state (ctx, step, &state) != 0) {
+        s_problem (rep, "step %zu: the source %s does not answer migrate_drain", k + 1,
+                   step->source);
+        return;
+    }
+    if (step->state == RB_HANDOVER) {
+        if (state != RL_MIGRATE_SHIPPED && state != RL_MIGRATE_NONE) {
+            s_problem (rep, "step %zu: the state file says handover, the source %s says %s", k + 1,
+                       step->source, s_migrate_state_name (state));
+        }
+    } else if (state == RL_MIGRATE_FROZEN && !running) {
+        s_problem (rep, "step %zu: the source %s is frozen and no apply runs", k + 1, step->source);
+    } else if (state == RL_MIGRATE_SHIPPED) {
+        s_problem (rep, "step %zu: the source %s shipped the final round, the state file says %s",
+                   k + 1, step->source, rb_step_state_name (step->state));
+    }
+}
+
+//  Opens a plan for check, fix or abort (with the shards).
+static int
+s_open_for (s_ctx_t *ctx, s_args_t *args, int argc, char **argv)
+{
+    int rc = s_parse_args (argc, argv, args);
+    if (rc != 0) {
+        return rc;
+    }
+    ctx->args = args;
+    if ((rc = s_load (ctx)) != 0) {
+        return rc;
+    }
+    return s_ctx_open (ctx);
+}
+
+static int
+s_check_report (s_ctx_t *ctx, bool running)
+{
+    s_report_t rep = {.json = ctx->args->json};
+    cJSON *tree = NULL;
+    if (rep.json) {
+        tree = jsonkit_object ();
+        rep.list = tree ? jsonkit_add_array (tree, "problems") : NULL;
+        if (!rep.list) {
+            cJSON_Delete (tree);
+            return s_fail (RB_EXIT_CLUSTER, "out of memory");
+        }
+    }
+    s_check (ctx, &rep, running);
+    if (rep.json) {
+        jsonkit_add_bool (tree, "clean", rep.problems == 0);
+        jsonkit_add_bool (tree, "running", running);
+        jsonkit_add_u64 (tree, "epoch", ctx->plan.base_epoch + rb_plan_current (&ctx->plan));
+        jsonkit_print (stdout, tree, true);
+        cJSON_Delete (tree);
+    } else if (rep.problems == 0) {
+        printf ("clean: every shard agrees with the state file (epoch %" PRIu64 ", %zu of %zu "
+                "steps done)%s\n",
+                ctx->plan.base_epoch + rb_plan_current (&ctx->plan), rb_plan_current (&ctx->plan),
+                ctx->plan.step_count, running ? "; apply is running" : "");
+    } else {
+        printf ("%zu problems%s: 'rebalance fix' resolves them\n", rep.problems,
+                running ? " (apply is running: some may be steps in flight)" : "");
+    }
+    return rep.problems == 0 ? 0 : RB_EXIT_DIRTY;
+}
+
+int
+rb_cmd_check (int argc, char **argv)
+{
+    s_args_t args;
+    s_ctx_t ctx = {0};
+    int rc = s_open_for (&ctx, &args, argc, argv);
+    if (rc == 0) {
+        rc = s_check_report (&ctx, rb_locked_by_other (args.state_dir));
+    }
+    s_ctx_close (&ctx);
+    return rc;
+}
+
+int
+rb_cmd_fix (int argc, char **argv)
+{
+    s_args_t args;
+    s_ctx_t ctx = {0};
+    int rc = s_open_for (&ctx, &args, argc, argv);
+    char err[512];
+    int lock = -1;
+    if (rc == 0 && (lock = rb_lock (args.state_dir, false, err, sizeof err)) < 0) {
+        rc = s_fail (RB_EXIT_USAGE, "%s", err);
+    }
+    size_t k = rb_plan_current (&ctx.plan);
+    rb_step_t *step = rc == 0 && k < ctx.plan.step_count ? &ctx.plan.steps[k] : NULL;
+    if (rc == 0 && step && step->state == RB_HANDOVER) {
+        //  A handover only rolls forward.
+        s_run_t r;
+        if ((rc = s_run_init (&ctx, k, &r)) == 0 && (rc = s_handover (&r)) == 0) {
+            printf ("fixed: the handover of step %zu finished (epoch %" PRIu64 ")\n", k + 1,
+                    ctx.plan.base_epoch + k + 1);
+            k++;
+            step = NULL;
+        }
+    }
+    if (rc == 0) {
+        //  Shards behind the state file's epoch get the rings they missed.
+        for (size_t j = 1; j <= k && rc == 0; j++) {
+            rc = s_publish (&ctx, j);
+        }
+    }
+    if (rc == 0 && step && step->state != RB_PENDING) {
+        uint32_t state = 0;
+        if (s_source_state (&ctx, step, &state) != 0) {
+            rc = s_fail (RB_EXIT_CLUSTER, "the source %s does not answer", step->source);
+        } else if (state == RL_MIGRATE_FROZEN) {
+            s_run_t r;
+            if ((rc = s_run_init (&ctx, k, &r)) == 0) {
+                rl_migrate_rec_t req = s_request (step, RL_MIGRATE_SOURCE), out;
+                rc = s_migrate (&ctx, r.source, RL_OP_MIGRATE_UNFREEZE, &req, &out);
+                rc = rc == 0 ? 0 : s_fail (RB_EXIT_CLUSTER, "migrate_unfreeze: %s", s_rc_text (rc));
+                printf ("fixed: step %zu's arc unfrozen on %s\n", k + 1, step->source);
+            }
+        }
+        if (rc == 0 && step->state == RB_FROZEN) {
+            step->state = RB_COPYING;
+            step->frozen_at = 0;
+            rc = s_save (&ctx);
+        }
+    }
+    if (rc == 0) {
+        rc = s_check_report (&ctx, false);
+    }
+    if (lock >= 0) {
+        close (lock);
+    }
+    s_ctx_close (&ctx);
+    return rc;
+}
+
+int
+rb_cmd_abort (int argc, char **argv)
+{
+    s_args_t args;
+    s_ctx_t ctx = {0};
+    int rc = s_open_for (&ctx, &args, argc, argv);
+    char err[512];
+    int lock = -1;
+    if (rc == 0 && (lock = rb_lock (args.state_dir, false, err, sizeof err)) < 0) {
+        rc = s_fail (RB_EXIT_USAGE, "%s (stop it first)", err);
+    }
+    size_t k = rb_plan_current (&ctx.plan);
+    if (rc == 0 && k == ctx.plan.step_count) {
+        rc = s_fail (RB_EXIT_USAGE, "nothing to abort: every step is done");
+    }
+    rb_step_t *step = rc == 0 ? &ctx.plan.steps[k] : NULL;
+    if (rc == 0 && step->state == RB_HANDOVER) {
+        rc = s_fail (RB_EXIT_USAGE,
+                     "step %zu is past its final round (handover): it only rolls forward "
+                     "('rebalance fix' or 'rebalance apply')",
+                     k + 1);
+    }
+    if (rc == 0 && step->state != RB_PENDING) {
+        uint32_t state = 0;
+        if (s_source_state (&ctx, step, &state) != 0) {
+            rc = s_fail (RB_EXIT_CLUSTER, "the source %s does not answer", step->source);
+        } else if (state == RL_MIGRATE_FROZEN) {
+            s_run_t r;
+            rl_migrate_rec_t req = s_request (step, RL_MIGRATE_SOURCE), out;
+            if ((rc = s_run_init (&ctx, k, &r)) == 0
+                && (rc = s_migrate (&ctx, r.source, RL_OP_MIGRATE_UNFREEZE, &req, &out)) != 0) {
+                rc = s_fail (RB_EXIT_CLUSTER, "migrate_unfreeze: %s", s_rc_text (rc));
+            }
+        } else if (state == RL_MIGRATE_SHIPPED) {
+            rc = s_fail (RB_EXIT_USAGE,
+                         "step %zu: the source shipped its final round: only "
+                         "'rebalance fix' or 'apply' can finish it",
+                         k + 1);
+        }
+        if (rc == 0) {
+            step->state = RB_COPYING;
+            step->frozen_at = 0;
+        }
+    }
+    if (rc == 0) {
+        ctx.plan.aborted = true;
+        rc = s_save (&ctx);
+    }
+    if (rc == 0) {
+        printf ("aborted at step %zu of %zu: every shard serves epoch %" PRIu64
+                " and the arc of step %zu is served by %s as before. The shards keep the "
+                "migration record and what was copied (the shards have no migrate_abort yet): "
+                "'rebalance apply' with this state directory resumes the change.\n",
+                k + 1, ctx.plan.step_count, ctx.plan.base_epoch + k, k + 1, step->source);
+    }
+    if (lock >= 0) {
+        close (lock);
+    }
+    s_ctx_close (&ctx);
+    return rc;
+}
