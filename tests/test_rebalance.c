@@ -17,7 +17,8 @@
     turn (the crash matrix below) and run again each time, until a run
     ends by itself. Along the way: check is clean in the middle of a
     handover, finds a source left frozen by a killed apply and fix undoes
-    it; abort stops a step and apply resumes it. At the end: check is
+    it; abort undoes a step on both shards (migrate_abort) and apply runs
+    it afresh. At the end: check is
     clean, every id sent was applied exactly once (lookup through the
     router, and the conservation check: balances equal the model, nothing
     reserved, histories complete), and check finds a state file that
@@ -511,7 +512,10 @@ test_grow (void **state)
             char log_path[600];
             char *log = s_read (s_path (ctx, "rebalance.log", log_path, sizeof log_path), NULL);
             assert_non_null (strstr (log, "\"aborted\":\ttrue"));
+            assert_non_null (strstr (log, "\"in_progress\":\tnull")); //  the step starts afresh
             free (log);
+            assert_int_equal (s_cmd (ctx, "check", dir, NULL), 0);
+            assert_int_equal (s_cmd (ctx, "abort", dir, NULL), 0); //  again: nothing to undo
         }
     }
     int rc = s_apply (ctx, ctx->r0, ctx->r1, dir, NULL, "1000");

@@ -22,7 +22,8 @@
         which writes nothing) whether it agrees with the state file. fix:
         rolls a started handover forward, brings a shard that is behind to
         the state file's epoch, undoes a freeze nobody drives. abort: a
-        step not handed over yet is stopped (its freeze undone).
+        step not handed over yet is undone on both shards (migrate_abort,
+        the target first), and starts afresh when apply runs again.
 
     THE STATE IS WRITTEN AHEAD
     Before a message whose effect a restart must know of, the state file
@@ -49,10 +50,9 @@
 
     LIMITS
     One migration at a time for the whole change (a shard takes part in at
-    most one). The drain is polled every S_DRAIN_POLL_MS. No migrate_abort
-    yet on the shards: abort only undoes the freeze, and the shards keep
-    the migration (apply resumes it). The shards hold no read-only query of
-    the target's migration state, so check reads the source's only.
+    most one). The drain is polled every S_DRAIN_POLL_MS. The shards hold
+    no read-only query of the target's migration state, so check reads the
+    source's only.
 */
 #include <assert.h>
 #include <errno.h>
@@ -365,8 +365,9 @@ s_request (const rb_step_t *step, uint32_t role)
 static const char *
 s_migrate_state_name (uint32_t state)
 {
-    static const char *names[] = {"none", "copying", "frozen", "shipped", "handed_over"};
-    return state <= RL_MIGRATE_HANDED_OVER ? names[state] : "?";
+    static const char *names[] = {"none",    "copying",     "frozen",
+                                  "shipped", "handed_over", "aborting"};
+    return state <= RL_MIGRATE_ABORTING ? names[state] : "?";
 }
 
 //  Loads ring k into one shard: 0 when it serves ring k or newer.
@@ -1396,6 +1397,43 @@ rb_cmd_fix (int argc, char **argv)
     return rc;
 }
 
+//  migrate_abort of one side until it holds no migration. A side that
+//  holds none (or that forgot this one) answers NONE at once.
+static int
+s_abort_side (s_run_t *r, s_shard_t *s, uint32_t role)
+{
+    rl_migrate_rec_t req = s_request (r->step, role), out;
+    req.param = role == RL_MIGRATE_SOURCE ? RL_MIGRATE_ABORT_TARGET_DONE : 0;
+    for (;;) {
+        int rc = s_migrate (r->ctx, s, RL_OP_MIGRATE_ABORT, &req, &out);
+        if (rc != 0) {
+            return s_fail (rc == RL_STATUS_MIGRATION_REFUSED ? RB_EXIT_USAGE : RB_EXIT_CLUSTER,
+                           "step %zu: migrate_abort on the %s %s: %s%s", r->index + 1,
+                           role == RL_MIGRATE_SOURCE ? "source" : "target", s->name, s_rc_text (rc),
+                           rc == RL_STATUS_MIGRATION_REFUSED
+                               ? " (handed over, or another migration: see 'rebalance check')"
+                               : "");
+        }
+        if (out.state == RL_MIGRATE_NONE) {
+            return 0;
+        }
+        if (out.state != RL_MIGRATE_ABORTING) {
+            return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_abort on %s answered %s",
+                           r->index + 1, s->name, s_migrate_state_name (out.state));
+        }
+    }
+}
+
+//  Undoes a step not handed over: the target first (it deletes what it
+//  imported; refused once it committed), then the source (it forgets the
+//  migration and serves the arc again, told that the target is done).
+static int
+s_abort_step (s_run_t *r)
+{
+    int rc = s_abort_side (r, r->target, RL_MIGRATE_TARGET);
+    return rc == 0 ? s_abort_side (r, r->source, RL_MIGRATE_SOURCE) : rc;
+}
+
 int
 rb_cmd_abort (int argc, char **argv)
 {
@@ -1419,25 +1457,19 @@ rb_cmd_abort (int argc, char **argv)
                      k + 1);
     }
     if (rc == 0 && step->state != RB_PENDING) {
-        uint32_t state = 0;
-        if (s_source_state (&ctx, step, &state) != 0) {
-            rc = s_fail (RB_EXIT_CLUSTER, "the source %s does not answer", step->source);
-        } else if (state == RL_MIGRATE_FROZEN) {
-            s_run_t r;
-            rl_migrate_rec_t req = s_request (step, RL_MIGRATE_SOURCE), out;
-            if ((rc = s_run_init (&ctx, k, &r)) == 0
-                && (rc = s_migrate (&ctx, r.source, RL_OP_MIGRATE_UNFREEZE, &req, &out)) != 0) {
-                rc = s_fail (RB_EXIT_CLUSTER, "migrate_unfreeze: %s", s_rc_text (rc));
-            }
-        } else if (state == RL_MIGRATE_SHIPPED) {
-            rc = s_fail (RB_EXIT_USAGE,
-                         "step %zu: the source shipped its final round: only "
-                         "'rebalance fix' or 'apply' can finish it",
-                         k + 1);
+        s_run_t r;
+        if ((rc = s_run_init (&ctx, k, &r)) == 0) {
+            rc = s_abort_step (&r);
         }
         if (rc == 0) {
-            step->state = RB_COPYING;
-            step->frozen_at = 0;
+            //  Nothing of the step is left on the shards: it starts afresh.
+            rb_step_t fresh = {.state = RB_PENDING,
+                               .migration_id = step->migration_id,
+                               .start = step->start,
+                               .end = step->end};
+            memcpy (fresh.source, step->source, sizeof fresh.source);
+            memcpy (fresh.target, step->target, sizeof fresh.target);
+            *step = fresh;
         }
     }
     if (rc == 0) {
@@ -1446,10 +1478,10 @@ rb_cmd_abort (int argc, char **argv)
     }
     if (rc == 0) {
         printf ("aborted at step %zu of %zu: every shard serves epoch %" PRIu64
-                " and the arc of step %zu is served by %s as before. The shards keep the "
-                "migration record and what was copied (the shards have no migrate_abort yet): "
-                "'rebalance apply' with this state directory resumes the change.\n",
-                k + 1, ctx.plan.step_count, ctx.plan.base_epoch + k, k + 1, step->source);
+                ", the arc of step %zu is served by %s as before, and neither shard holds the "
+                "migration any more (what the target had copied is deleted). 'rebalance apply' "
+                "with this state directory resumes the change from step %zu.\n",
+                k + 1, ctx.plan.step_count, ctx.plan.base_epoch + k, k + 1, step->source, k + 1);
     }
     if (lock >= 0) {
         close (lock);
