@@ -940,6 +940,51 @@ s_same_change (const rb_plan_t *plan, const ring_t *current, const ring_t *plann
     return true;
 }
 
+//  Does every shard still in the change serve exactly ring k? A shard
+//  ahead of the plan (started with the new ring, say, which would make it
+//  own arcs without their data) or serving another ring of that epoch
+//  stops apply before anything moves. 0 or RB_EXIT_CLUSTER.
+static int
+s_verify_rings (s_ctx_t *ctx, size_t k)
+{
+    const ring_t *ring = ctx->plan.rings[k];
+    size_t size = ring_encoded_size (ring);
+    uint8_t *expect = malloc (size);
+    if (!expect) {
+        return s_fail (RB_EXIT_CLUSTER, "out of memory");
+    }
+    ring_encode (ring, expect, size);
+    int code = 0;
+    for (size_t i = 0; i < ctx->shard_count && code == 0; i++) {
+        s_shard_t *s = &ctx->shards[i];
+        if (!s_in_change (ctx, s->name, k)) {
+            continue;
+        }
+        uint8_t *blob = NULL;
+        size_t blob_size = 0;
+        rl_client_t *client = s_client (ctx, s);
+        int rc = client ? rl_client_get_ring (client, &blob, &blob_size, ctx->args->timeout_ms)
+                        : RL_CLIENT_ERR_NOMEM;
+        if (rc != 0) {
+            code = s_fail (RB_EXIT_CLUSTER, "shard %s does not answer get_ring: %s", s->name,
+                           s_rc_text (rc));
+        } else if (blob_size != size || memcmp (blob, expect, size) != 0) {
+            char err[256];
+            ring_t *its = ring_decode (blob, blob_size, err, sizeof err);
+            code = s_fail (RB_EXIT_CLUSTER,
+                           "shard %s serves another ring (epoch %" PRIu64 ") than the plan's "
+                           "ring.%zu (epoch %" PRIu64 "): is CURRENT_RING what the cluster "
+                           "serves, and was a new shard started with it (not with the new "
+                           "ring)? Nothing was moved",
+                           s->name, its ? ring_epoch (its) : 0, k, ring_epoch (ring));
+            ring_destroy (&its);
+        }
+        free (blob);
+    }
+    free (expect);
+    return code;
+}
+
 int
 rb_cmd_apply (int argc, char **argv)
 {
@@ -1011,8 +1056,12 @@ rb_cmd_apply (int argc, char **argv)
     }
     size_t k = rc == 0 ? rb_plan_current (&ctx.plan) : 0;
     if (rc == 0 && k < ctx.plan.step_count && ctx.plan.steps[k].state != RB_HANDOVER) {
-        //  Every shard still in the change serves the ring before step k.
+        //  Every shard still in the change serves the ring before step k,
+        //  that ring and no other.
         rc = s_publish (&ctx, k);
+        if (rc == 0) {
+            rc = s_verify_rings (&ctx, k);
+        }
     }
     for (; rc == 0 && k < ctx.plan.step_count; k++) {
         rc = s_step (&ctx, k);
