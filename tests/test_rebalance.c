@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <czmq.h>
@@ -47,17 +48,18 @@
 #include "routerkit.h"
 #include "testkit.h"
 
-#define S_TAG          0x5245424cull //  "REBL"
-#define S_LEDGER       61
-#define S_ACCOUNTS     240
-#define S_SHARDS       4
-#define S_BATCH        24
-#define S_SENT_MAX     60000
-#define S_TOOL_MAX_MS  40000 //  one run of the tool, under load
-#define S_SETTLE_MS    30000 //  open outcomes become definite within this
-#define S_CALL_MS      1500
-#define S_ENTRIES      "16" //  entries a chunk: several chunks an arc
-#define S_STATE_X_SIZE (1u << 20)
+#define S_TAG           0x5245424cull //  "REBL"
+#define S_LEDGER        61
+#define S_ACCOUNTS      240
+#define S_SHARDS        4
+#define S_BATCH         24
+#define S_SENT_MAX      60000
+#define S_LOAD_PAUSE_MS 3     //  between two batches of the load
+#define S_TOOL_MAX_MS   40000 //  one run of the tool, under load
+#define S_SETTLE_MS     30000 //  open outcomes become definite within this
+#define S_CALL_MS       1500
+#define S_ENTRIES       "16" //  entries a chunk: several chunks an arc
+#define S_STATE_X_SIZE  (1u << 20)
 
 typedef struct {
     rl_transfer_t t;
@@ -216,6 +218,7 @@ s_tool_wait (s_ctx_t *ctx, pid_t pid, bool load)
         }
         if (load) {
             s_load_once (ctx);
+            zclock_sleep (S_LOAD_PAUSE_MS); //  a steady load, not all the machine has
         }
     }
     return ws;
@@ -415,6 +418,22 @@ s_hostile (s_ctx_t *ctx, const char *dir)
     assert_int_equal (s_cmd (ctx, "status", dir, NULL), 1);
     s_write (path, good, size);
     assert_int_equal (s_cmd (ctx, "status", dir, NULL), 0);
+    //  A ring file of the plan damaged or of another epoch.
+    char ring_path[700];
+    snprintf (ring_path, sizeof ring_path, "%s/ring.1", dir);
+    size_t ring_size = 0;
+    char *ring_text = s_read (ring_path, &ring_size);
+    s_write (ring_path, ring_text, ring_size / 2);
+    assert_int_equal (s_cmd (ctx, "status", dir, NULL), 1);
+    char *epoch = strstr (ring_text, "epoch 2\n");
+    assert_non_null (epoch);
+    epoch[6] = '3';
+    s_write (ring_path, ring_text, ring_size);
+    assert_int_equal (s_cmd (ctx, "check", dir, NULL), 1);
+    epoch[6] = '2';
+    s_write (ring_path, ring_text, ring_size);
+    free (ring_text);
+    assert_int_equal (s_cmd (ctx, "status", dir, NULL), 0);
     //  Options.
     const char *opts[][12] = {
         {"apply", ctx->r0, ctx->r1, "--state", dir, "--cert", ctx->cert, "--freeze-max-ms", "0",
@@ -565,7 +584,27 @@ test_grow (void **state)
     char dir2[600];
     s_path (ctx, "shrink", dir2, sizeof dir2);
     t0 = zclock_mono ();
-    rc = s_apply (ctx, last_ring, ctx->r2, dir2, NULL, "1000");
+    //  While an apply runs (held at its start by a delay), status says so,
+    //  and a second apply, fix and abort refuse to run beside it.
+    const char *shrink_args[] = {"apply",  last_ring, ctx->r2,     "--state", dir2,
+                                 "--cert", ctx->cert, "--entries", S_ENTRIES, NULL};
+    pid_t running = s_tool_spawn (ctx, "rebalance.persisted=delay:3000", shrink_args);
+    char state_path[700];
+    snprintf (state_path, sizeof state_path, "%s/state", dir2);
+    while (access (state_path, F_OK) != 0) {
+        s_load_once (ctx);
+        zclock_sleep (S_LOAD_PAUSE_MS);
+    }
+    assert_int_equal (s_tool (ctx, NULL, shrink_args), 2);
+    assert_int_equal (s_cmd (ctx, "abort", dir2, NULL), 2);
+    assert_int_equal (s_cmd (ctx, "fix", dir2, NULL), 2);
+    assert_int_equal (s_cmd (ctx, "status", dir2, "--json"), 0);
+    char log_path[600];
+    char *log = s_read (s_path (ctx, "rebalance.log", log_path, sizeof log_path), NULL);
+    assert_non_null (strstr (log, "\"running\":\ttrue"));
+    free (log);
+    int ws = s_tool_wait (ctx, running, true);
+    rc = WIFEXITED (ws) ? WEXITSTATUS (ws) : -1;
     if (rc != 0) {
         harness_dump_log (ctx->h, "rebalance");
         fail_msg ("shrink: exit %d", rc);
