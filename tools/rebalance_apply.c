@@ -804,6 +804,15 @@ s_commit (s_run_t *r, s_shard_t *s, uint32_t role)
 {
     rl_migrate_rec_t req = s_request (r->step, role), out;
     int rc = s_migrate (r->ctx, s, RL_OP_MIGRATE_COMMIT, &req, &out);
+    if (rc == RL_STATUS_MIGRATION_REFUSED && role == RL_MIGRATE_TARGET) {
+        return s_fail (RB_EXIT_CLUSTER,
+                       "step %zu: the target %s refused the commit (its log says why). If it "
+                       "still holds accounts of this arc from an earlier change (the shards do "
+                       "not delete a moved arc's accounts from its old owner yet), the commit "
+                       "cannot succeed: the arc stays frozen, and the change must be rolled back "
+                       "by hand (docs/rebalance.md, \"What remains\")",
+                       r->index + 1, s->name);
+    }
     if (rc != 0 || out.state != RL_MIGRATE_HANDED_OVER) {
         return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_commit on the %s %s: %s", r->index + 1,
                        role == RL_MIGRATE_SOURCE ? "source" : "target", s->name,
@@ -1316,6 +1325,12 @@ s_check (s_ctx_t *ctx, s_report_t *rep, bool running)
         return;
     }
     if (step->state == RB_HANDOVER) {
+        if (!running) {
+            s_problem (rep,
+                       "step %zu is in its handover and no apply runs: the arc is frozen "
+                       "until 'rebalance fix' (or apply) finishes it",
+                       k + 1);
+        }
         if (state != RL_MIGRATE_SHIPPED && state != RL_MIGRATE_NONE) {
             s_problem (rep, "step %zu: the state file says handover, the source %s says %s", k + 1,
                        step->source, s_migrate_state_name (state));
