@@ -26,7 +26,8 @@
     with their exit code and change nothing. Then test_grow shrinks the
     cluster back to three shards the same way (removing s4: it leaves the
     ring at the handover of its last arc, once nothing two-phase is left on
-    it), under load, with the same checks.
+    it), under load, with s2 killed (SIGKILL) and restarted in the middle,
+    with the same checks.
 */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -79,6 +80,8 @@ typedef struct {
     size_t *open; //  indexes of sent records whose outcome is open
     size_t open_count;
     uint64_t rng;
+    int64_t kill_at, restart_at; //  s2's SIGKILL and restart during a run (mono ms; 0: none)
+    char kill_after[700];        //  a state file: kill once its step 1 is done ("": never)
 } s_ctx_t;
 
 static char *
@@ -215,6 +218,24 @@ s_tool_wait (s_ctx_t *ctx, pid_t pid, bool load)
         if (zclock_mono () > deadline) {
             harness_dump_log (ctx->h, "rebalance");
             fail_msg ("rebalance did not end within %d ms", S_TOOL_MAX_MS);
+        }
+        int64_t now = zclock_mono ();
+        if (ctx->kill_after[0] && !ctx->kill_at) {
+            char *text = harness_read_file (ctx->kill_after, NULL);
+            if (text && strstr (text, "\nstep 1 done ")) {
+                ctx->kill_at = now; //  in the middle of the change
+                ctx->kill_after[0] = 0;
+            }
+            free (text);
+        }
+        if (ctx->kill_at && now >= ctx->kill_at) {
+            assert_true (tk_shard_stop (ctx->h, &ctx->shards[1], SIGKILL) >= 0);
+            ctx->kill_at = 0;
+            ctx->restart_at = now + 1000;
+        }
+        if (ctx->restart_at && now >= ctx->restart_at) {
+            assert_true (tk_shard_start (ctx->h, &ctx->shards[1]) > 0);
+            ctx->restart_at = 0;
         }
         if (load) {
             s_load_once (ctx);
@@ -588,8 +609,9 @@ test_grow (void **state)
     t0 = zclock_mono ();
     //  While an apply runs (held at its start by a delay), status says so,
     //  and a second apply, fix and abort refuse to run beside it.
-    const char *shrink_args[] = {"apply",  last_ring, ctx->r2,     "--state", dir2,
-                                 "--cert", ctx->cert, "--entries", S_ENTRIES, NULL};
+    const char *shrink_args[] = {"apply",   last_ring,      ctx->r2,   "--state",
+                                 dir2,      "--cert",       ctx->cert, "--entries",
+                                 S_ENTRIES, "--timeout-ms", "1000",    NULL};
     pid_t running = s_tool_spawn (ctx, "rebalance.persisted=delay:3000", shrink_args);
     char state_path[700];
     snprintf (state_path, sizeof state_path, "%s/state", dir2);
@@ -605,8 +627,17 @@ test_grow (void **state)
     char *log = s_read (s_path (ctx, "rebalance.log", log_path, sizeof log_path), NULL);
     assert_non_null (strstr (log, "\"running\":\ttrue"));
     free (log);
+    //  s2 is killed (SIGKILL) once step 1 is done and restarted a second
+    //  later: apply rides through it or stops with exit 3 and is run again.
+    snprintf (ctx->kill_after, sizeof ctx->kill_after, "%s", state_path);
     int ws = s_tool_wait (ctx, running, true);
     rc = WIFEXITED (ws) ? WEXITSTATUS (ws) : -1;
+    for (int again = 0; again < 3 && rc == 3; again++) {
+        rc = s_apply (ctx, last_ring, ctx->r2, dir2, NULL, "1000");
+    }
+    assert_int_equal (ctx->kill_after[0], 0); //  s2 was killed
+    assert_int_equal (ctx->kill_at, 0);
+    assert_int_equal (ctx->restart_at, 0);
     if (rc != 0) {
         harness_dump_log (ctx->h, "rebalance");
         fail_msg ("shrink: exit %d", rc);
