@@ -469,6 +469,7 @@ s_hostile (s_ctx_t *ctx, const char *dir)
         {"check", "--state", dir, "--cert", ctx->cert, "--bogus", "1", NULL},
         {"status", "--state", dir, "--freeze-max-ms", "5", NULL},
         {"fix", "--state", dir, NULL},
+        {"fix", "--state", dir, "--cert", ctx->cert, "--json", NULL},
         {"apply", ctx->r1, ctx->r1, "--state", dir, "--cert", ctx->cert, NULL},
     };
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {

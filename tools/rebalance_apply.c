@@ -226,6 +226,9 @@ s_parse_args (int argc, char **argv, s_args_t *a)
     if (apply && positional != 2) {
         return s_fail (RB_EXIT_USAGE, "apply needs CURRENT_RING and NEW_RING");
     }
+    if (a->json && strcmp (a->command, "status") != 0 && strcmp (a->command, "check") != 0) {
+        return s_fail (RB_EXIT_USAGE, "--json is for status and check");
+    }
     bool talks = strcmp (a->command, "status") != 0;
     if (talks && a->insecure && (a->cert || a->server_key)) {
         return s_fail (RB_EXIT_USAGE, "--insecure takes no --cert or --server-key");
