@@ -505,7 +505,7 @@ codec_op_is_known (uint32_t op)
     return (op >= RL_OP_CREATE_ACCOUNTS && op <= RL_OP_GET_RING) || op == RL_OP_PREPARE
            || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY || op == RL_OP_IN_DOUBT
            || op == RL_OP_AUDIT || op == RL_OP_RESOLVE || op == RL_OP_MIGRATE_BEGIN
-           || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_MIGRATE_ABORT);
+           || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_MIGRATE_CLEANUP);
 }
 
 size_t
@@ -531,6 +531,7 @@ codec_request_record_size (uint32_t op)
         case RL_OP_MIGRATE_UNFREEZE:
         case RL_OP_MIGRATE_COMMIT:
         case RL_OP_MIGRATE_ABORT:
+        case RL_OP_MIGRATE_CLEANUP:
             return RL_MIGRATE_SIZE;
         case RL_OP_PREPARE:
             return RL_PREPARE_SIZE;
@@ -567,6 +568,7 @@ codec_reply_record_size (uint32_t op)
         case RL_OP_MIGRATE_UNFREEZE:
         case RL_OP_MIGRATE_COMMIT:
         case RL_OP_MIGRATE_ABORT:
+        case RL_OP_MIGRATE_CLEANUP:
             return RL_MIGRATE_SIZE;
         case RL_OP_PREPARE:
         case RL_OP_DECIDE:
@@ -706,6 +708,7 @@ codec_check_request (const uint8_t *frame, size_t size, rl_header_t *header)
         case RL_OP_MIGRATE_UNFREEZE:
         case RL_OP_MIGRATE_COMMIT:
         case RL_OP_MIGRATE_ABORT:
+        case RL_OP_MIGRATE_CLEANUP:
             count_min = count_max = 1;
             break;
         case RL_OP_STATUS:
@@ -761,6 +764,7 @@ codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header)
         case RL_OP_MIGRATE_UNFREEZE:
         case RL_OP_MIGRATE_COMMIT:
         case RL_OP_MIGRATE_ABORT:
+        case RL_OP_MIGRATE_CLEANUP:
             count_min = count_max = 1;
             break;
         case RL_OP_LOAD_RING:

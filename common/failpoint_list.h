@@ -88,6 +88,9 @@ RL_FP_X (MIGRATE_ABORT_TARGET, "migrate.abort_target",
          "before the commit")
 RL_FP_X (MIGRATE_ABORT_SOURCE, "migrate.abort_source",
          "migration source: NONE in the batch, before the commit")
+RL_FP_X (MIGRATE_CLEANUP, "migrate.cleanup",
+         "migration source: a round of the cleanup's deletes (the moved accounts, their history) "
+         "in the batch, before the commit")
 RL_FP_X (MIGRATE_RECOVER, "migrate.recover",
          "migration: at start, the stored migration read, before the arc is frozen again "
          "(a kill during recovery)")

@@ -99,7 +99,8 @@ rl_id_eq (rl_id_t a, rl_id_t b)
     X (RL_OP_MIGRATE_DRAIN, 52, "migrate_drain")                                                   \
     X (RL_OP_MIGRATE_UNFREEZE, 53, "migrate_unfreeze")                                             \
     X (RL_OP_MIGRATE_COMMIT, 54, "migrate_commit")                                                 \
-    X (RL_OP_MIGRATE_ABORT, 55, "migrate_abort")
+    X (RL_OP_MIGRATE_ABORT, 55, "migrate_abort")                                                   \
+    X (RL_OP_MIGRATE_CLEANUP, 56, "migrate_cleanup")
 // clang-format on
 
 #define RL_OP_ENUM_(id, value, name) id = value,
@@ -145,7 +146,8 @@ typedef enum {
     X (RL_OP_MIGRATE_DRAIN, RL_ROLE_ADMIN)                                                         \
     X (RL_OP_MIGRATE_UNFREEZE, RL_ROLE_ADMIN)                                                      \
     X (RL_OP_MIGRATE_COMMIT, RL_ROLE_ADMIN)                                                        \
-    X (RL_OP_MIGRATE_ABORT, RL_ROLE_ADMIN)
+    X (RL_OP_MIGRATE_ABORT, RL_ROLE_ADMIN)                                                         \
+    X (RL_OP_MIGRATE_CLEANUP, RL_ROLE_ADMIN)
 // clang-format on
 
 //  Message-level status, in the reply header --------------------------------

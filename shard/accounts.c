@@ -3,11 +3,12 @@
     DESIGN
     A slab of account records, a dirty flag per slot, the list of dirty
     slots in order, and an id -> slot index (idmap). Slots never move once
-    assigned and accounts are never deleted, so a slot names an account for
-    the life of the process. The durable copy is the `accounts` column
-    family: a new account is put into the batch of its group commit; the
-    changed ones are copied out at each checkpoint and written, in full, by
-    the background checkpoint (checkpoint.c).
+    assigned, so a slot names one account for the life of the process, or
+    none once that account is removed (accounts_remove: an account that
+    migrated away leaves a zeroed hole, never reused until a restart). The durable copy is the
+   `accounts` column family: a new account is put into the batch of its group commit; the changed
+   ones are copied out at each checkpoint and written, in full, by the background checkpoint
+   (checkpoint.c).
 
     INVARIANTS
     1. accounts_count <= RL_SHARD_ACCOUNTS_MAX; every slot below it holds an
@@ -44,7 +45,8 @@ struct accounts_t {
     bool *dirty;          //  per slot: changed since the last checkpoint
     uint32_t *dirty_list; //  slots marked dirty, in order
     size_t dirty_count;
-    size_t count;
+    size_t count;   //  slots used, holes included
+    size_t removed; //  holes: accounts removed since load
     size_t cap;
     idmap_t *ids; //  id -> slot
 };
@@ -149,7 +151,7 @@ s_insert (accounts_t *self, const rl_account_t *account)
     }
     self->slots[slot] = *account;
     self->count++;
-    assert (idmap_size (self->ids) == self->count);
+    assert (idmap_size (self->ids) == self->count - self->removed);
     return (long) slot;
 }
 
@@ -207,6 +209,32 @@ accounts_count (const accounts_t *self)
 {
     assert (self);
     return self->count;
+}
+
+size_t
+accounts_live_count (const accounts_t *self)
+{
+    assert (self && self->removed <= self->count);
+    return self->count - self->removed;
+}
+
+int
+accounts_remove (accounts_t *self, rl_id_t id)
+{
+    assert (self);
+    size_t slot = 0;
+    rl_account_t *a = s_find (self, id, &slot);
+    if (!a) {
+        return 1;
+    }
+    if (self->dirty[slot] || a->debits_reserved || a->credits_reserved) {
+        return -1; //  its checkpoint, or its escrow, is not done with it
+    }
+    bool gone = idmap_remove (self->ids, id);
+    assert (gone);
+    memset (a, 0, sizeof (*a));
+    self->removed++;
+    return 0;
 }
 
 const rl_account_t *

@@ -36,7 +36,12 @@ void accounts_destroy (accounts_t **self_p);
 //  raised to the newest account timestamp. 0, or -1 with a message in err.
 int accounts_load (accounts_t *self, uint64_t *last_ts_p, char *err, size_t err_size);
 
-size_t accounts_count (const accounts_t *self);
+size_t accounts_count (const accounts_t *self); //  slots, holes of removed accounts included
+size_t accounts_live_count (const accounts_t *self);
+//  Removes an account from memory (its slot becomes a zeroed hole); the
+//  caller deletes its durable copy. 0 removed, 1 not held, -1 refused: it
+//  is dirty (the next checkpoint would write it back) or holds escrow.
+int accounts_remove (accounts_t *self, rl_id_t id);
 //  The account, or NULL when it is not held here.
 const rl_account_t *accounts_get (const accounts_t *self, rl_id_t id);
 

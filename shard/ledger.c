@@ -92,6 +92,7 @@ struct ledger_t {
     uint64_t *probed_ts;               //  journal_probe's answers, RL_BATCH_RECORDS_MAX
     bool checkpoint_failed;            //  a checkpoint failed: the shard must fail
     bool imported;                     //  a migration brought records here (imported.h)
+    bool checkpoint_soon;              //  start a checkpoint after the next commit, however few
 };
 
 ledger_t *
@@ -882,9 +883,14 @@ ledger_after_commit (ledger_t *self)
     }
     size_t recent = 0;
     journal_recent (self->journal, &recent);
-    if (recent < self->checkpoint_transfers) {
+    if (recent < self->checkpoint_transfers && !self->checkpoint_soon) {
         return 0;
     }
+    if (self->checkpoint_soon && recent < self->checkpoint_transfers
+        && checkpoint_busy (self->checkpoint)) {
+        return 0; //  asked for: after the one running (a later turn)
+    }
+    self->checkpoint_soon = false;
     //  Invariant 5, backpressure: the previous checkpoint must end first.
     if (checkpoint_busy (self->checkpoint) && s_checkpoint_finish (self) != 0) {
         return -1;
@@ -1027,7 +1033,49 @@ uint64_t
 ledger_account_count (const ledger_t *self)
 {
     assert (self);
-    return accounts_count (self->accounts);
+    return accounts_live_count (self->accounts);
+}
+
+int
+ledger_remove_account (ledger_t *self, rl_id_t id)
+{
+    assert (self);
+    assert (!ledger_owns (self, id)); //  only an account that left
+    return accounts_remove (self->accounts, id);
+}
+
+void
+ledger_checkpoint_soon (ledger_t *self)
+{
+    assert (self);
+    self->checkpoint_soon = true;
+}
+
+//  Does an ok record of this generation post to an account of the arc?
+static bool
+s_part_names_arc (const rl_transfer_t *part, size_t count, uint64_t start, uint64_t end)
+{
+    for (size_t i = 0; i < count; i++) {
+        const rl_transfer_t *t = &part[i];
+        uint32_t leg = JOURNAL_LEG (t->reserved);
+        if (JOURNAL_RESULT (t->reserved) == RL_OK
+            && ((leg != JOURNAL_LEG_CREDIT && imported_in_arc (start, end, t->debit_account_id))
+                || (leg != JOURNAL_LEG_DEBIT
+                    && imported_in_arc (start, end, t->credit_account_id)))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool
+ledger_recent_posts_to_arc (const ledger_t *self, uint64_t start, uint64_t end)
+{
+    assert (self);
+    size_t live = 0, frozen = 0;
+    const rl_transfer_t *a = journal_recent (self->journal, &live);
+    const rl_transfer_t *b = journal_frozen (self->journal, &frozen);
+    return s_part_names_arc (a, live, start, end) || s_part_names_arc (b, frozen, start, end);
 }
 
 uint64_t

@@ -134,7 +134,16 @@ void ledger_set_checkpoint_transfers (ledger_t *self, size_t transfers);
 //  Forces a checkpoint now and waits for it (tests, shutdown).
 int ledger_checkpoint (ledger_t *self);
 
-uint64_t ledger_account_count (const ledger_t *self);
+uint64_t ledger_account_count (const ledger_t *self); //  held now (removed ones not counted)
+//  Forgets an account that left with its arc (accounts_remove: 0, 1 not
+//  held, -1 not now: dirty or in escrow). The caller deletes its keys.
+int ledger_remove_account (ledger_t *self, rl_id_t id);
+//  Starts a checkpoint after the next group commit, however few transfers
+//  are recent (the source's cleanup needs one past the handover).
+void ledger_checkpoint_soon (ledger_t *self);
+//  Would recovery replay an ok transfer onto an account of the arc (one
+//  not checkpointed yet, in the live or the frozen generation)? O(recent).
+bool ledger_recent_posts_to_arc (const ledger_t *self, uint64_t start, uint64_t end);
 uint64_t ledger_transfer_count (const ledger_t *self); //  applied (ok)
 uint64_t ledger_last_timestamp (const ledger_t *self);
 uint64_t ledger_checkpoint_count (const ledger_t *self); //  since open

@@ -38,6 +38,10 @@
                       the arc received, HANDED_OVER, one batch. (source)
                       SHIPPED, serving a ring that no longer gives it the
                       arc -> HANDED_OVER, the freeze ends.
+      migrate_cleanup (source) HANDED_OVER -> NONE: once no transfer still
+                      to checkpoint posts to the arc, deletes the moved
+                      accounts and their history, a bounded number of
+                      accounts a call (cursor.account_key), then compacts.
       migrate_abort   (target, first) deletes what it imported for the arc,
                       a bounded number of keys a call, resuming from a
                       stored key (ABORTING), then NONE; (source) NONE, the
@@ -909,6 +913,156 @@ s_abort_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_mig
                                           : s_abort_source (self, envelope, h, state, req);
 }
 
+//  Cleanup -------------------------------------------------------------------------
+
+//  The source, after the handover: the moved accounts and their history
+//  keys are deleted (the records, the idempotency and legs indexes stay:
+//  late messages and the history of the accounts that stay need them).
+//  Accounts are keyed by id, not by ring position, so the arc is not a key
+//  range: the accounts family is scanned (at most `budget` keys a call,
+//  from the stored cursor), each account of the arc deleted with its
+//  history by a range per account; the call after the scan compacts the
+//  span of the deleted ids (in the loop: it stalls the shard for the
+//  compaction's time) and forgets the migration (NONE).
+//  The smallest key after every key that begins with prefix: the prefix
+//  with its last byte below 0xff incremented and what follows dropped.
+//  Its size (0 never: an id of all 0xff bytes is invalid, and 'H' < 0xff).
+static size_t
+s_prefix_end (const uint8_t *prefix, size_t size, uint8_t *out)
+{
+    memcpy (out, prefix, size);
+    while (size > 0 && out[size - 1] == 0xff) {
+        size--;
+    }
+    assert (size > 0);
+    out[size - 1]++;
+    return size;
+}
+
+static zmsg_t *
+s_cleanup_scan (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migrate_rec_t *state,
+                uint32_t budget)
+{
+    rl_migrate_cursor_t *c = &state->cursor;
+    store_iter_t *it = store_iter_new (self->store, STORE_CF_ACCOUNTS);
+    if (!it) {
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    }
+    bool started = c->round > 0; //  round: accounts deleted so far + 1 once one is
+    uint8_t *lo = c->imported_key, *hi = c->imported_key + RL_ID_SIZE; //  span of deleted ids
+    uint32_t judged = 0;
+    bool not_yet = false;
+    int rc = 0;
+    for (store_iter_seek (it, c->account_key, RL_ID_SIZE);; store_iter_next (it)) {
+        if (!store_iter_valid (it)) {
+            c->phase = RL_MIGRATE_PHASE_DONE;
+            break;
+        }
+        size_t key_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        if (key_size != RL_ID_SIZE) {
+            rc = -1;
+            break;
+        }
+        if (c->phase == RL_MIGRATE_PHASE_ACCOUNTS
+            && memcmp (key, c->account_key, RL_ID_SIZE) == 0) {
+            continue; //  judged by the last call
+        }
+        if (judged == budget) {
+            break;
+        }
+        rl_id_t id = codec_decode_id (key);
+        if (imported_in_arc (state->arc_start, state->arc_end, id)) {
+            if (ledger_remove_account (self->ledger, id) < 0) {
+                not_yet = true; //  dirty or in escrow: after a checkpoint
+                break;
+            }
+            store_batch_delete (self->store, STORE_CF_ACCOUNTS, key, RL_ID_SIZE);
+            //  Every key that begins with the id's bytes: [id, the next prefix).
+            uint8_t from[1 + RL_ID_SIZE], to[1 + RL_ID_SIZE];
+            size_t to_size = s_prefix_end (key, RL_ID_SIZE, to);
+            store_batch_delete_range (self->store, STORE_CF_HISTORY, key, RL_ID_SIZE, to, to_size);
+            from[0] = IMPORTED_HISTORY;
+            memcpy (from + 1, key, RL_ID_SIZE);
+            to_size = s_prefix_end (from, sizeof (from), to);
+            store_batch_delete_range (self->store, STORE_CF_IMPORTED, from, sizeof (from), to,
+                                      to_size);
+            if (!started || memcmp (key, lo, RL_ID_SIZE) < 0) {
+                memcpy (lo, key, RL_ID_SIZE);
+            }
+            if (!started || memcmp (key, hi, RL_ID_SIZE) > 0) {
+                memcpy (hi, key, RL_ID_SIZE);
+            }
+            started = true;
+            state->accounts++;
+        }
+        judged++;
+        memcpy (c->account_key, key, RL_ID_SIZE);
+        c->phase = RL_MIGRATE_PHASE_ACCOUNTS;
+    }
+    store_iter_destroy (&it);
+    if (rc != 0) {
+        rl_error ("migration %" PRIu64 ": the cleanup failed reading the accounts",
+                  state->migration_id);
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    }
+    c->round = started ? 1 : 0;
+    if (not_yet) {
+        ledger_checkpoint_soon (self->ledger);
+    }
+    s_state_put (self);
+    RL_FAILPOINT (MIGRATE_CLEANUP);
+    return s_reply_state (self, envelope, h);
+}
+
+static zmsg_t *
+s_cleanup_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_migrate_rec_t *req)
+{
+    if (req->migration_id == 0 || req->role != RL_MIGRATE_SOURCE
+        || req->entries_max > RL_MIGRATE_SCAN_RECORDS_MAX) {
+        return server_reply_new (self, envelope, h, RL_STATUS_MALFORMED, 0, 0, NULL);
+    }
+    rl_migrate_rec_t *state = NULL;
+    if (s_state (self, &state) != 0) {
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    }
+    if (state->state == RL_MIGRATE_NONE) {
+        return s_reply_state (self, envelope, h); //  nothing (left) to clean
+    }
+    if (state->migration_id != req->migration_id || state->role != RL_MIGRATE_SOURCE
+        || state->state != RL_MIGRATE_HANDED_OVER) {
+        return s_refuse (self, envelope, h,
+                         "cleanup needs this migration handed over, here its source");
+    }
+    if (s_serves_arc (self, state->arc_end)) {
+        return s_refuse (self, envelope, h, "this shard serves the arc again");
+    }
+    //  Recovery must never replay a transfer onto an account it no longer
+    //  holds: every ok transfer that posts to the arc is checkpointed first.
+    if (ledger_recent_posts_to_arc (self->ledger, state->arc_start, state->arc_end)) {
+        ledger_checkpoint_soon (self->ledger);
+        return s_reply_state (self, envelope, h); //  HANDED_OVER: call again
+    }
+    if (state->cursor.phase != RL_MIGRATE_PHASE_DONE) {
+        uint32_t budget = req->entries_max ? req->entries_max : RL_MIGRATE_SCAN_RECORDS_MAX;
+        return s_cleanup_scan (self, envelope, h, state, budget);
+    }
+    //  The deletes are committed: reclaim their space, then forget.
+    if (state->cursor.round > 0) {
+        const uint8_t *lo = state->cursor.imported_key, *hi = lo + RL_ID_SIZE;
+        store_compact_range (self->store, STORE_CF_ACCOUNTS, lo, RL_ID_SIZE, hi, RL_ID_SIZE);
+        uint8_t end[RL_ID_SIZE + 8];
+        memcpy (end, hi, RL_ID_SIZE);
+        memset (end + RL_ID_SIZE, 0xff, 8);
+        store_compact_range (self->store, STORE_CF_HISTORY, lo, RL_ID_SIZE, end, sizeof (end));
+    }
+    rl_info ("migration %" PRIu64 ": cleaned up, %" PRIu64 " moved accounts deleted here",
+             state->migration_id, state->accounts);
+    state->state = RL_MIGRATE_NONE;
+    s_state_put (self);
+    return s_reply_state (self, envelope, h);
+}
+
 int
 migrate_start (server_t *self)
 {
@@ -963,11 +1117,15 @@ migrate_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, const ui
         case RL_OP_MIGRATE_DRAIN:
         case RL_OP_MIGRATE_UNFREEZE:
         case RL_OP_MIGRATE_COMMIT:
-        case RL_OP_MIGRATE_ABORT: {
+        case RL_OP_MIGRATE_ABORT:
+        case RL_OP_MIGRATE_CLEANUP: {
             rl_migrate_rec_t req;
             codec_decode_migrate (body, &req);
             if (h->operation == RL_OP_MIGRATE_ABORT) {
                 return s_abort_op (self, envelope, h, &req);
+            }
+            if (h->operation == RL_OP_MIGRATE_CLEANUP) {
+                return s_cleanup_op (self, envelope, h, &req);
             }
             if (h->operation == RL_OP_MIGRATE_FREEZE) {
                 return s_freeze_op (self, envelope, h, &req);

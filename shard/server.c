@@ -529,6 +529,7 @@ s_handle (server_t *self, zmsg_t *msg)
             case RL_OP_MIGRATE_UNFREEZE:
             case RL_OP_MIGRATE_COMMIT:
             case RL_OP_MIGRATE_ABORT:
+            case RL_OP_MIGRATE_CLEANUP:
                 reply = migrate_handle (self, msg, &h, body, body_size);
                 break;
             default:

@@ -399,6 +399,24 @@ store_batch_delete (store_t *self, store_cf_t cf, const void *key, size_t key_si
     rocksdb_writebatch_delete_cf (self->batch, self->cf[cf], key, key_size);
 }
 
+void
+store_batch_delete_range (store_t *self, store_cf_t cf, const void *begin, size_t begin_size,
+                          const void *end, size_t end_size)
+{
+    assert (self && cf < STORE_CF_COUNT);
+    assert (begin && begin_size > 0 && end && end_size > 0);
+    rocksdb_writebatch_delete_range_cf (self->batch, self->cf[cf], begin, begin_size, end,
+                                        end_size);
+}
+
+void
+store_compact_range (store_t *self, store_cf_t cf, const void *begin, size_t begin_size,
+                     const void *end, size_t end_size)
+{
+    assert (self && cf < STORE_CF_COUNT);
+    rocksdb_compact_range_cf (self->db, self->cf[cf], begin, begin_size, end, end_size);
+}
+
 size_t
 store_batch_count (const store_t *self)
 {

@@ -73,6 +73,13 @@ rl_durability_t store_durability (const store_t *self);
 void store_batch_put (store_t *self, store_cf_t cf, const void *key, size_t key_size,
                       const void *value, size_t value_size);
 void store_batch_delete (store_t *self, store_cf_t cf, const void *key, size_t key_size);
+//  Deletes the keys in [begin, end) (one range tombstone).
+void store_batch_delete_range (store_t *self, store_cf_t cf, const void *begin, size_t begin_size,
+                               const void *end, size_t end_size);
+//  Compacts the keys in [begin, end] now (reclaims deleted space). It
+//  blocks the calling thread for the compaction's time.
+void store_compact_range (store_t *self, store_cf_t cf, const void *begin, size_t begin_size,
+                          const void *end, size_t end_size);
 size_t store_batch_count (const store_t *self); //  operations in the batch
 //  Writes the batch (empty batches cost nothing) and makes it durable as the
 //  mode says. 0 on success; -1 and the failed state otherwise.

@@ -71,6 +71,7 @@ typedef struct {
     rl_client_t *clients[2];
     uint64_t arc_start, arc_end;
     rl_transfer_t sent[S_TRANSFERS];
+    uint32_t results[S_TRANSFERS]; //  the first definite answer to each
     size_t sent_count;
     uint64_t next_id;
     uint32_t rand_state;
@@ -217,6 +218,7 @@ s_traffic (s_ctx_t *ctx, size_t count)
             }
         }
         assert_false (rl_result_is_retryable (r.result));
+        ctx->results[ctx->sent_count] = r.result;
         ctx->sent[ctx->sent_count++] = t;
     }
 }
@@ -654,8 +656,18 @@ s_sums (s_ctx_t *ctx, const ring_t *ring, rl_account_t *accounts)
 
 //  The history of every account of the arc from `client`: into a new
 //  array (expected NULL), or compared with `expected` (then NULL is returned).
+static rl_transfer_t *s_histories_of (s_ctx_t *ctx, rl_client_t *client,
+                                      const rl_transfer_t *expected, bool in_arc);
+
 static rl_transfer_t *
 s_histories (s_ctx_t *ctx, rl_client_t *client, const rl_transfer_t *expected)
+{
+    return s_histories_of (ctx, client, expected, true);
+}
+
+//  The same for the accounts of the arc (in_arc) or for s1's accounts outside it.
+static rl_transfer_t *
+s_histories_of (s_ctx_t *ctx, rl_client_t *client, const rl_transfer_t *expected, bool in_arc)
 {
     size_t per = S_HANDOVER_HISTORY + 1; //  slot 0: the count
     rl_transfer_t *all = calloc ((S_ACCOUNTS + 1) * per, sizeof (rl_transfer_t));
@@ -663,7 +675,7 @@ s_histories (s_ctx_t *ctx, rl_client_t *client, const rl_transfer_t *expected)
     size_t rows = 0;
     for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
         rl_id_t id = tk_id (n, S_TAG);
-        if (!s_in_arc (ctx, id)) {
+        if (in_arc ? !s_in_arc (ctx, id) : (s_in_arc (ctx, id) || s_owner (ctx, n) != 0)) {
             continue;
         }
         rl_filter_t f = {.account_id = id,
@@ -686,6 +698,85 @@ s_histories (s_ctx_t *ctx, rl_client_t *client, const rl_transfer_t *expected)
         return NULL;
     }
     return all;
+}
+
+//  migrate_cleanup on s1 (`budget` keys a call) until NONE; the calls made.
+static size_t
+s_cleanup (s_ctx_t *ctx, uint32_t budget)
+{
+    rl_migrate_rec_t req = s_request (ctx, RL_MIGRATE_SOURCE), out;
+    req.entries_max = budget;
+    size_t calls = 0;
+    do {
+        assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_CLEANUP, &req, &out), 0);
+        calls++;
+        assert_true (calls < 10000);
+        if (out.state != RL_MIGRATE_NONE) {
+            zclock_sleep (5); //  a checkpoint may be running
+        }
+    } while (out.state != RL_MIGRATE_NONE);
+    return calls;
+}
+
+//  A DECIDE sent to s1 with s2's key, as s2 (the coordinator) would; its answer's state.
+static uint32_t
+s_decide_from_s2 (s_ctx_t *ctx, rl_tp_rec_t *tp)
+{
+    snprintf (tp->coordinator, sizeof (tp->coordinator), "s2");
+    uint8_t frame[RL_HEADER_SIZE + RL_TP_SIZE];
+    size_t size = tk_request_header (frame, RL_OP_DECIDE, 1, 1);
+    codec_encode_tp (tp, frame + size);
+    zsock_t *dealer = tk_dealer_as (ctx->h, "s2", "s1", ctx->shards[0].endpoint);
+    assert_int_equal (zsock_send (dealer, "b", frame, size + RL_TP_SIZE), 0);
+    zframe_t *reply = zframe_recv (dealer);
+    assert_non_null (reply);
+    rl_header_t h;
+    const uint8_t *body = NULL;
+    size_t body_size = 0;
+    assert_int_equal (
+        codec_parse_reply (zframe_data (reply), zframe_size (reply), &h, &body, &body_size),
+        RL_STATUS_OK);
+    assert_int_equal (h.record_count, 1);
+    rl_tp_rec_t answer;
+    codec_decode_tp (body, &answer);
+    zframe_destroy (&reply);
+    zsock_destroy (&dealer);
+    return answer.state;
+}
+
+//  After the cleanup, s1 still acknowledges a resent COMMIT of a credit leg
+//  it applied to an account that moved (its legs index), touching nothing.
+static void
+s_check_resent_commit (s_ctx_t *ctx)
+{
+    rl_status_rec_t before, after;
+    assert_int_equal (rl_client_status (ctx->clients[0], &before, TK_TIMEOUT_MS), 0);
+    size_t acked = 0;
+    for (size_t i = 0; i < ctx->sent_count && acked < 3; i++) {
+        const rl_transfer_t *t = &ctx->sent[i];
+        if (!s_in_arc (ctx, t->credit_account_id) || s_owner (ctx, t->debit_account_id.lo) != 1
+            || ctx->results[i] != RL_OK) {
+            continue; //  applied, from s2: s1 applied its credit leg
+        }
+        rl_tp_rec_t tp = {.id = t->id,
+                          .attempt = {.counter = 1, .seq = 1},
+                          .state = RL_TP_COMMIT,
+                          .amount = t->amount,
+                          .debit_account_id = t->debit_account_id};
+        assert_int_equal (s_decide_from_s2 (ctx, &tp), RL_TP_ACKED);
+        acked++;
+    }
+    print_message ("resent commits acknowledged: %zu\n", acked);
+    assert_true (acked > 0);
+    assert_int_equal (rl_client_status (ctx->clients[0], &after, TK_TIMEOUT_MS), 0);
+    assert_int_equal (after.alarms, before.alarms);
+    //  The control: a COMMIT for a leg never applied here is not acknowledged.
+    rl_tp_rec_t never = {.id = tk_id (1, S_TAG + 9),
+                         .attempt = {.counter = 1, .seq = 1},
+                         .state = RL_TP_COMMIT,
+                         .amount = 1,
+                         .debit_account_id = tk_id (1, S_TAG)};
+    assert_int_equal (s_decide_from_s2 (ctx, &never), RL_TP_NOT_ACKED);
 }
 
 static void
@@ -765,6 +856,17 @@ test_handover (void **state)
                             RL_MIGRATE_ABORT_TARGET_DONE, &out),
                       RL_STATUS_MIGRATION_REFUSED);
 
+    //  The source cleans up: the moved accounts and their history go, in
+    //  several calls of a few keys; the accounts that stay keep theirs.
+    rl_transfer_t *staying = s_histories_of (ctx, ctx->clients[0], NULL, false);
+    size_t calls = s_cleanup (ctx, 7);
+    print_message ("cleanup: %zu calls of 7 keys\n", calls);
+    assert_true (calls > 3);
+    assert_int_equal (s_cleanup (ctx, 0), 1); //  again: NONE at once
+    s_histories_of (ctx, ctx->clients[0], staying, false);
+    free (staying);
+    s_check_resent_commit (ctx);
+
     //  The new owner answers as the old one did; the old owner, asked with a
     //  stale ring, answers wrong_shard and changes nothing.
     s_sums (ctx, step, after);
@@ -795,6 +897,26 @@ test_handover (void **state)
     assert_true (served == RL_OK || tk_result_is_business (served));
     assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
     s_sums (ctx, step, after);
+    //  s1's store holds no account of the arc, nor their history; its own stay.
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[0], SIGTERM), 0);
+    char err[256] = "";
+    store_t *store = store_open (ctx->shards[0].data_dir, RL_DURABILITY_SYNC, err, sizeof (err));
+    assert_non_null (store);
+    size_t kept = 0;
+    for (int cf = 0; cf < 2; cf++) {
+        store_iter_t *it = store_iter_new (store, cf ? STORE_CF_HISTORY : STORE_CF_ACCOUNTS);
+        assert_non_null (it);
+        for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
+            size_t key_size = 0;
+            const uint8_t *key = store_iter_key (it, &key_size);
+            assert_true (key_size >= RL_ID_SIZE);
+            assert_false (s_in_arc (ctx, codec_decode_id (key)));
+            kept++;
+        }
+        store_iter_destroy (&it);
+    }
+    store_close (&store);
+    assert_true (kept > 0);
     ring_destroy (&step);
 }
 

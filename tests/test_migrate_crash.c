@@ -8,7 +8,7 @@
     `crash` on the shard that takes the step. The test plays the tool
     through the whole move (begin, copy under traffic, a trial freeze and
     unfreeze, the freeze, the drain, the final round, the step's ring,
-    both commits), or through an abort after the final round for the abort
+    both commits, the source's cleanup), or through an abort after the final round for the abort
     points. When a call finds its shard dead, the shard is started once
     with migrate.recover=crash (a kill during recovery, before it serves)
     and then normally, and the tool sends the same request again: every
@@ -16,8 +16,8 @@
     only cursor.
 
     AFTER EACH CASE
-    - the move completed (both HANDED_OVER, the target serves the arc, the
-      source answers wrong_shard) or, on the abort path, rolled back (both
+    - the move completed (the target HANDED_OVER and serving the arc, the
+      source cleaned up: NONE, answering wrong_shard) or, on the abort path, rolled back (both
       NONE, the source serves the arc, the target holds no imported key);
     - exactly once: every transfer sent, sent again with the same id to its
       account's owner now, gets its first outcome (exists, or the same
@@ -65,13 +65,21 @@ typedef struct {
 } s_case_t;
 
 static const s_case_t s_cases[] = {
-    {"migrate.begin", 0, 1, false},         {"migrate.begin", 1, 1, false},
-    {"migrate.import", 1, 3, false},        {"migrate.import_synced", 1, 2, false},
+    // clang-format off
+    {"migrate.begin", 0, 1, false},
+    {"migrate.begin", 1, 1, false},
+    {"migrate.import", 1, 3, false},
+    {"migrate.import_synced", 1, 2, false},
     {"migrate.freeze", 0, 2, false}, //  the real freeze (the first is the trial)
-    {"migrate.unfreeze", 0, 1, false},      {"migrate.shipped", 0, 1, false},
-    {"migrate.commit_target", 1, 1, false}, {"migrate.commit_target_synced", 1, 1, false},
-    {"migrate.commit_source", 0, 1, false}, {"migrate.abort_target", 1, 2, true},
+    {"migrate.unfreeze", 0, 1, false},
+    {"migrate.shipped", 0, 1, false},
+    {"migrate.commit_target", 1, 1, false},
+    {"migrate.commit_target_synced", 1, 1, false},
+    {"migrate.commit_source", 0, 1, false},
+    {"migrate.cleanup", 0, 2, false},
+    {"migrate.abort_target", 1, 2, true},
     {"migrate.abort_source", 0, 1, true},
+    // clang-format on
 };
 #define S_CASES (sizeof (s_cases) / sizeof (s_cases[0]))
 
@@ -450,6 +458,16 @@ s_drive (s_ctx_t *ctx, bool abort_path)
     assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
     ring_destroy (&ctx->ring);
     ctx->ring = step;
+    //  The source deletes what moved, a few keys a call.
+    src.entries_max = 8;
+    for (int calls = 0;; calls++) {
+        assert_true (calls < 10000);
+        assert_int_equal (s_mig (ctx, 0, RL_OP_MIGRATE_CLEANUP, &src, &out), 0);
+        if (out.state == RL_MIGRATE_NONE) {
+            break;
+        }
+        zclock_sleep (5); //  a checkpoint may be running
+    }
 }
 
 //  Checks ---------------------------------------------------------------------------
@@ -563,13 +581,14 @@ test_crash_matrix (void **state)
             assert_int_equal (r.result, RL_OK);
             tk_model_apply (&ctx->model, &probe);
         } else {
-            //  Moved: both handed over, the source answers wrong_shard for the arc.
-            for (int i = 0; i < 2; i++) {
-                rl_migrate_rec_t req = s_request (ctx, i ? RL_MIGRATE_TARGET : RL_MIGRATE_SOURCE,
-                                                  0);
-                assert_int_equal (s_mig (ctx, i, RL_OP_MIGRATE_BEGIN, &req, &out), 0);
-                assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
-            }
+            //  Moved: the target handed over, the source cleaned up (NONE)
+            //  and answering wrong_shard for the arc.
+            rl_migrate_rec_t req = s_request (ctx, RL_MIGRATE_TARGET, 0);
+            assert_int_equal (s_mig (ctx, 1, RL_OP_MIGRATE_BEGIN, &req, &out), 0);
+            assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+            req = s_request (ctx, RL_MIGRATE_SOURCE, 0);
+            assert_int_equal (s_mig (ctx, 0, RL_OP_MIGRATE_CLEANUP, &req, &out), 0);
+            assert_int_equal (out.state, RL_MIGRATE_NONE);
             assert_int_equal (
                 rl_client_create_transfers (ctx->clients[0], &probe, 1, &r, TK_TIMEOUT_MS), 0);
             assert_int_equal (r.result, RL_WRONG_SHARD);
