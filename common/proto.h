@@ -626,6 +626,9 @@ typedef struct {
 //  migrate_abort to a SHIPPED source: param says the target answered its
 //  abort (state none), so it will never serve the arc ("DONE").
 #define RL_MIGRATE_ABORT_TARGET_DONE 0x454e4f44u
+//  migrate_freeze of an arc that holds heuristic records: entries_max says
+//  the operator reconciled them (the freeze is refused otherwise), "RCNC".
+#define RL_MIGRATE_HEURISTICS_RECONCILED 0x434e4352u
 
 typedef enum {
     RL_MIGRATE_NONE = 0,        //  no migration (a reply to a shard that holds none)

@@ -1068,6 +1068,25 @@ s_part_names_arc (const rl_transfer_t *part, size_t count, uint64_t start, uint6
     return false;
 }
 
+typedef struct {
+    uint64_t start, end;
+} s_arc_t;
+
+static bool
+s_in_arc (void *arg, rl_id_t account)
+{
+    const s_arc_t *arc = arg;
+    return imported_in_arc (arc->start, arc->end, account);
+}
+
+size_t
+ledger_heuristics_in_arc (const ledger_t *self, uint64_t start, uint64_t end)
+{
+    assert (self);
+    s_arc_t arc = {start, end};
+    return participant_heuristics (self->participant, s_in_arc, &arc);
+}
+
 bool
 ledger_recent_posts_to_arc (const ledger_t *self, uint64_t start, uint64_t end)
 {

@@ -144,6 +144,8 @@ void ledger_checkpoint_soon (ledger_t *self);
 //  Would recovery replay an ok transfer onto an account of the arc (one
 //  not checkpointed yet, in the live or the frozen generation)? O(recent).
 bool ledger_recent_posts_to_arc (const ledger_t *self, uint64_t start, uint64_t end);
+//  Heuristic records (participant) whose credit account is in the arc.
+size_t ledger_heuristics_in_arc (const ledger_t *self, uint64_t start, uint64_t end);
 uint64_t ledger_transfer_count (const ledger_t *self); //  applied (ok)
 uint64_t ledger_last_timestamp (const ledger_t *self);
 uint64_t ledger_checkpoint_count (const ledger_t *self); //  since open

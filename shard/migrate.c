@@ -31,7 +31,9 @@
                       frozen; param: the freeze's time limit. Past it, the
                       tick unfreezes (COPYING) unless the final round is out.
       migrate_drain   (source) param: the two-phase entries touching the
-                      arc (0: drained).
+                      arc (0: drained); entries_max: its heuristic records.
+                      A freeze is refused while the arc holds heuristic
+                      records, unless the request says they are reconciled.
       migrate_unfreeze (source) FROZEN -> COPYING; refused once SHIPPED.
       migrate_commit  (target) SHIPPED, serving a ring that gives it the
                       arc not received -> the staged accounts installed,
@@ -547,8 +549,8 @@ s_import (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
 
 //  Two-phase entries that touch the arc: live attempts and decisions not
 //  yet acknowledged whose debit account is in it (coordinator), prepared
-//  and heuristic records whose credit account is (participant). -1 when
-//  memory ran out.
+//  records whose credit account is (participant). -1 when memory ran
+//  out. Heuristic records are not listed: they block the freeze instead.
 static int
 s_inflight (server_t *self, const rl_migrate_rec_t *state)
 {
@@ -614,6 +616,15 @@ s_freeze_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_mi
     if (!state || state->state < RL_MIGRATE_COPYING || state->state > RL_MIGRATE_SHIPPED) {
         return s_refuse (self, envelope, h, "no such migration to freeze on this source");
     }
+    size_t heuristics = ledger_heuristics_in_arc (self->ledger, state->arc_start, state->arc_end);
+    if (state->state == RL_MIGRATE_COPYING && heuristics > 0
+        && req->entries_max != RL_MIGRATE_HEURISTICS_RECONCILED) {
+        //  A heuristic record never moves: its account must not leave it
+        //  behind before an operator has reconciled it.
+        rl_warn ("migration %" PRIu64 ": %zu heuristic records in the arc: reconcile them first",
+                 state->migration_id, heuristics);
+        return s_refuse (self, envelope, h, "the arc holds heuristic records");
+    }
     if (state->state == RL_MIGRATE_COPYING) {
         state->state = RL_MIGRATE_FROZEN;
         state->param = req->param ? req->param : S_FREEZE_MS_DEFAULT;
@@ -639,6 +650,8 @@ s_drain_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_mig
     }
     rl_migrate_rec_t answer = *state;
     answer.param = (uint32_t) inflight;
+    size_t heuristics = ledger_heuristics_in_arc (self->ledger, state->arc_start, state->arc_end);
+    answer.entries_max = heuristics > UINT32_MAX ? UINT32_MAX : (uint32_t) heuristics;
     uint8_t *out = NULL;
     zmsg_t *reply = server_reply_new (self, envelope, h, RL_STATUS_OK, 1, RL_MIGRATE_SIZE, &out);
     if (reply) {

@@ -1007,6 +1007,19 @@ participant_audit_sums (participant_t *self, const accounts_t *accounts, uint64_
 }
 
 size_t
+participant_heuristics (participant_t *self, bool (*in) (void *arg, rl_id_t account), void *arg)
+{
+    assert (self && in);
+    size_t n = 0;
+    size_t span = attempts_span (&self->records);
+    for (size_t i = 0; i < span; i++) {
+        const attempt_t *e = attempts_at (&self->records, (int32_t) i);
+        n += e->state == ATTEMPT_HEURISTIC && in (arg, e->transfer.credit_account_id);
+    }
+    return n;
+}
+
+size_t
 participant_in_doubt (participant_t *self, rl_in_doubt_rec_t *out, size_t cap)
 {
     assert (self && (cap == 0 || out));

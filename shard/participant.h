@@ -80,5 +80,8 @@ void participant_counts (const participant_t *self, uint64_t *prepared, uint64_t
 void participant_audit_sums (participant_t *self, const accounts_t *accounts, uint64_t *credits);
 //  Lists prepared records; at most cap.
 size_t participant_in_doubt (participant_t *self, rl_in_doubt_rec_t *out, size_t cap);
+//  Heuristic records (kept for ever) whose credit account `in` says yes to.
+size_t participant_heuristics (participant_t *self, bool (*in) (void *arg, rl_id_t account),
+                               void *arg);
 
 #endif

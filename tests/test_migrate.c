@@ -1055,6 +1055,97 @@ test_frozen_piece (void **state)
     s_sums (ctx, ctx->ring, sums); //  conservation
 }
 
+//  Heuristic records --------------------------------------------------------------
+
+//  s1's ring as ctx->ring at `epoch`, without s2 when fence.
+static void
+s_load_ring_s1 (s_ctx_t *ctx, uint64_t epoch, bool fence)
+{
+    ring_t *ring = NULL;
+    if (fence) {
+        ring = ring_new (epoch);
+        assert_non_null (ring);
+        assert_int_equal (ring_add_shard (ring, "s1", ctx->shards[0].endpoint, 1.0), RING_OK);
+    } else {
+        char *text = ring_to_text (ctx->ring);
+        assert_non_null (text);
+        char *at = strstr (text, "epoch 1\n");
+        assert_non_null (at);
+        at[6] = (char) ('0' + epoch);
+        char err[256];
+        ring = ring_from_text (text, err, sizeof (err));
+        free (text);
+        assert_non_null (ring);
+    }
+    s_load_ring (ctx->clients[0], ring);
+    ring_destroy (&ring);
+}
+
+static void
+test_heuristic_blocks_freeze (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_traffic (ctx, 60);
+    (void) s_begin (ctx);
+    rl_migrate_rec_t source = s_request (ctx, RL_MIGRATE_SOURCE), out;
+    uint64_t in = s_pick (ctx, 1, true, 0, true);
+    uint64_t on_s2 = s_pick (ctx, 1, false, 1, true);
+    //  s2 coordinates a transfer into the arc and dies with its COMMIT durable, not sent.
+    static char fp[] = "RL_FAILPOINTS=tp.coord.decision_synced=crash";
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[1], SIGTERM), 0);
+    ctx->shards[1].env[0] = fp;
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[1]) > 0);
+    s_clients_open (ctx);
+    rl_transfer_t t = tk_transfer (tk_id (1, S_TAG + 4), tk_id (on_s2, S_TAG), tk_id (in, S_TAG), 9,
+                                   S_LEDGER);
+    rl_result_rec_t r;
+    assert_int_not_equal (rl_client_create_transfers (ctx->clients[1], &t, 1, &r, 1000), 0);
+    assert_int_equal (harness_wait_exit (ctx->h, ctx->shards[1].pid, 15000, NULL), 0);
+    ctx->shards[1].pid = -1;
+    //  The operator fences s2 out and commits by hand on s1: a heuristic record.
+    rl_in_doubt_rec_t *listed = NULL;
+    size_t count = 0;
+    assert_int_equal (rl_client_in_doubt (ctx->clients[0], &listed, &count, TK_TIMEOUT_MS), 0);
+    assert_int_equal (count, 1);
+    rl_tp_rec_t rec = listed[0].prepare.tp;
+    free (listed);
+    s_load_ring_s1 (ctx, 2, true);
+    rec.state = RL_TP_COMMIT;
+    rec.result = RL_RESOLVE_FORCE;
+    rl_tp_rec_t answer;
+    assert_int_equal (rl_client_resolve (ctx->clients[0], &rec, &answer, TK_TIMEOUT_MS), 0);
+    assert_int_equal (answer.state, RL_TP_ACKED);
+    s_load_ring_s1 (ctx, 3, false); //  s2 back in the ring, the arcs as before
+
+    //  The arc holds a heuristic record: drained, but no freeze.
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_DRAIN, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
+    assert_int_equal (out.param, 0);
+    assert_int_equal (out.entries_max, 1);
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_FREEZE, &source, RL_MIGRATE_SOURCE, 30000, &out),
+        RL_STATUS_MIGRATION_REFUSED);
+    assert_int_equal (s_once (ctx->clients[0], 20, in, s_pick (ctx, 1, false, 0, true)), RL_OK);
+    //  The coordinator comes back and agrees (COMMIT, as by hand); the
+    //  operator says it is reconciled: the freeze goes ahead.
+    ctx->shards[1].env[0] = NULL;
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[1]) > 0);
+    s_clients_open (ctx);
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    rl_migrate_rec_t req = s_request (ctx, RL_MIGRATE_SOURCE);
+    req.param = 30000;
+    req.entries_max = RL_MIGRATE_HEURISTICS_RECONCILED;
+    assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_FREEZE, &req, &out), 0);
+    assert_int_equal (out.state, RL_MIGRATE_FROZEN);
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_UNFREEZE, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
+    rl_status_rec_t status;
+    assert_int_equal (rl_client_status (ctx->clients[0], &status, TK_TIMEOUT_MS), 0);
+    assert_int_equal (status.alarms, 0); //  the coordinator's COMMIT matched the hand's
+    static rl_account_t sums[S_ACCOUNTS + 1];
+    s_sums (ctx, ctx->ring, sums); //  conservation: debited on s2, credited on s1, once
+}
+
 //  Abort ---------------------------------------------------------------------------
 
 //  Keys of s2's imported family (s2 stopped).
@@ -1302,6 +1393,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_handover, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_frozen_piece, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_abort, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_heuristic_blocks_freeze, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
