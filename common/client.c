@@ -618,7 +618,8 @@ s_status_is_retryable (int rc)
 {
     return rc == RL_CLIENT_TIMEOUT || rc == RL_CLIENT_ERR_SEND || rc == RL_CLIENT_ERR_REPLY
            || rc == RL_STATUS_BUSY || rc == RL_STATUS_UNAVAILABLE || rc == RL_STATUS_TIMEOUT
-           || rc == RL_STATUS_STORAGE_ERROR || rc == RL_STATUS_WRONG_SHARD;
+           || rc == RL_STATUS_STORAGE_ERROR || rc == RL_STATUS_WRONG_SHARD
+           || rc == RL_STATUS_FROZEN;
 }
 
 static int

@@ -198,7 +198,7 @@ size_t rl_client_load_ring_all (const char *const *endpoints, size_t count, cons
 //  Sends the batch; then, up to attempts_max sends in all, sends again (same
 //  records, same ids, in the same relative order) every record whose outcome
 //  is still open: no reply within timeout_ms, a retryable message status
-//  (busy, unavailable, timeout, storage_error, wrong_shard), or an
+//  (busy, unavailable, timeout, storage_error, wrong_shard, frozen), or an
 //  infrastructure result (outcome_unknown, busy, aborted, wrong_shard,
 //  in_progress, in_doubt, frozen, storage_error, or a code this version
 //  does not know). Pauses between attempts that met backpressure, from

@@ -110,6 +110,8 @@ _Static_assert(RL_SHARDS_MAX <= UINT16_MAX, "shard index fits a u16 on the wire"
 #define RL_ROUTER_SUBS_MAX                  4096         //  sub-requests outstanding in total
 #define RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX  3     //  sends of one record before wrong_shard stands
 #define RL_ROUTER_TICK_MS                   10    //  timer period: deadlines, retries, refresh
+#define RL_ROUTER_FROZEN_RETRY_MS_MIN       10    //  first resend of a record answered frozen
+#define RL_ROUTER_FROZEN_RETRY_MS_MAX       200   //  longest pause between its resends
 #define RL_ROUTER_RING_REFRESH_MS           2000  //  periodic get_ring from one shard
 #define RL_ROUTER_RING_FETCH_TIMEOUT_MS     500   //  one get_ring attempt (start-up and refresh)
 #define RL_ROUTER_RING_FETCH_BACKOFF_MS_MAX 2000  //  longest pause between start-up attempts
@@ -135,6 +137,9 @@ _Static_assert(RL_ROUTER_PENDING_BYTES_MAX >= 2 * (RL_MESSAGE_SIZE_MAX + RL_RING
                "one full request fits the byte bound");
 _Static_assert(RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX >= 2, "one retry after a ring refresh");
 _Static_assert(RL_ROUTER_TICK_MS < RL_ROUTER_DEADLINE_MS, "deadlines are checked in time");
+_Static_assert(RL_ROUTER_FROZEN_RETRY_MS_MIN <= RL_ROUTER_FROZEN_RETRY_MS_MAX
+                   && RL_ROUTER_FROZEN_RETRY_MS_MAX < RL_ROUTER_DEADLINE_MS,
+               "frozen records are resent within a deadline");
 _Static_assert(RL_SHARD_DEADLINE_MS_MAX < RL_ROUTER_DEADLINE_MS_MAX,
                "a router deadline can exceed every shard deadline");
 _Static_assert(RL_SHARD_DEADLINE_MS <= RL_SHARD_DEADLINE_MS_MAX, "the default is in range");

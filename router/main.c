@@ -535,10 +535,11 @@ main (int argc, char **argv)
     rl_log_event (RL_LOG_INFO, "stop",
                   "stopping: %" PRIu64 " requests, %" PRIu64 " dropped, %" PRIu64
                   " refused, %" PRIu64 " busy, %" PRIu64 " wrong_shard, %" PRIu64
-                  " late replies, %" PRIu64 " expired sub-requests, %" PRIu64
+                  " frozen, %" PRIu64 " late replies, %" PRIu64 " expired sub-requests, %" PRIu64
                   " bad replies, %" PRIu64 " ring refreshes, %" PRIu64 " failed allocations",
                   self.requests, self.dropped, self.malformed, self.busy, self.wrong_shard,
-                  self.late, self.expired_subs, self.bad_replies, self.refreshes, self.nomem);
+                  self.frozen, self.late, self.expired_subs, self.bad_replies, self.refreshes,
+                  self.nomem);
     s_close (&self);
     options_args_free (&cli.args);
     return 0;

@@ -21,8 +21,17 @@
     A record answered wrong_shard waits (REC_WAIT) for a ring refresh or
     the next tick, and is sent again, at most
     RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX times in all; then wrong_shard stands.
+    A record answered frozen (its account's arc is migrating, or was gained
+    and not received: docs/rebalance.md) waits too, and is sent again after
+    a pause that doubles from RL_ROUTER_FROZEN_RETRY_MS_MIN to
+    RL_ROUTER_FROZEN_RETRY_MS_MAX, for as long as the deadline allows; at
+    the deadline it is answered frozen. A frozen answer applied nothing and
+    burned no id, so the resend is safe, and it does not count against the
+    wrong_shard attempts. A read piece answered frozen waits the same way;
+    at the deadline the read fails frozen (not timeout).
     A RECORD'S STATES: REC_NEW -> REC_SENT -> REC_DONE, with REC_SENT ->
-    REC_WAIT -> REC_SENT after wrong_shard or a connection still coming up.
+    REC_WAIT -> REC_SENT after wrong_shard, frozen or a connection still
+    coming up.
 
     INVARIANTS
     1. One request, one reply: every admitted request is answered exactly
@@ -120,7 +129,7 @@ s_pending_finish (router_t *self, r_pending_t *p)
     self->pending_bytes -= p->bytes;
     zframe_destroy (&p->payload);
     free (p->reply);
-    free (p->state);
+    free (p->state); //  frozen shares its block
     free (p->attempts);
     uint64_t gen = p->gen;
     memset (p, 0, sizeof (*p));
@@ -166,8 +175,43 @@ s_record_wrong_shard (router_t *self, r_pending_t *p, uint32_t pos)
         return;
     }
     p->state[pos] = REC_WAIT;
+    p->frozen[pos] = 0;
     p->waiting++;
     self->waiting_total++;
+}
+
+//  The next pause of `p`'s frozen records: doubling, from now. No resend
+//  starts in the last quarter of the deadline (at least
+//  RL_ROUTER_FROZEN_RETRY_MS_MIN): that time is kept for the answer to the
+//  last one, so that the deadline does not overtake a resend and turn a
+//  definite frozen into outcome_unknown.
+static void
+s_frozen_backoff (router_t *self, r_pending_t *p)
+{
+    int64_t pause = p->frozen_pause_ms ? p->frozen_pause_ms * 2 : RL_ROUTER_FROZEN_RETRY_MS_MIN;
+    p->frozen_pause_ms = pause < RL_ROUTER_FROZEN_RETRY_MS_MAX ? pause
+                                                               : RL_ROUTER_FROZEN_RETRY_MS_MAX;
+    int64_t keep_ms = self->options.deadline_ms / 4;
+    if (keep_ms < RL_ROUTER_FROZEN_RETRY_MS_MIN) {
+        keep_ms = RL_ROUTER_FROZEN_RETRY_MS_MIN;
+    }
+    int64_t at = zclock_mono () + p->frozen_pause_ms;
+    p->retry_ms = at < p->deadline_ms - keep_ms ? at : INT64_MAX;
+}
+
+//  A record answered frozen (nothing applied, the id not burned): it waits
+//  for its pause and is sent again, until the deadline.
+static void
+s_record_frozen (router_t *self, r_pending_t *p, uint32_t pos)
+{
+    assert (p->state[pos] == REC_SENT && p->attempts[pos] > 0);
+    self->frozen++;
+    p->attempts[pos]--; //  a frozen answer does not count against wrong_shard's sends
+    p->state[pos] = REC_WAIT;
+    p->frozen[pos] = 1;
+    p->waiting++;
+    self->waiting_total++;
+    s_frozen_backoff (self, p);
 }
 
 static void
@@ -196,8 +240,12 @@ router_pending_expire (router_t *self, r_pending_t *p)
                 s_record_result (p, i, RL_OUTCOME_UNKNOWN, 0);
                 unknown++;
             } else if (p->state[i] == REC_WAIT) {
-                //  Not applied: answered wrong_shard, or never sent at all.
-                s_record_result (p, i, p->attempts[i] > 0 ? RL_WRONG_SHARD : RL_BUSY, 0);
+                //  Not applied: answered frozen or wrong_shard, or never sent at all.
+                s_record_result (p, i,
+                                 p->frozen[i]         ? RL_FROZEN
+                                 : p->attempts[i] > 0 ? RL_WRONG_SHARD
+                                                      : RL_BUSY,
+                                 0);
             }
         }
         router_log_client_error (self,
@@ -206,9 +254,11 @@ router_pending_expire (router_t *self, r_pending_t *p)
                                  p->header.request_id, rl_op_name (p->header.operation), unknown,
                                  p->header.record_count);
     } else {
-        p->status = RL_STATUS_TIMEOUT;
-        router_log_client_error (self, "request %" PRIu64 " (%s): deadline passed: timeout",
-                                 p->header.request_id, rl_op_name (p->header.operation));
+        //  A read still waiting after frozen answers fails frozen: retry later.
+        p->status = p->read_frozen && p->waiting > 0 ? RL_STATUS_FROZEN : RL_STATUS_TIMEOUT;
+        router_log_client_error (self, "request %" PRIu64 " (%s): deadline passed: %s",
+                                 p->header.request_id, rl_op_name (p->header.operation),
+                                 rl_status_name (p->status));
     }
     s_pending_finish (self, p);
     rl_log_request_end ();
@@ -376,8 +426,12 @@ s_dispatch (router_t *self, r_pending_t *p)
     uint32_t count = p->header.record_count;
     memset (self->group_count, 0, self->shard_count * sizeof (uint32_t));
     uint32_t todo = 0;
+    bool paused = p->retry_ms > zclock_mono (); //  frozen records wait for their pause
     for (uint32_t i = 0; i < count; i++) {
         self->owners[i] = -1;
+        if (p->state[i] == REC_WAIT && p->frozen[i] && paused) {
+            continue;
+        }
         if (p->state[i] == REC_NEW || p->state[i] == REC_WAIT) {
             self->owners[i] = router_owner (self, s_routing_id (p, i));
             self->group_count[self->owners[i]]++;
@@ -513,13 +567,14 @@ router_admit (router_t *self, zmsg_t *envelope, zframe_t *payload, const rl_head
         zframe_destroy (&payload);
         return;
     }
-    p->state = router_alloc (self, count);
+    p->state = router_alloc (self, (size_t) count * 2); //  state, then frozen
+    p->frozen = p->state ? p->state + count : NULL;
     p->attempts = p->state ? router_alloc (self, count) : NULL;
     p->reply = p->attempts && reply_bytes ? router_alloc (self, reply_bytes) : NULL;
     if (!p->attempts || (!p->reply && reply_bytes > 0)) {
         free (p->state);
         free (p->attempts);
-        p->state = p->attempts = p->reply = NULL;
+        p->state = p->attempts = p->frozen = p->reply = NULL;
         memset (&p->header, 0, sizeof (p->header));
         p->payload = NULL;
         self->busy++;
@@ -576,14 +631,23 @@ s_reply_create (router_t *self, r_pending_t *p, r_sub_t *sub, const rl_header_t 
             uint32_t pos = sub->positions[k];
             if (r.result == RL_WRONG_SHARD) {
                 s_record_wrong_shard (self, p, pos);
+            } else if (r.result == RL_FROZEN) {
+                s_record_frozen (self, p, pos);
             } else {
                 s_record_result (p, pos, r.result, r.timestamp);
             }
         }
         return;
     }
-    //  The shard refused the whole piece. busy: nothing applied. Anything else
+    //  The shard refused the whole piece. frozen: nothing applied, sent
+    //  again after a pause. busy: nothing applied. Anything else
     //  (storage_error above all) leaves the outcome open.
+    if (h->status == RL_STATUS_FROZEN) {
+        for (uint32_t k = 0; k < sub->count; k++) {
+            s_record_frozen (self, p, sub->positions[k]);
+        }
+        return;
+    }
     uint32_t result = h->status == RL_STATUS_BUSY ? RL_BUSY : RL_OUTCOME_UNKNOWN;
     router_log_client_error (self,
                              "request %" PRIu64 ": shard %s answered %s: %" PRIu32 " records %s",
@@ -607,9 +671,18 @@ s_reply_read (router_t *self, r_pending_t *p, r_sub_t *sub, const rl_header_t *h
                 return;
             }
             p->state[pos] = REC_WAIT;
+            p->frozen[pos] = 0;
             p->waiting++;
             self->waiting_total++;
         }
+        return;
+    }
+    if (h->status == RL_STATUS_FROZEN && p->header.operation != RL_OP_LOOKUP_TRANSFERS) {
+        //  Nothing was read: the piece waits for its pause and is sent again.
+        for (uint32_t k = 0; k < sub->count; k++) {
+            s_record_frozen (self, p, sub->positions[k]);
+        }
+        p->read_frozen = true;
         return;
     }
     if (h->status != RL_STATUS_OK) {

@@ -97,15 +97,19 @@ typedef struct {
     uint8_t *reply;       //  reply body
     uint32_t reply_count; //  records in it
     uint8_t *state;       //  REC_* per record
-    uint8_t *attempts;    //  sends per record
+    uint8_t *attempts;    //  sends per record, but those answered frozen
+    uint8_t *frozen;      //  per record: waits after a frozen answer (in state's block)
     uint32_t open;        //  records not REC_DONE
     uint32_t subs;        //  sub-requests outstanding for it
     uint32_t waiting;     //  records in REC_WAIT
     uint32_t status;      //  reads: failure status; creates: always ok
     int64_t deadline_ms;
-    int64_t admitted_us; //  zclock_usecs at admission (the latency metric)
-    size_t bytes;        //  held, counted in pending_bytes
-    int32_t prev, next;  //  FIFO by deadline
+    int64_t retry_ms;        //  frozen records wait until then (backoff)
+    int64_t frozen_pause_ms; //  the last backoff pause (0: none answered frozen yet)
+    bool read_frozen;        //  a read's piece was answered frozen and waits
+    int64_t admitted_us;     //  zclock_usecs at admission (the latency metric)
+    size_t bytes;            //  held, counted in pending_bytes
+    int32_t prev, next;      //  FIFO by deadline
 } r_pending_t;
 
 typedef struct {
@@ -171,6 +175,7 @@ struct router_s {
     uint64_t dropped;      //  client frames too short, replies not deliverable
     uint64_t malformed;    //  requests answered with a message-level error by the router
     uint64_t wrong_shard;  //  records (reads: sub-requests) answered wrong_shard
+    uint64_t frozen;       //  records (reads: sub-requests) answered frozen, to be resent
     uint64_t unauthorized; //  requests refused unauthorized (a key without the role)
     uint64_t late;         //  shard replies to expired or freed sub-requests
     uint64_t bad_replies;  //  shard replies that did not decode or match

@@ -16,7 +16,20 @@
     an arc gained, lost and gained again stays not received. It ends with
     the conservation check: the whole cluster before the change, the
     accounts that did not move after it.
+
+    test_frozen_retried: the router retries `frozen` (docs/router.md,
+    "frozen"). An arc of s1 is frozen by the migration operations
+    (migrate_begin, then migrate_freeze, as the rebalancing tool does).
+    A transfer whose debit account lies there, sent through a router
+    whose deadline outlasts the freeze, comes back ok once the freeze has
+    ended by its own time limit (the router's exit line counts the frozen
+    answers it retried); through a router whose deadline ends first, a
+    batch gets frozen for that record (after the deadline, not at once)
+    and ok for its record on s2, and a read of the account fails frozen. After
+    migrate_unfreeze the same id goes through: frozen burned nothing. It
+    ends with the conservation check.
 */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -35,8 +48,12 @@
 #include "routerkit.h"
 #include "testkit.h"
 
-#define S_TRANSFER_T    9001 //  the transfer retried across the ring change
-#define S_BUSY_RETRY_MS 50   //  pause before retrying a request the router answered busy
+#define S_TRANSFER_T       9001  //  the transfer retried across the ring change
+#define S_BUSY_RETRY_MS    50    //  pause before retrying a request the router answered busy
+#define S_MIGRATION        31    //  the migration that freezes an arc of s1
+#define S_FREEZE_MS        1000  //  a freeze that ends by itself within router 1's deadline
+#define S_LONG_FREEZE_MS   30000 //  a freeze that outlasts router 0's deadline
+#define S_LONG_DEADLINE_MS 4000  //  router 1's deadline: outlasts S_FREEZE_MS
 
 //  Loads `ring` into every shard of the cluster (all must take it).
 static void
@@ -111,8 +128,9 @@ static void
 test_retry_across_ring_change (void **state)
 {
     rk_ctx_t *ctx = *state;
-    //  s1 and s2 serve ring epoch 1; s3 runs, owning nothing.
-    rk_cluster_start (ctx, 3, 2, 0, 0);
+    //  s1 and s2 serve ring epoch 1; s3 runs, owning nothing. Short
+    //  deadlines: the router retries frozen until its deadline.
+    rk_cluster_start (ctx, 3, 2, RK_DEADLINE_MS, 0);
     ring_t *ring1 = ring_dup (ctx->ring);
     ring_t *ring2 = ring_dup (ctx->ring);
     assert_non_null (ring1);
@@ -287,11 +305,195 @@ test_retry_across_ring_change (void **state)
     rk_routers_stop (ctx);
 }
 
+//  The router retries frozen --------------------------------------------------
+
+//  True when the id's point lies in the arc (start, end] (wrapping past 0).
+static bool
+s_in_arc (uint64_t start, uint64_t end, rl_id_t id)
+{
+    uint8_t bytes[RL_ID_SIZE];
+    codec_encode_id (id, bytes);
+    uint64_t point = ring_point_of_id (bytes);
+    return start < end ? point > start && point <= end : point > start || point <= end;
+}
+
+//  One migrate operation on a shard; its answer in *out (rc: the status).
+static int
+s_migrate_op (const char *endpoint, uint16_t op, const rl_migrate_rec_t *req, rl_migrate_rec_t *out)
+{
+    rl_client_t *client = rl_client_new (endpoint);
+    assert_non_null (client);
+    uint8_t body[RL_MIGRATE_SIZE];
+    codec_encode_migrate (req, body);
+    rl_header_t h;
+    uint8_t *reply = NULL;
+    size_t size = 0;
+    int rc = rl_client_call (client, op, body, sizeof (body), 1, TK_TIMEOUT_MS, &h, &reply, &size);
+    if (rc == 0) {
+        assert_int_equal (size, RL_MIGRATE_SIZE);
+        codec_decode_migrate (reply, out);
+    }
+    free (reply);
+    rl_client_destroy (&client);
+    return rc;
+}
+
+//  The number of frozen answers a stopped router's exit line counts (-1: no line).
+static long
+s_router_frozen_count (rk_ctx_t *ctx, const char *name)
+{
+    char path[1024];
+    snprintf (path, sizeof (path), "%s/%s.log", harness_dir (ctx->h), name);
+    FILE *log = fopen (path, "r");
+    assert_non_null (log);
+    char line[2048];
+    long frozen = -1;
+    while (fgets (line, sizeof (line), log)) {
+        const char *at = strstr (line, " frozen, ");
+        if (strstr (line, "stopping:") && at) {
+            while (at > line && at[-1] >= '0' && at[-1] <= '9') {
+                at--;
+            }
+            frozen = strtol (at, NULL, 10);
+        }
+    }
+    fclose (log);
+    return frozen;
+}
+
+//  Finds the arc of s1 that holds an account that may go negative (`in`),
+//  an account of s1 outside it (`out`) and one of s2 (`other`).
+static void
+s_pick_arc (rk_ctx_t *ctx, uint64_t *in, uint64_t *out, uint64_t *other, uint64_t *start,
+            uint64_t *end)
+{
+    size_t points = ring_point_count (ctx->ring);
+    *in = *out = *other = 0;
+    for (uint64_t n = 1; n <= RK_ACCOUNTS && !*in; n++) {
+        if (rk_owner (ctx->ring, tk_id (n, RK_TAG)) != 0 || rk_account_flags (n) != 0) {
+            continue;
+        }
+        for (size_t p = 0; p < points && !*in; p++) {
+            uint64_t e = ring_point_position (ctx->ring, p);
+            uint64_t b = ring_point_position (ctx->ring, (p + points - 1) % points);
+            if (ring_point_owner (ctx->ring, p) == 0 && s_in_arc (b, e, tk_id (n, RK_TAG))) {
+                *in = n;
+                *start = b;
+                *end = e;
+            }
+        }
+    }
+    for (uint64_t n = 1; n <= RK_ACCOUNTS; n++) {
+        int owner = rk_owner (ctx->ring, tk_id (n, RK_TAG));
+        if (owner == 0 && !*out && !s_in_arc (*start, *end, tk_id (n, RK_TAG))) {
+            *out = n;
+        } else if (owner == 1 && !*other && rk_account_flags (n) == 0) {
+            *other = n;
+        }
+    }
+    assert_true (*in && *out && *other);
+}
+
+static void
+test_frozen_retried (void **state)
+{
+    rk_ctx_t *ctx = *state;
+    //  s1 and s2, router 0 with a short deadline (RK_DEADLINE_MS), router 1
+    //  with one that outlasts the freeze that ends by itself.
+    rk_cluster_start (ctx, 2, 2, RK_DEADLINE_MS, 0);
+    rk_router_t *r1 = &ctx->routers[1];
+    rk_router_init (r1, "r2");
+    snprintf (r1->ring_file, sizeof (r1->ring_file), "%s", ctx->ring_file);
+    r1->deadline_ms = S_LONG_DEADLINE_MS;
+    r1->shard_deadline_ms = RK_SHARD_DEADLINE_MS;
+    assert_true (rk_router_start (ctx->h, r1) > 0);
+    rk_create_accounts (ctx);
+    uint64_t in = 0, out = 0, other = 0, start = 0, end = 0;
+    s_pick_arc (ctx, &in, &out, &other, &start, &end);
+
+    //  The freeze, as the rebalancing tool makes it: begin on both, freeze the source.
+    rl_migrate_rec_t req = {
+        .migration_id = S_MIGRATION, .arc_start = start, .arc_end = end, .role = RL_MIGRATE_SOURCE};
+    snprintf (req.source, sizeof (req.source), "s1");
+    snprintf (req.target, sizeof (req.target), "s2");
+    rl_migrate_rec_t got;
+    assert_int_equal (s_migrate_op (ctx->shards[0].endpoint, RL_OP_MIGRATE_BEGIN, &req, &got), 0);
+    assert_int_equal (got.state, RL_MIGRATE_COPYING);
+    req.role = RL_MIGRATE_TARGET;
+    assert_int_equal (s_migrate_op (ctx->shards[1].endpoint, RL_OP_MIGRATE_BEGIN, &req, &got), 0);
+    req.role = RL_MIGRATE_SOURCE;
+    req.param = S_FREEZE_MS;
+    assert_int_equal (s_migrate_op (ctx->shards[0].endpoint, RL_OP_MIGRATE_FREEZE, &req, &got), 0);
+    assert_int_equal (got.state, RL_MIGRATE_FROZEN);
+    int64_t frozen_at = zclock_mono ();
+
+    //  s1 itself answers frozen for the arc: nothing applied, nothing burned.
+    rl_transfer_t t1 = tk_transfer (tk_id (9101, RK_TAG), tk_id (in, RK_TAG), tk_id (out, RK_TAG),
+                                    7, RK_LEDGER);
+    assert_int_equal (s_transfer_once (ctx->shards[0].endpoint, &t1), RL_FROZEN);
+    //  Through router 1 the same transfer waits out the freeze: ok, once.
+    uint32_t result = s_transfer_once (r1->endpoint, &t1);
+    int64_t after_ms = zclock_mono () - frozen_at;
+    if (result != RL_OK || after_ms < S_FREEZE_MS / 2) {
+        fail_msg ("through router r2: %s %" PRId64 " ms after a %d ms freeze, expected ok after it",
+                  rl_result_name (result), after_ms, S_FREEZE_MS);
+    }
+    tk_model_apply (&ctx->model, &t1);
+    rk_router_stop (ctx->h, r1);
+    long retried = s_router_frozen_count (ctx, "r2");
+    if (retried < 1) {
+        fail_msg ("router r2 retried %ld frozen answers, expected at least one", retried);
+    }
+
+    //  A freeze that outlasts router 0's deadline: the record in the arc is
+    //  answered frozen, after the deadline; the others of the batch ok.
+    req.param = S_LONG_FREEZE_MS;
+    assert_int_equal (s_migrate_op (ctx->shards[0].endpoint, RL_OP_MIGRATE_FREEZE, &req, &got), 0);
+    assert_int_equal (got.state, RL_MIGRATE_FROZEN);
+    rl_transfer_t batch[2] = {
+        tk_transfer (tk_id (9102, RK_TAG), tk_id (in, RK_TAG), tk_id (other, RK_TAG), 5, RK_LEDGER),
+        tk_transfer (tk_id (9103, RK_TAG), tk_id (other, RK_TAG), tk_id (out, RK_TAG), 4,
+                     RK_LEDGER),
+    };
+    rl_result_rec_t results[2];
+    int64_t sent_at = zclock_mono ();
+    assert_int_equal (rl_client_create_transfers (ctx->client, batch, 2, results, TK_TIMEOUT_MS),
+                      0);
+    int64_t waited_ms = zclock_mono () - sent_at;
+    if (results[0].result != RL_FROZEN || waited_ms < RK_DEADLINE_MS / 2) {
+        fail_msg ("the record in the arc: %s after %" PRId64 " ms, expected frozen at the "
+                  "deadline (%d ms)",
+                  rl_result_name (results[0].result), waited_ms, RK_DEADLINE_MS);
+    }
+    if (results[1].result != RL_OK) {
+        fail_msg ("the record of s2 (credit outside the arc): %s, expected ok",
+                  rl_result_name (results[1].result));
+    }
+    tk_model_apply (&ctx->model, &batch[1]);
+    //  A read of the account in the arc fails frozen, after the deadline too.
+    rl_id_t id_in = tk_id (in, RK_TAG);
+    rl_account_t account;
+    assert_int_equal (rl_client_lookup_accounts (ctx->client, &id_in, 1, &account, TK_TIMEOUT_MS),
+                      RL_STATUS_FROZEN);
+
+    //  The freeze ends (the tool's unfreeze): the same id goes through once.
+    assert_int_equal (s_migrate_op (ctx->shards[0].endpoint, RL_OP_MIGRATE_UNFREEZE, &req, &got),
+                      0);
+    assert_int_equal (got.state, RL_MIGRATE_COPYING);
+    assert_int_equal (s_transfer_once (ctx->routers[0].endpoint, &batch[0]), RL_OK);
+    tk_model_apply (&ctx->model, &batch[0]);
+    assert_int_equal (rl_client_lookup_accounts (ctx->client, &id_in, 1, &account, TK_TIMEOUT_MS),
+                      0);
+    tk_check_conservation (ctx->client, &ctx->model, 3);
+    rk_routers_stop (ctx);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_retry_across_ring_change, rk_setup, rk_teardown),
+        cmocka_unit_test_setup_teardown (test_frozen_retried, rk_setup, rk_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
