@@ -17,7 +17,9 @@
     2. An outbox's needs_seq is at least that of every record in it, and a
        flush sends only when synced_seq reaches it (asserted: "sent <=
        synced").
-    3. A flush or a discard leaves every outbox empty (needs_seq 0).
+    3. A flush or a discard leaves every outbox empty (needs_seq 0); a
+       ready flush empties every outbox that synced_seq covers and leaves
+       the others as they are.
 
     LIMITS: RL_SHARDS_MAX peers (the ring's own bound); an outbox grows by
     doubling and keeps its memory; a message carries at most
@@ -251,6 +253,24 @@ peers_flush (peers_t *self, uint64_t synced_seq, size_t sent[OUTQ_REPLY])
             assert (box->count == 0 || box->needs_seq <= synced_seq);
             sent[k] += s_flush_box (self, peer, box, s_ops[k], &dropped);
             assert (box->count == 0 && box->needs_seq == 0); //  invariant 3
+        }
+    }
+    return dropped;
+}
+
+size_t
+peers_flush_ready (peers_t *self, uint64_t synced_seq, size_t sent[OUTQ_REPLY])
+{
+    assert (self && sent);
+    size_t dropped = 0;
+    for (size_t i = 0; i < self->count + self->retired_count; i++) {
+        s_peer_t *peer = s_peer_at (self, i);
+        for (int k = 0; k < OUTQ_REPLY; k++) {
+            s_outbox_t *box = &peer->boxes[k];
+            if (box->count > 0 && box->needs_seq <= synced_seq) {
+                sent[k] += s_flush_box (self, peer, box, s_ops[k], &dropped);
+                assert (box->count == 0 && box->needs_seq == 0); //  invariant 3
+            }
         }
     }
     return dropped;

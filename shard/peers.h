@@ -37,6 +37,10 @@ bool peers_queued (const peers_t *self, outq_kind_t kind);
 //  what its records need (asserted). Adds the records sent per kind to
 //  sent; returns the records dropped (a peer's queue full, no memory).
 size_t peers_flush (peers_t *self, uint64_t synced_seq, size_t sent[OUTQ_REPLY]);
+//  Sends only the outboxes that synced_seq already covers (a PREPARE needs
+//  no write) and keeps the others for peers_flush: a turn calls it before
+//  its own sync, so that asking a peer does not wait for that sync.
+size_t peers_flush_ready (peers_t *self, uint64_t synced_seq, size_t sent[OUTQ_REPLY]);
 //  A failed turn: every queued record is forgotten (nothing unjustified leaves).
 void peers_discard (peers_t *self);
 

@@ -707,6 +707,13 @@ s_turn_finish (server_t *self)
         s_send (self, sent); //  test only: the "sent <= synced" assertion stops this
     }
     int rc = 0;
+    if (writes && !self->failed) {
+        //  Asking a peer needs no write (a PREPARE; a query of an earlier
+        //  turn's record): it goes before this turn's sync, so that the
+        //  participant's sync runs beside ours, not after it (bench/README.md,
+        //  "Batch 1 and concurrency").
+        self->dropped += peers_flush_ready (self->peers, outq_synced_seq (self->outq), sent);
+    }
     if (writes) {
         size_t write_count = store_batch_count (self->store);
         int64_t commit_us = zclock_usecs ();
