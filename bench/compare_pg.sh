@@ -4,6 +4,7 @@
 #
 #   bench/compare_pg.sh [--build DIR] [--seconds S] [--runs R] [--accounts N]
 #                       [--pg-batch B] [--out FILE] [--keep]
+#                       [--batch1-only] [--ab OLD_BUILD NEW_BUILD]
 #
 # 1. Installs PostgreSQL from Debian if it is missing (apt-get).
 # 2. Starts a private PostgreSQL: initdb into a temporary directory on the
@@ -23,6 +24,11 @@
 #    one shard started here (rows say which).
 # 5. Prints one table with both figures and the ratio (medians of R runs),
 #    every row labelled with its durability and its batching.
+# --batch1-only: only the batch-1 rows (1, 8 and 32 clients).
+# --ab OLD NEW: the batch-1 rows for two builds of ringledger, alternately
+#    in R rounds (each round: PostgreSQL, a fresh cluster of OLD, a fresh
+#    cluster of NEW, every client count), then one table of the medians
+#    with new/old and new/PostgreSQL. Needs tools/cluster.sh.
 # Everything started here is stopped on exit (trap), whatever happens.
 set -euo pipefail
 
@@ -34,9 +40,12 @@ ACCOUNTS=10000
 PG_BATCH=100
 OUT=""
 KEEP=0
+BATCH1_ONLY=0
+AB_OLD=""
+AB_NEW=""
 
 usage () {
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -49,6 +58,8 @@ while [ $# -gt 0 ]; do
     --pg-batch) PG_BATCH=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --batch1-only) BATCH1_ONLY=1; shift ;;
+    --ab) AB_OLD=$(cd "$2" && pwd); AB_NEW=$(cd "$3" && pwd); BUILD=$AB_NEW; shift 3 ;;
     -h|--help) usage ;;
     *) echo "compare_pg.sh: unknown option $1" >&2; usage ;;
     esac
@@ -183,26 +194,49 @@ for _ in range(200):
     except OSError:
         for s in socks: s.close()
 ')
-if [ -x "$ROOT/tools/cluster.sh" ]; then
+# rl_cluster_start BUILD: a fresh 4-shard cluster of BUILD (tools/cluster.sh,
+# CURVE on) at RL_PORT; rlbench speaks to its router as the cluster's client.
+rl_cluster_start () {
     CLUSTER_DIR=$WORK/cluster
+    rm -rf "$CLUSTER_DIR"
     if "$ROOT/tools/cluster.sh" start --shards 4 --dir "$CLUSTER_DIR" --base-port "$RL_PORT" \
-        --build "$BUILD" >"$WORK/cluster.out" 2>&1; then
+        --build "$1" >"$WORK/cluster.out" 2>&1; then
         RL_ENDPOINT=tcp://127.0.0.1:$RL_PORT
         RL_LABEL="4 shards + router"
-    else
-        log "tools/cluster.sh did not start a cluster (below); using one shard"
-        tail -n 5 "$WORK/cluster.out" >&2 || true
+        export RL_CERT=$CLUSTER_DIR/keys/private/client.key_secret
+        export RL_SERVER_KEY=$CLUSTER_DIR/keys/router/router.key
+        return 0
+    fi
+    log "tools/cluster.sh did not start a cluster of $1 (below)"
+    tail -n 5 "$WORK/cluster.out" >&2 || true
+    rl_cluster_stop
+    return 1
+}
+rl_cluster_stop () {
+    if [ -n "$CLUSTER_DIR" ]; then
         "$ROOT/tools/cluster.sh" stop --dir "$CLUSTER_DIR" >/dev/null 2>&1 || true
-        CLUSTER_DIR=""
+    fi
+    CLUSTER_DIR=""
+}
+if [ -n "$AB_OLD" ]; then
+    if [ ! -x "$ROOT/tools/cluster.sh" ]; then
+        echo "compare_pg.sh: --ab needs tools/cluster.sh" >&2
+        exit 1
+    fi
+elif [ -x "$ROOT/tools/cluster.sh" ]; then
+    if ! rl_cluster_start "$BUILD"; then
+        log "using one shard"
     fi
 fi
-if [ -z "$RL_ENDPOINT" ]; then
+if [ -z "$RL_ENDPOINT" ] && [ -z "$AB_OLD" ]; then
     RL_ENDPOINT=tcp://127.0.0.1:$RL_PORT
     "$SHARD" --name s1 --bind "$RL_ENDPOINT" --data "$WORK/rl-s1" --durability sync \
         >"$WORK/shard.log" 2>&1 &
     SHARD_PID=$!
 fi
-log "ringledger: $RL_LABEL at $RL_ENDPOINT"
+if [ -z "$AB_OLD" ]; then
+    log "ringledger: $RL_LABEL at $RL_ENDPOINT"
+fi
 
 # rl_run CONNECTIONS BATCH: transfers/s of one rlbench run (check on).
 rl_run () {
@@ -219,19 +253,23 @@ rl_run () {
     python3 -c 'import json,sys; print("%.0f" % json.loads(sys.argv[1])["transfers_per_s"])' "$json"
 }
 
-# Readiness of our own shard: rlbench itself waits on status; give it a moment.
-for _ in $(seq 1 100); do
-    if "$RLBENCH" --connect "$RL_ENDPOINT" --accounts 2 --count 1 --batch 1 --warmup 0 \
-        --probe-writes 0 --quiet --json >/dev/null 2>&1; then break; fi
-    sleep 0.2
-done
+# Readiness of the cluster or shard: rlbench itself waits on status; give it a moment.
+rl_ready () {
+    for _ in $(seq 1 100); do
+        if "$RLBENCH" --connect "$RL_ENDPOINT" --accounts 2 --count 1 --batch 1 --warmup 0 \
+            --probe-writes 0 --quiet --json >/dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    log "ringledger at $RL_ENDPOINT never answered"
+    return 1
+}
 
 # 4. The configurations ------------------------------------------------------------
 # key: "pg|rl CLIENTS BATCH" -> median transfers/s
 declare -A FIG
 measure () {
-    local side=$1 clients=$2 batch=$3 vals=() i
-    for i in $(seq 1 "$RUNS"); do
+    local side=$1 clients=$2 batch=$3 vals=()
+    for _ in $(seq 1 "$RUNS"); do
         if [ "$side" = pg ]; then vals+=("$(pg_run "$clients" "$batch")");
         else vals+=("$(rl_run "$clients" "$batch")"); fi
     done
@@ -242,11 +280,54 @@ measure () {
     log "$side clients=$clients batch=$batch: runs ${vals[*]} -> median ${FIG["$side $clients $batch"]}"
 }
 
+# --ab: the batch-1 rows, PostgreSQL and two builds alternately, round by round.
+if [ -n "$AB_OLD" ]; then
+    declare -A ABV # "pg|old|new CLIENTS" -> the runs' figures
+    for r in $(seq 1 "$RUNS"); do
+        for c in 1 8 32; do ABV["pg $c"]+=" $(pg_run "$c" 1)"; done
+        for side in old new; do
+            b=$AB_OLD
+            if [ "$side" = new ]; then b=$AB_NEW; fi
+            RLBENCH=$b/bench/rlbench
+            rl_cluster_start "$b" || exit 1
+            rl_ready || exit 1
+            for c in 1 8 32; do ABV["$side $c"]+=" $(rl_run "$c" 1)"; done
+            rl_cluster_stop
+        done
+        log "round $r: $(for k in "pg 1" "pg 8" "pg 32" "old 1" "old 8" "old 32" "new 1" "new 8" "new 32"; do printf '%s:%s ' "$k" "${ABV[$k]##* }"; done)"
+    done
+    {
+        echo "PostgreSQL $PG_VERSION ($PG_DURABILITY) against ringledger (4 shards + router, durability $(cat "$WORK/rl_durability"))"
+        echo "batch 1, one request in flight per client; $ACCOUNTS accounts, uniform pairs (about 3/4 cross shards);"
+        echo "$RUNS rounds of $SECONDS_PER_RUN s, each round PostgreSQL, then a fresh cluster of OLD, then of NEW; medians (runs in brackets)."
+        echo "OLD: $AB_OLD; NEW: $AB_NEW"
+        echo
+        echo "| clients | PostgreSQL | ringledger OLD | ringledger NEW | NEW / OLD | NEW / PostgreSQL |"
+        echo "|---|---|---|---|---|---|"
+        for c in 1 8 32; do
+            for side in pg old new; do
+                # shellcheck disable=SC2086
+                for v in ${ABV["$side $c"]}; do
+                    if [ -z "$v" ] || [ "$v" = 0 ]; then log "$side clients=$c: a run failed"; exit 1; fi
+                done
+            done
+            # shellcheck disable=SC2086
+            pg=$(median ${ABV["pg $c"]}); old=$(median ${ABV["old $c"]}); new=$(median ${ABV["new $c"]})
+            python3 -c "import sys; pg,o,n=map(float,sys.argv[1:4]); print('| %s | %.0f [%s] | %.0f [%s] | %.0f [%s] | %.2f | %.2f |' % (sys.argv[4], pg, sys.argv[5], o, sys.argv[6], n, sys.argv[7], n/o, n/pg))" \
+                "$pg" "$old" "$new" "$c" "${ABV["pg $c"]# }" "${ABV["old $c"]# }" "${ABV["new $c"]# }"
+        done
+    } | tee ${OUT:+"$OUT"}
+    exit 0
+fi
+
+rl_ready || exit 1
 for c in 1 8 32; do measure pg "$c" 1; measure rl "$c" 1; done
-for c in 1 2; do measure pg "$c" "$PG_BATCH"; measure rl "$c" "$PG_BATCH"; done
-measure pg 1 8190
-measure rl 1 8190
-measure rl 2 8190
+if [ "$BATCH1_ONLY" = 0 ]; then
+    for c in 1 2; do measure pg "$c" "$PG_BATCH"; measure rl "$c" "$PG_BATCH"; done
+    measure pg 1 8190
+    measure rl 1 8190
+    measure rl 2 8190
+fi
 
 RL_DURABILITY=$(cat "$WORK/rl_durability")
 
@@ -267,11 +348,13 @@ row () { # label clients pg_key rl_key batching
     row "1 transfer per transaction / request" 1 "pg 1 1" "rl 1 1" "unbatched against unbatched"
     row "1 transfer per transaction / request" 8 "pg 8 1" "rl 8 1" "unbatched against unbatched"
     row "1 transfer per transaction / request" 32 "pg 32 1" "rl 32 1" "unbatched against unbatched"
-    row "$PG_BATCH per transaction / request" 1 "pg 1 $PG_BATCH" "rl 1 $PG_BATCH" "batched against batched (same size)"
-    row "$PG_BATCH per transaction / request" 2 "pg 2 $PG_BATCH" "rl 2 $PG_BATCH" "batched against batched (same size)"
-    row "8190 per transaction / request" 1 "pg 1 8190" "rl 1 8190" "batched against batched (same size)"
-    row "ringledger 8190 per request vs PostgreSQL 1 per transaction (32 clients)" "1 vs 32" "pg 32 1" "rl 1 8190" "batched against unbatched"
-    row "ringledger 8190 per request (2 conns) vs PostgreSQL $PG_BATCH per transaction (2 clients)" 2 "pg 2 $PG_BATCH" "rl 2 8190" "batched (8190) against batched ($PG_BATCH)"
+    if [ "$BATCH1_ONLY" = 0 ]; then
+        row "$PG_BATCH per transaction / request" 1 "pg 1 $PG_BATCH" "rl 1 $PG_BATCH" "batched against batched (same size)"
+        row "$PG_BATCH per transaction / request" 2 "pg 2 $PG_BATCH" "rl 2 $PG_BATCH" "batched against batched (same size)"
+        row "8190 per transaction / request" 1 "pg 1 8190" "rl 1 8190" "batched against batched (same size)"
+        row "ringledger 8190 per request vs PostgreSQL 1 per transaction (32 clients)" "1 vs 32" "pg 32 1" "rl 1 8190" "batched against unbatched"
+        row "ringledger 8190 per request (2 conns) vs PostgreSQL $PG_BATCH per transaction (2 clients)" 2 "pg 2 $PG_BATCH" "rl 2 8190" "batched (8190) against batched ($PG_BATCH)"
+    fi
     echo
     echo "durability: PostgreSQL $PG_DURABILITY; ringledger $RL_DURABILITY (WAL synced before every reply), $RL_LABEL"
 } | tee ${OUT:+"$OUT"}
