@@ -302,9 +302,22 @@ imported_leg_applied (store_t *store, rl_id_t id, rl_id_t debit_account_id)
     return store_get (store, STORE_CF_IMPORTED, key, sizeof (key), ref, sizeof (ref), &size);
 }
 
+bool
+imported_history_side (const rl_transfer_t *t, rl_id_t account_id, uint32_t filter_flags)
+{
+    assert (t);
+    uint32_t leg = JOURNAL_LEG (t->reserved);
+    bool debit = (filter_flags & RL_FILTER_DEBITS) && leg != JOURNAL_LEG_CREDIT
+                 && rl_id_eq (t->debit_account_id, account_id);
+    bool credit = (filter_flags & RL_FILTER_CREDITS) && leg != JOURNAL_LEG_DEBIT
+                  && rl_id_eq (t->credit_account_id, account_id);
+    return debit || credit;
+}
+
 int
 imported_history (store_t *store, rl_id_t account_id, uint64_t ts_min, uint64_t ts_max,
-                  bool reversed, rl_transfer_t *out, size_t cap, size_t *count_p)
+                  uint32_t filter_flags, bool reversed, rl_transfer_t *out, size_t cap,
+                  size_t *count_p)
 {
     assert (store && count_p && (out || cap == 0));
     *count_p = 0;
@@ -347,7 +360,9 @@ imported_history (store_t *store, rl_id_t account_id, uint64_t ts_min, uint64_t 
             rc = -1;
             break;
         }
-        (*count_p)++;
+        if (imported_history_side (&out[*count_p], account_id, filter_flags)) {
+            (*count_p)++;
+        }
     }
     store_iter_destroy (&it);
     return rc;

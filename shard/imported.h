@@ -52,11 +52,19 @@ int imported_find (store_t *store, rl_id_t id, rl_transfer_t *out);
 //  Was the credit leg of (id, debit account) applied by a previous owner
 //  of the credit account? 1 yes, 0 no, -1 storage error.
 int imported_leg_applied (store_t *store, rl_id_t id, rl_id_t debit_account_id);
-//  The account's imported ok transfers with ts_min <= timestamp <= ts_max,
-//  in timestamp order (newest first when reversed), at most cap into out.
-//  0 (*count_p set), or -1 on a storage error.
+//  The account's imported ok transfers with ts_min <= timestamp <= ts_max
+//  on the sides `filter_flags` asks for (RL_FILTER_DEBITS: it is the debit
+//  account of a debit or whole record; RL_FILTER_CREDITS: the credit account
+//  of a credit or whole record), in timestamp order (newest first when
+//  reversed), at most cap into out. The side is checked during the scan, so
+//  records of the other side never use up cap. 0 (*count_p set), or -1 on a
+//  storage error.
 int imported_history (store_t *store, rl_id_t account_id, uint64_t ts_min, uint64_t ts_max,
-                      bool reversed, rl_transfer_t *out, size_t cap, size_t *count_p);
+                      uint32_t filter_flags, bool reversed, rl_transfer_t *out, size_t cap,
+                      size_t *count_p);
+//  Whether a stored record t (its leg in t->reserved, journal.h) is on a
+//  side of account_id that filter_flags asks for.
+bool imported_history_side (const rl_transfer_t *t, rl_id_t account_id, uint32_t filter_flags);
 //  The staged snapshot of an account: 1 found, 0 not, -1 storage error.
 int imported_account (store_t *store, rl_id_t id, rl_account_t *out);
 

@@ -743,8 +743,8 @@ s_history_merge_imported (ledger_t *self, s_history_t *h, bool reversed)
         return -1;
     }
     size_t count = 0;
-    if (imported_history (self->store, f->account_id, h->ts_min, h->ts_max, reversed, theirs, limit,
-                          &count)
+    if (imported_history (self->store, f->account_id, h->ts_min, h->ts_max, f->flags, reversed,
+                          theirs, limit, &count)
         != 0) {
         free (theirs);
         return -1;
@@ -762,15 +762,9 @@ s_history_merge_imported (ledger_t *self, s_history_t *h, bool reversed)
             continue;
         }
         const rl_transfer_t *t = &theirs[j++];
-        uint32_t leg = JOURNAL_LEG (t->reserved);
-        bool debit = (f->flags & RL_FILTER_DEBITS) && leg != JOURNAL_LEG_CREDIT
-                     && rl_id_eq (t->debit_account_id, f->account_id);
-        bool credit = (f->flags & RL_FILTER_CREDITS) && leg != JOURNAL_LEG_DEBIT
-                      && rl_id_eq (t->credit_account_id, f->account_id);
-        if (debit || credit) {
-            merged[n] = *t;
-            merged[n++].reserved = 0;
-        }
+        assert (imported_history_side (t, f->account_id, f->flags));
+        merged[n] = *t;
+        merged[n++].reserved = 0;
     }
     memcpy (h->out, merged, n * sizeof (rl_transfer_t));
     h->count = n;
