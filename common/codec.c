@@ -499,13 +499,45 @@ codec_decode_id (const uint8_t *in)
 
 //  Operations and their record sizes ---------------------------------------
 
+//  arc_load reply record (proto.h, docs/protocol.md): written by hand, it
+//  has no layout table row.
+void
+codec_encode_arc_load (const rl_arc_load_rec_t *rec, uint8_t *out)
+{
+    assert (rec && out);
+    codec_put_u64 (out, rec->arc_start);
+    codec_put_u64 (out + 8, rec->arc_end);
+    codec_put_u64 (out + 16, rec->accounts);
+    codec_put_u64 (out + 24, rec->account_bytes);
+    codec_put_u64 (out + 32, rec->transfers_window);
+    codec_put_u32 (out + 40, rec->window_ms);
+    codec_put_u32 (out + 44, rec->transfers_per_s);
+    codec_put_u64 (out + 48, rec->transfers_total);
+    codec_put_u64 (out + 56, 0);
+}
+
+void
+codec_decode_arc_load (const uint8_t *in, rl_arc_load_rec_t *rec)
+{
+    assert (in && rec);
+    rec->arc_start = codec_get_u64 (in);
+    rec->arc_end = codec_get_u64 (in + 8);
+    rec->accounts = codec_get_u64 (in + 16);
+    rec->account_bytes = codec_get_u64 (in + 24);
+    rec->transfers_window = codec_get_u64 (in + 32);
+    rec->window_ms = codec_get_u32 (in + 40);
+    rec->transfers_per_s = codec_get_u32 (in + 44);
+    rec->transfers_total = codec_get_u64 (in + 48);
+    rec->reserved = codec_get_u64 (in + 56);
+}
+
 bool
 codec_op_is_known (uint32_t op)
 {
     return (op >= RL_OP_CREATE_ACCOUNTS && op <= RL_OP_GET_RING) || op == RL_OP_PREPARE
            || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY || op == RL_OP_IN_DOUBT
            || op == RL_OP_AUDIT || op == RL_OP_RESOLVE || op == RL_OP_MIGRATE_BEGIN
-           || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_MIGRATE_CLEANUP);
+           || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_ARC_LOAD);
 }
 
 size_t
@@ -577,6 +609,8 @@ codec_reply_record_size (uint32_t op)
             return RL_TP_SIZE;
         case RL_OP_IN_DOUBT:
             return RL_IN_DOUBT_SIZE;
+        case RL_OP_ARC_LOAD:
+            return RL_ARC_LOAD_SIZE;
         case RL_OP_AUDIT:
             return RL_AUDIT_SIZE;
         default:
@@ -713,6 +747,7 @@ codec_check_request (const uint8_t *frame, size_t size, rl_header_t *header)
             break;
         case RL_OP_STATUS:
         case RL_OP_GET_RING:
+        case RL_OP_ARC_LOAD:
             count_max = 0;
             break;
         default:

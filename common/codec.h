@@ -118,6 +118,8 @@ void codec_encode_tp (const rl_tp_rec_t *tp, uint8_t *out);
 void codec_decode_tp (const uint8_t *in, rl_tp_rec_t *tp);
 void codec_encode_migrate (const rl_migrate_rec_t *rec, uint8_t *out);
 void codec_decode_migrate (const uint8_t *in, rl_migrate_rec_t *rec);
+void codec_encode_arc_load (const rl_arc_load_rec_t *rec, uint8_t *out);
+void codec_decode_arc_load (const uint8_t *in, rl_arc_load_rec_t *rec);
 void codec_encode_prepare (const rl_prepare_rec_t *prepare, uint8_t *out);
 void codec_decode_prepare (const uint8_t *in, rl_prepare_rec_t *prepare);
 

@@ -100,7 +100,8 @@ rl_id_eq (rl_id_t a, rl_id_t b)
     X (RL_OP_MIGRATE_UNFREEZE, 53, "migrate_unfreeze")                                             \
     X (RL_OP_MIGRATE_COMMIT, 54, "migrate_commit")                                                 \
     X (RL_OP_MIGRATE_ABORT, 55, "migrate_abort")                                                   \
-    X (RL_OP_MIGRATE_CLEANUP, 56, "migrate_cleanup")
+    X (RL_OP_MIGRATE_CLEANUP, 56, "migrate_cleanup")                                               \
+    X (RL_OP_ARC_LOAD, 57, "arc_load")
 // clang-format on
 
 #define RL_OP_ENUM_(id, value, name) id = value,
@@ -147,7 +148,8 @@ typedef enum {
     X (RL_OP_MIGRATE_UNFREEZE, RL_ROLE_ADMIN)                                                      \
     X (RL_OP_MIGRATE_COMMIT, RL_ROLE_ADMIN)                                                        \
     X (RL_OP_MIGRATE_ABORT, RL_ROLE_ADMIN)                                                         \
-    X (RL_OP_MIGRATE_CLEANUP, RL_ROLE_ADMIN)
+    X (RL_OP_MIGRATE_CLEANUP, RL_ROLE_ADMIN)                                                       \
+    X (RL_OP_ARC_LOAD, RL_ROLE_ADMIN)
 // clang-format on
 
 //  Message-level status, in the reply header --------------------------------
@@ -657,6 +659,20 @@ typedef struct {
     uint32_t param;             //  freeze: freeze_max_ms; drain reply: two-phase entries
                                 //  touching the arc (0: drained); otherwise zero
 } rl_migrate_rec_t;
+
+//  arc_load reply (op 57, 64 bytes): one per arc of the ring this shard
+//  owns, (arc_start, arc_end], in ring order.
+typedef struct {
+    uint64_t arc_start;
+    uint64_t arc_end;
+    uint64_t accounts;         //  accounts held in the arc
+    uint64_t account_bytes;    //  their records: accounts x 128 (transfer records not counted)
+    uint64_t transfers_window; //  transfers debiting the arc, decided here in the last window_ms
+    uint32_t window_ms;        //  the window (RL_ARC_LOAD_WINDOW_S, less just after a start)
+    uint32_t transfers_per_s;  //  transfers_window per second of the window, rounded down
+    uint64_t transfers_total;  //  since the shard started serving this ring
+    uint64_t reserved;         //  zero
+} rl_arc_load_rec_t;
 
 typedef enum {
     RL_DURABILITY_SYNC = 1,            //  WAL synced before every reply (default)

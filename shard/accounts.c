@@ -211,6 +211,13 @@ accounts_count (const accounts_t *self)
     return self->count;
 }
 
+const rl_account_t *
+accounts_at (const accounts_t *self, size_t slot)
+{
+    assert (self && slot < self->count);
+    return &self->slots[slot];
+}
+
 size_t
 accounts_live_count (const accounts_t *self)
 {

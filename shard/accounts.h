@@ -42,6 +42,8 @@ size_t accounts_live_count (const accounts_t *self);
 //  caller deletes its durable copy. 0 removed, 1 not held, -1 refused: it
 //  is dirty (the next checkpoint would write it back) or holds escrow.
 int accounts_remove (accounts_t *self, rl_id_t id);
+//  The account in a slot (< accounts_count); a hole is all zeros.
+const rl_account_t *accounts_at (const accounts_t *self, size_t slot);
 //  The account, or NULL when it is not held here.
 const rl_account_t *accounts_get (const accounts_t *self, rl_id_t id);
 

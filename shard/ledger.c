@@ -1073,6 +1073,20 @@ s_in_arc (void *arg, rl_id_t account)
     return imported_in_arc (arc->start, arc->end, account);
 }
 
+void
+ledger_each_account (const ledger_t *self, void (*fn) (void *arg, const rl_account_t *account),
+                     void *arg)
+{
+    assert (self && fn);
+    size_t slots = accounts_count (self->accounts);
+    for (size_t i = 0; i < slots; i++) {
+        const rl_account_t *a = accounts_at (self->accounts, i);
+        if (a->timestamp != 0) { //  not a hole
+            fn (arg, a);
+        }
+    }
+}
+
 size_t
 ledger_heuristics_in_arc (const ledger_t *self, uint64_t start, uint64_t end)
 {

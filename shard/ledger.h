@@ -146,6 +146,9 @@ void ledger_checkpoint_soon (ledger_t *self);
 bool ledger_recent_posts_to_arc (const ledger_t *self, uint64_t start, uint64_t end);
 //  Heuristic records (participant) whose credit account is in the arc.
 size_t ledger_heuristics_in_arc (const ledger_t *self, uint64_t start, uint64_t end);
+//  Calls fn for every account held (O(accounts)).
+void ledger_each_account (const ledger_t *self, void (*fn) (void *arg, const rl_account_t *account),
+                          void *arg);
 uint64_t ledger_transfer_count (const ledger_t *self); //  applied (ok)
 uint64_t ledger_last_timestamp (const ledger_t *self);
 uint64_t ledger_checkpoint_count (const ledger_t *self); //  since open

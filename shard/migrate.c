@@ -1076,6 +1076,153 @@ s_cleanup_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_m
     return s_reply_state (self, envelope, h);
 }
 
+//  Arc load ------------------------------------------------------------------------
+//
+//  Per point of the ring served (the arc that ends there), the
+//  create_transfers records whose debit account lies in it, whatever their
+//  result: the write load the arc brings. A total since the ring was
+//  adopted, and one count per second of the last RL_ARC_LOAD_WINDOW_S. The
+//  counters start afresh with every ring (and every start): memory only.
+
+#define S_SLOTS (1 + RL_ARC_LOAD_WINDOW_S) //  total, then the seconds
+
+//  The index of the point that ends the arc holding `point` (the first
+//  position >= point, wrapping to 0). O(log points).
+static size_t
+s_point_index (const ring_t *ring, uint64_t point)
+{
+    size_t lo = 0, hi = ring_point_count (ring);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ring_point_position (ring, mid) < point) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo == ring_point_count (ring) ? 0 : lo;
+}
+
+//  The counters for the ring served now, their buckets rotated to `now_s`
+//  (a bucket older than the window is zeroed before reuse). false when
+//  memory ran out (nothing is counted then).
+static bool
+s_arc_load_ready (server_t *self, int64_t now_s)
+{
+    size_t points = ring_point_count (self->ring);
+    if (self->arc_load_epoch != ring_epoch (self->ring) || self->arc_load_points != points) {
+        free (self->arc_load);
+        self->arc_load = calloc (points ? points * S_SLOTS : 1, sizeof (uint64_t));
+        self->arc_load_points = self->arc_load ? points : 0;
+        self->arc_load_epoch = self->arc_load ? ring_epoch (self->ring) : 0;
+        self->arc_load_second = now_s;
+        self->arc_load_since_ms = (int64_t) zclock_mono ();
+    }
+    if (!self->arc_load) {
+        return false;
+    }
+    int64_t gap = now_s - self->arc_load_second;
+    for (int64_t s = 1; s <= gap && s <= RL_ARC_LOAD_WINDOW_S; s++) {
+        size_t bucket = 1 + (size_t) ((self->arc_load_second + s) % RL_ARC_LOAD_WINDOW_S);
+        for (size_t p = 0; p < self->arc_load_points; p++) {
+            self->arc_load[p * S_SLOTS + bucket] = 0;
+        }
+    }
+    self->arc_load_second = now_s > self->arc_load_second ? now_s : self->arc_load_second;
+    return true;
+}
+
+void
+migrate_count_transfers (server_t *self, const rl_transfer_t *transfers, size_t count)
+{
+    assert (self && (count == 0 || transfers));
+    int64_t now_s = (int64_t) zclock_mono () / 1000;
+    if (count == 0 || !s_arc_load_ready (self, now_s)) {
+        return;
+    }
+    size_t bucket = 1 + (size_t) (now_s % RL_ARC_LOAD_WINDOW_S);
+    for (size_t i = 0; i < count; i++) {
+        rl_id_t debit = transfers[i].debit_account_id;
+        if (rl_id_is_zero (debit) || rl_id_is_max (debit) || !ledger_owns (self->ledger, debit)) {
+            continue;
+        }
+        uint8_t bytes[RL_ID_SIZE];
+        codec_encode_id (debit, bytes);
+        size_t p = s_point_index (self->ring, ring_point_of_id (bytes));
+        assert (p < self->arc_load_points);
+        self->arc_load[p * S_SLOTS]++;
+        self->arc_load[p * S_SLOTS + bucket]++;
+    }
+}
+
+typedef struct {
+    const ring_t *ring;
+    uint64_t *accounts; //  per point
+} s_account_count_t;
+
+static void
+s_count_account (void *arg, const rl_account_t *account)
+{
+    s_account_count_t *c = arg;
+    uint8_t bytes[RL_ID_SIZE];
+    codec_encode_id (account->id, bytes);
+    c->accounts[s_point_index (c->ring, ring_point_of_id (bytes))]++;
+}
+
+//  arc_load: one record per arc this shard owns, in ring order (at most
+//  RL_BATCH_RECORDS_MAX). It reads every account held: O(accounts), in
+//  the loop.
+static zmsg_t *
+s_arc_load_op (server_t *self, zmsg_t *envelope, const rl_header_t *h)
+{
+    int64_t now_ms = (int64_t) zclock_mono ();
+    int me = ring_shard_find (self->ring, self->options->name);
+    size_t points = ring_point_count (self->ring);
+    uint64_t *accounts = calloc (points ? points : 1, sizeof (uint64_t));
+    if (!accounts || !s_arc_load_ready (self, now_ms / 1000)) {
+        free (accounts);
+        return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
+    }
+    s_account_count_t c = {.ring = self->ring, .accounts = accounts};
+    ledger_each_account (self->ledger, s_count_account, &c);
+    uint32_t arcs = 0;
+    for (size_t p = 0; p < points && me >= 0; p++) {
+        arcs += ring_point_owner (self->ring, p) == (size_t) me && arcs < RL_BATCH_RECORDS_MAX;
+    }
+    uint8_t *out = NULL;
+    zmsg_t *reply = server_reply_new (self, envelope, h, RL_STATUS_OK, arcs, RL_ARC_LOAD_SIZE,
+                                      &out);
+    int64_t window_ms = now_ms - self->arc_load_since_ms;
+    if (window_ms > RL_ARC_LOAD_WINDOW_S * 1000) {
+        window_ms = RL_ARC_LOAD_WINDOW_S * 1000;
+    }
+    window_ms = window_ms < 1 ? 1 : window_ms;
+    uint32_t k = 0;
+    for (size_t p = 0; reply && p < points && k < arcs; p++) {
+        if (ring_point_owner (self->ring, p) != (size_t) me) {
+            continue;
+        }
+        const uint64_t *slots = &self->arc_load[p * S_SLOTS];
+        uint64_t window = 0;
+        for (size_t b = 1; b < S_SLOTS; b++) {
+            window += slots[b];
+        }
+        rl_arc_load_rec_t rec = {
+            .arc_start = ring_point_position (self->ring, (p + points - 1) % points),
+            .arc_end = ring_point_position (self->ring, p),
+            .accounts = accounts[p],
+            .account_bytes = accounts[p] * RL_ACCOUNT_SIZE,
+            .transfers_window = window,
+            .window_ms = (uint32_t) window_ms,
+            .transfers_per_s = (uint32_t) (window * 1000 / (uint64_t) window_ms),
+            .transfers_total = slots[0],
+        };
+        codec_encode_arc_load (&rec, out + (size_t) k++ * RL_ARC_LOAD_SIZE);
+    }
+    free (accounts);
+    return reply;
+}
+
 int
 migrate_start (server_t *self)
 {
@@ -1120,12 +1267,14 @@ zmsg_t *
 migrate_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body,
                 size_t body_size)
 {
-    assert (self && envelope && h && body);
+    assert (self && envelope && h && (body || h->operation == RL_OP_ARC_LOAD));
     switch (h->operation) {
         case RL_OP_MIGRATE_BEGIN:
             return s_begin (self, envelope, h, body);
         case RL_OP_MIGRATE_EXPORT:
             return s_export (self, envelope, h, body);
+        case RL_OP_ARC_LOAD:
+            return s_arc_load_op (self, envelope, h);
         case RL_OP_MIGRATE_FREEZE:
         case RL_OP_MIGRATE_DRAIN:
         case RL_OP_MIGRATE_UNFREEZE:

@@ -259,6 +259,7 @@ s_do_create (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8
     for (size_t i = 0; i < count; i++) {
         codec_decode_transfer (body + i * RL_TRANSFER_SIZE, &self->transfers[i]);
     }
+    migrate_count_transfers (self, self->transfers, count);
     ledger_reply_t when = ledger_create_transfers (self->ledger, self->transfers, count,
                                                    now_read (), envelope, h, self->results);
     s_drain_outq (self);
@@ -530,6 +531,7 @@ s_handle (server_t *self, zmsg_t *msg)
             case RL_OP_MIGRATE_COMMIT:
             case RL_OP_MIGRATE_ABORT:
             case RL_OP_MIGRATE_CLEANUP:
+            case RL_OP_ARC_LOAD:
                 reply = migrate_handle (self, msg, &h, body, body_size);
                 break;
             default:
@@ -973,6 +975,7 @@ server_destroy (server_t **self_p)
         zmsg_destroy (&self->held[i].msg);
     }
     free (self->held);
+    free (self->arc_load);
     replyq_destroy (&self->replies);
     zsock_destroy (&self->router);
     zloop_destroy (&self->loop);

@@ -76,8 +76,15 @@ struct server_t {
     bool migration_loaded;
     uint64_t migration_frozen_ms; //  source: when the freeze began (monotonic)
     uint32_t migration_final;     //  source: the round that began frozen and drained + 1; 0: none
-    rl_fp_t reply_fp;             //  the failpoint between the sync and the send of the reply
-                                  //  being built (migrate.c sets it; RL_FP_COUNT: none)
+    //  migrate.c: per-arc load (arc_load), per point of the ring served: the
+    //  total, then one count per second of the window (RL_ARC_LOAD_WINDOW_S)
+    uint64_t *arc_load;
+    size_t arc_load_points;
+    uint64_t arc_load_epoch;   //  the ring they count for (0: none yet)
+    int64_t arc_load_second;   //  monotonic second of the newest bucket
+    int64_t arc_load_since_ms; //  monotonic: counting began (for this ring)
+    rl_fp_t reply_fp;          //  the failpoint between the sync and the send of the reply
+                               //  being built (migrate.c sets it; RL_FP_COUNT: none)
 };
 
 //  server.c
@@ -105,5 +112,7 @@ zmsg_t *migrate_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, 
 int migrate_start (server_t *self);
 //  Every tick: a freeze that has not shipped within its freeze_max_ms ends.
 void migrate_tick (server_t *self);
+//  Counts create_transfers records by their debit account's arc (arc_load).
+void migrate_count_transfers (server_t *self, const rl_transfer_t *transfers, size_t count);
 
 #endif

@@ -771,7 +771,8 @@ test_record_sizes (void **state)
         {RL_OP_MIGRATE_COMMIT, RL_MIGRATE_SIZE, RL_MIGRATE_SIZE},
         {RL_OP_MIGRATE_ABORT, RL_MIGRATE_SIZE, RL_MIGRATE_SIZE},
         {RL_OP_MIGRATE_CLEANUP, RL_MIGRATE_SIZE, RL_MIGRATE_SIZE},
-        {57, 0, 0},
+        {RL_OP_ARC_LOAD, 0, RL_ARC_LOAD_SIZE},
+        {58, 0, 0},
     };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         assert_true (codec_request_record_size (sizes[i].op) == sizes[i].request);
@@ -780,7 +781,7 @@ test_record_sizes (void **state)
     for (uint32_t op = 0; op < 300; op++) {
         bool shard_to_shard = op == RL_OP_PREPARE || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY
                               || op == RL_OP_IN_DOUBT || op == RL_OP_AUDIT || op == RL_OP_RESOLVE
-                              || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_MIGRATE_CLEANUP);
+                              || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_ARC_LOAD);
         assert_int_equal (codec_op_is_known (op), (op >= 1 && op <= 8) || shard_to_shard);
     }
     assert_false (codec_op_is_known (UINT32_MAX));
@@ -1451,7 +1452,7 @@ test_names (void **state)
     free (proto);
     assert_true (result_count > 70);
     assert_int_equal (status_count, RL_STATUS_LAST + 1); //  codec's last status
-    assert_int_equal (op_count, 24);
+    assert_int_equal (op_count, 25);
     //  Every operation names the roles that may send it, and nothing else does.
     size_t roles_rows = 0;
 #define S_ROLES_ROW_(id, roles)                                                                    \

@@ -1061,6 +1061,68 @@ test_frozen_piece (void **state)
     s_sums (ctx, ctx->ring, sums); //  conservation
 }
 
+//  Arc load -----------------------------------------------------------------------
+
+static void
+test_arc_load (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_traffic (ctx, 200);
+    for (int i = 0; i < 2; i++) {
+        rl_header_t h;
+        uint8_t *body = NULL;
+        size_t size = 0;
+        assert_int_equal (rl_client_call (ctx->clients[i], RL_OP_ARC_LOAD, NULL, 0, 0,
+                                          TK_TIMEOUT_MS, &h, &body, &size),
+                          0);
+        size_t arcs = h.record_count;
+        assert_int_equal (size, arcs * RL_ARC_LOAD_SIZE);
+        assert_true (arcs >= 1 && arcs <= S_POINTS);
+        uint64_t accounts = 0, total = 0, window = 0, sent = 0, held = 0;
+        for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+            held += s_owner (ctx, n) == i;
+        }
+        for (size_t k = 0; k < arcs; k++) {
+            rl_arc_load_rec_t rec;
+            codec_decode_arc_load (body + k * RL_ARC_LOAD_SIZE, &rec);
+            //  Each arc's own count: its accounts, the transfers debiting it.
+            uint64_t mine = 0, debits = 0;
+            for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+                mine += imported_in_arc (rec.arc_start, rec.arc_end, tk_id (n, S_TAG));
+            }
+            for (size_t t = 0; t < ctx->sent_count; t++) {
+                debits += imported_in_arc (rec.arc_start, rec.arc_end,
+                                           ctx->sent[t].debit_account_id);
+            }
+            assert_int_equal (rec.accounts, mine);
+            assert_int_equal (rec.account_bytes, mine * RL_ACCOUNT_SIZE);
+            assert_true (rec.transfers_total >= debits); //  a retried record counts again
+            assert_true (rec.transfers_window <= rec.transfers_total);
+            assert_true (rec.window_ms > 0 && rec.window_ms <= RL_ARC_LOAD_WINDOW_S * 1000);
+            assert_int_equal (rec.reserved, 0);
+            accounts += rec.accounts;
+            total += rec.transfers_total;
+            window += rec.transfers_window;
+            sent += debits;
+        }
+        free (body);
+        print_message ("s%d: %zu arcs, %" PRIu64 " accounts, %" PRIu64
+                       " transfers counted (%" PRIu64 " sent), %" PRIu64 " in the window\n",
+                       i + 1, arcs, accounts, total, sent, window);
+        assert_int_equal (accounts, held);
+        assert_true (sent > 0 && total >= sent && total <= sent + 50);
+        assert_true (window > 0);
+        //  Bad input: a body where none belongs.
+        uint8_t junk[RL_ARC_LOAD_SIZE] = {0};
+        assert_int_equal (rl_client_call (ctx->clients[i], RL_OP_ARC_LOAD, junk, sizeof (junk), 1,
+                                          TK_TIMEOUT_MS, &h, &body, &size),
+                          RL_STATUS_MALFORMED);
+    }
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    static rl_account_t sums[S_ACCOUNTS + 1];
+    s_sums (ctx, ctx->ring, sums); //  conservation
+}
+
 //  Heuristic records --------------------------------------------------------------
 
 //  s1's ring as ctx->ring at `epoch`, without s2 when fence.
@@ -1400,6 +1462,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_frozen_piece, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_abort, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_heuristic_blocks_freeze, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_arc_load, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
