@@ -26,9 +26,23 @@
     the rest of the step: a freeze past its time limit ends by itself;
     then freeze, drain, the final round, the step's ring (epoch 2, the
     arc's point given to s2) loaded on s2, s2's commit, the ring on s1,
-    s1's commit. Balances are unchanged and conserved, s2 answers the
-    arc's history, lookups and retries as s1 did, s1 answers wrong_shard
-    to a client holding the old ring, and both keep this across a SIGKILL.
+    s1's commit, then s1's cleanup (a few keys a call). Balances are
+    unchanged and conserved, s2 answers the arc's history, lookups and
+    retries as s1 did, s1 answers wrong_shard to a client holding the old
+    ring, still acknowledges a resent COMMIT of a credit leg it applied (and
+    not one it never applied), its store holds nothing of the arc, the
+    history of its other accounts is unchanged, and both keep this across a
+    SIGKILL.
+    test_frozen_piece: during a freeze one record of the arc makes the
+    whole piece of a request frozen (transfers and accounts), nothing
+    applied; the retry helper retries frozen to its deadline and returns
+    it, or waits out a short freeze; a COMMIT crosses the freeze and the
+    drain ends. test_abort: migrate_abort after the final round, the
+    target in bounded calls killed in the middle, hostile and misdirected
+    aborts, the source unfrozen, a fresh copy after. test_heuristic_blocks_
+    freeze: a heuristic record in the arc refuses the freeze until the
+    request says it is reconciled. test_arc_load: arc_load's fields
+    against the traffic sent. Every case ends with the conservation check.
 */
 #include <inttypes.h>
 #include <setjmp.h>
