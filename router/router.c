@@ -159,6 +159,20 @@ s_record_done_read (r_pending_t *p, uint32_t pos, const uint8_t *record)
     p->open--;
 }
 
+//  A record leaves REC_WAIT (sent again, or answered without a send).
+static void
+s_unwait (router_t *self, r_pending_t *p, uint32_t pos)
+{
+    assert (p->state[pos] == REC_WAIT && p->waiting > 0 && self->waiting_total > 0);
+    p->waiting--;
+    self->waiting_total--;
+    if (p->frozen[pos]) {
+        assert (p->frozen_waiting > 0);
+        p->frozen_waiting--;
+    }
+    assert (p->frozen_waiting <= p->waiting);
+}
+
 //  A record answered wrong_shard: wait for a ring refresh and send it again,
 //  unless it has had its attempts.
 static void
@@ -210,6 +224,7 @@ s_record_frozen (router_t *self, r_pending_t *p, uint32_t pos)
     p->state[pos] = REC_WAIT;
     p->frozen[pos] = 1;
     p->waiting++;
+    p->frozen_waiting++;
     self->waiting_total++;
     s_frozen_backoff (self, p);
 }
@@ -297,8 +312,7 @@ s_group_unsent (router_t *self, r_pending_t *p, r_shard_t *shard, const uint32_t
         for (uint32_t k = 0; k < count; k++) {
             uint32_t pos = positions[k];
             if (p->state[pos] == REC_WAIT) {
-                p->waiting--;
-                self->waiting_total--;
+                s_unwait (self, p, pos);
             }
             s_record_result (p, pos, RL_BUSY, 0);
         }
@@ -379,8 +393,7 @@ s_send_group (router_t *self, r_pending_t *p, r_shard_t *shard, const uint32_t *
     for (uint32_t k = 0; k < count; k++) {
         uint32_t pos = positions[k];
         if (p->state[pos] == REC_WAIT) {
-            p->waiting--;
-            self->waiting_total--;
+            s_unwait (self, p, pos);
         }
         p->state[pos] = REC_SENT;
         p->attempts[pos]++;
@@ -448,8 +461,7 @@ s_dispatch (router_t *self, r_pending_t *p)
         for (uint32_t i = 0; i < count && router_op_is_create (p->header.operation); i++) {
             if (self->owners[i] >= 0) {
                 if (p->state[i] == REC_WAIT) {
-                    p->waiting--;
-                    self->waiting_total--;
+                    s_unwait (self, p, i);
                 }
                 s_record_result (p, i, RL_BUSY, 0);
             }
@@ -482,11 +494,15 @@ s_dispatch (router_t *self, r_pending_t *p)
 void
 router_redispatch_waiting (router_t *self)
 {
+    int64_t now = zclock_mono ();
     int32_t slot = self->pending_head;
     while (slot >= 0 && self->waiting_total > 0) {
         r_pending_t *p = &self->pending[slot];
         int32_t next = p->next;
-        if (p->waiting > 0) {
+        //  Only frozen records in their pause: nothing to send (no scan of
+        //  the request's records at every tick while an arc stays frozen).
+        bool paused = p->waiting == p->frozen_waiting && p->retry_ms > now;
+        if (p->waiting > 0 && !paused) {
             s_dispatch (self, p);
             s_pending_try_finish (self, p);
         }

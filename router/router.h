@@ -92,17 +92,18 @@ typedef struct {
     zmsg_t *envelope;  //  the client's routing frames
     zframe_t *payload; //  the client's request (records, for resends)
     rl_header_t header;
-    size_t in_size;       //  request record size, bytes
-    size_t out_size;      //  reply record size, bytes
-    uint8_t *reply;       //  reply body
-    uint32_t reply_count; //  records in it
-    uint8_t *state;       //  REC_* per record
-    uint8_t *attempts;    //  sends per record, but those answered frozen
-    uint8_t *frozen;      //  per record: waits after a frozen answer (in state's block)
-    uint32_t open;        //  records not REC_DONE
-    uint32_t subs;        //  sub-requests outstanding for it
-    uint32_t waiting;     //  records in REC_WAIT
-    uint32_t status;      //  reads: failure status; creates: always ok
+    size_t in_size;          //  request record size, bytes
+    size_t out_size;         //  reply record size, bytes
+    uint8_t *reply;          //  reply body
+    uint32_t reply_count;    //  records in it
+    uint8_t *state;          //  REC_* per record
+    uint8_t *attempts;       //  sends per record, but those answered frozen
+    uint8_t *frozen;         //  per record: waits after a frozen answer (in state's block)
+    uint32_t open;           //  records not REC_DONE
+    uint32_t subs;           //  sub-requests outstanding for it
+    uint32_t waiting;        //  records in REC_WAIT
+    uint32_t frozen_waiting; //  of them, those waiting after a frozen answer
+    uint32_t status;         //  reads: failure status; creates: always ok
     int64_t deadline_ms;
     int64_t retry_ms;        //  frozen records wait until then (backoff)
     int64_t frozen_pause_ms; //  the last backoff pause (0: none answered frozen yet)
