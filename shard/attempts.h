@@ -51,6 +51,7 @@ typedef struct {
     attempt_t *slots;
     size_t cap;
     size_t count;
+    size_t span; //  slots ever used: every slot in use is below it (never shrinks)
     int32_t free_head;
     idmap_t *heads; //  id -> first slot + 1
 } attempts_t;
@@ -73,6 +74,21 @@ attempt_t *attempts_at (attempts_t *self, int32_t i);
 
 //  The admin listing of an entry (live, decided or prepared).
 void attempt_in_doubt (const attempt_t *e, rl_in_doubt_rec_t *out);
+
+//  Stored values of an entry, in the `xlog` and `prepared` column families
+//  (attempts.c draws the layout): the transfer's fields that may be
+//  non-zero, the attempt, tp.state, the creation date, the coordinator's
+//  name and the peer's (empty for a participant's record).
+#define ATTEMPT_VALUE_LOG        2 //  a coordinator-log entry (xlog.c)
+#define ATTEMPT_VALUE_RECORD     3 //  a participant's record (participant.c)
+#define ATTEMPT_VALUE_HEURISTIC  4 //  a participant's heuristic record
+#define ATTEMPT_VALUE_FIXED_SIZE 126
+#define ATTEMPT_VALUE_SIZE_MAX   (ATTEMPT_VALUE_FIXED_SIZE + 2 * (RL_SHARD_NAME_SIZE_MAX - 1))
+//  Encodes e's persistent fields; returns the value's size.
+size_t attempt_value_encode (const attempt_t *e, uint8_t format, uint8_t *out);
+//  Decodes into e's persistent fields (transfer, tp, created_ns, peer);
+//  returns the format, or -1 when the bytes are not a value.
+int attempt_value_decode (const uint8_t *in, size_t size, attempt_t *e);
 
 bool attempt_eq (rl_attempt_t a, rl_attempt_t b);
 //  a was started before b (by the same coordinator).

@@ -85,7 +85,7 @@ typedef struct {
     size_t recent_count;
     size_t recent_cap;
     idmap_t *recent_ids; //  id -> index in recent (credit legs are not indexed)
-    uint32_t *legs;      //  the credit-leg index: index in recent + 1 per slot, 0: empty
+    uint64_t *legs;      //  the credit-leg index: hash tag << 32 | index in recent + 1; 0: empty
     size_t legs_cap;     //  slots, a power of two
     size_t legs_count;   //  credit legs in recent
 } s_gen_t;
@@ -205,13 +205,12 @@ journal_next_ts (journal_t *self, uint64_t wall_ns)
 //
 //  (transfer id, debit account) -> index in recent, for the credit legs
 //  applied here since the checkpoint. Open addressing with linear probing
-//  over a power-of-two table of recent indexes (+ 1; 0 is empty), kept at
-//  most half full. A probe compares the pair stored in recent itself, so
-//  the key is the full 32 bytes: two pairs may share a hash, never an entry.
-//  (The index used to key an idmap by a 128-bit mix of the two ids; two
-//  chosen pairs collided, one hid the other, and a duplicate PREPARE plus a
-//  resent COMMIT then credited that leg twice.) O(1) expected; clearing is
-//  O(slots), once a checkpoint.
+//  over a power-of-two table of recent indexes (+ 1; 0 is empty), each
+//  with 32 bits of its pair's hash as a tag, kept at most half full. A probe compares the pair
+//  stored in recent itself, so the key is the full 32 bytes: two pairs may share a hash, never an
+//  entry. (The index used to key an idmap by a 128-bit mix of the two ids; two chosen pairs
+//  collided, one hid the other, and a duplicate PREPARE plus a resent COMMIT then credited that leg
+//  twice.) O(1) expected; clearing is O(slots), once a checkpoint.
 
 static uint64_t
 s_mix64 (uint64_t z)
@@ -233,20 +232,44 @@ s_leg_is (const rl_transfer_t *t, rl_id_t id, rl_id_t debit)
     return rl_id_eq (t->id, id) && rl_id_eq (t->debit_account_id, debit);
 }
 
+//  A slot: the recent index + 1 in its low 32 bits (0: empty), and the
+//  high 32 bits of the pair's hash above them, so that a probe reads the
+//  record in recent (128 bytes somewhere in up to 32 MB: a cache miss)
+//  only when the tags match. Almost every probe is for a leg not applied
+//  (every PREPARE asks), and its probe run ends without touching recent.
+static uint64_t
+s_leg_slot (uint64_t hash, size_t index)
+{
+    assert (index < UINT32_MAX);
+    return (hash & 0xffffffff00000000ull) | ((uint64_t) index + 1);
+}
+
+static size_t
+s_leg_index (uint64_t slot)
+{
+    assert ((uint32_t) slot != 0);
+    return (size_t) (uint32_t) slot - 1;
+}
+
 //  The recent index of the credit leg (id, debit), or -1.
 static long
 s_legs_find (const s_gen_t *self, rl_id_t id, rl_id_t debit)
 {
     assert (self->legs_cap > 0 && (self->legs_cap & (self->legs_cap - 1)) == 0);
-    for (size_t i = (size_t) s_leg_hash (id, debit) & (self->legs_cap - 1), n = 0;
-         n < self->legs_cap; i = (i + 1) & (self->legs_cap - 1), n++) {
-        uint32_t slot = self->legs[i];
+    uint64_t hash = s_leg_hash (id, debit);
+    uint64_t tag = hash & 0xffffffff00000000ull;
+    for (size_t i = (size_t) hash & (self->legs_cap - 1), n = 0; n < self->legs_cap;
+         i = (i + 1) & (self->legs_cap - 1), n++) {
+        uint64_t slot = self->legs[i];
         if (slot == 0) {
             return -1;
         }
-        assert (slot <= self->recent_count);
-        if (s_leg_is (&self->recent[slot - 1], id, debit)) {
-            return (long) slot - 1;
+        if ((slot & 0xffffffff00000000ull) == tag) {
+            size_t index = s_leg_index (slot);
+            assert (index < self->recent_count);
+            if (s_leg_is (&self->recent[index], id, debit)) {
+                return (long) index;
+            }
         }
     }
     assert (false && "the leg index is never full");
@@ -255,15 +278,19 @@ s_legs_find (const s_gen_t *self, rl_id_t id, rl_id_t debit)
 
 //  Places recent[index] (a credit leg) into a table of cap slots.
 static void
-s_legs_place (const s_gen_t *self, uint32_t *legs, size_t cap, size_t index)
+s_legs_place (const s_gen_t *self, uint64_t *legs, size_t cap, size_t index)
 {
     const rl_transfer_t *t = &self->recent[index];
-    size_t i = (size_t) s_leg_hash (t->id, t->debit_account_id) & (cap - 1);
+    uint64_t hash = s_leg_hash (t->id, t->debit_account_id);
+    uint64_t slot = s_leg_slot (hash, index);
+    size_t i = (size_t) hash & (cap - 1);
     while (legs[i] != 0) {
-        assert (!s_leg_is (&self->recent[legs[i] - 1], t->id, t->debit_account_id));
+        //  Invariant 5: never indexed twice (checked only where the tags match).
+        assert ((legs[i] >> 32) != (slot >> 32)
+                || !s_leg_is (&self->recent[s_leg_index (legs[i])], t->id, t->debit_account_id));
         i = (i + 1) & (cap - 1);
     }
-    legs[i] = (uint32_t) index + 1;
+    legs[i] = slot;
 }
 
 //  Indexes recent[index], a credit leg not indexed yet. 0, or -1 when
@@ -274,13 +301,13 @@ s_legs_add (s_gen_t *self, size_t index)
     assert (index < UINT32_MAX && index < self->recent_count + 1);
     if (2 * (self->legs_count + 1) > self->legs_cap) {
         size_t cap = self->legs_cap * 2;
-        uint32_t *legs = calloc (cap, sizeof (*legs));
+        uint64_t *legs = calloc (cap, sizeof (*legs));
         if (!legs) {
             return -1;
         }
         for (size_t i = 0; i < self->legs_cap; i++) {
             if (self->legs[i] != 0) {
-                s_legs_place (self, legs, cap, self->legs[i] - 1);
+                s_legs_place (self, legs, cap, s_leg_index (self->legs[i]));
             }
         }
         free (self->legs);

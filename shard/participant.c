@@ -266,20 +266,47 @@ s_record_key (const attempt_t *e, uint8_t key[S_KEY_SIZE])
 
 //  Participant records keep their state in tp.state: prepared, commit, abort.
 //  The entry remembers the group commit that wrote it (invariant 5).
+//  The value: ATTEMPT_VALUE_RECORD, or ATTEMPT_VALUE_HEURISTIC for a
+//  heuristic record (attempts.c draws the layout: 126 bytes + the
+//  coordinator's name, against the 256 of the PREPARE record stored before;
+//  such a record still loads, its reserved[0] the creation date and
+//  reserved[1] the heuristic flag).
 static void
 s_record_put (participant_t *self, attempt_t *e)
 {
     assert (e->state == ATTEMPT_PREPARED || e->state == ATTEMPT_ABORTED
             || e->state == ATTEMPT_HEURISTIC);
+    assert (e->peer[0] == '\0'); //  a record names its coordinator only
     e->write_seq = outq_batch_seq (self->outq);
     uint8_t key[S_KEY_SIZE];
-    uint8_t value[RL_PREPARE_SIZE];
-    rl_prepare_rec_t rec = {.transfer = e->transfer, .tp = e->tp};
-    rec.reserved[0] = e->created_ns; //  a date; no timer is stored
-    rec.reserved[1] = e->state == ATTEMPT_HEURISTIC ? S_HEURISTIC_FLAG : 0;
+    uint8_t value[ATTEMPT_VALUE_SIZE_MAX];
     s_record_key (e, key);
-    codec_encode_prepare (&rec, value);
-    store_batch_put (self->store, STORE_CF_PREPARED, key, sizeof (key), value, sizeof (value));
+    size_t size = attempt_value_encode (
+        e, e->state == ATTEMPT_HEURISTIC ? ATTEMPT_VALUE_HEURISTIC : ATTEMPT_VALUE_RECORD, value);
+    store_batch_put (self->store, STORE_CF_PREPARED, key, sizeof (key), value, size);
+}
+
+//  Decodes a stored record of either format into e's persistent fields;
+//  *heuristic_p: a heuristic record. 0, or -1 when the bytes are not a record.
+static int
+s_record_decode (const uint8_t *value, size_t size, attempt_t *e, bool *heuristic_p)
+{
+    if (size == RL_PREPARE_SIZE) {
+        rl_prepare_rec_t rec;
+        codec_decode_prepare (value, &rec);
+        e->transfer = rec.transfer;
+        e->tp = rec.tp;
+        e->created_ns = rec.reserved[0];
+        *heuristic_p = rec.reserved[1] == S_HEURISTIC_FLAG;
+        return 0;
+    }
+    int format = attempt_value_decode (value, size, e);
+    if ((format != ATTEMPT_VALUE_RECORD && format != ATTEMPT_VALUE_HEURISTIC)
+        || e->peer[0] != '\0') {
+        return -1;
+    }
+    *heuristic_p = format == ATTEMPT_VALUE_HEURISTIC;
+    return 0;
 }
 
 //  Coordinators' shares ------------------------------------------------------------
@@ -374,28 +401,28 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
         size_t size = 0, key_size = 0;
         const uint8_t *key = store_iter_key (it, &key_size);
         const uint8_t *value = store_iter_value (it, &size);
-        if (size != RL_PREPARE_SIZE || key_size != S_KEY_SIZE) {
+        attempt_t loaded = {0};
+        bool heuristic = false;
+        if (key_size != S_KEY_SIZE || s_record_decode (value, size, &loaded, &heuristic) != 0) {
             snprintf (err, err_size, "corrupt prepared record");
             rc = -1;
             break;
         }
-        rl_prepare_rec_t rec;
-        codec_decode_prepare (value, &rec);
-        if (rl_id_is_zero (rec.tp.id)) {
+        if (rl_id_is_zero (loaded.tp.id)) {
             snprintf (err, err_size, "corrupt prepared record (no id)");
             rc = -1;
             break;
         }
-        int32_t i = attempts_add (&self->records, rec.tp.id);
+        int32_t i = attempts_add (&self->records, loaded.tp.id);
         if (i < 0) {
             snprintf (err, err_size, "prepared records larger than their table");
             rc = -1;
             break;
         }
         attempt_t *e = attempts_at (&self->records, i);
-        e->transfer = rec.transfer;
-        e->tp = rec.tp;
-        e->created_ns = rec.reserved[0];
+        e->transfer = loaded.transfer;
+        e->tp = loaded.tp;
+        e->created_ns = loaded.created_ns;
         e->write_seq = 0; //  durable already
         e->key_seq = codec_get_u64_be (key);
         if (e->key_seq > self->key_seq) {
@@ -404,9 +431,9 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
         e->backoff_ms = self->retry_min_ms;
         e->next_ns = now.mono_ns; //  ask at once: recovery runs before anything else
         assert (e->backoff_ms > 0);
-        if (rec.tp.state == RL_TP_PREPARED) {
-            if (accounts_credit_restore (self->accounts, rec.transfer.credit_account_id,
-                                         rec.transfer.amount)
+        if (e->tp.state == RL_TP_PREPARED && !heuristic) {
+            if (accounts_credit_restore (self->accounts, e->transfer.credit_account_id,
+                                         e->transfer.amount)
                 != 0) {
                 snprintf (err, err_size, "prepared record names a missing account");
                 rc = -1;
@@ -420,16 +447,16 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
             s_share_add (self, e->tp.coordinator, e->transfer.amount);
             e->state = ATTEMPT_PREPARED;
             self->prepared_count++;
-        } else if (rec.reserved[1] == S_HEURISTIC_FLAG) {
+        } else if (heuristic) {
             e->state = ATTEMPT_HEURISTIC; //  kept: a contrary decision later is an alarm
-        } else if (rec.tp.state == RL_TP_ABORT) {
+        } else if (e->tp.state == RL_TP_ABORT) {
             e->state = ATTEMPT_ABORTED;
             //  Its expiry is re-armed: a monotonic time means nothing after a restart.
             e->deadline_ns = now.mono_ns + RL_TP_TOMBSTONE_MS * 1000000ull;
             s_marker_push (self, e); //  FIFO order of keys, not of age: good enough
         } else {
             //  A commit deletes its record (the leg index remembers it).
-            snprintf (err, err_size, "prepared record in an unexpected state %u", rec.tp.state);
+            snprintf (err, err_size, "prepared record in an unexpected state %u", e->tp.state);
             rc = -1;
             break;
         }
@@ -631,6 +658,16 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, const char *sen
         *result = RL_WRONG_SHARD;
         return RL_TP_REFUSED;
     }
+    //  Fields no cross-shard transfer carries (the ledger refuses them from
+    //  clients, and the stored record keeps only the others: attempts.c).
+    if (t->timestamp != 0 || t->reserved != 0 || t->flags != 0 || t->timeout != 0
+        || !rl_id_is_zero (t->pending_id)) {
+        rl_warn ("two-phase: PREPARE of transfer %016" PRIx64 "%016" PRIx64
+                 " from coordinator %s sets a field a cross-shard transfer never carries",
+                 t->id.hi, t->id.lo, rec->tp.coordinator);
+        *result = RL_RESERVED_FIELD;
+        return RL_TP_REFUSED;
+    }
     //  A credit account in an arc gained by a ring change whose data has
     //  not arrived: it is not here yet, so nothing may be decided about it
     //  (retryable, the coordinator aborts without burning the id).
@@ -704,6 +741,11 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, const char *sen
     e->transfer = *t;
     e->tp = rec->tp;
     e->tp.state = RL_TP_PREPARED;
+    //  As the stored record loads back (attempts.c): from the transfer.
+    e->tp.amount = t->amount;
+    e->tp.debit_account_id = t->debit_account_id;
+    e->tp.result = 0;
+    e->tp.timestamp = 0;
     e->created_ns = now.wall_ns;
     e->key_seq = ++self->key_seq;
     e->backoff_ms = self->retry_min_ms;

@@ -8,8 +8,8 @@
     in memory (an attempts table) and rebuilt at start by a scan: the
     column family holds only decisions not yet acknowledged.
 
-    The value holds what the entry needs and nothing else (format 2, see
-    "Values" below; about 130 bytes against the 288 of the in-doubt record
+    The value holds what the entry needs and nothing else (format 2,
+    attempts.c draws it; about 130 bytes against the 288 of the in-doubt record
     it used to be, which was written on every cross-shard transfer): the
     transfer's fields that may be non-zero, the attempt, the decision, the
     creation date (wall clock: stored only to be shown) and the names of
@@ -42,54 +42,9 @@
 
 #define S_KEY_SIZE 8
 
-//  Values ------------------------------------------------------------------
-//
-//  Format 2, little-endian like the wire codec:
-//     0  u8   format (2)          1  u8   decision (RL_TP_COMMIT, RL_TP_ABORT)
-//     2  u8   coordinator bytes c 3  u8   participant bytes p
-//     4  id   transfer id        20  id   debit account    36  id   credit account
-//    52  u64  amount             60  id   user_data_128    76  u64  user_data_64
-//    84  u32  user_data_32       88  u32  ledger           92  u16  code
-//    94  u64  attempt counter   102  u64  attempt nonce   110  u64  attempt seq
-//   118  u64  created (ns, wall clock)
-//   126  c bytes of the coordinator's name, then p bytes of the participant's
-//  The transfer's other fields (pending id, timeout, flags, timestamp,
-//  reserved) are zero in every transfer that reaches the log, and so are
-//  the two-phase record's result and timestamp.
-#define S_FORMAT     2
-#define S_FIXED_SIZE 126
-#define S_VALUE_MAX  (S_FIXED_SIZE + 2 * (RL_SHARD_NAME_SIZE_MAX - 1))
-#define S_OLD_SIZE   RL_IN_DOUBT_SIZE //  format 1: an in-doubt record
-
-//  Encodes e; returns the value's size.
-static size_t
-s_encode (const attempt_t *e, uint8_t *out)
-{
-    const rl_transfer_t *t = &e->transfer;
-    size_t c = strnlen (e->tp.coordinator, RL_SHARD_NAME_SIZE_MAX - 1);
-    size_t p = strnlen (e->peer, RL_SHARD_NAME_SIZE_MAX - 1);
-    out[0] = S_FORMAT;
-    out[1] = (uint8_t) e->tp.state;
-    out[2] = (uint8_t) c;
-    out[3] = (uint8_t) p;
-    codec_encode_id (t->id, out + 4);
-    codec_encode_id (t->debit_account_id, out + 20);
-    codec_encode_id (t->credit_account_id, out + 36);
-    codec_put_u64 (out + 52, t->amount);
-    codec_encode_id (t->user_data_128, out + 60);
-    codec_put_u64 (out + 76, t->user_data_64);
-    codec_put_u32 (out + 84, t->user_data_32);
-    codec_put_u32 (out + 88, t->ledger);
-    codec_put_u16 (out + 92, t->code);
-    codec_put_u64 (out + 94, e->tp.attempt.counter);
-    codec_put_u64 (out + 102, e->tp.attempt.nonce);
-    codec_put_u64 (out + 110, e->tp.attempt.seq);
-    codec_put_u64 (out + 118, e->created_ns);
-    memcpy (out + S_FIXED_SIZE, e->tp.coordinator, c);
-    memcpy (out + S_FIXED_SIZE + c, e->peer, p);
-    assert (S_FIXED_SIZE + c + p <= S_VALUE_MAX);
-    return S_FIXED_SIZE + c + p;
-}
+//  Values: format ATTEMPT_VALUE_LOG (attempts.c draws the layout), or an
+//  in-doubt record (288 bytes), as earlier builds wrote.
+#define S_OLD_SIZE RL_IN_DOUBT_SIZE //  format 1: an in-doubt record
 
 //  Decodes a value of either format into the persistent fields of e (the
 //  transfer, tp, created_ns, peer). 0, or -1 when the bytes are not a value.
@@ -106,36 +61,7 @@ s_decode (const uint8_t *in, size_t size, attempt_t *e)
         e->peer[sizeof (e->peer) - 1] = '\0';
         return 0;
     }
-    if (size < S_FIXED_SIZE || in[0] != S_FORMAT || in[2] >= RL_SHARD_NAME_SIZE_MAX
-        || in[3] >= RL_SHARD_NAME_SIZE_MAX || size != S_FIXED_SIZE + (size_t) in[2] + in[3]) {
-        return -1;
-    }
-    size_t c = in[2], p = in[3];
-    rl_transfer_t *t = &e->transfer;
-    memset (t, 0, sizeof (*t));
-    t->id = codec_decode_id (in + 4);
-    t->debit_account_id = codec_decode_id (in + 20);
-    t->credit_account_id = codec_decode_id (in + 36);
-    t->amount = codec_get_u64 (in + 52);
-    t->user_data_128 = codec_decode_id (in + 60);
-    t->user_data_64 = codec_get_u64 (in + 76);
-    t->user_data_32 = codec_get_u32 (in + 84);
-    t->ledger = codec_get_u32 (in + 88);
-    t->code = codec_get_u16 (in + 92);
-    memset (&e->tp, 0, sizeof (e->tp));
-    e->tp.id = t->id;
-    e->tp.state = in[1];
-    e->tp.amount = t->amount;
-    e->tp.debit_account_id = t->debit_account_id;
-    e->tp.attempt.counter = codec_get_u64 (in + 94);
-    e->tp.attempt.nonce = codec_get_u64 (in + 102);
-    e->tp.attempt.seq = codec_get_u64 (in + 110);
-    e->created_ns = codec_get_u64 (in + 118);
-    memcpy (e->tp.coordinator, in + S_FIXED_SIZE, c);
-    e->tp.coordinator[c] = '\0';
-    memset (e->peer, 0, sizeof (e->peer));
-    memcpy (e->peer, in + S_FIXED_SIZE + c, p);
-    return 0;
+    return attempt_value_decode (in, size, e) == ATTEMPT_VALUE_LOG ? 0 : -1;
 }
 
 struct xlog_t {
@@ -177,9 +103,9 @@ s_put (xlog_t *self, const attempt_t *e)
     assert (e->state == ATTEMPT_DECIDED);
     assert (e->tp.state == RL_TP_COMMIT || e->tp.state == RL_TP_ABORT);
     uint8_t key[S_KEY_SIZE];
-    uint8_t value[S_VALUE_MAX];
+    uint8_t value[ATTEMPT_VALUE_SIZE_MAX];
     codec_put_u64_be (key, e->key_seq);
-    size_t size = s_encode (e, value);
+    size_t size = attempt_value_encode (e, ATTEMPT_VALUE_LOG, value);
     store_batch_put (self->store, STORE_CF_XLOG, key, sizeof (key), value, size);
 }
 

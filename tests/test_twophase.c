@@ -679,6 +679,24 @@ test_heuristic (void **state)
     answer = s_forged_prepare (ctx, &t, &rec);
     assert_int_equal (answer.state, RL_TP_REFUSED);
     assert_int_equal (answer.result, RL_ABORTED);
+    //  A PREPARE carrying a field no cross-shard transfer carries (the
+    //  stored record keeps only the others) is refused, nothing prepared.
+    //  (A pending id, a timeout or a reserved field make the frame
+    //  malformed already, in the codec.)
+    rl_tp_rec_t other = rec;
+    other.attempt.seq += 50;
+    for (int field = 0; field < 2; field++) {
+        rl_transfer_t odd = t;
+        if (field == 0) {
+            odd.flags = RL_TRANSFER_LINKED;
+        } else {
+            odd.timestamp = 1;
+        }
+        answer = s_forged_prepare (ctx, &odd, &other);
+        assert_int_equal (answer.state, RL_TP_REFUSED);
+        assert_int_equal (answer.result, RL_RESERVED_FIELD);
+    }
+    assert_int_equal (s_in_doubt (ctx, 1, listed, 4), 0);
     //  A newer attempt of the same id gets its own record (then aborted);
     //  the heuristic record stays, so a duplicate of it is still refused.
     rl_tp_rec_t newer = rec;
