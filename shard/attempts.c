@@ -155,6 +155,23 @@ attempts_head (const attempts_t *self, rl_id_t id)
     return (int32_t) v - 1;
 }
 
+void
+attempts_prefetch (const attempts_t *self, rl_id_t id)
+{
+    assert (self);
+    idmap_prefetch (self->heads, id);
+}
+
+void
+attempts_prefetch_entry (const attempts_t *self, rl_id_t id)
+{
+    int32_t i = attempts_head (self, id);
+    if (i >= 0) {
+        __builtin_prefetch (&self->slots[i]);
+        __builtin_prefetch ((const char *) &self->slots[i] + 64);
+    }
+}
+
 int32_t
 attempts_find (const attempts_t *self, rl_id_t id, const char *coordinator)
 {

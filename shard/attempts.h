@@ -61,6 +61,13 @@ int attempts_init (attempts_t *self, size_t cap);
 void attempts_free (attempts_t *self);
 //  The first entry of id's chain, or -1.
 int32_t attempts_head (const attempts_t *self, rl_id_t id);
+//  Hints for a batch's loop, which looks ids up in order: the index slot
+//  of an id a few records ahead (idmap_prefetch), then, nearer, its first
+//  entry (found through that slot, in the cache by then). Change nothing.
+#define ATTEMPTS_PREFETCH_SLOT_AHEAD  8
+#define ATTEMPTS_PREFETCH_ENTRY_AHEAD 4
+void attempts_prefetch (const attempts_t *self, rl_id_t id);
+void attempts_prefetch_entry (const attempts_t *self, rl_id_t id);
 //  The entry for (id, coordinator), or -1; coordinator NULL: any.
 int32_t attempts_find (const attempts_t *self, rl_id_t id, const char *coordinator);
 //  A zeroed entry (state ATTEMPT_FREE, the caller sets it) at the head of

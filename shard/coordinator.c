@@ -516,6 +516,19 @@ s_from_peer (const attempt_t *e, const char *from, const char *what)
     return false;
 }
 
+//  A batch's loop at record k of `count`: the lookups of the records
+//  ahead in `table`, prefetched (attempts.h), so that their misses overlap.
+static void
+s_prefetch (const attempts_t *table, const rl_tp_rec_t *recs, size_t count, size_t k)
+{
+    if (k + ATTEMPTS_PREFETCH_SLOT_AHEAD < count) {
+        attempts_prefetch (table, recs[k + ATTEMPTS_PREFETCH_SLOT_AHEAD].id);
+    }
+    if (k + ATTEMPTS_PREFETCH_ENTRY_AHEAD < count) {
+        attempts_prefetch_entry (table, recs[k + ATTEMPTS_PREFETCH_ENTRY_AHEAD].id);
+    }
+}
+
 size_t
 coordinator_prepare_replies (coordinator_t *self, const rl_tp_rec_t *replies, size_t count,
                              const char *from, now_t now)
@@ -523,6 +536,7 @@ coordinator_prepare_replies (coordinator_t *self, const rl_tp_rec_t *replies, si
     assert (self && (count == 0 || replies));
     size_t refused = 0;
     for (size_t k = 0; k < count; k++) {
+        s_prefetch (&self->attempts, replies, count, k);
         const rl_tp_rec_t *reply = &replies[k];
         int32_t i = attempts_find (&self->attempts, reply->id, NULL);
         if (i < 0 || !attempt_eq (attempts_at (&self->attempts, i)->tp.attempt, reply->attempt)) {
@@ -556,6 +570,7 @@ coordinator_decide_replies (coordinator_t *self, const rl_tp_rec_t *acks, size_t
     assert (self && (count == 0 || acks));
     size_t refused = 0;
     for (size_t k = 0; k < count; k++) {
+        s_prefetch (xlog_entries (self->xlog), acks, count, k);
         int32_t i = xlog_find (self->xlog, acks[k].id, acks[k].attempt);
         if (i < 0) {
             continue; //  a duplicate acknowledgement

@@ -207,6 +207,13 @@ idmap_get (const idmap_t *self, rl_id_t id, uint64_t *value_p)
     return true;
 }
 
+void
+idmap_prefetch (const idmap_t *self, rl_id_t id)
+{
+    assert (self);
+    __builtin_prefetch (&self->slots[s_hash (id) & self->mask]);
+}
+
 size_t
 idmap_size (const idmap_t *self)
 {

@@ -24,6 +24,9 @@ void idmap_destroy (idmap_t **self_p);
 //  0 on success, -1 when memory ran out (the map is unchanged). Replaces an existing value.
 int idmap_put (idmap_t *self, rl_id_t id, uint64_t value);
 bool idmap_get (const idmap_t *self, rl_id_t id, uint64_t *value_p);
+//  A hint: id will be looked up soon; its slot is loaded into the cache
+//  (a batch's loop calls it a few records ahead). Changes nothing.
+void idmap_prefetch (const idmap_t *self, rl_id_t id);
 //  Removes id if present; returns whether it was.
 bool idmap_remove (idmap_t *self, rl_id_t id);
 size_t idmap_size (const idmap_t *self);

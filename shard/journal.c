@@ -104,6 +104,10 @@ struct journal_t {
     uint8_t *probe_keys;   //  ids, encoded
     uint8_t *probe_values; //  timestamps, as tx_index stores them
     uint8_t *probe_found;
+    //  journal_legs_probe's, as many: (id, debit account) pairs, encoded,
+    //  and the index in the batch of each
+    uint8_t *legs_keys;
+    uint32_t *legs_which;
 };
 
 journal_t *
@@ -127,7 +131,10 @@ journal_new (store_t *store)
     self->probe_keys = malloc (RL_BATCH_RECORDS_MAX * RL_ID_SIZE);
     self->probe_values = malloc (RL_BATCH_RECORDS_MAX * 8);
     self->probe_found = malloc (RL_BATCH_RECORDS_MAX);
-    ok = ok && self->probe_keys && self->probe_values && self->probe_found;
+    self->legs_keys = malloc (RL_BATCH_RECORDS_MAX * 2 * RL_ID_SIZE);
+    self->legs_which = malloc (RL_BATCH_RECORDS_MAX * sizeof (uint32_t));
+    ok = ok && self->probe_keys && self->probe_values && self->probe_found && self->legs_keys
+         && self->legs_which;
     if (!ok) {
         journal_destroy (&self);
     }
@@ -150,6 +157,8 @@ journal_destroy (journal_t **self_p)
     free (self->probe_keys);
     free (self->probe_values);
     free (self->probe_found);
+    free (self->legs_keys);
+    free (self->legs_which);
     free (self);
     *self_p = NULL;
 }
@@ -276,6 +285,15 @@ s_legs_find (const s_gen_t *self, rl_id_t id, rl_id_t debit)
     return -1;
 }
 
+//  A hint: the slot where the probe of (id, debit) starts, into the cache
+//  (a batch's loop calls it a few pairs ahead, so that the misses overlap).
+#define S_LEGS_PREFETCH_AHEAD 8
+static void
+s_legs_prefetch (const s_gen_t *self, rl_id_t id, rl_id_t debit)
+{
+    __builtin_prefetch (&self->legs[(size_t) s_leg_hash (id, debit) & (self->legs_cap - 1)]);
+}
+
 //  Places recent[index] (a credit leg) into a table of cap slots.
 static void
 s_legs_place (const s_gen_t *self, uint64_t *legs, size_t cap, size_t index)
@@ -353,6 +371,49 @@ journal_leg_applied (journal_t *self, rl_id_t id, rl_id_t debit_account_id)
         return imported_leg_applied (self->store, id, debit_account_id);
     }
     return rc;
+}
+
+void
+journal_legs_probe (journal_t *self, const rl_prepare_rec_t *recs, size_t count, int8_t *applied)
+{
+    assert (self && (count == 0 || (recs && applied)));
+    if (count > 0 && RL_FAILPOINT (JOURNAL_LEG_LOOKUP) != 0) {
+        memset (applied, -1, count); //  a test's storage error
+        return;
+    }
+    for (size_t from = 0; from < count; from += RL_BATCH_RECORDS_MAX) {
+        size_t end = count - from > RL_BATCH_RECORDS_MAX ? from + RL_BATCH_RECORDS_MAX : count;
+        size_t n = 0; //  pairs not in memory, to read from the ingested index
+        for (size_t i = from; i < end; i++) {
+            if (i + S_LEGS_PREFETCH_AHEAD < end) {
+                const rl_transfer_t *ahead = &recs[i + S_LEGS_PREFETCH_AHEAD].transfer;
+                s_legs_prefetch (self->live, ahead->id, ahead->debit_account_id);
+            }
+            rl_id_t id = recs[i].transfer.id, debit = recs[i].transfer.debit_account_id;
+            applied[i] = s_legs_find (self->live, id, debit) >= 0
+                         || (self->frozen && s_legs_find (self->frozen, id, debit) >= 0);
+            if (!applied[i]) {
+                codec_encode_id (id, self->legs_keys + n * 2 * RL_ID_SIZE);
+                codec_encode_id (debit, self->legs_keys + n * 2 * RL_ID_SIZE + RL_ID_SIZE);
+                self->legs_which[n++] = (uint32_t) i;
+            }
+        }
+        assert (n <= RL_BATCH_RECORDS_MAX);
+        int rc = store_multi_get (self->store, STORE_CF_LEGS, self->legs_keys, 2 * RL_ID_SIZE, n,
+                                  self->probe_values, 8, self->probe_found);
+        for (size_t k = 0; k < n; k++) {
+            size_t i = self->legs_which[k];
+            if (rc != 0) {
+                applied[i] = -1;
+            } else if (self->probe_found[k]) {
+                applied[i] = 1;
+            } else if (self->imported) {
+                //  A leg applied by a previous owner of the credit account.
+                applied[i] = (int8_t) imported_leg_applied (self->store, recs[i].transfer.id,
+                                                            recs[i].transfer.debit_account_id);
+            }
+        }
+    }
 }
 
 void

@@ -67,6 +67,12 @@ int journal_find_probed (journal_t *self, rl_id_t id, uint64_t ts, rl_transfer_t
 //  account's shard). 1 yes, 0 no, -1 storage error.
 //  Also consults the legs a migration imported, once journal_set_imported.
 int journal_leg_applied (journal_t *self, rl_id_t id, rl_id_t debit_account_id);
+//  journal_leg_applied for the credit leg of each PREPARE of a batch, the
+//  ingested leg index read in one batched read: applied[i] is 1, 0 or -1
+//  (a storage error). The answers hold until a leg is appended or the
+//  journal thaws (invariant 7 holds for the leg index too).
+void journal_legs_probe (journal_t *self, const rl_prepare_rec_t *recs, size_t count,
+                         int8_t *applied);
 //  A migration brought records here (imported.h): from now on the leg
 //  check consults them after a miss.
 void journal_set_imported (journal_t *self);

@@ -75,6 +75,7 @@
 #include "participant.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,7 @@ struct participant_t {
     size_t share_last;         //  the entry found last
     uint64_t reserve_max;      //  amount one coordinator may hold reserved here
     size_t prepared_share_max; //  PREPARED records one coordinator may hold here
+    int8_t *legs_applied;      //  journal_legs_probe's answers, RL_BATCH_RECORDS_MAX
 };
 
 //  The records table: every prepared record, every marker, and one more.
@@ -157,7 +159,8 @@ participant_new (store_t *store, accounts_t *accounts, journal_t *journal, outq_
     self->reserve_max = RL_TP_RESERVE_PER_COORDINATOR_MAX;
     self->prepared_share_max = RL_TP_PREPARED_MAX * RL_TP_PREPARED_SHARE_PERCENT / 100;
     if (attempts_init (&self->records, S_RECORDS_MAX) != 0
-        || !(self->markers = calloc (RL_TP_MARKERS_MAX, sizeof (s_marker_t)))) {
+        || !(self->markers = calloc (RL_TP_MARKERS_MAX, sizeof (s_marker_t)))
+        || !(self->legs_applied = malloc (RL_BATCH_RECORDS_MAX))) {
         participant_destroy (&self);
     }
     return self;
@@ -172,6 +175,7 @@ participant_destroy (participant_t **self_p)
         attempts_free (&self->records);
         free (self->markers);
         free (self->shares);
+        free (self->legs_applied);
         free (self);
         *self_p = NULL;
     }
@@ -636,8 +640,8 @@ s_prepare_sender_ok (participant_t *self, const rl_prepare_rec_t *rec, const cha
 //  Checks and reserves the credit of one PREPARE; returns the reply state.
 //  *seq_p: the group commit of the write the reply reports on (0: none).
 static uint32_t
-s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, const char *sender, now_t now,
-               uint32_t *result, uint64_t *seq_p)
+s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, const char *sender,
+               now_t now, uint32_t *result, uint64_t *seq_p)
 {
     assert (rec && result && seq_p);
     const rl_transfer_t *t = &rec->transfer;
@@ -678,8 +682,8 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, const char *sen
     //  A duplicate PREPARE of an attempt already applied here finds no record
     //  (it was deleted at the commit). It must not be prepared again: D may
     //  still hold COMMIT in its log (the ACK was lost) and resend it, which
-    //  would apply the credit a second time. The leg index says it was applied.
-    int applied = journal_leg_applied (self->journal, t->id, t->debit_account_id);
+    //  would apply the credit a second time. The leg index says it was applied
+    //  (`applied`: read for the whole batch, journal_legs_probe).
     if (applied != 0) {
         *result = applied < 0 ? RL_STORAGE_ERROR : RL_IN_DOUBT;
         //  The leg may be in this very batch: wait for it (conservative).
@@ -758,6 +762,25 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, const char *sen
     return RL_TP_PREPARED;
 }
 
+//  A batch's loop at record k of `count` (each `size` bytes, the id at
+//  `offset`): the records table's lookups of the records ahead, prefetched
+//  (attempts.h), so that their cache misses overlap.
+static void
+s_prefetch (const participant_t *self, const void *recs, size_t count, size_t k, size_t offset,
+            size_t size)
+{
+    const uint8_t *bytes = recs;
+    rl_id_t id;
+    if (k + ATTEMPTS_PREFETCH_SLOT_AHEAD < count) {
+        memcpy (&id, bytes + (k + ATTEMPTS_PREFETCH_SLOT_AHEAD) * size + offset, sizeof (id));
+        attempts_prefetch (&self->records, id);
+    }
+    if (k + ATTEMPTS_PREFETCH_ENTRY_AHEAD < count) {
+        memcpy (&id, bytes + (k + ATTEMPTS_PREFETCH_ENTRY_AHEAD) * size + offset, sizeof (id));
+        attempts_prefetch_entry (&self->records, id);
+    }
+}
+
 uint64_t
 participant_prepare (participant_t *self, const rl_prepare_rec_t *recs, size_t count,
                      const char *sender, now_t now, rl_tp_rec_t *out)
@@ -767,11 +790,20 @@ participant_prepare (participant_t *self, const rl_prepare_rec_t *recs, size_t c
         RL_FAILPOINT (TP_PART_PREPARE_DELAY);
     }
     uint64_t needs_seq = 0;
-    for (size_t k = 0; k < count; k++) {
-        uint64_t seq = 0;
-        out[k] = recs[k].tp;
-        out[k].state = s_prepare_one (self, &recs[k], sender, now, &out[k].result, &seq);
-        needs_seq = seq > needs_seq ? seq : needs_seq;
+    for (size_t from = 0; from < count; from += RL_BATCH_RECORDS_MAX) {
+        size_t n = count - from > RL_BATCH_RECORDS_MAX ? RL_BATCH_RECORDS_MAX : count - from;
+        //  The leg check of every record, in one batched read: a PREPARE
+        //  appends no leg, so the answers hold for the whole batch.
+        journal_legs_probe (self->journal, recs + from, n, self->legs_applied);
+        for (size_t k = from; k < from + n; k++) {
+            s_prefetch (self, recs, from + n, k, offsetof (rl_prepare_rec_t, tp.id),
+                        sizeof (*recs));
+            uint64_t seq = 0;
+            out[k] = recs[k].tp;
+            out[k].state = s_prepare_one (self, &recs[k], self->legs_applied[k - from], sender, now,
+                                          &out[k].result, &seq);
+            needs_seq = seq > needs_seq ? seq : needs_seq;
+        }
     }
     if (count > 0) {
         RL_FAILPOINT (TP_PART_PREPARED);
@@ -877,6 +909,7 @@ participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count, 
     assert (self && (count == 0 || (recs && out)));
     uint64_t needs_seq = 0;
     for (size_t k = 0; k < count; k++) {
+        s_prefetch (self, recs, count, k, offsetof (rl_tp_rec_t, id), sizeof (*recs));
         out[k] = recs[k];
         if (sender && strcmp (sender, recs[k].coordinator) != 0) {
             //  Sender rule: only the coordinator a record names decides it,
