@@ -124,6 +124,7 @@ attempts_init (attempts_t *self, size_t cap)
     assert (self && cap > 0 && cap <= INT32_MAX);
     memset (self, 0, sizeof (*self));
     self->free_head = -1;
+    self->keys.first = self->keys.last = -1;
     self->slots = calloc (cap, sizeof (attempt_t));
     self->heads = idmap_new (cap);
     if (!self->slots || !self->heads) {
@@ -206,6 +207,7 @@ attempts_add (attempts_t *self, rl_id_t id)
     }
     memset (&self->slots[i], 0, sizeof (attempt_t));
     self->slots[i].next = head;
+    self->slots[i].key_prev = self->slots[i].key_next = -1;
     self->slots[i].peer_index = -1;
     self->slots[i].request = -1;
     self->count++;
@@ -222,6 +224,7 @@ attempts_remove (attempts_t *self, int32_t i)
     assert (self);
     assert (i >= 0 && (size_t) i < self->cap && self->slots[i].state != ATTEMPT_FREE);
     assert (self->count > 0);
+    assert (!self->slots[i].keyed); //  attempts_key_drop first: the key order holds no free slot
     rl_id_t id = self->slots[i].tp.id;
     int32_t head = attempts_head (self, id);
     assert (head >= 0); //  invariant 1: the entry is in its id's chain
@@ -258,6 +261,183 @@ attempts_at (attempts_t *self, int32_t i)
 {
     assert (self && i >= 0 && (size_t) i < self->cap);
     return &self->slots[i];
+}
+
+//  Keys ----------------------------------------------------------------------
+//
+//  BACKGROUND: a record of the `xlog` or `prepared` column family is
+//  needed from its put until its transfer is settled (the decision
+//  acknowledged, the credit applied, the tombstone expired); it used to be
+//  deleted then, one delete per record, two more RocksDB entries on every
+//  cross-shard transfer.
+//
+//  BEHAVIOR: the keyed entries are kept in the order of their keys (a
+//  doubly linked list through key_prev/key_next: a new key is the highest,
+//  so it goes last; a drop unlinks in O(1)). The lowest key still needed,
+//  the bound, is the first entry's. Every key below it is a record no
+//  longer needed, so once the bound has moved ATTEMPTS_KEYS_STEP keys
+//  past range_low, or when no key is needed any more, [range_low, bound)
+//  is deleted by one range tombstone in the batch of the turn that moved
+//  it. A needed record is never below the bound: deleting one would lose a
+//  decision whose participant has not acknowledged it, so the
+//  participant's next query would be answered with a presumed abort of a
+//  committed transfer (test_twophase's test_keys_bound checks it).
+//
+//  A record not needed but above the bound stays on disk until the bound
+//  passes it: after a crash it loads again. Its owner treats it as it
+//  treats a delete lost in a crash: a logged decision is sent again (the
+//  participant acknowledges it again: invariant 1 of participant.c), a
+//  prepared record whose credit leg was applied is dropped at load
+//  (participant.c), an expired tombstone becomes a tombstone again.
+//
+//  LIMITS (attempts.h): one entry that stays needed (a participant away,
+//  a heuristic record, kept for ever) would hold the bound back for ever.
+//  So a record dropped ATTEMPTS_KEYS_WINDOW keys or more above the bound
+//  is deleted at once (as before), and the first entry, once it lags the
+//  newest key by more than half the window, is put again under a new key
+//  (one such move per drop): the column family holds at most
+//  ATTEMPTS_KEYS_WINDOW + ATTEMPTS_KEYS_STEP records that are not needed.
+
+void
+attempts_keys_init (attempts_t *self, store_t *store, store_cf_t cf)
+{
+    assert (self && store && self->count == 0);
+    self->keys = (attempts_keys_t){.store = store, .cf = cf, .first = -1, .last = -1};
+}
+
+//  Links entry i last in the key order (its key is the highest).
+static void
+s_key_link (attempts_t *self, int32_t i)
+{
+    attempt_t *e = &self->slots[i];
+    assert (!e->keyed && e->key_seq > 0);
+    assert (self->keys.last < 0 || self->slots[self->keys.last].key_seq < e->key_seq);
+    e->keyed = true;
+    e->key_prev = self->keys.last;
+    e->key_next = -1;
+    if (self->keys.last >= 0) {
+        self->slots[self->keys.last].key_next = i;
+    } else {
+        self->keys.first = i;
+    }
+    self->keys.last = i;
+}
+
+static void
+s_key_unlink (attempts_t *self, int32_t i)
+{
+    attempt_t *e = &self->slots[i];
+    assert (e->keyed);
+    if (e->key_prev >= 0) {
+        self->slots[e->key_prev].key_next = e->key_next;
+    } else {
+        self->keys.first = e->key_next;
+    }
+    if (e->key_next >= 0) {
+        self->slots[e->key_next].key_prev = e->key_prev;
+    } else {
+        self->keys.last = e->key_prev;
+    }
+    e->keyed = false;
+    e->key_prev = e->key_next = -1;
+}
+
+void
+attempts_key_assign (attempts_t *self, int32_t i)
+{
+    assert (self && self->keys.store && i >= 0 && (size_t) i < self->cap);
+    self->slots[i].key_seq = ++self->keys.key_seq;
+    s_key_link (self, i);
+}
+
+void
+attempts_key_loaded (attempts_t *self, int32_t i, uint64_t key)
+{
+    assert (self && self->keys.store && i >= 0 && (size_t) i < self->cap);
+    assert (key > 0);
+    self->slots[i].key_seq = key;
+    s_key_link (self, i); //  asserts the increasing order of the scan
+    if (key > self->keys.key_seq) {
+        self->keys.key_seq = key;
+    }
+}
+
+void
+attempts_key_put (attempts_t *self, int32_t i)
+{
+    assert (self && self->keys.store && i >= 0 && (size_t) i < self->cap);
+    const attempt_t *e = &self->slots[i];
+    assert (e->keyed && e->key_seq > 0);
+    uint8_t format = e->state == ATTEMPT_DECIDED     ? ATTEMPT_VALUE_LOG
+                     : e->state == ATTEMPT_HEURISTIC ? ATTEMPT_VALUE_HEURISTIC
+                                                     : ATTEMPT_VALUE_RECORD;
+    uint8_t key[ATTEMPTS_KEY_SIZE];
+    uint8_t value[ATTEMPT_VALUE_SIZE_MAX];
+    codec_put_u64_be (key, e->key_seq);
+    size_t size = attempt_value_encode (e, format, value);
+    store_batch_put (self->keys.store, self->keys.cf, key, sizeof (key), value, size);
+}
+
+uint64_t
+attempts_key_low (const attempts_t *self)
+{
+    assert (self);
+    return self->keys.first >= 0 ? self->slots[self->keys.first].key_seq : self->keys.key_seq + 1;
+}
+
+static void
+s_key_delete (attempts_t *self, uint64_t key_seq)
+{
+    uint8_t key[ATTEMPTS_KEY_SIZE];
+    codec_put_u64_be (key, key_seq);
+    store_batch_delete (self->keys.store, self->keys.cf, key, sizeof (key));
+}
+
+//  The first entry holds the bound back by more than half the window: it
+//  moves to a new key (put there, deleted from the old one, in one batch).
+static void
+s_key_move_first (attempts_t *self)
+{
+    int32_t i = self->keys.first;
+    if (i < 0 || self->keys.key_seq - self->slots[i].key_seq <= ATTEMPTS_KEYS_WINDOW / 2) {
+        return;
+    }
+    uint64_t old = self->slots[i].key_seq;
+    s_key_unlink (self, i);
+    attempts_key_assign (self, i);
+    attempts_key_put (self, i);
+    s_key_delete (self, old);
+    self->keys.moves++;
+    assert (self->slots[i].key_seq > old && self->keys.last == i);
+}
+
+void
+attempts_key_drop (attempts_t *self, int32_t i)
+{
+    assert (self && self->keys.store && i >= 0 && (size_t) i < self->cap);
+    uint64_t key = self->slots[i].key_seq;
+    s_key_unlink (self, i);
+    if (key >= attempts_key_low (self) + ATTEMPTS_KEYS_WINDOW) {
+        s_key_delete (self, key); //  far above the bound: now, or it could stay for long
+        self->keys.point_drops++;
+    }
+    s_key_move_first (self);
+    uint64_t low = attempts_key_low (self);
+    assert (low >= self->keys.range_low); //  the bound never moves back
+    //  A step of keys, or nothing needed any more (so that a shard stopped
+    //  when its traffic has settled loads nothing again; at one transfer in
+    //  flight this is one range delete per transfer, as many entries as the
+    //  deletes it replaces).
+    bool settled = self->keys.first < 0 && low > self->keys.range_low;
+    if (low - self->keys.range_low >= ATTEMPTS_KEYS_STEP || settled) {
+        uint8_t begin[ATTEMPTS_KEY_SIZE], end[ATTEMPTS_KEY_SIZE];
+        codec_put_u64_be (begin, self->keys.range_low);
+        codec_put_u64_be (end, low);
+        store_batch_delete_range (self->keys.store, self->keys.cf, begin, sizeof (begin), end,
+                                  sizeof (end));
+        self->keys.range_low = low;
+        self->keys.range_drops++;
+    }
 }
 
 void

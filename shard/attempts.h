@@ -16,6 +16,7 @@
 #include "idmap.h"
 #include "proto.h"
 #include "rl_limits.h"
+#include "store.h"
 
 //  The life cycle of an entry (docs/two-phase.md draws the transitions).
 typedef enum {
@@ -45,7 +46,26 @@ typedef struct {
     uint64_t key_seq;    //  its key in xlog or prepared (increasing)
     uint64_t write_seq;  //  the group commit that wrote its record (0: recovered, durable)
     int32_t next;        //  chain of the same id
+    bool keyed;          //  holds a key the table still needs (in the key order below)
+    int32_t key_prev;    //  the order of keys: the entry with the next lower key, or -1
+    int32_t key_next;    //  ... the next higher, or -1
 } attempt_t;
+
+//  The keys of a table stored in a column family (xlog, prepared): every
+//  entry's record is under a key that only grows. A record no longer
+//  needed is not deleted one by one: the keys below the lowest one still
+//  needed are dropped by range (attempts.c, "Keys").
+typedef struct {
+    store_t *store;       //  NULL: the table stores nothing (live attempts)
+    store_cf_t cf;        //  its column family
+    uint64_t key_seq;     //  the last key used or loaded
+    uint64_t range_low;   //  every key below it is deleted (in the batch, or durably)
+    int32_t first;        //  the keyed entry with the lowest key, or -1
+    int32_t last;         //  ... the highest, or -1
+    uint64_t range_drops; //  ranges deleted
+    uint64_t point_drops; //  records deleted one by one (far above the bound)
+    uint64_t moves;       //  records moved to a new key (they held the bound back)
+} attempts_keys_t;
 
 typedef struct {
     attempt_t *slots;
@@ -53,7 +73,8 @@ typedef struct {
     size_t count;
     size_t span; //  slots ever used: every slot in use is below it (never shrinks)
     int32_t free_head;
-    idmap_t *heads; //  id -> first slot + 1
+    idmap_t *heads;       //  id -> first slot + 1
+    attempts_keys_t keys; //  the stored records' keys (attempts_keys_init)
 } attempts_t;
 
 //  0, or -1 when memory ran out (attempts_free is then still safe).
@@ -78,6 +99,36 @@ void attempts_remove (attempts_t *self, int32_t i);
 size_t attempts_span (const attempts_t *self);
 //  The entry at i (asserted in range).
 attempt_t *attempts_at (attempts_t *self, int32_t i);
+
+//  Keys --------------------------------------------------------------------------
+//
+//  LIMITS: a range is dropped once the bound has moved ATTEMPTS_KEYS_STEP
+//  keys, or when no record is needed any more; a record dropped
+//  ATTEMPTS_KEYS_WINDOW keys or more above the bound is deleted at once;
+//  the entry with the lowest key moves to a new key once it lags the
+//  newest by more than ATTEMPTS_KEYS_WINDOW / 2. So the column family
+//  holds at most ATTEMPTS_KEYS_WINDOW + ATTEMPTS_KEYS_STEP records not
+//  needed (loaded again after a crash), besides the needed ones.
+#define ATTEMPTS_KEYS_STEP   256u
+#define ATTEMPTS_KEYS_WINDOW (1u << 17)
+#define ATTEMPTS_KEY_SIZE    8 //  bytes: the sequence, big-endian
+
+//  The table stores its records in `cf` of `store`, keyed (at init, empty).
+void attempts_keys_init (attempts_t *self, store_t *store, store_cf_t cf);
+//  Gives entry i a new key, the highest (its record is then put).
+void attempts_key_assign (attempts_t *self, int32_t i);
+//  Recovery: entry i was loaded from `key` (keys loaded in increasing order).
+void attempts_key_loaded (attempts_t *self, int32_t i, uint64_t key);
+//  Puts entry i's record under its key, into the batch. The value's format
+//  follows its state: ATTEMPT_DECIDED a log entry, ATTEMPT_HEURISTIC a
+//  heuristic record, else a participant's record.
+void attempts_key_put (attempts_t *self, int32_t i);
+//  Entry i's record is no longer needed (before attempts_remove): its key
+//  leaves the order; the batch gets its delete only when it lies far above
+//  the bound, else a range delete takes it later.
+void attempts_key_drop (attempts_t *self, int32_t i);
+//  The lowest key still needed (the first keyed entry's, or the next key).
+uint64_t attempts_key_low (const attempts_t *self);
 
 //  The admin listing of an entry (live, decided or prepared).
 void attempt_in_doubt (const attempt_t *e, rl_in_doubt_rec_t *out);

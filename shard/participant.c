@@ -118,7 +118,6 @@ struct participant_t {
     size_t markers_max;    //  <= RL_TP_MARKERS_MAX (tests use few)
     size_t records_max;    //  <= the records table (tests use few)
     uint64_t next_scan_ns; //  next scan for outcome queries
-    uint64_t key_seq;      //  last key used in prepared
     uint64_t alarms;
     uint64_t query_after_ms;
     uint64_t retry_min_ms;
@@ -162,7 +161,9 @@ participant_new (store_t *store, accounts_t *accounts, journal_t *journal, outq_
         || !(self->markers = calloc (RL_TP_MARKERS_MAX, sizeof (s_marker_t)))
         || !(self->legs_applied = malloc (RL_BATCH_RECORDS_MAX))) {
         participant_destroy (&self);
+        return NULL;
     }
+    attempts_keys_init (&self->records, store, STORE_CF_PREPARED);
     return self;
 }
 
@@ -255,17 +256,18 @@ static void s_marker_push (participant_t *self, attempt_t *e);
 //
 //  Prepared records are keyed like the coordinator log (xlog.c): by a
 //  sequence that only grows (8 bytes, big-endian), so that a new record
-//  lands at the end of the memtable skiplist and its delete near it. The
-//  record remembers its key; the index by transfer id is in memory and
-//  rebuilt at start by a scan.
+//  lands at the end of the memtable. The record remembers its key; the
+//  index by transfer id is in memory and rebuilt at start by a scan. A
+//  record no longer needed (committed, an expired tombstone) is not
+//  deleted: its key is dropped by range once every lower key is settled
+//  too (attempts.c, "Keys").
 
-#define S_KEY_SIZE 8
+#define S_KEY_SIZE ATTEMPTS_KEY_SIZE
 
-static void
-s_record_key (const attempt_t *e, uint8_t key[S_KEY_SIZE])
+static int32_t
+s_slot (participant_t *self, const attempt_t *e)
 {
-    assert (e->key_seq > 0); //  every record got its key when it was first put
-    codec_put_u64_be (key, e->key_seq);
+    return (int32_t) (e - attempts_at (&self->records, 0));
 }
 
 //  Participant records keep their state in tp.state: prepared, commit, abort.
@@ -282,12 +284,7 @@ s_record_put (participant_t *self, attempt_t *e)
             || e->state == ATTEMPT_HEURISTIC);
     assert (e->peer[0] == '\0'); //  a record names its coordinator only
     e->write_seq = outq_batch_seq (self->outq);
-    uint8_t key[S_KEY_SIZE];
-    uint8_t value[ATTEMPT_VALUE_SIZE_MAX];
-    s_record_key (e, key);
-    size_t size = attempt_value_encode (
-        e, e->state == ATTEMPT_HEURISTIC ? ATTEMPT_VALUE_HEURISTIC : ATTEMPT_VALUE_RECORD, value);
-    store_batch_put (self->store, STORE_CF_PREPARED, key, sizeof (key), value, size);
+    attempts_key_put (&self->records, s_slot (self, e)); //  the format follows the state
 }
 
 //  Decodes a stored record of either format into e's persistent fields;
@@ -417,6 +414,22 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
             rc = -1;
             break;
         }
+        if (loaded.tp.state == RL_TP_PREPARED && !heuristic) {
+            //  A record committed before the crash, not dropped yet (its key
+            //  lies above the bound: attempts.c, "Keys"): the credit leg is
+            //  the proof. Its reservation is not restored, and it goes.
+            int applied = journal_leg_applied (self->journal, loaded.transfer.id,
+                                               loaded.transfer.debit_account_id);
+            if (applied < 0) {
+                snprintf (err, err_size, "cannot read the leg index: %s",
+                          store_error (self->store));
+                rc = -1;
+                break;
+            }
+            if (applied == 1) {
+                continue;
+            }
+        }
         int32_t i = attempts_add (&self->records, loaded.tp.id);
         if (i < 0) {
             snprintf (err, err_size, "prepared records larger than their table");
@@ -427,11 +440,8 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
         e->transfer = loaded.transfer;
         e->tp = loaded.tp;
         e->created_ns = loaded.created_ns;
-        e->write_seq = 0; //  durable already
-        e->key_seq = codec_get_u64_be (key);
-        if (e->key_seq > self->key_seq) {
-            self->key_seq = e->key_seq;
-        }
+        e->write_seq = 0;                                                //  durable already
+        attempts_key_loaded (&self->records, i, codec_get_u64_be (key)); //  in key order
         e->backoff_ms = self->retry_min_ms;
         e->next_ns = now.mono_ns; //  ask at once: recovery runs before anything else
         assert (e->backoff_ms > 0);
@@ -522,9 +532,7 @@ s_marker_drop (participant_t *self, int32_t slot)
 {
     //  A prepared record is released before it goes: its reservation would leak.
     assert (attempts_at (&self->records, slot)->state != ATTEMPT_PREPARED);
-    uint8_t key[S_KEY_SIZE];
-    s_record_key (attempts_at (&self->records, slot), key);
-    store_batch_delete (self->store, STORE_CF_PREPARED, key, sizeof (key));
+    attempts_key_drop (&self->records, slot); //  deleted by range later
     attempts_remove (&self->records, slot);
 }
 
@@ -599,12 +607,11 @@ s_record_commit (participant_t *self, attempt_t *e, now_t now)
         abort ();
     }
     //  The credit leg itself is the durable "applied" marker (leg index):
-    //  the prepared record goes.
-    uint8_t key[S_KEY_SIZE];
-    s_record_key (e, key);
-    store_batch_delete (self->store, STORE_CF_PREPARED, key, sizeof (key));
+    //  the prepared record goes (by range later; a restart before that finds
+    //  the leg and drops the record).
     size_t count = self->records.count;
-    attempts_remove (&self->records, (int32_t) (e - attempts_at (&self->records, 0)));
+    attempts_key_drop (&self->records, s_slot (self, e));
+    attempts_remove (&self->records, s_slot (self, e));
     assert (self->records.count + 1 == count && e->state == ATTEMPT_FREE);
 }
 
@@ -751,7 +758,7 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     e->tp.result = 0;
     e->tp.timestamp = 0;
     e->created_ns = now.wall_ns;
-    e->key_seq = ++self->key_seq;
+    attempts_key_assign (&self->records, i);
     e->backoff_ms = self->retry_min_ms;
     e->next_ns = now.mono_ns + self->query_after_ms * 1000000ull;
     s_share_add (self, e->tp.coordinator, t->amount);
@@ -891,7 +898,7 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, now_t now, uint64_t *se
     }
     e = attempts_at (&self->records, i);
     e->state = ATTEMPT_ABORTED;
-    e->key_seq = ++self->key_seq;
+    attempts_key_assign (&self->records, i);
     e->tp = *d;
     e->transfer.id = d->id;
     e->transfer.debit_account_id = d->debit_account_id;
@@ -991,6 +998,9 @@ participant_resolve (participant_t *self, const rl_tp_rec_t *rec, now_t now)
         int32_t next = e->next;
         *e = kept;
         e->next = next;
+        e->keyed = false; //  its old key was dropped with the commit: a new one
+        e->key_prev = e->key_next = -1;
+        attempts_key_assign (&self->records, i);
     } else {
         s_record_abort (self, e, now); //  releases the reservation
     }

@@ -40,7 +40,7 @@
 
 #include "codec.h"
 
-#define S_KEY_SIZE 8
+#define S_KEY_SIZE ATTEMPTS_KEY_SIZE
 
 //  Values: format ATTEMPT_VALUE_LOG (attempts.c draws the layout), or an
 //  in-doubt record (288 bytes), as earlier builds wrote.
@@ -66,8 +66,7 @@ s_decode (const uint8_t *in, size_t size, attempt_t *e)
 
 struct xlog_t {
     store_t *store;
-    attempts_t entries; //  ATTEMPT_DECIDED
-    uint64_t key_seq;   //  last key used
+    attempts_t entries; //  ATTEMPT_DECIDED; keys in STORE_CF_XLOG
 };
 
 xlog_t *
@@ -79,9 +78,13 @@ xlog_new (store_t *store, size_t cap)
         return NULL;
     }
     self->store = store;
-    if (attempts_init (&self->entries, cap) != 0) {
+    //  Room for the entries no longer needed that a restart may load again
+    //  (attempts.h, "Keys": at most the window and one step of them).
+    if (attempts_init (&self->entries, cap + ATTEMPTS_KEYS_WINDOW + ATTEMPTS_KEYS_STEP) != 0) {
         xlog_destroy (&self);
+        return NULL;
     }
+    attempts_keys_init (&self->entries, store, STORE_CF_XLOG);
     return self;
 }
 
@@ -95,18 +98,6 @@ xlog_destroy (xlog_t **self_p)
         free (self);
         *self_p = NULL;
     }
-}
-
-static void
-s_put (xlog_t *self, const attempt_t *e)
-{
-    assert (e->state == ATTEMPT_DECIDED);
-    assert (e->tp.state == RL_TP_COMMIT || e->tp.state == RL_TP_ABORT);
-    uint8_t key[S_KEY_SIZE];
-    uint8_t value[ATTEMPT_VALUE_SIZE_MAX];
-    codec_put_u64_be (key, e->key_seq);
-    size_t size = attempt_value_encode (e, ATTEMPT_VALUE_LOG, value);
-    store_batch_put (self->store, STORE_CF_XLOG, key, sizeof (key), value, size);
 }
 
 int
@@ -145,10 +136,7 @@ xlog_load (xlog_t *self, uint64_t mono_ns, uint64_t retry_ms, char *err, size_t 
         e->transfer = loaded.transfer;
         e->tp = loaded.tp;
         e->created_ns = loaded.created_ns; //  a date (wall clock), shown by in_doubt
-        e->key_seq = codec_get_u64_be (key);
-        if (e->key_seq > self->key_seq) {
-            self->key_seq = e->key_seq;
-        }
+        attempts_key_loaded (&self->entries, i, codec_get_u64_be (key)); //  in key order
         memcpy (e->peer, loaded.peer, sizeof (e->peer));
         e->next_ns = mono_ns; //  timers are never stored: due at once
         e->backoff_ms = retry_ms;
@@ -169,12 +157,15 @@ xlog_append (xlog_t *self, const attempt_t *live, uint32_t decision, uint64_t wr
     int32_t next = e->next;
     *e = *live;
     e->next = next;
+    e->keyed = false; //  a live attempt holds no key
+    e->key_prev = e->key_next = -1;
     e->state = ATTEMPT_DECIDED;
     e->tp.state = decision;
     e->request = -1;
-    e->key_seq = ++self->key_seq;
     e->write_seq = write_seq;
-    s_put (self, e);
+    attempts_key_assign (&self->entries, x);
+    assert (e->tp.state == RL_TP_COMMIT || e->tp.state == RL_TP_ABORT);
+    attempts_key_put (&self->entries, x);
     return x;
 }
 
@@ -198,9 +189,7 @@ xlog_remove (xlog_t *self, int32_t i)
     assert (self);
     attempt_t *e = attempts_at (&self->entries, i);
     assert (e->state == ATTEMPT_DECIDED);
-    uint8_t key[S_KEY_SIZE];
-    codec_put_u64_be (key, e->key_seq);
-    store_batch_delete (self->store, STORE_CF_XLOG, key, sizeof (key));
+    attempts_key_drop (&self->entries, i); //  deleted by range later (attempts.c, "Keys")
     size_t count = self->entries.count;
     attempts_remove (&self->entries, i);
     assert (self->entries.count + 1 == count); //  invariant 1: table and column family agree

@@ -18,6 +18,13 @@
     and conservation holds. Shards run with --durability manual-wal, so a
     kill drops everything not group-committed.
 
+    test_keys_bound: the bound of the range drops of the coordinator log
+    and the prepared records (shard/attempts.c, "Keys"), in the crash
+    matrix's manner: a COMMIT not acknowledged, then a prepared record
+    awaiting its decision, each pinned while a thousand transfers settle
+    around it, then SIGKILL of its shard and a restart: the pinned one is
+    still there and is applied; conservation holds.
+
     test_log_full: a credit shard in the ring but down, and a coordinator
     with a small log (--tp-log-capacity): full batches for ten times the
     log's capacity get only `busy` or `aborted`, and the coordinator never
@@ -62,8 +69,9 @@
 
 typedef struct {
     harness_t *h;
-    tk_shard_t shards[2]; //  s1, s2
-    rl_client_t *clients[2];
+    tk_shard_t shards[3]; //  s1, s2 (and s3: test_keys_bound)
+    rl_client_t *clients[3];
+    int n; //  shards in the cluster
     ring_t *ring;
     uint64_t tag;
 } s_ctx_t;
@@ -81,7 +89,7 @@ static int
 s_teardown (void **state)
 {
     s_ctx_t *ctx = *state;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         rl_client_destroy (&ctx->clients[i]);
     }
     ring_destroy (&ctx->ring);
@@ -105,14 +113,15 @@ s_client_for (void *arg, rl_id_t id)
     return ctx->clients[s_owner (ctx, id)];
 }
 
-//  Two shards with a shared ring file and fast two-phase timeouts.
+//  n shards with a shared ring file and fast two-phase timeouts.
 static void
-s_cluster_init (s_ctx_t *ctx, const char *prefix)
+s_cluster_init_n (s_ctx_t *ctx, const char *prefix, int n)
 {
     char name[32];
     ring_destroy (&ctx->ring);
     ctx->ring = ring_new (1);
-    for (int i = 0; i < 2; i++) {
+    ctx->n = n;
+    for (int i = 0; i < n; i++) {
         snprintf (name, sizeof (name), "%s%d", prefix, i + 1);
         tk_shard_init (ctx->h, &ctx->shards[i], name);
         tk_shard_t *s = &ctx->shards[i];
@@ -134,9 +143,15 @@ s_cluster_init (s_ctx_t *ctx, const char *prefix)
     char ring_file[512];
     snprintf (ring_file, sizeof (ring_file), "%s/%s.ring", harness_dir (ctx->h), prefix);
     assert_int_equal (ring_save_file (ctx->ring, ring_file), 0);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < n; i++) {
         snprintf (ctx->shards[i].ring_file, sizeof (ctx->shards[i].ring_file), "%s", ring_file);
     }
+}
+
+static void
+s_cluster_init (s_ctx_t *ctx, const char *prefix)
+{
+    s_cluster_init_n (ctx, prefix, 2);
 }
 
 static void
@@ -197,11 +212,11 @@ s_applied (s_ctx_t *ctx, rl_transfer_t t)
 static void
 s_quiet (s_ctx_t *ctx)
 {
-    if (!tk_wait_quiet (ctx->clients, 2, 15000)) {
+    if (!tk_wait_quiet (ctx->clients, (size_t) ctx->n, 15000)) {
         harness_keep (ctx->h);
         fail_msg ("shards did not settle: live attempts or prepared records remain");
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < ctx->n; i++) {
         rl_status_rec_t status;
         assert_int_equal (rl_client_status (ctx->clients[i], &status, TK_TIMEOUT_MS), 0);
         if (status.alarms != 0) {
@@ -1023,8 +1038,151 @@ test_crash_matrix (void **state)
     }
 }
 
-//  With an argument `log_full`, runs test_log_full alone (its own ctest,
-//  twophase.cmake); without one, every other test.
+//  The bound of the range drops --------------------------------------------------
+
+//  Records of the coordinator log and the prepared table are dropped by
+//  range, below the lowest key still needed (shard/attempts.c, "Keys").
+//  A decision whose participant has not acknowledged it, or a prepared
+//  record awaiting its decision, must survive any number of later
+//  transfers settled around it, and a SIGKILL: a coordinator that lost
+//  its COMMIT would answer the participant's query with a presumed abort
+//  (the credit never applied), a participant that lost its record would
+//  refuse the COMMIT (an alarm, the credit never applied).
+
+static bool
+s_inflight_is (s_ctx_t *ctx, int i, uint64_t want)
+{
+    rl_status_rec_t status;
+    return rl_client_status (ctx->clients[i], &status, 1000) == 0 && status.inflight == want;
+}
+
+static bool
+s_s1_one_left (void *arg)
+{
+    return s_inflight_is (arg, 0, 1);
+}
+
+static bool
+s_s3_none_left (void *arg)
+{
+    return s_inflight_is (arg, 2, 0);
+}
+
+//  count transfers (ids from *tid) of 1 from account `from` to `to`, in one
+//  batch to client i; every one must commit.
+static void
+s_bound_load (s_ctx_t *ctx, tk_model_t *model, int i, uint64_t *tid, uint64_t from, uint64_t to,
+              size_t count)
+{
+    static rl_transfer_t ts[RL_BATCH_RECORDS_MAX];
+    static rl_result_rec_t rs[RL_BATCH_RECORDS_MAX];
+    assert_true (count <= RL_BATCH_RECORDS_MAX);
+    for (size_t k = 0; k < count; k++) {
+        ts[k] = tk_transfer (tk_id ((*tid)++, ctx->tag), tk_id (from, ctx->tag),
+                             tk_id (to, ctx->tag), 1, LEDGER);
+    }
+    assert_int_equal (rl_client_create_transfers (ctx->clients[i], ts, count, rs, TK_TIMEOUT_MS),
+                      0);
+    for (size_t k = 0; k < count; k++) {
+        assert_int_equal (rs[k].result, RL_OK);
+        tk_model_apply (model, &ts[k]);
+    }
+}
+
+static void
+s_credits_posted_is (s_ctx_t *ctx, uint64_t account, uint64_t want)
+{
+    rl_id_t id = tk_id (account, ctx->tag);
+    rl_account_t a;
+    assert_int_equal (rl_client_lookup_accounts (s_client_for (ctx, id), &id, 1, &a, TK_TIMEOUT_MS),
+                      0);
+    if (a.credits_posted != want) {
+        harness_keep (ctx->h);
+        fail_msg ("account %lu: %lu credits posted, want %lu", (unsigned long) account,
+                  (unsigned long) a.credits_posted, (unsigned long) want);
+    }
+}
+
+#define BOUND_LOAD 1000 //  transfers settled around the pinned one (several range steps)
+
+static void
+test_keys_bound (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_cluster_init_n (ctx, "k", 3);
+    static char applied_fp[] = "RL_FAILPOINTS=tp.part.applied=crash";
+    static char synced_fp[] = "RL_FAILPOINTS=tp.coord.decision_synced=crash";
+    ctx->shards[1].env[0] = applied_fp;
+    for (int i = 0; i < 3; i++) {
+        s_start (ctx, i);
+    }
+    //  1 operator and 2 sender on s1, 3 receiver on s2, 4 on s3.
+    int owners[] = {0, 0, 1, 2};
+    ctx->tag = s_find_tag (ctx, 0x4b42000000ull, owners, 4);
+    for (uint64_t a = 1; a <= 4; a++) {
+        s_create_account (ctx, a, 0);
+    }
+    tk_model_t model;
+    tk_model_init (&model, ctx->tag, 4);
+    uint64_t tid = 1;
+    rl_transfer_t fund = tk_transfer (tk_id (tid++, ctx->tag), tk_id (1, ctx->tag),
+                                      tk_id (2, ctx->tag), 1000000, LEDGER);
+    assert_int_equal (s_transfer (ctx, fund, TK_TIMEOUT_MS), RL_OK);
+    tk_model_apply (&model, &fund);
+
+    //  1. The coordinator's bound. x commits at s1; s2 dies applying it
+    //  (the apply not durable), so x's COMMIT stays unacknowledged in s1's
+    //  log while BOUND_LOAD later decisions (to s3) are acknowledged.
+    rl_transfer_t x = tk_transfer (tk_id (tid++, ctx->tag), tk_id (2, ctx->tag),
+                                   tk_id (3, ctx->tag), 7, LEDGER);
+    assert_int_equal (s_transfer (ctx, x, TK_TIMEOUT_MS), RL_OK);
+    tk_model_apply (&model, &x);
+    assert_int_equal (harness_wait_exit (ctx->h, ctx->shards[1].pid, 15000, NULL), 0);
+    ctx->shards[1].pid = -1;
+    s_bound_load (ctx, &model, 0, &tid, 2, 4, BOUND_LOAD);
+    assert_true (harness_wait_until (s_s1_one_left, ctx, 15000)); //  x's, only
+    //  s1 is killed and restarts with its log; s2 restarts with x prepared.
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[0], SIGKILL) & 0x7f, SIGKILL);
+    s_start (ctx, 0);
+    ctx->shards[1].env[0] = NULL;
+    s_start (ctx, 1);
+    s_quiet (ctx);
+    s_credits_posted_is (ctx, 3, 7); //  a lost COMMIT: presumed abort, 0 here
+
+    //  2. The participant's bound. s1 dies with y's COMMIT durable, not
+    //  sent: y stays prepared at s2 while BOUND_LOAD transfers from s3
+    //  commit there.
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[0], SIGTERM), 0);
+    ctx->shards[0].env[0] = synced_fp;
+    s_start (ctx, 0);
+    rl_transfer_t y = tk_transfer (tk_id (tid++, ctx->tag), tk_id (2, ctx->tag),
+                                   tk_id (3, ctx->tag), 5, LEDGER);
+    assert_int_equal (s_transfer (ctx, y, 2000), UINT32_MAX);
+    assert_int_equal (harness_wait_exit (ctx->h, ctx->shards[0].pid, 15000, NULL), 0);
+    ctx->shards[0].pid = -1;
+    s_bound_load (ctx, &model, 2, &tid, 4, 3, BOUND_LOAD);
+    assert_true (harness_wait_until (s_s3_none_left, ctx, 15000));
+    //  s2 is killed and restarts: y is still prepared there.
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[1], SIGKILL) & 0x7f, SIGKILL);
+    s_start (ctx, 1);
+    rl_status_rec_t status;
+    assert_int_equal (rl_client_status (ctx->clients[1], &status, TK_TIMEOUT_MS), 0);
+    assert_int_equal (status.in_doubt, 1);
+    //  s1 comes back and delivers y's COMMIT.
+    ctx->shards[0].env[0] = NULL;
+    s_start (ctx, 0);
+    s_quiet (ctx);
+    assert_true (s_applied (ctx, y));
+    tk_model_apply (&model, &y);
+    s_credits_posted_is (ctx, 3, 7 + 5 + BOUND_LOAD);
+    tk_check_conservation_by (s_client_for, ctx, &model, 2 * BOUND_LOAD);
+    for (int i = 0; i < 3; i++) {
+        s_audit_ok (ctx, i);
+    }
+}
+
+//  With an argument `log_full` or `keys_bound`, runs that test alone (its
+//  own ctest, twophase.cmake); without one, every other test.
 int
 main (int argc, char **argv)
 {
@@ -1037,11 +1195,17 @@ main (int argc, char **argv)
     const struct CMUnitTest log_full[] = {
         cmocka_unit_test_setup_teardown (test_log_full, s_setup, s_teardown),
     };
+    const struct CMUnitTest keys_bound[] = {
+        cmocka_unit_test_setup_teardown (test_keys_bound, s_setup, s_teardown),
+    };
     if (argc > 1 && strcmp (argv[1], "log_full") == 0) {
         return cmocka_run_group_tests (log_full, NULL, NULL);
     }
+    if (argc > 1 && strcmp (argv[1], "keys_bound") == 0) {
+        return cmocka_run_group_tests (keys_bound, NULL, NULL);
+    }
     if (argc > 1) {
-        fprintf (stderr, "usage: test_twophase [log_full]\n");
+        fprintf (stderr, "usage: test_twophase [log_full | keys_bound]\n");
         return 2;
     }
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -11,3 +11,8 @@ rl_add_unit(test_sim 160 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_sim.c LIBS rls
 # A credit shard down and a coordinator log of 4,096 entries: ten times its
 # capacity in full batches, only busy or aborted, no crash (test_log_full).
 rl_add_test(test_twophase_log_full 8 $<TARGET_FILE:test_twophase> log_full)
+
+# The bound of the range drops of the coordinator log and the prepared
+# records: a pinned decision and a pinned prepared record survive a
+# thousand transfers settled around them and a SIGKILL (test_keys_bound).
+rl_add_test(test_twophase_keys_bound 15 $<TARGET_FILE:test_twophase> keys_bound)
