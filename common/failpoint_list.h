@@ -118,3 +118,6 @@ RL_FP_X (REBALANCE_SOURCE_COMMITTED, "rebalance.source_committed",
 RL_FP_X (REBALANCE_STEP_DONE, "rebalance.step_done",
          "rebalance apply: every shard serves the step's ring and the state says done, before "
          "the next step")
+RL_FP_X (REBALANCE_ROLLED_BACK, "rebalance.rolled_back",
+         "rebalance apply: a target refused its commit and the step's rollback is written, "
+         "nothing undone yet")

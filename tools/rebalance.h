@@ -11,6 +11,8 @@
     THE STATE DIRECTORY
         ring.K      the ring of step K (K = 0: the ring the change starts
                     from), at epoch base + K, text form (docs/ring.md)
+        rollback.ring  after step K rolled back: ring.(K-1) at epoch
+                    base + K + 1
         state       the plan and the state of every step (below); written
                     ahead of every message that depends on it
         lock        held (flock) by the apply that runs
@@ -49,12 +51,17 @@
 //  A step's state in the tool. Written ahead: the state names what may
 //  have been sent, so a restart knows what to resend.
 typedef enum {
-    RB_PENDING = 0,  //  nothing sent for the step
-    RB_COPYING = 1,  //  migrate_begin may have been sent: copy, catch up
-    RB_FROZEN = 2,   //  migrate_freeze may have been sent: drain, final round
-    RB_HANDOVER = 3, //  the final chunk is in the target: the step's ring
-                     //  may be anywhere; it only rolls forward from here
-    RB_DONE = 4      //  both commits done, every shard serves the step's ring
+    RB_PENDING = 0,    //  nothing sent for the step
+    RB_COPYING = 1,    //  migrate_begin may have been sent: copy, catch up
+    RB_FROZEN = 2,     //  migrate_freeze may have been sent: drain, final round
+    RB_HANDOVER = 3,   //  the final chunk is in the target: the step's ring
+                       //  may be anywhere; it rolls forward from here, unless
+                       //  the target refuses its commit (then RB_ROLLED_BACK)
+    RB_DONE = 4,       //  both commits done, every shard serves the step's ring
+    RB_ROLLED_BACK = 5 //  the target refused its commit: the step is undone on
+                       //  both shards and every shard is brought to
+                       //  rollback.ring (the ring before the step, at the
+                       //  epoch after it); the change ends there
 } rb_step_state_t;
 
 typedef struct {
@@ -82,6 +89,7 @@ typedef struct {
     size_t step_count;
     rb_step_t *steps; //  [step_count]
     ring_t **rings;   //  [step_count + 1]: rings[k] at base_epoch + k
+    ring_t *rollback; //  after step k (1-based) rolled back: rings[k - 1] at base + k + 1
     char dir[RB_PATH_SIZE_MAX];
 } rb_plan_t;
 
@@ -102,6 +110,9 @@ int rb_plan_save_new (rb_plan_t *plan, const char *dir, char *err, size_t err_si
 int rb_plan_load (rb_plan_t *plan, const char *dir, char *err, size_t err_size);
 //  Writes the state file (atomic). 0 or -1 (err).
 int rb_state_save (const rb_plan_t *plan, char *err, size_t err_size);
+//  Makes plan->rollback for the step at `index` (0-based) and writes it to
+//  DIR/rollback.ring (atomic). 0 or -1 (err).
+int rb_rollback_save (rb_plan_t *plan, size_t index, char *err, size_t err_size);
 
 //  The lock of a running apply: a descriptor (>= 0) held until closed;
 //  -1 when another process holds it (err says so), -2 on an error.

@@ -82,6 +82,7 @@
 #define S_RING_ATTEMPTS    20  //  fan-outs of a step's ring before apply gives up
 #define S_SAVE_EVERY_MS    500 //  progress written to the state file during a copy
 #define S_BACKOFF_MS_MAX   2000
+#define S_COMMIT_REFUSED   64    //  s_commit: the target refused (not an exit code)
 #define S_LEAVE_WAIT_MS    60000 //  a leaving shard becomes quiet within this, or apply stops
 
 typedef struct {
@@ -416,9 +417,8 @@ s_in_change (const s_ctx_t *ctx, const char *name, size_t k)
 //  Ring k into every shard still in the change, all at once, again until
 //  each serves it (or a newer one). 0, or RB_EXIT_CLUSTER.
 static int
-s_publish (s_ctx_t *ctx, size_t k)
+s_publish_ring (s_ctx_t *ctx, const ring_t *ring, size_t k)
 {
-    const ring_t *ring = ctx->plan.rings[k];
     size_t size = ring_encoded_size (ring);
     uint8_t *blob = malloc (size);
     const char *endpoints[S_SHARDS_MAX];
@@ -455,6 +455,12 @@ s_publish (s_ctx_t *ctx, size_t k)
     }
     free (blob);
     return code;
+}
+
+static int
+s_publish (s_ctx_t *ctx, size_t k)
+{
+    return s_publish_ring (ctx, ctx->plan.rings[k], k);
 }
 
 static int
@@ -808,13 +814,7 @@ s_commit (s_run_t *r, s_shard_t *s, uint32_t role)
     rl_migrate_rec_t req = s_request (r->step, role), out;
     int rc = s_migrate (r->ctx, s, RL_OP_MIGRATE_COMMIT, &req, &out);
     if (rc == RL_STATUS_MIGRATION_REFUSED && role == RL_MIGRATE_TARGET) {
-        return s_fail (RB_EXIT_CLUSTER,
-                       "step %zu: the target %s refused the commit (its log says why). If it "
-                       "still holds accounts of this arc from an earlier change (the shards do "
-                       "not delete a moved arc's accounts from its old owner yet), the commit "
-                       "cannot succeed: the arc stays frozen, and the change must be rolled back "
-                       "by hand (docs/rebalance.md, \"What remains\")",
-                       r->index + 1, s->name);
+        return S_COMMIT_REFUSED;
     }
     if (rc != 0 || out.state != RL_MIGRATE_HANDED_OVER) {
         return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_commit on the %s %s: %s", r->index + 1,
@@ -824,7 +824,54 @@ s_commit (s_run_t *r, s_shard_t *s, uint32_t role)
     return 0;
 }
 
-//  HANDOVER to DONE: only forward.
+static int s_abort_step (s_run_t *r);
+
+//  Ends a rolled back step: both shards forget it (the target first: it
+//  deletes what it imported), and every shard still in the change serves
+//  rollback.ring, which gives the arc to the source again at an epoch
+//  above the step's (the target may serve the step's ring already).
+static int
+s_rollback_finish (s_run_t *r)
+{
+    int rc = s_abort_step (r);
+    return rc == 0 ? s_publish_ring (r->ctx, r->ctx->plan.rollback, r->index) : rc;
+}
+
+//  apply stops after a rollback: the change must be planned again.
+static int
+s_rolled_back (s_run_t *r)
+{
+    return s_fail (RB_EXIT_CLUSTER,
+                   "step %zu was rolled back: its target %s refused the commit (its log says "
+                   "why; it may still hold accounts of the arc from an earlier change). Every "
+                   "shard serves %s/rollback.ring (epoch %" PRIu64 "): plan the rest of the change "
+                   "from it, in a new state directory",
+                   r->index + 1, r->step->target, r->ctx->plan.dir,
+                   ring_epoch (r->ctx->plan.rollback));
+}
+
+//  The target refused its commit, so the source never committed: the step
+//  is undone (written ahead, then done).
+static int
+s_rollback (s_run_t *r)
+{
+    char err[512];
+    if (rb_rollback_save (&r->ctx->plan, r->index, err, sizeof err) != 0) {
+        return s_fail (RB_EXIT_BAD_FILE, "cannot write the rollback ring: %s", err);
+    }
+    r->step->state = RB_ROLLED_BACK;
+    r->step->frozen_at = 0;
+    int rc = s_save (r->ctx);
+    if (rc != 0 || (rc = s_point (RL_FAILPOINT (REBALANCE_ROLLED_BACK), "rebalance.rolled_back"))) {
+        return rc;
+    }
+    if ((rc = s_rollback_finish (r)) != 0) {
+        return rc;
+    }
+    return s_rolled_back (r);
+}
+
+//  HANDOVER to DONE: only forward, unless the target refuses its commit.
 static int
 s_handover (s_run_t *r)
 {
@@ -834,8 +881,14 @@ s_handover (s_run_t *r)
         return s_fail (RB_EXIT_CLUSTER, "step %zu: load_ring into the target %s: %s", k,
                        r->target->name, s_rc_text (rc));
     }
-    if ((rc = s_point (RL_FAILPOINT (REBALANCE_TARGET_RING), "rebalance.target_ring")) != 0
-        || (rc = s_commit (r, r->target, RL_MIGRATE_TARGET)) != 0
+    if ((rc = s_point (RL_FAILPOINT (REBALANCE_TARGET_RING), "rebalance.target_ring")) != 0) {
+        return rc;
+    }
+    rc = s_commit (r, r->target, RL_MIGRATE_TARGET);
+    if (rc == S_COMMIT_REFUSED) {
+        return s_rollback (r); //  the source never committed: undo the step
+    }
+    if (rc != 0
         || (rc = s_point (RL_FAILPOINT (REBALANCE_TARGET_COMMITTED), "rebalance.target_committed"))
                != 0) {
         return rc;
@@ -1067,6 +1120,13 @@ rb_cmd_apply (int argc, char **argv)
         rc = s_ctx_open (&ctx);
     }
     size_t k = rc == 0 ? rb_plan_current (&ctx.plan) : 0;
+    if (rc == 0 && k < ctx.plan.step_count && ctx.plan.steps[k].state == RB_ROLLED_BACK) {
+        s_run_t r;
+        if ((rc = s_run_init (&ctx, k, &r)) == 0) {
+            rc = s_rollback_finish (&r); //  again, then stops
+            rc = rc == 0 ? s_rolled_back (&r) : rc;
+        }
+    }
     if (rc == 0 && k < ctx.plan.step_count && ctx.plan.steps[k].state != RB_HANDOVER) {
         //  Every shard still in the change serves the ring before step k,
         //  that ring and no other.
@@ -1098,10 +1158,12 @@ s_status_table (const rb_plan_t *plan, bool running, uint64_t now)
             plan->plan_id, plan->base_epoch, plan->base_epoch + plan->step_count, plan->step_count,
             done, 100.0 * (double) done / (double) plan->step_count,
             running ? ", apply running" : ", apply not running", plan->aborted ? ", aborted" : "");
-    printf ("epoch served: %" PRIu64 "%s\n", plan->base_epoch + done,
+    bool rolled = done < plan->step_count && plan->steps[done].state == RB_ROLLED_BACK;
+    printf ("epoch served: %" PRIu64 "%s\n", plan->base_epoch + done + (rolled ? 2 : 0),
             done < plan->step_count && plan->steps[done].state == RB_HANDOVER
                 ? " (the next one is being handed over)"
-                : "");
+            : rolled ? " (rollback.ring: the change was rolled back at the step in progress)"
+                     : "");
     if (done < plan->step_count && plan->steps[done].state != RB_PENDING) {
         const rb_step_t *s = &plan->steps[done];
         printf ("in progress: step %zu, %s -> %s, %s", done + 1, s->source, s->target,
@@ -1139,7 +1201,9 @@ s_status_json (const rb_plan_t *plan, bool running, uint64_t now)
     jsonkit_add_string (tree, "plan_id", hex);
     jsonkit_add_u64 (tree, "base_epoch", plan->base_epoch);
     jsonkit_add_u64 (tree, "final_epoch", plan->base_epoch + plan->step_count);
-    jsonkit_add_u64 (tree, "epoch", plan->base_epoch + done);
+    bool rolled = done < plan->step_count && plan->steps[done].state == RB_ROLLED_BACK;
+    jsonkit_add_u64 (tree, "epoch", plan->base_epoch + done + (rolled ? 2 : 0));
+    jsonkit_add_bool (tree, "rolled_back", rolled);
     jsonkit_add_u64 (tree, "steps_total", plan->step_count);
     jsonkit_add_u64 (tree, "steps_done", done);
     jsonkit_add_fixed (tree, "progress", (double) done / (double) plan->step_count, 4);
@@ -1261,7 +1325,8 @@ s_check (s_ctx_t *ctx, s_report_t *rep, bool running)
     size_t k = rb_plan_current (plan);
     const rb_step_t *step = k < plan->step_count ? &plan->steps[k] : NULL;
     bool handover = step && step->state == RB_HANDOVER;
-    uint64_t want = plan->base_epoch + k;
+    bool rolled_back = step && step->state == RB_ROLLED_BACK;
+    uint64_t want = plan->base_epoch + k + (rolled_back ? 2 : 0);
     const char *endpoints[S_SHARDS_MAX];
     s_shard_t *shards[S_SHARDS_MAX];
     rl_status_rec_t status[S_SHARDS_MAX];
@@ -1286,9 +1351,12 @@ s_check (s_ctx_t *ctx, s_report_t *rep, bool running)
             s_problem (rep, "shard %s serves epoch %" PRIu64 ", the state file says %" PRIu64 "%s",
                        name, epoch, want, handover ? " (or the next, in the handover)" : "");
         }
-        if (epoch >= plan->base_epoch && epoch <= plan->base_epoch + plan->step_count) {
+        if (rolled_back
+                ? epoch == want
+                : epoch >= plan->base_epoch && epoch <= plan->base_epoch + plan->step_count) {
             //  Its ring must be the plan's ring of that epoch.
-            const ring_t *mine = plan->rings[epoch - plan->base_epoch];
+            const ring_t *mine = rolled_back ? plan->rollback
+                                             : plan->rings[epoch - plan->base_epoch];
             uint8_t *blob = NULL;
             size_t size = 0;
             rl_client_t *client = s_client (ctx, shards[i]);
@@ -1318,7 +1386,7 @@ s_check (s_ctx_t *ctx, s_report_t *rep, bool running)
                        name, status[i].arcs_unreceived);
         }
     }
-    if (!step || step->state == RB_PENDING) {
+    if (!step || step->state == RB_PENDING || rolled_back) {
         return;
     }
     uint32_t state = 0;
@@ -1419,6 +1487,17 @@ rb_cmd_fix (int argc, char **argv)
     }
     size_t k = rb_plan_current (&ctx.plan);
     rb_step_t *step = rc == 0 && k < ctx.plan.step_count ? &ctx.plan.steps[k] : NULL;
+    if (rc == 0 && step && step->state == RB_ROLLED_BACK) {
+        s_run_t r;
+        if ((rc = s_run_init (&ctx, k, &r)) == 0 && (rc = s_rollback_finish (&r)) == 0) {
+            printf ("fixed: step %zu's rollback is complete (epoch %" PRIu64 ")\n", k + 1,
+                    ring_epoch (ctx.plan.rollback));
+            rc = s_check_report (&ctx, false);
+        }
+        close (lock);
+        s_ctx_close (&ctx);
+        return rc;
+    }
     if (rc == 0 && step && step->state == RB_HANDOVER) {
         //  A handover only rolls forward.
         s_run_t r;
@@ -1517,6 +1596,9 @@ rb_cmd_abort (int argc, char **argv)
         rc = s_fail (RB_EXIT_USAGE, "nothing to abort: every step is done");
     }
     rb_step_t *step = rc == 0 ? &ctx.plan.steps[k] : NULL;
+    if (rc == 0 && step->state == RB_ROLLED_BACK) {
+        rc = s_fail (RB_EXIT_USAGE, "step %zu was rolled back already: the change is over", k + 1);
+    }
     if (rc == 0 && step->state == RB_HANDOVER) {
         rc = s_fail (RB_EXIT_USAGE,
                      "step %zu is past its final round (handover): it only rolls forward "

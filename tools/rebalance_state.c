@@ -64,12 +64,13 @@
 #define S_LINE_SIZE_MAX 1024 //  bytes of one line of the state file
 #define S_TOKENS_MAX    40
 
-static const char *s_state_names[] = {"pending", "copying", "frozen", "handover", "done"};
+static const char *s_state_names[] = {"pending",  "copying", "frozen",
+                                      "handover", "done",    "rolled_back"};
 
 const char *
 rb_step_state_name (uint32_t state)
 {
-    return state <= RB_DONE ? s_state_names[state] : "?";
+    return state <= RB_ROLLED_BACK ? s_state_names[state] : "?";
 }
 
 uint64_t
@@ -116,6 +117,7 @@ s_u64_compare (const void *a, const void *b)
 void
 rb_plan_free (rb_plan_t *plan)
 {
+    ring_destroy (&plan->rollback);
     if (plan->rings) {
         for (size_t k = 0; k <= plan->step_count; k++) {
             ring_destroy (&plan->rings[k]);
@@ -482,6 +484,27 @@ rb_state_save (const rb_plan_t *plan, char *err, size_t err_size)
 }
 
 int
+rb_rollback_save (rb_plan_t *plan, size_t index, char *err, size_t err_size)
+{
+    assert (index < plan->step_count);
+    ring_destroy (&plan->rollback);
+    plan->rollback = ring_dup (plan->rings[index]);
+    if (!plan->rollback) {
+        s_err (err, err_size, "out of memory");
+        return -1;
+    }
+    ring_set_epoch (plan->rollback, plan->base_epoch + index + 2);
+    char *text = ring_to_text (plan->rollback);
+    if (!text) {
+        s_err (err, err_size, "out of memory");
+        return -1;
+    }
+    int rc = s_write_atomic (plan->dir, "rollback.ring", text, strlen (text), err, err_size);
+    free (text);
+    return rc;
+}
+
+int
 rb_plan_save_new (rb_plan_t *plan, const char *dir, char *err, size_t err_size)
 {
     if (strlen (dir) + 32 >= RB_PATH_SIZE_MAX) {
@@ -569,7 +592,7 @@ s_parse_step (char **tok, int count, size_t expect, rb_step_t *s)
         return false;
     }
     s->state = UINT32_MAX;
-    for (uint32_t st = 0; st <= RB_DONE; st++) {
+    for (uint32_t st = 0; st <= RB_ROLLED_BACK; st++) {
         if (strcmp (tok[2], s_state_names[st]) == 0) {
             s->state = st;
         }
@@ -739,6 +762,23 @@ rb_plan_load (rb_plan_t *plan, const char *dir, char *err, size_t err_size)
             if (plan->rings[k]) {
                 snprintf (rerr, sizeof rerr, "epoch %" PRIu64 ", not %" PRIu64,
                           ring_epoch (plan->rings[k]), plan->base_epoch + k);
+            }
+            s_err (err, err_size, "%s: %s", ring_path, rerr);
+            rb_plan_free (plan);
+            snprintf (plan->dir, sizeof plan->dir, "%s", dir);
+            return RB_EXIT_BAD_FILE;
+        }
+    }
+    //  A rolled back step: the ring that undid it.
+    size_t current = rb_plan_current (plan);
+    if (current < plan->step_count && plan->steps[current].state == RB_ROLLED_BACK) {
+        char ring_path[RB_PATH_SIZE_MAX + 32], rerr[256];
+        snprintf (ring_path, sizeof ring_path, "%s/rollback.ring", dir);
+        plan->rollback = ring_load_file (ring_path, rerr, sizeof rerr);
+        if (!plan->rollback || ring_epoch (plan->rollback) != plan->base_epoch + current + 2) {
+            if (plan->rollback) {
+                snprintf (rerr, sizeof rerr, "epoch %" PRIu64 ", not %" PRIu64,
+                          ring_epoch (plan->rollback), plan->base_epoch + current + 2);
             }
             s_err (err, err_size, "%s: %s", ring_path, rerr);
             rb_plan_free (plan);
