@@ -142,7 +142,7 @@ int rl_client_resolve (rl_client_t *self, const rl_tp_rec_t *request, rl_tp_rec_
 //  What a resolve answer's result means, for an operator ("" for 0).
 const char *rl_resolve_reason (uint32_t result);
 
-//  migrate_begin, _freeze, _drain, _unfreeze, _commit, _abort (op): a migrate record
+//  migrate_begin, _freeze, _drain, _unfreeze, _commit, _abort, _cleanup (op): a migrate record
 //  to one shard, the stored record back in *out (docs/rebalance.md). The
 //  export is a raw call (rl_client_call: the reply is a chunk blob);
 //  migrate_import sends a chunk blob and answers the target's record.

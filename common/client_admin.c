@@ -149,7 +149,8 @@ rl_client_migrate (rl_client_t *self, uint16_t op, const rl_migrate_rec_t *reque
                    rl_migrate_rec_t *out, int timeout_ms)
 {
     assert (self && request && out);
-    assert (op == RL_OP_MIGRATE_BEGIN || (op >= RL_OP_MIGRATE_FREEZE && op <= RL_OP_MIGRATE_ABORT));
+    assert (op == RL_OP_MIGRATE_BEGIN
+            || (op >= RL_OP_MIGRATE_FREEZE && op <= RL_OP_MIGRATE_CLEANUP));
     uint8_t body[RL_MIGRATE_SIZE];
     codec_encode_migrate (request, body);
     uint8_t *reply = NULL;

@@ -121,3 +121,8 @@ RL_FP_X (REBALANCE_STEP_DONE, "rebalance.step_done",
 RL_FP_X (REBALANCE_ROLLED_BACK, "rebalance.rolled_back",
          "rebalance apply: a target refused its commit and the step's rollback is written, "
          "nothing undone yet")
+RL_FP_X (REBALANCE_PUBLISHED, "rebalance.published",
+         "rebalance apply: every shard serves the step's ring, before the source's cleanup")
+RL_FP_X (REBALANCE_COMMIT_REFUSED, "rebalance.commit_refused",
+         "rebalance apply: before the target's commit; error: the tool takes it as refused (the "
+         "step is rolled back) without sending it")

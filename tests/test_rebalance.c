@@ -27,7 +27,10 @@
     cluster back to three shards the same way (removing s4: it leaves the
     ring at the handover of its last arc, once nothing two-phase is left on
     it), under load, with s2 killed (SIGKILL) and restarted in the middle,
-    with the same checks.
+    with the same checks; before that, one arc goes back to the shard it
+    left in the grow (possible because the grow's cleanup deleted its
+    accounts there) and back again with the target's commit refused (a
+    failpoint of the tool), which rolls the step back.
 */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -393,6 +396,7 @@ static const s_crash_t s_crashes[] = {
     {"rebalance.target_ring=crash", "1000"}, //  then check reports the handover
     {"rebalance.target_committed=crash", "1000"},
     {"rebalance.source_committed=crash", "1000"},
+    {"rebalance.published=crash", "1000"},
     {"rebalance.step_done=crash", "1000"},
     {"rebalance.state_write=crash@2", "1000"},
     {"rebalance.begun=crash", "1000"}, //  then abort, and apply resumes
@@ -653,36 +657,48 @@ test_grow (void **state)
     uint64_t grown_epoch = st.epoch;
     rl_client_destroy (&s4);
 
-    //  An arc given back to the shard it left in the grow: that shard still
-    //  holds the arc's accounts (no cleanup yet), so the target refuses its
-    //  commit and apply rolls the step back (killed once in the middle).
+    //  An arc given back to the shard it left in the grow: it held the
+    //  arc's accounts until the grow's cleanup deleted them, so its commit
+    //  goes through.
     char grown_ring[700];
     snprintf (grown_ring, sizeof grown_ring, "%s/ring.%" PRIu64, dir, grown_epoch - 1);
-    uint64_t back_epoch = 0;
-    char back_ring[600], back_dir[600];
+    char back_ring[600], back_dir[600], again_ring[600], again_dir[600];
     s_path (ctx, "back.ring", back_ring, sizeof back_ring);
     s_path (ctx, "back", back_dir, sizeof back_dir);
     s_move_back_ring (ctx, grown_ring, back_ring);
-    assert_int_equal (
-        s_apply (ctx, grown_ring, back_ring, back_dir, "rebalance.rolled_back=crash", "1000"),
-        -SIGKILL);
-    assert_int_equal (s_cmd (ctx, "check", back_dir, NULL), 4); //  not all at the rollback ring
-    assert_int_equal (s_apply (ctx, grown_ring, back_ring, back_dir, NULL, "1000"), 3);
+    assert_int_equal (s_apply (ctx, grown_ring, back_ring, back_dir, NULL, "1000"), 0);
     assert_int_equal (s_cmd (ctx, "check", back_dir, NULL), 0);
-    assert_int_equal (s_cmd (ctx, "fix", back_dir, NULL), 0); //  nothing left to do
-    assert_int_equal (s_cmd (ctx, "abort", back_dir, NULL), 2);
-    assert_int_equal (s_cmd (ctx, "status", back_dir, "--json"), 0);
+    //  And back to s4, with its target's commit refused (a failpoint of the
+    //  tool): the step is rolled back (killed once in the middle), and the
+    //  change ends at rollback.ring.
+    char err[256];
+    ring_t *ring = ring_load_file (grown_ring, err, sizeof err);
+    assert_non_null (ring);
+    ring_set_epoch (ring, grown_epoch + 1);
+    s_path (ctx, "again.ring", again_ring, sizeof again_ring);
+    s_path (ctx, "again", again_dir, sizeof again_dir);
+    assert_int_equal (ring_save_file (ring, again_ring), RING_OK);
+    ring_destroy (&ring);
+    assert_int_equal (s_apply (ctx, back_ring, again_ring, again_dir,
+                               "rebalance.commit_refused=error,rebalance.rolled_back=crash",
+                               "1000"),
+                      -SIGKILL);
+    assert_int_equal (s_cmd (ctx, "check", again_dir, NULL), 4); //  not all at the rollback ring
+    assert_int_equal (s_apply (ctx, back_ring, again_ring, again_dir, NULL, "1000"), 3);
+    assert_int_equal (s_cmd (ctx, "check", again_dir, NULL), 0);
+    assert_int_equal (s_cmd (ctx, "fix", again_dir, NULL), 0); //  nothing left to do
+    assert_int_equal (s_cmd (ctx, "abort", again_dir, NULL), 2);
+    assert_int_equal (s_cmd (ctx, "status", again_dir, "--json"), 0);
     char log_path2[600];
     char *log2 = s_read (s_path (ctx, "rebalance.log", log_path2, sizeof log_path2), NULL);
     assert_non_null (strstr (log2, "\"rolled_back\":\ttrue"));
     free (log2);
-    back_epoch = grown_epoch + 2;
+    uint64_t back_epoch = grown_epoch + 3; //  back.ring at +1, the step at +2, the rollback at +3
 
     //  Shrink: s4 leaves again, from the ring the rollback left.
     char last_ring[700];
-    snprintf (last_ring, sizeof last_ring, "%s/rollback.ring", back_dir);
-    char err[256];
-    ring_t *ring = ring_load_file (last_ring, err, sizeof err);
+    snprintf (last_ring, sizeof last_ring, "%s/rollback.ring", again_dir);
+    ring = ring_load_file (last_ring, err, sizeof err);
     assert_non_null (ring);
     assert_int_equal (ring_epoch (ring), back_epoch);
     assert_int_equal (ring_remove_shard (ring, "s4"), RING_OK);

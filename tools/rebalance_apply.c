@@ -11,7 +11,10 @@
         two-phase touches the arc, the final round (its last chunk makes
         the target SHIPPED), then the handover: the step's ring into the
         target, its commit, the ring into the source, its commit, the ring
-        into every other shard. A freeze that does not drain within
+        into every other shard, then the source's cleanup (it deletes the
+        arc's accounts). A target that refuses its commit has the step
+        rolled back (both sides aborted, every shard brought to
+        rollback.ring) and apply stops. A freeze that does not drain within
         --freeze-max-ms is undone (migrate_unfreeze; the source would undo
         it by itself too) and retried after a pause, up to --max-retries.
         Rerun with the same DIR after a crash at any point, it resumes.
@@ -82,6 +85,8 @@
 #define S_RING_ATTEMPTS    20  //  fan-outs of a step's ring before apply gives up
 #define S_SAVE_EVERY_MS    500 //  progress written to the state file during a copy
 #define S_BACKOFF_MS_MAX   2000
+#define S_CLEANUP_WAIT_MS  60000 //  a source's cleanup ends within this, or apply stops
+#define S_CLEANUP_POLL_MS  10
 #define S_COMMIT_REFUSED   64    //  s_commit: the target refused (not an exit code)
 #define S_LEAVE_WAIT_MS    60000 //  a leaving shard becomes quiet within this, or apply stops
 
@@ -812,6 +817,9 @@ static int
 s_commit (s_run_t *r, s_shard_t *s, uint32_t role)
 {
     rl_migrate_rec_t req = s_request (r->step, role), out;
+    if (role == RL_MIGRATE_TARGET && RL_FAILPOINT (REBALANCE_COMMIT_REFUSED) != 0) {
+        return S_COMMIT_REFUSED; //  as if the target had refused it (tests)
+    }
     int rc = s_migrate (r->ctx, s, RL_OP_MIGRATE_COMMIT, &req, &out);
     if (rc == RL_STATUS_MIGRATION_REFUSED && role == RL_MIGRATE_TARGET) {
         return S_COMMIT_REFUSED;
@@ -871,6 +879,35 @@ s_rollback (s_run_t *r)
     return s_rolled_back (r);
 }
 
+//  The source deletes the arc's accounts and their history (it no longer
+//  serves them: every shard serves the step's ring), in bounded calls,
+//  after the checkpoint it waits for: until then it answers HANDED_OVER.
+//  Done when it answers NONE. Part of the handover, so that no later step
+//  begins (and replaces the migration on the source) before it is done.
+static int
+s_cleanup (s_run_t *r)
+{
+    rl_migrate_rec_t req = s_request (r->step, RL_MIGRATE_SOURCE), out;
+    int64_t deadline = zclock_mono () + S_CLEANUP_WAIT_MS;
+    for (;;) {
+        int rc = s_migrate (r->ctx, r->source, RL_OP_MIGRATE_CLEANUP, &req, &out);
+        if (rc != 0) {
+            return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_cleanup on %s: %s", r->index + 1,
+                           r->source->name, s_rc_text (rc));
+        }
+        if (out.state == RL_MIGRATE_NONE) {
+            return 0;
+        }
+        if (out.state != RL_MIGRATE_HANDED_OVER || zclock_mono () > deadline) {
+            return s_fail (RB_EXIT_CLUSTER,
+                           "step %zu: migrate_cleanup on %s answered %s after %d ms: rerun apply",
+                           r->index + 1, r->source->name, s_migrate_state_name (out.state),
+                           S_CLEANUP_WAIT_MS);
+        }
+        zclock_sleep (S_CLEANUP_POLL_MS); //  a checkpoint to wait for, or more to delete
+    }
+}
+
 //  HANDOVER to DONE: only forward, unless the target refuses its commit.
 static int
 s_handover (s_run_t *r)
@@ -901,7 +938,9 @@ s_handover (s_run_t *r)
     if ((rc = s_commit (r, r->source, RL_MIGRATE_SOURCE)) != 0
         || (rc = s_point (RL_FAILPOINT (REBALANCE_SOURCE_COMMITTED), "rebalance.source_committed"))
                != 0
-        || (rc = s_publish (r->ctx, k)) != 0) {
+        || (rc = s_publish (r->ctx, k)) != 0
+        || (rc = s_point (RL_FAILPOINT (REBALANCE_PUBLISHED), "rebalance.published")) != 0
+        || (rc = s_cleanup (r)) != 0) {
         return rc;
     }
     r->step->state = RB_DONE;
