@@ -96,6 +96,7 @@ s_usage (FILE *out)
         "--keys KEYDIR  (init, plan) every shard's public key from KEYDIR/shard/NAME.key\n"
         "  rebalance apply CURRENT.ring NEW.ring --state DIR [--freeze-max-ms N]\n"
         "                 [--max-retries N] [--catchup-records N] [--entries N]\n"
+        "                 [--heuristics-reconciled]\n"
         "      move every arc whose owner changes, one step (and one epoch) each,\n"
         "      resumable: run it again with the same DIR after a crash\n"
         "  rebalance status --state DIR [--json]\n"

@@ -98,6 +98,7 @@ typedef struct {
     const char *server_key;
     bool insecure;
     bool json;
+    bool reconciled; //  --heuristics-reconciled
     uint32_t freeze_max_ms;
     bool freeze_given;
     int timeout_ms;
@@ -171,6 +172,10 @@ s_parse_args (int argc, char **argv, s_args_t *a)
         }
         if (strcmp (o, "--insecure") == 0) {
             a->insecure = true;
+            continue;
+        }
+        if (apply && strcmp (o, "--heuristics-reconciled") == 0) {
+            a->reconciled = true;
             continue;
         }
         if (o[0] != '-' || o[1] != '-') {
@@ -738,10 +743,15 @@ s_move (s_run_t *r)
             }
             rl_migrate_rec_t req = s_request (step, RL_MIGRATE_SOURCE), out;
             req.param = freeze_ms;
+            req.entries_max = a->reconciled ? RL_MIGRATE_HEURISTICS_RECONCILED : 0;
             rc = s_migrate (r->ctx, r->source, RL_OP_MIGRATE_FREEZE, &req, &out);
             if (rc != 0) {
-                return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_freeze on %s: %s", r->index + 1,
-                               r->source->name, s_rc_text (rc));
+                return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_freeze on %s: %s%s",
+                               r->index + 1, r->source->name, s_rc_text (rc),
+                               rc == RL_STATUS_MIGRATION_REFUSED && !a->reconciled
+                                   ? " (heuristic records in the arc? see its log; reconcile "
+                                     "them, then run apply again with --heuristics-reconciled)"
+                                   : "");
             }
             if ((rc = s_point (RL_FAILPOINT (REBALANCE_FROZEN), "rebalance.frozen")) != 0) {
                 return rc;
