@@ -205,6 +205,22 @@
     X (T, entries_max, 184, U32)                                                                   \
     X (T, param, 188, U32)
 
+#define S_EVENTS_REQ_FIELDS(X, T)                                                                  \
+    X (T, incarnation, 0, U64)                                                                     \
+    X (T, nonce, 8, U64)                                                                           \
+    X (T, timestamp, 16, U64)                                                                      \
+    X (T, limit, 24, U32)                                                                          \
+    X (T, flags, 28, U32)                                                                          \
+    X (T, reserved, 32, U64S)
+
+#define S_EVENT_FIELDS(X, T)                                                                       \
+    X (T, transfer, 0, TRANSFER)                                                                   \
+    X (T, incarnation, 128, U64)                                                                   \
+    X (T, nonce, 136, U64)                                                                         \
+    X (T, result, 144, U32)                                                                        \
+    X (T, leg, 148, U32)                                                                           \
+    X (T, reserved, 152, U64)
+
 //  R (name, type, wire size, fields): every record, nested ones first.
 #define S_RECORDS(R)                                                                               \
     R (header, rl_header_t, RL_HEADER_SIZE, S_HEADER_FIELDS)                                       \
@@ -217,7 +233,9 @@
     R (prepare, rl_prepare_rec_t, RL_PREPARE_SIZE, S_PREPARE_FIELDS)                               \
     R (in_doubt, rl_in_doubt_rec_t, RL_IN_DOUBT_SIZE, S_IN_DOUBT_FIELDS)                           \
     R (audit, rl_audit_rec_t, RL_AUDIT_SIZE, S_AUDIT_FIELDS)                                       \
-    R (migrate, rl_migrate_rec_t, RL_MIGRATE_SIZE, S_MIGRATE_FIELDS)
+    R (migrate, rl_migrate_rec_t, RL_MIGRATE_SIZE, S_MIGRATE_FIELDS)                               \
+    R (events_req, rl_events_req_t, RL_EVENTS_REQ_SIZE, S_EVENTS_REQ_FIELDS)                       \
+    R (event, rl_event_t, RL_EVENT_SIZE, S_EVENT_FIELDS)
 // clang-format on
 
 //  Layout pins: wire offset == struct offset, and the fields tile the record
@@ -449,11 +467,15 @@ S_NOTHING (prepare, rl_prepare_rec_t)
 S_NOTHING (in_doubt, rl_in_doubt_rec_t)
 S_NOTHING (audit, rl_audit_rec_t)
 S_NOTHING (migrate, rl_migrate_rec_t)
+S_NOTHING (events_req, rl_events_req_t)
+S_NOTHING (event, rl_event_t)
 S_NOTHING_TO_FIX (header, rl_header_t)
 S_NOTHING_TO_FIX (account, rl_account_t)
 S_NOTHING_TO_FIX (transfer, rl_transfer_t)
 S_NOTHING_TO_FIX (result, rl_result_rec_t)
 S_NOTHING_TO_FIX (filter, rl_filter_t)
+S_NOTHING_TO_FIX (events_req, rl_events_req_t)
+S_NOTHING_TO_FIX (event, rl_event_t)
 
 #define S_DEFINE_PUBLIC(name, T, size, FIELDS)                                                     \
     void codec_encode_##name (const T *rec, uint8_t *out)                                          \
@@ -537,7 +559,7 @@ codec_op_is_known (uint32_t op)
     return (op >= RL_OP_CREATE_ACCOUNTS && op <= RL_OP_GET_RING) || op == RL_OP_PREPARE
            || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY || op == RL_OP_IN_DOUBT
            || op == RL_OP_AUDIT || op == RL_OP_RESOLVE || op == RL_OP_MIGRATE_BEGIN
-           || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_ARC_LOAD);
+           || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_ARC_LOAD) || op == RL_OP_EVENTS_READ;
 }
 
 size_t
@@ -553,6 +575,8 @@ codec_request_record_size (uint32_t op)
             return RL_ID_SIZE;
         case RL_OP_GET_ACCOUNT_TRANSFERS:
             return RL_FILTER_SIZE;
+        case RL_OP_EVENTS_READ:
+            return RL_EVENTS_REQ_SIZE;
         case RL_OP_LOAD_RING:
         case RL_OP_MIGRATE_IMPORT:
             return RL_BLOB;
@@ -613,6 +637,8 @@ codec_reply_record_size (uint32_t op)
             return RL_ARC_LOAD_SIZE;
         case RL_OP_AUDIT:
             return RL_AUDIT_SIZE;
+        case RL_OP_EVENTS_READ:
+            return RL_EVENT_SIZE;
         default:
             return 0; //  load_ring: empty; unknown operations
     }
@@ -735,6 +761,7 @@ codec_check_request (const uint8_t *frame, size_t size, rl_header_t *header)
     uint32_t count_max = RL_BATCH_RECORDS_MAX;
     switch (header->operation) {
         case RL_OP_GET_ACCOUNT_TRANSFERS:
+        case RL_OP_EVENTS_READ:
         case RL_OP_MIGRATE_BEGIN:
         case RL_OP_MIGRATE_EXPORT:
         case RL_OP_MIGRATE_FREEZE:
@@ -778,7 +805,7 @@ codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header)
     }
     if (header->status != RL_STATUS_OK) {
         //  An error reply echoes whatever operation the request carried.
-        bool is_defined = header->status <= RL_STATUS_LAST;
+        bool is_defined = rl_status_defined (header->status);
         bool is_bare = header->record_count == 0 && size == RL_HEADER_SIZE;
         return is_defined && is_bare ? RL_STATUS_OK : RL_STATUS_MALFORMED;
     }
@@ -790,6 +817,9 @@ codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header)
     switch (header->operation) {
         case RL_OP_GET_ACCOUNT_TRANSFERS:
             count_max = RL_HISTORY_LIMIT_MAX;
+            break;
+        case RL_OP_EVENTS_READ:
+            count_max = RL_EVENTS_LIMIT_MAX;
             break;
         case RL_OP_STATUS:
         case RL_OP_MIGRATE_BEGIN:

@@ -75,6 +75,8 @@ rl_id_eq (rl_id_t a, rl_id_t b)
 //      migrate_export          migrate[1]           -> chunk blob (count 1)
 //      migrate_import          chunk blob (count 1) -> migrate[1] (the state)
 //      migrate_freeze, _drain, _unfreeze, _commit: migrate[1] -> migrate[1]
+//      64..69: the change stream of committed transfers (docs/events.md):
+//      events_read             events_req[1]        -> event[] (up to limit)
 // clang-format off
 #define RL_OP_TABLE(X)                                                                             \
     X (RL_OP_CREATE_ACCOUNTS, 1, "create_accounts")                                                \
@@ -101,7 +103,8 @@ rl_id_eq (rl_id_t a, rl_id_t b)
     X (RL_OP_MIGRATE_COMMIT, 54, "migrate_commit")                                                 \
     X (RL_OP_MIGRATE_ABORT, 55, "migrate_abort")                                                   \
     X (RL_OP_MIGRATE_CLEANUP, 56, "migrate_cleanup")                                               \
-    X (RL_OP_ARC_LOAD, 57, "arc_load")
+    X (RL_OP_ARC_LOAD, 57, "arc_load")                                                             \
+    X (RL_OP_EVENTS_READ, 65, "events_read")
 // clang-format on
 
 #define RL_OP_ENUM_(id, value, name) id = value,
@@ -149,7 +152,8 @@ typedef enum {
     X (RL_OP_MIGRATE_COMMIT, RL_ROLE_ADMIN)                                                        \
     X (RL_OP_MIGRATE_ABORT, RL_ROLE_ADMIN)                                                         \
     X (RL_OP_MIGRATE_CLEANUP, RL_ROLE_ADMIN)                                                       \
-    X (RL_OP_ARC_LOAD, RL_ROLE_ADMIN)
+    X (RL_OP_ARC_LOAD, RL_ROLE_ADMIN)                                                              \
+    X (RL_OP_EVENTS_READ, RL_ROLE_CLIENT | RL_ROLE_ADMIN)
 // clang-format on
 
 //  Message-level status, in the reply header --------------------------------
@@ -210,13 +214,37 @@ typedef enum {
     /*  a migration request that does not fit the migration the shard holds */                    \
     X (RL_STATUS_MIGRATION_REFUSED, 18, "migration_refused",                                       \
        "the migration step does not fit the shard's migration state (another migration, "         \
-       "a chunk out of order or outside the arc): nothing was changed; see the shard's log")
+       "a chunk out of order or outside the arc): nothing was changed; see the shard's log")     \
+    /*  events_read: the position names a history this shard does not hold */                    \
+    /*  (another incarnation's nonce, past its end: a restore, a fail-over) */                    \
+    X (RL_STATUS_RESYNC, 23, "resync",                                                             \
+       "the shard does not know this position (restored, or a position past its end): drop "     \
+       "what was built from this shard's events and read them again from the beginning")         \
+    /*  events_read: a position or limit that breaks a rule */                                   \
+    X (RL_STATUS_BAD_POSITION, 24, "bad_position",                                                 \
+       "the events request breaks a rule (limit 1..8190, the beginning is all zeros, flags "      \
+       "and reserved zero): fix the consumer; nothing was changed")
 // clang-format on
 
 #define RL_STATUS_ENUM_(id, value, name, hint) id = value,
 typedef enum { RL_STATUS_TABLE (RL_STATUS_ENUM_) } rl_status_t;
 #undef RL_STATUS_ENUM_
-#define RL_STATUS_LAST RL_STATUS_MIGRATION_REFUSED //  statuses are 0..RL_STATUS_LAST
+#define RL_STATUS_LAST RL_STATUS_BAD_POSITION //  statuses are 0..RL_STATUS_LAST, with gaps
+
+//  Does a row of RL_STATUS_TABLE define this value? (The table has gaps:
+//  values are given out by feature, not in order.)
+#define RL_STATUS_CASE_(id, value, name, hint) case value:
+static inline bool
+rl_status_defined (uint32_t status)
+{
+    switch (status) {
+        RL_STATUS_TABLE (RL_STATUS_CASE_)
+        return true;
+        default:
+            return false;
+    }
+}
+#undef RL_STATUS_CASE_
 
 //  Per-record result codes (create_accounts and create_transfers) ----------
 //  X (identifier, value, name, class, burns, operator hint), one row per
@@ -673,6 +701,41 @@ typedef struct {
     uint64_t transfers_total;  //  since the shard started serving this ring
     uint64_t reserved;         //  zero
 } rl_arc_load_rec_t;
+
+//  The change stream (op 65, docs/events.md) ----------------------------------
+//  A position names a shard's history: the incarnation of the shard that
+//  served it (counter and nonce, as in rl_attempt_t) and a timestamp of that
+//  shard's transfer records; all zeros is the beginning. events_read answers
+//  the stored records after the position, in timestamp (commit) order.
+#define RL_EVENTS_REQ_SIZE    64                   //  bytes of an events_read request record
+#define RL_EVENT_SIZE         160                  //  bytes of an event record
+#define RL_EVENTS_LIMIT_MAX   RL_BATCH_RECORDS_MAX //  events per reply
+#define RL_EVENTS_FLAGS_KNOWN 0u                   //  no request flag is defined yet
+
+typedef struct {
+    uint64_t incarnation; //  position: the serving shard's incarnation counter; 0: the beginning
+    uint64_t nonce;       //  position: that incarnation's nonce
+    uint64_t timestamp;   //  position: the records after this timestamp (ns)
+    uint32_t limit;       //  1..RL_EVENTS_LIMIT_MAX records
+    uint32_t flags;       //  must be zero
+    uint64_t reserved[4]; //  must be zero
+} rl_events_req_t;
+
+//  The legs of an event: a same-shard transfer moves both accounts; a
+//  cross-shard one shows as its debit leg on the debit shard and its credit
+//  leg on the credit shard, each with the transfer's id.
+#define RL_EVENT_LEG_BOTH   0u
+#define RL_EVENT_LEG_DEBIT  1u
+#define RL_EVENT_LEG_CREDIT 2u
+
+typedef struct {
+    rl_transfer_t transfer; //  as stored; transfer.timestamp is the event's position
+    uint64_t incarnation;   //  position: the serving shard's incarnation counter
+    uint64_t nonce;         //  position: its nonce
+    uint32_t result;        //  rl_result_t: ok (balances moved), or the failure that burned the id
+    uint32_t leg;           //  RL_EVENT_LEG_*
+    uint64_t reserved;      //  zero
+} rl_event_t;
 
 typedef enum {
     RL_DURABILITY_SYNC = 1,            //  WAL synced before every reply (default)

@@ -134,7 +134,10 @@ s_usage (FILE *out)
              "                            names; docs/config.md); flags override the file\n"
              "  --check-config            check the options and the file, start nothing, exit 0\n"
              "  --reply-queue-bytes N     reply bytes one connection may make the shard hold;\n"
-             "                            beyond, replies are dropped (%ld..%ld, default %ld)\n",
+             "                            beyond, replies are dropped (%ld..%ld, default %ld)\n"
+             "  --events-bind ENDPOINT    publish the durable head of the change stream there\n"
+             "                            (ZeroMQ PUB, CURVE with --keys; default off;\n"
+             "                            docs/events.md)\n",
              RL_SHARD_CHECKPOINT_TRANSFERS, RL_PREPARE_TIMEOUT_MS, RL_SHARD_DEADLINE_MS,
              RL_SHARD_DEADLINE_MS_MAX, RL_TP_QUERY_AFTER_MS, RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS,
              RL_SHARD_TICK_MS, RL_TP_LOG_ENTRIES_MAX, RL_TP_LOG_ENTRIES_MAX,
@@ -175,6 +178,7 @@ s_parse_options (int argc, char **argv, s_main_t *self)
         {"log-level", required_argument, NULL, OPTIONS_LOG_LEVEL},
         {"check-config", no_argument, NULL, OPTIONS_CHECK_CONFIG},
         {"reply-queue-bytes", required_argument, NULL, 'B'},
+        {"events-bind", required_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     if (options_args_new (&self->args, "shard", argc, argv, longs) != 0) {
@@ -272,6 +276,17 @@ s_parse_options (int argc, char **argv, s_main_t *self)
             case 'B':
                 rc = options_long ("shard", "--reply-queue-bytes", optarg, RL_REPLY_QUEUE_BYTES_MIN,
                                    RL_REPLY_QUEUE_BYTES_MAX, &o->reply_queue_bytes);
+                break;
+            case 'V':
+                //  A ZeroMQ endpoint: what zsock_bind takes is checked at bind.
+                if (optarg[0] == '\0' || strlen (optarg) > 255 || !strstr (optarg, "://")) {
+                    fprintf (stderr,
+                             "shard: --events-bind must be a ZeroMQ endpoint such as "
+                             "tcp://127.0.0.1:7201, not '%s'\n",
+                             optarg);
+                    rc = -1;
+                }
+                o->events_bind = optarg;
                 break;
             case 'K':
                 o->keys_dir = optarg;

@@ -534,6 +534,9 @@ s_handle (server_t *self, zmsg_t *msg)
             case RL_OP_ARC_LOAD:
                 reply = migrate_handle (self, msg, &h, body, body_size);
                 break;
+            case RL_OP_EVENTS_READ:
+                reply = events_handle (self, msg, &h, body);
+                break;
             default:
                 assert (false && "codec_check_request passed an unserved operation");
         }
@@ -731,6 +734,7 @@ s_turn_finish (server_t *self)
             RL_FAILPOINT (SHARD_AFTER_SYNC);
         }
         s_fire_synced (self);
+        events_synced (self); //  the durable head, announced (events.c)
     }
     s_send (self, sent);
     if (writes) {
@@ -944,7 +948,8 @@ server_new (const server_options_t *options, store_t *store, ring_t **ring_p, ou
         server_destroy (&self);
         return NULL;
     }
-    if (migrate_start (self) != 0) { //  a stored freeze holds again before anything is served
+    if (events_start (self) != 0        //  this incarnation remembered before anything is served
+        || migrate_start (self) != 0) { //  a stored freeze holds again before anything is served
         server_destroy (&self);
         return NULL;
     }
@@ -964,6 +969,7 @@ server_destroy (server_t **self_p)
         return;
     }
     shard_metrics_destroy (&self->metrics); //  stops the HTTP thread
+    events_stop (self);
     peers_destroy (&self->peers);
     senders_destroy (&self->senders);
     //  Requests still waiting for decisions: their envelopes are ours.

@@ -38,6 +38,7 @@ typedef struct {
     const char *metrics_bind; //  --metrics-bind IPV4:PORT (docs/metrics.md); NULL: off
     long max_epoch_jump;      //  --max-epoch-jump: load_ring refuses a larger epoch step
     long reply_queue_bytes;   //  --reply-queue-bytes: reply bytes one connection may queue
+    const char *events_bind;  //  --events-bind ENDPOINT: the events PUB socket (NULL: none)
 } server_options_t;
 
 typedef struct server_t server_t;

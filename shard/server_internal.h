@@ -12,6 +12,7 @@
 #include <czmq.h>
 
 #include "auth.h"
+#include "events.h"
 #include "failpoint.h"
 #include "ledger.h"
 #include "outq.h"
@@ -46,6 +47,7 @@ struct server_t {
     rl_auth_t *auth;          //  CURVE, ZAP and roles (common/auth.h)
     senders_t *senders;       //  peer keys -> shard names (sender rules, senders.h)
     shard_metrics_t *metrics; //  status figures; metrics served with --metrics-bind
+    events_t *events;         //  the change stream (events.c)
     s_held_t *held;           //  replies waiting for the commit
     size_t held_bytes;        //  their bytes (a turn stops reading at its share)
     replyq_t *replies;        //  the ROUTER's replies, bounded per connection

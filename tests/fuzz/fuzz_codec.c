@@ -67,6 +67,8 @@ S_ROUND_TRIP (prepare, rl_prepare_rec_t, RL_PREPARE_SIZE, 0)
 S_ROUND_TRIP (in_doubt, rl_in_doubt_rec_t, RL_IN_DOUBT_SIZE, 0)
 S_ROUND_TRIP (audit, rl_audit_rec_t, RL_AUDIT_SIZE, 0)
 S_ROUND_TRIP (migrate, rl_migrate_rec_t, RL_MIGRATE_SIZE, 0)
+S_ROUND_TRIP (events_req, rl_events_req_t, RL_EVENTS_REQ_SIZE, 0)
+S_ROUND_TRIP (event, rl_event_t, RL_EVENT_SIZE, 0)
 
 static void
 s_round_trip_id (const uint8_t *in, uint8_t *out)
@@ -96,6 +98,8 @@ static const s_kind_t s_prepare = {RL_PREPARE_SIZE, s_round_trip_prepare};
 static const s_kind_t s_in_doubt = {RL_IN_DOUBT_SIZE, s_round_trip_in_doubt};
 static const s_kind_t s_audit = {RL_AUDIT_SIZE, s_round_trip_audit};
 static const s_kind_t s_migrate = {RL_MIGRATE_SIZE, s_round_trip_migrate};
+static const s_kind_t s_events_req = {RL_EVENTS_REQ_SIZE, s_round_trip_events_req};
+static const s_kind_t s_event = {RL_EVENT_SIZE, s_round_trip_event};
 static const s_kind_t s_header = {RL_HEADER_SIZE, s_round_trip_header};
 
 //  The record kind of a request or reply body of `op`; NULL for a blob or
@@ -138,6 +142,8 @@ s_kind_of (uint32_t op, bool request)
             return request ? &s_migrate : NULL; //  the reply: a chunk blob
         case RL_OP_MIGRATE_IMPORT:
             return request ? NULL : &s_migrate;
+        case RL_OP_EVENTS_READ:
+            return request ? &s_events_req : &s_event;
         default:
             return NULL; //  load_ring, get_ring: a blob, opaque to the codec
     }
@@ -271,9 +277,9 @@ s_frame (const uint8_t *frame, size_t size, bool request)
 static void
 s_records (const uint8_t *data, size_t size)
 {
-    static const s_kind_t *const kinds[] = {&s_id,       &s_account, &s_transfer, &s_result,
-                                            &s_filter,   &s_status,  &s_tp,       &s_prepare,
-                                            &s_in_doubt, &s_audit,   &s_header,   &s_migrate};
+    static const s_kind_t *const kinds[] = {
+        &s_id,      &s_account,  &s_transfer, &s_result, &s_filter,  &s_status,     &s_tp,
+        &s_prepare, &s_in_doubt, &s_audit,    &s_header, &s_migrate, &s_events_req, &s_event};
     uint8_t out[RL_IN_DOUBT_SIZE];
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         FUZZ_CHECK (kinds[k]->size <= sizeof out);

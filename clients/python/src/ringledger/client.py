@@ -31,7 +31,7 @@ from . import codec
 from .codec import Filter, Header, Result
 from .errors import BadReply, CodecError, Incomplete, StatusError, Timeout, TransportError
 from .keys import Keypair, Ring, load_public_key
-from .protocol import (BATCH_RECORDS_MAX, CLIENT_TIMEOUT_MS, HISTORY_LIMIT_MAX,
+from .protocol import (BATCH_RECORDS_MAX, CLIENT_TIMEOUT_MS, EVENTS_LIMIT_MAX, HISTORY_LIMIT_MAX,
                        RETRY_BACKOFF_MS_MAX, RETRY_BACKOFF_MS_MIN, FilterFlags, Operation,
                        ResultCode, StatusCode)
 
@@ -140,6 +140,17 @@ class _Api:
         return self._run(self._first(self._read_flow(Operation.STATUS, b"", 0, retry, deadline_s,
                                                      timeout_ms)))
 
+    def events_read(self, position=(0, 0, 0), limit=EVENTS_LIMIT_MAX, *, retry=True,
+                    deadline_s=None, timeout_ms=None):
+        """A shard's stored transfer records after ``position`` (incarnation,
+        nonce, timestamp; (0, 0, 0): the beginning), oldest first, at most
+        ``limit`` Events. Ask a shard, not a router. StatusError RESYNC: the
+        shard does not know the position (docs/events.md)."""
+        incarnation, nonce, timestamp = position
+        body = codec.EventsRequest(incarnation, nonce, timestamp, limit).encode()
+        return self._run(self._read_flow(Operation.EVENTS_READ, body, 1, retry, deadline_s,
+                                         timeout_ms))
+
     def get_ring(self, *, retry=True, deadline_s=None, timeout_ms=None):
         """The Ring the server serves (shards, endpoints, CURVE keys)."""
         return self._run(self._ring_flow(retry, deadline_s, timeout_ms))
@@ -151,7 +162,7 @@ class _Api:
         try:
             kind = codec.body_kind(Operation(operation), False)
         except (KeyError, ValueError):
-            raise ValueError("operation %r is not one a client sends (1..8)" % (operation,)) \
+            raise ValueError("operation %r is not one a client sends (1..8, 65)" % (operation,)) \
                 from None
         body = codec.encode_body(kind, records)
         if record_count is None:

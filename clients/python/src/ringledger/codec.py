@@ -19,10 +19,10 @@ import uuid
 from typing import ClassVar, List, Tuple
 
 from .errors import CodecError
-from .protocol import (ACCOUNT_SIZE, FILTER_SIZE, HEADER_SIZE, ID_SIZE, MAGIC, RESULT_SIZE,
-                       RING_BLOB_SIZE_MAX, SHARD_NAME_SIZE_MAX, STATUS_SIZE, TRANSFER_SIZE, VERSION,
-                       AccountFlags, Durability, FilterFlags, Operation, ResultCode, ShardState,
-                       TransferFlags)
+from .protocol import (ACCOUNT_SIZE, EVENT_SIZE, EVENTS_LIMIT_MAX, EVENTS_REQ_SIZE, FILTER_SIZE,
+                       HEADER_SIZE, ID_SIZE, MAGIC, RESULT_SIZE, RING_BLOB_SIZE_MAX,
+                       SHARD_NAME_SIZE_MAX, STATUS_SIZE, TRANSFER_SIZE, VERSION, AccountFlags,
+                       Durability, FilterFlags, Operation, ResultCode, ShardState, TransferFlags)
 
 _BITS = {"u16": 16, "u32": 32, "u64": 64, "u128": 128}
 _U64 = (1 << 64) - 1
@@ -329,6 +329,84 @@ class Filter:
                    limit=f[4], flags=f[5], reserved=tuple(f[6:9]))
 
 
+_EVENTS_REQ = struct.Struct("<QQQII4Q")
+assert _EVENTS_REQ.size == EVENTS_REQ_SIZE
+
+LEG_BOTH, LEG_DEBIT, LEG_CREDIT = 0, 1, 2  # Event.leg
+
+
+@dataclasses.dataclass(frozen=True)
+class EventsRequest:
+    """events_read (docs/events.md): the records after a position (the
+    serving shard's incarnation and nonce, and a timestamp; all zeros: the
+    beginning), at most ``limit``."""
+
+    incarnation: int = 0
+    nonce: int = 0
+    timestamp: int = 0
+    limit: int = EVENTS_LIMIT_MAX
+    flags: int = 0
+    reserved: Tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    _KINDS: ClassVar = (("incarnation", "u64"), ("nonce", "u64"), ("timestamp", "u64"),
+                        ("limit", "u32"), ("flags", "u32"), ("reserved", ("u64", 4)))
+
+    def __post_init__(self):
+        _validate(self)
+
+    def encode(self) -> bytes:
+        return _EVENTS_REQ.pack(self.incarnation, self.nonce, self.timestamp, self.limit,
+                                self.flags, *self.reserved)
+
+    @classmethod
+    def decode(cls, data, offset=0) -> "EventsRequest":
+        _need(data, offset, EVENTS_REQ_SIZE, "an events request")
+        f = _EVENTS_REQ.unpack_from(data, offset)
+        return cls(*f[:5], reserved=tuple(f[5:9]))
+
+
+_EVENT_TAIL = struct.Struct("<QQIIQ")
+assert TRANSFER_SIZE + _EVENT_TAIL.size == EVENT_SIZE
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One stored transfer record of a shard's change stream: ``result``
+    ok moved balances (``leg``: LEG_BOTH both accounts, LEG_DEBIT the debit
+    leg of a cross-shard transfer, LEG_CREDIT its credit leg); any other
+    result burned the id and moved nothing. Its position is
+    (incarnation, nonce, transfer.timestamp)."""
+
+    transfer: Transfer = Transfer()
+    incarnation: int = 0
+    nonce: int = 0
+    result: ResultCode = ResultCode.OK
+    leg: int = 0
+    reserved: int = 0
+
+    _KINDS: ClassVar = (("incarnation", "u64"), ("nonce", "u64"), ("result", ResultCode),
+                        ("leg", "u32"), ("reserved", "u64"))
+
+    def __post_init__(self):
+        if not isinstance(self.transfer, Transfer):
+            raise TypeError("Event.transfer must be a Transfer")
+        _validate(self)
+
+    @property
+    def position(self):
+        return (self.incarnation, self.nonce, self.transfer.timestamp)
+
+    def encode(self) -> bytes:
+        return self.transfer.encode() + _EVENT_TAIL.pack(self.incarnation, self.nonce,
+                                                         self.result, self.leg, self.reserved)
+
+    @classmethod
+    def decode(cls, data, offset=0) -> "Event":
+        _need(data, offset, EVENT_SIZE, "an event")
+        f = _EVENT_TAIL.unpack_from(data, offset + TRANSFER_SIZE)
+        return cls(Transfer.decode(data, offset), *f)
+
+
 # name(32) epoch accounts transfers requests commits durability(u32)
 # ring_shards(u32) inflight in_doubt last_timestamp dropped malformed
 # wrong_shard pid(u32) state(u32) uptime_ms store_keys_written
@@ -429,9 +507,11 @@ _BODY = {
     Operation.STATUS: (None, StatusRecord),
     Operation.LOAD_RING: (BLOB, None),
     Operation.GET_RING: (None, BLOB),
+    Operation.EVENTS_READ: (EventsRequest, Event),
 }
 _SIZES = {Account: ACCOUNT_SIZE, Transfer: TRANSFER_SIZE, Result: RESULT_SIZE,
-          Filter: FILTER_SIZE, StatusRecord: STATUS_SIZE, ID: ID_SIZE}
+          Filter: FILTER_SIZE, StatusRecord: STATUS_SIZE, ID: ID_SIZE,
+          EventsRequest: EVENTS_REQ_SIZE, Event: EVENT_SIZE}
 
 
 def body_kind(operation, is_reply):

@@ -24,6 +24,9 @@ FILTER_SIZE = 64
 STATUS_SIZE = 256
 BATCH_RECORDS_MAX = 8190
 HISTORY_LIMIT_MAX = 8190
+EVENTS_REQ_SIZE = 64
+EVENT_SIZE = 160
+EVENTS_LIMIT_MAX = 8190
 MESSAGE_SIZE_MAX = HEADER_SIZE + BATCH_RECORDS_MAX * 256
 RING_BLOB_SIZE_MAX = 4 << 20
 SHARD_NAME_SIZE_MAX = 32
@@ -74,6 +77,7 @@ class Operation(_Coded):
     STATUS = 6
     LOAD_RING = 7
     GET_RING = 8
+    EVENTS_READ = 65  # served by shards only (docs/events.md)
 
 
 class StatusCode(_Coded):
@@ -98,6 +102,8 @@ class StatusCode(_Coded):
     UNAUTHORIZED = 16
     EPOCH_TOO_FAR = 17
     MIGRATION_REFUSED = 18
+    RESYNC = 23  # events_read: drop this shard's events, read again from the beginning
+    BAD_POSITION = 24
 
     @property
     def is_retryable(self):

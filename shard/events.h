@@ -1,0 +1,47 @@
+/*  events.h: the shard's change stream of committed transfers
+    (docs/events.md).
+
+    A consumer reads a shard's stored transfer records in commit order with
+    events_read (op 65), from a position it keeps (the serving shard's
+    incarnation, its nonce and a record's timestamp), and learns that there
+    is more from an optional ZeroMQ PUB socket (--events-bind), which
+    announces the shard's durable head after every group commit that moved
+    it, and once a second otherwise. See events.c for the design, the
+    invariants and the limits.
+*/
+#ifndef RL_EVENTS_H
+#define RL_EVENTS_H
+
+#include <stdint.h>
+
+#include <czmq.h>
+
+#include "proto.h"
+
+typedef struct events_t events_t;
+typedef struct server_t server_t;
+
+//  The notification of the PUB socket: one frame of EVENTS_NOTE_SIZE bytes
+//  (docs/events.md, "Notifications").
+#define EVENTS_NOTE_MAGIC     0x76656c72u //  bytes "rlev" read as a little-endian u32
+#define EVENTS_NOTE_VERSION   1
+#define EVENTS_NOTE_SIZE      64
+#define EVENTS_NOTE_COMMITTED 1 //  the durable head moved
+#define EVENTS_NOTE_HEARTBEAT 2 //  it did not, for EVENTS_HEARTBEAT_MS
+
+#define EVENTS_HEARTBEAT_MS        1000 //  a notification at least this often
+#define EVENTS_PUB_SNDHWM_MESSAGES 1000 //  per subscriber; a slow one loses notes, never blocks
+#define EVENTS_INCARNATIONS_MAX    4096 //  incarnations remembered (older positions: resync)
+
+//  At start, before anything is served: remembers this incarnation (synced)
+//  and binds --events-bind if given (CURVE like the shard's socket). 0, or
+//  -1 (logged): storage, a corrupt table, or a socket that cannot be bound.
+int events_start (server_t *self);
+void events_stop (server_t *self);
+//  events_read: the reply (NULL: out of memory), taking envelope.
+zmsg_t *events_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body);
+//  After a group commit is synced (or a turn wrote nothing): the durable
+//  head may have moved; announces it.
+void events_synced (server_t *self);
+
+#endif
