@@ -6,3 +6,14 @@
 rl_add_unit(test_events 40 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_events.c
             LIBS rltestkit rlring)
 add_dependencies(test_events shard)
+
+# test_events_py: the Python consumer (clients/python/examples/rebuild_balances.py)
+# against 2 shards and a router under load while shards and the consumer are
+# SIGKILLed; the balances it rebuilds equal the shards', conservation.
+add_test(NAME test_events_py
+         COMMAND ${RL_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_events_py.py ${CMAKE_BINARY_DIR}
+                 ${PROJECT_SOURCE_DIR})
+set_tests_properties(test_events_py PROPERTIES
+    TIMEOUT 80
+    FIXTURES_REQUIRED pyclient
+    RESOURCE_LOCK cluster_load)
