@@ -187,6 +187,7 @@ class Run:
         self.stop_load = threading.Event()
         self.kills = {"shard": 0, "consumer": 0}
         self.consumer = None
+        self.consumer_starts = 0
         self.tag = 0xE5 << 64
         self.accounts = [self.tag | i for i in range(1, ACCOUNTS + 2)]
 
@@ -211,6 +212,20 @@ class Run:
                                          stdout=log, stderr=log, start_new_session=True,
                                          preexec_fn=_die_with_parent)
         log.close()
+        self.consumer_starts += 1
+
+    def wait_consumer(self):
+        """Until the last consumer started has its SIGTERM handler (it says
+        so in its log): a SIGTERM before that would kill it."""
+        deadline = time.monotonic() + 30
+        path = os.path.join(self.c.dir, "consumer.log")
+        while True:
+            with open(path, "rb") as f:
+                if f.read().count(b"rebuild_balances: following") >= self.consumer_starts:
+                    return
+            check(self.consumer.poll() is None, "the consumer exited: %s" % self.c.tail("consumer"))
+            check(time.monotonic() < deadline, "the consumer did not start within 30 s")
+            time.sleep(0.05)
 
     def wait_ready(self):
         deadline = time.monotonic() + 30
@@ -388,6 +403,7 @@ def rebuilt(run):
     run.quiet()
     # The running consumer stops; one more run from its persisted state reads
     # every shard up to its head.
+    run.wait_consumer()
     run.consumer.send_signal(signal.SIGTERM)
     check(run.consumer.wait(20) == 0, "the consumer did not stop cleanly")
     with open(run.state) as f:

@@ -61,6 +61,8 @@ def main(argv=None):
                 return 1
             print(json.dumps({"%x" % k: v for k, v in sorted(consumer.balances().items())}))
             return 0
+        print("rebuild_balances: following %s (state %s)" % (", ".join(sorted(shards)), a.state),
+              file=sys.stderr, flush=True)
         consumer.run(stop=lambda: bool(stopping))
     return 0
 
