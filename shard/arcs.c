@@ -11,35 +11,68 @@
     never burns an id), before any idempotency or balance check.
 
     DESIGN
-    The set kept is its complement within the ring: the hash space the
-    ring gives this shard but whose data has not arrived ("unreceived").
-    It is empty in a new cluster (the first ring a data directory is opened
-    with: every arc counts as received) and stays empty until a ring
-    change. A ring change (ring_diff_arcs of the old and the new ring) adds
-    every arc the shard gains and removes every arc it loses, so the set is
-    always within the arcs the current ring gives the shard, and an arc
-    gained, lost and gained again is still not received. Live rebalancing
-    removes an arc from the set when its data has arrived
-    (arcs_mark_received). An account is served when the ring gives it to
-    this shard (ledger_owns) and its point is not in the set.
+    Two sets are kept. "Not received" is a complement within the ring: the
+    hash space the ring gives this shard but whose data has not arrived.
+    It is empty in a new cluster (the first ring a data directory is
+    opened with: every arc counts as received) and stays empty until a
+    ring change. "Kept" is the hash space the ring does not give this
+    shard but whose data it holds as the only current copy (below). A ring
+    change (ring_diff_arcs of the old and the new ring) moves, for every
+    arc the shard loses, what of it was received into "kept" and drops the
+    rest; for every arc it gains, what of it is kept counts as received
+    again (leaves "kept"), and the rest becomes not received. So "not
+    received" is always within the arcs the current ring gives the shard,
+    "kept" always outside them, and an arc gained, lost and gained again
+    before its data arrived is still not received. Live rebalancing
+    removes an arc from "not received" when its data has arrived
+    (arcs_mark_received, the target's handover) and from "kept" when the
+    source hands it over (arcs_forget, the source's handover, in the batch
+    that stores HANDED_OVER). An account is served when the ring gives it
+    to this shard (ledger_owns) and its point is not in "not received"
+    (nor under a migration's freeze).
 
-    The set is a sorted array of disjoint, non-adjacent closed spans
+    KEPT (why regaining a kept point by a ring alone is safe)
+    The rule above must keep holding: for every point, at most one shard
+    may serve it, and that shard holds its current data. Claim: a point
+    is, at any time, received (owned and not "not received") or kept on at
+    most one shard, leaving aside a migration's source from SHIPPED on
+    (its freeze keeps the point unserved until its handover forgets it),
+    and a shard that holds it that way has its current data. It holds at the start (the first ring
+   gives each point to one shard). A ring change only moves a point between received and kept on one
+   shard, or makes it not received (a shard that held neither gains nothing it could serve). The
+   only other way a point becomes received is a handover (arcs_mark_received on the target), which
+   needs the final chunk of a migration whose source served the point, i.e. held it; that source is
+   frozen from FROZEN on (also across a restart: migrate_start), and leaves SHIPPED only by its
+   handover, which forgets the point in the same batch as HANDED_OVER, or by an abort on the word
+   that the target aborted (deleted its import, never to commit), after which the source is again
+   the only holder. So while a point is kept here: no write was accepted for it anywhere since this
+   shard last served it (nobody else could serve it), and its data here is current. A point lost
+   while frozen by a migration is kept too; the freeze, not the set, keeps it unserved until the
+   handover forgets it. A point handed over is never kept again but by being received again: gained
+    back by a ring alone it stays not received (frozen) until a migration
+    brings its data, as before. A data directory from before "kept"
+    existed (stored form 1) keeps nothing: its regained arcs stay frozen.
+
+    The sets are sorted arrays of disjoint, non-adjacent closed spans
     [lo, hi] of u64 points; a ring arc (start, end] becomes [start + 1, end],
     or two spans when it wraps. Lookups are a binary search.
 
     STORED FORM (meta key ARCS_META_KEY, little-endian)
-        u32 version (1), u32 span count, u64 epoch of the ring the set is
-        for, then per span u64 lo, u64 hi.
+        u32 version (2), u32 span count, u64 epoch of the ring the sets
+        are for, then per span u64 lo, u64 hi ("not received"); then u32
+        kept span count, u32 0, then per kept span u64 lo, u64 hi.
+        Version 1 ends after the first spans (nothing kept); it is read,
+        and written as version 2 at the next change.
     It is written in the batch of the ring change that made it, with that
     ring (main.c at start, admin.c for load_ring), so the stored ring and
-    the set always agree after a restart.
+    the sets always agree after a restart.
 
     INVARIANTS
     1. Spans are sorted, disjoint and non-adjacent: lo <= hi, and the next
-       span's lo > this hi + 1.
-    2. Every span lies in the hash space the ring of `epoch` gives this
-       shard.
-    3. A failed change (memory, bound) leaves the set as it was.
+       span's lo > this hi + 1 (both sets).
+    2. Every "not received" span lies in the hash space the ring of
+       `epoch` gives this shard; every kept span outside it.
+    3. A failed change (memory, bound) leaves the sets as they were.
 
     LIMITS
     A migration's freeze (arcs_freeze) adds one more arc that counts as
@@ -47,8 +80,12 @@
     stored state says whether it is frozen, and re-freezes it at start
     (shard/migrate.c).
 
-    RL_SHARD_ARCS_UNRECEIVED_MAX spans; a change costs O(spans + arcs of
-    the diff), a lookup O(log spans).
+    Status counts the frozen arc with the arcs not received
+    (arcs_unreceived_count), as both answer frozen.
+
+    RL_SHARD_ARCS_UNRECEIVED_MAX spans in each set (a change past it
+    fails, nothing changed); a change costs O(spans x arcs of the diff),
+    a lookup O(log spans).
 */
 #include "arcs.h"
 
@@ -62,9 +99,10 @@
 #include "log.h"
 #include "rl_limits.h"
 
-#define S_VERSION     1
-#define S_HEADER_SIZE 16
-#define S_SPAN_SIZE   16
+#define S_VERSION          2
+#define S_HEADER_SIZE      16
+#define S_KEPT_HEADER_SIZE 8
+#define S_SPAN_SIZE        16
 
 typedef struct {
     uint64_t lo;
@@ -81,8 +119,9 @@ struct arcs_t {
     store_t *store;
     char name[RL_SHARD_NAME_SIZE_MAX];
     uint64_t epoch;
-    s_set_t set;
-    bool frozen; //  a migration froze (frozen_start, frozen_end]: in memory only
+    s_set_t set;  //  not received: owned, data not here
+    s_set_t kept; //  kept: not owned, data here and never handed over
+    bool frozen;  //  a migration froze (frozen_start, frozen_end]: in memory only
     uint64_t frozen_start;
     uint64_t frozen_end;
 };
@@ -197,11 +236,12 @@ s_set_contains (const s_set_t *set, uint64_t point)
 
 //  Stored form ---------------------------------------------------------------
 
-//  Puts the set into the store's batch. -1 when memory ran out.
+//  Puts both sets into the store's batch. -1 when memory ran out.
 static int
 s_put (arcs_t *self)
 {
-    size_t size = S_HEADER_SIZE + self->set.count * S_SPAN_SIZE;
+    size_t size = S_HEADER_SIZE + self->set.count * S_SPAN_SIZE + S_KEPT_HEADER_SIZE
+                  + self->kept.count * S_SPAN_SIZE;
     uint8_t *blob = malloc (size);
     if (!blob) {
         return -1;
@@ -209,16 +249,48 @@ s_put (arcs_t *self)
     codec_put_u32 (blob, S_VERSION);
     codec_put_u32 (blob + 4, (uint32_t) self->set.count);
     codec_put_u64 (blob + 8, self->epoch);
-    for (size_t i = 0; i < self->set.count; i++) {
-        codec_put_u64 (blob + S_HEADER_SIZE + i * S_SPAN_SIZE, self->set.spans[i].lo);
-        codec_put_u64 (blob + S_HEADER_SIZE + i * S_SPAN_SIZE + 8, self->set.spans[i].hi);
+    uint8_t *at = blob + S_HEADER_SIZE;
+    for (size_t i = 0; i < self->set.count; i++, at += S_SPAN_SIZE) {
+        codec_put_u64 (at, self->set.spans[i].lo);
+        codec_put_u64 (at + 8, self->set.spans[i].hi);
     }
+    codec_put_u32 (at, (uint32_t) self->kept.count);
+    codec_put_u32 (at + 4, 0);
+    at += S_KEPT_HEADER_SIZE;
+    for (size_t i = 0; i < self->kept.count; i++, at += S_SPAN_SIZE) {
+        codec_put_u64 (at, self->kept.spans[i].lo);
+        codec_put_u64 (at + 8, self->kept.spans[i].hi);
+    }
+    assert ((size_t) (at - blob) == size);
     store_batch_put (self->store, STORE_CF_META, ARCS_META_KEY, strlen (ARCS_META_KEY), blob, size);
     free (blob);
     return 0;
 }
 
-//  Reads the stored set: 1 found, 0 none, -1 (err) unreadable or malformed.
+//  Decodes `count` spans at `at` into *set (malloc'd), checking invariant 1
+//  on bytes from disk. false: out of order, or memory.
+static bool
+s_spans_decode (const uint8_t *at, uint32_t count, s_set_t *set)
+{
+    set->spans = malloc ((count ? count : 1) * sizeof (s_span_t));
+    set->count = 0;
+    if (!set->spans) {
+        return false;
+    }
+    for (size_t i = 0; i < count; i++) {
+        s_span_t s = {codec_get_u64 (at + i * S_SPAN_SIZE),
+                      codec_get_u64 (at + i * S_SPAN_SIZE + 8)};
+        if (s.lo > s.hi
+            || (i > 0 && (s.lo <= set->spans[i - 1].hi || s.lo - set->spans[i - 1].hi <= 1))) {
+            return false;
+        }
+        set->spans[set->count++] = s;
+    }
+    return true;
+}
+
+//  Reads the stored sets: 1 found, 0 none, -1 (err) unreadable or malformed.
+//  Version 1 has no kept set: nothing counts as kept.
 static int
 s_get (arcs_t *self, char *err, size_t err_size)
 {
@@ -232,40 +304,47 @@ s_get (arcs_t *self, char *err, size_t err_size)
         }
         return rc;
     }
-    uint32_t count = size >= S_HEADER_SIZE ? codec_get_u32 (header + 4) : 0;
-    if (size < S_HEADER_SIZE || codec_get_u32 (header) != S_VERSION
-        || count > RL_SHARD_ARCS_UNRECEIVED_MAX
-        || size != S_HEADER_SIZE + (size_t) count * S_SPAN_SIZE) {
+    size_t max = S_HEADER_SIZE + S_KEPT_HEADER_SIZE
+                 + 2 * RL_SHARD_ARCS_UNRECEIVED_MAX * S_SPAN_SIZE;
+    if (size < S_HEADER_SIZE || size > max) {
         snprintf (err, err_size, "the stored arcs do not decode (%zu bytes)", size);
         return -1;
     }
     uint8_t *blob = malloc (size);
-    self->set.spans = malloc ((count ? count : 1) * sizeof (s_span_t));
-    if (!blob || !self->set.spans) {
-        free (blob);
+    if (!blob) {
         snprintf (err, err_size, "out of memory reading the stored arcs");
         return -1;
     }
     size_t again = 0;
     rc = store_get (self->store, STORE_CF_META, ARCS_META_KEY, strlen (ARCS_META_KEY), blob, size,
                     &again);
-    bool ok = rc == 1 && again == size;
-    self->epoch = codec_get_u64 (blob + 8);
-    for (size_t i = 0; ok && i < count; i++) {
-        s_span_t s = {codec_get_u64 (blob + S_HEADER_SIZE + i * S_SPAN_SIZE),
-                      codec_get_u64 (blob + S_HEADER_SIZE + i * S_SPAN_SIZE + 8)};
-        //  Invariant 1, checked on bytes from disk.
-        ok = s.lo <= s.hi
-             && (i == 0
-                 || (s.lo > self->set.spans[i - 1].hi && s.lo - self->set.spans[i - 1].hi > 1));
-        self->set.spans[i] = s;
+    uint32_t version = codec_get_u32 (blob);
+    uint32_t count = codec_get_u32 (blob + 4);
+    size_t end = S_HEADER_SIZE + (size_t) count * S_SPAN_SIZE;
+    uint32_t kept = 0;
+    bool ok = rc == 1 && again == size && (version == 1 || version == S_VERSION)
+              && count <= RL_SHARD_ARCS_UNRECEIVED_MAX;
+    if (ok && version == 1) {
+        ok = size == end;
+    } else if (ok) {
+        ok = size >= end + S_KEPT_HEADER_SIZE;
+        kept = ok ? codec_get_u32 (blob + end) : 0;
+        ok = ok && kept <= RL_SHARD_ARCS_UNRECEIVED_MAX && codec_get_u32 (blob + end + 4) == 0
+             && size == end + S_KEPT_HEADER_SIZE + (size_t) kept * S_SPAN_SIZE;
     }
+    if (!ok) {
+        free (blob);
+        snprintf (err, err_size, "the stored arcs do not decode (%zu bytes)", size);
+        return -1;
+    }
+    self->epoch = codec_get_u64 (blob + 8);
+    ok = s_spans_decode (blob + S_HEADER_SIZE, count, &self->set)
+         && s_spans_decode (blob + end + S_KEPT_HEADER_SIZE, kept, &self->kept);
     free (blob);
     if (!ok) {
         snprintf (err, err_size, "the stored arcs do not decode (spans out of order)");
         return -1;
     }
-    self->set.count = count;
     return 1;
 }
 
@@ -332,12 +411,65 @@ arcs_destroy (arcs_t **self_p)
     assert (self_p);
     if (*self_p) {
         free ((*self_p)->set.spans);
+        free ((*self_p)->kept.spans);
         free (*self_p);
         *self_p = NULL;
     }
 }
 
 //  Changes -------------------------------------------------------------------
+
+//  A copy of *in into *out (malloc'd). -1: memory.
+static int
+s_set_copy (const s_set_t *in, s_set_t *out)
+{
+    out->spans = malloc ((in->count ? in->count : 1) * sizeof (s_span_t));
+    out->count = out->spans ? in->count : 0;
+    if (!out->spans) {
+        return -1;
+    }
+    if (in->count) {
+        memcpy (out->spans, in->spans, in->count * sizeof (s_span_t));
+    }
+    return 0;
+}
+
+//  Adds (or removes) every span of *other to (from) *set, in place. -1:
+//  memory, *set is still a valid set (the caller drops it).
+static int
+s_set_apply (s_set_t *set, const s_set_t *other, bool add)
+{
+    for (size_t i = 0; i < other->count; i++) {
+        s_set_t next;
+        int rc = add ? s_set_add (set, other->spans[i].lo, other->spans[i].hi, &next)
+                     : s_set_sub (set, other->spans[i].lo, other->spans[i].hi, &next);
+        if (rc != 0) {
+            free (next.spans);
+            return -1;
+        }
+        free (set->spans);
+        *set = next;
+    }
+    return 0;
+}
+
+//  The arc (start, end] without the points of *minus, into *out (malloc'd).
+//  -1: memory.
+static int
+s_arc_minus (uint64_t start, uint64_t end, const s_set_t *minus, s_set_t *out)
+{
+    out->spans = malloc (sizeof (s_span_t));
+    out->count = 0;
+    if (!out->spans) {
+        return -1;
+    }
+    if (s_set_arc (out, start, end, true) != 0 || s_set_apply (out, minus, false) != 0) {
+        free (out->spans);
+        out->spans = NULL;
+        return -1;
+    }
+    return 0;
+}
 
 int
 arcs_ring_change (arcs_t *self, const ring_t *old_ring, const ring_t *new_ring)
@@ -350,44 +482,67 @@ arcs_ring_change (arcs_t *self, const ring_t *old_ring, const ring_t *new_ring)
     }
     int self_old = ring_shard_find (old_ring, self->name);
     int self_new = ring_shard_find (new_ring, self->name);
-    s_set_t set = {malloc ((self->set.count ? self->set.count : 1) * sizeof (s_span_t)),
-                   self->set.count};
-    int rc = set.spans ? 0 : -1;
-    if (set.spans && self->set.count) {
-        memcpy (set.spans, self->set.spans, self->set.count * sizeof (s_span_t));
-    }
-    size_t gained = 0, lost = 0;
+    s_set_t set = {NULL, 0}, kept = {NULL, 0};
+    int rc = s_set_copy (&self->set, &set) == 0 && s_set_copy (&self->kept, &kept) == 0 ? 0 : -1;
+    size_t gained = 0, lost = 0, regained = 0;
     for (size_t i = 0; rc == 0 && i < count; i++) {
+        uint64_t a = arcs[i].start, b = arcs[i].end;
+        s_set_t part = {NULL, 0};
         if (self_new >= 0 && arcs[i].to == self_new) {
-            rc = s_set_arc (&set, arcs[i].start, arcs[i].end, true);
+            //  Gained: what is kept here counts as received again (see
+            //  "KEPT"), the rest is not received.
+            rc = s_arc_minus (a, b, &kept, &part);
+            if (rc == 0) {
+                s_set_t whole = {NULL, 0};
+                s_set_t none = {NULL, 0};
+                rc = s_arc_minus (a, b, &none, &whole);
+                regained += rc == 0
+                            && (whole.count != part.count
+                                || memcmp (whole.spans, part.spans, part.count * sizeof (s_span_t))
+                                       != 0);
+                free (whole.spans);
+            }
+            rc = rc == 0 ? s_set_apply (&set, &part, true) : -1;
+            rc = rc == 0 ? s_set_arc (&kept, a, b, false) : -1;
             gained++;
         } else if (self_old >= 0 && arcs[i].from == self_old) {
-            rc = s_set_arc (&set, arcs[i].start, arcs[i].end, false);
+            //  Lost: what was received here is kept (its data stays).
+            rc = s_arc_minus (a, b, &set, &part);
+            rc = rc == 0 ? s_set_apply (&kept, &part, true) : -1;
+            rc = rc == 0 ? s_set_arc (&set, a, b, false) : -1;
             lost++;
         }
-        if (set.count > RL_SHARD_ARCS_UNRECEIVED_MAX) {
+        free (part.spans);
+        if (set.count > RL_SHARD_ARCS_UNRECEIVED_MAX || kept.count > RL_SHARD_ARCS_UNRECEIVED_MAX) {
             rc = -1;
         }
     }
     free (arcs);
     if (rc != 0) {
         free (set.spans);
+        free (kept.spans);
         return -1; //  invariant 3: unchanged
     }
     uint64_t epoch = self->epoch;
-    s_set_t old = self->set;
+    s_set_t old_set = self->set, old_kept = self->kept;
     self->set = set;
+    self->kept = kept;
     self->epoch = ring_epoch (new_ring);
     if (s_put (self) != 0) {
-        self->set = old;
+        self->set = old_set;
+        self->kept = old_kept;
         self->epoch = epoch;
         free (set.spans);
+        free (kept.spans);
         return -1;
     }
-    free (old.spans);
-    rl_info ("arcs: ring epoch %" PRIu64 " -> %" PRIu64 ": %zu arcs gained (not received until "
-             "their data arrives: frozen), %zu lost; %" PRIu64 " not received",
-             epoch, self->epoch, gained, lost, arcs_unreceived_count (self));
+    free (old_set.spans);
+    free (old_kept.spans);
+    rl_info ("arcs: ring epoch %" PRIu64 " -> %" PRIu64 ": %zu arcs gained (%zu of them partly "
+             "or wholly held here, never handed over: received; the rest not received until "
+             "their data arrives: frozen), %zu lost (kept until handed over); %" PRIu64
+             " not received",
+             epoch, self->epoch, gained, regained, lost, arcs_unreceived_count (self));
     return 0;
 }
 
@@ -416,6 +571,33 @@ arcs_mark_received (arcs_t *self, uint64_t start, uint64_t end)
     }
     free (old.spans);
     return 0;
+}
+
+int
+arcs_forget (arcs_t *self, uint64_t start, uint64_t end)
+{
+    assert (self);
+    s_set_t kept = {NULL, 0};
+    if (s_set_copy (&self->kept, &kept) != 0 || s_set_arc (&kept, start, end, false) != 0) {
+        free (kept.spans);
+        return -1;
+    }
+    s_set_t old = self->kept;
+    self->kept = kept;
+    if (s_put (self) != 0) {
+        self->kept = old;
+        free (kept.spans);
+        return -1;
+    }
+    free (old.spans);
+    return 0;
+}
+
+bool
+arcs_kept (const arcs_t *self, uint64_t point)
+{
+    assert (self);
+    return s_set_contains (&self->kept, point);
 }
 
 //  Queries -------------------------------------------------------------------
@@ -465,15 +647,32 @@ arcs_received_id (const arcs_t *self, rl_id_t account_id)
     return arcs_received (self, ring_point_of_id (bytes));
 }
 
+//  Maximal runs of the set; one across the wrap counts once.
+static uint64_t
+s_runs (const s_set_t *set)
+{
+    size_t n = set->count;
+    if (n >= 2 && set->spans[0].lo == 0 && set->spans[n - 1].hi == UINT64_MAX) {
+        n--;
+    }
+    return n;
+}
+
 uint64_t
 arcs_unreceived_count (const arcs_t *self)
 {
     assert (self);
-    size_t n = self->set.count;
-    //  A run across the wrap is two spans here, one arc of the ring.
-    if (n >= 2 && self->set.spans[0].lo == 0 && self->set.spans[n - 1].hi == UINT64_MAX) {
-        n--;
+    if (!self->frozen) {
+        return s_runs (&self->set);
     }
+    //  The migration's freeze counts too: its arc answers frozen as well.
+    s_set_t all = {NULL, 0};
+    uint64_t n = s_runs (&self->set) + 1; //  if memory runs out: a close bound
+    if (s_set_copy (&self->set, &all) == 0
+        && s_set_arc (&all, self->frozen_start, self->frozen_end, true) == 0) {
+        n = s_runs (&all);
+    }
+    free (all.spans);
     return n;
 }
 

@@ -37,16 +37,27 @@ arcs_t *arcs_open (store_t *store, const char *name, const ring_t *ring, const r
 void arcs_destroy (arcs_t **self_p);
 
 //  A ring change (load_ring, or a newer ring file at start): the arcs this
-//  shard gains are not received; the arcs it loses are dropped (an arc
-//  gained, lost and gained again is still not received). Puts the new set
-//  into the store's batch. 0; -1 when memory ran out or the set would
-//  exceed RL_SHARD_ARCS_UNRECEIVED_MAX spans (nothing changed).
+//  shard gains are not received, but for the hash space it still keeps
+//  (lost while received, never handed over since: arcs.c, "KEPT"), which
+//  counts as received again; of the arcs it loses, what was received is
+//  kept (an arc gained, lost and gained again before its data arrived is
+//  still not received). Puts the new sets into the store's batch. 0; -1 when memory ran out or the
+//  set would exceed RL_SHARD_ARCS_UNRECEIVED_MAX spans (nothing changed).
 int arcs_ring_change (arcs_t *self, const ring_t *old_ring, const ring_t *new_ring);
 
 //  The data of the arc (start, end] has arrived (start == end: the whole
 //  hash space). Puts the new set into the store's batch. 0, or -1 (memory;
 //  nothing changed).
 int arcs_mark_received (arcs_t *self, uint64_t start, uint64_t end);
+
+//  The source handed the arc (start, end] over (migrate_commit): it keeps
+//  it no more, so a ring giving it back alone never makes it received.
+//  Puts the new sets into the store's batch. 0, or -1 (memory; nothing
+//  changed).
+int arcs_forget (arcs_t *self, uint64_t start, uint64_t end);
+//  Does this shard keep the data of `point` (lost in a ring change while
+//  received, never handed over since)?
+bool arcs_kept (const arcs_t *self, uint64_t point);
 
 //  Does this shard hold the data of the hash `point` / of the account?
 //  (Ownership is the ring's business: a point it does not own is never
@@ -62,8 +73,9 @@ void arcs_thaw (arcs_t *self);
 //  Is any point not received (an arc not received, or a frozen one)?
 bool arcs_waiting (const arcs_t *self);
 
-//  Arcs not received yet (maximal runs of hash space; one across the wrap
-//  counts once), for status.
+//  Arcs answered frozen: not received yet, or held by a migration's freeze
+//  (maximal runs of hash space; one across the wrap counts once), for
+//  status.
 uint64_t arcs_unreceived_count (const arcs_t *self);
 //  The epoch of the ring the set was computed for.
 uint64_t arcs_epoch (const arcs_t *self);

@@ -39,7 +39,9 @@
                       arc not received -> the staged accounts installed,
                       the arc received, HANDED_OVER, one batch. (source)
                       SHIPPED, serving a ring that no longer gives it the
-                      arc -> HANDED_OVER, the freeze ends.
+                      arc -> HANDED_OVER, the freeze ends, and the arc is
+                      kept no more (arcs_forget: a ring alone never gives
+                      it back as received), one batch.
       migrate_cleanup (source) HANDED_OVER -> NONE: once no transfer still
                       to checkpoint posts to the arc, deletes the moved
                       accounts and their history, a bounded number of
@@ -761,6 +763,13 @@ s_commit_source (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
         || (me >= 0 && ring_lookup (self->ring, state->arc_end) == me)) {
         return s_refuse (self, envelope, h,
                          "commit needs the final round out and the step's ring loaded");
+    }
+    //  The arc's data moved on: a ring giving it back alone must never make
+    //  it received here again (arcs.c, "KEPT"); same batch as the state.
+    arcs_t *arcs = ledger_arcs (self->ledger);
+    if (arcs && arcs_forget (arcs, state->arc_start, state->arc_end) != 0) {
+        rl_error ("migration %" PRIu64 ": the handover failed (memory)", state->migration_id);
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
     }
     state->state = RL_MIGRATE_HANDED_OVER;
     s_state_put (self);

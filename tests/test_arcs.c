@@ -5,11 +5,14 @@
     over points drawn at random (RL_SEED replays) plus the boundaries of
     every ring point and the ends of the hash space: a new cluster holds
     all its arcs; a ring change leaves exactly the gained hash space not
-    received; an arc gained, lost and gained again stays not received (and
-    so does an arc held, lost and regained); the set survives a reopen, and
-    a newer ring at open is a ring change; marking an arc received (the
-    whole space, across the wrap) empties it; stored bytes that lie are
-    refused.
+    received; an arc gained, lost and gained again stays not received;
+    an arc held, lost and regained by rings alone (also across restarts
+    with newer ring files) is received again, but one handed over
+    (arcs_forget) and regained by a ring stays not received until its data
+    arrives; the sets survive a reopen, and a newer ring at open is a ring
+    change; marking an arc received (the whole space, across the wrap)
+    empties it; a migration's freeze counts in the frozen arcs; the stored
+    form 1 still reads; stored bytes that lie are refused.
 */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -180,6 +183,10 @@ test_changes (void **state)
     ring_destroy (&d);
 }
 
+//  x holds its arcs, loses some to w (a ring alone, nothing handed over),
+//  regains them: it still holds their data, the only copy, so they count
+//  as received again, also across a reopen at a newer ring (a shard
+//  restarted with a newer ring file, then given its arcs back).
 static void
 test_lost_and_regained (void **state)
 {
@@ -191,23 +198,114 @@ test_lost_and_regained (void **state)
     ring_set_epoch (b, 2);
     ring_t *c = ring_dup (a);
     ring_set_epoch (c, 3);
-    //  x holds its arcs, loses some to w, regains them: not received.
     arcs_t *x = s_open (ctx, "x", a, NULL, NULL);
-    assert_int_equal (arcs_ring_change (x, a, b), 0);
+    arcs_destroy (&x);
+    bool write = false;
+    x = s_open (ctx, "x", b, a, &write); //  restarted with b
+    assert_true (write);
     assert_int_equal (arcs_unreceived_count (x), 0); //  it only lost
-    assert_int_equal (arcs_ring_change (x, b, c), 0);
-    assert_true (arcs_unreceived_count (x) > 0);
-    s_change_t regained = {b, c, "x"};
-    s_check (ctx, x, c, s_want_not_gained, &regained);
-    //  The data arrives: the whole hash space marked (start == end).
-    assert_int_equal (arcs_mark_received (x, 42, 42), 0);
+    size_t kept = 0;
+    for (size_t i = 0; i < ring_point_count (b); i++) {
+        uint64_t p = ring_point_position (b, i);
+        bool was = strcmp (ring_shard_name (a, (size_t) ring_lookup (a, p)), "x") == 0;
+        bool is = strcmp (ring_shard_name (b, (size_t) ring_lookup (b, p)), "x") == 0;
+        assert_int_equal (arcs_kept (x, p), was && !is);
+        kept += was && !is;
+    }
+    assert_true (kept > 0);
+    arcs_destroy (&x);
+    x = s_open (ctx, "x", c, b, &write); //  restarted with c: given back
     assert_int_equal (arcs_unreceived_count (x), 0);
     s_check (ctx, x, c, s_want_all, NULL);
-    assert_int_equal (store_commit (ctx->store), 0);
+    for (size_t i = 0; i < ring_point_count (b); i++) {
+        assert_false (arcs_kept (x, ring_point_position (b, i)));
+    }
     arcs_destroy (&x);
     ring_destroy (&a);
     ring_destroy (&b);
     ring_destroy (&c);
+}
+
+//  x loses arcs to w, hands every one of them over (the source's
+//  handover), regains them by a ring alone: not received (their data
+//  moved on); the data arrives again: received. An arc handed over in
+//  part: only that part stays not received.
+static void
+test_handed_over_and_regained (void **state)
+{
+    s_ctx_t *ctx = *state;
+    static const char *names[] = {"x", "y"};
+    ring_t *a = s_ring (1, names, 2);
+    ring_t *b = ring_dup (a);
+    assert_int_equal (ring_add_shard (b, "w", "tcp://127.0.0.1:7009", 2.0), RING_OK);
+    ring_set_epoch (b, 2);
+    ring_t *c = ring_dup (a);
+    ring_set_epoch (c, 3);
+    ring_arc_t *diff = NULL;
+    size_t count = 0;
+    assert_int_equal (ring_diff_arcs (a, b, &diff, &count), RING_OK);
+    int xi = ring_shard_find (a, "x");
+    arcs_t *x = s_open (ctx, "x", a, NULL, NULL);
+    assert_int_equal (arcs_ring_change (x, a, b), 0);
+    //  Hand over every lost arc but the first one.
+    size_t first = count, handed = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (diff[i].from != xi) {
+            continue;
+        }
+        if (first == count) {
+            first = i;
+            continue;
+        }
+        assert_int_equal (arcs_forget (x, diff[i].start, diff[i].end), 0);
+        handed++;
+    }
+    assert_true (first < count && handed > 0);
+    assert_int_equal (store_commit (ctx->store), 0);
+    arcs_destroy (&x);
+    x = s_open (ctx, "x", b, NULL, NULL); //  the sets survive a reopen
+    assert_int_equal (arcs_ring_change (x, b, c), 0);
+    assert_true (arcs_unreceived_count (x) >= 1);
+    for (size_t i = 0; i < count; i++) {
+        if (diff[i].from != xi) {
+            continue;
+        }
+        uint64_t end = diff[i].end;
+        assert_int_equal (arcs_received (x, end), i == first); //  kept one: received
+    }
+    assert_int_equal (arcs_mark_received (x, 42, 42), 0);
+    assert_int_equal (arcs_unreceived_count (x), 0);
+    s_check (ctx, x, c, s_want_all, NULL);
+    assert_int_equal (store_commit (ctx->store), 0);
+    free (diff);
+    arcs_destroy (&x);
+    ring_destroy (&a);
+    ring_destroy (&b);
+    ring_destroy (&c);
+}
+
+//  Status counts a migration's freeze with the arcs not received.
+static void
+test_freeze_counted (void **state)
+{
+    s_ctx_t *ctx = *state;
+    static const char *names[] = {"x"};
+    ring_t *a = s_ring (1, names, 1);
+    arcs_t *x = s_open (ctx, "x", a, NULL, NULL);
+    assert_int_equal (arcs_unreceived_count (x), 0);
+    assert_false (arcs_waiting (x));
+    arcs_freeze (x, 100, 200);
+    assert_int_equal (arcs_unreceived_count (x), 1);
+    assert_true (arcs_waiting (x));
+    assert_false (arcs_received (x, 150));
+    assert_true (arcs_received (x, 100));
+    arcs_thaw (x);
+    assert_int_equal (arcs_unreceived_count (x), 0);
+    arcs_freeze (x, UINT64_MAX - 5, 5); //  across the wrap: one arc
+    assert_int_equal (arcs_unreceived_count (x), 1);
+    arcs_thaw (x);
+    arcs_destroy (&x);
+    ring_destroy (&a);
 }
 
 //  A shard alone, then a second one: the gained arcs wrap round 0; one
@@ -253,13 +351,23 @@ test_bad_stored (void **state)
     static const char *names[] = {"x"};
     ring_t *a = s_ring (1, names, 1);
     static const uint8_t bad[][16 + 32] = {
-        {2, 0, 0, 0},                                     //  version 2
+        {2, 0, 0, 0},                                     //  version 2, no kept count
         {1, 0, 0, 0, 3, 0, 0, 0},                         //  3 spans, none there
         {1, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,  //  two spans out of order
          9, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0,  //
          1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0}, //
+        {3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, //  version 3
+        {2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, //  2 kept spans, none there
+         2, 0, 0, 0, 0, 0, 0, 0},
+        {2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, //  kept count, then not 0
+         0, 0, 0, 0, 7, 0, 0, 0},
+        {2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,    //  a kept span lo > hi
+         1, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0,    //
+         1, 0, 0, 0, 0, 0, 0, 0},                           //
+        {2, 0, 0, 0,    0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, //  huge kept count
+         0, 0, 0, 0x7f, 0, 0, 0, 0},
     };
-    static const size_t sizes[] = {16, 16, 48};
+    static const size_t sizes[] = {16, 16, 48, 24, 24, 24, 40, 24};
     for (size_t i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
         store_batch_put (ctx->store, STORE_CF_META, ARCS_META_KEY, strlen (ARCS_META_KEY), bad[i],
                          sizes[i]);
@@ -270,6 +378,35 @@ test_bad_stored (void **state)
         assert_null (arcs);
         assert_non_null (strstr (err, "do not decode"));
     }
+    ring_destroy (&a);
+}
+
+//  A stored set of form 1 (nothing kept) is read: its span not received,
+//  the rest received; the next change writes form 2.
+static void
+test_stored_v1 (void **state)
+{
+    s_ctx_t *ctx = *state;
+    static const char *names[] = {"x"};
+    ring_t *a = s_ring (1, names, 1);
+    static const uint8_t v1[32] = {1,  0, 0, 0, 1, 0, 0, 0, 1,  0, 0, 0, 0, 0, 0, 0,
+                                   10, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0};
+    store_batch_put (ctx->store, STORE_CF_META, ARCS_META_KEY, strlen (ARCS_META_KEY), v1,
+                     sizeof (v1));
+    assert_int_equal (store_commit (ctx->store), 0);
+    arcs_t *x = s_open (ctx, "x", a, NULL, NULL);
+    assert_true (arcs_received (x, 9));
+    assert_false (arcs_received (x, 10));
+    assert_false (arcs_received (x, 20));
+    assert_true (arcs_received (x, 21));
+    assert_false (arcs_kept (x, 5));
+    assert_int_equal (arcs_unreceived_count (x), 1);
+    assert_int_equal (arcs_mark_received (x, 9, 20), 0);
+    assert_int_equal (store_commit (ctx->store), 0);
+    arcs_destroy (&x);
+    x = s_open (ctx, "x", a, NULL, NULL);
+    assert_int_equal (arcs_unreceived_count (x), 0);
+    arcs_destroy (&x);
     ring_destroy (&a);
 }
 
@@ -305,6 +442,9 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_changes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_and_regained, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_handed_over_and_regained, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_freeze_counted, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_stored_v1, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_wrap, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_stored, s_setup, s_teardown),
     };
