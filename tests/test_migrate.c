@@ -32,7 +32,12 @@
     ring, still acknowledges a resent COMMIT of a credit leg it applied (and
     not one it never applied), its store holds nothing of the arc, the
     history of its other accounts is unchanged, and both keep this across a
-    SIGKILL.
+    SIGKILL; status counts the freeze while it lasts; a ring alone giving
+    the arc back to s1 afterwards leaves it frozen there (handed over).
+    test_ring_gives_back: s1 restarted with the step's ring before any
+    migration, then given the arc back by a ring of a higher epoch, serves
+    it at once (it kept the data, never handed over), balances unchanged,
+    also after a SIGKILL.
     test_frozen_piece: during a freeze one record of the arc makes the
     whole piece of a request frozen (transfers and accounts), nothing
     applied; the retry helper retries frozen to its deadline and returns
@@ -672,6 +677,51 @@ s_sums (s_ctx_t *ctx, const ring_t *ring, rl_account_t *accounts)
     assert_int_equal (debits, credits);
 }
 
+//  The frozen arcs `client`'s shard counts in its status.
+static uint64_t
+s_frozen_arcs (rl_client_t *client)
+{
+    rl_status_rec_t st;
+    assert_int_equal (rl_client_status (client, &st, TK_TIMEOUT_MS), 0);
+    return st.arcs_unreceived;
+}
+
+//  ctx->ring at `epoch` (a single digit).
+static ring_t *
+s_ring_at (s_ctx_t *ctx, uint64_t epoch)
+{
+    char *text = ring_to_text (ctx->ring);
+    assert_non_null (text);
+    char *at = strstr (text, "epoch 1\n");
+    assert_non_null (at);
+    at[6] = (char) ('0' + epoch);
+    char err[256];
+    ring_t *ring = ring_from_text (text, err, sizeof (err));
+    free (text);
+    assert_non_null (ring);
+    return ring;
+}
+
+//  Restarts shard i with the ring file of ctx->ring at `epoch`.
+static void
+s_restart_with_ring (s_ctx_t *ctx, size_t i, uint64_t epoch)
+{
+    ring_t *ring = s_ring_at (ctx, epoch);
+    char name[32];
+    snprintf (name, sizeof (name), "epoch%" PRIu64 ".ring", epoch);
+    char *path = harness_path (ctx->h, name);
+    assert_non_null (path);
+    assert_int_equal (ring_save_file (ring, path), RING_OK);
+    ring_destroy (&ring);
+    if (ctx->shards[i].pid > 0) {
+        assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM), 0);
+    }
+    snprintf (ctx->shards[i].ring_file, sizeof (ctx->shards[i].ring_file), "%s", path);
+    free (path);
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
+    s_clients_open (ctx);
+}
+
 #define S_HANDOVER_HISTORY 512 //  transfers per account compared across the handover
 
 //  The history of every account of the arc from `client`: into a new
@@ -851,6 +901,7 @@ test_handover (void **state)
     rl_transfer_t *histories = s_histories (ctx, ctx->clients[0], NULL);
     assert_int_equal (
         s_op (ctx->clients[0], RL_OP_MIGRATE_FREEZE, &source, RL_MIGRATE_SOURCE, 30000, &out), 0);
+    assert_int_equal (s_frozen_arcs (ctx->clients[0]), 1); //  status counts the freeze
     assert_int_equal (
         s_op (ctx->clients[0], RL_OP_MIGRATE_DRAIN, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
     assert_int_equal (out.param, 0);
@@ -868,6 +919,7 @@ test_handover (void **state)
     assert_int_equal (
         s_op (ctx->clients[0], RL_OP_MIGRATE_COMMIT, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
     assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+    assert_int_equal (s_frozen_arcs (ctx->clients[0]), 0); //  the freeze ended
     //  Too late to abort, on either side.
     assert_int_equal (
         s_op (ctx->clients[1], RL_OP_MIGRATE_ABORT, &target, RL_MIGRATE_TARGET, 0, &out),
@@ -937,6 +989,67 @@ test_handover (void **state)
     }
     store_close (&store);
     assert_true (kept > 0);
+    //  A ring alone giving the arc back to s1 (epoch 3, a restart with it):
+    //  s1 handed the arc over, its data moved on, so it stays frozen there.
+    s_restart_with_ring (ctx, 0, 3);
+    assert_int_equal (s_once (ctx->clients[0], 6, in, out_n), RL_FROZEN);
+    assert_int_equal (s_frozen_arcs (ctx->clients[0]), 1);
+    ring_destroy (&step);
+}
+
+//  A ring alone gives back what was kept -----------------------------------------
+
+//  A shard started once with the next ring too early (before any
+//  migration), then given its arc back by a ring of a higher epoch: it
+//  still holds the arc's data, never handed over, so it serves it again at
+//  once, balances unchanged.
+static void
+test_ring_gives_back (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_traffic (ctx, 150);
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    static rl_account_t before[S_ACCOUNTS + 1], after[S_ACCOUNTS + 1];
+    s_sums (ctx, ctx->ring, before);
+    uint64_t in = 0, out_n = 0; //  an operator account inside the arc; one of s1's outside
+    for (uint64_t n = 1; n <= S_OPERATORS; n++) {
+        bool inside = s_in_arc (ctx, tk_id (n, S_TAG));
+        in = !in && inside ? n : in;
+        out_n = !out_n && !inside && s_owner (ctx, n) == 0 ? n : out_n;
+    }
+    assert_true (in && out_n);
+    //  s1 restarted with the step's ring (epoch 2: the arc is s2's): it
+    //  loses the arc (wrong_shard), and s2, still at epoch 1, does not own it.
+    ring_t *step = s_step_ring (ctx);
+    char *path = harness_path (ctx->h, "step.ring");
+    assert_non_null (path);
+    assert_int_equal (ring_save_file (step, path), RING_OK);
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[0], SIGTERM), 0);
+    snprintf (ctx->shards[0].ring_file, sizeof (ctx->shards[0].ring_file), "%s", path);
+    free (path);
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[0]) > 0);
+    s_clients_open (ctx);
+    assert_int_equal (s_once (ctx->clients[0], 1, in, out_n), RL_WRONG_SHARD);
+    assert_int_equal (s_frozen_arcs (ctx->clients[0]), 0);
+    //  The ring giving it back, at epoch 3: s1 by a restart, s2 by load_ring.
+    s_restart_with_ring (ctx, 0, 3);
+    ring_t *back = s_ring_at (ctx, 3);
+    s_load_ring (ctx->clients[1], back);
+    assert_int_equal (s_frozen_arcs (ctx->clients[0]), 0);
+    assert_int_equal (s_frozen_arcs (ctx->clients[1]), 0);
+    s_sums (ctx, back, after);
+    assert_memory_equal (before, after, sizeof (before));
+    assert_int_equal (s_once (ctx->clients[0], 1, in, out_n), RL_OK); //  served again
+    assert_int_equal (s_once (ctx->clients[0], 1, in, out_n), RL_EXISTS);
+    //  Across a SIGKILL too.
+    assert_true (tk_shard_stop (ctx->h, &ctx->shards[0], SIGKILL) >= 0);
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[0]) > 0);
+    s_clients_open (ctx);
+    assert_int_equal (s_once (ctx->clients[0], 2, in, out_n), RL_OK);
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    s_sums (ctx, back, after); //  conserved
+    assert_int_equal (after[in].debits_posted, before[in].debits_posted + 2);
+    ring_destroy (&back);
     ring_destroy (&step);
 }
 
@@ -1473,6 +1586,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_copy_resumes_after_kills, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_hostile_chunks, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_handover, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_ring_gives_back, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_frozen_piece, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_abort, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_heuristic_blocks_freeze, s_setup, s_teardown),
