@@ -7,19 +7,37 @@
     outbox of encoded records per kind of message, each with the newest
     group commit its records need synced. A DEALER speaks CURVE and pins
     the peer's public key from the ring (common/auth.h), unless the shard
-    runs --insecure; a peer without a known key is never connected. When the ring changes, the
-   indexes mean other shards: the peers move to a retired list, are flushed at the end of the turn
-   and closed.
+    runs --insecure; a peer without a known key is never connected.
+
+    A RING CHANGE (peers_retire) moves indexes, so peers are matched by
+    NAME, never by index: a connected peer whose name is in the new ring
+    with the same endpoint and the same pinned key (the ring's, else
+    KEYDIR/shard/NAME.key, resolved again) keeps its DEALER, its queued
+    output and its outboxes, under its new index; ZeroMQ's queues towards
+    it survive, so no two-phase message in flight is lost to a ring change
+    (rebalancing loads a ring per handover step: docs/rebalance.md). Every
+    other peer (left the ring, moved, new key, never connected) goes to
+    the retired list: flushed at the end of the turn, then closed; new
+    messages to its name connect afresh. Each change logs how many
+    connections it kept and closed. A reply read from a kept DEALER is
+    attributed to the name its new index gives: the same shard, since the
+    name and the pinned key did not change (the sender rules, senders.h).
 
     INVARIANTS
     1. by_index[list[i]] is a peer for every i < count, and every non-NULL
-       entry of by_index is listed once.
+       entry of by_index is listed once; after a ring change too: the peer
+       at index i is the shard the ring served now names at i (its name,
+       endpoint and pinned key are those of that entry).
     2. An outbox's needs_seq is at least that of every record in it, and a
        flush sends only when synced_seq reaches it (asserted: "sent <=
        synced").
     3. A flush or a discard leaves every outbox empty (needs_seq 0); a
        ready flush empties every outbox that synced_seq covers and leaves
        the others as they are.
+    4. A peer is kept by a ring change only if it is connected and its
+       name, endpoint and pinned key are unchanged; it keeps its outboxes
+       (records encoded for that same shard), so invariants 2 and 3 hold
+       across the change.
 
     LIMITS: RL_SHARDS_MAX peers (the ring's own bound); an outbox grows by
     doubling and keeps its memory; a message carries at most
@@ -29,6 +47,8 @@
 #include "peers.h"
 
 #include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +66,10 @@ typedef struct {
 
 typedef struct {
     zsock_t *dealer;
+    char name[RL_SHARD_NAME_SIZE_MAX];
+    char endpoint[RL_ENDPOINT_SIZE_MAX];
+    char key[RL_KEY_TEXT_SIZE];   //  the key pinned ("" insecure)
+    bool connected;               //  CURVE set up and connect succeeded
     s_outbox_t boxes[OUTQ_REPLY]; //  by kind: PREPARE, DECIDE, QUERY
 } s_peer_t;
 
@@ -102,7 +126,7 @@ peers_destroy (peers_t **self_p)
     if (!self) {
         return;
     }
-    peers_retire (self);
+    peers_retire (self, NULL);
     peers_close_retired (self);
     assert (self->count == 0 && self->retired_count == 0);
     free (self);
@@ -139,7 +163,9 @@ s_peer (peers_t *self, const ring_t *ring, int32_t index)
     zsock_set_sndhwm (peer->dealer, RL_SHARD_SNDHWM_MESSAGES);
     zsock_set_rcvhwm (peer->dealer, RL_SHARD_RCVHWM_MESSAGES);
     const char *endpoint = ring_shard_endpoint (ring, (size_t) index);
-    char key[RL_KEY_TEXT_SIZE];
+    snprintf (peer->name, sizeof (peer->name), "%s", name);
+    snprintf (peer->endpoint, sizeof (peer->endpoint), "%s", endpoint);
+    char *key = peer->key;
     if (rl_auth_peer_key (self->auth, name, ring_shard_key (ring, (size_t) index), key) != 0
         || rl_auth_client (self->auth, peer->dealer, key) != 0) {
         //  Never in clear: its messages wait (and time out) like a peer's that is down.
@@ -148,6 +174,8 @@ s_peer (peers_t *self, const ring_t *ring, int32_t index)
                  name, name);
     } else if (zsock_connect (peer->dealer, "%s", endpoint) != 0) {
         rl_warn ("cannot connect to peer %s at %s", name, endpoint);
+    } else {
+        peer->connected = true;
     }
     zloop_reader (self->loop, peer->dealer, self->on_reply, self->arg);
     self->by_index[index] = peer;
@@ -290,17 +318,49 @@ peers_discard (peers_t *self)
     assert (!peers_queued (self, OUTQ_PREPARE) && !peers_queued (self, OUTQ_DECIDE));
 }
 
+//  Does the new ring's shard at `at` lead where peer's connection leads?
+static bool
+s_peer_same (peers_t *self, const s_peer_t *peer, const ring_t *ring, int at)
+{
+    char key[RL_KEY_TEXT_SIZE];
+    return peer->connected && strcmp (ring_shard_name (ring, (size_t) at), peer->name) == 0
+           && strcmp (ring_shard_endpoint (ring, (size_t) at), peer->endpoint) == 0
+           && rl_auth_peer_key (self->auth, peer->name, ring_shard_key (ring, (size_t) at), key)
+                  == 0
+           && strcmp (key, peer->key) == 0;
+}
+
 void
-peers_retire (peers_t *self)
+peers_retire (peers_t *self, const ring_t *ring)
 {
     assert (self);
+    s_peer_t *kept[RL_SHARDS_MAX] = {0}; //  by index in the new ring
+    uint32_t order[RL_SHARDS_MAX];       //  connection order, kept
+    size_t kept_count = 0, closed = 0;
     for (size_t i = 0; i < self->count; i++) {
         uint32_t index = self->list[i];
-        assert (self->by_index[index] && self->retired_count < RL_SHARDS_MAX);
-        self->retired[self->retired_count++] = self->by_index[index];
+        s_peer_t *peer = self->by_index[index];
+        assert (peer && self->retired_count < RL_SHARDS_MAX);
         self->by_index[index] = NULL;
+        int at = ring ? ring_shard_find (ring, peer->name) : -1;
+        if (at >= 0 && at < RL_SHARDS_MAX && !kept[at] && s_peer_same (self, peer, ring, at)) {
+            kept[at] = peer; //  invariant 4: by name, same endpoint and key
+            order[kept_count++] = (uint32_t) at;
+        } else {
+            self->retired[self->retired_count++] = peer;
+            closed++;
+        }
     }
     self->count = 0;
+    for (size_t i = 0; i < kept_count; i++) {
+        self->by_index[order[i]] = kept[order[i]];
+        self->list[self->count++] = order[i];
+        assert (self->by_index[self->list[i]]); //  invariant 1
+    }
+    if (ring && kept_count + closed > 0) {
+        rl_info ("ring epoch %" PRIu64 ": peer connections kept %zu, closed %zu", ring_epoch (ring),
+                 kept_count, closed);
+    }
 }
 
 void

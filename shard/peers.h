@@ -1,7 +1,8 @@
 /*  peers.h: the shard's connections to the other shards of its ring.
 
     One DEALER socket per peer shard, found by its index in the ring served
-    now (never by name per record), connected on first use, and one outbox
+    now (never by name per record; a ring change maps them by name and
+    keeps the unchanged ones), connected on first use, and one outbox
     per kind of two-phase message. The server pushes what it drains from the
     output queue and flushes the outboxes after the group commit that
     justifies them. See peers.c for the invariants and limits.
@@ -44,10 +45,12 @@ size_t peers_flush_ready (peers_t *self, uint64_t synced_seq, size_t sent[OUTQ_R
 //  A failed turn: every queued record is forgotten (nothing unjustified leaves).
 void peers_discard (peers_t *self);
 
-//  The ring changed: the peers of the old indexes keep what they hold
-//  until the next flush, then peers_close_retired closes them; new
-//  messages connect afresh by the new indexes.
-void peers_retire (peers_t *self);
+//  The ring changed to `ring` (the one served from now on; NULL: none, at
+//  destruction): a connected peer whose name, endpoint and key are the same
+//  in it keeps its connection and queued output under its new index; the
+//  others keep what they hold until the next flush, then
+//  peers_close_retired closes them; new messages connect afresh.
+void peers_retire (peers_t *self, const ring_t *ring);
 void peers_close_retired (peers_t *self);
 
 //  The connected peers of the ring served now, for reading their replies.

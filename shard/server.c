@@ -118,7 +118,7 @@ server_ring_adopt (server_t *self, ring_t *ring)
     if (self->senders) {
         senders_learn_ring (self->senders, ring); //  the old names stay (a removed coordinator's)
     }
-    peers_retire (self->peers); //  indexes move with the ring
+    peers_retire (self->peers, ring); //  indexes move: unchanged peers kept, by name
     ring_destroy (&self->ring);
     self->ring = ring;
     if (ring_shard_find (ring, self->options->name) < 0) {

@@ -33,6 +33,12 @@
     in doubt, no alarm is raised, the audit holds, a new transfer commits,
     and the strong conservation check passes.
 
+    test_ring_keep: rings of higher epochs with the same shards, loaded
+    into both shards while cross-shard transfers flow both ways, keep each
+    shard's connection to its peer (the shard logs "kept 1, closed 0" at
+    every change); a ring that moves the peer closes it, the next moves it
+    back. Every transfer is final exactly once, and conservation holds.
+
     test_pause_under_load: a fault beyond kill -9. While batches of same-
     and cross-shard transfers flow, a thread pauses one shard or the other
     with SIGSTOP for longer than the prepare timeout and the outcome-query
@@ -543,6 +549,208 @@ test_pause_under_load (void **state)
     tk_check_conservation_by (s_client_for, ctx, &model, sent / 4);
     printf ("test_pause_under_load: %zu transfers (%zu retried), %lu ok, %d pauses of %d ms\n",
             sent, retried, (unsigned long) model.ok, PAUSES, PAUSE_MS);
+}
+
+//  Ring changes under load ---------------------------------------------------------
+
+#define KEEP_RINGS    12 //  rings loaded into each shard while transfers flow
+#define KEEP_RING_GAP 40 //  ms between two loads
+#define KEEP_BATCH    8
+#define KEEP_MAX      4000 //  a cap; the load runs while the rings change
+
+typedef struct {
+    s_ctx_t *ctx;
+    uint64_t epoch;    //  the last epoch loaded
+    atomic_int loaded; //  rings loaded into both shards
+} s_ringer_t;
+
+//  The blob of the test's two shards at `epoch`; s2 at `s2_endpoint` when not NULL.
+static uint8_t *
+s_keep_ring_blob (s_ctx_t *ctx, uint64_t epoch, const char *s2_endpoint, size_t *size_p)
+{
+    ring_t *ring = ring_new (epoch);
+    for (int i = 0; i < 2; i++) {
+        const char *endpoint = i == 1 && s2_endpoint ? s2_endpoint : ctx->shards[i].endpoint;
+        if (ring_add_shard (ring, ctx->shards[i].name, endpoint, 1.0) != 0) {
+            ring_destroy (&ring);
+            return NULL;
+        }
+    }
+    size_t size = ring_encoded_size (ring);
+    uint8_t *blob = malloc (size);
+    if (blob && ring_encode (ring, blob, size) != size) {
+        free (blob);
+        blob = NULL;
+    }
+    ring_destroy (&ring);
+    *size_p = size;
+    return blob;
+}
+
+//  load_ring into shard i; 0 or the refusal (the caller asserts).
+static int
+s_keep_load (s_ctx_t *ctx, rl_client_t *client, uint64_t epoch, const char *s2_endpoint)
+{
+    size_t size = 0;
+    uint8_t *blob = s_keep_ring_blob (ctx, epoch, s2_endpoint, &size);
+    int rc = blob ? rl_client_load_ring (client, blob, size, TK_TIMEOUT_MS) : -1;
+    free (blob);
+    return rc;
+}
+
+//  Loads KEEP_RINGS rings of the same shards, epochs from 2, into s1 and s2.
+static void *
+s_ringer_run (void *arg)
+{
+    s_ringer_t *r = arg;
+    rl_client_t *clients[2] = {rl_client_new (r->ctx->shards[0].endpoint),
+                               rl_client_new (r->ctx->shards[1].endpoint)};
+    for (int i = 0; i < KEEP_RINGS && clients[0] && clients[1]; i++) {
+        zclock_sleep (KEEP_RING_GAP);
+        uint64_t epoch = 2 + (uint64_t) i;
+        if (s_keep_load (r->ctx, clients[0], epoch, NULL) != 0
+            || s_keep_load (r->ctx, clients[1], epoch, NULL) != 0) {
+            break; //  the main thread sees loaded < KEEP_RINGS
+        }
+        r->epoch = epoch;
+        atomic_fetch_add (&r->loaded, 1);
+    }
+    rl_client_destroy (&clients[0]);
+    rl_client_destroy (&clients[1]);
+    return NULL;
+}
+
+//  Lines of a shard's log that contain text.
+static size_t
+s_log_count (s_ctx_t *ctx, int i, const char *text)
+{
+    char path[600];
+    snprintf (path, sizeof (path), "%s/%s.log", harness_dir (ctx->h), ctx->shards[i].name);
+    char *data = harness_read_file (path, NULL);
+    size_t n = 0;
+    for (const char *at = data; at && (at = strstr (at, text)); at += strlen (text)) {
+        n++;
+    }
+    free (data);
+    return n;
+}
+
+//  A ring change keeps the connection to a peer whose name, endpoint and
+//  key did not change (shard/peers.c): rings of higher epochs with the
+//  same shards, loaded while cross-shard transfers flow both ways, keep
+//  every connection (each change logs "kept 1, closed 0"), every transfer
+//  becomes final exactly once, and conservation holds. A ring that moves
+//  the peer closes its connection; the ring after moves it back, and
+//  transfers reach it again.
+static void
+test_ring_keep (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_cluster_init (ctx, "k");
+    s_start (ctx, 0);
+    s_start (ctx, 1);
+    int owners[2 + 2 * PAUSE_CUSTOMERS];
+    owners[0] = 0;
+    owners[1] = 1;
+    for (int i = 0; i < 2 * PAUSE_CUSTOMERS; i++) {
+        owners[2 + i] = i < PAUSE_CUSTOMERS ? 0 : 1;
+    }
+    size_t accounts = sizeof (owners) / sizeof (owners[0]);
+    ctx->tag = s_find_tag (ctx, 0x6b65000000ull, owners, accounts);
+    s_create_account (ctx, 1, 0);
+    s_create_account (ctx, 2, 0);
+    for (uint64_t n = 3; n <= accounts; n++) {
+        s_create_account (ctx, n, RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS);
+    }
+    tk_model_t model;
+    tk_model_init (&model, ctx->tag, accounts);
+    uint64_t tid = 1;
+    //  Funding from the operator of the other shard: both shards connect
+    //  to their peer before the first ring change.
+    for (uint64_t n = 3; n <= accounts; n++) {
+        uint64_t op = n < 3 + PAUSE_CUSTOMERS ? 2 : 1;
+        rl_transfer_t t = tk_transfer (tk_id (tid++, ctx->tag), tk_id (op, ctx->tag),
+                                       tk_id (n, ctx->tag), 500, LEDGER);
+        assert_int_equal (s_transfer (ctx, t, TK_TIMEOUT_MS), RL_OK);
+        tk_model_apply (&model, &t);
+    }
+    static s_paused_rec_t recs[KEEP_MAX];
+    for (size_t i = 0; i < KEEP_MAX; i++) {
+        recs[i].result = UINT32_MAX;
+    }
+    uint64_t rng = 0x4b454550ull;
+    s_ringer_t ringer = {.ctx = ctx, .epoch = 1};
+    atomic_init (&ringer.loaded, 0);
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_ringer_run, &ringer), 0);
+    size_t sent = 0;
+    int64_t slowest_ms = 0;
+    while (sent + KEEP_BATCH <= KEEP_MAX && atomic_load (&ringer.loaded) < KEEP_RINGS) {
+        int shard = (int) (rl_rand_next (&rng) % 2);
+        for (size_t i = 0; i < KEEP_BATCH; i++) {
+            //  Debits on `shard`, credits on the other: every one crosses.
+            uint64_t dr = 3 + (uint64_t) shard * PAUSE_CUSTOMERS
+                          + rl_rand_next (&rng) % PAUSE_CUSTOMERS;
+            uint64_t cr = 3 + (uint64_t) (1 - shard) * PAUSE_CUSTOMERS
+                          + rl_rand_next (&rng) % PAUSE_CUSTOMERS;
+            recs[sent + i].t = tk_transfer (tk_id (tid++, ctx->tag), tk_id (dr, ctx->tag),
+                                            tk_id (cr, ctx->tag), 1 + rl_rand_next (&rng) % 9,
+                                            LEDGER);
+        }
+        int64_t start = zclock_mono ();
+        s_pause_batch (ctx, shard, &recs[sent], KEEP_BATCH, &model);
+        int64_t took = zclock_mono () - start;
+        slowest_ms = took > slowest_ms ? took : slowest_ms;
+        sent += KEEP_BATCH;
+    }
+    pthread_join (thread, NULL);
+    assert_int_equal (atomic_load (&ringer.loaded), KEEP_RINGS);
+    //  Every change kept the one connection each shard has, closed none.
+    for (int i = 0; i < 2; i++) {
+        size_t kept = s_log_count (ctx, i, "peer connections kept 1, closed 0");
+        size_t closed = s_log_count (ctx, i, "closed 1");
+        if (kept != KEEP_RINGS || closed != 0) {
+            harness_keep (ctx->h);
+            fail_msg ("%s: %zu of %d ring changes kept the peer connection, %zu closed it",
+                      ctx->shards[i].name, kept, KEEP_RINGS, closed);
+        }
+    }
+    //  Retry every open transfer with its own id until it is final.
+    size_t retried = 0;
+    for (size_t i = 0; i < sent; i++) {
+        retried += recs[i].result == UINT32_MAX;
+        for (int k = 0; k < PAUSE_RETRIES_MAX && recs[i].result == UINT32_MAX; k++) {
+            s_pause_batch (ctx, s_owner (ctx, recs[i].t.debit_account_id), &recs[i], 1, &model);
+            if (recs[i].result == UINT32_MAX) {
+                zclock_sleep (20);
+            }
+        }
+        if (recs[i].result == UINT32_MAX) {
+            fail_msg ("transfer %zu never became final", i);
+        }
+        //  Exactly once: applied iff its final answer was ok.
+        assert_int_equal (s_applied (ctx, recs[i].t), recs[i].result == RL_OK);
+    }
+    //  A ring that moves s2 elsewhere closes s1's connection to it; the
+    //  next one moves it back, and a transfer reaches it again.
+    uint64_t epoch = ringer.epoch;
+    assert_int_equal (s_keep_load (ctx, ctx->clients[0], ++epoch, "tcp://127.0.0.1:1"), 0);
+    assert_int_equal (s_log_count (ctx, 0, "peer connections kept 0, closed 1"), 1);
+    assert_int_equal (s_keep_load (ctx, ctx->clients[0], ++epoch, NULL), 0);
+    rl_transfer_t t = tk_transfer (tk_id (tid++, ctx->tag), tk_id (1, ctx->tag),
+                                   tk_id (3 + PAUSE_CUSTOMERS, ctx->tag), 7, LEDGER);
+    assert_int_equal (s_transfer (ctx, t, TK_TIMEOUT_MS), RL_OK);
+    tk_model_apply (&model, &t);
+    s_quiet (ctx);
+    rl_in_doubt_rec_t listed[8];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal (s_in_doubt (ctx, i, listed, 8), 0);
+        s_audit_ok (ctx, i);
+    }
+    tk_check_conservation_by (s_client_for, ctx, &model, sent / 4);
+    printf ("test_ring_keep: %zu cross-shard transfers (%zu retried), %lu ok, %d ring changes, "
+            "slowest batch %ld ms\n",
+            sent, retried, (unsigned long) model.ok, KEEP_RINGS, (long) slowest_ms);
 }
 
 //  Heuristic resolution -----------------------------------------------------------
@@ -1181,7 +1389,7 @@ test_keys_bound (void **state)
     }
 }
 
-//  With an argument `log_full` or `keys_bound`, runs that test alone (its
+//  With an argument `log_full`, `keys_bound` or `ring_keep`, runs that test alone (its
 //  own ctest, twophase.cmake); without one, every other test.
 int
 main (int argc, char **argv)
@@ -1195,17 +1403,23 @@ main (int argc, char **argv)
     const struct CMUnitTest log_full[] = {
         cmocka_unit_test_setup_teardown (test_log_full, s_setup, s_teardown),
     };
+    const struct CMUnitTest ring_keep[] = {
+        cmocka_unit_test_setup_teardown (test_ring_keep, s_setup, s_teardown),
+    };
     const struct CMUnitTest keys_bound[] = {
         cmocka_unit_test_setup_teardown (test_keys_bound, s_setup, s_teardown),
     };
     if (argc > 1 && strcmp (argv[1], "log_full") == 0) {
         return cmocka_run_group_tests (log_full, NULL, NULL);
     }
+    if (argc > 1 && strcmp (argv[1], "ring_keep") == 0) {
+        return cmocka_run_group_tests (ring_keep, NULL, NULL);
+    }
     if (argc > 1 && strcmp (argv[1], "keys_bound") == 0) {
         return cmocka_run_group_tests (keys_bound, NULL, NULL);
     }
     if (argc > 1) {
-        fprintf (stderr, "usage: test_twophase [log_full | keys_bound]\n");
+        fprintf (stderr, "usage: test_twophase [log_full | keys_bound | ring_keep]\n");
         return 2;
     }
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -16,3 +16,7 @@ rl_add_test(test_twophase_log_full 8 $<TARGET_FILE:test_twophase> log_full)
 # records: a pinned decision and a pinned prepared record survive a
 # thousand transfers settled around them and a SIGKILL (test_keys_bound).
 rl_add_test(test_twophase_keys_bound 15 $<TARGET_FILE:test_twophase> keys_bound)
+
+# Rings of higher epochs with the same shards, loaded while cross-shard
+# transfers flow: each shard keeps its peer connection (test_ring_keep).
+rl_add_test(test_twophase_ring_keep 20 $<TARGET_FILE:test_twophase> ring_keep)
