@@ -53,6 +53,22 @@
     thread runs, under `lock`. The thread writes to RocksDB only through
     store calls that are safe beside the loop's (store.h).
 
+    THE SORT
+    Each index is written as an SST, so its entries (fixed size, the key
+    first: tx_index 16 + 8 bytes, history 24, legs 32 + 8) are sorted by
+    their key bytes, as memcmp orders them. checkpoint_sort is an LSD radix
+    sort over those bytes: one read of the entries counts every byte
+    position's values, then one stable pass per byte position, from the
+    last to the first, moves the entries by that byte into a scratch array
+    and back; a position where every entry holds the same byte (the high
+    bytes of small account ids, of timestamps) is skipped. That is
+    O(entries x varying key bytes) moves and no comparison, where qsort's
+    merge sort made about 18 memcmp calls and copies per entry at 2^18
+    entries (17% of a shard's CPU at full batches). Being stable, it gives
+    exactly qsort's order (itself a stable merge sort), even for equal
+    keys; the stores require the keys strictly increasing anyway, and the
+    sort asserts its result is in order.
+
     INVARIANTS
     1. At most one checkpoint is handed over at a time: checkpoint_start
        requires IDLE, and only checkpoint_wait returns to IDLE.
@@ -73,8 +89,11 @@
     (ledger.c): when the next generation fills up before this checkpoint
     ends, the loop waits for it, so nothing is dropped and memory stays at
     two generations. Sorting and SST buffers: about 72 bytes per transfer,
-    allocated by the thread for the length of one checkpoint. When no
-    thread can be created the checkpoint runs on the loop, as it used to.
+    plus the sort's scratch (48 bytes per transfer at most, one index at a
+    time), allocated by the thread for the length of one checkpoint. Sort
+    keys are at most CHECKPOINT_SORT_KEY_MAX bytes (the histograms, 32 KB,
+    are on the stack). When no thread can be created the checkpoint runs
+    on the loop, as it used to.
 */
 #include "checkpoint.h"
 
@@ -205,22 +224,76 @@ checkpoint_busy (checkpoint_t *self)
 
 //  The sorted indexes (background) ----------------------------------------------
 
-static int
-s_cmp_id_entry (const void *a, const void *b)
+//  One stable pass of the radix sort: the entries of src, in order, go to
+//  dst by their byte `digit`, each to the next free slot of its bucket.
+static inline void
+s_radix_pass (const uint8_t *src, uint8_t *dst, size_t count, size_t entry_size, size_t digit,
+              const uint32_t *bucket_count)
 {
-    return memcmp (a, b, RL_ID_SIZE);
+    size_t next[256];
+    size_t at = 0;
+    for (size_t b = 0; b < 256; b++) {
+        next[b] = at;
+        at += bucket_count[b];
+    }
+    assert (at == count);
+    for (size_t i = 0; i < count; i++) {
+        const uint8_t *entry = src + i * entry_size;
+        memcpy (dst + next[entry[digit]]++ * entry_size, entry, entry_size);
+    }
 }
 
-static int
-s_cmp_history_entry (const void *a, const void *b)
+int
+checkpoint_sort (uint8_t *entries, size_t count, size_t entry_size, size_t key_size)
 {
-    return memcmp (a, b, RL_ID_SIZE + 8);
-}
-
-static int
-s_cmp_leg_entry (const void *a, const void *b)
-{
-    return memcmp (a, b, 2 * RL_ID_SIZE);
+    assert (entries || count == 0);
+    assert (key_size > 0 && key_size <= CHECKPOINT_SORT_KEY_MAX && key_size <= entry_size);
+    assert (count <= UINT32_MAX);
+    if (count < 2) {
+        return 0;
+    }
+    //  Every digit's histogram in one read of the entries.
+    static_assert (CHECKPOINT_SORT_KEY_MAX <= 32, "the histograms live on the stack");
+    uint32_t histogram[CHECKPOINT_SORT_KEY_MAX][256];
+    memset (histogram, 0, key_size * sizeof (histogram[0]));
+    for (size_t i = 0; i < count; i++) {
+        const uint8_t *entry = entries + i * entry_size;
+        for (size_t d = 0; d < key_size; d++) {
+            histogram[d][entry[d]]++;
+        }
+    }
+    uint8_t *scratch = NULL;
+    uint8_t *src = entries;
+    for (size_t d = key_size; d-- > 0;) {
+        if (histogram[d][entries[d]] == count) {
+            continue; //  one value in this byte: the pass would move nothing
+        }
+        if (!scratch) {
+            scratch = malloc (count * entry_size);
+            if (!scratch) {
+                rl_error ("checkpoint: no memory to sort %zu entries", count);
+                return -1;
+            }
+        }
+        uint8_t *dst = src == entries ? scratch : entries;
+        //  Constant sizes let the compiler inline the copy of an entry.
+        if (entry_size == 24) {
+            s_radix_pass (src, dst, count, 24, d, histogram[d]);
+        } else if (entry_size == 40) {
+            s_radix_pass (src, dst, count, 40, d, histogram[d]);
+        } else {
+            s_radix_pass (src, dst, count, entry_size, d, histogram[d]);
+        }
+        src = dst;
+    }
+    if (src != entries) {
+        memcpy (entries, src, count * entry_size);
+    }
+    free (scratch);
+    for (size_t i = 1; i < count; i++) {
+        assert (memcmp (entries + (i - 1) * entry_size, entries + i * entry_size, key_size) <= 0);
+    }
+    return 0;
 }
 
 //  The credit legs applied here: (id, debit) -> ts.
@@ -251,8 +324,10 @@ s_ingest_legs (checkpoint_t *self)
         }
     }
     assert (n == count);
-    qsort (legs, n, LEG_ENTRY, s_cmp_leg_entry);
-    int rc = store_ingest_sorted (self->store, STORE_CF_LEGS, legs, LEG_ENTRY, 2 * RL_ID_SIZE, n);
+    int rc = checkpoint_sort (legs, n, LEG_ENTRY, 2 * RL_ID_SIZE);
+    if (rc == 0) {
+        rc = store_ingest_sorted (self->store, STORE_CF_LEGS, legs, LEG_ENTRY, 2 * RL_ID_SIZE, n);
+    }
     free (legs);
     return rc;
 }
@@ -297,10 +372,14 @@ s_ingest (checkpoint_t *self)
         }
     }
     assert (id_count <= count && history_count <= 2 * count);
-    qsort (ids, id_count, ID_ENTRY, s_cmp_id_entry);
-    qsort (history, history_count, HISTORY_ENTRY, s_cmp_history_entry);
-    int rc = store_ingest_sorted (self->store, STORE_CF_TX_INDEX, ids, ID_ENTRY, RL_ID_SIZE,
+    int rc = checkpoint_sort (ids, id_count, ID_ENTRY, RL_ID_SIZE);
+    if (rc == 0) {
+        rc = checkpoint_sort (history, history_count, HISTORY_ENTRY, HISTORY_ENTRY);
+    }
+    if (rc == 0) {
+        rc = store_ingest_sorted (self->store, STORE_CF_TX_INDEX, ids, ID_ENTRY, RL_ID_SIZE,
                                   id_count);
+    }
     if (rc == 0) {
         rc = s_ingest_legs (self);
     }

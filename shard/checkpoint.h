@@ -48,4 +48,12 @@ int checkpoint_wait (checkpoint_t *self);
 //  Is a checkpoint handed over and not yet waited for?
 bool checkpoint_busy (checkpoint_t *self);
 
+#define CHECKPOINT_SORT_KEY_MAX 32 //  bytes of a sort key
+//  Sorts `count` entries of `entry_size` bytes in place by their first
+//  key_size bytes (memcmp order; 1 <= key_size <= CHECKPOINT_SORT_KEY_MAX,
+//  key_size <= entry_size, count <= UINT32_MAX), stably: equal keys keep
+//  their order. Any thread. 0 sorted, -1 no memory for the scratch array
+//  (the entries are then unchanged).
+int checkpoint_sort (uint8_t *entries, size_t count, size_t entry_size, size_t key_size);
+
 #endif
