@@ -221,6 +221,26 @@
     X (T, leg, 148, U32)                                                                           \
     X (T, reserved, 152, U64)
 
+#define S_BACKUP_FIELDS(X, T)                                                                      \
+    X (T, token, 0, U64)                                                                           \
+    X (T, hold_ms, 8, U32)                                                                         \
+    X (T, state, 12, U32)                                                                          \
+    X (T, result, 16, U32)                                                                         \
+    X (T, backup_id, 20, U32)                                                                      \
+    X (T, accounts, 24, U64)                                                                       \
+    X (T, transfers, 32, U64)                                                                      \
+    X (T, last_timestamp, 40, U64)                                                                 \
+    X (T, epoch, 48, U64)                                                                          \
+    X (T, held_us, 56, U64)                                                                        \
+    X (T, cut_us, 64, U64)                                                                         \
+    X (T, copy_ms, 72, U64)                                                                        \
+    X (T, files, 80, U64)                                                                          \
+    X (T, bytes, 88, U64)                                                                          \
+    X (T, new_bytes, 96, U64)                                                                      \
+    X (T, reserved, 104, U64)                                                                      \
+    X (T, dir, 112, BYTES)                                                                         \
+    X (T, message, 368, BYTES)
+
 //  R (name, type, wire size, fields): every record, nested ones first.
 #define S_RECORDS(R)                                                                               \
     R (header, rl_header_t, RL_HEADER_SIZE, S_HEADER_FIELDS)                                       \
@@ -235,7 +255,8 @@
     R (audit, rl_audit_rec_t, RL_AUDIT_SIZE, S_AUDIT_FIELDS)                                       \
     R (migrate, rl_migrate_rec_t, RL_MIGRATE_SIZE, S_MIGRATE_FIELDS)                               \
     R (events_req, rl_events_req_t, RL_EVENTS_REQ_SIZE, S_EVENTS_REQ_FIELDS)                       \
-    R (event, rl_event_t, RL_EVENT_SIZE, S_EVENT_FIELDS)
+    R (event, rl_event_t, RL_EVENT_SIZE, S_EVENT_FIELDS)                                           \
+    R (backup, rl_backup_rec_t, RL_BACKUP_SIZE, S_BACKUP_FIELDS)
 // clang-format on
 
 //  Layout pins: wire offset == struct offset, and the fields tile the record
@@ -446,6 +467,14 @@ s_fix_migrate (rl_migrate_rec_t *rec)
     S_TERMINATE (rec->target);
 }
 
+//  The backup directory is not terminated here: a shard refuses one that
+//  fills its field (truncating it would name another directory).
+static void
+s_fix_backup (rl_backup_rec_t *rec)
+{
+    S_TERMINATE (rec->message);
+}
+
 //  The records with nothing to check or fix.
 #define S_NOTHING(name, T)                                                                         \
     static void s_check_##name (const T *rec)                                                      \
@@ -465,6 +494,7 @@ S_NOTHING (filter, rl_filter_t)
 S_NOTHING (tp, rl_tp_rec_t)
 S_NOTHING (prepare, rl_prepare_rec_t)
 S_NOTHING (in_doubt, rl_in_doubt_rec_t)
+S_NOTHING (backup, rl_backup_rec_t)
 S_NOTHING (audit, rl_audit_rec_t)
 S_NOTHING (migrate, rl_migrate_rec_t)
 S_NOTHING (events_req, rl_events_req_t)
@@ -559,7 +589,8 @@ codec_op_is_known (uint32_t op)
     return (op >= RL_OP_CREATE_ACCOUNTS && op <= RL_OP_GET_RING) || op == RL_OP_PREPARE
            || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY || op == RL_OP_IN_DOUBT
            || op == RL_OP_AUDIT || op == RL_OP_RESOLVE || op == RL_OP_MIGRATE_BEGIN
-           || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_ARC_LOAD) || op == RL_OP_EVENTS_READ;
+           || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_ARC_LOAD) || op == RL_OP_EVENTS_READ
+           || (op >= RL_OP_BACKUP_HOLD && op <= RL_OP_BACKUP_STATUS);
 }
 
 size_t
@@ -589,6 +620,11 @@ codec_request_record_size (uint32_t op)
         case RL_OP_MIGRATE_ABORT:
         case RL_OP_MIGRATE_CLEANUP:
             return RL_MIGRATE_SIZE;
+        case RL_OP_BACKUP_HOLD:
+        case RL_OP_BACKUP_CUT:
+        case RL_OP_BACKUP_RELEASE:
+        case RL_OP_BACKUP_STATUS:
+            return RL_BACKUP_SIZE;
         case RL_OP_PREPARE:
             return RL_PREPARE_SIZE;
         case RL_OP_DECIDE:
@@ -626,6 +662,11 @@ codec_reply_record_size (uint32_t op)
         case RL_OP_MIGRATE_ABORT:
         case RL_OP_MIGRATE_CLEANUP:
             return RL_MIGRATE_SIZE;
+        case RL_OP_BACKUP_HOLD:
+        case RL_OP_BACKUP_CUT:
+        case RL_OP_BACKUP_RELEASE:
+        case RL_OP_BACKUP_STATUS:
+            return RL_BACKUP_SIZE;
         case RL_OP_PREPARE:
         case RL_OP_DECIDE:
         case RL_OP_OUTCOME_QUERY:
@@ -770,6 +811,10 @@ codec_check_request (const uint8_t *frame, size_t size, rl_header_t *header)
         case RL_OP_MIGRATE_COMMIT:
         case RL_OP_MIGRATE_ABORT:
         case RL_OP_MIGRATE_CLEANUP:
+        case RL_OP_BACKUP_HOLD:
+        case RL_OP_BACKUP_CUT:
+        case RL_OP_BACKUP_RELEASE:
+        case RL_OP_BACKUP_STATUS:
             count_min = count_max = 1;
             break;
         case RL_OP_STATUS:
@@ -830,6 +875,10 @@ codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header)
         case RL_OP_MIGRATE_COMMIT:
         case RL_OP_MIGRATE_ABORT:
         case RL_OP_MIGRATE_CLEANUP:
+        case RL_OP_BACKUP_HOLD:
+        case RL_OP_BACKUP_CUT:
+        case RL_OP_BACKUP_RELEASE:
+        case RL_OP_BACKUP_STATUS:
             count_min = count_max = 1;
             break;
         case RL_OP_LOAD_RING:

@@ -126,3 +126,8 @@ RL_FP_X (REBALANCE_PUBLISHED, "rebalance.published",
 RL_FP_X (REBALANCE_COMMIT_REFUSED, "rebalance.commit_refused",
          "rebalance apply: before the target's commit; error: the tool takes it as refused (the "
          "step is rolled back) without sending it")
+RL_FP_X (BACKUP_CUT, "backup.cut",
+         "shard: a backup's cut (error: the checkpoint fails, the cut is refused storage)")
+RL_FP_X (BACKUP_COPY, "backup.copy",
+         "shard: the copy of a cut, on its own thread (error: the copy fails; delay: the shard "
+         "serves while it copies)")

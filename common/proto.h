@@ -70,11 +70,13 @@ rl_id_eq (rl_id_t a, rl_id_t b)
 //      get_ring                (none)               -> ring blob (count 1)
 //      16..31: two-phase transfers between shards (docs/two-phase.md)
 //      32..47: admin; resolve: two-phase record[] -> two-phase record[] (heuristic)
-//      48..63: migration (docs/rebalance.md), admin, served by shards:
+//      48..59: migration (docs/rebalance.md), admin, served by shards:
 //      migrate_begin           migrate[1]           -> migrate[1] (the state)
 //      migrate_export          migrate[1]           -> chunk blob (count 1)
 //      migrate_import          chunk blob (count 1) -> migrate[1] (the state)
 //      migrate_freeze, _drain, _unfreeze, _commit: migrate[1] -> migrate[1]
+//      60..63: backups (docs/backup.md), admin, served by shards:
+//      backup_hold, _cut, _release, _status: backup[1] -> backup[1]
 //      64..69: the change stream of committed transfers (docs/events.md):
 //      events_read             events_req[1]        -> event[] (up to limit)
 // clang-format off
@@ -104,6 +106,10 @@ rl_id_eq (rl_id_t a, rl_id_t b)
     X (RL_OP_MIGRATE_ABORT, 55, "migrate_abort")                                                   \
     X (RL_OP_MIGRATE_CLEANUP, 56, "migrate_cleanup")                                               \
     X (RL_OP_ARC_LOAD, 57, "arc_load")                                                             \
+    X (RL_OP_BACKUP_HOLD, 60, "backup_hold")                                                       \
+    X (RL_OP_BACKUP_CUT, 61, "backup_cut")                                                         \
+    X (RL_OP_BACKUP_RELEASE, 62, "backup_release")                                                 \
+    X (RL_OP_BACKUP_STATUS, 63, "backup_status")                                                   \
     X (RL_OP_EVENTS_READ, 65, "events_read")
 // clang-format on
 
@@ -153,6 +159,10 @@ typedef enum {
     X (RL_OP_MIGRATE_ABORT, RL_ROLE_ADMIN)                                                         \
     X (RL_OP_MIGRATE_CLEANUP, RL_ROLE_ADMIN)                                                       \
     X (RL_OP_ARC_LOAD, RL_ROLE_ADMIN)                                                              \
+    X (RL_OP_BACKUP_HOLD, RL_ROLE_ADMIN)                                                           \
+    X (RL_OP_BACKUP_CUT, RL_ROLE_ADMIN)                                                            \
+    X (RL_OP_BACKUP_RELEASE, RL_ROLE_ADMIN)                                                        \
+    X (RL_OP_BACKUP_STATUS, RL_ROLE_ADMIN)                                                         \
     X (RL_OP_EVENTS_READ, RL_ROLE_CLIENT | RL_ROLE_ADMIN)
 // clang-format on
 
@@ -736,6 +746,48 @@ typedef struct {
     uint32_t leg;           //  RL_EVENT_LEG_*
     uint64_t reserved;      //  zero
 } rl_event_t;
+
+//  Backups (ops 60..63, docs/backup.md) ----------------------------------------
+typedef enum {
+    RL_BACKUP_IDLE = 0,    //  no hold, no copy (or another token's)
+    RL_BACKUP_HELD = 1,    //  requests and peer messages wait; nothing is applied
+    RL_BACKUP_COPYING = 2, //  the cut is fixed; its copy into the backup engine runs
+    RL_BACKUP_DONE = 3,    //  the copy is a verified backup (backup_id)
+    RL_BACKUP_FAILED = 4,  //  the copy failed (message); the hold, if any, is over
+} rl_backup_state_t;
+
+//  Why a backup operation was refused (the reply's `result`; 0: done).
+typedef enum {
+    RL_BACKUP_OK = 0,
+    RL_BACKUP_BAD_REQUEST = 1, //  token 0, hold_ms out of range, fields not zeroed
+    RL_BACKUP_BAD_PATH = 2,    //  dir: not absolute, "..", control bytes, too long, not a dir
+    RL_BACKUP_NOT_HELD = 3,    //  cut or release of a hold this token does not have (ended?)
+    RL_BACKUP_BUSY = 4,        //  another token holds, or a copy still runs: retry later
+    RL_BACKUP_STORAGE = 5,     //  the checkpoint could not be made (message)
+    RL_BACKUP_UNKNOWN = 6,     //  status of a token this shard has no copy of
+} rl_backup_result_t;
+
+//  The backup record (512 bytes): request and reply of every backup op.
+typedef struct {
+    uint64_t token;          //  the cut's id, chosen by the tool, never 0
+    uint32_t hold_ms;        //  hold: the hold ends by itself after this (1..RL_BACKUP_HOLD_MS_MAX)
+    uint32_t state;          //  rl_backup_state_t (reply)
+    uint32_t result;         //  rl_backup_result_t (reply)
+    uint32_t backup_id;      //  status: the backup engine's id of the copy, 0 until done
+    uint64_t accounts;       //  cut: accounts in the cut
+    uint64_t transfers;      //  cut: transfers in the cut
+    uint64_t last_timestamp; //  cut: the last timestamp the cut holds
+    uint64_t epoch;          //  cut: the ring epoch the cut holds
+    uint64_t held_us;        //  release: how long the hold lasted
+    uint64_t cut_us;         //  cut: time to make the checkpoint
+    uint64_t copy_ms;        //  status: time the copy took (so far)
+    uint64_t files;          //  status: files of the backup
+    uint64_t bytes;          //  status: bytes of the backup
+    uint64_t new_bytes;      //  status: bytes this copy added to the backup directory
+    uint64_t reserved;       //  zero
+    char dir[RL_BACKUP_DIR_SIZE_MAX];     //  cut: the backup set's directory (absolute)
+    char message[RL_BACKUP_MESSAGE_SIZE]; //  reply: why refused or failed, else ""
+} rl_backup_rec_t;
 
 typedef enum {
     RL_DURABILITY_SYNC = 1,            //  WAL synced before every reply (default)

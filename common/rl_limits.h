@@ -26,6 +26,7 @@
 #define RL_PREPARE_SIZE       256  //  bytes of a PREPARE record (transfer + two-phase record)
 #define RL_IN_DOUBT_SIZE      288  //  bytes of an in-doubt listing record (prepare + peer name)
 #define RL_AUDIT_SIZE         256  //  bytes of the audit reply record
+#define RL_BACKUP_SIZE        512  //  bytes of the backup record (ops 60..63)
 #define RL_MIGRATE_SIZE       192  //  bytes of a migration record (migrate_begin, _export, _import)
 #define RL_ARC_LOAD_SIZE      64   //  bytes of an arc_load reply record
 #define RL_ARC_LOAD_WINDOW_S  10   //  seconds over which arc_load counts transfers per second
@@ -35,6 +36,11 @@
 #define RL_HISTORY_LIMIT_MAX  RL_BATCH_RECORDS_MAX //  transfers per history reply
 //  in_doubt lists at most what fits one message (7,280 of 288 bytes).
 #define RL_IN_DOUBT_RECORDS_MAX ((RL_MESSAGE_SIZE_MAX - RL_HEADER_SIZE) / RL_IN_DOUBT_SIZE)
+
+//  Backups (docs/backup.md).
+#define RL_BACKUP_DIR_SIZE_MAX 256   //  bytes of a backup directory path, with its NUL
+#define RL_BACKUP_MESSAGE_SIZE 144   //  bytes of a backup reply's message, with its NUL
+#define RL_BACKUP_HOLD_MS_MAX  10000 //  longest hold a backup_hold may ask
 
 //  Migration (docs/rebalance.md) -------------------------------------------
 #define RL_MIGRATE_ENTRY_SIZE       144   //  bytes of one chunk entry (kind, origin, record)

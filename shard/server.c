@@ -486,6 +486,11 @@ s_handle (server_t *self, zmsg_t *msg)
         self->malformed++;
         rl_debug ("bad request %" PRIu64 ": %s", h.request_id, rl_status_name (status));
         reply = server_reply_new (self, msg, &h, status, 0, 0, NULL);
+    } else if (backup_holding (self) && !backup_serves_held (h.operation)) {
+        //  A backup hold (backup.h): the whole request waits for its end.
+        zmsg_append (msg, &payload);
+        reply = backup_defer (self, msg, &h);
+        self->requests--; //  counted when it is served
     } else {
         switch (h.operation) {
             case RL_OP_CREATE_ACCOUNTS:
@@ -533,6 +538,12 @@ s_handle (server_t *self, zmsg_t *msg)
             case RL_OP_MIGRATE_CLEANUP:
             case RL_OP_ARC_LOAD:
                 reply = migrate_handle (self, msg, &h, body, body_size);
+                break;
+            case RL_OP_BACKUP_HOLD:
+            case RL_OP_BACKUP_CUT:
+            case RL_OP_BACKUP_RELEASE:
+            case RL_OP_BACKUP_STATUS:
+                reply = backup_handle (self, msg, &h, body);
                 break;
             case RL_OP_EVENTS_READ:
                 reply = events_handle (self, msg, &h, body);
@@ -833,12 +844,16 @@ s_turn (server_t *self)
     size_t building_max = RL_REPLY_QUEUE_BUILDING_BYTES (self->options->reply_queue_bytes);
     for (size_t round = 0; more && round < RL_SHARD_REQUESTS_PER_TURN_MAX; round++) {
         more = false;
-        zmsg_t *msg = self->held_bytes < building_max ? zmsg_recv (self->router) : NULL;
+        //  Requests that waited for a backup hold go first (backup.h).
+        zmsg_t *msg = self->held_bytes < building_max ? backup_next_deferred (self) : NULL;
+        if (!msg && self->held_bytes < building_max) {
+            msg = zmsg_recv (self->router);
+        }
         if (msg) {
             s_handle (self, msg);
             more = true;
         }
-        for (size_t i = 0; i < peers_count (self->peers); i++) {
+        for (size_t i = 0; !backup_holding (self) && i < peers_count (self->peers); i++) {
             more |= s_drain_peer (self, i, now, 1) > 0;
         }
     }
@@ -860,7 +875,11 @@ s_on_peer (zloop_t *loop, zsock_t *dealer, void *arg)
 {
     (void) loop;
     assert (arg && dealer);
-    return s_turn (arg);
+    int rc = s_turn (arg);
+    if (backup_holding (arg)) {
+        zclock_sleep (1); //  held: peers' messages wait on their sockets; no busy loop
+    }
+    return rc;
 }
 
 static int
@@ -874,6 +893,12 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     shard_metrics_tick (self->metrics, self); //  publishes the snapshot
     if (self->failed) {
         return 0; //  FAILED: no resends, no queries, no timeouts
+    }
+    if (backup_holding (self)) {
+        return 0; //  a backup hold: nothing is applied until it ends (backup.h)
+    }
+    if (backup_deferred_waiting (self)) {
+        return s_turn (self); //  a hold ended by itself: what waited goes now
     }
     ledger_tick (self->ledger, now_read ());
     migrate_tick (self);
@@ -948,6 +973,10 @@ server_new (const server_options_t *options, store_t *store, ring_t **ring_p, ou
         server_destroy (&self);
         return NULL;
     }
+    if (backup_start (self) != 0) { //  a cut left by a stop during a backup goes
+        server_destroy (&self);
+        return NULL;
+    }
     if (events_start (self) != 0        //  this incarnation remembered before anything is served
         || migrate_start (self) != 0) { //  a stored freeze holds again before anything is served
         server_destroy (&self);
@@ -970,6 +999,7 @@ server_destroy (server_t **self_p)
     }
     shard_metrics_destroy (&self->metrics); //  stops the HTTP thread
     events_stop (self);
+    backup_stop (self); //  waits for a copy in progress
     peers_destroy (&self->peers);
     senders_destroy (&self->senders);
     //  Requests still waiting for decisions: their envelopes are ours.

@@ -12,6 +12,7 @@
 #include <czmq.h>
 
 #include "auth.h"
+#include "backup.h"
 #include "events.h"
 #include "failpoint.h"
 #include "ledger.h"
@@ -87,6 +88,8 @@ struct server_t {
     int64_t arc_load_since_ms; //  monotonic: counting began (for this ring)
     rl_fp_t reply_fp;          //  the failpoint between the sync and the send of the reply
                                //  being built (migrate.c sets it; RL_FP_COUNT: none)
+
+    backup_t *backup; //  backup.c: the hold and the copy; NULL until the first backup operation
 };
 
 //  server.c

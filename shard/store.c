@@ -711,6 +711,27 @@ store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, size_
     return 0;
 }
 
+int
+store_checkpoint (store_t *self, const char *dir, uint64_t log_size_for_flush, char *err,
+                  size_t err_size)
+{
+    assert (self && dir && err);
+    char *e = NULL;
+    rocksdb_checkpoint_t *checkpoint = rocksdb_checkpoint_object_create (self->db, &e);
+    if (!e) {
+        rocksdb_checkpoint_create (checkpoint, dir, log_size_for_flush, &e);
+    }
+    if (checkpoint) {
+        rocksdb_checkpoint_object_destroy (checkpoint);
+    }
+    if (e) {
+        snprintf (err, err_size, "checkpoint into %s: %s", dir, e);
+        rocksdb_free (e);
+        return -1;
+    }
+    return 0;
+}
+
 store_iter_t *
 store_iter_new (store_t *self, store_cf_t cf)
 {

@@ -123,6 +123,15 @@ int store_multi_get (store_t *self, store_cf_t cf, const uint8_t *keys, size_t k
 int store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, size_t entry_size,
                          size_t key_size, size_t count);
 
+//  A RocksDB checkpoint of the database as it is now into dir, which must
+//  not exist and must be on the same file system (table files are hard
+//  links; WAL files are copied unless they hold log_size_for_flush bytes or
+//  more, when the memtables are flushed first). For backups (backup.c).
+//  0, or -1 with the reason in err (the store is not failed: nothing of it
+//  was written).
+int store_checkpoint (store_t *self, const char *dir, uint64_t log_size_for_flush, char *err,
+                      size_t err_size);
+
 //  Iterators over one column family (a consistent view at creation).
 store_iter_t *store_iter_new (store_t *self, store_cf_t cf);
 void store_iter_destroy (store_iter_t **self_p);

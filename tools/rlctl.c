@@ -19,6 +19,9 @@
         ring [--text]
         locate ID...
         keygen --role ROLE --name NAME --dir KEYDIR
+        backup DIR --cluster | --name SHARD
+        verify-backup DIR [SET]
+        restore DIR ROOT [SET]
 
     DESIGN
     One command is one request (status, in-doubt, audit: one get_ring,
@@ -75,7 +78,7 @@ static const s_option_t s_options[] = {
     {"--name", RLCTL_O_NAME, true},          {"--dir", RLCTL_O_DIR, true},
     {"--cert", RLCTL_O_CERT, true},          {"--server-key", RLCTL_O_SERVER_KEY, true},
     {"--insecure", RLCTL_O_INSECURE, false}, {"--interval-ms", RLCTL_O_INTERVAL, true},
-    {"--count", RLCTL_O_COUNT, true},
+    {"--count", RLCTL_O_COUNT, true},        {"--cluster", RLCTL_O_CLUSTER, false},
 };
 
 typedef int (s_command_fn) (rlctl_ctx_t *ctx);
@@ -116,6 +119,9 @@ s_usage (FILE *out)
              "                                    interval (default 1000 ms) until q or Ctrl-C;\n"
              "                                    --json: one object per interval, per line\n"
              "  keygen --role ROLE --name NAME --dir KEYDIR\n"
+             "  backup DIR --cluster | --name SHARD   (docs/backup.md)\n"
+             "  verify-backup DIR [SET]\n"
+             "  restore DIR ROOT [SET]\n"
              "                                    a CURVE keypair: KEYDIR/ROLE/NAME.key (public)\n"
              "                                    and KEYDIR/private/NAME.key_secret (mode 0600);\n"
              "                                    ROLE: client, router, shard or admin\n"
@@ -258,6 +264,10 @@ static const s_command_t s_commands[] = {
      "keygen --role client|router|shard|admin --name NAME --dir KEYDIR"},
     {"top", rlctl_cmd_top, RLCTL_O_INTERVAL | RLCTL_O_COUNT, 0, 0,
      "top [--interval-ms MS] [--count N] [--json]"},
+    {"backup", rlctl_cmd_backup, RLCTL_O_CLUSTER | RLCTL_O_NAME, 1, 1,
+     "backup DIR --cluster | --name SHARD"},
+    {"verify-backup", rlctl_cmd_verify_backup, 0, 1, 2, "verify-backup DIR [SET]"},
+    {"restore", rlctl_cmd_restore, RLCTL_O_NAME, 2, 3, "restore DIR ROOT [SET]"},
 };
 
 static int
@@ -507,7 +517,10 @@ main (int argc, char **argv)
     //  czmq would otherwise install its own SIGINT handler and print on exit.
     zsys_handler_set (NULL);
     zcert_t *cert = NULL;
-    if (command->run != rlctl_cmd_keygen && (rc = s_security (&ctx, &cert))) {
+    //  keygen, verify-backup and restore ask no shard: no security to set up.
+    bool offline = command->run == rlctl_cmd_keygen || command->run == rlctl_cmd_verify_backup
+                   || command->run == rlctl_cmd_restore;
+    if (!offline && (rc = s_security (&ctx, &cert))) {
         return rc;
     }
     rc = command->run (&ctx);

@@ -6,6 +6,7 @@
     rlctl_cluster.c ring, locate, status, in-doubt, audit, resolve
     rlctl_top.c     top (a live view, redrawn every interval)
     rlctl_keys.c    keygen (CURVE keypairs, docs/security.md)
+    rlctl_backup.c  backup, verify-backup, restore (docs/backup.md)
 
     DESIGN
     A command asks the cluster, then builds one cJSON tree of the answer
@@ -75,6 +76,7 @@ enum {
     RLCTL_O_INSECURE = 1u << 23,
     RLCTL_O_INTERVAL = 1u << 24,
     RLCTL_O_COUNT = 1u << 25,
+    RLCTL_O_CLUSTER = 1u << 26,
     RLCTL_O_GLOBAL = RLCTL_O_CONNECT | RLCTL_O_JSON | RLCTL_O_TIMEOUT | RLCTL_O_HELP | RLCTL_O_CERT
                      | RLCTL_O_SERVER_KEY | RLCTL_O_INSECURE,
 };
@@ -122,6 +124,9 @@ int rlctl_cmd_audit (rlctl_ctx_t *ctx);
 int rlctl_cmd_resolve (rlctl_ctx_t *ctx);
 int rlctl_cmd_keygen (rlctl_ctx_t *ctx);
 int rlctl_cmd_top (rlctl_ctx_t *ctx);
+int rlctl_cmd_backup (rlctl_ctx_t *ctx);        //  rlctl_backup.c
+int rlctl_cmd_verify_backup (rlctl_ctx_t *ctx); //  rlctl_backup.c
+int rlctl_cmd_restore (rlctl_ctx_t *ctx);       //  rlctl_backup.c
 
 //  Output and errors (rlctl.c) --------------------------------------------------
 //  Prints tree as JSON (--json) or through table; destroys the tree.

@@ -1,0 +1,711 @@
+/*  test_backup.c: backups of a cluster and their restore (docs/backup.md).
+
+    test_backup_restore: two shards (secure, WAL in memory) take same- and
+    cross-shard transfers from a load thread while `rlctl backup --cluster`
+    takes a set. Then:
+    - the source passes the strong conservation check;
+    - a second backup of the same directory is incremental (each shard's
+      new bytes are fewer than its backup's bytes) and verifies;
+    - the first set restores into fresh data directories; a cluster of new
+      shard processes with the same names (new ports, a ring of the same
+      epoch) starts on them, recovers, and passes the strong conservation
+      check against a model of the transfers it holds; every transfer
+      acknowledged before the backup began is there, every transfer there
+      equals the source's (lookup), and each account's history there is the
+      source's history of the transfers the cut holds; each restored
+      coordinator started a new incarnation (another nonce);
+    - a damaged table file in the backup is detected by verify-backup and
+      refused by restore, which leaves the data root as it was.
+    test_backup_bad_input: the backup operations refuse hostile records
+    (token 0, hold_ms out of range, fields not zeroed, cut without a hold,
+    relative paths, "..", control bytes, a path filling its field, a
+    missing directory, a link in place of <dir>/<shard>), a hold ends by
+    itself after its hold_ms (a transfer sent during it waits, then is
+    served), and rlctl refuses bad commands (a relative or missing
+    directory, neither or both of --cluster and --name, a single-shard
+    restore, a damaged set file, a set that is not a whole cluster, a data
+    root that is not fresh) with clear errors; nothing changes (no set
+    file, the root untouched) and the shards serve on, with conservation.
+*/
+#include <dirent.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "codec.h"
+#include "ring.h"
+#include "rl_rand.h"
+#include "store.h"
+#include "testkit.h"
+
+#define LEDGER        761
+#define ACCOUNTS      48
+#define SENT_MAX      20000
+#define BATCH         40
+#define RLCTL_WAIT_MS 30000
+
+typedef struct {
+    harness_t *h;
+    tk_shard_t shards[2];
+    rl_client_t *clients[2];
+    ring_t *ring;
+    uint64_t tag;
+    //  the load
+    pthread_t thread;
+    atomic_bool stop;
+    atomic_size_t acked_before; //  transfers acknowledged before the backup began
+    rl_transfer_t sent[SENT_MAX];
+    uint32_t answer[SENT_MAX]; //  result, or TK_OUTCOME_UNKNOWN
+    size_t sent_count;
+    size_t acked_mark; //  sent[0..acked_mark) were answered before the backup began
+} s_ctx_t;
+
+static s_ctx_t *s_ctx;
+
+static int
+s_owner (ring_t *ring, rl_id_t id)
+{
+    uint8_t bytes[RL_ID_SIZE];
+    codec_encode_id (id, bytes);
+    return ring_lookup_id (ring, bytes);
+}
+
+static rl_client_t *
+s_client_for (void *arg, rl_id_t id)
+{
+    s_ctx_t *ctx = arg;
+    return ctx->clients[s_owner (ctx->ring, id)];
+}
+
+//  Two shards named b1, b2 under data root `root` (NULL: the harness dir),
+//  with a ring file `prefix`.ring of epoch 1.
+static void
+s_cluster_init (s_ctx_t *ctx, const char *root, const char *prefix, char *b1_env)
+{
+    ring_destroy (&ctx->ring);
+    ctx->ring = ring_new (1);
+    for (int i = 0; i < 2; i++) {
+        char name[8];
+        snprintf (name, sizeof name, "b%d", i + 1);
+        tk_shard_t *s = &ctx->shards[i];
+        tk_shard_init (ctx->h, s, name);
+        if (root) {
+            snprintf (s->data_dir, sizeof s->data_dir, "%s/%s", root, name);
+        }
+        s->durability = "manual-wal";
+        s->checkpoint_transfers = 200; //  table files that backups share
+        s->env[0] = i == 0 ? b1_env : NULL;
+        char *args[] = {"--prepare-timeout-ms",
+                        "300",
+                        "--query-after-ms",
+                        "200",
+                        "--retry-min-ms",
+                        "20",
+                        "--retry-max-ms",
+                        "200",
+                        "--tick-ms",
+                        "5",
+                        NULL};
+        memcpy (s->args, args, sizeof args);
+        assert_int_equal (ring_add_shard (ctx->ring, name, s->endpoint, 1.0), 0);
+        assert_int_equal (ring_set_key (ctx->ring, name, tk_key (ctx->h, "shard", name)), 0);
+    }
+    char ring_file[512];
+    snprintf (ring_file, sizeof ring_file, "%s/%s.ring", harness_dir (ctx->h), prefix);
+    assert_int_equal (ring_save_file (ctx->ring, ring_file), 0);
+    for (int i = 0; i < 2; i++) {
+        snprintf (ctx->shards[i].ring_file, sizeof ctx->shards[i].ring_file, "%s", ring_file);
+        assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
+        rl_client_destroy (&ctx->clients[i]);
+        ctx->clients[i] = rl_client_new (ctx->shards[i].endpoint);
+        assert_non_null (ctx->clients[i]);
+    }
+}
+
+static void
+s_cluster_stop (s_ctx_t *ctx)
+{
+    for (int i = 0; i < 2; i++) {
+        rl_client_destroy (&ctx->clients[i]);
+        assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM), 0);
+    }
+}
+
+static int
+s_setup (void **state)
+{
+    s_ctx_t *ctx = calloc (1, sizeof (*ctx));
+    ctx->h = harness_new ("backup");
+    s_ctx = ctx;
+    *state = ctx;
+    return ctx->h ? 0 : -1;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_ctx_t *ctx = *state;
+    for (int i = 0; i < 2; i++) {
+        rl_client_destroy (&ctx->clients[i]);
+    }
+    ring_destroy (&ctx->ring);
+    harness_destroy (&ctx->h);
+    free (ctx);
+    return 0;
+}
+
+//  Accounts 1..ACCOUNTS, no limits (no business failure: every answer is
+//  ok or retryable), spread over both shards.
+static void
+s_accounts (s_ctx_t *ctx)
+{
+    for (uint64_t i = 1; i <= ACCOUNTS; i++) {
+        rl_account_t a = tk_account (i, ctx->tag, LEDGER, 0);
+        rl_result_rec_t r;
+        assert_int_equal (
+            rl_client_create_accounts (s_client_for (ctx, a.id), &a, 1, &r, TK_TIMEOUT_MS), 0);
+        assert_int_equal (r.result, RL_OK);
+    }
+}
+
+//  The load: batches of random transfers (about half cross-shard), each
+//  batch to the shard of its debit accounts.
+static void *
+s_load (void *arg)
+{
+    s_ctx_t *ctx = arg;
+    uint64_t rng = 0xbac0b;
+    rl_client_t *clients[2] = {rl_client_new (ctx->shards[0].endpoint),
+                               rl_client_new (ctx->shards[1].endpoint)};
+    while (!atomic_load (&ctx->stop) && ctx->sent_count + BATCH <= SENT_MAX) {
+        int shard = (int) (rl_rand_next (&rng) % 2);
+        rl_transfer_t batch[BATCH];
+        size_t n = 0;
+        while (n < BATCH) {
+            uint64_t d = 1 + rl_rand_next (&rng) % ACCOUNTS, c = 1 + rl_rand_next (&rng) % ACCOUNTS;
+            rl_id_t debit = tk_id (d, ctx->tag);
+            if (d == c || s_owner (ctx->ring, debit) != shard) {
+                continue;
+            }
+            batch[n] = tk_transfer (tk_id (ctx->sent_count + n + 1, ctx->tag ^ 0x7700), debit,
+                                    tk_id (c, ctx->tag), 1 + rl_rand_next (&rng) % 100, LEDGER);
+            n++;
+        }
+        size_t first = ctx->sent_count;
+        memcpy (&ctx->sent[first], batch, sizeof batch);
+        for (size_t i = 0; i < BATCH; i++) {
+            ctx->answer[first + i] = TK_OUTCOME_UNKNOWN;
+        }
+        ctx->sent_count += BATCH;
+        rl_result_rec_t rs[BATCH];
+        if (rl_client_create_transfers (clients[shard], batch, BATCH, rs, TK_TIMEOUT_MS) == 0) {
+            for (size_t i = 0; i < BATCH; i++) {
+                ctx->answer[first + i] = rs[i].result;
+            }
+        }
+    }
+    rl_client_destroy (&clients[0]);
+    rl_client_destroy (&clients[1]);
+    return NULL;
+}
+
+//  Runs rlctl with args against shard b1 (secure); returns its exit code.
+//  The output goes to <harness>/<log>.log; *json_p (if given): the parsed
+//  stdout of a --json run.
+static int
+s_rlctl (s_ctx_t *ctx, const char *log, cJSON **json_p, ...)
+{
+    char rlctl[512], cert[512], key[64];
+    snprintf (rlctl, sizeof rlctl, "%s/tools/rlctl", harness_bin_dir ());
+    snprintf (cert, sizeof cert, "%s/private/tester.key_secret", tk_keys_dir (ctx->h));
+    snprintf (key, sizeof key, "%s", tk_key (ctx->h, "shard", ctx->shards[0].name));
+    char *argv[32] = {rlctl,          "--connect", ctx->shards[0].endpoint, "--cert", cert,
+                      "--server-key", key,         "--timeout-ms",          "10000"};
+    size_t argc = 9;
+    if (json_p) {
+        argv[argc++] = "--json";
+    }
+    va_list ap;
+    va_start (ap, json_p);
+    const char *arg;
+    while ((arg = va_arg (ap, const char *)) && argc < 31) {
+        argv[argc++] = (char *) arg;
+    }
+    va_end (ap);
+    argv[argc] = NULL;
+    char path[600];
+    snprintf (path, sizeof path, "%s/%s.log", harness_dir (ctx->h), log);
+    unlink (path);
+    pid_t pid = harness_spawn (ctx->h, log, argv, NULL);
+    assert_true (pid > 0);
+    int wstatus = 0;
+    assert_int_equal (harness_wait_exit (ctx->h, pid, RLCTL_WAIT_MS, &wstatus), 0);
+    assert_true (WIFEXITED (wstatus));
+    if (json_p) {
+        char *text = harness_read_file (path, NULL);
+        assert_non_null (text);
+        *json_p = cJSON_Parse (text);
+        if (!*json_p) {
+            fail_msg ("rlctl %s: not JSON: %s", log, text);
+        }
+        free (text);
+    }
+    return WEXITSTATUS (wstatus);
+}
+
+static bool
+s_log_says (s_ctx_t *ctx, const char *log, const char *text)
+{
+    char path[600];
+    snprintf (path, sizeof path, "%s/%s.log", harness_dir (ctx->h), log);
+    char *all = harness_read_file (path, NULL);
+    bool found = all && strstr (all, text);
+    if (!found) {
+        print_message ("%s.log lacks '%s': %s\n", log, text, all ? all : "(none)");
+    }
+    free (all);
+    return found;
+}
+
+static uint64_t
+s_num (const cJSON *tree, const char *key)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive (tree, key);
+    assert_non_null (item);
+    if (cJSON_IsString (item)) {
+        return strtoull (item->valuestring, NULL, 10);
+    }
+    assert_true (cJSON_IsNumber (item));
+    return (uint64_t) item->valuedouble;
+}
+
+static size_t
+s_entries (const char *dir)
+{
+    DIR *d = opendir (dir);
+    size_t n = 0;
+    struct dirent *e;
+    while (d && (e = readdir (d))) {
+        n += strcmp (e->d_name, ".") && strcmp (e->d_name, "..");
+    }
+    if (d) {
+        closedir (d);
+    }
+    return n;
+}
+
+//  The incarnation stored in a shard's data directory (counter, nonce).
+static void
+s_incarnation (const char *data_dir, uint64_t out[2])
+{
+    char err[256];
+    store_t *store = store_open (data_dir, RL_DURABILITY_SYNC, err, sizeof err);
+    if (!store) {
+        fail_msg ("open %s: %s", data_dir, err);
+    }
+    uint8_t value[16];
+    size_t size = 0;
+    assert_int_equal (
+        store_get (store, STORE_CF_META, "incarnation", 11, value, sizeof value, &size), 1);
+    assert_int_equal (size, 16);
+    out[0] = codec_get_u64 (value);
+    out[1] = codec_get_u64 (value + 8);
+    store_close (&store);
+}
+
+//  Flips one byte in the middle of the largest table file that backup 1
+//  of the backup engine in dir holds (its meta file lists them).
+static void
+s_damage_sst (const char *dir)
+{
+    char meta[700];
+    snprintf (meta, sizeof meta, "%.600s/meta/1", dir);
+    char *text = harness_read_file (meta, NULL);
+    assert_non_null (text);
+    char best[1024] = "";
+    off_t best_size = 0;
+    char *save = NULL;
+    for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save)) {
+        char *space = strchr (line, ' ');
+        if (!space || !strstr (line, ".sst")) {
+            continue;
+        }
+        *space = 0;
+        char path[1024];
+        snprintf (path, sizeof path, "%.600s/%.300s", dir, line);
+        struct stat st;
+        if (stat (path, &st) == 0 && st.st_size > best_size) {
+            best_size = st.st_size;
+            snprintf (best, sizeof best, "%s", path);
+        }
+    }
+    free (text);
+    assert_true (best_size > 0);
+    FILE *f = fopen (best, "r+b");
+    assert_non_null (f);
+    fseek (f, best_size / 2, SEEK_SET);
+    int c = fgetc (f);
+    fseek (f, best_size / 2, SEEK_SET);
+    fputc (c ^ 0x5a, f);
+    fclose (f);
+}
+
+static void
+test_backup_restore (void **state)
+{
+    s_ctx_t *ctx = *state;
+    ctx->tag = 0xbac1;
+    s_cluster_init (ctx, NULL, "source", NULL);
+    s_accounts (ctx);
+    char dir[600];
+    snprintf (dir, sizeof dir, "%s/backups", harness_dir (ctx->h));
+    assert_int_equal (mkdir (dir, 0700), 0);
+
+    //  The backup, under load.
+    atomic_store (&ctx->stop, false);
+    assert_int_equal (pthread_create (&ctx->thread, NULL, s_load, ctx), 0);
+    while (ctx->sent_count < 20 * BATCH) {
+        zclock_sleep (5);
+    }
+    size_t mark = ctx->sent_count - BATCH; //  the batches before it were answered
+    cJSON *first = NULL;
+    assert_int_equal (s_rlctl (ctx, "backup1", &first, "backup", dir, "--cluster", NULL), 0);
+    size_t during = ctx->sent_count;
+    while (ctx->sent_count < during + 10 * BATCH) {
+        zclock_sleep (5); //  load after the cut, which the restore must not hold
+    }
+    atomic_store (&ctx->stop, true);
+    pthread_join (ctx->thread, NULL);
+    print_message ("backup under load: %zu transfers sent, %zu before the backup; %s\n",
+                   ctx->sent_count, mark, cJSON_PrintUnformatted (first));
+
+    //  Settle every answer on the source, then its conservation check.
+    assert_true (tk_wait_quiet (ctx->clients, 2, TK_QUIET_TIMEOUT_MS));
+    static tk_model_t model;
+    tk_model_init (&model, ctx->tag, ACCOUNTS);
+    static rl_transfer_t found[SENT_MAX];
+    for (size_t i = 0; i < ctx->sent_count; i++) {
+        assert_int_equal (
+            rl_client_lookup_transfers (s_client_for (ctx, ctx->sent[i].debit_account_id),
+                                        &ctx->sent[i].id, 1, &found[i], TK_TIMEOUT_MS),
+            0);
+        if (ctx->answer[i] == RL_OK) {
+            assert_true (found[i].timestamp != 0);
+        }
+        if (found[i].timestamp != 0) {
+            tk_model_apply (&model, &ctx->sent[i]);
+        }
+    }
+    for (size_t i = 0; i < mark; i++) {
+        assert_true (ctx->answer[i] == RL_OK || ctx->answer[i] == TK_OUTCOME_UNKNOWN
+                     || !tk_result_is_business (ctx->answer[i]));
+    }
+    tk_check_conservation_by (s_client_for, ctx, &model, mark / 2);
+
+    //  The second backup: incremental, and it verifies.
+    cJSON *second = NULL;
+    assert_int_equal (s_rlctl (ctx, "backup2", &second, "backup", dir, "--cluster", NULL), 0);
+    const cJSON *item;
+    cJSON_ArrayForEach (item, cJSON_GetObjectItem (second, "shards"))
+    {
+        assert_true (s_num (item, "new_bytes") < s_num (item, "bytes"));
+        assert_true (s_num (item, "backup_id") == 2);
+    }
+    assert_true (s_num (first, "held_us_max") > 0);
+    cJSON_Delete (second);
+    assert_int_equal (s_rlctl (ctx, "verify2", NULL, "verify-backup", dir, NULL), 0);
+    assert_int_equal (s_rlctl (ctx, "verify1", NULL, "verify-backup", dir, "1", NULL), 0);
+
+    //  Keep the source's answers, then restore set 1 into a fresh root.
+    static rl_transfer_t source[SENT_MAX];
+    memcpy (source, found, sizeof (found[0]) * ctx->sent_count);
+    static rl_transfer_t history_src[2][RL_HISTORY_LIMIT_MAX];
+    size_t history_src_count[2] = {0};
+    for (int k = 0; k < 2; k++) {
+        rl_filter_t filter = {.account_id = tk_id ((uint64_t) k + 2, ctx->tag),
+                              .limit = RL_HISTORY_LIMIT_MAX,
+                              .flags = RL_FILTER_DEBITS | RL_FILTER_CREDITS};
+        assert_int_equal (rl_client_get_account_transfers (s_client_for (ctx, filter.account_id),
+                                                           &filter, history_src[k],
+                                                           &history_src_count[k], TK_TIMEOUT_MS),
+                          0);
+    }
+    s_cluster_stop (ctx);
+    char root[600];
+    snprintf (root, sizeof root, "%s/restored", harness_dir (ctx->h));
+    assert_int_equal (mkdir (root, 0700), 0);
+    assert_int_equal (s_rlctl (ctx, "restore1", NULL, "restore", dir, root, "1", NULL), 0);
+    uint64_t before[2][2], after[2][2];
+    for (int i = 0; i < 2; i++) {
+        char data[700];
+        snprintf (data, sizeof data, "%s/b%d", root, i + 1);
+        s_incarnation (data, before[i]);
+    }
+    s_cluster_init (ctx, root, "restored", NULL);
+    assert_true (tk_wait_quiet (ctx->clients, 2, TK_QUIET_TIMEOUT_MS));
+    tk_model_init (&model, ctx->tag, ACCOUNTS);
+    size_t held = 0;
+    for (size_t i = 0; i < ctx->sent_count; i++) {
+        rl_transfer_t t;
+        assert_int_equal (
+            rl_client_lookup_transfers (s_client_for (ctx, ctx->sent[i].debit_account_id),
+                                        &ctx->sent[i].id, 1, &t, TK_TIMEOUT_MS),
+            0);
+        if (i < mark && ctx->answer[i] == RL_OK) {
+            assert_true (t.timestamp != 0); //  acknowledged before the backup began
+        }
+        if (t.timestamp != 0) {
+            assert_memory_equal (&t, &source[i], sizeof t); //  as the source holds it
+            tk_model_apply (&model, &ctx->sent[i]);
+            held++;
+        }
+    }
+    print_message ("restored: %zu of %zu transfers (%zu sent before the backup)\n", held,
+                   ctx->sent_count, mark);
+    assert_true (held >= mark / 2 && held < ctx->sent_count);
+    tk_check_conservation_by (s_client_for, ctx, &model, mark / 2);
+    //  Histories: the source's, less what came after the cut.
+    for (int k = 0; k < 2; k++) {
+        rl_filter_t filter = {.account_id = tk_id ((uint64_t) k + 2, ctx->tag),
+                              .limit = RL_HISTORY_LIMIT_MAX,
+                              .flags = RL_FILTER_DEBITS | RL_FILTER_CREDITS};
+        static rl_transfer_t got[RL_HISTORY_LIMIT_MAX];
+        size_t count = 0;
+        assert_int_equal (rl_client_get_account_transfers (s_client_for (ctx, filter.account_id),
+                                                           &filter, got, &count, TK_TIMEOUT_MS),
+                          0);
+        size_t j = 0;
+        for (size_t i = 0; i < history_src_count[k]; i++) {
+            rl_transfer_t t;
+            assert_int_equal (
+                rl_client_lookup_transfers (s_client_for (ctx, history_src[k][i].debit_account_id),
+                                            &history_src[k][i].id, 1, &t, TK_TIMEOUT_MS),
+                0);
+            if (t.timestamp == 0) {
+                continue; //  after the cut
+            }
+            assert_true (j < count);
+            assert_memory_equal (&got[j], &history_src[k][i], sizeof got[j]);
+            j++;
+        }
+        assert_int_equal (j, count);
+        assert_true (count > 0);
+    }
+    s_cluster_stop (ctx);
+    for (int i = 0; i < 2; i++) {
+        char data[700];
+        snprintf (data, sizeof data, "%s/b%d", root, i + 1);
+        s_incarnation (data, after[i]);
+        assert_true (after[i][0] > before[i][0]);  //  a new incarnation
+        assert_true (after[i][1] != before[i][1]); //  with another nonce
+    }
+
+    //  A damaged backup: verify says so, restore refuses and writes nothing.
+    char engine[700];
+    snprintf (engine, sizeof engine, "%s/b1", dir);
+    s_damage_sst (engine);
+    assert_int_equal (s_rlctl (ctx, "verify_bad", NULL, "verify-backup", dir, "1", NULL), 1);
+    assert_true (s_log_says (ctx, "verify_bad", "DAMAGED"));
+    char root2[600];
+    snprintf (root2, sizeof root2, "%s/restored2", harness_dir (ctx->h));
+    assert_int_equal (mkdir (root2, 0700), 0);
+    assert_int_equal (s_rlctl (ctx, "restore_bad", NULL, "restore", dir, root2, "1", NULL), 1);
+    assert_int_equal (s_entries (root2), 0);
+    cJSON_Delete (first);
+}
+
+//  One backup operation, raw; returns the answer's result.
+static uint32_t
+s_op (rl_client_t *client, uint16_t op, const rl_backup_rec_t *rec, rl_backup_rec_t *out)
+{
+    uint8_t body[RL_BACKUP_SIZE];
+    codec_encode_backup (rec, body);
+    rl_header_t h;
+    uint8_t *reply = NULL;
+    size_t size = 0;
+    assert_int_equal (
+        rl_client_call (client, op, body, sizeof body, 1, TK_TIMEOUT_MS, &h, &reply, &size), 0);
+    assert_int_equal (size, RL_BACKUP_SIZE);
+    codec_decode_backup (reply, out);
+    free (reply);
+    if (out->result != 0) {
+        assert_true (out->message[0] != 0); //  every refusal says why
+    }
+    return out->result;
+}
+
+static void
+test_backup_bad_input (void **state)
+{
+    s_ctx_t *ctx = *state;
+    ctx->tag = 0xbac2;
+    s_cluster_init (ctx, NULL, "bad", "RL_FAILPOINTS=backup.cut=error@1,backup.copy=error@1");
+    s_accounts (ctx);
+    static tk_model_t model;
+    tk_model_init (&model, ctx->tag, ACCOUNTS);
+    rl_client_t *c = ctx->clients[0];
+    char dir[600];
+    snprintf (dir, sizeof dir, "%s/bad-backups", harness_dir (ctx->h));
+    assert_int_equal (mkdir (dir, 0700), 0);
+    rl_backup_rec_t rec, out;
+
+    //  Hostile records.
+    rec = (rl_backup_rec_t){.token = 0, .hold_ms = 100};
+    assert_int_equal (s_op (c, RL_OP_BACKUP_HOLD, &rec, &out), RL_BACKUP_BAD_REQUEST);
+    rec = (rl_backup_rec_t){.token = 7, .hold_ms = 0};
+    assert_int_equal (s_op (c, RL_OP_BACKUP_HOLD, &rec, &out), RL_BACKUP_BAD_REQUEST);
+    rec = (rl_backup_rec_t){.token = 7, .hold_ms = RL_BACKUP_HOLD_MS_MAX + 1};
+    assert_int_equal (s_op (c, RL_OP_BACKUP_HOLD, &rec, &out), RL_BACKUP_BAD_REQUEST);
+    rec = (rl_backup_rec_t){.token = 7, .hold_ms = 100, .reserved = 1};
+    assert_int_equal (s_op (c, RL_OP_BACKUP_HOLD, &rec, &out), RL_BACKUP_BAD_REQUEST);
+    rec = (rl_backup_rec_t){.token = 7};
+    snprintf (rec.dir, sizeof rec.dir, "%.200s", dir);
+    assert_int_equal (s_op (c, RL_OP_BACKUP_CUT, &rec, &out), RL_BACKUP_NOT_HELD);
+    assert_int_equal (s_op (c, RL_OP_BACKUP_RELEASE, &(rl_backup_rec_t){.token = 7}, &out),
+                      RL_BACKUP_NOT_HELD);
+    assert_int_equal (s_op (c, RL_OP_BACKUP_STATUS, &(rl_backup_rec_t){.token = 7}, &out),
+                      RL_BACKUP_UNKNOWN);
+    rec = (rl_backup_rec_t){.token = 8, .hold_ms = 5000};
+    assert_int_equal (s_op (c, RL_OP_BACKUP_HOLD, &rec, &out), 0);
+    assert_int_equal (out.state, RL_BACKUP_HELD);
+    assert_int_equal (
+        s_op (c, RL_OP_BACKUP_HOLD, &(rl_backup_rec_t){.token = 9, .hold_ms = 5}, &out),
+        RL_BACKUP_BUSY);
+    char link_dir[600];
+    snprintf (link_dir, sizeof link_dir, "%s/linked", harness_dir (ctx->h));
+    assert_int_equal (mkdir (link_dir, 0700), 0);
+    char link_target[700];
+    snprintf (link_target, sizeof link_target, "%s/b1", link_dir);
+    assert_int_equal (symlink ("/tmp", link_target), 0);
+    const char *paths[] = {"relative/dir", "",      "/tmp/../etc", "/nonexistent-backup-dir",
+                           "/tmp/a\x01b",  link_dir};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        rec = (rl_backup_rec_t){.token = 8};
+        snprintf (rec.dir, sizeof rec.dir, "%s", paths[i]);
+        assert_int_equal (s_op (c, RL_OP_BACKUP_CUT, &rec, &out), RL_BACKUP_BAD_PATH);
+    }
+    rec = (rl_backup_rec_t){.token = 8};
+    memset (rec.dir, 'a', sizeof rec.dir); //  no terminating NUL
+    rec.dir[0] = '/';
+    assert_int_equal (s_op (c, RL_OP_BACKUP_CUT, &rec, &out), RL_BACKUP_BAD_PATH);
+    assert_int_equal (s_op (c, RL_OP_BACKUP_RELEASE, &(rl_backup_rec_t){.token = 8}, &out), 0);
+    assert_true (out.held_us > 0);
+
+    //  A hold ends by itself: a transfer sent during it waits, then is served.
+    rec = (rl_backup_rec_t){.token = 10, .hold_ms = 300};
+    int64_t held_at = zclock_mono ();
+    assert_int_equal (s_op (c, RL_OP_BACKUP_HOLD, &rec, &out), 0);
+    rl_transfer_t t = tk_transfer (tk_id (1, ctx->tag ^ 0x5500), tk_id (1, ctx->tag),
+                                   tk_id (2, ctx->tag), 5, LEDGER);
+    rl_result_rec_t r;
+    assert_int_equal (rl_client_create_transfers (s_client_for (ctx, t.debit_account_id), &t, 1, &r,
+                                                  TK_TIMEOUT_MS),
+                      0);
+    assert_int_equal (r.result, RL_OK);
+    tk_model_apply (&model, &t);
+    if (s_owner (ctx->ring, t.debit_account_id) == 0) {
+        assert_true (zclock_mono () - held_at >= 250); //  it waited for the hold's end
+    }
+    rec = (rl_backup_rec_t){.token = 10};
+    snprintf (rec.dir, sizeof rec.dir, "%.200s", dir);
+    assert_int_equal (s_op (c, RL_OP_BACKUP_CUT, &rec, &out), RL_BACKUP_NOT_HELD);
+
+    //  rlctl's refusals.
+    assert_int_equal (s_rlctl (ctx, "rel", NULL, "backup", "relative", "--cluster", NULL), 2);
+    assert_int_equal (s_rlctl (ctx, "both", NULL, "backup", dir, "--cluster", "--name", "b1", NULL),
+                      2);
+    assert_int_equal (s_rlctl (ctx, "neither", NULL, "backup", dir, NULL), 2);
+    assert_int_equal (
+        s_rlctl (ctx, "missing", NULL, "backup", "/nonexistent-backup-dir", "--cluster", NULL), 1);
+    assert_true (s_log_says (ctx, "missing", "does not exist"));
+    assert_int_equal (s_rlctl (ctx, "noshard", NULL, "backup", dir, "--name", "b9", NULL), 1);
+    assert_int_equal (s_entries (dir), 0); //  no set file, nothing copied
+    //  A failed cut, then a failed copy (failpoints on b1): no set file.
+    assert_int_equal (s_rlctl (ctx, "cut_fails", NULL, "backup", dir, "--name", "b1", NULL), 1);
+    assert_true (s_log_says (ctx, "cut_fails", "failpoint backup.cut"));
+    assert_int_equal (s_rlctl (ctx, "copy_fails", NULL, "backup", dir, "--name", "b1", NULL), 1);
+    assert_true (s_log_says (ctx, "copy_fails", "failpoint backup.copy"));
+    char set_one[700];
+    snprintf (set_one, sizeof set_one, "%s/set-000001", dir);
+    assert_true (access (set_one, F_OK) != 0);
+    //  A backup of one shard is not a cluster: restore refuses it.
+    assert_int_equal (s_rlctl (ctx, "one", NULL, "backup", dir, "--name", "b1", NULL), 0);
+    char root[600];
+    snprintf (root, sizeof root, "%s/bad-root", harness_dir (ctx->h));
+    assert_int_equal (mkdir (root, 0700), 0);
+    assert_int_equal (s_rlctl (ctx, "restore_one", NULL, "restore", dir, root, NULL), 1);
+    assert_true (s_log_says (ctx, "restore_one", "whole cluster"));
+    assert_int_equal (
+        s_rlctl (ctx, "restore_name", NULL, "restore", dir, root, "--name", "b1", NULL), 1);
+    assert_true (s_log_says (ctx, "restore_name", "never restored into a running cluster"));
+    //  A cluster set, then: a damaged set file, a root not fresh, bad paths.
+    assert_int_equal (s_rlctl (ctx, "cluster", NULL, "backup", dir, "--cluster", NULL), 0);
+    char set[700];
+    snprintf (set, sizeof set, "%s/set-000002", dir);
+    assert_true (access (set, F_OK) == 0);
+    char *text = harness_read_file (set, NULL);
+    assert_non_null (text);
+    char *shard = strstr (text, "shard b1 ");
+    assert_non_null (shard);
+    shard[9] = shard[9] == '1' ? '2' : '1'; //  another backup id
+    FILE *f = fopen (set, "wb");
+    fputs (text, f);
+    fclose (f);
+    assert_int_equal (s_rlctl (ctx, "tampered", NULL, "restore", dir, root, "2", NULL), 1);
+    assert_true (s_log_says (ctx, "tampered", "damaged"));
+    shard[9] = shard[9] == '1' ? '2' : '1';
+    f = fopen (set, "wb");
+    fputs (text, f);
+    fclose (f);
+    free (text);
+    char occupied[700];
+    snprintf (occupied, sizeof occupied, "%s/b2", root);
+    assert_int_equal (mkdir (occupied, 0700), 0);
+    char stone[800];
+    snprintf (stone, sizeof stone, "%s/keep", occupied);
+    f = fopen (stone, "w");
+    fclose (f);
+    assert_int_equal (s_rlctl (ctx, "occupied", NULL, "restore", dir, root, "2", NULL), 1);
+    assert_true (s_log_says (ctx, "occupied", "not empty"));
+    assert_int_equal (s_entries (root), 1);
+    assert_int_equal (s_entries (occupied), 1);
+    assert_int_equal (s_rlctl (ctx, "dotdot", NULL, "restore", dir, "/tmp/../tmp", NULL), 2);
+    assert_int_equal (
+        s_rlctl (ctx, "noset", NULL, "restore", "/nonexistent-backup-dir", root, NULL), 1);
+    assert_int_equal (
+        s_rlctl (ctx, "noverify", NULL, "verify-backup", "/nonexistent-backup-dir", NULL), 1);
+
+    //  The shards serve on; nothing else moved.
+    t = tk_transfer (tk_id (2, ctx->tag ^ 0x5500), tk_id (3, ctx->tag), tk_id (4, ctx->tag), 7,
+                     LEDGER);
+    assert_int_equal (rl_client_create_transfers (s_client_for (ctx, t.debit_account_id), &t, 1, &r,
+                                                  TK_TIMEOUT_MS),
+                      0);
+    assert_int_equal (r.result, RL_OK);
+    tk_model_apply (&model, &t);
+    tk_check_conservation_by (s_client_for, ctx, &model, 2);
+    s_cluster_stop (ctx);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_backup_restore, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_backup_bad_input, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

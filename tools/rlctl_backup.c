@@ -1,0 +1,1014 @@
+/*  rlctl_backup.c: backup, verify-backup and restore (docs/backup.md).
+
+        backup DIR --cluster     a backup of every shard at one consistent cut
+        backup DIR --name SHARD  a backup of one shard (restorable only as a
+                                 whole cluster when the ring has that shard alone)
+        verify-backup DIR [SET]  every shard's backup of the set: sizes, then a
+                                 trial restore that checks every file's checksum
+        restore DIR ROOT [SET]   the whole cluster of the set into ROOT/<shard>
+
+    DESIGN
+    A backup is a SET: one backup of each shard, taken at one cut, and a
+    set file DIR/set-NNNNNN that names them (shard, backup id, counts), the
+    ring of the cut, and a checksum of the file. The shards write their own
+    backups (a RocksDB backup engine in DIR/<shard>, incremental: a table
+    file already there is not copied again), so DIR is a path on the shards'
+    host(s), and rlctl, which writes the set file, runs where DIR is too.
+
+    The cut (backup.c has the argument): rlctl connects one DEALER to each
+    shard first, then sends backup_hold to all of them at once and waits for
+    every answer, then backup_cut to all, then backup_release to all. Each
+    shard is held from its hold until its release; the pause a client sees
+    is that time, which each shard measures and reports (held_us). If any
+    step fails, every shard is released (a hold also ends by itself after
+    RLCTL_BACKUP_HOLD_MS) and no set file is written. Then rlctl waits for
+    every copy (backup_status) and writes the set file last: a set file
+    exists only for a complete set.
+
+    verify-backup and restore work offline on DIR (no shard is asked).
+    restore restores every shard of the set into ROOT/.restore-<pid> first,
+    and moves them into ROOT/<shard> only when all succeeded: a failed
+    restore leaves ROOT as it was. It refuses a single shard (--name): the
+    other shards' two-phase state would disagree with it.
+
+    INVARIANTS
+    1. A set file is written only after every shard's copy is done, and it
+       is written whole (a temporary file, fsync, rename) with a checksum:
+       a torn or edited set file is refused.
+    2. restore writes nothing under ROOT/<shard> unless every shard of the
+       set restored; it never writes into an existing, non-empty directory.
+    3. Names and paths from a set file are checked (shard names of the
+       ring's alphabet, no '/', no "..") before any use.
+
+    LIMITS: RL_SHARDS_MAX shards; a set file of at most RLCTL_SET_FILE_BYTES_MAX;
+    RLCTL_BACKUP_HOLD_MS per hold; copies are waited for RLCTL_BACKUP_COPY_MS_MAX.
+*/
+#define _XOPEN_SOURCE 700 //  nftw
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <czmq.h>
+#include <rocksdb/c.h>
+#include <xxhash.h>
+
+#include "codec.h"
+#include "ring.h"
+#include "rl_limits.h"
+#include "rlctl.h"
+
+#define RLCTL_BACKUP_HOLD_MS     2000          //  a hold ends by itself after this
+#define RLCTL_BACKUP_COPY_MS_MAX (3600 * 1000) //  longest wait for the copies
+#define RLCTL_BACKUP_POLL_MS     20            //  backup_status every this
+#define RLCTL_SET_FILE_BYTES_MAX (16u << 20)   //  a set file (the ring, in hex, is most of it)
+#define RLCTL_SET_PREFIX         "set-"
+#define RLCTL_SET_MAGIC          "ringledger-backup-set 1"
+#define RLCTL_SET_NUMBER_MAX     999999
+
+typedef struct {
+    char name[RL_SHARD_NAME_SIZE_MAX];
+    uint32_t backup_id;
+    uint64_t accounts;
+    uint64_t transfers;
+    uint64_t last_timestamp;
+    uint64_t held_us;
+    uint64_t cut_us;
+    uint64_t copy_ms;
+    uint64_t bytes;
+    uint64_t new_bytes;
+    uint64_t files;
+} s_shard_t;
+
+typedef struct {
+    uint64_t token;
+    uint64_t created_ns;
+    bool cluster;
+    uint64_t epoch;
+    size_t shard_count;
+    s_shard_t shards[RL_SHARDS_MAX];
+    uint8_t *ring; //  the encoded ring of the cut
+    size_t ring_size;
+    unsigned number; //  NNNNNN of set-NNNNNN
+} s_set_t;
+
+//  Names and paths ------------------------------------------------------------
+
+//  A shard name usable as a directory name.
+static bool
+s_name_ok (const char *name)
+{
+    size_t length = strnlen (name, RL_SHARD_NAME_SIZE_MAX);
+    if (length == 0 || length == RL_SHARD_NAME_SIZE_MAX || name[0] == '.') {
+        return false;
+    }
+    for (size_t i = 0; i < length; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+                  || c == '-' || c == '_' || c == '.';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+//  A path of the command line: not empty, not too long, no control bytes,
+//  no ".." component. why: what is wrong.
+static bool
+s_path_ok (const char *path, bool absolute, const char **why)
+{
+    size_t length = strlen (path);
+    *why = NULL;
+    if (length == 0 || length >= RL_BACKUP_DIR_SIZE_MAX) {
+        *why = "empty or too long";
+    } else if (absolute && path[0] != '/') {
+        *why = "not an absolute path (the shards resolve it on their host)";
+    }
+    for (size_t i = 0; !*why && i < length; i++) {
+        unsigned char c = (unsigned char) path[i];
+        if (c < 0x20 || c == 0x7f) {
+            *why = "it holds a control byte";
+        } else if ((i == 0 || path[i - 1] == '/') && path[i] == '.' && path[i + 1] == '.'
+                   && (path[i + 2] == '/' || path[i + 2] == 0)) {
+            *why = "it holds a '..' component";
+        }
+    }
+    return *why == NULL;
+}
+
+static bool
+s_is_dir (const char *path)
+{
+    struct stat st;
+    return stat (path, &st) == 0 && S_ISDIR (st.st_mode);
+}
+
+static int
+s_remove_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) st;
+    (void) flag;
+    (void) ftw;
+    return remove (path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+static int
+s_remove_tree (const char *path)
+{
+    struct stat st;
+    if (lstat (path, &st) != 0) {
+        return errno == ENOENT ? 0 : -1;
+    }
+    return nftw (path, s_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+//  Fails with a message on stderr (and a JSON error with --json).
+static int
+s_fail (const rlctl_ctx_t *ctx, const char *what, const char *message)
+{
+    fprintf (stderr, "rlctl: %s: %s\n", what, message);
+    if (ctx->json) {
+        cJSON *tree = jsonkit_object ();
+        jsonkit_add_string (tree, "error", what);
+        jsonkit_add_string (tree, "message", message);
+        jsonkit_print (stdout, tree, true);
+        cJSON_Delete (tree);
+    }
+    return RLCTL_EXIT_FAILED;
+}
+
+//  Set files ---------------------------------------------------------------------
+
+//  The highest NNNNNN of DIR/set-NNNNNN, 0 when none.
+static unsigned
+s_set_last (const char *dir)
+{
+    DIR *d = opendir (dir);
+    unsigned last = 0;
+    struct dirent *e;
+    while (d && (e = readdir (d))) {
+        unsigned n = 0;
+        char tail = 0;
+        if (sscanf (e->d_name, RLCTL_SET_PREFIX "%6u%c", &n, &tail) == 1 && n > last) {
+            last = n;
+        }
+    }
+    if (d) {
+        closedir (d);
+    }
+    return last;
+}
+
+static char *
+s_set_text (const s_set_t *set, size_t *size_p)
+{
+    size_t cap = 4096 + set->shard_count * 256 + set->ring_size * 2;
+    char *text = malloc (cap);
+    if (!text) {
+        return NULL;
+    }
+    size_t n = (size_t) snprintf (text, cap,
+                                  RLCTL_SET_MAGIC "\ntoken %016" PRIx64 "\ncreated_ns %" PRIu64
+                                                  "\ncluster %d\nepoch %" PRIu64 "\nshards %zu\n",
+                                  set->token, set->created_ns, set->cluster ? 1 : 0, set->epoch,
+                                  set->shard_count);
+    for (size_t i = 0; i < set->shard_count; i++) {
+        const s_shard_t *s = &set->shards[i];
+        n += (size_t) snprintf (text + n, cap - n,
+                                "shard %s %u %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", s->name,
+                                s->backup_id, s->accounts, s->transfers, s->last_timestamp);
+    }
+    n += (size_t) snprintf (text + n, cap - n, "ring ");
+    for (size_t i = 0; i < set->ring_size; i++) {
+        n += (size_t) snprintf (text + n, cap - n, "%02x", set->ring[i]);
+    }
+    text[n++] = '\n';
+    n += (size_t) snprintf (text + n, cap - n, "check %016" PRIx64 "\n",
+                            (uint64_t) XXH3_64bits (text, n));
+    *size_p = n;
+    return text;
+}
+
+//  Writes DIR/set-NNNNNN whole: a temporary file, fsync, rename, fsync DIR.
+static int
+s_set_write (const char *dir, s_set_t *set, char *err, size_t err_size)
+{
+    set->number = s_set_last (dir) + 1;
+    if (set->number > RLCTL_SET_NUMBER_MAX) {
+        snprintf (err, err_size, "%.200s holds set files up to the last number already", dir);
+        return -1;
+    }
+    size_t size = 0;
+    char *text = s_set_text (set, &size);
+    char tmp[PATH_MAX], path[PATH_MAX];
+    snprintf (tmp, sizeof tmp, "%s/.set-%06u.tmp", dir, set->number);
+    snprintf (path, sizeof path, "%s/" RLCTL_SET_PREFIX "%06u", dir, set->number);
+    int fd = text ? open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600) : -1;
+    bool ok = fd >= 0 && write (fd, text, size) == (ssize_t) size && fsync (fd) == 0;
+    if (fd >= 0) {
+        ok = close (fd) == 0 && ok;
+    }
+    ok = ok && rename (tmp, path) == 0;
+    int dfd = open (dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        ok = fsync (dfd) == 0 && ok;
+        close (dfd);
+    }
+    free (text);
+    if (!ok) {
+        snprintf (err, err_size, "cannot write %.200s: %.200s", path, strerror (errno));
+        unlink (tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_hex (char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+//  Reads and checks DIR/set-NNNNNN (number 0: the last one).
+static int
+s_set_read (const char *dir, unsigned number, s_set_t *set, char *err, size_t err_size)
+{
+    memset (set, 0, sizeof *set);
+    if (number == 0 && (number = s_set_last (dir)) == 0) {
+        snprintf (err, err_size, "%.200s holds no backup set (no %.200sNNNNNN file)", dir,
+                  RLCTL_SET_PREFIX);
+        return -1;
+    }
+    set->number = number;
+    char path[PATH_MAX];
+    snprintf (path, sizeof path, "%s/" RLCTL_SET_PREFIX "%06u", dir, number);
+    FILE *f = fopen (path, "rb");
+    if (!f) {
+        snprintf (err, err_size, "cannot read %.200s: %.200s", path, strerror (errno));
+        return -1;
+    }
+    char *text = malloc (RLCTL_SET_FILE_BYTES_MAX + 1);
+    size_t size = text ? fread (text, 1, RLCTL_SET_FILE_BYTES_MAX + 1, f) : 0;
+    fclose (f);
+    if (!text || size == 0 || size > RLCTL_SET_FILE_BYTES_MAX) {
+        snprintf (err, err_size, "%.200s is empty, too large or unreadable", path);
+        free (text);
+        return -1;
+    }
+    text[size] = 0;
+    //  The checksum covers everything before the "check" line.
+    char *check = strstr (text, "\ncheck ");
+    uint64_t want = 0;
+    char tail = 0;
+    if (!check || sscanf (check + 7, "%16" SCNx64 "%c", &want, &tail) != 2 || tail != '\n'
+        || (size_t) (check + 7 + 17 - text) != size
+        || want != XXH3_64bits (text, (size_t) (check - text) + 1)) {
+        snprintf (err, err_size, "%.200s is damaged (its checksum does not match)", path);
+        free (text);
+        return -1;
+    }
+    int rc = -1;
+    char *save = NULL;
+    char *line = strtok_r (text, "\n", &save);
+    int cluster = 0;
+    if (!line || strcmp (line, RLCTL_SET_MAGIC) != 0) {
+        snprintf (err, err_size, "%.200s is not a backup set of this version", path);
+        goto done;
+    }
+    line = strtok_r (NULL, "\n", &save);
+    if (!line || sscanf (line, "token %" SCNx64, &set->token) != 1) {
+        goto bad;
+    }
+    line = strtok_r (NULL, "\n", &save);
+    if (!line || sscanf (line, "created_ns %" SCNu64, &set->created_ns) != 1) {
+        goto bad;
+    }
+    line = strtok_r (NULL, "\n", &save);
+    if (!line || sscanf (line, "cluster %d", &cluster) != 1) {
+        goto bad;
+    }
+    set->cluster = cluster == 1;
+    line = strtok_r (NULL, "\n", &save);
+    if (!line || sscanf (line, "epoch %" SCNu64, &set->epoch) != 1) {
+        goto bad;
+    }
+    line = strtok_r (NULL, "\n", &save);
+    if (!line || sscanf (line, "shards %zu", &set->shard_count) != 1 || set->shard_count == 0
+        || set->shard_count > RL_SHARDS_MAX) {
+        goto bad;
+    }
+    for (size_t i = 0; i < set->shard_count; i++) {
+        s_shard_t *s = &set->shards[i];
+        char name[64];
+        line = strtok_r (NULL, "\n", &save);
+        if (!line
+            || sscanf (line, "shard %63s %u %" SCNu64 " %" SCNu64 " %" SCNu64, name, &s->backup_id,
+                       &s->accounts, &s->transfers, &s->last_timestamp)
+                   != 5
+            || strlen (name) >= sizeof s->name || !s_name_ok (name) || s->backup_id == 0) {
+            goto bad;
+        }
+        snprintf (s->name, sizeof s->name, "%s", name);
+    }
+    line = strtok_r (NULL, "\n", &save);
+    if (!line || strncmp (line, "ring ", 5) != 0) {
+        goto bad;
+    }
+    const char *hex = line + 5;
+    size_t hex_size = strlen (hex);
+    if (hex_size == 0 || hex_size % 2 || hex_size / 2 > RL_RING_BLOB_SIZE_MAX) {
+        goto bad;
+    }
+    set->ring_size = hex_size / 2;
+    set->ring = malloc (set->ring_size);
+    for (size_t i = 0; set->ring && i < set->ring_size; i++) {
+        int hi = s_hex (hex[2 * i]), lo = s_hex (hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            goto bad;
+        }
+        set->ring[i] = (uint8_t) (hi << 4 | lo);
+    }
+    if (!set->ring) {
+        goto bad;
+    }
+    rc = 0;
+    goto done;
+bad:
+    snprintf (err, err_size, "%.200s does not parse as a backup set", path);
+done:
+    free (text);
+    if (rc) {
+        free (set->ring);
+        set->ring = NULL;
+    }
+    return rc;
+}
+
+//  The set's shards must be exactly the shards of its ring (what restore
+//  needs: a whole cluster). 0, or -1 with the reason.
+static int
+s_set_whole (const s_set_t *set, char *err, size_t err_size)
+{
+    char why[256];
+    ring_t *ring = ring_decode (set->ring, set->ring_size, why, sizeof why);
+    if (!ring) {
+        snprintf (err, err_size, "the set's ring does not decode: %.200s", why);
+        return -1;
+    }
+    int rc = 0;
+    if (ring_shard_count (ring) != set->shard_count) {
+        snprintf (err, err_size,
+                  "the set holds %zu shard(s) but its ring has %zu: a set restores only as a "
+                  "whole cluster (take it with 'rlctl backup DIR --cluster')",
+                  set->shard_count, ring_shard_count (ring));
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < set->shard_count; i++) {
+        bool found = false;
+        for (size_t j = 0; j < set->shard_count; j++) {
+            found |= strcmp (ring_shard_name (ring, i), set->shards[j].name) == 0;
+        }
+        if (!found) {
+            snprintf (err, err_size, "the ring's shard %.200s has no backup in the set",
+                      ring_shard_name (ring, i));
+            rc = -1;
+        }
+    }
+    ring_destroy (&ring);
+    return rc;
+}
+
+//  The cut ---------------------------------------------------------------------
+
+typedef struct {
+    size_t count;
+    zsock_t *socks[RL_SHARDS_MAX];
+    const char *names[RL_SHARDS_MAX];
+    rl_backup_rec_t answers[RL_SHARDS_MAX];
+    int rcs[RL_SHARDS_MAX]; //  0, a status (> 0), or RL_CLIENT_TIMEOUT
+    uint64_t request_id;
+} s_cut_t;
+
+//  Sends op with rec to every shard, then reads every answer until one
+//  deadline. Returns the number of shards whose answer is not ok.
+static size_t
+s_round (s_cut_t *cut, uint16_t op, const rl_backup_rec_t *rec, int timeout_ms)
+{
+    uint8_t frame[RL_HEADER_SIZE + RL_BACKUP_SIZE];
+    uint64_t request_id = ++cut->request_id;
+    rl_header_t header = codec_request_header (op, request_id, 1);
+    uint8_t body[RL_BACKUP_SIZE];
+    codec_encode_backup (rec, body);
+    codec_encode_frame (&header, body, sizeof body, frame);
+    bool done[RL_SHARDS_MAX] = {false};
+    for (size_t i = 0; i < cut->count; i++) {
+        cut->rcs[i] = zsock_send (cut->socks[i], "b", frame, sizeof frame) == 0
+                          ? RL_CLIENT_TIMEOUT
+                          : RL_CLIENT_ERR_SEND;
+        done[i] = cut->rcs[i] == RL_CLIENT_ERR_SEND;
+    }
+    int64_t deadline = zclock_mono () + timeout_ms;
+    zpoller_t *poller = zpoller_new (NULL);
+    for (size_t i = 0; poller && i < cut->count; i++) {
+        zpoller_add (poller, cut->socks[i]);
+    }
+    size_t open = 0;
+    for (size_t i = 0; i < cut->count; i++) {
+        open += !done[i];
+    }
+    while (poller && open > 0 && zclock_mono () < deadline) {
+        zsock_t *which = zpoller_wait (poller, (int) (deadline - zclock_mono ()));
+        if (!which) {
+            continue;
+        }
+        size_t i = 0;
+        while (i < cut->count && cut->socks[i] != which) {
+            i++;
+        }
+        zframe_t *reply = zframe_recv (which);
+        if (!reply || i == cut->count) {
+            zframe_destroy (&reply);
+            continue;
+        }
+        rl_header_t h;
+        const uint8_t *rbody = NULL;
+        size_t rsize = 0;
+        rl_status_t st = codec_parse_reply (zframe_data (reply), zframe_size (reply), &h, &rbody,
+                                            &rsize);
+        if (st == RL_STATUS_OK && h.request_id == request_id && h.operation == op && !done[i]) {
+            if (h.status != RL_STATUS_OK) {
+                cut->rcs[i] = (int) h.status;
+            } else if (rsize == RL_BACKUP_SIZE) {
+                codec_decode_backup (rbody, &cut->answers[i]);
+                cut->rcs[i] = cut->answers[i].result == RL_BACKUP_OK ? 0 : RL_CLIENT_ERR_REPLY;
+            } else {
+                cut->rcs[i] = RL_CLIENT_ERR_REPLY;
+            }
+            done[i] = true;
+            open--;
+        }
+        zframe_destroy (&reply);
+    }
+    zpoller_destroy (&poller);
+    size_t failed = 0;
+    for (size_t i = 0; i < cut->count; i++) {
+        failed += cut->rcs[i] != 0;
+    }
+    return failed;
+}
+
+//  What went wrong with shard i in the last round, in words.
+static const char *
+s_round_error (const s_cut_t *cut, size_t i, char *out, size_t size)
+{
+    int rc = cut->rcs[i];
+    if (rc == RL_CLIENT_ERR_REPLY && cut->answers[i].result != RL_BACKUP_OK) {
+        snprintf (out, size, "%s: %s", cut->names[i], cut->answers[i].message);
+    } else if (rc > 0) {
+        snprintf (out, size, "%s answered %s: %s", cut->names[i], rl_status_name ((uint32_t) rc),
+                  rl_status_hint ((uint32_t) rc));
+    } else if (rc == RL_CLIENT_TIMEOUT) {
+        snprintf (out, size, "%s: no answer in time", cut->names[i]);
+    } else {
+        snprintf (out, size, "%s: %s", cut->names[i], rl_client_strerror (rc));
+    }
+    return out;
+}
+
+static const char *
+s_first_error (const s_cut_t *cut, char *out, size_t size)
+{
+    for (size_t i = 0; i < cut->count; i++) {
+        if (cut->rcs[i] != 0) {
+            return s_round_error (cut, i, out, size);
+        }
+    }
+    snprintf (out, size, "?");
+    return out;
+}
+
+static void
+s_backup_table (const rlctl_ctx_t *ctx, const cJSON *tree)
+{
+    (void) ctx;
+    printf ("backup set %s in %s: %s, ring epoch %s, held %s us (max over shards)\n\n",
+            jsonkit_text (tree, "set"), jsonkit_text (tree, "dir"),
+            cJSON_IsTrue (jsonkit_get (tree, "cluster")) ? "cluster cut" : "one shard",
+            jsonkit_text (tree, "epoch"), jsonkit_text (tree, "held_us_max"));
+    printf ("%-12s %9s %10s %12s %10s %12s %12s %9s\n", "shard", "backup_id", "accounts",
+            "transfers", "cut_us", "bytes", "new_bytes", "copy_ms");
+    const cJSON *item;
+    cJSON_ArrayForEach (item, jsonkit_get (tree, "shards"))
+    {
+        printf ("%-12s %9s %10s %12s %10s %12s %12s %9s\n", jsonkit_text (item, "shard"),
+                jsonkit_text (item, "backup_id"), jsonkit_text (item, "accounts"),
+                jsonkit_text (item, "transfers"), jsonkit_text (item, "cut_us"),
+                jsonkit_text (item, "bytes"), jsonkit_text (item, "new_bytes"),
+                jsonkit_text (item, "copy_ms"));
+    }
+}
+
+//  Holds, cuts and releases; then waits for the copies. 0, or -1 with err.
+static int
+s_take (s_cut_t *cut, const char *dir, s_set_t *set, char *err, size_t err_size)
+{
+    rl_backup_rec_t rec = {.token = set->token, .hold_ms = RLCTL_BACKUP_HOLD_MS};
+    char why[512];
+    //  The connections are up before the hold: a status round trip each.
+    for (size_t i = 0; i < cut->count; i++) {
+        rl_status_rec_t status;
+        (void) status;
+        uint8_t frame[RL_HEADER_SIZE];
+        rl_header_t header = codec_request_header (RL_OP_STATUS, 0, 0);
+        codec_encode_frame (&header, NULL, 0, frame);
+        zsock_send (cut->socks[i], "b", frame, sizeof frame);
+        zsock_set_rcvtimeo (cut->socks[i], 5000);
+        zframe_t *reply = zframe_recv (cut->socks[i]);
+        if (!reply) {
+            snprintf (err, err_size,
+                      "%.200s does not answer status: is it running, and does the ring give its "
+                      "key (rlctl ring)?",
+                      cut->names[i]);
+            return -1;
+        }
+        zframe_destroy (&reply);
+    }
+    int round_ms = 5000;
+    if (s_round (cut, RL_OP_BACKUP_HOLD, &rec, round_ms) != 0) {
+        snprintf (err, err_size, "hold refused: %.200s", s_first_error (cut, why, sizeof why));
+        rec.hold_ms = 0;
+        s_round (cut, RL_OP_BACKUP_RELEASE, &rec, round_ms);
+        return -1;
+    }
+    rl_backup_rec_t cut_rec = {.token = set->token};
+    snprintf (cut_rec.dir, sizeof cut_rec.dir, "%s", dir);
+    size_t cut_failed = s_round (cut, RL_OP_BACKUP_CUT, &cut_rec, round_ms);
+    if (cut_failed) {
+        snprintf (err, err_size, "cut refused: %.200s", s_first_error (cut, why, sizeof why));
+    }
+    for (size_t i = 0; i < cut->count && !cut_failed; i++) {
+        set->shards[i].accounts = cut->answers[i].accounts;
+        set->shards[i].transfers = cut->answers[i].transfers;
+        set->shards[i].last_timestamp = cut->answers[i].last_timestamp;
+        set->shards[i].cut_us = cut->answers[i].cut_us;
+        set->epoch = cut->answers[i].epoch > set->epoch ? cut->answers[i].epoch : set->epoch;
+    }
+    rec.hold_ms = 0;
+    if (s_round (cut, RL_OP_BACKUP_RELEASE, &rec, round_ms) != 0 && !cut_failed) {
+        //  A hold that ended by itself before its release: the cut may not
+        //  be one instant for every shard.
+        snprintf (err, err_size, "release: %.200s (the hold passed its limit: no cut)",
+                  s_first_error (cut, why, sizeof why));
+        return -1;
+    }
+    if (cut_failed) {
+        return -1;
+    }
+    for (size_t i = 0; i < cut->count; i++) {
+        set->shards[i].held_us = cut->answers[i].held_us;
+    }
+    //  The copies run on the shards; a set file is written once all are done.
+    int64_t deadline = zclock_mono () + RLCTL_BACKUP_COPY_MS_MAX;
+    while (true) {
+        s_round (cut, RL_OP_BACKUP_STATUS, &rec, round_ms);
+        size_t copying = 0;
+        for (size_t i = 0; i < cut->count; i++) {
+            const rl_backup_rec_t *a = &cut->answers[i];
+            if (cut->rcs[i] != 0 || a->state == RL_BACKUP_FAILED) {
+                snprintf (err, err_size, "copy: %.200s",
+                          cut->rcs[i] != 0 ? s_round_error (cut, i, why, sizeof why) : a->message);
+                return -1;
+            }
+            copying += a->state == RL_BACKUP_COPYING;
+        }
+        if (copying == 0) {
+            break;
+        }
+        if (zclock_mono () > deadline) {
+            snprintf (err, err_size, "the copies did not end within %d ms",
+                      RLCTL_BACKUP_COPY_MS_MAX);
+            return -1;
+        }
+        zclock_sleep (RLCTL_BACKUP_POLL_MS);
+    }
+    for (size_t i = 0; i < cut->count; i++) {
+        const rl_backup_rec_t *a = &cut->answers[i];
+        set->shards[i].backup_id = a->backup_id;
+        set->shards[i].bytes = a->bytes;
+        set->shards[i].new_bytes = a->new_bytes;
+        set->shards[i].files = a->files;
+        set->shards[i].copy_ms = a->copy_ms;
+    }
+    return 0;
+}
+
+//  backup DIR --cluster | --name SHARD
+int
+rlctl_cmd_backup (rlctl_ctx_t *ctx)
+{
+    const char *dir = ctx->args[1];
+    const char *why = NULL;
+    bool cluster = ctx->given & RLCTL_O_CLUSTER;
+    if (cluster == !!(ctx->given & RLCTL_O_NAME)) {
+        return rlctl_usage_error ("%s", "backup DIR takes --cluster (every shard at one cut) or "
+                                        "--name SHARD (one shard), exactly one");
+    }
+    if (!s_path_ok (dir, true, &why)) {
+        return rlctl_usage_error ("bad backup directory: %s", why);
+    }
+    if (!s_is_dir (dir)) {
+        return s_fail (ctx, "backup", "the backup directory does not exist (make it first)");
+    }
+    rl_client_t *client = rlctl_client (ctx);
+    if (!client) {
+        return RLCTL_EXIT_FAILED;
+    }
+    ring_t *ring = NULL;
+    char err[2048];
+    int rc = rlctl_ring_get (client, ctx->timeout_ms, &ring, err, sizeof err);
+    rl_client_destroy (&client);
+    if (rc) {
+        return err[0] ? s_fail (ctx, "backup", err) : rlctl_call_failed (ctx, "backup", rc, false);
+    }
+    static s_set_t set;
+    static s_cut_t cut;
+    memset (&set, 0, sizeof set);
+    memset (&cut, 0, sizeof cut);
+    set.cluster = cluster;
+    for (size_t i = 0; i < ring_shard_count (ring); i++) {
+        if (!cluster && strcmp (ring_shard_name (ring, i), ctx->name) != 0) {
+            continue;
+        }
+        cut.names[cut.count] = ring_shard_name (ring, i);
+        cut.socks[cut.count] = zsock_new (ZMQ_DEALER);
+        if (!cut.socks[cut.count]
+            || rl_client_connect (cut.socks[cut.count], ring_shard_endpoint (ring, i)) != 0) {
+            snprintf (err, sizeof err, "cannot connect to %.200s", ring_shard_endpoint (ring, i));
+            rc = -1;
+        }
+        zsock_set_linger (cut.socks[cut.count], 0);
+        snprintf (set.shards[cut.count].name, sizeof set.shards[0].name, "%s",
+                  ring_shard_name (ring, i));
+        cut.count++;
+    }
+    set.shard_count = cut.count;
+    if (cut.count == 0) {
+        snprintf (err, sizeof err, "the ring has no shard named %.200s",
+                  ctx->name ? ctx->name : "");
+        rc = -1;
+    }
+    set.ring_size = ring_encoded_size (ring);
+    set.ring = malloc (set.ring_size);
+    if (rc == 0 && (!set.ring || ring_encode (ring, set.ring, set.ring_size) != set.ring_size)) {
+        snprintf (err, sizeof err, "out of memory");
+        rc = -1;
+    }
+    while (rc == 0 && set.token == 0) {
+        if (getrandom (&set.token, sizeof set.token, 0) != (ssize_t) sizeof set.token) {
+            set.token = (uint64_t) zclock_usecs () ^ ((uint64_t) getpid () << 40);
+        }
+    }
+    set.created_ns = (uint64_t) zclock_time () * 1000000ull;
+    if (rc == 0) {
+        rc = s_take (&cut, dir, &set, err, sizeof err);
+    }
+    if (rc == 0) {
+        rc = s_set_write (dir, &set, err, sizeof err);
+    }
+    for (size_t i = 0; i < cut.count; i++) {
+        zsock_destroy (&cut.socks[i]);
+    }
+    ring_destroy (&ring);
+    if (rc) {
+        free (set.ring);
+        return s_fail (ctx, "backup", err);
+    }
+    cJSON *tree = jsonkit_object ();
+    char number[16];
+    snprintf (number, sizeof number, "%06u", set.number);
+    jsonkit_add_string (tree, "set", number);
+    jsonkit_add_string (tree, "dir", dir);
+    jsonkit_add_bool (tree, "cluster", set.cluster);
+    jsonkit_add_u64 (tree, "epoch", set.epoch);
+    char token[20];
+    snprintf (token, sizeof token, "%016" PRIx64, set.token);
+    jsonkit_add_string (tree, "token", token);
+    uint64_t held_max = 0;
+    cJSON *list = jsonkit_add_array (tree, "shards");
+    for (size_t i = 0; i < set.shard_count; i++) {
+        const s_shard_t *s = &set.shards[i];
+        held_max = s->held_us > held_max ? s->held_us : held_max;
+        cJSON *item = jsonkit_add_object (list, NULL);
+        jsonkit_add_string (item, "shard", s->name);
+        jsonkit_add_u64 (item, "backup_id", s->backup_id);
+        jsonkit_add_u64 (item, "accounts", s->accounts);
+        jsonkit_add_u64 (item, "transfers", s->transfers);
+        jsonkit_add_u64 (item, "last_timestamp", s->last_timestamp);
+        jsonkit_add_u64 (item, "held_us", s->held_us);
+        jsonkit_add_u64 (item, "cut_us", s->cut_us);
+        jsonkit_add_u64 (item, "copy_ms", s->copy_ms);
+        jsonkit_add_u64 (item, "files", s->files);
+        jsonkit_add_u64 (item, "bytes", s->bytes);
+        jsonkit_add_u64 (item, "new_bytes", s->new_bytes);
+    }
+    jsonkit_add_u64 (tree, "held_us_max", held_max);
+    free (set.ring);
+    return rlctl_emit (ctx, &tree, s_backup_table, RLCTL_EXIT_OK);
+}
+
+//  Verify and restore (offline) ---------------------------------------------------
+
+//  Restores backup id of DIR/<name> into target (which must not exist).
+//  RocksDB checks every file's checksum as it copies. 0, or -1 with err.
+static int
+s_restore_one (const char *dir, const s_shard_t *s, const char *target, char *err, size_t err_size)
+{
+    char engine_dir[PATH_MAX];
+    snprintf (engine_dir, sizeof engine_dir, "%s/%s", dir, s->name);
+    if (!s_is_dir (engine_dir)) {
+        snprintf (err, err_size, "%.32s: no backup directory %.200s", s->name, engine_dir);
+        return -1;
+    }
+    char *e = NULL;
+    rocksdb_options_t *options = rocksdb_options_create ();
+    rocksdb_backup_engine_t *engine = rocksdb_backup_engine_open (options, engine_dir, &e);
+    if (!e) {
+        rocksdb_backup_engine_verify_backup (engine, s->backup_id, &e);
+    }
+    if (!e) {
+        rocksdb_restore_options_t *restore = rocksdb_restore_options_create ();
+        rocksdb_backup_engine_restore_db_from_backup (engine, target, target, restore, s->backup_id,
+                                                      &e);
+        rocksdb_restore_options_destroy (restore);
+    }
+    if (engine) {
+        rocksdb_backup_engine_close (engine);
+    }
+    rocksdb_options_destroy (options);
+    if (e) {
+        snprintf (err, err_size, "%.32s: backup %u: %.200s", s->name, s->backup_id, e);
+        rocksdb_free (e);
+        return -1;
+    }
+    return 0;
+}
+
+//  The set number of an optional positional argument (0: the last).
+static int
+s_set_number (const char *text, unsigned *number_p)
+{
+    uint64_t n = 0;
+    *number_p = 0;
+    if (!text) {
+        return 0;
+    }
+    if (rlctl_parse_u64 (text, &n) || n == 0 || n > RLCTL_SET_NUMBER_MAX) {
+        return rlctl_usage_error ("bad set number '%s': expected 1..999999", text);
+    }
+    *number_p = (unsigned) n;
+    return 0;
+}
+
+//  Restores every shard of the set into root/tmp_name/<shard>. 0, or -1.
+static int
+s_restore_all (const char *dir, const s_set_t *set, const char *work, cJSON *list, char *err,
+               size_t err_size)
+{
+    if (mkdir (work, 0700) != 0) {
+        snprintf (err, err_size, "cannot make %.200s: %.200s", work, strerror (errno));
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < set->shard_count; i++) {
+        const s_shard_t *s = &set->shards[i];
+        char target[PATH_MAX];
+        snprintf (target, sizeof target, "%s/%s", work, s->name);
+        char why[1024] = "";
+        int one = s_restore_one (dir, s, target, why, sizeof why);
+        cJSON *item = jsonkit_add_object (list, NULL);
+        jsonkit_add_string (item, "shard", s->name);
+        jsonkit_add_u64 (item, "backup_id", s->backup_id);
+        jsonkit_add_u64 (item, "accounts", s->accounts);
+        jsonkit_add_u64 (item, "transfers", s->transfers);
+        jsonkit_add_bool (item, "ok", one == 0);
+        jsonkit_add_string (item, "message", one == 0 ? "ok" : why);
+        if (one != 0 && rc == 0) {
+            snprintf (err, err_size, "%.200s", why);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+static void
+s_verify_table (const rlctl_ctx_t *ctx, const cJSON *tree)
+{
+    (void) ctx;
+    printf ("backup set %s in %s: %s\n\n", jsonkit_text (tree, "set"), jsonkit_text (tree, "dir"),
+            cJSON_IsTrue (jsonkit_get (tree, "ok")) ? "ok" : "DAMAGED");
+    printf ("%-12s %9s %10s %12s  %s\n", "shard", "backup_id", "accounts", "transfers", "result");
+    const cJSON *item;
+    cJSON_ArrayForEach (item, jsonkit_get (tree, "shards"))
+    {
+        printf ("%-12s %9s %10s %12s  %s\n", jsonkit_text (item, "shard"),
+                jsonkit_text (item, "backup_id"), jsonkit_text (item, "accounts"),
+                jsonkit_text (item, "transfers"), jsonkit_text (item, "message"));
+    }
+}
+
+//  verify-backup DIR [SET]
+int
+rlctl_cmd_verify_backup (rlctl_ctx_t *ctx)
+{
+    const char *dir = ctx->args[1];
+    const char *why = NULL;
+    unsigned number = 0;
+    int rc = s_set_number (ctx->arg_count > 2 ? ctx->args[2] : NULL, &number);
+    if (rc) {
+        return rc;
+    }
+    if (!s_path_ok (dir, false, &why)) {
+        return rlctl_usage_error ("bad backup directory: %s", why);
+    }
+    if (!s_is_dir (dir)) {
+        return s_fail (ctx, "verify-backup", "the backup directory does not exist");
+    }
+    static s_set_t set;
+    char err[2048];
+    if (s_set_read (dir, number, &set, err, sizeof err) != 0) {
+        return s_fail (ctx, "verify-backup", err);
+    }
+    char work[PATH_MAX];
+    snprintf (work, sizeof work, "%s/.verify-%d", dir, (int) getpid ());
+    (void) s_remove_tree (work);
+    cJSON *tree = jsonkit_object ();
+    char text[16];
+    snprintf (text, sizeof text, "%06u", set.number);
+    jsonkit_add_string (tree, "set", text);
+    jsonkit_add_string (tree, "dir", dir);
+    cJSON *list = jsonkit_add_array (tree, "shards");
+    rc = s_restore_all (dir, &set, work, list, err, sizeof err);
+    (void) s_remove_tree (work);
+    jsonkit_add_bool (tree, "ok", rc == 0);
+    free (set.ring);
+    if (rc) {
+        fprintf (stderr, "rlctl: verify-backup: %s\n", err);
+    }
+    return rlctl_emit (ctx, &tree, s_verify_table, rc ? RLCTL_EXIT_FAILED : RLCTL_EXIT_OK);
+}
+
+static bool
+s_dir_empty_or_missing (const char *path)
+{
+    struct stat st;
+    if (lstat (path, &st) != 0) {
+        return errno == ENOENT;
+    }
+    if (!S_ISDIR (st.st_mode)) {
+        return false;
+    }
+    DIR *d = opendir (path);
+    struct dirent *e;
+    bool empty = d != NULL;
+    while (d && (e = readdir (d))) {
+        if (strcmp (e->d_name, ".") && strcmp (e->d_name, "..")) {
+            empty = false;
+        }
+    }
+    if (d) {
+        closedir (d);
+    }
+    return empty;
+}
+
+//  restore DIR ROOT [SET]
+int
+rlctl_cmd_restore (rlctl_ctx_t *ctx)
+{
+    const char *dir = ctx->args[1], *root = ctx->args[2];
+    const char *why = NULL;
+    if (ctx->given & RLCTL_O_NAME) {
+        return s_fail (ctx, "restore",
+                       "a single shard is never restored into a running cluster: the other "
+                       "shards' two-phase state (prepared records, coordinator logs) would "
+                       "disagree with it. Restore the whole cluster from one set "
+                       "(docs/backup.md), or rebuild the shard from a standby");
+    }
+    unsigned number = 0;
+    int rc = s_set_number (ctx->arg_count > 3 ? ctx->args[3] : NULL, &number);
+    if (rc) {
+        return rc;
+    }
+    if (!s_path_ok (dir, false, &why)) {
+        return rlctl_usage_error ("bad backup directory: %s", why);
+    }
+    if (!s_path_ok (root, false, &why)) {
+        return rlctl_usage_error ("bad data root: %s", why);
+    }
+    if (!s_is_dir (dir)) {
+        return s_fail (ctx, "restore", "the backup directory does not exist");
+    }
+    if (!s_is_dir (root)) {
+        return s_fail (ctx, "restore", "the data root does not exist (make it first)");
+    }
+    static s_set_t set;
+    char err[2048];
+    if (s_set_read (dir, number, &set, err, sizeof err) != 0) {
+        return s_fail (ctx, "restore", err);
+    }
+    if (s_set_whole (&set, err, sizeof err) != 0) {
+        free (set.ring);
+        return s_fail (ctx, "restore", err);
+    }
+    for (size_t i = 0; i < set.shard_count; i++) {
+        char target[PATH_MAX + 64];
+        snprintf (target, sizeof target, "%s/%s", root, set.shards[i].name);
+        if (!s_dir_empty_or_missing (target)) {
+            snprintf (err, sizeof err,
+                      "%.200s exists and is not empty: restore writes only into fresh data "
+                      "directories (nothing was changed)",
+                      target);
+            free (set.ring);
+            return s_fail (ctx, "restore", err);
+        }
+    }
+    char work[PATH_MAX];
+    snprintf (work, sizeof work, "%s/.restore-%d", root, (int) getpid ());
+    (void) s_remove_tree (work);
+    cJSON *tree = jsonkit_object ();
+    char text[16];
+    snprintf (text, sizeof text, "%06u", set.number);
+    jsonkit_add_string (tree, "set", text);
+    jsonkit_add_string (tree, "dir", dir);
+    jsonkit_add_string (tree, "root", root);
+    jsonkit_add_u64 (tree, "epoch", set.epoch);
+    jsonkit_add_bool (tree, "ok", true);
+    cJSON *list = jsonkit_add_array (tree, "shards");
+    rc = s_restore_all (dir, &set, work, list, err, sizeof err);
+    for (size_t i = 0; rc == 0 && i < set.shard_count; i++) {
+        char from[PATH_MAX + 64], to[PATH_MAX + 64];
+        snprintf (from, sizeof from, "%s/%s", work, set.shards[i].name);
+        snprintf (to, sizeof to, "%s/%s", root, set.shards[i].name);
+        (void) rmdir (to); //  an empty directory gives way
+        if (rename (from, to) != 0) {
+            snprintf (err, sizeof err, "cannot move %.200s to %.200s: %.200s", from, to,
+                      strerror (errno));
+            rc = -1;
+        }
+    }
+    (void) s_remove_tree (work);
+    free (set.ring);
+    if (rc) {
+        cJSON_Delete (tree);
+        return s_fail (ctx, "restore", err);
+    }
+    return rlctl_emit (ctx, &tree, s_verify_table, RLCTL_EXIT_OK);
+}
