@@ -389,8 +389,10 @@ test_backup_restore (void **state)
     }
     atomic_store (&ctx->stop, true);
     pthread_join (ctx->thread, NULL);
+    char *printed = cJSON_PrintUnformatted (first);
     print_message ("backup under load: %zu transfers sent, %zu before the backup; %s\n",
-                   ctx->sent_count, mark, cJSON_PrintUnformatted (first));
+                   ctx->sent_count, mark, printed);
+    free (printed);
 
     //  Settle every answer on the source, then its conservation check.
     assert_true (tk_wait_quiet (ctx->clients, 2, TK_QUIET_TIMEOUT_MS));
