@@ -12,7 +12,8 @@
       check against a model of the transfers it holds; every transfer
       acknowledged before the backup began is there, every transfer there
       equals the source's (lookup), and each account's history there is the
-      source's history of the transfers the cut holds; each restored
+      source's history of the transfers the cut holds (a credit leg applied
+      after the cut is applied again, at a new timestamp); each restored
       coordinator started a new incarnation (another nonce);
     - a damaged table file in the backup is detected by verify-backup and
       refused by restore, which leaves the data root as it was.
@@ -499,8 +500,16 @@ test_backup_restore (void **state)
             if (t.timestamp == 0) {
                 continue; //  after the cut
             }
-            assert_true (j < count);
-            assert_memory_equal (&got[j], &history_src[k][i], sizeof got[j]);
+            //  The same record, but a credit leg decided before the cut and
+            //  applied after it is applied again by the restored cluster, at a
+            //  new timestamp of the credit shard: the timestamp may differ.
+            size_t at = 0;
+            while (at < count && !rl_id_eq (got[at].id, history_src[k][i].id)) {
+                at++;
+            }
+            assert_true (at < count);
+            assert_memory_equal (&got[at], &history_src[k][i], offsetof (rl_transfer_t, timestamp));
+            assert_int_equal (got[at].reserved, history_src[k][i].reserved);
             j++;
         }
         assert_int_equal (j, count);
