@@ -24,7 +24,8 @@
     LIMITS
     proc_wait sleeps PROC_POLL_MS_MIN doubling to PROC_POLL_MS_MAX between
     looks; proc_remove_tree holds at most PROC_TREE_FDS_MAX directories
-    open.
+    open, and one removal runs at a time in a process (nftw takes no
+    argument, so the first error is kept in a static, under a mutex).
 */
 #define _GNU_SOURCE //  execvpe, pipe2, nftw
 #include "proc.h"
@@ -35,6 +36,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -280,12 +282,14 @@ proc_remove_tree (const char *path)
     if (access (path, F_OK) != 0) {
         return errno == ENOENT ? 0 : -1;
     }
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock (&lock);
     s_tree_error = 0;
-    if (nftw (path, s_remove_entry, PROC_TREE_FDS_MAX, FTW_DEPTH | FTW_PHYS) != 0) {
-        return -1;
-    }
-    if (s_tree_error != 0) {
-        errno = s_tree_error;
+    int rc = nftw (path, s_remove_entry, PROC_TREE_FDS_MAX, FTW_DEPTH | FTW_PHYS);
+    int error = rc != 0 ? errno : s_tree_error;
+    pthread_mutex_unlock (&lock);
+    if (rc != 0 || error != 0) {
+        errno = error;
         return -1;
     }
     return 0;

@@ -49,7 +49,7 @@ int proc_free_port (void);
 
 //  Removes a directory tree without a shell; a missing one is fine. Goes on
 //  past an entry it cannot remove: 0, or -1 with the errno of the first
-//  failure. One call at a time in a process (nftw takes no argument).
+//  failure. Safe from several threads: calls run one at a time.
 int proc_remove_tree (const char *path);
 
 //  CLOCK_MONOTONIC in milliseconds.

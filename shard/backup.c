@@ -65,6 +65,7 @@
 #include "codec.h"
 #include "failpoint.h"
 #include "log.h"
+#include "proc.h"
 #include "rl_limits.h"
 #include "server_internal.h"
 
@@ -85,27 +86,6 @@ struct backup_t {
 };
 
 //  Paths -------------------------------------------------------------------
-
-static int
-s_remove_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st;
-    (void) flag;
-    (void) ftw;
-    return remove (path) == 0 || errno == ENOENT ? 0 : -1;
-}
-
-//  Removes a tree we own (the cut; a temporary file), depth first, links
-//  not followed. 0, or -1.
-static int
-s_remove_tree (const char *path)
-{
-    struct stat st;
-    if (lstat (path, &st) != 0) {
-        return errno == ENOENT ? 0 : -1;
-    }
-    return nftw (path, s_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 //  The bytes of the regular files under path (0 when it does not exist).
 static uint64_t s_tree_bytes_sum;
@@ -314,7 +294,7 @@ s_copy_main (void *arg)
     char message[RL_BACKUP_MESSAGE_SIZE] = "";
     uint64_t before = s_tree_bytes (self->target);
     int rc = s_copy (self->cut_dir, self->target, &out, message, sizeof message);
-    if (s_remove_tree (self->cut_dir) != 0) {
+    if (proc_remove_tree (self->cut_dir) != 0) {
         rl_warn ("backup: cannot remove the cut %s: %s", self->cut_dir, strerror (errno));
     }
     uint64_t after = s_tree_bytes (self->target);
@@ -372,7 +352,7 @@ backup_start (server_t *server)
         if (lstat (path, &st) != 0) {
             continue;
         }
-        if (s_remove_tree (path) != 0) {
+        if (proc_remove_tree (path) != 0) {
             rl_error ("cannot remove the cut %s left by a stop during a backup: %s", path,
                       strerror (errno));
             return -1;

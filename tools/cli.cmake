@@ -4,4 +4,4 @@ add_executable(rlctl ${CMAKE_CURRENT_LIST_DIR}/rlctl.c ${CMAKE_CURRENT_LIST_DIR}
                ${CMAKE_CURRENT_LIST_DIR}/rlctl_records.c ${CMAKE_CURRENT_LIST_DIR}/rlctl_cluster.c
                ${CMAKE_CURRENT_LIST_DIR}/rlctl_keys.c
                ${CMAKE_CURRENT_LIST_DIR}/rlctl_top.c ${CMAKE_CURRENT_LIST_DIR}/rlctl_backup.c)
-target_link_libraries(rlctl PRIVATE rljsonkit rlcommon rlring PkgConfig::ROCKSDB)
+target_link_libraries(rlctl PRIVATE rljsonkit rlcommon rlring rlproc PkgConfig::ROCKSDB)

@@ -43,11 +43,10 @@
     LIMITS: RL_SHARDS_MAX shards; a set file of at most RLCTL_SET_FILE_BYTES_MAX;
     RLCTL_BACKUP_HOLD_MS per hold; copies are waited for RLCTL_BACKUP_COPY_MS_MAX.
 */
-#define _XOPEN_SOURCE 700 //  nftw
+#define _XOPEN_SOURCE 700
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +60,7 @@
 #include <xxhash.h>
 
 #include "codec.h"
+#include "proc.h"
 #include "ring.h"
 #include "rl_limits.h"
 #include "rlctl.h"
@@ -149,25 +149,6 @@ s_is_dir (const char *path)
 {
     struct stat st;
     return stat (path, &st) == 0 && S_ISDIR (st.st_mode);
-}
-
-static int
-s_remove_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st;
-    (void) flag;
-    (void) ftw;
-    return remove (path) == 0 || errno == ENOENT ? 0 : -1;
-}
-
-static int
-s_remove_tree (const char *path)
-{
-    struct stat st;
-    if (lstat (path, &st) != 0) {
-        return errno == ENOENT ? 0 : -1;
-    }
-    return nftw (path, s_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 //  Fails with a message on stderr (and a JSON error with --json).
@@ -888,7 +869,7 @@ rlctl_cmd_verify_backup (rlctl_ctx_t *ctx)
     }
     char work[PATH_MAX];
     snprintf (work, sizeof work, "%s/.verify-%d", dir, (int) getpid ());
-    (void) s_remove_tree (work);
+    (void) proc_remove_tree (work);
     cJSON *tree = jsonkit_object ();
     char text[16];
     snprintf (text, sizeof text, "%06u", set.number);
@@ -896,7 +877,7 @@ rlctl_cmd_verify_backup (rlctl_ctx_t *ctx)
     jsonkit_add_string (tree, "dir", dir);
     cJSON *list = jsonkit_add_array (tree, "shards");
     rc = s_restore_all (dir, &set, work, list, err, sizeof err);
-    (void) s_remove_tree (work);
+    (void) proc_remove_tree (work);
     jsonkit_add_bool (tree, "ok", rc == 0);
     free (set.ring);
     if (rc) {
@@ -982,7 +963,7 @@ rlctl_cmd_restore (rlctl_ctx_t *ctx)
     }
     char work[PATH_MAX];
     snprintf (work, sizeof work, "%s/.restore-%d", root, (int) getpid ());
-    (void) s_remove_tree (work);
+    (void) proc_remove_tree (work);
     cJSON *tree = jsonkit_object ();
     char text[16];
     snprintf (text, sizeof text, "%06u", set.number);
@@ -1004,7 +985,7 @@ rlctl_cmd_restore (rlctl_ctx_t *ctx)
             rc = -1;
         }
     }
-    (void) s_remove_tree (work);
+    (void) proc_remove_tree (work);
     free (set.ring);
     if (rc) {
         cJSON_Delete (tree);
