@@ -6,8 +6,9 @@
     The cluster: shards s1..s3 serve ring R0 (epoch 1, security on); s4
     runs with R0 too (it is not named there, so it owns nothing); one
     router, started with R0, learns every newer ring from the shards. The
-    test process is the load: batches of transfers through the router
-    between random accounts (same-shard and cross-shard), each batch sent
+    test process is the load (test_rebalance_kit.h): batches of transfers
+    through the router, same-shard and cross-shard pairs, some accounts
+    with limit flags (so that burned failures happen), each batch sent
     again with the same ids while the outcome of a record is open; a
     record still open after the retries is sent again, with its id, in a
     later batch, until it is definite.
@@ -19,18 +20,20 @@
     left and fix finishes one, check finds a source left frozen by a killed
     apply and fix undoes it; abort undoes a step on both shards
     (migrate_abort) and apply runs it afresh. At the end: check is
-    clean, every id sent was applied exactly once (lookup through the
-    router, and the conservation check: balances equal the model, nothing
-    reserved, histories complete), and check finds a state file that
-    disagrees with the shards. Hostile state files and options are refused
+    clean, then the closing checks of every run (rbk_check_all): every id
+    applied exactly once with its original timestamp (lookup through the
+    router) and no failed one, a replay of every id answering its original
+    outcome, and the conservation check (balances equal the model, nothing
+    pending or reserved, histories complete); and check finds a state file
+    that disagrees with the shards. Hostile state files and options are refused
     with their exit code and change nothing. Then test_grow shrinks the
     cluster back to three shards the same way (removing s4: it leaves the
     ring at the handover of its last arc, once nothing two-phase is left on
     it), under load, with s2 killed (SIGKILL) and restarted in the middle,
-    with the same checks; before that, one arc goes back to the shard it
-    left in the grow (possible because the grow's cleanup deleted its
-    accounts there) and back again with the target's commit refused (a
-    failpoint of the tool), which rolls the step back.
+    with the same checks, whose quiet wait covers the removed s4 too; before that, one arc goes back
+   to the shard it left in the grow (possible because the grow's cleanup deleted its accounts there)
+   and back again with the target's commit refused (a failpoint of the tool), which rolls the step
+   back.
 */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -51,25 +54,18 @@
 #include "ring.h"
 #include "rl_rand.h"
 #include "routerkit.h"
+#include "test_rebalance_kit.h"
 #include "testkit.h"
 
 #define S_TAG           0x5245424cull //  "REBL"
 #define S_LEDGER        61
 #define S_ACCOUNTS      240
 #define S_SHARDS        4
-#define S_BATCH         24
 #define S_SENT_MAX      60000
 #define S_LOAD_PAUSE_MS 3     //  between two batches of the load
 #define S_TOOL_MAX_MS   40000 //  one run of the tool, under load
-#define S_SETTLE_MS     30000 //  open outcomes become definite within this
-#define S_CALL_MS       1500
-#define S_ENTRIES       "16" //  entries a chunk: several chunks an arc
+#define S_ENTRIES       "16"  //  entries a chunk: several chunks an arc
 #define S_STATE_X_SIZE  (1u << 20)
-
-typedef struct {
-    rl_transfer_t t;
-    bool ok;
-} s_sent_t;
 
 typedef struct {
     harness_t *h;
@@ -78,12 +74,7 @@ typedef struct {
     rl_client_t *client;
     char r0[512], r1[512], r2[512];
     char cert[512];
-    tk_model_t model;
-    s_sent_t *sent;
-    size_t sent_count;
-    size_t *open; //  indexes of sent records whose outcome is open
-    size_t open_count;
-    uint64_t rng;
+    rbk_load_t load;
     int64_t kill_at, restart_at; //  s2's SIGKILL and restart during a run (mono ms; 0: none)
     char kill_after[700];        //  a state file: kill once its step 1 is done ("": never)
 } s_ctx_t;
@@ -100,115 +91,18 @@ s_path (s_ctx_t *ctx, const char *name, char *out, size_t size)
 
 //  Load ----------------------------------------------------------------------
 
-//  One batch through the router: open records first (same ids), then new
-//  ones; what became definite goes into the model.
 static void
 s_load_once (s_ctx_t *ctx)
 {
-    rl_transfer_t batch[S_BATCH];
-    size_t index[S_BATCH];
-    size_t n = 0;
-    while (n < S_BATCH / 2 && ctx->open_count > 0) {
-        index[n] = ctx->open[--ctx->open_count];
-        batch[n] = ctx->sent[index[n]].t;
-        n++;
-    }
-    while (n < S_BATCH && ctx->sent_count < S_SENT_MAX) {
-        uint64_t debit = 1 + rl_rand_next (&ctx->rng) % S_ACCOUNTS;
-        uint64_t credit = 1 + rl_rand_next (&ctx->rng) % (S_ACCOUNTS - 1);
-        credit += credit >= debit;
-        s_sent_t *s = &ctx->sent[ctx->sent_count];
-        s->t = tk_transfer (tk_id (ctx->sent_count + 1, S_TAG + 1), tk_id (debit, S_TAG),
-                            tk_id (credit, S_TAG), 1 + rl_rand_next (&ctx->rng) % 9, S_LEDGER);
-        s->ok = false;
-        index[n] = ctx->sent_count++;
-        batch[n++] = s->t;
-    }
-    if (n == 0) {
-        return;
-    }
-    rl_result_rec_t results[S_BATCH];
-    int rc = rl_client_create_transfers_retry (ctx->client, batch, n, results, S_CALL_MS, 3);
-    if (rc != 0 && rc != RL_CLIENT_INCOMPLETE) {
-        fail_msg ("create_transfers through the router: %s", rl_client_strerror (rc));
-    }
-    for (size_t k = 0; k < n; k++) {
-        s_sent_t *s = &ctx->sent[index[k]];
-        uint32_t r = results[k].result;
-        if (r == RL_OK || r == RL_EXISTS) {
-            assert_false (s->ok);
-            s->ok = true;
-            tk_model_apply (&ctx->model, &s->t);
-        } else if (tk_result_is_business (r)) {
-            fail_msg ("transfer %zu: %s (no business failure can happen here)", index[k],
-                      rl_result_name (r));
-        } else {
-            ctx->open[ctx->open_count++] = index[k];
-        }
-    }
-}
-
-//  Until no outcome is open (bounded).
-static void
-s_settle (s_ctx_t *ctx)
-{
-    int64_t deadline = zclock_mono () + S_SETTLE_MS;
-    size_t cap = ctx->sent_count;
-    while (ctx->open_count > 0 && zclock_mono () < deadline) {
-        size_t keep = ctx->sent_count;
-        ctx->sent_count = S_SENT_MAX; //  no new transfers
-        s_load_once (ctx);
-        ctx->sent_count = keep;
-    }
-    assert_int_equal (ctx->open_count, 0);
-    assert_int_equal (cap, ctx->sent_count);
-}
-
-//  Exactly once: every id sent is found through the router, with its amount.
-static void
-s_check_exactly_once (s_ctx_t *ctx)
-{
-    static rl_id_t ids[RL_BATCH_RECORDS_MAX];
-    static rl_transfer_t found[RL_BATCH_RECORDS_MAX];
-    for (size_t base = 0; base < ctx->sent_count; base += RL_BATCH_RECORDS_MAX) {
-        size_t n = ctx->sent_count - base < RL_BATCH_RECORDS_MAX ? ctx->sent_count - base
-                                                                 : RL_BATCH_RECORDS_MAX;
-        for (size_t i = 0; i < n; i++) {
-            ids[i] = ctx->sent[base + i].t.id;
-        }
-        assert_int_equal (rl_client_lookup_transfers (ctx->client, ids, n, found, TK_TIMEOUT_MS),
-                          0);
-        for (size_t i = 0; i < n; i++) {
-            assert_true (ctx->sent[base + i].ok);
-            if (found[i].timestamp == 0 || found[i].amount != ctx->sent[base + i].t.amount) {
-                fail_msg ("transfer %zu not found as sent", base + i);
-            }
-        }
-    }
+    rbk_load_once (&ctx->load);
 }
 
 //  The tool -------------------------------------------------------------------
 
-//  Spawns rebalance with args (NULL-terminated) and failpoints (or NULL).
 static pid_t
 s_tool_spawn (s_ctx_t *ctx, const char *failpoints, const char *const *args)
 {
-    char path[1024];
-    snprintf (path, sizeof path, "%s/tools/rebalance", harness_bin_dir ());
-    char *argv[32];
-    size_t n = 0;
-    argv[n++] = path;
-    for (size_t i = 0; args[i]; i++) {
-        assert_true (n < 30);
-        argv[n++] = (char *) args[i];
-    }
-    argv[n] = NULL;
-    char env_fp[512];
-    snprintf (env_fp, sizeof env_fp, "RL_FAILPOINTS=%s", failpoints ? failpoints : "");
-    char *env[] = {env_fp, NULL};
-    pid_t pid = harness_spawn (ctx->h, "rebalance", argv, env);
-    assert_true (pid > 0);
-    return pid;
+    return rbk_tool_spawn (ctx->h, failpoints, args);
 }
 
 //  Waits for the tool, with the load running meanwhile when `load`; its
@@ -301,15 +195,10 @@ s_setup (void **state)
 {
     s_ctx_t *ctx = calloc (1, sizeof (s_ctx_t));
     assert_non_null (ctx);
-    ctx->sent = calloc (S_SENT_MAX, sizeof (s_sent_t));
-    ctx->open = calloc (S_SENT_MAX, sizeof (size_t));
-    assert_true (ctx->sent && ctx->open);
     ctx->h = harness_new ("test_rebalance");
     assert_non_null (ctx->h);
     const char *keys = tk_keys_dir (ctx->h);
     snprintf (ctx->cert, sizeof ctx->cert, "%s/private/tester.key_secret", keys);
-    ctx->rng = 0x5eed;
-    tk_model_init (&ctx->model, S_TAG, S_ACCOUNTS);
     ring_t *ring = ring_new (1);
     assert_non_null (ring);
     const char *names[S_SHARDS] = {"s1", "s2", "s3", "s4"};
@@ -342,17 +231,9 @@ s_setup (void **state)
     assert_true (rk_router_start (ctx->h, &ctx->router) > 0);
     ctx->client = rl_client_new (ctx->router.endpoint);
     assert_non_null (ctx->client);
-    rl_account_t accounts[S_ACCOUNTS];
-    rl_result_rec_t results[S_ACCOUNTS];
-    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
-        accounts[n - 1] = tk_account (n, S_TAG, S_LEDGER, 0);
-    }
-    assert_int_equal (rl_client_create_accounts_retry (ctx->client, accounts, S_ACCOUNTS, results,
-                                                       TK_TIMEOUT_MS, 5),
-                      0);
-    for (size_t i = 0; i < S_ACCOUNTS; i++) {
-        assert_int_equal (results[i].result, RL_OK);
-    }
+    rbk_load_init (&ctx->load, ctx->client, S_TAG, S_LEDGER, S_ACCOUNTS, S_SENT_MAX, 0x5eed);
+    rbk_create_accounts (&ctx->load);
+    rbk_load_ring_file (&ctx->load, ctx->r0);
     *state = ctx;
     return 0;
 }
@@ -371,8 +252,7 @@ s_teardown (void **state)
         }
     }
     harness_destroy (&ctx->h);
-    free (ctx->sent);
-    free (ctx->open);
+    rbk_load_destroy (&ctx->load);
     free (ctx);
     return 0;
 }
@@ -637,11 +517,9 @@ test_grow (void **state)
     }
     fprintf (stderr, "grow: %zu crashes and the last run in %.1f s, %zu transfers sent\n",
              sizeof s_crashes / sizeof s_crashes[0], (double) (zclock_mono () - t0) / 1000.0,
-             ctx->sent_count);
+             ctx->load.count);
     assert_int_equal (s_cmd (ctx, "check", dir, NULL), 0);
-    s_settle (ctx);
-    s_check_exactly_once (ctx);
-    tk_check_conservation (ctx->client, &ctx->model, 100);
+    rbk_check_all (&ctx->load, "grow", NULL, 0, 100);
     s_check_finds_lag (ctx, dir);
     //  A change planned from a ring the cluster no longer serves moves nothing.
     char stale[600];
@@ -667,6 +545,7 @@ test_grow (void **state)
     s_path (ctx, "back.ring", back_ring, sizeof back_ring);
     s_path (ctx, "back", back_dir, sizeof back_dir);
     s_move_back_ring (ctx, grown_ring, back_ring);
+    rbk_load_ring_file (&ctx->load, grown_ring); //  pairs by the ring the cluster serves now
     const char *back_args[] = {
         "apply",  grown_ring, back_ring,   "--state", back_dir,
         "--cert", ctx->cert,  "--entries", S_ENTRIES, "--heuristics-reconciled",
@@ -751,11 +630,10 @@ test_grow (void **state)
         fail_msg ("shrink: exit %d", rc);
     }
     fprintf (stderr, "shrink: %.1f s, %zu transfers sent in all\n",
-             (double) (zclock_mono () - t0) / 1000.0, ctx->sent_count);
+             (double) (zclock_mono () - t0) / 1000.0, ctx->load.count);
     assert_int_equal (s_cmd (ctx, "check", dir2, NULL), 0);
-    s_settle (ctx);
-    s_check_exactly_once (ctx);
-    tk_check_conservation (ctx->client, &ctx->model, 200);
+    const char *removed[] = {ctx->shards[3].endpoint};
+    rbk_check_all (&ctx->load, "shrink", removed, 1, 200);
     //  s4 is out of the ring the others serve.
     uint8_t *blob = NULL;
     size_t size = 0;

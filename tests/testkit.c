@@ -502,9 +502,26 @@ tk_wait_cluster_quiet (rl_client_t *client, int timeout_ms)
     return quiet;
 }
 
+static void s_check_conservation (tk_client_for_fn *client_for, void *ctx, const tk_model_t *model,
+                                  uint64_t ok_min, const char *const *also, size_t also_count);
+
+void
+tk_check_conservation_also (rl_client_t *client, const tk_model_t *model, uint64_t ok_min,
+                            const char *const *also, size_t also_count)
+{
+    s_check_conservation (s_single, client, model, ok_min, also, also_count);
+}
+
 void
 tk_check_conservation_by (tk_client_for_fn *client_for, void *ctx, const tk_model_t *model,
                           uint64_t ok_min)
+{
+    s_check_conservation (client_for, ctx, model, ok_min, NULL, 0);
+}
+
+static void
+s_check_conservation (tk_client_for_fn *client_for, void *ctx, const tk_model_t *model,
+                      uint64_t ok_min, const char *const *also, size_t also_count)
 {
     assert_true (ok_min > 0);
     assert_true (model->ok >= ok_min);
@@ -525,6 +542,10 @@ tk_check_conservation_by (tk_client_for_fn *client_for, void *ctx, const tk_mode
     size_t shards = ring_shard_count (ring);
     for (size_t i = 0; i < shards; i++) {
         endpoints[i] = ring_shard_endpoint (ring, i);
+    }
+    for (size_t i = 0; i < also_count; i++) {
+        assert_true (shards < RL_SHARDS_MAX);
+        endpoints[shards++] = also[i];
     }
     //  One ledger per test model: the check sums per ledger the accounts report.
     rl_check_t *check = rl_check_new (model->count);

@@ -110,6 +110,12 @@ typedef rl_client_t *(tk_client_for_fn) (void *ctx, rl_id_t account_id);
 void tk_check_conservation_by (tk_client_for_fn *client_for, void *ctx, const tk_model_t *model,
                                uint64_t ok_min);
 
+//  The same, with the quiet wait (step 1) also covering `also` (endpoints
+//  of shards the cluster's ring no longer names, such as a shard a
+//  rebalance removed: a two-phase entry left there must end too).
+void tk_check_conservation_also (rl_client_t *client, const tk_model_t *model, uint64_t ok_min,
+                                 const char *const *also, size_t also_count);
+
 //  Waits (bounded) until no shard has live attempts, undelivered decisions
 //  or prepared records. False on timeout.
 bool tk_wait_quiet (rl_client_t **shards, size_t count, int timeout_ms);

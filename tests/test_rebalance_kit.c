@@ -1,0 +1,303 @@
+/*  test_rebalance_kit.c: see test_rebalance_kit.h. */
+#include "test_rebalance_kit.h"
+
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "codec.h"
+#include "rl_rand.h"
+
+uint16_t
+rbk_account_flags (uint64_t n)
+{
+    if (n % 5 == 0) {
+        return RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS;
+    }
+    return n % 7 == 0 ? RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS : 0;
+}
+
+void
+rbk_load_init (rbk_load_t *self, rl_client_t *client, uint64_t tag, uint32_t ledger,
+               size_t accounts, size_t max, uint64_t seed)
+{
+    assert_true (accounts >= 4 && accounts <= TK_ACCOUNTS_MAX);
+    memset (self, 0, sizeof (*self));
+    self->client = client;
+    self->tag = tag;
+    self->ledger = ledger;
+    self->accounts = accounts;
+    self->max = max;
+    self->rng = seed;
+    self->call_ms = RBK_CALL_MS;
+    self->attempts = RBK_ATTEMPTS;
+    self->sent = calloc (max, sizeof (rbk_sent_t));
+    self->open = calloc (max, sizeof (size_t));
+    assert_true (self->sent && self->open);
+    tk_model_init (&self->model, tag, accounts);
+}
+
+void
+rbk_load_destroy (rbk_load_t *self)
+{
+    free (self->sent);
+    free (self->open);
+    self->sent = NULL;
+    self->open = NULL;
+}
+
+void
+rbk_create_accounts (rbk_load_t *self)
+{
+    rl_account_t accounts[TK_ACCOUNTS_MAX];
+    static rl_result_rec_t results[TK_ACCOUNTS_MAX];
+    for (size_t base = 0; base < self->accounts; base += RL_BATCH_RECORDS_MAX) {
+        size_t n = self->accounts - base < RL_BATCH_RECORDS_MAX ? self->accounts - base
+                                                                : RL_BATCH_RECORDS_MAX;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t k = base + i + 1;
+            accounts[i] = tk_account (k, self->tag, self->ledger, rbk_account_flags (k));
+        }
+        assert_int_equal (
+            rl_client_create_accounts_retry (self->client, accounts, n, results, TK_TIMEOUT_MS, 5),
+            0);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal (results[i].result, RL_OK);
+        }
+    }
+}
+
+void
+rbk_load_ring (rbk_load_t *self, const ring_t *ring)
+{
+    for (uint64_t n = 1; n <= self->accounts; n++) {
+        uint8_t bytes[RL_ID_SIZE];
+        codec_encode_id (tk_id (n, self->tag), bytes);
+        self->owner[n] = ring_lookup_id (ring, bytes);
+        assert_true (self->owner[n] >= 0);
+    }
+}
+
+void
+rbk_load_ring_file (rbk_load_t *self, const char *path)
+{
+    char err[256];
+    ring_t *ring = ring_load_file (path, err, sizeof err);
+    if (!ring) {
+        fail_msg ("%s: %s", path, err);
+    }
+    rbk_load_ring (self, ring);
+    ring_destroy (&ring);
+}
+
+//  A credit account for `debit`: on its shard or on another one (by the
+//  pairing ring); any other account when there is none such.
+static uint64_t
+s_partner (rbk_load_t *self, uint64_t debit, bool same)
+{
+    uint64_t start = 1 + rl_rand_next (&self->rng) % self->accounts;
+    for (size_t k = 0; k < self->accounts; k++) {
+        uint64_t c = 1 + (start - 1 + k) % self->accounts;
+        if (c != debit && (self->owner[c] == self->owner[debit]) == same) {
+            return c;
+        }
+    }
+    return debit % self->accounts + 1;
+}
+
+//  Takes in the answers to a batch.
+static void
+s_answered (rbk_load_t *self, const size_t *index, const rl_result_rec_t *results, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        rbk_sent_t *s = &self->sent[index[k]];
+        uint32_t r = results[k].result;
+        assert_int_equal (s->result, RBK_OPEN);
+        if (r == RL_OK || r == RL_EXISTS) {
+            if (results[k].timestamp == 0) {
+                fail_msg ("transfer %zu: %s without a timestamp", index[k], rl_result_name (r));
+            }
+            s->result = RL_OK;
+            s->timestamp = results[k].timestamp;
+            tk_model_apply (&self->model, &s->t);
+        } else if (r == RL_EXCEEDS_CREDITS || r == RL_EXCEEDS_DEBITS) {
+            s->result = r; //  a limit flag: burned, a retry must get it again
+            self->failed++;
+        } else if (tk_result_is_business (r)) {
+            fail_msg ("transfer %zu: %s (only the limit failures can happen here)", index[k],
+                      rl_result_name (r));
+        } else {
+            self->open[self->open_count++] = index[k];
+        }
+    }
+}
+
+void
+rbk_load_once (rbk_load_t *self)
+{
+    rl_transfer_t batch[RBK_BATCH];
+    size_t index[RBK_BATCH];
+    size_t n = 0;
+    while (n < RBK_BATCH / 2 && self->open_count > 0) {
+        index[n] = self->open[--self->open_count];
+        batch[n] = self->sent[index[n]].t;
+        self->resent++;
+        n++;
+    }
+    while (n < RBK_BATCH && self->count < self->max) {
+        uint64_t debit = 1 + rl_rand_next (&self->rng) % self->accounts;
+        bool same = rl_rand_next (&self->rng) % 2 == 0;
+        uint64_t credit = s_partner (self, debit, same);
+        if (self->owner[credit] == self->owner[debit]) {
+            self->same_shard++;
+        } else {
+            self->cross_shard++;
+        }
+        rbk_sent_t *s = &self->sent[self->count];
+        s->t = tk_transfer (tk_id (self->count + 1, self->tag + 1), tk_id (debit, self->tag),
+                            tk_id (credit, self->tag), 1 + rl_rand_next (&self->rng) % 9,
+                            self->ledger);
+        s->result = RBK_OPEN;
+        index[n] = self->count++;
+        batch[n++] = s->t;
+    }
+    if (n == 0) {
+        return;
+    }
+    rl_result_rec_t results[RBK_BATCH];
+    int rc = rl_client_create_transfers_retry (self->client, batch, n, results, self->call_ms,
+                                               self->attempts);
+    if (rc != 0 && rc != RL_CLIENT_INCOMPLETE) {
+        fail_msg ("create_transfers through the router: %s", rl_client_strerror (rc));
+    }
+    s_answered (self, index, results, n);
+}
+
+void
+rbk_settle (rbk_load_t *self)
+{
+    int64_t deadline = zclock_mono () + RBK_SETTLE_MS;
+    size_t keep = self->max;
+    self->max = self->count; //  no new transfers
+    while (self->open_count > 0 && zclock_mono () < deadline) {
+        rbk_load_once (self);
+    }
+    self->max = keep;
+    if (self->open_count > 0) {
+        fail_msg ("%zu outcomes still open after %d ms", self->open_count, RBK_SETTLE_MS);
+    }
+}
+
+//  Exactly once: every applied id is found with its fields and its
+//  original timestamp, no failed one is.
+static void
+s_check_lookup (rbk_load_t *self)
+{
+    static rl_id_t ids[RL_BATCH_RECORDS_MAX];
+    static rl_transfer_t found[RL_BATCH_RECORDS_MAX];
+    for (size_t base = 0; base < self->count; base += RL_BATCH_RECORDS_MAX) {
+        size_t n = self->count - base < RL_BATCH_RECORDS_MAX ? self->count - base
+                                                             : RL_BATCH_RECORDS_MAX;
+        for (size_t i = 0; i < n; i++) {
+            ids[i] = self->sent[base + i].t.id;
+        }
+        assert_int_equal (rl_client_lookup_transfers (self->client, ids, n, found, TK_TIMEOUT_MS),
+                          0);
+        for (size_t i = 0; i < n; i++) {
+            const rbk_sent_t *s = &self->sent[base + i];
+            const rl_transfer_t *f = &found[i];
+            if (s->result != RL_OK) {
+                if (f->timestamp != 0) {
+                    fail_msg ("transfer %zu failed (%s) but is found", base + i,
+                              rl_result_name (s->result));
+                }
+                continue;
+            }
+            if (f->timestamp != s->timestamp || f->amount != s->t.amount
+                || f->debit_account_id.lo != s->t.debit_account_id.lo
+                || f->credit_account_id.lo != s->t.credit_account_id.lo) {
+                fail_msg ("transfer %zu: found ts %" PRIu64 " amount %" PRIu64
+                          ", applied at ts %" PRIu64 " amount %" PRIu64,
+                          base + i, f->timestamp, f->amount, s->timestamp, s->t.amount);
+            }
+        }
+    }
+}
+
+//  Every id sent again: its original outcome, nothing applied.
+static void
+s_check_replay (rbk_load_t *self)
+{
+    rl_transfer_t batch[RBK_REPLAY_MAX];
+    rl_result_rec_t results[RBK_REPLAY_MAX];
+    for (size_t base = 0; base < self->count; base += RBK_REPLAY_MAX) {
+        size_t n = self->count - base < RBK_REPLAY_MAX ? self->count - base : RBK_REPLAY_MAX;
+        for (size_t i = 0; i < n; i++) {
+            batch[i] = self->sent[base + i].t;
+        }
+        int rc = rl_client_create_transfers_retry (self->client, batch, n, results, TK_TIMEOUT_MS,
+                                                   5);
+        if (rc != 0) {
+            fail_msg ("replay of transfers %zu..%zu: %s", base, base + n - 1,
+                      rl_client_strerror (rc));
+        }
+        for (size_t i = 0; i < n; i++) {
+            const rbk_sent_t *s = &self->sent[base + i];
+            uint32_t want = s->result == RL_OK ? RL_EXISTS : s->result;
+            uint64_t want_ts = s->result == RL_OK ? s->timestamp : 0;
+            bool ts_ok = s->result != RL_OK || results[i].timestamp == want_ts;
+            if (results[i].result != want || !ts_ok) {
+                fail_msg ("replay of transfer %zu: %s at ts %" PRIu64 ", want %s at ts %" PRIu64,
+                          base + i, rl_result_name (results[i].result), results[i].timestamp,
+                          rl_result_name (want), want_ts);
+            }
+        }
+    }
+}
+
+void
+rbk_check_all (rbk_load_t *self, const char *name, const char *const *removed, size_t removed_count,
+               uint64_t ok_min)
+{
+    rbk_settle (self);
+    //  The mix the issue asks for happened.
+    assert_true (self->same_shard > 0 && self->cross_shard > 0);
+    assert_true (self->failed > 0);
+    s_check_lookup (self);
+    s_check_replay (self);
+    //  The replay applied nothing: the balances still equal the model.
+    tk_check_conservation_also (self->client, &self->model, ok_min, removed, removed_count);
+    fprintf (stderr,
+             "%s: %zu transfers (%" PRIu64 " same-shard, %" PRIu64 " cross-shard), %" PRIu64
+             " applied, %" PRIu64 " limit failures, %" PRIu64
+             " resent while open; exactly once, replayed, conserved\n",
+             name, self->count, self->same_shard, self->cross_shard, self->model.ok, self->failed,
+             self->resent);
+}
+
+pid_t
+rbk_tool_spawn (harness_t *h, const char *failpoints, const char *const *args)
+{
+    char path[1024];
+    snprintf (path, sizeof path, "%s/tools/rebalance", harness_bin_dir ());
+    char *argv[32];
+    size_t n = 0;
+    argv[n++] = path;
+    for (size_t i = 0; args[i]; i++) {
+        assert_true (n < 30);
+        argv[n++] = (char *) args[i];
+    }
+    argv[n] = NULL;
+    char env_fp[512];
+    snprintf (env_fp, sizeof env_fp, "RL_FAILPOINTS=%s", failpoints ? failpoints : "");
+    char *env[] = {env_fp, NULL};
+    pid_t pid = harness_spawn (h, "rebalance", argv, env);
+    assert_true (pid > 0);
+    return pid;
+}

@@ -1,0 +1,100 @@
+/*  test_rebalance_kit.h: the load and the closing checks of the tests
+    that change the ring of a running cluster (test_rebalance.c,
+    test_rebalance_load.c; docs/rebalance.md, docs/testing.md).
+
+    The load is the test process itself, through one router: batches of
+    transfers between accounts 1..count of one tag, half of them between
+    two accounts on the same shard and half across shards (by the ring
+    given with rbk_load_ring, the one the change starts from), some of
+    whose accounts carry limit flags (rbk_account_flags) so that business
+    failures (exceeds_credits, exceeds_debits) happen and are burned.
+    Every record keeps its first definite outcome: ok (or exists: an
+    earlier attempt applied it) with its timestamp, or the business
+    failure. A record whose outcome is open (a timeout, outcome_unknown,
+    frozen past the client's deadline, a killed router) is sent again,
+    with the same id and fields, in a later batch until it is definite:
+    retries of unknown outcomes with the same ids.
+
+    rbk_check_all ends every run: the open outcomes settled; exactly once
+    over every id (lookup_transfers finds every applied id with its fields
+    and original timestamp, and no failed one); a replay of every id
+    answers its original outcome (exists with the original timestamp, or
+    the same failure) and changes nothing; and the conservation check of
+    invariant 1 in its strong sense (tk_check_conservation_also: the quiet
+    wait covers the shards the change removed too; every balance equals
+    the model, nothing pending or reserved, histories complete).
+*/
+#ifndef RL_TEST_REBALANCE_KIT_H
+#define RL_TEST_REBALANCE_KIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ring.h"
+#include "testkit.h"
+
+#define RBK_OPEN       UINT32_MAX //  outcome not known yet
+#define RBK_BATCH      24         //  records a batch (half of them may be open ones resent)
+#define RBK_CALL_MS    1500       //  one attempt of a batch through the router
+#define RBK_ATTEMPTS   3          //  attempts of a batch before its open records wait
+#define RBK_SETTLE_MS  30000      //  open outcomes become definite within this
+#define RBK_REPLAY_MAX 128        //  ids a replay call
+
+typedef struct {
+    rl_transfer_t t;
+    uint32_t result;    //  RL_OK (ok or exists), a business failure, or RBK_OPEN
+    uint64_t timestamp; //  of the applied record (RL_OK)
+} rbk_sent_t;
+
+typedef struct {
+    rl_client_t *client; //  through the router (not owned)
+    uint64_t tag;
+    uint32_t ledger;
+    size_t accounts; //  accounts 1..accounts
+    tk_model_t model;
+    rbk_sent_t *sent;
+    size_t count, max;
+    size_t *open; //  indexes of the sent records whose outcome is open
+    size_t open_count;
+    uint64_t rng;
+    int call_ms;  //  one attempt of a batch (RBK_CALL_MS unless set)
+    int attempts; //  attempts of a batch before its open records wait (RBK_ATTEMPTS)
+    int owner[TK_ACCOUNTS_MAX + 1]; //  shard index of each account in the pairing ring
+    //  What the load did, for the report and the assertions of the mix.
+    uint64_t same_shard, cross_shard; //  new records by pair
+    uint64_t failed;                  //  records whose outcome is a business failure
+    uint64_t resent;                  //  records sent again while open
+} rbk_load_t;
+
+//  Account n's flags: every fifth may not be debited beyond its credits,
+//  every seventh (not fifth) not credited beyond its debits, the rest free.
+uint16_t rbk_account_flags (uint64_t n);
+
+//  A load of at most `max` records over accounts 1..accounts (<=
+//  TK_ACCOUNTS_MAX) of `tag` on `ledger`, through `client`.
+void rbk_load_init (rbk_load_t *self, rl_client_t *client, uint64_t tag, uint32_t ledger,
+                    size_t accounts, size_t max, uint64_t seed);
+void rbk_load_destroy (rbk_load_t *self);
+//  Creates accounts 1..accounts with their flags; each must be ok.
+void rbk_create_accounts (rbk_load_t *self);
+//  The ring the same-shard / cross-shard pairing follows.
+void rbk_load_ring (rbk_load_t *self, const ring_t *ring);
+void rbk_load_ring_file (rbk_load_t *self, const char *path);
+//  One batch: open records first (same ids), then new ones.
+void rbk_load_once (rbk_load_t *self);
+//  Sends the open records again until none is open (bounded: fails).
+void rbk_settle (rbk_load_t *self);
+//  The closing checks above (settles first). `removed`: endpoints of the
+//  shards the change removed (their two-phase state must be quiet too).
+//  `name` goes into the report line.
+void rbk_check_all (rbk_load_t *self, const char *name, const char *const *removed,
+                    size_t removed_count, uint64_t ok_min);
+
+//  Spawns tools/rebalance with args (NULL-terminated, without the program)
+//  and RL_FAILPOINTS=failpoints (NULL: none), its log named "rebalance"
+//  in the harness. Its pid (asserted).
+pid_t rbk_tool_spawn (harness_t *h, const char *failpoints, const char *const *args);
+
+#endif
