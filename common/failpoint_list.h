@@ -15,6 +15,9 @@ RL_FP_X (SHARD_AFTER_REPLY, "shard.after_reply", "shard: replies of a group comm
 RL_FP_X (SHARD_SEND_BEFORE_SYNC, "shard.send_before_sync",
          "test only: shard sends a turn's messages before its group commit (the sent-before-synced "
          "assertion must stop it)")
+RL_FP_X (SHARD_SYNC_IN_FLIGHT, "shard.sync_in_flight",
+         "shard: a group commit's sync begun on its thread, before the WAL sync; the loop reads, "
+         "applies and writes later turns meanwhile, their replies held")
 RL_FP_X (STORE_INGEST_STAGED, "store.ingest.staged",
          "checkpoint: an index SST written under its staged name, before it is ingested")
 RL_FP_X (STORE_INGEST_DONE, "store.ingest.done",

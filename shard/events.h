@@ -40,8 +40,8 @@ int events_start (server_t *self);
 void events_stop (server_t *self);
 //  events_read: the reply (NULL: out of memory), taking envelope.
 zmsg_t *events_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body);
-//  After a group commit is synced (or a turn wrote nothing): the durable
-//  head may have moved; announces it.
-void events_synced (server_t *self);
+//  After a group commit is synced (or a turn wrote nothing): head, the last
+//  timestamp every synced write covers, may have moved; announces it.
+void events_synced (server_t *self, uint64_t head);
 
 #endif

@@ -5,10 +5,16 @@
     participant; they push messages here; the server drains the queue after
     each call and sends each message only once the group commit named by
     its needs_seq is synced. See outq.c for the invariants.
+
+    The group commit is pipelined (server.c): a turn WRITES its batch and
+    goes on; a thread of its own syncs what was written, so a batch moves
+    from built (batch_seq) to written (written_seq) to synced (synced_seq),
+    and several may be written and not yet synced.
 */
 #ifndef RL_OUTQ_H
 #define RL_OUTQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,10 +63,28 @@ void outq_clear (outq_t *self);
 
 //  The group commit being built: stamp a write made now with this.
 uint64_t outq_batch_seq (const outq_t *self);
+//  The last group commit written (durable or not yet).
+uint64_t outq_written_seq (const outq_t *self);
 //  The last group commit made durable.
 uint64_t outq_synced_seq (const outq_t *self);
-//  The batch being built is durable (or was empty): synced = batch, and
-//  the next batch begins.
+//  The batch being built is written and synced at once (nothing written
+//  before it waits for a sync): synced = written = batch, and the next
+//  batch begins.
 void outq_batch_synced (outq_t *self);
+//  The batch being built is written, not synced: the next batch begins.
+//  needs_sync: it holds a write that a message may depend on (false: it is
+//  empty, or its writes need no sync, docs/two-phase.md "Writes without a
+//  sync"). Such a batch counts as synced as soon as every batch before it
+//  that needs a sync is.
+void outq_batch_written (outq_t *self, bool needs_sync);
+//  Is a written batch waiting for a sync?
+bool outq_sync_due (const outq_t *self);
+//  A sync that began once `seq` was written has ended: every batch up to
+//  seq is durable (and the later ones too if none of them needs a sync).
+void outq_synced_to (outq_t *self, uint64_t seq);
+//  The group commit a message reporting on memory as it is now needs: its
+//  own needs_seq, or the last batch written if later (a state written by
+//  an earlier turn may not be synced yet).
+uint64_t outq_justified (const outq_t *self, uint64_t needs_seq);
 
 #endif

@@ -28,12 +28,13 @@
        entry of by_index is listed once; after a ring change too: the peer
        at index i is the shard the ring served now names at i (its name,
        endpoint and pinned key are those of that entry).
-    2. An outbox's needs_seq is at least that of every record in it, and a
-       flush sends only when synced_seq reaches it (asserted: "sent <=
-       synced").
-    3. A flush or a discard leaves every outbox empty (needs_seq 0); a
-       ready flush empties every outbox that synced_seq covers and leaves
-       the others as they are.
+    2. An outbox's needs_seq is at least that of every record in it, and
+       each record keeps its own (seqs); a flush sends a record only when
+       synced_seq reaches its seq (asserted: "sent <= synced"). The group
+       commit is pipelined (server.c), so a flush sends the records a sync
+       has justified and keeps, in order, those waiting for a later one.
+    3. A discard leaves every outbox empty (needs_seq 0), and so does a
+       flush whose synced_seq covers the outbox's needs_seq.
     4. A peer is kept by a ring change only if it is connected and its
        name, endpoint and pinned key are unchanged; it keeps its outboxes
        (records encoded for that same shard), so invariants 2 and 3 hold
@@ -61,6 +62,7 @@ typedef struct {
     size_t count; //  records queued
     size_t cap;   //  records allocated
     size_t record_size;
+    uint64_t *seqs;     //  per record: the group commit it needs synced
     uint64_t needs_seq; //  the newest group commit its records need synced
 } s_outbox_t;
 
@@ -112,6 +114,7 @@ s_peer_destroy (peers_t *self, s_peer_t **peer_p)
         zsock_destroy (&peer->dealer);
         for (int k = 0; k < OUTQ_REPLY; k++) {
             free (peer->boxes[k].data);
+            free (peer->boxes[k].seqs);
         }
         free (peer);
         *peer_p = NULL;
@@ -205,6 +208,11 @@ peers_push (peers_t *self, const ring_t *ring, const outq_msg_t *m)
             return false;
         }
         box->data = data;
+        uint64_t *seqs = realloc (box->seqs, cap * sizeof (uint64_t));
+        if (!seqs) {
+            return false;
+        }
+        box->seqs = seqs;
         box->cap = cap;
     }
     uint8_t *out = box->data + box->count * box->record_size;
@@ -213,7 +221,7 @@ peers_push (peers_t *self, const ring_t *ring, const outq_msg_t *m)
     } else {
         codec_encode_tp (&m->tp, out);
     }
-    box->count++;
+    box->seqs[box->count++] = m->needs_seq;
     box->needs_seq = m->needs_seq > box->needs_seq ? m->needs_seq : box->needs_seq;
     assert (box->needs_seq >= m->needs_seq); //  invariant 2
     return true;
@@ -239,19 +247,20 @@ peers_queued (const peers_t *self, outq_kind_t kind)
     return false;
 }
 
-//  Sends the queued records of one kind to a peer, at most a batch a message.
+//  Sends records [first, first + n) of an outbox to its peer, at most a
+//  batch a message. Returns the records sent.
 static size_t
-s_flush_box (peers_t *self, s_peer_t *peer, s_outbox_t *box, uint16_t op, size_t *dropped_p)
+s_send_records (peers_t *self, s_peer_t *peer, s_outbox_t *box, uint16_t op, size_t first, size_t n,
+                size_t *dropped_p)
 {
     size_t sent = 0;
-    for (size_t first = 0; first < box->count; first += RL_BATCH_RECORDS_MAX) {
-        size_t n = box->count - first < RL_BATCH_RECORDS_MAX ? box->count - first
-                                                             : RL_BATCH_RECORDS_MAX;
-        rl_header_t h = codec_request_header (op, ++self->request_id, (uint32_t) n);
-        size_t body_size = n * box->record_size;
+    for (size_t end = first + n; first < end; first += RL_BATCH_RECORDS_MAX) {
+        size_t k = end - first < RL_BATCH_RECORDS_MAX ? end - first : RL_BATCH_RECORDS_MAX;
+        rl_header_t h = codec_request_header (op, ++self->request_id, (uint32_t) k);
+        size_t body_size = k * box->record_size;
         zframe_t *frame = zframe_new (NULL, codec_frame_size (body_size));
         if (!frame) {
-            *dropped_p += n; //  out of memory: the timeout, resend or query covers it
+            *dropped_p += k; //  out of memory: the timeout, resend or query covers it
             continue;
         }
         codec_encode_frame (&h, box->data + first * box->record_size, body_size,
@@ -260,11 +269,52 @@ s_flush_box (peers_t *self, s_peer_t *peer, s_outbox_t *box, uint16_t op, size_t
             zframe_destroy (&frame);
             *dropped_p += 1; //  the timeout, resend or query covers it
         } else {
-            sent += n;
+            sent += k;
         }
     }
-    box->count = 0;
-    box->needs_seq = 0;
+    return sent;
+}
+
+//  Sends the queued records of one kind that synced_seq covers, each run
+//  of them at most a batch a message; the others stay queued, in order.
+static size_t
+s_flush_box (peers_t *self, s_peer_t *peer, s_outbox_t *box, uint16_t op, uint64_t synced_seq,
+             size_t *dropped_p)
+{
+    if (box->count == 0) {
+        return 0;
+    }
+    if (box->needs_seq <= synced_seq) { //  every record: the common case
+        size_t sent = s_send_records (self, peer, box, op, 0, box->count, dropped_p);
+        box->count = 0;
+        box->needs_seq = 0;
+        return sent;
+    }
+    size_t sent = 0, kept = 0;
+    uint64_t kept_max = 0;
+    for (size_t i = 0; i < box->count;) {
+        size_t run = 0;
+        while (i + run < box->count && box->seqs[i + run] <= synced_seq) {
+            run++;
+        }
+        if (run > 0) {
+            sent += s_send_records (self, peer, box, op, i, run, dropped_p);
+            i += run;
+            continue;
+        }
+        //  Waits for a later sync: moves down to the kept prefix.
+        if (kept != i) {
+            memmove (box->data + kept * box->record_size, box->data + i * box->record_size,
+                     box->record_size);
+            box->seqs[kept] = box->seqs[i];
+        }
+        kept_max = box->seqs[kept] > kept_max ? box->seqs[kept] : kept_max;
+        kept++;
+        i++;
+    }
+    assert (kept > 0 && kept_max > synced_seq); //  needs_seq was beyond synced_seq
+    box->count = kept;
+    box->needs_seq = kept_max;
     return sent;
 }
 
@@ -278,30 +328,26 @@ peers_flush (peers_t *self, uint64_t synced_seq, size_t sent[OUTQ_REPLY])
         for (int k = 0; k < OUTQ_REPLY; k++) {
             s_outbox_t *box = &peer->boxes[k];
             //  Nothing goes out before the write that justifies it is durable.
-            assert (box->count == 0 || box->needs_seq <= synced_seq);
-            sent[k] += s_flush_box (self, peer, box, s_ops[k], &dropped);
-            assert (box->count == 0 && box->needs_seq == 0); //  invariant 3
+            sent[k] += s_flush_box (self, peer, box, s_ops[k], synced_seq, &dropped);
+            assert (box->count == 0 || box->needs_seq > synced_seq); //  invariant 3
         }
     }
     return dropped;
 }
 
-size_t
-peers_flush_ready (peers_t *self, uint64_t synced_seq, size_t sent[OUTQ_REPLY])
+bool
+peers_ready (const peers_t *self, outq_kind_t kind, uint64_t synced_seq)
 {
-    assert (self && sent);
-    size_t dropped = 0;
+    assert (self && kind < OUTQ_REPLY);
     for (size_t i = 0; i < self->count + self->retired_count; i++) {
-        s_peer_t *peer = s_peer_at (self, i);
-        for (int k = 0; k < OUTQ_REPLY; k++) {
-            s_outbox_t *box = &peer->boxes[k];
-            if (box->count > 0 && box->needs_seq <= synced_seq) {
-                sent[k] += s_flush_box (self, peer, box, s_ops[k], &dropped);
-                assert (box->count == 0 && box->needs_seq == 0); //  invariant 3
+        const s_outbox_t *box = &s_peer_at (self, i)->boxes[kind];
+        for (size_t r = 0; r < box->count; r++) {
+            if (box->seqs[r] <= synced_seq) {
+                return true;
             }
         }
     }
-    return dropped;
+    return false;
 }
 
 void

@@ -4,8 +4,8 @@
     now (never by name per record; a ring change maps them by name and
     keeps the unchanged ones), connected on first use, and one outbox
     per kind of two-phase message. The server pushes what it drains from the
-    output queue and flushes the outboxes after the group commit that
-    justifies them. See peers.c for the invariants and limits.
+    output queue and flushes each record once the group commit that
+    justifies it is synced. See peers.c for the invariants and limits.
 */
 #ifndef RL_PEERS_H
 #define RL_PEERS_H
@@ -34,14 +34,13 @@ void peers_destroy (peers_t **self_p);
 bool peers_push (peers_t *self, const ring_t *ring, const outq_msg_t *msg);
 //  Are messages of this kind queued for any peer?
 bool peers_queued (const peers_t *self, outq_kind_t kind);
-//  Sends every outbox, at most a batch per message, once synced_seq covers
-//  what its records need (asserted). Adds the records sent per kind to
-//  sent; returns the records dropped (a peer's queue full, no memory).
+//  Sends every queued record that synced_seq covers, at most a batch per
+//  message, and keeps the others, in order, for a later flush (the group
+//  commit is pipelined: server.c). Adds the records sent per kind to sent;
+//  returns the records dropped (a peer's queue full, no memory).
 size_t peers_flush (peers_t *self, uint64_t synced_seq, size_t sent[OUTQ_REPLY]);
-//  Sends only the outboxes that synced_seq already covers (a PREPARE needs
-//  no write) and keeps the others for peers_flush: a turn calls it before
-//  its own sync, so that asking a peer does not wait for that sync.
-size_t peers_flush_ready (peers_t *self, uint64_t synced_seq, size_t sent[OUTQ_REPLY]);
+//  Is a record of this kind queued that synced_seq covers?
+bool peers_ready (const peers_t *self, outq_kind_t kind, uint64_t synced_seq);
 //  A failed turn: every queued record is forgotten (nothing unjustified leaves).
 void peers_discard (peers_t *self);
 

@@ -24,6 +24,7 @@
 #include "server.h"
 #include "shard_metrics.h"
 #include "store.h"
+#include "syncer.h"
 
 //  A reply held until the group commit it needs is synced; fp: the
 //  failpoint that sits between that sync and this send (RL_FP_COUNT: none).
@@ -49,7 +50,11 @@ struct server_t {
     senders_t *senders;       //  peer keys -> shard names (sender rules, senders.h)
     shard_metrics_t *metrics; //  status figures; metrics served with --metrics-bind
     events_t *events;         //  the change stream (events.c)
-    s_held_t *held;           //  replies waiting for the commit
+    syncer_t *syncer;         //  the pipelined group commit's sync thread; NULL: nosync
+    uint64_t sync_head;       //  the last timestamp written when the sync in flight began
+    size_t writes_unsynced;   //  operations written since the last sync began
+    size_t writes_syncing;    //  ... and those the sync in flight covers
+    s_held_t *held;           //  replies waiting for their commit (across turns)
     size_t held_bytes;        //  their bytes (a turn stops reading at its share)
     replyq_t *replies;        //  the ROUTER's replies, bounded per connection
     size_t held_count;

@@ -90,6 +90,7 @@ struct store_t {
     rocksdb_column_family_handle_t *cf[STORE_CF_COUNT];
     rocksdb_writebatch_t *batch;
     rocksdb_writeoptions_t *write_options;
+    rocksdb_writeoptions_t *group_options; //  the loop's group writes: never sync=true
     rocksdb_readoptions_t *read_options;
     rl_durability_t durability;
     atomic_bool failed;           //  a write or sync failed: refuse until restart (any thread)
@@ -331,6 +332,7 @@ store_open_env (const char *dir, rl_durability_t durability, store_env_t *env, c
     self->batch = rocksdb_writebatch_create ();
     self->write_options = rocksdb_writeoptions_create ();
     rocksdb_writeoptions_set_sync (self->write_options, durability == RL_DURABILITY_SYNC);
+    self->group_options = rocksdb_writeoptions_create (); //  synced apart, by store_sync
     self->read_options = rocksdb_readoptions_create ();
     if (s_open_db (self, dir, err, err_size) != 0) {
         store_close (&self);
@@ -367,6 +369,9 @@ store_close (store_t **self_p)
     rocksdb_options_destroy (self->options);
     rocksdb_writebatch_destroy (self->batch);
     rocksdb_writeoptions_destroy (self->write_options);
+    if (self->group_options) {
+        rocksdb_writeoptions_destroy (self->group_options);
+    }
     rocksdb_readoptions_destroy (self->read_options);
     pthread_mutex_destroy (&self->error_lock);
     pthread_mutex_destroy (&self->write_lock);
@@ -425,6 +430,7 @@ store_batch_count (const store_t *self)
 }
 
 static int s_commit (store_t *self, bool group);
+static int s_sync (store_t *self, bool group);
 
 int
 store_commit (store_t *self)
@@ -433,13 +439,54 @@ store_commit (store_t *self)
 }
 
 int
-store_commit_group (store_t *self)
+store_write_group (store_t *self)
 {
     return s_commit (self, true);
 }
 
-//  Writes batch and makes it durable as the mode says; group: the loop's
-//  group commit, which hosts the commit-path failpoints. Under write_lock.
+int
+store_sync (store_t *self)
+{
+    return s_sync (self, true);
+}
+
+//  Makes every write made so far durable as the mode says; group: the
+//  sync of a group commit, which hosts store.sync. Any thread, without
+//  write_lock: RocksDB syncs the WAL beside concurrent writes (with
+//  manual_wal_flush, a write and FlushWAL take turns on the log's own
+//  mutex), and a write made meanwhile is either in this sync or in the
+//  next one.
+static int
+s_sync (store_t *self, bool group)
+{
+    assert (self);
+    if (atomic_load (&self->failed)) {
+        return -1;
+    }
+    if (group && RL_FAILPOINT (STORE_SYNC) != 0) {
+        //  As a failed fsync: the batches written may or may not be on disk.
+        atomic_store (&self->failed, true);
+        s_set_error_text (self, "sync", "Input/output error (failpoint)");
+        return -1;
+    }
+    //  The in-memory file system of the simulations keeps every write (a
+    //  simulated crash drops only the batch not written) and cannot sync.
+    if (self->durability == RL_DURABILITY_NOSYNC || self->env) {
+        return 0;
+    }
+    char *err = NULL;
+    rocksdb_flush_wal (self->db, 1, &err); //  FlushWAL(sync): the buffer if manual, then SyncWAL
+    if (err) {
+        atomic_store (&self->failed, true);
+        s_set_error (self, "sync", err);
+        return -1;
+    }
+    return 0;
+}
+
+//  Writes batch; group: the loop's group write, not synced here (store_sync
+//  does it), which hosts shard.after_write; otherwise made durable as the
+//  mode says. Under write_lock.
 static int
 s_write_locked (store_t *self, rocksdb_writebatch_t *batch, bool group)
 {
@@ -452,7 +499,7 @@ s_write_locked (store_t *self, rocksdb_writebatch_t *batch, bool group)
         return 0;
     }
     char *err = NULL;
-    rocksdb_write (self->db, self->write_options, batch, &err);
+    rocksdb_write (self->db, group ? self->group_options : self->write_options, batch, &err);
     rocksdb_writebatch_clear (batch);
     if (err) {
         atomic_store (&self->failed, true);
@@ -461,12 +508,7 @@ s_write_locked (store_t *self, rocksdb_writebatch_t *batch, bool group)
     }
     if (group) {
         RL_FAILPOINT (SHARD_AFTER_WRITE);
-        if (RL_FAILPOINT (STORE_SYNC) != 0) {
-            //  As a failed fsync: the batch may or may not be on disk.
-            atomic_store (&self->failed, true);
-            s_set_error_text (self, "sync", "Input/output error (failpoint)");
-            return -1;
-        }
+        return 0;
     }
     if (self->durability == RL_DURABILITY_SYNC_MANUAL_WAL) {
         rocksdb_flush_wal (self->db, 1, &err);
@@ -654,7 +696,10 @@ store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, size_
     if (count == 0) {
         return 0;
     }
-    if (atomic_load (&self->failed)) {
+    //  The entries come from transfers the loop wrote, maybe not synced yet
+    //  (the pipelined group commit): an ingested entry must never outlive
+    //  the transfer it names, so those writes are made durable first.
+    if (s_sync (self, false) != 0) {
         return -1;
     }
     char path[4096];
@@ -716,6 +761,12 @@ store_checkpoint (store_t *self, const char *dir, uint64_t log_size_for_flush, c
                   size_t err_size)
 {
     assert (self && dir && err);
+    //  A cut holds nothing unsynced: what the loop wrote and has not synced
+    //  yet (the pipelined group commit) is synced first.
+    if (s_sync (self, false) != 0) {
+        snprintf (err, err_size, "sync before the checkpoint: %s", store_error (self));
+        return -1;
+    }
     char *e = NULL;
     rocksdb_checkpoint_t *checkpoint = rocksdb_checkpoint_object_create (self->db, &e);
     if (!e) {

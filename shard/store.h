@@ -15,7 +15,11 @@
                     prefixes (shard/imported.c); never replayed into balances
 
     All writes of one group commit go into one WriteBatch (store_batch_*),
-    written and synced by store_commit. The background checkpoint
+    written and synced by store_commit, or written by store_write_group
+    and synced later by store_sync (the server's pipelined group commit).
+    An ingest (store_ingest_sorted) and a checkpoint (store_checkpoint)
+    first sync every write made before them, so that neither makes durable
+    anything derived from a write the WAL could still lose. The background checkpoint
     (checkpoint.c) writes from its own thread: SST ingests and a WriteBatch
     of its own (store_batch_new); everything else is the loop thread's. Any
     thread may fail the store, and every thread sees it failed. A failed write or sync puts the
@@ -84,9 +88,16 @@ size_t store_batch_count (const store_t *self); //  operations in the batch
 //  Writes the batch (empty batches cost nothing) and makes it durable as the
 //  mode says. 0 on success; -1 and the failed state otherwise.
 int store_commit (store_t *self);
-//  The same, for the group commit of a server turn: the one that hosts the
-//  shard.after_write failpoint (between the write and the WAL sync).
-int store_commit_group (store_t *self);
+//  The group commit of a server turn, in two halves so that the loop need
+//  not wait for the disk (server.c, "The pipelined group commit"):
+//  store_write_group writes the batch (the memtables and the WAL, which is
+//  not synced, or in sync_manual_wal stays in memory) and hosts the
+//  shard.after_write failpoint; store_sync then makes every write made so
+//  far durable, from any thread, beside the loop's later writes, and hosts
+//  store.sync. In nosync, store_sync does nothing. Each 0, or -1 and the
+//  failed state.
+int store_write_group (store_t *self);
+int store_sync (store_t *self);
 bool store_failed (const store_t *self);
 //  Last RocksDB error text, or "" (a copy owned by the calling thread).
 const char *store_error (const store_t *self);

@@ -1389,8 +1389,73 @@ test_keys_bound (void **state)
     }
 }
 
-//  With an argument `log_full`, `keys_bound` or `ring_keep`, runs that test alone (its
-//  own ctest, twophase.cmake); without one, every other test.
+//  Writes without a sync --------------------------------------------------------
+//
+//  A turn that only reads acknowledgements of DECIDEs deletes coordinator
+//  log entries and starts no sync (shard/server.c; docs/two-phase.md,
+//  "Writes without a sync"): a crash may lose the deletes. The entries then
+//  come back at the restart and their DECIDEs go again, which the
+//  participant acknowledges again without applying anything twice. Here
+//  the coordinator is killed (manual-wal: its unsynced writes are lost) once
+//  every transfer is acknowledged, and restarts while the participant is
+//  down, so that the entries it loaded again stay visible; then the
+//  participant comes back and they drain.
+
+#define LAZY_TRANSFERS 40
+
+static bool
+s_s1_none_left (void *arg)
+{
+    return s_inflight_is (arg, 0, 0);
+}
+
+static void
+test_lazy_deletes (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_cluster_init_n (ctx, "z", 2);
+    for (int i = 0; i < 2; i++) {
+        s_start (ctx, i);
+    }
+    int owners[] = {0, 1}; //  1 on s1 (the coordinator), 2 on s2
+    ctx->tag = s_find_tag (ctx, 0x4c5a000000ull, owners, 2);
+    s_create_account (ctx, 1, 0);
+    s_create_account (ctx, 2, 0);
+    tk_model_t model;
+    tk_model_init (&model, ctx->tag, 2);
+    for (uint64_t k = 0; k < LAZY_TRANSFERS; k++) {
+        rl_transfer_t t = tk_transfer (tk_id (1 + k, ctx->tag), tk_id (1, ctx->tag),
+                                       tk_id (2, ctx->tag), 1 + k, LEDGER);
+        assert_int_equal (s_transfer (ctx, t, TK_TIMEOUT_MS), RL_OK);
+        tk_model_apply (&model, &t);
+    }
+    assert_true (harness_wait_until (s_s1_none_left, ctx, 15000)); //  every one acknowledged
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[1], SIGTERM), 0);
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[0], SIGKILL) & 0x7f, SIGKILL);
+    s_start (ctx, 0);
+    rl_status_rec_t status;
+    assert_int_equal (rl_client_status (ctx->clients[0], &status, TK_TIMEOUT_MS), 0);
+    printf ("test_lazy_deletes: %lu decisions loaded again after the kill\n",
+            (unsigned long) status.inflight);
+    //  At least the last acknowledgement's delete was written without a sync.
+    assert_true (status.inflight >= 1 && status.inflight <= LAZY_TRANSFERS);
+    s_start (ctx, 1);
+    assert_true (harness_wait_until (s_s1_none_left, ctx, 15000)); //  acknowledged again
+    s_quiet (ctx);
+    s_credits_posted_is (ctx, 2, LAZY_TRANSFERS * (LAZY_TRANSFERS + 1) / 2); //  once each
+    for (uint64_t k = 0; k < LAZY_TRANSFERS; k += 7) {
+        rl_transfer_t t = tk_transfer (tk_id (1 + k, ctx->tag), tk_id (1, ctx->tag),
+                                       tk_id (2, ctx->tag), 1 + k, LEDGER);
+        assert_int_equal (s_transfer (ctx, t, TK_TIMEOUT_MS), RL_EXISTS); //  never twice
+    }
+    tk_check_conservation_by (s_client_for, ctx, &model, LAZY_TRANSFERS);
+    for (int i = 0; i < 2; i++) {
+        s_audit_ok (ctx, i);
+    }
+}
+
+//  With an argument `log_full`, `keys_bound`, `ring_keep` or `lazy_deletes`, runs that
+//  test alone (its own ctest, twophase.cmake); without one, every other test.
 int
 main (int argc, char **argv)
 {
@@ -1418,8 +1483,15 @@ main (int argc, char **argv)
     if (argc > 1 && strcmp (argv[1], "keys_bound") == 0) {
         return cmocka_run_group_tests (keys_bound, NULL, NULL);
     }
+    const struct CMUnitTest lazy_deletes[] = {
+        cmocka_unit_test_setup_teardown (test_lazy_deletes, s_setup, s_teardown),
+    };
+    if (argc > 1 && strcmp (argv[1], "lazy_deletes") == 0) {
+        return cmocka_run_group_tests (lazy_deletes, NULL, NULL);
+    }
     if (argc > 1) {
-        fprintf (stderr, "usage: test_twophase [log_full | keys_bound | ring_keep]\n");
+        fprintf (stderr,
+                 "usage: test_twophase [log_full | keys_bound | ring_keep | lazy_deletes]\n");
         return 2;
     }
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -21,3 +21,8 @@ rl_add_test(test_twophase_keys_bound 15 $<TARGET_FILE:test_twophase> keys_bound)
 # transfers flow: each shard keeps its peer connection (test_ring_keep;
 # 2.5-3.3 s in the sanitizer build at a load of 8-11).
 rl_add_test(test_twophase_ring_keep 10 $<TARGET_FILE:test_twophase> ring_keep)
+
+# Acknowledgement turns write their log deletes without a sync: a SIGKILL
+# loses them, the DECIDEs go again and are acknowledged again, nothing is
+# applied twice (test_lazy_deletes; 1.6 s, 9.8 s with sanitizers at load 25).
+rl_add_test(test_twophase_lazy_deletes 20 $<TARGET_FILE:test_twophase> lazy_deletes)
