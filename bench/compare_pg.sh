@@ -29,6 +29,7 @@
 #    in R rounds (each round: PostgreSQL, a fresh cluster of OLD, a fresh
 #    cluster of NEW, every client count), then one table of the medians
 #    with new/old and new/PostgreSQL. Needs tools/cluster.sh.
+# RL_BENCH_PORTS=LO-HI: the ports the clusters may take (20000-60000).
 # Everything started here is stopped on exit (trap), whatever happens.
 set -euo pipefail
 
@@ -182,9 +183,10 @@ RL_LABEL="1 shard"
 RL_ENDPOINT=""
 # A base port with the next 4 free too (router on P, shards on P+1..P+4).
 RL_PORT=$(python3 -c '
-import random, socket
+import os, random, socket
 for _ in range(200):
-    p = random.randint(20000, 60000)
+    lo, hi = (int(x) for x in os.environ.get("RL_BENCH_PORTS", "20000-60000").split("-"))
+    p = random.randint(lo, hi - 5)
     try:
         socks = []
         for q in range(p, p + 5):

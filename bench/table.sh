@@ -33,6 +33,7 @@
 #                      print every round's table, then medians and NEW/OLD
 #   --out FILE         also write the machine-readable rows (one per line)
 #
+# RL_BENCH_PORTS=LO-HI: the ports the clusters may take (20000-60000).
 # The machine is shared and noisy: every table prints the load average
 # before and after. Exit: 0 done, 1 a run or a check failed, 2 usage.
 set -euo pipefail
@@ -118,9 +119,10 @@ load () { cut -d' ' -f1 /proc/loadavg; }
 # A base port with the next 4 free too (router on P, shards on P+1..P+4).
 free_port () {
     python3 -c '
-import random, socket
+import os, random, socket
 for _ in range(200):
-    p = random.randint(20000, 60000)
+    lo, hi = (int(x) for x in os.environ.get("RL_BENCH_PORTS", "20000-60000").split("-"))
+    p = random.randint(lo, hi - 5)
     socks = []
     try:
         for q in range(p, p + 5):
