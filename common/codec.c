@@ -565,7 +565,7 @@ codec_encode_arc_load (const rl_arc_load_rec_t *rec, uint8_t *out)
     codec_put_u32 (out + 40, rec->window_ms);
     codec_put_u32 (out + 44, rec->transfers_per_s);
     codec_put_u64 (out + 48, rec->transfers_total);
-    codec_put_u64 (out + 56, 0);
+    codec_put_u64 (out + 56, rec->record_bytes);
 }
 
 void
@@ -580,7 +580,36 @@ codec_decode_arc_load (const uint8_t *in, rl_arc_load_rec_t *rec)
     rec->window_ms = codec_get_u32 (in + 40);
     rec->transfers_per_s = codec_get_u32 (in + 44);
     rec->transfers_total = codec_get_u64 (in + 48);
-    rec->reserved = codec_get_u64 (in + 56);
+    rec->record_bytes = codec_get_u64 (in + 56);
+}
+
+//  hot_accounts reply record (proto.h, docs/rebalance.md): by hand too.
+void
+codec_encode_hot_account (const rl_hot_account_rec_t *rec, uint8_t *out)
+{
+    assert (rec && out);
+    codec_encode_id (rec->id, out);
+    codec_put_u64 (out + 16, rec->transfers_window);
+    codec_put_u64 (out + 24, rec->error);
+    codec_put_u64 (out + 32, rec->others_max);
+    codec_put_u32 (out + 40, rec->window_ms);
+    codec_put_u32 (out + 44, 0);
+    codec_put_u64 (out + 48, rec->counted);
+    codec_put_u64 (out + 56, 0);
+}
+
+void
+codec_decode_hot_account (const uint8_t *in, rl_hot_account_rec_t *rec)
+{
+    assert (in && rec);
+    rec->id = codec_decode_id (in);
+    rec->transfers_window = codec_get_u64 (in + 16);
+    rec->error = codec_get_u64 (in + 24);
+    rec->others_max = codec_get_u64 (in + 32);
+    rec->window_ms = codec_get_u32 (in + 40);
+    rec->reserved = codec_get_u32 (in + 44);
+    rec->counted = codec_get_u64 (in + 48);
+    rec->reserved2 = codec_get_u64 (in + 56);
 }
 
 bool
@@ -589,7 +618,7 @@ codec_op_is_known (uint32_t op)
     return (op >= RL_OP_CREATE_ACCOUNTS && op <= RL_OP_GET_RING) || op == RL_OP_PREPARE
            || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY || op == RL_OP_IN_DOUBT
            || op == RL_OP_AUDIT || op == RL_OP_RESOLVE || op == RL_OP_MIGRATE_BEGIN
-           || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_ARC_LOAD) || op == RL_OP_EVENTS_READ
+           || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_HOT_ACCOUNTS) || op == RL_OP_EVENTS_READ
            || (op >= RL_OP_BACKUP_HOLD && op <= RL_OP_BACKUP_STATUS);
 }
 
@@ -676,6 +705,8 @@ codec_reply_record_size (uint32_t op)
             return RL_IN_DOUBT_SIZE;
         case RL_OP_ARC_LOAD:
             return RL_ARC_LOAD_SIZE;
+        case RL_OP_HOT_ACCOUNTS:
+            return RL_HOT_ACCOUNTS_SIZE;
         case RL_OP_AUDIT:
             return RL_AUDIT_SIZE;
         case RL_OP_EVENTS_READ:
@@ -820,6 +851,7 @@ codec_check_request (const uint8_t *frame, size_t size, rl_header_t *header)
         case RL_OP_STATUS:
         case RL_OP_GET_RING:
         case RL_OP_ARC_LOAD:
+        case RL_OP_HOT_ACCOUNTS:
             count_max = 0;
             break;
         default:

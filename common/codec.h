@@ -123,6 +123,8 @@ void codec_encode_migrate (const rl_migrate_rec_t *rec, uint8_t *out);
 void codec_decode_migrate (const uint8_t *in, rl_migrate_rec_t *rec);
 void codec_encode_arc_load (const rl_arc_load_rec_t *rec, uint8_t *out);
 void codec_decode_arc_load (const uint8_t *in, rl_arc_load_rec_t *rec);
+void codec_encode_hot_account (const rl_hot_account_rec_t *rec, uint8_t *out);
+void codec_decode_hot_account (const uint8_t *in, rl_hot_account_rec_t *rec);
 void codec_encode_events_req (const rl_events_req_t *rec, uint8_t *out);
 void codec_decode_events_req (const uint8_t *in, rl_events_req_t *rec);
 void codec_encode_event (const rl_event_t *rec, uint8_t *out);

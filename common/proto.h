@@ -75,6 +75,8 @@ rl_id_eq (rl_id_t a, rl_id_t b)
 //      migrate_export          migrate[1]           -> chunk blob (count 1)
 //      migrate_import          chunk blob (count 1) -> migrate[1] (the state)
 //      migrate_freeze, _drain, _unfreeze, _commit: migrate[1] -> migrate[1]
+//      arc_load                (none)               -> arc_load[] (one per arc owned)
+//      hot_accounts            (none)               -> hot_account[] (up to 32)
 //      60..63: backups (docs/backup.md), admin, served by shards:
 //      backup_hold, _cut, _release, _status: backup[1] -> backup[1]
 //      64..69: the change stream of committed transfers (docs/events.md):
@@ -106,6 +108,7 @@ rl_id_eq (rl_id_t a, rl_id_t b)
     X (RL_OP_MIGRATE_ABORT, 55, "migrate_abort")                                                   \
     X (RL_OP_MIGRATE_CLEANUP, 56, "migrate_cleanup")                                               \
     X (RL_OP_ARC_LOAD, 57, "arc_load")                                                             \
+    X (RL_OP_HOT_ACCOUNTS, 58, "hot_accounts")                                                     \
     X (RL_OP_BACKUP_HOLD, 60, "backup_hold")                                                       \
     X (RL_OP_BACKUP_CUT, 61, "backup_cut")                                                         \
     X (RL_OP_BACKUP_RELEASE, 62, "backup_release")                                                 \
@@ -159,6 +162,7 @@ typedef enum {
     X (RL_OP_MIGRATE_ABORT, RL_ROLE_ADMIN)                                                         \
     X (RL_OP_MIGRATE_CLEANUP, RL_ROLE_ADMIN)                                                       \
     X (RL_OP_ARC_LOAD, RL_ROLE_ADMIN)                                                              \
+    X (RL_OP_HOT_ACCOUNTS, RL_ROLE_ADMIN)                                                          \
     X (RL_OP_BACKUP_HOLD, RL_ROLE_ADMIN)                                                           \
     X (RL_OP_BACKUP_CUT, RL_ROLE_ADMIN)                                                            \
     X (RL_OP_BACKUP_RELEASE, RL_ROLE_ADMIN)                                                        \
@@ -709,8 +713,25 @@ typedef struct {
     uint32_t window_ms;        //  the window (RL_ARC_LOAD_WINDOW_S, less just after a start)
     uint32_t transfers_per_s;  //  transfers_window per second of the window, rounded down
     uint64_t transfers_total;  //  since the shard started serving this ring
-    uint64_t reserved;         //  zero
+    uint64_t record_bytes;     //  estimate: bytes of the transfer records, history and
+                               //  indexes that move with the arc's accounts (rebalance.md)
 } rl_arc_load_rec_t;
+
+//  hot_accounts reply (op 58, 64 bytes): the accounts that debited the most
+//  transfers here over the window, the hottest first (at most
+//  RL_HOT_ACCOUNTS_MAX; shard/hotacct.h). Each true count lies in
+//  [transfers_window - error, transfers_window]; any account not listed
+//  debited at most others_max. The shard-wide fields repeat in every record.
+typedef struct {
+    rl_id_t id;
+    uint64_t transfers_window; //  upper bound over the window
+    uint64_t error;            //  transfers_window - error is a lower bound
+    uint64_t others_max;       //  upper bound of any account not listed
+    uint32_t window_ms;        //  the window (RL_ARC_LOAD_WINDOW_S, less just after a start)
+    uint32_t reserved;         //  zero
+    uint64_t counted;          //  transfers counted here over the window, every account
+    uint64_t reserved2;        //  zero
+} rl_hot_account_rec_t;
 
 //  The change stream (op 65, docs/events.md) ----------------------------------
 //  A position names a shard's history: the incarnation of the shard that

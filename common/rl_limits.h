@@ -30,6 +30,8 @@
 #define RL_MIGRATE_SIZE       192  //  bytes of a migration record (migrate_begin, _export, _import)
 #define RL_ARC_LOAD_SIZE      64   //  bytes of an arc_load reply record
 #define RL_ARC_LOAD_WINDOW_S  10   //  seconds over which arc_load counts transfers per second
+#define RL_HOT_ACCOUNTS_SIZE  64   //  bytes of a hot_accounts reply record
+#define RL_HOT_ACCOUNTS_MAX   32   //  accounts a hot_accounts reply lists, at most
 #define RL_BATCH_RECORDS_MAX  8190 //  records in one request
 #define RL_MESSAGE_SIZE_MAX   (RL_HEADER_SIZE + RL_BATCH_RECORDS_MAX * RL_PREPARE_SIZE)
 #define RL_RING_BLOB_SIZE_MAX (4u << 20)           //  bytes of a binary ring

@@ -1126,6 +1126,7 @@ s_arc_load_ready (server_t *self, int64_t now_s)
         self->arc_load_epoch = self->arc_load ? ring_epoch (self->ring) : 0;
         self->arc_load_second = now_s;
         self->arc_load_since_ms = (int64_t) zclock_mono ();
+        hotacct_destroy (&self->hot); //  the hot accounts count over the same window
     }
     if (!self->arc_load) {
         return false;
@@ -1149,11 +1150,17 @@ migrate_count_transfers (server_t *self, const rl_transfer_t *transfers, size_t 
     if (count == 0 || !s_arc_load_ready (self, now_s)) {
         return;
     }
+    if (!self->hot) {
+        self->hot = hotacct_new (now_s); //  on failure (memory), no account is counted
+    }
     size_t bucket = 1 + (size_t) (now_s % RL_ARC_LOAD_WINDOW_S);
     for (size_t i = 0; i < count; i++) {
         rl_id_t debit = transfers[i].debit_account_id;
         if (rl_id_is_zero (debit) || rl_id_is_max (debit) || !ledger_owns (self->ledger, debit)) {
             continue;
+        }
+        if (self->hot) {
+            hotacct_count (self->hot, debit, now_s);
         }
         uint8_t bytes[RL_ID_SIZE];
         codec_encode_id (debit, bytes);
@@ -1178,6 +1185,24 @@ s_count_account (void *arg, const rl_account_t *account)
     c->accounts[s_point_index (c->ring, ring_point_of_id (bytes))]++;
 }
 
+//  The bytes of what moves with accounts besides their own records: the
+//  transfer records and the history, idempotency and leg indexes, and what
+//  migrations imported (RocksDB's estimate of the live data of each
+//  family, plus its memtables). arc_load shares it among the arcs by their
+//  accounts: an estimate (docs/rebalance.md, "Arc load").
+static uint64_t
+s_record_bytes (server_t *self)
+{
+    static const store_cf_t families[] = {STORE_CF_TRANSFERS, STORE_CF_TX_INDEX, STORE_CF_HISTORY,
+                                          STORE_CF_LEGS, STORE_CF_IMPORTED};
+    uint64_t total = 0;
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        total += store_property_cf (self->store, families[i], "rocksdb.estimate-live-data-size");
+        total += store_property_cf (self->store, families[i], "rocksdb.cur-size-all-mem-tables");
+    }
+    return total;
+}
+
 //  arc_load: one record per arc this shard owns, in ring order (at most
 //  RL_BATCH_RECORDS_MAX). It reads every account held: O(accounts), in
 //  the loop.
@@ -1194,6 +1219,11 @@ s_arc_load_op (server_t *self, zmsg_t *envelope, const rl_header_t *h)
     }
     s_account_count_t c = {.ring = self->ring, .accounts = accounts};
     ledger_each_account (self->ledger, s_count_account, &c);
+    uint64_t held = 0;
+    for (size_t p = 0; p < points; p++) {
+        held += accounts[p];
+    }
+    double per_account = held ? (double) s_record_bytes (self) / (double) held : 0;
     uint32_t arcs = 0;
     for (size_t p = 0; p < points && me >= 0; p++) {
         arcs += ring_point_owner (self->ring, p) == (size_t) me && arcs < RL_BATCH_RECORDS_MAX;
@@ -1225,10 +1255,56 @@ s_arc_load_op (server_t *self, zmsg_t *envelope, const rl_header_t *h)
             .window_ms = (uint32_t) window_ms,
             .transfers_per_s = (uint32_t) (window * 1000 / (uint64_t) window_ms),
             .transfers_total = slots[0],
+            .record_bytes = (uint64_t) (per_account * (double) accounts[p]),
         };
         codec_encode_arc_load (&rec, out + (size_t) k++ * RL_ARC_LOAD_SIZE);
     }
     free (accounts);
+    return reply;
+}
+
+//  hot_accounts: the hottest debit accounts this shard owns over the
+//  window (hotacct.h), at most RL_HOT_ACCOUNTS_MAX. The table starts
+//  afresh with arc_load's counters (every start and ring change), so that
+//  both count over one window. O(the table), in the loop; no account is
+//  read.
+static zmsg_t *
+s_hot_accounts_op (server_t *self, zmsg_t *envelope, const rl_header_t *h)
+{
+    int64_t now_ms = (int64_t) zclock_mono ();
+    hotacct_entry_t top[RL_HOT_ACCOUNTS_MAX];
+    uint64_t counted = 0, others_max = 0;
+    if (!s_arc_load_ready (self, now_ms / 1000)) {
+        return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
+    }
+    size_t n = self->hot ? hotacct_top (self->hot, now_ms / 1000, top, RL_HOT_ACCOUNTS_MAX,
+                                        &counted, &others_max)
+                         : 0;
+    uint32_t owned = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ledger_owns (self->ledger, top[i].id)) { //  not one a ring change took away
+            top[owned++] = top[i];
+        }
+    }
+    int64_t window_ms = now_ms - self->arc_load_since_ms; //  arc_load's window
+    if (window_ms > RL_ARC_LOAD_WINDOW_S * 1000) {
+        window_ms = RL_ARC_LOAD_WINDOW_S * 1000;
+    }
+    window_ms = window_ms < 1 ? 1 : window_ms;
+    uint8_t *out = NULL;
+    zmsg_t *reply = server_reply_new (self, envelope, h, RL_STATUS_OK, owned, RL_HOT_ACCOUNTS_SIZE,
+                                      &out);
+    for (uint32_t k = 0; reply && k < owned; k++) {
+        rl_hot_account_rec_t rec = {
+            .id = top[k].id,
+            .transfers_window = top[k].count,
+            .error = top[k].error,
+            .others_max = others_max,
+            .window_ms = (uint32_t) window_ms,
+            .counted = counted,
+        };
+        codec_encode_hot_account (&rec, out + (size_t) k * RL_HOT_ACCOUNTS_SIZE);
+    }
     return reply;
 }
 
@@ -1276,7 +1352,8 @@ zmsg_t *
 migrate_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body,
                 size_t body_size)
 {
-    assert (self && envelope && h && (body || h->operation == RL_OP_ARC_LOAD));
+    assert (self && envelope && h
+            && (body || h->operation == RL_OP_ARC_LOAD || h->operation == RL_OP_HOT_ACCOUNTS));
     switch (h->operation) {
         case RL_OP_MIGRATE_BEGIN:
             return s_begin (self, envelope, h, body);
@@ -1284,6 +1361,8 @@ migrate_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, const ui
             return s_export (self, envelope, h, body);
         case RL_OP_ARC_LOAD:
             return s_arc_load_op (self, envelope, h);
+        case RL_OP_HOT_ACCOUNTS:
+            return s_hot_accounts_op (self, envelope, h);
         case RL_OP_MIGRATE_FREEZE:
         case RL_OP_MIGRATE_DRAIN:
         case RL_OP_MIGRATE_UNFREEZE:

@@ -556,6 +556,7 @@ s_handle (server_t *self, zmsg_t *msg)
             case RL_OP_MIGRATE_ABORT:
             case RL_OP_MIGRATE_CLEANUP:
             case RL_OP_ARC_LOAD:
+            case RL_OP_HOT_ACCOUNTS:
                 reply = migrate_handle (self, msg, &h, body, body_size);
                 break;
             case RL_OP_BACKUP_HOLD:
@@ -1141,6 +1142,7 @@ server_destroy (server_t **self_p)
     }
     free (self->held);
     free (self->arc_load);
+    hotacct_destroy (&self->hot);
     replyq_destroy (&self->replies);
     zsock_destroy (&self->router);
     zloop_destroy (&self->loop);

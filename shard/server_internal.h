@@ -15,6 +15,7 @@
 #include "backup.h"
 #include "events.h"
 #include "failpoint.h"
+#include "hotacct.h"
 #include "ledger.h"
 #include "outq.h"
 #include "peers.h"
@@ -91,6 +92,8 @@ struct server_t {
     uint64_t arc_load_epoch;   //  the ring they count for (0: none yet)
     int64_t arc_load_second;   //  monotonic second of the newest bucket
     int64_t arc_load_since_ms; //  monotonic: counting began (for this ring)
+    hotacct_t *hot;            //  the hottest debit accounts (hot_accounts), over the same
+                               //  window; NULL until counted
     rl_fp_t reply_fp;          //  the failpoint between the sync and the send of the reply
                                //  being built (migrate.c sets it; RL_FP_COUNT: none)
 
@@ -122,7 +125,8 @@ zmsg_t *migrate_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, 
 int migrate_start (server_t *self);
 //  Every tick: a freeze that has not shipped within its freeze_max_ms ends.
 void migrate_tick (server_t *self);
-//  Counts create_transfers records by their debit account's arc (arc_load).
+//  Counts create_transfers records by their debit account's arc (arc_load)
+//  and by the account itself (hot_accounts).
 void migrate_count_transfers (server_t *self, const rl_transfer_t *transfers, size_t count);
 
 #endif

@@ -900,6 +900,17 @@ store_property_sum (store_t *self, const char *name)
 }
 
 uint64_t
+store_property_cf (store_t *self, store_cf_t cf, const char *name)
+{
+    assert (self && cf < STORE_CF_COUNT && name);
+    uint64_t value = 0;
+    if (!self->cf[cf] || rocksdb_property_int_cf (self->db, self->cf[cf], name, &value) != 0) {
+        return 0;
+    }
+    return value;
+}
+
+uint64_t
 store_wal_size (store_t *self)
 {
     assert (self);

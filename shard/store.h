@@ -163,6 +163,8 @@ void store_write_stats (store_t *self, uint64_t *keys_written_p, uint64_t *bytes
 //  "rocksdb.cur-size-all-mem-tables"); unknown properties count 0. For the
 //  metrics, at most once a second: some properties take the DB mutex.
 uint64_t store_property_sum (store_t *self, const char *name);
+//  The same property of one column family; 0 when unknown.
+uint64_t store_property_cf (store_t *self, store_cf_t cf, const char *name);
 //  One ticker of RocksDB's statistics ("rocksdb.stall.micros "); 0 if absent.
 uint64_t store_ticker (store_t *self, const char *name);
 //  The size of the write-ahead log on disk now: the live WAL files

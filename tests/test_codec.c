@@ -827,7 +827,8 @@ test_record_sizes (void **state)
         {RL_OP_MIGRATE_ABORT, RL_MIGRATE_SIZE, RL_MIGRATE_SIZE},
         {RL_OP_MIGRATE_CLEANUP, RL_MIGRATE_SIZE, RL_MIGRATE_SIZE},
         {RL_OP_ARC_LOAD, 0, RL_ARC_LOAD_SIZE},
-        {58, 0, 0},
+        {RL_OP_HOT_ACCOUNTS, 0, RL_HOT_ACCOUNTS_SIZE},
+        {59, 0, 0},
         {RL_OP_BACKUP_HOLD, RL_BACKUP_SIZE, RL_BACKUP_SIZE},
         {RL_OP_BACKUP_CUT, RL_BACKUP_SIZE, RL_BACKUP_SIZE},
         {RL_OP_BACKUP_RELEASE, RL_BACKUP_SIZE, RL_BACKUP_SIZE},
@@ -843,7 +844,7 @@ test_record_sizes (void **state)
     for (uint32_t op = 0; op < 300; op++) {
         bool shard_to_shard = op == RL_OP_PREPARE || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY
                               || op == RL_OP_IN_DOUBT || op == RL_OP_AUDIT || op == RL_OP_RESOLVE
-                              || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_ARC_LOAD)
+                              || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_HOT_ACCOUNTS)
                               || op == RL_OP_EVENTS_READ
                               || (op >= RL_OP_BACKUP_HOLD && op <= RL_OP_BACKUP_STATUS);
         assert_int_equal (codec_op_is_known (op), (op >= 1 && op <= 8) || shard_to_shard);
@@ -1524,7 +1525,7 @@ test_names (void **state)
     for (uint32_t v = 0; v <= RL_STATUS_LAST + 1; v++) {
         assert_int_equal (rl_status_defined (v), s_defined (statuses, status_count, v));
     }
-    assert_int_equal (op_count, 30);
+    assert_int_equal (op_count, 31);
     //  Every operation names the roles that may send it, and nothing else does.
     size_t roles_rows = 0;
 #define S_ROLES_ROW_(id, roles)                                                                    \

@@ -1226,7 +1226,7 @@ test_arc_load (void **state)
             assert_true (rec.transfers_total >= debits); //  a retried record counts again
             assert_true (rec.transfers_window <= rec.transfers_total);
             assert_true (rec.window_ms > 0 && rec.window_ms <= RL_ARC_LOAD_WINDOW_S * 1000);
-            assert_int_equal (rec.reserved, 0);
+            assert_true (rec.accounts == 0 || rec.record_bytes > 0); //  an estimate (rebalance.md)
             accounts += rec.accounts;
             total += rec.transfers_total;
             window += rec.transfers_window;

@@ -15,6 +15,10 @@
         points, as a table or (--json) one JSON object built with cJSON
         (tools/jsonkit.h). With --out, writes the proposed ring at epoch + 1.
 
+    rebalance plan --live ROUTER ... and rebalance suggest --live ROUTER ...
+        Plan from the load the shards measured (rebalance_live_cmd.c,
+        rebalance_live.h): dispatched from here.
+
     INVARIANTS
     1. The current ring file is never written; --out is written atomically.
     2. Exit codes: 0 done, 1 a ring or ids file is bad or cannot be
@@ -94,6 +98,14 @@ s_usage (FILE *out)
         "                 [--points-per-weight N] [--keys KEYDIR] [--out FILE]\n"
         "      build a fresh ring (to stdout without --out)\n"
         "--keys KEYDIR  (init, plan) every shard's public key from KEYDIR/shard/NAME.key\n"
+        "  rebalance plan --live ROUTER [--add ...]... [--remove ...]... [--reweight ...]...\n"
+        "                 [--to NEW.ring] [--out NEW.ring] [--target X] [--json]\n"
+        "      predict each shard's load after the change from the load the shards measured\n"
+        "  rebalance suggest --live ROUTER [--target X] [--spare NAME=ENDPOINT[@WEIGHT]]...\n"
+        "                 [--max-steps N] [--out NEW.ring] [--json]\n"
+        "      propose reweights or additions that bring the predicted max/mean load to\n"
+        "      the target (default 1.10); names the accounts no placement can balance\n"
+        "plan --live, suggest: --cert FILE [--server-key KEY] | --insecure; [--timeout-ms N]\n"
         "  rebalance apply CURRENT.ring NEW.ring --state DIR [--freeze-max-ms N]\n"
         "                 [--max-retries N] [--catchup-records N] [--entries N]\n"
         "                 [--heuristics-reconciled]\n"
@@ -109,7 +121,8 @@ s_usage (FILE *out)
         "--sample N   synthetic random ids to count accounts moved (default %d)\n"
         "--ids FILE   count real accounts instead: one 32-hex-digit id per line\n"
         "exit: 0 done, 1 bad ring, ids or state file, 2 usage error, 3 the cluster did\n"
-        "not answer or refused (rerun), 4 check found problems. See docs/rebalance.md.\n",
+        "not answer or refused (rerun), 4 check found problems, 5 suggest found no ring\n"
+        "within the target. See docs/rebalance.md.\n",
         S_SAMPLE_IDS_DEFAULT);
 }
 
@@ -325,6 +338,27 @@ s_apply_change (ring_t *ring, const s_change_t *change)
         return S_EXIT_USAGE;
     }
     return 0;
+}
+
+int
+rb_ring_change (ring_t *ring, const char *option, const char *value)
+{
+    s_change_t change = {0};
+    s_change_kind_t kind = strcmp (option, "--add") == 0      ? S_ADD
+                           : strcmp (option, "--remove") == 0 ? S_REMOVE
+                                                              : S_REWEIGHT;
+    change.kind = kind;
+    if (kind == S_REMOVE) {
+        if (strlen (value) >= sizeof change.name) {
+            return s_usage_error ("shard name '%s' is too long", value);
+        }
+        strcpy (change.name, value);
+    } else if (s_parse_shard_spec (value, kind == S_ADD, &change)) {
+        return s_usage_error (kind == S_ADD ? "--add '%s': expected NAME=ENDPOINT[@WEIGHT]"
+                                            : "--reweight '%s': expected NAME=WEIGHT",
+                              value);
+    }
+    return s_apply_change (ring, &change);
 }
 
 //  Counting accounts --------------------------------------------------------------
@@ -804,7 +838,15 @@ main (int argc, char **argv)
         return 0;
     }
     if (strcmp (argv[1], "plan") == 0) {
+        for (int i = 2; i < argc; i++) {
+            if (strcmp (argv[i], "--live") == 0) {
+                return rb_cmd_plan_live (argc, argv);
+            }
+        }
         return s_plan (argc, argv);
+    }
+    if (strcmp (argv[1], "suggest") == 0) {
+        return rb_cmd_suggest (argc, argv);
     }
     if (strcmp (argv[1], "init") == 0) {
         return s_init (argc, argv);
@@ -828,8 +870,8 @@ main (int argc, char **argv)
         }
     }
     fprintf (stderr,
-             "rebalance: unknown command '%s' (commands: plan, init, apply, status, check, fix, "
-             "abort)\n\n",
+             "rebalance: unknown command '%s' (commands: plan, suggest, init, apply, status, "
+             "check, fix, abort)\n\n",
              argv[1]);
     s_usage (stderr);
     return S_EXIT_USAGE;

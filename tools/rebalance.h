@@ -3,6 +3,8 @@
     its state directory, and the commands that drive a running cluster.
 
     rebalance.c         init, plan (rings only), and the command dispatch
+    rebalance_live.c    the load model of plan --live and suggest (rebalance_live.h)
+    rebalance_live_cmd.c  plan --live and suggest: the counters from the cluster
     rebalance_state.c   the steps of a change and their rings; the state
                         directory (its files, their atomic writes, their
                         parser, the lock of the running apply)
@@ -36,6 +38,7 @@
 #define RB_EXIT_USAGE    2 //  bad option, or a request the state refuses
 #define RB_EXIT_CLUSTER  3 //  the cluster did not answer or refused: rerun later
 #define RB_EXIT_DIRTY    4 //  check: inconsistent state found
+#define RB_EXIT_TARGET   5 //  suggest: no ring found within the target (the best is shown)
 
 #define RB_STEPS_MAX      65535       //  steps of one change (the low 20 bits of an id number them)
 #define RB_STATE_SIZE_MAX (64u << 20) //  bytes of a state file
@@ -131,5 +134,12 @@ int rb_cmd_status (int argc, char **argv);
 int rb_cmd_check (int argc, char **argv);
 int rb_cmd_fix (int argc, char **argv);
 int rb_cmd_abort (int argc, char **argv);
+int rb_cmd_plan_live (int argc, char **argv); //  rebalance_live_cmd.c
+int rb_cmd_suggest (int argc, char **argv);   //  rebalance_live_cmd.c
+
+//  Applies one change of the command line to ring: option is --add
+//  (NAME=ENDPOINT[@WEIGHT]), --remove (NAME) or --reweight (NAME=WEIGHT).
+//  0, or RB_EXIT_USAGE after printing why (rebalance.c).
+int rb_ring_change (ring_t *ring, const char *option, const char *value);
 
 #endif
