@@ -508,10 +508,15 @@ s_history_sums (rl_client_t *client, rl_id_t id, int timeout_ms, uint64_t *debit
                 return -2; //  not ascending, or a duplicate
             }
             last_timestamp = page[i].timestamp;
+            //  A pending transfer and a void post nothing; a post's record
+            //  holds the amount it posted (docs/protocol.md).
+            if (page[i].flags & (RL_TRANSFER_PENDING | RL_TRANSFER_VOID_PENDING_TRANSFER)) {
+                continue;
+            }
             *debits_p += rl_id_eq (page[i].debit_account_id, id) ? page[i].amount : 0;
             *credits_p += rl_id_eq (page[i].credit_account_id, id) ? page[i].amount : 0;
+            *count_p += 1;
         }
-        *count_p += count;
         if (count < filter.limit) {
             return 0;
         }

@@ -23,7 +23,9 @@
       4. per ledger, sum(debits_posted) == sum(credits_posted);
       5. with history on: each account's history (paged) sums to its
          balances, and the histories hold every applied transfer twice
-         (debit and credit side);
+         (debit and credit side); a pending transfer and a void post
+         nothing and are not counted, a post counts with the amount it
+         posted;
       6. a sample of the applied transfers is found again, with its fields;
       7. at least ok_min transfers took effect, and ok_min > 0: a check
          that would pass on an empty cluster is not a check.

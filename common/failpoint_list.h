@@ -134,3 +134,6 @@ RL_FP_X (BACKUP_CUT, "backup.cut",
 RL_FP_X (BACKUP_COPY, "backup.copy",
          "shard: the copy of a cut, on its own thread (error: the copy fails; delay: the shard "
          "serves while it copies)")
+RL_FP_X (PENDING_RECOVERY_EXPIRED, "pending.recovery_expired",
+         "shard start: the pending transfers that expired while it was down released in memory, "
+         "their states in the batch, before the commit")

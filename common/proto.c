@@ -197,7 +197,7 @@ rl_result_class_name (rl_result_class_t result_class)
         case RL_RESULT_CLASS_LEDGER:
             return "ledger";
         case RL_RESULT_CLASS_PENDING:
-            return "pending (reserved)";
+            return "pending";
         case RL_RESULT_CLASS_BALANCES:
             return "balances";
         default:

@@ -371,8 +371,8 @@ rl_status_defined (uint32_t status)
        FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
     X (RL_CODE_MUST_NOT_BE_ZERO, 56, "code_must_not_be_zero", FIELD_VALIDATION, NO, RL_HINT_FIX_)  \
     X (RL_NOT_SUPPORTED, 57, "not_supported", FIELD_VALIDATION, NO,                                \
-       "a flag served in a later version is set (linked, pending, post, void, "                    \
-       "balancing): clear it; the id is not burned")                                               \
+       "a flag served in a later version is set (linked, balancing), or a pending transfer "     \
+       "spans two shards: clear it; the id is not burned")                                               \
     X (RL_DEBIT_ACCOUNT_NOT_FOUND, 60, "debit_account_not_found",                                  \
        ACCOUNT_LOOKUPS, YES, RL_HINT_CREATE_FIRST_)                                                \
     X (RL_CREDIT_ACCOUNT_NOT_FOUND, 61, "credit_account_not_found",                                \
@@ -444,7 +444,7 @@ typedef enum {
     RL_RESULT_CLASS_FIELD_VALIDATION,
     RL_RESULT_CLASS_ACCOUNT_LOOKUPS,
     RL_RESULT_CLASS_LEDGER,
-    RL_RESULT_CLASS_PENDING, //  user-level pending transfers (reserved)
+    RL_RESULT_CLASS_PENDING, //  user-level pending transfers: post and void
     RL_RESULT_CLASS_BALANCES,
 } rl_result_class_t;
 
@@ -463,9 +463,9 @@ typedef enum {
 
 //  Transfer flags (u16) ----------------------------------------------------
 #define RL_TRANSFER_LINKED                (1u << 0) //  reserved: linked chains
-#define RL_TRANSFER_PENDING               (1u << 1) //  reserved: authorise now
-#define RL_TRANSFER_POST_PENDING_TRANSFER (1u << 2) //  reserved: post later
-#define RL_TRANSFER_VOID_PENDING_TRANSFER (1u << 3) //  reserved: void later
+#define RL_TRANSFER_PENDING               (1u << 1) //  authorise now (docs/protocol.md)
+#define RL_TRANSFER_POST_PENDING_TRANSFER (1u << 2) //  post pending_id
+#define RL_TRANSFER_VOID_PENDING_TRANSFER (1u << 3) //  void pending_id
 #define RL_TRANSFER_BALANCING_DEBIT       (1u << 4) //  reserved
 #define RL_TRANSFER_BALANCING_CREDIT      (1u << 5) //  reserved
 #define RL_TRANSFER_FLAGS_KNOWN           0x003Fu
@@ -848,7 +848,7 @@ const char *rl_result_hint (uint32_t result);
 //  The class of a result: RL_RESULT_CLASS_UNKNOWN for a value this version
 //  does not define. rl_result_class_name: "applied", "infrastructure",
 //  "id validation", "idempotency", "field validation", "account lookups",
-//  "ledger", "pending (reserved)", "balances", "unknown" (the "group"
+//  "ledger", "pending", "balances", "unknown" (the "group"
 //  column of docs/protocol.md, without its precedence number).
 rl_result_class_t rl_result_class (uint32_t result);
 const char *rl_result_class_name (rl_result_class_t result_class);

@@ -68,6 +68,10 @@ _Static_assert(RL_MIGRATE_CHUNK_HEADER + RL_MIGRATE_ENTRIES_MAX * RL_MIGRATE_ENT
 #define RL_SHARD_RCVHWM_MESSAGES       10000
 #define RL_SHARD_CHECKPOINT_TRANSFERS  (1u << 18) //  transfers between two checkpoints
 #define RL_SHARD_ACCOUNTS_INITIAL      (1u << 16) //  account slots allocated at start
+//  User-level pending transfers (shard/pending.c): live ones held by one
+//  shard (more: the create answers busy), and expiries per tick.
+#define RL_SHARD_PENDING_MAX             (1u << 20)
+#define RL_SHARD_PENDING_EXPIRE_PER_TICK 4096
 //  Spans of hash space a shard gained in ring changes and has not received
 //  yet (shard/arcs.c); a ring change that would keep more is refused.
 #define RL_SHARD_ARCS_UNRECEIVED_MAX (2u * RL_RING_POINTS_MAX)

@@ -191,6 +191,10 @@ accounts_load (accounts_t *self, uint64_t *last_ts_p, char *err, size_t err_size
         //  live attempts of the last incarnation are presumed aborted.
         account.debits_reserved = 0;
         account.credits_reserved = 0;
+        //  So are user-level pending amounts: rebuilt from the pending
+        //  transfers still pending (pending.c).
+        account.debits_pending = 0;
+        account.credits_pending = 0;
         if (s_insert (self, &account) < 0) {
             snprintf (err, err_size, "cannot hold account: table full or out of memory");
             rc = -1;
@@ -424,7 +428,60 @@ accounts_transfer_check (const accounts_t *self, const rl_transfer_t *t, account
     }
     pair->debit_slot = (uint32_t) dr_slot;
     pair->credit_slot = (uint32_t) cr_slot;
+    uint64_t sum = 0;
+    if ((t->flags & RL_TRANSFER_PENDING)
+        && __builtin_add_overflow (dr->debits_pending, t->amount, &sum)) {
+        return RL_OVERFLOWS_DEBITS_PENDING;
+    }
+    if ((t->flags & RL_TRANSFER_PENDING)
+        && __builtin_add_overflow (cr->credits_pending, t->amount, &sum)) {
+        return RL_OVERFLOWS_CREDITS_PENDING;
+    }
     return s_transfer_balances (dr, cr, t->amount);
+}
+
+bool
+accounts_pair (const accounts_t *self, rl_id_t debit, rl_id_t credit, accounts_pair_t *pair)
+{
+    assert (self && pair);
+    size_t dr_slot = 0, cr_slot = 0;
+    if (!s_find (self, debit, &dr_slot) || !s_find (self, credit, &cr_slot)) {
+        return false;
+    }
+    pair->debit_slot = (uint32_t) dr_slot;
+    pair->credit_slot = (uint32_t) cr_slot;
+    return true;
+}
+
+int
+accounts_pending_move (accounts_t *self, const accounts_pair_t *pair, uint64_t add,
+                       uint64_t release, uint64_t post)
+{
+    assert (self && pair);
+    assert (pair->debit_slot < self->count && pair->credit_slot < self->count);
+    assert (post <= release);
+    rl_account_t *dr = &self->slots[pair->debit_slot];
+    rl_account_t *cr = &self->slots[pair->credit_slot];
+    if (dr->debits_pending < release || cr->credits_pending < release) {
+        return -1; //  more released than held: the caller's state is wrong
+    }
+    uint64_t debits = dr->debits_pending - release, credits = cr->credits_pending - release;
+    uint64_t debits_posted = 0, credits_posted = 0;
+    if (__builtin_add_overflow (debits, add, &debits)
+        || __builtin_add_overflow (credits, add, &credits)
+        || __builtin_add_overflow (dr->debits_posted, post, &debits_posted)
+        || __builtin_add_overflow (cr->credits_posted, post, &credits_posted)) {
+        return -1;
+    }
+    dr->debits_pending = debits;
+    cr->credits_pending = credits;
+    if (post > 0) {
+        dr->debits_posted = debits_posted;
+        cr->credits_posted = credits_posted;
+        s_mark_dirty (self, pair->debit_slot);
+        s_mark_dirty (self, pair->credit_slot);
+    }
+    return 0;
 }
 
 void

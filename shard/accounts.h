@@ -61,6 +61,16 @@ uint32_t accounts_transfer_check (const accounts_t *self, const rl_transfer_t *t
                                   accounts_pair_t *pair);
 void accounts_transfer_post (accounts_t *self, const accounts_pair_t *pair, uint64_t amount);
 
+//  User-level pending transfers (pending.c). The slots of two accounts held
+//  here (false when one is not). Pending amounts are derived, like escrow:
+//  zero when loaded, rebuilt from the transfers still pending.
+bool accounts_pair (const accounts_t *self, rl_id_t debit, rl_id_t credit, accounts_pair_t *pair);
+//  Both accounts' pending amounts lose `release` and gain `add`, and
+//  `post` (<= release) is posted. 0, or -1 when pending holds less than
+//  release or a sum overflows (nothing changed).
+int accounts_pending_move (accounts_t *self, const accounts_pair_t *pair, uint64_t add,
+                           uint64_t release, uint64_t post);
+
 //  Replay of a stored ok transfer: posts one side. -1 when the account is
 //  not held here (the stored state is inconsistent).
 int accounts_post (accounts_t *self, rl_id_t id, bool debit, uint64_t amount);

@@ -479,6 +479,12 @@ journal_append (journal_t *self, const rl_transfer_t *record)
 static int
 s_replay_one (accounts_t *accounts, const rl_transfer_t *t)
 {
+    //  A pending transfer and a void post nothing: pending amounts are
+    //  rebuilt from the transfers still pending (pending.c); a post posts
+    //  the amount its record stores.
+    if (t->flags & (RL_TRANSFER_PENDING | RL_TRANSFER_VOID_PENDING_TRANSFER)) {
+        return 0;
+    }
     uint32_t leg = JOURNAL_LEG (t->reserved);
     if (leg != JOURNAL_LEG_CREDIT
         && accounts_post (accounts, t->debit_account_id, true, t->amount) != 0) {

@@ -69,10 +69,12 @@
 #include "accounts.h"
 #include "checkpoint.h"
 #include "codec.h"
+#include "failpoint.h"
 #include "imported.h"
 #include "journal.h"
 #include "log.h"
 #include "owner.h"
+#include "pending.h"
 #include "rl_limits.h"
 
 struct ledger_t {
@@ -83,6 +85,7 @@ struct ledger_t {
     checkpoint_t *checkpoint; //  the checkpoint in the background
     coordinator_t *coordinator;
     participant_t *participant;
+    pending_t *pending;                //  user-level pending transfers (pending.c)
     arcs_t *arcs;                      //  arcs whose data is here (the caller's; NULL: all)
     const ring_t *ring;                //  the ring served now (the caller's)
     int self_index;                    //  this shard in it, or -1 (owns nothing)
@@ -94,6 +97,16 @@ struct ledger_t {
     bool imported;                     //  a migration brought records here (imported.h)
     bool checkpoint_soon;              //  start a checkpoint after the next commit, however few
 };
+
+//  The shard's timestamp clock, which pending transfers expire by: the
+//  wall clock, but never below the last timestamp assigned (persisted), so
+//  that neither a restart nor a clock stepping back undoes an expiry.
+static uint64_t
+s_clock (const ledger_t *self, now_t now)
+{
+    uint64_t last = journal_last_ts (self->journal);
+    return now.wall_ns > last ? now.wall_ns : last;
+}
 
 ledger_t *
 ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring, uint64_t nonce,
@@ -117,9 +130,10 @@ ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
     if (self->accounts && self->journal && self->checkpoint && self->probed_ts) {
         self->coordinator = coordinator_new (store, self->accounts, self->journal, outq, name);
         self->participant = participant_new (store, self->accounts, self->journal, outq);
+        self->pending = pending_new (store, self->accounts);
     }
     if (!self->accounts || !self->journal || !self->checkpoint || !self->coordinator
-        || !self->participant) {
+        || !self->participant || !self->pending) {
         snprintf (err, err_size, "out of memory");
         ledger_destroy (&self);
         return NULL;
@@ -130,9 +144,23 @@ ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
     //  participant's prepared records (they restore credit reservations).
     if (journal_open (self->journal, self->accounts, err, err_size) != 0
         || coordinator_open (self->coordinator, nonce, now, err, err_size) != 0
-        || participant_open (self->participant, now, err, err_size) != 0) {
+        || participant_open (self->participant, now, err, err_size) != 0
+        || pending_open (self->pending, s_clock (self, now), err, err_size) != 0) {
         ledger_destroy (&self);
         return NULL;
+    }
+    //  What expired while the shard was down expired in pending_open: that
+    //  is committed before anything is served, like the incarnation.
+    if (store_batch_count (store) > 0) {
+        journal_before_commit (self->journal);
+        RL_FAILPOINT (PENDING_RECOVERY_EXPIRED);
+        if (store_commit (store) != 0) {
+            snprintf (err, err_size, "cannot commit the expiries of recovery: %s",
+                      store_error (store));
+            ledger_destroy (&self);
+            return NULL;
+        }
+        pending_committed (self->pending);
     }
     if (imported_any (store)) {
         ledger_set_imported (self); //  never replayed: only consulted by lookups
@@ -162,6 +190,7 @@ ledger_destroy (ledger_t **self_p)
     checkpoint_destroy (&self->checkpoint); //  first: it reads the journal and the store
     coordinator_destroy (&self->coordinator);
     participant_destroy (&self->participant);
+    pending_destroy (&self->pending);
     journal_destroy (&self->journal);
     accounts_destroy (&self->accounts);
     free (self->probed_ts);
@@ -377,10 +406,14 @@ s_transfer_exists (const rl_transfer_t *t, const rl_transfer_t *stored)
     if (!rl_id_eq (t->debit_account_id, stored->debit_account_id)) {
         return RL_EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID;
     }
-    if (!rl_id_eq (t->credit_account_id, stored->credit_account_id)) {
+    //  A post or void stores what it inherited from its pending transfer:
+    //  a field the retry leaves 0 is that one (docs/protocol.md).
+    bool resolve = (t->flags & PENDING_RESOLVE_FLAGS) != 0;
+    if (!rl_id_eq (t->credit_account_id, stored->credit_account_id)
+        && !(resolve && rl_id_is_zero (t->credit_account_id))) {
         return RL_EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID;
     }
-    if (t->amount != stored->amount) {
+    if (t->amount != stored->amount && !(resolve && t->amount == 0)) {
         return RL_EXISTS_WITH_DIFFERENT_AMOUNT;
     }
     if (!rl_id_eq (t->pending_id, stored->pending_id)) {
@@ -398,10 +431,10 @@ s_transfer_exists (const rl_transfer_t *t, const rl_transfer_t *stored)
     if (t->timeout != stored->timeout) {
         return RL_EXISTS_WITH_DIFFERENT_TIMEOUT;
     }
-    if (t->ledger != stored->ledger) {
+    if (t->ledger != stored->ledger && !(resolve && t->ledger == 0)) {
         return RL_EXISTS_WITH_DIFFERENT_LEDGER;
     }
-    if (t->code != stored->code) {
+    if (t->code != stored->code && !(resolve && t->code == 0)) {
         return RL_EXISTS_WITH_DIFFERENT_CODE;
     }
     //  Same record: the original outcome, ok or the failure that burned it.
@@ -421,8 +454,11 @@ s_transfer_validate (const rl_transfer_t *t)
     if (t->flags & ~RL_TRANSFER_FLAGS_KNOWN) {
         return RL_RESERVED_FLAG;
     }
+    if (t->flags & PENDING_FLAGS) {
+        return pending_validate (t); //  pending, post, void (pending.c)
+    }
     if (t->flags != 0) {
-        return RL_NOT_SUPPORTED; //  linked, pending, post, void, balancing: not yet served
+        return RL_NOT_SUPPORTED; //  linked, balancing: not yet served
     }
     if (rl_id_is_zero (t->debit_account_id)) {
         return RL_DEBIT_ACCOUNT_ID_MUST_NOT_BE_ZERO;
@@ -455,6 +491,40 @@ s_transfer_validate (const rl_transfer_t *t)
         return RL_CODE_MUST_NOT_BE_ZERO;
     }
     return RL_OK;
+}
+
+//  A post or void of a pending transfer of this shard (pending.c): its
+//  outcome is final from here, stored like any transfer's. The record
+//  stored for an ok one carries what it inherited (accounts, ledger, code,
+//  the amount posted or voided).
+static rl_result_rec_t
+s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now)
+{
+    rl_result_rec_t r = {0};
+    rl_transfer_t p;
+    int found = s_find (self, t->pending_id, &p);
+    if (found < 0) {
+        r.result = RL_STORAGE_ERROR;
+        return r;
+    }
+    uint64_t ts = journal_next_ts (self->journal, now.wall_ns);
+    rl_transfer_t record = *t;
+    r.result = pending_check (self->pending, t, found ? &p : NULL, ts, &record);
+    if (r.result == RL_STORAGE_ERROR) {
+        return r; //  nothing stored: the outcome is not decided
+    }
+    record.timestamp = ts;
+    record.reserved = JOURNAL_STORED (r.result, JOURNAL_LEG_BOTH);
+    if (journal_append (self->journal, &record) != 0) {
+        rl_error ("ledger: out of memory for the recent index");
+        r.result = RL_STORAGE_ERROR;
+        return r;
+    }
+    if (r.result == RL_OK) {
+        pending_apply (self->pending, &record);
+    }
+    r.timestamp = ts;
+    return r;
 }
 
 //  probed_ts: the ingested index's answer for t->id (journal_probe).
@@ -504,9 +574,22 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
     if (r.result != RL_OK) {
         return r;
     }
+    if (t->flags & PENDING_RESOLVE_FLAGS) {
+        return s_post_or_void (self, t, now);
+    }
     int credit_owner = owner_of (self->ring, t->credit_account_id);
     if (credit_owner < 0) {
         r.result = RL_ABORTED; //  no shard owns it in this ring: nothing done, retry
+        return r;
+    }
+    if (credit_owner != self->self_index && (t->flags & RL_TRANSFER_PENDING)) {
+        r.result = RL_NOT_SUPPORTED; //  cross-shard pending transfers: not served yet
+        return r;
+    }
+    if (r.result == RL_OK && (t->flags & RL_TRANSFER_PENDING) && !pending_room (self->pending)) {
+        rl_warn ("ledger: %zu transfers pending: no room for another",
+                 pending_live_count (self->pending));
+        r.result = RL_BUSY;
         return r;
     }
     if (credit_owner != self->self_index) {
@@ -527,7 +610,9 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
         r.result = RL_STORAGE_ERROR;
         return r;
     }
-    if (r.result == RL_OK) {
+    if (r.result == RL_OK && (t->flags & RL_TRANSFER_PENDING)) {
+        pending_add (self->pending, &record, &pair); //  reserves instead of posting
+    } else if (r.result == RL_OK) {
         accounts_transfer_post (self->accounts, &pair, t->amount);
     }
     r.timestamp = record.timestamp;
@@ -594,7 +679,8 @@ ledger_install_account (ledger_t *self, const rl_account_t *account)
 {
     assert (self && account);
     if (account->timestamp == 0 || accounts_get (self->accounts, account->id)
-        || account->debits_reserved != 0 || account->credits_reserved != 0) {
+        || account->debits_reserved != 0 || account->credits_reserved != 0
+        || account->debits_pending != 0 || account->credits_pending != 0) {
         return -1;
     }
     return accounts_insert (self->accounts, account);
@@ -870,6 +956,7 @@ ledger_after_commit (ledger_t *self)
     if (self->checkpoint_failed) {
         return -1;
     }
+    pending_committed (self->pending);
     checkpoint_state_t state = checkpoint_state (self->checkpoint);
     if ((state == CHECKPOINT_COMMITTED || state == CHECKPOINT_FAILED)
         && s_checkpoint_finish (self) != 0) {
@@ -951,6 +1038,7 @@ ledger_tick (ledger_t *self, now_t now)
     size_t work = coordinator_tick (self->coordinator, now, RL_TP_WORK_PER_TICK_MAX);
     assert (work <= RL_TP_WORK_PER_TICK_MAX);
     participant_tick (self->participant, now, RL_TP_WORK_PER_TICK_MAX - work);
+    pending_tick (self->pending, s_clock (self, now), RL_SHARD_PENDING_EXPIRE_PER_TICK);
 }
 
 void
@@ -987,6 +1075,9 @@ ledger_audit (ledger_t *self, char *err, size_t err_size)
         coordinator_audit_sums (self->coordinator, self->accounts, debits);
         participant_audit_sums (self->participant, self->accounts, credits);
         rc = accounts_audit (self->accounts, debits, credits, err, err_size);
+        if (rc == 0) {
+            rc = pending_audit (self->pending, err, err_size);
+        }
     } else {
         snprintf (err, err_size, "out of memory");
     }
@@ -1093,6 +1184,21 @@ ledger_heuristics_in_arc (const ledger_t *self, uint64_t start, uint64_t end)
     assert (self);
     s_arc_t arc = {start, end};
     return participant_heuristics (self->participant, s_in_arc, &arc);
+}
+
+bool
+ledger_pending_in_arc (const ledger_t *self, uint64_t start, uint64_t end)
+{
+    assert (self);
+    s_arc_t arc = {start, end};
+    return pending_names (self->pending, s_in_arc, &arc);
+}
+
+size_t
+ledger_pending_count (const ledger_t *self)
+{
+    assert (self);
+    return pending_live_count (self->pending);
 }
 
 bool

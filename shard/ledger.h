@@ -41,8 +41,9 @@ typedef enum {
 } ledger_reply_t;
 
 //  Loads accounts, replays transfers written after the last checkpoint,
-//  starts a new incarnation (nonce: random, from the host) and recovers
-//  two-phase state. The incarnation is committed before this returns.
+//  starts a new incarnation (nonce: random, from the host), recovers
+//  two-phase state and the pending transfers, and expires those whose time
+//  came while the shard was down (committed before this returns). The incarnation is committed before this returns.
 //  ring: the ring served now (the caller keeps it alive; see
 //  ledger_set_ring). NULL (with a message in err) when the stored state is
 //  unreadable or memory ran out.
@@ -146,6 +147,10 @@ void ledger_checkpoint_soon (ledger_t *self);
 bool ledger_recent_posts_to_arc (const ledger_t *self, uint64_t start, uint64_t end);
 //  Heuristic records (participant) whose credit account is in the arc.
 size_t ledger_heuristics_in_arc (const ledger_t *self, uint64_t start, uint64_t end);
+//  Does a transfer still pending (pending.c) name an account of the arc?
+//  A migration refuses to freeze such an arc. O(pending).
+bool ledger_pending_in_arc (const ledger_t *self, uint64_t start, uint64_t end);
+size_t ledger_pending_count (const ledger_t *self); //  transfers still pending
 //  Calls fn for every account held (O(accounts)).
 void ledger_each_account (const ledger_t *self, void (*fn) (void *arg, const rl_account_t *account),
                           void *arg);

@@ -627,6 +627,15 @@ s_freeze_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_mi
                  state->migration_id, heuristics);
         return s_refuse (self, envelope, h, "the arc holds heuristic records");
     }
+    if (state->state == RL_MIGRATE_COPYING
+        && ledger_pending_in_arc (self->ledger, state->arc_start, state->arc_end)) {
+        //  Pending amounts live in this shard's pending table, which does
+        //  not move (docs/rebalance.md): the arc waits until they settle.
+        rl_warn ("migration %" PRIu64 ": pending transfers name accounts of the arc: "
+                 "post, void or let them expire first",
+                 state->migration_id);
+        return s_refuse (self, envelope, h, "the arc holds pending transfers");
+    }
     if (state->state == RL_MIGRATE_COPYING) {
         state->state = RL_MIGRATE_FROZEN;
         state->param = req->param ? req->param : S_FREEZE_MS_DEFAULT;

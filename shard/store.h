@@ -13,6 +13,8 @@
                     applied here                             [SST ingest only]
         imported    what migrations brought in from other shards, under one-byte
                     prefixes (shard/imported.c); never replayed into balances
+        pending     pending transfer id (16) -> its record (128), state inside:
+                    user-level pending transfers (shard/pending.c)
 
     All writes of one group commit go into one WriteBatch (store_batch_*),
     written and synced by store_commit, or written by store_write_group
@@ -53,6 +55,7 @@ typedef enum {
     STORE_CF_PREPARED,
     STORE_CF_LEGS,
     STORE_CF_IMPORTED,
+    STORE_CF_PENDING,
     STORE_CF_COUNT
 } store_cf_t;
 

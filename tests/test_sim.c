@@ -3,7 +3,9 @@
 
     Each seed builds two ledgers (s1 owns odd accounts, s2 even ones) on an
     in-memory file system that survives a restart, and runs random steps:
-    a client submits or retries a transfer at its debit shard; the network
+    a client submits or retries a transfer at its debit shard (some are
+    pending transfers with a timeout, or posts and voids of them:
+    s_pending_mix); the network
     delivers one message (any due one: reordering), or drops or duplicates
     it; a shard's timer ticks; a shard crashes, before or after a commit,
     losing its uncommitted batch and unsent messages, and restarts with a
@@ -23,7 +25,9 @@
     every transfer the client saw ok was applied, no business failure and no
     last-answer-aborted transfer was, retries got the original outcome,
     nothing is reserved, sum(debits) == sum(credits), and every balance
-    equals the model built from what was applied.
+    equals the model built from what was applied (a post with the amount
+    it stored); two days later every pending transfer has expired, and
+    nothing is pending. Each step's audit checks pending amounts too.
 
     test_outcome_query drives one coordinator directly: abort is presumed
     for an older incarnation and for a finished sequence of this one; a
@@ -341,6 +345,46 @@ s_turn_finish (int i)
 
 //  Steps --------------------------------------------------------------------------------
 
+//  Pending transfers in the mix (docs/protocol.md, "Pending transfers"): a
+//  new slot may become a pending transfer between two accounts of one
+//  shard, with a timeout of 1..3 s (the wall clock's steps and the final
+//  settling expire it), or a post (of all, of part, or of too much) or a
+//  void of an earlier pending slot, which may race its expiry, a crash, or
+//  another post.
+static void
+s_pending_mix (int k)
+{
+    s_slot_t *s = &s_slots[k];
+    uint64_t r = s_rand () % 100;
+    if (r < 20) {
+        uint64_t dr = s->t.debit_account_id.lo;
+        s->t.credit_account_id = s_account_id ((dr + 1) % ACCOUNTS + 1); //  same parity: shard
+        s->t.flags = RL_TRANSFER_PENDING;
+        s->t.timeout = 1 + (uint32_t) (s_rand () % 3);
+        return;
+    }
+    if (r >= 40) {
+        return;
+    }
+    int start = (int) (s_rand () % SLOTS);
+    for (int n = 0; n < SLOTS; n++) {
+        const s_slot_t *p = &s_slots[(start + n) % SLOTS];
+        if (!p->used || !(p->t.flags & RL_TRANSFER_PENDING)) {
+            continue;
+        }
+        uint64_t amounts[] = {0, 1 + s_rand () % p->t.amount, p->t.amount, p->t.amount + 1};
+        s->t = (rl_transfer_t){
+            .id = s->t.id,
+            .debit_account_id = p->t.debit_account_id,
+            .pending_id = p->t.id,
+            .amount = amounts[s_rand () % 4],
+            .flags = s_chance (60) ? RL_TRANSFER_POST_PENDING_TRANSFER
+                                   : RL_TRANSFER_VOID_PENDING_TRANSFER,
+        };
+        return;
+    }
+}
+
 static void
 s_client_step (void)
 {
@@ -361,6 +405,7 @@ s_client_step (void)
                                .amount = amount,
                                .ledger = LEDGER,
                                .code = 1};
+        s_pending_mix (k);
         s->used = true;
     }
     int i = (s->t.debit_account_id.lo & 1) ? 0 : 1;
@@ -526,6 +571,16 @@ s_settle_and_check (void)
         }
         CHECK (step < SETTLE_STEPS - 1, "the shards never settled");
     }
+    //  Every pending transfer has a timeout of at most 3 s: two days later,
+    //  after one tick, nothing is pending any more.
+    s_wall_offset += 48 * HOUR_NS;
+    for (int i = 0; i < NODES; i++) {
+        ledger_tick (s_nodes[i].ledger, s_clock ());
+        s_drain (i);
+        s_turn_finish (i);
+        CHECK (ledger_pending_count (s_nodes[i].ledger) == 0, "%s: %zu transfers still pending",
+               s_names[i], ledger_pending_count (s_nodes[i].ledger));
+    }
     //  Settle every outcome by lookup at the debit shard; build the model.
     uint64_t debits[ACCOUNTS + 1] = {0}, credits[ACCOUNTS + 1] = {0};
     uint64_t stamps[NODES]
@@ -549,8 +604,12 @@ s_settle_and_check (void)
                 CHECK (stamps[i][j] != found.timestamp, "transfer %d: a timestamp given twice", k);
             }
             stamps[i][stamp_count[i]++] = found.timestamp;
-            debits[s->t.debit_account_id.lo] += s->t.amount;
-            credits[s->t.credit_account_id.lo] += s->t.amount;
+            //  A pending transfer and a void post nothing; a post stores
+            //  the accounts and the amount it posted.
+            if (!(found.flags & (RL_TRANSFER_PENDING | RL_TRANSFER_VOID_PENDING_TRANSFER))) {
+                debits[found.debit_account_id.lo] += found.amount;
+                credits[found.credit_account_id.lo] += found.amount;
+            }
         }
     }
     uint64_t dp = 0, cp = 0;
@@ -564,6 +623,8 @@ s_settle_and_check (void)
                (unsigned long) acc.debits_posted, (unsigned long) acc.credits_posted,
                (unsigned long) debits[a], (unsigned long) credits[a]);
         CHECK (acc.debits_reserved == 0 && acc.credits_reserved == 0, "account %lu reserved",
+               (unsigned long) a);
+        CHECK (acc.debits_pending == 0 && acc.credits_pending == 0, "account %lu pending",
                (unsigned long) a);
         dp += acc.debits_posted, cp += acc.credits_posted;
     }

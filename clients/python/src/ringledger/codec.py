@@ -227,6 +227,31 @@ class Transfer:
                               self.code, self.flags, self.timestamp, self.reserved)
 
     @classmethod
+    def post_pending(cls, id, pending, amount=0, **fields) -> "Transfer":
+        """A post of ``pending`` (the pending Transfer): amount 0 posts all
+        of it, a smaller amount posts that much and releases the rest. The
+        credit account, ledger and code are left 0: the pending transfer's."""
+        return cls(id=id, debit_account_id=pending.debit_account_id, pending_id=pending.id,
+                   amount=amount, flags=TransferFlags.POST_PENDING_TRANSFER, **fields)
+
+    @classmethod
+    def void_pending(cls, id, pending, **fields) -> "Transfer":
+        """A void of ``pending``: releases all of it."""
+        return cls(id=id, debit_account_id=pending.debit_account_id, pending_id=pending.id,
+                   flags=TransferFlags.VOID_PENDING_TRANSFER, **fields)
+
+    @property
+    def is_pending(self) -> bool:
+        """Flagged pending: it reserved its amount, posted nothing."""
+        return bool(self.flags & TransferFlags.PENDING)
+
+    @property
+    def posts(self) -> bool:
+        """Does this record move posted balances when it is ok? A pending
+        transfer and a void do not; a post moves the amount it holds."""
+        return not self.flags & (TransferFlags.PENDING | TransferFlags.VOID_PENDING_TRANSFER)
+
+    @classmethod
     def decode(cls, data, offset=0) -> "Transfer":
         _need(data, offset, TRANSFER_SIZE, "a transfer")
         f = _TRANSFER.unpack_from(data, offset)

@@ -207,7 +207,10 @@ class Consumer:
         if key in stream.seen or any(key in s.seen for s in self.streams.values()):
             return False  # at least once: already applied
         stream.seen.add(key)
-        if event.result == ResultCode.OK:
+        # A pending transfer and a void post nothing; a post's record holds
+        # the amount it posted (docs/protocol.md, "Pending transfers").
+        moves = t.posts
+        if event.result == ResultCode.OK and moves:
             if event.leg in (LEG_BOTH, LEG_DEBIT):
                 stream.debits[t.debit_account_id] = \
                     stream.debits.get(t.debit_account_id, 0) + t.amount

@@ -238,8 +238,11 @@ class AccountFlags(enum.IntFlag):
 
 
 class TransferFlags(enum.IntFlag):
-    """transfer.flags (u16). Every defined bit names a reserved feature:
-    a server answers not_supported until it ships."""
+    """transfer.flags (u16). PENDING authorises (reserves the amount),
+    POST_PENDING_TRANSFER and VOID_PENDING_TRANSFER settle the transfer
+    named by pending_id (docs/protocol.md, "Pending transfers"; at most one
+    of the three). LINKED and the balancing bits name reserved features: a
+    server answers not_supported until they ship."""
 
     LINKED = 0x0001
     PENDING = 0x0002

@@ -1,0 +1,89 @@
+/*  pending.h: user-level pending transfers of one shard: authorise now,
+    post (in full or in part) or void later, or let a timeout expire it.
+
+    A pending transfer reserves its amount in the debit account's
+    debits_pending and the credit account's credits_pending; a post moves
+    (part of) it to posted and releases the rest, a void or an expiry
+    releases it all. The ledger (ledger.c) stores every record in the
+    journal as usual; this module keeps the state of each pending transfer
+    (pending, posted, voided, expired) durable in the `pending` column
+    family, in the batch of the turn that changes it, and the ones still
+    pending in memory, ordered by expiry. See pending.c for the design and
+    docs/protocol.md ("Pending transfers") for the rules and codes.
+*/
+#ifndef RL_PENDING_H
+#define RL_PENDING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "accounts.h"
+#include "proto.h"
+#include "store.h"
+
+typedef struct pending_t pending_t;
+
+//  The state of a pending transfer, stored in its record's `reserved`.
+typedef enum {
+    PENDING_STATE_NONE = 0, //  not a pending transfer of this shard
+    PENDING_STATE_PENDING = 1,
+    PENDING_STATE_POSTED = 2,
+    PENDING_STATE_VOIDED = 3,
+    PENDING_STATE_EXPIRED = 4,
+} pending_state_t;
+
+//  Post or void: one of the two flags.
+#define PENDING_RESOLVE_FLAGS                                                                      \
+    (RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER)
+#define PENDING_FLAGS (RL_TRANSFER_PENDING | PENDING_RESOLVE_FLAGS)
+
+//  NULL when memory ran out.
+pending_t *pending_new (store_t *store, accounts_t *accounts);
+void pending_destroy (pending_t **self_p);
+//  Recovery, after the accounts are loaded: the transfers still pending
+//  come back into memory with their amounts, and the ones whose expiry is
+//  at or before clock_ns (the shard's timestamp clock) expire now, into the
+//  batch. 0, or -1 with a message in err.
+int pending_open (pending_t *self, uint64_t clock_ns, char *err, size_t err_size);
+
+//  Field validation of a transfer with a pending, post or void flag (the
+//  record alone): RL_OK or the first failure, in the documented order.
+uint32_t pending_validate (const rl_transfer_t *t);
+//  Can one more transfer be pending? False at RL_SHARD_PENDING_MAX, or
+//  when memory ran out (nothing changed).
+bool pending_room (pending_t *self);
+//  A new pending transfer, stored ok (timestamp set), whose accounts the
+//  caller checked (pair): reserves its amount. pending_room first.
+void pending_add (pending_t *self, const rl_transfer_t *record, const accounts_pair_t *pair);
+//  A post or void (validated) against the transfer stored under its
+//  pending_id (p; NULL when none), at timestamp ts. RL_OK fills *resolved
+//  with the record to store: the pending transfer's accounts, ledger and
+//  code, and the amount posted (or voided). A pending transfer found past
+//  its expiry expires now (into the batch), and the answer is expired.
+//  RL_STORAGE_ERROR when its state cannot be read.
+uint32_t pending_check (pending_t *self, const rl_transfer_t *t, const rl_transfer_t *p,
+                        uint64_t ts, rl_transfer_t *resolved);
+//  Applies a post or void that pending_check accepted, once stored.
+void pending_apply (pending_t *self, const rl_transfer_t *resolved);
+//  Expires the pending transfers whose expiry is at or before clock_ns, at
+//  most max of them, into the batch. Returns how many.
+size_t pending_tick (pending_t *self, uint64_t clock_ns, size_t max);
+//  The stored state of a pending transfer (PENDING_STATE_NONE when it has
+//  none); -1 on a storage error.
+int pending_state (pending_t *self, rl_id_t id);
+
+//  After a successful group commit: the states changed are readable from
+//  the store from now on.
+void pending_committed (pending_t *self);
+
+size_t pending_live_count (const pending_t *self);
+//  The earliest expiry of a transfer still pending (0: none expires).
+uint64_t pending_next_expiry (pending_t *self);
+//  Audit: every account's pending amounts equal the sum of the transfers
+//  still pending. 0, or -1 with the first discrepancy in err.
+int pending_audit (const pending_t *self, char *err, size_t err_size);
+//  Does a transfer still pending name an account for which in(arg, id)?
+bool pending_names (const pending_t *self, bool (*in) (void *arg, rl_id_t account), void *arg);
+
+#endif
