@@ -43,7 +43,8 @@ typedef enum {
 //  Loads accounts, replays transfers written after the last checkpoint,
 //  starts a new incarnation (nonce: random, from the host), recovers
 //  two-phase state and the pending transfers, and expires those whose time
-//  came while the shard was down (committed before this returns). The incarnation is committed before this returns.
+//  came while the shard was down. The incarnation and those expiries are
+//  committed before this returns.
 //  ring: the ring served now (the caller keeps it alive; see
 //  ledger_set_ring). NULL (with a message in err) when the stored state is
 //  unreadable or memory ran out.
