@@ -12,7 +12,7 @@ ROOT=$(pwd)
 JOBS=${RL_JOBS:-2}
 
 PACKAGES="build-essential cmake pkg-config libzmq3-dev libczmq-dev librocksdb-dev libmicrohttpd-dev \
-libxxhash-dev libcmocka-dev libcjson-dev python3 python3-zmq python3-venv python3-pip \
+libxxhash-dev libsodium-dev libcmocka-dev libcjson-dev python3 python3-zmq python3-venv python3-pip \
 python3-setuptools procps clang-format git \
 clang libclang-rt-14-dev prometheus systemd"
 

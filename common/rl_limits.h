@@ -203,6 +203,11 @@ _Static_assert(RL_REPLY_QUEUE_BYTES_MIN <= RL_REPLY_QUEUE_BYTES_DEFAULT
 _Static_assert(RL_CLIENT_WINDOW_MAX <= RL_CLIENT_HWM_MESSAGES, "a full window fits the queue");
 _Static_assert(RL_CLIENT_RETRY_BACKOFF_MS_MIN <= RL_CLIENT_RETRY_BACKOFF_MS_MAX, "backoff");
 
+//  Reversals (common/reversal.c, docs/payments.md) --------------------------
+#define RL_REVERSAL_K_MAX 256 //  reversal ids per original: k in 0..RL_REVERSAL_K_MAX - 1
+
+_Static_assert(RL_REVERSAL_K_MAX <= RL_BATCH_RECORDS_MAX, "one probe request covers every k");
+
 //  Two-phase sender rules and reservation bounds (shard/senders.c,
 //  shard/participant.c, docs/security.md) ----------------------------------
 #define RL_SENDERS_MAX (4 * RL_SHARDS_MAX) //  peer keys whose shard name a shard remembers

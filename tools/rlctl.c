@@ -8,6 +8,7 @@
 
         create-account ID... --ledger L --code C [--flags FLAGS] [--user-data-*]
         transfer ID DEBIT CREDIT AMOUNT --ledger L --code C [--user-data-*]
+        reverse ID [--k K] [--amount N] [--code C] [--user-data-32 N]
         balance ID...
         history ID [--limit N] [--reverse] [--from TS] [--to TS] [--debits|--credits]
         transfer-get ID...
@@ -79,6 +80,7 @@ static const s_option_t s_options[] = {
     {"--cert", RLCTL_O_CERT, true},          {"--server-key", RLCTL_O_SERVER_KEY, true},
     {"--insecure", RLCTL_O_INSECURE, false}, {"--interval-ms", RLCTL_O_INTERVAL, true},
     {"--count", RLCTL_O_COUNT, true},        {"--cluster", RLCTL_O_CLUSTER, false},
+    {"--amount", RLCTL_O_AMOUNT, true},      {"--k", RLCTL_O_K, true},
 };
 
 typedef int (s_command_fn) (rlctl_ctx_t *ctx);
@@ -103,6 +105,9 @@ s_usage (FILE *out)
              "                 [--user-data-128 X] [--user-data-64 N] [--user-data-32 N]\n"
              "      FLAGS: debits-must-not-exceed-credits | credits-must-not-exceed-debits | none\n"
              "  transfer ID DEBIT CREDIT AMOUNT --ledger L --code C [--user-data-*]\n"
+             "  reverse ID [--k K] [--amount N] [--code C] [--user-data-32 N]\n"
+             "                                    refund transfer ID, in full or --amount N;\n"
+             "                                    K: the next free by default (docs/payments.md)\n"
              "  balance ID...                     accounts: posted, pending, reserved, balance\n"
              "  history ID [--limit N] [--reverse] [--from TS] [--to TS] [--debits|--credits]\n"
              "  transfer-get ID...                transfers by id\n"
@@ -248,6 +253,8 @@ static const s_command_t s_commands[] = {
     {"transfer", rlctl_cmd_transfer,
      RLCTL_O_LEDGER | RLCTL_O_CODE | RLCTL_O_UD128 | RLCTL_O_UD64 | RLCTL_O_UD32, 4, 4,
      "transfer ID DEBIT CREDIT AMOUNT --ledger L --code C"},
+    {"reverse", rlctl_cmd_reverse, RLCTL_O_K | RLCTL_O_AMOUNT | RLCTL_O_CODE | RLCTL_O_UD32, 1, 1,
+     "reverse ID [--k K] [--amount N] [--code C] [--user-data-32 N]"},
     {"balance", rlctl_cmd_balance, 0, 1, RLCTL_IDS_MAX, "balance ID..."},
     {"history", rlctl_cmd_history,
      RLCTL_O_LIMIT | RLCTL_O_REVERSE | RLCTL_O_FROM | RLCTL_O_TO | RLCTL_O_DEBITS | RLCTL_O_CREDITS,
@@ -360,6 +367,13 @@ s_set_option (rlctl_ctx_t *ctx, const s_option_t *option, const char *value)
             break;
         case RLCTL_O_COUNT:
             rc = s_parse_bounded (option->name, value, 1, RLCTL_TOP_COUNT_MAX, &ctx->count);
+            break;
+        case RLCTL_O_K:
+            rc = s_parse_bounded (option->name, value, 0, RL_REVERSAL_K_MAX - 1, &number);
+            ctx->k = (uint32_t) number;
+            break;
+        case RLCTL_O_AMOUNT:
+            rc = s_parse_bounded (option->name, value, 1, UINT64_MAX, &ctx->amount);
             break;
         default:
             break; //  flags without a value: the bit in ctx->given is enough
@@ -495,7 +509,8 @@ main (int argc, char **argv)
     //  longer than the router's deadline, so that it hears the router's
     //  definite answer (or outcome_unknown) instead of giving up first.
     bool creates = strcmp (command->name, "create-account") == 0
-                   || strcmp (command->name, "transfer") == 0;
+                   || strcmp (command->name, "transfer") == 0
+                   || strcmp (command->name, "reverse") == 0;
     if (creates && ctx.timeout_ms <= RL_ROUTER_DEADLINE_MS) {
         fprintf (stderr,
                  "rlctl: --timeout-ms %d is too short for %s: it must exceed the router's "

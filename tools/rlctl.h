@@ -7,6 +7,7 @@
     rlctl_top.c     top (a live view, redrawn every interval)
     rlctl_keys.c    keygen (CURVE keypairs, docs/security.md)
     rlctl_backup.c  backup, verify-backup, restore (docs/backup.md)
+    rlctl_reverse.c reverse (reversals, docs/payments.md)
 
     DESIGN
     A command asks the cluster, then builds one cJSON tree of the answer
@@ -77,6 +78,8 @@ enum {
     RLCTL_O_INTERVAL = 1u << 24,
     RLCTL_O_COUNT = 1u << 25,
     RLCTL_O_CLUSTER = 1u << 26,
+    RLCTL_O_K = 1u << 27,
+    RLCTL_O_AMOUNT = 1u << 28,
     RLCTL_O_GLOBAL = RLCTL_O_CONNECT | RLCTL_O_JSON | RLCTL_O_TIMEOUT | RLCTL_O_HELP | RLCTL_O_CERT
                      | RLCTL_O_SERVER_KEY | RLCTL_O_INSECURE,
 };
@@ -103,6 +106,8 @@ typedef struct {
     const char *server_key;           //  --server-key (or $RL_SERVER_KEY): --connect's key
     int interval_ms;                  //  top --interval-ms
     uint64_t count;                   //  top --count; 0: until q or Ctrl-C
+    uint32_t k;                       //  reverse --k
+    uint64_t amount;                  //  reverse --amount, minor units
     const char *args[RLCTL_ARGS_MAX]; //  positional, the command first
     size_t arg_count;
 } rlctl_ctx_t;
@@ -127,6 +132,7 @@ int rlctl_cmd_top (rlctl_ctx_t *ctx);
 int rlctl_cmd_backup (rlctl_ctx_t *ctx);        //  rlctl_backup.c
 int rlctl_cmd_verify_backup (rlctl_ctx_t *ctx); //  rlctl_backup.c
 int rlctl_cmd_restore (rlctl_ctx_t *ctx);       //  rlctl_backup.c
+int rlctl_cmd_reverse (rlctl_ctx_t *ctx);       //  rlctl_reverse.c
 
 //  Output and errors (rlctl.c) --------------------------------------------------
 //  Prints tree as JSON (--json) or through table; destroys the tree.
