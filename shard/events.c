@@ -90,12 +90,11 @@ typedef struct {
 struct events_t {
     s_incarnation_t table[EVENTS_INCARNATIONS_MAX]; //  by counter; the last one is ours
     size_t count;
-    uint64_t synced_ts; //  the durable head: every record at or below it is synced
-    zsock_t *pub;       //  --events-bind, or NULL
-    uint64_t noted_ts;  //  the head last announced
-    int64_t noted_ms;   //  when (monotonic)
-    uint64_t reads;     //  events_read served
-    uint64_t refused;   //  events_read refused (bad_position, resync)
+    uint64_t synced_ts;   //  the durable head: every record at or below it is synced
+    zsock_t *pub;         //  --events-bind, or NULL
+    uint64_t noted_ts;    //  the head last announced
+    int64_t noted_ms;     //  when (monotonic)
+    events_stats_t stats; //  counted since start
     char name[RL_SHARD_NAME_SIZE_MAX];
 };
 
@@ -339,7 +338,11 @@ events_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uin
         status = RL_STATUS_RESYNC;
     }
     if (status != RL_STATUS_OK) {
-        ev->refused++;
+        if (status == RL_STATUS_RESYNC) {
+            ev->stats.resyncs++;
+        } else {
+            ev->stats.bad_positions++;
+        }
         rl_debug ("events_read %" PRIu64 ": position %" PRIu64 ".%016" PRIx64 ".%" PRIu64
                   ", limit %" PRIu32 ": %s",
                   h->request_id, req.incarnation, req.nonce, req.timestamp, req.limit,
@@ -368,7 +371,8 @@ events_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uin
         self->dropped++;
         return NULL;
     }
-    ev->reads++;
+    ev->stats.reads++;
+    ev->stats.events += count;
     return reply;
 }
 
@@ -389,9 +393,14 @@ s_note (events_t *self, uint16_t kind, int64_t now_ms)
     zframe_t *frame = zframe_new (note, sizeof note);
     //  PUB never blocks: a subscriber at its high-water mark misses this
     //  one (the next note, or its own read, catches up).
-    if (frame && zframe_send (&frame, self->pub, ZFRAME_DONTWAIT) != 0) {
-        zframe_destroy (&frame);
+    if (frame && zframe_send (&frame, self->pub, ZFRAME_DONTWAIT) == 0) {
+        if (kind == EVENTS_NOTE_COMMITTED) {
+            self->stats.notes++;
+        } else {
+            self->stats.heartbeats++;
+        }
     }
+    zframe_destroy (&frame); //  NULL once sent
     self->noted_ts = self->synced_ts;
     self->noted_ms = now_ms;
 }
@@ -418,4 +427,11 @@ events_synced (server_t *self, uint64_t head)
     } else if (now_ms - ev->noted_ms >= EVENTS_HEARTBEAT_MS) {
         s_note (ev, EVENTS_NOTE_HEARTBEAT, now_ms);
     }
+}
+
+void
+events_stats (const server_t *self, events_stats_t *out)
+{
+    assert (self && out);
+    *out = self->events ? self->events->stats : (events_stats_t){0};
 }

@@ -44,4 +44,17 @@ zmsg_t *events_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, c
 //  timestamp every synced write covers, may have moved; announces it.
 void events_synced (server_t *self, uint64_t head);
 
+//  What the stream served since start (the shard's /metrics, docs/metrics.md).
+typedef struct {
+    uint64_t reads;         //  events_read requests answered ok
+    uint64_t events;        //  events in those replies
+    uint64_t bad_positions; //  events_read refused bad_position
+    uint64_t resyncs;       //  events_read refused resync
+    uint64_t notes;         //  notifications sent on --events-bind: the head moved
+    uint64_t heartbeats;    //  notifications sent on --events-bind: it did not
+} events_stats_t;
+
+//  All zero before events_start.
+void events_stats (const server_t *self, events_stats_t *out);
+
 #endif

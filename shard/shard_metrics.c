@@ -127,6 +127,12 @@ enum {
     S_REQUESTS_WAITING,
     S_PEERS_BLOCKED,
     S_CHECKPOINT_TRANSFERS,
+    S_EVENTS_READS,
+    S_EVENTS_SERVED,
+    S_EVENTS_BAD_POSITIONS,
+    S_EVENTS_RESYNCS,
+    S_EVENTS_NOTES,
+    S_EVENTS_HEARTBEATS,
     S_SCALAR_COUNT
 };
 
@@ -205,6 +211,19 @@ static const metrics_scalar_t s_scalars[S_SCALAR_COUNT] = {
     [S_CHECKPOINT_TRANSFERS] = {METRICS_GAUGE, "ringledger_shard_journal_checkpoint_transfers",
                                 "Transfers in the journal's live generation that start a "
                                 "checkpoint."},
+    [S_EVENTS_READS] = {METRICS_COUNTER, "ringledger_shard_events_reads_total",
+                        "Change stream: events_read requests answered ok."},
+    [S_EVENTS_SERVED] = {METRICS_COUNTER, "ringledger_shard_events_served_total",
+                         "Change stream: events served by events_read."},
+    [S_EVENTS_BAD_POSITIONS] = {METRICS_COUNTER, "ringledger_shard_events_bad_positions_total",
+                                "Change stream: events_read refused bad_position."},
+    [S_EVENTS_RESYNCS] = {METRICS_COUNTER, "ringledger_shard_events_resyncs_total",
+                          "Change stream: events_read answered resync (a position this shard "
+                          "does not hold)."},
+    [S_EVENTS_NOTES] = {METRICS_COUNTER, "ringledger_shard_events_notifications_total",
+                        "Change stream: PUB notifications sent that the durable head moved."},
+    [S_EVENTS_HEARTBEATS] = {METRICS_COUNTER, "ringledger_shard_events_heartbeats_total",
+                             "Change stream: PUB heartbeats sent (the head did not move)."},
 };
 
 struct shard_metrics_t {
@@ -645,6 +664,14 @@ shard_metrics_tick (shard_metrics_t *self, server_t *server)
     s_set (self, S_REQUESTS_WAITING,
            (double) coordinator_requests_waiting (ledger_coordinator (server->ledger)));
     s_checkpoint (self, server);
+    events_stats_t events;
+    events_stats (server, &events);
+    s_set (self, S_EVENTS_READS, (double) events.reads);
+    s_set (self, S_EVENTS_SERVED, (double) events.events);
+    s_set (self, S_EVENTS_BAD_POSITIONS, (double) events.bad_positions);
+    s_set (self, S_EVENTS_RESYNCS, (double) events.resyncs);
+    s_set (self, S_EVENTS_NOTES, (double) events.notes);
+    s_set (self, S_EVENTS_HEARTBEATS, (double) events.heartbeats);
     const ring_t *ring = server->ring;
     int index = ring_shard_find (ring, server->options->name);
     s_set (self, S_EPOCH, (double) ring_epoch (ring));

@@ -17,7 +17,10 @@ series, and checks:
      alert fires. The series names it saw are printed;
   4. after the load, each shard's metrics agree with its binary status
      record, read with the Python client package (the test runs in the
-     venv where the pyclient_venv fixture installed it).
+     venv where the pyclient_venv fixture installed it);
+  5. the change stream's counters (the cluster runs with --events-port):
+     notifications sent under the load, and an events_read, a resync and
+     a bad position of the test's own counted by the shard that served them.
 
 Everything started is stopped at the end. A missing tool fails the test.
 """
@@ -119,6 +122,50 @@ def metrics_match_status(endpoints, base):
            % (name, status.accounts, status.epoch))
 
 
+def counter(text, name):
+    value = gauge(text, name)
+    return 0 if value is None else value
+
+
+def events_metrics(endpoints, base):
+    """Each shard counts the change stream: notifications on --events-bind
+    under the load, and the test's own reads, resync and bad position."""
+    for i in range(SHARDS):
+        name = "s%d" % (i + 1)
+        url = "http://127.0.0.1:%d/metrics" % endpoints[name]
+        before = http("GET", url)[1]
+        with ringledger.Client("tcp://127.0.0.1:%d" % (base + 1 + i), timeout_ms=2000,
+                               deadline_s=10) as client:
+            events = client.events_read((0, 0, 0), limit=50)
+            if not events:
+                fail("%s: no events after the load" % name)
+            for position, want in (((1 << 62, 1, 0), ringledger.StatusCode.RESYNC),
+                                   ((0, 7, 0), ringledger.StatusCode.BAD_POSITION)):
+                try:
+                    client.events_read(position, limit=1, retry=False)
+                    fail("%s: events_read %s answered" % (name, position))
+                except ringledger.StatusError as e:
+                    if e.status != want:
+                        fail("%s: events_read %s: %s, expected %s" % (name, position, e.status,
+                                                                     want))
+        names = ("reads", "served", "resyncs", "bad_positions")
+        want = [counter(before, "ringledger_shard_events_%s_total" % n) + d
+                for n, d in zip(names, (1, len(events), 1, 1))]
+        deadline = time.time() + 10
+        while True:
+            text = http("GET", url)[1]
+            got = [counter(text, "ringledger_shard_events_%s_total" % n) for n in names]
+            notes = counter(text, "ringledger_shard_events_notifications_total")
+            if all(g >= w for g, w in zip(got, want)) and notes > 0:
+                break
+            if time.time() > deadline:
+                fail("%s: events counters %s and %d notifications, expected at least %s and 1"
+                     % (name, dict(zip(names, got)), notes, dict(zip(names, want))))
+            time.sleep(0.2)
+        ok("%s: the change stream's counters (%d events served, %d notifications)"
+           % (name, got[1], notes))
+
+
 def named_metrics(root):
     """Metric names in the dashboard's queries and in the rules' expressions
     (not the jobs' names in quotes, not the recording rules' own names)."""
@@ -180,10 +227,12 @@ def main():
         for attempt in range(3):
             base = free_ports(SHARDS + 1)
             mbase = free_ports(SHARDS + 2)  # router, shards, prometheus
+            ebase = free_ports(SHARDS)  # the shards' change-stream notifications
             r = subprocess.run([os.path.join(root, "tools/cluster.sh"), "start", "--dir", cluster,
                                 "--shards", str(SHARDS), "--base-port", str(base), "--build",
-                                build, "--insecure", "--metrics-port", str(mbase), "--wait-s",
-                                "60"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                build, "--insecure", "--metrics-port", str(mbase),
+                                "--events-port", str(ebase), "--wait-s", "60"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             if r.returncode == 0:
                 started = True
                 break
@@ -214,6 +263,12 @@ def main():
             print(r.stdout)
             fail("cluster.sh start does not print where the metrics are")
         ok("cluster: %d shards and a router, metrics on 127.0.0.1:%d.." % (SHARDS, mbase))
+        listed = open(os.path.join(cluster, "events")).read().split()
+        if (listed != ["s%d=tcp://127.0.0.1:%d" % (i + 1, ebase + i) for i in range(SHARDS)]
+                or "events tcp://127.0.0.1:%d" % ebase not in r.stdout):
+            print(r.stdout)
+            fail("cluster.sh --events-port: %s lists %s" % (os.path.join(cluster, "events"), listed))
+        ok("cluster.sh --events-port: every shard's notifications listed in DIR/events")
         endpoints = {"router": mbase}
         for i in range(SHARDS):
             endpoints["s%d" % (i + 1)] = mbase + 1 + i
@@ -354,6 +409,7 @@ scrape_configs:
             fail("rlbench exited %d" % load.returncode)
         load = None
         metrics_match_status(endpoints, base)
+        events_metrics(endpoints, base)
         failed = False
     finally:
         if load:

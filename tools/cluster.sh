@@ -2,7 +2,7 @@
 # cluster.sh: a local ringledger cluster on 127.0.0.1 (docs/cluster.md).
 #
 #   cluster.sh start  [--shards N] [--dir DIR] [--base-port P] [--build DIR] [--wait-s S]
-#                     [--insecure] [--metrics-port M]
+#                     [--insecure] [--metrics-port M] [--events-port E]
 #   cluster.sh stop   [--dir DIR] [--wait-s S]
 #   cluster.sh status [--dir DIR] [--build DIR]
 #
@@ -16,6 +16,10 @@
 # --metrics-port M: every process serves /metrics, /healthz and /readyz on
 # 127.0.0.1 (docs/metrics.md), the router on M, the shards on M+1..M+N in
 # the ring's order; remembered in DIR/cluster.conf (off when never given).
+# --events-port E: every shard publishes its change stream's notifications
+# (--events-bind, docs/events.md) on tcp://127.0.0.1:E+i-1 for the i-th
+# shard of the ring; remembered in DIR/cluster.conf, and listed one
+# NAME=ENDPOINT a line in DIR/events (what a consumer subscribes to).
 # A restart keeps the data and the ring: the ring file, not --shards, says
 # which shards there are, and DIR/cluster.conf remembers the ports.
 # stop: SIGTERM to the router and the shards, wait, SIGKILL after a deadline.
@@ -37,13 +41,14 @@ POLL_TIMEOUT_MS=500     # one `rlctl status` attempt while waiting for start
 usage () {
     cat <<EOF
 usage: cluster.sh start  [--shards N] [--dir DIR] [--base-port P] [--build DIR] [--wait-s S]
-                         [--insecure] [--metrics-port M]
+                         [--insecure] [--metrics-port M] [--events-port E]
        cluster.sh stop   [--dir DIR] [--wait-s S]
        cluster.sh status [--dir DIR] [--build DIR]
 defaults: --shards $SHARDS_DEFAULT, --dir var/cluster, --base-port $BASE_PORT_DEFAULT (router;
 shards on the next ports), --build build, --wait-s $WAIT_S_DEFAULT; CURVE with keys in
 DIR/keys unless --insecure (kept for the life of DIR); --metrics-port M: HTTP metrics
-on 127.0.0.1:M (router) and M+1.. (shards), see docs/metrics.md. See docs/cluster.md.
+on 127.0.0.1:M (router) and M+1.. (shards), see docs/metrics.md; --events-port E: the
+shards' change-stream notifications on tcp://127.0.0.1:E.. (docs/events.md). See docs/cluster.md.
 EOF
 }
 
@@ -88,10 +93,11 @@ BUILD=$ROOT/build
 WAIT_S=$WAIT_S_DEFAULT
 INSECURE_ARG=""
 METRICS_PORT_ARG=""
+EVENTS_PORT_ARG=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --insecure) INSECURE_ARG=1; shift ;;
-    --shards|--dir|--base-port|--build|--wait-s|--metrics-port)
+    --shards|--dir|--base-port|--build|--wait-s|--metrics-port|--events-port)
         [ $# -ge 2 ] || die_usage "option '$1' needs a value"
         opt=$1; val=$2; shift 2
         case "$opt" in
@@ -109,6 +115,10 @@ while [ $# -gt 0 ]; do
             is_number "$val" && [ "$val" -ge 1024 ] && [ "$val" -le 65000 ] \
                 || die_usage "--metrics-port '$val': expected 1024..65000"
             METRICS_PORT_ARG=$val ;;
+        --events-port)
+            is_number "$val" && [ "$val" -ge 1024 ] && [ "$val" -le 65000 ] \
+                || die_usage "--events-port '$val': expected 1024..65000"
+            EVENTS_PORT_ARG=$val ;;
         --wait-s)
             is_number "$val" && [ "$val" -ge 1 ] || die_usage "--wait-s '$val': expected seconds"
             WAIT_S=$val ;;
@@ -177,6 +187,7 @@ load_conf () {
         || fail "no cluster in $DIR (no cluster.conf): start one with tools/cluster.sh start"
     INSECURE=""
     METRICS_PORT=""
+    EVENTS_PORT=""
     # shellcheck disable=SC1090
     . "$CONF"
     security
@@ -207,6 +218,18 @@ metrics_port () {
 metrics_args () {  # metrics_args NAME: --metrics-bind 127.0.0.1:PORT, or nothing
     port=$(metrics_port "$1")
     [ -n "$port" ] && echo "--metrics-bind 127.0.0.1:$port"
+    return 0
+}
+
+# events_endpoint NAME: the shard's --events-bind ("" when off).
+events_endpoint () {
+    [ -n "${EVENTS_PORT:-}" ] || return 0
+    echo "tcp://127.0.0.1:$((EVENTS_PORT - 1 + $(shard_names | awk -v n="$1" '$1 == n { print NR }')))"
+}
+
+events_args () {  # events_args NAME: --events-bind ENDPOINT, or nothing
+    endpoint=$(events_endpoint "$1")
+    [ -n "$endpoint" ] && echo "--events-bind $endpoint"
     return 0
 }
 
@@ -291,8 +314,9 @@ cluster needs it in front of the shards. Build it, or start a single shard by ha
                 || fail "rebalance init could not write $RING"
         fi
         METRICS_PORT=$METRICS_PORT_ARG
-        printf 'BASE_PORT=%s\nINSECURE=%s\nMETRICS_PORT=%s\n' "$BASE_PORT" "$INSECURE" \
-            "$METRICS_PORT" >"$CONF"
+        EVENTS_PORT=$EVENTS_PORT_ARG
+        printf 'BASE_PORT=%s\nINSECURE=%s\nMETRICS_PORT=%s\nEVENTS_PORT=%s\n' "$BASE_PORT" \
+            "$INSECURE" "$METRICS_PORT" "$EVENTS_PORT" >"$CONF"
         security
         echo "cluster.sh: new cluster in $DIR: $SHARDS shards, ring epoch 1"
     fi
@@ -303,8 +327,14 @@ cluster needs it in front of the shards. Build it, or start a single shard by ha
         mkdir -p "$DIR/$name"
         # shellcheck disable=SC2086
         spawn "$name" "$SHARD_BIN" --name "$name" --bind "$(shard_endpoint "$name")" \
-            --data "$DIR/$name" --ring "$RING" $SEC_ARGS $(metrics_args "$name")
+            --data "$DIR/$name" --ring "$RING" $SEC_ARGS $(metrics_args "$name") \
+            $(events_args "$name")
     done
+    if [ -n "${EVENTS_PORT:-}" ]; then
+        for name in $(shard_names); do
+            echo "$name=$(events_endpoint "$name")"
+        done >"$DIR/events"
+    fi
     if [ -z "$(pid_of router)" ]; then
         # shellcheck disable=SC2086
         spawn router "$ROUTER_BIN" --bind "$(router_endpoint)" --ring "$RING" $SEC_ARGS \
@@ -347,6 +377,10 @@ print_where () {
         echo "    metrics http://127.0.0.1:$(metrics_port router)/metrics (router)," \
             "http://127.0.0.1:$((METRICS_PORT + 1))/metrics .. (shards in ring order);" \
             "also /healthz and /readyz (docs/metrics.md)"
+    fi
+    if [ -n "${EVENTS_PORT:-}" ]; then
+        echo "    events $(events_endpoint "$(shard_names | head -n 1)") .. (shards in ring" \
+            "order, listed in $DIR/events): change-stream notifications (docs/events.md)"
     fi
     if [ -n "$INSECURE" ]; then
         echo "    INSECURE: started with --insecure: no CURVE, no authentication"
