@@ -5,8 +5,9 @@
 
     The seeds are small valid inputs, built with the codec and the ring
     library themselves, so that the fuzzer starts past the first checks:
-    one request and one reply frame of every operation, one input per
-    record decoder, small rings in both forms, failpoint specs and ring
+    one request and one reply frame of every operation (events_read: a
+    position and the beginning; events, none, resync and bad_position),
+    one input per record decoder, small rings in both forms, failpoint specs and ring
     files, option values. The committed corpus (tests/fuzz/corpus/) was written by this
     program; files named crash-* or regress-* there are inputs that once
     failed, kept as regression tests, and are not written here.
@@ -191,6 +192,40 @@ s_migrate (size_t i, uint8_t *out)
     codec_encode_migrate (&rec, out);
 }
 
+//  events_read (op 65): a position in the middle, and the beginning.
+static void
+s_events_req (size_t i, uint8_t *out)
+{
+    rl_events_req_t req = {.incarnation = 3, .nonce = 0xabcdef, .timestamp = 1000 + i, .limit = 50};
+    codec_encode_events_req (&req, out);
+}
+
+static void
+s_events_req_begin (size_t i, uint8_t *out)
+{
+    (void) i;
+    rl_events_req_t req = {.limit = RL_EVENTS_LIMIT_MAX};
+    codec_encode_events_req (&req, out);
+}
+
+//  Events of each leg; the second one burned (exceeds_credits).
+static void
+s_event (size_t i, uint8_t *out)
+{
+    rl_event_t event = {.incarnation = 3,
+                        .nonce = 0xabcdef,
+                        .result = i == 1 ? RL_EXCEEDS_CREDITS : RL_OK,
+                        .leg = (uint32_t) (i % 3)};
+    event.transfer = (rl_transfer_t){.id = s_id (100 + i),
+                                     .debit_account_id = s_id (1),
+                                     .credit_account_id = s_id (2),
+                                     .amount = 500 + i,
+                                     .ledger = 840,
+                                     .code = 1,
+                                     .timestamp = 1001 + i};
+    codec_encode_event (&event, out);
+}
+
 static void
 s_codec (void)
 {
@@ -232,6 +267,19 @@ s_codec (void)
     s_frame ("rep_migrate_import", S_MODE_REPLY, RL_OP_MIGRATE_IMPORT, 0, 1, RL_MIGRATE_SIZE,
              s_migrate);
     s_frame ("rep_error", S_MODE_REPLY, RL_OP_CREATE_TRANSFERS, RL_STATUS_BUSY, 0, 0, NULL);
+    s_frame ("req_events_read", S_MODE_REQUEST, RL_OP_EVENTS_READ, 0, 1, RL_EVENTS_REQ_SIZE,
+             s_events_req);
+    s_frame ("req_events_read_begin", S_MODE_REQUEST, RL_OP_EVENTS_READ, 0, 1, RL_EVENTS_REQ_SIZE,
+             s_events_req_begin);
+    s_frame ("rep_events_read", S_MODE_REPLY, RL_OP_EVENTS_READ, 0, 3, RL_EVENT_SIZE, s_event);
+    s_frame ("rep_events_read_empty", S_MODE_REPLY, RL_OP_EVENTS_READ, 0, 0, RL_EVENT_SIZE,
+             s_event);
+    s_frame ("rep_events_resync", S_MODE_REPLY, RL_OP_EVENTS_READ, RL_STATUS_RESYNC, 0, 0, NULL);
+    s_frame ("rep_events_bad_position", S_MODE_REPLY, RL_OP_EVENTS_READ, RL_STATUS_BAD_POSITION, 0,
+             0, NULL);
+    uint8_t event[RL_EVENT_SIZE];
+    s_event (2, event);
+    s_write ("codec", "records_event", S_MODE_RECORDS, true, event, sizeof event);
     uint8_t records[RL_IN_DOUBT_SIZE];
     s_in_doubt (0, records);
     s_write ("codec", "records", S_MODE_RECORDS, true, records, sizeof records);
