@@ -39,6 +39,10 @@
     acknowledged transfers, and that some transfer succeeded; rlbench adds
     that the shards applied at least as many transfers as were
     acknowledged (rlbench_report.c). Any failure prints why and exits 1.
+    A ring change during the run (`rebalance apply`) moves accounts: the
+    check then takes the newest ring that the cluster serves and asks each
+    account of its owner there, and waits for the quiet of the shards of
+    both rings (rlb_refresh_ring).
 
     LIMITS
     Every bound is a named constant below (RLB_*). Work per loop turn is
@@ -611,23 +615,34 @@ s_stop_shard (bench_t *b)
 }
 
 //  The ring and the shards' status ------------------------------------------
-static void
-s_fetch_ring (bench_t *b)
+
+//  The ring that endpoint serves, or NULL (says why when loud).
+static ring_t *
+s_get_ring (const char *endpoint, bool loud)
 {
-    rl_client_t *client = rl_client_new (b->o.endpoints[0]);
+    ring_t *ring = NULL;
+    rl_client_t *client = rl_client_new (endpoint);
     uint8_t *blob = NULL;
     size_t size = 0;
     if (client && rl_client_get_ring (client, &blob, &size, RLB_ADMIN_TIMEOUT_MS) == 0) {
         char err[256];
-        b->ring = ring_decode (blob, size, err, sizeof (err));
-        if (!b->ring) {
-            fprintf (stderr, "rlbench: get_ring: the ring does not decode: %s\n", err);
+        ring = ring_decode (blob, size, err, sizeof (err));
+        if (!ring && loud) {
+            fprintf (stderr, "rlbench: get_ring: the ring of %s does not decode: %s\n", endpoint,
+                     err);
         }
-    } else {
+    } else if (loud) {
         fprintf (stderr, "rlbench: get_ring failed: no ring, cross-shard fraction unknown\n");
     }
     free (blob);
     rl_client_destroy (&client);
+    return ring;
+}
+
+static void
+s_fetch_ring (bench_t *b)
+{
+    b->ring = s_get_ring (b->o.endpoints[0], true);
     if (b->ring) {
         b->shard_count = ring_shard_count (b->ring);
         if (b->shard_count > RLB_SHARDS_MAX) {
@@ -651,6 +666,78 @@ s_fetch_ring (bench_t *b)
                       b->o.endpoints[i]);
         }
     }
+}
+
+//  After the run: the newest ring that the first endpoint or any shard
+//  serves. A ring change during the run (a rebalance) moves accounts to
+//  other shards, so the check must ask each account of its owner in the
+//  newest ring, and wait for the quiet of every shard of both rings (a
+//  shard that left may still hold two-phase work). The shards' list
+//  becomes the new ring's shards (ring indexes, as rlb_shard_of_id gives
+//  them), then the shards that left; each keeps its status from before
+//  the run. A shard new to the run gets zero counters before it (what it
+//  applied since its start counts as applied during the run: the check
+//  of the applied counts stays a lower bound, never a false failure).
+void
+rlb_refresh_ring (bench_t *b)
+{
+    if (!b->ring) {
+        return; //  no ring at the start: the endpoints are the shards
+    }
+    ring_t *newest = s_get_ring (b->o.endpoints[0], false);
+    for (size_t i = 0; i < b->shard_count; i++) {
+        ring_t *ring = s_get_ring (b->shards[i].endpoint, false);
+        if (ring && (!newest || ring_epoch (ring) > ring_epoch (newest))) {
+            ring_destroy (&newest);
+            newest = ring;
+        } else {
+            ring_destroy (&ring);
+        }
+    }
+    if (!newest || ring_epoch (newest) <= ring_epoch (b->ring)) {
+        ring_destroy (&newest);
+        return;
+    }
+    static shard_info_t shards[RLB_SHARDS_MAX];
+    size_t count = 0;
+    size_t in_ring = ring_shard_count (newest);
+    for (size_t i = 0; i < in_ring && count < RLB_SHARDS_MAX; i++) {
+        shard_info_t *s = &shards[count++];
+        *s = (shard_info_t){0};
+        snprintf (s->name, sizeof (s->name), "%s", ring_shard_name (newest, i));
+        snprintf (s->endpoint, sizeof (s->endpoint), "%s", ring_shard_endpoint (newest, i));
+        if (*ring_shard_key (newest, i)) {
+            rl_client_add_server_key (ring_shard_endpoint (newest, i), ring_shard_key (newest, i));
+        }
+        int old = ring_shard_find (b->ring, s->name);
+        if (old >= 0 && (size_t) old < b->shard_count) {
+            *s = b->shards[old];
+            snprintf (s->endpoint, sizeof (s->endpoint), "%s", ring_shard_endpoint (newest, i));
+        } else {
+            s->reached = true; //  new to the run: zero counters before it
+            rl_client_t *client = rl_client_new (s->endpoint);
+            rl_status_rec_t status;
+            if (client && rl_client_status (client, &status, RLB_ADMIN_TIMEOUT_MS) == 0) {
+                s->durability = status.durability;
+            }
+            rl_client_destroy (&client);
+        }
+    }
+    for (size_t i = 0; i < b->shard_count && count < RLB_SHARDS_MAX; i++) {
+        if (ring_shard_find (newest, b->shards[i].name) < 0) {
+            shards[count++] = b->shards[i]; //  it left the ring
+        }
+    }
+    if (!b->o.quiet) {
+        fprintf (rlb_out (b),
+                 "rlbench: the ring changed during the run (epoch %" PRIu64 " -> %" PRIu64
+                 ", %zu -> %zu shards): the check asks each account's owner in the new ring\n",
+                 ring_epoch (b->ring), ring_epoch (newest), ring_shard_count (b->ring), in_ring);
+    }
+    memcpy (b->shards, shards, count * sizeof (shard_info_t));
+    b->shard_count = count;
+    ring_destroy (&b->ring);
+    b->ring = newest;
 }
 
 //  Reads every shard's status into before or after; returns the number
@@ -794,6 +881,7 @@ main (int argc, char **argv)
         rc = 1;
     } else {
         rlb_run (b);
+        rlb_refresh_ring (b);
         if (b->status_complete && rlb_read_status (b, true) != b->shard_count) {
             b->status_complete = false;
         }

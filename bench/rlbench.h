@@ -199,6 +199,10 @@ extern volatile sig_atomic_t rlb_interrupted; //  SIGINT or SIGTERM: stop the ru
 uint64_t rlb_now_ns (void);                   //  CLOCK_MONOTONIC
 void rlb_sleep_ns (uint64_t ns);
 FILE *rlb_out (const bench_t *b); //  progress: stderr with --json, else stdout
+//  After the run: adopts the newest ring of the cluster when it changed
+//  during the run (a rebalance), so that the check asks each account's
+//  owner; the shards of both rings are kept (rlbench.c).
+void rlb_refresh_ring (bench_t *b);
 //  Reads every shard's status into before or after; the number that answered.
 size_t rlb_read_status (bench_t *b, bool after);
 const char *rlb_durability_name (uint32_t durability);
