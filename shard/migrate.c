@@ -1078,14 +1078,25 @@ s_cleanup_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_m
         uint32_t budget = req->entries_max ? req->entries_max : RL_MIGRATE_SCAN_RECORDS_MAX;
         return s_cleanup_scan (self, envelope, h, state, budget);
     }
-    //  The deletes are committed: reclaim their space, then forget.
+    //  The deletes are committed: their space is reclaimed by a compaction
+    //  of their span, then the migration is forgotten. Ids are random, so
+    //  the span is about the whole family: a compaction here would stall
+    //  the loop for a rewrite of the shard's history (tens of seconds at
+    //  millions of transfers), so the span is only marked, and RocksDB's
+    //  background compactions reclaim it (with the deletes, once flushed).
     if (state->cursor.round > 0) {
         const uint8_t *lo = state->cursor.imported_key, *hi = lo + RL_ID_SIZE;
-        store_compact_range (self->store, STORE_CF_ACCOUNTS, lo, RL_ID_SIZE, hi, RL_ID_SIZE);
         uint8_t end[RL_ID_SIZE + 8];
         memcpy (end, hi, RL_ID_SIZE);
         memset (end + RL_ID_SIZE, 0xff, 8);
-        store_compact_range (self->store, STORE_CF_HISTORY, lo, RL_ID_SIZE, end, sizeof (end));
+        int rc = store_suggest_compact_range (self->store, STORE_CF_ACCOUNTS, lo, RL_ID_SIZE, hi,
+                                              RL_ID_SIZE);
+        rc |= store_suggest_compact_range (self->store, STORE_CF_HISTORY, lo, RL_ID_SIZE, end,
+                                           sizeof (end));
+        if (rc != 0) {
+            rl_warn ("migration %" PRIu64 ": the moved data's space is left to later compactions",
+                     state->migration_id);
+        }
     }
     rl_info ("migration %" PRIu64 ": cleaned up, %" PRIu64 " moved accounts deleted here",
              state->migration_id, state->accounts);

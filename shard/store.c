@@ -422,6 +422,23 @@ store_compact_range (store_t *self, store_cf_t cf, const void *begin, size_t beg
     rocksdb_compact_range_cf (self->db, self->cf[cf], begin, begin_size, end, end_size);
 }
 
+int
+store_suggest_compact_range (store_t *self, store_cf_t cf, const void *begin, size_t begin_size,
+                             const void *end, size_t end_size)
+{
+    assert (self && cf < STORE_CF_COUNT);
+    assert (begin && begin_size > 0 && end && end_size > 0);
+    char *err = NULL;
+    rocksdb_suggest_compact_range_cf (self->db, self->cf[cf], begin, begin_size, end, end_size,
+                                      &err);
+    if (err) {
+        rl_warn ("store: suggest_compact_range: %s", err);
+        rocksdb_free (err);
+        return -1;
+    }
+    return 0;
+}
+
 size_t
 store_batch_count (const store_t *self)
 {

@@ -87,6 +87,11 @@ void store_batch_delete_range (store_t *self, store_cf_t cf, const void *begin, 
 //  blocks the calling thread for the compaction's time.
 void store_compact_range (store_t *self, store_cf_t cf, const void *begin, size_t begin_size,
                           const void *end, size_t end_size);
+//  Marks the files that hold keys in [begin, end] for compaction, which
+//  RocksDB's background threads run later (reclaiming deleted space); the
+//  call itself returns at once. 0, or -1 (logged).
+int store_suggest_compact_range (store_t *self, store_cf_t cf, const void *begin, size_t begin_size,
+                                 const void *end, size_t end_size);
 size_t store_batch_count (const store_t *self); //  operations in the batch
 //  Writes the batch (empty batches cost nothing) and makes it durable as the
 //  mode says. 0 on success; -1 and the failed state otherwise.
