@@ -126,6 +126,8 @@ RL_FP_X (REBALANCE_ROLLED_BACK, "rebalance.rolled_back",
          "nothing undone yet")
 RL_FP_X (REBALANCE_PUBLISHED, "rebalance.published",
          "rebalance apply: every shard serves the step's ring, before the source's cleanup")
+RL_FP_X (REBALANCE_CLEANED, "rebalance.cleaned",
+         "rebalance apply: the source's cleanup answered NONE, before the state says done")
 RL_FP_X (REBALANCE_COMMIT_REFUSED, "rebalance.commit_refused",
          "rebalance apply: before the target's commit; error: the tool takes it as refused (the "
          "step is rolled back) without sending it")

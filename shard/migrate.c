@@ -789,9 +789,29 @@ s_commit_source (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
     return s_reply_state (self, envelope, h);
 }
 
+//  Did the source's cleanup of this migration run to its end? Its record
+//  is NONE then with the id, the role and the cursor's phase DONE kept;
+//  an aborted source is NONE with the cursor it began with (phase 0): an
+//  abort is refused once HANDED_OVER, and the cleanup needs HANDED_OVER.
+static bool
+s_cleaned (server_t *self, const rl_migrate_rec_t *req)
+{
+    rl_migrate_rec_t *state = NULL;
+    return s_state (self, &state) == 0 && state->state == RL_MIGRATE_NONE
+           && req->role == RL_MIGRATE_SOURCE && state->role == RL_MIGRATE_SOURCE
+           && state->migration_id == req->migration_id
+           && state->cursor.phase == RL_MIGRATE_PHASE_DONE;
+}
+
 static zmsg_t *
 s_commit_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_migrate_rec_t *req)
 {
+    if (s_cleaned (self, req)) {
+        //  A commit sent again after the cleanup (the tool died before it
+        //  wrote the step done): committed and cleaned, answered as stored
+        //  (NONE), nothing changes.
+        return s_reply_state (self, envelope, h);
+    }
     rl_migrate_rec_t *state = s_mine (self, req, req->role);
     if (!state || (req->role != RL_MIGRATE_SOURCE && req->role != RL_MIGRATE_TARGET)) {
         return s_refuse (self, envelope, h, "no such migration in that role here");

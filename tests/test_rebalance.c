@@ -277,6 +277,7 @@ static const s_crash_t s_crashes[] = {
     {"rebalance.target_committed=crash", "1000"},
     {"rebalance.source_committed=crash", "1000"},
     {"rebalance.published=crash", "1000"},
+    {"rebalance.cleaned=crash", "1000"}, //  the source forgot the migration: its commit again
     {"rebalance.step_done=crash", "1000"},
     {"rebalance.state_write=crash@2", "1000"},
     {"rebalance.begun=crash", "1000"}, //  then abort, and apply resumes

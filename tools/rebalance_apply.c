@@ -834,6 +834,10 @@ s_commit (s_run_t *r, s_shard_t *s, uint32_t role)
     if (rc == RL_STATUS_MIGRATION_REFUSED && role == RL_MIGRATE_TARGET) {
         return S_COMMIT_REFUSED;
     }
+    if (rc == 0 && role == RL_MIGRATE_SOURCE && out.state == RL_MIGRATE_NONE
+        && out.migration_id == req.migration_id) {
+        return 0; //  committed and cleaned up already (a run killed after its cleanup)
+    }
     if (rc != 0 || out.state != RL_MIGRATE_HANDED_OVER) {
         return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_commit on the %s %s: %s", r->index + 1,
                        role == RL_MIGRATE_SOURCE ? "source" : "target", s->name,
@@ -950,7 +954,8 @@ s_handover (s_run_t *r)
                != 0
         || (rc = s_publish (r->ctx, k)) != 0
         || (rc = s_point (RL_FAILPOINT (REBALANCE_PUBLISHED), "rebalance.published")) != 0
-        || (rc = s_cleanup (r)) != 0) {
+        || (rc = s_cleanup (r)) != 0
+        || (rc = s_point (RL_FAILPOINT (REBALANCE_CLEANED), "rebalance.cleaned")) != 0) {
         return rc;
     }
     r->step->state = RB_DONE;
