@@ -13,9 +13,15 @@
     by number; ids as their 16 wire bytes)
         'T' origin(8) ts(8) id(16)        -> transfer record (128, wire form,
                                              reserved = stored result | leg << 32)
-        'I' id(16)                        -> origin(8) ts(8): the record of a
+        'I' id(16) debit(16)              -> origin(8) ts(8): the record of a
                                              transfer whose debit account is in
-                                             the arc (idempotency, lookup_transfers)
+                                             the arc (idempotency, lookup_transfers);
+                                             keyed by the debit account too, like
+                                             'L': two shards may each hold a record
+                                             of one id (a client reused it with
+                                             another debit account), and both can
+                                             move to one shard. (A store written
+                                             before holds 'I' id(16): still read.)
         'L' id(16) debit(16)              -> origin(8) ts(8): a credit leg applied
                                              by the origin (a resent decision or
                                              PREPARE is recognised)
@@ -119,9 +125,10 @@ imported_put (store_t *store, uint64_t start, uint64_t end, const chunk_entry_t 
     bool debit_here = debit && imported_in_arc (start, end, t->debit_account_id);
     bool credit_here = credit && imported_in_arc (start, end, t->credit_account_id);
     if (debit_here) {
-        uint8_t k[1 + RL_ID_SIZE];
+        uint8_t k[1 + 2 * RL_ID_SIZE];
         k[0] = IMPORTED_BY_ID;
         codec_encode_id (t->id, k + 1);
+        codec_encode_id (t->debit_account_id, k + 1 + RL_ID_SIZE);
         store_batch_put (store, STORE_CF_IMPORTED, k, sizeof (k), ref, sizeof (ref));
     }
     if (credit_here && JOURNAL_LEG (t->reserved) == JOURNAL_LEG_CREDIT) {
@@ -176,7 +183,11 @@ s_record_named_outside (store_t *store, uint64_t start, uint64_t end, const rl_t
     if (debit_out) {
         k[0] = IMPORTED_BY_ID;
         codec_encode_id (t->id, k + 1);
-        rc = s_names (store, k, 1 + RL_ID_SIZE, ref);
+        codec_encode_id (t->debit_account_id, k + 1 + RL_ID_SIZE);
+        rc = s_names (store, k, 1 + 2 * RL_ID_SIZE, ref);
+        if (rc == 0) {
+            rc = s_names (store, k, 1 + RL_ID_SIZE, ref); //  the key of an older store
+        }
         if (rc == 0) {
             s_history_key (k, t->debit_account_id, t->timestamp, origin, t->id);
             rc = s_names (store, k, S_HISTORY_SIZE, NULL);
@@ -214,8 +225,10 @@ imported_abort_verdict (store_t *store, uint64_t start, uint64_t end, const uint
         case IMPORTED_LEG: {
             //  Written for the arc when its debit (I) or credit (L) account is
             //  in it: read the record it names.
-            size_t want = key[0] == IMPORTED_BY_ID ? 1 + RL_ID_SIZE : 1 + 2 * RL_ID_SIZE;
-            if (key_size != want || value_size != S_REF_SIZE) {
+            //  ('I' id alone: the key of an older store.)
+            bool sized = key_size == 1 + 2 * RL_ID_SIZE
+                         || (key[0] == IMPORTED_BY_ID && key_size == 1 + RL_ID_SIZE);
+            if (!sized || value_size != S_REF_SIZE) {
                 return -1;
             }
             rl_transfer_t t;
@@ -272,22 +285,59 @@ s_record (store_t *store, const uint8_t *ref, rl_id_t id, rl_transfer_t *out)
     return 1;
 }
 
+//  The first record of the id whose 'I' key (either size) satisfies
+//  debit (NULL: any), from the keys that begin with 'I' id.
+static int
+s_find_by_id (store_t *store, rl_id_t id, const rl_id_t *debit, rl_transfer_t *out)
+{
+    store_iter_t *it = store_iter_new (store, STORE_CF_IMPORTED);
+    if (!it) {
+        return -1;
+    }
+    uint8_t prefix[1 + RL_ID_SIZE];
+    prefix[0] = IMPORTED_BY_ID;
+    codec_encode_id (id, prefix + 1);
+    int rc = 0;
+    for (store_iter_seek (it, prefix, sizeof (prefix)); rc == 0 && store_iter_valid (it);
+         store_iter_next (it)) {
+        size_t key_size = 0, size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        if (key_size < sizeof (prefix) || memcmp (key, prefix, sizeof (prefix)) != 0) {
+            break;
+        }
+        const uint8_t *ref = store_iter_value (it, &size);
+        if ((key_size != sizeof (prefix) && key_size != sizeof (prefix) + RL_ID_SIZE)
+            || size != S_REF_SIZE || s_record (store, ref, id, out) != 1) {
+            rc = -1;
+        } else if (!debit || rl_id_eq (out->debit_account_id, *debit)) {
+            rc = 1;
+        }
+    }
+    store_iter_destroy (&it);
+    return rc;
+}
+
 int
 imported_find (store_t *store, rl_id_t id, rl_transfer_t *out)
 {
     assert (store && out);
-    uint8_t key[1 + RL_ID_SIZE], ref[S_REF_SIZE];
+    return s_find_by_id (store, id, NULL, out);
+}
+
+int
+imported_find_debit (store_t *store, rl_id_t id, rl_id_t debit_account_id, rl_transfer_t *out)
+{
+    assert (store && out);
+    uint8_t key[1 + 2 * RL_ID_SIZE], ref[S_REF_SIZE];
     key[0] = IMPORTED_BY_ID;
     codec_encode_id (id, key + 1);
+    codec_encode_id (debit_account_id, key + 1 + RL_ID_SIZE);
     size_t size = 0;
     int rc = store_get (store, STORE_CF_IMPORTED, key, sizeof (key), ref, sizeof (ref), &size);
-    if (rc <= 0) {
-        return rc;
+    if (rc == 1) {
+        return size == S_REF_SIZE ? s_record (store, ref, id, out) : -1;
     }
-    if (size != S_REF_SIZE) {
-        return -1;
-    }
-    return s_record (store, ref, id, out);
+    return rc < 0 ? rc : s_find_by_id (store, id, &debit_account_id, out);
 }
 
 int

@@ -17,7 +17,7 @@
 
 //  Key prefixes (imported.c, KEYS).
 #define IMPORTED_TRANSFER 'T' //  'T' origin ts id -> transfer record
-#define IMPORTED_BY_ID    'I' //  'I' id -> origin ts (the debit account moved here)
+#define IMPORTED_BY_ID    'I' //  'I' id debit -> origin ts (the debit account moved here)
 #define IMPORTED_LEG      'L' //  'L' id debit -> origin ts (a credit leg applied at the origin)
 #define IMPORTED_HISTORY  'H' //  'H' account ts origin id -> (empty)
 #define IMPORTED_ACCOUNT  'A' //  'A' id -> account snapshot (staged until the handover)
@@ -48,7 +48,12 @@ int imported_abort_verdict (store_t *store, uint64_t start, uint64_t end, const 
 bool imported_any (store_t *store);
 //  A transfer whose debit account moved here, by id: 1 found (out filled,
 //  reserved = stored result and leg), 0 not, -1 storage error.
+//  With several records of one id (clients that reused it with other
+//  debit accounts on other shards), one of them.
 int imported_find (store_t *store, rl_id_t id, rl_transfer_t *out);
+//  The transfer of (id, debit account) that moved here: 1 found (out
+//  filled as imported_find), 0 not, -1 storage error.
+int imported_find_debit (store_t *store, rl_id_t id, rl_id_t debit_account_id, rl_transfer_t *out);
 //  Was the credit leg of (id, debit account) applied by a previous owner
 //  of the credit account? 1 yes, 0 no, -1 storage error.
 int imported_leg_applied (store_t *store, rl_id_t id, rl_id_t debit_account_id);

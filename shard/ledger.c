@@ -561,6 +561,17 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
         r.result = RL_STORAGE_ERROR;
         return r;
     }
+    if (found && self->imported && !rl_id_eq (stored.debit_account_id, t->debit_account_id)) {
+        //  One id, several debit accounts (imported.c, 'I'): this one's record.
+        rl_transfer_t mine;
+        int rc = imported_find_debit (self->store, t->id, t->debit_account_id, &mine);
+        found = rc < 0 ? rc : found;
+        stored = rc == 1 ? mine : stored;
+    }
+    if (found < 0) {
+        r.result = RL_STORAGE_ERROR;
+        return r;
+    }
     if (found) {
         r.result = s_transfer_exists (t, &stored);
         r.timestamp = stored.timestamp;
