@@ -12,6 +12,12 @@
     original timestamp (it used to execute again), a retry from d3 exists
     on its owner, a new debit account with X on s4 answers
     exists_with_different_debit_account_id; conservation holds.
+
+    test_fix_shipped: the tool dies right after the final chunk is in the
+    target (the source shipped: frozen until the handover; the state file
+    says frozen). check finds it, and fix rolls the step forward (it used
+    to leave the arc frozen and rewrite the step as copying): check is
+    clean, every account answers, the change completes, conservation.
 */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -313,11 +319,64 @@ test_reused_id_abort (void **state)
     tk_check_conservation (ctx->client, &ctx->model, 2);
 }
 
+//  Every account answers a balance through the router (none frozen).
+static void
+s_all_served (s_ctx_t *ctx)
+{
+    rl_id_t ids[S_ACCOUNTS];
+    rl_account_t out[S_ACCOUNTS];
+    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+        ids[n - 1] = tk_id (n, S_TAG);
+    }
+    assert_int_equal (rl_client_lookup_accounts (ctx->client, ids, S_ACCOUNTS, out, TK_TIMEOUT_MS),
+                      0);
+    for (size_t i = 0; i < S_ACCOUNTS; i++) {
+        assert_true (out[i].timestamp != 0);
+    }
+}
+
+static void
+test_fix_shipped (void **state)
+{
+    s_ctx_t *ctx = *state;
+    char dir[600];
+    s_path (ctx, "shipped", dir, sizeof dir);
+    rl_transfer_t t = tk_transfer (tk_id (1, S_TAG + 1), tk_id (1, S_TAG), tk_id (2, S_TAG), 9,
+                                   S_LEDGER);
+    assert_int_equal (s_transfer (ctx, ctx->client, &t, NULL), RL_OK);
+    tk_model_apply (&ctx->model, &t);
+    //  The tool dies right after the final chunk is in the target: the
+    //  source shipped (frozen for good), the state file says frozen.
+    assert_int_equal (s_apply (ctx, dir, "rebalance.chunk=crash@2"), -SIGKILL);
+    assert_int_equal (s_cmd (ctx, "check", dir), 4);
+    assert_int_equal (s_cmd (ctx, "fix", dir), 0); //  rolls the step forward
+    assert_int_equal (s_cmd (ctx, "check", dir), 0);
+    s_all_served (ctx);
+    const char *status[] = {"status", "--state", dir, "--json", NULL};
+    assert_int_equal (s_tool (ctx, NULL, status), 0);
+    char log_path[600];
+    char *log = harness_read_file (s_path (ctx, "rebalance.log", log_path, sizeof log_path), NULL);
+    assert_non_null (log);
+    assert_non_null (strstr (log, "\"steps_done\":\t1"));
+    free (log);
+    //  A fix with nothing to do changes nothing; a state dir with no plan
+    //  is refused.
+    assert_int_equal (s_cmd (ctx, "fix", dir), 0);
+    char empty[600];
+    assert_int_equal (s_cmd (ctx, "fix", s_path (ctx, "nothing", empty, sizeof empty)), 2);
+    assert_int_equal (s_apply (ctx, dir, NULL), 0);
+    assert_int_equal (s_cmd (ctx, "check", dir), 0);
+    assert_int_equal (s_transfer (ctx, ctx->client, &t, NULL), RL_EXISTS);
+    assert_true (tk_wait_cluster_quiet (ctx->client, 10000));
+    tk_check_conservation (ctx->client, &ctx->model, 1);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_reused_id_abort, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_fix_shipped, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -1572,6 +1572,16 @@ rb_cmd_fix (int argc, char **argv)
         uint32_t state = 0;
         if (s_source_state (&ctx, step, &state) != 0) {
             rc = s_fail (RB_EXIT_CLUSTER, "the source %s does not answer", step->source);
+        } else if (state == RL_MIGRATE_SHIPPED) {
+            //  The final round is out: the source never unfreezes from
+            //  here, so the step only rolls forward (the target's cursor
+            //  says what is left of the final round, then the handover).
+            if ((rc = s_step (&ctx, k)) == 0) {
+                printf ("fixed: step %zu's source had shipped its final round: the step was "
+                        "finished (epoch %" PRIu64 ")\n",
+                        k + 1, ctx.plan.base_epoch + k + 1);
+                step = NULL;
+            }
         } else if (state == RL_MIGRATE_FROZEN) {
             s_run_t r;
             if ((rc = s_run_init (&ctx, k, &r)) == 0) {
@@ -1581,7 +1591,7 @@ rb_cmd_fix (int argc, char **argv)
                 printf ("fixed: step %zu's arc unfrozen on %s\n", k + 1, step->source);
             }
         }
-        if (rc == 0 && step->state == RB_FROZEN) {
+        if (rc == 0 && step && step->state == RB_FROZEN) {
             step->state = RB_COPYING;
             step->frozen_at = 0;
             rc = s_save (&ctx);
