@@ -783,9 +783,13 @@ static void
 s_events_synced (server_t *self)
 {
     //  Nothing written waits for a sync: memory's head is durable. Else
-    //  the head of the sync that ended.
-    bool all = outq_synced_seq (self->outq) == outq_written_seq (self->outq);
-    events_synced (self, all ? ledger_last_timestamp (self->ledger) : self->sync_head);
+    //  the head of the last sync that ended, never that of the sync in
+    //  flight (sync_head): a crash may still drop what it covers.
+    if (outq_synced_seq (self->outq) == outq_written_seq (self->outq)) {
+        uint64_t head = ledger_last_timestamp (self->ledger);
+        self->durable_head = head > self->durable_head ? head : self->durable_head;
+    }
+    events_synced (self, self->durable_head);
 }
 
 //  A sync ended (the syncer's pipe is readable): what it justifies goes,
@@ -816,6 +820,10 @@ s_on_synced (zloop_t *loop, zmq_pollitem_t *item, void *arg)
     self->writes_syncing = 0;
     self->commits++;
     outq_synced_to (self->outq, seq);
+    //  sync_head is still the head of the sync that ended: the next one
+    //  starts below (s_sync_kick).
+    self->durable_head = self->sync_head > self->durable_head ? self->sync_head
+                                                              : self->durable_head;
     RL_FAILPOINT (SHARD_AFTER_SYNC);
     s_fire_synced (self, outq_synced_seq (self->outq));
     s_events_synced (self);
@@ -1101,6 +1109,9 @@ server_new (const server_options_t *options, store_t *store, ring_t **ring_p, ou
         server_destroy (&self);
         return NULL;
     }
+    //  What recovery loaded is durable: the change stream's head starts there.
+    self->durable_head = ledger_last_timestamp (self->ledger);
+    self->sync_head = self->durable_head;
     if (options->durability != RL_DURABILITY_NOSYNC) {
         //  The pipelined group commit's sync thread (syncer.h).
         self->syncer = syncer_new (store);

@@ -53,6 +53,7 @@ struct server_t {
     events_t *events;         //  the change stream (events.c)
     syncer_t *syncer;         //  the pipelined group commit's sync thread; NULL: nosync
     uint64_t sync_head;       //  the last timestamp written when the sync in flight began
+    uint64_t durable_head;    //  the last timestamp of a synced write (the change stream's head)
     size_t writes_unsynced;   //  operations written since the last sync began
     size_t writes_syncing;    //  ... and those the sync in flight covers
     s_held_t *held;           //  replies waiting for their commit (across turns)
