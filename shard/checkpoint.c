@@ -84,6 +84,17 @@
        are left only by checkpoint_wait.
     5. The background thread blocks every signal: signals reach the loop.
 
+    THE ID FILTER'S GROWTH
+    When the journal's id filter holds more ids than it was sized for, the
+    loop asks the checkpoint it starts for a bigger one
+    (checkpoint_grow_filter). Once the batch is committed, the thread
+    scans tx_index, which now holds the frozen generation too, and the
+    imported ids into a new filter (journal_filter_scan; seconds for tens
+    of millions of ids), before it reports COMMITTED; the loop takes it
+    after the join (checkpoint_take_filter) and the journal swaps it in
+    with the ids that came since the freeze. A failed scan costs nothing
+    but the growth: the old filter, which holds every id, stays.
+
     LIMITS
     One checkpoint in the background. Backpressure is the caller's
     (ledger.c): when the next generation fills up before this checkpoint
@@ -108,6 +119,7 @@
 
 #include "codec.h"
 #include "failpoint.h"
+#include "idfilter.h"
 #include "journal.h"
 #include "log.h"
 
@@ -127,6 +139,9 @@ struct checkpoint_t {
     size_t account_count;   //  records in accounts
     uint64_t checkpoint_ts; //  the end of the frozen generation (ns)
     store_batch_t *batch;   //  the checkpoint batch
+    bool filter_wanted;     //  build a bigger id filter after the batch
+    size_t filter_extra;    //  ... with room for this many ids beyond those stored
+    idfilter_t *filter;     //  ... built (the thread's while busy), or NULL
     uint64_t duration_ms;   //  of the last checkpoint, in the background
 };
 
@@ -162,6 +177,7 @@ checkpoint_destroy (checkpoint_t **self_p)
     }
     assert (!self->busy && !self->thread_live);
     store_batch_destroy (&self->batch);
+    idfilter_destroy (&self->filter);
     pthread_mutex_destroy (&self->lock);
     free (self->accounts);
     free (self);
@@ -421,6 +437,22 @@ s_now_ms (void)
     return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
 }
 
+//  The bigger id filter, after the batch (its failure fails only the growth).
+static void
+s_grow_filter (checkpoint_t *self)
+{
+    assert (self->filter_wanted && !self->filter);
+    uint64_t started_ms = s_now_ms ();
+    char err[256] = "";
+    self->filter = journal_filter_scan (self->store, 0, self->filter_extra, err, sizeof (err));
+    if (!self->filter) {
+        rl_error ("checkpoint: the id filter could not grow: %s", err);
+        return;
+    }
+    rl_info ("checkpoint: a filter of %zu ids built in %" PRIu64 " ms",
+             idfilter_count (self->filter), s_now_ms () - started_ms);
+}
+
 //  The whole checkpoint, on the background thread (or the loop, when no
 //  thread could be made).
 static void
@@ -442,6 +474,9 @@ s_run (checkpoint_t *self)
     }
     if (rc == 0) {
         RL_FAILPOINT (CHECKPOINT_COMMITTED);
+        if (self->filter_wanted) {
+            s_grow_filter (self);
+        }
     } else {
         rl_error ("checkpoint at ts %" PRIu64 " failed: %s", self->checkpoint_ts,
                   store_error (self->store));
@@ -483,6 +518,24 @@ checkpoint_start (checkpoint_t *self, const rl_transfer_t *transfers, size_t cou
         rl_warn ("checkpoint: no thread: it runs on the loop");
         s_run (self);
     }
+}
+
+void
+checkpoint_grow_filter (checkpoint_t *self, size_t extra_keys)
+{
+    assert (self && !self->busy && !self->filter);
+    self->filter_wanted = true;
+    self->filter_extra = extra_keys;
+}
+
+idfilter_t *
+checkpoint_take_filter (checkpoint_t *self)
+{
+    assert (self && !self->busy);
+    idfilter_t *filter = self->filter;
+    self->filter = NULL;
+    self->filter_wanted = false;
+    return filter;
 }
 
 int

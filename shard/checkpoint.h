@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "idfilter.h"
 #include "proto.h"
 #include "store.h"
 
@@ -47,6 +48,12 @@ checkpoint_state_t checkpoint_state (checkpoint_t *self);
 int checkpoint_wait (checkpoint_t *self);
 //  Is a checkpoint handed over and not yet waited for?
 bool checkpoint_busy (checkpoint_t *self);
+//  Loop thread, IDLE, before checkpoint_start: the thread also builds a
+//  bigger id filter once the batch is committed (journal_filter_scan, with
+//  room for extra_keys more ids). After checkpoint_wait: that filter, NULL
+//  when none was asked for or its build failed; the caller owns it.
+void checkpoint_grow_filter (checkpoint_t *self, size_t extra_keys);
+idfilter_t *checkpoint_take_filter (checkpoint_t *self);
 
 #define CHECKPOINT_SORT_KEY_MAX 32 //  bytes of a sort key
 //  Sorts `count` entries of `entry_size` bytes in place by their first

@@ -56,6 +56,24 @@
        tx_index exactly when it was there at any earlier moment of the turn:
        journal_probe's answers (one batched read for a whole request) stand
        in for the per-id get of journal_find until the next thaw.
+    8. The id filter (idfilter.c) holds every id this shard stores or a
+       migration brought here (the 'I' keys of `imported`), before any
+       lookup may need it: the ids of tx_index and of `imported` are read
+       into it at open, before the replay, and every id appended or
+       replayed (s_recent_append) or imported (journal_note_id) is added
+       at once. So "absent" from the filter means absent from memory, from
+       tx_index and from `imported`, and the reads of both are skipped.
+       It never loses an id: a fuller filter only answers "maybe" more often.
+
+    THE ID FILTER
+    Built at open from a scan of the keys of tx_index and the 'I' keys of
+    `imported` (so a restored backup, a crash or a migration's import are
+    all covered by the one scan), sized for twice what it holds plus two
+    checkpoint intervals, then fed by every append. Nothing of it is
+    persisted. When it holds more ids than it was sized for, a bigger one
+    is built (journal_filter_grow) from a scan of the same keys, by the
+    background checkpoint, and swapped in at the thaw with the live
+    generation's ids added (LIMITS in idfilter.h).
 
     LIMITS: RL_SHARD_CHECKPOINT_TRANSFERS between checkpoints (plus at most
     one loop turn) per generation, two generations; recent and the leg
@@ -68,9 +86,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec.h"
 #include "failpoint.h"
+#include "idfilter.h"
 #include "idmap.h"
 #include "imported.h"
 #include "log.h"
@@ -78,6 +98,7 @@
 
 #define META_LAST_TS           "last_ts"
 #define JOURNAL_LEGS_SLOTS_MIN 1024 //  first size of the leg index (a power of two)
+#define S_FILTER_AHEAD         8    //  ids between a filter block's prefetch and its read
 
 //  One generation of transfers since the checkpoint, with its indexes.
 typedef struct {
@@ -100,12 +121,21 @@ struct journal_t {
     uint64_t checkpoint_ts; //  transfers up to here are in accounts + indexes
     uint64_t transfers_ok;  //  ok transfers since open (status)
     bool imported;          //  a migration brought records here (imported.h): consult them
+    bool ids_full_logged;   //  the filter's "past its capacity" said once
+    size_t ids_keys_min;    //  the smallest filter built at open (IDFILTER_KEYS_MIN)
+    size_t ids_extra;       //  room a new filter has beyond the ids it is built with
+    bool ids_growing;       //  a bigger filter is being built (journal_filter_growth)
+    bool ids_imported;      //  ... and an id was imported since it began: it misses that id
+    uint64_t ids_answered;  //  ids journal_probe answered from the filter alone
+    uint64_t ids_read;      //  ids it read from tx_index (the filter said "maybe")
+    idfilter_t *ids;        //  every id stored here or imported (invariant 8); NULL before open
+    uint64_t *probe_hash;   //  journal_probe's: the filter hash of each id
     //  journal_probe's buffers, RL_BATCH_RECORDS_MAX entries each:
     uint8_t *probe_keys;   //  ids, encoded
     uint8_t *probe_values; //  timestamps, as tx_index stores them
     uint8_t *probe_found;
     //  journal_legs_probe's, as many: (id, debit account) pairs, encoded,
-    //  and the index in the batch of each
+    //  and the index in the batch of each (journal_probe's too: of each id read)
     uint8_t *legs_keys;
     uint32_t *legs_which;
 };
@@ -119,6 +149,8 @@ journal_new (store_t *store)
         return NULL;
     }
     self->store = store;
+    self->ids_keys_min = IDFILTER_KEYS_MIN;
+    self->ids_extra = 2 * (size_t) RL_SHARD_CHECKPOINT_TRANSFERS; //  two intervals
     bool ok = true;
     for (size_t i = 0; i < 2; i++) {
         s_gen_t *gen = &self->gens[i];
@@ -131,10 +163,11 @@ journal_new (store_t *store)
     self->probe_keys = malloc (RL_BATCH_RECORDS_MAX * RL_ID_SIZE);
     self->probe_values = malloc (RL_BATCH_RECORDS_MAX * 8);
     self->probe_found = malloc (RL_BATCH_RECORDS_MAX);
+    self->probe_hash = malloc (RL_BATCH_RECORDS_MAX * sizeof (uint64_t));
     self->legs_keys = malloc (RL_BATCH_RECORDS_MAX * 2 * RL_ID_SIZE);
     self->legs_which = malloc (RL_BATCH_RECORDS_MAX * sizeof (uint32_t));
-    ok = ok && self->probe_keys && self->probe_values && self->probe_found && self->legs_keys
-         && self->legs_which;
+    ok = ok && self->probe_keys && self->probe_values && self->probe_found && self->probe_hash
+         && self->legs_keys && self->legs_which;
     if (!ok) {
         journal_destroy (&self);
     }
@@ -157,6 +190,8 @@ journal_destroy (journal_t **self_p)
     free (self->probe_keys);
     free (self->probe_values);
     free (self->probe_found);
+    free (self->probe_hash);
+    idfilter_destroy (&self->ids);
     free (self->legs_keys);
     free (self->legs_which);
     free (self);
@@ -451,12 +486,32 @@ s_gen_append (s_gen_t *self, const rl_transfer_t *transfer)
     return 0;
 }
 
+//  Adds an id to the filter (invariant 8).
+static void
+s_filter_add (journal_t *self, rl_id_t id)
+{
+    assert (self->ids);
+    idfilter_add (self->ids, idfilter_hash (id));
+    if (idfilter_full (self->ids) && !self->ids_full_logged) {
+        self->ids_full_logged = true;
+        rl_info ("journal: the id filter holds %zu ids, sized for %zu: a bigger one is built at "
+                 "the next checkpoint",
+                 idfilter_count (self->ids), idfilter_capacity (self->ids));
+    }
+}
+
 //  Appends a stored transfer to the live generation.
 static int
 s_recent_append (journal_t *self, const rl_transfer_t *transfer)
 {
     assert (!self->frozen || self->frozen_ts < transfer->timestamp); //  invariant 3
-    return s_gen_append (self->live, transfer);
+    if (s_gen_append (self->live, transfer) != 0) {
+        return -1;
+    }
+    if (JOURNAL_LEG (transfer->reserved) != JOURNAL_LEG_CREDIT) {
+        s_filter_add (self, transfer->id); //  invariant 8
+    }
+    return 0;
 }
 
 int
@@ -584,6 +639,9 @@ journal_find (journal_t *self, rl_id_t id, rl_transfer_t *out)
     if (s_gen_find (self->live, id, out) || (self->frozen && s_gen_find (self->frozen, id, out))) {
         return 1;
     }
+    if (!journal_may_hold (self, id)) {
+        return 0; //  invariant 8
+    }
     uint8_t key[RL_ID_SIZE];
     uint8_t ts_bytes[8];
     size_t size = 0;
@@ -604,18 +662,45 @@ journal_probe (journal_t *self, const rl_transfer_t *transfers, size_t count, ui
         return 0;
     }
     assert (count <= RL_BATCH_RECORDS_MAX);
+    assert (self->ids); //  journal_open built it
+    //  The filter first (invariant 8): only the ids it may hold are read,
+    //  in one batched read. The hashes are computed ahead of the lookups so
+    //  that each block is prefetched a few ids before it is read.
     for (size_t i = 0; i < count; i++) {
-        codec_encode_id (transfers[i].id, self->probe_keys + i * RL_ID_SIZE);
+        self->probe_hash[i] = idfilter_hash (transfers[i].id);
+        if (i >= S_FILTER_AHEAD) {
+            idfilter_prefetch (self->ids, self->probe_hash[i - S_FILTER_AHEAD]);
+        }
     }
-    if (store_multi_get (self->store, STORE_CF_TX_INDEX, self->probe_keys, RL_ID_SIZE, count,
+    size_t n = 0; //  ids to read
+    for (size_t i = 0; i < count; i++) {
+        if (i + S_FILTER_AHEAD < count) {
+            idfilter_prefetch (self->ids, self->probe_hash[i + S_FILTER_AHEAD]);
+        }
+        if (!idfilter_may_hold (self->ids, self->probe_hash[i])) {
+            ts[i] = JOURNAL_PROBE_NONE;
+            continue;
+        }
+        ts[i] = 0;
+        codec_encode_id (transfers[i].id, self->probe_keys + n * RL_ID_SIZE);
+        self->legs_which[n++] = (uint32_t) i;
+    }
+    self->ids_answered += count - n;
+    self->ids_read += n;
+    if (n == 0) {
+        return 0;
+    }
+    if (store_multi_get (self->store, STORE_CF_TX_INDEX, self->probe_keys, RL_ID_SIZE, n,
                          self->probe_values, 8, self->probe_found)
         != 0) {
         return -1;
     }
-    for (size_t i = 0; i < count; i++) {
-        ts[i] = self->probe_found[i] ? codec_get_u64 (self->probe_values + i * 8) : 0;
-        //  Timestamps are never 0 (0 answers "absent") nor the "unknown" mark.
-        if (self->probe_found[i] && (ts[i] == 0 || ts[i] == JOURNAL_PROBE_UNKNOWN)) {
+    for (size_t k = 0; k < n; k++) {
+        size_t i = self->legs_which[k];
+        ts[i] = self->probe_found[k] ? codec_get_u64 (self->probe_values + k * 8) : 0;
+        //  Timestamps are never 0 (0 answers "absent") nor a mark.
+        if (self->probe_found[k]
+            && (ts[i] == 0 || ts[i] == JOURNAL_PROBE_UNKNOWN || ts[i] == JOURNAL_PROBE_NONE)) {
             rl_error ("journal: tx_index holds the timestamp %" PRIu64, ts[i]);
             return -1;
         }
@@ -634,7 +719,170 @@ journal_find_probed (journal_t *self, rl_id_t id, uint64_t ts, rl_transfer_t *ou
         return journal_find (self, id, out);
     }
     //  Invariant 7: what the probe saw of the ingested index still holds.
-    return ts == 0 ? 0 : s_find_at (self, ts, out);
+    return ts == 0 || ts == JOURNAL_PROBE_NONE ? 0 : s_find_at (self, ts, out);
+}
+
+//  The id filter ------------------------------------------------------------
+
+//  Appends the filter hash of every id of the keys of `cf` that start with
+//  `prefix` (prefix_size bytes, then the 16-byte id) to *hashes_p. 0, or -1
+//  with a message in err (out of memory, a key of another size, or the scan
+//  stopped on an error: a filter missing an id would re-execute it).
+static int
+s_scan_ids (store_t *store, store_cf_t cf, const uint8_t *prefix, size_t prefix_size,
+            uint64_t **hashes_p, size_t *count_p, size_t *cap_p, char *err, size_t err_size)
+{
+    store_iter_t *it = store_iter_new (store, cf);
+    if (!it) {
+        snprintf (err, err_size, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    if (prefix_size > 0) {
+        store_iter_seek (it, prefix, prefix_size);
+    } else {
+        store_iter_seek_first (it);
+    }
+    for (; store_iter_valid (it); store_iter_next (it)) {
+        size_t key_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        if (prefix_size > 0 && (key_size < prefix_size || memcmp (key, prefix, prefix_size) != 0)) {
+            break;
+        }
+        if (key_size != prefix_size + RL_ID_SIZE) {
+            snprintf (err, err_size, "an id key of %zu bytes", key_size);
+            rc = -1;
+            break;
+        }
+        if (*count_p == *cap_p) {
+            size_t cap = *cap_p ? *cap_p * 2 : 1u << 16;
+            uint64_t *hashes = realloc (*hashes_p, cap * sizeof (*hashes));
+            if (!hashes) {
+                snprintf (err, err_size, "out of memory for %zu id hashes", cap);
+                rc = -1;
+                break;
+            }
+            *hashes_p = hashes;
+            *cap_p = cap;
+        }
+        (*hashes_p)[(*count_p)++] = idfilter_hash (codec_decode_id (key + prefix_size));
+    }
+    if (rc == 0 && store_iter_error (it, err, err_size) != 0) {
+        rc = -1;
+    }
+    store_iter_destroy (&it);
+    return rc;
+}
+
+void
+journal_set_filter_sizing (journal_t *self, size_t keys_min, size_t extra_keys)
+{
+    assert (self && !self->ids);
+    self->ids_keys_min = keys_min;
+    self->ids_extra = extra_keys;
+}
+
+idfilter_t *
+journal_filter_scan (store_t *store, size_t keys_min, size_t extra_keys, char *err, size_t err_size)
+{
+    assert (store);
+    uint64_t *hashes = NULL;
+    size_t count = 0, cap = 0;
+    const uint8_t by_id = IMPORTED_BY_ID;
+    idfilter_t *filter = NULL;
+    if (s_scan_ids (store, STORE_CF_TX_INDEX, NULL, 0, &hashes, &count, &cap, err, err_size) == 0
+        && s_scan_ids (store, STORE_CF_IMPORTED, &by_id, 1, &hashes, &count, &cap, err, err_size)
+               == 0) {
+        size_t keys = count + extra_keys;
+        keys = keys > SIZE_MAX / 2 ? SIZE_MAX : 2 * keys;
+        filter = idfilter_new (keys > keys_min ? keys : keys_min);
+        if (!filter) {
+            snprintf (err, err_size, "out of memory for the id filter of %zu ids", count);
+        }
+    }
+    for (size_t i = 0; filter && i < count; i++) {
+        if (i + S_FILTER_AHEAD < count) {
+            idfilter_prefetch (filter, hashes[i + S_FILTER_AHEAD]);
+        }
+        idfilter_add (filter, hashes[i]);
+    }
+    free (hashes);
+    return filter;
+}
+
+bool
+journal_may_hold (const journal_t *self, rl_id_t id)
+{
+    assert (self);
+    return !self->ids || idfilter_may_hold (self->ids, idfilter_hash (id));
+}
+
+void
+journal_note_id (journal_t *self, rl_id_t id)
+{
+    assert (self && self->ids);
+    s_filter_add (self, id);
+    self->ids_imported = self->ids_imported || self->ids_growing;
+}
+
+bool
+journal_filter_growth (journal_t *self, size_t *extra_keys_p)
+{
+    assert (self && self->ids && !self->ids_growing && extra_keys_p);
+    if (!idfilter_full (self->ids)) {
+        return false;
+    }
+    self->ids_growing = true;
+    self->ids_imported = false;
+    *extra_keys_p = self->ids_extra;
+    return true;
+}
+
+void
+journal_filter_swap (journal_t *self, idfilter_t **filter_p)
+{
+    assert (self && filter_p && self->ids_growing);
+    assert (!self->frozen); //  after the thaw: the frozen ids are in tx_index, so in the scan
+    idfilter_t *filter = *filter_p;
+    *filter_p = NULL;
+    self->ids_growing = false;
+    if (!filter || self->ids_imported) {
+        //  No bigger filter (the scan failed, or ids were imported while it
+        //  ran, which it may have missed): keep the one that holds them all.
+        idfilter_destroy (&filter);
+        return;
+    }
+    //  The live generation came after the scan began (journal_freeze).
+    const s_gen_t *live = self->live;
+    for (size_t i = 0; i < live->recent_count; i++) {
+        if (JOURNAL_LEG (live->recent[i].reserved) != JOURNAL_LEG_CREDIT) {
+            idfilter_add (filter, idfilter_hash (live->recent[i].id));
+        }
+    }
+    rl_info ("journal: the id filter grew to %zu ids (%zu MB), holding %zu",
+             idfilter_capacity (filter), idfilter_bytes (filter) >> 20, idfilter_count (filter));
+    idfilter_destroy (&self->ids);
+    self->ids = filter;
+    self->ids_full_logged = false;
+}
+
+void
+journal_filter_stats (const journal_t *self, size_t *count_p, size_t *capacity_p,
+                      uint64_t *filtered_p, uint64_t *read_p)
+{
+    assert (self && count_p && capacity_p && filtered_p && read_p);
+    *count_p = self->ids ? idfilter_count (self->ids) : 0;
+    *capacity_p = self->ids ? idfilter_capacity (self->ids) : 0;
+    *filtered_p = self->ids_answered;
+    *read_p = self->ids_read;
+}
+
+static uint64_t
+s_clock_ms (clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime (clock, &ts);
+    return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
 }
 
 int
@@ -650,10 +898,28 @@ journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
     if (self->last_ts < self->checkpoint_ts) {
         self->last_ts = self->checkpoint_ts; //  invariant 4
     }
-    if (accounts_load (accounts, &self->last_ts, err, err_size) != 0
-        || s_replay (self, accounts, err, err_size) != 0) {
+    if (accounts_load (accounts, &self->last_ts, err, err_size) != 0) {
         return -1;
     }
+    //  Invariant 8: every id stored or imported is in the filter before the
+    //  replay adds the ones after the checkpoint, and before anything is served.
+    uint64_t started_ms = s_clock_ms (CLOCK_MONOTONIC);
+    uint64_t started_cpu_ms = s_clock_ms (CLOCK_THREAD_CPUTIME_ID);
+    assert (!self->ids);
+    self->ids = journal_filter_scan (self->store, self->ids_keys_min, self->ids_extra, err,
+                                     err_size);
+    if (!self->ids) {
+        return -1;
+    }
+    size_t scanned = idfilter_count (self->ids);
+    if (s_replay (self, accounts, err, err_size) != 0) {
+        return -1;
+    }
+    rl_info ("journal: id filter of %zu ids (%zu MB) built in %" PRIu64 " ms (%" PRIu64
+             " ms of CPU), %zu from the ingested and imported indexes",
+             idfilter_count (self->ids), idfilter_bytes (self->ids) >> 20,
+             s_clock_ms (CLOCK_MONOTONIC) - started_ms,
+             s_clock_ms (CLOCK_THREAD_CPUTIME_ID) - started_cpu_ms, scanned);
     return 0;
 }
 
@@ -721,6 +987,10 @@ journal_thaw (journal_t *self)
     assert (self && self->frozen);
     assert (self->checkpoint_ts <= self->frozen_ts && self->frozen_ts <= self->last_ts);
     self->checkpoint_ts = self->frozen_ts;
+    rl_debug ("journal: id filter: %zu ids, sized for %zu; %" PRIu64
+              " probes answered by it, %" PRIu64 " read",
+              idfilter_count (self->ids), idfilter_capacity (self->ids), self->ids_answered,
+              self->ids_read);
     s_gen_clear (self->frozen);
     self->frozen = NULL;
 }

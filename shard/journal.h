@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "accounts.h"
+#include "idfilter.h"
 #include "proto.h"
 #include "store.h"
 
@@ -62,6 +63,36 @@ int journal_probe (journal_t *self, const rl_transfer_t *transfers, size_t count
 //  JOURNAL_PROBE_UNKNOWN: ask the index now, as journal_find does.
 int journal_find_probed (journal_t *self, rl_id_t id, uint64_t ts, rl_transfer_t *out);
 #define JOURNAL_PROBE_UNKNOWN UINT64_MAX
+//  journal_probe's answer for an id the id filter has never seen: absent
+//  from tx_index and from what a migration imported (invariant 8).
+#define JOURNAL_PROBE_NONE (UINT64_MAX - 1)
+//  May the id be stored or imported here? false: certainly not (the id
+//  filter, invariant 8; the recent generations are not consulted).
+bool journal_may_hold (const journal_t *self, rl_id_t id);
+//  An id a migration imported (its 'I' key is in the store's batch): the
+//  filter learns it before the batch commits.
+void journal_note_id (journal_t *self, rl_id_t id);
+
+//  The id filter's growth. At a freeze (loop): true when the filter is past
+//  its capacity, with the ids a bigger one must have room for beyond those
+//  stored in *extra_keys_p; the growth is then marked begun. Any thread: a filter of
+//  every id in tx_index and the 'I' keys of `imported` now, sized for twice
+//  them plus extra_keys, at least keys_min; NULL with a message in err. At the thaw of that
+//  checkpoint (loop): the filter (or NULL: the growth failed) is swapped in,
+//  with the live generation's ids added, unless an id was imported since
+//  the growth began. *filter_p is taken either way.
+bool journal_filter_growth (journal_t *self, size_t *extra_keys_p);
+idfilter_t *journal_filter_scan (store_t *store, size_t keys_min, size_t extra_keys, char *err,
+                                 size_t err_size);
+//  Before journal_open: the smallest filter it builds (IDFILTER_KEYS_MIN)
+//  and the room a new filter has beyond the ids it is built with (two
+//  checkpoint intervals). Tests make both small to see a filter grow.
+void journal_set_filter_sizing (journal_t *self, size_t keys_min, size_t extra_keys);
+void journal_filter_swap (journal_t *self, idfilter_t **filter_p);
+//  Ids in the filter, ids it is sized for, and journal_probe's ids answered
+//  by the filter alone and read from tx_index, since open.
+void journal_filter_stats (const journal_t *self, size_t *count_p, size_t *capacity_p,
+                           uint64_t *filtered_p, uint64_t *read_p);
 //  Was the credit leg of (transfer id, debit account) applied here? The pair
 //  names a transfer uniquely across the cluster (ids are scoped to the debit
 //  account's shard). 1 yes, 0 no, -1 storage error.

@@ -96,6 +96,7 @@ struct ledger_t {
     bool checkpoint_failed;            //  a checkpoint failed: the shard must fail
     bool imported;                     //  a migration brought records here (imported.h)
     bool checkpoint_soon;              //  start a checkpoint after the next commit, however few
+    bool filter_growing;               //  the checkpoint builds a bigger id filter
 };
 
 //  The shard's timestamp clock, which pending transfers expire by: the
@@ -380,7 +381,7 @@ static int
 s_find (ledger_t *self, rl_id_t id, rl_transfer_t *out)
 {
     int found = journal_find (self->journal, id, out);
-    if (found == 0 && self->imported) {
+    if (found == 0 && self->imported && journal_may_hold (self->journal, id)) {
         found = imported_find (self->store, id, out);
     }
     return found;
@@ -391,7 +392,9 @@ static int
 s_find_probed (ledger_t *self, rl_id_t id, uint64_t probed_ts, rl_transfer_t *out)
 {
     int found = journal_find_probed (self->journal, id, probed_ts, out);
-    if (found == 0 && self->imported) {
+    //  An id the filter never saw was not imported either (journal.c, invariant 8).
+    if (found == 0 && self->imported && probed_ts != JOURNAL_PROBE_NONE
+        && journal_may_hold (self->journal, id)) {
         found = imported_find (self->store, id, out);
     }
     return found;
@@ -920,12 +923,20 @@ static int
 s_checkpoint_finish (ledger_t *self)
 {
     assert (checkpoint_busy (self->checkpoint));
-    if (checkpoint_wait (self->checkpoint) != 0) {
+    int rc = checkpoint_wait (self->checkpoint);
+    idfilter_t *filter = checkpoint_take_filter (self->checkpoint);
+    if (rc != 0) {
         rl_error ("ledger: checkpoint failed: %s", store_error (self->store));
         self->checkpoint_failed = true;
+        idfilter_destroy (&filter);
         return -1;
     }
     journal_thaw (self->journal);
+    if (self->filter_growing) {
+        journal_filter_swap (self->journal, &filter); //  the new one holds every id
+        self->filter_growing = false;
+    }
+    assert (!filter);
     self->checkpoints++;
     assert (!checkpoint_busy (self->checkpoint));
     return 0;
@@ -956,8 +967,20 @@ s_checkpoint_start (ledger_t *self)
     size_t count = 0;
     const rl_transfer_t *frozen = journal_frozen (self->journal, &count);
     assert (count == recent);
+    size_t filter_extra = 0;
+    if (journal_filter_growth (self->journal, &filter_extra)) {
+        checkpoint_grow_filter (self->checkpoint, filter_extra); //  past its capacity
+        self->filter_growing = true;
+    }
     checkpoint_start (self->checkpoint, frozen, count, dirty, checkpoint_ts);
     return 0;
+}
+
+void
+ledger_note_imported_id (ledger_t *self, rl_id_t id)
+{
+    assert (self);
+    journal_note_id (self->journal, id);
 }
 
 int

@@ -73,6 +73,9 @@ bool ledger_piece_frozen_transfers (const ledger_t *self, const rl_transfer_t *t
 //  credit-leg check and history consult them from now on (ledger_open sets
 //  it when the store holds any).
 void ledger_set_imported (ledger_t *self);
+//  A transfer id a migration is importing (its 'I' key is in the batch):
+//  the idempotency check's filter learns it before anything is served.
+void ledger_note_imported_id (ledger_t *self, rl_id_t id);
 
 coordinator_t *ledger_coordinator (ledger_t *self);
 participant_t *ledger_participant (ledger_t *self);

@@ -527,6 +527,9 @@ s_import (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
         chunk_entry_t e;
         chunk_entry (&chunk, i, &e);
         imported_put (self->store, state->arc_start, state->arc_end, &e);
+        if (e.kind == RL_CHUNK_TRANSFER) {
+            ledger_note_imported_id (self->ledger, e.transfer.id); //  the id filter (journal.c)
+        }
     }
     state->cursor = chunk.to;
     state->chunks = chunk.seq;

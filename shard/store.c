@@ -853,6 +853,19 @@ store_iter_valid (const store_iter_t *self)
     return rocksdb_iter_valid (self->it) != 0;
 }
 
+int
+store_iter_error (const store_iter_t *self, char *err, size_t err_size)
+{
+    char *e = NULL;
+    rocksdb_iter_get_error (self->it, &e);
+    if (!e) {
+        return 0;
+    }
+    snprintf (err, err_size, "%s", e);
+    rocksdb_free (e);
+    return -1;
+}
+
 void
 store_iter_next (store_iter_t *self)
 {

@@ -159,6 +159,9 @@ void store_iter_seek_for_prev (store_iter_t *self, const void *key, size_t key_s
 void store_iter_seek_first (store_iter_t *self);
 void store_iter_seek_last (store_iter_t *self);
 bool store_iter_valid (const store_iter_t *self);
+//  After an iterator stopped being valid: did it stop on an error rather
+//  than at the end? 0 the end, -1 an error (its text in err).
+int store_iter_error (const store_iter_t *self, char *err, size_t err_size);
 void store_iter_next (store_iter_t *self);
 void store_iter_prev (store_iter_t *self);
 const uint8_t *store_iter_key (const store_iter_t *self, size_t *size_p);
