@@ -708,6 +708,17 @@ journal_probe (journal_t *self, const rl_transfer_t *transfers, size_t count, ui
     return 0;
 }
 
+void
+journal_prefetch_probed (const journal_t *self, const rl_transfer_t *transfers, size_t i)
+{
+    assert (self && transfers && self->ids);
+    idfilter_prefetch (self->ids, self->probe_hash[i]);
+    idmap_prefetch (self->live->recent_ids, transfers[i].id);
+    if (self->frozen) {
+        idmap_prefetch (self->frozen->recent_ids, transfers[i].id);
+    }
+}
+
 int
 journal_find_probed (journal_t *self, rl_id_t id, uint64_t ts, rl_transfer_t *out)
 {

@@ -63,6 +63,11 @@ int journal_probe (journal_t *self, const rl_transfer_t *transfers, size_t count
 //  JOURNAL_PROBE_UNKNOWN: ask the index now, as journal_find does.
 int journal_find_probed (journal_t *self, rl_id_t id, uint64_t ts, rl_transfer_t *out);
 #define JOURNAL_PROBE_UNKNOWN UINT64_MAX
+//  A hint, after a journal_probe of `transfers` that succeeded: the id
+//  filter's block and the recent index slots of transfers[i] into the
+//  cache, where its lookup and its append will touch them (the request's
+//  loop calls it a few records ahead, so that the misses overlap).
+void journal_prefetch_probed (const journal_t *self, const rl_transfer_t *transfers, size_t i);
 //  journal_probe's answer for an id the id filter has never seen: absent
 //  from tx_index and from what a migration imported (invariant 8).
 #define JOURNAL_PROBE_NONE (UINT64_MAX - 1)

@@ -530,6 +530,9 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now)
     return r;
 }
 
+//  Records between a prefetch of a record's lookups and the lookups.
+#define S_PREFETCH_AHEAD 8
+
 //  probed_ts: the ingested index's answer for t->id (journal_probe).
 static rl_result_rec_t
 s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, now_t now,
@@ -651,12 +654,16 @@ ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t 
     //  index in one batched read (journal.c invariant 7): almost every id
     //  is new, and one MultiGet costs far less than a get per id.
     assert (count <= RL_BATCH_RECORDS_MAX);
-    if (journal_probe (self->journal, transfers, count, self->probed_ts) != 0) {
+    bool probed = journal_probe (self->journal, transfers, count, self->probed_ts) == 0;
+    if (!probed) {
         for (size_t i = 0; i < count; i++) {
             self->probed_ts[i] = JOURNAL_PROBE_UNKNOWN; //  each id asks alone
         }
     }
     for (size_t i = 0; i < count; i++) {
+        if (probed && i + S_PREFETCH_AHEAD < count) {
+            journal_prefetch_probed (self->journal, transfers, i + S_PREFETCH_AHEAD);
+        }
         results[i] = s_create_transfer (self, &transfers[i], self->probed_ts[i], now, request,
                                         (uint32_t) i);
         if (results[i].result != RL_OK && results[i].result != RL_EXISTS
