@@ -760,7 +760,9 @@ s_scan_ids (store_t *store, store_cf_t cf, const uint8_t *prefix, size_t prefix_
         if (prefix_size > 0 && (key_size < prefix_size || memcmp (key, prefix, prefix_size) != 0)) {
             break;
         }
-        if (key_size != prefix_size + RL_ID_SIZE) {
+        //  An imported key is 'I' id, or 'I' id debit (imported.c): the id first.
+        if (key_size != prefix_size + RL_ID_SIZE
+            && !(prefix_size > 0 && key_size == prefix_size + 2 * RL_ID_SIZE)) {
             snprintf (err, err_size, "an id key of %zu bytes", key_size);
             rc = -1;
             break;
