@@ -1467,8 +1467,12 @@ test_lazy_deletes (void **state)
     assert_int_equal (rl_client_status (ctx->clients[0], &status, TK_TIMEOUT_MS), 0);
     printf ("test_lazy_deletes: %lu decisions loaded again after the kill\n",
             (unsigned long) status.inflight);
-    //  At least the last acknowledgement's delete was written without a sync.
-    assert_true (status.inflight >= 1 && status.inflight <= LAZY_TRANSFERS);
+    //  Usually at least the last acknowledgement's delete was written
+    //  without a sync and is lost. A write of the coordinator's own between
+    //  the last acknowledgement and the kill (a tick's, a checkpoint's) may
+    //  have synced them all: then none comes back, which is as correct. The
+    //  rest of the test holds either way: each credit once, retries exists.
+    assert_true (status.inflight <= LAZY_TRANSFERS);
     s_start (ctx, 1);
     assert_true (harness_wait_until (s_s1_none_left, ctx, 15000)); //  acknowledged again
     s_quiet (ctx);
