@@ -69,6 +69,16 @@ S_ROUND_TRIP (audit, rl_audit_rec_t, RL_AUDIT_SIZE, 0)
 S_ROUND_TRIP (migrate, rl_migrate_rec_t, RL_MIGRATE_SIZE, 0)
 S_ROUND_TRIP (events_req, rl_events_req_t, RL_EVENTS_REQ_SIZE, 0)
 S_ROUND_TRIP (event, rl_event_t, RL_EVENT_SIZE, 0)
+S_ROUND_TRIP (arc_load, rl_arc_load_rec_t, RL_ARC_LOAD_SIZE, 0)
+S_ROUND_TRIP (hot_account, rl_hot_account_rec_t, RL_HOT_ACCOUNTS_SIZE, 0)
+
+//  A backup record is read by the shard's backup code alone (shard/backup.c),
+//  not by the codec: its bytes go through unchanged.
+static void
+s_round_trip_backup (const uint8_t *in, uint8_t *out)
+{
+    memcpy (out, in, RL_BACKUP_SIZE);
+}
 
 static void
 s_round_trip_id (const uint8_t *in, uint8_t *out)
@@ -100,6 +110,9 @@ static const s_kind_t s_audit = {RL_AUDIT_SIZE, s_round_trip_audit};
 static const s_kind_t s_migrate = {RL_MIGRATE_SIZE, s_round_trip_migrate};
 static const s_kind_t s_events_req = {RL_EVENTS_REQ_SIZE, s_round_trip_events_req};
 static const s_kind_t s_event = {RL_EVENT_SIZE, s_round_trip_event};
+static const s_kind_t s_arc_load = {RL_ARC_LOAD_SIZE, s_round_trip_arc_load};
+static const s_kind_t s_hot_account = {RL_HOT_ACCOUNTS_SIZE, s_round_trip_hot_account};
+static const s_kind_t s_backup = {RL_BACKUP_SIZE, s_round_trip_backup};
 static const s_kind_t s_header = {RL_HEADER_SIZE, s_round_trip_header};
 
 //  The record kind of a request or reply body of `op`; NULL for a blob or
@@ -144,6 +157,15 @@ s_kind_of (uint32_t op, bool request)
             return request ? NULL : &s_migrate;
         case RL_OP_EVENTS_READ:
             return request ? &s_events_req : &s_event;
+        case RL_OP_ARC_LOAD:
+            return request ? NULL : &s_arc_load;
+        case RL_OP_HOT_ACCOUNTS:
+            return request ? NULL : &s_hot_account;
+        case RL_OP_BACKUP_HOLD:
+        case RL_OP_BACKUP_CUT:
+        case RL_OP_BACKUP_RELEASE:
+        case RL_OP_BACKUP_STATUS:
+            return &s_backup;
         default:
             return NULL; //  load_ring, get_ring: a blob, opaque to the codec
     }
