@@ -63,6 +63,7 @@ _Static_assert(RL_MIGRATE_CHUNK_HEADER + RL_MIGRATE_ENTRIES_MAX * RL_MIGRATE_ENT
 
 //  Shard -----------------------------------------------------------------
 #define RL_SHARD_REQUESTS_PER_TURN_MAX 256         //  requests gathered into one group commit
+#define RL_SHARD_INLINE_SYNC_WRITES    1024        //  writes from which a turn waits for its sync
 #define RL_SHARD_ACCOUNTS_MAX          (16u << 20) //  accounts held by one shard
 #define RL_SHARD_SNDHWM_MESSAGES       10000       //  ZeroMQ high-water mark of shard sockets
 #define RL_SHARD_RCVHWM_MESSAGES       10000

@@ -24,7 +24,11 @@
     (it only read acknowledgements of DECIDEs: the coordinator log entries
     they delete may be lost, docs/two-phase.md "Writes without a sync")
     starts none: the next sync covers it. Reads are answered once the
-    writes before them are synced. A timer tick (prepare timeouts, resends,
+    writes before them are synced. A turn that wrote
+    RL_SHARD_INLINE_SYNC_WRITES or more (full batches) waits for its sync
+    (s_sync_inline), as before the pipeline: there a turn lasts about as
+    long as a sync, and the wait lets peers' records pile up into larger
+    turns. A timer tick (prepare timeouts, resends,
     queries) is a turn of its own. With --durability nosync nothing is
     synced and everything goes at the end of its turn.
 
@@ -104,7 +108,9 @@
 #include "server.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -834,6 +840,29 @@ s_on_synced (zloop_t *loop, zmq_pollitem_t *item, void *arg)
     return 0;
 }
 
+//  A turn that wrote RL_SHARD_INLINE_SYNC_WRITES or more waits here for the
+//  sync that covers its batch (after the one in flight, if any), as the
+//  loop did before the pipeline. At full batches a turn lasts about as long
+//  as a sync, so the pipeline gains little there, and a loop that never
+//  waits runs more, smaller turns: more messages, WriteBatches and syncs
+//  per cross-shard transfer. Waiting lets peers' records pile up into the
+//  next turn. Small turns (batch 1, many clients) keep the pipeline.
+static void
+s_sync_inline (server_t *self)
+{
+    assert (self->syncer);
+    while (!self->failed && outq_synced_seq (self->outq) < outq_written_seq (self->outq)) {
+        s_sync_kick (self);
+        if (!syncer_busy (self->syncer)) {
+            break; //  nothing written needs a sync
+        }
+        struct pollfd ready = {.fd = syncer_fd (self->syncer), .events = POLLIN};
+        while (poll (&ready, 1, -1) < 0 && errno == EINTR) {
+        }
+        s_on_synced (NULL, NULL, self);
+    }
+}
+
 //  Ends a turn: write the batch once, start its sync (or leave it to the
 //  next one), then send what synced commits justify. lazy: the turn's
 //  writes need no sync (it only read acknowledgements of DECIDEs).
@@ -870,6 +899,9 @@ s_turn_finish (server_t *self, bool lazy)
             outq_batch_written (self->outq, writes && !lazy);
             self->writes_unsynced += writes ? write_count : 0;
             s_sync_kick (self);
+            if (!lazy && write_count >= RL_SHARD_INLINE_SYNC_WRITES) {
+                s_sync_inline (self);
+            }
         }
         if (synced_now) {
             RL_FAILPOINT (SHARD_AFTER_SYNC);
