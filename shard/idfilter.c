@@ -112,6 +112,15 @@ idfilter_hash (rl_id_t id)
     return XXH3_64bits (words, sizeof (words));
 }
 
+#define S_LEG_SEED 0x6c65677363726564ull //  "legscred": a leg's hashes apart from an id's
+
+uint64_t
+idfilter_hash_leg (rl_id_t id, rl_id_t debit_account_id)
+{
+    const uint64_t words[4] = {id.lo, id.hi, debit_account_id.lo, debit_account_id.hi};
+    return XXH3_64bits_withSeed (words, sizeof (words), S_LEG_SEED);
+}
+
 static inline uint32_t *
 s_block (const idfilter_t *self, uint64_t hash)
 {

@@ -38,6 +38,10 @@ void idfilter_destroy (idfilter_t **self_p);
 
 //  The hash an id is filed under (XXH3 of its 16 bytes).
 uint64_t idfilter_hash (rl_id_t id);
+//  The hash a credit leg, (transfer id, debit account), is filed under
+//  (XXH3 of the 32 bytes with a seed of its own, so that a leg and a
+//  transfer id never share a hash by construction).
+uint64_t idfilter_hash_leg (rl_id_t id, rl_id_t debit_account_id);
 void idfilter_add (idfilter_t *self, uint64_t hash);
 //  false: no id of this hash was ever added. true: maybe one was.
 bool idfilter_may_hold (const idfilter_t *self, uint64_t hash);

@@ -64,11 +64,19 @@
        at once. So "absent" from the filter means absent from memory, from
        tx_index and from `imported`, and the reads of both are skipped.
        It never loses an id: a fuller filter only answers "maybe" more often.
+       The same filter holds every credit leg (transfer id, debit account)
+       in the leg index (`legs`) or in memory, under a hash of its own
+       (idfilter_hash_leg): the ingested legs are read into it at open,
+       and every leg appended or replayed is added at once (s_recent_append),
+       before the checkpoint ingests it. So "absent" for a leg means not in
+       memory and not in `legs`, and the leg check of a PREPARE skips that
+       read (legs a migration imported are in `imported`, which is still
+       read whenever the shard holds imported records).
 
     THE ID FILTER
-    Built at open from a scan of the keys of tx_index and the 'I' keys of
-    `imported` (so a restored backup, a crash or a migration's import are
-    all covered by the one scan), sized for twice what it holds plus two
+    Built at open from a scan of the keys of tx_index, the 'I' keys of
+    `imported` and the keys of `legs` (so a restored backup, a crash or a
+    migration's import are all covered by the one scan), sized for twice what it holds plus two
     checkpoint intervals, then fed by every append. Nothing of it is
     persisted. When it holds more ids than it was sized for, a bigger one
     is built (journal_filter_grow) from a scan of the same keys, by the
@@ -128,6 +136,7 @@ struct journal_t {
     bool ids_imported;      //  ... and an id was imported since it began: it misses that id
     uint64_t ids_answered;  //  ids journal_probe answered from the filter alone
     uint64_t ids_read;      //  ids it read from tx_index (the filter said "maybe")
+    uint64_t legs_answered; //  legs journal_legs_probe answered from the filter alone
     idfilter_t *ids;        //  every id stored here or imported (invariant 8); NULL before open
     uint64_t *probe_hash;   //  journal_probe's: the filter hash of each id
     //  journal_probe's buffers, RL_BATCH_RECORDS_MAX entries each:
@@ -395,12 +404,15 @@ journal_leg_applied (journal_t *self, rl_id_t id, rl_id_t debit_account_id)
         || (self->frozen && s_legs_find (self->frozen, id, debit_account_id) >= 0)) {
         return 1;
     }
-    uint8_t key[2 * RL_ID_SIZE];
-    uint8_t ts[8];
-    size_t size = 0;
-    codec_encode_id (id, key);
-    codec_encode_id (debit_account_id, key + RL_ID_SIZE);
-    int rc = store_get (self->store, STORE_CF_LEGS, key, sizeof (key), ts, sizeof (ts), &size);
+    int rc = 0; //  not in `legs` (the filter says so, invariant 8) until read
+    if (!self->ids || idfilter_may_hold (self->ids, idfilter_hash_leg (id, debit_account_id))) {
+        uint8_t key[2 * RL_ID_SIZE];
+        uint8_t ts[8];
+        size_t size = 0;
+        codec_encode_id (id, key);
+        codec_encode_id (debit_account_id, key + RL_ID_SIZE);
+        rc = store_get (self->store, STORE_CF_LEGS, key, sizeof (key), ts, sizeof (ts), &size);
+    }
     if (rc == 0 && self->imported) {
         //  A leg applied by a previous owner of the credit account.
         return imported_leg_applied (self->store, id, debit_account_id);
@@ -423,10 +435,23 @@ journal_legs_probe (journal_t *self, const rl_prepare_rec_t *recs, size_t count,
             if (i + S_LEGS_PREFETCH_AHEAD < end) {
                 const rl_transfer_t *ahead = &recs[i + S_LEGS_PREFETCH_AHEAD].transfer;
                 s_legs_prefetch (self->live, ahead->id, ahead->debit_account_id);
+                if (self->ids) {
+                    idfilter_prefetch (self->ids,
+                                       idfilter_hash_leg (ahead->id, ahead->debit_account_id));
+                }
             }
             rl_id_t id = recs[i].transfer.id, debit = recs[i].transfer.debit_account_id;
             applied[i] = s_legs_find (self->live, id, debit) >= 0
                          || (self->frozen && s_legs_find (self->frozen, id, debit) >= 0);
+            if (!applied[i] && self->ids
+                && !idfilter_may_hold (self->ids, idfilter_hash_leg (id, debit))) {
+                //  Not in `legs` either (invariant 8); only `imported` is left.
+                self->legs_answered++;
+                if (self->imported) {
+                    applied[i] = (int8_t) imported_leg_applied (self->store, id, debit);
+                }
+                continue;
+            }
             if (!applied[i]) {
                 codec_encode_id (id, self->legs_keys + n * 2 * RL_ID_SIZE);
                 codec_encode_id (debit, self->legs_keys + n * 2 * RL_ID_SIZE + RL_ID_SIZE);
@@ -486,12 +511,12 @@ s_gen_append (s_gen_t *self, const rl_transfer_t *transfer)
     return 0;
 }
 
-//  Adds an id to the filter (invariant 8).
+//  Adds an id's or a leg's hash to the filter (invariant 8).
 static void
-s_filter_add (journal_t *self, rl_id_t id)
+s_filter_add (journal_t *self, uint64_t hash)
 {
     assert (self->ids);
-    idfilter_add (self->ids, idfilter_hash (id));
+    idfilter_add (self->ids, hash);
     if (idfilter_full (self->ids) && !self->ids_full_logged) {
         self->ids_full_logged = true;
         rl_info ("journal: the id filter holds %zu ids, sized for %zu: a bigger one is built at "
@@ -508,8 +533,11 @@ s_recent_append (journal_t *self, const rl_transfer_t *transfer)
     if (s_gen_append (self->live, transfer) != 0) {
         return -1;
     }
+    //  Invariant 8: an id, or a credit leg under its own hash.
     if (JOURNAL_LEG (transfer->reserved) != JOURNAL_LEG_CREDIT) {
-        s_filter_add (self, transfer->id); //  invariant 8
+        s_filter_add (self, idfilter_hash (transfer->id));
+    } else {
+        s_filter_add (self, idfilter_hash_leg (transfer->id, transfer->debit_account_id));
     }
     return 0;
 }
@@ -743,6 +771,8 @@ static int
 s_scan_ids (store_t *store, store_cf_t cf, const uint8_t *prefix, size_t prefix_size,
             uint64_t **hashes_p, size_t *count_p, size_t *cap_p, char *err, size_t err_size)
 {
+    bool legs = cf == STORE_CF_LEGS; //  keys (id, debit), filed as legs
+    assert (!legs || prefix_size == 0);
     store_iter_t *it = store_iter_new (store, cf);
     if (!it) {
         snprintf (err, err_size, "out of memory");
@@ -760,9 +790,11 @@ s_scan_ids (store_t *store, store_cf_t cf, const uint8_t *prefix, size_t prefix_
         if (prefix_size > 0 && (key_size < prefix_size || memcmp (key, prefix, prefix_size) != 0)) {
             break;
         }
-        //  An imported key is 'I' id, or 'I' id debit (imported.c): the id first.
-        if (key_size != prefix_size + RL_ID_SIZE
-            && !(prefix_size > 0 && key_size == prefix_size + 2 * RL_ID_SIZE)) {
+        //  An imported key is 'I' id, or 'I' id debit (imported.c): the id
+        //  first. A leg index key is id debit, filed as a leg.
+        if (legs ? key_size != 2 * RL_ID_SIZE
+                 : key_size != prefix_size + RL_ID_SIZE
+                       && !(prefix_size > 0 && key_size == prefix_size + 2 * RL_ID_SIZE)) {
             snprintf (err, err_size, "an id key of %zu bytes", key_size);
             rc = -1;
             break;
@@ -778,7 +810,9 @@ s_scan_ids (store_t *store, store_cf_t cf, const uint8_t *prefix, size_t prefix_
             *hashes_p = hashes;
             *cap_p = cap;
         }
-        (*hashes_p)[(*count_p)++] = idfilter_hash (codec_decode_id (key + prefix_size));
+        (*hashes_p)[(*count_p)++] = legs ? idfilter_hash_leg (codec_decode_id (key),
+                                                              codec_decode_id (key + RL_ID_SIZE))
+                                         : idfilter_hash (codec_decode_id (key + prefix_size));
     }
     if (rc == 0 && store_iter_error (it, err, err_size) != 0) {
         rc = -1;
@@ -805,7 +839,8 @@ journal_filter_scan (store_t *store, size_t keys_min, size_t extra_keys, char *e
     idfilter_t *filter = NULL;
     if (s_scan_ids (store, STORE_CF_TX_INDEX, NULL, 0, &hashes, &count, &cap, err, err_size) == 0
         && s_scan_ids (store, STORE_CF_IMPORTED, &by_id, 1, &hashes, &count, &cap, err, err_size)
-               == 0) {
+               == 0
+        && s_scan_ids (store, STORE_CF_LEGS, NULL, 0, &hashes, &count, &cap, err, err_size) == 0) {
         size_t keys = count + extra_keys;
         keys = keys > SIZE_MAX / 2 ? SIZE_MAX : 2 * keys;
         filter = idfilter_new (keys > keys_min ? keys : keys_min);
@@ -834,7 +869,7 @@ void
 journal_note_id (journal_t *self, rl_id_t id)
 {
     assert (self && self->ids);
-    s_filter_add (self, id);
+    s_filter_add (self, idfilter_hash (id));
     self->ids_imported = self->ids_imported || self->ids_growing;
 }
 
@@ -868,9 +903,10 @@ journal_filter_swap (journal_t *self, idfilter_t **filter_p)
     //  The live generation came after the scan began (journal_freeze).
     const s_gen_t *live = self->live;
     for (size_t i = 0; i < live->recent_count; i++) {
-        if (JOURNAL_LEG (live->recent[i].reserved) != JOURNAL_LEG_CREDIT) {
-            idfilter_add (filter, idfilter_hash (live->recent[i].id));
-        }
+        const rl_transfer_t *t = &live->recent[i];
+        idfilter_add (filter, JOURNAL_LEG (t->reserved) != JOURNAL_LEG_CREDIT
+                                  ? idfilter_hash (t->id)
+                                  : idfilter_hash_leg (t->id, t->debit_account_id));
     }
     rl_info ("journal: the id filter grew to %zu ids (%zu MB), holding %zu",
              idfilter_capacity (filter), idfilter_bytes (filter) >> 20, idfilter_count (filter));
@@ -888,6 +924,13 @@ journal_filter_stats (const journal_t *self, size_t *count_p, size_t *capacity_p
     *capacity_p = self->ids ? idfilter_capacity (self->ids) : 0;
     *filtered_p = self->ids_answered;
     *read_p = self->ids_read;
+}
+
+uint64_t
+journal_legs_filtered (const journal_t *self)
+{
+    assert (self);
+    return self->legs_answered;
 }
 
 static uint64_t
@@ -1001,9 +1044,9 @@ journal_thaw (journal_t *self)
     assert (self->checkpoint_ts <= self->frozen_ts && self->frozen_ts <= self->last_ts);
     self->checkpoint_ts = self->frozen_ts;
     rl_debug ("journal: id filter: %zu ids, sized for %zu; %" PRIu64
-              " probes answered by it, %" PRIu64 " read",
+              " probes answered by it, %" PRIu64 " read; %" PRIu64 " leg checks answered by it",
               idfilter_count (self->ids), idfilter_capacity (self->ids), self->ids_answered,
-              self->ids_read);
+              self->ids_read, self->legs_answered);
     s_gen_clear (self->frozen);
     self->frozen = NULL;
 }

@@ -98,6 +98,9 @@ void journal_filter_swap (journal_t *self, idfilter_t **filter_p);
 //  by the filter alone and read from tx_index, since open.
 void journal_filter_stats (const journal_t *self, size_t *count_p, size_t *capacity_p,
                            uint64_t *filtered_p, uint64_t *read_p);
+//  Leg checks of journal_legs_probe answered "not applied" by the id filter
+//  alone (no read of `legs`), since open.
+uint64_t journal_legs_filtered (const journal_t *self);
 //  Was the credit leg of (transfer id, debit account) applied here? The pair
 //  names a transfer uniquely across the cluster (ids are scoped to the debit
 //  account's shard). 1 yes, 0 no, -1 storage error.

@@ -31,6 +31,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -464,12 +465,149 @@ test_growth (void **state)
     free (ctx);
 }
 
+//  Credit legs in the filter (invariant 8) -------------------------------------
+
+#define LEGS_LO 5000000 //  ids of the credit legs, apart from the appended transfers'
+
+//  count credit legs (ids LEGS_LO + lo.., debit account 1), committed.
+static void
+s_jlegs (s_jctx_t *ctx, uint64_t lo, uint64_t count)
+{
+    for (uint64_t i = 0; i < count; i++) {
+        rl_transfer_t t = tk_transfer (tk_id (LEGS_LO + lo + i, TAG), tk_id (1, TAG),
+                                       tk_id (2, TAG), 1, LEDGER);
+        t.timestamp = journal_next_ts (ctx->journal, 1000);
+        t.reserved = JOURNAL_STORED (RL_OK, JOURNAL_LEG_CREDIT);
+        assert_int_equal (journal_append (ctx->journal, &t), 0);
+    }
+    journal_before_commit (ctx->journal);
+    assert_int_equal (store_commit (ctx->store), 0);
+}
+
+//  Legs lo.. lo+count-1 (with debit account `debit`): the batched check
+//  answers `want` for each, the single check too. Returns the checks the
+//  filter answered alone.
+static uint64_t
+s_jlegs_check (s_jctx_t *ctx, uint64_t lo, uint64_t count, uint64_t debit, int want)
+{
+    static rl_prepare_rec_t recs[BATCH];
+    static int8_t applied[BATCH];
+    assert_true (count <= BATCH);
+    uint64_t before = journal_legs_filtered (ctx->journal);
+    for (uint64_t i = 0; i < count; i++) {
+        recs[i].transfer.id = tk_id (LEGS_LO + lo + i, TAG);
+        recs[i].transfer.debit_account_id = tk_id (debit, TAG);
+    }
+    journal_legs_probe (ctx->journal, recs, count, applied);
+    for (uint64_t i = 0; i < count; i++) {
+        if (applied[i] != want) {
+            fail_msg ("leg %" PRIu64 " (debit %" PRIu64 "): %d, expected %d", lo + i, debit,
+                      applied[i], want);
+        }
+        assert_int_equal (journal_leg_applied (ctx->journal, recs[i].transfer.id,
+                                               recs[i].transfer.debit_account_id),
+                          want);
+    }
+    return journal_legs_filtered (ctx->journal) - before;
+}
+
+//  A leg's filter entry is what lets the leg check of a PREPARE skip the
+//  read of `legs`: every applied leg must be found however it got there
+//  (in memory, ingested by a checkpoint, scanned at open, carried over a
+//  growth), or a duplicate PREPARE of an applied transfer would be
+//  prepared again and its credit applied twice.
+static void
+test_legs (void **state)
+{
+    (void) state;
+    s_jctx_t *ctx = calloc (1, sizeof (*ctx));
+    assert_non_null (ctx);
+    char err[256];
+    ctx->env = store_env_new_mem ();
+    ctx->store = store_open_env ("/legs", RL_DURABILITY_SYNC, ctx->env, err, sizeof (err));
+    assert_non_null (ctx->store);
+    ctx->accounts = accounts_new (ctx->store);
+    ctx->journal = journal_new (ctx->store);
+    ctx->checkpoint = checkpoint_new (ctx->store);
+    assert_non_null (ctx->accounts);
+    assert_non_null (ctx->journal);
+    assert_non_null (ctx->checkpoint);
+    journal_set_filter_sizing (ctx->journal, IDFILTER_KEYS_FLOOR, 0);
+    assert_int_equal (journal_open (ctx->journal, ctx->accounts, err, sizeof (err)), 0);
+    //  In memory (the live generation).
+    s_jlegs (ctx, 0, 400);
+    s_jlegs_check (ctx, 0, 400, 1, 1);
+    //  Ingested by a checkpoint: memory no longer has them.
+    s_jcheckpoint (ctx, 0, 0);
+    s_jlegs_check (ctx, 0, 400, 1, 1);
+    //  Never applied: the same ids with another debit account, and new ids;
+    //  the filter answers most of them without a read.
+    uint64_t alone = s_jlegs_check (ctx, 0, 400, 3, 0);
+    alone += s_jlegs_check (ctx, 1000, 400, 1, 0);
+    print_message ("%" PRIu64 " of 800 legs never applied answered by the filter alone\n", alone);
+    assert_true (alone >= 800 * 9 / 10);
+    //  Past the filter's capacity: the checkpoint grows it from the store
+    //  (tx_index, imported, legs) while legs are appended, and the thaw adds
+    //  those; a later checkpoint ingests them (no growth then).
+    s_jappend (ctx, 1200);
+    s_jlegs (ctx, 400, 400);
+    size_t capacity = s_jcheckpoint (ctx, 0, 0);
+    s_jlegs (ctx, 800, 100);
+    assert_true (s_jcheckpoint (ctx, 0, 0) == capacity);
+    s_jlegs (ctx, 900, 100);
+    s_jappend (ctx, 2000); //  past the grown filter's capacity: it grows again
+    uint64_t ts = journal_freeze (ctx->journal);
+    size_t count = 0;
+    const rl_transfer_t *frozen = journal_frozen (ctx->journal, &count);
+    size_t extra = 0;
+    assert_true (journal_filter_growth (ctx->journal, &extra));
+    checkpoint_grow_filter (ctx->checkpoint, extra);
+    checkpoint_start (ctx->checkpoint, frozen, count, 0, ts);
+    s_jlegs (ctx, 1500, 200); //  while the bigger filter is built from the store
+    assert_int_equal (checkpoint_wait (ctx->checkpoint), 0);
+    idfilter_t *filter = checkpoint_take_filter (ctx->checkpoint);
+    assert_non_null (filter);
+    journal_thaw (ctx->journal);
+    journal_filter_swap (ctx->journal, &filter);
+    assert_null (filter);
+    size_t held = 0, grown = 0;
+    uint64_t filtered = 0, read = 0;
+    journal_filter_stats (ctx->journal, &held, &grown, &filtered, &read);
+    assert_true (grown > capacity);
+    s_jcheckpoint (ctx, 0, 0); //  the legs appended during the growth, ingested
+    print_message ("filter of %zu ids (was %zu), holding %zu\n", grown, capacity, held);
+    for (uint64_t lo = 0; lo < 1000; lo += 250) {
+        s_jlegs_check (ctx, lo, 250, 1, 1);
+    }
+    s_jlegs_check (ctx, 1500, 200, 1, 1);
+    //  A reopen builds the filter from the store alone: every leg is found.
+    journal_destroy (&ctx->journal);
+    ctx->journal = journal_new (ctx->store);
+    assert_non_null (ctx->journal);
+    accounts_destroy (&ctx->accounts);
+    ctx->accounts = accounts_new (ctx->store);
+    journal_set_filter_sizing (ctx->journal, IDFILTER_KEYS_FLOOR, 0);
+    assert_int_equal (journal_open (ctx->journal, ctx->accounts, err, sizeof (err)), 0);
+    for (uint64_t lo = 0; lo < 1000; lo += 250) {
+        s_jlegs_check (ctx, lo, 250, 1, 1);
+    }
+    s_jlegs_check (ctx, 1500, 200, 1, 1);
+    s_jlegs_check (ctx, 0, 400, 3, 0);
+    journal_destroy (&ctx->journal);
+    accounts_destroy (&ctx->accounts);
+    checkpoint_destroy (&ctx->checkpoint);
+    store_close (&ctx->store);
+    store_env_destroy (&ctx->env);
+    free (ctx);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_retries_by_path),
         cmocka_unit_test (test_growth),
+        cmocka_unit_test (test_legs),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
