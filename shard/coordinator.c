@@ -537,6 +537,12 @@ coordinator_prepare_replies (coordinator_t *self, const rl_tp_rec_t *replies, si
     size_t refused = 0;
     for (size_t k = 0; k < count; k++) {
         s_prefetch (&self->attempts, replies, count, k);
+        if (k + JOURNAL_APPEND_PREFETCH_AHEAD < count) {
+            const rl_tp_rec_t *ahead = &replies[k + JOURNAL_APPEND_PREFETCH_AHEAD];
+            if (ahead->state == RL_TP_PREPARED) { //  its debit record is appended
+                journal_prefetch_append (self->journal, ahead->id, ahead->debit_account_id, false);
+            }
+        }
         const rl_tp_rec_t *reply = &replies[k];
         int32_t i = attempts_find (&self->attempts, reply->id, NULL);
         if (i < 0 || !attempt_eq (attempts_at (&self->attempts, i)->tp.attempt, reply->attempt)) {

@@ -747,6 +747,24 @@ journal_prefetch_probed (const journal_t *self, const rl_transfer_t *transfers, 
     }
 }
 
+void
+journal_prefetch_append (const journal_t *self, rl_id_t id, rl_id_t debit_account_id,
+                         bool credit_leg)
+{
+    assert (self);
+    if (credit_leg) {
+        if (self->ids) {
+            idfilter_prefetch (self->ids, idfilter_hash_leg (id, debit_account_id));
+        }
+        s_legs_prefetch (self->live, id, debit_account_id);
+    } else {
+        if (self->ids) {
+            idfilter_prefetch (self->ids, idfilter_hash (id));
+        }
+        idmap_prefetch (self->live->recent_ids, id);
+    }
+}
+
 int
 journal_find_probed (journal_t *self, rl_id_t id, uint64_t ts, rl_transfer_t *out)
 {

@@ -68,6 +68,14 @@ int journal_find_probed (journal_t *self, rl_id_t id, uint64_t ts, rl_transfer_t
 //  cache, where its lookup and its append will touch them (the request's
 //  loop calls it a few records ahead, so that the misses overlap).
 void journal_prefetch_probed (const journal_t *self, const rl_transfer_t *transfers, size_t i);
+//  A hint, a few records ahead of a batch's appends of two-phase records
+//  (the coordinator's debit records, the participant's credit legs): the
+//  id filter's block and the index slot the append of (id, debit) will
+//  write, into the cache. The probe of the id or the PREPARE's leg check
+//  loaded them long before, in another turn. Changes nothing.
+#define JOURNAL_APPEND_PREFETCH_AHEAD 8
+void journal_prefetch_append (const journal_t *self, rl_id_t id, rl_id_t debit_account_id,
+                              bool credit_leg);
 //  journal_probe's answer for an id the id filter has never seen: absent
 //  from tx_index and from what a migration imported (invariant 8).
 #define JOURNAL_PROBE_NONE (UINT64_MAX - 1)

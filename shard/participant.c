@@ -917,6 +917,12 @@ participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count, 
     uint64_t needs_seq = 0;
     for (size_t k = 0; k < count; k++) {
         s_prefetch (self, recs, count, k, offsetof (rl_tp_rec_t, id), sizeof (*recs));
+        if (k + JOURNAL_APPEND_PREFETCH_AHEAD < count) {
+            const rl_tp_rec_t *ahead = &recs[k + JOURNAL_APPEND_PREFETCH_AHEAD];
+            if (ahead->state == RL_TP_COMMIT) { //  its credit leg is appended
+                journal_prefetch_append (self->journal, ahead->id, ahead->debit_account_id, true);
+            }
+        }
         out[k] = recs[k];
         if (sender && strcmp (sender, recs[k].coordinator) != 0) {
             //  Sender rule: only the coordinator a record names decides it,
