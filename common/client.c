@@ -622,6 +622,37 @@ s_status_is_retryable (int rc)
            || rc == RL_STATUS_FROZEN;
 }
 
+//  Linked chains (docs/payments.md): a chain is sent again whole or not at
+//  all, so that a resend never makes a shorter chain of some of its
+//  members. open[k]: the outcome of record k is open. A chain with a
+//  member whose own outcome is open (busy, outcome_unknown, ...) goes again
+//  whole, same ids, same order; otherwise it is decided, and its
+//  linked_event_failed and linked_event_chain_open answers are final
+//  (nothing of the chain was applied by this call).
+static void
+s_chains_open (const rl_transfer_t *t, size_t count, const rl_result_rec_t *results, bool *open)
+{
+    size_t start = 0;
+    while (start < count) {
+        size_t end = start; //  the chain [start, end]: linked records and the one closing them
+        while (end + 1 < count && (t[end].flags & RL_TRANSFER_LINKED)) {
+            end++;
+        }
+        bool chain = end > start || (t[start].flags & RL_TRANSFER_LINKED);
+        bool any = false;
+        for (size_t k = start; k <= end; k++) {
+            uint32_t r = results[k].result;
+            open[k] = s_result_is_open (r);
+            any = any
+                  || (open[k] && r != RL_LINKED_EVENT_FAILED && r != RL_LINKED_EVENT_CHAIN_OPEN);
+        }
+        for (size_t k = start; chain && k <= end; k++) {
+            open[k] = any;
+        }
+        start = end + 1;
+    }
+}
+
 static int
 s_create_retry (rl_client_t *self, uint16_t op, const void *records, size_t count, size_t in_size,
                 s_encode_fn *encode, rl_result_rec_t *results, int timeout_ms, int attempts_max)
@@ -636,7 +667,9 @@ s_create_retry (rl_client_t *self, uint16_t op, const void *records, size_t coun
     uint8_t *batch = open ? client_i_alloc (count * in_size) : NULL;
     rl_result_rec_t *batch_results = batch ? client_i_alloc (count * sizeof (rl_result_rec_t))
                                            : NULL;
-    if (!batch_results) {
+    bool *is_open = batch_results ? client_i_alloc (count * sizeof (bool) + 1) : NULL;
+    if (!is_open) {
+        free (batch_results);
         free (open);
         free (batch);
         return RL_CLIENT_ERR_NOMEM; //  nothing sent: every record outcome_unknown, none applied
@@ -662,11 +695,18 @@ s_create_retry (rl_client_t *self, uint16_t op, const void *records, size_t coun
         rc = s_create (self, op, batch, open_count, in_size, encode, batch_results, timeout_ms);
         bool pause = false, all_frozen = false;
         if (rc == 0) {
+            for (size_t k = 0; k < open_count; k++) {
+                is_open[k] = s_result_is_open (batch_results[k].result);
+            }
+            if (op == RL_OP_CREATE_TRANSFERS) {
+                s_chains_open ((const rl_transfer_t *) (const void *) batch, open_count,
+                               batch_results, is_open);
+            }
             size_t still = 0;
             all_frozen = true;
             for (size_t k = 0; k < open_count; k++) {
                 uint32_t result = batch_results[k].result;
-                if (s_result_is_open (result)) {
+                if (is_open[k]) {
                     pause = pause || result != RL_OUTCOME_UNKNOWN; //  backpressure
                     all_frozen = all_frozen && result == RL_FROZEN;
                     results[open[k]].result = result == RL_FROZEN ? RL_FROZEN : RL_OUTCOME_UNKNOWN;
@@ -699,6 +739,7 @@ s_create_retry (rl_client_t *self, uint16_t op, const void *records, size_t coun
     free (open);
     free (batch);
     free (batch_results);
+    free (is_open);
     if (rc != 0 && !s_status_is_retryable (rc)) {
         return rc;
     }

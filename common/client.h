@@ -204,6 +204,11 @@ size_t rl_client_load_ring_all (const char *const *endpoints, size_t count, cons
 //  does not know). Pauses between attempts that met backpressure, from
 //  RL_CLIENT_RETRY_BACKOFF_MS_MIN doubling to RL_CLIENT_RETRY_BACKOFF_MS_MAX.
 //
+//  A linked chain (docs/payments.md) is sent again whole or not at all:
+//  when one member's outcome is open, every member goes again (same ids,
+//  same order); when its failure is decided, the others' linked_event_failed
+//  (and a linked_event_chain_open) are final answers of the call.
+//
 //  `frozen` (the account's arc is migrating or its data is on its way) is
 //  retried until the helper's deadline, attempts_max * timeout_ms from the
 //  call: an attempt whose open records are all frozen uses no attempt.

@@ -304,12 +304,12 @@ rl_status_defined (uint32_t status)
     X (RL_STORAGE_ERROR, 9, "storage_error", INFRASTRUCTURE, NO, RL_HINT_UNKNOWN_)                 \
     X (RL_LINKED_EVENT_FAILED, 10, "linked_event_failed",                                          \
        INFRASTRUCTURE, NO,                                                                         \
-       "reserved for linked chains, not sent yet: treat it as outcome_unknown and retry "          \
-       "with the same id")                                                                         \
+       "another record of its linked chain failed (see its code): nothing of the chain was "      \
+       "applied, no id burned; fix the chain, then send all of it again with the same ids")       \
     X (RL_LINKED_EVENT_CHAIN_OPEN, 11, "linked_event_chain_open",                                  \
        INFRASTRUCTURE, NO,                                                                         \
-       "reserved for linked chains, not sent yet: treat it as outcome_unknown and retry "          \
-       "with the same id")                                                                         \
+       "the request's last record is flagged linked: its chain is never closed and nothing of "   \
+       "it was applied; clear the flag of the chain's last record")                               \
     /*  two-phase replies only: the sending shard is not the one the record */                    \
     /*  names (docs/security.md); a client sees aborted */                                         \
     X (RL_UNAUTHORIZED, 12, "unauthorized", INFRASTRUCTURE, NO,                                    \
@@ -371,8 +371,9 @@ rl_status_defined (uint32_t status)
        FIELD_VALIDATION, NO, RL_HINT_FIX_)                                                         \
     X (RL_CODE_MUST_NOT_BE_ZERO, 56, "code_must_not_be_zero", FIELD_VALIDATION, NO, RL_HINT_FIX_)  \
     X (RL_NOT_SUPPORTED, 57, "not_supported", FIELD_VALIDATION, NO,                                \
-       "a flag served in a later version is set (linked, balancing), or a pending transfer "     \
-       "spans two shards: clear it; the id is not burned")                                               \
+       "a flag served in a later version is set (balancing, linked on an account), or a "        \
+       "pending transfer or a linked chain spans two shards: not served yet; the id is not "     \
+       "burned")                                                                                   \
     X (RL_DEBIT_ACCOUNT_NOT_FOUND, 60, "debit_account_not_found",                                  \
        ACCOUNT_LOOKUPS, YES, RL_HINT_CREATE_FIRST_)                                                \
     X (RL_CREDIT_ACCOUNT_NOT_FOUND, 61, "credit_account_not_found",                                \
@@ -456,13 +457,13 @@ typedef enum {
 } rl_burns_t;
 
 //  Account flags (u16) -----------------------------------------------------
-#define RL_ACCOUNT_LINKED                         (1u << 0) //  reserved: linked chains
+#define RL_ACCOUNT_LINKED                         (1u << 0) //  reserved: not served on accounts
 #define RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS (1u << 1)
 #define RL_ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS (1u << 2)
 #define RL_ACCOUNT_FLAGS_KNOWN                    0x0007u
 
 //  Transfer flags (u16) ----------------------------------------------------
-#define RL_TRANSFER_LINKED                (1u << 0) //  reserved: linked chains
+#define RL_TRANSFER_LINKED                (1u << 0) //  a linked chain (docs/payments.md)
 #define RL_TRANSFER_PENDING               (1u << 1) //  authorise now (docs/protocol.md)
 #define RL_TRANSFER_POST_PENDING_TRANSFER (1u << 2) //  post pending_id
 #define RL_TRANSFER_VOID_PENDING_TRANSFER (1u << 3) //  void pending_id

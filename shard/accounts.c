@@ -496,6 +496,15 @@ accounts_transfer_post (accounts_t *self, const accounts_pair_t *pair, uint64_t 
     s_mark_dirty (self, pair->credit_slot);
 }
 
+void
+accounts_restore (accounts_t *self, size_t slot, const rl_account_t *saved)
+{
+    assert (self && saved && slot < self->count);
+    assert (rl_id_eq (self->slots[slot].id, saved->id)); //  slots never move
+    self->slots[slot] = *saved;
+    s_mark_dirty (self, slot); //  the next checkpoint writes the same record: harmless
+}
+
 int
 accounts_post (accounts_t *self, rl_id_t id, bool debit, uint64_t amount)
 {

@@ -71,6 +71,11 @@ bool accounts_pair (const accounts_t *self, rl_id_t debit, rl_id_t credit, accou
 int accounts_pending_move (accounts_t *self, const accounts_pair_t *pair, uint64_t add,
                            uint64_t release, uint64_t post);
 
+//  A linked chain that failed (ledger.c): the account in `slot` gets back
+//  the record `saved`, copied from it (accounts_at) before the chain
+//  changed it. Its slot stays dirty.
+void accounts_restore (accounts_t *self, size_t slot, const rl_account_t *saved);
+
 //  Replay of a stored ok transfer: posts one side. -1 when the account is
 //  not held here (the stored state is inconsistent).
 int accounts_post (accounts_t *self, rl_id_t id, bool debit, uint64_t amount);

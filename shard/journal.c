@@ -558,6 +558,35 @@ journal_append (journal_t *self, const rl_transfer_t *record)
     return 0;
 }
 
+size_t
+journal_mark (const journal_t *self)
+{
+    assert (self);
+    return self->live->recent_count;
+}
+
+void
+journal_rollback (journal_t *self, size_t mark)
+{
+    assert (self && mark <= self->live->recent_count);
+    s_gen_t *gen = self->live;
+    //  The batch's writes are the caller's to take back (store save point);
+    //  last_ts stays (timestamps only grow), and so do the filter's ids (a
+    //  fuller filter answers "maybe" more often: invariant 8 holds).
+    while (gen->recent_count > mark) {
+        const rl_transfer_t *t = &gen->recent[gen->recent_count - 1];
+        assert (JOURNAL_LEG (t->reserved) != JOURNAL_LEG_CREDIT); //  chains are same-shard
+        bool removed = idmap_remove (gen->recent_ids, t->id);
+        assert (removed);
+        (void) removed;
+        if (JOURNAL_RESULT (t->reserved) == RL_OK) {
+            assert (self->transfers_ok > 0);
+            self->transfers_ok--;
+        }
+        gen->recent_count--;
+    }
+}
+
 //  Re-applies a stored ok transfer (or leg) to the accounts held here.
 static int
 s_replay_one (accounts_t *accounts, const rl_transfer_t *t)

@@ -50,6 +50,12 @@ uint64_t journal_next_ts (journal_t *self, uint64_t wall_ns);
 //  (id, debit account), anything else by id. 0, or -1 when memory ran out
 //  (nothing stored).
 int journal_append (journal_t *self, const rl_transfer_t *record);
+//  A linked chain (ledger.c): journal_mark names the end of the live
+//  generation; journal_rollback takes back every record appended since (no
+//  credit leg among them), within the same turn, before any freeze. The
+//  batch's writes are the caller's to take back (store_batch_rollback).
+size_t journal_mark (const journal_t *self);
+void journal_rollback (journal_t *self, size_t mark);
 //  A stored transfer by id (not credit legs): 1 found, 0 not, -1 storage error.
 int journal_find (journal_t *self, rl_id_t id, rl_transfer_t *out);
 //  The ingested index (tx_index) asked about the ids of `count` transfers

@@ -77,6 +77,12 @@
 #include "pending.h"
 #include "rl_limits.h"
 
+//  An account's record before a linked chain changed it.
+typedef struct {
+    size_t slot;
+    rl_account_t account;
+} s_saved_t;
+
 struct ledger_t {
     store_t *store;
     outq_t *outq;
@@ -97,6 +103,11 @@ struct ledger_t {
     bool imported;                     //  a migration brought records here (imported.h)
     bool checkpoint_soon;              //  start a checkpoint after the next commit, however few
     bool filter_growing;               //  the checkpoint builds a bigger id filter
+    //  The linked chain in progress (s_chain_*): the accounts' records as
+    //  they were before its members changed them, oldest first.
+    s_saved_t *saved;
+    size_t saved_count;
+    size_t saved_cap;
 };
 
 //  The shard's timestamp clock, which pending transfers expire by: the
@@ -195,6 +206,7 @@ ledger_destroy (ledger_t **self_p)
     journal_destroy (&self->journal);
     accounts_destroy (&self->accounts);
     free (self->probed_ts);
+    free (self->saved);
     free (self);
     *self_p = NULL;
 }
@@ -403,7 +415,10 @@ s_find_probed (ledger_t *self, rl_id_t id, uint64_t probed_ts, rl_transfer_t *ou
 static uint32_t
 s_transfer_exists (const rl_transfer_t *t, const rl_transfer_t *stored)
 {
-    if (t->flags != stored->flags) {
+    //  `linked` says where a record stood in its request, not what it is:
+    //  a member of an applied chain retried alone, without it, is `exists`
+    //  (docs/payments.md, "Linked chains").
+    if ((t->flags & ~RL_TRANSFER_LINKED) != (stored->flags & ~RL_TRANSFER_LINKED)) {
         return RL_EXISTS_WITH_DIFFERENT_FLAGS;
     }
     if (!rl_id_eq (t->debit_account_id, stored->debit_account_id)) {
@@ -460,8 +475,8 @@ s_transfer_validate (const rl_transfer_t *t)
     if (t->flags & PENDING_FLAGS) {
         return pending_validate (t); //  pending, post, void (pending.c)
     }
-    if (t->flags != 0) {
-        return RL_NOT_SUPPORTED; //  linked, balancing: not yet served
+    if (t->flags & ~RL_TRANSFER_LINKED) {
+        return RL_NOT_SUPPORTED; //  balancing: not yet served
     }
     if (rl_id_is_zero (t->debit_account_id)) {
         return RL_DEBIT_ACCOUNT_ID_MUST_NOT_BE_ZERO;
@@ -534,9 +549,11 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now)
 #define S_PREFETCH_AHEAD 8
 
 //  probed_ts: the ingested index's answer for t->id (journal_probe).
+//  chained: t is a member of a linked chain (s_chain_*), which must not
+//  leave this shard.
 static rl_result_rec_t
 s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, now_t now,
-                   int32_t request, uint32_t index)
+                   int32_t request, uint32_t index, bool chained)
 {
     rl_result_rec_t r = {0};
     if (rl_id_is_zero (t->id)) {
@@ -599,6 +616,15 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
         r.result = RL_ABORTED; //  no shard owns it in this ring: nothing done, retry
         return r;
     }
+    if (credit_owner != self->self_index && chained) {
+        //  A chain runs as one all-or-nothing step of this shard; one that
+        //  needs another shard's two-phase attempt is not served yet.
+        rl_warn ("ledger: a linked chain's transfer %016" PRIx64 "%016" PRIx64
+                 " credits an account of another shard: not_supported",
+                 t->id.hi, t->id.lo);
+        r.result = RL_NOT_SUPPORTED;
+        return r;
+    }
     if (credit_owner != self->self_index && (t->flags & RL_TRANSFER_PENDING)) {
         r.result = RL_NOT_SUPPORTED; //  cross-shard pending transfers: not served yet
         return r;
@@ -636,6 +662,107 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
     return r;
 }
 
+//  Linked chains ---------------------------------------------------------------
+//
+//  Records flagged `linked`, up to and including the first record without
+//  the flag, succeed or fail together (docs/payments.md, "Linked chains").
+//  The members are applied one by one, as any record, between a save
+//  point and its release: the store's batch (a save point), the journal's
+//  live generation (a mark), the pending table (an undo log) and the
+//  records of the accounts the members touch (saved before each member).
+//  When a member fails, all of it is taken back: the batch, and so the
+//  group commit, holds either every member of a chain or none, and a crash
+//  can never leave part of one. `exists` is not a failure (the member was
+//  applied before: a retried chain answers `exists` for each).
+
+//  Saves the account's record before a member of the chain changes it.
+//  -1 when memory ran out (nothing saved: the member must not run).
+static int
+s_chain_save (ledger_t *self, rl_id_t id)
+{
+    size_t slot = 0;
+    if (!s_id_usable (id) || !accounts_slot (self->accounts, id, &slot)) {
+        return 0; //  not held here: the member cannot change it
+    }
+    if (self->saved_count == self->saved_cap) {
+        size_t cap = self->saved_cap ? self->saved_cap * 2 : 64;
+        s_saved_t *saved = realloc (self->saved, cap * sizeof (*saved));
+        if (!saved) {
+            return -1;
+        }
+        self->saved = saved;
+        self->saved_cap = cap;
+    }
+    self->saved[self->saved_count++] = (s_saved_t){slot, *accounts_at (self->accounts, slot)};
+    return 0;
+}
+
+//  Saves every account the member may change: its two accounts and, for a
+//  post or void, those of its pending transfer (an expiry found by the
+//  check releases them). -1 when memory ran out.
+static int
+s_chain_save_member (ledger_t *self, const rl_transfer_t *t)
+{
+    if (s_chain_save (self, t->debit_account_id) != 0
+        || s_chain_save (self, t->credit_account_id) != 0) {
+        return -1;
+    }
+    if ((t->flags & PENDING_RESOLVE_FLAGS) && s_id_usable (t->pending_id)) {
+        rl_transfer_t p;
+        if (s_find (self, t->pending_id, &p) == 1
+            && (s_chain_save (self, p.debit_account_id) != 0
+                || s_chain_save (self, p.credit_account_id) != 0)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+s_chain_begin (ledger_t *self, size_t *journal_mark_p)
+{
+    store_batch_savepoint (self->store);
+    *journal_mark_p = journal_mark (self->journal);
+    pending_chain_begin (self->pending);
+    self->saved_count = 0;
+}
+
+//  The chain's members all succeeded: their writes stay in the batch.
+static void
+s_chain_keep (ledger_t *self)
+{
+    int rc = store_batch_savepoint_pop (self->store);
+    assert (rc == 0); //  s_chain_begin set it, nothing else took it
+    (void) rc;
+    pending_chain_end (self->pending, false);
+    self->saved_count = 0;
+}
+
+//  A member failed: everything the chain did is taken back.
+static void
+s_chain_undo (ledger_t *self, size_t journal_mark)
+{
+    int rc = store_batch_rollback (self->store);
+    assert (rc == 0);
+    (void) rc;
+    journal_rollback (self->journal, journal_mark);
+    pending_chain_end (self->pending, true);
+    while (self->saved_count > 0) { //  newest first: each slot ends as it was first saved
+        const s_saved_t *saved = &self->saved[--self->saved_count];
+        accounts_restore (self->accounts, saved->slot, &saved->account);
+    }
+}
+
+//  What the other members of a failed chain are answered: the infrastructure
+//  codes that a router or a client resends the whole chain for stand for
+//  every member (wrong_shard, frozen), anything else makes them
+//  linked_event_failed.
+static uint32_t
+s_chain_others (uint32_t failure)
+{
+    return failure == RL_WRONG_SHARD || failure == RL_FROZEN ? failure : RL_LINKED_EVENT_FAILED;
+}
+
 ledger_reply_t
 ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t count, now_t now,
                          void *ctx, const rl_header_t *header, rl_result_rec_t *results)
@@ -660,18 +787,62 @@ ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t 
             self->probed_ts[i] = JOURNAL_PROBE_UNKNOWN; //  each id asks alone
         }
     }
+    bool chain = false;      //  a linked chain is open
+    size_t chain_start = 0;  //  its first member
+    size_t journal_mark = 0; //  the journal's end before it
+    uint32_t broken = RL_OK; //  not ok: a member failed, what the rest are answered
     for (size_t i = 0; i < count; i++) {
         if (probed && i + S_PREFETCH_AHEAD < count) {
             journal_prefetch_probed (self->journal, transfers, i + S_PREFETCH_AHEAD);
         }
-        results[i] = s_create_transfer (self, &transfers[i], self->probed_ts[i], now, request,
-                                        (uint32_t) i);
+        const rl_transfer_t *t = &transfers[i];
+        bool linked = (t->flags & RL_TRANSFER_LINKED) != 0;
+        if (linked && !chain) {
+            chain = true;
+            chain_start = i;
+            broken = RL_OK;
+            s_chain_begin (self, &journal_mark);
+        }
+        if (chain && linked && i == count - 1) {
+            results[i] = (rl_result_rec_t){.result = RL_LINKED_EVENT_CHAIN_OPEN};
+        } else if (chain && broken != RL_OK) {
+            results[i] = (rl_result_rec_t){.result = broken};
+        } else if (chain && s_chain_save_member (self, t) != 0) {
+            rl_error ("ledger: out of memory for a linked chain's saved accounts");
+            results[i] = (rl_result_rec_t){.result = RL_BUSY};
+        } else {
+            results[i] = s_create_transfer (self, t, self->probed_ts[i], now, request, (uint32_t) i,
+                                            chain);
+            assert (!chain || results[i].result != COORDINATOR_PENDING);
+        }
         if (results[i].result != RL_OK && results[i].result != RL_EXISTS
             && results[i].result != COORDINATOR_PENDING) {
             results[i].timestamp = 0; //  only a transfer that exists has a timestamp
         }
         results[i].index = (uint32_t) i;
+        uint32_t result = results[i].result;
+        if (chain && broken == RL_OK && result != RL_OK && result != RL_EXISTS) {
+            //  The first failure of the chain: nothing of it stays.
+            s_chain_undo (self, journal_mark);
+            broken = s_chain_others (result);
+            for (size_t k = chain_start; k < i; k++) {
+                results[k] = (rl_result_rec_t){.index = (uint32_t) k, .result = broken};
+            }
+            if (broken != RL_LINKED_EVENT_FAILED) {
+                results[i].result = broken;
+            }
+            rl_info ("ledger: linked chain of records %zu.. failed at record %zu (%s): "
+                     "nothing of it applied",
+                     chain_start, i, rl_result_name (result));
+        }
+        if (chain && (!linked || i == count - 1)) {
+            if (broken == RL_OK) {
+                s_chain_keep (self);
+            }
+            chain = false;
+        }
     }
+    assert (!chain);
     //  The request waits in the coordinator while a record is pending.
     bool later = coordinator_request_hold (self->coordinator, request, ctx, header, results,
                                            (uint32_t) count);

@@ -78,6 +78,20 @@ typedef struct {
     rl_id_t id;
 } s_heap_t;
 
+//  One step to take back when a linked chain fails.
+typedef enum {
+    S_UNDO_INSERTED = 1, //  id became live: take it out again
+    S_UNDO_REMOVED,      //  live left the table: put it back
+    S_UNDO_CHANGED,      //  changed[id] was prev (had) or absent
+} s_undo_kind_t;
+
+typedef struct {
+    s_undo_kind_t kind;
+    bool had;
+    uint64_t prev;
+    s_live_t live; //  REMOVED: the entry; others: live.t.id only
+} s_undo_t;
+
 struct pending_t {
     store_t *store;
     accounts_t *accounts;
@@ -89,6 +103,13 @@ struct pending_t {
     size_t heap_count;
     size_t heap_cap;
     idmap_t *changed; //  id -> state, changed since the last group commit
+    //  A linked chain in progress (pending_chain_begin): how to take back
+    //  what its members did to these tables (the ledger restores the
+    //  accounts and the batch).
+    bool logging;
+    s_undo_t *undo;
+    size_t undo_count;
+    size_t undo_cap;
 };
 
 pending_t *
@@ -121,6 +142,7 @@ pending_destroy (pending_t **self_p)
     idmap_destroy (&self->changed);
     free (self->live);
     free (self->heap);
+    free (self->undo);
     free (self);
     *self_p = NULL;
 }
@@ -231,6 +253,29 @@ s_heap_rebuild (pending_t *self)
     assert (self->heap_count <= count);
 }
 
+//  Linked chains ------------------------------------------------------------------
+
+//  Notes a step to take back, while a chain is in progress. Without memory
+//  the chain could not be taken back: fail loudly, as s_put_state does.
+static void
+s_undo_push (pending_t *self, const s_undo_t *step)
+{
+    if (!self->logging) {
+        return;
+    }
+    if (self->undo_count == self->undo_cap) {
+        size_t cap = self->undo_cap ? self->undo_cap * 2 : 64;
+        s_undo_t *undo = realloc (self->undo, cap * sizeof (*undo));
+        if (!undo) {
+            rl_error ("pending: out of memory for the undo steps of a linked chain");
+            abort ();
+        }
+        self->undo = undo;
+        self->undo_cap = cap;
+    }
+    self->undo[self->undo_count++] = *step;
+}
+
 //  Durable state ----------------------------------------------------------------
 
 static void
@@ -243,6 +288,11 @@ s_put_state (pending_t *self, const rl_transfer_t *t, pending_state_t state)
     codec_encode_id (t->id, key);
     codec_encode_transfer (&record, value);
     store_batch_put (self->store, STORE_CF_PENDING, key, sizeof (key), value, sizeof (value));
+    if (self->logging) {
+        s_undo_t step = {.kind = S_UNDO_CHANGED, .live.t.id = t->id};
+        step.had = idmap_get (self->changed, t->id, &step.prev);
+        s_undo_push (self, &step);
+    }
     //  Read back by pending_state before the commit: the batch is not readable.
     if (idmap_put (self->changed, t->id, (uint64_t) state) != 0) {
         //  Without room the state cannot be answered before the commit:
@@ -327,7 +377,26 @@ s_live_insert (pending_t *self, const rl_transfer_t *t, const accounts_pair_t *p
         return -1;
     }
     self->live_count++;
+    s_undo_push (self, &(s_undo_t){.kind = S_UNDO_INSERTED, .live.t.id = t->id});
     return 0;
+}
+
+//  Takes the entry at index out of the table (swap with the last), with
+//  no change to the accounts.
+static void
+s_live_drop (pending_t *self, size_t index)
+{
+    assert (index < self->live_count);
+    bool removed = idmap_remove (self->ids, self->live[index].t.id);
+    assert (removed);
+    (void) removed;
+    size_t last = --self->live_count;
+    if (index != last) {
+        self->live[index] = self->live[last];
+        int rc = idmap_put (self->ids, self->live[index].t.id, index); //  replaces: no allocation
+        assert (rc == 0);
+        (void) rc;
+    }
 }
 
 //  Takes a live transfer out of the table (swap with the last), releases
@@ -340,15 +409,8 @@ s_live_remove (pending_t *self, size_t index, uint64_t post)
     int rc = accounts_pending_move (self->accounts, &e->pair, 0, e->t.amount, post);
     assert (rc == 0); //  invariant 2: the amount is there, and a post was checked
     (void) rc;
-    bool removed = idmap_remove (self->ids, e->t.id);
-    assert (removed);
-    (void) removed;
-    size_t last = --self->live_count;
-    if (index != last) {
-        self->live[index] = self->live[last];
-        rc = idmap_put (self->ids, self->live[index].t.id, index); //  replaces: no allocation
-        assert (rc == 0);
-    }
+    s_undo_push (self, &(s_undo_t){.kind = S_UNDO_REMOVED, .live = *e});
+    s_live_drop (self, index);
     if (self->heap_count > 2 * self->live_count + S_HEAP_SLACK) {
         s_heap_rebuild (self);
     }
@@ -425,8 +487,8 @@ pending_validate (const rl_transfer_t *t)
     if (kinds > 1) {
         return RL_FLAGS_ARE_MUTUALLY_EXCLUSIVE;
     }
-    if (t->flags & ~PENDING_FLAGS) {
-        return RL_NOT_SUPPORTED; //  linked, balancing: not served yet
+    if (t->flags & ~(PENDING_FLAGS | RL_TRANSFER_LINKED)) {
+        return RL_NOT_SUPPORTED; //  balancing: not served yet
     }
     //  The debit account routes the record and keeps its id: never inherited.
     if (rl_id_is_zero (t->debit_account_id)) {
@@ -619,6 +681,72 @@ pending_tick (pending_t *self, uint64_t clock_ns, size_t max)
         }
     }
     return expired;
+}
+
+void
+pending_chain_begin (pending_t *self)
+{
+    assert (self && !self->logging);
+    self->logging = true;
+    self->undo_count = 0;
+}
+
+//  Takes back the steps in reverse order. The accounts' amounts are the
+//  ledger's to restore (it saved their records), so nothing here moves an
+//  amount: the tables and the states of this turn only.
+static void
+s_chain_undo (pending_t *self)
+{
+    while (self->undo_count > 0) {
+        const s_undo_t *step = &self->undo[--self->undo_count];
+        rl_id_t id = step->live.t.id;
+        uint64_t index = 0;
+        switch (step->kind) {
+            case S_UNDO_INSERTED: {
+                bool live = idmap_get (self->ids, id, &index);
+                assert (live); //  nothing since took it out but a later step, undone first
+                (void) live;
+                s_live_drop (self, (size_t) index); //  its heap entry, if any, is stale now
+                break;
+            }
+            case S_UNDO_REMOVED: {
+                //  Its slot was there a moment ago: no allocation but the
+                //  idmap's and the heap's, which never shrink.
+                bool room = s_live_room (self);
+                assert (room);
+                (void) room;
+                self->live[self->live_count] = step->live;
+                if (idmap_put (self->ids, id, self->live_count) != 0
+                    || (step->live.expires_at != 0
+                        && s_heap_push (self, step->live.expires_at, id) != 0)) {
+                    rl_error ("pending: out of memory taking back a linked chain");
+                    abort ();
+                }
+                self->live_count++;
+                break;
+            }
+            case S_UNDO_CHANGED:
+                if (step->had) {
+                    int rc = idmap_put (self->changed, id, step->prev); //  replaces
+                    assert (rc == 0);
+                    (void) rc;
+                } else {
+                    idmap_remove (self->changed, id);
+                }
+                break;
+        }
+    }
+}
+
+void
+pending_chain_end (pending_t *self, bool rollback)
+{
+    assert (self && self->logging);
+    if (rollback) {
+        s_chain_undo (self);
+    }
+    self->logging = false;
+    self->undo_count = 0;
 }
 
 uint64_t

@@ -73,6 +73,14 @@ size_t pending_tick (pending_t *self, uint64_t clock_ns, size_t max);
 //  none); -1 on a storage error.
 int pending_state (pending_t *self, rl_id_t id);
 
+//  A linked chain (ledger.c): between begin and end, every change to the
+//  live table and to the states of this turn is noted; end with rollback
+//  takes them back (the pending transfers, their heap entries, the states
+//  read before the commit), without moving any account's amount: the
+//  caller restores the accounts' records and the batch (store save point).
+void pending_chain_begin (pending_t *self);
+void pending_chain_end (pending_t *self, bool rollback);
+
 //  After a successful group commit: the states changed are readable from
 //  the store from now on.
 void pending_committed (pending_t *self);

@@ -439,6 +439,44 @@ store_suggest_compact_range (store_t *self, store_cf_t cf, const void *begin, si
     return 0;
 }
 
+//  Save points of the loop's batch: a linked chain's writes (ledger.c) are
+//  taken back as a whole when a member fails. RocksDB keeps a stack of them
+//  in the batch; a write of the batch (store_commit) clears them.
+void
+store_batch_savepoint (store_t *self)
+{
+    assert (self);
+    rocksdb_writebatch_set_save_point (self->batch);
+}
+
+int
+store_batch_rollback (store_t *self)
+{
+    assert (self);
+    char *err = NULL;
+    rocksdb_writebatch_rollback_to_save_point (self->batch, &err);
+    if (err) {
+        rl_error ("store: rollback to a save point: %s", err);
+        rocksdb_free (err);
+        return -1;
+    }
+    return 0;
+}
+
+int
+store_batch_savepoint_pop (store_t *self)
+{
+    assert (self);
+    char *err = NULL;
+    rocksdb_writebatch_pop_save_point (self->batch, &err);
+    if (err) {
+        rl_error ("store: pop a save point: %s", err);
+        rocksdb_free (err);
+        return -1;
+    }
+    return 0;
+}
+
 size_t
 store_batch_count (const store_t *self)
 {

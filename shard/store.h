@@ -93,6 +93,12 @@ void store_compact_range (store_t *self, store_cf_t cf, const void *begin, size_
 int store_suggest_compact_range (store_t *self, store_cf_t cf, const void *begin, size_t begin_size,
                                  const void *end, size_t end_size);
 size_t store_batch_count (const store_t *self); //  operations in the batch
+//  A save point of the pending batch (a linked chain: ledger.c). rollback
+//  drops every write made since the newest save point and removes it; pop
+//  removes it and keeps the writes. Each 0, or -1 (no save point: logged).
+void store_batch_savepoint (store_t *self);
+int store_batch_rollback (store_t *self);
+int store_batch_savepoint_pop (store_t *self);
 //  Writes the batch (empty batches cost nothing) and makes it durable as the
 //  mode says. 0 on success; -1 and the failed state otherwise.
 int store_commit (store_t *self);

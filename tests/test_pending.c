@@ -402,8 +402,12 @@ test_bad_input (void **state)
         uint32_t want;
     } cases[32];
     size_t n = 0;
-    rl_transfer_t t = s_t (0xffff, 3, 5, 1);
+    rl_transfer_t t = s_t (0xfffe, 3, 5, 1);
     cases[n++] = (typeof (cases[0])){t, RL_RESERVED_FLAG};
+    //  Linked alone: its chain is open at the end of the batch, before any
+    //  check of the record (test_chains.c has the rules of chains).
+    t = s_t (0xffff, 3, 5, 1);
+    cases[n++] = (typeof (cases[0])){t, RL_LINKED_EVENT_CHAIN_OPEN};
     t = s_t (RL_TRANSFER_PENDING | 0x40, 3, 5, 1);
     cases[n++] = (typeof (cases[0])){t, RL_RESERVED_FLAG};
     t = s_t (RL_TRANSFER_PENDING | RL_TRANSFER_POST_PENDING_TRANSFER, 3, 5, 1);
@@ -411,7 +415,7 @@ test_bad_input (void **state)
     t = s_resolve (RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER, &p, 0);
     cases[n++] = (typeof (cases[0])){t, RL_FLAGS_ARE_MUTUALLY_EXCLUSIVE};
     t = s_t (RL_TRANSFER_PENDING | RL_TRANSFER_LINKED, 3, 5, 1);
-    cases[n++] = (typeof (cases[0])){t, RL_NOT_SUPPORTED};
+    cases[n++] = (typeof (cases[0])){t, RL_LINKED_EVENT_CHAIN_OPEN};
     t = s_resolve (RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_BALANCING_DEBIT, &p, 0);
     cases[n++] = (typeof (cases[0])){t, RL_NOT_SUPPORTED};
     t = s_t (RL_TRANSFER_PENDING, 3, 5, 0);

@@ -179,7 +179,9 @@ test_transfers_results_and_burn (void **state)
     assert_int_equal (s_transfer (ctx, tk_transfer (tk_id (108, TAG), op, a2, 5, LEDGER + 1)),
                       RL_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS);
     rl_transfer_t t = tk_transfer (tk_id (109, TAG), op, a2, 5, LEDGER);
-    t.flags = RL_TRANSFER_LINKED; //  linked chains: not served yet
+    t.flags = RL_TRANSFER_LINKED; //  alone: a chain left open (test_chains.c)
+    assert_int_equal (s_transfer (ctx, t), RL_LINKED_EVENT_CHAIN_OPEN);
+    t.flags = RL_TRANSFER_BALANCING_DEBIT; //  not served yet
     assert_int_equal (s_transfer (ctx, t), RL_NOT_SUPPORTED);
     t.flags = 0x4000;
     assert_int_equal (s_transfer (ctx, t), RL_RESERVED_FLAG);

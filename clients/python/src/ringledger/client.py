@@ -33,7 +33,7 @@ from .errors import BadReply, CodecError, Incomplete, StatusError, Timeout, Tran
 from .keys import Keypair, Ring, load_public_key
 from .protocol import (BATCH_RECORDS_MAX, CLIENT_TIMEOUT_MS, EVENTS_LIMIT_MAX, HISTORY_LIMIT_MAX,
                        RETRY_BACKOFF_MS_MAX, RETRY_BACKOFF_MS_MIN, FilterFlags, Operation,
-                       ResultCode, StatusCode)
+                       ResultCode, StatusCode, TransferFlags)
 
 DEADLINE_S = 30.0  # default time a call keeps retrying open records
 
@@ -196,10 +196,14 @@ class _Api:
                                  "answered as a retry of the first" % r.id)
             seen.add(r.id)
         encoded = [r.encode() for r in records]
+        # Linked chains (docs/payments.md) stay whole: never split between
+        # two requests, and sent again whole or not at all.
+        chains = operation == Operation.CREATE_TRANSFERS
+        linked = [chains and bool(r.flags & TransferFlags.LINKED) for r in records]
         end, timeout_ms = self._times(deadline_s, timeout_ms)
         results = [Result(i, ResultCode.OUTCOME_UNKNOWN, 0) for i in range(len(records))]
-        for start in range(0, len(records), self.batch_size):
-            pending = list(range(start, min(len(records), start + self.batch_size)))
+        for start, stop in _chunks(linked, self.batch_size):
+            pending = list(range(start, stop))
             backoff_ms = RETRY_BACKOFF_MS_MIN
             cause = None
             while pending:
@@ -226,10 +230,11 @@ class _Api:
                     pause = not isinstance(outcome, Timeout)  # a timeout has waited already
                 else:
                     still = []
+                    reopen = _chains_open(pending, linked, got)
                     for k, r in enumerate(got):
                         i = pending[k]
                         results[i] = Result(i, r.result, r.timestamp)
-                        if retry and r.result.is_open:
+                        if retry and reopen[k]:
                             still.append(i)
                             cause = "result %s" % r.result.wire_name
                             pause = pause or r.result != ResultCode.OUTCOME_UNKNOWN
@@ -320,6 +325,45 @@ class _Api:
             return codec.decode_message(frame, is_reply=True)
         except CodecError as e:
             raise BadReply(str(e)) from None
+
+
+def _chunks(linked, size):
+    """(start, stop) pieces of at most size records, none of which ends
+    inside a linked chain (linked[i]: record i is flagged linked)."""
+    start, n = 0, len(linked)
+    while start < n:
+        stop = min(n, start + size)
+        if stop < n:
+            cut = stop
+            while cut > start and linked[cut - 1]:
+                cut -= 1  # record cut - 1 would leave a chain open
+            if cut == start:
+                raise ValueError("a linked chain at record %d is longer than a request "
+                                 "(%d records)" % (start, size))
+            stop = cut
+        yield start, stop
+        start = stop
+
+
+def _chains_open(pending, linked, got):
+    """Which records of a sent batch go again: an open outcome, and for a
+    linked chain, all of its members when one member's own outcome is open
+    (its linked_event_failed and linked_event_chain_open are final once the
+    chain's failure is decided)."""
+    chained = (ResultCode.LINKED_EVENT_FAILED, ResultCode.LINKED_EVENT_CHAIN_OPEN)
+    reopen = [r.result.is_open for r in got]
+    k = 0
+    while k < len(pending):
+        e = k
+        while e + 1 < len(pending) and linked[pending[e]]:
+            e += 1
+        if e > k or linked[pending[k]]:
+            whole = any(got[j].result.is_open and got[j].result not in chained
+                        for j in range(k, e + 1))
+            for j in range(k, e + 1):
+                reopen[j] = whole
+        k = e + 1
+    return reopen
 
 
 class Client(_Api):

@@ -230,7 +230,8 @@ class ResultCode(_Coded):
 
 class AccountFlags(enum.IntFlag):
     """account.flags (u16). Both balance limits at once is
-    flags_are_mutually_exclusive; LINKED is reserved (not_supported)."""
+    flags_are_mutually_exclusive; LINKED is not served on accounts
+    (not_supported)."""
 
     LINKED = 0x0001
     DEBITS_MUST_NOT_EXCEED_CREDITS = 0x0002
@@ -241,8 +242,9 @@ class TransferFlags(enum.IntFlag):
     """transfer.flags (u16). PENDING authorises (reserves the amount),
     POST_PENDING_TRANSFER and VOID_PENDING_TRANSFER settle the transfer
     named by pending_id (docs/protocol.md, "Pending transfers"; at most one
-    of the three). LINKED and the balancing bits name reserved features: a
-    server answers not_supported until they ship."""
+    of the three). LINKED chains a record to the next: they succeed or fail
+    together (docs/payments.md, "Linked chains"). The balancing bits name
+    reserved features: a server answers not_supported until they ship."""
 
     LINKED = 0x0001
     PENDING = 0x0002
