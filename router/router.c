@@ -432,6 +432,83 @@ s_broadcast (router_t *self, r_pending_t *p)
     }
 }
 
+//  Linked chains (docs/payments.md) ---------------------------------------------
+//
+//  A chain (transfers flagged linked, up to the first without the flag) is
+//  applied by one shard in one step, so the router never splits one: every
+//  member goes in the piece of the chain's first member's shard, and a
+//  shard answers a chain's members together (wrong_shard and frozen for
+//  all of them), so they wait and are sent again together. A chain whose
+//  debit accounts are on several shards is not served yet (cross-shard
+//  chains): it is answered here, not_supported for its first member on
+//  another shard than the first member's and linked_event_failed for the
+//  others, and a chain left open at the end of the request
+//  linked_event_chain_open (its last record) and linked_event_failed; none
+//  of them is sent.
+
+//  Is record i of the request flagged linked (create_transfers only)?
+static bool
+s_linked (const r_pending_t *p, uint32_t i)
+{
+    if (p->header.operation != RL_OP_CREATE_TRANSFERS) {
+        return false;
+    }
+    rl_transfer_t t;
+    codec_decode_transfer (s_request_records (p) + (size_t) i * p->in_size, &t);
+    return (t.flags & RL_TRANSFER_LINKED) != 0;
+}
+
+//  The last record of the chain that starts at i (i itself when no chain).
+static uint32_t
+s_chain_end (const r_pending_t *p, uint32_t i)
+{
+    uint32_t end = i;
+    while (end + 1 < p->header.record_count && s_linked (p, end)) {
+        end++;
+    }
+    return end;
+}
+
+//  At admission: answers the chains that no shard can serve (above).
+static void
+s_chains_check (router_t *self, r_pending_t *p)
+{
+    uint32_t count = p->header.record_count;
+    for (uint32_t start = 0; start < count;) {
+        uint32_t end = s_chain_end (p, start);
+        if (end == start && !s_linked (p, start)) {
+            start++;
+            continue;
+        }
+        uint32_t failed = UINT32_MAX, code = RL_OK;
+        if (end == count - 1 && s_linked (p, end)) {
+            failed = end;
+            code = RL_LINKED_EVENT_CHAIN_OPEN;
+        } else {
+            int owner = router_owner (self, s_routing_id (p, start));
+            for (uint32_t k = start + 1; k <= end && failed == UINT32_MAX; k++) {
+                if (router_owner (self, s_routing_id (p, k)) != owner) {
+                    failed = k;
+                    code = RL_NOT_SUPPORTED;
+                }
+            }
+        }
+        if (failed != UINT32_MAX) {
+            router_log_client_error (self,
+                                     "request %" PRIu64 ": linked chain of records %" PRIu32
+                                     "..%" PRIu32 " not sent: record %" PRIu32 " %s",
+                                     p->header.request_id, start, end, failed,
+                                     code == RL_NOT_SUPPORTED ? "is on another shard (cross-shard "
+                                                                "chains are not served yet)"
+                                                              : "leaves the chain open");
+            for (uint32_t k = start; k <= end; k++) {
+                s_record_result (p, k, k == failed ? code : RL_LINKED_EVENT_FAILED, 0);
+            }
+        }
+        start = end + 1;
+    }
+}
+
 //  Sends every record of `p` in REC_NEW or REC_WAIT, grouped by owner.
 static void
 s_dispatch (router_t *self, r_pending_t *p)
@@ -446,7 +523,10 @@ s_dispatch (router_t *self, r_pending_t *p)
             continue;
         }
         if (p->state[i] == REC_NEW || p->state[i] == REC_WAIT) {
-            self->owners[i] = router_owner (self, s_routing_id (p, i));
+            //  A chain's members go where its first member goes.
+            bool member = i > 0 && s_linked (p, i - 1) && self->owners[i - 1] >= 0;
+            self->owners[i] = member ? self->owners[i - 1]
+                                     : router_owner (self, s_routing_id (p, i));
             self->group_count[self->owners[i]]++;
             todo++;
         }
@@ -629,6 +709,7 @@ router_admit (router_t *self, zmsg_t *envelope, zframe_t *payload, const rl_head
         p->open = 0;
         s_broadcast (self, p);
     } else {
+        s_chains_check (self, p);
         s_dispatch (self, p);
     }
     s_pending_try_finish (self, p);

@@ -6,7 +6,9 @@
 # 2. A local cluster (tools/cluster.sh: 4 shards and a router on 127.0.0.1,
 #    data under var/cluster, WAL synced), driven step by step with rlctl:
 #    accounts, funding, transfers (one refused by a balance limit, one
-#    retried), balances, history, cluster status.
+#    retried), payment flows (an authorisation captured, one voided, a
+#    linked chain that applies and one that fails whole: docs/payments.md),
+#    balances, history, cluster status.
 # 3. A short benchmark through the router (bench/rlbench), watched live with
 #    `rlctl top` for 3 s, or the single-shard benchmark when rlbench is not
 #    built.
@@ -99,6 +101,26 @@ run transfer $((T + 3)) "$ALICE" "$BOB" 2500 --ledger $LEDGER --code 1
 
 step "alice pays carol 700: carol lives on another shard"
 run transfer $((T + 5)) "$ALICE" "$CAROL" 700 --ledger $LEDGER --code 1
+
+step "a card payment: alice authorises 3000 to bob (pending: reserved, not moved; expires in 1 h)"
+run transfer $((T + 6)) "$ALICE" "$BOB" 3000 --ledger $LEDGER --code 1 --pending --timeout 3600
+run balance "$ALICE" "$BOB"
+
+step "the merchant captures 2000 of it (post); the other 1000 goes back to alice"
+run post $((T + 7)) $((T + 6)) "$ALICE" 2000
+
+step "another authorisation of 500, released (void): nothing moves"
+run transfer $((T + 8)) "$ALICE" "$BOB" 500 --ledger $LEDGER --code 1 --pending
+run void $((T + 9)) $((T + 8)) "$ALICE"
+
+step "a payment with a fee, all or nothing (a linked chain; its accounts on one shard):"
+echo "alice pays bob 1000 and the operator a fee of 50"
+run transfer $((T + 10)) "$ALICE" "$BOB" 1000 $((T + 11)) "$ALICE" "$OPERATOR" 50 \
+    --ledger $LEDGER --code 1 --linked
+
+step "the same with a fee bob cannot pay: the chain fails whole, nothing moves, no id burned"
+run transfer $((T + 12)) "$BOB" "$ALICE" 100 $((T + 13)) "$BOB" "$OPERATOR" 1000000 \
+    --ledger $LEDGER --code 1 --linked
 
 step "balances (credits - debits; the operator's is negative: it is where money entered)"
 run balance "$OPERATOR" "$ALICE" "$BOB" "$CAROL"

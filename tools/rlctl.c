@@ -81,6 +81,8 @@ static const s_option_t s_options[] = {
     {"--insecure", RLCTL_O_INSECURE, false}, {"--interval-ms", RLCTL_O_INTERVAL, true},
     {"--count", RLCTL_O_COUNT, true},        {"--cluster", RLCTL_O_CLUSTER, false},
     {"--amount", RLCTL_O_AMOUNT, true},      {"--k", RLCTL_O_K, true},
+    {"--pending", RLCTL_O_PENDING, false},   {"--timeout", RLCTL_O_TIMEOUT_S, true},
+    {"--linked", RLCTL_O_LINKED, false},
 };
 
 typedef int (s_command_fn) (rlctl_ctx_t *ctx);
@@ -97,49 +99,55 @@ typedef struct {
 static void
 s_usage (FILE *out)
 {
-    fprintf (out,
-             "usage: rlctl [--connect ENDPOINTS] [--json] [--timeout-ms MS]\n"
-             "             [--cert FILE --server-key KEY | --insecure] COMMAND ...\n"
-             "\n"
-             "  create-account ID... --ledger L --code C [--flags FLAGS]\n"
-             "                 [--user-data-128 X] [--user-data-64 N] [--user-data-32 N]\n"
-             "      FLAGS: debits-must-not-exceed-credits | credits-must-not-exceed-debits | none\n"
-             "  transfer ID DEBIT CREDIT AMOUNT --ledger L --code C [--user-data-*]\n"
-             "  reverse ID [--k K] [--amount N] [--code C] [--user-data-32 N]\n"
-             "                                    refund transfer ID, in full or --amount N;\n"
-             "                                    K: the next free by default (docs/payments.md)\n"
-             "  balance ID...                     accounts: posted, pending, reserved, balance\n"
-             "  history ID [--limit N] [--reverse] [--from TS] [--to TS] [--debits|--credits]\n"
-             "  transfer-get ID...                transfers by id\n"
-             "  status                            every shard of the ring, asked directly\n"
-             "  in-doubt                          cross-shard transfers in flight, per shard\n"
-             "  audit                             check every shard's reservations\n"
-             "  resolve SHARD COORD ID C.S commit|abort --force\n"
-             "                                    heuristic decision on a prepared transfer whose\n"
-             "                                    coordinator is fenced out of the ring for good\n"
-             "  ring [--text]                     the ring served at --connect\n"
-             "  locate ID...                      the shard that owns each account, by that ring\n"
-             "  top [--interval-ms MS] [--count N]\n"
-             "                                    a live view of every shard, redrawn every\n"
-             "                                    interval (default 1000 ms) until q or Ctrl-C;\n"
-             "                                    --json: one object per interval, per line\n"
-             "  keygen --role ROLE --name NAME --dir KEYDIR\n"
-             "  backup DIR --cluster | --name SHARD   (docs/backup.md)\n"
-             "  verify-backup DIR [SET]\n"
-             "  restore DIR ROOT [SET]\n"
-             "                                    a CURVE keypair: KEYDIR/ROLE/NAME.key (public)\n"
-             "                                    and KEYDIR/private/NAME.key_secret (mode 0600);\n"
-             "                                    ROLE: client, router, shard or admin\n"
-             "\n"
-             "--connect   a router or a shard, or several, comma-separated\n"
-             "            (default $RL_CONNECT, else " S_CONNECT_DEFAULT ")\n"
-             "--json      one JSON object on stdout instead of tables\n"
-             "--timeout-ms  how long to wait for a reply (default %d; for create-account\n"
-             "            and transfer it must exceed the router's deadline, %d ms by default)\n"
-             "IDs: decimal, 0x-hex (up to 128 bits) or a UUID; TS: ns since the Unix epoch.\n"
-             "exit: 0 ok, 1 a record failed or the cluster did not answer, 2 usage.\n"
-             "See docs/cli.md.\n",
-             S_TIMEOUT_MS_DEFAULT, RL_ROUTER_DEADLINE_MS);
+    fprintf (
+        out,
+        "usage: rlctl [--connect ENDPOINTS] [--json] [--timeout-ms MS]\n"
+        "             [--cert FILE --server-key KEY | --insecure] COMMAND ...\n"
+        "\n"
+        "  create-account ID... --ledger L --code C [--flags FLAGS]\n"
+        "                 [--user-data-128 X] [--user-data-64 N] [--user-data-32 N]\n"
+        "      FLAGS: debits-must-not-exceed-credits | credits-must-not-exceed-debits | none\n"
+        "  transfer ID DEBIT CREDIT AMOUNT [ID DEBIT CREDIT AMOUNT]... --ledger L --code C\n"
+        "           [--pending [--timeout S]] [--linked] [--user-data-*]\n"
+        "                                    --pending: authorise (post or void later);\n"
+        "                                    --linked: all of them or none (a chain)\n"
+        "  post ID PENDING_ID DEBIT [AMOUNT]  capture a pending transfer (all of it by default)\n"
+        "  void ID PENDING_ID DEBIT          release a pending transfer\n"
+        "  reverse ID [--k K] [--amount N] [--code C] [--user-data-32 N]\n"
+        "                                    refund transfer ID, in full or --amount N;\n"
+        "                                    K: the next free by default (docs/payments.md)\n"
+        "  balance ID...                     accounts: posted, pending, reserved, balance\n"
+        "  history ID [--limit N] [--reverse] [--from TS] [--to TS] [--debits|--credits]\n"
+        "  transfer-get ID...                transfers by id\n"
+        "  status                            every shard of the ring, asked directly\n"
+        "  in-doubt                          cross-shard transfers in flight, per shard\n"
+        "  audit                             check every shard's reservations\n"
+        "  resolve SHARD COORD ID C.S commit|abort --force\n"
+        "                                    heuristic decision on a prepared transfer whose\n"
+        "                                    coordinator is fenced out of the ring for good\n"
+        "  ring [--text]                     the ring served at --connect\n"
+        "  locate ID...                      the shard that owns each account, by that ring\n"
+        "  top [--interval-ms MS] [--count N]\n"
+        "                                    a live view of every shard, redrawn every\n"
+        "                                    interval (default 1000 ms) until q or Ctrl-C;\n"
+        "                                    --json: one object per interval, per line\n"
+        "  keygen --role ROLE --name NAME --dir KEYDIR\n"
+        "  backup DIR --cluster | --name SHARD   (docs/backup.md)\n"
+        "  verify-backup DIR [SET]\n"
+        "  restore DIR ROOT [SET]\n"
+        "                                    a CURVE keypair: KEYDIR/ROLE/NAME.key (public)\n"
+        "                                    and KEYDIR/private/NAME.key_secret (mode 0600);\n"
+        "                                    ROLE: client, router, shard or admin\n"
+        "\n"
+        "--connect   a router or a shard, or several, comma-separated\n"
+        "            (default $RL_CONNECT, else " S_CONNECT_DEFAULT ")\n"
+        "--json      one JSON object on stdout instead of tables\n"
+        "--timeout-ms  how long to wait for a reply (default %d; for create-account\n"
+        "            and transfer it must exceed the router's deadline, %d ms by default)\n"
+        "IDs: decimal, 0x-hex (up to 128 bits) or a UUID; TS: ns since the Unix epoch.\n"
+        "exit: 0 ok, 1 a record failed or the cluster did not answer, 2 usage.\n"
+        "See docs/cli.md.\n",
+        S_TIMEOUT_MS_DEFAULT, RL_ROUTER_DEADLINE_MS);
 }
 
 int
@@ -251,8 +259,15 @@ static const s_command_t s_commands[] = {
      RLCTL_O_LEDGER | RLCTL_O_CODE | RLCTL_O_FLAGS | RLCTL_O_UD128 | RLCTL_O_UD64 | RLCTL_O_UD32, 1,
      RLCTL_IDS_MAX, "create-account ID... --ledger L --code C [--flags FLAGS]"},
     {"transfer", rlctl_cmd_transfer,
-     RLCTL_O_LEDGER | RLCTL_O_CODE | RLCTL_O_UD128 | RLCTL_O_UD64 | RLCTL_O_UD32, 4, 4,
-     "transfer ID DEBIT CREDIT AMOUNT --ledger L --code C"},
+     RLCTL_O_LEDGER | RLCTL_O_CODE | RLCTL_O_UD128 | RLCTL_O_UD64 | RLCTL_O_UD32 | RLCTL_O_PENDING
+         | RLCTL_O_TIMEOUT_S | RLCTL_O_LINKED,
+     4, 4 * RLCTL_TRANSFERS_MAX,
+     "transfer ID DEBIT CREDIT AMOUNT [ID DEBIT CREDIT AMOUNT]... --ledger L --code C "
+     "[--pending [--timeout S]] [--linked]"},
+    {"post", rlctl_cmd_post, RLCTL_O_UD128 | RLCTL_O_UD64 | RLCTL_O_UD32, 3, 4,
+     "post ID PENDING_ID DEBIT [AMOUNT]"},
+    {"void", rlctl_cmd_void, RLCTL_O_UD128 | RLCTL_O_UD64 | RLCTL_O_UD32, 3, 3,
+     "void ID PENDING_ID DEBIT"},
     {"reverse", rlctl_cmd_reverse, RLCTL_O_K | RLCTL_O_AMOUNT | RLCTL_O_CODE | RLCTL_O_UD32, 1, 1,
      "reverse ID [--k K] [--amount N] [--code C] [--user-data-32 N]"},
     {"balance", rlctl_cmd_balance, 0, 1, RLCTL_IDS_MAX, "balance ID..."},
@@ -374,6 +389,10 @@ s_set_option (rlctl_ctx_t *ctx, const s_option_t *option, const char *value)
             break;
         case RLCTL_O_AMOUNT:
             rc = s_parse_bounded (option->name, value, 1, UINT64_MAX, &ctx->amount);
+            break;
+        case RLCTL_O_TIMEOUT_S:
+            rc = s_parse_bounded (option->name, value, 1, UINT32_MAX, &number);
+            ctx->timeout_s = (uint32_t) number;
             break;
         default:
             break; //  flags without a value: the bit in ctx->given is enough
@@ -509,8 +528,8 @@ main (int argc, char **argv)
     //  longer than the router's deadline, so that it hears the router's
     //  definite answer (or outcome_unknown) instead of giving up first.
     bool creates = strcmp (command->name, "create-account") == 0
-                   || strcmp (command->name, "transfer") == 0
-                   || strcmp (command->name, "reverse") == 0;
+                   || strcmp (command->name, "transfer") == 0 || strcmp (command->name, "post") == 0
+                   || strcmp (command->name, "void") == 0 || strcmp (command->name, "reverse") == 0;
     if (creates && ctx.timeout_ms <= RL_ROUTER_DEADLINE_MS) {
         fprintf (stderr,
                  "rlctl: --timeout-ms %d is too short for %s: it must exceed the router's "

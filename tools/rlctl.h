@@ -39,7 +39,8 @@
 #define RLCTL_EXIT_OK                 0
 #define RLCTL_EXIT_FAILED             1 //  a record failed, or the cluster did not answer
 #define RLCTL_EXIT_USAGE              2
-#define RLCTL_IDS_MAX                 1024                //  ids on one command line
+#define RLCTL_IDS_MAX                 1024 //  ids on one command line
+#define RLCTL_TRANSFERS_MAX           64   //  transfers on one command line (4 arguments each)
 #define RLCTL_ARGS_MAX                (RLCTL_IDS_MAX + 8) //  positional arguments
 #define RLCTL_PROBE_TIMEOUT_MS        2000 //  status, in-doubt, audit: longest wait for one shard
 #define RLCTL_ID_TEXT_SIZE            40   //  "0x" + 32 digits + NUL, rounded up
@@ -80,6 +81,9 @@ enum {
     RLCTL_O_CLUSTER = 1u << 26,
     RLCTL_O_K = 1u << 27,
     RLCTL_O_AMOUNT = 1u << 28,
+    RLCTL_O_PENDING = 1u << 29,   //  transfer --pending
+    RLCTL_O_TIMEOUT_S = 1u << 30, //  transfer --timeout (seconds)
+    RLCTL_O_LINKED = 1u << 31,    //  transfer --linked
     RLCTL_O_GLOBAL = RLCTL_O_CONNECT | RLCTL_O_JSON | RLCTL_O_TIMEOUT | RLCTL_O_HELP | RLCTL_O_CERT
                      | RLCTL_O_SERVER_KEY | RLCTL_O_INSECURE,
 };
@@ -108,6 +112,7 @@ typedef struct {
     uint64_t count;                   //  top --count; 0: until q or Ctrl-C
     uint32_t k;                       //  reverse --k
     uint64_t amount;                  //  reverse --amount, minor units
+    uint32_t timeout_s;               //  transfer --timeout: a pending transfer's, seconds
     const char *args[RLCTL_ARGS_MAX]; //  positional, the command first
     size_t arg_count;
 } rlctl_ctx_t;
@@ -118,6 +123,8 @@ typedef void (rlctl_table_fn) (const rlctl_ctx_t *ctx, const cJSON *tree);
 //  Commands (each returns an exit code).
 int rlctl_cmd_create_account (rlctl_ctx_t *ctx);
 int rlctl_cmd_transfer (rlctl_ctx_t *ctx);
+int rlctl_cmd_post (rlctl_ctx_t *ctx); //  post and void of a pending transfer
+int rlctl_cmd_void (rlctl_ctx_t *ctx);
 int rlctl_cmd_balance (rlctl_ctx_t *ctx);
 int rlctl_cmd_transfer_get (rlctl_ctx_t *ctx);
 int rlctl_cmd_history (rlctl_ctx_t *ctx);

@@ -17,6 +17,7 @@
 */
 #include <inttypes.h>
 #include <stdbool.h>
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,8 +32,9 @@ _Static_assert(RLCTL_IDS_MAX <= RL_BATCH_RECORDS_MAX, "the ids of one command fi
 static void
 s_results_table (const rlctl_ctx_t *ctx, const cJSON *tree)
 {
-    printf ("%-34s %-24s %s\n", strcmp (ctx->args[0], "transfer") == 0 ? "transfer" : "account",
-            "result", "timestamp");
+    printf ("%-34s %-24s %s\n",
+            strcmp (ctx->args[0], "create-account") == 0 ? "account" : "transfer", "result",
+            "timestamp");
     const cJSON *item;
     cJSON_ArrayForEach (item, jsonkit_get (tree, "results"))
     {
@@ -53,8 +55,20 @@ s_emit_results (const rlctl_ctx_t *ctx, const rl_id_t *ids, const rl_result_rec_
     char id_text[RLCTL_ID_TEXT_SIZE];
     cJSON *tree = jsonkit_object ();
     cJSON *list = jsonkit_add_array (tree, "results");
+    //  A linked chain that failed stores nothing: its failing member's code
+    //  burns no id there (docs/payments.md, "Linked chains").
+    bool chain_failed = false;
+    for (size_t i = 0; i < count; i++) {
+        chain_failed = chain_failed || results[i].result == RL_LINKED_EVENT_FAILED;
+    }
     for (size_t i = 0; i < count; i++) {
         uint32_t code = results[i].result;
+        const char *hint = rl_result_hint (code);
+        if (chain_failed && rl_result_burns (code) == RL_BURNS_YES) {
+            hint = "this record failed its linked chain: nothing of the chain was applied or "
+                   "stored, no id is burned; fix it, then send the whole chain again with the "
+                   "same ids";
+        }
         if (rl_result_burns (code) != RL_BURNS_SUCCESS) {
             exit_code = RLCTL_EXIT_FAILED;
         }
@@ -64,7 +78,7 @@ s_emit_results (const rlctl_ctx_t *ctx, const rl_id_t *ids, const rl_result_rec_
         jsonkit_add_string (item, "result", rl_result_name (code));
         jsonkit_add_number (item, "code", code);
         jsonkit_add_u64 (item, "timestamp", results[i].timestamp);
-        jsonkit_add_string (item, "hint", rl_result_hint (code));
+        jsonkit_add_string (item, "hint", hint);
     }
     jsonkit_add_bool (tree, "ok", exit_code == RLCTL_EXIT_OK);
     return rlctl_emit (ctx, &tree, s_results_table, exit_code);
@@ -117,6 +131,54 @@ rlctl_cmd_create_account (rlctl_ctx_t *ctx)
     return s_emit_results (ctx, ids, results, count);
 }
 
+//  Parses argument `at` as an id into *id: 0, or the usage error's exit code.
+static int
+s_arg_id (const rlctl_ctx_t *ctx, size_t at, rl_id_t *id)
+{
+    if (rlctl_parse_id (ctx->args[at], id)) {
+        return rlctl_usage_error ("bad id '%s': expected a decimal number, 0x and up to 32 "
+                                  "hex digits, or a UUID",
+                                  ctx->args[at]);
+    }
+    return 0;
+}
+
+static int
+s_arg_amount (const rlctl_ctx_t *ctx, size_t at, uint64_t *amount)
+{
+    if (rlctl_parse_u64 (ctx->args[at], amount)) {
+        return rlctl_usage_error ("bad amount '%s': expected a whole number of minor units "
+                                  "(cents), up to 2^64 - 1",
+                                  ctx->args[at]);
+    }
+    return 0;
+}
+
+//  Sends the transfers in one request and prints their results.
+static int
+s_send_transfers (rlctl_ctx_t *ctx, const char *command, const rl_transfer_t *transfers,
+                  size_t count)
+{
+    rl_id_t ids[RLCTL_TRANSFERS_MAX];
+    rl_result_rec_t results[RLCTL_TRANSFERS_MAX];
+    assert (count >= 1 && count <= RLCTL_TRANSFERS_MAX);
+    for (size_t i = 0; i < count; i++) {
+        ids[i] = transfers[i].id;
+    }
+    rl_client_t *client = rlctl_client (ctx);
+    if (!client) {
+        return RLCTL_EXIT_USAGE;
+    }
+    int rc = rl_client_create_transfers (client, transfers, count, results, ctx->timeout_ms);
+    rl_client_destroy (&client);
+    if (rc) {
+        return rlctl_call_failed (ctx, command, rc, true);
+    }
+    return s_emit_results (ctx, ids, results, count);
+}
+
+//  transfer: one or more records (ID DEBIT CREDIT AMOUNT each) in one
+//  request; --pending authorises each, --linked makes them one chain.
 int
 rlctl_cmd_transfer (rlctl_ctx_t *ctx)
 {
@@ -124,37 +186,72 @@ rlctl_cmd_transfer (rlctl_ctx_t *ctx)
     if (rc) {
         return rc;
     }
-    rl_transfer_t transfer = {
+    size_t args = ctx->arg_count - 1;
+    if (args % 4 != 0) {
+        return rlctl_usage_error ("transfer takes %s: four arguments per transfer",
+                                  "ID DEBIT CREDIT AMOUNT");
+    }
+    bool pending = (ctx->given & RLCTL_O_PENDING) != 0;
+    if ((ctx->given & RLCTL_O_TIMEOUT_S) && !pending) {
+        return rlctl_usage_error ("--timeout is a pending transfer's: give %s too", "--pending");
+    }
+    size_t count = args / 4;
+    rl_transfer_t transfers[RLCTL_TRANSFERS_MAX];
+    for (size_t t = 0; t < count; t++) {
+        rl_transfer_t *transfer = &transfers[t];
+        *transfer = (rl_transfer_t){
+            .user_data_128 = ctx->user_data_128,
+            .user_data_64 = ctx->user_data_64,
+            .user_data_32 = ctx->user_data_32,
+            .ledger = ctx->ledger,
+            .code = ctx->code,
+            .timeout = pending ? ctx->timeout_s : 0,
+            .flags = (uint16_t) ((pending ? RL_TRANSFER_PENDING : 0)
+                                 | ((ctx->given & RLCTL_O_LINKED) && t + 1 < count
+                                        ? RL_TRANSFER_LINKED
+                                        : 0)),
+        };
+        size_t at = 1 + 4 * t;
+        if ((rc = s_arg_id (ctx, at, &transfer->id))
+            || (rc = s_arg_id (ctx, at + 1, &transfer->debit_account_id))
+            || (rc = s_arg_id (ctx, at + 2, &transfer->credit_account_id))
+            || (rc = s_arg_amount (ctx, at + 3, &transfer->amount))) {
+            return rc;
+        }
+    }
+    return s_send_transfers (ctx, "transfer", transfers, count);
+}
+
+//  post / void: ID PENDING_ID DEBIT [AMOUNT]; the rest is inherited from
+//  the pending transfer (docs/protocol.md, "Pending transfers").
+static int
+s_resolve (rlctl_ctx_t *ctx, const char *command, uint16_t flag)
+{
+    rl_transfer_t t = {
         .user_data_128 = ctx->user_data_128,
         .user_data_64 = ctx->user_data_64,
         .user_data_32 = ctx->user_data_32,
-        .ledger = ctx->ledger,
-        .code = ctx->code,
+        .flags = flag,
     };
-    rl_id_t *fields[] = {&transfer.id, &transfer.debit_account_id, &transfer.credit_account_id};
-    for (size_t i = 0; i < 3; i++) {
-        if (rlctl_parse_id (ctx->args[1 + i], fields[i])) {
-            return rlctl_usage_error ("bad id '%s': expected a decimal number, 0x and up to 32 "
-                                      "hex digits, or a UUID",
-                                      ctx->args[1 + i]);
-        }
+    int rc = 0;
+    if ((rc = s_arg_id (ctx, 1, &t.id)) || (rc = s_arg_id (ctx, 2, &t.pending_id))
+        || (rc = s_arg_id (ctx, 3, &t.debit_account_id))
+        || (ctx->arg_count > 4 && (rc = s_arg_amount (ctx, 4, &t.amount)))) {
+        return rc;
     }
-    if (rlctl_parse_u64 (ctx->args[4], &transfer.amount)) {
-        return rlctl_usage_error ("bad amount '%s': expected a whole number of minor units "
-                                  "(cents), up to 2^64 - 1",
-                                  ctx->args[4]);
-    }
-    rl_client_t *client = rlctl_client (ctx);
-    if (!client) {
-        return RLCTL_EXIT_USAGE;
-    }
-    rl_result_rec_t result;
-    rc = rl_client_create_transfers (client, &transfer, 1, &result, ctx->timeout_ms);
-    rl_client_destroy (&client);
-    if (rc) {
-        return rlctl_call_failed (ctx, "transfer", rc, true);
-    }
-    return s_emit_results (ctx, &transfer.id, &result, 1);
+    return s_send_transfers (ctx, command, &t, 1);
+}
+
+int
+rlctl_cmd_post (rlctl_ctx_t *ctx)
+{
+    return s_resolve (ctx, "post", RL_TRANSFER_POST_PENDING_TRANSFER);
+}
+
+int
+rlctl_cmd_void (rlctl_ctx_t *ctx)
+{
+    return s_resolve (ctx, "void", RL_TRANSFER_VOID_PENDING_TRANSFER);
 }
 
 //  Looks up the ids of the command line, accounts or transfers, into `out`

@@ -1,0 +1,292 @@
+/*  test_chains_router.c: linked chains through a real router in front of
+    two real shards (docs/payments.md, "Linked chains").
+
+    - A same-shard chain (a transfer, another, a pending transfer and a
+      transfer closing it) applies whole; sent again, every member is
+      exists; mixed into a batch with records of the other shard, the
+      router keeps it whole and the results come back in order.
+    - A chain whose debit accounts are on two shards is answered by the
+      router (not_supported for the member on the other shard,
+      linked_event_failed for the others) and nothing of it is sent; a
+      chain whose member credits another shard's account is refused by the
+      shard the same way; a chain left open at the end of the request is
+      answered linked_event_chain_open by the router.
+    - The client library's retry helper, on a chain that fails for a
+      business reason: its answers are final (returns 0, nothing resent).
+    - rlctl: transfer --pending [--timeout], post (part), void, transfer
+      --linked (applied, and failed whole: exit 1), and its usage errors.
+    Ends with the conservation check.
+*/
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+#include <inttypes.h>
+#include <sys/wait.h>
+
+#include "codec.h"
+#include "ring.h"
+#include "routerkit.h"
+#include "testkit.h"
+
+#define L               RL_TRANSFER_LINKED
+#define S_RLCTL_WAIT_MS 30000
+#define S_RLCTL_TIMEOUT "10000"
+
+static uint64_t s_next = 5000;
+
+static rl_transfer_t
+s_t (uint16_t flags, uint64_t dr, uint64_t cr, uint64_t amount)
+{
+    rl_transfer_t t = tk_transfer (tk_id (s_next++, RK_TAG), tk_id (dr, RK_TAG), tk_id (cr, RK_TAG),
+                                   amount, RK_LEDGER);
+    t.flags = flags;
+    return t;
+}
+
+//  The k-th account (0-based) on shard s whose flags are `flags`, or fail.
+static uint64_t
+s_pick (rk_ctx_t *ctx, int s, uint16_t flags, int k)
+{
+    for (uint64_t n = 1; n <= RK_ACCOUNTS; n++) {
+        if (rk_owner (ctx->ring, tk_id (n, RK_TAG)) == s && rk_account_flags (n) == flags
+            && k-- == 0) {
+            return n;
+        }
+    }
+    fail_msg ("no account %d with flags %u on shard %d", k, flags, s);
+    return 0;
+}
+
+static void
+s_expect (rk_ctx_t *ctx, const rl_transfer_t *t, size_t count, const uint32_t *want)
+{
+    rl_result_rec_t r[16];
+    assert_true (count <= 16);
+    assert_int_equal (rl_client_create_transfers (ctx->client, t, count, r, TK_TIMEOUT_MS), 0);
+    for (size_t i = 0; i < count; i++) {
+        if (r[i].result != want[i] || r[i].index != i) {
+            fail_msg ("record %zu (index %u): %s, expected %s", i, r[i].index,
+                      rl_result_name (r[i].result), rl_result_name (want[i]));
+        }
+    }
+}
+
+//  How many of the transfers lookup finds.
+static size_t
+s_found (rk_ctx_t *ctx, const rl_transfer_t *t, size_t count)
+{
+    rl_id_t ids[16];
+    rl_transfer_t out[16];
+    for (size_t i = 0; i < count; i++) {
+        ids[i] = t[i].id;
+    }
+    assert_int_equal (rl_client_lookup_transfers (ctx->client, ids, count, out, TK_TIMEOUT_MS), 0);
+    size_t found = 0;
+    for (size_t i = 0; i < count; i++) {
+        found += out[i].timestamp != 0;
+    }
+    return found;
+}
+
+//  Runs rlctl (--json) against router 0: its exit code; *json_p the parsed
+//  output when it printed JSON (else NULL).
+static int
+s_rlctl (rk_ctx_t *ctx, const char *log, cJSON **json_p, ...)
+{
+    char rlctl[512], cert[512], key[64];
+    snprintf (rlctl, sizeof rlctl, "%s/tools/rlctl", harness_bin_dir ());
+    snprintf (cert, sizeof cert, "%s/private/tester.key_secret", tk_keys_dir (ctx->h));
+    snprintf (key, sizeof key, "%s", tk_key (ctx->h, "router", ctx->routers[0].name));
+    char *argv[40] = {
+        rlctl, "--connect", ctx->routers[0].endpoint, "--cert",       cert, "--server-key",
+        key,   "--json",    "--timeout-ms",           S_RLCTL_TIMEOUT};
+    size_t argc = 10;
+    va_list ap;
+    va_start (ap, json_p);
+    const char *arg;
+    while ((arg = va_arg (ap, const char *)) && argc < 39) {
+        argv[argc++] = (char *) arg;
+    }
+    va_end (ap);
+    argv[argc] = NULL;
+    char path[600];
+    snprintf (path, sizeof path, "%s/%s.log", harness_dir (ctx->h), log);
+    pid_t pid = harness_spawn (ctx->h, log, argv, NULL);
+    assert_true (pid > 0);
+    int wstatus = 0;
+    assert_int_equal (harness_wait_exit (ctx->h, pid, S_RLCTL_WAIT_MS, &wstatus), 0);
+    assert_true (WIFEXITED (wstatus));
+    char *text = harness_read_file (path, NULL);
+    assert_non_null (text);
+    const char *brace = strchr (text, '{');
+    *json_p = brace ? cJSON_Parse (brace) : NULL;
+    free (text);
+    return WEXITSTATUS (wstatus);
+}
+
+//  The result names of rlctl's JSON, checked against want.
+static void
+s_rlctl_results (cJSON *json, size_t count, const char *const *want)
+{
+    assert_non_null (json);
+    const cJSON *list = cJSON_GetObjectItem (json, "results");
+    assert_int_equal ((size_t) cJSON_GetArraySize (list), count);
+    for (size_t i = 0; i < count; i++) {
+        const cJSON *result = cJSON_GetObjectItem (cJSON_GetArrayItem (list, (int) i), "result");
+        assert_string_equal (cJSON_GetStringValue (result), want[i]);
+    }
+    cJSON_Delete (json);
+}
+
+static const char *
+s_num (uint64_t n, char *out)
+{
+    snprintf (out, 40, "%" PRIu64, n);
+    return out;
+}
+
+//  Account n's id as rlctl reads it (0x and 32 hex digits: hi, then lo).
+static const char *
+s_acc_text (uint64_t n, char *out)
+{
+    snprintf (out, 40, "0x%016" PRIx64 "%016" PRIx64, (uint64_t) RK_TAG, n);
+    return out;
+}
+
+static void
+test_chains_router (void **state)
+{
+    rk_ctx_t *ctx = *state;
+    rk_cluster_start (ctx, 2, 2, 0, 0);
+    rk_create_accounts (ctx);
+    uint64_t a = s_pick (ctx, 0, 0, 0), b = s_pick (ctx, 0, 0, 1), c = s_pick (ctx, 0, 0, 2);
+    uint64_t poor = s_pick (ctx, 0, RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS, 0);
+    uint64_t x = s_pick (ctx, 1, 0, 0), y = s_pick (ctx, 1, 0, 1);
+
+    //  A same-shard chain, applied whole, then exists for each member.
+    rl_transfer_t chain[4] = {s_t (L, a, b, 10), s_t (L, b, c, 5),
+                              s_t (L | RL_TRANSFER_PENDING, a, c, 7), s_t (0, c, a, 1)};
+    s_expect (ctx, chain, 4, (uint32_t[]){RL_OK, RL_OK, RL_OK, RL_OK});
+    s_expect (ctx, chain, 4, (uint32_t[]){RL_EXISTS, RL_EXISTS, RL_EXISTS, RL_EXISTS});
+    tk_model_apply (&ctx->model, &chain[0]);
+    tk_model_apply (&ctx->model, &chain[1]);
+    tk_model_apply (&ctx->model, &chain[3]);
+    rl_transfer_t void_ = {.id = tk_id (s_next++, RK_TAG),
+                           .debit_account_id = chain[2].debit_account_id,
+                           .pending_id = chain[2].id,
+                           .flags = RL_TRANSFER_VOID_PENDING_TRANSFER};
+    s_expect (ctx, &void_, 1, (uint32_t[]){RL_OK});
+
+    //  Mixed with the other shard's records: kept whole, results in order.
+    rl_transfer_t mixed[5] = {s_t (0, x, y, 3), s_t (L, a, b, 4), s_t (L, b, a, 1),
+                              s_t (0, a, c, 2), s_t (0, y, x, 1)};
+    s_expect (ctx, mixed, 5, (uint32_t[]){RL_OK, RL_OK, RL_OK, RL_OK, RL_OK});
+    for (int i = 0; i < 5; i++) {
+        tk_model_apply (&ctx->model, &mixed[i]);
+    }
+
+    //  Debit accounts on two shards: answered by the router, nothing sent.
+    rl_transfer_t across[3] = {s_t (L, a, b, 1), s_t (L, a, c, 1), s_t (0, x, y, 1)};
+    s_expect (ctx, across, 3,
+              (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
+    assert_int_equal (s_found (ctx, across, 3), 0);
+    //  A member crediting the other shard: the shard refuses the chain.
+    rl_transfer_t credit[2] = {s_t (L, a, b, 1), s_t (0, a, x, 1)};
+    s_expect (ctx, credit, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
+    assert_int_equal (s_found (ctx, credit, 2), 0);
+    //  Open at the end of the request.
+    rl_transfer_t open[3] = {s_t (0, x, y, 1), s_t (L, a, b, 1), s_t (L, a, b, 1)};
+    s_expect (ctx, open, 3,
+              (uint32_t[]){RL_OK, RL_LINKED_EVENT_FAILED, RL_LINKED_EVENT_CHAIN_OPEN});
+    tk_model_apply (&ctx->model, &open[0]);
+    assert_int_equal (s_found (ctx, &open[1], 2), 0);
+    //  Not burned: closed, the same ids apply.
+    open[2].flags = 0;
+    s_expect (ctx, &open[1], 2, (uint32_t[]){RL_OK, RL_OK});
+    tk_model_apply (&ctx->model, &open[1]);
+    tk_model_apply (&ctx->model, &open[2]);
+
+    //  The retry helper: a chain that failed for a business reason is
+    //  decided; its answers are final.
+    rl_transfer_t fails[2] = {s_t (L, a, b, 1), s_t (0, poor, c, 1000000000)};
+    rl_result_rec_t r[2];
+    assert_int_equal (rl_client_create_transfers_retry (ctx->client, fails, 2, r, TK_TIMEOUT_MS, 3),
+                      0);
+    assert_int_equal (r[0].result, RL_LINKED_EVENT_FAILED);
+    assert_int_equal (r[1].result, RL_EXCEEDS_CREDITS);
+    assert_int_equal (s_found (ctx, fails, 2), 0);
+
+    //  rlctl: an authorisation captured in part, one voided, chains.
+    char ta[40], tb[40], tc[40], tp[40], id1[40], id2[40], id3[40], id4[40];
+    s_acc_text (a, ta), s_acc_text (b, tb), s_acc_text (c, tc), s_acc_text (poor, tp);
+    cJSON *json = NULL;
+    assert_int_equal (s_rlctl (ctx, "pending", &json, "transfer", s_num (9001, id1), ta, tb, "300",
+                               "--ledger", "978", "--code", "1", "--pending", "--timeout", "3600",
+                               NULL),
+                      0);
+    s_rlctl_results (json, 1, (const char *[]){"ok"});
+    rl_transfer_t seen;
+    rl_id_t pid = tk_id (9001, 0);
+    assert_int_equal (rl_client_lookup_transfers (ctx->client, &pid, 1, &seen, TK_TIMEOUT_MS), 0);
+    assert_int_equal (seen.flags, RL_TRANSFER_PENDING);
+    assert_int_equal (seen.timeout, 3600);
+    assert_int_equal (s_rlctl (ctx, "post", &json, "post", s_num (9002, id2), id1, ta, "120", NULL),
+                      0);
+    s_rlctl_results (json, 1, (const char *[]){"ok"});
+    tk_model_apply (&ctx->model, &(rl_transfer_t){.debit_account_id = tk_id (a, RK_TAG),
+                                                  .credit_account_id = tk_id (b, RK_TAG),
+                                                  .amount = 120});
+    assert_int_equal (s_rlctl (ctx, "post_again", &json, "post", s_num (9003, id3), id1, ta, NULL),
+                      1);
+    s_rlctl_results (json, 1, (const char *[]){"pending_transfer_already_posted"});
+    assert_int_equal (s_rlctl (ctx, "pending2", &json, "transfer", s_num (9004, id4), ta, tb, "50",
+                               "--ledger", "978", "--code", "1", "--pending", NULL),
+                      0);
+    s_rlctl_results (json, 1, (const char *[]){"ok"});
+    assert_int_equal (s_rlctl (ctx, "void", &json, "void", s_num (9005, id2), id4, ta, NULL), 0);
+    s_rlctl_results (json, 1, (const char *[]){"ok"});
+    //  A chain: a payment and its fee.
+    assert_int_equal (s_rlctl (ctx, "chain", &json, "transfer", s_num (9006, id1), ta, tb, "40",
+                               s_num (9007, id2), ta, tc, "2", "--ledger", "978", "--code", "1",
+                               "--linked", NULL),
+                      0);
+    s_rlctl_results (json, 2, (const char *[]){"ok", "ok"});
+    tk_model_apply (&ctx->model, &(rl_transfer_t){.debit_account_id = tk_id (a, RK_TAG),
+                                                  .credit_account_id = tk_id (b, RK_TAG),
+                                                  .amount = 40});
+    tk_model_apply (&ctx->model, &(rl_transfer_t){.debit_account_id = tk_id (a, RK_TAG),
+                                                  .credit_account_id = tk_id (c, RK_TAG),
+                                                  .amount = 2});
+    //  ... and one whose fee the payer cannot pay: exit 1, nothing applied.
+    assert_int_equal (s_rlctl (ctx, "chain_fails", &json, "transfer", s_num (9008, id3), ta, tb,
+                               "40", s_num (9009, id4), tp, tc, "1000000000", "--ledger", "978",
+                               "--code", "1", "--linked", NULL),
+                      1);
+    s_rlctl_results (json, 2, (const char *[]){"linked_event_failed", "exceeds_credits"});
+    //  Usage errors: a record short of an argument, --timeout alone.
+    assert_int_equal (s_rlctl (ctx, "usage1", &json, "transfer", "9010", ta, tb, "1", "9011", ta,
+                               "--ledger", "978", "--code", "1", NULL),
+                      2);
+    cJSON_Delete (json);
+    assert_int_equal (s_rlctl (ctx, "usage2", &json, "transfer", "9012", ta, tb, "1", "--ledger",
+                               "978", "--code", "1", "--timeout", "5", NULL),
+                      2);
+    cJSON_Delete (json);
+    tk_check_conservation (ctx->client, &ctx->model, ctx->model.ok);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_chains_router, rk_setup, rk_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
