@@ -77,6 +77,15 @@
 volatile sig_atomic_t rlb_interrupted = 0;
 static volatile pid_t s_spawned_pid = 0;
 
+//  A percentage (no trailing text), or -1, which the option check refuses.
+static double
+s_parse_percent (const char *text)
+{
+    char *end = NULL;
+    double value = strtod (text, &end);
+    return end != text && *end == '\0' ? value : -1;
+}
+
 //  --timeout-ms: a whole number of ms (no trailing text, no overflow), or
 //  -1, which the option check refuses with the reason.
 static int
@@ -157,6 +166,8 @@ s_usage (void)
         "  --no-check           skip the conservation check\n"
         "  --no-create-accounts use accounts created by an earlier run (same --seed)\n"
         "  --limits             customers may not overdraw; one operator per shard funds them\n"
+        "  --transfer-pending P P%% of new transfers are pending (same-shard ones; each is\n"
+        "                       posted, 4 in 5, or voided in a later request)\n"
         "  --hot-credit P       P%% of transfers credit one merchant (customer 0) from\n"
         "                       accounts on other shards; the merchant's credits may not\n"
         "                       exceed its debits (a limit checked on every reservation)\n"
@@ -212,6 +223,8 @@ s_check_options (options_t *o)
         why = "--theta must be in (0, 1)";
     } else if (o->hot_credit < 0 || o->hot_credit > 100) {
         why = "--hot-credit out of 0..100";
+    } else if (!(o->transfer_pending >= 0 && o->transfer_pending <= 100)) {
+        why = "--transfer-pending out of 0..100";
     } else if (o->hot_accounts > o->accounts || o->hot_percent < 0 || o->hot_percent > 100
                || (o->hot_percent > 0 && o->hot_accounts < 1)) {
         why = "--hot-accounts/--hot-percent out of range";
@@ -279,6 +292,7 @@ s_parse (int argc, char **argv, options_t *o)
         O_HISTORY,
         O_TIMEOUT,
         O_HOT_CREDIT,
+        O_PENDING,
         O_PROBE_DIR,
         O_PROBE_N,
         O_SPAWN,
@@ -316,6 +330,7 @@ s_parse (int argc, char **argv, options_t *o)
         {"no-create-accounts", no_argument, NULL, O_NOCREATE},
         {"limits", no_argument, NULL, O_LIMITS},
         {"hot-credit", required_argument, NULL, O_HOT_CREDIT},
+        {"transfer-pending", required_argument, NULL, O_PENDING},
         {"history", required_argument, NULL, O_HISTORY},
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
         {"probe-dir", required_argument, NULL, O_PROBE_DIR},
@@ -448,6 +463,9 @@ s_parse (int argc, char **argv, options_t *o)
                 break;
             case O_HOT_CREDIT:
                 o->hot_credit = atof (optarg);
+                break;
+            case O_PENDING:
+                o->transfer_pending = s_parse_percent (optarg);
                 break;
             case O_HISTORY:
                 o->history = strcmp (optarg, "on") == 0    ? HISTORY_ON
@@ -901,6 +919,8 @@ main (int argc, char **argv)
         }
     }
     rlb_disconnect (b);
+    free (b->resolve);
+    b->resolve = NULL;
     ring_destroy (&b->ring);
     rl_check_destroy (&b->check);
     s_stop_shard (b);

@@ -55,10 +55,13 @@
 #define RLB_COUNT_MODE_BUDGET_S       3600  //  planned length of a --count run, for the alarm
 #define RLB_FUND_AMOUNT               1000000000ull //  minor units given to each customer (--limits)
 #define RLB_AMOUNT_MAX                100           //  transfer amounts are 1..this
-#define RLB_OPEN_WINDOW_DEFAULT       256           //  window when --mode open and none given
-#define RLB_OPEN_SPIN_NS              2000000       //  open loop: sleep-poll below this gap
-#define RLB_OPEN_NAP_NS               50000         //  ... in naps of this length
-#define RLB_INVALID_SENT_FRACTION     0.99 //  open loop: sent / offered below this is INVALID
+#define RLB_RESOLVE_INITIAL           1024    //  --transfer-pending: first room for resolutions
+#define RLB_VOID_ONE_IN               5       //  a resolution is a void 1 in this many times
+#define RLB_RESOLVE_DRAIN_MS          60000   //  the end of the run: the last resolutions' bound
+#define RLB_OPEN_WINDOW_DEFAULT       256     //  window when --mode open and none given
+#define RLB_OPEN_SPIN_NS              2000000 //  open loop: sleep-poll below this gap
+#define RLB_OPEN_NAP_NS               50000   //  ... in naps of this length
+#define RLB_INVALID_SENT_FRACTION     0.99    //  open loop: sent / offered below this is INVALID
 
 _Static_assert(RLB_CONNECTIONS_MAX <= RL_CLIENT_WAIT_MAX, "one wait covers every connection");
 _Static_assert(RLB_TIMEOUT_MS_DEFAULT > RL_ROUTER_DEADLINE_MS,
@@ -81,8 +84,9 @@ typedef struct {
     double theta;
     uint64_t hot_accounts;
     double hot_percent;
-    double hot_credit;     //  % of transfers crediting the merchant (customer 0)
-    double cross_fraction; //  < 0: whatever the account draws give
+    double hot_credit;       //  % of transfers crediting the merchant (customer 0)
+    double transfer_pending; //  % of new transfers created pending (posted or voided later)
+    double cross_fraction;   //  < 0: whatever the account draws give
     double lookup_percent;
     run_mode_t mode;
     double rate; //  open loop: transfers/s offered
@@ -110,10 +114,20 @@ typedef struct {
 } options_t;
 
 //  State -------------------------------------------------------------------------
+//  What a workload record is (--transfer-pending).
+typedef enum {
+    REC_PLAIN = 0, //  a transfer
+    REC_PENDING,   //  a pending transfer (authorised; posted or voided later)
+    REC_POST,      //  the post of pending transfer pending_seq, all of it
+    REC_VOID,      //  its void
+} rec_kind_t;
+
 typedef struct {
-    uint32_t debit;  //  account index
-    uint32_t credit; //  account index
-    uint32_t amount; //  minor units
+    uint32_t debit;       //  account index
+    uint32_t credit;      //  account index
+    uint32_t amount;      //  minor units (a post or void: the pending transfer's)
+    uint32_t kind;        //  rec_kind_t
+    uint64_t pending_seq; //  a post or void: its pending transfer's id (lo)
 } rec_t;
 
 typedef struct {
@@ -176,6 +190,15 @@ typedef struct {
     uint64_t ok_measured;   //  transfers ok or exists, measured
     uint64_t ok_total;      //  acknowledged ok or exists, all (model)
     uint64_t setup_ok;      //  of those, set-up transfers (not the workload's)
+    //  --transfer-pending: the pending transfers to post or void, a FIFO
+    //  (kind REC_PENDING: post or void by the draw; REC_VOID: void it)
+    rec_t *resolve;
+    size_t resolve_head, resolve_count, resolve_cap;
+    bool resolve_only;   //  the end of the run: requests of resolutions alone
+    bool resolve_lost;   //  out of memory: a pending transfer may stay pending
+    uint64_t pending_ok; //  pending transfers applied (all, not only measured)
+    uint64_t posts_ok;   //  posts applied
+    uint64_t voids_ok;   //  voids applied
     uint64_t create_requests_measured;
     uint64_t lookup_requests_measured;
     uint64_t sent_transfers_measured;
@@ -229,8 +252,13 @@ void rlb_zipf_init (bench_t *b);
 uint32_t rlb_pick (bench_t *b);
 int rlb_build_buckets (bench_t *b);
 uint32_t rlb_pick_credit (bench_t *b, uint32_t debit);
-//  The next transfer of the workload: debit, credit and amount.
+//  The next transfer of the workload: debit, credit, amount and kind (a
+//  resolution due takes the place of a new transfer, --transfer-pending).
 rec_t rlb_next_transfer (bench_t *b);
+//  A pending transfer (rec, pending_seq its id) to post or void later;
+//  force_void: void it (its outcome was unknown, or a resolution failed).
+void rlb_resolve_push (bench_t *b, rec_t rec, bool force_void);
+size_t rlb_resolve_queued (const bench_t *b);
 
 //  rlbench_engine.c ------------------------------------------------------------------
 int rlb_connect (bench_t *b);

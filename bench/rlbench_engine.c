@@ -89,22 +89,62 @@ rlb_disconnect (bench_t *b)
     }
 }
 
-//  A transfer whose outcome is unknown: the check settles it by lookup.
+//  A transfer whose outcome is unknown: the check settles it by lookup. A
+//  pending transfer, post or void whose outcome is unknown is voided later
+//  (applied or not, a void leaves nothing pending and posts nothing).
 static void
 s_add_unknown (bench_t *b, uint64_t seq, rec_t rec)
 {
+    if (rec.kind != REC_PLAIN) {
+        if (rec.kind == REC_PENDING) {
+            rec.pending_seq = seq;
+        }
+        rlb_resolve_push (b, rec, true);
+        if (rec.kind != REC_POST) {
+            return; //  posts nothing, whatever happened
+        }
+    }
     if (rl_check_unknown (b->check, rlb_transfer_id (b, seq), rec.debit, rec.credit, rec.amount)
         != 0) {
         b->model_lost = true; //  out of memory: the check must fail, not guess
     }
 }
 
-//  A transfer acknowledged ok or exists.
+//  A transfer acknowledged ok or exists. A pending transfer posts nothing
+//  (it waits for its post or void), a post posts the pending transfer's
+//  amount (it posts all of it), a void nothing.
 static void
 s_apply_model (bench_t *b, uint64_t seq, rec_t rec)
 {
+    switch (rec.kind) {
+        case REC_PENDING:
+            rec.pending_seq = seq;
+            rlb_resolve_push (b, rec, false);
+            b->pending_ok++;
+            return;
+        case REC_VOID:
+            b->voids_ok++;
+            return;
+        case REC_POST:
+            b->posts_ok++;
+            break;
+        default:
+            break;
+    }
     rl_check_applied (b->check, rlb_transfer_id (b, seq), rec.debit, rec.credit, rec.amount);
     b->ok_total++;
+}
+
+//  A pending transfer, post or void that definitely did not apply: a post
+//  or void is tried again as a void (unless its pending transfer is settled
+//  for good), so that nothing stays pending.
+static void
+s_not_applied (bench_t *b, rec_t rec, uint32_t result)
+{
+    bool settled = result >= RL_PENDING_TRANSFER_NOT_FOUND && result <= RL_PENDING_TRANSFER_EXPIRED;
+    if ((rec.kind == REC_POST || rec.kind == REC_VOID) && !settled) {
+        rlb_resolve_push (b, rec, true);
+    }
 }
 
 //  Builds and sends one request on a free slot of connection ci. Returns 0
@@ -122,6 +162,15 @@ s_send (bench_t *b, int ci, uint64_t intended_ns, bool measured)
     bool lookup = b->o.lookup_percent > 0 && rlb_rand_unit (b) * 100.0 < b->o.lookup_percent;
     uint16_t op = lookup ? RL_OP_LOOKUP_ACCOUNTS : RL_OP_CREATE_TRANSFERS;
     uint32_t n = b->o.batch;
+    if (b->resolve_only) {
+        size_t queued = rlb_resolve_queued (b);
+        n = queued < n ? (uint32_t) queued : n;
+        lookup = false;
+        op = RL_OP_CREATE_TRANSFERS;
+        if (n == 0) {
+            return -1; //  nothing to resolve now
+        }
+    }
     size_t record_size = lookup ? RL_ID_SIZE : RL_TRANSFER_SIZE;
     uint8_t *out = NULL;
     if (rl_client_send_begin (b->clients[ci], n * record_size, &out) != 0) {
@@ -143,7 +192,16 @@ s_send (bench_t *b, int ci, uint64_t intended_ns, bool measured)
                            .credit_account_id = rlb_account_id (b, cr),
                            .amount = rec.amount,
                            .ledger = b->o.ledger,
-                           .code = 1};
+                           .code = 1,
+                           .flags = rec.kind == REC_PENDING ? RL_TRANSFER_PENDING : 0};
+        if (rec.kind == REC_POST || rec.kind == REC_VOID) {
+            //  All of it: the rest (accounts, ledger, code) is inherited.
+            t = (rl_transfer_t){.id = t.id,
+                                .debit_account_id = t.debit_account_id,
+                                .pending_id = rlb_transfer_id (b, rec.pending_seq),
+                                .flags = rec.kind == REC_POST ? RL_TRANSFER_POST_PENDING_TRANSFER
+                                                              : RL_TRANSFER_VOID_PENDING_TRANSFER};
+        }
         codec_encode_transfer (&t, out + (size_t) i * RL_TRANSFER_SIZE);
     }
     uint64_t request_id = 0;
@@ -188,6 +246,8 @@ s_on_create_reply (bench_t *b, slot_t *slot, const rl_header_t *h, const uint8_t
             //  storage_error: the outcome is unknown. Every other status: nothing applied.
             if (h->status == RL_STATUS_STORAGE_ERROR) {
                 s_add_unknown (b, slot->first_seq + i, slot->recs[i]);
+            } else {
+                s_not_applied (b, slot->recs[i], RL_BUSY);
             }
         }
         return;
@@ -214,6 +274,8 @@ s_on_create_reply (bench_t *b, slot_t *slot, const rl_header_t *h, const uint8_t
             if (r.result == RL_OUTCOME_UNKNOWN || r.result == RL_STORAGE_ERROR
                 || r.result == RL_IN_PROGRESS || r.result == RL_IN_DOUBT || !known) {
                 s_add_unknown (b, slot->first_seq + idx, slot->recs[idx]);
+            } else {
+                s_not_applied (b, slot->recs[idx], r.result);
             }
         }
     }
@@ -465,5 +527,24 @@ rlb_run (bench_t *b)
             break;
         }
         s_poll (b, 50000000ull);
+    }
+    //  --transfer-pending: the pending transfers not resolved yet are posted
+    //  or voided now (not measured), so that nothing is left pending.
+    b->resolve_only = true;
+    uint64_t deadline = rlb_now_ns () + RLB_RESOLVE_DRAIN_MS * 1000000ull;
+    while ((rlb_resolve_queued (b) > 0 || s_inflight (b) > 0) && rlb_now_ns () < deadline) {
+        for (int ci; rlb_resolve_queued (b) > 0 && (ci = s_free_conn (b)) >= 0;) {
+            if (s_send (b, ci, rlb_now_ns (), false) != 0) {
+                break;
+            }
+        }
+        uint64_t now = rlb_now_ns ();
+        s_expire (b, now);
+        s_poll (b, 50000000ull);
+    }
+    if (rlb_resolve_queued (b) > 0) {
+        fprintf (stderr, "rlbench: %zu pending transfers not resolved in %d ms\n",
+                 rlb_resolve_queued (b), RLB_RESOLVE_DRAIN_MS);
+        b->resolve_lost = true;
     }
 }

@@ -71,6 +71,10 @@ rlb_check (bench_t *b)
         fprintf (stderr, "rlbench: CHECK: out of memory recording unknown outcomes\n");
         return false;
     }
+    if (b->resolve_lost) {
+        fprintf (stderr, "rlbench: CHECK: a pending transfer was left unresolved\n");
+        return false;
+    }
     s_clients_t clients = {.b = b, .first = rl_client_new (b->o.endpoints[0])};
     const char *endpoints[RLB_SHARDS_MAX];
     bool ok = clients.first != NULL;
@@ -188,6 +192,12 @@ rlb_report_text (const bench_t *b, const char *check)
                  hist_ms (&b->lookup_latency, 0.5), hist_ms (&b->lookup_latency, 0.99),
                  hist_max_ms (&b->lookup_latency), b->lookup_latency.total);
     }
+    if (b->o.transfer_pending > 0) {
+        fprintf (out,
+                 "pending        %.0f%% of new transfers: %" PRIu64 " authorised, %" PRIu64
+                 " posted, %" PRIu64 " voided (all of the run)\n",
+                 b->o.transfer_pending, b->pending_ok, b->posts_ok, b->voids_ok);
+    }
     fprintf (out, "results       ");
     for (int r = 0; r < 256; r++) {
         if (b->results[r]) {
@@ -248,6 +258,10 @@ rlb_report_json (const bench_t *b, const char *check)
     jsonkit_add_string (tree, "workload", b->o.workload == WORKLOAD_ZIPF ? "zipf" : "uniform");
     jsonkit_add_bool (tree, "limits", b->o.limits);
     jsonkit_add_u64 (tree, "seed", b->o.seed);
+    jsonkit_add_fixed (tree, "transfer_pending", b->o.transfer_pending, 1);
+    jsonkit_add_u64 (tree, "pending_authorised", b->pending_ok);
+    jsonkit_add_u64 (tree, "pending_posted", b->posts_ok);
+    jsonkit_add_u64 (tree, "pending_voided", b->voids_ok);
     jsonkit_add_string (tree, "durability", rlb_durability_summary (b));
     cJSON *shards = jsonkit_add_array (tree, "shards");
     for (size_t i = 0; i < b->shard_count; i++) {

@@ -342,10 +342,58 @@ rlb_pick_credit (bench_t *b, uint32_t d)
     return (uint32_t) ((d + 1) % b->o.accounts);
 }
 
+//  Resolutions (--transfer-pending) ----------------------------------------------
+
+void
+rlb_resolve_push (bench_t *b, rec_t rec, bool force_void)
+{
+    if (b->resolve_count == b->resolve_cap) {
+        size_t cap = b->resolve_cap ? 2 * b->resolve_cap : RLB_RESOLVE_INITIAL;
+        rec_t *grown = malloc (cap * sizeof (*grown));
+        if (!grown) {
+            b->resolve_lost = true; //  the check then fails: nothing pending may be left
+            return;
+        }
+        for (size_t i = 0; i < b->resolve_count; i++) {
+            grown[i] = b->resolve[(b->resolve_head + i) % b->resolve_cap];
+        }
+        free (b->resolve);
+        b->resolve = grown;
+        b->resolve_head = 0;
+        b->resolve_cap = cap;
+    }
+    rec.kind = force_void ? REC_VOID : REC_PENDING;
+    b->resolve[(b->resolve_head + b->resolve_count++) % b->resolve_cap] = rec;
+}
+
+size_t
+rlb_resolve_queued (const bench_t *b)
+{
+    return b->resolve_count;
+}
+
+//  The oldest pending transfer to resolve, as its post (4 in 5) or void.
+static rec_t
+s_resolve_pop (bench_t *b)
+{
+    assert (b->resolve_count > 0);
+    rec_t rec = b->resolve[b->resolve_head];
+    b->resolve_head = (b->resolve_head + 1) % b->resolve_cap;
+    b->resolve_count--;
+    if (rec.kind == REC_PENDING) {
+        rec.kind = rlb_rand_below (b, RLB_VOID_ONE_IN) == 0 ? REC_VOID : REC_POST;
+    }
+    return rec;
+}
+
 //  The next transfer of the workload (without its id).
 rec_t
 rlb_next_transfer (bench_t *b)
 {
+    if (b->resolve_count > 0
+        && (b->resolve_only || rlb_rand_unit (b) * 100.0 < b->o.transfer_pending)) {
+        return s_resolve_pop (b);
+    }
     uint32_t d = rlb_pick (b);
     uint32_t cr = rlb_pick_credit (b, d);
     if (b->o.hot_credit > 0 && rlb_rand_unit (b) * 100.0 < b->o.hot_credit) {
@@ -363,6 +411,12 @@ rlb_next_transfer (bench_t *b)
         }
     }
     assert (d != cr);
-    return (rec_t){
-        .debit = d, .credit = cr, .amount = (uint32_t) (1 + rlb_rand_below (b, RLB_AMOUNT_MAX))};
+    //  Pending transfers are served on one shard only (docs/protocol.md).
+    bool same_shard = b->account_shard[d] == b->account_shard[cr];
+    bool pending = b->o.transfer_pending > 0 && same_shard
+                   && rlb_rand_unit (b) * 100.0 < b->o.transfer_pending;
+    return (rec_t){.debit = d,
+                   .credit = cr,
+                   .amount = (uint32_t) (1 + rlb_rand_below (b, RLB_AMOUNT_MAX)),
+                   .kind = pending ? REC_PENDING : REC_PLAIN};
 }
