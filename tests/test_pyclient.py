@@ -303,6 +303,49 @@ def retry_rule():
         server.close()
 
 
+def chain_rule():
+    """A linked chain is resent whole or not at all, and never split
+    between two requests (docs/payments.md, "Linked chains")."""
+    R = rl.ResultCode
+    L = rl.TransferFlags.LINKED
+    ts = [rl.Transfer(id=0x61 + k, debit_account_id=1, credit_account_id=2, amount=1,
+                      ledger=LEDGER, code=1, flags=L if k < 2 else 0) for k in range(4)]
+    # A member busy: the whole chain goes again, the record after it does not.
+    server = Scripted([results_reply(R.LINKED_EVENT_FAILED, R.BUSY, R.LINKED_EVENT_FAILED, R.OK),
+                       results_reply(R.OK, R.OK, R.OK)])
+    try:
+        with rl.Client(server.endpoint, timeout_ms=300) as c:
+            results = c.create_transfers(ts, deadline_s=10)
+    finally:
+        server.close()
+    expect(results, [R.OK, R.OK, R.OK, R.OK], "the chain resent whole")
+    check([[t.id for t in s] for s in server.seen] == [[0x61, 0x62, 0x63, 0x64],
+                                                       [0x61, 0x62, 0x63]],
+          "sent: %s" % [[hex(t.id) for t in s] for s in server.seen])
+    # A business failure decides the chain: its answers are final, nothing resent.
+    server = Scripted([results_reply(R.LINKED_EVENT_FAILED, R.EXCEEDS_CREDITS,
+                                     R.LINKED_EVENT_FAILED)])
+    try:
+        with rl.Client(server.endpoint, timeout_ms=300) as c:
+            results = c.create_transfers(ts[:3], deadline_s=10)
+            check(c.requests_sent == 1, "sent once")
+    finally:
+        server.close()
+    expect(results, [R.LINKED_EVENT_FAILED, R.EXCEEDS_CREDITS, R.LINKED_EVENT_FAILED],
+           "a failed chain")
+    # Batches end before a chain, never inside one; a chain longer than a batch is refused.
+    server = Scripted([results_reply(R.OK), results_reply(R.OK, R.OK, R.OK)])
+    try:
+        with rl.Client(server.endpoint, timeout_ms=300, batch_size=3) as c:
+            c.create_transfers([ts[3]] + ts[:3], deadline_s=10)
+        with rl.Client(server.endpoint, timeout_ms=300, batch_size=2) as c:
+            raises(ValueError, lambda: c.create_transfers(ts[:3]), "a chain longer than a batch")
+    finally:
+        server.close()
+    check([[t.id for t in s] for s in server.seen] == [[0x64], [0x61, 0x62, 0x63]],
+          "batches: %s" % [[hex(t.id) for t in s] for s in server.seen])
+
+
 # 4. A cluster -------------------------------------------------------------------
 
 def free_base(count):
@@ -585,6 +628,7 @@ def main():
     case("codec: the hex vectors of protocol.md, typed", vectors, text)
     case("codec: the package's enums equal protocol.md's tables", tables, text)
     case("retry rule: a scripted server answers busy, frozen, nothing, then ok", retry_rule)
+    case("chain rule: a linked chain is resent whole or not at all, never split", chain_rule)
     for program in ("shard/shard", "router/router", "tools/rlctl", "tools/rebalance"):
         if not os.access(os.path.join(build, program), os.X_OK):
             print("FAILED  %s is not built in %s" % (program, build))
