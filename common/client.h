@@ -150,6 +150,12 @@ int rl_client_migrate (rl_client_t *self, uint16_t op, const rl_migrate_rec_t *r
                        rl_migrate_rec_t *out, int timeout_ms);
 int rl_client_migrate_import (rl_client_t *self, const uint8_t *chunk, size_t size,
                               rl_migrate_rec_t *out, int timeout_ms);
+//  migrate_lease (op 66): action RL_MIGRATE_LEASE_READ, _ACQUIRE or
+//  _RELEASE for `plan`; the shard's stored migration in *stored and the
+//  plan holding its lease (0: none) in *holder, after the action.
+//  RL_STATUS_LEASE_HELD when another plan holds it.
+int rl_client_migrate_lease (rl_client_t *self, uint64_t plan, uint32_t action,
+                             rl_migrate_rec_t *stored, uint64_t *holder, int timeout_ms);
 
 //  Fan-out: the same request to every shard ---------------------------------------
 //

@@ -165,6 +165,28 @@ rl_client_migrate (rl_client_t *self, uint16_t op, const rl_migrate_rec_t *reque
 }
 
 int
+rl_client_migrate_lease (rl_client_t *self, uint64_t plan, uint32_t action,
+                         rl_migrate_rec_t *stored, uint64_t *holder, int timeout_ms)
+{
+    assert (self && stored && holder);
+    rl_migrate_rec_t request = {.migration_id = plan, .param = action};
+    uint8_t body[RL_MIGRATE_SIZE];
+    codec_encode_migrate (&request, body);
+    uint8_t *reply = NULL;
+    size_t count = 0;
+    int rc = s_admin_call (self, RL_OP_MIGRATE_LEASE, body, sizeof (body), 1, 2, RL_MIGRATE_SIZE,
+                           timeout_ms, &reply, &count);
+    if (rc == 0) {
+        rl_migrate_rec_t lease;
+        codec_decode_migrate (reply, stored);
+        codec_decode_migrate (reply + RL_MIGRATE_SIZE, &lease);
+        *holder = lease.migration_id;
+    }
+    free (reply);
+    return rc;
+}
+
+int
 rl_client_migrate_import (rl_client_t *self, const uint8_t *chunk, size_t size,
                           rl_migrate_rec_t *out, int timeout_ms)
 {

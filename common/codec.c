@@ -619,7 +619,7 @@ codec_op_is_known (uint32_t op)
            || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY || op == RL_OP_IN_DOUBT
            || op == RL_OP_AUDIT || op == RL_OP_RESOLVE || op == RL_OP_MIGRATE_BEGIN
            || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_HOT_ACCOUNTS) || op == RL_OP_EVENTS_READ
-           || (op >= RL_OP_BACKUP_HOLD && op <= RL_OP_BACKUP_STATUS);
+           || (op >= RL_OP_BACKUP_HOLD && op <= RL_OP_BACKUP_STATUS) || op == RL_OP_MIGRATE_LEASE;
 }
 
 size_t
@@ -648,6 +648,7 @@ codec_request_record_size (uint32_t op)
         case RL_OP_MIGRATE_COMMIT:
         case RL_OP_MIGRATE_ABORT:
         case RL_OP_MIGRATE_CLEANUP:
+        case RL_OP_MIGRATE_LEASE:
             return RL_MIGRATE_SIZE;
         case RL_OP_BACKUP_HOLD:
         case RL_OP_BACKUP_CUT:
@@ -690,6 +691,7 @@ codec_reply_record_size (uint32_t op)
         case RL_OP_MIGRATE_COMMIT:
         case RL_OP_MIGRATE_ABORT:
         case RL_OP_MIGRATE_CLEANUP:
+        case RL_OP_MIGRATE_LEASE:
             return RL_MIGRATE_SIZE;
         case RL_OP_BACKUP_HOLD:
         case RL_OP_BACKUP_CUT:
@@ -842,6 +844,7 @@ codec_check_request (const uint8_t *frame, size_t size, rl_header_t *header)
         case RL_OP_MIGRATE_COMMIT:
         case RL_OP_MIGRATE_ABORT:
         case RL_OP_MIGRATE_CLEANUP:
+        case RL_OP_MIGRATE_LEASE:
         case RL_OP_BACKUP_HOLD:
         case RL_OP_BACKUP_CUT:
         case RL_OP_BACKUP_RELEASE:
@@ -912,6 +915,9 @@ codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header)
         case RL_OP_BACKUP_RELEASE:
         case RL_OP_BACKUP_STATUS:
             count_min = count_max = 1;
+            break;
+        case RL_OP_MIGRATE_LEASE:
+            count_min = count_max = 2; //  the stored migration, the lease
             break;
         case RL_OP_LOAD_RING:
             count_max = 0;

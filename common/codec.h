@@ -27,6 +27,7 @@
         migrate_import           chunk blob, count 1  migrate 192, 1
         migrate_freeze, _drain,
         _unfreeze, _commit       migrate 192, 1       migrate 192, 1
+        migrate_lease            migrate 192, 1       migrate 192, 2
         events_read              events_req 64, 1     event 160, 0..limit
         backup_hold, _cut,
         _release, _status        backup 512, 1        backup 512, 1

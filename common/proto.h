@@ -81,6 +81,8 @@ rl_id_eq (rl_id_t a, rl_id_t b)
 //      backup_hold, _cut, _release, _status: backup[1] -> backup[1]
 //      64..69: the change stream of committed transfers (docs/events.md):
 //      events_read             events_req[1]        -> event[] (up to limit)
+//      66: migration (docs/rebalance.md, "The plan's lease"), admin, served by shards:
+//      migrate_lease           migrate[1]           -> migrate[2] (the stored migration, the lease)
 // clang-format off
 #define RL_OP_TABLE(X)                                                                             \
     X (RL_OP_CREATE_ACCOUNTS, 1, "create_accounts")                                                \
@@ -113,7 +115,8 @@ rl_id_eq (rl_id_t a, rl_id_t b)
     X (RL_OP_BACKUP_CUT, 61, "backup_cut")                                                         \
     X (RL_OP_BACKUP_RELEASE, 62, "backup_release")                                                 \
     X (RL_OP_BACKUP_STATUS, 63, "backup_status")                                                   \
-    X (RL_OP_EVENTS_READ, 65, "events_read")
+    X (RL_OP_EVENTS_READ, 65, "events_read")                                                       \
+    X (RL_OP_MIGRATE_LEASE, 66, "migrate_lease")
 // clang-format on
 
 #define RL_OP_ENUM_(id, value, name) id = value,
@@ -167,7 +170,8 @@ typedef enum {
     X (RL_OP_BACKUP_CUT, RL_ROLE_ADMIN)                                                            \
     X (RL_OP_BACKUP_RELEASE, RL_ROLE_ADMIN)                                                        \
     X (RL_OP_BACKUP_STATUS, RL_ROLE_ADMIN)                                                         \
-    X (RL_OP_EVENTS_READ, RL_ROLE_CLIENT | RL_ROLE_ADMIN)
+    X (RL_OP_EVENTS_READ, RL_ROLE_CLIENT | RL_ROLE_ADMIN)                                          \
+    X (RL_OP_MIGRATE_LEASE, RL_ROLE_ADMIN)
 // clang-format on
 
 //  Message-level status, in the reply header --------------------------------
@@ -237,13 +241,18 @@ typedef enum {
     /*  events_read: a position or limit that breaks a rule */                                   \
     X (RL_STATUS_BAD_POSITION, 24, "bad_position",                                                 \
        "the events request breaks a rule (limit 1..8190, the beginning is all zeros, flags "      \
-       "and reserved zero): fix the consumer; nothing was changed")
+       "and reserved zero): fix the consumer; nothing was changed")                              \
+    /*  migrate_*: another rebalancing plan holds the shard's migration lease */                 \
+    X (RL_STATUS_LEASE_HELD, 84, "lease_held",                                                     \
+       "another rebalancing plan holds this shard's migration lease (the shard's log names it): "  \
+       "let that change finish, or clear it with 'rebalance abort' of that plan; nothing was "    \
+       "changed")
 // clang-format on
 
 #define RL_STATUS_ENUM_(id, value, name, hint) id = value,
 typedef enum { RL_STATUS_TABLE (RL_STATUS_ENUM_) } rl_status_t;
 #undef RL_STATUS_ENUM_
-#define RL_STATUS_LAST RL_STATUS_BAD_POSITION //  statuses are 0..RL_STATUS_LAST, with gaps
+#define RL_STATUS_LAST RL_STATUS_LEASE_HELD //  statuses are 0..RL_STATUS_LAST, with gaps
 
 //  Does a row of RL_STATUS_TABLE define this value? (The table has gaps:
 //  values are given out by feature, not in order.)
@@ -674,6 +683,16 @@ typedef struct {
 //  migrate_freeze of an arc that holds heuristic records: entries_max says
 //  the operator reconciled them (the freeze is refused otherwise), "RCNC".
 #define RL_MIGRATE_HEURISTICS_RECONCILED 0x434e4352u
+//  A migration's plan: its id with the low RL_MIGRATE_STEP_BITS cleared
+//  (the tool numbers a plan's steps there). Plan 0 (ids below 2^20) is no
+//  plan: such a migration takes no lease (docs/rebalance.md, "The plan's
+//  lease").
+#define RL_MIGRATE_STEP_BITS 20
+#define RL_MIGRATE_PLAN_MASK (~(uint64_t) 0 << RL_MIGRATE_STEP_BITS)
+//  migrate_lease (op 66): the request's param (its migration_id is the plan).
+#define RL_MIGRATE_LEASE_READ    0 //  nothing changes: the reply says who holds it
+#define RL_MIGRATE_LEASE_ACQUIRE 1 //  take it for the plan (held by it already: nothing changes)
+#define RL_MIGRATE_LEASE_RELEASE 2 //  clear it, if the plan holds it (nobody does: nothing changes)
 
 typedef enum {
     RL_MIGRATE_NONE = 0,        //  no migration (a reply to a shard that holds none)

@@ -116,6 +116,7 @@
 #include "failpoint.h"
 #include "imported.h"
 #include "log.h"
+#include "mlease.h"
 #include "server_internal.h"
 
 uint64_t
@@ -150,6 +151,12 @@ s_state (server_t *self, rl_migrate_rec_t **state_p)
     }
     *state_p = &self->migration;
     return 0;
+}
+
+int
+migrate_stored (server_t *self, rl_migrate_rec_t **state_p)
+{
+    return s_state (self, state_p);
 }
 
 static void
@@ -219,6 +226,10 @@ s_begin (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *
     if (s_state (self, &state) != 0) {
         return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
     }
+    rl_status_t leased = mlease_check (self, req.migration_id, "begin"); //  mlease.h
+    if (leased != RL_STATUS_OK) {
+        return server_reply_new (self, envelope, h, leased, 0, 0, NULL);
+    }
     if (state->state != RL_MIGRATE_NONE
         && !(state->state == RL_MIGRATE_HANDED_OVER && !s_same_migration (state, &req))) {
         if (!s_same_migration (state, &req)) {
@@ -243,6 +254,7 @@ s_begin (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *
     memcpy (fresh.target, req.target, sizeof (fresh.target));
     self->migration = fresh;
     s_state_put (self);
+    mlease_take (self, fresh.migration_id); //  the plan's first begin here: same batch
     RL_FAILPOINT (MIGRATE_BEGIN);
     rl_info ("migration %" PRIu64 ": %s of arc (%" PRIu64 ", %" PRIu64 "] from %s to %s",
              fresh.migration_id, source ? "source" : "target", fresh.arc_start, fresh.arc_end,
@@ -618,6 +630,10 @@ s_freeze_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_mi
     if (req->param > S_FREEZE_MS_MAX) {
         return server_reply_new (self, envelope, h, RL_STATUS_MALFORMED, 0, 0, NULL);
     }
+    rl_status_t leased = mlease_check (self, req->migration_id, "freeze"); //  mlease.h
+    if (leased != RL_STATUS_OK) {
+        return server_reply_new (self, envelope, h, leased, 0, 0, NULL);
+    }
     if (!state || state->state < RL_MIGRATE_COPYING || state->state > RL_MIGRATE_SHIPPED) {
         return s_refuse (self, envelope, h, "no such migration to freeze on this source");
     }
@@ -809,6 +825,10 @@ s_cleaned (server_t *self, const rl_migrate_rec_t *req)
 static zmsg_t *
 s_commit_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_migrate_rec_t *req)
 {
+    rl_status_t leased = mlease_check (self, req->migration_id, "commit"); //  mlease.h
+    if (leased != RL_STATUS_OK) {
+        return server_reply_new (self, envelope, h, leased, 0, 0, NULL);
+    }
     if (s_cleaned (self, req)) {
         //  A commit sent again after the cleanup (the tool died before it
         //  wrote the step done): committed and cleaned, answered as stored

@@ -122,6 +122,7 @@
 #include "codec.h"
 #include "failpoint.h"
 #include "log.h"
+#include "mlease.h"
 #include "peers.h"
 #include "replyq.h"
 #include "rl_limits.h"
@@ -573,6 +574,9 @@ s_handle (server_t *self, zmsg_t *msg)
                 break;
             case RL_OP_EVENTS_READ:
                 reply = events_handle (self, msg, &h, body);
+                break;
+            case RL_OP_MIGRATE_LEASE:
+                reply = mlease_op (self, msg, &h, body);
                 break;
             default:
                 assert (false && "codec_check_request passed an unserved operation");

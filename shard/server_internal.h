@@ -86,6 +86,9 @@ struct server_t {
     bool migration_loaded;
     uint64_t migration_frozen_ms; //  source: when the freeze began (monotonic)
     uint32_t migration_final;     //  source: the round that began frozen and drained + 1; 0: none
+    //  mlease.c: the plan holding the migration lease (0: none), as stored
+    uint64_t migration_lease;
+    bool migration_lease_loaded;
     //  migrate.c: per-arc load (arc_load), per point of the ring served: the
     //  total, then one count per second of the window (RL_ARC_LOAD_WINDOW_S)
     uint64_t *arc_load;
@@ -122,6 +125,9 @@ zmsg_t *admin_get_ring (server_t *self, zmsg_t *envelope, const rl_header_t *h);
 //  memory), taking envelope.
 zmsg_t *migrate_handle (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body,
                         size_t body_size);
+//  The stored migration (state NONE when there is none), read once then
+//  kept in the server. 0, or -1 (storage).
+int migrate_stored (server_t *self, rl_migrate_rec_t **state_p);
 //  At start: a stored freeze is in force again. 0, or -1 (storage).
 int migrate_start (server_t *self);
 //  Every tick: a freeze that has not shipped within its freeze_max_ms ends.

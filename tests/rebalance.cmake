@@ -42,3 +42,15 @@ rl_add_unit(test_rebalance_repair 60 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_reba
             LIBS rlrouterkit)
 add_dependencies(test_rebalance_repair shard router rebalance)
 set_tests_properties(test_rebalance_repair PROPERTIES RESOURCE_LOCK cluster_load)
+
+# The cluster-side fence of rebalancing: two plans from two state
+# directories (one killed with an arc shipped, one at the same time as
+# another), the plan's lease on every shard and the ring comparison before
+# every step; a state directory lost twice mid-change and rebuilt by
+# recover; every case under the kit's load, closed by exactly once, a
+# replay of every id and the conservation check
+# (tests/test_rebalance_fence.c, docs/rebalance.md).
+rl_add_unit(test_rebalance_fence 120 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_rebalance_fence.c
+            ${CMAKE_CURRENT_LIST_DIR}/test_rebalance_kit.c LIBS rlrouterkit)
+add_dependencies(test_rebalance_fence shard router rebalance)
+set_tests_properties(test_rebalance_fence PROPERTIES RESOURCE_LOCK cluster_load)

@@ -835,7 +835,8 @@ test_record_sizes (void **state)
         {RL_OP_BACKUP_STATUS, RL_BACKUP_SIZE, RL_BACKUP_SIZE},
         {64, 0, 0},
         {RL_OP_EVENTS_READ, RL_EVENTS_REQ_SIZE, RL_EVENT_SIZE},
-        {66, 0, 0},
+        {RL_OP_MIGRATE_LEASE, RL_MIGRATE_SIZE, RL_MIGRATE_SIZE},
+        {67, 0, 0},
     };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         assert_true (codec_request_record_size (sizes[i].op) == sizes[i].request);
@@ -845,7 +846,7 @@ test_record_sizes (void **state)
         bool shard_to_shard = op == RL_OP_PREPARE || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY
                               || op == RL_OP_IN_DOUBT || op == RL_OP_AUDIT || op == RL_OP_RESOLVE
                               || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_HOT_ACCOUNTS)
-                              || op == RL_OP_EVENTS_READ
+                              || op == RL_OP_EVENTS_READ || op == RL_OP_MIGRATE_LEASE
                               || (op >= RL_OP_BACKUP_HOLD && op <= RL_OP_BACKUP_STATUS);
         assert_int_equal (codec_op_is_known (op), (op >= 1 && op <= 8) || shard_to_shard);
     }
@@ -1525,7 +1526,7 @@ test_names (void **state)
     for (uint32_t v = 0; v <= RL_STATUS_LAST + 1; v++) {
         assert_int_equal (rl_status_defined (v), s_defined (statuses, status_count, v));
     }
-    assert_int_equal (op_count, 31);
+    assert_int_equal (op_count, 32);
     //  Every operation names the roles that may send it, and nothing else does.
     size_t roles_rows = 0;
 #define S_ROLES_ROW_(id, roles)                                                                    \

@@ -114,15 +114,20 @@ s_usage (FILE *out)
         "  rebalance status --state DIR [--json]\n"
         "  rebalance check  --state DIR [--json]   shards against the state file\n"
         "  rebalance fix    --state DIR            resolve what check finds\n"
-        "  rebalance abort  --state DIR            stop a step not handed over yet\n"
-        "apply, check, fix, abort: --cert FILE [--server-key KEY] | --insecure;\n"
+        "  rebalance abort  --state DIR            stop a step not handed over yet; releases\n"
+        "                                          the plan's lease on the shards\n"
+        "  rebalance recover --from RING0 --to FINAL --state NEWDIR\n"
+        "      rebuild a lost state directory of the change RING0 -> FINAL from the\n"
+        "      shards; then apply (or abort) with it\n"
+        "apply, check, fix, abort, recover: --cert FILE [--server-key KEY] | --insecure;\n"
         "[--timeout-ms N]\n"
         "\n"
         "--sample N   synthetic random ids to count accounts moved (default %d)\n"
         "--ids FILE   count real accounts instead: one 32-hex-digit id per line\n"
         "exit: 0 done, 1 bad ring, ids or state file, 2 usage error, 3 the cluster did\n"
         "not answer or refused (rerun), 4 check found problems, 5 suggest found no ring\n"
-        "within the target. See docs/rebalance.md.\n",
+        "within the target, 6 fenced: another plan holds a shard's lease, or a shard\n"
+        "serves a ring this plan does not expect at this step. See docs/rebalance.md.\n",
         S_SAMPLE_IDS_DEFAULT);
 }
 
@@ -854,11 +859,8 @@ main (int argc, char **argv)
     static const struct {
         const char *name;
         int (*run) (int, char **);
-    } live[] = {{"apply", rb_cmd_apply},
-                {"status", rb_cmd_status},
-                {"check", rb_cmd_check},
-                {"fix", rb_cmd_fix},
-                {"abort", rb_cmd_abort}};
+    } live[] = {{"apply", rb_cmd_apply}, {"status", rb_cmd_status}, {"check", rb_cmd_check},
+                {"fix", rb_cmd_fix},     {"abort", rb_cmd_abort},   {"recover", rb_cmd_recover}};
     for (size_t i = 0; i < sizeof live / sizeof live[0]; i++) {
         if (strcmp (argv[1], live[i].name) == 0) {
             char err[512];
@@ -871,7 +873,7 @@ main (int argc, char **argv)
     }
     fprintf (stderr,
              "rebalance: unknown command '%s' (commands: plan, suggest, init, apply, status, "
-             "check, fix, abort)\n\n",
+             "check, fix, abort, recover)\n\n",
              argv[1]);
     s_usage (stderr);
     return S_EXIT_USAGE;

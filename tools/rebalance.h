@@ -39,6 +39,9 @@
 #define RB_EXIT_CLUSTER  3 //  the cluster did not answer or refused: rerun later
 #define RB_EXIT_DIRTY    4 //  check: inconsistent state found
 #define RB_EXIT_TARGET   5 //  suggest: no ring found within the target (the best is shown)
+#define RB_EXIT_FENCED                                                                             \
+    6 //  another plan holds a shard's lease, or a shard serves a ring
+      //  this plan does not expect at this step: nothing more moved
 
 #define RB_STEPS_MAX      65535       //  steps of one change (the low 20 bits of an id number them)
 #define RB_STATE_SIZE_MAX (64u << 20) //  bytes of a state file
@@ -85,7 +88,7 @@ typedef struct {
 
 typedef struct {
     uint32_t version;
-    uint64_t plan_id; //  random; migration ids derive from it
+    uint64_t plan_id; //  rb_plan_id_of (ring 0, last ring); step k's migration id: plan_id + k
     uint64_t base_epoch;
     uint32_t freeze_max_ms;
     bool aborted;
@@ -105,6 +108,12 @@ int rb_plan_derive (const ring_t *current, const ring_t *planned, uint32_t freez
                     rb_plan_t *plan, char *err, size_t err_size);
 void rb_plan_free (rb_plan_t *plan);
 
+//  The plan id of the change from `first` (ring 0) to `last` (the last
+//  ring, at its epoch base + n): XXH3 of both rings' encodings with the low
+//  RL_MIGRATE_STEP_BITS cleared (never 0). So the same two rings always
+//  give the same plan, step ids and step rings: a lost state directory is
+//  rebuilt from them (rebalance recover). 0 only when memory ran out.
+uint64_t rb_plan_id_of (const ring_t *first, const ring_t *last);
 //  Makes DIR (if needed) and writes every ring, then the state file.
 int rb_plan_save_new (rb_plan_t *plan, const char *dir, char *err, size_t err_size);
 #define RB_NO_PLAN 100 //  rb_plan_load: the directory holds no state file
@@ -134,6 +143,7 @@ int rb_cmd_status (int argc, char **argv);
 int rb_cmd_check (int argc, char **argv);
 int rb_cmd_fix (int argc, char **argv);
 int rb_cmd_abort (int argc, char **argv);
+int rb_cmd_recover (int argc, char **argv);
 int rb_cmd_plan_live (int argc, char **argv); //  rebalance_live_cmd.c
 int rb_cmd_suggest (int argc, char **argv);   //  rebalance_live_cmd.c
 

@@ -162,6 +162,7 @@ s_parse_args (int argc, char **argv, s_args_t *a)
                     .catchup = S_CATCHUP_DEF};
     size_t positional = 0;
     bool apply = strcmp (a->command, "apply") == 0;
+    bool recover = strcmp (a->command, "recover") == 0;
     for (int i = 2; i < argc; i++) {
         const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -192,6 +193,8 @@ s_parse_args (int argc, char **argv, s_args_t *a)
         i++;
         if (strcmp (o, "--state") == 0) {
             a->state_dir = v;
+        } else if (recover && (strcmp (o, "--from") == 0 || strcmp (o, "--to") == 0)) {
+            a->rings[o[2] == 'f' ? 0 : 1] = v;
         } else if (strcmp (o, "--cert") == 0) {
             a->cert = v;
         } else if (strcmp (o, "--server-key") == 0) {
@@ -236,6 +239,9 @@ s_parse_args (int argc, char **argv, s_args_t *a)
     }
     if (apply && positional != 2) {
         return s_fail (RB_EXIT_USAGE, "apply needs CURRENT_RING and NEW_RING");
+    }
+    if (recover && (!a->rings[0] || !a->rings[1])) {
+        return s_fail (RB_EXIT_USAGE, "recover needs --from RING0 and --to FINAL_RING");
     }
     if (a->json && strcmp (a->command, "status") != 0 && strcmp (a->command, "check") != 0) {
         return s_fail (RB_EXIT_USAGE, "--json is for status and check");
@@ -847,6 +853,7 @@ s_commit (s_run_t *r, s_shard_t *s, uint32_t role)
 }
 
 static int s_abort_step (s_run_t *r);
+static size_t s_lease_release_all (s_ctx_t *ctx);
 
 //  Ends a rolled back step: both shards forget it (the target first: it
 //  deletes what it imported), and every shard still in the change serves
@@ -856,7 +863,11 @@ static int
 s_rollback_finish (s_run_t *r)
 {
     int rc = s_abort_step (r);
-    return rc == 0 ? s_publish_ring (r->ctx, r->ctx->plan.rollback, r->index) : rc;
+    rc = rc == 0 ? s_publish_ring (r->ctx, r->ctx->plan.rollback, r->index) : rc;
+    if (rc == 0) {
+        s_lease_release_all (r->ctx); //  the change is over
+    }
+    return rc;
 }
 
 //  apply stops after a rollback: the change must be planned again.
@@ -1059,49 +1070,224 @@ s_same_change (const rb_plan_t *plan, const ring_t *current, const ring_t *plann
     return true;
 }
 
-//  Does every shard still in the change serve exactly ring k? A shard
-//  ahead of the plan (started with the new ring, say, which would make it
-//  own arcs without their data) or serving another ring of that epoch
-//  stops apply before anything moves. 0 or RB_EXIT_CLUSTER.
-static int
-s_verify_rings (s_ctx_t *ctx, size_t k)
+//  Ring comparison -------------------------------------------------------------
+
+//  Is `blob` the encoding of `ring` (at `epoch`, when not 0)?
+static bool
+s_ring_is (const uint8_t *blob, size_t size, const ring_t *ring, uint64_t epoch)
 {
-    const ring_t *ring = ctx->plan.rings[k];
-    size_t size = ring_encoded_size (ring);
-    uint8_t *expect = malloc (size);
-    if (!expect) {
-        return s_fail (RB_EXIT_CLUSTER, "out of memory");
+    ring_t *copy = ring_dup (ring);
+    if (!copy) {
+        return false;
     }
-    ring_encode (ring, expect, size);
-    int code = 0;
-    for (size_t i = 0; i < ctx->shard_count && code == 0; i++) {
+    if (epoch) {
+        ring_set_epoch (copy, epoch);
+    }
+    size_t want = ring_encoded_size (copy);
+    uint8_t *expect = want == size ? malloc (want) : NULL;
+    bool same = false;
+    if (expect) {
+        ring_encode (copy, expect, want);
+        same = memcmp (blob, expect, size) == 0;
+    }
+    free (expect);
+    ring_destroy (&copy);
+    return same;
+}
+
+#define S_RING_FOREIGN  (-1) //  s_served: not a ring of this plan
+#define S_RING_ROLLBACK (-2) //  s_served: the rollback ring of step *rolled_p
+
+//  Which ring of the plan shard s serves: its index (0..n), S_RING_FOREIGN
+//  or S_RING_ROLLBACK (*rolled_p: the index of the step rolled back); its
+//  epoch in *epoch_p. 0, or the client's error.
+static int
+s_served (s_ctx_t *ctx, s_shard_t *s, long *index_p, uint64_t *epoch_p, size_t *rolled_p)
+{
+    const rb_plan_t *plan = &ctx->plan;
+    uint8_t *blob = NULL;
+    size_t size = 0;
+    rl_client_t *client = s_client (ctx, s);
+    int rc = RL_CLIENT_ERR_SEND;
+    for (int attempt = 0; attempt < S_CALL_ATTEMPTS; attempt++) {
+        rc = client ? rl_client_get_ring (client, &blob, &size, ctx->args->timeout_ms)
+                    : RL_CLIENT_ERR_NOMEM;
+        if (!s_retryable (rc)) {
+            break;
+        }
+        zclock_sleep (100);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    char err[256];
+    ring_t *its = ring_decode (blob, size, err, sizeof err);
+    uint64_t epoch = its ? ring_epoch (its) : 0;
+    ring_destroy (&its);
+    *epoch_p = epoch;
+    *index_p = S_RING_FOREIGN;
+    if (epoch >= plan->base_epoch && epoch - plan->base_epoch <= plan->step_count) {
+        size_t j = (size_t) (epoch - plan->base_epoch);
+        if (s_ring_is (blob, size, plan->rings[j], 0)) {
+            *index_p = (long) j;
+        } else if (j >= 2 && s_ring_is (blob, size, plan->rings[j - 2], epoch)) {
+            *index_p = S_RING_ROLLBACK; //  rb_rollback_save: ring k - 1 at base + k + 1
+            *rolled_p = j - 2;
+        }
+    }
+    free (blob);
+    return 0;
+}
+
+//  Does every shard still in the change at ring k serve a ring of the plan
+//  between ring lo and ring hi? Before every step (lo = hi = k), and
+//  before the publish that brings shards that are behind to ring k (lo =
+//  0). A shard that serves another ring (another change, a ring loaded by
+//  hand, a new shard started with the new ring) or a ring of this plan
+//  outside lo..hi (another run of the plan, from another state directory,
+//  moved it) stops apply with RB_EXIT_FENCED before anything more moves.
+static int
+s_verify_rings (s_ctx_t *ctx, size_t k, size_t lo, size_t hi)
+{
+    assert (lo <= hi && hi <= ctx->plan.step_count);
+    for (size_t i = 0; i < ctx->shard_count; i++) {
         s_shard_t *s = &ctx->shards[i];
         if (!s_in_change (ctx, s->name, k)) {
             continue;
         }
-        uint8_t *blob = NULL;
-        size_t blob_size = 0;
-        rl_client_t *client = s_client (ctx, s);
-        int rc = client ? rl_client_get_ring (client, &blob, &blob_size, ctx->args->timeout_ms)
-                        : RL_CLIENT_ERR_NOMEM;
+        long index = 0;
+        uint64_t epoch = 0;
+        size_t rolled = 0;
+        int rc = s_served (ctx, s, &index, &epoch, &rolled);
         if (rc != 0) {
-            code = s_fail (RB_EXIT_CLUSTER, "shard %s does not answer get_ring: %s", s->name,
+            return s_fail (RB_EXIT_CLUSTER, "shard %s does not answer get_ring: %s", s->name,
                            s_rc_text (rc));
-        } else if (blob_size != size || memcmp (blob, expect, size) != 0) {
-            char err[256];
-            ring_t *its = ring_decode (blob, blob_size, err, sizeof err);
-            code = s_fail (RB_EXIT_CLUSTER,
-                           "shard %s serves another ring (epoch %" PRIu64 ") than the plan's "
-                           "ring.%zu (epoch %" PRIu64 "): is CURRENT_RING what the cluster "
-                           "serves, and was a new shard started with it (not with the new "
-                           "ring)? Nothing was moved",
-                           s->name, its ? ring_epoch (its) : 0, k, ring_epoch (ring));
-            ring_destroy (&its);
         }
-        free (blob);
+        if (index == S_RING_FOREIGN) {
+            return s_fail (RB_EXIT_FENCED,
+                           "shard %s serves a ring (epoch %" PRIu64 ") that is none of this "
+                           "plan's rings: another change ran (is CURRENT_RING what the cluster "
+                           "served, and was a new shard started with it, not with the new "
+                           "ring?). Nothing more was moved",
+                           s->name, epoch);
+        }
+        if (index == S_RING_ROLLBACK) {
+            return s_fail (RB_EXIT_FENCED,
+                           "shard %s serves the ring that rolled back step %zu (epoch %" PRIu64
+                           ") while the state directory says otherwise: run 'rebalance recover' "
+                           "into a new directory",
+                           s->name, rolled + 1, epoch);
+        }
+        if ((size_t) index < lo || (size_t) index > hi) {
+            return s_fail (RB_EXIT_FENCED,
+                           "shard %s serves ring.%ld of this plan (epoch %" PRIu64
+                           "), not ring.%zu%s as this state directory expects: another run of "
+                           "this plan (another state directory) moved it, or this directory is "
+                           "not the change's last one ('rebalance recover' rebuilds it). Nothing "
+                           "more was moved",
+                           s->name, index, epoch, hi, lo < hi ? " or one before it" : "");
+        }
     }
-    free (expect);
-    return code;
+    return 0;
+}
+
+//  The lease -----------------------------------------------------------------------
+
+static int
+s_name_compare (const void *a, const void *b)
+{
+    return strcmp ((*(s_shard_t *const *) a)->name, (*(s_shard_t *const *) b)->name);
+}
+
+//  migrate_lease to one shard, sent again while it times out.
+static int
+s_lease_call (s_ctx_t *ctx, s_shard_t *s, uint32_t action, rl_migrate_rec_t *stored,
+              uint64_t *holder)
+{
+    int rc = RL_CLIENT_ERR_SEND;
+    for (int attempt = 0; attempt < S_CALL_ATTEMPTS; attempt++) {
+        rl_client_t *client = s_client (ctx, s);
+        rc = client ? rl_client_migrate_lease (client, ctx->plan.plan_id, action, stored, holder,
+                                               ctx->args->timeout_ms)
+                    : RL_CLIENT_ERR_NOMEM;
+        if (!s_retryable (rc)) {
+            break;
+        }
+        zclock_sleep (100);
+    }
+    return rc;
+}
+
+//  Clears the plan's lease on every shard of every ring of the plan (a
+//  shard that holds none, or another plan's, is left as it is). Best
+//  effort: a shard that does not answer keeps it (a warning says how to
+//  clear it). The number of shards that may still hold it.
+static size_t
+s_lease_release_all (s_ctx_t *ctx)
+{
+    size_t left = 0;
+    for (size_t i = 0; i < ctx->shard_count; i++) {
+        s_shard_t *s = &ctx->shards[i];
+        rl_migrate_rec_t stored;
+        uint64_t holder = 0;
+        int rc = s_lease_call (ctx, s, RL_MIGRATE_LEASE_RELEASE, &stored, &holder);
+        if (rc != 0 && rc != RL_STATUS_LEASE_HELD) {
+            left++;
+            fprintf (stderr,
+                     "rebalance: warning: shard %s: the lease of plan %016" PRIx64
+                     " was not released (%s): 'rebalance abort' (or apply) with this state "
+                     "directory releases it once the shard answers\n",
+                     s->name, ctx->plan.plan_id, s_rc_text (rc));
+        }
+    }
+    return left;
+}
+
+//  Takes the plan's lease on every shard still in the change at ring k, in
+//  the order of their names (two plans contending never wait on each
+//  other: the first shard both want decides). A shard whose lease another
+//  plan holds stops apply (RB_EXIT_FENCED); when no step of the plan has
+//  begun, the leases this call took are given back.
+static int
+s_lease_acquire_all (s_ctx_t *ctx, size_t k)
+{
+    s_shard_t *order[S_SHARDS_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < ctx->shard_count; i++) {
+        if (s_in_change (ctx, ctx->shards[i].name, k)) {
+            order[n++] = &ctx->shards[i];
+        }
+    }
+    qsort (order, n, sizeof order[0], s_name_compare);
+    for (size_t i = 0; i < n; i++) {
+        rl_migrate_rec_t stored;
+        uint64_t holder = 0;
+        int rc = s_lease_call (ctx, order[i], RL_MIGRATE_LEASE_ACQUIRE, &stored, &holder);
+        if (rc == 0) {
+            continue;
+        }
+        int code = rc == RL_STATUS_LEASE_HELD ? RB_EXIT_FENCED : RB_EXIT_CLUSTER;
+        if (rc == RL_STATUS_LEASE_HELD) {
+            uint64_t other = 0;
+            s_lease_call (ctx, order[i], RL_MIGRATE_LEASE_READ, &stored, &other);
+            s_fail (code,
+                    "shard %s: plan %016" PRIx64 " holds its migration lease%s (this plan is "
+                    "%016" PRIx64 "): another change is running, or died. Let it finish, or "
+                    "clear it with 'rebalance abort --state ITS_DIR' (a lost directory: "
+                    "'rebalance recover' first). Nothing was moved",
+                    order[i]->name, other,
+                    other == 0 ? " (a migration of another plan is in progress there)" : "",
+                    ctx->plan.plan_id);
+        } else {
+            s_fail (code, "shard %s: migrate_lease: %s", order[i]->name, s_rc_text (rc));
+        }
+        bool begun = rb_plan_current (&ctx->plan) > 0 || ctx->plan.steps[0].state != RB_PENDING;
+        for (size_t j = 0; j < i && !begun; j++) {
+            s_lease_call (ctx, order[j], RL_MIGRATE_LEASE_RELEASE, &stored, &holder);
+        }
+        return code;
+    }
+    return 0;
 }
 
 int
@@ -1181,18 +1367,35 @@ rb_cmd_apply (int argc, char **argv)
             rc = rc == 0 ? s_rolled_back (&r) : rc;
         }
     }
-    if (rc == 0 && k < ctx.plan.step_count && ctx.plan.steps[k].state != RB_HANDOVER) {
-        //  Every shard still in the change serves the ring before step k,
-        //  that ring and no other.
-        rc = s_publish (&ctx, k);
+    if (rc == 0 && k < ctx.plan.step_count) {
+        //  The cluster's fence: this plan's lease on every shard in the
+        //  change, then every shard on a ring of this plan where this
+        //  directory expects it.
+        rc = s_lease_acquire_all (&ctx, k);
+        bool handover = ctx.plan.steps[k].state == RB_HANDOVER;
         if (rc == 0) {
-            rc = s_verify_rings (&ctx, k);
+            rc = s_verify_rings (&ctx, k, 0, handover ? k + 1 : k);
+        }
+        if (rc == 0 && !handover) {
+            //  Every shard still in the change serves the ring before step
+            //  k, that ring and no other.
+            rc = s_publish (&ctx, k);
+            if (rc == 0) {
+                rc = s_verify_rings (&ctx, k, k, k);
+            }
+        }
+        if (rc == RB_EXIT_FENCED && k == 0 && ctx.plan.steps[0].state == RB_PENDING) {
+            s_lease_release_all (&ctx); //  nothing of this plan began: leave no lease behind
         }
     }
-    for (; rc == 0 && k < ctx.plan.step_count; k++) {
-        rc = s_step (&ctx, k);
+    for (size_t first = k; rc == 0 && k < ctx.plan.step_count; k++) {
+        if (k > first) {
+            rc = s_verify_rings (&ctx, k, k, k); //  nothing moved the rings but this run
+        }
+        rc = rc == 0 ? s_step (&ctx, k) : rc;
     }
     if (rc == 0) {
+        s_lease_release_all (&ctx);
         printf ("done: every shard serves epoch %" PRIu64 " (%zu steps)\n",
                 ctx.plan.base_epoch + ctx.plan.step_count, ctx.plan.step_count);
     }
@@ -1440,6 +1643,27 @@ s_check (s_ctx_t *ctx, s_report_t *rep, bool running)
                        name, status[i].arcs_unreceived);
         }
     }
+    //  The leases: another plan's is in the way of this one; this plan's
+    //  is left behind once it is over (done, aborted or rolled back).
+    bool over = !step || plan->aborted || rolled_back;
+    for (size_t i = 0; i < ctx->shard_count; i++) {
+        rl_migrate_rec_t stored;
+        uint64_t holder = 0;
+        if (s_lease_call (ctx, &ctx->shards[i], RL_MIGRATE_LEASE_READ, &stored, &holder) != 0) {
+            continue; //  a shard that left and stopped; one in the change was reported above
+        }
+        if (holder != 0 && holder != plan->plan_id) {
+            s_problem (rep,
+                       "shard %s: plan %016" PRIx64 " holds its migration lease, not this plan: "
+                       "another change is running or died ('rebalance abort' of it releases it)",
+                       ctx->shards[i].name, holder);
+        } else if (holder == plan->plan_id && over && !running) {
+            s_problem (rep,
+                       "shard %s still holds the lease of this plan, which is over: 'rebalance "
+                       "fix' releases it",
+                       ctx->shards[i].name);
+        }
+    }
     if (!step || step->state == RB_PENDING || rolled_back) {
         return;
     }
@@ -1597,6 +1821,9 @@ rb_cmd_fix (int argc, char **argv)
             rc = s_save (&ctx);
         }
     }
+    if (rc == 0 && (rb_plan_current (&ctx.plan) == ctx.plan.step_count || ctx.plan.aborted)) {
+        s_lease_release_all (&ctx); //  the plan is over: its lease goes
+    }
     if (rc == 0) {
         rc = s_check_report (&ctx, false);
     }
@@ -1690,6 +1917,9 @@ rb_cmd_abort (int argc, char **argv)
         rc = s_save (&ctx);
     }
     if (rc == 0) {
+        s_lease_release_all (&ctx); //  another change may run now; apply takes it again
+    }
+    if (rc == 0) {
         printf ("aborted at step %zu of %zu: every shard serves epoch %" PRIu64
                 ", the arc of step %zu is served by %s as before, and neither shard holds the "
                 "migration any more (what the target had copied is deleted). 'rebalance apply' "
@@ -1698,6 +1928,194 @@ rb_cmd_abort (int argc, char **argv)
     }
     if (lock >= 0) {
         close (lock);
+    }
+    s_ctx_close (&ctx);
+    return rc;
+}
+
+//  Recover ---------------------------------------------------------------------------
+//
+//  The state directory of a change was lost. Its plan is derived again
+//  from the two rings (the same plan id, step ids and step rings:
+//  rebalance_state.c), and the state of its steps is read back from the
+//  shards: which ring of the plan each serves, and the migration each
+//  stores. Steps run in order and each writes ahead of what it sends, so
+//  the newest ring K of the plan that any shard serves says that steps 1
+//  to K - 1 are done and step K is in its handover or done (done when step
+//  K + 1 has begun: a shard stores its migration); the step after the last
+//  ring is pending, copying or frozen as its source and target store it. A
+//  shard that serves the ring that rolled a step back says that step was
+//  rolled back. Read only: nothing in the cluster changes; DIR is written.
+
+//  The step at `index` as its source and target store it: RB_PENDING when
+//  neither holds it in progress, else RB_FROZEN when the source froze or
+//  shipped (or the target holds the final chunk), else RB_COPYING.
+static uint32_t
+s_recovered_state (const rb_step_t *step, const rl_migrate_rec_t *source,
+                   const rl_migrate_rec_t *target)
+{
+    bool src = source->migration_id == step->migration_id && source->role == RL_MIGRATE_SOURCE
+               && source->state != RL_MIGRATE_NONE;
+    bool tgt = target->migration_id == step->migration_id && target->role == RL_MIGRATE_TARGET
+               && target->state != RL_MIGRATE_NONE;
+    if (!src && !tgt) {
+        return RB_PENDING;
+    }
+    if ((src && (source->state == RL_MIGRATE_FROZEN || source->state == RL_MIGRATE_SHIPPED))
+        || (tgt && target->state == RL_MIGRATE_SHIPPED)) {
+        return RB_FROZEN;
+    }
+    return RB_COPYING;
+}
+
+int
+rb_cmd_recover (int argc, char **argv)
+{
+    s_args_t args;
+    int rc = s_parse_args (argc, argv, &args);
+    if (rc != 0) {
+        return rc;
+    }
+    char err[1024];
+    s_ctx_t ctx = {.args = &args};
+    rc = rb_plan_load (&ctx.plan, args.state_dir, err, sizeof err);
+    if (rc != RB_NO_PLAN) {
+        rb_plan_free (&ctx.plan);
+        return rc == 0 ? s_fail (RB_EXIT_USAGE,
+                                 "%s holds a plan already: run apply (or check) with it; recover "
+                                 "writes a new directory",
+                                 args.state_dir)
+                       : s_fail (rc, "%s", err);
+    }
+    ring_t *current = ring_load_file (args.rings[0], err, sizeof err);
+    if (!current) {
+        return s_fail (RB_EXIT_BAD_FILE, "%s: %s", args.rings[0], err);
+    }
+    ring_t *planned = ring_load_file (args.rings[1], err, sizeof err);
+    if (!planned) {
+        ring_destroy (&current);
+        return s_fail (RB_EXIT_BAD_FILE, "%s: %s", args.rings[1], err);
+    }
+    rc = rb_plan_derive (current, planned, args.freeze_max_ms, &ctx.plan, err, sizeof err);
+    ring_destroy (&current);
+    ring_destroy (&planned);
+    if (rc != 0) {
+        return s_fail (rc, "%s", err);
+    }
+    if ((rc = s_ctx_open (&ctx)) != 0) {
+        s_ctx_close (&ctx);
+        return rc;
+    }
+    rb_plan_t *plan = &ctx.plan;
+    size_t n = plan->step_count;
+    rl_migrate_rec_t stored[S_SHARDS_MAX];
+    long served[S_SHARDS_MAX];
+    bool answered[S_SHARDS_MAX];
+    long newest = 0;
+    size_t rolled = SIZE_MAX;
+    for (size_t i = 0; i < ctx.shard_count && rc == 0; i++) {
+        s_shard_t *s = &ctx.shards[i];
+        uint64_t epoch = 0, holder = 0;
+        size_t rolled_here = 0;
+        answered[i] = s_served (&ctx, s, &served[i], &epoch, &rolled_here) == 0
+                      && s_lease_call (&ctx, s, RL_MIGRATE_LEASE_READ, &stored[i], &holder) == 0;
+        if (!answered[i]) {
+            memset (&stored[i], 0, sizeof stored[i]);
+            continue;
+        }
+        if (served[i] == S_RING_FOREIGN) {
+            rc = s_fail (RB_EXIT_FENCED,
+                         "shard %s serves a ring (epoch %" PRIu64 ") that is none of the plan "
+                         "%s -> %s: another change ran since, or these are not the change's "
+                         "rings. Nothing was written",
+                         s->name, epoch, args.rings[0], args.rings[1]);
+        } else if (holder != 0 && holder != plan->plan_id) {
+            rc = s_fail (RB_EXIT_FENCED,
+                         "shard %s: plan %016" PRIx64 " holds its migration lease, not this "
+                         "plan (%016" PRIx64 "). Nothing was written",
+                         s->name, holder, plan->plan_id);
+        } else if (served[i] == S_RING_ROLLBACK) {
+            rolled = rolled_here;
+        } else if (served[i] > newest) {
+            newest = served[i];
+        }
+    }
+    //  Where the change is.
+    size_t current_step = 0; //  the first step not done
+    if (rc == 0 && rolled != SIZE_MAX) {
+        current_step = rolled;
+        plan->steps[rolled].state = RB_ROLLED_BACK;
+    } else if (rc == 0) {
+        size_t k = (size_t) newest; //  steps 1..k-1 done; step k handover or done
+        current_step = k > 0 ? k - 1 : 0;
+        if (k > 0) {
+            plan->steps[k - 1].state = RB_HANDOVER;
+        }
+        if (k < n) {
+            //  The step after the newest ring: begun? (then step k is done)
+            const rb_step_t *next = &plan->steps[k];
+            rl_migrate_rec_t none = {0};
+            const rl_migrate_rec_t *src = &none, *tgt = &none;
+            for (size_t i = 0; i < ctx.shard_count; i++) {
+                if (!answered[i]) {
+                    continue;
+                }
+                if (strcmp (ctx.shards[i].name, next->source) == 0) {
+                    src = &stored[i];
+                } else if (strcmp (ctx.shards[i].name, next->target) == 0) {
+                    tgt = &stored[i];
+                }
+            }
+            uint32_t state = s_recovered_state (next, src, tgt);
+            if (k == 0 || state != RB_PENDING) {
+                if (k > 0) {
+                    plan->steps[k - 1].state = RB_DONE;
+                }
+                plan->steps[k].state = state;
+                current_step = k;
+            }
+        }
+        for (size_t i = 0; i < current_step; i++) {
+            plan->steps[i].state = RB_DONE;
+        }
+    }
+    //  Every shard still in the change at that step must have answered.
+    for (size_t i = 0; i < ctx.shard_count && rc == 0; i++) {
+        if (!answered[i] && s_in_change (&ctx, ctx.shards[i].name, current_step)) {
+            rc = s_fail (RB_EXIT_CLUSTER,
+                         "shard %s does not answer: the change's state cannot be read without "
+                         "it. Nothing was written; run recover again when it is up",
+                         ctx.shards[i].name);
+        }
+    }
+    uint64_t now = rb_wall_ms ();
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rb_step_t *step = &plan->steps[i];
+        step->started = step->state != RB_PENDING ? now : 0;
+        step->finished = step->state == RB_DONE ? now : 0;
+    }
+    if (rc == 0 && (rc = rb_plan_save_new (plan, args.state_dir, err, sizeof err)) != 0) {
+        s_fail (rc, "%s", err);
+    }
+    if (rc == 0 && rolled != SIZE_MAX) {
+        if (rb_rollback_save (plan, rolled, err, sizeof err) != 0) {
+            rc = s_fail (RB_EXIT_BAD_FILE, "cannot write the rollback ring: %s", err);
+        }
+    }
+    if (rc == 0) {
+        size_t k = rb_plan_current (plan);
+        printf ("recovered plan %016" PRIx64 " into %s: epoch %" PRIu64 " -> %" PRIu64
+                ", %zu steps, %zu done",
+                plan->plan_id, args.state_dir, plan->base_epoch, plan->base_epoch + n, n, k);
+        if (k < n) {
+            printf (", step %zu %s (%s -> %s)", k + 1, rb_step_state_name (plan->steps[k].state),
+                    plan->steps[k].source, plan->steps[k].target);
+        }
+        printf (". 'rebalance apply %s %s --state %s' %s; 'rebalance abort' undoes a step not "
+                "handed over yet\n",
+                args.rings[0], args.rings[1], args.state_dir,
+                k < n && plan->steps[k].state == RB_ROLLED_BACK ? "finishes the rollback"
+                                                                : "finishes the change");
     }
     s_ctx_close (&ctx);
     return rc;

@@ -22,6 +22,12 @@
     removed shard leaves at the handover of its last arc. The last ring is
     the planned ring itself, at base + n.
 
+    Nothing in the derivation is random: the plan id is a hash of ring 0
+    and the last ring (rb_plan_id_of) and step k's migration id is plan id
+    + k, so the same two rings always derive the same plan, and a state
+    directory lost in the middle of a change is rebuilt from them and the
+    shards' migration records (rebalance recover, rebalance_apply.c).
+
     STATE FILE (text, one key a line; docs/rebalance.md)
         rebalance-state 1
         plan_id HEX16        base_epoch N        freeze_max_ms N
@@ -53,12 +59,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "failpoint.h"
+#include "proto.h"
 #include "rebalance.h"
 
 #define S_LINE_SIZE_MAX 1024 //  bytes of one line of the state file
@@ -280,15 +288,8 @@ rb_plan_derive (const ring_t *current, const ring_t *planned, uint32_t freeze_ma
         return RB_EXIT_USAGE;
     }
     plan->step_count = count;
-    uint64_t id_base = 0;
-    while (id_base == 0) {
-        if (getrandom (&id_base, sizeof id_base, 0) != (ssize_t) sizeof id_base) {
-            id_base = (uint64_t) time (NULL) ^ ((uint64_t) getpid () << 32);
-        }
-        id_base &= ~(uint64_t) 0xfffff; //  the low 20 bits number the steps
-    }
+    uint64_t id_base = 0; //  ids are numbered from 1 here, the plan added at the end
     plan->version = RB_STATE_VERSION;
-    plan->plan_id = id_base;
     plan->base_epoch = ring_epoch (current);
     plan->freeze_max_ms = freeze_max_ms;
     for (size_t i = 0; i < count; i++) {
@@ -379,6 +380,16 @@ rb_plan_derive (const ring_t *current, const ring_t *planned, uint32_t freeze_ma
         return RB_EXIT_USAGE;
     }
     ring_set_epoch (plan->rings[count], plan->base_epoch + count);
+    plan->plan_id = rb_plan_id_of (plan->rings[0], plan->rings[count]);
+    if (plan->plan_id == 0) {
+        free (positions);
+        rb_plan_free (plan);
+        s_err (err, err_size, "out of memory");
+        return RB_EXIT_USAGE;
+    }
+    for (size_t i = 0; i < count; i++) {
+        plan->steps[i].migration_id = plan->plan_id + i + 1;
+    }
     for (size_t k = 1; k < count; k++) {
         plan->rings[k] = s_step_ring (current, planned, plan->steps, k, plan->base_epoch + k,
                                       positions, unique, err, err_size);
@@ -390,6 +401,21 @@ rb_plan_derive (const ring_t *current, const ring_t *planned, uint32_t freeze_ma
     }
     free (positions);
     return 0;
+}
+
+uint64_t
+rb_plan_id_of (const ring_t *first, const ring_t *last)
+{
+    size_t a = ring_encoded_size (first), b = ring_encoded_size (last);
+    uint8_t *blob = malloc (a + b);
+    if (!blob) {
+        return 0;
+    }
+    ring_encode (first, blob, a);
+    ring_encode (last, blob + a, b);
+    uint64_t id = XXH3_64bits (blob, a + b) & RL_MIGRATE_PLAN_MASK;
+    free (blob);
+    return id ? id : (uint64_t) 1 << RL_MIGRATE_STEP_BITS;
 }
 
 //  Files -----------------------------------------------------------------------

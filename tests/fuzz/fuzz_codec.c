@@ -150,6 +150,7 @@ s_kind_of (uint32_t op, bool request)
         case RL_OP_MIGRATE_COMMIT:
         case RL_OP_MIGRATE_ABORT:
         case RL_OP_MIGRATE_CLEANUP:
+        case RL_OP_MIGRATE_LEASE: //  the reply: two (the stored migration, the lease)
             return &s_migrate;
         case RL_OP_MIGRATE_EXPORT:
             return request ? &s_migrate : NULL; //  the reply: a chunk blob

@@ -192,6 +192,15 @@ s_migrate (size_t i, uint8_t *out)
     codec_encode_migrate (&rec, out);
 }
 
+//  migrate_lease (op 66): an acquire for a plan (its low 20 bits zero).
+static void
+s_migrate_lease (size_t i, uint8_t *out)
+{
+    rl_migrate_rec_t rec = {.migration_id = (uint64_t) (0x1234 + i) << RL_MIGRATE_STEP_BITS,
+                            .param = RL_MIGRATE_LEASE_ACQUIRE};
+    codec_encode_migrate (&rec, out);
+}
+
 //  events_read (op 65): a position in the middle, and the beginning.
 static void
 s_events_req (size_t i, uint8_t *out)
@@ -262,6 +271,10 @@ s_codec (void)
     s_frame ("req_migrate_begin", S_MODE_REQUEST, RL_OP_MIGRATE_BEGIN, 0, 1, RL_MIGRATE_SIZE,
              s_migrate);
     s_frame ("req_migrate_commit", S_MODE_REQUEST, RL_OP_MIGRATE_COMMIT, 0, 1, RL_MIGRATE_SIZE,
+             s_migrate);
+    s_frame ("req_migrate_lease", S_MODE_REQUEST, RL_OP_MIGRATE_LEASE, 0, 1, RL_MIGRATE_SIZE,
+             s_migrate_lease);
+    s_frame ("rep_migrate_lease", S_MODE_REPLY, RL_OP_MIGRATE_LEASE, 0, 2, RL_MIGRATE_SIZE,
              s_migrate);
     s_frame ("req_migrate_import", S_MODE_REQUEST, RL_OP_MIGRATE_IMPORT, 0, 1, 1, s_blob_byte);
     s_frame ("rep_migrate_import", S_MODE_REPLY, RL_OP_MIGRATE_IMPORT, 0, 1, RL_MIGRATE_SIZE,
