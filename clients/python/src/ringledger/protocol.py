@@ -104,6 +104,7 @@ class StatusCode(_Coded):
     MIGRATION_REFUSED = 18
     RESYNC = 23  # events_read: drop this shard's events, read again from the beginning
     BAD_POSITION = 24
+    LEASE_HELD = 84  # migrate_*: another rebalancing plan holds the shard's migration lease
 
     @property
     def is_retryable(self):
