@@ -689,10 +689,14 @@ typedef struct {
 //  lease").
 #define RL_MIGRATE_STEP_BITS 20
 #define RL_MIGRATE_PLAN_MASK (~(uint64_t) 0 << RL_MIGRATE_STEP_BITS)
-//  migrate_lease (op 66): the request's param (its migration_id is the plan).
-#define RL_MIGRATE_LEASE_READ    0 //  nothing changes: the reply says who holds it
-#define RL_MIGRATE_LEASE_ACQUIRE 1 //  take it for the plan (held by it already: nothing changes)
-#define RL_MIGRATE_LEASE_RELEASE 2 //  clear it, if the plan holds it (nobody does: nothing changes)
+//  migrate_lease (op 66): the request's param. Its migration_id is the
+//  holder asking: a plan, and in the low RL_MIGRATE_STEP_BITS the run of
+//  the tool (one per state directory), so that two runs of one plan are
+//  fenced from each other too.
+#define RL_MIGRATE_LEASE_READ     0 //  nothing changes: the reply says who holds it
+#define RL_MIGRATE_LEASE_ACQUIRE  1 //  take it (held by this holder already: nothing changes)
+#define RL_MIGRATE_LEASE_RELEASE  2 //  clear it, if any run of the plan holds it
+#define RL_MIGRATE_LEASE_TAKEOVER 3 //  take it from a dead run of the same plan (or from nobody)
 
 typedef enum {
     RL_MIGRATE_NONE = 0,        //  no migration (a reply to a shard that holds none)

@@ -17,6 +17,10 @@
                       the same record: answers the stored state (how the
                       tool resumes). A different migration while one is
                       stored: migration_refused.
+                      Begin, freeze and commit of a migration of another
+                      plan than the one holding the shard's migration lease
+                      are refused (lease_held; mlease.h); a plan's first
+                      begin takes the lease when none holds it.
       migrate_export  (source) the chunk numbered `chunks + 1` from
                       `cursor`, at most `entries_max` entries, and at most
                       RL_MIGRATE_SCAN_RECORDS_MAX records read. Reads only.

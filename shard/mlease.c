@@ -18,7 +18,12 @@
        progress here (COPYING, FROZEN, SHIPPED, ABORTING), and releases
        only while none of its own is: a release never leaves a migration
        without the lease that admitted it.
-    3. Nothing is written for a refused request.
+    3. The holder is a plan and, in its low bits, the run of the tool that
+       acquired it (0: a begin took it). Begin, freeze and commit compare
+       plans; acquire compares holders, so a second run of one plan (from
+       another state directory) is refused as another plan is, until a
+       takeover (recover: the operator's word that the first run is dead).
+    4. Nothing is written for a refused request.
 */
 #include "mlease.h"
 
@@ -72,13 +77,13 @@ mlease_check (server_t *self, uint64_t migration_id, const char *what)
     if (s_holder (self, &holder) != 0) {
         return RL_STATUS_STORAGE_ERROR;
     }
-    if (holder == 0 || holder == mlease_plan (migration_id)) {
+    if (holder == 0 || mlease_plan (holder) == mlease_plan (migration_id)) {
         return RL_STATUS_OK;
     }
     rl_warn ("migration %" PRIu64 ": %s refused: plan %016" PRIx64
              " holds the migration lease, not plan %016" PRIx64
              " (let that change finish, or 'rebalance abort' it)",
-             migration_id, what, holder, mlease_plan (migration_id));
+             migration_id, what, mlease_plan (holder), mlease_plan (migration_id));
     return RL_STATUS_LEASE_HELD;
 }
 
@@ -103,13 +108,14 @@ mlease_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t
 {
     rl_migrate_rec_t req;
     codec_decode_migrate (body, &req);
-    //  Only the plan and the action: every other byte zero.
+    //  Only the holder and the action: every other byte zero.
     rl_migrate_rec_t bare = {.migration_id = req.migration_id, .param = req.param};
     uint8_t expect[RL_MIGRATE_SIZE];
     codec_encode_migrate (&bare, expect);
-    uint64_t plan = req.migration_id;
-    if (memcmp (expect, body, RL_MIGRATE_SIZE) != 0 || req.param > RL_MIGRATE_LEASE_RELEASE
-        || mlease_plan (plan) != plan || (plan == 0 && req.param != RL_MIGRATE_LEASE_READ)) {
+    uint64_t asker = req.migration_id, plan = mlease_plan (asker);
+    uint32_t action = req.param;
+    if (memcmp (expect, body, RL_MIGRATE_SIZE) != 0 || action > RL_MIGRATE_LEASE_TAKEOVER
+        || (plan == 0 && action != RL_MIGRATE_LEASE_READ)) {
         return server_reply_new (self, envelope, h, RL_STATUS_MALFORMED, 0, 0, NULL);
     }
     rl_migrate_rec_t *stored = NULL;
@@ -118,19 +124,26 @@ mlease_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t
         return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
     }
     bool other_busy = s_in_progress (stored) && mlease_plan (stored->migration_id) != plan;
-    if (req.param == RL_MIGRATE_LEASE_ACQUIRE && holder != plan) {
-        if (holder != 0 || other_busy) {
-            rl_warn ("migration lease: plan %016" PRIx64 " refused: %s %016" PRIx64, plan,
-                     holder ? "held by plan" : "a migration in progress of plan",
-                     holder ? holder : mlease_plan (stored->migration_id));
+    bool takes = (action == RL_MIGRATE_LEASE_ACQUIRE || action == RL_MIGRATE_LEASE_TAKEOVER)
+                 && holder != asker;
+    if (takes) {
+        //  Acquire: only from nobody. Takeover: from nobody or from a run of
+        //  the same plan (the operator's word that it is dead: recover).
+        bool held = holder != 0
+                    && (action == RL_MIGRATE_LEASE_ACQUIRE || mlease_plan (holder) != plan);
+        if (held || other_busy) {
+            rl_warn ("migration lease: %s by %016" PRIx64 " refused: %s %016" PRIx64,
+                     action == RL_MIGRATE_LEASE_ACQUIRE ? "acquire" : "takeover", asker,
+                     held ? "held by" : "a migration in progress of plan",
+                     held ? holder : mlease_plan (stored->migration_id));
             return server_reply_new (self, envelope, h, RL_STATUS_LEASE_HELD, 0, 0, NULL);
         }
-        s_put (self, plan);
-        rl_info ("migration lease: acquired by plan %016" PRIx64, plan);
-    } else if (req.param == RL_MIGRATE_LEASE_RELEASE && holder != 0) {
-        if (holder != plan) {
-            rl_warn ("migration lease: release by plan %016" PRIx64 " refused: held by plan "
-                     "%016" PRIx64,
+        s_put (self, asker);
+        rl_info ("migration lease: %s by %016" PRIx64 " (was %016" PRIx64 ")",
+                 action == RL_MIGRATE_LEASE_ACQUIRE ? "acquired" : "taken over", asker, holder);
+    } else if (action == RL_MIGRATE_LEASE_RELEASE && holder != 0) {
+        if (mlease_plan (holder) != plan) {
+            rl_warn ("migration lease: release by plan %016" PRIx64 " refused: held by %016" PRIx64,
                      plan, holder);
             return server_reply_new (self, envelope, h, RL_STATUS_LEASE_HELD, 0, 0, NULL);
         }

@@ -6,7 +6,9 @@
     value (MLEASE_META_KEY, the plan as 8 bytes little-endian; absent: no
     plan holds it), taken by migrate_lease (ACQUIRE) or by the first
     migrate_begin of a plan while none holds it (in the begin's batch),
-    and cleared by migrate_lease (RELEASE) of the plan that holds it.
+    and cleared by migrate_lease (RELEASE) of the plan that holds it. The
+    stored holder also names the run of the tool that acquired it (the low
+    bits): a second run of the same plan cannot ACQUIRE it, only TAKEOVER.
     While a plan holds it, migrate_begin, migrate_freeze and
     migrate_commit of a migration of any other plan are refused with
     RL_STATUS_LEASE_HELD and a log line naming both plans. Plan 0 (ids

@@ -10,7 +10,9 @@
     2), from another state directory, must not move anything: its apply
     exits 6 (A holds the lease on every shard), every shard still serves
     R0, and a migrate_begin of B's first step sent by hand is answered
-    lease_held. A resumes and completes; B then exits 6 again (the rings
+    lease_held, and so are B's acquire, release and takeover. A second run
+    of A itself from another directory exits 6 too (the lease names A's
+    run). A resumes and completes; B then exits 6 again (the rings
     are not its own) and leaves no lease behind. Then two plans from A's
     last ring (reweights of s1 and of s3) run at once, each with its own
     directory: exactly one completes, the other exits 6, and check is
@@ -331,7 +333,16 @@ test_two_plans (void **state)
     for (size_t i = 0; i < S_SHARDS; i++) {
         rl_migrate_rec_t stored;
         assert_int_equal (s_epoch_of (ctx, i), 1);
-        assert_int_equal (s_lease_of (ctx, i, &stored), plan_a);
+        assert_int_equal (s_lease_of (ctx, i, &stored) & RL_MIGRATE_PLAN_MASK, plan_a);
+    }
+    //  A second run of plan A itself, from another directory: fenced too
+    //  (the lease names A's run), nothing moves.
+    char dir_a2[600];
+    s_path (ctx, "plan-a2", dir_a2, sizeof dir_a2);
+    assert_int_equal (s_apply (ctx, ctx->r0, ctx->r1, dir_a2, NULL), 6);
+    s_assert_step (dir_a2, 1, "pending");
+    for (size_t i = 0; i < S_SHARDS; i++) {
+        assert_int_equal (s_epoch_of (ctx, i), 1);
     }
     //  A begin of B's first step by hand: refused by the lease, nothing changes.
     {
@@ -372,14 +383,17 @@ test_two_plans (void **state)
         assert_int_equal (rl_client_migrate_lease (c, plan_b, RL_MIGRATE_LEASE_RELEASE, &out,
                                                    &holder, TK_TIMEOUT_MS),
                           RL_STATUS_LEASE_HELD);
-        //  A request that is not a plan (low bits set) is malformed.
-        assert_int_equal (rl_client_migrate_lease (c, plan_b | 1, RL_MIGRATE_LEASE_ACQUIRE, &out,
+        assert_int_equal (rl_client_migrate_lease (c, plan_b | 5, RL_MIGRATE_LEASE_TAKEOVER, &out,
                                                    &holder, TK_TIMEOUT_MS),
-                          RL_STATUS_MALFORMED);
+                          RL_STATUS_LEASE_HELD);
+        //  A holder of no plan, or an unknown action, is malformed.
+        assert_int_equal (
+            rl_client_migrate_lease (c, 5, RL_MIGRATE_LEASE_ACQUIRE, &out, &holder, TK_TIMEOUT_MS),
+            RL_STATUS_MALFORMED);
         assert_int_equal (rl_client_migrate_lease (c, plan_b, 7, &out, &holder, TK_TIMEOUT_MS),
                           RL_STATUS_MALFORMED);
         rl_client_destroy (&c);
-        assert_int_equal (s_lease_of (ctx, src, &after), plan_a);
+        assert_int_equal (s_lease_of (ctx, src, &after) & RL_MIGRATE_PLAN_MASK, plan_a);
         assert_memory_equal (&before, &after, sizeof before);
     }
     //  A finishes; B is still fenced (not its rings) and leaves no lease.

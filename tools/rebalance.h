@@ -89,6 +89,7 @@ typedef struct {
 typedef struct {
     uint32_t version;
     uint64_t plan_id; //  rb_plan_id_of (ring 0, last ring); step k's migration id: plan_id + k
+    uint32_t run;     //  this directory's run (1..2^20-1, random): the low bits of its lease
     uint64_t base_epoch;
     uint32_t freeze_max_ms;
     bool aborted;

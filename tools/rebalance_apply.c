@@ -1199,6 +1199,13 @@ s_name_compare (const void *a, const void *b)
     return strcmp ((*(s_shard_t *const *) a)->name, (*(s_shard_t *const *) b)->name);
 }
 
+//  This directory's holder id of the lease: the plan and the run.
+static uint64_t
+s_holder_id (const s_ctx_t *ctx)
+{
+    return ctx->plan.plan_id | ctx->plan.run;
+}
+
 //  migrate_lease to one shard, sent again while it times out.
 static int
 s_lease_call (s_ctx_t *ctx, s_shard_t *s, uint32_t action, rl_migrate_rec_t *stored,
@@ -1207,7 +1214,7 @@ s_lease_call (s_ctx_t *ctx, s_shard_t *s, uint32_t action, rl_migrate_rec_t *sto
     int rc = RL_CLIENT_ERR_SEND;
     for (int attempt = 0; attempt < S_CALL_ATTEMPTS; attempt++) {
         rl_client_t *client = s_client (ctx, s);
-        rc = client ? rl_client_migrate_lease (client, ctx->plan.plan_id, action, stored, holder,
+        rc = client ? rl_client_migrate_lease (client, s_holder_id (ctx), action, stored, holder,
                                                ctx->args->timeout_ms)
                     : RL_CLIENT_ERR_NOMEM;
         if (!s_retryable (rc)) {
@@ -1267,15 +1274,26 @@ s_lease_acquire_all (s_ctx_t *ctx, size_t k)
             continue;
         }
         int code = rc == RL_STATUS_LEASE_HELD ? RB_EXIT_FENCED : RB_EXIT_CLUSTER;
+        uint64_t other = 0;
         if (rc == RL_STATUS_LEASE_HELD) {
-            uint64_t other = 0;
             s_lease_call (ctx, order[i], RL_MIGRATE_LEASE_READ, &stored, &other);
+        }
+        if (rc == RL_STATUS_LEASE_HELD && other != 0
+            && (other & RL_MIGRATE_PLAN_MASK) == ctx->plan.plan_id) {
+            s_fail (code,
+                    "shard %s: another run of this plan (another state directory, run %05" PRIx64
+                    ") holds its migration lease; this directory's run is %05" PRIx32 ". If "
+                    "that run is alive, let it finish; if it is dead and its directory lost, "
+                    "'rebalance recover' into a new directory takes the lease over. Nothing "
+                    "was moved",
+                    order[i]->name, other & ~RL_MIGRATE_PLAN_MASK, ctx->plan.run);
+        } else if (rc == RL_STATUS_LEASE_HELD) {
             s_fail (code,
                     "shard %s: plan %016" PRIx64 " holds its migration lease%s (this plan is "
                     "%016" PRIx64 "): another change is running, or died. Let it finish, or "
                     "clear it with 'rebalance abort --state ITS_DIR' (a lost directory: "
                     "'rebalance recover' first). Nothing was moved",
-                    order[i]->name, other,
+                    order[i]->name, other & RL_MIGRATE_PLAN_MASK,
                     other == 0 ? " (a migration of another plan is in progress there)" : "",
                     ctx->plan.plan_id);
         } else {
@@ -1652,12 +1670,18 @@ s_check (s_ctx_t *ctx, s_report_t *rep, bool running)
         if (s_lease_call (ctx, &ctx->shards[i], RL_MIGRATE_LEASE_READ, &stored, &holder) != 0) {
             continue; //  a shard that left and stopped; one in the change was reported above
         }
-        if (holder != 0 && holder != plan->plan_id) {
+        if (holder != 0 && (holder & RL_MIGRATE_PLAN_MASK) == plan->plan_id
+            && holder != s_holder_id (ctx) && (holder & ~RL_MIGRATE_PLAN_MASK) != 0) {
+            s_problem (rep,
+                       "shard %s: another run of this plan (another state directory, run %05" PRIx64
+                       ") holds its migration lease",
+                       ctx->shards[i].name, holder & ~RL_MIGRATE_PLAN_MASK);
+        } else if (holder != 0 && (holder & RL_MIGRATE_PLAN_MASK) != plan->plan_id) {
             s_problem (rep,
                        "shard %s: plan %016" PRIx64 " holds its migration lease, not this plan: "
                        "another change is running or died ('rebalance abort' of it releases it)",
-                       ctx->shards[i].name, holder);
-        } else if (holder == plan->plan_id && over && !running) {
+                       ctx->shards[i].name, holder & RL_MIGRATE_PLAN_MASK);
+        } else if (holder != 0 && over && !running) {
             s_problem (rep,
                        "shard %s still holds the lease of this plan, which is over: 'rebalance "
                        "fix' releases it",
@@ -2008,9 +2032,14 @@ rb_cmd_recover (int argc, char **argv)
     }
     rb_plan_t *plan = &ctx.plan;
     size_t n = plan->step_count;
-    rl_migrate_rec_t stored[S_SHARDS_MAX];
-    long served[S_SHARDS_MAX];
-    bool answered[S_SHARDS_MAX];
+    //  Per shard of the plan: its stored migration, the ring it serves,
+    //  whether it answered (on the heap: S_SHARDS_MAX of each).
+    rl_migrate_rec_t *stored = calloc (S_SHARDS_MAX, sizeof (rl_migrate_rec_t));
+    long *served = calloc (S_SHARDS_MAX, sizeof (long));
+    bool *answered = calloc (S_SHARDS_MAX, sizeof (bool));
+    if (!stored || !served || !answered) {
+        rc = s_fail (RB_EXIT_CLUSTER, "out of memory");
+    }
     long newest = 0;
     size_t rolled = SIZE_MAX;
     for (size_t i = 0; i < ctx.shard_count && rc == 0; i++) {
@@ -2029,11 +2058,11 @@ rb_cmd_recover (int argc, char **argv)
                          "%s -> %s: another change ran since, or these are not the change's "
                          "rings. Nothing was written",
                          s->name, epoch, args.rings[0], args.rings[1]);
-        } else if (holder != 0 && holder != plan->plan_id) {
+        } else if (holder != 0 && (holder & RL_MIGRATE_PLAN_MASK) != plan->plan_id) {
             rc = s_fail (RB_EXIT_FENCED,
                          "shard %s: plan %016" PRIx64 " holds its migration lease, not this "
                          "plan (%016" PRIx64 "). Nothing was written",
-                         s->name, holder, plan->plan_id);
+                         s->name, holder & RL_MIGRATE_PLAN_MASK, plan->plan_id);
         } else if (served[i] == S_RING_ROLLBACK) {
             rolled = rolled_here;
         } else if (served[i] > newest) {
@@ -2088,6 +2117,23 @@ rb_cmd_recover (int argc, char **argv)
                          ctx.shards[i].name);
         }
     }
+    //  The dead run's lease passes to this directory's run (on every shard
+    //  still in the change: the others hold none of this plan, or keep the
+    //  dead run's until its release), so that apply with it may go on and
+    //  a run still alive from the lost directory is fenced out.
+    for (size_t i = 0; i < ctx.shard_count && rc == 0; i++) {
+        if (!answered[i] || !s_in_change (&ctx, ctx.shards[i].name, current_step)) {
+            continue;
+        }
+        rl_migrate_rec_t ignored;
+        uint64_t holder = 0;
+        int lrc = s_lease_call (&ctx, &ctx.shards[i], RL_MIGRATE_LEASE_TAKEOVER, &ignored, &holder);
+        if (lrc != 0) {
+            rc = s_fail (lrc == RL_STATUS_LEASE_HELD ? RB_EXIT_FENCED : RB_EXIT_CLUSTER,
+                         "shard %s: the takeover of the plan's lease: %s. Nothing was written",
+                         ctx.shards[i].name, s_rc_text (lrc));
+        }
+    }
     uint64_t now = rb_wall_ms ();
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rb_step_t *step = &plan->steps[i];
@@ -2117,6 +2163,9 @@ rb_cmd_recover (int argc, char **argv)
                 k < n && plan->steps[k].state == RB_ROLLED_BACK ? "finishes the rollback"
                                                                 : "finishes the change");
     }
+    free (stored);
+    free (served);
+    free (answered);
     s_ctx_close (&ctx);
     return rc;
 }

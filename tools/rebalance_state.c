@@ -31,6 +31,7 @@
     STATE FILE (text, one key a line; docs/rebalance.md)
         rebalance-state 1
         plan_id HEX16        base_epoch N        freeze_max_ms N
+        run HEX5             (optional: the run of this directory, its lease's low bits)
         aborted 0|1          steps N
         step K STATE id HEX16 source NAME target NAME start HEX16 end HEX16
              chunks N records N accounts N bytes N rounds N lag N
@@ -59,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -390,6 +392,15 @@ rb_plan_derive (const ring_t *current, const ring_t *planned, uint32_t freeze_ma
     for (size_t i = 0; i < count; i++) {
         plan->steps[i].migration_id = plan->plan_id + i + 1;
     }
+    //  The run of this directory: random, never 0 (a begin's lease).
+    uint32_t run = 0;
+    while (run == 0) {
+        if (getrandom (&run, sizeof run, 0) != (ssize_t) sizeof run) {
+            run = (uint32_t) time (NULL) ^ (uint32_t) getpid ();
+        }
+        run &= (1u << RL_MIGRATE_STEP_BITS) - 1;
+    }
+    plan->run = run;
     for (size_t k = 1; k < count; k++) {
         plan->rings[k] = s_step_ring (current, planned, plan->steps, k, plan->base_epoch + k,
                                       positions, unique, err, err_size);
@@ -487,6 +498,7 @@ rb_state_save (const rb_plan_t *plan, char *err, size_t err_size)
     s_append (&t, "rebalance-state %u\n", RB_STATE_VERSION);
     s_append (&t, "plan_id %016" PRIx64 "\nbase_epoch %" PRIu64 "\nfreeze_max_ms %" PRIu32 "\n",
               plan->plan_id, plan->base_epoch, plan->freeze_max_ms);
+    s_append (&t, "run %05" PRIx32 "\n", plan->run);
     s_append (&t, "aborted %d\nsteps %zu\n", plan->aborted ? 1 : 0, plan->step_count);
     for (size_t i = 0; i < plan->step_count; i++) {
         const rb_step_t *s = &plan->steps[i];
@@ -646,6 +658,7 @@ s_parse_state (rb_plan_t *plan, char *text, const char *path, char *err, size_t 
     int line_no = 0;
     size_t steps_read = 0;
     bool have[6] = {false};
+    bool have_run = false;
     char *save = NULL;
     for (char *line = strtok_r (text, "\n", &save); line; line = strtok_r (NULL, "\n", &save)) {
         line_no++;
@@ -686,6 +699,12 @@ s_parse_state (rb_plan_t *plan, char *text, const char *path, char *err, size_t 
             ok = !have[3] && s_u64 (tok[1], 10, &v) && v >= 1 && v <= RB_FREEZE_MS_MAX;
             plan->freeze_max_ms = (uint32_t) v;
             have[3] = true;
+        } else if (strcmp (tok[0], "run") == 0) {
+            //  Optional (a directory written before runs existed: 0).
+            ok = !have_run && s_u64 (tok[1], 16, &v) && v > 0
+                 && v < ((uint64_t) 1 << RL_MIGRATE_STEP_BITS);
+            plan->run = (uint32_t) v;
+            have_run = true;
         } else if (strcmp (tok[0], "aborted") == 0) {
             ok = !have[4] && s_u64 (tok[1], 10, &v) && v <= 1;
             plan->aborted = v == 1;
