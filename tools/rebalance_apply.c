@@ -19,6 +19,13 @@
         it by itself too) and retried after a pause, up to --max-retries.
         Rerun with the same DIR after a crash at any point, it resumes.
 
+    recover --from RING0 --to FINAL --state NEWDIR
+        A lost state directory rebuilt: the plan derived again from the
+        two rings (the same ids and rings), the state of its steps read
+        from the shards (the ring each serves, the migration each stores,
+        through migrate_lease), the plan's lease taken over for NEWDIR's
+        run; then apply or abort with NEWDIR.
+
     status / check / fix / abort --state DIR
         status: the plan and every step from the state file. check: asks
         every shard (status, get_ring, and the source's migrate_drain,
@@ -50,6 +57,13 @@
        decode is an error of that call, never an assert.
     4. One apply at a time per state directory (a lock held while it runs);
        fix and abort refuse to run beside it.
+    5. One plan, and one run of it, at a time per cluster: apply takes the
+       plan's lease (plan id and this directory's run) on every shard
+       still in the change before it loads a ring or begins a step, and
+       the shards refuse another plan's begin, freeze and commit; before
+       every step every shard must serve exactly the plan's ring of that
+       step (RB_EXIT_FENCED otherwise). The lease is released when the
+       change is done or rolled back, and by abort.
 
     LIMITS
     One migration at a time for the whole change (a shard takes part in at
