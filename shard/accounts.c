@@ -23,6 +23,15 @@
        its replay): accounts_transfer_post, accounts_*_release (post), and
        accounts_post.
 
+    CHANGE TRACKING (for a migration's catch-up rounds, migrate.c)
+    While tracking is on, every slot carries the change generation of its
+    last change: balances posted, pending or reserved, and the slot's
+    creation. accounts_change_mark starts a new generation; the slots
+    changed since a mark are those whose generation is at least the one it
+    returned. Off (the default) it costs one branch per change; on, 4
+    bytes per slot. It lives in memory only: a restart forgets it (the
+    migration then sends a whole round again).
+
     LIMITS: RL_SHARD_ACCOUNTS_MAX accounts (more: the create answers
     storage_error); the table grows by doubling from
     RL_SHARD_ACCOUNTS_INITIAL slots.
@@ -48,7 +57,9 @@ struct accounts_t {
     size_t count;   //  slots used, holes included
     size_t removed; //  holes: accounts removed since load
     size_t cap;
-    idmap_t *ids; //  id -> slot
+    idmap_t *ids;        //  id -> slot
+    uint32_t *changed;   //  per slot: generation of its last change (NULL: tracking off)
+    uint32_t change_gen; //  the generation a change is stamped with now (>= 1 while on)
 };
 
 static int
@@ -77,6 +88,14 @@ s_reserve (accounts_t *self, size_t count)
         return -1;
     }
     self->dirty_list = list;
+    if (self->changed) {
+        uint32_t *changed = realloc (self->changed, cap * sizeof (*changed));
+        if (!changed) {
+            return -1;
+        }
+        memset (changed + self->cap, 0, (cap - self->cap) * sizeof (*changed));
+        self->changed = changed;
+    }
     self->cap = cap;
     return 0;
 }
@@ -109,14 +128,26 @@ accounts_destroy (accounts_t **self_p)
     free (self->slots);
     free (self->dirty);
     free (self->dirty_list);
+    free (self->changed);
     free (self);
     *self_p = NULL;
+}
+
+//  A change to the slot's balances (or its creation): stamped when tracking.
+static inline void
+s_touch (accounts_t *self, size_t slot)
+{
+    assert (slot < self->count);
+    if (self->changed) {
+        self->changed[slot] = self->change_gen;
+    }
 }
 
 static void
 s_mark_dirty (accounts_t *self, size_t slot)
 {
     assert (slot < self->count);
+    s_touch (self, slot);
     if (!self->dirty[slot]) {
         self->dirty[slot] = true;
         self->dirty_list[self->dirty_count++] = (uint32_t) slot;
@@ -340,9 +371,11 @@ accounts_insert (accounts_t *self, const rl_account_t *account)
 {
     assert (self && account);
     assert (account->timestamp != 0 && !s_find (self, account->id, NULL));
-    if (s_insert (self, account) < 0) {
+    long slot = s_insert (self, account);
+    if (slot < 0) {
         return -1;
     }
+    s_touch (self, (size_t) slot); //  a new account is a change a migration must send
     s_put (self, account);
     return 0;
 }
@@ -475,6 +508,8 @@ accounts_pending_move (accounts_t *self, const accounts_pair_t *pair, uint64_t a
     }
     dr->debits_pending = debits;
     cr->credits_pending = credits;
+    s_touch (self, pair->debit_slot);
+    s_touch (self, pair->credit_slot);
     if (post > 0) {
         dr->debits_posted = debits_posted;
         cr->credits_posted = credits_posted;
@@ -529,7 +564,8 @@ uint32_t
 accounts_debit_reserve (accounts_t *self, const rl_transfer_t *t)
 {
     assert (self && t);
-    rl_account_t *dr = s_find (self, t->debit_account_id, NULL);
+    size_t slot = 0;
+    rl_account_t *dr = s_find (self, t->debit_account_id, &slot);
     if (!dr) {
         return RL_DEBIT_ACCOUNT_NOT_FOUND;
     }
@@ -539,6 +575,7 @@ accounts_debit_reserve (accounts_t *self, const rl_transfer_t *t)
     uint32_t result = s_debit_checks (dr, t->amount);
     if (result == RL_OK) {
         dr->debits_reserved += t->amount; //  no overflow: s_debit_checks summed it
+        s_touch (self, slot);
     }
     return result;
 }
@@ -551,6 +588,7 @@ accounts_debit_release (accounts_t *self, rl_id_t id, uint64_t amount, bool post
     rl_account_t *dr = s_find (self, id, &slot);
     assert (dr && dr->debits_reserved >= amount); //  paired with accounts_debit_reserve
     dr->debits_reserved -= amount;
+    s_touch (self, slot);
     if (post) {
         dr->debits_posted += amount;
         s_mark_dirty (self, slot);
@@ -561,7 +599,8 @@ uint32_t
 accounts_credit_reserve (accounts_t *self, const rl_transfer_t *t)
 {
     assert (self && t);
-    rl_account_t *cr = s_find (self, t->credit_account_id, NULL);
+    size_t slot = 0;
+    rl_account_t *cr = s_find (self, t->credit_account_id, &slot);
     if (!cr) {
         return RL_CREDIT_ACCOUNT_NOT_FOUND;
     }
@@ -571,6 +610,7 @@ accounts_credit_reserve (accounts_t *self, const rl_transfer_t *t)
     uint32_t result = s_credit_checks (cr, t->amount);
     if (result == RL_OK) {
         cr->credits_reserved += t->amount; //  no overflow: s_credit_checks summed it
+        s_touch (self, slot);
     }
     return result;
 }
@@ -583,6 +623,7 @@ accounts_credit_release (accounts_t *self, rl_id_t id, uint64_t amount, bool pos
     rl_account_t *cr = s_find (self, id, &slot);
     assert (cr && cr->credits_reserved >= amount); //  paired with accounts_credit_reserve
     cr->credits_reserved -= amount;
+    s_touch (self, slot);
     if (post) {
         cr->credits_posted += amount;
         s_mark_dirty (self, slot);
@@ -593,11 +634,13 @@ int
 accounts_credit_restore (accounts_t *self, rl_id_t id, uint64_t amount)
 {
     assert (self);
-    rl_account_t *cr = s_find (self, id, NULL);
+    size_t slot = 0;
+    rl_account_t *cr = s_find (self, id, &slot);
     if (!cr) {
         return -1;
     }
     cr->credits_reserved += amount;
+    s_touch (self, slot);
     return 0;
 }
 
@@ -667,4 +710,52 @@ accounts_dirty_count (const accounts_t *self)
 {
     assert (self);
     return self->dirty_count;
+}
+
+//  Change tracking (migrate.c) -------------------------------------------------
+
+int
+accounts_track_changes (accounts_t *self, bool on)
+{
+    assert (self);
+    if (!on) {
+        free (self->changed);
+        self->changed = NULL;
+        self->change_gen = 0;
+        return 0;
+    }
+    if (self->changed) {
+        return 0;
+    }
+    self->changed = calloc (self->cap ? self->cap : 1, sizeof (*self->changed));
+    if (!self->changed) {
+        return -1;
+    }
+    self->change_gen = 1; //  every slot is at 0: changed before tracking began
+    return 0;
+}
+
+uint32_t
+accounts_change_mark (accounts_t *self)
+{
+    assert (self && self->changed);
+    assert (self->change_gen < UINT32_MAX); //  a mark per copy round: never reached
+    return ++self->change_gen;
+}
+
+size_t
+accounts_changed_since (const accounts_t *self, uint32_t mark,
+                        bool (*fn) (void *arg, const rl_account_t *account), void *arg)
+{
+    assert (self && self->changed && fn);
+    size_t called = 0;
+    for (size_t slot = 0; slot < self->count; slot++) {
+        if (self->changed[slot] >= mark && self->slots[slot].timestamp != 0) { //  not a hole
+            called++;
+            if (!fn (arg, &self->slots[slot])) {
+                break;
+            }
+        }
+    }
+    return called;
 }

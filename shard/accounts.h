@@ -111,4 +111,17 @@ size_t accounts_take_dirty (accounts_t *self, rl_account_t *out, size_t cap);
 //  Accounts changed since the last checkpoint.
 size_t accounts_dirty_count (const accounts_t *self);
 
+//  Change tracking, for a migration's catch-up rounds (accounts.c, "CHANGE
+//  TRACKING"): on allocates a generation per slot (0, or -1 when memory ran
+//  out: tracking stays off); off frees it. Idempotent.
+int accounts_track_changes (accounts_t *self, bool on);
+//  Starts a new generation (tracking on): every change from now on is
+//  stamped with the returned mark or a later one.
+uint32_t accounts_change_mark (accounts_t *self);
+//  Calls fn for every account (not a hole) changed since `mark` (0: every
+//  account; tracking on), in slot order, until fn returns false; returns
+//  the calls made.
+size_t accounts_changed_since (const accounts_t *self, uint32_t mark,
+                               bool (*fn) (void *arg, const rl_account_t *account), void *arg);
+
 #endif

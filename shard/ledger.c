@@ -1390,6 +1390,28 @@ ledger_each_account (const ledger_t *self, void (*fn) (void *arg, const rl_accou
     }
 }
 
+int
+ledger_track_changes (ledger_t *self, bool on)
+{
+    assert (self);
+    return accounts_track_changes (self->accounts, on);
+}
+
+uint32_t
+ledger_change_mark (ledger_t *self)
+{
+    assert (self);
+    return accounts_change_mark (self->accounts);
+}
+
+size_t
+ledger_changed_since (const ledger_t *self, uint32_t mark,
+                      bool (*fn) (void *arg, const rl_account_t *account), void *arg)
+{
+    assert (self);
+    return accounts_changed_since (self->accounts, mark, fn, arg);
+}
+
 size_t
 ledger_heuristics_in_arc (const ledger_t *self, uint64_t start, uint64_t end)
 {

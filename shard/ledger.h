@@ -158,6 +158,12 @@ size_t ledger_pending_count (const ledger_t *self); //  transfers still pending
 //  Calls fn for every account held (O(accounts)).
 void ledger_each_account (const ledger_t *self, void (*fn) (void *arg, const rl_account_t *account),
                           void *arg);
+//  Change tracking of the accounts, for a migration's catch-up rounds
+//  (accounts.h, accounts_track_changes and the calls after it).
+int ledger_track_changes (ledger_t *self, bool on);
+uint32_t ledger_change_mark (ledger_t *self);
+size_t ledger_changed_since (const ledger_t *self, uint32_t mark,
+                             bool (*fn) (void *arg, const rl_account_t *account), void *arg);
 uint64_t ledger_transfer_count (const ledger_t *self); //  applied (ok)
 uint64_t ledger_last_timestamp (const ledger_t *self);
 uint64_t ledger_checkpoint_count (const ledger_t *self); //  since open

@@ -78,7 +78,10 @@
       Records and idempotency entries are never deleted from the source
       by the copy. A round that has ended (phase DONE) is followed by a
       catch-up round: phases 1 and 2 continue where they stopped (records
-      only grow), phase 3 sends every account again.
+      only grow), phase 3 sends the accounts of the arc changed since the
+      round before began (s_round_begins: a change generation per account,
+      accounts.c), or every account when this process did not serve that
+      start (the first round, a restart).
 
     INVARIANTS
     1. The target's stored cursor and chunk number change only in the
@@ -131,6 +134,7 @@ migrate_origin (const char *shard_name)
 }
 
 static int s_inflight (server_t *self, const rl_migrate_rec_t *state);
+static void s_track_stop (server_t *self);
 
 //  State -----------------------------------------------------------------------
 
@@ -257,6 +261,7 @@ s_begin (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *
     memcpy (fresh.source, req.source, sizeof (fresh.source));
     memcpy (fresh.target, req.target, sizeof (fresh.target));
     self->migration = fresh;
+    s_track_stop (self); //  a new migration's rounds are tracked afresh
     s_state_put (self);
     mlease_take (self, fresh.migration_id); //  the plan's first begin here: same batch
     RL_FAILPOINT (MIGRATE_BEGIN);
@@ -410,6 +415,171 @@ s_export_accounts (s_export_t *x, rl_migrate_cursor_t *c)
     return rc;
 }
 
+//  Phase 3 from the round's list (s_round_begins): the accounts listed
+//  after cursor->account_key, as in memory. The list is in key order, the
+//  order of the scan above, so a cursor moves on from either.
+static void
+s_export_listed (s_export_t *x, rl_migrate_cursor_t *c)
+{
+    server_t *self = x->server;
+    //  The first listed key after the cursor (binary search).
+    size_t lo = 0, hi = self->round_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp (self->round_keys + mid * RL_ID_SIZE, c->account_key, RL_ID_SIZE) <= 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    for (; lo < self->round_count && !s_export_full (x); lo++) {
+        const uint8_t *key = self->round_keys + lo * RL_ID_SIZE;
+        x->scanned++;
+        memcpy (c->account_key, key, RL_ID_SIZE);
+        rl_id_t id = codec_decode_id (key);
+        chunk_entry_t e = {.kind = RL_CHUNK_ACCOUNT};
+        ledger_lookup_accounts (self->ledger, &id, 1, &e.account);
+        if (e.account.timestamp != 0) {
+            s_export_entry (x, &e);
+        }
+    }
+    if (lo == self->round_count) {
+        c->phase = RL_MIGRATE_PHASE_DONE;
+    }
+}
+
+//  Catch-up rounds ----------------------------------------------------------------
+
+static void
+s_round_free (server_t *self)
+{
+    free (self->round_keys);
+    self->round_keys = NULL;
+    self->round_count = 0;
+    self->round_listed = 0;
+}
+
+//  Forgets the tracking (the migration ended here, or another began).
+static void
+s_track_stop (server_t *self)
+{
+    s_round_free (self);
+    self->track_id = 0;
+    memset (self->track_round, 0, sizeof (self->track_round));
+    memset (self->track_mark, 0, sizeof (self->track_mark));
+    ledger_track_changes (self->ledger, false);
+}
+
+typedef struct {
+    uint64_t start, end; //  the arc
+    uint8_t *keys;
+    size_t count, cap;
+    bool failed; //  out of memory
+} s_collect_t;
+
+static bool
+s_collect (void *arg, const rl_account_t *account)
+{
+    s_collect_t *k = arg;
+    if (!imported_in_arc (k->start, k->end, account->id)) {
+        return true;
+    }
+    if (k->count == k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 1024;
+        uint8_t *keys = realloc (k->keys, cap * RL_ID_SIZE);
+        if (!keys) {
+            k->failed = true;
+            return false;
+        }
+        k->keys = keys;
+        k->cap = cap;
+    }
+    codec_encode_id (account->id, k->keys + k->count++ * RL_ID_SIZE);
+    return true;
+}
+
+static int
+s_key_cmp (const void *a, const void *b)
+{
+    return memcmp (a, b, RL_ID_SIZE);
+}
+
+//  Is the cursor the very first of a migration (round 0 not begun)?
+static bool
+s_cursor_zero (const rl_migrate_cursor_t *c)
+{
+    static const rl_migrate_cursor_t zero = {0};
+    return chunk_cursor_eq (c, &zero);
+}
+
+//  An export that begins round `round` (the first export of round 0, or
+//  one from a cursor whose round is DONE). It marks the change generation
+//  the round begins with, and lists the accounts the round's phase 3
+//  sends, from memory, in key order:
+//    - when this process served the start of the round before (tracking
+//      on since): the accounts of the arc changed since that start. An
+//      account changed since is listed; one not changed since holds, on
+//      the target, what the round before read after that start (or it was
+//      changed after it, and is listed);
+//    - otherwise (round 0, a restart, another migration before): every
+//      account of the arc, so that the next round may list changes only.
+//  Memory holds what the store's scan would miss: an account created by
+//  a request of this turn, not yet written. A start served twice (its
+//  reply lost) keeps its first mark, the earlier: it only lists more.
+//  Without memory for the list, phase 3 scans the accounts family (every
+//  account) as before. O(accounts held) in the loop, once a round.
+static void
+s_round_begins (server_t *self, const rl_migrate_rec_t *state, uint32_t round)
+{
+    if (self->track_id != state->migration_id) {
+        s_track_stop (self);
+        self->track_id = state->migration_id;
+    }
+    s_round_free (self);
+    if (ledger_track_changes (self->ledger, true) != 0) {
+        rl_warn ("migration %" PRIu64 ": no memory to track changes: round %" PRIu32
+                 " scans every account",
+                 state->migration_id, round);
+        self->track_id = 0;
+        return;
+    }
+    if (!(self->track_mark[1] && self->track_round[1] == round)) {
+        bool follows = self->track_mark[1] && self->track_round[1] + 1 == round;
+        self->track_round[0] = follows ? self->track_round[1] : 0;
+        self->track_mark[0] = follows ? self->track_mark[1] : 0;
+        self->track_round[1] = round;
+        self->track_mark[1] = ledger_change_mark (self->ledger);
+    }
+    bool changes = round > 0 && self->track_mark[0] && self->track_round[0] + 1 == round;
+    s_collect_t k = {.start = state->arc_start, .end = state->arc_end};
+    ledger_changed_since (self->ledger, changes ? self->track_mark[0] : 0, s_collect, &k);
+    if (!k.failed && !k.keys) {
+        k.keys = malloc (1); //  an empty list is a list
+        k.failed = !k.keys;
+    }
+    if (k.failed) {
+        free (k.keys);
+        rl_warn ("migration %" PRIu64 ": no memory for the list of round %" PRIu32
+                 ": it scans every account",
+                 state->migration_id, round);
+        return;
+    }
+    if (k.count > 1) {
+        qsort (k.keys, k.count, RL_ID_SIZE, s_key_cmp);
+    }
+    self->round_keys = k.keys;
+    self->round_count = k.count;
+    self->round_listed = round + 1;
+    if (changes) {
+        rl_info ("migration %" PRIu64 ": round %" PRIu32 " sends the %zu accounts of the arc "
+                 "changed since round %" PRIu32 " began",
+                 state->migration_id, round, k.count, round - 1);
+    } else {
+        rl_info ("migration %" PRIu64 ": round %" PRIu32 " sends every account of the arc (%zu)",
+                 state->migration_id, round, k.count);
+    }
+}
+
 static zmsg_t *
 s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
 {
@@ -451,7 +621,13 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
         c.phase = RL_MIGRATE_PHASE_TRANSFERS; //  a catch-up round
         c.round++;
         memset (c.account_key, 0, sizeof (c.account_key));
+        s_round_begins (self, state, c.round);
+    } else if (s_cursor_zero (&c)) {
+        s_round_begins (self, state, 0);
     }
+    //  Phase 3 sends the round's list when this process made it.
+    bool listed = self->round_keys && self->track_id == state->migration_id
+                  && self->round_listed == c.round + 1;
     int rc = 0;
     while (rc == 0 && c.phase != RL_MIGRATE_PHASE_DONE && !s_export_full (&x)) {
         switch (c.phase) {
@@ -462,7 +638,11 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
                 rc = s_export_imported (&x, &c);
                 break;
             default:
-                rc = s_export_accounts (&x, &c);
+                if (listed) {
+                    s_export_listed (&x, &c);
+                } else {
+                    rc = s_export_accounts (&x, &c);
+                }
                 break;
         }
     }
@@ -807,6 +987,7 @@ s_commit_source (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
     s_state_put (self);
     RL_FAILPOINT (MIGRATE_COMMIT_SOURCE);
     s_thaw (self);
+    s_track_stop (self); //  no round follows
     rl_info ("migration %" PRIu64 ": the arc left at epoch %" PRIu64, state->migration_id,
              ring_epoch (self->ring));
     return s_reply_state (self, envelope, h);
@@ -961,6 +1142,7 @@ s_abort_source (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migra
     if (frozen) {
         s_thaw (self);
     }
+    s_track_stop (self);
     rl_info ("migration %" PRIu64 ": aborted on the source%s", state->migration_id,
              frozen ? ", the arc serves again" : "");
     return s_reply_state (self, envelope, h);

@@ -1189,6 +1189,7 @@ server_destroy (server_t **self_p)
     }
     free (self->held);
     free (self->arc_load);
+    free (self->round_keys); //  a migration's round list (migrate.c)
     hotacct_destroy (&self->hot);
     replyq_destroy (&self->replies);
     zsock_destroy (&self->router);

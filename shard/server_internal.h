@@ -89,6 +89,16 @@ struct server_t {
     //  mlease.c: the plan holding the migration lease (0: none), as stored
     uint64_t migration_lease;
     bool migration_lease_loaded;
+    //  migrate.c: the source's change tracking, so that a catch-up round
+    //  sends only the accounts changed since the round before it began
+    //  (migrate.c, s_round_begins); memory only
+    uint64_t track_id;       //  the migration tracked (0: none)
+    uint32_t track_round[2]; //  [1] the last round whose start was served, [0] the one before
+    uint32_t track_mark[2];  //  the change mark each began with (0: its start was not seen)
+    uint8_t *round_keys;     //  the accounts phase 3 of round round_listed - 1 sends,
+                             //  RL_ID_SIZE each, in key order (NULL: none listed)
+    size_t round_count;
+    uint32_t round_listed; //  the round listed + 1 (0: none)
     //  migrate.c: per-arc load (arc_load), per point of the ring served: the
     //  total, then one count per second of the window (RL_ARC_LOAD_WINDOW_S)
     uint64_t *arc_load;

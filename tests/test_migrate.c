@@ -212,6 +212,28 @@ s_teardown (void **state)
 
 //  Traffic -------------------------------------------------------------------
 
+//  One transfer to its debit account's shard, retried while retryable;
+//  kept with its first definite result. The result.
+static uint32_t
+s_send (s_ctx_t *ctx, uint64_t debit, uint64_t credit, uint64_t amount)
+{
+    assert_true (ctx->sent_count < S_TRANSFERS);
+    rl_transfer_t t = tk_transfer (tk_id (ctx->next_id++, S_TAG + 1), tk_id (debit, S_TAG),
+                                   tk_id (credit, S_TAG), amount, S_LEDGER);
+    rl_client_t *client = ctx->clients[s_owner (ctx, debit)];
+    rl_result_rec_t r = {0};
+    for (int attempt = 0; attempt < 50; attempt++) {
+        assert_int_equal (rl_client_create_transfers (client, &t, 1, &r, TK_TIMEOUT_MS), 0);
+        if (!rl_result_is_retryable (r.result)) {
+            break;
+        }
+    }
+    assert_false (rl_result_is_retryable (r.result));
+    ctx->results[ctx->sent_count] = r.result;
+    ctx->sent[ctx->sent_count++] = t;
+    return r.result;
+}
+
 //  Sends `count` transfers between random accounts: from operators (never
 //  short of money) and from limited accounts (some fail and burn their id),
 //  each to its debit account's shard. Retries a retryable answer.
@@ -226,19 +248,7 @@ s_traffic (s_ctx_t *ctx, size_t count)
             credit = credit % S_ACCOUNTS + 1;
         }
         uint64_t amount = 1 + s_rand (ctx) % (debit <= S_OPERATORS ? 500 : 120);
-        rl_transfer_t t = tk_transfer (tk_id (ctx->next_id++, S_TAG + 1), tk_id (debit, S_TAG),
-                                       tk_id (credit, S_TAG), amount, S_LEDGER);
-        rl_client_t *client = ctx->clients[s_owner (ctx, debit)];
-        rl_result_rec_t r = {0};
-        for (int attempt = 0; attempt < 50; attempt++) {
-            assert_int_equal (rl_client_create_transfers (client, &t, 1, &r, TK_TIMEOUT_MS), 0);
-            if (!rl_result_is_retryable (r.result)) {
-                break;
-            }
-        }
-        assert_false (rl_result_is_retryable (r.result));
-        ctx->results[ctx->sent_count] = r.result;
-        ctx->sent[ctx->sent_count++] = t;
+        s_send (ctx, debit, credit, amount);
     }
 }
 
@@ -596,6 +606,78 @@ test_copy_resumes_after_kills (void **state)
     store_close (&store);
     //  Every round after the first sends only new records: counted once each.
     assert_int_equal (stored, target.records);
+    s_check_target_store (ctx);
+}
+
+//  A catch-up round after N accounts of the arc changed sends those N
+//  accounts, not every account of the arc; a source restarted in between
+//  sends a whole round once, then changes only again. The target's
+//  `accounts` counter counts the account entries each round brought.
+static void
+test_catchup_sends_changes (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_traffic (ctx, 400);
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    size_t arc = 0;
+    uint64_t same = 0, cross = 0; //  operators outside the arc, on s1 and on s2
+    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+        bool in = s_in_arc (ctx, tk_id (n, S_TAG));
+        arc += in;
+        if (!in && n <= S_OPERATORS) {
+            *(s_owner (ctx, n) == 0 ? &same : &cross) = n;
+        }
+    }
+    assert_true (arc >= 8 && same && cross);
+    rl_migrate_rec_t target = s_begin (ctx);
+    target = s_round (ctx, target, 0); //  the bulk copy: every account
+    assert_int_equal (target.accounts, arc);
+    uint64_t accounts = target.accounts, records = target.records;
+    target = s_round (ctx, target, 0); //  nothing changed: no account, no record
+    assert_int_equal (target.accounts - accounts, 0);
+    assert_int_equal (target.records - records, 0);
+    //  Credits to N accounts of the arc, from operators outside it: same-
+    //  shard and cross-shard (escrow on s1, then the credit posted).
+    size_t changed = 0;
+    for (uint64_t n = 1; n <= S_ACCOUNTS && changed < 6; n++) {
+        if (s_in_arc (ctx, tk_id (n, S_TAG)) && n != same && n != cross) {
+            assert_int_equal (s_send (ctx, changed % 2 ? cross : same, n, 7), RL_OK);
+            changed++;
+        }
+    }
+    assert_int_equal (changed, 6);
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    accounts = target.accounts;
+    records = target.records;
+    target = s_round (ctx, target, 0);
+    print_message ("catch-up after %zu changed accounts of %zu: %" PRIu64 " accounts, %" PRIu64
+                   " records\n",
+                   changed, arc, target.accounts - accounts, target.records - records);
+    assert_int_equal (target.accounts - accounts, changed);
+    assert_int_equal (target.records - records, changed);
+    //  A restarted source has no record of the changes: one whole round,
+    //  then changes only again.
+    assert_true (tk_shard_stop (ctx->h, &ctx->shards[0], SIGKILL) >= 0);
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[0]) > 0);
+    s_clients_open (ctx);
+    target = s_begin (ctx);
+    accounts = target.accounts;
+    target = s_round (ctx, target, 0);
+    assert_int_equal (target.accounts - accounts, arc);
+    uint64_t one = 0; //  an account of the arc
+    for (uint64_t n = 1; n <= S_ACCOUNTS && !one; n++) {
+        one = s_in_arc (ctx, tk_id (n, S_TAG)) ? n : 0;
+    }
+    assert_int_equal (s_send (ctx, same, one, 3), RL_OK);
+    accounts = target.accounts;
+    target = s_round (ctx, target, 0);
+    assert_int_equal (target.accounts - accounts, 1);
+    //  The target's staged accounts equal the source's (and the rest of
+    //  the copy's checks), then conservation.
+    assert_true (s_check_lookups (ctx) > 20);
+    static rl_account_t sums[S_ACCOUNTS + 1];
+    s_sums (ctx, ctx->ring, sums);
+    s_stop_target (ctx);
     s_check_target_store (ctx);
 }
 
@@ -1584,6 +1666,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_copy_while_serving, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_copy_resumes_after_kills, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_catchup_sends_changes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_hostile_chunks, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_handover, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_ring_gives_back, s_setup, s_teardown),
