@@ -3,6 +3,7 @@
 # (bench/README.md, "Rebalancing").
 #
 #   bench/rebalance_bench.sh [options] BUILD_DIR
+#   bench/rebalance_bench.sh [options] --ab OLD_BUILD_DIR BUILD_DIR
 #
 # Each run: a fresh local cluster of 3 shards and a router (tools/cluster.sh,
 # CURVE on, WAL synced) and a fourth shard s4 started with the cluster's
@@ -25,11 +26,15 @@
 # (freeze to the final chunk, the handover not counted). p50, p99 and max
 # over the steps of the run. With --runs N, every run's table, then the
 # medians over the runs. The load average is printed with every figure.
+# With --ab OLD, each of the --runs rounds runs OLD and BUILD one after the
+# other (OLD first in odd rounds, BUILD first in even ones), and the medians
+# of each build and their ratios BUILD/OLD follow.
 #
 # Options:
 #   --smoke            the ctest smoke run: 10,000 accounts, 20,000 transfers,
 #                      2 s before, batches of 1000 (about 15 s in all)
-#   --runs N           whole runs, each on a fresh cluster (1)
+#   --runs N           whole runs, each on a fresh cluster (1; with --ab: rounds)
+#   --ab OLD_BUILD     compare: OLD_BUILD's runs alternate with BUILD_DIR's
 #   --accounts N       preloaded accounts (1,000,000)
 #   --transfers N      preloaded transfers (5,000,000)
 #   --fg-accounts N    accounts of each foreground run (100,000)
@@ -37,7 +42,8 @@
 #   --before S         measured seconds of the before run (20)
 #   --freeze-max-ms N  apply's --freeze-max-ms (1000)
 #   --entries N        apply's --entries, entries per chunk (apply's default: 1024)
-#   --base-port P      router on P, shards on P+1..P+4 (default: free ports)
+#   --base-port P      router on P, shards on P+1..P+4 (default: free ports,
+#                      within RL_BENCH_PORTS=LO-HI if set, else 20000-60000)
 #   --keep DIR         keep every run's cluster, logs and outputs under DIR
 #   --out FILE         also write the machine-readable rows (one per run)
 #
@@ -60,6 +66,7 @@ BASE_PORT=""
 KEEP=""
 OUT=""
 BUILD=""
+OLD_BUILD=""
 STEP_WAIT_S=3600 # apply's own bound: a run that takes longer has failed
 
 usage () {
@@ -76,7 +83,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --smoke) SMOKE=1; shift ;;
     --runs | --accounts | --transfers | --fg-accounts | --batch | --before | --freeze-max-ms \
-        | --entries | --base-port | --keep | --out)
+        | --entries | --base-port | --keep | --out | --ab)
         [ $# -ge 2 ] || { echo "rebalance_bench.sh: $1 needs a value" >&2; exit 2; }
         case "$1" in
         --runs) need_number "$1" "$2" 1; RUNS=$2 ;;
@@ -90,6 +97,7 @@ while [ $# -gt 0 ]; do
         --base-port) need_number "$1" "$2" 1024; BASE_PORT=$2 ;;
         --keep) KEEP=$2 ;;
         --out) OUT=$2 ;;
+        --ab) OLD_BUILD=$2 ;;
         esac
         shift 2 ;;
     -h | --help) usage ;;
@@ -103,8 +111,15 @@ if [ "$SMOKE" = 1 ]; then
     BATCH=100; BEFORE=2; WARMUP=0.5
 fi
 BUILD=$(cd "$BUILD" && pwd) || exit 2
-for p in shard/shard router/router bench/rlbench tools/rebalance tools/rlctl; do
-    [ -x "$BUILD/$p" ] || { echo "rebalance_bench.sh: no $BUILD/$p (build first)" >&2; exit 2; }
+NEW_BUILD=$BUILD
+if [ -n "$OLD_BUILD" ]; then
+    OLD_BUILD=$(cd "$OLD_BUILD" && pwd) || exit 2
+fi
+for b in "$BUILD" "$OLD_BUILD"; do
+    [ -n "$b" ] || continue
+    for p in shard/shard router/router bench/rlbench tools/rebalance tools/rlctl; do
+        [ -x "$b/$p" ] || { echo "rebalance_bench.sh: no $b/$p (build first)" >&2; exit 2; }
+    done
 done
 
 if [ -n "$KEEP" ]; then
@@ -137,12 +152,14 @@ trap 'exit 1' INT TERM
 load () { cut -d' ' -f1 /proc/loadavg; }
 say () { echo "rebalance_bench.sh: $*" >&2; }
 
-# A base port with the next 4 free too (router on P, shards on P+1..P+4).
+# A base port with the next 4 free too (router on P, shards on P+1..P+4),
+# within RL_BENCH_PORTS (LO-HI) when set.
 free_port () {
     python3 -c '
-import random, socket
+import os, random, socket
+lo, hi = (int(x) for x in os.environ.get("RL_BENCH_PORTS", "20000-60000").split("-"))
 for _ in range(200):
-    p = random.randint(20000, 60000)
+    p = random.randint(lo, hi - 4)
     socks = []
     try:
         for q in range(p, p + 5):
@@ -214,9 +231,11 @@ j = json.load(open(sys.argv[1]))
 print("%.0f %.2f %s" % (j["transfers_per_s"], j["latency_ms"]["p99"], j["check"]))' "$RUN/$1.json"
 }
 
-# one_run N: a whole run; appends one line of key=value figures to WORK/rows.
+# one_run N BUILD LABEL: a whole run of BUILD; appends one line of key=value
+# figures to WORK/rows.
 one_run () {
-    RUN=$WORK/run-$1
+    BUILD=$2
+    RUN=$WORK/run-$1-$3
     rm -rf "$RUN"
     mkdir -p "$RUN"
     cluster_start || return 1
@@ -292,9 +311,9 @@ one_run () {
     if ! "$rb" check --state "$RUN/state" --cert "$admin" >"$RUN/check.out" 2>&1; then
         say "run $1: rebalance check is not clean:"; cat "$RUN/check.out" >&2; return 1
     fi
-    python3 - "$RUN" "$1" "$t0" "$t1" "$load_s" "$l0" "$l1" "$l2" "$l3" >>"$WORK/rows" <<'PY'
+    python3 - "$RUN" "$1" "$t0" "$t1" "$load_s" "$l0" "$l1" "$l2" "$l3" "$3" >>"$WORK/rows" <<'PY'
 import json, re, sys, glob, datetime, os
-run, n, t0, t1, load_s, l0, l1, l2, l3 = sys.argv[1:]
+run, n, t0, t1, load_s, l0, l1, l2, l3, label = sys.argv[1:]
 st = json.load(open(os.path.join(run, "status.json")))
 steps = st["steps"]
 def ms(stamp):
@@ -322,7 +341,12 @@ for path in glob.glob(os.path.join(run, "cluster", "s*.log")):
         else:
             e["handed"] = t
             e["installed"] = int(m.group(4))
-tool = [int(x) for x in re.findall(r"frozen (\d+) ms", open(os.path.join(run, "apply.out")).read())]
+apply_out = open(os.path.join(run, "apply.out")).read()
+tool = [int(x) for x in re.findall(r"frozen (\d+) ms", apply_out)]
+# apply's own parts of each freeze (builds that print them): drain seen,
+# final chunk in, target's commit answered, ms after the freeze answered.
+parts = [tuple(int(v) for v in m) for m in re.findall(
+    r"drained (\d+), shipped (\d+), target committed (\d+) ms after the freeze", apply_out)]
 freezes, copy_ms, installed, nbytes, records = [], 0.0, 0, 0, 0
 for s in steps:
     mid = int(s["migration_id"], 16) if isinstance(s["migration_id"], str) else s["migration_id"]
@@ -341,8 +365,10 @@ def pct(v, q):
 bj, dj = (json.load(open(os.path.join(run, k + ".json"))) for k in ("before", "during"))
 lj = json.load(open(os.path.join(run, "load.json")))
 apply_s = float(t1) - float(t0)
+def part(i):
+    return "%.0f" % pct([p[i] for p in parts], 0.5) if parts else "-"
 print(" ".join("%s=%s" % kv for kv in [
-    ("run", n), ("steps", len(steps)), ("load_s", load_s),
+    ("run", n), ("build", label), ("steps", len(steps)), ("load_s", load_s),
     ("load_tps", "%.0f" % lj["transfers_per_s"]), ("history", lj["ok_total"]), ("apply_s", "%.1f" % apply_s),
     ("copy_s", "%.2f" % (copy_ms / 1000)), ("installed", installed), ("records", records),
     ("bytes", nbytes),
@@ -357,6 +383,7 @@ print(" ".join("%s=%s" % kv for kv in [
     ("tool_p50", "%.0f" % pct(tool, 0.5)), ("tool_p99", "%.0f" % pct(tool, 0.99)),
     ("tool_max", "%.0f" % (max(tool) if tool else float("nan"))),
     ("retries", sum(int(s.get("retries", 0)) for s in steps)),
+    ("part_drained", part(0)), ("part_shipped", part(1)), ("part_committed", part(2)),
     ("checks", "%s/%s/%s" % (lj["check"], bj["check"], dj["check"])),
     ("l_load", l0), ("l_before", l1), ("l_during", l2), ("l_after", l3)]))
 PY
@@ -367,24 +394,35 @@ PY
 
 : >"$WORK/rows"
 for r in $(seq 1 "$RUNS"); do
-    one_run "$r" || exit 1
+    if [ -z "$OLD_BUILD" ]; then
+        one_run "$r" "$NEW_BUILD" new || exit 1
+    elif [ $((r % 2)) = 1 ]; then
+        one_run "$r" "$OLD_BUILD" old || exit 1
+        one_run "$r" "$NEW_BUILD" new || exit 1
+    else
+        one_run "$r" "$NEW_BUILD" new || exit 1
+        one_run "$r" "$OLD_BUILD" old || exit 1
+    fi
 done
 if [ -n "$OUT" ]; then cp "$WORK/rows" "$OUT"; fi
-python3 - "$WORK/rows" "$ACCOUNTS" "$TRANSFERS" "$FG_ACCOUNTS" "$BATCH" "$BUILD" <<'PY'
+python3 - "$WORK/rows" "$ACCOUNTS" "$TRANSFERS" "$FG_ACCOUNTS" "$BATCH" "$NEW_BUILD" "$OLD_BUILD" <<'PY'
 import statistics, sys
-path, accounts, transfers, fg, batch, build = sys.argv[1:]
+path, accounts, transfers, fg, batch, build, old = sys.argv[1:]
 rows = [dict(kv.split("=", 1) for kv in line.split()) for line in open(path) if line.strip()]
-print("ringledger rebalancing: %s; 3 -> 4 shards; %s accounts, %s transfers of history; "
+print("ringledger rebalancing: %s%s; 3 -> 4 shards; %s accounts, %s transfers of history; "
       "foreground closed loop, %s accounts, batch %s, window 4, durability sync (%d run%s)"
-      % (build, format(int(accounts), ","), format(int(transfers), ","), format(int(fg), ","),
+      % (build, " against %s (old)" % old if old else "", format(int(accounts), ","),
+         format(int(transfers), ","), format(int(fg), ","),
          batch, len(rows), "" if len(rows) == 1 else "s"))
 print()
-cols = [("run", "run"), ("steps", "steps"), ("apply s", "apply_s"), ("copy s", "copy_s"),
+cols = [("run", "run"), ("build", "build"), ("steps", "steps"), ("apply s", "apply_s"), ("copy s", "copy_s"),
         ("accounts/s", "acc_per_s"), ("MB/s", "mb_per_s"), ("before tps", "before_tps"),
         ("during tps", "during_tps"), ("during/before", "ratio"), ("before p99 ms", "before_p99"),
         ("during p99 ms", "during_p99"), ("freeze p50 ms", "freeze_p50"),
         ("freeze p99 ms", "freeze_p99"), ("freeze max ms", "freeze_max"),
-        ("apply's freeze p50/p99/max ms", None), ("retries", "retries"), ("checks", "checks"),
+        ("apply's freeze p50/p99/max ms", None),
+        ("apply's drained/shipped/committed p50 ms", None), ("retries", "retries"),
+        ("checks", "checks"),
         ("load average: load/before/during/after", None)]
 print("| " + " | ".join(c[0] for c in cols) + " |")
 print("|" + " --- |" * len(cols))
@@ -393,26 +431,41 @@ for r in rows:
     for title, k in cols:
         if k:
             vals.append(r[k])
-        elif title.startswith("apply's"):
+        elif title.startswith("apply's freeze"):
             vals.append("%s/%s/%s" % (r["tool_p50"], r["tool_p99"], r["tool_max"]))
+        elif title.startswith("apply's drained"):
+            vals.append("%s/%s/%s" % (r.get("part_drained", "-"), r.get("part_shipped", "-"),
+                                      r.get("part_committed", "-")))
         else:
             vals.append("%s/%s/%s/%s" % (r["l_load"], r["l_before"], r["l_during"], r["l_after"]))
     print("| " + " | ".join(vals) + " |")
 print()
 for r in rows:
-    print("run %s: history of %s transfers applied, loaded in %s s (%s transfers/s); %s accounts "
-          "installed, %s records, %s bytes copied" % (r["run"], format(int(r["history"]), ","),
-                                                      r["load_s"], r["load_tps"], r["installed"],
-                                                      r["records"], r["bytes"]))
-if rows:
-    med = lambda k: statistics.median(float(r[k]) for r in rows)
+    print("run %s (%s): history of %s transfers applied, loaded in %s s (%s transfers/s); %s "
+          "accounts installed, %s records, %s bytes copied"
+          % (r["run"], r["build"], format(int(r["history"]), ","), r["load_s"], r["load_tps"],
+             r["installed"], r["records"], r["bytes"]))
+keys = ["acc_per_s", "mb_per_s", "before_tps", "during_tps", "ratio", "before_p99", "during_p99",
+        "freeze_p50", "freeze_p99", "freeze_max", "records", "apply_s"]
+meds = {}
+for label in ("old", "new"):
+    group = [r for r in rows if r["build"] == label]
+    if not group:
+        continue
+    med = lambda k: statistics.median(float(r[k]) for r in group)
+    meds[label] = {k: med(k) for k in keys}
     print()
-    print("medians over %d run%s: copy %.0f accounts/s, %.1f MB/s; foreground %.0f -> %.0f "
+    print("%smedians over %d run%s: copy %.0f accounts/s, %.1f MB/s; foreground %.0f -> %.0f "
           "transfers/s (during/before %.2f; target >= 0.50: %s), p99 %.1f -> %.1f ms; freeze "
           "p50 %.0f ms, p99 %.0f ms (target <= 100: %s), max %.0f ms"
-          % (len(rows), "" if len(rows) == 1 else "s", med("acc_per_s"), med("mb_per_s"),
-             med("before_tps"), med("during_tps"), med("ratio"),
-             "met" if med("ratio") >= 0.5 else "NOT met", med("before_p99"), med("during_p99"),
-             med("freeze_p50"), med("freeze_p99"), "met" if med("freeze_p99") <= 100 else "NOT met",
-             med("freeze_max")))
+          % ("%s: " % label if old else "", len(group), "" if len(group) == 1 else "s",
+             med("acc_per_s"), med("mb_per_s"), med("before_tps"), med("during_tps"),
+             med("ratio"), "met" if med("ratio") >= 0.5 else "NOT met", med("before_p99"),
+             med("during_p99"), med("freeze_p50"), med("freeze_p99"),
+             "met" if med("freeze_p99") <= 100 else "NOT met", med("freeze_max")))
+if "old" in meds and "new" in meds:
+    print()
+    print("new/old (ratio of the medians): " + ", ".join(
+        "%s %.2f" % (k, meds["new"][k] / meds["old"][k]) if meds["old"][k] else "%s -" % k
+        for k in keys))
 PY

@@ -906,51 +906,72 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
         return s_refuse (self, envelope, h,
                          "commit needs the final chunk and the step's ring giving the arc here");
     }
+    //  The staged accounts, read once (they are the freeze's to wait for):
+    //  first every check, then every change, so a refusal changes nothing.
     store_iter_t *it = store_iter_new (self->store, STORE_CF_IMPORTED);
     if (!it) {
         return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
     }
-    //  First every check, then every change: a refusal changes nothing.
     uint8_t prefix = IMPORTED_ACCOUNT;
-    size_t installs = 0;
+    rl_account_t *staged = NULL;
+    size_t count = 0, cap = 0, others = 0;
     int rc = 0;
-    for (int pass = 0; pass < 2 && rc == 0; pass++) {
-        for (store_iter_seek (it, &prefix, 1); store_iter_valid (it); store_iter_next (it)) {
-            size_t key_size = 0, value_size = 0;
-            const uint8_t *key = store_iter_key (it, &key_size);
-            const uint8_t *value = store_iter_value (it, &value_size);
-            if (key[0] != IMPORTED_ACCOUNT) {
-                break;
-            }
-            if (key_size != 1 + RL_ID_SIZE || value_size != RL_ACCOUNT_SIZE) {
-                rc = -1;
-                break;
-            }
-            rl_account_t a, here;
-            codec_decode_account (value, &a);
-            if (!imported_in_arc (state->arc_start, state->arc_end, a.id)) {
-                continue;
-            }
-            ledger_lookup_accounts (self->ledger, &a.id, 1, &here);
-            if (pass == 0) {
-                if (here.timestamp != 0 || a.debits_reserved || a.credits_reserved) {
-                    rc = -2; //  held here already, or something still in escrow
-                    break;
-                }
-                continue;
-            }
-            if (ledger_install_account (self->ledger, &a) != 0) {
-                rc = -1;
-                break;
-            }
-            store_batch_delete (self->store, STORE_CF_IMPORTED, key, key_size);
-            installs++;
+    for (store_iter_seek (it, &prefix, 1); store_iter_valid (it); store_iter_next (it)) {
+        size_t key_size = 0, value_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &value_size);
+        if (key[0] != IMPORTED_ACCOUNT) {
+            break;
         }
+        if (key_size != 1 + RL_ID_SIZE || value_size != RL_ACCOUNT_SIZE) {
+            rc = -1;
+            break;
+        }
+        rl_account_t a, here;
+        codec_decode_account (value, &a);
+        if (!imported_in_arc (state->arc_start, state->arc_end, a.id)) {
+            others++; //  not this arc's (none is expected): left as it is
+            continue;
+        }
+        ledger_lookup_accounts (self->ledger, &a.id, 1, &here);
+        if (here.timestamp != 0 || a.debits_reserved || a.credits_reserved) {
+            rc = -2; //  held here already, or something still in escrow
+            break;
+        }
+        if (count == cap) {
+            size_t grown = cap ? cap * 2 : 1024;
+            rl_account_t *more = realloc (staged, grown * sizeof (*staged));
+            if (!more) {
+                rc = -1;
+                break;
+            }
+            staged = more;
+            cap = grown;
+        }
+        staged[count++] = a;
     }
     store_iter_destroy (&it);
     if (rc == -2) {
+        free (staged);
         return s_refuse (self, envelope, h, "an account of the arc is held here or in escrow");
     }
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        rc = ledger_install_account (self->ledger, &staged[i]);
+        if (rc == 0 && others > 0) {
+            uint8_t key[1 + RL_ID_SIZE] = {IMPORTED_ACCOUNT};
+            codec_encode_id (staged[i].id, key + 1);
+            store_batch_delete (self->store, STORE_CF_IMPORTED, key, sizeof (key));
+        }
+    }
+    if (rc == 0 && others == 0) {
+        //  Every staged key was the arc's: one range tombstone, which later
+        //  scans of the staged keys skip at once (a point delete per key
+        //  left every later step's commit and abort walking over them all).
+        uint8_t from = IMPORTED_ACCOUNT, to = IMPORTED_ACCOUNT + 1;
+        store_batch_delete_range (self->store, STORE_CF_IMPORTED, &from, 1, &to, 1);
+    }
+    size_t installs = count;
+    free (staged);
     if (rc != 0 || arcs_mark_received (arcs, state->arc_start, state->arc_end) != 0) {
         rl_error ("migration %" PRIu64 ": the handover failed (storage or memory)",
                   state->migration_id);

@@ -32,6 +32,22 @@
     queries) is a turn of its own. With --durability nosync nothing is
     synced and everything goes at the end of its turn.
 
+    MIGRATION REQUESTS FIRST. A migration's freeze is a chain of requests
+    (freeze, export, import, the step's ring, commit), each waiting for the
+    one before; behind a saturating load each used to wait for the turn
+    of client batches queued ahead of it and for that turn's sync. So a
+    turn first reads ahead what waits on the socket (at most
+    RL_SHARD_READ_AHEAD_MAX requests): the migration requests and ring
+    loads among them (s_first) are served in a turn of their own, with a
+    small batch whose sync starts at once (or as soon as the one in flight
+    ends), then the rest in arrival order in the next turn, in the same
+    call. And between two requests of a turn, a sync that ended meanwhile
+    is taken at once (s_sync_ended): what it justifies goes then, and the
+    next sync starts, instead of both waiting for the end of the turn. A
+    request served first may so overtake client requests that arrived
+    before it; they are concurrent, and each still sees the ledger as the
+    writes before it left it.
+
     Data flows one way: the server calls the ledger, the coordinator or the
     participant, then drains the output queue (outq.h): PREPARE, DECIDE and
     outcome-query records go to the peer at their ring index (peers.c), and
@@ -746,11 +762,26 @@ s_handle_failed (server_t *self, zmsg_t *msg)
     }
 }
 
+//  The next request read ahead this turn (NULL: none left).
+static zmsg_t *
+s_inbox_pop (server_t *self)
+{
+    if (self->inbox_head == self->inbox_count) {
+        self->inbox_head = self->inbox_count = 0;
+        return NULL;
+    }
+    return self->inbox[self->inbox_head++];
+}
+
 //  A turn in FAILED: answer the clients, drop what peers sent.
 static int
 s_turn_failed (server_t *self)
 {
     assert (self->failed && self->held_count == 0);
+    zmsg_t *ahead = NULL;
+    while ((ahead = s_inbox_pop (self))) { //  read ahead before the failure
+        s_handle_failed (self, ahead);
+    }
     for (size_t round = 0; round < RL_SHARD_REQUESTS_PER_TURN_MAX; round++) {
         zmsg_t *msg = zmsg_recv (self->router); //  rcvtimeo 0: NULL when drained
         if (!msg) {
@@ -781,8 +812,9 @@ s_sync_kick (server_t *self)
         || !outq_sync_due (self->outq)) {
         return;
     }
-    assert (store_batch_count (self->store) == 0); //  between turns, or after the write
-    self->sync_head = ledger_last_timestamp (self->ledger);
+    //  It covers the batches written; one being built in a turn is not
+    //  written yet (nor its head: written_head, not the ledger's).
+    self->sync_head = self->written_head;
     self->writes_syncing = self->writes_unsynced;
     self->writes_unsynced = 0;
     syncer_start (self->syncer, outq_written_seq (self->outq));
@@ -796,35 +828,33 @@ s_events_synced (server_t *self)
     //  the head of the last sync that ended, never that of the sync in
     //  flight (sync_head): a crash may still drop what it covers.
     if (outq_synced_seq (self->outq) == outq_written_seq (self->outq)) {
-        uint64_t head = ledger_last_timestamp (self->ledger);
+        uint64_t head = self->written_head; //  not a batch still being built
         self->durable_head = head > self->durable_head ? head : self->durable_head;
     }
     events_synced (self, self->durable_head);
 }
 
-//  A sync ended (the syncer's pipe is readable): what it justifies goes,
-//  and the next sync starts if more was written meanwhile.
-static int
-s_on_synced (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+//  A sync that ended (if one did): what it justifies goes, and the next
+//  sync starts if more was written meanwhile. Between turns (the syncer's
+//  pipe is readable) or between two requests of a turn.
+static void
+s_sync_ended (server_t *self)
 {
-    (void) loop;
-    (void) item;
-    server_t *self = arg;
     assert (self && self->syncer);
     uint64_t seq = 0;
     int rc = 0;
     int64_t sync_us = 0;
     if (!syncer_take (self->syncer, &seq, &rc, &sync_us)) {
-        return 0;
+        return;
     }
     if (self->failed) {
-        return 0; //  already answering storage_error; nothing may leave
+        return; //  already answering storage_error; nothing may leave
     }
     size_t sent[OUTQ_REPLY] = {0};
     if (rc != 0) {
         s_enter_failed (self, "group commit sync");
         s_send (self, sent, false);
-        return 0;
+        return;
     }
     shard_metrics_commit (self->metrics, self->writes_syncing, sync_us);
     self->writes_syncing = 0;
@@ -841,6 +871,14 @@ s_on_synced (zloop_t *loop, zmq_pollitem_t *item, void *arg)
     RL_FAILPOINT (SHARD_AFTER_REPLY);
     s_after_sent (sent);
     s_sync_kick (self);
+}
+
+static int
+s_on_synced (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void) loop;
+    (void) item;
+    s_sync_ended (arg);
     return 0;
 }
 
@@ -886,6 +924,9 @@ s_turn_finish (server_t *self, bool lazy)
     if (writes && !self->failed) {
         int64_t write_us = zclock_usecs ();
         rc = RL_FAILPOINT (SHARD_BEFORE_COMMIT) == 0 ? store_write_group (self->store) : -1;
+        if (rc == 0) {
+            self->written_head = ledger_last_timestamp (self->ledger);
+        }
         if (rc == 0 && !self->syncer) { //  nosync: written is as durable as it gets
             shard_metrics_commit (self->metrics, write_count, zclock_usecs () - write_us);
         }
@@ -989,12 +1030,81 @@ s_drain_peer (server_t *self, size_t peer, now_t now, size_t budget, bool *lazy_
     return n;
 }
 
+//  Served ahead of the other requests read with it (MIGRATION REQUESTS
+//  FIRST): a migration's requests and ring loads. Only the header is read
+//  here; s_handle checks the whole request and its sender's role as for
+//  any other (a client key naming these operations is refused there).
+static bool
+s_first (zmsg_t *msg)
+{
+    zframe_t *payload = zmsg_last (msg);
+    if (!payload || zmsg_size (msg) < 2 || !codec_frame_has_header (zframe_size (payload))) {
+        return false;
+    }
+    rl_header_t h;
+    codec_decode_header (zframe_data (payload), &h);
+    switch (h.operation) {
+        case RL_OP_MIGRATE_BEGIN:
+        case RL_OP_MIGRATE_EXPORT:
+        case RL_OP_MIGRATE_IMPORT:
+        case RL_OP_MIGRATE_FREEZE:
+        case RL_OP_MIGRATE_DRAIN:
+        case RL_OP_MIGRATE_UNFREEZE:
+        case RL_OP_MIGRATE_COMMIT:
+        case RL_OP_MIGRATE_ABORT:
+        case RL_OP_MIGRATE_CLEANUP:
+        case RL_OP_LOAD_RING:
+            return true;
+        default:
+            return false;
+    }
+}
+
+//  Reads ahead what waits on the ROUTER socket (at most
+//  RL_SHARD_READ_AHEAD_MAX, within the turn's reply bytes) and serves the
+//  migration requests among it in a turn of their own; the rest stays in
+//  the inbox, in arrival order, for the turn that follows.
+static void
+s_first_turn (server_t *self, size_t building_max)
+{
+    assert (self->inbox_head == 0 && self->inbox_count == 0);
+    while (self->inbox_count < RL_SHARD_READ_AHEAD_MAX && self->held_bytes < building_max) {
+        zmsg_t *msg = zmsg_recv (self->router); //  rcvtimeo 0: NULL when drained
+        if (!msg) {
+            break;
+        }
+        self->inbox[self->inbox_count++] = msg;
+    }
+    size_t kept = 0, first = 0;
+    int64_t turn_us = zclock_usecs ();
+    for (size_t i = 0; i < self->inbox_count; i++) {
+        zmsg_t *msg = self->inbox[i];
+        if (!self->failed && s_first (msg)) {
+            s_handle (self, msg);
+            first++;
+        } else {
+            self->inbox[kept++] = msg;
+        }
+    }
+    self->inbox_count = kept;
+    if (first > 0) {
+        s_turn_finish (self, false); //  its own small batch, its sync at once if none is in flight
+        shard_metrics_turn (self->metrics, zclock_usecs () - turn_us);
+    }
+}
+
 //  One turn: drain every socket (clients and peers), commit once, answer.
 //  Whichever socket woke the loop, everything that has arrived anywhere
-//  shares this turn's one synced write.
+//  shares this turn's one synced write (but the migration requests read
+//  ahead, which go first in a turn of their own).
 static int
 s_turn (server_t *self)
 {
+    //  The replies a turn builds are bounded in bytes too (replyq.h).
+    size_t building_max = RL_REPLY_QUEUE_BUILDING_BYTES (self->options->reply_queue_bytes);
+    if (!self->failed && !backup_holding (self) && !backup_deferred_waiting (self)) {
+        s_first_turn (self, building_max);
+    }
     if (self->failed) {
         return s_turn_failed (self);
     }
@@ -1002,12 +1112,14 @@ s_turn (server_t *self)
     int64_t turn_us = zclock_usecs ();
     bool more = true;
     bool lazy = true; //  only acknowledgements of DECIDEs read so far
-    //  The replies a turn builds are bounded in bytes too (replyq.h).
-    size_t building_max = RL_REPLY_QUEUE_BUILDING_BYTES (self->options->reply_queue_bytes);
     for (size_t round = 0; more && round < RL_SHARD_REQUESTS_PER_TURN_MAX; round++) {
         more = false;
-        //  Requests that waited for a backup hold go first (backup.h).
+        //  Requests that waited for a backup hold go first (backup.h), then
+        //  those read ahead (always served in this turn), then the socket.
         zmsg_t *msg = self->held_bytes < building_max ? backup_next_deferred (self) : NULL;
+        if (!msg) {
+            msg = s_inbox_pop (self);
+        }
         if (!msg && self->held_bytes < building_max) {
             msg = zmsg_recv (self->router);
         }
@@ -1019,9 +1131,20 @@ s_turn (server_t *self)
         for (size_t i = 0; !backup_holding (self) && i < peers_count (self->peers); i++) {
             more |= s_drain_peer (self, i, now, 1, &lazy) > 0;
         }
+        if (self->syncer) {
+            s_sync_ended (self); //  one that ended meanwhile: its replies go now
+        }
+        if (self->failed) {
+            break; //  the sync failed: nothing more is applied
+        }
     }
     int rc = s_turn_finish (self, lazy);
     shard_metrics_turn (self->metrics, zclock_usecs () - turn_us);
+    if (self->failed) {
+        s_turn_failed (self); //  requests read ahead and not served: answered
+    }
+    assert (self->inbox_head == self->inbox_count); //  every one read ahead was served
+    self->inbox_head = self->inbox_count = 0;
     return rc;
 }
 
@@ -1148,6 +1271,7 @@ server_new (const server_options_t *options, store_t *store, ring_t **ring_p, ou
     //  What recovery loaded is durable: the change stream's head starts there.
     self->durable_head = ledger_last_timestamp (self->ledger);
     self->sync_head = self->durable_head;
+    self->written_head = self->durable_head;
     if (options->durability != RL_DURABILITY_NOSYNC) {
         //  The pipelined group commit's sync thread (syncer.h).
         self->syncer = syncer_new (store);
@@ -1186,6 +1310,9 @@ server_destroy (server_t **self_p)
     }
     for (size_t i = 0; i < self->held_count; i++) {
         zmsg_destroy (&self->held[i].msg);
+    }
+    for (size_t i = self->inbox_head; i < self->inbox_count; i++) {
+        zmsg_destroy (&self->inbox[i]);
     }
     free (self->held);
     free (self->arc_load);

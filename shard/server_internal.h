@@ -27,6 +27,10 @@
 #include "store.h"
 #include "syncer.h"
 
+//  Requests a turn reads ahead from the ROUTER socket to serve migration
+//  requests first (server.c, "MIGRATION REQUESTS FIRST").
+#define RL_SHARD_READ_AHEAD_MAX 64
+
 //  A reply held until the group commit it needs is synced; fp: the
 //  failpoint that sits between that sync and this send (RL_FP_COUNT: none).
 typedef struct {
@@ -53,6 +57,7 @@ struct server_t {
     events_t *events;         //  the change stream (events.c)
     syncer_t *syncer;         //  the pipelined group commit's sync thread; NULL: nosync
     uint64_t sync_head;       //  the last timestamp written when the sync in flight began
+    uint64_t written_head;    //  the last timestamp of a written group commit (synced or not)
     uint64_t durable_head;    //  the last timestamp of a synced write (the change stream's head)
     size_t writes_unsynced;   //  operations written since the last sync began
     size_t writes_syncing;    //  ... and those the sync in flight covers
@@ -61,6 +66,10 @@ struct server_t {
     replyq_t *replies;        //  the ROUTER's replies, bounded per connection
     size_t held_count;
     size_t held_cap;
+    //  requests read ahead this turn, oldest first (inbox_head: the next)
+    zmsg_t *inbox[RL_SHARD_READ_AHEAD_MAX];
+    size_t inbox_head;
+    size_t inbox_count;
 
     //  scratch, sized for one full batch
     rl_prepare_rec_t *prepares;

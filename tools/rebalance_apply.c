@@ -519,6 +519,9 @@ typedef struct {
     rb_step_t *step;
     s_shard_t *source, *target;
     rl_migrate_rec_t have; //  the target's stored record
+    //  Wall clock (ms) of this run's freeze: the freeze answered, the drain
+    //  seen, the final chunk in, the target's commit answered (0: not seen)
+    uint64_t t_frozen, t_drained, t_shipped, t_committed;
 } s_run_t;
 
 //  One chunk from the source into the target.
@@ -784,9 +787,23 @@ s_move (s_run_t *r)
                 return rc;
             }
         }
+        r->t_frozen = rb_wall_ms ();
         //  The drain (and for a shard that leaves, nothing two-phase left on it).
         bool drained = source_state == RL_MIGRATE_SHIPPED;
         bool thawed = false;
+        if (!drained && !leaving && r->have.cursor.phase == RL_MIGRATE_PHASE_DONE) {
+            //  No poll first: the source checks the drain when a round
+            //  begins, and a round that begins frozen and drained is the
+            //  final one. Usually the arc is drained already, and the
+            //  freeze saves the round trips of a poll; if not, this round
+            //  is one more catch-up and the drain is polled below.
+            uint64_t records = 0;
+            if ((rc = s_round (r, &records)) != 0) {
+                return rc;
+            }
+            step->lag = records;
+            drained = r->have.state == RL_MIGRATE_SHIPPED;
+        }
         while (!drained && !thawed) {
             rl_migrate_rec_t req = s_request (step, RL_MIGRATE_SOURCE), out;
             rc = s_migrate (r->ctx, r->source, RL_OP_MIGRATE_DRAIN, &req, &out);
@@ -809,6 +826,7 @@ s_move (s_run_t *r)
                 zclock_sleep (S_DRAIN_POLL_MS);
             }
         }
+        r->t_drained = rb_wall_ms ();
         if (thawed) {
             if (step->state == RB_FROZEN) {
                 if ((rc = s_retry_later (r, "the source ended the freeze")) < 0 || rc > 1) {
@@ -834,6 +852,7 @@ s_move (s_run_t *r)
             return rc;
         }
     }
+    r->t_shipped = rb_wall_ms ();
     step->state = RB_HANDOVER;
     int rc = s_save (r->ctx);
     if (rc != 0) {
@@ -964,6 +983,7 @@ s_handover (s_run_t *r)
     if (rc == S_COMMIT_REFUSED) {
         return s_rollback (r); //  the source never committed: undo the step
     }
+    r->t_committed = rb_wall_ms (); //  the arc serves again, on the target
     if (rc != 0
         || (rc = s_point (RL_FAILPOINT (REBALANCE_TARGET_COMMITTED), "rebalance.target_committed"))
                != 0) {
@@ -1031,12 +1051,23 @@ s_step (s_ctx_t *ctx, size_t index)
         return rc;
     }
     if (!ctx->args->json) {
+        char parts[128] = "";
+        if (r.t_frozen && r.t_drained >= r.t_frozen && r.t_shipped >= r.t_drained
+            && r.t_committed >= r.t_shipped) {
+            //  This run's last freeze: to the drain seen (with the round
+            //  that found it), to the final chunk, to the target's commit.
+            snprintf (parts, sizeof parts,
+                      " (drained %" PRIu64 ", shipped %" PRIu64 ", target committed %" PRIu64
+                      " ms after the freeze)",
+                      r.t_drained - r.t_frozen, r.t_shipped - r.t_frozen,
+                      r.t_committed - r.t_frozen);
+        }
         printf ("step %zu/%zu: %s -> %s, arc (%016" PRIx64 ", %016" PRIx64 "]: %" PRIu64
                 " accounts, %" PRIu64 " records, %" PRIu64 " bytes, %" PRIu64
-                " rounds, frozen %" PRIu64 " ms, %" PRIu64 " retries: epoch %" PRIu64 "\n",
+                " rounds, frozen %" PRIu64 " ms%s, %" PRIu64 " retries: epoch %" PRIu64 "\n",
                 index + 1, ctx->plan.step_count, step->source, step->target, step->start, step->end,
-                step->accounts, step->records, step->bytes, step->rounds, frozen, step->retries,
-                ctx->plan.base_epoch + index + 1);
+                step->accounts, step->records, step->bytes, step->rounds, frozen, parts,
+                step->retries, ctx->plan.base_epoch + index + 1);
         fflush (stdout);
     }
     return 0;
