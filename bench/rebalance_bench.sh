@@ -415,7 +415,7 @@ print("ringledger rebalancing: %s%s; 3 -> 4 shards; %s accounts, %s transfers of
          format(int(transfers), ","), format(int(fg), ","),
          batch, len(rows), "" if len(rows) == 1 else "s"))
 print()
-cols = [("run", "run"), ("build", "build"), ("steps", "steps"), ("apply s", "apply_s"), ("copy s", "copy_s"),
+cols = [("run", "run")] + ([("build", "build")] if old else []) + [("steps", "steps"), ("apply s", "apply_s"), ("copy s", "copy_s"),
         ("accounts/s", "acc_per_s"), ("MB/s", "mb_per_s"), ("before tps", "before_tps"),
         ("during tps", "during_tps"), ("during/before", "ratio"), ("before p99 ms", "before_p99"),
         ("during p99 ms", "during_p99"), ("freeze p50 ms", "freeze_p50"),
@@ -441,10 +441,10 @@ for r in rows:
     print("| " + " | ".join(vals) + " |")
 print()
 for r in rows:
-    print("run %s (%s): history of %s transfers applied, loaded in %s s (%s transfers/s); %s "
+    print("run %s%s: history of %s transfers applied, loaded in %s s (%s transfers/s); %s "
           "accounts installed, %s records, %s bytes copied"
-          % (r["run"], r["build"], format(int(r["history"]), ","), r["load_s"], r["load_tps"],
-             r["installed"], r["records"], r["bytes"]))
+          % (r["run"], " (%s)" % r["build"] if old else "", format(int(r["history"]), ","),
+             r["load_s"], r["load_tps"], r["installed"], r["records"], r["bytes"]))
 keys = ["acc_per_s", "mb_per_s", "before_tps", "during_tps", "ratio", "before_p99", "during_p99",
         "freeze_p50", "freeze_p99", "freeze_max", "records", "apply_s"]
 meds = {}

@@ -37,8 +37,9 @@
     one before; behind a saturating load each used to wait for the turn
     of client batches queued ahead of it and for that turn's sync. So a
     turn first reads ahead what waits on the socket (at most
-    RL_SHARD_READ_AHEAD_MAX requests): the migration requests and ring
-    loads among them (s_first) are served in a turn of their own, with a
+    RL_SHARD_READ_AHEAD_MAX requests): the requests of a freeze and a
+    handover and the ring loads among them (s_first; not the bulk copy's
+    exports, which take their turn) are served in a turn of their own, with a
     small batch whose sync starts at once (or as soon as the one in flight
     ends), then the rest in arrival order in the next turn, in the same
     call. And between two requests of a turn, a sync that ended meanwhile
@@ -1031,11 +1032,15 @@ s_drain_peer (server_t *self, size_t peer, now_t now, size_t budget, bool *lazy_
 }
 
 //  Served ahead of the other requests read with it (MIGRATION REQUESTS
-//  FIRST): a migration's requests and ring loads. Only the header is read
-//  here; s_handle checks the whole request and its sender's role as for
-//  any other (a client key naming these operations is refused there).
+//  FIRST): the requests of a migration's freeze and handover, and ring
+//  loads. The bulk copy's exports are not: they go in arrival order, so
+//  that the copy takes its share of the loop and no more (an export
+//  while this shard is a frozen source is the final round: first). Only
+//  the header is read here; s_handle checks the whole request and its
+//  sender's role as for any other (a client key naming these operations is
+//  refused there).
 static bool
-s_first (zmsg_t *msg)
+s_first (server_t *self, zmsg_t *msg)
 {
     zframe_t *payload = zmsg_last (msg);
     if (!payload || zmsg_size (msg) < 2 || !codec_frame_has_header (zframe_size (payload))) {
@@ -1044,15 +1049,17 @@ s_first (zmsg_t *msg)
     rl_header_t h;
     codec_decode_header (zframe_data (payload), &h);
     switch (h.operation) {
-        case RL_OP_MIGRATE_BEGIN:
         case RL_OP_MIGRATE_EXPORT:
+            return self->migration_loaded && self->migration.role == RL_MIGRATE_SOURCE
+                   && (self->migration.state == RL_MIGRATE_FROZEN
+                       || self->migration.state == RL_MIGRATE_SHIPPED);
+        case RL_OP_MIGRATE_BEGIN:
         case RL_OP_MIGRATE_IMPORT:
         case RL_OP_MIGRATE_FREEZE:
         case RL_OP_MIGRATE_DRAIN:
         case RL_OP_MIGRATE_UNFREEZE:
         case RL_OP_MIGRATE_COMMIT:
         case RL_OP_MIGRATE_ABORT:
-        case RL_OP_MIGRATE_CLEANUP:
         case RL_OP_LOAD_RING:
             return true;
         default:
@@ -1079,7 +1086,7 @@ s_first_turn (server_t *self, size_t building_max)
     int64_t turn_us = zclock_usecs ();
     for (size_t i = 0; i < self->inbox_count; i++) {
         zmsg_t *msg = self->inbox[i];
-        if (!self->failed && s_first (msg)) {
+        if (!self->failed && s_first (self, msg)) {
             s_handle (self, msg);
             first++;
         } else {
