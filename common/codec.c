@@ -619,7 +619,8 @@ codec_op_is_known (uint32_t op)
            || op == RL_OP_DECIDE || op == RL_OP_OUTCOME_QUERY || op == RL_OP_IN_DOUBT
            || op == RL_OP_AUDIT || op == RL_OP_RESOLVE || op == RL_OP_MIGRATE_BEGIN
            || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_HOT_ACCOUNTS) || op == RL_OP_EVENTS_READ
-           || (op >= RL_OP_BACKUP_HOLD && op <= RL_OP_BACKUP_STATUS) || op == RL_OP_MIGRATE_LEASE;
+           || (op >= RL_OP_BACKUP_HOLD && op <= RL_OP_BACKUP_STATUS) || op == RL_OP_MIGRATE_LEASE
+           || op == RL_OP_PROMOTE || op == RL_OP_DEGRADE;
 }
 
 size_t
@@ -855,6 +856,8 @@ codec_check_request (const uint8_t *frame, size_t size, rl_header_t *header)
         case RL_OP_GET_RING:
         case RL_OP_ARC_LOAD:
         case RL_OP_HOT_ACCOUNTS:
+        case RL_OP_PROMOTE:
+        case RL_OP_DEGRADE:
             count_max = 0;
             break;
         default:
@@ -920,6 +923,8 @@ codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header)
             count_min = count_max = 2; //  the stored migration, the lease
             break;
         case RL_OP_LOAD_RING:
+        case RL_OP_PROMOTE:
+        case RL_OP_DEGRADE:
             count_max = 0;
             break;
         default:

@@ -139,3 +139,6 @@ RL_FP_X (BACKUP_COPY, "backup.copy",
 RL_FP_X (PENDING_RECOVERY_EXPIRED, "pending.recovery_expired",
          "shard start: the pending transfers that expired while it was down released in memory, "
          "their states in the batch, before the commit")
+RL_FP_X (REPL_STANDBY_BEFORE_APPLY, "repl.standby.before_apply",
+         "standby: an event of the primary's stream checked, before its synced write (delay: the "
+         "primary's replies wait for the acknowledgement)")

@@ -80,6 +80,25 @@ rl_result_name (uint32_t result)
 const char *
 rl_durability_name (uint32_t durability)
 {
+    //  A replicated shard's label names both (docs/replication.md).
+    static const char *semi[] = {"sync + semi-sync standby",
+                                 "nosync (benchmark only) + "
+                                 "semi-sync standby",
+                                 "sync, manual WAL flush + semi-sync standby"};
+    static const char *async[] = {"sync + ASYNC standby (invariant 9 suspended)",
+                                  "nosync (benchmark only) + ASYNC standby",
+                                  "sync, manual WAL flush + ASYNC standby (invariant 9 suspended)"};
+    uint32_t base = durability & 0xffffu;
+    uint32_t repl = durability & ~0xffffu;
+    if (repl && base >= RL_DURABILITY_SYNC && base <= RL_DURABILITY_SYNC_MANUAL_WAL) {
+        if (repl == RL_DURABILITY_REPL_SEMI) {
+            return semi[base - 1];
+        }
+        if (repl == RL_DURABILITY_REPL_ASYNC) {
+            return async[base - 1];
+        }
+        return "unknown";
+    }
     switch (durability) {
         case RL_DURABILITY_SYNC:
             return "sync";
@@ -100,6 +119,10 @@ rl_shard_state_name (uint32_t state)
             return "serving";
         case RL_SHARD_FAILED:
             return "failed";
+        case RL_SHARD_STANDBY:
+            return "standby";
+        case RL_SHARD_STALLED:
+            return "stalled";
         default:
             return "unknown";
     }

@@ -116,7 +116,9 @@ rl_id_eq (rl_id_t a, rl_id_t b)
     X (RL_OP_BACKUP_RELEASE, 62, "backup_release")                                                 \
     X (RL_OP_BACKUP_STATUS, 63, "backup_status")                                                   \
     X (RL_OP_EVENTS_READ, 65, "events_read")                                                       \
-    X (RL_OP_MIGRATE_LEASE, 66, "migrate_lease")
+    X (RL_OP_MIGRATE_LEASE, 66, "migrate_lease")                                                   \
+    X (RL_OP_PROMOTE, 80, "promote")                                                               \
+    X (RL_OP_DEGRADE, 81, "degrade")
 // clang-format on
 
 #define RL_OP_ENUM_(id, value, name) id = value,
@@ -171,7 +173,9 @@ typedef enum {
     X (RL_OP_BACKUP_RELEASE, RL_ROLE_ADMIN)                                                        \
     X (RL_OP_BACKUP_STATUS, RL_ROLE_ADMIN)                                                         \
     X (RL_OP_EVENTS_READ, RL_ROLE_CLIENT | RL_ROLE_ADMIN)                                          \
-    X (RL_OP_MIGRATE_LEASE, RL_ROLE_ADMIN)
+    X (RL_OP_MIGRATE_LEASE, RL_ROLE_ADMIN)                                                         \
+    X (RL_OP_PROMOTE, RL_ROLE_ADMIN)                                                               \
+    X (RL_OP_DEGRADE, RL_ROLE_ADMIN)
 // clang-format on
 
 //  Message-level status, in the reply header --------------------------------
@@ -845,7 +849,17 @@ typedef enum {
     RL_SHARD_SERVING = 0, //  serving
     RL_SHARD_FAILED = 1,  //  a write, sync or checkpoint failed: refuses every request
                           //  but status with storage_error until restarted
+    RL_SHARD_STANDBY = 2, //  a standby (docs/replication.md): applies its primary's stream,
+                          //  answers status and promote only
+    RL_SHARD_STALLED = 3, //  a semi-synchronous primary whose standby has not acknowledged
+                          //  within the timeout: writes are answered busy
 } rl_shard_state_t;
+
+//  Flags or-ed into a status record's durability: the replication mode.
+//  SEMI: replies wait for the standby's synced write. ASYNC: a standby
+//  that replies do not wait for (invariant 9 suspended).
+#define RL_DURABILITY_REPL_SEMI  0x10000u
+#define RL_DURABILITY_REPL_ASYNC 0x20000u
 
 //  Names and meanings of codes ----------------------------------------------
 //  Every function here accepts any u32 (a newer peer, garbage) and returns

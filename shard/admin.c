@@ -43,6 +43,11 @@ admin_status (server_t *self, zmsg_t *envelope, const rl_header_t *h)
     status.requests = self->requests;
     status.commits = self->commits;
     status.durability = self->options->durability;
+    if (self->replica) { //  the replication mode is part of the label (docs/replication.md)
+        status.durability |= replica_mode (self->replica) == REPLICA_MODE_SEMI
+                                 ? RL_DURABILITY_REPL_SEMI
+                                 : RL_DURABILITY_REPL_ASYNC;
+    }
     status.ring_shards = (uint32_t) ring_shard_count (self->ring);
     status.last_timestamp = ledger_last_timestamp (self->ledger);
     //  Replies lost to a gone connection or to --reply-queue-bytes count too.
@@ -52,7 +57,9 @@ admin_status (server_t *self, zmsg_t *envelope, const rl_header_t *h)
     status.pid = (uint32_t) getpid ();
     status.uptime_ms = (uint64_t) zclock_mono () - self->started_ms;
     status.checkpoints = ledger_checkpoint_count (self->ledger);
-    status.state = self->failed ? RL_SHARD_FAILED : RL_SHARD_SERVING;
+    status.state = self->failed                                       ? RL_SHARD_FAILED
+                   : self->replica && replica_stalled (self->replica) ? RL_SHARD_STALLED
+                                                                      : RL_SHARD_SERVING;
     status.deadline_ms = (uint32_t) self->options->deadline_ms; //  main.c bounds both
     status.prepare_timeout_ms = (uint32_t) self->options->prepare_timeout_ms;
     const arcs_t *arcs = ledger_arcs (self->ledger);

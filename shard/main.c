@@ -63,6 +63,7 @@
 #include "options.h"
 #include "outq.h"
 #include "participant.h"
+#include "replica.h"
 #include "ring.h"
 #include "rl_limits.h"
 #include "server.h"
@@ -86,8 +87,9 @@ typedef struct {
     s_tp_limits_t tp;
     options_args_t args; //  the command line with --config's options (owns their text)
     rl_log_format_t log_format;
-    int log_level;     //  an rl_log_level_t, or -1: RL_LOG_LEVEL's
-    bool check_config; //  --check-config: check the options, open nothing
+    int log_level;          //  an rl_log_level_t, or -1: RL_LOG_LEVEL's
+    bool check_config;      //  --check-config: check the options, open nothing
+    const char *standby_of; //  --standby-of ENDPOINT: run as that primary's standby
 } s_main_t;
 
 static void
@@ -137,13 +139,38 @@ s_usage (FILE *out)
              "                            beyond, replies are dropped (%ld..%ld, default %ld)\n"
              "  --events-bind ENDPOINT    publish the durable head of the change stream there\n"
              "                            (ZeroMQ PUB, CURVE with --keys; default off;\n"
-             "                            docs/events.md)\n",
+             "                            docs/events.md)\n"
+             "  --standby ENDPOINT[,ENDPOINT...]  replicate every write to these standbys\n"
+             "                            (docs/replication.md)\n"
+             "  --repl-mode semi|async    semi (default): replies wait for every standby's\n"
+             "                            synced write; async: they do not (invariant 9 off)\n"
+             "  --repl-timeout-ms N       a standby silent this long is asked again; semi: new\n"
+             "                            writes are answered busy meanwhile (default %d)\n"
+             "  --standby-of ENDPOINT     run as the standby of that primary: bind --bind,\n"
+             "                            apply its stream, serve status and promote only\n",
              RL_SHARD_CHECKPOINT_TRANSFERS, RL_PREPARE_TIMEOUT_MS, RL_SHARD_DEADLINE_MS,
              RL_SHARD_DEADLINE_MS_MAX, RL_TP_QUERY_AFTER_MS, RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS,
              RL_SHARD_TICK_MS, RL_TP_LOG_ENTRIES_MAX, RL_TP_LOG_ENTRIES_MAX,
              (unsigned long long) RL_TP_RESERVE_PER_COORDINATOR_MAX, RL_TP_PREPARED_SHARE_PERCENT,
              RL_RING_EPOCH_JUMP_MAX, RL_RING_EPOCH_JUMP_DEFAULT, RL_REPLY_QUEUE_BYTES_MIN,
-             RL_REPLY_QUEUE_BYTES_MAX, RL_REPLY_QUEUE_BYTES_DEFAULT);
+             RL_REPLY_QUEUE_BYTES_MAX, RL_REPLY_QUEUE_BYTES_DEFAULT, REPLICA_TIMEOUT_MS_DEFAULT);
+}
+
+//  --standby: a comma-separated list of endpoints.
+static int
+s_parse_standbys (char *list, replica_options_t *r)
+{
+    for (char *save = NULL, *e = strtok_r (list, ",", &save); e; e = strtok_r (NULL, ",", &save)) {
+        if (r->standby_count == REPLICA_STANDBYS_MAX || strlen (e) > 255 || !strstr (e, "://")) {
+            fprintf (stderr,
+                     "shard: --standby takes at most %d ZeroMQ endpoints such as "
+                     "tcp://127.0.0.1:7111, comma-separated; not '%s'\n",
+                     REPLICA_STANDBYS_MAX, e);
+            return -1;
+        }
+        r->standbys[r->standby_count++] = e;
+    }
+    return r->standby_count > 0 ? 0 : -1;
 }
 
 static int
@@ -179,6 +206,10 @@ s_parse_options (int argc, char **argv, s_main_t *self)
         {"check-config", no_argument, NULL, OPTIONS_CHECK_CONFIG},
         {"reply-queue-bytes", required_argument, NULL, 'B'},
         {"events-bind", required_argument, NULL, 'V'},
+        {"standby", required_argument, NULL, 'Y'},
+        {"standby-of", required_argument, NULL, 'O'},
+        {"repl-mode", required_argument, NULL, 'Z'},
+        {"repl-timeout-ms", required_argument, NULL, 'W'},
         {NULL, 0, NULL, 0},
     };
     if (options_args_new (&self->args, "shard", argc, argv, longs) != 0) {
@@ -187,15 +218,17 @@ s_parse_options (int argc, char **argv, s_main_t *self)
     argc = self->args.argc;
     argv = self->args.argv;
     self->log_level = -1;
-    *o = (server_options_t){.durability = RL_DURABILITY_SYNC,
-                            .prepare_timeout_ms = RL_PREPARE_TIMEOUT_MS,
-                            .deadline_ms = RL_SHARD_DEADLINE_MS,
-                            .query_after_ms = RL_TP_QUERY_AFTER_MS,
-                            .retry_min_ms = RL_TP_RETRY_MIN_MS,
-                            .retry_max_ms = RL_TP_RETRY_MAX_MS,
-                            .tick_ms = RL_SHARD_TICK_MS,
-                            .max_epoch_jump = RL_RING_EPOCH_JUMP_DEFAULT,
-                            .reply_queue_bytes = RL_REPLY_QUEUE_BYTES_DEFAULT};
+    *o = (server_options_t){
+        .durability = RL_DURABILITY_SYNC,
+        .prepare_timeout_ms = RL_PREPARE_TIMEOUT_MS,
+        .deadline_ms = RL_SHARD_DEADLINE_MS,
+        .query_after_ms = RL_TP_QUERY_AFTER_MS,
+        .retry_min_ms = RL_TP_RETRY_MIN_MS,
+        .retry_max_ms = RL_TP_RETRY_MAX_MS,
+        .tick_ms = RL_SHARD_TICK_MS,
+        .max_epoch_jump = RL_RING_EPOCH_JUMP_DEFAULT,
+        .reply_queue_bytes = RL_REPLY_QUEUE_BYTES_DEFAULT,
+        .replica = {.mode = REPLICA_MODE_SEMI, .timeout_ms = REPLICA_TIMEOUT_MS_DEFAULT}};
     *tp = (s_tp_limits_t){.log_capacity = RL_TP_LOG_ENTRIES_MAX,
                           .reserve_max = (long) RL_TP_RESERVE_PER_COORDINATOR_MAX,
                           .prepared_share = RL_TP_PREPARED_SHARE_PERCENT};
@@ -287,6 +320,34 @@ s_parse_options (int argc, char **argv, s_main_t *self)
                     rc = -1;
                 }
                 o->events_bind = optarg;
+                break;
+            case 'Y':
+                if (s_parse_standbys (optarg, &o->replica) != 0) {
+                    rc = -1;
+                }
+                break;
+            case 'O':
+                if (!strstr (optarg, "://") || strlen (optarg) > 255) {
+                    fprintf (stderr, "shard: --standby-of must be a ZeroMQ endpoint, not '%s'\n",
+                             optarg);
+                    rc = -1;
+                }
+                self->standby_of = optarg;
+                break;
+            case 'Z':
+                if (strcmp (optarg, "semi") == 0) {
+                    o->replica.mode = REPLICA_MODE_SEMI;
+                } else if (strcmp (optarg, "async") == 0) {
+                    o->replica.mode = REPLICA_MODE_ASYNC;
+                } else {
+                    fprintf (stderr, "shard: --repl-mode must be semi or async, not '%s'\n",
+                             optarg);
+                    rc = -1;
+                }
+                break;
+            case 'W':
+                rc = options_long ("shard", "--repl-timeout-ms", optarg, REPLICA_TIMEOUT_MS_MIN,
+                                   REPLICA_TIMEOUT_MS_MAX, &o->replica.timeout_ms);
                 break;
             case 'K':
                 o->keys_dir = optarg;
@@ -385,6 +446,7 @@ s_parse_options (int argc, char **argv, s_main_t *self)
         snprintf (cert, sizeof cert, "%s/private/%s.key_secret", o->keys_dir, o->name);
         o->cert = cert;
     }
+    o->replica.data_dir = o->data_dir;
     assert (o->name && o->bind && o->data_dir); //  what the server relies on
     assert (o->prepare_timeout_ms + o->tick_ms < o->deadline_ms
             && o->retry_min_ms <= o->retry_max_ms);
@@ -579,6 +641,28 @@ main (int argc, char **argv)
         return 2;
     }
     zsys_init ();
+    if (self.standby_of) {
+        //  A standby until promoted (docs/replication.md); then the data
+        //  directory opens as the primary's, by the normal recovery path.
+        const server_options_t *o = &self.options;
+        replica_standby_options_t so = {.name = o->name,
+                                        .bind = o->bind,
+                                        .data_dir = o->data_dir,
+                                        .primary = self.standby_of,
+                                        .durability = o->durability,
+                                        .keys_dir = o->keys_dir,
+                                        .cert = o->cert,
+                                        .insecure = o->insecure};
+        int rc = replica_standby_run (&so);
+        if (rc != 1) {
+            options_args_free (&self.args);
+            return rc == 0 ? 0 : 3;
+        }
+        if (zsys_interrupted) {
+            options_args_free (&self.args);
+            return 0;
+        }
+    }
     if (s_open (&self) != 0) {
         s_close (&self, false);
         options_args_free (&self.args);

@@ -9,7 +9,9 @@
        wal_seq <= synced_seq implies synced_seq == written_seq.
     3. A message's needs_seq <= batch_seq when pushed (nothing can depend on
        a write not yet made); the server sends it only when needs_seq <=
-       synced_seq (asserted by the server, which owns the send). A message
+       min (synced_seq, replicated_seq) (asserted by the server, which owns
+       the send; replicated_seq is UINT64_MAX unless a semi-synchronous
+       standby is configured). A message
        other than a PREPARE needs at least the last batch written when it
        was pushed (outq_justified): it reports on memory, which may hold
        writes of earlier turns not yet synced. A PREPARE needs nothing
@@ -29,10 +31,11 @@ struct outq_t {
     outq_msg_t *msgs;
     size_t count;
     size_t cap;
-    uint64_t batch_seq;   //  the group commit being built
-    uint64_t written_seq; //  the last group commit written
-    uint64_t wal_seq;     //  the last written one that needs a sync
-    uint64_t synced_seq;  //  the last group commit made durable
+    uint64_t batch_seq;      //  the group commit being built
+    uint64_t written_seq;    //  the last group commit written
+    uint64_t wal_seq;        //  the last written one that needs a sync
+    uint64_t synced_seq;     //  the last group commit made durable
+    uint64_t replicated_seq; //  the last group commit the standbys hold (UINT64_MAX: no wait)
 };
 
 static bool
@@ -51,6 +54,7 @@ outq_new (void)
         return NULL;
     }
     self->batch_seq = 1;
+    self->replicated_seq = UINT64_MAX;
     assert (s_valid (self)); //  invariants 1 and 2
     return self;
 }
@@ -193,4 +197,19 @@ outq_justified (const outq_t *self, uint64_t needs_seq)
 {
     assert (self && s_valid (self) && needs_seq <= self->batch_seq);
     return needs_seq > self->written_seq ? needs_seq : self->written_seq;
+}
+
+void
+outq_replicated_to (outq_t *self, uint64_t seq)
+{
+    assert (self);
+    assert (seq >= self->replicated_seq || self->replicated_seq == UINT64_MAX);
+    self->replicated_seq = seq;
+}
+
+uint64_t
+outq_release_seq (const outq_t *self)
+{
+    assert (self && s_valid (self));
+    return self->synced_seq < self->replicated_seq ? self->synced_seq : self->replicated_seq;
 }

@@ -82,6 +82,13 @@ bool outq_sync_due (const outq_t *self);
 //  A sync that began once `seq` was written has ended: every batch up to
 //  seq is durable (and the later ones too if none of them needs a sync).
 void outq_synced_to (outq_t *self, uint64_t seq);
+//  Replication (replica.h): the last group commit the standbys hold
+//  (semi-synchronous mode; UINT64_MAX, the default, when nothing waits
+//  for a standby). Only grows.
+void outq_replicated_to (outq_t *self, uint64_t seq);
+//  What may be sent: min (synced, replicated), the "sent <= release" of
+//  every send (docs/replication.md).
+uint64_t outq_release_seq (const outq_t *self);
 //  The group commit a message reporting on memory as it is now needs: its
 //  own needs_seq, or the last batch written if later (a state written by
 //  an earlier turn may not be synced yet).

@@ -145,6 +145,9 @@
 #include "rl_limits.h"
 #include "server_internal.h"
 
+#define SERVER_BIND_ATTEMPTS 50 //  binds tried when the endpoint is still in use
+#define SERVER_BIND_RETRY_MS 20 //  between them
+
 //  Serves a new ring: the ledger switches first, then the old ring goes.
 void
 server_ring_adopt (server_t *self, ring_t *ring)
@@ -196,9 +199,12 @@ server_reply_new (server_t *self, zmsg_t *envelope, const rl_header_t *request, 
     return envelope;
 }
 
-//  Holds a reply until the group commit needs_seq is synced. Takes reply.
+//  Holds a reply until the group commit needs_seq is synced (and, with a
+//  semi-synchronous standby, replicated; local: synced only, for the
+//  operator's replies that report no ledger state: status, promote,
+//  degrade, so that a stalled primary still says so). Takes reply.
 static void
-s_hold (server_t *self, zmsg_t *reply, uint64_t needs_seq, rl_fp_t fp)
+s_hold (server_t *self, zmsg_t *reply, uint64_t needs_seq, rl_fp_t fp, bool local)
 {
     assert (needs_seq <= outq_batch_seq (self->outq)); //  no reply needs a later write
     //  A reply reports on memory: it needs the writes of earlier turns too,
@@ -220,13 +226,15 @@ s_hold (server_t *self, zmsg_t *reply, uint64_t needs_seq, rl_fp_t fp)
         self->held = held;
         self->held_cap = cap;
     }
-    self->held[self->held_count++] = (s_held_t){reply, needs_seq, fp};
+    self->held[self->held_count++] = (s_held_t){reply, needs_seq, fp, local};
     self->held_bytes += zmsg_content_size (reply);
     assert (self->held_count <= self->held_cap);
 }
 
 static zmsg_t *s_reply_results (server_t *self, zmsg_t *envelope, const rl_header_t *h,
                                 const rl_result_rec_t *results, size_t count);
+static zmsg_t *s_do_replication (server_t *self, zmsg_t *envelope, const rl_header_t *h);
+static void s_on_replicated (void *arg);
 
 //  Takes what the last call into the ledger queued: records for peers go
 //  into their outboxes, finished client requests become held replies.
@@ -243,7 +251,7 @@ s_drain_outq (server_t *self)
                                              m->reply.count);
             free (m->reply.results);
             m->reply.results = NULL;
-            s_hold (self, reply, m->needs_seq, RL_FP_TP_COORD_DECISION_SYNCED);
+            s_hold (self, reply, m->needs_seq, RL_FP_TP_COORD_DECISION_SYNCED, false);
             continue;
         }
         if (!peers_push (self->peers, self->ring, m)) {
@@ -291,6 +299,12 @@ s_do_create (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8
 {
     size_t count = h->record_count;
     assert (count <= RL_BATCH_RECORDS_MAX); //  codec_check_request bounds it
+    if (self->replica && replica_stalled (self->replica)) {
+        //  The standby has not acknowledged within the timeout: nothing new
+        //  is taken (docs/replication.md, "Semi-synchronous").
+        self->repl_busy++;
+        return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
+    }
     if (h->operation == RL_OP_CREATE_ACCOUNTS) {
         for (size_t i = 0; i < count; i++) {
             codec_decode_account (body + i * RL_ACCOUNT_SIZE, &self->accounts[i]);
@@ -395,7 +409,7 @@ s_do_twophase (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uin
         codec_encode_tp (&self->tps_out[i], out + i * RL_TP_SIZE);
     }
     assert (needs_seq <= outq_batch_seq (self->outq)); //  paired with the modules' returns
-    s_hold (self, reply, needs_seq, fp);
+    s_hold (self, reply, needs_seq, fp, false);
 }
 
 //  Does this shard own the account? (Reads of others' accounts get wrong_shard.)
@@ -595,6 +609,10 @@ s_handle (server_t *self, zmsg_t *msg)
             case RL_OP_MIGRATE_LEASE:
                 reply = mlease_op (self, msg, &h, body);
                 break;
+            case RL_OP_PROMOTE:
+            case RL_OP_DEGRADE:
+                reply = s_do_replication (self, msg, &h);
+                break;
             default:
                 assert (false && "codec_check_request passed an unserved operation");
         }
@@ -602,7 +620,9 @@ s_handle (server_t *self, zmsg_t *msg)
     zframe_destroy (&payload);
     if (reply) {
         //  A client reply reports memory as of this turn's batch.
-        s_hold (self, reply, outq_batch_seq (self->outq), self->reply_fp);
+        bool local = h.operation == RL_OP_STATUS || h.operation == RL_OP_PROMOTE
+                     || h.operation == RL_OP_DEGRADE;
+        s_hold (self, reply, outq_batch_seq (self->outq), self->reply_fp, local);
     }
     self->reply_fp = RL_FP_COUNT;
     rl_log_request_end ();
@@ -657,15 +677,17 @@ s_send (server_t *self, size_t sent[OUTQ_REPLY], bool all)
 {
     assert (outq_count (self->outq) == 0); //  everything queued is in held or the outboxes
     uint64_t synced = outq_synced_seq (self->outq);
-    replyq_flush (self->replies); //  what earlier turns parked goes first
+    uint64_t release = outq_release_seq (self->outq); //  synced and replicated
+    replyq_flush (self->replies);                     //  what earlier turns parked goes first
     size_t kept = 0;
     for (size_t i = 0; i < self->held_count; i++) {
         s_held_t *held = &self->held[i];
-        if (!self->failed && !all && held->needs_seq > synced) {
-            self->held[kept++] = *held; //  waits for a later sync
+        uint64_t may = held->local ? synced : release;
+        if (!self->failed && !all && held->needs_seq > may) {
+            self->held[kept++] = *held; //  waits for a later sync (or acknowledgement)
             continue;
         }
-        assert (self->failed || held->needs_seq <= synced); //  sent <= synced
+        assert (self->failed || held->needs_seq <= may); //  sent <= min (synced, replicated)
         if (!held->msg) {
             continue; //  lost to out of memory: the client retries
         }
@@ -684,7 +706,7 @@ s_send (server_t *self, size_t sent[OUTQ_REPLY], bool all)
         self->held_bytes = 0;
     }
     if (!self->failed) {
-        self->dropped += peers_flush (self->peers, synced, sent);
+        self->dropped += peers_flush (self->peers, release, sent);
     }
 }
 
@@ -832,7 +854,12 @@ s_events_synced (server_t *self)
         uint64_t head = self->written_head; //  not a batch still being built
         self->durable_head = head > self->durable_head ? head : self->durable_head;
     }
-    events_synced (self, self->durable_head);
+    uint64_t head = self->durable_head;
+    if (self->replica) {
+        uint64_t replicated = replica_released_head (self->replica);
+        head = replicated < head ? replicated : head; //  nor beyond what the standby holds
+    }
+    events_synced (self, head);
 }
 
 //  A sync that ended (if one did): what it justifies goes, and the next
@@ -866,7 +893,7 @@ s_sync_ended (server_t *self)
     self->durable_head = self->sync_head > self->durable_head ? self->sync_head
                                                               : self->durable_head;
     RL_FAILPOINT (SHARD_AFTER_SYNC);
-    s_fire_synced (self, outq_synced_seq (self->outq));
+    s_fire_synced (self, outq_release_seq (self->outq));
     s_events_synced (self);
     s_send (self, sent, false);
     RL_FAILPOINT (SHARD_AFTER_REPLY);
@@ -906,6 +933,49 @@ s_sync_inline (server_t *self)
     }
 }
 
+//  The turn's batch is written: the standbys get it (replica.h).
+static void
+s_replica_written (server_t *self)
+{
+    if (self->replica) {
+        replica_written (self->replica, outq_written_seq (self->outq),
+                         ledger_last_timestamp (self->ledger));
+        outq_replicated_to (self->outq, replica_released (self->replica));
+    }
+}
+
+//  The standbys acknowledged more (replica.h): what that releases goes.
+static void
+s_on_replicated (void *arg)
+{
+    server_t *self = arg;
+    assert (self && self->replica);
+    if (self->failed) {
+        return; //  nothing may leave
+    }
+    outq_replicated_to (self->outq, replica_released (self->replica));
+    size_t sent[OUTQ_REPLY] = {0};
+    s_fire_synced (self, outq_release_seq (self->outq));
+    s_events_synced (self);
+    s_send (self, sent, false);
+    s_after_sent (sent);
+}
+
+//  Admin: promote (a primary already is one: ok) and degrade (semi ->
+//  async, by hand; docs/replication.md).
+static zmsg_t *
+s_do_replication (server_t *self, zmsg_t *envelope, const rl_header_t *h)
+{
+    if (h->operation == RL_OP_PROMOTE) {
+        rl_info ("promote: this shard already is the primary");
+    } else if (!self->replica) {
+        rl_info ("degrade: no standby is configured; nothing to do");
+    } else {
+        replica_degrade (self->replica); //  its wake sends what waited
+    }
+    return server_reply_new (self, envelope, h, RL_STATUS_OK, 0, 0, NULL);
+}
+
 //  Ends a turn: write the batch once, start its sync (or leave it to the
 //  next one), then send what synced commits justify. lazy: the turn's
 //  writes need no sync (it only read acknowledgements of DECIDEs).
@@ -940,10 +1010,14 @@ s_turn_finish (server_t *self, bool lazy)
             outq_batch_synced (self->outq);
             synced_now = writes;
             self->commits += writes;
+            s_replica_written (self);
         } else {
             //  The sync's failpoints fire when it ends (s_on_synced).
             outq_batch_written (self->outq, writes && !lazy);
             self->writes_unsynced += writes ? write_count : 0;
+            //  Shipped before the local sync starts: the standby's write
+            //  runs beside it (docs/replication.md).
+            s_replica_written (self);
             s_sync_kick (self);
             if (!lazy && write_count >= RL_SHARD_INLINE_SYNC_WRITES) {
                 s_sync_inline (self);
@@ -952,7 +1026,7 @@ s_turn_finish (server_t *self, bool lazy)
         if (synced_now) {
             RL_FAILPOINT (SHARD_AFTER_SYNC);
         }
-        s_fire_synced (self, outq_synced_seq (self->outq));
+        s_fire_synced (self, outq_release_seq (self->outq));
         s_events_synced (self);
     }
     s_send (self, sent, false);
@@ -1193,6 +1267,9 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     if (backup_deferred_waiting (self)) {
         return s_turn (self); //  a hold ended by itself: what waited goes now
     }
+    if (self->replica) {
+        replica_tick (self->replica); //  acknowledgements it moves come through s_on_replicated
+    }
     ledger_tick (self->ledger, now_read ());
     migrate_tick (self);
     s_drain_outq (self);
@@ -1257,7 +1334,14 @@ server_new (const server_options_t *options, store_t *store, ring_t **ring_p, ou
     zsock_set_sndhwm (self->router, RL_SHARD_SNDHWM_MESSAGES);
     zsock_set_rcvhwm (self->router, RL_SHARD_RCVHWM_MESSAGES);
     zsock_set_linger (self->router, 0);
-    if (zsock_bind (self->router, "%s", options->bind) < 0) {
+    int bound = zsock_bind (self->router, "%s", options->bind);
+    //  A promoted standby binds the endpoint its standby socket just
+    //  released: ZeroMQ closes a listener asynchronously.
+    for (int i = 0; bound < 0 && zmq_errno () == EADDRINUSE && i < SERVER_BIND_ATTEMPTS; i++) {
+        zclock_sleep (SERVER_BIND_RETRY_MS);
+        bound = zsock_bind (self->router, "%s", options->bind);
+    }
+    if (bound < 0) {
         rl_error ("cannot bind %s: %s", options->bind, zmq_strerror (zmq_errno ()));
         server_destroy (&self);
         return NULL;
@@ -1289,6 +1373,16 @@ server_new (const server_options_t *options, store_t *store, ring_t **ring_p, ou
             return NULL;
         }
     }
+    if (options->replica.standby_count > 0) {
+        //  Every write from here on is an event of the stream (replica.h).
+        self->replica = replica_new (&options->replica, store, self->auth, self->loop,
+                                     self->durable_head, s_on_replicated, self);
+        if (!self->replica) {
+            server_destroy (&self);
+            return NULL;
+        }
+        outq_replicated_to (outq, replica_released (self->replica));
+    }
     zloop_reader (self->loop, self->router, s_on_readable, self);
     zloop_timer (self->loop, (size_t) options->tick_ms, 0, s_on_tick, self);
     self->ring = *ring_p; //  taken only on success
@@ -1304,7 +1398,8 @@ server_destroy (server_t **self_p)
     if (!self) {
         return;
     }
-    syncer_destroy (&self->syncer); //  waits for a sync in flight; what it justified stays unsent
+    syncer_destroy (&self->syncer);   //  waits for a sync in flight; what it justified stays unsent
+    replica_destroy (&self->replica); //  untaps the store
     shard_metrics_destroy (&self->metrics); //  stops the HTTP thread
     events_stop (self);
     backup_stop (self); //  waits for a copy in progress

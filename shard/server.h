@@ -13,6 +13,7 @@
 #include "ledger.h"
 #include "outq.h"
 #include "proto.h"
+#include "replica.h"
 #include "ring.h"
 #include "store.h"
 
@@ -32,13 +33,14 @@ typedef struct {
     long retry_min_ms;
     long retry_max_ms;
     long tick_ms;
-    const char *keys_dir;     //  role key sets (docs/security.md); NULL only with insecure
-    const char *cert;         //  this shard's secret certificate
-    bool insecure;            //  --insecure: no CURVE, no roles
-    const char *metrics_bind; //  --metrics-bind IPV4:PORT (docs/metrics.md); NULL: off
-    long max_epoch_jump;      //  --max-epoch-jump: load_ring refuses a larger epoch step
-    long reply_queue_bytes;   //  --reply-queue-bytes: reply bytes one connection may queue
-    const char *events_bind;  //  --events-bind ENDPOINT: the events PUB socket (NULL: none)
+    const char *keys_dir;      //  role key sets (docs/security.md); NULL only with insecure
+    const char *cert;          //  this shard's secret certificate
+    bool insecure;             //  --insecure: no CURVE, no roles
+    const char *metrics_bind;  //  --metrics-bind IPV4:PORT (docs/metrics.md); NULL: off
+    long max_epoch_jump;       //  --max-epoch-jump: load_ring refuses a larger epoch step
+    long reply_queue_bytes;    //  --reply-queue-bytes: reply bytes one connection may queue
+    const char *events_bind;   //  --events-bind ENDPOINT: the events PUB socket (NULL: none)
+    replica_options_t replica; //  --standby, --repl-mode, --repl-timeout-ms (standby_count 0: none)
 } server_options_t;
 
 typedef struct server_t server_t;

@@ -19,6 +19,7 @@
 #include "ledger.h"
 #include "outq.h"
 #include "peers.h"
+#include "replica.h"
 #include "replyq.h"
 #include "ring.h"
 #include "senders.h"
@@ -37,6 +38,7 @@ typedef struct {
     zmsg_t *msg;
     uint64_t needs_seq;
     rl_fp_t fp;
+    bool local; //  waits for the sync only, not for the standby (status and the like)
 } s_held_t;
 
 struct server_t {
@@ -121,6 +123,9 @@ struct server_t {
                                //  being built (migrate.c sets it; RL_FP_COUNT: none)
 
     backup_t *backup; //  backup.c: the hold and the copy; NULL until the first backup operation
+
+    replica_t *replica; //  replication to standbys (replica.h); NULL: none configured
+    uint64_t repl_busy; //  creates answered busy while the standby did not acknowledge
 };
 
 //  server.c

@@ -101,6 +101,8 @@ struct store_t {
     atomic_uint_fast64_t ingest_seq; //  names of staged ingest files: sequence within this open
     uint64_t ingest_token;           //  names of staged ingest files: random, new at every open
     rocksdb_env_t *env;              //  NULL: the default (disk)
+    store_tap_fn *tap;               //  replication (replica.h): sees every write; under write_lock
+    void *tap_arg;
 };
 
 struct store_iter_t {
@@ -555,6 +557,13 @@ s_write_locked (store_t *self, rocksdb_writebatch_t *batch, bool group)
     }
     char *err = NULL;
     rocksdb_write (self->db, group ? self->group_options : self->write_options, batch, &err);
+    if (!err && self->tap) {
+        size_t size = 0;
+        const char *data = rocksdb_writebatch_data (batch, &size);
+        store_tap_event_t event = {
+            .kind = STORE_TAP_BATCH, .data = (const uint8_t *) data, .size = size};
+        self->tap (self->tap_arg, &event);
+    }
     rocksdb_writebatch_clear (batch);
     if (err) {
         atomic_store (&self->failed, true);
@@ -796,6 +805,15 @@ store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, size_
         rocksdb_ingest_external_file_cf (self->db, self->cf[cf], files, 1, ingest, &err);
         if (err) {
             atomic_store (&self->failed, true);
+        } else if (self->tap) {
+            store_tap_event_t event = {.kind = STORE_TAP_INGEST,
+                                       .data = entries,
+                                       .size = entry_size * count,
+                                       .cf = cf,
+                                       .entry_size = entry_size,
+                                       .key_size = key_size,
+                                       .count = count};
+            self->tap (self->tap_arg, &event);
         }
     }
     pthread_mutex_unlock (&self->write_lock);
@@ -836,6 +854,64 @@ store_checkpoint (store_t *self, const char *dir, uint64_t log_size_for_flush, c
         return -1;
     }
     return 0;
+}
+
+void
+store_set_tap (store_t *self, store_tap_fn *fn, void *arg)
+{
+    assert (self);
+    pthread_mutex_lock (&self->write_lock);
+    self->tap = fn;
+    self->tap_arg = arg;
+    pthread_mutex_unlock (&self->write_lock);
+}
+
+int
+store_checkpoint_at (store_t *self, const char *dir, void (*at) (void *), void *arg, char *err,
+                     size_t err_size)
+{
+    assert (self && dir && at && err);
+    pthread_mutex_lock (&self->write_lock);
+    //  Under the lock, no write comes between the sync, the position and
+    //  the checkpoint: the copy holds exactly the writes up to `at`'s.
+    int rc = s_sync (self, false);
+    if (rc != 0) {
+        snprintf (err, err_size, "sync before the checkpoint: %s", store_error (self));
+    } else {
+        at (arg);
+        char *e = NULL;
+        rocksdb_checkpoint_t *checkpoint = rocksdb_checkpoint_object_create (self->db, &e);
+        if (!e) {
+            rocksdb_checkpoint_create (checkpoint, dir, UINT64_MAX, &e);
+        }
+        if (checkpoint) {
+            rocksdb_checkpoint_object_destroy (checkpoint);
+        }
+        if (e) {
+            snprintf (err, err_size, "checkpoint into %s: %s", dir, e);
+            rocksdb_free (e);
+            rc = -1;
+        }
+    }
+    pthread_mutex_unlock (&self->write_lock);
+    return rc;
+}
+
+int
+store_apply_batch (store_t *self, const uint8_t *data, size_t size, const void *meta_key,
+                   size_t meta_key_size, const void *meta_value, size_t meta_value_size)
+{
+    assert (self && data && size >= 12 && meta_key && meta_value);
+    rocksdb_writebatch_t *batch = rocksdb_writebatch_create_from ((const char *) data, size);
+    if (!batch) {
+        s_set_error_text (self, "apply", "out of memory");
+        return -1;
+    }
+    rocksdb_writebatch_put_cf (batch, self->cf[STORE_CF_META], meta_key, meta_key_size, meta_value,
+                               meta_value_size);
+    int rc = s_write (self, batch, false);
+    rocksdb_writebatch_destroy (batch);
+    return rc;
 }
 
 store_iter_t *

@@ -173,6 +173,35 @@ void store_iter_prev (store_iter_t *self);
 const uint8_t *store_iter_key (const store_iter_t *self, size_t *size_p);
 const uint8_t *store_iter_value (const store_iter_t *self, size_t *size_p);
 
+//  Replication (replica.h): a tap sees every write made to the database
+//  after it is set, under the write lock, in the order RocksDB applied
+//  them: a WriteBatch's bytes (rocksdb_writebatch_data) or an ingest's
+//  sorted entries. From any thread that writes; it must not call the store.
+typedef enum { STORE_TAP_BATCH = 1, STORE_TAP_INGEST = 2 } store_tap_kind_t;
+typedef struct {
+    store_tap_kind_t kind;
+    const uint8_t *data; //  the batch's bytes, or the entries
+    size_t size;         //  their bytes
+    store_cf_t cf;       //  INGEST: the column family
+    size_t entry_size;   //  INGEST
+    size_t key_size;     //  INGEST
+    size_t count;        //  INGEST: entries
+} store_tap_event_t;
+typedef void (store_tap_fn) (void *arg, const store_tap_event_t *event);
+//  Sets (or with NULL clears) the tap.
+void store_set_tap (store_t *self, store_tap_fn *fn, void *arg);
+//  A checkpoint (as store_checkpoint, WAL files copied, no flush) at an
+//  exact position of the tap's stream: under the write lock, the WAL is
+//  synced, `at (arg)` runs (no write can come between it and the
+//  checkpoint), then the checkpoint is made. 0, or -1 with err.
+int store_checkpoint_at (store_t *self, const char *dir, void (*at) (void *), void *arg, char *err,
+                         size_t err_size);
+//  The standby's apply: writes the WriteBatch bytes `data` (checked by the
+//  caller, replica_batch_valid) plus one put into meta, durably as the
+//  mode says. 0, or -1 and the failed state.
+int store_apply_batch (store_t *self, const uint8_t *data, size_t size, const void *meta_key,
+                       size_t meta_key_size, const void *meta_value, size_t meta_value_size);
+
 //  RocksDB's own counters: keys and bytes written since open (statistics).
 void store_write_stats (store_t *self, uint64_t *keys_written_p, uint64_t *bytes_written_p,
                         uint64_t *wal_bytes_p, uint64_t *wal_syncs_p);

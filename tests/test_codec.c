@@ -837,6 +837,9 @@ test_record_sizes (void **state)
         {RL_OP_EVENTS_READ, RL_EVENTS_REQ_SIZE, RL_EVENT_SIZE},
         {RL_OP_MIGRATE_LEASE, RL_MIGRATE_SIZE, RL_MIGRATE_SIZE},
         {67, 0, 0},
+        {RL_OP_PROMOTE, 0, 0},
+        {RL_OP_DEGRADE, 0, 0},
+        {82, 0, 0},
     };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         assert_true (codec_request_record_size (sizes[i].op) == sizes[i].request);
@@ -847,7 +850,8 @@ test_record_sizes (void **state)
                               || op == RL_OP_IN_DOUBT || op == RL_OP_AUDIT || op == RL_OP_RESOLVE
                               || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_HOT_ACCOUNTS)
                               || op == RL_OP_EVENTS_READ || op == RL_OP_MIGRATE_LEASE
-                              || (op >= RL_OP_BACKUP_HOLD && op <= RL_OP_BACKUP_STATUS);
+                              || (op >= RL_OP_BACKUP_HOLD && op <= RL_OP_BACKUP_STATUS)
+                              || op == RL_OP_PROMOTE || op == RL_OP_DEGRADE;
         assert_int_equal (codec_op_is_known (op), (op >= 1 && op <= 8) || shard_to_shard);
     }
     assert_false (codec_op_is_known (UINT32_MAX));
@@ -1027,8 +1031,9 @@ test_request_sizes (void **state)
 
     //  status, get_ring, in_doubt and audit: a bare header (count 0; a
     //  count of records without records is malformed).
-    const uint32_t bare_ops[] = {RL_OP_STATUS, RL_OP_GET_RING, RL_OP_IN_DOUBT, RL_OP_AUDIT};
-    for (size_t i = 0; i < 4; i++) {
+    const uint32_t bare_ops[] = {RL_OP_STATUS, RL_OP_GET_RING, RL_OP_IN_DOUBT,
+                                 RL_OP_AUDIT,  RL_OP_PROMOTE,  RL_OP_DEGRADE};
+    for (size_t i = 0; i < 6; i++) {
         assert_int_equal (s_request (bare_ops[i], 0, 0), RL_STATUS_OK);
         assert_int_equal (s_request (bare_ops[i], 1, 0), RL_STATUS_MALFORMED);
         assert_int_equal (s_request (bare_ops[i], 0, 1), RL_STATUS_MALFORMED);
@@ -1512,7 +1517,7 @@ static void
 test_names (void **state)
 {
     (void) state;
-    enum_entry_t results[128], statuses[32], ops[32], durabilities[8];
+    enum_entry_t results[128], statuses[32], ops[48], durabilities[8];
     size_t result_count = 0, status_count = 0, op_count = 0;
     RL_RESULT_TABLE (S_RESULT_ROW_)
     RL_STATUS_TABLE (S_STATUS_ROW_)
@@ -1526,7 +1531,7 @@ test_names (void **state)
     for (uint32_t v = 0; v <= RL_STATUS_LAST + 1; v++) {
         assert_int_equal (rl_status_defined (v), s_defined (statuses, status_count, v));
     }
-    assert_int_equal (op_count, 32);
+    assert_int_equal (op_count, 34);
     //  Every operation names the roles that may send it, and nothing else does.
     size_t roles_rows = 0;
 #define S_ROLES_ROW_(id, roles)                                                                    \

@@ -290,6 +290,8 @@ static const s_command_t s_commands[] = {
      "backup DIR --cluster | --name SHARD"},
     {"verify-backup", rlctl_cmd_verify_backup, 0, 1, 2, "verify-backup DIR [SET]"},
     {"restore", rlctl_cmd_restore, RLCTL_O_NAME, 2, 3, "restore DIR ROOT [SET]"},
+    {"promote", rlctl_cmd_promote, 0, 0, 0, "promote (--connect: the standby)"},
+    {"degrade", rlctl_cmd_degrade, 0, 0, 0, "degrade (--connect: the primary)"},
 };
 
 static int

@@ -140,6 +140,8 @@ int rlctl_cmd_backup (rlctl_ctx_t *ctx);        //  rlctl_backup.c
 int rlctl_cmd_verify_backup (rlctl_ctx_t *ctx); //  rlctl_backup.c
 int rlctl_cmd_restore (rlctl_ctx_t *ctx);       //  rlctl_backup.c
 int rlctl_cmd_reverse (rlctl_ctx_t *ctx);       //  rlctl_reverse.c
+int rlctl_cmd_promote (rlctl_ctx_t *ctx);       //  rlctl_replica.c
+int rlctl_cmd_degrade (rlctl_ctx_t *ctx);       //  rlctl_replica.c
 
 //  Output and errors (rlctl.c) --------------------------------------------------
 //  Prints tree as JSON (--json) or through table; destroys the tree.

@@ -257,6 +257,10 @@ s_codec (void)
     s_frame ("req_in_doubt", S_MODE_REQUEST, RL_OP_IN_DOUBT, 0, 0, 0, NULL);
     s_frame ("req_audit", S_MODE_REQUEST, RL_OP_AUDIT, 0, 0, 0, NULL);
     s_frame ("req_resolve", S_MODE_REQUEST, RL_OP_RESOLVE, 0, 1, RL_TP_SIZE, s_tp);
+    s_frame ("req_promote", S_MODE_REQUEST, RL_OP_PROMOTE, 0, 0, 0, NULL);
+    s_frame ("req_degrade", S_MODE_REQUEST, RL_OP_DEGRADE, 0, 0, 0, NULL);
+    s_frame ("rep_promote", S_MODE_REPLY, RL_OP_PROMOTE, 0, 0, 0, NULL);
+    s_frame ("rep_degrade", S_MODE_REPLY, RL_OP_DEGRADE, 0, 0, 0, NULL);
     s_frame ("rep_create_accounts", S_MODE_REPLY, RL_OP_CREATE_ACCOUNTS, 0, 2, RL_RESULT_SIZE,
              s_result);
     s_frame ("rep_lookup_accounts", S_MODE_REPLY, RL_OP_LOOKUP_ACCOUNTS, 0, 2, RL_ACCOUNT_SIZE,

@@ -1,0 +1,912 @@
+/*  replica.c: the primary's side of replication (replica.h).
+
+    THE LOG. The store's tap (any writing thread, under the store's write
+    lock) copies each write into the log as the next event: seq = last + 1.
+    The loop sends events to each standby in order, at most
+    REPLICA_WINDOW_EVENTS_MAX / REPLICA_WINDOW_BYTES_MAX beyond its
+    acknowledged position, and drops from the log what every standby holds.
+    A log beyond REPLICA_LOG_BYTES_MAX drops its oldest events anyway: a
+    standby that needed them re-seeds.
+
+    A LINK per standby (one DEALER, CURVE pinning this shard's own key: a
+    standby holds the shard's certificate):
+
+        HELLO ---ack: same stream, position still in the log---> STREAMING
+          |  \--ack: another stream, or too far behind---> SEEDING --end acked--> STREAMING
+          |                                                  |
+          +<-- silence beyond the timeout, out_of_order, wrong_stream, errors
+        any --ack fenced--> FENCED (the standby was promoted: it acknowledges nothing more)
+
+    Each HELLO opens a new session; acknowledgements of older sessions are
+    ignored, so a late answer never moves a position.
+
+    THE RELEASE (semi-synchronous mode). The server calls replica_written
+    with the outq sequence of each group commit it wrote; that commit is
+    replicated once every standby's position reaches the last event tapped
+    at that moment (the commit's batch, and every write before it).
+    replica_released is the last such outq sequence; the server sends a
+    reply or a peer message only when its group commit is both synced and
+    released (outq.h: sent <= min(synced, replicated)). A link that is not
+    STREAMING has no position: nothing is released until it is.
+
+    INVARIANTS
+    1. Events are numbered in the order RocksDB applied the writes (the tap
+       runs under the store's write lock), without gaps.
+    2. A standby's acknowledged position never exceeds what was sent to it
+       in this session, and only grows within a session.
+    3. released (an outq sequence) only grows, and pending holds (outq,
+       event) pairs with both increasing.
+    4. An event leaves the log only when no STREAMING or SEEDING link needs
+       it, or when the log is over its byte bound (then the links that
+       needed it are sent back to HELLO, and re-seed).
+
+    LIMITS: REPLICA_STANDBYS_MAX links; the log's bytes; the window; one
+    seed chunk in flight per link.
+*/
+#include "replica.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+typedef struct {
+    uint64_t seq;
+    uint16_t kind; //  REPLICA_BATCH or REPLICA_INGEST
+    uint32_t cf;
+    uint32_t key_size;
+    uint64_t entry_size;
+    uint64_t count;
+    uint8_t *data;
+    size_t size;
+} s_event_t;
+
+typedef enum { L_HELLO, L_SEEDING, L_STREAMING, L_FENCED } s_link_state_t;
+
+typedef struct {
+    replica_t *owner;
+    char endpoint[256];
+    zsock_t *sock;
+    s_link_state_t state;
+    uint32_t session;
+    bool waiting;     //  HELLO, SEEDING: a message awaits its acknowledgement
+    int64_t asked_ms; //  when the oldest unanswered message went (0: none)
+    uint64_t acked;   //  STREAMING: the standby's position
+    uint64_t sent;    //  STREAMING: the last event sent
+    //  SEEDING
+    uint64_t seed_pos;
+    char seed_dir[4096];
+    char **seed_files;
+    size_t seed_file_count;
+    size_t seed_file_index;
+    uint64_t seed_offset;
+    uint64_t seed_chunk; //  bytes of the chunk in flight
+    bool seed_begun;     //  SEED_BEGIN acknowledged
+    bool seed_ending;    //  SEED_END sent
+} s_link_t;
+
+typedef struct {
+    uint64_t outq; //  a group commit written
+    uint64_t seq;  //  the last event tapped when it was written
+    uint64_t head; //  memory's last timestamp then
+} s_pending_t;
+
+struct replica_t {
+    replica_options_t options;
+    store_t *store;
+    rl_auth_t *auth;
+    zloop_t *loop;
+    replica_wake_fn *wake;
+    void *wake_arg;
+    uint64_t stream;
+    char own_key[RL_KEY_TEXT_SIZE]; //  the shard's public key, pinned by the links
+
+    pthread_mutex_t lock; //  guards the log: the tap comes from any writing thread
+    s_event_t *events;    //  a ring of cap slots
+    size_t head;
+    size_t count;
+    size_t cap;
+    uint64_t last_seq;  //  the last event tapped
+    uint64_t log_bytes; //  data bytes in the log
+    bool tap_failed;    //  out of memory copying an event: the stream is broken
+
+    //  The loop's alone
+    s_link_t links[REPLICA_STANDBYS_MAX];
+    size_t link_count;
+    s_pending_t *pending; //  a FIFO of (outq, seq), both increasing
+    size_t pending_head;
+    size_t pending_count;
+    size_t pending_cap;
+    uint64_t released;      //  the last outq sequence replicated
+    uint64_t released_head; //  and its last timestamp
+    int64_t waiting_ms;     //  since when a write waits (pending not empty), or progress
+    replica_mode_t mode;    //  SEMI or ASYNC (degrade switches)
+    uint64_t seeds;         //  seeds begun (names of their directories)
+};
+
+static int64_t
+s_now_ms (void)
+{
+    return zclock_mono ();
+}
+
+//  The log ------------------------------------------------------------------
+
+static s_event_t *
+s_event_at (replica_t *self, size_t i)
+{
+    assert (i < self->count);
+    return &self->events[(self->head + i) % self->cap];
+}
+
+//  The seq of the oldest event in the log (last + 1 when empty).
+static uint64_t
+s_first_seq (replica_t *self)
+{
+    return self->count ? s_event_at (self, 0)->seq : self->last_seq + 1;
+}
+
+static void
+s_tap (void *arg, const store_tap_event_t *ev)
+{
+    replica_t *self = arg;
+    assert (self && ev && (ev->data || ev->size == 0));
+    pthread_mutex_lock (&self->lock);
+    if (self->count == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : 256;
+        s_event_t *events = malloc (cap * sizeof (*events));
+        if (events) {
+            for (size_t i = 0; i < self->count; i++) {
+                events[i] = *s_event_at (self, i);
+            }
+            free (self->events);
+            self->events = events;
+            self->head = 0;
+            self->cap = cap;
+        }
+    }
+    uint8_t *copy = ev->size ? malloc (ev->size) : NULL;
+    if (self->count == self->cap || (ev->size && !copy) || ev->size > REPLICA_EVENT_BYTES_MAX) {
+        //  The stream cannot go on without this event: every standby re-seeds.
+        free (copy);
+        self->tap_failed = true;
+        self->last_seq++;
+        pthread_mutex_unlock (&self->lock);
+        return;
+    }
+    if (ev->size) {
+        memcpy (copy, ev->data, ev->size);
+    }
+    s_event_t *e = &self->events[(self->head + self->count) % self->cap];
+    *e = (s_event_t){.seq = ++self->last_seq,
+                     .kind = ev->kind == STORE_TAP_BATCH ? REPLICA_BATCH : REPLICA_INGEST,
+                     .cf = (uint32_t) ev->cf,
+                     .key_size = (uint32_t) ev->key_size,
+                     .entry_size = ev->entry_size,
+                     .count = ev->count,
+                     .data = copy,
+                     .size = ev->size};
+    self->count++;
+    self->log_bytes += ev->size;
+    pthread_mutex_unlock (&self->lock);
+}
+
+//  Drops events up to `upto`, and the oldest beyond the byte bound.
+static void
+s_trim (replica_t *self, uint64_t upto)
+{
+    pthread_mutex_lock (&self->lock);
+    while (self->count
+           && (s_event_at (self, 0)->seq <= upto || self->log_bytes > REPLICA_LOG_BYTES_MAX)) {
+        s_event_t *e = s_event_at (self, 0);
+        self->log_bytes -= e->size;
+        free (e->data);
+        self->head = (self->head + 1) % self->cap;
+        self->count--;
+    }
+    pthread_mutex_unlock (&self->lock);
+}
+
+//  Links ----------------------------------------------------------------------
+
+static void s_pump (s_link_t *link);
+
+static void
+s_seed_remove (s_link_t *link)
+{
+    if (link->seed_dir[0]) {
+        for (size_t i = 0; i < link->seed_file_count; i++) {
+            char path[4200];
+            snprintf (path, sizeof path, "%s/%s", link->seed_dir, link->seed_files[i]);
+            unlink (path);
+        }
+        //  Files the listing did not see (it failed): removed by name below.
+        DIR *dir = opendir (link->seed_dir);
+        struct dirent *de;
+        while (dir && (de = readdir (dir))) {
+            if (de->d_name[0] != '.') {
+                char path[4400];
+                snprintf (path, sizeof path, "%s/%s", link->seed_dir, de->d_name);
+                unlink (path);
+            }
+        }
+        if (dir) {
+            closedir (dir);
+        }
+        rmdir (link->seed_dir);
+        link->seed_dir[0] = '\0';
+    }
+    for (size_t i = 0; i < link->seed_file_count; i++) {
+        free (link->seed_files[i]);
+    }
+    free (link->seed_files);
+    link->seed_files = NULL;
+    link->seed_file_count = link->seed_file_index = 0;
+    link->seed_offset = link->seed_chunk = 0;
+    link->seed_begun = link->seed_ending = false;
+}
+
+//  Back to HELLO in a new session (what was in flight is forgotten).
+static void
+s_rehello (s_link_t *link, const char *why)
+{
+    if (link->state == L_FENCED) {
+        return;
+    }
+    rl_warn ("replication to %s: %s; asking its position again", link->endpoint, why);
+    s_seed_remove (link);
+    link->state = L_HELLO;
+    link->session++;
+    link->waiting = false;
+    link->asked_ms = 0;
+    link->acked = link->sent = 0;
+}
+
+static int
+s_send (s_link_t *link, const replica_header_t *h, const void *prefix, size_t prefix_size,
+        const void *data, size_t size)
+{
+    uint8_t raw[REPLICA_HEADER_SIZE];
+    replica_header_encode (h, raw);
+    zmsg_t *msg = zmsg_new ();
+    zframe_t *body = zframe_new (NULL, prefix_size + size);
+    if (!msg || !body) {
+        zmsg_destroy (&msg);
+        zframe_destroy (&body);
+        return -1;
+    }
+    if (prefix_size) {
+        memcpy (zframe_data (body), prefix, prefix_size);
+    }
+    if (size) {
+        memcpy (zframe_data (body) + prefix_size, data, size);
+    }
+    zmsg_addmem (msg, raw, sizeof raw);
+    zmsg_append (msg, &body);
+    if (zmsg_send (&msg, link->sock) != 0) {
+        zmsg_destroy (&msg); //  the high-water mark: the timeout sends again
+        return -1;
+    }
+    if (!link->asked_ms) {
+        link->asked_ms = s_now_ms ();
+    }
+    return 0;
+}
+
+static replica_header_t
+s_header (s_link_t *link, replica_kind_t kind, uint64_t seq)
+{
+    return (replica_header_t){.magic = REPLICA_MAGIC,
+                              .version = REPLICA_VERSION,
+                              .kind = (uint16_t) kind,
+                              .stream = link->owner->stream,
+                              .seq = seq,
+                              .session = link->session};
+}
+
+static int
+s_name_cmp (const void *a, const void *b)
+{
+    return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+static void
+s_seed_at (void *arg)
+{
+    replica_t *self = ((s_link_t *) arg)->owner;
+    pthread_mutex_lock (&self->lock);
+    ((s_link_t *) arg)->seed_pos = self->last_seq;
+    pthread_mutex_unlock (&self->lock);
+}
+
+//  A checkpoint of the database at an exact position, listed for sending.
+static int
+s_seed_start (s_link_t *link)
+{
+    replica_t *self = link->owner;
+    assert (link->state == L_HELLO && !link->seed_dir[0]);
+    snprintf (link->seed_dir, sizeof link->seed_dir, "%s.repl-seed-%016" PRIx64 "-%" PRIu64,
+              self->options.data_dir, self->stream, ++self->seeds);
+    char err[512];
+    if (store_checkpoint_at (self->store, link->seed_dir, s_seed_at, link, err, sizeof err) != 0) {
+        rl_error ("replication to %s: cannot make the seed: %s", link->endpoint, err);
+        s_seed_remove (link);
+        return -1;
+    }
+    DIR *dir = opendir (link->seed_dir);
+    if (!dir) {
+        rl_error ("replication to %s: cannot list the seed %s", link->endpoint, link->seed_dir);
+        s_seed_remove (link);
+        return -1;
+    }
+    struct dirent *de;
+    size_t cap = 0;
+    int rc = 0;
+    while (rc == 0 && (de = readdir (dir))) {
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        if (!replica_seed_name_valid (de->d_name, strlen (de->d_name))
+            || link->seed_file_count >= REPLICA_SEED_FILES_MAX) {
+            rl_error ("replication to %s: seed file %s cannot be sent", link->endpoint, de->d_name);
+            rc = -1;
+            break;
+        }
+        if (link->seed_file_count == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **files = realloc (link->seed_files, cap * sizeof (char *));
+            if (!files) {
+                rc = -1;
+                break;
+            }
+            link->seed_files = files;
+        }
+        link->seed_files[link->seed_file_count] = strdup (de->d_name);
+        rc = link->seed_files[link->seed_file_count] ? 0 : -1;
+        link->seed_file_count += rc == 0;
+    }
+    closedir (dir);
+    if (rc != 0) {
+        s_seed_remove (link);
+        return -1;
+    }
+    qsort (link->seed_files, link->seed_file_count, sizeof (char *), s_name_cmp);
+    link->state = L_SEEDING;
+    link->waiting = false;
+    rl_info ("replication to %s: seeding at position %" PRIu64 " (%zu files)", link->endpoint,
+             link->seed_pos, link->seed_file_count);
+    return 0;
+}
+
+//  Sends the seed's next message: SEED_BEGIN, a chunk, or SEED_END.
+static void
+s_seed_next (s_link_t *link)
+{
+    assert (link->state == L_SEEDING && !link->waiting);
+    replica_header_t h = s_header (link, REPLICA_SEED_BEGIN, link->seed_pos);
+    if (!link->seed_begun) {
+        link->waiting = s_send (link, &h, NULL, 0, NULL, 0) == 0;
+        return;
+    }
+    if (link->seed_file_index >= link->seed_file_count) {
+        h.kind = REPLICA_SEED_END;
+        h.count = link->seed_file_count;
+        link->waiting = s_send (link, &h, NULL, 0, NULL, 0) == 0;
+        link->seed_ending = link->waiting;
+        return;
+    }
+    const char *name = link->seed_files[link->seed_file_index];
+    char path[4200];
+    snprintf (path, sizeof path, "%s/%s", link->seed_dir, name);
+    static uint8_t chunk[REPLICA_SEED_CHUNK_BYTES];
+    int fd = open (path, O_RDONLY);
+    ssize_t n = fd >= 0 ? pread (fd, chunk, sizeof chunk, (off_t) link->seed_offset) : -1;
+    if (fd >= 0) {
+        close (fd);
+    }
+    if (n < 0) {
+        rl_error ("replication to %s: cannot read the seed file %s: %s", link->endpoint, path,
+                  strerror (errno));
+        s_rehello (link, "the seed failed");
+        return;
+    }
+    h.kind = REPLICA_SEED_FILE;
+    h.cf = (uint32_t) strlen (name);
+    h.count = link->seed_offset;
+    h.data_size = h.cf + (uint64_t) n;
+    link->seed_chunk = (uint64_t) n;
+    link->waiting = s_send (link, &h, name, h.cf, chunk, (size_t) n) == 0;
+}
+
+//  A seed chunk was acknowledged: the next one, or the next file.
+static void
+s_seed_acked (s_link_t *link)
+{
+    if (!link->seed_begun) {
+        link->seed_begun = true;
+        return;
+    }
+    if (link->seed_ending) {
+        rl_info ("replication to %s: seeded at position %" PRIu64 ", streaming", link->endpoint,
+                 link->seed_pos);
+        uint64_t pos = link->seed_pos;
+        s_seed_remove (link);
+        link->state = L_STREAMING;
+        link->acked = link->sent = pos;
+        return;
+    }
+    link->seed_offset += link->seed_chunk;
+    if (link->seed_chunk < REPLICA_SEED_CHUNK_BYTES) {
+        link->seed_file_index++; //  a short chunk ends its file
+        link->seed_offset = 0;
+    }
+}
+
+//  Sends events within the window.
+static void
+s_stream (s_link_t *link)
+{
+    replica_t *self = link->owner;
+    assert (link->state == L_STREAMING);
+    while (true) {
+        pthread_mutex_lock (&self->lock);
+        if (link->sent >= self->last_seq || link->sent - link->acked >= REPLICA_WINDOW_EVENTS_MAX) {
+            pthread_mutex_unlock (&self->lock);
+            return;
+        }
+        uint64_t first = s_first_seq (self);
+        if (link->sent + 1 < first || self->tap_failed) {
+            pthread_mutex_unlock (&self->lock);
+            s_rehello (link, "the events it needs left the log");
+            return;
+        }
+        //  Bytes in flight: the events after acked (one large event goes alone).
+        uint64_t in_flight = 0;
+        for (uint64_t s = link->acked + 1; s <= link->sent && s >= first; s++) {
+            in_flight += s_event_at (self, (size_t) (s - first))->size;
+        }
+        s_event_t e = *s_event_at (self, (size_t) (link->sent + 1 - first));
+        if (in_flight > 0 && in_flight + e.size > REPLICA_WINDOW_BYTES_MAX) {
+            pthread_mutex_unlock (&self->lock);
+            return;
+        }
+        replica_header_t h = s_header (link, (replica_kind_t) e.kind, e.seq);
+        h.cf = e.cf;
+        h.key_size = e.key_size;
+        h.entry_size = e.entry_size;
+        h.count = e.count;
+        h.data_size = e.size;
+        //  The event's data stays valid: only the loop trims the log.
+        pthread_mutex_unlock (&self->lock);
+        if (s_send (link, &h, NULL, 0, e.data, e.size) != 0) {
+            return;
+        }
+        link->sent = e.seq;
+    }
+}
+
+static void
+s_pump (s_link_t *link)
+{
+    switch (link->state) {
+        case L_HELLO:
+            if (!link->waiting) {
+                replica_header_t h = s_header (link, REPLICA_HELLO, 0);
+                link->waiting = s_send (link, &h, NULL, 0, NULL, 0) == 0;
+            }
+            break;
+        case L_SEEDING:
+            if (!link->waiting) {
+                s_seed_next (link);
+            }
+            break;
+        case L_STREAMING:
+            s_stream (link);
+            break;
+        case L_FENCED:
+            break;
+    }
+}
+
+//  The release --------------------------------------------------------------
+
+//  The position every link holds: -1 when one holds none (not streaming).
+static int64_t
+s_quorum_position (const replica_t *self)
+{
+    int64_t min = INT64_MAX;
+    for (size_t i = 0; i < self->link_count; i++) {
+        const s_link_t *link = &self->links[i];
+        int64_t pos = link->state == L_STREAMING ? (int64_t) link->acked : -1;
+        min = pos < min ? pos : min;
+    }
+    return self->link_count ? min : -1;
+}
+
+//  Moves the release over what the links acknowledged; trims the log.
+//  wake: tell the server when the release moved (not from within its turn).
+static void
+s_update (replica_t *self, bool wake)
+{
+    int64_t quorum = s_quorum_position (self);
+    bool moved = false;
+    while (self->pending_count) {
+        s_pending_t *p = &self->pending[self->pending_head];
+        if ((int64_t) p->seq > quorum) {
+            break;
+        }
+        assert (p->outq >= self->released); //  invariant 3
+        self->released = p->outq;
+        self->released_head = p->head > self->released_head ? p->head : self->released_head;
+        self->pending_head = (self->pending_head + 1) % self->pending_cap;
+        self->pending_count--;
+        moved = true;
+    }
+    if (moved) {
+        self->waiting_ms = s_now_ms ();
+    }
+    uint64_t keep_from = UINT64_MAX; //  the log keeps events after this
+    for (size_t i = 0; i < self->link_count; i++) {
+        s_link_t *link = &self->links[i];
+        if (link->state == L_STREAMING && link->acked < keep_from) {
+            keep_from = link->acked;
+        } else if (link->state == L_SEEDING && link->seed_pos < keep_from) {
+            keep_from = link->seed_pos;
+        }
+    }
+    if (keep_from == UINT64_MAX) {
+        keep_from = 0; //  nobody streams: the log keeps what its byte bound allows
+    }
+    s_trim (self, keep_from);
+    if (moved && wake && self->wake) {
+        self->wake (self->wake_arg);
+    }
+}
+
+//  An acknowledgement from the standby ----------------------------------------
+
+static void
+s_on_ack (s_link_t *link, const replica_header_t *h)
+{
+    replica_t *self = link->owner;
+    if (h->status == REPLICA_ST_FENCED) {
+        if (link->state != L_FENCED) {
+            rl_error ("replication to %s: the standby was promoted and fences this primary: "
+                      "nothing it writes can be acknowledged any more",
+                      link->endpoint);
+        }
+        s_seed_remove (link);
+        link->state = L_FENCED;
+        return;
+    }
+    link->asked_ms = 0;
+    switch (link->state) {
+        case L_HELLO:
+            link->waiting = false;
+            if (h->status != REPLICA_ST_OK) {
+                rl_warn ("replication to %s: hello answered %s", link->endpoint,
+                         replica_status_name (h->status));
+                link->asked_ms = s_now_ms (); //  asked again after the timeout
+                link->waiting = true;
+                return;
+            }
+            pthread_mutex_lock (&self->lock);
+            bool from_log = h->stream == self->stream && h->seq + 1 >= s_first_seq (self)
+                            && h->seq <= self->last_seq && !self->tap_failed;
+            pthread_mutex_unlock (&self->lock);
+            if (from_log) {
+                rl_info ("replication to %s: streaming from position %" PRIu64, link->endpoint,
+                         h->seq);
+                link->state = L_STREAMING;
+                link->acked = link->sent = h->seq;
+            } else if (s_seed_start (link) != 0) {
+                link->waiting = true; //  hello again after the timeout
+                link->asked_ms = s_now_ms ();
+            }
+            return;
+        case L_SEEDING:
+            if (h->status != REPLICA_ST_OK) {
+                rl_error ("replication to %s: the seed was refused: %s", link->endpoint,
+                          replica_status_name (h->status));
+                s_rehello (link, "seed refused");
+                return;
+            }
+            link->waiting = false;
+            s_seed_acked (link);
+            if (link->state == L_STREAMING) {
+                s_update (self, true);
+            }
+            return;
+        case L_STREAMING:
+            if (h->status != REPLICA_ST_OK) {
+                char why[96];
+                snprintf (why, sizeof why, "an event was answered %s",
+                          replica_status_name (h->status));
+                s_rehello (link, why);
+                return;
+            }
+            if (h->stream != self->stream || h->seq > link->sent || h->seq < link->acked) {
+                s_rehello (link, "an acknowledgement beyond what was sent");
+                return;
+            }
+            link->acked = h->seq; //  invariant 2
+            link->asked_ms = link->sent > link->acked ? s_now_ms () : 0;
+            s_update (self, true);
+            return;
+        case L_FENCED:
+            return;
+    }
+}
+
+static int
+s_on_readable (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    s_link_t *link = arg;
+    assert (link && sock == link->sock);
+    for (size_t n = 0; n < 4 * REPLICA_WINDOW_EVENTS_MAX; n++) {
+        zmsg_t *msg = zmsg_recv (sock); //  rcvtimeo 0
+        if (!msg) {
+            break;
+        }
+        zframe_t *head = zmsg_first (msg);
+        replica_header_t h;
+        if (zmsg_size (msg) != 2 || !head
+            || replica_header_decode (zframe_data (head), zframe_size (head), &h) != REPLICA_ST_OK
+            || h.kind != REPLICA_ACK) {
+            rl_warn ("replication to %s: a reply that is not an acknowledgement: dropped",
+                     link->endpoint);
+        } else if (h.session == link->session) {
+            s_on_ack (link, &h);
+        }
+        zmsg_destroy (&msg);
+    }
+    s_pump (link);
+    return 0;
+}
+
+//  Life cycle -----------------------------------------------------------------
+
+//  Seeds left by a primary that stopped while seeding: hard links that
+//  keep old table files alive.
+static void
+s_remove_old_seeds (const char *data_dir)
+{
+    char copy[4096];
+    snprintf (copy, sizeof copy, "%s", data_dir);
+    char base[4096];
+    snprintf (base, sizeof base, "%s.repl-seed-", basename (copy));
+    snprintf (copy, sizeof copy, "%s", data_dir);
+    const char *parent = dirname (copy);
+    DIR *dir = opendir (parent);
+    struct dirent *de;
+    while (dir && (de = readdir (dir))) {
+        if (strncmp (de->d_name, base, strlen (base)) == 0) {
+            s_link_t tmp = {0};
+            snprintf (tmp.seed_dir, sizeof tmp.seed_dir, "%s/%s", parent, de->d_name);
+            s_seed_remove (&tmp);
+            rl_info ("replication: removed an old seed %s/%s", parent, de->d_name);
+        }
+    }
+    if (dir) {
+        closedir (dir);
+    }
+}
+
+replica_t *
+replica_new (const replica_options_t *options, store_t *store, rl_auth_t *auth, zloop_t *loop,
+             uint64_t head, replica_wake_fn *wake, void *wake_arg)
+{
+    assert (options && store && auth && loop);
+    assert (options->standby_count > 0 && options->standby_count <= REPLICA_STANDBYS_MAX);
+    assert (options->mode == REPLICA_MODE_SEMI || options->mode == REPLICA_MODE_ASYNC);
+    replica_t *self = calloc (1, sizeof (*self));
+    if (!self) {
+        rl_error ("replication: out of memory");
+        return NULL;
+    }
+    self->options = *options;
+    self->store = store;
+    self->auth = auth;
+    self->loop = loop;
+    self->wake = wake;
+    self->wake_arg = wake_arg;
+    self->mode = options->mode;
+    self->released_head = head;
+    pthread_mutex_init (&self->lock, NULL);
+    if (getrandom (&self->stream, sizeof self->stream, 0) != (ssize_t) sizeof self->stream) {
+        rl_error ("replication: cannot draw a stream id");
+        free (self);
+        return NULL;
+    }
+    self->stream |= 1; //  0 names no stream (an empty standby)
+    zcert_t *cert = rl_auth_cert (auth);
+    snprintf (self->own_key, sizeof self->own_key, "%s", cert ? zcert_public_txt (cert) : "");
+    s_remove_old_seeds (options->data_dir);
+    self->waiting_ms = s_now_ms ();
+    for (size_t i = 0; i < options->standby_count; i++) {
+        s_link_t *link = &self->links[self->link_count++];
+        link->owner = self;
+        snprintf (link->endpoint, sizeof link->endpoint, "%s", options->standbys[i]);
+        link->sock = zsock_new (ZMQ_DEALER);
+        if (!link->sock || rl_auth_client (auth, link->sock, self->own_key) != 0) {
+            rl_error ("replication to %s: no socket", link->endpoint);
+            replica_destroy (&self);
+            return NULL;
+        }
+        zsock_set_rcvtimeo (link->sock, 0);
+        zsock_set_sndtimeo (link->sock, 0);
+        zsock_set_sndhwm (link->sock, 4 * REPLICA_WINDOW_EVENTS_MAX);
+        zsock_set_rcvhwm (link->sock, 4 * REPLICA_WINDOW_EVENTS_MAX);
+        zsock_set_linger (link->sock, 0);
+        if (zsock_connect (link->sock, "%s", link->endpoint) != 0
+            || zloop_reader (loop, link->sock, s_on_readable, link) != 0) {
+            rl_error ("replication to %s: cannot connect", link->endpoint);
+            replica_destroy (&self);
+            return NULL;
+        }
+    }
+    store_set_tap (store, s_tap, self);
+    rl_info ("replication: %zu standby(s), %s mode, stream %016" PRIx64, self->link_count,
+             replica_mode_name (self->mode), self->stream);
+    for (size_t i = 0; i < self->link_count; i++) {
+        s_pump (&self->links[i]);
+    }
+    return self;
+}
+
+void
+replica_destroy (replica_t **self_p)
+{
+    assert (self_p);
+    replica_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    store_set_tap (self->store, NULL, NULL);
+    for (size_t i = 0; i < self->link_count; i++) {
+        s_link_t *link = &self->links[i];
+        if (link->sock) {
+            zloop_reader_end (self->loop, link->sock);
+        }
+        zsock_destroy (&link->sock);
+        s_seed_remove (link);
+    }
+    s_trim (self, UINT64_MAX);
+    free (self->events);
+    free (self->pending);
+    pthread_mutex_destroy (&self->lock);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+replica_written (replica_t *self, uint64_t outq_seq, uint64_t head)
+{
+    assert (self);
+    pthread_mutex_lock (&self->lock);
+    uint64_t seq = self->last_seq;
+    pthread_mutex_unlock (&self->lock);
+    assert (outq_seq >= self->released);
+    if (self->pending_count) {
+        size_t back = (self->pending_head + self->pending_count - 1) % self->pending_cap;
+        assert (self->pending[back].outq <= outq_seq && self->pending[back].seq <= seq);
+        if (self->pending[back].seq == seq) {
+            self->pending[back].outq = outq_seq; //  nothing new to wait for
+            self->pending[back].head = head;
+            goto pump;
+        }
+    }
+    if (self->pending_count == self->pending_cap) {
+        size_t cap = self->pending_cap ? self->pending_cap * 2 : 64;
+        s_pending_t *p = malloc (cap * sizeof (*p));
+        if (!p) {
+            //  Cannot wait for this one separately: it joins the last (a
+            //  later event: it waits longer, never shorter).
+            assert (self->pending_count > 0);
+            size_t back = (self->pending_head + self->pending_count - 1) % self->pending_cap;
+            self->pending[back].outq = outq_seq;
+            self->pending[back].seq = seq;
+            self->pending[back].head = head;
+            goto pump;
+        }
+        for (size_t i = 0; i < self->pending_count; i++) {
+            p[i] = self->pending[(self->pending_head + i) % self->pending_cap];
+        }
+        free (self->pending);
+        self->pending = p;
+        self->pending_head = 0;
+        self->pending_cap = cap;
+    }
+    if (self->pending_count == 0) {
+        self->waiting_ms = s_now_ms (); //  a write begins to wait
+    }
+    self->pending[(self->pending_head + self->pending_count) % self->pending_cap] = (s_pending_t){
+        outq_seq, seq, head};
+    self->pending_count++;
+pump:
+    s_update (self, false);
+    for (size_t i = 0; i < self->link_count; i++) {
+        s_pump (&self->links[i]);
+    }
+}
+
+uint64_t
+replica_released (const replica_t *self)
+{
+    assert (self);
+    return self->mode == REPLICA_MODE_SEMI ? self->released : UINT64_MAX;
+}
+
+uint64_t
+replica_released_head (const replica_t *self)
+{
+    assert (self);
+    return self->mode == REPLICA_MODE_SEMI ? self->released_head : UINT64_MAX;
+}
+
+bool
+replica_stalled (const replica_t *self)
+{
+    assert (self);
+    return self->mode == REPLICA_MODE_SEMI && self->pending_count > 0
+           && s_now_ms () - self->waiting_ms > self->options.timeout_ms;
+}
+
+void
+replica_tick (replica_t *self)
+{
+    assert (self);
+    int64_t now = s_now_ms ();
+    for (size_t i = 0; i < self->link_count; i++) {
+        s_link_t *link = &self->links[i];
+        if (link->asked_ms && now - link->asked_ms > self->options.timeout_ms) {
+            s_rehello (link, "no answer within the timeout");
+        }
+        s_pump (link);
+    }
+    s_update (self, true);
+}
+
+replica_mode_t
+replica_mode (const replica_t *self)
+{
+    assert (self);
+    return self->mode;
+}
+
+void
+replica_degrade (replica_t *self)
+{
+    assert (self);
+    if (self->mode == REPLICA_MODE_SEMI) {
+        rl_warn ("replication: DEGRADED to async by the operator: replies no longer wait for "
+                 "the standby (invariant 9 suspended)");
+    }
+    self->mode = REPLICA_MODE_ASYNC;
+    if (self->wake) {
+        self->wake (self->wake_arg);
+    }
+}
+
+void
+replica_positions (const replica_t *self, uint64_t *tapped_p, uint64_t *acked_p)
+{
+    assert (self && tapped_p && acked_p);
+    pthread_mutex_lock ((pthread_mutex_t *) &self->lock);
+    *tapped_p = self->last_seq;
+    pthread_mutex_unlock ((pthread_mutex_t *) &self->lock);
+    int64_t q = s_quorum_position (self);
+    *acked_p = q < 0 ? 0 : (uint64_t) q;
+}

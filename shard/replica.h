@@ -1,0 +1,191 @@
+/*  replica.h: replication of a shard to its standby (docs/replication.md).
+
+    THE STREAM. A primary's store calls a tap under its write lock after
+    every write it makes (store_set_tap): a WriteBatch (the loop's group
+    commits, the checkpoint's batch, the writes at open) or an ingest of
+    sorted index entries (the checkpoint's SSTs, which never enter the
+    WAL). Each becomes one EVENT of the stream, numbered 1, 2, ... in the
+    order RocksDB applied them, so a standby that applies the same events
+    in the same order holds the same database, byte for byte in every
+    column family, at every position. A stream is named by a random
+    64-bit id drawn when the primary starts; position 0 is the database
+    as it was then, and a standby reaches it by a SEED: a RocksDB
+    checkpoint of the primary taken under the write lock (so at an exact
+    position P), copied file by file, after which the events from P + 1
+    follow.
+
+    Two halves:
+    - replica_t (replica.c), the primary's side: the log of events not yet
+      acknowledged by every standby, one DEALER per standby (CURVE, the
+      shard's own key pinned), the seed, and the release watermark that
+      the server's sends wait for in semi-synchronous mode.
+    - replica_standby_run (replica_standby.c), the standby's program: it
+      binds the shard's endpoint, applies each event with its own synced
+      write, in order, acknowledges its position, and on promote fences
+      itself and returns to main.c, which opens the data directory as a
+      primary by the normal recovery path.
+
+    The wire format of the replication socket (replica_wire.c) is its own
+    (a 64-byte header frame and a data frame), not the client protocol:
+    events reach hundreds of MB. Its status codes are REPLICA_ST_*.
+*/
+#ifndef RL_REPLICA_H
+#define RL_REPLICA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <czmq.h>
+
+#include "auth.h"
+#include "store.h"
+
+//  Limits ---------------------------------------------------------------------
+#define REPLICA_STANDBYS_MAX       4            //  --standby endpoints of one primary
+#define REPLICA_EVENT_BYTES_MAX    (1u << 30)   //  one event's data (a turn's batch, an ingest)
+#define REPLICA_LOG_BYTES_MAX      (1ull << 30) //  events kept for standbys; beyond: re-seed
+#define REPLICA_WINDOW_EVENTS_MAX  64           //  events sent and not yet acknowledged
+#define REPLICA_WINDOW_BYTES_MAX   (64u << 20)  //  their bytes (one larger event goes alone)
+#define REPLICA_SEED_CHUNK_BYTES   (1u << 20)   //  bytes of one seed chunk
+#define REPLICA_SEED_NAME_SIZE_MAX 64           //  a seeded file's name, bytes
+#define REPLICA_SEED_FILES_MAX     100000       //  files in one seed
+#define REPLICA_TIMEOUT_MS_DEFAULT 1000         //  --repl-timeout-ms: no answer -> hello again
+#define REPLICA_TIMEOUT_MS_MIN     10
+#define REPLICA_TIMEOUT_MS_MAX     600000
+#define REPLICA_HEADER_SIZE        64
+#define REPLICA_MAGIC              0x50524c52u //  "RLRP", little-endian
+#define REPLICA_VERSION            1
+
+_Static_assert(REPLICA_WINDOW_BYTES_MAX <= REPLICA_LOG_BYTES_MAX,
+               "a window never holds more than the log");
+_Static_assert(REPLICA_SEED_CHUNK_BYTES <= REPLICA_EVENT_BYTES_MAX, "a chunk fits a message");
+
+//  Meta keys of the standby's own position and of a promotion.
+#define REPLICA_META_POSITION "repl_position" //  stream id (8) + last applied seq (8)
+#define REPLICA_META_PROMOTED "repl_promoted" //  stream id fenced (8): this data is a primary's
+
+typedef enum {
+    REPLICA_MODE_NONE = 0,  //  no standby
+    REPLICA_MODE_SEMI = 1,  //  replies wait for the standbys' acknowledgements (default)
+    REPLICA_MODE_ASYNC = 2, //  replies do not wait: invariant 9 suspended
+} replica_mode_t;
+
+//  Wire ------------------------------------------------------------------------
+
+typedef enum {
+    REPLICA_HELLO = 1,      //  primary -> standby: where are you? (reply: its position)
+    REPLICA_BATCH = 2,      //  an event: a WriteBatch's bytes
+    REPLICA_INGEST = 3,     //  an event: sorted entries ingested as one SST into cf
+    REPLICA_SEED_BEGIN = 4, //  a seed at position seq begins (the standby wipes its copy)
+    REPLICA_SEED_FILE = 5,  //  a chunk of a file: data = name, then bytes at offset
+    REPLICA_SEED_END = 6,   //  the seed is complete (count: its files): install it
+    REPLICA_ACK = 16,       //  standby -> primary: the reply to each of the above
+} replica_kind_t;
+
+typedef enum {
+    REPLICA_ST_OK = 0,
+    REPLICA_ST_MALFORMED = 1,    //  bad header, sizes, batch bytes or entries
+    REPLICA_ST_OVERSIZE = 2,     //  beyond REPLICA_EVENT_BYTES_MAX or a seed limit
+    REPLICA_ST_OUT_OF_ORDER = 3, //  not the next event of the stream (seq: the position held)
+    REPLICA_ST_UNAUTHORIZED = 4, //  not the shard's own key
+    REPLICA_ST_WRONG_STREAM = 5, //  another stream than the one held: hello, then seed
+    REPLICA_ST_STORAGE = 6,      //  the standby's write failed: it stops
+    REPLICA_ST_FENCED = 7,       //  promoted: it acknowledges no primary any more
+} replica_status_t;
+
+typedef struct {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t kind;       //  replica_kind_t
+    uint64_t stream;     //  the primary's stream id
+    uint64_t seq;        //  event sequence; ACK: the standby's position; SEED_*: seed position
+    uint32_t status;     //  ACK: replica_status_t; requests: 0
+    uint32_t session;    //  the primary's session with this standby, echoed by ACK
+    uint32_t cf;         //  INGEST: column family; SEED_FILE: the name's length
+    uint32_t key_size;   //  INGEST: key bytes of an entry
+    uint64_t entry_size; //  INGEST: bytes of an entry
+    uint64_t count;      //  INGEST: entries; SEED_FILE: offset; SEED_END: files
+    uint64_t data_size;  //  bytes of the data frame (0: none)
+} replica_header_t;
+
+void replica_header_encode (const replica_header_t *h, uint8_t out[REPLICA_HEADER_SIZE]);
+//  REPLICA_ST_OK or MALFORMED (size, magic, version, kind).
+replica_status_t replica_header_decode (const uint8_t *in, size_t size, replica_header_t *h);
+const char *replica_status_name (uint32_t status);
+const char *replica_mode_name (replica_mode_t mode);
+//  Checks that data is a WriteBatch the store itself makes: the header, a
+//  count that matches, only puts, deletes and range deletes of column
+//  families 0..STORE_CF_COUNT-1, nothing after the last record. RocksDB
+//  would write a malformed batch into its WAL before it noticed.
+bool replica_batch_valid (const uint8_t *data, size_t size);
+//  Checks an INGEST event: an index column family, sizes that add up,
+//  keys strictly increasing (store_ingest_sorted asserts it).
+bool replica_ingest_valid (const replica_header_t *h, const uint8_t *data, size_t size);
+//  A seeded file's name: [A-Za-z0-9._-], not "." nor "..", at most
+//  REPLICA_SEED_NAME_SIZE_MAX - 1 bytes.
+bool replica_seed_name_valid (const char *name, size_t size);
+
+//  The primary's side ------------------------------------------------------------
+
+typedef struct replica_t replica_t;
+
+typedef struct {
+    const char *standbys[REPLICA_STANDBYS_MAX]; //  endpoints
+    size_t standby_count;
+    replica_mode_t mode;
+    long timeout_ms; //  no answer within: hello again; semi: stalled
+    const char *data_dir;
+} replica_options_t;
+
+//  Called by the loop when acknowledgements moved the release watermark.
+typedef void (replica_wake_fn) (void *arg);
+
+//  Taps the store (every write from now on is an event), connects a DEALER
+//  per standby (rl_auth_client pinning this shard's own key), registers
+//  them with loop. NULL (logged) on failure.
+//  head: memory's last timestamp at start (all of it in any seed).
+replica_t *replica_new (const replica_options_t *options, store_t *store, rl_auth_t *auth,
+                        zloop_t *loop, uint64_t head, replica_wake_fn *wake, void *wake_arg);
+//  Untaps the store, closes the sockets, removes a seed in progress.
+void replica_destroy (replica_t **self_p);
+//  The loop wrote its group commit outq_seq (or a turn with nothing to
+//  write), memory's last timestamp being head: it is replicated once the
+//  events tapped so far are acknowledged. Then sends what the window allows.
+void replica_written (replica_t *self, uint64_t outq_seq, uint64_t head);
+//  The head of the last group commit released (the change stream announces
+//  no further); UINT64_MAX when nothing waits.
+uint64_t replica_released_head (const replica_t *self);
+//  The last outq sequence whose events every standby acknowledged; in
+//  async mode (or with none), UINT64_MAX: nothing waits.
+uint64_t replica_released (const replica_t *self);
+//  Semi mode, and writes have waited for an acknowledgement longer than
+//  the timeout (or no standby is streaming): new writes are answered busy.
+bool replica_stalled (const replica_t *self);
+//  Timers: hello again after a silence, seed chunks, the window.
+void replica_tick (replica_t *self);
+replica_mode_t replica_mode (const replica_t *self);
+//  rlctl degrade: semi -> async, by hand (never on a timeout). Logged.
+void replica_degrade (replica_t *self);
+//  For status and logs: events tapped, the lowest position acknowledged.
+void replica_positions (const replica_t *self, uint64_t *tapped_p, uint64_t *acked_p);
+
+//  The standby's side ------------------------------------------------------------
+
+typedef struct {
+    const char *name;
+    const char *bind;
+    const char *data_dir;
+    const char *primary; //  --standby-of ENDPOINT (for status and logs)
+    rl_durability_t durability;
+    const char *keys_dir; //  NULL with insecure
+    const char *cert;
+    bool insecure;
+} replica_standby_options_t;
+
+//  Runs the standby until SIGINT/SIGTERM (0), until promoted (1: the data
+//  directory is fenced and closed, open it as a primary), or on a failure
+//  (-1, logged). A data directory that a promotion fenced returns 1 at once.
+int replica_standby_run (const replica_standby_options_t *options);
+
+#endif

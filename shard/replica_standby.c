@@ -1,0 +1,607 @@
+/*  replica_standby.c: the standby's program (replica.h, docs/replication.md).
+
+    A standby binds the shard's endpoint (--bind) and holds a copy of its
+    primary's database: it applies each event of the primary's stream with
+    its own synced write, in order, and acknowledges its position only
+    after that write. Its position (stream id, last event applied) is in
+    its meta column family, written in the same batch as the event (after
+    the ingest, for an ingest event: an ingest repeated after a crash is
+    the same SST again), so a restart resumes where the disk is.
+
+    STATES
+        EMPTY (stream 0) --seed begin--> SEEDING --seed end--> STREAMING
+        STREAMING --another stream's seed begin--> SEEDING (the copy is replaced)
+        any --promote (admin)--> PROMOTED: fenced, returns 1 to main.c
+        any --a failed write--> returns -1 (exit 3): restart, the disk decides
+
+    WHAT IT ANSWERS. Replication messages (three frames: routing id, a
+    64-byte header, data) only from the shard's own key (and in the shard
+    role): anything else is answered unauthorized and changes nothing; a
+    malformed header, sizes that do not add up, a batch RocksDB would not
+    take, an event that is not the next one (out_of_order, with the
+    position held), another stream (wrong_stream) or an event beyond
+    REPLICA_EVENT_BYTES_MAX (oversize) are answered with their code and
+    change nothing. Client-protocol frames: status (the standby's state,
+    commits = its position) and promote (admin role); every other
+    operation is answered unavailable: a standby serves no reads or
+    writes, which could show a state the primary has not acknowledged.
+
+    THE SEED is written into DATA.seed-tmp beside the data directory; at
+    its end the files are synced, the store closed, DATA renamed to
+    DATA.old, the seed renamed to DATA, DATA.old removed, the store opened
+    and the position written. A crash in between leaves DATA.old or
+    DATA.seed-tmp, removed at the next start (DATA missing: an empty
+    standby, seeded again).
+
+    THE FENCE. promote writes REPLICA_META_PROMOTED (synced), answers, and
+    from then on every replication message is answered fenced: the old
+    primary gets no acknowledgement, so in semi-synchronous mode it can
+    acknowledge nothing more. The marker stays: a restart of this data
+    directory, even with --standby-of, runs as the primary.
+*/
+#include "replica.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "failpoint.h"
+#include "log.h"
+#include "rl_limits.h"
+
+typedef struct {
+    const replica_standby_options_t *o;
+    store_t *store; //  NULL between a seed's close and open
+    rl_auth_t *auth;
+    zsock_t *router;
+    zloop_t *loop;
+    char own_key[RL_KEY_TEXT_SIZE];
+    uint64_t stream;   //  0: no copy yet
+    uint64_t position; //  the last event applied
+    uint64_t applied;  //  events applied since start
+    uint64_t refused;  //  replication messages refused
+    uint64_t requests;
+    int64_t started_ms;
+    bool promoted;
+    int result; //  what run returns: 0 signal, 1 promoted, -1 failed
+    //  the seed being received
+    bool seeding;
+    uint64_t seed_stream;
+    uint64_t seed_pos;
+    uint64_t seed_files;
+    char seed_name[REPLICA_SEED_NAME_SIZE_MAX];
+    int seed_fd;
+    uint64_t seed_size;
+    char seed_dir[4200];
+    char old_dir[4200];
+} s_standby_t;
+
+static int
+s_remove_tree (const char *path)
+{
+    char cmd[9000];
+    struct stat st;
+    if (stat (path, &st) != 0) {
+        return 0;
+    }
+    //  Paths come from --data (an operator's), quoted.
+    snprintf (cmd, sizeof cmd, "rm -rf -- '%s'", path);
+    return system (cmd) == 0 ? 0 : -1;
+}
+
+static int
+s_open_store (s_standby_t *self)
+{
+    char err[512];
+    self->store = store_open (self->o->data_dir, self->o->durability, err, sizeof err);
+    if (!self->store) {
+        rl_error ("standby: cannot open %s: %s", self->o->data_dir, err);
+        return -1;
+    }
+    uint8_t value[16];
+    size_t size = 0;
+    self->stream = self->position = 0;
+    int rc = store_get (self->store, STORE_CF_META, REPLICA_META_POSITION,
+                        strlen (REPLICA_META_POSITION), value, sizeof value, &size);
+    if (rc == 1 && size == 16) {
+        self->stream = codec_get_u64 (value);
+        self->position = codec_get_u64 (value + 8);
+    }
+    rc = store_get (self->store, STORE_CF_META, REPLICA_META_PROMOTED,
+                    strlen (REPLICA_META_PROMOTED), value, sizeof value, &size);
+    self->promoted = rc == 1;
+    return 0;
+}
+
+static void
+s_position_value (uint64_t stream, uint64_t position, uint8_t out[16])
+{
+    codec_put_u64 (out, stream);
+    codec_put_u64 (out + 8, position);
+}
+
+//  Replies ----------------------------------------------------------------------
+
+static void
+s_ack (s_standby_t *self, zframe_t **id_p, const replica_header_t *req, replica_status_t status)
+{
+    replica_header_t h = {.magic = REPLICA_MAGIC,
+                          .version = REPLICA_VERSION,
+                          .kind = REPLICA_ACK,
+                          .stream = self->stream,
+                          .seq = self->position,
+                          .status = status,
+                          .session = req ? req->session : 0};
+    if (status != REPLICA_ST_OK) {
+        self->refused++;
+    }
+    uint8_t raw[REPLICA_HEADER_SIZE];
+    replica_header_encode (&h, raw);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, id_p);
+    zmsg_addmem (msg, raw, sizeof raw);
+    zmsg_addmem (msg, NULL, 0);
+    if (zmsg_send (&msg, self->router) != 0) {
+        zmsg_destroy (&msg);
+    }
+}
+
+static void
+s_client_reply (s_standby_t *self, zframe_t **id_p, const rl_header_t *req, uint32_t status,
+                const rl_status_rec_t *rec)
+{
+    rl_header_t h = codec_reply_header (req, status, rec ? 1 : 0, 0);
+    size_t body = rec ? RL_STATUS_SIZE : 0;
+    zframe_t *frame = zframe_new (NULL, codec_frame_size (body));
+    zmsg_t *msg = zmsg_new ();
+    if (!frame || !msg) {
+        zframe_destroy (&frame);
+        zmsg_destroy (&msg);
+        zframe_destroy (id_p);
+        return;
+    }
+    uint8_t *out = codec_encode_frame (&h, NULL, body, zframe_data (frame));
+    if (rec) {
+        codec_encode_status (rec, out);
+    }
+    zmsg_append (msg, id_p);
+    zmsg_append (msg, &frame);
+    if (zmsg_send (&msg, self->router) != 0) {
+        zmsg_destroy (&msg);
+    }
+}
+
+//  Client-protocol requests: status, promote; others unavailable.
+static void
+s_on_client (s_standby_t *self, zframe_t **id_p, zframe_t *payload)
+{
+    self->requests++;
+    rl_header_t h;
+    rl_status_t st = codec_check_request (zframe_data (payload), zframe_size (payload), &h);
+    if (!codec_frame_has_header (zframe_size (payload))) {
+        zframe_destroy (id_p); //  no request id to answer to
+        return;
+    }
+    const char *key = "";
+    unsigned roles = rl_auth_roles (self->auth, payload, &key);
+    if (st != RL_STATUS_OK) {
+        s_client_reply (self, id_p, &h, st, NULL);
+        return;
+    }
+    if (!(roles & rl_op_roles (h.operation))) {
+        s_client_reply (self, id_p, &h, RL_STATUS_UNAUTHORIZED, NULL);
+        return;
+    }
+    if (h.operation == RL_OP_STATUS) {
+        rl_status_rec_t rec = {0};
+        snprintf (rec.name, sizeof rec.name, "%s", self->o->name);
+        rec.state = self->promoted ? RL_SHARD_SERVING : RL_SHARD_STANDBY;
+        rec.durability = self->o->durability;
+        rec.commits = self->position;
+        rec.requests = self->requests;
+        rec.malformed = self->refused;
+        rec.pid = (uint32_t) getpid ();
+        rec.uptime_ms = (uint64_t) (zclock_mono () - self->started_ms);
+        rec.insecure = self->o->insecure;
+        rec.keys = (uint32_t) rl_auth_key_count (self->auth);
+        rec.handshakes_refused = rl_auth_refused (self->auth);
+        s_client_reply (self, id_p, &h, RL_STATUS_OK, &rec);
+        return;
+    }
+    if (h.operation != RL_OP_PROMOTE) {
+        s_client_reply (self, id_p, &h, RL_STATUS_UNAVAILABLE, NULL);
+        return;
+    }
+    if (self->stream == 0 || self->seeding || !self->store) {
+        rl_error ("standby: promote refused: this standby holds no complete copy yet (never "
+                  "seeded, or a seed in progress)");
+        s_client_reply (self, id_p, &h, RL_STATUS_UNAVAILABLE, NULL);
+        return;
+    }
+    uint8_t value[8];
+    codec_put_u64 (value, self->stream);
+    store_batch_put (self->store, STORE_CF_META, REPLICA_META_PROMOTED,
+                     strlen (REPLICA_META_PROMOTED), value, sizeof value);
+    if (store_commit (self->store) != 0) {
+        rl_error ("standby: promote: cannot write the fence: %s", store_error (self->store));
+        s_client_reply (self, id_p, &h, RL_STATUS_STORAGE_ERROR, NULL);
+        self->result = -1;
+        return;
+    }
+    self->promoted = true;
+    rl_log_event (RL_LOG_WARN, "promote",
+                  "PROMOTED at position %" PRIu64 " of stream %016" PRIx64
+                  ": fenced, the old primary gets no more acknowledgements; opening as the "
+                  "primary",
+                  self->position, self->stream);
+    s_client_reply (self, id_p, &h, RL_STATUS_OK, NULL);
+    self->result = 1;
+}
+
+//  Events -----------------------------------------------------------------------
+
+static replica_status_t
+s_apply (s_standby_t *self, const replica_header_t *h, const uint8_t *data, size_t size)
+{
+    if (self->seeding || h->stream != self->stream || self->stream == 0) {
+        return REPLICA_ST_WRONG_STREAM;
+    }
+    if (h->seq <= self->position) {
+        return REPLICA_ST_OK; //  a repeat: already applied
+    }
+    if (h->seq != self->position + 1) {
+        return REPLICA_ST_OUT_OF_ORDER;
+    }
+    if (h->kind == REPLICA_BATCH ? !replica_batch_valid (data, size)
+                                 : !replica_ingest_valid (h, data, size)) {
+        return REPLICA_ST_MALFORMED;
+    }
+    RL_FAILPOINT (REPL_STANDBY_BEFORE_APPLY); //  delay: the primary must wait
+    uint8_t value[16];
+    s_position_value (self->stream, h->seq, value);
+    int rc;
+    if (h->kind == REPLICA_BATCH) {
+        rc = store_apply_batch (self->store, data, size, REPLICA_META_POSITION,
+                                strlen (REPLICA_META_POSITION), value, sizeof value);
+    } else {
+        rc = store_ingest_sorted (self->store, (store_cf_t) h->cf, data, h->entry_size, h->key_size,
+                                  h->count);
+        if (rc == 0) {
+            store_batch_put (self->store, STORE_CF_META, REPLICA_META_POSITION,
+                             strlen (REPLICA_META_POSITION), value, sizeof value);
+            rc = store_commit (self->store);
+        }
+    }
+    if (rc != 0) {
+        rl_error ("standby: applying event %" PRIu64 " failed: %s; stopping (a restart "
+                  "recovers from the disk)",
+                  h->seq, store_error (self->store));
+        self->result = -1;
+        return REPLICA_ST_STORAGE;
+    }
+    self->position = h->seq;
+    self->applied++;
+    return REPLICA_ST_OK;
+}
+
+//  The seed -----------------------------------------------------------------------
+
+static void
+s_seed_close_file (s_standby_t *self)
+{
+    if (self->seed_fd >= 0) {
+        fsync (self->seed_fd);
+        close (self->seed_fd);
+        self->seed_fd = -1;
+    }
+}
+
+static void
+s_seed_abandon (s_standby_t *self)
+{
+    s_seed_close_file (self);
+    s_remove_tree (self->seed_dir);
+    self->seeding = false;
+    self->seed_name[0] = '\0';
+}
+
+static replica_status_t
+s_seed_begin (s_standby_t *self, const replica_header_t *h)
+{
+    s_seed_abandon (self);
+    if (h->stream == 0 || mkdir (self->seed_dir, 0755) != 0) {
+        rl_error ("standby: cannot begin a seed in %s: %s", self->seed_dir, strerror (errno));
+        return h->stream == 0 ? REPLICA_ST_MALFORMED : REPLICA_ST_STORAGE;
+    }
+    self->seeding = true;
+    self->seed_stream = h->stream;
+    self->seed_pos = h->seq;
+    self->seed_files = 0;
+    self->seed_size = 0;
+    rl_info ("standby: seed of stream %016" PRIx64 " at position %" PRIu64 " begins", h->stream,
+             h->seq);
+    return REPLICA_ST_OK;
+}
+
+static replica_status_t
+s_seed_file (s_standby_t *self, const replica_header_t *h, const uint8_t *data, size_t size)
+{
+    if (!self->seeding || h->stream != self->seed_stream) {
+        return REPLICA_ST_WRONG_STREAM;
+    }
+    size_t name_size = h->cf;
+    if (name_size > size || !replica_seed_name_valid ((const char *) data, name_size)) {
+        return REPLICA_ST_MALFORMED;
+    }
+    bool same = strlen (self->seed_name) == name_size
+                && memcmp (self->seed_name, data, name_size) == 0;
+    if (!same) {
+        if (h->count != 0) {
+            return REPLICA_ST_OUT_OF_ORDER;
+        }
+        if (self->seed_files >= REPLICA_SEED_FILES_MAX) {
+            return REPLICA_ST_OVERSIZE;
+        }
+        s_seed_close_file (self);
+        memcpy (self->seed_name, data, name_size);
+        self->seed_name[name_size] = '\0';
+        char path[8400];
+        snprintf (path, sizeof path, "%s/%s", self->seed_dir, self->seed_name);
+        self->seed_fd = open (path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (self->seed_fd < 0) {
+            rl_error ("standby: seed file %s: %s", path, strerror (errno));
+            return errno == EEXIST ? REPLICA_ST_OUT_OF_ORDER : REPLICA_ST_STORAGE;
+        }
+        self->seed_files++;
+        self->seed_size = 0;
+    } else if (h->count != self->seed_size) {
+        return REPLICA_ST_OUT_OF_ORDER;
+    }
+    const uint8_t *bytes = data + name_size;
+    size_t n = size - name_size;
+    while (n > 0) {
+        ssize_t w = write (self->seed_fd, bytes, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            rl_error ("standby: writing the seed: %s", strerror (errno));
+            s_seed_abandon (self);
+            return REPLICA_ST_STORAGE;
+        }
+        bytes += w;
+        n -= (size_t) w;
+        self->seed_size += (uint64_t) w;
+    }
+    return REPLICA_ST_OK;
+}
+
+static replica_status_t
+s_seed_end (s_standby_t *self, const replica_header_t *h)
+{
+    if (!self->seeding || h->stream != self->seed_stream || h->seq != self->seed_pos) {
+        return REPLICA_ST_WRONG_STREAM;
+    }
+    if (h->count != self->seed_files || h->count == 0) {
+        return REPLICA_ST_MALFORMED;
+    }
+    s_seed_close_file (self);
+    int dfd = open (self->seed_dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync (dfd);
+        close (dfd);
+    }
+    store_close (&self->store);
+    s_remove_tree (self->old_dir);
+    if (rename (self->o->data_dir, self->old_dir) != 0 && errno != ENOENT) {
+        rl_error ("standby: cannot move %s aside: %s", self->o->data_dir, strerror (errno));
+        return REPLICA_ST_STORAGE;
+    }
+    if (rename (self->seed_dir, self->o->data_dir) != 0) {
+        rl_error ("standby: cannot install the seed: %s", strerror (errno));
+        return REPLICA_ST_STORAGE;
+    }
+    s_remove_tree (self->old_dir);
+    self->seeding = false;
+    self->seed_name[0] = '\0';
+    if (s_open_store (self) != 0) {
+        return REPLICA_ST_STORAGE;
+    }
+    //  The copy is of a primary: its own marks (a promotion, a position of
+    //  another stream) are not this standby's.
+    uint8_t value[16];
+    s_position_value (h->stream, h->seq, value);
+    store_batch_put (self->store, STORE_CF_META, REPLICA_META_POSITION,
+                     strlen (REPLICA_META_POSITION), value, sizeof value);
+    store_batch_delete (self->store, STORE_CF_META, REPLICA_META_PROMOTED,
+                        strlen (REPLICA_META_PROMOTED));
+    if (store_commit (self->store) != 0) {
+        return REPLICA_ST_STORAGE;
+    }
+    self->promoted = false;
+    self->stream = h->stream;
+    self->position = h->seq;
+    rl_info ("standby: seeded, stream %016" PRIx64 " at position %" PRIu64 " (%" PRIu64 " files)",
+             self->stream, self->position, h->count);
+    return REPLICA_ST_OK;
+}
+
+//  Dispatch ---------------------------------------------------------------------
+
+static void
+s_on_repl (s_standby_t *self, zframe_t **id_p, zframe_t *head, zframe_t *body)
+{
+    replica_header_t h;
+    const char *key = "";
+    unsigned roles = rl_auth_roles (self->auth, head, &key);
+    bool own = self->o->insecure || strcmp (key, self->own_key) == 0;
+    if (!(roles & RL_ROLE_SHARD) || !own) {
+        rl_warn ("standby: a replication message from key %s, not this shard's: refused", key);
+        replica_header_decode (zframe_data (head), zframe_size (head), &h);
+        s_ack (self, id_p, &h, REPLICA_ST_UNAUTHORIZED);
+        return;
+    }
+    if (replica_header_decode (zframe_data (head), zframe_size (head), &h) != REPLICA_ST_OK
+        || h.kind == REPLICA_ACK || h.status != 0) {
+        rl_warn ("standby: a malformed replication header: refused");
+        s_ack (self, id_p, &h, REPLICA_ST_MALFORMED);
+        return;
+    }
+    if (h.data_size > REPLICA_EVENT_BYTES_MAX) {
+        s_ack (self, id_p, &h, REPLICA_ST_OVERSIZE);
+        return;
+    }
+    if (h.data_size != zframe_size (body)) {
+        s_ack (self, id_p, &h, REPLICA_ST_MALFORMED);
+        return;
+    }
+    if (self->promoted) {
+        s_ack (self, id_p, &h, REPLICA_ST_FENCED);
+        return;
+    }
+    const uint8_t *data = zframe_data (body);
+    size_t size = zframe_size (body);
+    replica_status_t st = REPLICA_ST_OK;
+    switch (h.kind) {
+        case REPLICA_HELLO:
+            if (self->seeding) {
+                s_seed_abandon (self); //  the primary began again
+            }
+            break;
+        case REPLICA_BATCH:
+        case REPLICA_INGEST:
+            st = s_apply (self, &h, data, size);
+            break;
+        case REPLICA_SEED_BEGIN:
+            st = s_seed_begin (self, &h);
+            break;
+        case REPLICA_SEED_FILE:
+            st = s_seed_file (self, &h, data, size);
+            break;
+        case REPLICA_SEED_END:
+            st = s_seed_end (self, &h);
+            if (st == REPLICA_ST_STORAGE) {
+                self->result = -1;
+            }
+            break;
+        default:
+            st = REPLICA_ST_MALFORMED;
+    }
+    if (st != REPLICA_ST_OK) {
+        rl_warn ("standby: %s event %" PRIu64 " refused: %s (position %" PRIu64 ")",
+                 h.kind == REPLICA_BATCH ? "batch" : "replication", h.seq, replica_status_name (st),
+                 self->position);
+    }
+    s_ack (self, id_p, &h, st);
+}
+
+static int
+s_on_readable (zloop_t *loop, zsock_t *router, void *arg)
+{
+    (void) loop;
+    s_standby_t *self = arg;
+    for (size_t n = 0; n < RL_SHARD_REQUESTS_PER_TURN_MAX && self->result == 0; n++) {
+        zmsg_t *msg = zmsg_recv (router);
+        if (!msg) {
+            break;
+        }
+        zframe_t *id = zmsg_pop (msg);
+        size_t frames = zmsg_size (msg);
+        zframe_t *first = zmsg_first (msg);
+        if (!id || !first) {
+            self->refused++;
+        } else if (frames == 1) {
+            s_on_client (self, &id, first);
+        } else if (frames == 2) {
+            s_on_repl (self, &id, first, zmsg_next (msg));
+        } else {
+            self->refused++;
+            rl_warn ("standby: a message of %zu frames: dropped", frames);
+        }
+        zframe_destroy (&id);
+        zmsg_destroy (&msg);
+    }
+    return self->result == 0 ? 0 : -1; //  -1 ends the loop: promoted or failed
+}
+
+static int
+s_on_tick (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    s_standby_t *self = arg;
+    rl_auth_tick (self->auth, zclock_mono (), false);
+    return 0;
+}
+
+int
+replica_standby_run (const replica_standby_options_t *o)
+{
+    assert (o && o->name && o->bind && o->data_dir);
+    s_standby_t self = {.o = o, .seed_fd = -1, .started_ms = zclock_mono ()};
+    snprintf (self.seed_dir, sizeof self.seed_dir, "%s.seed-tmp", o->data_dir);
+    snprintf (self.old_dir, sizeof self.old_dir, "%s.old", o->data_dir);
+    s_remove_tree (self.seed_dir); //  a seed a crash interrupted
+    s_remove_tree (self.old_dir);
+    if (mkdir (o->data_dir, 0755) != 0 && errno != EEXIST) {
+        rl_error ("standby: cannot create %s: %s", o->data_dir, strerror (errno));
+        return -1;
+    }
+    if (s_open_store (&self) != 0) {
+        return -1;
+    }
+    if (self.promoted) {
+        rl_info ("standby: %s was promoted: opening it as the primary", o->data_dir);
+        store_close (&self.store);
+        return 1;
+    }
+    char err[768] = "out of memory";
+    self.auth = o->insecure ? rl_auth_new_insecure ()
+                            : rl_auth_new (o->keys_dir, o->cert, err, sizeof err);
+    if (!self.auth) {
+        rl_error ("standby: %s", err);
+        store_close (&self.store);
+        return -1;
+    }
+    zcert_t *cert = rl_auth_cert (self.auth);
+    snprintf (self.own_key, sizeof self.own_key, "%s", cert ? zcert_public_txt (cert) : "");
+    self.loop = zloop_new ();
+    self.router = zsock_new (ZMQ_ROUTER);
+    int rc = -1;
+    if (!self.loop || !self.router || rl_auth_server (self.auth, self.router) != 0
+        || rl_auth_attach (self.auth, self.loop) != 0) {
+        rl_error ("standby: out of memory or sockets");
+        goto done;
+    }
+    zsock_set_rcvtimeo (self.router, 0);
+    zsock_set_sndtimeo (self.router, 0);
+    zsock_set_linger (self.router, 500); //  the answer to promote leaves before the close
+    zsock_set_maxmsgsize (self.router, (int) (REPLICA_EVENT_BYTES_MAX + 4096u));
+    zsock_set_rcvhwm (self.router, 4 * REPLICA_WINDOW_EVENTS_MAX);
+    if (zsock_bind (self.router, "%s", o->bind) < 0) {
+        rl_error ("standby: cannot bind %s: %s", o->bind, zmq_strerror (zmq_errno ()));
+        goto done;
+    }
+    zloop_reader (self.loop, self.router, s_on_readable, &self);
+    zloop_timer (self.loop, 100, 0, s_on_tick, &self);
+    rl_info ("standby of %s: serving replication on %s, data %s, stream %016" PRIx64
+             " position %" PRIu64 "%s",
+             o->primary ? o->primary : "?", o->bind, o->data_dir, self.stream, self.position,
+             self.stream ? "" : " (empty: waits for a seed)");
+    zloop_start (self.loop);
+    rc = self.result;
+done:
+    s_seed_abandon (&self);
+    zsock_destroy (&self.router);
+    zloop_destroy (&self.loop);
+    rl_auth_destroy (&self.auth);
+    store_close (&self.store);
+    return rc;
+}

@@ -1,0 +1,255 @@
+/*  replica_wire.c: the replication socket's frames and the checks of what
+    arrives on it (replica.h, docs/replication.md "Wire").
+
+    Every byte here came off the network: nothing is asserted about it,
+    everything is checked and answered with a REPLICA_ST_* code.
+
+    The WriteBatch check follows RocksDB's format (db/write_batch.cc): a
+    12-byte header (sequence u64, count u32), then `count` records, each a
+    tag byte, a column family varint for the *ColumnFamily* tags, then
+    length-prefixed key (and value, or range end). The store writes only
+    the tags accepted here.
+*/
+#include "replica.h"
+
+#include <assert.h>
+#include <string.h>
+
+#include "codec.h"
+
+static void
+s_put_u16 (uint8_t *out, uint16_t v)
+{
+    out[0] = (uint8_t) v;
+    out[1] = (uint8_t) (v >> 8);
+}
+
+static uint16_t
+s_get_u16 (const uint8_t *in)
+{
+    return (uint16_t) (in[0] | (in[1] << 8));
+}
+
+void
+replica_header_encode (const replica_header_t *h, uint8_t out[REPLICA_HEADER_SIZE])
+{
+    assert (h && out);
+    codec_put_u32 (out + 0, h->magic);
+    s_put_u16 (out + 4, h->version);
+    s_put_u16 (out + 6, h->kind);
+    codec_put_u64 (out + 8, h->stream);
+    codec_put_u64 (out + 16, h->seq);
+    codec_put_u32 (out + 24, h->status);
+    codec_put_u32 (out + 28, h->session);
+    codec_put_u32 (out + 32, h->cf);
+    codec_put_u32 (out + 36, h->key_size);
+    codec_put_u64 (out + 40, h->entry_size);
+    codec_put_u64 (out + 48, h->count);
+    codec_put_u64 (out + 56, h->data_size);
+}
+
+replica_status_t
+replica_header_decode (const uint8_t *in, size_t size, replica_header_t *h)
+{
+    assert (h);
+    memset (h, 0, sizeof *h);
+    if (!in || size != REPLICA_HEADER_SIZE) {
+        return REPLICA_ST_MALFORMED;
+    }
+    h->magic = codec_get_u32 (in + 0);
+    h->version = s_get_u16 (in + 4);
+    h->kind = s_get_u16 (in + 6);
+    h->stream = codec_get_u64 (in + 8);
+    h->seq = codec_get_u64 (in + 16);
+    h->status = codec_get_u32 (in + 24);
+    h->session = codec_get_u32 (in + 28);
+    h->cf = codec_get_u32 (in + 32);
+    h->key_size = codec_get_u32 (in + 36);
+    h->entry_size = codec_get_u64 (in + 40);
+    h->count = codec_get_u64 (in + 48);
+    h->data_size = codec_get_u64 (in + 56);
+    if (h->magic != REPLICA_MAGIC || h->version != REPLICA_VERSION) {
+        return REPLICA_ST_MALFORMED;
+    }
+    switch (h->kind) {
+        case REPLICA_HELLO:
+        case REPLICA_BATCH:
+        case REPLICA_INGEST:
+        case REPLICA_SEED_BEGIN:
+        case REPLICA_SEED_FILE:
+        case REPLICA_SEED_END:
+        case REPLICA_ACK:
+            return REPLICA_ST_OK;
+        default:
+            return REPLICA_ST_MALFORMED;
+    }
+}
+
+const char *
+replica_status_name (uint32_t status)
+{
+    switch (status) {
+        case REPLICA_ST_OK:
+            return "ok";
+        case REPLICA_ST_MALFORMED:
+            return "malformed";
+        case REPLICA_ST_OVERSIZE:
+            return "oversize";
+        case REPLICA_ST_OUT_OF_ORDER:
+            return "out_of_order";
+        case REPLICA_ST_UNAUTHORIZED:
+            return "unauthorized";
+        case REPLICA_ST_WRONG_STREAM:
+            return "wrong_stream";
+        case REPLICA_ST_STORAGE:
+            return "storage_error";
+        case REPLICA_ST_FENCED:
+            return "fenced";
+        default:
+            return "unknown";
+    }
+}
+
+const char *
+replica_mode_name (replica_mode_t mode)
+{
+    switch (mode) {
+        case REPLICA_MODE_SEMI:
+            return "semi";
+        case REPLICA_MODE_ASYNC:
+            return "async";
+        default:
+            return "none";
+    }
+}
+
+//  A varint32 at *pos; false past end or beyond 32 bits.
+static bool
+s_varint32 (const uint8_t *data, size_t size, size_t *pos, uint32_t *out)
+{
+    uint32_t v = 0;
+    for (int shift = 0; shift <= 28; shift += 7) {
+        if (*pos >= size) {
+            return false;
+        }
+        uint8_t b = data[(*pos)++];
+        v |= (uint32_t) (b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool
+s_slice (const uint8_t *data, size_t size, size_t *pos)
+{
+    uint32_t len = 0;
+    if (!s_varint32 (data, size, pos, &len) || len > size - *pos) {
+        return false;
+    }
+    *pos += len;
+    return true;
+}
+
+//  RocksDB's record tags (db/dbformat.h) that the store's batches hold.
+enum {
+    S_TAG_DELETION = 0x0,
+    S_TAG_VALUE = 0x1,
+    S_TAG_CF_DELETION = 0x4,
+    S_TAG_CF_VALUE = 0x5,
+    S_TAG_SINGLE_DELETION = 0x7,
+    S_TAG_CF_SINGLE_DELETION = 0x8,
+    S_TAG_CF_RANGE_DELETION = 0xE,
+    S_TAG_RANGE_DELETION = 0xF,
+};
+
+bool
+replica_batch_valid (const uint8_t *data, size_t size)
+{
+    if (!data || size < 12) {
+        return false;
+    }
+    uint32_t count = codec_get_u32 (data + 8);
+    size_t pos = 12;
+    uint32_t seen = 0;
+    while (pos < size) {
+        uint8_t tag = data[pos++];
+        uint32_t cf = 0;
+        bool has_cf = tag == S_TAG_CF_DELETION || tag == S_TAG_CF_VALUE
+                      || tag == S_TAG_CF_SINGLE_DELETION || tag == S_TAG_CF_RANGE_DELETION;
+        if (has_cf && (!s_varint32 (data, size, &pos, &cf) || cf >= STORE_CF_COUNT)) {
+            return false;
+        }
+        size_t slices = 0;
+        switch (tag) {
+            case S_TAG_DELETION:
+            case S_TAG_CF_DELETION:
+            case S_TAG_SINGLE_DELETION:
+            case S_TAG_CF_SINGLE_DELETION:
+                slices = 1;
+                break;
+            case S_TAG_VALUE:
+            case S_TAG_CF_VALUE:
+            case S_TAG_RANGE_DELETION:
+            case S_TAG_CF_RANGE_DELETION:
+                slices = 2;
+                break;
+            default:
+                return false; //  merges, log data, transactions: never the store's
+        }
+        for (size_t i = 0; i < slices; i++) {
+            if (!s_slice (data, size, &pos)) {
+                return false;
+            }
+        }
+        if (++seen > count) {
+            return false;
+        }
+    }
+    return pos == size && seen == count && count > 0;
+}
+
+bool
+replica_ingest_valid (const replica_header_t *h, const uint8_t *data, size_t size)
+{
+    assert (h);
+    if (h->cf != STORE_CF_TX_INDEX && h->cf != STORE_CF_HISTORY && h->cf != STORE_CF_LEGS) {
+        return false;
+    }
+    if (h->key_size == 0 || h->entry_size < h->key_size || h->entry_size > 4096 || h->count == 0
+        || h->count > size || !data) {
+        return false;
+    }
+    if (h->count * h->entry_size != size) {
+        return false;
+    }
+    for (uint64_t i = 1; i < h->count; i++) {
+        const uint8_t *a = data + (i - 1) * h->entry_size;
+        if (memcmp (a, a + h->entry_size, h->key_size) >= 0) {
+            return false; //  unsorted or a duplicate key
+        }
+    }
+    return true;
+}
+
+bool
+replica_seed_name_valid (const char *name, size_t size)
+{
+    if (!name || size == 0 || size >= REPLICA_SEED_NAME_SIZE_MAX) {
+        return false;
+    }
+    if ((size == 1 && name[0] == '.') || (size == 2 && name[0] == '.' && name[1] == '.')) {
+        return false;
+    }
+    for (size_t i = 0; i < size; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+                  || c == '.' || c == '_' || c == '-';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
