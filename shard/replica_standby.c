@@ -253,15 +253,16 @@ s_apply (s_standby_t *self, const replica_header_t *h, const uint8_t *data, size
     if (self->seeding || h->stream != self->stream || self->stream == 0) {
         return REPLICA_ST_WRONG_STREAM;
     }
+    //  Bytes that do not check are refused whatever their position.
+    if (h->kind == REPLICA_BATCH ? !replica_batch_valid (data, size)
+                                 : !replica_ingest_valid (h, data, size)) {
+        return REPLICA_ST_MALFORMED;
+    }
     if (h->seq <= self->position) {
         return REPLICA_ST_OK; //  a repeat: already applied
     }
     if (h->seq != self->position + 1) {
         return REPLICA_ST_OUT_OF_ORDER;
-    }
-    if (h->kind == REPLICA_BATCH ? !replica_batch_valid (data, size)
-                                 : !replica_ingest_valid (h, data, size)) {
-        return REPLICA_ST_MALFORMED;
     }
     RL_FAILPOINT (REPL_STANDBY_BEFORE_APPLY); //  delay: the primary must wait
     uint8_t value[16];

@@ -173,16 +173,17 @@ s_bad_input (harness_t *h, const char *endpoint)
     //  Oversize.
     bad.data_size = (uint64_t) REPLICA_EVENT_BYTES_MAX + 1;
     assert_int_equal (s_send_raw (own, &bad, REPLICA_HEADER_SIZE, "", 0), REPLICA_ST_OVERSIZE);
-    //  Out of order: a gap.
+    //  A well-formed batch (a put of meta "x" = "y") far ahead: a gap.
+    static const uint8_t put[] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x1, 1, 'x', 1, 'y'};
+    assert_true (replica_batch_valid (put, sizeof put));
     bad = ok;
-    bad.seq = pos + 2;
-    bad.data_size = sizeof garbage;
-    assert_int_equal (s_send_raw (own, &bad, REPLICA_HEADER_SIZE, garbage, sizeof garbage),
+    bad.seq = pos + 1000000;
+    bad.data_size = sizeof put;
+    assert_int_equal (s_send_raw (own, &bad, REPLICA_HEADER_SIZE, put, sizeof put),
                       REPLICA_ST_OUT_OF_ORDER);
     //  Another stream.
-    bad.seq = pos + 1;
     bad.stream = stream ^ 0x10;
-    assert_int_equal (s_send_raw (own, &bad, REPLICA_HEADER_SIZE, garbage, sizeof garbage),
+    assert_int_equal (s_send_raw (own, &bad, REPLICA_HEADER_SIZE, put, sizeof put),
                       REPLICA_ST_WRONG_STREAM);
     //  Unsorted ingest entries.
     bad = ok;
