@@ -119,7 +119,7 @@ struct replica_t {
     size_t cap;
     uint64_t last_seq;  //  the last event tapped
     uint64_t log_bytes; //  data bytes in the log
-    bool tap_failed;    //  out of memory copying an event: the stream is broken
+    uint64_t lost_seq;  //  the last event lost to out of memory (0: none): only a seed passes it
 
     //  The loop's alone
     s_link_t links[REPLICA_STANDBYS_MAX];
@@ -180,8 +180,16 @@ s_tap (void *arg, const store_tap_event_t *ev)
     if (self->count == self->cap || (ev->size && !copy) || ev->size > REPLICA_EVENT_BYTES_MAX) {
         //  The stream cannot go on without this event: every standby re-seeds.
         free (copy);
-        self->tap_failed = true;
-        self->last_seq++;
+        self->lost_seq = ++self->last_seq;
+        //  Nobody can stream across the lost event: the log restarts
+        //  after it (events stay contiguous), every standby re-seeds.
+        while (self->count) {
+            s_event_t *e = s_event_at (self, 0);
+            self->log_bytes -= e->size;
+            free (e->data);
+            self->head = (self->head + 1) % self->cap;
+            self->count--;
+        }
         pthread_mutex_unlock (&self->lock);
         return;
     }
@@ -466,7 +474,7 @@ s_stream (s_link_t *link)
             return;
         }
         uint64_t first = s_first_seq (self);
-        if (link->sent + 1 < first || self->tap_failed) {
+        if (link->sent + 1 < first || link->sent < self->lost_seq) {
             pthread_mutex_unlock (&self->lock);
             s_rehello (link, "the events it needs left the log");
             return;
@@ -487,9 +495,11 @@ s_stream (s_link_t *link)
         h.entry_size = e.entry_size;
         h.count = e.count;
         h.data_size = e.size;
-        //  The event's data stays valid: only the loop trims the log.
+        //  Copied into the message under the lock: a lost event (the tap,
+        //  out of memory) empties the log from another thread.
+        int rc = s_send (link, &h, NULL, 0, e.data, e.size);
         pthread_mutex_unlock (&self->lock);
-        if (s_send (link, &h, NULL, 0, e.data, e.size) != 0) {
+        if (rc != 0) {
             return;
         }
         link->sent = e.seq;
@@ -603,7 +613,7 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
             }
             pthread_mutex_lock (&self->lock);
             bool from_log = h->stream == self->stream && h->seq + 1 >= s_first_seq (self)
-                            && h->seq <= self->last_seq && !self->tap_failed;
+                            && h->seq <= self->last_seq && h->seq >= self->lost_seq;
             pthread_mutex_unlock (&self->lock);
             if (from_log) {
                 rl_info ("replication to %s: streaming from position %" PRIu64, link->endpoint,
