@@ -85,7 +85,8 @@ a = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
 r = [list(map(float, l.split())) for l in open(sys.argv[2]) if l.strip()]
 ma, mr = statistics.median(x[0] for x in a), statistics.median(x[0] for x in r)
 print("median alone %.0f transfers/s, replicated (semi-sync) %.0f: ratio %.2f" % (ma, mr, mr / ma))
-print("CPU us/transfer: alone primary %.2f; replicated primary %.2f, standby %.2f" % (
-    statistics.median(x[1] for x in a), statistics.median(x[1] for x in r),
-    statistics.median(x[2] for x in r)))
+print("primary CPU us/transfer: alone %.2f, replicated %.2f" % (
+    statistics.median(x[1] for x in a), statistics.median(x[1] for x in r)))
+# The standby's column (the third of each round) read about 0 in the first
+# runs although the standby applied every event: not trusted until checked.
 PY
