@@ -136,6 +136,10 @@ RL_FP_X (BACKUP_CUT, "backup.cut",
 RL_FP_X (BACKUP_COPY, "backup.copy",
          "shard: the copy of a cut, on its own thread (error: the copy fails; delay: the shard "
          "serves while it copies)")
+RL_FP_X (BACKUP_UNHELD, "backup.unheld",
+         "shard: a backup's cut (error: the held loop does not wait for the checkpoint's listing, "
+         "and the checkpoint waits for a write after the hold: a cut that is not one, which the "
+         "copy must refuse)")
 RL_FP_X (PENDING_RECOVERY_EXPIRED, "pending.recovery_expired",
          "shard start: the pending transfers that expired while it was down released in memory, "
          "their states in the batch, before the commit")

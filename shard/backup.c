@@ -7,13 +7,33 @@
     entry, restores as a prepared record whose coordinator knows nothing,
     and "nothing known" presumes abort for a committed transfer. So the tool
     HOLDS every shard (nothing is applied: no request, no peer message, no
-    timer), then CUTS each (a RocksDB checkpoint: hard links, fast), then
-    RELEASES them. Every shard's cut is then its state at one instant that
-    all of them shared, exactly what a simultaneous kill -9 of the whole
-    cluster would leave, which recovery handles (invariant 5). The copy of
-    each cut into a RocksDB backup engine (incremental: table files already
-    in the backup directory are not copied again) runs afterwards, on a
-    thread of its own, while the shard serves.
+    timer), then CUTS each, then RELEASES them. Every shard's cut is then
+    its state at one instant that all of them shared, exactly what a
+    simultaneous kill -9 of the whole cluster would leave, which recovery
+    handles (invariant 5).
+
+    THE CUT IS A LIST, NOT A COPY. The cut is a RocksDB checkpoint, made on
+    the copy's thread. A checkpoint first lists the live files under the
+    database's mutex (table files, the manifest's size, the WAL files and
+    the last one's size, with file deletions disabled), and only then
+    links or copies them, each copied file cut at its listed size. The
+    state it holds is the database's at the listing; the links, copies and
+    fsyncs after it (tens of milliseconds on a busy disk) need not be held.
+    So the held loop starts the thread and waits only until the listing is
+    done: the first file appears in the checkpoint's directory (RocksDB's
+    "<dir>.tmp"), or the checkpoint has ended. Then it answers and may be
+    released while the files are linked and copied. That the cut holds no
+    write made after the hold is then PROVEN, not assumed: the loop reads
+    the database's last sequence number when the cut starts and again
+    when the listing is done (both while held), and the copy opens the
+    finished cut and refuses it unless its last sequence number lies
+    between the two. A write or ingest after the hold has a larger number,
+    and a cut that lacks a write made before the hold has a smaller one.
+    The background checkpoint thread (checkpoint.c) may write while held:
+    its writes are crash-consistent at every point, as for a kill -9.
+    The copy of each cut into a RocksDB backup engine (incremental: table
+    files already in the backup directory are not copied again) runs
+    afterwards on the same thread, while the shard serves.
 
     STATES (one backup at a time per shard):
 
@@ -26,30 +46,36 @@
                busy), peers' messages stay on their sockets, timers do
                nothing. The hold ends by itself after its hold_ms, so that a
                tool that died never stops the shard for longer.
-      COPYING  the cut (BACKUP_CUT_DIR in the data directory) is copied into
-               DIR/<shard name> by the backup engine, verified, and removed.
+      COPYING  the thread makes the cut (BACKUP_CUT_DIR in the data
+               directory), checks its sequence number, copies it into
+               DIR/<shard name> with the backup engine, verifies the
+               backup, and removes the cut.
 
     INVARIANTS
-    1. While held, nothing changes the store: the loop applies nothing, and
-       the cut is taken between turns, after the last group commit (so it
-       holds everything acknowledged and nothing unsynced).
-    2. A cut is only taken while held by the same token (so a cut after an
-       expired hold is refused, and the tool knows its cut is not a cut).
-    3. The copy thread touches only the cut and the backup directory, never
-       the live database; the loop touches the copy's state only under the
-       lock.
-    4. Bad input changes nothing: a refused operation answers its reason
+    1. While held, the loop changes nothing: it applies nothing, and the
+       cut starts between turns, after the last group commit (so it holds
+       everything acknowledged and nothing unsynced).
+    2. A cut is only started while held by the same token (so a cut after
+       an expired hold is refused, and the tool knows its cut is not a
+       cut), and the cut's answer leaves only once its listing is done.
+    3. A backup is written only from a cut whose last sequence number lies
+       in [seq_before, seq_after], both read while held.
+    4. The copy thread reads the live database only through the checkpoint
+       (store_checkpoint: no write); the loop touches the copy's state only
+       under the lock.
+    5. Bad input changes nothing: a refused operation answers its reason
        (rl_backup_result_t) and a message, and leaves the state as it was.
 
     LIMITS: hold_ms 1..RL_BACKUP_HOLD_MS_MAX; BACKUP_DEFERRED_MAX requests
     wait during a hold; a directory path of RL_BACKUP_DIR_SIZE_MAX - 1 bytes
-    at most; the cut copies at most BACKUP_CUT_WAL_COPY_BYTES_MAX of WAL
-    (more: the memtables are flushed first, a longer pause).
+    at most; a cut never flushes the memtables (BACKUP_CUT_NEVER_FLUSH);
+    the held loop looks for the listing every BACKUP_LIST_POLL_US.
 */
 #define _XOPEN_SOURCE 700 //  nftw
 #include "backup.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
@@ -58,6 +84,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rocksdb/c.h>
@@ -77,12 +104,20 @@ struct backup_t {
     zlist_t *deferred;     //  zmsg_t *: requests waiting for the hold to end
     //  The copy (under lock; the thread writes, the loop reads).
     pthread_mutex_t lock;
+    pthread_cond_t cond; //  the thread's checkpoint ended; the loop set the sequence bounds
     pthread_t thread;
     bool thread_live;        //  a thread was started and not joined (loop only)
     rl_backup_rec_t copy;    //  token, state, backup_id, figures, message of the last cut
+    store_t *store;          //  the live database, for the checkpoint
     char cut_dir[PATH_MAX];  //  data_dir/BACKUP_CUT_DIR
+    char list_dir[PATH_MAX]; //  cut_dir.tmp: where RocksDB puts the files once listed
     char target[PATH_MAX];   //  DIR/<shard name>
     int64_t copy_started_ms; //  monotonic
+    bool checkpoint_ended;   //  the thread's checkpoint returned (ok or not)
+    bool bounds_set;         //  seq_before and seq_after are set (the loop)
+    uint64_t seq_before;     //  the last sequence number when the cut started
+    uint64_t seq_after;      //  ... when its listing was done (still held)
+    bool unheld;             //  failpoint backup.unheld: a cut after the hold
 };
 
 //  Paths -------------------------------------------------------------------
@@ -179,8 +214,8 @@ s_check_dir (const rl_backup_rec_t *rec, const char *name, char *target, size_t 
 //  Opens the cut, copies it into the backup engine, verifies the backup.
 //  0, or -1 with the reason in message.
 static int
-s_copy (const char *cut_dir, const char *target, rl_backup_rec_t *out, char *message,
-        size_t message_size)
+s_copy (const char *cut_dir, const char *target, uint64_t seq_before, uint64_t seq_after,
+        rl_backup_rec_t *out, char *message, size_t message_size)
 {
     char *err = NULL;
     rocksdb_options_t *options = rocksdb_options_create ();
@@ -215,6 +250,17 @@ s_copy (const char *cut_dir, const char *target, rl_backup_rec_t *out, char *mes
                                                      handles, 0, &err);
     if (err) {
         snprintf (message, message_size, "cannot open the cut: %s", err);
+        goto done;
+    }
+    //  Invariant 3: the cut is the database as it was while held.
+    uint64_t seq = rocksdb_get_latest_sequence_number (db);
+    if (seq < seq_before || seq > seq_after) {
+        snprintf (message, message_size,
+                  "the cut's last sequence number %" PRIu64 " is outside the hold's %" PRIu64
+                  "..%" PRIu64 ": %s, not a cut",
+                  seq, seq_before, seq_after,
+                  seq > seq_after ? "it holds writes made after the hold"
+                                  : "it lacks writes made before the hold");
         goto done;
     }
     env = rocksdb_create_default_env ();
@@ -292,8 +338,39 @@ s_copy_main (void *arg)
     backup_t *self = arg;
     rl_backup_rec_t out = {0};
     char message[RL_BACKUP_MESSAGE_SIZE] = "";
+    if (self->unheld) {
+        //  Failpoint backup.unheld: the checkpoint waits for the first write
+        //  after the hold (at most BACKUP_UNHELD_WAIT_MS), a cut that is not one.
+        pthread_mutex_lock (&self->lock);
+        while (!self->bounds_set) {
+            pthread_cond_wait (&self->cond, &self->lock);
+        }
+        uint64_t after = self->seq_after;
+        pthread_mutex_unlock (&self->lock);
+        int64_t until = zclock_mono () + BACKUP_UNHELD_WAIT_MS;
+        while (store_sequence (self->store) <= after && zclock_mono () < until) {
+            zclock_sleep (5);
+        }
+    }
+    //  The cut: the held loop waits until its files are listed (s_cut).
+    char err[512] = "";
+    int rc = store_checkpoint (self->store, self->cut_dir, BACKUP_CUT_NEVER_FLUSH, err, sizeof err);
+    if (rc != 0) {
+        snprintf (message, sizeof message, "%s", err);
+    }
+    pthread_mutex_lock (&self->lock);
+    self->checkpoint_ended = true;
+    pthread_cond_broadcast (&self->cond);
+    while (!self->bounds_set) {
+        pthread_cond_wait (&self->cond, &self->lock);
+    }
+    uint64_t seq_before = self->seq_before, seq_after = self->seq_after;
+    pthread_mutex_unlock (&self->lock);
     uint64_t before = s_tree_bytes (self->target);
-    int rc = s_copy (self->cut_dir, self->target, &out, message, sizeof message);
+    if (rc == 0) {
+        rc = s_copy (self->cut_dir, self->target, seq_before, seq_after, &out, message,
+                     sizeof message);
+    }
     if (proc_remove_tree (self->cut_dir) != 0) {
         rl_warn ("backup: cannot remove the cut %s: %s", self->cut_dir, strerror (errno));
     }
@@ -332,9 +409,12 @@ s_self (server_t *server)
             return NULL;
         }
         pthread_mutex_init (&self->lock, NULL);
+        pthread_cond_init (&self->cond, NULL);
         int n = snprintf (self->cut_dir, sizeof self->cut_dir, "%s/%s", server->options->data_dir,
                           BACKUP_CUT_DIR);
         assert (n > 0 && (size_t) n < sizeof self->cut_dir); //  main.c bounds the data dir
+        n = snprintf (self->list_dir, sizeof self->list_dir, "%s.tmp", self->cut_dir);
+        assert (n > 0 && (size_t) n < sizeof self->list_dir);
         server->backup = self;
     }
     return server->backup;
@@ -378,6 +458,7 @@ backup_stop (server_t *server)
         zmsg_destroy (&msg); //  their clients retry
     }
     zlist_destroy (&self->deferred);
+    pthread_cond_destroy (&self->cond);
     pthread_mutex_destroy (&self->lock);
     free (self);
     server->backup = NULL;
@@ -505,6 +586,42 @@ s_hold (server_t *server, backup_t *self, rl_backup_rec_t *rec)
     rl_info ("backup %" PRIx64 ": held for at most %u ms", rec->token, rec->hold_ms);
 }
 
+//  True when directory path holds an entry (false when it does not exist).
+static bool
+s_dir_has_entry (const char *path)
+{
+    DIR *dir = opendir (path);
+    bool found = false;
+    struct dirent *entry;
+    while (dir && !found && (entry = readdir (dir))) {
+        found = strcmp (entry->d_name, ".") != 0 && strcmp (entry->d_name, "..") != 0;
+    }
+    if (dir) {
+        closedir (dir);
+    }
+    return found;
+}
+
+//  While held: waits until the copy thread's checkpoint has listed its
+//  files. RocksDB makes "<cut>.tmp", lists the live files, and only then
+//  links or copies the first of them into it; so an entry there, or the
+//  checkpoint's end, says the listing is done. (Were it ever otherwise,
+//  the sequence check of s_copy refuses the cut: invariant 3.)
+static void
+s_wait_listed (backup_t *self)
+{
+    while (true) {
+        pthread_mutex_lock (&self->lock);
+        bool ended = self->checkpoint_ended;
+        pthread_mutex_unlock (&self->lock);
+        if (ended || s_dir_has_entry (self->list_dir)) {
+            return;
+        }
+        struct timespec pause = {.tv_nsec = BACKUP_LIST_POLL_US * 1000L};
+        nanosleep (&pause, NULL);
+    }
+}
+
 static void
 s_cut (server_t *server, backup_t *self, rl_backup_rec_t *rec)
 {
@@ -528,27 +645,27 @@ s_cut (server_t *server, backup_t *self, rl_backup_rec_t *rec)
         return;
     }
     int64_t started_us = zclock_usecs ();
-    char err[512] = "failpoint backup.cut";
-    if (RL_FAILPOINT (BACKUP_CUT) != 0
-        || store_checkpoint (server->store, self->cut_dir, BACKUP_CUT_WAL_COPY_BYTES_MAX, err,
-                             sizeof err)
-               != 0) {
+    if (RL_FAILPOINT (BACKUP_CUT) != 0) {
         rec->result = RL_BACKUP_STORAGE;
-        snprintf (rec->message, sizeof rec->message, "%s", err);
-        rl_error ("backup %" PRIx64 ": %s", rec->token, err);
-        (void) backup_start (server); //  a half-made cut goes
+        snprintf (rec->message, sizeof rec->message, "failpoint backup.cut");
+        rl_error ("backup %" PRIx64 ": %s", rec->token, rec->message);
         return;
     }
-    rec->cut_us = (uint64_t) (zclock_usecs () - started_us);
     rec->state = RL_BACKUP_COPYING;
     rec->accounts = ledger_account_count (server->ledger);
     rec->transfers = ledger_transfer_count (server->ledger);
     rec->last_timestamp = ledger_last_timestamp (server->ledger);
     rec->epoch = ring_epoch (server->ring);
+    bool unheld = RL_FAILPOINT (BACKUP_UNHELD) != 0;
     pthread_mutex_lock (&self->lock);
     self->copy = *rec;
     snprintf (self->target, sizeof self->target, "%s", target);
+    self->store = server->store;
     self->copy_started_ms = zclock_mono ();
+    self->checkpoint_ended = false;
+    self->bounds_set = false;
+    self->unheld = unheld;
+    self->seq_before = store_sequence (server->store);
     pthread_mutex_unlock (&self->lock);
     if (pthread_create (&self->thread, NULL, s_copy_main, self) != 0) {
         pthread_mutex_lock (&self->lock);
@@ -558,13 +675,23 @@ s_cut (server_t *server, backup_t *self, rl_backup_rec_t *rec)
         rec->state = RL_BACKUP_FAILED;
         rec->result = RL_BACKUP_STORAGE;
         snprintf (rec->message, sizeof rec->message, "cannot start the copy thread");
-        (void) backup_start (server);
         return;
     }
     self->thread_live = true;
-    rl_info ("backup %" PRIx64 ": cut in %" PRIu64 " us (%" PRIu64 " accounts, %" PRIu64
-             " transfers), copying into %s",
-             rec->token, rec->cut_us, rec->accounts, rec->transfers, target);
+    if (!unheld) {
+        s_wait_listed (self);
+    }
+    pthread_mutex_lock (&self->lock);
+    self->seq_after = store_sequence (server->store);
+    self->bounds_set = true;
+    pthread_cond_broadcast (&self->cond);
+    uint64_t seq_before = self->seq_before, seq_after = self->seq_after;
+    pthread_mutex_unlock (&self->lock);
+    rec->cut_us = (uint64_t) (zclock_usecs () - started_us);
+    rl_info ("backup %" PRIx64 ": cut listed in %" PRIu64 " us (sequence %" PRIu64 "..%" PRIu64
+             ", %" PRIu64 " accounts, %" PRIu64 " transfers), copying into %s%s",
+             rec->token, rec->cut_us, seq_before, seq_after, rec->accounts, rec->transfers, target,
+             unheld ? " (failpoint backup.unheld: not waited for)" : "");
 }
 
 zmsg_t *

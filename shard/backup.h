@@ -1,6 +1,7 @@
 /*  backup.h: the shard's part of a backup (docs/backup.md): the hold, the
-    cut (a RocksDB checkpoint) and the copy of the cut into a RocksDB
-    backup engine, on a thread of its own. Served by server.c through the
+    cut (a RocksDB checkpoint whose files are listed while held and linked
+    or copied after) and the copy of the cut into a RocksDB backup engine,
+    on a thread of its own. Served by server.c through the
     backup_* operations (60..63); see backup.c for the design.
 */
 #ifndef RL_BACKUP_H
@@ -21,8 +22,13 @@ typedef struct backup_t backup_t;
 #define BACKUP_CUT_DIR "backup-cut"
 //  Requests that wait while the shard is held; one more is answered busy.
 #define BACKUP_DEFERRED_MAX 4096
-//  WAL bytes a cut copies rather than flushing the memtables first.
-#define BACKUP_CUT_WAL_COPY_BYTES_MAX (64u << 20)
+//  A cut never flushes the memtables (RocksDB's log_size_for_flush: no WAL
+//  is that large): the WAL is copied, after the hold, up to its listed size.
+#define BACKUP_CUT_NEVER_FLUSH UINT64_MAX
+//  How often the held loop looks whether the cut's files are listed.
+#define BACKUP_LIST_POLL_US 100
+//  Failpoint backup.unheld: longest wait of its checkpoint for a write.
+#define BACKUP_UNHELD_WAIT_MS 5000
 
 //  At start: a cut left by a stop during a copy is removed. 0, or -1
 //  (logged) when it cannot be.

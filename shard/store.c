@@ -914,6 +914,13 @@ store_apply_batch (store_t *self, const uint8_t *data, size_t size, const void *
     return rc;
 }
 
+uint64_t
+store_sequence (store_t *self)
+{
+    assert (self);
+    return rocksdb_get_latest_sequence_number (self->db);
+}
+
 store_iter_t *
 store_iter_new (store_t *self, store_cf_t cf)
 {

@@ -157,6 +157,9 @@ int store_ingest_sorted (store_t *self, store_cf_t cf, const uint8_t *entries, s
 int store_checkpoint (store_t *self, const char *dir, uint64_t log_size_for_flush, char *err,
                       size_t err_size);
 
+//  The sequence number of the last write or ingest (RocksDB's), any thread.
+uint64_t store_sequence (store_t *self);
+
 //  Iterators over one column family (a consistent view at creation).
 store_iter_t *store_iter_new (store_t *self, store_cf_t cf);
 void store_iter_destroy (store_iter_t **self_p);

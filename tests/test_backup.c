@@ -22,11 +22,13 @@
     relative paths, "..", control bytes, a path filling its field, a
     missing directory, a link in place of <dir>/<shard>), a hold ends by
     itself after its hold_ms (a transfer sent during it waits, then is
-    served), and rlctl refuses bad commands (a relative or missing
-    directory, neither or both of --cluster and --name, a single-shard
-    restore, a damaged set file, a set that is not a whole cluster, a data
-    root that is not fresh) with clear errors; nothing changes (no set
-    file, the root untouched) and the shards serve on, with conservation.
+    served), a cut whose files are listed after its release (failpoint
+    backup.unheld) is refused by the copy's sequence check, and rlctl
+    refuses bad commands (a relative or missing directory, neither or both
+    of --cluster and --name, a single-shard restore, a damaged set file, a
+    set that is not a whole cluster, a data root that is not fresh) with
+    clear errors; nothing changes (no set file, the root untouched) and the
+    shards serve on, with conservation.
 */
 #include <dirent.h>
 #include <pthread.h>
@@ -563,7 +565,8 @@ test_backup_bad_input (void **state)
 {
     s_ctx_t *ctx = *state;
     ctx->tag = 0xbac2;
-    s_cluster_init (ctx, NULL, "bad", "RL_FAILPOINTS=backup.cut=error@1,backup.copy=error@1");
+    s_cluster_init (ctx, NULL, "bad",
+                    "RL_FAILPOINTS=backup.cut=error@1,backup.copy=error@1,backup.unheld=error@1");
     s_accounts (ctx);
     static tk_model_t model;
     tk_model_init (&model, ctx->tag, ACCOUNTS);
@@ -647,6 +650,34 @@ test_backup_bad_input (void **state)
     //  A failed cut, then a failed copy (failpoints on b1): no set file.
     assert_int_equal (s_rlctl (ctx, "cut_fails", NULL, "backup", dir, "--name", "b1", NULL), 1);
     assert_true (s_log_says (ctx, "cut_fails", "failpoint backup.cut"));
+    //  A cut whose files are listed after the hold (failpoint backup.unheld:
+    //  the held loop does not wait for the listing, and the checkpoint waits
+    //  for a write made after the release) holds that write: the copy refuses it.
+    rec = (rl_backup_rec_t){.token = 11, .hold_ms = 5000};
+    assert_int_equal (s_op (c, RL_OP_BACKUP_HOLD, &rec, &out), 0);
+    rec = (rl_backup_rec_t){.token = 11};
+    snprintf (rec.dir, sizeof rec.dir, "%.200s", dir);
+    assert_int_equal (s_op (c, RL_OP_BACKUP_CUT, &rec, &out), 0);
+    assert_int_equal (out.state, RL_BACKUP_COPYING);
+    assert_int_equal (s_op (c, RL_OP_BACKUP_RELEASE, &(rl_backup_rec_t){.token = 11}, &out), 0);
+    uint64_t debit = 1;
+    while (s_owner (ctx->ring, tk_id (debit, ctx->tag)) != 0) {
+        debit++; //  a write on b1, after its release
+    }
+    t = tk_transfer (tk_id (3, ctx->tag ^ 0x5500), tk_id (debit, ctx->tag),
+                     tk_id (debit % ACCOUNTS + 1, ctx->tag), 3, LEDGER);
+    assert_int_equal (rl_client_create_transfers (c, &t, 1, &r, TK_TIMEOUT_MS), 0);
+    assert_int_equal (r.result, RL_OK);
+    tk_model_apply (&model, &t);
+    int64_t until = zclock_mono () + RLCTL_WAIT_MS;
+    do {
+        zclock_sleep (20);
+        s_op (c, RL_OP_BACKUP_STATUS, &(rl_backup_rec_t){.token = 11}, &out);
+    } while (out.state == RL_BACKUP_COPYING && zclock_mono () < until);
+    assert_int_equal (out.state, RL_BACKUP_FAILED);
+    if (!strstr (out.message, "holds writes made after the hold")) {
+        fail_msg ("the copy of a cut after the hold says: %s", out.message);
+    }
     assert_int_equal (s_rlctl (ctx, "copy_fails", NULL, "backup", dir, "--name", "b1", NULL), 1);
     assert_true (s_log_says (ctx, "copy_fails", "failpoint backup.copy"));
     char set_one[700];
