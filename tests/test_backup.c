@@ -29,6 +29,16 @@
     set that is not a whole cluster, a data root that is not fresh) with
     clear errors; nothing changes (no set file, the root untouched) and the
     shards serve on, with conservation.
+    test_backup_purge: three sets, then `rlctl backup-purge`: bad KEEP
+    values (0, negative, garbage, too large, missing) and a bad or missing
+    directory are refused; so is a purge while a restore or verify holds
+    the directory (its lock, shared), with a damaged set file, with a kept
+    set that does not verify, and while a backup is being written into an
+    engine; each time nothing is deleted. Keeping 1 then deletes the two
+    older set files and their backups (fewer bytes), and the kept set
+    verifies and restores while a purged one is refused; keeping more sets
+    than there are deletes nothing; the next backup numbers on, and the
+    cluster passes its conservation check.
 */
 #include <dirent.h>
 #include <pthread.h>
@@ -40,6 +50,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -742,12 +754,182 @@ test_backup_bad_input (void **state)
     s_cluster_stop (ctx);
 }
 
+//  n transfers between random accounts, one request each; the ok ones go
+//  into the model.
+static void
+s_transfers (s_ctx_t *ctx, tk_model_t *model, uint64_t first, size_t n)
+{
+    uint64_t rng = 0x9a59e ^ first;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t d = 1 + rl_rand_next (&rng) % ACCOUNTS;
+        uint64_t c = d % ACCOUNTS + 1;
+        rl_transfer_t t = tk_transfer (tk_id (first + i, ctx->tag ^ 0x3300), tk_id (d, ctx->tag),
+                                       tk_id (c, ctx->tag), 1 + i % 50, LEDGER);
+        rl_result_rec_t r;
+        assert_int_equal (rl_client_create_transfers (s_client_for (ctx, t.debit_account_id), &t, 1,
+                                                      &r, TK_TIMEOUT_MS),
+                          0);
+        assert_int_equal (r.result, RL_OK);
+        tk_model_apply (model, &t);
+    }
+}
+
+//  Backups in the backup engine of shard name in dir (its meta/ files).
+static size_t
+s_backups (const char *dir, const char *name)
+{
+    char meta[700];
+    snprintf (meta, sizeof meta, "%.600s/%s/meta", dir, name);
+    return s_entries (meta);
+}
+
+static bool
+s_set_exists (const char *dir, unsigned number)
+{
+    char path[700];
+    snprintf (path, sizeof path, "%.600s/set-%06u", dir, number);
+    return access (path, F_OK) == 0;
+}
+
+//  Nothing was deleted: sets 1..3 and three backups of each shard.
+static void
+s_purge_nothing (const char *dir)
+{
+    for (unsigned n = 1; n <= 3; n++) {
+        assert_true (s_set_exists (dir, n));
+    }
+    assert_int_equal (s_backups (dir, "b1"), 3);
+    assert_int_equal (s_backups (dir, "b2"), 3);
+}
+
+static void
+test_backup_purge (void **state)
+{
+    s_ctx_t *ctx = *state;
+    ctx->tag = 0xbac3;
+    s_cluster_init (ctx, NULL, "purge", NULL);
+    s_accounts (ctx);
+    static tk_model_t model;
+    tk_model_init (&model, ctx->tag, ACCOUNTS);
+    char dir[600];
+    snprintf (dir, sizeof dir, "%s/purge-backups", harness_dir (ctx->h));
+    assert_int_equal (mkdir (dir, 0700), 0);
+    //  Three sets, with transfers before each (each adds table files).
+    for (int k = 0; k < 3; k++) {
+        s_transfers (ctx, &model, 1 + (uint64_t) k * 1000, 300);
+        char log[32];
+        snprintf (log, sizeof log, "purge_backup%d", k + 1);
+        assert_int_equal (s_rlctl (ctx, log, NULL, "backup", dir, "--cluster", NULL), 0);
+    }
+    s_purge_nothing (dir);
+
+    //  Bad input: usage errors, and nothing deleted.
+    const char *keeps[] = {"0", "-1", "abc", "1x", "", "99999999999999999999", "1000000"};
+    for (size_t i = 0; i < sizeof keeps / sizeof keeps[0]; i++) {
+        assert_int_equal (s_rlctl (ctx, "purge_bad", NULL, "backup-purge", dir, keeps[i], NULL), 2);
+    }
+    assert_true (s_log_says (ctx, "purge_bad", "bad KEEP"));
+    assert_int_equal (s_rlctl (ctx, "purge_noarg", NULL, "backup-purge", dir, NULL), 2);
+    assert_int_equal (s_rlctl (ctx, "purge_dotdot", NULL, "backup-purge", "/tmp/../tmp", "1", NULL),
+                      2);
+    assert_int_equal (
+        s_rlctl (ctx, "purge_missing", NULL, "backup-purge", "/nonexistent-backup-dir", "1", NULL),
+        1);
+    s_purge_nothing (dir);
+    //  DIR in use (a restore or verify holds its lock shared): refused.
+    char lock_path[700];
+    snprintf (lock_path, sizeof lock_path, "%s/.rlctl-lock", dir);
+    int fd = open (lock_path, O_RDWR | O_CREAT, 0600);
+    assert_true (fd >= 0);
+    assert_int_equal (flock (fd, LOCK_SH), 0);
+    assert_int_equal (s_rlctl (ctx, "purge_in_use", NULL, "backup-purge", dir, "1", NULL), 1);
+    assert_true (s_log_says (ctx, "purge_in_use", "in use"));
+    //  ... while a verify (shared) goes on beside it.
+    assert_int_equal (s_rlctl (ctx, "purge_verify_shared", NULL, "verify-backup", dir, NULL), 0);
+    close (fd);
+    s_purge_nothing (dir);
+    //  A damaged set file: refused, whichever set it is.
+    char set1[700];
+    snprintf (set1, sizeof set1, "%s/set-000001", dir);
+    char *text = harness_read_file (set1, NULL);
+    assert_non_null (text);
+    FILE *f = fopen (set1, "wb");
+    fputs ("ringledger-backup-set 1\ntoken 0\n", f);
+    fclose (f);
+    assert_int_equal (s_rlctl (ctx, "purge_damaged", NULL, "backup-purge", dir, "1", NULL), 1);
+    assert_true (s_log_says (ctx, "purge_damaged", "damaged"));
+    f = fopen (set1, "wb");
+    fputs (text, f);
+    fclose (f);
+    free (text);
+    s_purge_nothing (dir);
+    //  A kept set that does not verify (its private files gone): refused.
+    char private3[700], hidden[720];
+    snprintf (private3, sizeof private3, "%s/b2/private/3", dir);
+    snprintf (hidden, sizeof hidden, "%s.hidden", private3);
+    assert_int_equal (rename (private3, hidden), 0);
+    assert_int_equal (s_rlctl (ctx, "purge_unverified", NULL, "backup-purge", dir, "1", NULL), 1);
+    assert_true (s_log_says (ctx, "purge_unverified", "does not verify"));
+    assert_int_equal (rename (hidden, private3), 0);
+    s_purge_nothing (dir);
+    //  A backup being written into an engine (a shard still copies): refused.
+    char writing[700];
+    snprintf (writing, sizeof writing, "%s/b1/private/4.tmp", dir);
+    assert_int_equal (mkdir (writing, 0700), 0);
+    assert_int_equal (s_rlctl (ctx, "purge_writing", NULL, "backup-purge", dir, "1", NULL), 1);
+    assert_true (s_log_says (ctx, "purge_writing", "being written"));
+    assert_int_equal (rmdir (writing), 0);
+    s_purge_nothing (dir);
+
+    //  Keep 1: sets 1 and 2 and their backups go, set 3 verifies and restores.
+    cJSON *json = NULL;
+    assert_int_equal (s_rlctl (ctx, "purge1", &json, "backup-purge", dir, "1", NULL), 0);
+    assert_int_equal (s_num (json, "sets_deleted"), 2);
+    const cJSON *item;
+    size_t shards = 0;
+    cJSON_ArrayForEach (item, cJSON_GetObjectItem (json, "shards"))
+    {
+        assert_int_equal (s_num (item, "backups_before"), 3);
+        assert_int_equal (s_num (item, "backups_after"), 1);
+        assert_true (s_num (item, "bytes_after") < s_num (item, "bytes_before"));
+        shards++;
+    }
+    assert_int_equal (shards, 2);
+    cJSON_Delete (json);
+    assert_false (s_set_exists (dir, 1));
+    assert_false (s_set_exists (dir, 2));
+    assert_true (s_set_exists (dir, 3));
+    assert_int_equal (s_backups (dir, "b1"), 1);
+    assert_int_equal (s_backups (dir, "b2"), 1);
+    assert_int_equal (s_rlctl (ctx, "purge_verify3", NULL, "verify-backup", dir, NULL), 0);
+    char root[600];
+    snprintf (root, sizeof root, "%s/purge-root", harness_dir (ctx->h));
+    assert_int_equal (mkdir (root, 0700), 0);
+    assert_int_equal (s_rlctl (ctx, "purge_restore1", NULL, "restore", dir, root, "1", NULL), 1);
+    assert_int_equal (s_rlctl (ctx, "purge_restore3", NULL, "restore", dir, root, "3", NULL), 0);
+    assert_int_equal (s_entries (root), 2);
+    //  Keeping more sets than there are deletes nothing.
+    assert_int_equal (s_rlctl (ctx, "purge5", &json, "backup-purge", dir, "5", NULL), 0);
+    assert_int_equal (s_num (json, "sets_deleted"), 0);
+    cJSON_Delete (json);
+    assert_true (s_set_exists (dir, 3));
+    assert_int_equal (s_backups (dir, "b1"), 1);
+    //  The next backup numbers on (set 4, backup 4) and the shards serve on.
+    s_transfers (ctx, &model, 5000, 50);
+    assert_int_equal (s_rlctl (ctx, "purge_backup4", NULL, "backup", dir, "--cluster", NULL), 0);
+    assert_true (s_set_exists (dir, 4));
+    assert_int_equal (s_backups (dir, "b1"), 2);
+    tk_check_conservation_by (s_client_for, ctx, &model, 950);
+    s_cluster_stop (ctx);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_backup_restore, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_backup_bad_input, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_backup_purge, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

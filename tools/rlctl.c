@@ -23,6 +23,7 @@
         backup DIR --cluster | --name SHARD
         verify-backup DIR [SET]
         restore DIR ROOT [SET]
+        backup-purge DIR KEEP
 
     DESIGN
     One command is one request (status, in-doubt, audit: one get_ring,
@@ -135,6 +136,7 @@ s_usage (FILE *out)
         "  backup DIR --cluster | --name SHARD   (docs/backup.md)\n"
         "  verify-backup DIR [SET]\n"
         "  restore DIR ROOT [SET]\n"
+        "  backup-purge DIR KEEP             keep the KEEP newest sets, delete older backups\n"
         "                                    a CURVE keypair: KEYDIR/ROLE/NAME.key (public)\n"
         "                                    and KEYDIR/private/NAME.key_secret (mode 0600);\n"
         "                                    ROLE: client, router, shard or admin\n"
@@ -292,6 +294,7 @@ static const s_command_t s_commands[] = {
     {"restore", rlctl_cmd_restore, RLCTL_O_NAME, 2, 3, "restore DIR ROOT [SET]"},
     {"promote", rlctl_cmd_promote, 0, 0, 0, "promote (--connect: the standby)"},
     {"degrade", rlctl_cmd_degrade, 0, 0, 0, "degrade (--connect: the primary)"},
+    {"backup-purge", rlctl_cmd_backup_purge, 0, 2, 2, "backup-purge DIR KEEP"},
 };
 
 static int
@@ -553,9 +556,10 @@ main (int argc, char **argv)
     //  czmq would otherwise install its own SIGINT handler and print on exit.
     zsys_handler_set (NULL);
     zcert_t *cert = NULL;
-    //  keygen, verify-backup and restore ask no shard: no security to set up.
+    //  keygen, verify-backup, restore and backup-purge ask no shard: no
+    //  security to set up.
     bool offline = command->run == rlctl_cmd_keygen || command->run == rlctl_cmd_verify_backup
-                   || command->run == rlctl_cmd_restore;
+                   || command->run == rlctl_cmd_restore || command->run == rlctl_cmd_backup_purge;
     if (!offline && (rc = s_security (&ctx, &cert))) {
         return rc;
     }

@@ -6,7 +6,7 @@
     rlctl_cluster.c ring, locate, status, in-doubt, audit, resolve
     rlctl_top.c     top (a live view, redrawn every interval)
     rlctl_keys.c    keygen (CURVE keypairs, docs/security.md)
-    rlctl_backup.c  backup, verify-backup, restore (docs/backup.md)
+    rlctl_backup.c  backup, verify-backup, restore, backup-purge (docs/backup.md)
     rlctl_reverse.c reverse (reversals, docs/payments.md)
 
     DESIGN
@@ -139,6 +139,7 @@ int rlctl_cmd_top (rlctl_ctx_t *ctx);
 int rlctl_cmd_backup (rlctl_ctx_t *ctx);        //  rlctl_backup.c
 int rlctl_cmd_verify_backup (rlctl_ctx_t *ctx); //  rlctl_backup.c
 int rlctl_cmd_restore (rlctl_ctx_t *ctx);       //  rlctl_backup.c
+int rlctl_cmd_backup_purge (rlctl_ctx_t *ctx);  //  rlctl_backup.c
 int rlctl_cmd_reverse (rlctl_ctx_t *ctx);       //  rlctl_reverse.c
 int rlctl_cmd_promote (rlctl_ctx_t *ctx);       //  rlctl_replica.c
 int rlctl_cmd_degrade (rlctl_ctx_t *ctx);       //  rlctl_replica.c

@@ -47,10 +47,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -72,6 +74,8 @@
 #define RLCTL_SET_PREFIX         "set-"
 #define RLCTL_SET_MAGIC          "ringledger-backup-set 1"
 #define RLCTL_SET_NUMBER_MAX     999999
+#define RLCTL_LOCK_FILE          ".rlctl-lock"       //  DIR's lock (flock): see s_lock
+#define RLCTL_PURGE_SHARDS_MAX   (4 * RL_SHARDS_MAX) //  shard names over every set of a purge
 
 typedef struct {
     char name[RL_SHARD_NAME_SIZE_MAX];
@@ -164,6 +168,60 @@ s_fail (const rlctl_ctx_t *ctx, const char *what, const char *message)
         cJSON_Delete (tree);
     }
     return RLCTL_EXIT_FAILED;
+}
+
+//  DIR's lock: a backup, verify-backup and restore hold it shared while
+//  they add or read backups and set files; backup-purge holds it exclusive
+//  while it deletes, and is refused at once when anything else holds it.
+//  So a set that a restore reads is never deleted under it. Returns the
+//  locked descriptor, RLCTL_LOCK_NONE when DIR cannot hold a lock file and
+//  a shared lock was asked (a read-only DIR: nothing can delete in it), or
+//  -1 with err.
+#define RLCTL_LOCK_NONE (-2)
+static int
+s_lock (const char *dir, bool exclusive, char *err, size_t err_size)
+{
+    char path[PATH_MAX];
+    snprintf (path, sizeof path, "%s/" RLCTL_LOCK_FILE, dir);
+    int fd = open (path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && !exclusive) {
+        fd = open (path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && (errno == ENOENT || errno == EROFS || errno == EACCES)) {
+            return RLCTL_LOCK_NONE;
+        }
+    }
+    if (fd < 0) {
+        snprintf (err, err_size, "cannot open %.200s: %.200s", path, strerror (errno));
+        return -1;
+    }
+    if (flock (fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) {
+        return fd;
+    }
+    if (errno == EWOULDBLOCK && !exclusive) {
+        fprintf (stderr, "rlctl: waiting for the purge of %s to end\n", dir);
+        if (flock (fd, LOCK_SH) == 0) {
+            return fd;
+        }
+    }
+    if (errno == EWOULDBLOCK) {
+        snprintf (err, err_size,
+                  "%.200s is in use by a backup, a verify-backup or a restore: try again when it "
+                  "has ended",
+                  dir);
+    } else {
+        snprintf (err, err_size, "cannot lock %.200s: %.200s", path, strerror (errno));
+    }
+    close (fd);
+    return -1;
+}
+
+static void
+s_unlock (int *fd_p)
+{
+    if (*fd_p >= 0) {
+        close (*fd_p); //  releases the flock
+    }
+    *fd_p = -1;
 }
 
 //  Set files ---------------------------------------------------------------------
@@ -698,12 +756,17 @@ rlctl_cmd_backup (rlctl_ctx_t *ctx)
         }
     }
     set.created_ns = (uint64_t) zclock_time () * 1000000ull;
+    int lock = -1;
+    if (rc == 0 && (lock = s_lock (dir, false, err, sizeof err)) == -1) {
+        rc = -1;
+    }
     if (rc == 0) {
         rc = s_take (&cut, dir, &set, err, sizeof err);
     }
     if (rc == 0) {
         rc = s_set_write (dir, &set, err, sizeof err);
     }
+    s_unlock (&lock);
     for (size_t i = 0; i < cut.count; i++) {
         zsock_destroy (&cut.socks[i]);
     }
@@ -864,7 +927,12 @@ rlctl_cmd_verify_backup (rlctl_ctx_t *ctx)
     }
     static s_set_t set;
     char err[2048];
+    int lock = s_lock (dir, false, err, sizeof err);
+    if (lock == -1) {
+        return s_fail (ctx, "verify-backup", err);
+    }
     if (s_set_read (dir, number, &set, err, sizeof err) != 0) {
+        s_unlock (&lock);
         return s_fail (ctx, "verify-backup", err);
     }
     char work[PATH_MAX];
@@ -878,6 +946,7 @@ rlctl_cmd_verify_backup (rlctl_ctx_t *ctx)
     cJSON *list = jsonkit_add_array (tree, "shards");
     rc = s_restore_all (dir, &set, work, list, err, sizeof err);
     (void) proc_remove_tree (work);
+    s_unlock (&lock);
     jsonkit_add_bool (tree, "ok", rc == 0);
     free (set.ring);
     if (rc) {
@@ -942,10 +1011,16 @@ rlctl_cmd_restore (rlctl_ctx_t *ctx)
     }
     static s_set_t set;
     char err[2048];
+    int lock = s_lock (dir, false, err, sizeof err);
+    if (lock == -1) {
+        return s_fail (ctx, "restore", err);
+    }
     if (s_set_read (dir, number, &set, err, sizeof err) != 0) {
+        s_unlock (&lock);
         return s_fail (ctx, "restore", err);
     }
     if (s_set_whole (&set, err, sizeof err) != 0) {
+        s_unlock (&lock);
         free (set.ring);
         return s_fail (ctx, "restore", err);
     }
@@ -957,6 +1032,7 @@ rlctl_cmd_restore (rlctl_ctx_t *ctx)
                       "%.200s exists and is not empty: restore writes only into fresh data "
                       "directories (nothing was changed)",
                       target);
+            s_unlock (&lock);
             free (set.ring);
             return s_fail (ctx, "restore", err);
         }
@@ -986,10 +1062,380 @@ rlctl_cmd_restore (rlctl_ctx_t *ctx)
         }
     }
     (void) proc_remove_tree (work);
+    s_unlock (&lock);
     free (set.ring);
     if (rc) {
         cJSON_Delete (tree);
         return s_fail (ctx, "restore", err);
     }
     return rlctl_emit (ctx, &tree, s_verify_table, RLCTL_EXIT_OK);
+}
+
+//  Purge (offline) -------------------------------------------------------------------
+
+//  The bytes of the regular files under path (nftw has no context argument).
+static uint64_t s_tree_bytes_sum;
+static int
+s_tree_bytes_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void) path;
+    (void) ftw;
+    if (flag == FTW_F) {
+        s_tree_bytes_sum += (uint64_t) st->st_size;
+    }
+    return 0;
+}
+
+static uint64_t
+s_tree_bytes (const char *path)
+{
+    s_tree_bytes_sum = 0;
+    (void) nftw (path, s_tree_bytes_entry, 16, FTW_PHYS);
+    return s_tree_bytes_sum;
+}
+
+//  The numbers of DIR's set files, ascending, into a new array (NULL when
+//  out of memory); *count_p how many.
+static unsigned *
+s_set_numbers (const char *dir, size_t *count_p)
+{
+    size_t count = 0, cap = 64;
+    unsigned *numbers = malloc (cap * sizeof (*numbers));
+    DIR *d = opendir (dir);
+    struct dirent *e;
+    while (numbers && d && (e = readdir (d))) {
+        unsigned n = 0;
+        char tail = 0;
+        if (strlen (e->d_name) != strlen (RLCTL_SET_PREFIX) + 6
+            || sscanf (e->d_name, RLCTL_SET_PREFIX "%6u%c", &n, &tail) != 1 || n == 0) {
+            continue;
+        }
+        if (count == cap) {
+            unsigned *more = realloc (numbers, 2 * cap * sizeof (*numbers));
+            if (!more) {
+                free (numbers);
+                numbers = NULL;
+                break;
+            }
+            numbers = more;
+            cap *= 2;
+        }
+        numbers[count++] = n;
+    }
+    if (d) {
+        closedir (d);
+    }
+    for (size_t i = 1; numbers && i < count; i++) { //  insertion sort: a few hundred at most
+        unsigned n = numbers[i];
+        size_t j = i;
+        while (j > 0 && numbers[j - 1] > n) {
+            numbers[j] = numbers[j - 1];
+            j--;
+        }
+        numbers[j] = n;
+    }
+    *count_p = count;
+    return numbers;
+}
+
+//  True when a backup engine directory holds a backup being written
+//  (RocksDB writes one into private/<id>.tmp and renames it when done).
+static bool
+s_engine_busy (const char *engine_dir)
+{
+    char private_dir[PATH_MAX];
+    snprintf (private_dir, sizeof private_dir, "%.3500s/private", engine_dir);
+    DIR *d = opendir (private_dir);
+    bool busy = false;
+    struct dirent *e;
+    while (d && !busy && (e = readdir (d))) {
+        size_t length = strlen (e->d_name);
+        busy = length > 4 && strcmp (e->d_name + length - 4, ".tmp") == 0;
+    }
+    if (d) {
+        closedir (d);
+    }
+    return busy;
+}
+
+//  One shard's engine in a purge.
+typedef struct {
+    char name[RL_SHARD_NAME_SIZE_MAX];
+    uint32_t oldest_kept; //  the oldest backup id a kept set names; 0: none
+    int before;           //  backups in the engine
+    int after;
+    uint64_t bytes_before;
+    uint64_t bytes_after;
+} s_purge_shard_t;
+
+//  Backups of the engine at dir: how many, and how many have an id of at
+//  least from. 0, or -1 with err.
+static int
+s_engine_count (const char *dir, uint32_t from, int *all_p, int *from_p, char *err, size_t err_size)
+{
+    char *e = NULL;
+    rocksdb_options_t *options = rocksdb_options_create ();
+    rocksdb_backup_engine_t *engine = rocksdb_backup_engine_open (options, dir, &e);
+    *all_p = *from_p = 0;
+    if (!e) {
+        const rocksdb_backup_engine_info_t *info = rocksdb_backup_engine_get_backup_info (engine);
+        *all_p = rocksdb_backup_engine_info_count (info);
+        for (int i = 0; i < *all_p; i++) {
+            *from_p += rocksdb_backup_engine_info_backup_id (info, i) >= from;
+        }
+        rocksdb_backup_engine_info_destroy (info);
+    }
+    if (engine) {
+        rocksdb_backup_engine_close (engine);
+    }
+    rocksdb_options_destroy (options);
+    if (e) {
+        snprintf (err, err_size, "%.200s: %.200s", dir, e);
+        rocksdb_free (e);
+        return -1;
+    }
+    return 0;
+}
+
+//  Deletes every backup of the engine at dir but the newest keep (RocksDB's
+//  PurgeOldBackups, which then removes the table files no backup uses).
+static int
+s_engine_purge (const char *dir, uint32_t keep, char *err, size_t err_size)
+{
+    char *e = NULL;
+    rocksdb_options_t *options = rocksdb_options_create ();
+    rocksdb_backup_engine_t *engine = rocksdb_backup_engine_open (options, dir, &e);
+    if (!e) {
+        rocksdb_backup_engine_purge_old_backups (engine, keep, &e);
+    }
+    if (engine) {
+        rocksdb_backup_engine_close (engine);
+    }
+    rocksdb_options_destroy (options);
+    if (e) {
+        snprintf (err, err_size, "%.200s: %.200s", dir, e);
+        rocksdb_free (e);
+        return -1;
+    }
+    return 0;
+}
+
+//  Checks that backup id of the engine at dir verifies (its files are there
+//  with their sizes). 0, or -1 with err.
+static int
+s_engine_verify (const char *dir, uint32_t id, char *err, size_t err_size)
+{
+    char *e = NULL;
+    rocksdb_options_t *options = rocksdb_options_create ();
+    rocksdb_backup_engine_t *engine = rocksdb_backup_engine_open (options, dir, &e);
+    if (!e) {
+        rocksdb_backup_engine_verify_backup (engine, id, &e);
+    }
+    if (engine) {
+        rocksdb_backup_engine_close (engine);
+    }
+    rocksdb_options_destroy (options);
+    if (e) {
+        snprintf (err, err_size, "%.200s: backup %u: %.200s", dir, id, e);
+        rocksdb_free (e);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_purge_table (const rlctl_ctx_t *ctx, const cJSON *tree)
+{
+    (void) ctx;
+    printf ("backups in %s: kept the %s newest set(s) (%s), deleted %s set file(s)\n\n",
+            jsonkit_text (tree, "dir"), jsonkit_text (tree, "keep"),
+            jsonkit_text (tree, "sets_kept_text"), jsonkit_text (tree, "sets_deleted"));
+    printf ("%-12s %8s %8s %14s %14s\n", "shard", "before", "after", "bytes_before", "bytes_after");
+    const cJSON *item;
+    cJSON_ArrayForEach (item, jsonkit_get (tree, "shards"))
+    {
+        printf ("%-12s %8s %8s %14s %14s\n", jsonkit_text (item, "shard"),
+                jsonkit_text (item, "backups_before"), jsonkit_text (item, "backups_after"),
+                jsonkit_text (item, "bytes_before"), jsonkit_text (item, "bytes_after"));
+    }
+}
+
+//  backup-purge DIR KEEP: keeps the KEEP newest sets and the backups they
+//  name; deletes the older set files, then every shard's backups older
+//  than the oldest one a kept set names.
+//
+//  Order (a purge killed at any point leaves no set that names a deleted
+//  backup): everything is checked first (every set file parses, every
+//  backup of a kept set verifies, no shard is writing a backup into DIR),
+//  then the set files of the older sets are removed (and DIR synced), and
+//  only then the backup engines purged. DIR's lock, held exclusive,
+//  keeps backup, verify-backup and restore out meanwhile.
+int
+rlctl_cmd_backup_purge (rlctl_ctx_t *ctx)
+{
+    const char *dir = ctx->args[1];
+    const char *why = NULL;
+    uint64_t keep = 0;
+    if (rlctl_parse_u64 (ctx->args[2], &keep) != 0 || keep == 0 || keep > RLCTL_SET_NUMBER_MAX) {
+        return rlctl_usage_error ("bad KEEP '%s': the number of newest sets to keep, 1..999999 "
+                                  "(0 would delete every backup)",
+                                  ctx->args[2]);
+    }
+    if (!s_path_ok (dir, false, &why)) {
+        return rlctl_usage_error ("bad backup directory: %s", why);
+    }
+    if (!s_is_dir (dir)) {
+        return s_fail (ctx, "backup-purge", "the backup directory does not exist");
+    }
+    char err[2048];
+    int lock = s_lock (dir, true, err, sizeof err);
+    if (lock < 0) {
+        snprintf (err + strlen (err), sizeof err - strlen (err), " (nothing was deleted)");
+        return s_fail (ctx, "backup-purge", err);
+    }
+    size_t count = 0;
+    unsigned *numbers = s_set_numbers (dir, &count);
+    static s_set_t set; //  one at a time: a set has room for RL_SHARDS_MAX shards
+    static s_purge_shard_t shards[RLCTL_PURGE_SHARDS_MAX];
+    memset (shards, 0, sizeof shards);
+    size_t shard_count = 0;
+    int rc = 0;
+    if (!numbers) {
+        snprintf (err, sizeof err, "out of memory");
+        rc = -1;
+    }
+    size_t first_kept = count > keep ? count - (size_t) keep : 0;
+    //  1. Check: every set parses; every backup of a kept set verifies.
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        char why_set[1024];
+        if (s_set_read (dir, numbers[i], &set, why_set, sizeof why_set) != 0) {
+            snprintf (err, sizeof err,
+                      "%.600s: nothing was deleted (move a damaged set file out of the "
+                      "directory first)",
+                      why_set);
+            rc = -1;
+            break;
+        }
+        free (set.ring);
+        set.ring = NULL;
+        for (size_t k = 0; rc == 0 && k < set.shard_count; k++) {
+            const s_shard_t *s = &set.shards[k];
+            size_t j = 0;
+            while (j < shard_count && strcmp (shards[j].name, s->name) != 0) {
+                j++;
+            }
+            if (j == shard_count) {
+                if (shard_count == RLCTL_PURGE_SHARDS_MAX) {
+                    snprintf (err, sizeof err,
+                              "the sets name more than %d shards: nothing was "
+                              "deleted",
+                              RLCTL_PURGE_SHARDS_MAX);
+                    rc = -1;
+                    break;
+                }
+                snprintf (shards[shard_count++].name, sizeof shards[0].name, "%s", s->name);
+            }
+            if (i < first_kept) {
+                continue;
+            }
+            char engine_dir[PATH_MAX];
+            snprintf (engine_dir, sizeof engine_dir, "%s/%s", dir, s->name);
+            if (s_engine_verify (engine_dir, s->backup_id, why_set, sizeof why_set) != 0) {
+                snprintf (err, sizeof err,
+                          "set %06u, which is kept, does not verify: %.600s: nothing was "
+                          "deleted",
+                          numbers[i], why_set);
+                rc = -1;
+                break;
+            }
+            if (shards[j].oldest_kept == 0 || s->backup_id < shards[j].oldest_kept) {
+                shards[j].oldest_kept = s->backup_id;
+            }
+        }
+    }
+    //  ... and no shard is writing a backup into the directory.
+    for (size_t j = 0; rc == 0 && j < shard_count; j++) {
+        char engine_dir[PATH_MAX];
+        snprintf (engine_dir, sizeof engine_dir, "%.3000s/%.64s", dir, shards[j].name);
+        if (s_engine_busy (engine_dir)) {
+            snprintf (err, sizeof err,
+                      "%.200s: a backup is being written into it (a shard still copies): "
+                      "nothing was deleted",
+                      engine_dir);
+            rc = -1;
+        } else if (s_is_dir (engine_dir)) {
+            //  An engine no kept set names is left as it is (after = before).
+            uint32_t from = shards[j].oldest_kept ? shards[j].oldest_kept : 0;
+            shards[j].bytes_before = shards[j].bytes_after = s_tree_bytes (engine_dir);
+            rc = s_engine_count (engine_dir, from, &shards[j].before, &shards[j].after, err,
+                                 sizeof err);
+        }
+    }
+    //  2. The older sets' files go first (then DIR is synced) ...
+    size_t deleted = 0;
+    for (size_t i = 0; rc == 0 && i < first_kept; i++) {
+        char path[PATH_MAX];
+        snprintf (path, sizeof path, "%s/" RLCTL_SET_PREFIX "%06u", dir, numbers[i]);
+        if (unlink (path) != 0) {
+            snprintf (err, sizeof err, "cannot remove %.200s: %.200s", path, strerror (errno));
+            rc = -1;
+        }
+        deleted += rc == 0;
+    }
+    if (rc == 0 && deleted > 0) {
+        int dfd = open (dir, O_RDONLY | O_DIRECTORY);
+        if (dfd < 0 || fsync (dfd) != 0) {
+            snprintf (err, sizeof err, "cannot sync %.200s: %.200s", dir, strerror (errno));
+            rc = -1;
+        }
+        if (dfd >= 0) {
+            close (dfd);
+        }
+    }
+    //  3. ... then each engine keeps its backups from the oldest a kept set names.
+    for (size_t j = 0; rc == 0 && j < shard_count; j++) {
+        s_purge_shard_t *p = &shards[j];
+        char engine_dir[PATH_MAX];
+        snprintf (engine_dir, sizeof engine_dir, "%.3000s/%.64s", dir, p->name);
+        if (p->oldest_kept == 0) {
+            continue; //  no kept set names this shard: its backups are left as they are
+        }
+        if (p->after < p->before) {
+            rc = s_engine_purge (engine_dir, (uint32_t) p->after, err, sizeof err);
+        }
+        p->bytes_after = s_tree_bytes (engine_dir);
+    }
+    s_unlock (&lock);
+    cJSON *tree = NULL;
+    if (rc == 0) {
+        tree = jsonkit_object ();
+        jsonkit_add_string (tree, "dir", dir);
+        jsonkit_add_u64 (tree, "keep", keep);
+        cJSON *kept = jsonkit_add_array (tree, "sets_kept");
+        char text[64] = "none";
+        for (size_t i = first_kept; i < count; i++) {
+            cJSON_AddItemToArray (kept, cJSON_CreateNumber (numbers[i]));
+        }
+        if (count > first_kept) {
+            snprintf (text, sizeof text, "%06u..%06u", numbers[first_kept], numbers[count - 1]);
+        }
+        jsonkit_add_string (tree, "sets_kept_text", text);
+        jsonkit_add_u64 (tree, "sets_deleted", deleted);
+        cJSON *list = jsonkit_add_array (tree, "shards");
+        for (size_t j = 0; j < shard_count; j++) {
+            const s_purge_shard_t *p = &shards[j];
+            cJSON *item = jsonkit_add_object (list, NULL);
+            jsonkit_add_string (item, "shard", p->name);
+            jsonkit_add_bool (item, "kept_by_a_set", p->oldest_kept != 0);
+            jsonkit_add_u64 (item, "backups_before", (uint64_t) p->before);
+            jsonkit_add_u64 (item, "backups_after", (uint64_t) p->after);
+            jsonkit_add_u64 (item, "bytes_before", p->bytes_before);
+            jsonkit_add_u64 (item, "bytes_after", p->bytes_after);
+        }
+    }
+    free (numbers);
+    if (rc) {
+        return s_fail (ctx, "backup-purge", err);
+    }
+    return rlctl_emit (ctx, &tree, s_purge_table, RLCTL_EXIT_OK);
 }
