@@ -1305,7 +1305,7 @@ rlctl_cmd_backup_purge (rlctl_ctx_t *ctx)
         rc = -1;
     }
     size_t first_kept = count > keep ? count - (size_t) keep : 0;
-    //  1. Check: every set parses; every backup of a kept set verifies.
+    //  1. Check, before any backup engine is opened: every set parses ...
     for (size_t i = 0; rc == 0 && i < count; i++) {
         char why_set[1024];
         if (s_set_read (dir, numbers[i], &set, why_set, sizeof why_set) != 0) {
@@ -1335,25 +1335,14 @@ rlctl_cmd_backup_purge (rlctl_ctx_t *ctx)
                 }
                 snprintf (shards[shard_count++].name, sizeof shards[0].name, "%s", s->name);
             }
-            if (i < first_kept) {
-                continue;
-            }
-            char engine_dir[PATH_MAX];
-            snprintf (engine_dir, sizeof engine_dir, "%s/%s", dir, s->name);
-            if (s_engine_verify (engine_dir, s->backup_id, why_set, sizeof why_set) != 0) {
-                snprintf (err, sizeof err,
-                          "set %06u, which is kept, does not verify: %.600s: nothing was "
-                          "deleted",
-                          numbers[i], why_set);
-                rc = -1;
-                break;
-            }
-            if (shards[j].oldest_kept == 0 || s->backup_id < shards[j].oldest_kept) {
+            if (i >= first_kept
+                && (shards[j].oldest_kept == 0 || s->backup_id < shards[j].oldest_kept)) {
                 shards[j].oldest_kept = s->backup_id;
             }
         }
     }
-    //  ... and no shard is writing a backup into the directory.
+    //  ... no shard is writing a backup into the directory (opening its
+    //  engine could take that backup's files for garbage) ...
     for (size_t j = 0; rc == 0 && j < shard_count; j++) {
         char engine_dir[PATH_MAX];
         snprintf (engine_dir, sizeof engine_dir, "%.3000s/%.64s", dir, shards[j].name);
@@ -1363,7 +1352,35 @@ rlctl_cmd_backup_purge (rlctl_ctx_t *ctx)
                       "nothing was deleted",
                       engine_dir);
             rc = -1;
-        } else if (s_is_dir (engine_dir)) {
+        }
+    }
+    //  ... and every backup a kept set names verifies.
+    for (size_t i = first_kept; rc == 0 && i < count; i++) {
+        char why_set[1024];
+        if (s_set_read (dir, numbers[i], &set, why_set, sizeof why_set) != 0) {
+            snprintf (err, sizeof err, "%.600s: nothing was deleted", why_set);
+            rc = -1;
+            break;
+        }
+        free (set.ring);
+        set.ring = NULL;
+        for (size_t k = 0; rc == 0 && k < set.shard_count; k++) {
+            const s_shard_t *s = &set.shards[k];
+            char engine_dir[PATH_MAX];
+            snprintf (engine_dir, sizeof engine_dir, "%s/%s", dir, s->name);
+            if (s_engine_verify (engine_dir, s->backup_id, why_set, sizeof why_set) != 0) {
+                snprintf (err, sizeof err,
+                          "set %06u, which is kept, does not verify: %.600s: nothing was "
+                          "deleted",
+                          numbers[i], why_set);
+                rc = -1;
+            }
+        }
+    }
+    for (size_t j = 0; rc == 0 && j < shard_count; j++) {
+        char engine_dir[PATH_MAX];
+        snprintf (engine_dir, sizeof engine_dir, "%.3000s/%.64s", dir, shards[j].name);
+        if (s_is_dir (engine_dir)) {
             //  An engine no kept set names is left as it is (after = before).
             uint32_t from = shards[j].oldest_kept ? shards[j].oldest_kept : 0;
             shards[j].bytes_before = shards[j].bytes_after = s_tree_bytes (engine_dir);
