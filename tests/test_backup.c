@@ -10,11 +10,12 @@
       shard processes with the same names (new ports, a ring of the same
       epoch) starts on them, recovers, and passes the strong conservation
       check against a model of the transfers it holds; every transfer
-      acknowledged before the backup began is there, every transfer there
-      equals the source's (lookup), and each account's history there is the
-      source's history of the transfers the cut holds (a credit leg applied
-      after the cut is applied again, at a new timestamp); each restored
-      coordinator started a new incarnation (another nonce);
+      acknowledged before the backup began is there, none sent after its
+      release is, every transfer there equals the source's (lookup), and
+      each account's history there is the source's history of the
+      transfers the cut holds (a credit leg applied after the cut is
+      applied again, at a new timestamp); each restored coordinator
+      started a new incarnation (another nonce);
     - a damaged table file in the backup is detected by verify-backup and
       refused by restore, which leaves the data root as it was.
     test_backup_bad_input: the backup operations refuse hostile records
@@ -483,6 +484,9 @@ test_backup_restore (void **state)
             0);
         if (i < mark && ctx->answer[i] == RL_OK) {
             assert_true (t.timestamp != 0); //  acknowledged before the backup began
+        }
+        if (i >= during) {
+            assert_true (t.timestamp == 0); //  sent after the backup's release
         }
         if (t.timestamp != 0) {
             assert_memory_equal (&t, &source[i], sizeof t); //  as the source holds it
