@@ -132,11 +132,11 @@ for _ in range(200):
 # one_run NAME BUILD: a whole run into WORK/run-NAME; its figures in
 # WORK/run-NAME/figures.json.
 one_run () {
-    local name=$1 build=$2 run=$WORK/run-$1 attempt port=""
+    local name=$1 build=$2 run=$WORK/run-$1 port=""
     rm -rf "$run"
     mkdir -p "$run/backups" "$run/restored"
     CLUSTER=$run/cluster
-    for attempt in 1 2 3; do
+    for _ in 1 2 3; do # a port taken meanwhile: another one
         rm -rf "$CLUSTER"
         port=$(free_port)
         if "$ROOT/tools/cluster.sh" start --shards 4 --dir "$CLUSTER" --base-port "$port" \
