@@ -1141,19 +1141,54 @@ s_first (server_t *self, zmsg_t *msg)
     }
 }
 
+//  The most reply bytes a request read ahead can make this shard hold:
+//  exact for creates (a result per record), the largest reply of its kind
+//  for lookups and reads, the largest reply of all for anything else
+//  (malformed ones included).
+static size_t
+s_reply_bytes_bound (zmsg_t *msg)
+{
+    zframe_t *payload = zmsg_last (msg);
+    if (!payload || !codec_frame_has_header (zframe_size (payload))) {
+        return RL_HEADER_SIZE;
+    }
+    rl_header_t h;
+    codec_decode_header (zframe_data (payload), &h);
+    size_t count = h.record_count < RL_BATCH_RECORDS_MAX ? h.record_count : RL_BATCH_RECORDS_MAX;
+    switch (h.operation) {
+        case RL_OP_CREATE_ACCOUNTS:
+        case RL_OP_CREATE_TRANSFERS:
+            return RL_HEADER_SIZE + count * RL_RESULT_SIZE;
+        case RL_OP_LOOKUP_ACCOUNTS:
+        case RL_OP_LOOKUP_TRANSFERS:
+            return RL_HEADER_SIZE + count * RL_TRANSFER_SIZE;
+        case RL_OP_GET_ACCOUNT_TRANSFERS:
+            return RL_HEADER_SIZE + (size_t) RL_HISTORY_LIMIT_MAX * RL_TRANSFER_SIZE;
+        case RL_OP_EVENTS_READ:
+            return RL_HEADER_SIZE + (size_t) RL_EVENTS_LIMIT_MAX * RL_EVENT_SIZE;
+        default:
+            return RL_REPLY_SIZE_MAX;
+    }
+}
+
 //  Reads ahead what waits on the ROUTER socket (at most
-//  RL_SHARD_READ_AHEAD_MAX, within the turn's reply bytes) and serves the
-//  migration requests among it in a turn of their own; the rest stays in
-//  the inbox, in arrival order, for the turn that follows.
+//  RL_SHARD_READ_AHEAD_MAX, and no more than the replies they can make
+//  fit in the turn's reply bytes: those read ahead are all served this
+//  turn, so the bound of replyq.h holds as when each was read in turn) and
+//  serves the migration requests among it in a turn of their own; the
+//  rest stays in the inbox, in arrival order, for the turn that follows.
 static void
 s_first_turn (server_t *self, size_t building_max)
 {
     assert (self->inbox_head == 0 && self->inbox_count == 0);
-    while (self->inbox_count < RL_SHARD_READ_AHEAD_MAX && self->held_bytes < building_max) {
+    size_t ahead_bytes = 0; //  the most reply bytes of those read ahead
+    while (self->inbox_count < RL_SHARD_READ_AHEAD_MAX
+           && self->held_bytes + ahead_bytes < building_max) {
         zmsg_t *msg = zmsg_recv (self->router); //  rcvtimeo 0: NULL when drained
         if (!msg) {
             break;
         }
+        ahead_bytes += s_reply_bytes_bound (msg);
         self->inbox[self->inbox_count++] = msg;
     }
     size_t kept = 0, first = 0;
