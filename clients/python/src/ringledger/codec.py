@@ -533,6 +533,8 @@ _BODY = {
     Operation.LOAD_RING: (BLOB, None),
     Operation.GET_RING: (None, BLOB),
     Operation.EVENTS_READ: (EventsRequest, Event),
+    Operation.PROMOTE: (None, None),
+    Operation.DEGRADE: (None, None),
 }
 _SIZES = {Account: ACCOUNT_SIZE, Transfer: TRANSFER_SIZE, Result: RESULT_SIZE,
           Filter: FILTER_SIZE, StatusRecord: STATUS_SIZE, ID: ID_SIZE,

@@ -78,6 +78,8 @@ class Operation(_Coded):
     LOAD_RING = 7
     GET_RING = 8
     EVENTS_READ = 65  # served by shards only (docs/events.md)
+    PROMOTE = 80  # admin: make a standby the primary (docs/replication.md)
+    DEGRADE = 81  # admin: switch a semi-synchronous primary to async by hand
 
 
 class StatusCode(_Coded):
