@@ -1,6 +1,7 @@
 # Payment flows (docs/payments.md): linked chains, rule by rule, on a
 # ledger in memory (1 s; 10-13 s with sanitizers beside other tests).
-rl_add_unit(test_chains 30 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_chains.c LIBS rlshard)
+rl_add_unit(test_chains 30 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_chains.c
+            ${CMAKE_CURRENT_LIST_DIR}/ledgerkit.c LIBS rlshard)
 # A linked chain in flight when its shard is SIGKILLed, at each point of
 # the group commit: all or nothing after the restart, applied once (22 s;
 # 38 s with sanitizers beside other tests).

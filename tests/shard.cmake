@@ -16,7 +16,8 @@ add_dependencies(test_shard_crash shard)
 # sanitizers beside other tests at load 25).
 rl_add_test(test_shard_crash_pipelined 70 $<TARGET_FILE:test_shard_crash> pipelined)
 # User-level pending transfers, rule by rule, on a ledger in memory.
-rl_add_unit(test_pending 80 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_pending.c LIBS rlshard)
+rl_add_unit(test_pending 80 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_pending.c
+            ${CMAKE_CURRENT_SOURCE_DIR}/ledgerkit.c LIBS rlshard)
 # The crash matrix of pending transfers: SIGKILL at each step (pending,
 # post, void, expiry) at each point of the group commit, and restarts.
 rl_add_unit(test_pending_crash 400 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_pending_crash.c
