@@ -82,8 +82,7 @@ rl_durability_name (uint32_t durability)
 {
     //  A replicated shard's label names both (docs/replication.md).
     static const char *semi[] = {"sync + semi-sync standby",
-                                 "nosync (benchmark only) + "
-                                 "semi-sync standby",
+                                 "nosync (benchmark only) + semi-sync standby",
                                  "sync, manual WAL flush + semi-sync standby"};
     static const char *async[] = {"sync + ASYNC standby (invariant 9 suspended)",
                                   "nosync (benchmark only) + ASYNC standby",
