@@ -1168,75 +1168,47 @@ typedef struct {
     uint64_t bytes_after;
 } s_purge_shard_t;
 
-//  Backups of the engine at dir: how many, and how many have an id of at
-//  least from. 0, or -1 with err.
+//  What s_engine does with the engine at dir.
+typedef enum {
+    S_ENGINE_COUNT,  //  how many backups (*all_p), how many with an id >= arg (*from_p)
+    S_ENGINE_PURGE,  //  delete every backup but the newest arg (PurgeOldBackups, which
+                     //  then removes the table files no backup uses)
+    S_ENGINE_VERIFY, //  backup arg verifies (its files are there with their sizes)
+} s_engine_op_t;
+
+//  Opens the backup engine at dir, does op, closes it. 0, or -1 with err.
 static int
-s_engine_count (const char *dir, uint32_t from, int *all_p, int *from_p, char *err, size_t err_size)
+s_engine (const char *dir, s_engine_op_t op, uint32_t arg, int *all_p, int *from_p, char *err,
+          size_t err_size)
 {
     char *e = NULL;
     rocksdb_options_t *options = rocksdb_options_create ();
     rocksdb_backup_engine_t *engine = rocksdb_backup_engine_open (options, dir, &e);
-    *all_p = *from_p = 0;
-    if (!e) {
+    if (op == S_ENGINE_COUNT) {
+        *all_p = *from_p = 0;
+    }
+    if (!e && op == S_ENGINE_COUNT) {
         const rocksdb_backup_engine_info_t *info = rocksdb_backup_engine_get_backup_info (engine);
         *all_p = rocksdb_backup_engine_info_count (info);
         for (int i = 0; i < *all_p; i++) {
-            *from_p += rocksdb_backup_engine_info_backup_id (info, i) >= from;
+            *from_p += rocksdb_backup_engine_info_backup_id (info, i) >= arg;
         }
         rocksdb_backup_engine_info_destroy (info);
+    } else if (!e && op == S_ENGINE_PURGE) {
+        rocksdb_backup_engine_purge_old_backups (engine, arg, &e);
+    } else if (!e) {
+        rocksdb_backup_engine_verify_backup (engine, arg, &e);
     }
     if (engine) {
         rocksdb_backup_engine_close (engine);
     }
     rocksdb_options_destroy (options);
     if (e) {
-        snprintf (err, err_size, "%.200s: %.200s", dir, e);
-        rocksdb_free (e);
-        return -1;
-    }
-    return 0;
-}
-
-//  Deletes every backup of the engine at dir but the newest keep (RocksDB's
-//  PurgeOldBackups, which then removes the table files no backup uses).
-static int
-s_engine_purge (const char *dir, uint32_t keep, char *err, size_t err_size)
-{
-    char *e = NULL;
-    rocksdb_options_t *options = rocksdb_options_create ();
-    rocksdb_backup_engine_t *engine = rocksdb_backup_engine_open (options, dir, &e);
-    if (!e) {
-        rocksdb_backup_engine_purge_old_backups (engine, keep, &e);
-    }
-    if (engine) {
-        rocksdb_backup_engine_close (engine);
-    }
-    rocksdb_options_destroy (options);
-    if (e) {
-        snprintf (err, err_size, "%.200s: %.200s", dir, e);
-        rocksdb_free (e);
-        return -1;
-    }
-    return 0;
-}
-
-//  Checks that backup id of the engine at dir verifies (its files are there
-//  with their sizes). 0, or -1 with err.
-static int
-s_engine_verify (const char *dir, uint32_t id, char *err, size_t err_size)
-{
-    char *e = NULL;
-    rocksdb_options_t *options = rocksdb_options_create ();
-    rocksdb_backup_engine_t *engine = rocksdb_backup_engine_open (options, dir, &e);
-    if (!e) {
-        rocksdb_backup_engine_verify_backup (engine, id, &e);
-    }
-    if (engine) {
-        rocksdb_backup_engine_close (engine);
-    }
-    rocksdb_options_destroy (options);
-    if (e) {
-        snprintf (err, err_size, "%.200s: backup %u: %.200s", dir, id, e);
+        if (op == S_ENGINE_VERIFY) {
+            snprintf (err, err_size, "%.200s: backup %u: %.200s", dir, arg, e);
+        } else {
+            snprintf (err, err_size, "%.200s: %.200s", dir, e);
+        }
         rocksdb_free (e);
         return -1;
     }
@@ -1368,7 +1340,9 @@ rlctl_cmd_backup_purge (rlctl_ctx_t *ctx)
             const s_shard_t *s = &set.shards[k];
             char engine_dir[PATH_MAX];
             snprintf (engine_dir, sizeof engine_dir, "%s/%s", dir, s->name);
-            if (s_engine_verify (engine_dir, s->backup_id, why_set, sizeof why_set) != 0) {
+            if (s_engine (engine_dir, S_ENGINE_VERIFY, s->backup_id, NULL, NULL, why_set,
+                          sizeof why_set)
+                != 0) {
                 snprintf (err, sizeof err,
                           "set %06u, which is kept, does not verify: %.600s: nothing was "
                           "deleted",
@@ -1384,8 +1358,8 @@ rlctl_cmd_backup_purge (rlctl_ctx_t *ctx)
             //  An engine no kept set names is left as it is (after = before).
             uint32_t from = shards[j].oldest_kept ? shards[j].oldest_kept : 0;
             shards[j].bytes_before = shards[j].bytes_after = s_tree_bytes (engine_dir);
-            rc = s_engine_count (engine_dir, from, &shards[j].before, &shards[j].after, err,
-                                 sizeof err);
+            rc = s_engine (engine_dir, S_ENGINE_COUNT, from, &shards[j].before, &shards[j].after,
+                           err, sizeof err);
         }
     }
     //  2. The older sets' files go first (then DIR is synced) ...
@@ -1418,7 +1392,8 @@ rlctl_cmd_backup_purge (rlctl_ctx_t *ctx)
             continue; //  no kept set names this shard: its backups are left as they are
         }
         if (p->after < p->before) {
-            rc = s_engine_purge (engine_dir, (uint32_t) p->after, err, sizeof err);
+            rc = s_engine (engine_dir, S_ENGINE_PURGE, (uint32_t) p->after, NULL, NULL, err,
+                           sizeof err);
         }
         p->bytes_after = s_tree_bytes (engine_dir);
     }
