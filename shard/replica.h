@@ -52,6 +52,7 @@
 #define REPLICA_SEED_FILES_MAX     100000       //  files in one seed
 #define REPLICA_TIMEOUT_MS_DEFAULT 1000         //  --repl-timeout-ms: no answer -> hello again
 #define REPLICA_TIMEOUT_MS_MIN     10
+#define REPLICA_PROMOTE_LINGER_MS  200 //  a promoted standby keeps its socket open: answers leave
 #define REPLICA_TIMEOUT_MS_MAX     600000
 #define REPLICA_HEADER_SIZE        64
 #define REPLICA_MAGIC              0x50524c52u //  "RLRP", little-endian

@@ -38,6 +38,13 @@
     primary gets no acknowledgement, so in semi-synchronous mode it can
     acknowledge nothing more. The marker stays: a restart of this data
     directory, even with --standby-of, runs as the primary.
+
+    After the answer the socket stays open for REPLICA_PROMOTE_LINGER_MS
+    (fenced to replication, ok to a repeated promote) before the process
+    opens as the primary: libzmq may drop a message sent just before its
+    socket closes, linger or not, and the operator must hear the answer.
+    A promote whose answer was lost anyway is safe to repeat: the primary
+    answers ok.
 */
 #include "replica.h"
 
@@ -178,6 +185,20 @@ s_client_reply (s_standby_t *self, zframe_t **id_p, const rl_header_t *req, uint
     }
 }
 
+//  The promotion's linger is over: the loop ends, the primary opens.
+static int
+s_on_promoted (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    s_standby_t *self = arg;
+    assert (self->promoted);
+    if (self->result == 0) {
+        self->result = 1;
+    }
+    return -1;
+}
+
 //  Client-protocol requests: status, promote; others unavailable.
 static void
 s_on_client (s_standby_t *self, zframe_t **id_p, zframe_t *payload)
@@ -202,7 +223,7 @@ s_on_client (s_standby_t *self, zframe_t **id_p, zframe_t *payload)
     if (h.operation == RL_OP_STATUS) {
         rl_status_rec_t rec = {0};
         snprintf (rec.name, sizeof rec.name, "%s", self->o->name);
-        rec.state = self->promoted ? RL_SHARD_SERVING : RL_SHARD_STANDBY;
+        rec.state = RL_SHARD_STANDBY; //  promoted too: serving begins after the reopen
         rec.durability = self->o->durability;
         rec.commits = self->position;
         rec.requests = self->requests;
@@ -217,6 +238,10 @@ s_on_client (s_standby_t *self, zframe_t **id_p, zframe_t *payload)
     }
     if (h.operation != RL_OP_PROMOTE) {
         s_client_reply (self, id_p, &h, RL_STATUS_UNAVAILABLE, NULL);
+        return;
+    }
+    if (self->promoted) {
+        s_client_reply (self, id_p, &h, RL_STATUS_OK, NULL); //  a repeat: already done
         return;
     }
     if (self->stream == 0 || self->seeding || !self->store) {
@@ -242,7 +267,9 @@ s_on_client (s_standby_t *self, zframe_t **id_p, zframe_t *payload)
                   "primary",
                   self->position, self->stream);
     s_client_reply (self, id_p, &h, RL_STATUS_OK, NULL);
-    self->result = 1;
+    if (zloop_timer (self->loop, REPLICA_PROMOTE_LINGER_MS, 1, s_on_promoted, self) < 0) {
+        self->result = 1; //  no timer: open as the primary at once
+    }
 }
 
 //  Events -----------------------------------------------------------------------
