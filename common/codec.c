@@ -35,7 +35,11 @@
        outcome_query, resolve; request or reply) names no transfer by the
        zero or the all-ones id; a PREPARE also names no such account, moves
        a non-zero amount, and has no unknown flag and no non-zero reserved
-       field (pending_id, timeout, reserved, the record's reserved words).
+       field (reserved, the record's reserved words), and the pending
+       fields of its kind only (docs/payments.md, "Pending transfers across shards"): at most
+       one of pending, post and void; a timeout only on a pending transfer;
+       a pending_id (usable, not the transfer's own) exactly on a post or
+       void.
        A peer that sends one gets `malformed` for the whole frame: no
        record of it reaches the ledger. (Client creates keep their result
        codes per record: they are checked by the shard.)
@@ -774,14 +778,29 @@ s_id_usable (rl_id_t id)
     return !rl_id_is_zero (id) && !rl_id_is_max (id);
 }
 
+//  The pending fields of a PREPARE's transfer fit its kind (invariant 5).
+static bool
+s_prepare_kind_valid (const rl_transfer_t *t)
+{
+    uint16_t resolve = RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER;
+    uint16_t kinds = t->flags & (RL_TRANSFER_PENDING | resolve);
+    if (kinds & (kinds - 1)) {
+        return false; //  more than one kind
+    }
+    if (kinds & resolve) {
+        return s_id_usable (t->pending_id) && !rl_id_eq (t->pending_id, t->id) && t->timeout == 0;
+    }
+    return rl_id_is_zero (t->pending_id) && (kinds == RL_TRANSFER_PENDING || t->timeout == 0);
+}
+
 static bool
 s_prepare_valid (const rl_prepare_rec_t *rec)
 {
     const rl_transfer_t *t = &rec->transfer;
     return s_id_usable (rec->tp.id) && s_id_usable (t->id) && s_id_usable (t->debit_account_id)
            && s_id_usable (t->credit_account_id) && t->amount != 0
-           && (t->flags & ~RL_TRANSFER_FLAGS_KNOWN) == 0 && rl_id_is_zero (t->pending_id)
-           && t->timeout == 0 && t->reserved == 0 && rec->reserved[0] == 0 && rec->reserved[1] == 0;
+           && (t->flags & ~RL_TRANSFER_FLAGS_KNOWN) == 0 && s_prepare_kind_valid (t)
+           && t->reserved == 0 && rec->reserved[0] == 0 && rec->reserved[1] == 0;
 }
 
 //  The records of a well-formed two-phase frame (body of count records of

@@ -491,10 +491,21 @@ accounts_pending_move (accounts_t *self, const accounts_pair_t *pair, uint64_t a
                        uint64_t release, uint64_t post)
 {
     assert (self && pair);
-    assert (pair->debit_slot < self->count && pair->credit_slot < self->count);
+    bool has_dr = pair->debit_slot != ACCOUNTS_SLOT_NONE;
+    bool has_cr = pair->credit_slot != ACCOUNTS_SLOT_NONE;
+    assert (has_dr || has_cr);
+    assert ((!has_dr || pair->debit_slot < self->count)
+            && (!has_cr || pair->credit_slot < self->count));
     assert (post <= release);
-    rl_account_t *dr = &self->slots[pair->debit_slot];
-    rl_account_t *cr = &self->slots[pair->credit_slot];
+    rl_account_t none = {0};
+    rl_account_t *dr = has_dr ? &self->slots[pair->debit_slot] : &none;
+    rl_account_t *cr = has_cr ? &self->slots[pair->credit_slot] : &none;
+    if (!has_dr) {
+        none.debits_pending = release; //  the side elsewhere: nothing to hold back
+    }
+    if (!has_cr) {
+        none.credits_pending = release;
+    }
     if (dr->debits_pending < release || cr->credits_pending < release) {
         return -1; //  more released than held: the caller's state is wrong
     }
@@ -506,14 +517,20 @@ accounts_pending_move (accounts_t *self, const accounts_pair_t *pair, uint64_t a
         || __builtin_add_overflow (cr->credits_posted, post, &credits_posted)) {
         return -1;
     }
-    dr->debits_pending = debits;
-    cr->credits_pending = credits;
-    s_touch (self, pair->debit_slot);
-    s_touch (self, pair->credit_slot);
-    if (post > 0) {
+    if (has_dr) {
+        dr->debits_pending = debits;
+        s_touch (self, pair->debit_slot);
+    }
+    if (has_cr) {
+        cr->credits_pending = credits;
+        s_touch (self, pair->credit_slot);
+    }
+    if (post > 0 && has_dr) {
         dr->debits_posted = debits_posted;
-        cr->credits_posted = credits_posted;
         s_mark_dirty (self, pair->debit_slot);
+    }
+    if (post > 0 && has_cr) {
+        cr->credits_posted = credits_posted;
         s_mark_dirty (self, pair->credit_slot);
     }
     return 0;

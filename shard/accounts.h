@@ -29,6 +29,10 @@ typedef struct {
     uint32_t credit_slot;
 } accounts_pair_t;
 
+//  A side of a pair held on another shard (a cross-shard pending transfer
+//  keeps one side here: pending.c); accounts_pending_move leaves it alone.
+#define ACCOUNTS_SLOT_NONE UINT32_MAX
+
 //  NULL when memory ran out.
 accounts_t *accounts_new (store_t *store);
 void accounts_destroy (accounts_t **self_p);
@@ -66,8 +70,8 @@ void accounts_transfer_post (accounts_t *self, const accounts_pair_t *pair, uint
 //  zero when loaded, rebuilt from the transfers still pending.
 bool accounts_pair (const accounts_t *self, rl_id_t debit, rl_id_t credit, accounts_pair_t *pair);
 //  Both accounts' pending amounts lose `release` and gain `add`, and
-//  `post` (<= release) is posted. 0, or -1 when pending holds less than
-//  release or a sum overflows (nothing changed).
+//  `post` (<= release) is posted (a side ACCOUNTS_SLOT_NONE is skipped). 0, or -1 when pending
+//  holds less than release or a sum overflows (nothing changed).
 int accounts_pending_move (accounts_t *self, const accounts_pair_t *pair, uint64_t add,
                            uint64_t release, uint64_t post);
 

@@ -40,11 +40,14 @@
 //    94  u64  attempt counter   102  u64  attempt nonce   110  u64  attempt seq
 //   118  u64  created (ns, wall clock)
 //   126  c bytes of the coordinator's name, then p bytes of the participant's
-//  The transfer's other fields (pending id, timeout, flags, timestamp,
-//  reserved) are zero in every transfer of a two-phase attempt (the ledger
-//  sends only plain transfers across shards), and so are the two-phase
-//  record's result and timestamp. A participant's record names no peer
-//  (p = 0): its coordinator is the other shard.
+//   then, when the format byte has ATTEMPT_VALUE_TAIL (a cross-shard
+//   pending transfer, post or void: docs/payments.md), 22 bytes:
+//     +0 u16 flags  +2 u32 timeout  +6 id pending id
+//  The transfer's other fields (timestamp, reserved) are zero in every
+//  transfer of a two-phase attempt, and so are the two-phase record's
+//  result and timestamp; without the tail, so are flags, timeout and
+//  pending id (a plain transfer: the records written before the tail). A participant's record names
+//  no peer (p = 0): its coordinator is the other shard.
 #define S_FIXED_SIZE ATTEMPT_VALUE_FIXED_SIZE
 
 size_t
@@ -75,19 +78,29 @@ attempt_value_encode (const attempt_t *e, uint8_t format, uint8_t *out)
     codec_put_u64 (out + 118, e->created_ns);
     memcpy (out + S_FIXED_SIZE, e->tp.coordinator, c);
     memcpy (out + S_FIXED_SIZE + c, e->peer, p);
-    assert (S_FIXED_SIZE + c + p <= ATTEMPT_VALUE_SIZE_MAX);
-    return S_FIXED_SIZE + c + p;
+    size_t size = S_FIXED_SIZE + c + p;
+    if (t->flags != 0 || t->timeout != 0 || !rl_id_is_zero (t->pending_id)) {
+        out[0] |= ATTEMPT_VALUE_TAIL;
+        codec_put_u16 (out + size, t->flags);
+        codec_put_u32 (out + size + 2, t->timeout);
+        codec_encode_id (t->pending_id, out + size + 6);
+        size += ATTEMPT_VALUE_TAIL_SIZE;
+    }
+    assert (size <= ATTEMPT_VALUE_SIZE_MAX);
+    return size;
 }
 
 int
 attempt_value_decode (const uint8_t *in, size_t size, attempt_t *e)
 {
     assert (in && e);
+    uint8_t format = size > 0 ? (uint8_t) (in[0] & ~ATTEMPT_VALUE_TAIL) : 0;
+    size_t tail = size > 0 && (in[0] & ATTEMPT_VALUE_TAIL) ? ATTEMPT_VALUE_TAIL_SIZE : 0;
     if (size < S_FIXED_SIZE
-        || (in[0] != ATTEMPT_VALUE_LOG && in[0] != ATTEMPT_VALUE_RECORD
-            && in[0] != ATTEMPT_VALUE_HEURISTIC)
+        || (format != ATTEMPT_VALUE_LOG && format != ATTEMPT_VALUE_RECORD
+            && format != ATTEMPT_VALUE_HEURISTIC)
         || in[2] >= RL_SHARD_NAME_SIZE_MAX || in[3] >= RL_SHARD_NAME_SIZE_MAX
-        || size != S_FIXED_SIZE + (size_t) in[2] + in[3]) {
+        || size != S_FIXED_SIZE + (size_t) in[2] + in[3] + tail) {
         return -1;
     }
     size_t c = in[2], p = in[3];
@@ -115,7 +128,13 @@ attempt_value_decode (const uint8_t *in, size_t size, attempt_t *e)
     e->tp.coordinator[c] = '\0';
     memset (e->peer, 0, sizeof (e->peer));
     memcpy (e->peer, in + S_FIXED_SIZE + c, p);
-    return in[0];
+    if (tail) {
+        const uint8_t *x = in + S_FIXED_SIZE + c + p;
+        t->flags = codec_get_u16 (x);
+        t->timeout = codec_get_u32 (x + 2);
+        t->pending_id = codec_decode_id (x + 6);
+    }
+    return format;
 }
 
 int

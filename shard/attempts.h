@@ -141,7 +141,12 @@ void attempt_in_doubt (const attempt_t *e, rl_in_doubt_rec_t *out);
 #define ATTEMPT_VALUE_RECORD     3 //  a participant's record (participant.c)
 #define ATTEMPT_VALUE_HEURISTIC  4 //  a participant's heuristic record
 #define ATTEMPT_VALUE_FIXED_SIZE 126
-#define ATTEMPT_VALUE_SIZE_MAX   (ATTEMPT_VALUE_FIXED_SIZE + 2 * (RL_SHARD_NAME_SIZE_MAX - 1))
+//  The tail of a transfer of a pending kind (pending, post, void: flags,
+//  timeout, pending id), present when the format byte has ATTEMPT_VALUE_TAIL.
+#define ATTEMPT_VALUE_TAIL      0x80
+#define ATTEMPT_VALUE_TAIL_SIZE 22
+#define ATTEMPT_VALUE_SIZE_MAX                                                                     \
+    (ATTEMPT_VALUE_FIXED_SIZE + 2 * (RL_SHARD_NAME_SIZE_MAX - 1) + ATTEMPT_VALUE_TAIL_SIZE)
 //  Encodes e's persistent fields; returns the value's size.
 size_t attempt_value_encode (const attempt_t *e, uint8_t format, uint8_t *out);
 //  Decodes into e's persistent fields (transfer, tp, created_ns, peer);

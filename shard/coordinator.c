@@ -21,6 +21,17 @@
     client request; the request's reply is queued (OUTQ_REPLY) when its last
     record is decided.
 
+    PENDING KINDS (docs/payments.md, "Pending transfers across shards"). A pending transfer
+    reserves and prepares like any other; its commit moves the debit to
+    debits_pending instead of posting it (pending.c keeps the side DEBIT).
+    A post or a void of one reserves nothing: the amount is pending
+    already. The ledger resolved it (pending_check: every rule as on one
+    shard) and claimed the pending transfer; its commit posts (part of)
+    the debit and releases the rest (pending_apply); any other end
+    releases the claim. An expiry is a void attempt without a client
+    request (request -1), never burned: an abort leaves the transfer due
+    and it is tried again (pending_claim).
+
     INVARIANTS
     1. Attempts are named (incarnation counter + nonce, seq) and D never
        reuses one: the counter grows and is synced (coordinator_open) before
@@ -84,8 +95,24 @@
 #include "codec.h"
 #include "failpoint.h"
 #include "log.h"
+#include "pending.h"
 #include "rl_limits.h"
 #include "xlog.h"
+
+//  The kinds of attempt: a plain transfer, a pending one, a post or void of
+//  a pending one (resolve), and the void of an expiry.
+static bool
+s_is_resolve (const rl_transfer_t *t)
+{
+    return (t->flags & PENDING_RESOLVE_FLAGS) != 0;
+}
+
+static bool
+s_is_expiry (const rl_transfer_t *t)
+{
+    return (t->flags & RL_TRANSFER_VOID_PENDING_TRANSFER)
+           && rl_id_eq (t->id, pending_expiry_id (t->pending_id, t->debit_account_id));
+}
 
 #define META_INCARNATION "incarnation"
 
@@ -106,6 +133,7 @@ struct coordinator_t {
     accounts_t *accounts;
     journal_t *journal;
     outq_t *outq;
+    pending_t *pending; //  user-level pending transfers (NULL: pending kinds refused)
     const ring_t *ring; //  the ring served now (participants by index)
     char name[RL_SHARD_NAME_SIZE_MAX];
     rl_attempt_t incarnation; //  counter, nonce; seq counts attempts
@@ -121,6 +149,13 @@ struct coordinator_t {
     uint64_t retry_min_ms;
     uint64_t retry_max_ms;
 };
+
+void
+coordinator_set_pending (coordinator_t *self, pending_t *pending)
+{
+    assert (self);
+    self->pending = pending;
+}
 
 coordinator_t *
 coordinator_new (store_t *store, accounts_t *accounts, journal_t *journal, outq_t *outq,
@@ -345,7 +380,10 @@ static void
 s_request_decided (coordinator_t *self, attempt_t *e, uint32_t result, uint64_t ts,
                    uint64_t write_seq)
 {
-    assert (e->request >= 0 && e->request < RL_SHARD_PENDING_REQUESTS_MAX);
+    if (e->request < 0) {
+        return; //  an expiry: no client waits for it
+    }
+    assert (e->request < RL_SHARD_PENDING_REQUESTS_MAX);
     s_request_t *r = &self->requests[e->request];
     assert (r->used && r->open > 0);
     r->open--;
@@ -389,11 +427,14 @@ coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, no
 {
     assert (self && t && self->ring);
     assert (peer >= 0 && (size_t) peer < ring_shard_count (self->ring));
-    assert (request >= 0 && request < RL_SHARD_PENDING_REQUESTS_MAX);
-    assert (self->requests[request].used && !self->requests[request].held);
+    assert ((request >= 0 && request < RL_SHARD_PENDING_REQUESTS_MAX) || s_is_expiry (t));
+    assert (request < 0 || (self->requests[request].used && !self->requests[request].held));
     assert (!coordinator_is_live (self, t->id)); //  the ledger checked it (invariant 2)
+    assert (!(t->flags & PENDING_FLAGS) || self->pending);
     rl_result_rec_t r = {0};
-    r.result = accounts_debit_reserve (self->accounts, t);
+    bool resolve = s_is_resolve (t);
+    //  A post or void reserves nothing: the amount is pending already.
+    r.result = resolve ? RL_OK : accounts_debit_reserve (self->accounts, t);
     if (r.result != RL_OK) {
         //  Decided here, before any message: store the failure (burns the id).
         rl_transfer_t record = *t;
@@ -410,9 +451,14 @@ coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, no
     bool log_full = self->attempts.count + xlog_count (self->xlog) >= self->log_entries_max;
     int32_t i = log_full ? -1 : attempts_add (&self->attempts, t->id);
     if (i < 0) {
-        accounts_debit_release (self->accounts, t->debit_account_id, t->amount, false);
+        if (!resolve) {
+            accounts_debit_release (self->accounts, t->debit_account_id, t->amount, false);
+        }
         r.result = RL_BUSY;
         return r;
+    }
+    if (resolve) {
+        pending_claim (self->pending, t->pending_id, true, 0); //  one attempt at a time
     }
     attempt_t *e = attempts_at (&self->attempts, i);
     e->state = ATTEMPT_LIVE;
@@ -433,7 +479,9 @@ coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, no
     e->created_ns = now.wall_ns;
     e->request = request;
     e->index = index;
-    self->requests[request].open++;
+    if (request >= 0) {
+        self->requests[request].open++;
+    }
     outq_msg_t msg = {.kind = OUTQ_PREPARE, .peer = peer, .needs_seq = 0};
     msg.prepare = (rl_prepare_rec_t){.transfer = *t, .tp = e->tp};
     if (outq_push (self->outq, &msg) != 0) {
@@ -479,13 +527,27 @@ s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, no
     assert (e->state == ATTEMPT_LIVE);
     assert (decision == 0 || decision == RL_TP_COMMIT || decision == RL_TP_ABORT);
     assert (decision != RL_TP_COMMIT || result == RL_OK);
-    accounts_debit_release (self->accounts, e->transfer.debit_account_id, e->transfer.amount,
-                            result == RL_OK);
+    const rl_transfer_t *t = &e->transfer;
+    bool resolve = s_is_resolve (t);
+    bool pending = (t->flags & RL_TRANSFER_PENDING) != 0;
+    if (!resolve) {
+        //  A pending transfer's debit goes to debits_pending (below), not posted.
+        accounts_debit_release (self->accounts, t->debit_account_id, t->amount,
+                                result == RL_OK && !pending);
+    }
     uint64_t ts = 0;
     uint64_t write_seq = 0; //  an outcome with no write needs no sync
     bool burns = result == RL_OK || !rl_result_is_retryable (result);
+    if (s_is_expiry (t)) {
+        burns = result == RL_OK; //  an expiry that failed is tried again, never burned
+        if (result != RL_OK) {
+            rl_warn ("two-phase: the expiry of pending transfer %016" PRIx64 "%016" PRIx64
+                     " ended %s: tried again later",
+                     t->pending_id.hi, t->pending_id.lo, rl_result_name (result));
+        }
+    }
     if (burns) {
-        rl_transfer_t record = e->transfer;
+        rl_transfer_t record = *t;
         record.timestamp = ts = journal_next_ts (self->journal, now.wall_ns);
         record.reserved = JOURNAL_STORED (result, JOURNAL_LEG_DEBIT);
         if (journal_append (self->journal, &record) != 0) {
@@ -493,6 +555,20 @@ s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, no
             abort (); //  memory and the decision would disagree: crash, recover
         }
         write_seq = outq_batch_seq (self->outq);
+        if (result == RL_OK && pending
+            && pending_add_side (self->pending, &record, PENDING_SIDE_DEBIT) != 0) {
+            rl_error ("two-phase: no room to keep pending transfer %016" PRIx64 "%016" PRIx64,
+                      t->id.hi, t->id.lo);
+            abort (); //  the decision is in the batch: crash before it commits, recover
+        }
+        if (result == RL_OK && resolve) {
+            pending_apply (self->pending, &record); //  posts (part of) it, releases the rest
+        }
+    }
+    if (resolve && result != RL_OK) {
+        uint64_t last = journal_last_ts (self->journal);
+        pending_claim (self->pending, t->pending_id, false,
+                       now.wall_ns > last ? now.wall_ns : last);
     }
     if (decision != 0) {
         s_log_decision (self, e, decision, now.mono_ns);
@@ -765,7 +841,7 @@ coordinator_audit_sums (coordinator_t *self, const accounts_t *accounts, uint64_
     for (size_t i = 0; i < span; i++) {
         const attempt_t *e = attempts_at (&self->attempts, (int32_t) i);
         size_t slot = 0;
-        if (e->state == ATTEMPT_LIVE
+        if (e->state == ATTEMPT_LIVE && !s_is_resolve (&e->transfer)
             && accounts_slot (accounts, e->transfer.debit_account_id, &slot)) {
             debits[slot] += e->transfer.amount;
         }

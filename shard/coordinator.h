@@ -41,6 +41,10 @@ void coordinator_destroy (coordinator_t **self_p);
 //  returns, then the logged decisions, each due for delivery at once.
 //  0, or -1 with a message in err.
 int coordinator_open (coordinator_t *self, uint64_t nonce, now_t now, char *err, size_t err_size);
+//  The shard's pending transfers (pending.c): a create of a pending kind
+//  (pending, post, void) needs them.
+typedef struct pending_t pending_t;
+void coordinator_set_pending (coordinator_t *self, pending_t *pending);
 //  The ring served now: participants are sent to by their index in it.
 void coordinator_set_ring (coordinator_t *self, const ring_t *ring);
 void coordinator_set_timeouts (coordinator_t *self, uint64_t prepare_ms, uint64_t retry_min_ms,
@@ -71,6 +75,8 @@ void *coordinator_request_drop (coordinator_t *self, rl_header_t *header_p);
 //  A create_transfers record whose credit account lives on the shard at
 //  `peer` (a ring index): reserves the debit and queues a PREPARE; returns
 //  COORDINATOR_PENDING, or a final result (a stored business failure, busy).
+//  A post or void (resolved by pending_check) reserves nothing and claims
+//  its pending transfer; an expiry (pending_due_take) has request -1.
 rl_result_rec_t coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer,
                                    now_t now, int32_t request, uint32_t index);
 

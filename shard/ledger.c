@@ -144,6 +144,10 @@ ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
         self->participant = participant_new (store, self->accounts, self->journal, outq);
         self->pending = pending_new (store, self->accounts);
     }
+    if (self->coordinator && self->participant && self->pending) {
+        coordinator_set_pending (self->coordinator, self->pending);
+        participant_set_pending (self->participant, self->pending);
+    }
     if (!self->accounts || !self->journal || !self->checkpoint || !self->coordinator
         || !self->participant || !self->pending) {
         snprintf (err, err_size, "out of memory");
@@ -152,12 +156,14 @@ ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
     }
     ledger_set_ring (self, ring);
     //  Recovery order: accounts and transfers, then the coordinator (its new
-    //  incarnation is committed before anything is served), then the
-    //  participant's prepared records (they restore credit reservations).
+    //  incarnation is committed before anything is served), then the pending
+    //  transfers, then the participant's prepared records (they restore
+    //  credit reservations, and claim the credit sides of pending transfers
+    //  their posts and voids resolve).
     if (journal_open (self->journal, self->accounts, err, err_size) != 0
         || coordinator_open (self->coordinator, nonce, now, err, err_size) != 0
-        || participant_open (self->participant, now, err, err_size) != 0
-        || pending_open (self->pending, s_clock (self, now), err, err_size) != 0) {
+        || pending_open (self->pending, s_clock (self, now), err, err_size) != 0
+        || participant_open (self->participant, now, err, err_size) != 0) {
         ledger_destroy (&self);
         return NULL;
     }
@@ -515,8 +521,12 @@ s_transfer_validate (const rl_transfer_t *t)
 //  outcome is final from here, stored like any transfer's. The record
 //  stored for an ok one carries what it inherited (accounts, ledger, code,
 //  the amount posted or voided).
+//  A cross-shard pending transfer's post or void (its credit on another
+//  shard) is decided by a two-phase attempt: pending_check's rules first,
+//  here, then the credit shard's (coordinator.c, participant.c).
 static rl_result_rec_t
-s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now)
+s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t request, uint32_t index,
+                bool chained)
 {
     rl_result_rec_t r = {0};
     rl_transfer_t p;
@@ -528,8 +538,24 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now)
     uint64_t ts = journal_next_ts (self->journal, now.wall_ns);
     rl_transfer_t record = *t;
     r.result = pending_check (self->pending, t, found ? &p : NULL, ts, &record);
-    if (r.result == RL_STORAGE_ERROR) {
+    if (r.result == RL_STORAGE_ERROR || r.result == RL_IN_PROGRESS) {
         return r; //  nothing stored: the outcome is not decided
+    }
+    if (r.result == RL_OK && pending_is_debit_side (self->pending, t->pending_id)) {
+        int credit_owner = owner_of (self->ring, p.credit_account_id);
+        if (chained) {
+            //  A chain runs as one step of this shard (docs/payments.md).
+            rl_warn ("ledger: a linked chain's post or void %016" PRIx64 "%016" PRIx64
+                     " of a cross-shard pending transfer: not_supported",
+                     t->id.hi, t->id.lo);
+            r.result = RL_NOT_SUPPORTED;
+            return r;
+        }
+        if (credit_owner < 0 || credit_owner == self->self_index) {
+            r.result = RL_ABORTED; //  no other shard owns it in this ring: retry
+            return r;
+        }
+        return coordinator_begin (self->coordinator, &record, credit_owner, now, request, index);
     }
     record.timestamp = ts;
     record.reserved = JOURNAL_STORED (r.result, JOURNAL_LEG_BOTH);
@@ -609,7 +635,7 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
         return r;
     }
     if (t->flags & PENDING_RESOLVE_FLAGS) {
-        return s_post_or_void (self, t, now);
+        return s_post_or_void (self, t, now, request, index, chained);
     }
     int credit_owner = owner_of (self->ring, t->credit_account_id);
     if (credit_owner < 0) {
@@ -623,10 +649,6 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
                  " credits an account of another shard: not_supported",
                  t->id.hi, t->id.lo);
         r.result = RL_NOT_SUPPORTED;
-        return r;
-    }
-    if (credit_owner != self->self_index && (t->flags & RL_TRANSFER_PENDING)) {
-        r.result = RL_NOT_SUPPORTED; //  cross-shard pending transfers: not served yet
         return r;
     }
     if (r.result == RL_OK && (t->flags & RL_TRANSFER_PENDING) && !pending_room (self->pending)) {
@@ -1242,6 +1264,39 @@ ledger_checkpoint (ledger_t *self)
 
 //  Two-phase, both roles ------------------------------------------------------------
 
+//  Cross-shard pending transfers past their expiry: each one's expiry is a
+//  void attempt of this shard, the debit shard (pending.c, "CROSS-SHARD"),
+//  at most PENDING_EXPIRY_ATTEMPTS_PER_TICK begun a tick. One that cannot
+//  begin now (no owner of its credit account, the log full) is tried again
+//  PENDING_EXPIRY_RETRY_NS later.
+#define PENDING_EXPIRY_ATTEMPTS_PER_TICK 256
+
+static void
+s_expiries_begin (ledger_t *self, now_t now, uint64_t clock_ns)
+{
+    rl_transfer_t expiry;
+    for (size_t n = 0; n < PENDING_EXPIRY_ATTEMPTS_PER_TICK
+                       && pending_due_take (self->pending, clock_ns, &expiry);
+         n++) {
+        int credit_owner = owner_of (self->ring, expiry.credit_account_id);
+        bool begun = false;
+        if (credit_owner >= 0 && credit_owner != self->self_index
+            && ledger_owns (self, expiry.debit_account_id)
+            && !coordinator_is_live (self->coordinator, expiry.id)) {
+            rl_result_rec_t r = coordinator_begin (self->coordinator, &expiry, credit_owner, now,
+                                                   -1, 0);
+            begun = r.result == COORDINATOR_PENDING; //  it claimed the pending transfer
+        }
+        if (!begun) {
+            rl_warn ("ledger: the expiry of pending transfer %016" PRIx64 "%016" PRIx64
+                     " cannot begin now: tried again later",
+                     expiry.pending_id.hi, expiry.pending_id.lo);
+            pending_claim (self->pending, expiry.pending_id, true, clock_ns);
+            pending_claim (self->pending, expiry.pending_id, false, clock_ns);
+        }
+    }
+}
+
 void
 ledger_tick (ledger_t *self, now_t now)
 {
@@ -1250,7 +1305,9 @@ ledger_tick (ledger_t *self, now_t now)
     size_t work = coordinator_tick (self->coordinator, now, RL_TP_WORK_PER_TICK_MAX);
     assert (work <= RL_TP_WORK_PER_TICK_MAX);
     participant_tick (self->participant, now, RL_TP_WORK_PER_TICK_MAX - work);
-    pending_tick (self->pending, s_clock (self, now), RL_SHARD_PENDING_EXPIRE_PER_TICK);
+    uint64_t clock_ns = s_clock (self, now);
+    pending_tick (self->pending, clock_ns, RL_SHARD_PENDING_EXPIRE_PER_TICK);
+    s_expiries_begin (self, now, clock_ns);
 }
 
 void

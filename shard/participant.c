@@ -52,6 +52,17 @@
        PREPARED record of another attempt. So an abort with a huge attempt
        counter blocks no attempt of the id but its own.
 
+    PENDING KINDS (docs/payments.md, "Pending transfers across shards"). A PREPARE of a
+    pending transfer reserves its credit like any other; its commit moves
+    it to credits_pending (pending.c keeps the side CREDIT, keyed by the
+    pending id and the debit account) and stores the credit leg. A PREPARE
+    of a post or void (the debit shard resolved it) reserves nothing: it
+    claims the credit side (pending_credit_check, then claim; one prepared
+    record claims it at a time), and its commit posts (part of) it and
+    releases the rest, or its abort releases the claim. The record keeps
+    the transfer's pending fields (attempts.c, the tail). Any other field
+    combination is refused reserved_field, and nothing changes.
+
     TIME: timers (the query backoff, a tombstone's expiry) run on the
     monotonic clock and are never stored: at load, every prepared record is
     queried at once and every tombstone's expiry is re-armed from now. A
@@ -86,6 +97,7 @@
 #include "failpoint.h"
 #include "log.h"
 #include "owner.h"
+#include "pending.h"
 #include "rl_limits.h"
 
 typedef struct {
@@ -132,7 +144,30 @@ struct participant_t {
     uint64_t reserve_max;      //  amount one coordinator may hold reserved here
     size_t prepared_share_max; //  PREPARED records one coordinator may hold here
     int8_t *legs_applied;      //  journal_legs_probe's answers, RL_BATCH_RECORDS_MAX
+    pending_t *pending;        //  user-level pending transfers (NULL: pending kinds refused)
 };
+
+//  A post or void of a pending transfer: it reserves nothing here.
+static bool
+s_is_resolve (const rl_transfer_t *t)
+{
+    return (t->flags & PENDING_RESOLVE_FLAGS) != 0;
+}
+
+//  What a record holds in credits_reserved: its amount, or nothing for a
+//  post or void (the amount is pending already).
+static uint64_t
+s_reserved (const rl_transfer_t *t)
+{
+    return s_is_resolve (t) ? 0 : t->amount;
+}
+
+void
+participant_set_pending (participant_t *self, pending_t *pending)
+{
+    assert (self);
+    self->pending = pending;
+}
 
 //  The records table: every prepared record, every marker, and one more.
 #define S_RECORDS_MAX (RL_TP_PREPARED_MAX + RL_TP_MARKERS_MAX + 1)
@@ -447,9 +482,19 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
         assert (e->backoff_ms > 0);
         if (e->tp.state == RL_TP_PREPARED && !heuristic) {
             if (accounts_credit_restore (self->accounts, e->transfer.credit_account_id,
-                                         e->transfer.amount)
+                                         s_reserved (&e->transfer))
                 != 0) {
                 snprintf (err, err_size, "prepared record names a missing account");
+                rc = -1;
+                break;
+            }
+            if (s_is_resolve (&e->transfer)
+                && (!self->pending
+                    || pending_credit_claim (self->pending, &e->transfer, true) != 0)) {
+                snprintf (err, err_size,
+                          "prepared post or void of %016" PRIx64 "%016" PRIx64
+                          " names no credit side still pending",
+                          e->transfer.pending_id.hi, e->transfer.pending_id.lo);
                 rc = -1;
                 break;
             }
@@ -458,7 +503,7 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
                 rc = -1;
                 break;
             }
-            s_share_add (self, e->tp.coordinator, e->transfer.amount);
+            s_share_add (self, e->tp.coordinator, s_reserved (&e->transfer));
             e->state = ATTEMPT_PREPARED;
             self->prepared_count++;
         } else if (heuristic) {
@@ -577,10 +622,15 @@ s_record_abort (participant_t *self, attempt_t *e, now_t now)
     assert (e->state == ATTEMPT_PREPARED || e->state == ATTEMPT_ABORTED);
     if (e->state == ATTEMPT_PREPARED) {
         assert (self->prepared_count > 0);
-        accounts_credit_release (self->accounts, e->transfer.credit_account_id, e->transfer.amount,
-                                 false);
-        s_share_remove (self, e->tp.coordinator, e->transfer.amount);
+        uint64_t amount = s_reserved (&e->transfer);
+        accounts_credit_release (self->accounts, e->transfer.credit_account_id, amount, false);
+        s_share_remove (self, e->tp.coordinator, amount);
         self->prepared_count--;
+        if (s_is_resolve (&e->transfer)) {
+            int rc = pending_credit_claim (self->pending, &e->transfer, false);
+            assert (rc == 0); //  its prepare claimed it (invariant 2's twin)
+            (void) rc;
+        }
     }
     e->state = ATTEMPT_ABORTED;
     e->tp.state = RL_TP_ABORT;
@@ -595,16 +645,28 @@ static void
 s_record_commit (participant_t *self, attempt_t *e, now_t now)
 {
     assert (e->state == ATTEMPT_PREPARED && self->prepared_count > 0);
-    accounts_credit_release (self->accounts, e->transfer.credit_account_id, e->transfer.amount,
-                             true);
-    s_share_remove (self, e->tp.coordinator, e->transfer.amount);
+    const rl_transfer_t *t = &e->transfer;
+    bool pending = (t->flags & RL_TRANSFER_PENDING) != 0;
+    //  Plain: posted. Pending: to credits_pending (below). Post, void: nothing reserved.
+    accounts_credit_release (self->accounts, t->credit_account_id, s_reserved (t),
+                             !pending && !s_is_resolve (t));
+    s_share_remove (self, e->tp.coordinator, s_reserved (t));
     self->prepared_count--;
-    rl_transfer_t leg = e->transfer;
+    rl_transfer_t leg = *t;
     leg.timestamp = journal_next_ts (self->journal, now.wall_ns);
     leg.reserved = JOURNAL_STORED (RL_OK, JOURNAL_LEG_CREDIT);
     if (journal_append (self->journal, &leg) != 0) {
         rl_error ("two-phase: out of memory storing a credit leg");
         abort ();
+    }
+    if (pending && pending_add_side (self->pending, &leg, PENDING_SIDE_CREDIT) != 0) {
+        rl_error ("two-phase: no room to keep the credit side of pending transfer %016" PRIx64
+                  "%016" PRIx64,
+                  t->id.hi, t->id.lo);
+        abort (); //  the decision is not applied yet: crash before the commit, recover
+    }
+    if (s_is_resolve (t)) {
+        pending_credit_apply (self->pending, t); //  posts (part of) it, releases the rest
     }
     //  The credit leg itself is the durable "applied" marker (leg index):
     //  the prepared record goes (by range later; a restart before that finds
@@ -644,6 +706,37 @@ s_prepare_sender_ok (participant_t *self, const rl_prepare_rec_t *rec, const cha
     return index >= 0 && owner_of (self->ring, rec->transfer.debit_account_id) == index;
 }
 
+//  Why the fields of a PREPARE's transfer are not those of any kind a
+//  coordinator sends (NULL: they are): a plain transfer, a pending one, or
+//  a post or void resolved by the debit shard (docs/payments.md).
+static const char *
+s_prepare_fields_bad (const participant_t *self, const rl_transfer_t *t)
+{
+    if (t->timestamp != 0 || t->reserved != 0) {
+        return "timestamp or reserved set";
+    }
+    if (t->flags == 0) {
+        return t->timeout != 0 || !rl_id_is_zero (t->pending_id)
+                   ? "a plain transfer with a timeout or pending id"
+                   : NULL;
+    }
+    if (!self->pending) {
+        return "a pending kind, not served here";
+    }
+    if (t->flags == RL_TRANSFER_PENDING) {
+        return rl_id_is_zero (t->pending_id) ? NULL : "a pending transfer with a pending id";
+    }
+    if (t->flags != RL_TRANSFER_POST_PENDING_TRANSFER
+        && t->flags != RL_TRANSFER_VOID_PENDING_TRANSFER) {
+        return "flags no cross-shard transfer carries";
+    }
+    if (t->timeout != 0 || rl_id_is_zero (t->pending_id) || rl_id_is_max (t->pending_id)
+        || rl_id_eq (t->pending_id, t->id) || t->amount == 0 || t->ledger == 0 || t->code == 0) {
+        return "a post or void not resolved by its debit shard";
+    }
+    return NULL;
+}
+
 //  Checks and reserves the credit of one PREPARE; returns the reply state.
 //  *seq_p: the group commit of the write the reply reports on (0: none).
 static uint32_t
@@ -669,13 +762,13 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
         *result = RL_WRONG_SHARD;
         return RL_TP_REFUSED;
     }
-    //  Fields no cross-shard transfer carries (the ledger refuses them from
-    //  clients, and the stored record keeps only the others: attempts.c).
-    if (t->timestamp != 0 || t->reserved != 0 || t->flags != 0 || t->timeout != 0
-        || !rl_id_is_zero (t->pending_id)) {
+    //  Fields no cross-shard transfer of its kind carries (the ledger
+    //  refuses them from clients: a PREPARE that sets them is hostile).
+    const char *bad = s_prepare_fields_bad (self, t);
+    if (bad) {
         rl_warn ("two-phase: PREPARE of transfer %016" PRIx64 "%016" PRIx64
-                 " from coordinator %s sets a field a cross-shard transfer never carries",
-                 t->id.hi, t->id.lo, rec->tp.coordinator);
+                 " from coordinator %s refused (reserved_field): %s",
+                 t->id.hi, t->id.lo, rec->tp.coordinator, bad);
         *result = RL_RESERVED_FIELD;
         return RL_TP_REFUSED;
     }
@@ -728,7 +821,7 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     }
     //  LIMITS: one coordinator holds at most its share of the prepared table
     //  and of the amounts reserved here (busy: retryable, the id not burned).
-    if (!s_share_allows (self, rec->tp.coordinator, t->amount)) {
+    if (!s_share_allows (self, rec->tp.coordinator, s_reserved (t))) {
         rl_warn ("two-phase: PREPARE of transfer %016" PRIx64 "%016" PRIx64 " (amount %" PRIu64
                  ") from coordinator %s: busy, beyond its share (%zu records, %" PRIu64
                  " reserved at most)",
@@ -737,15 +830,27 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
         *result = RL_BUSY;
         return RL_TP_REFUSED;
     }
-    *result = accounts_credit_reserve (self->accounts, t);
+    if ((t->flags & RL_TRANSFER_PENDING) && !pending_room (self->pending)) {
+        *result = RL_BUSY; //  its commit could not keep the credit side
+        return RL_TP_REFUSED;
+    }
+    //  A post or void: the credit side must be pending here, unclaimed, and
+    //  match (amount, accounts, ledger, code, overflow); it reserves nothing.
+    *result = s_is_resolve (t) ? pending_credit_check (self->pending, t)
+                               : accounts_credit_reserve (self->accounts, t);
     if (*result != RL_OK) {
         return RL_TP_REFUSED;
     }
     if (self->prepared_count >= RL_TP_PREPARED_MAX || s_shares_room (self) != 0
         || (i = s_record_add (self, t->id)) < 0) {
-        accounts_credit_release (self->accounts, t->credit_account_id, t->amount, false);
+        accounts_credit_release (self->accounts, t->credit_account_id, s_reserved (t), false);
         *result = RL_BUSY;
         return RL_TP_REFUSED;
+    }
+    if (s_is_resolve (t)) {
+        int rc = pending_credit_claim (self->pending, t, true);
+        assert (rc == 0); //  pending_credit_check found it live and unclaimed
+        (void) rc;
     }
     attempt_t *e = attempts_at (&self->records, i);
     e->state = ATTEMPT_PREPARED;
@@ -761,7 +866,7 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     attempts_key_assign (&self->records, i);
     e->backoff_ms = self->retry_min_ms;
     e->next_ns = now.mono_ns + self->query_after_ms * 1000000ull;
-    s_share_add (self, e->tp.coordinator, t->amount);
+    s_share_add (self, e->tp.coordinator, s_reserved (t));
     self->prepared_count++;
     s_record_put (self, e);
     *seq_p = e->write_seq;
@@ -1092,7 +1197,7 @@ participant_audit_sums (participant_t *self, const accounts_t *accounts, uint64_
         size_t slot = 0;
         if (e->state == ATTEMPT_PREPARED
             && accounts_slot (accounts, e->transfer.credit_account_id, &slot)) {
-            credits[slot] += e->transfer.amount;
+            credits[slot] += s_reserved (&e->transfer);
         }
     }
 }

@@ -33,6 +33,10 @@ void participant_destroy (participant_t **self_p);
 //  queried at once) and the markers (their expiry re-armed from now). 0, or -1 with a message in
 //  err.
 int participant_open (participant_t *self, now_t now, char *err, size_t err_size);
+//  The shard's pending transfers (pending.c): a PREPARE of a pending kind
+//  (pending, post, void) needs them (NULL: refused reserved_field).
+typedef struct pending_t pending_t;
+void participant_set_pending (participant_t *self, pending_t *pending);
 //  The ring served now and this shard's index in it (-1: owns nothing).
 void participant_set_ring (participant_t *self, const ring_t *ring, int self_index);
 //  The arcs whose data this shard holds (arcs.h; NULL: all of them): a

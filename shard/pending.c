@@ -36,6 +36,22 @@
     resolved since is stale and skipped when it comes up; the heap is
     rebuilt when stale entries outnumber live ones.
 
+    CROSS-SHARD (docs/payments.md, "Pending transfers across shards"). A pending transfer P
+    whose credit account lives on another shard is made by a two-phase
+    attempt (coordinator.c, participant.c); once committed, each shard
+    keeps its side here: the debit shard D an entry of side DEBIT (key: P's
+    id, debits_pending), the credit shard C one of side CREDIT (key: P's id
+    and debit account, credits_pending), so that whichever shard owns the
+    debit account later can name it. Only D decides: a post, a void or an
+    expiry of P is a two-phase attempt of D's, and while one is live D's
+    entry is *claimed* (memory only: live attempts die with the process),
+    so that one attempt per pending transfer runs at a time: a second post
+    or void meanwhile is answered in_progress. C's entry is claimed by its
+    prepared record of the attempt (rebuilt from the records at start).
+    D never expires its side alone: an entry past its expiry becomes *due*
+    and the ledger runs its expiry as a void attempt (pending_due_take),
+    again after an abort (PENDING_EXPIRY_RETRY_NS later), until it commits.
+
     INVARIANTS
     1. A transfer is in the live table exactly when its stored state is
        pending (or will be, once the batch commits).
@@ -43,7 +59,10 @@
        the live transfers that debit (credit) it (pending_audit).
     3. A state leaves pending once, to posted, voided or expired, and never
        changes again.
-    4. Every live transfer with a timeout has a heap entry with its expiry.
+    4. Every live transfer with a timeout has a heap entry with its expiry,
+       or (side DEBIT) is due; side CREDIT never expires here.
+    5. At most one attempt claims an entry; a claimed entry is never
+       resolved nor expired but by the claim's own attempt.
 
     LIMITS: RL_SHARD_PENDING_MAX live transfers (more: busy);
     RL_SHARD_PENDING_EXPIRE_PER_TICK expiries per tick (recovery expires
@@ -56,6 +75,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "codec.h"
 #include "idmap.h"
@@ -71,7 +92,24 @@ typedef struct {
     rl_transfer_t t; //  the pending transfer as stored (timestamp set)
     accounts_pair_t pair;
     uint64_t expires_at; //  0: never
+    uint64_t retry_at;   //  side DEBIT, due: no expiry attempt before (clock, ns)
+    uint8_t side;        //  pending_side_t: which accounts are here
+    bool claimed;        //  a two-phase attempt resolves it (invariant 5)
+    bool due;            //  side DEBIT: past its expiry, its void attempt to run
 } s_live_t;
+
+//  The key of a credit side in memory: a digest of (pending id, debit
+//  account), exact enough (BLAKE2b, 128 bits) and checked against the
+//  entry on every lookup.
+#define S_CREDIT_PERSONAL "ringledger.pcr.1"
+#define S_EXPIRY_PERSONAL "ringledger.exp.1"
+_Static_assert(sizeof (S_CREDIT_PERSONAL) - 1 == crypto_generichash_blake2b_PERSONALBYTES,
+               "a 16-byte personalisation");
+_Static_assert(sizeof (S_EXPIRY_PERSONAL) - 1 == crypto_generichash_blake2b_PERSONALBYTES,
+               "a 16-byte personalisation");
+
+//  A stored credit side's key: the pending id, then the debit account.
+#define S_CREDIT_KEY_SIZE (2 * RL_ID_SIZE)
 
 typedef struct {
     uint64_t expires_at;
@@ -102,7 +140,12 @@ struct pending_t {
     s_heap_t *heap;
     size_t heap_count;
     size_t heap_cap;
-    idmap_t *changed; //  id -> state, changed since the last group commit
+    idmap_t *changed;        //  id -> state, changed since the last group commit
+    idmap_t *credit_ids;     //  side CREDIT: digest (s_credit_key) -> index in live
+    idmap_t *credit_changed; //  side CREDIT: digest -> state, changed since the commit
+    rl_id_t *due;            //  side DEBIT entries due (stale ones skipped)
+    size_t due_count;
+    size_t due_cap;
     //  A linked chain in progress (pending_chain_begin): how to take back
     //  what its members did to these tables (the ledger restores the
     //  accounts and the batch).
@@ -124,7 +167,9 @@ pending_new (store_t *store, accounts_t *accounts)
     self->accounts = accounts;
     self->ids = idmap_new (S_INITIAL);
     self->changed = idmap_new (S_INITIAL);
-    if (!self->ids || !self->changed) {
+    self->credit_ids = idmap_new (S_INITIAL);
+    self->credit_changed = idmap_new (S_INITIAL);
+    if (!self->ids || !self->changed || !self->credit_ids || !self->credit_changed) {
         pending_destroy (&self);
     }
     return self;
@@ -140,6 +185,9 @@ pending_destroy (pending_t **self_p)
     }
     idmap_destroy (&self->ids);
     idmap_destroy (&self->changed);
+    idmap_destroy (&self->credit_ids);
+    idmap_destroy (&self->credit_changed);
+    free (self->due);
     free (self->live);
     free (self->heap);
     free (self->undo);
@@ -161,6 +209,36 @@ s_expires_at (const rl_transfer_t *t)
         return UINT64_MAX;
     }
     return at;
+}
+
+//  BLAKE2b of (a, b) with a personalisation, as an id (never zero: a digest
+//  of 0 is taken as 1, which only costs a collision checked on lookup).
+static rl_id_t
+s_digest (rl_id_t a, rl_id_t b, const char *personal)
+{
+    uint8_t in[2 * RL_ID_SIZE];
+    uint8_t out[RL_ID_SIZE];
+    codec_encode_id (a, in);
+    codec_encode_id (b, in + RL_ID_SIZE);
+    int rc = crypto_generichash_blake2b_salt_personal (out, sizeof out, in, sizeof in, NULL, 0,
+                                                       NULL, (const unsigned char *) personal);
+    assert (rc == 0);
+    (void) rc;
+    rl_id_t id = codec_decode_id (out);
+    return rl_id_is_zero (id) ? (rl_id_t){.lo = 1} : id;
+}
+
+static rl_id_t
+s_credit_key (rl_id_t pending_id, rl_id_t debit_account_id)
+{
+    return s_digest (pending_id, debit_account_id, S_CREDIT_PERSONAL);
+}
+
+rl_id_t
+pending_expiry_id (rl_id_t pending_id, rl_id_t debit_account_id)
+{
+    rl_id_t id = s_digest (pending_id, debit_account_id, S_EXPIRY_PERSONAL);
+    return rl_id_is_max (id) ? (rl_id_t){.lo = 2} : id;
 }
 
 //  Heap ------------------------------------------------------------------------
@@ -279,15 +357,27 @@ s_undo_push (pending_t *self, const s_undo_t *step)
 //  Durable state ----------------------------------------------------------------
 
 static void
-s_put_state (pending_t *self, const rl_transfer_t *t, pending_state_t state)
+s_put_state (pending_t *self, const rl_transfer_t *t, uint8_t side, pending_state_t state)
 {
-    uint8_t key[RL_ID_SIZE];
+    uint8_t key[S_CREDIT_KEY_SIZE];
     uint8_t value[RL_TRANSFER_SIZE];
     rl_transfer_t record = *t;
-    record.reserved = (uint64_t) state;
     codec_encode_id (t->id, key);
+    codec_encode_id (t->debit_account_id, key + RL_ID_SIZE);
+    record.reserved = (uint64_t) state | (uint64_t) side << 8;
     codec_encode_transfer (&record, value);
-    store_batch_put (self->store, STORE_CF_PENDING, key, sizeof (key), value, sizeof (value));
+    size_t key_size = side == PENDING_SIDE_CREDIT ? S_CREDIT_KEY_SIZE : RL_ID_SIZE;
+    store_batch_put (self->store, STORE_CF_PENDING, key, key_size, value, sizeof (value));
+    if (side == PENDING_SIDE_CREDIT) {
+        assert (!self->logging); //  a linked chain never reaches another shard
+        if (idmap_put (self->credit_changed, s_credit_key (t->id, t->debit_account_id),
+                       (uint64_t) state)
+            != 0) {
+            rl_error ("pending: out of memory for the states of this turn");
+            abort ();
+        }
+        return;
+    }
     if (self->logging) {
         s_undo_t step = {.kind = S_UNDO_CHANGED, .live.t.id = t->id};
         step.had = idmap_get (self->changed, t->id, &step.prev);
@@ -328,7 +418,43 @@ pending_state (pending_t *self, rl_id_t id)
     }
     rl_transfer_t record;
     codec_decode_transfer (value, &record);
-    return (int) record.reserved;
+    return (int) (record.reserved & 0xff);
+}
+
+int
+pending_credit_state (pending_t *self, rl_id_t pending_id, rl_id_t debit_account_id)
+{
+    assert (self);
+    rl_id_t key = s_credit_key (pending_id, debit_account_id);
+    uint64_t index = 0;
+    if (idmap_get (self->credit_ids, key, &index)) {
+        assert (index < self->live_count);
+        const s_live_t *e = &self->live[index];
+        if (rl_id_eq (e->t.id, pending_id) && rl_id_eq (e->t.debit_account_id, debit_account_id)) {
+            return PENDING_STATE_PENDING;
+        }
+        return -1; //  a digest collision: not answerable (never seen: 2^-128)
+    }
+    uint64_t state = 0;
+    if (idmap_get (self->credit_changed, key, &state)) {
+        return (int) state;
+    }
+    uint8_t bytes[S_CREDIT_KEY_SIZE];
+    uint8_t value[RL_TRANSFER_SIZE];
+    size_t size = 0;
+    codec_encode_id (pending_id, bytes);
+    codec_encode_id (debit_account_id, bytes + RL_ID_SIZE);
+    int found = store_get (self->store, STORE_CF_PENDING, bytes, sizeof (bytes), value,
+                           sizeof (value), &size);
+    if (found < 0 || (found == 1 && size != RL_TRANSFER_SIZE)) {
+        return -1;
+    }
+    if (found == 0) {
+        return PENDING_STATE_NONE;
+    }
+    rl_transfer_t record;
+    codec_decode_transfer (value, &record);
+    return (int) (record.reserved & 0xff);
 }
 
 //  Live table ---------------------------------------------------------------------
@@ -357,23 +483,31 @@ s_live_room (pending_t *self)
 
 //  Inserts a transfer still pending and reserves its amount. 0, or -1.
 static int
-s_live_insert (pending_t *self, const rl_transfer_t *t, const accounts_pair_t *pair)
+s_live_insert (pending_t *self, const rl_transfer_t *t, const accounts_pair_t *pair, uint8_t side)
 {
     if (!s_live_room (self)) {
         return -1;
     }
     s_live_t *e = &self->live[self->live_count];
-    *e = (s_live_t){.t = *t, .pair = *pair, .expires_at = s_expires_at (t)};
+    *e = (s_live_t){.t = *t, .pair = *pair, .side = side};
+    //  The credit side never expires here: the debit shard decides (invariant 4).
+    e->expires_at = side == PENDING_SIDE_CREDIT ? 0 : s_expires_at (t);
     e->t.reserved = 0;
-    if (idmap_put (self->ids, t->id, self->live_count) != 0) {
+    bool credit = side == PENDING_SIDE_CREDIT;
+    idmap_t *map = credit ? self->credit_ids : self->ids;
+    rl_id_t key = credit ? s_credit_key (t->id, t->debit_account_id) : t->id;
+    if (idmap_get (map, key, NULL)) {
+        return -1; //  a digest collision (credit side): never seen, refused all the same
+    }
+    if (idmap_put (map, key, self->live_count) != 0) {
         return -1;
     }
     if (e->expires_at != 0 && s_heap_push (self, e->expires_at, t->id) != 0) {
-        idmap_remove (self->ids, t->id);
+        idmap_remove (map, key);
         return -1;
     }
     if (accounts_pending_move (self->accounts, pair, t->amount, 0, 0) != 0) {
-        idmap_remove (self->ids, t->id); //  a stale heap entry at most
+        idmap_remove (map, key); //  a stale heap entry at most
         return -1;
     }
     self->live_count++;
@@ -383,17 +517,32 @@ s_live_insert (pending_t *self, const rl_transfer_t *t, const accounts_pair_t *p
 
 //  Takes the entry at index out of the table (swap with the last), with
 //  no change to the accounts.
+//  The map and key of a live entry.
+static idmap_t *
+s_live_key (pending_t *self, const s_live_t *e, rl_id_t *key_p)
+{
+    if (e->side == PENDING_SIDE_CREDIT) {
+        *key_p = s_credit_key (e->t.id, e->t.debit_account_id);
+        return self->credit_ids;
+    }
+    *key_p = e->t.id;
+    return self->ids;
+}
+
 static void
 s_live_drop (pending_t *self, size_t index)
 {
     assert (index < self->live_count);
-    bool removed = idmap_remove (self->ids, self->live[index].t.id);
+    rl_id_t key;
+    idmap_t *map = s_live_key (self, &self->live[index], &key);
+    bool removed = idmap_remove (map, key);
     assert (removed);
     (void) removed;
     size_t last = --self->live_count;
     if (index != last) {
         self->live[index] = self->live[last];
-        int rc = idmap_put (self->ids, self->live[index].t.id, index); //  replaces: no allocation
+        map = s_live_key (self, &self->live[index], &key);
+        int rc = idmap_put (map, key, index); //  replaces: no allocation
         assert (rc == 0);
         (void) rc;
     }
@@ -423,8 +572,35 @@ s_expire (pending_t *self, size_t index, uint64_t clock_ns)
     rl_info ("pending: transfer %016" PRIx64 "%016" PRIx64 " expired (at %" PRIu64
              ", clock %" PRIu64 "): %" PRIu64 " released",
              e->t.id.hi, e->t.id.lo, e->expires_at, clock_ns, e->t.amount);
-    s_put_state (self, &e->t, PENDING_STATE_EXPIRED);
+    assert (e->side == PENDING_SIDE_BOTH && !e->claimed); //  the others expire by two-phase
+    s_put_state (self, &e->t, e->side, PENDING_STATE_EXPIRED);
     s_live_remove (self, index, 0);
+}
+
+//  A side DEBIT entry past its expiry: due for its void attempt.
+static void
+s_make_due (pending_t *self, size_t index)
+{
+    s_live_t *e = &self->live[index];
+    assert (e->side == PENDING_SIDE_DEBIT);
+    if (e->due) {
+        return;
+    }
+    if (self->due_count == self->due_cap) {
+        size_t cap = self->due_cap ? self->due_cap * 2 : 64;
+        rl_id_t *due = realloc (self->due, cap * sizeof (*due));
+        if (!due) {
+            rl_error ("pending: out of memory for the expiries due");
+            abort (); //  an expiry would be forgotten until the next start
+        }
+        self->due = due;
+        self->due_cap = cap;
+    }
+    self->due[self->due_count++] = e->t.id;
+    e->due = true;
+    rl_info ("pending: transfer %016" PRIx64 "%016" PRIx64 " (credit on another shard) is due"
+             " to expire (at %" PRIu64 "): a void attempt releases it",
+             e->t.id.hi, e->t.id.lo, e->expires_at);
 }
 
 //  Open ---------------------------------------------------------------------------
@@ -443,7 +619,8 @@ pending_open (pending_t *self, uint64_t clock_ns, char *err, size_t err_size)
         size_t key_size = 0, value_size = 0;
         store_iter_key (it, &key_size);
         const uint8_t *value = store_iter_value (it, &value_size);
-        if (key_size != RL_ID_SIZE || value_size != RL_TRANSFER_SIZE) {
+        if ((key_size != RL_ID_SIZE && key_size != S_CREDIT_KEY_SIZE)
+            || value_size != RL_TRANSFER_SIZE) {
             snprintf (err, err_size, "corrupt pending record (key %zu, value %zu bytes)", key_size,
                       value_size);
             rc = -1;
@@ -451,12 +628,31 @@ pending_open (pending_t *self, uint64_t clock_ns, char *err, size_t err_size)
         }
         rl_transfer_t t;
         codec_decode_transfer (value, &t);
-        if (t.reserved != PENDING_STATE_PENDING) {
+        uint8_t side = (uint8_t) (t.reserved >> 8);
+        if ((t.reserved & 0xff) != PENDING_STATE_PENDING) {
             continue; //  resolved: read on demand
         }
-        accounts_pair_t pair = {0};
-        if (!accounts_pair (self->accounts, t.debit_account_id, t.credit_account_id, &pair)
-            || s_live_insert (self, &t, &pair) != 0) {
+        if ((side == PENDING_SIDE_CREDIT) != (key_size == S_CREDIT_KEY_SIZE)
+            || side > PENDING_SIDE_CREDIT) {
+            snprintf (err, err_size, "corrupt pending record (side %u, key %zu bytes)", side,
+                      key_size);
+            rc = -1;
+            break;
+        }
+        t.reserved = 0;
+        accounts_pair_t pair = {ACCOUNTS_SLOT_NONE, ACCOUNTS_SLOT_NONE};
+        size_t dr = 0, cr = 0;
+        bool held = side == PENDING_SIDE_BOTH ? accounts_pair (self->accounts, t.debit_account_id,
+                                                               t.credit_account_id, &pair)
+                    : side == PENDING_SIDE_DEBIT
+                        ? accounts_slot (self->accounts, t.debit_account_id, &dr)
+                        : accounts_slot (self->accounts, t.credit_account_id, &cr);
+        if (held && side == PENDING_SIDE_DEBIT) {
+            pair.debit_slot = (uint32_t) dr;
+        } else if (held && side == PENDING_SIDE_CREDIT) {
+            pair.credit_slot = (uint32_t) cr;
+        }
+        if (!held || s_live_insert (self, &t, &pair, side) != 0) {
             snprintf (err, err_size,
                       "pending transfer %016" PRIx64 "%016" PRIx64
                       ": an account is missing, a sum overflows or memory ran out",
@@ -557,11 +753,37 @@ pending_add (pending_t *self, const rl_transfer_t *record, const accounts_pair_t
     assert (self && record && pair);
     assert ((record->flags & RL_TRANSFER_PENDING) && record->timestamp != 0);
     assert (!idmap_get (self->ids, record->id, NULL));
-    int rc = s_live_insert (self, record, pair);
+    int rc = s_live_insert (self, record, pair, PENDING_SIDE_BOTH);
     //  pending_room made the room; the accounts check summed the amounts.
     assert (rc == 0);
     (void) rc;
-    s_put_state (self, record, PENDING_STATE_PENDING);
+    s_put_state (self, record, PENDING_SIDE_BOTH, PENDING_STATE_PENDING);
+}
+
+int
+pending_add_side (pending_t *self, const rl_transfer_t *record, pending_side_t side)
+{
+    assert (self && record && (side == PENDING_SIDE_DEBIT || side == PENDING_SIDE_CREDIT));
+    assert ((record->flags & RL_TRANSFER_PENDING) && record->timestamp != 0);
+    accounts_pair_t pair = {ACCOUNTS_SLOT_NONE, ACCOUNTS_SLOT_NONE};
+    size_t slot = 0;
+    rl_id_t account = side == PENDING_SIDE_DEBIT ? record->debit_account_id
+                                                 : record->credit_account_id;
+    if (!accounts_slot (self->accounts, account, &slot)) {
+        return -1;
+    }
+    if (side == PENDING_SIDE_DEBIT) {
+        pair.debit_slot = (uint32_t) slot;
+    } else {
+        pair.credit_slot = (uint32_t) slot;
+    }
+    rl_transfer_t t = *record;
+    t.reserved = 0;
+    if (s_live_insert (self, &t, &pair, (uint8_t) side) != 0) {
+        return -1;
+    }
+    s_put_state (self, &t, (uint8_t) side, PENDING_STATE_PENDING);
+    return 0;
 }
 
 //  Post, void -----------------------------------------------------------------------
@@ -626,18 +848,31 @@ pending_check (pending_t *self, const rl_transfer_t *t, const rl_transfer_t *p, 
     assert (live); //  invariant 1
     (void) live;
     s_live_t *e = &self->live[index];
-    if (e->expires_at != 0 && e->expires_at <= ts) {
-        s_expire (self, (size_t) index, ts); //  its time came before this record's
+    if (e->claimed && !e->due) {
+        //  Side DEBIT: a post or void of it is a live two-phase attempt
+        //  (one at a time, invariant 5): not decided, not burned.
+        return RL_IN_PROGRESS;
+    }
+    //  Due (side DEBIT: its expiry's void attempt may be live) or past its
+    //  expiry: it can never be posted.
+    if (e->due || (e->expires_at != 0 && e->expires_at <= ts)) {
+        if (e->side == PENDING_SIDE_DEBIT) {
+            s_make_due (self, (size_t) index); //  its void attempt releases both sides
+        } else {
+            s_expire (self, (size_t) index, ts); //  its time came before this record's
+        }
         return RL_PENDING_TRANSFER_EXPIRED;
     }
     if (post) {
-        const rl_account_t *dr = accounts_at (self->accounts, e->pair.debit_slot);
-        const rl_account_t *cr = accounts_at (self->accounts, e->pair.credit_slot);
+        //  The credit side of a cross-shard one is checked there (participant).
         uint64_t sum = 0;
-        if (__builtin_add_overflow (dr->debits_posted, amount, &sum)) {
+        if (__builtin_add_overflow (accounts_at (self->accounts, e->pair.debit_slot)->debits_posted,
+                                    amount, &sum)) {
             return RL_OVERFLOWS_DEBITS_POSTED;
         }
-        if (__builtin_add_overflow (cr->credits_posted, amount, &sum)) {
+        if (e->pair.credit_slot != ACCOUNTS_SLOT_NONE
+            && __builtin_add_overflow (
+                accounts_at (self->accounts, e->pair.credit_slot)->credits_posted, amount, &sum)) {
             return RL_OVERFLOWS_CREDITS_POSTED;
         }
     }
@@ -660,8 +895,166 @@ pending_apply (pending_t *self, const rl_transfer_t *resolved)
     s_live_t *e = &self->live[index];
     bool post = (resolved->flags & RL_TRANSFER_POST_PENDING_TRANSFER) != 0;
     assert (resolved->amount <= e->t.amount);
-    s_put_state (self, &e->t, post ? PENDING_STATE_POSTED : PENDING_STATE_VOIDED);
+    assert (e->side == PENDING_SIDE_BOTH || e->claimed); //  side DEBIT: by its attempt
+    pending_state_t state = post ? PENDING_STATE_POSTED : PENDING_STATE_VOIDED;
+    if (!post && rl_id_eq (resolved->id, pending_expiry_id (e->t.id, e->t.debit_account_id))) {
+        state = PENDING_STATE_EXPIRED; //  the void attempt of its expiry
+    }
+    s_put_state (self, &e->t, e->side, state);
     s_live_remove (self, (size_t) index, post ? resolved->amount : 0);
+}
+
+bool
+pending_is_debit_side (pending_t *self, rl_id_t pending_id)
+{
+    assert (self);
+    uint64_t index = 0;
+    return idmap_get (self->ids, pending_id, &index)
+           && self->live[index].side == PENDING_SIDE_DEBIT;
+}
+
+void
+pending_claim (pending_t *self, rl_id_t pending_id, bool claimed, uint64_t clock_ns)
+{
+    assert (self);
+    uint64_t index = 0;
+    bool live = idmap_get (self->ids, pending_id, &index);
+    assert (live); //  a claim is taken of a live entry, and it stays live while claimed
+    (void) live;
+    s_live_t *e = &self->live[index];
+    assert (e->side == PENDING_SIDE_DEBIT && e->claimed != claimed);
+    e->claimed = claimed;
+    if (!claimed && e->due) {
+        e->retry_at = clock_ns + PENDING_EXPIRY_RETRY_NS; //  the next expiry attempt, later
+    }
+}
+
+bool
+pending_due_take (pending_t *self, uint64_t clock_ns, rl_transfer_t *expiry)
+{
+    assert (self && expiry);
+    size_t kept = 0;
+    bool found = false;
+    for (size_t i = 0; i < self->due_count; i++) {
+        rl_id_t id = self->due[i];
+        uint64_t index = 0;
+        if (!idmap_get (self->ids, id, &index) || !self->live[index].due) {
+            continue; //  resolved since: stale
+        }
+        self->due[kept++] = id;
+        s_live_t *e = &self->live[index];
+        if (found || e->claimed || e->retry_at > clock_ns) {
+            continue;
+        }
+        //  The expiry, as a void of it all (its record: docs/payments.md).
+        *expiry = (rl_transfer_t){
+            .id = pending_expiry_id (e->t.id, e->t.debit_account_id),
+            .debit_account_id = e->t.debit_account_id,
+            .credit_account_id = e->t.credit_account_id,
+            .amount = e->t.amount,
+            .pending_id = e->t.id,
+            .ledger = e->t.ledger,
+            .code = e->t.code,
+            .flags = RL_TRANSFER_VOID_PENDING_TRANSFER,
+        };
+        found = true;
+    }
+    self->due_count = kept;
+    return found;
+}
+
+//  Credit side (participant) -----------------------------------------------------------
+
+//  The live credit side of (pending id, debit account), or NULL.
+static s_live_t *
+s_credit_live (pending_t *self, rl_id_t pending_id, rl_id_t debit_account_id)
+{
+    uint64_t index = 0;
+    if (!idmap_get (self->credit_ids, s_credit_key (pending_id, debit_account_id), &index)) {
+        return NULL;
+    }
+    assert (index < self->live_count);
+    s_live_t *e = &self->live[index];
+    bool same = rl_id_eq (e->t.id, pending_id)
+                && rl_id_eq (e->t.debit_account_id, debit_account_id);
+    return same ? e : NULL;
+}
+
+uint32_t
+pending_credit_check (pending_t *self, const rl_transfer_t *t)
+{
+    assert (self && t && (t->flags & PENDING_RESOLVE_FLAGS));
+    bool post = (t->flags & RL_TRANSFER_POST_PENDING_TRANSFER) != 0;
+    int state = pending_credit_state (self, t->pending_id, t->debit_account_id);
+    switch (state) {
+        case PENDING_STATE_PENDING:
+            break;
+        case PENDING_STATE_NONE:
+            return RL_PENDING_TRANSFER_NOT_FOUND;
+        case PENDING_STATE_POSTED:
+            return RL_PENDING_TRANSFER_ALREADY_POSTED;
+        case PENDING_STATE_VOIDED:
+            return RL_PENDING_TRANSFER_ALREADY_VOIDED;
+        case PENDING_STATE_EXPIRED:
+            return RL_PENDING_TRANSFER_EXPIRED;
+        default:
+            return RL_STORAGE_ERROR;
+    }
+    s_live_t *e = s_credit_live (self, t->pending_id, t->debit_account_id);
+    assert (e); //  invariant 1
+    if (e->claimed) {
+        return RL_IN_PROGRESS; //  another attempt's prepared record holds it
+    }
+    //  The debit shard resolved the record (pending_check): it must match.
+    if (!rl_id_eq (t->credit_account_id, e->t.credit_account_id)) {
+        return RL_PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT_ID;
+    }
+    if (t->ledger != e->t.ledger) {
+        return RL_PENDING_TRANSFER_HAS_DIFFERENT_LEDGER;
+    }
+    if (t->code != e->t.code) {
+        return RL_PENDING_TRANSFER_HAS_DIFFERENT_CODE;
+    }
+    if (t->amount > e->t.amount) {
+        return RL_EXCEEDS_PENDING_TRANSFER_AMOUNT;
+    }
+    if (!post && t->amount != e->t.amount) {
+        return RL_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT;
+    }
+    uint64_t sum = 0;
+    if (post
+        && __builtin_add_overflow (
+            accounts_at (self->accounts, e->pair.credit_slot)->credits_posted, t->amount, &sum)) {
+        return RL_OVERFLOWS_CREDITS_POSTED;
+    }
+    return RL_OK;
+}
+
+int
+pending_credit_claim (pending_t *self, const rl_transfer_t *t, bool claimed)
+{
+    assert (self && t);
+    s_live_t *e = s_credit_live (self, t->pending_id, t->debit_account_id);
+    if (!e || e->claimed == claimed) {
+        return -1;
+    }
+    e->claimed = claimed;
+    return 0;
+}
+
+void
+pending_credit_apply (pending_t *self, const rl_transfer_t *t)
+{
+    assert (self && t && (t->flags & PENDING_RESOLVE_FLAGS));
+    s_live_t *e = s_credit_live (self, t->pending_id, t->debit_account_id);
+    assert (e && e->claimed && t->amount <= e->t.amount); //  its prepared record claimed it
+    bool post = (t->flags & RL_TRANSFER_POST_PENDING_TRANSFER) != 0;
+    pending_state_t state = post ? PENDING_STATE_POSTED : PENDING_STATE_VOIDED;
+    if (!post && rl_id_eq (t->id, pending_expiry_id (e->t.id, e->t.debit_account_id))) {
+        state = PENDING_STATE_EXPIRED;
+    }
+    s_put_state (self, &e->t, PENDING_SIDE_CREDIT, state);
+    s_live_remove (self, (size_t) (e - self->live), post ? t->amount : 0);
 }
 
 //  Expiry ----------------------------------------------------------------------------
@@ -676,7 +1069,11 @@ pending_tick (pending_t *self, uint64_t clock_ns, size_t max)
         s_heap_pop (self);
         size_t index = 0;
         if (s_heap_entry_live (self, &top, &index)) {
-            s_expire (self, index, clock_ns);
+            if (self->live[index].side == PENDING_SIDE_DEBIT) {
+                s_make_due (self, index); //  its expiry is a void attempt (pending_due_take)
+            } else {
+                s_expire (self, index, clock_ns);
+            }
             expired++;
         }
     }
@@ -777,6 +1174,9 @@ pending_committed (pending_t *self)
     if (idmap_size (self->changed) > 0) {
         idmap_clear (self->changed);
     }
+    if (idmap_size (self->credit_changed) > 0) {
+        idmap_clear (self->credit_changed);
+    }
 }
 
 int
@@ -794,14 +1194,20 @@ pending_audit (const pending_t *self, char *err, size_t err_size)
     for (size_t i = 0; rc == 0 && i < self->live_count; i++) {
         const s_live_t *e = &self->live[i];
         uint64_t index = 0;
-        if (!idmap_get (self->ids, e->t.id, &index) || index != i) {
+        rl_id_t key;
+        idmap_t *map = s_live_key ((pending_t *) self, e, &key);
+        if (!idmap_get (map, key, &index) || index != i) {
             snprintf (err, err_size, "pending transfer %016" PRIx64 "%016" PRIx64 " not indexed",
                       e->t.id.hi, e->t.id.lo);
             rc = -1;
             break;
         }
-        debits[e->pair.debit_slot] += e->t.amount;
-        credits[e->pair.credit_slot] += e->t.amount;
+        if (e->pair.debit_slot != ACCOUNTS_SLOT_NONE) {
+            debits[e->pair.debit_slot] += e->t.amount;
+        }
+        if (e->pair.credit_slot != ACCOUNTS_SLOT_NONE) {
+            credits[e->pair.credit_slot] += e->t.amount;
+        }
     }
     for (size_t slot = 0; rc == 0 && slot < n; slot++) {
         const rl_account_t *a = accounts_at (self->accounts, slot);

@@ -33,6 +33,19 @@ typedef enum {
     PENDING_STATE_EXPIRED = 4,
 } pending_state_t;
 
+//  Which accounts of a pending transfer this shard holds: both, or one side
+//  of a cross-shard one (pending.c, "CROSS-SHARD"). Stored in bits 8..15
+//  of the state record's `reserved`.
+typedef enum {
+    PENDING_SIDE_BOTH = 0,
+    PENDING_SIDE_DEBIT = 1,  //  the debit shard, which decides
+    PENDING_SIDE_CREDIT = 2, //  the credit shard, keyed by (pending id, debit account)
+} pending_side_t;
+
+//  A cross-shard expiry whose void attempt aborted is tried again this
+//  much later (the shard's timestamp clock).
+#define PENDING_EXPIRY_RETRY_NS (1000ull * 1000 * 1000)
+
 //  Post or void: one of the two flags.
 #define PENDING_RESOLVE_FLAGS                                                                      \
     (RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER)
@@ -64,6 +77,37 @@ void pending_add (pending_t *self, const rl_transfer_t *record, const accounts_p
 //  RL_STORAGE_ERROR when its state cannot be read.
 uint32_t pending_check (pending_t *self, const rl_transfer_t *t, const rl_transfer_t *p,
                         uint64_t ts, rl_transfer_t *resolved);
+//  Cross-shard, once its two-phase attempt committed: the transfer
+//  `record` (stored ok, timestamp set) keeps one side here, DEBIT (its
+//  debits_pending) or CREDIT (its credits_pending, keyed by the pending id
+//  and debit account). 0, or -1 when the account is not here or memory ran
+//  out (nothing changed).
+int pending_add_side (pending_t *self, const rl_transfer_t *record, pending_side_t side);
+//  Is this pending id a live side DEBIT entry (its credit on another shard)?
+bool pending_is_debit_side (pending_t *self, rl_id_t pending_id);
+//  Claims (or releases) a live side DEBIT entry for the two-phase attempt
+//  that posts, voids or expires it (one at a time). A release of a due
+//  entry puts its next expiry attempt PENDING_EXPIRY_RETRY_NS after clock_ns.
+void pending_claim (pending_t *self, rl_id_t pending_id, bool claimed, uint64_t clock_ns);
+//  A due side DEBIT entry, unclaimed, whose next attempt may run at clock_ns:
+//  fills *expiry with the void transfer that expires it (its id
+//  pending_expiry_id) and returns true; the caller claims it.
+bool pending_due_take (pending_t *self, uint64_t clock_ns, rl_transfer_t *expiry);
+//  The id of the void that expires a cross-shard pending transfer.
+rl_id_t pending_expiry_id (rl_id_t pending_id, rl_id_t debit_account_id);
+//  Credit side (participant): may the post or void `t` (resolved by the
+//  debit shard: credit account, ledger, code, amount) resolve the credit
+//  side of its pending transfer? RL_OK or the result (in_progress: another
+//  attempt claims it; storage_error).
+uint32_t pending_credit_check (pending_t *self, const rl_transfer_t *t);
+//  Claims (or releases) the credit side for t's prepared record. -1 when
+//  it is not live or already so.
+int pending_credit_claim (pending_t *self, const rl_transfer_t *t, bool claimed);
+//  Applies the claimed post or void t to the credit side (into the batch).
+void pending_credit_apply (pending_t *self, const rl_transfer_t *t);
+//  The stored state of a credit side (PENDING_STATE_NONE: none); -1 on a
+//  storage error.
+int pending_credit_state (pending_t *self, rl_id_t pending_id, rl_id_t debit_account_id);
 //  Applies a post or void that pending_check accepted, once stored.
 void pending_apply (pending_t *self, const rl_transfer_t *resolved);
 //  Expires the pending transfers whose expiry is at or before clock_ns, at

@@ -1225,12 +1225,63 @@ test_two_phase_validation (void **state)
     codec_encode_prepare (&second_reserved, bad);
     assert_int_equal (s_two_phase (RL_OP_PREPARE, true, good, bad, 2, 3, RL_PREPARE_SIZE),
                       RL_STATUS_MALFORMED);
-    //  Known flags pass the codec (the shard answers for what it serves).
+    //  Known flags pass the codec (the shard answers for what it serves),
+    //  of one pending kind at most.
     rl_prepare_rec_t flagged = valid;
-    flagged.transfer.flags = RL_TRANSFER_FLAGS_KNOWN;
+    flagged.transfer.flags = RL_TRANSFER_FLAGS_KNOWN
+                             & ~(RL_TRANSFER_POST_PENDING_TRANSFER
+                                 | RL_TRANSFER_VOID_PENDING_TRANSFER);
     codec_encode_prepare (&flagged, bad);
     assert_int_equal (s_two_phase (RL_OP_PREPARE, true, good, bad, 0, 1, RL_PREPARE_SIZE),
                       RL_STATUS_OK);
+    //  Pending kinds (docs/payments.md, "Across shards"): a pending transfer
+    //  may carry a timeout; a post or void names another pending id.
+    rl_prepare_rec_t kinds[3] = {valid, valid, valid};
+    kinds[0].transfer.flags = RL_TRANSFER_PENDING;
+    kinds[0].transfer.timeout = 60;
+    kinds[1].transfer.flags = RL_TRANSFER_POST_PENDING_TRANSFER;
+    kinds[1].transfer.pending_id = (rl_id_t){.lo = 77};
+    kinds[2].transfer.flags = RL_TRANSFER_VOID_PENDING_TRANSFER;
+    kinds[2].transfer.pending_id = (rl_id_t){.lo = 77};
+    for (int k = 0; k < 3; k++) {
+        codec_encode_prepare (&kinds[k], bad);
+        if (s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE) != RL_STATUS_OK) {
+            fail_msg ("prepare of pending kind %d refused", k);
+        }
+    }
+    //  ... and nothing else: each defect makes the frame malformed.
+    for (int defect = 0; defect < 7; defect++) {
+        rl_prepare_rec_t rec = kinds[1];
+        switch (defect) {
+            case 0:
+                rec.transfer.flags |= RL_TRANSFER_VOID_PENDING_TRANSFER; //  two kinds
+                break;
+            case 1:
+                rec.transfer.flags |= RL_TRANSFER_PENDING;
+                break;
+            case 2:
+                rec.transfer.pending_id = zero; //  a post of nothing
+                break;
+            case 3:
+                rec.transfer.pending_id = max;
+                break;
+            case 4:
+                rec.transfer.pending_id = rec.transfer.id; //  a post of itself
+                break;
+            case 5:
+                rec.transfer.timeout = 1; //  a timeout on a post
+                break;
+            default:
+                rec = kinds[0];
+                rec.transfer.pending_id.lo = 5; //  a pending transfer naming one
+                break;
+        }
+        codec_encode_prepare (&rec, bad);
+        if (s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE)
+            != RL_STATUS_MALFORMED) {
+            fail_msg ("prepare of a pending kind, defect %d, accepted", defect);
+        }
+    }
 
     //  Two-phase records, requests and replies: the transfer id.
     const uint32_t ops[] = {RL_OP_PREPARE, RL_OP_DECIDE, RL_OP_OUTCOME_QUERY, RL_OP_RESOLVE};

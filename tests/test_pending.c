@@ -25,8 +25,10 @@
       transfer that expired while the shard was down expires at recovery
       (committed there), and a post lost in an uncommitted batch leaves its
       transfer pending.
-    - test_cross_shard: a pending transfer whose credit account is on
-      another shard is refused not_supported (not burned).
+    - test_cross_shard: a post or void of an unknown pending id is
+      pending_transfer_not_found, and one whose debit account is another
+      shard's wrong_shard (cross-shard pending transfers themselves run
+      through two real shards: test_pending_xshard.c).
     Every test ends with the audit (pending amounts equal the transfers
     still pending) and conservation: debits posted == credits posted, and,
     once everything is settled or expired, nothing pending.
@@ -455,9 +457,7 @@ test_cross_shard (void **state)
     (void) state;
     lk_setup ("/pending/s1");
     s_fund ();
-    rl_transfer_t p = lk_t (RL_TRANSFER_PENDING, 3, 2, 10); //  account 2 is s2's
-    assert_int_equal (lk_send (&p), RL_NOT_SUPPORTED);
-    assert_int_equal (lk_send (&p), RL_NOT_SUPPORTED); //  not burned
+    rl_transfer_t p = lk_t (RL_TRANSFER_PENDING, 3, 2, 10); //  account 2 is s2's: never sent
     rl_transfer_t t = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &p, 0);
     assert_int_equal (lk_send (&t), RL_PENDING_TRANSFER_NOT_FOUND);
     //  A post or void whose debit account is another shard's: wrong_shard.

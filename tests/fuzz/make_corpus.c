@@ -150,6 +150,29 @@ s_prepare (size_t i, uint8_t *out)
     codec_encode_prepare (&prepare, out);
 }
 
+//  PREPAREs of the pending kinds (docs/payments.md, "Pending transfers
+//  across shards"): a pending transfer with a timeout, a post, a void.
+static void
+s_prepare_pending (size_t i, uint8_t *out)
+{
+    rl_prepare_rec_t prepare = {.tp = s_tp_rec (i)};
+    prepare.transfer.id = prepare.tp.id;
+    prepare.transfer.debit_account_id = s_id (1);
+    prepare.transfer.credit_account_id = s_id (2);
+    prepare.transfer.amount = 500;
+    prepare.transfer.ledger = 840;
+    prepare.transfer.code = 1;
+    static const uint16_t flags[3] = {RL_TRANSFER_PENDING, RL_TRANSFER_POST_PENDING_TRANSFER,
+                                      RL_TRANSFER_VOID_PENDING_TRANSFER};
+    prepare.transfer.flags = flags[i % 3];
+    if (i % 3 == 0) {
+        prepare.transfer.timeout = 60;
+    } else {
+        prepare.transfer.pending_id = s_id (50);
+    }
+    codec_encode_prepare (&prepare, out);
+}
+
 static void
 s_status (size_t i, uint8_t *out)
 {
@@ -252,6 +275,8 @@ s_codec (void)
     s_frame ("req_load_ring", S_MODE_REQUEST, RL_OP_LOAD_RING, 0, 1, 1, s_blob_byte);
     s_frame ("req_get_ring", S_MODE_REQUEST, RL_OP_GET_RING, 0, 0, 0, NULL);
     s_frame ("req_prepare", S_MODE_REQUEST, RL_OP_PREPARE, 0, 1, RL_PREPARE_SIZE, s_prepare);
+    s_frame ("req_prepare_pending", S_MODE_REQUEST, RL_OP_PREPARE, 0, 3, RL_PREPARE_SIZE,
+             s_prepare_pending);
     s_frame ("req_decide", S_MODE_REQUEST, RL_OP_DECIDE, 0, 2, RL_TP_SIZE, s_tp);
     s_frame ("req_outcome_query", S_MODE_REQUEST, RL_OP_OUTCOME_QUERY, 0, 1, RL_TP_SIZE, s_tp);
     s_frame ("req_in_doubt", S_MODE_REQUEST, RL_OP_IN_DOUBT, 0, 0, 0, NULL);
