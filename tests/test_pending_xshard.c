@@ -25,13 +25,16 @@
     test_xshard_crash: the crash matrix of a cross-shard post and void, on
     two shards of its own (--durability manual-wal: a SIGKILL drops what
     was not group-committed): every tp.* crash point of the commit path,
-    and the prepare timeout's abort, in the role where it lies
+    and the prepare timeout's abort, and four points of the expiry's void
+    attempt (a timeout of 2 s), in the role where it lies
     (coordinator: the debit shard; participant: the credit shard); the
     shard is armed, dies by SIGKILL at its point (checked), and restarts;
     then the post or void is applied on both shards or on neither (the
     pending, posted and reserved amounts of both accounts say which), a
-    retry with its id gets exists or, not applied, executes now, no alarm,
-    and the strong conservation check holds after every case.
+    retry with its id gets exists or, not applied, executes now; the
+    expiry is tried again until it is released on both shards, and a post
+    is then expired; no alarm, and the strong conservation check holds
+    after every case.
 */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -407,22 +410,37 @@ test_xshard_hostile (void **state)
 
 typedef struct {
     const char *point;
-    int role;   //  0: coordinator (the debit shard), 1: participant
-    bool post;  //  a post of part of it, or a void
-    bool infra; //  the participant holds the PREPARE past the prepare timeout
+    int role;    //  0: coordinator (the debit shard), 1: participant
+    bool post;   //  a post of part of it, or a void
+    bool infra;  //  the participant holds the PREPARE past the prepare timeout
+    bool expiry; //  no post nor void: the expiry's void attempt (a timeout of 2 s)
 } s_crash_t;
 
 static const s_crash_t s_crashes[] = {
-    {"tp.coord.prepare_sent", 0, true, false},    {"tp.coord.prepare_sent", 0, false, false},
-    {"tp.coord.decided", 0, true, false},         {"tp.coord.decided", 0, false, false},
-    {"tp.coord.decision_synced", 0, true, false}, {"tp.coord.decision_synced", 0, false, false},
-    {"tp.coord.decision_sent", 0, true, false},   {"tp.coord.decision_sent", 0, false, false},
-    {"tp.coord.acked", 0, true, false},           {"tp.coord.acked", 0, false, false},
-    {"tp.coord.abort_decided", 0, true, true},    {"tp.coord.abort_decided", 0, false, true},
-    {"tp.part.prepared", 1, true, false},         {"tp.part.prepared", 1, false, false},
-    {"tp.part.prepare_synced", 1, true, false},   {"tp.part.prepare_synced", 1, false, false},
-    {"tp.part.applied", 1, true, false},          {"tp.part.applied", 1, false, false},
-    {"tp.part.apply_synced", 1, true, false},     {"tp.part.apply_synced", 1, false, false},
+    {"tp.coord.prepare_sent", 0, true, false},
+    {"tp.coord.prepare_sent", 0, false, false},
+    {"tp.coord.decided", 0, true, false},
+    {"tp.coord.decided", 0, false, false},
+    {"tp.coord.decision_synced", 0, true, false},
+    {"tp.coord.decision_synced", 0, false, false},
+    {"tp.coord.decision_sent", 0, true, false},
+    {"tp.coord.decision_sent", 0, false, false},
+    {"tp.coord.acked", 0, true, false},
+    {"tp.coord.acked", 0, false, false},
+    {"tp.coord.abort_decided", 0, true, true},
+    {"tp.coord.abort_decided", 0, false, true},
+    {"tp.part.prepared", 1, true, false},
+    {"tp.part.prepared", 1, false, false},
+    {"tp.part.prepare_synced", 1, true, false},
+    {"tp.part.prepare_synced", 1, false, false},
+    {"tp.part.applied", 1, true, false},
+    {"tp.part.applied", 1, false, false},
+    {"tp.part.apply_synced", 1, true, false},
+    {"tp.part.apply_synced", 1, false, false},
+    {"tp.coord.prepare_sent", 0, false, false, true},
+    {"tp.coord.decision_synced", 0, false, false, true},
+    {"tp.part.prepared", 1, false, false, true},
+    {"tp.part.apply_synced", 1, false, false, true},
 };
 
 typedef struct {
@@ -517,6 +535,13 @@ s_crash_account (s_crash_ctx_t *ctx, uint64_t n)
     return a;
 }
 
+static void s_crash_settle (s_crash_ctx_t *ctx, size_t k, const rl_transfer_t *p,
+                            const rl_transfer_t *t, uint32_t first, const rl_account_t *dr0,
+                            const rl_account_t *cr0);
+static void s_crash_expired (s_crash_ctx_t *ctx, size_t k, const rl_transfer_t *p,
+                             const rl_transfer_t *t, const rl_account_t *dr0,
+                             const rl_account_t *cr0);
+
 static void
 s_crash_case (s_crash_ctx_t *ctx, size_t k, tk_model_t *model)
 {
@@ -524,6 +549,7 @@ s_crash_case (s_crash_ctx_t *ctx, size_t k, tk_model_t *model)
     rl_transfer_t p = tk_transfer (tk_id (100 + 3 * k, ctx->tag), tk_id (1, ctx->tag),
                                    tk_id (2, ctx->tag), S_PENDING, S_CRASH_LEDGER);
     p.flags = RL_TRANSFER_PENDING;
+    p.timeout = c->expiry ? 2 : 0;
     assert_int_equal (s_crash_send (ctx, &p), RL_OK);
     rl_account_t dr0 = s_crash_account (ctx, 1), cr0 = s_crash_account (ctx, 2);
     //  P's own attempt settled (its DECIDE acknowledged), so that the point
@@ -554,9 +580,11 @@ s_crash_case (s_crash_ctx_t *ctx, size_t k, tk_model_t *model)
                        .flags = c->post ? RL_TRANSFER_POST_PENDING_TRANSFER
                                         : RL_TRANSFER_VOID_PENDING_TRANSFER};
     rl_result_rec_t first;
-    int first_rc = rl_client_create_transfers (ctx->clients[0], &t, 1, &first, 3000);
-    //  It dies by SIGKILL at its point; restarted, killed once more during
-    //  recovery, restarted.
+    int first_rc = -1; //  the expiry begins by itself at its time
+    if (!c->expiry) {
+        first_rc = rl_client_create_transfers (ctx->clients[0], &t, 1, &first, 3000);
+    }
+    //  It dies by SIGKILL at its point, and restarts.
     int wstatus = 0;
     tk_shard_t *armed = &ctx->shards[c->role];
     if (harness_wait_exit (ctx->h, armed->pid, 15000, &wstatus) != 0) {
@@ -575,32 +603,11 @@ s_crash_case (s_crash_ctx_t *ctx, size_t k, tk_model_t *model)
         ctx->shards[1].env[0] = NULL;
         s_crash_start (ctx, 1);
     }
-    if (!tk_wait_quiet (ctx->clients, 2, 15000)) {
-        harness_keep (ctx->h);
-        fail_msg ("case %zu (%s): the shards did not settle", k, c->point);
+    if (c->expiry) {
+        s_crash_expired (ctx, k, &p, &t, &dr0, &cr0);
+    } else {
+        s_crash_settle (ctx, k, &p, &t, first_rc == 0 ? first.result : UINT32_MAX, &dr0, &cr0);
     }
-    //  Applied on both shards or on neither.
-    rl_transfer_t found;
-    assert_int_equal (rl_client_lookup_transfers (ctx->clients[0], &t.id, 1, &found, TK_TIMEOUT_MS),
-                      0);
-    bool applied = found.timestamp != 0;
-    if (first_rc == 0 && first.result == RL_OK) {
-        assert_true (applied);
-    }
-    rl_account_t dr = s_crash_account (ctx, 1), cr = s_crash_account (ctx, 2);
-    uint64_t posted = applied && c->post ? S_POSTED : 0;
-    assert_int_equal (dr.debits_pending, applied ? 0 : S_PENDING);
-    assert_int_equal (cr.credits_pending, applied ? 0 : S_PENDING);
-    assert_int_equal (dr.debits_posted, dr0.debits_posted + posted);
-    assert_int_equal (cr.credits_posted, cr0.credits_posted + posted);
-    assert_int_equal (dr.debits_reserved + cr.credits_reserved, 0);
-    //  A retry with its id: its outcome (exists), or, not applied, it
-    //  executes now (an infrastructure abort burns nothing).
-    printf ("  first answer %s, applied after recovery: %s\n",
-            first_rc == 0 ? rl_result_name (first.result) : "(none)", applied ? "yes" : "no");
-    uint32_t retry = s_crash_send (ctx, &t);
-    assert_int_equal (retry, applied ? RL_EXISTS : RL_OK);
-    assert_int_equal (s_crash_send (ctx, &t), RL_EXISTS);
     if (c->post) {
         rl_transfer_t moved = p;
         moved.amount = S_POSTED;
@@ -617,6 +624,69 @@ s_crash_case (s_crash_ctx_t *ctx, size_t k, tk_model_t *model)
         assert_int_equal (rl_client_status (ctx->clients[i], &status, TK_TIMEOUT_MS), 0);
         assert_int_equal (status.alarms, 0);
     }
+}
+
+//  After a post or void's crash: applied on both shards or on neither; a
+//  retry with its id gets exists or, not applied, executes now.
+static void
+s_crash_settle (s_crash_ctx_t *ctx, size_t k, const rl_transfer_t *p, const rl_transfer_t *t,
+                uint32_t first, const rl_account_t *dr0, const rl_account_t *cr0)
+{
+    bool post = (t->flags & RL_TRANSFER_POST_PENDING_TRANSFER) != 0;
+    if (!tk_wait_quiet (ctx->clients, 2, 15000)) {
+        harness_keep (ctx->h);
+        fail_msg ("case %zu (%s): the shards did not settle", k, s_crashes[k].point);
+    }
+    //  Applied on both shards or on neither.
+    rl_transfer_t found;
+    assert_int_equal (
+        rl_client_lookup_transfers (ctx->clients[0], &t->id, 1, &found, TK_TIMEOUT_MS), 0);
+    bool applied = found.timestamp != 0;
+    if (first == RL_OK) {
+        assert_true (applied);
+    }
+    rl_account_t dr = s_crash_account (ctx, 1), cr = s_crash_account (ctx, 2);
+    uint64_t posted = applied && post ? S_POSTED : 0;
+    assert_int_equal (dr.debits_pending, applied ? 0 : p->amount);
+    assert_int_equal (cr.credits_pending, applied ? 0 : p->amount);
+    assert_int_equal (dr.debits_posted, dr0->debits_posted + posted);
+    assert_int_equal (cr.credits_posted, cr0->credits_posted + posted);
+    assert_int_equal (dr.debits_reserved + cr.credits_reserved, 0);
+    printf ("  first answer %s, applied after recovery: %s\n",
+            first != UINT32_MAX ? rl_result_name (first) : "(none)", applied ? "yes" : "no");
+    uint32_t retry = s_crash_send (ctx, t);
+    assert_int_equal (retry, applied ? RL_EXISTS : RL_OK);
+    assert_int_equal (s_crash_send (ctx, t), RL_EXISTS);
+}
+
+//  After a crash in the expiry's void attempt: the expiry is tried again
+//  until it commits, on both shards; then a post of it is expired (burned).
+static void
+s_crash_expired (s_crash_ctx_t *ctx, size_t k, const rl_transfer_t *p, const rl_transfer_t *t,
+                 const rl_account_t *dr0, const rl_account_t *cr0)
+{
+    int64_t end = zclock_mono () + S_WAIT_MS;
+    rl_account_t dr = s_crash_account (ctx, 1), cr = s_crash_account (ctx, 2);
+    while ((dr.debits_pending != 0 || cr.credits_pending != 0) && zclock_mono () < end) {
+        zclock_sleep (50);
+        dr = s_crash_account (ctx, 1);
+        cr = s_crash_account (ctx, 2);
+    }
+    if (dr.debits_pending != 0 || cr.credits_pending != 0
+        || !tk_wait_quiet (ctx->clients, 2, 15000)) {
+        harness_keep (ctx->h);
+        fail_msg ("case %zu (%s): the expiry did not settle (pending %" PRIu64 "/%" PRIu64 ")", k,
+                  s_crashes[k].point, dr.debits_pending, cr.credits_pending);
+    }
+    assert_int_equal (dr.debits_posted, dr0->debits_posted);
+    assert_int_equal (cr.credits_posted, cr0->credits_posted);
+    assert_int_equal (dr.debits_reserved + cr.credits_reserved, 0);
+    printf ("  expired on both shards\n");
+    rl_transfer_t post = *t;
+    post.flags = RL_TRANSFER_POST_PENDING_TRANSFER;
+    assert_true (rl_id_eq (post.pending_id, p->id));
+    assert_int_equal (s_crash_send (ctx, &post), RL_PENDING_TRANSFER_EXPIRED);
+    assert_int_equal (s_crash_send (ctx, &post), RL_PENDING_TRANSFER_EXPIRED);
 }
 
 static void
@@ -639,7 +709,9 @@ test_xshard_crash (void **state)
     for (size_t k = 0; k < sizeof s_crashes / sizeof s_crashes[0]; k++) {
         printf ("case %zu: %s on the %s, %s\n", k, s_crashes[k].point,
                 s_crashes[k].role ? "participant" : "coordinator",
-                s_crashes[k].post ? "post" : "void");
+                s_crashes[k].expiry ? "expiry"
+                : s_crashes[k].post ? "post"
+                                    : "void");
         s_crash_case (&ctx, k, &model);
     }
     for (int i = 0; i < 2; i++) {
