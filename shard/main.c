@@ -147,7 +147,8 @@ s_usage (FILE *out)
              "  --repl-timeout-ms N       a standby silent this long is asked again; semi: new\n"
              "                            writes are answered busy meanwhile (default %d)\n"
              "  --standby-of ENDPOINT     run as the standby of that primary: bind --bind,\n"
-             "                            apply its stream, serve status and promote only\n",
+             "                            apply its stream, serve status and promote only\n"
+             "                            (its writes synced: not with --durability nosync)\n",
              RL_SHARD_CHECKPOINT_TRANSFERS, RL_PREPARE_TIMEOUT_MS, RL_SHARD_DEADLINE_MS,
              RL_SHARD_DEADLINE_MS_MAX, RL_TP_QUERY_AFTER_MS, RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS,
              RL_SHARD_TICK_MS, RL_TP_LOG_ENTRIES_MAX, RL_TP_LOG_ENTRIES_MAX,
@@ -170,7 +171,12 @@ s_parse_standbys (char *list, replica_options_t *r)
         }
         r->standbys[r->standby_count++] = e;
     }
-    return r->standby_count > 0 ? 0 : -1;
+    if (r->standby_count == 0) {
+        fprintf (stderr, "shard: --standby takes at least one ZeroMQ endpoint such as "
+                         "tcp://127.0.0.1:7111\n");
+        return -1;
+    }
+    return 0;
 }
 
 static int
@@ -438,6 +444,19 @@ s_parse_options (int argc, char **argv, s_main_t *self)
     if (o->insecure == (o->keys_dir != NULL) || (o->insecure && o->cert)) {
         fprintf (stderr, "shard: give --keys KEYDIR (CURVE; docs/security.md), or --insecure to "
                          "run without any authentication, not both\n");
+        return -1;
+    }
+    //  A standby acknowledges an event only after its own synced write, and
+    //  a semi-synchronous primary releases replies on that acknowledgement
+    //  (invariant 9: an acknowledged transfer is on two disks). A standby
+    //  that does not sync would acknowledge what a power cut loses, while
+    //  its primary's status says semi-sync.
+    if (self->standby_of && o->durability == RL_DURABILITY_NOSYNC) {
+        fprintf (stderr,
+                 "shard: --standby-of cannot run with --durability nosync: a standby "
+                 "acknowledges each event of its primary as written to its disk, and a "
+                 "semi-synchronous primary answers its clients on that acknowledgement; give "
+                 "--durability sync (docs/replication.md)\n");
         return -1;
     }
     if (o->keys_dir && !o->cert) {
