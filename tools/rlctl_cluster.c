@@ -12,15 +12,24 @@
     even with shards down; resolve asks one shard (rl_client_resolve).
     status shows every counter of the status record, the two-phase alarms
     first, because an alarm needs an operator (docs/two-phase.md).
+    status asks --connect's own status first: a shard answers status after
+    its local sync only, while its ring read (like every reply that
+    reports its state) waits for its standby's acknowledgement. A stalled
+    primary or a standby at --connect is shown from that answer, without
+    the ring (whose read would wait for good, or be refused); so is any
+    --connect whose ring read fails or does not come within the timeout
+    (docs/replication.md).
 
     INVARIANTS
     1. Exit 0 only when every shard of the ring answered (and, for audit,
-       passed; for resolve, the shard resolved).
+       passed; for resolve, the shard resolved). status without the ring
+       (above) exits 1: the view is --connect's alone.
     2. resolve sends one request to the one shard named, nothing else.
 
     LIMITS
-    At most the shards of one ring (RL_SHARDS_MAX); each waited for at
-    most RLCTL_PROBE_TIMEOUT_MS (capped by --timeout-ms).
+    At most the shards of one ring (RL_SHARDS_MAX), and as many endpoints
+    in --connect; each waited for at most RLCTL_PROBE_TIMEOUT_MS (capped
+    by --timeout-ms); the ring read for at most --timeout-ms.
 */
 #include <assert.h>
 #include <inttypes.h>
@@ -37,6 +46,8 @@
 #include "rlctl.h"
 
 _Static_assert(RLCTL_PROBE_TIMEOUT_MS <= RL_CLIENT_TIMEOUT_MS, "a probe is shorter than a call");
+
+#define S_CONNECT_TEXT_MAX 8192 //  bytes of --connect that status splits into endpoints
 
 static int
 s_probe_ms (const rlctl_ctx_t *ctx)
@@ -263,6 +274,53 @@ s_add_status_record (cJSON *s, const rl_status_rec_t *r)
     jsonkit_add_u64 (s, "epoch_jumps_refused", r->epoch_jumps_refused);
     jsonkit_add_u64 (s, "turn_p99_us", r->turn_p99_us);
     jsonkit_add_u64 (s, "in_doubt_oldest_ms", r->in_doubt_oldest_ms);
+    //  Replication (docs/replication.md): a standby's position is its
+    //  `commits`; a primary's mode is flagged in its durability, and its
+    //  link is stalled when its standby has not acknowledged in time.
+    cJSON *repl = jsonkit_add_object (s, "replication");
+    if (r->state == RL_SHARD_STANDBY) {
+        jsonkit_add_string (repl, "role", "standby");
+        jsonkit_add_u64 (repl, "position", r->commits);
+    } else if (r->durability & (RL_DURABILITY_REPL_SEMI | RL_DURABILITY_REPL_ASYNC)) {
+        jsonkit_add_string (repl, "role", "primary");
+        jsonkit_add_string (repl, "mode",
+                            (r->durability & RL_DURABILITY_REPL_SEMI) ? "semi" : "async");
+        jsonkit_add_string (repl, "link",
+                            r->state == RL_SHARD_STALLED ? "stalled" : "acknowledging");
+    } else {
+        jsonkit_add_string (repl, "role", "none");
+    }
+}
+
+//  The state column (5 wide): up, FAIL, STALL (stalled) or stby (a standby).
+static const char *
+s_state_word (const cJSON *s)
+{
+    const char *state = jsonkit_text (s, "state");
+    return strcmp (state, "failed") == 0    ? "FAIL"
+           : strcmp (state, "stalled") == 0 ? "STALL"
+           : strcmp (state, "standby") == 0 ? "stby"
+                                            : "up";
+}
+
+//  One line on a shard's replication, when it has any.
+static void
+s_status_replication_line (const cJSON *s)
+{
+    const cJSON *repl = jsonkit_get (s, "replication");
+    const char *role = repl ? jsonkit_text (repl, "role") : "none";
+    if (strcmp (role, "standby") == 0) {
+        printf ("    replication: standby at position %s of its primary's stream (serves status "
+                "and promote only)\n",
+                jsonkit_text (repl, "position"));
+    } else if (strcmp (role, "primary") == 0) {
+        bool stalled = strcmp (jsonkit_text (repl, "link"), "stalled") == 0;
+        printf ("    replication: primary, %s, standby %s\n",
+                strcmp (jsonkit_text (repl, "mode"), "semi") == 0 ? "semi-sync"
+                                                                  : "ASYNC (invariant 9 suspended)",
+                stalled ? "STALLED (no acknowledgement within --repl-timeout-ms)"
+                        : "acknowledging");
+    }
 }
 
 //  The main table: one row per shard of the ring, alarms first.
@@ -290,9 +348,8 @@ s_status_main_rows (const cJSON *tree)
         char drop_bad[2 * RLCTL_NUMBER_TEXT_SIZE];
         snprintf (drop_bad, sizeof drop_bad, "%s/%s", jsonkit_text (s, "dropped"),
                   jsonkit_text (s, "malformed"));
-        bool failed = strcmp (jsonkit_text (s, "state"), "failed") == 0;
         printf ("%-10s %-24s %-5s %6s %5s %10s %10s %10s %-10s %8s %11s %9s\n", name, address,
-                failed ? "FAIL" : "up", jsonkit_text (s, "alarms"), jsonkit_text (s, "epoch"),
+                s_state_word (s), jsonkit_text (s, "alarms"), jsonkit_text (s, "epoch"),
                 jsonkit_text (s, "accounts"), jsonkit_text (s, "transfers"),
                 jsonkit_text (s, "requests"), jsonkit_text (s, "durability"),
                 jsonkit_text (s, "in_doubt"), jsonkit_text (s, "arcs_unreceived"), drop_bad);
@@ -300,7 +357,9 @@ s_status_main_rows (const cJSON *tree)
             printf ("    warning: the process at this address calls itself '%s'\n",
                     jsonkit_text (s, "reported_name"));
         }
-        if (jsonkit_u64 (s, "epoch") != jsonkit_u64 (tree, "ring_epoch")) {
+        s_status_replication_line (s);
+        if (jsonkit_has (tree, "ring_epoch")
+            && jsonkit_u64 (s, "epoch") != jsonkit_u64 (tree, "ring_epoch")) {
             printf ("    warning: serves ring epoch %s, not %s\n", jsonkit_text (s, "epoch"),
                     jsonkit_text (tree, "ring_epoch"));
         }
@@ -351,8 +410,15 @@ s_status_table (const rlctl_ctx_t *ctx, const cJSON *tree)
     const cJSON *shards = jsonkit_get (tree, "shards");
     int count = cJSON_GetArraySize (shards);
     uint64_t down = jsonkit_u64 (tree, "down");
-    printf ("ring epoch %s from %s: %d shard%s, %" PRIu64 " down\n\n",
-            jsonkit_text (tree, "ring_epoch"), ctx->connect, count, count == 1 ? "" : "s", down);
+    if (jsonkit_has (tree, "ring_epoch")) {
+        printf ("ring epoch %s from %s: %d shard%s, %" PRIu64 " down\n\n",
+                jsonkit_text (tree, "ring_epoch"), ctx->connect, count, count == 1 ? "" : "s",
+                down);
+    } else {
+        printf ("NO RING: %s\nshowing the status of %s alone (%d endpoint%s, %" PRIu64 " down)\n\n",
+                jsonkit_text (tree, "ring_error"), ctx->connect, count, count == 1 ? "" : "s",
+                down);
+    }
     const cJSON *router = jsonkit_get (tree, "router");
     if (router) {
         printf ("router %s at %s: deadline %s ms, %s deadline-order error%s, %s\n\n",
@@ -382,6 +448,15 @@ s_status_table (const rlctl_ctx_t *ctx, const cJSON *tree)
                     jsonkit_text (s, "name"), jsonkit_text (s, "arcs_unreceived"),
                     jsonkit_u64 (s, "arcs_unreceived") == 1 ? "" : "s");
         }
+        if (jsonkit_true (s, "up") && strcmp (jsonkit_text (s, "state"), "stalled") == 0) {
+            printf ("\nSTALLED: %s is a semi-synchronous primary whose standby has not "
+                    "acknowledged within --repl-timeout-ms: new writes are answered busy and "
+                    "replies already made wait (their transfers are applied; nothing is lost). "
+                    "Bring the standby back (it catches up), promote it, or go on without it "
+                    "with 'rlctl --connect %s degrade' (invariant 9 suspended; "
+                    "docs/replication.md)\n",
+                    jsonkit_text (s, "name"), jsonkit_text (s, "address"));
+        }
         if (jsonkit_u64 (s, "alarms")) {
             printf ("\nALARM: %s raised %s two-phase alarm%s (a contrary or unknown decision): "
                     "see docs/two-phase.md, \"Admin\", and the shard's log\n",
@@ -402,12 +477,128 @@ s_status_table (const rlctl_ctx_t *ctx, const cJSON *tree)
     }
 }
 
+//  The endpoints of --connect (comma-separated), pointing into buf; their
+//  count, 0 when the list does not fit.
+static size_t
+s_connect_endpoints (const rlctl_ctx_t *ctx, char *buf, size_t size, const char **endpoints)
+{
+    if (strlen (ctx->connect) >= size) {
+        return 0;
+    }
+    snprintf (buf, size, "%s", ctx->connect);
+    size_t count = 0;
+    for (char *save = NULL, *e = strtok_r (buf, ",", &save); e; e = strtok_r (NULL, ",", &save)) {
+        if (count == RL_SHARDS_MAX) {
+            return 0;
+        }
+        endpoints[count++] = e;
+    }
+    return count;
+}
+
+//  The ring at --connect, silently: 0, or the client's code with why in
+//  words (why_size bytes).
+static int
+s_read_ring (const rlctl_ctx_t *ctx, ring_t **ring_p, char *why, size_t why_size)
+{
+    *ring_p = NULL;
+    rl_client_t *client = rl_client_new (ctx->connect);
+    if (!client) {
+        snprintf (why, why_size, "'%.255s' is not a list of ZeroMQ endpoints", ctx->connect);
+        return RL_CLIENT_ERR_SEND;
+    }
+    char err[256];
+    int rc = rlctl_ring_get (client, ctx->timeout_ms, ring_p, err, sizeof err);
+    rl_client_destroy (&client);
+    if (rc && err[0]) {
+        snprintf (why, why_size, "the ring from %.255s does not decode: %s", ctx->connect, err);
+    } else if (rc == RL_CLIENT_TIMEOUT) {
+        snprintf (
+            why, why_size,
+            "the ring read at %.255s got no answer within %d ms (a primary's replies wait for "
+            "its standby's acknowledgement; a status is answered at once)",
+            ctx->connect, ctx->timeout_ms);
+    } else if (rc > 0) {
+        snprintf (why, why_size, "the ring read at %.255s was answered %s", ctx->connect,
+                  rl_status_name ((uint32_t) rc));
+    } else if (rc) {
+        snprintf (why, why_size, "the ring read at %.255s: %s", ctx->connect,
+                  rl_client_strerror (rc));
+    }
+    return rc;
+}
+
+//  status without a ring: the endpoints of --connect as they answered.
+static int
+s_status_without_ring (rlctl_ctx_t *ctx, const char **fronts, size_t count,
+                       const rl_status_rec_t *records, const int *rcs, size_t down, const char *why)
+{
+    cJSON *tree = jsonkit_object ();
+    jsonkit_add_string (tree, "connect", ctx->connect);
+    jsonkit_add_string (tree, "ring_error", why);
+    jsonkit_add_u64 (tree, "down", down);
+    cJSON *list = jsonkit_add_array (tree, "shards");
+    for (size_t i = 0; i < count; i++) {
+        cJSON *s = jsonkit_add_object (list, NULL);
+        jsonkit_add_string (s, "name", rcs[i] == 0 ? records[i].name : "?");
+        jsonkit_add_string (s, "address", fronts[i]);
+        jsonkit_add_bool (s, "up", rcs[i] == 0);
+        if (rcs[i] > 0) {
+            jsonkit_add_string (s, "error", rl_status_name ((uint32_t) rcs[i]));
+        } else if (rcs[i] == 0) {
+            s_add_status_record (s, &records[i]);
+        }
+    }
+    //  Exit 1: this is --connect's view alone, not the cluster's.
+    return rlctl_emit (ctx, &tree, s_status_table, RLCTL_EXIT_FAILED);
+}
+
 int
 rlctl_cmd_status (rlctl_ctx_t *ctx)
 {
-    ring_t *ring = s_fetch_ring (ctx, "status");
+    //  --connect's own status first: answered after the local sync only,
+    //  so a stalled primary shows (DESIGN).
+    static char connect[S_CONNECT_TEXT_MAX];
+    const char *fronts[RL_SHARDS_MAX];
+    size_t front_count = s_connect_endpoints (ctx, connect, sizeof connect, fronts);
+    if (front_count == 0) {
+        return rlctl_usage_error ("--connect '%s': expected tcp://HOST:PORT, or a comma-separated "
+                                  "list of them (at most as many as a ring has shards)",
+                                  ctx->connect);
+    }
+    static rl_status_rec_t front_recs[RL_SHARDS_MAX];
+    int front_rcs[RL_SHARDS_MAX];
+    size_t fronts_down = rl_client_status_all (fronts, front_count, s_probe_ms (ctx), front_recs,
+                                               front_rcs);
+    //  A stalled primary holds its ring read until its standby acknowledges
+    //  (for good, if it never does); a standby refuses it.
+    char why[1024] = "";
+    for (size_t i = 0; i < front_count && !why[0]; i++) {
+        if (front_rcs[i] == 0
+            && (front_recs[i].state == RL_SHARD_STALLED
+                || front_recs[i].state == RL_SHARD_STANDBY)) {
+            snprintf (why, sizeof why, "%.31s (%.255s) is %s: %s", front_recs[i].name, fronts[i],
+                      rl_shard_state_name (front_recs[i].state),
+                      front_recs[i].state == RL_SHARD_STANDBY
+                          ? "a standby serves no ring"
+                          : "its ring read waits for its standby's acknowledgement");
+        }
+    }
+    ring_t *ring = NULL;
+    if (!why[0]) {
+        int rc = s_read_ring (ctx, &ring, why, sizeof why);
+        if (rc && fronts_down == front_count) {
+            //  Nothing answered at all: the cluster is not there.
+            if (strstr (why, "does not decode")) {
+                fprintf (stderr, "rlctl: status: %s\n", why);
+                return RLCTL_EXIT_FAILED;
+            }
+            return rlctl_call_failed (ctx, "status", rc, false);
+        }
+    }
     if (!ring) {
-        return RLCTL_EXIT_FAILED;
+        return s_status_without_ring (ctx, fronts, front_count, front_recs, front_rcs, fronts_down,
+                                      why);
     }
     //  Every shard at once, under one deadline: at most one probe timeout.
     size_t shards = ring_shard_count (ring);
@@ -418,24 +609,26 @@ rlctl_cmd_status (rlctl_ctx_t *ctx)
     size_t down = rl_client_status_all (endpoints, shards, s_probe_ms (ctx), records, rcs);
     //  --connect itself: a router (not a shard of the ring) shows its own
     //  deadline and the order errors it counted.
-    rl_status_rec_t front = {0};
-    rl_client_t *client = rlctl_client (ctx);
-    bool front_ok = client && rl_client_status (client, &front, s_probe_ms (ctx)) == 0;
-    rl_client_destroy (&client);
+    const rl_status_rec_t *front = NULL;
+    for (size_t i = 0; i < front_count && !front; i++) {
+        if (front_rcs[i] == 0 && ring_shard_find (ring, front_recs[i].name) < 0) {
+            front = &front_recs[i];
+        }
+    }
     cJSON *tree = jsonkit_object ();
     jsonkit_add_string (tree, "connect", ctx->connect);
     jsonkit_add_u64 (tree, "ring_epoch", ring_epoch (ring));
     jsonkit_add_u64 (tree, "down", down);
-    if (front_ok && ring_shard_find (ring, front.name) < 0) {
+    if (front) {
         cJSON *router = jsonkit_add_object (tree, "router");
-        jsonkit_add_string (router, "name", front.name);
-        jsonkit_add_u64 (router, "deadline_ms", front.deadline_ms);
-        jsonkit_add_u64 (router, "deadline_errors", front.deadline_errors);
-        jsonkit_add_u64 (router, "requests", front.requests);
-        jsonkit_add_string (router, "security", front.insecure ? "insecure" : "curve");
-        jsonkit_add_u64 (router, "handshakes_refused", front.handshakes_refused);
-        jsonkit_add_u64 (router, "unauthorized", front.unauthorized);
-        jsonkit_add_u64 (router, "epoch_jumps_refused", front.epoch_jumps_refused);
+        jsonkit_add_string (router, "name", front->name);
+        jsonkit_add_u64 (router, "deadline_ms", front->deadline_ms);
+        jsonkit_add_u64 (router, "deadline_errors", front->deadline_errors);
+        jsonkit_add_u64 (router, "requests", front->requests);
+        jsonkit_add_string (router, "security", front->insecure ? "insecure" : "curve");
+        jsonkit_add_u64 (router, "handshakes_refused", front->handshakes_refused);
+        jsonkit_add_u64 (router, "unauthorized", front->unauthorized);
+        jsonkit_add_u64 (router, "epoch_jumps_refused", front->epoch_jumps_refused);
     }
     cJSON *list = jsonkit_add_array (tree, "shards");
     for (size_t i = 0; i < shards; i++) {
