@@ -1274,10 +1274,11 @@ ledger_checkpoint (ledger_t *self)
 static void
 s_expiries_begin (ledger_t *self, now_t now, uint64_t clock_ns)
 {
-    rl_transfer_t expiry;
-    for (size_t n = 0; n < PENDING_EXPIRY_ATTEMPTS_PER_TICK
-                       && pending_due_take (self->pending, clock_ns, &expiry);
-         n++) {
+    rl_transfer_t expiries[PENDING_EXPIRY_ATTEMPTS_PER_TICK];
+    size_t count = pending_due_take (self->pending, clock_ns, expiries,
+                                     PENDING_EXPIRY_ATTEMPTS_PER_TICK);
+    for (size_t n = 0; n < count; n++) {
+        const rl_transfer_t expiry = expiries[n];
         int credit_owner = owner_of (self->ring, expiry.credit_account_id);
         bool begun = false;
         if (credit_owner >= 0 && credit_owner != self->self_index

@@ -929,12 +929,12 @@ pending_claim (pending_t *self, rl_id_t pending_id, bool claimed, uint64_t clock
     }
 }
 
-bool
-pending_due_take (pending_t *self, uint64_t clock_ns, rl_transfer_t *expiry)
+size_t
+pending_due_take (pending_t *self, uint64_t clock_ns, rl_transfer_t *expiries, size_t max)
 {
-    assert (self && expiry);
-    size_t kept = 0;
-    bool found = false;
+    assert (self && (max == 0 || expiries));
+    //  One pass over the due list: the stale ids go, at most max are taken.
+    size_t kept = 0, taken = 0;
     for (size_t i = 0; i < self->due_count; i++) {
         rl_id_t id = self->due[i];
         uint64_t index = 0;
@@ -942,12 +942,12 @@ pending_due_take (pending_t *self, uint64_t clock_ns, rl_transfer_t *expiry)
             continue; //  resolved since: stale
         }
         self->due[kept++] = id;
-        s_live_t *e = &self->live[index];
-        if (found || e->claimed || e->retry_at > clock_ns) {
+        const s_live_t *e = &self->live[index];
+        if (taken == max || e->claimed || e->retry_at > clock_ns) {
             continue;
         }
         //  The expiry, as a void of it all (its record: docs/payments.md).
-        *expiry = (rl_transfer_t){
+        expiries[taken++] = (rl_transfer_t){
             .id = pending_expiry_id (e->t.id, e->t.debit_account_id),
             .debit_account_id = e->t.debit_account_id,
             .credit_account_id = e->t.credit_account_id,
@@ -957,10 +957,10 @@ pending_due_take (pending_t *self, uint64_t clock_ns, rl_transfer_t *expiry)
             .code = e->t.code,
             .flags = RL_TRANSFER_VOID_PENDING_TRANSFER,
         };
-        found = true;
     }
     self->due_count = kept;
-    return found;
+    assert (taken <= max && kept <= self->live_count);
+    return taken;
 }
 
 //  Credit side (participant) -----------------------------------------------------------

@@ -89,10 +89,11 @@ bool pending_is_debit_side (pending_t *self, rl_id_t pending_id);
 //  that posts, voids or expires it (one at a time). A release of a due
 //  entry puts its next expiry attempt PENDING_EXPIRY_RETRY_NS after clock_ns.
 void pending_claim (pending_t *self, rl_id_t pending_id, bool claimed, uint64_t clock_ns);
-//  A due side DEBIT entry, unclaimed, whose next attempt may run at clock_ns:
-//  fills *expiry with the void transfer that expires it (its id
-//  pending_expiry_id) and returns true; the caller claims it.
-bool pending_due_take (pending_t *self, uint64_t clock_ns, rl_transfer_t *expiry);
+//  The due side DEBIT entries, unclaimed, whose next attempt may run at
+//  clock_ns, at most max: fills expiries with the void transfers that
+//  expire them (ids pending_expiry_id) and returns how many; the caller
+//  claims each. One pass over the due list: O(due).
+size_t pending_due_take (pending_t *self, uint64_t clock_ns, rl_transfer_t *expiries, size_t max);
 //  The id of the void that expires a cross-shard pending transfer.
 rl_id_t pending_expiry_id (rl_id_t pending_id, rl_id_t debit_account_id);
 //  Credit side (participant): may the post or void `t` (resolved by the
