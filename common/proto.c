@@ -122,6 +122,8 @@ rl_shard_state_name (uint32_t state)
             return "standby";
         case RL_SHARD_STALLED:
             return "stalled";
+        case RL_SHARD_FENCED:
+            return "fenced";
         default:
             return "unknown";
     }

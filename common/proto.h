@@ -250,13 +250,17 @@ typedef enum {
     X (RL_STATUS_LEASE_HELD, 84, "lease_held",                                                     \
        "another rebalancing plan holds this shard's migration lease (the shard's log names it): "  \
        "let that change finish, or clear it with 'rebalance abort' of that plan; nothing was "    \
-       "changed")
+       "changed")                                                                                \
+    /*  any request to a primary that a promotion of its standby fenced */                       \
+    X (RL_STATUS_FENCED, 85, "fenced",                                                             \
+       "this shard's standby was promoted: send to the new primary (load its ring); an "           \
+       "unanswered write's outcome is there, retry it with the same ids")
 // clang-format on
 
 #define RL_STATUS_ENUM_(id, value, name, hint) id = value,
 typedef enum { RL_STATUS_TABLE (RL_STATUS_ENUM_) } rl_status_t;
 #undef RL_STATUS_ENUM_
-#define RL_STATUS_LAST RL_STATUS_LEASE_HELD //  statuses are 0..RL_STATUS_LAST, with gaps
+#define RL_STATUS_LAST RL_STATUS_FENCED //  statuses are 0..RL_STATUS_LAST, with gaps
 
 //  Does a row of RL_STATUS_TABLE define this value? (The table has gaps:
 //  values are given out by feature, not in order.)
@@ -853,6 +857,8 @@ typedef enum {
                           //  answers status and promote only
     RL_SHARD_STALLED = 3, //  a semi-synchronous primary whose standby has not acknowledged
                           //  within the timeout: writes are answered busy
+    RL_SHARD_FENCED = 4,  //  a former primary whose standby was promoted: answers every
+                          //  request but status fenced until wiped and re-seeded as a standby
 } rl_shard_state_t;
 
 //  Flags or-ed into a status record's durability: the replication mode.

@@ -57,7 +57,8 @@ admin_status (server_t *self, zmsg_t *envelope, const rl_header_t *h)
     status.pid = (uint32_t) getpid ();
     status.uptime_ms = (uint64_t) zclock_mono () - self->started_ms;
     status.checkpoints = ledger_checkpoint_count (self->ledger);
-    status.state = self->failed                                       ? RL_SHARD_FAILED
+    status.state = self->fenced                                       ? RL_SHARD_FENCED
+                   : self->failed                                     ? RL_SHARD_FAILED
                    : self->replica && replica_stalled (self->replica) ? RL_SHARD_STALLED
                                                                       : RL_SHARD_SERVING;
     status.deadline_ms = (uint32_t) self->options->deadline_ms; //  main.c bounds both

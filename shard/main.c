@@ -145,7 +145,8 @@ s_usage (FILE *out)
              "  --repl-mode semi|async    semi (default): replies wait for every standby's\n"
              "                            synced write; async: they do not (invariant 9 off)\n"
              "  --repl-timeout-ms N       a standby silent this long is asked again; semi: new\n"
-             "                            writes are answered busy meanwhile (default %d)\n"
+             "                            writes and reads are answered busy meanwhile, and a\n"
+             "                            promoted standby waits it out (default %d)\n"
              "  --standby-of ENDPOINT     run as the standby of that primary: bind --bind,\n"
              "                            apply its stream, serve status and promote only\n"
              "                            (its writes synced: not with --durability nosync)\n",
@@ -689,7 +690,10 @@ main (int argc, char **argv)
     }
     assert (self.server && self.ledger && !self.ring);
     bool failed = server_run (self.server) != 0;
-    rl_log_event (RL_LOG_INFO, "stop", "stopping (%s)", failed ? "storage failure" : "signal");
+    rl_log_event (RL_LOG_INFO, "stop", "stopping (%s)",
+                  !failed                       ? "signal"
+                  : server_fenced (self.server) ? "fenced by a promotion"
+                                                : "storage failure");
     s_close (&self, failed);
     options_args_free (&self.args);
     return failed ? 3 : 0;

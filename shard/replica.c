@@ -17,6 +17,19 @@
           +<-- silence beyond the timeout, out_of_order, wrong_stream, errors
         any --ack fenced--> FENCED (the standby was promoted: it acknowledges nothing more)
 
+    THE LEASE. Besides its messages, each link sends a PING every
+    timeout / REPLICA_PING_DIVISOR (a new one when one goes unanswered for
+    the timeout). A ping answered ok renews the link's lease from the
+    moment the ping was SENT. In semi mode nothing that reports ledger
+    state leaves while a lease is older than the timeout (replica_lease_ok;
+    the server holds it, and answers new reads and writes busy once that
+    lasts: replica_stalled). A standby that is promoted waits, before it
+    serves, until the timeout (the primary tells it in every HELLO and
+    PING) has passed since its last ok answer, plus a margin: so an old
+    primary that did not hear "fenced" (a partition, SIGSTOP) has stopped
+    answering before the new one starts (docs/replication.md, "The
+    fence").
+
     Each HELLO opens a new session; acknowledgements of older sessions are
     ignored, so a late answer never moves a position.
 
@@ -59,6 +72,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "log.h"
 
 typedef struct {
@@ -94,6 +108,12 @@ typedef struct {
     uint64_t seed_chunk; //  bytes of the chunk in flight
     bool seed_begun;     //  SEED_BEGIN acknowledged
     bool seed_ending;    //  SEED_END sent
+    //  THE LEASE
+    uint64_t ping_id;     //  the last ping sent (0: none yet)
+    bool ping_inflight;   //  it awaits its answer
+    int64_t ping_sent_ms; //  when it went
+    int64_t lease_ms;     //  when the last ping answered ok went (0: none yet)
+    bool answered;        //  an ok answer came since start (async's start gate)
 } s_link_t;
 
 typedef struct {
@@ -128,6 +148,8 @@ struct replica_t {
     size_t pending_head;
     size_t pending_count;
     size_t pending_cap;
+    int64_t started_ms;
+    bool fenced;            //  a standby answered fenced: final
     uint64_t released;      //  the last outq sequence replicated
     uint64_t released_head; //  and its last timestamp
     int64_t waiting_ms;     //  since when a write waits (pending not empty), or progress
@@ -506,13 +528,38 @@ s_stream (s_link_t *link)
     }
 }
 
+//  The lease's ping (THE LEASE above): every timeout / REPLICA_PING_DIVISOR,
+//  or again when one went unanswered for the timeout (a reconnect lost it).
+static void
+s_ping (s_link_t *link)
+{
+    replica_t *self = link->owner;
+    int64_t now = s_now_ms ();
+    long period = self->options.timeout_ms / REPLICA_PING_DIVISOR;
+    if (link->state == L_FENCED
+        || now - link->ping_sent_ms < (link->ping_inflight ? self->options.timeout_ms : period)) {
+        return;
+    }
+    replica_header_t h = s_header (link, REPLICA_PING, 0);
+    h.count = ++link->ping_id;
+    h.key_size = (uint32_t) self->options.timeout_ms;
+    int64_t asked = link->asked_ms; //  a ping is not what the timeout's hello waits for
+    if (s_send (link, &h, NULL, 0, NULL, 0) == 0) {
+        link->ping_inflight = true;
+        link->ping_sent_ms = now;
+    }
+    link->asked_ms = asked;
+}
+
 static void
 s_pump (s_link_t *link)
 {
+    s_ping (link);
     switch (link->state) {
         case L_HELLO:
             if (!link->waiting) {
                 replica_header_t h = s_header (link, REPLICA_HELLO, 0);
+                h.key_size = (uint32_t) link->owner->options.timeout_ms;
                 link->waiting = s_send (link, &h, NULL, 0, NULL, 0) == 0;
             }
             break;
@@ -598,6 +645,12 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
         }
         s_seed_remove (link);
         link->state = L_FENCED;
+        if (!self->fenced) {
+            self->fenced = true;
+            if (self->wake) {
+                self->wake (self->wake_arg); //  the server stops serving (replica_fenced)
+            }
+        }
         return;
     }
     link->asked_ms = 0;
@@ -611,6 +664,7 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
                 link->waiting = true;
                 return;
             }
+            link->answered = true;
             pthread_mutex_lock (&self->lock);
             bool from_log = h->stream == self->stream && h->seq + 1 >= s_first_seq (self)
                             && h->seq <= self->last_seq && h->seq >= self->lost_seq;
@@ -659,6 +713,28 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
     }
 }
 
+//  The answer to a ping: an ok one renews the lease (from when it went).
+static void
+s_on_ping_ack (s_link_t *link, const replica_header_t *h)
+{
+    replica_t *self = link->owner;
+    if (!link->ping_inflight || h->count != link->ping_id) {
+        return; //  an older ping's: the newer one decides
+    }
+    link->ping_inflight = false;
+    if (h->status != REPLICA_ST_OK) {
+        rl_warn ("replication to %s: a ping was answered %s: no lease", link->endpoint,
+                 replica_status_name (h->status));
+        return;
+    }
+    bool before = replica_lease_ok (self);
+    link->lease_ms = link->ping_sent_ms;
+    link->answered = true;
+    if (!before && replica_lease_ok (self) && self->wake) {
+        self->wake (self->wake_arg); //  what the lapse held goes now
+    }
+}
+
 static int
 s_on_readable (zloop_t *loop, zsock_t *sock, void *arg)
 {
@@ -677,6 +753,9 @@ s_on_readable (zloop_t *loop, zsock_t *sock, void *arg)
             || h.kind != REPLICA_ACK) {
             rl_warn ("replication to %s: a reply that is not an acknowledgement: dropped",
                      link->endpoint);
+        } else if (h.session == link->session && h.cf == REPLICA_PING
+                   && h.status != REPLICA_ST_FENCED) {
+            s_on_ping_ack (link, &h);
         } else if (h.session == link->session) {
             s_on_ack (link, &h);
         }
@@ -734,6 +813,7 @@ replica_new (const replica_options_t *options, store_t *store, rl_auth_t *auth, 
     self->wake_arg = wake_arg;
     self->mode = options->mode;
     self->released_head = head;
+    self->started_ms = s_now_ms ();
     pthread_mutex_init (&self->lock, NULL);
     if (getrandom (&self->stream, sizeof self->stream, 0) != (ssize_t) sizeof self->stream) {
         rl_error ("replication: cannot draw a stream id");
@@ -870,8 +950,115 @@ bool
 replica_stalled (const replica_t *self)
 {
     assert (self);
-    return self->mode == REPLICA_MODE_SEMI && self->pending_count > 0
-           && s_now_ms () - self->waiting_ms > self->options.timeout_ms;
+    if (self->mode != REPLICA_MODE_SEMI) {
+        return false;
+    }
+    int64_t now = s_now_ms ();
+    if (self->fenced
+        || (self->pending_count > 0 && now - self->waiting_ms > self->options.timeout_ms)) {
+        return true;
+    }
+    for (size_t i = 0; i < self->link_count; i++) {
+        const s_link_t *link = &self->links[i];
+        int64_t since = link->lease_ms ? link->lease_ms : self->started_ms;
+        if (now - since > self->options.timeout_ms) {
+            return true; //  the lease ran out (at start: none came within the timeout)
+        }
+    }
+    return false;
+}
+
+bool
+replica_lease_ok (const replica_t *self)
+{
+    assert (self);
+    if (self->fenced) {
+        return false;
+    }
+    int64_t now = s_now_ms ();
+    bool all_answered = true;
+    for (size_t i = 0; i < self->link_count; i++) {
+        const s_link_t *link = &self->links[i];
+        if (self->mode == REPLICA_MODE_SEMI
+            && (link->lease_ms == 0 || now - link->lease_ms > self->options.timeout_ms)) {
+            return false;
+        }
+        all_answered &= link->answered;
+    }
+    //  Async: a restarted old primary hears "fenced" before it answers,
+    //  unless its standby stays silent for the timeout.
+    return all_answered || now - self->started_ms > self->options.timeout_ms;
+}
+
+bool
+replica_fenced (const replica_t *self)
+{
+    assert (self);
+    return self->fenced;
+}
+
+bool
+replica_answer_as_primary (zmsg_t **msg_p, zsock_t *router, rl_auth_t *auth, bool promoted)
+{
+    assert (msg_p && *msg_p && router && auth);
+    zmsg_t *msg = *msg_p;
+    size_t frames = zmsg_size (msg);
+    if (frames < 3) {
+        return false;
+    }
+    zframe_t *head = NULL;
+    zframe_t *frame = zmsg_first (msg);
+    for (size_t i = 0; i + 2 < frames; i++) {
+        frame = zmsg_next (msg);
+    }
+    head = frame; //  the frame before the last
+    replica_header_t h = {0};
+    if (!head || zframe_size (head) != REPLICA_HEADER_SIZE
+        || codec_get_u32 (zframe_data (head)) != REPLICA_MAGIC) {
+        return false;
+    }
+    replica_status_t st = replica_header_decode (zframe_data (head), zframe_size (head), &h);
+    const char *key = "";
+    unsigned roles = rl_auth_roles (auth, head, &key);
+    zcert_t *cert = rl_auth_cert (auth);
+    bool own = rl_auth_insecure (auth) || (cert && strcmp (key, zcert_public_txt (cert)) == 0);
+    if (!(roles & RL_ROLE_SHARD) || !own) {
+        rl_warn ("a replication message from key %s, not this shard's: refused", key);
+        st = REPLICA_ST_UNAUTHORIZED;
+    } else if (st == REPLICA_ST_OK && (h.kind == REPLICA_ACK || h.status != 0)) {
+        st = REPLICA_ST_MALFORMED;
+    } else if (st == REPLICA_ST_OK) {
+        st = promoted ? REPLICA_ST_FENCED : REPLICA_ST_NOT_STANDBY;
+        rl_log_event (RL_LOG_WARN, "fence",
+                      "a replication message from a primary of this shard (stream %016" PRIx64
+                      "): answered %s%s",
+                      h.stream, replica_status_name (st),
+                      promoted ? ": this shard was promoted, that primary is fenced"
+                               : ": this is a primary, not a standby");
+    }
+    replica_header_t ack = {.magic = REPLICA_MAGIC,
+                            .version = REPLICA_VERSION,
+                            .kind = REPLICA_ACK,
+                            .status = st,
+                            .session = h.session,
+                            .cf = h.kind,
+                            .count = h.kind == REPLICA_PING ? h.count : 0};
+    uint8_t raw[REPLICA_HEADER_SIZE];
+    replica_header_encode (&ack, raw);
+    zmsg_t *reply = zmsg_new ();
+    zframe_t *route = zmsg_first (msg);
+    for (size_t i = 0; reply && i + 2 < frames; i++, route = zmsg_next (msg)) {
+        zmsg_addmem (reply, zframe_data (route), zframe_size (route));
+    }
+    if (reply) {
+        zmsg_addmem (reply, raw, sizeof raw);
+        zmsg_addmem (reply, NULL, 0);
+        if (zmsg_send (&reply, router) != 0) {
+            zmsg_destroy (&reply); //  gone or full: the primary asks again
+        }
+    }
+    zmsg_destroy (msg_p);
+    return true;
 }
 
 void

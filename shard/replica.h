@@ -53,6 +53,8 @@
 #define REPLICA_TIMEOUT_MS_DEFAULT 1000         //  --repl-timeout-ms: no answer -> hello again
 #define REPLICA_TIMEOUT_MS_MIN     10
 #define REPLICA_PROMOTE_LINGER_MS  200 //  a promoted standby keeps its socket open: answers leave
+#define REPLICA_PING_DIVISOR       4   //  a link pings every timeout / 4 (the lease's renewal)
+#define REPLICA_LEASE_MARGIN_MS    20  //  plus timeout / 16: clock rates, scheduling
 #define REPLICA_TIMEOUT_MS_MAX     600000
 #define REPLICA_HEADER_SIZE        64
 #define REPLICA_MAGIC              0x50524c52u //  "RLRP", little-endian
@@ -65,6 +67,7 @@ _Static_assert(REPLICA_SEED_CHUNK_BYTES <= REPLICA_EVENT_BYTES_MAX, "a chunk fit
 //  Meta keys of the standby's own position and of a promotion.
 #define REPLICA_META_POSITION "repl_position" //  stream id (8) + last applied seq (8)
 #define REPLICA_META_PROMOTED "repl_promoted" //  stream id fenced (8): this data is a primary's
+#define REPLICA_META_FENCED   "repl_fenced"   //  stream id (8): a promotion fenced this primary
 
 typedef enum {
     REPLICA_MODE_NONE = 0,  //  no standby
@@ -81,6 +84,7 @@ typedef enum {
     REPLICA_SEED_BEGIN = 4, //  a seed at position seq begins (the standby wipes its copy)
     REPLICA_SEED_FILE = 5,  //  a chunk of a file: data = name, then bytes at offset
     REPLICA_SEED_END = 6,   //  the seed is complete (count: its files): install it
+    REPLICA_PING = 7,       //  are you still my standby? (count: the ping's id, echoed; the lease)
     REPLICA_ACK = 16,       //  standby -> primary: the reply to each of the above
 } replica_kind_t;
 
@@ -93,6 +97,7 @@ typedef enum {
     REPLICA_ST_WRONG_STREAM = 5, //  another stream than the one held: hello, then seed
     REPLICA_ST_STORAGE = 6,      //  the standby's write failed: it stops
     REPLICA_ST_FENCED = 7,       //  promoted: it acknowledges no primary any more
+    REPLICA_ST_NOT_STANDBY = 8,  //  a primary (not promoted) answers: this endpoint is no standby
 } replica_status_t;
 
 typedef struct {
@@ -104,9 +109,9 @@ typedef struct {
     uint32_t status;     //  ACK: replica_status_t; requests: 0
     uint32_t session;    //  the primary's session with this standby, echoed by ACK
     uint32_t cf;         //  INGEST: column family; SEED_FILE: the name's length
-    uint32_t key_size;   //  INGEST: key bytes of an entry
+    uint32_t key_size;   //  INGEST: key bytes of an entry; HELLO, PING: the primary's timeout, ms
     uint64_t entry_size; //  INGEST: bytes of an entry
-    uint64_t count;      //  INGEST: entries; SEED_FILE: offset; SEED_END: files
+    uint64_t count;      //  INGEST: entries; SEED_FILE: offset; SEED_END: files; PING (+ACK): id
     uint64_t data_size;  //  bytes of the data frame (0: none)
 } replica_header_t;
 
@@ -139,7 +144,9 @@ typedef struct {
     const char *data_dir;
 } replica_options_t;
 
-//  Called by the loop when acknowledgements moved the release watermark.
+//  Called by the loop when acknowledgements moved the release watermark,
+//  when the lease came back, and when a standby answered fenced
+//  (replica_fenced).
 typedef void (replica_wake_fn) (void *arg);
 
 //  Taps the store (every write from now on is an event), connects a DEALER
@@ -161,8 +168,26 @@ uint64_t replica_released_head (const replica_t *self);
 //  async mode (or with none), UINT64_MAX: nothing waits.
 uint64_t replica_released (const replica_t *self);
 //  Semi mode, and writes have waited for an acknowledgement longer than
-//  the timeout (or no standby is streaming): new writes are answered busy.
+//  the timeout, or a standby has not answered a ping sent within the
+//  timeout (the lease ran out; at start: none answered within the
+//  timeout): new writes and reads are answered busy.
 bool replica_stalled (const replica_t *self);
+//  May anything that reports ledger state leave now? Semi: every standby
+//  answered ok a ping sent at most the timeout ago (the lease: a standby
+//  promoted since then waits that long before it serves). Async: every
+//  standby answered once since start, or the timeout passed. Never once a
+//  standby answered fenced.
+bool replica_lease_ok (const replica_t *self);
+//  A standby answered fenced: a promotion made it the primary. Final.
+bool replica_fenced (const replica_t *self);
+//  A replication message (frames: route, header, data) reached a serving
+//  primary's ROUTER: answers it on router, from the shard's own key only
+//  (unauthorized otherwise): fenced when this primary was promoted and is
+//  not fenced itself (its old primary learns it is fenced), not_standby
+//  otherwise. Returns false (msg untouched) when msg is not one: a
+//  64-byte header frame with the replication magic before the last frame.
+//  Takes msg when it returns true.
+bool replica_answer_as_primary (zmsg_t **msg_p, zsock_t *router, rl_auth_t *auth, bool promoted);
 //  Timers: hello again after a silence, seed chunks, the window.
 void replica_tick (replica_t *self);
 replica_mode_t replica_mode (const replica_t *self);
@@ -187,6 +212,8 @@ typedef struct {
 //  Runs the standby until SIGINT/SIGTERM (0), until promoted (1: the data
 //  directory is fenced and closed, open it as a primary), or on a failure
 //  (-1, logged). A data directory that a promotion fenced returns 1 at once.
+//  A former primary's (fenced: REPLICA_META_FENCED) is wiped first: it
+//  waits for a seed like an empty standby.
 int replica_standby_run (const replica_standby_options_t *options);
 
 #endif

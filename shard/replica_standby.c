@@ -28,10 +28,18 @@
 
     THE SEED is written into DATA.seed-tmp beside the data directory; at
     its end the files are synced, the store closed, DATA renamed to
-    DATA.old, the seed renamed to DATA, DATA.old removed, the store opened
+    DATA.old, the seed renamed to DATA, the parent directory synced (both
+    renames durable), DATA.old removed, the store opened
     and the position written. A crash in between leaves DATA.old or
     DATA.seed-tmp, removed at the next start (DATA missing: an empty
     standby, seeded again).
+
+    THE LEASE. The primary pings (REPLICA_PING) and tells its timeout in
+    every HELLO and PING; its lease runs from a ping answered ok. A
+    promotion waits, before the process serves as the primary, until that
+    timeout (plus a margin) has passed since the last ok answer: the old
+    primary, which may not have heard "fenced", has stopped answering by
+    then (replica.c).
 
     THE FENCE. promote writes REPLICA_META_PROMOTED (synced), answers, and
     from then on every replication message is answered fenced: the old
@@ -77,7 +85,9 @@ typedef struct {
     uint64_t requests;
     int64_t started_ms;
     bool promoted;
-    int result; //  what run returns: 0 signal, 1 promoted, -1 failed
+    long primary_timeout_ms; //  the largest the primary told (HELLO, PING): its lease
+    int64_t last_ok_ms;      //  when it last answered ok to its primary (0: never)
+    int result;              //  what run returns: 0 signal, 1 promoted, -1 failed
     //  the seed being received
     bool seeding;
     uint64_t seed_stream;
@@ -124,6 +134,22 @@ s_open_store (s_standby_t *self)
     rc = store_get (self->store, STORE_CF_META, REPLICA_META_PROMOTED,
                     strlen (REPLICA_META_PROMOTED), value, sizeof value, &size);
     self->promoted = rc == 1;
+    rc = store_get (self->store, STORE_CF_META, REPLICA_META_FENCED, strlen (REPLICA_META_FENCED),
+                    value, sizeof value, &size);
+    if (rc == 1) {
+        //  A former primary that a promotion fenced: its un-replicated tail
+        //  must never come back. Wiped; it waits for a seed.
+        rl_log_event (RL_LOG_WARN, "fence",
+                      "%s is a former primary fenced by a promotion: wiped, waiting for a seed",
+                      self->o->data_dir);
+        store_close (&self->store);
+        if (s_remove_tree (self->o->data_dir) != 0
+            || (mkdir (self->o->data_dir, 0755) != 0 && errno != EEXIST)) {
+            rl_error ("standby: cannot wipe %s", self->o->data_dir);
+            return -1;
+        }
+        return s_open_store (self);
+    }
     return 0;
 }
 
@@ -145,9 +171,13 @@ s_ack (s_standby_t *self, zframe_t **id_p, const replica_header_t *req, replica_
                           .stream = self->stream,
                           .seq = self->position,
                           .status = status,
-                          .session = req ? req->session : 0};
+                          .session = req ? req->session : 0,
+                          .cf = req ? req->kind : 0,
+                          .count = req && req->kind == REPLICA_PING ? req->count : 0};
     if (status != REPLICA_ST_OK) {
         self->refused++;
+    } else {
+        self->last_ok_ms = zclock_mono (); //  the primary's lease may run from here
     }
     uint8_t raw[REPLICA_HEADER_SIZE];
     replica_header_encode (&h, raw);
@@ -184,6 +214,8 @@ s_client_reply (s_standby_t *self, zframe_t **id_p, const rl_header_t *req, uint
         zmsg_destroy (&msg);
     }
 }
+
+static void s_seed_abandon (s_standby_t *self);
 
 //  The promotion's linger is over: the loop ends, the primary opens.
 static int
@@ -244,11 +276,20 @@ s_on_client (s_standby_t *self, zframe_t **id_p, zframe_t *payload)
         s_client_reply (self, id_p, &h, RL_STATUS_OK, NULL); //  a repeat: already done
         return;
     }
-    if (self->stream == 0 || self->seeding || !self->store) {
-        rl_error ("standby: promote refused: this standby holds no complete copy yet (never "
-                  "seeded, or a seed in progress)");
+    if (self->stream == 0 || !self->store) {
+        rl_error ("standby: promote refused: this standby holds no complete copy (never "
+                  "seeded, or its first seed is in progress)");
         s_client_reply (self, id_p, &h, RL_STATUS_UNAVAILABLE, NULL);
         return;
+    }
+    if (self->seeding) {
+        //  A re-seed (its primary restarted, or it fell behind) left the
+        //  copy it holds intact: in semi mode nothing was acknowledged
+        //  beyond it (docs/replication.md). The seed is dropped.
+        rl_warn ("standby: promote during a seed: the seed is dropped, the copy held (stream "
+                 "%016" PRIx64 " position %" PRIu64 ") is promoted",
+                 self->stream, self->position);
+        s_seed_abandon (self);
     }
     uint8_t value[8];
     codec_put_u64 (value, self->stream);
@@ -267,7 +308,18 @@ s_on_client (s_standby_t *self, zframe_t **id_p, zframe_t *payload)
                   "primary",
                   self->position, self->stream);
     s_client_reply (self, id_p, &h, RL_STATUS_OK, NULL);
-    if (zloop_timer (self->loop, REPLICA_PROMOTE_LINGER_MS, 1, s_on_promoted, self) < 0) {
+    //  The old primary's lease (replica.c) ran from at most our last ok
+    //  answer: it has stopped answering before this one starts.
+    int64_t linger = REPLICA_PROMOTE_LINGER_MS;
+    if (self->last_ok_ms) {
+        int64_t lease_end = self->last_ok_ms + self->primary_timeout_ms
+                            + self->primary_timeout_ms / 16 + REPLICA_LEASE_MARGIN_MS;
+        int64_t left = lease_end - zclock_mono ();
+        linger = left > linger ? left : linger;
+    }
+    rl_info ("promote: serving in %" PRId64 " ms (the old primary's lease: %ld ms)", linger,
+             self->primary_timeout_ms);
+    if (zloop_timer (self->loop, (size_t) linger, 1, s_on_promoted, self) < 0) {
         self->result = 1; //  no timer: open as the primary at once
     }
 }
@@ -411,6 +463,29 @@ s_seed_file (s_standby_t *self, const replica_header_t *h, const uint8_t *data, 
     return REPLICA_ST_OK;
 }
 
+//  Syncs the directory holding path (its renames).
+static void
+s_sync_parent (const char *path)
+{
+    char parent[4200];
+    snprintf (parent, sizeof parent, "%s", path);
+    char *slash = strrchr (parent, '/');
+    if (!slash) {
+        snprintf (parent, sizeof parent, ".");
+    } else if (slash == parent) {
+        parent[1] = '\0';
+    } else {
+        *slash = '\0';
+    }
+    int dfd = open (parent, O_RDONLY | O_DIRECTORY);
+    if (dfd < 0 || fsync (dfd) != 0) {
+        rl_warn ("standby: cannot sync the directory %s: %s", parent, strerror (errno));
+    }
+    if (dfd >= 0) {
+        close (dfd);
+    }
+}
+
 static replica_status_t
 s_seed_end (s_standby_t *self, const replica_header_t *h)
 {
@@ -436,6 +511,7 @@ s_seed_end (s_standby_t *self, const replica_header_t *h)
         rl_error ("standby: cannot install the seed: %s", strerror (errno));
         return REPLICA_ST_STORAGE;
     }
+    s_sync_parent (self->o->data_dir); //  both renames are durable before the copy counts
     s_remove_tree (self->old_dir);
     self->seeding = false;
     self->seed_name[0] = '\0';
@@ -494,6 +570,10 @@ s_on_repl (s_standby_t *self, zframe_t **id_p, zframe_t *head, zframe_t *body)
         s_ack (self, id_p, &h, REPLICA_ST_FENCED);
         return;
     }
+    if ((h.kind == REPLICA_HELLO || h.kind == REPLICA_PING) && h.key_size <= REPLICA_TIMEOUT_MS_MAX
+        && (long) h.key_size > self->primary_timeout_ms) {
+        self->primary_timeout_ms = (long) h.key_size; //  the lease a promotion waits out
+    }
     const uint8_t *data = zframe_data (body);
     size_t size = zframe_size (body);
     replica_status_t st = REPLICA_ST_OK;
@@ -503,6 +583,8 @@ s_on_repl (s_standby_t *self, zframe_t **id_p, zframe_t *head, zframe_t *body)
                 s_seed_abandon (self); //  the primary began again
             }
             break;
+        case REPLICA_PING:
+            break; //  ok: not promoted (the primary's lease)
         case REPLICA_BATCH:
         case REPLICA_INGEST:
             st = s_apply (self, &h, data, size);

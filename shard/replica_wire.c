@@ -78,6 +78,7 @@ replica_header_decode (const uint8_t *in, size_t size, replica_header_t *h)
         case REPLICA_SEED_BEGIN:
         case REPLICA_SEED_FILE:
         case REPLICA_SEED_END:
+        case REPLICA_PING:
         case REPLICA_ACK:
             return REPLICA_ST_OK;
         default:
@@ -105,6 +106,8 @@ replica_status_name (uint32_t status)
             return "storage_error";
         case REPLICA_ST_FENCED:
             return "fenced";
+        case REPLICA_ST_NOT_STANDBY:
+            return "not_standby";
         default:
             return "unknown";
     }

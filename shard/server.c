@@ -299,12 +299,6 @@ s_do_create (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8
 {
     size_t count = h->record_count;
     assert (count <= RL_BATCH_RECORDS_MAX); //  codec_check_request bounds it
-    if (self->replica && replica_stalled (self->replica)) {
-        //  The standby has not acknowledged within the timeout: nothing new
-        //  is taken (docs/replication.md, "Semi-synchronous").
-        self->repl_busy++;
-        return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
-    }
     if (h->operation == RL_OP_CREATE_ACCOUNTS) {
         for (size_t i = 0; i < count; i++) {
             codec_decode_account (body + i * RL_ACCOUNT_SIZE, &self->accounts[i]);
@@ -499,11 +493,35 @@ s_do_history (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint
     return reply;
 }
 
+//  A stalled semi-synchronous primary (replica_stalled) answers clients'
+//  writes and reads busy (docs/replication.md, "Stalled").
+static bool
+s_replica_refuses (server_t *self, uint32_t operation)
+{
+    if (!self->replica || !replica_stalled (self->replica)) {
+        return false;
+    }
+    switch (operation) {
+        case RL_OP_CREATE_ACCOUNTS:
+        case RL_OP_CREATE_TRANSFERS:
+        case RL_OP_LOOKUP_ACCOUNTS:
+        case RL_OP_LOOKUP_TRANSFERS:
+        case RL_OP_GET_ACCOUNT_TRANSFERS:
+        case RL_OP_EVENTS_READ:
+            return true;
+        default:
+            return false; //  peers' records and admin: their answers wait for the lease
+    }
+}
+
 //  Decodes and applies one request; holds its reply. Takes msg.
 static void
 s_handle (server_t *self, zmsg_t *msg)
 {
     assert (msg && !self->failed);
+    if (replica_answer_as_primary (&msg, self->router, self->auth, self->promoted)) {
+        return; //  the old primary learns it is fenced (docs/replication.md)
+    }
     self->requests++;
     zframe_t *payload = zmsg_last (msg);
     if (!payload || zmsg_size (msg) < 2) {
@@ -528,6 +546,7 @@ s_handle (server_t *self, zmsg_t *msg)
     }
     rl_log_request_begin (h.request_id); //  the lines of this request carry its id
     zmsg_t *reply = NULL;
+    bool local = false; //  the reply reports no ledger state: it waits for the sync only
     const char *sender = "";
     bool decoded = status == RL_STATUS_OK || status == RL_STATUS_MALFORMED
                    || status == RL_STATUS_TOO_MANY_RECORDS; //  the header names an operation
@@ -543,6 +562,13 @@ s_handle (server_t *self, zmsg_t *msg)
         self->malformed++;
         rl_debug ("bad request %" PRIu64 ": %s", h.request_id, rl_status_name (status));
         reply = server_reply_new (self, msg, &h, status, 0, 0, NULL);
+    } else if (s_replica_refuses (self, h.operation)) {
+        //  Stalled (docs/replication.md): the standby is silent, so this
+        //  shard may have been replaced by a promoted standby. No new
+        //  write, and no read that could show state that is no more.
+        self->repl_busy++;
+        reply = server_reply_new (self, msg, &h, RL_STATUS_BUSY, 0, 0, NULL);
+        local = true;
     } else if (backup_holding (self) && !backup_serves_held (h.operation)) {
         //  A backup hold (backup.h): the whole request waits for its end.
         zmsg_append (msg, &payload);
@@ -620,12 +646,19 @@ s_handle (server_t *self, zmsg_t *msg)
     zframe_destroy (&payload);
     if (reply) {
         //  A client reply reports memory as of this turn's batch.
-        bool local = h.operation == RL_OP_STATUS || h.operation == RL_OP_PROMOTE
-                     || h.operation == RL_OP_DEGRADE;
+        local |= h.operation == RL_OP_STATUS || h.operation == RL_OP_PROMOTE
+                 || h.operation == RL_OP_DEGRADE;
         s_hold (self, reply, outq_batch_seq (self->outq), self->reply_fp, local);
     }
     self->reply_fp = RL_FP_COUNT;
     rl_log_request_end ();
+}
+
+//  What FAILED answers: storage_error, or fenced after a promotion.
+static rl_status_t
+s_failed_status (const server_t *self)
+{
+    return self->fenced ? RL_STATUS_FENCED : RL_STATUS_STORAGE_ERROR;
 }
 
 //  Replaces a held reply's payload by a storage_error header; NULL when
@@ -642,7 +675,7 @@ s_fail_reply (server_t *self, zmsg_t *reply)
     rl_header_t h;
     codec_decode_header (zframe_data (payload), &h);
     zframe_destroy (&payload);
-    return server_reply_new (self, reply, &h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    return server_reply_new (self, reply, &h, s_failed_status (self), 0, 0, NULL);
 }
 
 //  The failpoints between the sync and the send of the messages it
@@ -678,12 +711,15 @@ s_send (server_t *self, size_t sent[OUTQ_REPLY], bool all)
     assert (outq_count (self->outq) == 0); //  everything queued is in held or the outboxes
     uint64_t synced = outq_synced_seq (self->outq);
     uint64_t release = outq_release_seq (self->outq); //  synced and replicated
-    replyq_flush (self->replies);                     //  what earlier turns parked goes first
+    //  Without the standby's lease this shard may have been replaced by a
+    //  promoted standby: nothing that reports ledger state leaves (replica.h).
+    bool lease = !self->replica || replica_lease_ok (self->replica);
+    replyq_flush (self->replies); //  what earlier turns parked goes first
     size_t kept = 0;
     for (size_t i = 0; i < self->held_count; i++) {
         s_held_t *held = &self->held[i];
         uint64_t may = held->local ? synced : release;
-        if (!self->failed && !all && held->needs_seq > may) {
+        if (!self->failed && !all && (held->needs_seq > may || (!lease && !held->local))) {
             self->held[kept++] = *held; //  waits for a later sync (or acknowledgement)
             continue;
         }
@@ -705,7 +741,7 @@ s_send (server_t *self, size_t sent[OUTQ_REPLY], bool all)
     if (kept == 0) {
         self->held_bytes = 0;
     }
-    if (!self->failed) {
+    if (!self->failed && lease) {
         self->dropped += peers_flush (self->peers, release, sent);
     }
 }
@@ -732,9 +768,17 @@ static void
 s_enter_failed (server_t *self, const char *what)
 {
     assert (!self->failed);
-    rl_error ("%s failed (%s): answering storage_error to everything but status until "
-              "restarted",
-              what, store_error (self->store));
+    if (self->fenced) {
+        rl_log_event (RL_LOG_ERROR, "fence",
+                      "FENCED (%s): a standby of this shard was promoted; answering fenced to "
+                      "everything but status. Wipe this data directory and start it as a "
+                      "standby of the new primary (docs/replication.md, runbook)",
+                      what);
+    } else {
+        rl_error ("%s failed (%s): answering storage_error to everything but status until "
+                  "restarted",
+                  what, store_error (self->store));
+    }
     self->failed = true;
     for (size_t i = 0; i < self->held_count; i++) {
         self->held[i].msg = s_fail_reply (self, self->held[i].msg);
@@ -743,7 +787,7 @@ s_enter_failed (server_t *self, const char *what)
     rl_header_t h;
     zmsg_t *envelope = NULL;
     while ((envelope = coordinator_request_drop (ledger_coordinator (self->ledger), &h))) {
-        zmsg_t *reply = server_reply_new (self, envelope, &h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+        zmsg_t *reply = server_reply_new (self, envelope, &h, s_failed_status (self), 0, 0, NULL);
         if (!reply) {
             self->dropped++; //  the client times out: outcome unknown either way
         } else {
@@ -759,6 +803,9 @@ static void
 s_handle_failed (server_t *self, zmsg_t *msg)
 {
     assert (msg && self->failed);
+    if (replica_answer_as_primary (&msg, self->router, self->auth, false)) {
+        return; //  a primary's replication message: not_standby
+    }
     self->requests++;
     zframe_t *payload = zmsg_last (msg);
     if (!payload || zmsg_size (msg) < 2 || !codec_frame_has_header (zframe_size (payload))) {
@@ -776,7 +823,7 @@ s_handle_failed (server_t *self, zmsg_t *msg)
     } else {
         self->malformed += status != RL_STATUS_OK;
         reply = server_reply_new (
-            self, msg, &h, status == RL_STATUS_OK ? RL_STATUS_STORAGE_ERROR : status, 0, 0, NULL);
+            self, msg, &h, status == RL_STATUS_OK ? s_failed_status (self) : status, 0, 0, NULL);
     }
     if (!reply) {
         self->dropped++;
@@ -944,6 +991,28 @@ s_replica_written (server_t *self)
     }
 }
 
+//  A promotion fenced this primary (its standby answered fenced, or a
+//  marker says so at start): the marker is written (synced, a batch of its
+//  own: a restart stays fenced), then FAILED answering fenced (85).
+static void
+s_enter_fenced (server_t *self)
+{
+    assert (!self->failed);
+    store_batch_t *batch = store_batch_new ();
+    uint8_t one = 1;
+    if (batch) {
+        store_batch_put_into (self->store, batch, STORE_CF_META, REPLICA_META_FENCED,
+                              strlen (REPLICA_META_FENCED), &one, sizeof one);
+    }
+    if (!batch || store_batch_commit (self->store, batch) != 0) {
+        rl_error ("fence: cannot write the fence marker (%s): a restart asks the standby again",
+                  store_error (self->store));
+    }
+    store_batch_destroy (&batch);
+    self->fenced = true;
+    s_enter_failed (self, "a promoted standby answered fenced");
+}
+
 //  The standbys acknowledged more (replica.h): what that releases goes.
 static void
 s_on_replicated (void *arg)
@@ -952,6 +1021,10 @@ s_on_replicated (void *arg)
     assert (self && self->replica);
     if (self->failed) {
         return; //  nothing may leave
+    }
+    if (replica_fenced (self->replica)) {
+        s_enter_fenced (self);
+        return;
     }
     outq_replicated_to (self->outq, replica_released (self->replica));
     size_t sent[OUTQ_REPLY] = {0};
@@ -1408,7 +1481,19 @@ server_new (const server_options_t *options, store_t *store, ring_t **ring_p, ou
             return NULL;
         }
     }
-    if (options->replica.standby_count > 0) {
+    uint8_t mark[16];
+    size_t mark_size = 0;
+    self->promoted = store_get (store, STORE_CF_META, REPLICA_META_PROMOTED,
+                                strlen (REPLICA_META_PROMOTED), mark, sizeof mark, &mark_size)
+                     == 1;
+    if (store_get (store, STORE_CF_META, REPLICA_META_FENCED, strlen (REPLICA_META_FENCED), mark,
+                   sizeof mark, &mark_size)
+        == 1) {
+        //  A former primary (docs/replication.md, "The fence"): it serves
+        //  nothing until it is wiped and re-seeded as a standby.
+        self->fenced = true;
+        s_enter_failed (self, "the fence marker of an earlier promotion");
+    } else if (options->replica.standby_count > 0) {
         //  Every write from here on is an event of the stream (replica.h).
         self->replica = replica_new (&options->replica, store, self->auth, self->loop,
                                      self->durable_head, s_on_replicated, self);
@@ -1474,7 +1559,7 @@ server_destroy (server_t **self_p)
 int
 server_run (server_t *self)
 {
-    assert (self && self->ring && !self->failed);
+    assert (self && self->ring && (!self->failed || self->fenced));
     rl_info ("serving %s, data %s, durability %s, ring epoch %" PRIu64 " (%zu shards)",
              self->options->bind, self->options->data_dir,
              rl_durability_name (self->options->durability), ring_epoch (self->ring),
@@ -1497,4 +1582,11 @@ server_failed (const server_t *self)
 {
     assert (self);
     return self->failed;
+}
+
+bool
+server_fenced (const server_t *self)
+{
+    assert (self);
+    return self->fenced;
 }

@@ -58,5 +58,7 @@ void server_destroy (server_t **self_p);
 int server_run (server_t *self);
 //  A write, sync or checkpoint failed: memory may be ahead of disk.
 bool server_failed (const server_t *self);
+//  FAILED because a promotion of its standby fenced this primary (replica.h).
+bool server_fenced (const server_t *self);
 
 #endif

@@ -47,8 +47,11 @@ struct server_t {
     store_t *store;
     ledger_t *ledger;
     ring_t *ring;
-    outq_t *outq; //  what the ledger asks to send; the group commit sequences
-    bool failed;  //  FAILED (server.c, STATES): only status is served; exit 3
+    outq_t *outq;  //  what the ledger asks to send; the group commit sequences
+    bool failed;   //  FAILED (server.c, STATES): only status is served; exit 3
+    bool fenced;   //  FAILED because a promotion fenced this primary: answers fenced (85)
+    bool promoted; //  this data directory was a standby's, promoted (replica.h): the old
+                   //  primary's replication messages are answered fenced
     uint64_t started_ms;
 
     zloop_t *loop;

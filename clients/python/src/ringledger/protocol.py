@@ -107,6 +107,7 @@ class StatusCode(_Coded):
     RESYNC = 23  # events_read: drop this shard's events, read again from the beginning
     BAD_POSITION = 24
     LEASE_HELD = 84  # migrate_*: another rebalancing plan holds the shard's migration lease
+    FENCED = 85  # a former primary: its standby was promoted; send to the new primary
 
     @property
     def is_retryable(self):
@@ -278,3 +279,6 @@ class ShardState(_Coded):
 
     SERVING = 0
     FAILED = 1  # a write or sync failed: storage_error until restarted
+    STANDBY = 2  # a standby: answers status and promote only
+    STALLED = 3  # a semi-synchronous primary whose standby is silent: busy
+    FENCED = 4  # a former primary whose standby was promoted: fenced until re-seeded
