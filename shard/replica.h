@@ -67,7 +67,8 @@ _Static_assert(REPLICA_SEED_CHUNK_BYTES <= REPLICA_EVENT_BYTES_MAX, "a chunk fit
 //  Meta keys of the standby's own position and of a promotion.
 #define REPLICA_META_POSITION "repl_position" //  stream id (8) + last applied seq (8)
 #define REPLICA_META_PROMOTED "repl_promoted" //  stream id fenced (8): this data is a primary's
-#define REPLICA_META_FENCED   "repl_fenced"   //  stream id (8): a promotion fenced this primary
+#define REPLICA_META_FENCED   "repl_fenced"   //  a promotion fenced this primary (1 byte)
+#define REPLICA_META_LEASE    "repl_lease_ms" //  a standby: the largest timeout its primary told (8)
 
 typedef enum {
     REPLICA_MODE_NONE = 0,  //  no standby

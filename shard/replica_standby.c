@@ -134,6 +134,14 @@ s_open_store (s_standby_t *self)
     rc = store_get (self->store, STORE_CF_META, REPLICA_META_PROMOTED,
                     strlen (REPLICA_META_PROMOTED), value, sizeof value, &size);
     self->promoted = rc == 1;
+    rc = store_get (self->store, STORE_CF_META, REPLICA_META_LEASE, strlen (REPLICA_META_LEASE),
+                    value, sizeof value, &size);
+    if (rc == 1 && size == 8 && codec_get_u64 (value) <= REPLICA_TIMEOUT_MS_MAX) {
+        //  An ok answer may have gone just before this start: the lease
+        //  runs from here.
+        self->primary_timeout_ms = (long) codec_get_u64 (value);
+        self->last_ok_ms = zclock_mono ();
+    }
     rc = store_get (self->store, STORE_CF_META, REPLICA_META_FENCED, strlen (REPLICA_META_FENCED),
                     value, sizeof value, &size);
     if (rc == 1) {
@@ -515,15 +523,20 @@ s_seed_end (s_standby_t *self, const replica_header_t *h)
     s_remove_tree (self->old_dir);
     self->seeding = false;
     self->seed_name[0] = '\0';
+    long lease = self->primary_timeout_ms;
     if (s_open_store (self) != 0) {
         return REPLICA_ST_STORAGE;
     }
     //  The copy is of a primary: its own marks (a promotion, a position of
-    //  another stream) are not this standby's.
+    //  another stream, a lease) are not this standby's.
+    self->primary_timeout_ms = lease;
     uint8_t value[16];
     s_position_value (h->stream, h->seq, value);
     store_batch_put (self->store, STORE_CF_META, REPLICA_META_POSITION,
                      strlen (REPLICA_META_POSITION), value, sizeof value);
+    codec_put_u64 (value, (uint64_t) lease);
+    store_batch_put (self->store, STORE_CF_META, REPLICA_META_LEASE, strlen (REPLICA_META_LEASE),
+                     value, 8);
     store_batch_delete (self->store, STORE_CF_META, REPLICA_META_PROMOTED,
                         strlen (REPLICA_META_PROMOTED));
     if (store_commit (self->store) != 0) {
@@ -571,8 +584,16 @@ s_on_repl (s_standby_t *self, zframe_t **id_p, zframe_t *head, zframe_t *body)
         return;
     }
     if ((h.kind == REPLICA_HELLO || h.kind == REPLICA_PING) && h.key_size <= REPLICA_TIMEOUT_MS_MAX
-        && (long) h.key_size > self->primary_timeout_ms) {
-        self->primary_timeout_ms = (long) h.key_size; //  the lease a promotion waits out
+        && (long) h.key_size > self->primary_timeout_ms && self->store && !self->seeding) {
+        //  The lease a promotion waits out; kept for a restart, which may
+        //  follow an answer within the old primary's lease.
+        uint8_t value[8];
+        codec_put_u64 (value, h.key_size);
+        store_batch_put (self->store, STORE_CF_META, REPLICA_META_LEASE,
+                         strlen (REPLICA_META_LEASE), value, sizeof value);
+        if (store_commit (self->store) == 0) {
+            self->primary_timeout_ms = (long) h.key_size;
+        }
     }
     const uint8_t *data = zframe_data (body);
     size_t size = zframe_size (body);
