@@ -452,6 +452,7 @@ s_seed_file (s_standby_t *self, const replica_header_t *h, const uint8_t *data, 
     } else if (h->count != self->seed_size) {
         return REPLICA_ST_OUT_OF_ORDER;
     }
+    RL_FAILPOINT (REPL_STANDBY_SEED_FILE); //  delay: a seed held in progress
     const uint8_t *bytes = data + name_size;
     size_t n = size - name_size;
     while (n > 0) {

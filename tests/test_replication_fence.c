@@ -18,6 +18,10 @@
     test_lost_disk: the primary's data directory is deleted and the
     process killed: the promoted standby holds every acknowledged transfer.
 
+    test_promote_mid_seed: the primary restarts (its standby is re-seeded)
+    and dies while the seed is held by a failpoint: the standby drops the
+    seed and promotes the copy it holds, every acknowledged transfer in it.
+
     test_standby_stopped: a SIGSTOPped standby: a semi-synchronous primary
     stalls (writes and reads busy after the timeout) and goes on when the
     standby catches up; an asynchronous one keeps serving, and the standby
@@ -129,6 +133,9 @@ s_promote (const char *endpoint)
                              &reply_size);
         free (reply);
         rl_client_destroy (&client);
+        if (rc == 0 && rh.status != RL_STATUS_OK) {
+            rc = (int) rh.status; //  refused
+        }
     }
     assert_int_equal (rc, 0);
 }
@@ -430,6 +437,43 @@ test_lost_disk (void **state)
     tk_shard_stop (h, &standby, SIGTERM);
 }
 
+//  The primary restarts (a new stream: its standby is seeded again) and
+//  dies while that seed is held: the standby drops the seed and promotes
+//  the complete copy it holds, with every acknowledged transfer.
+static void
+test_promote_mid_seed (void **state)
+{
+    harness_t *h = *state;
+    s_seed ("test_promote_mid_seed");
+    tk_shard_t primary, standby;
+    s_pair (h, &primary, &standby, "semi");
+    tk_model_t model;
+    tk_model_init (&model, TAG, ACCOUNTS);
+    rl_client_t *client = rl_client_new (primary.endpoint);
+    s_drive (client, 8, &model);
+    rl_client_destroy (&client);
+    //  The standby holds the next seed's first chunk 3 s.
+    tk_shard_stop (h, &standby, SIGTERM);
+    static char fp_env[] = "RL_FAILPOINTS=repl.standby.seed_file=delay:1500@1";
+    standby.env[0] = fp_env;
+    standby.env[1] = NULL;
+    assert_true (tk_shard_start (h, &standby) > 0);
+    tk_shard_stop (h, &primary, SIGTERM);
+    primary.args[3] = "2000"; //  no hello again (which drops a seed) before the kill
+    assert_true (tk_shard_start (h, &primary) > 0); //  a new stream: a seed begins
+    zclock_sleep (500);
+    harness_kill (h, primary.pid, SIGKILL);
+    int wstatus = 0;
+    assert_int_equal (harness_wait_exit (h, primary.pid, 20000, &wstatus), 0);
+    primary.pid = -1;
+    s_promote (standby.endpoint);
+    s_wait_state (standby.endpoint, RL_SHARD_SERVING);
+    client = rl_client_new (standby.endpoint);
+    s_finish (client, &model);
+    rl_client_destroy (&client);
+    tk_shard_stop (h, &standby, SIGTERM);
+}
+
 static void
 test_standby_stopped (void **state)
 {
@@ -502,6 +546,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_fence_running, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_fence_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_disk, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_promote_mid_seed, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_standby_stopped, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
