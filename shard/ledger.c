@@ -108,6 +108,7 @@ struct ledger_t {
     s_saved_t *saved;
     size_t saved_count;
     size_t saved_cap;
+    ledger_payments_t payments; //  counts of payment flows (ledger_payments)
 };
 
 //  The shard's timestamp clock, which pending transfers expire by: the
@@ -861,10 +862,25 @@ ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t 
             if (broken == RL_OK) {
                 s_chain_keep (self);
             }
+            //  A chain answered exists for every member was applied before.
+            bool applied = false;
+            for (size_t k = chain_start; k <= i; k++) {
+                applied |= results[k].result == RL_OK;
+            }
+            self->payments.chains_committed += broken == RL_OK && applied;
+            self->payments.chains_failed += broken != RL_OK;
             chain = false;
         }
     }
     assert (!chain);
+    for (size_t i = 0; i < count; i++) {
+        if (results[i].result == RL_OK) {
+            uint16_t flags = transfers[i].flags;
+            self->payments.pending += (flags & RL_TRANSFER_PENDING) != 0;
+            self->payments.posted += (flags & RL_TRANSFER_POST_PENDING_TRANSFER) != 0;
+            self->payments.voided += (flags & RL_TRANSFER_VOID_PENDING_TRANSFER) != 0;
+        }
+    }
     //  The request waits in the coordinator while a record is pending.
     bool later = coordinator_request_hold (self->coordinator, request, ctx, header, results,
                                            (uint32_t) count);
@@ -1307,7 +1323,8 @@ ledger_tick (ledger_t *self, now_t now)
     assert (work <= RL_TP_WORK_PER_TICK_MAX);
     participant_tick (self->participant, now, RL_TP_WORK_PER_TICK_MAX - work);
     uint64_t clock_ns = s_clock (self, now);
-    pending_tick (self->pending, clock_ns, RL_SHARD_PENDING_EXPIRE_PER_TICK);
+    self->payments.expired += pending_tick (self->pending, clock_ns,
+                                            RL_SHARD_PENDING_EXPIRE_PER_TICK);
     s_expiries_begin (self, now, clock_ns);
 }
 
@@ -1491,6 +1508,13 @@ ledger_pending_count (const ledger_t *self)
 {
     assert (self);
     return pending_live_count (self->pending);
+}
+
+void
+ledger_payments (const ledger_t *self, ledger_payments_t *out)
+{
+    assert (self && out);
+    *out = self->payments;
 }
 
 bool

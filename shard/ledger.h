@@ -155,6 +155,21 @@ size_t ledger_heuristics_in_arc (const ledger_t *self, uint64_t start, uint64_t 
 //  A migration refuses to freeze such an arc. O(pending).
 bool ledger_pending_in_arc (const ledger_t *self, uint64_t start, uint64_t end);
 size_t ledger_pending_count (const ledger_t *self); //  transfers still pending
+
+//  Payment flows since the ledger opened (docs/metrics.md): applied in a
+//  turn of this shard (ok, not exists), so a crash that loses the turn
+//  loses its counts with it. Expiries are those of the timer (ledger_tick);
+//  the ones recovery makes and those a post or void finds due (answered
+//  pending_transfer_expired) are not in `expired`.
+typedef struct {
+    uint64_t pending;          //  pending transfers created
+    uint64_t posted;           //  posts applied
+    uint64_t voided;           //  voids applied
+    uint64_t expired;          //  pending transfers expired by the timer
+    uint64_t chains_committed; //  linked chains applied whole (not a retry all exists)
+    uint64_t chains_failed;    //  linked chains refused whole (nothing applied)
+} ledger_payments_t;
+void ledger_payments (const ledger_t *self, ledger_payments_t *out);
 //  Calls fn for every account held (O(accounts)).
 void ledger_each_account (const ledger_t *self, void (*fn) (void *arg, const rl_account_t *account),
                           void *arg);

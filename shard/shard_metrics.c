@@ -133,6 +133,13 @@ enum {
     S_EVENTS_RESYNCS,
     S_EVENTS_NOTES,
     S_EVENTS_HEARTBEATS,
+    S_PENDING,
+    S_PENDING_CREATED,
+    S_PENDING_POSTED,
+    S_PENDING_VOIDED,
+    S_PENDING_EXPIRED,
+    S_CHAINS_COMMITTED,
+    S_CHAINS_FAILED,
     S_SCALAR_COUNT
 };
 
@@ -224,6 +231,20 @@ static const metrics_scalar_t s_scalars[S_SCALAR_COUNT] = {
                         "Change stream: PUB notifications sent that the durable head moved."},
     [S_EVENTS_HEARTBEATS] = {METRICS_COUNTER, "ringledger_shard_events_heartbeats_total",
                              "Change stream: PUB heartbeats sent (the head did not move)."},
+    [S_PENDING] = {METRICS_GAUGE, "ringledger_shard_pending_transfers",
+                   "Pending transfers not yet posted, voided or expired."},
+    [S_PENDING_CREATED] = {METRICS_COUNTER, "ringledger_shard_pending_created_total",
+                           "Pending transfers created (their amounts reserved)."},
+    [S_PENDING_POSTED] = {METRICS_COUNTER, "ringledger_shard_pending_posted_total",
+                          "Posts of pending transfers applied."},
+    [S_PENDING_VOIDED] = {METRICS_COUNTER, "ringledger_shard_pending_voided_total",
+                          "Voids of pending transfers applied."},
+    [S_PENDING_EXPIRED] = {METRICS_COUNTER, "ringledger_shard_pending_expired_total",
+                           "Pending transfers expired by the shard's timer."},
+    [S_CHAINS_COMMITTED] = {METRICS_COUNTER, "ringledger_shard_chains_committed_total",
+                            "Linked chains applied whole."},
+    [S_CHAINS_FAILED] = {METRICS_COUNTER, "ringledger_shard_chains_failed_total",
+                         "Linked chains refused whole (nothing of them applied)."},
 };
 
 struct shard_metrics_t {
@@ -672,6 +693,15 @@ shard_metrics_tick (shard_metrics_t *self, server_t *server)
     s_set (self, S_EVENTS_RESYNCS, (double) events.resyncs);
     s_set (self, S_EVENTS_NOTES, (double) events.notes);
     s_set (self, S_EVENTS_HEARTBEATS, (double) events.heartbeats);
+    ledger_payments_t payments;
+    ledger_payments (server->ledger, &payments);
+    s_set (self, S_PENDING, (double) ledger_pending_count (server->ledger));
+    s_set (self, S_PENDING_CREATED, (double) payments.pending);
+    s_set (self, S_PENDING_POSTED, (double) payments.posted);
+    s_set (self, S_PENDING_VOIDED, (double) payments.voided);
+    s_set (self, S_PENDING_EXPIRED, (double) payments.expired);
+    s_set (self, S_CHAINS_COMMITTED, (double) payments.chains_committed);
+    s_set (self, S_CHAINS_FAILED, (double) payments.chains_failed);
     const ring_t *ring = server->ring;
     int index = ring_shard_find (ring, server->options->name);
     s_set (self, S_EPOCH, (double) ring_epoch (ring));

@@ -20,7 +20,11 @@ series, and checks:
      venv where the pyclient_venv fixture installed it);
   5. the change stream's counters (the cluster runs with --events-port):
      notifications sent under the load, and an events_read, a resync and
-     a bad position of the test's own counted by the shard that served them.
+     a bad position of the test's own counted by the shard that served them;
+  6. the payment flows' counters of a shard: three pending transfers (one
+     posted, one voided, one left to expire), a chain applied and a chain
+     left open, each counted once (a retry answered exists is not), and
+     the pending gauge back where it was once the third has expired.
 
 Everything started is stopped at the end. A missing tool fails the test.
 """
@@ -164,6 +168,70 @@ def events_metrics(endpoints, base):
             time.sleep(0.2)
         ok("%s: the change stream's counters (%d events served, %d notifications)"
            % (name, got[1], notes))
+
+
+PAY_LEDGER = 7703
+PAY_TAG = 0x9A7 << 64
+
+
+def pay_metrics(url):
+    text = http("GET", url)[1]
+    names = ("pending_created", "pending_posted", "pending_voided", "pending_expired",
+             "chains_committed", "chains_failed")
+    got = {n: counter(text, "ringledger_shard_%s_total" % n) for n in names}
+    got["pending"] = counter(text, "ringledger_shard_pending_transfers")
+    return got
+
+
+def payments_metrics(endpoints, base):
+    """s1 counts pending transfers, posts, voids, expiries and chains."""
+    url = "http://127.0.0.1:%d/metrics" % endpoints["s1"]
+    T, F = ringledger.Transfer, ringledger.TransferFlags
+    with ringledger.Client("tcp://127.0.0.1:%d" % (base + 1), timeout_ms=2000,
+                           deadline_s=10) as client:
+        # Accounts of s1: the others are answered wrong_shard by it.
+        mine = []
+        for n in range(1, 64):
+            r = client.create_accounts([ringledger.Account(id=PAY_TAG | n, ledger=PAY_LEDGER,
+                                                           code=1)], retry=False)[0]
+            if r.ok:
+                mine.append(PAY_TAG | n)
+            if len(mine) == 2:
+                break
+        if len(mine) != 2:
+            fail("s1: no two accounts of its own among 63")
+        a, b = mine
+        before = pay_metrics(url)
+
+        def t(n, amount, flags=F(0), pending_id=0, timeout=0):
+            return T(id=PAY_TAG | 0x1000 | n, debit_account_id=a, credit_account_id=b,
+                     amount=amount, pending_id=pending_id, timeout=timeout, ledger=PAY_LEDGER,
+                     code=1, flags=flags)
+
+        pend = [t(1, 10, F.PENDING), t(2, 20, F.PENDING), t(3, 30, F.PENDING, timeout=1)]
+        settle = [t(4, 6, F.POST_PENDING_TRANSFER, pending_id=pend[0].id),
+                  t(5, 0, F.VOID_PENDING_TRANSFER, pending_id=pend[1].id)]
+        chain = [t(6, 1, F.LINKED), t(7, 2)]
+        for batch in (pend, settle, chain, pend + settle + chain):  # the last: all exists
+            results = client.create_transfers(batch)
+            if not all(r.ok for r in results):
+                fail("s1 payments: %s" % [r.name for r in results])
+        results = client.create_transfers([t(8, 1, F.LINKED)], retry=False)
+        if [r.result for r in results] != [ringledger.ResultCode.LINKED_EVENT_CHAIN_OPEN]:
+            fail("s1: an open chain answered %s" % [r.name for r in results])
+    want = dict(before)
+    for n, d in (("pending_created", 3), ("pending_posted", 1), ("pending_voided", 1),
+                 ("pending_expired", 1), ("chains_committed", 1), ("chains_failed", 1)):
+        want[n] += d
+    deadline = time.time() + 15  # the expiry after 1 s, and the next tick's snapshot
+    while True:
+        got = pay_metrics(url)
+        if got == want:
+            break
+        if time.time() > deadline:
+            fail("s1: payment counters %s, expected %s" % (got, want))
+        time.sleep(0.2)
+    ok("s1: pending, posts, voids, the expiry and chains counted once each (%s)" % got)
 
 
 def named_metrics(root):
@@ -410,6 +478,7 @@ scrape_configs:
         load = None
         metrics_match_status(endpoints, base)
         events_metrics(endpoints, base)
+        payments_metrics(endpoints, base)
         failed = False
     finally:
         if load:
