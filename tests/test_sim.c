@@ -18,6 +18,17 @@
     {lo = a, hi = h(a)}, h(a) the smallest value that puts odd accounts on
     s1 and even ones on s2.
 
+    Linked chains (docs/payments.md): a new slot may start a chain of 2 or 3
+    members on one shard (transfers, some overdrawing a limited account,
+    pending transfers, posts and voids of earlier ones), sent and resent
+    whole with the same ids. A chain is answered in its turn, all ok or
+    exists, or all failed (one member its own code, the others
+    linked_event_failed); a failed chain burns no id. Some pending
+    transfers credit an account of the other shard: answered not_supported
+    today (CROSS_PENDING_SERVED 0: accepted as "not applied"; set it to 1
+    once the two-phase protocol serves them, and such a transfer is held to
+    the same model).
+
     After every step: each live shard's audit (reserved amounts equal live
     reservations and prepared records), and globally 0 <= debits posted -
     credits posted <= credits reserved (a credit is never applied before its
@@ -26,8 +37,20 @@
     last-answer-aborted transfer was, retries got the original outcome,
     nothing is reserved, sum(debits) == sum(credits), and every balance
     equals the model built from what was applied (a post with the amount
-    it stored); two days later every pending transfer has expired, and
-    nothing is pending. Each step's audit checks pending amounts too.
+    it stored); every chain applied whole or not at all. The strong check
+    of pending amounts (s_check_pending), at the end and then every 0.7 s
+    of the wall clock until every timeout has run: each pending transfer is
+    resolved by at most one post or void, before its expiry, posting at
+    most its amount; one not resolved is pending exactly when no committed
+    tick or recovery of its shard after it was stored had a clock at or
+    past its expiry (the clock goes back with the wall: the model keeps
+    each shard's expiry points); the shards hold exactly those, and every
+    account's pending amounts are their sums. Two days later nothing is
+    pending; then every applied id sent again answers exists (with its
+    timestamp) and every burned id its failure, and the balances are
+    checked after that (exactly once). Each step's audit checks pending
+    amounts too. A run fails unless its seeds applied and failed chains,
+    posted, voided and expired pending transfers (and met not_supported).
 
     test_outcome_query drives one coordinator directly: abort is presumed
     for an older incarnation and for a finished sequence of this one; a
@@ -81,6 +104,16 @@
 #define SETTLE_STEPS 20000
 #define SEEDS_MIN    5
 
+//  Payment flows in the mix (docs/payments.md).
+#define CHAIN_PERCENT         15 //  new slots that start a linked chain
+#define CHAIN_MEMBERS_MAX     3  //  members of a chain (2..this)
+#define CROSS_PENDING_PERCENT 15 //  pending transfers whose credit account is on the other shard
+//  Cross-shard pending transfers are answered not_supported until the
+//  two-phase protocol serves them; set to 1 then, so that not_supported
+//  for one fails the run. Either way one that applies is held to the model.
+#define CROSS_PENDING_SERVED 0
+#define POINTS_MAX           (STEPS + SETTLE_STEPS + 64) //  expiry points a node keeps
+
 typedef enum {
     M_PREPARE,
     M_PREPARE_REPLY,
@@ -106,7 +139,16 @@ typedef struct {
     uint32_t final;    //  business failure seen, or 0
     bool aborted_last; //  the last answer was aborted (definitely not applied)
     bool in_flight;    //  a pending answer may still come
+    int chain_first;   //  a chain member: the chain's first slot
+    int chain_len;     //  a chain member: its chain's length (0: sent alone)
+    uint64_t
+        created_seq; //  a pending transfer: the debit node's commit that stored it (0: not yet)
 } s_slot_t;
+
+typedef struct {
+    uint64_t seq;
+    uint64_t clock_ns;
+} s_point_t;
 
 typedef struct {
     store_env_t *env;
@@ -122,6 +164,15 @@ typedef struct {
     uint64_t answer_seqs[SLOTS]; //  the group commit each answer needs
     size_t answer_count;
     uint64_t last_ts; //  the last timestamp committed (never goes back)
+    //  Expiry points: the clock (the ledger's: wall, never below the last
+    //  timestamp) of each committed tick and recovery, numbered by the
+    //  node's commits. A pending transfer committed at commit m has expired
+    //  iff a point after m had a clock at or past its expiry (the clock can
+    //  go back with the wall: a point before m does not count).
+    uint64_t turn_clock; //  of the current turn's tick (0: none)
+    uint64_t commit_seq; //  commits and recoveries so far, across crashes
+    s_point_t points[POINTS_MAX];
+    size_t point_count;
 } s_node_t;
 
 static s_node_t s_nodes[NODES];
@@ -137,6 +188,13 @@ static ring_t *s_ring;
 static uint64_t s_account_hi[ACCOUNTS + 1]; //  account a is {a, s_account_hi[a]}
 static int s_drop_kind = -1;                //  scenarios: messages of this kind are lost
 static uint64_t s_decide_replies[16];       //  DECIDE replies delivered, by state
+
+//  What the seeds of a run did with payment flows (the run fails unless
+//  each happened: a generator that stopped making them would pass unseen).
+typedef struct {
+    uint64_t chains_applied, chains_failed, pending, posted, voided, expired, not_supported;
+} s_flows_t;
+static s_flows_t s_flows;
 
 static uint64_t
 s_rand (void)
@@ -172,6 +230,41 @@ s_clock (void)
 }
 
 //  The node of a ring index (s1 is node 0, s2 node 1).
+//  The clock a ledger expires pending transfers by (ledger.c, s_clock).
+static uint64_t
+s_expiry_clock (ledger_t *ledger)
+{
+    uint64_t wall = s_wall (), last = ledger_last_timestamp (ledger);
+    return wall > last ? wall : last;
+}
+
+//  A committed expiry point of the node.
+static void
+s_point (s_node_t *node, uint64_t clock_ns)
+{
+    node->commit_seq++;
+    if (node->point_count < POINTS_MAX) {
+        node->points[node->point_count++] = (s_point_t){node->commit_seq, clock_ns};
+    } else {
+        fail_msg ("seed %lu: more than %d expiry points", (unsigned long) s_seed, POINTS_MAX);
+    }
+}
+
+//  The highest clock of the node's expiry points after commit seq (0: none).
+static uint64_t
+s_clock_after (const s_node_t *node, uint64_t seq)
+{
+    uint64_t clock = 0;
+    for (size_t k = 0; k < node->point_count; k++) {
+        if (node->points[k].seq > seq && node->points[k].clock_ns > clock) {
+            clock = node->points[k].clock_ns;
+        }
+    }
+    return clock;
+}
+
+static void s_note_created (int i);
+
 static int
 s_node_of (int32_t index)
 {
@@ -191,6 +284,26 @@ s_account_id (uint64_t a)
             fail_msg (__VA_ARGS__);                                                                \
         }                                                                                          \
     } while (0)
+
+//  After a commit of node i: the pending transfers it stores from now on,
+//  not seen before, were stored by this commit.
+static void
+s_note_created (int i)
+{
+    s_node_t *node = &s_nodes[i];
+    for (int k = 0; k < SLOTS; k++) {
+        s_slot_t *s = &s_slots[k];
+        if (!s->used || s->created_seq || !(s->t.flags & RL_TRANSFER_PENDING)
+            || ((s->t.debit_account_id.lo & 1) ? 0 : 1) != i) {
+            continue;
+        }
+        rl_transfer_t found;
+        CHECK (ledger_lookup_transfers (node->ledger, &s->t.id, 1, &found) == 0, "lookup");
+        if (found.timestamp != 0) {
+            s->created_seq = node->commit_seq;
+        }
+    }
+}
 
 //  Output: like the server, drain after every call, hold until the commit --------------
 
@@ -262,6 +375,12 @@ s_node_open (int i)
     ledger_set_tp_timeouts (node->ledger, 30, 40, 5, 80);
     //  Few markers: duplicates and late PREPAREs often find theirs evicted.
     participant_set_markers_max (ledger_participant (node->ledger), 16);
+    //  The timestamps a failed chain's members took are given to nothing
+    //  stored: recovery may start below them (never below a stored one:
+    //  the end checks that no timestamp was given twice).
+    node->last_ts = ledger_last_timestamp (node->ledger);
+    node->turn_clock = 0;
+    s_point (node, s_expiry_clock (node->ledger)); //  recovery expired what was due
     node->up = true;
     node->out_count = node->answer_count = 0;
 }
@@ -290,6 +409,22 @@ s_deliver_answer (int slot, uint32_t result)
 {
     s_slot_t *s = &s_slots[slot];
     s->in_flight = false;
+    if (result == RL_NOT_SUPPORTED) {
+        s_flows.not_supported++;
+        //  Only a cross-shard pending transfer (or a post or void of one)
+        //  is not served: definitely not applied, the id not burned.
+        CHECK (!CROSS_PENDING_SERVED, "transfer %d: not_supported", slot);
+        CHECK (!s->applied_seen, "transfer %d: not_supported after ok", slot);
+        s->aborted_last = true;
+        return;
+    }
+    if (s->chain_len > 0 && result != RL_OK && result != RL_EXISTS) {
+        //  A failed chain: nothing of it applied, no id burned, whatever
+        //  the failing member's own code (docs/payments.md, rule 1).
+        CHECK (!s->applied_seen, "chain member %d: %s after ok", slot, rl_result_name (result));
+        s->aborted_last = true;
+        return;
+    }
     if (result == RL_OK || result == RL_EXISTS) {
         CHECK (s->final == 0, "transfer %d: applied after a business failure", slot);
         s->applied_seen = true;
@@ -313,6 +448,7 @@ s_turn_finish (int i)
     s_node_t *node = &s_nodes[i];
     if (s_faults && s_chance (2)) {
         s_node_crash (i); //  before the commit: the whole turn is lost
+        node->turn_clock = 0;
         return;
     }
     ledger_before_commit (node->ledger);
@@ -320,8 +456,16 @@ s_turn_finish (int i)
     outq_batch_synced (node->outq);
     uint64_t synced = outq_synced_seq (node->outq);
     CHECK (ledger_after_commit (node->ledger) == 0, "checkpoint failed");
+    if (node->turn_clock) {
+        s_point (node, node->turn_clock); //  the tick's expiries are durable
+    } else {
+        node->commit_seq++;
+    }
+    node->turn_clock = 0;
+    s_note_created (i);
     uint64_t last_ts = ledger_last_timestamp (node->ledger);
-    CHECK (last_ts >= node->last_ts, "%s: timestamps went back", s_names[i]);
+    CHECK (last_ts >= node->last_ts, "%s: timestamps went back (%lu < %lu)", s_names[i],
+           (unsigned long) last_ts, (unsigned long) node->last_ts);
     node->last_ts = last_ts;
     for (size_t k = 0; k < node->answer_count; k++) {
         CHECK (node->answer_seqs[k] <= synced, "an answer released before its write is synced");
@@ -358,7 +502,10 @@ s_pending_mix (int k)
     uint64_t r = s_rand () % 100;
     if (r < 20) {
         uint64_t dr = s->t.debit_account_id.lo;
-        s->t.credit_account_id = s_account_id ((dr + 1) % ACCOUNTS + 1); //  same parity: shard
+        //  dr + 2 has dr's parity (its shard), dr + 1 the other's.
+        uint64_t cr = s_chance (CROSS_PENDING_PERCENT) ? dr % ACCOUNTS + 1
+                                                       : (dr + 1) % ACCOUNTS + 1;
+        s->t.credit_account_id = s_account_id (cr);
         s->t.flags = RL_TRANSFER_PENDING;
         s->t.timeout = 1 + (uint32_t) (s_rand () % 3);
         return;
@@ -385,12 +532,149 @@ s_pending_mix (int k)
     }
 }
 
+//  Linked chains -------------------------------------------------------------------------
+
+//  A random account of shard i (odd accounts on s1, even ones on s2).
+static uint64_t
+s_account_on (int i)
+{
+    return 2 * (s_rand () % (ACCOUNTS / 2)) + (i == 0 ? 1 : 2);
+}
+
+//  A slot holding a pending transfer between two accounts of shard i, or -1.
+static int
+s_pick_pending (int i)
+{
+    int start = (int) (s_rand () % SLOTS);
+    for (int n = 0; n < SLOTS; n++) {
+        int k = (start + n) % SLOTS;
+        const s_slot_t *p = &s_slots[k];
+        if (p->used && (p->t.flags & RL_TRANSFER_PENDING)
+            && (p->t.debit_account_id.lo & 1) == (i == 0)
+            && (p->t.credit_account_id.lo & 1) == (i == 0)) {
+            return k;
+        }
+    }
+    return -1;
+}
+
+//  A new chain of 2..CHAIN_MEMBERS_MAX members in the free slots first..,
+//  all on one shard: transfers (some overdraw a limited account and fail
+//  the chain), pending transfers, posts (of all, part or too much) and
+//  voids of earlier ones (some expired, posted or voided already, or
+//  created by an earlier member). False when the slots are taken.
+static bool
+s_chain_new (int first)
+{
+    int n = 2 + (int) (s_rand () % (CHAIN_MEMBERS_MAX - 1));
+    if (first + n > SLOTS) {
+        return false;
+    }
+    for (int j = 0; j < n; j++) {
+        if (s_slots[first + j].used) {
+            return false;
+        }
+    }
+    int i = (int) (s_rand () % NODES);
+    for (int j = 0; j < n; j++) {
+        s_slot_t *s = &s_slots[first + j];
+        uint64_t dr = s_account_on (i), cr = s_account_on (i);
+        if (cr == dr) {
+            cr = (dr + 1) % ACCOUNTS + 1;
+        }
+        uint64_t amount = dr <= 2 ? 50 + s_rand () % 100 : 1 + s_rand () % 60;
+        s->t = (rl_transfer_t){.id = {first + j + 1, 0x51},
+                               .debit_account_id = s_account_id (dr),
+                               .credit_account_id = s_account_id (cr),
+                               .amount = amount,
+                               .ledger = LEDGER,
+                               .code = 1};
+        uint64_t r = s_rand () % 100;
+        int p = r >= 60 ? s_pick_pending (i) : -1;
+        if (r >= 35 && r < 60) {
+            s->t.flags = RL_TRANSFER_PENDING;
+            s->t.timeout = 1 + (uint32_t) (s_rand () % 3);
+        } else if (p >= 0) {
+            const rl_transfer_t *pt = &s_slots[p].t;
+            uint64_t amounts[] = {0, 1 + s_rand () % pt->amount, pt->amount, pt->amount + 1};
+            s->t = (rl_transfer_t){
+                .id = s->t.id,
+                .debit_account_id = pt->debit_account_id,
+                .pending_id = pt->id,
+                .amount = amounts[s_rand () % 4],
+                .flags = s_chance (60) ? RL_TRANSFER_POST_PENDING_TRANSFER
+                                       : RL_TRANSFER_VOID_PENDING_TRANSFER,
+            };
+        }
+        if (j < n - 1) {
+            s->t.flags |= RL_TRANSFER_LINKED;
+        }
+        s->used = true;
+        s->chain_first = first;
+        s->chain_len = n;
+    }
+    return true;
+}
+
+//  Sends (or sends again, whole, same ids, same order) the chain at first.
+//  A chain is served in its turn: all of it applies (ok, or exists for a
+//  member applied before) or none (one member its code, the others
+//  linked_event_failed).
+static void
+s_chain_step (int first)
+{
+    int n = s_slots[first].chain_len;
+    CHECK (n >= 2 && n <= CHAIN_MEMBERS_MAX && first + n <= SLOTS, "chain %d: %d members", first,
+           n);
+    rl_transfer_t t[CHAIN_MEMBERS_MAX];
+    for (int j = 0; j < n; j++) {
+        if (s_slots[first + j].in_flight) {
+            return;
+        }
+        t[j] = s_slots[first + j].t;
+    }
+    int i = (t[0].debit_account_id.lo & 1) ? 0 : 1;
+    if (!s_nodes[i].up) {
+        return;
+    }
+    rl_result_rec_t r[CHAIN_MEMBERS_MAX];
+    rl_header_t h = {.operation = RL_OP_CREATE_TRANSFERS, .record_count = (uint32_t) n};
+    ledger_reply_t when = ledger_create_transfers (s_nodes[i].ledger, t, (size_t) n, s_clock (),
+                                                   (void *) (uintptr_t) (first + 1), &h, r);
+    CHECK (when == LEDGER_REPLY_NOW, "chain %d: not answered in its turn", first);
+    s_drain (i);
+    size_t failed = 0, own = 0;
+    for (int j = 0; j < n; j++) {
+        uint32_t result = r[j].result;
+        failed += result != RL_OK && result != RL_EXISTS;
+        own += result != RL_OK && result != RL_EXISTS && result != RL_LINKED_EVENT_FAILED;
+    }
+    CHECK (failed == 0 || failed == (size_t) n, "chain %d: %zu of %d members failed", first, failed,
+           n);
+    CHECK (failed == 0 || own == 1 || r[0].result == RL_WRONG_SHARD || r[0].result == RL_FROZEN,
+           "chain %d: %zu members with a code of their own", first, own);
+    for (int j = 0; j < n; j++) {
+        s_slots[first + j].in_flight = true;
+        s_slots[first + j].aborted_last = false;
+        s_answer (&s_nodes[i], first + j, r[j].result, outq_batch_seq (s_nodes[i].outq));
+    }
+    s_turn_finish (i);
+}
+
 static void
 s_client_step (void)
 {
     int k = (int) (s_rand () % SLOTS);
     s_slot_t *s = &s_slots[k];
+    if (s->chain_len > 0) {
+        s_chain_step (s->chain_first);
+        return;
+    }
     if (s->in_flight) {
+        return;
+    }
+    if (!s->used && s_chance (CHAIN_PERCENT) && s_chain_new (k)) {
+        s_chain_step (k);
         return;
     }
     if (!s->used) {
@@ -535,6 +819,110 @@ s_setup_accounts (void)
     }
 }
 
+//  The strong check of pending amounts, once the shards have settled and
+//  before anything more expires. found[k]: slot k's record as its debit
+//  shard holds it (timestamp 0: not applied). Each pending transfer is
+//  resolved by at most one post or void, which came before its expiry and
+//  posted at most its amount; one not resolved is still pending exactly
+//  when no expiry point of its shard after it was stored (a committed tick
+//  or recovery) had a clock at or past its expiry; and
+//  every account's pending amounts equal the sum of the transfers still
+//  pending.
+static void
+s_check_pending (const rl_transfer_t *found, bool last)
+{
+    uint64_t dpend[ACCOUNTS + 1] = {0}, cpend[ACCOUNTS + 1] = {0};
+    size_t live = 0;
+    for (int k = 0; k < SLOTS; k++) {
+        const rl_transfer_t *p = &found[k];
+        if (p->timestamp == 0 || !(p->flags & RL_TRANSFER_PENDING)) {
+            continue;
+        }
+        uint64_t expires = p->timeout ? p->timestamp + (uint64_t) p->timeout * 1000000000ull : 0;
+        int resolved = -1;
+        for (int j = 0; j < SLOTS; j++) {
+            const rl_transfer_t *r = &found[j];
+            if (r->timestamp == 0
+                || !(r->flags
+                     & (RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER))
+                || !rl_id_eq (r->pending_id, p->id)) {
+                continue;
+            }
+            CHECK (resolved < 0, "pending transfer %d resolved twice (%d and %d)", k, resolved, j);
+            resolved = j;
+            CHECK (r->timestamp > p->timestamp, "transfer %d resolves %d before it", j, k);
+            CHECK (!expires || r->timestamp < expires, "transfer %d resolves %d after its expiry",
+                   j, k);
+            CHECK (!(r->flags & RL_TRANSFER_POST_PENDING_TRANSFER) || r->amount <= p->amount,
+                   "transfer %d posts %lu of %d's %lu", j, (unsigned long) r->amount, k,
+                   (unsigned long) p->amount);
+            CHECK (rl_id_eq (r->debit_account_id, p->debit_account_id)
+                       && rl_id_eq (r->credit_account_id, p->credit_account_id),
+                   "transfer %d resolves %d with other accounts", j, k);
+        }
+        int i = (p->debit_account_id.lo & 1) ? 0 : 1;
+        CHECK (s_slots[k].created_seq != 0, "pending transfer %d stored unseen", k);
+        uint64_t clock = s_clock_after (&s_nodes[i], s_slots[k].created_seq);
+        if (last) {
+            s_flows.pending++;
+            bool post = resolved >= 0
+                        && (found[resolved].flags & RL_TRANSFER_POST_PENDING_TRANSFER) != 0;
+            s_flows.posted += post;
+            s_flows.voided += resolved >= 0 && !post;
+            s_flows.expired += resolved < 0 && expires && expires <= clock;
+        }
+        if (resolved < 0 && (!expires || expires > clock)) {
+            dpend[p->debit_account_id.lo] += p->amount;
+            cpend[p->credit_account_id.lo] += p->amount;
+            live++;
+        }
+    }
+    size_t held = 0;
+    for (int i = 0; i < NODES; i++) {
+        held += ledger_pending_count (s_nodes[i].ledger);
+    }
+    CHECK (held == live, "%zu transfers pending, the model %zu", held, live);
+    for (uint64_t a = 1; a <= ACCOUNTS; a++) {
+        rl_id_t id = s_account_id (a);
+        rl_account_t acc;
+        ledger_lookup_accounts (s_nodes[(a & 1) ? 0 : 1].ledger, &id, 1, &acc);
+        CHECK (acc.debits_pending == dpend[a] && acc.credits_pending == cpend[a],
+               "account %lu: pending %lu/%lu, model %lu/%lu", (unsigned long) a,
+               (unsigned long) acc.debits_pending, (unsigned long) acc.credits_pending,
+               (unsigned long) dpend[a], (unsigned long) cpend[a]);
+    }
+}
+
+//  Exactly once for every id, at the end: each applied record sent again
+//  (alone, without its chain's linked flag) answers exists; each burned one
+//  answers its failure again; nothing changes (the balances are checked
+//  after).
+static void
+s_retry_all (const rl_transfer_t *found)
+{
+    for (int k = 0; k < SLOTS; k++) {
+        const s_slot_t *s = &s_slots[k];
+        bool applied = found[k].timestamp != 0;
+        if (!s->used || (!applied && !s->final)) {
+            continue;
+        }
+        int i = (s->t.debit_account_id.lo & 1) ? 0 : 1;
+        rl_transfer_t t = s->t;
+        t.flags &= (uint16_t) ~RL_TRANSFER_LINKED;
+        rl_result_rec_t r;
+        rl_header_t h = {.operation = RL_OP_CREATE_TRANSFERS, .record_count = 1};
+        ledger_reply_t when = ledger_create_transfers (s_nodes[i].ledger, &t, 1, s_clock (), NULL,
+                                                       &h, &r);
+        CHECK (when == LEDGER_REPLY_NOW, "transfer %d: its retry waits", k);
+        uint32_t want = applied ? RL_EXISTS : s->final;
+        CHECK (r.result == want, "transfer %d retried: %s, expected %s", k,
+               rl_result_name (r.result), rl_result_name (want));
+        CHECK (!applied || r.timestamp == found[k].timestamp, "transfer %d: another timestamp", k);
+        s_drain (i);
+        s_turn_finish (i);
+    }
+}
+
 static void
 s_settle_and_check (void)
 {
@@ -545,6 +933,7 @@ s_settle_and_check (void)
             if (!s_nodes[i].up) {
                 s_node_open (i);
             }
+            s_nodes[i].turn_clock = s_expiry_clock (s_nodes[i].ledger);
             ledger_tick (s_nodes[i].ledger, s_clock ());
             s_drain (i);
             s_turn_finish (i);
@@ -571,17 +960,43 @@ s_settle_and_check (void)
         }
         CHECK (step < SETTLE_STEPS - 1, "the shards never settled");
     }
+    //  The outcome of every slot, by lookup at its debit shard.
+    static rl_transfer_t found[SLOTS];
+    for (int k = 0; k < SLOTS; k++) {
+        const s_slot_t *s = &s_slots[k];
+        memset (&found[k], 0, sizeof found[k]);
+        if (s->used) {
+            int i = (s->t.debit_account_id.lo & 1) ? 0 : 1;
+            CHECK (ledger_lookup_transfers (s_nodes[i].ledger, &s->t.id, 1, &found[k]) == 0,
+                   "lookup");
+        }
+    }
+    //  Expiry comes exactly when due: checked now, then every 0.7 s of the
+    //  wall clock (one tick each) until every timeout of at most 3 s has run.
+    for (int round = 0; round < 6; round++) {
+        s_check_pending (found, false);
+        s_wall_offset += 700000000ull;
+        for (int i = 0; i < NODES; i++) {
+            s_nodes[i].turn_clock = s_expiry_clock (s_nodes[i].ledger);
+            ledger_tick (s_nodes[i].ledger, s_clock ());
+            s_drain (i);
+            s_turn_finish (i);
+        }
+    }
+    s_check_pending (found, true);
     //  Every pending transfer has a timeout of at most 3 s: two days later,
     //  after one tick, nothing is pending any more.
     s_wall_offset += 48 * HOUR_NS;
     for (int i = 0; i < NODES; i++) {
+        s_nodes[i].turn_clock = s_expiry_clock (s_nodes[i].ledger);
         ledger_tick (s_nodes[i].ledger, s_clock ());
         s_drain (i);
         s_turn_finish (i);
         CHECK (ledger_pending_count (s_nodes[i].ledger) == 0, "%s: %zu transfers still pending",
                s_names[i], ledger_pending_count (s_nodes[i].ledger));
     }
-    //  Settle every outcome by lookup at the debit shard; build the model.
+    s_retry_all (found);
+    //  Settle every outcome; build the model of posted amounts.
     uint64_t debits[ACCOUNTS + 1] = {0}, credits[ACCOUNTS + 1] = {0};
     uint64_t stamps[NODES]
                    [SLOTS]; //  a shard's timestamps are distinct, whatever the wall clock did
@@ -592,23 +1007,33 @@ s_settle_and_check (void)
             continue;
         }
         int i = (s->t.debit_account_id.lo & 1) ? 0 : 1;
-        rl_transfer_t found;
-        CHECK (ledger_lookup_transfers (s_nodes[i].ledger, &s->t.id, 1, &found) == 0, "lookup");
-        bool applied = found.timestamp != 0;
+        bool applied = found[k].timestamp != 0;
         CHECK (!s->applied_seen || applied, "transfer %d acknowledged but not applied", k);
         CHECK (!s->final || !applied, "transfer %d burned (%s) but applied", k,
                rl_result_name (s->final));
         CHECK (!s->aborted_last || !applied, "transfer %d answered aborted but applied", k);
+        if (s->chain_len > 0 && k == s->chain_first) {
+            //  All or nothing.
+            int members = 0;
+            for (int j = 0; j < s->chain_len; j++) {
+                members += found[k + j].timestamp != 0;
+            }
+            CHECK (members == 0 || members == s->chain_len, "chain %d: %d of %d members applied", k,
+                   members, s->chain_len);
+            s_flows.chains_applied += members > 0;
+            s_flows.chains_failed += members == 0 && (s->aborted_last || s->chain_len == 0);
+        }
         if (applied) {
             for (size_t j = 0; j < stamp_count[i]; j++) {
-                CHECK (stamps[i][j] != found.timestamp, "transfer %d: a timestamp given twice", k);
+                CHECK (stamps[i][j] != found[k].timestamp, "transfer %d: a timestamp given twice",
+                       k);
             }
-            stamps[i][stamp_count[i]++] = found.timestamp;
+            stamps[i][stamp_count[i]++] = found[k].timestamp;
             //  A pending transfer and a void post nothing; a post stores
             //  the accounts and the amount it posted.
-            if (!(found.flags & (RL_TRANSFER_PENDING | RL_TRANSFER_VOID_PENDING_TRANSFER))) {
-                debits[found.debit_account_id.lo] += found.amount;
-                credits[found.credit_account_id.lo] += found.amount;
+            if (!(found[k].flags & (RL_TRANSFER_PENDING | RL_TRANSFER_VOID_PENDING_TRANSFER))) {
+                debits[found[k].debit_account_id.lo] += found[k].amount;
+                credits[found[k].credit_account_id.lo] += found[k].amount;
             }
         }
     }
@@ -667,6 +1092,7 @@ s_run_seed (uint64_t seed)
         } else {
             int i = (int) (s_rand () % NODES);
             if (s_nodes[i].up) {
+                s_nodes[i].turn_clock = s_expiry_clock (s_nodes[i].ledger);
                 ledger_tick (s_nodes[i].ledger, s_clock ());
                 s_drain (i);
                 s_turn_finish (i);
@@ -732,7 +1158,15 @@ test_simulation (void **state)
         s_run_seed (base + (uint64_t) k);
         k++;
     }
-    printf ("test_sim: %d seeds passed\n", k);
+    printf ("test_sim: %d seeds passed: chains applied %lu, failed %lu; pending %lu, posted "
+            "%lu, voided %lu, expired %lu; not_supported %lu\n",
+            k, (unsigned long) s_flows.chains_applied, (unsigned long) s_flows.chains_failed,
+            (unsigned long) s_flows.pending, (unsigned long) s_flows.posted,
+            (unsigned long) s_flows.voided, (unsigned long) s_flows.expired,
+            (unsigned long) s_flows.not_supported);
+    assert_true (s_flows.chains_applied > 0 && s_flows.chains_failed > 0);
+    assert_true (s_flows.posted > 0 && s_flows.voided > 0 && s_flows.expired > 0);
+    assert_true (CROSS_PENDING_SERVED || s_flows.not_supported > 0);
     ring_destroy (&s_ring);
 }
 
