@@ -141,8 +141,9 @@ typedef struct {
     bool in_flight;    //  a pending answer may still come
     int chain_first;   //  a chain member: the chain's first slot
     int chain_len;     //  a chain member: its chain's length (0: sent alone)
-    uint64_t
-        created_seq; //  a pending transfer: the debit node's commit that stored it (0: not yet)
+    //  A pending transfer: the debit node's commit that stored it (0: not yet).
+    uint64_t created_seq;
+    bool probe; //  a pending transfer sent, whose commit is not known yet
 } s_slot_t;
 
 typedef struct {
@@ -286,21 +287,25 @@ s_account_id (uint64_t a)
     } while (0)
 
 //  After a commit of node i: the pending transfers it stores from now on,
-//  not seen before, were stored by this commit.
+//  not seen before, were stored by this commit. Only those sent are looked
+//  up: one of this shard once after its turn, a cross-shard one until it is
+//  found (its decision may come in a later turn).
 static void
 s_note_created (int i)
 {
     s_node_t *node = &s_nodes[i];
     for (int k = 0; k < SLOTS; k++) {
         s_slot_t *s = &s_slots[k];
-        if (!s->used || s->created_seq || !(s->t.flags & RL_TRANSFER_PENDING)
-            || ((s->t.debit_account_id.lo & 1) ? 0 : 1) != i) {
+        if (!s->probe || ((s->t.debit_account_id.lo & 1) ? 0 : 1) != i) {
             continue;
         }
         rl_transfer_t found;
         CHECK (ledger_lookup_transfers (node->ledger, &s->t.id, 1, &found) == 0, "lookup");
         if (found.timestamp != 0) {
             s->created_seq = node->commit_seq;
+            s->probe = false;
+        } else if ((s->t.credit_account_id.lo & 1) == (s->t.debit_account_id.lo & 1)) {
+            s->probe = false; //  one of this shard is decided in its request's turn
         }
     }
 }
@@ -654,6 +659,8 @@ s_chain_step (int first)
     CHECK (failed == 0 || own == 1 || r[0].result == RL_WRONG_SHARD || r[0].result == RL_FROZEN,
            "chain %d: %zu members with a code of their own", first, own);
     for (int j = 0; j < n; j++) {
+        s_slots[first + j].probe = (t[j].flags & RL_TRANSFER_PENDING)
+                                   && !s_slots[first + j].created_seq;
         s_slots[first + j].in_flight = true;
         s_slots[first + j].aborted_last = false;
         s_answer (&s_nodes[i], first + j, r[j].result, outq_batch_seq (s_nodes[i].outq));
@@ -702,6 +709,7 @@ s_client_step (void)
                                                    (void *) (uintptr_t) (k + 1), &h, &r);
     CHECK (when != LEDGER_BUSY, "busy with %d slots", SLOTS);
     s_drain (i);
+    s->probe = (s->t.flags & RL_TRANSFER_PENDING) && !s->created_seq;
     s->in_flight = true;
     s->aborted_last = false;
     if (when == LEDGER_REPLY_NOW) {
