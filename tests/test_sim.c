@@ -1029,7 +1029,7 @@ s_settle_and_check (void)
             CHECK (members == 0 || members == s->chain_len, "chain %d: %d of %d members applied", k,
                    members, s->chain_len);
             s_flows.chains_applied += members > 0;
-            s_flows.chains_failed += members == 0 && (s->aborted_last || s->chain_len == 0);
+            s_flows.chains_failed += members == 0 && s->aborted_last;
         }
         if (applied) {
             for (size_t j = 0; j < stamp_count[i]; j++) {
