@@ -10,9 +10,9 @@
       - transfers between customers, of one shard or across the two (some
         overdraw and burn their ids);
       - pending transfers of one shard with a timeout of 1-2 s;
-      - pending transfers across the shards (answered not_supported until
-        cross-shard pending transfers are served; if one applies, it is
-        held to the same model);
+      - pending transfers across the shards, left to expire (the debit
+        shard's void attempt; not_supported by a build that does not serve
+        them is accepted);
       - posts (all, part, too much) and voids of earlier pending transfers,
         racing their expiry and each other;
       - linked chains of 2-3 members on one shard (transfers, pending
