@@ -158,7 +158,10 @@ size_t ledger_pending_count (const ledger_t *self); //  transfers still pending
 
 //  Payment flows since the ledger opened (docs/metrics.md): applied in a
 //  turn of this shard (ok, not exists), so a crash that loses the turn
-//  loses its counts with it. Expiries are those of the timer (ledger_tick);
+//  loses its counts with it; cross-shard pending transfers, posts and
+//  voids (two-phase attempts) are not counted. Expiries are those of the
+//  timer (ledger_tick; a cross-shard one's debit side each time it is made
+//  due for its void attempt);
 //  the ones recovery makes and those a post or void finds due (answered
 //  pending_transfer_expired) are not in `expired`.
 typedef struct {
