@@ -105,15 +105,17 @@ RL_FP_X (REBALANCE_PERSISTED, "rebalance.persisted",
 RL_FP_X (REBALANCE_BEGUN, "rebalance.begun",
          "rebalance apply: migrate_begin answered by the source and the target")
 RL_FP_X (REBALANCE_CHUNK, "rebalance.chunk",
-         "rebalance apply: a chunk exported from the source and imported into the target")
+         "rebalance apply: a chunk exported from the source and imported into the target (the "
+         "final chunk: exported, its import to come with the handover)")
 RL_FP_X (REBALANCE_FROZEN, "rebalance.frozen", "rebalance apply: migrate_freeze answered")
 RL_FP_X (REBALANCE_UNFROZEN, "rebalance.unfrozen",
          "rebalance apply: a freeze that did not drain in time undone, before the state says so")
 RL_FP_X (REBALANCE_SHIPPED, "rebalance.shipped",
-         "rebalance apply: the final chunk in the target and the step's handover written, no "
-         "ring loaded")
+         "rebalance apply: the final chunk exported and the step's handover written, nothing "
+         "of the handover sent")
 RL_FP_X (REBALANCE_TARGET_RING, "rebalance.target_ring",
-         "rebalance apply: the step's ring loaded into the target, before its commit")
+         "rebalance apply: the final chunk imported, the step's ring and the commit sent to the "
+         "target back to back, before their replies are read")
 RL_FP_X (REBALANCE_TARGET_COMMITTED, "rebalance.target_committed",
          "rebalance apply: the target committed, before the source's ring")
 RL_FP_X (REBALANCE_SOURCE_COMMITTED, "rebalance.source_committed",

@@ -580,6 +580,59 @@ s_round_begins (server_t *self, const rl_migrate_rec_t *state, uint32_t round)
     }
 }
 
+//  An export that waits for the drain: at most one (a newer one, the
+//  tool's resend after a timeout, replaces it: the older is dropped
+//  unanswered, its caller gave up), for at most the freeze's own time
+//  limit and S_EXPORT_WAIT_MS_MAX.
+#define S_EXPORT_WAIT_MS_MAX 60000
+
+void
+migrate_parked_drop (server_t *self)
+{
+    zmsg_destroy (&self->parked);
+}
+
+static void
+s_park (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body,
+        uint32_t wait_ms)
+{
+    migrate_parked_drop (self);
+    uint32_t limit = self->migration.param < S_EXPORT_WAIT_MS_MAX ? self->migration.param
+                                                                  : S_EXPORT_WAIT_MS_MAX;
+    self->parked = envelope;
+    self->parked_header = *h;
+    memcpy (self->parked_body, body, RL_MIGRATE_SIZE);
+    self->parked_until_ms = zclock_mono () + (wait_ms < limit ? wait_ms : limit);
+}
+
+static zmsg_t *s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h,
+                         const uint8_t *body);
+
+zmsg_t *
+migrate_parked (server_t *self)
+{
+    if (!self->parked) {
+        return NULL;
+    }
+    const rl_migrate_rec_t *state = &self->migration;
+    bool waiting = state->state == RL_MIGRATE_FROZEN && state->role == RL_MIGRATE_SOURCE
+                   && zclock_mono () < self->parked_until_ms;
+    if (waiting) {
+        int inflight = s_inflight (self, state);
+        waiting = inflight != 0; //  -1 (memory): served now, answered busy
+    }
+    if (waiting) {
+        return NULL;
+    }
+    zmsg_t *envelope = self->parked;
+    self->parked = NULL;
+    self->parked_serving = true;
+    zmsg_t *reply = s_export (self, envelope, &self->parked_header, self->parked_body);
+    self->parked_serving = false;
+    assert (reply || !self->parked); //  never parked again
+    return reply;
+}
+
 static zmsg_t *
 s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body)
 {
@@ -603,6 +656,14 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
         int inflight = s_inflight (self, state);
         if (inflight < 0) {
             return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
+        }
+        if (inflight > 0 && req.param > 0 && !self->parked_serving) {
+            //  Asked to wait for the drain: answered by migrate_parked at
+            //  the start of the turn after the one that ends it (or when
+            //  the wait or the freeze ends), instead of a catch-up round
+            //  now and polls after it.
+            s_park (self, envelope, h, body, req.param);
+            return NULL;
         }
         self->migration_final = inflight == 0 ? req.cursor.round + 2 : 0;
     }
@@ -748,10 +809,16 @@ s_import (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
 #define S_FREEZE_MS_DEFAULT 1000   //  --freeze-max-ms of the tool
 #define S_FREEZE_MS_MAX     600000 //  a freeze longer than this is refused
 
-//  Two-phase entries that touch the arc: live attempts and decisions not
-//  yet acknowledged whose debit account is in it (coordinator), prepared
-//  records whose credit account is (participant). -1 when memory ran
-//  out. Heuristic records are not listed: they block the freeze instead.
+//  Two-phase entries that touch the arc: live attempts whose debit account
+//  is in it (coordinator), prepared records whose credit account is
+//  (participant). -1 when memory ran out. Heuristic records are not
+//  listed: they block the freeze instead. A decision logged but not yet
+//  acknowledged is not waited for: the batch that decided it posted (or
+//  released) the debit and stored the record, so the final round carries
+//  the account as the decision left it; the entry stays in this shard's
+//  coordinator log, which never moves, and this shard goes on delivering
+//  it (decisions, acknowledgements and outcome queries are never frozen,
+//  and an acknowledgement only deletes the entry).
 static int
 s_inflight (server_t *self, const rl_migrate_rec_t *state)
 {
@@ -764,6 +831,9 @@ s_inflight (server_t *self, const rl_migrate_rec_t *state)
     for (size_t i = 0; i < count; i++) {
         const rl_transfer_t *t = &list[i].prepare.transfer;
         bool coordinator = list[i].prepare.reserved[1] == RL_ROLE_COORDINATOR;
+        if (coordinator && list[i].prepare.tp.state != RL_TP_PENDING) {
+            continue; //  decided: its debit is posted or released, only the delivery is left
+        }
         rl_id_t id = coordinator ? t->debit_account_id : t->credit_account_id;
         touching += imported_in_arc (state->arc_start, state->arc_end, id);
     }

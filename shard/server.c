@@ -47,7 +47,12 @@
     next sync starts, instead of both waiting for the end of the turn. A
     request served first may so overtake client requests that arrived
     before it; they are concurrent, and each still sees the ledger as the
-    writes before it left it.
+    writes before it left it. The export that begins the final round may
+    ask to wait for the drain (migrate.c): it is kept unanswered and served
+    first in the turn (or tick) after the one in which the arc drained,
+    while that turn's batch is still empty (the export reads records from
+    the store, so the decision that ended the drain must be written
+    first); no poll is needed.
 
     Data flows one way: the server calls the ledger, the coordinator or the
     participant, then drains the output queue (outq.h): PREPARE, DECIDE and
@@ -843,6 +848,18 @@ s_inbox_pop (server_t *self)
     return self->inbox[self->inbox_head++];
 }
 
+//  Holds the reply of the export that waited for the drain (migrate.c),
+//  when it is due, as a reply of this turn.
+static void
+s_parked (server_t *self)
+{
+    zmsg_t *reply = migrate_parked (self);
+    self->parked_held = reply != NULL;
+    if (reply) {
+        s_hold (self, reply, outq_batch_seq (self->outq), RL_FP_COUNT, false);
+    }
+}
+
 //  A turn in FAILED: answer the clients, drop what peers sent.
 static int
 s_turn_failed (server_t *self)
@@ -1300,7 +1317,11 @@ s_turn (server_t *self)
     now_t now = now_read ();
     int64_t turn_us = zclock_usecs ();
     bool more = true;
-    bool lazy = true; //  only acknowledgements of DECIDEs read so far
+    //  An export that waited for the drain, due now: first, while this
+    //  turn's batch is empty, so that it reads every record the turns
+    //  before wrote (a decision that ended the drain included)
+    s_parked (self);
+    bool lazy = !self->parked_held; //  only acknowledgements of DECIDEs read so far
     for (size_t round = 0; more && round < RL_SHARD_REQUESTS_PER_TURN_MAX; round++) {
         more = false;
         //  Requests that waited for a backup hold go first (backup.h), then
@@ -1330,7 +1351,8 @@ s_turn (server_t *self)
     int rc = s_turn_finish (self, lazy);
     shard_metrics_turn (self->metrics, zclock_usecs () - turn_us);
     if (self->failed) {
-        s_turn_failed (self); //  requests read ahead and not served: answered
+        migrate_parked_drop (self); //  unanswered: the tool's call times out and is resent
+        s_turn_failed (self);       //  requests read ahead and not served: answered
     }
     assert (self->inbox_head == self->inbox_count); //  every one read ahead was served
     self->inbox_head = self->inbox_count = 0;
@@ -1378,6 +1400,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     if (self->replica) {
         replica_tick (self->replica); //  acknowledgements it moves come through s_on_replicated
     }
+    s_parked (self); //  its wait may end on the clock; first: the batch is empty
     ledger_tick (self->ledger, now_read ());
     migrate_tick (self);
     s_drain_outq (self);
@@ -1536,6 +1559,7 @@ server_destroy (server_t **self_p)
     for (size_t i = self->inbox_head; i < self->inbox_count; i++) {
         zmsg_destroy (&self->inbox[i]);
     }
+    migrate_parked_drop (self);
     free (self->held);
     free (self->arc_load);
     free (self->round_keys); //  a migration's round list (migrate.c)

@@ -100,6 +100,15 @@ struct server_t {
     bool migration_loaded;
     uint64_t migration_frozen_ms; //  source: when the freeze began (monotonic)
     uint32_t migration_final;     //  source: the round that began frozen and drained + 1; 0: none
+    //  migrate.c: an export that waits for the drain (the first of a round
+    //  on a frozen source, asked to wait): its envelope, header and body,
+    //  served by migrate_parked once the arc drained or its wait ended
+    zmsg_t *parked;
+    rl_header_t parked_header;
+    uint8_t parked_body[RL_MIGRATE_SIZE];
+    int64_t parked_until_ms; //  monotonic: served then, drained or not
+    bool parked_serving;     //  s_export: serve it, do not wait again
+    bool parked_held;        //  server.c: its reply was held this turn
     //  mlease.c: the plan holding the migration lease (0: none), as stored
     uint64_t migration_lease;
     bool migration_lease_loaded;
@@ -159,6 +168,12 @@ int migrate_stored (server_t *self, rl_migrate_rec_t **state_p);
 int migrate_start (server_t *self);
 //  Every tick: a freeze that has not shipped within its freeze_max_ms ends.
 void migrate_tick (server_t *self);
+//  In a turn: the reply of the export that waited for the drain, once the
+//  arc drained, its wait ended or the freeze did (NULL: none due). The
+//  caller holds it like any reply of this turn.
+zmsg_t *migrate_parked (server_t *self);
+//  The export that waits, dropped unanswered (a failed shard, a stop).
+void migrate_parked_drop (server_t *self);
 //  Counts create_transfers records by their debit account's arc (arc_load)
 //  and by the account itself (hot_accounts).
 void migrate_count_transfers (server_t *self, const rl_transfer_t *transfers, size_t count);

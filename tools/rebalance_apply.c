@@ -7,10 +7,12 @@
         them into DIR before any shard hears of them; then, one step at a
         time: migrate_begin on source and target, export from the source
         and import into the target in rounds until the last round copied
-        few records, migrate_freeze, migrate_drain polled until nothing
-        two-phase touches the arc, the final round (its last chunk makes
-        the target SHIPPED), then the handover: the step's ring into the
-        target, its commit, the ring into the source, its commit, the ring
+        few records, migrate_freeze, the round whose first export waits on
+        the source until nothing two-phase touches the arc (else
+        migrate_drain polled), the final round (its last chunk, held until
+        the state says handover, then makes the target SHIPPED), then the
+        handover: the step's ring into the target with its commit, back to
+        back (one sync there), the ring into the source, its commit, the ring
         into every other shard, then the source's cleanup (it deletes the
         arc's accounts). A target that refuses its commit has the step
         rolled back (both sides aborted, every shard brought to
@@ -48,9 +50,11 @@
 
     INVARIANTS
     1. No shard gets the ring of step k before the state file says step k
-       is in its handover, and the handover begins only when the target
-       holds the final chunk (SHIPPED): the source is frozen from its
-       freeze on, so two shards never accept writes for one account.
+       is in its handover, and the handover begins only when the source
+       has shipped the final chunk (SHIPPED); the step's ring and the
+       commit go to the target only once it holds that chunk (its commit
+       needs it anyway): the source is frozen from its freeze on, so two
+       shards never accept writes for one account.
     2. Steps run in order, one at a time; step k begins only when every
        shard still in the change serves the ring of step k - 1.
     3. Nothing read from the network is trusted: a reply that does not
@@ -67,7 +71,8 @@
 
     LIMITS
     One migration at a time for the whole change (a shard takes part in at
-    most one). The drain is polled every S_DRAIN_POLL_MS. The shards hold
+    most one). The drain is polled every S_DRAIN_POLL_MS when the source
+    did not wait for it. The shards hold
     no read-only query of the target's migration state, so check reads the
     source's only.
 */
@@ -83,6 +88,7 @@
 
 #include <czmq.h>
 
+#include "chunk.h"
 #include "client.h"
 #include "codec.h"
 #include "failpoint.h"
@@ -520,18 +526,28 @@ typedef struct {
     s_shard_t *source, *target;
     rl_migrate_rec_t have; //  the target's stored record
     //  Wall clock (ms) of this run's freeze: the freeze answered, the drain
-    //  seen, the final chunk in, the target's commit answered (0: not seen)
+    //  seen, the final chunk exported, the target's commit answered (0: not
+    //  seen)
     uint64_t t_frozen, t_drained, t_shipped, t_committed;
+    uint64_t t_saved; //  the state file said handover
+    //  The final chunk, exported and not imported yet: it goes into the
+    //  target together with the step's ring and the commit (s_handover)
+    uint8_t *final_chunk;
+    size_t final_size;
+    //  The first export of a round after the freeze waits this long on the
+    //  source for the drain (0: no wait)
+    uint32_t export_wait_ms;
 } s_run_t;
 
 //  One chunk from the source into the target.
 static int
 s_chunk (s_run_t *r)
 {
+    assert (!r->final_chunk);
     rl_migrate_rec_t req = r->have;
     req.role = RL_MIGRATE_SOURCE;
     req.entries_max = r->ctx->args->entries;
-    req.param = 0;
+    req.param = r->have.cursor.phase == RL_MIGRATE_PHASE_DONE ? r->export_wait_ms : 0;
     uint8_t body[RL_MIGRATE_SIZE];
     codec_encode_migrate (&req, body);
     uint8_t *chunk = NULL;
@@ -557,6 +573,17 @@ s_chunk (s_run_t *r)
         free (chunk);
         return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_export from %s: %s", r->index + 1,
                        r->source->name, s_rc_text (rc));
+    }
+    chunk_t head;
+    if (chunk_decode (chunk, size, &head) == RL_STATUS_OK && (head.flags & RL_CHUNK_FINAL)
+        && head.to.phase == RL_MIGRATE_PHASE_DONE && head.migration_id == r->step->migration_id) {
+        //  The final chunk: the source is SHIPPED. It goes into the target
+        //  with the step's ring and the commit, in one round trip and one
+        //  sync there (s_handover), once the state says handover.
+        r->final_chunk = chunk;
+        r->final_size = size;
+        r->step->bytes += size;
+        return s_point (RL_FAILPOINT (REBALANCE_CHUNK), "rebalance.chunk");
     }
     rl_migrate_rec_t out;
     for (int attempt = 0; attempt < S_CALL_ATTEMPTS; attempt++) {
@@ -602,7 +629,7 @@ s_round (s_run_t *r, uint64_t *records_p)
             return rc;
         }
     } while (!(c->phase == RL_MIGRATE_PHASE_DONE && c->round == round)
-             && r->have.state != RL_MIGRATE_SHIPPED);
+             && r->have.state != RL_MIGRATE_SHIPPED && !r->final_chunk);
     r->step->rounds++;
     *records_p = r->have.records - before;
     return 0;
@@ -796,13 +823,21 @@ s_move (s_run_t *r)
             //  begins, and a round that begins frozen and drained is the
             //  final one. Usually the arc is drained already, and the
             //  freeze saves the round trips of a poll; if not, this round
-            //  is one more catch-up and the drain is polled below.
+            //  is one more catch-up and the drain is polled below. Its
+            //  first export asks the source to wait for the drain (at most
+            //  the freeze's limit, or half a call's timeout): the source
+            //  answers in the turn the arc drained, with the final round's
+            //  first chunk (a source that does not wait answers at once).
             uint64_t records = 0;
-            if ((rc = s_round (r, &records)) != 0) {
+            uint32_t half_call = (uint32_t) a->timeout_ms / 2;
+            r->export_wait_ms = freeze_ms < half_call ? freeze_ms : half_call;
+            rc = s_round (r, &records);
+            r->export_wait_ms = 0;
+            if (rc != 0) {
                 return rc;
             }
             step->lag = records;
-            drained = r->have.state == RL_MIGRATE_SHIPPED;
+            drained = r->have.state == RL_MIGRATE_SHIPPED || r->final_chunk;
         }
         while (!drained && !thawed) {
             rl_migrate_rec_t req = s_request (step, RL_MIGRATE_SOURCE), out;
@@ -837,7 +872,8 @@ s_move (s_run_t *r)
         }
         //  The final round: one that begins frozen and drained (the round
         //  in progress at the freeze, if any, ends first).
-        for (int round = 0; round < S_FINAL_ROUNDS_MAX && r->have.state != RL_MIGRATE_SHIPPED;
+        for (int round = 0;
+             round < S_FINAL_ROUNDS_MAX && r->have.state != RL_MIGRATE_SHIPPED && !r->final_chunk;
              round++) {
             uint64_t records = 0;
             if ((rc = s_round (r, &records)) != 0) {
@@ -845,7 +881,7 @@ s_move (s_run_t *r)
             }
             step->lag = records;
         }
-        if (r->have.state == RL_MIGRATE_SHIPPED) {
+        if (r->have.state == RL_MIGRATE_SHIPPED || r->final_chunk) {
             break;
         }
         if ((rc = s_retry_later (r, "the final round did not ship")) < 0 || rc > 1) {
@@ -858,6 +894,7 @@ s_move (s_run_t *r)
     if (rc != 0) {
         return rc;
     }
+    r->t_saved = rb_wall_ms ();
     return s_point (RL_FAILPOINT (REBALANCE_SHIPPED), "rebalance.shipped");
 }
 
@@ -866,9 +903,6 @@ static int
 s_commit (s_run_t *r, s_shard_t *s, uint32_t role)
 {
     rl_migrate_rec_t req = s_request (r->step, role), out;
-    if (role == RL_MIGRATE_TARGET && RL_FAILPOINT (REBALANCE_COMMIT_REFUSED) != 0) {
-        return S_COMMIT_REFUSED; //  as if the target had refused it (tests)
-    }
     int rc = s_migrate (r->ctx, s, RL_OP_MIGRATE_COMMIT, &req, &out);
     if (rc == RL_STATUS_MIGRATION_REFUSED && role == RL_MIGRATE_TARGET) {
         return S_COMMIT_REFUSED;
@@ -966,20 +1000,239 @@ s_cleanup (s_run_t *r)
     }
 }
 
+//  The target's answer to the final chunk: counts, and its record.
+static int
+s_imported (s_run_t *r, const rl_migrate_rec_t *out)
+{
+    if (out->migration_id != r->step->migration_id || out->chunks < r->have.chunks) {
+        return s_fail (RB_EXIT_CLUSTER, "step %zu: %s answered the import with another migration",
+                       r->index + 1, r->target->name);
+    }
+    r->step->chunks = out->chunks;
+    r->step->records = out->records;
+    r->step->accounts = out->accounts;
+    r->have = *out;
+    free (r->final_chunk);
+    r->final_chunk = NULL;
+    r->final_size = 0;
+    return 0;
+}
+
+//  The final chunk held (if any) into the target, sent again while it times out.
+static int
+s_final_import (s_run_t *r)
+{
+    if (!r->final_chunk) {
+        return 0;
+    }
+    rl_migrate_rec_t out;
+    int rc = RL_CLIENT_ERR_SEND;
+    for (int attempt = 0; attempt < S_CALL_ATTEMPTS; attempt++) {
+        rl_client_t *client = s_client (r->ctx, r->target);
+        rc = client ? rl_client_migrate_import (client, r->final_chunk, r->final_size, &out,
+                                                r->ctx->args->timeout_ms)
+                    : RL_CLIENT_ERR_NOMEM;
+        if (!s_retryable (rc)) {
+            break;
+        }
+        zclock_sleep (100);
+    }
+    if (rc != 0) {
+        return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_import of the final chunk into %s: %s",
+                       r->index + 1, r->target->name, s_rc_text (rc));
+    }
+    return s_imported (r, &out);
+}
+
+//  A handover resumed (apply run again, fix): the final chunk may not be
+//  in the target yet (the state says handover once the source shipped it).
+//  The target's stored migration says (migrate_lease, read: nothing
+//  written); the rest of the final round comes from its cursor (the
+//  source is SHIPPED: the round's last chunk is final), held for the
+//  handover like the final chunk of a run that was not interrupted.
+static int
+s_final_rest (s_run_t *r)
+{
+    rl_migrate_rec_t stored;
+    uint64_t holder = 0;
+    int rc = RL_CLIENT_ERR_SEND;
+    for (int attempt = 0; attempt < S_CALL_ATTEMPTS; attempt++) {
+        rl_client_t *client = s_client (r->ctx, r->target);
+        rc = client ? rl_client_migrate_lease (client, 0, RL_MIGRATE_LEASE_READ, &stored, &holder,
+                                               r->ctx->args->timeout_ms)
+                    : RL_CLIENT_ERR_NOMEM;
+        if (!s_retryable (rc)) {
+            break;
+        }
+        zclock_sleep (100);
+    }
+    if (rc != 0) {
+        return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_lease (read) on the target %s: %s",
+                       r->index + 1, r->target->name, s_rc_text (rc));
+    }
+    if (stored.migration_id != r->step->migration_id || stored.role != RL_MIGRATE_TARGET
+        || stored.state != RL_MIGRATE_COPYING) {
+        return 0; //  the final chunk is in (or the commit says why not)
+    }
+    r->have = stored;
+    for (int round = 0;
+         round < S_FINAL_ROUNDS_MAX && !r->final_chunk && r->have.state != RL_MIGRATE_SHIPPED;
+         round++) {
+        uint64_t records = 0;
+        if ((rc = s_round (r, &records)) != 0) {
+            return rc;
+        }
+    }
+    if (!r->final_chunk && r->have.state != RL_MIGRATE_SHIPPED) {
+        return s_fail (RB_EXIT_CLUSTER,
+                       "step %zu: in its handover, but the source %s sent no final chunk",
+                       r->index + 1, r->source->name);
+    }
+    return 0;
+}
+
+//  The step's ring and the commit in one round trip to the target, sent
+//  back to back on one connection, so that the target applies them in
+//  order in one turn and answers both after one sync. (The final chunk
+//  cannot go with them: the commit reads the staged accounts from the
+//  store, and an import in the same turn is still in the unwritten
+//  batch.) -1: not both replies came back clean from a live target (a
+//  timeout, busy, a send that failed): the caller sends each again, one
+//  after the other (each is idempotent). Otherwise as s_target_handover.
+static int
+s_target_pipelined (s_run_t *r, size_t k)
+{
+    s_ctx_t *ctx = r->ctx;
+    rl_client_t *client = s_client (ctx, r->target);
+    const ring_t *ring = ctx->plan.rings[k];
+    size_t ring_size = ring_encoded_size (ring);
+    uint8_t *blob = client ? malloc (ring_size) : NULL;
+    if (!blob) {
+        return -1;
+    }
+    ring_encode (ring, blob, ring_size);
+    uint8_t commit[RL_MIGRATE_SIZE];
+    rl_migrate_rec_t req = s_request (r->step, RL_MIGRATE_TARGET);
+    codec_encode_migrate (&req, commit);
+    assert (!r->final_chunk);
+    enum { RING, COMMIT, PARTS };
+    uint64_t ids[PARTS] = {0};
+    bool sent[PARTS] = {false}, got[PARTS] = {false};
+    int rcs[PARTS] = {RL_CLIENT_TIMEOUT, RL_CLIENT_TIMEOUT};
+    rl_migrate_rec_t recs[PARTS];
+    memset (recs, 0, sizeof recs);
+    int rc = rl_client_send (client, RL_OP_LOAD_RING, blob, ring_size, 1, &ids[RING]);
+    sent[RING] = rc == 0;
+    if (rc == 0) {
+        rc = rl_client_send (client, RL_OP_MIGRATE_COMMIT, commit, sizeof commit, 1, &ids[COMMIT]);
+        sent[COMMIT] = rc == 0;
+    }
+    free (blob);
+    int point = rc == 0 ? s_point (RL_FAILPOINT (REBALANCE_TARGET_RING), "rebalance.target_ring")
+                        : 0;
+    int64_t deadline = zclock_mono () + ctx->args->timeout_ms;
+    size_t waiting = (size_t) sent[RING] + sent[COMMIT];
+    while (point == 0 && waiting > 0) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0) {
+            break;
+        }
+        rl_header_t h;
+        memset (&h, 0, sizeof h);
+        uint8_t *body = NULL;
+        size_t body_size = 0;
+        int x = rl_client_recv (client, (int) left, &h, &body, &body_size);
+        size_t part = PARTS;
+        for (size_t i = 0; i < PARTS; i++) {
+            if (sent[i] && !got[i] && h.request_id == ids[i] && h.request_id != 0) {
+                part = i;
+            }
+        }
+        if (part == PARTS) {
+            free (body);
+            break; //  a timeout, or no reply of ours: what is left goes again
+        }
+        got[part] = true;
+        waiting--;
+        rcs[part] = x;
+        if (x == 0 && part != RING) {
+            if (body_size == RL_MIGRATE_SIZE) {
+                codec_decode_migrate (body, &recs[part]);
+            } else {
+                rcs[part] = RL_CLIENT_ERR_REPLY;
+            }
+        }
+        free (body);
+    }
+    for (size_t i = 0; i < PARTS; i++) {
+        if (sent[i] && !got[i]) {
+            rl_client_cancel (client, ids[i]); //  a late reply is dropped
+        }
+    }
+    if (point != 0) {
+        return point;
+    }
+    //  In the order the target applied them: a part that failed for a
+    //  reason worth a resend sends it and what follows again.
+    if (!got[RING] || s_retryable (rcs[RING])) {
+        return -1;
+    }
+    if (rcs[RING] != 0 && rcs[RING] != RL_STATUS_EPOCH_NOT_NEWER) {
+        return s_fail (RB_EXIT_CLUSTER, "step %zu: load_ring into the target %s: %s", k,
+                       r->target->name, s_rc_text (rcs[RING]));
+    }
+    if (!got[COMMIT] || s_retryable (rcs[COMMIT])) {
+        return -1;
+    }
+    if (rcs[COMMIT] == RL_STATUS_MIGRATION_REFUSED) {
+        return S_COMMIT_REFUSED;
+    }
+    if (rcs[COMMIT] != 0 || recs[COMMIT].state != RL_MIGRATE_HANDED_OVER) {
+        return s_fail (
+            RB_EXIT_CLUSTER, "step %zu: migrate_commit on the target %s: %s", k, r->target->name,
+            rcs[COMMIT] ? s_rc_text (rcs[COMMIT]) : s_migrate_state_name (recs[COMMIT].state));
+    }
+    return 0;
+}
+
+//  The target's part of the handover: the final chunk (when held), the
+//  step's ring, the commit. 0: committed (the arc serves there);
+//  S_COMMIT_REFUSED: the target refused the commit; or an exit code.
+static int
+s_target_handover (s_run_t *r, size_t k)
+{
+    if (RL_FAILPOINT (REBALANCE_COMMIT_REFUSED) != 0) {
+        //  As if the target had refused its commit (tests): the final
+        //  chunk and the ring go in, the commit is not sent.
+        int rc = s_final_import (r);
+        if (rc == 0 && (rc = s_load_ring (r->ctx, r->target, k)) != 0) {
+            rc = s_fail (RB_EXIT_CLUSTER, "step %zu: load_ring into the target %s: %s", k,
+                         r->target->name, s_rc_text (rc));
+        }
+        return rc != 0 ? rc : S_COMMIT_REFUSED;
+    }
+    int rc = s_final_import (r);
+    if (rc != 0 || (rc = s_target_pipelined (r, k)) >= 0) {
+        return rc;
+    }
+    //  One after the other, each sent again while it times out.
+    if ((rc = s_load_ring (r->ctx, r->target, k)) != 0) {
+        return s_fail (RB_EXIT_CLUSTER, "step %zu: load_ring into the target %s: %s", k,
+                       r->target->name, s_rc_text (rc));
+    }
+    return s_commit (r, r->target, RL_MIGRATE_TARGET);
+}
+
 //  HANDOVER to DONE: only forward, unless the target refuses its commit.
 static int
 s_handover (s_run_t *r)
 {
     size_t k = r->index + 1;
-    int rc = s_load_ring (r->ctx, r->target, k);
+    int rc = r->final_chunk ? 0 : s_final_rest (r);
     if (rc != 0) {
-        return s_fail (RB_EXIT_CLUSTER, "step %zu: load_ring into the target %s: %s", k,
-                       r->target->name, s_rc_text (rc));
-    }
-    if ((rc = s_point (RL_FAILPOINT (REBALANCE_TARGET_RING), "rebalance.target_ring")) != 0) {
         return rc;
     }
-    rc = s_commit (r, r->target, RL_MIGRATE_TARGET);
+    rc = s_target_handover (r, k);
     if (rc == S_COMMIT_REFUSED) {
         return s_rollback (r); //  the source never committed: undo the step
     }
@@ -1043,24 +1296,29 @@ s_step (s_ctx_t *ctx, size_t index)
     }
     if (step->state == RB_COPYING || step->state == RB_FROZEN) {
         if ((rc = s_move (&r)) != 0) {
+            free (r.final_chunk);
             return rc;
         }
     }
     uint64_t frozen = step->frozen_at ? rb_wall_ms () - step->frozen_at : 0;
-    if ((rc = s_handover (&r)) != 0) {
+    rc = s_handover (&r);
+    free (r.final_chunk);
+    if (rc != 0) {
         return rc;
     }
     if (!ctx->args->json) {
-        char parts[128] = "";
+        char parts[224] = "";
         if (r.t_frozen && r.t_drained >= r.t_frozen && r.t_shipped >= r.t_drained
             && r.t_committed >= r.t_shipped) {
             //  This run's last freeze: to the drain seen (with the round
-            //  that found it), to the final chunk, to the target's commit.
+            //  that found it), to the final chunk exported, to the
+            //  target's commit; and the state file's write between.
             snprintf (parts, sizeof parts,
                       " (drained %" PRIu64 ", shipped %" PRIu64 ", target committed %" PRIu64
-                      " ms after the freeze)",
+                      " ms after the freeze; state written in %" PRIu64 " ms)",
                       r.t_drained - r.t_frozen, r.t_shipped - r.t_frozen,
-                      r.t_committed - r.t_frozen);
+                      r.t_committed - r.t_frozen,
+                      r.t_saved >= r.t_shipped ? r.t_saved - r.t_shipped : 0);
         }
         printf ("step %zu/%zu: %s -> %s, arc (%016" PRIx64 ", %016" PRIx64 "]: %" PRIu64
                 " accounts, %" PRIu64 " records, %" PRIu64 " bytes, %" PRIu64
@@ -1848,7 +2106,10 @@ rb_cmd_fix (int argc, char **argv)
     if (rc == 0 && step && step->state == RB_HANDOVER) {
         //  A handover only rolls forward.
         s_run_t r;
-        if ((rc = s_run_init (&ctx, k, &r)) == 0 && (rc = s_handover (&r)) == 0) {
+        rc = s_run_init (&ctx, k, &r);
+        rc = rc == 0 ? s_handover (&r) : rc;
+        free (r.final_chunk);
+        if (rc == 0) {
             printf ("fixed: the handover of step %zu finished (epoch %" PRIu64 ")\n", k + 1,
                     ctx.plan.base_epoch + k + 1);
             k++;
