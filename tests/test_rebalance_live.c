@@ -14,8 +14,11 @@
         counted itself, and the skew; suggest must propose changes whose
         ring it predicts within the target (asked for 1.08); plan --live
         --to that ring must confirm it within 1.10 (the planner, from the
-        shards' counters again); the human table says the same. Then the
-        conservation check.
+        shards' counters again); the human table says the same. Then
+        `rebalance apply` of that ring while the same load goes on (the
+        test keeps sending until apply ends): it must complete, `check`
+        be clean, and the conservation check pass (every account asked of
+        its owner in the new ring, every balance equal to the model).
     test_hot_account: 20 of 32 transfers debit one account. plan --live
         finds its shard hot; suggest cannot meet the target (exit 5) and
         names the account as one no placement of arcs can balance, in the
@@ -53,16 +56,17 @@
 #include "routerkit.h"
 #include "testkit.h"
 
-#define S_TAG      0x4c495645ull //  "LIVE"
-#define S_LEDGER   62
-#define S_ACCOUNTS 2000
-#define S_SHARDS   3
-#define S_BATCH    32
-#define S_LOAD_MS  3000 //  the load runs this long (bounded by time, not count)
-#define S_SENT_MAX 200000
-#define S_TOOL_MS  30000 //  one run of the tool
-#define S_CALL_MS  2000
-#define S_TARGET   1.10
+#define S_TAG           0x4c495645ull //  "LIVE"
+#define S_LEDGER        62
+#define S_ACCOUNTS      2000
+#define S_SHARDS        3
+#define S_BATCH         32
+#define S_LOAD_MS       3000 //  the load runs this long (bounded by time, not count)
+#define S_APPLY_LOAD_MS 300  //  a load between two looks at whether apply ended
+#define S_SENT_MAX      200000
+#define S_TOOL_MS       30000 //  one run of the tool
+#define S_CALL_MS       2000
+#define S_TARGET        1.10
 //  suggest aims a little lower than the target the planner confirms: the
 //  planner measures again, a moment later, and the window of the counters
 //  may have moved by a second (a load of 3 s, the tools run after it).
@@ -243,9 +247,9 @@ s_owner (const s_ctx_t *ctx, uint64_t n)
 typedef uint64_t (s_pick_fn) (s_ctx_t *ctx, size_t k, void *arg);
 
 static void
-s_load (s_ctx_t *ctx, s_pick_fn *pick, void *arg)
+s_load (s_ctx_t *ctx, s_pick_fn *pick, void *arg, int64_t duration_ms)
 {
-    int64_t end = zclock_mono () + S_LOAD_MS;
+    int64_t end = zclock_mono () + duration_ms;
     rl_transfer_t batch[S_BATCH];
     rl_result_rec_t results[S_BATCH];
     while (zclock_mono () < end && ctx->next_id < S_SENT_MAX) {
@@ -330,6 +334,61 @@ s_pick_arc (s_ctx_t *ctx, size_t k, void *arg)
     return 1 + rl_rand_next (&ctx->rng) % S_ACCOUNTS;
 }
 
+//  `rebalance apply` from the ring the cluster serves to `proposed`, run
+//  while the test keeps loading (S_APPLY_LOAD_MS at a time, until apply
+//  ends); then `rebalance check` (clean).
+static void
+s_apply_loaded (s_ctx_t *ctx, const char *proposed, s_arc_pick_t *pick)
+{
+    char *current = harness_path (ctx->h, "r0.ring");
+    char *dir = harness_path (ctx->h, "apply-state");
+    char path[1024], log[32];
+    snprintf (path, sizeof path, "%s/tools/rebalance", harness_bin_dir ());
+    snprintf (log, sizeof log, "tool-%d", ++ctx->tool_runs);
+    char *argv[] = {path,     "apply",   current, (char *) proposed, "--state", dir,
+                    "--cert", ctx->cert, NULL};
+    uint64_t sent_before = ctx->next_id;
+    pid_t pid = harness_spawn (ctx->h, log, argv, NULL);
+    assert_true (pid > 0);
+    int64_t deadline = zclock_mono () + S_TOOL_MS;
+    int ws = 0, loads = 0;
+    do {
+        s_load (ctx, s_pick_arc, pick, S_APPLY_LOAD_MS);
+        loads++;
+        if (zclock_mono () > deadline) {
+            harness_dump_log (ctx->h, log);
+            fail_msg ("rebalance apply did not end within %d ms", S_TOOL_MS);
+        }
+    } while (harness_wait_exit (ctx->h, pid, 0, &ws) != 0);
+    char name[64];
+    snprintf (name, sizeof name, "%s.log", log);
+    char *file = harness_path (ctx->h, name);
+    char *text = harness_read_file (file, NULL);
+    print_message ("apply under load (%d loads, %" PRIu64 " transfers meanwhile):\n", loads,
+                   ctx->next_id - sent_before);
+    for (char *line = text ? strtok (text, "\n") : NULL; line; line = strtok (NULL, "\n")) {
+        print_message ("  %s\n", line);
+    }
+    if (!WIFEXITED (ws) || WEXITSTATUS (ws) != 0) {
+        fail_msg ("rebalance apply of the suggested ring failed (status %d)", ws);
+    }
+    free (text);
+    text = harness_read_file (file, NULL);
+    assert_non_null (text);
+    assert_non_null (strstr (text, "done: every shard serves epoch"));
+    free (text);
+    free (file);
+    const char *check[] = {"check", "--state", dir, "--cert", ctx->cert, NULL};
+    char *out = NULL;
+    int rc = s_tool (ctx, &out, check);
+    if (rc != 0) {
+        fail_msg ("rebalance check after apply: exit %d\n%s", rc, out);
+    }
+    free (out);
+    free (dir);
+    free (current);
+}
+
 static void
 test_hot_arc (void **state)
 {
@@ -370,7 +429,7 @@ test_hot_arc (void **state)
     free (held);
     print_message ("hot arc: %zu accounts of s1\n", pick.hot_count);
     assert_true (pick.hot_count >= 4);
-    s_load (ctx, s_pick_arc, &pick);
+    s_load (ctx, s_pick_arc, &pick, S_LOAD_MS);
 
     //  suggest: changes whose ring it predicts within the target.
     char *out = NULL;
@@ -435,6 +494,10 @@ test_hot_arc (void **state)
     assert_non_null (strstr (out, "s1 "));
     assert_non_null (strstr (out, "moves: "));
     free (out);
+
+    //  The suggested ring applied while the same load goes on: apply must
+    //  complete, check must be clean, and the conservation check pass.
+    s_apply_loaded (ctx, proposed, &pick);
     free (proposed);
     s_conservation (ctx);
 }
@@ -456,7 +519,7 @@ test_hot_account (void **state)
 {
     s_ctx_t *ctx = *state;
     s_cluster_start (ctx);
-    s_load (ctx, s_pick_account, NULL);
+    s_load (ctx, s_pick_account, NULL, S_LOAD_MS);
     const char *owner = ctx->shards[s_owner (ctx, 7)].name;
     char id[64];
     snprintf (id, sizeof id, "0x%016" PRIx64 "%016" PRIx64, (uint64_t) S_TAG, (uint64_t) 7);
