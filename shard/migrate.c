@@ -657,6 +657,12 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
         if (inflight < 0) {
             return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
         }
+        //  Drained means written too: phase 1 reads the records from the
+        //  store, phase 3 the balances from memory, so a round that begins
+        //  while this turn's batch holds writes (a decision that ended the
+        //  drain a moment ago, say) is not the final one: its record would
+        //  miss the round whose account carries its amount.
+        inflight += store_batch_count (self->store) > 0;
         if (inflight > 0 && req.param > 0 && !self->parked_serving) {
             //  Asked to wait for the drain: answered by migrate_parked at
             //  the start of the turn after the one that ends it (or when

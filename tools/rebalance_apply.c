@@ -758,6 +758,9 @@ s_move (s_run_t *r)
     const s_args_t *a = r->ctx->args;
     uint32_t freeze_ms = r->ctx->plan.freeze_max_ms;
     bool leaving = ring_shard_find (r->ctx->plan.rings[r->index + 1], step->source) < 0;
+    uint32_t half_call = (uint32_t) a->timeout_ms / 2;
+    uint32_t wait_ms = freeze_ms < half_call ? freeze_ms
+                                             : half_call; //  an export's wait for the drain
     for (;;) {
         uint32_t source_state = 0;
         int rc = s_begin (r, &source_state);
@@ -829,8 +832,7 @@ s_move (s_run_t *r)
             //  answers in the turn the arc drained, with the final round's
             //  first chunk (a source that does not wait answers at once).
             uint64_t records = 0;
-            uint32_t half_call = (uint32_t) a->timeout_ms / 2;
-            r->export_wait_ms = freeze_ms < half_call ? freeze_ms : half_call;
+            r->export_wait_ms = wait_ms;
             rc = s_round (r, &records);
             r->export_wait_ms = 0;
             if (rc != 0) {
@@ -876,7 +878,10 @@ s_move (s_run_t *r)
              round < S_FINAL_ROUNDS_MAX && r->have.state != RL_MIGRATE_SHIPPED && !r->final_chunk;
              round++) {
             uint64_t records = 0;
-            if ((rc = s_round (r, &records)) != 0) {
+            r->export_wait_ms = wait_ms;
+            rc = s_round (r, &records);
+            r->export_wait_ms = 0;
+            if (rc != 0) {
                 return rc;
             }
             step->lag = records;
