@@ -128,7 +128,7 @@ def check_terminal(rlctl, env, how):
     os.close(master)
     os.close(slave)
     if rc != 0:
-        fail("top on a terminal: %s gave exit %d" % (how, rc))
+        fail("top on a terminal: %s gave exit %d: %s" % (how, rc, top.stderr.read()))
     if after[3] != before[3]:
         fail("top on a terminal: the terminal's mode was not restored after %s" % how)
 

@@ -107,7 +107,11 @@ s_signals (void)
 {
     struct sigaction sa;
     memset (&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal; //  no SA_RESTART: poll returns at once
+    //  SA_RESTART: a write to the terminal that the signal lands in goes
+    //  on, instead of failing with EINTR; poll is never restarted (signal(7)),
+    //  so the wait still ends at once.
+    sa.sa_handler = s_on_signal;
+    sa.sa_flags = SA_RESTART;
     sigemptyset (&sa.sa_mask);
     sigaction (SIGINT, &sa, NULL);
     sigaction (SIGTERM, &sa, NULL);
@@ -568,7 +572,9 @@ rlctl_cmd_top (rlctl_ctx_t *ctx)
     size_t down = s_down (self);
     ring_destroy (&self->ring);
     rl_client_destroy (&self->client);
-    if (!output_ok) {
+    //  A write that failed after a stop was asked for (a terminal hung up
+    //  with SIGHUP, or a write a signal broke off) is how top was stopped.
+    if (!output_ok && !s_stop) {
         return RLCTL_EXIT_FAILED;
     }
     //  Ended by q or a signal: as asked. By --count: like status, 1 when a
