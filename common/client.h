@@ -213,7 +213,10 @@ size_t rl_client_load_ring_all (const char *const *endpoints, size_t count, cons
 //  A linked chain (docs/payments.md) is sent again whole or not at all:
 //  when one member's outcome is open, every member goes again (same ids,
 //  same order); when its failure is decided, the others' linked_event_failed
-//  (and a linked_event_chain_open) are final answers of the call.
+//  (and a linked_event_chain_open) are final answers of the call. No id of
+//  a failed chain is burned, its failing member's included: read what the
+//  results leave of each id with rl_reply_burns (proto.h), not with
+//  rl_result_burns of a member's code.
 //
 //  `frozen` (the account's arc is migrating or its data is on its way) is
 //  retried until the helper's deadline, attempts_max * timeout_ms from the

@@ -16,6 +16,10 @@
        RL_BURNS_NO (infrastructure, id validation, field validation) and for
        values no row defines: the safe reading of an unknown code is "retry
        with the same id", never "pay again".
+    3. rl_reply_burns differs from rl_result_burns only for a member of a
+       linked chain answered a remembered failure (RL_BURNS_YES), which it
+       reads RL_BURNS_NO: the shard stores nothing of a chain that failed
+       (docs/payments.md, "Linked chains", rule 1).
 */
 #include "proto.h"
 
@@ -260,4 +264,23 @@ bool
 rl_result_is_retryable (uint32_t result)
 {
     return rl_result_burns (result) == RL_BURNS_NO;
+}
+
+rl_burns_t
+rl_reply_burns (const rl_transfer_t *transfers, const rl_result_rec_t *results, size_t count,
+                size_t i)
+{
+    assert (transfers && results && i < count);
+    rl_burns_t burns = rl_result_burns (results[i].result);
+    bool member = (transfers[i].flags & RL_TRANSFER_LINKED)
+                  || (i > 0 && (transfers[i - 1].flags & RL_TRANSFER_LINKED));
+    //  A failed chain stores nothing: its failing member's code burned nothing.
+    return member && burns == RL_BURNS_YES ? RL_BURNS_NO : burns;
+}
+
+bool
+rl_reply_is_retryable (const rl_transfer_t *transfers, const rl_result_rec_t *results, size_t count,
+                       size_t i)
+{
+    return rl_reply_burns (transfers, results, count, i) == RL_BURNS_NO;
 }

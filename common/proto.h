@@ -910,4 +910,30 @@ const char *rl_burns_name (rl_burns_t burns);
 //  value this version does not define.
 bool rl_result_is_retryable (uint32_t result);
 
+//  What one create_transfers reply leaves of the id of transfers[i], its
+//  linked chains counted (docs/payments.md, "Linked chains", rule 1):
+//  rl_result_burns of results[i].result, except for a member of a linked
+//  chain (a record flagged linked, or the record that closes a chain: the
+//  one after a linked record), which is never RL_BURNS_YES. A chain that
+//  fails stores nothing, so its failing member's own code
+//  (exceeds_credits, debit_account_not_found, ...) leaves its id free, as
+//  the others' linked_event_failed does: RL_BURNS_NO. Decide "burned or
+//  retryable" from this, never from a member's code alone; a record
+//  outside any chain reads as its code. `transfers` is the request (in its
+//  order, `count` records) and `results` its reply, results[k] answering
+//  transfers[k] (the order of every reply); i < count.
+//  The one thing a reply cannot show: a member whose id a record sent
+//  alone burned earlier is answered that old failure (and fails its chain
+//  again each time); this reply burned nothing, so it reads RL_BURNS_NO
+//  too, and a retry of the chain gets the old failure (or, changed,
+//  exists_with_different_*) again. RL_BURNS_TAKEN and RL_BURNS_SUCCESS are
+//  kept as they are.
+rl_burns_t rl_reply_burns (const rl_transfer_t *transfers, const rl_result_rec_t *results,
+                           size_t count, size_t i);
+
+//  True when the reply leaves transfers[i]'s id free for a retry
+//  (rl_reply_burns is RL_BURNS_NO).
+bool rl_reply_is_retryable (const rl_transfer_t *transfers, const rl_result_rec_t *results,
+                            size_t count, size_t i);
+
 #endif

@@ -13,8 +13,14 @@
       answered linked_event_chain_open by the router.
     - The client library's retry helper, on a chain that fails for a
       business reason: its answers are final (returns 0, nothing resent).
+    - The burn rule of a failed chain: its failing member's id is not
+      burned (rl_reply_burns says no, though its code alone says yes): sent
+      again alone with its amount fixed, it applies; the same failure of a
+      record sent alone burns the id (the fixed record is then
+      exists_with_different_amount, and fails a chain as taken).
     - rlctl: transfer --pending [--timeout], post (part), void, transfer
-      --linked (applied, and failed whole: exit 1), and its usage errors.
+      --linked (applied, and failed whole: exit 1, "burns" no for every
+      member; the same failure alone: "burns" yes), and its usage errors.
     Ends with the conservation check.
 */
 #include <setjmp.h>
@@ -145,6 +151,19 @@ s_rlctl_results (cJSON *json, size_t count, const char *const *want)
     cJSON_Delete (json);
 }
 
+//  The "burns" of each result of rlctl's JSON, checked against want.
+static void
+s_rlctl_burns (const cJSON *json, size_t count, const char *const *want)
+{
+    assert_non_null (json);
+    const cJSON *list = cJSON_GetObjectItem (json, "results");
+    assert_int_equal ((size_t) cJSON_GetArraySize (list), count);
+    for (size_t i = 0; i < count; i++) {
+        const cJSON *burns = cJSON_GetObjectItem (cJSON_GetArrayItem (list, (int) i), "burns");
+        assert_string_equal (cJSON_GetStringValue (burns), want[i]);
+    }
+}
+
 static const char *
 s_num (uint64_t n, char *out)
 {
@@ -223,6 +242,41 @@ test_chains_router (void **state)
     assert_int_equal (r[1].result, RL_EXCEEDS_CREDITS);
     assert_int_equal (s_found (ctx, fails, 2), 0);
 
+    //  The burn rule of a failed chain: nothing of it is stored, the
+    //  failing member's id included, whatever its own code says alone.
+    assert_int_equal (rl_result_burns (r[1].result), RL_BURNS_YES); //  the code alone: burned
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal (rl_reply_burns (fails, r, 2, i), RL_BURNS_NO); //  in its chain: free
+        assert_true (rl_reply_is_retryable (fails, r, 2, i));
+    }
+    //  The failing member alone, its amount fixed, applies under its id;
+    //  so does the other one, its chain closed.
+    rl_transfer_t fund = s_t (0, a, poor, 100);
+    s_expect (ctx, &fund, 1, (uint32_t[]){RL_OK});
+    tk_model_apply (&ctx->model, &fund);
+    fails[1].amount = 60;
+    s_expect (ctx, &fails[1], 1, (uint32_t[]){RL_OK});
+    tk_model_apply (&ctx->model, &fails[1]);
+    fails[0].flags = 0;
+    s_expect (ctx, &fails[0], 1, (uint32_t[]){RL_OK});
+    tk_model_apply (&ctx->model, &fails[0]);
+    //  Alone, the same failure burns the id: the fixed record is refused.
+    rl_transfer_t alone = s_t (0, poor, c, 1000000000);
+    assert_int_equal (rl_client_create_transfers (ctx->client, &alone, 1, r, TK_TIMEOUT_MS), 0);
+    assert_int_equal (r[0].result, RL_EXCEEDS_CREDITS);
+    assert_int_equal (rl_reply_burns (&alone, r, 1, 0), RL_BURNS_YES);
+    assert_false (rl_reply_is_retryable (&alone, r, 1, 0));
+    alone.amount = 1;
+    s_expect (ctx, &alone, 1, (uint32_t[]){RL_EXISTS_WITH_DIFFERENT_AMOUNT});
+    //  ... and, in a chain, that burned id fails the chain as taken.
+    rl_transfer_t taken[2] = {s_t (L, a, b, 1), alone};
+    assert_int_equal (rl_client_create_transfers (ctx->client, taken, 2, r, TK_TIMEOUT_MS), 0);
+    assert_int_equal (r[0].result, RL_LINKED_EVENT_FAILED);
+    assert_int_equal (r[1].result, RL_EXISTS_WITH_DIFFERENT_AMOUNT);
+    assert_int_equal (rl_reply_burns (taken, r, 2, 0), RL_BURNS_NO);
+    assert_int_equal (rl_reply_burns (taken, r, 2, 1), RL_BURNS_TAKEN);
+    assert_int_equal (s_found (ctx, taken, 1), 0);
+
     //  rlctl: an authorisation captured in part, one voided, chains.
     char ta[40], tb[40], tc[40], tp[40], id1[40], id2[40], id3[40], id4[40];
     s_acc_text (a, ta), s_acc_text (b, tb), s_acc_text (c, tc), s_acc_text (poor, tp);
@@ -269,7 +323,14 @@ test_chains_router (void **state)
                                "40", s_num (9009, id4), tp, tc, "1000000000", "--ledger", "978",
                                "--code", "1", "--linked", NULL),
                       1);
+    s_rlctl_burns (json, 2, (const char *[]){"no", "no"}); //  a failed chain burns nothing
     s_rlctl_results (json, 2, (const char *[]){"linked_event_failed", "exceeds_credits"});
+    //  The same failure alone burns its id.
+    assert_int_equal (s_rlctl (ctx, "alone_fails", &json, "transfer", s_num (9013, id3), tp, tc,
+                               "1000000000", "--ledger", "978", "--code", "1", NULL),
+                      1);
+    s_rlctl_burns (json, 1, (const char *[]){"yes"});
+    s_rlctl_results (json, 1, (const char *[]){"exceeds_credits"});
     //  Usage errors: a record short of an argument, --timeout alone.
     assert_int_equal (s_rlctl (ctx, "usage1", &json, "transfer", "9010", ta, tb, "1", "9011", ta,
                                "--ledger", "978", "--code", "1", NULL),

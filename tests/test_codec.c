@@ -18,6 +18,8 @@
        the rows of RL_RESULT_TABLE and RL_STATUS_TABLE, in order, with the
        same names, and the doc's "group" and "burns id" columns agree with
        each row's class and burns.
+    6. rl_reply_burns: a linked chain's member never burns its id, any
+       other record reads as its code.
 
     Randomized tests print their seed; RL_SEED=N reproduces a run. The doc
     and proto.h paths are compile definitions; argv[1] overrides the doc.
@@ -1717,6 +1719,71 @@ test_retryable (void **state)
     }
 }
 
+//  rl_reply_burns: a member of a linked chain never burns (a failed chain
+//  stores nothing), any other record reads as its code.
+static void
+test_reply_burns (void **state)
+{
+    (void) state;
+    const uint16_t L = RL_TRANSFER_LINKED;
+    //  One request: alone, a chain failed by its last member, alone right
+    //  after a chain, an applied chain, a chain failed as taken, alone
+    //  field validation, a chain left open at the end.
+    const uint16_t flags[] = {0, L, 0, 0, L, L, 0, L, 0, 0, L, L};
+    const uint32_t answer[] = {RL_EXCEEDS_CREDITS,
+                               RL_LINKED_EVENT_FAILED,
+                               RL_EXCEEDS_CREDITS,
+                               RL_DEBIT_ACCOUNT_NOT_FOUND,
+                               RL_OK,
+                               RL_EXISTS,
+                               RL_OK,
+                               RL_EXISTS_WITH_DIFFERENT_AMOUNT,
+                               RL_LINKED_EVENT_FAILED,
+                               RL_AMOUNT_MUST_NOT_BE_ZERO,
+                               RL_LINKED_EVENT_FAILED,
+                               RL_LINKED_EVENT_CHAIN_OPEN};
+    const rl_burns_t want[] = {RL_BURNS_YES,     RL_BURNS_NO,      RL_BURNS_NO,      RL_BURNS_YES,
+                               RL_BURNS_SUCCESS, RL_BURNS_SUCCESS, RL_BURNS_SUCCESS, RL_BURNS_TAKEN,
+                               RL_BURNS_NO,      RL_BURNS_NO,      RL_BURNS_NO,      RL_BURNS_NO};
+    enum { N = sizeof flags / sizeof flags[0] };
+    _Static_assert(sizeof answer / sizeof answer[0] == N, "one answer per record");
+    _Static_assert(sizeof want / sizeof want[0] == N, "one expectation per record");
+    rl_transfer_t t[N];
+    rl_result_rec_t r[N];
+    for (size_t i = 0; i < N; i++) {
+        t[i] = (rl_transfer_t){.id = {.lo = i + 1}, .flags = flags[i]};
+        r[i] = (rl_result_rec_t){.index = (uint32_t) i, .result = answer[i]};
+    }
+    for (size_t i = 0; i < N; i++) {
+        if (rl_reply_burns (t, r, N, i) != want[i]) {
+            fail_msg ("record %zu (%s): %s, expected %s", i, rl_result_name (answer[i]),
+                      rl_burns_name (rl_reply_burns (t, r, N, i)), rl_burns_name (want[i]));
+        }
+        assert_int_equal (rl_reply_is_retryable (t, r, N, i), want[i] == RL_BURNS_NO);
+    }
+    //  Every value, in and out of a chain (the first, a middle and the last
+    //  member of a chain of three; a record alone, and one after a chain).
+    rl_transfer_t c[5] = {{.flags = L}, {.flags = L}, {.flags = 0}, {.flags = 0}, {.flags = 0}};
+    for (uint32_t v = 0; v < 300; v++) {
+        rl_result_rec_t rv[5];
+        for (size_t i = 0; i < 5; i++) {
+            rv[i] = (rl_result_rec_t){.index = (uint32_t) i, .result = v};
+        }
+        rl_burns_t alone = rl_result_burns (v);
+        rl_burns_t member = alone == RL_BURNS_YES ? RL_BURNS_NO : alone;
+        for (size_t i = 0; i < 3; i++) {
+            assert_int_equal (rl_reply_burns (c, rv, 5, i), member);
+        }
+        assert_int_equal (rl_reply_burns (c, rv, 5, 3), alone);
+        assert_int_equal (rl_reply_burns (c, rv, 5, 4), alone);
+        assert_int_equal (rl_reply_burns (&c[4], rv, 1, 0), alone);
+    }
+    //  A chain of one record (linked and last): a member too.
+    rl_transfer_t one = {.flags = L};
+    rl_result_rec_t burned = {.result = RL_EXCEEDS_CREDITS};
+    assert_int_equal (rl_reply_burns (&one, &burned, 1, 0), RL_BURNS_NO);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -1746,6 +1813,7 @@ main (int argc, char *argv[])
         cmocka_unit_test (test_fuzz),
         cmocka_unit_test (test_names),
         cmocka_unit_test (test_retryable),
+        cmocka_unit_test (test_reply_burns),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -14,14 +14,17 @@ cluster.
    frozen, in_progress, a lost reply and a message-level busy are resent
    (only the open records, with their ids, in order) until a definite
    answer; frozen to the deadline gives Incomplete; malformed is raised
-   at once; a read is retried the same way.
+   at once; a read is retried the same way. reply_burns reads a linked
+   chain's members as never burned, any other record as its code.
 4. A cluster of 2 shards and a router (tools/cluster.sh, CURVE, on free
    ports): the client's keypair from its certificate files, the router's
    key from its certificate, the shards' keys from the ring (file and
    get_ring); accounts placed by asking a shard directly (wrong_shard: a
    StatusError for a read, data for a create, with retry=False); transfers
    same-shard and cross-shard through the router, a call split into
-   batches, the same ids again (exists), a burned id, a retry across a
+   batches, the same ids again (exists), a burned id, a failed linked
+   chain that burned no id (its failing member, fixed, applies alone; and
+   reply_burns says so), a retry across a
    stopped router (SIGSTOP) that applies the transfer exactly once;
    transport failures (nothing listening), a refusal (a key without the
    role: StatusError), the asyncio client; then the conservation check
@@ -346,6 +349,37 @@ def chain_rule():
           "batches: %s" % [[hex(t.id) for t in s] for s in server.seen])
 
 
+def burns_rule():
+    """reply_burns: a member of a linked chain never burns its id (a failed
+    chain stores nothing); any other record reads as its code."""
+    R, B = rl.ResultCode, rl.Burns
+    L = rl.TransferFlags.LINKED
+    # Alone; a chain failed by its last member; alone right after a chain;
+    # an applied chain; a chain failed as taken; alone field validation; a
+    # chain left open at the end.
+    rows = [(0, R.EXCEEDS_CREDITS, B.YES), (L, R.LINKED_EVENT_FAILED, B.NO),
+            (0, R.EXCEEDS_CREDITS, B.NO), (0, R.DEBIT_ACCOUNT_NOT_FOUND, B.YES),
+            (L, R.OK, B.SUCCESS), (L, R.EXISTS, B.SUCCESS), (0, R.OK, B.SUCCESS),
+            (L, R.EXISTS_WITH_DIFFERENT_AMOUNT, B.TAKEN), (0, R.LINKED_EVENT_FAILED, B.NO),
+            (0, R.AMOUNT_MUST_NOT_BE_ZERO, B.NO), (L, R.LINKED_EVENT_FAILED, B.NO),
+            (L, R.LINKED_EVENT_CHAIN_OPEN, B.NO)]
+    ts = [rl.Transfer(id=k + 1, flags=f) for k, (f, _, _) in enumerate(rows)]
+    rs = [rl.Result(k, code, 0) for k, (_, code, _) in enumerate(rows)]
+    got = rl.reply_burns(ts, rs)
+    check(got == [want for _, _, want in rows], "reply_burns: %s" % [b.value for b in got])
+    # Every code, in a chain of three and alone after it (unknown ones too).
+    chain = [rl.Transfer(id=1, flags=L), rl.Transfer(id=2, flags=L), rl.Transfer(id=3),
+             rl.Transfer(id=4)]
+    for v in range(256):
+        code = R(v)
+        got = rl.reply_burns(chain, [rl.Result(k, code, 0) for k in range(4)])
+        member = B.NO if code.burns is B.YES else code.burns
+        check(got == [member] * 3 + [code.burns], "%s: %s" % (code.wire_name, got))
+    raises(ValueError, lambda: rl.reply_burns(ts, rs[:-1]), "fewer results than transfers")
+    raises(TypeError, lambda: rl.reply_burns([1], [rs[0]]), "not a Transfer")
+    raises(TypeError, lambda: rl.reply_burns(ts[:1], [R.OK]), "not a Result")
+
+
 # 4. A cluster -------------------------------------------------------------------
 
 def free_base(count):
@@ -508,6 +542,23 @@ def live(cluster):
         found = client.lookup_transfers([t.id for t in funding + pay] + [burned.id])
         check(all(f.found and f.amount == t.amount for f, t in zip(found, funding + pay))
               and not found[-1].found, "lookup_transfers: the paid ones, not the burned one")
+        # The same failure in a linked chain burns nothing: the failing
+        # member, its amount fixed, then applies alone under its id.
+        chain = [rl.Transfer(id=tag | 0x310, debit_account_id=s1[0], credit_account_id=s1[1],
+                             amount=1, ledger=LEDGER, code=2, flags=rl.TransferFlags.LINKED),
+                 rl.Transfer(id=tag | 0x311, debit_account_id=s1[1], credit_account_id=s1[0],
+                             amount=10 ** 9, ledger=LEDGER, code=2)]
+        got = client.create_transfers(chain)
+        expect(got, [rl.ResultCode.LINKED_EVENT_FAILED, rl.ResultCode.EXCEEDS_CREDITS],
+               "a failed chain")
+        check(rl.reply_burns(chain, got) == [rl.Burns.NO, rl.Burns.NO]
+              and got[1].result.burns is rl.Burns.YES, "reply_burns of a failed chain")
+        fixed = [dataclasses.replace(chain[1], amount=5),
+                 dataclasses.replace(chain[0], flags=rl.TransferFlags(0))]
+        expect(client.create_transfers(fixed), [rl.ResultCode.OK] * 2,
+               "its members alone, the failing one fixed")
+        for t in fixed:
+            model.paid(t)
 
     def retry_across_a_stopped_router():
         # The router stops: the first sends time out; the client resends
@@ -629,6 +680,7 @@ def main():
     case("codec: the package's enums equal protocol.md's tables", tables, text)
     case("retry rule: a scripted server answers busy, frozen, nothing, then ok", retry_rule)
     case("chain rule: a linked chain is resent whole or not at all, never split", chain_rule)
+    case("burns rule: reply_burns reads a failed chain's members as not burned", burns_rule)
     for program in ("shard/shard", "router/router", "tools/rlctl", "tools/rebalance"):
         if not os.access(os.path.join(build, program), os.X_OK):
             print("FAILED  %s is not built in %s" % (program, build))

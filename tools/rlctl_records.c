@@ -47,29 +47,29 @@ s_results_table (const rlctl_ctx_t *ctx, const cJSON *tree)
     }
 }
 
+//  transfers: the request of a create_transfers (NULL for accounts), so
+//  that a linked chain's members read as such: a failed chain stores
+//  nothing, its failing member's code burns no id there (rl_reply_burns,
+//  docs/payments.md, "Linked chains").
 static int
-s_emit_results (const rlctl_ctx_t *ctx, const rl_id_t *ids, const rl_result_rec_t *results,
-                size_t count)
+s_emit_results (const rlctl_ctx_t *ctx, const rl_id_t *ids, const rl_transfer_t *transfers,
+                const rl_result_rec_t *results, size_t count)
 {
     int exit_code = RLCTL_EXIT_OK;
     char id_text[RLCTL_ID_TEXT_SIZE];
     cJSON *tree = jsonkit_object ();
     cJSON *list = jsonkit_add_array (tree, "results");
-    //  A linked chain that failed stores nothing: its failing member's code
-    //  burns no id there (docs/payments.md, "Linked chains").
-    bool chain_failed = false;
-    for (size_t i = 0; i < count; i++) {
-        chain_failed = chain_failed || results[i].result == RL_LINKED_EVENT_FAILED;
-    }
     for (size_t i = 0; i < count; i++) {
         uint32_t code = results[i].result;
         const char *hint = rl_result_hint (code);
-        if (chain_failed && rl_result_burns (code) == RL_BURNS_YES) {
+        rl_burns_t burns = transfers ? rl_reply_burns (transfers, results, count, i)
+                                     : rl_result_burns (code);
+        if (burns != rl_result_burns (code)) {
             hint = "this record failed its linked chain: nothing of the chain was applied or "
                    "stored, no id is burned; fix it, then send the whole chain again with the "
                    "same ids";
         }
-        if (rl_result_burns (code) != RL_BURNS_SUCCESS) {
+        if (burns != RL_BURNS_SUCCESS) {
             exit_code = RLCTL_EXIT_FAILED;
         }
         cJSON *item = jsonkit_add_object (list, NULL);
@@ -78,6 +78,7 @@ s_emit_results (const rlctl_ctx_t *ctx, const rl_id_t *ids, const rl_result_rec_
         jsonkit_add_string (item, "result", rl_result_name (code));
         jsonkit_add_number (item, "code", code);
         jsonkit_add_u64 (item, "timestamp", results[i].timestamp);
+        jsonkit_add_string (item, "burns", rl_burns_name (burns));
         jsonkit_add_string (item, "hint", hint);
     }
     jsonkit_add_bool (tree, "ok", exit_code == RLCTL_EXIT_OK);
@@ -128,7 +129,7 @@ rlctl_cmd_create_account (rlctl_ctx_t *ctx)
     if (rc) {
         return rlctl_call_failed (ctx, "create-account", rc, true);
     }
-    return s_emit_results (ctx, ids, results, count);
+    return s_emit_results (ctx, ids, NULL, results, count);
 }
 
 //  Parses argument `at` as an id into *id: 0, or the usage error's exit code.
@@ -174,7 +175,7 @@ s_send_transfers (rlctl_ctx_t *ctx, const char *command, const rl_transfer_t *tr
     if (rc) {
         return rlctl_call_failed (ctx, command, rc, true);
     }
-    return s_emit_results (ctx, ids, results, count);
+    return s_emit_results (ctx, ids, transfers, results, count);
 }
 
 //  transfer: one or more records (ID DEBIT CREDIT AMOUNT each) in one

@@ -13,7 +13,7 @@ Modules: protocol (codes and limits), codec (records and messages), keys
 
 from .client import DEADLINE_S, Client
 from .codec import (Account, Filter, Header, Result, StatusRecord, Transfer, decode_id,
-                    decode_message, encode_id, encode_message)
+                    decode_message, encode_id, encode_message, reply_burns)
 from .errors import (BadReply, CodecError, Incomplete, RingledgerError, StatusError, Timeout,
                      TransportError)
 from .keys import Keypair, Ring, RingShard, load_public_key
@@ -37,4 +37,4 @@ __all__ = ["Account", "AccountFlags", "AsyncClient", "BATCH_RECORDS_MAX", "BadRe
            "Operation", "Result", "ResultCode", "Ring", "RingShard", "RingledgerError",
            "ShardState", "StatusCode", "StatusError", "StatusRecord", "Timeout", "Transfer",
            "TransferFlags", "TransportError", "VERSION", "decode_id", "decode_message",
-           "encode_id", "encode_message", "load_public_key"]
+           "encode_id", "encode_message", "load_public_key", "reply_burns"]

@@ -104,9 +104,11 @@ class _Api:
     def create_transfers(self, transfers, *, retry=True, deadline_s=None, timeout_ms=None):
         """One Result per transfer, in order: ok and exists mean paid
         (exactly once); a business failure (exceeds_credits, ...) burns the
-        id. With retry (the default), open records (timeouts, busy, frozen,
-        outcome_unknown, ...) are resent with the same ids until the
-        deadline; retry=False sends each batch once and returns what came."""
+        id, except in a linked chain, which stores nothing when it fails
+        (``reply_burns`` says what each id is left). With retry (the
+        default), open records (timeouts, busy, frozen, outcome_unknown,
+        ...) are resent with the same ids until the deadline; retry=False
+        sends each batch once and returns what came."""
         return self._run(self._create_flow(Operation.CREATE_TRANSFERS, codec.Transfer, transfers,
                                            retry, deadline_s, timeout_ms))
 

@@ -22,7 +22,8 @@ from .errors import CodecError
 from .protocol import (ACCOUNT_SIZE, EVENT_SIZE, EVENTS_LIMIT_MAX, EVENTS_REQ_SIZE, FILTER_SIZE,
                        HEADER_SIZE, ID_SIZE, MAGIC, RESULT_SIZE, RING_BLOB_SIZE_MAX,
                        SHARD_NAME_SIZE_MAX, STATUS_SIZE, TRANSFER_SIZE, VERSION, AccountFlags,
-                       Durability, FilterFlags, Operation, ResultCode, ShardState, TransferFlags)
+                       Burns, Durability, FilterFlags, Operation, ResultCode, ShardState,
+                       TransferFlags)
 
 _BITS = {"u16": 16, "u32": 32, "u64": 64, "u128": 128}
 _U64 = (1 << 64) - 1
@@ -301,6 +302,38 @@ class Result:
     @property
     def name(self) -> str:
         return self.result.wire_name
+
+
+def reply_burns(transfers, results) -> List[Burns]:
+    """What one create_transfers reply leaves of each transfer's id, linked
+    chains counted (docs/payments.md, "Linked chains", rule 1): a Burns per
+    record, in order. ``results[i].result.burns``, except for a member of a
+    linked chain (a record flagged linked, or the one that closes a
+    chain), which is never ``Burns.YES``: a chain that fails stores
+    nothing, so its failing member's own code (exceeds_credits, ...)
+    leaves its id free, like the others' linked_event_failed
+    (``Burns.NO``). Decide "burned or retryable" from this, never from a
+    member's code alone. A member whose id a record sent alone burned
+    earlier is answered that old failure: this reply burned nothing, so it
+    reads ``Burns.NO`` too, and a retry of the chain gets that failure (or
+    exists_with_different_*) again.
+
+    ``transfers``: the Transfers sent, ``results``: the Results of
+    ``create_transfers`` for them (one per transfer, in the same order)."""
+    transfers, results = list(transfers), list(results)
+    if len(transfers) != len(results):
+        raise ValueError("%d results for %d transfers: one result per transfer, in order"
+                         % (len(results), len(transfers)))
+    out = []
+    for i, (t, r) in enumerate(zip(transfers, results)):
+        if not isinstance(t, Transfer) or not isinstance(r, Result):
+            raise TypeError("record %d: expected a Transfer and its Result, got a %s and a %s"
+                            % (i, type(t).__name__, type(r).__name__))
+        member = bool(t.flags & TransferFlags.LINKED) or (
+            i > 0 and bool(transfers[i - 1].flags & TransferFlags.LINKED))
+        burns = r.result.burns
+        out.append(Burns.NO if member and burns is Burns.YES else burns)
+    return out
 
 
 _ID = struct.Struct("<QQ")
