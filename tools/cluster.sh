@@ -10,7 +10,8 @@
 # `rebalance init --keys` (shards s1..sN at tcp://127.0.0.1:P+1..P+N, each
 # with its public key) unless DIR/ring exists, starts every shard and a
 # router at tcp://127.0.0.1:P in the background (pid files and logs in DIR),
-# then waits until `rlctl status` through the router sees every shard up.
+# then waits until `rlctl status` sees every shard up and the router reaches
+# every one of them.
 # Every process runs with CURVE and the role key sets of DIR/keys
 # (docs/security.md), unless the cluster was created with --insecure.
 # --metrics-port M: every process serves /metrics, /healthz and /readyz on
@@ -344,8 +345,26 @@ cluster needs it in front of the shards. Build it, or start a single shard by ha
     print_where
 }
 
-# Polls `rlctl status` through the router until every shard answers, a
-# process dies, or WAIT_S passes.
+# True when the router reaches every shard: a lookup through it of one
+# account id owned by each shard (found or not) is answered without a
+# request-level error. `rlctl status` asks the shards directly, and the
+# router may connect to a shard that started after it up to its longest
+# reconnect pause later (RL_ROUTER_RECONNECT_MS_MAX); until then requests
+# for that shard are answered unavailable.
+router_reaches_shards () {
+    ids=$(rlctl --connect "$(router_endpoint)" locate $(seq 1 1024) 2>/dev/null \
+        | awk 'NR > 2 && !seen[$3]++ { print $1 }')
+    [ -n "$ids" ] || return 1
+    # shellcheck disable=SC2086
+    out=$(rlctl --connect "$(router_endpoint)" --json balance $ids 2>/dev/null) || true
+    case $out in
+        *'"accounts"'*) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+
+# Polls `rlctl status` until every shard answers and the router reaches
+# them all, a process dies, or WAIT_S passes.
 wait_ready () {
     deadline=$(( $(date +%s) + WAIT_S ))
     while :; do
@@ -356,7 +375,7 @@ wait_ready () {
             fi
         done
         if rlctl --connect "$(router_endpoint)" --timeout-ms $POLL_TIMEOUT_MS status \
-            >/dev/null 2>&1; then
+            >/dev/null 2>&1 && router_reaches_shards; then
             return 0
         fi
         if [ "$(date +%s)" -ge "$deadline" ]; then
