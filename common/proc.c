@@ -38,9 +38,12 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -242,8 +245,43 @@ proc_wait (pid_t pid, int timeout_ms, bool reap, int *wstatus)
 
 //  Ports and trees ---------------------------------------------------------------
 
-int
-proc_free_port (void)
+//  The lowest port of the kernel's ephemeral range (the local ports it
+//  gives connect() and bind to port 0), PROC_EPHEMERAL_LOW_DEFAULT when
+//  it cannot be read.
+static int
+s_ephemeral_low (void)
+{
+    int low = PROC_EPHEMERAL_LOW_DEFAULT;
+    FILE *file = fopen ("/proc/sys/net/ipv4/ip_local_port_range", "re");
+    if (file) {
+        int high = 0;
+        if (fscanf (file, "%d %d", &low, &high) != 2 || low < 1 || low > 65535) {
+            low = PROC_EPHEMERAL_LOW_DEFAULT;
+        }
+        fclose (file);
+    }
+    return low;
+}
+
+//  True when port is free on 127.0.0.1 now (a bind succeeds).
+static bool
+s_port_free (int port)
+{
+    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return false;
+    }
+    struct sockaddr_in address = {.sin_family = AF_INET,
+                                  .sin_port = htons ((uint16_t) port),
+                                  .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
+    bool free_now = bind (fd, (struct sockaddr *) &address, sizeof address) == 0;
+    close (fd);
+    return free_now;
+}
+
+//  A port the kernel picks (bind to port 0), -1 when that fails.
+static int
+s_kernel_port (void)
 {
     int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -259,6 +297,25 @@ proc_free_port (void)
     }
     close (fd);
     return port;
+}
+
+int
+proc_free_port (void)
+{
+    int high = s_ephemeral_low () - 1;
+    if (high - PROC_PORT_LOW + 1 >= PROC_PORT_RANGE_MIN) {
+        for (int attempt = 0; attempt < PROC_PORT_ATTEMPTS_MAX; attempt++) {
+            uint32_t draw = 0;
+            if (getrandom (&draw, sizeof draw, 0) != (ssize_t) sizeof draw) {
+                break;
+            }
+            int port = PROC_PORT_LOW + (int) (draw % (uint32_t) (high - PROC_PORT_LOW + 1));
+            if (s_port_free (port)) {
+                return port;
+            }
+        }
+    }
+    return s_kernel_port (); //  no room below the ephemeral range: the kernel's choice
 }
 
 static int s_tree_error; //  errno of the first entry nftw could not remove

@@ -21,6 +21,11 @@
 #define PROC_POLL_MS_MIN 1  //  first pause of proc_wait and proc_backoff
 #define PROC_POLL_MS_MAX 50 //  longest pause
 
+#define PROC_PORT_LOW              20000 //  proc_free_port draws from here ...
+#define PROC_EPHEMERAL_LOW_DEFAULT 32768 //  ... to below the ephemeral range (Linux's default)
+#define PROC_PORT_RANGE_MIN        2000  //  fewer ports below it: the kernel's choice
+#define PROC_PORT_ATTEMPTS_MAX     64    //  draws tried before that too
+
 typedef struct {
     char *const *argv;    //  argv[0]: a path, or a name looked up in PATH
     char *const *envp;    //  NULL: this process's environment
@@ -42,9 +47,17 @@ pid_t proc_spawn (const proc_spawn_t *spawn);
 //  the deadline, or ECHILD when it is not a child of ours (reaped already).
 int proc_wait (pid_t pid, int timeout_ms, bool reap, int *wstatus);
 
-//  A free TCP port on 127.0.0.1 (bound with port 0, read, closed), or -1.
-//  Another process may take it before the child binds it: callers check
-//  that the program they start really serves it.
+//  A free TCP port on 127.0.0.1, or -1: drawn at random from
+//  PROC_PORT_LOW up to just below the kernel's ephemeral range
+//  (/proc/sys/net/ipv4/ip_local_port_range), and tried with a bind. Below
+//  that range no connect() takes the port as its local port while its
+//  program is down: a process reconnecting to a port nobody listens on
+//  can otherwise be given that very port and connect to itself (TCP
+//  simultaneous open), and a restart on the port then fails "address
+//  already in use". When the range starts too low (fewer than
+//  PROC_PORT_RANGE_MIN ports below it), the kernel picks one (bind to port
+//  0). Another process may take the port before the child binds it:
+//  callers check that the program they start really serves it.
 int proc_free_port (void);
 
 //  Removes a directory tree without a shell; a missing one is fine. Goes on

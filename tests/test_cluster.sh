@@ -55,7 +55,7 @@ free_base_port () {
 import random, socket, sys
 n = int(sys.argv[1])
 for _ in range(200):
-    base = random.randrange(20000, 60000)
+    base = random.randrange(20000, 32000)  # below the ephemeral range (common/proc.h)
     socks = []
     try:
         for p in range(base, base + n + 1):

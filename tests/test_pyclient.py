@@ -385,7 +385,7 @@ def burns_rule():
 def free_base(count):
     import random
     for _ in range(200):
-        base = random.randrange(20000, 60000)
+        base = random.randrange(20000, 32000)  # below the ephemeral range (common/proc.h)
         socks = []
         try:
             for p in range(base, base + count):

@@ -326,6 +326,10 @@ test_promote_degrade (void **state)
     cJSON_Delete (tree);
     s_rlctl_expect (h, "status-stalled-table", primary.endpoint, "tester", 1, "STALLED: s1",
                     "status", NULL);
+    //  The table's durability column: a short word with the replication
+    //  mode (the whole label is on the replication line and in --json).
+    s_rlctl_expect (h, "status-stalled-mode", primary.endpoint, "tester", 1, " sync+semi ",
+                    "status", NULL);
     //  The standby goes on: the held write is answered, status is whole.
     assert_int_equal (harness_kill (h, standby.pid, SIGCONT), 0);
     rl_header_t rh;

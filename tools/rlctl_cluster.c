@@ -292,15 +292,39 @@ s_add_status_record (cJSON *s, const rl_status_rec_t *r)
     }
 }
 
-//  The state column (5 wide): up, FAIL, STALL (stalled) or stby (a standby).
+//  The state column (5 wide): up, FAIL, STALL (stalled), stby (a standby),
+//  FENCE (a former primary whose standby was promoted) or ? (a state this
+//  version does not know).
 static const char *
 s_state_word (const cJSON *s)
 {
     const char *state = jsonkit_text (s, "state");
-    return strcmp (state, "failed") == 0    ? "FAIL"
+    return strcmp (state, "serving") == 0   ? "up"
+           : strcmp (state, "failed") == 0  ? "FAIL"
            : strcmp (state, "stalled") == 0 ? "STALL"
            : strcmp (state, "standby") == 0 ? "stby"
-                                            : "up";
+           : strcmp (state, "fenced") == 0  ? "FENCE"
+                                            : "?";
+}
+
+//  The durability column (12 wide): sync, nosync or manual (the WAL held
+//  until the group commit), and a primary's replication mode, +semi or
+//  +ASYNC; the whole label is in --json and on the replication line.
+static const char *
+s_durability_word (const cJSON *s, char *out, size_t size)
+{
+    const char *name = jsonkit_text (s, "durability");
+    const char *base = strncmp (name, "nosync", 6) == 0          ? "nosync"
+                       : strncmp (name, "sync, manual", 12) == 0 ? "manual"
+                       : strncmp (name, "sync", 4) == 0          ? "sync"
+                                                                 : "unknown";
+    const cJSON *repl = jsonkit_get (s, "replication");
+    const char *mode = "";
+    if (repl && strcmp (jsonkit_text (repl, "role"), "primary") == 0) {
+        mode = strcmp (jsonkit_text (repl, "mode"), "semi") == 0 ? "+semi" : "+ASYNC";
+    }
+    snprintf (out, size, "%s%s", base, mode);
+    return out;
 }
 
 //  One line on a shard's replication, when it has any.
@@ -327,7 +351,7 @@ s_status_replication_line (const cJSON *s)
 static void
 s_status_main_rows (const cJSON *tree)
 {
-    printf ("%-10s %-24s %-5s %6s %5s %10s %10s %10s %-10s %8s %11s %9s\n", "shard", "address",
+    printf ("%-10s %-24s %-5s %6s %5s %10s %10s %10s %-12s %8s %11s %9s\n", "shard", "address",
             "state", "alarms", "epoch", "accounts", "transfers", "requests", "durability",
             "in-doubt", "frozen-arcs", "drop/bad");
     const cJSON *s;
@@ -348,10 +372,11 @@ s_status_main_rows (const cJSON *tree)
         char drop_bad[2 * RLCTL_NUMBER_TEXT_SIZE];
         snprintf (drop_bad, sizeof drop_bad, "%s/%s", jsonkit_text (s, "dropped"),
                   jsonkit_text (s, "malformed"));
-        printf ("%-10s %-24s %-5s %6s %5s %10s %10s %10s %-10s %8s %11s %9s\n", name, address,
+        char durability[24];
+        printf ("%-10s %-24s %-5s %6s %5s %10s %10s %10s %-12s %8s %11s %9s\n", name, address,
                 s_state_word (s), jsonkit_text (s, "alarms"), jsonkit_text (s, "epoch"),
                 jsonkit_text (s, "accounts"), jsonkit_text (s, "transfers"),
-                jsonkit_text (s, "requests"), jsonkit_text (s, "durability"),
+                jsonkit_text (s, "requests"), s_durability_word (s, durability, sizeof durability),
                 jsonkit_text (s, "in_doubt"), jsonkit_text (s, "arcs_unreceived"), drop_bad);
         if (strcmp (jsonkit_text (s, "reported_name"), name) != 0) {
             printf ("    warning: the process at this address calls itself '%s'\n",
@@ -456,6 +481,13 @@ s_status_table (const rlctl_ctx_t *ctx, const cJSON *tree)
                     "with 'rlctl --connect %s degrade' (invariant 9 suspended; "
                     "docs/replication.md)\n",
                     jsonkit_text (s, "name"), jsonkit_text (s, "address"));
+        }
+        if (jsonkit_true (s, "up") && strcmp (jsonkit_text (s, "state"), "fenced") == 0) {
+            printf ("\nFENCED: %s is a former primary whose standby was promoted: it answers "
+                    "fenced to everything but status. Stop it; start it as a standby of the new "
+                    "primary (a fenced data directory is wiped and re-seeded; "
+                    "docs/replication.md, the runbook)\n",
+                    jsonkit_text (s, "name"));
         }
         if (jsonkit_u64 (s, "alarms")) {
             printf ("\nALARM: %s raised %s two-phase alarm%s (a contrary or unknown decision): "
