@@ -194,11 +194,12 @@ typedef struct {
     //  (kind REC_PENDING: post or void by the draw; REC_VOID: void it)
     rec_t *resolve;
     size_t resolve_head, resolve_count, resolve_cap;
-    bool resolve_only;   //  the end of the run: requests of resolutions alone
-    bool resolve_lost;   //  out of memory: a pending transfer may stay pending
-    uint64_t pending_ok; //  pending transfers applied (all, not only measured)
-    uint64_t posts_ok;   //  posts applied
-    uint64_t voids_ok;   //  voids applied
+    bool resolve_only;         //  the end of the run: requests of resolutions alone
+    bool resolve_lost;         //  out of memory: a pending transfer may stay pending
+    uint64_t pending_ok;       //  pending transfers applied (all, not only measured)
+    uint64_t pending_cross_ok; //  of those, cross-shard ones (accounts on two shards)
+    uint64_t posts_ok;         //  posts applied
+    uint64_t voids_ok;         //  voids applied
     uint64_t create_requests_measured;
     uint64_t lookup_requests_measured;
     uint64_t sent_transfers_measured;

@@ -121,6 +121,7 @@ s_apply_model (bench_t *b, uint64_t seq, rec_t rec)
             rec.pending_seq = seq;
             rlb_resolve_push (b, rec, false);
             b->pending_ok++;
+            b->pending_cross_ok += b->account_shard[rec.debit] != b->account_shard[rec.credit];
             return;
         case REC_VOID:
             b->voids_ok++;

@@ -194,9 +194,10 @@ rlb_report_text (const bench_t *b, const char *check)
     }
     if (b->o.transfer_pending > 0) {
         fprintf (out,
-                 "pending        %.0f%% of new transfers: %" PRIu64 " authorised, %" PRIu64
-                 " posted, %" PRIu64 " voided (all of the run)\n",
-                 b->o.transfer_pending, b->pending_ok, b->posts_ok, b->voids_ok);
+                 "pending        %.0f%% of new transfers: %" PRIu64 " authorised (%" PRIu64
+                 " cross-shard), %" PRIu64 " posted, %" PRIu64 " voided (all of the run)\n",
+                 b->o.transfer_pending, b->pending_ok, b->pending_cross_ok, b->posts_ok,
+                 b->voids_ok);
     }
     fprintf (out, "results       ");
     for (int r = 0; r < 256; r++) {
@@ -260,6 +261,7 @@ rlb_report_json (const bench_t *b, const char *check)
     jsonkit_add_u64 (tree, "seed", b->o.seed);
     jsonkit_add_fixed (tree, "transfer_pending", b->o.transfer_pending, 1);
     jsonkit_add_u64 (tree, "pending_authorised", b->pending_ok);
+    jsonkit_add_u64 (tree, "pending_cross_shard", b->pending_cross_ok);
     jsonkit_add_u64 (tree, "pending_posted", b->posts_ok);
     jsonkit_add_u64 (tree, "pending_voided", b->voids_ok);
     jsonkit_add_string (tree, "durability", rlb_durability_summary (b));

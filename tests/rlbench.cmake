@@ -32,3 +32,12 @@ add_test(NAME bench_rebalance_smoke
          COMMAND /bin/sh ${CMAKE_CURRENT_SOURCE_DIR}/test_bench_rebalance.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(bench_rebalance_smoke PROPERTIES TIMEOUT 240 LABELS "bench;smoke"
                      RESOURCE_LOCK cluster_load)
+
+# Smoke run of bench/pending_bench.sh --smoke (4 shards and a router, one
+# pair of 1 s runs, --transfer-pending 20 against plain): pending transfers
+# across shards among A's, every one posted or voided, both conservation
+# checks passed (10-11 s; 9-12 s with sanitizers, at a load of 11-12).
+add_test(NAME bench_pending_smoke
+         COMMAND /bin/sh ${CMAKE_CURRENT_SOURCE_DIR}/test_bench_pending.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(bench_pending_smoke PROPERTIES TIMEOUT 24 LABELS "bench;smoke"
+                     RESOURCE_LOCK cluster_load)
