@@ -9,7 +9,9 @@
        puts it into the turn's batch, so the reply goes out after it is durable and
        a restart never goes back to an older ring. The arcs the shard gains
        become not received (arcs.h) in the same batch, before the ring
-       serves anything.
+       serves anything. A ring that gives this shard's name to another
+       endpoint (server_ring_fences: a promotion) fences it instead: the
+       marker is written, nothing else, and it answers fenced.
     2. resolve acts only on a prepared record whose coordinator is fenced
        out of this shard's ring (not named by it) and when the request
        carries the explicit flag; the decision and the kept heuristic
@@ -190,6 +192,19 @@ admin_load_ring (server_t *self, zmsg_t *envelope, const rl_header_t *h, const u
                  ring_epoch (ring), self->options->max_epoch_jump, ring_epoch (self->ring));
         ring_destroy (&ring);
         return server_reply_new (self, envelope, h, RL_STATUS_EPOCH_TOO_FAR, 0, 0, NULL);
+    }
+    if (server_ring_fences (self, ring)) {
+        //  Its name moved to another endpoint: a standby of it was promoted
+        //  (docs/replication.md, "The ring's epoch as the fence").
+        char why[512];
+        int at = ring_shard_find (ring, self->options->name);
+        snprintf (why, sizeof why,
+                  "load_ring of epoch %" PRIu64 " gives %s to %s, not to --bind %s",
+                  ring_epoch (ring), self->options->name, ring_shard_endpoint (ring, (size_t) at),
+                  self->options->bind);
+        ring_destroy (&ring);
+        server_enter_fenced (self, why);
+        return server_reply_new (self, envelope, h, RL_STATUS_FENCED, 0, 0, NULL);
     }
     //  The arcs this shard gains are not received until their data arrives
     //  (arcs.h); the new set goes into this batch, with the ring.

@@ -69,6 +69,9 @@ _Static_assert(REPLICA_SEED_CHUNK_BYTES <= REPLICA_EVENT_BYTES_MAX, "a chunk fit
 #define REPLICA_META_PROMOTED "repl_promoted" //  stream id fenced (8): this data is a primary's
 #define REPLICA_META_FENCED   "repl_fenced"   //  a promotion fenced this primary (1 byte)
 #define REPLICA_META_LEASE    "repl_lease_ms" //  a standby: the largest timeout its primary told (8)
+//  This data directory ran as a primary with --standby (1 byte; a seed
+//  copies it): it asks its peers for their rings at start (server.c)
+#define REPLICA_META_PRIMARY "repl_primary"
 
 typedef enum {
     REPLICA_MODE_NONE = 0,  //  no standby

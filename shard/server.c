@@ -117,7 +117,13 @@
     frozen: the record result for creates (ledger.c), the message status
     for reads. load_ring is
     accepted only with a higher epoch, and the ring is persisted, so a
-    restart never goes back to an older one.
+    restart never goes back to an older one. A ring of a higher epoch
+    that gives this shard's name to another endpoint (from load_ring, or
+    from a peer: ringcheck.h) fences it (server_ring_fences,
+    docs/replication.md "The ring's epoch as the fence"); a replicated
+    data directory asks its peers for their rings at start, and answers
+    clients' writes and reads busy until they answered (or the check timed
+    out).
 
     LIMITS: RL_SHARD_REQUESTS_PER_TURN_MAX requests a turn (and as many
     rounds over the peers' replies); RL_BATCH_RECORDS_MAX records a
@@ -147,6 +153,7 @@
 #include "mlease.h"
 #include "peers.h"
 #include "replyq.h"
+#include "ringcheck.h"
 #include "rl_limits.h"
 #include "server_internal.h"
 
@@ -503,7 +510,9 @@ s_do_history (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint
 static bool
 s_replica_refuses (server_t *self, uint32_t operation)
 {
-    if (!self->replica || !replica_stalled (self->replica)) {
+    //  Nor before the start-up ring check ended (ringcheck.h).
+    bool checking = self->ringcheck && ringcheck_pending (self->ringcheck);
+    if (!checking && (!self->replica || !replica_stalled (self->replica))) {
         return false;
     }
     switch (operation) {
@@ -1009,10 +1018,12 @@ s_replica_written (server_t *self)
 }
 
 //  A promotion fenced this primary (its standby answered fenced, or a
-//  marker says so at start): the marker is written (synced, a batch of its
-//  own: a restart stays fenced), then FAILED answering fenced (85).
-static void
-s_enter_fenced (server_t *self)
+//  ring of a higher epoch gives its name to another endpoint: admin.c,
+//  s_on_peer_ring): the marker is written (synced, a batch of its own: a
+//  restart stays fenced), then FAILED answering fenced (85); what was held
+//  goes at once as fenced answers.
+void
+server_enter_fenced (server_t *self, const char *why)
 {
     assert (!self->failed);
     store_batch_t *batch = store_batch_new ();
@@ -1027,7 +1038,48 @@ s_enter_fenced (server_t *self)
     }
     store_batch_destroy (&batch);
     self->fenced = true;
-    s_enter_failed (self, "a promoted standby answered fenced");
+    s_enter_failed (self, why);
+    size_t sent[OUTQ_REPLY] = {0};
+    s_send (self, sent, false); //  failed: every held reply goes, as fenced
+}
+
+//  Would `ring` fence this shard? It does when its epoch is higher than
+//  the ring served, and it gives this shard's name to an endpoint that is
+//  neither --bind nor the one the ring served gives it: the name moved
+//  elsewhere (a promotion). Endpoints are compared as strings, exactly;
+//  a ring that does not name this shard, or named it nowhere before,
+//  fences nothing (docs/replication.md, "The ring's epoch as the fence").
+bool
+server_ring_fences (const server_t *self, const ring_t *ring)
+{
+    const char *name = self->options->name;
+    int at = ring_shard_find (ring, name);
+    int was = ring_shard_find (self->ring, name);
+    if (ring_epoch (ring) <= ring_epoch (self->ring) || at < 0 || was < 0) {
+        return false;
+    }
+    const char *there = ring_shard_endpoint (ring, (size_t) at);
+    return strcmp (there, self->options->bind) != 0
+           && strcmp (there, ring_shard_endpoint (self->ring, (size_t) was)) != 0;
+}
+
+//  A peer's ring (ringcheck.h): fenced when it gives this shard's name to
+//  another endpoint at a higher epoch.
+static void
+s_on_peer_ring (void *arg, const char *peer, ring_t *ring)
+{
+    server_t *self = arg;
+    if (!self->failed && server_ring_fences (self, ring)) {
+        int at = ring_shard_find (ring, self->options->name);
+        char why[512];
+        snprintf (why, sizeof why,
+                  "peer %s serves ring epoch %" PRIu64 " (this shard: %" PRIu64
+                  "), which gives %s to %s, not to --bind %s",
+                  peer, ring_epoch (ring), ring_epoch (self->ring), self->options->name,
+                  ring_shard_endpoint (ring, (size_t) at), self->options->bind);
+        server_enter_fenced (self, why);
+    }
+    ring_destroy (&ring);
 }
 
 //  The standbys acknowledged more (replica.h): what that releases goes.
@@ -1040,7 +1092,7 @@ s_on_replicated (void *arg)
         return; //  nothing may leave
     }
     if (replica_fenced (self->replica)) {
-        s_enter_fenced (self);
+        server_enter_fenced (self, "a promoted standby answered fenced");
         return;
     }
     outq_replicated_to (self->outq, replica_released (self->replica));
@@ -1139,6 +1191,19 @@ s_turn_finish (server_t *self, bool lazy)
     return 0; //  FAILED keeps the loop running: status still answers
 }
 
+//  A peer's reply carried a higher epoch than the ring served: its ring is
+//  asked for (ringcheck.h), at most once a second.
+static void
+s_ask_ring (server_t *self, uint32_t index)
+{
+    if (!self->ringcheck) {
+        self->ringcheck = ringcheck_new (self->loop, self->auth, s_on_peer_ring, self);
+    }
+    if (self->ringcheck) {
+        ringcheck_ask (self->ringcheck, self->ring, index);
+    }
+}
+
 //  Replies from one peer to our PREPARE, DECIDE and OUTCOME_QUERY messages.
 //  The peer is the i-th of peers.h: its replies count only for attempts
 //  whose other shard it is (sender rules); the others are counted with the
@@ -1169,6 +1234,9 @@ s_drain_peer (server_t *self, size_t peer, now_t now, size_t budget, bool *lazy_
             self->malformed++;
             zframe_destroy (&frame);
             continue;
+        }
+        if (h.epoch > ring_epoch (self->ring)) {
+            s_ask_ring (self, peers_index (self->peers, peer)); //  a newer ring may fence us
         }
         assert (codec_reply_record_size (h.operation) == RL_TP_SIZE);
         assert (h.record_count <= RL_BATCH_RECORDS_MAX); //  codec_parse_reply bounds it
@@ -1409,6 +1477,49 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
 
 //  Life cycle -----------------------------------------------------------------
 
+//  A data directory of a replicated shard (it ran with --standby, or was a
+//  standby: REPLICA_META_PRIMARY, which the seed copies) asks its peers for
+//  their rings before it serves writes (ringcheck.h): a former primary
+//  started without its --standby is fenced by the ring that `rlctl
+//  promote` loaded. The marker is written, synced, at the first start
+//  with --standby, before any standby is seeded. 0, or -1.
+static int
+s_ring_check_start (server_t *self, store_t *store, const ring_t *ring)
+{
+    uint8_t mark[16];
+    size_t mark_size = 0;
+    bool replicated = self->promoted
+                      || store_get (store, STORE_CF_META, REPLICA_META_PRIMARY,
+                                    strlen (REPLICA_META_PRIMARY), mark, sizeof mark, &mark_size)
+                             == 1;
+    if (!replicated && self->options->replica.standby_count > 0) {
+        store_batch_t *batch = store_batch_new ();
+        uint8_t one = 1;
+        if (batch) {
+            store_batch_put_into (store, batch, STORE_CF_META, REPLICA_META_PRIMARY,
+                                  strlen (REPLICA_META_PRIMARY), &one, sizeof one);
+        }
+        int rc = batch ? store_batch_commit (store, batch) : -1;
+        store_batch_destroy (&batch);
+        if (rc != 0) {
+            rl_error ("cannot write the replication marker: %s", store_error (store));
+            return -1;
+        }
+        replicated = true;
+    }
+    if (!replicated || ring_shard_count (ring) < 2) {
+        return 0; //  never replicated, or no peer to ask
+    }
+    self->ringcheck = ringcheck_new (self->loop, self->auth, s_on_peer_ring, self);
+    if (!self->ringcheck
+        || ringcheck_start (self->ringcheck, ring, self->options->name, RL_SHARD_RING_CHECK_MS)
+               != 0) {
+        rl_error ("ring check: out of memory or sockets");
+        return -1;
+    }
+    return 0;
+}
+
 server_t *
 server_new (const server_options_t *options, store_t *store, ring_t **ring_p, outq_t *outq,
             ledger_t *ledger)
@@ -1516,7 +1627,11 @@ server_new (const server_options_t *options, store_t *store, ring_t **ring_p, ou
         //  nothing until it is wiped and re-seeded as a standby.
         self->fenced = true;
         s_enter_failed (self, "the fence marker of an earlier promotion");
-    } else if (options->replica.standby_count > 0) {
+    } else if (s_ring_check_start (self, store, *ring_p) != 0) {
+        server_destroy (&self);
+        return NULL;
+    }
+    if (!self->fenced && options->replica.standby_count > 0) {
         //  Every write from here on is an event of the stream (replica.h).
         self->replica = replica_new (&options->replica, store, self->auth, self->loop,
                                      self->durable_head, s_on_replicated, self);
@@ -1543,6 +1658,7 @@ server_destroy (server_t **self_p)
     }
     syncer_destroy (&self->syncer);   //  waits for a sync in flight; what it justified stays unsent
     replica_destroy (&self->replica); //  untaps the store
+    ringcheck_destroy (&self->ringcheck);
     shard_metrics_destroy (&self->metrics); //  stops the HTTP thread
     events_stop (self);
     backup_stop (self); //  waits for a copy in progress

@@ -22,6 +22,7 @@
 #include "replica.h"
 #include "replyq.h"
 #include "ring.h"
+#include "ringcheck.h"
 #include "senders.h"
 #include "server.h"
 #include "shard_metrics.h"
@@ -136,9 +137,14 @@ struct server_t {
 
     backup_t *backup; //  backup.c: the hold and the copy; NULL until the first backup operation
 
-    replica_t *replica; //  replication to standbys (replica.h); NULL: none configured
-    uint64_t repl_busy; //  creates answered busy while the standby did not acknowledge
+    replica_t *replica;     //  replication to standbys (replica.h); NULL: none configured
+    ringcheck_t *ringcheck; //  the peers asked for their rings (ringcheck.h); NULL: none yet
+    uint64_t repl_busy;     //  creates answered busy while the standby did not acknowledge
 };
+
+//  The start-up ring check waits at most this for the peers' rings
+//  (ringcheck.h, docs/replication.md).
+#define RL_SHARD_RING_CHECK_MS 3000
 
 //  server.c
 //  Builds a reply: envelope (moved from the request) + header + body of
@@ -147,6 +153,13 @@ zmsg_t *server_reply_new (server_t *self, zmsg_t *envelope, const rl_header_t *r
                           uint32_t status, uint32_t count, size_t record_size, uint8_t **body_p);
 //  Serves a new ring of a higher epoch: the ledger and the peers follow.
 void server_ring_adopt (server_t *self, ring_t *ring);
+//  Would this ring (of any epoch) fence this shard: a higher epoch that
+//  gives its name to an endpoint other than --bind and than the one the
+//  ring served gives it (docs/replication.md)?
+bool server_ring_fences (const server_t *self, const ring_t *ring);
+//  Writes the fence marker (synced) and answers fenced from then on: why
+//  goes into the log.
+void server_enter_fenced (server_t *self, const char *why);
 
 //  admin.c: each returns the reply (NULL: out of memory), taking envelope.
 zmsg_t *admin_status (server_t *self, zmsg_t *envelope, const rl_header_t *h);

@@ -24,6 +24,7 @@
         verify-backup DIR [SET]
         restore DIR ROOT [SET]
         backup-purge DIR KEEP
+        promote [SHARD STANDBY [RING-FILE]], degrade (rlctl_replica.c)
 
     DESIGN
     One command is one request (status, in-doubt, audit: one get_ring,
@@ -137,6 +138,12 @@ s_usage (FILE *out)
         "  verify-backup DIR [SET]\n"
         "  restore DIR ROOT [SET]\n"
         "  backup-purge DIR KEEP             keep the KEEP newest sets, delete older backups\n"
+        "  promote [SHARD STANDBY [RING-FILE]]\n"
+        "                                    fail SHARD over to its standby at STANDBY: promote\n"
+        "                                    it, then the ring at the next epoch everywhere;\n"
+        "                                    no arguments: the standby at --connect alone\n"
+        "  degrade                           the primary at --connect stops waiting for its\n"
+        "                                    standby (async)\n"
         "                                    a CURVE keypair: KEYDIR/ROLE/NAME.key (public)\n"
         "                                    and KEYDIR/private/NAME.key_secret (mode 0600);\n"
         "                                    ROLE: client, router, shard or admin\n"
@@ -292,7 +299,9 @@ static const s_command_t s_commands[] = {
      "backup DIR --cluster | --name SHARD"},
     {"verify-backup", rlctl_cmd_verify_backup, 0, 1, 2, "verify-backup DIR [SET]"},
     {"restore", rlctl_cmd_restore, RLCTL_O_NAME, 2, 3, "restore DIR ROOT [SET]"},
-    {"promote", rlctl_cmd_promote, 0, 0, 0, "promote (--connect: the standby)"},
+    {"promote", rlctl_cmd_promote, 0, 0, RLCTL_ARGS_MAX,
+     "promote [SHARD STANDBY-ENDPOINT [RING-FILE]] (--connect: the cluster; without SHARD: the "
+     "standby)"},
     {"degrade", rlctl_cmd_degrade, 0, 0, 0, "degrade (--connect: the primary)"},
     {"backup-purge", rlctl_cmd_backup_purge, 0, 2, 2, "backup-purge DIR KEEP"},
 };

@@ -1,23 +1,62 @@
 /*  rlctl_replica.c: the operator's replication commands (docs/replication.md).
 
-        rlctl --connect STANDBY promote   the standby becomes the primary (fenced first)
+        rlctl --connect CLUSTER promote SHARD STANDBY [RING-FILE]
+                                          the fail-over: the standby at STANDBY
+                                          becomes SHARD's primary at a new ring epoch
+        rlctl --connect STANDBY promote   the standby alone (the ring unchanged)
         rlctl --connect PRIMARY degrade   a semi-synchronous primary goes async, by hand
 
-    Each sends one admin operation with no records (promote 80, degrade 81)
-    to the --connect endpoint and prints what the shard answered. Both are
-    idempotent (a primary answers promote ok; a degraded primary answers
-    degrade ok), so a call that timed out is sent again, on a new
-    connection, up to S_ATTEMPTS_MAX times: a promoted standby closes its
-    socket to open as the primary, and an answer can be lost with it. A
-    promotion does not change the ring: load a ring that names the new
-    primary's endpoint afterwards (docs/replication.md, "What is not done
-    yet").
+    promote and degrade are admin operations with no records (promote 80,
+    degrade 81). Both are idempotent (a primary answers promote ok; a
+    degraded primary answers degrade ok), so a call that timed out is sent
+    again, on a new connection, up to S_ATTEMPTS_MAX times: a promoted
+    standby closes its socket to open as the primary, and an answer can be
+    lost with it.
+
+    THE FAIL-OVER (promote SHARD STANDBY): every check comes before
+    anything is sent that changes something.
+    1. The ring: RING-FILE (text form), else --connect's; then every shard
+       it names is asked for its own, and the highest epoch is the base (a
+       rerun after a crash finds the ring it loaded part-way).
+    2. SHARD must be in it; STANDBY must be a valid endpoint that is no
+       other shard's. The target ring is the base with SHARD at STANDBY and
+       the epoch + 1, or the base itself when it already names STANDBY for
+       SHARD (built again on a rerun: the same bytes).
+    3. STANDBY is asked its status: a standby of SHARD is promoted; a
+       serving primary of SHARD is taken as promoted already (a rerun; at
+       the endpoint the ring already gives SHARD, nothing changes);
+       anything else (another shard or a router, a stalled, failed or
+       fenced shard, no answer) is refused.
+    4. Once it serves (status serving, within --timeout-ms), the target
+       ring is loaded into every shard it names (the new primary
+       included), at once; ok and epoch_not_newer are both done. The old
+       endpoint is sent it too: an old primary still running hears it and
+       fences itself (docs/replication.md, "The ring's epoch as the
+       fence"); its answer, or none, changes nothing here.
+    5. The routers among --connect (status names not in the ring) refuse
+       load_ring and follow the shards (docs/router.md): their status is
+       asked until their epoch reaches the target's, within --timeout-ms.
+    Exit 0 when every shard holds the target epoch and every router of
+    --connect serves it; else 1, and rerunning the same command resumes.
+
+    INVARIANTS
+    1. Bad input (an unknown shard, a ring file that does not load, an
+       endpoint that is not valid or is another shard's, a STANDBY that is
+       not a standby of SHARD) sends nothing that changes anything: exit 2
+       for what the command line alone shows, 1 for what the cluster
+       answered.
+    2. The target ring is a function of the base and the arguments, so
+       every rerun loads the same bytes at the same epoch.
 */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <czmq.h>
+
 #include "jsonkit.h"
+#include "ring.h"
 #include "rlctl.h"
 
 static void
@@ -29,14 +68,17 @@ s_table (const rlctl_ctx_t *ctx, const cJSON *tree)
 
 #define S_ATTEMPTS_MAX 3 //  calls of an idempotent admin operation that timed out
 
+//  Sends op to endpoint, again on a timeout: 0, or the call's code.
 static int
-s_send (rlctl_ctx_t *ctx, uint16_t op, const char *what, const char *done)
+s_call (rlctl_ctx_t *ctx, const char *endpoint, uint16_t op, const char *what)
 {
     int rc = RL_CLIENT_TIMEOUT;
     for (int attempt = 0; attempt < S_ATTEMPTS_MAX && rc == RL_CLIENT_TIMEOUT; attempt++) {
-        rl_client_t *client = rlctl_client (ctx);
+        rl_client_t *client = rl_client_new (endpoint);
         if (!client) {
-            return RLCTL_EXIT_FAILED;
+            fprintf (stderr, "rlctl: cannot use endpoint '%s': expected tcp://HOST:PORT\n",
+                     endpoint);
+            return RL_CLIENT_ERR_SEND;
         }
         rl_header_t h;
         uint8_t *reply = NULL;
@@ -49,6 +91,13 @@ s_send (rlctl_ctx_t *ctx, uint16_t op, const char *what, const char *done)
                      ctx->timeout_ms);
         }
     }
+    return rc;
+}
+
+static int
+s_send (rlctl_ctx_t *ctx, uint16_t op, const char *what, const char *done)
+{
+    int rc = s_call (ctx, ctx->connect, op, what);
     if (rc != 0) {
         return rlctl_call_failed (ctx, what, rc, false);
     }
@@ -58,12 +107,333 @@ s_send (rlctl_ctx_t *ctx, uint16_t op, const char *what, const char *done)
     return rlctl_emit (ctx, &tree, s_table, RLCTL_EXIT_OK);
 }
 
+#define S_USAGE "promote [SHARD STANDBY-ENDPOINT [RING-FILE]]"
+
+//  The highest-epoch ring among base and what the shards it names serve
+//  (a rerun finds the ring it loaded part-way); each shard's key is
+//  registered for the direct calls. Takes *base_p, and may replace it.
+static void
+s_newest_ring (const rlctl_ctx_t *ctx, ring_t **base_p, const char *extra)
+{
+    ring_t *base = *base_p;
+    const char *endpoints[RL_SHARDS_MAX + 1];
+    size_t n = ring_shard_count (base);
+    for (size_t i = 0; i < n; i++) {
+        endpoints[i] = ring_shard_endpoint (base, i);
+        if (*ring_shard_key (base, i)) {
+            rl_client_add_server_key (endpoints[i], ring_shard_key (base, i));
+        }
+    }
+    endpoints[n++] = extra; //  the standby, once it is the primary
+    static rl_client_reply_t replies[RL_SHARDS_MAX + 1];
+    int probe = ctx->timeout_ms < RLCTL_PROBE_TIMEOUT_MS ? ctx->timeout_ms : RLCTL_PROBE_TIMEOUT_MS;
+    rl_client_fanout (endpoints, n, RL_OP_GET_RING, NULL, 0, 0, probe, replies);
+    for (size_t i = 0; i < n; i++) {
+        char err[256];
+        ring_t *ring = replies[i].rc == 0 && replies[i].body
+                           ? ring_decode (replies[i].body, replies[i].body_size, err, sizeof err)
+                           : NULL;
+        if (ring && ring_epoch (ring) > ring_epoch (*base_p)) {
+            ring_destroy (base_p);
+            *base_p = ring;
+        } else {
+            ring_destroy (&ring);
+        }
+    }
+    rl_client_replies_free (replies, n);
+}
+
+static void
+s_promote_table (const rlctl_ctx_t *ctx, const cJSON *tree)
+{
+    (void) ctx;
+    printf ("%s: %s at %s, ring epoch %s\n\n", jsonkit_text (tree, "shard"),
+            jsonkit_text (tree, "promotion"), jsonkit_text (tree, "standby"),
+            jsonkit_text (tree, "epoch"));
+    printf ("%-12s %-8s %-40s %s\n", "name", "role", "endpoint", "ring");
+    const cJSON *list = jsonkit_get (tree, "loaded");
+    const cJSON *r;
+    cJSON_ArrayForEach (r, list)
+    {
+        printf ("%-12s %-8s %-40s %s\n", jsonkit_text (r, "name"), jsonkit_text (r, "role"),
+                jsonkit_text (r, "endpoint"), jsonkit_text (r, "result"));
+    }
+    printf ("\n%s\n", jsonkit_text (tree, "message"));
+}
+
+//  The fail-over (DESIGN): promote, then the ring at a new epoch.
+static int
+s_failover (rlctl_ctx_t *ctx)
+{
+    const char *shard = ctx->args[1];
+    const char *standby = ctx->args[2];
+    const char *file = ctx->arg_count > 3 ? ctx->args[3] : NULL;
+    char err[512] = "";
+    ring_t *base = NULL;
+    if (file) {
+        if (!(base = ring_load_file (file, err, sizeof err))) {
+            fprintf (stderr, "rlctl: promote: the ring file %s does not load: %s (nothing sent)\n",
+                     file, err);
+            return RLCTL_EXIT_USAGE;
+        }
+    } else {
+        rl_client_t *client = rlctl_client (ctx);
+        if (!client) {
+            return RLCTL_EXIT_USAGE;
+        }
+        int rc = rlctl_ring_get (client, ctx->timeout_ms, &base, err, sizeof err);
+        rl_client_destroy (&client);
+        if (rc && err[0]) {
+            fprintf (stderr,
+                     "rlctl: promote: the ring from %s does not decode: %s (nothing "
+                     "changed)\n",
+                     ctx->connect, err);
+            return RLCTL_EXIT_FAILED;
+        }
+        if (rc) {
+            return rlctl_call_failed (ctx, "promote: reading the ring", rc, false);
+        }
+    }
+    //  Checks of the command line against the ring, before anything is sent.
+    int at = ring_shard_find (base, shard);
+    if (at < 0) {
+        fprintf (stderr,
+                 "rlctl: promote: no shard '%s' in the ring (epoch %" PRIu64 "); nothing sent\n",
+                 shard, ring_epoch (base));
+        ring_destroy (&base);
+        return RLCTL_EXIT_USAGE;
+    }
+    ring_t *probe = ring_dup (base);
+    int rc = probe ? ring_set_endpoint (probe, shard, standby) : RING_ERR_NOMEM;
+    ring_destroy (&probe);
+    for (size_t i = 0; rc == 0 && i < ring_shard_count (base); i++) {
+        if (i != (size_t) at && strcmp (ring_shard_endpoint (base, i), standby) == 0) {
+            fprintf (stderr,
+                     "rlctl: promote: %s is the endpoint of shard %s, not a standby of "
+                     "%s; nothing sent\n",
+                     standby, ring_shard_name (base, i), shard);
+            ring_destroy (&base);
+            return RLCTL_EXIT_USAGE;
+        }
+    }
+    if (rc != 0) {
+        fprintf (stderr, "rlctl: promote: bad endpoint '%s': %s; nothing sent\n", standby,
+                 ring_strerror (rc));
+        ring_destroy (&base);
+        return RLCTL_EXIT_USAGE;
+    }
+    //  The standby speaks with the shard's key.
+    if (*ring_shard_key (base, (size_t) at)) {
+        rl_client_add_server_key (standby, ring_shard_key (base, (size_t) at));
+    }
+    s_newest_ring (ctx, &base, standby);
+    at = ring_shard_find (base, shard);
+    if (at < 0) {
+        fprintf (stderr,
+                 "rlctl: promote: the ring of epoch %" PRIu64 " a shard serves has no "
+                 "shard '%s'; nothing sent\n",
+                 ring_epoch (base), shard);
+        ring_destroy (&base);
+        return RLCTL_EXIT_FAILED;
+    }
+    char old[RL_ENDPOINT_SIZE_MAX];
+    snprintf (old, sizeof old, "%s", ring_shard_endpoint (base, (size_t) at));
+    bool named = strcmp (old, standby) == 0; //  the ring went out already (a rerun)
+    ring_t *target = ring_dup (base);
+    if (!target || (!named && ring_set_endpoint (target, shard, standby) != 0)) {
+        fprintf (stderr, "rlctl: promote: out of memory\n");
+        ring_destroy (&target);
+        ring_destroy (&base);
+        return RLCTL_EXIT_FAILED;
+    }
+    if (!named) {
+        ring_set_epoch (target, ring_epoch (base) + 1);
+    }
+    ring_destroy (&base);
+    //  The standby: a standby of SHARD is promoted; a primary of SHARD that
+    //  the ring does not name yet was promoted by an earlier run.
+    rl_status_rec_t st = {0};
+    int probe_ms = ctx->timeout_ms < RLCTL_PROBE_TIMEOUT_MS ? ctx->timeout_ms
+                                                            : RLCTL_PROBE_TIMEOUT_MS;
+    rl_client_t *client = rl_client_new (standby);
+    rc = client ? rl_client_status (client, &st, probe_ms) : RL_CLIENT_ERR_SEND;
+    rl_client_destroy (&client);
+    const char *promotion = "promoted";
+    if (rc != 0) {
+        fprintf (stderr,
+                 "rlctl: promote: the standby %s did not answer status (%s); nothing "
+                 "changed\n",
+                 standby, rc > 0 ? rl_status_name ((uint32_t) rc) : rl_client_strerror (rc));
+        ring_destroy (&target);
+        return RLCTL_EXIT_FAILED;
+    }
+    if (strcmp (st.name, shard) != 0
+        || (st.state != RL_SHARD_STANDBY && st.state != RL_SHARD_SERVING)) {
+        fprintf (stderr, "rlctl: promote: %s is %.31s, %s, not a standby of %s; nothing changed\n",
+                 standby, st.name, rl_shard_state_name (st.state), shard);
+        ring_destroy (&target);
+        return RLCTL_EXIT_FAILED;
+    }
+    if (st.state == RL_SHARD_STANDBY) {
+        rc = s_call (ctx, standby, RL_OP_PROMOTE, "promote");
+        if (rc != 0) {
+            fprintf (stderr, "rlctl: promote: the standby %s answered %s: %s\n", standby,
+                     rc > 0 ? rl_status_name ((uint32_t) rc) : rl_client_strerror (rc),
+                     rc > 0 ? rl_status_hint ((uint32_t) rc) : "is it running?");
+            ring_destroy (&target);
+            return RLCTL_EXIT_FAILED;
+        }
+    } else {
+        promotion = "already the primary";
+    }
+    //  It serves once it opened as the primary (a recovery).
+    int64_t deadline = zclock_mono () + ctx->timeout_ms;
+    for (st.state = RL_SHARD_STANDBY; st.state != RL_SHARD_SERVING;) {
+        client = rl_client_new (standby); //  a new socket: it reopens
+        rc = client ? rl_client_status (client, &st, 200) : RL_CLIENT_ERR_SEND;
+        rl_client_destroy (&client);
+        if (rc == 0 && st.state == RL_SHARD_SERVING) {
+            break;
+        }
+        if (zclock_mono () >= deadline) {
+            fprintf (stderr,
+                     "rlctl: promote: %s was promoted but does not serve within %d ms; "
+                     "the ring is not loaded yet: run the same command again\n",
+                     standby, ctx->timeout_ms);
+            ring_destroy (&target);
+            return RLCTL_EXIT_FAILED;
+        }
+        zclock_sleep (20);
+    }
+    //  The ring, into every shard at once, and the old endpoint.
+    size_t size = ring_encoded_size (target);
+    uint8_t *blob = malloc (size);
+    if (!blob || ring_encode (target, blob, size) != size) {
+        fprintf (stderr, "rlctl: promote: out of memory\n");
+        free (blob);
+        ring_destroy (&target);
+        return RLCTL_EXIT_FAILED;
+    }
+    size_t shards = ring_shard_count (target);
+    const char *endpoints[RL_SHARDS_MAX + 1];
+    for (size_t i = 0; i < shards; i++) {
+        endpoints[i] = ring_shard_endpoint (target, i);
+    }
+    size_t n = shards;
+    if (!named) {
+        endpoints[n++] = old; //  an old primary still running fences itself
+    }
+    static int rcs[RL_SHARDS_MAX + 1];
+    rl_client_load_ring_all (endpoints, n, blob, size, probe_ms, rcs);
+    free (blob);
+    cJSON *tree = jsonkit_object ();
+    jsonkit_add_string (tree, "shard", shard);
+    jsonkit_add_string (tree, "standby", standby);
+    jsonkit_add_string (tree, "promotion", promotion);
+    jsonkit_add_u64 (tree, "epoch", ring_epoch (target));
+    cJSON *list = jsonkit_add_array (tree, "loaded");
+    size_t missing = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool done = rcs[i] == 0 || rcs[i] == RL_STATUS_EPOCH_NOT_NEWER;
+        char result[128];
+        if (i == shards) {
+            snprintf (result, sizeof result, "%s",
+                      rcs[i] == RL_STATUS_FENCED ? "fenced (the old primary)"
+                      : rcs[i] < 0               ? "no answer (the old primary: down, or stalled)"
+                                                 : rl_status_name ((uint32_t) rcs[i]));
+        } else {
+            missing += !done;
+            snprintf (result, sizeof result, "%s",
+                      rcs[i] == 0                           ? "loaded"
+                      : rcs[i] == RL_STATUS_EPOCH_NOT_NEWER ? "held already"
+                      : rcs[i] > 0                          ? rl_status_name ((uint32_t) rcs[i])
+                                                            : rl_client_strerror (rcs[i]));
+        }
+        cJSON *r = jsonkit_add_object (list, NULL);
+        jsonkit_add_string (r, "name", i == shards ? shard : ring_shard_name (target, i));
+        jsonkit_add_string (r, "role", i == shards ? "old" : "shard");
+        jsonkit_add_string (r, "endpoint", endpoints[i]);
+        jsonkit_add_string (r, "result", result);
+        jsonkit_add_bool (r, "done", i == shards || done);
+    }
+    //  The routers among --connect follow the shards: wait for their epoch.
+    static char connect[8192];
+    const char *fronts[RL_SHARDS_MAX];
+    size_t fronts_n = 0;
+    if (strlen (ctx->connect) < sizeof connect) {
+        snprintf (connect, sizeof connect, "%s", ctx->connect);
+        for (char *save = NULL, *e = strtok_r (connect, ",", &save); e && fronts_n < RL_SHARDS_MAX;
+             e = strtok_r (NULL, ",", &save)) {
+            fronts[fronts_n++] = e;
+        }
+    }
+    static rl_status_rec_t recs[RL_SHARDS_MAX];
+    static int front_rcs[RL_SHARDS_MAX];
+    bool routers_behind = true;
+    deadline = zclock_mono () + ctx->timeout_ms;
+    while (fronts_n > 0) {
+        rl_client_status_all (fronts, fronts_n, probe_ms, recs, front_rcs);
+        routers_behind = false;
+        for (size_t i = 0; i < fronts_n; i++) {
+            bool router = front_rcs[i] == 0 && ring_shard_find (target, recs[i].name) < 0;
+            routers_behind |= router && recs[i].epoch < ring_epoch (target);
+        }
+        if (!routers_behind || zclock_mono () >= deadline) {
+            break;
+        }
+        zclock_sleep (100);
+    }
+    size_t routers_missing = 0;
+    for (size_t i = 0; i < fronts_n; i++) {
+        if (front_rcs[i] != 0 || ring_shard_find (target, recs[i].name) >= 0) {
+            continue; //  a shard (loaded above), or not answering: not known as a router
+        }
+        bool done = recs[i].epoch >= ring_epoch (target);
+        routers_missing += !done;
+        char result[64];
+        snprintf (result, sizeof result, done ? "serves epoch %" PRIu64 : "still at epoch %" PRIu64,
+                  recs[i].epoch);
+        cJSON *r = jsonkit_add_object (list, NULL);
+        jsonkit_add_string (r, "name", recs[i].name);
+        jsonkit_add_string (r, "role", "router");
+        jsonkit_add_string (r, "endpoint", fronts[i]);
+        jsonkit_add_string (r, "result", result);
+        jsonkit_add_bool (r, "done", done);
+    }
+    char message[512];
+    if (missing || routers_missing) {
+        snprintf (message, sizeof message,
+                  "INCOMPLETE: %zu shard%s and %zu router%s do not hold epoch %" PRIu64
+                  " yet: run the same command again (it resumes) once they are back",
+                  missing, missing == 1 ? "" : "s", routers_missing,
+                  routers_missing == 1 ? "" : "s", ring_epoch (target));
+    } else {
+        snprintf (message, sizeof message,
+                  "done: %s is served at %s; every shard holds ring epoch %" PRIu64
+                  ", which fences the old primary",
+                  shard, standby, ring_epoch (target));
+    }
+    jsonkit_add_string (tree, "message", message);
+    ring_destroy (&target);
+    return rlctl_emit (ctx, &tree, s_promote_table,
+                       missing || routers_missing ? RLCTL_EXIT_FAILED : RLCTL_EXIT_OK);
+}
+
 int
 rlctl_cmd_promote (rlctl_ctx_t *ctx)
 {
+    if (ctx->arg_count == 2 || ctx->arg_count > 4) {
+        fprintf (stderr, "rlctl: promote takes no argument (--connect: the standby), or SHARD "
+                         "STANDBY-ENDPOINT [RING-FILE]\nusage: rlctl " S_USAGE "\n");
+        return RLCTL_EXIT_USAGE;
+    }
+    if (ctx->arg_count > 1) {
+        return s_failover (ctx);
+    }
     return s_send (ctx, RL_OP_PROMOTE, "promote",
                    "promoted: the standby is fenced and opens as the primary (rlctl status "
-                   "shows it serving); load a ring that names its endpoint");
+                   "shows it serving); the ring is unchanged: `rlctl promote SHARD ENDPOINT` "
+                   "completes the fail-over");
 }
 
 int
