@@ -21,10 +21,12 @@ set_tests_properties(test_replication_fence PROPERTIES RESOURCE_LOCK cluster_loa
 # The fail-over of a shard of a cluster by `rlctl promote SHARD STANDBY`
 # (the promotion at a new ring epoch, loaded into every shard, the router
 # following), under cross-shard transfers through a router; the old
-# primary restarted without --standby is fenced by its peer's ring; bad
-# input changes nothing (tests/test_replication_promote.c). 12-14 s
-# without the sanitizers, 16 s with them, at a load of 8-12.
-rl_add_unit(test_replication_promote 32 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_promote.c
+# primary restarted without --standby is fenced by its peer's ring; the
+# runbook, and the fail-over back with s2 stopped (INCOMPLETE, then the
+# rerun completes); bad input changes nothing
+# (tests/test_replication_promote.c). 18-20 s without the sanitizers,
+# 22-27 s with them, at a load of 7-10.
+rl_add_unit(test_replication_promote 52 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_promote.c
             LIBS rlrouterkit rltestkit rlring)
 add_dependencies(test_replication_promote shard router rlctl)
 set_tests_properties(test_replication_promote PROPERTIES RESOURCE_LOCK cluster_load)

@@ -20,6 +20,13 @@
       asks its peer for its ring before it serves: status says fenced,
       writes and reads are answered fenced, and a restart stays fenced.
     - A second `rlctl promote` is a no-op that exits 0 (resumable).
+    - The runbook: the old primary rejoins as a standby of the new one,
+      which is restarted with it; then the fail-over back to it runs with
+      s2 stopped: rlctl exits 1 (INCOMPLETE: s2, and the router, which
+      learns rings from shards, lack the new epoch), the primary it
+      replaced, still running, is fenced (by its promoted standby and by
+      the ring sent to its endpoint); after s2 continues the same command
+      exits 0 and every shard and the router serve epoch 3.
     - Exactly-once over every id (settle, retry a sample) and the strong
       conservation check, through the router.
     - Then load_ring: a ring of a higher epoch naming the new primary at
@@ -47,14 +54,15 @@
 #include "routerkit.h"
 #include "testkit.h"
 
-#define TAG             0x50524f4dull //  "PROM"
-#define LEDGER          842
-#define ACCOUNTS        16
-#define TRANSFERS_MAX   4000
-#define BATCH_MAX       16
-#define CALL_TIMEOUT_MS 8000
-#define RLCTL_WAIT_MS   60000
-#define ARGS_MAX        24
+#define TAG              0x50524f4dull //  "PROM"
+#define LEDGER           842
+#define ACCOUNTS         16
+#define TRANSFERS_MAX    4000
+#define BATCH_MAX        16
+#define CALL_TIMEOUT_MS  8000
+#define RLCTL_WAIT_MS    60000
+#define ARGS_MAX         24
+#define RLCTL_TIMEOUT_MS "15000" //  rlctl --timeout-ms: the waits for serving and the router
 
 static tk_outcome_t s_records[TRANSFERS_MAX];
 static tk_outcomes_t s_log = {.records = s_records, .capacity = TRANSFERS_MAX};
@@ -144,14 +152,16 @@ s_load (const char *endpoint, const ring_t *ring, int want)
 //  arguments that follow (NULL-terminated). wait: its exit code and
 //  output (*out_p, malloc'd); else its pid, running.
 static int
-s_rlctl (harness_t *h, const char *log, const char *endpoint, bool wait, char **out_p, ...)
+s_rlctl (harness_t *h, const char *log, const char *endpoint, const char *timeout_ms, bool wait,
+         char **out_p, ...)
 {
     static char rlctl[512], cert[512], key[64];
     snprintf (rlctl, sizeof rlctl, "%s/tools/rlctl", harness_bin_dir ());
     snprintf (cert, sizeof cert, "%s/private/tester.key_secret", tk_keys_dir (h));
     snprintf (key, sizeof key, "%s", tk_key (h, "router", "r1"));
-    char *argv[ARGS_MAX] = {rlctl,          "--connect", (char *) endpoint, "--cert", cert,
-                            "--server-key", key,         "--timeout-ms",    "15000"};
+    char *argv[ARGS_MAX] = {rlctl,    "--connect",    (char *) endpoint,
+                            "--cert", cert,           "--server-key",
+                            key,      "--timeout-ms", (char *) timeout_ms};
     size_t argc = 9;
     va_list ap;
     va_start (ap, out_p);
@@ -188,7 +198,7 @@ s_promote_expect (harness_t *h, const char *log, const char *endpoint, int want,
                   const char *a1, const char *a2, const char *a3)
 {
     char *out = NULL;
-    int rc = s_rlctl (h, log, endpoint, true, &out, "promote", a1, a2, a3, NULL);
+    int rc = s_rlctl (h, log, endpoint, RLCTL_TIMEOUT_MS, true, &out, "promote", a1, a2, a3, NULL);
     if (rc != want || !strstr (out, needle)) {
         fail_msg ("rlctl promote (%s): exit %d, want %d and '%s'; said:\n%s", log, rc, want, needle,
                   out);
@@ -316,8 +326,8 @@ test_promote_cluster (void **state)
     assert_int_equal (harness_wait_exit (h, primary.pid, 20000, &wstatus), 0);
     primary.pid = -1;
     int64_t t0 = zclock_mono ();
-    pid_t pid = (pid_t) s_rlctl (h, "promote", router.endpoint, false, NULL, "promote", "s1",
-                                 standby.endpoint, NULL);
+    pid_t pid = (pid_t) s_rlctl (h, "promote", router.endpoint, RLCTL_TIMEOUT_MS, false, NULL,
+                                 "promote", "s1", standby.endpoint, NULL);
     size_t during = 0;
     while (harness_wait_exit (h, pid, 0, &wstatus) != 0) {
         during += s_batch (client, &model, false, 1500);
@@ -367,6 +377,43 @@ test_promote_cluster (void **state)
     s_promote_expect (h, "promote-again", router.endpoint, 0, "already the primary", "s1",
                       standby.endpoint, NULL);
     assert_int_equal (s_status (s2.endpoint).epoch, 2);
+    //  The runbook: the old primary rejoins as a standby of the new one
+    //  (its fenced directory wiped), which is restarted with it.
+    tk_shard_stop (h, &primary, SIGTERM);
+    primary.args[0] = "--standby-of";
+    primary.args[1] = standby.endpoint;
+    assert_true (tk_shard_start (h, &primary) > 0);
+    tk_shard_stop (h, &standby, SIGTERM);
+    standby.args[0] = "--standby";
+    standby.args[1] = primary.endpoint;
+    standby.args[2] = "--repl-timeout-ms";
+    standby.args[3] = "400";
+    assert_true (tk_shard_start (h, &standby) > 0);
+    //  busy until the standby is seeded; acknowledged then: it streams.
+    int64_t deadline = zclock_mono () + TK_READY_TIMEOUT_MS;
+    for (size_t ok = 0; ok < 40; ok += s_batch (client, &model, false, 1500)) {
+        assert_true (zclock_mono () < deadline);
+        zclock_sleep (20);
+    }
+    //  Back again, with s2 stopped: rlctl says INCOMPLETE (s2 and the
+    //  router, which learns rings from the shards, lack epoch 3) and exits
+    //  1; the primary it replaced, still running, is fenced; once s2 is
+    //  back, the same command completes.
+    harness_kill (h, s2.pid, SIGSTOP);
+    char *back = NULL;
+    int rc = s_rlctl (h, "promote-back", router.endpoint, "4000", true, &back, "promote", "s1",
+                      primary.endpoint, NULL);
+    if (rc != 1 || !strstr (back, "INCOMPLETE") || !strstr (back, "fenced (the old primary)")) {
+        fail_msg ("rlctl promote back: exit %d; said:\n%s", rc, back);
+    }
+    free (back);
+    harness_kill (h, s2.pid, SIGCONT);
+    assert_int_equal (s_status (standby.endpoint).state, RL_SHARD_FENCED);
+    s_promote_expect (h, "promote-back-again", router.endpoint, 0, "done:", "s1", primary.endpoint,
+                      NULL);
+    assert_int_equal (s_status (s2.endpoint).epoch, 3);
+    assert_int_equal (s_status (router.endpoint).epoch, 3);
+    assert_int_equal (s_status (primary.endpoint).state, RL_SHARD_SERVING);
     //  Exactly-once and conservation, through the router.
     size_t applied = 0;
     tk_outcomes_settle (&s_log, client, &model, CALL_TIMEOUT_MS, &applied);
@@ -381,13 +428,13 @@ test_promote_cluster (void **state)
     //  host name counts as another endpoint); one that names it at its
     //  --bind does not.
     ring_t *next = s_ring_of (s2.endpoint);
-    ring_set_epoch (next, 3);
-    s_load (standby.endpoint, next, 0);
-    assert_int_equal (s_status (standby.endpoint).state, RL_SHARD_SERVING);
+    ring_set_epoch (next, 4);
+    s_load (primary.endpoint, next, 0);
+    assert_int_equal (s_status (primary.endpoint).state, RL_SHARD_SERVING);
     char moved[64];
     snprintf (moved, sizeof moved, "tcp://localhost:%d", s2.port);
     assert_int_equal (ring_set_endpoint (next, "s2", moved), RING_OK);
-    ring_set_epoch (next, 4);
+    ring_set_epoch (next, 5);
     s_load (s2.endpoint, next, RL_STATUS_FENCED);
     assert_int_equal (s_status (s2.endpoint).state, RL_SHARD_FENCED);
     ring_destroy (&next);

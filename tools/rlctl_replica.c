@@ -111,20 +111,25 @@ s_send (rlctl_ctx_t *ctx, uint16_t op, const char *what, const char *done)
 
 //  The highest-epoch ring among base and what the shards it names serve
 //  (a rerun finds the ring it loaded part-way); each shard's key is
-//  registered for the direct calls. Takes *base_p, and may replace it.
+//  registered for the direct calls. The shard failed over is not asked at
+//  its old endpoint (its primary is down, or holds no newer ring than its
+//  peers: the ring goes to them first), but at the standby's, once it is
+//  the primary. Takes *base_p, and may replace it.
 static void
-s_newest_ring (const rlctl_ctx_t *ctx, ring_t **base_p, const char *extra)
+s_newest_ring (const rlctl_ctx_t *ctx, ring_t **base_p, const char *shard, const char *standby)
 {
     ring_t *base = *base_p;
     const char *endpoints[RL_SHARDS_MAX + 1];
-    size_t n = ring_shard_count (base);
-    for (size_t i = 0; i < n; i++) {
-        endpoints[i] = ring_shard_endpoint (base, i);
+    size_t n = 0;
+    for (size_t i = 0; i < ring_shard_count (base); i++) {
         if (*ring_shard_key (base, i)) {
-            rl_client_add_server_key (endpoints[i], ring_shard_key (base, i));
+            rl_client_add_server_key (ring_shard_endpoint (base, i), ring_shard_key (base, i));
+        }
+        if (strcmp (ring_shard_name (base, i), shard) != 0) {
+            endpoints[n++] = ring_shard_endpoint (base, i);
         }
     }
-    endpoints[n++] = extra; //  the standby, once it is the primary
+    endpoints[n++] = standby;
     static rl_client_reply_t replies[RL_SHARDS_MAX + 1];
     int probe = ctx->timeout_ms < RLCTL_PROBE_TIMEOUT_MS ? ctx->timeout_ms : RLCTL_PROBE_TIMEOUT_MS;
     rl_client_fanout (endpoints, n, RL_OP_GET_RING, NULL, 0, 0, probe, replies);
@@ -226,7 +231,7 @@ s_failover (rlctl_ctx_t *ctx)
     if (*ring_shard_key (base, (size_t) at)) {
         rl_client_add_server_key (standby, ring_shard_key (base, (size_t) at));
     }
-    s_newest_ring (ctx, &base, standby);
+    s_newest_ring (ctx, &base, shard, standby);
     at = ring_shard_find (base, shard);
     if (at < 0) {
         fprintf (stderr,
@@ -347,6 +352,7 @@ s_failover (rlctl_ctx_t *ctx)
                       rcs[i] == 0                           ? "loaded"
                       : rcs[i] == RL_STATUS_EPOCH_NOT_NEWER ? "held already"
                       : rcs[i] > 0                          ? rl_status_name ((uint32_t) rcs[i])
+                      : rcs[i] == RL_CLIENT_TIMEOUT         ? "no answer (down or stalled)"
                                                             : rl_client_strerror (rcs[i]));
         }
         cJSON *r = jsonkit_add_object (list, NULL);
