@@ -1043,15 +1043,21 @@ server_enter_fenced (server_t *self, const char *why)
     s_send (self, sent, false); //  failed: every held reply goes, as fenced
 }
 
-//  Would `ring` fence this shard? It does when its epoch is higher than
-//  the ring served, and it gives this shard's name to an endpoint that is
-//  neither --bind nor the one the ring served gives it: the name moved
-//  elsewhere (a promotion). Endpoints are compared as strings, exactly;
-//  a ring that does not name this shard, or named it nowhere before,
-//  fences nothing (docs/replication.md, "The ring's epoch as the fence").
+//  Would `ring` fence this shard? Only a replicated shard's (one of its
+//  standbys may have been promoted; any other shard holds the only copy of
+//  its data, and a ring that moves it is no promotion), when the ring's
+//  epoch is higher than the ring served, and it gives this shard's name to
+//  an endpoint that is neither --bind nor the one the ring served gives
+//  it: the name moved elsewhere. Endpoints are compared as strings,
+//  exactly; a ring that does not name this shard, or named it nowhere
+//  before, fences nothing (docs/replication.md, "The ring's epoch as the
+//  fence").
 bool
 server_ring_fences (const server_t *self, const ring_t *ring)
 {
+    if (!self->replicated) {
+        return false;
+    }
     const char *name = self->options->name;
     int at = ring_shard_find (ring, name);
     int was = ring_shard_find (self->ring, name);
@@ -1235,7 +1241,7 @@ s_drain_peer (server_t *self, size_t peer, now_t now, size_t budget, bool *lazy_
             zframe_destroy (&frame);
             continue;
         }
-        if (h.epoch > ring_epoch (self->ring)) {
+        if (self->replicated && h.epoch > ring_epoch (self->ring)) {
             s_ask_ring (self, peers_index (self->peers, peer)); //  a newer ring may fence us
         }
         assert (codec_reply_record_size (h.operation) == RL_TP_SIZE);
@@ -1507,6 +1513,7 @@ s_ring_check_start (server_t *self, store_t *store, const ring_t *ring)
         }
         replicated = true;
     }
+    self->replicated = replicated;
     if (!replicated || ring_shard_count (ring) < 2) {
         return 0; //  never replicated, or no peer to ask
     }

@@ -139,7 +139,9 @@ struct server_t {
 
     replica_t *replica;     //  replication to standbys (replica.h); NULL: none configured
     ringcheck_t *ringcheck; //  the peers asked for their rings (ringcheck.h); NULL: none yet
-    uint64_t repl_busy;     //  creates answered busy while the standby did not acknowledge
+    bool replicated;    //  ran with --standby, or was a standby (REPLICA_META_PRIMARY, promoted):
+                        //  a ring that moves its name fences it (server_ring_fences)
+    uint64_t repl_busy; //  creates answered busy while the standby did not acknowledge
 };
 
 //  The start-up ring check waits at most this for the peers' rings
@@ -153,9 +155,9 @@ zmsg_t *server_reply_new (server_t *self, zmsg_t *envelope, const rl_header_t *r
                           uint32_t status, uint32_t count, size_t record_size, uint8_t **body_p);
 //  Serves a new ring of a higher epoch: the ledger and the peers follow.
 void server_ring_adopt (server_t *self, ring_t *ring);
-//  Would this ring (of any epoch) fence this shard: a higher epoch that
-//  gives its name to an endpoint other than --bind and than the one the
-//  ring served gives it (docs/replication.md)?
+//  Would this ring (of any epoch) fence this shard: a replicated shard,
+//  and a higher epoch that gives its name to an endpoint other than
+//  --bind and than the one the ring served gives it (docs/replication.md)?
 bool server_ring_fences (const server_t *self, const ring_t *ring);
 //  Writes the fence marker (synced) and answers fenced from then on: why
 //  goes into the log.

@@ -29,9 +29,10 @@
       exits 0 and every shard and the router serve epoch 3.
     - Exactly-once over every id (settle, retry a sample) and the strong
       conservation check, through the router.
-    - Then load_ring: a ring of a higher epoch naming the new primary at
-      its --bind leaves it serving; one giving s2 another endpoint string
-      (the same port under the name localhost) fences s2 at once.
+    - Then load_ring: a ring of a higher epoch naming the primary at its
+      --bind leaves it serving, and s2 (never replicated) serving even
+      though it gives s2 another endpoint string; one giving s1 the same
+      port under the name localhost fences the primary at once.
     RL_SEED=<n> replays a run.
 */
 #include <setjmp.h>
@@ -423,20 +424,25 @@ test_promote_cluster (void **state)
     }
     tk_check_conservation (client, &model, 20);
     rl_client_destroy (&client);
-    //  A running shard fences itself on a load_ring that gives its name to
-    //  another endpoint (compared exactly: the same port under another
-    //  host name counts as another endpoint); one that names it at its
-    //  --bind does not.
+    //  A running replicated shard fences itself on a load_ring that gives
+    //  its name to another endpoint (compared exactly: the same port
+    //  under another host name counts as another endpoint); one that
+    //  names it at its --bind does not, and s2, never replicated, holds
+    //  the only copy of its data: a ring that moves it fences nothing.
     ring_t *next = s_ring_of (s2.endpoint);
-    ring_set_epoch (next, 4);
-    s_load (primary.endpoint, next, 0);
-    assert_int_equal (s_status (primary.endpoint).state, RL_SHARD_SERVING);
     char moved[64];
     snprintf (moved, sizeof moved, "tcp://localhost:%d", s2.port);
     assert_int_equal (ring_set_endpoint (next, "s2", moved), RING_OK);
+    ring_set_epoch (next, 4);
+    s_load (primary.endpoint, next, 0);
+    s_load (s2.endpoint, next, 0);
+    assert_int_equal (s_status (primary.endpoint).state, RL_SHARD_SERVING);
+    assert_int_equal (s_status (s2.endpoint).state, RL_SHARD_SERVING);
+    snprintf (moved, sizeof moved, "tcp://localhost:%d", primary.port);
+    assert_int_equal (ring_set_endpoint (next, "s1", moved), RING_OK);
     ring_set_epoch (next, 5);
-    s_load (s2.endpoint, next, RL_STATUS_FENCED);
-    assert_int_equal (s_status (s2.endpoint).state, RL_SHARD_FENCED);
+    s_load (primary.endpoint, next, RL_STATUS_FENCED);
+    assert_int_equal (s_status (primary.endpoint).state, RL_SHARD_FENCED);
     ring_destroy (&next);
     ring_destroy (&ring);
     rk_router_stop (h, &router);
