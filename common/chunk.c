@@ -5,7 +5,8 @@
        a chunk whose size is exactly its header plus entry_count entries.
     2. A decoded chunk's entries are well formed on their own: chunk_entry
        never meets an unknown kind, a zero or all-ones id, a zero
-       timestamp or origin, or a leg outside 0..2.
+       timestamp or origin, a leg outside 0..2, or a pending transfer
+       without the pending flag, a state 1..4 and a side 0..2.
     3. Encoding then decoding gives the same chunk (tests/fuzz/fuzz_chunk.c).
 */
 #include "chunk.h"
@@ -77,12 +78,13 @@ void
 chunk_put_entry (uint8_t *out, uint32_t index, const chunk_entry_t *entry)
 {
     assert (out && entry);
-    assert (entry->kind == RL_CHUNK_TRANSFER || entry->kind == RL_CHUNK_ACCOUNT);
+    assert (entry->kind == RL_CHUNK_TRANSFER || entry->kind == RL_CHUNK_ACCOUNT
+            || entry->kind == RL_CHUNK_PENDING);
     uint8_t *e = out + chunk_size (index);
     memset (e, 0, 16);
     e[0] = (uint8_t) entry->kind;
     codec_put_u64 (e + 8, entry->origin);
-    if (entry->kind == RL_CHUNK_TRANSFER) {
+    if (entry->kind == RL_CHUNK_TRANSFER || entry->kind == RL_CHUNK_PENDING) {
         codec_encode_transfer (&entry->transfer, e + 16);
     } else {
         codec_encode_account (&entry->account, e + 16);
@@ -122,6 +124,18 @@ s_entry_valid (const uint8_t *e)
                && s_usable (t.credit_account_id) && t.timestamp != 0 && leg <= S_LEG_MAX
                && (t.reserved >> 40) == 0;
     }
+    if (e[0] == RL_CHUNK_PENDING) {
+        //  As the source's pending table holds it: a state 1..4 (pending,
+        //  posted, voided, expired), a side 0..2, nothing else in `reserved`.
+        rl_transfer_t t;
+        codec_decode_transfer (e + 16, &t);
+        uint64_t state = t.reserved & 0xff;
+        return origin == 0 && s_usable (t.id) && s_usable (t.debit_account_id)
+               && s_usable (t.credit_account_id) && t.timestamp != 0 && t.amount != 0
+               && (t.flags & RL_TRANSFER_PENDING) && state >= 1 && state <= 4
+               && ((t.reserved >> 8) & 0xff) <= 2 && (t.reserved >> 16) == 0
+               && !rl_id_eq (t.debit_account_id, t.credit_account_id);
+    }
     if (e[0] == RL_CHUNK_ACCOUNT) {
         rl_account_t a;
         codec_decode_account (e + 16, &a);
@@ -155,8 +169,8 @@ chunk_decode (const uint8_t *in, size_t size, chunk_t *chunk)
     chunk_get_cursor (in + 96, &to);
     uint64_t migration_id = codec_get_u64 (in + 8);
     uint64_t seq = codec_get_u64 (in + 16);
-    if (migration_id == 0 || seq == 0 || from.phase > RL_MIGRATE_PHASE_DONE
-        || to.phase > RL_MIGRATE_PHASE_DONE) {
+    if (migration_id == 0 || seq == 0 || from.phase > RL_MIGRATE_PHASE_MAX
+        || to.phase > RL_MIGRATE_PHASE_MAX) {
         return RL_STATUS_MALFORMED;
     }
     for (uint32_t i = 0; i < count; i++) {
@@ -182,7 +196,7 @@ chunk_entry (const chunk_t *chunk, uint32_t index, chunk_entry_t *entry)
     memset (entry, 0, sizeof (*entry));
     entry->kind = e[0];
     entry->origin = codec_get_u64 (e + 8);
-    if (entry->kind == RL_CHUNK_TRANSFER) {
+    if (entry->kind == RL_CHUNK_TRANSFER || entry->kind == RL_CHUNK_PENDING) {
         codec_decode_transfer (e + 16, &entry->transfer);
     } else {
         codec_decode_account (e + 16, &entry->account);

@@ -17,16 +17,21 @@
             96  cursor to
             160 u64  reserved (0)
         entry_count entries (RL_MIGRATE_ENTRY_SIZE = 144 bytes each)
-            0   u8   kind: 1 transfer record, 2 account
+            0   u8   kind: 1 transfer record, 2 account, 3 pending transfer
             1   7 bytes zero
             8   u64  origin: the shard that assigned the record's timestamp
-                     (transfer, never 0); 0 for an account
+                     (transfer, never 0); 0 for an account and a pending transfer
             16  the record (128 bytes): a transfer with its stored result and
-                leg in `reserved`, or an account with its balances
+                leg in `reserved`, an account with its balances, or a
+                pending transfer as the source's pending table holds it
+                (flag pending; in `reserved` bits 0..7 its state, 1
+                pending, 2 posted, 3 voided, 4 expired, and bits 8..15 the
+                side the source holds, 0 both, 1 the debit, 2 the credit;
+                the final round only)
 
     chunk_decode checks every byte that it can without the migration's
     state (sizes, magic, version, reserved fields, kinds, usable ids, non-zero
-    timestamps, legs, cursor phases); what depends on the state (the
+    timestamps, legs, pending states and sides, cursor phases); what depends on the state (the
     migration, the order, the arc) is the importing shard's business.
 */
 #ifndef RL_CHUNK_H
@@ -45,6 +50,7 @@
 
 #define RL_CHUNK_TRANSFER 1
 #define RL_CHUNK_ACCOUNT  2
+#define RL_CHUNK_PENDING  3 //  a pending transfer and its state (the final round)
 
 typedef struct {
     uint64_t migration_id;
@@ -57,9 +63,9 @@ typedef struct {
 } chunk_t;
 
 typedef struct {
-    uint32_t kind; //  RL_CHUNK_TRANSFER or RL_CHUNK_ACCOUNT
+    uint32_t kind; //  RL_CHUNK_TRANSFER, RL_CHUNK_ACCOUNT or RL_CHUNK_PENDING
     uint64_t origin;
-    rl_transfer_t transfer; //  kind transfer
+    rl_transfer_t transfer; //  kinds transfer and pending
     rl_account_t account;   //  kind account
 } chunk_entry_t;
 

@@ -667,13 +667,17 @@ typedef struct {
 //  Where a copy has got to: a round scans the source's own transfer
 //  records by timestamp, then the records it imported earlier by key, then
 //  the accounts of the arc by id; the next round (catch-up) resumes the
-//  first two where they stopped and scans the accounts again.
+//  first two where they stopped and scans the accounts again; the final
+//  round (the source frozen and drained) ends with the pending transfers.
 typedef enum {
     RL_MIGRATE_PHASE_TRANSFERS = 0, //  own records with timestamp > ts
     RL_MIGRATE_PHASE_IMPORTED = 1,  //  imported records with key > imported_key
     RL_MIGRATE_PHASE_ACCOUNTS = 2,  //  accounts with id key > account_key
     RL_MIGRATE_PHASE_DONE = 3,      //  the round is complete: the next export starts another
+    RL_MIGRATE_PHASE_PENDING = 4,   //  the final round, after ACCOUNTS: the arc's transfers
+                                    //  still pending, from the index (u64) in account_key
 } rl_migrate_phase_t;
+#define RL_MIGRATE_PHASE_MAX RL_MIGRATE_PHASE_PENDING
 
 typedef struct {
     uint32_t phase;           //  rl_migrate_phase_t

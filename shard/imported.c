@@ -29,6 +29,14 @@
                                              one key per side of the arc
         'A' id(16)                        -> account snapshot (128): staged; the
                                              handover makes it the live account
+        'P' id(16) debit(16) side(1)      -> a transfer still pending (128, as the
+                                             source's pending table holds it, its
+                                             side there in `reserved`): staged by
+                                             the final round; the handover puts it
+                                             into the pending table (migrate.c).
+                                             Every round's first chunk deletes the
+                                             staged ones first, so that only the
+                                             last round's stand.
     `origin` is the XXH3 of the name of the shard that assigned the
     timestamp (migrate.c), kept when a record moves again.
 
@@ -77,6 +85,9 @@ imported_entry_fits (uint64_t start, uint64_t end, const chunk_entry_t *e)
     if (e->kind == RL_CHUNK_ACCOUNT) {
         return imported_in_arc (start, end, e->account.id);
     }
+    if (e->kind == RL_CHUNK_PENDING) {
+        return imported_pending_side (start, end, &e->transfer) >= 0;
+    }
     bool debit, credit;
     s_sides (&e->transfer, &debit, &credit);
     return (debit && imported_in_arc (start, end, e->transfer.debit_account_id))
@@ -100,10 +111,39 @@ s_history_key (uint8_t *k, rl_id_t account, uint64_t ts, uint64_t origin, rl_id_
     codec_encode_id (id, k + 1 + RL_ID_SIZE + 16);
 }
 
+int
+imported_pending_side (uint64_t start, uint64_t end, const rl_transfer_t *t)
+{
+    assert (t);
+    uint32_t side = (uint32_t) (t->reserved >> 8) & 0xff; //  pending.h: 0 both, 1 debit, 2 credit
+    bool debit = side != 2 && imported_in_arc (start, end, t->debit_account_id);
+    bool credit = side != 1 && imported_in_arc (start, end, t->credit_account_id);
+    if (side > 2 || (!debit && !credit)) {
+        return -1;
+    }
+    return debit && credit ? 0 : debit ? 1 : 2;
+}
+
+void
+imported_pending_key (const rl_transfer_t *t, uint8_t *key)
+{
+    key[0] = IMPORTED_PENDING;
+    codec_encode_id (t->id, key + 1);
+    codec_encode_id (t->debit_account_id, key + 1 + RL_ID_SIZE);
+    key[1 + 2 * RL_ID_SIZE] = (uint8_t) (t->reserved >> 8);
+}
+
 void
 imported_put (store_t *store, uint64_t start, uint64_t end, const chunk_entry_t *e)
 {
     assert (store && e && imported_entry_fits (start, end, e));
+    if (e->kind == RL_CHUNK_PENDING) {
+        uint8_t key[IMPORTED_PENDING_KEY_SIZE], value[RL_TRANSFER_SIZE];
+        imported_pending_key (&e->transfer, key);
+        codec_encode_transfer (&e->transfer, value);
+        store_batch_put (store, STORE_CF_IMPORTED, key, sizeof (key), value, sizeof (value));
+        return;
+    }
     if (e->kind == RL_CHUNK_ACCOUNT) {
         uint8_t key[1 + RL_ID_SIZE], value[RL_ACCOUNT_SIZE];
         key[0] = IMPORTED_ACCOUNT;
@@ -237,6 +277,14 @@ imported_abort_verdict (store_t *store, uint64_t start, uint64_t end, const uint
             }
             rl_id_t account = key[0] == IMPORTED_BY_ID ? t.debit_account_id : t.credit_account_id;
             return imported_in_arc (start, end, account);
+        }
+        case IMPORTED_PENDING: {
+            if (key_size != IMPORTED_PENDING_KEY_SIZE || value_size != RL_TRANSFER_SIZE) {
+                return -1;
+            }
+            rl_transfer_t t;
+            codec_decode_transfer (value, &t);
+            return imported_pending_side (start, end, &t) >= 0;
         }
         case IMPORTED_TRANSFER: {
             if (key_size != IMPORTED_TRANSFER_KEY_SIZE || value_size != RL_TRANSFER_SIZE) {

@@ -21,14 +21,24 @@
 #define IMPORTED_LEG      'L' //  'L' id debit -> origin ts (a credit leg applied at the origin)
 #define IMPORTED_HISTORY  'H' //  'H' account ts origin id -> (empty)
 #define IMPORTED_ACCOUNT  'A' //  'A' id -> account snapshot (staged until the handover)
+#define IMPORTED_PENDING  'P' //  'P' id debit side -> pending transfer (staged until the handover)
 
 #define IMPORTED_TRANSFER_KEY_SIZE (1 + 8 + 8 + RL_ID_SIZE)
+#define IMPORTED_PENDING_KEY_SIZE  (1 + 2 * RL_ID_SIZE + 1)
 
 //  Is the point of `account` in the arc (start, end]? (start != end)
 bool imported_in_arc (uint64_t start, uint64_t end, rl_id_t account);
 //  Does the entry belong to the arc: a transfer that names an account of
 //  the arc on a side its leg applies to, an account of the arc?
 bool imported_entry_fits (uint64_t start, uint64_t end, const chunk_entry_t *entry);
+//  A transfer still pending as a source's pending table holds it (its side
+//  there in bits 8..15 of `reserved`): the side the shard that receives
+//  the arc (start, end] holds of it (0 both, 1 the debit, 2 the credit:
+//  pending_side_t), or -1 when it names no account of the arc on a side
+//  the source holds.
+int imported_pending_side (uint64_t start, uint64_t end, const rl_transfer_t *t);
+//  Its staged key (IMPORTED_PENDING_KEY_SIZE bytes into key).
+void imported_pending_key (const rl_transfer_t *t, uint8_t *key);
 //  Puts the entry's keys into the store's batch (the entry fits the arc:
 //  asserted). Writing the same entry twice writes the same keys.
 void imported_put (store_t *store, uint64_t start, uint64_t end, const chunk_entry_t *entry);

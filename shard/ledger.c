@@ -73,6 +73,7 @@
 #include "imported.h"
 #include "journal.h"
 #include "log.h"
+#include "migrate.h"
 #include "owner.h"
 #include "pending.h"
 #include "rl_limits.h"
@@ -92,6 +93,8 @@ struct ledger_t {
     coordinator_t *coordinator;
     participant_t *participant;
     pending_t *pending;                //  user-level pending transfers (pending.c)
+    bool hold_arc;                     //  recovery: a frozen source's arc (s_pending_held)
+    uint64_t hold_start, hold_end;     //  that arc (start, end]
     arcs_t *arcs;                      //  arcs whose data is here (the caller's; NULL: all)
     const ring_t *ring;                //  the ring served now (the caller's)
     int self_index;                    //  this shard in it, or -1 (owns nothing)
@@ -121,6 +124,44 @@ s_clock (const ledger_t *self, now_t now)
     return now.wall_ns > last ? now.wall_ns : last;
 }
 
+//  The accounts whose pending transfers must not expire now (pending.h,
+//  pending_set_hold): those a migration holds frozen on this source
+//  (ledger_frozen, from migrate_freeze to the handover), and, during
+//  recovery, before the freeze is restored (migrate_start runs after the
+//  ledger opens), the arc of a stored FROZEN or SHIPPED source migration:
+//  the final round must carry them as they were (docs/rebalance.md).
+static bool
+s_pending_held (void *arg, rl_id_t account)
+{
+    const ledger_t *self = arg;
+    if (self->hold_arc && imported_in_arc (self->hold_start, self->hold_end, account)) {
+        return true;
+    }
+    return ledger_frozen (self, account);
+}
+
+//  Recovery: the arc of the migration stored here as a frozen or shipped
+//  source, if any (migrate.c keeps it under MIGRATE_META_KEY).
+static void
+s_hold_stored_arc (ledger_t *self)
+{
+    uint8_t value[RL_MIGRATE_SIZE];
+    size_t size = 0;
+    int rc = store_get (self->store, STORE_CF_META, MIGRATE_META_KEY, strlen (MIGRATE_META_KEY),
+                        value, sizeof (value), &size);
+    if (rc != 1 || size != RL_MIGRATE_SIZE) {
+        return; //  none (a bad one is migrate_start's to refuse)
+    }
+    rl_migrate_rec_t m;
+    codec_decode_migrate (value, &m);
+    if (m.role == RL_MIGRATE_SOURCE && m.arc_start != m.arc_end
+        && (m.state == RL_MIGRATE_FROZEN || m.state == RL_MIGRATE_SHIPPED)) {
+        self->hold_arc = true;
+        self->hold_start = m.arc_start;
+        self->hold_end = m.arc_end;
+    }
+}
+
 ledger_t *
 ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring, uint64_t nonce,
              now_t now, char *err, size_t err_size)
@@ -148,6 +189,7 @@ ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
     if (self->coordinator && self->participant && self->pending) {
         coordinator_set_pending (self->coordinator, self->pending);
         participant_set_pending (self->participant, self->pending);
+        pending_set_hold (self->pending, s_pending_held, self);
     }
     if (!self->accounts || !self->journal || !self->checkpoint || !self->coordinator
         || !self->participant || !self->pending) {
@@ -161,6 +203,7 @@ ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
     //  transfers, then the participant's prepared records (they restore
     //  credit reservations, and claim the credit sides of pending transfers
     //  their posts and voids resolve).
+    s_hold_stored_arc (self);
     if (journal_open (self->journal, self->accounts, err, err_size) != 0
         || coordinator_open (self->coordinator, nonce, now, err, err_size) != 0
         || pending_open (self->pending, s_clock (self, now), err, err_size) != 0
@@ -168,6 +211,7 @@ ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
         ledger_destroy (&self);
         return NULL;
     }
+    self->hold_arc = false; //  from here the freeze itself holds it (migrate_start)
     //  What expired while the shard was down expired in pending_open: that
     //  is committed before anything is served, like the incarnation.
     if (store_batch_count (store) > 0) {
@@ -518,6 +562,50 @@ s_transfer_validate (const rl_transfer_t *t)
     return RL_OK;
 }
 
+//  A post, void or expiry `record` (pending_check accepted it) of a
+//  cross-shard pending transfer whose credit side is here too: a migration
+//  brought one side beside the other (docs/rebalance.md, "Pending
+//  transfers move"). Both sides are resolved here, in one step, like a
+//  same-shard one: the credit side's checks (participant.c's) first. Its
+//  outcome is stored like any transfer's, except in_progress (the credit
+//  side is claimed by the attempt of a former owner of the debit account,
+//  whose decision is on its way), frozen, and a credit side not found
+//  (aborted, with a log line: the drain of a migration makes it
+//  impossible), which are not decided.
+static rl_result_rec_t
+s_resolve_here (ledger_t *self, const rl_transfer_t *record, uint64_t ts)
+{
+    rl_result_rec_t r = {0};
+    if (ledger_frozen (self, record->credit_account_id)) {
+        r.result = RL_FROZEN;
+        return r;
+    }
+    r.result = pending_credit_check (self->pending, record);
+    if (r.result == RL_STORAGE_ERROR || r.result == RL_IN_PROGRESS || r.result == RL_FROZEN) {
+        return r;
+    }
+    if (r.result == RL_PENDING_TRANSFER_NOT_FOUND) {
+        rl_warn ("ledger: pending transfer %016" PRIx64 "%016" PRIx64
+                 ": its credit account is here but not its credit side: aborted",
+                 record->pending_id.hi, record->pending_id.lo);
+        r.result = RL_ABORTED;
+        return r;
+    }
+    rl_transfer_t stored = *record;
+    stored.timestamp = ts;
+    stored.reserved = JOURNAL_STORED (r.result, JOURNAL_LEG_BOTH);
+    if (journal_append (self->journal, &stored) != 0) {
+        rl_error ("ledger: out of memory for the recent index");
+        r.result = RL_STORAGE_ERROR;
+        return r;
+    }
+    if (r.result == RL_OK) {
+        pending_apply_here (self->pending, &stored);
+    }
+    r.timestamp = ts;
+    return r;
+}
+
 //  A post or void of a pending transfer of this shard (pending.c): its
 //  outcome is final from here, stored like any transfer's. The record
 //  stored for an ok one carries what it inherited (accounts, ledger, code,
@@ -536,6 +624,13 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
         r.result = RL_STORAGE_ERROR;
         return r;
     }
+    //  A same-shard one whose credit account a migration holds frozen: its
+    //  state must not change (nor expire) before the final round.
+    if (found && (p.flags & RL_TRANSFER_PENDING) && !pending_is_debit_side (self->pending, p.id)
+        && ledger_frozen (self, p.credit_account_id)) {
+        r.result = RL_FROZEN;
+        return r;
+    }
     uint64_t ts = journal_next_ts (self->journal, now.wall_ns);
     rl_transfer_t record = *t;
     r.result = pending_check (self->pending, t, found ? &p : NULL, ts, &record);
@@ -552,8 +647,11 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
             r.result = RL_NOT_SUPPORTED;
             return r;
         }
-        if (credit_owner < 0 || credit_owner == self->self_index) {
-            r.result = RL_ABORTED; //  no other shard owns it in this ring: retry
+        if (credit_owner >= 0 && credit_owner == self->self_index) {
+            return s_resolve_here (self, &record, ts); //  a migration brought both sides here
+        }
+        if (credit_owner < 0) {
+            r.result = RL_ABORTED; //  no shard owns it in this ring: retry
             return r;
         }
         return coordinator_begin (self->coordinator, &record, credit_owner, now, request, index);
@@ -1297,9 +1395,23 @@ s_expiries_begin (ledger_t *self, now_t now, uint64_t clock_ns)
         const rl_transfer_t expiry = expiries[n];
         int credit_owner = owner_of (self->ring, expiry.credit_account_id);
         bool begun = false;
-        if (credit_owner >= 0 && credit_owner != self->self_index
-            && ledger_owns (self, expiry.debit_account_id)
-            && !coordinator_is_live (self->coordinator, expiry.id)) {
+        bool here = credit_owner >= 0 && credit_owner == self->self_index;
+        //  A migration holds the debit account frozen: the final round
+        //  carries the entry as it is, and its next owner expires it.
+        bool movable = ledger_owns (self, expiry.debit_account_id)
+                       && !ledger_frozen (self, expiry.debit_account_id);
+        if (here && movable && !ledger_frozen (self, expiry.credit_account_id)
+            && pending_credit_here (self->pending, expiry.pending_id, expiry.debit_account_id)
+            && pending_credit_check (self->pending, &expiry) == RL_OK) {
+            //  Both sides here (a migration brought them together): released
+            //  here at once, its void stored ok (only ok: a retry must find
+            //  its id free).
+            uint64_t ts = journal_next_ts (self->journal, now.wall_ns);
+            rl_result_rec_t r = s_resolve_here (self, &expiry, ts);
+            begun = r.result == RL_OK;
+            self->payments.expired += begun;
+        } else if (credit_owner >= 0 && !here && movable
+                   && !coordinator_is_live (self->coordinator, expiry.id)) {
             rl_result_rec_t r = coordinator_begin (self->coordinator, &expiry, credit_owner, now,
                                                    -1, 0);
             begun = r.result == COORDINATOR_PENDING; //  it claimed the pending transfer
@@ -1495,19 +1607,33 @@ ledger_heuristics_in_arc (const ledger_t *self, uint64_t start, uint64_t end)
     return participant_heuristics (self->participant, s_in_arc, &arc);
 }
 
-bool
-ledger_pending_in_arc (const ledger_t *self, uint64_t start, uint64_t end)
-{
-    assert (self);
-    s_arc_t arc = {start, end};
-    return pending_names (self->pending, s_in_arc, &arc);
-}
-
 size_t
 ledger_pending_count (const ledger_t *self)
 {
     assert (self);
     return pending_live_count (self->pending);
+}
+
+size_t
+ledger_pending_hand_over (ledger_t *self, uint64_t start, uint64_t end)
+{
+    assert (self);
+    s_arc_t arc = {start, end};
+    return pending_hand_over (self->pending, s_in_arc, &arc);
+}
+
+int
+ledger_pending_install_check (ledger_t *self, const rl_transfer_t *t, uint8_t side)
+{
+    assert (self && t);
+    return pending_install_check (self->pending, t, side);
+}
+
+int
+ledger_pending_install (ledger_t *self, const rl_transfer_t *t, uint8_t side)
+{
+    assert (self && t);
+    return pending_install (self->pending, t, side);
 }
 
 void

@@ -151,10 +151,13 @@ void ledger_checkpoint_soon (ledger_t *self);
 bool ledger_recent_posts_to_arc (const ledger_t *self, uint64_t start, uint64_t end);
 //  Heuristic records (participant) whose credit account is in the arc.
 size_t ledger_heuristics_in_arc (const ledger_t *self, uint64_t start, uint64_t end);
-//  Does a transfer still pending (pending.c) name an account of the arc?
-//  A migration refuses to freeze such an arc. O(pending).
-bool ledger_pending_in_arc (const ledger_t *self, uint64_t start, uint64_t end);
 size_t ledger_pending_count (const ledger_t *self); //  transfers still pending
+//  Migration of the arc (start, end] (docs/rebalance.md, "Pending transfers
+//  move"; pending.h has each): the source's handover of the transfers
+//  still pending that name its accounts, and the target's.
+size_t ledger_pending_hand_over (ledger_t *self, uint64_t start, uint64_t end);
+int ledger_pending_install_check (ledger_t *self, const rl_transfer_t *t, uint8_t side);
+int ledger_pending_install (ledger_t *self, const rl_transfer_t *t, uint8_t side);
 
 //  Payment flows since the ledger opened (docs/metrics.md): applied in a
 //  turn of this shard (ok, not exists), so a crash that loses the turn

@@ -32,20 +32,24 @@
                       and changes nothing.
       migrate_freeze  (source) COPYING -> FROZEN: the arc counts as not
                       received (arcs_freeze), so writes there answer
-                      frozen; param: the freeze's time limit. Past it, the
-                      tick unfreezes (COPYING) unless the final round is out.
+                      frozen, and nothing pending there expires; param: the
+                      freeze's time limit. Past it, the tick unfreezes
+                      (COPYING) unless the final round is out.
       migrate_drain   (source) param: the two-phase entries touching the
                       arc (0: drained); entries_max: its heuristic records.
                       A freeze is refused while the arc holds heuristic
                       records, unless the request says they are reconciled.
       migrate_unfreeze (source) FROZEN -> COPYING; refused once SHIPPED.
       migrate_commit  (target) SHIPPED, serving a ring that gives it the
-                      arc not received -> the staged accounts installed,
-                      the arc received, HANDED_OVER, one batch. (source)
-                      SHIPPED, serving a ring that no longer gives it the
-                      arc -> HANDED_OVER, the freeze ends, and the arc is
-                      kept no more (arcs_forget: a ring alone never gives
-                      it back as received), one batch.
+                      arc not received -> the staged accounts and pending
+                      transfers installed (checked first against each
+                      other), the arc received, HANDED_OVER, one batch.
+                      (source) SHIPPED, serving a ring that no longer gives
+                      it the arc -> its pending transfers of the arc handed
+                      over (pending_hand_over), HANDED_OVER, the freeze
+                      ends, and the arc is kept no more (arcs_forget: a
+                      ring alone never gives it back as received), one
+                      batch.
       migrate_cleanup (source) HANDED_OVER -> NONE: once no transfer still
                       to checkpoint posts to the arc, deletes the moved
                       accounts and their history, a bounded number of
@@ -72,7 +76,10 @@
          in-memory recent index included) that name an account of the arc
          on a side their leg applies to, by timestamp;
       2. the records the source itself imported earlier, by key;
-      3. the accounts of the arc, with their balances as in memory.
+      3. the accounts of the arc, with their balances as in memory;
+      4. in the final round only (and any after it, once SHIPPED): the
+         entries of the pending table that name an account of the arc
+         (s_export_pending; docs/rebalance.md, "Pending transfers move").
       The target derives from each record its idempotency entry (debit
       account in the arc), its credit-leg entry and its history keys.
       Records and idempotency entries are never deleted from the source
@@ -100,6 +107,13 @@
     6. An abort's deletes, its resume key and its state go in one batch;
        a SHIPPED source unfreezes by an abort only on the tool's word that
        the target has aborted (so it will never commit).
+    7. A transfer still pending is kept by exactly one shard per side: the
+       target puts the final round's entries into its pending table in
+       the batch of its handover, the source takes them out of its own in
+       the batch of its handover; in between (SHIPPED), neither resolves
+       nor expires them (the arc is frozen on the source, not received on
+       the target). Every staged account's pending amounts equal what the
+       staged transfers reserve on it, or the target's commit is refused.
 
     FAILPOINTS (failpoint_list.h, migrate.*): one per durable step, in the
     batch before its commit, and after the sync of an import and of the
@@ -124,6 +138,8 @@
 #include "imported.h"
 #include "log.h"
 #include "mlease.h"
+#include "pending.h"
+#include "rl_limits.h"
 #include "server_internal.h"
 
 uint64_t
@@ -448,6 +464,90 @@ s_export_listed (s_export_t *x, rl_migrate_cursor_t *c)
     }
 }
 
+//  Phase 4, the final round's last (docs/rebalance.md, "Pending transfers
+//  move"): every entry of this shard's pending table (the `pending`
+//  family: the transfers still pending, and the states of those resolved)
+//  that names an account of the arc on a side it holds, by key, from the
+//  cursor. A key begins with the pending transfer's id (a credit side's
+//  goes on with the debit account), and the keys of one id form a group
+//  (two at most but for an id reused with several debit accounts): a
+//  chunk ends between groups, and the cursor (account_key) holds the id
+//  of the last group exported. The arc is frozen and drained, so its
+//  entries do not change until the handover (they neither resolve nor
+//  expire: pending_set_hold), and the round reads them from the store
+//  (its batch was empty when it began). One pass over the family a final
+//  round, at most RL_MIGRATE_SCAN_RECORDS_MAX keys a call.
+#define S_GROUP_ROOM 16 //  a group begins in a chunk only with this much room left
+
+static int
+s_export_pending (s_export_t *x, rl_migrate_cursor_t *c)
+{
+    store_iter_t *it = store_iter_new (x->server->store, STORE_CF_PENDING);
+    if (!it) {
+        return -1;
+    }
+    const rl_migrate_rec_t *state = x->state;
+    uint8_t done_id[RL_ID_SIZE], cur_id[RL_ID_SIZE];
+    memcpy (done_id, c->account_key, RL_ID_SIZE);
+    memcpy (cur_id, c->account_key, RL_ID_SIZE);
+    uint32_t cur_start = x->count;
+    int rc = 0;
+    for (store_iter_seek (it, c->account_key, RL_ID_SIZE);; store_iter_next (it)) {
+        if (!store_iter_valid (it)) {
+            memcpy (done_id, cur_id, RL_ID_SIZE);
+            c->phase = RL_MIGRATE_PHASE_DONE;
+            break;
+        }
+        size_t key_size = 0, value_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &value_size);
+        if ((key_size != RL_ID_SIZE && key_size != 2 * RL_ID_SIZE)
+            || value_size != RL_TRANSFER_SIZE) {
+            rc = -1;
+            break;
+        }
+        if (memcmp (key, c->account_key, RL_ID_SIZE) == 0) {
+            continue; //  the cursor's group: exported already
+        }
+        if (memcmp (key, cur_id, RL_ID_SIZE) != 0) {
+            memcpy (done_id, cur_id, RL_ID_SIZE); //  the group before is complete
+            if (s_export_full (x) || (x->count > 0 && x->cap - x->count < S_GROUP_ROOM)) {
+                break;
+            }
+            memcpy (cur_id, key, RL_ID_SIZE);
+            cur_start = x->count;
+        }
+        x->scanned++;
+        chunk_entry_t e = {.kind = RL_CHUNK_PENDING};
+        codec_decode_transfer (value, &e.transfer);
+        uint64_t st = e.transfer.reserved & 0xff;
+        if (st < PENDING_STATE_PENDING || st > PENDING_STATE_EXPIRED) {
+            rc = -1;
+            break;
+        }
+        if (imported_pending_side (state->arc_start, state->arc_end, &e.transfer) < 0) {
+            continue;
+        }
+        if (x->count == x->cap) {
+            if (cur_start > 0) {
+                x->count = cur_start; //  the group goes whole into the next chunk
+                break;
+            }
+            //  One id with more entries than a chunk holds (reused with as
+            //  many debit accounts): the rest of its group does not move.
+            rl_error ("migration %" PRIu64 ": pending id %016" PRIx64 "%016" PRIx64
+                      " has more entries than a chunk: the rest stay here",
+                      state->migration_id, e.transfer.id.hi, e.transfer.id.lo);
+            memcpy (done_id, cur_id, RL_ID_SIZE);
+            break;
+        }
+        s_export_entry (x, &e);
+    }
+    store_iter_destroy (&it);
+    memcpy (c->account_key, done_id, RL_ID_SIZE);
+    return rc;
+}
+
 //  Catch-up rounds ----------------------------------------------------------------
 
 static void
@@ -639,7 +739,7 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
     rl_migrate_rec_t req;
     codec_decode_migrate (body, &req);
     if (req.entries_max == 0 || req.entries_max > RL_MIGRATE_ENTRIES_MAX
-        || req.cursor.phase > RL_MIGRATE_PHASE_DONE) {
+        || req.cursor.phase > RL_MIGRATE_PHASE_MAX) {
         return server_reply_new (self, envelope, h, RL_STATUS_MALFORMED, 0, 0, NULL);
     }
     rl_migrate_rec_t *state = NULL;
@@ -704,11 +804,22 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
             case RL_MIGRATE_PHASE_IMPORTED:
                 rc = s_export_imported (&x, &c);
                 break;
+            case RL_MIGRATE_PHASE_PENDING:
+                rc = s_export_pending (&x, &c);
+                break;
             default:
                 if (listed) {
                     s_export_listed (&x, &c);
                 } else {
                     rc = s_export_accounts (&x, &c);
+                }
+                if (rc == 0 && c.phase == RL_MIGRATE_PHASE_DONE
+                    && (state->state == RL_MIGRATE_SHIPPED
+                        || (state->state == RL_MIGRATE_FROZEN
+                            && self->migration_final == c.round + 1))) {
+                    //  The final round (or one after it): the pending transfers too.
+                    c.phase = RL_MIGRATE_PHASE_PENDING;
+                    memset (c.account_key, 0, sizeof (c.account_key));
                 }
                 break;
         }
@@ -783,8 +894,20 @@ s_import (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
         if (!imported_entry_fits (state->arc_start, state->arc_end, &e)) {
             return s_refuse (self, envelope, h, "an entry outside the arc");
         }
-        records += e.kind == RL_CHUNK_TRANSFER;
+        bool in_phase = e.kind != RL_CHUNK_PENDING || chunk.to.phase == RL_MIGRATE_PHASE_PENDING
+                        || chunk.to.phase == RL_MIGRATE_PHASE_DONE;
+        if (!in_phase) {
+            return s_refuse (self, envelope, h, "a pending transfer outside the pending phase");
+        }
+        records += e.kind != RL_CHUNK_ACCOUNT;
         accounts += e.kind == RL_CHUNK_ACCOUNT;
+    }
+    if (chunk.from.phase == RL_MIGRATE_PHASE_DONE) {
+        //  A round begins: the pending transfers an earlier round staged
+        //  (one whose freeze did not last) are dropped, so that only the
+        //  final round's stand (imported.c, 'P'). Before this chunk's puts.
+        uint8_t from = IMPORTED_PENDING, to = IMPORTED_PENDING + 1;
+        store_batch_delete_range (self->store, STORE_CF_IMPORTED, &from, 1, &to, 1);
     }
     for (uint32_t i = 0; i < chunk.entry_count; i++) {
         chunk_entry_t e;
@@ -815,9 +938,19 @@ s_import (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
 #define S_FREEZE_MS_DEFAULT 1000   //  --freeze-max-ms of the tool
 #define S_FREEZE_MS_MAX     600000 //  a freeze longer than this is refused
 
+//  A pending transfer, its post, void or expiry (pending.h).
+#define S_PENDING_KINDS                                                                            \
+    (RL_TRANSFER_PENDING | RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER)
+
 //  Two-phase entries that touch the arc: live attempts whose debit account
 //  is in it (coordinator), prepared records whose credit account is
-//  (participant). -1 when memory ran out. Heuristic records are not
+//  (participant). -1 when memory ran out. An attempt of a pending kind (a
+//  cross-shard pending transfer, its post, void or expiry) whose debit
+//  account is in the arc counts until its decision is acknowledged: until
+//  then the credit shard has not created, or still claims, its credit side
+//  of the pending transfer, which the debit side's next owner must find
+//  free (it may be that owner itself: docs/rebalance.md, "Pending
+//  transfers move"). Heuristic records are not
 //  listed: they block the freeze instead. A decision logged but not yet
 //  acknowledged is not waited for: the batch that decided it posted (or
 //  released) the debit and stored the record, so the final round carries
@@ -837,7 +970,8 @@ s_inflight (server_t *self, const rl_migrate_rec_t *state)
     for (size_t i = 0; i < count; i++) {
         const rl_transfer_t *t = &list[i].prepare.transfer;
         bool coordinator = list[i].prepare.reserved[1] == RL_ROLE_COORDINATOR;
-        if (coordinator && list[i].prepare.tp.state != RL_TP_PENDING) {
+        bool pending_kind = (t->flags & S_PENDING_KINDS) != 0;
+        if (coordinator && list[i].prepare.tp.state != RL_TP_PENDING && !pending_kind) {
             continue; //  decided: its debit is posted or released, only the delivery is left
         }
         rl_id_t id = coordinator ? t->debit_account_id : t->credit_account_id;
@@ -906,15 +1040,6 @@ s_freeze_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_mi
                  state->migration_id, heuristics);
         return s_refuse (self, envelope, h, "the arc holds heuristic records");
     }
-    if (state->state == RL_MIGRATE_COPYING
-        && ledger_pending_in_arc (self->ledger, state->arc_start, state->arc_end)) {
-        //  Pending amounts live in this shard's pending table, which does
-        //  not move (docs/rebalance.md): the arc waits until they settle.
-        rl_warn ("migration %" PRIu64 ": pending transfers name accounts of the arc: "
-                 "post, void or let them expire first",
-                 state->migration_id);
-        return s_refuse (self, envelope, h, "the arc holds pending transfers");
-    }
     if (state->state == RL_MIGRATE_COPYING) {
         state->state = RL_MIGRATE_FROZEN;
         state->param = req->param ? req->param : S_FREEZE_MS_DEFAULT;
@@ -966,6 +1091,114 @@ s_unfreeze_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_
         rl_info ("migration %" PRIu64 ": arc unfrozen", state->migration_id);
     }
     return s_reply_state (self, envelope, h);
+}
+
+//  The pending transfers the final round staged ('P'), with the side this
+//  shard holds of each (imported_pending_side).
+typedef struct {
+    struct {
+        rl_transfer_t t;
+        uint8_t side;
+    } * list;
+    size_t count, cap;
+    const char *why; //  the refusal (-2)
+} s_staged_pending_t;
+
+static int
+s_account_cmp (const void *a, const void *b)
+{
+    const rl_account_t *x = a, *y = b;
+    return memcmp (&x->id, &y->id, sizeof (x->id));
+}
+
+//  Reads them and checks them against the staged accounts (sorted here by
+//  id), before anything changes: each fits the arc and names staged
+//  accounts on its side, none is live here already (one id, two debit
+//  accounts), they fit under RL_SHARD_PENDING_MAX, and every staged
+//  account's debits_pending and credits_pending are exactly what they
+//  reserve on it. 0; -2 refused (p->why); -1 storage or memory.
+static int
+s_staged_pending (server_t *self, const rl_migrate_rec_t *state, rl_account_t *staged, size_t count,
+                  s_staged_pending_t *p)
+{
+    qsort (staged, count, sizeof (*staged), s_account_cmp);
+    store_iter_t *it = store_iter_new (self->store, STORE_CF_IMPORTED);
+    uint64_t *sums = calloc (2 * (count ? count : 1), sizeof (uint64_t)); //  debits, credits
+    int rc = it && sums ? 0 : -1;
+    uint8_t prefix = IMPORTED_PENDING;
+    if (rc == 0) {
+        store_iter_seek (it, &prefix, 1);
+    }
+    for (; rc == 0 && store_iter_valid (it); store_iter_next (it)) {
+        size_t key_size = 0, value_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &value_size);
+        if (key[0] != IMPORTED_PENDING) {
+            break;
+        }
+        if (key_size != IMPORTED_PENDING_KEY_SIZE || value_size != RL_TRANSFER_SIZE) {
+            rc = -1;
+            break;
+        }
+        rl_transfer_t t;
+        codec_decode_transfer (value, &t);
+        int side = imported_pending_side (state->arc_start, state->arc_end, &t);
+        rl_account_t dr = {.id = t.debit_account_id}, cr = {.id = t.credit_account_id};
+        rl_account_t *d = bsearch (&dr, staged, count, sizeof (*staged), s_account_cmp);
+        rl_account_t *c = bsearch (&cr, staged, count, sizeof (*staged), s_account_cmp);
+        if (side < 0 || (side != PENDING_SIDE_CREDIT && !d) || (side != PENDING_SIDE_DEBIT && !c)) {
+            p->why = "a staged pending transfer names no staged account of its side";
+            rc = -2;
+            break;
+        }
+        bool live = (t.reserved & 0xff) == PENDING_STATE_PENDING;
+        if (live && ledger_pending_install_check (self->ledger, &t, (uint8_t) side) == -1) {
+            rl_warn ("migration %" PRIu64 ": pending transfer %016" PRIx64 "%016" PRIx64
+                     " is pending here already (its id reused with another debit account)",
+                     state->migration_id, t.id.hi, t.id.lo);
+            p->why = "a pending transfer of the arc is pending here already";
+            rc = -2;
+            break;
+        }
+        if (live && side != PENDING_SIDE_CREDIT) {
+            sums[2 * (size_t) (d - staged)] += t.amount; //  checked against the staged sum below
+        }
+        if (live && side != PENDING_SIDE_DEBIT) {
+            sums[2 * (size_t) (c - staged) + 1] += t.amount;
+        }
+        if (p->count == p->cap) {
+            size_t grown = p->cap ? p->cap * 2 : 256;
+            void *more = realloc (p->list, grown * sizeof (*p->list));
+            if (!more) {
+                rc = -1;
+                break;
+            }
+            p->list = more;
+            p->cap = grown;
+        }
+        p->list[p->count].t = t;
+        p->list[p->count++].side = (uint8_t) side;
+    }
+    store_iter_destroy (&it);
+    if (rc == 0 && ledger_pending_count (self->ledger) + p->count > RL_SHARD_PENDING_MAX) {
+        p->why = "the pending transfers of the arc do not fit under RL_SHARD_PENDING_MAX here";
+        rc = -2;
+    }
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        if (staged[i].debits_pending != sums[2 * i]
+            || staged[i].credits_pending != sums[2 * i + 1]) {
+            rl_error ("migration %" PRIu64 ": account %016" PRIx64 "%016" PRIx64 " staged with "
+                      "pending %" PRIu64 "/%" PRIu64
+                      ", its staged pending transfers sum to %" PRIu64 "/%" PRIu64,
+                      state->migration_id, staged[i].id.hi, staged[i].id.lo,
+                      staged[i].debits_pending, staged[i].credits_pending, sums[2 * i],
+                      sums[2 * i + 1]);
+            p->why = "the staged pending transfers do not sum to the staged accounts' pending";
+            rc = -2;
+        }
+    }
+    free (sums);
+    return rc;
 }
 
 //  The target's handover: it serves the step's ring (loaded before), which
@@ -1031,7 +1264,18 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
         free (staged);
         return s_refuse (self, envelope, h, "an account of the arc is held here or in escrow");
     }
+    s_staged_pending_t pend = {0};
+    if (rc == 0) {
+        rc = s_staged_pending (self, state, staged, count, &pend);
+    }
+    if (rc == -2) {
+        free (staged);
+        free (pend.list);
+        return s_refuse (self, envelope, h, pend.why);
+    }
     for (size_t i = 0; i < count && rc == 0; i++) {
+        //  Its pending amounts come back with the transfers installed below.
+        staged[i].debits_pending = staged[i].credits_pending = 0;
         rc = ledger_install_account (self->ledger, &staged[i]);
         if (rc == 0 && others > 0) {
             uint8_t key[1 + RL_ID_SIZE] = {IMPORTED_ACCOUNT};
@@ -1046,8 +1290,24 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
         uint8_t from = IMPORTED_ACCOUNT, to = IMPORTED_ACCOUNT + 1;
         store_batch_delete_range (self->store, STORE_CF_IMPORTED, &from, 1, &to, 1);
     }
+    size_t live = 0;
+    for (size_t i = 0; i < pend.count && rc == 0; i++) {
+        rc = ledger_pending_install (self->ledger, &pend.list[i].t, pend.list[i].side);
+        live += (pend.list[i].t.reserved & 0xff) == PENDING_STATE_PENDING;
+        if (rc == 1) {
+            rl_warn ("migration %" PRIu64 ": the state of resolved pending transfer %016" PRIx64
+                     "%016" PRIx64 " is not kept: a live one of its id holds its key here",
+                     state->migration_id, pend.list[i].t.id.hi, pend.list[i].t.id.lo);
+            rc = 0;
+        }
+    }
+    if (rc == 0 && pend.count > 0) {
+        uint8_t from = IMPORTED_PENDING, to = IMPORTED_PENDING + 1; //  every one is the arc's
+        store_batch_delete_range (self->store, STORE_CF_IMPORTED, &from, 1, &to, 1);
+    }
     size_t installs = count;
     free (staged);
+    free (pend.list);
     if (rc != 0 || arcs_mark_received (arcs, state->arc_start, state->arc_end) != 0) {
         rl_error ("migration %" PRIu64 ": the handover failed (storage or memory)",
                   state->migration_id);
@@ -1057,8 +1317,9 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
     s_state_put (self);
     RL_FAILPOINT (MIGRATE_COMMIT_TARGET);
     self->reply_fp = RL_FP_MIGRATE_COMMIT_TARGET_SYNCED;
-    rl_info ("migration %" PRIu64 ": handed over at epoch %" PRIu64 ", %zu accounts installed",
-             state->migration_id, ring_epoch (self->ring), installs);
+    rl_info ("migration %" PRIu64 ": handed over at epoch %" PRIu64
+             ", %zu accounts installed, %zu transfers still pending and %zu resolved states",
+             state->migration_id, ring_epoch (self->ring), installs, live, pend.count - live);
     return s_reply_state (self, envelope, h);
 }
 
@@ -1080,9 +1341,16 @@ s_commit_source (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
         rl_error ("migration %" PRIu64 ": the handover failed (memory)", state->migration_id);
         return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
     }
+    //  Its pending transfers went with the final round: they leave the
+    //  pending table here (a same-shard one keeps the side that stays).
+    size_t pending = ledger_pending_hand_over (self->ledger, state->arc_start, state->arc_end);
     state->state = RL_MIGRATE_HANDED_OVER;
     s_state_put (self);
     RL_FAILPOINT (MIGRATE_COMMIT_SOURCE);
+    if (pending > 0) {
+        rl_info ("migration %" PRIu64 ": %zu pending transfers handed over", state->migration_id,
+                 pending);
+    }
     s_thaw (self);
     s_track_stop (self); //  no round follows
     rl_info ("migration %" PRIu64 ": the arc left at epoch %" PRIu64, state->migration_id,

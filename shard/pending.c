@@ -52,6 +52,21 @@
     and the ledger runs its expiry as a void attempt (pending_due_take),
     again after an abort (PENDING_EXPIRY_RETRY_NS later), until it commits.
 
+    MIGRATION (docs/rebalance.md, "Pending transfers move"). The entries
+    move with their accounts: the final round of a migration sends every
+    entry of the table that names an account of the arc (migrate.c); the
+    target puts them here with pending_install at its handover (the side
+    whose account it receives), and the source takes them out with
+    pending_hand_over at its own: an entry whose held accounts all leave
+    goes, a same-shard one of which one account leaves keeps the side
+    that stays (s_split), which is the cross-shard shape above. A
+    cross-shard one whose two accounts end here keeps two entries, a debit
+    and a credit side: the ledger resolves both at once
+    (pending_apply_here). From the freeze to the handover the source's
+    entries of the arc must stay as the final round read them: a hold
+    (pending_set_hold, the ledger's frozen accounts) keeps the tick from
+    expiring them, in recovery too.
+
     INVARIANTS
     1. A transfer is in the live table exactly when its stored state is
        pending (or will be, once the batch commits).
@@ -60,7 +75,8 @@
     3. A state leaves pending once, to posted, voided or expired, and never
        changes again.
     4. Every live transfer with a timeout has a heap entry with its expiry,
-       or (side DEBIT) is due; side CREDIT never expires here.
+       or (side DEBIT) is due; side CREDIT never expires here. A held one
+       (pending_set_hold) keeps its heap entry and expires after the hold.
     5. At most one attempt claims an entry; a claimed entry is never
        resolved nor expired but by the claim's own attempt.
 
@@ -87,6 +103,7 @@
 #define S_NS_PER_S   1000000000ull
 #define S_INITIAL    1024 //  first size of the live table and the heap
 #define S_HEAP_SLACK 1024 //  stale heap entries tolerated beyond the live count
+#define S_HELD_MAX   64   //  held entries (pending_set_hold) skipped by one tick
 
 typedef struct {
     rl_transfer_t t; //  the pending transfer as stored (timestamp set)
@@ -150,6 +167,10 @@ struct pending_t {
     //  what its members did to these tables (the ledger restores the
     //  accounts and the batch).
     bool logging;
+    //  Accounts whose transfers must not expire now (pending_set_hold): a
+    //  migration's frozen arc, whose final round must find them as they were.
+    pending_held_fn *held;
+    void *held_arg;
     s_undo_t *undo;
     size_t undo_count;
     size_t undo_cap;
@@ -833,8 +854,9 @@ pending_check (pending_t *self, const rl_transfer_t *t, const rl_transfer_t *p, 
         case PENDING_STATE_EXPIRED:
             return RL_PENDING_TRANSFER_EXPIRED;
         case PENDING_STATE_NONE:
-            //  Its state is not here: a record a migration brought, resolved
-            //  on its former shard before the move (docs/protocol.md).
+            //  Its state is not here: a record a migration brought without
+            //  it (a store from before states moved, or a live entry of the
+            //  id held its key here: docs/rebalance.md, "Pending transfers move").
             rl_warn ("pending: transfer %016" PRIx64 "%016" PRIx64 " has no state here", p->id.hi,
                      p->id.lo);
             return RL_PENDING_TRANSFER_NOT_PENDING;
@@ -986,10 +1008,20 @@ pending_credit_check (pending_t *self, const rl_transfer_t *t)
     assert (self && t && (t->flags & PENDING_RESOLVE_FLAGS));
     bool post = (t->flags & RL_TRANSFER_POST_PENDING_TRANSFER) != 0;
     int state = pending_credit_state (self, t->pending_id, t->debit_account_id);
+    uint64_t both = 0;
     switch (state) {
         case PENDING_STATE_PENDING:
             break;
         case PENDING_STATE_NONE:
+            if (idmap_get (self->ids, t->pending_id, &both)
+                && self->live[both].side == PENDING_SIDE_BOTH
+                && rl_id_eq (self->live[both].t.debit_account_id, t->debit_account_id)) {
+                //  Still one entry of both sides: a migration gave its debit
+                //  account to another shard, and this shard's handover, which
+                //  keeps the credit side here (pending_hand_over), has not run
+                //  yet. Not decided: retry (the coordinator aborts, unburned).
+                return RL_FROZEN;
+            }
             return RL_PENDING_TRANSFER_NOT_FOUND;
         case PENDING_STATE_POSTED:
             return RL_PENDING_TRANSFER_ALREADY_POSTED;
@@ -1059,16 +1091,50 @@ pending_credit_apply (pending_t *self, const rl_transfer_t *t)
 
 //  Expiry ----------------------------------------------------------------------------
 
+//  Does the hold (pending_set_hold) keep this live entry as it is?
+static bool
+s_held (const pending_t *self, const s_live_t *e)
+{
+    if (!self->held) {
+        return false;
+    }
+    return (e->side != PENDING_SIDE_CREDIT && self->held (self->held_arg, e->t.debit_account_id))
+           || (e->side != PENDING_SIDE_DEBIT
+               && self->held (self->held_arg, e->t.credit_account_id));
+}
+
+void
+pending_set_hold (pending_t *self, pending_held_fn *held, void *arg)
+{
+    assert (self);
+    self->held = held;
+    self->held_arg = arg;
+}
+
 size_t
 pending_tick (pending_t *self, uint64_t clock_ns, size_t max)
 {
     assert (self);
     size_t expired = 0;
+    //  Entries held (a frozen arc) go back into the heap after the pass, so
+    //  they come up again at the next tick; at most S_HELD_MAX are skipped
+    //  a tick (beyond, the pass stops: the others wait for the thaw too).
+    s_heap_t skipped[S_HELD_MAX];
+    size_t skipped_count = 0;
     while (expired < max && self->heap_count > 0 && self->heap[0].expires_at <= clock_ns) {
         s_heap_t top = self->heap[0];
-        s_heap_pop (self);
         size_t index = 0;
-        if (s_heap_entry_live (self, &top, &index)) {
+        bool live = s_heap_entry_live (self, &top, &index);
+        if (live && s_held (self, &self->live[index])) {
+            if (skipped_count == S_HELD_MAX) {
+                break;
+            }
+            skipped[skipped_count++] = top;
+            s_heap_pop (self);
+            continue;
+        }
+        s_heap_pop (self);
+        if (live) {
             if (self->live[index].side == PENDING_SIDE_DEBIT) {
                 s_make_due (self, index); //  its expiry is a void attempt (pending_due_take)
             } else {
@@ -1076,6 +1142,11 @@ pending_tick (pending_t *self, uint64_t clock_ns, size_t max)
             }
             expired++;
         }
+    }
+    for (size_t i = 0; i < skipped_count; i++) {
+        int rc = s_heap_push (self, skipped[i].expires_at, skipped[i].id);
+        assert (rc == 0); //  the heap held them a moment ago: no allocation
+        (void) rc;
     }
     return expired;
 }
@@ -1225,15 +1296,199 @@ pending_audit (const pending_t *self, char *err, size_t err_size)
     return rc;
 }
 
-bool
-pending_names (const pending_t *self, bool (*in) (void *arg, rl_id_t account), void *arg)
+//  Migration (migrate.c) ------------------------------------------------------------
+
+//  The sides of a live entry that name an account for which in() holds.
+static void
+s_sides_in (const s_live_t *e, pending_held_fn *in, void *arg, bool *debit_p, bool *credit_p)
 {
-    assert (self && in);
-    for (size_t i = 0; i < self->live_count; i++) {
-        if (in (arg, self->live[i].t.debit_account_id)
-            || in (arg, self->live[i].t.credit_account_id)) {
-            return true;
-        }
+    *debit_p = e->side != PENDING_SIDE_CREDIT && in (arg, e->t.debit_account_id);
+    *credit_p = e->side != PENDING_SIDE_DEBIT && in (arg, e->t.credit_account_id);
+}
+
+//  The stored state of an entry that leaves this shard is deleted: the
+//  shard that holds its account now keeps it (read before the commit as
+//  none, like a key never written).
+static void
+s_delete_state (pending_t *self, const rl_transfer_t *t, uint8_t side)
+{
+    uint8_t key[S_CREDIT_KEY_SIZE];
+    codec_encode_id (t->id, key);
+    codec_encode_id (t->debit_account_id, key + RL_ID_SIZE);
+    bool credit = side == PENDING_SIDE_CREDIT;
+    store_batch_delete (self->store, STORE_CF_PENDING, key,
+                        credit ? S_CREDIT_KEY_SIZE : RL_ID_SIZE);
+    idmap_t *map = credit ? self->credit_changed : self->changed;
+    rl_id_t id = credit ? s_credit_key (t->id, t->debit_account_id) : t->id;
+    if (idmap_put (map, id, PENDING_STATE_NONE) != 0) {
+        rl_error ("pending: out of memory for the states of this turn");
+        abort ();
     }
-    return false;
+}
+
+//  A same-shard entry one of whose accounts leaves: the side that stays
+//  keeps it, as the cross-shard shape (debit: key the id, it expires here
+//  by a void attempt; credit: key (id, debit account), never expires here),
+//  and the side that leaves is released here (its account's new shard
+//  reserves it from the entry it received).
+static void
+s_split (pending_t *self, size_t index, uint8_t keep)
+{
+    s_live_t *e = &self->live[index];
+    assert (e->side == PENDING_SIDE_BOTH && keep != PENDING_SIDE_BOTH && !e->claimed);
+    accounts_pair_t leaving = {ACCOUNTS_SLOT_NONE, ACCOUNTS_SLOT_NONE};
+    if (keep == PENDING_SIDE_DEBIT) {
+        leaving.credit_slot = e->pair.credit_slot;
+        e->pair.credit_slot = ACCOUNTS_SLOT_NONE;
+    } else {
+        leaving.debit_slot = e->pair.debit_slot;
+        e->pair.debit_slot = ACCOUNTS_SLOT_NONE;
+    }
+    int rc = accounts_pending_move (self->accounts, &leaving, 0, e->t.amount, 0);
+    assert (rc == 0); //  invariant 2
+    (void) rc;
+    if (keep == PENDING_SIDE_DEBIT) {
+        e->side = PENDING_SIDE_DEBIT; //  its heap entry, if any, stays its expiry
+        s_put_state (self, &e->t, PENDING_SIDE_DEBIT, PENDING_STATE_PENDING);
+        return;
+    }
+    rl_id_t key = s_credit_key (e->t.id, e->t.debit_account_id);
+    if (idmap_get (self->credit_ids, key, NULL) || idmap_put (self->credit_ids, key, index) != 0) {
+        //  The credit side of this very (id, debit) is live here already
+        //  (never: ids are scoped to their debit account), or no memory.
+        rl_error ("pending: transfer %016" PRIx64 "%016" PRIx64 " cannot keep its credit side",
+                  e->t.id.hi, e->t.id.lo);
+        abort ();
+    }
+    bool removed = idmap_remove (self->ids, e->t.id);
+    assert (removed);
+    (void) removed;
+    s_delete_state (self, &e->t, PENDING_SIDE_BOTH);
+    e->side = PENDING_SIDE_CREDIT;
+    e->expires_at = 0; //  its heap entry is stale now: the debit's shard expires it
+    e->due = false;
+    s_put_state (self, &e->t, PENDING_SIDE_CREDIT, PENDING_STATE_PENDING);
+}
+
+size_t
+pending_hand_over (pending_t *self, pending_held_fn *leaves, void *arg)
+{
+    assert (self && leaves && !self->logging);
+    size_t moved = 0;
+    for (size_t i = 0; i < self->live_count;) {
+        s_live_t *e = &self->live[i];
+        bool debit, credit;
+        s_sides_in (e, leaves, arg, &debit, &credit);
+        if (!debit && !credit) {
+            i++;
+            continue;
+        }
+        //  The drain ended every attempt that could claim it (migrate.c).
+        assert (!e->claimed);
+        moved++;
+        if (e->side == PENDING_SIDE_BOTH && debit != credit) {
+            s_split (self, i, debit ? PENDING_SIDE_CREDIT : PENDING_SIDE_DEBIT);
+            i++;
+            continue;
+        }
+        s_delete_state (self, &e->t, e->side);
+        s_live_remove (self, i, 0); //  the last entry comes to i: looked at next
+    }
+    return moved;
+}
+
+int
+pending_install_check (pending_t *self, const rl_transfer_t *t, uint8_t side)
+{
+    assert (self && t && side <= PENDING_SIDE_CREDIT);
+    bool credit = side == PENDING_SIDE_CREDIT;
+    idmap_t *map = credit ? self->credit_ids : self->ids;
+    rl_id_t key = credit ? s_credit_key (t->id, t->debit_account_id) : t->id;
+    if (idmap_get (map, key, NULL)) {
+        return -1; //  live here already (one id, two debit accounts: protocol.md)
+    }
+    size_t slot = 0;
+    if ((side != PENDING_SIDE_CREDIT && !accounts_slot (self->accounts, t->debit_account_id, &slot))
+        || (side != PENDING_SIDE_DEBIT
+            && !accounts_slot (self->accounts, t->credit_account_id, &slot))) {
+        return -2; //  an account of its side is not here
+    }
+    return 0;
+}
+
+int
+pending_install (pending_t *self, const rl_transfer_t *t, uint8_t side)
+{
+    assert (self && t && (t->flags & RL_TRANSFER_PENDING) && t->timestamp != 0);
+    assert (!self->logging && side <= PENDING_SIDE_CREDIT);
+    pending_state_t state = (pending_state_t) (t->reserved & 0xff);
+    assert (state >= PENDING_STATE_PENDING && state <= PENDING_STATE_EXPIRED);
+    if (state != PENDING_STATE_PENDING) {
+        //  Resolved before the move: its state only, so that a post or void
+        //  of it answers as it would have there. Never over a live entry
+        //  (one id, two debit accounts: the live one keeps its key).
+        bool credit = side == PENDING_SIDE_CREDIT;
+        rl_id_t key = credit ? s_credit_key (t->id, t->debit_account_id) : t->id;
+        if (idmap_get (credit ? self->credit_ids : self->ids, key, NULL)) {
+            return 1;
+        }
+        rl_transfer_t record = *t;
+        record.reserved = 0;
+        s_put_state (self, &record, side, state);
+        return 0;
+    }
+    if (pending_install_check (self, t, side) != 0) {
+        return -1;
+    }
+    accounts_pair_t pair = {ACCOUNTS_SLOT_NONE, ACCOUNTS_SLOT_NONE};
+    size_t slot = 0;
+    if (side != PENDING_SIDE_CREDIT) {
+        accounts_slot (self->accounts, t->debit_account_id, &slot);
+        pair.debit_slot = (uint32_t) slot;
+    }
+    if (side != PENDING_SIDE_DEBIT) {
+        accounts_slot (self->accounts, t->credit_account_id, &slot);
+        pair.credit_slot = (uint32_t) slot;
+    }
+    rl_transfer_t record = *t;
+    record.reserved = 0;
+    if (s_live_insert (self, &record, &pair, side) != 0) {
+        return -1; //  RL_SHARD_PENDING_MAX, a sum that overflows, or memory
+    }
+    s_put_state (self, &record, side, PENDING_STATE_PENDING);
+    return 0;
+}
+
+//  Both sides here, as two entries (migrate.c brought one beside the other) -------
+
+bool
+pending_credit_here (pending_t *self, rl_id_t pending_id, rl_id_t debit_account_id)
+{
+    assert (self);
+    return s_credit_live (self, pending_id, debit_account_id) != NULL;
+}
+
+void
+pending_apply_here (pending_t *self, const rl_transfer_t *resolved)
+{
+    assert (self && resolved && (resolved->flags & PENDING_RESOLVE_FLAGS) && !self->logging);
+    uint64_t index = 0;
+    bool live = idmap_get (self->ids, resolved->pending_id, &index);
+    assert (live && self->live[index].side == PENDING_SIDE_DEBIT && !self->live[index].claimed);
+    (void) live;
+    bool post = (resolved->flags & RL_TRANSFER_POST_PENDING_TRANSFER) != 0;
+    s_live_t *debit = &self->live[index];
+    pending_state_t state = post ? PENDING_STATE_POSTED : PENDING_STATE_VOIDED;
+    if (!post
+        && rl_id_eq (resolved->id, pending_expiry_id (debit->t.id, debit->t.debit_account_id))) {
+        state = PENDING_STATE_EXPIRED;
+    }
+    rl_transfer_t p = debit->t;
+    assert (resolved->amount <= p.amount);
+    s_put_state (self, &p, PENDING_SIDE_DEBIT, state);
+    s_live_remove (self, (size_t) index, post ? resolved->amount : 0);
+    s_live_t *credit = s_credit_live (self, p.id, p.debit_account_id); //  after the swap
+    assert (credit && !credit->claimed); //  pending_credit_check found it free
+    s_put_state (self, &credit->t, PENDING_SIDE_CREDIT, state);
+    s_live_remove (self, (size_t) (credit - self->live), post ? resolved->amount : 0);
 }

@@ -136,7 +136,41 @@ uint64_t pending_next_expiry (pending_t *self);
 //  Audit: every account's pending amounts equal the sum of the transfers
 //  still pending. 0, or -1 with the first discrepancy in err.
 int pending_audit (const pending_t *self, char *err, size_t err_size);
-//  Does a transfer still pending name an account for which in(arg, id)?
-bool pending_names (const pending_t *self, bool (*in) (void *arg, rl_id_t account), void *arg);
+
+//  A predicate on accounts (a migration's arc, a frozen arc).
+typedef bool (pending_held_fn) (void *arg, rl_id_t account);
+//  While held(arg, account) holds for an account of a transfer still
+//  pending (on a side held here), the transfer does not expire: the tick
+//  (and pending_open) skips it until the predicate lets go. A frozen arc's
+//  transfers must reach the final round of its migration as they were
+//  (docs/rebalance.md). NULL: nothing held.
+void pending_set_hold (pending_t *self, pending_held_fn *held, void *arg);
+
+//  Migration (docs/rebalance.md, "Pending transfers move").
+//  The source's handover, into the batch: every transfer still pending
+//  whose accounts on a side held here leave (leaves(arg, account)) goes,
+//  its state deleted and its amounts released here; a same-shard one of
+//  which one account leaves keeps here the side that stays (the debit:
+//  keyed by its id, expired by a void attempt; the credit: keyed by (id,
+//  debit account)). Returns how many changed. O(pending).
+size_t pending_hand_over (pending_t *self, pending_held_fn *leaves, void *arg);
+//  The target's handover: may `t` (a pending transfer still pending, as
+//  the source's table stored it) be put here with `side` (pending_side_t)? 0; -1 when that key
+//  is live here already; -2 when an account of that side is not here.
+int pending_install_check (pending_t *self, const rl_transfer_t *t, uint8_t side);
+//  Puts it (into the batch, and its amounts onto its accounts here). 0, or
+//  -1 (pending_install_check, RL_SHARD_PENDING_MAX, an overflow, memory):
+//  nothing changed. A resolved one (its state in t->reserved, as the
+//  source stored it) puts its state only: 0, or 1 when a live entry holds
+//  its key here (left as it is).
+int pending_install (pending_t *self, const rl_transfer_t *t, uint8_t side);
+//  Is the credit side of (pending id, debit account) live here? A debit
+//  side and its credit side may both be here, as two entries, once a
+//  migration brought one beside the other.
+bool pending_credit_here (pending_t *self, rl_id_t pending_id, rl_id_t debit_account_id);
+//  Applies the post or void `resolved` (pending_check and
+//  pending_credit_check accepted it, neither side claimed) to both sides
+//  here, into the batch.
+void pending_apply_here (pending_t *self, const rl_transfer_t *resolved);
 
 #endif

@@ -17,3 +17,14 @@ rl_add_unit(test_migrate_crash 160 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_migrat
             LIBS rltestkit rlshard rlring)
 add_dependencies(test_migrate_crash shard)
 set_tests_properties(test_migrate_crash PROPERTIES RESOURCE_LOCK cluster_load)
+
+# Pending transfers move with their accounts: a grow of three shards to
+# four through `rebalance apply` with transfers still pending in every
+# shape (same-shard, split, cross-shard, joined on one shard), some
+# expiring during the change; then a kill of two sources and of the
+# target at the migrate failpoints (tests/test_migrate_pending.c,
+# docs/rebalance.md): measured below.
+rl_add_unit(test_migrate_pending 120 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_migrate_pending.c
+            LIBS rlrouterkit)
+add_dependencies(test_migrate_pending shard router rebalance)
+set_tests_properties(test_migrate_pending PROPERTIES RESOURCE_LOCK cluster_load)

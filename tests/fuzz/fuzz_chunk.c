@@ -40,6 +40,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             FUZZ_CHECK (e.origin != 0 && s_usable (e.transfer.id)); //  2
             FUZZ_CHECK (s_usable (e.transfer.debit_account_id));
             FUZZ_CHECK (s_usable (e.transfer.credit_account_id) && e.transfer.timestamp != 0);
+        } else if (e.kind == RL_CHUNK_PENDING) {
+            uint64_t state = e.transfer.reserved & 0xff;
+            FUZZ_CHECK (e.origin == 0 && s_usable (e.transfer.id)); //  2
+            FUZZ_CHECK ((e.transfer.flags & RL_TRANSFER_PENDING) && state >= 1 && state <= 4);
+            FUZZ_CHECK ((e.transfer.reserved >> 8) <= 2 && e.transfer.amount != 0);
         } else {
             FUZZ_CHECK (e.kind == RL_CHUNK_ACCOUNT); //  2
             FUZZ_CHECK (e.origin == 0 && s_usable (e.account.id) && e.account.timestamp != 0);

@@ -327,7 +327,8 @@ s_codec (void)
     s_write ("codec", "records", S_MODE_RECORDS, true, records, sizeof records);
 }
 
-//  Migration chunks: empty, one transfer and one account, a cursor in each phase.
+//  Migration chunks: empty, one transfer and one account, pending transfers,
+//  a cursor in each phase.
 static void
 s_chunks (void)
 {
@@ -366,6 +367,25 @@ s_chunks (void)
     a.account.timestamp = 999;
     chunk_put_entry (out, 2, &a);
     s_write ("chunk", "entries", 0, false, out, chunk_size (3));
+    //  The final round's pending phase: a transfer still pending (its
+    //  state 1, the source's side 2: the credit) and a posted one.
+    chunk.seq = 3;
+    chunk.from = chunk.to;
+    chunk.to.phase = RL_MIGRATE_PHASE_PENDING;
+    chunk.to.account_key[0] = 0x33;
+    chunk.entry_count = 2;
+    chunk_encode_header (&chunk, out);
+    chunk_entry_t p = {.kind = RL_CHUNK_PENDING};
+    p.transfer = t.transfer;
+    p.transfer.id = s_id (0x1002);
+    p.transfer.flags = RL_TRANSFER_PENDING;
+    p.transfer.timeout = 60;
+    p.transfer.reserved = 1 | (uint64_t) 2 << 8;
+    chunk_put_entry (out, 0, &p);
+    p.transfer.id = s_id (0x1003);
+    p.transfer.reserved = 2; //  posted, both sides
+    chunk_put_entry (out, 1, &p);
+    s_write ("chunk", "pending", 0, false, out, chunk_size (2));
 }
 
 //  A ring of `shards` shards with few points, so that its seeds stay small.

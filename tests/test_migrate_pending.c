@@ -1,0 +1,522 @@
+/*  test_migrate_pending.c: pending transfers move with their accounts
+    (docs/rebalance.md, "Pending transfers move"). A real cluster: shards
+    s1..s3 serve ring R0 (epoch 1, security on), s4 runs with R0 too (it
+    owns nothing), one router; `rebalance apply` grows it to four shards,
+    one step per arc that moves to s4. Before the change, transfers still
+    pending are made between random accounts (RL_SEED=N replays the
+    choices; the seed is printed), so
+    that every shape moves: a same-shard one whose two accounts move
+    together, one of which only the debit or only the credit account
+    moves (it becomes cross-shard), a cross-shard one whose debit or
+    credit side moves, and a cross-shard one whose two accounts both end
+    on s4 (its sides become two entries of one shard); each shape must
+    occur. Some have no timeout, some a long one, and some a timeout of
+    1..4 s, which falls before, during (the tool holds each freeze for
+    300 ms: some fall due while their arc is frozen) or after the change.
+
+    test_grow_with_pending: some are posted (in full or in part) and some
+    voided before the change, some while it runs (racing the freezes and
+    handovers: frozen and aborted are retried, each ends ok); then every
+    short one has
+    expired (a post of it answers expired; its amounts are released on
+    both sides, wherever they are now), and every other one is posted,
+    posted in part or voided on its new owner. Exactly once over every
+    id (a retry of each pending transfer, post and void answers exists
+    with its original timestamp), nothing pending anywhere, and the strong
+    conservation check.
+
+    test_crash_with_pending: the same, with the shards in manual-wal mode
+    and four of them armed: a source at migrate.shipped and another at
+    migrate.commit_source (the batch before its commit is lost), the
+    target at migrate.import and at migrate.commit_target_synced (its
+    reply lost). Each dies by SIGKILL at its point (checked), the tool
+    stops, the shard restarts (a frozen source holds its arc's pending
+    transfers from expiring during its recovery) and the tool is run
+    again, until the change completes; then the checks above.
+*/
+#include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "codec.h"
+#include "ring.h"
+#include "routerkit.h"
+#include "testkit.h"
+
+#define S_TAG         0x504d4947ull //  "PMIG"
+#define S_LEDGER      64
+#define S_ACCOUNTS    300
+#define S_PENDING     200 //  pending transfers made before the change
+#define S_SHARDS      4
+#define S_TOOL_MAX_MS 60000
+#define S_SHORT_S_MAX 4     //  the short timeouts: 1..S_SHORT_S_MAX s
+#define S_WAIT_MS     20000 //  expiries are released within this
+#define S_KILLS       4
+
+typedef struct {
+    harness_t *h;
+    tk_shard_t shards[S_SHARDS];
+    rk_router_t router;
+    rl_client_t *client;
+    char r0[512], r1[512];
+    char cert[512];
+    tk_model_t model;
+    uint64_t rng;
+} s_ctx_t;
+
+//  One pending transfer the test made, and what became of it.
+typedef struct {
+    rl_transfer_t p;
+    uint64_t ts;           //  its timestamp
+    bool short_timeout;    //  expires during the test
+    rl_transfer_t resolve; //  its post or void (flags 0: none yet)
+    uint64_t resolve_ts;
+} s_pending_t;
+
+static char *
+s_path (s_ctx_t *ctx, const char *name, char *out, size_t size)
+{
+    char *p = harness_path (ctx->h, name);
+    assert_non_null (p);
+    snprintf (out, size, "%s", p);
+    free (p);
+    return out;
+}
+
+static uint64_t
+s_rand (s_ctx_t *ctx)
+{
+    ctx->rng = ctx->rng * 6364136223846793005ull + 1442695040888963407ull;
+    return ctx->rng >> 33;
+}
+
+//  `rebalance apply` (failpoints NULL: none), started; s_apply_wait ends it.
+static pid_t
+s_apply_start (s_ctx_t *ctx, const char *dir, const char *failpoints, const char *timeout_ms)
+{
+    char path[1024];
+    snprintf (path, sizeof path, "%s/tools/rebalance", harness_bin_dir ());
+    char *argv[] = {path,         "apply",  ctx->r0,   ctx->r1,        "--state",
+                    (char *) dir, "--cert", ctx->cert, "--timeout-ms", (char *) timeout_ms,
+                    NULL};
+    char env_fp[512];
+    snprintf (env_fp, sizeof env_fp, "RL_FAILPOINTS=%s", failpoints ? failpoints : "");
+    char *env[] = {env_fp, NULL};
+    pid_t pid = harness_spawn (ctx->h, "rebalance", argv, env);
+    assert_true (pid > 0);
+    return pid;
+}
+
+//  Its exit code, -signal when killed.
+static int
+s_apply_wait (s_ctx_t *ctx, pid_t pid)
+{
+    int ws = 0;
+    if (harness_wait_exit (ctx->h, pid, S_TOOL_MAX_MS, &ws) != 0) {
+        harness_dump_log (ctx->h, "rebalance");
+        fail_msg ("rebalance did not end within %d ms", S_TOOL_MAX_MS);
+    }
+    return WIFEXITED (ws) ? WEXITSTATUS (ws) : -WTERMSIG (ws);
+}
+
+
+static int
+s_check (s_ctx_t *ctx, const char *dir)
+{
+    char path[1024];
+    snprintf (path, sizeof path, "%s/tools/rebalance", harness_bin_dir ());
+    char *argv[] = {path, "check", "--state", (char *) dir, "--cert", ctx->cert, NULL};
+    pid_t pid = harness_spawn (ctx->h, "rebalance", argv, NULL);
+    assert_true (pid > 0);
+    int ws = 0;
+    assert_int_equal (harness_wait_exit (ctx->h, pid, S_TOOL_MAX_MS, &ws), 0);
+    return WIFEXITED (ws) ? WEXITSTATUS (ws) : -1;
+}
+
+//  Setup -----------------------------------------------------------------------
+
+static int
+s_setup_with (void **state, const char *durability)
+{
+    s_ctx_t *ctx = calloc (1, sizeof (s_ctx_t));
+    assert_non_null (ctx);
+    ctx->h = harness_new ("test_migrate_pending");
+    assert_non_null (ctx->h);
+    snprintf (ctx->cert, sizeof ctx->cert, "%s/private/tester.key_secret", tk_keys_dir (ctx->h));
+    tk_model_init (&ctx->model, S_TAG, S_ACCOUNTS);
+    ring_t *ring = ring_new (1);
+    assert_non_null (ring);
+    const char *names[S_SHARDS] = {"s1", "s2", "s3", "s4"};
+    for (size_t i = 0; i < S_SHARDS; i++) {
+        tk_shard_init (ctx->h, &ctx->shards[i], names[i]);
+        ctx->shards[i].durability = durability;
+        if (i < 3) {
+            assert_int_equal (ring_add_shard (ring, names[i], ctx->shards[i].endpoint, 1.0),
+                              RING_OK);
+            assert_int_equal (ring_set_key (ring, names[i], tk_key (ctx->h, "shard", names[i])),
+                              RING_OK);
+        }
+    }
+    s_path (ctx, "r0.ring", ctx->r0, sizeof ctx->r0);
+    assert_int_equal (ring_save_file (ring, ctx->r0), RING_OK);
+    assert_int_equal (ring_add_shard (ring, "s4", ctx->shards[3].endpoint, 1.0), RING_OK);
+    assert_int_equal (ring_set_key (ring, "s4", tk_key (ctx->h, "shard", "s4")), RING_OK);
+    ring_set_epoch (ring, 2);
+    s_path (ctx, "r1.ring", ctx->r1, sizeof ctx->r1);
+    assert_int_equal (ring_save_file (ring, ctx->r1), RING_OK);
+    ring_destroy (&ring);
+    for (size_t i = 0; i < S_SHARDS; i++) {
+        snprintf (ctx->shards[i].ring_file, sizeof ctx->shards[i].ring_file, "%s", ctx->r0);
+        assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
+    }
+    rk_router_init (&ctx->router, "router1");
+    snprintf (ctx->router.ring_file, sizeof ctx->router.ring_file, "%s", ctx->r0);
+    ctx->router.refresh_ms = 200;
+    assert_true (rk_router_start (ctx->h, &ctx->router) > 0);
+    ctx->client = rl_client_new (ctx->router.endpoint);
+    assert_non_null (ctx->client);
+    rl_account_t accounts[S_ACCOUNTS];
+    rl_result_rec_t results[S_ACCOUNTS];
+    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+        accounts[n - 1] = tk_account (n, S_TAG, S_LEDGER, 0);
+    }
+    assert_int_equal (rl_client_create_accounts_retry (ctx->client, accounts, S_ACCOUNTS, results,
+                                                       TK_TIMEOUT_MS, 5),
+                      0);
+    for (size_t i = 0; i < S_ACCOUNTS; i++) {
+        assert_int_equal (results[i].result, RL_OK);
+    }
+    const char *seed = getenv ("RL_SEED");
+    ctx->rng = seed ? strtoull (seed, NULL, 10) : (uint64_t) zclock_time ();
+    fprintf (stderr, "test_migrate_pending: RL_SEED=%" PRIu64 "\n", ctx->rng);
+    *state = ctx;
+    return 0;
+}
+
+static int
+s_setup (void **state)
+{
+    return s_setup_with (state, "nosync");
+}
+
+static int
+s_setup_crash (void **state)
+{
+    return s_setup_with (state, "manual-wal");
+}
+
+static int
+s_teardown (void **state)
+{
+    s_ctx_t *ctx = *state;
+    rl_client_destroy (&ctx->client);
+    if (ctx->router.pid > 0) {
+        rk_router_stop (ctx->h, &ctx->router);
+    }
+    for (size_t i = 0; i < S_SHARDS; i++) {
+        if (ctx->shards[i].pid > 0) {
+            tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM);
+        }
+    }
+    harness_destroy (&ctx->h);
+    free (ctx);
+    return 0;
+}
+
+//  Pending transfers -------------------------------------------------------------
+
+static uint32_t
+s_one (s_ctx_t *ctx, const rl_transfer_t *t, uint64_t *ts)
+{
+    rl_result_rec_t r;
+    assert_int_equal (rl_client_create_transfers_retry (ctx->client, t, 1, &r, TK_TIMEOUT_MS, 10),
+                      0);
+    if (ts) {
+        *ts = r.timestamp;
+    }
+    return r.result;
+}
+
+static int
+s_owner (const ring_t *ring, uint64_t n)
+{
+    uint8_t bytes[RL_ID_SIZE];
+    codec_encode_id (tk_id (n, S_TAG), bytes);
+    return ring_lookup (ring, ring_point_of_id (bytes));
+}
+
+//  Makes S_PENDING pending transfers between random accounts, every shape
+//  of move among them (asserted), a fifth with a short timeout.
+static void
+s_make_pending (s_ctx_t *ctx, s_pending_t *list)
+{
+    char err[256];
+    ring_t *r0 = ring_load_file (ctx->r0, err, sizeof err);
+    ring_t *r1 = ring_load_file (ctx->r1, err, sizeof err);
+    assert_true (r0 && r1);
+    enum { BOTH_MOVE, DEBIT_MOVES, CREDIT_MOVES, X_DEBIT, X_CREDIT, JOINED, SHAPES };
+    size_t shapes[SHAPES] = {0};
+    for (size_t k = 0; k < S_PENDING; k++) {
+        uint64_t a = 1 + s_rand (ctx) % S_ACCOUNTS, b = a;
+        while (b == a) {
+            b = 1 + s_rand (ctx) % S_ACCOUNTS;
+        }
+        s_pending_t *e = &list[k];
+        memset (e, 0, sizeof (*e));
+        e->p = tk_transfer (tk_id (100000 + k, S_TAG + 1), tk_id (a, S_TAG), tk_id (b, S_TAG),
+                            10 + k, S_LEDGER);
+        e->p.flags = RL_TRANSFER_PENDING;
+        e->p.timeout = k % 5 == 1 ? 3600 : 0;
+        if (k % 5 == 2) {
+            e->p.timeout = 1 + (uint32_t) (k / 5) % S_SHORT_S_MAX;
+            e->short_timeout = true;
+        }
+        assert_int_equal (s_one (ctx, &e->p, &e->ts), RL_OK);
+        int d0 = s_owner (r0, a), c0 = s_owner (r0, b), d1 = s_owner (r1, a), c1 = s_owner (r1, b);
+        bool dm = d0 != d1, cm = c0 != c1;
+        if (d0 == c0) {
+            shapes[BOTH_MOVE] += dm && cm;
+            shapes[DEBIT_MOVES] += dm && !cm;
+            shapes[CREDIT_MOVES] += !dm && cm;
+        } else {
+            shapes[X_DEBIT] += dm && !cm;
+            shapes[X_CREDIT] += !dm && cm;
+            shapes[JOINED] += d1 == c1;
+        }
+    }
+    fprintf (stderr,
+             "test_migrate_pending: %d pending; same-shard: both move %zu, debit moves %zu, "
+             "credit moves %zu; cross-shard: debit moves %zu, credit moves %zu, joined %zu\n",
+             S_PENDING, shapes[BOTH_MOVE], shapes[DEBIT_MOVES], shapes[CREDIT_MOVES],
+             shapes[X_DEBIT], shapes[X_CREDIT], shapes[JOINED]);
+    for (size_t i = 0; i < SHAPES; i++) {
+        assert_true (shapes[i] > 0);
+    }
+    ring_destroy (&r0);
+    ring_destroy (&r1);
+}
+
+//  Posts (in full or in part) or voids list[k] on whichever shard owns its
+//  debit account now; the model takes what is posted.
+static void
+s_resolve (s_ctx_t *ctx, s_pending_t *e, size_t k)
+{
+    uint16_t flags = k % 3 == 2 ? RL_TRANSFER_VOID_PENDING_TRANSFER
+                                : RL_TRANSFER_POST_PENDING_TRANSFER;
+    uint64_t amount = k % 3 == 1 ? e->p.amount / 2 : 0; //  0: all of it
+    e->resolve = (rl_transfer_t){.id = tk_id (200000 + k, S_TAG + 1),
+                                 .debit_account_id = e->p.debit_account_id,
+                                 .pending_id = e->p.id,
+                                 .amount = amount,
+                                 .flags = flags};
+    assert_int_equal (s_one (ctx, &e->resolve, &e->resolve_ts), RL_OK);
+    if (flags == RL_TRANSFER_POST_PENDING_TRANSFER) {
+        rl_transfer_t posted = e->p;
+        posted.amount = amount ? amount : e->p.amount;
+        tk_model_apply (&ctx->model, &posted);
+    }
+}
+
+//  Nothing pending on any account (each asked of its owner, through the router).
+static bool
+s_none_pending (void *arg)
+{
+    s_ctx_t *ctx = arg;
+    rl_id_t ids[S_ACCOUNTS];
+    rl_account_t out[S_ACCOUNTS];
+    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+        ids[n - 1] = tk_id (n, S_TAG);
+    }
+    if (rl_client_lookup_accounts (ctx->client, ids, S_ACCOUNTS, out, TK_TIMEOUT_MS) != 0) {
+        return false;
+    }
+    for (size_t i = 0; i < S_ACCOUNTS; i++) {
+        if (out[i].debits_pending || out[i].credits_pending) {
+            return false;
+        }
+    }
+    return true;
+}
+
+//  After the change: the short ones expired (never posted), every other
+//  one resolved on its new owner, exactly once over every id, nothing
+//  pending, conservation.
+static void
+s_after (s_ctx_t *ctx, s_pending_t *list, int64_t made_ms)
+{
+    //  Every short timeout has passed (on the shards' clocks too: a margin).
+    int64_t due = made_ms + (S_SHORT_S_MAX + 1) * 1000;
+    if (zclock_mono () < due) {
+        zclock_sleep ((int) (due - zclock_mono ()));
+    }
+    for (size_t k = 0; k < S_PENDING; k++) {
+        s_pending_t *e = &list[k];
+        if (e->short_timeout && !e->resolve.flags) {
+            rl_transfer_t late = {.id = tk_id (300000 + k, S_TAG + 1),
+                                  .debit_account_id = e->p.debit_account_id,
+                                  .pending_id = e->p.id,
+                                  .flags = RL_TRANSFER_POST_PENDING_TRANSFER};
+            assert_int_equal (s_one (ctx, &late, NULL), RL_PENDING_TRANSFER_EXPIRED);
+        } else if (!e->resolve.flags) {
+            s_resolve (ctx, e, k);
+        }
+    }
+    if (!harness_wait_until (s_none_pending, ctx, S_WAIT_MS)) {
+        fail_msg ("amounts still pending %d s after every pending transfer ended",
+                  S_WAIT_MS / 1000);
+    }
+    //  Exactly once: every id answers its original outcome.
+    for (size_t k = 0; k < S_PENDING; k++) {
+        uint64_t ts = 0;
+        assert_int_equal (s_one (ctx, &list[k].p, &ts), RL_EXISTS);
+        assert_int_equal (ts, list[k].ts);
+        if (list[k].resolve.flags) {
+            assert_int_equal (s_one (ctx, &list[k].resolve, &ts), RL_EXISTS);
+            assert_int_equal (ts, list[k].resolve_ts);
+        }
+    }
+    assert_true (tk_wait_cluster_quiet (ctx->client, 15000));
+    tk_check_conservation (ctx->client, &ctx->model, ctx->model.ok);
+}
+
+//  Cases ---------------------------------------------------------------------
+
+static void
+test_grow_with_pending (void **state)
+{
+    s_ctx_t *ctx = *state;
+    static s_pending_t list[S_PENDING];
+    s_make_pending (ctx, list);
+    int64_t made_ms = zclock_mono ();
+    //  Some resolved before the change: their states and records move too.
+    for (size_t k = 0; k < S_PENDING; k += 7) {
+        if (!list[k].short_timeout) {
+            s_resolve (ctx, &list[k], k);
+        }
+    }
+    char dir[600];
+    s_path (ctx, "grow", dir, sizeof dir);
+    //  Each freeze lasts 300 ms at least, so that short timeouts fall due
+    //  while their arc is frozen (held, then expired by its next owner).
+    pid_t tool = s_apply_start (ctx, dir, "rebalance.frozen=delay:300", "5000");
+    //  Meanwhile posts and voids race the freezes and handovers (frozen and
+    //  aborted are retried: each ends ok, wherever its pending transfer is).
+    size_t racing = 0;
+    for (size_t k = 3; k < S_PENDING; k += 4) {
+        int ws = 0;
+        if (harness_wait_exit (ctx->h, tool, 0, &ws) == 0) {
+            break; //  the change is over
+        }
+        if (!list[k].short_timeout && !list[k].resolve.flags) {
+            s_resolve (ctx, &list[k], k);
+            racing++;
+            zclock_sleep (100);
+        }
+    }
+    fprintf (stderr, "test_migrate_pending: %zu posts and voids during the change\n", racing);
+    assert_int_equal (s_apply_wait (ctx, tool), 0);
+    assert_int_equal (s_check (ctx, dir), 0);
+    s_after (ctx, list, made_ms);
+}
+
+//  Restarts shard i with RL_FAILPOINTS=fp (NULL: none).
+static void
+s_restart (s_ctx_t *ctx, size_t i, const char *fp, char *env_buf, size_t env_size)
+{
+    tk_shard_t *shard = &ctx->shards[i];
+    if (shard->pid > 0) {
+        assert_true (tk_shard_stop (ctx->h, shard, SIGTERM) >= 0);
+    }
+    shard->env[0] = NULL;
+    if (fp) {
+        snprintf (env_buf, env_size, "RL_FAILPOINTS=%s", fp);
+        shard->env[0] = env_buf;
+    }
+    assert_true (tk_shard_start (ctx->h, shard) > 0);
+}
+
+static void
+test_crash_with_pending (void **state)
+{
+    s_ctx_t *ctx = *state;
+    static s_pending_t list[S_PENDING];
+    static char env[S_SHARDS][128];
+    s_make_pending (ctx, list);
+    int64_t made_ms = zclock_mono ();
+    //  Two sources and the target armed (s4 gains every arc).
+    const char *armed[S_SHARDS] = {"migrate.shipped=crash@2", "migrate.commit_source=crash@2", NULL,
+                                   "migrate.import=crash@6"};
+    for (size_t i = 0; i < S_SHARDS; i++) {
+        if (armed[i]) {
+            s_restart (ctx, i, armed[i], env[i], sizeof env[i]);
+        }
+    }
+    char dir[600];
+    s_path (ctx, "crash", dir, sizeof dir);
+    size_t kills = 0;
+    bool target_again = false;
+    for (int run = 0;; run++) {
+        assert_true (run < 16);
+        //  The tool runs until the change is done, or until an armed shard
+        //  dies: then it is killed too (it resumes from its state), rather
+        //  than left to time out on the dead shard.
+        pid_t tool = s_apply_start (ctx, dir, NULL, "2000");
+        size_t dead = 0;
+        int ws = 0;
+        while (harness_wait_exit (ctx->h, tool, 0, &ws) != 0 && dead == 0) {
+            zclock_sleep (20);
+            for (size_t i = 0; i < S_SHARDS; i++) {
+                int shard_ws = 0;
+                if (ctx->shards[i].pid > 0
+                    && harness_wait_exit (ctx->h, ctx->shards[i].pid, 0, &shard_ws) == 0) {
+                    //  By SIGKILL at its failpoint.
+                    assert_true (WIFSIGNALED (shard_ws) && WTERMSIG (shard_ws) == SIGKILL);
+                    fprintf (stderr, "test_migrate_pending: %s killed at its failpoint\n",
+                             ctx->shards[i].name);
+                    ctx->shards[i].pid = 0;
+                    //  The target's second arming: its reply lost after the handover's sync.
+                    const char *next = i == 3 && !target_again
+                                           ? "migrate.commit_target_synced=crash@2"
+                                           : NULL;
+                    target_again |= i == 3;
+                    s_restart (ctx, i, next, env[i], sizeof env[i]);
+                    dead++;
+                }
+            }
+        }
+        if (dead > 0) {
+            harness_kill (ctx->h, tool, SIGKILL);
+        }
+        int rc = s_apply_wait (ctx, tool);
+        kills += dead;
+        if (dead == 0 && rc == 0) {
+            break;
+        }
+        //  Killed by the test, or ended 3 (a shard did not answer in time).
+        assert_true (dead > 0 ? (rc == -SIGKILL || rc == 3 || rc == 0) : rc == 3);
+    }
+    assert_int_equal (kills, S_KILLS);
+    assert_int_equal (s_check (ctx, dir), 0);
+    s_after (ctx, list, made_ms);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_grow_with_pending, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_crash_with_pending, s_setup_crash, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
