@@ -1121,7 +1121,9 @@ static int
 s_staged_pending (server_t *self, const rl_migrate_rec_t *state, rl_account_t *staged, size_t count,
                   s_staged_pending_t *p)
 {
-    qsort (staged, count, sizeof (*staged), s_account_cmp);
+    if (count > 1) {
+        qsort (staged, count, sizeof (*staged), s_account_cmp);
+    }
     store_iter_t *it = store_iter_new (self->store, STORE_CF_IMPORTED);
     uint64_t *sums = calloc (2 * (count ? count : 1), sizeof (uint64_t)); //  debits, credits
     int rc = it && sums ? 0 : -1;
@@ -1144,8 +1146,10 @@ s_staged_pending (server_t *self, const rl_migrate_rec_t *state, rl_account_t *s
         codec_decode_transfer (value, &t);
         int side = imported_pending_side (state->arc_start, state->arc_end, &t);
         rl_account_t dr = {.id = t.debit_account_id}, cr = {.id = t.credit_account_id};
-        rl_account_t *d = bsearch (&dr, staged, count, sizeof (*staged), s_account_cmp);
-        rl_account_t *c = bsearch (&cr, staged, count, sizeof (*staged), s_account_cmp);
+        rl_account_t *d = count ? bsearch (&dr, staged, count, sizeof (*staged), s_account_cmp)
+                                : NULL;
+        rl_account_t *c = count ? bsearch (&cr, staged, count, sizeof (*staged), s_account_cmp)
+                                : NULL;
         if (side < 0 || (side != PENDING_SIDE_CREDIT && !d) || (side != PENDING_SIDE_DEBIT && !c)) {
             p->why = "a staged pending transfer names no staged account of its side";
             rc = -2;

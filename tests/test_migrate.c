@@ -21,8 +21,10 @@
     the copy, restarts them and resumes from s2's stored cursor; a chunk
     imported twice changes nothing, and the records counted equal the
     records stored. test_hostile_chunks sends chunks that are malformed,
-    oversize, out of order, of another migration or outside the arc: each
-    is refused with its status and nothing changes. test_handover plays
+    oversize, out of order, of another migration or outside the arc, and
+    pending transfers (kind 3) with a bad state, side or origin, outside
+    the arc, or outside the pending phase: each is refused with its status
+    and nothing changes. test_handover plays
     the rest of the step: a freeze past its time limit ends by itself;
     then freeze, drain, the final round, the step's ring (epoch 2, the
     arc's point given to s2) loaded on s2, s2's commit, the ring on s1,
@@ -1639,6 +1641,45 @@ test_hostile_chunks (void **state)
     e.account.credits_posted = 1000000;
     chunk_put_entry (copy, 0, &e);
     s_expect_refused (ctx, copy, size, RL_STATUS_MIGRATION_REFUSED, &target);
+    //  Pending transfers (kind 3, the final round's): malformed with a state
+    //  outside 1..4, a side outside 0..2 or an origin; refused outside the
+    //  arc, and outside the pending phase.
+    uint64_t inside = 0;
+    for (uint64_t n = 1; n <= S_ACCOUNTS && !inside; n++) {
+        if (s_in_arc (ctx, tk_id (n, S_TAG))) {
+            inside = n;
+        }
+    }
+    assert_true (inside && outside);
+    chunk_entry_t pe = {.kind = RL_CHUNK_PENDING};
+    pe.transfer = tk_transfer (tk_id (777, S_TAG + 1), tk_id (inside, S_TAG),
+                               tk_id (outside, S_TAG), 5, S_LEDGER);
+    pe.transfer.flags = RL_TRANSFER_PENDING;
+    pe.transfer.timestamp = 1;
+    const uint64_t hostile[] = {5, 0, 1 | 3u << 8, 1 | 1u << 16};
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
+        memcpy (copy, good, size);
+        pe.transfer.reserved = hostile[i];
+        chunk_put_entry (copy, 0, &pe);
+        s_expect_refused (ctx, copy, size, RL_STATUS_MALFORMED, &target);
+    }
+    memcpy (copy, good, size);
+    pe.transfer.reserved = 1;
+    pe.origin = 1;
+    chunk_put_entry (copy, 0, &pe);
+    s_expect_refused (ctx, copy, size, RL_STATUS_MALFORMED, &target);
+    pe.origin = 0;
+    pe.transfer.reserved = 1 | 1u << 8; //  the debit side held by the source: outside the arc
+    pe.transfer.debit_account_id = tk_id (outside, S_TAG);
+    pe.transfer.credit_account_id = tk_id (inside, S_TAG);
+    chunk_put_entry (copy, 0, &pe);
+    s_expect_refused (ctx, copy, size, RL_STATUS_MIGRATION_REFUSED, &target);
+    pe.transfer.reserved = 1; //  both sides: in the arc, but not in the pending phase
+    other = chunk;
+    other.to.phase = RL_MIGRATE_PHASE_ACCOUNTS;
+    chunk_encode_header (&other, copy);
+    chunk_put_entry (copy, 0, &pe);
+    s_expect_refused (ctx, copy, size, RL_STATUS_MIGRATION_REFUSED, &target);
     //  A second migration, and an export asked of the target: refused.
     rl_migrate_rec_t req = s_request (ctx, RL_MIGRATE_TARGET), out;
     req.migration_id = S_MIGRATION + 1;
@@ -1657,7 +1698,7 @@ test_hostile_chunks (void **state)
     free (good);
     rl_status_rec_t status;
     assert_int_equal (rl_client_status (ctx->clients[1], &status, TK_TIMEOUT_MS), 0);
-    assert_true (status.malformed >= 6);
+    assert_true (status.malformed >= 11);
 }
 
 int
