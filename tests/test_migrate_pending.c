@@ -130,7 +130,6 @@ s_apply_wait (s_ctx_t *ctx, pid_t pid)
     return WIFEXITED (ws) ? WEXITSTATUS (ws) : -WTERMSIG (ws);
 }
 
-
 static int
 s_check (s_ctx_t *ctx, const char *dir)
 {
