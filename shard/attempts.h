@@ -36,7 +36,8 @@ typedef struct {
     rl_tp_rec_t tp;                    //  id, attempt, coordinator, amount; state = decision
     char peer[RL_SHARD_NAME_SIZE_MAX]; //  D: the participant
     int32_t peer_index;                //  D: the participant in the ring served now, or -1
-    uint64_t deadline_ns;              //  monotonic; D live: prepare timeout; tombstone: expiry
+    uint64_t deadline_ns;              //  monotonic; D live: prepare timeout; D decided: logged
+                                       //  at (0: loaded); C tombstone: expiry
     uint64_t next_ns;                  //  monotonic; next resend (decision) or query
     uint64_t backoff_ms;
     int32_t request;     //  D live: the client request (coordinator's request table)

@@ -87,7 +87,7 @@ rl_result_rec_t coordinator_begin (coordinator_t *self, const rl_transfer_t *t, 
 size_t coordinator_prepare_replies (coordinator_t *self, const rl_tp_rec_t *replies, size_t count,
                                     const char *from, now_t now);
 size_t coordinator_decide_replies (coordinator_t *self, const rl_tp_rec_t *acks, size_t count,
-                                   const char *from);
+                                   const char *from, now_t now);
 //  Outcome queries from participants: one answer each in out. Returns the
 //  group commit the answers need synced (the newest logged decision named).
 //  sender: the shard name of the sending key ("" for a key without one;

@@ -400,12 +400,17 @@ journal_leg_applied (journal_t *self, rl_id_t id, rl_id_t debit_account_id)
     if (RL_FAILPOINT (JOURNAL_LEG_LOOKUP) != 0) {
         return -1; //  a test's storage error
     }
-    if (s_legs_find (self->live, id, debit_account_id) >= 0
-        || (self->frozen && s_legs_find (self->frozen, id, debit_account_id) >= 0)) {
+    //  The filter first: "absent" there is absent from memory and from
+    //  `legs` too (invariant 8), the answer for almost every pair.
+    bool maybe = !self->ids
+                 || idfilter_may_hold (self->ids, idfilter_hash_leg (id, debit_account_id));
+    if (maybe
+        && (s_legs_find (self->live, id, debit_account_id) >= 0
+            || (self->frozen && s_legs_find (self->frozen, id, debit_account_id) >= 0))) {
         return 1;
     }
     int rc = 0; //  not in `legs` (the filter says so, invariant 8) until read
-    if (!self->ids || idfilter_may_hold (self->ids, idfilter_hash_leg (id, debit_account_id))) {
+    if (maybe) {
         uint8_t key[2 * RL_ID_SIZE];
         uint8_t ts[8];
         size_t size = 0;
@@ -434,24 +439,26 @@ journal_legs_probe (journal_t *self, const rl_prepare_rec_t *recs, size_t count,
         for (size_t i = from; i < end; i++) {
             if (i + S_LEGS_PREFETCH_AHEAD < end) {
                 const rl_transfer_t *ahead = &recs[i + S_LEGS_PREFETCH_AHEAD].transfer;
-                s_legs_prefetch (self->live, ahead->id, ahead->debit_account_id);
                 if (self->ids) {
                     idfilter_prefetch (self->ids,
                                        idfilter_hash_leg (ahead->id, ahead->debit_account_id));
+                } else {
+                    s_legs_prefetch (self->live, ahead->id, ahead->debit_account_id);
                 }
             }
             rl_id_t id = recs[i].transfer.id, debit = recs[i].transfer.debit_account_id;
-            applied[i] = s_legs_find (self->live, id, debit) >= 0
-                         || (self->frozen && s_legs_find (self->frozen, id, debit) >= 0);
-            if (!applied[i] && self->ids
-                && !idfilter_may_hold (self->ids, idfilter_hash_leg (id, debit))) {
-                //  Not in `legs` either (invariant 8); only `imported` is left.
+            if (self->ids && !idfilter_may_hold (self->ids, idfilter_hash_leg (id, debit))) {
+                //  Neither in memory nor in `legs` (invariant 8): the leg
+                //  index in memory is not probed at all (its probes missed
+                //  the cache, about 1.5% of a credit shard's samples); only
+                //  `imported` is left.
                 self->legs_answered++;
-                if (self->imported) {
-                    applied[i] = (int8_t) imported_leg_applied (self->store, id, debit);
-                }
+                applied[i] = self->imported ? (int8_t) imported_leg_applied (self->store, id, debit)
+                                            : 0;
                 continue;
             }
+            applied[i] = s_legs_find (self->live, id, debit) >= 0
+                         || (self->frozen && s_legs_find (self->frozen, id, debit) >= 0);
             if (!applied[i]) {
                 codec_encode_id (id, self->legs_keys + n * 2 * RL_ID_SIZE);
                 codec_encode_id (debit, self->legs_keys + n * 2 * RL_ID_SIZE + RL_ID_SIZE);

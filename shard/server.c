@@ -1258,7 +1258,7 @@ s_drain_peer (server_t *self, size_t peer, now_t now, size_t budget, bool *lazy_
         } else if (h.operation == RL_OP_DECIDE) {
             //  Only deletes of log entries: they need no sync (lazy stays).
             self->unauthorized += coordinator_decide_replies (coordinator, self->tps,
-                                                              h.record_count, from);
+                                                              h.record_count, from, now);
         } else if (h.operation == RL_OP_OUTCOME_QUERY) {
             self->unauthorized += participant_outcome_answers (
                 ledger_participant (self->ledger), self->tps, h.record_count, from, now);

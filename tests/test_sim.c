@@ -772,7 +772,7 @@ s_deliver_step (void)
             break;
         case M_DECIDE_REPLY:
             s_decide_replies[msg.tp.state < 16 ? msg.tp.state : 0]++;
-            coordinator_decide_replies (coordinator, &msg.tp, 1, s_names[msg.from]);
+            coordinator_decide_replies (coordinator, &msg.tp, 1, s_names[msg.from], s_clock ());
             break;
         case M_QUERY_REPLY:
             participant_outcome_answers (participant, &msg.tp, 1, s_names[msg.from], s_clock ());
