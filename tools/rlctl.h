@@ -8,6 +8,8 @@
     rlctl_keys.c    keygen (CURVE keypairs, docs/security.md)
     rlctl_backup.c  backup, verify-backup, restore, backup-purge (docs/backup.md)
     rlctl_reverse.c reverse (reversals, docs/payments.md)
+    rlctl_replica.c promote (the fail-over at a new ring epoch), degrade
+                    (docs/replication.md)
 
     DESIGN
     A command asks the cluster, then builds one cJSON tree of the answer
