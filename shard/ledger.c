@@ -126,7 +126,10 @@ s_clock (const ledger_t *self, now_t now)
 
 //  The accounts whose pending transfers must not expire now (pending.h,
 //  pending_set_hold): those a migration holds frozen on this source
-//  (ledger_frozen, from migrate_freeze to the handover), and, during
+//  (ledger_frozen, from migrate_freeze to the handover), those this shard
+//  keeps but no longer owns (the step's ring loaded, the handover not
+//  done yet; or a ring loaded by hand: the data waits for a migration,
+//  docs/rebalance.md, "Ring changes and data"), and, during
 //  recovery, before the freeze is restored (migrate_start runs after the
 //  ledger opens), the arc of a stored FROZEN or SHIPPED source migration:
 //  the final round must carry them as they were (docs/rebalance.md).
@@ -137,7 +140,9 @@ s_pending_held (void *arg, rl_id_t account)
     if (self->hold_arc && imported_in_arc (self->hold_start, self->hold_end, account)) {
         return true;
     }
-    return ledger_frozen (self, account);
+    //  Not owned: the step's ring is loaded before the source's handover
+    //  (and kept across a restart), which then takes the entry away.
+    return !ledger_owns (self, account) || ledger_frozen (self, account);
 }
 
 //  Recovery: the arc of the migration stored here as a frozen or shipped
@@ -624,10 +629,11 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
         r.result = RL_STORAGE_ERROR;
         return r;
     }
-    //  A same-shard one whose credit account a migration holds frozen: its
-    //  state must not change (nor expire) before the final round.
-    if (found && (p.flags & RL_TRANSFER_PENDING) && !pending_is_debit_side (self->pending, p.id)
-        && ledger_frozen (self, p.credit_account_id)) {
+    //  A same-shard one whose credit account a migration holds frozen (or
+    //  gave away, the handover not done yet): its state must not change,
+    //  nor expire, before the handover (s_pending_held).
+    if (found && pending_side (self->pending, p.id) == PENDING_SIDE_BOTH
+        && s_pending_held (self, p.credit_account_id)) {
         r.result = RL_FROZEN;
         return r;
     }

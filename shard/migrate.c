@@ -297,12 +297,13 @@ typedef struct {
     uint32_t count;
     size_t scanned; //  records read
     uint64_t origin;
+    bool ended; //  the chunk ends here (s_export_pending: the next group waits)
 } s_export_t;
 
 static bool
 s_export_full (const s_export_t *x)
 {
-    return x->count >= x->cap || x->scanned >= RL_MIGRATE_SCAN_RECORDS_MAX;
+    return x->ended || x->count >= x->cap || x->scanned >= RL_MIGRATE_SCAN_RECORDS_MAX;
 }
 
 static void
@@ -477,7 +478,7 @@ s_export_listed (s_export_t *x, rl_migrate_cursor_t *c)
 //  expire: pending_set_hold), and the round reads them from the store
 //  (its batch was empty when it began). One pass over the family a final
 //  round, at most RL_MIGRATE_SCAN_RECORDS_MAX keys a call.
-#define S_GROUP_ROOM 16 //  a group begins in a chunk only with this much room left
+#define S_GROUP_ROOM 2 //  a group begins in a chunk only with this much room left
 
 static int
 s_export_pending (s_export_t *x, rl_migrate_cursor_t *c)
@@ -512,6 +513,7 @@ s_export_pending (s_export_t *x, rl_migrate_cursor_t *c)
         if (memcmp (key, cur_id, RL_ID_SIZE) != 0) {
             memcpy (done_id, cur_id, RL_ID_SIZE); //  the group before is complete
             if (s_export_full (x) || (x->count > 0 && x->cap - x->count < S_GROUP_ROOM)) {
+                x->ended = true;
                 break;
             }
             memcpy (cur_id, key, RL_ID_SIZE);
@@ -529,6 +531,7 @@ s_export_pending (s_export_t *x, rl_migrate_cursor_t *c)
             continue;
         }
         if (x->count == x->cap) {
+            x->ended = true;
             if (cur_start > 0) {
                 x->count = cur_start; //  the group goes whole into the next chunk
                 break;

@@ -926,6 +926,14 @@ pending_apply (pending_t *self, const rl_transfer_t *resolved)
     s_live_remove (self, (size_t) index, post ? resolved->amount : 0);
 }
 
+int
+pending_side (pending_t *self, rl_id_t pending_id)
+{
+    assert (self);
+    uint64_t index = 0;
+    return idmap_get (self->ids, pending_id, &index) ? (int) self->live[index].side : -1;
+}
+
 bool
 pending_is_debit_side (pending_t *self, rl_id_t pending_id)
 {

@@ -83,6 +83,9 @@ uint32_t pending_check (pending_t *self, const rl_transfer_t *t, const rl_transf
 //  and debit account). 0, or -1 when the account is not here or memory ran
 //  out (nothing changed).
 int pending_add_side (pending_t *self, const rl_transfer_t *record, pending_side_t side);
+//  The side (pending_side_t) of the live entry keyed by this pending id
+//  (both or debit), or -1 when none is live.
+int pending_side (pending_t *self, rl_id_t pending_id);
 //  Is this pending id a live side DEBIT entry (its credit on another shard)?
 bool pending_is_debit_side (pending_t *self, rl_id_t pending_id);
 //  Claims (or releases) a live side DEBIT entry for the two-phase attempt

@@ -15,6 +15,15 @@
     migrate_* request is idempotent, and the target's stored cursor is the
     only cursor.
 
+    PENDING TRANSFERS (docs/rebalance.md, "Pending transfers move"): before
+    the move, seven transfers still pending name the arc, one of each
+    shape (both accounts in it; only the debit or only the credit, the
+    other staying on s1; the debit in it and the credit on s2, or the
+    reverse), two of them with a timeout of 1 s that falls during the
+    move. After it (or its abort), the short ones answer expired, the
+    others are posted or voided on their owner now, and nothing is left
+    pending.
+
     AFTER EACH CASE
     - the move completed (the target HANDED_OVER and serving the arc, the
       source cleaned up: NONE, answering wrong_shard) or, on the abort path, rolled back (both
@@ -56,6 +65,7 @@
 #define S_ENTRIES     12
 #define S_CALL_MS     1500 //  a tool call; a timeout with the shard alive is simply sent again
 #define S_HISTORY_MAX 1024
+#define S_PENDING     7 //  pending transfers naming the arc, one per shape (s_pending_make)
 
 typedef struct {
     const char *point; //  failpoint name
@@ -89,14 +99,17 @@ typedef struct {
     ring_t *ring; //  the ring served now (the step's after the handover)
     rl_client_t *clients[2];
     uint64_t arc_start, arc_end;
-    rl_transfer_t sent[S_TRANSFERS];
-    uint32_t results[S_TRANSFERS];
+    rl_transfer_t sent[S_TRANSFERS + 2 * S_PENDING];
+    uint32_t results[S_TRANSFERS + 2 * S_PENDING];
     size_t sent_count;
     uint64_t next_id;
     uint32_t rand_state;
     tk_model_t model;
     char fp_env[128];
-    int crashes; //  of the armed shard
+    int crashes;                      //  of the armed shard
+    rl_transfer_t pending[S_PENDING]; //  made before the move (s_pending_make)
+    size_t pending_count;
+    int64_t pending_ms; //  when they were made (monotonic)
 } s_ctx_t;
 
 static int
@@ -309,6 +322,125 @@ s_traffic (s_ctx_t *ctx, size_t count)
     }
 }
 
+//  One record to its debit account's owner, sent again while the answer
+//  is retryable (frozen, aborted, in_progress, ...); it is remembered for
+//  the replay of s_check.
+static uint32_t
+s_send_one (s_ctx_t *ctx, const rl_transfer_t *t)
+{
+    rl_result_rec_t res = {0};
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int rc = rl_client_create_transfers (ctx->clients[s_owner (ctx->ring, t->debit_account_id)],
+                                             t, 1, &res, TK_TIMEOUT_MS);
+        assert_int_equal (rc, 0);
+        if (!rl_result_is_retryable (res.result)) {
+            break;
+        }
+        zclock_sleep (20);
+    }
+    assert_false (rl_result_is_retryable (res.result));
+    assert_true (ctx->sent_count < S_TRANSFERS + 2 * S_PENDING);
+    ctx->results[ctx->sent_count] = res.result;
+    ctx->sent[ctx->sent_count++] = *t;
+    return res.result;
+}
+
+//  The first account from `from` on with the arc side and owner asked
+//  (owner -1: any), operators only if asked, other than `not`; 0 if none.
+static uint64_t
+s_pick (s_ctx_t *ctx, bool in_arc, int owner, bool operator_only, uint64_t not )
+{
+    for (uint64_t n = 1; n <= (operator_only ? S_OPERATORS : S_ACCOUNTS); n++) {
+        rl_id_t id = tk_id (n, S_TAG);
+        if (n != not &&s_in_arc (ctx, id) == in_arc
+            && (owner < 0 || s_owner (ctx->ring, id) == owner)) {
+            return n;
+        }
+    }
+    return 0;
+}
+
+//  Pending transfers that name the arc, one of each shape
+//  (docs/rebalance.md, "Pending transfers move"): both accounts in it; the
+//  debit only, or the credit only, the other staying on s1 (split by the
+//  move); the debit in it and the credit on s2, or the reverse (both end
+//  on s2); and two with a timeout of 1 s, which expire during the move.
+static void
+s_pending_make (s_ctx_t *ctx)
+{
+    uint64_t op_in = s_pick (ctx, true, 0, true, 0);
+    uint64_t in = s_pick (ctx, true, 0, false, op_in);
+    uint64_t s1 = s_pick (ctx, false, 0, false, 0), op_s1 = s_pick (ctx, false, 0, true, 0);
+    uint64_t s2 = s_pick (ctx, false, 1, false, 0), op_s2 = s_pick (ctx, false, 1, true, 0);
+    assert_true (op_in && in && s1 && op_s1 && s2 && op_s2);
+    const uint64_t shapes[S_PENDING][3] = {
+        {op_in, in, 0}, {op_in, s1, 0}, {op_s1, in, 0}, {op_in, s2, 0},
+        {op_s2, in, 0}, {op_in, s1, 1}, {op_s2, in, 1},
+    };
+    ctx->pending_ms = zclock_mono ();
+    for (size_t i = 0; i < S_PENDING; i++) {
+        rl_transfer_t t = tk_transfer (tk_id (ctx->next_id++, S_TAG + 1),
+                                       tk_id (shapes[i][0], S_TAG), tk_id (shapes[i][1], S_TAG),
+                                       5 + i, S_LEDGER);
+        t.flags = RL_TRANSFER_PENDING;
+        t.timeout = (uint32_t) shapes[i][2];
+        assert_int_equal (s_send_one (ctx, &t), RL_OK);
+        ctx->pending[ctx->pending_count++] = t;
+    }
+}
+
+//  Nothing pending on any account (each asked of its owner).
+static bool
+s_none_pending (void *arg)
+{
+    s_ctx_t *ctx = arg;
+    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+        rl_id_t id = tk_id (n, S_TAG);
+        rl_account_t a;
+        if (rl_client_lookup_accounts (ctx->clients[s_owner (ctx->ring, id)], &id, 1, &a,
+                                       TK_TIMEOUT_MS)
+                != 0
+            || a.debits_pending || a.credits_pending) {
+            return false;
+        }
+    }
+    return true;
+}
+
+//  After the move (or its abort): the short ones expired (a post of each
+//  answers expired, and their release, a void attempt when cross-shard,
+//  ends within a few retries), the others posted or voided on their owner
+//  now.
+static void
+s_pending_resolve (s_ctx_t *ctx)
+{
+    int64_t due = ctx->pending_ms + 1500;
+    if (zclock_mono () < due) {
+        zclock_sleep ((int) (due - zclock_mono ()));
+    }
+    for (size_t i = 0; i < ctx->pending_count; i++) {
+        const rl_transfer_t *p = &ctx->pending[i];
+        bool post = i % 2 == 0 || p->timeout != 0;
+        rl_transfer_t t = {.id = tk_id (ctx->next_id++, S_TAG + 1),
+                           .debit_account_id = p->debit_account_id,
+                           .pending_id = p->id,
+                           .flags = post ? RL_TRANSFER_POST_PENDING_TRANSFER
+                                         : RL_TRANSFER_VOID_PENDING_TRANSFER};
+        uint32_t result = s_send_one (ctx, &t);
+        if (p->timeout != 0) {
+            assert_int_equal (result, RL_PENDING_TRANSFER_EXPIRED);
+            continue;
+        }
+        assert_int_equal (result, RL_OK);
+        if (post) {
+            tk_model_apply (&ctx->model, p);
+        }
+    }
+    if (!harness_wait_until (s_none_pending, ctx, TK_QUIET_TIMEOUT_MS)) {
+        fail_msg ("amounts still pending after every pending transfer ended");
+    }
+}
+
 static bool
 s_quiet (void *arg)
 {
@@ -508,6 +640,10 @@ s_check (s_ctx_t *ctx)
         assert_true (count < S_HISTORY_MAX);
         uint64_t d = 0, c = 0;
         for (size_t k = 0; k < count; k++) {
+            //  A pending transfer and a void move no posted amount (protocol.md).
+            if (history[k].flags & (RL_TRANSFER_PENDING | RL_TRANSFER_VOID_PENDING_TRANSFER)) {
+                continue;
+            }
             d += rl_id_eq (history[k].debit_account_id, id) ? history[k].amount : 0;
             c += rl_id_eq (history[k].credit_account_id, id) ? history[k].amount : 0;
         }
@@ -552,6 +688,7 @@ test_crash_matrix (void **state)
         int64_t began = zclock_mono ();
         s_start (ctx, c);
         s_traffic (ctx, 40);
+        s_pending_make (ctx);
         s_drive (ctx, c->abort_path);
         //  The point was reached: its shard crashed (and was recovered).
         assert_true (ctx->crashes >= 1);
@@ -594,6 +731,7 @@ test_crash_matrix (void **state)
             assert_int_equal (r.result, RL_WRONG_SHARD);
         }
         s_traffic (ctx, 30); //  served by the owners of the final ring
+        s_pending_resolve (ctx);
         s_check (ctx);
         print_message ("%-30s on %s @%d: %s, %d crash(es), %zu transfers, %.1f s\n", c->point,
                        c->shard ? "target" : "source", c->nth,
