@@ -13,7 +13,8 @@ add_dependencies(test_migrate shard)
 # with a kill during recovery, in the WAL-held-in-memory mode, with
 # transfers pending in the arc (tests/test_migrate_crash.c): 34 s alone,
 # 86 s at a load of 12; 84.4 s with sanitizers at a load of 12; with the
-# pending transfers, 45 s at a load of 8 (measured below).
+# pending transfers, 45 s at a load of 8, 60 s with sanitizers at a load
+# of 2-6.
 rl_add_unit(test_migrate_crash 160 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_migrate_crash.c
             LIBS rltestkit rlshard rlring)
 add_dependencies(test_migrate_crash shard)
