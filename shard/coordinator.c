@@ -125,7 +125,7 @@ static bool
 s_is_expiry (const rl_transfer_t *t)
 {
     return (t->flags & RL_TRANSFER_VOID_PENDING_TRANSFER)
-           && rl_id_eq (t->id, pending_expiry_id (t->pending_id, t->debit_account_id));
+           && pending_is_expiry_id (t->id, t->pending_id, t->debit_account_id);
 }
 
 #define META_INCARNATION "incarnation"

@@ -1391,6 +1391,43 @@ ledger_checkpoint (ledger_t *self)
 //  PENDING_EXPIRY_RETRY_NS later.
 #define PENDING_EXPIRY_ATTEMPTS_PER_TICK 256
 
+//  Gives the expiry the first of its ids (pending_expiry_id) that no
+//  transfer of this shard holds, stored or live: the derivation is public,
+//  so a client may have sent a transfer of its own under an id of the list
+//  (with the expiry's debit account; a leg of it on any shard was
+//  coordinated here, so this journal has it). Storing the expiry under
+//  such an id would give one id two records. 0 done; 1 every id is taken
+//  (the expiry waits; logged); -1 a storage error.
+static int
+s_expiry_id (ledger_t *self, rl_transfer_t *expiry)
+{
+    for (unsigned k = 0; k < PENDING_EXPIRY_IDS_MAX; k++) {
+        rl_id_t id = pending_expiry_id (expiry->pending_id, expiry->debit_account_id, k);
+        if (coordinator_is_live (self->coordinator, id)) {
+            continue; //  a client's attempt under this id
+        }
+        rl_transfer_t stored;
+        int found = s_find (self, id, &stored);
+        if (found < 0) {
+            return -1;
+        }
+        if (found == 0) {
+            if (k > 0) {
+                rl_warn ("ledger: the expiry of pending transfer %016" PRIx64 "%016" PRIx64
+                         " takes its id number %u: the ones before are ids of other transfers",
+                         expiry->pending_id.hi, expiry->pending_id.lo, k);
+            }
+            expiry->id = id;
+            return 0;
+        }
+    }
+    rl_error ("ledger: every expiry id of pending transfer %016" PRIx64 "%016" PRIx64
+              " (%d) is the id of another transfer: it cannot expire, its amounts stay "
+              "pending (docs/payments.md, \"Expiry\")",
+              expiry->pending_id.hi, expiry->pending_id.lo, PENDING_EXPIRY_IDS_MAX);
+    return 1;
+}
+
 static void
 s_expiries_begin (ledger_t *self, now_t now, uint64_t clock_ns)
 {
@@ -1398,7 +1435,8 @@ s_expiries_begin (ledger_t *self, now_t now, uint64_t clock_ns)
     size_t count = pending_due_take (self->pending, clock_ns, expiries,
                                      PENDING_EXPIRY_ATTEMPTS_PER_TICK);
     for (size_t n = 0; n < count; n++) {
-        const rl_transfer_t expiry = expiries[n];
+        rl_transfer_t expiry = expiries[n];
+        bool id_free = s_expiry_id (self, &expiry) == 0;
         int credit_owner = owner_of (self->ring, expiry.credit_account_id);
         bool begun = false;
         bool here = credit_owner >= 0 && credit_owner == self->self_index;
@@ -1406,9 +1444,12 @@ s_expiries_begin (ledger_t *self, now_t now, uint64_t clock_ns)
         //  carries the entry as it is, and its next owner expires it.
         bool movable = ledger_owns (self, expiry.debit_account_id)
                        && !ledger_frozen (self, expiry.debit_account_id);
-        if (here && movable && !ledger_frozen (self, expiry.credit_account_id)
-            && pending_credit_here (self->pending, expiry.pending_id, expiry.debit_account_id)
-            && pending_credit_check (self->pending, &expiry) == RL_OK) {
+        if (!id_free) {
+            //  Tried again later (below).
+        } else if (here && movable && !ledger_frozen (self, expiry.credit_account_id)
+                   && pending_credit_here (self->pending, expiry.pending_id,
+                                           expiry.debit_account_id)
+                   && pending_credit_check (self->pending, &expiry) == RL_OK) {
             //  Both sides here (a migration brought them together): released
             //  here at once, its void stored ok (only ok: a retry must find
             //  its id free).

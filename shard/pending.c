@@ -50,7 +50,10 @@
     prepared record of the attempt (rebuilt from the records at start).
     D never expires its side alone: an entry past its expiry becomes *due*
     and the ledger runs its expiry as a void attempt (pending_due_take),
-    again after an abort (PENDING_EXPIRY_RETRY_NS later), until it commits.
+    again after an abort (PENDING_EXPIRY_RETRY_NS later, doubling), until it
+    commits; under the first of its ids (pending_expiry_id) that no other
+    transfer holds. A claim taken before the entry fell due is a post's or
+    a void's, and keeps answering in_progress after (claim_expiry).
 
     MIGRATION (docs/rebalance.md, "Pending transfers move"). The entries
     move with their accounts: the final round of a migration sends every
@@ -112,14 +115,19 @@ typedef struct {
     uint64_t retry_at;   //  side DEBIT, due: no expiry attempt before (clock, ns)
     uint8_t side;        //  pending_side_t: which accounts are here
     bool claimed;        //  a two-phase attempt resolves it (invariant 5)
+    bool claim_expiry;   //  side DEBIT: the claim is its expiry's (taken while due)
     bool due;            //  side DEBIT: past its expiry, its void attempt to run
+    uint8_t tries;       //  side DEBIT, due: expiry attempts that ended without a commit
 } s_live_t;
 
 //  The key of a credit side in memory: a digest of (pending id, debit
 //  account), exact enough (BLAKE2b, 128 bits) and checked against the
 //  entry on every lookup.
-#define S_CREDIT_PERSONAL "ringledger.pcr.1"
-#define S_EXPIRY_PERSONAL "ringledger.exp.1"
+#define S_CREDIT_PERSONAL      "ringledger.pcr.1"
+#define S_EXPIRY_PERSONAL      "ringledger.exp.1"
+#define S_EXPIRY_NEXT_PERSONAL "ringledger.exp.n" //  the next expiry id from the one before
+_Static_assert(sizeof (S_EXPIRY_NEXT_PERSONAL) - 1 == crypto_generichash_blake2b_PERSONALBYTES,
+               "a 16-byte personalisation");
 _Static_assert(sizeof (S_CREDIT_PERSONAL) - 1 == crypto_generichash_blake2b_PERSONALBYTES,
                "a 16-byte personalisation");
 _Static_assert(sizeof (S_EXPIRY_PERSONAL) - 1 == crypto_generichash_blake2b_PERSONALBYTES,
@@ -256,10 +264,30 @@ s_credit_key (rl_id_t pending_id, rl_id_t debit_account_id)
 }
 
 rl_id_t
-pending_expiry_id (rl_id_t pending_id, rl_id_t debit_account_id)
+pending_expiry_id (rl_id_t pending_id, rl_id_t debit_account_id, unsigned k)
 {
+    assert (k < PENDING_EXPIRY_IDS_MAX);
     rl_id_t id = s_digest (pending_id, debit_account_id, S_EXPIRY_PERSONAL);
-    return rl_id_is_max (id) ? (rl_id_t){.lo = 2} : id;
+    id = rl_id_is_max (id) ? (rl_id_t){.lo = 2} : id;
+    for (unsigned n = 0; n < k; n++) {
+        id = s_digest (id, debit_account_id, S_EXPIRY_NEXT_PERSONAL);
+        id = rl_id_is_max (id) ? (rl_id_t){.lo = 2} : id;
+    }
+    return id;
+}
+
+bool
+pending_is_expiry_id (rl_id_t id, rl_id_t pending_id, rl_id_t debit_account_id)
+{
+    rl_id_t candidate = pending_expiry_id (pending_id, debit_account_id, 0);
+    for (unsigned k = 0; k < PENDING_EXPIRY_IDS_MAX; k++) {
+        if (rl_id_eq (id, candidate)) {
+            return true;
+        }
+        candidate = s_digest (candidate, debit_account_id, S_EXPIRY_NEXT_PERSONAL);
+        candidate = rl_id_is_max (candidate) ? (rl_id_t){.lo = 2} : candidate;
+    }
+    return false;
 }
 
 //  Heap ------------------------------------------------------------------------
@@ -870,9 +898,10 @@ pending_check (pending_t *self, const rl_transfer_t *t, const rl_transfer_t *p, 
     assert (live); //  invariant 1
     (void) live;
     s_live_t *e = &self->live[index];
-    if (e->claimed && !e->due) {
+    if (e->claimed && !e->claim_expiry) {
         //  Side DEBIT: a post or void of it is a live two-phase attempt
-        //  (one at a time, invariant 5): not decided, not burned.
+        //  (one at a time, invariant 5): not decided, not burned, even
+        //  once the entry fell due meanwhile (a post that commits wins).
         return RL_IN_PROGRESS;
     }
     //  Due (side DEBIT: its expiry's void attempt may be live) or past its
@@ -919,7 +948,7 @@ pending_apply (pending_t *self, const rl_transfer_t *resolved)
     assert (resolved->amount <= e->t.amount);
     assert (e->side == PENDING_SIDE_BOTH || e->claimed); //  side DEBIT: by its attempt
     pending_state_t state = post ? PENDING_STATE_POSTED : PENDING_STATE_VOIDED;
-    if (!post && rl_id_eq (resolved->id, pending_expiry_id (e->t.id, e->t.debit_account_id))) {
+    if (!post && pending_is_expiry_id (resolved->id, e->t.id, e->t.debit_account_id)) {
         state = PENDING_STATE_EXPIRED; //  the void attempt of its expiry
     }
     s_put_state (self, &e->t, e->side, state);
@@ -954,8 +983,15 @@ pending_claim (pending_t *self, rl_id_t pending_id, bool claimed, uint64_t clock
     s_live_t *e = &self->live[index];
     assert (e->side == PENDING_SIDE_DEBIT && e->claimed != claimed);
     e->claimed = claimed;
+    e->claim_expiry = claimed && e->due; //  a post or void of a due entry is refused expired
     if (!claimed && e->due) {
-        e->retry_at = clock_ns + PENDING_EXPIRY_RETRY_NS; //  the next expiry attempt, later
+        //  The next expiry attempt, later: 1 s, doubling up to 64 s, so that
+        //  expiries towards a shard that is away add few entries to the log.
+        unsigned shift = e->tries < PENDING_EXPIRY_BACKOFF_SHIFT_MAX
+                             ? e->tries
+                             : PENDING_EXPIRY_BACKOFF_SHIFT_MAX;
+        e->retry_at = clock_ns + (PENDING_EXPIRY_RETRY_NS << shift);
+        e->tries = e->tries < UINT8_MAX ? (uint8_t) (e->tries + 1) : UINT8_MAX;
     }
 }
 
@@ -978,7 +1014,7 @@ pending_due_take (pending_t *self, uint64_t clock_ns, rl_transfer_t *expiries, s
         }
         //  The expiry, as a void of it all (its record: docs/payments.md).
         expiries[taken++] = (rl_transfer_t){
-            .id = pending_expiry_id (e->t.id, e->t.debit_account_id),
+            .id = pending_expiry_id (e->t.id, e->t.debit_account_id, 0),
             .debit_account_id = e->t.debit_account_id,
             .credit_account_id = e->t.credit_account_id,
             .amount = e->t.amount,
@@ -1090,7 +1126,7 @@ pending_credit_apply (pending_t *self, const rl_transfer_t *t)
     assert (e && e->claimed && t->amount <= e->t.amount); //  its prepared record claimed it
     bool post = (t->flags & RL_TRANSFER_POST_PENDING_TRANSFER) != 0;
     pending_state_t state = post ? PENDING_STATE_POSTED : PENDING_STATE_VOIDED;
-    if (!post && rl_id_eq (t->id, pending_expiry_id (e->t.id, e->t.debit_account_id))) {
+    if (!post && pending_is_expiry_id (t->id, e->t.id, e->t.debit_account_id)) {
         state = PENDING_STATE_EXPIRED;
     }
     s_put_state (self, &e->t, PENDING_SIDE_CREDIT, state);
@@ -1487,8 +1523,7 @@ pending_apply_here (pending_t *self, const rl_transfer_t *resolved)
     bool post = (resolved->flags & RL_TRANSFER_POST_PENDING_TRANSFER) != 0;
     s_live_t *debit = &self->live[index];
     pending_state_t state = post ? PENDING_STATE_POSTED : PENDING_STATE_VOIDED;
-    if (!post
-        && rl_id_eq (resolved->id, pending_expiry_id (debit->t.id, debit->t.debit_account_id))) {
+    if (!post && pending_is_expiry_id (resolved->id, debit->t.id, debit->t.debit_account_id)) {
         state = PENDING_STATE_EXPIRED;
     }
     rl_transfer_t p = debit->t;

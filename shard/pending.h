@@ -45,6 +45,9 @@ typedef enum {
 //  A cross-shard expiry whose void attempt aborted is tried again this
 //  much later (the shard's timestamp clock).
 #define PENDING_EXPIRY_RETRY_NS (1000ull * 1000 * 1000)
+//  ... doubled after each attempt that ended without a commit, up to
+//  2^PENDING_EXPIRY_BACKOFF_SHIFT_MAX times (64 s).
+#define PENDING_EXPIRY_BACKOFF_SHIFT_MAX 6u
 
 //  Post or void: one of the two flags.
 #define PENDING_RESOLVE_FLAGS                                                                      \
@@ -90,15 +93,23 @@ int pending_side (pending_t *self, rl_id_t pending_id);
 bool pending_is_debit_side (pending_t *self, rl_id_t pending_id);
 //  Claims (or releases) a live side DEBIT entry for the two-phase attempt
 //  that posts, voids or expires it (one at a time). A release of a due
-//  entry puts its next expiry attempt PENDING_EXPIRY_RETRY_NS after clock_ns.
+//  entry puts its next expiry attempt PENDING_EXPIRY_RETRY_NS after clock_ns,
+//  doubled after each such release (PENDING_EXPIRY_BACKOFF_SHIFT_MAX).
 void pending_claim (pending_t *self, rl_id_t pending_id, bool claimed, uint64_t clock_ns);
 //  The due side DEBIT entries, unclaimed, whose next attempt may run at
 //  clock_ns, at most max: fills expiries with the void transfers that
-//  expire them (ids pending_expiry_id) and returns how many; the caller
+//  expire them (ids pending_expiry_id, k = 0) and returns how many; the caller
 //  claims each. One pass over the due list: O(due).
 size_t pending_due_take (pending_t *self, uint64_t clock_ns, rl_transfer_t *expiries, size_t max);
-//  The id of the void that expires a cross-shard pending transfer.
-rl_id_t pending_expiry_id (rl_id_t pending_id, rl_id_t debit_account_id);
+//  The ids the void that expires a cross-shard pending transfer may take:
+//  k = 0 is the first choice; k = 1 .. PENDING_EXPIRY_IDS_MAX - 1 follow,
+//  each derived from the one before. A client may have taken an id of the
+//  list with a transfer of its own (the derivation is public): the debit
+//  shard uses the first that its journal does not hold (ledger.c).
+#define PENDING_EXPIRY_IDS_MAX 16
+rl_id_t pending_expiry_id (rl_id_t pending_id, rl_id_t debit_account_id, unsigned k);
+//  Is id one of the expiry ids of (pending_id, debit_account_id)?
+bool pending_is_expiry_id (rl_id_t id, rl_id_t pending_id, rl_id_t debit_account_id);
 //  Credit side (participant): may the post or void `t` (resolved by the
 //  debit shard: credit account, ledger, code, amount) resolve the credit
 //  side of its pending transfer? RL_OK or the result (in_progress: another

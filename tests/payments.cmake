@@ -22,7 +22,7 @@ add_dependencies(test_chains_router shard router rlctl)
 # pending kinds, and the crash matrix of a cross-shard post, void
 # and expiry (56 s; 97 s with sanitizers, at a load of 12-14).
 rl_add_unit(test_pending_xshard 200 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pending_xshard.c
-            LIBS rlrouterkit)
+            LIBS rlrouterkit PkgConfig::SODIUM)
 add_dependencies(test_pending_xshard shard router)
 # A bank-style run: two shards SIGKILLed again and again while transfers,
 # pending transfers, posts, voids, expiries and linked chains flow; every

@@ -15,6 +15,20 @@
     its time expires when that shard is back. Ends with the strong
     conservation check: nothing pending left, balances as the model.
 
+    test_xshard_expiry_ids: the id of a cross-shard expiry is derived from
+    (pending id, debit account) by a public rule (docs/payments.md), so a
+    client can send a transfer of its own under it first: applied on the
+    debit shard, applied across shards, or failed (its id burned), and
+    under the next id of the list too. Each pending transfer still expires
+    on both shards, under the first id no transfer holds; every squatting
+    transfer keeps its own outcome (exists, or its failure) and its record;
+    both shards stop cleanly (their checkpoint at close ingests no id
+    twice), start again, and the conservation check holds.
+
+    test_xshard_post_at_expiry: a post in flight when its pending transfer
+    falls due keeps its claim: a void then is in_progress, not expired, and
+    the post commits.
+
     test_xshard_hostile: PREPAREs of pending kinds sent as the coordinator
     would (with its key): fields of no kind (two kinds, a post without a
     pending id or with a timeout, a pending transfer naming one) are
@@ -50,6 +64,7 @@
 
 #include <cmocka.h>
 #include <czmq.h>
+#include <sodium.h>
 
 #include "codec.h"
 #include "routerkit.h"
@@ -256,6 +271,95 @@ test_xshard_flows (void **state)
     s_one (ctx, &t1, RL_EXISTS);
     s_one (ctx, &t3, RL_EXISTS);
     s_one (ctx, &p6, RL_EXISTS);
+    tk_check_conservation (ctx->client, &ctx->model, ctx->model.ok);
+}
+
+//  The expiry id number k of (pending id, debit account), by the rule of
+//  docs/payments.md ("Expiry"), computed here on its own.
+static rl_id_t
+s_expiry_id (rl_id_t pending_id, rl_id_t debit_account_id, unsigned k)
+{
+    rl_id_t id = pending_id;
+    for (unsigned n = 0; n <= k; n++) {
+        uint8_t in[2 * RL_ID_SIZE], out[RL_ID_SIZE];
+        codec_encode_id (id, in);
+        codec_encode_id (debit_account_id, in + RL_ID_SIZE);
+        const char *personal = n == 0 ? "ringledger.exp.1" : "ringledger.exp.n";
+        assert_int_equal (
+            crypto_generichash_blake2b_salt_personal (out, sizeof out, in, sizeof in, NULL, 0, NULL,
+                                                      (const unsigned char *) personal),
+            0);
+        id = codec_decode_id (out);
+        id = rl_id_is_zero (id) ? (rl_id_t){.lo = 1} : id;
+        id = rl_id_is_max (id) ? (rl_id_t){.lo = 2} : id;
+    }
+    return id;
+}
+
+static void
+test_xshard_expiry_ids (void **state)
+{
+    rk_ctx_t *ctx = *state;
+    rk_cluster_start (ctx, 2, 2, 0, 0);
+    rk_create_accounts (ctx);
+    uint64_t a = s_pick (ctx, 0, 0), a2 = s_pick (ctx, 0, 1);
+    uint64_t b = s_pick (ctx, 1, 0), b2 = s_pick (ctx, 1, 1);
+    rl_id_t debit = tk_id (a, RK_TAG);
+
+    //  Three pending transfers of 2 s, each with its first expiry id taken.
+    rl_transfer_t p[3];
+    for (int i = 0; i < 3; i++) {
+        p[i] = s_t (RL_TRANSFER_PENDING, a, b, 100 + (uint64_t) i);
+        p[i].timeout = 2;
+        s_one (ctx, &p[i], RL_OK);
+    }
+    //  Taken on the debit shard by a transfer applied there.
+    rl_transfer_t here = s_t (0, a, a2, 7);
+    here.id = s_expiry_id (p[0].id, debit, 0);
+    s_one (ctx, &here, RL_OK);
+    tk_model_apply (&ctx->model, &here);
+    //  Taken by a cross-shard transfer (its credit leg on the credit
+    //  shard), and the next id of the list by one applied here.
+    rl_transfer_t across = s_t (0, a, b2, 8);
+    across.id = s_expiry_id (p[1].id, debit, 0);
+    s_one (ctx, &across, RL_OK);
+    tk_model_apply (&ctx->model, &across);
+    rl_transfer_t next = s_t (0, a, a2, 9);
+    next.id = s_expiry_id (p[1].id, debit, 1);
+    s_one (ctx, &next, RL_OK);
+    tk_model_apply (&ctx->model, &next);
+    //  Burned by a transfer that failed.
+    rl_transfer_t burned = s_t (0, a, a2, 10);
+    burned.id = s_expiry_id (p[2].id, debit, 0);
+    burned.ledger = RK_LEDGER + 1;
+    s_one (ctx, &burned, RL_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS);
+
+    //  All three expire on both shards all the same.
+    s_expect_pending (ctx, a, b, 0, 0);
+    for (int i = 0; i < 3; i++) {
+        rl_transfer_t post = s_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &p[i], 0);
+        s_one (ctx, &post, RL_PENDING_TRANSFER_EXPIRED);
+    }
+    //  The squatters keep their outcomes and their records.
+    s_one (ctx, &here, RL_EXISTS);
+    s_one (ctx, &across, RL_EXISTS);
+    s_one (ctx, &next, RL_EXISTS);
+    s_one (ctx, &burned, RL_TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS);
+    rl_transfer_t found;
+    assert_int_equal (rl_client_lookup_transfers (ctx->client, &here.id, 1, &found, TK_TIMEOUT_MS),
+                      0);
+    assert_true (rl_id_eq (found.credit_account_id, here.credit_account_id));
+    assert_int_equal (found.amount, here.amount);
+    assert_int_equal (found.flags, 0);
+
+    //  Both shards stop cleanly (their checkpoint at close) and start again.
+    for (int s = 0; s < 2; s++) {
+        assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[s], SIGTERM), 0);
+        assert_true (tk_shard_start (ctx->h, &ctx->shards[s]) > 0);
+    }
+    s_expect_pending (ctx, a, b, 0, 0);
+    s_one (ctx, &here, RL_EXISTS);
+    s_one (ctx, &across, RL_EXISTS);
     tk_check_conservation (ctx->client, &ctx->model, ctx->model.ok);
 }
 
@@ -724,12 +828,92 @@ test_xshard_crash (void **state)
     harness_destroy (&ctx.h);
 }
 
+//  A post whose attempt began before its pending transfer fell due holds
+//  the claim: a void sent while it is in flight (its PREPARE held 1.5 s at
+//  the credit shard, the expiry due meanwhile) is answered in_progress,
+//  never expired; the post commits, and the void sent again is
+//  already_posted.
+static void
+test_xshard_post_at_expiry (void **state)
+{
+    (void) state;
+    s_crash_ctx_t ctx = {0};
+    ctx.h = harness_new ("pending_xshard_post_at_expiry");
+    assert_non_null (ctx.h);
+    s_crash_init (&ctx);
+    static char delay_env[] = "RL_FAILPOINTS=tp.part.prepare_delay=delay:1500@2";
+    for (int i = 0; i < 2; i++) {
+        ctx.shards[i].args[1] = "1900"; //  --prepare-timeout-ms: beyond the held PREPARE
+    }
+    ctx.shards[1].env[0] = delay_env;
+    for (int i = 0; i < 2; i++) {
+        s_crash_start (&ctx, i);
+        rl_account_t a = tk_account ((uint64_t) i + 1, ctx.tag, S_CRASH_LEDGER, 0);
+        rl_result_rec_t r;
+        assert_int_equal (rl_client_create_accounts (ctx.clients[i], &a, 1, &r, TK_TIMEOUT_MS), 0);
+        assert_int_equal (r.result, RL_OK);
+    }
+    //  P (1 s), its PREPARE the first one: held 1.5 s, it commits then.
+    rl_transfer_t p = tk_transfer (tk_id (900, ctx.tag), tk_id (1, ctx.tag), tk_id (2, ctx.tag),
+                                   S_PENDING, S_CRASH_LEDGER);
+    p.flags = RL_TRANSFER_PENDING;
+    p.timeout = 1;
+    assert_int_equal (s_crash_send (&ctx, &p), RL_OK);
+    int64_t committed = zclock_mono ();
+    //  The post at once: its PREPARE held 1.5 s; the client gives up first.
+    rl_transfer_t post = {.id = tk_id (901, ctx.tag),
+                          .debit_account_id = p.debit_account_id,
+                          .pending_id = p.id,
+                          .amount = S_POSTED,
+                          .flags = RL_TRANSFER_POST_PENDING_TRANSFER};
+    rl_result_rec_t r;
+    int rc = rl_client_create_transfers (ctx.clients[0], &post, 1, &r, 300);
+    assert_int_equal (rc, RL_CLIENT_TIMEOUT);
+    //  P is due (1 s after its commit); the post still in flight.
+    zclock_sleep ((int) (committed + 1250 - zclock_mono ()));
+    rl_transfer_t v = {.id = tk_id (902, ctx.tag),
+                       .debit_account_id = p.debit_account_id,
+                       .pending_id = p.id,
+                       .flags = RL_TRANSFER_VOID_PENDING_TRANSFER};
+    rl_client_t *other = rl_client_new (ctx.shards[0].endpoint);
+    assert_int_equal (rl_client_create_transfers (other, &v, 1, &r, TK_TIMEOUT_MS), 0);
+    bool in_flight = zclock_mono () < committed + 1500;
+    printf ("  void at %.2f s after P: %s\n", (double) (zclock_mono () - committed) / 1000.0,
+            rl_result_name (r.result));
+    assert_int_not_equal (r.result, RL_PENDING_TRANSFER_EXPIRED);
+    if (in_flight) {
+        assert_int_equal (r.result, RL_IN_PROGRESS);
+    }
+    rl_client_destroy (&other);
+    //  The post commits; the void is then refused as posted; the amounts.
+    assert_int_equal (s_crash_send (&ctx, &post), RL_EXISTS);
+    assert_int_equal (s_crash_send (&ctx, &v), RL_PENDING_TRANSFER_ALREADY_POSTED);
+    rl_account_t dr = s_crash_account (&ctx, 1), cr = s_crash_account (&ctx, 2);
+    assert_int_equal (dr.debits_pending + cr.credits_pending, 0);
+    assert_int_equal (dr.debits_posted, S_POSTED);
+    assert_int_equal (cr.credits_posted, S_POSTED);
+    tk_model_t model;
+    tk_model_init (&model, ctx.tag, 2);
+    rl_transfer_t posted = tk_transfer (tk_id (0, ctx.tag), p.debit_account_id, p.credit_account_id,
+                                        S_POSTED, S_CRASH_LEDGER);
+    tk_model_apply (&model, &posted);
+    tk_check_conservation_by (s_crash_client_for, &ctx, &model, model.ok);
+    for (int i = 0; i < 2; i++) {
+        tk_shard_stop (ctx.h, &ctx.shards[i], SIGKILL);
+        rl_client_destroy (&ctx.clients[i]);
+    }
+    ring_destroy (&ctx.ring);
+    harness_destroy (&ctx.h);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_xshard_flows, rk_setup, rk_teardown),
+        cmocka_unit_test_setup_teardown (test_xshard_expiry_ids, rk_setup, rk_teardown),
         cmocka_unit_test_setup_teardown (test_xshard_hostile, rk_setup, rk_teardown),
+        cmocka_unit_test (test_xshard_post_at_expiry),
         cmocka_unit_test (test_xshard_crash),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

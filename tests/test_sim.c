@@ -1025,11 +1025,12 @@ s_settle_and_check (void)
     //  Every pending transfer has a timeout of at most 3 s: two days later,
     //  after one tick, nothing is pending any more.
     //  (A cross-shard expiry is a void attempt, tried again a second later
-    //  when it could not run: a few seconds more settle it.)
+    //  when it could not run, and later each time up to 64 s: a few such
+    //  pauses more settle it.)
     s_wall_offset += 48 * HOUR_NS;
     for (int round = 0; round < 5; round++) {
         s_settle ();
-        s_wall_offset += PENDING_EXPIRY_RETRY_NS + 1;
+        s_wall_offset += (PENDING_EXPIRY_RETRY_NS << PENDING_EXPIRY_BACKOFF_SHIFT_MAX) + 1;
     }
     s_settle ();
     for (int i = 0; i < NODES; i++) {
