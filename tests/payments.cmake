@@ -19,8 +19,10 @@ add_dependencies(test_chains_router shard router rlctl)
 # Pending transfers across shards through a real router in front of two
 # shards: reserve on both, post in full or in part, void, expiry by the
 # debit shard's void attempt (also while it was down), hostile PREPAREs of
-# pending kinds, and the crash matrix of a cross-shard post, void
-# and expiry (56 s; 97 s with sanitizers, at a load of 12-14).
+# pending kinds, the expiry's id taken by clients' transfers, a post in
+# flight when its transfer falls due, and the crash matrix of a
+# cross-shard post, void and expiry (53-60 s, 66 s with sanitizers at a
+# load of 5; earlier 97 s with sanitizers at a load of 12-14).
 rl_add_unit(test_pending_xshard 200 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pending_xshard.c
             LIBS rlrouterkit PkgConfig::SODIUM)
 add_dependencies(test_pending_xshard shard router)
