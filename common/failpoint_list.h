@@ -30,6 +30,9 @@ RL_FP_X (CHECKPOINT_INGESTED, "checkpoint.ingested",
          "checkpoint_ts)")
 RL_FP_X (CHECKPOINT_COMMITTED, "checkpoint.committed",
          "checkpoint: checkpoint batch synced, before the loop drops the frozen generation")
+RL_FP_X (STORE_ITER, "store.iter",
+         "a scan's step (store_iter_valid) on a valid key; error: the read fails as with EIO (the "
+         "scan ends, the store fails)")
 RL_FP_X (STORE_SYNC, "store.sync",
          "group commit: WriteBatch written; error: the sync fails as with EIO (the store fails)")
 RL_FP_X (JOURNAL_LEG_LOOKUP, "journal.leg_lookup",

@@ -595,6 +595,12 @@ s_open (s_main_t *self)
         rl_error ("cannot recover the ledger: %s", err);
         return -1;
     }
+    if (store_failed (self->store)) {
+        //  A scan of recovery ended on a read error: what it built is part
+        //  of the ledger (store_iter_valid).
+        rl_error ("cannot recover the ledger: %s", store_error (self->store));
+        return -1;
+    }
     //  Recovery queues nothing: logged decisions and prepared records are
     //  sent from the first tick, after the first group commit.
     assert (outq_count (self->outq) == 0);

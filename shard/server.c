@@ -1131,6 +1131,11 @@ static int
 s_turn_finish (server_t *self, bool lazy)
 {
     assert (outq_count (self->outq) == 0); //  drained after every call
+    if (!self->failed && store_failed (self->store)) {
+        //  A read of this turn ended on an error (store_iter_valid): its
+        //  answer, held with the rest, may hold part of what was asked.
+        s_enter_failed (self, "a read");
+    }
     ledger_before_commit (self->ledger);
     //  Commit-path failpoints count only turns that write something.
     size_t write_count = store_batch_count (self->store);

@@ -107,6 +107,7 @@ struct store_t {
 
 struct store_iter_t {
     rocksdb_iterator_t *it;
+    store_t *store; //  failed by an iterator that ends on an error
 };
 
 //  A WriteBatch of a thread other than the loop's (store_batch_new).
@@ -930,6 +931,7 @@ store_iter_new (store_t *self, store_cf_t cf)
         return NULL;
     }
     iter->it = rocksdb_create_iterator_cf (self->db, self->read_options, self->cf[cf]);
+    iter->store = self;
     return iter;
 }
 
@@ -971,7 +973,27 @@ store_iter_seek_last (store_iter_t *self)
 bool
 store_iter_valid (const store_iter_t *self)
 {
-    return rocksdb_iter_valid (self->it) != 0;
+    if (rocksdb_iter_valid (self->it)) {
+        if (RL_FAILPOINT (STORE_ITER) == 0) {
+            return true;
+        }
+        //  As a read that fails (EIO, a checksum mismatch): the scan ends.
+        atomic_store (&self->store->failed, true);
+        s_set_error_text (self->store, "read", "Input/output error (failpoint)");
+        return false;
+    }
+    //  The end of the range, or an error that ended the scan early: a
+    //  caller that took the end for the whole range would build its state
+    //  from part of it (recovery) or answer a part as all of it (history).
+    //  So the store fails (FAILED, invariant 2's state): recovery refuses
+    //  to serve, and a shard that serves answers storage_error.
+    char *err = NULL;
+    rocksdb_iter_get_error (self->it, &err);
+    if (err) {
+        atomic_store (&self->store->failed, true);
+        s_set_error (self->store, "read", err);
+    }
+    return false;
 }
 
 int

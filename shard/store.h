@@ -167,6 +167,9 @@ void store_iter_seek (store_iter_t *self, const void *key, size_t key_size);
 void store_iter_seek_for_prev (store_iter_t *self, const void *key, size_t key_size);
 void store_iter_seek_first (store_iter_t *self);
 void store_iter_seek_last (store_iter_t *self);
+//  false at the end of the range, and also when a read error ended the
+//  scan: then the store is FAILED (store_failed, store_error), so that no
+//  caller takes part of a range for all of it.
 bool store_iter_valid (const store_iter_t *self);
 //  After an iterator stopped being valid: did it stop on an error rather
 //  than at the end? 0 the end, -1 an error (its text in err).

@@ -19,7 +19,14 @@
     may or may not be on disk), the shard is FAILED as above, and the
     restart recovers as above.
 
-    Both need CAP_SYS_ADMIN for the mount (CI and ./dev.sh test run as
+    test_read_error: the failpoint store.iter=error ends a scan as a read
+    error would (EIO, a checksum mismatch). A scan of recovery: the shard
+    refuses to serve what it built from part of its store ("cannot
+    recover the ledger"). A history read while serving: answered
+    storage_error, not a part of the history, and the shard is FAILED as
+    above. Without the fault, the restart recovers everything.
+
+    test_disk_full needs CAP_SYS_ADMIN for the mount (CI and ./dev.sh test run as
     root); test_disk_full is skipped, loudly, where it is missing.
 */
 #define _GNU_SOURCE
@@ -293,11 +300,111 @@ test_sync_error (void **state)
     assert_int_equal (tk_shard_stop (ctx->h, &shard, SIGTERM), 0);
 }
 
+//  The lines of the failpoint record at path (0 when there is none).
+static size_t
+s_record_lines (const char *path)
+{
+    char *text = harness_read_file (path, NULL);
+    size_t lines = 0;
+    for (const char *c = text; c && *c; c++) {
+        lines += *c == '\n';
+    }
+    free (text);
+    return lines;
+}
+
+static void
+test_read_error (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_rng = 0x4eadull;
+    s_log.count = 0;
+    tk_shard_t shard;
+    tk_shard_init (ctx->h, &shard, "s3");
+    shard.checkpoint_transfers = 1000; //  history in the store's index, not only in memory
+    tk_shard_prepare_accounts (ctx->h, &shard, TAG, LEDGER, ACCOUNTS);
+    tk_model_t model;
+    tk_model_init (&model, TAG, ACCOUNTS);
+    assert_true (tk_shard_start (ctx->h, &shard) > 0);
+    rl_client_t *client = rl_client_new (shard.endpoint);
+    static rl_transfer_t ts[BATCH];
+    static rl_result_rec_t rs[BATCH];
+    for (int batch = 0; batch < 3; batch++) {
+        for (size_t i = 0; i < BATCH; i++) {
+            ts[i] = s_new_transfer ();
+            tk_outcomes_sent (&s_log, &ts[i]);
+        }
+        assert_int_equal (rl_client_create_transfers (client, ts, BATCH, rs, CALL_TIMEOUT_MS), 0);
+        tk_outcomes_answered (&s_log, s_log.count - BATCH, rs, BATCH, false, &model);
+    }
+    rl_client_destroy (&client);
+    assert_true (tk_shard_stop (ctx->h, &shard, SIGKILL) >= 0); //  recovery replays
+
+    //  A read of recovery fails: the shard does not serve what it built
+    //  from part of its store.
+    static char fp_env[64], file_env[600];
+    char *record = harness_path (ctx->h, "s3-fp.log");
+    snprintf (file_env, sizeof (file_env), "RL_FAILPOINT_FILE=%s", record);
+    snprintf (fp_env, sizeof (fp_env), "RL_FAILPOINTS=store.iter=error@1");
+    shard.env[0] = fp_env;
+    shard.env[1] = NULL;
+    assert_true (tk_shard_start (ctx->h, &shard) < 0);
+    assert_true (s_log_contains (ctx->h, "s3", "read: Input/output error (failpoint)"));
+    assert_true (s_log_contains (ctx->h, "s3", "cannot recover the ledger"));
+
+    //  A read while serving fails: the reads of recovery counted first
+    //  (delay:0 records every step), then the one after them fails.
+    snprintf (fp_env, sizeof (fp_env), "RL_FAILPOINTS=store.iter=delay:0");
+    shard.env[1] = file_env;
+    shard.env[2] = NULL;
+    unlink (record);
+    assert_true (tk_shard_start (ctx->h, &shard) > 0);
+    size_t steps = s_record_lines (record);
+    assert_true (steps > 0);
+    assert_true (tk_shard_stop (ctx->h, &shard, SIGKILL) >= 0);
+    shard.env[1] = NULL;
+    bool failed_read = false;
+    for (size_t n = steps + 1; n <= steps + 8 && !failed_read; n++) {
+        snprintf (fp_env, sizeof (fp_env), "RL_FAILPOINTS=store.iter=error@%zu", n);
+        if (tk_shard_start (ctx->h, &shard) < 0) {
+            continue; //  this start read a little more (its own last stop's writes)
+        }
+        client = rl_client_new (shard.endpoint);
+        rl_filter_t filter = {.account_id = tk_id (1, TAG),
+                              .limit = 100,
+                              .flags = RL_FILTER_DEBITS | RL_FILTER_CREDITS};
+        static rl_transfer_t history[100];
+        size_t count = 0;
+        int rc = rl_client_get_account_transfers (client, &filter, history, &count,
+                                                  CALL_TIMEOUT_MS);
+        rl_client_destroy (&client);
+        if (rc != RL_STATUS_STORAGE_ERROR) {
+            harness_dump_log (ctx->h, shard.name);
+            fail_msg ("a history read whose scan failed was answered %d (%zu transfers)", rc,
+                      count);
+        }
+        s_expect_failed_state (ctx->h, &shard);
+        failed_read = true;
+    }
+    assert_true (failed_read);
+    free (record);
+
+    //  Without the fault: everything acknowledged is there.
+    shard.env[0] = NULL;
+    assert_true (tk_shard_start (ctx->h, &shard) > 0);
+    client = rl_client_new (shard.endpoint);
+    s_settle (client, &model);
+    tk_check_conservation (client, &model, s_log.count / 2);
+    rl_client_destroy (&client);
+    assert_int_equal (tk_shard_stop (ctx->h, &shard, SIGTERM), 0);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_sync_error, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_read_error, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_disk_full, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
