@@ -1401,8 +1401,9 @@ ledger_checkpoint (ledger_t *self)
 static int
 s_expiry_id (ledger_t *self, rl_transfer_t *expiry)
 {
-    for (unsigned k = 0; k < PENDING_EXPIRY_IDS_MAX; k++) {
-        rl_id_t id = pending_expiry_id (expiry->pending_id, expiry->debit_account_id, k);
+    rl_id_t id = pending_expiry_id (expiry->pending_id, expiry->debit_account_id);
+    for (unsigned k = 0; k < PENDING_EXPIRY_IDS_MAX;
+         k++, id = pending_expiry_id_next (id, expiry->debit_account_id)) {
         if (coordinator_is_live (self->coordinator, id)) {
             continue; //  a client's attempt under this id
         }

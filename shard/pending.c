@@ -263,29 +263,35 @@ s_credit_key (rl_id_t pending_id, rl_id_t debit_account_id)
     return s_digest (pending_id, debit_account_id, S_CREDIT_PERSONAL);
 }
 
-rl_id_t
-pending_expiry_id (rl_id_t pending_id, rl_id_t debit_account_id, unsigned k)
+//  An expiry id is never all ones either (nor 0: s_digest).
+static rl_id_t
+s_expiry_digest (rl_id_t a, rl_id_t debit_account_id, const char *personal)
 {
-    assert (k < PENDING_EXPIRY_IDS_MAX);
-    rl_id_t id = s_digest (pending_id, debit_account_id, S_EXPIRY_PERSONAL);
-    id = rl_id_is_max (id) ? (rl_id_t){.lo = 2} : id;
-    for (unsigned n = 0; n < k; n++) {
-        id = s_digest (id, debit_account_id, S_EXPIRY_NEXT_PERSONAL);
-        id = rl_id_is_max (id) ? (rl_id_t){.lo = 2} : id;
-    }
-    return id;
+    rl_id_t id = s_digest (a, debit_account_id, personal);
+    return rl_id_is_max (id) ? (rl_id_t){.lo = 2} : id;
+}
+
+rl_id_t
+pending_expiry_id (rl_id_t pending_id, rl_id_t debit_account_id)
+{
+    return s_expiry_digest (pending_id, debit_account_id, S_EXPIRY_PERSONAL);
+}
+
+rl_id_t
+pending_expiry_id_next (rl_id_t expiry_id, rl_id_t debit_account_id)
+{
+    return s_expiry_digest (expiry_id, debit_account_id, S_EXPIRY_NEXT_PERSONAL);
 }
 
 bool
 pending_is_expiry_id (rl_id_t id, rl_id_t pending_id, rl_id_t debit_account_id)
 {
-    rl_id_t candidate = pending_expiry_id (pending_id, debit_account_id, 0);
+    rl_id_t candidate = pending_expiry_id (pending_id, debit_account_id);
     for (unsigned k = 0; k < PENDING_EXPIRY_IDS_MAX; k++) {
         if (rl_id_eq (id, candidate)) {
             return true;
         }
-        candidate = s_digest (candidate, debit_account_id, S_EXPIRY_NEXT_PERSONAL);
-        candidate = rl_id_is_max (candidate) ? (rl_id_t){.lo = 2} : candidate;
+        candidate = pending_expiry_id_next (candidate, debit_account_id);
     }
     return false;
 }
@@ -1014,7 +1020,7 @@ pending_due_take (pending_t *self, uint64_t clock_ns, rl_transfer_t *expiries, s
         }
         //  The expiry, as a void of it all (its record: docs/payments.md).
         expiries[taken++] = (rl_transfer_t){
-            .id = pending_expiry_id (e->t.id, e->t.debit_account_id, 0),
+            .id = pending_expiry_id (e->t.id, e->t.debit_account_id),
             .debit_account_id = e->t.debit_account_id,
             .credit_account_id = e->t.credit_account_id,
             .amount = e->t.amount,

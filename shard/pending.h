@@ -98,16 +98,18 @@ bool pending_is_debit_side (pending_t *self, rl_id_t pending_id);
 void pending_claim (pending_t *self, rl_id_t pending_id, bool claimed, uint64_t clock_ns);
 //  The due side DEBIT entries, unclaimed, whose next attempt may run at
 //  clock_ns, at most max: fills expiries with the void transfers that
-//  expire them (ids pending_expiry_id, k = 0) and returns how many; the caller
+//  expire them (ids pending_expiry_id) and returns how many; the caller
 //  claims each. One pass over the due list: O(due).
 size_t pending_due_take (pending_t *self, uint64_t clock_ns, rl_transfer_t *expiries, size_t max);
 //  The ids the void that expires a cross-shard pending transfer may take:
-//  k = 0 is the first choice; k = 1 .. PENDING_EXPIRY_IDS_MAX - 1 follow,
-//  each derived from the one before. A client may have taken an id of the
-//  list with a transfer of its own (the derivation is public): the debit
-//  shard uses the first that its journal does not hold (ledger.c).
+//  pending_expiry_id is the first; pending_expiry_id_next gives the one
+//  after expiry_id, up to PENDING_EXPIRY_IDS_MAX in all. A client may have
+//  taken an id of the list with a transfer of its own (the derivation is
+//  public): the debit shard uses the first that its journal does not hold
+//  (ledger.c).
 #define PENDING_EXPIRY_IDS_MAX 16
-rl_id_t pending_expiry_id (rl_id_t pending_id, rl_id_t debit_account_id, unsigned k);
+rl_id_t pending_expiry_id (rl_id_t pending_id, rl_id_t debit_account_id);
+rl_id_t pending_expiry_id_next (rl_id_t expiry_id, rl_id_t debit_account_id);
 //  Is id one of the expiry ids of (pending_id, debit_account_id)?
 bool pending_is_expiry_id (rl_id_t id, rl_id_t pending_id, rl_id_t debit_account_id);
 //  Credit side (participant): may the post or void `t` (resolved by the
