@@ -263,40 +263,26 @@ s_ephemeral_low (void)
     return low;
 }
 
-//  True when port is free on 127.0.0.1 now (a bind succeeds).
-static bool
-s_port_free (int port)
-{
-    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        return false;
-    }
-    struct sockaddr_in address = {.sin_family = AF_INET,
-                                  .sin_port = htons ((uint16_t) port),
-                                  .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
-    bool free_now = bind (fd, (struct sockaddr *) &address, sizeof address) == 0;
-    close (fd);
-    return free_now;
-}
-
-//  A port the kernel picks (bind to port 0), -1 when that fails.
+//  Binds a TCP socket to 127.0.0.1:port (0: a port the kernel picks) and
+//  closes it: the port bound, or -1 when it could not be.
 static int
-s_kernel_port (void)
+s_bind_port (int port)
 {
     int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         return -1;
     }
     struct sockaddr_in address = {.sin_family = AF_INET,
+                                  .sin_port = htons ((uint16_t) port),
                                   .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
     socklen_t address_size = sizeof address;
-    int port = -1;
+    int bound = -1;
     if (bind (fd, (struct sockaddr *) &address, sizeof address) == 0
         && getsockname (fd, (struct sockaddr *) &address, &address_size) == 0) {
-        port = ntohs (address.sin_port);
+        bound = ntohs (address.sin_port);
     }
     close (fd);
-    return port;
+    return bound;
 }
 
 int
@@ -310,12 +296,12 @@ proc_free_port (void)
                 break;
             }
             int port = PROC_PORT_LOW + (int) (draw % (uint32_t) (high - PROC_PORT_LOW + 1));
-            if (s_port_free (port)) {
+            if (s_bind_port (port) == port) {
                 return port;
             }
         }
     }
-    return s_kernel_port (); //  no room below the ephemeral range: the kernel's choice
+    return s_bind_port (0); //  no room below the ephemeral range: the kernel's choice
 }
 
 static int s_tree_error; //  errno of the first entry nftw could not remove
