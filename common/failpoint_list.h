@@ -153,3 +153,15 @@ RL_FP_X (REPL_STANDBY_BEFORE_APPLY, "repl.standby.before_apply",
          "primary's replies wait for the acknowledgement)")
 RL_FP_X (REPL_STANDBY_SEED_FILE, "repl.standby.seed_file",
          "standby: a seed chunk checked, before it is written (delay: a seed held in progress)")
+RL_FP_X (REPL_PRIMARY_WRITTEN, "repl.primary.written",
+         "primary: a group commit written and its events in the log, before they are shipped to "
+         "the standbys (and before the local sync)")
+RL_FP_X (REPL_PRIMARY_SHIPPED, "repl.primary.shipped",
+         "primary: a standby's acknowledgement of shipped events received, before it is counted "
+         "(nothing it covers released)")
+RL_FP_X (REPL_PRIMARY_RELEASED, "repl.primary.released",
+         "primary: an acknowledgement moved the release, the replies and peer messages it "
+         "released handed to their sockets")
+RL_FP_X (REPL_STANDBY_APPLIED, "repl.standby.applied",
+         "standby: an event applied with its synced write, before its acknowledgement is sent")
+RL_FP_X (REPL_STANDBY_ACKED, "repl.standby.acked", "standby: an event's acknowledgement sent")

@@ -73,6 +73,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "failpoint.h"
 #include "log.h"
 
 typedef struct {
@@ -628,6 +629,7 @@ s_update (replica_t *self, bool wake)
     s_trim (self, keep_from);
     if (moved && wake && self->wake) {
         self->wake (self->wake_arg);
+        RL_FAILPOINT (REPL_PRIMARY_RELEASED); //  crash: replies released, maybe not received
     }
 }
 
@@ -704,7 +706,8 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
                 s_rehello (link, "an acknowledgement beyond what was sent");
                 return;
             }
-            link->acked = h->seq; //  invariant 2
+            RL_FAILPOINT (REPL_PRIMARY_SHIPPED); //  crash: the standby holds what nobody heard of
+            link->acked = h->seq;                //  invariant 2
             link->asked_ms = link->sent > link->acked ? s_now_ms () : 0;
             s_update (self, true);
             return;
@@ -926,6 +929,7 @@ replica_written (replica_t *self, uint64_t outq_seq, uint64_t head)
         outq_seq, seq, head};
     self->pending_count++;
 pump:
+    RL_FAILPOINT (REPL_PRIMARY_WRITTEN); //  crash: written here only, maybe not synced
     s_update (self, false);
     for (size_t i = 0; i < self->link_count; i++) {
         s_pump (&self->links[i]);

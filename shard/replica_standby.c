@@ -376,6 +376,7 @@ s_apply (s_standby_t *self, const replica_header_t *h, const uint8_t *data, size
     }
     self->position = h->seq;
     self->applied++;
+    RL_FAILPOINT (REPL_STANDBY_APPLIED); //  crash: applied, never acknowledged
     return REPLICA_ST_OK;
 }
 
@@ -632,6 +633,9 @@ s_on_repl (s_standby_t *self, zframe_t **id_p, zframe_t *head, zframe_t *body)
                  self->position);
     }
     s_ack (self, id_p, &h, st);
+    if (st == REPLICA_ST_OK && (h.kind == REPLICA_BATCH || h.kind == REPLICA_INGEST)) {
+        RL_FAILPOINT (REPL_STANDBY_ACKED); //  crash: acknowledged, maybe not received
+    }
 }
 
 static int
