@@ -28,6 +28,6 @@ set_tests_properties(test_migrate_crash PROPERTIES RESOURCE_LOCK cluster_load)
 # docs/rebalance.md): 14-17 s at a load of 7-11; 20-36 s with sanitizers
 # at a load of 8-13.
 rl_add_unit(test_migrate_pending 72 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_migrate_pending.c
-            LIBS rlrouterkit)
+            ${CMAKE_CURRENT_LIST_DIR}/test_rebalance_kit.c LIBS rlrouterkit)
 add_dependencies(test_migrate_pending shard router rebalance)
 set_tests_properties(test_migrate_pending PROPERTIES RESOURCE_LOCK cluster_load)

@@ -40,7 +40,7 @@ set_tests_properties(test_rebalance_live PROPERTIES RESOURCE_LOCK cluster_load)
 # move to one shard, one move aborted (tests/test_rebalance_repair.c):
 # 18-20 s; 11 s with sanitizers.
 rl_add_unit(test_rebalance_repair 60 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_rebalance_repair.c
-            LIBS rlrouterkit)
+            ${CMAKE_CURRENT_LIST_DIR}/test_rebalance_kit.c LIBS rlrouterkit)
 add_dependencies(test_rebalance_repair shard router rebalance)
 set_tests_properties(test_rebalance_repair PROPERTIES RESOURCE_LOCK cluster_load)
 

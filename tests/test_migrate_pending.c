@@ -52,25 +52,20 @@
 #include "codec.h"
 #include "ring.h"
 #include "routerkit.h"
+#include "test_rebalance_kit.h"
 #include "testkit.h"
 
 #define S_TAG         0x504d4947ull //  "PMIG"
 #define S_LEDGER      64
 #define S_ACCOUNTS    300
 #define S_PENDING     200 //  pending transfers made before the change
-#define S_SHARDS      4
 #define S_TOOL_MAX_MS 60000
 #define S_SHORT_S_MAX 4     //  the short timeouts: 1..S_SHORT_S_MAX s
 #define S_WAIT_MS     20000 //  expiries are released within this
 #define S_KILLS       4
 
 typedef struct {
-    harness_t *h;
-    tk_shard_t shards[S_SHARDS];
-    rk_router_t router;
-    rl_client_t *client;
-    char r0[512], r1[512];
-    char cert[512];
+    rbk_cluster_t c; //  s1..s4, R0 and R1, the router
     tk_model_t model;
     uint64_t rng;
 } s_ctx_t;
@@ -87,11 +82,7 @@ typedef struct {
 static char *
 s_path (s_ctx_t *ctx, const char *name, char *out, size_t size)
 {
-    char *p = harness_path (ctx->h, name);
-    assert_non_null (p);
-    snprintf (out, size, "%s", p);
-    free (p);
-    return out;
+    return rbk_path (ctx->c.h, name, out, size);
 }
 
 static uint64_t
@@ -107,13 +98,13 @@ s_apply_start (s_ctx_t *ctx, const char *dir, const char *failpoints, const char
 {
     char path[1024];
     snprintf (path, sizeof path, "%s/tools/rebalance", harness_bin_dir ());
-    char *argv[] = {path,         "apply",  ctx->r0,   ctx->r1,        "--state",
-                    (char *) dir, "--cert", ctx->cert, "--timeout-ms", (char *) timeout_ms,
+    char *argv[] = {path,         "apply",  ctx->c.r0,   ctx->c.r1,      "--state",
+                    (char *) dir, "--cert", ctx->c.cert, "--timeout-ms", (char *) timeout_ms,
                     NULL};
     char env_fp[512];
     snprintf (env_fp, sizeof env_fp, "RL_FAILPOINTS=%s", failpoints ? failpoints : "");
     char *env[] = {env_fp, NULL};
-    pid_t pid = harness_spawn (ctx->h, "rebalance", argv, env);
+    pid_t pid = harness_spawn (ctx->c.h, "rebalance", argv, env);
     assert_true (pid > 0);
     return pid;
 }
@@ -123,8 +114,8 @@ static int
 s_apply_wait (s_ctx_t *ctx, pid_t pid)
 {
     int ws = 0;
-    if (harness_wait_exit (ctx->h, pid, S_TOOL_MAX_MS, &ws) != 0) {
-        harness_dump_log (ctx->h, "rebalance");
+    if (harness_wait_exit (ctx->c.h, pid, S_TOOL_MAX_MS, &ws) != 0) {
+        harness_dump_log (ctx->c.h, "rebalance");
         fail_msg ("rebalance did not end within %d ms", S_TOOL_MAX_MS);
     }
     return WIFEXITED (ws) ? WEXITSTATUS (ws) : -WTERMSIG (ws);
@@ -135,11 +126,11 @@ s_check (s_ctx_t *ctx, const char *dir)
 {
     char path[1024];
     snprintf (path, sizeof path, "%s/tools/rebalance", harness_bin_dir ());
-    char *argv[] = {path, "check", "--state", (char *) dir, "--cert", ctx->cert, NULL};
-    pid_t pid = harness_spawn (ctx->h, "rebalance", argv, NULL);
+    char *argv[] = {path, "check", "--state", (char *) dir, "--cert", ctx->c.cert, NULL};
+    pid_t pid = harness_spawn (ctx->c.h, "rebalance", argv, NULL);
     assert_true (pid > 0);
     int ws = 0;
-    assert_int_equal (harness_wait_exit (ctx->h, pid, S_TOOL_MAX_MS, &ws), 0);
+    assert_int_equal (harness_wait_exit (ctx->c.h, pid, S_TOOL_MAX_MS, &ws), 0);
     return WIFEXITED (ws) ? WEXITSTATUS (ws) : -1;
 }
 
@@ -150,52 +141,9 @@ s_setup_with (void **state, const char *durability)
 {
     s_ctx_t *ctx = calloc (1, sizeof (s_ctx_t));
     assert_non_null (ctx);
-    ctx->h = harness_new ("test_migrate_pending");
-    assert_non_null (ctx->h);
-    snprintf (ctx->cert, sizeof ctx->cert, "%s/private/tester.key_secret", tk_keys_dir (ctx->h));
+    rbk_cluster_start (&ctx->c, "test_migrate_pending", durability);
     tk_model_init (&ctx->model, S_TAG, S_ACCOUNTS);
-    ring_t *ring = ring_new (1);
-    assert_non_null (ring);
-    const char *names[S_SHARDS] = {"s1", "s2", "s3", "s4"};
-    for (size_t i = 0; i < S_SHARDS; i++) {
-        tk_shard_init (ctx->h, &ctx->shards[i], names[i]);
-        ctx->shards[i].durability = durability;
-        if (i < 3) {
-            assert_int_equal (ring_add_shard (ring, names[i], ctx->shards[i].endpoint, 1.0),
-                              RING_OK);
-            assert_int_equal (ring_set_key (ring, names[i], tk_key (ctx->h, "shard", names[i])),
-                              RING_OK);
-        }
-    }
-    s_path (ctx, "r0.ring", ctx->r0, sizeof ctx->r0);
-    assert_int_equal (ring_save_file (ring, ctx->r0), RING_OK);
-    assert_int_equal (ring_add_shard (ring, "s4", ctx->shards[3].endpoint, 1.0), RING_OK);
-    assert_int_equal (ring_set_key (ring, "s4", tk_key (ctx->h, "shard", "s4")), RING_OK);
-    ring_set_epoch (ring, 2);
-    s_path (ctx, "r1.ring", ctx->r1, sizeof ctx->r1);
-    assert_int_equal (ring_save_file (ring, ctx->r1), RING_OK);
-    ring_destroy (&ring);
-    for (size_t i = 0; i < S_SHARDS; i++) {
-        snprintf (ctx->shards[i].ring_file, sizeof ctx->shards[i].ring_file, "%s", ctx->r0);
-        assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
-    }
-    rk_router_init (&ctx->router, "router1");
-    snprintf (ctx->router.ring_file, sizeof ctx->router.ring_file, "%s", ctx->r0);
-    ctx->router.refresh_ms = 200;
-    assert_true (rk_router_start (ctx->h, &ctx->router) > 0);
-    ctx->client = rl_client_new (ctx->router.endpoint);
-    assert_non_null (ctx->client);
-    rl_account_t accounts[S_ACCOUNTS];
-    rl_result_rec_t results[S_ACCOUNTS];
-    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
-        accounts[n - 1] = tk_account (n, S_TAG, S_LEDGER, 0);
-    }
-    assert_int_equal (rl_client_create_accounts_retry (ctx->client, accounts, S_ACCOUNTS, results,
-                                                       TK_TIMEOUT_MS, 5),
-                      0);
-    for (size_t i = 0; i < S_ACCOUNTS; i++) {
-        assert_int_equal (results[i].result, RL_OK);
-    }
+    rbk_create_plain_accounts (ctx->c.client, S_TAG, S_LEDGER, S_ACCOUNTS);
     const char *seed = getenv ("RL_SEED");
     ctx->rng = seed ? strtoull (seed, NULL, 10) : (uint64_t) zclock_time ();
     fprintf (stderr, "test_migrate_pending: RL_SEED=%" PRIu64 "\n", ctx->rng);
@@ -219,16 +167,7 @@ static int
 s_teardown (void **state)
 {
     s_ctx_t *ctx = *state;
-    rl_client_destroy (&ctx->client);
-    if (ctx->router.pid > 0) {
-        rk_router_stop (ctx->h, &ctx->router);
-    }
-    for (size_t i = 0; i < S_SHARDS; i++) {
-        if (ctx->shards[i].pid > 0) {
-            tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM);
-        }
-    }
-    harness_destroy (&ctx->h);
+    rbk_cluster_stop (&ctx->c);
     free (ctx);
     return 0;
 }
@@ -239,7 +178,7 @@ static uint32_t
 s_one (s_ctx_t *ctx, const rl_transfer_t *t, uint64_t *ts)
 {
     rl_result_rec_t r;
-    assert_int_equal (rl_client_create_transfers_retry (ctx->client, t, 1, &r, TK_TIMEOUT_MS, 10),
+    assert_int_equal (rl_client_create_transfers_retry (ctx->c.client, t, 1, &r, TK_TIMEOUT_MS, 10),
                       0);
     if (ts) {
         *ts = r.timestamp;
@@ -277,8 +216,8 @@ static void
 s_make_pending (s_ctx_t *ctx, s_pending_t *list)
 {
     char err[256];
-    ring_t *r0 = ring_load_file (ctx->r0, err, sizeof err);
-    ring_t *r1 = ring_load_file (ctx->r1, err, sizeof err);
+    ring_t *r0 = ring_load_file (ctx->c.r0, err, sizeof err);
+    ring_t *r1 = ring_load_file (ctx->c.r1, err, sizeof err);
     assert_true (r0 && r1);
     size_t shapes[SHAPES] = {0};
     for (size_t k = 0; k < S_PENDING; k++) {
@@ -348,7 +287,7 @@ s_none_pending (void *arg)
     for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
         ids[n - 1] = tk_id (n, S_TAG);
     }
-    if (rl_client_lookup_accounts (ctx->client, ids, S_ACCOUNTS, out, TK_TIMEOUT_MS) != 0) {
+    if (rl_client_lookup_accounts (ctx->c.client, ids, S_ACCOUNTS, out, TK_TIMEOUT_MS) != 0) {
         return false;
     }
     for (size_t i = 0; i < S_ACCOUNTS; i++) {
@@ -396,8 +335,8 @@ s_after (s_ctx_t *ctx, s_pending_t *list, int64_t made_ms)
             assert_int_equal (ts, list[k].resolve_ts);
         }
     }
-    assert_true (tk_wait_cluster_quiet (ctx->client, 15000));
-    tk_check_conservation (ctx->client, &ctx->model, ctx->model.ok);
+    assert_true (tk_wait_cluster_quiet (ctx->c.client, 15000));
+    tk_check_conservation (ctx->c.client, &ctx->model, ctx->model.ok);
 }
 
 //  Cases ---------------------------------------------------------------------
@@ -425,7 +364,7 @@ test_grow_with_pending (void **state)
     size_t racing = 0;
     for (size_t k = 3; k < S_PENDING; k += 4) {
         int ws = 0;
-        if (harness_wait_exit (ctx->h, tool, 0, &ws) == 0) {
+        if (harness_wait_exit (ctx->c.h, tool, 0, &ws) == 0) {
             break; //  the change is over
         }
         if (!list[k].short_timeout && !list[k].resolve.flags) {
@@ -444,16 +383,16 @@ test_grow_with_pending (void **state)
 static void
 s_restart (s_ctx_t *ctx, size_t i, const char *fp, char *env_buf, size_t env_size)
 {
-    tk_shard_t *shard = &ctx->shards[i];
+    tk_shard_t *shard = &ctx->c.shards[i];
     if (shard->pid > 0) {
-        assert_true (tk_shard_stop (ctx->h, shard, SIGTERM) >= 0);
+        assert_true (tk_shard_stop (ctx->c.h, shard, SIGTERM) >= 0);
     }
     shard->env[0] = NULL;
     if (fp) {
         snprintf (env_buf, env_size, "RL_FAILPOINTS=%s", fp);
         shard->env[0] = env_buf;
     }
-    assert_true (tk_shard_start (ctx->h, shard) > 0);
+    assert_true (tk_shard_start (ctx->c.h, shard) > 0);
 }
 
 static void
@@ -461,13 +400,13 @@ test_crash_with_pending (void **state)
 {
     s_ctx_t *ctx = *state;
     static s_pending_t list[S_PENDING];
-    static char env[S_SHARDS][128];
+    static char env[RBK_SHARDS][128];
     s_make_pending (ctx, list);
     int64_t made_ms = zclock_mono ();
     //  Two sources and the target armed (s4 gains every arc).
-    const char *armed[S_SHARDS] = {"migrate.shipped=crash@2", "migrate.commit_source=crash@2", NULL,
-                                   "migrate.import=crash@6"};
-    for (size_t i = 0; i < S_SHARDS; i++) {
+    const char *armed[RBK_SHARDS] = {"migrate.shipped=crash@2", "migrate.commit_source=crash@2",
+                                     NULL, "migrate.import=crash@6"};
+    for (size_t i = 0; i < RBK_SHARDS; i++) {
         if (armed[i]) {
             s_restart (ctx, i, armed[i], env[i], sizeof env[i]);
         }
@@ -484,17 +423,17 @@ test_crash_with_pending (void **state)
         pid_t tool = s_apply_start (ctx, dir, NULL, "2000");
         size_t dead = 0;
         int ws = 0;
-        while (harness_wait_exit (ctx->h, tool, 0, &ws) != 0 && dead == 0) {
+        while (harness_wait_exit (ctx->c.h, tool, 0, &ws) != 0 && dead == 0) {
             zclock_sleep (20);
-            for (size_t i = 0; i < S_SHARDS; i++) {
+            for (size_t i = 0; i < RBK_SHARDS; i++) {
                 int shard_ws = 0;
-                if (ctx->shards[i].pid > 0
-                    && harness_wait_exit (ctx->h, ctx->shards[i].pid, 0, &shard_ws) == 0) {
+                if (ctx->c.shards[i].pid > 0
+                    && harness_wait_exit (ctx->c.h, ctx->c.shards[i].pid, 0, &shard_ws) == 0) {
                     //  By SIGKILL at its failpoint.
                     assert_true (WIFSIGNALED (shard_ws) && WTERMSIG (shard_ws) == SIGKILL);
                     fprintf (stderr, "test_migrate_pending: %s killed at its failpoint\n",
-                             ctx->shards[i].name);
-                    ctx->shards[i].pid = 0;
+                             ctx->c.shards[i].name);
+                    ctx->c.shards[i].pid = 0;
                     //  The target's second arming: its reply lost after the handover's sync.
                     const char *next = i == 3 && !target_again
                                            ? "migrate.commit_target_synced=crash@2"
@@ -506,7 +445,7 @@ test_crash_with_pending (void **state)
             }
         }
         if (dead > 0) {
-            harness_kill (ctx->h, tool, SIGKILL);
+            harness_kill (ctx->c.h, tool, SIGKILL);
         }
         int rc = s_apply_wait (ctx, tool);
         kills += dead;

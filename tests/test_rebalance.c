@@ -60,7 +60,6 @@
 #define S_TAG           0x5245424cull //  "REBL"
 #define S_LEDGER        61
 #define S_ACCOUNTS      240
-#define S_SHARDS        4
 #define S_SENT_MAX      60000
 #define S_LOAD_PAUSE_MS 3     //  between two batches of the load
 #define S_TOOL_MAX_MS   40000 //  one run of the tool, under load
@@ -68,12 +67,8 @@
 #define S_STATE_X_SIZE  (1u << 20)
 
 typedef struct {
-    harness_t *h;
-    tk_shard_t shards[S_SHARDS];
-    rk_router_t router;
-    rl_client_t *client;
-    char r0[512], r1[512], r2[512];
-    char cert[512];
+    rbk_cluster_t c; //  s1..s4, R0 and R1, the router
+    char r2[512];
     rbk_load_t load;
     int64_t kill_at, restart_at; //  s2's SIGKILL and restart during a run (mono ms; 0: none)
     char kill_after[700];        //  a state file: kill once its step 1 is done ("": never)
@@ -82,11 +77,7 @@ typedef struct {
 static char *
 s_path (s_ctx_t *ctx, const char *name, char *out, size_t size)
 {
-    char *p = harness_path (ctx->h, name);
-    assert_non_null (p);
-    snprintf (out, size, "%s", p);
-    free (p);
-    return out;
+    return rbk_path (ctx->c.h, name, out, size);
 }
 
 //  Load ----------------------------------------------------------------------
@@ -102,7 +93,7 @@ s_load_once (s_ctx_t *ctx)
 static pid_t
 s_tool_spawn (s_ctx_t *ctx, const char *failpoints, const char *const *args)
 {
-    return rbk_tool_spawn (ctx->h, failpoints, args);
+    return rbk_tool_spawn (ctx->c.h, failpoints, args);
 }
 
 //  Waits for the tool, with the load running meanwhile when `load`; its
@@ -112,9 +103,9 @@ s_tool_wait (s_ctx_t *ctx, pid_t pid, bool load)
 {
     int64_t deadline = zclock_mono () + S_TOOL_MAX_MS;
     int ws = 0;
-    while (harness_wait_exit (ctx->h, pid, load ? 0 : 100, &ws) != 0) {
+    while (harness_wait_exit (ctx->c.h, pid, load ? 0 : 100, &ws) != 0) {
         if (zclock_mono () > deadline) {
-            harness_dump_log (ctx->h, "rebalance");
+            harness_dump_log (ctx->c.h, "rebalance");
             fail_msg ("rebalance did not end within %d ms", S_TOOL_MAX_MS);
         }
         int64_t now = zclock_mono ();
@@ -127,12 +118,12 @@ s_tool_wait (s_ctx_t *ctx, pid_t pid, bool load)
             free (text);
         }
         if (ctx->kill_at && now >= ctx->kill_at) {
-            assert_true (tk_shard_stop (ctx->h, &ctx->shards[1], SIGKILL) >= 0);
+            assert_true (tk_shard_stop (ctx->c.h, &ctx->c.shards[1], SIGKILL) >= 0);
             ctx->kill_at = 0;
             ctx->restart_at = now + 1000;
         }
         if (ctx->restart_at && now >= ctx->restart_at) {
-            assert_true (tk_shard_start (ctx->h, &ctx->shards[1]) > 0);
+            assert_true (tk_shard_start (ctx->c.h, &ctx->c.shards[1]) > 0);
             ctx->restart_at = 0;
         }
         if (load) {
@@ -155,7 +146,7 @@ s_tool (s_ctx_t *ctx, const char *failpoints, const char *const *args)
 static int
 s_cmd (s_ctx_t *ctx, const char *cmd, const char *dir, const char *more)
 {
-    const char *args[] = {cmd, "--state", dir, "--cert", ctx->cert, more, NULL};
+    const char *args[] = {cmd, "--state", dir, "--cert", ctx->c.cert, more, NULL};
     return s_tool (ctx, NULL, args);
 }
 
@@ -165,8 +156,9 @@ static int
 s_apply (s_ctx_t *ctx, const char *from, const char *to, const char *dir, const char *failpoints,
          const char *freeze_ms)
 {
-    const char *args[] = {"apply",   from,        to,        "--state",         dir,       "--cert",
-                          ctx->cert, "--entries", S_ENTRIES, "--freeze-max-ms", freeze_ms, NULL};
+    const char *args[] = {"apply",   from,        to,          "--state", dir,
+                          "--cert",  ctx->c.cert, "--entries", S_ENTRIES, "--freeze-max-ms",
+                          freeze_ms, NULL};
     int ws = s_tool_wait (ctx, s_tool_spawn (ctx, failpoints, args), true);
     return WIFEXITED (ws) ? WEXITSTATUS (ws) : -WTERMSIG (ws);
 }
@@ -195,45 +187,10 @@ s_setup (void **state)
 {
     s_ctx_t *ctx = calloc (1, sizeof (s_ctx_t));
     assert_non_null (ctx);
-    ctx->h = harness_new ("test_rebalance");
-    assert_non_null (ctx->h);
-    const char *keys = tk_keys_dir (ctx->h);
-    snprintf (ctx->cert, sizeof ctx->cert, "%s/private/tester.key_secret", keys);
-    ring_t *ring = ring_new (1);
-    assert_non_null (ring);
-    const char *names[S_SHARDS] = {"s1", "s2", "s3", "s4"};
-    for (size_t i = 0; i < S_SHARDS; i++) {
-        tk_shard_init (ctx->h, &ctx->shards[i], names[i]);
-        ctx->shards[i].durability = "nosync";
-        if (i < 3) {
-            assert_int_equal (ring_add_shard (ring, names[i], ctx->shards[i].endpoint, 1.0),
-                              RING_OK);
-            assert_int_equal (ring_set_key (ring, names[i], tk_key (ctx->h, "shard", names[i])),
-                              RING_OK);
-        }
-    }
-    s_path (ctx, "r0.ring", ctx->r0, sizeof ctx->r0);
-    assert_int_equal (ring_save_file (ring, ctx->r0), RING_OK);
-    //  R1: R0 plus s4 (what `rebalance plan --add` writes).
-    assert_int_equal (ring_add_shard (ring, "s4", ctx->shards[3].endpoint, 1.0), RING_OK);
-    assert_int_equal (ring_set_key (ring, "s4", tk_key (ctx->h, "shard", "s4")), RING_OK);
-    ring_set_epoch (ring, 2);
-    s_path (ctx, "r1.ring", ctx->r1, sizeof ctx->r1);
-    assert_int_equal (ring_save_file (ring, ctx->r1), RING_OK);
-    ring_destroy (&ring);
-    for (size_t i = 0; i < S_SHARDS; i++) {
-        snprintf (ctx->shards[i].ring_file, sizeof ctx->shards[i].ring_file, "%s", ctx->r0);
-        assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
-    }
-    rk_router_init (&ctx->router, "router1");
-    snprintf (ctx->router.ring_file, sizeof ctx->router.ring_file, "%s", ctx->r0);
-    ctx->router.refresh_ms = 200;
-    assert_true (rk_router_start (ctx->h, &ctx->router) > 0);
-    ctx->client = rl_client_new (ctx->router.endpoint);
-    assert_non_null (ctx->client);
-    rbk_load_init (&ctx->load, ctx->client, S_TAG, S_LEDGER, S_ACCOUNTS, S_SENT_MAX, 0x5eed);
+    rbk_cluster_start (&ctx->c, "test_rebalance", "nosync");
+    rbk_load_init (&ctx->load, ctx->c.client, S_TAG, S_LEDGER, S_ACCOUNTS, S_SENT_MAX, 0x5eed);
     rbk_create_accounts (&ctx->load);
-    rbk_load_ring_file (&ctx->load, ctx->r0);
+    rbk_load_ring_file (&ctx->load, ctx->c.r0);
     *state = ctx;
     return 0;
 }
@@ -242,16 +199,7 @@ static int
 s_teardown (void **state)
 {
     s_ctx_t *ctx = *state;
-    rl_client_destroy (&ctx->client);
-    if (ctx->router.pid > 0) {
-        rk_router_stop (ctx->h, &ctx->router);
-    }
-    for (size_t i = 0; i < S_SHARDS; i++) {
-        if (ctx->shards[i].pid > 0) {
-            tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM);
-        }
-    }
-    harness_destroy (&ctx->h);
+    rbk_cluster_stop (&ctx->c);
     rbk_load_destroy (&ctx->load);
     free (ctx);
     return 0;
@@ -302,7 +250,7 @@ s_hostile (s_ctx_t *ctx, const char *dir)
         s_write (path, bad, size + strlen (extras[i]));
         assert_int_equal (s_cmd (ctx, "status", dir, NULL), 1);
         assert_int_equal (s_cmd (ctx, "check", dir, NULL), 1);
-        assert_int_equal (s_apply (ctx, ctx->r0, ctx->r1, dir, NULL, "1000"), 1);
+        assert_int_equal (s_apply (ctx, ctx->c.r0, ctx->c.r1, dir, NULL, "1000"), 1);
         size_t after_size = 0;
         char *after = s_read (path, &after_size);
         assert_int_equal (after_size, size + strlen (extras[i]));
@@ -343,27 +291,28 @@ s_hostile (s_ctx_t *ctx, const char *dir)
     assert_int_equal (s_cmd (ctx, "status", dir, NULL), 0);
     //  Options.
     const char *opts[][12] = {
-        {"apply", ctx->r0, ctx->r1, "--state", dir, "--cert", ctx->cert, "--freeze-max-ms", "0",
-         NULL},
-        {"apply", ctx->r0, ctx->r1, "--state", dir, "--cert", ctx->cert, "--freeze-max-ms",
+        {"apply", ctx->c.r0, ctx->c.r1, "--state", dir, "--cert", ctx->c.cert, "--freeze-max-ms",
+         "0", NULL},
+        {"apply", ctx->c.r0, ctx->c.r1, "--state", dir, "--cert", ctx->c.cert, "--freeze-max-ms",
          "600001", NULL},
-        {"apply", ctx->r0, ctx->r1, "--state", dir, "--cert", ctx->cert, "--entries", "9000", NULL},
-        {"apply", ctx->r0, ctx->r1, "--cert", ctx->cert, NULL},
-        {"apply", ctx->r0, "--state", dir, "--cert", ctx->cert, NULL},
-        {"apply", ctx->r0, ctx->r1, "--state", dir, NULL},
-        {"apply", ctx->r0, ctx->r1, "--state", dir, "--insecure", "--cert", ctx->cert, NULL},
-        {"check", "--state", dir, "--cert", ctx->cert, "--bogus", "1", NULL},
+        {"apply", ctx->c.r0, ctx->c.r1, "--state", dir, "--cert", ctx->c.cert, "--entries", "9000",
+         NULL},
+        {"apply", ctx->c.r0, ctx->c.r1, "--cert", ctx->c.cert, NULL},
+        {"apply", ctx->c.r0, "--state", dir, "--cert", ctx->c.cert, NULL},
+        {"apply", ctx->c.r0, ctx->c.r1, "--state", dir, NULL},
+        {"apply", ctx->c.r0, ctx->c.r1, "--state", dir, "--insecure", "--cert", ctx->c.cert, NULL},
+        {"check", "--state", dir, "--cert", ctx->c.cert, "--bogus", "1", NULL},
         {"status", "--state", dir, "--freeze-max-ms", "5", NULL},
-        {"check", "--state", dir, "--cert", ctx->cert, "--heuristics-reconciled", NULL},
+        {"check", "--state", dir, "--cert", ctx->c.cert, "--heuristics-reconciled", NULL},
         {"fix", "--state", dir, NULL},
-        {"fix", "--state", dir, "--cert", ctx->cert, "--json", NULL},
-        {"apply", ctx->r1, ctx->r1, "--state", dir, "--cert", ctx->cert, NULL},
+        {"fix", "--state", dir, "--cert", ctx->c.cert, "--json", NULL},
+        {"apply", ctx->c.r1, ctx->c.r1, "--state", dir, "--cert", ctx->c.cert, NULL},
     };
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
         assert_int_equal (s_tool (ctx, NULL, opts[i]), 2);
     }
-    const char *missing[] = {"apply",  "/nonexistent.ring", ctx->r1, "--state", dir,
-                             "--cert", ctx->cert,           NULL};
+    const char *missing[] = {"apply",  "/nonexistent.ring", ctx->c.r1, "--state", dir,
+                             "--cert", ctx->c.cert,         NULL};
     assert_int_equal (s_tool (ctx, NULL, missing), 1);
     char empty[600];
     s_path (ctx, "empty-state", empty, sizeof empty);
@@ -416,7 +365,7 @@ s_move_back_ring (s_ctx_t *ctx, const char *from, const char *to)
 {
     char err[256];
     ring_t *grown = ring_load_file (from, err, sizeof err);
-    ring_t *first = ring_load_file (ctx->r0, err, sizeof err);
+    ring_t *first = ring_load_file (ctx->c.r0, err, sizeof err);
     assert_true (grown && first);
     size_t points = ring_point_count (grown);
     int s4 = ring_shard_find (grown, "s4");
@@ -478,9 +427,9 @@ test_grow (void **state)
     int64_t t0 = zclock_mono ();
     for (size_t i = 0; i < sizeof s_crashes / sizeof s_crashes[0]; i++) {
         const s_crash_t *c = &s_crashes[i];
-        int rc = s_apply (ctx, ctx->r0, ctx->r1, dir, c->failpoints, c->freeze_ms);
+        int rc = s_apply (ctx, ctx->c.r0, ctx->c.r1, dir, c->failpoints, c->freeze_ms);
         if (rc != -SIGKILL) {
-            harness_dump_log (ctx->h, "rebalance");
+            harness_dump_log (ctx->c.h, "rebalance");
             fail_msg ("apply with %s: exit %d, not killed", c->failpoints, rc);
         }
         if (strcmp (c->failpoints, "rebalance.frozen=crash") == 0) {
@@ -511,9 +460,9 @@ test_grow (void **state)
             assert_int_equal (s_cmd (ctx, "abort", dir, NULL), 0); //  again: nothing to undo
         }
     }
-    int rc = s_apply (ctx, ctx->r0, ctx->r1, dir, NULL, "1000");
+    int rc = s_apply (ctx, ctx->c.r0, ctx->c.r1, dir, NULL, "1000");
     if (rc != 0) {
-        harness_dump_log (ctx->h, "rebalance");
+        harness_dump_log (ctx->c.h, "rebalance");
         fail_msg ("the last apply: exit %d", rc);
     }
     fprintf (stderr, "grow: %zu crashes and the last run in %.1f s, %zu transfers sent\n",
@@ -525,11 +474,11 @@ test_grow (void **state)
     //  A change planned from a ring the cluster no longer serves moves nothing.
     char stale[600];
     s_path (ctx, "stale", stale, sizeof stale);
-    assert_int_equal (s_apply (ctx, ctx->r0, ctx->r1, stale, NULL, "1000"), 6); //  fenced
+    assert_int_equal (s_apply (ctx, ctx->c.r0, ctx->c.r1, stale, NULL, "1000"), 6); //  fenced
     s_hostile (ctx, dir);
     //  Every shard serves the planned ring; s4 holds accounts now.
     rl_status_rec_t st;
-    rl_client_t *s4 = rl_client_new (ctx->shards[3].endpoint);
+    rl_client_t *s4 = rl_client_new (ctx->c.shards[3].endpoint);
     assert_non_null (s4);
     assert_int_equal (rl_client_status (s4, &st, TK_TIMEOUT_MS), 0);
     assert_true (st.accounts > 0);
@@ -548,8 +497,8 @@ test_grow (void **state)
     s_move_back_ring (ctx, grown_ring, back_ring);
     rbk_load_ring_file (&ctx->load, grown_ring); //  pairs by the ring the cluster serves now
     const char *back_args[] = {
-        "apply",  grown_ring, back_ring,   "--state", back_dir,
-        "--cert", ctx->cert,  "--entries", S_ENTRIES, "--heuristics-reconciled",
+        "apply",  grown_ring,  back_ring,   "--state", back_dir,
+        "--cert", ctx->c.cert, "--entries", S_ENTRIES, "--heuristics-reconciled",
         NULL}; //  (none here: the shards accept the word)
     int back_ws = s_tool_wait (ctx, s_tool_spawn (ctx, NULL, back_args), true);
     assert_true (WIFEXITED (back_ws) && WEXITSTATUS (back_ws) == 0);
@@ -597,9 +546,9 @@ test_grow (void **state)
     t0 = zclock_mono ();
     //  While an apply runs (held at its start by a delay), status says so,
     //  and a second apply, fix and abort refuse to run beside it.
-    const char *shrink_args[] = {"apply",   last_ring,      ctx->r2,   "--state",
-                                 dir2,      "--cert",       ctx->cert, "--entries",
-                                 S_ENTRIES, "--timeout-ms", "1000",    NULL};
+    const char *shrink_args[] = {"apply",   last_ring,      ctx->r2,     "--state",
+                                 dir2,      "--cert",       ctx->c.cert, "--entries",
+                                 S_ENTRIES, "--timeout-ms", "1000",      NULL};
     pid_t running = s_tool_spawn (ctx, "rebalance.persisted=delay:3000", shrink_args);
     char state_path[700];
     snprintf (state_path, sizeof state_path, "%s/state", dir2);
@@ -627,18 +576,18 @@ test_grow (void **state)
     assert_int_equal (ctx->kill_at, 0);
     assert_int_equal (ctx->restart_at, 0);
     if (rc != 0) {
-        harness_dump_log (ctx->h, "rebalance");
+        harness_dump_log (ctx->c.h, "rebalance");
         fail_msg ("shrink: exit %d", rc);
     }
     fprintf (stderr, "shrink: %.1f s, %zu transfers sent in all\n",
              (double) (zclock_mono () - t0) / 1000.0, ctx->load.count);
     assert_int_equal (s_cmd (ctx, "check", dir2, NULL), 0);
-    const char *removed[] = {ctx->shards[3].endpoint};
+    const char *removed[] = {ctx->c.shards[3].endpoint};
     rbk_check_all (&ctx->load, "shrink", removed, 1, 200);
     //  s4 is out of the ring the others serve.
     uint8_t *blob = NULL;
     size_t size = 0;
-    assert_int_equal (rl_client_get_ring (ctx->client, &blob, &size, TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_get_ring (ctx->c.client, &blob, &size, TK_TIMEOUT_MS), 0);
     ring = ring_decode (blob, size, err, sizeof err);
     free (blob);
     assert_non_null (ring);

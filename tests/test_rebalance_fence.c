@@ -55,28 +55,19 @@
 #define S_LEDGER      63
 #define S_ACCOUNTS    300
 #define S_TRANSFERS   6000 //  at most, per case
-#define S_SHARDS      4
 #define S_TOOL_MAX_MS 60000
 #define S_LOAD_ROUNDS 8 //  load batches between two tool runs
 
 typedef struct {
-    harness_t *h;
-    tk_shard_t shards[S_SHARDS];
-    rk_router_t router;
-    rl_client_t *client;
-    char r0[512], r1[512], r2[512];
-    char cert[512];
+    rbk_cluster_t c; //  s1..s4, R0 and R1, the router
+    char r2[512];    //  R0 + s4 with weight 2, epoch 2
     rbk_load_t load;
 } s_ctx_t;
 
 static char *
 s_path (s_ctx_t *ctx, const char *name, char *out, size_t size)
 {
-    char *p = harness_path (ctx->h, name);
-    assert_non_null (p);
-    snprintf (out, size, "%s", p);
-    free (p);
-    return out;
+    return rbk_path (ctx->c.h, name, out, size);
 }
 
 //  Spawns `rebalance` with args (NULL-terminated), its log `name`.
@@ -96,7 +87,7 @@ s_spawn (s_ctx_t *ctx, const char *name, const char *failpoints, const char *con
     char env_fp[512];
     snprintf (env_fp, sizeof env_fp, "RL_FAILPOINTS=%s", failpoints ? failpoints : "");
     char *env[] = {env_fp, NULL};
-    pid_t pid = harness_spawn (ctx->h, name, argv, env);
+    pid_t pid = harness_spawn (ctx->c.h, name, argv, env);
     assert_true (pid > 0);
     return pid;
 }
@@ -106,8 +97,8 @@ static int
 s_wait (s_ctx_t *ctx, const char *name, pid_t pid)
 {
     int ws = 0;
-    if (harness_wait_exit (ctx->h, pid, S_TOOL_MAX_MS, &ws) != 0) {
-        harness_dump_log (ctx->h, name);
+    if (harness_wait_exit (ctx->c.h, pid, S_TOOL_MAX_MS, &ws) != 0) {
+        harness_dump_log (ctx->c.h, name);
         fail_msg ("%s did not end within %d ms", name, S_TOOL_MAX_MS);
     }
     return WIFEXITED (ws) ? WEXITSTATUS (ws) : -WTERMSIG (ws);
@@ -122,22 +113,22 @@ s_tool (s_ctx_t *ctx, const char *failpoints, const char *const *args)
 static int
 s_apply (s_ctx_t *ctx, const char *from, const char *to, const char *dir, const char *failpoints)
 {
-    const char *args[] = {"apply", from, to, "--state", dir, "--cert", ctx->cert, NULL};
+    const char *args[] = {"apply", from, to, "--state", dir, "--cert", ctx->c.cert, NULL};
     return s_tool (ctx, failpoints, args);
 }
 
 static int
 s_cmd (s_ctx_t *ctx, const char *cmd, const char *dir)
 {
-    const char *args[] = {cmd, "--state", dir, "--cert", ctx->cert, NULL};
+    const char *args[] = {cmd, "--state", dir, "--cert", ctx->c.cert, NULL};
     return s_tool (ctx, NULL, args);
 }
 
 static int
 s_recover (s_ctx_t *ctx, const char *from, const char *to, const char *dir)
 {
-    const char *args[] = {"recover", "--from", from,     "--to",    to,
-                          "--state", dir,      "--cert", ctx->cert, NULL};
+    const char *args[] = {"recover", "--from", from,     "--to",      to,
+                          "--state", dir,      "--cert", ctx->c.cert, NULL};
     return s_tool (ctx, NULL, args);
 }
 
@@ -172,7 +163,7 @@ s_assert_step (const char *dir, size_t k, const char *want)
 static uint64_t
 s_epoch_of (s_ctx_t *ctx, size_t i)
 {
-    rl_client_t *c = rl_client_new (ctx->shards[i].endpoint);
+    rl_client_t *c = rl_client_new (ctx->c.shards[i].endpoint);
     assert_non_null (c);
     uint8_t *blob = NULL;
     size_t size = 0;
@@ -191,7 +182,7 @@ s_epoch_of (s_ctx_t *ctx, size_t i)
 static uint64_t
 s_lease_of (s_ctx_t *ctx, size_t i, rl_migrate_rec_t *stored)
 {
-    rl_client_t *c = rl_client_new (ctx->shards[i].endpoint);
+    rl_client_t *c = rl_client_new (ctx->c.shards[i].endpoint);
     assert_non_null (c);
     uint64_t holder = 0;
     assert_int_equal (
@@ -219,7 +210,7 @@ s_ring_variant (s_ctx_t *ctx, const char *base, const char *name, const char *en
     assert_non_null (ring);
     if (endpoint) {
         assert_int_equal (ring_add_shard (ring, name, endpoint, weight), RING_OK);
-        assert_int_equal (ring_set_key (ring, name, tk_key (ctx->h, "shard", name)), RING_OK);
+        assert_int_equal (ring_set_key (ring, name, tk_key (ctx->c.h, "shard", name)), RING_OK);
     } else {
         assert_int_equal (ring_reweight_shard (ring, name, weight), RING_OK);
     }
@@ -235,42 +226,12 @@ s_setup (void **state)
 {
     s_ctx_t *ctx = calloc (1, sizeof (s_ctx_t));
     assert_non_null (ctx);
-    ctx->h = harness_new ("test_rebalance_fence");
-    assert_non_null (ctx->h);
-    snprintf (ctx->cert, sizeof ctx->cert, "%s/private/tester.key_secret", tk_keys_dir (ctx->h));
-    ring_t *ring = ring_new (1);
-    assert_non_null (ring);
-    const char *names[S_SHARDS] = {"s1", "s2", "s3", "s4"};
-    for (size_t i = 0; i < S_SHARDS; i++) {
-        tk_shard_init (ctx->h, &ctx->shards[i], names[i]);
-        ctx->shards[i].durability = "nosync";
-        if (i < 3) {
-            assert_int_equal (ring_add_shard (ring, names[i], ctx->shards[i].endpoint, 1.0),
-                              RING_OK);
-            assert_int_equal (ring_set_key (ring, names[i], tk_key (ctx->h, "shard", names[i])),
-                              RING_OK);
-        }
-    }
-    s_path (ctx, "r0.ring", ctx->r0, sizeof ctx->r0);
-    assert_int_equal (ring_save_file (ring, ctx->r0), RING_OK);
-    ring_destroy (&ring);
-    s_path (ctx, "r1.ring", ctx->r1, sizeof ctx->r1);
-    s_ring_variant (ctx, ctx->r0, "s4", ctx->shards[3].endpoint, 1.0, ctx->r1);
+    rbk_cluster_start (&ctx->c, "test_rebalance_fence", "nosync");
     s_path (ctx, "r2.ring", ctx->r2, sizeof ctx->r2);
-    s_ring_variant (ctx, ctx->r0, "s4", ctx->shards[3].endpoint, 2.0, ctx->r2);
-    for (size_t i = 0; i < S_SHARDS; i++) {
-        snprintf (ctx->shards[i].ring_file, sizeof ctx->shards[i].ring_file, "%s", ctx->r0);
-        assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
-    }
-    rk_router_init (&ctx->router, "router1");
-    snprintf (ctx->router.ring_file, sizeof ctx->router.ring_file, "%s", ctx->r0);
-    ctx->router.refresh_ms = 200;
-    assert_true (rk_router_start (ctx->h, &ctx->router) > 0);
-    ctx->client = rl_client_new (ctx->router.endpoint);
-    assert_non_null (ctx->client);
-    rbk_load_init (&ctx->load, ctx->client, S_TAG, S_LEDGER, S_ACCOUNTS, S_TRANSFERS, 7);
+    s_ring_variant (ctx, ctx->c.r0, "s4", ctx->c.shards[3].endpoint, 2.0, ctx->r2);
+    rbk_load_init (&ctx->load, ctx->c.client, S_TAG, S_LEDGER, S_ACCOUNTS, S_TRANSFERS, 7);
     rbk_create_accounts (&ctx->load);
-    rbk_load_ring_file (&ctx->load, ctx->r0);
+    rbk_load_ring_file (&ctx->load, ctx->c.r0);
     *state = ctx;
     return 0;
 }
@@ -280,16 +241,7 @@ s_teardown (void **state)
 {
     s_ctx_t *ctx = *state;
     rbk_load_destroy (&ctx->load);
-    rl_client_destroy (&ctx->client);
-    if (ctx->router.pid > 0) {
-        rk_router_stop (ctx->h, &ctx->router);
-    }
-    for (size_t i = 0; i < S_SHARDS; i++) {
-        if (ctx->shards[i].pid > 0) {
-            tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM);
-        }
-    }
-    harness_destroy (&ctx->h);
+    rbk_cluster_stop (&ctx->c);
     free (ctx);
     return 0;
 }
@@ -323,14 +275,15 @@ test_two_plans (void **state)
     s_path (ctx, "plan-b", dir_b, sizeof dir_b);
     s_load (ctx, S_LOAD_ROUNDS);
     //  A dies with step 1 shipped: its arc is frozen until the handover.
-    assert_int_equal (s_apply (ctx, ctx->r0, ctx->r1, dir_a, "rebalance.shipped=crash"), -SIGKILL);
+    assert_int_equal (s_apply (ctx, ctx->c.r0, ctx->c.r1, dir_a, "rebalance.shipped=crash"),
+                      -SIGKILL);
     s_assert_step (dir_a, 1, "handover");
     s_load (ctx, S_LOAD_ROUNDS);
     //  B, from another directory: fenced, nothing moves.
-    assert_int_equal (s_apply (ctx, ctx->r0, ctx->r2, dir_b, NULL), 6);
+    assert_int_equal (s_apply (ctx, ctx->c.r0, ctx->r2, dir_b, NULL), 6);
     s_assert_step (dir_b, 1, "pending");
     uint64_t plan_a = s_step_id (dir_a, 1) & RL_MIGRATE_PLAN_MASK;
-    for (size_t i = 0; i < S_SHARDS; i++) {
+    for (size_t i = 0; i < RBK_SHARDS; i++) {
         rl_migrate_rec_t stored;
         assert_int_equal (s_epoch_of (ctx, i), 1);
         assert_int_equal (s_lease_of (ctx, i, &stored) & RL_MIGRATE_PLAN_MASK, plan_a);
@@ -339,9 +292,9 @@ test_two_plans (void **state)
     //  (the lease names A's run), nothing moves.
     char dir_a2[600];
     s_path (ctx, "plan-a2", dir_a2, sizeof dir_a2);
-    assert_int_equal (s_apply (ctx, ctx->r0, ctx->r1, dir_a2, NULL), 6);
+    assert_int_equal (s_apply (ctx, ctx->c.r0, ctx->c.r1, dir_a2, NULL), 6);
     s_assert_step (dir_a2, 1, "pending");
-    for (size_t i = 0; i < S_SHARDS; i++) {
+    for (size_t i = 0; i < RBK_SHARDS; i++) {
         assert_int_equal (s_epoch_of (ctx, i), 1);
     }
     //  A begin of B's first step by hand: refused by the lease, nothing changes.
@@ -361,7 +314,7 @@ test_two_plans (void **state)
                           5);
         free (text);
         size_t src = (size_t) (source[1] - '1');
-        assert_true (src < S_SHARDS);
+        assert_true (src < RBK_SHARDS);
         rl_migrate_rec_t req = {.migration_id = id,
                                 .arc_start = start,
                                 .arc_end = end,
@@ -370,7 +323,7 @@ test_two_plans (void **state)
         snprintf (req.source, sizeof req.source, "%s", source);
         snprintf (req.target, sizeof req.target, "%s", target);
         s_lease_of (ctx, src, &before);
-        rl_client_t *c = rl_client_new (ctx->shards[src].endpoint);
+        rl_client_t *c = rl_client_new (ctx->c.shards[src].endpoint);
         assert_non_null (c);
         assert_int_equal (rl_client_migrate (c, RL_OP_MIGRATE_BEGIN, &req, &out, TK_TIMEOUT_MS),
                           RL_STATUS_LEASE_HELD);
@@ -397,11 +350,11 @@ test_two_plans (void **state)
         assert_memory_equal (&before, &after, sizeof before);
     }
     //  A finishes; B is still fenced (not its rings) and leaves no lease.
-    assert_int_equal (s_apply (ctx, ctx->r0, ctx->r1, dir_a, NULL), 0);
+    assert_int_equal (s_apply (ctx, ctx->c.r0, ctx->c.r1, dir_a, NULL), 0);
     assert_int_equal (s_cmd (ctx, "check", dir_a), 0);
     s_load (ctx, S_LOAD_ROUNDS);
-    assert_int_equal (s_apply (ctx, ctx->r0, ctx->r2, dir_b, NULL), 6);
-    for (size_t i = 0; i < S_SHARDS; i++) {
+    assert_int_equal (s_apply (ctx, ctx->c.r0, ctx->r2, dir_b, NULL), 6);
+    for (size_t i = 0; i < RBK_SHARDS; i++) {
         rl_migrate_rec_t stored;
         assert_int_equal (s_lease_of (ctx, i, &stored), 0);
     }
@@ -422,8 +375,8 @@ test_two_plans (void **state)
     s_ring_variant (ctx, last, "s3", NULL, 1.5, rd_ring);
     s_path (ctx, "plan-c", dir_c, sizeof dir_c);
     s_path (ctx, "plan-d", dir_d, sizeof dir_d);
-    const char *args_c[] = {"apply", last, rc_ring, "--state", dir_c, "--cert", ctx->cert, NULL};
-    const char *args_d[] = {"apply", last, rd_ring, "--state", dir_d, "--cert", ctx->cert, NULL};
+    const char *args_c[] = {"apply", last, rc_ring, "--state", dir_c, "--cert", ctx->c.cert, NULL};
+    const char *args_d[] = {"apply", last, rd_ring, "--state", dir_d, "--cert", ctx->c.cert, NULL};
     pid_t pc = s_spawn (ctx, "rebalance-c", NULL, args_c);
     pid_t pd = s_spawn (ctx, "rebalance-d", NULL, args_d);
     s_load (ctx, S_LOAD_ROUNDS);
@@ -432,7 +385,7 @@ test_two_plans (void **state)
     fprintf (stderr, "two plans at once: c exit %d, d exit %d\n", rc_c, rc_d);
     assert_true ((rc_c == 0 && rc_d == 6) || (rc_c == 6 && rc_d == 0));
     assert_int_equal (s_cmd (ctx, "check", rc_c == 0 ? dir_c : dir_d), 0);
-    for (size_t i = 0; i < S_SHARDS; i++) {
+    for (size_t i = 0; i < RBK_SHARDS; i++) {
         rl_migrate_rec_t stored;
         assert_int_equal (s_lease_of (ctx, i, &stored), 0);
     }
@@ -450,33 +403,34 @@ test_lost_state (void **state)
     s_path (ctx, "lost-3", dir3, sizeof dir3);
     s_load (ctx, S_LOAD_ROUNDS);
     //  Killed with step 1's arc shipped, then the directory is lost.
-    assert_int_equal (s_apply (ctx, ctx->r0, ctx->r1, dir1, "rebalance.shipped=crash"), -SIGKILL);
+    assert_int_equal (s_apply (ctx, ctx->c.r0, ctx->c.r1, dir1, "rebalance.shipped=crash"),
+                      -SIGKILL);
     s_assert_step (dir1, 1, "handover");
     snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir1);
     assert_int_equal (system (cmd), 0);
     s_load (ctx, S_LOAD_ROUNDS);
     //  A plan the cluster does not serve is refused, and so is a directory
     //  that holds a plan.
-    assert_int_equal (s_recover (ctx, ctx->r0, ctx->r2, dir2), 6);
-    assert_int_equal (s_recover (ctx, ctx->r0, ctx->r1, dir2), 0);
+    assert_int_equal (s_recover (ctx, ctx->c.r0, ctx->r2, dir2), 6);
+    assert_int_equal (s_recover (ctx, ctx->c.r0, ctx->c.r1, dir2), 0);
     s_assert_step (dir2, 1, "frozen");
-    assert_int_equal (s_recover (ctx, ctx->r0, ctx->r1, dir2), 2);
+    assert_int_equal (s_recover (ctx, ctx->c.r0, ctx->c.r1, dir2), 2);
     //  Resumed, then killed in step 3's handover and lost again.
-    assert_int_equal (s_apply (ctx, ctx->r0, ctx->r1, dir2, "rebalance.target_committed=crash@3"),
-                      -SIGKILL);
+    assert_int_equal (
+        s_apply (ctx, ctx->c.r0, ctx->c.r1, dir2, "rebalance.target_committed=crash@3"), -SIGKILL);
     s_assert_step (dir2, 2, "done");
     s_assert_step (dir2, 3, "handover");
     snprintf (cmd, sizeof cmd, "rm -rf '%s'", dir2);
     assert_int_equal (system (cmd), 0);
     s_load (ctx, S_LOAD_ROUNDS);
-    assert_int_equal (s_recover (ctx, ctx->r0, ctx->r1, dir3), 0);
+    assert_int_equal (s_recover (ctx, ctx->c.r0, ctx->c.r1, dir3), 0);
     s_assert_step (dir3, 1, "done");
     s_assert_step (dir3, 2, "done");
     s_assert_step (dir3, 3, "handover");
     s_assert_step (dir3, 4, "pending");
-    assert_int_equal (s_apply (ctx, ctx->r0, ctx->r1, dir3, NULL), 0);
+    assert_int_equal (s_apply (ctx, ctx->c.r0, ctx->c.r1, dir3, NULL), 0);
     assert_int_equal (s_cmd (ctx, "check", dir3), 0);
-    for (size_t i = 0; i < S_SHARDS; i++) {
+    for (size_t i = 0; i < RBK_SHARDS; i++) {
         rl_migrate_rec_t stored;
         assert_int_equal (s_lease_of (ctx, i, &stored), 0);
     }

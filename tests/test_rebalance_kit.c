@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,25 +53,32 @@ rbk_load_destroy (rbk_load_t *self)
     self->open = NULL;
 }
 
-void
-rbk_create_accounts (rbk_load_t *self)
+//  Creates accounts 1..count of tag on ledger, with rbk_account_flags when
+//  `flags`, without flags otherwise; each must be ok.
+static void
+s_create_accounts (rl_client_t *client, uint64_t tag, uint32_t ledger, size_t count, bool flags)
 {
+    assert_true (count <= TK_ACCOUNTS_MAX);
     rl_account_t accounts[TK_ACCOUNTS_MAX];
     static rl_result_rec_t results[TK_ACCOUNTS_MAX];
-    for (size_t base = 0; base < self->accounts; base += RL_BATCH_RECORDS_MAX) {
-        size_t n = self->accounts - base < RL_BATCH_RECORDS_MAX ? self->accounts - base
-                                                                : RL_BATCH_RECORDS_MAX;
+    for (size_t base = 0; base < count; base += RL_BATCH_RECORDS_MAX) {
+        size_t n = count - base < RL_BATCH_RECORDS_MAX ? count - base : RL_BATCH_RECORDS_MAX;
         for (size_t i = 0; i < n; i++) {
             uint64_t k = base + i + 1;
-            accounts[i] = tk_account (k, self->tag, self->ledger, rbk_account_flags (k));
+            accounts[i] = tk_account (k, tag, ledger, flags ? rbk_account_flags (k) : 0);
         }
         assert_int_equal (
-            rl_client_create_accounts_retry (self->client, accounts, n, results, TK_TIMEOUT_MS, 5),
-            0);
+            rl_client_create_accounts_retry (client, accounts, n, results, TK_TIMEOUT_MS, 5), 0);
         for (size_t i = 0; i < n; i++) {
             assert_int_equal (results[i].result, RL_OK);
         }
     }
+}
+
+void
+rbk_create_accounts (rbk_load_t *self)
+{
+    s_create_accounts (self->client, self->tag, self->ledger, self->accounts, true);
 }
 
 void
@@ -300,4 +308,75 @@ rbk_tool_spawn (harness_t *h, const char *failpoints, const char *const *args)
     pid_t pid = harness_spawn (h, "rebalance", argv, env);
     assert_true (pid > 0);
     return pid;
+}
+
+char *
+rbk_path (harness_t *h, const char *name, char *out, size_t size)
+{
+    char *p = harness_path (h, name);
+    assert_non_null (p);
+    snprintf (out, size, "%s", p);
+    free (p);
+    return out;
+}
+
+void
+rbk_cluster_start (rbk_cluster_t *self, const char *name, const char *durability)
+{
+    memset (self, 0, sizeof (*self));
+    self->h = harness_new (name);
+    assert_non_null (self->h);
+    snprintf (self->cert, sizeof self->cert, "%s/private/tester.key_secret", tk_keys_dir (self->h));
+    ring_t *ring = ring_new (1);
+    assert_non_null (ring);
+    const char *names[RBK_SHARDS] = {"s1", "s2", "s3", "s4"};
+    for (size_t i = 0; i < RBK_SHARDS; i++) {
+        tk_shard_init (self->h, &self->shards[i], names[i]);
+        self->shards[i].durability = durability;
+        if (i < 3) {
+            assert_int_equal (ring_add_shard (ring, names[i], self->shards[i].endpoint, 1.0),
+                              RING_OK);
+            assert_int_equal (ring_set_key (ring, names[i], tk_key (self->h, "shard", names[i])),
+                              RING_OK);
+        }
+    }
+    rbk_path (self->h, "r0.ring", self->r0, sizeof self->r0);
+    assert_int_equal (ring_save_file (ring, self->r0), RING_OK);
+    assert_int_equal (ring_add_shard (ring, "s4", self->shards[3].endpoint, 1.0), RING_OK);
+    assert_int_equal (ring_set_key (ring, "s4", tk_key (self->h, "shard", "s4")), RING_OK);
+    ring_set_epoch (ring, 2);
+    rbk_path (self->h, "r1.ring", self->r1, sizeof self->r1);
+    assert_int_equal (ring_save_file (ring, self->r1), RING_OK);
+    ring_destroy (&ring);
+    for (size_t i = 0; i < RBK_SHARDS; i++) {
+        snprintf (self->shards[i].ring_file, sizeof self->shards[i].ring_file, "%s", self->r0);
+        assert_true (tk_shard_start (self->h, &self->shards[i]) > 0);
+    }
+    rk_router_init (&self->router, "router1");
+    snprintf (self->router.ring_file, sizeof self->router.ring_file, "%s", self->r0);
+    self->router.refresh_ms = 200;
+    assert_true (rk_router_start (self->h, &self->router) > 0);
+    self->client = rl_client_new (self->router.endpoint);
+    assert_non_null (self->client);
+}
+
+void
+rbk_cluster_stop (rbk_cluster_t *self)
+{
+    rl_client_destroy (&self->client);
+    if (self->router.pid > 0) {
+        rk_router_stop (self->h, &self->router);
+    }
+    for (size_t i = 0; i < RBK_SHARDS; i++) {
+        if (self->shards[i].pid > 0) {
+            tk_shard_stop (self->h, &self->shards[i], SIGTERM);
+        }
+    }
+    harness_destroy (&self->h);
+}
+
+void
+rbk_create_plain_accounts (rl_client_t *client, uint64_t tag, uint32_t ledger, size_t count)
+{
+    s_create_accounts (client, tag, ledger, count, false);
 }

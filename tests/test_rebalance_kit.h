@@ -1,6 +1,7 @@
-/*  test_rebalance_kit.h: the load and the closing checks of the tests
-    that change the ring of a running cluster (test_rebalance.c,
-    test_rebalance_load.c; docs/rebalance.md, docs/testing.md).
+/*  test_rebalance_kit.h: the cluster, the load and the closing checks of
+    the tests that change the ring of a running cluster (test_rebalance.c,
+    test_rebalance_load.c, test_rebalance_fence.c, test_rebalance_repair.c,
+    test_migrate_pending.c; docs/rebalance.md, docs/testing.md).
 
     The load is the test process itself, through one router: batches of
     transfers between accounts 1..count of one tag, half of them between
@@ -23,6 +24,12 @@
     invariant 1 in its strong sense (tk_check_conservation_also: the quiet
     wait covers the shards the change removed too; every balance equals
     the model, nothing pending or reserved, histories complete).
+
+    rbk_cluster_start sets up the cluster these tests change: shards
+    s1..s4, where the ring R0 (epoch 1) names s1..s3 and R1 (epoch 2, what
+    `rebalance plan --add s4` writes) adds s4; every shard starts on R0
+    (s4 owns nothing there), and one router, on R0, learns newer rings
+    from the shards.
 */
 #ifndef RL_TEST_REBALANCE_KIT_H
 #define RL_TEST_REBALANCE_KIT_H
@@ -33,6 +40,7 @@
 #include <sys/types.h>
 
 #include "ring.h"
+#include "routerkit.h"
 #include "testkit.h"
 
 #define RBK_OPEN       UINT32_MAX //  outcome not known yet
@@ -96,5 +104,26 @@ void rbk_check_all (rbk_load_t *self, const char *name, const char *const *remov
 //  and RL_FAILPOINTS=failpoints (NULL: none), its log named "rebalance"
 //  in the harness. Its pid (asserted).
 pid_t rbk_tool_spawn (harness_t *h, const char *failpoints, const char *const *args);
+
+#define RBK_SHARDS 4 //  s1..s4
+
+typedef struct {
+    harness_t *h;
+    tk_shard_t shards[RBK_SHARDS];
+    rk_router_t router;  //  router1, on R0, refreshing its ring every 200 ms
+    rl_client_t *client; //  through the router
+    char r0[512];        //  R0: s1..s3, epoch 1
+    char r1[512];        //  R1: R0 + s4 (weight 1), epoch 2
+    char cert[512];      //  the tester's secret certificate (`rebalance --cert`)
+} rbk_cluster_t;
+
+//  A new harness `name` and the cluster above, its shards with `durability`.
+void rbk_cluster_start (rbk_cluster_t *self, const char *name, const char *durability);
+//  Stops what runs (SIGTERM) and destroys the harness.
+void rbk_cluster_stop (rbk_cluster_t *self);
+//  `name` in the harness's directory, into out.
+char *rbk_path (harness_t *h, const char *name, char *out, size_t size);
+//  Creates accounts 1..count of `tag` on `ledger` without flags; each must be ok.
+void rbk_create_plain_accounts (rl_client_t *client, uint64_t tag, uint32_t ledger, size_t count);
 
 #endif

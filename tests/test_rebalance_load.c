@@ -74,7 +74,6 @@
 #define L_TAG           0x524c4f41ull //  "RLOA"
 #define L_LEDGER        62
 #define L_ACCOUNTS      240
-#define L_SHARDS        4
 #define L_SENT_MAX      100000
 #define L_LOAD_PAUSE_MS 3     //  between two batches of the load
 #define L_APPLY_MAX_MS  90000 //  one change, from the first apply to its end
@@ -90,12 +89,7 @@
 #define L_KNOB          "rebalance.chunk=delay:15,rebalance.frozen=delay:500,rebalance.target_ring=delay:500"
 
 typedef struct {
-    harness_t *h;
-    tk_shard_t shards[L_SHARDS];
-    rk_router_t router;
-    rl_client_t *client;
-    char r0[512];
-    char cert[512];
+    rbk_cluster_t c; //  s1..s4, R0 and R1 (the grow), the router
     rbk_load_t load;
     uint64_t rng;
 } l_ctx_t;
@@ -103,11 +97,7 @@ typedef struct {
 static char *
 l_path (l_ctx_t *ctx, const char *name, char *out, size_t size)
 {
-    char *p = harness_path (ctx->h, name);
-    assert_non_null (p);
-    snprintf (out, size, "%s", p);
-    free (p);
-    return out;
+    return rbk_path (ctx->c.h, name, out, size);
 }
 
 //  Setup -----------------------------------------------------------------------
@@ -117,40 +107,11 @@ l_setup (void **state)
 {
     l_ctx_t *ctx = calloc (1, sizeof (l_ctx_t));
     assert_non_null (ctx);
-    ctx->h = harness_new ("test_rebalance_load");
-    assert_non_null (ctx->h);
-    const char *keys = tk_keys_dir (ctx->h);
-    snprintf (ctx->cert, sizeof ctx->cert, "%s/private/tester.key_secret", keys);
+    rbk_cluster_start (&ctx->c, "test_rebalance_load", "nosync");
     ctx->rng = 0x6e656d65;
-    ring_t *ring = ring_new (1);
-    assert_non_null (ring);
-    const char *names[L_SHARDS] = {"s1", "s2", "s3", "s4"};
-    for (size_t i = 0; i < L_SHARDS; i++) {
-        tk_shard_init (ctx->h, &ctx->shards[i], names[i]);
-        ctx->shards[i].durability = "nosync";
-        if (i < 3) {
-            assert_int_equal (ring_add_shard (ring, names[i], ctx->shards[i].endpoint, 1.0),
-                              RING_OK);
-            assert_int_equal (ring_set_key (ring, names[i], tk_key (ctx->h, "shard", names[i])),
-                              RING_OK);
-        }
-    }
-    l_path (ctx, "r0.ring", ctx->r0, sizeof ctx->r0);
-    assert_int_equal (ring_save_file (ring, ctx->r0), RING_OK);
-    ring_destroy (&ring);
-    for (size_t i = 0; i < L_SHARDS; i++) {
-        snprintf (ctx->shards[i].ring_file, sizeof ctx->shards[i].ring_file, "%s", ctx->r0);
-        assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
-    }
-    rk_router_init (&ctx->router, "router1");
-    snprintf (ctx->router.ring_file, sizeof ctx->router.ring_file, "%s", ctx->r0);
-    ctx->router.refresh_ms = 200;
-    assert_true (rk_router_start (ctx->h, &ctx->router) > 0);
-    ctx->client = rl_client_new (ctx->router.endpoint);
-    assert_non_null (ctx->client);
-    rbk_load_init (&ctx->load, ctx->client, L_TAG, L_LEDGER, L_ACCOUNTS, L_SENT_MAX, 0x10ad);
+    rbk_load_init (&ctx->load, ctx->c.client, L_TAG, L_LEDGER, L_ACCOUNTS, L_SENT_MAX, 0x10ad);
     rbk_create_accounts (&ctx->load);
-    rbk_load_ring_file (&ctx->load, ctx->r0);
+    rbk_load_ring_file (&ctx->load, ctx->c.r0);
     for (int i = 0; i < 50; i++) {
         rbk_load_once (&ctx->load); //  some history before the change
     }
@@ -162,16 +123,7 @@ static int
 l_teardown (void **state)
 {
     l_ctx_t *ctx = *state;
-    rl_client_destroy (&ctx->client);
-    if (ctx->router.pid > 0) {
-        rk_router_stop (ctx->h, &ctx->router);
-    }
-    for (size_t i = 0; i < L_SHARDS; i++) {
-        if (ctx->shards[i].pid > 0) {
-            tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM);
-        }
-    }
-    harness_destroy (&ctx->h);
+    rbk_cluster_stop (&ctx->c);
     rbk_load_destroy (&ctx->load);
     free (ctx);
     return 0;
@@ -184,12 +136,12 @@ static pid_t
 l_apply_spawn (l_ctx_t *ctx, const char *to, const char *dir, const char *failpoints)
 {
     const char *args[] = {"apply",
-                          ctx->r0,
+                          ctx->c.r0,
                           to,
                           "--state",
                           dir,
                           "--cert",
-                          ctx->cert,
+                          ctx->c.cert,
                           "--entries",
                           L_ENTRIES,
                           "--freeze-max-ms",
@@ -199,19 +151,19 @@ l_apply_spawn (l_ctx_t *ctx, const char *to, const char *dir, const char *failpo
                           "--max-retries",
                           "100",
                           NULL};
-    return rbk_tool_spawn (ctx->h, failpoints, args);
+    return rbk_tool_spawn (ctx->c.h, failpoints, args);
 }
 
 //  A command to its end (no load): its exit code.
 static int
 l_cmd (l_ctx_t *ctx, const char *cmd, const char *dir)
 {
-    const char *args[] = {cmd, "--state", dir, "--cert", ctx->cert, NULL};
-    pid_t pid = rbk_tool_spawn (ctx->h, NULL, args);
+    const char *args[] = {cmd, "--state", dir, "--cert", ctx->c.cert, NULL};
+    pid_t pid = rbk_tool_spawn (ctx->c.h, NULL, args);
     int ws = 0;
-    if (harness_wait_exit (ctx->h, pid, L_CMD_MAX_MS, &ws) != 0) {
-        harness_kill (ctx->h, pid, SIGKILL);
-        (void) harness_wait_exit (ctx->h, pid, L_CMD_MAX_MS, NULL);
+    if (harness_wait_exit (ctx->c.h, pid, L_CMD_MAX_MS, &ws) != 0) {
+        harness_kill (ctx->c.h, pid, SIGKILL);
+        (void) harness_wait_exit (ctx->c.h, pid, L_CMD_MAX_MS, NULL);
         fail_msg ("rebalance %s did not end", cmd);
     }
     return WIFEXITED (ws) ? WEXITSTATUS (ws) : -WTERMSIG (ws);
@@ -223,17 +175,16 @@ typedef enum { L_GROW, L_REWEIGHT } l_change_t;
 static void
 l_plan (l_ctx_t *ctx, l_change_t change, char *out, size_t size)
 {
-    char err[256];
-    ring_t *ring = ring_load_file (ctx->r0, err, sizeof err);
-    assert_non_null (ring);
     if (change == L_GROW) {
-        assert_int_equal (ring_add_shard (ring, "s4", ctx->shards[3].endpoint, 1.0), RING_OK);
-        assert_int_equal (ring_set_key (ring, "s4", tk_key (ctx->h, "shard", "s4")), RING_OK);
-    } else {
-        assert_int_equal (ring_reweight_shard (ring, "s2", 0.5), RING_OK);
+        snprintf (out, size, "%s", ctx->c.r1); //  R0 + s4 at epoch 2
+        return;
     }
+    char err[256];
+    ring_t *ring = ring_load_file (ctx->c.r0, err, sizeof err);
+    assert_non_null (ring);
+    assert_int_equal (ring_reweight_shard (ring, "s2", 0.5), RING_OK);
     ring_set_epoch (ring, 2);
-    l_path (ctx, change == L_GROW ? "r1.ring" : "rw.ring", out, size);
+    l_path (ctx, "rw.ring", out, size);
     assert_int_equal (ring_save_file (ring, out), RING_OK);
     ring_destroy (&ring);
 }
@@ -246,11 +197,11 @@ l_check_landed (l_ctx_t *ctx, const char *last, bool s4_holds)
     char err[256];
     ring_t *ring = ring_load_file (last, err, sizeof err);
     assert_non_null (ring);
-    for (size_t i = 0; i < L_SHARDS; i++) {
-        if (ring_shard_find (ring, ctx->shards[i].name) < 0) {
+    for (size_t i = 0; i < RBK_SHARDS; i++) {
+        if (ring_shard_find (ring, ctx->c.shards[i].name) < 0) {
             continue;
         }
-        rl_client_t *c = rl_client_new (ctx->shards[i].endpoint);
+        rl_client_t *c = rl_client_new (ctx->c.shards[i].endpoint);
         assert_non_null (c);
         rl_status_rec_t st;
         assert_int_equal (rl_client_status (c, &st, TK_TIMEOUT_MS), 0);
@@ -311,16 +262,16 @@ test_reweight (void **state)
     int64_t t0 = zclock_mono ();
     pid_t pid = l_apply_spawn (ctx, to, dir, NULL);
     int ws = 0;
-    while (harness_wait_exit (ctx->h, pid, 0, &ws) != 0) {
+    while (harness_wait_exit (ctx->c.h, pid, 0, &ws) != 0) {
         if (zclock_mono () - t0 > L_APPLY_MAX_MS) {
-            harness_dump_log (ctx->h, "rebalance");
+            harness_dump_log (ctx->c.h, "rebalance");
             fail_msg ("the reweight did not end within %d ms", L_APPLY_MAX_MS);
         }
         rbk_load_once (&ctx->load);
         zclock_sleep (L_LOAD_PAUSE_MS);
     }
     if (!WIFEXITED (ws) || WEXITSTATUS (ws) != 0) {
-        harness_dump_log (ctx->h, "rebalance");
+        harness_dump_log (ctx->c.h, "rebalance");
         fail_msg ("the reweight's apply: wait status %d", ws);
     }
     char last[700];
@@ -406,7 +357,7 @@ l_tool_ended (l_nemesis_t *n, int ws, bool killed)
         return;
     }
     if (!WIFEXITED (ws) || WEXITSTATUS (ws) != 3) {
-        harness_dump_log (n->ctx->h, "rebalance");
+        harness_dump_log (n->ctx->c.h, "rebalance");
         fail_msg ("apply ended with wait status %d (only exit 3, the cluster, may be retried)", ws);
     }
 }
@@ -423,9 +374,9 @@ l_restart (l_nemesis_t *n)
 {
     l_ctx_t *ctx = n->ctx;
     if (n->restart == L_VICTIM_ROUTER) {
-        assert_true (rk_router_start (ctx->h, &ctx->router) > 0);
+        assert_true (rk_router_start (ctx->c.h, &ctx->c.router) > 0);
     } else {
-        assert_true (tk_shard_start (ctx->h, &ctx->shards[n->restart]) > 0);
+        assert_true (tk_shard_start (ctx->c.h, &ctx->c.shards[n->restart]) > 0);
     }
     n->restart = -1;
 }
@@ -452,33 +403,33 @@ l_kill (l_nemesis_t *n, int64_t t0)
     }
     int victim = n->bag[--n->bag_left];
     if (victim == 0) {
-        victim = (int) (rl_rand_next (&ctx->rng) % L_SHARDS);
+        victim = (int) (rl_rand_next (&ctx->rng) % RBK_SHARDS);
     }
     n->victims[victim == L_VICTIM_TOOL ? 2 : victim == L_VICTIM_ROUTER ? 1 : 0]++;
     const char *name = victim == L_VICTIM_TOOL     ? "rebalance apply"
                        : victim == L_VICTIM_ROUTER ? "the router"
-                                                   : ctx->shards[victim].name;
+                                                   : ctx->c.shards[victim].name;
     fprintf (stderr, "nemesis: %5.1f s: SIGKILL %s during the %s (step %zu)\n",
              (double) (zclock_mono () - t0) / 1000.0, name, l_phase_names[phase], step);
     if (victim == L_VICTIM_TOOL) {
         if (n->tool < 0) {
             l_tool_start (n); //  between two runs: kill the next one at once
         }
-        harness_kill (ctx->h, n->tool, SIGKILL);
+        harness_kill (ctx->c.h, n->tool, SIGKILL);
         int ws = 0;
-        assert_int_equal (harness_wait_exit (ctx->h, n->tool, 20000, &ws), 0);
+        assert_int_equal (harness_wait_exit (ctx->c.h, n->tool, 20000, &ws), 0);
         l_tool_ended (n, ws, WIFSIGNALED (ws) && WTERMSIG (ws) == SIGKILL);
         if (!n->done) {
             l_tool_start (n); //  run again at once: it must resume
         }
     } else if (victim == L_VICTIM_ROUTER) {
-        rk_router_t *r = &ctx->router;
-        harness_kill (ctx->h, r->pid, SIGKILL);
-        assert_int_equal (harness_wait_exit (ctx->h, r->pid, 20000, NULL), 0);
+        rk_router_t *r = &ctx->c.router;
+        harness_kill (ctx->c.h, r->pid, SIGKILL);
+        assert_int_equal (harness_wait_exit (ctx->c.h, r->pid, 20000, NULL), 0);
         r->pid = -1;
         n->restart = victim;
     } else {
-        assert_true (tk_shard_stop (ctx->h, &ctx->shards[victim], SIGKILL) >= 0);
+        assert_true (tk_shard_stop (ctx->c.h, &ctx->c.shards[victim], SIGKILL) >= 0);
         n->restart = victim;
     }
     n->restart_at = zclock_mono () + L_RESTART_MS;
@@ -517,11 +468,11 @@ test_nemesis (void **state)
     while (!n.done || n.restart >= 0) {
         int64_t now = zclock_mono ();
         if (now - t0 > L_APPLY_MAX_MS) {
-            harness_dump_log (ctx->h, "rebalance");
+            harness_dump_log (ctx->c.h, "rebalance");
             fail_msg ("the grow did not end within %d ms", L_APPLY_MAX_MS);
         }
         int ws = 0;
-        if (n.tool > 0 && harness_wait_exit (ctx->h, n.tool, 0, &ws) == 0) {
+        if (n.tool > 0 && harness_wait_exit (ctx->c.h, n.tool, 0, &ws) == 0) {
             l_tool_ended (&n, ws, false);
         }
         if (n.restart >= 0 && now >= n.restart_at) {

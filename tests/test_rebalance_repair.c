@@ -37,22 +37,17 @@
 #include "codec.h"
 #include "ring.h"
 #include "routerkit.h"
+#include "test_rebalance_kit.h"
 #include "testkit.h"
 
 #define S_TAG         0x52455052ull //  "REPR"
 #define S_LEDGER      62
 #define S_ACCOUNTS    400
-#define S_SHARDS      4
 #define S_TOOL_MAX_MS 40000
 #define S_STEPS_MAX   64
 
 typedef struct {
-    harness_t *h;
-    tk_shard_t shards[S_SHARDS];
-    rk_router_t router;
-    rl_client_t *client;
-    char r0[512], r1[512];
-    char cert[512];
+    rbk_cluster_t c; //  s1..s4, R0 and R1, the router
     tk_model_t model;
 } s_ctx_t;
 
@@ -64,11 +59,7 @@ typedef struct {
 static char *
 s_path (s_ctx_t *ctx, const char *name, char *out, size_t size)
 {
-    char *p = harness_path (ctx->h, name);
-    assert_non_null (p);
-    snprintf (out, size, "%s", p);
-    free (p);
-    return out;
+    return rbk_path (ctx->c.h, name, out, size);
 }
 
 //  `rebalance` with args (NULL-terminated) and failpoints (NULL: none);
@@ -89,11 +80,11 @@ s_tool (s_ctx_t *ctx, const char *failpoints, const char *const *args)
     char env_fp[512];
     snprintf (env_fp, sizeof env_fp, "RL_FAILPOINTS=%s", failpoints ? failpoints : "");
     char *env[] = {env_fp, NULL};
-    pid_t pid = harness_spawn (ctx->h, "rebalance", argv, env);
+    pid_t pid = harness_spawn (ctx->c.h, "rebalance", argv, env);
     assert_true (pid > 0);
     int ws = 0;
-    if (harness_wait_exit (ctx->h, pid, S_TOOL_MAX_MS, &ws) != 0) {
-        harness_dump_log (ctx->h, "rebalance");
+    if (harness_wait_exit (ctx->c.h, pid, S_TOOL_MAX_MS, &ws) != 0) {
+        harness_dump_log (ctx->c.h, "rebalance");
         fail_msg ("rebalance did not end within %d ms", S_TOOL_MAX_MS);
     }
     return WIFEXITED (ws) ? WEXITSTATUS (ws) : -WTERMSIG (ws);
@@ -102,14 +93,15 @@ s_tool (s_ctx_t *ctx, const char *failpoints, const char *const *args)
 static int
 s_apply (s_ctx_t *ctx, const char *dir, const char *failpoints)
 {
-    const char *args[] = {"apply", ctx->r0, ctx->r1, "--state", dir, "--cert", ctx->cert, NULL};
+    const char *args[] = {"apply", ctx->c.r0, ctx->c.r1,   "--state",
+                          dir,     "--cert",  ctx->c.cert, NULL};
     return s_tool (ctx, failpoints, args);
 }
 
 static int
 s_cmd (s_ctx_t *ctx, const char *cmd, const char *dir)
 {
-    const char *args[] = {cmd, "--state", dir, "--cert", ctx->cert, NULL};
+    const char *args[] = {cmd, "--state", dir, "--cert", ctx->c.cert, NULL};
     return s_tool (ctx, NULL, args);
 }
 
@@ -184,52 +176,9 @@ s_setup (void **state)
 {
     s_ctx_t *ctx = calloc (1, sizeof (s_ctx_t));
     assert_non_null (ctx);
-    ctx->h = harness_new ("test_rebalance_repair");
-    assert_non_null (ctx->h);
-    snprintf (ctx->cert, sizeof ctx->cert, "%s/private/tester.key_secret", tk_keys_dir (ctx->h));
+    rbk_cluster_start (&ctx->c, "test_rebalance_repair", "nosync");
     tk_model_init (&ctx->model, S_TAG, S_ACCOUNTS);
-    ring_t *ring = ring_new (1);
-    assert_non_null (ring);
-    const char *names[S_SHARDS] = {"s1", "s2", "s3", "s4"};
-    for (size_t i = 0; i < S_SHARDS; i++) {
-        tk_shard_init (ctx->h, &ctx->shards[i], names[i]);
-        ctx->shards[i].durability = "nosync";
-        if (i < 3) {
-            assert_int_equal (ring_add_shard (ring, names[i], ctx->shards[i].endpoint, 1.0),
-                              RING_OK);
-            assert_int_equal (ring_set_key (ring, names[i], tk_key (ctx->h, "shard", names[i])),
-                              RING_OK);
-        }
-    }
-    s_path (ctx, "r0.ring", ctx->r0, sizeof ctx->r0);
-    assert_int_equal (ring_save_file (ring, ctx->r0), RING_OK);
-    assert_int_equal (ring_add_shard (ring, "s4", ctx->shards[3].endpoint, 1.0), RING_OK);
-    assert_int_equal (ring_set_key (ring, "s4", tk_key (ctx->h, "shard", "s4")), RING_OK);
-    ring_set_epoch (ring, 2);
-    s_path (ctx, "r1.ring", ctx->r1, sizeof ctx->r1);
-    assert_int_equal (ring_save_file (ring, ctx->r1), RING_OK);
-    ring_destroy (&ring);
-    for (size_t i = 0; i < S_SHARDS; i++) {
-        snprintf (ctx->shards[i].ring_file, sizeof ctx->shards[i].ring_file, "%s", ctx->r0);
-        assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
-    }
-    rk_router_init (&ctx->router, "router1");
-    snprintf (ctx->router.ring_file, sizeof ctx->router.ring_file, "%s", ctx->r0);
-    ctx->router.refresh_ms = 200;
-    assert_true (rk_router_start (ctx->h, &ctx->router) > 0);
-    ctx->client = rl_client_new (ctx->router.endpoint);
-    assert_non_null (ctx->client);
-    rl_account_t accounts[S_ACCOUNTS];
-    rl_result_rec_t results[S_ACCOUNTS];
-    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
-        accounts[n - 1] = tk_account (n, S_TAG, S_LEDGER, 0);
-    }
-    assert_int_equal (rl_client_create_accounts_retry (ctx->client, accounts, S_ACCOUNTS, results,
-                                                       TK_TIMEOUT_MS, 5),
-                      0);
-    for (size_t i = 0; i < S_ACCOUNTS; i++) {
-        assert_int_equal (results[i].result, RL_OK);
-    }
+    rbk_create_plain_accounts (ctx->c.client, S_TAG, S_LEDGER, S_ACCOUNTS);
     *state = ctx;
     return 0;
 }
@@ -238,16 +187,7 @@ static int
 s_teardown (void **state)
 {
     s_ctx_t *ctx = *state;
-    rl_client_destroy (&ctx->client);
-    if (ctx->router.pid > 0) {
-        rk_router_stop (ctx->h, &ctx->router);
-    }
-    for (size_t i = 0; i < S_SHARDS; i++) {
-        if (ctx->shards[i].pid > 0) {
-            tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM);
-        }
-    }
-    harness_destroy (&ctx->h);
+    rbk_cluster_stop (&ctx->c);
     free (ctx);
     return 0;
 }
@@ -284,8 +224,8 @@ test_reused_id_abort (void **state)
     rl_transfer_t t1 = tk_transfer (x, tk_id (d1, S_TAG), tk_id (c, S_TAG), 100, S_LEDGER);
     rl_transfer_t t3 = tk_transfer (x, tk_id (d3, S_TAG), tk_id (c, S_TAG), 7, S_LEDGER);
     uint64_t ts1 = 0, ts3 = 0, ts = 0;
-    assert_int_equal (s_transfer (ctx, ctx->client, &t1, &ts1), RL_OK);
-    assert_int_equal (s_transfer (ctx, ctx->client, &t3, &ts3), RL_OK); //  another shard
+    assert_int_equal (s_transfer (ctx, ctx->c.client, &t1, &ts1), RL_OK);
+    assert_int_equal (s_transfer (ctx, ctx->c.client, &t3, &ts3), RL_OK); //  another shard
     tk_model_apply (&ctx->model, &t1);
     tk_model_apply (&ctx->model, &t3);
     //  Steps up to i done, the tool killed after step j's freeze (its copy is in
@@ -296,27 +236,27 @@ test_reused_id_abort (void **state)
     assert_int_equal (s_cmd (ctx, "abort", dir), 0);
     assert_int_equal (s_cmd (ctx, "check", dir), 0);
     //  Retries of both (through the router, each to its debit account's owner).
-    assert_int_equal (s_transfer (ctx, ctx->client, &t1, &ts), RL_EXISTS);
+    assert_int_equal (s_transfer (ctx, ctx->c.client, &t1, &ts), RL_EXISTS);
     assert_int_equal (ts, ts1);
-    assert_int_equal (s_transfer (ctx, ctx->client, &t3, &ts), RL_EXISTS);
+    assert_int_equal (s_transfer (ctx, ctx->c.client, &t3, &ts), RL_EXISTS);
     assert_int_equal (ts, ts3);
     //  X from another account of d1's arc (now on s4, beside d1's record).
     rl_transfer_t t5 = tk_transfer (x, tk_id (c, S_TAG), tk_id (d1, S_TAG), 5, S_LEDGER);
-    assert_int_equal (s_transfer (ctx, ctx->client, &t5, NULL),
+    assert_int_equal (s_transfer (ctx, ctx->c.client, &t5, NULL),
                       RL_EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID);
     //  A retry of X from d1 with another amount: the same record answers.
     rl_transfer_t t6 = t1;
     t6.amount = 101;
-    assert_int_equal (s_transfer (ctx, ctx->client, &t6, NULL), RL_EXISTS_WITH_DIFFERENT_AMOUNT);
+    assert_int_equal (s_transfer (ctx, ctx->c.client, &t6, NULL), RL_EXISTS_WITH_DIFFERENT_AMOUNT);
     //  The change completes afterwards, and the retries still answer.
     assert_int_equal (s_apply (ctx, dir, NULL), 0);
-    assert_int_equal (s_transfer (ctx, ctx->client, &t1, &ts), RL_EXISTS);
+    assert_int_equal (s_transfer (ctx, ctx->c.client, &t1, &ts), RL_EXISTS);
     assert_int_equal (ts, ts1);
-    assert_int_equal (s_transfer (ctx, ctx->client, &t3, &ts), RL_EXISTS);
+    assert_int_equal (s_transfer (ctx, ctx->c.client, &t3, &ts), RL_EXISTS);
     assert_int_equal (ts, ts3);
     assert_int_equal (s_cmd (ctx, "check", dir), 0);
-    assert_true (tk_wait_cluster_quiet (ctx->client, 10000));
-    tk_check_conservation (ctx->client, &ctx->model, 2);
+    assert_true (tk_wait_cluster_quiet (ctx->c.client, 10000));
+    tk_check_conservation (ctx->c.client, &ctx->model, 2);
 }
 
 //  Every account answers a balance through the router (none frozen).
@@ -328,8 +268,8 @@ s_all_served (s_ctx_t *ctx)
     for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
         ids[n - 1] = tk_id (n, S_TAG);
     }
-    assert_int_equal (rl_client_lookup_accounts (ctx->client, ids, S_ACCOUNTS, out, TK_TIMEOUT_MS),
-                      0);
+    assert_int_equal (
+        rl_client_lookup_accounts (ctx->c.client, ids, S_ACCOUNTS, out, TK_TIMEOUT_MS), 0);
     for (size_t i = 0; i < S_ACCOUNTS; i++) {
         assert_true (out[i].timestamp != 0);
     }
@@ -343,7 +283,7 @@ test_fix_shipped (void **state)
     s_path (ctx, "shipped", dir, sizeof dir);
     rl_transfer_t t = tk_transfer (tk_id (1, S_TAG + 1), tk_id (1, S_TAG), tk_id (2, S_TAG), 9,
                                    S_LEDGER);
-    assert_int_equal (s_transfer (ctx, ctx->client, &t, NULL), RL_OK);
+    assert_int_equal (s_transfer (ctx, ctx->c.client, &t, NULL), RL_OK);
     tk_model_apply (&ctx->model, &t);
     //  The tool dies right after the final chunk is in the target: the
     //  source shipped (frozen for good), the state file says frozen.
@@ -366,9 +306,9 @@ test_fix_shipped (void **state)
     assert_int_equal (s_cmd (ctx, "fix", s_path (ctx, "nothing", empty, sizeof empty)), 2);
     assert_int_equal (s_apply (ctx, dir, NULL), 0);
     assert_int_equal (s_cmd (ctx, "check", dir), 0);
-    assert_int_equal (s_transfer (ctx, ctx->client, &t, NULL), RL_EXISTS);
-    assert_true (tk_wait_cluster_quiet (ctx->client, 10000));
-    tk_check_conservation (ctx->client, &ctx->model, 1);
+    assert_int_equal (s_transfer (ctx, ctx->c.client, &t, NULL), RL_EXISTS);
+    assert_true (tk_wait_cluster_quiet (ctx->c.client, 10000));
+    tk_check_conservation (ctx->c.client, &ctx->model, 1);
 }
 
 int
