@@ -27,8 +27,8 @@ set_tests_properties(test_cluster_sh PROPERTIES
     SKIP_RETURN_CODE 77)
 
 # rlctl top against a 2-shard cluster under rlbench load, then with a shard
-# killed; its usage errors (docs/cli.md). 17 s measured under the sanitizers
-# beside other tests.
+# killed; its usage errors; a second SIGINT while its output is suspended
+# (docs/cli.md). 12 s; 18 s under the sanitizers beside other tests.
 add_test(NAME test_rlctl_top
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/test_rlctl_top.py ${CMAKE_BINARY_DIR})
 set_tests_properties(test_rlctl_top PROPERTIES TIMEOUT 35 RESOURCE_LOCK cluster_load)

@@ -8,7 +8,9 @@
      transfers per second above zero; the table fits 80 columns;
   3. on a terminal (a pseudo-terminal here): the screen is cleared and
      redrawn, q or SIGINT (Ctrl-C) quits with exit 0 and the terminal's
-     mode is restored;
+     mode is restored; with the terminal's output suspended (Ctrl-S), top
+     blocks in a write and a first SIGINT cannot be served: a second one
+     ends it (exit 130) with the terminal's mode restored;
   4. one shard killed (SIGKILL): top shows it down, goes on to the end of
      --count, and exits 1; the other shard still serves.
 
@@ -101,8 +103,8 @@ def check_fields(view):
 
 
 def check_terminal(rlctl, env, how):
-    """top on a pseudo-terminal: two redraws, then q or SIGINT (how); the
-    mode restored."""
+    """top on a pseudo-terminal: two redraws, then q, SIGINT, or (blocked)
+    the output suspended and SIGINT twice; the mode restored."""
     master, slave = pty.openpty()
     before = termios.tcgetattr(slave)
     top = subprocess.Popen([rlctl, "top", "--interval-ms", "200"], stdin=slave, stdout=slave,
@@ -115,10 +117,23 @@ def check_terminal(rlctl, env, how):
                 seen += os.read(master, 65536)
         if seen.count(b"\033[H\033[2J") < 2 or b"q quits" not in seen:
             fail("top on a terminal: no two redraws within 15 s: %r" % seen[-400:])
+        expected = 0
         if how == "q":
             os.write(master, b"q")
-        else:
+        elif how == "SIGINT":
             top.send_signal(signal.SIGINT)
+        else:
+            os.write(master, b"\x13")  # XOFF: the terminal's output stops
+            time.sleep(1.0)  # five intervals: top blocks in its next redraw
+            top.send_signal(signal.SIGINT)
+            try:
+                top.wait(timeout=1.0)
+                fail("top on a terminal: the output suspended, the first SIGINT ended it "
+                     "(exit %d): the case did not block" % top.returncode)
+            except subprocess.TimeoutExpired:
+                pass
+            top.send_signal(signal.SIGINT)
+            expected = 128 + signal.SIGINT
         rc = top.wait(timeout=10)
     finally:
         if top.poll() is None:
@@ -127,7 +142,7 @@ def check_terminal(rlctl, env, how):
     after = termios.tcgetattr(slave)
     os.close(master)
     os.close(slave)
-    if rc != 0:
+    if rc != expected:
         fail("top on a terminal: %s gave exit %d: %s" % (how, rc, top.stderr.read()))
     if after[3] != before[3]:
         fail("top on a terminal: the terminal's mode was not restored after %s" % how)
@@ -218,10 +233,10 @@ def main():
         if wide or "\033" in r.stdout:
             fail("the table is wider than 80 columns, or has escapes off a terminal: %s" % wide)
         ok("top --count 1: a table of %d lines within 80 columns" % len(lines))
-        for how in ("q", "SIGINT"):
+        for how in ("q", "SIGINT", "blocked"):
             check_terminal(rlctl, env, how)
-        ok("top on a terminal: cleared and redrawn; q and SIGINT quit, the terminal's mode "
-           "restored")
+        ok("top on a terminal: cleared and redrawn; q and SIGINT quit, a second SIGINT ends "
+           "it while its output is suspended; the terminal's mode restored")
         out, _ = load.communicate(timeout=60)
         if load.returncode != 0:
             print(out)

@@ -69,11 +69,23 @@
 #define S_RATE_DECIMALS 1
 
 static volatile sig_atomic_t s_stop;
+//  The terminal's mode before top changed it, for a stop from the handler.
+static struct termios s_saved_mode;
+static volatile sig_atomic_t s_saved_valid;
 
+//  The first signal asks the loop to stop. A second one while the first
+//  is not served yet (top blocked in a write to a terminal that nobody
+//  reads, e.g. output suspended with Ctrl-S) ends the process here:
+//  tcsetattr and _exit are async-signal-safe (signal-safety(7)).
 static void
 s_on_signal (int signal)
 {
-    (void) signal;
+    if (s_stop) {
+        if (s_saved_valid) {
+            tcsetattr (STDIN_FILENO, TCSANOW, &s_saved_mode);
+        }
+        _exit (128 + signal);
+    }
     s_stop = 1;
 }
 
@@ -128,6 +140,8 @@ s_terminal_raw (s_top_t *self)
     if (!self->tty_in) {
         return;
     }
+    s_saved_mode = self->saved;
+    s_saved_valid = 1;
     struct termios raw = self->saved;
     raw.c_lflag &= (tcflag_t) ~(ICANON | ECHO);
     raw.c_cc[VMIN] = 0;
@@ -141,6 +155,7 @@ static void
 s_terminal_restore (s_top_t *self)
 {
     if (self->tty_in) {
+        s_saved_valid = 0;
         tcsetattr (STDIN_FILENO, TCSANOW, &self->saved);
         self->tty_in = false;
     }
