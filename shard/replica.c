@@ -156,6 +156,7 @@ struct replica_t {
     int64_t waiting_ms;     //  since when a write waits (pending not empty), or progress
     replica_mode_t mode;    //  SEMI or ASYNC (degrade switches)
     uint64_t seeds;         //  seeds begun (names of their directories)
+    uint64_t written_seq;   //  the last event replica_written saw (its failpoint)
 };
 
 static int64_t
@@ -675,7 +676,7 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
                 rl_info ("replication to %s: streaming from position %" PRIu64, link->endpoint,
                          h->seq);
                 link->state = L_STREAMING;
-                link->acked = link->sent = h->seq;
+                        link->acked = link->sent = h->seq;
             } else if (s_seed_start (link) != 0) {
                 link->waiting = true; //  hello again after the timeout
                 link->asked_ms = s_now_ms ();
@@ -929,7 +930,10 @@ replica_written (replica_t *self, uint64_t outq_seq, uint64_t head)
         outq_seq, seq, head};
     self->pending_count++;
 pump:
-    RL_FAILPOINT (REPL_PRIMARY_WRITTEN); //  crash: written here only, maybe not synced
+    if (seq > self->written_seq) { //  a write since the last call (most turns write nothing)
+        self->written_seq = seq;
+        RL_FAILPOINT (REPL_PRIMARY_WRITTEN); //  crash: written here only, maybe not synced
+    }
     s_update (self, false);
     for (size_t i = 0; i < self->link_count; i++) {
         s_pump (&self->links[i]);
