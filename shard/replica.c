@@ -115,6 +115,7 @@ typedef struct {
     int64_t ping_sent_ms; //  when it went
     int64_t lease_ms;     //  when the last ping answered ok went (0: none yet)
     bool answered;        //  an ok answer came since start (async's start gate)
+    bool streamed;        //  it streamed in this stream: it holds the database as opened
 } s_link_t;
 
 typedef struct {
@@ -475,6 +476,7 @@ s_seed_acked (s_link_t *link)
         uint64_t pos = link->seed_pos;
         s_seed_remove (link);
         link->state = L_STREAMING;
+        link->streamed = true;
         link->acked = link->sent = pos;
         return;
     }
@@ -676,7 +678,8 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
                 rl_info ("replication to %s: streaming from position %" PRIu64, link->endpoint,
                          h->seq);
                 link->state = L_STREAMING;
-                        link->acked = link->sent = h->seq;
+                link->streamed = true;
+                link->acked = link->sent = h->seq;
             } else if (s_seed_start (link) != 0) {
                 link->waiting = true; //  hello again after the timeout
                 link->asked_ms = s_now_ms ();
@@ -987,8 +990,12 @@ replica_lease_ok (const replica_t *self)
     bool all_answered = true;
     for (size_t i = 0; i < self->link_count; i++) {
         const s_link_t *link = &self->links[i];
+        //  Semi: nothing goes before the standby holds this incarnation
+        //  (a PREPARE or a DECIDE carries it; one promoted in the middle of
+        //  its re-seed after a restart holds an older copy).
         if (self->mode == REPLICA_MODE_SEMI
-            && (link->lease_ms == 0 || now - link->lease_ms > self->options.timeout_ms)) {
+            && (!link->streamed || link->lease_ms == 0
+                || now - link->lease_ms > self->options.timeout_ms)) {
             return false;
         }
         all_answered &= link->answered;

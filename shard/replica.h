@@ -177,6 +177,9 @@ uint64_t replica_released (const replica_t *self);
 //  timeout): new writes and reads are answered busy.
 bool replica_stalled (const replica_t *self);
 //  May anything that reports ledger state leave now? Semi: every standby
+//  has streamed in this stream (it holds the database as this process
+//  opened it, its incarnation included: a peer hears of no attempt that a
+//  standby promoted in the middle of a re-seed would not know) and
 //  answered ok a ping sent at most the timeout ago (the lease: a standby
 //  promoted since then waits that long before it serves). Async: every
 //  standby answered once since start, or the timeout passed. Never once a
