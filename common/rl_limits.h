@@ -88,6 +88,9 @@ _Static_assert(RL_MIGRATE_CHUNK_HEADER + RL_MIGRATE_ENTRIES_MAX * RL_MIGRATE_ENT
 #define RL_TP_WORK_PER_TICK_MAX       4096 //  decisions + queries sent per tick (bound per tick)
 #define RL_SHARD_TICK_MS              10   //  timer of the shard loop (timeouts, resends)
 #define RL_SHARD_PENDING_REQUESTS_MAX 1024 //  client requests waiting for cross-shard decisions
+//  Linked chains across shards in flight at one coordinator (more: busy,
+//  the chain's ids not burned; shard/coordinator.c, "Groups").
+#define RL_TP_GROUPS_MAX 4096
 
 //  Coordinator log entries: live attempts + decisions not yet acknowledged
 //  (more: busy); the default and the largest --tp-log-capacity.

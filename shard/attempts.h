@@ -42,6 +42,10 @@ typedef struct {
     uint64_t backoff_ms;
     int32_t request;     //  D live: the client request (coordinator's request table)
     uint32_t index;      //  D live: record index in that request
+    uint32_t group;      //  D live: the linked chain it is a member of (1..), or 0: none
+    int32_t group_next;  //  D live: the group's next member, or -1
+    bool local;          //  D live: a group member whose credit is here too (no PREPARE)
+    bool prepared;       //  D live: a group member whose participant answered PREPARED
     uint64_t created_ns; //  wall clock: when the attempt or record began (admin listing)
     uint64_t stamp;      //  C marker: its place in the marker FIFO
     uint64_t key_seq;    //  its key in xlog or prepared (increasing)

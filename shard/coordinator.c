@@ -21,6 +21,13 @@
     client request; the request's reply is queued (OUTQ_REPLY) when its last
     record is decided.
 
+    GROUPS (a linked chain crediting other shards, "Groups" below): the
+    members' attempts are LIVE together, a local member (its credit here)
+    with no participant; the group leaves LIVE in one call, every member
+    with it: COMMIT once every participant answered PREPARED, ABORT at the
+    first REFUSED or prepare timeout. So all of a chain's decisions are in
+    one batch.
+
     PENDING KINDS (docs/payments.md, "Pending transfers across shards"). A pending transfer
     reserves and prepares like any other; its commit moves the debit to
     debits_pending instead of posting it (pending.c keeps the side DEBIT).
@@ -142,6 +149,18 @@ typedef struct {
     uint64_t needs_seq; //  newest write among the decided records' outcomes
 } s_request_t;
 
+//  A linked chain whose members credit other shards (GROUPS above).
+typedef struct {
+    bool used;
+    bool launched;    //  its PREPAREs are queued (coordinator_group_launch)
+    int32_t request;  //  the client request (requests[])
+    uint32_t first;   //  its first record in that request
+    uint32_t last;    //  its last (known at the launch)
+    int32_t head;     //  its first member (a live attempt's slot), or -1
+    uint32_t members; //  live attempts in it
+    uint32_t waiting; //  members of other shards not yet PREPARED
+} s_group_t;
+
 struct coordinator_t {
     store_t *store;
     accounts_t *accounts;
@@ -162,8 +181,13 @@ struct coordinator_t {
     uint64_t prepare_timeout_ms;
     uint64_t retry_min_ms;
     uint64_t retry_max_ms;
-    uint64_t ack_ns;     //  running mean of the time from the log to the ACK (0: none yet)
-    uint64_t ack_dev_ns; //  running mean deviation of that time
+    uint64_t ack_ns;       //  running mean of the time from the log to the ACK (0: none yet)
+    uint64_t ack_dev_ns;   //  running mean deviation of that time
+    s_group_t *groups;     //  linked chains across shards, by number (1..RL_TP_GROUPS_MAX)
+    uint32_t *groups_free; //  the numbers not in use (a stack)
+    size_t groups_free_count;
+    uint64_t groups_committed; //  chains across shards committed whole
+    uint64_t groups_failed;    //  ... refused or aborted whole
 };
 
 void
@@ -194,9 +218,16 @@ coordinator_new (store_t *store, accounts_t *accounts, journal_t *journal, outq_
     self->log_entries_max = RL_TP_LOG_ENTRIES_MAX;
     self->attempts_due_ns = UINT64_MAX; //  no live attempt yet
     self->xlog_due_ns = 0;              //  recovered decisions: resend at the first tick
+    self->groups = calloc (RL_TP_GROUPS_MAX + 1, sizeof (*self->groups));
+    self->groups_free = malloc (RL_TP_GROUPS_MAX * sizeof (*self->groups_free));
     if (attempts_init (&self->attempts, RL_TP_ATTEMPTS_MAX) != 0
-        || !(self->xlog = xlog_new (store, RL_TP_LOG_ENTRIES_MAX))) {
+        || !(self->xlog = xlog_new (store, RL_TP_LOG_ENTRIES_MAX)) || !self->groups
+        || !self->groups_free) {
         coordinator_destroy (&self);
+        return NULL;
+    }
+    for (uint32_t g = RL_TP_GROUPS_MAX; g >= 1; g--) {
+        self->groups_free[self->groups_free_count++] = g; //  1 is taken first
     }
     return self;
 }
@@ -214,6 +245,8 @@ coordinator_destroy (coordinator_t **self_p)
     }
     attempts_free (&self->attempts);
     xlog_destroy (&self->xlog);
+    free (self->groups);
+    free (self->groups_free);
     free (self);
     *self_p = NULL;
 }
@@ -447,9 +480,48 @@ s_copy_name (char *dst, size_t size, const char *name)
     dst[n] = '\0';
 }
 
+//  Queues the PREPARE of live attempt e. A chain's member goes as the
+//  plain transfer it is: `linked` says where it stood in its request, and
+//  the participant refuses it (reserved_field) as no single transfer's.
+static void
+s_queue_prepare (coordinator_t *self, const attempt_t *e)
+{
+    assert (e->state == ATTEMPT_LIVE && !e->local);
+    outq_msg_t msg = {.kind = OUTQ_PREPARE, .peer = e->peer_index, .needs_seq = 0};
+    msg.prepare = (rl_prepare_rec_t){.transfer = e->transfer, .tp = e->tp};
+    msg.prepare.transfer.flags &= (uint16_t) ~RL_TRANSFER_LINKED;
+    if (outq_push (self->outq, &msg) != 0) {
+        rl_warn ("coordinator: out of memory queueing a PREPARE: it times out");
+    }
+}
+
+//  The group numbered g (in use).
+static s_group_t *
+s_group (coordinator_t *self, uint32_t g)
+{
+    assert (g >= 1 && g <= RL_TP_GROUPS_MAX && self->groups[g].used);
+    return &self->groups[g];
+}
+
+//  Puts the live attempt at slot i into group g (not yet launched).
+static void
+s_group_join (coordinator_t *self, uint32_t g, int32_t i, bool local)
+{
+    s_group_t *group = s_group (self, g);
+    assert (!group->launched);
+    attempt_t *e = attempts_at (&self->attempts, i);
+    e->group = g;
+    e->group_next = group->head;
+    e->local = local;
+    e->prepared = false;
+    group->head = i;
+    group->members++;
+    group->waiting += !local;
+}
+
 rl_result_rec_t
 coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, now_t now,
-                   int32_t request, uint32_t index)
+                   int32_t request, uint32_t index, uint32_t group)
 {
     assert (self && t && self->ring);
     assert (peer >= 0 && (size_t) peer < ring_shard_count (self->ring));
@@ -457,10 +529,14 @@ coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, no
     assert (request < 0 || (self->requests[request].used && !self->requests[request].held));
     assert (!coordinator_is_live (self, t->id)); //  the ledger checked it (invariant 2)
     assert (!(t->flags & PENDING_FLAGS) || self->pending);
+    assert (group == 0 || (request >= 0 && !(t->flags & PENDING_FLAGS))); //  plain members only
     rl_result_rec_t r = {0};
     bool resolve = s_is_resolve (t);
     //  A post or void reserves nothing: the amount is pending already.
     r.result = resolve ? RL_OK : accounts_debit_reserve (self->accounts, t);
+    if (r.result != RL_OK && group != 0) {
+        return r; //  a chain's member: its chain fails, nothing is stored (burns nothing)
+    }
     if (r.result != RL_OK) {
         //  Decided here, before any message: store the failure (burns the id).
         rl_transfer_t record = *t;
@@ -507,10 +583,10 @@ coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, no
     if (request >= 0) {
         self->requests[request].open++;
     }
-    outq_msg_t msg = {.kind = OUTQ_PREPARE, .peer = peer, .needs_seq = 0};
-    msg.prepare = (rl_prepare_rec_t){.transfer = *t, .tp = e->tp};
-    if (outq_push (self->outq, &msg) != 0) {
-        rl_warn ("coordinator: out of memory queueing a PREPARE: it times out");
+    if (group != 0) {
+        s_group_join (self, group, i, false); //  its PREPARE goes at the launch
+    } else {
+        s_queue_prepare (self, e);
     }
     r.result = COORDINATOR_PENDING;
     assert (e->state == ATTEMPT_LIVE && coordinator_is_live (self, t->id));
@@ -574,6 +650,9 @@ s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, no
     uint64_t ts = 0;
     uint64_t write_seq = 0; //  an outcome with no write needs no sync
     bool burns = result == RL_OK || !rl_result_is_retryable (result);
+    if (e->group != 0) {
+        burns = result == RL_OK; //  a failed chain burns nothing (docs/payments.md)
+    }
     if (s_is_expiry (t)) {
         burns = result == RL_OK; //  an expiry that failed is tried again, never burned
         if (result != RL_OK) {
@@ -612,6 +691,340 @@ s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, no
     }
     s_request_decided (self, e, result, ts, write_seq);
     attempts_remove (&self->attempts, i);
+}
+
+//  Groups: linked chains across shards -------------------------------------------
+//
+//  BACKGROUND. A linked chain's members succeed or fail together
+//  (docs/payments.md, "Linked chains"). When every member debits an
+//  account of this shard but some credit accounts of other shards, the
+//  chain runs as a group of attempts that this shard decides together:
+//  each member crediting another shard is an attempt as any (its own id,
+//  attempt name, participant, PREPARE, log entry and DECIDE), and each
+//  member crediting an account of this shard is a *local* member: a live
+//  attempt with no participant, which reserves both of its sides
+//  (debits_reserved and credits_reserved, memory only) instead of posting
+//  them. Every member is live, so a member's id sent again, in the chain
+//  or alone, is answered in_progress (one live attempt per id).
+//
+//  BEHAVIOR.
+//    - The ledger opens a group (coordinator_group_new), adds the members
+//      in order (coordinator_begin with the group, coordinator_hold_local),
+//      and either cancels it (a member failed at once: every reservation
+//      is released, nothing was sent, nothing stored) or launches it at
+//      the chain's last record (coordinator_group_launch): the PREPAREs
+//      go out; with no member of another shard, the local members are
+//      applied at once, as a chain of one shard.
+//    - The group is decided once: COMMIT when the last member of another
+//      shard answers PREPARED, ABORT at the first refusal or prepare
+//      timeout of any member. Every member is decided in that same call,
+//      so its writes (each member's record, each log entry, the postings)
+//      are in one batch and one group commit: recovery finds all of the
+//      chain's decisions or none of them, and with none of them every
+//      attempt is presumed aborted and every local reservation is gone
+//      with the process (memory only).
+//    - On ABORT, the failing member gets its own code (a participant's
+//      refusal, or aborted at a timeout), the others linked_event_failed
+//      (a member answered exists as well); no id is burned; every member
+//      whose participant may hold a prepared record gets a logged ABORT.
+//
+//  LIMITATIONS. Members are plain transfers (the ledger refuses pending
+//  kinds in a chain that credits another shard); a member's credit here
+//  is reserved, not posted, until the decision, so a later member cannot
+//  spend it; RL_TP_GROUPS_MAX groups in flight (more: busy).
+
+uint32_t
+coordinator_group_new (coordinator_t *self, int32_t request, uint32_t first)
+{
+    assert (self && request >= 0 && request < RL_SHARD_PENDING_REQUESTS_MAX);
+    assert (self->requests[request].used && !self->requests[request].held);
+    if (self->groups_free_count == 0) {
+        return 0;
+    }
+    uint32_t g = self->groups_free[--self->groups_free_count];
+    assert (g >= 1 && g <= RL_TP_GROUPS_MAX && !self->groups[g].used);
+    self->groups[g] = (s_group_t){
+        .used = true, .request = request, .first = first, .last = first, .head = -1};
+    return g;
+}
+
+static void
+s_group_free (coordinator_t *self, uint32_t g)
+{
+    s_group_t *group = s_group (self, g);
+    assert (group->members == 0 && group->head == -1);
+    *group = (s_group_t){0};
+    assert (self->groups_free_count < RL_TP_GROUPS_MAX);
+    self->groups_free[self->groups_free_count++] = g;
+}
+
+rl_result_rec_t
+coordinator_hold_local (coordinator_t *self, const rl_transfer_t *t, now_t now, int32_t request,
+                        uint32_t index, uint32_t group)
+{
+    assert (self && t && group != 0 && !(t->flags & PENDING_FLAGS));
+    assert (!coordinator_is_live (self, t->id)); //  the ledger checked it (invariant 2)
+    rl_result_rec_t r = {0};
+    accounts_pair_t pair;
+    //  The checks of a transfer of one shard, in their order; then both
+    //  sides reserved (each limit counts its reservations).
+    r.result = accounts_transfer_check (self->accounts, t, &pair);
+    if (r.result == RL_OK) {
+        r.result = accounts_debit_reserve (self->accounts, t);
+    }
+    if (r.result == RL_OK) {
+        r.result = accounts_credit_reserve (self->accounts, t);
+        if (r.result != RL_OK) {
+            accounts_debit_release (self->accounts, t->debit_account_id, t->amount, false);
+        }
+    }
+    if (r.result != RL_OK) {
+        return r; //  the chain fails: nothing stored, nothing burned
+    }
+    bool log_full = self->attempts.count + xlog_count (self->xlog) >= self->log_entries_max;
+    int32_t i = log_full ? -1 : attempts_add (&self->attempts, t->id);
+    if (i < 0) {
+        accounts_debit_release (self->accounts, t->debit_account_id, t->amount, false);
+        accounts_credit_release (self->accounts, t->credit_account_id, t->amount, false);
+        r.result = RL_BUSY;
+        return r;
+    }
+    attempt_t *e = attempts_at (&self->attempts, i);
+    e->state = ATTEMPT_LIVE;
+    e->transfer = *t;
+    e->tp.id = t->id;
+    e->tp.attempt = self->incarnation;
+    e->tp.attempt.seq = ++self->incarnation.seq;
+    e->tp.amount = t->amount;
+    e->tp.debit_account_id = t->debit_account_id;
+    s_copy_name (e->tp.coordinator, sizeof (e->tp.coordinator), self->name);
+    s_copy_name (e->peer, sizeof (e->peer), self->name); //  its "participant": this shard
+    e->peer_index = s_peer_index (self, self->name);
+    e->deadline_ns = UINT64_MAX; //  no timeout of its own: its group decides it
+    e->created_ns = now.wall_ns;
+    e->request = request;
+    e->index = index;
+    self->requests[request].open++;
+    s_group_join (self, group, i, true);
+    r.result = COORDINATOR_PENDING;
+    assert (coordinator_is_live (self, t->id));
+    return r;
+}
+
+//  A local member decided: released, or posted on both sides with its
+//  record stored (ok). Returns the record's timestamp (0: released).
+static uint64_t
+s_local_end (coordinator_t *self, attempt_t *e, bool commit, now_t now)
+{
+    assert (e->state == ATTEMPT_LIVE && e->local);
+    const rl_transfer_t *t = &e->transfer;
+    accounts_debit_release (self->accounts, t->debit_account_id, t->amount, commit);
+    accounts_credit_release (self->accounts, t->credit_account_id, t->amount, commit);
+    if (!commit) {
+        return 0;
+    }
+    rl_transfer_t record = *t;
+    record.timestamp = journal_next_ts (self->journal, now.wall_ns);
+    record.reserved = JOURNAL_STORED (RL_OK, JOURNAL_LEG_BOTH);
+    if (journal_append (self->journal, &record) != 0) {
+        rl_error ("two-phase: out of memory storing a chain's member");
+        abort (); //  memory and the decision would disagree: crash, recover
+    }
+    return record.timestamp;
+}
+
+void
+coordinator_group_cancel (coordinator_t *self, uint32_t g)
+{
+    assert (self);
+    s_group_t *group = s_group (self, g);
+    assert (!group->launched); //  nothing of it was sent
+    s_request_t *r = &self->requests[group->request];
+    while (group->head >= 0) {
+        int32_t i = group->head;
+        attempt_t *e = attempts_at (&self->attempts, i);
+        assert (e->state == ATTEMPT_LIVE && e->group == g && r->open > 0);
+        group->head = e->group_next;
+        if (e->local) {
+            (void) s_local_end (self, e, false, (now_t){0});
+        } else {
+            accounts_debit_release (self->accounts, e->transfer.debit_account_id,
+                                    e->transfer.amount, false);
+        }
+        r->open--;
+        group->members--;
+        attempts_remove (&self->attempts, i);
+    }
+    s_group_free (self, g);
+}
+
+void
+coordinator_group_launch (coordinator_t *self, uint32_t g, uint32_t last, rl_result_rec_t *results,
+                          now_t now)
+{
+    assert (self && results);
+    s_group_t *group = s_group (self, g);
+    assert (!group->launched && last >= group->first);
+    group->last = last;
+    if (group->waiting > 0) {
+        group->launched = true;
+        for (int32_t i = group->head; i >= 0;) {
+            const attempt_t *e = attempts_at (&self->attempts, i);
+            if (!e->local) {
+                s_queue_prepare (self, e);
+            }
+            i = e->group_next;
+        }
+        return;
+    }
+    //  Every member is here (the others existed already): applied now, in
+    //  this turn's batch, as a chain of one shard.
+    s_request_t *r = &self->requests[group->request];
+    while (group->head >= 0) {
+        int32_t i = group->head;
+        attempt_t *e = attempts_at (&self->attempts, i);
+        assert (e->local && r->open > 0);
+        group->head = e->group_next;
+        uint64_t ts = s_local_end (self, e, true, now);
+        results[e->index] = (rl_result_rec_t){.index = e->index, .result = RL_OK, .timestamp = ts};
+        r->open--;
+        group->members--;
+        attempts_remove (&self->attempts, i);
+    }
+    s_group_free (self, g);
+}
+
+//  Decides every member of group g together: commit (failure RL_OK), or
+//  abort with `failure` for the member at slot `failing` (the others
+//  linked_event_failed). failing_holds: its participant may hold a
+//  prepared record (it is sent a logged ABORT; a refusal holds none).
+static void
+s_group_decide (coordinator_t *self, uint32_t g, uint32_t failure, int32_t failing,
+                bool failing_holds, now_t now)
+{
+    s_group_t *group = s_group (self, g);
+    assert (group->launched && (failure == RL_OK) == (failing < 0));
+    s_request_t *r = &self->requests[group->request];
+    if (failure != RL_OK && r->held) {
+        //  A member answered exists is answered linked_event_failed too.
+        for (uint32_t k = group->first; k <= group->last && k < r->count; k++) {
+            if (r->results[k].result != COORDINATOR_PENDING) {
+                r->results[k] = (rl_result_rec_t){.index = k, .result = RL_LINKED_EVENT_FAILED};
+            }
+        }
+    }
+    if (failure != RL_OK) {
+        const attempt_t *f = attempts_at (&self->attempts, failing);
+        rl_info ("two-phase: linked chain of records %" PRIu32 "..%" PRIu32
+                 " failed at record %" PRIu32 " (%s): nothing of it applied",
+                 group->first, group->last, f->index, rl_result_name (failure));
+    }
+    while (group->head >= 0) {
+        int32_t i = group->head;
+        attempt_t *e = attempts_at (&self->attempts, i);
+        assert (e->state == ATTEMPT_LIVE && e->group == g);
+        group->head = e->group_next;
+        group->members--;
+        uint32_t result = failure == RL_OK ? RL_OK
+                          : i == failing   ? failure
+                                           : RL_LINKED_EVENT_FAILED;
+        if (e->local) {
+            uint64_t ts = s_local_end (self, e, failure == RL_OK, now);
+            s_request_decided (self, e, result, ts,
+                               failure == RL_OK ? outq_batch_seq (self->outq) : 0);
+            attempts_remove (&self->attempts, i);
+            continue;
+        }
+        uint32_t decision = failure == RL_OK                 ? RL_TP_COMMIT
+                            : i == failing && !failing_holds ? 0
+                                                             : RL_TP_ABORT;
+        s_finish (self, i, result, decision, now);
+    }
+    assert (group->members == 0);
+    self->groups_committed += failure == RL_OK;
+    self->groups_failed += failure != RL_OK;
+    s_group_free (self, g);
+}
+
+//  A PREPARE reply that is not PREPARED, refused for a business reason:
+//  its code burns the id (docs/protocol.md). Any other code (ok, exists, a
+//  taken id: no participant refuses with one) counts as an infrastructure
+//  refusal, so that nothing is posted without a logged COMMIT.
+static bool
+s_refused_business (const rl_tp_rec_t *reply)
+{
+    assert (reply->state != RL_TP_PREPARED);
+    return rl_result_burns (reply->result) == RL_BURNS_YES;
+}
+
+//  A PREPARE reply for the member of a group at slot i.
+static void
+s_group_reply (coordinator_t *self, int32_t i, const rl_tp_rec_t *reply, now_t now)
+{
+    attempt_t *e = attempts_at (&self->attempts, i);
+    uint32_t g = e->group;
+    s_group_t *group = s_group (self, g);
+    assert (group->launched && !e->local);
+    if (reply->state == RL_TP_PREPARED) {
+        if (!e->prepared) { //  a duplicate reply counts once
+            e->prepared = true;
+            assert (group->waiting > 0);
+            group->waiting--;
+        }
+        if (group->waiting == 0) {
+            s_group_decide (self, g, RL_OK, -1, false, now);
+        }
+        return;
+    }
+    //  Refused: a business failure is the member's own code (not burned in
+    //  a chain); an infrastructure one is aborted (or in_doubt).
+    uint32_t result = s_refused_business (reply)     ? reply->result
+                      : reply->result == RL_IN_DOUBT ? RL_IN_DOUBT
+                                                     : RL_ABORTED;
+    s_group_decide (self, g, result, i, e->prepared, now);
+}
+
+//  The member at slot i timed out: its group is aborted, the failing
+//  member one still waiting for its participant.
+static void
+s_group_timeout (coordinator_t *self, int32_t i, now_t now)
+{
+    attempt_t *e = attempts_at (&self->attempts, i);
+    s_group_t *group = s_group (self, e->group);
+    int32_t failing = i;
+    for (int32_t k = group->head; k >= 0 && attempts_at (&self->attempts, failing)->prepared;) {
+        const attempt_t *m = attempts_at (&self->attempts, k);
+        if (!m->local && !m->prepared) {
+            failing = k;
+        }
+        k = m->group_next;
+    }
+    s_group_decide (self, e->group, RL_ABORTED, failing, true, now);
+}
+
+const rl_transfer_t *
+coordinator_group_member (coordinator_t *self, uint32_t g, rl_id_t id)
+{
+    assert (self);
+    if (g == 0) {
+        return NULL;
+    }
+    for (int32_t i = attempts_head (&self->attempts, id); i >= 0;) {
+        const attempt_t *e = attempts_at (&self->attempts, i);
+        if (e->state == ATTEMPT_LIVE && e->group == g && rl_id_eq (e->tp.id, id)) {
+            return &e->transfer;
+        }
+        i = e->next;
+    }
+    return NULL;
+}
+
+void
+coordinator_group_counts (const coordinator_t *self, uint64_t *committed, uint64_t *failed)
+{
+    assert (self && committed && failed);
+    *committed = self->groups_committed;
+    *failed = self->groups_failed;
 }
 
 //  Sender rule of a reply: it comes from the participant of the attempt.
@@ -664,9 +1077,13 @@ coordinator_prepare_replies (coordinator_t *self, const rl_tp_rec_t *replies, si
             refused++;
             continue;
         }
+        if (attempts_at (&self->attempts, i)->group != 0) {
+            s_group_reply (self, i, reply, now); //  decided with its chain
+            continue;
+        }
         if (reply->state == RL_TP_PREPARED) {
             s_finish (self, i, RL_OK, RL_TP_COMMIT, now);
-        } else if (!rl_result_is_retryable (reply->result)) {
+        } else if (s_refused_business (reply)) {
             //  A business failure at the credit side: C holds nothing.
             s_finish (self, i, reply->result, 0, now);
         } else {
@@ -862,7 +1279,10 @@ coordinator_tick (coordinator_t *self, now_t now, size_t budget)
             if (e->state != ATTEMPT_LIVE) {
                 continue;
             }
-            if (mono_ns >= e->deadline_ns) {
+            if (mono_ns >= e->deadline_ns && e->group != 0) {
+                s_group_timeout (self, (int32_t) i, now); //  the whole chain aborts
+                RL_FAILPOINT (TP_COORD_ABORT_DECIDED);
+            } else if (mono_ns >= e->deadline_ns) {
                 s_finish (self, (int32_t) i, RL_ABORTED, RL_TP_ABORT, now);
                 RL_FAILPOINT (TP_COORD_ABORT_DECIDED);
             } else if (e->deadline_ns < self->attempts_due_ns) {
@@ -911,9 +1331,10 @@ coordinator_requests_waiting (const coordinator_t *self)
 }
 
 void
-coordinator_audit_sums (coordinator_t *self, const accounts_t *accounts, uint64_t *debits)
+coordinator_audit_sums (coordinator_t *self, const accounts_t *accounts, uint64_t *debits,
+                        uint64_t *credits)
 {
-    assert (self && accounts && debits);
+    assert (self && accounts && debits && credits);
     size_t span = attempts_span (&self->attempts);
     for (size_t i = 0; i < span; i++) {
         const attempt_t *e = attempts_at (&self->attempts, (int32_t) i);
@@ -921,6 +1342,10 @@ coordinator_audit_sums (coordinator_t *self, const accounts_t *accounts, uint64_
         if (e->state == ATTEMPT_LIVE && !s_is_resolve (&e->transfer)
             && accounts_slot (accounts, e->transfer.debit_account_id, &slot)) {
             debits[slot] += e->transfer.amount;
+        }
+        if (e->state == ATTEMPT_LIVE && e->local
+            && accounts_slot (accounts, e->transfer.credit_account_id, &slot)) {
+            credits[slot] += e->transfer.amount; //  a chain's local member holds both sides
         }
     }
 }

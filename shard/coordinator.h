@@ -77,8 +77,35 @@ void *coordinator_request_drop (coordinator_t *self, rl_header_t *header_p);
 //  COORDINATOR_PENDING, or a final result (a stored business failure, busy).
 //  A post or void (resolved by pending_check) reserves nothing and claims
 //  its pending transfer; an expiry (pending_due_take) has request -1.
+//  group: the linked chain it is a member of (coordinator_group_new), or 0;
+//  a member's PREPARE waits for coordinator_group_launch, and a member
+//  whose debit fails stores nothing (its chain fails, no id is burned).
 rl_result_rec_t coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer,
-                                   now_t now, int32_t request, uint32_t index);
+                                   now_t now, int32_t request, uint32_t index, uint32_t group);
+
+//  Linked chains across shards (coordinator.c, "Groups"): a chain whose
+//  members debit accounts of this shard and credit accounts of others is
+//  a group of live attempts decided together. coordinator_group_new opens
+//  one for the chain starting at record `first` of the request (0: every
+//  group is in use, answer busy); coordinator_begin (with the group) adds
+//  a member crediting another shard, coordinator_hold_local one crediting
+//  this shard (checks as a same-shard transfer, reserves both sides;
+//  COORDINATOR_PENDING, or the failure: nothing stored). Then either
+//  coordinator_group_cancel (a member failed: everything released,
+//  nothing was sent) or coordinator_group_launch at the chain's last
+//  record (the PREPAREs go; with no member of another shard, the local
+//  members are applied now and their results written into `results`).
+uint32_t coordinator_group_new (coordinator_t *self, int32_t request, uint32_t first);
+rl_result_rec_t coordinator_hold_local (coordinator_t *self, const rl_transfer_t *t, now_t now,
+                                        int32_t request, uint32_t index, uint32_t group);
+void coordinator_group_cancel (coordinator_t *self, uint32_t group);
+void coordinator_group_launch (coordinator_t *self, uint32_t group, uint32_t last,
+                               rl_result_rec_t *results, now_t now);
+//  The transfer of id's live attempt when it is a member of group g (the
+//  same id twice in one chain), else NULL.
+const rl_transfer_t *coordinator_group_member (coordinator_t *self, uint32_t g, rl_id_t id);
+//  Chains across shards committed whole and failed whole, since start.
+void coordinator_group_counts (const coordinator_t *self, uint64_t *committed, uint64_t *failed);
 
 //  Replies to our PREPAREs and DECIDEs (acknowledgements), from the peer
 //  `from` (the shard the connection they came on leads to; NULL: not
@@ -106,8 +133,10 @@ void coordinator_counts (const coordinator_t *self, uint64_t *live, uint64_t *de
 //  Client requests held for cross-shard decisions (of at most
 //  RL_SHARD_PENDING_REQUESTS_MAX: more are answered busy).
 size_t coordinator_requests_waiting (const coordinator_t *self);
-//  Audit: adds every live reservation to debits[slot of its account].
-void coordinator_audit_sums (coordinator_t *self, const accounts_t *accounts, uint64_t *debits);
+//  Audit: adds every live reservation to debits[slot of its account] (and
+//  a chain's local member's credit to credits[slot]).
+void coordinator_audit_sums (coordinator_t *self, const accounts_t *accounts, uint64_t *debits,
+                             uint64_t *credits);
 //  Lists live attempts and unacknowledged decisions; at most cap.
 size_t coordinator_in_doubt (coordinator_t *self, rl_in_doubt_rec_t *out, size_t cap);
 

@@ -660,7 +660,7 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
             r.result = RL_ABORTED; //  no shard owns it in this ring: retry
             return r;
         }
-        return coordinator_begin (self->coordinator, &record, credit_owner, now, request, index);
+        return coordinator_begin (self->coordinator, &record, credit_owner, now, request, index, 0);
     }
     record.timestamp = ts;
     record.reserved = JOURNAL_STORED (r.result, JOURNAL_LEG_BOTH);
@@ -680,11 +680,12 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
 #define S_PREFETCH_AHEAD 8
 
 //  probed_ts: the ingested index's answer for t->id (journal_probe).
-//  chained: t is a member of a linked chain (s_chain_*), which must not
-//  leave this shard.
+//  chained: t is a member of a linked chain (s_chain_*); group: the
+//  coordinator's group of that chain when it credits other shards (0: the
+//  chain runs on this shard alone).
 static rl_result_rec_t
 s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, now_t now,
-                   int32_t request, uint32_t index, bool chained)
+                   int32_t request, uint32_t index, bool chained, uint32_t group)
 {
     rl_result_rec_t r = {0};
     if (rl_id_is_zero (t->id)) {
@@ -732,11 +733,28 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
         return r;
     }
     if (coordinator_is_live (self->coordinator, t->id)) {
+        const rl_transfer_t *member = coordinator_group_member (self->coordinator, group, t->id);
+        if (member) {
+            //  The same id twice in this very chain: as on one shard, the
+            //  same record (exists: decided with its chain) or taken.
+            rl_transfer_t live = *member;
+            live.reserved = JOURNAL_STORED (RL_OK, JOURNAL_LEG_BOTH);
+            r.result = s_transfer_exists (t, &live);
+            return r;
+        }
         r.result = RL_IN_PROGRESS; //  one live attempt per id: wait for its decision
         return r;
     }
     r.result = s_transfer_validate (t);
     if (r.result != RL_OK) {
+        return r;
+    }
+    if (group != 0 && (t->flags & PENDING_FLAGS)) {
+        //  A chain that credits other shards holds plain transfers only.
+        rl_warn ("ledger: a linked chain crediting another shard holds pending transfer, post or"
+                 " void %016" PRIx64 "%016" PRIx64 ": not_supported",
+                 t->id.hi, t->id.lo);
+        r.result = RL_NOT_SUPPORTED;
         return r;
     }
     if (t->flags & PENDING_RESOLVE_FLAGS) {
@@ -747,15 +765,7 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
         r.result = RL_ABORTED; //  no shard owns it in this ring: nothing done, retry
         return r;
     }
-    if (credit_owner != self->self_index && chained) {
-        //  A chain runs as one all-or-nothing step of this shard; one that
-        //  needs another shard's two-phase attempt is not served yet.
-        rl_warn ("ledger: a linked chain's transfer %016" PRIx64 "%016" PRIx64
-                 " credits an account of another shard: not_supported",
-                 t->id.hi, t->id.lo);
-        r.result = RL_NOT_SUPPORTED;
-        return r;
-    }
+    assert (!chained || group != 0 || credit_owner == self->self_index); //  s_chain_group
     if (r.result == RL_OK && (t->flags & RL_TRANSFER_PENDING) && !pending_room (self->pending)) {
         rl_warn ("ledger: %zu transfers pending: no room for another",
                  pending_live_count (self->pending));
@@ -763,11 +773,15 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
         return r;
     }
     if (credit_owner != self->self_index) {
-        return coordinator_begin (self->coordinator, t, credit_owner, now, request, index);
+        return coordinator_begin (self->coordinator, t, credit_owner, now, request, index, group);
     }
     if (ledger_frozen (self, t->credit_account_id)) {
         r.result = RL_FROZEN; //  not credit_account_not_found: it may exist elsewhere still
         return r;
+    }
+    if (group != 0) {
+        //  Held (both sides reserved) until its chain is decided.
+        return coordinator_hold_local (self->coordinator, t, now, request, index, group);
     }
     accounts_pair_t pair = {0};
     r.result = accounts_transfer_check (self->accounts, t, &pair);
@@ -800,7 +814,11 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
 //  When a member fails, all of it is taken back: the batch, and so the
 //  group commit, holds either every member of a chain or none, and a crash
 //  can never leave part of one. `exists` is not a failure (the member was
-//  applied before: a retried chain answers `exists` for each).
+//  applied before: a retried chain answers `exists` for each). A chain
+//  whose member credits another shard (s_chain_group) runs as a group of
+//  the coordinator (coordinator.c, "Groups"): its members are held there,
+//  decided together later; a member failing now cancels the group before
+//  the undo, and the chain's last record launches it.
 
 //  Saves the account's record before a member of the chain changes it.
 //  -1 when memory ran out (nothing saved: the member must not run).
@@ -882,12 +900,37 @@ s_chain_undo (ledger_t *self, size_t journal_mark)
 
 //  What the other members of a failed chain are answered: the infrastructure
 //  codes that a router or a client resends the whole chain for stand for
-//  every member (wrong_shard, frozen), anything else makes them
+//  every member (wrong_shard, frozen, and in_progress: the chain, or a
+//  member of it, is in flight), anything else makes them
 //  linked_event_failed.
 static uint32_t
 s_chain_others (uint32_t failure)
 {
-    return failure == RL_WRONG_SHARD || failure == RL_FROZEN ? failure : RL_LINKED_EVENT_FAILED;
+    return failure == RL_WRONG_SHARD || failure == RL_FROZEN || failure == RL_IN_PROGRESS
+               ? failure
+               : RL_LINKED_EVENT_FAILED;
+}
+
+//  Does the chain starting at record `start` need other shards: a member
+//  whose debit account is here credits an account another shard owns?
+//  Then it runs as a group of two-phase attempts (coordinator.c, "Groups").
+static bool
+s_chain_group (const ledger_t *self, const rl_transfer_t *transfers, size_t count, size_t start)
+{
+    for (size_t k = start; k < count; k++) {
+        const rl_transfer_t *t = &transfers[k];
+        if (s_id_usable (t->debit_account_id) && s_id_usable (t->credit_account_id)
+            && !(t->flags & PENDING_RESOLVE_FLAGS) && ledger_owns (self, t->debit_account_id)) {
+            int owner = owner_of (self->ring, t->credit_account_id);
+            if (owner >= 0 && owner != self->self_index) {
+                return true;
+            }
+        }
+        if (!(t->flags & RL_TRANSFER_LINKED)) {
+            break; //  the record closing the chain
+        }
+    }
+    return false;
 }
 
 ledger_reply_t
@@ -918,6 +961,7 @@ ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t 
     size_t chain_start = 0;  //  its first member
     size_t journal_mark = 0; //  the journal's end before it
     uint32_t broken = RL_OK; //  not ok: a member failed, what the rest are answered
+    uint32_t group = 0;      //  the chain's group when it credits other shards
     for (size_t i = 0; i < count; i++) {
         if (probed && i + S_PREFETCH_AHEAD < count) {
             journal_prefetch_probed (self->journal, transfers, i + S_PREFETCH_AHEAD);
@@ -929,9 +973,19 @@ ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t 
             chain_start = i;
             broken = RL_OK;
             s_chain_begin (self, &journal_mark);
+            if (i < count - 1 && s_chain_group (self, transfers, count, i)) {
+                group = coordinator_group_new (self->coordinator, request, (uint32_t) i);
+                if (group == 0) {
+                    rl_warn ("ledger: %d linked chains across shards in flight: busy",
+                             RL_TP_GROUPS_MAX);
+                }
+            }
         }
         if (chain && linked && i == count - 1) {
             results[i] = (rl_result_rec_t){.result = RL_LINKED_EVENT_CHAIN_OPEN};
+        } else if (chain && i == chain_start && group == 0 && linked && i < count - 1
+                   && s_chain_group (self, transfers, count, i)) {
+            results[i] = (rl_result_rec_t){.result = RL_BUSY}; //  no group to run it in
         } else if (chain && broken != RL_OK) {
             results[i] = (rl_result_rec_t){.result = broken};
         } else if (chain && s_chain_save_member (self, t) != 0) {
@@ -939,8 +993,8 @@ ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t 
             results[i] = (rl_result_rec_t){.result = RL_BUSY};
         } else {
             results[i] = s_create_transfer (self, t, self->probed_ts[i], now, request, (uint32_t) i,
-                                            chain);
-            assert (!chain || results[i].result != COORDINATOR_PENDING);
+                                            chain, group);
+            assert (!chain || group != 0 || results[i].result != COORDINATOR_PENDING);
         }
         if (results[i].result != RL_OK && results[i].result != RL_EXISTS
             && results[i].result != COORDINATOR_PENDING) {
@@ -948,8 +1002,13 @@ ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t 
         }
         results[i].index = (uint32_t) i;
         uint32_t result = results[i].result;
-        if (chain && broken == RL_OK && result != RL_OK && result != RL_EXISTS) {
+        if (chain && broken == RL_OK && result != RL_OK && result != RL_EXISTS
+            && result != COORDINATOR_PENDING) {
             //  The first failure of the chain: nothing of it stays.
+            if (group != 0) {
+                coordinator_group_cancel (self->coordinator, group); //  nothing was sent
+                group = 0;
+            }
             s_chain_undo (self, journal_mark);
             broken = s_chain_others (result);
             for (size_t k = chain_start; k < i; k++) {
@@ -965,6 +1024,12 @@ ledger_create_transfers (ledger_t *self, const rl_transfer_t *transfers, size_t 
         if (chain && (!linked || i == count - 1)) {
             if (broken == RL_OK) {
                 s_chain_keep (self);
+            }
+            if (group != 0) {
+                //  Its members are decided together later (or, none of them
+                //  of another shard, applied now: results filled).
+                coordinator_group_launch (self->coordinator, group, (uint32_t) i, results, now);
+                group = 0;
             }
             //  A chain answered exists for every member was applied before.
             bool applied = false;
@@ -1461,7 +1526,7 @@ s_expiries_begin (ledger_t *self, now_t now, uint64_t clock_ns)
         } else if (credit_owner >= 0 && !here && movable
                    && !coordinator_is_live (self->coordinator, expiry.id)) {
             rl_result_rec_t r = coordinator_begin (self->coordinator, &expiry, credit_owner, now,
-                                                   -1, 0);
+                                                   -1, 0, 0);
             begun = r.result == COORDINATOR_PENDING; //  it claimed the pending transfer
         }
         if (!begun) {
@@ -1519,7 +1584,7 @@ ledger_audit (ledger_t *self, char *err, size_t err_size)
     uint64_t *credits = calloc (n + 1, sizeof (uint64_t));
     int rc = -1;
     if (debits && credits) {
-        coordinator_audit_sums (self->coordinator, self->accounts, debits);
+        coordinator_audit_sums (self->coordinator, self->accounts, debits, credits);
         participant_audit_sums (self->participant, self->accounts, credits);
         rc = accounts_audit (self->accounts, debits, credits, err, err_size);
         if (rc == 0) {
@@ -1689,6 +1754,10 @@ ledger_payments (const ledger_t *self, ledger_payments_t *out)
 {
     assert (self && out);
     *out = self->payments;
+    uint64_t committed = 0, failed = 0;
+    coordinator_group_counts (self->coordinator, &committed, &failed);
+    out->chains_committed += committed;
+    out->chains_failed += failed;
 }
 
 bool

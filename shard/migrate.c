@@ -946,7 +946,8 @@ s_import (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
     (RL_TRANSFER_PENDING | RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER)
 
 //  Two-phase entries that touch the arc: live attempts whose debit account
-//  is in it (coordinator), prepared records whose credit account is
+//  is in it, or whose credit account is (a linked chain's member held
+//  here: coordinator), prepared records whose credit account is
 //  (participant). -1 when memory ran out. An attempt of a pending kind (a
 //  cross-shard pending transfer, its post, void or expiry) whose debit
 //  account is in the arc counts until its decision is acknowledged: until
@@ -979,6 +980,12 @@ s_inflight (server_t *self, const rl_migrate_rec_t *state)
         }
         rl_id_t id = coordinator ? t->debit_account_id : t->credit_account_id;
         touching += imported_in_arc (state->arc_start, state->arc_end, id);
+        //  A live attempt's credit account too: a linked chain's member
+        //  held here reserves its credit on this shard until its group is
+        //  decided (coordinator.c, "Groups"); any other attempt's is not
+        //  this shard's, and waiting for it costs at most its timeout.
+        touching += coordinator && !imported_in_arc (state->arc_start, state->arc_end, id)
+                    && imported_in_arc (state->arc_start, state->arc_end, t->credit_account_id);
     }
     free (list);
     if (count == RL_IN_DOUBT_RECORDS_MAX && touching == 0) {

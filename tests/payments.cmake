@@ -1,6 +1,7 @@
 # Payment flows (docs/payments.md): linked chains, rule by rule, on a
-# ledger in memory (1 s; 10-13 s with sanitizers beside other tests).
-rl_add_unit(test_chains 30 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_chains.c
+# ledger in memory, and groups of attempts across shards driven by hand
+# (0.5-1.6 s; 8.7-14.2 s with sanitizers at a load of 9-12).
+rl_add_unit(test_chains 28 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_chains.c
             ${CMAKE_CURRENT_LIST_DIR}/ledgerkit.c LIBS rlshard)
 # A linked chain in flight when its shard is SIGKILLed, at each point of
 # the group commit: all or nothing after the restart, applied once (22 s;
@@ -11,11 +12,21 @@ add_dependencies(test_chains_crash shard)
 # Chains through a real router in front of two shards: kept whole, the
 # chains no shard can serve answered by the router or refused by the shard,
 # the burn rule of a failed chain (its failing member retried alone),
-# rlctl's pending, post, void and linked (1.2-1.4 s; 3.4-7 s with
-# sanitizers, 3.4 s at a load of 10).
+# rlctl's pending, post, void and linked; then chains crediting two and
+# three shards on a cluster of three (2.4-3.1 s; 7.3-10.8 s with
+# sanitizers at a load of 9-12).
 rl_add_unit(test_chains_router 20 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_chains_router.c
             LIBS rlrouterkit PkgConfig::CJSON)
 add_dependencies(test_chains_router shard router rlctl)
+# The crash matrix of linked chains across two and three shards: every
+# two-phase crash point on the coordinator and a participant, all or
+# nothing after recovery, exactly once, strong conservation; members sent
+# again while in flight (29-31 s at a load of 10-12; 74 s with sanitizers
+# at a load of 12).
+rl_add_unit(test_chains_across_crash 120 SOURCES
+            ${CMAKE_CURRENT_LIST_DIR}/test_chains_across_crash.c LIBS rltestkit rlring)
+add_dependencies(test_chains_across_crash shard)
+set_tests_properties(test_chains_across_crash PROPERTIES RESOURCE_LOCK cluster_load)
 # Pending transfers across shards through a real router in front of two
 # shards: reserve on both, post in full or in part, void, expiry by the
 # debit shard's void attempt (also while it was down), hostile PREPAREs of

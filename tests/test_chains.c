@@ -20,9 +20,17 @@
       together; a failed chain takes back a pending transfer it created, a
       post or void it made (the pending transfer is pending again) and an
       expiry its check found (the tick expires it later).
-    - test_shards: a member that credits another shard's account is
-      not_supported (cross-shard chains are not served), a member whose
-      debit account is another shard's makes every member wrong_shard.
+    - test_shards: in a chain that credits another shard, a member cannot
+      spend what an earlier one credits here (held, not posted), and a
+      pending kind is not_supported; a member whose debit account is
+      another shard's makes every member wrong_shard.
+    - test_across_commit, test_across_abort: chains that credit s2, with
+      s2's answers made up: every member held until the last PREPARED,
+      then decided in one turn; in_progress for a member sent again alone
+      or in its chain while in flight; a refusal (its code, the others
+      linked_event_failed, ABORT to the prepared ones), a prepare timeout,
+      duplicate, late and forged replies, a crash before the decision's
+      commit (nothing left, applied once afterwards), an exists member.
     - test_bad_input: reserved and balancing flags, invalid fields, the
       same id twice in one chain, a long chain failing at its last member.
     - test_crash: a chain whose group commit is lost leaves nothing after
@@ -39,6 +47,7 @@
 
 #include <cmocka.h>
 
+#include "coordinator.h"
 #include "ledgerkit.h"
 
 #define LEDGER LK_LEDGER
@@ -284,20 +293,318 @@ test_shards (void **state)
 {
     (void) state;
     lk_setup ("/chains/s1");
-    //  Account 2 is s2's: a chain that would need s2 is refused whole.
+    //  Account 2 is s2's: the chain needs s2, so its members' credits here
+    //  are held (reserved) until it is decided, and a later member cannot
+    //  spend them: 3 pays out of what the first member gives it.
     rl_transfer_t a[3] = {lk_t (LINKED, 1, 3, 5), lk_t (LINKED, 3, 2, 1), lk_t (0, 1, 5, 1)};
-    s_batch_expect (a, 3,
-                    (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED, RL_LINKED_EVENT_FAILED});
-    s_batch_expect (a, 3,
-                    (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED, RL_LINKED_EVENT_FAILED});
+    s_batch_expect (
+        a, 3, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_EXCEEDS_CREDITS, RL_LINKED_EVENT_FAILED});
+    //  A pending transfer, post or void is no member of such a chain.
+    rl_transfer_t p[2] = {lk_t (LINKED | RL_TRANSFER_PENDING, 1, 3, 5), lk_t (0, 1, 2, 1)};
+    s_batch_expect (p, 2, (uint32_t[]){RL_NOT_SUPPORTED, RL_LINKED_EVENT_FAILED});
     //  A member whose debit account is s2's: every member wrong_shard, so
     //  that a router sends the chain again whole.
     rl_transfer_t b[3] = {lk_t (LINKED, 1, 3, 5), lk_t (LINKED, 2, 3, 1), lk_t (0, 1, 5, 1)};
     s_batch_expect (b, 3, (uint32_t[]){RL_WRONG_SHARD, RL_WRONG_SHARD, RL_WRONG_SHARD});
     lk_expect (1, 0, 0, 0, 0);
     lk_expect (3, 0, 0, 0, 0);
-    //  Cross-shard transfers outside a chain are served as before (two-phase).
     lk_conserved (true);
+    lk_teardown ();
+}
+
+//  Chains across shards, driven by hand: this ledger is s1, the
+//  coordinator; s2's answers to its PREPAREs are made up here.
+
+//  The messages of the turn: the PREPAREs (copied into prep, count in
+//  *n_prep), the DECIDEs (their decisions in dec), and the reply's
+//  results (copied into results; false when no reply was queued).
+static bool
+s_turn (rl_prepare_rec_t *prep, size_t *n_prep, rl_tp_rec_t *dec, size_t *n_dec,
+        rl_result_rec_t *results, size_t count)
+{
+    bool replied = false;
+    *n_prep = *n_dec = 0;
+    for (size_t k = 0; k < outq_count (lk_outq); k++) {
+        outq_msg_t *m = outq_at (lk_outq, k);
+        assert_true (*n_prep < 16 && *n_dec < 16);
+        if (m->kind == OUTQ_PREPARE) {
+            assert_int_equal (m->peer, 1); //  s2
+            prep[(*n_prep)++] = m->prepare;
+        } else if (m->kind == OUTQ_DECIDE) {
+            dec[(*n_dec)++] = m->tp;
+        } else if (m->kind == OUTQ_REPLY) {
+            assert_int_equal (m->reply.count, count);
+            memcpy (results, m->reply.results, count * sizeof (*results));
+            free (m->reply.results);
+            m->reply.results = NULL;
+            replied = true;
+        }
+    }
+    lk_commit ();
+    return replied;
+}
+
+//  Sends a chain that needs s2; it waits for s2 (reply later); its PREPAREs
+//  into prep (how many: the return).
+static size_t
+s_across_send (const rl_transfer_t *t, size_t count, rl_prepare_rec_t *prep)
+{
+    rl_result_rec_t r[16];
+    rl_header_t h = {.operation = RL_OP_CREATE_TRANSFERS, .record_count = (uint32_t) count};
+    assert_int_equal (ledger_create_transfers (lk_ledger, t, count, lk_now (), NULL, &h, r),
+                      LEDGER_REPLY_LATER);
+    size_t n_prep = 0, n_dec = 0;
+    rl_tp_rec_t dec[16];
+    assert_false (s_turn (prep, &n_prep, dec, &n_dec, r, count));
+    assert_int_equal (n_dec, 0);
+    for (size_t k = 0; k < n_prep; k++) {
+        assert_int_equal (prep[k].transfer.flags, 0); //  a plain transfer at s2
+    }
+    return n_prep;
+}
+
+//  s2 answers PREPARE prep with state (result when refused); the turn's
+//  messages as s_turn's.
+static bool
+s_answer (const rl_prepare_rec_t *prep, uint32_t state, uint32_t result, rl_tp_rec_t *dec,
+          size_t *n_dec, rl_result_rec_t *results, size_t count)
+{
+    rl_tp_rec_t reply = prep->tp;
+    reply.state = state;
+    reply.result = result;
+    coordinator_prepare_replies (ledger_coordinator (lk_ledger), &reply, 1, "s2", lk_now ());
+    rl_prepare_rec_t none[16];
+    size_t n_prep = 0;
+    bool replied = s_turn (none, &n_prep, dec, n_dec, results, count);
+    assert_int_equal (n_prep, 0);
+    return replied;
+}
+
+static void
+s_results (const rl_result_rec_t *r, size_t count, const uint32_t *want)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (r[i].result != want[i]) {
+            fail_msg ("record %zu: %s, expected %s", i, rl_result_name (r[i].result),
+                      rl_result_name (want[i]));
+        }
+        bool stored = want[i] == RL_OK || want[i] == RL_EXISTS;
+        assert_true (stored ? r[i].timestamp != 0 : r[i].timestamp == 0);
+    }
+}
+
+//  Is the attempt tp among the DECIDEs, with that decision?
+static bool
+s_decided (const rl_tp_rec_t *dec, size_t n_dec, const rl_tp_rec_t *tp, uint32_t state)
+{
+    for (size_t k = 0; k < n_dec; k++) {
+        if (rl_id_eq (dec[k].id, tp->id) && dec[k].attempt.seq == tp->attempt.seq
+            && dec[k].state == state) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+test_across_commit (void **state)
+{
+    (void) state;
+    lk_setup ("/chains/across");
+    //  1 pays 3 here, and 2 and 4 at s2: one group, two PREPAREs.
+    rl_transfer_t c[3] = {lk_t (LINKED, 1, 3, 10), lk_t (LINKED, 1, 2, 20), lk_t (0, 1, 4, 30)};
+    rl_prepare_rec_t prep[16];
+    assert_int_equal (s_across_send (c, 3, prep), 2);
+    //  Held, not posted: 3's credit reserved, 1's three debits reserved.
+    rl_account_t a1 = lk_account (1), a3 = lk_account (3);
+    assert_int_equal (a1.debits_reserved, 60);
+    assert_int_equal (a1.debits_posted, 0);
+    assert_int_equal (a3.credits_reserved, 10);
+    assert_int_equal (a3.credits_posted, 0);
+    char err[256];
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    //  Every member is in flight, the local one too: alone or in the
+    //  chain, in_progress, nothing begun twice.
+    rl_transfer_t alone = c[0];
+    alone.flags = 0;
+    assert_int_equal (lk_send (&alone), RL_IN_PROGRESS);
+    alone = c[2];
+    assert_int_equal (lk_send (&alone), RL_IN_PROGRESS);
+    s_batch_expect (c, 3, (uint32_t[]){RL_IN_PROGRESS, RL_IN_PROGRESS, RL_IN_PROGRESS});
+    //  One PREPARED (twice: counted once): still waiting for the other.
+    rl_tp_rec_t dec[16];
+    rl_result_rec_t r[3];
+    size_t n_dec = 0;
+    assert_false (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 3));
+    assert_false (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 3));
+    assert_int_equal (n_dec, 0);
+    //  The last one: every member decided in one turn, two COMMITs.
+    assert_true (s_answer (&prep[1], RL_TP_PREPARED, 0, dec, &n_dec, r, 3));
+    s_results (r, 3, (uint32_t[]){RL_OK, RL_OK, RL_OK});
+    assert_int_equal (n_dec, 2);
+    assert_int_equal (dec[0].state, RL_TP_COMMIT);
+    assert_int_equal (dec[1].state, RL_TP_COMMIT);
+    lk_expect (1, 0, 60, 0, 0);
+    lk_expect (3, 0, 0, 0, 10);
+    assert_int_equal (lk_account (1).debits_reserved + lk_account (3).credits_reserved, 0);
+    //  A late PREPARED changes nothing; the chain is there after a restart.
+    assert_false (s_answer (&prep[1], RL_TP_PREPARED, 0, dec, &n_dec, r, 3));
+    lk_restart (true);
+    s_batch_expect (c, 3, (uint32_t[]){RL_EXISTS, RL_EXISTS, RL_EXISTS});
+    alone = c[1];
+    alone.flags = 0;
+    assert_int_equal (lk_send (&alone), RL_EXISTS);
+    lk_expect (1, 0, 60, 0, 0);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    lk_teardown ();
+}
+
+static void
+test_across_abort (void **state)
+{
+    (void) state;
+    lk_setup ("/chains/abort");
+    rl_transfer_t c[3] = {lk_t (LINKED, 1, 3, 10), lk_t (LINKED, 1, 2, 20), lk_t (0, 1, 4, 30)};
+    rl_prepare_rec_t prep[16];
+    rl_tp_rec_t dec[16];
+    rl_result_rec_t r[3];
+    size_t n_dec = 0;
+    char err[256];
+    //  s2 refuses one member for a business reason: that member its code,
+    //  the others linked_event_failed; the prepared one gets an ABORT, the
+    //  refused one nothing (s2 holds nothing of it); nothing burned.
+    assert_int_equal (s_across_send (c, 3, prep), 2);
+    assert_false (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 3));
+    bool second = rl_id_eq (prep[1].transfer.id, c[2].id);
+    assert_true (s_answer (&prep[1], RL_TP_REFUSED, RL_EXCEEDS_DEBITS, dec, &n_dec, r, 3));
+    s_results (
+        r, 3,
+        second ? (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_LINKED_EVENT_FAILED, RL_EXCEEDS_DEBITS}
+               : (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_EXCEEDS_DEBITS, RL_LINKED_EVENT_FAILED});
+    assert_int_equal (n_dec, 1);
+    assert_int_equal (dec[0].state, RL_TP_ABORT);
+    assert_true (rl_id_eq (dec[0].id, prep[0].tp.id));
+    lk_expect (1, 0, 0, 0, 0);
+    lk_expect (3, 0, 0, 0, 0);
+    assert_int_equal (lk_account (1).debits_reserved + lk_account (3).credits_reserved, 0);
+    for (int i = 0; i < 3; i++) {
+        assert_false (s_found (&c[i]));
+    }
+    //  Sent again: decided again (new attempts). s2 times out: aborted for
+    //  a member still waiting, ABORT to both.
+    assert_int_equal (s_across_send (c, 3, prep), 2);
+    assert_false (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 3));
+    lk_mono += 2 * S_NS;
+    ledger_tick (lk_ledger, lk_now ());
+    rl_prepare_rec_t none[16];
+    size_t n_prep = 0;
+    assert_true (s_turn (none, &n_prep, dec, &n_dec, r, 3));
+    second = rl_id_eq (prep[1].transfer.id, c[2].id);
+    s_results (r, 3,
+               second ? (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_LINKED_EVENT_FAILED, RL_ABORTED}
+                      : (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_ABORTED, RL_LINKED_EVENT_FAILED});
+    //  (The tick resends the earlier ABORT too: never acknowledged here.)
+    assert_true (s_decided (dec, n_dec, &prep[0].tp, RL_TP_ABORT));
+    assert_true (s_decided (dec, n_dec, &prep[1].tp, RL_TP_ABORT));
+    //  A late PREPARED for an aborted attempt changes nothing.
+    assert_false (s_answer (&prep[1], RL_TP_PREPARED, 0, dec, &n_dec, r, 3));
+    assert_int_equal (n_dec, 0);
+    lk_expect (1, 0, 0, 0, 0);
+    //  Sent again, both PREPARED, and the shard dies before the decision's
+    //  group commit: after the restart nothing of it is there (presumed
+    //  abort), nothing is reserved, and the chain applies once.
+    assert_int_equal (s_across_send (c, 3, prep), 2);
+    assert_false (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 3));
+    rl_tp_rec_t reply = prep[1].tp;
+    reply.state = RL_TP_PREPARED;
+    coordinator_prepare_replies (ledger_coordinator (lk_ledger), &reply, 1, "s2", lk_now ());
+    for (size_t k = 0; k < outq_count (lk_outq); k++) {
+        outq_msg_t *m = outq_at (lk_outq, k);
+        if (m->kind == OUTQ_REPLY) {
+            free (m->reply.results); //  never sent: the commit is lost
+            m->reply.results = NULL;
+        }
+    }
+    outq_clear (lk_outq);
+    lk_restart (false);
+    for (int i = 0; i < 3; i++) {
+        assert_false (s_found (&c[i]));
+    }
+    lk_expect (1, 0, 0, 0, 0);
+    assert_int_equal (lk_account (1).debits_reserved + lk_account (3).credits_reserved, 0);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    assert_int_equal (s_across_send (c, 3, prep), 2);
+    assert_false (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 3));
+    assert_true (s_answer (&prep[1], RL_TP_PREPARED, 0, dec, &n_dec, r, 3));
+    s_results (r, 3, (uint32_t[]){RL_OK, RL_OK, RL_OK});
+    lk_expect (1, 0, 60, 0, 0);
+    lk_expect (3, 0, 0, 0, 10);
+    //  A member applied before (exists) in a chain that then fails is
+    //  answered linked_event_failed, and stays as it was.
+    rl_transfer_t e[2] = {c[0], lk_t (0, 1, 2, 5)};
+    assert_int_equal (s_across_send (e, 2, prep), 1);
+    assert_true (
+        s_answer (&prep[0], RL_TP_REFUSED, RL_CREDIT_ACCOUNT_NOT_FOUND, dec, &n_dec, r, 2));
+    s_results (r, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_CREDIT_ACCOUNT_NOT_FOUND});
+    assert_int_equal (n_dec, 0);
+    assert_true (s_found (&e[0]));
+    assert_false (s_found (&e[1]));
+    //  ... and in a chain that commits, exists.
+    assert_int_equal (s_across_send (e, 2, prep), 1);
+    assert_true (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 2));
+    s_results (r, 2, (uint32_t[]){RL_EXISTS, RL_OK});
+    lk_expect (1, 0, 65, 0, 0);
+    //  A local member failing at once: nothing is sent, nothing held.
+    rl_transfer_t f[3] = {lk_t (LINKED, 1, 2, 5), lk_t (LINKED, 1, 9, 1), lk_t (0, 1, 4, 1)};
+    s_batch_expect (
+        f, 3,
+        (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_CREDIT_ACCOUNT_NOT_FOUND, RL_LINKED_EVENT_FAILED});
+    assert_int_equal (lk_account (1).debits_reserved, 0);
+    //  A forged reply (from s3, not the attempt's participant) is ignored.
+    assert_int_equal (s_across_send (&f[2], 1, prep), 1);
+    reply = prep[0].tp;
+    reply.state = RL_TP_REFUSED;
+    reply.result = RL_EXCEEDS_DEBITS;
+    assert_int_equal (
+        coordinator_prepare_replies (ledger_coordinator (lk_ledger), &reply, 1, "s3", lk_now ()),
+        1);
+    assert_true (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 1));
+    s_results (r, 1, (uint32_t[]){RL_OK});
+    lk_expect (1, 0, 66, 0, 0);
+    //  The same id twice in one such chain: taken (a different record: the
+    //  chain fails, nothing sent), or the same record (exists, decided
+    //  with its chain, applied once).
+    rl_transfer_t twice[2] = {lk_t (LINKED, 1, 2, 5)};
+    twice[1] = twice[0];
+    twice[1].flags = 0;
+    twice[1].amount = 6;
+    s_batch_expect (twice, 2,
+                    (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_EXISTS_WITH_DIFFERENT_AMOUNT});
+    twice[1].amount = 5;
+    assert_int_equal (s_across_send (twice, 2, prep), 1);
+    assert_true (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 2));
+    assert_int_equal (r[0].result, RL_OK);
+    assert_int_equal (r[1].result, RL_EXISTS);
+    lk_expect (1, 0, 71, 0, 0);
+    //  A hostile refusal "refused, ok": an infrastructure one (aborted),
+    //  nothing posted without a COMMIT.
+    rl_transfer_t h[2] = {lk_t (LINKED, 1, 3, 1), lk_t (0, 1, 2, 1)};
+    assert_int_equal (s_across_send (h, 2, prep), 1);
+    assert_true (s_answer (&prep[0], RL_TP_REFUSED, RL_OK, dec, &n_dec, r, 2));
+    s_results (r, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_ABORTED});
+    rl_transfer_t p1 = lk_t (0, 1, 2, 1);
+    assert_int_equal (s_across_send (&p1, 1, prep), 1);
+    assert_true (s_answer (&prep[0], RL_TP_REFUSED, RL_EXISTS, dec, &n_dec, r, 1));
+    s_results (r, 1, (uint32_t[]){RL_ABORTED});
+    lk_expect (1, 0, 71, 0, 0);
+    lk_expect (3, 0, 0, 0, 10);
+    //  A chain whose member of s2 exists already: the rest is here, and
+    //  is applied in its turn.
+    rl_transfer_t here[2] = {lk_t (LINKED, 1, 3, 2), twice[0]};
+    here[1].flags = 0;
+    s_batch_expect (here, 2, (uint32_t[]){RL_OK, RL_EXISTS});
+    lk_expect (3, 0, 0, 0, 12);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
     lk_teardown ();
 }
 
@@ -418,9 +725,10 @@ main (void)
     setenv ("RL_LOG_LEVEL", "warn", 0);
     lk_ring_setup ();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_all_ok),     cmocka_unit_test (test_one_fails),
-        cmocka_unit_test (test_chain_open), cmocka_unit_test (test_pending_members),
-        cmocka_unit_test (test_shards),     cmocka_unit_test (test_bad_input),
+        cmocka_unit_test (test_all_ok),       cmocka_unit_test (test_one_fails),
+        cmocka_unit_test (test_chain_open),   cmocka_unit_test (test_pending_members),
+        cmocka_unit_test (test_shards),       cmocka_unit_test (test_across_commit),
+        cmocka_unit_test (test_across_abort), cmocka_unit_test (test_bad_input),
         cmocka_unit_test (test_crash),
     };
     int rc = cmocka_run_group_tests (tests, NULL, NULL);

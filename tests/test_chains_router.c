@@ -8,9 +8,17 @@
     - A chain whose debit accounts are on two shards is answered by the
       router (not_supported for the member on the other shard,
       linked_event_failed for the others) and nothing of it is sent; a
-      chain whose member credits another shard's account is refused by the
-      shard the same way; a chain left open at the end of the request is
+      chain whose member credits another shard's account is applied (one
+      two-phase group); a chain left open at the end of the request is
       answered linked_event_chain_open by the router.
+    - test_chains_across, on three shards: chains paying accounts of two
+      and three shards commit whole (exists for each when sent again,
+      alone or whole); a member refused by its credit shard fails the
+      chain with its own code, nothing applied, nothing burned (sent
+      again, decided again; corrected, the same ids apply); a member
+      failing at the debit shard (its local credit, or its debit) fails it
+      before anything is sent; two chains and a record of another shard
+      in one request; the conservation check.
     - The client library's retry helper, on a chain that fails for a
       business reason: its answers are final (returns 0, nothing resent).
     - The burn rule of a failed chain: its failing member's id is not
@@ -216,10 +224,11 @@ test_chains_router (void **state)
     s_expect (ctx, across, 3,
               (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
     assert_int_equal (s_found (ctx, across, 3), 0);
-    //  A member crediting the other shard: the shard refuses the chain.
+    //  A member crediting the other shard: one two-phase group, applied.
     rl_transfer_t credit[2] = {s_t (L, a, b, 1), s_t (0, a, x, 1)};
-    s_expect (ctx, credit, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
-    assert_int_equal (s_found (ctx, credit, 2), 0);
+    s_expect (ctx, credit, 2, (uint32_t[]){RL_OK, RL_OK});
+    tk_model_apply (&ctx->model, &credit[0]);
+    tk_model_apply (&ctx->model, &credit[1]);
     //  Open at the end of the request.
     rl_transfer_t open[3] = {s_t (0, x, y, 1), s_t (L, a, b, 1), s_t (L, a, b, 1)};
     s_expect (ctx, open, 3,
@@ -343,11 +352,94 @@ test_chains_router (void **state)
     tk_check_conservation (ctx->client, &ctx->model, ctx->model.ok);
 }
 
+//  An account id of shard s that was never created (beyond RK_ACCOUNTS).
+static uint64_t
+s_missing (rk_ctx_t *ctx, int s)
+{
+    for (uint64_t n = RK_ACCOUNTS + 1;; n++) {
+        if (rk_owner (ctx->ring, tk_id (n, RK_TAG)) == s) {
+            return n;
+        }
+    }
+}
+
+static void
+s_apply (rk_ctx_t *ctx, const rl_transfer_t *t, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        tk_model_apply (&ctx->model, &t[i]);
+    }
+}
+
+static void
+test_chains_across (void **state)
+{
+    rk_ctx_t *ctx = *state;
+    rk_cluster_start (ctx, 3, 3, 0, 0);
+    rk_create_accounts (ctx);
+    uint64_t a = s_pick (ctx, 0, 0, 0), b = s_pick (ctx, 0, 0, 1);
+    uint64_t poor = s_pick (ctx, 0, RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS, 0);
+    uint64_t x = s_pick (ctx, 1, 0, 0), z = s_pick (ctx, 2, 0, 0);
+    uint32_t ok3[3] = {RL_OK, RL_OK, RL_OK}, exists3[3] = {RL_EXISTS, RL_EXISTS, RL_EXISTS};
+
+    //  A payment with its fees on two other shards, and one on two shards.
+    rl_transfer_t fee[3] = {s_t (L, a, b, 100), s_t (L, a, x, 3), s_t (0, a, z, 2)};
+    s_expect (ctx, fee, 3, ok3);
+    s_apply (ctx, fee, 3);
+    s_expect (ctx, fee, 3, exists3);
+    rl_transfer_t two[2] = {s_t (L, a, x, 7), s_t (0, a, b, 70)};
+    s_expect (ctx, two, 2, ok3);
+    s_apply (ctx, two, 2);
+    //  A member sent again alone: exists (ids stay with the debit shard).
+    rl_transfer_t alone = fee[1];
+    alone.flags = 0;
+    s_expect (ctx, &alone, 1, exists3);
+    assert_int_equal (s_found (ctx, fee, 3), 3);
+
+    //  Refused by a credit shard (its account does not exist): that
+    //  member's code, the others linked_event_failed, nothing applied.
+    rl_transfer_t bad[3] = {s_t (L, a, b, 10), s_t (L, a, x, 1), s_t (0, a, z, 1)};
+    bad[2].credit_account_id = tk_id (s_missing (ctx, 2), RK_TAG);
+    uint32_t refused[3] = {RL_LINKED_EVENT_FAILED, RL_LINKED_EVENT_FAILED,
+                           RL_CREDIT_ACCOUNT_NOT_FOUND};
+    s_expect (ctx, bad, 3, refused);
+    assert_int_equal (s_found (ctx, bad, 3), 0);
+    s_expect (ctx, bad, 3, refused); //  nothing burned: decided again
+    rl_result_rec_t r[3];
+    assert_int_equal (rl_client_create_transfers (ctx->client, bad, 3, r, TK_TIMEOUT_MS), 0);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal (rl_reply_burns (bad, r, 3, i), RL_BURNS_NO);
+    }
+    bad[2].credit_account_id = tk_id (z, RK_TAG); //  corrected: the same ids apply
+    s_expect (ctx, bad, 3, ok3);
+    s_apply (ctx, bad, 3);
+
+    //  Failing at the debit shard: its local credit member, or a member's
+    //  debit; nothing is sent, and the other member's id stays free.
+    rl_transfer_t local[2] = {s_t (L, a, x, 5), s_t (0, poor, b, 1000000000)};
+    s_expect (ctx, local, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_EXCEEDS_CREDITS});
+    rl_transfer_t debit[2] = {s_t (L, a, b, 5), s_t (0, poor, z, 1000000000)};
+    s_expect (ctx, debit, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_EXCEEDS_CREDITS});
+    assert_int_equal (s_found (ctx, local, 2) + s_found (ctx, debit, 2), 0);
+    local[0].flags = 0;
+    s_expect (ctx, local, 1, ok3);
+    s_apply (ctx, local, 1);
+
+    //  Two chains and a record of shard 1 in one request: results in order.
+    rl_transfer_t mixed[5] = {s_t (L, a, x, 1), s_t (0, a, b, 1), s_t (0, x, z, 1),
+                              s_t (L, a, z, 1), s_t (0, a, x, 1)};
+    s_expect (ctx, mixed, 5, (uint32_t[]){RL_OK, RL_OK, RL_OK, RL_OK, RL_OK});
+    s_apply (ctx, mixed, 5);
+    s_expect (ctx, mixed, 5, (uint32_t[]){RL_EXISTS, RL_EXISTS, RL_EXISTS, RL_EXISTS, RL_EXISTS});
+    tk_check_conservation (ctx->client, &ctx->model, ctx->model.ok);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_chains_router, rk_setup, rk_teardown),
+        cmocka_unit_test_setup_teardown (test_chains_across, rk_setup, rk_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

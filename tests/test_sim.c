@@ -19,9 +19,11 @@
     s1 and even ones on s2.
 
     Linked chains (docs/payments.md): a new slot may start a chain of 2 or 3
-    members on one shard (transfers, some overdrawing a limited account,
+    members debiting one shard (transfers, some overdrawing a limited account,
     pending transfers, posts and voids of earlier ones), sent and resent
-    whole with the same ids. A chain is answered in its turn, all ok or
+    whole with the same ids; some chains (CHAIN_ACROSS_PERCENT, plain
+    transfers) credit the other shard too and wait for its answers (one
+    group of two-phase attempts). A chain is answered all ok or
     exists, or all failed (one member its own code, the others
     linked_event_failed); a failed chain burns no id. Some pending
     transfers credit an account of the other shard: their posts and voids
@@ -111,6 +113,7 @@
 //  Payment flows in the mix (docs/payments.md).
 #define CHAIN_PERCENT         15 //  new slots that start a linked chain
 #define CHAIN_MEMBERS_MAX     3  //  members of a chain (2..this)
+#define CHAIN_ACROSS_PERCENT  40 //  chains that credit the other shard too
 #define CROSS_PENDING_PERCENT 15 //  pending transfers whose credit account is on the other shard
 //  Cross-shard pending transfers are answered not_supported until the
 //  two-phase protocol serves them; set to 1 then, so that not_supported
@@ -200,6 +203,7 @@ typedef struct {
     uint64_t chains_applied, chains_failed, pending, posted, voided, expired, not_supported;
 } s_flows_t;
 static s_flows_t s_flows;
+static uint64_t s_chains_across; //  chain sends that waited for the other shard
 
 static uint64_t
 s_rand (void)
@@ -333,6 +337,23 @@ s_answer (s_node_t *node, int slot, uint32_t result, uint64_t needs_seq)
     node->answers[node->answer_count++] = result;
 }
 
+//  A chain's answers: all applied (ok, exists) or all failed, one member
+//  with a code of its own unless every member has the chain's code.
+static void
+s_chain_results (int first, const rl_result_rec_t *r, size_t n)
+{
+    size_t failed = 0, own = 0;
+    for (size_t j = 0; j < n; j++) {
+        uint32_t result = r[j].result;
+        failed += result != RL_OK && result != RL_EXISTS;
+        own += result != RL_OK && result != RL_EXISTS && result != RL_LINKED_EVENT_FAILED;
+    }
+    CHECK (failed == 0 || failed == n, "chain %d: %zu of %zu members failed", first, failed, n);
+    CHECK (failed == 0 || own == 1 || r[0].result == RL_WRONG_SHARD || r[0].result == RL_FROZEN
+               || r[0].result == RL_IN_PROGRESS,
+           "chain %d: %zu members with a code of their own", first, own);
+}
+
 //  Takes what the last call queued: messages to peers, finished requests.
 static void
 s_drain (int i)
@@ -343,9 +364,18 @@ s_drain (int i)
     for (size_t k = 0; k < outq_count (node->outq); k++) {
         outq_msg_t *m = outq_at (node->outq, k);
         if (m->kind == OUTQ_REPLY) {
-            CHECK (m->reply.count == 1, "one record a request");
-            s_answer (node, (int) (uintptr_t) m->reply.ctx - 1, m->reply.results[0].result,
-                      m->needs_seq);
+            //  One record a request, or a chain across shards (its slots).
+            int slot = (int) (uintptr_t) m->reply.ctx - 1;
+            CHECK (m->reply.count == 1
+                       || (s_slots[slot].chain_len == (int) m->reply.count
+                           && s_slots[slot].chain_first == slot),
+                   "a reply of %u records", m->reply.count);
+            if (m->reply.count > 1) {
+                s_chain_results (slot, m->reply.results, m->reply.count);
+            }
+            for (uint32_t j = 0; j < m->reply.count; j++) {
+                s_answer (node, slot + (int) j, m->reply.results[j].result, m->needs_seq);
+            }
             free (m->reply.results);
             m->reply.results = NULL; //  taken (outq_clear checks it)
             continue;
@@ -588,11 +618,15 @@ s_chain_new (int first)
         }
     }
     int i = (int) (s_rand () % NODES);
+    //  Some chains credit the other shard too: plain transfers only, one
+    //  group of two-phase attempts (docs/two-phase.md).
+    bool across = s_chance (CHAIN_ACROSS_PERCENT);
     for (int j = 0; j < n; j++) {
         s_slot_t *s = &s_slots[first + j];
-        uint64_t dr = s_account_on (i), cr = s_account_on (i);
+        uint64_t dr = s_account_on (i);
+        uint64_t cr = across && (j == 0 || s_chance (50)) ? s_account_on (1 - i) : s_account_on (i);
         if (cr == dr) {
-            cr = (dr + 1) % ACCOUNTS + 1;
+            cr = (dr + 1) % ACCOUNTS + 1; //  the same shard (same parity)
         }
         uint64_t amount = dr <= 2 ? 50 + s_rand () % 100 : 1 + s_rand () % 60;
         s->t = (rl_transfer_t){.id = {first + j + 1, 0x51},
@@ -601,7 +635,7 @@ s_chain_new (int first)
                                .amount = amount,
                                .ledger = LEDGER,
                                .code = 1};
-        uint64_t r = s_rand () % 100;
+        uint64_t r = across ? 0 : s_rand () % 100;
         int p = r >= 60 ? s_pick_pending (i) : -1;
         if (r >= 35 && r < 60) {
             s->t.flags = RL_TRANSFER_PENDING;
@@ -653,25 +687,23 @@ s_chain_step (int first)
     rl_header_t h = {.operation = RL_OP_CREATE_TRANSFERS, .record_count = (uint32_t) n};
     ledger_reply_t when = ledger_create_transfers (s_nodes[i].ledger, t, (size_t) n, s_clock (),
                                                    (void *) (uintptr_t) (first + 1), &h, r);
-    CHECK (when == LEDGER_REPLY_NOW, "chain %d: not answered in its turn", first);
-    s_drain (i);
-    size_t failed = 0, own = 0;
-    for (int j = 0; j < n; j++) {
-        uint32_t result = r[j].result;
-        failed += result != RL_OK && result != RL_EXISTS;
-        own += result != RL_OK && result != RL_EXISTS && result != RL_LINKED_EVENT_FAILED;
+    //  A chain that credits the other shard waits for it (answered by its
+    //  reply, s_drain); any other is answered in its turn.
+    CHECK (when == LEDGER_REPLY_NOW || when == LEDGER_REPLY_LATER, "chain %d: busy", first);
+    if (when == LEDGER_REPLY_NOW) {
+        s_chain_results (first, r, (size_t) n);
     }
-    CHECK (failed == 0 || failed == (size_t) n, "chain %d: %zu of %d members failed", first, failed,
-           n);
-    CHECK (failed == 0 || own == 1 || r[0].result == RL_WRONG_SHARD || r[0].result == RL_FROZEN,
-           "chain %d: %zu members with a code of their own", first, own);
     for (int j = 0; j < n; j++) {
         s_slots[first + j].probe = (t[j].flags & RL_TRANSFER_PENDING)
                                    && !s_slots[first + j].created_seq;
         s_slots[first + j].in_flight = true;
         s_slots[first + j].aborted_last = false;
+    }
+    s_drain (i);
+    for (int j = 0; j < n && when == LEDGER_REPLY_NOW; j++) {
         s_answer (&s_nodes[i], first + j, r[j].result, outq_batch_seq (s_nodes[i].outq));
     }
+    s_chains_across += when == LEDGER_REPLY_LATER;
     s_turn_finish (i);
 }
 
@@ -1200,6 +1232,8 @@ test_simulation (void **state)
         s_run_seed (base + (uint64_t) k);
         k++;
     }
+    printf ("test_sim: %lu chain sends across shards\n", (unsigned long) s_chains_across);
+    assert_true (s_chains_across > 0);
     printf ("test_sim: %d seeds passed: chains applied %lu, failed %lu; pending %lu, posted "
             "%lu, voided %lu, expired %lu; not_supported %lu\n",
             k, (unsigned long) s_flows.chains_applied, (unsigned long) s_flows.chains_failed,

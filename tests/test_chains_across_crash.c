@@ -1,0 +1,479 @@
+/*  test_chains_across_crash.c: the crash matrix of linked chains across
+    shards (docs/payments.md, "Linked chains"; docs/two-phase.md, "Linked
+    chains: groups").
+
+    Three real shards with --durability manual-wal (SIGKILL drops whatever
+    was not group-committed) and fast two-phase timeouts. Account 1 pays,
+    on s1 (the coordinator); 2 is s1's, 3 s2's, 4 and 5 s3's (5 is never
+    created). A case's chain is 1 -> 2 (held on s1), 1 -> 3 (s2) and, on
+    three shards, 1 -> 4 (s3); on the business path its last member
+    credits 5 (s3 refuses it), on the infrastructure path s3 handles
+    PREPAREs after the coordinator's prepare timeout.
+
+    For every two-phase crash point of the registry (the test fails if one
+    has no case), on the paths where it lies: the shard armed with it (s1
+    for tp.coord.*, s2 for tp.part.*) must die there by SIGKILL; it is
+    restarted, the cluster settles (no live attempt, decision or prepared
+    record left, no alarm, every audit holds), and then: the chain is all
+    applied or all not (its members found at s1, and every credit
+    account's balance, by the strong conservation check against a model
+    built from what was applied); a chain answered ok is applied; sent
+    again it answers exists for every member when applied, else it is
+    decided again (ok, or the same refusal on the business path: nothing
+    burned); a member sent again alone answers exists when applied.
+
+    test_inflight: while a chain waits for a slow participant, its members
+    sent again alone or whole are in_progress; then the chain commits
+    once. Ends with the strong conservation check.
+*/
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "codec.h"
+#include "failpoint.h"
+#include "ring.h"
+#include "testkit.h"
+
+#define LEDGER          761
+#define PREPARE_TIMEOUT "300"
+#define L               RL_TRANSFER_LINKED
+#define SHARDS          3
+
+typedef enum { PATH_COMMIT, PATH_BUSINESS, PATH_INFRA } s_path_t;
+static const char *s_path_names[] = {"commit", "business-abort", "infrastructure-abort"};
+
+typedef struct {
+    const char *point; //  with its action (crash, crash@N)
+    int shard;         //  0: the coordinator s1, 1: the participant s2
+    s_path_t path;
+    int shards;        //  shards the chain touches: 2 or 3
+    const char *other; //  a second crash point on the coordinator, or NULL
+} s_case_t;
+
+static const s_case_t s_cases[] = {
+    {"tp.coord.prepare_sent=crash", 0, PATH_COMMIT, 3, NULL},
+    {"tp.coord.prepare_sent=crash", 0, PATH_INFRA, 3, NULL},
+    //  The second PREPARE reply decides the group: dies with it in the batch.
+    {"tp.coord.decided=crash@2", 0, PATH_COMMIT, 3, NULL},
+    {"tp.coord.decided=crash", 0, PATH_BUSINESS, 3, NULL},
+    {"tp.coord.decided=crash", 0, PATH_COMMIT, 2, NULL},
+    {"tp.coord.decision_synced=crash", 0, PATH_COMMIT, 3, NULL},
+    {"tp.coord.decision_synced=crash", 0, PATH_BUSINESS, 3, NULL},
+    {"tp.coord.decision_synced=crash", 0, PATH_INFRA, 3, NULL},
+    {"tp.coord.decision_sent=crash", 0, PATH_COMMIT, 3, NULL},
+    {"tp.coord.decision_sent=crash", 0, PATH_INFRA, 3, NULL},
+    {"tp.coord.acked=crash", 0, PATH_COMMIT, 3, NULL},
+    {"tp.coord.abort_decided=crash", 0, PATH_INFRA, 3, NULL},
+    {"tp.part.prepared=crash", 1, PATH_COMMIT, 3, NULL},
+    {"tp.part.prepared=crash", 1, PATH_BUSINESS, 3, NULL},
+    {"tp.part.prepare_synced=crash", 1, PATH_COMMIT, 2, NULL},
+    {"tp.part.prepare_synced=crash", 1, PATH_BUSINESS, 3, NULL},
+    {"tp.part.applied=crash", 1, PATH_COMMIT, 3, NULL},
+    {"tp.part.applied=crash", 1, PATH_INFRA, 3, NULL},
+    {"tp.part.apply_synced=crash", 1, PATH_COMMIT, 3, NULL},
+    //  The coordinator dies with the group's PREPARE-OKs in, its decision
+    //  not durable: s2 asks about its prepared record, and dies too.
+    {"tp.part.query_sent=crash", 1, PATH_COMMIT, 3, "tp.coord.decided=crash@2"},
+};
+#define CASES (sizeof (s_cases) / sizeof (s_cases[0]))
+
+typedef struct {
+    harness_t *h;
+    tk_shard_t shards[SHARDS];
+    rl_client_t *clients[SHARDS];
+    ring_t *ring;
+    uint64_t tag;
+    tk_model_t model;
+    uint64_t next_id;
+} s_ctx_t;
+
+static int
+s_owner (s_ctx_t *ctx, rl_id_t id)
+{
+    uint8_t bytes[RL_ID_SIZE];
+    codec_encode_id (id, bytes);
+    return ring_lookup_id (ctx->ring, bytes);
+}
+
+static rl_client_t *
+s_client_for (void *arg, rl_id_t id)
+{
+    s_ctx_t *ctx = arg;
+    return ctx->clients[s_owner (ctx, id)];
+}
+
+static void
+s_start (s_ctx_t *ctx, int i)
+{
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
+    rl_client_destroy (&ctx->clients[i]);
+    ctx->clients[i] = rl_client_new (ctx->shards[i].endpoint);
+    assert_non_null (ctx->clients[i]);
+}
+
+//  Restarts shard i with env (NULL-terminated, at most 3) or none.
+static void
+s_restart (s_ctx_t *ctx, int i, char **env)
+{
+    if (ctx->shards[i].pid > 0) {
+        assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM), 0);
+    }
+    int e = 0;
+    while (env && env[e] && e < 3) {
+        ctx->shards[i].env[e] = env[e];
+        e++;
+    }
+    ctx->shards[i].env[e] = NULL;
+    s_start (ctx, i);
+}
+
+static int
+s_setup (void **state)
+{
+    s_ctx_t *ctx = calloc (1, sizeof (*ctx));
+    assert_non_null (ctx);
+    ctx->h = harness_new ("chains_across_crash");
+    *state = ctx;
+    if (!ctx->h) {
+        return -1;
+    }
+    ctx->ring = ring_new (1);
+    char name[16];
+    for (int i = 0; i < SHARDS; i++) {
+        snprintf (name, sizeof (name), "s%d", i + 1);
+        tk_shard_init (ctx->h, &ctx->shards[i], name);
+        tk_shard_t *s = &ctx->shards[i];
+        s->durability = "manual-wal";
+        char *args[] = {"--prepare-timeout-ms",
+                        PREPARE_TIMEOUT,
+                        "--query-after-ms",
+                        "200",
+                        "--retry-min-ms",
+                        "20",
+                        "--retry-max-ms",
+                        "200",
+                        "--tick-ms",
+                        "5",
+                        NULL};
+        memcpy (s->args, args, sizeof (args));
+        assert_int_equal (ring_add_shard (ctx->ring, name, s->endpoint, 1.0), 0);
+    }
+    char ring_file[512];
+    snprintf (ring_file, sizeof (ring_file), "%s/chains.ring", harness_dir (ctx->h));
+    assert_int_equal (ring_save_file (ctx->ring, ring_file), 0);
+    for (int i = 0; i < SHARDS; i++) {
+        snprintf (ctx->shards[i].ring_file, sizeof (ctx->shards[i].ring_file), "%s", ring_file);
+        s_start (ctx, i);
+    }
+    //  1 and 2 on s1, 3 on s2, 4 and 5 on s3.
+    int owners[] = {0, 0, 1, 2, 2};
+    for (ctx->tag = 0x43410000ull;; ctx->tag++) {
+        bool ok = true;
+        for (size_t i = 0; i < 5 && ok; i++) {
+            ok = s_owner (ctx, tk_id (i + 1, ctx->tag)) == owners[i];
+        }
+        if (ok) {
+            break;
+        }
+    }
+    for (uint64_t n = 1; n <= 4; n++) {
+        rl_account_t a = tk_account (n, ctx->tag, LEDGER, 0);
+        rl_result_rec_t r;
+        assert_int_equal (
+            rl_client_create_accounts (s_client_for (ctx, a.id), &a, 1, &r, TK_TIMEOUT_MS), 0);
+        assert_int_equal (r.result, RL_OK);
+    }
+    tk_model_init (&ctx->model, ctx->tag, 4);
+    ctx->next_id = 1000;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_ctx_t *ctx = *state;
+    for (int i = 0; i < SHARDS; i++) {
+        rl_client_destroy (&ctx->clients[i]);
+    }
+    ring_destroy (&ctx->ring);
+    harness_destroy (&ctx->h);
+    free (ctx);
+    return 0;
+}
+
+//  The chain of a case: 1 -> 2 (held here), 1 -> 3 (s2), and 1 -> 4 (s3)
+//  or 1 -> 5 (s3, never created: the business path). Returns its length.
+static size_t
+s_chain (s_ctx_t *ctx, s_path_t path, int shards, rl_transfer_t *c)
+{
+    uint64_t t = ctx->tag;
+    size_t n = 0;
+    c[n++] = tk_transfer (tk_id (ctx->next_id++, t), tk_id (1, t), tk_id (2, t), 11, LEDGER);
+    c[n++] = tk_transfer (tk_id (ctx->next_id++, t), tk_id (1, t), tk_id (3, t), 7, LEDGER);
+    if (shards == 3 || path == PATH_BUSINESS || path == PATH_INFRA) {
+        uint64_t to = path == PATH_BUSINESS ? 5 : 4;
+        c[n++] = tk_transfer (tk_id (ctx->next_id++, t), tk_id (1, t), tk_id (to, t), 5, LEDGER);
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+        c[i].flags = L;
+    }
+    return n;
+}
+
+//  Sends the chain to s1; its results into r. -1: no answer in time.
+static int
+s_send (s_ctx_t *ctx, const rl_transfer_t *c, size_t n, rl_result_rec_t *r, int timeout_ms)
+{
+    return rl_client_create_transfers (ctx->clients[0], c, n, r, timeout_ms);
+}
+
+static size_t
+s_found (s_ctx_t *ctx, const rl_transfer_t *c, size_t n)
+{
+    rl_id_t ids[4];
+    rl_transfer_t out[4];
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = c[i].id;
+    }
+    assert_int_equal (rl_client_lookup_transfers (ctx->clients[0], ids, n, out, TK_TIMEOUT_MS), 0);
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++) {
+        found += out[i].timestamp != 0;
+    }
+    return found;
+}
+
+static void
+s_audit_ok (s_ctx_t *ctx, int i)
+{
+    rl_header_t h;
+    uint8_t *body = NULL;
+    size_t size = 0;
+    assert_int_equal (
+        rl_client_call (ctx->clients[i], RL_OP_AUDIT, NULL, 0, 0, TK_TIMEOUT_MS, &h, &body, &size),
+        0);
+    assert_int_equal (h.record_count, 1);
+    rl_audit_rec_t audit;
+    codec_decode_audit (body, &audit);
+    free (body);
+    if (!audit.ok) {
+        fail_msg ("audit of shard %d: %s", i, audit.message);
+    }
+}
+
+//  Settled: nothing live, logged or prepared anywhere, no alarm, audits hold.
+static void
+s_quiet (s_ctx_t *ctx)
+{
+    if (!tk_wait_quiet (ctx->clients, SHARDS, 15000)) {
+        harness_keep (ctx->h);
+        fail_msg ("shards did not settle: live attempts or prepared records remain");
+    }
+    for (int i = 0; i < SHARDS; i++) {
+        rl_status_rec_t status;
+        assert_int_equal (rl_client_status (ctx->clients[i], &status, TK_TIMEOUT_MS), 0);
+        if (status.alarms != 0) {
+            harness_keep (ctx->h);
+            fail_msg ("%s raised %lu two-phase alarms", status.name, (unsigned long) status.alarms);
+        }
+        s_audit_ok (ctx, i);
+    }
+}
+
+static bool
+s_file_has (const char *path, const char *text)
+{
+    char *data = harness_read_file (path, NULL);
+    bool has = data && strstr (data, text);
+    free (data);
+    return has;
+}
+
+static void
+s_run_case (s_ctx_t *ctx, size_t k)
+{
+    const s_case_t *c = &s_cases[k];
+    static char fp_env[SHARDS][256], fp_file_env[SHARDS][600], fp_file[SHARDS][512];
+    static const char delay[] = "tp.part.prepare_delay=delay:600";
+    const char *points[SHARDS] = {NULL, NULL, NULL};
+    points[c->shard] = c->point;
+    if (c->other) {
+        points[0] = c->other;
+    }
+    bool armed[SHARDS] = {false, false, false};
+    for (int i = 0; i < SHARDS; i++) {
+        bool slow = i == 2 && c->path == PATH_INFRA;
+        if (!points[i] && !slow) {
+            continue;
+        }
+        armed[i] = true;
+        snprintf (fp_file[i], sizeof (fp_file[i]), "%s/case%zu-fp%d.log", harness_dir (ctx->h), k,
+                  i);
+        snprintf (fp_file_env[i], sizeof (fp_file_env[i]), "RL_FAILPOINT_FILE=%.511s", fp_file[i]);
+        snprintf (fp_env[i], sizeof (fp_env[i]), "RL_FAILPOINTS=%s", slow ? delay : points[i]);
+        char *env[] = {fp_env[i], fp_file_env[i], NULL};
+        s_restart (ctx, i, env);
+    }
+    rl_transfer_t chain[3];
+    size_t n = s_chain (ctx, c->path, c->shards, chain);
+    rl_result_rec_t r[3];
+    int rc = s_send (ctx, chain, n, r, 1200); //  a coordinator armed dies: no answer
+    bool answered_ok = rc == 0 && r[0].result == RL_OK;
+    //  Every armed process dies by SIGKILL at its point.
+    for (int i = 0; i < SHARDS; i++) {
+        if (!points[i]) {
+            continue;
+        }
+        int wstatus = 0;
+        if (harness_wait_exit (ctx->h, ctx->shards[i].pid, 15000, &wstatus) != 0) {
+            harness_keep (ctx->h);
+            fail_msg ("case %zu (%s, %s): %s never died", k, points[i], s_path_names[c->path],
+                      ctx->shards[i].name);
+        }
+        ctx->shards[i].pid = -1;
+        assert_true (WIFSIGNALED (wstatus) && WTERMSIG (wstatus) == SIGKILL);
+        char name[64];
+        snprintf (name, sizeof (name), "%.*s", (int) strcspn (points[i], "="), points[i]);
+        assert_true (s_file_has (fp_file[i], name));
+    }
+    for (int i = 0; i < SHARDS; i++) {
+        if (armed[i]) {
+            s_restart (ctx, i, NULL);
+        }
+    }
+    s_quiet (ctx);
+    size_t found = s_found (ctx, chain, n);
+    printf ("  %zu of %zu members applied%s\n", found, n, answered_ok ? " (answered ok)" : "");
+    if (found != 0 && found != n) {
+        harness_keep (ctx->h);
+        fail_msg ("case %zu: a chain applied in part: %zu of %zu members", k, found, n);
+    }
+    if (answered_ok) {
+        assert_int_equal (found, n);
+    }
+    //  Sent again: exists for each when applied, else decided again.
+    assert_int_equal (s_send (ctx, chain, n, r, TK_TIMEOUT_MS), 0);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t want = found                      ? RL_EXISTS
+                        : c->path != PATH_BUSINESS ? RL_OK
+                        : i == n - 1               ? RL_CREDIT_ACCOUNT_NOT_FOUND
+                                                   : RL_LINKED_EVENT_FAILED;
+        if (r[i].result != want) {
+            harness_keep (ctx->h);
+            fail_msg ("case %zu, member %zu sent again: %s, expected %s", k, i,
+                      rl_result_name (r[i].result), rl_result_name (want));
+        }
+    }
+    if (found || c->path != PATH_BUSINESS) {
+        for (size_t i = 0; i < n; i++) {
+            tk_model_apply (&ctx->model, &chain[i]);
+        }
+    }
+    //  A member alone: exists once applied (never executed on its own).
+    rl_transfer_t alone = chain[1];
+    alone.flags = 0;
+    rl_result_rec_t one;
+    assert_int_equal (s_send (ctx, &alone, 1, &one, TK_TIMEOUT_MS), 0);
+    assert_int_equal (one.result, c->path == PATH_BUSINESS && !found ? RL_OK : RL_EXISTS);
+    if (c->path == PATH_BUSINESS && !found) {
+        tk_model_apply (&ctx->model, &alone);
+    }
+    s_quiet (ctx);
+    tk_check_conservation_by (s_client_for, ctx, &ctx->model, 1);
+}
+
+static void
+test_crash_matrix (void **state)
+{
+    s_ctx_t *ctx = *state;
+    //  Every two-phase crash point of the registry has at least one case.
+    for (size_t fp = 0; fp < failpoint_count (); fp++) {
+        const char *name = failpoint_name ((rl_fp_t) fp);
+        if (strncmp (name, "tp.", 3) != 0 || strstr (name, "delay")) {
+            continue;
+        }
+        bool covered = false;
+        for (size_t k = 0; k < CASES; k++) {
+            covered |= strncmp (s_cases[k].point, name, strlen (name)) == 0
+                       && s_cases[k].point[strlen (name)] == '=';
+        }
+        if (!covered) {
+            fail_msg ("failpoint %s has no crash case", name);
+        }
+    }
+    int64_t started = zclock_mono ();
+    for (size_t k = 0; k < CASES; k++) {
+        printf ("case %zu: %s on %s, %s path, %d shards\n", k, s_cases[k].point,
+                s_cases[k].shard ? "participant s2" : "coordinator s1",
+                s_path_names[s_cases[k].path], s_cases[k].shards);
+        s_run_case (ctx, k);
+    }
+    printf ("test_chains_across_crash: %zu cases, %lu transfers, %ld ms\n", CASES,
+            (unsigned long) ctx->model.ok, (long) (zclock_mono () - started));
+}
+
+static void
+test_inflight (void **state)
+{
+    s_ctx_t *ctx = *state;
+    static char env0[] = "RL_FAILPOINTS=tp.part.prepare_delay=delay:150";
+    char *env[] = {env0, NULL};
+    s_restart (ctx, 2, env);
+    rl_transfer_t chain[3];
+    size_t n = s_chain (ctx, PATH_COMMIT, 3, chain);
+    //  In flight: sent on a client of its own that gives up at once.
+    rl_client_t *early = rl_client_new (ctx->shards[0].endpoint);
+    assert_non_null (early);
+    uint8_t body[3 * RL_TRANSFER_SIZE];
+    for (size_t i = 0; i < n; i++) {
+        codec_encode_transfer (&chain[i], body + i * RL_TRANSFER_SIZE);
+    }
+    rl_header_t rh;
+    uint8_t *reply = NULL;
+    size_t reply_size = 0;
+    (void) rl_client_call (early, RL_OP_CREATE_TRANSFERS, body, sizeof (body), (uint32_t) n, 30,
+                           &rh, &reply, &reply_size);
+    free (reply);
+    rl_client_destroy (&early);
+    //  Each member alone, and the chain whole: in_progress.
+    rl_result_rec_t r[3];
+    for (size_t i = 0; i < n; i++) {
+        rl_transfer_t alone = chain[i];
+        alone.flags = 0;
+        assert_int_equal (s_send (ctx, &alone, 1, r, TK_TIMEOUT_MS), 0);
+        assert_int_equal (r[0].result, RL_IN_PROGRESS);
+    }
+    assert_int_equal (s_send (ctx, chain, n, r, TK_TIMEOUT_MS), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal (r[i].result, RL_IN_PROGRESS);
+    }
+    s_quiet (ctx);
+    assert_int_equal (s_send (ctx, chain, n, r, TK_TIMEOUT_MS), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal (r[i].result, RL_EXISTS);
+        tk_model_apply (&ctx->model, &chain[i]);
+    }
+    s_restart (ctx, 2, NULL);
+    s_quiet (ctx);
+    tk_check_conservation_by (s_client_for, ctx, &ctx->model, n);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_crash_matrix, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_inflight, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
