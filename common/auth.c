@@ -34,6 +34,8 @@
 
 #define S_ZAP_ENDPOINT        "inproc://zeromq.zap.01"
 #define S_ZAP_PER_TURN_MAX    256
+#define S_ZAP_BIND_ATTEMPTS   100 //  binds tried while the endpoint is still in use
+#define S_ZAP_BIND_RETRY_MS   10  //  between them
 #define S_EVENTS_PER_TURN_MAX 256
 #define S_HANDSHAKE_FAILED                                                                         \
     (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL                    \
@@ -80,7 +82,16 @@ rl_auth_new (const char *keys_dir, const char *cert_path, char *err, size_t err_
         return NULL;
     }
     self->zap = zsock_new (ZMQ_REP);
-    if (!self->zap || zsock_bind (self->zap, S_ZAP_ENDPOINT) != 0) {
+    int bound = self->zap ? zsock_bind (self->zap, S_ZAP_ENDPOINT) : -1;
+    //  A handler of this process destroyed just before (a promoted standby's,
+    //  replaced by its primary's) may still hold the endpoint: libzmq
+    //  releases it asynchronously.
+    for (int i = 0;
+         bound != 0 && self->zap && zmq_errno () == EADDRINUSE && i < S_ZAP_BIND_ATTEMPTS; i++) {
+        zclock_sleep (S_ZAP_BIND_RETRY_MS);
+        bound = zsock_bind (self->zap, S_ZAP_ENDPOINT);
+    }
+    if (!self->zap || bound != 0) {
         snprintf (err, err_size, "cannot bind the ZAP handler (%s)", zmq_strerror (zmq_errno ()));
         rl_auth_destroy (&self);
         return NULL;

@@ -15,7 +15,10 @@
    them in a new cluster; a newer ring file than the stored ring is a ring change, whose gained arcs
    are not received), committed with that ring; the output queue and the ledger, which recovers
    accounts, transfers and two-phase state and commits a new incarnation (ledger.c); then the
-   server, which binds the socket and runs turns (server.c). Closes in the reverse order, with a
+   server, which binds the socket and runs turns (server.c). A standby (--standby-of) runs
+   replica_standby_run first; once promoted, its open store is the one opened here, and the
+   old primary's lease is waited out (replica_promoted_serve) between the ledger and the
+   server, so that recovery overlaps the wait. Closes in the reverse order, with a
     checkpoint first when the store is healthy (shorter recovery next start).
 
     INVARIANTS
@@ -87,9 +90,10 @@ typedef struct {
     s_tp_limits_t tp;
     options_args_t args; //  the command line with --config's options (owns their text)
     rl_log_format_t log_format;
-    int log_level;          //  an rl_log_level_t, or -1: RL_LOG_LEVEL's
-    bool check_config;      //  --check-config: check the options, open nothing
-    const char *standby_of; //  --standby-of ENDPOINT: run as that primary's standby
+    int log_level;                //  an rl_log_level_t, or -1: RL_LOG_LEVEL's
+    bool check_config;            //  --check-config: check the options, open nothing
+    const char *standby_of;       //  --standby-of ENDPOINT: run as that primary's standby
+    replica_promoted_t *promoted; //  a standby just promoted: its store, its socket (replica.h)
 } s_main_t;
 
 static void
@@ -554,7 +558,10 @@ s_open (s_main_t *self)
         rl_error ("cannot create %s: %s", o->data_dir, strerror (errno));
         return -1;
     }
-    self->store = store_open (o->data_dir, o->durability, err, sizeof (err));
+    //  A promoted standby's store is open: taken as it is (a reopen would
+    //  replay RocksDB's WAL of everything since the standby's last flush).
+    self->store = self->promoted ? replica_promoted_store (self->promoted)
+                                 : store_open (o->data_dir, o->durability, err, sizeof (err));
     if (!self->store) {
         rl_error ("%s", err);
         return -1;
@@ -616,6 +623,10 @@ s_open (s_main_t *self)
     ledger_set_tp_timeouts (self->ledger, (uint64_t) o->prepare_timeout_ms,
                             (uint64_t) o->query_after_ms, (uint64_t) o->retry_min_ms,
                             (uint64_t) o->retry_max_ms);
+    //  Recovered, the new incarnation written: a promoted standby waits out
+    //  the old primary's lease (and the linger of its answer) here, and
+    //  releases its socket for the server's.
+    replica_promoted_serve (&self->promoted);
     self->server = server_new (o, self->store, &self->ring, self->outq, self->ledger);
     if (!self->server) {
         return -1;
@@ -631,7 +642,8 @@ s_close (s_main_t *self, bool failed)
     if (self->ledger && !failed && !store_failed (self->store)) {
         ledger_checkpoint (self->ledger); //  shorter recovery next start
     }
-    server_destroy (&self->server); //  before the ledger: it drops waiting requests
+    replica_promoted_serve (&self->promoted); //  an open that failed: the standby's socket
+    server_destroy (&self->server);           //  before the ledger: it drops waiting requests
     ledger_destroy (&self->ledger);
     arcs_destroy (&self->arcs); //  after the ledger, which borrows them
     outq_destroy (&self->outq);
@@ -668,8 +680,8 @@ main (int argc, char **argv)
     }
     zsys_init ();
     if (self.standby_of) {
-        //  A standby until promoted (docs/replication.md); then the data
-        //  directory opens as the primary's, by the normal recovery path.
+        //  A standby until promoted (docs/replication.md); then its open
+        //  store becomes the primary's, by the normal recovery path.
         const server_options_t *o = &self.options;
         replica_standby_options_t so = {.name = o->name,
                                         .bind = o->bind,
@@ -679,12 +691,13 @@ main (int argc, char **argv)
                                         .keys_dir = o->keys_dir,
                                         .cert = o->cert,
                                         .insecure = o->insecure};
-        int rc = replica_standby_run (&so);
+        int rc = replica_standby_run (&so, &self.promoted);
         if (rc != 1) {
             options_args_free (&self.args);
             return rc == 0 ? 0 : 3;
         }
         if (zsys_interrupted) {
+            replica_promoted_serve (&self.promoted);
             options_args_free (&self.args);
             return 0;
         }

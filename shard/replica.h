@@ -22,8 +22,9 @@
     - replica_standby_run (replica_standby.c), the standby's program: it
       binds the shard's endpoint, applies each event with its own synced
       write, in order, acknowledges its position, and on promote fences
-      itself and returns to main.c, which opens the data directory as a
-      primary by the normal recovery path.
+      itself and hands its open store to main.c, which opens it as a
+      primary by the normal recovery path while the old primary's lease
+      runs out.
 
     The wire format of the replication socket (replica_wire.c) is its own
     (a 64-byte header frame and a data frame), not the client protocol:
@@ -216,11 +217,27 @@ typedef struct {
     bool insecure;
 } replica_standby_options_t;
 
+//  A promoted standby on its way to serve as the primary: its store, still
+//  open, and its socket, still bound (replica_standby.c, "The handover").
+typedef struct replica_promoted_t replica_promoted_t;
+
 //  Runs the standby until SIGINT/SIGTERM (0), until promoted (1: the data
-//  directory is fenced and closed, open it as a primary), or on a failure
-//  (-1, logged). A data directory that a promotion fenced returns 1 at once.
-//  A former primary's (fenced: REPLICA_META_FENCED) is wiped first: it
-//  waits for a seed like an empty standby.
-int replica_standby_run (const replica_standby_options_t *options);
+//  directory is fenced; *promoted_p holds it: open it as a primary with
+//  replica_promoted_store, then replica_promoted_serve before the server
+//  binds), or on a failure (-1, logged). A data directory that a promotion
+//  fenced returns 1 at once. A former primary's (fenced:
+//  REPLICA_META_FENCED) is wiped first: it waits for a seed like an empty
+//  standby.
+int replica_standby_run (const replica_standby_options_t *options, replica_promoted_t **promoted_p);
+
+//  Takes the promoted standby's open store: the caller owns it from here.
+store_t *replica_promoted_store (replica_promoted_t *promoted);
+
+//  Waits until the promoted primary may serve (the linger after the
+//  answer to promote, and the old primary's lease), answering on the
+//  standby's socket as a promoted standby does meanwhile, then closes that
+//  socket and frees the rest (the store too, if it was not taken). Returns
+//  at once for a directory promoted before this start, or after a signal.
+void replica_promoted_serve (replica_promoted_t **promoted_p);
 
 #endif

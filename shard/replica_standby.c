@@ -49,10 +49,21 @@
 
     After the answer the socket stays open for REPLICA_PROMOTE_LINGER_MS
     (fenced to replication, ok to a repeated promote) before the process
-    opens as the primary: libzmq may drop a message sent just before its
+    serves as the primary: libzmq may drop a message sent just before its
     socket closes, linger or not, and the operator must hear the answer.
     A promote whose answer was lost anyway is safe to repeat: the primary
     answers ok.
+
+    THE HANDOVER. The loop ends as soon as promote is answered, and the
+    standby is handed to main.c (replica_promoted_t) with its store still
+    open and its socket still bound: the primary path takes the store as
+    it is (no close and reopen, which would replay RocksDB's WAL: the
+    standby's writes since its last flush) and runs recovery and the new
+    incarnation while the lease runs out. Only then does
+    replica_promoted_serve run the loop again until the end of the linger
+    and of the lease (answering what came meanwhile, as above) and close
+    the socket, so that the server binds it. Nothing is served before the
+    lease ends, exactly as before; the work of opening overlaps the wait.
 */
 #include "replica.h"
 
@@ -72,8 +83,9 @@
 #include "rl_limits.h"
 
 typedef struct {
-    const replica_standby_options_t *o;
-    store_t *store; //  NULL between a seed's close and open
+    const replica_standby_options_t *o; //  &options: main.c's may be gone by the handover
+    replica_standby_options_t options;  //  (its strings are the command line's, which stay)
+    store_t *store;                     //  NULL between a seed's close and open
     rl_auth_t *auth;
     zsock_t *router;
     zloop_t *loop;
@@ -88,6 +100,8 @@ typedef struct {
     long primary_timeout_ms; //  the largest the primary told (HELLO, PING): its lease
     int64_t last_ok_ms;      //  when it last answered ok to its primary (0: never)
     int result;              //  what run returns: 0 signal, 1 promoted, -1 failed
+    int64_t promoted_ms;     //  when promote was answered (0: at start, a promoted directory)
+    int64_t serve_ms;        //  the primary serves no sooner: the linger, the old primary's lease
     //  the seed being received
     bool seeding;
     uint64_t seed_stream;
@@ -225,7 +239,8 @@ s_client_reply (s_standby_t *self, zframe_t **id_p, const rl_header_t *req, uint
 
 static void s_seed_abandon (s_standby_t *self);
 
-//  The promotion's linger is over: the loop ends, the primary opens.
+//  The promotion's linger and the old primary's lease are over: the loop
+//  ends, the primary serves.
 static int
 s_on_promoted (zloop_t *loop, int timer_id, void *arg)
 {
@@ -325,11 +340,12 @@ s_on_client (s_standby_t *self, zframe_t **id_p, zframe_t *payload)
         int64_t left = lease_end - zclock_mono ();
         linger = left > linger ? left : linger;
     }
-    rl_info ("promote: serving in %" PRId64 " ms (the old primary's lease: %ld ms)", linger,
-             self->primary_timeout_ms);
-    if (zloop_timer (self->loop, (size_t) linger, 1, s_on_promoted, self) < 0) {
-        self->result = 1; //  no timer: open as the primary at once
-    }
+    self->promoted_ms = zclock_mono ();
+    self->serve_ms = self->promoted_ms + linger;
+    rl_info ("promote: serving in %" PRId64 " ms (the old primary's lease: %ld ms); opening "
+             "as the primary meanwhile",
+             linger, self->primary_timeout_ms);
+    self->result = 1; //  the loop ends: main.c opens the primary while the lease runs out
 }
 
 //  Events -----------------------------------------------------------------------
@@ -677,67 +693,134 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
-int
-replica_standby_run (const replica_standby_options_t *o)
+//  Frees what the standby holds (its store too, unless the primary path took it).
+static void
+s_standby_destroy (s_standby_t **self_p)
 {
-    assert (o && o->name && o->bind && o->data_dir);
-    s_standby_t self = {.o = o, .seed_fd = -1, .started_ms = zclock_mono ()};
-    snprintf (self.seed_dir, sizeof self.seed_dir, "%s.seed-tmp", o->data_dir);
-    snprintf (self.old_dir, sizeof self.old_dir, "%s.old", o->data_dir);
-    s_remove_tree (self.seed_dir); //  a seed a crash interrupted
-    s_remove_tree (self.old_dir);
+    s_standby_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    s_seed_abandon (self);
+    zsock_destroy (&self->router);
+    zloop_destroy (&self->loop);
+    rl_auth_destroy (&self->auth);
+    store_close (&self->store);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+replica_standby_run (const replica_standby_options_t *o, replica_promoted_t **promoted_p)
+{
+    assert (o && o->name && o->bind && o->data_dir && promoted_p);
+    *promoted_p = NULL;
+    s_standby_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        rl_error ("standby: out of memory");
+        return -1;
+    }
+    self->options = *o;
+    self->o = &self->options;
+    self->seed_fd = -1;
+    self->started_ms = zclock_mono ();
+    snprintf (self->seed_dir, sizeof self->seed_dir, "%s.seed-tmp", o->data_dir);
+    snprintf (self->old_dir, sizeof self->old_dir, "%s.old", o->data_dir);
+    s_remove_tree (self->seed_dir); //  a seed a crash interrupted
+    s_remove_tree (self->old_dir);
     if (mkdir (o->data_dir, 0755) != 0 && errno != EEXIST) {
         rl_error ("standby: cannot create %s: %s", o->data_dir, strerror (errno));
+        s_standby_destroy (&self);
         return -1;
     }
-    if (s_open_store (&self) != 0) {
+    if (s_open_store (self) != 0) {
+        s_standby_destroy (&self);
         return -1;
     }
-    if (self.promoted) {
+    if (self->promoted) {
+        //  Promoted before this start: no socket, no lease of this run to
+        //  wait out (the old primary's ended while the process was down
+        //  and restarted, or it is fenced).
         rl_info ("standby: %s was promoted: opening it as the primary", o->data_dir);
-        store_close (&self.store);
+        self->serve_ms = self->started_ms;
+        *promoted_p = (replica_promoted_t *) self;
         return 1;
     }
     char err[768] = "out of memory";
-    self.auth = o->insecure ? rl_auth_new_insecure ()
-                            : rl_auth_new (o->keys_dir, o->cert, err, sizeof err);
-    if (!self.auth) {
+    self->auth = o->insecure ? rl_auth_new_insecure ()
+                             : rl_auth_new (o->keys_dir, o->cert, err, sizeof err);
+    if (!self->auth) {
         rl_error ("standby: %s", err);
-        store_close (&self.store);
+        s_standby_destroy (&self);
         return -1;
     }
-    zcert_t *cert = rl_auth_cert (self.auth);
-    snprintf (self.own_key, sizeof self.own_key, "%s", cert ? zcert_public_txt (cert) : "");
-    self.loop = zloop_new ();
-    self.router = zsock_new (ZMQ_ROUTER);
-    int rc = -1;
-    if (!self.loop || !self.router || rl_auth_server (self.auth, self.router) != 0
-        || rl_auth_attach (self.auth, self.loop) != 0) {
+    zcert_t *cert = rl_auth_cert (self->auth);
+    snprintf (self->own_key, sizeof self->own_key, "%s", cert ? zcert_public_txt (cert) : "");
+    self->loop = zloop_new ();
+    self->router = zsock_new (ZMQ_ROUTER);
+    if (!self->loop || !self->router || rl_auth_server (self->auth, self->router) != 0
+        || rl_auth_attach (self->auth, self->loop) != 0) {
         rl_error ("standby: out of memory or sockets");
-        goto done;
+        s_standby_destroy (&self);
+        return -1;
     }
-    zsock_set_rcvtimeo (self.router, 0);
-    zsock_set_sndtimeo (self.router, 0);
-    zsock_set_linger (self.router, 500); //  the answer to promote leaves before the close
-    zsock_set_maxmsgsize (self.router, (int) (REPLICA_EVENT_BYTES_MAX + 4096u));
-    zsock_set_rcvhwm (self.router, 4 * REPLICA_WINDOW_EVENTS_MAX);
-    if (zsock_bind (self.router, "%s", o->bind) < 0) {
+    zsock_set_rcvtimeo (self->router, 0);
+    zsock_set_sndtimeo (self->router, 0);
+    zsock_set_linger (self->router, 500); //  the answer to promote leaves before the close
+    zsock_set_maxmsgsize (self->router, (int) (REPLICA_EVENT_BYTES_MAX + 4096u));
+    zsock_set_rcvhwm (self->router, 4 * REPLICA_WINDOW_EVENTS_MAX);
+    if (zsock_bind (self->router, "%s", o->bind) < 0) {
         rl_error ("standby: cannot bind %s: %s", o->bind, zmq_strerror (zmq_errno ()));
-        goto done;
+        s_standby_destroy (&self);
+        return -1;
     }
-    zloop_reader (self.loop, self.router, s_on_readable, &self);
-    zloop_timer (self.loop, 100, 0, s_on_tick, &self);
+    zloop_reader (self->loop, self->router, s_on_readable, self);
+    zloop_timer (self->loop, 100, 0, s_on_tick, self);
     rl_info ("standby of %s: serving replication on %s, data %s, stream %016" PRIx64
              " position %" PRIu64 "%s",
-             o->primary ? o->primary : "?", o->bind, o->data_dir, self.stream, self.position,
-             self.stream ? "" : " (empty: waits for a seed)");
-    zloop_start (self.loop);
-    rc = self.result;
-done:
-    s_seed_abandon (&self);
-    zsock_destroy (&self.router);
-    zloop_destroy (&self.loop);
-    rl_auth_destroy (&self.auth);
-    store_close (&self.store);
+             o->primary ? o->primary : "?", o->bind, o->data_dir, self->stream, self->position,
+             self->stream ? "" : " (empty: waits for a seed)");
+    zloop_start (self->loop);
+    int rc = self->result;
+    if (rc == 1) {
+        *promoted_p = (replica_promoted_t *) self; //  its store and socket go on (the handover)
+        return 1;
+    }
+    s_standby_destroy (&self);
     return rc;
+}
+
+store_t *
+replica_promoted_store (replica_promoted_t *promoted)
+{
+    s_standby_t *self = (s_standby_t *) promoted;
+    assert (self && self->store);
+    store_t *store = self->store;
+    self->store = NULL;
+    return store;
+}
+
+void
+replica_promoted_serve (replica_promoted_t **promoted_p)
+{
+    assert (promoted_p);
+    s_standby_t *self = (s_standby_t *) *promoted_p;
+    if (!self) {
+        return;
+    }
+    *promoted_p = NULL;
+    int64_t now = zclock_mono ();
+    if (self->router && self->loop) {
+        int64_t left = self->serve_ms - now;
+        rl_info ("promote: the primary opened in %" PRId64 " ms; serving %s",
+                 now - self->promoted_ms, left > 0 ? "after the rest of the lease" : "now");
+        //  What came meanwhile is answered as during the linger (fenced,
+        //  ok, standby, unavailable), then the loop waits out the rest.
+        self->result = 0;
+        if (zloop_timer (self->loop, (size_t) (left > 0 ? left : 1), 1, s_on_promoted, self) >= 0
+            && !zsys_interrupted) {
+            zloop_start (self->loop);
+        }
+    }
+    s_standby_destroy (&self);
 }
