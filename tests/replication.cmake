@@ -30,3 +30,14 @@ rl_add_unit(test_replication_promote 52 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_r
             LIBS rlrouterkit rltestkit rlring)
 add_dependencies(test_replication_promote shard router rlctl)
 set_tests_properties(test_replication_promote PROPERTIES RESOURCE_LOCK cluster_load)
+
+# The crash matrix of replication under cross-shard transfers and pending
+# transfers (posts, voids, expiries): s1's primary killed at each
+# replication failpoint and at the two-phase failpoints of both roles,
+# its standby promoted; the standby killed at its failpoints, the primary
+# stalled, then serving again (tests/test_replication_crash.c). 14 cases:
+# 30 s without the sanitizers, 44-62 s with them, at a load of 9-13.
+rl_add_unit(test_replication_crash 120 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_crash.c
+            LIBS rltestkit rlring)
+add_dependencies(test_replication_crash shard)
+set_tests_properties(test_replication_crash PROPERTIES RESOURCE_LOCK cluster_load LABELS replication)

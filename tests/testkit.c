@@ -227,6 +227,19 @@ tk_shard_start (harness_t *h, tk_shard_t *shard)
     return -1;
 }
 
+pid_t
+tk_shard_spawn (harness_t *h, tk_shard_t *shard)
+{
+    char path[1024];
+    char checkpoint[32];
+    snprintf (path, sizeof (path), "%s/shard/shard", harness_bin_dir ());
+    snprintf (checkpoint, sizeof (checkpoint), "%ld", shard->checkpoint_transfers);
+    char *argv[32];
+    s_shard_argv (h, shard, path, checkpoint, argv);
+    shard->pid = harness_spawn (h, shard->name, argv, shard->env);
+    return shard->pid;
+}
+
 int
 tk_shard_run_to_exit (harness_t *h, tk_shard_t *shard, int timeout_ms)
 {

@@ -75,6 +75,10 @@ void tk_shard_init (harness_t *h, tk_shard_t *shard, const char *name);
 pid_t tk_shard_start (harness_t *h, tk_shard_t *shard);
 //  Sends sig and waits for the exit; returns the wait status, or -1.
 int tk_shard_stop (harness_t *h, tk_shard_t *shard, int sig);
+//  Spawns the shard and returns at once (pid, or -1): for a shard armed to
+//  die at a point that its start may reach, where tk_shard_start would
+//  take the death for a taken port and start it again elsewhere.
+pid_t tk_shard_spawn (harness_t *h, tk_shard_t *shard);
 //  Runs the shard expecting it to exit by itself (a crash failpoint at
 //  start, say) within timeout_ms: its wait status, or -1 (then it is killed).
 int tk_shard_run_to_exit (harness_t *h, tk_shard_t *shard, int timeout_ms);
