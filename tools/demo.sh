@@ -6,8 +6,9 @@
 # 2. A local cluster (tools/cluster.sh: 4 shards and a router on 127.0.0.1,
 #    data under var/cluster, WAL synced), driven step by step with rlctl:
 #    accounts, funding, transfers (one refused by a balance limit, one
-#    retried), payment flows (an authorisation captured, one voided, a
-#    linked chain that applies and one that fails whole: docs/payments.md),
+#    retried), payment flows (an authorisation captured, one voided,
+#    linked chains on one shard and across shards, each once applied and
+#    once failed whole: docs/payments.md),
 #    balances, history, cluster status.
 # 3. A short benchmark through the router (bench/rlbench), watched live with
 #    `rlctl top` for 3 s, or the single-shard benchmark when rlbench is not
@@ -120,6 +121,15 @@ run transfer $((T + 10)) "$ALICE" "$BOB" 1000 $((T + 11)) "$ALICE" "$OPERATOR" 5
 
 step "the same with a fee bob cannot pay: the chain fails whole, nothing moves, no id burned"
 run transfer $((T + 12)) "$BOB" "$ALICE" 100 $((T + 13)) "$BOB" "$OPERATOR" 1000000 \
+    --ledger $LEDGER --code 1 --linked
+
+step "alice pays carol 400 with a fee of 20, all or nothing: a chain across shards"
+echo "(carol's shard prepares her credit; alice's shard decides both members in one commit)"
+run transfer $((T + 14)) "$ALICE" "$CAROL" 400 $((T + 15)) "$ALICE" "$OPERATOR" 20 \
+    --ledger $LEDGER --code 1 --linked
+
+step "the same chain across shards with a fee alice cannot pay: nothing moves on either shard"
+run transfer $((T + 16)) "$ALICE" "$CAROL" 400 $((T + 17)) "$ALICE" "$OPERATOR" 1000000 \
     --ledger $LEDGER --code 1 --linked
 
 step "balances (credits - debits; the operator's is negative: it is where money entered)"
