@@ -435,12 +435,13 @@ s_broadcast (router_t *self, r_pending_t *p)
 //  Linked chains (docs/payments.md) ---------------------------------------------
 //
 //  A chain (transfers flagged linked, up to the first without the flag) is
-//  applied by one shard in one step, so the router never splits one: every
-//  member goes in the piece of the chain's first member's shard, and a
+//  decided by one shard, so the router never splits one: every member
+//  goes in the piece of the chain's first member's shard (which runs a
+//  group of two-phase attempts for members crediting other shards), and a
 //  shard answers a chain's members together (wrong_shard and frozen for
 //  all of them), so they wait and are sent again together. A chain whose
-//  debit accounts are on several shards is not served yet (cross-shard
-//  chains): it is answered here, not_supported for its first member on
+//  debit accounts are on several shards is not served yet: it is answered
+//  here, not_supported for its first member on
 //  another shard than the first member's and linked_event_failed for the
 //  others, and a chain left open at the end of the request
 //  linked_event_chain_open (its last record) and linked_event_failed; none
@@ -498,8 +499,9 @@ s_chains_check (router_t *self, r_pending_t *p)
                                      "request %" PRIu64 ": linked chain of records %" PRIu32
                                      "..%" PRIu32 " not sent: record %" PRIu32 " %s",
                                      p->header.request_id, start, end, failed,
-                                     code == RL_NOT_SUPPORTED ? "is on another shard (cross-shard "
-                                                                "chains are not served yet)"
+                                     code == RL_NOT_SUPPORTED ? "debits another shard (chains "
+                                                                "debiting several shards are "
+                                                                "not served yet)"
                                                               : "leaves the chain open");
             for (uint32_t k = start; k <= end; k++) {
                 s_record_result (p, k, k == failed ? code : RL_LINKED_EVENT_FAILED, 0);

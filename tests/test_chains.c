@@ -31,6 +31,8 @@
       linked_event_failed, ABORT to the prepared ones), a prepare timeout,
       duplicate, late and forged replies, a crash before the decision's
       commit (nothing left, applied once afterwards), an exists member.
+    - test_across_hostile_prepare: PREPAREs flagged linked, among good
+      ones in one message, refused reserved_field, nothing reserved.
     - test_bad_input: reserved and balancing flags, invalid fields, the
       same id twice in one chain, a long chain failing at its last member.
     - test_crash: a chain whose group commit is lost leaves nothing after
@@ -48,6 +50,7 @@
 #include <cmocka.h>
 
 #include "coordinator.h"
+#include "participant.h"
 #include "ledgerkit.h"
 
 #define LEDGER LK_LEDGER
@@ -423,6 +426,18 @@ test_across_commit (void **state)
     assert_int_equal (a3.credits_posted, 0);
     char err[256];
     assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    //  Listed in doubt, the held member with its credit account (a
+    //  migration's drain waits for it: shard/migrate.c, s_inflight).
+    rl_in_doubt_rec_t listed[8];
+    assert_int_equal (ledger_in_doubt (lk_ledger, listed, 8), 3);
+    bool held = false;
+    for (int k = 0; k < 3; k++) {
+        held |= rl_id_eq (listed[k].prepare.transfer.id, c[0].id)
+                && rl_id_eq (listed[k].prepare.transfer.credit_account_id, lk_acc (3))
+                && listed[k].prepare.tp.state == RL_TP_PENDING
+                && listed[k].prepare.reserved[1] == RL_ROLE_COORDINATOR;
+    }
+    assert_true (held);
     //  Every member is in flight, the local one too: alone or in the
     //  chain, in_progress, nothing begun twice.
     rl_transfer_t alone = c[0];
@@ -719,6 +734,44 @@ test_crash (void **state)
     lk_teardown ();
 }
 
+//  Hostile PREPAREs to this shard as a participant (from s2, for credits
+//  here): a chain's member never travels as such, so a PREPARE flagged
+//  linked, alone or beside good records in one message, is refused
+//  reserved_field on its own and changes nothing; the others prepare.
+static void
+test_across_hostile_prepare (void **state)
+{
+    (void) state;
+    lk_setup ("/chains/hostile");
+    participant_t *part = ledger_participant (lk_ledger);
+    rl_prepare_rec_t recs[3];
+    for (int k = 0; k < 3; k++) {
+        rl_transfer_t t = lk_t (k == 1 ? LINKED : 0, 2, 3, 5);
+        recs[k] = (rl_prepare_rec_t){.transfer = t};
+        recs[k].tp.id = t.id;
+        recs[k].tp.attempt = (rl_attempt_t){.counter = 1, .nonce = 7, .seq = (uint64_t) k + 1};
+        recs[k].tp.amount = t.amount;
+        recs[k].tp.debit_account_id = t.debit_account_id;
+        snprintf (recs[k].tp.coordinator, sizeof (recs[k].tp.coordinator), "s2");
+    }
+    recs[2].transfer.flags = LINKED | RL_TRANSFER_BALANCING_DEBIT; //  two bad flags
+    rl_tp_rec_t out[3];
+    participant_prepare (part, recs, 3, "s2", lk_now (), out);
+    assert_int_equal (out[0].state, RL_TP_PREPARED);
+    assert_int_equal (out[1].state, RL_TP_REFUSED);
+    assert_int_equal (out[1].result, RL_RESERVED_FIELD);
+    assert_int_equal (out[2].state, RL_TP_REFUSED);
+    assert_int_equal (out[2].result, RL_RESERVED_FIELD);
+    lk_commit ();
+    assert_int_equal (lk_account (3).credits_reserved, 5); //  the good one's only
+    uint64_t prepared = 0, alarms = 0;
+    participant_counts (part, &prepared, &alarms);
+    assert_int_equal (prepared, 1);
+    char err[256];
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    lk_teardown ();
+}
+
 int
 main (void)
 {
@@ -728,8 +781,8 @@ main (void)
         cmocka_unit_test (test_all_ok),       cmocka_unit_test (test_one_fails),
         cmocka_unit_test (test_chain_open),   cmocka_unit_test (test_pending_members),
         cmocka_unit_test (test_shards),       cmocka_unit_test (test_across_commit),
-        cmocka_unit_test (test_across_abort), cmocka_unit_test (test_bad_input),
-        cmocka_unit_test (test_crash),
+        cmocka_unit_test (test_across_abort), cmocka_unit_test (test_across_hostile_prepare),
+        cmocka_unit_test (test_bad_input),    cmocka_unit_test (test_crash),
     };
     int rc = cmocka_run_group_tests (tests, NULL, NULL);
     ring_destroy (&lk_ring);
