@@ -305,6 +305,19 @@ test_shards (void **state)
     //  A pending transfer, post or void is no member of such a chain.
     rl_transfer_t p[2] = {lk_t (LINKED | RL_TRANSFER_PENDING, 1, 3, 5), lk_t (0, 1, 2, 1)};
     s_batch_expect (p, 2, (uint32_t[]){RL_NOT_SUPPORTED, RL_LINKED_EVENT_FAILED});
+    //  Nor a post or void of a pending transfer here: it stays pending.
+    rl_transfer_t pending = lk_t (RL_TRANSFER_PENDING, 1, 3, 5);
+    assert_int_equal (lk_send (&pending), RL_OK);
+    rl_transfer_t post[2] = {lk_t (0, 1, 2, 1),
+                             lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &pending, 0)};
+    post[0].flags = LINKED;
+    s_batch_expect (post, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
+    post[1].flags = RL_TRANSFER_VOID_PENDING_TRANSFER;
+    s_batch_expect (post, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
+    lk_expect (3, 0, 0, 5, 0); //  still pending
+    post[1].flags = RL_TRANSFER_VOID_PENDING_TRANSFER;
+    assert_int_equal (lk_send (&post[1]), RL_OK); //  alone, its id was free
+    lk_expect (3, 0, 0, 0, 0);
     //  A member whose debit account is s2's: every member wrong_shard, so
     //  that a router sends the chain again whole.
     rl_transfer_t b[3] = {lk_t (LINKED, 1, 3, 5), lk_t (LINKED, 2, 3, 1), lk_t (0, 1, 5, 1)};
