@@ -114,6 +114,26 @@
        nor expires them (the arc is frozen on the source, not received on
        the target). Every staged account's pending amounts equal what the
        staged transfers reserve on it, or the target's commit is refused.
+    8. While the target's stage mirrors its migration (its migration_id),
+       it holds exactly the arc's 'A' keys and the 'P' keys that the store
+       holds once the batch being built is written.
+
+    THE STAGE (target)
+    The accounts and pending transfers staged for the arc ('A', 'P' of the
+    imported family) are mirrored in memory as the store holds them
+    (migrate_stage_t): every import puts its chunk's into both, a round's
+    first chunk drops the staged pending transfers from both, the commit
+    and the abort empty both. So the commit reads nothing from the store:
+    its work in the freeze is installing what is staged, and the tool sends
+    the final chunk, the step's ring and the commit back to back, one turn
+    and one sync on the target (a commit that read the store would miss a
+    chunk imported in its own turn: the batch is written when the turn
+    ends). The mirror is loaded from the store at start (a target COPYING
+    or SHIPPED), at a target's begin, and whenever it mirrors nothing (memory ran out),
+    but only while the batch being built holds no 'A' or 'P' write
+    (stage_written_seq); otherwise the request is answered busy and sent
+    again. Memory: 128 bytes per staged account, kept until the shard stops (reused by the
+    next migration).
 
     FAILPOINTS (failpoint_list.h, migrate.*): one per durable step, in the
     batch before its commit, and after the sync of an import and of the
@@ -135,6 +155,7 @@
 #include "chunk.h"
 #include "codec.h"
 #include "failpoint.h"
+#include "idmap.h"
 #include "imported.h"
 #include "log.h"
 #include "mlease.h"
@@ -151,6 +172,8 @@ migrate_origin (const char *shard_name)
 
 static int s_inflight (server_t *self, const rl_migrate_rec_t *state);
 static void s_track_stop (server_t *self);
+static void s_stage_reset (server_t *self, uint64_t migration_id);
+static int s_stage_load (server_t *self, const rl_migrate_rec_t *state);
 
 //  State -----------------------------------------------------------------------
 
@@ -278,6 +301,11 @@ s_begin (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *
     memcpy (fresh.target, req.target, sizeof (fresh.target));
     self->migration = fresh;
     s_track_stop (self); //  a new migration's rounds are tracked afresh
+    s_stage_reset (self, 0);
+    if (!source && s_stage_load (self, &fresh) != 0) {
+        rl_debug ("migration %" PRIu64 ": the stage is loaded at the first import",
+                  fresh.migration_id);
+    }
     s_state_put (self);
     mlease_take (self, fresh.migration_id); //  the plan's first begin here: same batch
     RL_FAILPOINT (MIGRATE_BEGIN);
@@ -859,6 +887,211 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
     return reply;
 }
 
+//  The target's stage --------------------------------------------------------------
+
+//  The 'A' and 'P' keys of the imported family that the target's migration
+//  wrote for its arc, mirrored in memory as the store holds them (migrate.c,
+//  "THE STAGE"): the commit takes them from here, so that it reads nothing
+//  from the store inside the freeze, and the final chunk's import may share
+//  its turn (its writes are not in the store before the turn ends).
+#define S_STAGE_PENDING_SIZE (IMPORTED_PENDING_KEY_SIZE + RL_TRANSFER_SIZE) //  key, value
+
+typedef struct migrate_stage_t {
+    uint64_t migration_id; //  the target migration mirrored (0: none: load it from the store)
+    idmap_t *index;        //  account id -> its slot in accounts
+    uint8_t *accounts;     //  'A' values, RL_ACCOUNT_SIZE each, in the order first staged
+    size_t account_count, account_cap;
+    uint8_t *pending; //  'P' keys and values, S_STAGE_PENDING_SIZE each, in the order staged
+    size_t pending_count, pending_cap;
+    size_t others; //  'A' keys of the store outside the arc (none is expected)
+} migrate_stage_t;
+
+void
+migrate_stage_drop (server_t *self)
+{
+    migrate_stage_t *st = self->stage;
+    if (st) {
+        idmap_destroy (&st->index);
+        free (st->accounts);
+        free (st->pending);
+        free (st);
+        self->stage = NULL;
+    }
+}
+
+//  Empties the stage, mirroring `migration_id` (0: nothing mirrored).
+static void
+s_stage_reset (server_t *self, uint64_t migration_id)
+{
+    migrate_stage_t *st = self->stage;
+    if (st) {
+        idmap_clear (st->index);
+        st->account_count = st->pending_count = st->others = 0;
+        st->migration_id = migration_id;
+    }
+}
+
+static migrate_stage_t *
+s_stage (server_t *self)
+{
+    if (!self->stage) {
+        migrate_stage_t *st = calloc (1, sizeof (*st));
+        if (st && !(st->index = idmap_new (1024))) {
+            free (st);
+            st = NULL;
+        }
+        self->stage = st;
+    }
+    return self->stage;
+}
+
+//  Room for `accounts` more accounts and `pending` more pending entries.
+static int
+s_stage_reserve (migrate_stage_t *st, size_t accounts, size_t pending)
+{
+    if (st->account_count + accounts > st->account_cap) {
+        size_t cap = st->account_cap ? st->account_cap : 1024;
+        while (cap < st->account_count + accounts) {
+            cap *= 2;
+        }
+        uint8_t *more = realloc (st->accounts, cap * RL_ACCOUNT_SIZE);
+        if (!more) {
+            return -1;
+        }
+        st->accounts = more;
+        st->account_cap = cap;
+    }
+    if (st->pending_count + pending > st->pending_cap) {
+        size_t cap = st->pending_cap ? st->pending_cap : 256;
+        while (cap < st->pending_count + pending) {
+            cap *= 2;
+        }
+        uint8_t *more = realloc (st->pending, cap * S_STAGE_PENDING_SIZE);
+        if (!more) {
+            return -1;
+        }
+        st->pending = more;
+        st->pending_cap = cap;
+    }
+    return 0;
+}
+
+//  A staged account (its 'A' value), replacing the one of its id. Room
+//  reserved first; -1 when the index cannot grow (memory).
+static int
+s_stage_account (migrate_stage_t *st, rl_id_t id, const uint8_t *value)
+{
+    uint64_t slot = 0;
+    if (!idmap_get (st->index, id, &slot)) {
+        assert (st->account_count < st->account_cap);
+        slot = st->account_count;
+        if (idmap_put (st->index, id, slot) != 0) {
+            return -1;
+        }
+        st->account_count++;
+    }
+    memcpy (st->accounts + slot * RL_ACCOUNT_SIZE, value, RL_ACCOUNT_SIZE);
+    return 0;
+}
+
+//  A staged pending transfer (its 'P' key and value); room reserved first.
+//  A key staged again is appended: the commit keeps the last (s_staged_pending).
+static void
+s_stage_pending (migrate_stage_t *st, const uint8_t *key, const uint8_t *value)
+{
+    assert (st->pending_count < st->pending_cap);
+    uint8_t *at = st->pending + st->pending_count++ * S_STAGE_PENDING_SIZE;
+    memcpy (at, key, IMPORTED_PENDING_KEY_SIZE);
+    memcpy (at + IMPORTED_PENDING_KEY_SIZE, value, RL_TRANSFER_SIZE);
+}
+
+//  migrate.c writes 'A' or 'P' keys into the batch being built: until it is
+//  written, the store does not hold what the stage must mirror.
+static void
+s_stage_written (server_t *self)
+{
+    self->stage_written_seq = outq_batch_seq (self->outq);
+}
+
+//  Loads the stage of the target's migration from the store: its 'A' keys
+//  in the arc (counting those outside it) and every 'P' key. Only when
+//  the batch being built holds no 'A' or 'P' write (s_stage_written), so
+//  that the store holds all of them. 0; -1 not now, storage or memory (the
+//  stage then mirrors nothing).
+static int
+s_stage_load (server_t *self, const rl_migrate_rec_t *state)
+{
+    migrate_stage_t *st = s_stage (self);
+    if (!st || self->stage_written_seq == outq_batch_seq (self->outq)) {
+        return -1;
+    }
+    s_stage_reset (self, 0);
+    store_iter_t *it = store_iter_new (self->store, STORE_CF_IMPORTED);
+    if (!it) {
+        return -1;
+    }
+    int rc = 0;
+    uint8_t prefix = IMPORTED_ACCOUNT;
+    for (store_iter_seek (it, &prefix, 1); rc == 0 && store_iter_valid (it); store_iter_next (it)) {
+        size_t key_size = 0, value_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &value_size);
+        if (key[0] != IMPORTED_ACCOUNT) {
+            break;
+        }
+        if (key_size != 1 + RL_ID_SIZE || value_size != RL_ACCOUNT_SIZE) {
+            rc = -1;
+            break;
+        }
+        rl_id_t id = codec_decode_id (key + 1);
+        if (!imported_in_arc (state->arc_start, state->arc_end, id)) {
+            st->others++; //  not this arc's (none is expected): left as it is
+        } else if (s_stage_reserve (st, 1, 0) != 0 || s_stage_account (st, id, value) != 0) {
+            rc = -1;
+        }
+    }
+    prefix = IMPORTED_PENDING;
+    for (store_iter_seek (it, &prefix, 1); rc == 0 && store_iter_valid (it); store_iter_next (it)) {
+        size_t key_size = 0, value_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &value_size);
+        if (key[0] != IMPORTED_PENDING) {
+            break;
+        }
+        if (key_size != IMPORTED_PENDING_KEY_SIZE || value_size != RL_TRANSFER_SIZE
+            || s_stage_reserve (st, 0, 1) != 0) {
+            rc = -1;
+            break;
+        }
+        s_stage_pending (st, key, value);
+    }
+    store_iter_destroy (&it);
+    if (rc != 0 || store_failed (self->store)) {
+        s_stage_reset (self, 0);
+        return -1;
+    }
+    st->migration_id = state->migration_id;
+    return 0;
+}
+
+//  The stage of the target's migration, loaded when it mirrors nothing yet
+//  (a restart, a memory failure); NULL when it cannot be now (the turn
+//  holds writes, or storage or memory failed): the caller answers busy.
+static migrate_stage_t *
+s_stage_ready (server_t *self, const rl_migrate_rec_t *state)
+{
+    migrate_stage_t *st = s_stage (self);
+    if (st && st->migration_id == state->migration_id) {
+        return st;
+    }
+    if (!st || s_stage_load (self, state) != 0) {
+        rl_warn ("migration %" PRIu64 ": the staged accounts are not in memory yet: busy",
+                 state->migration_id);
+        return NULL;
+    }
+    return st;
+}
+
 //  Import ------------------------------------------------------------------------
 
 static zmsg_t *
@@ -890,7 +1123,7 @@ s_import (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
     if (chunk.seq != state->chunks + 1 || !chunk_cursor_eq (&chunk.from, &state->cursor)) {
         return s_refuse (self, envelope, h, "a chunk out of order");
     }
-    uint64_t records = 0, accounts = 0;
+    uint64_t records = 0, accounts = 0, pending = 0;
     for (uint32_t i = 0; i < chunk.entry_count; i++) {
         chunk_entry_t e;
         chunk_entry (&chunk, i, &e);
@@ -904,13 +1137,48 @@ s_import (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
         }
         records += e.kind != RL_CHUNK_ACCOUNT;
         accounts += e.kind == RL_CHUNK_ACCOUNT;
+        pending += e.kind == RL_CHUNK_PENDING;
     }
+    //  The stage takes the chunk's accounts and pending transfers first: if
+    //  memory runs out there, nothing is written and the stage is loaded
+    //  again from the store when the tool resends the chunk.
+    migrate_stage_t *st = s_stage_ready (self, state);
+    if (!st || s_stage_reserve (st, accounts, pending) != 0) {
+        s_stage_reset (self, 0);
+        return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
+    }
+    for (uint32_t i = 0; i < chunk.entry_count; i++) {
+        chunk_entry_t e;
+        chunk_entry (&chunk, i, &e);
+        uint8_t value[RL_ACCOUNT_SIZE]; //  as imported_put writes it
+        if (e.kind == RL_CHUNK_ACCOUNT) {
+            codec_encode_account (&e.account, value);
+            if (s_stage_account (st, e.account.id, value) != 0) {
+                //  Nothing is written yet: the tool sends the chunk again,
+                //  and the stage is loaded again from the store first.
+                s_stage_reset (self, 0);
+                return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
+            }
+        }
+    }
+    s_stage_written (self);
     if (chunk.from.phase == RL_MIGRATE_PHASE_DONE) {
         //  A round begins: the pending transfers an earlier round staged
         //  (one whose freeze did not last) are dropped, so that only the
         //  final round's stand (imported.c, 'P'). Before this chunk's puts.
         uint8_t from = IMPORTED_PENDING, to = IMPORTED_PENDING + 1;
         store_batch_delete_range (self->store, STORE_CF_IMPORTED, &from, 1, &to, 1);
+        st->pending_count = 0;
+    }
+    for (uint32_t i = 0; i < chunk.entry_count; i++) {
+        chunk_entry_t e;
+        chunk_entry (&chunk, i, &e);
+        if (e.kind == RL_CHUNK_PENDING) {
+            uint8_t key[IMPORTED_PENDING_KEY_SIZE], value[RL_TRANSFER_SIZE];
+            imported_pending_key (&e.transfer, key);
+            codec_encode_transfer (&e.transfer, value);
+            s_stage_pending (st, key, value);
+        }
     }
     for (uint32_t i = 0; i < chunk.entry_count; i++) {
         chunk_entry_t e;
@@ -1121,39 +1389,54 @@ s_account_cmp (const void *a, const void *b)
     return memcmp (&x->id, &y->id, sizeof (x->id));
 }
 
-//  Reads them and checks them against the staged accounts (sorted here by
-//  id), before anything changes: each fits the arc and names staged
-//  accounts on its side, none is live here already (one id, two debit
-//  accounts), they fit under RL_SHARD_PENDING_MAX, and every staged
-//  account's debits_pending and credits_pending are exactly what they
-//  reserve on it. 0; -2 refused (p->why); -1 storage or memory.
+//  The staged pending entries in key order, each key once (the last one
+//  staged: what the store holds), as indexes into st->pending.
+static const migrate_stage_t *s_sort_stage; //  qsort's context (the loop is single-threaded)
+
 static int
-s_staged_pending (server_t *self, const rl_migrate_rec_t *state, rl_account_t *staged, size_t count,
-                  s_staged_pending_t *p)
+s_pending_index_cmp (const void *a, const void *b)
+{
+    size_t x = *(const size_t *) a, y = *(const size_t *) b;
+    int c = memcmp (s_sort_stage->pending + x * S_STAGE_PENDING_SIZE,
+                    s_sort_stage->pending + y * S_STAGE_PENDING_SIZE, IMPORTED_PENDING_KEY_SIZE);
+    return c ? c : (x < y ? -1 : x > y);
+}
+
+//  Reads them (from the stage, in the order the store holds them) and
+//  checks them against the staged accounts (sorted here by id), before
+//  anything changes: each fits the arc and names staged accounts on its
+//  side, none is live here already (one id, two debit accounts), they fit
+//  under RL_SHARD_PENDING_MAX, and every staged account's debits_pending
+//  and credits_pending are exactly what they reserve on it. 0; -2 refused
+//  (p->why); -1 memory.
+static int
+s_staged_pending (server_t *self, const rl_migrate_rec_t *state, const migrate_stage_t *st,
+                  rl_account_t *staged, size_t count, s_staged_pending_t *p)
 {
     if (count > 1) {
         qsort (staged, count, sizeof (*staged), s_account_cmp);
     }
-    store_iter_t *it = store_iter_new (self->store, STORE_CF_IMPORTED);
     uint64_t *sums = calloc (2 * (count ? count : 1), sizeof (uint64_t)); //  debits, credits
-    int rc = it && sums ? 0 : -1;
-    uint8_t prefix = IMPORTED_PENDING;
-    if (rc == 0) {
-        store_iter_seek (it, &prefix, 1);
+    size_t *order = malloc ((st->pending_count ? st->pending_count : 1) * sizeof (size_t));
+    int rc = sums && order ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < st->pending_count; i++) {
+        order[i] = i;
     }
-    for (; rc == 0 && store_iter_valid (it); store_iter_next (it)) {
-        size_t key_size = 0, value_size = 0;
-        const uint8_t *key = store_iter_key (it, &key_size);
-        const uint8_t *value = store_iter_value (it, &value_size);
-        if (key[0] != IMPORTED_PENDING) {
-            break;
-        }
-        if (key_size != IMPORTED_PENDING_KEY_SIZE || value_size != RL_TRANSFER_SIZE) {
-            rc = -1;
-            break;
+    if (rc == 0 && st->pending_count > 1) {
+        s_sort_stage = st;
+        qsort (order, st->pending_count, sizeof (*order), s_pending_index_cmp);
+        s_sort_stage = NULL;
+    }
+    for (size_t i = 0; rc == 0 && i < st->pending_count; i++) {
+        const uint8_t *key = st->pending + order[i] * S_STAGE_PENDING_SIZE;
+        if (i + 1 < st->pending_count
+            && memcmp (key, st->pending + order[i + 1] * S_STAGE_PENDING_SIZE,
+                       IMPORTED_PENDING_KEY_SIZE)
+                   == 0) {
+            continue; //  staged again later: the later one stands, as in the store
         }
         rl_transfer_t t;
-        codec_decode_transfer (value, &t);
+        codec_decode_transfer (key + IMPORTED_PENDING_KEY_SIZE, &t);
         int side = imported_pending_side (state->arc_start, state->arc_end, &t);
         rl_account_t dr = {.id = t.debit_account_id}, cr = {.id = t.credit_account_id};
         rl_account_t *d = count ? bsearch (&dr, staged, count, sizeof (*staged), s_account_cmp)
@@ -1193,7 +1476,7 @@ s_staged_pending (server_t *self, const rl_migrate_rec_t *state, rl_account_t *s
         p->list[p->count].t = t;
         p->list[p->count++].side = (uint8_t) side;
     }
-    store_iter_destroy (&it);
+    free (order);
     if (rc == 0 && ledger_pending_count (self->ledger) + p->count > RL_SHARD_PENDING_MAX) {
         p->why = "the pending transfers of the arc do not fit under RL_SHARD_PENDING_MAX here";
         rc = -2;
@@ -1217,7 +1500,10 @@ s_staged_pending (server_t *self, const rl_migrate_rec_t *state, rl_account_t *s
 
 //  The target's handover: it serves the step's ring (loaded before), which
 //  gives it the arc, not received yet; in one batch the staged accounts
-//  become live, the arc becomes received, the state HANDED_OVER.
+//  become live, the arc becomes received, the state HANDED_OVER. The
+//  staged accounts and pending transfers come from the stage (memory): the
+//  commit reads nothing from the store, so the final chunk's import may
+//  come in the same turn.
 static zmsg_t *
 s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migrate_rec_t *state)
 {
@@ -1229,64 +1515,37 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
         return s_refuse (self, envelope, h,
                          "commit needs the final chunk and the step's ring giving the arc here");
     }
-    //  The staged accounts, read once (they are the freeze's to wait for):
-    //  first every check, then every change, so a refusal changes nothing.
-    store_iter_t *it = store_iter_new (self->store, STORE_CF_IMPORTED);
-    if (!it) {
-        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    int64_t began_us = zclock_usecs ();
+    migrate_stage_t *st = s_stage_ready (self, state);
+    if (!st) {
+        return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
     }
-    uint8_t prefix = IMPORTED_ACCOUNT;
-    rl_account_t *staged = NULL;
-    size_t count = 0, cap = 0, others = 0;
-    int rc = 0;
-    for (store_iter_seek (it, &prefix, 1); store_iter_valid (it); store_iter_next (it)) {
-        size_t key_size = 0, value_size = 0;
-        const uint8_t *key = store_iter_key (it, &key_size);
-        const uint8_t *value = store_iter_value (it, &value_size);
-        if (key[0] != IMPORTED_ACCOUNT) {
-            break;
-        }
-        if (key_size != 1 + RL_ID_SIZE || value_size != RL_ACCOUNT_SIZE) {
-            rc = -1;
-            break;
-        }
-        rl_account_t a, here;
-        codec_decode_account (value, &a);
-        if (!imported_in_arc (state->arc_start, state->arc_end, a.id)) {
-            others++; //  not this arc's (none is expected): left as it is
-            continue;
-        }
-        ledger_lookup_accounts (self->ledger, &a.id, 1, &here);
-        if (here.timestamp != 0 || a.debits_reserved || a.credits_reserved) {
+    //  First every check, then every change, so a refusal changes nothing.
+    size_t count = st->account_count, others = st->others;
+    rl_account_t *staged = malloc ((count ? count : 1) * sizeof (*staged));
+    int rc = staged ? 0 : -1;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        rl_account_t here;
+        codec_decode_account (st->accounts + i * RL_ACCOUNT_SIZE, &staged[i]);
+        ledger_lookup_accounts (self->ledger, &staged[i].id, 1, &here);
+        if (here.timestamp != 0 || staged[i].debits_reserved || staged[i].credits_reserved) {
             rc = -2; //  held here already, or something still in escrow
-            break;
         }
-        if (count == cap) {
-            size_t grown = cap ? cap * 2 : 1024;
-            rl_account_t *more = realloc (staged, grown * sizeof (*staged));
-            if (!more) {
-                rc = -1;
-                break;
-            }
-            staged = more;
-            cap = grown;
-        }
-        staged[count++] = a;
     }
-    store_iter_destroy (&it);
     if (rc == -2) {
         free (staged);
         return s_refuse (self, envelope, h, "an account of the arc is held here or in escrow");
     }
     s_staged_pending_t pend = {0};
     if (rc == 0) {
-        rc = s_staged_pending (self, state, staged, count, &pend);
+        rc = s_staged_pending (self, state, st, staged, count, &pend);
     }
     if (rc == -2) {
         free (staged);
         free (pend.list);
         return s_refuse (self, envelope, h, pend.why);
     }
+    s_stage_written (self); //  from here on the batch deletes staged keys
     for (size_t i = 0; i < count && rc == 0; i++) {
         //  Its pending amounts come back with the transfers installed below.
         staged[i].debits_pending = staged[i].credits_pending = 0;
@@ -1300,7 +1559,7 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
     if (rc == 0 && others == 0) {
         //  Every staged key was the arc's: one range tombstone, which later
         //  scans of the staged keys skip at once (a point delete per key
-        //  left every later step's commit and abort walking over them all).
+        //  left every later step's abort and a restart's load walking over them all).
         uint8_t from = IMPORTED_ACCOUNT, to = IMPORTED_ACCOUNT + 1;
         store_batch_delete_range (self->store, STORE_CF_IMPORTED, &from, 1, &to, 1);
     }
@@ -1315,7 +1574,7 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
             rc = 0;
         }
     }
-    if (rc == 0 && pend.count > 0) {
+    if (rc == 0 && st->pending_count > 0) {
         uint8_t from = IMPORTED_PENDING, to = IMPORTED_PENDING + 1; //  every one is the arc's
         store_batch_delete_range (self->store, STORE_CF_IMPORTED, &from, 1, &to, 1);
     }
@@ -1323,17 +1582,22 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
     free (staged);
     free (pend.list);
     if (rc != 0 || arcs_mark_received (arcs, state->arc_start, state->arc_end) != 0) {
+        s_stage_reset (self, 0);
         rl_error ("migration %" PRIu64 ": the handover failed (storage or memory)",
                   state->migration_id);
         return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
     }
     state->state = RL_MIGRATE_HANDED_OVER;
     s_state_put (self);
+    s_stage_reset (self, state->migration_id); //  the staged keys are deleted: nothing left
+    st->others = others;                       //  point deletes left the others in place
     RL_FAILPOINT (MIGRATE_COMMIT_TARGET);
     self->reply_fp = RL_FP_MIGRATE_COMMIT_TARGET_SYNCED;
     rl_info ("migration %" PRIu64 ": handed over at epoch %" PRIu64
-             ", %zu accounts installed, %zu transfers still pending and %zu resolved states",
-             state->migration_id, ring_epoch (self->ring), installs, live, pend.count - live);
+             ", %zu accounts installed, %zu transfers still pending and %zu resolved states"
+             " (%" PRId64 " us in the loop)",
+             state->migration_id, ring_epoch (self->ring), installs, live, pend.count - live,
+             (int64_t) (zclock_usecs () - began_us));
     return s_reply_state (self, envelope, h);
 }
 
@@ -1445,6 +1709,8 @@ s_abort_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migra
     size_t judged = 0, deleted = 0;
     bool done = false;
     rc = 0;
+    s_stage_written (self); //  it deletes staged keys: the stage mirrors nothing now
+    s_stage_reset (self, 0);
     for (;; store_iter_next (it)) {
         if (!store_iter_valid (it)) {
             done = true;
@@ -1950,6 +2216,19 @@ migrate_start (server_t *self)
         s_freeze (self, state); //  a write must not slip in after the last chunk
         rl_info ("migration %" PRIu64 ": the arc is frozen again (%s)", state->migration_id,
                  state->state == RL_MIGRATE_SHIPPED ? "shipped" : "draining");
+    }
+    if (state->role == RL_MIGRATE_TARGET
+        && (state->state == RL_MIGRATE_COPYING || state->state == RL_MIGRATE_SHIPPED)) {
+        //  The staged accounts back in memory, before the commit needs them.
+        if (s_stage_load (self, state) != 0) {
+            rl_warn ("migration %" PRIu64 ": the staged accounts do not load now: "
+                     "loaded at the next import or commit",
+                     state->migration_id);
+        } else {
+            rl_info ("migration %" PRIu64 ": %zu staged accounts and %zu pending transfers "
+                     "in memory",
+                     state->migration_id, self->stage->account_count, self->stage->pending_count);
+        }
     }
     return 0;
 }

@@ -1688,6 +1688,7 @@ server_destroy (server_t **self_p)
         zmsg_destroy (&self->inbox[i]);
     }
     migrate_parked_drop (self);
+    migrate_stage_drop (self);
     free (self->held);
     free (self->arc_load);
     free (self->round_keys); //  a migration's round list (migrate.c)

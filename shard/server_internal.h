@@ -123,6 +123,12 @@ struct server_t {
                              //  RL_ID_SIZE each, in key order (NULL: none listed)
     size_t round_count;
     uint32_t round_listed; //  the round listed + 1 (0: none)
+    //  migrate.c: the target's staged accounts and pending transfers ('A',
+    //  'P' of the imported family), decoded as the store holds them, so
+    //  that the commit reads nothing from the store (migrate.c, "THE
+    //  STAGE"); NULL until a target migration needs it
+    struct migrate_stage_t *stage;
+    uint64_t stage_written_seq; //  the group commit of migrate.c's last 'A' or 'P' write
     //  migrate.c: per-arc load (arc_load), per point of the ring served: the
     //  total, then one count per second of the window (RL_ARC_LOAD_WINDOW_S)
     uint64_t *arc_load;
@@ -189,6 +195,8 @@ void migrate_tick (server_t *self);
 zmsg_t *migrate_parked (server_t *self);
 //  The export that waits, dropped unanswered (a failed shard, a stop).
 void migrate_parked_drop (server_t *self);
+//  Frees the target's stage (server_destroy).
+void migrate_stage_drop (server_t *self);
 //  Counts create_transfers records by their debit account's arc (arc_load)
 //  and by the account itself (hot_accounts).
 void migrate_count_transfers (server_t *self, const rl_transfer_t *transfers, size_t count);

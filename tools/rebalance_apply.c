@@ -10,9 +10,9 @@
         few records, migrate_freeze, the round whose first export waits on
         the source until nothing two-phase touches the arc (else
         migrate_drain polled), the final round (its last chunk, held until
-        the state says handover, then makes the target SHIPPED), then the
-        handover: the step's ring into the target with its commit, back to
-        back (one sync there), the ring into the source, its commit, the ring
+        the state says handover), then the handover: that chunk, the step's
+        ring and the commit into the target, back to back (one turn and one
+        sync there), the ring into the source, its commit, the ring
         into every other shard, then the source's cleanup (it deletes the
         arc's accounts). A target that refuses its commit has the step
         rolled back (both sides aborted, every shard brought to
@@ -1096,14 +1096,14 @@ s_final_rest (s_run_t *r)
     return 0;
 }
 
-//  The step's ring and the commit in one round trip to the target, sent
-//  back to back on one connection, so that the target applies them in
-//  order in one turn and answers both after one sync. (The final chunk
-//  cannot go with them: the commit reads the staged accounts from the
-//  store, and an import in the same turn is still in the unwritten
-//  batch.) -1: not both replies came back clean from a live target (a
-//  timeout, busy, a send that failed): the caller sends each again, one
-//  after the other (each is idempotent). Otherwise as s_target_handover.
+//  The final chunk (when held), the step's ring and the commit in one
+//  round trip to the target, sent back to back on one connection, so that
+//  the target applies them in order in one turn and answers them after
+//  one sync (its commit takes the staged accounts from memory, the final
+//  chunk's among them: docs/rebalance.md, "The stage"). -1: not every
+//  reply came back clean from a live target (a timeout, busy, a send that
+//  failed): the caller sends what is left again, one after the other (each
+//  is idempotent). Otherwise as s_target_handover.
 static int
 s_target_pipelined (s_run_t *r, size_t k)
 {
@@ -1119,15 +1119,22 @@ s_target_pipelined (s_run_t *r, size_t k)
     uint8_t commit[RL_MIGRATE_SIZE];
     rl_migrate_rec_t req = s_request (r->step, RL_MIGRATE_TARGET);
     codec_encode_migrate (&req, commit);
-    assert (!r->final_chunk);
-    enum { RING, COMMIT, PARTS };
+    enum { IMPORT, RING, COMMIT, PARTS };
     uint64_t ids[PARTS] = {0};
     bool sent[PARTS] = {false}, got[PARTS] = {false};
-    int rcs[PARTS] = {RL_CLIENT_TIMEOUT, RL_CLIENT_TIMEOUT};
+    int rcs[PARTS] = {RL_CLIENT_TIMEOUT, RL_CLIENT_TIMEOUT, RL_CLIENT_TIMEOUT};
     rl_migrate_rec_t recs[PARTS];
     memset (recs, 0, sizeof recs);
-    int rc = rl_client_send (client, RL_OP_LOAD_RING, blob, ring_size, 1, &ids[RING]);
-    sent[RING] = rc == 0;
+    int rc = 0;
+    if (r->final_chunk) {
+        rc = rl_client_send (client, RL_OP_MIGRATE_IMPORT, r->final_chunk, r->final_size, 1,
+                             &ids[IMPORT]);
+        sent[IMPORT] = rc == 0;
+    }
+    if (rc == 0) {
+        rc = rl_client_send (client, RL_OP_LOAD_RING, blob, ring_size, 1, &ids[RING]);
+        sent[RING] = rc == 0;
+    }
     if (rc == 0) {
         rc = rl_client_send (client, RL_OP_MIGRATE_COMMIT, commit, sizeof commit, 1, &ids[COMMIT]);
         sent[COMMIT] = rc == 0;
@@ -1136,7 +1143,7 @@ s_target_pipelined (s_run_t *r, size_t k)
     int point = rc == 0 ? s_point (RL_FAILPOINT (REBALANCE_TARGET_RING), "rebalance.target_ring")
                         : 0;
     int64_t deadline = zclock_mono () + ctx->args->timeout_ms;
-    size_t waiting = (size_t) sent[RING] + sent[COMMIT];
+    size_t waiting = (size_t) sent[IMPORT] + sent[RING] + sent[COMMIT];
     while (point == 0 && waiting > 0) {
         int64_t left = deadline - zclock_mono ();
         if (left <= 0) {
@@ -1178,7 +1185,22 @@ s_target_pipelined (s_run_t *r, size_t k)
         return point;
     }
     //  In the order the target applied them: a part that failed for a
-    //  reason worth a resend sends it and what follows again.
+    //  reason worth a resend sends it and what follows again. The commit
+    //  counts only after the final chunk was taken (a chunk refused makes
+    //  the commit refused too, which is no refusal of the step).
+    if (r->final_chunk) {
+        if (!got[IMPORT] || s_retryable (rcs[IMPORT])) {
+            return -1;
+        }
+        if (rcs[IMPORT] != 0) {
+            return s_fail (RB_EXIT_CLUSTER,
+                           "step %zu: migrate_import of the final chunk into %s: %s", r->index + 1,
+                           r->target->name, s_rc_text (rcs[IMPORT]));
+        }
+        if ((rc = s_imported (r, &recs[IMPORT])) != 0) {
+            return rc;
+        }
+    }
     if (!got[RING] || s_retryable (rcs[RING])) {
         return -1;
     }
@@ -1216,11 +1238,14 @@ s_target_handover (s_run_t *r, size_t k)
         }
         return rc != 0 ? rc : S_COMMIT_REFUSED;
     }
-    int rc = s_final_import (r);
-    if (rc != 0 || (rc = s_target_pipelined (r, k)) >= 0) {
+    int rc = s_target_pipelined (r, k);
+    if (rc >= 0) {
         return rc;
     }
     //  One after the other, each sent again while it times out.
+    if ((rc = s_final_import (r)) != 0) {
+        return rc;
+    }
     if ((rc = s_load_ring (r->ctx, r->target, k)) != 0) {
         return s_fail (RB_EXIT_CLUSTER, "step %zu: load_ring into the target %s: %s", k,
                        r->target->name, s_rc_text (rc));
