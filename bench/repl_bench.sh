@@ -115,13 +115,16 @@ stop_pair () {
 # ids again, answered `exists` without a write (nothing to replicate).
 seed=100
 load () {
-    local b=$1 d=$2 out=$3; shift 3
+    local b=$1 d=$2 out=$3 allowed='{"ok"}'; shift 3
+    # --fill: the load only fills the shard (before a fail-over): a
+    # semi-synchronous primary stalled by a loaded machine may answer busy.
+    if [ "${1:-}" = --fill ]; then allowed='{"ok", "status:busy"}'; shift; fi
     seed=$((seed + 1))
     "$rlbench" --connect "$P" --insecure --batch "$b" --window 4 --accounts "$accounts" \
         --warmup "$warmup" --duration "$d" --seed "$seed" --json --quiet --no-check "$@" \
         > "$out" 2>>"$work/log" || { say "rlbench failed:"; tail -n 5 "$work/log" >&2; exit 1; }
     python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))
-if set(r["results"]) != {"ok"}: sys.exit("repl_bench: rlbench results %s: not all ok" % r["results"])' "$out"
+if "ok" not in r["results"] or not set(r["results"]) <= eval(sys.argv[2]): sys.exit("repl_bench: rlbench results %s: not all ok" % r["results"])' "$out" "$allowed"
 }
 # 1 and 2, and 5 in the first round: one side of a round.
 throughput_round () {
@@ -218,7 +221,7 @@ failover_round () {
     start_pair "$( [ "$mode" = late ] && echo semi || echo "$mode")" "f$mode$n"
     ctl "$P" --timeout-ms 10000 create-account 990000001 990000002 --ledger 1 --code 1 >/dev/null 2>>"$work/log" \
         || { say "create-account failed"; exit 1; }
-    [ $smoke = 1 ] || load "$batch" "$seconds" "$work/fo-$mode-$n.json"
+    [ $smoke = 1 ] || load "$batch" "$seconds" "$work/fo-$mode-$n.json" --fill
     kill -KILL "$primary_pid"; wait "$primary_pid" 2>/dev/null || true
     [ "$mode" != late ] || sleep 1.2 # past the dead primary's lease
     t0=$(now)
