@@ -246,7 +246,7 @@ failover_round () {
     t1=$(now)
     stop_pair
     python3 -c 'import sys; print("%.1f" % ((float(sys.argv[2]) - float(sys.argv[1])) * 1000))' "$t0" "$t1" >> "$work/failover-$mode"
-    echo "round $n $mode: $(case $mode in alone) echo "SIGKILL, restart" ;; semi) echo "SIGKILL, promote" ;; *) echo "promote 1.2 s after the SIGKILL" ;; esac) -> first acknowledged transfer $(tail -n 1 "$work/failover-$mode") ms"
+    echo "round $n $mode: $(case $mode in alone) echo "restart" ;; semi) echo "promote" ;; *) echo "promote 1.2 s after the SIGKILL" ;; esac) -> first acknowledged transfer $(tail -n 1 "$work/failover-$mode") ms"
 }
 
 echo "ringledger replication: 1 shard, durability sync, standby on the same machine; $rounds round(s) of $seconds s at batch $batch; $accounts accounts; load average $(cut -d' ' -f1 /proc/loadavg)"

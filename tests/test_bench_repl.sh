@@ -26,6 +26,9 @@ repl)
         || fail "no catch-up line"
     grep -q "^round 1 alone: restart -> first acknowledged transfer $N ms\$" "$OUT" || fail "no restart line"
     grep -q "^round 1 semi: promote -> first acknowledged transfer $N ms\$" "$OUT" || fail "no promote line"
+    grep -q "^round 1 late: promote 1.2 s after the SIGKILL -> first acknowledged transfer $N ms\$" "$OUT" \
+        || fail "no late promote line"
+    grep -q "^  promote -> first write ms  *- | *$N | " "$OUT" || fail "no late promote medians line"
     for f in "batch 1000  transfers/s" "primary CPU us/transfer" "batch 1 p50 ms" "batch 1 p99 ms" \
         "fail-over -> first write ms" "backup MB/s (round 1)"; do
         grep -q "^  $f  *$N | *$N | " "$OUT" || fail "no medians line '$f'"
