@@ -40,20 +40,23 @@ typedef struct {
                                        //  at (0: loaded); C tombstone: expiry
     uint64_t next_ns;                  //  monotonic; next resend (decision) or query
     uint64_t backoff_ms;
-    int32_t request;     //  D live: the client request (coordinator's request table)
-    uint32_t index;      //  D live: record index in that request
-    uint32_t group;      //  D live: the linked chain it is a member of (1..), or 0: none
-    int32_t group_next;  //  D live: the group's next member, or -1
-    bool local;          //  D live: a group member whose credit is here too (no PREPARE)
-    bool prepared;       //  D live: a group member whose participant answered PREPARED
-    uint64_t created_ns; //  wall clock: when the attempt or record began (admin listing)
-    uint64_t stamp;      //  C marker: its place in the marker FIFO
-    uint64_t key_seq;    //  its key in xlog or prepared (increasing)
-    uint64_t write_seq;  //  the group commit that wrote its record (0: recovered, durable)
-    int32_t next;        //  chain of the same id
-    bool keyed;          //  holds a key the table still needs (in the key order below)
-    int32_t key_prev;    //  the order of keys: the entry with the next lower key, or -1
-    int32_t key_next;    //  ... the next higher, or -1
+    int32_t request;      //  D live: the client request (coordinator's request table)
+    uint32_t index;       //  D live: record index in that request
+    uint32_t group;       //  D live: the linked chain it is a member of (1..), or 0: none
+    int32_t group_next;   //  D live: the group's next member, or -1
+    bool local;           //  D live: a group member whose credit is here too (no PREPARE)
+    bool prepared;        //  D live: a group member whose participant answered PREPARED
+    uint32_t repeats;     //  D live: later records of its chain repeating it (same id, same record)
+    uint32_t repeat_head; //  D live: the last of them (record index + 1; 0: none), see
+                          //  coordinator_group_repeat
+    uint64_t created_ns;  //  wall clock: when the attempt or record began (admin listing)
+    uint64_t stamp;       //  C marker: its place in the marker FIFO
+    uint64_t key_seq;     //  its key in xlog or prepared (increasing)
+    uint64_t write_seq;   //  the group commit that wrote its record (0: recovered, durable)
+    int32_t next;         //  chain of the same id
+    bool keyed;           //  holds a key the table still needs (in the key order below)
+    int32_t key_prev;     //  the order of keys: the entry with the next lower key, or -1
+    int32_t key_next;     //  ... the next higher, or -1
 } attempt_t;
 
 //  The keys of a table stored in a column family (xlog, prepared): every

@@ -157,6 +157,7 @@ typedef struct {
     uint32_t first;   //  its first record in that request
     uint32_t last;    //  its last (known at the launch)
     int32_t head;     //  its first member (a live attempt's slot), or -1
+    int32_t tail;     //  its last member: members are kept in record order
     uint32_t members; //  live attempts in it
     uint32_t waiting; //  members of other shards not yet PREPARED
 } s_group_t;
@@ -424,6 +425,25 @@ coordinator_request_drop (coordinator_t *self, rl_header_t *header_p)
     return NULL;
 }
 
+//  The repeats of a decided group member (coordinator_group_repeat),
+//  answered with it: exists with its timestamp, or linked_event_failed.
+static void
+s_repeats_decided (const attempt_t *e, rl_result_rec_t *results, uint32_t count, uint32_t result,
+                   uint64_t ts)
+{
+    uint32_t seen = 0;
+    for (uint32_t k = e->repeat_head; k != 0; seen++) {
+        assert (k - 1 < count && results[k - 1].result == COORDINATOR_PENDING);
+        uint32_t next = (uint32_t) results[k - 1].timestamp;
+        results[k - 1] = (rl_result_rec_t){.index = k - 1,
+                                           .result = result == RL_OK ? RL_EXISTS
+                                                                     : RL_LINKED_EVENT_FAILED,
+                                           .timestamp = result == RL_OK ? ts : 0};
+        k = next;
+    }
+    assert (seen == e->repeats);
+}
+
 //  One record of a request is decided; the reply is queued after the last.
 static void
 s_request_decided (coordinator_t *self, attempt_t *e, uint32_t result, uint64_t ts,
@@ -434,8 +454,8 @@ s_request_decided (coordinator_t *self, attempt_t *e, uint32_t result, uint64_t 
     }
     assert (e->request < RL_SHARD_PENDING_REQUESTS_MAX);
     s_request_t *r = &self->requests[e->request];
-    assert (r->used && r->open > 0);
-    r->open--;
+    assert (r->used && r->open >= 1 + e->repeats);
+    r->open -= 1 + e->repeats;
     if (!r->held) {
         //  Not kept (out of memory in coordinator_request_hold): the client
         //  was told in_doubt; nobody waits for this result.
@@ -447,6 +467,7 @@ s_request_decided (coordinator_t *self, attempt_t *e, uint32_t result, uint64_t 
     assert (e->index < r->count && r->results[e->index].result == COORDINATOR_PENDING);
     r->results[e->index] = (rl_result_rec_t){
         .index = e->index, .result = result, .timestamp = result == RL_OK ? ts : 0};
+    s_repeats_decided (e, r->results, r->count, result, ts);
     if (write_seq > r->needs_seq) {
         r->needs_seq = write_seq;
     }
@@ -511,10 +532,19 @@ s_group_join (coordinator_t *self, uint32_t g, int32_t i, bool local)
     assert (!group->launched);
     attempt_t *e = attempts_at (&self->attempts, i);
     e->group = g;
-    e->group_next = group->head;
+    e->group_next = -1;
     e->local = local;
     e->prepared = false;
-    group->head = i;
+    e->repeats = 0;
+    e->repeat_head = 0;
+    //  Appended, so that a decision walks the members in record order and
+    //  their timestamps increase with it, as in a chain of one shard.
+    if (group->head < 0) {
+        group->head = i;
+    } else {
+        attempts_at (&self->attempts, group->tail)->group_next = i;
+    }
+    group->tail = i;
     group->members++;
     group->waiting += !local;
 }
@@ -744,7 +774,7 @@ coordinator_group_new (coordinator_t *self, int32_t request, uint32_t first)
     uint32_t g = self->groups_free[--self->groups_free_count];
     assert (g >= 1 && g <= RL_TP_GROUPS_MAX && !self->groups[g].used);
     self->groups[g] = (s_group_t){
-        .used = true, .request = request, .first = first, .last = first, .head = -1};
+        .used = true, .request = request, .first = first, .last = first, .head = -1, .tail = -1};
     return g;
 }
 
@@ -851,7 +881,8 @@ coordinator_group_cancel (coordinator_t *self, uint32_t g)
             accounts_debit_release (self->accounts, e->transfer.debit_account_id,
                                     e->transfer.amount, false);
         }
-        r->open--;
+        assert (r->open >= 1 + e->repeats);
+        r->open -= 1 + e->repeats; //  the ledger answers the chain's records itself
         group->members--;
         attempts_remove (&self->attempts, i);
     }
@@ -887,7 +918,9 @@ coordinator_group_launch (coordinator_t *self, uint32_t g, uint32_t last, rl_res
         group->head = e->group_next;
         uint64_t ts = s_local_end (self, e, true, now);
         results[e->index] = (rl_result_rec_t){.index = e->index, .result = RL_OK, .timestamp = ts};
-        r->open--;
+        s_repeats_decided (e, results, last + 1, RL_OK, ts);
+        assert (r->open >= 1 + e->repeats);
+        r->open -= 1 + e->repeats;
         group->members--;
         attempts_remove (&self->attempts, i);
     }
@@ -1017,6 +1050,28 @@ coordinator_group_member (coordinator_t *self, uint32_t g, rl_id_t id)
         i = e->next;
     }
     return NULL;
+}
+
+rl_result_rec_t
+coordinator_group_repeat (coordinator_t *self, uint32_t g, rl_id_t id, uint32_t index)
+{
+    assert (self && g != 0);
+    for (int32_t i = attempts_head (&self->attempts, id); i >= 0;) {
+        attempt_t *e = attempts_at (&self->attempts, i);
+        if (e->state == ATTEMPT_LIVE && e->group == g && rl_id_eq (e->tp.id, id)) {
+            assert (e->request >= 0 && self->requests[e->request].used);
+            assert (index > e->index && index < UINT32_MAX);
+            rl_result_rec_t r = {
+                .index = index, .result = COORDINATOR_PENDING, .timestamp = e->repeat_head};
+            e->repeat_head = index + 1;
+            e->repeats++;
+            self->requests[e->request].open++;
+            return r;
+        }
+        i = e->next;
+    }
+    assert (false); //  the ledger found the member a moment before
+    return (rl_result_rec_t){.index = index, .result = RL_ABORTED};
 }
 
 void

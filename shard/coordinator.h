@@ -104,6 +104,13 @@ void coordinator_group_launch (coordinator_t *self, uint32_t group, uint32_t las
 //  The transfer of id's live attempt when it is a member of group g (the
 //  same id twice in one chain), else NULL.
 const rl_transfer_t *coordinator_group_member (coordinator_t *self, uint32_t g, rl_id_t id);
+//  Record `index` of the request repeats group g's member `id` (the same
+//  record: exists, as in a chain of one shard): answered with the member
+//  when it is decided, exists with its timestamp or linked_event_failed.
+//  Returns the pending result to store at `index` (its timestamp field
+//  links the member's earlier repeat until then).
+rl_result_rec_t coordinator_group_repeat (coordinator_t *self, uint32_t g, rl_id_t id,
+                                          uint32_t index);
 //  Chains across shards committed whole and failed whole, since start.
 void coordinator_group_counts (const coordinator_t *self, uint64_t *committed, uint64_t *failed);
 

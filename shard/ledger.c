@@ -740,6 +740,11 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
             rl_transfer_t live = *member;
             live.reserved = JOURNAL_STORED (RL_OK, JOURNAL_LEG_BOTH);
             r.result = s_transfer_exists (t, &live);
+            if (r.result == RL_EXISTS) {
+                //  Answered with the member once the chain is decided: exists
+                //  with its timestamp, or linked_event_failed.
+                return coordinator_group_repeat (self->coordinator, group, t->id, index);
+            }
             return r;
         }
         r.result = RL_IN_PROGRESS; //  one live attempt per id: wait for its decision

@@ -613,6 +613,18 @@ test_across_abort (void **state)
     assert_true (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 2));
     assert_int_equal (r[0].result, RL_OK);
     assert_int_equal (r[1].result, RL_EXISTS);
+    assert_true (r[0].timestamp != 0);
+    assert_int_equal (r[1].timestamp, r[0].timestamp); //  the repeat: the member's record
+    lk_expect (1, 0, 71, 0, 0);
+    //  ... and, the chain refused, the repeat linked_event_failed, nothing stored.
+    rl_transfer_t again[2] = {lk_t (LINKED, 1, 2, 4)};
+    again[1] = again[0];
+    again[1].flags = 0;
+    assert_int_equal (s_across_send (again, 2, prep), 1);
+    assert_true (
+        s_answer (&prep[0], RL_TP_REFUSED, RL_CREDIT_ACCOUNT_NOT_FOUND, dec, &n_dec, r, 2));
+    s_results (r, 2, (uint32_t[]){RL_CREDIT_ACCOUNT_NOT_FOUND, RL_LINKED_EVENT_FAILED});
+    assert_false (s_found (&again[0]));
     lk_expect (1, 0, 71, 0, 0);
     //  A hostile refusal "refused, ok": an infrastructure one (aborted),
     //  nothing posted without a COMMIT.

@@ -229,6 +229,18 @@ test_chains_router (void **state)
     s_expect (ctx, credit, 2, (uint32_t[]){RL_OK, RL_OK});
     tk_model_apply (&ctx->model, &credit[0]);
     tk_model_apply (&ctx->model, &credit[1]);
+    //  Its members' timestamps follow the record order, held members and
+    //  members of the other shard interleaved, as in a chain of one shard.
+    rl_transfer_t order[4] = {s_t (L, a, x, 1), s_t (L, a, b, 1), s_t (L, a, y, 1),
+                              s_t (0, a, c, 1)};
+    rl_result_rec_t order_r[4];
+    assert_int_equal (rl_client_create_transfers (ctx->client, order, 4, order_r, TK_TIMEOUT_MS),
+                      0);
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal (order_r[i].result, RL_OK);
+        assert_true (i == 0 || order_r[i].timestamp > order_r[i - 1].timestamp);
+        tk_model_apply (&ctx->model, &order[i]);
+    }
     //  Open at the end of the request.
     rl_transfer_t open[3] = {s_t (0, x, y, 1), s_t (L, a, b, 1), s_t (L, a, b, 1)};
     s_expect (ctx, open, 3,
