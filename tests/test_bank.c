@@ -19,12 +19,12 @@
         transfers, posts and voids), some failing on an overdraft.
     The nemesis kills in two ways. Each shard starts with one crash
     failpoint armed at a seeded hit (shard.before_commit, after_write,
-    after_sync or after_reply, hit 10..BANK_HIT_MAX): it dies by SIGKILL in
-    the middle of a turn, with the request in flight (whose outcome is then
-    unknown), and is restarted with another point armed. And every
-    BANK_KILL_MIN_MS..BANK_KILL_MAX_MS a SIGKILL from outside takes one
-    shard between requests (cross-shard attempts and expiries may be under
-    way), restarted at once.
+    after_sync or after_reply, hit BANK_HIT_MIN..BANK_HIT_MAX, above the
+    set-up): it dies by SIGKILL in the middle of a turn, with the request
+    in flight (whose outcome is then unknown), and is restarted with
+    another point armed. And every BANK_KILL_MIN_MS..BANK_KILL_MAX_MS a
+    SIGKILL from outside takes one shard between requests (cross-shard
+    attempts and expiries may be under way), restarted at once.
 
     Then, once every timeout has run and the shards are quiet, the strong
     checks:
@@ -78,7 +78,11 @@
 #define TIMEOUT_MAX_S    2 //  pending transfers' timeouts: 1..this
 #define UNKNOWN          UINT32_MAX
 #define PREPARE_TIMEOUT  "300"
-#define BANK_HIT_MAX     200 //  a crash failpoint's hit: 10..this
+#define BANK_HIT_MAX     200 //  a crash failpoint's hit: BANK_HIT_MIN..this
+//  Above the hits of the set-up (each account and each funding transfer is
+//  a request of its own, so a turn, a write and a sync), which no crash
+//  may interrupt: it asserts every answer.
+#define BANK_HIT_MIN (2 * ACCOUNTS + 10)
 
 static const char *s_points[] = {"shard.before_commit", "shard.after_write", "shard.after_sync",
                                  "shard.after_reply"};
@@ -177,7 +181,7 @@ s_start (s_ctx_t *ctx, int i)
 {
     snprintf (ctx->armed[i], sizeof ctx->armed[i], "RL_FAILPOINTS=%s=crash@%lu",
               s_points[s_rand (ctx, POINTS)],
-              (unsigned long) (10 + s_rand (ctx, BANK_HIT_MAX - 10)));
+              (unsigned long) (BANK_HIT_MIN + s_rand (ctx, BANK_HIT_MAX - BANK_HIT_MIN)));
     ctx->shards[i].env[0] = ctx->armed[i];
     ctx->shards[i].env[1] = NULL;
     assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
