@@ -627,6 +627,7 @@ s_open (s_main_t *self)
     //  the old primary's lease (and the linger of its answer) here, and
     //  releases its socket for the server's.
     replica_promoted_serve (&self->promoted);
+    replica_serve_wait (self->store); //  restarted within the old primary's lease: its rest
     self->server = server_new (o, self->store, &self->ring, self->outq, self->ledger);
     if (!self->server) {
         return -1;

@@ -70,6 +70,11 @@ _Static_assert(REPLICA_SEED_CHUNK_BYTES <= REPLICA_EVENT_BYTES_MAX, "a chunk fit
 #define REPLICA_META_PROMOTED "repl_promoted" //  stream id fenced (8): this data is a primary's
 #define REPLICA_META_FENCED   "repl_fenced"   //  a promotion fenced this primary (1 byte)
 #define REPLICA_META_LEASE    "repl_lease_ms" //  a standby: the largest timeout its primary told (8)
+//  A promoted directory serves nothing before this wall-clock time (ms since
+//  the epoch, 8) + the wait it stood for (ms, 8: a clock that went back
+//  never makes a longer one): the end of the old primary's lease, written
+//  with the fence, so that a restart within the lease waits out the rest.
+#define REPLICA_META_SERVE_AT "repl_serve_at"
 //  This data directory ran as a primary with --standby (1 byte; a seed
 //  copies it): it asks its peers for their rings at start (server.c)
 #define REPLICA_META_PRIMARY "repl_primary"
@@ -239,5 +244,9 @@ store_t *replica_promoted_store (replica_promoted_t *promoted);
 //  socket and frees the rest (the store too, if it was not taken). Returns
 //  at once for a directory promoted before this start, or after a signal.
 void replica_promoted_serve (replica_promoted_t **promoted_p);
+//  A promoted directory restarted before the old primary's lease ended
+//  (REPLICA_META_SERVE_AT): waits out the rest (at most the longest lease)
+//  before the server binds. Returns at once otherwise, or on SIGINT/SIGTERM.
+void replica_serve_wait (store_t *store);
 
 #endif

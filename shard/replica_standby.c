@@ -314,10 +314,26 @@ s_on_client (s_standby_t *self, zframe_t **id_p, zframe_t *payload)
                  self->stream, self->position);
         s_seed_abandon (self);
     }
+    //  The old primary's lease (replica.c) ran from at most our last ok
+    //  answer: it has stopped answering before this one starts.
+    int64_t linger = REPLICA_PROMOTE_LINGER_MS;
+    if (self->last_ok_ms) {
+        int64_t lease_end = self->last_ok_ms + self->primary_timeout_ms
+                            + self->primary_timeout_ms / 16 + REPLICA_LEASE_MARGIN_MS;
+        int64_t left = lease_end - zclock_mono ();
+        linger = left > linger ? left : linger;
+    }
     uint8_t value[8];
     codec_put_u64 (value, self->stream);
     store_batch_put (self->store, STORE_CF_META, REPLICA_META_PROMOTED,
                      strlen (REPLICA_META_PROMOTED), value, sizeof value);
+    //  With the fence, when serving may begin: a restart before then
+    //  (replica_serve_wait) waits out the rest of the lease.
+    uint8_t serve_at[16];
+    codec_put_u64 (serve_at, (uint64_t) (zclock_time () + linger));
+    codec_put_u64 (serve_at + 8, (uint64_t) linger);
+    store_batch_put (self->store, STORE_CF_META, REPLICA_META_SERVE_AT,
+                     strlen (REPLICA_META_SERVE_AT), serve_at, sizeof serve_at);
     if (store_commit (self->store) != 0) {
         rl_error ("standby: promote: cannot write the fence: %s", store_error (self->store));
         s_client_reply (self, id_p, &h, RL_STATUS_STORAGE_ERROR, NULL);
@@ -331,15 +347,6 @@ s_on_client (s_standby_t *self, zframe_t **id_p, zframe_t *payload)
                   "primary",
                   self->position, self->stream);
     s_client_reply (self, id_p, &h, RL_STATUS_OK, NULL);
-    //  The old primary's lease (replica.c) ran from at most our last ok
-    //  answer: it has stopped answering before this one starts.
-    int64_t linger = REPLICA_PROMOTE_LINGER_MS;
-    if (self->last_ok_ms) {
-        int64_t lease_end = self->last_ok_ms + self->primary_timeout_ms
-                            + self->primary_timeout_ms / 16 + REPLICA_LEASE_MARGIN_MS;
-        int64_t left = lease_end - zclock_mono ();
-        linger = left > linger ? left : linger;
-    }
     self->promoted_ms = zclock_mono ();
     self->serve_ms = self->promoted_ms + linger;
     rl_info ("promote: serving in %" PRId64 " ms (the old primary's lease: %ld ms); opening "
@@ -738,9 +745,9 @@ replica_standby_run (const replica_standby_options_t *o, replica_promoted_t **pr
         return -1;
     }
     if (self->promoted) {
-        //  Promoted before this start: no socket, no lease of this run to
-        //  wait out (the old primary's ended while the process was down
-        //  and restarted, or it is fenced).
+        //  Promoted before this start: no socket; what is left of the old
+        //  primary's lease, if the restart came within it, is waited out
+        //  before the server binds (replica_serve_wait).
         rl_info ("standby: %s was promoted: opening it as the primary", o->data_dir);
         self->serve_ms = self->started_ms;
         *promoted_p = (replica_promoted_t *) self;
@@ -823,4 +830,37 @@ replica_promoted_serve (replica_promoted_t **promoted_p)
         }
     }
     s_standby_destroy (&self);
+}
+
+void
+replica_serve_wait (store_t *store)
+{
+    assert (store);
+    uint8_t value[16];
+    size_t size = 0;
+    if (store_get (store, STORE_CF_META, REPLICA_META_SERVE_AT, strlen (REPLICA_META_SERVE_AT),
+                   value, sizeof value, &size)
+            != 1
+        || size != sizeof value) {
+        return; //  never promoted (or promoted before the time was kept)
+    }
+    int64_t left = (int64_t) codec_get_u64 (value) - zclock_time ();
+    int64_t lease = (int64_t) codec_get_u64 (value + 8);
+    const int64_t max = REPLICA_TIMEOUT_MS_MAX + REPLICA_TIMEOUT_MS_MAX / 16
+                        + REPLICA_LEASE_MARGIN_MS + REPLICA_PROMOTE_LINGER_MS;
+    if (left <= 0) {
+        return;
+    }
+    if (lease < 0 || lease > max) {
+        lease = max;
+    }
+    if (left > lease) {
+        left = lease; //  the wall clock went back: the wait is never longer than the lease
+    }
+    rl_warn ("promote: restarted within the old primary's lease: serving in %" PRId64 " ms", left);
+    int64_t end = zclock_mono () + left;
+    while (!zsys_interrupted && zclock_mono () < end) {
+        int64_t step = end - zclock_mono ();
+        zclock_sleep ((int) (step > 50 ? 50 : step > 0 ? step : 0));
+    }
 }

@@ -61,6 +61,8 @@ static tk_outcome_t s_records[TRANSFERS_MAX];
 static tk_outcomes_t s_log = {.records = s_records, .capacity = TRANSFERS_MAX};
 static uint64_t s_rng;
 
+static const char *s_repl_timeout = REPL_TIMEOUT; //  the primaries s_pair starts
+
 static void
 s_seed (const char *test)
 {
@@ -227,7 +229,7 @@ s_pair (harness_t *h, tk_shard_t *primary, tk_shard_t *standby, const char *mode
     primary->args[0] = "--standby";
     primary->args[1] = standby->endpoint;
     primary->args[2] = "--repl-timeout-ms";
-    primary->args[3] = REPL_TIMEOUT;
+    primary->args[3] = (char *) s_repl_timeout;
     primary->args[4] = "--repl-mode";
     primary->args[5] = (char *) mode;
     assert_true (tk_shard_start (h, primary) > 0);
@@ -409,6 +411,48 @@ test_fence_restart (void **state)
     tk_shard_stop (h, &standby, SIGTERM);
 }
 
+//  The promoted standby is killed while it waits out the old primary's
+//  lease and restarted at once: it still serves only after that lease, so
+//  the old primary, continued then, never answers a read the new one has
+//  made stale.
+static void
+test_restart_in_lease (void **state)
+{
+    harness_t *h = *state;
+    s_seed ("test_restart_in_lease");
+    tk_shard_t primary, standby;
+    s_repl_timeout = "4000";
+    s_pair (h, &primary, &standby, "semi");
+    s_repl_timeout = REPL_TIMEOUT;
+    tk_model_t model;
+    tk_model_init (&model, TAG, ACCOUNTS);
+    rl_client_t *client = rl_client_new (primary.endpoint);
+    s_drive (client, 4, &model);
+    rl_client_destroy (&client);
+    harness_kill (h, primary.pid, SIGSTOP);
+    int64_t t0 = zclock_mono ();
+    s_promote (standby.endpoint);
+    assert_true (tk_shard_stop (h, &standby, SIGKILL) >= 0);
+    assert_true (tk_shard_start (h, &standby) > 0); //  the marker: it opens as the primary
+    s_wait_state (standby.endpoint, RL_SHARD_SERVING);
+    printf ("test_restart_in_lease: promote -> restarted -> serving %ld ms (the lease: 4000 "
+            "ms)\n",
+            (long) (zclock_mono () - t0));
+    client = rl_client_new (standby.endpoint);
+    s_drive (client, 2, &model);
+    harness_kill (h, primary.pid, SIGCONT);
+    rl_client_t *old = rl_client_new (primary.endpoint);
+    for (int i = 0; i < 3; i++) {
+        int rc = s_read (old, 8);
+        assert_true (rc == RL_STATUS_BUSY || rc == RL_STATUS_FENCED || rc == RL_CLIENT_TIMEOUT);
+    }
+    rl_client_destroy (&old);
+    s_finish (client, &model);
+    rl_client_destroy (&client);
+    tk_shard_stop (h, &primary, SIGTERM);
+    tk_shard_stop (h, &standby, SIGTERM);
+}
+
 static void
 test_lost_disk (void **state)
 {
@@ -548,6 +592,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_fence_running, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_fence_restart, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_restart_in_lease, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_disk, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_promote_mid_seed, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_standby_stopped, s_setup, s_teardown),
