@@ -129,11 +129,11 @@
     and one sync on the target (a commit that read the store would miss a
     chunk imported in its own turn: the batch is written when the turn
     ends). The mirror is loaded from the store at start (a target COPYING
-    or SHIPPED), at a target's begin, and whenever it mirrors nothing
-    (memory ran out), but only while the batch being built holds no 'A' or
-    'P' write (stage_written_seq); otherwise the request is answered busy
-    and sent again. Memory: 128 bytes per staged account (and its index
-    entry), freed by the commit and the abort.
+    or SHIPPED), at a target's begin, and whenever it mirrors nothing (memory ran out),
+    but only while the batch being built holds no 'A' or 'P' write
+    (stage_written_seq); otherwise the request is answered busy and sent
+    again. Memory: 128 bytes per staged account, kept until the shard stops (reused by the
+    next migration).
 
     FAILPOINTS (failpoint_list.h, migrate.*): one per durable step, in the
     batch before its commit, and after the sync of an import and of the
@@ -1589,7 +1589,8 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
     }
     state->state = RL_MIGRATE_HANDED_OVER;
     s_state_put (self);
-    migrate_stage_drop (self); //  the staged keys are deleted: nothing to mirror any more
+    s_stage_reset (self, state->migration_id); //  the staged keys are deleted: nothing left
+    st->others = others;                       //  point deletes left the others in place
     RL_FAILPOINT (MIGRATE_COMMIT_TARGET);
     self->reply_fp = RL_FP_MIGRATE_COMMIT_TARGET_SYNCED;
     rl_info ("migration %" PRIu64 ": handed over at epoch %" PRIu64
@@ -1709,7 +1710,7 @@ s_abort_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migra
     bool done = false;
     rc = 0;
     s_stage_written (self); //  it deletes staged keys: the stage mirrors nothing now
-    migrate_stage_drop (self);
+    s_stage_reset (self, 0);
     for (;; store_iter_next (it)) {
         if (!store_iter_valid (it)) {
             done = true;

@@ -7,16 +7,16 @@
         them into DIR before any shard hears of them; then, one step at a
         time: migrate_begin on source and target, export from the source
         and import into the target in rounds until the last round copied
-        few records, migrate_freeze and, back to back with it, the round
-        whose first export waits on the source until nothing two-phase
-        touches the arc (else migrate_drain polled), the final round (its
-        last chunk, held until the state says handover), then the handover:
-        that chunk, the step's ring and the commit into the target, back to
-        back (one turn and one sync there), the ring into the source, its
-        commit, the ring into every other shard, then the source's cleanup
-        (it deletes the arc's accounts). A target that refuses its commit
-        has the step rolled back (both sides aborted, every shard brought
-        to rollback.ring) and apply stops. A freeze that does not drain within
+        few records, migrate_freeze, the round whose first export waits on
+        the source until nothing two-phase touches the arc (else
+        migrate_drain polled), the final round (its last chunk, held until
+        the state says handover), then the handover: that chunk, the step's
+        ring and the commit into the target, back to back (one turn and one
+        sync there), the ring into the source, its commit, the ring
+        into every other shard, then the source's cleanup (it deletes the
+        arc's accounts). A target that refuses its commit has the step
+        rolled back (both sides aborted, every shard brought to
+        rollback.ring) and apply stops. A freeze that does not drain within
         --freeze-max-ms is undone (migrate_unfreeze; the source would undo
         it by itself too) and retried after a pause, up to --max-retries.
         Rerun with the same DIR after a crash at any point, it resumes.
@@ -525,7 +525,7 @@ typedef struct {
     rb_step_t *step;
     s_shard_t *source, *target;
     rl_migrate_rec_t have; //  the target's stored record
-    //  Wall clock (ms) of this run's freeze: the freeze sent, the drain
+    //  Wall clock (ms) of this run's freeze: the freeze answered, the drain
     //  seen, the final chunk exported, the target's commit answered (0: not
     //  seen)
     uint64_t t_frozen, t_drained, t_shipped, t_committed;
@@ -749,43 +749,6 @@ s_retry_later (s_run_t *r, const char *why)
     return 0;
 }
 
-//  The reply to a freeze sent ahead of the round after it (s_move), taken
-//  once that round's exports came back: 0 and *out; a status the source
-//  answered; or a client error (no reply within the timeout: the caller
-//  sends the freeze again, blocking; it is idempotent).
-static int
-s_freeze_reply (s_run_t *r, rl_client_t *client, uint64_t id, rl_migrate_rec_t *out)
-{
-    int64_t deadline = zclock_mono () + r->ctx->args->timeout_ms;
-    for (;;) {
-        int64_t left = deadline - zclock_mono ();
-        if (left <= 0) {
-            break;
-        }
-        rl_header_t h;
-        memset (&h, 0, sizeof h);
-        uint8_t *body = NULL;
-        size_t size = 0;
-        int x = rl_client_recv (client, (int) left, &h, &body, &size);
-        if (h.request_id != id || id == 0) {
-            free (body);
-            if (x == RL_CLIENT_TIMEOUT || x == RL_CLIENT_ERR_ARGS) {
-                break; //  nothing more in flight, or nothing came
-            }
-            continue; //  a late reply of something else
-        }
-        if (x == 0 && size != RL_MIGRATE_SIZE) {
-            x = RL_CLIENT_ERR_REPLY;
-        } else if (x == 0) {
-            codec_decode_migrate (body, out);
-        }
-        free (body);
-        return x;
-    }
-    rl_client_cancel (client, id); //  a late reply is dropped
-    return RL_CLIENT_TIMEOUT;
-}
-
 //  From COPYING or FROZEN to HANDOVER: the copy, the freeze, the drain and
 //  the final round; tried again while the freeze does not drain in time.
 static int
@@ -800,7 +763,6 @@ s_move (s_run_t *r)
                                              : half_call; //  an export's wait for the drain
     for (;;) {
         uint32_t source_state = 0;
-        bool first_round = false; //  the round after the freeze ran with it (below)
         int rc = s_begin (r, &source_state);
         if (rc != 0) {
             return rc;
@@ -835,42 +797,7 @@ s_move (s_run_t *r)
             rl_migrate_rec_t req = s_request (step, RL_MIGRATE_SOURCE), out;
             req.param = freeze_ms;
             req.entries_max = a->reconciled ? RL_MIGRATE_HEURISTICS_RECONCILED : 0;
-            //  The freeze and the round after it back to back: the source
-            //  takes the freeze, then the round's first export, which waits
-            //  there for the drain (and for the turn after the freeze's
-            //  write) while the freeze syncs, instead of a round trip and
-            //  the freeze's sync before it is even sent. A freeze refused
-            //  leaves that round a catch-up one (the arc was not frozen).
-            uint64_t freeze_id = 0;
-            rl_client_t *client = NULL;
-            if (!leaving && r->have.cursor.phase == RL_MIGRATE_PHASE_DONE
-                && (client = s_client (r->ctx, r->source)) != NULL) {
-                uint8_t body[RL_MIGRATE_SIZE];
-                codec_encode_migrate (&req, body);
-                if (rl_client_send (client, RL_OP_MIGRATE_FREEZE, body, sizeof body, 1, &freeze_id)
-                    != 0) {
-                    freeze_id = 0;
-                }
-            }
-            if (freeze_id != 0) {
-                r->t_frozen = rb_wall_ms ();
-                if ((rc = s_point (RL_FAILPOINT (REBALANCE_FROZEN), "rebalance.frozen")) != 0) {
-                    return rc;
-                }
-                uint64_t records = 0;
-                r->export_wait_ms = wait_ms;
-                rc = s_round (r, &records);
-                r->export_wait_ms = 0;
-                if (rc != 0) {
-                    return rc;
-                }
-                step->lag = records;
-                first_round = true;
-                rc = s_freeze_reply (r, client, freeze_id, &out);
-            }
-            if (freeze_id == 0 || s_retryable (rc)) {
-                rc = s_migrate (r->ctx, r->source, RL_OP_MIGRATE_FREEZE, &req, &out);
-            }
+            rc = s_migrate (r->ctx, r->source, RL_OP_MIGRATE_FREEZE, &req, &out);
             if (rc != 0) {
                 return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_freeze on %s: %s%s",
                                r->index + 1, r->source->name, s_rc_text (rc),
@@ -879,8 +806,7 @@ s_move (s_run_t *r)
                                      "them, then run apply again with --heuristics-reconciled)"
                                    : "");
             }
-            if (!first_round
-                && (rc = s_point (RL_FAILPOINT (REBALANCE_FROZEN), "rebalance.frozen")) != 0) {
+            if ((rc = s_point (RL_FAILPOINT (REBALANCE_FROZEN), "rebalance.frozen")) != 0) {
                 return rc;
             }
             source_state = out.state;
@@ -891,13 +817,11 @@ s_move (s_run_t *r)
                 return rc;
             }
         }
-        if (!first_round) {
-            r->t_frozen = rb_wall_ms ();
-        }
+        r->t_frozen = rb_wall_ms ();
         //  The drain (and for a shard that leaves, nothing two-phase left on it).
-        bool drained = source_state == RL_MIGRATE_SHIPPED || r->final_chunk;
+        bool drained = source_state == RL_MIGRATE_SHIPPED;
         bool thawed = false;
-        if (!drained && !first_round && !leaving && r->have.cursor.phase == RL_MIGRATE_PHASE_DONE) {
+        if (!drained && !leaving && r->have.cursor.phase == RL_MIGRATE_PHASE_DONE) {
             //  No poll first: the source checks the drain when a round
             //  begins, and a round that begins frozen and drained is the
             //  final one. Usually the arc is drained already, and the
