@@ -22,7 +22,7 @@
     decided again (ok, or the same refusal on the business path: nothing
     burned); a member sent again alone answers exists when applied.
 
-    test_inflight: while a chain waits for a slow participant, its members
+    test_inflight: while a chain waits for a slow participant (1.5 s), its members
     sent again alone or whole are in_progress; then the chain commits
     once. Ends with the strong conservation check.
 */
@@ -426,14 +426,24 @@ static void
 test_inflight (void **state)
 {
     s_ctx_t *ctx = *state;
-    static char env0[] = "RL_FAILPOINTS=tp.part.prepare_delay=delay:150";
+    //  The chain stays in flight for 1.5 s: s2 holds its PREPARE that long
+    //  and s1 waits up to 3 s for it (its deadline raised to match), so the
+    //  checks below never race the chain's end on a loaded machine.
+    char *args[] = {
+        "--prepare-timeout-ms", "3000", "--deadline-ms", "6000", "--tick-ms", "5", NULL};
+    memcpy (ctx->shards[0].args, args, sizeof (args));
+    s_restart (ctx, 0, NULL);
+    static char env0[] = "RL_FAILPOINTS=tp.part.prepare_delay=delay:1500";
     char *env[] = {env0, NULL};
-    s_restart (ctx, 2, env);
+    s_restart (ctx, 1, env);
     rl_transfer_t chain[3];
     size_t n = s_chain (ctx, PATH_COMMIT, 3, chain);
-    //  In flight: sent on a client of its own that gives up at once.
+    //  In flight: sent on a client of its own, connected first (a status
+    //  call) so that its request has left when it gives up on the answer.
     rl_client_t *early = rl_client_new (ctx->shards[0].endpoint);
     assert_non_null (early);
+    rl_status_rec_t status;
+    assert_int_equal (rl_client_status (early, &status, TK_TIMEOUT_MS), 0);
     uint8_t body[3 * RL_TRANSFER_SIZE];
     for (size_t i = 0; i < n; i++) {
         codec_encode_transfer (&chain[i], body + i * RL_TRANSFER_SIZE);
@@ -441,7 +451,7 @@ test_inflight (void **state)
     rl_header_t rh;
     uint8_t *reply = NULL;
     size_t reply_size = 0;
-    (void) rl_client_call (early, RL_OP_CREATE_TRANSFERS, body, sizeof (body), (uint32_t) n, 30,
+    (void) rl_client_call (early, RL_OP_CREATE_TRANSFERS, body, sizeof (body), (uint32_t) n, 200,
                            &rh, &reply, &reply_size);
     free (reply);
     rl_client_destroy (&early);
@@ -463,7 +473,7 @@ test_inflight (void **state)
         assert_int_equal (r[i].result, RL_EXISTS);
         tk_model_apply (&ctx->model, &chain[i]);
     }
-    s_restart (ctx, 2, NULL);
+    s_restart (ctx, 1, NULL);
     s_quiet (ctx);
     tk_check_conservation_by (s_client_for, ctx, &ctx->model, n);
 }
