@@ -582,6 +582,25 @@ rl_client_status (rl_client_t *self, rl_status_rec_t *out, int timeout_ms)
 }
 
 int
+rl_client_repl_status (rl_client_t *self, rl_repl_rec_t out[RL_REPL_RECORDS_MAX], size_t *count_p,
+                       int timeout_ms)
+{
+    uint8_t *reply = NULL;
+    size_t count = 0;
+    int rc = s_call_records (self, RL_OP_REPL_STATUS, NULL, 0, 0, 0, NULL, SIZE_MAX, RL_REPL_SIZE,
+                             timeout_ms, &reply, &count);
+    if (rc == 0 && (count == 0 || count > RL_REPL_RECORDS_MAX)) {
+        rc = RL_CLIENT_ERR_REPLY; //  codec_check_reply bounds it: 1..RL_REPL_RECORDS_MAX
+    }
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        codec_decode_repl (reply + i * RL_REPL_SIZE, &out[i]);
+    }
+    *count_p = rc == 0 ? count : 0;
+    free (reply);
+    return rc;
+}
+
+int
 rl_client_load_ring (rl_client_t *self, const uint8_t *blob, size_t size, int timeout_ms)
 {
     rl_header_t header;

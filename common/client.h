@@ -111,6 +111,10 @@ int rl_client_lookup_transfers (rl_client_t *self, const rl_id_t *ids, size_t co
 int rl_client_get_account_transfers (rl_client_t *self, const rl_filter_t *filter,
                                      rl_transfer_t *out, size_t *count_p, int timeout_ms);
 int rl_client_status (rl_client_t *self, rl_status_rec_t *out, int timeout_ms);
+//  repl_status (docs/replication.md): the process's record, then a
+//  primary's one per standby link; *count_p records (1..RL_REPL_RECORDS_MAX).
+int rl_client_repl_status (rl_client_t *self, rl_repl_rec_t out[RL_REPL_RECORDS_MAX],
+                           size_t *count_p, int timeout_ms);
 int rl_client_load_ring (rl_client_t *self, const uint8_t *blob, size_t size, int timeout_ms);
 //  *blob_p: malloc'd, caller frees.
 int rl_client_get_ring (rl_client_t *self, uint8_t **blob_p, size_t *size_p, int timeout_ms);

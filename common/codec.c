@@ -245,6 +245,23 @@
     X (T, dir, 112, BYTES)                                                                         \
     X (T, message, 368, BYTES)
 
+#define S_REPL_FIELDS(X, T)                                                                        \
+    X (T, role, 0, U32)                                                                            \
+    X (T, state, 4, U32)                                                                           \
+    X (T, stream, 8, U64)                                                                          \
+    X (T, position, 16, U64)                                                                       \
+    X (T, quorum_position, 24, U64)                                                                \
+    X (T, quorum, 32, U32)                                                                         \
+    X (T, standbys, 36, U32)                                                                       \
+    X (T, incarnation, 40, U64)                                                                    \
+    X (T, nonce, 48, U64)                                                                          \
+    X (T, lease_ms, 56, U64)                                                                       \
+    X (T, mode, 64, U32)                                                                           \
+    X (T, flags, 68, U32)                                                                          \
+    X (T, timeout_ms, 72, U64)                                                                     \
+    X (T, reserved, 80, U64S)                                                                      \
+    X (T, endpoint, 128, BYTES)
+
 //  R (name, type, wire size, fields): every record, nested ones first.
 #define S_RECORDS(R)                                                                               \
     R (header, rl_header_t, RL_HEADER_SIZE, S_HEADER_FIELDS)                                       \
@@ -260,7 +277,8 @@
     R (migrate, rl_migrate_rec_t, RL_MIGRATE_SIZE, S_MIGRATE_FIELDS)                               \
     R (events_req, rl_events_req_t, RL_EVENTS_REQ_SIZE, S_EVENTS_REQ_FIELDS)                       \
     R (event, rl_event_t, RL_EVENT_SIZE, S_EVENT_FIELDS)                                           \
-    R (backup, rl_backup_rec_t, RL_BACKUP_SIZE, S_BACKUP_FIELDS)
+    R (backup, rl_backup_rec_t, RL_BACKUP_SIZE, S_BACKUP_FIELDS)                                   \
+    R (repl, rl_repl_rec_t, RL_REPL_SIZE, S_REPL_FIELDS)
 // clang-format on
 
 //  Layout pins: wire offset == struct offset, and the fields tile the record
@@ -479,6 +497,12 @@ s_fix_backup (rl_backup_rec_t *rec)
     S_TERMINATE (rec->message);
 }
 
+static void
+s_fix_repl (rl_repl_rec_t *rec)
+{
+    S_TERMINATE (rec->endpoint);
+}
+
 //  The records with nothing to check or fix.
 #define S_NOTHING(name, T)                                                                         \
     static void s_check_##name (const T *rec)                                                      \
@@ -499,6 +523,7 @@ S_NOTHING (tp, rl_tp_rec_t)
 S_NOTHING (prepare, rl_prepare_rec_t)
 S_NOTHING (in_doubt, rl_in_doubt_rec_t)
 S_NOTHING (backup, rl_backup_rec_t)
+S_NOTHING (repl, rl_repl_rec_t)
 S_NOTHING (audit, rl_audit_rec_t)
 S_NOTHING (migrate, rl_migrate_rec_t)
 S_NOTHING (events_req, rl_events_req_t)
@@ -624,7 +649,7 @@ codec_op_is_known (uint32_t op)
            || op == RL_OP_AUDIT || op == RL_OP_RESOLVE || op == RL_OP_MIGRATE_BEGIN
            || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_HOT_ACCOUNTS) || op == RL_OP_EVENTS_READ
            || (op >= RL_OP_BACKUP_HOLD && op <= RL_OP_BACKUP_STATUS) || op == RL_OP_MIGRATE_LEASE
-           || op == RL_OP_PROMOTE || op == RL_OP_DEGRADE;
+           || (op >= RL_OP_PROMOTE && op <= RL_OP_REPL_STATUS);
 }
 
 size_t
@@ -718,6 +743,8 @@ codec_reply_record_size (uint32_t op)
             return RL_AUDIT_SIZE;
         case RL_OP_EVENTS_READ:
             return RL_EVENT_SIZE;
+        case RL_OP_REPL_STATUS:
+            return RL_REPL_SIZE;
         default:
             return 0; //  load_ring: empty; unknown operations
     }
@@ -877,6 +904,8 @@ codec_check_request (const uint8_t *frame, size_t size, rl_header_t *header)
         case RL_OP_HOT_ACCOUNTS:
         case RL_OP_PROMOTE:
         case RL_OP_DEGRADE:
+        case RL_OP_FENCE:
+        case RL_OP_REPL_STATUS:
             count_max = 0;
             break;
         default:
@@ -944,7 +973,12 @@ codec_check_reply (const uint8_t *frame, size_t size, rl_header_t *header)
         case RL_OP_LOAD_RING:
         case RL_OP_PROMOTE:
         case RL_OP_DEGRADE:
+        case RL_OP_FENCE:
             count_max = 0;
+            break;
+        case RL_OP_REPL_STATUS:
+            count_min = 1;
+            count_max = RL_REPL_RECORDS_MAX;
             break;
         default:
             break; //  creates and lookups: one per request record, 0..max

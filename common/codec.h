@@ -31,6 +31,8 @@
         events_read              events_req 64, 1     event 160, 0..limit
         backup_hold, _cut,
         _release, _status        backup 512, 1        backup 512, 1
+        promote, degrade, fence  none                 none
+        repl_status              none                 repl 256, 1..5
 
     N is RL_BATCH_RECORDS_MAX. A blob body (load_ring request, get_ring
     reply, a migration chunk: common/chunk.h) is opaque to the codec: 1..RL_RING_BLOB_SIZE_MAX
@@ -132,6 +134,8 @@ void codec_encode_event (const rl_event_t *rec, uint8_t *out);
 void codec_decode_event (const uint8_t *in, rl_event_t *rec);
 void codec_encode_backup (const rl_backup_rec_t *rec, uint8_t *out);
 void codec_decode_backup (const uint8_t *in, rl_backup_rec_t *rec);
+void codec_encode_repl (const rl_repl_rec_t *rec, uint8_t *out);
+void codec_decode_repl (const uint8_t *in, rl_repl_rec_t *rec);
 void codec_encode_prepare (const rl_prepare_rec_t *prepare, uint8_t *out);
 void codec_decode_prepare (const uint8_t *in, rl_prepare_rec_t *prepare);
 

@@ -83,6 +83,9 @@ rl_id_eq (rl_id_t a, rl_id_t b)
 //      events_read             events_req[1]        -> event[] (up to limit)
 //      66: migration (docs/rebalance.md, "The plan's lease"), admin, served by shards:
 //      migrate_lease           migrate[1]           -> migrate[2] (the stored migration, the lease)
+//      80..89: replication (docs/replication.md), served by shards and standbys:
+//      promote, degrade, fence (none)               -> (none)
+//      repl_status             (none)               -> repl[1..RL_REPL_RECORDS_MAX]
 // clang-format off
 #define RL_OP_TABLE(X)                                                                             \
     X (RL_OP_CREATE_ACCOUNTS, 1, "create_accounts")                                                \
@@ -118,7 +121,9 @@ rl_id_eq (rl_id_t a, rl_id_t b)
     X (RL_OP_EVENTS_READ, 65, "events_read")                                                       \
     X (RL_OP_MIGRATE_LEASE, 66, "migrate_lease")                                                   \
     X (RL_OP_PROMOTE, 80, "promote")                                                               \
-    X (RL_OP_DEGRADE, 81, "degrade")
+    X (RL_OP_DEGRADE, 81, "degrade")                                                               \
+    X (RL_OP_FENCE, 82, "fence")                                                                   \
+    X (RL_OP_REPL_STATUS, 83, "repl_status")
 // clang-format on
 
 #define RL_OP_ENUM_(id, value, name) id = value,
@@ -175,7 +180,9 @@ typedef enum {
     X (RL_OP_EVENTS_READ, RL_ROLE_CLIENT | RL_ROLE_ADMIN)                                          \
     X (RL_OP_MIGRATE_LEASE, RL_ROLE_ADMIN)                                                         \
     X (RL_OP_PROMOTE, RL_ROLE_ADMIN)                                                               \
-    X (RL_OP_DEGRADE, RL_ROLE_ADMIN)
+    X (RL_OP_DEGRADE, RL_ROLE_ADMIN)                                                               \
+    X (RL_OP_FENCE, RL_ROLE_ADMIN)                                                                 \
+    X (RL_OP_REPL_STATUS, RL_ROLE_CLIENT | RL_ROLE_ROUTER | RL_ROLE_ADMIN)
 // clang-format on
 
 //  Message-level status, in the reply header --------------------------------
@@ -845,6 +852,49 @@ typedef struct {
     char dir[RL_BACKUP_DIR_SIZE_MAX];     //  cut: the backup set's directory (absolute)
     char message[RL_BACKUP_MESSAGE_SIZE]; //  reply: why refused or failed, else ""
 } rl_backup_rec_t;
+
+//  Replication (ops 80..83, docs/replication.md) -----------------------------
+//  repl_status answers one record for the process (a primary, a standby, or
+//  a shard without replication), then a primary one per standby link.
+#define RL_REPL_RECORDS_MAX 5 //  the process and REPLICA_STANDBYS_MAX links
+
+typedef enum {
+    RL_REPL_NONE = 0,    //  a shard without replication
+    RL_REPL_PRIMARY = 1, //  a primary: the quorum and its position
+    RL_REPL_LINK = 2,    //  a primary's link to one standby (endpoint)
+    RL_REPL_STANDBY = 3, //  a standby: the copy it holds
+} rl_repl_role_t;
+
+//  A link's state (RL_REPL_LINK) or a standby's (RL_REPL_STANDBY).
+typedef enum {
+    RL_REPL_HELLO = 0,     //  link: asking the standby's position; standby: empty (no copy)
+    RL_REPL_SEEDING = 1,   //  a seed is in progress
+    RL_REPL_STREAMING = 2, //  events flow and are acknowledged
+    RL_REPL_FENCED = 3,    //  link: the standby answered fenced; standby: fenced by `fence`
+    RL_REPL_PROMOTED = 4,  //  standby: promoted, opening as the primary
+    RL_REPL_REFUSING = 5,  //  link: a standby fenced by another promotion refuses this primary
+} rl_repl_state_t;
+
+#define RL_REPL_FLAG_STALLED 1u //  primary: stalled (too few acknowledgements or leases)
+
+typedef struct {
+    uint32_t role;            //  rl_repl_role_t
+    uint32_t state;           //  rl_repl_state_t (links and standbys)
+    uint64_t stream;          //  the stream (primary: its own; link: its; standby: the copy's)
+    uint64_t position;        //  primary: events tapped; link: acknowledged; standby: applied
+    uint64_t quorum_position; //  primary: the quorum-th highest acknowledged position
+    uint32_t quorum;          //  primary: --repl-quorum; standby: the one its primary told
+    uint32_t standbys;        //  primary: its standbys; standby: the number its primary told
+    uint64_t incarnation;     //  the incarnation counter of the copy (primary: its own)
+    uint64_t nonce;           //  and its nonce
+    uint64_t lease_ms;        //  link: ms since its lease began (UINT64_MAX: none); standby: ms
+                              //  left of the old primary's lease through it (0: none left)
+    uint32_t mode;            //  primary: replica mode (1 semi, 2 async)
+    uint32_t flags;           //  RL_REPL_FLAG_*
+    uint64_t timeout_ms;      //  primary: --repl-timeout-ms; standby: the one its primary told
+    uint64_t reserved[6];     //  zero
+    char endpoint[RL_ENDPOINT_SIZE_MAX]; //  link: the standby; standby: its primary
+} rl_repl_rec_t;
 
 typedef enum {
     RL_DURABILITY_SYNC = 1,            //  WAL synced before every reply (default)

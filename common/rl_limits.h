@@ -27,6 +27,7 @@
 #define RL_IN_DOUBT_SIZE      288  //  bytes of an in-doubt listing record (prepare + peer name)
 #define RL_AUDIT_SIZE         256  //  bytes of the audit reply record
 #define RL_BACKUP_SIZE        512  //  bytes of the backup record (ops 60..63)
+#define RL_REPL_SIZE          256  //  bytes of the repl_status reply record (op 83)
 #define RL_MIGRATE_SIZE       192  //  bytes of a migration record (migrate_begin, _export, _import)
 #define RL_ARC_LOAD_SIZE      64   //  bytes of an arc_load reply record
 #define RL_ARC_LOAD_WINDOW_S  10   //  seconds over which arc_load counts transfers per second

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "coordinator.h"
 #include "log.h"
 #include "rl_limits.h"
 #include "server_internal.h"
@@ -82,6 +83,37 @@ admin_status (server_t *self, zmsg_t *envelope, const rl_header_t *h)
         return NULL; //  out of memory: counted by s_hold
     }
     codec_encode_status (&status, out);
+    return reply;
+}
+
+//  repl_status (docs/replication.md): the primary's quorum and position,
+//  then each standby's link; a shard without standbys, one record of role
+//  none. Answered after the local sync only, like status: it reports no
+//  ledger state, and a stalled primary must be seen.
+zmsg_t *
+admin_repl_status (server_t *self, zmsg_t *envelope, const rl_header_t *h)
+{
+    assert (h->operation == RL_OP_REPL_STATUS);
+    rl_repl_rec_t recs[RL_REPL_RECORDS_MAX];
+    _Static_assert(RL_REPL_RECORDS_MAX == 1 + REPLICA_STANDBYS_MAX, "the process and its links");
+    size_t count = 1;
+    if (self->replica) {
+        count = replica_describe (self->replica, recs, RL_REPL_RECORDS_MAX);
+    } else {
+        recs[0] = (rl_repl_rec_t){.role = RL_REPL_NONE};
+    }
+    rl_attempt_t inc = coordinator_incarnation (ledger_coordinator (self->ledger));
+    recs[0].incarnation = inc.counter;
+    recs[0].nonce = inc.nonce;
+    uint8_t *out = NULL;
+    zmsg_t *reply = server_reply_new (self, envelope, h, RL_STATUS_OK, (uint32_t) count,
+                                      RL_REPL_SIZE, &out);
+    if (!reply) {
+        return NULL; //  out of memory: counted by s_hold
+    }
+    for (size_t i = 0; i < count; i++) {
+        codec_encode_repl (&recs[i], out + i * RL_REPL_SIZE);
+    }
     return reply;
 }
 

@@ -151,6 +151,8 @@ s_usage (FILE *out)
              "  --repl-timeout-ms N       a standby silent this long is asked again; semi: new\n"
              "                            writes and reads are answered busy meanwhile, and a\n"
              "                            promoted standby waits it out (default %d)\n"
+             "  --repl-quorum Q           semi: a write waits for Q standbys' synced writes\n"
+             "                            (1..the standbys, default all of them)\n"
              "  --standby-of ENDPOINT     run as the standby of that primary: bind --bind,\n"
              "                            apply its stream, serve status and promote only\n"
              "                            (its writes synced: not with --durability nosync)\n",
@@ -221,6 +223,7 @@ s_parse_options (int argc, char **argv, s_main_t *self)
         {"standby-of", required_argument, NULL, 'O'},
         {"repl-mode", required_argument, NULL, 'Z'},
         {"repl-timeout-ms", required_argument, NULL, 'W'},
+        {"repl-quorum", required_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
     if (options_args_new (&self->args, "shard", argc, argv, longs) != 0) {
@@ -246,6 +249,7 @@ s_parse_options (int argc, char **argv, s_main_t *self)
     int c;
     int rc = 0;
     int at = optind;
+    long quorum = 0; //  --repl-quorum (0: not given)
     while (rc == 0 && (c = getopt_long (argc, argv, "", longs, NULL)) != -1) {
         at = optind - 1; //  the option just read (one entry when from the file)
         switch (c) {
@@ -360,6 +364,11 @@ s_parse_options (int argc, char **argv, s_main_t *self)
                 rc = options_long ("shard", "--repl-timeout-ms", optarg, REPLICA_TIMEOUT_MS_MIN,
                                    REPLICA_TIMEOUT_MS_MAX, &o->replica.timeout_ms);
                 break;
+            case 'U':
+                //  Checked against the number of standbys once all are read.
+                rc = options_long ("shard", "--repl-quorum", optarg, 1, REPLICA_STANDBYS_MAX,
+                                   &quorum);
+                break;
             case 'K':
                 o->keys_dir = optarg;
                 break;
@@ -464,6 +473,21 @@ s_parse_options (int argc, char **argv, s_main_t *self)
                  "--durability sync (docs/replication.md)\n");
         return -1;
     }
+    //  --repl-quorum: 1..the standbys; without it, every standby (as
+    //  before the option existed).
+    if (quorum && o->replica.standby_count == 0) {
+        fprintf (stderr, "shard: --repl-quorum needs --standby (it counts standbys' "
+                         "acknowledgements)\n");
+        return -1;
+    }
+    if (quorum > (long) o->replica.standby_count) {
+        fprintf (stderr,
+                 "shard: --repl-quorum %ld exceeds the %zu standby(s) of --standby: a write "
+                 "could never gather that many acknowledgements; give 1..%zu\n",
+                 quorum, o->replica.standby_count, o->replica.standby_count);
+        return -1;
+    }
+    o->replica.quorum = quorum ? (size_t) quorum : o->replica.standby_count;
     if (o->keys_dir && !o->cert) {
         //  The default: the secret certificate rlctl keygen wrote for this name.
         static char cert[4096];

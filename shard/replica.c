@@ -87,7 +87,7 @@ typedef struct {
     size_t size;
 } s_event_t;
 
-typedef enum { L_HELLO, L_SEEDING, L_STREAMING, L_FENCED } s_link_state_t;
+typedef enum { L_HELLO, L_SEEDING, L_STREAMING, L_FENCED, L_REFUSED } s_link_state_t;
 
 typedef struct {
     replica_t *owner;
@@ -116,6 +116,7 @@ typedef struct {
     int64_t lease_ms;     //  when the last ping answered ok went (0: none yet)
     bool answered;        //  an ok answer came since start (async's start gate)
     bool streamed;        //  it streamed in this stream: it holds the database as opened
+    bool refused;         //  it answered standby_fenced (logged once)
 } s_link_t;
 
 typedef struct {
@@ -158,6 +159,7 @@ struct replica_t {
     replica_mode_t mode;    //  SEMI or ASYNC (degrade switches)
     uint64_t seeds;         //  seeds begun (names of their directories)
     uint64_t written_seq;   //  the last event replica_written saw (its failpoint)
+    bool stalled_logged;    //  the last stall state logged (replica_tick)
 };
 
 static int64_t
@@ -297,7 +299,9 @@ s_rehello (s_link_t *link, const char *why)
     if (link->state == L_FENCED) {
         return;
     }
-    rl_warn ("replication to %s: %s; asking its position again", link->endpoint, why);
+    if (link->state != L_REFUSED) {
+        rl_warn ("replication to %s: %s; asking its position again", link->endpoint, why);
+    }
     s_seed_remove (link);
     link->state = L_HELLO;
     link->session++;
@@ -547,6 +551,7 @@ s_ping (s_link_t *link)
     replica_header_t h = s_header (link, REPLICA_PING, 0);
     h.count = ++link->ping_id;
     h.key_size = (uint32_t) self->options.timeout_ms;
+    h.entry_size = ((uint64_t) self->link_count << 32) | self->options.quorum;
     int64_t asked = link->asked_ms; //  a ping is not what the timeout's hello waits for
     if (s_send (link, &h, NULL, 0, NULL, 0) == 0) {
         link->ping_inflight = true;
@@ -564,6 +569,8 @@ s_pump (s_link_t *link)
             if (!link->waiting) {
                 replica_header_t h = s_header (link, REPLICA_HELLO, 0);
                 h.key_size = (uint32_t) link->owner->options.timeout_ms;
+                h.entry_size = ((uint64_t) link->owner->link_count << 32)
+                               | link->owner->options.quorum;
                 link->waiting = s_send (link, &h, NULL, 0, NULL, 0) == 0;
             }
             break;
@@ -576,23 +583,37 @@ s_pump (s_link_t *link)
             s_stream (link);
             break;
         case L_FENCED:
+        case L_REFUSED:
             break;
     }
 }
 
 //  The release --------------------------------------------------------------
 
-//  The position every link holds: -1 when one holds none (not streaming).
+//  The quorum's position: the quorum-th highest position acknowledged by a
+//  STREAMING link (-1 when fewer than quorum links stream). Every event up
+//  to it is on the disks of at least quorum standbys. O(links^2), links <=
+//  REPLICA_STANDBYS_MAX.
 static int64_t
 s_quorum_position (const replica_t *self)
 {
-    int64_t min = INT64_MAX;
+    int64_t pos[REPLICA_STANDBYS_MAX];
     for (size_t i = 0; i < self->link_count; i++) {
         const s_link_t *link = &self->links[i];
-        int64_t pos = link->state == L_STREAMING ? (int64_t) link->acked : -1;
-        min = pos < min ? pos : min;
+        pos[i] = link->state == L_STREAMING ? (int64_t) link->acked : -1;
     }
-    return self->link_count ? min : -1;
+    //  The quorum-th highest: a selection over at most 4 values.
+    for (size_t i = 0; i < self->options.quorum; i++) {
+        size_t best = i;
+        for (size_t j = i + 1; j < self->link_count; j++) {
+            best = pos[j] > pos[best] ? j : best;
+        }
+        int64_t t = pos[i];
+        pos[i] = pos[best];
+        pos[best] = t;
+    }
+    assert (self->options.quorum >= 1 && self->options.quorum <= self->link_count);
+    return self->link_count ? pos[self->options.quorum - 1] : -1;
 }
 
 //  Moves the release over what the links acknowledged; trims the log.
@@ -658,6 +679,25 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
         }
         return;
     }
+    if (h->status == REPLICA_ST_STANDBY_FENCED) {
+        //  A standby withdrawn by a promotion among several: it counts for
+        //  no quorum until it is wiped. This primary may be the new one (a
+        //  leftover in its --standby) or the old one: it fences nobody.
+        if (!link->refused) {
+            link->refused = true;
+            rl_log_event (RL_LOG_ERROR, "replication",
+                          "replication to %s: that standby was withdrawn by a promotion "
+                          "(standby_fenced): it acknowledges nothing; wipe its data directory "
+                          "and start it again with --standby-of the primary",
+                          link->endpoint);
+        }
+        s_seed_remove (link);
+        link->state = L_REFUSED;
+        link->waiting = true;
+        link->asked_ms = s_now_ms (); //  hello again after the timeout
+        s_update (self, true);
+        return;
+    }
     link->asked_ms = 0;
     switch (link->state) {
         case L_HELLO:
@@ -670,6 +710,7 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
                 return;
             }
             link->answered = true;
+            link->refused = false;
             pthread_mutex_lock (&self->lock);
             bool from_log = h->stream == self->stream && h->seq + 1 >= s_first_seq (self)
                             && h->seq <= self->last_seq && h->seq >= self->lost_seq;
@@ -716,6 +757,7 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
             s_update (self, true);
             return;
         case L_FENCED:
+        case L_REFUSED:
             return;
     }
 }
@@ -729,6 +771,10 @@ s_on_ping_ack (s_link_t *link, const replica_header_t *h)
         return; //  an older ping's: the newer one decides
     }
     link->ping_inflight = false;
+    if (h->status == REPLICA_ST_STANDBY_FENCED) {
+        s_on_ack (link, h); //  no lease; the link says why, once
+        return;
+    }
     if (h->status != REPLICA_ST_OK) {
         rl_warn ("replication to %s: a ping was answered %s: no lease", link->endpoint,
                  replica_status_name (h->status));
@@ -807,6 +853,7 @@ replica_new (const replica_options_t *options, store_t *store, rl_auth_t *auth, 
     assert (options && store && auth && loop);
     assert (options->standby_count > 0 && options->standby_count <= REPLICA_STANDBYS_MAX);
     assert (options->mode == REPLICA_MODE_SEMI || options->mode == REPLICA_MODE_ASYNC);
+    assert (options->quorum >= 1 && options->quorum <= options->standby_count);
     replica_t *self = calloc (1, sizeof (*self));
     if (!self) {
         rl_error ("replication: out of memory");
@@ -855,8 +902,8 @@ replica_new (const replica_options_t *options, store_t *store, rl_auth_t *auth, 
         }
     }
     store_set_tap (store, s_tap, self);
-    rl_info ("replication: %zu standby(s), %s mode, stream %016" PRIx64, self->link_count,
-             replica_mode_name (self->mode), self->stream);
+    rl_info ("replication: %zu standby(s), quorum %zu, %s mode, stream %016" PRIx64,
+             self->link_count, self->options.quorum, replica_mode_name (self->mode), self->stream);
     for (size_t i = 0; i < self->link_count; i++) {
         s_pump (&self->links[i]);
     }
@@ -969,14 +1016,15 @@ replica_stalled (const replica_t *self)
         || (self->pending_count > 0 && now - self->waiting_ms > self->options.timeout_ms)) {
         return true;
     }
+    size_t leases = 0; //  links whose lease has not run out
     for (size_t i = 0; i < self->link_count; i++) {
         const s_link_t *link = &self->links[i];
         int64_t since = link->lease_ms ? link->lease_ms : self->started_ms;
-        if (now - since > self->options.timeout_ms) {
-            return true; //  the lease ran out (at start: none came within the timeout)
-        }
+        leases += now - since <= self->options.timeout_ms;
     }
-    return false;
+    //  Fewer than the quorum: the lease ran out (at start: too few answered
+    //  within the timeout).
+    return leases < self->options.quorum;
 }
 
 bool
@@ -988,17 +1036,20 @@ replica_lease_ok (const replica_t *self)
     }
     int64_t now = s_now_ms ();
     bool all_answered = true;
+    size_t leases = 0;
     for (size_t i = 0; i < self->link_count; i++) {
         const s_link_t *link = &self->links[i];
-        //  Semi: nothing goes before the standby holds this incarnation
-        //  (a PREPARE or a DECIDE carries it; one promoted in the middle of
-        //  its re-seed after a restart holds an older copy).
-        if (self->mode == REPLICA_MODE_SEMI
-            && (!link->streamed || link->lease_ms == 0
-                || now - link->lease_ms > self->options.timeout_ms)) {
-            return false;
-        }
+        //  Semi: nothing goes before a quorum of standbys holds this
+        //  incarnation (a PREPARE or a DECIDE carries it; one promoted in
+        //  the middle of its re-seed after a restart holds an older copy,
+        //  and a promotion picks the copy of the newest incarnation among
+        //  standbys - docs/replication.md) with a live lease.
+        leases += link->streamed && link->lease_ms != 0
+                  && now - link->lease_ms <= self->options.timeout_ms;
         all_answered &= link->answered;
+    }
+    if (self->mode == REPLICA_MODE_SEMI) {
+        return leases >= self->options.quorum;
     }
     //  Async: a restarted old primary hears "fenced" before it answers,
     //  unless its standby stays silent for the timeout.
@@ -1089,6 +1140,27 @@ replica_tick (replica_t *self)
         s_pump (link);
     }
     s_update (self, true);
+    //  The alarm: a stall is logged when it begins and when it ends.
+    bool stalled = replica_stalled (self);
+    if (stalled != self->stalled_logged && !self->fenced) {
+        self->stalled_logged = stalled;
+        size_t streaming = 0;
+        for (size_t i = 0; i < self->link_count; i++) {
+            streaming += self->links[i].state == L_STREAMING;
+        }
+        if (stalled) {
+            rl_log_event (RL_LOG_ERROR, "replication",
+                          "STALLED: fewer than %zu of %zu standbys acknowledged within %ld ms "
+                          "(%zu streaming): writes and reads are answered busy until a quorum "
+                          "answers again",
+                          self->options.quorum, self->link_count, self->options.timeout_ms,
+                          streaming);
+        } else {
+            rl_log_event (RL_LOG_WARN, "replication",
+                          "no longer stalled: a quorum of %zu of %zu standbys acknowledges",
+                          self->options.quorum, self->link_count);
+        }
+    }
 }
 
 replica_mode_t
@@ -1121,4 +1193,37 @@ replica_positions (const replica_t *self, uint64_t *tapped_p, uint64_t *acked_p)
     pthread_mutex_unlock ((pthread_mutex_t *) &self->lock);
     int64_t q = s_quorum_position (self);
     *acked_p = q < 0 ? 0 : (uint64_t) q;
+}
+
+size_t
+replica_describe (const replica_t *self, rl_repl_rec_t *recs, size_t recs_max)
+{
+    assert (self && recs && recs_max >= 1 + self->link_count);
+    rl_repl_rec_t *p = &recs[0];
+    *p = (rl_repl_rec_t){.role = RL_REPL_PRIMARY,
+                         .stream = self->stream,
+                         .quorum = (uint32_t) self->options.quorum,
+                         .standbys = (uint32_t) self->link_count,
+                         .mode = self->mode,
+                         .timeout_ms = (uint64_t) self->options.timeout_ms};
+    replica_positions (self, &p->position, &p->quorum_position);
+    p->flags = replica_stalled (self) ? RL_REPL_FLAG_STALLED : 0;
+    int64_t now = s_now_ms ();
+    for (size_t i = 0; i < self->link_count; i++) {
+        const s_link_t *link = &self->links[i];
+        rl_repl_rec_t *r = &recs[1 + i];
+        static const uint32_t states[] = {[L_HELLO] = RL_REPL_HELLO,
+                                          [L_SEEDING] = RL_REPL_SEEDING,
+                                          [L_STREAMING] = RL_REPL_STREAMING,
+                                          [L_FENCED] = RL_REPL_FENCED,
+                                          [L_REFUSED] = RL_REPL_REFUSING};
+        *r = (rl_repl_rec_t){.role = RL_REPL_LINK,
+                             .state = states[link->state],
+                             .stream = self->stream,
+                             .position = link->state == L_STREAMING ? link->acked : 0,
+                             .lease_ms = link->lease_ms ? (uint64_t) (now - link->lease_ms)
+                                                        : UINT64_MAX};
+        snprintf (r->endpoint, sizeof r->endpoint, "%s", link->endpoint);
+    }
+    return 1 + self->link_count;
 }

@@ -40,6 +40,7 @@
 #include <czmq.h>
 
 #include "auth.h"
+#include "proto.h"
 #include "store.h"
 
 //  Limits ---------------------------------------------------------------------
@@ -75,6 +76,13 @@ _Static_assert(REPLICA_SEED_CHUNK_BYTES <= REPLICA_EVENT_BYTES_MAX, "a chunk fit
 //  never makes a longer one): the end of the old primary's lease, written
 //  with the fence, so that a restart within the lease waits out the rest.
 #define REPLICA_META_SERVE_AT "repl_serve_at"
+//  A standby withdrawn by `fence` (a promotion among several standbys; the
+//  stream it held, 8): it answers every replication message
+//  standby_fenced, across restarts, until its directory is wiped; it may
+//  still be promoted
+#define REPLICA_META_WITHDRAWN "repl_withdrawn"
+//  The standbys and quorum its primary told (8 + 8)
+#define REPLICA_META_QUORUM "repl_quorum"
 //  This data directory ran as a primary with --standby (1 byte; a seed
 //  copies it): it asks its peers for their rings at start (server.c)
 #define REPLICA_META_PRIMARY "repl_primary"
@@ -108,21 +116,29 @@ typedef enum {
     REPLICA_ST_STORAGE = 6,      //  the standby's write failed: it stops
     REPLICA_ST_FENCED = 7,       //  promoted: it acknowledges no primary any more
     REPLICA_ST_NOT_STANDBY = 8,  //  a primary (not promoted) answers: this endpoint is no standby
+    //  A standby that `fence` withdrew (a promotion among several standbys):
+    //  it acknowledges no primary until its directory is wiped. Unlike
+    //  fenced, it does not fence the primary that hears it (that may be the
+    //  new one): it only refuses to count towards its quorum.
+    REPLICA_ST_STANDBY_FENCED = 9,
 } replica_status_t;
 
 typedef struct {
     uint32_t magic;
     uint16_t version;
-    uint16_t kind;       //  replica_kind_t
-    uint64_t stream;     //  the primary's stream id
-    uint64_t seq;        //  event sequence; ACK: the standby's position; SEED_*: seed position
-    uint32_t status;     //  ACK: replica_status_t; requests: 0
-    uint32_t session;    //  the primary's session with this standby, echoed by ACK
-    uint32_t cf;         //  INGEST: column family; SEED_FILE: the name's length
-    uint32_t key_size;   //  INGEST: key bytes of an entry; HELLO, PING: the primary's timeout, ms
-    uint64_t entry_size; //  INGEST: bytes of an entry
-    uint64_t count;      //  INGEST: entries; SEED_FILE: offset; SEED_END: files; PING (+ACK): id
-    uint64_t data_size;  //  bytes of the data frame (0: none)
+    uint16_t kind;     //  replica_kind_t
+    uint64_t stream;   //  the primary's stream id
+    uint64_t seq;      //  event sequence; ACK: the standby's position; SEED_*: seed position
+    uint32_t status;   //  ACK: replica_status_t; requests: 0
+    uint32_t session;  //  the primary's session with this standby, echoed by ACK
+    uint32_t cf;       //  INGEST: column family; SEED_FILE: the name's length
+    uint32_t key_size; //  INGEST: key bytes of an entry; HELLO, PING: the primary's timeout, ms
+    //  INGEST: bytes of an entry; HELLO, PING: the primary's standbys (high
+    //  32 bits) and its quorum (low 32 bits), kept by the standby for
+    //  rlctl promote (0: an older primary that does not tell)
+    uint64_t entry_size;
+    uint64_t count;     //  INGEST: entries; SEED_FILE: offset; SEED_END: files; PING (+ACK): id
+    uint64_t data_size; //  bytes of the data frame (0: none)
 } replica_header_t;
 
 void replica_header_encode (const replica_header_t *h, uint8_t out[REPLICA_HEADER_SIZE]);
@@ -150,6 +166,7 @@ typedef struct {
     const char *standbys[REPLICA_STANDBYS_MAX]; //  endpoints
     size_t standby_count;
     replica_mode_t mode;
+    size_t quorum;   //  semi: acknowledgements a write waits for, 1..standby_count
     long timeout_ms; //  no answer within: hello again; semi: stalled
     const char *data_dir;
 } replica_options_t;
@@ -206,8 +223,13 @@ void replica_tick (replica_t *self);
 replica_mode_t replica_mode (const replica_t *self);
 //  rlctl degrade: semi -> async, by hand (never on a timeout). Logged.
 void replica_degrade (replica_t *self);
-//  For status and logs: events tapped, the lowest position acknowledged.
+//  For status and logs: events tapped, the quorum's position (the
+//  quorum-th highest acknowledged).
 void replica_positions (const replica_t *self, uint64_t *tapped_p, uint64_t *acked_p);
+//  repl_status: the primary's record (recs[0]: role, stream, positions,
+//  quorum, mode, stalled) and one per link; returns the number filled
+//  (1 + the standbys). The caller fills the incarnation.
+size_t replica_describe (const replica_t *self, rl_repl_rec_t *recs, size_t recs_max);
 
 //  The standby's side ------------------------------------------------------------
 

@@ -97,6 +97,9 @@ typedef struct {
     uint64_t requests;
     int64_t started_ms;
     bool promoted;
+    bool withdrawn;          //  fenced by `fence`: answers replication standby_fenced
+    uint64_t told_standbys;  //  what its primary told (HELLO, PING): its standbys
+    uint64_t told_quorum;    //  and its quorum (0: never told)
     long primary_timeout_ms; //  the largest the primary told (HELLO, PING): its lease
     int64_t last_ok_ms;      //  when it last answered ok to its primary (0: never)
     int result;              //  what run returns: 0 signal, 1 promoted, -1 failed
@@ -148,6 +151,16 @@ s_open_store (s_standby_t *self)
     rc = store_get (self->store, STORE_CF_META, REPLICA_META_PROMOTED,
                     strlen (REPLICA_META_PROMOTED), value, sizeof value, &size);
     self->promoted = rc == 1;
+    rc = store_get (self->store, STORE_CF_META, REPLICA_META_WITHDRAWN,
+                    strlen (REPLICA_META_WITHDRAWN), value, sizeof value, &size);
+    self->withdrawn = rc == 1;
+    self->told_standbys = self->told_quorum = 0;
+    rc = store_get (self->store, STORE_CF_META, REPLICA_META_QUORUM, strlen (REPLICA_META_QUORUM),
+                    value, sizeof value, &size);
+    if (rc == 1 && size == 16) {
+        self->told_standbys = codec_get_u64 (value);
+        self->told_quorum = codec_get_u64 (value + 8);
+    }
     rc = store_get (self->store, STORE_CF_META, REPLICA_META_LEASE, strlen (REPLICA_META_LEASE),
                     value, sizeof value, &size);
     if (rc == 1 && size == 8 && codec_get_u64 (value) <= REPLICA_TIMEOUT_MS_MAX) {
@@ -254,6 +267,107 @@ s_on_promoted (zloop_t *loop, int timer_id, void *arg)
     return -1;
 }
 
+//  The end of the old primary's lease through this standby (monotonic ms;
+//  0: none): the timeout it told, plus the margin, after the last ok answer.
+static int64_t
+s_lease_end (const s_standby_t *self)
+{
+    if (!self->last_ok_ms) {
+        return 0;
+    }
+    return self->last_ok_ms + self->primary_timeout_ms + self->primary_timeout_ms / 16
+           + REPLICA_LEASE_MARGIN_MS;
+}
+
+//  repl_status: the copy this standby holds, what its primary told it, and
+//  what is left of that primary's lease through it.
+static void
+s_repl_status (s_standby_t *self, zframe_t **id_p, const rl_header_t *req)
+{
+    rl_repl_rec_t rec = {.role = RL_REPL_STANDBY,
+                         .state = self->promoted    ? RL_REPL_PROMOTED
+                                  : self->withdrawn ? RL_REPL_FENCED
+                                  : self->seeding   ? RL_REPL_SEEDING
+                                  : self->stream    ? RL_REPL_STREAMING
+                                                    : RL_REPL_HELLO,
+                         .stream = self->stream,
+                         .position = self->position,
+                         .quorum = (uint32_t) self->told_quorum,
+                         .standbys = (uint32_t) self->told_standbys,
+                         .timeout_ms = (uint64_t) self->primary_timeout_ms};
+    int64_t left = s_lease_end (self) - zclock_mono ();
+    rec.lease_ms = left > 0 ? (uint64_t) left : 0;
+    //  The incarnation of the copy (coordinator.c's meta key): a promotion
+    //  picks the newest copy by (incarnation, position).
+    uint8_t value[16];
+    size_t size = 0;
+    if (self->store && self->stream
+        && store_get (self->store, STORE_CF_META, "incarnation", strlen ("incarnation"), value,
+                      sizeof value, &size)
+               == 1
+        && size == 16) {
+        rec.incarnation = codec_get_u64 (value);
+        rec.nonce = codec_get_u64 (value + 8);
+    }
+    snprintf (rec.endpoint, sizeof rec.endpoint, "%s", self->o->primary ? self->o->primary : "");
+    rl_header_t h = codec_reply_header (req, RL_STATUS_OK, 1, 0);
+    zframe_t *frame = zframe_new (NULL, codec_frame_size (RL_REPL_SIZE));
+    zmsg_t *msg = zmsg_new ();
+    if (!frame || !msg) {
+        zframe_destroy (&frame);
+        zmsg_destroy (&msg);
+        zframe_destroy (id_p);
+        return;
+    }
+    uint8_t *out = codec_encode_frame (&h, NULL, RL_REPL_SIZE, zframe_data (frame));
+    codec_encode_repl (&rec, out);
+    zmsg_append (msg, id_p);
+    zmsg_append (msg, &frame);
+    if (zmsg_send (&msg, self->router) != 0) {
+        zmsg_destroy (&msg);
+    }
+}
+
+//  fence (rlctl promote with several standbys): from now on, and across
+//  restarts, every replication message is answered standby_fenced, so the
+//  old primary can no longer count this standby towards its quorum. The
+//  copy stays as it is: it may be the one promoted next.
+static void
+s_fence (s_standby_t *self, zframe_t **id_p, const rl_header_t *h)
+{
+    if (self->promoted || self->withdrawn) {
+        s_client_reply (self, id_p, h, RL_STATUS_OK, NULL); //  a repeat
+        return;
+    }
+    if (!self->store) {
+        s_client_reply (self, id_p, h, RL_STATUS_UNAVAILABLE, NULL);
+        return;
+    }
+    if (self->seeding) {
+        //  The copy held stays (promote drops a seed too): a seed's files
+        //  would only be wiped at the next start.
+        s_seed_abandon (self);
+    }
+    uint8_t value[8];
+    codec_put_u64 (value, self->stream);
+    store_batch_put (self->store, STORE_CF_META, REPLICA_META_WITHDRAWN,
+                     strlen (REPLICA_META_WITHDRAWN), value, sizeof value);
+    if (store_commit (self->store) != 0) {
+        rl_error ("standby: fence: cannot write the mark: %s", store_error (self->store));
+        s_client_reply (self, id_p, h, RL_STATUS_STORAGE_ERROR, NULL);
+        self->result = -1;
+        return;
+    }
+    self->withdrawn = true;
+    int64_t left = s_lease_end (self) - zclock_mono ();
+    rl_log_event (RL_LOG_WARN, "fence",
+                  "FENCED by a promotion at position %" PRIu64 " of stream %016" PRIx64
+                  ": acknowledges no primary any more (the old primary's lease through it "
+                  "ends in %" PRId64 " ms); wipe the directory to make it a standby again",
+                  self->position, self->stream, left > 0 ? left : 0);
+    s_client_reply (self, id_p, h, RL_STATUS_OK, NULL);
+}
+
 //  Client-protocol requests: status, promote; others unavailable.
 static void
 s_on_client (s_standby_t *self, zframe_t **id_p, zframe_t *payload)
@@ -289,6 +403,14 @@ s_on_client (s_standby_t *self, zframe_t **id_p, zframe_t *payload)
         rec.keys = (uint32_t) rl_auth_key_count (self->auth);
         rec.handshakes_refused = rl_auth_refused (self->auth);
         s_client_reply (self, id_p, &h, RL_STATUS_OK, &rec);
+        return;
+    }
+    if (h.operation == RL_OP_REPL_STATUS) {
+        s_repl_status (self, id_p, &h);
+        return;
+    }
+    if (h.operation == RL_OP_FENCE) {
+        s_fence (self, id_p, &h);
         return;
     }
     if (h.operation != RL_OP_PROMOTE) {
@@ -564,10 +686,13 @@ s_seed_end (s_standby_t *self, const replica_header_t *h)
                      value, 8);
     store_batch_delete (self->store, STORE_CF_META, REPLICA_META_PROMOTED,
                         strlen (REPLICA_META_PROMOTED));
+    store_batch_delete (self->store, STORE_CF_META, REPLICA_META_WITHDRAWN,
+                        strlen (REPLICA_META_WITHDRAWN));
     if (store_commit (self->store) != 0) {
         return REPLICA_ST_STORAGE;
     }
     self->promoted = false;
+    self->withdrawn = false;
     self->stream = h->stream;
     self->position = h->seq;
     rl_info ("standby: seeded, stream %016" PRIx64 " at position %" PRIu64 " (%" PRIu64 " files)",
@@ -608,6 +733,10 @@ s_on_repl (s_standby_t *self, zframe_t **id_p, zframe_t *head, zframe_t *body)
         s_ack (self, id_p, &h, REPLICA_ST_FENCED);
         return;
     }
+    if (self->withdrawn) {
+        s_ack (self, id_p, &h, REPLICA_ST_STANDBY_FENCED); //  counts for no primary's quorum
+        return;
+    }
     if ((h.kind == REPLICA_HELLO || h.kind == REPLICA_PING) && h.key_size <= REPLICA_TIMEOUT_MS_MAX
         && (long) h.key_size > self->primary_timeout_ms && self->store && !self->seeding) {
         //  The lease a promotion waits out; kept for a restart, which may
@@ -618,6 +747,22 @@ s_on_repl (s_standby_t *self, zframe_t **id_p, zframe_t *head, zframe_t *body)
                          strlen (REPLICA_META_LEASE), value, sizeof value);
         if (store_commit (self->store) == 0) {
             self->primary_timeout_ms = (long) h.key_size;
+        }
+    }
+    uint64_t told_standbys = h.entry_size >> 32, told_quorum = h.entry_size & UINT32_MAX;
+    if ((h.kind == REPLICA_HELLO || h.kind == REPLICA_PING) && told_quorum >= 1
+        && told_quorum <= told_standbys && told_standbys <= REPLICA_STANDBYS_MAX && self->store
+        && !self->seeding
+        && (told_standbys != self->told_standbys || told_quorum != self->told_quorum)) {
+        //  What rlctl promote needs to fence enough standbys (k - q + 1).
+        uint8_t value[16];
+        codec_put_u64 (value, told_standbys);
+        codec_put_u64 (value + 8, told_quorum);
+        store_batch_put (self->store, STORE_CF_META, REPLICA_META_QUORUM,
+                         strlen (REPLICA_META_QUORUM), value, sizeof value);
+        if (store_commit (self->store) == 0) {
+            self->told_standbys = told_standbys;
+            self->told_quorum = told_quorum;
         }
     }
     const uint8_t *data = zframe_data (body);

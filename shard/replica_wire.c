@@ -108,6 +108,8 @@ replica_status_name (uint32_t status)
             return "fenced";
         case REPLICA_ST_NOT_STANDBY:
             return "not_standby";
+        case REPLICA_ST_STANDBY_FENCED:
+            return "standby_fenced";
         default:
             return "unknown";
     }

@@ -651,7 +651,11 @@ s_handle (server_t *self, zmsg_t *msg)
                 break;
             case RL_OP_PROMOTE:
             case RL_OP_DEGRADE:
+            case RL_OP_FENCE:
                 reply = s_do_replication (self, msg, &h);
+                break;
+            case RL_OP_REPL_STATUS:
+                reply = admin_repl_status (self, msg, &h);
                 break;
             default:
                 assert (false && "codec_check_request passed an unserved operation");
@@ -661,7 +665,8 @@ s_handle (server_t *self, zmsg_t *msg)
     if (reply) {
         //  A client reply reports memory as of this turn's batch.
         local |= h.operation == RL_OP_STATUS || h.operation == RL_OP_PROMOTE
-                 || h.operation == RL_OP_DEGRADE;
+                 || h.operation == RL_OP_DEGRADE || h.operation == RL_OP_FENCE
+                 || h.operation == RL_OP_REPL_STATUS;
         s_hold (self, reply, outq_batch_seq (self->outq), self->reply_fp, local);
     }
     self->reply_fp = RL_FP_COUNT;
@@ -1114,6 +1119,12 @@ s_on_replicated (void *arg)
 static zmsg_t *
 s_do_replication (server_t *self, zmsg_t *envelope, const rl_header_t *h)
 {
+    if (h->operation == RL_OP_FENCE) {
+        //  fence withdraws a standby (rlctl promote with several); a
+        //  primary is none: nothing changes.
+        rl_warn ("fence: this shard is a primary, not a standby: refused");
+        return server_reply_new (self, envelope, h, RL_STATUS_UNAVAILABLE, 0, 0, NULL);
+    }
     if (h->operation == RL_OP_PROMOTE) {
         rl_info ("promote: this shard already is the primary");
     } else if (!self->replica) {

@@ -171,6 +171,7 @@ void server_enter_fenced (server_t *self, const char *why);
 
 //  admin.c: each returns the reply (NULL: out of memory), taking envelope.
 zmsg_t *admin_status (server_t *self, zmsg_t *envelope, const rl_header_t *h);
+zmsg_t *admin_repl_status (server_t *self, zmsg_t *envelope, const rl_header_t *h);
 zmsg_t *admin_in_doubt (server_t *self, zmsg_t *envelope, const rl_header_t *h);
 zmsg_t *admin_resolve (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body);
 zmsg_t *admin_audit (server_t *self, zmsg_t *envelope, const rl_header_t *h);

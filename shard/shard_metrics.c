@@ -274,6 +274,10 @@ struct shard_metrics_t {
     uint32_t turn_p99_us;        //  of the last full second
     uint64_t in_doubt_oldest_ns; //  created (wall clock) of the oldest prepared record; 0: none
     bool in_doubt_listed;        //  listed since records are in doubt
+    //  Replication (with --standby): the quorum, stalled, and each
+    //  standby's acknowledged position, labelled by its endpoint.
+    int repl_quorum, repl_stalled, repl_quorum_position, repl_position_family;
+    int repl_position[REPLICA_STANDBYS_MAX]; //  S_UNSET until first set
 };
 
 //  The bucket of a duration: exact below S_WINDOW_SUBS us, then
@@ -394,6 +398,11 @@ s_register (shard_metrics_t *self)
         for (size_t j = 0; j < S_RESULTS_MAX; j++) {
             self->results_series[i][j] = S_UNSET;
         }
+    }
+    self->repl_quorum = self->repl_stalled = self->repl_quorum_position = S_UNSET;
+    self->repl_position_family = S_UNSET;
+    for (size_t i = 0; i < REPLICA_STANDBYS_MAX; i++) {
+        self->repl_position[i] = S_UNSET;
     }
     return self->replies ? 0 : -1;
 }
@@ -628,6 +637,65 @@ s_checkpoint (shard_metrics_t *self, server_t *server)
     }
 }
 
+//  The replication gauges (docs/metrics.md), registered at their first
+//  use: a shard without --standby shows none.
+static void
+s_replication (shard_metrics_t *self, server_t *server)
+{
+    if (!server->replica) {
+        return;
+    }
+    metrics_t *m = self->metrics;
+    if (self->repl_quorum == S_UNSET) {
+        self->repl_quorum = metrics_series (
+            m,
+            metrics_family (m, METRICS_GAUGE, "ringledger_shard_repl_quorum",
+                            "Standbys' acknowledgements a write waits for (--repl-quorum).", NULL,
+                            0),
+            "");
+        self->repl_stalled = metrics_series (
+            m,
+            metrics_family (m, METRICS_GAUGE, "ringledger_shard_repl_stalled",
+                            "1 while the primary is stalled: fewer than the quorum of standbys "
+                            "acknowledged or renewed the lease within --repl-timeout-ms.",
+                            NULL, 0),
+            "");
+        self->repl_quorum_position = metrics_series (
+            m,
+            metrics_family (m, METRICS_GAUGE, "ringledger_shard_repl_quorum_position",
+                            "The quorum-th highest position acknowledged: every event up to it "
+                            "is on the disks of a quorum of standbys.",
+                            NULL, 0),
+            "");
+        self->repl_position_family = metrics_family (
+            m, METRICS_GAUGE, "ringledger_shard_repl_standby_position",
+            "Each standby's acknowledged position in the primary's stream (0 when not "
+            "streaming).",
+            NULL, 0);
+    }
+    rl_repl_rec_t recs[1 + REPLICA_STANDBYS_MAX];
+    size_t count = replica_describe (server->replica, recs, 1 + REPLICA_STANDBYS_MAX);
+    metrics_set (m, self->repl_quorum, (double) recs[0].quorum);
+    metrics_set (m, self->repl_stalled, (recs[0].flags & RL_REPL_FLAG_STALLED) ? 1.0 : 0.0);
+    metrics_set (m, self->repl_quorum_position, (double) recs[0].quorum_position);
+    for (size_t i = 1; i < count; i++) {
+        if (self->repl_position[i - 1] == S_UNSET) {
+            char endpoint[METRICS_LABELS_SIZE_MAX - 12];
+            size_t n = 0;
+            for (const char *c = recs[i].endpoint; *c && n + 1 < sizeof endpoint; c++) {
+                if (*c != '"' && *c != '\\' && *c != '\n') {
+                    endpoint[n++] = *c; //  a label value: no quote, backslash or newline
+                }
+            }
+            endpoint[n] = '\0';
+            char labels[METRICS_LABELS_SIZE_MAX];
+            snprintf (labels, sizeof labels, "standby=\"%s\"", endpoint);
+            self->repl_position[i - 1] = metrics_series (m, self->repl_position_family, labels);
+        }
+        metrics_set (m, self->repl_position[i - 1], (double) recs[i].position);
+    }
+}
+
 void
 shard_metrics_tick (shard_metrics_t *self, server_t *server)
 {
@@ -685,6 +753,7 @@ shard_metrics_tick (shard_metrics_t *self, server_t *server)
     s_set (self, S_REQUESTS_WAITING,
            (double) coordinator_requests_waiting (ledger_coordinator (server->ledger)));
     s_checkpoint (self, server);
+    s_replication (self, server);
     events_stats_t events;
     events_stats (server, &events);
     s_set (self, S_EVENTS_READS, (double) events.reads);

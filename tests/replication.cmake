@@ -42,3 +42,11 @@ rl_add_unit(test_replication_crash 120 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_re
             LIBS rltestkit rlring)
 add_dependencies(test_replication_crash shard)
 set_tests_properties(test_replication_crash PROPERTIES RESOURCE_LOCK cluster_load LABELS replication)
+
+# Several standbys and a quorum (tests/test_replication_quorum.c): bad
+# --repl-quorum values refused at start, a quorum of 1 of 2 serving with
+# one standby stopped, the default quorum (2 of 2) stalled by it.
+rl_add_unit(test_replication_quorum 60 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_quorum.c
+            LIBS rltestkit rlring)
+add_dependencies(test_replication_quorum shard rlctl)
+set_tests_properties(test_replication_quorum PROPERTIES RESOURCE_LOCK cluster_load)

@@ -841,7 +841,9 @@ test_record_sizes (void **state)
         {67, 0, 0},
         {RL_OP_PROMOTE, 0, 0},
         {RL_OP_DEGRADE, 0, 0},
-        {82, 0, 0},
+        {RL_OP_FENCE, 0, 0},
+        {RL_OP_REPL_STATUS, 0, RL_REPL_SIZE},
+        {84, 0, 0},
     };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         assert_true (codec_request_record_size (sizes[i].op) == sizes[i].request);
@@ -853,7 +855,7 @@ test_record_sizes (void **state)
                               || (op >= RL_OP_MIGRATE_BEGIN && op <= RL_OP_HOT_ACCOUNTS)
                               || op == RL_OP_EVENTS_READ || op == RL_OP_MIGRATE_LEASE
                               || (op >= RL_OP_BACKUP_HOLD && op <= RL_OP_BACKUP_STATUS)
-                              || op == RL_OP_PROMOTE || op == RL_OP_DEGRADE;
+                              || (op >= RL_OP_PROMOTE && op <= RL_OP_REPL_STATUS);
         assert_int_equal (codec_op_is_known (op), (op >= 1 && op <= 8) || shard_to_shard);
     }
     assert_false (codec_op_is_known (UINT32_MAX));
@@ -1033,9 +1035,9 @@ test_request_sizes (void **state)
 
     //  status, get_ring, in_doubt and audit: a bare header (count 0; a
     //  count of records without records is malformed).
-    const uint32_t bare_ops[] = {RL_OP_STATUS, RL_OP_GET_RING, RL_OP_IN_DOUBT,
-                                 RL_OP_AUDIT,  RL_OP_PROMOTE,  RL_OP_DEGRADE};
-    for (size_t i = 0; i < 6; i++) {
+    const uint32_t bare_ops[] = {RL_OP_STATUS,  RL_OP_GET_RING, RL_OP_IN_DOUBT, RL_OP_AUDIT,
+                                 RL_OP_PROMOTE, RL_OP_DEGRADE,  RL_OP_FENCE,    RL_OP_REPL_STATUS};
+    for (size_t i = 0; i < sizeof bare_ops / sizeof bare_ops[0]; i++) {
         assert_int_equal (s_request (bare_ops[i], 0, 0), RL_STATUS_OK);
         assert_int_equal (s_request (bare_ops[i], 1, 0), RL_STATUS_MALFORMED);
         assert_int_equal (s_request (bare_ops[i], 0, 1), RL_STATUS_MALFORMED);
@@ -1584,7 +1586,7 @@ test_names (void **state)
     for (uint32_t v = 0; v <= RL_STATUS_LAST + 1; v++) {
         assert_int_equal (rl_status_defined (v), s_defined (statuses, status_count, v));
     }
-    assert_int_equal (op_count, 34);
+    assert_int_equal (op_count, 36);
     //  Every operation names the roles that may send it, and nothing else does.
     size_t roles_rows = 0;
 #define S_ROLES_ROW_(id, roles)                                                                    \

@@ -335,15 +335,34 @@ s_status_replication_line (const cJSON *s)
     const char *role = repl ? jsonkit_text (repl, "role") : "none";
     if (strcmp (role, "standby") == 0) {
         printf ("    replication: standby at position %s of its primary's stream (serves status "
-                "and promote only)\n",
+                "and promote only)",
                 jsonkit_text (repl, "position"));
+        if (jsonkit_get (repl, "state")) {
+            printf (", %s, quorum %s of %s", jsonkit_text (repl, "state"),
+                    jsonkit_text (repl, "quorum"), jsonkit_text (repl, "standbys"));
+        }
+        printf ("\n");
     } else if (strcmp (role, "primary") == 0) {
         bool stalled = strcmp (jsonkit_text (repl, "link"), "stalled") == 0;
-        printf ("    replication: primary, %s, standby %s\n",
+        printf ("    replication: primary, %s, standby %s",
                 strcmp (jsonkit_text (repl, "mode"), "semi") == 0 ? "semi-sync"
                                                                   : "ASYNC (invariant 9 suspended)",
-                stalled ? "STALLED (no acknowledgement within --repl-timeout-ms)"
+                stalled ? "STALLED (fewer than the quorum acknowledged within --repl-timeout-ms)"
                         : "acknowledging");
+        const cJSON *links = jsonkit_get (repl, "links");
+        if (links) {
+            printf (", quorum %s of %s at position %s of %s\n", jsonkit_text (repl, "quorum"),
+                    jsonkit_text (repl, "standbys"), jsonkit_text (repl, "quorum_position"),
+                    jsonkit_text (repl, "tapped"));
+            const cJSON *l;
+            cJSON_ArrayForEach (l, links)
+            {
+                printf ("      standby %s: %s, position %s\n", jsonkit_text (l, "endpoint"),
+                        jsonkit_text (l, "state"), jsonkit_text (l, "position"));
+            }
+        } else {
+            printf ("\n");
+        }
     }
 }
 
@@ -560,6 +579,48 @@ s_read_ring (const rlctl_ctx_t *ctx, ring_t **ring_p, char *why, size_t why_size
     return rc;
 }
 
+//  A replicated shard's quorum and each standby's position (repl_status),
+//  into its "replication" object; nothing when it does not answer.
+static void
+s_add_repl (cJSON *s, const rl_status_rec_t *r, const char *endpoint, int timeout_ms)
+{
+    cJSON *repl = (cJSON *) jsonkit_get (s, "replication");
+    if (!repl || strcmp (jsonkit_text (repl, "role"), "none") == 0) {
+        return;
+    }
+    (void) r;
+    rl_repl_rec_t recs[RL_REPL_RECORDS_MAX];
+    size_t count = 0;
+    rl_client_t *client = rl_client_new (endpoint);
+    int rc = client ? rl_client_repl_status (client, recs, &count, timeout_ms) : -1;
+    rl_client_destroy (&client);
+    if (rc != 0) {
+        return; //  an older shard, or gone since its status
+    }
+    static const char *states[] = {"hello",  "seeding",  "streaming",
+                                   "fenced", "promoted", "refusing"};
+    const rl_repl_rec_t *me = &recs[0];
+    if (me->role == RL_REPL_PRIMARY) {
+        jsonkit_add_u64 (repl, "quorum", me->quorum);
+        jsonkit_add_u64 (repl, "standbys", me->standbys);
+        jsonkit_add_u64 (repl, "tapped", me->position);
+        jsonkit_add_u64 (repl, "quorum_position", me->quorum_position);
+        cJSON *links = jsonkit_add_array (repl, "links");
+        for (size_t i = 1; i < count; i++) {
+            cJSON *l = jsonkit_add_object (links, NULL);
+            jsonkit_add_string (l, "endpoint", recs[i].endpoint);
+            jsonkit_add_string (l, "state", recs[i].state < 6 ? states[recs[i].state] : "?");
+            jsonkit_add_u64 (l, "position", recs[i].position);
+        }
+    } else if (me->role == RL_REPL_STANDBY) {
+        jsonkit_add_string (repl, "state", me->state < 6 ? states[me->state] : "?");
+        jsonkit_add_u64 (repl, "incarnation", me->incarnation);
+        jsonkit_add_u64 (repl, "quorum", me->quorum);
+        jsonkit_add_u64 (repl, "standbys", me->standbys);
+        jsonkit_add_string (repl, "primary", me->endpoint);
+    }
+}
+
 //  status without a ring: the endpoints of --connect as they answered.
 static int
 s_status_without_ring (rlctl_ctx_t *ctx, const char **fronts, size_t count,
@@ -579,6 +640,7 @@ s_status_without_ring (rlctl_ctx_t *ctx, const char **fronts, size_t count,
             jsonkit_add_string (s, "error", rl_status_name ((uint32_t) rcs[i]));
         } else if (rcs[i] == 0) {
             s_add_status_record (s, &records[i]);
+            s_add_repl (s, &records[i], fronts[i], s_probe_ms (ctx));
         }
     }
     //  Exit 1: this is --connect's view alone, not the cluster's.
@@ -673,6 +735,7 @@ rlctl_cmd_status (rlctl_ctx_t *ctx)
             jsonkit_add_string (s, "error", rl_status_name ((uint32_t) rcs[i]));
         } else if (rcs[i] == 0) {
             s_add_status_record (s, &records[i]);
+            s_add_repl (s, &records[i], endpoints[i], s_probe_ms (ctx));
         }
     }
     ring_destroy (&ring);
