@@ -20,7 +20,7 @@ from typing import ClassVar, List, Tuple
 
 from .errors import CodecError
 from .protocol import (ACCOUNT_SIZE, EVENT_SIZE, EVENTS_LIMIT_MAX, EVENTS_REQ_SIZE, FILTER_SIZE,
-                       HEADER_SIZE, ID_SIZE, MAGIC, RESULT_SIZE, RING_BLOB_SIZE_MAX,
+                       HEADER_SIZE, ID_SIZE, MAGIC, REPL_SIZE, RESULT_SIZE, RING_BLOB_SIZE_MAX,
                        SHARD_NAME_SIZE_MAX, STATUS_SIZE, TRANSFER_SIZE, VERSION, AccountFlags,
                        Burns, Durability, FilterFlags, Operation, ResultCode, ShardState,
                        TransferFlags)
@@ -550,6 +550,53 @@ class StatusRecord:
         return cls(name, *f[1:])
 
 
+# role state stream position quorum_position quorum(u32) standbys(u32)
+# incarnation nonce lease_ms mode(u32) flags(u32) timeout_ms reserved[6] endpoint
+_REPL = struct.Struct("<IIQQQIIQQQIIQ6Q128s")
+assert _REPL.size == REPL_SIZE
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplRecord:
+    """A repl_status record (docs/protocol.md): a primary's quorum and
+    position, one of its standby links, or a standby's copy."""
+
+    role: int = 0
+    state: int = 0
+    stream: int = 0
+    position: int = 0
+    quorum_position: int = 0
+    quorum: int = 0
+    standbys: int = 0
+    incarnation: int = 0
+    nonce: int = 0
+    lease_ms: int = 0
+    mode: int = 0
+    flags: int = 0
+    timeout_ms: int = 0
+    endpoint: str = ""
+
+    _KINDS: ClassVar = (("role", "u32"), ("state", "u32"), ("stream", "u64"),
+                        ("position", "u64"), ("quorum_position", "u64"), ("quorum", "u32"),
+                        ("standbys", "u32"), ("incarnation", "u64"), ("nonce", "u64"),
+                        ("lease_ms", "u64"), ("mode", "u32"), ("flags", "u32"),
+                        ("timeout_ms", "u64"))
+
+    def __post_init__(self):
+        _validate(self)
+
+    def encode(self) -> bytes:
+        return _REPL.pack(*(getattr(self, n) for n, _ in self._KINDS), 0, 0, 0, 0, 0, 0,
+                          self.endpoint.encode("utf-8"))
+
+    @classmethod
+    def decode(cls, data, offset=0) -> "ReplRecord":
+        _need(data, offset, REPL_SIZE, "a repl record")
+        f = _REPL.unpack_from(data, offset)
+        endpoint = f[19][:REPL_SIZE - 129].split(b"\0", 1)[0].decode("utf-8", "replace")
+        return cls(*f[:13], endpoint=endpoint)
+
+
 # Messages -------------------------------------------------------------------
 
 BLOB = "blob"  # one opaque body (a ring) of 1..RING_BLOB_SIZE_MAX bytes, count 1
@@ -568,10 +615,12 @@ _BODY = {
     Operation.EVENTS_READ: (EventsRequest, Event),
     Operation.PROMOTE: (None, None),
     Operation.DEGRADE: (None, None),
+    Operation.FENCE: (None, None),
+    Operation.REPL_STATUS: (None, ReplRecord),
 }
 _SIZES = {Account: ACCOUNT_SIZE, Transfer: TRANSFER_SIZE, Result: RESULT_SIZE,
           Filter: FILTER_SIZE, StatusRecord: STATUS_SIZE, ID: ID_SIZE,
-          EventsRequest: EVENTS_REQ_SIZE, Event: EVENT_SIZE}
+          EventsRequest: EVENTS_REQ_SIZE, Event: EVENT_SIZE, ReplRecord: REPL_SIZE}
 
 
 def body_kind(operation, is_reply):

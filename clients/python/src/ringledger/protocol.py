@@ -22,6 +22,7 @@ ID_SIZE = 16
 RESULT_SIZE = 16
 FILTER_SIZE = 64
 STATUS_SIZE = 256
+REPL_SIZE = 256  # the repl_status reply record
 BATCH_RECORDS_MAX = 8190
 HISTORY_LIMIT_MAX = 8190
 EVENTS_REQ_SIZE = 64
@@ -80,6 +81,8 @@ class Operation(_Coded):
     EVENTS_READ = 65  # served by shards only (docs/events.md)
     PROMOTE = 80  # admin: make a standby the primary (docs/replication.md)
     DEGRADE = 81  # admin: switch a semi-synchronous primary to async by hand
+    FENCE = 82  # admin: withdraw a standby for a promotion among several
+    REPL_STATUS = 83  # replication: the quorum and each standby's position
 
 
 class StatusCode(_Coded):
