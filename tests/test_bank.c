@@ -65,6 +65,7 @@
 #include "ring.h"
 #include "rl_rand.h"
 #include "testkit.h"
+#include "tpkit.h"
 
 #define LEDGER           1616
 #define ACCOUNTS         12   //  1, 2: banks (one per shard); 3..12 customers
@@ -98,9 +99,7 @@ typedef struct {
 
 typedef struct {
     harness_t *h;
-    tk_shard_t shards[2];
-    rl_client_t *clients[2];
-    ring_t *ring;
+    tpk_t tp;
     uint64_t tag;
     uint64_t rng;
     s_rec_t *recs;
@@ -128,29 +127,11 @@ static int
 s_teardown (void **state)
 {
     s_ctx_t *ctx = *state;
-    for (int i = 0; i < 2; i++) {
-        rl_client_destroy (&ctx->clients[i]);
-    }
-    ring_destroy (&ctx->ring);
+    tpk_close (&ctx->tp);
     harness_destroy (&ctx->h);
     free (ctx->recs);
     free (ctx);
     return 0;
-}
-
-static int
-s_owner (s_ctx_t *ctx, rl_id_t id)
-{
-    uint8_t bytes[RL_ID_SIZE];
-    codec_encode_id (id, bytes);
-    return ring_lookup_id (ctx->ring, bytes);
-}
-
-static rl_client_t *
-s_client_for (void *arg, rl_id_t id)
-{
-    s_ctx_t *ctx = arg;
-    return ctx->clients[s_owner (ctx, id)];
 }
 
 static uint64_t
@@ -182,12 +163,9 @@ s_start (s_ctx_t *ctx, int i)
     snprintf (ctx->armed[i], sizeof ctx->armed[i], "RL_FAILPOINTS=%s=crash@%lu",
               s_points[s_rand (ctx, POINTS)],
               (unsigned long) (BANK_HIT_MIN + s_rand (ctx, BANK_HIT_MAX - BANK_HIT_MIN)));
-    ctx->shards[i].env[0] = ctx->armed[i];
-    ctx->shards[i].env[1] = NULL;
-    assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
-    rl_client_destroy (&ctx->clients[i]);
-    ctx->clients[i] = rl_client_new (ctx->shards[i].endpoint);
-    assert_non_null (ctx->clients[i]);
+    ctx->tp.shards[i].env[0] = ctx->armed[i];
+    ctx->tp.shards[i].env[1] = NULL;
+    tpk_start (&ctx->tp, i);
 }
 
 //  Two shards with a shared ring file and fast two-phase timeouts, and a
@@ -195,38 +173,14 @@ s_start (s_ctx_t *ctx, int i)
 static void
 s_cluster (s_ctx_t *ctx)
 {
-    ctx->ring = ring_new (1);
+    tpk_init (&ctx->tp, ctx->h, "b", 2, PREPARE_TIMEOUT, "200");
     for (int i = 0; i < 2; i++) {
-        char name[16];
-        snprintf (name, sizeof name, "b%d", i + 1);
-        tk_shard_init (ctx->h, &ctx->shards[i], name);
-        tk_shard_t *s = &ctx->shards[i];
-        s->durability = "manual-wal";
-        char *args[] = {"--prepare-timeout-ms",
-                        PREPARE_TIMEOUT,
-                        "--query-after-ms",
-                        "200",
-                        "--retry-min-ms",
-                        "20",
-                        "--retry-max-ms",
-                        "200",
-                        "--tick-ms",
-                        "5",
-                        NULL};
-        memcpy (s->args, args, sizeof (args));
-        assert_int_equal (ring_add_shard (ctx->ring, name, s->endpoint, 1.0), 0);
-    }
-    char ring_file[512];
-    snprintf (ring_file, sizeof (ring_file), "%s/bank.ring", harness_dir (ctx->h));
-    assert_int_equal (ring_save_file (ctx->ring, ring_file), 0);
-    for (int i = 0; i < 2; i++) {
-        snprintf (ctx->shards[i].ring_file, sizeof (ctx->shards[i].ring_file), "%s", ring_file);
         s_start (ctx, i);
     }
     for (uint64_t tag = 0x42414e4b00ull;; tag++) {
         bool ok = true;
         for (uint64_t a = 1; a <= ACCOUNTS && ok; a++) {
-            ok = s_owner (ctx, tk_id (a, tag)) == s_shard_of (a);
+            ok = tpk_owner (&ctx->tp, tk_id (a, tag)) == s_shard_of (a);
         }
         if (ok) {
             ctx->tag = tag;
@@ -238,8 +192,9 @@ s_cluster (s_ctx_t *ctx)
         rl_account_t acc = tk_account (a, ctx->tag, LEDGER,
                                        a <= 2 ? 0 : RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS);
         rl_result_rec_t r;
-        assert_int_equal (
-            rl_client_create_accounts (s_client_for (ctx, acc.id), &acc, 1, &r, TK_TIMEOUT_MS), 0);
+        assert_int_equal (rl_client_create_accounts (tpk_client_for (&ctx->tp, acc.id), &acc, 1, &r,
+                                                     TK_TIMEOUT_MS),
+                          0);
         assert_int_equal (r.result, RL_OK);
     }
     //  Funding: each customer from its own shard's bank.
@@ -247,8 +202,8 @@ s_cluster (s_ctx_t *ctx)
         rl_transfer_t t = tk_transfer (tk_id (900000 + a, ctx->tag), tk_id (2 - (a & 1), ctx->tag),
                                        tk_id (a, ctx->tag), FUNDING, LEDGER);
         rl_result_rec_t r;
-        assert_int_equal (rl_client_create_transfers (s_client_for (ctx, t.debit_account_id), &t, 1,
-                                                      &r, TK_TIMEOUT_MS),
+        assert_int_equal (rl_client_create_transfers (tpk_client_for (&ctx->tp, t.debit_account_id),
+                                                      &t, 1, &r, TK_TIMEOUT_MS),
                           0);
         assert_int_equal (r.result, RL_OK);
         tk_model_apply (&ctx->model, &t);
@@ -279,8 +234,8 @@ s_pick_pending (s_ctx_t *ctx, int i)
     size_t start = s_rand (ctx, ctx->count);
     for (size_t n = 0; n < ctx->count && n < 64; n++) {
         const s_rec_t *p = &ctx->recs[(start + ctx->count - n) % ctx->count];
-        if ((p->t.flags & RL_TRANSFER_PENDING) && s_owner (ctx, p->t.debit_account_id) == i
-            && s_owner (ctx, p->t.credit_account_id) == i) {
+        if ((p->t.flags & RL_TRANSFER_PENDING) && tpk_owner (&ctx->tp, p->t.debit_account_id) == i
+            && tpk_owner (&ctx->tp, p->t.credit_account_id) == i) {
             return p;
         }
     }
@@ -339,18 +294,18 @@ s_send (s_ctx_t *ctx, int i, size_t first, size_t n)
     for (size_t k = 0; k < n; k++) {
         t[k] = ctx->recs[first + k].t;
     }
-    if (rl_client_create_transfers (ctx->clients[i], t, n, r, CALL_TIMEOUT_MS) != 0) {
+    if (rl_client_create_transfers (ctx->tp.clients[i], t, n, r, CALL_TIMEOUT_MS) != 0) {
         //  No answer: the shard died at its failpoint (restarted now), or
         //  was slow. Unknown either way.
         int wstatus = 0;
-        if (harness_wait_exit (ctx->h, ctx->shards[i].pid, 50, &wstatus) == 0) {
-            ctx->shards[i].pid = -1;
+        if (harness_wait_exit (ctx->h, ctx->tp.shards[i].pid, 50, &wstatus) == 0) {
+            ctx->tp.shards[i].pid = -1;
             if (!WIFSIGNALED (wstatus) || WTERMSIG (wstatus) != SIGKILL) {
                 harness_keep (ctx->h);
                 fail_msg ("shard %d exited with status 0x%x", i, wstatus);
             }
             ctx->crashes++;
-            s_start (ctx, i);
+            tpk_start (&ctx->tp, i);
         }
         return;
     }
@@ -386,10 +341,10 @@ static void
 s_kill (s_ctx_t *ctx)
 {
     int i = (int) s_rand (ctx, 2);
-    int status = tk_shard_stop (ctx->h, &ctx->shards[i], SIGKILL);
+    int status = tk_shard_stop (ctx->h, &ctx->tp.shards[i], SIGKILL);
     //  Its failpoint may have killed it a moment before: SIGKILL either way.
     assert_true (status != -1 && WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
-    s_start (ctx, i);
+    tpk_start (&ctx->tp, i);
     ctx->kills++;
 }
 
@@ -424,9 +379,10 @@ s_check_outcomes (s_ctx_t *ctx, size_t *unknown_p)
     size_t unknown = 0;
     for (size_t k = 0; k < ctx->count; k++) {
         s_rec_t *rec = &ctx->recs[k];
-        assert_int_equal (rl_client_lookup_transfers (s_client_for (ctx, rec->t.debit_account_id),
-                                                      &rec->t.id, 1, &rec->found, TK_TIMEOUT_MS),
-                          0);
+        assert_int_equal (
+            rl_client_lookup_transfers (tpk_client_for (&ctx->tp, rec->t.debit_account_id),
+                                        &rec->t.id, 1, &rec->found, TK_TIMEOUT_MS),
+            0);
         bool applied = rec->found.timestamp != 0;
         unknown += rec->answer == UNKNOWN;
         if (rec->answer != UNKNOWN && s_success (rec->answer) && !applied) {
@@ -496,9 +452,10 @@ s_check_pending (s_ctx_t *ctx, size_t *counts)
                                       .pending_id = f->id,
                                       .flags = RL_TRANSFER_POST_PENDING_TRANSFER};
             rl_result_rec_t r;
-            assert_int_equal (rl_client_create_transfers (s_client_for (ctx, f->debit_account_id),
-                                                          &post->t, 1, &r, TK_TIMEOUT_MS),
-                              0);
+            assert_int_equal (
+                rl_client_create_transfers (tpk_client_for (&ctx->tp, f->debit_account_id),
+                                            &post->t, 1, &r, TK_TIMEOUT_MS),
+                0);
             if (r.result != RL_PENDING_TRANSFER_EXPIRED) {
                 fail_msg ("a post of expired record %zu: %s", k, rl_result_name (r.result));
             }
@@ -525,9 +482,10 @@ s_check_retries (s_ctx_t *ctx, size_t until)
             for (size_t j = 0; j < n; j++) {
                 t[j] = ctx->recs[k + j].t;
             }
-            assert_int_equal (rl_client_create_transfers (s_client_for (ctx, t[0].debit_account_id),
-                                                          t, n, r, TK_TIMEOUT_MS),
-                              0);
+            assert_int_equal (
+                rl_client_create_transfers (tpk_client_for (&ctx->tp, t[0].debit_account_id), t, n,
+                                            r, TK_TIMEOUT_MS),
+                0);
             for (size_t j = 0; j < n; j++) {
                 if (r[j].result != RL_EXISTS
                     || r[j].timestamp != ctx->recs[k + j].found.timestamp) {
@@ -542,9 +500,10 @@ s_check_retries (s_ctx_t *ctx, size_t until)
             continue;
         }
         rl_result_rec_t r;
-        assert_int_equal (rl_client_create_transfers (s_client_for (ctx, rec->t.debit_account_id),
-                                                      &rec->t, 1, &r, TK_TIMEOUT_MS),
-                          0);
+        assert_int_equal (
+            rl_client_create_transfers (tpk_client_for (&ctx->tp, rec->t.debit_account_id), &rec->t,
+                                        1, &r, TK_TIMEOUT_MS),
+            0);
         uint32_t want = applied ? RL_EXISTS : rec->answer;
         if (r.result != want || (applied && r.timestamp != rec->found.timestamp)) {
             fail_msg ("record %zu retried: %s, expected %s", k, rl_result_name (r.result),
@@ -575,17 +534,17 @@ test_bank (void **state)
     size_t sent = ctx->count;
     //  The end: each shard killed once more and started with no failpoint.
     for (int i = 0; i < 2; i++) {
-        int status = tk_shard_stop (ctx->h, &ctx->shards[i], SIGKILL);
+        int status = tk_shard_stop (ctx->h, &ctx->tp.shards[i], SIGKILL);
         assert_true (status != -1 && WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
-        ctx->shards[i].env[0] = NULL;
-        assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
-        rl_client_destroy (&ctx->clients[i]);
-        ctx->clients[i] = rl_client_new (ctx->shards[i].endpoint);
-        assert_non_null (ctx->clients[i]);
+        ctx->tp.shards[i].env[0] = NULL;
+        assert_true (tk_shard_start (ctx->h, &ctx->tp.shards[i]) > 0);
+        rl_client_destroy (&ctx->tp.clients[i]);
+        ctx->tp.clients[i] = rl_client_new (ctx->tp.shards[i].endpoint);
+        assert_non_null (ctx->tp.clients[i]);
     }
     //  Every timeout runs out; cross-shard attempts settle.
     zclock_sleep ((TIMEOUT_MAX_S + 1) * 1000);
-    if (!tk_wait_quiet (ctx->clients, 2, 20000)) {
+    if (!tk_wait_quiet (ctx->tp.clients, 2, 20000)) {
         harness_keep (ctx->h);
         fail_msg ("the shards did not settle");
     }
@@ -611,7 +570,7 @@ test_bank (void **state)
     assert_true (counts[1] > 0 && counts[2] > 0 && counts[3] > 0);
     assert_true (chains_applied > 0 && chains_applied < chains);
     //  5. Conservation, strong: nothing pending or reserved anywhere.
-    tk_check_conservation_by (s_client_for, ctx, &ctx->model, ACCOUNTS - 2);
+    tk_check_conservation_by (tpk_client_for, &ctx->tp, &ctx->model, ACCOUNTS - 2);
 }
 
 int

@@ -47,47 +47,22 @@
 #include "keys.h"
 #include "ring.h"
 #include "testkit.h"
+#include "tpkit.h"
 
 #define LEDGER 977
 #define SHARDS 3
 
 typedef struct {
     harness_t *h;
-    tk_shard_t shards[SHARDS]; //  s1, s2 processes; s3 a key (a process at the end)
-    rl_client_t *clients[SHARDS];
-    ring_t *ring;
+    tpk_t tp; //  s1, s2 processes; s3 a key (a process at the end)
     uint64_t tag;
 } s_ctx_t;
-
-static int
-s_owner (s_ctx_t *ctx, rl_id_t id)
-{
-    uint8_t bytes[RL_ID_SIZE];
-    codec_encode_id (id, bytes);
-    return ring_lookup_id (ctx->ring, bytes);
-}
-
-static rl_client_t *
-s_client_for (void *arg, rl_id_t id)
-{
-    s_ctx_t *ctx = arg;
-    return ctx->clients[s_owner (ctx, id)];
-}
-
-static void
-s_start (s_ctx_t *ctx, int i)
-{
-    assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
-    rl_client_destroy (&ctx->clients[i]);
-    ctx->clients[i] = rl_client_new (ctx->shards[i].endpoint);
-    assert_non_null (ctx->clients[i]);
-}
 
 static rl_status_rec_t
 s_status (s_ctx_t *ctx, int i)
 {
     rl_status_rec_t status;
-    assert_int_equal (rl_client_status (ctx->clients[i], &status, TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_status (ctx->tp.clients[i], &status, TK_TIMEOUT_MS), 0);
     return status;
 }
 
@@ -96,8 +71,8 @@ s_account (s_ctx_t *ctx, uint64_t n)
 {
     rl_id_t id = tk_id (n, ctx->tag);
     rl_account_t a;
-    assert_int_equal (rl_client_lookup_accounts (s_client_for (ctx, id), &id, 1, &a, TK_TIMEOUT_MS),
-                      0);
+    assert_int_equal (
+        rl_client_lookup_accounts (tpk_client_for (&ctx->tp, id), &id, 1, &a, TK_TIMEOUT_MS), 0);
     return a;
 }
 
@@ -153,7 +128,7 @@ s_expect_unauthorized (const rl_tp_rec_t *rec, const char *what)
 static void
 s_quiet (s_ctx_t *ctx, int shards)
 {
-    if (!tk_wait_quiet (ctx->clients, (size_t) shards, 15000)) {
+    if (!tk_wait_quiet (ctx->tp.clients, (size_t) shards, 15000)) {
         harness_keep (ctx->h);
         fail_msg ("shards did not settle: live attempts or prepared records remain");
     }
@@ -167,42 +142,13 @@ s_setup (void **state)
     if (!ctx || !(ctx->h = harness_new ("tp_senders"))) {
         return -1;
     }
-    ctx->ring = ring_new (1);
+    tpk_init (&ctx->tp, ctx->h, "s", SHARDS, "300", "1500");
     for (int i = 0; i < SHARDS; i++) {
-        char name[8];
-        snprintf (name, sizeof name, "s%d", i + 1);
-        tk_shard_init (ctx->h, &ctx->shards[i], name);
-        char *args[] = {"--prepare-timeout-ms",
-                        "300",
-                        "--query-after-ms",
-                        "1500",
-                        "--retry-min-ms",
-                        "20",
-                        "--retry-max-ms",
-                        "200",
-                        "--tick-ms",
-                        "5",
-                        NULL};
-        memcpy (ctx->shards[i].args, args, sizeof args);
-        if (ring_add_shard (ctx->ring, name, ctx->shards[i].endpoint, 1.0) != 0) {
-            return -1;
-        }
-    }
-    char ring_file[512];
-    snprintf (ring_file, sizeof ring_file, "%s/tp.ring", harness_dir (ctx->h));
-    if (ring_save_file (ctx->ring, ring_file) != 0) {
-        return -1;
-    }
-    for (int i = 0; i < SHARDS; i++) {
-        snprintf (ctx->shards[i].ring_file, sizeof ctx->shards[i].ring_file, "%s", ring_file);
+        ctx->tp.shards[i].durability = "sync";
     }
     //  Account n lives on shard n (1..3).
-    for (ctx->tag = 0x5345000000ull;; ctx->tag++) {
-        if (s_owner (ctx, tk_id (1, ctx->tag)) == 0 && s_owner (ctx, tk_id (2, ctx->tag)) == 1
-            && s_owner (ctx, tk_id (3, ctx->tag)) == 2) {
-            break;
-        }
-    }
+    static const int owners[] = {0, 1, 2};
+    ctx->tag = tpk_find_tag (&ctx->tp, 0x5345000000ull, owners, 3);
     return 0;
 }
 
@@ -210,11 +156,8 @@ static int
 s_teardown (void **state)
 {
     s_ctx_t *ctx = *state;
-    for (int i = 0; ctx && i < SHARDS; i++) {
-        rl_client_destroy (&ctx->clients[i]);
-    }
     if (ctx) {
-        ring_destroy (&ctx->ring);
+        tpk_close (&ctx->tp);
         harness_destroy (&ctx->h);
         free (ctx);
     }
@@ -229,7 +172,8 @@ s_create_accounts (s_ctx_t *ctx, uint64_t count)
         rl_account_t a = tk_account (n, ctx->tag, LEDGER, 0);
         rl_result_rec_t r;
         assert_int_equal (
-            rl_client_create_accounts (s_client_for (ctx, a.id), &a, 1, &r, TK_TIMEOUT_MS), 0);
+            rl_client_create_accounts (tpk_client_for (&ctx->tp, a.id), &a, 1, &r, TK_TIMEOUT_MS),
+            0);
         assert_int_equal (r.result, RL_OK);
     }
 }
@@ -243,10 +187,10 @@ s_finish (s_ctx_t *ctx, const tk_model_t *model, uint64_t ok_min)
     for (int i = 0; i < SHARDS; i++) {
         assert_int_equal (s_status (ctx, i).alarms, 0);
     }
-    tk_check_conservation_by (s_client_for, ctx, model, ok_min);
+    tk_check_conservation_by (tpk_client_for, &ctx->tp, model, ok_min);
     for (int i = 0; i < SHARDS; i++) {
-        rl_client_destroy (&ctx->clients[i]);
-        assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM), 0);
+        rl_client_destroy (&ctx->tp.clients[i]);
+        assert_int_equal (tk_shard_stop (ctx->h, &ctx->tp.shards[i], SIGTERM), 0);
     }
 }
 
@@ -254,8 +198,8 @@ static void
 test_sender_rules (void **state)
 {
     s_ctx_t *ctx = *state;
-    s_start (ctx, 0);
-    s_start (ctx, 1);
+    tpk_start (&ctx->tp, 0);
+    tpk_start (&ctx->tp, 1);
     s_create_accounts (ctx, 2); //  not 3: its shard is only a key for now
     tk_model_t model;
     tk_model_init (&model, ctx->tag, 2);
@@ -272,7 +216,7 @@ test_sender_rules (void **state)
     uint8_t body[2 * RL_PREPARE_SIZE];
     codec_encode_prepare (&forged[0], body);
     codec_encode_prepare (&forged[1], body + RL_PREPARE_SIZE);
-    void *s3_to_s2 = tk_dealer_as (ctx->h, "s3", "s2", ctx->shards[1].endpoint);
+    void *s3_to_s2 = tk_dealer_as (ctx->h, "s3", "s2", ctx->tp.shards[1].endpoint);
     rl_tp_rec_t replies[2];
     s_call (s3_to_s2, RL_OP_PREPARE, body, RL_PREPARE_SIZE, 2, replies);
     s_expect_unauthorized (&replies[0], "PREPARE naming s1 from s3");
@@ -281,7 +225,7 @@ test_sender_rules (void **state)
     rl_prepare_rec_t not_owner = s_prepare (tk_transfer (tk_id (102, ctx->tag), a3, a2, 10, LEDGER),
                                             "s1", attempt);
     codec_encode_prepare (&not_owner, body);
-    void *s1_to_s2 = tk_dealer_as (ctx->h, "s1", "s2", ctx->shards[1].endpoint);
+    void *s1_to_s2 = tk_dealer_as (ctx->h, "s1", "s2", ctx->tp.shards[1].endpoint);
     s_call (s1_to_s2, RL_OP_PREPARE, body, RL_PREPARE_SIZE, 1, replies);
     s_expect_unauthorized (&replies[0], "PREPARE from s1 of s3's debit account");
     rl_status_rec_t s2_after = s_status (ctx, 1);
@@ -290,7 +234,7 @@ test_sender_rules (void **state)
     assert_int_equal (s_account (ctx, 2).credits_reserved, 0);
     //  Not burned: the same transfer commits through its coordinator.
     rl_result_rec_t r;
-    assert_int_equal (rl_client_create_transfers (ctx->clients[0], &x, 1, &r, TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_create_transfers (ctx->tp.clients[0], &x, 1, &r, TK_TIMEOUT_MS), 0);
     assert_int_equal (r.result, RL_OK);
     tk_model_apply (&model, &x);
 
@@ -321,14 +265,14 @@ test_sender_rules (void **state)
 
     //  Outcome query -----------------------------------------------------------
     //  s2 down: s1 logs the abort of Z for s2 and keeps it until s2 is back.
-    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[1], SIGTERM), 0);
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->tp.shards[1], SIGTERM), 0);
     rl_transfer_t z = tk_transfer (tk_id (104, ctx->tag), a1, a2, 20, LEDGER);
-    assert_int_equal (rl_client_create_transfers (ctx->clients[0], &z, 1, &r, TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_create_transfers (ctx->tp.clients[0], &z, 1, &r, TK_TIMEOUT_MS), 0);
     assert_int_equal (r.result, RL_ABORTED);
     rl_in_doubt_rec_t *listed = NULL;
     size_t listed_count = 0;
-    assert_int_equal (rl_client_in_doubt (ctx->clients[0], &listed, &listed_count, TK_TIMEOUT_MS),
-                      0);
+    assert_int_equal (
+        rl_client_in_doubt (ctx->tp.clients[0], &listed, &listed_count, TK_TIMEOUT_MS), 0);
     assert_int_equal (listed_count, 1);
     rl_tp_rec_t logged = listed[0].prepare.tp;
     assert_int_equal (logged.state, RL_TP_ABORT);
@@ -338,11 +282,11 @@ test_sender_rules (void **state)
     rl_tp_rec_t query = logged;
     query.state = 0;
     codec_encode_tp (&query, body);
-    void *s3_to_s1 = tk_dealer_as (ctx->h, "s3", "s1", ctx->shards[0].endpoint);
+    void *s3_to_s1 = tk_dealer_as (ctx->h, "s3", "s1", ctx->tp.shards[0].endpoint);
     s_call (s3_to_s1, RL_OP_OUTCOME_QUERY, body, RL_TP_SIZE, 1, replies);
     s_expect_unauthorized (&replies[0], "outcome query of s2's attempt from s3");
     zsock_destroy ((zsock_t **) &s3_to_s1);
-    void *s2_to_s1 = tk_dealer_as (ctx->h, "s2", "s1", ctx->shards[0].endpoint);
+    void *s2_to_s1 = tk_dealer_as (ctx->h, "s2", "s1", ctx->tp.shards[0].endpoint);
     s_call (s2_to_s1, RL_OP_OUTCOME_QUERY, body, RL_TP_SIZE, 1, replies);
     assert_int_equal (replies[0].state, RL_TP_ABORT); //  its participant may know
     zsock_destroy ((zsock_t **) &s2_to_s1);
@@ -363,12 +307,12 @@ test_sender_rules (void **state)
     zcert_apply (cert, fake);
     zcert_destroy (&cert);
     zsock_set_curve_server (fake, 1);
-    assert_true (zsock_bind (fake, "%s", ctx->shards[2].endpoint) >= 0);
+    assert_true (zsock_bind (fake, "%s", ctx->tp.shards[2].endpoint) >= 0);
     zsock_t *client = zsock_new (ZMQ_DEALER);
     assert_non_null (client);
     zsock_set_linger (client, 0);
     zsock_set_rcvtimeo (client, TK_TIMEOUT_MS);
-    tk_connect (client, ctx->shards[0].endpoint);
+    tk_connect (client, ctx->tp.shards[0].endpoint);
     rl_transfer_t w = tk_transfer (tk_id (105, ctx->tag), a1, a3, 30, LEDGER);
     uint8_t create[RL_HEADER_SIZE + RL_TRANSFER_SIZE];
     size_t create_size = tk_request_header (create, RL_OP_CREATE_TRANSFERS, 77, 1);
@@ -426,16 +370,16 @@ test_sender_rules (void **state)
     zsock_destroy (&fake);
     //  The acknowledgement changed nothing: the decision is still logged.
     assert_int_equal (s_status (ctx, 0).unauthorized, s1_before.unauthorized + 2);
-    assert_int_equal (rl_client_in_doubt (ctx->clients[0], &listed, &listed_count, TK_TIMEOUT_MS),
-                      0);
+    assert_int_equal (
+        rl_client_in_doubt (ctx->tp.clients[0], &listed, &listed_count, TK_TIMEOUT_MS), 0);
     assert_int_equal (listed_count, 1);
     assert_true (rl_id_eq (listed[0].prepare.tp.id, z.id));
     free (listed);
 
     //  s2 back (and s3 a real shard): the abort is delivered; nothing else
     //  took effect but X.
-    s_start (ctx, 1);
-    s_start (ctx, 2);
+    tpk_start (&ctx->tp, 1);
+    tpk_start (&ctx->tp, 2);
     s_finish (ctx, &model, 1);
 }
 
@@ -496,16 +440,16 @@ test_denial_of_service (void **state)
                     "--tp-prepared-share",
                     "1",
                     NULL};
-    assert_true (sizeof args / sizeof args[0] <= sizeof ctx->shards[1].args / sizeof (char *));
-    memcpy (ctx->shards[1].args, args, sizeof args);
+    assert_true (sizeof args / sizeof args[0] <= sizeof ctx->tp.shards[1].args / sizeof (char *));
+    memcpy (ctx->tp.shards[1].args, args, sizeof args);
     for (int i = 0; i < SHARDS; i++) {
-        s_start (ctx, i);
+        tpk_start (&ctx->tp, i);
     }
     s_create_accounts (ctx, 3);
     tk_model_t model;
     tk_model_init (&model, ctx->tag, 3);
     rl_id_t a1 = tk_id (1, ctx->tag), a2 = tk_id (2, ctx->tag), a3 = tk_id (3, ctx->tag);
-    void *s1_to_s2 = tk_dealer_as (ctx->h, "s1", "s2", ctx->shards[1].endpoint);
+    void *s1_to_s2 = tk_dealer_as (ctx->h, "s1", "s2", ctx->tp.shards[1].endpoint);
     rl_tp_rec_t replies[1];
     uint8_t body[RL_PREPARE_SIZE];
     rl_result_rec_t r;
@@ -524,7 +468,7 @@ test_denial_of_service (void **state)
                              tk_transfer (tk_id (201, ctx->tag), a1, a2, 5, LEDGER)};
     for (int k = 0; k < 2; k++) {
         assert_int_equal (
-            rl_client_create_transfers (ctx->clients[0], &paid[k], 1, &r, TK_TIMEOUT_MS), 0);
+            rl_client_create_transfers (ctx->tp.clients[0], &paid[k], 1, &r, TK_TIMEOUT_MS), 0);
         assert_int_equal (r.result, RL_OK);
         tk_model_apply (&model, &paid[k]);
     }
@@ -550,8 +494,8 @@ test_denial_of_service (void **state)
     assert_int_equal (s_account (ctx, 2).credits_reserved, 11); //  the prepared record stays
     assert_int_equal (s_status (ctx, 1).in_doubt, 1);
     paid[2] = tk_transfer (tk_id (202, ctx->tag), a1, a2, 13, LEDGER);
-    assert_int_equal (rl_client_create_transfers (ctx->clients[0], &paid[2], 1, &r, TK_TIMEOUT_MS),
-                      0);
+    assert_int_equal (
+        rl_client_create_transfers (ctx->tp.clients[0], &paid[2], 1, &r, TK_TIMEOUT_MS), 0);
     assert_int_equal (r.result, RL_OK);
     tk_model_apply (&model, &paid[2]);
 
@@ -568,8 +512,8 @@ test_denial_of_service (void **state)
     assert_true (prepared == share - 1 || prepared == share);
     assert_true (s_status (ctx, 1).in_doubt <= share);
     paid[3] = tk_transfer (tk_id (204, ctx->tag), a3, a2, 17, LEDGER);
-    assert_int_equal (rl_client_create_transfers (ctx->clients[2], &paid[3], 1, &r, TK_TIMEOUT_MS),
-                      0);
+    assert_int_equal (
+        rl_client_create_transfers (ctx->tp.clients[2], &paid[3], 1, &r, TK_TIMEOUT_MS), 0);
     assert_int_equal (r.result, RL_OK);
     tk_model_apply (&model, &paid[3]);
     zsock_destroy ((zsock_t **) &s1_to_s2);

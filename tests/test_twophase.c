@@ -69,6 +69,7 @@
 #include "ring.h"
 #include "rl_rand.h"
 #include "testkit.h"
+#include "tpkit.h"
 
 #define LEDGER            752
 #define PREPARE_TIMEOUT   "300"
@@ -76,10 +77,7 @@
 
 typedef struct {
     harness_t *h;
-    tk_shard_t shards[3]; //  s1, s2 (and s3: test_keys_bound)
-    rl_client_t *clients[3];
-    int n; //  shards in the cluster
-    ring_t *ring;
+    tpk_t tp; //  s1, s2 (and s3: test_keys_bound)
     uint64_t tag;
 } s_ctx_t;
 
@@ -96,93 +94,10 @@ static int
 s_teardown (void **state)
 {
     s_ctx_t *ctx = *state;
-    for (int i = 0; i < 3; i++) {
-        rl_client_destroy (&ctx->clients[i]);
-    }
-    ring_destroy (&ctx->ring);
+    tpk_close (&ctx->tp);
     harness_destroy (&ctx->h);
     free (ctx);
     return 0;
-}
-
-static int
-s_owner (s_ctx_t *ctx, rl_id_t id)
-{
-    uint8_t bytes[RL_ID_SIZE];
-    codec_encode_id (id, bytes);
-    return ring_lookup_id (ctx->ring, bytes);
-}
-
-static rl_client_t *
-s_client_for (void *arg, rl_id_t id)
-{
-    s_ctx_t *ctx = arg;
-    return ctx->clients[s_owner (ctx, id)];
-}
-
-//  n shards with a shared ring file and fast two-phase timeouts.
-static void
-s_cluster_init_n (s_ctx_t *ctx, const char *prefix, int n)
-{
-    char name[32];
-    ring_destroy (&ctx->ring);
-    ctx->ring = ring_new (1);
-    ctx->n = n;
-    for (int i = 0; i < n; i++) {
-        snprintf (name, sizeof (name), "%s%d", prefix, i + 1);
-        tk_shard_init (ctx->h, &ctx->shards[i], name);
-        tk_shard_t *s = &ctx->shards[i];
-        s->durability = "manual-wal";
-        char *args[] = {"--prepare-timeout-ms",
-                        PREPARE_TIMEOUT,
-                        "--query-after-ms",
-                        "200",
-                        "--retry-min-ms",
-                        "20",
-                        "--retry-max-ms",
-                        "200",
-                        "--tick-ms",
-                        "5",
-                        NULL};
-        memcpy (s->args, args, sizeof (args));
-        assert_int_equal (ring_add_shard (ctx->ring, name, s->endpoint, 1.0), 0);
-    }
-    char ring_file[512];
-    snprintf (ring_file, sizeof (ring_file), "%s/%s.ring", harness_dir (ctx->h), prefix);
-    assert_int_equal (ring_save_file (ctx->ring, ring_file), 0);
-    for (int i = 0; i < n; i++) {
-        snprintf (ctx->shards[i].ring_file, sizeof (ctx->shards[i].ring_file), "%s", ring_file);
-    }
-}
-
-static void
-s_cluster_init (s_ctx_t *ctx, const char *prefix)
-{
-    s_cluster_init_n (ctx, prefix, 2);
-}
-
-static void
-s_start (s_ctx_t *ctx, int i)
-{
-    assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
-    rl_client_destroy (&ctx->clients[i]);
-    ctx->clients[i] = rl_client_new (ctx->shards[i].endpoint);
-    assert_non_null (ctx->clients[i]);
-}
-
-//  A tag such that accounts 1..n of the model live on the wanted shards.
-static uint64_t
-s_find_tag (s_ctx_t *ctx, uint64_t from, const int *owners, size_t n)
-{
-    for (uint64_t tag = from;; tag++) {
-        bool ok = true;
-        for (size_t i = 0; i < n && ok; i++) {
-            ok = s_owner (ctx, tk_id (i + 1, tag)) == owners[i];
-        }
-        if (ok) {
-            return tag;
-        }
-    }
 }
 
 static void
@@ -191,7 +106,7 @@ s_create_account (s_ctx_t *ctx, uint64_t n, uint16_t flags)
     rl_account_t a = tk_account (n, ctx->tag, LEDGER, flags);
     rl_result_rec_t r;
     assert_int_equal (
-        rl_client_create_accounts (s_client_for (ctx, a.id), &a, 1, &r, TK_TIMEOUT_MS), 0);
+        rl_client_create_accounts (tpk_client_for (&ctx->tp, a.id), &a, 1, &r, TK_TIMEOUT_MS), 0);
     assert_true (r.result == RL_OK || r.result == RL_EXISTS);
 }
 
@@ -201,7 +116,7 @@ static uint32_t
 s_transfer (s_ctx_t *ctx, rl_transfer_t t, int timeout_ms)
 {
     rl_result_rec_t r;
-    int rc = rl_client_create_transfers (s_client_for (ctx, t.debit_account_id), &t, 1, &r,
+    int rc = rl_client_create_transfers (tpk_client_for (&ctx->tp, t.debit_account_id), &t, 1, &r,
                                          timeout_ms);
     return rc == 0 ? r.result : UINT32_MAX;
 }
@@ -210,26 +125,10 @@ static bool
 s_applied (s_ctx_t *ctx, rl_transfer_t t)
 {
     rl_transfer_t found;
-    assert_int_equal (rl_client_lookup_transfers (s_client_for (ctx, t.debit_account_id), &t.id, 1,
-                                                  &found, TK_TIMEOUT_MS),
+    assert_int_equal (rl_client_lookup_transfers (tpk_client_for (&ctx->tp, t.debit_account_id),
+                                                  &t.id, 1, &found, TK_TIMEOUT_MS),
                       0);
     return found.timestamp != 0;
-}
-
-static void
-s_quiet (s_ctx_t *ctx)
-{
-    if (!tk_wait_quiet (ctx->clients, (size_t) ctx->n, 15000)) {
-        harness_keep (ctx->h);
-        fail_msg ("shards did not settle: live attempts or prepared records remain");
-    }
-    for (int i = 0; i < ctx->n; i++) {
-        rl_status_rec_t status;
-        assert_int_equal (rl_client_status (ctx->clients[i], &status, TK_TIMEOUT_MS), 0);
-        if (status.alarms != 0) {
-            fail_msg ("%s raised %lu two-phase alarms", status.name, (unsigned long) status.alarms);
-        }
-    }
 }
 
 //  Admin: the in-doubt list of shard i, and its audit.
@@ -239,7 +138,7 @@ s_in_doubt (s_ctx_t *ctx, int i, rl_in_doubt_rec_t *out, size_t cap)
     rl_header_t h;
     uint8_t *body = NULL;
     size_t size = 0;
-    assert_int_equal (rl_client_call (ctx->clients[i], RL_OP_IN_DOUBT, NULL, 0, 0, TK_TIMEOUT_MS,
+    assert_int_equal (rl_client_call (ctx->tp.clients[i], RL_OP_IN_DOUBT, NULL, 0, 0, TK_TIMEOUT_MS,
                                       &h, &body, &size),
                       0);
     size_t n = h.record_count < cap ? h.record_count : cap;
@@ -250,37 +149,19 @@ s_in_doubt (s_ctx_t *ctx, int i, rl_in_doubt_rec_t *out, size_t cap)
     return h.record_count;
 }
 
-static void
-s_audit_ok (s_ctx_t *ctx, int i)
-{
-    rl_header_t h;
-    uint8_t *body = NULL;
-    size_t size = 0;
-    assert_int_equal (
-        rl_client_call (ctx->clients[i], RL_OP_AUDIT, NULL, 0, 0, TK_TIMEOUT_MS, &h, &body, &size),
-        0);
-    assert_int_equal (h.record_count, 1);
-    rl_audit_rec_t audit;
-    codec_decode_audit (body, &audit);
-    free (body);
-    if (!audit.ok) {
-        fail_msg ("audit of shard %d: %s", i, audit.message);
-    }
-}
-
 //  Basic scenarios ---------------------------------------------------------------
 
 static void
 test_cross_shard (void **state)
 {
     s_ctx_t *ctx = *state;
-    s_cluster_init (ctx, "b");
-    s_start (ctx, 0);
-    s_start (ctx, 1);
+    tpk_init (&ctx->tp, ctx->h, "b", 2, PREPARE_TIMEOUT, "200");
+    tpk_start (&ctx->tp, 0);
+    tpk_start (&ctx->tp, 1);
     //  1 operator on s1; 2, 3 customers on s1; 4, 5 customers on s2;
     //  6 on s2 whose credits must not exceed its debits.
     int owners[] = {0, 0, 0, 1, 1, 1};
-    ctx->tag = s_find_tag (ctx, 0x7470000000ull, owners, 6);
+    ctx->tag = tpk_find_tag (&ctx->tp, 0x7470000000ull, owners, 6);
     s_create_account (ctx, 1, 0);
     for (uint64_t n = 2; n <= 5; n++) {
         s_create_account (ctx, n, RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS);
@@ -306,7 +187,7 @@ test_cross_shard (void **state)
     };
     rl_result_rec_t results[4];
     assert_int_equal (
-        rl_client_create_transfers (ctx->clients[0], batch, 4, results, TK_TIMEOUT_MS), 0);
+        rl_client_create_transfers (ctx->tp.clients[0], batch, 4, results, TK_TIMEOUT_MS), 0);
     assert_int_equal (results[0].result, RL_OK);
     assert_int_equal (results[1].result, RL_OK);
     assert_int_equal (results[2].result, RL_OK);
@@ -321,7 +202,7 @@ test_cross_shard (void **state)
     //  Business failures decided by the credit shard burn the id.
     rl_transfer_t missing = tk_transfer (tk_id (tid++, ctx->tag), tk_id (2, ctx->tag),
                                          tk_id (99, ctx->tag), 1, LEDGER);
-    while (s_owner (ctx, missing.credit_account_id) != 1) {
+    while (tpk_owner (&ctx->tp, missing.credit_account_id) != 1) {
         missing.credit_account_id.lo++;
     }
     assert_int_equal (s_transfer (ctx, missing, TK_TIMEOUT_MS), RL_CREDIT_ACCOUNT_NOT_FOUND);
@@ -330,14 +211,14 @@ test_cross_shard (void **state)
                                          tk_id (6, ctx->tag), 1, LEDGER);
     assert_int_equal (s_transfer (ctx, limited, TK_TIMEOUT_MS), RL_EXCEEDS_DEBITS);
     assert_int_equal (s_transfer (ctx, limited, TK_TIMEOUT_MS), RL_EXCEEDS_DEBITS);
-    s_quiet (ctx);
+    tpk_quiet (&ctx->tp);
     assert_int_equal (s_transfer (ctx, back, TK_TIMEOUT_MS), RL_EXISTS);
 
     //  An unreachable credit shard: a definite aborted within the prepare
     //  timeout, nothing left reserved, and the id stays free.
     rl_transfer_t lost = tk_transfer (tk_id (tid++, ctx->tag), tk_id (3, ctx->tag),
                                       tk_id (4, ctx->tag), 3, LEDGER);
-    assert_int_equal (harness_kill (ctx->h, ctx->shards[1].pid, SIGSTOP), 0);
+    assert_int_equal (harness_kill (ctx->h, ctx->tp.shards[1].pid, SIGSTOP), 0);
     int64_t start = zclock_mono ();
     assert_int_equal (s_transfer (ctx, lost, TK_TIMEOUT_MS), RL_ABORTED);
     assert_true (zclock_mono () - start < 3000);
@@ -348,8 +229,8 @@ test_cross_shard (void **state)
     uint8_t body[RL_TRANSFER_SIZE], *reply = NULL;
     size_t reply_size = 0;
     codec_encode_transfer (&live, body);
-    assert_int_equal (rl_client_call (ctx->clients[0], RL_OP_CREATE_TRANSFERS, body, sizeof (body),
-                                      1, 20, &rh, &reply, &reply_size),
+    assert_int_equal (rl_client_call (ctx->tp.clients[0], RL_OP_CREATE_TRANSFERS, body,
+                                      sizeof (body), 1, 20, &rh, &reply, &reply_size),
                       RL_CLIENT_TIMEOUT);
     assert_int_equal (s_transfer (ctx, live, TK_TIMEOUT_MS), RL_IN_PROGRESS);
     //  The coordinator lists the live attempt; its reservation is accounted for.
@@ -360,28 +241,28 @@ test_cross_shard (void **state)
         seen |= rl_id_eq (listed[k].prepare.tp.id, live.id)
                 && listed[k].prepare.tp.state == RL_TP_PENDING
                 && listed[k].prepare.reserved[1] == RL_ROLE_COORDINATOR
-                && strcmp (listed[k].peer, ctx->shards[1].name) == 0;
+                && strcmp (listed[k].peer, ctx->tp.shards[1].name) == 0;
     }
     assert_true (seen);
-    s_audit_ok (ctx, 0);
-    assert_int_equal (harness_kill (ctx->h, ctx->shards[1].pid, SIGCONT), 0);
-    s_quiet (ctx);
+    tpk_audit_ok (&ctx->tp, 0);
+    assert_int_equal (harness_kill (ctx->h, ctx->tp.shards[1].pid, SIGCONT), 0);
+    tpk_quiet (&ctx->tp);
     //  Both were aborted (not burned): the retries execute now.
     assert_int_equal (s_transfer (ctx, lost, TK_TIMEOUT_MS), RL_OK);
     tk_model_apply (&model, &lost);
     uint32_t r = s_transfer (ctx, live, TK_TIMEOUT_MS);
     assert_true (r == RL_OK || r == RL_EXISTS);
     tk_model_apply (&model, &live);
-    s_quiet (ctx);
+    tpk_quiet (&ctx->tp);
     //  Restart both: balances, reservations and history survive.
     for (int i = 0; i < 2; i++) {
-        assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM), 0);
-        s_start (ctx, i);
+        assert_int_equal (tk_shard_stop (ctx->h, &ctx->tp.shards[i], SIGTERM), 0);
+        tpk_start (&ctx->tp, i);
     }
-    tk_check_conservation_by (s_client_for, ctx, &model, 10);
+    tk_check_conservation_by (tpk_client_for, &ctx->tp, &model, 10);
     for (int i = 0; i < 2; i++) {
         assert_int_equal (s_in_doubt (ctx, i, listed, 8), 0);
-        s_audit_ok (ctx, i);
+        tpk_audit_ok (&ctx->tp, i);
     }
 }
 
@@ -437,7 +318,7 @@ s_pause_batch (s_ctx_t *ctx, int shard, s_paused_rec_t *recs, size_t n, tk_model
     for (size_t i = 0; i < n; i++) {
         ts[i] = recs[i].t;
     }
-    if (rl_client_create_transfers (ctx->clients[shard], ts, n, rs, TK_TIMEOUT_MS) != 0) {
+    if (rl_client_create_transfers (ctx->tp.clients[shard], ts, n, rs, TK_TIMEOUT_MS) != 0) {
         return; //  no answer: unknown, settled by the retries below
     }
     for (size_t i = 0; i < n; i++) {
@@ -464,9 +345,9 @@ static void
 test_pause_under_load (void **state)
 {
     s_ctx_t *ctx = *state;
-    s_cluster_init (ctx, "p");
-    s_start (ctx, 0);
-    s_start (ctx, 1);
+    tpk_init (&ctx->tp, ctx->h, "p", 2, PREPARE_TIMEOUT, "200");
+    tpk_start (&ctx->tp, 0);
+    tpk_start (&ctx->tp, 1);
     //  Accounts 1 (s1) and 2 (s2) are operators; 3.. are customers, the
     //  first PAUSE_CUSTOMERS on s1, the next on s2.
     int owners[2 + 2 * PAUSE_CUSTOMERS];
@@ -476,7 +357,7 @@ test_pause_under_load (void **state)
         owners[2 + i] = i < PAUSE_CUSTOMERS ? 0 : 1;
     }
     size_t accounts = sizeof (owners) / sizeof (owners[0]);
-    ctx->tag = s_find_tag (ctx, 0x7061000000ull, owners, accounts);
+    ctx->tag = tpk_find_tag (&ctx->tp, 0x7061000000ull, owners, accounts);
     s_create_account (ctx, 1, 0);
     s_create_account (ctx, 2, 0);
     for (uint64_t n = 3; n <= accounts; n++) {
@@ -496,7 +377,7 @@ test_pause_under_load (void **state)
     for (size_t i = 0; i < PAUSE_TRANSFERS; i++) {
         recs[i].result = UINT32_MAX;
     }
-    s_pauser_t pauser = {.pids = {ctx->shards[0].pid, ctx->shards[1].pid}};
+    s_pauser_t pauser = {.pids = {ctx->tp.shards[0].pid, ctx->tp.shards[1].pid}};
     atomic_init (&pauser.paused, 0);
     pthread_t thread;
     assert_int_equal (pthread_create (&thread, NULL, s_pauser_run, &pauser), 0);
@@ -525,13 +406,13 @@ test_pause_under_load (void **state)
     }
     pthread_join (thread, NULL);
     assert_int_equal (atomic_load (&pauser.paused), PAUSES);
-    s_quiet (ctx);
+    tpk_quiet (&ctx->tp);
     //  Retry every open transfer with its own id until it is final.
     size_t retried = 0;
     for (size_t i = 0; i < sent; i++) {
         retried += recs[i].result == UINT32_MAX;
         for (int k = 0; k < PAUSE_RETRIES_MAX && recs[i].result == UINT32_MAX; k++) {
-            int shard = s_owner (ctx, recs[i].t.debit_account_id);
+            int shard = tpk_owner (&ctx->tp, recs[i].t.debit_account_id);
             s_pause_batch (ctx, shard, &recs[i], 1, &model);
             if (recs[i].result == UINT32_MAX) {
                 zclock_sleep (20);
@@ -541,13 +422,13 @@ test_pause_under_load (void **state)
             fail_msg ("transfer %zu never became final", i);
         }
     }
-    s_quiet (ctx);
+    tpk_quiet (&ctx->tp);
     rl_in_doubt_rec_t listed[8];
     for (int i = 0; i < 2; i++) {
         assert_int_equal (s_in_doubt (ctx, i, listed, 8), 0);
-        s_audit_ok (ctx, i);
+        tpk_audit_ok (&ctx->tp, i);
     }
-    tk_check_conservation_by (s_client_for, ctx, &model, sent / 4);
+    tk_check_conservation_by (tpk_client_for, &ctx->tp, &model, sent / 4);
     printf ("test_pause_under_load: %zu transfers (%zu retried), %lu ok, %d pauses of %d ms\n",
             sent, retried, (unsigned long) model.ok, PAUSES, PAUSE_MS);
 }
@@ -571,8 +452,8 @@ s_keep_ring_blob (s_ctx_t *ctx, uint64_t epoch, const char *s2_endpoint, size_t 
 {
     ring_t *ring = ring_new (epoch);
     for (int i = 0; i < 2; i++) {
-        const char *endpoint = i == 1 && s2_endpoint ? s2_endpoint : ctx->shards[i].endpoint;
-        if (ring_add_shard (ring, ctx->shards[i].name, endpoint, 1.0) != 0) {
+        const char *endpoint = i == 1 && s2_endpoint ? s2_endpoint : ctx->tp.shards[i].endpoint;
+        if (ring_add_shard (ring, ctx->tp.shards[i].name, endpoint, 1.0) != 0) {
             ring_destroy (&ring);
             return NULL;
         }
@@ -604,8 +485,8 @@ static void *
 s_ringer_run (void *arg)
 {
     s_ringer_t *r = arg;
-    rl_client_t *clients[2] = {rl_client_new (r->ctx->shards[0].endpoint),
-                               rl_client_new (r->ctx->shards[1].endpoint)};
+    rl_client_t *clients[2] = {rl_client_new (r->ctx->tp.shards[0].endpoint),
+                               rl_client_new (r->ctx->tp.shards[1].endpoint)};
     for (int i = 0; i < KEEP_RINGS && clients[0] && clients[1]; i++) {
         zclock_sleep (KEEP_RING_GAP);
         uint64_t epoch = 2 + (uint64_t) i;
@@ -626,7 +507,7 @@ static size_t
 s_log_count (s_ctx_t *ctx, int i, const char *text)
 {
     char path[600];
-    snprintf (path, sizeof (path), "%s/%s.log", harness_dir (ctx->h), ctx->shards[i].name);
+    snprintf (path, sizeof (path), "%s/%s.log", harness_dir (ctx->h), ctx->tp.shards[i].name);
     char *data = harness_read_file (path, NULL);
     size_t n = 0;
     for (const char *at = data; at && (at = strstr (at, text)); at += strlen (text)) {
@@ -647,9 +528,9 @@ static void
 test_ring_keep (void **state)
 {
     s_ctx_t *ctx = *state;
-    s_cluster_init (ctx, "k");
-    s_start (ctx, 0);
-    s_start (ctx, 1);
+    tpk_init (&ctx->tp, ctx->h, "k", 2, PREPARE_TIMEOUT, "200");
+    tpk_start (&ctx->tp, 0);
+    tpk_start (&ctx->tp, 1);
     int owners[2 + 2 * PAUSE_CUSTOMERS];
     owners[0] = 0;
     owners[1] = 1;
@@ -657,7 +538,7 @@ test_ring_keep (void **state)
         owners[2 + i] = i < PAUSE_CUSTOMERS ? 0 : 1;
     }
     size_t accounts = sizeof (owners) / sizeof (owners[0]);
-    ctx->tag = s_find_tag (ctx, 0x6b65000000ull, owners, accounts);
+    ctx->tag = tpk_find_tag (&ctx->tp, 0x6b65000000ull, owners, accounts);
     s_create_account (ctx, 1, 0);
     s_create_account (ctx, 2, 0);
     for (uint64_t n = 3; n <= accounts; n++) {
@@ -713,7 +594,7 @@ test_ring_keep (void **state)
         if (kept != KEEP_RINGS || closed != 0) {
             harness_keep (ctx->h);
             fail_msg ("%s: %zu of %d ring changes kept the peer connection, %zu closed it",
-                      ctx->shards[i].name, kept, KEEP_RINGS, closed);
+                      ctx->tp.shards[i].name, kept, KEEP_RINGS, closed);
         }
     }
     //  Retry every open transfer with its own id until it is final.
@@ -721,7 +602,8 @@ test_ring_keep (void **state)
     for (size_t i = 0; i < sent; i++) {
         retried += recs[i].result == UINT32_MAX;
         for (int k = 0; k < PAUSE_RETRIES_MAX && recs[i].result == UINT32_MAX; k++) {
-            s_pause_batch (ctx, s_owner (ctx, recs[i].t.debit_account_id), &recs[i], 1, &model);
+            s_pause_batch (ctx, tpk_owner (&ctx->tp, recs[i].t.debit_account_id), &recs[i], 1,
+                           &model);
             if (recs[i].result == UINT32_MAX) {
                 zclock_sleep (20);
             }
@@ -735,20 +617,20 @@ test_ring_keep (void **state)
     //  A ring that moves s2 elsewhere closes s1's connection to it; the
     //  next one moves it back, and a transfer reaches it again.
     uint64_t epoch = ringer.epoch;
-    assert_int_equal (s_keep_load (ctx, ctx->clients[0], ++epoch, "tcp://127.0.0.1:1"), 0);
+    assert_int_equal (s_keep_load (ctx, ctx->tp.clients[0], ++epoch, "tcp://127.0.0.1:1"), 0);
     assert_int_equal (s_log_count (ctx, 0, "peer connections kept 0, closed 1"), 1);
-    assert_int_equal (s_keep_load (ctx, ctx->clients[0], ++epoch, NULL), 0);
+    assert_int_equal (s_keep_load (ctx, ctx->tp.clients[0], ++epoch, NULL), 0);
     rl_transfer_t t = tk_transfer (tk_id (tid++, ctx->tag), tk_id (1, ctx->tag),
                                    tk_id (3 + PAUSE_CUSTOMERS, ctx->tag), 7, LEDGER);
     assert_int_equal (s_transfer (ctx, t, TK_TIMEOUT_MS), RL_OK);
     tk_model_apply (&model, &t);
-    s_quiet (ctx);
+    tpk_quiet (&ctx->tp);
     rl_in_doubt_rec_t listed[8];
     for (int i = 0; i < 2; i++) {
         assert_int_equal (s_in_doubt (ctx, i, listed, 8), 0);
-        s_audit_ok (ctx, i);
+        tpk_audit_ok (&ctx->tp, i);
     }
-    tk_check_conservation_by (s_client_for, ctx, &model, sent / 4);
+    tk_check_conservation_by (tpk_client_for, &ctx->tp, &model, sent / 4);
     printf ("test_ring_keep: %zu cross-shard transfers (%zu retried), %lu ok, %d ring changes, "
             "slowest batch %ld ms\n",
             sent, retried, (unsigned long) model.ok, KEEP_RINGS, (long) slowest_ms);
@@ -765,7 +647,7 @@ s_resolve (s_ctx_t *ctx, const rl_tp_rec_t *rec)
     uint8_t body[RL_TP_SIZE], *reply = NULL;
     size_t size = 0;
     codec_encode_tp (rec, body);
-    assert_int_equal (rl_client_call (ctx->clients[1], RL_OP_RESOLVE, body, sizeof (body), 1,
+    assert_int_equal (rl_client_call (ctx->tp.clients[1], RL_OP_RESOLVE, body, sizeof (body), 1,
                                       TK_TIMEOUT_MS, &h, &reply, &size),
                       0);
     rl_tp_rec_t answer;
@@ -779,8 +661,8 @@ s_resolve (s_ctx_t *ctx, const rl_tp_rec_t *rec)
 static rl_tp_rec_t
 s_as_coordinator (s_ctx_t *ctx, uint16_t op, const uint8_t *record, size_t record_size)
 {
-    zsock_t *dealer = tk_dealer_as (ctx->h, ctx->shards[0].name, ctx->shards[1].name,
-                                    ctx->shards[1].endpoint);
+    zsock_t *dealer = tk_dealer_as (ctx->h, ctx->tp.shards[0].name, ctx->tp.shards[1].name,
+                                    ctx->tp.shards[1].endpoint);
     uint8_t frame[RL_HEADER_SIZE + RL_PREPARE_SIZE];
     assert_true (record_size <= RL_PREPARE_SIZE);
     size_t size = tk_request_header (frame, op, 1, 1);
@@ -830,13 +712,13 @@ s_load_ring_s2 (s_ctx_t *ctx, uint64_t epoch, bool with_coordinator)
 {
     ring_t *ring = ring_new (epoch);
     for (int i = with_coordinator ? 0 : 1; i < 2; i++) {
-        assert_int_equal (ring_add_shard (ring, ctx->shards[i].name, ctx->shards[i].endpoint, 1.0),
-                          0);
+        assert_int_equal (
+            ring_add_shard (ring, ctx->tp.shards[i].name, ctx->tp.shards[i].endpoint, 1.0), 0);
     }
     size_t size = ring_encoded_size (ring);
     uint8_t *blob = malloc (size);
     assert_int_equal (ring_encode (ring, blob, size), size);
-    assert_int_equal (rl_client_load_ring (ctx->clients[1], blob, size, TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_load_ring (ctx->tp.clients[1], blob, size, TK_TIMEOUT_MS), 0);
     free (blob);
     ring_destroy (&ring);
 }
@@ -846,20 +728,20 @@ s_alarmed (void *arg)
 {
     s_ctx_t *ctx = arg;
     rl_status_rec_t status;
-    return rl_client_status (ctx->clients[1], &status, 1000) == 0 && status.alarms > 0;
+    return rl_client_status (ctx->tp.clients[1], &status, 1000) == 0 && status.alarms > 0;
 }
 
 static void
 test_heuristic (void **state)
 {
     s_ctx_t *ctx = *state;
-    s_cluster_init (ctx, "h");
+    tpk_init (&ctx->tp, ctx->h, "h", 2, PREPARE_TIMEOUT, "200");
     static char fp[] = "RL_FAILPOINTS=tp.coord.decision_synced=crash";
-    ctx->shards[0].env[0] = fp;
-    s_start (ctx, 0);
-    s_start (ctx, 1);
+    ctx->tp.shards[0].env[0] = fp;
+    tpk_start (&ctx->tp, 0);
+    tpk_start (&ctx->tp, 1);
     int owners[] = {0, 0, 1};
-    ctx->tag = s_find_tag (ctx, 0x4845000000ull, owners, 3);
+    ctx->tag = tpk_find_tag (&ctx->tp, 0x4845000000ull, owners, 3);
     s_create_account (ctx, 1, 0);
     s_create_account (ctx, 2, 0);
     s_create_account (ctx, 3, 0);
@@ -867,8 +749,8 @@ test_heuristic (void **state)
     rl_transfer_t t = tk_transfer (tk_id (7, ctx->tag), tk_id (2, ctx->tag), tk_id (3, ctx->tag),
                                    55, LEDGER);
     assert_int_equal (s_transfer (ctx, t, 2000), UINT32_MAX);
-    assert_int_equal (harness_wait_exit (ctx->h, ctx->shards[0].pid, 15000, NULL), 0);
-    ctx->shards[0].pid = -1;
+    assert_int_equal (harness_wait_exit (ctx->h, ctx->tp.shards[0].pid, 15000, NULL), 0);
+    ctx->tp.shards[0].pid = -1;
     rl_in_doubt_rec_t listed[4];
     assert_int_equal (s_in_doubt (ctx, 1, listed, 4), 1);
     rl_tp_rec_t rec = listed[0].prepare.tp;
@@ -885,9 +767,9 @@ test_heuristic (void **state)
     assert_int_equal (s_resolve (ctx, &wrong), RL_RESOLVE_NOT_FOUND);
     assert_int_equal (s_resolve (ctx, &rec), 0);
     assert_int_equal (s_in_doubt (ctx, 1, listed, 4), 0);
-    s_audit_ok (ctx, 1);
+    tpk_audit_ok (&ctx->tp, 1);
     rl_account_t receiver;
-    assert_int_equal (rl_client_lookup_accounts (ctx->clients[1], &t.credit_account_id, 1,
+    assert_int_equal (rl_client_lookup_accounts (ctx->tp.clients[1], &t.credit_account_id, 1,
                                                  &receiver, TK_TIMEOUT_MS),
                       0);
     assert_int_equal (receiver.credits_reserved, 0);
@@ -931,26 +813,27 @@ test_heuristic (void **state)
     assert_int_equal (s_forged_decide (ctx, &newer), RL_TP_ACKED);
     answer = s_forged_prepare (ctx, &t, &rec);
     assert_int_equal (answer.state, RL_TP_REFUSED);
-    s_audit_ok (ctx, 1);
+    tpk_audit_ok (&ctx->tp, 1);
     assert_int_equal (s_in_doubt (ctx, 1, listed, 4), 0);
     s_load_ring_s2 (ctx, 4, false); //  fenced again: resolve answers for the record itself
     //  The coordinator comes back and delivers its COMMIT: contrary to the
     //  heuristic abort, so an alarm, and nothing applied.
-    ctx->shards[0].env[0] = NULL;
-    s_start (ctx, 0);
+    ctx->tp.shards[0].env[0] = NULL;
+    tpk_start (&ctx->tp, 0);
     assert_true (harness_wait_until (s_alarmed, ctx, 15000));
-    assert_int_equal (rl_client_lookup_accounts (ctx->clients[1], &t.credit_account_id, 1,
+    assert_int_equal (rl_client_lookup_accounts (ctx->tp.clients[1], &t.credit_account_id, 1,
                                                  &receiver, TK_TIMEOUT_MS),
                       0);
     assert_int_equal (receiver.credits_posted, 0);
-    s_audit_ok (ctx, 1);
+    tpk_audit_ok (&ctx->tp, 1);
     //  ... raised by the heuristic record, kept through the newer attempt.
     char log_path[600];
-    snprintf (log_path, sizeof (log_path), "%s/%s.log", harness_dir (ctx->h), ctx->shards[1].name);
+    snprintf (log_path, sizeof (log_path), "%s/%s.log", harness_dir (ctx->h),
+              ctx->tp.shards[1].name);
     assert_true (s_file_has (log_path, "resolved here by hand as abort"));
     //  The heuristic record survives a restart of the participant.
-    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[1], SIGTERM), 0);
-    s_start (ctx, 1);
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->tp.shards[1], SIGTERM), 0);
+    tpk_start (&ctx->tp, 1);
     rec.state = RL_TP_COMMIT;
     assert_int_equal (s_resolve (ctx, &rec), RL_RESOLVE_NOT_FOUND); //  no longer prepared
 }
@@ -973,7 +856,7 @@ s_log_load (s_ctx_t *ctx, uint64_t *tid, size_t count, size_t *busy, size_t *abo
             ts[i] = tk_transfer (tk_id ((*tid)++, ctx->tag), tk_id (1, ctx->tag),
                                  tk_id (2, ctx->tag), 1, LEDGER);
         }
-        if (rl_client_create_transfers (ctx->clients[0], ts, n, rs, TK_TIMEOUT_MS) != 0) {
+        if (rl_client_create_transfers (ctx->tp.clients[0], ts, n, rs, TK_TIMEOUT_MS) != 0) {
             harness_keep (ctx->h);
             fail_msg ("no answer to a batch: did the coordinator crash?");
         }
@@ -995,7 +878,7 @@ static void
 test_log_full (void **state)
 {
     s_ctx_t *ctx = *state;
-    s_cluster_init (ctx, "f");
+    tpk_init (&ctx->tp, ctx->h, "f", 2, PREPARE_TIMEOUT, "200");
     char *args[] = {"--prepare-timeout-ms",
                     "50",
                     "--retry-min-ms",
@@ -1007,39 +890,39 @@ test_log_full (void **state)
                     "--tp-log-capacity",
                     LOG_CAPACITY,
                     NULL};
-    memcpy (ctx->shards[0].args, args, sizeof (args));
+    memcpy (ctx->tp.shards[0].args, args, sizeof (args));
     int owners[] = {0, 1};
-    ctx->tag = s_find_tag (ctx, 0x4c4f000000ull, owners, 2);
+    ctx->tag = tpk_find_tag (&ctx->tp, 0x4c4f000000ull, owners, 2);
     int64_t started_ms = zclock_mono ();
-    s_start (ctx, 0); //  s2 stays down
+    tpk_start (&ctx->tp, 0); //  s2 stays down
     s_create_account (ctx, 1, 0);
     size_t capacity = (size_t) atoi (LOG_CAPACITY);
     uint64_t tid = 1000;
     size_t busy = 0, aborted = 0;
     s_log_load (ctx, &tid, LOG_ROUNDS * capacity, &busy, &aborted);
     rl_status_rec_t status;
-    assert_int_equal (rl_client_status (ctx->clients[0], &status, TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_status (ctx->tp.clients[0], &status, TK_TIMEOUT_MS), 0);
     printf ("test_log_full: %zu busy, %zu aborted, %lu in the log after %ld ms\n", busy, aborted,
             (unsigned long) status.inflight, (long) (zclock_mono () - started_ms));
     assert_true (aborted > 0 && aborted <= capacity && busy > 0);
     assert_true (status.inflight <= capacity);
     //  A restart reloads the full log: still no crash, still busy.
-    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[0], SIGTERM), 0);
-    s_start (ctx, 0);
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->tp.shards[0], SIGTERM), 0);
+    tpk_start (&ctx->tp, 0);
     size_t busy_after = 0, aborted_after = 0;
     s_log_load (ctx, &tid, capacity, &busy_after, &aborted_after);
     assert_int_equal (busy_after, capacity);
-    assert_int_equal (rl_client_status (ctx->clients[0], &status, TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_status (ctx->tp.clients[0], &status, TK_TIMEOUT_MS), 0);
     assert_true (status.inflight > 0 && status.inflight <= capacity);
     //  The credit shard comes up: every decision is delivered.
-    s_start (ctx, 1);
+    tpk_start (&ctx->tp, 1);
     s_create_account (ctx, 2, 0);
-    s_quiet (ctx);
+    tpk_quiet (&ctx->tp);
     rl_in_doubt_rec_t listed[8];
     for (int i = 0; i < 2; i++) {
         assert_int_equal (s_in_doubt (ctx, i, listed, 8), 0);
-        s_audit_ok (ctx, i);
-        assert_int_equal (rl_client_status (ctx->clients[i], &status, TK_TIMEOUT_MS), 0);
+        tpk_audit_ok (&ctx->tp, i);
+        assert_int_equal (rl_client_status (ctx->tp.clients[i], &status, TK_TIMEOUT_MS), 0);
         assert_int_equal (status.inflight, 0);
         assert_int_equal (status.in_doubt, 0);
     }
@@ -1056,8 +939,8 @@ test_log_full (void **state)
     }
     assert_int_equal (result, RL_OK);
     tk_model_apply (&model, &t);
-    s_quiet (ctx);
-    tk_check_conservation_by (s_client_for, ctx, &model, 1);
+    tpk_quiet (&ctx->tp);
+    tk_check_conservation_by (tpk_client_for, &ctx->tp, &model, 1);
     printf ("test_log_full: settled in %ld ms\n", (long) (zclock_mono () - started_ms));
 }
 
@@ -1116,10 +999,10 @@ s_file_has (const char *path, const char *text)
 static void
 s_recover (s_ctx_t *ctx, int i)
 {
-    ctx->shards[i].env[0] = NULL;
-    s_start (ctx, i);
-    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[i], SIGKILL) & 0x7f, SIGKILL);
-    s_start (ctx, i);
+    ctx->tp.shards[i].env[0] = NULL;
+    tpk_start (&ctx->tp, i);
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->tp.shards[i], SIGKILL) & 0x7f, SIGKILL);
+    tpk_start (&ctx->tp, i);
 }
 
 static void
@@ -1128,7 +1011,7 @@ s_run_case (s_ctx_t *ctx, size_t k)
     const s_case_t *c = &s_cases[k];
     char prefix[16];
     snprintf (prefix, sizeof (prefix), "m%zu-", k);
-    s_cluster_init (ctx, prefix);
+    tpk_init (&ctx->tp, ctx->h, prefix, 2, PREPARE_TIMEOUT, "200");
     static char fp_env[2][256], fp_file_env[2][600], fp_file[2][512];
     const char *points[2] = {NULL, NULL};
     points[c->role] = c->point;
@@ -1151,15 +1034,15 @@ s_run_case (s_ctx_t *ctx, size_t k)
         }
         int e = 0;
         if (fp_env[i][0]) {
-            ctx->shards[i].env[e++] = fp_env[i];
+            ctx->tp.shards[i].env[e++] = fp_env[i];
         }
-        ctx->shards[i].env[e++] = fp_file_env[i];
-        ctx->shards[i].env[e] = NULL;
-        s_start (ctx, i);
+        ctx->tp.shards[i].env[e++] = fp_file_env[i];
+        ctx->tp.shards[i].env[e] = NULL;
+        tpk_start (&ctx->tp, i);
     }
     //  1 operator and 2 sender on s1; 3 receiver and 4 limited receiver on s2.
     int owners[] = {0, 0, 1, 1};
-    ctx->tag = s_find_tag (ctx, 0x6d00000000ull + k * 0x10000, owners, 4);
+    ctx->tag = tpk_find_tag (&ctx->tp, 0x6d00000000ull + k * 0x10000, owners, 4);
     s_create_account (ctx, 1, 0);
     s_create_account (ctx, 2, RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS);
     s_create_account (ctx, 3, 0);
@@ -1179,12 +1062,12 @@ s_run_case (s_ctx_t *ctx, size_t k)
             continue;
         }
         int wstatus = 0;
-        if (harness_wait_exit (ctx->h, ctx->shards[i].pid, 15000, &wstatus) != 0) {
+        if (harness_wait_exit (ctx->h, ctx->tp.shards[i].pid, 15000, &wstatus) != 0) {
             harness_keep (ctx->h);
             fail_msg ("case %zu (%s, %s): %s never died", k, points[i], s_path_names[c->path],
-                      ctx->shards[i].name);
+                      ctx->tp.shards[i].name);
         }
-        ctx->shards[i].pid = -1;
+        ctx->tp.shards[i].pid = -1;
         assert_true (WIFSIGNALED (wstatus) && WTERMSIG (wstatus) == SIGKILL);
         assert_true (s_file_has (fp_file[i], points[i]));
     }
@@ -1192,17 +1075,17 @@ s_run_case (s_ctx_t *ctx, size_t k)
         if (points[i]) {
             s_recover (ctx, i);
         } else if (c->path == PATH_INFRA && i == 1) {
-            assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM), 0);
-            ctx->shards[i].env[0] = NULL;
-            s_start (ctx, i);
+            assert_int_equal (tk_shard_stop (ctx->h, &ctx->tp.shards[i], SIGTERM), 0);
+            ctx->tp.shards[i].env[0] = NULL;
+            tpk_start (&ctx->tp, i);
         }
     }
-    s_quiet (ctx);
+    tpk_quiet (&ctx->tp);
     bool applied = s_applied (ctx, t);
     rl_account_t receiver;
     rl_id_t rid = t.credit_account_id;
     assert_int_equal (
-        rl_client_lookup_accounts (ctx->clients[1], &rid, 1, &receiver, TK_TIMEOUT_MS), 0);
+        rl_client_lookup_accounts (ctx->tp.clients[1], &rid, 1, &receiver, TK_TIMEOUT_MS), 0);
     //  Atomicity: applied on both shards or on neither.
     assert_int_equal (receiver.credits_posted, applied ? t.amount : 0);
     if (first == RL_OK) {
@@ -1220,11 +1103,11 @@ s_run_case (s_ctx_t *ctx, size_t k)
             tk_model_apply (&model, &t);
         }
     }
-    s_quiet (ctx);
-    tk_check_conservation_by (s_client_for, ctx, &model, 1);
+    tpk_quiet (&ctx->tp);
+    tk_check_conservation_by (tpk_client_for, &ctx->tp, &model, 1);
     for (int i = 0; i < 2; i++) {
-        s_audit_ok (ctx, i);
-        tk_shard_stop (ctx->h, &ctx->shards[i], SIGKILL);
+        tpk_audit_ok (&ctx->tp, i);
+        tk_shard_stop (ctx->h, &ctx->tp.shards[i], SIGKILL);
     }
 }
 
@@ -1268,7 +1151,7 @@ static bool
 s_inflight_is (s_ctx_t *ctx, int i, uint64_t want)
 {
     rl_status_rec_t status;
-    return rl_client_status (ctx->clients[i], &status, 1000) == 0 && status.inflight == want;
+    return rl_client_status (ctx->tp.clients[i], &status, 1000) == 0 && status.inflight == want;
 }
 
 static bool
@@ -1296,7 +1179,7 @@ s_bound_load (s_ctx_t *ctx, tk_model_t *model, int i, uint64_t *tid, uint64_t fr
         ts[k] = tk_transfer (tk_id ((*tid)++, ctx->tag), tk_id (from, ctx->tag),
                              tk_id (to, ctx->tag), 1, LEDGER);
     }
-    assert_int_equal (rl_client_create_transfers (ctx->clients[i], ts, count, rs, TK_TIMEOUT_MS),
+    assert_int_equal (rl_client_create_transfers (ctx->tp.clients[i], ts, count, rs, TK_TIMEOUT_MS),
                       0);
     //  A PREPARE that outlives the short prepare timeout of these clusters
     //  (a loaded machine; the participant's reply waits for its sync) is
@@ -1314,7 +1197,7 @@ s_bound_load (s_ctx_t *ctx, tk_model_t *model, int i, uint64_t *tid, uint64_t fr
             break;
         }
         assert_int_equal (
-            rl_client_create_transfers (ctx->clients[i], again, n, again_rs, TK_TIMEOUT_MS), 0);
+            rl_client_create_transfers (ctx->tp.clients[i], again, n, again_rs, TK_TIMEOUT_MS), 0);
         for (size_t k = 0, j = 0; k < count; k++) {
             if (rs[k].result == RL_ABORTED) {
                 rs[k] = again_rs[j++];
@@ -1332,8 +1215,8 @@ s_credits_posted_is (s_ctx_t *ctx, uint64_t account, uint64_t want)
 {
     rl_id_t id = tk_id (account, ctx->tag);
     rl_account_t a;
-    assert_int_equal (rl_client_lookup_accounts (s_client_for (ctx, id), &id, 1, &a, TK_TIMEOUT_MS),
-                      0);
+    assert_int_equal (
+        rl_client_lookup_accounts (tpk_client_for (&ctx->tp, id), &id, 1, &a, TK_TIMEOUT_MS), 0);
     if (a.credits_posted != want) {
         harness_keep (ctx->h);
         fail_msg ("account %lu: %lu credits posted, want %lu", (unsigned long) account,
@@ -1347,16 +1230,16 @@ static void
 test_keys_bound (void **state)
 {
     s_ctx_t *ctx = *state;
-    s_cluster_init_n (ctx, "k", 3);
+    tpk_init (&ctx->tp, ctx->h, "k", 3, PREPARE_TIMEOUT, "200");
     static char applied_fp[] = "RL_FAILPOINTS=tp.part.applied=crash";
     static char synced_fp[] = "RL_FAILPOINTS=tp.coord.decision_synced=crash";
-    ctx->shards[1].env[0] = applied_fp;
+    ctx->tp.shards[1].env[0] = applied_fp;
     for (int i = 0; i < 3; i++) {
-        s_start (ctx, i);
+        tpk_start (&ctx->tp, i);
     }
     //  1 operator and 2 sender on s1, 3 receiver on s2, 4 on s3.
     int owners[] = {0, 0, 1, 2};
-    ctx->tag = s_find_tag (ctx, 0x4b42000000ull, owners, 4);
+    ctx->tag = tpk_find_tag (&ctx->tp, 0x4b42000000ull, owners, 4);
     for (uint64_t a = 1; a <= 4; a++) {
         s_create_account (ctx, a, 0);
     }
@@ -1375,47 +1258,47 @@ test_keys_bound (void **state)
                                    tk_id (3, ctx->tag), 7, LEDGER);
     assert_int_equal (s_transfer (ctx, x, TK_TIMEOUT_MS), RL_OK);
     tk_model_apply (&model, &x);
-    assert_int_equal (harness_wait_exit (ctx->h, ctx->shards[1].pid, 15000, NULL), 0);
-    ctx->shards[1].pid = -1;
+    assert_int_equal (harness_wait_exit (ctx->h, ctx->tp.shards[1].pid, 15000, NULL), 0);
+    ctx->tp.shards[1].pid = -1;
     s_bound_load (ctx, &model, 0, &tid, 2, 4, BOUND_LOAD);
     assert_true (harness_wait_until (s_s1_one_left, ctx, 15000)); //  x's, only
     //  s1 is killed and restarts with its log; s2 restarts with x prepared.
-    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[0], SIGKILL) & 0x7f, SIGKILL);
-    s_start (ctx, 0);
-    ctx->shards[1].env[0] = NULL;
-    s_start (ctx, 1);
-    s_quiet (ctx);
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->tp.shards[0], SIGKILL) & 0x7f, SIGKILL);
+    tpk_start (&ctx->tp, 0);
+    ctx->tp.shards[1].env[0] = NULL;
+    tpk_start (&ctx->tp, 1);
+    tpk_quiet (&ctx->tp);
     s_credits_posted_is (ctx, 3, 7); //  a lost COMMIT: presumed abort, 0 here
 
     //  2. The participant's bound. s1 dies with y's COMMIT durable, not
     //  sent: y stays prepared at s2 while BOUND_LOAD transfers from s3
     //  commit there.
-    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[0], SIGTERM), 0);
-    ctx->shards[0].env[0] = synced_fp;
-    s_start (ctx, 0);
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->tp.shards[0], SIGTERM), 0);
+    ctx->tp.shards[0].env[0] = synced_fp;
+    tpk_start (&ctx->tp, 0);
     rl_transfer_t y = tk_transfer (tk_id (tid++, ctx->tag), tk_id (2, ctx->tag),
                                    tk_id (3, ctx->tag), 5, LEDGER);
     assert_int_equal (s_transfer (ctx, y, 2000), UINT32_MAX);
-    assert_int_equal (harness_wait_exit (ctx->h, ctx->shards[0].pid, 15000, NULL), 0);
-    ctx->shards[0].pid = -1;
+    assert_int_equal (harness_wait_exit (ctx->h, ctx->tp.shards[0].pid, 15000, NULL), 0);
+    ctx->tp.shards[0].pid = -1;
     s_bound_load (ctx, &model, 2, &tid, 4, 3, BOUND_LOAD);
     assert_true (harness_wait_until (s_s3_none_left, ctx, 15000));
     //  s2 is killed and restarts: y is still prepared there.
-    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[1], SIGKILL) & 0x7f, SIGKILL);
-    s_start (ctx, 1);
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->tp.shards[1], SIGKILL) & 0x7f, SIGKILL);
+    tpk_start (&ctx->tp, 1);
     rl_status_rec_t status;
-    assert_int_equal (rl_client_status (ctx->clients[1], &status, TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_status (ctx->tp.clients[1], &status, TK_TIMEOUT_MS), 0);
     assert_int_equal (status.in_doubt, 1);
     //  s1 comes back and delivers y's COMMIT.
-    ctx->shards[0].env[0] = NULL;
-    s_start (ctx, 0);
-    s_quiet (ctx);
+    ctx->tp.shards[0].env[0] = NULL;
+    tpk_start (&ctx->tp, 0);
+    tpk_quiet (&ctx->tp);
     assert_true (s_applied (ctx, y));
     tk_model_apply (&model, &y);
     s_credits_posted_is (ctx, 3, 7 + 5 + BOUND_LOAD);
-    tk_check_conservation_by (s_client_for, ctx, &model, 2 * BOUND_LOAD);
+    tk_check_conservation_by (tpk_client_for, &ctx->tp, &model, 2 * BOUND_LOAD);
     for (int i = 0; i < 3; i++) {
-        s_audit_ok (ctx, i);
+        tpk_audit_ok (&ctx->tp, i);
     }
 }
 
@@ -1443,12 +1326,12 @@ static void
 test_lazy_deletes (void **state)
 {
     s_ctx_t *ctx = *state;
-    s_cluster_init_n (ctx, "z", 2);
+    tpk_init (&ctx->tp, ctx->h, "z", 2, PREPARE_TIMEOUT, "200");
     for (int i = 0; i < 2; i++) {
-        s_start (ctx, i);
+        tpk_start (&ctx->tp, i);
     }
     int owners[] = {0, 1}; //  1 on s1 (the coordinator), 2 on s2
-    ctx->tag = s_find_tag (ctx, 0x4c5a000000ull, owners, 2);
+    ctx->tag = tpk_find_tag (&ctx->tp, 0x4c5a000000ull, owners, 2);
     s_create_account (ctx, 1, 0);
     s_create_account (ctx, 2, 0);
     tk_model_t model;
@@ -1460,11 +1343,11 @@ test_lazy_deletes (void **state)
         tk_model_apply (&model, &t);
     }
     assert_true (harness_wait_until (s_s1_none_left, ctx, 15000)); //  every one acknowledged
-    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[1], SIGTERM), 0);
-    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[0], SIGKILL) & 0x7f, SIGKILL);
-    s_start (ctx, 0);
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->tp.shards[1], SIGTERM), 0);
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->tp.shards[0], SIGKILL) & 0x7f, SIGKILL);
+    tpk_start (&ctx->tp, 0);
     rl_status_rec_t status;
-    assert_int_equal (rl_client_status (ctx->clients[0], &status, TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_status (ctx->tp.clients[0], &status, TK_TIMEOUT_MS), 0);
     printf ("test_lazy_deletes: %lu decisions loaded again after the kill\n",
             (unsigned long) status.inflight);
     //  Usually at least the last acknowledgement's delete was written
@@ -1473,18 +1356,18 @@ test_lazy_deletes (void **state)
     //  have synced them all: then none comes back, which is as correct. The
     //  rest of the test holds either way: each credit once, retries exists.
     assert_true (status.inflight <= LAZY_TRANSFERS);
-    s_start (ctx, 1);
+    tpk_start (&ctx->tp, 1);
     assert_true (harness_wait_until (s_s1_none_left, ctx, 15000)); //  acknowledged again
-    s_quiet (ctx);
+    tpk_quiet (&ctx->tp);
     s_credits_posted_is (ctx, 2, LAZY_TRANSFERS * (LAZY_TRANSFERS + 1) / 2); //  once each
     for (uint64_t k = 0; k < LAZY_TRANSFERS; k += 7) {
         rl_transfer_t t = tk_transfer (tk_id (1 + k, ctx->tag), tk_id (1, ctx->tag),
                                        tk_id (2, ctx->tag), 1 + k, LEDGER);
         assert_int_equal (s_transfer (ctx, t, TK_TIMEOUT_MS), RL_EXISTS); //  never twice
     }
-    tk_check_conservation_by (s_client_for, ctx, &model, LAZY_TRANSFERS);
+    tk_check_conservation_by (tpk_client_for, &ctx->tp, &model, LAZY_TRANSFERS);
     for (int i = 0; i < 2; i++) {
-        s_audit_ok (ctx, i);
+        tpk_audit_ok (&ctx->tp, i);
     }
 }
 
