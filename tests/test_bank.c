@@ -16,7 +16,10 @@
       - posts (all, part, too much) and voids of earlier pending transfers,
         racing their expiry and each other;
       - linked chains of 2-3 members on one shard (transfers, pending
-        transfers, posts and voids), some failing on an overdraft.
+        transfers, posts and voids), some failing on an overdraft;
+      - linked chains of 2-3 plain transfers debiting one shard and
+        crediting both (a group of two-phase attempts, docs/two-phase.md),
+        some failing on an overdraft.
     The nemesis kills in two ways. Each shard starts with one crash
     failpoint armed at a seeded hit (shard.before_commit, after_write,
     after_sync or after_reply, hit BANK_HIT_MIN..BANK_HIT_MAX, above the
@@ -314,15 +317,30 @@ s_send (s_ctx_t *ctx, int i, size_t first, size_t n)
     }
 }
 
+//  A member of a chain across the shards: a plain transfer from a customer
+//  of shard i to one of either shard (of the other for the chain's first
+//  member, so that the chain crosses), an overdraft now and then.
+static s_rec_t *
+s_make_across (s_ctx_t *ctx, int i, bool first)
+{
+    uint64_t dr = s_customer_on (ctx, i);
+    uint64_t cr = s_customer_on (ctx, first || s_rand (ctx, 2) ? 1 - i : i);
+    if (cr == dr) {
+        cr = dr + 2 <= ACCOUNTS ? dr + 2 : dr - 2;
+    }
+    return s_new (ctx, dr, cr, s_rand (ctx, 100) < 5 ? 100000 : 1 + s_rand (ctx, 200));
+}
+
 static void
 s_step (s_ctx_t *ctx)
 {
     int i = (int) s_rand (ctx, 2);
     size_t first = ctx->count;
-    if (s_rand (ctx, 100) < 20) {
+    if (s_rand (ctx, 100) < 30) {
         size_t n = 2 + s_rand (ctx, CHAIN_MAX - 1);
+        bool across = s_rand (ctx, 3) == 0;
         for (size_t k = 0; k < n; k++) {
-            s_rec_t *rec = s_make (ctx, i, false);
+            s_rec_t *rec = across ? s_make_across (ctx, i, k == 0) : s_make (ctx, i, false);
             rec->chain = (int) first;
             rec->chain_len = (int) n;
             if (k < n - 1) {
@@ -537,10 +555,7 @@ test_bank (void **state)
         int status = tk_shard_stop (ctx->h, &ctx->tp.shards[i], SIGKILL);
         assert_true (status != -1 && WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL);
         ctx->tp.shards[i].env[0] = NULL;
-        assert_true (tk_shard_start (ctx->h, &ctx->tp.shards[i]) > 0);
-        rl_client_destroy (&ctx->tp.clients[i]);
-        ctx->tp.clients[i] = rl_client_new (ctx->tp.shards[i].endpoint);
-        assert_non_null (ctx->tp.clients[i]);
+        tpk_start (&ctx->tp, i);
     }
     //  Every timeout runs out; cross-shard attempts settle.
     zclock_sleep ((TIMEOUT_MAX_S + 1) * 1000);
@@ -553,22 +568,28 @@ test_bank (void **state)
     size_t counts[4] = {0}; //  pending applied, posted, voided, expired
     s_check_pending (ctx, counts);
     s_check_retries (ctx, sent);
-    size_t chains = 0, chains_applied = 0, not_supported = 0;
+    size_t chains = 0, chains_applied = 0, across_applied = 0, not_supported = 0;
     for (size_t k = 0; k < sent; k++) {
-        chains += ctx->recs[k].chain == (int) k;
-        chains_applied += ctx->recs[k].chain == (int) k && ctx->recs[k].found.timestamp != 0;
-        not_supported += ctx->recs[k].answer == RL_NOT_SUPPORTED;
+        const s_rec_t *rec = &ctx->recs[k];
+        bool applied = rec->chain == (int) k && rec->found.timestamp != 0;
+        chains += rec->chain == (int) k;
+        chains_applied += applied;
+        across_applied += applied && !(rec->t.flags & RL_TRANSFER_PENDING)
+                          && tpk_owner (&ctx->tp, rec->t.credit_account_id)
+                                 != tpk_owner (&ctx->tp, rec->t.debit_account_id);
+        not_supported += rec->answer == RL_NOT_SUPPORTED;
     }
-    printf ("test_bank: %zu records, %zu kills, %zu crashes at failpoints, %zu unknown; %zu "
-            "pending applied: %zu posted, %zu "
-            "voided, %zu expired; %zu chains, %zu applied; %zu not_supported; %lu posting "
-            "transfers\n",
-            sent, ctx->kills, ctx->crashes, unknown, counts[0], counts[1], counts[2], counts[3],
-            chains, chains_applied, not_supported, (unsigned long) ctx->model.ok);
+    printf (
+        "test_bank: %zu records, %zu kills, %zu crashes at failpoints, %zu unknown; %zu "
+        "pending applied: %zu posted, %zu "
+        "voided, %zu expired; %zu chains, %zu applied (%zu across the shards); %zu not_supported; "
+        "%lu posting transfers\n",
+        sent, ctx->kills, ctx->crashes, unknown, counts[0], counts[1], counts[2], counts[3], chains,
+        chains_applied, across_applied, not_supported, (unsigned long) ctx->model.ok);
     //  A run that did not exercise each flow proves nothing about it.
     assert_true (ctx->kills >= 2 && ctx->crashes >= 2);
     assert_true (counts[1] > 0 && counts[2] > 0 && counts[3] > 0);
-    assert_true (chains_applied > 0 && chains_applied < chains);
+    assert_true (chains_applied > 0 && chains_applied < chains && across_applied > 0);
     //  5. Conservation, strong: nothing pending or reserved anywhere.
     tk_check_conservation_by (tpk_client_for, &ctx->tp, &ctx->model, ACCOUNTS - 2);
 }
