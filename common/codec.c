@@ -37,7 +37,9 @@
        a non-zero amount, and has no unknown flag and no non-zero reserved
        field (reserved, the record's reserved words), and the pending
        fields of its kind only (docs/payments.md, "Pending transfers across shards"): at most
-       one of pending, post and void; a timeout only on a pending transfer;
+       one of pending, post, void, debit leg and both legs (docs/two-phase.md,
+       "Debit legs": the two leg flags are known in a PREPARE only); a
+       timeout only on a pending transfer;
        a pending_id (usable, not the transfer's own) exactly on a post or
        void.
        A peer that sends one gets `malformed` for the whole frame: no
@@ -810,7 +812,7 @@ static bool
 s_prepare_kind_valid (const rl_transfer_t *t)
 {
     uint16_t resolve = RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER;
-    uint16_t kinds = t->flags & (RL_TRANSFER_PENDING | resolve);
+    uint16_t kinds = t->flags & (RL_TRANSFER_PENDING | resolve | RL_TRANSFER_TP_LEGS);
     if (kinds & (kinds - 1)) {
         return false; //  more than one kind
     }
@@ -826,8 +828,9 @@ s_prepare_valid (const rl_prepare_rec_t *rec)
     const rl_transfer_t *t = &rec->transfer;
     return s_id_usable (rec->tp.id) && s_id_usable (t->id) && s_id_usable (t->debit_account_id)
            && s_id_usable (t->credit_account_id) && t->amount != 0
-           && (t->flags & ~RL_TRANSFER_FLAGS_KNOWN) == 0 && s_prepare_kind_valid (t)
-           && t->reserved == 0 && rec->reserved[0] == 0 && rec->reserved[1] == 0;
+           && (t->flags & ~(RL_TRANSFER_FLAGS_KNOWN | RL_TRANSFER_TP_LEGS)) == 0
+           && s_prepare_kind_valid (t) && t->reserved == 0 && rec->reserved[0] == 0
+           && rec->reserved[1] == 0;
 }
 
 //  The records of a well-formed two-phase frame (body of count records of

@@ -494,6 +494,14 @@ typedef enum {
 #define RL_TRANSFER_BALANCING_DEBIT       (1u << 4) //  reserved
 #define RL_TRANSFER_BALANCING_CREDIT      (1u << 5) //  reserved
 #define RL_TRANSFER_FLAGS_KNOWN           0x003Fu
+//  The kind of a PREPARE between shards, never a client's flag (a create
+//  carrying one is refused reserved_flag): the participant holds the
+//  transfer's debit leg (its debit account is there), or both of its legs;
+//  without either, the credit leg, as always (docs/two-phase.md, "Debit
+//  legs"). One kind at most per PREPARE, and no pending kind beside it.
+#define RL_TRANSFER_TP_DEBIT_LEG (1u << 14)
+#define RL_TRANSFER_TP_BOTH_LEGS (1u << 15)
+#define RL_TRANSFER_TP_LEGS      (RL_TRANSFER_TP_DEBIT_LEG | RL_TRANSFER_TP_BOTH_LEGS)
 
 //  get_account_transfers filter flags (u32) ---------------------------------
 #define RL_FILTER_DEBITS      (1u << 0) //  include transfers that debit the account

@@ -661,6 +661,20 @@ accounts_credit_restore (accounts_t *self, rl_id_t id, uint64_t amount)
     return 0;
 }
 
+int
+accounts_debit_restore (accounts_t *self, rl_id_t id, uint64_t amount)
+{
+    assert (self);
+    size_t slot = 0;
+    rl_account_t *dr = s_find (self, id, &slot);
+    if (!dr) {
+        return -1;
+    }
+    dr->debits_reserved += amount;
+    s_touch (self, slot);
+    return 0;
+}
+
 //  Audit, sums, checkpoint ---------------------------------------------------------
 
 bool

@@ -95,6 +95,8 @@ uint32_t accounts_credit_reserve (accounts_t *self, const rl_transfer_t *t);
 void accounts_credit_release (accounts_t *self, rl_id_t id, uint64_t amount, bool post);
 //  Recovery of a prepared record's reservation. -1 when the account is missing.
 int accounts_credit_restore (accounts_t *self, rl_id_t id, uint64_t amount);
+//  The same for debits_reserved (a participant's prepared debit leg).
+int accounts_debit_restore (accounts_t *self, rl_id_t id, uint64_t amount);
 
 //  Audit support: the slot of an account (false when not held here), and a
 //  check that every slot's reserved amounts equal the given sums (arrays of

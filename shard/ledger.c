@@ -114,6 +114,9 @@ struct ledger_t {
     ledger_payments_t payments; //  counts of payment flows (ledger_payments)
 };
 
+static uint32_t s_leg_id_check (void *arg, const rl_transfer_t *t, uint64_t *ts_p);
+static int s_leg_applied (void *arg, rl_id_t id, rl_id_t debit_account_id);
+
 //  The shard's timestamp clock, which pending transfers expire by: the
 //  wall clock, but never below the last timestamp assigned (persisted), so
 //  that neither a restart nor a clock stepping back undoes an expiry.
@@ -194,6 +197,9 @@ ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
     if (self->coordinator && self->participant && self->pending) {
         coordinator_set_pending (self->coordinator, self->pending);
         participant_set_pending (self->participant, self->pending);
+        participant_set_ids (
+            self->participant,
+            &(participant_ids_t){.check = s_leg_id_check, .applied = s_leg_applied, .arg = self});
         pending_set_hold (self->pending, s_pending_held, self);
     }
     if (!self->accounts || !self->journal || !self->checkpoint || !self->coordinator
@@ -516,6 +522,60 @@ s_transfer_exists (const rl_transfer_t *t, const rl_transfer_t *stored)
     return result == RL_OK ? RL_EXISTS : result;
 }
 
+//  The stored record of id with this debit account (s_find, and the one of
+//  that debit account when a migration brought several): 1, 0, -1.
+static int
+s_find_debit (ledger_t *self, rl_id_t id, rl_id_t debit_account_id, rl_transfer_t *out)
+{
+    int found = s_find (self, id, out);
+    if (found == 1 && self->imported && !rl_id_eq (out->debit_account_id, debit_account_id)) {
+        rl_transfer_t mine;
+        int rc = imported_find_debit (self->store, id, debit_account_id, &mine);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 1) {
+            *out = mine;
+        }
+    }
+    return found;
+}
+
+//  participant_ids_t.check: what a create of a debit leg's transfer would
+//  answer about its id here (participant.h).
+static uint32_t
+s_leg_id_check (void *arg, const rl_transfer_t *t, uint64_t *ts_p)
+{
+    ledger_t *self = arg;
+    *ts_p = 0;
+    rl_transfer_t stored;
+    int found = s_find_debit (self, t->id, t->debit_account_id, &stored);
+    if (found < 0) {
+        return RL_STORAGE_ERROR;
+    }
+    if (found) {
+        rl_transfer_t plain = *t; //  the leg flags say how it travelled, not what it is
+        plain.flags &= (uint16_t) ~RL_TRANSFER_TP_LEGS;
+        *ts_p = stored.timestamp;
+        return s_transfer_exists (&plain, &stored);
+    }
+    return coordinator_is_live (self->coordinator, t->id) ? RL_IN_PROGRESS : RL_OK;
+}
+
+//  participant_ids_t.applied: the id stored here applied, with this debit account.
+static int
+s_leg_applied (void *arg, rl_id_t id, rl_id_t debit_account_id)
+{
+    ledger_t *self = arg;
+    rl_transfer_t stored;
+    int found = s_find_debit (self, id, debit_account_id, &stored);
+    if (found <= 0) {
+        return found;
+    }
+    return rl_id_eq (stored.debit_account_id, debit_account_id)
+           && JOURNAL_RESULT (stored.reserved) == RL_OK;
+}
+
 static uint32_t
 s_transfer_validate (const rl_transfer_t *t)
 {
@@ -748,6 +808,12 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
             return r;
         }
         r.result = RL_IN_PROGRESS; //  one live attempt per id: wait for its decision
+        return r;
+    }
+    if (participant_debit_live (self->participant, t->id)) {
+        //  A chain of another shard holds it as its member's debit leg
+        //  (docs/two-phase.md, "Debit legs"): its decision comes from there.
+        r.result = RL_IN_PROGRESS;
         return r;
     }
     r.result = s_transfer_validate (t);
@@ -1474,8 +1540,9 @@ s_expiry_id (ledger_t *self, rl_transfer_t *expiry)
     rl_id_t id = pending_expiry_id (expiry->pending_id, expiry->debit_account_id);
     for (unsigned k = 0; k < PENDING_EXPIRY_IDS_MAX;
          k++, id = pending_expiry_id_next (id, expiry->debit_account_id)) {
-        if (coordinator_is_live (self->coordinator, id)) {
-            continue; //  a client's attempt under this id
+        if (coordinator_is_live (self->coordinator, id)
+            || participant_debit_live (self->participant, id)) {
+            continue; //  a client's attempt under this id (or a chain's debit leg)
         }
         rl_transfer_t stored;
         int found = s_find (self, id, &stored);
@@ -1590,7 +1657,7 @@ ledger_audit (ledger_t *self, char *err, size_t err_size)
     int rc = -1;
     if (debits && credits) {
         coordinator_audit_sums (self->coordinator, self->accounts, debits, credits);
-        participant_audit_sums (self->participant, self->accounts, credits);
+        participant_audit_sums (self->participant, self->accounts, debits, credits);
         rc = accounts_audit (self->accounts, debits, credits, err, err_size);
         if (rc == 0) {
             rc = pending_audit (self->pending, err, err_size);

@@ -1254,6 +1254,10 @@ s_inflight (server_t *self, const rl_migrate_rec_t *state)
         //  this shard's, and waiting for it costs at most its timeout.
         touching += coordinator && !imported_in_arc (state->arc_start, state->arc_end, id)
                     && imported_in_arc (state->arc_start, state->arc_end, t->credit_account_id);
+        //  A prepared debit leg's debit account (a chain of another shard
+        //  reserves it here: docs/two-phase.md, "Debit legs").
+        touching += !coordinator && (t->flags & RL_TRANSFER_TP_LEGS)
+                    && imported_in_arc (state->arc_start, state->arc_end, t->debit_account_id);
     }
     free (list);
     if (count == RL_IN_DOUBT_RECORDS_MAX && touching == 0) {

@@ -1,4 +1,5 @@
-/*  participant.c: the credit shard C of a cross-shard transfer.
+/*  participant.c: the credit shard C of a cross-shard transfer (and the
+    debit shard of a chain member whose chain runs elsewhere: DEBIT LEGS).
 
     STATES of a record here (attempts.h), keyed by (transfer id,
     coordinator):
@@ -62,6 +63,30 @@
     releases the rest, or its abort releases the claim. The record keeps
     the transfer's pending fields (attempts.c, the tail). Any other field
     combination is refused reserved_field, and nothing changes.
+
+    DEBIT LEGS (docs/two-phase.md, "Debit legs"). A linked chain runs at
+    the shard of its first member's debit account; a member debiting an
+    account of this shard comes here as a PREPARE of the debit leg
+    (RL_TRANSFER_TP_DEBIT_LEG: its credit is on another shard) or of both
+    legs (RL_TRANSFER_TP_BOTH_LEGS: its credit is here too). Its id is this
+    shard's (its debit account's), so before anything is reserved the
+    ledger answers for it (participant_ids_t): stored (exists, a taken id,
+    the failure that burned it: refused with that code and the stored
+    timestamp), or live in this shard's coordinator (in_progress); a debit
+    leg of the id held for another coordinator is in_progress too. Then the
+    checks of a create (debit account, ledger, limits; both legs: those of
+    a transfer of one shard) and the debit reserved (debits_reserved; both
+    legs: the credit too), and the record written as any. While it is
+    PREPARED, a create of the id here answers in_progress
+    (participant_debit_live). Its commit posts what it reserved and stores
+    the transfer's record under its id (debit leg, or both legs) with this
+    shard's next timestamp, so that a create of the id answers exists
+    from then on; that record is its "applied" proof (instead of the leg
+    index) for a resent COMMIT and at load. Its abort releases, stores
+    nothing and burns nothing. The sender rule: the coordinator it names
+    is the sender, in the ring, and not this shard; the debit account (and,
+    both legs, the credit account) is this shard's, a debit leg's credit
+    account is not (else wrong_shard).
 
     TIME: timers (the query backoff, a tombstone's expiry) run on the
     monotonic clock and are never stored: at load, every prepared record is
@@ -145,6 +170,7 @@ struct participant_t {
     size_t prepared_share_max; //  PREPARED records one coordinator may hold here
     int8_t *legs_applied;      //  journal_legs_probe's answers, RL_BATCH_RECORDS_MAX
     pending_t *pending;        //  user-level pending transfers (NULL: pending kinds refused)
+    participant_ids_t ids;     //  this shard's ids, for debit legs (check NULL: refused)
 };
 
 //  A post or void of a pending transfer: it reserves nothing here.
@@ -154,12 +180,60 @@ s_is_resolve (const rl_transfer_t *t)
     return (t->flags & PENDING_RESOLVE_FLAGS) != 0;
 }
 
+//  The legs a record holds here (DEBIT LEGS above): the credit leg (0), the
+//  debit leg (RL_TRANSFER_TP_DEBIT_LEG) or both (RL_TRANSFER_TP_BOTH_LEGS).
+static uint16_t
+s_legs (const rl_transfer_t *t)
+{
+    return t->flags & RL_TRANSFER_TP_LEGS;
+}
+
+static bool
+s_holds_debit (const rl_transfer_t *t)
+{
+    return s_legs (t) != 0;
+}
+
+static bool
+s_holds_credit (const rl_transfer_t *t)
+{
+    return s_legs (t) != RL_TRANSFER_TP_DEBIT_LEG;
+}
+
 //  What a record holds in credits_reserved: its amount, or nothing for a
-//  post or void (the amount is pending already).
+//  post or void (the amount is pending already) or a debit leg alone.
 static uint64_t
 s_reserved (const rl_transfer_t *t)
 {
+    return s_is_resolve (t) || !s_holds_credit (t) ? 0 : t->amount;
+}
+
+//  What a record counts in its coordinator's share (LIMITS): its amount,
+//  whichever leg it reserves, or nothing for a post or void.
+static uint64_t
+s_share_amount (const rl_transfer_t *t)
+{
     return s_is_resolve (t) ? 0 : t->amount;
+}
+
+//  Releases what a record reserved (a debit leg's debit, a credit leg's
+//  credit); post: the transfer committed, the amounts are posted.
+static void
+s_release (participant_t *self, const rl_transfer_t *t, bool post)
+{
+    if (s_holds_debit (t)) {
+        accounts_debit_release (self->accounts, t->debit_account_id, t->amount, post);
+    }
+    if (s_holds_credit (t)) {
+        accounts_credit_release (self->accounts, t->credit_account_id, s_reserved (t), post);
+    }
+}
+
+void
+participant_set_ids (participant_t *self, const participant_ids_t *ids)
+{
+    assert (self);
+    self->ids = ids ? *ids : (participant_ids_t){0};
 }
 
 void
@@ -449,12 +523,22 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
             rc = -1;
             break;
         }
+        if (loaded.tp.state == RL_TP_PREPARED && !heuristic && s_holds_debit (&loaded.transfer)
+            && !self->ids.applied) {
+            snprintf (err, err_size, "a prepared debit leg, and no ids to check it against");
+            rc = -1;
+            break;
+        }
         if (loaded.tp.state == RL_TP_PREPARED && !heuristic) {
             //  A record committed before the crash, not dropped yet (its key
             //  lies above the bound: attempts.c, "Keys"): the credit leg is
-            //  the proof. Its reservation is not restored, and it goes.
-            int applied = journal_leg_applied (self->journal, loaded.transfer.id,
-                                               loaded.transfer.debit_account_id);
+            //  the proof, or for a debit leg its transfer record (stored ok
+            //  under its id). Its reservation is not restored, and it goes.
+            int applied = s_holds_debit (&loaded.transfer)
+                              ? self->ids.applied (self->ids.arg, loaded.transfer.id,
+                                                   loaded.transfer.debit_account_id)
+                              : journal_leg_applied (self->journal, loaded.transfer.id,
+                                                     loaded.transfer.debit_account_id);
             if (applied < 0) {
                 snprintf (err, err_size, "cannot read the leg index: %s",
                           store_error (self->store));
@@ -481,9 +565,14 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
         e->next_ns = now.mono_ns; //  ask at once: recovery runs before anything else
         assert (e->backoff_ms > 0);
         if (e->tp.state == RL_TP_PREPARED && !heuristic) {
-            if (accounts_credit_restore (self->accounts, e->transfer.credit_account_id,
-                                         s_reserved (&e->transfer))
-                != 0) {
+            if ((s_holds_credit (&e->transfer)
+                 && accounts_credit_restore (self->accounts, e->transfer.credit_account_id,
+                                             s_reserved (&e->transfer))
+                        != 0)
+                || (s_holds_debit (&e->transfer)
+                    && accounts_debit_restore (self->accounts, e->transfer.debit_account_id,
+                                               e->transfer.amount)
+                           != 0)) {
                 snprintf (err, err_size, "prepared record names a missing account");
                 rc = -1;
                 break;
@@ -503,7 +592,7 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
                 rc = -1;
                 break;
             }
-            s_share_add (self, e->tp.coordinator, s_reserved (&e->transfer));
+            s_share_add (self, e->tp.coordinator, s_share_amount (&e->transfer));
             e->state = ATTEMPT_PREPARED;
             self->prepared_count++;
         } else if (heuristic) {
@@ -622,9 +711,8 @@ s_record_abort (participant_t *self, attempt_t *e, now_t now)
     assert (e->state == ATTEMPT_PREPARED || e->state == ATTEMPT_ABORTED);
     if (e->state == ATTEMPT_PREPARED) {
         assert (self->prepared_count > 0);
-        uint64_t amount = s_reserved (&e->transfer);
-        accounts_credit_release (self->accounts, e->transfer.credit_account_id, amount, false);
-        s_share_remove (self, e->tp.coordinator, amount);
+        s_release (self, &e->transfer, false);
+        s_share_remove (self, e->tp.coordinator, s_share_amount (&e->transfer));
         self->prepared_count--;
         if (s_is_resolve (&e->transfer)) {
             int rc = pending_credit_claim (self->pending, &e->transfer, false);
@@ -647,14 +735,21 @@ s_record_commit (participant_t *self, attempt_t *e, now_t now)
     assert (e->state == ATTEMPT_PREPARED && self->prepared_count > 0);
     const rl_transfer_t *t = &e->transfer;
     bool pending = (t->flags & RL_TRANSFER_PENDING) != 0;
-    //  Plain: posted. Pending: to credits_pending (below). Post, void: nothing reserved.
-    accounts_credit_release (self->accounts, t->credit_account_id, s_reserved (t),
-                             !pending && !s_is_resolve (t));
-    s_share_remove (self, e->tp.coordinator, s_reserved (t));
+    //  Plain: posted. Pending: to credits_pending (below). Post, void: nothing
+    //  reserved. A debit leg: its debit posted (and its credit, both legs).
+    s_release (self, t, !pending && !s_is_resolve (t));
+    s_share_remove (self, e->tp.coordinator, s_share_amount (t));
     self->prepared_count--;
+    //  A debit leg is the transfer's record under its id, in this shard's
+    //  timestamp order (the journal replays it so), as any transfer debiting
+    //  here: a create of the id answers exists from now on.
     rl_transfer_t leg = *t;
+    leg.flags &= (uint16_t) ~RL_TRANSFER_TP_LEGS;
     leg.timestamp = journal_next_ts (self->journal, now.wall_ns);
-    leg.reserved = JOURNAL_STORED (RL_OK, JOURNAL_LEG_CREDIT);
+    leg.reserved = JOURNAL_STORED (RL_OK, s_legs (t) == RL_TRANSFER_TP_DEBIT_LEG ? JOURNAL_LEG_DEBIT
+                                          : s_legs (t) == RL_TRANSFER_TP_BOTH_LEGS
+                                              ? JOURNAL_LEG_BOTH
+                                              : JOURNAL_LEG_CREDIT);
     if (journal_append (self->journal, &leg) != 0) {
         rl_error ("two-phase: out of memory storing a credit leg");
         abort ();
@@ -703,6 +798,11 @@ s_prepare_sender_ok (participant_t *self, const rl_prepare_rec_t *rec, const cha
         return false;
     }
     int index = s_coordinator_index (self, rec->tp.coordinator);
+    if (s_holds_debit (&rec->transfer)) {
+        //  A debit leg: the debit account is this shard's, and the
+        //  coordinator is the chain's shard (another one of the ring).
+        return index >= 0 && index != self->self_index;
+    }
     return index >= 0 && owner_of (self->ring, rec->transfer.debit_account_id) == index;
 }
 
@@ -714,6 +814,16 @@ s_prepare_fields_bad (const participant_t *self, const rl_transfer_t *t)
 {
     if (t->timestamp != 0 || t->reserved != 0) {
         return "timestamp or reserved set";
+    }
+    if (s_legs (t) != 0) {
+        //  A debit leg: a plain chain member (docs/two-phase.md, "Debit legs").
+        if (t->flags != RL_TRANSFER_TP_DEBIT_LEG && t->flags != RL_TRANSFER_TP_BOTH_LEGS) {
+            return "a debit leg with another flag";
+        }
+        if (t->timeout != 0 || !rl_id_is_zero (t->pending_id)) {
+            return "a debit leg with a timeout or pending id";
+        }
+        return self->ids.check ? NULL : "a debit leg, not served here";
     }
     if (t->flags == 0) {
         return t->timeout != 0 || !rl_id_is_zero (t->pending_id)
@@ -739,11 +849,64 @@ s_prepare_fields_bad (const participant_t *self, const rl_transfer_t *t)
 
 //  Checks and reserves the credit of one PREPARE; returns the reply state.
 //  *seq_p: the group commit of the write the reply reports on (0: none).
+//  A debit leg of id prepared here by another coordinator than `coordinator`
+//  (one live attempt per id: its own coordinator decides it first).
+static bool
+s_debit_leg_elsewhere (participant_t *self, rl_id_t id, const char *coordinator)
+{
+    for (int32_t i = attempts_head (&self->records, id); i >= 0;
+         i = attempts_at (&self->records, i)->next) {
+        const attempt_t *e = attempts_at (&self->records, i);
+        if (e->state == ATTEMPT_PREPARED && s_holds_debit (&e->transfer)
+            && strcmp (e->tp.coordinator, coordinator) != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool
+participant_debit_live (participant_t *self, rl_id_t id)
+{
+    assert (self);
+    for (int32_t i = attempts_head (&self->records, id); i >= 0;
+         i = attempts_at (&self->records, i)->next) {
+        const attempt_t *e = attempts_at (&self->records, i);
+        if (e->state == ATTEMPT_PREPARED && s_holds_debit (&e->transfer)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+//  Checks and reserves what a debit leg holds (its debit; both legs: its
+//  credit too), as a create of it here would: the checks of a transfer of
+//  one shard for both legs, of a coordinator for its debit alone.
+static uint32_t
+s_legs_reserve (participant_t *self, const rl_transfer_t *t)
+{
+    uint32_t result = RL_OK;
+    if (s_legs (t) == RL_TRANSFER_TP_BOTH_LEGS) {
+        accounts_pair_t pair;
+        result = accounts_transfer_check (self->accounts, t, &pair);
+    }
+    if (result == RL_OK) {
+        result = accounts_debit_reserve (self->accounts, t);
+    }
+    if (result == RL_OK && s_legs (t) == RL_TRANSFER_TP_BOTH_LEGS) {
+        result = accounts_credit_reserve (self->accounts, t);
+        if (result != RL_OK) {
+            accounts_debit_release (self->accounts, t->debit_account_id, t->amount, false);
+        }
+    }
+    return result;
+}
+
 static uint32_t
 s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, const char *sender,
-               now_t now, uint32_t *result, uint64_t *seq_p)
+               now_t now, uint32_t *result, uint64_t *seq_p, uint64_t *ts_p)
 {
-    assert (rec && result && seq_p);
+    assert (rec && result && seq_p && ts_p);
     const rl_transfer_t *t = &rec->transfer;
     *result = RL_OK;
     *seq_p = 0;
@@ -757,8 +920,15 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
         *result = RL_UNAUTHORIZED;
         return RL_TP_REFUSED;
     }
+    //  The accounts of the legs it holds are this shard's; a debit leg's
+    //  credit alone is another shard's.
+    bool owned = s_legs (t) == RL_TRANSFER_TP_DEBIT_LEG
+                     ? s_owns (self, t->debit_account_id) && !s_owns (self, t->credit_account_id)
+                 : s_legs (t) == RL_TRANSFER_TP_BOTH_LEGS
+                     ? s_owns (self, t->debit_account_id) && s_owns (self, t->credit_account_id)
+                     : s_owns (self, t->credit_account_id);
     if (!rl_id_eq (t->id, rec->tp.id) || rec->tp.coordinator[0] == '\0' || rl_id_is_zero (t->id)
-        || !s_owns (self, t->credit_account_id)) {
+        || !owned) {
         *result = RL_WRONG_SHARD;
         return RL_TP_REFUSED;
     }
@@ -775,9 +945,32 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     //  A credit account in an arc gained by a ring change whose data has
     //  not arrived: it is not here yet, so nothing may be decided about it
     //  (retryable, the coordinator aborts without burning the id).
-    if (self->arcs && !arcs_received_id (self->arcs, t->credit_account_id)) {
+    if (self->arcs
+        && ((s_holds_credit (t) && !arcs_received_id (self->arcs, t->credit_account_id))
+            || (s_holds_debit (t) && !arcs_received_id (self->arcs, t->debit_account_id)))) {
         *result = RL_FROZEN;
         return RL_TP_REFUSED;
+    }
+    if (s_holds_debit (t)) {
+        //  A debit leg's id is this shard's (its debit account's): what a
+        //  create of it would answer first. Stored (exists, a taken id, the
+        //  failure that burned it: its code and timestamp; the record may be
+        //  in this very batch: the reply waits for it) or live in an
+        //  attempt of this shard's coordinator (in_progress): not prepared.
+        //  The credit leg index (`applied`) does not concern it.
+        applied = 0;
+        *result = self->ids.check (self->ids.arg, t, ts_p);
+        if (*result != RL_OK) {
+            *seq_p = *result == RL_IN_PROGRESS || *result == RL_STORAGE_ERROR
+                         ? 0
+                         : outq_batch_seq (self->outq);
+            *ts_p = *seq_p ? *ts_p : 0;
+            return RL_TP_REFUSED;
+        }
+        if (s_debit_leg_elsewhere (self, t->id, rec->tp.coordinator)) {
+            *result = RL_IN_PROGRESS; //  another chain holds it: decided first
+            return RL_TP_REFUSED;
+        }
     }
     //  A duplicate PREPARE of an attempt already applied here finds no record
     //  (it was deleted at the commit). It must not be prepared again: D may
@@ -799,6 +992,13 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
         return RL_TP_REFUSED;
     }
     int32_t i = s_find_current (self, t->id, rec->tp.coordinator);
+    if (i >= 0 && attempts_at (&self->records, i)->state == ATTEMPT_PREPARED
+        && s_legs (&attempts_at (&self->records, i)->transfer) != s_legs (t)) {
+        //  The coordinator holds another leg of this id prepared here: not
+        //  superseded by a record of another kind (its own decision comes).
+        *result = RL_IN_PROGRESS;
+        return RL_TP_REFUSED;
+    }
     if (i >= 0) {
         attempt_t *e = attempts_at (&self->records, i);
         if (attempt_eq (e->tp.attempt, rec->tp.attempt)) {
@@ -821,7 +1021,7 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     }
     //  LIMITS: one coordinator holds at most its share of the prepared table
     //  and of the amounts reserved here (busy: retryable, the id not burned).
-    if (!s_share_allows (self, rec->tp.coordinator, s_reserved (t))) {
+    if (!s_share_allows (self, rec->tp.coordinator, s_share_amount (t))) {
         rl_warn ("two-phase: PREPARE of transfer %016" PRIx64 "%016" PRIx64 " (amount %" PRIu64
                  ") from coordinator %s: busy, beyond its share (%zu records, %" PRIu64
                  " reserved at most)",
@@ -836,14 +1036,16 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     }
     //  A post or void: the credit side must be pending here, unclaimed, and
     //  match (amount, accounts, ledger, code, overflow); it reserves nothing.
-    *result = s_is_resolve (t) ? pending_credit_check (self->pending, t)
-                               : accounts_credit_reserve (self->accounts, t);
+    //  A debit leg: its debit (and both legs: its credit) checked and reserved.
+    *result = s_is_resolve (t)    ? pending_credit_check (self->pending, t)
+              : s_holds_debit (t) ? s_legs_reserve (self, t)
+                                  : accounts_credit_reserve (self->accounts, t);
     if (*result != RL_OK) {
         return RL_TP_REFUSED;
     }
     if (self->prepared_count >= RL_TP_PREPARED_MAX || s_shares_room (self) != 0
         || (i = s_record_add (self, t->id)) < 0) {
-        accounts_credit_release (self->accounts, t->credit_account_id, s_reserved (t), false);
+        s_release (self, t, false);
         *result = RL_BUSY;
         return RL_TP_REFUSED;
     }
@@ -866,7 +1068,7 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     attempts_key_assign (&self->records, i);
     e->backoff_ms = self->retry_min_ms;
     e->next_ns = now.mono_ns + self->query_after_ms * 1000000ull;
-    s_share_add (self, e->tp.coordinator, s_reserved (t));
+    s_share_add (self, e->tp.coordinator, s_share_amount (t));
     self->prepared_count++;
     s_record_put (self, e);
     *seq_p = e->write_seq;
@@ -912,8 +1114,9 @@ participant_prepare (participant_t *self, const rl_prepare_rec_t *recs, size_t c
                         sizeof (*recs));
             uint64_t seq = 0;
             out[k] = recs[k].tp;
+            out[k].timestamp = 0; //  set only for an id stored here (a debit leg's)
             out[k].state = s_prepare_one (self, &recs[k], self->legs_applied[k - from], sender, now,
-                                          &out[k].result, &seq);
+                                          &out[k].result, &seq, &out[k].timestamp);
             needs_seq = seq > needs_seq ? seq : needs_seq;
         }
     }
@@ -957,7 +1160,13 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, now_t now, uint64_t *se
             return RL_TP_ACKED;
         }
         if (!e || !same) {
+            //  Applied: a credit leg in the leg index, or a debit leg's
+            //  transfer stored ok under its id (the DECIDE does not say
+            //  which leg it was).
             int applied = journal_leg_applied (self->journal, d->id, d->debit_account_id);
+            if (applied == 0 && self->ids.applied) {
+                applied = self->ids.applied (self->ids.arg, d->id, d->debit_account_id);
+            }
             if (applied == 1) {
                 //  Applied earlier; the ACK was lost. The leg may be in this
                 //  very batch: wait for it (conservative).
@@ -1188,16 +1397,21 @@ participant_counts (const participant_t *self, uint64_t *prepared, uint64_t *ala
 }
 
 void
-participant_audit_sums (participant_t *self, const accounts_t *accounts, uint64_t *credits)
+participant_audit_sums (participant_t *self, const accounts_t *accounts, uint64_t *debits,
+                        uint64_t *credits)
 {
-    assert (self && accounts && credits);
+    assert (self && accounts && debits && credits);
     size_t span = attempts_span (&self->records);
     for (size_t i = 0; i < span; i++) {
         const attempt_t *e = attempts_at (&self->records, (int32_t) i);
         size_t slot = 0;
-        if (e->state == ATTEMPT_PREPARED
+        if (e->state == ATTEMPT_PREPARED && s_holds_credit (&e->transfer)
             && accounts_slot (accounts, e->transfer.credit_account_id, &slot)) {
             credits[slot] += s_reserved (&e->transfer);
+        }
+        if (e->state == ATTEMPT_PREPARED && s_holds_debit (&e->transfer)
+            && accounts_slot (accounts, e->transfer.debit_account_id, &slot)) {
+            debits[slot] += e->transfer.amount; //  a debit leg
         }
     }
 }
@@ -1210,7 +1424,9 @@ participant_heuristics (participant_t *self, bool (*in) (void *arg, rl_id_t acco
     size_t span = attempts_span (&self->records);
     for (size_t i = 0; i < span; i++) {
         const attempt_t *e = attempts_at (&self->records, (int32_t) i);
-        n += e->state == ATTEMPT_HEURISTIC && in (arg, e->transfer.credit_account_id);
+        n += e->state == ATTEMPT_HEURISTIC
+             && (in (arg, e->transfer.credit_account_id)
+                 || (s_holds_debit (&e->transfer) && in (arg, e->transfer.debit_account_id)));
     }
     return n;
 }

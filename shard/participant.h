@@ -11,6 +11,7 @@
 #ifndef RL_PARTICIPANT_H
 #define RL_PARTICIPANT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,25 @@ int participant_open (participant_t *self, now_t now, char *err, size_t err_size
 //  (pending, post, void) needs them (NULL: refused reserved_field).
 typedef struct pending_t pending_t;
 void participant_set_pending (participant_t *self, pending_t *pending);
+//  The ids of this shard's own transfers, which a debit leg (docs/two-phase.md,
+//  "Debit legs") holds live while prepared and stores when committed; the
+//  ledger answers for them (the participant never calls it):
+//  - check: what a create of t would answer about its id, before its
+//    fields: RL_OK (free: not stored, no live attempt here), RL_IN_PROGRESS
+//    (a live attempt), RL_STORAGE_ERROR, or the idempotency answer (exists,
+//    exists_with_different_*, the failure that burned it), *ts_p its
+//    timestamp;
+//  - applied: 1 when the id is stored here applied (ok) with this debit
+//    account, 0 when not, -1 on a storage error.
+typedef struct {
+    uint32_t (*check) (void *arg, const rl_transfer_t *t, uint64_t *ts_p);
+    int (*applied) (void *arg, rl_id_t id, rl_id_t debit_account_id);
+    void *arg;
+} participant_ids_t;
+//  Without them (NULL), every debit-leg PREPARE is refused reserved_field.
+void participant_set_ids (participant_t *self, const participant_ids_t *ids);
+//  Does a prepared debit leg hold the id live (a create of it: in_progress)?
+bool participant_debit_live (participant_t *self, rl_id_t id);
 //  The ring served now and this shard's index in it (-1: owns nothing).
 void participant_set_ring (participant_t *self, const ring_t *ring, int self_index);
 //  The arcs whose data this shard holds (arcs.h; NULL: all of them): a
@@ -80,11 +100,14 @@ size_t participant_tick (participant_t *self, now_t now, size_t budget);
 uint32_t participant_resolve (participant_t *self, const rl_tp_rec_t *rec, now_t now);
 
 void participant_counts (const participant_t *self, uint64_t *prepared, uint64_t *alarms);
-//  Audit: adds every prepared record's amount to credits[slot of its account].
-void participant_audit_sums (participant_t *self, const accounts_t *accounts, uint64_t *credits);
+//  Audit: adds every prepared record's amount to credits[slot of its credit
+//  account], and a debit leg's to debits[slot of its debit account].
+void participant_audit_sums (participant_t *self, const accounts_t *accounts, uint64_t *debits,
+                             uint64_t *credits);
 //  Lists prepared records; at most cap.
 size_t participant_in_doubt (participant_t *self, rl_in_doubt_rec_t *out, size_t cap);
-//  Heuristic records (kept for ever) whose credit account `in` says yes to.
+//  Heuristic records (kept for ever) whose credit account (or a debit leg's
+//  debit account) `in` says yes to.
 size_t participant_heuristics (participant_t *self, bool (*in) (void *arg, rl_id_t account),
                                void *arg);
 

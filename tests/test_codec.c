@@ -1286,6 +1286,33 @@ test_two_phase_validation (void **state)
             fail_msg ("prepare of a pending kind, defect %d, accepted", defect);
         }
     }
+    //  Debit legs (docs/two-phase.md, "Debit legs"): either leg flag alone
+    //  passes; both, or one beside a pending kind, a timeout or a pending id,
+    //  make the frame malformed.
+    const uint16_t legs[2] = {RL_TRANSFER_TP_DEBIT_LEG, RL_TRANSFER_TP_BOTH_LEGS};
+    for (int k = 0; k < 2; k++) {
+        rl_prepare_rec_t rec = valid;
+        rec.transfer.flags = legs[k];
+        codec_encode_prepare (&rec, bad);
+        assert_int_equal (s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE),
+                          RL_STATUS_OK);
+        for (int defect = 0; defect < 6; defect++) {
+            rec = defect == 0 ? kinds[0] : defect <= 2 ? kinds[defect] : valid;
+            rec.transfer.flags |= legs[k];
+            if (defect == 3) {
+                rec.transfer.flags |= legs[1 - k]; //  both leg flags
+            } else if (defect == 4) {
+                rec.transfer.timeout = 1;
+            } else if (defect == 5) {
+                rec.transfer.pending_id.lo = 5;
+            }
+            codec_encode_prepare (&rec, bad);
+            if (s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE)
+                != RL_STATUS_MALFORMED) {
+                fail_msg ("prepare of leg kind %d, defect %d, accepted", k, defect);
+            }
+        }
+    }
 
     //  Two-phase records, requests and replies: the transfer id.
     const uint32_t ops[] = {RL_OP_PREPARE, RL_OP_DECIDE, RL_OP_OUTCOME_QUERY, RL_OP_RESOLVE};

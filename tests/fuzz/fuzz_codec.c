@@ -192,11 +192,12 @@ s_check_two_phase (uint32_t op, bool request, const uint8_t *record)
         const rl_transfer_t *t = &rec.transfer;
         FUZZ_CHECK (s_id_usable (rec.tp.id) && s_id_usable (t->id));
         FUZZ_CHECK (s_id_usable (t->debit_account_id) && s_id_usable (t->credit_account_id));
-        FUZZ_CHECK (t->amount != 0 && (t->flags & ~RL_TRANSFER_FLAGS_KNOWN) == 0);
+        FUZZ_CHECK (t->amount != 0
+                    && (t->flags & ~(RL_TRANSFER_FLAGS_KNOWN | RL_TRANSFER_TP_LEGS)) == 0);
         //  The pending fields of its kind only: a pending transfer may have
         //  a timeout, a post or void names another usable pending id.
         uint16_t resolve = RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER;
-        uint16_t kinds = t->flags & (RL_TRANSFER_PENDING | resolve);
+        uint16_t kinds = t->flags & (RL_TRANSFER_PENDING | resolve | RL_TRANSFER_TP_LEGS);
         FUZZ_CHECK ((kinds & (kinds - 1)) == 0);
         if (kinds & resolve) {
             FUZZ_CHECK (s_id_usable (t->pending_id) && !rl_id_eq (t->pending_id, t->id));
