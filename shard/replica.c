@@ -35,8 +35,11 @@
 
     THE RELEASE (semi-synchronous mode). The server calls replica_written
     with the outq sequence of each group commit it wrote; that commit is
-    replicated once every standby's position reaches the last event tapped
-    at that moment (the commit's batch, and every write before it).
+    replicated once a quorum of standbys (--repl-quorum, by default all of
+    them) reached the last event tapped at that moment (the commit's batch,
+    and every write before it): the quorum-th highest position
+    acknowledged (s_quorum_position). The lease, too, needs a quorum of
+    links with a live lease (replica_lease_ok, replica_stalled).
     replica_released is the last such outq sequence; the server sends a
     reply or a peer message only when its group commit is both synced and
     released (outq.h: sent <= min(synced, replicated)). A link that is not
@@ -49,8 +52,9 @@
        in this session, and only grows within a session.
     3. released (an outq sequence) only grows, and pending holds (outq,
        event) pairs with both increasing.
-    4. An event leaves the log only when no STREAMING or SEEDING link needs
-       it, or when the log is over its byte bound (then the links that
+    4. An event leaves the log only when no STREAMING or SEEDING link, nor
+       a link silent since it streamed (HELLO with its last position,
+       resume), needs it, or when the log is over its byte bound (then the links that
        needed it are sent back to HELLO, and re-seed).
 
     LIMITS: REPLICA_STANDBYS_MAX links; the log's bytes; the window; one
@@ -117,6 +121,7 @@ typedef struct {
     bool answered;        //  an ok answer came since start (async's start gate)
     bool streamed;        //  it streamed in this stream: it holds the database as opened
     bool refused;         //  it answered standby_fenced (logged once)
+    uint64_t resume;      //  HELLO after streaming: its last position (the log keeps the rest)
 } s_link_t;
 
 typedef struct {
@@ -303,6 +308,9 @@ s_rehello (s_link_t *link, const char *why)
         rl_warn ("replication to %s: %s; asking its position again", link->endpoint, why);
     }
     s_seed_remove (link);
+    if (link->state == L_STREAMING) {
+        link->resume = link->acked; //  the log keeps what follows, within its bound
+    }
     link->state = L_HELLO;
     link->session++;
     link->waiting = false;
@@ -420,6 +428,7 @@ s_seed_start (s_link_t *link)
     }
     qsort (link->seed_files, link->seed_file_count, sizeof (char *), s_name_cmp);
     link->state = L_SEEDING;
+    link->resume = 0; //  the seed's position governs the log now
     link->waiting = false;
     rl_info ("replication to %s: seeding at position %" PRIu64 " (%zu files)", link->endpoint,
              link->seed_pos, link->seed_file_count);
@@ -481,6 +490,7 @@ s_seed_acked (s_link_t *link)
         s_seed_remove (link);
         link->state = L_STREAMING;
         link->streamed = true;
+        link->resume = 0;
         link->acked = link->sent = pos;
         return;
     }
@@ -645,6 +655,11 @@ s_update (replica_t *self, bool wake)
             keep_from = link->acked;
         } else if (link->state == L_SEEDING && link->seed_pos < keep_from) {
             keep_from = link->seed_pos;
+        } else if (link->state == L_HELLO && link->resume && link->resume < keep_from) {
+            //  Silent (a pause, a cut): with a quorum below all standbys
+            //  the others go on, and it catches up from the log when it is
+            //  back rather than re-seeding (the byte bound still applies).
+            keep_from = link->resume;
         }
     }
     if (keep_from == UINT64_MAX) {
@@ -720,6 +735,7 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
                          h->seq);
                 link->state = L_STREAMING;
                 link->streamed = true;
+                link->resume = 0;
                 link->acked = link->sent = h->seq;
             } else if (s_seed_start (link) != 0) {
                 link->waiting = true; //  hello again after the timeout

@@ -11,6 +11,8 @@
     STATES
         EMPTY (stream 0) --seed begin--> SEEDING --seed end--> STREAMING
         STREAMING --another stream's seed begin--> SEEDING (the copy is replaced)
+        any --fence (admin)--> WITHDRAWN: acknowledges nothing (standby_fenced)
+        WITHDRAWN --promote (admin)--> PROMOTED
         any --promote (admin)--> PROMOTED: fenced, returns 1 to main.c
         any --a failed write--> returns -1 (exit 3): restart, the disk decides
 
@@ -22,7 +24,8 @@
     position held), another stream (wrong_stream) or an event beyond
     REPLICA_EVENT_BYTES_MAX (oversize) are answered with their code and
     change nothing. Client-protocol frames: status (the standby's state,
-    commits = its position) and promote (admin role); every other
+    commits = its position), repl_status (the copy it holds), promote and
+    fence (admin role); every other
     operation is answered unavailable: a standby serves no reads or
     writes, which could show a state the primary has not acknowledged.
 
@@ -46,6 +49,18 @@
     primary gets no acknowledgement, so in semi-synchronous mode it can
     acknowledge nothing more. The marker stays: a restart of this data
     directory, even with --standby-of, runs as the primary.
+
+    WITHDRAWN (fence, op 82: a promotion among several standbys, rlctl
+    promote's rule). REPLICA_META_WITHDRAWN is written (synced) and from
+    then on, across restarts, every replication message is answered
+    standby_fenced: the old primary cannot count this standby towards its
+    quorum, and the primary that hears it is not fenced by it (it may be
+    the new one, given a leftover standby). The copy stays as it is and may
+    still be promoted. A seed never carries the mark (nor the promotion,
+    nor what the copy's own primary told it: REPLICA_META_QUORUM, the
+    standbys and quorum this standby's primary tells in every HELLO and
+    PING, which repl_status reports with the copy's incarnation for
+    rlctl's choice).
 
     After the answer the socket stays open for REPLICA_PROMOTE_LINGER_MS
     (fenced to replication, ok to a repeated promote) before the process
@@ -671,12 +686,16 @@ s_seed_end (s_standby_t *self, const replica_header_t *h)
     self->seeding = false;
     self->seed_name[0] = '\0';
     long lease = self->primary_timeout_ms;
+    uint64_t told_standbys = self->told_standbys, told_quorum = self->told_quorum;
     if (s_open_store (self) != 0) {
         return REPLICA_ST_STORAGE;
     }
     //  The copy is of a primary: its own marks (a promotion, a position of
-    //  another stream, a lease) are not this standby's.
+    //  another stream, a lease, what its own primary told it, a fence) are
+    //  not this standby's.
     self->primary_timeout_ms = lease;
+    self->told_standbys = told_standbys;
+    self->told_quorum = told_quorum;
     uint8_t value[16];
     s_position_value (h->stream, h->seq, value);
     store_batch_put (self->store, STORE_CF_META, REPLICA_META_POSITION,
@@ -684,6 +703,11 @@ s_seed_end (s_standby_t *self, const replica_header_t *h)
     codec_put_u64 (value, (uint64_t) lease);
     store_batch_put (self->store, STORE_CF_META, REPLICA_META_LEASE, strlen (REPLICA_META_LEASE),
                      value, 8);
+    uint8_t told[16];
+    codec_put_u64 (told, told_standbys);
+    codec_put_u64 (told + 8, told_quorum);
+    store_batch_put (self->store, STORE_CF_META, REPLICA_META_QUORUM, strlen (REPLICA_META_QUORUM),
+                     told, sizeof told);
     store_batch_delete (self->store, STORE_CF_META, REPLICA_META_PROMOTED,
                         strlen (REPLICA_META_PROMOTED));
     store_batch_delete (self->store, STORE_CF_META, REPLICA_META_WITHDRAWN,

@@ -16,6 +16,23 @@
     it continues the primary serves again and the busy write executes on
     its retry.
 
+    test_quorum_promote: a quorum of 1 of 2 standbys under load, one
+    SIGSTOPped so that it lags, the primary SIGKILLed with a batch in
+    flight. `rlctl promote s1 A,B` while the lagging standby is still
+    stopped: the rule needs both fenced, so it refuses (exit 1) and
+    changes nothing (the answering standby is neither fenced nor
+    promoted); a single standby is refused as usage (exit 2), so are a
+    duplicate and too many. Once the lagging standby continues, the same
+    command (the lagging one named first) fences both and promotes the
+    advanced one: every acknowledged transfer is there, unknown outcomes
+    settle, retries get their original outcomes, and a rerun exits 0.
+
+    test_quorum_promote_paused: the primary (quorum 1 of 2) SIGSTOPped
+    instead, both standbys fenced and the advanced one promoted, new
+    transfers taken there; the old primary, continued, never serves a
+    read or acknowledges a write (busy or fenced until its status says
+    fenced): no two primaries, no stale read.
+
     Each ends with exactly-once over every id (settle, retry a sample) and
     the strong conservation check. RL_SEED=<n> replays a run.
 */
@@ -34,6 +51,7 @@
 #include <czmq.h>
 
 #include "codec.h"
+#include "ring.h"
 #include "rl_rand.h"
 #include "testkit.h"
 
@@ -45,6 +63,8 @@
 #define CALL_TIMEOUT_MS 5000
 #define REPL_TIMEOUT    "400" //  --repl-timeout-ms
 #define REPL_TIMEOUT_MS 400
+#define RLCTL_WAIT_MS   60000
+#define ARGS_MAX        24
 
 static tk_outcome_t s_records[TRANSFERS_MAX];
 static tk_outcomes_t s_log = {.records = s_records, .capacity = TRANSFERS_MAX};
@@ -281,6 +301,243 @@ test_quorum_one_of_two (void **state)
     tk_shard_stop (h, &b, SIGTERM);
 }
 
+//  Runs rlctl --connect endpoint as the test's admin key with the
+//  arguments that follow (NULL-terminated): its exit code, its output in
+//  *out_p (malloc'd).
+static int
+s_rlctl (harness_t *h, const char *log, const char *endpoint, char **out_p, ...)
+{
+    static char rlctl[512], cert[512];
+    snprintf (rlctl, sizeof rlctl, "%s/tools/rlctl", harness_bin_dir ());
+    snprintf (cert, sizeof cert, "%s/private/tester.key_secret", tk_keys_dir (h));
+    char *argv[ARGS_MAX] = {rlctl,
+                            "--connect",
+                            (char *) endpoint,
+                            "--cert",
+                            cert,
+                            "--server-key",
+                            (char *) tk_key (h, "shard", "s1"),
+                            "--timeout-ms",
+                            "15000"};
+    size_t argc = 9;
+    va_list ap;
+    va_start (ap, out_p);
+    const char *arg;
+    while ((arg = va_arg (ap, const char *)) && argc < ARGS_MAX - 1) {
+        argv[argc++] = (char *) arg;
+    }
+    va_end (ap);
+    argv[argc] = NULL;
+    char path[600];
+    snprintf (path, sizeof path, "%s/%s.log", harness_dir (h), log);
+    unlink (path);
+    pid_t pid = harness_spawn (h, log, argv, NULL);
+    assert_true (pid > 0);
+    int wstatus = 0;
+    assert_int_equal (harness_wait_exit (h, pid, RLCTL_WAIT_MS, &wstatus), 0);
+    assert_true (WIFEXITED (wstatus));
+    *out_p = harness_read_file (path, NULL);
+    assert_non_null (*out_p);
+    return WEXITSTATUS (wstatus);
+}
+
+//  rlctl promote s1 LIST RING exits `want` and says `needle`.
+static void
+s_promote_expect (harness_t *h, const char *log, const char *connect, const char *list,
+                  const char *ring, int want, const char *needle)
+{
+    char *out = NULL;
+    int64_t t0 = zclock_mono ();
+    int rc = s_rlctl (h, log, connect, &out, "promote", "s1", list, ring, NULL);
+    if (rc != want || !strstr (out, needle)) {
+        fail_msg ("rlctl promote %s (%s): exit %d, want %d and '%s'; said:\n%s", list, log, rc,
+                  want, needle, out);
+    }
+    printf ("test_quorum_promote: rlctl promote %s: exit %d in %ld ms\n", log, rc,
+            (long) (zclock_mono () - t0));
+    free (out);
+}
+
+//  The standby at endpoint: its repl_status record.
+static rl_repl_rec_t
+s_standby_repl (const char *endpoint)
+{
+    rl_repl_rec_t recs[RL_REPL_RECORDS_MAX];
+    assert_int_equal (s_repl (endpoint, recs), 1);
+    assert_int_equal (recs[0].role, RL_REPL_STANDBY);
+    return recs[0];
+}
+
+static void
+test_quorum_promote (void **state)
+{
+    harness_t *h = *state;
+    s_seed ("test_quorum_promote");
+    tk_shard_t primary, a, b;
+    s_trio (h, &primary, &a, &b, "1");
+    char ring_file[600];
+    snprintf (ring_file, sizeof ring_file, "%s/s1.ring", harness_dir (h));
+    ring_t *ring = ring_new (1);
+    assert_int_equal (ring_add_shard (ring, "s1", primary.endpoint, 1.0), RING_OK);
+    assert_int_equal (ring_set_key (ring, "s1", tk_key (h, "shard", "s1")), RING_OK);
+    assert_int_equal (ring_save_file (ring, ring_file), RING_OK);
+    ring_destroy (&ring);
+    tk_model_t model;
+    tk_model_init (&model, TAG, ACCOUNTS);
+    rl_client_t *client = rl_client_new (primary.endpoint);
+    s_drive (client, 6, &model);
+    //  b stops and lags; the primary goes on with a alone.
+    harness_kill (h, b.pid, SIGSTOP);
+    s_drive (client, 40, &model);
+    //  A batch in flight when the primary dies: its outcome is unknown.
+    rl_transfer_t ts[BATCH_MAX];
+    for (size_t i = 0; i < BATCH_MAX; i++) {
+        ts[i] = s_new_transfer ();
+        tk_outcomes_sent (&s_log, &ts[i]);
+    }
+    uint8_t body[BATCH_MAX * RL_TRANSFER_SIZE];
+    for (size_t i = 0; i < BATCH_MAX; i++) {
+        codec_encode_transfer (&ts[i], body + i * RL_TRANSFER_SIZE);
+    }
+    rl_header_t rh;
+    uint8_t *reply = NULL;
+    size_t reply_size = 0;
+    (void) rl_client_call (client, RL_OP_CREATE_TRANSFERS, body, sizeof body, BATCH_MAX, 2, &rh,
+                           &reply, &reply_size);
+    free (reply);
+    rl_client_destroy (&client);
+    harness_kill (h, primary.pid, SIGKILL);
+    int wstatus = 0;
+    assert_int_equal (harness_wait_exit (h, primary.pid, 20000, &wstatus), 0);
+    primary.pid = -1;
+    uint64_t pa = s_standby_repl (a.endpoint).position;
+    char list[200], back[200];
+    snprintf (list, sizeof list, "%s,%s", a.endpoint, b.endpoint);
+    snprintf (back, sizeof back, "%s,%s", b.endpoint, a.endpoint);
+    //  Bad input: one standby of a quorum of 1 of 2, a duplicate, too many.
+    s_promote_expect (h, "promote-one", a.endpoint, a.endpoint, ring_file, 2,
+                      "give at least 2 of them");
+    char dup[200], many[400];
+    snprintf (dup, sizeof dup, "%s,%s", a.endpoint, a.endpoint);
+    snprintf (many, sizeof many, "%s,%s,%s,%s,%s", a.endpoint, b.endpoint, "tcp://127.0.0.1:1",
+              "tcp://127.0.0.1:2", "tcp://127.0.0.1:3");
+    s_promote_expect (h, "promote-dup", a.endpoint, dup, ring_file, 2, "given twice");
+    s_promote_expect (h, "promote-many", a.endpoint, many, ring_file, 2, "at most 4 standbys");
+    //  b is still stopped: both cannot be fenced; nothing changes.
+    s_promote_expect (h, "promote-refused", a.endpoint, list, ring_file, 1, "nothing fenced");
+    rl_repl_rec_t ra = s_standby_repl (a.endpoint);
+    assert_int_equal (ra.state, RL_REPL_STREAMING);
+    assert_int_equal (ra.position, pa);
+    assert_int_equal (ra.quorum, 1);
+    assert_int_equal (ra.standbys, 2);
+    assert_int_equal (s_status (a.endpoint).state, RL_SHARD_STANDBY);
+    //  b continues, behind a: the rule fences both and promotes a.
+    harness_kill (h, b.pid, SIGCONT);
+    //  It applies what reached its socket before it stopped, then stays.
+    uint64_t pb = s_standby_repl (b.endpoint).position, before = UINT64_MAX;
+    while (pb != before) {
+        zclock_sleep (300);
+        before = pb;
+        pb = s_standby_repl (b.endpoint).position;
+    }
+    printf ("test_quorum_promote: positions a %lu, b %lu (stopped)\n", (unsigned long) pa,
+            (unsigned long) pb);
+    assert_true (pa > pb);
+    char needle[200];
+    snprintf (needle, sizeof needle, "s1: promoted at %s", a.endpoint);
+    s_promote_expect (h, "promote", a.endpoint, back, ring_file, 0, needle);
+    assert_int_equal (s_status (a.endpoint).state, RL_SHARD_SERVING);
+    rl_repl_rec_t rb = s_standby_repl (b.endpoint);
+    assert_int_equal (rb.state, RL_REPL_FENCED);
+    assert_int_equal (rb.position, pb);
+    //  Resumable: a rerun finds a serving and the ring out already.
+    s_promote_expect (h, "promote-again", a.endpoint, back, ring_file, 0, "already the primary");
+    client = rl_client_new (a.endpoint);
+    s_finish (client, &model);
+    rl_client_destroy (&client);
+    tk_shard_stop (h, &a, SIGTERM);
+    tk_shard_stop (h, &b, SIGTERM);
+}
+
+static void
+test_quorum_promote_paused (void **state)
+{
+    harness_t *h = *state;
+    s_seed ("test_quorum_promote_paused");
+    tk_shard_t primary, a, b;
+    s_trio (h, &primary, &a, &b, "1");
+    char ring_file[600];
+    snprintf (ring_file, sizeof ring_file, "%s/s1.ring", harness_dir (h));
+    ring_t *ring = ring_new (1);
+    assert_int_equal (ring_add_shard (ring, "s1", primary.endpoint, 1.0), RING_OK);
+    assert_int_equal (ring_set_key (ring, "s1", tk_key (h, "shard", "s1")), RING_OK);
+    assert_int_equal (ring_save_file (ring, ring_file), RING_OK);
+    ring_destroy (&ring);
+    tk_model_t model;
+    tk_model_init (&model, TAG, ACCOUNTS);
+    rl_client_t *client = rl_client_new (primary.endpoint);
+    s_drive (client, 8, &model);
+    rl_client_destroy (&client);
+    harness_kill (h, primary.pid, SIGSTOP);
+    char list[200];
+    snprintf (list, sizeof list, "%s,%s", b.endpoint, a.endpoint);
+    char *out = NULL;
+    int rc = s_rlctl (h, "promote-paused", a.endpoint, &out, "promote", "s1", list, ring_file,
+                      NULL);
+    if (rc != 0) {
+        fail_msg ("rlctl promote: exit %d; said:\n%s", rc, out);
+    }
+    //  Both held every acknowledged write: either may be the choice.
+    const char *chosen = s_status (a.endpoint).state == RL_SHARD_SERVING ? a.endpoint : b.endpoint;
+    free (out);
+    assert_int_equal (s_status (chosen).state, RL_SHARD_SERVING);
+    client = rl_client_new (chosen);
+    s_drive (client, 4, &model);
+    //  The old primary goes on: nothing it answers is served.
+    harness_kill (h, primary.pid, SIGCONT);
+    rl_client_t *old = rl_client_new (primary.endpoint);
+    int64_t deadline = zclock_mono () + 10000;
+    size_t refused = 0;
+    for (;;) {
+        rl_id_t id = s_log.records[s_log.count - 1].t.id; //  a transfer only the new one holds
+        rl_transfer_t found;
+        rc = rl_client_lookup_transfers (old, &id, 1, &found, 1000);
+        assert_true (rc == RL_STATUS_BUSY || rc == RL_STATUS_FENCED || rc == RL_CLIENT_TIMEOUT);
+        rl_transfer_t t = tk_transfer (tk_id (900000 + refused, TAG), tk_id (1, TAG),
+                                       tk_id (2, TAG), 1, LEDGER);
+        rl_result_rec_t r;
+        rc = rl_client_create_transfers (old, &t, 1, &r, 1000);
+        assert_true (rc == RL_STATUS_BUSY || rc == RL_STATUS_FENCED || rc == RL_CLIENT_TIMEOUT);
+        refused++;
+        if (rc == RL_CLIENT_TIMEOUT) {
+            rl_client_destroy (&old);
+            old = rl_client_new (primary.endpoint);
+        }
+        rl_status_rec_t st;
+        if (rl_client_status (old, &st, 1000) == 0 && st.state == RL_SHARD_FENCED) {
+            break;
+        }
+        assert_true (zclock_mono () < deadline);
+        zclock_sleep (20);
+    }
+    printf ("test_quorum_promote_paused: %s promoted; the old primary refused %zu reads and "
+            "writes, then said fenced\n",
+            chosen, refused);
+    rl_client_destroy (&old);
+    //  The ids the old primary refused were never applied anywhere.
+    for (size_t i = 0; i < refused; i++) {
+        rl_id_t id = tk_id (900000 + i, TAG);
+        rl_transfer_t found;
+        assert_int_equal (rl_client_lookup_transfers (client, &id, 1, &found, CALL_TIMEOUT_MS), 0);
+        assert_int_equal (found.timestamp, 0);
+    }
+    s_finish (client, &model);
+    rl_client_destroy (&client);
+    tk_shard_stop (h, &primary, SIGTERM);
+    tk_shard_stop (h, &a, SIGTERM);
+    tk_shard_stop (h, &b, SIGTERM);
+}
+
 static void
 test_quorum_two_of_two (void **state)
 {
@@ -347,6 +604,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_quorum_bad_input, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_quorum_one_of_two, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_quorum_two_of_two, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_quorum_promote, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_quorum_promote_paused, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

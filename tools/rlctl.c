@@ -138,9 +138,11 @@ s_usage (FILE *out)
         "  verify-backup DIR [SET]\n"
         "  restore DIR ROOT [SET]\n"
         "  backup-purge DIR KEEP             keep the KEEP newest sets, delete older backups\n"
-        "  promote [SHARD STANDBY [RING-FILE]]\n"
+        "  promote [SHARD STANDBY[,STANDBY...] [RING-FILE]]\n"
         "                                    fail SHARD over to its standby at STANDBY: promote\n"
         "                                    it, then the ring at the next epoch everywhere;\n"
+        "                                    several: fence standbys - quorum + 1 of them and\n"
+        "                                    promote the newest copy among those fenced;\n"
         "                                    no arguments: the standby at --connect alone\n"
         "  degrade                           the primary at --connect stops waiting for its\n"
         "                                    standby (async)\n"
@@ -300,8 +302,8 @@ static const s_command_t s_commands[] = {
     {"verify-backup", rlctl_cmd_verify_backup, 0, 1, 2, "verify-backup DIR [SET]"},
     {"restore", rlctl_cmd_restore, RLCTL_O_NAME, 2, 3, "restore DIR ROOT [SET]"},
     {"promote", rlctl_cmd_promote, 0, 0, RLCTL_ARGS_MAX,
-     "promote [SHARD STANDBY-ENDPOINT [RING-FILE]] (--connect: the cluster; without SHARD: the "
-     "standby)"},
+     "promote [SHARD STANDBY-ENDPOINT[,STANDBY-ENDPOINT...] [RING-FILE]] (--connect: the "
+     "cluster; without SHARD: the standby)"},
     {"degrade", rlctl_cmd_degrade, 0, 0, 0, "degrade (--connect: the primary)"},
     {"backup-purge", rlctl_cmd_backup_purge, 0, 2, 2, "backup-purge DIR KEEP"},
 };

@@ -1,8 +1,10 @@
 /*  rlctl_replica.c: the operator's replication commands (docs/replication.md).
 
-        rlctl --connect CLUSTER promote SHARD STANDBY [RING-FILE]
+        rlctl --connect CLUSTER promote SHARD STANDBY[,STANDBY...] [RING-FILE]
                                           the fail-over: the standby at STANDBY
-                                          becomes SHARD's primary at a new ring epoch
+                                          becomes SHARD's primary at a new ring epoch;
+                                          with several, the promotion rule (s_choose)
+                                          picks it
         rlctl --connect STANDBY promote   the standby alone (the ring unchanged)
         rlctl --connect PRIMARY degrade   a semi-synchronous primary goes async, by hand
 
@@ -38,6 +40,15 @@
        asked until their epoch reaches the target's, within --timeout-ms.
     Exit 0 when every shard holds the target epoch and every router of
     --connect serves it; else 1, and rerunning the same command resumes.
+
+    SEVERAL STANDBYS (s_choose): before step 3, every standby listed is
+    asked status and repl_status; one already serving (or promoted) is the
+    choice of an earlier run. Else K - Q + 1 (what their primary told them)
+    must answer as standbys of SHARD, or nothing is sent (exit 1); each is
+    sent `fence`, and the newest copy among the fenced (incarnation, then
+    position) is the STANDBY of steps 3-5, once the old primary's lease
+    through the other fenced standbys has run out. A single STANDBY of a
+    primary whose quorum is below its standbys is refused (exit 2).
 
     INVARIANTS
     1. Bad input (an unknown shard, a ring file that does not load, an
@@ -107,7 +118,8 @@ s_send (rlctl_ctx_t *ctx, uint16_t op, const char *what, const char *done)
     return rlctl_emit (ctx, &tree, s_table, RLCTL_EXIT_OK);
 }
 
-#define S_USAGE "promote [SHARD STANDBY-ENDPOINT [RING-FILE]]"
+#define S_USAGE        "promote [SHARD STANDBY-ENDPOINT[,STANDBY-ENDPOINT...] [RING-FILE]]"
+#define S_STANDBYS_MAX 4 //  a primary's standbys at most (shard/replica.h)
 
 //  The highest-epoch ring among base and what the shards it names serve
 //  (a rerun finds the ring it loaded part-way); each shard's key is
@@ -148,6 +160,195 @@ s_newest_ring (const rlctl_ctx_t *ctx, ring_t **base_p, const char *shard, const
     rl_client_replies_free (replies, n);
 }
 
+//  A standby of the list, as it answered.
+typedef struct {
+    const char *endpoint;
+    int status_rc; //  status: 0 answered
+    rl_status_rec_t st;
+    int repl_rc; //  repl_status: 0 answered
+    rl_repl_rec_t repl;
+    int64_t asked_ms; //  when repl_status answered (its lease_ms was counted before)
+    bool fenced;      //  withdrawn (by this run or an earlier one) or promoted
+} s_standby_t;
+
+static void
+s_ask (s_standby_t *sb, int probe_ms)
+{
+    rl_client_t *client = rl_client_new (sb->endpoint);
+    sb->status_rc = client ? rl_client_status (client, &sb->st, probe_ms) : RL_CLIENT_ERR_SEND;
+    size_t count = 0;
+    rl_repl_rec_t recs[RL_REPL_RECORDS_MAX];
+    sb->repl_rc = client && sb->status_rc == 0
+                      ? rl_client_repl_status (client, recs, &count, probe_ms)
+                      : RL_CLIENT_ERR_SEND;
+    //  After the answer: its lease_ms was counted before it left, so the
+    //  end estimated from here is never early.
+    sb->asked_ms = zclock_mono ();
+    if (sb->repl_rc == 0) {
+        sb->repl = recs[0];
+    }
+    rl_client_destroy (&client);
+}
+
+//  K - Q + 1: the standbys to fence so that the old primary can gather no
+//  quorum, from what its standbys were told (the largest, if they differ;
+//  1 when none was told: a primary that waits for every standby).
+static size_t
+s_needed (const s_standby_t *list, size_t n)
+{
+    size_t need = 1;
+    for (size_t i = 0; i < n; i++) {
+        const rl_repl_rec_t *r = &list[i].repl;
+        if (list[i].repl_rc == 0 && r->role == RL_REPL_STANDBY && r->quorum >= 1
+            && r->quorum <= r->standbys) {
+            size_t k = (size_t) (r->standbys - r->quorum + 1);
+            need = k > need ? k : need;
+        }
+    }
+    return need;
+}
+
+//  THE PROMOTION RULE for several standbys (docs/replication.md, "The
+//  promotion with several standbys"): fence K - Q + 1 of them, then pick
+//  the newest copy among the fenced: the highest incarnation, then the
+//  highest position. Every acknowledged write is on Q standbys, and any
+//  K - Q + 1 of K meet any Q, so one fenced standby holds it; copies of
+//  one stream are prefixes of it, so the highest position holds what
+//  every other fenced copy of that stream holds, and a copy of a later
+//  incarnation holds everything the earlier one acknowledged. The old
+//  primary, with at most Q - 1 standbys left to acknowledge it, can
+//  gather no quorum. Waits until the old primary's lease through every
+//  fenced standby has run out (the chosen one waits out its own). 0 and
+//  *chosen_p; else an exit code, logged. fenced: the list for the report.
+static int
+s_choose (rlctl_ctx_t *ctx, const char *shard, s_standby_t *list, size_t n, const char **chosen_p,
+          cJSON *fenced)
+{
+    int probe_ms = ctx->timeout_ms < RLCTL_PROBE_TIMEOUT_MS ? ctx->timeout_ms
+                                                            : RLCTL_PROBE_TIMEOUT_MS;
+    for (size_t i = 0; i < n; i++) {
+        s_ask (&list[i], probe_ms);
+    }
+    //  An earlier run promoted one already: it is the choice (the others
+    //  were fenced before it).
+    for (size_t i = 0; i < n; i++) {
+        if (list[i].status_rc == 0 && strcmp (list[i].st.name, shard) == 0
+            && list[i].st.state == RL_SHARD_SERVING) {
+            *chosen_p = list[i].endpoint;
+            return 0;
+        }
+        if (list[i].repl_rc == 0 && list[i].repl.role == RL_REPL_STANDBY
+            && list[i].repl.state == RL_REPL_PROMOTED && strcmp (list[i].st.name, shard) == 0) {
+            *chosen_p = list[i].endpoint; //  promoted, still opening
+            return 0;
+        }
+    }
+    size_t need = s_needed (list, n);
+    size_t candidates = 0;
+    for (size_t i = 0; i < n; i++) {
+        candidates += list[i].status_rc == 0 && list[i].st.state == RL_SHARD_STANDBY
+                      && strcmp (list[i].st.name, shard) == 0;
+    }
+    if (candidates < need) {
+        fprintf (stderr,
+                 "rlctl: promote: %zu of the %zu standbys given answer as standbys of %s, and "
+                 "the quorum rule needs %zu fenced (standbys - quorum + 1, as their primary "
+                 "told them) so that the old primary can gather no quorum: nothing fenced, "
+                 "nothing promoted\n",
+                 candidates, n, shard, need);
+        for (size_t i = 0; i < n; i++) {
+            fprintf (stderr, "  %s: %s\n", list[i].endpoint,
+                     list[i].status_rc != 0 ? "no answer"
+                     : strcmp (list[i].st.name, shard) != 0
+                         ? "another shard's"
+                         : rl_shard_state_name (list[i].st.state));
+        }
+        return RLCTL_EXIT_FAILED;
+    }
+    //  The fence: every standby that answers, at least `need` of them.
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (list[i].status_rc != 0 || list[i].st.state != RL_SHARD_STANDBY
+            || strcmp (list[i].st.name, shard) != 0) {
+            continue;
+        }
+        int rc = s_call (ctx, list[i].endpoint, RL_OP_FENCE, "fence");
+        if (rc != 0) {
+            fprintf (stderr, "rlctl: promote: fencing %s: %s\n", list[i].endpoint,
+                     rc > 0 ? rl_status_name ((uint32_t) rc) : rl_client_strerror (rc));
+            continue;
+        }
+        s_ask (&list[i], probe_ms); //  its position no longer moves
+        list[i].fenced = list[i].repl_rc == 0 && list[i].repl.role == RL_REPL_STANDBY
+                         && (list[i].repl.state == RL_REPL_FENCED
+                             || list[i].repl.state == RL_REPL_PROMOTED);
+        done += list[i].fenced;
+    }
+    if (done < need) {
+        fprintf (stderr,
+                 "rlctl: promote: %zu standbys fenced, the quorum rule needs %zu: nothing "
+                 "promoted (the fenced ones stay fenced; run the same command again once more "
+                 "answer)\n",
+                 done, need);
+        return RLCTL_EXIT_FAILED;
+    }
+    //  The newest copy among the fenced.
+    const s_standby_t *best = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const s_standby_t *c = &list[i];
+        if (!c->fenced) {
+            continue;
+        }
+        cJSON *f = jsonkit_add_object (fenced, NULL);
+        jsonkit_add_string (f, "endpoint", c->endpoint);
+        jsonkit_add_u64 (f, "incarnation", c->repl.incarnation);
+        jsonkit_add_u64 (f, "position", c->repl.position);
+        if (c->repl.stream == 0) {
+            continue; //  no complete copy: never the choice
+        }
+        if (!best || c->repl.incarnation > best->repl.incarnation
+            || (c->repl.incarnation == best->repl.incarnation
+                && c->repl.position > best->repl.position)) {
+            best = c;
+        }
+    }
+    if (!best) {
+        fprintf (stderr, "rlctl: promote: no fenced standby holds a complete copy: nothing "
+                         "promoted\n");
+        return RLCTL_EXIT_FAILED;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const s_standby_t *c = &list[i];
+        if (c->fenced && c->repl.stream && c->repl.incarnation == best->repl.incarnation
+            && c->repl.nonce != best->repl.nonce) {
+            //  Two lineages at one counter (a restarted old primary seeded a
+            //  standby that was not fenced before): which one acknowledged
+            //  writes cannot be told from here.
+            fprintf (stderr,
+                     "rlctl: promote: %s and %s hold copies of two different incarnations "
+                     "numbered %" PRIu64 ": nothing promoted; keep the one the ring's primary "
+                     "seeded, wipe the other, and run the same command again\n",
+                     best->endpoint, c->endpoint, best->repl.incarnation);
+            return RLCTL_EXIT_FAILED;
+        }
+    }
+    //  The old primary's lease through the other fenced standbys: the
+    //  chosen one waits out its own before it serves.
+    int64_t until = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (list[i].fenced && &list[i] != best) {
+            int64_t end = list[i].asked_ms + (int64_t) list[i].repl.lease_ms;
+            until = end > until ? end : until;
+        }
+    }
+    int64_t wait = until - zclock_mono ();
+    if (wait > 0) {
+        zclock_sleep ((int) wait);
+    }
+    *chosen_p = best->endpoint;
+    return 0;
+}
+
 static void
 s_promote_table (const rlctl_ctx_t *ctx, const cJSON *tree)
 {
@@ -155,6 +356,16 @@ s_promote_table (const rlctl_ctx_t *ctx, const cJSON *tree)
     printf ("%s: %s at %s, ring epoch %s\n\n", jsonkit_text (tree, "shard"),
             jsonkit_text (tree, "promotion"), jsonkit_text (tree, "standby"),
             jsonkit_text (tree, "epoch"));
+    const cJSON *fenced = jsonkit_get (tree, "fenced");
+    const cJSON *f;
+    cJSON_ArrayForEach (f, fenced)
+    {
+        printf ("fenced standby %s: incarnation %s, position %s\n", jsonkit_text (f, "endpoint"),
+                jsonkit_text (f, "incarnation"), jsonkit_text (f, "position"));
+    }
+    if (fenced && cJSON_GetArraySize (fenced) > 0) {
+        printf ("\n");
+    }
     printf ("%-12s %-8s %-40s %s\n", "name", "role", "endpoint", "ring");
     const cJSON *list = jsonkit_get (tree, "loaded");
     const cJSON *r;
@@ -208,28 +419,96 @@ s_failover (rlctl_ctx_t *ctx)
         ring_destroy (&base);
         return RLCTL_EXIT_USAGE;
     }
-    ring_t *probe = ring_dup (base);
-    int rc = probe ? ring_set_endpoint (probe, shard, standby) : RING_ERR_NOMEM;
-    ring_destroy (&probe);
-    for (size_t i = 0; rc == 0 && i < ring_shard_count (base); i++) {
-        if (i != (size_t) at && strcmp (ring_shard_endpoint (base, i), standby) == 0) {
-            fprintf (stderr,
-                     "rlctl: promote: %s is the endpoint of shard %s, not a standby of "
-                     "%s; nothing sent\n",
-                     standby, ring_shard_name (base, i), shard);
-            ring_destroy (&base);
-            return RLCTL_EXIT_USAGE;
-        }
-    }
-    if (rc != 0) {
-        fprintf (stderr, "rlctl: promote: bad endpoint '%s': %s; nothing sent\n", standby,
-                 ring_strerror (rc));
+    //  STANDBY: one endpoint, or several (a primary's standbys, the
+    //  promotion rule of s_choose), each checked as an endpoint.
+    static char list_text[S_STANDBYS_MAX * RL_ENDPOINT_SIZE_MAX];
+    static s_standby_t sbs[S_STANDBYS_MAX];
+    size_t sb_count = 0;
+    int rc = 0;
+    if (strlen (standby) >= sizeof list_text) {
+        fprintf (stderr, "rlctl: promote: the standby sbs is too long; nothing sent\n");
         ring_destroy (&base);
         return RLCTL_EXIT_USAGE;
     }
-    //  The standby speaks with the shard's key.
-    if (*ring_shard_key (base, (size_t) at)) {
-        rl_client_add_server_key (standby, ring_shard_key (base, (size_t) at));
+    snprintf (list_text, sizeof list_text, "%s", standby);
+    for (char *save = NULL, *e = strtok_r (list_text, ",", &save); e;
+         e = strtok_r (NULL, ",", &save)) {
+        if (sb_count == S_STANDBYS_MAX) {
+            fprintf (stderr, "rlctl: promote: at most %d standbys; nothing sent\n", S_STANDBYS_MAX);
+            ring_destroy (&base);
+            return RLCTL_EXIT_USAGE;
+        }
+        for (size_t j = 0; j < sb_count; j++) {
+            if (strcmp (sbs[j].endpoint, e) == 0) {
+                fprintf (stderr, "rlctl: promote: %s is given twice; nothing sent\n", e);
+                ring_destroy (&base);
+                return RLCTL_EXIT_USAGE;
+            }
+        }
+        sbs[sb_count++] = (s_standby_t){.endpoint = e};
+    }
+    if (sb_count == 0) {
+        fprintf (stderr, "rlctl: promote: no standby endpoint given; nothing sent\n");
+        ring_destroy (&base);
+        return RLCTL_EXIT_USAGE;
+    }
+    for (size_t k = 0; k < sb_count; k++) {
+        standby = sbs[k].endpoint;
+        ring_t *probe = ring_dup (base);
+        rc = probe ? ring_set_endpoint (probe, shard, standby) : RING_ERR_NOMEM;
+        ring_destroy (&probe);
+        for (size_t i = 0; rc == 0 && i < ring_shard_count (base); i++) {
+            if (i != (size_t) at && strcmp (ring_shard_endpoint (base, i), standby) == 0) {
+                fprintf (stderr,
+                         "rlctl: promote: %s is the endpoint of shard %s, not a standby of "
+                         "%s; nothing sent\n",
+                         standby, ring_shard_name (base, i), shard);
+                ring_destroy (&base);
+                return RLCTL_EXIT_USAGE;
+            }
+        }
+        if (rc != 0) {
+            fprintf (stderr, "rlctl: promote: bad endpoint '%s': %s; nothing sent\n", standby,
+                     ring_strerror (rc));
+            ring_destroy (&base);
+            return RLCTL_EXIT_USAGE;
+        }
+        //  The standby speaks with the shard's key.
+        if (*ring_shard_key (base, (size_t) at)) {
+            rl_client_add_server_key (standby, ring_shard_key (base, (size_t) at));
+        }
+    }
+    standby = sbs[0].endpoint;
+    cJSON *fenced = cJSON_CreateArray ();
+    if (!fenced) {
+        ring_destroy (&base);
+        cJSON_Delete (fenced);
+        return RLCTL_EXIT_FAILED;
+    }
+    if (sb_count > 1) {
+        rc = s_choose (ctx, shard, sbs, sb_count, &standby, fenced);
+        if (rc != 0) {
+            cJSON_Delete (fenced);
+            ring_destroy (&base);
+            return rc;
+        }
+    } else {
+        //  One standby of a primary that waits for fewer than all of its
+        //  standbys: the rule needs more of them fenced.
+        int probe_ms = ctx->timeout_ms < RLCTL_PROBE_TIMEOUT_MS ? ctx->timeout_ms
+                                                                : RLCTL_PROBE_TIMEOUT_MS;
+        s_ask (&sbs[0], probe_ms);
+        size_t need = sbs[0].st.state == RL_SHARD_STANDBY ? s_needed (sbs, 1) : 1;
+        if (need > 1) {
+            fprintf (stderr,
+                     "rlctl: promote: %s is one of %u standbys of a primary with a quorum of "
+                     "%u: give at least %zu of them (comma-separated) so that the old primary "
+                     "can gather no quorum; nothing sent\n",
+                     standby, sbs[0].repl.standbys, sbs[0].repl.quorum, need);
+            cJSON_Delete (fenced);
+            ring_destroy (&base);
+            return RLCTL_EXIT_USAGE;
+        }
     }
     s_newest_ring (ctx, &base, shard, standby);
     at = ring_shard_find (base, shard);
@@ -239,6 +518,7 @@ s_failover (rlctl_ctx_t *ctx)
                  "shard '%s'; nothing sent\n",
                  ring_epoch (base), shard);
         ring_destroy (&base);
+        cJSON_Delete (fenced);
         return RLCTL_EXIT_FAILED;
     }
     char old[RL_ENDPOINT_SIZE_MAX];
@@ -249,6 +529,7 @@ s_failover (rlctl_ctx_t *ctx)
         fprintf (stderr, "rlctl: promote: out of memory\n");
         ring_destroy (&target);
         ring_destroy (&base);
+        cJSON_Delete (fenced);
         return RLCTL_EXIT_FAILED;
     }
     if (!named) {
@@ -270,6 +551,7 @@ s_failover (rlctl_ctx_t *ctx)
                  "changed\n",
                  standby, rc > 0 ? rl_status_name ((uint32_t) rc) : rl_client_strerror (rc));
         ring_destroy (&target);
+        cJSON_Delete (fenced);
         return RLCTL_EXIT_FAILED;
     }
     if (strcmp (st.name, shard) != 0
@@ -277,6 +559,7 @@ s_failover (rlctl_ctx_t *ctx)
         fprintf (stderr, "rlctl: promote: %s is %.31s, %s, not a standby of %s; nothing changed\n",
                  standby, st.name, rl_shard_state_name (st.state), shard);
         ring_destroy (&target);
+        cJSON_Delete (fenced);
         return RLCTL_EXIT_FAILED;
     }
     if (st.state == RL_SHARD_STANDBY) {
@@ -286,6 +569,7 @@ s_failover (rlctl_ctx_t *ctx)
                      rc > 0 ? rl_status_name ((uint32_t) rc) : rl_client_strerror (rc),
                      rc > 0 ? rl_status_hint ((uint32_t) rc) : "is it running?");
             ring_destroy (&target);
+            cJSON_Delete (fenced);
             return RLCTL_EXIT_FAILED;
         }
     } else {
@@ -306,6 +590,7 @@ s_failover (rlctl_ctx_t *ctx)
                      "the ring is not loaded yet: run the same command again\n",
                      standby, ctx->timeout_ms);
             ring_destroy (&target);
+            cJSON_Delete (fenced);
             return RLCTL_EXIT_FAILED;
         }
         zclock_sleep (20);
@@ -317,6 +602,7 @@ s_failover (rlctl_ctx_t *ctx)
         fprintf (stderr, "rlctl: promote: out of memory\n");
         free (blob);
         ring_destroy (&target);
+        cJSON_Delete (fenced);
         return RLCTL_EXIT_FAILED;
     }
     size_t shards = ring_shard_count (target);
@@ -336,6 +622,8 @@ s_failover (rlctl_ctx_t *ctx)
     jsonkit_add_string (tree, "standby", standby);
     jsonkit_add_string (tree, "promotion", promotion);
     jsonkit_add_u64 (tree, "epoch", ring_epoch (target));
+    cJSON_AddItemToObject (tree, "fenced", fenced);
+    fenced = NULL;
     cJSON *list = jsonkit_add_array (tree, "loaded");
     size_t missing = 0;
     for (size_t i = 0; i < n; i++) {
