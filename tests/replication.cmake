@@ -48,9 +48,9 @@ set_tests_properties(test_replication_crash PROPERTIES RESOURCE_LOCK cluster_loa
 # one standby stopped, the default quorum (2 of 2) stalled by it, and
 # `rlctl promote s1 A,B` under the promotion rule (refused while a
 # standby is stopped, then the advanced one promoted; and with the old
-# primary paused, which then serves nothing). 16-19 s without
-# the sanitizers, 30 s with them, at a load of 11-13.
-rl_add_unit(test_replication_quorum 60 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_quorum.c
+# primary paused, which then serves nothing). 26 s without the
+# sanitizers, 26-34 s with them, at a load of 10-12.
+rl_add_unit(test_replication_quorum 68 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_quorum.c
             LIBS rltestkit rlring)
 add_dependencies(test_replication_quorum shard rlctl)
 set_tests_properties(test_replication_quorum PROPERTIES RESOURCE_LOCK cluster_load)
