@@ -151,8 +151,14 @@ rl_auth_server (rl_auth_t *self, zsock_t *sock)
     zsock_set_zap_domain (sock, RL_AUTH_ZAP_DOMAIN);
     zcert_apply (self->cert, sock);
     zsock_set_curve_server (sock, 1);
-    char endpoint[64];
-    snprintf (endpoint, sizeof endpoint, "inproc://rl-auth-monitor-%p", (void *) self);
+    //  Named by a count, not by the address alone: a promoted standby's
+    //  auth is freed just before the primary's is made, malloc may give
+    //  the new one the same address, and the old socket's monitor endpoint
+    //  may not be unbound yet (libzmq closes sockets in the background).
+    static unsigned monitors;
+    char endpoint[96];
+    snprintf (endpoint, sizeof endpoint, "inproc://rl-auth-monitor-%u-%p", ++monitors,
+              (void *) self);
     if (zmq_socket_monitor (zsock_resolve (sock), endpoint, S_HANDSHAKE_FAILED) != 0) {
         return -1;
     }
