@@ -176,6 +176,13 @@ s_parse_standbys (char *list, replica_options_t *r)
                      REPLICA_STANDBYS_MAX, e);
             return -1;
         }
+        for (size_t i = 0; i < r->standby_count; i++) {
+            if (strcmp (r->standbys[i], e) == 0) {
+                //  Two links to one standby would cancel each other's seed.
+                fprintf (stderr, "shard: --standby names %s twice\n", e);
+                return -1;
+            }
+        }
         r->standbys[r->standby_count++] = e;
     }
     if (r->standby_count == 0) {

@@ -674,30 +674,52 @@ s_update (replica_t *self, bool wake)
 
 //  An acknowledgement from the standby ----------------------------------------
 
+//  This primary is the old one: it stops for good (the server enters
+//  FENCED at the wake and writes its mark).
+static void
+s_fenced (s_link_t *link, const char *why)
+{
+    replica_t *self = link->owner;
+    if (link->state != L_FENCED) {
+        rl_error ("replication to %s: %s: nothing this primary writes can be acknowledged any "
+                  "more",
+                  link->endpoint, why);
+    }
+    s_seed_remove (link);
+    link->state = L_FENCED;
+    if (!self->fenced) {
+        self->fenced = true;
+        if (self->wake) {
+            self->wake (self->wake_arg); //  the server stops serving (replica_fenced)
+        }
+    }
+}
+
 static void
 s_on_ack (s_link_t *link, const replica_header_t *h)
 {
     replica_t *self = link->owner;
     if (h->status == REPLICA_ST_FENCED) {
-        if (link->state != L_FENCED) {
-            rl_error ("replication to %s: the standby was promoted and fences this primary: "
-                      "nothing it writes can be acknowledged any more",
-                      link->endpoint);
-        }
-        s_seed_remove (link);
-        link->state = L_FENCED;
-        if (!self->fenced) {
-            self->fenced = true;
-            if (self->wake) {
-                self->wake (self->wake_arg); //  the server stops serving (replica_fenced)
-            }
-        }
+        s_fenced (link, "the standby was promoted and fences this primary");
+        return;
+    }
+    pthread_mutex_lock (&self->lock);
+    bool own_stream = h->stream == self->stream;
+    pthread_mutex_unlock (&self->lock);
+    if (h->status == REPLICA_ST_STANDBY_FENCED && own_stream) {
+        //  Withdrawn from this primary's own stream: a promotion among
+        //  several standbys is under way and this is the old primary. It
+        //  stops now: once that standby is wiped and seeded again it would
+        //  answer this primary like any empty standby, and its
+        //  acknowledgements would count for two primaries.
+        s_fenced (link, "the standby was withdrawn from this primary's stream by a promotion "
+                        "(standby_fenced)");
         return;
     }
     if (h->status == REPLICA_ST_STANDBY_FENCED) {
-        //  A standby withdrawn by a promotion among several: it counts for
-        //  no quorum until it is wiped. This primary may be the new one (a
-        //  leftover in its --standby) or the old one: it fences nobody.
+        //  A standby withdrawn from another primary's stream (a leftover in
+        //  a new primary's --standby): it counts for no quorum until it is
+        //  wiped, and it fences nobody.
         if (!link->refused) {
             link->refused = true;
             rl_log_event (RL_LOG_ERROR, "replication",

@@ -442,6 +442,20 @@ s_on_client (s_standby_t *self, zframe_t **id_p, zframe_t *payload)
         s_client_reply (self, id_p, &h, RL_STATUS_UNAVAILABLE, NULL);
         return;
     }
+    if (self->told_quorum != 0 && self->told_quorum < self->told_standbys && !self->withdrawn) {
+        //  Its primary acknowledged a write once q of its k standbys held
+        //  it: a write may be on the others only. The rule (rlctl promote
+        //  SHARD A,B,...) fences k - q + 1 first and promotes the most
+        //  advanced of them; promoting this one alone could lose writes.
+        rl_error ("standby: promote refused: its primary's quorum is %" PRIu64 " of %" PRIu64
+                  " standbys, so an acknowledged write may be on another standby only: fence "
+                  "%" PRIu64 " standbys and promote the most advanced (rlctl promote SHARD "
+                  "A,B,...)",
+                  self->told_quorum, self->told_standbys,
+                  self->told_standbys - self->told_quorum + 1);
+        s_client_reply (self, id_p, &h, RL_STATUS_UNAVAILABLE, NULL);
+        return;
+    }
     if (self->seeding) {
         //  A re-seed (its primary restarted, or it fell behind) left the
         //  copy it holds intact: in semi mode nothing was acknowledged

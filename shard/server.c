@@ -1103,7 +1103,8 @@ s_on_replicated (void *arg)
         return; //  nothing may leave
     }
     if (replica_fenced (self->replica)) {
-        server_enter_fenced (self, "a promoted standby answered fenced");
+        server_enter_fenced (self, "a standby answered fenced: promoted, or withdrawn from "
+                                   "this primary's stream by a promotion");
         return;
     }
     outq_replicated_to (self->outq, replica_released (self->replica));

@@ -48,9 +48,10 @@ set_tests_properties(test_replication_crash PROPERTIES RESOURCE_LOCK cluster_loa
 # one standby stopped, the default quorum (2 of 2) stalled by it, and
 # `rlctl promote s1 A,B` under the promotion rule (refused while a
 # standby is stopped, then the advanced one promoted; and with the old
-# primary paused, which then serves nothing). 26 s without the
-# sanitizers, 26-34 s with them, at a load of 10-12.
-rl_add_unit(test_replication_quorum 68 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_quorum.c
+# primary paused, which then serves nothing), and a standby withdrawn
+# from the primary's stream fencing it. 25 s without the sanitizers, 42 s
+# with them, at a load of 10-12.
+rl_add_unit(test_replication_quorum 90 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_quorum.c
             LIBS rltestkit rlring)
 add_dependencies(test_replication_quorum shard rlctl)
 set_tests_properties(test_replication_quorum PROPERTIES RESOURCE_LOCK cluster_load)

@@ -33,6 +33,13 @@
     read or acknowledges a write (busy or fenced until its status says
     fenced): no two primaries, no stale read.
 
+    test_quorum_withdrawn: quorum 1 of 2, both standbys caught up. A
+    standby promoted alone is refused (a write may be on the other only)
+    and nothing changes; b withdrawn (fence): the primary, whose stream b
+    held, fences itself and refuses writes; b wiped and started again is
+    not seeded by it; a withdrawn and promoted holds every acknowledged
+    write, and not the write the old primary refused.
+
     Each ends with exactly-once over every id (settle, retry a sample) and
     the strong conservation check. RL_SEED=<n> replays a run.
 */
@@ -241,6 +248,7 @@ test_quorum_bad_input (void **state)
     s_refused (h, "--standby", two, "--repl-quorum", "-1", "--repl-quorum");
     s_refused (h, "--standby", two, "--repl-quorum", "1x", "--repl-quorum");
     s_refused (h, "--repl-quorum", "1", NULL, NULL, "--repl-quorum needs --standby");
+    s_refused (h, "--standby", "tcp://127.0.0.1:1,tcp://127.0.0.1:1", NULL, NULL, "twice");
 }
 
 static void
@@ -538,6 +546,105 @@ test_quorum_promote_paused (void **state)
     tk_shard_stop (h, &b, SIGTERM);
 }
 
+//  An admin operation without a body to the shard at endpoint: its status.
+static int
+s_admin (const char *endpoint, uint16_t op)
+{
+    rl_client_t *c = rl_client_new (endpoint);
+    rl_header_t h;
+    uint8_t *body = NULL;
+    size_t size = 0;
+    int rc = rl_client_call (c, op, NULL, 0, 0, CALL_TIMEOUT_MS, &h, &body, &size);
+    free (body);
+    rl_client_destroy (&c);
+    return rc;
+}
+
+static void
+test_quorum_withdrawn (void **state)
+{
+    harness_t *h = *state;
+    s_seed ("test_quorum_withdrawn");
+    tk_shard_t primary, a, b;
+    s_trio (h, &primary, &a, &b, "1");
+    tk_model_t model;
+    tk_model_init (&model, TAG, ACCOUNTS);
+    rl_client_t *client = rl_client_new (primary.endpoint);
+    s_drive (client, 6, &model);
+    rl_client_destroy (&client);
+    //  Both standbys hold every acknowledged write.
+    rl_repl_rec_t recs[RL_REPL_RECORDS_MAX];
+    int64_t deadline = zclock_mono () + 20000;
+    for (;;) {
+        size_t count = s_repl (primary.endpoint, recs);
+        if (s_link_position (recs, count, a.endpoint) == recs[0].position
+            && s_link_position (recs, count, b.endpoint) == recs[0].position) {
+            break;
+        }
+        assert_true (zclock_mono () < deadline);
+        zclock_sleep (20);
+    }
+    //  Promoting one standby alone is refused: with a quorum of 1 of 2, a
+    //  write may be on the other only. Nothing changes.
+    assert_int_equal (s_admin (a.endpoint, RL_OP_PROMOTE), RL_STATUS_UNAVAILABLE);
+    assert_int_equal (s_status (a.endpoint).state, RL_SHARD_STANDBY);
+    assert_int_equal (s_status (primary.endpoint).state, RL_SHARD_SERVING);
+    //  b is withdrawn from the primary's stream (the first step of the
+    //  promotion rule): the primary is the old one from then on.
+    assert_int_equal (s_admin (b.endpoint, RL_OP_FENCE), 0);
+    int64_t t0 = zclock_mono ();
+    deadline = t0 + 10000;
+    while (s_status (primary.endpoint).state != RL_SHARD_FENCED) {
+        assert_true (zclock_mono () < deadline);
+        zclock_sleep (20);
+    }
+    printf ("test_quorum_withdrawn: the primary fenced itself %ld ms after b was withdrawn\n",
+            (long) (zclock_mono () - t0));
+    client = rl_client_new (primary.endpoint);
+    rl_transfer_t refused = tk_transfer (tk_id (990001, TAG), tk_id (1, TAG), tk_id (2, TAG), 5,
+                                         LEDGER);
+    rl_result_rec_t r;
+    assert_int_equal (rl_client_create_transfers (client, &refused, 1, &r, CALL_TIMEOUT_MS),
+                      RL_STATUS_FENCED);
+    rl_client_destroy (&client);
+    //  b wiped and started again (the runbook's step for a withdrawn
+    //  standby): the old primary, fenced, seeds it no more.
+    assert_int_equal (tk_shard_stop (h, &b, SIGTERM), 0);
+    char cmd[1200];
+    snprintf (cmd, sizeof cmd, "rm -rf '%s'", b.data_dir);
+    assert_int_equal (system (cmd), 0);
+    assert_true (tk_shard_start (h, &b) > 0);
+    zclock_sleep (4 * REPL_TIMEOUT_MS);
+    rl_repl_rec_t sb = s_standby_repl (b.endpoint);
+    assert_int_equal (sb.stream, 0);
+    assert_int_equal (s_status (primary.endpoint).state, RL_SHARD_FENCED);
+    //  a, withdrawn too, is promoted: every acknowledged write is there.
+    assert_int_equal (s_admin (a.endpoint, RL_OP_FENCE), 0);
+    assert_int_equal (s_admin (a.endpoint, RL_OP_PROMOTE), 0);
+    deadline = zclock_mono () + 20000;
+    for (;;) {
+        rl_client_t *c = rl_client_new (a.endpoint);
+        rl_status_rec_t st;
+        int rc = rl_client_status (c, &st, 1000);
+        rl_client_destroy (&c);
+        if (rc == 0 && st.state == RL_SHARD_SERVING) {
+            break;
+        }
+        assert_true (zclock_mono () < deadline);
+        zclock_sleep (50);
+    }
+    client = rl_client_new (a.endpoint);
+    rl_transfer_t found;
+    assert_int_equal (rl_client_lookup_transfers (client, &refused.id, 1, &found, CALL_TIMEOUT_MS),
+                      0);
+    assert_int_equal (found.timestamp, 0);
+    s_finish (client, &model);
+    rl_client_destroy (&client);
+    tk_shard_stop (h, &primary, SIGTERM);
+    tk_shard_stop (h, &a, SIGTERM);
+    tk_shard_stop (h, &b, SIGTERM);
+}
+
 static void
 test_quorum_two_of_two (void **state)
 {
@@ -606,6 +713,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_quorum_two_of_two, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_quorum_promote, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_quorum_promote_paused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_quorum_withdrawn, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
