@@ -437,15 +437,13 @@ s_broadcast (router_t *self, r_pending_t *p)
 //  A chain (transfers flagged linked, up to the first without the flag) is
 //  decided by one shard, so the router never splits one: every member
 //  goes in the piece of the chain's first member's shard (which runs a
-//  group of two-phase attempts for members crediting other shards), and a
+//  group of two-phase attempts for members crediting other shards, and
+//  prepares the debit legs of members debiting other shards there), and a
 //  shard answers a chain's members together (wrong_shard and frozen for
-//  all of them), so they wait and are sent again together. A chain whose
-//  debit accounts are on several shards is not served yet: it is answered
-//  here, not_supported for its first member on
-//  another shard than the first member's and linked_event_failed for the
-//  others, and a chain left open at the end of the request
+//  all of them), so they wait and are sent again together. A chain left
+//  open at the end of the request is answered here:
 //  linked_event_chain_open (its last record) and linked_event_failed; none
-//  of them is sent.
+//  of it is sent.
 
 //  Is record i of the request flagged linked (create_transfers only)?
 static bool
@@ -481,30 +479,15 @@ s_chains_check (router_t *self, r_pending_t *p)
             start++;
             continue;
         }
-        uint32_t failed = UINT32_MAX, code = RL_OK;
         if (end == count - 1 && s_linked (p, end)) {
-            failed = end;
-            code = RL_LINKED_EVENT_CHAIN_OPEN;
-        } else {
-            int owner = router_owner (self, s_routing_id (p, start));
-            for (uint32_t k = start + 1; k <= end && failed == UINT32_MAX; k++) {
-                if (router_owner (self, s_routing_id (p, k)) != owner) {
-                    failed = k;
-                    code = RL_NOT_SUPPORTED;
-                }
-            }
-        }
-        if (failed != UINT32_MAX) {
             router_log_client_error (self,
                                      "request %" PRIu64 ": linked chain of records %" PRIu32
-                                     "..%" PRIu32 " not sent: record %" PRIu32 " %s",
-                                     p->header.request_id, start, end, failed,
-                                     code == RL_NOT_SUPPORTED ? "debits another shard (chains "
-                                                                "debiting several shards are "
-                                                                "not served yet)"
-                                                              : "leaves the chain open");
+                                     "..%" PRIu32 " not sent: record %" PRIu32
+                                     " leaves the chain open",
+                                     p->header.request_id, start, end, end);
             for (uint32_t k = start; k <= end; k++) {
-                s_record_result (p, k, k == failed ? code : RL_LINKED_EVENT_FAILED, 0);
+                s_record_result (p, k,
+                                 k == end ? RL_LINKED_EVENT_CHAIN_OPEN : RL_LINKED_EVENT_FAILED, 0);
             }
         }
         start = end + 1;

@@ -49,6 +49,8 @@ typedef struct {
     uint32_t repeats;     //  D live: later records of its chain repeating it (same id, same record)
     uint32_t repeat_head; //  D live: the last of them (record index + 1; 0: none), see
                           //  coordinator_group_repeat
+    uint64_t exists_ts;   //  D live: a debit leg's member stored at its debit shard before
+                          //  (refused exists): that record's timestamp; else 0
     uint64_t created_ns;  //  wall clock: when the attempt or record began (admin listing)
     uint64_t stamp;       //  C marker: its place in the marker FIFO
     uint64_t key_seq;     //  its key in xlog or prepared (increasing)

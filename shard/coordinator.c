@@ -121,7 +121,21 @@
 #include "xlog.h"
 
 //  The kinds of attempt: a plain transfer, a pending one, a post or void of
-//  a pending one (resolve), and the void of an expiry.
+//  a pending one (resolve), the void of an expiry, and a chain member's
+//  debit leg (its debit account on the peer: "Groups").
+static bool
+s_is_leg (const rl_transfer_t *t)
+{
+    return (t->flags & RL_TRANSFER_TP_LEGS) != 0;
+}
+
+//  A debit leg whose credit account is here: D holds the credit side.
+static bool
+s_leg_credit_here (const rl_transfer_t *t)
+{
+    return (t->flags & RL_TRANSFER_TP_DEBIT_LEG) != 0;
+}
+
 static bool
 s_is_resolve (const rl_transfer_t *t)
 {
@@ -417,6 +431,15 @@ coordinator_request_drop (coordinator_t *self, rl_header_t *header_p)
             if (header_p) {
                 *header_p = r->header;
             }
+            //  Debit legs' commits waiting for their acknowledgement answer
+            //  nobody any more.
+            attempts_t *log = xlog_entries (self->xlog);
+            for (size_t x = 0; x < attempts_span (log); x++) {
+                attempt_t *e = attempts_at (log, (int32_t) x);
+                if (e->state == ATTEMPT_DECIDED && e->request == (int32_t) i) {
+                    e->request = -1;
+                }
+            }
             r->open = 0;
             s_request_free (self, r);
             return ctx;
@@ -435,10 +458,10 @@ s_repeats_decided (const attempt_t *e, rl_result_rec_t *results, uint32_t count,
     for (uint32_t k = e->repeat_head; k != 0; seen++) {
         assert (k - 1 < count && results[k - 1].result == COORDINATOR_PENDING);
         uint32_t next = (uint32_t) results[k - 1].timestamp;
+        bool ok = result == RL_OK || result == RL_EXISTS;
         results[k - 1] = (rl_result_rec_t){.index = k - 1,
-                                           .result = result == RL_OK ? RL_EXISTS
-                                                                     : RL_LINKED_EVENT_FAILED,
-                                           .timestamp = result == RL_OK ? ts : 0};
+                                           .result = ok ? RL_EXISTS : RL_LINKED_EVENT_FAILED,
+                                           .timestamp = ok ? ts : 0};
         k = next;
     }
     assert (seen == e->repeats);
@@ -466,7 +489,9 @@ s_request_decided (coordinator_t *self, attempt_t *e, uint32_t result, uint64_t 
     }
     assert (e->index < r->count && r->results[e->index].result == COORDINATOR_PENDING);
     r->results[e->index] = (rl_result_rec_t){
-        .index = e->index, .result = result, .timestamp = result == RL_OK ? ts : 0};
+        .index = e->index,
+        .result = result,
+        .timestamp = result == RL_OK || result == RL_EXISTS ? ts : 0};
     s_repeats_decided (e, r->results, r->count, result, ts);
     if (write_seq > r->needs_seq) {
         r->needs_seq = write_seq;
@@ -661,6 +686,52 @@ s_log_decision (coordinator_t *self, const attempt_t *live, uint32_t decision, u
     assert (e->tp.state == decision && e->write_seq == outq_batch_seq (self->outq));
 }
 
+//  Ends a live debit leg (always a chain's member): the credit held here
+//  is posted (commit: a credit leg stored, as a participant stores one) or
+//  released; nothing of the debit is here. A commit's result waits for the
+//  debit shard's acknowledgement, which carries the timestamp of the
+//  transfer it stored there (coordinator_decide_replies): the logged entry
+//  keeps the request until then. A member stored there before (exists)
+//  needs no decision: it is answered exists with that record's timestamp.
+static void
+s_leg_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, now_t now)
+{
+    attempt_t *e = attempts_at (&self->attempts, i);
+    const rl_transfer_t *t = &e->transfer;
+    assert (e->group != 0 && (e->exists_ts == 0 || decision == 0));
+    bool commit = decision == RL_TP_COMMIT;
+    if (s_leg_credit_here (t)) {
+        accounts_credit_release (self->accounts, t->credit_account_id, t->amount, commit);
+    }
+    uint64_t write_seq = 0;
+    if (commit && s_leg_credit_here (t)) {
+        rl_transfer_t leg = *t;
+        leg.flags &= (uint16_t) ~(RL_TRANSFER_TP_LEGS | RL_TRANSFER_LINKED);
+        leg.timestamp = journal_next_ts (self->journal, now.wall_ns);
+        leg.reserved = JOURNAL_STORED (RL_OK, JOURNAL_LEG_CREDIT);
+        if (journal_append (self->journal, &leg) != 0) {
+            rl_error ("two-phase: out of memory storing a chain member's credit leg");
+            abort (); //  memory and the decision would disagree: crash, recover
+        }
+    }
+    if (decision != 0) {
+        s_log_decision (self, e, decision, now.mono_ns);
+        write_seq = outq_batch_seq (self->outq);
+    }
+    if (commit) {
+        //  Answered at the acknowledgement, with the debit shard's timestamp.
+        int32_t x = xlog_find (self->xlog, e->tp.id, e->tp.attempt);
+        assert (x >= 0);
+        attempt_t *logged = attempts_at (xlog_entries (self->xlog), x);
+        logged->request = e->request;
+        logged->index = e->index;
+        attempts_remove (&self->attempts, i);
+        return;
+    }
+    s_request_decided (self, e, result, result == RL_EXISTS ? e->exists_ts : 0, write_seq);
+    attempts_remove (&self->attempts, i);
+}
+
 //  Ends a live attempt: releases the debit reservation, records the outcome.
 static void
 s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, now_t now)
@@ -672,6 +743,10 @@ s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, no
     const rl_transfer_t *t = &e->transfer;
     bool resolve = s_is_resolve (t);
     bool pending = (t->flags & RL_TRANSFER_PENDING) != 0;
+    if (s_is_leg (t)) {
+        s_leg_finish (self, i, result, decision, now);
+        return;
+    }
     if (!resolve) {
         //  A pending transfer's debit goes to debits_pending (below), not posted.
         accounts_debit_release (self->accounts, t->debit_account_id, t->amount,
@@ -841,6 +916,73 @@ coordinator_hold_local (coordinator_t *self, const rl_transfer_t *t, now_t now, 
     return r;
 }
 
+rl_result_rec_t
+coordinator_begin_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer, uint16_t kind,
+                       now_t now, int32_t request, uint32_t index, uint32_t group)
+{
+    assert (self && t && self->ring && group != 0 && !(t->flags & PENDING_FLAGS));
+    assert (kind == RL_TRANSFER_TP_DEBIT_LEG || kind == RL_TRANSFER_TP_BOTH_LEGS);
+    assert (peer >= 0 && (size_t) peer < ring_shard_count (self->ring));
+    assert (!coordinator_is_live (self, t->id)); //  the ledger checked it (invariant 2)
+    rl_result_rec_t r = {0};
+    rl_transfer_t member = *t;
+    member.flags |= kind;
+    if (s_leg_credit_here (&member)) {
+        //  The credit side here: a participant's checks and reservation.
+        r.result = accounts_credit_reserve (self->accounts, t);
+        if (r.result != RL_OK) {
+            return r; //  the chain fails: nothing stored, nothing burned
+        }
+    }
+    bool log_full = self->attempts.count + xlog_count (self->xlog) >= self->log_entries_max;
+    int32_t i = log_full ? -1 : attempts_add (&self->attempts, t->id);
+    if (i < 0) {
+        if (s_leg_credit_here (&member)) {
+            accounts_credit_release (self->accounts, t->credit_account_id, t->amount, false);
+        }
+        r.result = RL_BUSY;
+        return r;
+    }
+    attempt_t *e = attempts_at (&self->attempts, i);
+    e->state = ATTEMPT_LIVE;
+    e->transfer = member;
+    e->tp.id = t->id;
+    e->tp.attempt = self->incarnation;
+    e->tp.attempt.seq = ++self->incarnation.seq;
+    e->tp.amount = t->amount;
+    e->tp.debit_account_id = t->debit_account_id;
+    s_copy_name (e->tp.coordinator, sizeof (e->tp.coordinator), self->name);
+    s_copy_name (e->peer, sizeof (e->peer), ring_shard_name (self->ring, (size_t) peer));
+    e->peer_index = peer;
+    e->deadline_ns = now.mono_ns + self->prepare_timeout_ms * 1000000ull;
+    if (e->deadline_ns < self->attempts_due_ns) {
+        self->attempts_due_ns = e->deadline_ns;
+    }
+    e->created_ns = now.wall_ns;
+    e->request = request;
+    e->index = index;
+    e->exists_ts = 0;
+    self->requests[request].open++;
+    s_group_join (self, group, i, false); //  its PREPARE goes at the launch
+    r.result = COORDINATOR_PENDING;
+    assert (coordinator_is_live (self, t->id));
+    return r;
+}
+
+bool
+coordinator_leg_committing (coordinator_t *self, rl_id_t id)
+{
+    assert (self);
+    attempts_t *log = xlog_entries (self->xlog);
+    for (int32_t i = attempts_head (log, id); i >= 0; i = attempts_at (log, i)->next) {
+        const attempt_t *e = attempts_at (log, i);
+        if (e->state == ATTEMPT_DECIDED && e->tp.state == RL_TP_COMMIT && s_is_leg (&e->transfer)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 //  A local member decided: released, or posted on both sides with its
 //  record stored (ok). Returns the record's timestamp (0: released).
 static uint64_t
@@ -877,6 +1019,11 @@ coordinator_group_cancel (coordinator_t *self, uint32_t g)
         group->head = e->group_next;
         if (e->local) {
             (void) s_local_end (self, e, false, (now_t){0});
+        } else if (s_is_leg (&e->transfer)) {
+            if (s_leg_credit_here (&e->transfer)) {
+                accounts_credit_release (self->accounts, e->transfer.credit_account_id,
+                                         e->transfer.amount, false);
+            }
         } else {
             accounts_debit_release (self->accounts, e->transfer.debit_account_id,
                                     e->transfer.amount, false);
@@ -971,6 +1118,12 @@ s_group_decide (coordinator_t *self, uint32_t g, uint32_t failure, int32_t faili
         uint32_t decision = failure == RL_OK                 ? RL_TP_COMMIT
                             : i == failing && !failing_holds ? 0
                                                              : RL_TP_ABORT;
+        if (e->exists_ts != 0) {
+            //  Stored at its debit shard before: that shard holds nothing of
+            //  this attempt, so nothing to decide; exists, or failed with it.
+            decision = 0;
+            result = failure == RL_OK ? RL_EXISTS : RL_LINKED_EVENT_FAILED;
+        }
         s_finish (self, i, result, decision, now);
     }
     assert (group->members == 0);
@@ -1009,12 +1162,33 @@ s_group_reply (coordinator_t *self, int32_t i, const rl_tp_rec_t *reply, now_t n
         }
         return;
     }
+    if (s_is_leg (&e->transfer) && reply->result == RL_EXISTS && reply->timestamp != 0
+        && !e->prepared) {
+        //  The member is stored at its debit shard (applied before: rule 2,
+        //  exists does not break a chain). It holds nothing there: counted
+        //  as prepared, answered exists with that record's timestamp.
+        e->prepared = true;
+        e->exists_ts = reply->timestamp;
+        assert (group->waiting > 0);
+        group->waiting--;
+        if (group->waiting == 0) {
+            s_group_decide (self, g, RL_OK, -1, false, now);
+        }
+        return;
+    }
     //  Refused: a business failure is the member's own code (not burned in
-    //  a chain); an infrastructure one is aborted (or in_doubt).
+    //  a chain); an infrastructure one is aborted (or in_doubt). A debit
+    //  leg's answer about its id (a taken id, a burned failure) is its own
+    //  code too; in_progress says the id is live at its debit shard.
     uint32_t result = s_refused_business (reply)     ? reply->result
                       : reply->result == RL_IN_DOUBT ? RL_IN_DOUBT
                                                      : RL_ABORTED;
-    s_group_decide (self, g, result, i, e->prepared, now);
+    if (s_is_leg (&e->transfer)) {
+        result = !rl_result_is_retryable (reply->result)                           ? reply->result
+                 : reply->result == RL_IN_PROGRESS || reply->result == RL_IN_DOUBT ? reply->result
+                                                                                   : RL_ABORTED;
+    }
+    s_group_decide (self, g, result, i, e->prepared && e->exists_ts == 0, now);
 }
 
 //  The member at slot i timed out: its group is aborted, the failing
@@ -1223,6 +1397,13 @@ coordinator_decide_replies (coordinator_t *self, const rl_tp_rec_t *acks, size_t
         }
         uint64_t took = s_ack_time (self, e, now.mono_ns);
         slowest = took > slowest ? took : slowest;
+        if (e->request >= 0 && s_is_leg (&e->transfer) && e->tp.state == RL_TP_COMMIT) {
+            //  A debit leg's commit: its member answered now, with the
+            //  timestamp of the transfer its debit shard stored.
+            attempt_t *w = attempts_at (xlog_entries (self->xlog), i);
+            s_request_decided (self, w, RL_OK, acks[k].timestamp, w->write_seq);
+            w->request = -1;
+        }
         xlog_remove (self->xlog, i);
     }
     s_ack_sample (self, slowest);
@@ -1394,9 +1575,13 @@ coordinator_audit_sums (coordinator_t *self, const accounts_t *accounts, uint64_
     for (size_t i = 0; i < span; i++) {
         const attempt_t *e = attempts_at (&self->attempts, (int32_t) i);
         size_t slot = 0;
-        if (e->state == ATTEMPT_LIVE && !s_is_resolve (&e->transfer)
+        if (e->state == ATTEMPT_LIVE && !s_is_resolve (&e->transfer) && !s_is_leg (&e->transfer)
             && accounts_slot (accounts, e->transfer.debit_account_id, &slot)) {
             debits[slot] += e->transfer.amount;
+        }
+        if (e->state == ATTEMPT_LIVE && s_leg_credit_here (&e->transfer)
+            && accounts_slot (accounts, e->transfer.credit_account_id, &slot)) {
+            credits[slot] += e->transfer.amount; //  a debit leg's credit side, held here
         }
         if (e->state == ATTEMPT_LIVE && e->local
             && accounts_slot (accounts, e->transfer.credit_account_id, &slot)) {

@@ -98,6 +98,19 @@ rl_result_rec_t coordinator_begin (coordinator_t *self, const rl_transfer_t *t, 
 uint32_t coordinator_group_new (coordinator_t *self, int32_t request, uint32_t first);
 rl_result_rec_t coordinator_hold_local (coordinator_t *self, const rl_transfer_t *t, now_t now,
                                         int32_t request, uint32_t index, uint32_t group);
+//  A member whose debit account is on the shard at `peer` (a debit leg:
+//  docs/two-phase.md, "Debit legs"), kind RL_TRANSFER_TP_DEBIT_LEG (its
+//  credit account is this shard's: checked and reserved here, as a
+//  participant does) or RL_TRANSFER_TP_BOTH_LEGS (its credit is at `peer`
+//  too). The id is the peer's: the ledger checked that no attempt of it is
+//  live here nor a commit of it on its way (coordinator_leg_committing).
+//  COORDINATOR_PENDING, or the failure (nothing stored).
+rl_result_rec_t coordinator_begin_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer,
+                                       uint16_t kind, now_t now, int32_t request, uint32_t index,
+                                       uint32_t group);
+//  Is a COMMIT of a debit leg of id logged here, not yet acknowledged (its
+//  debit shard has not stored the transfer yet, or not said so)?
+bool coordinator_leg_committing (coordinator_t *self, rl_id_t id);
 void coordinator_group_cancel (coordinator_t *self, uint32_t group);
 void coordinator_group_launch (coordinator_t *self, uint32_t group, uint32_t last,
                                rl_result_rec_t *results, now_t now);

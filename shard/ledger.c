@@ -115,7 +115,7 @@ struct ledger_t {
 };
 
 static uint32_t s_leg_id_check (void *arg, const rl_transfer_t *t, uint64_t *ts_p);
-static int s_leg_applied (void *arg, rl_id_t id, rl_id_t debit_account_id);
+static int s_leg_applied (void *arg, rl_id_t id, rl_id_t debit_account_id, uint64_t *ts_p);
 
 //  The shard's timestamp clock, which pending transfers expire by: the
 //  wall clock, but never below the last timestamp assigned (persisted), so
@@ -564,7 +564,7 @@ s_leg_id_check (void *arg, const rl_transfer_t *t, uint64_t *ts_p)
 
 //  participant_ids_t.applied: the id stored here applied, with this debit account.
 static int
-s_leg_applied (void *arg, rl_id_t id, rl_id_t debit_account_id)
+s_leg_applied (void *arg, rl_id_t id, rl_id_t debit_account_id, uint64_t *ts_p)
 {
     ledger_t *self = arg;
     rl_transfer_t stored;
@@ -572,6 +572,7 @@ s_leg_applied (void *arg, rl_id_t id, rl_id_t debit_account_id)
     if (found <= 0) {
         return found;
     }
+    *ts_p = stored.timestamp;
     return rl_id_eq (stored.debit_account_id, debit_account_id)
            && JOURNAL_RESULT (stored.reserved) == RL_OK;
 }
@@ -739,6 +740,78 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
 //  Records between a prefetch of a record's lookups and the lookups.
 #define S_PREFETCH_AHEAD 8
 
+//  A member of a chain of this shard whose debit account is another
+//  shard's X (docs/two-phase.md, "Debit legs"): its id is X's, which
+//  checks it and the debit; here only what this shard can tell: the id not
+//  live here (the same record twice in the chain is a repeat, as any
+//  member), nor its commit on its way to X (in_progress until X has it),
+//  its fields, and the credit side when it is here. A credit account on a
+//  third shard is not_supported yet (its credit leg would come from a
+//  coordinator that does not own the debit account).
+static rl_result_rec_t
+s_create_leg (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t request, uint32_t index,
+              uint32_t group)
+{
+    rl_result_rec_t r = {0};
+    int debit_owner = owner_of (self->ring, t->debit_account_id);
+    if (debit_owner < 0) {
+        r.result = RL_ABORTED; //  no shard owns it in this ring: retry
+        return r;
+    }
+    if (coordinator_is_live (self->coordinator, t->id)) {
+        const rl_transfer_t *member = coordinator_group_member (self->coordinator, group, t->id);
+        if (member) {
+            rl_transfer_t live = *member;
+            live.flags &= (uint16_t) ~RL_TRANSFER_TP_LEGS;
+            live.reserved = JOURNAL_STORED (RL_OK, JOURNAL_LEG_BOTH);
+            r.result = s_transfer_exists (t, &live);
+            if (r.result == RL_EXISTS) {
+                return coordinator_group_repeat (self->coordinator, group, t->id, index);
+            }
+            return r;
+        }
+        r.result = RL_IN_PROGRESS;
+        return r;
+    }
+    if (coordinator_leg_committing (self->coordinator, t->id)) {
+        r.result = RL_IN_PROGRESS; //  committed, not yet stored at X (acknowledged)
+        return r;
+    }
+    r.result = s_transfer_validate (t);
+    if (r.result != RL_OK) {
+        return r;
+    }
+    if (t->flags & PENDING_FLAGS) {
+        rl_warn ("ledger: a linked chain's member %016" PRIx64 "%016" PRIx64
+                 " debiting another shard is a pending transfer, post or void: not_supported",
+                 t->id.hi, t->id.lo);
+        r.result = RL_NOT_SUPPORTED;
+        return r;
+    }
+    int credit_owner = owner_of (self->ring, t->credit_account_id);
+    if (credit_owner < 0) {
+        r.result = RL_ABORTED;
+        return r;
+    }
+    if (credit_owner == self->self_index) {
+        if (ledger_frozen (self, t->credit_account_id)) {
+            r.result = RL_FROZEN;
+            return r;
+        }
+        return coordinator_begin_leg (self->coordinator, t, debit_owner, RL_TRANSFER_TP_DEBIT_LEG,
+                                      now, request, index, group);
+    }
+    if (credit_owner == debit_owner) {
+        return coordinator_begin_leg (self->coordinator, t, debit_owner, RL_TRANSFER_TP_BOTH_LEGS,
+                                      now, request, index, group);
+    }
+    rl_warn ("ledger: a linked chain's member %016" PRIx64 "%016" PRIx64
+             " debits and credits two other shards: not_supported",
+             t->id.hi, t->id.lo);
+    r.result = RL_NOT_SUPPORTED;
+    return r;
+}
+
 //  probed_ts: the ingested index's answer for t->id (journal_probe).
 //  chained: t is a member of a linked chain (s_chain_*); group: the
 //  coordinator's group of that chain when it credits other shards (0: the
@@ -757,9 +830,13 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
         return r;
     }
     //  The debit account's shard keeps the id (an invalid debit id is named
-    //  by field validation below, on whichever shard the record reached).
+    //  by field validation below, on whichever shard the record reached),
+    //  except in a chain of this shard: a debit leg there.
     if (!rl_id_is_zero (t->debit_account_id) && !rl_id_is_max (t->debit_account_id)
         && !ledger_owns (self, t->debit_account_id)) {
+        if (group != 0) {
+            return s_create_leg (self, t, now, request, index, group);
+        }
         r.result = RL_WRONG_SHARD;
         return r;
     }
@@ -983,11 +1060,18 @@ s_chain_others (uint32_t failure)
 }
 
 //  Does the chain starting at record `start` need other shards: a member
-//  whose debit account is here credits an account another shard owns?
-//  Then it runs as a group of two-phase attempts (coordinator.c, "Groups").
+//  whose debit account is here credits an account another shard owns, or
+//  a member debits an account of another shard (a debit leg there)? Then
+//  it runs as a group of two-phase attempts (coordinator.c, "Groups"), if
+//  its first member's debit account is here: the chain's shard (else its
+//  members are wrong_shard: a router sends it to that shard).
 static bool
 s_chain_group (const ledger_t *self, const rl_transfer_t *transfers, size_t count, size_t start)
 {
+    if (!s_id_usable (transfers[start].debit_account_id)
+        || !ledger_owns (self, transfers[start].debit_account_id)) {
+        return false;
+    }
     for (size_t k = start; k < count; k++) {
         const rl_transfer_t *t = &transfers[k];
         if (s_id_usable (t->debit_account_id) && s_id_usable (t->credit_account_id)
@@ -996,6 +1080,10 @@ s_chain_group (const ledger_t *self, const rl_transfer_t *transfers, size_t coun
             if (owner >= 0 && owner != self->self_index) {
                 return true;
             }
+        }
+        if (s_id_usable (t->debit_account_id) && !ledger_owns (self, t->debit_account_id)
+            && owner_of (self->ring, t->debit_account_id) >= 0) {
+            return true;
         }
         if (!(t->flags & RL_TRANSFER_LINKED)) {
             break; //  the record closing the chain

@@ -84,9 +84,10 @@
     from then on; that record is its "applied" proof (instead of the leg
     index) for a resent COMMIT and at load. Its abort releases, stores
     nothing and burns nothing. The sender rule: the coordinator it names
-    is the sender, in the ring, and not this shard; the debit account (and,
-    both legs, the credit account) is this shard's, a debit leg's credit
-    account is not (else wrong_shard).
+    is the sender, in the ring, and not this shard, and for a debit leg
+    alone the owner of its credit account (it holds the credit side); the
+    debit account (and, both legs, the credit account) is this shard's, a
+    debit leg's credit account is not (else wrong_shard).
 
     TIME: timers (the query backoff, a tombstone's expiry) run on the
     monotonic clock and are never stored: at load, every prepared record is
@@ -534,9 +535,10 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
             //  lies above the bound: attempts.c, "Keys"): the credit leg is
             //  the proof, or for a debit leg its transfer record (stored ok
             //  under its id). Its reservation is not restored, and it goes.
+            uint64_t ts = 0;
             int applied = s_holds_debit (&loaded.transfer)
                               ? self->ids.applied (self->ids.arg, loaded.transfer.id,
-                                                   loaded.transfer.debit_account_id)
+                                                   loaded.transfer.debit_account_id, &ts)
                               : journal_leg_applied (self->journal, loaded.transfer.id,
                                                      loaded.transfer.debit_account_id);
             if (applied < 0) {
@@ -728,8 +730,9 @@ s_record_abort (participant_t *self, attempt_t *e, now_t now)
     assert (e->state == ATTEMPT_ABORTED && e->write_seq == outq_batch_seq (self->outq));
 }
 
-//  Applies a commit to a PREPARED record: the credit leg becomes a transfer.
-static void
+//  Applies a commit to a PREPARED record: the credit leg becomes a transfer
+//  (a debit leg: the transfer). Returns the stored record's timestamp.
+static uint64_t
 s_record_commit (participant_t *self, attempt_t *e, now_t now)
 {
     assert (e->state == ATTEMPT_PREPARED && self->prepared_count > 0);
@@ -770,6 +773,7 @@ s_record_commit (participant_t *self, attempt_t *e, now_t now)
     attempts_key_drop (&self->records, s_slot (self, e));
     attempts_remove (&self->records, s_slot (self, e));
     assert (self->records.count + 1 == count && e->state == ATTEMPT_FREE);
+    return leg.timestamp;
 }
 
 //  The index in this shard's ring of the coordinator `name`, or -1; the
@@ -798,9 +802,15 @@ s_prepare_sender_ok (participant_t *self, const rl_prepare_rec_t *rec, const cha
         return false;
     }
     int index = s_coordinator_index (self, rec->tp.coordinator);
+    if (s_legs (&rec->transfer) == RL_TRANSFER_TP_DEBIT_LEG) {
+        //  A debit leg alone: the coordinator is the chain's shard, which
+        //  holds the credit side, so it owns the credit account.
+        return index >= 0 && index != self->self_index
+               && owner_of (self->ring, rec->transfer.credit_account_id) == index;
+    }
     if (s_holds_debit (&rec->transfer)) {
-        //  A debit leg: the debit account is this shard's, and the
-        //  coordinator is the chain's shard (another one of the ring).
+        //  Both legs here: the coordinator is the chain's shard, another
+        //  one of the ring (both accounts are this shard's).
         return index >= 0 && index != self->self_index;
     }
     return index >= 0 && owner_of (self->ring, rec->transfer.debit_account_id) == index;
@@ -1130,10 +1140,11 @@ participant_prepare (participant_t *self, const rl_prepare_rec_t *recs, size_t c
 //  Applies one decision (DECIDE, or an outcome answer); returns the ack state.
 //  *seq_p: the group commit of the write the ack reports on (0: none).
 static uint32_t
-s_decide_one (participant_t *self, const rl_tp_rec_t *d, now_t now, uint64_t *seq_p)
+s_decide_one (participant_t *self, const rl_tp_rec_t *d, now_t now, uint64_t *seq_p, uint64_t *ts_p)
 {
     assert (d->state == RL_TP_COMMIT || d->state == RL_TP_ABORT);
     *seq_p = 0;
+    *ts_p = 0;
     int32_t h = s_find_heuristic (self, d->id, d->coordinator, d->attempt);
     if (h >= 0) {
         attempt_t *e = attempts_at (&self->records, h);
@@ -1155,7 +1166,9 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, now_t now, uint64_t *se
     assert (!e || e->state != ATTEMPT_HEURISTIC); //  heuristic records are kept (invariant 6)
     if (d->state == RL_TP_COMMIT) {
         if (same && e->state == ATTEMPT_PREPARED) {
-            s_record_commit (self, e, now);
+            bool debit_leg = s_holds_debit (&e->transfer);
+            uint64_t ts = s_record_commit (self, e, now);
+            *ts_p = debit_leg ? ts : 0;
             *seq_p = outq_batch_seq (self->outq);
             return RL_TP_ACKED;
         }
@@ -1165,7 +1178,7 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, now_t now, uint64_t *se
             //  which leg it was).
             int applied = journal_leg_applied (self->journal, d->id, d->debit_account_id);
             if (applied == 0 && self->ids.applied) {
-                applied = self->ids.applied (self->ids.arg, d->id, d->debit_account_id);
+                applied = self->ids.applied (self->ids.arg, d->id, d->debit_account_id, ts_p);
             }
             if (applied == 1) {
                 //  Applied earlier; the ACK was lost. The leg may be in this
@@ -1254,7 +1267,8 @@ participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count, 
             continue;
         }
         uint64_t seq = 0;
-        out[k].state = s_decide_one (self, &recs[k], now, &seq);
+        out[k].timestamp = 0;
+        out[k].state = s_decide_one (self, &recs[k], now, &seq, &out[k].timestamp);
         needs_seq = seq > needs_seq ? seq : needs_seq;
     }
     if (count > 0) {
@@ -1286,8 +1300,8 @@ participant_outcome_answers (participant_t *self, const rl_tp_rec_t *answers, si
             continue;
         }
         if (a->state == RL_TP_COMMIT || a->state == RL_TP_ABORT) {
-            uint64_t seq = 0;
-            s_decide_one (self, a, now, &seq); //  nothing is sent back
+            uint64_t seq = 0, ts = 0;
+            s_decide_one (self, a, now, &seq, &ts); //  nothing is sent back
         }
     }
     assert (refused <= count);

@@ -47,10 +47,10 @@ void participant_set_pending (participant_t *self, pending_t *pending);
 //    exists_with_different_*, the failure that burned it), *ts_p its
 //    timestamp;
 //  - applied: 1 when the id is stored here applied (ok) with this debit
-//    account, 0 when not, -1 on a storage error.
+//    account (*ts_p: its timestamp), 0 when not, -1 on a storage error.
 typedef struct {
     uint32_t (*check) (void *arg, const rl_transfer_t *t, uint64_t *ts_p);
-    int (*applied) (void *arg, rl_id_t id, rl_id_t debit_account_id);
+    int (*applied) (void *arg, rl_id_t id, rl_id_t debit_account_id, uint64_t *ts_p);
     void *arg;
 } participant_ids_t;
 //  Without them (NULL), every debit-leg PREPARE is refused reserved_field.
@@ -83,6 +83,8 @@ void participant_set_records_max (participant_t *self, size_t records_max);
 //  result unauthorized, logged, and changes nothing.
 uint64_t participant_prepare (participant_t *self, const rl_prepare_rec_t *recs, size_t count,
                               const char *sender, now_t now, rl_tp_rec_t *out);
+//  The ack of a debit leg's COMMIT carries in `timestamp` the one of the
+//  transfer stored here (0 for a credit leg's).
 uint64_t participant_decide (participant_t *self, const rl_tp_rec_t *recs, size_t count,
                              const char *sender, now_t now, rl_tp_rec_t *out);
 //  The coordinator's answers to our outcome queries, from the peer `from`

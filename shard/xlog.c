@@ -141,6 +141,7 @@ xlog_load (xlog_t *self, uint64_t mono_ns, uint64_t retry_ms, char *err, size_t 
         e->next_ns = mono_ns; //  timers are never stored: due at once
         e->backoff_ms = retry_ms;
         e->write_seq = 0; //  durable already
+        e->request = -1;  //  no client waits for it (coordinator.c, debit legs)
     }
     store_iter_destroy (&it);
     return rc;

@@ -18,17 +18,17 @@ add_dependencies(test_chains_crash shard)
 # chains no shard can serve answered by the router or refused by the shard,
 # the burn rule of a failed chain (its failing member retried alone),
 # rlctl's pending, post, void and linked; then chains crediting two and
-# three shards on a cluster of three (2.4-3.1 s; 7.3-10.8 s with
-# sanitizers at a load of 9-12).
+# three shards, and chains debiting two and three shards, on a cluster of
+# three (4.6-5.8 s; 8.9-10.8 s with sanitizers at a load of 9-12).
 rl_add_unit(test_chains_router 20 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_chains_router.c
             LIBS rlrouterkit PkgConfig::CJSON)
 add_dependencies(test_chains_router shard router rlctl)
 # The crash matrix of linked chains across two and three shards: every
-# two-phase crash point on the coordinator and a participant, all or
-# nothing after recovery, exactly once, strong conservation; members sent
-# again while in flight (29-31 s at a load of 10-12; 74 s with sanitizers
-# at a load of 12).
-rl_add_unit(test_chains_across_crash 120 SOURCES
+# two-phase crash point on the coordinator and a participant (a credit
+# leg's, and a debit leg's), all or nothing after recovery, exactly once,
+# strong conservation; members sent again while in flight (52-63 s at a
+# load of 10-12; 116 s with sanitizers at a load of 11).
+rl_add_unit(test_chains_across_crash 230 SOURCES
             ${CMAKE_CURRENT_LIST_DIR}/test_chains_across_crash.c LIBS rltestkit rlring)
 add_dependencies(test_chains_across_crash shard)
 set_tests_properties(test_chains_across_crash PROPERTIES RESOURCE_LOCK cluster_load)

@@ -22,8 +22,8 @@
       expiry its check found (the tick expires it later).
     - test_shards: in a chain that credits another shard, a member cannot
       spend what an earlier one credits here (held, not posted), and a
-      pending kind is not_supported; a member whose debit account is
-      another shard's makes every member wrong_shard.
+      pending kind is not_supported; a chain whose first member's debit
+      account is another shard's makes every member wrong_shard.
     - test_across_commit, test_across_abort: chains that credit s2, with
       s2's answers made up: every member held until the last PREPARED,
       then decided in one turn; in_progress for a member sent again alone
@@ -31,6 +31,12 @@
       linked_event_failed, ABORT to the prepared ones), a prepare timeout,
       duplicate, late and forged replies, a crash before the decision's
       commit (nothing left, applied once afterwards), an exists member.
+    - test_legs: a chain with a member debiting s2 (its debit leg there):
+      the PREPARE's kind, the credit held here, in_progress while in
+      flight and while its COMMIT is on its way, answered at s2's
+      acknowledgement with s2's timestamp; sent again, s2's exists (no
+      decision, nothing posted twice); refused by s2 (its code, nothing
+      stored); a pending kind not_supported.
     - test_across_hostile_prepare: PREPAREs flagged linked, among good
       ones in one message, refused reserved_field, nothing reserved.
     - test_bad_input: reserved and balancing flags, invalid fields, the
@@ -318,9 +324,11 @@ test_shards (void **state)
     post[1].flags = RL_TRANSFER_VOID_PENDING_TRANSFER;
     assert_int_equal (lk_send (&post[1]), RL_OK); //  alone, its id was free
     lk_expect (3, 0, 0, 0, 0);
-    //  A member whose debit account is s2's: every member wrong_shard, so
-    //  that a router sends the chain again whole.
-    rl_transfer_t b[3] = {lk_t (LINKED, 1, 3, 5), lk_t (LINKED, 2, 3, 1), lk_t (0, 1, 5, 1)};
+    //  A chain whose first member's debit account is s2's (the chain is
+    //  s2's): every member wrong_shard, so that a router sends it again
+    //  whole. (A later member debiting s2's account is a debit leg there:
+    //  test_legs.)
+    rl_transfer_t b[3] = {lk_t (LINKED, 2, 3, 1), lk_t (LINKED, 1, 3, 5), lk_t (0, 1, 5, 1)};
     s_batch_expect (b, 3, (uint32_t[]){RL_WRONG_SHARD, RL_WRONG_SHARD, RL_WRONG_SHARD});
     lk_expect (1, 0, 0, 0, 0);
     lk_expect (3, 0, 0, 0, 0);
@@ -483,6 +491,106 @@ test_across_commit (void **state)
     alone.flags = 0;
     assert_int_equal (lk_send (&alone), RL_EXISTS);
     lk_expect (1, 0, 60, 0, 0);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    lk_teardown ();
+}
+
+//  s2 acknowledges DECIDE d (a debit leg's COMMIT: ts, its stored record's
+//  timestamp); the turn's messages as s_turn's.
+static bool
+s_ack (const rl_tp_rec_t *d, uint64_t ts, rl_result_rec_t *results, size_t count)
+{
+    rl_tp_rec_t ack = *d;
+    ack.state = RL_TP_ACKED;
+    ack.timestamp = ts;
+    coordinator_decide_replies (ledger_coordinator (lk_ledger), &ack, 1, "s2", lk_now ());
+    rl_prepare_rec_t none[16];
+    rl_tp_rec_t dec[16];
+    size_t n_prep = 0, n_dec = 0;
+    bool replied = s_turn (none, &n_prep, dec, &n_dec, results, count);
+    assert_int_equal (n_prep + n_dec, 0);
+    return replied;
+}
+
+static void
+test_legs (void **state)
+{
+    (void) state;
+    lk_setup ("/chains/legs");
+    //  1 pays 3 here, 2 (s2's) pays 1: a debit leg at s2, 1's credit held.
+    rl_transfer_t c[2] = {lk_t (LINKED, 1, 3, 10), lk_t (0, 2, 1, 4)};
+    rl_result_rec_t r[2];
+    rl_header_t h = {.operation = RL_OP_CREATE_TRANSFERS, .record_count = 2};
+    assert_int_equal (ledger_create_transfers (lk_ledger, c, 2, lk_now (), NULL, &h, r),
+                      LEDGER_REPLY_LATER);
+    rl_prepare_rec_t prep[16];
+    rl_tp_rec_t dec[16];
+    size_t n_prep = 0, n_dec = 0;
+    assert_false (s_turn (prep, &n_prep, dec, &n_dec, r, 2));
+    assert_int_equal (n_prep, 1);
+    assert_int_equal (prep[0].transfer.flags, RL_TRANSFER_TP_DEBIT_LEG);
+    assert_true (rl_id_eq (prep[0].transfer.id, c[1].id));
+    assert_int_equal (lk_account (1).credits_reserved, 4);
+    assert_int_equal (lk_account (1).debits_reserved, 10);
+    char err[256];
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    //  In flight: the chain sent again is in_progress.
+    s_batch_expect (c, 2, (uint32_t[]){RL_IN_PROGRESS, RL_IN_PROGRESS});
+    //  PREPARED: decided (1's credit posted, a COMMIT to s2), answered
+    //  only at s2's acknowledgement, with s2's timestamp.
+    assert_false (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 2));
+    assert_int_equal (n_dec, 1);
+    assert_int_equal (dec[0].state, RL_TP_COMMIT);
+    lk_expect (1, 0, 10, 0, 4);
+    assert_int_equal (lk_account (1).credits_reserved, 0);
+    //  Until then the chain sent again is in_progress (its COMMIT is on
+    //  its way; member 0 is exists, and that does not fail a chain).
+    s_batch_expect (c, 2, (uint32_t[]){RL_IN_PROGRESS, RL_IN_PROGRESS});
+    assert_true (s_ack (&dec[0], LK_T0 + 777, r, 2));
+    assert_int_equal (r[0].result, RL_OK);
+    assert_int_equal (r[1].result, RL_OK);
+    assert_int_equal (r[1].timestamp, LK_T0 + 777);
+    assert_true (r[0].timestamp != 0 && r[0].timestamp != r[1].timestamp);
+    //  Sent again: exists here, and s2 refuses the new attempt exists (its
+    //  record's timestamp): exists for both, nothing posted twice.
+    assert_int_equal (ledger_create_transfers (lk_ledger, c, 2, lk_now (), NULL, &h, r),
+                      LEDGER_REPLY_LATER);
+    assert_false (s_turn (prep, &n_prep, dec, &n_dec, r, 2));
+    assert_int_equal (n_prep, 1);
+    rl_tp_rec_t reply = prep[0].tp;
+    reply.state = RL_TP_REFUSED;
+    reply.result = RL_EXISTS;
+    reply.timestamp = LK_T0 + 777;
+    coordinator_prepare_replies (ledger_coordinator (lk_ledger), &reply, 1, "s2", lk_now ());
+    rl_prepare_rec_t none[16];
+    assert_true (s_turn (none, &n_prep, dec, &n_dec, r, 2));
+    assert_int_equal (n_dec, 0); //  nothing to decide at s2
+    assert_int_equal (r[0].result, RL_EXISTS);
+    assert_int_equal (r[1].result, RL_EXISTS);
+    assert_int_equal (r[1].timestamp, LK_T0 + 777);
+    lk_expect (1, 0, 10, 0, 4);
+    //  Refused at s2 (its debit account cannot pay): its code, the other
+    //  linked_event_failed, 1's credit released, nothing stored or burned.
+    rl_transfer_t f[2] = {lk_t (LINKED, 1, 3, 10), lk_t (0, 2, 1, 9)};
+    assert_int_equal (ledger_create_transfers (lk_ledger, f, 2, lk_now (), NULL, &h, r),
+                      LEDGER_REPLY_LATER);
+    assert_false (s_turn (prep, &n_prep, dec, &n_dec, r, 2));
+    assert_true (s_answer (&prep[0], RL_TP_REFUSED, RL_EXCEEDS_CREDITS, dec, &n_dec, r, 2));
+    assert_int_equal (n_dec, 0);
+    assert_int_equal (r[0].result, RL_LINKED_EVENT_FAILED);
+    assert_int_equal (r[1].result, RL_EXCEEDS_CREDITS);
+    assert_false (s_found (&f[0]));
+    lk_expect (1, 0, 10, 0, 4);
+    //  A member debiting s2 and crediting a third shard cannot be (two
+    //  shards); one whose pending kind is refused, nothing sent.
+    rl_transfer_t p[2] = {lk_t (LINKED, 1, 3, 1), lk_t (RL_TRANSFER_PENDING, 2, 1, 1)};
+    s_batch_expect (p, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
+    assert_int_equal (lk_account (1).credits_reserved + lk_account (1).debits_reserved, 0);
+    //  s1's credits exceed its debits by what s2's debit legs sent here.
+    rl_account_t a1 = lk_account (1), a3 = lk_account (3);
+    assert_int_equal (a1.debits_posted, 10);
+    assert_int_equal (a3.credits_posted, 10);
+    assert_int_equal (a1.credits_posted, 4);
     assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
     lk_teardown ();
 }
@@ -803,11 +911,17 @@ main (void)
     setenv ("RL_LOG_LEVEL", "warn", 0);
     lk_ring_setup ();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_all_ok),       cmocka_unit_test (test_one_fails),
-        cmocka_unit_test (test_chain_open),   cmocka_unit_test (test_pending_members),
-        cmocka_unit_test (test_shards),       cmocka_unit_test (test_across_commit),
-        cmocka_unit_test (test_across_abort), cmocka_unit_test (test_across_hostile_prepare),
-        cmocka_unit_test (test_bad_input),    cmocka_unit_test (test_crash),
+        cmocka_unit_test (test_all_ok),
+        cmocka_unit_test (test_one_fails),
+        cmocka_unit_test (test_chain_open),
+        cmocka_unit_test (test_pending_members),
+        cmocka_unit_test (test_shards),
+        cmocka_unit_test (test_across_commit),
+        cmocka_unit_test (test_legs),
+        cmocka_unit_test (test_across_abort),
+        cmocka_unit_test (test_across_hostile_prepare),
+        cmocka_unit_test (test_bad_input),
+        cmocka_unit_test (test_crash),
     };
     int rc = cmocka_run_group_tests (tests, NULL, NULL);
     ring_destroy (&lk_ring);

@@ -22,9 +22,20 @@
     decided again (ok, or the same refusal on the business path: nothing
     burned); a member sent again alone answers exists when applied.
 
+    The cases marked legs run a chain whose members debit other shards
+    (docs/two-phase.md, "Debit legs"): 1 -> 2 (held on s1), 3 -> 1 (its
+    debit leg on s2, its credit held on s1) and, on three shards, 4 -> 2
+    (a debit leg on s3), or 5 -> 2 on the business path (s3 refuses it:
+    debit_account_not_found): s2 is a debit-leg participant at every
+    tp.part.* point, and the coordinator at its points with debit legs in
+    the group. A member sent again alone goes to its debit shard.
+
     test_inflight: while a chain waits for a slow participant (1.5 s), its members
     sent again alone or whole are in_progress; then the chain commits
-    once. Ends with the strong conservation check.
+    once. test_inflight_legs: the same with a debit leg prepared on s2
+    while s3 is slow: the member sent alone to s2 is in_progress, and
+    exists once the chain committed. Ends with the strong conservation
+    check.
 */
 #include <setjmp.h>
 #include <signal.h>
@@ -58,6 +69,7 @@ typedef struct {
     s_path_t path;
     int shards;        //  shards the chain touches: 2 or 3
     const char *other; //  a second crash point on the coordinator, or NULL
+    bool legs;         //  members debit s2 (and s3): debit legs there
 } s_case_t;
 
 static const s_case_t s_cases[] = {
@@ -84,6 +96,21 @@ static const s_case_t s_cases[] = {
     //  The coordinator dies with the group's PREPARE-OKs in, its decision
     //  not durable: s2 asks about its prepared record, and dies too.
     {"tp.part.query_sent=crash", 1, PATH_COMMIT, 3, "tp.coord.decided=crash@2"},
+    //  Debit legs: s2 holds one (3 -> 1), s3 another (4 -> 2, or 5 -> 2).
+    {"tp.part.prepared=crash", 1, PATH_COMMIT, 3, NULL, true},
+    {"tp.part.prepared=crash", 1, PATH_BUSINESS, 3, NULL, true},
+    {"tp.part.prepare_synced=crash", 1, PATH_COMMIT, 2, NULL, true},
+    {"tp.part.prepare_synced=crash", 1, PATH_BUSINESS, 3, NULL, true},
+    {"tp.part.applied=crash", 1, PATH_COMMIT, 3, NULL, true},
+    {"tp.part.applied=crash", 1, PATH_INFRA, 3, NULL, true},
+    {"tp.part.apply_synced=crash", 1, PATH_COMMIT, 2, NULL, true},
+    {"tp.part.query_sent=crash", 1, PATH_COMMIT, 3, "tp.coord.decided=crash@2", true},
+    {"tp.coord.prepare_sent=crash", 0, PATH_COMMIT, 3, NULL, true},
+    {"tp.coord.decided=crash@2", 0, PATH_COMMIT, 3, NULL, true},
+    {"tp.coord.decision_synced=crash", 0, PATH_COMMIT, 3, NULL, true},
+    {"tp.coord.decision_sent=crash", 0, PATH_COMMIT, 2, NULL, true},
+    {"tp.coord.acked=crash", 0, PATH_COMMIT, 3, NULL, true},
+    {"tp.coord.abort_decided=crash", 0, PATH_INFRA, 3, NULL, true},
 };
 #define CASES (sizeof (s_cases) / sizeof (s_cases[0]))
 
@@ -213,16 +240,21 @@ s_teardown (void **state)
 
 //  The chain of a case: 1 -> 2 (held here), 1 -> 3 (s2), and 1 -> 4 (s3)
 //  or 1 -> 5 (s3, never created: the business path). Returns its length.
+//  legs: 1 -> 2, 3 -> 1 (a debit leg on s2), and 4 -> 2 or 5 -> 2 (s3).
 static size_t
-s_chain (s_ctx_t *ctx, s_path_t path, int shards, rl_transfer_t *c)
+s_chain (s_ctx_t *ctx, s_path_t path, int shards, bool legs, rl_transfer_t *c)
 {
     uint64_t t = ctx->tag;
     size_t n = 0;
     c[n++] = tk_transfer (tk_id (ctx->next_id++, t), tk_id (1, t), tk_id (2, t), 11, LEDGER);
-    c[n++] = tk_transfer (tk_id (ctx->next_id++, t), tk_id (1, t), tk_id (3, t), 7, LEDGER);
+    c[n++] = legs ? tk_transfer (tk_id (ctx->next_id++, t), tk_id (3, t), tk_id (1, t), 7, LEDGER)
+                  : tk_transfer (tk_id (ctx->next_id++, t), tk_id (1, t), tk_id (3, t), 7, LEDGER);
     if (shards == 3 || path == PATH_BUSINESS || path == PATH_INFRA) {
         uint64_t to = path == PATH_BUSINESS ? 5 : 4;
-        c[n++] = tk_transfer (tk_id (ctx->next_id++, t), tk_id (1, t), tk_id (to, t), 5, LEDGER);
+        c[n++] = legs ? tk_transfer (tk_id (ctx->next_id++, t), tk_id (to, t), tk_id (2, t), 5,
+                                     LEDGER)
+                      : tk_transfer (tk_id (ctx->next_id++, t), tk_id (1, t), tk_id (to, t), 5,
+                                     LEDGER);
     }
     for (size_t i = 0; i + 1 < n; i++) {
         c[i].flags = L;
@@ -237,18 +269,17 @@ s_send (s_ctx_t *ctx, const rl_transfer_t *c, size_t n, rl_result_rec_t *r, int 
     return rl_client_create_transfers (ctx->clients[0], c, n, r, timeout_ms);
 }
 
+//  How many members are stored, each asked at its debit account's shard.
 static size_t
 s_found (s_ctx_t *ctx, const rl_transfer_t *c, size_t n)
 {
-    rl_id_t ids[4];
-    rl_transfer_t out[4];
-    for (size_t i = 0; i < n; i++) {
-        ids[i] = c[i].id;
-    }
-    assert_int_equal (rl_client_lookup_transfers (ctx->clients[0], ids, n, out, TK_TIMEOUT_MS), 0);
     size_t found = 0;
     for (size_t i = 0; i < n; i++) {
-        found += out[i].timestamp != 0;
+        rl_transfer_t out;
+        assert_int_equal (rl_client_lookup_transfers (s_client_for (ctx, c[i].debit_account_id),
+                                                      &c[i].id, 1, &out, TK_TIMEOUT_MS),
+                          0);
+        found += out.timestamp != 0;
     }
     return found;
 }
@@ -325,7 +356,7 @@ s_run_case (s_ctx_t *ctx, size_t k)
         s_restart (ctx, i, env);
     }
     rl_transfer_t chain[3];
-    size_t n = s_chain (ctx, c->path, c->shards, chain);
+    size_t n = s_chain (ctx, c->path, c->shards, c->legs, chain);
     rl_result_rec_t r[3];
     int rc = s_send (ctx, chain, n, r, 1200); //  a coordinator armed dies: no answer
     bool answered_ok = rc == 0 && r[0].result == RL_OK;
@@ -366,8 +397,9 @@ s_run_case (s_ctx_t *ctx, size_t k)
     for (size_t i = 0; i < n; i++) {
         uint32_t want = found                      ? RL_EXISTS
                         : c->path != PATH_BUSINESS ? RL_OK
-                        : i == n - 1               ? RL_CREDIT_ACCOUNT_NOT_FOUND
-                                                   : RL_LINKED_EVENT_FAILED;
+                        : i == n - 1
+                            ? (c->legs ? RL_DEBIT_ACCOUNT_NOT_FOUND : RL_CREDIT_ACCOUNT_NOT_FOUND)
+                            : RL_LINKED_EVENT_FAILED;
         if (r[i].result != want) {
             harness_keep (ctx->h);
             fail_msg ("case %zu, member %zu sent again: %s, expected %s", k, i,
@@ -379,11 +411,19 @@ s_run_case (s_ctx_t *ctx, size_t k)
             tk_model_apply (&ctx->model, &chain[i]);
         }
     }
-    //  A member alone: exists once applied (never executed on its own).
+    //  A member alone (at its debit shard): exists once applied (never
+    //  executed on its own). A failed chain's debit leg is released when
+    //  its ABORT lands there, after the chain's answer: until then the
+    //  member is in_progress at its debit shard.
+    if (c->legs) {
+        s_quiet (ctx);
+    }
     rl_transfer_t alone = chain[1];
     alone.flags = 0;
     rl_result_rec_t one;
-    assert_int_equal (s_send (ctx, &alone, 1, &one, TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_create_transfers (s_client_for (ctx, alone.debit_account_id),
+                                                  &alone, 1, &one, TK_TIMEOUT_MS),
+                      0);
     assert_int_equal (one.result, c->path == PATH_BUSINESS && !found ? RL_OK : RL_EXISTS);
     if (c->path == PATH_BUSINESS && !found) {
         tk_model_apply (&ctx->model, &alone);
@@ -413,9 +453,10 @@ test_crash_matrix (void **state)
     }
     int64_t started = zclock_mono ();
     for (size_t k = 0; k < CASES; k++) {
-        printf ("case %zu: %s on %s, %s path, %d shards\n", k, s_cases[k].point,
+        printf ("case %zu: %s on %s, %s path, %d shards%s\n", k, s_cases[k].point,
                 s_cases[k].shard ? "participant s2" : "coordinator s1",
-                s_path_names[s_cases[k].path], s_cases[k].shards);
+                s_path_names[s_cases[k].path], s_cases[k].shards,
+                s_cases[k].legs ? ", debit legs" : "");
         s_run_case (ctx, k);
     }
     printf ("test_chains_across_crash: %zu cases, %lu transfers, %ld ms\n", CASES,
@@ -437,7 +478,7 @@ test_inflight (void **state)
     char *env[] = {env0, NULL};
     s_restart (ctx, 1, env);
     rl_transfer_t chain[3];
-    size_t n = s_chain (ctx, PATH_COMMIT, 3, chain);
+    size_t n = s_chain (ctx, PATH_COMMIT, 3, false, chain);
     //  In flight: sent on a client of its own, connected first (a status
     //  call) so that its request has left when it gives up on the answer.
     rl_client_t *early = rl_client_new (ctx->shards[0].endpoint);
@@ -478,12 +519,73 @@ test_inflight (void **state)
     tk_check_conservation_by (s_client_for, ctx, &ctx->model, n);
 }
 
+static void
+test_inflight_legs (void **state)
+{
+    s_ctx_t *ctx = *state;
+    //  s1 waits up to 3 s (test_inflight raised it); s3 holds its PREPARE
+    //  1.5 s, while s2 prepares the debit leg of 3 -> 1 at once.
+    char *args[] = {
+        "--prepare-timeout-ms", "3000", "--deadline-ms", "6000", "--tick-ms", "5", NULL};
+    memcpy (ctx->shards[0].args, args, sizeof (args));
+    s_restart (ctx, 0, NULL);
+    s_restart (ctx, 1, NULL);
+    static char env2[] = "RL_FAILPOINTS=tp.part.prepare_delay=delay:1500";
+    char *env[] = {env2, NULL};
+    s_restart (ctx, 2, env);
+    rl_transfer_t chain[3];
+    size_t n = s_chain (ctx, PATH_COMMIT, 3, true, chain);
+    rl_client_t *early = rl_client_new (ctx->shards[0].endpoint);
+    assert_non_null (early);
+    rl_status_rec_t status;
+    assert_int_equal (rl_client_status (early, &status, TK_TIMEOUT_MS), 0);
+    uint8_t body[3 * RL_TRANSFER_SIZE];
+    for (size_t i = 0; i < n; i++) {
+        codec_encode_transfer (&chain[i], body + i * RL_TRANSFER_SIZE);
+    }
+    rl_header_t rh;
+    uint8_t *reply = NULL;
+    size_t reply_size = 0;
+    (void) rl_client_call (early, RL_OP_CREATE_TRANSFERS, body, sizeof (body), (uint32_t) n, 200,
+                           &rh, &reply, &reply_size);
+    free (reply);
+    rl_client_destroy (&early);
+    //  Once s2 holds the debit leg prepared: the member alone there, and
+    //  the chain whole at s1, are in_progress.
+    int64_t until = zclock_mono () + 1000;
+    do {
+        assert_int_equal (rl_client_status (ctx->clients[1], &status, TK_TIMEOUT_MS), 0);
+    } while (status.in_doubt == 0 && zclock_mono () < until);
+    assert_int_equal (status.in_doubt, 1);
+    rl_transfer_t alone = chain[1];
+    alone.flags = 0;
+    rl_result_rec_t r[3];
+    assert_int_equal (rl_client_create_transfers (ctx->clients[1], &alone, 1, r, TK_TIMEOUT_MS), 0);
+    assert_int_equal (r[0].result, RL_IN_PROGRESS);
+    assert_int_equal (s_send (ctx, chain, n, r, TK_TIMEOUT_MS), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal (r[i].result, RL_IN_PROGRESS);
+    }
+    s_quiet (ctx);
+    assert_int_equal (s_send (ctx, chain, n, r, TK_TIMEOUT_MS), 0);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal (r[i].result, RL_EXISTS);
+        tk_model_apply (&ctx->model, &chain[i]);
+    }
+    assert_int_equal (rl_client_create_transfers (ctx->clients[1], &alone, 1, r, TK_TIMEOUT_MS), 0);
+    assert_int_equal (r[0].result, RL_EXISTS);
+    s_restart (ctx, 2, NULL);
+    s_quiet (ctx);
+    tk_check_conservation_by (s_client_for, ctx, &ctx->model, n);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_crash_matrix, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_inflight, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_inflight_legs, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

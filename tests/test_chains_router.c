@@ -5,12 +5,11 @@
       transfer closing it) applies whole; sent again, every member is
       exists; mixed into a batch with records of the other shard, the
       router keeps it whole and the results come back in order.
-    - A chain whose debit accounts are on two shards is answered by the
-      router (not_supported for the member on the other shard,
-      linked_event_failed for the others) and nothing of it is sent; a
-      chain whose member credits another shard's account is applied (one
-      two-phase group); a chain left open at the end of the request is
-      answered linked_event_chain_open by the router.
+    - A chain whose debit accounts are on two shards is applied (a debit
+      leg at the other shard); a chain whose member credits another
+      shard's account is applied (one two-phase group); a chain left open
+      at the end of the request is answered linked_event_chain_open by the
+      router.
     - test_chains_across, on three shards: chains paying accounts of two
       and three shards commit whole (exists for each when sent again,
       alone or whole); a member refused by its credit shard fails the
@@ -19,6 +18,17 @@
       failing at the debit shard (its local credit, or its debit) fails it
       before anything is sent; two chains and a record of another shard
       in one request; the conservation check.
+    - test_chains_debits, on three shards: chains whose members debit
+      accounts of two and three shards (a member's debit and credit on
+      another shard, its debit there and its credit on the chain's shard)
+      commit whole, the timestamps in the reply those of each member's
+      debit shard; sent again whole, exists for each, and a member sent
+      alone to its debit shard exists; refused at a debit shard
+      (exceeds_credits, debit account not found): that member's code, the
+      others linked_event_failed, nothing applied, nothing burned (decided
+      again; corrected, the same ids apply); a member retried alone after a
+      failed chain applies alone; a member debiting one other shard and
+      crediting another is not_supported; the conservation check.
     - The client library's retry helper, on a chain that fails for a
       business reason: its answers are final (returns 0, nothing resent).
     - The burn rule of a failed chain: its failing member's id is not
@@ -219,11 +229,13 @@ test_chains_router (void **state)
         tk_model_apply (&ctx->model, &mixed[i]);
     }
 
-    //  Debit accounts on two shards: answered by the router, nothing sent.
+    //  Debit accounts on two shards: a debit leg of the last at shard 1.
     rl_transfer_t across[3] = {s_t (L, a, b, 1), s_t (L, a, c, 1), s_t (0, x, y, 1)};
-    s_expect (ctx, across, 3,
-              (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
-    assert_int_equal (s_found (ctx, across, 3), 0);
+    s_expect (ctx, across, 3, (uint32_t[]){RL_OK, RL_OK, RL_OK});
+    assert_int_equal (s_found (ctx, across, 3), 3);
+    for (int i = 0; i < 3; i++) {
+        tk_model_apply (&ctx->model, &across[i]);
+    }
     //  A member crediting the other shard: one two-phase group, applied.
     rl_transfer_t credit[2] = {s_t (L, a, b, 1), s_t (0, a, x, 1)};
     s_expect (ctx, credit, 2, (uint32_t[]){RL_OK, RL_OK});
@@ -446,12 +458,107 @@ test_chains_across (void **state)
     tk_check_conservation (ctx->client, &ctx->model, ctx->model.ok);
 }
 
+//  The stored timestamp of transfer t (0: not found).
+static uint64_t
+s_stored_ts (rk_ctx_t *ctx, const rl_transfer_t *t)
+{
+    rl_transfer_t out;
+    assert_int_equal (rl_client_lookup_transfers (ctx->client, &t->id, 1, &out, TK_TIMEOUT_MS), 0);
+    return out.timestamp;
+}
+
+//  Sends the chain, expects every member ok with the timestamp its debit
+//  shard stored, and applies it to the model.
+static void
+s_commit (rk_ctx_t *ctx, const rl_transfer_t *t, size_t count)
+{
+    rl_result_rec_t r[8];
+    assert_true (count <= 8);
+    assert_int_equal (rl_client_create_transfers (ctx->client, t, count, r, TK_TIMEOUT_MS), 0);
+    for (size_t i = 0; i < count; i++) {
+        if (r[i].result != RL_OK) {
+            fail_msg ("record %zu: %s", i, rl_result_name (r[i].result));
+        }
+        assert_int_equal (r[i].timestamp, s_stored_ts (ctx, &t[i]));
+    }
+    s_apply (ctx, t, count);
+}
+
+static void
+test_chains_debits (void **state)
+{
+    rk_ctx_t *ctx = *state;
+    rk_cluster_start (ctx, 3, 3, 0, 0);
+    rk_create_accounts (ctx);
+    uint64_t a = s_pick (ctx, 0, 0, 0), b = s_pick (ctx, 0, 0, 1);
+    uint64_t x = s_pick (ctx, 1, 0, 0), x2 = s_pick (ctx, 1, 0, 1);
+    uint64_t z = s_pick (ctx, 2, 0, 0), z2 = s_pick (ctx, 2, 0, 1);
+    uint64_t poor_x = s_pick (ctx, 1, RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS, 0);
+    uint32_t exists3[3] = {RL_EXISTS, RL_EXISTS, RL_EXISTS};
+
+    //  Two debit shards: x pays a (its credit held at the chain's shard).
+    rl_transfer_t two[2] = {s_t (L, a, b, 50), s_t (0, x, a, 20)};
+    s_commit (ctx, two, 2);
+    s_expect (ctx, two, 2, exists3);
+    rl_transfer_t alone = two[1];
+    alone.flags = 0;
+    s_expect (ctx, &alone, 1, exists3); //  at its debit shard, alone
+    //  Three debit shards: x pays x2 (both legs at shard 1), z pays a, and
+    //  z2 pays z (both legs at shard 2), a pays x.
+    rl_transfer_t three[4] = {s_t (L, a, x, 5), s_t (L, x, x2, 6), s_t (L, z, a, 7),
+                              s_t (0, z2, z, 8)};
+    s_commit (ctx, three, 4);
+    s_expect (ctx, three, 4, (uint32_t[]){RL_EXISTS, RL_EXISTS, RL_EXISTS, RL_EXISTS});
+    assert_int_equal (s_found (ctx, three, 4), 4);
+    //  A member sent alone before its chain: exists does not break it.
+    rl_transfer_t first = s_t (0, z, b, 3);
+    s_expect (ctx, &first, 1, (uint32_t[]){RL_OK});
+    tk_model_apply (&ctx->model, &first);
+    rl_transfer_t after[2] = {s_t (L, a, b, 4), first};
+    after[1].flags = 0;
+    rl_result_rec_t r[4];
+    assert_int_equal (rl_client_create_transfers (ctx->client, after, 2, r, TK_TIMEOUT_MS), 0);
+    assert_int_equal (r[0].result, RL_OK);
+    assert_int_equal (r[1].result, RL_EXISTS);
+    assert_int_equal (r[1].timestamp, s_stored_ts (ctx, &first));
+    tk_model_apply (&ctx->model, &after[0]);
+
+    //  Refused at a debit shard: exceeds_credits, then debit account not
+    //  found; nothing applied, nothing burned (decided again).
+    rl_transfer_t poor[3] = {s_t (L, a, b, 9), s_t (L, z, a, 9), s_t (0, poor_x, a, 1000000000)};
+    uint32_t exceeds[3] = {RL_LINKED_EVENT_FAILED, RL_LINKED_EVENT_FAILED, RL_EXCEEDS_CREDITS};
+    s_expect (ctx, poor, 3, exceeds);
+    s_expect (ctx, poor, 3, exceeds);
+    assert_int_equal (s_found (ctx, poor, 3), 0);
+    assert_int_equal (rl_client_create_transfers (ctx->client, poor, 3, r, TK_TIMEOUT_MS), 0);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal (rl_reply_burns (poor, r, 3, i), RL_BURNS_NO);
+    }
+    rl_transfer_t fund = s_t (0, a, poor_x, 1); //  funded: the same ids apply
+    s_commit (ctx, &fund, 1);
+    poor[2].amount = 1;
+    s_commit (ctx, poor, 3);
+    rl_transfer_t missing[2] = {s_t (L, a, b, 2), s_t (0, s_missing (ctx, 1), a, 2)};
+    s_expect (ctx, missing, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_DEBIT_ACCOUNT_NOT_FOUND});
+    assert_int_equal (s_found (ctx, missing, 2), 0);
+    //  The failed chain's member sent alone (its flag cleared): applied.
+    rl_transfer_t solo = missing[0];
+    solo.flags = 0;
+    s_commit (ctx, &solo, 1);
+    //  A member debiting shard 1 and crediting shard 2: not served yet.
+    rl_transfer_t third[2] = {s_t (L, a, b, 1), s_t (0, x, z, 1)};
+    s_expect (ctx, third, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
+    assert_int_equal (s_found (ctx, third, 2), 0);
+    tk_check_conservation (ctx->client, &ctx->model, ctx->model.ok);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_chains_router, rk_setup, rk_teardown),
         cmocka_unit_test_setup_teardown (test_chains_across, rk_setup, rk_teardown),
+        cmocka_unit_test_setup_teardown (test_chains_debits, rk_setup, rk_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

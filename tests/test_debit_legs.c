@@ -24,7 +24,8 @@
       coordinator (in_progress); nothing reserved by any of them.
     - test_hostile: wrong_shard (accounts not of the leg's shard), a
       coordinator naming this shard itself or a shard not in the ring, a
-      sender not the coordinator (unauthorized), other flags beside a leg
+      sender not the coordinator, a debit leg whose credit account is not
+      the coordinator's (unauthorized), other flags beside a leg
       flag, a timeout or pending id (reserved_field), a leg flag in a
       client's create (reserved_flag); nothing reserved, nothing stored.
       (test_codec checks the codec's malformed for mixed kinds.)
@@ -394,8 +395,8 @@ test_hostile (void **state)
     //  3: both legs, the credit s2's.
     rl_transfer_t t = lk_t (0, 4, 2, 5);
     recs[1] = s_prep (&t, DEBIT_LEG), want[1] = RL_WRONG_SHARD;
-    t = lk_t (0, 3, 5, 5);
-    recs[2] = s_prep (&t, DEBIT_LEG), want[2] = RL_WRONG_SHARD;
+    t = lk_t (0, 3, 5, 5); //  its credit not the coordinator's: the sender rule's
+    recs[2] = s_prep (&t, DEBIT_LEG), want[2] = RL_UNAUTHORIZED;
     t = lk_t (0, 3, 2, 5);
     recs[3] = s_prep (&t, BOTH_LEGS), want[3] = RL_WRONG_SHARD;
     //  4, 5: naming another coordinator than the sender (this shard, a
