@@ -28,7 +28,10 @@
       others linked_event_failed, nothing applied, nothing burned (decided
       again; corrected, the same ids apply); a member retried alone after a
       failed chain applies alone; a member debiting one other shard and
-      crediting another is not_supported; the conservation check.
+      crediting another is not_supported; hostile debit legs on the wire
+      (a client's key: unauthorized; two kinds: malformed; a sender not
+      holding the credit: unauthorized; a missing or poor debit account:
+      its code), nothing reserved or moved; the conservation check.
     - The client library's retry helper, on a chain that fails for a
       business reason: its answers are final (returns 0, nothing resent).
     - The burn rule of a failed chain: its failing member's id is not
@@ -51,6 +54,7 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
+#include <czmq.h>
 #include <inttypes.h>
 #include <sys/wait.h>
 
@@ -484,6 +488,67 @@ s_commit (rk_ctx_t *ctx, const rl_transfer_t *t, size_t count)
     s_apply (ctx, t, count);
 }
 
+static rl_account_t
+s_account (rk_ctx_t *ctx, uint64_t n)
+{
+    rl_id_t id = tk_id (n, RK_TAG);
+    rl_account_t out;
+    assert_int_equal (rl_client_lookup_accounts (ctx->client, &id, 1, &out, TK_TIMEOUT_MS), 0);
+    assert_true (out.timestamp != 0);
+    return out;
+}
+
+//  PREPAREs sent as key `as` to shard s: the reply's status, and each
+//  record's reply in out (status ok).
+static uint32_t
+s_prepare_send (rk_ctx_t *ctx, const char *as, int s, const rl_prepare_rec_t *recs, uint32_t count,
+                rl_tp_rec_t *out)
+{
+    static uint64_t request_id = 700;
+    zsock_t *dealer = tk_dealer_as (ctx->h, as, ctx->shards[s].name, ctx->shards[s].endpoint);
+    uint8_t frame[RL_HEADER_SIZE + 4 * RL_PREPARE_SIZE];
+    assert_true (count <= 4);
+    size_t size = tk_request_header (frame, RL_OP_PREPARE, ++request_id, count);
+    for (uint32_t i = 0; i < count; i++) {
+        codec_encode_prepare (&recs[i], frame + size);
+        size += RL_PREPARE_SIZE;
+    }
+    assert_int_equal (zsock_send (dealer, "b", frame, size), 0);
+    zframe_t *reply = zframe_recv (dealer);
+    assert_non_null (reply);
+    rl_header_t h;
+    const uint8_t *body = NULL;
+    size_t body_size = 0;
+    assert_int_equal (
+        codec_parse_reply (zframe_data (reply), zframe_size (reply), &h, &body, &body_size),
+        RL_STATUS_OK);
+    if (h.status == RL_STATUS_OK) {
+        assert_int_equal (body_size, (size_t) count * RL_TP_SIZE);
+        for (uint32_t i = 0; i < count; i++) {
+            codec_decode_tp (body + (size_t) i * RL_TP_SIZE, &out[i]);
+        }
+    }
+    zframe_destroy (&reply);
+    zsock_destroy (&dealer);
+    return h.status;
+}
+
+//  A debit leg's PREPARE of t as coordinator `coordinator`, attempt 1.n of
+//  a made-up incarnation.
+static rl_prepare_rec_t
+s_leg_rec (const rl_transfer_t *t, uint16_t kind, const char *coordinator)
+{
+    static uint64_t seq;
+    rl_prepare_rec_t rec = {.transfer = *t};
+    rec.transfer.flags = kind;
+    rec.tp.id = t->id;
+    rec.tp.attempt = (rl_attempt_t){.counter = 1, .nonce = 0x1e95, .seq = ++seq};
+    rec.tp.amount = t->amount;
+    rec.tp.debit_account_id = t->debit_account_id;
+    snprintf (rec.tp.coordinator, sizeof rec.tp.coordinator, "%s", coordinator);
+    return rec;
+}
+
 static void
 test_chains_debits (void **state)
 {
@@ -549,6 +614,36 @@ test_chains_debits (void **state)
     rl_transfer_t third[2] = {s_t (L, a, b, 1), s_t (0, x, z, 1)};
     s_expect (ctx, third, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
     assert_int_equal (s_found (ctx, third, 2), 0);
+
+    //  Hostile debit legs on the wire, to shard 1 (x's): from a client's
+    //  key, unauthorized whole; from shard 0's key, two kinds in one
+    //  record, malformed whole; a debit leg whose credit is not the
+    //  sender's (shard 2 naming itself, crediting shard 0's a), or whose
+    //  debit account is missing or cannot pay, refused with its code.
+    rl_account_t x_before = s_account (ctx, x), poor_before = s_account (ctx, poor_x);
+    const char *s0 = ctx->shards[0].name, *s2 = ctx->shards[2].name;
+    rl_transfer_t h = s_t (0, x, a, 5);
+    rl_prepare_rec_t recs[4] = {s_leg_rec (&h, RL_TRANSFER_TP_DEBIT_LEG, s0)};
+    rl_tp_rec_t out[4];
+    (void) tk_key (ctx->h, "client", "legs-client");
+    assert_int_equal (s_prepare_send (ctx, "legs-client", 1, recs, 1, out), RL_STATUS_UNAUTHORIZED);
+    recs[0].transfer.flags = RL_TRANSFER_TP_DEBIT_LEG | RL_TRANSFER_TP_BOTH_LEGS;
+    assert_int_equal (s_prepare_send (ctx, s0, 1, recs, 1, out), RL_STATUS_MALFORMED);
+    recs[0] = s_leg_rec (&h, RL_TRANSFER_TP_DEBIT_LEG, s2);
+    assert_int_equal (s_prepare_send (ctx, s2, 1, recs, 1, out), RL_STATUS_OK);
+    assert_int_equal (out[0].state, RL_TP_REFUSED);
+    assert_int_equal (out[0].result, RL_UNAUTHORIZED);
+    rl_transfer_t gone = s_t (0, s_missing (ctx, 1), a, 5), much = s_t (0, poor_x, a, 1000000);
+    recs[0] = s_leg_rec (&gone, RL_TRANSFER_TP_DEBIT_LEG, s0);
+    recs[1] = s_leg_rec (&much, RL_TRANSFER_TP_DEBIT_LEG, s0);
+    assert_int_equal (s_prepare_send (ctx, s0, 1, recs, 2, out), RL_STATUS_OK);
+    assert_int_equal (out[0].result, RL_DEBIT_ACCOUNT_NOT_FOUND);
+    assert_int_equal (out[1].result, RL_EXCEEDS_CREDITS);
+    assert_int_equal (out[0].state + out[1].state, 2 * RL_TP_REFUSED);
+    rl_account_t x_after = s_account (ctx, x), poor_after = s_account (ctx, poor_x);
+    assert_int_equal (x_after.debits_reserved + poor_after.debits_reserved, 0);
+    assert_int_equal (x_after.debits_posted, x_before.debits_posted);
+    assert_int_equal (poor_after.debits_posted, poor_before.debits_posted);
     tk_check_conservation (ctx->client, &ctx->model, ctx->model.ok);
 }
 
