@@ -1163,14 +1163,17 @@ s_group_reply (coordinator_t *self, int32_t i, const rl_tp_rec_t *reply, now_t n
         return;
     }
     if (s_is_leg (&e->transfer) && reply->result == RL_EXISTS && reply->timestamp != 0
-        && !e->prepared) {
+        && (!e->prepared || e->exists_ts != 0)) {
         //  The member is stored at its debit shard (applied before: rule 2,
         //  exists does not break a chain). It holds nothing there: counted
-        //  as prepared, answered exists with that record's timestamp.
-        e->prepared = true;
-        e->exists_ts = reply->timestamp;
-        assert (group->waiting > 0);
-        group->waiting--;
+        //  as prepared (a duplicate answer once), answered exists with that
+        //  record's timestamp.
+        if (!e->prepared) {
+            e->prepared = true;
+            e->exists_ts = reply->timestamp;
+            assert (group->waiting > 0);
+            group->waiting--;
+        }
         if (group->waiting == 0) {
             s_group_decide (self, g, RL_OK, -1, false, now);
         }

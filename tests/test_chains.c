@@ -561,7 +561,8 @@ test_legs (void **state)
     reply.state = RL_TP_REFUSED;
     reply.result = RL_EXISTS;
     reply.timestamp = LK_T0 + 777;
-    coordinator_prepare_replies (ledger_coordinator (lk_ledger), &reply, 1, "s2", lk_now ());
+    rl_tp_rec_t twice[2] = {reply, reply}; //  a duplicate answer counts once
+    coordinator_prepare_replies (ledger_coordinator (lk_ledger), twice, 2, "s2", lk_now ());
     rl_prepare_rec_t none[16];
     assert_true (s_turn (none, &n_prep, dec, &n_dec, r, 2));
     assert_int_equal (n_dec, 0); //  nothing to decide at s2
