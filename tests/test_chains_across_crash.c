@@ -54,6 +54,7 @@
 #include "failpoint.h"
 #include "ring.h"
 #include "testkit.h"
+#include "tpkit.h"
 
 #define LEDGER          761
 #define PREPARE_TIMEOUT "300"
@@ -116,53 +117,11 @@ static const s_case_t s_cases[] = {
 
 typedef struct {
     harness_t *h;
-    tk_shard_t shards[SHARDS];
-    rl_client_t *clients[SHARDS];
-    ring_t *ring;
+    tpk_t tp;
     uint64_t tag;
     tk_model_t model;
     uint64_t next_id;
 } s_ctx_t;
-
-static int
-s_owner (s_ctx_t *ctx, rl_id_t id)
-{
-    uint8_t bytes[RL_ID_SIZE];
-    codec_encode_id (id, bytes);
-    return ring_lookup_id (ctx->ring, bytes);
-}
-
-static rl_client_t *
-s_client_for (void *arg, rl_id_t id)
-{
-    s_ctx_t *ctx = arg;
-    return ctx->clients[s_owner (ctx, id)];
-}
-
-static void
-s_start (s_ctx_t *ctx, int i)
-{
-    assert_true (tk_shard_start (ctx->h, &ctx->shards[i]) > 0);
-    rl_client_destroy (&ctx->clients[i]);
-    ctx->clients[i] = rl_client_new (ctx->shards[i].endpoint);
-    assert_non_null (ctx->clients[i]);
-}
-
-//  Restarts shard i with env (NULL-terminated, at most 3) or none.
-static void
-s_restart (s_ctx_t *ctx, int i, char **env)
-{
-    if (ctx->shards[i].pid > 0) {
-        assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[i], SIGTERM), 0);
-    }
-    int e = 0;
-    while (env && env[e] && e < 3) {
-        ctx->shards[i].env[e] = env[e];
-        e++;
-    }
-    ctx->shards[i].env[e] = NULL;
-    s_start (ctx, i);
-}
 
 static int
 s_setup (void **state)
@@ -174,50 +133,19 @@ s_setup (void **state)
     if (!ctx->h) {
         return -1;
     }
-    ctx->ring = ring_new (1);
-    char name[16];
+    tpk_init (&ctx->tp, ctx->h, "s", SHARDS, PREPARE_TIMEOUT, "200");
     for (int i = 0; i < SHARDS; i++) {
-        snprintf (name, sizeof (name), "s%d", i + 1);
-        tk_shard_init (ctx->h, &ctx->shards[i], name);
-        tk_shard_t *s = &ctx->shards[i];
-        s->durability = "manual-wal";
-        char *args[] = {"--prepare-timeout-ms",
-                        PREPARE_TIMEOUT,
-                        "--query-after-ms",
-                        "200",
-                        "--retry-min-ms",
-                        "20",
-                        "--retry-max-ms",
-                        "200",
-                        "--tick-ms",
-                        "5",
-                        NULL};
-        memcpy (s->args, args, sizeof (args));
-        assert_int_equal (ring_add_shard (ctx->ring, name, s->endpoint, 1.0), 0);
-    }
-    char ring_file[512];
-    snprintf (ring_file, sizeof (ring_file), "%s/chains.ring", harness_dir (ctx->h));
-    assert_int_equal (ring_save_file (ctx->ring, ring_file), 0);
-    for (int i = 0; i < SHARDS; i++) {
-        snprintf (ctx->shards[i].ring_file, sizeof (ctx->shards[i].ring_file), "%s", ring_file);
-        s_start (ctx, i);
+        tpk_start (&ctx->tp, i);
     }
     //  1 and 2 on s1, 3 on s2, 4 and 5 on s3.
-    int owners[] = {0, 0, 1, 2, 2};
-    for (ctx->tag = 0x43410000ull;; ctx->tag++) {
-        bool ok = true;
-        for (size_t i = 0; i < 5 && ok; i++) {
-            ok = s_owner (ctx, tk_id (i + 1, ctx->tag)) == owners[i];
-        }
-        if (ok) {
-            break;
-        }
-    }
+    static const int owners[] = {0, 0, 1, 2, 2};
+    ctx->tag = tpk_find_tag (&ctx->tp, 0x43410000ull, owners, 5);
     for (uint64_t n = 1; n <= 4; n++) {
         rl_account_t a = tk_account (n, ctx->tag, LEDGER, 0);
         rl_result_rec_t r;
         assert_int_equal (
-            rl_client_create_accounts (s_client_for (ctx, a.id), &a, 1, &r, TK_TIMEOUT_MS), 0);
+            rl_client_create_accounts (tpk_client_for (&ctx->tp, a.id), &a, 1, &r, TK_TIMEOUT_MS),
+            0);
         assert_int_equal (r.result, RL_OK);
     }
     tk_model_init (&ctx->model, ctx->tag, 4);
@@ -229,10 +157,7 @@ static int
 s_teardown (void **state)
 {
     s_ctx_t *ctx = *state;
-    for (int i = 0; i < SHARDS; i++) {
-        rl_client_destroy (&ctx->clients[i]);
-    }
-    ring_destroy (&ctx->ring);
+    tpk_close (&ctx->tp);
     harness_destroy (&ctx->h);
     free (ctx);
     return 0;
@@ -266,7 +191,7 @@ s_chain (s_ctx_t *ctx, s_path_t path, int shards, bool legs, rl_transfer_t *c)
 static int
 s_send (s_ctx_t *ctx, const rl_transfer_t *c, size_t n, rl_result_rec_t *r, int timeout_ms)
 {
-    return rl_client_create_transfers (ctx->clients[0], c, n, r, timeout_ms);
+    return rl_client_create_transfers (ctx->tp.clients[0], c, n, r, timeout_ms);
 }
 
 //  How many members are stored, each asked at its debit account's shard.
@@ -276,49 +201,13 @@ s_found (s_ctx_t *ctx, const rl_transfer_t *c, size_t n)
     size_t found = 0;
     for (size_t i = 0; i < n; i++) {
         rl_transfer_t out;
-        assert_int_equal (rl_client_lookup_transfers (s_client_for (ctx, c[i].debit_account_id),
-                                                      &c[i].id, 1, &out, TK_TIMEOUT_MS),
-                          0);
+        assert_int_equal (
+            rl_client_lookup_transfers (tpk_client_for (&ctx->tp, c[i].debit_account_id), &c[i].id,
+                                        1, &out, TK_TIMEOUT_MS),
+            0);
         found += out.timestamp != 0;
     }
     return found;
-}
-
-static void
-s_audit_ok (s_ctx_t *ctx, int i)
-{
-    rl_header_t h;
-    uint8_t *body = NULL;
-    size_t size = 0;
-    assert_int_equal (
-        rl_client_call (ctx->clients[i], RL_OP_AUDIT, NULL, 0, 0, TK_TIMEOUT_MS, &h, &body, &size),
-        0);
-    assert_int_equal (h.record_count, 1);
-    rl_audit_rec_t audit;
-    codec_decode_audit (body, &audit);
-    free (body);
-    if (!audit.ok) {
-        fail_msg ("audit of shard %d: %s", i, audit.message);
-    }
-}
-
-//  Settled: nothing live, logged or prepared anywhere, no alarm, audits hold.
-static void
-s_quiet (s_ctx_t *ctx)
-{
-    if (!tk_wait_quiet (ctx->clients, SHARDS, 15000)) {
-        harness_keep (ctx->h);
-        fail_msg ("shards did not settle: live attempts or prepared records remain");
-    }
-    for (int i = 0; i < SHARDS; i++) {
-        rl_status_rec_t status;
-        assert_int_equal (rl_client_status (ctx->clients[i], &status, TK_TIMEOUT_MS), 0);
-        if (status.alarms != 0) {
-            harness_keep (ctx->h);
-            fail_msg ("%s raised %lu two-phase alarms", status.name, (unsigned long) status.alarms);
-        }
-        s_audit_ok (ctx, i);
-    }
 }
 
 static bool
@@ -353,7 +242,7 @@ s_run_case (s_ctx_t *ctx, size_t k)
         snprintf (fp_file_env[i], sizeof (fp_file_env[i]), "RL_FAILPOINT_FILE=%.511s", fp_file[i]);
         snprintf (fp_env[i], sizeof (fp_env[i]), "RL_FAILPOINTS=%s", slow ? delay : points[i]);
         char *env[] = {fp_env[i], fp_file_env[i], NULL};
-        s_restart (ctx, i, env);
+        tpk_restart (&ctx->tp, i, env);
     }
     rl_transfer_t chain[3];
     size_t n = s_chain (ctx, c->path, c->shards, c->legs, chain);
@@ -366,12 +255,12 @@ s_run_case (s_ctx_t *ctx, size_t k)
             continue;
         }
         int wstatus = 0;
-        if (harness_wait_exit (ctx->h, ctx->shards[i].pid, 15000, &wstatus) != 0) {
+        if (harness_wait_exit (ctx->h, ctx->tp.shards[i].pid, 15000, &wstatus) != 0) {
             harness_keep (ctx->h);
             fail_msg ("case %zu (%s, %s): %s never died", k, points[i], s_path_names[c->path],
-                      ctx->shards[i].name);
+                      ctx->tp.shards[i].name);
         }
-        ctx->shards[i].pid = -1;
+        ctx->tp.shards[i].pid = -1;
         assert_true (WIFSIGNALED (wstatus) && WTERMSIG (wstatus) == SIGKILL);
         char name[64];
         snprintf (name, sizeof (name), "%.*s", (int) strcspn (points[i], "="), points[i]);
@@ -379,10 +268,10 @@ s_run_case (s_ctx_t *ctx, size_t k)
     }
     for (int i = 0; i < SHARDS; i++) {
         if (armed[i]) {
-            s_restart (ctx, i, NULL);
+            tpk_restart (&ctx->tp, i, NULL);
         }
     }
-    s_quiet (ctx);
+    tpk_quiet (&ctx->tp);
     size_t found = s_found (ctx, chain, n);
     printf ("  %zu of %zu members applied%s\n", found, n, answered_ok ? " (answered ok)" : "");
     if (found != 0 && found != n) {
@@ -416,20 +305,20 @@ s_run_case (s_ctx_t *ctx, size_t k)
     //  its ABORT lands there, after the chain's answer: until then the
     //  member is in_progress at its debit shard.
     if (c->legs) {
-        s_quiet (ctx);
+        tpk_quiet (&ctx->tp);
     }
     rl_transfer_t alone = chain[1];
     alone.flags = 0;
     rl_result_rec_t one;
-    assert_int_equal (rl_client_create_transfers (s_client_for (ctx, alone.debit_account_id),
+    assert_int_equal (rl_client_create_transfers (tpk_client_for (&ctx->tp, alone.debit_account_id),
                                                   &alone, 1, &one, TK_TIMEOUT_MS),
                       0);
     assert_int_equal (one.result, c->path == PATH_BUSINESS && !found ? RL_OK : RL_EXISTS);
     if (c->path == PATH_BUSINESS && !found) {
         tk_model_apply (&ctx->model, &alone);
     }
-    s_quiet (ctx);
-    tk_check_conservation_by (s_client_for, ctx, &ctx->model, 1);
+    tpk_quiet (&ctx->tp);
+    tk_check_conservation_by (tpk_client_for, &ctx->tp, &ctx->model, 1);
 }
 
 static void
@@ -472,16 +361,16 @@ test_inflight (void **state)
     //  checks below never race the chain's end on a loaded machine.
     char *args[] = {
         "--prepare-timeout-ms", "3000", "--deadline-ms", "6000", "--tick-ms", "5", NULL};
-    memcpy (ctx->shards[0].args, args, sizeof (args));
-    s_restart (ctx, 0, NULL);
+    memcpy (ctx->tp.shards[0].args, args, sizeof (args));
+    tpk_restart (&ctx->tp, 0, NULL);
     static char env0[] = "RL_FAILPOINTS=tp.part.prepare_delay=delay:1500";
     char *env[] = {env0, NULL};
-    s_restart (ctx, 1, env);
+    tpk_restart (&ctx->tp, 1, env);
     rl_transfer_t chain[3];
     size_t n = s_chain (ctx, PATH_COMMIT, 3, false, chain);
     //  In flight: sent on a client of its own, connected first (a status
     //  call) so that its request has left when it gives up on the answer.
-    rl_client_t *early = rl_client_new (ctx->shards[0].endpoint);
+    rl_client_t *early = rl_client_new (ctx->tp.shards[0].endpoint);
     assert_non_null (early);
     rl_status_rec_t status;
     assert_int_equal (rl_client_status (early, &status, TK_TIMEOUT_MS), 0);
@@ -508,15 +397,15 @@ test_inflight (void **state)
     for (size_t i = 0; i < n; i++) {
         assert_int_equal (r[i].result, RL_IN_PROGRESS);
     }
-    s_quiet (ctx);
+    tpk_quiet (&ctx->tp);
     assert_int_equal (s_send (ctx, chain, n, r, TK_TIMEOUT_MS), 0);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal (r[i].result, RL_EXISTS);
         tk_model_apply (&ctx->model, &chain[i]);
     }
-    s_restart (ctx, 1, NULL);
-    s_quiet (ctx);
-    tk_check_conservation_by (s_client_for, ctx, &ctx->model, n);
+    tpk_restart (&ctx->tp, 1, NULL);
+    tpk_quiet (&ctx->tp);
+    tk_check_conservation_by (tpk_client_for, &ctx->tp, &ctx->model, n);
 }
 
 static void
@@ -527,15 +416,15 @@ test_inflight_legs (void **state)
     //  1.5 s, while s2 prepares the debit leg of 3 -> 1 at once.
     char *args[] = {
         "--prepare-timeout-ms", "3000", "--deadline-ms", "6000", "--tick-ms", "5", NULL};
-    memcpy (ctx->shards[0].args, args, sizeof (args));
-    s_restart (ctx, 0, NULL);
-    s_restart (ctx, 1, NULL);
+    memcpy (ctx->tp.shards[0].args, args, sizeof (args));
+    tpk_restart (&ctx->tp, 0, NULL);
+    tpk_restart (&ctx->tp, 1, NULL);
     static char env2[] = "RL_FAILPOINTS=tp.part.prepare_delay=delay:1500";
     char *env[] = {env2, NULL};
-    s_restart (ctx, 2, env);
+    tpk_restart (&ctx->tp, 2, env);
     rl_transfer_t chain[3];
     size_t n = s_chain (ctx, PATH_COMMIT, 3, true, chain);
-    rl_client_t *early = rl_client_new (ctx->shards[0].endpoint);
+    rl_client_t *early = rl_client_new (ctx->tp.shards[0].endpoint);
     assert_non_null (early);
     rl_status_rec_t status;
     assert_int_equal (rl_client_status (early, &status, TK_TIMEOUT_MS), 0);
@@ -554,29 +443,31 @@ test_inflight_legs (void **state)
     //  the chain whole at s1, are in_progress.
     int64_t until = zclock_mono () + 1000;
     do {
-        assert_int_equal (rl_client_status (ctx->clients[1], &status, TK_TIMEOUT_MS), 0);
+        assert_int_equal (rl_client_status (ctx->tp.clients[1], &status, TK_TIMEOUT_MS), 0);
     } while (status.in_doubt == 0 && zclock_mono () < until);
     assert_int_equal (status.in_doubt, 1);
     rl_transfer_t alone = chain[1];
     alone.flags = 0;
     rl_result_rec_t r[3];
-    assert_int_equal (rl_client_create_transfers (ctx->clients[1], &alone, 1, r, TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_create_transfers (ctx->tp.clients[1], &alone, 1, r, TK_TIMEOUT_MS),
+                      0);
     assert_int_equal (r[0].result, RL_IN_PROGRESS);
     assert_int_equal (s_send (ctx, chain, n, r, TK_TIMEOUT_MS), 0);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal (r[i].result, RL_IN_PROGRESS);
     }
-    s_quiet (ctx);
+    tpk_quiet (&ctx->tp);
     assert_int_equal (s_send (ctx, chain, n, r, TK_TIMEOUT_MS), 0);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal (r[i].result, RL_EXISTS);
         tk_model_apply (&ctx->model, &chain[i]);
     }
-    assert_int_equal (rl_client_create_transfers (ctx->clients[1], &alone, 1, r, TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_create_transfers (ctx->tp.clients[1], &alone, 1, r, TK_TIMEOUT_MS),
+                      0);
     assert_int_equal (r[0].result, RL_EXISTS);
-    s_restart (ctx, 2, NULL);
-    s_quiet (ctx);
-    tk_check_conservation_by (s_client_for, ctx, &ctx->model, n);
+    tpk_restart (&ctx->tp, 2, NULL);
+    tpk_quiet (&ctx->tp);
+    tk_check_conservation_by (tpk_client_for, &ctx->tp, &ctx->model, n);
 }
 
 int
