@@ -133,7 +133,7 @@ test_tp_bad_records (void **state)
                 bad.transfer.amount = 0;
                 break;
             case 8:
-                bad.transfer.flags = 0x8000;
+                bad.transfer.flags = 0x2000; //  bits 14 and 15 name debit legs
                 break;
             case 9:
                 bad.transfer.pending_id = tk_id (1, TAG);
