@@ -110,6 +110,10 @@ RL_FP_X (REBALANCE_BEGUN, "rebalance.begun",
 RL_FP_X (REBALANCE_CHUNK, "rebalance.chunk",
          "rebalance apply: a chunk exported from the source and imported into the target (the "
          "final chunk: exported, its import to come with the handover)")
+RL_FP_X (REBALANCE_FREEZE_SENT, "rebalance.freeze_sent",
+         "rebalance apply: migrate_freeze sent ahead of the round after it, before that "
+         "round's first export is sent (a delay lets the source's own freeze limit pass; a "
+         "crash may lose the freeze unsent)")
 RL_FP_X (REBALANCE_FROZEN, "rebalance.frozen", "rebalance apply: migrate_freeze answered")
 RL_FP_X (REBALANCE_UNFROZEN, "rebalance.unfrozen",
          "rebalance apply: a freeze that did not drain in time undone, before the state says so")

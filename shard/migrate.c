@@ -803,6 +803,15 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
             return NULL;
         }
         self->migration_final = inflight == 0 ? req.cursor.round + 2 : 0;
+        if (inflight == 0) {
+            //  Where the freeze's time goes (bench/README.md, "Rebalancing"):
+            //  this line against "arc frozen" is the drain, as this shard saw it.
+            rl_info ("migration %" PRIu64 ": the final round begins, %" PRId64
+                     " ms after the freeze%s",
+                     state->migration_id,
+                     (int64_t) ((uint64_t) zclock_mono () - self->migration_frozen_ms),
+                     self->parked_serving ? " (the export waited for the drain)" : "");
+        }
     }
     size_t size = chunk_size (req.entries_max);
     uint8_t *buffer = malloc (size);

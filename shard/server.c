@@ -49,10 +49,13 @@
     before it; they are concurrent, and each still sees the ledger as the
     writes before it left it. The export that begins the final round may
     ask to wait for the drain (migrate.c): it is kept unanswered and served
-    first in the turn (or tick) after the one in which the arc drained,
-    while that turn's batch is still empty (the export reads records from
-    the store, so the decision that ended the drain must be written
-    first); no poll is needed.
+    as soon as the batch whose write drained the arc is written, before
+    that batch's sync starts (s_parked_written: what the export writes,
+    SHIPPED, is written then as a batch of its own, and the one sync
+    covers both), or else first in a turn or tick, while the batch being
+    built is still empty (the export reads records from the store, so the
+    decision that ended the drain must be written first); no poll is
+    needed.
 
     Data flows one way: the server calls the ledger, the coordinator or the
     participant, then drains the output queue (outq.h): PREPARE, DECIDE and
@@ -874,6 +877,39 @@ s_parked (server_t *self)
     }
 }
 
+//  The batch just written (not synced yet) may have ended the drain: a
+//  decision, a COMMIT applied, an acknowledgement. The export that waits
+//  for it is served now, while the batch being built is empty (it reads
+//  the records just written), and what it writes (SHIPPED, when the final
+//  round fits in its chunk) is written at once as a batch of its own, so
+//  that the sync about to start covers both: one sync after the drain
+//  instead of the draining turn's and then, in the turn after it, the
+//  export's. Only with a syncer (nosync serves it in the next turn).
+static void s_replica_written (server_t *self);
+
+static void
+s_parked_written (server_t *self)
+{
+    assert (self->syncer && store_batch_count (self->store) == 0);
+    zmsg_t *reply = migrate_parked (self);
+    if (!reply) {
+        return; //  still waiting
+    }
+    s_hold (self, reply, outq_batch_seq (self->outq), RL_FP_COUNT, false);
+    size_t write_count = store_batch_count (self->store);
+    if (write_count > 0) {
+        ledger_before_commit (self->ledger);
+        if (store_write_group (self->store) != 0) {
+            s_enter_failed (self, "group commit");
+            return;
+        }
+        self->written_head = ledger_last_timestamp (self->ledger);
+        self->writes_unsynced += write_count;
+    }
+    outq_batch_written (self->outq, write_count > 0);
+    s_replica_written (self);
+}
+
 //  A turn in FAILED: answer the clients, drop what peers sent.
 static int
 s_turn_failed (server_t *self)
@@ -1183,6 +1219,9 @@ s_turn_finish (server_t *self, bool lazy)
             //  Shipped before the local sync starts: the standby's write
             //  runs beside it (docs/replication.md).
             s_replica_written (self);
+            if (writes && self->parked) {
+                s_parked_written (self);
+            }
             s_sync_kick (self);
             if (!lazy && write_count >= RL_SHARD_INLINE_SYNC_WRITES) {
                 s_sync_inline (self);

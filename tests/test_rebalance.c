@@ -219,7 +219,9 @@ static const s_crash_t s_crashes[] = {
     {"rebalance.begun=crash", "1000"},
     {"rebalance.chunk=crash@2", "1000"},
     {"rebalance.frozen=crash", "60000"}, //  then check finds the freeze, fix undoes it
-    {"rebalance.frozen=delay:300,rebalance.unfrozen=crash", "50"},
+    //  The source's freeze limit passes before the round after it is sent:
+    //  the tool undoes the freeze and is killed there.
+    {"rebalance.freeze_sent=delay:300,rebalance.unfrozen=crash", "50"},
     {"rebalance.shipped=crash", "1000"},
     {"rebalance.target_ring=crash", "1000"}, //  then check reports the handover
     {"rebalance.target_committed=crash", "1000"},
@@ -296,6 +298,12 @@ s_hostile (s_ctx_t *ctx, const char *dir)
         {"apply", ctx->c.r0, ctx->c.r1, "--state", dir, "--cert", ctx->c.cert, "--freeze-max-ms",
          "600001", NULL},
         {"apply", ctx->c.r0, ctx->c.r1, "--state", dir, "--cert", ctx->c.cert, "--entries", "9000",
+         NULL},
+        {"apply", ctx->c.r0, ctx->c.r1, "--state", dir, "--cert", ctx->c.cert, "--copy-share", "0",
+         NULL},
+        {"apply", ctx->c.r0, ctx->c.r1, "--state", dir, "--cert", ctx->c.cert, "--copy-share",
+         "101", NULL},
+        {"apply", ctx->c.r0, ctx->c.r1, "--state", dir, "--cert", ctx->c.cert, "--copy-share", "5x",
          NULL},
         {"apply", ctx->c.r0, ctx->c.r1, "--cert", ctx->c.cert, NULL},
         {"apply", ctx->c.r0, "--state", dir, "--cert", ctx->c.cert, NULL},

@@ -7,9 +7,11 @@
         them into DIR before any shard hears of them; then, one step at a
         time: migrate_begin on source and target, export from the source
         and import into the target in rounds until the last round copied
-        few records, migrate_freeze, the round whose first export waits on
-        the source until nothing two-phase touches the arc (else
-        migrate_drain polled), the final round (its last chunk, held until
+        few records (paced: --copy-share, s_pace), migrate_freeze and,
+        right behind it on the same connection, the first export of the
+        round after it, which waits on the source until nothing two-phase
+        touches the arc (s_freeze_ahead; else migrate_drain polled), the
+        final round (its last chunk, held until
         the state says handover), then the handover: that chunk, the step's
         ring and the commit into the target, back to back (one turn and one
         sync there), the ring into the source, its commit, the ring
@@ -98,12 +100,14 @@
 
 #define S_SHARDS_MAX       (2 * RL_SHARDS_MAX) //  shards named by any ring of a change
 #define S_DRAIN_POLL_MS    5
-#define S_CATCHUP_DEF      256 //  --catchup-records default
-#define S_ROUNDS_MAX       8   //  copy rounds of one try before the freeze, whatever the lag
-#define S_FINAL_ROUNDS_MAX 3   //  rounds after the freeze before the target must be SHIPPED
-#define S_CALL_ATTEMPTS    5   //  sends of one request that timed out or met busy
-#define S_RING_ATTEMPTS    20  //  fan-outs of a step's ring before apply gives up
-#define S_SAVE_EVERY_MS    500 //  progress written to the state file during a copy
+#define S_CATCHUP_DEF      256  //  --catchup-records default
+#define S_COPY_SHARE_DEF   100  //  --copy-share default, percent (100: no pause)
+#define S_COPY_PAUSE_MAX   1000 //  ms: the longest pause between two chunks of a copy
+#define S_ROUNDS_MAX       8    //  copy rounds of one try before the freeze, whatever the lag
+#define S_FINAL_ROUNDS_MAX 3    //  rounds after the freeze before the target must be SHIPPED
+#define S_CALL_ATTEMPTS    5    //  sends of one request that timed out or met busy
+#define S_RING_ATTEMPTS    20   //  fan-outs of a step's ring before apply gives up
+#define S_SAVE_EVERY_MS    500  //  progress written to the state file during a copy
 #define S_BACKOFF_MS_MAX   2000
 #define S_CLEANUP_WAIT_MS  60000 //  a source's cleanup ends within this, or apply stops
 #define S_CLEANUP_POLL_MS  10
@@ -125,6 +129,7 @@ typedef struct {
     uint32_t entries;
     uint64_t max_retries;
     uint64_t catchup;
+    uint32_t copy_share; //  --copy-share: percent of the time the copy's chunks may take
 } s_args_t;
 
 typedef struct {
@@ -179,7 +184,8 @@ s_parse_args (int argc, char **argv, s_args_t *a)
                     .timeout_ms = RB_TIMEOUT_MS_DEF,
                     .entries = RB_ENTRIES_DEF,
                     .max_retries = RB_RETRIES_DEF,
-                    .catchup = S_CATCHUP_DEF};
+                    .catchup = S_CATCHUP_DEF,
+                    .copy_share = S_COPY_SHARE_DEF};
     size_t positional = 0;
     bool apply = strcmp (a->command, "apply") == 0;
     bool recover = strcmp (a->command, "recover") == 0;
@@ -249,6 +255,11 @@ s_parse_args (int argc, char **argv, s_args_t *a)
                 return s_fail (RB_EXIT_USAGE, "--catchup-records: '%.64s' is not a number", v);
             }
             a->catchup = n;
+        } else if (apply && strcmp (o, "--copy-share") == 0) {
+            if (!s_parse_u64 (v, 1, 100, &n)) {
+                return s_fail (RB_EXIT_USAGE, "--copy-share: '%.64s' is not a number in 1..100", v);
+            }
+            a->copy_share = (uint32_t) n;
         } else {
             return s_fail (RB_EXIT_USAGE, "%s: unknown option '%.64s' (run 'rebalance --help')",
                            a->command, o);
@@ -537,23 +548,55 @@ typedef struct {
     //  The first export of a round after the freeze waits this long on the
     //  source for the drain (0: no wait)
     uint32_t export_wait_ms;
+    //  A chunk exported ahead: the first of the round after the freeze,
+    //  sent with the freeze (s_freeze_ahead); s_chunk takes it first
+    uint8_t *ahead_chunk;
+    size_t ahead_size;
+    //  Where the freeze's time goes (printed with the step): the freeze
+    //  sent, the first chunk after it in, the chunks of the rounds after it
+    uint64_t t_freeze_sent, t_first_chunk;
+    uint64_t frozen_chunks;
 } s_run_t;
+
+//  The copy's pace (--copy-share): before the freeze, a chunk that took t
+//  ms (its export and its import, each waiting behind the client work of
+//  its shard's turn) is followed by a pause of t x (100 - share) / share
+//  ms, at most S_COPY_PAUSE_MAX, so that the copy's requests take about
+//  share percent of the time and the pause grows with the shards' load
+//  (the foreground's latency). Never inside a freeze: there every chunk
+//  goes at once.
+static void
+s_pace (s_run_t *r, int64_t began_ms)
+{
+    uint32_t share = r->ctx->args->copy_share;
+    if (share >= 100 || r->step->state != RB_COPYING) {
+        return;
+    }
+    int64_t took = zclock_mono () - began_ms;
+    int64_t pause = took > 0 ? took * (100 - share) / share : 0;
+    if (pause > 0) {
+        zclock_sleep ((int) (pause < S_COPY_PAUSE_MAX ? pause : S_COPY_PAUSE_MAX));
+    }
+}
 
 //  One chunk from the source into the target.
 static int
 s_chunk (s_run_t *r)
 {
     assert (!r->final_chunk);
+    int64_t began_ms = zclock_mono ();
     rl_migrate_rec_t req = r->have;
     req.role = RL_MIGRATE_SOURCE;
     req.entries_max = r->ctx->args->entries;
     req.param = r->have.cursor.phase == RL_MIGRATE_PHASE_DONE ? r->export_wait_ms : 0;
     uint8_t body[RL_MIGRATE_SIZE];
     codec_encode_migrate (&req, body);
-    uint8_t *chunk = NULL;
-    size_t size = 0;
-    int rc = RL_CLIENT_ERR_SEND;
-    for (int attempt = 0; attempt < S_CALL_ATTEMPTS; attempt++) {
+    uint8_t *chunk = r->ahead_chunk;
+    size_t size = r->ahead_size;
+    r->ahead_chunk = NULL;
+    r->ahead_size = 0;
+    int rc = chunk ? 0 : RL_CLIENT_ERR_SEND;
+    for (int attempt = 0; !chunk && attempt < S_CALL_ATTEMPTS; attempt++) {
         rl_header_t h;
         rl_client_t *client = s_client (r->ctx, r->source);
         rc = client ? rl_client_call (client, RL_OP_MIGRATE_EXPORT, body, sizeof body, 1,
@@ -573,6 +616,12 @@ s_chunk (s_run_t *r)
         free (chunk);
         return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_export from %s: %s", r->index + 1,
                        r->source->name, s_rc_text (rc));
+    }
+    if (r->t_freeze_sent) {
+        r->frozen_chunks++;
+        if (!r->t_first_chunk) {
+            r->t_first_chunk = rb_wall_ms ();
+        }
     }
     chunk_t head;
     if (chunk_decode (chunk, size, &head) == RL_STATUS_OK && (head.flags & RL_CHUNK_FINAL)
@@ -612,6 +661,7 @@ s_chunk (s_run_t *r)
     if (rb_wall_ms () - r->ctx->saved_at > S_SAVE_EVERY_MS && s_save (r->ctx) != 0) {
         return RB_EXIT_BAD_FILE;
     }
+    s_pace (r, began_ms);
     return s_point (RL_FAILPOINT (REBALANCE_CHUNK), "rebalance.chunk");
 }
 
@@ -717,6 +767,8 @@ s_leaving_wait (s_run_t *r)
 static int
 s_retry_later (s_run_t *r, const char *why)
 {
+    free (r->ahead_chunk); //  of the freeze undone
+    r->ahead_chunk = NULL;
     rl_migrate_rec_t req = s_request (r->step, RL_MIGRATE_SOURCE), out;
     int rc = s_migrate (r->ctx, r->source, RL_OP_MIGRATE_UNFREEZE, &req, &out);
     if (rc == RL_STATUS_MIGRATION_REFUSED) {
@@ -749,6 +801,101 @@ s_retry_later (s_run_t *r, const char *why)
     return 0;
 }
 
+//  The freeze and the first export of the round after it, back to back on
+//  one connection: the source takes the freeze, then the export, which
+//  waits there for the drain (migrate.c) while the freeze's write syncs,
+//  instead of leaving the tool only once the freeze's answer came back (a
+//  source whose arc is drained serves it right after the freeze's write,
+//  in the freeze's sync). The freeze's answer is taken first: *freeze_rc
+//  is 0 (and *out the record), the status the source answered, or a
+//  client error when no answer came (the caller sends the freeze again,
+//  alone: it is idempotent). The failpoint rebalance.frozen fires once an
+//  ok answer is in (the freeze is applied), never when it is only sent.
+//  Then the export's chunk is taken, within the call's timeout, and kept
+//  for the round (r->ahead_chunk); one that did not come back is
+//  cancelled, and the round sends it again. Returns 0, or the exit of the
+//  failpoint.
+static int
+s_freeze_ahead (s_run_t *r, const rl_migrate_rec_t *freeze, uint32_t wait_ms, rl_migrate_rec_t *out,
+                int *freeze_rc)
+{
+    const s_args_t *a = r->ctx->args;
+    *freeze_rc = RL_CLIENT_ERR_SEND;
+    rl_client_t *client = s_client (r->ctx, r->source);
+    if (!client) {
+        return 0;
+    }
+    uint8_t fbody[RL_MIGRATE_SIZE], xbody[RL_MIGRATE_SIZE];
+    codec_encode_migrate (freeze, fbody);
+    rl_migrate_rec_t x = r->have;
+    x.role = RL_MIGRATE_SOURCE;
+    x.entries_max = a->entries;
+    x.param = wait_ms;
+    codec_encode_migrate (&x, xbody);
+    uint64_t ids[2] = {0, 0}; //  the freeze, the export
+    r->t_freeze_sent = rb_wall_ms ();
+    r->t_first_chunk = r->frozen_chunks = 0;
+    if (rl_client_send (client, RL_OP_MIGRATE_FREEZE, fbody, sizeof fbody, 1, &ids[0]) != 0) {
+        return 0;
+    }
+    int exit = s_point (RL_FAILPOINT (REBALANCE_FREEZE_SENT), "rebalance.freeze_sent");
+    if (exit == 0
+        && rl_client_send (client, RL_OP_MIGRATE_EXPORT, xbody, sizeof xbody, 1, &ids[1]) != 0) {
+        ids[1] = 0; //  the round sends it
+    }
+    *freeze_rc = RL_CLIENT_TIMEOUT;
+    if (exit != 0) {
+        rl_client_cancel (client, ids[0]);
+        return exit;
+    }
+    int64_t deadline = zclock_mono () + a->timeout_ms;
+    while ((ids[0] != 0 || ids[1] != 0) && exit == 0) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0) {
+            break;
+        }
+        rl_header_t h;
+        memset (&h, 0, sizeof h);
+        uint8_t *body = NULL;
+        size_t size = 0;
+        int got = rl_client_recv (client, (int) left, &h, &body, &size);
+        if (ids[0] != 0 && h.request_id == ids[0]) {
+            ids[0] = 0;
+            *freeze_rc = got == 0 && size != RL_MIGRATE_SIZE ? RL_CLIENT_ERR_REPLY : got;
+            if (*freeze_rc == 0) {
+                r->t_frozen = rb_wall_ms ();
+                codec_decode_migrate (body, out);
+                exit = s_point (RL_FAILPOINT (REBALANCE_FROZEN), "rebalance.frozen");
+            } else {
+                free (body);
+                break; //  refused, or no clean answer: the export does not count
+            }
+        } else if (ids[1] != 0 && h.request_id == ids[1]) {
+            ids[1] = 0;
+            if (got == 0 && body) {
+                r->ahead_chunk = body; //  taken by s_chunk
+                r->ahead_size = size;
+                body = NULL;
+            }
+        } else if (got == RL_CLIENT_TIMEOUT || got == RL_CLIENT_ERR_ARGS) {
+            free (body);
+            break; //  nothing came, or nothing of ours is in flight
+        }
+        free (body);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        if (ids[i] != 0) {
+            rl_client_cancel (client, ids[i]); //  a late reply is dropped
+        }
+    }
+    if (*freeze_rc != 0) {
+        free (r->ahead_chunk); //  the freeze is sent again: so is the export
+        r->ahead_chunk = NULL;
+        r->ahead_size = 0;
+    }
+    return exit;
+}
+
 //  From COPYING or FROZEN to HANDOVER: the copy, the freeze, the drain and
 //  the final round; tried again while the freeze does not drain in time.
 static int
@@ -763,6 +910,7 @@ s_move (s_run_t *r)
                                              : half_call; //  an export's wait for the drain
     for (;;) {
         uint32_t source_state = 0;
+        r->t_frozen = 0;
         int rc = s_begin (r, &source_state);
         if (rc != 0) {
             return rc;
@@ -797,7 +945,24 @@ s_move (s_run_t *r)
             rl_migrate_rec_t req = s_request (step, RL_MIGRATE_SOURCE), out;
             req.param = freeze_ms;
             req.entries_max = a->reconciled ? RL_MIGRATE_HEURISTICS_RECONCILED : 0;
-            rc = s_migrate (r->ctx, r->source, RL_OP_MIGRATE_FREEZE, &req, &out);
+            bool ahead = !leaving && r->have.cursor.phase == RL_MIGRATE_PHASE_DONE;
+            rc = RL_CLIENT_TIMEOUT;
+            if (ahead) {
+                //  The freeze and the round after it, back to back; its
+                //  failpoint fires inside, once the freeze is answered.
+                int exit = s_freeze_ahead (r, &req, wait_ms, &out, &rc);
+                if (exit != 0) {
+                    free (r->ahead_chunk);
+                    r->ahead_chunk = NULL;
+                    return exit;
+                }
+            }
+            bool alone = !ahead || s_retryable (rc);
+            if (alone) {
+                r->t_freeze_sent = rb_wall_ms ();
+                r->t_first_chunk = r->frozen_chunks = 0;
+                rc = s_migrate (r->ctx, r->source, RL_OP_MIGRATE_FREEZE, &req, &out);
+            }
             if (rc != 0) {
                 return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_freeze on %s: %s%s",
                                r->index + 1, r->source->name, s_rc_text (rc),
@@ -806,7 +971,8 @@ s_move (s_run_t *r)
                                      "them, then run apply again with --heuristics-reconciled)"
                                    : "");
             }
-            if ((rc = s_point (RL_FAILPOINT (REBALANCE_FROZEN), "rebalance.frozen")) != 0) {
+            if (alone
+                && (rc = s_point (RL_FAILPOINT (REBALANCE_FROZEN), "rebalance.frozen")) != 0) {
                 return rc;
             }
             source_state = out.state;
@@ -817,7 +983,9 @@ s_move (s_run_t *r)
                 return rc;
             }
         }
-        r->t_frozen = rb_wall_ms ();
+        if (!r->t_frozen) {
+            r->t_frozen = rb_wall_ms (); //  (the freeze sent ahead: when its answer came)
+        }
         //  The drain (and for a shard that leaves, nothing two-phase left on it).
         bool drained = source_state == RL_MIGRATE_SHIPPED;
         bool thawed = false;
@@ -1325,7 +1493,10 @@ s_step (s_ctx_t *ctx, size_t index)
         }
     }
     if (step->state == RB_COPYING || step->state == RB_FROZEN) {
-        if ((rc = s_move (&r)) != 0) {
+        rc = s_move (&r);
+        free (r.ahead_chunk); //  taken by the round after the freeze, unless it stopped
+        r.ahead_chunk = NULL;
+        if (rc != 0) {
             free (r.final_chunk);
             return rc;
         }
@@ -1337,18 +1508,24 @@ s_step (s_ctx_t *ctx, size_t index)
         return rc;
     }
     if (!ctx->args->json) {
-        char parts[224] = "";
+        char parts[320] = "";
         if (r.t_frozen && r.t_drained >= r.t_frozen && r.t_shipped >= r.t_drained
             && r.t_committed >= r.t_shipped) {
             //  This run's last freeze: to the drain seen (with the round
             //  that found it), to the final chunk exported, to the
-            //  target's commit; and the state file's write between.
-            snprintf (parts, sizeof parts,
-                      " (drained %" PRIu64 ", shipped %" PRIu64 ", target committed %" PRIu64
-                      " ms after the freeze; state written in %" PRIu64 " ms)",
-                      r.t_drained - r.t_frozen, r.t_shipped - r.t_frozen,
-                      r.t_committed - r.t_frozen,
-                      r.t_saved >= r.t_shipped ? r.t_saved - r.t_shipped : 0);
+            //  target's commit; and the state file's write between; then
+            //  from the freeze sent: its answer, the first chunk after it,
+            //  and the chunks after it.
+            uint64_t sent = r.t_freeze_sent && r.t_freeze_sent <= r.t_frozen ? r.t_freeze_sent
+                                                                             : r.t_frozen;
+            snprintf (
+                parts, sizeof parts,
+                " (drained %" PRIu64 ", shipped %" PRIu64 ", target committed %" PRIu64
+                " ms after the freeze; state written in %" PRIu64 " ms; freeze answered %" PRIu64
+                ", first chunk in %" PRIu64 " ms after it was sent, %" PRIu64 " chunks after it)",
+                r.t_drained - r.t_frozen, r.t_shipped - r.t_frozen, r.t_committed - r.t_frozen,
+                r.t_saved >= r.t_shipped ? r.t_saved - r.t_shipped : 0, r.t_frozen - sent,
+                r.t_first_chunk >= sent ? r.t_first_chunk - sent : 0, r.frozen_chunks);
         }
         printf ("step %zu/%zu: %s -> %s, arc (%016" PRIx64 ", %016" PRIx64 "]: %" PRIu64
                 " accounts, %" PRIu64 " records, %" PRIu64 " bytes, %" PRIu64
