@@ -23,8 +23,10 @@
 # write-freeze window: from the source's freeze ("arc frozen" in its log)
 # to the target's commit ("handed over": the arc serves again), which is
 # what a writer of the arc waits for; beside it the freeze apply prints
-# (freeze to the final chunk, the handover not counted). p50, p99 and max
-# over the steps of the run. With --runs N, every run's table, then the
+# (freeze to the final chunk, the handover not counted), and from the
+# shards' logs the source's drain ("the final round begins, N ms after the
+# freeze", builds that log it), the final round out, and from there to the
+# target's commit. p50, p99 and max over the steps of the run. With --runs N, every run's table, then the
 # medians over the runs. The load average is printed with every figure.
 # With --ab OLD, each of the --runs rounds runs OLD and BUILD one after the
 # other (OLD first in odd rounds, BUILD first in even ones), and the medians
@@ -322,7 +324,8 @@ def ms(stamp):
 # Every migration event of every shard's log, by migration id.
 ev = {}
 pat = re.compile(r"^(\S+Z) .*migration (\d+): (source of arc|arc frozen|the final round is out"
-                 r"|handed over at epoch \d+, (\d+) accounts installed|arc unfrozen)")
+                 r"|handed over at epoch \d+, (\d+) accounts installed|arc unfrozen"
+                 r"|the final round begins, (\d+) ms after the freeze)")
 for path in glob.glob(os.path.join(run, "cluster", "s*.log")):
     for line in open(path, errors="replace"):
         m = pat.search(line)
@@ -336,6 +339,8 @@ for path in glob.glob(os.path.join(run, "cluster", "s*.log")):
             e["frozen"] = t  # the last freeze: one that did not drain was undone
         elif what == "arc unfrozen":
             e["unfrozen"] = e.get("unfrozen", 0) + 1
+        elif what.startswith("the final round begins"):
+            e["drain"] = int(m.group(5))  # the source's own clock (builds that log it)
         elif what.startswith("the final round"):
             e["shipped"] = t
         else:
@@ -348,6 +353,7 @@ tool = [int(x) for x in re.findall(r"frozen (\d+) ms", apply_out)]
 parts = [tuple(int(v) for v in m) for m in re.findall(
     r"drained (\d+), shipped (\d+), target committed (\d+) ms after the freeze", apply_out)]
 freezes, copy_ms, installed, nbytes, records = [], 0.0, 0, 0, 0
+drains, outs, hands = [], [], []  # freeze to the final round begun / out, out to handed over
 for s in steps:
     mid = int(s["migration_id"], 16) if isinstance(s["migration_id"], str) else s["migration_id"]
     e = ev.get(mid, {})
@@ -355,6 +361,11 @@ for s in steps:
         sys.exit("step %s: migration %d: events missing from the shards' logs: %s" % (
             s.get("step"), mid, sorted(e)))
     freezes.append(e["handed"] - e["frozen"])
+    if "drain" in e:
+        drains.append(e["drain"])
+    if "shipped" in e:
+        outs.append(e["shipped"] - e["frozen"])
+        hands.append(e["handed"] - e["shipped"])
     copy_ms += e["frozen"] - e["begin"]
     installed += e["installed"]
     nbytes += s["bytes"]
@@ -383,6 +394,11 @@ print(" ".join("%s=%s" % kv for kv in [
     ("tool_p50", "%.0f" % pct(tool, 0.5)), ("tool_p99", "%.0f" % pct(tool, 0.99)),
     ("tool_max", "%.0f" % (max(tool) if tool else float("nan"))),
     ("retries", sum(int(s.get("retries", 0)) for s in steps)),
+    ("drain_p50", "%.0f" % pct(drains, 0.5) if drains else "-"),
+    ("drain_max", "%.0f" % max(drains) if drains else "-"),
+    ("out_p50", "%.0f" % pct(outs, 0.5) if outs else "-"),
+    ("hand_p50", "%.0f" % pct(hands, 0.5) if hands else "-"),
+    ("hand_max", "%.0f" % max(hands) if hands else "-"),
     ("part_drained", part(0)), ("part_shipped", part(1)), ("part_committed", part(2)),
     ("checks", "%s/%s/%s" % (lj["check"], bj["check"], dj["check"])),
     ("l_load", l0), ("l_before", l1), ("l_during", l2), ("l_after", l3)]))
@@ -421,7 +437,9 @@ cols = [("run", "run")] + ([("build", "build")] if old else []) + [("steps", "st
         ("during p99 ms", "during_p99"), ("freeze p50 ms", "freeze_p50"),
         ("freeze p99 ms", "freeze_p99"), ("freeze max ms", "freeze_max"),
         ("apply's freeze p50/p99/max ms", None),
-        ("apply's drained/shipped/committed p50 ms", None), ("retries", "retries"),
+        ("apply's drained/shipped/committed p50 ms", None),
+        ("shards' drain p50/max, final out p50, out to handed over p50/max ms", None),
+        ("retries", "retries"),
         ("checks", "checks"),
         ("load average: load/before/during/after", None)]
 print("| " + " | ".join(c[0] for c in cols) + " |")
@@ -436,6 +454,10 @@ for r in rows:
         elif title.startswith("apply's drained"):
             vals.append("%s/%s/%s" % (r.get("part_drained", "-"), r.get("part_shipped", "-"),
                                       r.get("part_committed", "-")))
+        elif title.startswith("shards' drain"):
+            vals.append("%s/%s, %s, %s/%s" % (r.get("drain_p50", "-"), r.get("drain_max", "-"),
+                                              r.get("out_p50", "-"), r.get("hand_p50", "-"),
+                                              r.get("hand_max", "-")))
         else:
             vals.append("%s/%s/%s/%s" % (r["l_load"], r["l_before"], r["l_during"], r["l_after"]))
     print("| " + " | ".join(vals) + " |")

@@ -156,9 +156,12 @@ static int
 s_apply (s_ctx_t *ctx, const char *from, const char *to, const char *dir, const char *failpoints,
          const char *freeze_ms)
 {
-    const char *args[] = {"apply",   from,        to,          "--state", dir,
-                          "--cert",  ctx->c.cert, "--entries", S_ENTRIES, "--freeze-max-ms",
-                          freeze_ms, NULL};
+    //  Several chunks in the final round too (apply's default asks for
+    //  one): the crash matrix resumes a handover from the middle of it.
+    const char *args[] = {
+        "apply",     from,        to,        "--state",          dir,       "--cert",
+        ctx->c.cert, "--entries", S_ENTRIES, "--freeze-entries", S_ENTRIES, "--freeze-max-ms",
+        freeze_ms,   NULL};
     int ws = s_tool_wait (ctx, s_tool_spawn (ctx, failpoints, args), true);
     return WIFEXITED (ws) ? WEXITSTATUS (ws) : -WTERMSIG (ws);
 }
@@ -305,6 +308,10 @@ s_hostile (s_ctx_t *ctx, const char *dir)
          "101", NULL},
         {"apply", ctx->c.r0, ctx->c.r1, "--state", dir, "--cert", ctx->c.cert, "--copy-share", "5x",
          NULL},
+        {"apply", ctx->c.r0, ctx->c.r1, "--state", dir, "--cert", ctx->c.cert, "--freeze-entries",
+         "0", NULL},
+        {"apply", ctx->c.r0, ctx->c.r1, "--state", dir, "--cert", ctx->c.cert, "--freeze-entries",
+         "8191", NULL},
         {"apply", ctx->c.r0, ctx->c.r1, "--cert", ctx->c.cert, NULL},
         {"apply", ctx->c.r0, "--state", dir, "--cert", ctx->c.cert, NULL},
         {"apply", ctx->c.r0, ctx->c.r1, "--state", dir, NULL},

@@ -108,7 +108,7 @@ s_usage (FILE *out)
         "plan --live, suggest: --cert FILE [--server-key KEY] | --insecure; [--timeout-ms N]\n"
         "  rebalance apply CURRENT.ring NEW.ring --state DIR [--freeze-max-ms N]\n"
         "                 [--max-retries N] [--catchup-records N] [--entries N]\n"
-        "                 [--copy-share PERCENT]\n"
+        "                 [--freeze-entries N] [--copy-share PERCENT]\n"
         "                 [--heuristics-reconciled]\n"
         "      move every arc whose owner changes, one step (and one epoch) each,\n"
         "      resumable: run it again with the same DIR after a crash\n"

@@ -129,7 +129,8 @@ typedef struct {
     uint32_t entries;
     uint64_t max_retries;
     uint64_t catchup;
-    uint32_t copy_share; //  --copy-share: percent of the time the copy's chunks may take
+    uint32_t copy_share;     //  --copy-share: percent of the time the copy's chunks may take
+    uint32_t freeze_entries; //  --freeze-entries: entries asked per chunk once frozen
 } s_args_t;
 
 typedef struct {
@@ -185,7 +186,8 @@ s_parse_args (int argc, char **argv, s_args_t *a)
                     .entries = RB_ENTRIES_DEF,
                     .max_retries = RB_RETRIES_DEF,
                     .catchup = S_CATCHUP_DEF,
-                    .copy_share = S_COPY_SHARE_DEF};
+                    .copy_share = S_COPY_SHARE_DEF,
+                    .freeze_entries = RB_ENTRIES_MAX};
     size_t positional = 0;
     bool apply = strcmp (a->command, "apply") == 0;
     bool recover = strcmp (a->command, "recover") == 0;
@@ -244,6 +246,12 @@ s_parse_args (int argc, char **argv, s_args_t *a)
                                RB_ENTRIES_MAX);
             }
             a->entries = (uint32_t) n;
+        } else if (apply && strcmp (o, "--freeze-entries") == 0) {
+            if (!s_parse_u64 (v, 1, RB_ENTRIES_MAX, &n)) {
+                return s_fail (RB_EXIT_USAGE, "--freeze-entries: '%.64s' is not a number in 1..%d",
+                               v, RB_ENTRIES_MAX);
+            }
+            a->freeze_entries = (uint32_t) n;
         } else if (apply && strcmp (o, "--max-retries") == 0) {
             if (!s_parse_u64 (v, 0, 1000000, &n)) {
                 return s_fail (RB_EXIT_USAGE,
@@ -579,6 +587,18 @@ s_pace (s_run_t *r, int64_t began_ms)
     }
 }
 
+//  Entries asked per chunk: --entries while the arc serves, --freeze-entries
+//  once it is frozen (the freeze, the final round, a resumed handover),
+//  where every chunk but the last costs a round trip and an import with
+//  its sync on the target while writers of the arc wait: the final round
+//  in one chunk when it fits.
+static uint32_t
+s_entries (const s_run_t *r)
+{
+    const s_args_t *a = r->ctx->args;
+    return r->step->state == RB_COPYING ? a->entries : a->freeze_entries;
+}
+
 //  One chunk from the source into the target.
 static int
 s_chunk (s_run_t *r)
@@ -587,7 +607,7 @@ s_chunk (s_run_t *r)
     int64_t began_ms = zclock_mono ();
     rl_migrate_rec_t req = r->have;
     req.role = RL_MIGRATE_SOURCE;
-    req.entries_max = r->ctx->args->entries;
+    req.entries_max = s_entries (r);
     req.param = r->have.cursor.phase == RL_MIGRATE_PHASE_DONE ? r->export_wait_ms : 0;
     uint8_t body[RL_MIGRATE_SIZE];
     codec_encode_migrate (&req, body);
@@ -829,7 +849,7 @@ s_freeze_ahead (s_run_t *r, const rl_migrate_rec_t *freeze, uint32_t wait_ms, rl
     codec_encode_migrate (freeze, fbody);
     rl_migrate_rec_t x = r->have;
     x.role = RL_MIGRATE_SOURCE;
-    x.entries_max = a->entries;
+    x.entries_max = s_entries (r);
     x.param = wait_ms;
     codec_encode_migrate (&x, xbody);
     uint64_t ids[2] = {0, 0}; //  the freeze, the export
