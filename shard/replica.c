@@ -573,6 +573,12 @@ s_ping (s_link_t *link)
 static void
 s_pump (s_link_t *link)
 {
+    if (link->owner->fenced) {
+        //  The old primary ships nothing more: its own fence marker (the
+        //  server writes it next) must not reach a standby that may be the
+        //  one promoted, nor any write after it.
+        return;
+    }
     s_ping (link);
     switch (link->state) {
         case L_HELLO:

@@ -1,5 +1,6 @@
 # Shard integration tests: real shard processes on 127.0.0.1.
-add_library(rltestkit STATIC ${CMAKE_CURRENT_SOURCE_DIR}/testkit.c ${CMAKE_CURRENT_SOURCE_DIR}/tpkit.c)
+add_library(rltestkit STATIC ${CMAKE_CURRENT_SOURCE_DIR}/testkit.c ${CMAKE_CURRENT_SOURCE_DIR}/tpkit.c
+            ${CMAKE_CURRENT_SOURCE_DIR}/replkit.c)
 target_include_directories(rltestkit PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(rltestkit PUBLIC rlharness rlcommon rlring PkgConfig::CMOCKA)
 

@@ -38,6 +38,7 @@
 #include "codec.h"
 #include "replica.h"
 #include "rl_rand.h"
+#include "replkit.h"
 #include "testkit.h"
 
 #define TAG             0x5245504cull //  "REPL"
@@ -48,38 +49,12 @@
 #define CALL_TIMEOUT_MS 5000
 
 static tk_outcome_t s_records[TRANSFERS_MAX];
-static tk_outcomes_t s_log = {.records = s_records, .capacity = TRANSFERS_MAX};
-static uint64_t s_rng;
-
-static rl_transfer_t
-s_new_transfer (void)
-{
-    uint64_t from = rl_rand_next (&s_rng) % 3 == 0 ? 1 : 2 + rl_rand_next (&s_rng) % (ACCOUNTS - 1);
-    uint64_t to = 2 + rl_rand_next (&s_rng) % (ACCOUNTS - 1);
-    if (to == from) {
-        to = to == ACCOUNTS ? 2 : to + 1;
-    }
-    return tk_transfer (tk_id (200000 + s_log.count, TAG), tk_id (from, TAG), tk_id (to, TAG),
-                        1 + rl_rand_next (&s_rng) % 100, LEDGER);
-}
-
-//  Sends `batches` batches; each answer goes into the model.
-static void
-s_drive (rl_client_t *client, size_t batches, tk_model_t *model)
-{
-    for (size_t b = 0; b < batches; b++) {
-        rl_transfer_t ts[BATCH_MAX];
-        rl_result_rec_t rs[BATCH_MAX];
-        size_t first = s_log.count;
-        size_t n = 1 + rl_rand_next (&s_rng) % BATCH_MAX;
-        for (size_t i = 0; i < n; i++) {
-            ts[i] = s_new_transfer ();
-            tk_outcomes_sent (&s_log, &ts[i]);
-        }
-        assert_int_equal (rl_client_create_transfers (client, ts, n, rs, CALL_TIMEOUT_MS), 0);
-        tk_outcomes_answered (&s_log, first, rs, n, false, model);
-    }
-}
+static rk_load_t s_load = {.tag = TAG,
+                           .ledger = LEDGER,
+                           .accounts = ACCOUNTS,
+                           .id_base = 200000,
+                           .batch_max = BATCH_MAX,
+                           .log = {.records = s_records, .capacity = TRANSFERS_MAX}};
 
 static uint64_t
 s_position (const char *endpoint)
@@ -298,10 +273,7 @@ static void
 test_failover (void **state)
 {
     harness_t *h = *state;
-    uint64_t seed = getenv ("RL_SEED") ? strtoull (getenv ("RL_SEED"), NULL, 10)
-                                       : (uint64_t) time (NULL);
-    printf ("test_replication: RL_SEED=%lu\n", (unsigned long) seed);
-    s_rng = seed * 0x9E3779B97F4A7C15ull + 1;
+    rk_load_start (&s_load, "test_replication");
     tk_shard_t primary, standby;
     s_pair (h, &primary, &standby, "manual-wal");
     primary.args[0] = "--standby";
@@ -312,16 +284,16 @@ test_failover (void **state)
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     rl_client_t *client = rl_client_new (primary.endpoint);
-    s_drive (client, 20, &model);
+    rk_drive (&s_load, client, 20, &model);
     s_bad_input (h, standby.endpoint);
-    s_drive (client, 20 + rl_rand_next (&s_rng) % 20, &model);
+    rk_drive (&s_load, client, 20 + rl_rand_next (&s_load.rng) % 20, &model);
     //  SIGKILL with a batch in flight: its outcome is unknown.
     rl_transfer_t ts[BATCH_MAX];
     uint8_t body[BATCH_MAX * RL_TRANSFER_SIZE];
-    size_t n = 1 + rl_rand_next (&s_rng) % BATCH_MAX;
+    size_t n = 1 + rl_rand_next (&s_load.rng) % BATCH_MAX;
     for (size_t i = 0; i < n; i++) {
-        ts[i] = s_new_transfer ();
-        tk_outcomes_sent (&s_log, &ts[i]);
+        ts[i] = rk_new_transfer (&s_load);
+        tk_outcomes_sent (&s_load.log, &ts[i]);
         codec_encode_transfer (&ts[i], body + i * RL_TRANSFER_SIZE);
     }
     rl_header_t rh;
@@ -349,7 +321,7 @@ test_failover (void **state)
     s_promote (standby.endpoint);
     s_wait_serving (standby.endpoint);
     client = rl_client_new (standby.endpoint);
-    s_drive (client, 1, &model);
+    rk_drive (&s_load, client, 1, &model);
     printf ("test_replication: promote -> first acknowledged write %.1f ms\n",
             (double) (zclock_usecs () - t0) / 1000.0);
     rl_status_rec_t st;
@@ -358,11 +330,11 @@ test_failover (void **state)
     //  Every acknowledged transfer is here; the unknown ones are settled
     //  and retried with their ids; old ids keep their outcomes.
     size_t applied = 0;
-    size_t unknown = tk_outcomes_settle (&s_log, client, &model, CALL_TIMEOUT_MS, &applied);
-    printf ("test_replication: %zu transfers, %zu unknown at the kill (%zu applied)\n", s_log.count,
-            unknown, applied);
-    tk_outcomes_retry_sample (&s_log, client, 64, &s_rng, CALL_TIMEOUT_MS);
-    s_drive (client, 10, &model);
+    size_t unknown = tk_outcomes_settle (&s_load.log, client, &model, CALL_TIMEOUT_MS, &applied);
+    printf ("test_replication: %zu transfers, %zu unknown at the kill (%zu applied)\n",
+            s_load.log.count, unknown, applied);
+    tk_outcomes_retry_sample (&s_load.log, client, 64, &s_load.rng, CALL_TIMEOUT_MS);
+    rk_drive (&s_load, client, 10, &model);
     tk_check_conservation (client, &model, 40);
     rl_client_destroy (&client);
     //  The promotion stays: a restart with --standby-of runs the primary.
@@ -380,8 +352,8 @@ static void
 test_semi_sync_waits (void **state)
 {
     harness_t *h = *state;
-    s_log.count = 0;
-    s_rng = 0x1234567;
+    s_load.log.count = 0;
+    s_load.rng = 0x1234567;
     tk_shard_t primary, standby;
     static char fp_env[] = "RL_FAILPOINTS=repl.standby.before_apply=delay:4000@40";
     standby.env[0] = NULL;
@@ -405,9 +377,9 @@ test_semi_sync_waits (void **state)
     size_t sent = 0;
     for (;; sent++) {
         assert_true (sent < 100);
-        t = s_new_transfer ();
+        t = rk_new_transfer (&s_load);
         t.debit_account_id = tk_id (1, TAG); //  the operator's: never a business failure
-        tk_outcomes_sent (&s_log, &t);
+        tk_outcomes_sent (&s_load.log, &t);
         rl_header_t rh;
         uint8_t body[RL_TRANSFER_SIZE];
         codec_encode_transfer (&t, body);
@@ -419,7 +391,7 @@ test_semi_sync_waits (void **state)
             assert_int_equal (rh.status, RL_STATUS_OK);
             codec_decode_result (reply, &r);
             free (reply);
-            tk_outcomes_answered (&s_log, s_log.count - 1, &r, 1, false, &model);
+            tk_outcomes_answered (&s_load.log, s_load.log.count - 1, &r, 1, false, &model);
             continue;
         }
         printf ("test_replication: transfer %zu unanswered within 1 s (%d)\n", sent, rc);
@@ -433,8 +405,8 @@ test_semi_sync_waits (void **state)
     assert_int_equal (rl_client_status (client, &st, CALL_TIMEOUT_MS), 0);
     assert_int_equal (st.state, RL_SHARD_STALLED);
     assert_true ((st.durability & RL_DURABILITY_REPL_SEMI) != 0);
-    rl_transfer_t t2 = s_new_transfer ();
-    tk_outcomes_sent (&s_log, &t2); //  busy: settled (absent, retried) below
+    rl_transfer_t t2 = rk_new_transfer (&s_load);
+    tk_outcomes_sent (&s_load.log, &t2); //  busy: settled (absent, retried) below
     rl_header_t rh;
     uint8_t body[RL_TRANSFER_SIZE];
     codec_encode_transfer (&t2, body);
@@ -456,7 +428,8 @@ test_semi_sync_waits (void **state)
     //  The held transfer was applied (its reply waited for the standby);
     //  the busy one was not, and executes on its retry.
     size_t applied = 0;
-    assert_int_equal (tk_outcomes_settle (&s_log, client, &model, CALL_TIMEOUT_MS, &applied), 2);
+    assert_int_equal (tk_outcomes_settle (&s_load.log, client, &model, CALL_TIMEOUT_MS, &applied),
+                      2);
     assert_int_equal (applied, 1);
     //  rlctl degrade: async, labelled.
     assert_int_equal (rl_client_call (client, RL_OP_DEGRADE, NULL, 0, 0, CALL_TIMEOUT_MS, &rh,
@@ -466,7 +439,7 @@ test_semi_sync_waits (void **state)
     free (reply);
     assert_int_equal (rl_client_status (client, &st, CALL_TIMEOUT_MS), 0);
     assert_true ((st.durability & RL_DURABILITY_REPL_ASYNC) != 0);
-    s_drive (client, 5, &model);
+    rk_drive (&s_load, client, 5, &model);
     tk_check_conservation (client, &model, 20);
     rl_client_destroy (&client);
     tk_shard_stop (h, &primary, SIGTERM);

@@ -47,6 +47,7 @@
 #include "codec.h"
 #include "replica.h"
 #include "rl_rand.h"
+#include "replkit.h"
 #include "testkit.h"
 
 #define TAG             0x46454e43ull //  "FENC"
@@ -58,66 +59,20 @@
 #define REPL_TIMEOUT    "400" //  --repl-timeout-ms: the lease a promotion waits out
 
 static tk_outcome_t s_records[TRANSFERS_MAX];
-static tk_outcomes_t s_log = {.records = s_records, .capacity = TRANSFERS_MAX};
-static uint64_t s_rng;
+static rk_load_t s_load = {.tag = TAG,
+                           .ledger = LEDGER,
+                           .accounts = ACCOUNTS,
+                           .id_base = 300000,
+                           .batch_max = BATCH_MAX,
+                           .log = {.records = s_records, .capacity = TRANSFERS_MAX}};
 
 static const char *s_repl_timeout = REPL_TIMEOUT; //  the primaries s_pair starts
-
-static void
-s_seed (const char *test)
-{
-    uint64_t seed = getenv ("RL_SEED") ? strtoull (getenv ("RL_SEED"), NULL, 10)
-                                       : (uint64_t) time (NULL);
-    printf ("%s: RL_SEED=%lu\n", test, (unsigned long) seed);
-    s_rng = seed * 0x9E3779B97F4A7C15ull + 1;
-    s_log.count = 0;
-}
-
-static rl_transfer_t
-s_new_transfer (void)
-{
-    uint64_t from = rl_rand_next (&s_rng) % 3 == 0 ? 1 : 2 + rl_rand_next (&s_rng) % (ACCOUNTS - 1);
-    uint64_t to = 2 + rl_rand_next (&s_rng) % (ACCOUNTS - 1);
-    if (to == from) {
-        to = to == ACCOUNTS ? 2 : to + 1;
-    }
-    return tk_transfer (tk_id (300000 + s_log.count, TAG), tk_id (from, TAG), tk_id (to, TAG),
-                        1 + rl_rand_next (&s_rng) % 100, LEDGER);
-}
-
-//  Sends `batches` batches, each answered ok; the answers go into the model.
-static void
-s_drive (rl_client_t *client, size_t batches, tk_model_t *model)
-{
-    for (size_t b = 0; b < batches; b++) {
-        rl_transfer_t ts[BATCH_MAX];
-        rl_result_rec_t rs[BATCH_MAX];
-        size_t first = s_log.count;
-        size_t n = 1 + rl_rand_next (&s_rng) % BATCH_MAX;
-        for (size_t i = 0; i < n; i++) {
-            ts[i] = s_new_transfer ();
-            tk_outcomes_sent (&s_log, &ts[i]);
-        }
-        assert_int_equal (rl_client_create_transfers (client, ts, n, rs, CALL_TIMEOUT_MS), 0);
-        tk_outcomes_answered (&s_log, first, rs, n, false, model);
-    }
-}
-
-static rl_status_rec_t
-s_status (const char *endpoint)
-{
-    rl_client_t *c = rl_client_new (endpoint);
-    rl_status_rec_t st;
-    assert_int_equal (rl_client_status (c, &st, CALL_TIMEOUT_MS), 0);
-    rl_client_destroy (&c);
-    return st;
-}
 
 //  A standby's position in its primary's stream.
 static uint64_t
 s_position (const char *endpoint)
 {
-    rl_status_rec_t st = s_status (endpoint);
+    rl_status_rec_t st = rk_status (endpoint);
     assert_int_equal (st.state, RL_SHARD_STANDBY);
     return st.commits;
 }
@@ -165,7 +120,7 @@ s_wait_state (const char *endpoint, uint32_t state)
 static int
 s_write_refused (rl_client_t *client)
 {
-    rl_transfer_t t = tk_transfer (tk_id (900000 + rl_rand_next (&s_rng) % 1000, TAG),
+    rl_transfer_t t = tk_transfer (tk_id (900000 + rl_rand_next (&s_load.rng) % 1000, TAG),
                                    tk_id (1, TAG), tk_id (2, TAG), 1, LEDGER);
     rl_result_rec_t r;
     return rl_client_create_transfers (client, &t, 1, &r, 1000);
@@ -178,21 +133,11 @@ s_read (rl_client_t *client, size_t count)
 {
     rl_id_t ids[8];
     rl_transfer_t out[8];
-    assert_true (count <= 8 && count <= s_log.count);
+    assert_true (count <= 8 && count <= s_load.log.count);
     for (size_t i = 0; i < count; i++) {
-        ids[i] = s_log.records[s_log.count - 1 - i].t.id;
+        ids[i] = s_load.log.records[s_load.log.count - 1 - i].t.id;
     }
     return rl_client_lookup_transfers (client, ids, count, out, 1000);
-}
-
-static void
-s_finish (rl_client_t *client, tk_model_t *model)
-{
-    size_t applied = 0;
-    tk_outcomes_settle (&s_log, client, model, CALL_TIMEOUT_MS, &applied);
-    tk_outcomes_retry_sample (&s_log, client, 32, &s_rng, CALL_TIMEOUT_MS);
-    s_drive (client, 2, model);
-    tk_check_conservation (client, model, 10);
 }
 
 static int
@@ -297,13 +242,13 @@ static void
 test_fence_running (void **state)
 {
     harness_t *h = *state;
-    s_seed ("test_fence_running");
+    rk_load_start (&s_load, "test_fence_running");
     tk_shard_t primary, standby;
     s_pair (h, &primary, &standby, "semi");
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     rl_client_t *client = rl_client_new (primary.endpoint);
-    s_drive (client, 8, &model);
+    rk_drive (&s_load, client, 8, &model);
     rl_client_destroy (&client);
     //  Not a standby: a primary that was never promoted says so.
     s_repl_to_primary (h, primary.endpoint, REPLICA_ST_NOT_STANDBY);
@@ -316,7 +261,7 @@ test_fence_running (void **state)
     printf ("test_fence_running: promote -> serving %ld ms (the lease: " REPL_TIMEOUT " ms)\n",
             (long) (zclock_mono () - t0));
     client = rl_client_new (standby.endpoint);
-    s_drive (client, 4, &model);
+    rk_drive (&s_load, client, 4, &model);
     s_repl_to_primary (h, standby.endpoint, REPLICA_ST_FENCED);
     //  The old primary goes on: it never answers the new transfers "not
     //  found", nor takes a write.
@@ -345,7 +290,7 @@ test_fence_running (void **state)
     assert_int_equal (fenced, 6);
     printf ("test_fence_running: the old primary answered busy %zu times, then fenced\n", busy);
     rl_client_destroy (&old);
-    s_finish (client, &model);
+    rk_finish (&s_load, client, &model);
     rl_client_destroy (&client);
     tk_shard_stop (h, &primary, SIGTERM);
     tk_shard_stop (h, &standby, SIGTERM);
@@ -355,13 +300,13 @@ static void
 test_fence_restart (void **state)
 {
     harness_t *h = *state;
-    s_seed ("test_fence_restart");
+    rk_load_start (&s_load, "test_fence_restart");
     tk_shard_t primary, standby;
     s_pair (h, &primary, &standby, "semi");
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     rl_client_t *client = rl_client_new (primary.endpoint);
-    s_drive (client, 8, &model);
+    rk_drive (&s_load, client, 8, &model);
     rl_client_destroy (&client);
     harness_kill (h, primary.pid, SIGKILL);
     int wstatus = 0;
@@ -370,7 +315,7 @@ test_fence_restart (void **state)
     s_promote (standby.endpoint);
     s_wait_state (standby.endpoint, RL_SHARD_SERVING);
     client = rl_client_new (standby.endpoint);
-    s_drive (client, 4, &model);
+    rk_drive (&s_load, client, 4, &model);
     //  The old primary comes back with its command line: its standby, now
     //  the primary, answers fenced; it serves nothing.
     assert_true (tk_shard_start (h, &primary) > 0);
@@ -382,7 +327,7 @@ test_fence_restart (void **state)
     //  The fence is on its disk: a restart is fenced at once.
     tk_shard_stop (h, &primary, SIGTERM);
     assert_true (tk_shard_start (h, &primary) > 0);
-    assert_int_equal (s_status (primary.endpoint).state, RL_SHARD_FENCED);
+    assert_int_equal (rk_status (primary.endpoint).state, RL_SHARD_FENCED);
     old = rl_client_new (primary.endpoint);
     assert_int_equal (s_write_refused (old), RL_STATUS_FENCED);
     rl_client_destroy (&old);
@@ -403,9 +348,9 @@ test_fence_restart (void **state)
     standby.args[3] = REPL_TIMEOUT;
     assert_true (tk_shard_start (h, &standby) > 0);
     client = rl_client_new (standby.endpoint);
-    s_drive (client, 4, &model); //  acknowledged: the re-seeded standby holds them
+    rk_drive (&s_load, client, 4, &model); //  acknowledged: the re-seeded standby holds them
     assert_true (s_position (primary.endpoint) > 0);
-    s_finish (client, &model);
+    rk_finish (&s_load, client, &model);
     rl_client_destroy (&client);
     tk_shard_stop (h, &primary, SIGTERM);
     tk_shard_stop (h, &standby, SIGTERM);
@@ -419,7 +364,7 @@ static void
 test_restart_in_lease (void **state)
 {
     harness_t *h = *state;
-    s_seed ("test_restart_in_lease");
+    rk_load_start (&s_load, "test_restart_in_lease");
     tk_shard_t primary, standby;
     s_repl_timeout = "4000";
     s_pair (h, &primary, &standby, "semi");
@@ -427,7 +372,7 @@ test_restart_in_lease (void **state)
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     rl_client_t *client = rl_client_new (primary.endpoint);
-    s_drive (client, 4, &model);
+    rk_drive (&s_load, client, 4, &model);
     rl_client_destroy (&client);
     harness_kill (h, primary.pid, SIGSTOP);
     int64_t t0 = zclock_mono ();
@@ -439,7 +384,7 @@ test_restart_in_lease (void **state)
             "ms)\n",
             (long) (zclock_mono () - t0));
     client = rl_client_new (standby.endpoint);
-    s_drive (client, 2, &model);
+    rk_drive (&s_load, client, 2, &model);
     harness_kill (h, primary.pid, SIGCONT);
     rl_client_t *old = rl_client_new (primary.endpoint);
     for (int i = 0; i < 3; i++) {
@@ -447,7 +392,7 @@ test_restart_in_lease (void **state)
         assert_true (rc == RL_STATUS_BUSY || rc == RL_STATUS_FENCED || rc == RL_CLIENT_TIMEOUT);
     }
     rl_client_destroy (&old);
-    s_finish (client, &model);
+    rk_finish (&s_load, client, &model);
     rl_client_destroy (&client);
     tk_shard_stop (h, &primary, SIGTERM);
     tk_shard_stop (h, &standby, SIGTERM);
@@ -457,13 +402,13 @@ static void
 test_lost_disk (void **state)
 {
     harness_t *h = *state;
-    s_seed ("test_lost_disk");
+    rk_load_start (&s_load, "test_lost_disk");
     tk_shard_t primary, standby;
     s_pair (h, &primary, &standby, "semi");
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     rl_client_t *client = rl_client_new (primary.endpoint);
-    s_drive (client, 12, &model);
+    rk_drive (&s_load, client, 12, &model);
     rl_client_destroy (&client);
     char cmd[1200];
     snprintf (cmd, sizeof cmd, "rm -rf -- '%s'", primary.data_dir);
@@ -476,7 +421,7 @@ test_lost_disk (void **state)
     s_promote (standby.endpoint);
     s_wait_state (standby.endpoint, RL_SHARD_SERVING);
     client = rl_client_new (standby.endpoint);
-    s_finish (client, &model); //  every acknowledged transfer is there
+    rk_finish (&s_load, client, &model); //  every acknowledged transfer is there
     rl_client_destroy (&client);
     tk_shard_stop (h, &standby, SIGTERM);
 }
@@ -488,13 +433,13 @@ static void
 test_promote_mid_seed (void **state)
 {
     harness_t *h = *state;
-    s_seed ("test_promote_mid_seed");
+    rk_load_start (&s_load, "test_promote_mid_seed");
     tk_shard_t primary, standby;
     s_pair (h, &primary, &standby, "semi");
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     rl_client_t *client = rl_client_new (primary.endpoint);
-    s_drive (client, 8, &model);
+    rk_drive (&s_load, client, 8, &model);
     rl_client_destroy (&client);
     //  The standby holds the next seed's first chunk 3 s.
     tk_shard_stop (h, &standby, SIGTERM);
@@ -513,7 +458,7 @@ test_promote_mid_seed (void **state)
     s_promote (standby.endpoint);
     s_wait_state (standby.endpoint, RL_SHARD_SERVING);
     client = rl_client_new (standby.endpoint);
-    s_finish (client, &model);
+    rk_finish (&s_load, client, &model);
     rl_client_destroy (&client);
     tk_shard_stop (h, &standby, SIGTERM);
 }
@@ -522,13 +467,13 @@ static void
 test_standby_stopped (void **state)
 {
     harness_t *h = *state;
-    s_seed ("test_standby_stopped");
+    rk_load_start (&s_load, "test_standby_stopped");
     tk_shard_t primary, standby;
     s_pair (h, &primary, &standby, "semi");
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     rl_client_t *client = rl_client_new (primary.endpoint);
-    s_drive (client, 4, &model);
+    rk_drive (&s_load, client, 4, &model);
     //  A ping with a data frame whose size the header does not give.
     void *own = tk_dealer_as (h, "s1", "s1", standby.endpoint);
     zsock_set_rcvtimeo (own, CALL_TIMEOUT_MS);
@@ -541,12 +486,12 @@ test_standby_stopped (void **state)
     //  writes and reads busy.
     uint64_t stopped_at = s_position (standby.endpoint);
     harness_kill (h, standby.pid, SIGSTOP);
-    rl_transfer_t t = s_new_transfer ();
-    tk_outcomes_sent (&s_log, &t); //  unknown: settled below
+    rl_transfer_t t = rk_new_transfer (&s_load);
+    tk_outcomes_sent (&s_load.log, &t); //  unknown: settled below
     rl_result_rec_t r;
     int rc = rl_client_create_transfers (client, &t, 1, &r, 1500);
     assert_true (rc == RL_CLIENT_TIMEOUT || rc == RL_STATUS_BUSY);
-    assert_int_equal (s_status (primary.endpoint).state, RL_SHARD_STALLED);
+    assert_int_equal (rk_status (primary.endpoint).state, RL_SHARD_STALLED);
     rl_client_destroy (&client);
     client = rl_client_new (primary.endpoint);
     assert_int_equal (s_write_refused (client), RL_STATUS_BUSY);
@@ -554,8 +499,8 @@ test_standby_stopped (void **state)
     harness_kill (h, standby.pid, SIGCONT);
     s_wait_state (primary.endpoint, RL_SHARD_SERVING);
     size_t applied = 0;
-    tk_outcomes_settle (&s_log, client, &model, CALL_TIMEOUT_MS, &applied);
-    s_drive (client, 4, &model);
+    tk_outcomes_settle (&s_load.log, client, &model, CALL_TIMEOUT_MS, &applied);
+    rk_drive (&s_load, client, 4, &model);
     assert_true (s_position (standby.endpoint) > stopped_at); //  caught up
     rl_client_destroy (&client);
     //  Async: the primary keeps serving while its standby is stopped.
@@ -563,15 +508,15 @@ test_standby_stopped (void **state)
     primary.args[5] = "async";
     assert_true (tk_shard_start (h, &primary) > 0);
     client = rl_client_new (primary.endpoint);
-    s_drive (client, 2, &model);
+    rk_drive (&s_load, client, 2, &model);
     harness_kill (h, standby.pid, SIGSTOP);
     zclock_sleep (600); //  beyond the timeout
-    s_drive (client, 6, &model);
+    rk_drive (&s_load, client, 6, &model);
     assert_int_equal (s_read (client, 4), 0);
-    assert_int_equal (s_status (primary.endpoint).state, RL_SHARD_SERVING);
+    assert_int_equal (rk_status (primary.endpoint).state, RL_SHARD_SERVING);
     harness_kill (h, standby.pid, SIGCONT);
     stopped_at = s_position (standby.endpoint);
-    s_drive (client, 1, &model);
+    rk_drive (&s_load, client, 1, &model);
     int64_t deadline = zclock_mono () + 10000;
     //  It catches up, or re-seeds: a stop during the seed of the restarted
     //  primary's stream leaves the old stream's position, and the seed
@@ -582,10 +527,10 @@ test_standby_stopped (void **state)
         assert_true (zclock_mono () < deadline);
         zclock_sleep (50);
         if (round % 20 == 0) {
-            s_drive (client, 1, &model); //  once a second
+            rk_drive (&s_load, client, 1, &model); //  once a second
         }
     }
-    s_finish (client, &model);
+    rk_finish (&s_load, client, &model);
     rl_client_destroy (&client);
     tk_shard_stop (h, &primary, SIGTERM);
     tk_shard_stop (h, &standby, SIGTERM);

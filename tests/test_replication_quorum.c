@@ -60,6 +60,7 @@
 #include "codec.h"
 #include "ring.h"
 #include "rl_rand.h"
+#include "replkit.h"
 #include "testkit.h"
 
 #define TAG             0x51554f52ull //  "QUOR"
@@ -74,69 +75,12 @@
 #define ARGS_MAX        24
 
 static tk_outcome_t s_records[TRANSFERS_MAX];
-static tk_outcomes_t s_log = {.records = s_records, .capacity = TRANSFERS_MAX};
-static uint64_t s_rng;
-
-static void
-s_seed (const char *test)
-{
-    uint64_t seed = getenv ("RL_SEED") ? strtoull (getenv ("RL_SEED"), NULL, 10)
-                                       : (uint64_t) time (NULL);
-    printf ("%s: RL_SEED=%lu\n", test, (unsigned long) seed);
-    s_rng = seed * 0x9E3779B97F4A7C15ull + 1;
-    s_log.count = 0;
-}
-
-static rl_transfer_t
-s_new_transfer (void)
-{
-    uint64_t from = rl_rand_next (&s_rng) % 3 == 0 ? 1 : 2 + rl_rand_next (&s_rng) % (ACCOUNTS - 1);
-    uint64_t to = 2 + rl_rand_next (&s_rng) % (ACCOUNTS - 1);
-    if (to == from) {
-        to = to == ACCOUNTS ? 2 : to + 1;
-    }
-    return tk_transfer (tk_id (400000 + s_log.count, TAG), tk_id (from, TAG), tk_id (to, TAG),
-                        1 + rl_rand_next (&s_rng) % 100, LEDGER);
-}
-
-//  Sends `batches` batches, each answered ok; the answers go into the model.
-static void
-s_drive (rl_client_t *client, size_t batches, tk_model_t *model)
-{
-    for (size_t b = 0; b < batches; b++) {
-        rl_transfer_t ts[BATCH_MAX];
-        rl_result_rec_t rs[BATCH_MAX];
-        size_t first = s_log.count;
-        size_t n = 1 + rl_rand_next (&s_rng) % BATCH_MAX;
-        for (size_t i = 0; i < n; i++) {
-            ts[i] = s_new_transfer ();
-            tk_outcomes_sent (&s_log, &ts[i]);
-        }
-        assert_int_equal (rl_client_create_transfers (client, ts, n, rs, CALL_TIMEOUT_MS), 0);
-        tk_outcomes_answered (&s_log, first, rs, n, false, model);
-    }
-}
-
-static rl_status_rec_t
-s_status (const char *endpoint)
-{
-    rl_client_t *c = rl_client_new (endpoint);
-    rl_status_rec_t st;
-    assert_int_equal (rl_client_status (c, &st, CALL_TIMEOUT_MS), 0);
-    rl_client_destroy (&c);
-    return st;
-}
-
-//  repl_status of endpoint: the records, their count returned.
-static size_t
-s_repl (const char *endpoint, rl_repl_rec_t recs[RL_REPL_RECORDS_MAX])
-{
-    rl_client_t *c = rl_client_new (endpoint);
-    size_t count = 0;
-    assert_int_equal (rl_client_repl_status (c, recs, &count, CALL_TIMEOUT_MS), 0);
-    rl_client_destroy (&c);
-    return count;
-}
+static rk_load_t s_load = {.tag = TAG,
+                           .ledger = LEDGER,
+                           .accounts = ACCOUNTS,
+                           .id_base = 400000,
+                           .batch_max = BATCH_MAX,
+                           .log = {.records = s_records, .capacity = TRANSFERS_MAX}};
 
 //  The acknowledged position of the link to standby at endpoint.
 static uint64_t
@@ -150,16 +94,6 @@ s_link_position (const rl_repl_rec_t *recs, size_t count, const char *endpoint)
     }
     fail_msg ("no link to %s", endpoint);
     return 0;
-}
-
-static void
-s_finish (rl_client_t *client, tk_model_t *model)
-{
-    size_t applied = 0;
-    tk_outcomes_settle (&s_log, client, model, CALL_TIMEOUT_MS, &applied);
-    tk_outcomes_retry_sample (&s_log, client, 32, &s_rng, CALL_TIMEOUT_MS);
-    s_drive (client, 2, model);
-    tk_check_conservation (client, model, 10);
 }
 
 static int
@@ -255,15 +189,15 @@ static void
 test_quorum_one_of_two (void **state)
 {
     harness_t *h = *state;
-    s_seed ("test_quorum_one_of_two");
+    rk_load_start (&s_load, "test_quorum_one_of_two");
     tk_shard_t primary, a, b;
     s_trio (h, &primary, &a, &b, "1");
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     rl_client_t *client = rl_client_new (primary.endpoint);
-    s_drive (client, 6, &model);
+    rk_drive (&s_load, client, 6, &model);
     rl_repl_rec_t recs[RL_REPL_RECORDS_MAX];
-    size_t count = s_repl (primary.endpoint, recs);
+    size_t count = rk_repl (primary.endpoint, recs);
     assert_int_equal (count, 3);
     assert_int_equal (recs[0].role, RL_REPL_PRIMARY);
     assert_int_equal (recs[0].quorum, 1);
@@ -274,12 +208,13 @@ test_quorum_one_of_two (void **state)
     int64_t until = zclock_mono () + 4 * REPL_TIMEOUT_MS;
     size_t batches = 0;
     while (zclock_mono () < until) {
-        s_drive (client, 1, &model);
+        rk_drive (&s_load, client, 1, &model);
         batches++;
+        zclock_sleep (10); //  a quiet machine would fill the outcome log
     }
-    rl_status_rec_t st = s_status (primary.endpoint);
+    rl_status_rec_t st = rk_status (primary.endpoint);
     assert_int_equal (st.state, RL_SHARD_SERVING);
-    count = s_repl (primary.endpoint, recs);
+    count = rk_repl (primary.endpoint, recs);
     assert_int_equal (recs[0].flags & RL_REPL_FLAG_STALLED, 0);
     uint64_t pa = s_link_position (recs, count, a.endpoint);
     uint64_t pb = s_link_position (recs, count, b.endpoint);
@@ -291,10 +226,10 @@ test_quorum_one_of_two (void **state)
     assert_int_equal (recs[0].quorum_position, pa); //  the highest, with a quorum of 1
     //  b continues and catches up from the log.
     harness_kill (h, b.pid, SIGCONT);
-    s_drive (client, 2, &model);
+    rk_drive (&s_load, client, 2, &model);
     int64_t deadline = zclock_mono () + 20000;
     for (;;) {
-        count = s_repl (primary.endpoint, recs);
+        count = rk_repl (primary.endpoint, recs);
         if (s_link_position (recs, count, b.endpoint) >= s_link_position (recs, count, a.endpoint)
             && recs[1].state == RL_REPL_STREAMING && recs[2].state == RL_REPL_STREAMING) {
             break;
@@ -302,7 +237,7 @@ test_quorum_one_of_two (void **state)
         assert_true (zclock_mono () < deadline);
         zclock_sleep (50);
     }
-    s_finish (client, &model);
+    rk_finish (&s_load, client, &model);
     rl_client_destroy (&client);
     tk_shard_stop (h, &primary, SIGTERM);
     tk_shard_stop (h, &a, SIGTERM);
@@ -371,7 +306,7 @@ static rl_repl_rec_t
 s_standby_repl (const char *endpoint)
 {
     rl_repl_rec_t recs[RL_REPL_RECORDS_MAX];
-    assert_int_equal (s_repl (endpoint, recs), 1);
+    assert_int_equal (rk_repl (endpoint, recs), 1);
     assert_int_equal (recs[0].role, RL_REPL_STANDBY);
     return recs[0];
 }
@@ -380,7 +315,7 @@ static void
 test_quorum_promote (void **state)
 {
     harness_t *h = *state;
-    s_seed ("test_quorum_promote");
+    rk_load_start (&s_load, "test_quorum_promote");
     tk_shard_t primary, a, b;
     s_trio (h, &primary, &a, &b, "1");
     char ring_file[600];
@@ -393,15 +328,15 @@ test_quorum_promote (void **state)
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     rl_client_t *client = rl_client_new (primary.endpoint);
-    s_drive (client, 6, &model);
+    rk_drive (&s_load, client, 6, &model);
     //  b stops and lags; the primary goes on with a alone.
     harness_kill (h, b.pid, SIGSTOP);
-    s_drive (client, 40, &model);
+    rk_drive (&s_load, client, 40, &model);
     //  A batch in flight when the primary dies: its outcome is unknown.
     rl_transfer_t ts[BATCH_MAX];
     for (size_t i = 0; i < BATCH_MAX; i++) {
-        ts[i] = s_new_transfer ();
-        tk_outcomes_sent (&s_log, &ts[i]);
+        ts[i] = rk_new_transfer (&s_load);
+        tk_outcomes_sent (&s_load.log, &ts[i]);
     }
     uint8_t body[BATCH_MAX * RL_TRANSFER_SIZE];
     for (size_t i = 0; i < BATCH_MAX; i++) {
@@ -438,7 +373,7 @@ test_quorum_promote (void **state)
     assert_int_equal (ra.position, pa);
     assert_int_equal (ra.quorum, 1);
     assert_int_equal (ra.standbys, 2);
-    assert_int_equal (s_status (a.endpoint).state, RL_SHARD_STANDBY);
+    assert_int_equal (rk_status (a.endpoint).state, RL_SHARD_STANDBY);
     //  b continues, behind a: the rule fences both and promotes a.
     harness_kill (h, b.pid, SIGCONT);
     //  It applies what reached its socket before it stopped, then stays.
@@ -454,14 +389,14 @@ test_quorum_promote (void **state)
     char needle[200];
     snprintf (needle, sizeof needle, "s1: promoted at %s", a.endpoint);
     s_promote_expect (h, "promote", a.endpoint, back, ring_file, 0, needle);
-    assert_int_equal (s_status (a.endpoint).state, RL_SHARD_SERVING);
+    assert_int_equal (rk_status (a.endpoint).state, RL_SHARD_SERVING);
     rl_repl_rec_t rb = s_standby_repl (b.endpoint);
     assert_int_equal (rb.state, RL_REPL_FENCED);
     assert_int_equal (rb.position, pb);
     //  Resumable: a rerun finds a serving and the ring out already.
     s_promote_expect (h, "promote-again", a.endpoint, back, ring_file, 0, "already the primary");
     client = rl_client_new (a.endpoint);
-    s_finish (client, &model);
+    rk_finish (&s_load, client, &model);
     rl_client_destroy (&client);
     tk_shard_stop (h, &a, SIGTERM);
     tk_shard_stop (h, &b, SIGTERM);
@@ -471,7 +406,7 @@ static void
 test_quorum_promote_paused (void **state)
 {
     harness_t *h = *state;
-    s_seed ("test_quorum_promote_paused");
+    rk_load_start (&s_load, "test_quorum_promote_paused");
     tk_shard_t primary, a, b;
     s_trio (h, &primary, &a, &b, "1");
     char ring_file[600];
@@ -484,7 +419,7 @@ test_quorum_promote_paused (void **state)
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     rl_client_t *client = rl_client_new (primary.endpoint);
-    s_drive (client, 8, &model);
+    rk_drive (&s_load, client, 8, &model);
     rl_client_destroy (&client);
     harness_kill (h, primary.pid, SIGSTOP);
     char list[200];
@@ -496,18 +431,19 @@ test_quorum_promote_paused (void **state)
         fail_msg ("rlctl promote: exit %d; said:\n%s", rc, out);
     }
     //  Both held every acknowledged write: either may be the choice.
-    const char *chosen = s_status (a.endpoint).state == RL_SHARD_SERVING ? a.endpoint : b.endpoint;
+    const char *chosen = rk_status (a.endpoint).state == RL_SHARD_SERVING ? a.endpoint : b.endpoint;
     free (out);
-    assert_int_equal (s_status (chosen).state, RL_SHARD_SERVING);
+    assert_int_equal (rk_status (chosen).state, RL_SHARD_SERVING);
     client = rl_client_new (chosen);
-    s_drive (client, 4, &model);
+    rk_drive (&s_load, client, 4, &model);
     //  The old primary goes on: nothing it answers is served.
     harness_kill (h, primary.pid, SIGCONT);
     rl_client_t *old = rl_client_new (primary.endpoint);
     int64_t deadline = zclock_mono () + 10000;
     size_t refused = 0;
     for (;;) {
-        rl_id_t id = s_log.records[s_log.count - 1].t.id; //  a transfer only the new one holds
+        rl_id_t id =
+            s_load.log.records[s_load.log.count - 1].t.id; //  a transfer only the new one holds
         rl_transfer_t found;
         rc = rl_client_lookup_transfers (old, &id, 1, &found, 1000);
         assert_true (rc == RL_STATUS_BUSY || rc == RL_STATUS_FENCED || rc == RL_CLIENT_TIMEOUT);
@@ -539,7 +475,7 @@ test_quorum_promote_paused (void **state)
         assert_int_equal (rl_client_lookup_transfers (client, &id, 1, &found, CALL_TIMEOUT_MS), 0);
         assert_int_equal (found.timestamp, 0);
     }
-    s_finish (client, &model);
+    rk_finish (&s_load, client, &model);
     rl_client_destroy (&client);
     tk_shard_stop (h, &primary, SIGTERM);
     tk_shard_stop (h, &a, SIGTERM);
@@ -564,19 +500,19 @@ static void
 test_quorum_withdrawn (void **state)
 {
     harness_t *h = *state;
-    s_seed ("test_quorum_withdrawn");
+    rk_load_start (&s_load, "test_quorum_withdrawn");
     tk_shard_t primary, a, b;
     s_trio (h, &primary, &a, &b, "1");
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     rl_client_t *client = rl_client_new (primary.endpoint);
-    s_drive (client, 6, &model);
+    rk_drive (&s_load, client, 6, &model);
     rl_client_destroy (&client);
     //  Both standbys hold every acknowledged write.
     rl_repl_rec_t recs[RL_REPL_RECORDS_MAX];
     int64_t deadline = zclock_mono () + 20000;
     for (;;) {
-        size_t count = s_repl (primary.endpoint, recs);
+        size_t count = rk_repl (primary.endpoint, recs);
         if (s_link_position (recs, count, a.endpoint) == recs[0].position
             && s_link_position (recs, count, b.endpoint) == recs[0].position) {
             break;
@@ -587,14 +523,14 @@ test_quorum_withdrawn (void **state)
     //  Promoting one standby alone is refused: with a quorum of 1 of 2, a
     //  write may be on the other only. Nothing changes.
     assert_int_equal (s_admin (a.endpoint, RL_OP_PROMOTE), RL_STATUS_UNAVAILABLE);
-    assert_int_equal (s_status (a.endpoint).state, RL_SHARD_STANDBY);
-    assert_int_equal (s_status (primary.endpoint).state, RL_SHARD_SERVING);
+    assert_int_equal (rk_status (a.endpoint).state, RL_SHARD_STANDBY);
+    assert_int_equal (rk_status (primary.endpoint).state, RL_SHARD_SERVING);
     //  b is withdrawn from the primary's stream (the first step of the
     //  promotion rule): the primary is the old one from then on.
     assert_int_equal (s_admin (b.endpoint, RL_OP_FENCE), 0);
     int64_t t0 = zclock_mono ();
     deadline = t0 + 10000;
-    while (s_status (primary.endpoint).state != RL_SHARD_FENCED) {
+    while (rk_status (primary.endpoint).state != RL_SHARD_FENCED) {
         assert_true (zclock_mono () < deadline);
         zclock_sleep (20);
     }
@@ -617,7 +553,7 @@ test_quorum_withdrawn (void **state)
     zclock_sleep (4 * REPL_TIMEOUT_MS);
     rl_repl_rec_t sb = s_standby_repl (b.endpoint);
     assert_int_equal (sb.stream, 0);
-    assert_int_equal (s_status (primary.endpoint).state, RL_SHARD_FENCED);
+    assert_int_equal (rk_status (primary.endpoint).state, RL_SHARD_FENCED);
     //  a, withdrawn too, is promoted: every acknowledged write is there.
     assert_int_equal (s_admin (a.endpoint, RL_OP_FENCE), 0);
     assert_int_equal (s_admin (a.endpoint, RL_OP_PROMOTE), 0);
@@ -630,7 +566,10 @@ test_quorum_withdrawn (void **state)
         if (rc == 0 && st.state == RL_SHARD_SERVING) {
             break;
         }
-        assert_true (zclock_mono () < deadline);
+        if (zclock_mono () > deadline) {
+            harness_keep (h);
+            fail_msg ("the promoted standby does not serve (rc %d, state %d)", rc, (int) st.state);
+        }
         zclock_sleep (50);
     }
     client = rl_client_new (a.endpoint);
@@ -638,7 +577,7 @@ test_quorum_withdrawn (void **state)
     assert_int_equal (rl_client_lookup_transfers (client, &refused.id, 1, &found, CALL_TIMEOUT_MS),
                       0);
     assert_int_equal (found.timestamp, 0);
-    s_finish (client, &model);
+    rk_finish (&s_load, client, &model);
     rl_client_destroy (&client);
     tk_shard_stop (h, &primary, SIGTERM);
     tk_shard_stop (h, &a, SIGTERM);
@@ -649,15 +588,15 @@ static void
 test_quorum_two_of_two (void **state)
 {
     harness_t *h = *state;
-    s_seed ("test_quorum_two_of_two");
+    rk_load_start (&s_load, "test_quorum_two_of_two");
     tk_shard_t primary, a, b;
     s_trio (h, &primary, &a, &b, "");
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     rl_client_t *client = rl_client_new (primary.endpoint);
-    s_drive (client, 4, &model);
+    rk_drive (&s_load, client, 4, &model);
     rl_repl_rec_t recs[RL_REPL_RECORDS_MAX];
-    size_t count = s_repl (primary.endpoint, recs);
+    size_t count = rk_repl (primary.endpoint, recs);
     assert_int_equal (count, 3);
     assert_int_equal (recs[0].quorum, 2); //  the default: every standby
     harness_kill (h, b.pid, SIGSTOP);
@@ -665,12 +604,12 @@ test_quorum_two_of_two (void **state)
     int64_t deadline = zclock_mono () + 10000;
     size_t busy = 0;
     while (busy == 0) {
-        rl_transfer_t t = s_new_transfer ();
-        tk_outcomes_sent (&s_log, &t); //  busy or unanswered: settled below
+        rl_transfer_t t = rk_new_transfer (&s_load);
+        tk_outcomes_sent (&s_load.log, &t); //  busy or unanswered: settled below
         rl_result_rec_t r;
         int rc = rl_client_create_transfers (client, &t, 1, &r, 1000);
         if (rc == 0) {
-            tk_outcomes_answered (&s_log, s_log.count - 1, &r, 1, false, &model);
+            tk_outcomes_answered (&s_load.log, s_load.log.count - 1, &r, 1, false, &model);
         } else {
             assert_true (rc == RL_STATUS_BUSY || rc == RL_CLIENT_TIMEOUT);
             busy += rc == RL_STATUS_BUSY;
@@ -681,23 +620,23 @@ test_quorum_two_of_two (void **state)
         }
         assert_true (zclock_mono () < deadline);
     }
-    assert_int_equal (s_status (primary.endpoint).state, RL_SHARD_STALLED);
-    count = s_repl (primary.endpoint, recs);
+    assert_int_equal (rk_status (primary.endpoint).state, RL_SHARD_STALLED);
+    count = rk_repl (primary.endpoint, recs);
     assert_true ((recs[0].flags & RL_REPL_FLAG_STALLED) != 0);
-    rl_id_t id = s_log.records[0].t.id;
+    rl_id_t id = s_load.log.records[0].t.id;
     rl_transfer_t out;
     assert_int_equal (rl_client_lookup_transfers (client, &id, 1, &out, 1000), RL_STATUS_BUSY);
     //  b continues: the primary serves again.
     harness_kill (h, b.pid, SIGCONT);
     deadline = zclock_mono () + 20000;
-    while (s_status (primary.endpoint).state != RL_SHARD_SERVING) {
+    while (rk_status (primary.endpoint).state != RL_SHARD_SERVING) {
         assert_true (zclock_mono () < deadline);
         zclock_sleep (20);
     }
-    s_drive (client, 4, &model);
-    count = s_repl (primary.endpoint, recs);
+    rk_drive (&s_load, client, 4, &model);
+    count = rk_repl (primary.endpoint, recs);
     assert_int_equal (recs[0].flags & RL_REPL_FLAG_STALLED, 0);
-    s_finish (client, &model);
+    rk_finish (&s_load, client, &model);
     rl_client_destroy (&client);
     tk_shard_stop (h, &primary, SIGTERM);
     tk_shard_stop (h, &a, SIGTERM);
