@@ -1085,11 +1085,24 @@ s_group_decide (coordinator_t *self, uint32_t g, uint32_t failure, int32_t faili
     s_group_t *group = s_group (self, g);
     assert (group->launched && (failure == RL_OK) == (failing < 0));
     s_request_t *r = &self->requests[group->request];
+    //  A debit leg that failed without an answer about its id (its shard
+    //  silent past the prepare timeout, or refusing for a retryable
+    //  reason before its id check: busy, frozen, ...) leaves the chain's
+    //  outcome unknown here: an earlier send of this chain may have
+    //  committed, and its debit shard alone holds that member. So every
+    //  member is answered in_progress (retry the chain), never the
+    //  definite failed of a chain that applied nothing.
+    bool unknown = failure != RL_OK && s_is_leg (&attempts_at (&self->attempts, failing)->transfer)
+                   && (failure == RL_ABORTED || failure == RL_IN_PROGRESS);
+    uint32_t others = unknown ? RL_IN_PROGRESS : RL_LINKED_EVENT_FAILED;
+    if (unknown) {
+        failure = RL_IN_PROGRESS;
+    }
     if (failure != RL_OK && r->held) {
         //  A member answered exists is answered linked_event_failed too.
         for (uint32_t k = group->first; k <= group->last && k < r->count; k++) {
             if (r->results[k].result != COORDINATOR_PENDING) {
-                r->results[k] = (rl_result_rec_t){.index = k, .result = RL_LINKED_EVENT_FAILED};
+                r->results[k] = (rl_result_rec_t){.index = k, .result = others};
             }
         }
     }
@@ -1105,9 +1118,7 @@ s_group_decide (coordinator_t *self, uint32_t g, uint32_t failure, int32_t faili
         assert (e->state == ATTEMPT_LIVE && e->group == g);
         group->head = e->group_next;
         group->members--;
-        uint32_t result = failure == RL_OK ? RL_OK
-                          : i == failing   ? failure
-                                           : RL_LINKED_EVENT_FAILED;
+        uint32_t result = failure == RL_OK ? RL_OK : i == failing ? failure : others;
         if (e->local) {
             uint64_t ts = s_local_end (self, e, failure == RL_OK, now);
             s_request_decided (self, e, result, ts,
@@ -1122,7 +1133,7 @@ s_group_decide (coordinator_t *self, uint32_t g, uint32_t failure, int32_t faili
             //  Stored at its debit shard before: that shard holds nothing of
             //  this attempt, so nothing to decide; exists, or failed with it.
             decision = 0;
-            result = failure == RL_OK ? RL_EXISTS : RL_LINKED_EVENT_FAILED;
+            result = failure == RL_OK ? RL_EXISTS : others;
         }
         s_finish (self, i, result, decision, now);
     }
