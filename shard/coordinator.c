@@ -549,6 +549,34 @@ s_group (coordinator_t *self, uint32_t g)
     return &self->groups[g];
 }
 
+//  Attempt slot i becomes a live attempt of transfer t towards peer: a new
+//  attempt id of this incarnation, its prepare deadline armed.
+static attempt_t *
+s_attempt_begin (coordinator_t *self, int32_t i, const rl_transfer_t *t, int peer, int32_t request,
+                 uint32_t index, now_t now)
+{
+    attempt_t *e = attempts_at (&self->attempts, i);
+    e->state = ATTEMPT_LIVE;
+    e->transfer = *t;
+    e->tp.id = t->id;
+    e->tp.attempt = self->incarnation;
+    e->tp.attempt.seq = ++self->incarnation.seq;
+    e->tp.amount = t->amount;
+    e->tp.debit_account_id = t->debit_account_id;
+    s_copy_name (e->tp.coordinator, sizeof (e->tp.coordinator), self->name);
+    s_copy_name (e->peer, sizeof (e->peer), ring_shard_name (self->ring, (size_t) peer));
+    e->peer_index = peer;
+    e->deadline_ns = now.mono_ns + self->prepare_timeout_ms * 1000000ull;
+    if (e->deadline_ns < self->attempts_due_ns) {
+        self->attempts_due_ns = e->deadline_ns;
+    }
+    e->created_ns = now.wall_ns;
+    e->request = request;
+    e->index = index;
+    e->exists_ts = 0;
+    return e;
+}
+
 //  Puts the live attempt at slot i into group g (not yet launched).
 static void
 s_group_join (coordinator_t *self, uint32_t g, int32_t i, bool local)
@@ -617,24 +645,7 @@ coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, no
     if (resolve) {
         pending_claim (self->pending, t->pending_id, true, 0); //  one attempt at a time
     }
-    attempt_t *e = attempts_at (&self->attempts, i);
-    e->state = ATTEMPT_LIVE;
-    e->transfer = *t;
-    e->tp.id = t->id;
-    e->tp.attempt = self->incarnation;
-    e->tp.attempt.seq = ++self->incarnation.seq;
-    e->tp.amount = t->amount;
-    e->tp.debit_account_id = t->debit_account_id;
-    s_copy_name (e->tp.coordinator, sizeof (e->tp.coordinator), self->name);
-    s_copy_name (e->peer, sizeof (e->peer), ring_shard_name (self->ring, (size_t) peer));
-    e->peer_index = peer;
-    e->deadline_ns = now.mono_ns + self->prepare_timeout_ms * 1000000ull;
-    if (e->deadline_ns < self->attempts_due_ns) {
-        self->attempts_due_ns = e->deadline_ns;
-    }
-    e->created_ns = now.wall_ns;
-    e->request = request;
-    e->index = index;
+    attempt_t *e = s_attempt_begin (self, i, t, peer, request, index, now);
     if (request >= 0) {
         self->requests[request].open++;
     }
@@ -943,25 +954,7 @@ coordinator_begin_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer
         r.result = RL_BUSY;
         return r;
     }
-    attempt_t *e = attempts_at (&self->attempts, i);
-    e->state = ATTEMPT_LIVE;
-    e->transfer = member;
-    e->tp.id = t->id;
-    e->tp.attempt = self->incarnation;
-    e->tp.attempt.seq = ++self->incarnation.seq;
-    e->tp.amount = t->amount;
-    e->tp.debit_account_id = t->debit_account_id;
-    s_copy_name (e->tp.coordinator, sizeof (e->tp.coordinator), self->name);
-    s_copy_name (e->peer, sizeof (e->peer), ring_shard_name (self->ring, (size_t) peer));
-    e->peer_index = peer;
-    e->deadline_ns = now.mono_ns + self->prepare_timeout_ms * 1000000ull;
-    if (e->deadline_ns < self->attempts_due_ns) {
-        self->attempts_due_ns = e->deadline_ns;
-    }
-    e->created_ns = now.wall_ns;
-    e->request = request;
-    e->index = index;
-    e->exists_ts = 0;
+    (void) s_attempt_begin (self, i, &member, peer, request, index, now);
     self->requests[request].open++;
     s_group_join (self, group, i, false); //  its PREPARE goes at the launch
     r.result = COORDINATOR_PENDING;
