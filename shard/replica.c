@@ -16,6 +16,9 @@
           |                                                  |
           +<-- silence beyond the timeout, out_of_order, wrong_stream, errors
         any --ack fenced--> FENCED (the standby was promoted: it acknowledges nothing more)
+        any --ack standby_fenced (another stream's) or unconfirmed--> REFUSED: counts for
+            nothing, hello again after the timeout (unconfirmed: timeout / REPLICA_PING_DIVISOR;
+            the standby takes only the stream its --standby-of ships, and may just have asked)
 
     THE LEASE. Besides its messages, each link sends a PING every
     timeout / REPLICA_PING_DIVISOR (a new one when one goes unanswered for
@@ -121,6 +124,7 @@ typedef struct {
     bool answered;        //  an ok answer came since start (async's start gate)
     bool streamed;        //  it streamed in this stream: it holds the database as opened
     bool refused;         //  it answered standby_fenced (logged once)
+    bool unconfirmed;     //  it answered unconfirmed (logged once until it takes the stream)
     uint64_t resume;      //  HELLO after streaming: its last position (the log keeps the rest)
 } s_link_t;
 
@@ -722,6 +726,33 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
                         "(standby_fenced)");
         return;
     }
+    if (h->status == REPLICA_ST_UNCONFIRMED) {
+        //  The standby takes only the stream of the primary its
+        //  --standby-of names, and that one did not confirm ours (yet: the
+        //  standby has just asked it; or for good: it follows another
+        //  primary). It counts for nothing; asked again soon, quietly.
+        if (!link->unconfirmed) {
+            link->unconfirmed = true;
+            rl_log_event (RL_LOG_WARN, "replication",
+                          "replication to %s: the standby does not take this primary's stream "
+                          "(unconfirmed): the primary its --standby-of names has not confirmed "
+                          "it; asking again every %ld ms (its log says why)",
+                          link->endpoint, self->options.timeout_ms / REPLICA_PING_DIVISOR);
+        }
+        if (link->state == L_REFUSED) {
+            return; //  already waiting to ask again (a ping's answer)
+        }
+        if (link->state == L_SEEDING || link->state == L_STREAMING) {
+            s_rehello (link, "the standby did not confirm this primary's stream");
+        }
+        link->state = L_REFUSED;
+        link->waiting = true;
+        //  hello again after timeout / REPLICA_PING_DIVISOR (replica_tick)
+        link->asked_ms = s_now_ms () - self->options.timeout_ms
+                         + self->options.timeout_ms / REPLICA_PING_DIVISOR;
+        s_update (self, true);
+        return;
+    }
     if (h->status == REPLICA_ST_STANDBY_FENCED) {
         //  A standby withdrawn from another primary's stream (a leftover in
         //  a new primary's --standby): it counts for no quorum until it is
@@ -754,6 +785,11 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
             }
             link->answered = true;
             link->refused = false;
+            if (link->unconfirmed) {
+                link->unconfirmed = false;
+                rl_info ("replication to %s: the standby confirmed this primary's stream",
+                         link->endpoint);
+            }
             pthread_mutex_lock (&self->lock);
             bool from_log = h->stream == self->stream && h->seq + 1 >= s_first_seq (self)
                             && h->seq <= self->last_seq && h->seq >= self->lost_seq;
@@ -815,7 +851,7 @@ s_on_ping_ack (s_link_t *link, const replica_header_t *h)
         return; //  an older ping's: the newer one decides
     }
     link->ping_inflight = false;
-    if (h->status == REPLICA_ST_STANDBY_FENCED) {
+    if (h->status == REPLICA_ST_STANDBY_FENCED || h->status == REPLICA_ST_UNCONFIRMED) {
         s_on_ack (link, h); //  no lease; the link says why, once
         return;
     }
@@ -1108,7 +1144,8 @@ replica_fenced (const replica_t *self)
 }
 
 bool
-replica_answer_as_primary (zmsg_t **msg_p, zsock_t *router, rl_auth_t *auth, bool promoted)
+replica_answer_as_primary (zmsg_t **msg_p, zsock_t *router, rl_auth_t *auth, bool promoted,
+                           const replica_t *replica)
 {
     assert (msg_p && *msg_p && router && auth);
     zmsg_t *msg = *msg_p;
@@ -1123,6 +1160,7 @@ replica_answer_as_primary (zmsg_t **msg_p, zsock_t *router, rl_auth_t *auth, boo
     }
     head = frame; //  the frame before the last
     replica_header_t h = {0};
+    uint64_t stream = 0; //  the answer to a QUERY
     if (!head || zframe_size (head) != REPLICA_HEADER_SIZE
         || codec_get_u32 (zframe_data (head)) != REPLICA_MAGIC) {
         return false;
@@ -1137,6 +1175,18 @@ replica_answer_as_primary (zmsg_t **msg_p, zsock_t *router, rl_auth_t *auth, boo
         st = REPLICA_ST_UNAUTHORIZED;
     } else if (st == REPLICA_ST_OK && (h.kind == REPLICA_ACK || h.status != 0)) {
         st = REPLICA_ST_MALFORMED;
+    } else if (st == REPLICA_ST_OK && h.kind == REPLICA_QUERY
+               && (h.data_size != 0 || zframe_size (zmsg_last (msg)) != 0)) {
+        st = REPLICA_ST_MALFORMED; //  a query carries no data
+    } else if (st == REPLICA_ST_OK && h.kind == REPLICA_QUERY) {
+        //  A standby asks which stream this primary ships before it takes
+        //  one (docs/replication.md, "A standby takes only its primary's
+        //  stream"): answered at once, stalled or not, so that a restarted
+        //  semi-synchronous primary's standbys can confirm its new stream.
+        stream = replica && !replica->fenced ? replica->stream : 0;
+        st = stream ? REPLICA_ST_OK : REPLICA_ST_NO_STREAM;
+        rl_debug ("a standby asked this primary's stream: answered %s %016" PRIx64,
+                  replica_status_name (st), stream);
     } else if (st == REPLICA_ST_OK) {
         st = promoted ? REPLICA_ST_FENCED : REPLICA_ST_NOT_STANDBY;
         rl_log_event (RL_LOG_WARN, "fence",
@@ -1149,10 +1199,12 @@ replica_answer_as_primary (zmsg_t **msg_p, zsock_t *router, rl_auth_t *auth, boo
     replica_header_t ack = {.magic = REPLICA_MAGIC,
                             .version = REPLICA_VERSION,
                             .kind = REPLICA_ACK,
+                            .stream = stream,
                             .status = st,
                             .session = h.session,
                             .cf = h.kind,
-                            .count = h.kind == REPLICA_PING ? h.count : 0};
+                            .count = h.kind == REPLICA_PING || h.kind == REPLICA_QUERY ? h.count
+                                                                                       : 0};
     uint8_t raw[REPLICA_HEADER_SIZE];
     replica_header_encode (&ack, raw);
     zmsg_t *reply = zmsg_new ();

@@ -58,6 +58,8 @@
 #define REPLICA_PING_DIVISOR       4   //  a link pings every timeout / 4 (the lease's renewal)
 #define REPLICA_LEASE_MARGIN_MS    20  //  plus timeout / 16: clock rates, scheduling
 #define REPLICA_TIMEOUT_MS_MAX     600000
+#define REPLICA_QUERY_TIMEOUT_MS   500 //  a standby's QUERY unanswered this long: asked again
+#define REPLICA_QUERY_INTERVAL_MS  100 //  at most one QUERY sent per interval
 #define REPLICA_HEADER_SIZE        64
 #define REPLICA_MAGIC              0x50524c52u //  "RLRP", little-endian
 #define REPLICA_VERSION            1
@@ -103,7 +105,12 @@ typedef enum {
     REPLICA_SEED_FILE = 5,  //  a chunk of a file: data = name, then bytes at offset
     REPLICA_SEED_END = 6,   //  the seed is complete (count: its files): install it
     REPLICA_PING = 7,       //  are you still my standby? (count: the ping's id, echoed; the lease)
-    REPLICA_ACK = 16,       //  standby -> primary: the reply to each of the above
+    //  standby -> the primary its --standby-of names: which stream do you
+    //  ship? (count: the query's id, echoed; stream: the stream that made
+    //  it ask). Answered by an ACK: ok with the stream, or no_stream. A
+    //  standby takes only the stream its --standby-of ships.
+    REPLICA_QUERY = 8,
+    REPLICA_ACK = 16, //  standby -> primary: the reply to each of the above
 } replica_kind_t;
 
 typedef enum {
@@ -121,6 +128,15 @@ typedef enum {
     //  fenced, it does not fence the primary that hears it (that may be the
     //  new one): it only refuses to count towards its quorum.
     REPLICA_ST_STANDBY_FENCED = 9,
+    //  The answer to a QUERY from a process that ships no stream as a
+    //  primary: a standby (a promoted one in its handover too), a fenced
+    //  or failed primary. The standby that asked takes no stream from it.
+    REPLICA_ST_NO_STREAM = 10,
+    //  A standby refuses a hello, ping, event or seed of a stream that its
+    //  --standby-of did not confirm (it ships another stream, none, or did
+    //  not answer yet): nothing changes. The primary counts it for nothing
+    //  and asks again after timeout / REPLICA_PING_DIVISOR.
+    REPLICA_ST_UNCONFIRMED = 11,
 } replica_status_t;
 
 typedef struct {
@@ -212,12 +228,17 @@ bool replica_lease_ok (const replica_t *self);
 bool replica_fenced (const replica_t *self);
 //  A replication message (frames: route, header, data) reached a serving
 //  primary's ROUTER: answers it on router, from the shard's own key only
-//  (unauthorized otherwise): fenced when this primary was promoted and is
-//  not fenced itself (its old primary learns it is fenced), not_standby
-//  otherwise. Returns false (msg untouched) when msg is not one: a
-//  64-byte header frame with the replication magic before the last frame.
-//  Takes msg when it returns true.
-bool replica_answer_as_primary (zmsg_t **msg_p, zsock_t *router, rl_auth_t *auth, bool promoted);
+//  (unauthorized otherwise): a QUERY (a standby asks which stream this
+//  primary ships) ok with replica's stream, at once whatever the lease,
+//  a stall or a backup hold (no_stream when replica is NULL: no
+//  --standby, or a failed primary; or fenced); anything
+//  else fenced when this primary was promoted and is not fenced itself
+//  (its old primary learns it is fenced), not_standby otherwise. Returns
+//  false (msg untouched) when msg is not one: a 64-byte header frame with
+//  the replication magic before the last frame. Takes msg when it
+//  returns true.
+bool replica_answer_as_primary (zmsg_t **msg_p, zsock_t *router, rl_auth_t *auth, bool promoted,
+                                const replica_t *replica);
 //  Timers: hello again after a silence, seed chunks, the window.
 void replica_tick (replica_t *self);
 replica_mode_t replica_mode (const replica_t *self);

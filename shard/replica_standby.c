@@ -10,7 +10,7 @@
 
     STATES
         EMPTY (stream 0) --seed begin--> SEEDING --seed end--> STREAMING
-        STREAMING --another stream's seed begin--> SEEDING (the copy is replaced)
+        STREAMING --another confirmed stream's seed begin--> SEEDING (the copy is replaced)
         any --fence (admin)--> WITHDRAWN: acknowledges nothing (standby_fenced)
         WITHDRAWN --promote (admin)--> PROMOTED
         any --promote (admin)--> PROMOTED: fenced, returns 1 to main.c
@@ -23,7 +23,26 @@
     take, an event that is not the next one (out_of_order, with the
     position held), another stream (wrong_stream) or an event beyond
     REPLICA_EVENT_BYTES_MAX (oversize) are answered with their code and
-    change nothing. Client-protocol frames: status (the standby's state,
+    change nothing. Of those from the shard's key, only the CONFIRMED
+    stream is taken (after fenced and standby_fenced, which every primary
+    still hears): the one the primary at --standby-of says it ships.
+
+    ITS PRIMARY'S STREAM. Every primary of a shard holds the shard's key,
+    so the key does not tell which one this standby follows: an old
+    primary that never heard of a promotion could seed a wiped standby of
+    the new one and, with a quorum of them, serve again. So the standby
+    asks --standby-of (a QUERY on its own DEALER, CURVE with the shard's
+    key pinned) which stream it ships, at start and whenever a message of
+    another stream arrives (one in flight, at most one per
+    REPLICA_QUERY_INTERVAL_MS, forgotten after REPLICA_QUERY_TIMEOUT_MS
+    with its socket, made anew), and answers every message of a stream
+    that is not the confirmed one unconfirmed, changing nothing (no seed
+    begun or dropped, no event, no lease, nothing kept). A primary answers
+    a QUERY at once, stalled or not; a standby (promoted or not) answers
+    it no_stream. Streams are compared, not endpoint strings: another name
+    of the same process confirms it all the same.
+
+    Client-protocol frames: status (the standby's state,
     commits = its position), repl_status (the copy it holds), promote and
     fence (admin role); every other
     operation is answered unavailable: a standby serves no reads or
@@ -120,6 +139,15 @@ typedef struct {
     int result;              //  what run returns: 0 signal, 1 promoted, -1 failed
     int64_t promoted_ms;     //  when promote was answered (0: at start, a promoted directory)
     int64_t serve_ms;        //  the primary serves no sooner: the linger, the old primary's lease
+    //  THE STREAM OF ITS PRIMARY: the one --standby-of confirmed (0: none)
+    zsock_t *query;         //  a DEALER to --standby-of (CURVE, the shard's key pinned)
+    uint64_t confirmed;     //  the stream it said it ships
+    uint64_t query_id;      //  the last QUERY sent
+    bool query_inflight;    //  it awaits its answer
+    int64_t query_sent_ms;  //  when it went (0: never)
+    uint64_t logged_stream; //  the last stream whose refusal was logged
+    bool query_silent;      //  a QUERY went unanswered (logged once until one is answered)
+    uint64_t bad_answers;   //  answers to QUERY dropped (not well-formed, or not ours)
     //  the seed being received
     bool seeding;
     uint64_t seed_stream;
@@ -215,15 +243,16 @@ s_position_value (uint64_t stream, uint64_t position, uint8_t out[16])
 static void
 s_ack (s_standby_t *self, zframe_t **id_p, const replica_header_t *req, replica_status_t status)
 {
-    replica_header_t h = {.magic = REPLICA_MAGIC,
-                          .version = REPLICA_VERSION,
-                          .kind = REPLICA_ACK,
-                          .stream = self->stream,
-                          .seq = self->position,
-                          .status = status,
-                          .session = req ? req->session : 0,
-                          .cf = req ? req->kind : 0,
-                          .count = req && req->kind == REPLICA_PING ? req->count : 0};
+    replica_header_t h = {
+        .magic = REPLICA_MAGIC,
+        .version = REPLICA_VERSION,
+        .kind = REPLICA_ACK,
+        .stream = self->stream,
+        .seq = self->position,
+        .status = status,
+        .session = req ? req->session : 0,
+        .cf = req ? req->kind : 0,
+        .count = req && (req->kind == REPLICA_PING || req->kind == REPLICA_QUERY) ? req->count : 0};
     if (status != REPLICA_ST_OK) {
         self->refused++;
     } else {
@@ -738,6 +767,150 @@ s_seed_end (s_standby_t *self, const replica_header_t *h)
     return REPLICA_ST_OK;
 }
 
+//  The stream of its primary ------------------------------------------------------
+
+//  Asks --standby-of which stream it ships (for `stream`, the one that made
+//  it ask): one QUERY in flight, at most one sent per
+//  REPLICA_QUERY_INTERVAL_MS; one unanswered for REPLICA_QUERY_TIMEOUT_MS is
+//  forgotten (a late answer is dropped by its id).
+static void
+s_query (s_standby_t *self, uint64_t stream)
+{
+    int64_t now = zclock_mono ();
+    if (!self->query
+        || (self->query_inflight && now - self->query_sent_ms < REPLICA_QUERY_TIMEOUT_MS)
+        || (self->query_sent_ms && now - self->query_sent_ms < REPLICA_QUERY_INTERVAL_MS)) {
+        return;
+    }
+    replica_header_t h = {.magic = REPLICA_MAGIC,
+                          .version = REPLICA_VERSION,
+                          .kind = REPLICA_QUERY,
+                          .stream = stream,
+                          .count = ++self->query_id};
+    uint8_t raw[REPLICA_HEADER_SIZE];
+    replica_header_encode (&h, raw);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addmem (msg, raw, sizeof raw);
+    zmsg_addmem (msg, NULL, 0);
+    self->query_sent_ms = now; //  a send that fails (the queue is full) waits the interval too
+    if (zmsg_send (&msg, self->query) != 0) {
+        zmsg_destroy (&msg);
+        return;
+    }
+    self->query_inflight = true;
+}
+
+//  The answer of --standby-of: the stream it ships becomes the only one
+//  this standby takes. Anything else that arrives there is dropped
+//  (counted, logged once a query): the query times out and is asked again.
+static int
+s_on_query_answer (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    s_standby_t *self = arg;
+    for (int n = 0; n < 16; n++) {
+        zmsg_t *msg = zmsg_recv (sock); //  rcvtimeo 0
+        if (!msg) {
+            break;
+        }
+        zframe_t *head = zmsg_first (msg);
+        zframe_t *body = zmsg_next (msg);
+        replica_header_t h;
+        bool well_formed = zmsg_size (msg) == 2 && head && body && zframe_size (body) == 0
+                           && replica_header_decode (zframe_data (head), zframe_size (head), &h)
+                                  == REPLICA_ST_OK
+                           && h.kind == REPLICA_ACK && h.cf == REPLICA_QUERY && h.data_size == 0;
+        zmsg_destroy (&msg);
+        if (!well_formed || !self->query_inflight || h.count != self->query_id) {
+            self->bad_answers++;
+            if (self->bad_answers == 1 || self->bad_answers % 1000 == 0) {
+                rl_warn (
+                    "standby: %s answer from %s to its stream query: dropped (%" PRIu64 " so far)",
+                    well_formed ? "a late" : "a malformed", self->o->primary, self->bad_answers);
+            }
+            continue;
+        }
+        self->query_inflight = false;
+        self->query_silent = false;
+        uint64_t stream = h.status == REPLICA_ST_OK ? h.stream : 0;
+        if (stream != self->confirmed) {
+            if (stream) {
+                rl_log_event (RL_LOG_INFO, "replication",
+                              "standby: %s ships stream %016" PRIx64
+                              ": this standby takes that stream only",
+                              self->o->primary, stream);
+            } else {
+                rl_log_event (RL_LOG_WARN, "replication",
+                              "standby: %s ships no stream (answered %s): this standby takes "
+                              "none until it does",
+                              self->o->primary, replica_status_name (h.status));
+            }
+            self->confirmed = stream;
+            self->logged_stream = 0; //  a refusal is logged again
+        }
+    }
+    return 0;
+}
+
+//  Opens the query socket (again: a query unanswered within its timeout
+//  closes it, so that nothing stale stays queued and a connection that a
+//  hostile answer broke is made anew); ask: asks at once (at start: the
+//  answer is usually in before the primary's first hello).
+static int
+s_query_open (s_standby_t *self, bool ask)
+{
+    if (self->query) {
+        zloop_reader_end (self->loop, self->query);
+        zsock_destroy (&self->query);
+    }
+    self->query = zsock_new (ZMQ_DEALER);
+    if (!self->query || rl_auth_client (self->auth, self->query, self->own_key) != 0) {
+        return -1;
+    }
+    zsock_set_rcvtimeo (self->query, 0);
+    zsock_set_sndtimeo (self->query, 0);
+    zsock_set_sndhwm (self->query, 4);
+    zsock_set_rcvhwm (self->query, 16);
+    zsock_set_linger (self->query, 0);
+    zsock_set_maxmsgsize (self->query, 4 * REPLICA_HEADER_SIZE); //  an answer is 64 bytes
+    if (zsock_connect (self->query, "%s", self->o->primary) != 0
+        || zloop_reader (self->loop, self->query, s_on_query_answer, self) != 0) {
+        return -1;
+    }
+    if (ask) {
+        s_query (self, 0);
+    }
+    return 0;
+}
+
+//  A replication message of `stream` from the shard's key: taken only when
+//  --standby-of confirmed that it ships it. Otherwise asks it (again) and
+//  says why once per stream; the message is answered unconfirmed.
+static bool
+s_stream_confirmed (s_standby_t *self, const replica_header_t *h)
+{
+    if (self->confirmed != 0 && h->stream == self->confirmed) {
+        return true;
+    }
+    s_query (self, h->stream);
+    if (h->stream != self->logged_stream) {
+        self->logged_stream = h->stream;
+        char why[96];
+        if (self->confirmed) {
+            snprintf (why, sizeof why, "it ships stream %016" PRIx64, self->confirmed);
+        } else {
+            snprintf (why, sizeof why, "%s",
+                      self->query_inflight ? "asked, no answer yet" : "it ships no stream");
+        }
+        rl_log_event (RL_LOG_WARN, "replication",
+                      "standby: refused stream %016" PRIx64
+                      " (unconfirmed): this standby takes only the stream of its --standby-of "
+                      "%s, and %s",
+                      h->stream, self->o->primary, why);
+    }
+    return false;
+}
+
 //  Dispatch ---------------------------------------------------------------------
 
 static void
@@ -767,12 +940,26 @@ s_on_repl (s_standby_t *self, zframe_t **id_p, zframe_t *head, zframe_t *body)
         s_ack (self, id_p, &h, REPLICA_ST_MALFORMED);
         return;
     }
+    if (h.kind == REPLICA_QUERY) {
+        //  Another standby asks which stream this process ships: none (a
+        //  promoted standby in its handover too: that one asks again).
+        s_ack (self, id_p, &h, REPLICA_ST_NO_STREAM);
+        return;
+    }
     if (self->promoted) {
         s_ack (self, id_p, &h, REPLICA_ST_FENCED);
         return;
     }
     if (self->withdrawn) {
         s_ack (self, id_p, &h, REPLICA_ST_STANDBY_FENCED); //  counts for no primary's quorum
+        return;
+    }
+    if (!s_stream_confirmed (self, &h)) {
+        //  Not the stream of the primary its --standby-of names: an old
+        //  primary that never heard of the promotion (docs/replication.md,
+        //  "A standby takes only its primary's stream"). Nothing changes:
+        //  no seed, no event, no lease, no abandoned seed.
+        s_ack (self, id_p, &h, REPLICA_ST_UNCONFIRMED);
         return;
     }
     if ((h.kind == REPLICA_HELLO || h.kind == REPLICA_PING) && h.key_size <= REPLICA_TIMEOUT_MS_MAX
@@ -879,7 +1066,25 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     (void) loop;
     (void) timer_id;
     s_standby_t *self = arg;
-    rl_auth_tick (self->auth, zclock_mono (), false);
+    int64_t now = zclock_mono ();
+    rl_auth_tick (self->auth, now, false);
+    if (self->query_inflight && now - self->query_sent_ms >= REPLICA_QUERY_TIMEOUT_MS) {
+        self->query_inflight = false;
+        if (s_query_open (self, false) != 0) {
+            rl_error ("standby: cannot open the query socket to %s again: stopping",
+                      self->o->primary);
+            self->result = -1;
+            zsock_destroy (&self->query);
+            return -1;
+        }
+        if (!self->query_silent) {
+            self->query_silent = true;
+            rl_log_event (RL_LOG_WARN, "replication",
+                          "standby: %s did not answer which stream it ships within %d ms: no "
+                          "stream is taken but one it confirmed; asking again",
+                          self->o->primary, REPLICA_QUERY_TIMEOUT_MS);
+        }
+    }
     return 0;
 }
 
@@ -892,6 +1097,10 @@ s_standby_destroy (s_standby_t **self_p)
         return;
     }
     s_seed_abandon (self);
+    if (self->query && self->loop) {
+        zloop_reader_end (self->loop, self->query);
+    }
+    zsock_destroy (&self->query);
     zsock_destroy (&self->router);
     zloop_destroy (&self->loop);
     rl_auth_destroy (&self->auth);
@@ -903,7 +1112,7 @@ s_standby_destroy (s_standby_t **self_p)
 int
 replica_standby_run (const replica_standby_options_t *o, replica_promoted_t **promoted_p)
 {
-    assert (o && o->name && o->bind && o->data_dir && promoted_p);
+    assert (o && o->name && o->bind && o->data_dir && o->primary && promoted_p);
     *promoted_p = NULL;
     s_standby_t *self = calloc (1, sizeof *self);
     if (!self) {
@@ -966,6 +1175,11 @@ replica_standby_run (const replica_standby_options_t *o, replica_promoted_t **pr
     }
     zloop_reader (self->loop, self->router, s_on_readable, self);
     zloop_timer (self->loop, 100, 0, s_on_tick, self);
+    if (s_query_open (self, true) != 0) {
+        rl_error ("standby: cannot open the query socket to %s", o->primary);
+        s_standby_destroy (&self);
+        return -1;
+    }
     rl_info ("standby of %s: serving replication on %s, data %s, stream %016" PRIx64
              " position %" PRIu64 "%s",
              o->primary ? o->primary : "?", o->bind, o->data_dir, self->stream, self->position,

@@ -79,6 +79,7 @@ replica_header_decode (const uint8_t *in, size_t size, replica_header_t *h)
         case REPLICA_SEED_FILE:
         case REPLICA_SEED_END:
         case REPLICA_PING:
+        case REPLICA_QUERY:
         case REPLICA_ACK:
             return REPLICA_ST_OK;
         default:
@@ -110,6 +111,10 @@ replica_status_name (uint32_t status)
             return "not_standby";
         case REPLICA_ST_STANDBY_FENCED:
             return "standby_fenced";
+        case REPLICA_ST_NO_STREAM:
+            return "no_stream";
+        case REPLICA_ST_UNCONFIRMED:
+            return "unconfirmed";
         default:
             return "unknown";
     }

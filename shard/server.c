@@ -536,7 +536,7 @@ static void
 s_handle (server_t *self, zmsg_t *msg)
 {
     assert (msg && !self->failed);
-    if (replica_answer_as_primary (&msg, self->router, self->auth, self->promoted)) {
+    if (replica_answer_as_primary (&msg, self->router, self->auth, self->promoted, self->replica)) {
         return; //  the old primary learns it is fenced (docs/replication.md)
     }
     self->requests++;
@@ -825,7 +825,7 @@ static void
 s_handle_failed (server_t *self, zmsg_t *msg)
 {
     assert (msg && self->failed);
-    if (replica_answer_as_primary (&msg, self->router, self->auth, false)) {
+    if (replica_answer_as_primary (&msg, self->router, self->auth, false, NULL)) {
         return; //  a primary's replication message: not_standby
     }
     self->requests++;

@@ -157,10 +157,10 @@ s_bad_input (harness_t *h, const char *endpoint)
     bad.data_size = sizeof put;
     assert_int_equal (s_send_raw (own, &bad, REPLICA_HEADER_SIZE, put, sizeof put),
                       REPLICA_ST_OUT_OF_ORDER);
-    //  Another stream.
+    //  Another stream: not the one its --standby-of ships.
     bad.stream = stream ^ 0x10;
     assert_int_equal (s_send_raw (own, &bad, REPLICA_HEADER_SIZE, put, sizeof put),
-                      REPLICA_ST_WRONG_STREAM);
+                      REPLICA_ST_UNCONFIRMED);
     //  Unsorted ingest entries.
     bad = ok;
     bad.kind = REPLICA_INGEST;

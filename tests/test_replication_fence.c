@@ -477,10 +477,18 @@ test_standby_stopped (void **state)
     //  A ping with a data frame whose size the header does not give.
     void *own = tk_dealer_as (h, "s1", "s1", standby.endpoint);
     zsock_set_rcvtimeo (own, CALL_TIMEOUT_MS);
-    replica_header_t ping = {
-        .magic = REPLICA_MAGIC, .version = REPLICA_VERSION, .kind = REPLICA_PING, .count = 5};
+    rl_repl_rec_t recs[RL_REPL_RECORDS_MAX];
+    assert_int_equal (rk_repl (standby.endpoint, recs), 1);
+    replica_header_t ping = {.magic = REPLICA_MAGIC,
+                             .version = REPLICA_VERSION,
+                             .kind = REPLICA_PING,
+                             .stream = recs[0].stream, //  its primary's: confirmed
+                             .count = 5};
     assert_int_equal (s_repl (own, &ping, REPLICA_HEADER_SIZE, "", 0), REPLICA_ST_OK);
     assert_int_equal (s_repl (own, &ping, REPLICA_HEADER_SIZE, "abc", 3), REPLICA_ST_MALFORMED);
+    //  A ping of a stream its primary does not ship: no lease.
+    ping.stream ^= 0x100;
+    assert_int_equal (s_repl (own, &ping, REPLICA_HEADER_SIZE, "", 0), REPLICA_ST_UNCONFIRMED);
     zsock_destroy ((zsock_t **) &own);
     //  Semi: the standby stops; a write waits, then the primary is stalled:
     //  writes and reads busy.
