@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <czmq.h>
 
 #include "rl_rand.h"
 
@@ -81,4 +82,38 @@ rk_repl (const char *endpoint, rl_repl_rec_t recs[RL_REPL_RECORDS_MAX])
     assert_int_equal (rl_client_repl_status (c, recs, &count, RK_CALL_TIMEOUT_MS), 0);
     rl_client_destroy (&c);
     return count;
+}
+
+void
+rk_promote (const char *endpoint)
+{
+    int rc = RL_CLIENT_TIMEOUT;
+    for (int attempt = 0; attempt < 3 && rc == RL_CLIENT_TIMEOUT; attempt++) {
+        rl_client_t *client = rl_client_new (endpoint);
+        rl_header_t rh;
+        uint8_t *reply = NULL;
+        size_t reply_size = 0;
+        rc = rl_client_call (client, RL_OP_PROMOTE, NULL, 0, 0, RK_CALL_TIMEOUT_MS, &rh, &reply,
+                             &reply_size); //  0: answered ok
+        free (reply);
+        rl_client_destroy (&client);
+    }
+    assert_int_equal (rc, 0);
+}
+
+void
+rk_wait_serving (const char *endpoint)
+{
+    int64_t deadline = zclock_mono () + TK_READY_TIMEOUT_MS;
+    rl_status_rec_t st = {.state = RL_SHARD_STANDBY};
+    while (zclock_mono () < deadline) {
+        rl_client_t *client = rl_client_new (endpoint); //  new: the socket it knew closed
+        int rc = rl_client_status (client, &st, 200);
+        rl_client_destroy (&client);
+        if (rc == 0 && st.state == RL_SHARD_SERVING) {
+            break;
+        }
+        zclock_sleep (10);
+    }
+    assert_int_equal (st.state, RL_SHARD_SERVING);
 }

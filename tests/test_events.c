@@ -18,7 +18,25 @@
        position (of the killed incarnation); then the data directory is
        restored from a copy taken earlier: a position served after the copy
        gets resync, while a position the copy holds is still served.
+    3. test_failover_semi: a semi-synchronous primary with a standby under
+       load; a consumer reads every event; the primary is SIGKILLed and
+       the standby promoted. The consumer's last position resumes on the
+       new primary (a semi-synchronous primary serves no event its standby
+       has not acknowledged), the stream read again from the beginning is
+       the one served before, the new primary's events follow, and the
+       balances rebuilt from all of them equal the model after the
+       unknown outcomes are settled (conservation at the end).
+    4. test_failover_async: the same with an asynchronous primary whose
+       standby is SIGSTOPped after it caught up: the primary goes on and
+       the consumer reads past the standby's copy. After the SIGKILL of
+       both (the stopped standby's socket may have buffered the tail), the
+       standby's restart and its promotion, a position of that lost tail gets resync, the last
+       position the standby held resumes, the stream from the beginning is
+       the one served up to it, and the balances are those of the model
+       at the SIGSTOP (the tail is what async mode may lose:
+       docs/replication.md).
 */
+
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -32,6 +50,7 @@
 #include <czmq.h>
 
 #include "codec.h"
+#include "replkit.h"
 #include "testkit.h"
 
 #define TAG        0xE7E7ull
@@ -490,6 +509,157 @@ test_note_after_sync (void **state)
     ctx->shard.env[0] = NULL;
 }
 
+//  Fail-over -----------------------------------------------------------------
+
+static tk_outcome_t s_records[1024];
+static rk_load_t s_load = {.tag = TAG,
+                           .ledger = LEDGER,
+                           .accounts = ACCOUNTS,
+                           .id_base = 0x200000,
+                           .batch_max = 16,
+                           .log = {.records = s_records, .capacity = 1024}};
+
+//  Primary s1 (ctx->shard, accounts made, started, ctx->client on it) in
+//  MODE with its standby (same name and key, its own port and directory),
+//  seeded and streaming.
+static void
+s_pair (s_ctx_t *ctx, tk_shard_t *standby, const char *mode)
+{
+    tk_shard_init (ctx->h, &ctx->shard, "s1");
+    ctx->shard.durability = "manual-wal";
+    tk_shard_prepare_accounts (ctx->h, &ctx->shard, TAG, LEDGER, ACCOUNTS);
+    tk_model_init (&ctx->model, TAG, ACCOUNTS);
+    tk_shard_init (ctx->h, standby, "s1");
+    snprintf (standby->data_dir, sizeof standby->data_dir, "%s/s1-standby", harness_dir (ctx->h));
+    standby->durability = "manual-wal";
+    standby->args[0] = "--standby-of";
+    standby->args[1] = ctx->shard.endpoint;
+    assert_true (tk_shard_start (ctx->h, standby) > 0);
+    static char *args[] = {"--standby", NULL, "--repl-mode", NULL, "--repl-timeout-ms", "1000"};
+    args[1] = standby->endpoint;
+    args[3] = (char *) mode;
+    for (size_t i = 0; i < sizeof args / sizeof args[0]; i++) {
+        ctx->shard.args[i] = args[i];
+    }
+    s_start (ctx); //  a semi-synchronous primary answers once its standby streams
+}
+
+//  Waits until the standby acknowledged every event the primary tapped.
+static void
+s_caught_up (s_ctx_t *ctx)
+{
+    int64_t deadline = zclock_mono () + TK_READY_TIMEOUT_MS;
+    for (;;) {
+        rl_repl_rec_t recs[RL_REPL_RECORDS_MAX];
+        size_t count = rk_repl (ctx->shard.endpoint, recs);
+        assert_int_equal (count, 2); //  the primary, its link
+        assert_int_equal (recs[1].role, RL_REPL_LINK);
+        if (recs[1].state == RL_REPL_STREAMING && recs[1].position == recs[0].position) {
+            return;
+        }
+        assert_true (zclock_mono () < deadline);
+        zclock_sleep (20);
+    }
+}
+
+//  Promotes the standby (its primary is dead): ctx->shard becomes it.
+static void
+s_promote (s_ctx_t *ctx, tk_shard_t *standby)
+{
+    rk_promote (standby->endpoint);
+    rk_wait_serving (standby->endpoint);
+    ctx->shard = *standby;
+    rl_client_destroy (&ctx->client);
+    ctx->client = rl_client_new (ctx->shard.endpoint);
+    assert_non_null (ctx->client);
+}
+
+static void
+s_same_stream (const rl_event_t *a, const rl_event_t *b, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        assert_memory_equal (&a[i].transfer, &b[i].transfer, sizeof (rl_transfer_t));
+        assert_int_equal (a[i].result, b[i].result);
+        assert_int_equal (a[i].leg, b[i].leg);
+    }
+}
+
+static void
+test_failover_semi (void **state)
+{
+    s_ctx_t *ctx = *state;
+    tk_shard_t standby;
+    s_pair (ctx, &standby, "semi");
+    rk_load_start (&s_load, "test_events/failover_semi");
+    static rl_event_t seen[EVENTS_MAX], now[EVENTS_MAX];
+    size_t count = 0;
+    for (int round = 0; round < 4; round++) {
+        rk_drive (&s_load, ctx->client, 8, &ctx->model);
+        count = s_read_all (ctx, count ? s_after (&seen[count - 1], 0) : s_after (NULL, 0), 50,
+                            seen, count);
+    }
+    assert_true (count > 0);
+    rl_event_t last = seen[count - 1];
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shard, SIGKILL) & 0x7f, SIGKILL);
+    s_promote (ctx, &standby);
+    //  Nothing served by the old primary is unknown here.
+    s_expect (ctx, s_after (&last, 1), RL_STATUS_OK);
+    size_t again = s_read_all (ctx, s_after (NULL, 0), 64, now, 0);
+    assert_int_equal (again, count);
+    s_same_stream (seen, now, count);
+    assert_true (now[0].incarnation > last.incarnation); //  served by the new incarnation
+    //  The new primary's events follow the consumer's position.
+    rk_finish (&s_load, ctx->client, &ctx->model);
+    size_t all = s_read_all (ctx, s_after (&last, 0), 64, seen, count);
+    assert_true (all > count);
+    s_check_rebuilt (ctx, seen, all);
+    tk_shard_stop (ctx->h, &ctx->shard, SIGTERM);
+}
+
+static void
+test_failover_async (void **state)
+{
+    s_ctx_t *ctx = *state;
+    tk_shard_t standby;
+    s_pair (ctx, &standby, "async");
+    rk_load_start (&s_load, "test_events/failover_async");
+    static rl_event_t seen[EVENTS_MAX], now[EVENTS_MAX];
+    rk_drive (&s_load, ctx->client, 20, &ctx->model);
+    s_caught_up (ctx);
+    size_t held = s_read_all (ctx, s_after (NULL, 0), 50, seen, 0);
+    assert_true (held > 0);
+    tk_model_t at_stop = ctx->model;
+    //  The standby stops; the primary goes on, and so does the consumer.
+    assert_int_equal (kill (standby.pid, SIGSTOP), 0);
+    rk_drive (&s_load, ctx->client, 10, &ctx->model);
+    size_t count = s_read_all (ctx, s_after (&seen[held - 1], 0), 50, seen, held);
+    assert_true (count > held);
+    rl_event_t tail = seen[count - 1], kept = seen[held - 1];
+    //  Both die: what the stopped standby's socket buffered dies with it,
+    //  and it restarts from its disk (what it had applied at the SIGSTOP).
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shard, SIGKILL) & 0x7f, SIGKILL);
+    assert_int_equal (tk_shard_stop (ctx->h, &standby, SIGKILL) & 0x7f, SIGKILL);
+    assert_true (tk_shard_start (ctx->h, &standby) > 0);
+    s_promote (ctx, &standby);
+    //  The tail is not here: a consumer past it must rebuild.
+    s_expect (ctx, s_after (&tail, 1), RL_STATUS_RESYNC);
+    s_expect (ctx, s_after (&seen[held], 1), RL_STATUS_RESYNC);
+    s_expect (ctx, s_after (&kept, 1), RL_STATUS_OK);
+    size_t again = s_read_all (ctx, s_after (NULL, 0), 64, now, 0);
+    assert_int_equal (again, held);
+    s_same_stream (seen, now, held);
+    ctx->model = at_stop;
+    s_check_rebuilt (ctx, now, again);
+    tk_check_conservation (ctx->client, &ctx->model, 10);
+    //  It goes on as the primary: new events after the kept position.
+    rk_drive (&s_load, ctx->client, 4, &ctx->model);
+    size_t all = s_read_all (ctx, s_after (&kept, 0), 64, now, again);
+    assert_true (all > again);
+    s_check_rebuilt (ctx, now, all);
+    tk_check_conservation (ctx->client, &ctx->model, 10);
+    tk_shard_stop (ctx->h, &ctx->shard, SIGTERM);
+}
+
 int
 main (void)
 {
@@ -497,6 +667,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_stream, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_restart_restore, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_note_after_sync, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failover_semi, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failover_async, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
