@@ -1096,13 +1096,20 @@ replica_stalled (const replica_t *self)
         || (self->pending_count > 0 && now - self->waiting_ms > self->options.timeout_ms)) {
         return true;
     }
-    size_t leases = 0; //  links whose lease has not run out
+    //  The lease as replica_lease_ok counts it (a link that has not
+    //  streamed in this stream holds none, however fresh its pings): a
+    //  primary that may not answer says so and answers busy, rather than
+    //  holding reads for ever while its status says serving. Within the
+    //  timeout after start, a link not heard from yet is given the time.
+    size_t leases = 0;
     for (size_t i = 0; i < self->link_count; i++) {
         const s_link_t *link = &self->links[i];
-        int64_t since = link->lease_ms ? link->lease_ms : self->started_ms;
+        int64_t since = !link->streamed  ? self->started_ms
+                        : link->lease_ms ? link->lease_ms
+                                         : self->started_ms;
         leases += now - since <= self->options.timeout_ms;
     }
-    //  Fewer than the quorum: the lease ran out (at start: too few answered
+    //  Fewer than the quorum: the lease ran out (at start: too few streamed
     //  within the timeout).
     return leases < self->options.quorum;
 }

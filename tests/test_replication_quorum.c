@@ -40,6 +40,12 @@
     not seeded by it; a withdrawn and promoted holds every acknowledged
     write, and not the write the old primary refused.
 
+    test_quorum_first_seed_stalled: quorum 1 of 2, b on a first seed
+    slowed by a failpoint, a SIGSTOPped: b answers pings but holds no copy
+    of the stream, so the primary holds no lease: status and repl_status
+    say stalled within the timeout and reads are answered busy, never left
+    unanswered.
+
     Each ends with exactly-once over every id (settle, retry a sample) and
     the strong conservation check. RL_SEED=<n> replays a run.
 */
@@ -115,7 +121,8 @@ s_teardown (void **state)
 //  and key, their own ports and directories), quorum q ("" for the
 //  default), started.
 static void
-s_trio (harness_t *h, tk_shard_t *primary, tk_shard_t *a, tk_shard_t *b, const char *q)
+s_trio_env (harness_t *h, tk_shard_t *primary, tk_shard_t *a, tk_shard_t *b, const char *q,
+            char *b_env, const char *timeout)
 {
     static char standbys[160];
     tk_shard_init (h, primary, "s1");
@@ -131,18 +138,25 @@ s_trio (harness_t *h, tk_shard_t *primary, tk_shard_t *a, tk_shard_t *b, const c
         both[i]->checkpoint_transfers = 50;
         both[i]->args[0] = "--standby-of";
         both[i]->args[1] = primary->endpoint;
+        both[i]->env[0] = i == 1 ? b_env : NULL;
         assert_true (tk_shard_start (h, both[i]) > 0);
     }
     snprintf (standbys, sizeof standbys, "%s,%s", a->endpoint, b->endpoint);
     primary->args[0] = "--standby";
     primary->args[1] = standbys;
     primary->args[2] = "--repl-timeout-ms";
-    primary->args[3] = REPL_TIMEOUT;
+    primary->args[3] = (char *) timeout;
     if (*q) {
         primary->args[4] = "--repl-quorum";
         primary->args[5] = (char *) q;
     }
     assert_true (tk_shard_start (h, primary) > 0);
+}
+
+static void
+s_trio (harness_t *h, tk_shard_t *primary, tk_shard_t *a, tk_shard_t *b, const char *q)
+{
+    s_trio_env (h, primary, a, b, q, NULL, REPL_TIMEOUT);
 }
 
 //  The shard refuses to start with these arguments: exit 2, and its log
@@ -643,6 +657,86 @@ test_quorum_two_of_two (void **state)
     tk_shard_stop (h, &b, SIGTERM);
 }
 
+//  The state of the link to the standby at endpoint.
+static uint32_t
+s_link_state (const char *primary, const char *endpoint)
+{
+    rl_repl_rec_t recs[RL_REPL_RECORDS_MAX];
+    size_t count = rk_repl (primary, recs);
+    for (size_t i = 1; i < count; i++) {
+        if (strcmp (recs[i].endpoint, endpoint) == 0) {
+            return recs[i].state;
+        }
+    }
+    fail_msg ("no link to %s", endpoint);
+    return 0;
+}
+
+static void
+test_quorum_first_seed_stalled (void **state)
+{
+    harness_t *h = *state;
+    rk_load_start (&s_load, "test_quorum_first_seed_stalled");
+    tk_shard_t primary, a, b;
+    //  b's first seed is slow: every chunk waits 600 ms (a seed of 6 to 8
+    //  files: 4-5 s), within the timeout of 1000 ms.
+    static char fp_env[] = "RL_FAILPOINTS=repl.standby.seed_file=delay:600";
+    s_trio_env (h, &primary, &a, &b, "1", fp_env, "1000");
+    tk_model_t model;
+    tk_model_init (&model, TAG, ACCOUNTS);
+    rl_client_t *client = rl_client_new (primary.endpoint);
+    rk_drive (&s_load, client, 2, &model);
+    int64_t deadline = zclock_mono () + 10000;
+    while (s_link_state (primary.endpoint, b.endpoint) != RL_REPL_SEEDING) {
+        assert_true (zclock_mono () < deadline); //  (it may answer unconfirmed at first)
+        zclock_sleep (10);
+    }
+    //  a stops while b is still on its first seed: b pings, but holds no
+    //  copy of this stream, so no quorum holds a lease. The primary says
+    //  stalled and answers busy, never leaves a read unanswered.
+    harness_kill (h, a.pid, SIGSTOP);
+    int64_t t0 = zclock_mono ();
+    deadline = t0 + 10000;
+    while (rk_status (primary.endpoint).state != RL_SHARD_STALLED) {
+        if (zclock_mono () > deadline) {
+            harness_keep (h);
+            fail_msg ("the primary does not say stalled with a stopped and a seeding standby");
+        }
+        zclock_sleep (20);
+    }
+    printf ("test_quorum_first_seed_stalled: stalled %ld ms after a stopped\n",
+            (long) (zclock_mono () - t0));
+    rl_repl_rec_t recs[RL_REPL_RECORDS_MAX];
+    rk_repl (primary.endpoint, recs);
+    assert_true ((recs[0].flags & RL_REPL_FLAG_STALLED) != 0);
+    rl_client_destroy (&client);
+    client = rl_client_new (primary.endpoint);
+    size_t busy = 0;
+    for (int i = 0; i < 6; i++) {
+        rl_id_t id = s_load.log.records[0].t.id;
+        rl_transfer_t out;
+        int rc = rl_client_lookup_transfers (client, &id, 1, &out, 1000);
+        if (rc != RL_STATUS_BUSY) {
+            fail_msg ("a read of a stalled primary answered %d, not busy", rc);
+        }
+        busy++;
+        zclock_sleep (50);
+    }
+    //  The case held: b was seeding throughout.
+    assert_int_equal (s_link_state (primary.endpoint, b.endpoint), RL_REPL_SEEDING);
+    harness_kill (h, a.pid, SIGCONT);
+    deadline = zclock_mono () + 20000;
+    while (rk_status (primary.endpoint).state != RL_SHARD_SERVING) {
+        assert_true (zclock_mono () < deadline);
+        zclock_sleep (20);
+    }
+    rk_finish (&s_load, client, &model);
+    rl_client_destroy (&client);
+    tk_shard_stop (h, &primary, SIGTERM);
+    tk_shard_stop (h, &a, SIGTERM);
+    tk_shard_stop (h, &b, SIGTERM);
+}
+
 int
 main (void)
 {
@@ -653,6 +747,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_quorum_promote, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_quorum_promote_paused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_quorum_withdrawn, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_quorum_first_seed_stalled, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
