@@ -140,14 +140,15 @@ typedef struct {
     int64_t promoted_ms;     //  when promote was answered (0: at start, a promoted directory)
     int64_t serve_ms;        //  the primary serves no sooner: the linger, the old primary's lease
     //  THE STREAM OF ITS PRIMARY: the one --standby-of confirmed (0: none)
-    zsock_t *query;         //  a DEALER to --standby-of (CURVE, the shard's key pinned)
-    uint64_t confirmed;     //  the stream it said it ships
-    uint64_t query_id;      //  the last QUERY sent
-    bool query_inflight;    //  it awaits its answer
-    int64_t query_sent_ms;  //  when it went (0: never)
-    uint64_t logged_stream; //  the last stream whose refusal was logged
-    bool query_silent;      //  a QUERY went unanswered (logged once until one is answered)
-    uint64_t bad_answers;   //  answers to QUERY dropped (not well-formed, or not ours)
+    zsock_t *query;          //  a DEALER to --standby-of (CURVE, the shard's key pinned)
+    uint64_t confirmed;      //  the stream it said it ships
+    uint64_t query_id;       //  the last QUERY sent
+    bool query_inflight;     //  it awaits its answer
+    int64_t query_sent_ms;   //  when it went (0: never)
+    uint64_t logged_stream;  //  the last stream whose refusal was logged
+    bool query_silent;       //  a QUERY went unanswered (logged once until one is answered)
+    int64_t query_opened_ms; //  when the query socket was last opened (or tried)
+    uint64_t bad_answers;    //  answers to QUERY dropped (not well-formed, or not ours)
     //  the seed being received
     bool seeding;
     uint64_t seed_stream;
@@ -855,7 +856,9 @@ s_on_query_answer (zloop_t *loop, zsock_t *sock, void *arg)
 //  Opens the query socket (again: a query unanswered within its timeout
 //  closes it, so that nothing stale stays queued and a connection that a
 //  hostile answer broke is made anew); ask: asks at once (at start: the
-//  answer is usually in before the primary's first hello).
+//  answer is usually in before the primary's first hello). On a failure
+//  (an endpoint that does not resolve, no sockets) query stays NULL: no
+//  stream is taken, and the tick tries again.
 static int
 s_query_open (s_standby_t *self, bool ask)
 {
@@ -863,8 +866,10 @@ s_query_open (s_standby_t *self, bool ask)
         zloop_reader_end (self->loop, self->query);
         zsock_destroy (&self->query);
     }
+    self->query_opened_ms = zclock_mono ();
     self->query = zsock_new (ZMQ_DEALER);
     if (!self->query || rl_auth_client (self->auth, self->query, self->own_key) != 0) {
+        zsock_destroy (&self->query);
         return -1;
     }
     zsock_set_rcvtimeo (self->query, 0);
@@ -873,8 +878,12 @@ s_query_open (s_standby_t *self, bool ask)
     zsock_set_rcvhwm (self->query, 16);
     zsock_set_linger (self->query, 0);
     zsock_set_maxmsgsize (self->query, 4 * REPLICA_HEADER_SIZE); //  an answer is 64 bytes
-    if (zsock_connect (self->query, "%s", self->o->primary) != 0
-        || zloop_reader (self->loop, self->query, s_on_query_answer, self) != 0) {
+    if (zsock_connect (self->query, "%s", self->o->primary) != 0) {
+        zsock_destroy (&self->query);
+        return -1;
+    }
+    if (zloop_reader (self->loop, self->query, s_on_query_answer, self) != 0) {
+        zsock_destroy (&self->query);
         return -1;
     }
     if (ask) {
@@ -1068,15 +1077,12 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     s_standby_t *self = arg;
     int64_t now = zclock_mono ();
     rl_auth_tick (self->auth, now, false);
+    if (!self->query && now - self->query_opened_ms >= REPLICA_QUERY_TIMEOUT_MS) {
+        s_query_open (self, true); //  it failed before (logged): tried again
+    }
     if (self->query_inflight && now - self->query_sent_ms >= REPLICA_QUERY_TIMEOUT_MS) {
         self->query_inflight = false;
-        if (s_query_open (self, false) != 0) {
-            rl_error ("standby: cannot open the query socket to %s again: stopping",
-                      self->o->primary);
-            self->result = -1;
-            zsock_destroy (&self->query);
-            return -1;
-        }
+        s_query_open (self, false);
         if (!self->query_silent) {
             self->query_silent = true;
             rl_log_event (RL_LOG_WARN, "replication",
@@ -1176,9 +1182,9 @@ replica_standby_run (const replica_standby_options_t *o, replica_promoted_t **pr
     zloop_reader (self->loop, self->router, s_on_readable, self);
     zloop_timer (self->loop, 100, 0, s_on_tick, self);
     if (s_query_open (self, true) != 0) {
-        rl_error ("standby: cannot open the query socket to %s", o->primary);
-        s_standby_destroy (&self);
-        return -1;
+        rl_error ("standby: cannot connect to %s to ask which stream it ships: no stream is "
+                  "taken until it can (tried again every %d ms)",
+                  o->primary, REPLICA_QUERY_TIMEOUT_MS);
     }
     rl_info ("standby of %s: serving replication on %s, data %s, stream %016" PRIx64
              " position %" PRIu64 "%s",

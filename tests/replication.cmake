@@ -51,7 +51,7 @@ set_tests_properties(test_replication_crash PROPERTIES RESOURCE_LOCK cluster_loa
 # primary paused, which then serves nothing), and a standby withdrawn
 # from the primary's stream fencing it; a standby stopped while the other
 # is on its first seed stalls the primary (busy, never a hang). 24-30 s
-# without the sanitizers, 37 s with them at a load of 3-8 (42 s at 10-12
+# without the sanitizers, 37-47 s with them at a load of 3-8 (42 s at 10-12
 # before the first-seed case).
 rl_add_unit(test_replication_quorum 84 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_quorum.c
             LIBS rltestkit rlring)

@@ -206,9 +206,12 @@ test_old_primary_refused (void **state)
     client = rl_client_new (b.endpoint);
     rk_drive (&s_load, client, 4, &model);
     rl_client_destroy (&client);
-    //  C: a wiped standby of NEW. P1 killed and restarted on its
-    //  directory with --standby C: it never heard fenced.
-    s_standby (h, &c, 'c', b.endpoint);
+    //  C: a wiped standby of NEW, which it names by another string than
+    //  NEW's --bind (the stream decides, not the name). P1 killed and
+    //  restarted on its directory with --standby C: it never heard fenced.
+    char new_by_name[64];
+    snprintf (new_by_name, sizeof new_by_name, "tcp://localhost:%d", b.port);
+    s_standby (h, &c, 'c', new_by_name);
     tk_shard_stop (h, &p1, SIGKILL);
     s_primary_args (&p1, c.endpoint);
     assert_true (tk_shard_start (h, &p1) > 0);
