@@ -51,6 +51,9 @@ typedef struct {
                           //  coordinator_group_repeat
     uint64_t exists_ts;   //  D live: a debit leg's member stored at its debit shard before
                           //  (refused exists): that record's timestamp; else 0
+    uint32_t doomed;      //  D live: a debit leg's member whose credit check here failed with
+                          //  this code (nothing reserved here): it fails its chain unless its
+                          //  debit shard answers exists; else 0
     uint64_t created_ns;  //  wall clock: when the attempt or record began (admin listing)
     uint64_t stamp;       //  C marker: its place in the marker FIFO
     uint64_t key_seq;     //  its key in xlog or prepared (increasing)

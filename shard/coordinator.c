@@ -136,6 +136,14 @@ s_leg_credit_here (const rl_transfer_t *t)
     return (t->flags & RL_TRANSFER_TP_DEBIT_LEG) != 0;
 }
 
+//  A live debit leg that holds its credit side here: reserved at its begin
+//  (a doomed one reserved nothing: "Groups").
+static bool
+s_leg_holds_credit (const attempt_t *e)
+{
+    return s_leg_credit_here (&e->transfer) && e->doomed == 0;
+}
+
 static bool
 s_is_resolve (const rl_transfer_t *t)
 {
@@ -574,6 +582,7 @@ s_attempt_begin (coordinator_t *self, int32_t i, const rl_transfer_t *t, int pee
     e->request = request;
     e->index = index;
     e->exists_ts = 0;
+    e->doomed = 0;
     return e;
 }
 
@@ -711,7 +720,8 @@ s_leg_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision
     const rl_transfer_t *t = &e->transfer;
     assert (e->group != 0 && (e->exists_ts == 0 || decision == 0));
     bool commit = decision == RL_TP_COMMIT;
-    if (s_leg_credit_here (t)) {
+    assert (!commit || e->doomed == 0);
+    if (s_leg_holds_credit (e)) {
         accounts_credit_release (self->accounts, t->credit_account_id, t->amount, commit);
     }
     uint64_t write_seq = 0;
@@ -938,23 +948,32 @@ coordinator_begin_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer
     rl_result_rec_t r = {0};
     rl_transfer_t member = *t;
     member.flags |= kind;
+    uint32_t doomed = 0;
     if (s_leg_credit_here (&member)) {
         //  The credit side here: a participant's checks and reservation.
         r.result = accounts_credit_reserve (self->accounts, t);
-        if (r.result != RL_OK) {
-            return r; //  the chain fails: nothing stored, nothing burned
+        if (r.result != RL_OK && rl_result_burns (r.result) != RL_BURNS_YES) {
+            return r; //  retryable: the chain is answered it, nothing stored, nothing burned
         }
+        //  A business failure here does not fail the chain yet: the member's
+        //  id is its debit shard's, which may hold it stored (this chain
+        //  applied before and sent again, the credit account full since; or
+        //  the member applied alone there), and then it is exists (rule 2).
+        //  So its PREPARE goes all the same, reserving nothing here: exists
+        //  keeps the chain going; anything else fails it with this code.
+        doomed = r.result;
     }
     bool log_full = self->attempts.count + xlog_count (self->xlog) >= self->log_entries_max;
     int32_t i = log_full ? -1 : attempts_add (&self->attempts, t->id);
     if (i < 0) {
-        if (s_leg_credit_here (&member)) {
+        if (s_leg_credit_here (&member) && doomed == 0) {
             accounts_credit_release (self->accounts, t->credit_account_id, t->amount, false);
         }
         r.result = RL_BUSY;
         return r;
     }
-    (void) s_attempt_begin (self, i, &member, peer, request, index, now);
+    attempt_t *e = s_attempt_begin (self, i, &member, peer, request, index, now);
+    e->doomed = doomed;
     self->requests[request].open++;
     s_group_join (self, group, i, false); //  its PREPARE goes at the launch
     r.result = COORDINATOR_PENDING;
@@ -1013,7 +1032,7 @@ coordinator_group_cancel (coordinator_t *self, uint32_t g)
         if (e->local) {
             (void) s_local_end (self, e, false, (now_t){0});
         } else if (s_is_leg (&e->transfer)) {
-            if (s_leg_credit_here (&e->transfer)) {
+            if (s_leg_holds_credit (e)) {
                 accounts_credit_release (self->accounts, e->transfer.credit_account_id,
                                          e->transfer.amount, false);
             }
@@ -1155,6 +1174,13 @@ s_group_reply (coordinator_t *self, int32_t i, const rl_tp_rec_t *reply, now_t n
     uint32_t g = e->group;
     s_group_t *group = s_group (self, g);
     assert (group->launched && !e->local);
+    if (reply->state == RL_TP_PREPARED && e->doomed != 0) {
+        //  Its debit shard did not hold it (it prepared it now): the chain
+        //  never applied, and fails with the code of its check here; the
+        //  debit shard's reservation goes with the logged ABORT.
+        s_group_decide (self, g, e->doomed, i, true, now);
+        return;
+    }
     if (reply->state == RL_TP_PREPARED) {
         if (!e->prepared) { //  a duplicate reply counts once
             e->prepared = true;
@@ -1586,7 +1612,7 @@ coordinator_audit_sums (coordinator_t *self, const accounts_t *accounts, uint64_
             && accounts_slot (accounts, e->transfer.debit_account_id, &slot)) {
             debits[slot] += e->transfer.amount;
         }
-        if (e->state == ATTEMPT_LIVE && s_leg_credit_here (&e->transfer)
+        if (e->state == ATTEMPT_LIVE && s_leg_holds_credit (e)
             && accounts_slot (accounts, e->transfer.credit_account_id, &slot)) {
             credits[slot] += e->transfer.amount; //  a debit leg's credit side, held here
         }

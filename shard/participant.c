@@ -833,6 +833,12 @@ s_prepare_fields_bad (const participant_t *self, const rl_transfer_t *t)
         if (t->timeout != 0 || !rl_id_is_zero (t->pending_id)) {
             return "a debit leg with a timeout or pending id";
         }
+        if (rl_id_eq (t->debit_account_id, t->credit_account_id) || t->ledger == 0
+            || t->code == 0) {
+            //  What a create refuses before it looks at an account (its
+            //  chain's shard validated the member so).
+            return "a debit leg a create would refuse (one account, ledger or code zero)";
+        }
         return self->ids.check ? NULL : "a debit leg, not served here";
     }
     if (t->flags == 0) {

@@ -26,7 +26,8 @@
       coordinator naming this shard itself or a shard not in the ring, a
       sender not the coordinator, a debit leg whose credit account is not
       the coordinator's (unauthorized), other flags beside a leg
-      flag, a timeout or pending id (reserved_field), a leg flag in a
+      flag, a timeout or pending id, both legs on one account, code zero
+      (reserved_field), a leg flag in a
       client's create (reserved_flag); nothing reserved, nothing stored.
       (test_codec checks the codec's malformed for mixed kinds.)
     Every test ends with the audit and a conservation check: the posted
@@ -386,7 +387,7 @@ test_hostile (void **state)
     rl_transfer_t fund = lk_t (0, 1, 3, 50);
     assert_int_equal (lk_send (&fund), RL_OK);
     rl_transfer_t good = lk_t (0, 3, 2, 5);
-    enum { N = 10 };
+    enum { N = 12 };
     rl_prepare_rec_t recs[N];
     uint32_t want[N];
     //  0: a good one among them, prepared.
@@ -419,6 +420,12 @@ test_hostile (void **state)
     t = lk_t (0, 3, 2, 5);
     recs[9] = s_prep (&t, DEBIT_LEG), want[9] = RL_RESERVED_FIELD;
     recs[9].transfer.pending_id = (rl_id_t){.lo = 77};
+    //  10: both legs on one account; 11: code zero (a create refuses both).
+    t = lk_t (0, 3, 3, 5);
+    recs[10] = s_prep (&t, BOTH_LEGS), want[10] = RL_RESERVED_FIELD;
+    t = lk_t (0, 3, 2, 5);
+    t.code = 0;
+    recs[11] = s_prep (&t, DEBIT_LEG), want[11] = RL_RESERVED_FIELD;
     rl_tp_rec_t out[N];
     s_prepare (recs, N, "s2", out);
     for (int k = 0; k < N; k++) {
