@@ -939,7 +939,7 @@ coordinator_hold_local (coordinator_t *self, const rl_transfer_t *t, now_t now, 
 
 rl_result_rec_t
 coordinator_begin_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer, uint16_t kind,
-                       now_t now, int32_t request, uint32_t index, uint32_t group)
+                       uint32_t doomed, now_t now, int32_t request, uint32_t index, uint32_t group)
 {
     assert (self && t && self->ring && group != 0 && !(t->flags & PENDING_FLAGS));
     assert (kind == RL_TRANSFER_TP_DEBIT_LEG || kind == RL_TRANSFER_TP_BOTH_LEGS);
@@ -948,8 +948,8 @@ coordinator_begin_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer
     rl_result_rec_t r = {0};
     rl_transfer_t member = *t;
     member.flags |= kind;
-    uint32_t doomed = 0;
-    if (s_leg_credit_here (&member)) {
+    assert (doomed == 0 || kind == RL_TRANSFER_TP_DEBIT_LEG);
+    if (doomed == 0 && s_leg_credit_here (&member)) {
         //  The credit side here: a participant's checks and reservation.
         r.result = accounts_credit_reserve (self->accounts, t);
         if (r.result != RL_OK && rl_result_burns (r.result) != RL_BURNS_YES) {
@@ -1220,6 +1220,14 @@ s_group_reply (coordinator_t *self, int32_t i, const rl_tp_rec_t *reply, now_t n
         result = !rl_result_is_retryable (reply->result)                           ? reply->result
                  : reply->result == RL_IN_PROGRESS || reply->result == RL_IN_DOUBT ? reply->result
                                                                                    : RL_ABORTED;
+        if (e->doomed != 0 && reply->timestamp == 0
+            && (reply->result == RL_UNAUTHORIZED || !rl_result_is_retryable (reply->result))) {
+            //  Refused without an answer about the id (a stored id comes with
+            //  its timestamp), after its id check: not stored there, so the
+            //  member fails with its own code here. A credit on a third shard
+            //  is refused unauthorized there, once the id is looked at.
+            result = e->doomed;
+        }
     }
     s_group_decide (self, g, result, i, e->prepared && e->exists_ts == 0, now);
 }

@@ -794,7 +794,9 @@ s_coordinator_index (participant_t *self, const char *name)
 //  The sender rule of a PREPARE (docs/security.md, "Sender rules"): the
 //  sender is the shard the record names as coordinator (sender NULL: no
 //  key to tell, --insecure), that shard is in this shard's ring, and it
-//  owns the debit account at this shard's epoch.
+//  owns the debit account at this shard's epoch. A debit leg alone: its
+//  coordinator owns its credit account too, checked after the id's answer
+//  (s_leg_credit_owner_ok).
 static bool
 s_prepare_sender_ok (participant_t *self, const rl_prepare_rec_t *rec, const char *sender)
 {
@@ -803,10 +805,9 @@ s_prepare_sender_ok (participant_t *self, const rl_prepare_rec_t *rec, const cha
     }
     int index = s_coordinator_index (self, rec->tp.coordinator);
     if (s_legs (&rec->transfer) == RL_TRANSFER_TP_DEBIT_LEG) {
-        //  A debit leg alone: the coordinator is the chain's shard, which
-        //  holds the credit side, so it owns the credit account.
-        return index >= 0 && index != self->self_index
-               && owner_of (self->ring, rec->transfer.credit_account_id) == index;
+        //  A debit leg alone: the coordinator is the chain's shard, another
+        //  one of the ring.
+        return index >= 0 && index != self->self_index;
     }
     if (s_holds_debit (&rec->transfer)) {
         //  Both legs here: the coordinator is the chain's shard, another
@@ -814,6 +815,19 @@ s_prepare_sender_ok (participant_t *self, const rl_prepare_rec_t *rec, const cha
         return index >= 0 && index != self->self_index;
     }
     return index >= 0 && owner_of (self->ring, rec->transfer.debit_account_id) == index;
+}
+
+//  A debit leg alone: the coordinator is the chain's shard, which holds the
+//  credit side, so it owns the credit account. Checked after X's answer
+//  about the id: a member stored here is answered (exists, nothing moves)
+//  to any shard of the ring, so that a chain applied before and sent again
+//  after a ring change moved its credit account is told so.
+static bool
+s_leg_credit_owner_ok (participant_t *self, const rl_prepare_rec_t *rec)
+{
+    return s_legs (&rec->transfer) != RL_TRANSFER_TP_DEBIT_LEG
+           || owner_of (self->ring, rec->transfer.credit_account_id)
+                  == s_coordinator_index (self, rec->tp.coordinator);
 }
 
 //  Why the fields of a PREPARE's transfer are not those of any kind a
@@ -985,6 +999,14 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
         }
         if (s_debit_leg_elsewhere (self, t->id, rec->tp.coordinator)) {
             *result = RL_IN_PROGRESS; //  another chain holds it: decided first
+            return RL_TP_REFUSED;
+        }
+        if (!s_leg_credit_owner_ok (self, rec)) {
+            rl_warn ("two-phase: PREPARE of debit leg %016" PRIx64 "%016" PRIx64
+                     " from coordinator %s, which does not own its credit account at epoch "
+                     "%" PRIu64 ": unauthorized",
+                     t->id.hi, t->id.lo, rec->tp.coordinator, ring_epoch (self->ring));
+            *result = RL_UNAUTHORIZED;
             return RL_TP_REFUSED;
         }
     }

@@ -25,7 +25,7 @@ rl_add_unit(test_chains_router 20 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_chains_
 add_dependencies(test_chains_router shard router rlctl)
 # A chain with a debit leg sent again on two real shards: applied before
 # (its credit account full since), its member applied alone first, and a
-# member failing for good at the chain's shard (1.8-2.5 s; 4.6 s with
+# member failing for good at the chain's shard (1.3-2.5 s; 4.6-5.2 s with
 # sanitizers at a load of 5).
 rl_add_unit(test_chains_retry 10 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_chains_retry.c
             LIBS rltestkit rlring)

@@ -23,7 +23,9 @@
       another shard, its debit there and its credit on the chain's shard)
       commit whole, the timestamps in the reply those of each member's
       debit shard; sent again whole, exists for each, and a member sent
-      alone to its debit shard exists; refused at a debit shard
+      alone to its debit shard exists (and a debit leg's PREPARE of it
+      from a shard not holding its credit is told exists, before the
+      sender rule's unauthorized); refused at a debit shard
       (exceeds_credits, debit account not found): that member's code, the
       others linked_event_failed, nothing applied, nothing burned (decided
       again; corrected, the same ids apply); a member retried alone after a
@@ -633,6 +635,14 @@ test_chains_debits (void **state)
     assert_int_equal (s_prepare_send (ctx, s2, 1, recs, 1, out), RL_STATUS_OK);
     assert_int_equal (out[0].state, RL_TP_REFUSED);
     assert_int_equal (out[0].result, RL_UNAUTHORIZED);
+    //  The same sender asking about a member stored there (applied in a
+    //  chain above) is told exists with its timestamp, and nothing moves:
+    //  the id is answered before the credit's owner is checked.
+    recs[0] = s_leg_rec (&alone, RL_TRANSFER_TP_DEBIT_LEG, s2);
+    assert_int_equal (s_prepare_send (ctx, s2, 1, recs, 1, out), RL_STATUS_OK);
+    assert_int_equal (out[0].state, RL_TP_REFUSED);
+    assert_int_equal (out[0].result, RL_EXISTS);
+    assert_int_equal (out[0].timestamp, s_stored_ts (ctx, &alone));
     rl_transfer_t gone = s_t (0, s_missing (ctx, 1), a, 5), much = s_t (0, poor_x, a, 1000000);
     recs[0] = s_leg_rec (&gone, RL_TRANSFER_TP_DEBIT_LEG, s0);
     recs[1] = s_leg_rec (&much, RL_TRANSFER_TP_DEBIT_LEG, s0);

@@ -22,10 +22,11 @@
       checks; a stored id (exists, exists_with_different_*, a burned
       failure); an id live in this shard's coordinator or held for another
       coordinator (in_progress); nothing reserved by any of them.
-    - test_hostile: wrong_shard (accounts not of the leg's shard), a
-      coordinator naming this shard itself or a shard not in the ring, a
-      sender not the coordinator, a debit leg whose credit account is not
-      the coordinator's (unauthorized), other flags beside a leg
+    - test_hostile: wrong_shard (accounts not of the leg's shard, a debit
+      leg alone whose credit is this shard's too), a coordinator naming
+      this shard itself or a shard not in the ring, a sender not the
+      coordinator (unauthorized; a debit leg's credit on a third shard
+      needs three: test_chains_router), other flags beside a leg
       flag, a timeout or pending id, both legs on one account, code zero
       (reserved_field), a leg flag in a
       client's create (reserved_flag); nothing reserved, nothing stored.
@@ -396,8 +397,8 @@ test_hostile (void **state)
     //  3: both legs, the credit s2's.
     rl_transfer_t t = lk_t (0, 4, 2, 5);
     recs[1] = s_prep (&t, DEBIT_LEG), want[1] = RL_WRONG_SHARD;
-    t = lk_t (0, 3, 5, 5); //  its credit not the coordinator's: the sender rule's
-    recs[2] = s_prep (&t, DEBIT_LEG), want[2] = RL_UNAUTHORIZED;
+    t = lk_t (0, 3, 5, 5); //  a debit leg alone whose credit is this shard's too
+    recs[2] = s_prep (&t, DEBIT_LEG), want[2] = RL_WRONG_SHARD;
     t = lk_t (0, 3, 2, 5);
     recs[3] = s_prep (&t, BOTH_LEGS), want[3] = RL_WRONG_SHARD;
     //  4, 5: naming another coordinator than the sender (this shard, a
