@@ -1099,7 +1099,7 @@ s_group_decide (coordinator_t *self, uint32_t g, uint32_t failure, int32_t faili
     s_request_t *r = &self->requests[group->request];
     //  A debit leg that failed without an answer about its id (its shard
     //  silent past the prepare timeout, or refusing for a retryable
-    //  reason before its id check: busy, frozen, ...) leaves the chain's
+    //  reason before its id check: frozen, a message refused whole ...) leaves the chain's
     //  outcome unknown here: an earlier send of this chain may have
     //  committed, and its debit shard alone holds that member. So every
     //  member is answered in_progress (retry the chain), never the
@@ -1217,9 +1217,14 @@ s_group_reply (coordinator_t *self, int32_t i, const rl_tp_rec_t *reply, now_t n
                       : reply->result == RL_IN_DOUBT ? RL_IN_DOUBT
                                                      : RL_ABORTED;
     if (s_is_leg (&e->transfer)) {
-        result = !rl_result_is_retryable (reply->result)                           ? reply->result
-                 : reply->result == RL_IN_PROGRESS || reply->result == RL_IN_DOUBT ? reply->result
-                                                                                   : RL_ABORTED;
+        //  busy comes after the id's answer there (a coordinator's share of
+        //  the reservations, a full prepared table): not stored, so it is
+        //  the member's own, retryable code, not an unknown outcome.
+        result = !rl_result_is_retryable (reply->result) ? reply->result
+                 : reply->result == RL_IN_PROGRESS || reply->result == RL_IN_DOUBT
+                         || reply->result == RL_BUSY
+                     ? reply->result
+                     : RL_ABORTED;
         if (e->doomed != 0 && reply->timestamp == 0
             && (reply->result == RL_UNAUTHORIZED || !rl_result_is_retryable (reply->result))) {
             //  Refused without an answer about the id (a stored id comes with

@@ -17,6 +17,11 @@
       nothing burned, nothing left reserved at X (the audit); sent again,
       decided again the same; once the account at D has room, the same ids
       apply.
+    - test_busy_at_x: X allows one coordinator 100 of reservations
+      (--tp-reserve-max): a member of 500 is refused busy there after its
+      id was looked at, so the chain answers it busy and the other member
+      linked_event_failed (not in_progress, which would say the outcome is
+      unknown); nothing applied or reserved; 50 applies.
     Each ends with the audits and the strong conservation check.
 */
 #include <setjmp.h>
@@ -181,6 +186,28 @@ test_failing_member (void **state)
     assert_int_equal (r[1].timestamp, s_stored (ctx, &c[1]));
 }
 
+static void
+test_busy_at_x (void **state)
+{
+    s_ctx_t *ctx = *state;
+    tk_shard_t *x = &ctx->tp.shards[1];
+    x->args[10] = "--tp-reserve-max";
+    x->args[11] = "100";
+    tpk_restart (&ctx->tp, 1, NULL);
+    rl_transfer_t c[2] = {s_t (ctx, L, 1, 2, 1), s_t (ctx, 0, 4, 2, 500)};
+    rl_result_rec_t r[2];
+    for (int round = 0; round < 2; round++) {
+        s_send (ctx, 0, c, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_BUSY}, r);
+        assert_int_equal (s_stored (ctx, &c[0]), 0);
+        assert_int_equal (s_stored (ctx, &c[1]), 0);
+        tpk_quiet (&ctx->tp);
+    }
+    c[1].amount = 50;
+    s_send (ctx, 0, c, 2, (uint32_t[]){RL_OK, RL_OK}, r);
+    tk_model_apply (&ctx->model, &c[0]);
+    tk_model_apply (&ctx->model, &c[1]);
+}
+
 int
 main (void)
 {
@@ -188,6 +215,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_applied_sent_again, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_member_alone_first, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failing_member, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_busy_at_x, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -191,7 +191,7 @@ s_shard_argv (harness_t *h, tk_shard_t *shard, char *path, char *checkpoint, cha
         argv[n++] = "--checkpoint-transfers";
         argv[n++] = checkpoint;
     }
-    for (int k = 0; shard->args[k] && k < 12; k++) {
+    for (size_t k = 0; k < sizeof shard->args / sizeof shard->args[0] && shard->args[k]; k++) {
         argv[n++] = shard->args[k];
     }
     argv[n] = NULL;
