@@ -63,7 +63,7 @@ set_tests_properties(test_replication_quorum PROPERTIES RESOURCE_LOCK cluster_lo
 # of the promotion, restarted with a wiped standby of the new primary, is
 # refused and acknowledges nothing while the new primary seeds that
 # standby; hostile answers to the standby's stream query. 11-13 s
-# without the sanitizers, 18 s with them, at a load of 7-8.
+# without the sanitizers, 14-18 s with them, at a load of 4-8.
 rl_add_unit(test_replication_standbyof 36 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_standbyof.c
             LIBS rltestkit rlshard rlring)
 add_dependencies(test_replication_standbyof shard)

@@ -22,7 +22,8 @@
     still refused. Then ok with that stream: the HELLO is taken. A QUERY
     to a standby is answered no_stream; to a primary from a client's key
     unauthorized, with a data frame malformed, well-formed ok with its
-    stream, and P1's repl_status shows the refused link as refusing.
+    stream, and its repl_status shows the refused link as refusing. A
+    standby whose --standby-of names itself takes no stream.
 
     RL_SEED=<n> replays a run.
 */
@@ -488,6 +489,23 @@ test_query_hostile (void **state)
     tk_shard_stop (h, &p, SIGTERM);
     tk_shard_stop (h, &d, SIGTERM);
     zsock_destroy (&fake);
+    //  A standby whose --standby-of names itself: it ships no stream, so
+    //  nothing is ever confirmed.
+    tk_shard_t e;
+    tk_shard_init (h, &e, "s1");
+    snprintf (e.data_dir, sizeof e.data_dir, "%s/s1-standby-e", harness_dir (h));
+    e.args[0] = "--standby-of";
+    e.args[1] = e.endpoint;
+    assert_true (tk_shard_start (h, &e) > 0);
+    own = tk_dealer_as (h, "s1", "s1", e.endpoint);
+    hello.stream = stream;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal (s_ask (own, &hello, NULL, 0).status, REPLICA_ST_UNCONFIRMED);
+        zclock_sleep (150);
+    }
+    zsock_destroy ((zsock_t **) &own);
+    assert_int_equal (s_standby_repl (e.endpoint).stream, 0);
+    tk_shard_stop (h, &e, SIGTERM);
 }
 
 int
