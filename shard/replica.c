@@ -17,8 +17,9 @@
           +<-- silence beyond the timeout, out_of_order, wrong_stream, errors
         any --ack fenced--> FENCED (the standby was promoted: it acknowledges nothing more)
         any --ack standby_fenced (another stream's) or unconfirmed--> REFUSED: counts for
-            nothing, hello again after the timeout (unconfirmed: timeout / REPLICA_PING_DIVISOR;
-            the standby takes only the stream its --standby-of ships, and may just have asked)
+            nothing, hello again after the timeout (unconfirmed: after 10 ms, doubling up to
+            timeout / REPLICA_PING_DIVISOR; the standby takes only the stream its --standby-of
+            ships, and has usually just asked)
 
     THE LEASE. Besides its messages, each link sends a PING every
     timeout / REPLICA_PING_DIVISOR (a new one when one goes unanswered for
@@ -125,6 +126,7 @@ typedef struct {
     bool streamed;        //  it streamed in this stream: it holds the database as opened
     bool refused;         //  it answered standby_fenced (logged once)
     bool unconfirmed;     //  it answered unconfirmed (logged once until it takes the stream)
+    long retry_ms;        //  and asks again after this: 10 ms, doubling up to timeout / 4
     uint64_t resume;      //  HELLO after streaming: its last position (the log keeps the rest)
 } s_link_t;
 
@@ -731,25 +733,29 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
         //  --standby-of names, and that one did not confirm ours (yet: the
         //  standby has just asked it; or for good: it follows another
         //  primary). It counts for nothing; asked again soon, quietly.
-        if (!link->unconfirmed) {
-            link->unconfirmed = true;
+        if (link->state == L_REFUSED) {
+            return; //  already waiting to ask again (a ping's answer)
+        }
+        //  The standby has usually just asked, and its primary answers at
+        //  once: asked again soon, then less and less often.
+        long max = self->options.timeout_ms / REPLICA_PING_DIVISOR;
+        link->retry_ms = link->retry_ms ? link->retry_ms * 2 : REPLICA_UNCONFIRMED_RETRY_MS;
+        link->retry_ms = link->retry_ms < max ? link->retry_ms : max;
+        if (!link->unconfirmed && link->retry_ms >= max) {
+            link->unconfirmed = true; //  not a standby's first query: logged once
             rl_log_event (RL_LOG_WARN, "replication",
                           "replication to %s: the standby does not take this primary's stream "
                           "(unconfirmed): the primary its --standby-of names has not confirmed "
                           "it; asking again every %ld ms (its log says why)",
-                          link->endpoint, self->options.timeout_ms / REPLICA_PING_DIVISOR);
-        }
-        if (link->state == L_REFUSED) {
-            return; //  already waiting to ask again (a ping's answer)
+                          link->endpoint, max);
         }
         if (link->state == L_SEEDING || link->state == L_STREAMING) {
             s_rehello (link, "the standby did not confirm this primary's stream");
         }
         link->state = L_REFUSED;
         link->waiting = true;
-        //  hello again after timeout / REPLICA_PING_DIVISOR (replica_tick)
-        link->asked_ms = s_now_ms () - self->options.timeout_ms
-                         + self->options.timeout_ms / REPLICA_PING_DIVISOR;
+        //  hello again after retry_ms (replica_tick)
+        link->asked_ms = s_now_ms () - self->options.timeout_ms + link->retry_ms;
         s_update (self, true);
         return;
     }
@@ -786,10 +792,11 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
             link->answered = true;
             link->refused = false;
             if (link->unconfirmed) {
-                link->unconfirmed = false;
                 rl_info ("replication to %s: the standby confirmed this primary's stream",
                          link->endpoint);
             }
+            link->unconfirmed = false;
+            link->retry_ms = 0;
             pthread_mutex_lock (&self->lock);
             bool from_log = h->stream == self->stream && h->seq + 1 >= s_first_seq (self)
                             && h->seq <= self->last_seq && h->seq >= self->lost_seq;

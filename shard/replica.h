@@ -44,25 +44,26 @@
 #include "store.h"
 
 //  Limits ---------------------------------------------------------------------
-#define REPLICA_STANDBYS_MAX       4            //  --standby endpoints of one primary
-#define REPLICA_EVENT_BYTES_MAX    (1u << 30)   //  one event's data (a turn's batch, an ingest)
-#define REPLICA_LOG_BYTES_MAX      (1ull << 30) //  events kept for standbys; beyond: re-seed
-#define REPLICA_WINDOW_EVENTS_MAX  64           //  events sent and not yet acknowledged
-#define REPLICA_WINDOW_BYTES_MAX   (64u << 20)  //  their bytes (one larger event goes alone)
-#define REPLICA_SEED_CHUNK_BYTES   (1u << 20)   //  bytes of one seed chunk
-#define REPLICA_SEED_NAME_SIZE_MAX 64           //  a seeded file's name, bytes
-#define REPLICA_SEED_FILES_MAX     100000       //  files in one seed
-#define REPLICA_TIMEOUT_MS_DEFAULT 1000         //  --repl-timeout-ms: no answer -> hello again
-#define REPLICA_TIMEOUT_MS_MIN     10
-#define REPLICA_PROMOTE_LINGER_MS  200 //  a promoted standby keeps its socket open: answers leave
-#define REPLICA_PING_DIVISOR       4   //  a link pings every timeout / 4 (the lease's renewal)
-#define REPLICA_LEASE_MARGIN_MS    20  //  plus timeout / 16: clock rates, scheduling
-#define REPLICA_TIMEOUT_MS_MAX     600000
-#define REPLICA_QUERY_TIMEOUT_MS   500 //  a standby's QUERY unanswered this long: asked again
-#define REPLICA_QUERY_INTERVAL_MS  100 //  at most one QUERY sent per interval
-#define REPLICA_HEADER_SIZE        64
-#define REPLICA_MAGIC              0x50524c52u //  "RLRP", little-endian
-#define REPLICA_VERSION            1
+#define REPLICA_STANDBYS_MAX         4            //  --standby endpoints of one primary
+#define REPLICA_EVENT_BYTES_MAX      (1u << 30)   //  one event's data (a turn's batch, an ingest)
+#define REPLICA_LOG_BYTES_MAX        (1ull << 30) //  events kept for standbys; beyond: re-seed
+#define REPLICA_WINDOW_EVENTS_MAX    64           //  events sent and not yet acknowledged
+#define REPLICA_WINDOW_BYTES_MAX     (64u << 20)  //  their bytes (one larger event goes alone)
+#define REPLICA_SEED_CHUNK_BYTES     (1u << 20)   //  bytes of one seed chunk
+#define REPLICA_SEED_NAME_SIZE_MAX   64           //  a seeded file's name, bytes
+#define REPLICA_SEED_FILES_MAX       100000       //  files in one seed
+#define REPLICA_TIMEOUT_MS_DEFAULT   1000         //  --repl-timeout-ms: no answer -> hello again
+#define REPLICA_TIMEOUT_MS_MIN       10
+#define REPLICA_PROMOTE_LINGER_MS    200 //  a promoted standby keeps its socket open: answers leave
+#define REPLICA_PING_DIVISOR         4   //  a link pings every timeout / 4 (the lease's renewal)
+#define REPLICA_LEASE_MARGIN_MS      20  //  plus timeout / 16: clock rates, scheduling
+#define REPLICA_TIMEOUT_MS_MAX       600000
+#define REPLICA_QUERY_TIMEOUT_MS     500 //  a standby's QUERY unanswered this long: asked again
+#define REPLICA_QUERY_INTERVAL_MS    100 //  at most one QUERY sent per interval
+#define REPLICA_UNCONFIRMED_RETRY_MS 10  //  a primary answered unconfirmed says hello again after
+#define REPLICA_HEADER_SIZE          64
+#define REPLICA_MAGIC                0x50524c52u //  "RLRP", little-endian
+#define REPLICA_VERSION              1
 
 _Static_assert(REPLICA_WINDOW_BYTES_MAX <= REPLICA_LOG_BYTES_MAX,
                "a window never holds more than the log");
@@ -135,7 +136,8 @@ typedef enum {
     //  A standby refuses a hello, ping, event or seed of a stream that its
     //  --standby-of did not confirm (it ships another stream, none, or did
     //  not answer yet): nothing changes. The primary counts it for nothing
-    //  and asks again after timeout / REPLICA_PING_DIVISOR.
+    //  and asks again after REPLICA_UNCONFIRMED_RETRY_MS, doubling up to
+    //  timeout / REPLICA_PING_DIVISOR.
     REPLICA_ST_UNCONFIRMED = 11,
 } replica_status_t;
 

@@ -878,6 +878,10 @@ s_query_open (s_standby_t *self, bool ask)
     zsock_set_rcvhwm (self->query, 16);
     zsock_set_linger (self->query, 0);
     zsock_set_maxmsgsize (self->query, 4 * REPLICA_HEADER_SIZE); //  an answer is 64 bytes
+    //  A restarted primary is asked as soon as it binds (libzmq's 100 ms
+    //  by default), less and less often while it stays away.
+    zsock_set_reconnect_ivl (self->query, 10);
+    zsock_set_reconnect_ivl_max (self->query, REPLICA_QUERY_TIMEOUT_MS);
     if (zsock_connect (self->query, "%s", self->o->primary) != 0) {
         zsock_destroy (&self->query);
         return -1;

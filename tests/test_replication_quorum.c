@@ -730,6 +730,7 @@ test_quorum_first_seed_stalled (void **state)
         assert_true (zclock_mono () < deadline);
         zclock_sleep (20);
     }
+    rk_drive (&s_load, client, 12, &model); //  enough transfers for the check
     rk_finish (&s_load, client, &model);
     rl_client_destroy (&client);
     tk_shard_stop (h, &primary, SIGTERM);
