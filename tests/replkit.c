@@ -84,8 +84,8 @@ rk_repl (const char *endpoint, rl_repl_rec_t recs[RL_REPL_RECORDS_MAX])
     return count;
 }
 
-void
-rk_promote (const char *endpoint)
+int
+rk_promote_call (const char *endpoint)
 {
     int rc = RL_CLIENT_TIMEOUT;
     for (int attempt = 0; attempt < 3 && rc == RL_CLIENT_TIMEOUT; attempt++) {
@@ -94,11 +94,20 @@ rk_promote (const char *endpoint)
         uint8_t *reply = NULL;
         size_t reply_size = 0;
         rc = rl_client_call (client, RL_OP_PROMOTE, NULL, 0, 0, RK_CALL_TIMEOUT_MS, &rh, &reply,
-                             &reply_size); //  0: answered ok
+                             &reply_size);
         free (reply);
         rl_client_destroy (&client);
+        if (rc == 0 && rh.status != RL_STATUS_OK) {
+            rc = (int) rh.status; //  refused
+        }
     }
-    assert_int_equal (rc, 0);
+    return rc;
+}
+
+void
+rk_promote (const char *endpoint)
+{
+    assert_int_equal (rk_promote_call (endpoint), 0);
 }
 
 void

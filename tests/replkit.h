@@ -13,11 +13,12 @@
     strong conservation check.
 
     rk_status and rk_repl ask an endpoint its status and its repl_status
-    records, asserting that it answers. rk_promote promotes the standby at
-    an endpoint as an operator does (an answer lost with the standby's
-    socket is asked again); rk_wait_serving waits until the process there
-    serves as the primary (a promoted standby answers status as a standby
-    until it has reopened).
+    records, asserting that it answers. rk_promote_call promotes the standby
+    at an endpoint as an operator does (an answer lost with the standby's
+    socket is asked again; a primary answers ok): 0, or how it was refused
+    (RL_CLIENT_TIMEOUT: no answer); rk_promote asserts 0; rk_wait_serving waits until the process
+   there serves as the primary (a promoted standby answers status as a standby until it has
+   reopened).
 */
 #ifndef RL_REPLKIT_H
 #define RL_REPLKIT_H
@@ -49,6 +50,7 @@ void rk_finish (rk_load_t *self, rl_client_t *client, tk_model_t *model);
 
 rl_status_rec_t rk_status (const char *endpoint);
 size_t rk_repl (const char *endpoint, rl_repl_rec_t recs[RL_REPL_RECORDS_MAX]);
+int rk_promote_call (const char *endpoint);
 void rk_promote (const char *endpoint);
 void rk_wait_serving (const char *endpoint);
 

@@ -197,45 +197,6 @@ s_bad_input (harness_t *h, const char *endpoint)
     assert_true (s_position (endpoint) >= before);
 }
 
-//  Promotes the standby at endpoint as an operator does: an answer lost
-//  with the standby's socket is asked again, and the primary it became
-//  answers ok.
-static void
-s_promote (const char *endpoint)
-{
-    int rc = RL_CLIENT_TIMEOUT;
-    for (int attempt = 0; attempt < 3 && rc == RL_CLIENT_TIMEOUT; attempt++) {
-        rl_client_t *client = rl_client_new (endpoint);
-        rl_header_t rh;
-        uint8_t *reply = NULL;
-        size_t reply_size = 0;
-        rc = rl_client_call (client, RL_OP_PROMOTE, NULL, 0, 0, CALL_TIMEOUT_MS, &rh, &reply,
-                             &reply_size); //  0: answered ok
-        free (reply);
-        rl_client_destroy (&client);
-    }
-    assert_int_equal (rc, 0);
-}
-
-//  Waits until the process at endpoint serves as the primary: the promoted
-//  standby still answers status as a standby until it has reopened.
-static void
-s_wait_serving (const char *endpoint)
-{
-    int64_t deadline = zclock_mono () + TK_READY_TIMEOUT_MS;
-    rl_status_rec_t st = {.state = RL_SHARD_STANDBY};
-    while (zclock_mono () < deadline) {
-        rl_client_t *client = rl_client_new (endpoint); //  new: the socket it knew closed
-        int rc = rl_client_status (client, &st, 200);
-        rl_client_destroy (&client);
-        if (rc == 0 && st.state == RL_SHARD_SERVING) {
-            break;
-        }
-        zclock_sleep (10);
-    }
-    assert_int_equal (st.state, RL_SHARD_SERVING);
-}
-
 static int
 s_setup (void **state)
 {
@@ -309,7 +270,7 @@ test_failover (void **state)
     primary.pid = -1;
     //  Promote the standby; time to the first acknowledged write.
     int64_t t0 = zclock_usecs ();
-    s_promote (standby.endpoint);
+    rk_promote (standby.endpoint);
     //  The primary path opens behind the old primary's 3 s lease (it was
     //  answered a moment before the SIGKILL): meanwhile the standby's
     //  socket still answers, status as a standby, a repeated promote ok.
@@ -318,8 +279,8 @@ test_failover (void **state)
     assert_int_equal (rl_client_status (waiting, &during, CALL_TIMEOUT_MS), 0);
     assert_int_equal (during.state, RL_SHARD_STANDBY);
     rl_client_destroy (&waiting);
-    s_promote (standby.endpoint);
-    s_wait_serving (standby.endpoint);
+    rk_promote (standby.endpoint);
+    rk_wait_serving (standby.endpoint);
     client = rl_client_new (standby.endpoint);
     rk_drive (&s_load, client, 1, &model);
     printf ("test_replication: promote -> first acknowledged write %.1f ms\n",

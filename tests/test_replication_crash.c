@@ -62,6 +62,7 @@
 
 #include "codec.h"
 #include "ring.h"
+#include "replkit.h"
 #include "rl_rand.h"
 #include "testkit.h"
 
@@ -339,26 +340,6 @@ s_wait_state (const char *endpoint, uint32_t state, int timeout_ms)
     if (now != state) {
         fail_msg ("%s: state %u, want %u", endpoint, now, state);
     }
-}
-
-//  Promotes the standby as an operator does (an answer lost with the
-//  standby's socket is asked again: a primary answers ok). 0, or how it
-//  was refused.
-static int
-s_promote (const char *endpoint)
-{
-    int rc = RL_CLIENT_TIMEOUT;
-    for (int attempt = 0; attempt < 3 && rc == RL_CLIENT_TIMEOUT; attempt++) {
-        rl_client_t *client = rl_client_new (endpoint);
-        rl_header_t rh;
-        uint8_t *reply = NULL;
-        size_t reply_size = 0;
-        rc = rl_client_call (client, RL_OP_PROMOTE, NULL, 0, 0, CALL_TIMEOUT_MS, &rh, &reply,
-                             &reply_size);
-        free (reply);
-        rl_client_destroy (&client);
-    }
-    return rc;
 }
 
 static void
@@ -739,7 +720,7 @@ s_case (s_ctx_t *ctx, size_t k)
     size_t before = ctx->count;
     int64_t t_dead = zclock_mono ();
     //  3. Fail-over, or the primary without its standby.
-    int promoted = c->arm == ARM_PRIMARY ? s_promote (ctx->standby.endpoint) : -1;
+    int promoted = c->arm == ARM_PRIMARY ? rk_promote_call (ctx->standby.endpoint) : -1;
     if (promoted == RL_STATUS_UNAVAILABLE) {
         //  It died before its new standby held a complete copy (its point
         //  came at its start): in semi mode it acknowledged nothing since,

@@ -77,26 +77,6 @@ s_position (const char *endpoint)
     return st.commits;
 }
 
-static void
-s_promote (const char *endpoint)
-{
-    int rc = RL_CLIENT_TIMEOUT;
-    for (int attempt = 0; attempt < 3 && rc == RL_CLIENT_TIMEOUT; attempt++) {
-        rl_client_t *client = rl_client_new (endpoint);
-        rl_header_t rh;
-        uint8_t *reply = NULL;
-        size_t reply_size = 0;
-        rc = rl_client_call (client, RL_OP_PROMOTE, NULL, 0, 0, CALL_TIMEOUT_MS, &rh, &reply,
-                             &reply_size);
-        free (reply);
-        rl_client_destroy (&client);
-        if (rc == 0 && rh.status != RL_STATUS_OK) {
-            rc = (int) rh.status; //  refused
-        }
-    }
-    assert_int_equal (rc, 0);
-}
-
 //  Waits until status at endpoint says state (a new socket each time: a
 //  promoted standby reopens).
 static void
@@ -256,7 +236,7 @@ test_fence_running (void **state)
     //  promoted and takes new transfers.
     harness_kill (h, primary.pid, SIGSTOP);
     int64_t t0 = zclock_mono ();
-    s_promote (standby.endpoint);
+    rk_promote (standby.endpoint);
     s_wait_state (standby.endpoint, RL_SHARD_SERVING);
     printf ("test_fence_running: promote -> serving %ld ms (the lease: " REPL_TIMEOUT " ms)\n",
             (long) (zclock_mono () - t0));
@@ -312,7 +292,7 @@ test_fence_restart (void **state)
     int wstatus = 0;
     assert_int_equal (harness_wait_exit (h, primary.pid, 20000, &wstatus), 0);
     primary.pid = -1;
-    s_promote (standby.endpoint);
+    rk_promote (standby.endpoint);
     s_wait_state (standby.endpoint, RL_SHARD_SERVING);
     client = rl_client_new (standby.endpoint);
     rk_drive (&s_load, client, 4, &model);
@@ -376,7 +356,7 @@ test_restart_in_lease (void **state)
     rl_client_destroy (&client);
     harness_kill (h, primary.pid, SIGSTOP);
     int64_t t0 = zclock_mono ();
-    s_promote (standby.endpoint);
+    rk_promote (standby.endpoint);
     assert_true (tk_shard_stop (h, &standby, SIGKILL) >= 0);
     assert_true (tk_shard_start (h, &standby) > 0); //  the marker: it opens as the primary
     s_wait_state (standby.endpoint, RL_SHARD_SERVING);
@@ -418,7 +398,7 @@ test_lost_disk (void **state)
     int wstatus = 0;
     assert_int_equal (harness_wait_exit (h, primary.pid, 20000, &wstatus), 0);
     primary.pid = -1;
-    s_promote (standby.endpoint);
+    rk_promote (standby.endpoint);
     s_wait_state (standby.endpoint, RL_SHARD_SERVING);
     client = rl_client_new (standby.endpoint);
     rk_finish (&s_load, client, &model); //  every acknowledged transfer is there
@@ -455,7 +435,7 @@ test_promote_mid_seed (void **state)
     int wstatus = 0;
     assert_int_equal (harness_wait_exit (h, primary.pid, 20000, &wstatus), 0);
     primary.pid = -1;
-    s_promote (standby.endpoint);
+    rk_promote (standby.endpoint);
     s_wait_state (standby.endpoint, RL_SHARD_SERVING);
     client = rl_client_new (standby.endpoint);
     rk_finish (&s_load, client, &model);
