@@ -7,6 +7,11 @@
        a sync; once synced_seq reaches it, every later written batch is
        synced too (they hold no write anything depends on), so
        wal_seq <= synced_seq implies synced_seq == written_seq.
+    5. urgent_seq <= written_seq: the last written batch whose turn wants
+       a sync at once. A batch that needs a sync but is not urgent (a
+       turn that only applied DECIDEs, server.c "DEFERRED APPLIES") waits
+       for the next urgent batch or the tick: a sync is wanted when
+       urgent_seq > synced_seq and one is due.
     3. A message's needs_seq <= batch_seq when pushed (nothing can depend on
        a write not yet made); the server sends it only when needs_seq <=
        min (synced_seq, replicated_seq) (asserted by the server, which owns
@@ -35,6 +40,7 @@ struct outq_t {
     uint64_t written_seq;    //  the last group commit written
     uint64_t wal_seq;        //  the last written one that needs a sync
     uint64_t synced_seq;     //  the last group commit made durable
+    uint64_t urgent_seq;     //  the last written one that wants its sync at once
     uint64_t replicated_seq; //  the last group commit the standbys hold (UINT64_MAX: no wait)
 };
 
@@ -42,7 +48,7 @@ static bool
 s_valid (const outq_t *self)
 {
     return self->synced_seq <= self->written_seq && self->written_seq < self->batch_seq
-           && self->wal_seq <= self->written_seq
+           && self->wal_seq <= self->written_seq && self->urgent_seq <= self->written_seq
            && (self->wal_seq > self->synced_seq || self->synced_seq == self->written_seq);
 }
 
@@ -151,18 +157,21 @@ void
 outq_batch_synced (outq_t *self)
 {
     assert (self && self->synced_seq == self->written_seq); //  nothing waits for a sync
-    self->synced_seq = self->written_seq = self->wal_seq = self->batch_seq;
+    self->synced_seq = self->written_seq = self->wal_seq = self->urgent_seq = self->batch_seq;
     self->batch_seq++;
     assert (s_valid (self));
 }
 
 void
-outq_batch_written (outq_t *self, bool needs_sync)
+outq_batch_written (outq_t *self, bool needs_sync, bool urgent)
 {
     assert (self && s_valid (self));
     self->written_seq = self->batch_seq;
     if (needs_sync) {
         self->wal_seq = self->batch_seq;
+    }
+    if (urgent) {
+        self->urgent_seq = self->batch_seq; //  invariant 5
     }
     self->batch_seq++;
     if (self->wal_seq <= self->synced_seq) {
@@ -176,6 +185,13 @@ outq_sync_due (const outq_t *self)
 {
     assert (self && s_valid (self));
     return self->wal_seq > self->synced_seq;
+}
+
+bool
+outq_sync_wanted (const outq_t *self)
+{
+    assert (self && s_valid (self));
+    return self->wal_seq > self->synced_seq && self->urgent_seq > self->synced_seq;
 }
 
 void

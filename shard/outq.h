@@ -75,10 +75,15 @@ void outq_batch_synced (outq_t *self);
 //  needs_sync: it holds a write that a message may depend on (false: it is
 //  empty, or its writes need no sync, docs/two-phase.md "Writes without a
 //  sync"). Such a batch counts as synced as soon as every batch before it
-//  that needs a sync is.
-void outq_batch_written (outq_t *self, bool needs_sync);
+//  that needs a sync is. urgent: its turn wants a sync at once (false: a
+//  turn of deferred applies, whose sync waits for the next urgent batch or
+//  the tick, server.c "DEFERRED APPLIES").
+void outq_batch_written (outq_t *self, bool needs_sync, bool urgent);
 //  Is a written batch waiting for a sync?
 bool outq_sync_due (const outq_t *self);
+//  Is a sync due and wanted now (an urgent batch written since the last
+//  sync)? A sync started covers every batch written, deferred ones too.
+bool outq_sync_wanted (const outq_t *self);
 //  A sync that began once `seq` was written has ended: every batch up to
 //  seq is durable (and the later ones too if none of them needs a sync).
 void outq_synced_to (outq_t *self, uint64_t seq);

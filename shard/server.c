@@ -32,6 +32,23 @@
     queries) is a turn of its own. With --durability nosync nothing is
     synced and everything goes at the end of its turn.
 
+    DEFERRED APPLIES. A turn that only applied DECIDEs (a participant's
+    commits and aborts; acknowledgements read beside them change nothing)
+    needs a sync, but nobody waits for it but the coordinator's log entry:
+    the client was answered when the decision was durable at the
+    coordinator, and the ACK that lets the coordinator forget it goes once
+    the apply is synced. So such a turn writes its batch and starts no
+    sync (outq_batch_written, not urgent): the next turn that wants one
+    (anything else read, a tick: at most RL_SHARD_TICK_MS later) starts a
+    sync that covers it. At batch 1 this takes the apply's sync off the
+    path of the next PREPARE to the same shard, which would otherwise wait
+    for it, and saves a sync per cross-shard transfer when the shard is
+    not busy. Not deferred: a DECIDE of a debit leg (its chain's client is
+    answered at the ACK, docs/two-phase.md "Debit legs"), a turn that
+    wrote RL_SHARD_INLINE_SYNC_WRITES or more. A crash before the covering
+    sync loses the apply and its ACK was never sent: the prepared record
+    is still durable, and the coordinator sends its DECIDE again.
+
     MIGRATION REQUESTS FIRST. A migration's freeze is a chain of requests
     (freeze, export, import, the step's ring, commit), each waiting for the
     one before; behind a saturating load each used to wait for the turn
@@ -72,13 +89,16 @@
     2. The output queue is empty between calls: it is drained after each.
     3. Held replies wait in arrival order; each goes as soon as its commit
        is synced, so between turns only replies whose commit is not yet
-       synced are held, and only while a sync is in flight or due.
+       synced are held, and only while a sync is in flight or due (a
+       deferred one: until the next urgent turn or tick).
     4. The failpoints between a sync and the send of what it justifies
        (tp.part.prepare_synced, tp.coord.decision_synced,
        tp.part.apply_synced) fire from the messages that carry them, once a
        release, in that order, before any of them is sent.
     5. At most one sync in flight (syncer.h); one is started whenever a
-       written batch needs one and none is in flight.
+       written batch needs one, an urgent batch was written since the last
+       sync (DEFERRED APPLIES; every tick is urgent), and none is in
+       flight.
 
     STATES, like SQLite's pager ERROR state:
 
@@ -365,10 +385,11 @@ s_sender (server_t *self, zframe_t *payload, const char *candidate)
 //  tagged with the failpoint that sits between that sync and its send.
 //  Records that break their sender rule come back refused, unauthorized,
 //  and are counted with the unauthorized requests.
-static void
+static bool
 s_do_twophase (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *body,
                zframe_t *payload)
 {
+    bool deferrable = false; //  a DECIDE whose apply's sync may wait (DEFERRED APPLIES)
     size_t count = h->record_count;
     assert (count <= RL_BATCH_RECORDS_MAX); //  codec_check_request bounds it
     now_t now = now_read ();
@@ -397,6 +418,13 @@ s_do_twophase (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uin
             snprintf (sender, sizeof sender, "%s", name);
         }
         if (decide) {
+            //  A debit leg's commit is answered to its chain's client at
+            //  this ACK (docs/two-phase.md, "Debit legs"): its sync goes at once.
+            deferrable = true;
+            for (size_t i = 0; i < count && deferrable; i++) {
+                deferrable = !participant_debit_live (ledger_participant (self->ledger),
+                                                      self->tps[i].id);
+            }
             needs_seq = participant_decide (ledger_participant (self->ledger), self->tps, count,
                                             name ? sender : NULL, now, self->tps_out);
             fp = RL_FP_TP_PART_APPLY_SYNCED;
@@ -419,6 +447,7 @@ s_do_twophase (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uin
     }
     assert (needs_seq <= outq_batch_seq (self->outq)); //  paired with the modules' returns
     s_hold (self, reply, needs_seq, fp, false);
+    return deferrable;
 }
 
 //  Does this shard own the account? (Reads of others' accounts get wrong_shard.)
@@ -563,7 +592,8 @@ s_handle (server_t *self, zmsg_t *msg)
     }
     rl_log_request_begin (h.request_id); //  the lines of this request carry its id
     zmsg_t *reply = NULL;
-    bool local = false; //  the reply reports no ledger state: it waits for the sync only
+    bool deferrable = false; //  a DECIDE applied whose sync may wait (DEFERRED APPLIES)
+    bool local = false;      //  the reply reports no ledger state: it waits for the sync only
     const char *sender = "";
     bool decoded = status == RL_STATUS_OK || status == RL_STATUS_MALFORMED
                    || status == RL_STATUS_TOO_MANY_RECORDS; //  the header names an operation
@@ -600,7 +630,7 @@ s_handle (server_t *self, zmsg_t *msg)
             case RL_OP_PREPARE:
             case RL_OP_DECIDE:
             case RL_OP_OUTCOME_QUERY:
-                s_do_twophase (self, msg, &h, body, payload); //  holds its own reply
+                deferrable = s_do_twophase (self, msg, &h, body, payload); //  holds its reply
                 break;
             case RL_OP_LOOKUP_ACCOUNTS:
             case RL_OP_LOOKUP_TRANSFERS:
@@ -673,6 +703,7 @@ s_handle (server_t *self, zmsg_t *msg)
         s_hold (self, reply, outq_batch_seq (self->outq), self->reply_fp, local);
     }
     self->reply_fp = RL_FP_COUNT;
+    self->turn_urgent |= !deferrable;
     rl_log_request_end ();
 }
 
@@ -906,7 +937,7 @@ s_parked_written (server_t *self)
         self->written_head = ledger_last_timestamp (self->ledger);
         self->writes_unsynced += write_count;
     }
-    outq_batch_written (self->outq, write_count > 0);
+    outq_batch_written (self->outq, write_count > 0, true);
     s_replica_written (self);
 }
 
@@ -940,13 +971,14 @@ s_turn_failed (server_t *self)
     return 0;
 }
 
-//  Starts a sync of everything written when one is due and none is in
-//  flight (invariant 5).
+//  Starts a sync of everything written when one is wanted (an urgent
+//  batch waits for it: DEFERRED APPLIES) and none is in flight (invariant
+//  5).
 static void
 s_sync_kick (server_t *self)
 {
     if (self->failed || !self->syncer || syncer_busy (self->syncer)
-        || !outq_sync_due (self->outq)) {
+        || !outq_sync_wanted (self->outq)) {
         return;
     }
     //  It covers the batches written; one being built in a turn is not
@@ -1175,8 +1207,10 @@ s_do_replication (server_t *self, zmsg_t *envelope, const rl_header_t *h)
 //  Ends a turn: write the batch once, start its sync (or leave it to the
 //  next one), then send what synced commits justify. lazy: the turn's
 //  writes need no sync (it only read acknowledgements of DECIDEs).
+//  urgent: false when it only applied DECIDEs (and read ACKs): its sync
+//  waits for the next urgent turn or the tick (DEFERRED APPLIES).
 static int
-s_turn_finish (server_t *self, bool lazy)
+s_turn_finish (server_t *self, bool lazy, bool urgent)
 {
     assert (outq_count (self->outq) == 0); //  drained after every call
     if (!self->failed && store_failed (self->store)) {
@@ -1213,8 +1247,10 @@ s_turn_finish (server_t *self, bool lazy)
             self->commits += writes;
             s_replica_written (self);
         } else {
-            //  The sync's failpoints fire when it ends (s_on_synced).
-            outq_batch_written (self->outq, writes && !lazy);
+            //  The sync's failpoints fire when it ends (s_on_synced). A
+            //  large turn is never deferred (s_sync_inline below).
+            urgent |= write_count >= RL_SHARD_INLINE_SYNC_WRITES;
+            outq_batch_written (self->outq, writes && !lazy, urgent && !lazy);
             self->writes_unsynced += writes ? write_count : 0;
             //  Shipped before the local sync starts: the standby's write
             //  runs beside it (docs/replication.md).
@@ -1308,6 +1344,7 @@ s_drain_peer (server_t *self, size_t peer, now_t now, size_t budget, bool *lazy_
         }
         coordinator_t *coordinator = ledger_coordinator (self->ledger);
         *lazy_p &= h.operation == RL_OP_DECIDE;
+        self->turn_urgent |= h.operation != RL_OP_DECIDE; //  ACKs never urge a sync
         if (h.operation == RL_OP_PREPARE) {
             self->unauthorized += coordinator_prepare_replies (coordinator, self->tps,
                                                                h.record_count, from, now);
@@ -1424,7 +1461,8 @@ s_first_turn (server_t *self, size_t building_max)
     }
     self->inbox_count = kept;
     if (first > 0) {
-        s_turn_finish (self, false); //  its own small batch, its sync at once if none is in flight
+        s_turn_finish (self, false,
+                       true); //  its own small batch, its sync at once if none is in flight
         shard_metrics_turn (self->metrics, zclock_usecs () - turn_us);
     }
 }
@@ -1451,7 +1489,8 @@ s_turn (server_t *self)
     //  turn's batch is empty, so that it reads every record the turns
     //  before wrote (a decision that ended the drain included)
     s_parked (self);
-    bool lazy = !self->parked_held; //  only acknowledgements of DECIDEs read so far
+    bool lazy = !self->parked_held;        //  only acknowledgements of DECIDEs read so far
+    self->turn_urgent = self->parked_held; //  and deferrable DECIDEs (DEFERRED APPLIES)
     for (size_t round = 0; more && round < RL_SHARD_REQUESTS_PER_TURN_MAX; round++) {
         more = false;
         //  Requests that waited for a backup hold go first (backup.h), then
@@ -1478,7 +1517,7 @@ s_turn (server_t *self)
             break; //  the sync failed: nothing more is applied
         }
     }
-    int rc = s_turn_finish (self, lazy);
+    int rc = s_turn_finish (self, lazy, self->turn_urgent);
     shard_metrics_turn (self->metrics, zclock_usecs () - turn_us);
     if (self->failed) {
         migrate_parked_drop (self); //  unanswered: the tool's call times out and is resent
@@ -1534,7 +1573,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     ledger_tick (self->ledger, now_read ());
     migrate_tick (self);
     s_drain_outq (self);
-    return s_turn_finish (self, false);
+    return s_turn_finish (self, false, true); //  a deferred sync goes now at the latest
 }
 
 //  Life cycle -----------------------------------------------------------------

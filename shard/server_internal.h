@@ -110,6 +110,7 @@ struct server_t {
     int64_t parked_until_ms; //  monotonic: served then, drained or not
     bool parked_serving;     //  s_export: serve it, do not wait again
     bool parked_held;        //  server.c: its reply was held this turn
+    bool turn_urgent; //  server.c: this turn read something other than deferrable DECIDEs and ACKs
     //  mlease.c: the plan holding the migration lease (0: none), as stored
     uint64_t migration_lease;
     bool migration_lease_loaded;
