@@ -171,6 +171,7 @@ struct replica_t {
     uint64_t seeds;         //  seeds begun (names of their directories)
     uint64_t written_seq;   //  the last event replica_written saw (its failpoint)
     bool stalled_logged;    //  the last stall state logged (replica_tick)
+    bool lease_was_ok;      //  replica_lease_ok held once: the stall counts as it does
 };
 
 static int64_t
@@ -870,8 +871,11 @@ s_on_ping_ack (s_link_t *link, const replica_header_t *h)
     bool before = replica_lease_ok (self);
     link->lease_ms = link->ping_sent_ms;
     link->answered = true;
-    if (!before && replica_lease_ok (self) && self->wake) {
-        self->wake (self->wake_arg); //  what the lapse held goes now
+    if (!before && replica_lease_ok (self)) {
+        self->lease_was_ok = true;
+        if (self->wake) {
+            self->wake (self->wake_arg); //  what the lapse held goes now
+        }
     }
 }
 
@@ -1103,20 +1107,21 @@ replica_stalled (const replica_t *self)
         || (self->pending_count > 0 && now - self->waiting_ms > self->options.timeout_ms)) {
         return true;
     }
-    //  The lease as replica_lease_ok counts it (a link that has not
-    //  streamed in this stream holds none, however fresh its pings): a
-    //  primary that may not answer says so and answers busy, rather than
-    //  holding reads for ever while its status says serving. Within the
-    //  timeout after start, a link not heard from yet is given the time.
+    //  Once the lease held, it is counted as replica_lease_ok counts it: a
+    //  link that has not streamed in this stream (a standby on its first
+    //  seed) holds none, however fresh its pings, so a primary that may
+    //  not answer says so and answers busy rather than holding reads for
+    //  ever while its status says serving. Before (the start), a link
+    //  whose pings are answered counts: the first writes wait for the
+    //  seeds (docs/replication.md, "Semi-synchronous mode").
     size_t leases = 0;
     for (size_t i = 0; i < self->link_count; i++) {
         const s_link_t *link = &self->links[i];
-        int64_t since = !link->streamed  ? self->started_ms
-                        : link->lease_ms ? link->lease_ms
-                                         : self->started_ms;
-        leases += now - since <= self->options.timeout_ms;
+        int64_t since = link->lease_ms ? link->lease_ms : self->started_ms;
+        leases += now - since <= self->options.timeout_ms
+                  && (link->streamed || !self->lease_was_ok);
     }
-    //  Fewer than the quorum: the lease ran out (at start: too few streamed
+    //  Fewer than the quorum: the lease ran out (at start: too few answered
     //  within the timeout).
     return leases < self->options.quorum;
 }
@@ -1250,6 +1255,7 @@ replica_tick (replica_t *self)
         s_pump (link);
     }
     s_update (self, true);
+    self->lease_was_ok |= replica_lease_ok (self);
     //  The alarm: a stall is logged when it begins and when it ends.
     bool stalled = replica_stalled (self);
     if (stalled != self->stalled_logged && !self->fenced) {

@@ -213,11 +213,11 @@ uint64_t replica_released_head (const replica_t *self);
 //  async mode (or with none), UINT64_MAX: nothing waits.
 uint64_t replica_released (const replica_t *self);
 //  Semi mode, and writes have waited for an acknowledgement longer than
-//  the timeout, or fewer than the quorum hold the lease as
-//  replica_lease_ok counts it (streamed in this stream, a ping answered
-//  within the timeout; at start: fewer streamed within the timeout): new
-//  writes and reads are answered busy. After the timeout from start, not
-//  stalled implies the lease is ok: a primary that may not answer says so.
+//  the timeout, or fewer than the quorum answered a ping sent within the
+//  timeout (at start: none answered within the timeout), counting, once
+//  replica_lease_ok has held, only the standbys that streamed in this
+//  stream as it does (so a primary that may not answer says so): new
+//  writes and reads are answered busy.
 bool replica_stalled (const replica_t *self);
 //  May anything that reports ledger state leave now? Semi: every standby
 //  has streamed in this stream (it holds the database as this process

@@ -700,7 +700,9 @@ test_quorum_first_seed_stalled (void **state)
     while (rk_status (primary.endpoint).state != RL_SHARD_STALLED) {
         if (zclock_mono () > deadline) {
             harness_keep (h);
-            fail_msg ("the primary does not say stalled with a stopped and a seeding standby");
+            fail_msg ("the primary does not say stalled with a stopped and a seeding standby "
+                      "(b's link: state %u)",
+                      s_link_state (primary.endpoint, b.endpoint));
         }
         zclock_sleep (20);
     }
@@ -717,13 +719,18 @@ test_quorum_first_seed_stalled (void **state)
         rl_transfer_t out;
         int rc = rl_client_lookup_transfers (client, &id, 1, &out, 1000);
         if (rc != RL_STATUS_BUSY) {
-            fail_msg ("a read of a stalled primary answered %d, not busy", rc);
+            fail_msg ("a read of a stalled primary answered %d, not busy (b's link: state %u)", rc,
+                      s_link_state (primary.endpoint, b.endpoint));
         }
         busy++;
         zclock_sleep (50);
     }
-    //  The case held: b was seeding throughout.
-    assert_int_equal (s_link_state (primary.endpoint, b.endpoint), RL_REPL_SEEDING);
+    //  The case held: b has not streamed yet (seeding, or asked its
+    //  position again when a delayed chunk outlasted the timeout).
+    uint32_t b_state = s_link_state (primary.endpoint, b.endpoint);
+    if (b_state != RL_REPL_SEEDING && b_state != RL_REPL_HELLO) {
+        fail_msg ("b's link is in state %u: the case did not hold", b_state);
+    }
     harness_kill (h, a.pid, SIGCONT);
     deadline = zclock_mono () + 20000;
     while (rk_status (primary.endpoint).state != RL_SHARD_SERVING) {
