@@ -1226,11 +1226,13 @@ s_group_reply (coordinator_t *self, int32_t i, const rl_tp_rec_t *reply, now_t n
                      ? reply->result
                      : RL_ABORTED;
         if (e->doomed != 0 && reply->timestamp == 0
-            && (reply->result == RL_UNAUTHORIZED || !rl_result_is_retryable (reply->result))) {
-            //  Refused without an answer about the id (a stored id comes with
-            //  its timestamp), after its id check: not stored there, so the
-            //  member fails with its own code here. A credit on a third shard
-            //  is refused unauthorized there, once the id is looked at.
+            && (reply->result == RL_NOT_SUPPORTED || !rl_result_is_retryable (reply->result))) {
+            //  Refused after its id check without an answer about the id (a
+            //  stored id comes with its timestamp): not stored there, so the
+            //  member fails with its own code here (a credit on a third shard
+            //  is refused not_supported there once the id is looked at). A
+            //  retryable refusal (unauthorized: the debit shard's ring does
+            //  not know this shard yet, say) says nothing of the id: unknown.
             result = e->doomed;
         }
     }

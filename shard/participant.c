@@ -988,25 +988,37 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
         //  in this very batch: the reply waits for it) or live in an
         //  attempt of this shard's coordinator (in_progress): not prepared.
         //  The credit leg index (`applied`) does not concern it.
+        //  A coordinator that does not own the credit account (a member
+        //  debiting here and crediting a third shard: its chain's shard asks
+        //  whether it was applied before) hears only the exact record's
+        //  exists; anything else it is refused not_supported, after the
+        //  id's answer, so that it can tell a record stored here from none
+        //  but cannot probe a stored one field by field.
         applied = 0;
+        bool credit_owner = s_leg_credit_owner_ok (self, rec);
         *result = self->ids.check (self->ids.arg, t, ts_p);
-        if (*result != RL_OK) {
+        if (*result != RL_OK && (credit_owner || *result == RL_EXISTS)) {
             *seq_p = *result == RL_IN_PROGRESS || *result == RL_STORAGE_ERROR
                          ? 0
                          : outq_batch_seq (self->outq);
             *ts_p = *seq_p ? *ts_p : 0;
             return RL_TP_REFUSED;
         }
-        if (s_debit_leg_elsewhere (self, t->id, rec->tp.coordinator)) {
-            *result = RL_IN_PROGRESS; //  another chain holds it: decided first
+        if (*result == RL_STORAGE_ERROR) {
+            *ts_p = 0;
             return RL_TP_REFUSED;
         }
-        if (!s_leg_credit_owner_ok (self, rec)) {
+        if (!credit_owner) {
             rl_warn ("two-phase: PREPARE of debit leg %016" PRIx64 "%016" PRIx64
                      " from coordinator %s, which does not own its credit account at epoch "
-                     "%" PRIu64 ": unauthorized",
+                     "%" PRIu64 ": not_supported (not stored here)",
                      t->id.hi, t->id.lo, rec->tp.coordinator, ring_epoch (self->ring));
-            *result = RL_UNAUTHORIZED;
+            *ts_p = 0;
+            *result = RL_NOT_SUPPORTED;
+            return RL_TP_REFUSED;
+        }
+        if (s_debit_leg_elsewhere (self, t->id, rec->tp.coordinator)) {
+            *result = RL_IN_PROGRESS; //  another chain holds it: decided first
             return RL_TP_REFUSED;
         }
     }

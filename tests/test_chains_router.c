@@ -24,15 +24,15 @@
       commit whole, the timestamps in the reply those of each member's
       debit shard; sent again whole, exists for each, and a member sent
       alone to its debit shard exists (and a debit leg's PREPARE of it
-      from a shard not holding its credit is told exists, before the
-      sender rule's unauthorized); refused at a debit shard
+      from a shard not holding its credit is told exists for the exact
+      record, not_supported for another amount); refused at a debit shard
       (exceeds_credits, debit account not found): that member's code, the
       others linked_event_failed, nothing applied, nothing burned (decided
       again; corrected, the same ids apply); a member retried alone after a
       failed chain applies alone; a member debiting one other shard and
       crediting another is not_supported; hostile debit legs on the wire
       (a client's key: unauthorized; two kinds: malformed; a sender not
-      holding the credit: unauthorized; a missing or poor debit account:
+      holding the credit: not_supported; a missing or poor debit account:
       its code), nothing reserved or moved; the conservation check.
     - The client library's retry helper, on a chain that fails for a
       business reason: its answers are final (returns 0, nothing resent).
@@ -620,8 +620,9 @@ test_chains_debits (void **state)
     //  Hostile debit legs on the wire, to shard 1 (x's): from a client's
     //  key, unauthorized whole; from shard 0's key, two kinds in one
     //  record, malformed whole; a debit leg whose credit is not the
-    //  sender's (shard 2 naming itself, crediting shard 0's a), or whose
-    //  debit account is missing or cannot pay, refused with its code.
+    //  sender's (shard 2 naming itself, crediting shard 0's a):
+    //  not_supported, or whose debit account is missing or cannot pay,
+    //  refused with its code.
     rl_account_t x_before = s_account (ctx, x), poor_before = s_account (ctx, poor_x);
     const char *s0 = ctx->shards[0].name, *s2 = ctx->shards[2].name;
     rl_transfer_t h = s_t (0, x, a, 5);
@@ -634,15 +635,21 @@ test_chains_debits (void **state)
     recs[0] = s_leg_rec (&h, RL_TRANSFER_TP_DEBIT_LEG, s2);
     assert_int_equal (s_prepare_send (ctx, s2, 1, recs, 1, out), RL_STATUS_OK);
     assert_int_equal (out[0].state, RL_TP_REFUSED);
-    assert_int_equal (out[0].result, RL_UNAUTHORIZED);
+    assert_int_equal (out[0].result, RL_NOT_SUPPORTED);
     //  The same sender asking about a member stored there (applied in a
     //  chain above) is told exists with its timestamp, and nothing moves:
-    //  the id is answered before the credit's owner is checked.
+    //  the id is answered before the credit's owner is checked; the same
+    //  record with another amount is not_supported, never a field-by-field
+    //  exists_with_different_amount.
     recs[0] = s_leg_rec (&alone, RL_TRANSFER_TP_DEBIT_LEG, s2);
     assert_int_equal (s_prepare_send (ctx, s2, 1, recs, 1, out), RL_STATUS_OK);
     assert_int_equal (out[0].state, RL_TP_REFUSED);
     assert_int_equal (out[0].result, RL_EXISTS);
     assert_int_equal (out[0].timestamp, s_stored_ts (ctx, &alone));
+    recs[0].transfer.amount++;
+    assert_int_equal (s_prepare_send (ctx, s2, 1, recs, 1, out), RL_STATUS_OK);
+    assert_int_equal (out[0].result, RL_NOT_SUPPORTED);
+    assert_int_equal (out[0].timestamp, 0);
     rl_transfer_t gone = s_t (0, s_missing (ctx, 1), a, 5), much = s_t (0, poor_x, a, 1000000);
     recs[0] = s_leg_rec (&gone, RL_TRANSFER_TP_DEBIT_LEG, s0);
     recs[1] = s_leg_rec (&much, RL_TRANSFER_TP_DEBIT_LEG, s0);
