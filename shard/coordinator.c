@@ -558,11 +558,14 @@ s_group (coordinator_t *self, uint32_t g)
 }
 
 //  Attempt slot i becomes a live attempt of transfer t towards peer: a new
-//  attempt id of this incarnation, its prepare deadline armed.
+//  attempt id of this incarnation, its prepare deadline armed. Peer -1: a
+//  chain's member held here, its "participant" this shard, with no
+//  deadline of its own (its group decides it).
 static attempt_t *
 s_attempt_begin (coordinator_t *self, int32_t i, const rl_transfer_t *t, int peer, int32_t request,
                  uint32_t index, now_t now)
 {
+    bool local = peer < 0;
     attempt_t *e = attempts_at (&self->attempts, i);
     e->state = ATTEMPT_LIVE;
     e->transfer = *t;
@@ -572,9 +575,10 @@ s_attempt_begin (coordinator_t *self, int32_t i, const rl_transfer_t *t, int pee
     e->tp.amount = t->amount;
     e->tp.debit_account_id = t->debit_account_id;
     s_copy_name (e->tp.coordinator, sizeof (e->tp.coordinator), self->name);
-    s_copy_name (e->peer, sizeof (e->peer), ring_shard_name (self->ring, (size_t) peer));
-    e->peer_index = peer;
-    e->deadline_ns = now.mono_ns + self->prepare_timeout_ms * 1000000ull;
+    s_copy_name (e->peer, sizeof (e->peer),
+                 local ? self->name : ring_shard_name (self->ring, (size_t) peer));
+    e->peer_index = local ? s_peer_index (self, self->name) : peer;
+    e->deadline_ns = local ? UINT64_MAX : now.mono_ns + self->prepare_timeout_ms * 1000000ull;
     if (e->deadline_ns < self->attempts_due_ns) {
         self->attempts_due_ns = e->deadline_ns;
     }
@@ -915,21 +919,7 @@ coordinator_hold_local (coordinator_t *self, const rl_transfer_t *t, now_t now, 
         r.result = RL_BUSY;
         return r;
     }
-    attempt_t *e = attempts_at (&self->attempts, i);
-    e->state = ATTEMPT_LIVE;
-    e->transfer = *t;
-    e->tp.id = t->id;
-    e->tp.attempt = self->incarnation;
-    e->tp.attempt.seq = ++self->incarnation.seq;
-    e->tp.amount = t->amount;
-    e->tp.debit_account_id = t->debit_account_id;
-    s_copy_name (e->tp.coordinator, sizeof (e->tp.coordinator), self->name);
-    s_copy_name (e->peer, sizeof (e->peer), self->name); //  its "participant": this shard
-    e->peer_index = s_peer_index (self, self->name);
-    e->deadline_ns = UINT64_MAX; //  no timeout of its own: its group decides it
-    e->created_ns = now.wall_ns;
-    e->request = request;
-    e->index = index;
+    (void) s_attempt_begin (self, i, t, -1, request, index, now);
     self->requests[request].open++;
     s_group_join (self, group, i, true);
     r.result = COORDINATOR_PENDING;
