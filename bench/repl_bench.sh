@@ -9,7 +9,13 @@
 #  1. throughput: rlbench at batch 8190, window 4, 10,000 accounts, SECONDS
 #     a round; transfers/s, and CPU per transfer of the primary and of the
 #     standby (utime + stime of the whole process from /proc/PID/stat,
-#     every thread, over the measured run) -- semi-synchronous.
+#     every thread, over the whole rlbench run: its accounts, warm-up and
+#     measured part, per transfer the primary applied over the same span,
+#     read from its status) -- semi-synchronous. Each side of each round
+#     starts on data directories of its own, empty: a replicated side that
+#     opened the database the alone side had just filled (2-4 million
+#     transfers) paid for that larger database and for seeding its standby
+#     with it, not for replication.
 #  2. batch 1: rlbench at batch 1, one connection, window 1 (one request
 #     at a time): p50 and p99 of the request latency -- semi-synchronous.
 #  3. catch-up (replicated rounds only): an ASYNC primary (so that it goes
@@ -128,13 +134,16 @@ if "ok" not in r["results"] or not set(r["results"]) <= eval(sys.argv[2]): sys.e
 }
 # 1 and 2, and 5 in the first round: one side of a round.
 throughput_round () {
-    local mode=$1 n=$2 p0 p1 s0 s1 backup=""
-    start_pair "$mode" "t$n"
+    local mode=$1 n=$2 p0 p1 s0 s1 t0 t1 backup=""
+    # Its own empty data directories (t-alone-N, t-semi-N and its standby).
+    start_pair "$mode" "t-$mode-$n"
     # CPU over the whole run (its accounts, warm-up and measured part), per
-    # transfer applied in it (ok_total).
+    # transfer the primary applied over the same span.
+    t0=$(status_field "$P" transfers)
     p0=$(cpu_ticks "$primary_pid"); s0=0; [ -z "$standby_pid" ] || s0=$(cpu_ticks "$standby_pid")
     load "$batch" "$seconds" "$work/tp-$mode-$n.json"
     p1=$(cpu_ticks "$primary_pid"); s1=0; [ -z "$standby_pid" ] || s1=$(cpu_ticks "$standby_pid")
+    t1=$(status_field "$P" transfers)
     seed=$((seed + 1))
     "$rlbench" --connect "$P" --insecure --batch 1 --window 1 --connections 1 \
         --accounts "$accounts" --warmup "$warmup" --duration "$lat_seconds" --seed "$seed" --json --quiet \
@@ -148,11 +157,11 @@ throughput_round () {
     fi
     stop_pair
     python3 - "$work/tp-$mode-$n.json" "$((p1 - p0))" "$((s1 - s0))" "$(getconf CLK_TCK)" \
-        "$work/lat-$mode-$n.json" "$backup" "$mode" <<'PY' >> "$work/rounds-$mode"
+        "$work/lat-$mode-$n.json" "$backup" "$mode" "$((t1 - t0))" <<'PY' >> "$work/rounds-$mode"
 import json, sys
 r = json.load(open(sys.argv[1]))
 hz = int(sys.argv[4])
-n = max(float(r["ok_total"]), 1.0)
+n = max(float(sys.argv[8]), 1.0)
 lj = json.load(open(sys.argv[5]))
 lat = lj["latency_ms"]
 row = {"tps": float(r["transfers_per_s"]), "primary_us": int(sys.argv[2]) / hz * 1e6 / n,
