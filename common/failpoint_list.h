@@ -169,3 +169,6 @@ RL_FP_X (REPL_PRIMARY_RELEASED, "repl.primary.released",
 RL_FP_X (REPL_STANDBY_APPLIED, "repl.standby.applied",
          "standby: an event applied with its synced write, before its acknowledgement is sent")
 RL_FP_X (REPL_STANDBY_ACKED, "repl.standby.acked", "standby: an event's acknowledgement sent")
+RL_FP_X (JOURNAL_WARM_VERIFY, "journal.warm.verify",
+         "test only: with `error`, a promoted standby's recovery that took its id filter and "
+         "transfers from memory also reads them from the disk and fails the open if they differ")

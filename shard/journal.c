@@ -83,6 +83,17 @@
     background checkpoint, and swapped in at the thaw with the live
     generation's ids added (LIMITS in idfilter.h).
 
+    A STANDBY'S WARM STATE (journal_warm_*, replica_standby.c): the two
+    reads of journal_open that grow with the shard, the filter's scan and
+    the transfers after checkpoint_ts, built once from a standby's copy
+    and kept current from the writes it applies, then handed to the
+    promoted primary's journal_open (journal_set_warm), which takes them
+    instead of reading them once they agree with the disk's checkpoint_ts
+    and the ends of its transfers after it. Its filter holds what the scan
+    would (the ids of tx_index, legs and imported, each added from the
+    writes that put them, unless the filter already answers "maybe" for
+    it); the replay adds the transfers after the checkpoint, as always.
+
     LIMITS: RL_SHARD_CHECKPOINT_TRANSFERS between checkpoints (plus at most
     one loop turn) per generation, two generations; recent and the leg
     index grow by doubling.
@@ -138,6 +149,8 @@ struct journal_t {
     uint64_t ids_read;      //  ids it read from tx_index (the filter said "maybe")
     uint64_t legs_answered; //  legs journal_legs_probe answered from the filter alone
     idfilter_t *ids;        //  every id stored here or imported (invariant 8); NULL before open
+    journal_warm_t *warm;   //  a standby's state, taken by journal_open (journal_set_warm)
+    bool opened_warm;       //  journal_open took it
     uint64_t *probe_hash;   //  journal_probe's: the filter hash of each id
     //  journal_probe's buffers, RL_BATCH_RECORDS_MAX entries each:
     uint8_t *probe_keys;   //  ids, encoded
@@ -191,6 +204,7 @@ journal_destroy (journal_t **self_p)
     if (!self) {
         return;
     }
+    journal_warm_destroy (&self->warm);
     for (size_t i = 0; i < 2; i++) {
         idmap_destroy (&self->gens[i].recent_ids);
         free (self->gens[i].legs);
@@ -227,12 +241,11 @@ s_put_meta_u64 (journal_t *self, const char *name, uint64_t value)
 }
 
 static int
-s_get_meta_u64 (journal_t *self, const char *name, uint64_t *value_p)
+s_store_meta_u64 (store_t *store, const char *name, uint64_t *value_p)
 {
     uint8_t bytes[8];
     size_t size = 0;
-    int rc = store_get (self->store, STORE_CF_META, name, strlen (name), bytes, sizeof (bytes),
-                        &size);
+    int rc = store_get (store, STORE_CF_META, name, strlen (name), bytes, sizeof (bytes), &size);
     if (rc == 1 && size == sizeof (bytes)) {
         *value_p = codec_get_u64 (bytes);
         return 0;
@@ -242,6 +255,12 @@ s_get_meta_u64 (journal_t *self, const char *name, uint64_t *value_p)
         return 0;
     }
     return -1;
+}
+
+static int
+s_get_meta_u64 (journal_t *self, const char *name, uint64_t *value_p)
+{
+    return s_store_meta_u64 (self->store, name, value_p);
 }
 
 uint64_t
@@ -616,6 +635,27 @@ s_replay_one (accounts_t *accounts, const rl_transfer_t *t)
     return 0;
 }
 
+//  Replays one stored transfer after checkpoint_ts: onto the accounts when
+//  it is ok, into the live generation, into last_ts.
+static int
+s_replay_record (journal_t *self, accounts_t *accounts, const rl_transfer_t *transfer, char *err,
+                 size_t err_size)
+{
+    if (JOURNAL_RESULT (transfer->reserved) == RL_OK && s_replay_one (accounts, transfer) != 0) {
+        snprintf (err, err_size, "transfer at ts %" PRIu64 " names a missing account",
+                  transfer->timestamp);
+        return -1;
+    }
+    if (s_recent_append (self, transfer) != 0) {
+        snprintf (err, err_size, "out of memory replaying transfers");
+        return -1;
+    }
+    if (transfer->timestamp > self->last_ts) {
+        self->last_ts = transfer->timestamp;
+    }
+    return 0;
+}
+
 //  Replays transfers after checkpoint_ts onto the loaded accounts.
 static int
 s_replay (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
@@ -641,20 +681,9 @@ s_replay (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
         rl_transfer_t transfer;
         codec_decode_transfer (value, &transfer);
         assert (transfer.timestamp == codec_get_u64_be (key));
-        if (JOURNAL_RESULT (transfer.reserved) == RL_OK
-            && s_replay_one (accounts, &transfer) != 0) {
-            snprintf (err, err_size, "transfer at ts %" PRIu64 " names a missing account",
-                      transfer.timestamp);
+        if (s_replay_record (self, accounts, &transfer, err, err_size) != 0) {
             rc = -1;
             break;
-        }
-        if (s_recent_append (self, &transfer) != 0) {
-            snprintf (err, err_size, "out of memory replaying transfers");
-            rc = -1;
-            break;
-        }
-        if (transfer.timestamp > self->last_ts) {
-            self->last_ts = transfer.timestamp;
         }
     }
     store_iter_destroy (&it);
@@ -995,6 +1024,423 @@ s_clock_ms (clockid_t clock)
     return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
 }
 
+//  A standby's warm state -----------------------------------------------------
+
+struct journal_warm_t {
+    store_t *store;
+    idfilter_t *ids;       //  as journal_open's scan: every id of tx_index, legs, imported
+    rl_transfer_t *recent; //  the transfers after checkpoint_ts, ts order
+    size_t count;
+    size_t cap;
+    uint64_t checkpoint_ts; //  as the copy's meta says
+    uint64_t last_put_ts;   //  the newest transfer record of the copy
+    size_t keys_min;        //  the filter's sizing (journal_filter_scan)
+    size_t extra_keys;
+    bool lost; //  a write it does not follow: to be dropped
+    char why[160];
+};
+
+static void
+s_warm_lose (journal_warm_t *self, const char *why)
+{
+    if (!self->lost) {
+        self->lost = true;
+        snprintf (self->why, sizeof self->why, "%s", why);
+    }
+}
+
+//  Adds the hash of an index entry (tx_index, legs) or an imported id,
+//  unless the filter already answers "maybe" for it (an entry ingested
+//  again after a crash, an id imported twice): its count then grows as the
+//  scan's would.
+static void
+s_warm_add_new (journal_warm_t *self, uint64_t hash)
+{
+    if (!idfilter_may_hold (self->ids, hash)) {
+        idfilter_add (self->ids, hash);
+    }
+}
+
+static void
+s_warm_transfer (journal_warm_t *self, const rl_transfer_t *t)
+{
+    if (self->lost) {
+        return;
+    }
+    //  Its id joins the filter with the index entry the checkpoint ingests
+    //  (journal_warm_ingest); until then journal_open's replay adds it.
+    self->last_put_ts = t->timestamp;
+    if (t->timestamp <= self->checkpoint_ts) {
+        return; //  checkpointed: not replayed
+    }
+    if (self->count == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : RL_SHARD_CHECKPOINT_TRANSFERS;
+        rl_transfer_t *recent = realloc (self->recent, cap * sizeof (*recent));
+        if (!recent) {
+            s_warm_lose (self, "out of memory for the transfers after the checkpoint");
+            return;
+        }
+        self->recent = recent;
+        self->cap = cap;
+    }
+    self->recent[self->count++] = *t;
+}
+
+//  checkpoint_ts moved up to ts: the transfers up to it are checkpointed.
+static void
+s_warm_checkpoint (journal_warm_t *self, uint64_t ts)
+{
+    if (ts < self->checkpoint_ts) {
+        s_warm_lose (self, "checkpoint_ts moved back");
+        return;
+    }
+    self->checkpoint_ts = ts;
+    size_t keep = 0;
+    while (keep < self->count && self->recent[keep].timestamp <= ts) {
+        keep++;
+    }
+    memmove (self->recent, self->recent + keep, (self->count - keep) * sizeof (*self->recent));
+    self->count -= keep;
+}
+
+journal_warm_t *
+journal_warm_new (store_t *store, size_t keys_min, size_t extra_keys, char *err, size_t err_size)
+{
+    assert (store);
+    journal_warm_t *self = calloc (1, sizeof (*self));
+    if (!self) {
+        snprintf (err, err_size, "out of memory");
+        return NULL;
+    }
+    self->store = store;
+    self->keys_min = keys_min;
+    self->extra_keys = extra_keys;
+    if (s_store_meta_u64 (store, JOURNAL_META_CHECKPOINT_TS, &self->checkpoint_ts) != 0) {
+        snprintf (err, err_size, "cannot read checkpoint_ts: %s", store_error (store));
+        journal_warm_destroy (&self);
+        return NULL;
+    }
+    self->ids = journal_filter_scan (store, keys_min, extra_keys, err, err_size);
+    store_iter_t *it = self->ids ? store_iter_new (store, STORE_CF_TRANSFERS) : NULL;
+    if (!it) {
+        if (self->ids) {
+            snprintf (err, err_size, "out of memory");
+        }
+        journal_warm_destroy (&self);
+        return NULL;
+    }
+    store_iter_seek_last (it);
+    if (store_iter_valid (it)) {
+        size_t key_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        self->last_put_ts = key_size == 8 ? codec_get_u64_be (key) : UINT64_MAX;
+    }
+    uint8_t from[8];
+    codec_put_u64_be (from, self->checkpoint_ts + 1);
+    for (store_iter_seek (it, from, sizeof (from)); store_iter_valid (it) && !self->lost;
+         store_iter_next (it)) {
+        size_t key_size = 0, value_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &value_size);
+        rl_transfer_t t;
+        if (key_size != 8 || value_size != RL_TRANSFER_SIZE) {
+            s_warm_lose (self, "a corrupt transfer record");
+            break;
+        }
+        codec_decode_transfer (value, &t);
+        if (t.timestamp != codec_get_u64_be (key)) {
+            s_warm_lose (self, "a transfer record under another timestamp");
+            break;
+        }
+        uint64_t last = self->last_put_ts;
+        s_warm_transfer (self, &t);
+        self->last_put_ts = last;
+    }
+    bool failed = store_iter_error (it, err, err_size) != 0;
+    store_iter_destroy (&it);
+    if (failed || self->lost) {
+        if (!failed) {
+            snprintf (err, err_size, "%s", self->why);
+        }
+        journal_warm_destroy (&self);
+    }
+    return self;
+}
+
+void
+journal_warm_destroy (journal_warm_t **self_p)
+{
+    assert (self_p);
+    journal_warm_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    idfilter_destroy (&self->ids);
+    free (self->recent);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Does the range delete [begin, end) cover key (bytewise order, the store's)?
+static bool
+s_in_range (const uint8_t *key, size_t key_size, const uint8_t *begin, size_t begin_size,
+            const uint8_t *end, size_t end_size)
+{
+    int lo = memcmp (key, begin, key_size < begin_size ? key_size : begin_size);
+    int hi = memcmp (key, end, key_size < end_size ? key_size : end_size);
+    bool after_begin = lo > 0 || (lo == 0 && key_size >= begin_size);
+    bool before_end = hi < 0 || (hi == 0 && key_size < end_size);
+    return after_begin && before_end;
+}
+
+void
+journal_warm_write (journal_warm_t *self, store_cf_t cf, const uint8_t *key, size_t key_size,
+                    const uint8_t *value, size_t value_size, bool range)
+{
+    assert (self && key);
+    if (self->lost) {
+        return;
+    }
+    bool put = value && !range;
+    switch (cf) {
+        case STORE_CF_TRANSFERS: {
+            if (!put) {
+                s_warm_lose (self, "a transfer record deleted");
+                return;
+            }
+            if (key_size != 8 || value_size != RL_TRANSFER_SIZE) {
+                s_warm_lose (self, "a transfer record of another size");
+                return;
+            }
+            rl_transfer_t t;
+            codec_decode_transfer (value, &t);
+            if (t.timestamp != codec_get_u64_be (key)) {
+                s_warm_lose (self, "a transfer record under another timestamp");
+                return;
+            }
+            if (t.timestamp <= self->last_put_ts) {
+                s_warm_lose (self, "a transfer record not after the newest one");
+                return;
+            }
+            s_warm_transfer (self, &t);
+            return;
+        }
+        case STORE_CF_META: {
+            const char *name = JOURNAL_META_CHECKPOINT_TS;
+            size_t name_size = strlen (name);
+            bool named = key_size == name_size && memcmp (key, name, name_size) == 0;
+            if (range
+                && s_in_range ((const uint8_t *) name, name_size, key, key_size, value,
+                               value_size)) {
+                s_warm_lose (self, "checkpoint_ts deleted");
+            } else if (named && !put) {
+                s_warm_lose (self, "checkpoint_ts deleted");
+            } else if (named && value_size != 8) {
+                s_warm_lose (self, "a checkpoint_ts of another size");
+            } else if (named) {
+                s_warm_checkpoint (self, codec_get_u64 (value));
+            }
+            return;
+        }
+        case STORE_CF_TX_INDEX:
+            if (put && key_size == RL_ID_SIZE) {
+                s_warm_add_new (self, idfilter_hash (codec_decode_id (key)));
+            }
+            return;
+        case STORE_CF_LEGS:
+            if (put && key_size == 2 * RL_ID_SIZE) {
+                s_warm_add_new (self, idfilter_hash_leg (codec_decode_id (key),
+                                                         codec_decode_id (key + RL_ID_SIZE)));
+            }
+            return;
+        case STORE_CF_IMPORTED:
+            //  'I' id or 'I' id debit: the id, as the scan files it.
+            if (put && key_size >= 1 + RL_ID_SIZE && key[0] == IMPORTED_BY_ID
+                && (key_size == 1 + RL_ID_SIZE || key_size == 1 + 2 * RL_ID_SIZE)) {
+                s_warm_add_new (self, idfilter_hash (codec_decode_id (key + 1)));
+            }
+            return;
+        default:
+            return; //  nothing else is read by journal_open's scan or replay
+    }
+}
+
+void
+journal_warm_ingest (journal_warm_t *self, store_cf_t cf, const uint8_t *entries, size_t entry_size,
+                     size_t key_size, size_t count)
+{
+    assert (self && (entries || count == 0));
+    if (cf != STORE_CF_TX_INDEX && cf != STORE_CF_LEGS) {
+        return; //  history: not read by the scan
+    }
+    for (size_t i = 0; i < count && !self->lost; i++) {
+        journal_warm_write (self, cf, entries + i * entry_size, key_size,
+                            entries + i * entry_size + key_size, entry_size - key_size, false);
+    }
+}
+
+int
+journal_warm_settle (journal_warm_t *self, char *err, size_t err_size)
+{
+    assert (self);
+    if (self->lost) {
+        snprintf (err, err_size, "%s", self->why);
+        return -1;
+    }
+    if (!idfilter_full (self->ids)) {
+        return 0;
+    }
+    //  As the primary's checkpoint grows its filter (journal_filter_grow),
+    //  but here and now: the scan holds every id up to this event.
+    uint64_t started_ms = s_clock_ms (CLOCK_MONOTONIC);
+    idfilter_t *filter = journal_filter_scan (self->store, self->keys_min, self->extra_keys, err,
+                                              err_size);
+    if (!filter) {
+        s_warm_lose (self, "the bigger id filter could not be built");
+        return -1;
+    }
+    rl_info ("journal: the standby's id filter grew to %zu ids in %" PRIu64 " ms, holding %zu",
+             idfilter_capacity (filter), s_clock_ms (CLOCK_MONOTONIC) - started_ms,
+             idfilter_count (filter));
+    idfilter_destroy (&self->ids);
+    self->ids = filter;
+    return 0;
+}
+
+void
+journal_warm_stats (const journal_warm_t *self, size_t *ids_p, size_t *transfers_p)
+{
+    assert (self && ids_p && transfers_p);
+    *ids_p = idfilter_count (self->ids);
+    *transfers_p = self->count;
+}
+
+void
+journal_set_warm (journal_t *self, journal_warm_t **warm_p)
+{
+    assert (self && warm_p && !self->ids);
+    journal_warm_destroy (&self->warm);
+    self->warm = *warm_p;
+    *warm_p = NULL;
+}
+
+//  Does the warm state follow this disk? Its checkpoint_ts is the disk's,
+//  and its first and last transfers after it are the disk's (two seeks).
+static bool
+s_warm_matches (journal_t *self, const journal_warm_t *warm, char *why, size_t why_size)
+{
+    if (warm->lost) {
+        snprintf (why, why_size, "%s", warm->why);
+        return false;
+    }
+    if (warm->checkpoint_ts != self->checkpoint_ts) {
+        snprintf (why, why_size, "checkpoint_ts %" PRIu64 ", the disk's %" PRIu64,
+                  warm->checkpoint_ts, self->checkpoint_ts);
+        return false;
+    }
+    store_iter_t *it = store_iter_new (self->store, STORE_CF_TRANSFERS);
+    if (!it) {
+        snprintf (why, why_size, "out of memory");
+        return false;
+    }
+    uint8_t from[8];
+    codec_put_u64_be (from, self->checkpoint_ts + 1);
+    uint64_t first = 0, last = 0;
+    size_t key_size = 0;
+    store_iter_seek (it, from, sizeof (from));
+    if (store_iter_valid (it)) {
+        const uint8_t *key = store_iter_key (it, &key_size);
+        first = key_size == 8 ? codec_get_u64_be (key) : UINT64_MAX;
+    }
+    store_iter_seek_last (it);
+    if (store_iter_valid (it)) {
+        const uint8_t *key = store_iter_key (it, &key_size);
+        last = key_size == 8 ? codec_get_u64_be (key) : UINT64_MAX;
+    }
+    store_iter_destroy (&it);
+    uint64_t want_first = warm->count ? warm->recent[0].timestamp : 0;
+    bool ok = first == want_first
+              && (warm->count ? last == warm->recent[warm->count - 1].timestamp
+                              : last <= self->checkpoint_ts);
+    if (!ok) {
+        snprintf (why, why_size,
+                  "its transfers after the checkpoint run from %" PRIu64 " to %" PRIu64
+                  " (%zu), the disk's from %" PRIu64 " to %" PRIu64,
+                  want_first, warm->count ? warm->recent[warm->count - 1].timestamp : 0,
+                  warm->count, first, last);
+    }
+    return ok;
+}
+
+//  journal.warm.verify (tests): what journal_open took from the warm state
+//  against what it would have read: the transfers after the checkpoint,
+//  record by record, and every id of the filter's scan. 0, or -1 with err.
+static int
+s_warm_verify (journal_t *self, char *err, size_t err_size)
+{
+    store_iter_t *it = store_iter_new (self->store, STORE_CF_TRANSFERS);
+    if (!it) {
+        snprintf (err, err_size, "out of memory");
+        return -1;
+    }
+    uint8_t from[8];
+    codec_put_u64_be (from, self->checkpoint_ts + 1);
+    size_t n = 0;
+    int rc = 0;
+    const s_gen_t *gen = self->live;
+    for (store_iter_seek (it, from, sizeof (from)); store_iter_valid (it); store_iter_next (it)) {
+        size_t value_size = 0;
+        const uint8_t *value = store_iter_value (it, &value_size);
+        uint8_t mine[RL_TRANSFER_SIZE];
+        if (n < gen->recent_count) {
+            codec_encode_transfer (&gen->recent[n], mine);
+        }
+        if (n >= gen->recent_count || value_size != RL_TRANSFER_SIZE
+            || memcmp (value, mine, RL_TRANSFER_SIZE) != 0) {
+            snprintf (err, err_size, "the warm state differs from the disk at transfer %zu", n);
+            rc = -1;
+            break;
+        }
+        n++;
+    }
+    store_iter_destroy (&it);
+    if (rc == 0 && n != gen->recent_count) {
+        snprintf (err, err_size,
+                  "the warm state holds %zu transfers after the checkpoint, the disk %zu",
+                  gen->recent_count, n);
+        rc = -1;
+    }
+    uint64_t *hashes = NULL;
+    size_t count = 0, cap = 0;
+    const uint8_t by_id = IMPORTED_BY_ID;
+    if (rc == 0
+        && (s_scan_ids (self->store, STORE_CF_TX_INDEX, NULL, 0, &hashes, &count, &cap, err,
+                        err_size)
+                != 0
+            || s_scan_ids (self->store, STORE_CF_IMPORTED, &by_id, 1, &hashes, &count, &cap, err,
+                           err_size)
+                   != 0
+            || s_scan_ids (self->store, STORE_CF_LEGS, NULL, 0, &hashes, &count, &cap, err,
+                           err_size)
+                   != 0)) {
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        if (!idfilter_may_hold (self->ids, hashes[i])) {
+            snprintf (err, err_size, "the warm id filter misses a stored id (%zu of %zu)", i,
+                      count);
+            rc = -1;
+        }
+    }
+    free (hashes);
+    if (rc == 0) {
+        rl_info ("journal: the warm state matches the disk: %zu transfers after the checkpoint, "
+                 "%zu stored ids in the filter",
+                 n, count);
+    }
+    return rc;
+}
+
 int
 journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
 {
@@ -1016,21 +1462,61 @@ journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
     uint64_t started_ms = s_clock_ms (CLOCK_MONOTONIC);
     uint64_t started_cpu_ms = s_clock_ms (CLOCK_THREAD_CPUTIME_ID);
     assert (!self->ids);
-    self->ids = journal_filter_scan (self->store, self->ids_keys_min, self->ids_extra, err,
-                                     err_size);
+    //  A promoted standby's warm state stands in for the scan and the
+    //  replay's read when it follows this disk (journal_set_warm).
+    journal_warm_t *warm = self->warm;
+    self->warm = NULL;
+    char why[256];
+    if (warm && !s_warm_matches (self, warm, why, sizeof why)) {
+        rl_warn ("journal: the standby's state does not follow its disk (%s): recovering from "
+                 "the disk",
+                 why);
+        journal_warm_destroy (&warm);
+    }
+    if (warm) {
+        self->ids = warm->ids;
+        warm->ids = NULL;
+    } else {
+        self->ids = journal_filter_scan (self->store, self->ids_keys_min, self->ids_extra, err,
+                                         err_size);
+    }
     if (!self->ids) {
+        journal_warm_destroy (&warm);
         return -1;
     }
     size_t scanned = idfilter_count (self->ids);
-    if (s_replay (self, accounts, err, err_size) != 0) {
+    int rc = 0;
+    if (warm) {
+        for (size_t i = 0; rc == 0 && i < warm->count; i++) {
+            rc = s_replay_record (self, accounts, &warm->recent[i], err, err_size);
+        }
+        if (rc == 0 && RL_FAILPOINT (JOURNAL_WARM_VERIFY) != 0) {
+            rc = s_warm_verify (self, err, err_size);
+        }
+    } else {
+        rc = s_replay (self, accounts, err, err_size);
+    }
+    if (rc != 0) {
+        journal_warm_destroy (&warm);
         return -1;
     }
-    rl_info ("journal: id filter of %zu ids (%zu MB) built in %" PRIu64 " ms (%" PRIu64
-             " ms of CPU), %zu from the ingested and imported indexes",
+    rl_info ("journal: id filter of %zu ids (%zu MB) %s in %" PRIu64 " ms (%" PRIu64
+             " ms of CPU), %zu from %s",
              idfilter_count (self->ids), idfilter_bytes (self->ids) >> 20,
+             warm ? "taken from the standby's memory with its transfers" : "built",
              s_clock_ms (CLOCK_MONOTONIC) - started_ms,
-             s_clock_ms (CLOCK_THREAD_CPUTIME_ID) - started_cpu_ms, scanned);
+             s_clock_ms (CLOCK_THREAD_CPUTIME_ID) - started_cpu_ms, scanned,
+             warm ? "it" : "the ingested and imported indexes");
+    self->opened_warm = warm != NULL;
+    journal_warm_destroy (&warm);
     return 0;
+}
+
+bool
+journal_opened_warm (const journal_t *self)
+{
+    assert (self);
+    return self->opened_warm;
 }
 
 const rl_transfer_t *

@@ -151,6 +151,42 @@ uint64_t journal_freeze (journal_t *self);
 //  and the frozen generation is emptied.
 void journal_thaw (journal_t *self);
 
+//  A STANDBY'S WARM STATE (docs/replication.md, "The standby's ledger"):
+//  what journal_open builds from a disk that costs reads (the id filter's
+//  scan of every stored id, the transfers after checkpoint_ts), built once
+//  from a standby's copy and kept current as it applies the primary's
+//  events, so that a promotion's journal_open need not read them again.
+//  Accounts, timestamps and everything else are still read from disk.
+typedef struct journal_warm_t journal_warm_t;
+//  Builds it from the store as journal_open would (the same scan; the
+//  filter sized as journal_set_filter_sizing says: IDFILTER_KEYS_MIN and
+//  two checkpoint intervals, as a shard's, unless a test asks for less).
+//  NULL with a message in err.
+journal_warm_t *journal_warm_new (store_t *store, size_t keys_min, size_t extra_keys, char *err,
+                                  size_t err_size);
+void journal_warm_destroy (journal_warm_t **self_p);
+//  A write just applied to the store, in its order: a put (value), a
+//  delete (value NULL) or a range delete (value: the end key, range true).
+void journal_warm_write (journal_warm_t *self, store_cf_t cf, const uint8_t *key, size_t key_size,
+                         const uint8_t *value, size_t value_size, bool range);
+//  An ingest just applied (store_ingest_sorted's arguments).
+void journal_warm_ingest (journal_warm_t *self, store_cf_t cf, const uint8_t *entries,
+                          size_t entry_size, size_t key_size, size_t count);
+//  After an event: a filter that filled up is built again, bigger (the
+//  same scan, synchronous). 0, or -1 with the reason in err: the state no
+//  longer follows the disk (a write it does not follow, memory) and must
+//  be dropped; a promotion then recovers from disk.
+int journal_warm_settle (journal_warm_t *self, char *err, size_t err_size);
+//  What it holds: ids in its filter, transfers after the checkpoint.
+void journal_warm_stats (const journal_warm_t *self, size_t *ids_p, size_t *transfers_p);
+//  Before journal_open: it takes the warm state (and *warm_p becomes NULL).
+//  journal_open checks it against the disk's meta and ends of the
+//  transfers after the checkpoint, and uses it (no scan, no replay read);
+//  one that does not match is dropped (logged) and the disk is read.
+void journal_set_warm (journal_t *self, journal_warm_t **warm_p);
+//  After journal_open: did it take a warm state (rather than read the disk)?
+bool journal_opened_warm (const journal_t *self);
+
 //  The meta key of the checkpoint timestamp (u64), written by the checkpoint's batch.
 #define JOURNAL_META_CHECKPOINT_TS "checkpoint_ts"
 

@@ -174,11 +174,21 @@ ledger_t *
 ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring, uint64_t nonce,
              now_t now, char *err, size_t err_size)
 {
+    return ledger_open_warm (store, outq, name, ring, nonce, now, NULL, err, err_size);
+}
+
+ledger_t *
+ledger_open_warm (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
+                  uint64_t nonce, now_t now, journal_warm_t **warm_p, char *err, size_t err_size)
+{
     assert (store && outq && name && ring);
     assert (strlen (name) < RL_SHARD_NAME_SIZE_MAX);
     ledger_t *self = calloc (1, sizeof (*self));
     if (!self) {
         snprintf (err, err_size, "out of memory");
+        if (warm_p) {
+            journal_warm_destroy (warm_p);
+        }
         return NULL;
     }
     self->store = store;
@@ -206,7 +216,13 @@ ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
         || !self->participant || !self->pending) {
         snprintf (err, err_size, "out of memory");
         ledger_destroy (&self);
+        if (warm_p) {
+            journal_warm_destroy (warm_p);
+        }
         return NULL;
+    }
+    if (warm_p && *warm_p) {
+        journal_set_warm (self->journal, warm_p);
     }
     ledger_set_ring (self, ring);
     //  Recovery order: accounts and transfers, then the coordinator (its new

@@ -24,6 +24,7 @@
 #include "arcs.h"
 #include "checkpoint.h"
 #include "coordinator.h"
+#include "journal.h"
 #include "now.h"
 #include "outq.h"
 #include "participant.h"
@@ -50,6 +51,12 @@ typedef enum {
 //  unreadable or memory ran out.
 ledger_t *ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
                        uint64_t nonce, now_t now, char *err, size_t err_size);
+//  ledger_open for a promoted standby: *warm_p (the standby's id filter and
+//  transfers after the checkpoint, journal.h) stands in for the scan and
+//  the replay's read when it follows the store; it is taken (NULL after).
+ledger_t *ledger_open_warm (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
+                            uint64_t nonce, now_t now, journal_warm_t **warm_p, char *err,
+                            size_t err_size);
 void ledger_destroy (ledger_t **self_p);
 //  A new ring is served (the caller destroys the old one after this).
 void ledger_set_ring (ledger_t *self, const ring_t *ring);

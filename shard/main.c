@@ -16,7 +16,9 @@
    are not received), committed with that ring; the output queue and the ledger, which recovers
    accounts, transfers and two-phase state and commits a new incarnation (ledger.c); then the
    server, which binds the socket and runs turns (server.c). A standby (--standby-of) runs
-   replica_standby_run first; once promoted, its open store is the one opened here, and the
+   replica_standby_run first; once promoted, its open store is the one opened here (and its
+   id filter and transfers after the checkpoint, kept in memory as it streamed, spare recovery
+   the reads of them: ledger_open_warm), and the
    old primary's lease is waited out (replica_promoted_serve) between the ledger and the
    server, so that recovery overlaps the wait. Closes in the reverse order, with a
     checkpoint first when the store is healthy (shorter recovery next start).
@@ -627,8 +629,11 @@ s_open (s_main_t *self)
         rl_error ("out of memory");
         return -1;
     }
-    self->ledger = ledger_open (self->store, self->outq, o->name, self->ring, nonce, now_read (),
-                                err, sizeof (err));
+    //  A promoted standby's id filter and transfers after the checkpoint,
+    //  kept current as it streamed, stand in for recovery's reads of them.
+    journal_warm_t *warm = self->promoted ? replica_promoted_warm (self->promoted) : NULL;
+    self->ledger = ledger_open_warm (self->store, self->outq, o->name, self->ring, nonce,
+                                     now_read (), &warm, err, sizeof (err));
     if (!self->ledger) {
         rl_error ("cannot recover the ledger: %s", err);
         return -1;

@@ -40,6 +40,7 @@
 #include <czmq.h>
 
 #include "auth.h"
+#include "journal.h"
 #include "proto.h"
 #include "store.h"
 
@@ -169,6 +170,22 @@ const char *replica_mode_name (replica_mode_t mode);
 //  families 0..STORE_CF_COUNT-1, nothing after the last record. RocksDB
 //  would write a malformed batch into its WAL before it noticed.
 bool replica_batch_valid (const uint8_t *data, size_t size);
+//  One record of a WriteBatch: a put (key, value), a delete (key) or a
+//  range delete (keys in [key, value)).
+typedef enum { REPLICA_OP_PUT = 1, REPLICA_OP_DELETE, REPLICA_OP_DELETE_RANGE } replica_op_kind_t;
+typedef struct {
+    replica_op_kind_t kind;
+    store_cf_t cf;
+    const uint8_t *key;
+    size_t key_size;
+    const uint8_t *value; //  PUT: the value; DELETE_RANGE: the end key
+    size_t value_size;
+} replica_op_t;
+typedef void (replica_batch_fn) (void *arg, const replica_op_t *op);
+//  replica_batch_valid, calling fn (unless NULL) on each record in order as
+//  it goes: a batch that turns out invalid may have called it on the
+//  records before the fault, so check first (replica_batch_valid).
+bool replica_batch_each (const uint8_t *data, size_t size, replica_batch_fn *fn, void *arg);
 //  Checks an INGEST event: an index column family, sizes that add up,
 //  keys strictly increasing (store_ingest_sorted asserts it).
 bool replica_ingest_valid (const replica_header_t *h, const uint8_t *data, size_t size);
@@ -284,6 +301,11 @@ int replica_standby_run (const replica_standby_options_t *options, replica_promo
 
 //  Takes the promoted standby's open store: the caller owns it from here.
 store_t *replica_promoted_store (replica_promoted_t *promoted);
+//  Takes the warm state the standby kept of that store (its id filter and
+//  transfers after the checkpoint, journal.h: ledger_open_warm), or NULL
+//  when it holds none (a directory promoted before this start, a state
+//  dropped): the caller owns it from here.
+journal_warm_t *replica_promoted_warm (replica_promoted_t *promoted);
 
 //  Waits until the promoted primary may serve (the linger after the
 //  answer to promote, and the old primary's lease), answering on the

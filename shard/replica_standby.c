@@ -88,6 +88,30 @@
     A promote whose answer was lost anyway is safe to repeat: the primary
     answers ok.
 
+    THE LEDGER STATE IN MEMORY (journal.h, "a standby's warm state"). A
+    primary's recovery costs two reads that grow with the shard: the scan
+    of every stored id into the id filter, and the read of the transfers
+    after the last checkpoint, which it replays. So once it holds a copy
+    (after a seed, and at every start: rebuilt from its disk) the standby
+    builds both as recovery would (journal_warm_new), and keeps them
+    current with every event it applies: it walks each WriteBatch
+    (replica_batch_each) and each ingest, and a transfer record joins the
+    transfers after the checkpoint, a new checkpoint_ts drops those it
+    covers, an index entry or an imported id joins the filter
+    (journal_warm_write, journal_warm_ingest); a filter that fills up is
+    built again, bigger, from a scan (journal_warm_settle). A write it
+    cannot follow (a transfer record deleted or out of order, checkpoint_ts
+    moving back or deleted) or memory running out drops the state, logged:
+    the promotion then recovers from disk as before. At the promotion the
+    state goes with the store (replica_promoted_warm, ledger_open_warm):
+    journal_open checks it against the disk (its checkpoint_ts, its first
+    and last transfer after it) and replays its transfers from memory
+    instead of reading them; accounts, timestamps, the two-phase records,
+    the pending transfers and the new incarnation are recovered from disk
+    as before (small reads). The result is the state a recovery of that
+    disk builds: test_replication_warm checks it with journal.warm.verify,
+    which reads what was taken from memory from the disk as well.
+
     THE HANDOVER. The loop ends as soon as promote is answered, and the
     standby is handed to main.c (replica_promoted_t) with its store still
     open and its socket still bound: the primary path takes the store as
@@ -120,6 +144,7 @@ typedef struct {
     const replica_standby_options_t *o; //  &options: main.c's may be gone by the handover
     replica_standby_options_t options;  //  (its strings are the command line's, which stay)
     store_t *store;                     //  NULL between a seed's close and open
+    journal_warm_t *warm; //  the copy's id filter and transfers after its checkpoint (or NULL)
     rl_auth_t *auth;
     zsock_t *router;
     zloop_t *loop;
@@ -237,6 +262,68 @@ s_position_value (uint64_t stream, uint64_t position, uint8_t out[16])
 {
     codec_put_u64 (out, stream);
     codec_put_u64 (out + 8, position);
+}
+
+//  The warm state ----------------------------------------------------------------
+
+//  Builds the warm state of the copy held (journal_warm_new: recovery's
+//  scan of the ids and read of the transfers after the checkpoint). One
+//  that cannot be built is logged: a promotion then recovers from disk.
+static void
+s_warm_build (s_standby_t *self)
+{
+    journal_warm_destroy (&self->warm);
+    if (!self->store || self->stream == 0) {
+        return; //  no copy yet
+    }
+    char err[256];
+    int64_t started = zclock_mono ();
+    self->warm = journal_warm_new (self->store, IDFILTER_KEYS_MIN,
+                                   2 * (size_t) RL_SHARD_CHECKPOINT_TRANSFERS, err, sizeof err);
+    if (!self->warm) {
+        rl_warn ("standby: cannot keep the copy's ledger state in memory (%s): a promotion will "
+                 "recover it from the disk",
+                 err);
+        return;
+    }
+    size_t ids = 0, transfers = 0;
+    journal_warm_stats (self->warm, &ids, &transfers);
+    rl_info ("standby: the copy's id filter (%zu ids) and its %zu transfers after the checkpoint "
+             "in memory, built in %" PRId64 " ms",
+             ids, transfers, zclock_mono () - started);
+}
+
+static void
+s_warm_op (void *arg, const replica_op_t *op)
+{
+    journal_warm_write (arg, op->cf, op->key, op->key_size, op->value, op->value_size,
+                        op->kind == REPLICA_OP_DELETE_RANGE);
+}
+
+//  An event just applied: into the warm state. One it cannot follow (or a
+//  bigger filter that cannot be built) drops it, logged: a promotion then
+//  recovers from disk.
+static void
+s_warm_event (s_standby_t *self, const replica_header_t *h, const uint8_t *data, size_t size)
+{
+    if (!self->warm) {
+        return;
+    }
+    if (h->kind == REPLICA_BATCH) {
+        bool valid = replica_batch_each (data, size, s_warm_op, self->warm);
+        assert (valid); //  checked before it was applied
+        (void) valid;
+    } else {
+        journal_warm_ingest (self->warm, (store_cf_t) h->cf, data, h->entry_size, h->key_size,
+                             h->count);
+    }
+    char err[256];
+    if (journal_warm_settle (self->warm, err, sizeof err) != 0) {
+        rl_warn ("standby: the copy's ledger state in memory dropped at event %" PRIu64
+                 " (%s): a promotion will recover it from the disk",
+                 h->seq, err);
+        journal_warm_destroy (&self->warm);
+    }
 }
 
 //  Replies ----------------------------------------------------------------------
@@ -580,6 +667,7 @@ s_apply (s_standby_t *self, const replica_header_t *h, const uint8_t *data, size
     }
     self->position = h->seq;
     self->applied++;
+    s_warm_event (self, h, data, size);
     RL_FAILPOINT (REPL_STANDBY_APPLIED); //  crash: applied, never acknowledged
     return REPLICA_ST_OK;
 }
@@ -715,6 +803,7 @@ s_seed_end (s_standby_t *self, const replica_header_t *h)
         fsync (dfd);
         close (dfd);
     }
+    journal_warm_destroy (&self->warm); //  of the copy replaced
     store_close (&self->store);
     s_remove_tree (self->old_dir);
     if (rename (self->o->data_dir, self->old_dir) != 0 && errno != ENOENT) {
@@ -765,6 +854,7 @@ s_seed_end (s_standby_t *self, const replica_header_t *h)
     self->position = h->seq;
     rl_info ("standby: seeded, stream %016" PRIx64 " at position %" PRIu64 " (%" PRIu64 " files)",
              self->stream, self->position, h->count);
+    s_warm_build (self);
     return REPLICA_ST_OK;
 }
 
@@ -1114,6 +1204,7 @@ s_standby_destroy (s_standby_t **self_p)
     zsock_destroy (&self->router);
     zloop_destroy (&self->loop);
     rl_auth_destroy (&self->auth);
+    journal_warm_destroy (&self->warm); //  before the store it reads
     store_close (&self->store);
     free (self);
     *self_p = NULL;
@@ -1155,6 +1246,7 @@ replica_standby_run (const replica_standby_options_t *o, replica_promoted_t **pr
         *promoted_p = (replica_promoted_t *) self;
         return 1;
     }
+    s_warm_build (self); //  a restart: rebuilt from the copy on disk
     char err[768] = "out of memory";
     self->auth = o->insecure ? rl_auth_new_insecure ()
                              : rl_auth_new (o->keys_dir, o->cert, err, sizeof err);
@@ -1212,6 +1304,16 @@ replica_promoted_store (replica_promoted_t *promoted)
     store_t *store = self->store;
     self->store = NULL;
     return store;
+}
+
+journal_warm_t *
+replica_promoted_warm (replica_promoted_t *promoted)
+{
+    s_standby_t *self = (s_standby_t *) promoted;
+    assert (self);
+    journal_warm_t *warm = self->warm;
+    self->warm = NULL;
+    return warm;
 }
 
 void

@@ -152,13 +152,16 @@ s_varint32 (const uint8_t *data, size_t size, size_t *pos, uint32_t *out)
     return false;
 }
 
+//  A slice at *pos (its bytes in *out, *out_size); false past the end.
 static bool
-s_slice (const uint8_t *data, size_t size, size_t *pos)
+s_slice (const uint8_t *data, size_t size, size_t *pos, const uint8_t **out, size_t *out_size)
 {
     uint32_t len = 0;
     if (!s_varint32 (data, size, pos, &len) || len > size - *pos) {
         return false;
     }
+    *out = data + *pos;
+    *out_size = len;
     *pos += len;
     return true;
 }
@@ -176,7 +179,7 @@ enum {
 };
 
 bool
-replica_batch_valid (const uint8_t *data, size_t size)
+replica_batch_each (const uint8_t *data, size_t size, replica_batch_fn *fn, void *arg)
 {
     if (!data || size < 12) {
         return false;
@@ -192,33 +195,44 @@ replica_batch_valid (const uint8_t *data, size_t size)
         if (has_cf && (!s_varint32 (data, size, &pos, &cf) || cf >= STORE_CF_COUNT)) {
             return false;
         }
-        size_t slices = 0;
+        replica_op_t op = {.cf = (store_cf_t) cf};
         switch (tag) {
             case S_TAG_DELETION:
             case S_TAG_CF_DELETION:
             case S_TAG_SINGLE_DELETION:
             case S_TAG_CF_SINGLE_DELETION:
-                slices = 1;
+                op.kind = REPLICA_OP_DELETE;
                 break;
             case S_TAG_VALUE:
             case S_TAG_CF_VALUE:
+                op.kind = REPLICA_OP_PUT;
+                break;
             case S_TAG_RANGE_DELETION:
             case S_TAG_CF_RANGE_DELETION:
-                slices = 2;
+                op.kind = REPLICA_OP_DELETE_RANGE;
                 break;
             default:
                 return false; //  merges, log data, transactions: never the store's
         }
-        for (size_t i = 0; i < slices; i++) {
-            if (!s_slice (data, size, &pos)) {
-                return false;
-            }
+        if (!s_slice (data, size, &pos, &op.key, &op.key_size)
+            || (op.kind != REPLICA_OP_DELETE
+                && !s_slice (data, size, &pos, &op.value, &op.value_size))) {
+            return false;
         }
         if (++seen > count) {
             return false;
         }
+        if (fn) {
+            fn (arg, &op);
+        }
     }
     return pos == size && seen == count && count > 0;
+}
+
+bool
+replica_batch_valid (const uint8_t *data, size_t size)
+{
+    return replica_batch_each (data, size, NULL, NULL);
 }
 
 bool

@@ -68,3 +68,14 @@ rl_add_unit(test_replication_standbyof 36 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test
             LIBS rltestkit rlshard rlring)
 add_dependencies(test_replication_standbyof shard)
 set_tests_properties(test_replication_standbyof PROPERTIES RESOURCE_LOCK cluster_load)
+
+# A promoted standby serves from the ledger state it kept in memory while
+# it streamed (its id filter and transfers after the checkpoint): checked
+# against its disk by journal.warm.verify at the promotion, then against
+# a recovery of the same disk, under cross-shard and pending transfers
+# with checkpoints in the stream and a standby restart
+# (tests/test_replication_warm.c).
+rl_add_unit(test_replication_warm 60 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_warm.c
+            LIBS rltestkit rlring)
+add_dependencies(test_replication_warm shard)
+set_tests_properties(test_replication_warm PROPERTIES RESOURCE_LOCK cluster_load LABELS replication)

@@ -127,3 +127,8 @@ rl_add_unit(test_reply_bound 15 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_reply_b
             LIBS rltestkit)
 add_dependencies(test_reply_bound shard)
 set_tests_properties(test_reply_bound PROPERTIES RESOURCE_LOCK cluster_load)
+# A standby's warm state (the id filter and the transfers after the
+# checkpoint kept current from the stream's writes) against the disk it
+# follows, and the writes that drop it (tests/test_journal_warm.c).
+rl_add_unit(test_journal_warm 30 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_journal_warm.c
+            LIBS rlshard rltestkit)

@@ -1,0 +1,540 @@
+/*  test_journal_warm.c: a standby's warm state (journal.h: the id filter
+    and the transfers after the checkpoint, kept current from the writes it
+    applies) against the disk it follows, on the code a shard runs (a
+    ledger on a RocksDB store, no process; docs/replication.md, "The
+    standby's ledger").
+
+    test_follows_stream: a primary's store with a tap (the replication
+    stream: every WriteBatch and ingest, store_set_tap) takes accounts,
+    transfers (one in 16 burns its id), checkpoints every 300 transfers,
+    imported records (the 'I' keys a migration puts) and a forced
+    checkpoint. A second store, empty, applies each event as a standby
+    does (store_apply_batch, store_ingest_sorted) and feeds it to a warm
+    state built on it at the start with a filter of 1,024 ids, so that it
+    fills and is built again bigger several times (journal_warm_settle).
+    Then a ledger opened on the copy with that state (ledger_open_warm),
+    with journal.warm.verify=error (the open reads from the disk what it
+    took from memory and fails if anything differs), answers every
+    transfer sent or imported `exists` with the original timestamp, or
+    its original failure, and balances equal to the primary's; a state
+    built from the copy's disk at the end holds as many transfers after
+    the checkpoint.
+
+    test_hostile_writes: writes a shard never makes each drop the state
+    with a reason (journal_warm_settle -1): a transfer record deleted, a
+    transfer record not after the newest, one of another size, one whose
+    key is not its timestamp, checkpoint_ts moving back, deleted, of
+    another size, or under a range delete of meta; a range delete of meta
+    that does not cover it changes nothing. A state that no longer agrees
+    with the disk (a transfer it holds that the disk does not) is refused
+    by journal_open, which reads the disk instead (journal_opened_warm
+    false) and recovers the same transfers as a plain open.
+*/
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "codec.h"
+#include "failpoint.h"
+#include "harness.h"
+#include "idfilter.h"
+#include "imported.h"
+#include "journal.h"
+#include "ledger.h"
+#include "outq.h"
+#include "replica.h"
+#include "ring.h"
+#include "rl_rand.h"
+#include "store.h"
+#include "testkit.h"
+
+#define LEDGER      78
+#define ACCOUNTS    16
+#define TAG         0x3a4d
+#define SENT_MAX    6000
+#define BATCH       250
+#define INTERVAL    300
+#define ORIGIN      0x5eed
+#define GHOST_DEBIT (ACCOUNTS + 5)
+#define EVENTS_MAX  4096
+
+//  One event of the stream, copied.
+typedef struct {
+    store_tap_kind_t kind;
+    uint8_t *data;
+    size_t size;
+    store_cf_t cf;
+    size_t entry_size, key_size, count;
+} s_event_t;
+
+typedef struct {
+    harness_t *h;
+    ring_t *ring;
+    uint64_t rng;
+    store_t *store; //  the primary's
+    outq_t *outq;
+    ledger_t *ledger;
+    pthread_mutex_t lock; //  the tap runs on the checkpoint's thread too
+    s_event_t events[EVENTS_MAX];
+    size_t event_count;
+    rl_transfer_t sent[SENT_MAX];
+    rl_result_rec_t first[SENT_MAX];
+    size_t count;
+    uint64_t next_id;
+} s_ctx_t;
+
+static void
+s_tap (void *arg, const store_tap_event_t *e)
+{
+    s_ctx_t *ctx = arg;
+    pthread_mutex_lock (&ctx->lock);
+    assert (ctx->event_count < EVENTS_MAX);
+    s_event_t *copy = &ctx->events[ctx->event_count++];
+    *copy = (s_event_t){.kind = e->kind,
+                        .size = e->size,
+                        .cf = e->cf,
+                        .entry_size = e->entry_size,
+                        .key_size = e->key_size,
+                        .count = e->count};
+    copy->data = malloc (e->size);
+    assert (copy->data);
+    memcpy (copy->data, e->data, e->size);
+    pthread_mutex_unlock (&ctx->lock);
+}
+
+static void
+s_commit (s_ctx_t *ctx)
+{
+    ledger_before_commit (ctx->ledger);
+    assert_int_equal (store_commit (ctx->store), 0);
+    assert_int_equal (ledger_after_commit (ctx->ledger), 0);
+}
+
+static rl_result_rec_t s_results[BATCH];
+
+static void
+s_create (ledger_t *ledger, store_t *store, const rl_transfer_t *batch, size_t n)
+{
+    rl_header_t header = codec_request_header (RL_OP_CREATE_TRANSFERS, 1, (uint32_t) n);
+    assert_int_equal (
+        ledger_create_transfers (ledger, batch, n, now_read (), NULL, &header, s_results),
+        LEDGER_REPLY_NOW);
+    ledger_before_commit (ledger);
+    assert_int_equal (store_commit (store), 0);
+    assert_int_equal (ledger_after_commit (ledger), 0);
+}
+
+static void
+s_send (s_ctx_t *ctx, size_t count)
+{
+    assert_true (ctx->count + count <= SENT_MAX);
+    while (count > 0) {
+        size_t n = count < BATCH ? count : BATCH;
+        rl_transfer_t *batch = &ctx->sent[ctx->count];
+        for (size_t i = 0; i < n; i++) {
+            uint64_t dr = 1 + rl_rand_next (&ctx->rng) % ACCOUNTS;
+            uint64_t cr = 1 + (dr + rl_rand_next (&ctx->rng) % (ACCOUNTS - 1)) % ACCOUNTS;
+            if (rl_rand_next (&ctx->rng) % 16 == 0) {
+                dr = GHOST_DEBIT;
+            }
+            batch[i] = tk_transfer (tk_id (++ctx->next_id, TAG), tk_id (dr, TAG), tk_id (cr, TAG),
+                                    1 + rl_rand_next (&ctx->rng) % 1000, LEDGER);
+        }
+        s_create (ctx->ledger, ctx->store, batch, n);
+        for (size_t i = 0; i < n; i++) {
+            assert_true (s_results[i].result == RL_OK
+                         || s_results[i].result == RL_DEBIT_ACCOUNT_NOT_FOUND);
+            ctx->first[ctx->count + i] = s_results[i];
+        }
+        ctx->count += n;
+        count -= n;
+    }
+}
+
+//  Imported records as a migration's chunk puts them (test_idfilter_paths).
+static void
+s_import (s_ctx_t *ctx, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        uint64_t dr = 1 + rl_rand_next (&ctx->rng) % ACCOUNTS;
+        chunk_entry_t e = {.kind = RL_CHUNK_TRANSFER, .origin = ORIGIN};
+        e.transfer = tk_transfer (tk_id (++ctx->next_id, TAG), tk_id (dr, TAG),
+                                  tk_id (1 + dr % ACCOUNTS, TAG), 5, LEDGER);
+        e.transfer.timestamp = 1000 + ctx->next_id;
+        e.transfer.reserved = JOURNAL_STORED (RL_OK, JOURNAL_LEG_BOTH);
+        imported_put (ctx->store, 0, UINT64_MAX, &e);
+        ledger_note_imported_id (ctx->ledger, e.transfer.id);
+        size_t k = ctx->count++;
+        ctx->sent[k] = e.transfer;
+        ctx->sent[k].timestamp = 0;
+        ctx->sent[k].reserved = 0;
+        ctx->first[k] = (rl_result_rec_t){.result = RL_OK, .timestamp = e.transfer.timestamp};
+    }
+    ledger_set_imported (ctx->ledger);
+    s_commit (ctx);
+}
+
+static void
+s_warm_op (void *arg, const replica_op_t *op)
+{
+    journal_warm_write (arg, op->cf, op->key, op->key_size, op->value, op->value_size,
+                        op->kind == REPLICA_OP_DELETE_RANGE);
+}
+
+static store_t *
+s_store (const char *dir)
+{
+    char err[256] = "";
+    store_t *store = store_open (dir, RL_DURABILITY_SYNC, err, sizeof err);
+    if (!store) {
+        fail_msg ("store_open %s: %s", dir, err);
+    }
+    return store;
+}
+
+static void
+s_setup_ring (s_ctx_t *ctx)
+{
+    ctx->ring = ring_new (1);
+    assert_non_null (ctx->ring);
+    assert_int_equal (ring_add_shard (ctx->ring, "s1", "tcp://127.0.0.1:1", 1.0), RING_OK);
+}
+
+static void
+test_follows_stream (void **state)
+{
+    (void) state;
+    s_ctx_t *ctx = calloc (1, sizeof (*ctx));
+    assert_non_null (ctx);
+    uint64_t seed = (uint64_t) time (NULL);
+    print_message ("test_journal_warm: seed %lu\n", (unsigned long) seed);
+    ctx->rng = seed | 1;
+    ctx->h = harness_new ("test_journal_warm");
+    assert_non_null (ctx->h);
+    pthread_mutex_init (&ctx->lock, NULL);
+    s_setup_ring (ctx);
+    char *primary_dir = harness_path (ctx->h, "primary");
+    char *copy_dir = harness_path (ctx->h, "copy");
+    //  The copy and its warm state at position 0: an empty database, with
+    //  a filter of 1,024 ids (it grows several times on the way).
+    store_t *copy = s_store (copy_dir);
+    char err[256] = "";
+    journal_warm_t *warm = journal_warm_new (copy, IDFILTER_KEYS_FLOOR, 0, err, sizeof err);
+    assert_non_null (warm);
+    //  The primary, its every write tapped from its open on.
+    ctx->store = s_store (primary_dir);
+    store_set_tap (ctx->store, s_tap, ctx);
+    ctx->outq = outq_new ();
+    ctx->ledger = ledger_open (ctx->store, ctx->outq, "s1", ctx->ring, 7, now_read (), err,
+                               sizeof err);
+    if (!ctx->ledger) {
+        fail_msg ("ledger_open: %s", err);
+    }
+    ledger_set_checkpoint_transfers (ctx->ledger, INTERVAL);
+    rl_account_t accounts[ACCOUNTS];
+    rl_result_rec_t results[ACCOUNTS];
+    for (uint64_t n = 1; n <= ACCOUNTS; n++) {
+        accounts[n - 1] = tk_account (n, TAG, LEDGER, 0);
+    }
+    ledger_create_accounts (ctx->ledger, accounts, ACCOUNTS, now_read (), results);
+    s_commit (ctx);
+    s_send (ctx, 1500);
+    s_import (ctx, 200);
+    s_send (ctx, 1500);
+    assert_int_equal (ledger_checkpoint (ctx->ledger), 0);
+    ledger_set_checkpoint_transfers (ctx->ledger, 100000); //  no checkpoint in the background now
+    s_send (ctx, 700); //  after the last checkpoint: replayed from memory
+    store_set_tap (ctx->store, NULL, NULL);
+    //  The standby's apply, event by event.
+    uint64_t position = 0;
+    size_t batches = 0, ingests = 0;
+    for (size_t i = 0; i < ctx->event_count; i++) {
+        s_event_t *e = &ctx->events[i];
+        uint8_t value[16];
+        codec_put_u64 (value, 1);
+        codec_put_u64 (value + 8, ++position);
+        if (e->kind == STORE_TAP_BATCH) {
+            assert_true (replica_batch_valid (e->data, e->size));
+            assert_int_equal (store_apply_batch (copy, e->data, e->size, REPLICA_META_POSITION,
+                                                 strlen (REPLICA_META_POSITION), value,
+                                                 sizeof value),
+                              0);
+            assert_true (replica_batch_each (e->data, e->size, s_warm_op, warm));
+            batches++;
+        } else {
+            assert_int_equal (
+                store_ingest_sorted (copy, e->cf, e->data, e->entry_size, e->key_size, e->count),
+                0);
+            journal_warm_ingest (warm, e->cf, e->data, e->entry_size, e->key_size, e->count);
+            ingests++;
+        }
+        if (journal_warm_settle (warm, err, sizeof err) != 0) {
+            fail_msg ("event %zu: the warm state was dropped: %s", i, err);
+        }
+        free (e->data);
+    }
+    size_t ids = 0, transfers = 0;
+    journal_warm_stats (warm, &ids, &transfers);
+    print_message ("%zu batches, %zu ingests; warm: %zu ids, %zu transfers after the checkpoint\n",
+                   batches, ingests, ids, transfers);
+    assert_true (ingests > 0);
+    assert_true (transfers >= 700 && ids > IDFILTER_KEYS_FLOOR);
+    //  A state built from the copy's disk holds as many transfers.
+    journal_warm_t *fresh = journal_warm_new (copy, IDFILTER_KEYS_FLOOR, 0, err, sizeof err);
+    assert_non_null (fresh);
+    size_t fresh_ids = 0, fresh_transfers = 0;
+    journal_warm_stats (fresh, &fresh_ids, &fresh_transfers);
+    assert_int_equal (fresh_transfers, transfers);
+    journal_warm_destroy (&fresh);
+    //  The copy opened with it, checked against its disk.
+    assert_int_equal (setenv ("RL_FAILPOINTS", "journal.warm.verify=error", 1), 0);
+    assert_int_equal (failpoint_init (err, sizeof err), 0);
+    outq_t *copy_outq = outq_new ();
+    ledger_t *promoted = ledger_open_warm (copy, copy_outq, "s1", ctx->ring, 8, now_read (), &warm,
+                                           err, sizeof err);
+    unsetenv ("RL_FAILPOINTS");
+    assert_int_equal (failpoint_init (err, sizeof err), 0);
+    if (!promoted) {
+        fail_msg ("ledger_open_warm: %s", err);
+    }
+    assert_null (warm);
+    //  Balances as the primary's; every id's original answer.
+    for (uint64_t n = 1; n <= ACCOUNTS; n++) {
+        rl_id_t id = tk_id (n, TAG);
+        rl_account_t a, b;
+        ledger_lookup_accounts (ctx->ledger, &id, 1, &a);
+        ledger_lookup_accounts (promoted, &id, 1, &b);
+        assert_int_equal (a.debits_posted, b.debits_posted);
+        assert_int_equal (a.credits_posted, b.credits_posted);
+        assert_int_equal (a.timestamp, b.timestamp);
+    }
+    size_t exists = 0;
+    for (size_t from = 0; from < ctx->count; from += BATCH) {
+        size_t n = ctx->count - from < BATCH ? ctx->count - from : BATCH;
+        s_create (promoted, copy, &ctx->sent[from], n);
+        for (size_t i = 0; i < n; i++) {
+            const rl_result_rec_t *f = &ctx->first[from + i];
+            if (f->result == RL_OK) {
+                if (s_results[i].result != RL_EXISTS || s_results[i].timestamp != f->timestamp) {
+                    fail_msg ("transfer %zu: answered %u ts %lu, first ok ts %lu", from + i,
+                              s_results[i].result, (unsigned long) s_results[i].timestamp,
+                              (unsigned long) f->timestamp);
+                }
+                exists++;
+            } else {
+                assert_int_equal (s_results[i].result, f->result);
+            }
+        }
+    }
+    print_message ("%zu of %zu retries exist on the promoted copy\n", exists, ctx->count);
+    ledger_destroy (&promoted);
+    outq_destroy (&copy_outq);
+    store_close (&copy);
+    ledger_destroy (&ctx->ledger);
+    outq_destroy (&ctx->outq);
+    store_close (&ctx->store);
+    ring_destroy (&ctx->ring);
+    pthread_mutex_destroy (&ctx->lock);
+    free (primary_dir);
+    free (copy_dir);
+    harness_destroy (&ctx->h);
+    free (ctx);
+}
+
+typedef struct {
+    const char *what;
+    store_cf_t cf;
+    const void *key;
+    size_t key_size;
+    const void *value;
+    size_t value_size;
+    bool range;
+} s_case_t;
+
+//  A warm state of store, fed one write, then settled: 0 or -1.
+static int
+s_one_write (store_t *store, store_cf_t cf, const void *key, size_t key_size, const void *value,
+             size_t value_size, bool range, char *why, size_t why_size)
+{
+    char err[256];
+    journal_warm_t *warm = journal_warm_new (store, IDFILTER_KEYS_FLOOR, 0, err, sizeof err);
+    assert_non_null (warm);
+    journal_warm_write (warm, cf, key, key_size, value, value_size, range);
+    int rc = journal_warm_settle (warm, why, why_size);
+    journal_warm_destroy (&warm);
+    return rc;
+}
+
+static void
+test_hostile_writes (void **state)
+{
+    (void) state;
+    harness_t *h = harness_new ("test_journal_warm_hostile");
+    assert_non_null (h);
+    ring_t *ring = ring_new (1);
+    assert_int_equal (ring_add_shard (ring, "s1", "tcp://127.0.0.1:1", 1.0), RING_OK);
+    char *dir = harness_path (h, "s1");
+    store_t *store = s_store (dir);
+    outq_t *outq = outq_new ();
+    char err[256] = "";
+    ledger_t *ledger = ledger_open (store, outq, "s1", ring, 7, now_read (), err, sizeof err);
+    assert_non_null (ledger);
+    ledger_set_checkpoint_transfers (ledger, 50);
+    rl_account_t accounts[2] = {tk_account (1, TAG, LEDGER, 0), tk_account (2, TAG, LEDGER, 0)};
+    rl_result_rec_t results[2];
+    ledger_create_accounts (ledger, accounts, 2, now_read (), results);
+    ledger_before_commit (ledger);
+    assert_int_equal (store_commit (store), 0);
+    assert_int_equal (ledger_after_commit (ledger), 0);
+    rl_transfer_t ts[80];
+    for (size_t i = 0; i < 80; i++) {
+        ts[i] = tk_transfer (tk_id (100 + i, TAG), tk_id (1, TAG), tk_id (2, TAG), 1, LEDGER);
+    }
+    s_create (ledger, store, ts, 80);
+    assert_int_equal (ledger_checkpoint (ledger), 0);
+    s_create (ledger, store, ts, 0 + 1); //  exists: nothing stored
+    rl_transfer_t more[5];
+    for (size_t i = 0; i < 5; i++) {
+        more[i] = tk_transfer (tk_id (300 + i, TAG), tk_id (1, TAG), tk_id (2, TAG), 1, LEDGER);
+    }
+    s_create (ledger, store, more, 5);
+    ledger_destroy (&ledger);
+    //  The newest transfer record, and checkpoint_ts, as stored.
+    store_iter_t *it = store_iter_new (store, STORE_CF_TRANSFERS);
+    store_iter_seek_last (it);
+    assert_true (store_iter_valid (it));
+    size_t size = 0;
+    uint8_t key[8], value[RL_TRANSFER_SIZE];
+    memcpy (key, store_iter_key (it, &size), 8);
+    memcpy (value, store_iter_value (it, &size), RL_TRANSFER_SIZE);
+    store_iter_destroy (&it);
+    rl_transfer_t newest;
+    codec_decode_transfer (value, &newest);
+    uint8_t cp[8];
+    assert_int_equal (store_get (store, STORE_CF_META, JOURNAL_META_CHECKPOINT_TS,
+                                 strlen (JOURNAL_META_CHECKPOINT_TS), cp, sizeof cp, &size),
+                      1);
+    uint64_t checkpoint_ts = codec_get_u64 (cp);
+    assert_true (checkpoint_ts > 0 && checkpoint_ts < newest.timestamp);
+    const char *ck = JOURNAL_META_CHECKPOINT_TS;
+    size_t ck_size = strlen (ck);
+    char why[256];
+    //  Each drops the state, with its reason.
+    s_case_t cases[10];
+    size_t n = 0;
+    cases[n++] = (s_case_t){"a transfer deleted", STORE_CF_TRANSFERS, key, 8, NULL, 0, false};
+    cases[n++] = (s_case_t){"transfers range-deleted",
+                            STORE_CF_TRANSFERS,
+                            key,
+                            8,
+                            "\xff\xff\xff\xff\xff\xff\xff\xff",
+                            8,
+                            true};
+    cases[n++] = (s_case_t){"the newest transfer put again",
+                            STORE_CF_TRANSFERS,
+                            key,
+                            8,
+                            value,
+                            RL_TRANSFER_SIZE,
+                            false};
+    cases[n++] = (s_case_t){"a transfer of 10 bytes", STORE_CF_TRANSFERS, key, 8, value, 10, false};
+    uint8_t later_key[8], later[RL_TRANSFER_SIZE];
+    codec_put_u64_be (later_key, newest.timestamp + 10);
+    rl_transfer_t t = newest;
+    t.timestamp = newest.timestamp + 11; //  not its key
+    codec_encode_transfer (&t, later);
+    cases[n++] = (s_case_t){"a transfer under another key",
+                            STORE_CF_TRANSFERS,
+                            later_key,
+                            8,
+                            later,
+                            RL_TRANSFER_SIZE,
+                            false};
+    uint8_t back[8];
+    codec_put_u64 (back, checkpoint_ts - 1);
+    cases[n++] = (s_case_t){"checkpoint_ts back", STORE_CF_META, ck, ck_size, back, 8, false};
+    cases[n++] = (s_case_t){"checkpoint_ts deleted", STORE_CF_META, ck, ck_size, NULL, 0, false};
+    cases[n++] = (s_case_t){"checkpoint_ts of 4 bytes", STORE_CF_META, ck, ck_size, back, 4, false};
+    cases[n++] = (s_case_t){"meta range-deleted over it", STORE_CF_META, "a", 1, "z", 1, true};
+    for (size_t i = 0; i < n; i++) {
+        why[0] = '\0';
+        if (s_one_write (store, cases[i].cf, cases[i].key, cases[i].key_size, cases[i].value,
+                         cases[i].value_size, cases[i].range, why, sizeof why)
+            != -1) {
+            fail_msg ("%s: the state was kept", cases[i].what);
+        }
+        assert_true (why[0] != '\0');
+        print_message ("%s: dropped (%s)\n", cases[i].what, why);
+    }
+    //  Not covering checkpoint_ts, or not of interest: kept.
+    assert_int_equal (s_one_write (store, STORE_CF_META, "x", 1, "y", 1, true, why, sizeof why), 0);
+    assert_int_equal (
+        s_one_write (store, STORE_CF_HISTORY, key, 8, NULL, 0, false, why, sizeof why), 0);
+    assert_int_equal (
+        s_one_write (store, STORE_CF_META, ck, ck_size - 1, back, 8, false, why, sizeof why), 0);
+    //  A state ahead of the disk (a transfer the disk does not hold) is
+    //  refused at open: the disk is read, as a plain open reads it.
+    journal_warm_t *warm = journal_warm_new (store, IDFILTER_KEYS_FLOOR, 0, err, sizeof err);
+    assert_non_null (warm);
+    t = newest;
+    t.timestamp = newest.timestamp + 10;
+    codec_encode_transfer (&t, later);
+    journal_warm_write (warm, STORE_CF_TRANSFERS, later_key, 8, later, RL_TRANSFER_SIZE, false);
+    assert_int_equal (journal_warm_settle (warm, err, sizeof err), 0);
+    accounts_t *acc = accounts_new (store);
+    journal_t *journal = journal_new (store);
+    journal_set_warm (journal, &warm);
+    assert_null (warm);
+    assert_int_equal (journal_open (journal, acc, err, sizeof err), 0);
+    assert_false (journal_opened_warm (journal));
+    size_t recent = 0;
+    journal_recent (journal, &recent);
+    assert_int_equal (recent, 5); //  those after the forced checkpoint
+    journal_destroy (&journal);
+    accounts_destroy (&acc);
+    //  A plain open recovers as many.
+    acc = accounts_new (store);
+    journal = journal_new (store);
+    assert_int_equal (journal_open (journal, acc, err, sizeof err), 0);
+    size_t plain = 0;
+    journal_recent (journal, &plain);
+    assert_int_equal (plain, recent);
+    journal_destroy (&journal);
+    accounts_destroy (&acc);
+    //  And a state that agrees is taken.
+    warm = journal_warm_new (store, IDFILTER_KEYS_FLOOR, 0, err, sizeof err);
+    acc = accounts_new (store);
+    journal = journal_new (store);
+    journal_set_warm (journal, &warm);
+    assert_int_equal (journal_open (journal, acc, err, sizeof err), 0);
+    assert_true (journal_opened_warm (journal));
+    size_t taken = 0;
+    journal_recent (journal, &taken);
+    assert_int_equal (taken, plain);
+    journal_destroy (&journal);
+    accounts_destroy (&acc);
+    outq_destroy (&outq);
+    store_close (&store);
+    ring_destroy (&ring);
+    free (dir);
+    harness_destroy (&h);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_follows_stream),
+        cmocka_unit_test (test_hostile_writes),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
