@@ -1061,6 +1061,14 @@ s_warm_add_new (journal_warm_t *self, uint64_t hash)
     }
 }
 
+//  The filter hash of an index key: tx_index's id, or legs' (id, debit).
+static uint64_t
+s_entry_hash (bool legs, const uint8_t *key)
+{
+    return legs ? idfilter_hash_leg (codec_decode_id (key), codec_decode_id (key + RL_ID_SIZE))
+                : idfilter_hash (codec_decode_id (key));
+}
+
 static void
 s_warm_transfer (journal_warm_t *self, const rl_transfer_t *t)
 {
@@ -1244,13 +1252,12 @@ journal_warm_write (journal_warm_t *self, store_cf_t cf, const uint8_t *key, siz
         }
         case STORE_CF_TX_INDEX:
             if (put && key_size == RL_ID_SIZE) {
-                s_warm_add_new (self, idfilter_hash (codec_decode_id (key)));
+                s_warm_add_new (self, s_entry_hash (false, key));
             }
             return;
         case STORE_CF_LEGS:
             if (put && key_size == 2 * RL_ID_SIZE) {
-                s_warm_add_new (self, idfilter_hash_leg (codec_decode_id (key),
-                                                         codec_decode_id (key + RL_ID_SIZE)));
+                s_warm_add_new (self, s_entry_hash (true, key));
             }
             return;
         case STORE_CF_IMPORTED:
@@ -1270,12 +1277,18 @@ journal_warm_ingest (journal_warm_t *self, store_cf_t cf, const uint8_t *entries
                      size_t key_size, size_t count)
 {
     assert (self && (entries || count == 0));
-    if (cf != STORE_CF_TX_INDEX && cf != STORE_CF_LEGS) {
-        return; //  history: not read by the scan
+    bool legs = cf == STORE_CF_LEGS;
+    if ((cf != STORE_CF_TX_INDEX && !legs) || key_size != (legs ? 2u : 1u) * RL_ID_SIZE) {
+        return; //  history, or keys the scan would not file: as journal_warm_write
     }
-    for (size_t i = 0; i < count && !self->lost; i++) {
-        journal_warm_write (self, cf, entries + i * entry_size, key_size,
-                            entries + i * entry_size + key_size, entry_size - key_size, false);
+    //  One filter block a few entries ahead into the cache, so that the
+    //  misses of a checkpoint's entries (random ids) overlap.
+    for (size_t i = 0; i < count; i++) {
+        if (i + S_FILTER_AHEAD < count) {
+            idfilter_prefetch (self->ids,
+                               s_entry_hash (legs, entries + (i + S_FILTER_AHEAD) * entry_size));
+        }
+        s_warm_add_new (self, s_entry_hash (legs, entries + i * entry_size));
     }
 }
 
