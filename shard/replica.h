@@ -186,8 +186,9 @@ typedef void (replica_batch_fn) (void *arg, const replica_op_t *op);
 //  it goes: a batch that turns out invalid may have called it on the
 //  records before the fault, so check first (replica_batch_valid).
 bool replica_batch_each (const uint8_t *data, size_t size, replica_batch_fn *fn, void *arg);
-//  Checks an INGEST event: an index column family, sizes that add up,
-//  keys strictly increasing (store_ingest_sorted asserts it).
+//  Checks an INGEST event: one of the shapes a checkpoint ingests (the
+//  column family with its key and entry sizes), sizes that add up, keys
+//  strictly increasing (store_ingest_sorted asserts it).
 bool replica_ingest_valid (const replica_header_t *h, const uint8_t *data, size_t size);
 //  A seeded file's name: [A-Za-z0-9._-], not "." nor "..", at most
 //  REPLICA_SEED_NAME_SIZE_MAX - 1 bytes.

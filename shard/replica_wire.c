@@ -166,6 +166,18 @@ s_slice (const uint8_t *data, size_t size, size_t *pos, const uint8_t **out, siz
     return true;
 }
 
+//  RocksDB's bytewise order of two keys (every column family of the store
+//  uses it): <0, 0, >0.
+static int
+s_key_cmp (const uint8_t *a, size_t a_size, const uint8_t *b, size_t b_size)
+{
+    int c = memcmp (a, b, a_size < b_size ? a_size : b_size);
+    if (c != 0) {
+        return c;
+    }
+    return a_size < b_size ? -1 : a_size > b_size;
+}
+
 //  RocksDB's record tags (db/dbformat.h) that the store's batches hold.
 enum {
     S_TAG_DELETION = 0x0,
@@ -219,6 +231,13 @@ replica_batch_each (const uint8_t *data, size_t size, replica_batch_fn *fn, void
                 && !s_slice (data, size, &pos, &op.value, &op.value_size))) {
             return false;
         }
+        //  RocksDB refuses a range that ends before it begins, but only
+        //  after the records before it are in its WAL and memtable: a
+        //  batch applied in part, on disk after a restart.
+        if (op.kind == REPLICA_OP_DELETE_RANGE
+            && s_key_cmp (op.value, op.value_size, op.key, op.key_size) < 0) {
+            return false;
+        }
         if (++seen > count) {
             return false;
         }
@@ -239,11 +258,22 @@ bool
 replica_ingest_valid (const replica_header_t *h, const uint8_t *data, size_t size)
 {
     assert (h);
-    if (h->cf != STORE_CF_TX_INDEX && h->cf != STORE_CF_HISTORY && h->cf != STORE_CF_LEGS) {
-        return false;
+    //  The three shapes a checkpoint ingests (checkpoint.c): an id and its
+    //  timestamp; an account, a timestamp (the whole entry is the key); a
+    //  leg (pending id, debit account) and its timestamp. A key of another
+    //  size would be stored, and the next recovery's scan of the index
+    //  would refuse it (journal.c).
+    static const struct {
+        uint32_t cf, key_size, entry_size;
+    } shapes[] = {{STORE_CF_TX_INDEX, RL_ID_SIZE, RL_ID_SIZE + 8},
+                  {STORE_CF_HISTORY, RL_ID_SIZE + 8, RL_ID_SIZE + 8},
+                  {STORE_CF_LEGS, 2 * RL_ID_SIZE, 2 * RL_ID_SIZE + 8}};
+    bool shaped = false;
+    for (size_t i = 0; i < sizeof (shapes) / sizeof (shapes[0]); i++) {
+        shaped |= h->cf == shapes[i].cf && h->key_size == shapes[i].key_size
+                  && h->entry_size == shapes[i].entry_size;
     }
-    if (h->key_size == 0 || h->entry_size < h->key_size || h->entry_size > 4096 || h->count == 0
-        || h->count > size || !data) {
+    if (!shaped || h->count == 0 || h->count > size || !data) {
         return false;
     }
     if (h->count * h->entry_size != size) {

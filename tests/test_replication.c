@@ -173,6 +173,27 @@ s_bad_input (harness_t *h, const char *endpoint)
     bad.data_size = sizeof entries;
     assert_int_equal (s_send_raw (own, &bad, REPLICA_HEADER_SIZE, entries, sizeof entries),
                       REPLICA_ST_MALFORMED);
+    //  An ingest of keys of a size no checkpoint writes (sorted, unique).
+    bad.key_size = 17;
+    bad.entry_size = 24;
+    bad.count = 2;
+    memset (entries, 0, sizeof entries);
+    entries[24] = 1;
+    assert_int_equal (s_send_raw (own, &bad, REPLICA_HEADER_SIZE, entries, sizeof entries),
+                      REPLICA_ST_MALFORMED);
+    //  A put, then a range delete ending before it begins: RocksDB would
+    //  refuse the batch after writing the put.
+    //  Sequence 0, two records: a put of meta "x" = "y", a range delete.
+    static const uint8_t reversed[] = {0, 0,   0, 0,   0, 0,   0,   0, 2,   0, 0,
+                                       0, 0x1, 1, 'x', 1, 'y', 0xF, 1, 'z', 1, 'a'};
+    static const uint8_t forward[] = {0, 0,   0, 0,   0, 0,   0,   0, 2,   0, 0,
+                                      0, 0x1, 1, 'x', 1, 'y', 0xF, 1, 'a', 1, 'z'};
+    assert_false (replica_batch_valid (reversed, sizeof reversed));
+    assert_true (replica_batch_valid (forward, sizeof forward));
+    bad = ok;
+    bad.data_size = sizeof reversed;
+    assert_int_equal (s_send_raw (own, &bad, REPLICA_HEADER_SIZE, reversed, sizeof reversed),
+                      REPLICA_ST_MALFORMED);
     //  A seed file with a path in its name.
     bad = ok;
     bad.kind = REPLICA_SEED_FILE;
