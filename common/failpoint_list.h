@@ -169,6 +169,12 @@ RL_FP_X (REPL_PRIMARY_RELEASED, "repl.primary.released",
 RL_FP_X (REPL_STANDBY_APPLIED, "repl.standby.applied",
          "standby: an event applied with its synced write, before its acknowledgement is sent")
 RL_FP_X (REPL_STANDBY_ACKED, "repl.standby.acked", "standby: an event's acknowledgement sent")
+RL_FP_X (JOURNAL_WARM_BUILD_SLOW, "journal.warm.build.slow",
+         "test only: with `error`, a standby's background build of its ledger state (or of a "
+         "bigger id filter) waits 5 s, ended early by a cancel, before it scans")
+RL_FP_X (REPL_STANDBY_WARM_SMALL, "repl.standby.warm.small",
+         "test only: with `error`, a standby sizes the id filter of its ledger state in memory "
+         "at 1,024 ids with no room beyond, so that it grows under a test's load")
 RL_FP_X (JOURNAL_WARM_VERIFY, "journal.warm.verify",
          "test only: with `error`, a promoted standby's recovery that took its id filter and "
          "transfers from memory also reads them from the disk and fails the open if they differ")

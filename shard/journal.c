@@ -93,6 +93,14 @@
     would (the ids of tx_index, legs and imported, each added from the
     writes that put them, unless the filter already answers "maybe" for
     it); the replay adds the transfers after the checkpoint, as always.
+    Its builds (the first, and a bigger filter when it fills up) run in a
+    thread (journal_warm_start, journal_warm_settle): the loop reads
+    checkpoint_ts and the newest transfer record, the thread scans the ids
+    and reads the transfers up to that record, and the writes applied
+    meanwhile go into a side record (filter hashes; transfer records and
+    checkpoint_ts moves in order), replayed onto the result when the loop
+    takes it. Bounded (JOURNAL_WARM_SIDE_MAX): past it the build is
+    abandoned and begun again later.
 
     LIMITS: RL_SHARD_CHECKPOINT_TRANSFERS between checkpoints (plus at most
     one loop turn) per generation, two generations; recent and the leg
@@ -102,6 +110,8 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -852,7 +862,8 @@ journal_find_probed (journal_t *self, rl_id_t id, uint64_t ts, rl_transfer_t *ou
 //  stopped on an error: a filter missing an id would re-execute it).
 static int
 s_scan_ids (store_t *store, store_cf_t cf, const uint8_t *prefix, size_t prefix_size,
-            uint64_t **hashes_p, size_t *count_p, size_t *cap_p, char *err, size_t err_size)
+            uint64_t **hashes_p, size_t *count_p, size_t *cap_p, const atomic_bool *cancel,
+            char *err, size_t err_size)
 {
     bool legs = cf == STORE_CF_LEGS; //  keys (id, debit), filed as legs
     assert (!legs || prefix_size == 0);
@@ -871,6 +882,12 @@ s_scan_ids (store_t *store, store_cf_t cf, const uint8_t *prefix, size_t prefix_
         size_t key_size = 0;
         const uint8_t *key = store_iter_key (it, &key_size);
         if (prefix_size > 0 && (key_size < prefix_size || memcmp (key, prefix, prefix_size) != 0)) {
+            break;
+        }
+        if (cancel && (*count_p & 0xffff) == 0
+            && atomic_load_explicit (cancel, memory_order_relaxed)) {
+            snprintf (err, err_size, "cancelled");
+            rc = -1;
             break;
         }
         //  An imported key is 'I' id, or 'I' id debit (imported.c): the id
@@ -912,18 +929,23 @@ journal_set_filter_sizing (journal_t *self, size_t keys_min, size_t extra_keys)
     self->ids_extra = extra_keys;
 }
 
-idfilter_t *
-journal_filter_scan (store_t *store, size_t keys_min, size_t extra_keys, char *err, size_t err_size)
+//  journal_filter_scan, ended early ("cancelled") once *cancel (unless NULL).
+static idfilter_t *
+s_filter_scan (store_t *store, size_t keys_min, size_t extra_keys, const atomic_bool *cancel,
+               char *err, size_t err_size)
 {
     assert (store);
     uint64_t *hashes = NULL;
     size_t count = 0, cap = 0;
     const uint8_t by_id = IMPORTED_BY_ID;
     idfilter_t *filter = NULL;
-    if (s_scan_ids (store, STORE_CF_TX_INDEX, NULL, 0, &hashes, &count, &cap, err, err_size) == 0
-        && s_scan_ids (store, STORE_CF_IMPORTED, &by_id, 1, &hashes, &count, &cap, err, err_size)
+    if (s_scan_ids (store, STORE_CF_TX_INDEX, NULL, 0, &hashes, &count, &cap, cancel, err, err_size)
+            == 0
+        && s_scan_ids (store, STORE_CF_IMPORTED, &by_id, 1, &hashes, &count, &cap, cancel, err,
+                       err_size)
                == 0
-        && s_scan_ids (store, STORE_CF_LEGS, NULL, 0, &hashes, &count, &cap, err, err_size) == 0) {
+        && s_scan_ids (store, STORE_CF_LEGS, NULL, 0, &hashes, &count, &cap, cancel, err, err_size)
+               == 0) {
         size_t keys = count + extra_keys;
         keys = keys > SIZE_MAX / 2 ? SIZE_MAX : 2 * keys;
         filter = idfilter_new (keys > keys_min ? keys : keys_min);
@@ -939,6 +961,12 @@ journal_filter_scan (store_t *store, size_t keys_min, size_t extra_keys, char *e
     }
     free (hashes);
     return filter;
+}
+
+idfilter_t *
+journal_filter_scan (store_t *store, size_t keys_min, size_t extra_keys, char *err, size_t err_size)
+{
+    return s_filter_scan (store, keys_min, extra_keys, NULL, err, err_size);
 }
 
 bool
@@ -1026,6 +1054,42 @@ s_clock_ms (clockid_t clock)
 
 //  A standby's warm state -----------------------------------------------------
 
+//  A transfer record or a checkpoint_ts written while a first build runs,
+//  in the order of the writes (the side record replays them in order).
+typedef struct {
+    bool checkpoint; //  checkpoint_ts moved to ts; else the transfer t was put
+    uint64_t ts;
+    rl_transfer_t t;
+} s_warm_op_t;
+
+//  A build of the state (or of a bigger filter) in a thread of its own, and
+//  the side record of what the loop applied since it began.
+typedef struct {
+    bool active;  //  begun, not yet taken or abandoned (loop)
+    bool running; //  its thread is to be joined (loop)
+    bool growth;  //  a bigger filter for a ready state; else the first build
+    pthread_t thread;
+    atomic_bool cancel; //  loop -> thread: end early
+    atomic_bool done;   //  thread -> loop: its results are written
+    uint64_t started_ms;
+    //  Read by the loop at the start, read-only while the thread runs:
+    uint64_t checkpoint_ts, last_put_ts; //  the first build's: the copy's then
+    size_t keys_min, extra_keys;
+    //  The thread's results, the loop's once done:
+    idfilter_t *filter;
+    rl_transfer_t *recent; //  the transfers in (checkpoint_ts, last_put_ts]
+    size_t count, cap;
+    int rc;
+    char err[256];
+    //  The side record (loop): the filter hashes written since the start;
+    //  for a first build, the transfer records and checkpoint_ts moves too.
+    uint64_t *hashes;
+    size_t hashes_count, hashes_cap;
+    s_warm_op_t *ops;
+    size_t ops_count, ops_cap;
+    bool over; //  past side_max bytes, or out of memory: to be abandoned
+} s_warm_build_t;
+
 struct journal_warm_t {
     store_t *store;
     idfilter_t *ids;       //  as journal_open's scan: every id of tx_index, legs, imported
@@ -1036,8 +1100,14 @@ struct journal_warm_t {
     uint64_t last_put_ts;   //  the newest transfer record of the copy
     size_t keys_min;        //  the filter's sizing (journal_filter_scan)
     size_t extra_keys;
-    bool lost; //  a write it does not follow: to be dropped
+    bool ready; //  built: ids, recent and the two timestamps follow the copy
+    bool lost;  //  a write it does not follow: to be dropped
     char why[160];
+    s_warm_build_t build;
+    size_t side_max;     //  bytes the side record may take
+    uint64_t retry_ms;   //  no build begins before (monotonic ms)
+    uint64_t abandoned;  //  builds abandoned (side record over side_max)
+    uint64_t side_taken; //  entries of side records replayed into a build
 };
 
 static void
@@ -1049,15 +1119,44 @@ s_warm_lose (journal_warm_t *self, const char *why)
     }
 }
 
+//  Grows a side record's array by one entry; false (the build to be
+//  abandoned) past side_max bytes or out of memory.
+static bool
+s_side_room (journal_warm_t *self, void **array_p, size_t count, size_t *cap_p, size_t entry_size)
+{
+    s_warm_build_t *b = &self->build;
+    if (count < *cap_p) {
+        return true;
+    }
+    size_t cap = *cap_p ? *cap_p * 2 : 1024;
+    size_t bytes = b->hashes_cap * sizeof (*b->hashes) + b->ops_cap * sizeof (*b->ops)
+                   + (cap - *cap_p) * entry_size;
+    void *array = bytes <= self->side_max ? realloc (*array_p, cap * entry_size) : NULL;
+    if (!array) {
+        b->over = true;
+        return false;
+    }
+    *array_p = array;
+    *cap_p = cap;
+    return true;
+}
+
 //  Adds the hash of an index entry (tx_index, legs) or an imported id,
 //  unless the filter already answers "maybe" for it (an entry ingested
 //  again after a crash, an id imported twice): its count then grows as the
-//  scan's would.
+//  scan's would. While a build runs, the side record keeps it for the
+//  build's filter, which the scan may have missed it from.
 static void
 s_warm_add_new (journal_warm_t *self, uint64_t hash)
 {
-    if (!idfilter_may_hold (self->ids, hash)) {
+    if (self->ready && !idfilter_may_hold (self->ids, hash)) {
         idfilter_add (self->ids, hash);
+    }
+    s_warm_build_t *b = &self->build;
+    if (b->active && !b->over
+        && s_side_room (self, (void **) &b->hashes, b->hashes_count, &b->hashes_cap,
+                        sizeof (*b->hashes))) {
+        b->hashes[b->hashes_count++] = hash;
     }
 }
 
@@ -1077,7 +1176,6 @@ s_warm_transfer (journal_warm_t *self, const rl_transfer_t *t)
     }
     //  Its id joins the filter with the index entry the checkpoint ingests
     //  (journal_warm_ingest); until then journal_open's replay adds it.
-    self->last_put_ts = t->timestamp;
     if (t->timestamp <= self->checkpoint_ts) {
         return; //  checkpointed: not replayed
     }
@@ -1092,6 +1190,18 @@ s_warm_transfer (journal_warm_t *self, const rl_transfer_t *t)
         self->cap = cap;
     }
     self->recent[self->count++] = *t;
+}
+
+//  A transfer record put, after the newest one: into a ready state.
+static void
+s_warm_put (journal_warm_t *self, const rl_transfer_t *t)
+{
+    if (t->timestamp <= self->last_put_ts) {
+        s_warm_lose (self, "a transfer record not after the newest one");
+        return;
+    }
+    self->last_put_ts = t->timestamp;
+    s_warm_transfer (self, t);
 }
 
 //  checkpoint_ts moved up to ts: the transfers up to it are checkpointed.
@@ -1111,8 +1221,210 @@ s_warm_checkpoint (journal_warm_t *self, uint64_t ts)
     self->count -= keep;
 }
 
+//  A transfer record put or a checkpoint_ts move: into a ready state, or
+//  the side record of a first build (which replays it once built).
+static void
+s_warm_op (journal_warm_t *self, const s_warm_op_t *op)
+{
+    s_warm_build_t *b = &self->build;
+    if (self->ready) {
+        if (op->checkpoint) {
+            s_warm_checkpoint (self, op->ts);
+        } else {
+            s_warm_put (self, &op->t);
+        }
+    } else if (b->active && !b->growth && !b->over
+               && s_side_room (self, (void **) &b->ops, b->ops_count, &b->ops_cap,
+                               sizeof (*b->ops))) {
+        b->ops[b->ops_count++] = *op;
+    }
+}
+
+//  The build's thread: the scan of every stored id, and for a first build
+//  the transfers in (checkpoint_ts, last_put_ts], all of them on the disk
+//  before the build began (timestamps only grow; a record deleted since
+//  drops the state). No snapshot is needed: an id stored after the start
+//  is in the side record, one stored before is seen by the scan.
+static void *
+s_warm_build_run (void *arg)
+{
+    journal_warm_t *self = arg;
+    s_warm_build_t *b = &self->build;
+    if (RL_FAILPOINT (JOURNAL_WARM_BUILD_SLOW) != 0) {
+        for (int i = 0; i < 500 && !atomic_load (&b->cancel); i++) {
+            struct timespec pause = {0, 10 * 1000 * 1000};
+            nanosleep (&pause, NULL);
+        }
+    }
+    b->filter = s_filter_scan (self->store, b->keys_min, b->extra_keys, &b->cancel, b->err,
+                               sizeof b->err);
+    b->rc = b->filter ? 0 : -1;
+    store_iter_t *it = b->rc == 0 && !b->growth ? store_iter_new (self->store, STORE_CF_TRANSFERS)
+                                                : NULL;
+    if (b->rc == 0 && !b->growth && !it) {
+        snprintf (b->err, sizeof b->err, "out of memory");
+        b->rc = -1;
+    }
+    uint8_t from[8];
+    codec_put_u64_be (from, b->checkpoint_ts + 1);
+    for (it ? store_iter_seek (it, from, sizeof (from)) : (void) 0; it && store_iter_valid (it);
+         store_iter_next (it)) {
+        size_t key_size = 0, value_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &value_size);
+        if (key_size != 8 || value_size != RL_TRANSFER_SIZE) {
+            snprintf (b->err, sizeof b->err, "a corrupt transfer record");
+            b->rc = -1;
+            break;
+        }
+        rl_transfer_t t;
+        codec_decode_transfer (value, &t);
+        if (t.timestamp != codec_get_u64_be (key)) {
+            snprintf (b->err, sizeof b->err, "a transfer record under another timestamp");
+            b->rc = -1;
+            break;
+        }
+        if (t.timestamp > b->last_put_ts) {
+            break; //  put after the start: in the side record
+        }
+        if (b->count == b->cap) {
+            size_t cap = b->cap ? b->cap * 2 : RL_SHARD_CHECKPOINT_TRANSFERS;
+            rl_transfer_t *recent = realloc (b->recent, cap * sizeof (*recent));
+            if (!recent) {
+                snprintf (b->err, sizeof b->err,
+                          "out of memory for the transfers after the checkpoint");
+                b->rc = -1;
+                break;
+            }
+            b->recent = recent;
+            b->cap = cap;
+        }
+        b->recent[b->count++] = t;
+    }
+    if (it && b->rc == 0 && store_iter_error (it, b->err, sizeof b->err) != 0) {
+        b->rc = -1;
+    }
+    store_iter_destroy (&it);
+    atomic_store (&b->done, true);
+    return NULL;
+}
+
+//  Ends the build (cancelled if it runs, joined) and frees what it holds.
+static void
+s_warm_build_end (journal_warm_t *self)
+{
+    s_warm_build_t *b = &self->build;
+    if (b->running) {
+        atomic_store (&b->cancel, true);
+        pthread_join (b->thread, NULL);
+    }
+    idfilter_destroy (&b->filter);
+    free (b->recent);
+    free (b->hashes);
+    free (b->ops);
+    memset (b, 0, sizeof (*b));
+}
+
+//  Begins a build (loop): the first one, or a bigger filter (growth).
+static int
+s_warm_build_begin (journal_warm_t *self, bool growth, char *err, size_t err_size)
+{
+    s_warm_build_t *b = &self->build;
+    assert (!b->active && !b->running);
+    memset (b, 0, sizeof (*b));
+    b->growth = growth;
+    b->keys_min = self->keys_min;
+    b->extra_keys = self->extra_keys;
+    b->started_ms = s_clock_ms (CLOCK_MONOTONIC);
+    if (!growth) {
+        //  Two small reads in the loop: where the copy stands now.
+        if (s_store_meta_u64 (self->store, JOURNAL_META_CHECKPOINT_TS, &b->checkpoint_ts) != 0) {
+            snprintf (err, err_size, "cannot read checkpoint_ts: %s", store_error (self->store));
+            return -1;
+        }
+        store_iter_t *it = store_iter_new (self->store, STORE_CF_TRANSFERS);
+        if (!it) {
+            snprintf (err, err_size, "out of memory");
+            return -1;
+        }
+        store_iter_seek_last (it);
+        if (store_iter_valid (it)) {
+            size_t key_size = 0;
+            const uint8_t *key = store_iter_key (it, &key_size);
+            b->last_put_ts = key_size == 8 ? codec_get_u64_be (key) : UINT64_MAX;
+        }
+        store_iter_destroy (&it);
+    }
+    atomic_init (&b->cancel, false);
+    atomic_init (&b->done, false);
+    b->active = true;
+    if (pthread_create (&b->thread, NULL, s_warm_build_run, self) != 0) {
+        snprintf (err, err_size, "cannot start the build's thread");
+        b->active = false;
+        return -1;
+    }
+    b->running = true;
+    return 0;
+}
+
+//  A build done (loop): its result, with the side record replayed, becomes
+//  the state (a first build) or its filter (a growth).
+static int
+s_warm_build_take (journal_warm_t *self, char *err, size_t err_size)
+{
+    s_warm_build_t *b = &self->build;
+    journal_warm_wait (self);
+    uint64_t ms = s_clock_ms (CLOCK_MONOTONIC) - b->started_ms;
+    if (b->rc != 0) {
+        snprintf (err, err_size, "%s%s",
+                  b->growth ? "the bigger id filter could not be built: " : "", b->err);
+        s_warm_lose (self, err);
+        s_warm_build_end (self);
+        return -1;
+    }
+    size_t side = b->hashes_count + b->ops_count;
+    self->side_taken += side;
+    idfilter_destroy (&self->ids);
+    self->ids = b->filter;
+    b->filter = NULL;
+    if (!b->growth) {
+        free (self->recent);
+        self->recent = b->recent;
+        self->count = b->count;
+        self->cap = b->cap;
+        b->recent = NULL;
+        self->checkpoint_ts = b->checkpoint_ts;
+        self->last_put_ts = b->last_put_ts;
+    }
+    self->ready = true;
+    b->active = false; //  what follows is applied, not recorded
+    for (size_t i = 0; i < b->hashes_count; i++) {
+        s_warm_add_new (self, b->hashes[i]);
+    }
+    for (size_t i = 0; i < b->ops_count && !self->lost; i++) {
+        s_warm_op (self, &b->ops[i]);
+    }
+    bool growth = b->growth;
+    s_warm_build_end (self);
+    if (self->lost) {
+        snprintf (err, err_size, "%s", self->why);
+        return -1;
+    }
+    if (growth) {
+        rl_info ("journal: the standby's id filter grew to %zu ids in %" PRIu64
+                 " ms in the background, holding %zu (%zu ids written meanwhile added)",
+                 idfilter_capacity (self->ids), ms, idfilter_count (self->ids), side);
+    } else {
+        rl_info ("journal: the standby's id filter (%zu ids) and its %zu transfers after the "
+                 "checkpoint in memory, built in %" PRIu64
+                 " ms in the background (%zu writes applied meanwhile added)",
+                 idfilter_count (self->ids), self->count, ms, side);
+    }
+    return 0;
+}
+
 journal_warm_t *
-journal_warm_new (store_t *store, size_t keys_min, size_t extra_keys, char *err, size_t err_size)
+journal_warm_start (store_t *store, size_t keys_min, size_t extra_keys, char *err, size_t err_size)
 {
     assert (store);
     journal_warm_t *self = calloc (1, sizeof (*self));
@@ -1123,56 +1435,69 @@ journal_warm_new (store_t *store, size_t keys_min, size_t extra_keys, char *err,
     self->store = store;
     self->keys_min = keys_min;
     self->extra_keys = extra_keys;
-    if (s_store_meta_u64 (store, JOURNAL_META_CHECKPOINT_TS, &self->checkpoint_ts) != 0) {
-        snprintf (err, err_size, "cannot read checkpoint_ts: %s", store_error (store));
-        journal_warm_destroy (&self);
-        return NULL;
-    }
-    self->ids = journal_filter_scan (store, keys_min, extra_keys, err, err_size);
-    store_iter_t *it = self->ids ? store_iter_new (store, STORE_CF_TRANSFERS) : NULL;
-    if (!it) {
-        if (self->ids) {
-            snprintf (err, err_size, "out of memory");
-        }
-        journal_warm_destroy (&self);
-        return NULL;
-    }
-    store_iter_seek_last (it);
-    if (store_iter_valid (it)) {
-        size_t key_size = 0;
-        const uint8_t *key = store_iter_key (it, &key_size);
-        self->last_put_ts = key_size == 8 ? codec_get_u64_be (key) : UINT64_MAX;
-    }
-    uint8_t from[8];
-    codec_put_u64_be (from, self->checkpoint_ts + 1);
-    for (store_iter_seek (it, from, sizeof (from)); store_iter_valid (it) && !self->lost;
-         store_iter_next (it)) {
-        size_t key_size = 0, value_size = 0;
-        const uint8_t *key = store_iter_key (it, &key_size);
-        const uint8_t *value = store_iter_value (it, &value_size);
-        rl_transfer_t t;
-        if (key_size != 8 || value_size != RL_TRANSFER_SIZE) {
-            s_warm_lose (self, "a corrupt transfer record");
-            break;
-        }
-        codec_decode_transfer (value, &t);
-        if (t.timestamp != codec_get_u64_be (key)) {
-            s_warm_lose (self, "a transfer record under another timestamp");
-            break;
-        }
-        uint64_t last = self->last_put_ts;
-        s_warm_transfer (self, &t);
-        self->last_put_ts = last;
-    }
-    bool failed = store_iter_error (it, err, err_size) != 0;
-    store_iter_destroy (&it);
-    if (failed || self->lost) {
-        if (!failed) {
-            snprintf (err, err_size, "%s", self->why);
-        }
+    self->side_max = JOURNAL_WARM_SIDE_MAX;
+    if (s_warm_build_begin (self, false, err, err_size) != 0) {
         journal_warm_destroy (&self);
     }
     return self;
+}
+
+journal_warm_t *
+journal_warm_new (store_t *store, size_t keys_min, size_t extra_keys, char *err, size_t err_size)
+{
+    journal_warm_t *self = journal_warm_start (store, keys_min, extra_keys, err, err_size);
+    if (self) {
+        journal_warm_wait (self);
+        if (s_warm_build_take (self, err, err_size) != 0) {
+            journal_warm_destroy (&self);
+        }
+    }
+    return self;
+}
+
+void
+journal_warm_set_side_max (journal_warm_t *self, size_t bytes)
+{
+    assert (self);
+    self->side_max = bytes;
+}
+
+bool
+journal_warm_ready (const journal_warm_t *self)
+{
+    assert (self);
+    return self->ready && !self->lost;
+}
+
+bool
+journal_warm_building (const journal_warm_t *self)
+{
+    assert (self);
+    return self->build.active;
+}
+
+void
+journal_warm_wait (journal_warm_t *self)
+{
+    assert (self);
+    s_warm_build_t *b = &self->build;
+    if (b->running) {
+        pthread_join (b->thread, NULL);
+        b->running = false;
+        assert (atomic_load (&b->done));
+    }
+}
+
+bool
+journal_warm_stop (journal_warm_t *self)
+{
+    assert (self);
+    if (self->build.active) {
+        rl_info ("journal: the standby's %s ended before it was done",
+                 self->build.growth ? "bigger id filter's build" : "ledger state's build");
+    }
+    s_warm_build_end (self);
+    return journal_warm_ready (self);
 }
 
 void
@@ -1183,6 +1508,7 @@ journal_warm_destroy (journal_warm_t **self_p)
     if (!self) {
         return;
     }
+    s_warm_build_end (self); //  before what the thread reads and writes
     idfilter_destroy (&self->ids);
     free (self->recent);
     free (self);
@@ -1220,17 +1546,13 @@ journal_warm_write (journal_warm_t *self, store_cf_t cf, const uint8_t *key, siz
                 s_warm_lose (self, "a transfer record of another size");
                 return;
             }
-            rl_transfer_t t;
-            codec_decode_transfer (value, &t);
-            if (t.timestamp != codec_get_u64_be (key)) {
+            s_warm_op_t op = {.checkpoint = false};
+            codec_decode_transfer (value, &op.t);
+            if (op.t.timestamp != codec_get_u64_be (key)) {
                 s_warm_lose (self, "a transfer record under another timestamp");
                 return;
             }
-            if (t.timestamp <= self->last_put_ts) {
-                s_warm_lose (self, "a transfer record not after the newest one");
-                return;
-            }
-            s_warm_transfer (self, &t);
+            s_warm_op (self, &op);
             return;
         }
         case STORE_CF_META: {
@@ -1246,24 +1568,36 @@ journal_warm_write (journal_warm_t *self, store_cf_t cf, const uint8_t *key, siz
             } else if (named && value_size != 8) {
                 s_warm_lose (self, "a checkpoint_ts of another size");
             } else if (named) {
-                s_warm_checkpoint (self, codec_get_u64 (value));
+                s_warm_op_t op = {.checkpoint = true, .ts = codec_get_u64 (value)};
+                s_warm_op (self, &op);
             }
             return;
         }
+        //  An index key of a size the scan does not file makes the scan
+        //  fail (a cold recovery of this disk does not open): so does the state.
         case STORE_CF_TX_INDEX:
-            if (put && key_size == RL_ID_SIZE) {
+            if (put && key_size != RL_ID_SIZE) {
+                s_warm_lose (self, "a tx_index key of another size");
+            } else if (put) {
                 s_warm_add_new (self, s_entry_hash (false, key));
             }
             return;
         case STORE_CF_LEGS:
-            if (put && key_size == 2 * RL_ID_SIZE) {
+            if (put && key_size != 2 * RL_ID_SIZE) {
+                s_warm_lose (self, "a legs key of another size");
+            } else if (put) {
                 s_warm_add_new (self, s_entry_hash (true, key));
             }
             return;
         case STORE_CF_IMPORTED:
-            //  'I' id or 'I' id debit: the id, as the scan files it.
-            if (put && key_size >= 1 + RL_ID_SIZE && key[0] == IMPORTED_BY_ID
-                && (key_size == 1 + RL_ID_SIZE || key_size == 1 + 2 * RL_ID_SIZE)) {
+            //  'I' id or 'I' id debit: the id, as the scan files it; other
+            //  'I' keys make the scan fail.
+            if (!put || key_size < 1 || key[0] != IMPORTED_BY_ID) {
+                return;
+            }
+            if (key_size != 1 + RL_ID_SIZE && key_size != 1 + 2 * RL_ID_SIZE) {
+                s_warm_lose (self, "an imported id key of another size");
+            } else {
                 s_warm_add_new (self, idfilter_hash (codec_decode_id (key + 1)));
             }
             return;
@@ -1278,13 +1612,20 @@ journal_warm_ingest (journal_warm_t *self, store_cf_t cf, const uint8_t *entries
 {
     assert (self && (entries || count == 0));
     bool legs = cf == STORE_CF_LEGS;
-    if ((cf != STORE_CF_TX_INDEX && !legs) || key_size != (legs ? 2u : 1u) * RL_ID_SIZE) {
-        return; //  history, or keys the scan would not file: as journal_warm_write
+    if (cf != STORE_CF_TX_INDEX && !legs) {
+        return; //  history: not read by the scan
+    }
+    if (key_size != (legs ? 2u : 1u) * RL_ID_SIZE) {
+        s_warm_lose (self, legs ? "a legs key of another size" : "a tx_index key of another size");
+        return;
+    }
+    if (self->lost) {
+        return;
     }
     //  One filter block a few entries ahead into the cache, so that the
     //  misses of a checkpoint's entries (random ids) overlap.
     for (size_t i = 0; i < count; i++) {
-        if (i + S_FILTER_AHEAD < count) {
+        if (self->ready && i + S_FILTER_AHEAD < count) {
             idfilter_prefetch (self->ids,
                                s_entry_hash (legs, entries + (i + S_FILTER_AHEAD) * entry_size));
         }
@@ -1300,23 +1641,36 @@ journal_warm_settle (journal_warm_t *self, char *err, size_t err_size)
         snprintf (err, err_size, "%s", self->why);
         return -1;
     }
-    if (!idfilter_full (self->ids)) {
+    s_warm_build_t *b = &self->build;
+    uint64_t now = s_clock_ms (CLOCK_MONOTONIC);
+    if (b->active && b->over) {
+        //  The loop wrote more than the side record may hold while the scan
+        //  ran: another build later (a growth keeps the full old filter).
+        bool growth = b->growth;
+        s_warm_build_end (self);
+        self->abandoned++;
+        self->retry_ms = now + JOURNAL_WARM_RETRY_MS;
+        rl_warn ("journal: the standby's %s abandoned: the writes applied while it ran passed "
+                 "%zu bytes; another begins in %d ms",
+                 growth ? "bigger id filter's build" : "ledger state's build", self->side_max,
+                 JOURNAL_WARM_RETRY_MS);
+        return 0;
+    }
+    if (b->active && atomic_load (&b->done)) {
+        return s_warm_build_take (self, err, err_size);
+    }
+    if (b->active || now < self->retry_ms) {
         return 0;
     }
     //  As the primary's checkpoint grows its filter (journal_filter_grow),
-    //  but here and now: the scan holds every id up to this event.
-    uint64_t started_ms = s_clock_ms (CLOCK_MONOTONIC);
-    idfilter_t *filter = journal_filter_scan (self->store, self->keys_min, self->extra_keys, err,
-                                              err_size);
-    if (!filter) {
-        s_warm_lose (self, "the bigger id filter could not be built");
-        return -1;
+    //  in a thread: the old filter keeps answering (a "maybe" more often).
+    bool growth = self->ready && idfilter_full (self->ids);
+    if ((growth || !self->ready) && s_warm_build_begin (self, growth, err, err_size) != 0) {
+        self->retry_ms = now + JOURNAL_WARM_RETRY_MS;
+        rl_warn ("journal: the standby's %s could not begin (%s): tried again in %d ms",
+                 growth ? "bigger id filter's build" : "ledger state's build", err,
+                 JOURNAL_WARM_RETRY_MS);
     }
-    rl_info ("journal: the standby's id filter grew to %zu ids in %" PRIu64 " ms, holding %zu",
-             idfilter_capacity (filter), s_clock_ms (CLOCK_MONOTONIC) - started_ms,
-             idfilter_count (filter));
-    idfilter_destroy (&self->ids);
-    self->ids = filter;
     return 0;
 }
 
@@ -1324,8 +1678,16 @@ void
 journal_warm_stats (const journal_warm_t *self, size_t *ids_p, size_t *transfers_p)
 {
     assert (self && ids_p && transfers_p);
-    *ids_p = idfilter_count (self->ids);
+    *ids_p = self->ready ? idfilter_count (self->ids) : 0;
     *transfers_p = self->count;
+}
+
+void
+journal_warm_side_stats (const journal_warm_t *self, uint64_t *taken_p, uint64_t *abandoned_p)
+{
+    assert (self && taken_p && abandoned_p);
+    *taken_p = self->side_taken;
+    *abandoned_p = self->abandoned;
 }
 
 void
@@ -1344,6 +1706,10 @@ s_warm_matches (journal_t *self, const journal_warm_t *warm, char *why, size_t w
 {
     if (warm->lost) {
         snprintf (why, why_size, "%s", warm->why);
+        return false;
+    }
+    if (!warm->ready || warm->build.active) {
+        snprintf (why, why_size, "it was still being built");
         return false;
     }
     if (warm->checkpoint_ts != self->checkpoint_ts) {
@@ -1427,13 +1793,13 @@ s_warm_verify (journal_t *self, char *err, size_t err_size)
     size_t count = 0, cap = 0;
     const uint8_t by_id = IMPORTED_BY_ID;
     if (rc == 0
-        && (s_scan_ids (self->store, STORE_CF_TX_INDEX, NULL, 0, &hashes, &count, &cap, err,
+        && (s_scan_ids (self->store, STORE_CF_TX_INDEX, NULL, 0, &hashes, &count, &cap, NULL, err,
                         err_size)
                 != 0
-            || s_scan_ids (self->store, STORE_CF_IMPORTED, &by_id, 1, &hashes, &count, &cap, err,
-                           err_size)
+            || s_scan_ids (self->store, STORE_CF_IMPORTED, &by_id, 1, &hashes, &count, &cap, NULL,
+                           err, err_size)
                    != 0
-            || s_scan_ids (self->store, STORE_CF_LEGS, NULL, 0, &hashes, &count, &cap, err,
+            || s_scan_ids (self->store, STORE_CF_LEGS, NULL, 0, &hashes, &count, &cap, NULL, err,
                            err_size)
                    != 0)) {
         rc = -1;
@@ -1479,6 +1845,9 @@ journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
     //  replay's read when it follows this disk (journal_set_warm).
     journal_warm_t *warm = self->warm;
     self->warm = NULL;
+    if (warm) {
+        journal_warm_stop (warm); //  a build that runs ends: a first one leaves no state
+    }
     char why[256];
     if (warm && !s_warm_matches (self, warm, why, sizeof why)) {
         rl_warn ("journal: the standby's state does not follow its disk (%s): recovering from "

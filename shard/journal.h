@@ -158,27 +158,58 @@ void journal_thaw (journal_t *self);
 //  events, so that a promotion's journal_open need not read them again.
 //  Accounts, timestamps and everything else are still read from disk.
 typedef struct journal_warm_t journal_warm_t;
-//  Builds it from the store as journal_open would (the same scan; the
-//  filter sized as journal_set_filter_sizing says: IDFILTER_KEYS_MIN and
-//  two checkpoint intervals, as a shard's, unless a test asks for less).
-//  NULL with a message in err.
+//  Begins building it from the store as journal_open would (the same scan;
+//  the filter sized as journal_set_filter_sizing says: IDFILTER_KEYS_MIN
+//  and two checkpoint intervals, as a shard's, unless a test asks for
+//  less), in a thread of its own: the caller goes on applying writes
+//  (journal_warm_write, journal_warm_ingest), which a side record keeps
+//  for the build, and journal_warm_settle takes the build once it is done.
+//  Not ready (journal_warm_ready) until then. Two small reads here (the
+//  copy's checkpoint_ts and newest transfer record). NULL with a message
+//  in err.
+journal_warm_t *journal_warm_start (store_t *store, size_t keys_min, size_t extra_keys, char *err,
+                                    size_t err_size);
+//  journal_warm_start, waited for: ready, or NULL with a message in err.
 journal_warm_t *journal_warm_new (store_t *store, size_t keys_min, size_t extra_keys, char *err,
                                   size_t err_size);
+//  Ends a build that runs (cancelled, joined) and frees it.
 void journal_warm_destroy (journal_warm_t **self_p);
 //  A write just applied to the store, in its order: a put (value), a
 //  delete (value NULL) or a range delete (value: the end key, range true).
+//  A write the state does not follow (a transfer record deleted or out of
+//  order, checkpoint_ts moving back, an index key of a size the scan fails
+//  on) drops it at the next journal_warm_settle.
 void journal_warm_write (journal_warm_t *self, store_cf_t cf, const uint8_t *key, size_t key_size,
                          const uint8_t *value, size_t value_size, bool range);
 //  An ingest just applied (store_ingest_sorted's arguments).
 void journal_warm_ingest (journal_warm_t *self, store_cf_t cf, const uint8_t *entries,
                           size_t entry_size, size_t key_size, size_t count);
-//  After an event: a filter that filled up is built again, bigger (the
-//  same scan, synchronous). 0, or -1 with the reason in err: the state no
-//  longer follows the disk (a write it does not follow, memory) and must
-//  be dropped; a promotion then recovers from disk.
+//  After an event, and now and then (it never waits): a build that is done
+//  is taken, with the side record added (logged); a build whose side
+//  record passed its bound is abandoned (logged) and another begins
+//  JOURNAL_WARM_RETRY_MS later; a filter that filled up begins to be built
+//  again, bigger, in the background (the old one answers meanwhile). 0, or
+//  -1 with the reason in err: the state no longer follows the disk (a write
+//  it does not follow, memory, a scan that failed) and must be dropped; a
+//  promotion then recovers from disk.
 int journal_warm_settle (journal_warm_t *self, char *err, size_t err_size);
+#define JOURNAL_WARM_SIDE_MAX ((size_t) 256 << 20) //  bytes of a build's side record
+#define JOURNAL_WARM_RETRY_MS 1000
+//  Tests: the bound of the side record, in bytes.
+void journal_warm_set_side_max (journal_warm_t *self, size_t bytes);
+//  Does it hold the state (built, not dropped)? A growth may be running.
+bool journal_warm_ready (const journal_warm_t *self);
+//  Does a build (first or growth) run or wait to be taken?
+bool journal_warm_building (const journal_warm_t *self);
+//  Waits for a build's thread to end (tests); journal_warm_settle takes it.
+void journal_warm_wait (journal_warm_t *self);
+//  Ends a build that runs (cancelled, joined; logged): a ready state keeps
+//  its filter (it holds every id). Returns journal_warm_ready.
+bool journal_warm_stop (journal_warm_t *self);
 //  What it holds: ids in its filter, transfers after the checkpoint.
 void journal_warm_stats (const journal_warm_t *self, size_t *ids_p, size_t *transfers_p);
+//  Entries of side records added to the builds taken, builds abandoned.
+void journal_warm_side_stats (const journal_warm_t *self, uint64_t *taken_p, uint64_t *abandoned_p);
 //  Before journal_open: it takes the warm state (and *warm_p becomes NULL).
 //  journal_open checks it against the disk's meta and ends of the
 //  transfers after the checkpoint, and uses it (no scan, no replay read);

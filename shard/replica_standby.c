@@ -93,13 +93,18 @@
     of every stored id into the id filter, and the read of the transfers
     after the last checkpoint, which it replays. So once it holds a copy
     (after a seed, and at every start: rebuilt from its disk) the standby
-    builds both as recovery would (journal_warm_new), and keeps them
+    builds both as recovery would, in a thread (journal_warm_start: the
+    loop goes on applying and acknowledging events, which a side record
+    keeps for the build until the loop takes it), and keeps them
     current with every event it applies: it walks each WriteBatch
     (replica_batch_each) and each ingest, and a transfer record joins the
     transfers after the checkpoint, a new checkpoint_ts drops those it
     covers, an index entry or an imported id joins the filter
     (journal_warm_write, journal_warm_ingest); a filter that fills up is
-    built again, bigger, from a scan (journal_warm_settle). A write it
+    built again, bigger, from a scan in a thread, the old one answering
+    meanwhile (journal_warm_settle, after each event and at each tick). A
+    promotion, a fence or a seed's beginning ends a build that runs (a
+    first one leaves no state: the promotion reads the disk). A write it
     cannot follow (a transfer record deleted or out of order, checkpoint_ts
     moving back or deleted) or memory running out drops the state, logged:
     the promotion then recovers from disk as before. At the promotion the
@@ -266,9 +271,11 @@ s_position_value (uint64_t stream, uint64_t position, uint8_t out[16])
 
 //  The warm state ----------------------------------------------------------------
 
-//  Builds the warm state of the copy held (journal_warm_new: recovery's
-//  scan of the ids and read of the transfers after the checkpoint). One
-//  that cannot be built is logged: a promotion then recovers from disk.
+//  Begins building the warm state of the copy held (journal_warm_start:
+//  recovery's scan of the ids and read of the transfers after the
+//  checkpoint, in a thread; the loop goes on applying and acknowledging
+//  events, which the build takes when it is done). One that cannot begin is
+//  logged: a promotion then recovers from disk.
 static void
 s_warm_build (s_standby_t *self)
 {
@@ -277,20 +284,35 @@ s_warm_build (s_standby_t *self)
         return; //  no copy yet
     }
     char err[256];
-    int64_t started = zclock_mono ();
-    self->warm = journal_warm_new (self->store, IDFILTER_KEYS_MIN,
-                                   2 * (size_t) RL_SHARD_CHECKPOINT_TRANSFERS, err, sizeof err);
+    size_t keys_min = IDFILTER_KEYS_MIN, extra = 2 * (size_t) RL_SHARD_CHECKPOINT_TRANSFERS;
+    if (RL_FAILPOINT (REPL_STANDBY_WARM_SMALL) != 0) {
+        keys_min = IDFILTER_KEYS_FLOOR;
+        extra = 0;
+    }
+    self->warm = journal_warm_start (self->store, keys_min, extra, err, sizeof err);
     if (!self->warm) {
         rl_warn ("standby: cannot keep the copy's ledger state in memory (%s): a promotion will "
                  "recover it from the disk",
                  err);
         return;
     }
-    size_t ids = 0, transfers = 0;
-    journal_warm_stats (self->warm, &ids, &transfers);
-    rl_info ("standby: the copy's id filter (%zu ids) and its %zu transfers after the checkpoint "
-             "in memory, built in %" PRId64 " ms",
-             ids, transfers, zclock_mono () - started);
+    rl_info ("standby: the copy's id filter and transfers after the checkpoint being built in "
+             "the background");
+}
+
+//  A build done or abandoned, a filter to grow (journal_warm_settle): after
+//  each event and at each tick. A state that no longer follows the disk is
+//  dropped, logged: a promotion then recovers from disk.
+static void
+s_warm_settle (s_standby_t *self, uint64_t seq)
+{
+    char err[256];
+    if (self->warm && journal_warm_settle (self->warm, err, sizeof err) != 0) {
+        rl_warn ("standby: the copy's ledger state in memory dropped at event %" PRIu64
+                 " (%s): a promotion will recover it from the disk",
+                 seq, err);
+        journal_warm_destroy (&self->warm);
+    }
 }
 
 static void
@@ -300,9 +322,8 @@ s_warm_op (void *arg, const replica_op_t *op)
                         op->kind == REPLICA_OP_DELETE_RANGE);
 }
 
-//  An event just applied: into the warm state. One it cannot follow (or a
-//  bigger filter that cannot be built) drops it, logged: a promotion then
-//  recovers from disk.
+//  An event just applied: into the warm state (or a build's side record).
+//  One it cannot follow drops it, logged: a promotion then recovers from disk.
 static void
 s_warm_event (s_standby_t *self, const replica_header_t *h, const uint8_t *data, size_t size)
 {
@@ -317,13 +338,7 @@ s_warm_event (s_standby_t *self, const replica_header_t *h, const uint8_t *data,
         journal_warm_ingest (self->warm, (store_cf_t) h->cf, data, h->entry_size, h->key_size,
                              h->count);
     }
-    char err[256];
-    if (journal_warm_settle (self->warm, err, sizeof err) != 0) {
-        rl_warn ("standby: the copy's ledger state in memory dropped at event %" PRIu64
-                 " (%s): a promotion will recover it from the disk",
-                 h->seq, err);
-        journal_warm_destroy (&self->warm);
-    }
+    s_warm_settle (self, h->seq);
 }
 
 //  Replies ----------------------------------------------------------------------
@@ -491,6 +506,9 @@ s_fence (s_standby_t *self, zframe_t **id_p, const rl_header_t *h)
         return;
     }
     self->withdrawn = true;
+    if (self->warm && !journal_warm_stop (self->warm)) {
+        journal_warm_destroy (&self->warm); //  no events any more: no build either
+    }
     int64_t left = s_lease_end (self) - zclock_mono ();
     rl_log_event (RL_LOG_WARN, "fence",
                   "FENCED by a promotion at position %" PRIu64 " of stream %016" PRIx64
@@ -697,6 +715,9 @@ static replica_status_t
 s_seed_begin (s_standby_t *self, const replica_header_t *h)
 {
     s_seed_abandon (self);
+    if (self->warm && !journal_warm_stop (self->warm)) {
+        journal_warm_destroy (&self->warm); //  the copy held is about to be replaced
+    }
     if (h->stream == 0 || mkdir (self->seed_dir, 0755) != 0) {
         rl_error ("standby: cannot begin a seed in %s: %s", self->seed_dir, strerror (errno));
         return h->stream == 0 ? REPLICA_ST_MALFORMED : REPLICA_ST_STORAGE;
@@ -1171,6 +1192,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     s_standby_t *self = arg;
     int64_t now = zclock_mono ();
     rl_auth_tick (self->auth, now, false);
+    s_warm_settle (self, self->position); //  a build done while no event came
     if (!self->query && now - self->query_opened_ms >= REPLICA_QUERY_TIMEOUT_MS) {
         s_query_open (self, true); //  it failed before (logged): tried again
     }
@@ -1311,6 +1333,15 @@ replica_promoted_warm (replica_promoted_t *promoted)
 {
     s_standby_t *self = (s_standby_t *) promoted;
     assert (self);
+    //  A build done is taken; one that runs is ended: a first one leaves
+    //  nothing (recovery reads the disk), a growth leaves the old filter,
+    //  which holds every id.
+    s_warm_settle (self, self->position);
+    if (self->warm && !journal_warm_stop (self->warm)) {
+        rl_info ("standby: the copy's ledger state in memory was not built yet: recovery reads "
+                 "the disk");
+        journal_warm_destroy (&self->warm);
+    }
     journal_warm_t *warm = self->warm;
     self->warm = NULL;
     return warm;

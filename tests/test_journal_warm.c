@@ -66,6 +66,7 @@
 #define ORIGIN      0x5eed
 #define GHOST_DEBIT (ACCOUNTS + 5)
 #define EVENTS_MAX  4096
+#define HELD        8 //  events applied before a build in the background is taken
 
 //  One event of the stream, copied.
 typedef struct {
@@ -255,10 +256,21 @@ test_follows_stream (void **state)
     s_send (ctx, 700); //  after the last checkpoint: replayed from memory
     store_set_tap (ctx->store, NULL, NULL);
     //  The standby's apply, event by event.
+    //  Halfway, two more states begin to be built in the background while
+    //  the events go on, left unsettled for HELD events (their side records
+    //  hold them): `late`, and `tiny`, which may keep a side record of 1 KB
+    //  only (abandoned, built again later).
     uint64_t position = 0;
-    size_t batches = 0, ingests = 0;
+    size_t batches = 0, ingests = 0, held = 0;
+    journal_warm_t *late = NULL, *tiny = NULL;
     for (size_t i = 0; i < ctx->event_count; i++) {
         s_event_t *e = &ctx->events[i];
+        if (i == ctx->event_count / 2) {
+            late = journal_warm_start (copy, IDFILTER_KEYS_FLOOR, 0, err, sizeof err);
+            tiny = journal_warm_start (copy, IDFILTER_KEYS_FLOOR, 0, err, sizeof err);
+            assert_true (late && tiny && !journal_warm_ready (late));
+            journal_warm_set_side_max (tiny, 1024);
+        }
         uint8_t value[16];
         codec_put_u64 (value, 1);
         codec_put_u64 (value + 8, ++position);
@@ -269,16 +281,37 @@ test_follows_stream (void **state)
                                                  sizeof value),
                               0);
             assert_true (replica_batch_each (e->data, e->size, s_warm_op, warm));
+            for (journal_warm_t **w = (journal_warm_t *[]){late, tiny}, **end = w + 2; w < end;
+                 w++) {
+                if (*w) {
+                    assert_true (replica_batch_each (e->data, e->size, s_warm_op, *w));
+                }
+            }
             batches++;
         } else {
             assert_int_equal (
                 store_ingest_sorted (copy, e->cf, e->data, e->entry_size, e->key_size, e->count),
                 0);
             journal_warm_ingest (warm, e->cf, e->data, e->entry_size, e->key_size, e->count);
+            for (journal_warm_t **w = (journal_warm_t *[]){late, tiny}, **end = w + 2; w < end;
+                 w++) {
+                if (*w) {
+                    journal_warm_ingest (*w, e->cf, e->data, e->entry_size, e->key_size, e->count);
+                }
+            }
             ingests++;
         }
         if (journal_warm_settle (warm, err, sizeof err) != 0) {
             fail_msg ("event %zu: the warm state was dropped: %s", i, err);
+        }
+        if (late && ++held == HELD) {
+            journal_warm_wait (late); //  its thread is done; the side record is not taken yet
+        }
+        if (late && held >= HELD && journal_warm_settle (late, err, sizeof err) != 0) {
+            fail_msg ("event %zu: the state built in the background was dropped: %s", i, err);
+        }
+        if (tiny && held >= HELD && journal_warm_settle (tiny, err, sizeof err) != 0) {
+            fail_msg ("event %zu: the state with a small side record was dropped: %s", i, err);
         }
         free (e->data);
     }
@@ -295,9 +328,38 @@ test_follows_stream (void **state)
     journal_warm_stats (fresh, &fresh_ids, &fresh_transfers);
     assert_int_equal (fresh_transfers, transfers);
     journal_warm_destroy (&fresh);
-    //  The copy opened with it, checked against its disk.
+    //  `late` took the events applied while it was built from its side
+    //  record; `tiny` abandoned its build (its side record full) and, built
+    //  again once JOURNAL_WARM_RETRY_MS passed, holds the same.
+    uint64_t side = 0, abandoned = 0;
+    journal_warm_side_stats (late, &side, &abandoned);
+    print_message ("built in the background: %lu writes taken from its side record\n",
+                   (unsigned long) side);
+    assert_true (journal_warm_ready (late) && side > 0 && abandoned == 0);
+    journal_warm_side_stats (tiny, &side, &abandoned);
+    assert_true (abandoned >= 1);
+    journal_warm_set_side_max (tiny, JOURNAL_WARM_SIDE_MAX);
+    for (int tries = 0; !journal_warm_ready (tiny) && tries < 300; tries++) {
+        zclock_sleep (10);
+        assert_int_equal (journal_warm_settle (tiny, err, sizeof err), 0);
+    }
+    assert_true (journal_warm_ready (tiny));
+    journal_warm_stats (tiny, &fresh_ids, &fresh_transfers);
+    assert_int_equal (fresh_transfers, transfers);
+    journal_warm_destroy (&tiny);
+    //  The copy opened with each, checked against its disk: `late` by a
+    //  journal alone (it writes nothing), `warm` by the ledger.
     assert_int_equal (setenv ("RL_FAILPOINTS", "journal.warm.verify=error", 1), 0);
     assert_int_equal (failpoint_init (err, sizeof err), 0);
+    accounts_t *late_accounts = accounts_new (copy);
+    journal_t *late_journal = journal_new (copy);
+    journal_set_warm (late_journal, &late);
+    if (journal_open (late_journal, late_accounts, err, sizeof err) != 0) {
+        fail_msg ("journal_open with the state built in the background: %s", err);
+    }
+    assert_true (journal_opened_warm (late_journal));
+    journal_destroy (&late_journal);
+    accounts_destroy (&late_accounts);
     outq_t *copy_outq = outq_new ();
     ledger_t *promoted = ledger_open_warm (copy, copy_outq, "s1", ctx->ring, 8, now_read (), &warm,
                                            err, sizeof err);
@@ -429,7 +491,7 @@ test_hostile_writes (void **state)
     size_t ck_size = strlen (ck);
     char why[256];
     //  Each drops the state, with its reason.
-    s_case_t cases[10];
+    s_case_t cases[16];
     size_t n = 0;
     cases[n++] = (s_case_t){"a transfer deleted", STORE_CF_TRANSFERS, key, 8, NULL, 0, false};
     cases[n++] = (s_case_t){"transfers range-deleted",
@@ -465,6 +527,13 @@ test_hostile_writes (void **state)
     cases[n++] = (s_case_t){"checkpoint_ts deleted", STORE_CF_META, ck, ck_size, NULL, 0, false};
     cases[n++] = (s_case_t){"checkpoint_ts of 4 bytes", STORE_CF_META, ck, ck_size, back, 4, false};
     cases[n++] = (s_case_t){"meta range-deleted over it", STORE_CF_META, "a", 1, "z", 1, true};
+    //  Index keys of a size the scan fails on (a cold recovery would not open).
+    uint8_t id_key[1 + 2 * RL_ID_SIZE] = {'I'};
+    cases[n++] = (s_case_t){
+        "a tx_index key of 15 bytes", STORE_CF_TX_INDEX, id_key, 15, "", 0, false};
+    cases[n++] = (s_case_t){"a legs key of 16 bytes", STORE_CF_LEGS, id_key, 16, "", 0, false};
+    cases[n++] = (s_case_t){
+        "an imported 'I' key of 10 bytes", STORE_CF_IMPORTED, id_key, 10, "", 0, false};
     for (size_t i = 0; i < n; i++) {
         why[0] = '\0';
         if (s_one_write (store, cases[i].cf, cases[i].key, cases[i].key_size, cases[i].value,
@@ -475,6 +544,23 @@ test_hostile_writes (void **state)
         assert_true (why[0] != '\0');
         print_message ("%s: dropped (%s)\n", cases[i].what, why);
     }
+    //  An ingest of index keys of another size drops it too.
+    {
+        journal_warm_t *w = journal_warm_new (store, IDFILTER_KEYS_FLOOR, 0, err, sizeof err);
+        assert_non_null (w);
+        uint8_t entries[2 * 24] = {0};
+        journal_warm_ingest (w, STORE_CF_TX_INDEX, entries, 24, 8, 2);
+        assert_int_equal (journal_warm_settle (w, why, sizeof why), -1);
+        print_message ("an ingest of 8-byte tx_index keys: dropped (%s)\n", why);
+        journal_warm_destroy (&w);
+    }
+    //  An imported key of another kind (not 'I'), a delete of an index
+    //  entry (the filter answers "maybe" a little more often): kept.
+    assert_int_equal (s_one_write (store, STORE_CF_IMPORTED, "P", 1, "", 0, false, why, sizeof why),
+                      0);
+    assert_int_equal (
+        s_one_write (store, STORE_CF_TX_INDEX, id_key, RL_ID_SIZE, NULL, 0, false, why, sizeof why),
+        0);
     //  Not covering checkpoint_ts, or not of interest: kept.
     assert_int_equal (s_one_write (store, STORE_CF_META, "x", 1, "y", 1, true, why, sizeof why), 0);
     assert_int_equal (
@@ -510,6 +596,29 @@ test_hostile_writes (void **state)
     assert_int_equal (plain, recent);
     journal_destroy (&journal);
     accounts_destroy (&acc);
+    //  A state still being built when the journal opens (a promotion
+    //  meanwhile): its build is ended and the disk is read.
+    assert_int_equal (setenv ("RL_FAILPOINTS", "journal.warm.build.slow=error", 1), 0);
+    assert_int_equal (failpoint_init (err, sizeof err), 0);
+    warm = journal_warm_start (store, IDFILTER_KEYS_FLOOR, 0, err, sizeof err);
+    assert_non_null (warm);
+    assert_true (journal_warm_building (warm) && !journal_warm_ready (warm));
+    assert_int_equal (journal_warm_settle (warm, err, sizeof err), 0); //  not done: waits 5 s
+    assert_false (journal_warm_ready (warm));
+    int64_t before = zclock_mono ();
+    acc = accounts_new (store);
+    journal = journal_new (store);
+    journal_set_warm (journal, &warm);
+    assert_int_equal (journal_open (journal, acc, err, sizeof err), 0);
+    assert_false (journal_opened_warm (journal));
+    assert_true (zclock_mono () - before < 2000); //  the build was cancelled, not waited for
+    size_t cold = 0;
+    journal_recent (journal, &cold);
+    assert_int_equal (cold, plain);
+    journal_destroy (&journal);
+    accounts_destroy (&acc);
+    unsetenv ("RL_FAILPOINTS");
+    assert_int_equal (failpoint_init (err, sizeof err), 0);
     //  And a state that agrees is taken.
     warm = journal_warm_new (store, IDFILTER_KEYS_FLOOR, 0, err, sizeof err);
     acc = accounts_new (store);
