@@ -18,7 +18,13 @@
     transfer sent or imported `exists` with the original timestamp, or
     its original failure, and balances equal to the primary's; a state
     built from the copy's disk at the end holds as many transfers after
-    the checkpoint.
+    the checkpoint. Halfway through the stream two more states begin to
+    be built in the background (journal_warm_start) and are fed the
+    events without being settled for 8 of them: `late` then takes its side
+    record (the writes applied while it was built; more than zero) and
+    passes journal.warm.verify in a journal opened with it; `tiny`, whose
+    side record may hold 1 KB, abandons its build, begins another once
+    JOURNAL_WARM_RETRY_MS passed, and holds as many transfers.
 
     test_hostile_writes: writes a shard never makes each drop the state
     with a reason (journal_warm_settle -1): a transfer record deleted, a
@@ -28,7 +34,11 @@
     that does not cover it changes nothing. A state that no longer agrees
     with the disk (a transfer it holds that the disk does not) is refused
     by journal_open, which reads the disk instead (journal_opened_warm
-    false) and recovers the same transfers as a plain open.
+    false) and recovers the same transfers as a plain open. Index keys of
+    a size the scan fails on (tx_index, legs, an 'I' key of imported; an
+    ingest of them) drop it too. A state still being built (held by
+    journal.warm.build.slow) when the journal opens is ended within 2 s
+    and the disk is read (a promotion during a build).
 */
 #include <pthread.h>
 #include <setjmp.h>
