@@ -126,8 +126,9 @@
 #include "rl_limits.h"
 
 #define META_LAST_TS           "last_ts"
-#define JOURNAL_LEGS_SLOTS_MIN 1024 //  first size of the leg index (a power of two)
-#define S_FILTER_AHEAD         8    //  ids between a filter block's prefetch and its read
+#define JOURNAL_LEGS_SLOTS_MIN 1024  //  first size of the leg index (a power of two)
+#define S_FILTER_AHEAD         8     //  ids between a filter block's prefetch and its read
+#define S_CANCEL_EVERY         65536 //  a build's thread looks at its cancel flag this often
 
 //  One generation of transfers since the checkpoint, with its indexes.
 typedef struct {
@@ -884,7 +885,7 @@ s_scan_ids (store_t *store, store_cf_t cf, const uint8_t *prefix, size_t prefix_
         if (prefix_size > 0 && (key_size < prefix_size || memcmp (key, prefix, prefix_size) != 0)) {
             break;
         }
-        if (cancel && (*count_p & 0xffff) == 0
+        if (cancel && *count_p % S_CANCEL_EVERY == 0
             && atomic_load_explicit (cancel, memory_order_relaxed)) {
             snprintf (err, err_size, "cancelled");
             rc = -1;
@@ -954,6 +955,12 @@ s_filter_scan (store_t *store, size_t keys_min, size_t extra_keys, const atomic_
         }
     }
     for (size_t i = 0; filter && i < count; i++) {
+        if (i % S_CANCEL_EVERY == 0 && cancel
+            && atomic_load_explicit (cancel, memory_order_relaxed)) {
+            snprintf (err, err_size, "cancelled");
+            idfilter_destroy (&filter); //  a join waits for no more than a stride
+            break;
+        }
         if (i + S_FILTER_AHEAD < count) {
             idfilter_prefetch (filter, hashes[i + S_FILTER_AHEAD]);
         }
@@ -1100,8 +1107,9 @@ struct journal_warm_t {
     uint64_t last_put_ts;   //  the newest transfer record of the copy
     size_t keys_min;        //  the filter's sizing (journal_filter_scan)
     size_t extra_keys;
-    bool ready; //  built: ids, recent and the two timestamps follow the copy
-    bool lost;  //  a write it does not follow: to be dropped
+    bool ready;  //  built: ids, recent and the two timestamps follow the copy
+    bool lost;   //  a write it does not follow: to be dropped
+    bool halted; //  journal_warm_stop: no build begins any more
     char why[160];
     s_warm_build_t build;
     size_t side_max;     //  bytes the side record may take
@@ -1269,6 +1277,11 @@ s_warm_build_run (void *arg)
     codec_put_u64_be (from, b->checkpoint_ts + 1);
     for (it ? store_iter_seek (it, from, sizeof (from)) : (void) 0; it && store_iter_valid (it);
          store_iter_next (it)) {
+        if (b->count % S_CANCEL_EVERY == 0 && atomic_load (&b->cancel)) {
+            snprintf (b->err, sizeof b->err, "cancelled");
+            b->rc = -1;
+            break;
+        }
         size_t key_size = 0, value_size = 0;
         const uint8_t *key = store_iter_key (it, &key_size);
         const uint8_t *value = store_iter_value (it, &value_size);
@@ -1492,11 +1505,14 @@ bool
 journal_warm_stop (journal_warm_t *self)
 {
     assert (self);
-    if (self->build.active) {
+    if (self->build.active && !atomic_load (&self->build.done)) {
         rl_info ("journal: the standby's %s ended before it was done",
                  self->build.growth ? "bigger id filter's build" : "ledger state's build");
     }
     s_warm_build_end (self);
+    //  A fence or a seed's beginning: none begins again (journal_warm_settle),
+    //  which would scan a copy that takes no more events or is replaced.
+    self->halted = true;
     return journal_warm_ready (self);
 }
 
@@ -1659,7 +1675,7 @@ journal_warm_settle (journal_warm_t *self, char *err, size_t err_size)
     if (b->active && atomic_load (&b->done)) {
         return s_warm_build_take (self, err, err_size);
     }
-    if (b->active || now < self->retry_ms) {
+    if (b->active || self->halted || now < self->retry_ms) {
         return 0;
     }
     //  As the primary's checkpoint grows its filter (journal_filter_grow),

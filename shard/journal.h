@@ -204,7 +204,9 @@ bool journal_warm_building (const journal_warm_t *self);
 //  Waits for a build's thread to end (tests); journal_warm_settle takes it.
 void journal_warm_wait (journal_warm_t *self);
 //  Ends a build that runs (cancelled, joined; logged): a ready state keeps
-//  its filter (it holds every id). Returns journal_warm_ready.
+//  its filter (it holds every id), and goes on following writes, but no
+//  build begins again (a fenced copy takes no more events; a seeded one is
+//  replaced). Returns journal_warm_ready.
 bool journal_warm_stop (journal_warm_t *self);
 //  What it holds: ids in its filter, transfers after the checkpoint.
 void journal_warm_stats (const journal_warm_t *self, size_t *ids_p, size_t *transfers_p);

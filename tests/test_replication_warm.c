@@ -39,8 +39,15 @@
        of the pending transfers still pending; then every pending transfer
        is posted or voided and the strong conservation check runs, with
        the audit and no two-phase alarm on either shard.
+    test_promote_while_building: the same cluster and load, the standby
+    started with journal.warm.build.slow=error (its first build, after
+    the seed, waits up to 5 s unless it is ended); the primary is
+    SIGKILLed with a batch in flight and the standby promoted at once:
+    the build is ended, the promoted recovery reads the disk (its log
+    says so, and nothing was taken from memory), and step 5 runs.
     RL_SEED=<n> replays a run.
 */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -613,10 +620,12 @@ s_burn (s_ctx_t *ctx, size_t count)
     }
 }
 
+//  The cluster, a load, and s1's standby seeded while the primary serves
+//  (started with the failpoints `failpoints`); the primary restarted as
+//  its semi-synchronous primary.
 static void
-test_warm_promote (void **state)
+s_begin (s_ctx_t *ctx, const char *failpoints)
 {
-    s_ctx_t *ctx = *state;
     harness_t *h = ctx->h;
     uint64_t seed = getenv ("RL_SEED") ? strtoull (getenv ("RL_SEED"), NULL, 10)
                                        : (uint64_t) time (NULL);
@@ -630,8 +639,7 @@ test_warm_promote (void **state)
            f);
     fclose (f);
     snprintf (ctx->fp_file, sizeof ctx->fp_file, "%s/warm-fp.log", harness_dir (h));
-    snprintf (ctx->fp_env, sizeof ctx->fp_env,
-              "RL_FAILPOINTS=journal.warm.verify=error,repl.standby.warm.small=error");
+    snprintf (ctx->fp_env, sizeof ctx->fp_env, "RL_FAILPOINTS=%s", failpoints);
     snprintf (ctx->fp_file_env, sizeof ctx->fp_file_env, "RL_FAILPOINT_FILE=%s", ctx->fp_file);
     s_cluster_start (ctx);
     //  Transfers before the standby: its seed carries them (and checkpoints).
@@ -652,6 +660,73 @@ test_warm_promote (void **state)
     s_spawn (ctx, &ctx->primary, false);
     rl_client_destroy (&ctx->c1);
     ctx->c1 = rl_client_new (ctx->primary.endpoint);
+    //  Seeded and streaming: the standby applied an event after its seed
+    //  (its position, status' commits).
+    int64_t deadline = zclock_mono () + TK_READY_TIMEOUT_MS;
+    for (unsigned round = 0;
+         rk_status (ctx->standby.endpoint).commits == 0 && zclock_mono () < deadline; round++) {
+        s_round (ctx, round, false);
+    }
+    assert_true (rk_status (ctx->standby.endpoint).commits > 0);
+}
+
+//  The primary killed with a batch in flight, the standby promoted and a
+//  ring of the next epoch naming it loaded into it and s2.
+static void
+s_promote (s_ctx_t *ctx, unsigned round)
+{
+    rl_client_set_send_timeout (ctx->c1, 200);
+    s_round (ctx, round, true);
+    rk_promote (ctx->standby.endpoint);
+    s_wait_state (ctx->standby.endpoint, RL_SHARD_SERVING, TK_READY_TIMEOUT_MS);
+    ring_t *next = ring_dup (ctx->ring);
+    assert_non_null (next);
+    ring_set_epoch (next, ring_epoch (ctx->ring) + 1);
+    assert_int_equal (ring_set_endpoint (next, "s1", ctx->standby.endpoint), RING_OK);
+    s_load_ring (ctx->standby.endpoint, next);
+    s_load_ring (ctx->s2.endpoint, next);
+    ring_destroy (&ctx->ring);
+    ctx->ring = next;
+    ctx->primary = ctx->standby;
+    ctx->standby.pid = -1;
+    rl_client_destroy (&ctx->c1);
+    ctx->c1 = rl_client_new (ctx->primary.endpoint);
+}
+
+//  Step 5: exactly-once, pending amounts, conservation; the shards stopped.
+static void
+s_finish (s_ctx_t *ctx)
+{
+    rl_client_set_send_timeout (ctx->c1, CALL_TIMEOUT_MS);
+    s_settle (ctx);
+    s_quiet (ctx);
+    s_check_pending (ctx);
+    size_t p;
+    for (int s = 0; s < 2; s++) {
+        while (s_open_pending (ctx, s, &p)) {
+            size_t i = s_resolve (ctx, p, p % 2 == 0);
+            s_send (ctx, s == 0 ? ctx->c1 : ctx->c2, i, 1);
+        }
+    }
+    s_quiet (ctx);
+    s_check_pending (ctx);
+    tk_check_conservation_by (s_client_for, ctx, &ctx->model, 4);
+    s_audit (ctx->c1);
+    s_audit (ctx->c2);
+    tk_shard_t *all[] = {&ctx->primary, &ctx->s2};
+    for (size_t i = 0; i < 2; i++) {
+        if (all[i]->pid > 0) {
+            tk_shard_stop (ctx->h, all[i], SIGTERM);
+        }
+    }
+}
+
+static void
+test_warm_promote (void **state)
+{
+    s_ctx_t *ctx = *state;
+    harness_t *h = ctx->h;
+    s_begin (ctx, "journal.warm.verify=error,repl.standby.warm.small=error");
     unsigned round = 0;
     for (; round < ROUNDS; round++) {
         s_round (ctx, round, false);
@@ -679,11 +754,8 @@ test_warm_promote (void **state)
                   "background");
     }
     //  3. The primary killed with a batch in flight, the standby promoted.
-    rl_client_set_send_timeout (ctx->c1, 200);
-    s_round (ctx, round++, true);
     size_t taken = s_log_count (ctx, "taken from the standby's memory");
-    rk_promote (ctx->standby.endpoint);
-    s_wait_state (ctx->standby.endpoint, RL_SHARD_SERVING, TK_READY_TIMEOUT_MS);
+    s_promote (ctx, round++);
     assert_int_equal (s_log_count (ctx, "taken from the standby's memory"), taken + 1);
     char *hits = harness_read_file (ctx->fp_file, NULL);
     if (!hits || !strstr (hits, "journal.warm.verify")) {
@@ -691,18 +763,6 @@ test_warm_promote (void **state)
         fail_msg ("the check of the warm state against the disk did not run");
     }
     free (hits);
-    ring_t *next = ring_dup (ctx->ring);
-    assert_non_null (next);
-    ring_set_epoch (next, ring_epoch (ctx->ring) + 1);
-    assert_int_equal (ring_set_endpoint (next, "s1", ctx->standby.endpoint), RING_OK);
-    s_load_ring (ctx->standby.endpoint, next);
-    s_load_ring (ctx->s2.endpoint, next);
-    ring_destroy (&ctx->ring);
-    ctx->ring = next;
-    ctx->primary = ctx->standby;
-    ctx->standby.pid = -1;
-    rl_client_destroy (&ctx->c1);
-    ctx->c1 = rl_client_new (ctx->primary.endpoint);
     //  4. The state it serves is the one a recovery of its disk builds.
     s_quiet (ctx);
     s_snapshot_t a, b;
@@ -737,28 +797,29 @@ test_warm_promote (void **state)
             "transfers\n",
             round, compared);
     //  5. Exactly-once, pending amounts, conservation.
-    rl_client_set_send_timeout (ctx->c1, CALL_TIMEOUT_MS);
-    s_settle (ctx);
-    s_quiet (ctx);
-    s_check_pending (ctx);
-    size_t p;
-    for (int s = 0; s < 2; s++) {
-        while (s_open_pending (ctx, s, &p)) {
-            size_t i = s_resolve (ctx, p, p % 2 == 0);
-            s_send (ctx, s == 0 ? ctx->c1 : ctx->c2, i, 1);
-        }
+    s_finish (ctx);
+}
+
+//  A promotion while the standby's first build runs (journal.warm.build.slow
+//  holds it up to 5 s unless it is ended): the build is ended at once, the
+//  promoted recovery reads the disk, and nothing is lost or doubled.
+static void
+test_promote_while_building (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_begin (ctx, "journal.warm.build.slow=error");
+    size_t unbuilt = s_log_count (ctx, "was not built yet: recovery reads the disk");
+    int64_t started = zclock_mono ();
+    s_promote (ctx, 0);
+    int64_t took = zclock_mono () - started;
+    if (s_log_count (ctx, "was not built yet: recovery reads the disk") != unbuilt + 1
+        || s_log_count (ctx, "taken from the standby's memory") != 0) {
+        harness_keep (ctx->h);
+        fail_msg ("the promotion did not end the standby's build and read the disk");
     }
+    printf ("  the build ended, the standby promoted and serving in %" PRId64 " ms\n", took);
     s_quiet (ctx);
-    s_check_pending (ctx);
-    tk_check_conservation_by (s_client_for, ctx, &ctx->model, 4);
-    s_audit (ctx->c1);
-    s_audit (ctx->c2);
-    tk_shard_t *all[] = {&ctx->primary, &ctx->s2};
-    for (size_t i = 0; i < 2; i++) {
-        if (all[i]->pid > 0) {
-            tk_shard_stop (h, all[i], SIGTERM);
-        }
-    }
+    s_finish (ctx);
 }
 
 static int
@@ -788,6 +849,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_warm_promote, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_promote_while_building, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
