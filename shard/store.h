@@ -123,8 +123,9 @@ store_batch_t *store_batch_new (void); //  NULL when memory ran out
 void store_batch_destroy (store_batch_t **self_p);
 void store_batch_put_into (store_t *self, store_batch_t *batch, store_cf_t cf, const void *key,
                            size_t key_size, const void *value, size_t value_size);
-//  Writes and syncs batch as store_commit does (a failure fails the store);
-//  the batch is empty afterwards. 0, or -1.
+//  Writes batch, then makes it durable as the mode says, the sync outside
+//  the store's write lock (the loop's writes go on meanwhile); a failure
+//  fails the store. The batch is empty afterwards. 0, or -1.
 int store_batch_commit (store_t *self, store_batch_t *batch);
 
 //  1 found (value copied, *value_size_p set, truncated to value_cap),
