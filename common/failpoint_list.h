@@ -176,5 +176,6 @@ RL_FP_X (REPL_STANDBY_WARM_SMALL, "repl.standby.warm.small",
          "test only: with `error`, a standby sizes the id filter of its ledger state in memory "
          "at 1,024 ids with no room beyond, so that it grows under a test's load")
 RL_FP_X (JOURNAL_WARM_VERIFY, "journal.warm.verify",
-         "test only: with `error`, a promoted standby's recovery that took its id filter and "
-         "transfers from memory also reads them from the disk and fails the open if they differ")
+         "test only: with `error`, a promoted standby's recovery that took its accounts, id filter "
+         "and transfers from memory also reads them from the disk and fails the open if they "
+         "differ")

@@ -32,6 +32,16 @@
     bytes per slot. It lives in memory only: a restart forgets it (the
     migration then sends a whole round again).
 
+    A STANDBY'S MIRROR (journal.c, "a standby's warm state"). A standby
+    keeps a table of its copy's accounts as accounts_load would read them,
+    current with every record of the `accounts` family it applies
+    (accounts_mirror_put, accounts_mirror_delete), and its promoted
+    recovery takes that table over (accounts_take) instead of reading the
+    family: a promotion then costs no read of the accounts. A mirror's slot
+    order is the order its records arrived in, not the key order of a load,
+    and a deleted record leaves a hole as accounts_remove does: nothing
+    reads meaning into either (slots name accounts, holes are all zeros).
+
     LIMITS: RL_SHARD_ACCOUNTS_MAX accounts (more: the create answers
     storage_error); the table grows by doubling from
     RL_SHARD_ACCOUNTS_INITIAL slots.
@@ -237,6 +247,62 @@ accounts_load (accounts_t *self, uint64_t *last_ts_p, char *err, size_t err_size
     }
     store_iter_destroy (&it);
     return rc;
+}
+
+//  A standby's mirror -----------------------------------------------------------
+
+int
+accounts_mirror_put (accounts_t *self, const rl_account_t *stored, uint64_t *old_ts_p)
+{
+    assert (self && stored && old_ts_p && !rl_id_is_zero (stored->id));
+    assert (self->dirty_count == 0 && !self->changed); //  a mirror: nothing dirty, no tracking
+    rl_account_t account = *stored;
+    //  Derived state, as accounts_load leaves it (escrow, pending amounts).
+    account.debits_reserved = 0;
+    account.credits_reserved = 0;
+    account.debits_pending = 0;
+    account.credits_pending = 0;
+    rl_account_t *held = s_find (self, account.id, NULL);
+    *old_ts_p = held ? held->timestamp : 0;
+    if (held) {
+        *held = account;
+        return 0;
+    }
+    return s_insert (self, &account) < 0 ? -1 : 0;
+}
+
+bool
+accounts_mirror_delete (accounts_t *self, rl_id_t id)
+{
+    assert (self && self->dirty_count == 0);
+    rl_account_t *a = s_find (self, id, NULL);
+    if (!a) {
+        return false;
+    }
+    bool gone = idmap_remove (self->ids, id);
+    assert (gone);
+    memset (a, 0, sizeof (*a));
+    self->removed++;
+    assert (self->removed <= self->count);
+    return true;
+}
+
+void
+accounts_take (accounts_t *self, accounts_t **from_p)
+{
+    assert (self && from_p && *from_p && *from_p != self);
+    accounts_t *from = *from_p;
+    assert (self->count == 0 && self->dirty_count == 0 && !self->changed);
+    assert (from->dirty_count == 0 && !from->changed);
+    //  The two change places; each keeps its own store (the mirror's is
+    //  the same store, read by nothing of a mirror).
+    accounts_t empty = *self;
+    *self = *from;
+    self->store = empty.store;
+    empty.store = from->store;
+    *from = empty;
+    accounts_destroy (from_p);
+    assert (idmap_size (self->ids) == self->count - self->removed);
 }
 
 size_t

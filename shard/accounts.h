@@ -117,6 +117,25 @@ size_t accounts_take_dirty (accounts_t *self, rl_account_t *out, size_t cap);
 //  Accounts changed since the last checkpoint.
 size_t accounts_dirty_count (const accounts_t *self);
 
+//  A STANDBY'S MIRROR (journal.h, "a standby's warm state"): a table built
+//  and kept current from the records of the `accounts` column family as
+//  they are written, so that it holds what accounts_load would read from
+//  that family now; a promotion's recovery takes it instead (accounts_take).
+//  A record put: inserted, or written over the account's record, its
+//  reserved and pending amounts zeroed (as accounts_load leaves them);
+//  nothing is marked dirty or put into the store's batch. The record's id
+//  must not be zero. *old_ts_p: the timestamp of the record written over
+//  (0: a new account). 0, or -1 when the table is full or memory ran out
+//  (nothing changed).
+int accounts_mirror_put (accounts_t *self, const rl_account_t *stored, uint64_t *old_ts_p);
+//  A record deleted: the account's slot becomes a hole, whatever it holds
+//  (a mirror has nothing dirty, no escrow). true when it was held.
+bool accounts_mirror_delete (accounts_t *self, rl_id_t id);
+//  self (just made by accounts_new, nothing loaded) takes over the
+//  accounts of the mirror *from_p (nothing dirty, no change tracking),
+//  which is destroyed. O(1): the slab and its index change hands.
+void accounts_take (accounts_t *self, accounts_t **from_p);
+
 //  Change tracking, for a migration's catch-up rounds (accounts.c, "CHANGE
 //  TRACKING"): on allocates a generation per slot (0, or -1 when memory ran
 //  out: tracking stays off); off frees it. Idempotent.

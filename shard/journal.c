@@ -83,24 +83,42 @@
     background checkpoint, and swapped in at the thaw with the live
     generation's ids added (LIMITS in idfilter.h).
 
-    A STANDBY'S WARM STATE (journal_warm_*, replica_standby.c): the two
-    reads of journal_open that grow with the shard, the filter's scan and
-    the transfers after checkpoint_ts, built once from a standby's copy
-    and kept current from the writes it applies, then handed to the
-    promoted primary's journal_open (journal_set_warm), which takes them
-    instead of reading them once they agree with the disk's checkpoint_ts
-    and the ends of its transfers after it. Its filter holds what the scan
-    would (the ids of tx_index, legs and imported, each added from the
-    writes that put them, unless the filter already answers "maybe" for
-    it); the replay adds the transfers after the checkpoint, as always.
-    Its builds (the first, and a bigger filter when it fills up) run in a
-    thread (journal_warm_start, journal_warm_settle): the loop reads
-    checkpoint_ts and the newest transfer record, the thread scans the ids
-    and reads the transfers up to that record, and the writes applied
-    meanwhile go into a side record (filter hashes; transfer records and
-    checkpoint_ts moves in order), replayed onto the result when the loop
-    takes it. Bounded (JOURNAL_WARM_SIDE_MAX): past it the build is
-    abandoned and begun again later.
+    A STANDBY'S WARM STATE (journal_warm_*, replica_standby.c): the three
+    reads of journal_open that grow with the shard, the accounts family,
+    the filter's scan and the transfers after checkpoint_ts, built once
+    from a standby's copy and kept current from the writes it applies,
+    then handed to the promoted primary's journal_open (journal_set_warm),
+    which takes them instead of reading them once they agree with the
+    disk's checkpoint_ts and the ends of its transfers after it. Its filter
+    holds what the scan would (the ids of tx_index, legs and imported, each
+    added from the writes that put them, unless the filter already answers
+    "maybe" for it); the replay adds the transfers after the checkpoint, as
+    always. Its accounts are a table (accounts.c, "a standby's mirror")
+    holding what accounts_load would read from the family now: every
+    record put (a new account's, a checkpoint's, a migration's) goes in as
+    stored, reserved and pending amounts zeroed as a load zeroes them; a
+    delete or a range delete takes the records it covers out; the newest
+    timestamp is kept (looked for again when that account is written over
+    or deleted). The promoted recovery takes the table over as it is
+    (accounts_take: no copy) and replays onto it. Nothing checks the
+    accounts against the disk at the promotion but journal.warm.verify
+    (tests): the mirror is right because it sees every write of the family,
+    in order (the stream carries every WriteBatch; the shard ingests no
+    accounts). Its builds (the first, and a bigger filter when it fills
+    up) run in a thread (journal_warm_start, journal_warm_settle): the loop
+    reads checkpoint_ts and the newest transfer record, the thread scans
+    the ids, reads the transfers up to that record and reads the accounts
+    family, and the writes applied meanwhile go into a side record (filter
+    hashes; transfer records, checkpoint_ts moves and account records in
+    order), replayed onto the result when the loop takes it. Bounded
+    (JOURNAL_WARM_SIDE_MAX): past it the build is abandoned and begun again
+    later. Memory: the filter (16 bits an id), the transfers (128 bytes
+    each, at most two checkpoint intervals), and per account slot 133
+    bytes of table (the record, its dirty mark and list entry) and 48 of
+    index (24-byte entries, at most half full), each doubling as it fills:
+    181 to 362 bytes an account (about 190 MB at a million), as the
+    primary's own table; at most RL_SHARD_ACCOUNTS_MAX slots, a deleted
+    account's slot a hole until the promotion.
 
     LIMITS: RL_SHARD_CHECKPOINT_TRANSFERS between checkpoints (plus at most
     one loop turn) per generation, two generations; recent and the leg
@@ -1061,12 +1079,35 @@ s_clock_ms (clockid_t clock)
 
 //  A standby's warm state -----------------------------------------------------
 
-//  A transfer record or a checkpoint_ts written while a first build runs,
-//  in the order of the writes (the side record replays them in order).
+//  A write the state follows record by record (a transfer record, a
+//  checkpoint_ts, an account record), in the order of the writes: applied
+//  to a ready state, or kept in a first build's side record, which replays
+//  them in order.
+typedef enum {
+    S_OP_TRANSFER = 1,   //  the transfer t was put
+    S_OP_CHECKPOINT,     //  checkpoint_ts moved to ts
+    S_OP_ACCOUNT_PUT,    //  the account record a was put
+    S_OP_ACCOUNT_DELETE, //  the account record of a.id was deleted
+    S_OP_ACCOUNT_RANGE,  //  the account records in [begin, end) were deleted
+} s_op_kind_t;
+
+//  A range delete's bounds, as s_in_range compares them with an account
+//  key: a bound longer than S_BOUND_SIZE bytes is cut to S_BOUND_SIZE,
+//  which compares with every 16-byte key as the whole bound does (the first
+//  16 bytes decide, or else the lengths: 16 is shorter than either).
+#define S_BOUND_SIZE (RL_ID_SIZE + 1)
+
 typedef struct {
-    bool checkpoint; //  checkpoint_ts moved to ts; else the transfer t was put
-    uint64_t ts;
-    rl_transfer_t t;
+    s_op_kind_t kind;
+    uint64_t ts; //  S_OP_CHECKPOINT
+    union {
+        rl_transfer_t t; //  S_OP_TRANSFER
+        rl_account_t a;  //  S_OP_ACCOUNT_PUT, S_OP_ACCOUNT_DELETE (its id)
+        struct {
+            uint8_t begin[S_BOUND_SIZE], end[S_BOUND_SIZE];
+            uint8_t begin_size, end_size;
+        } range; //  S_OP_ACCOUNT_RANGE
+    };
 } s_warm_op_t;
 
 //  A build of the state (or of a bigger filter) in a thread of its own, and
@@ -1086,10 +1127,13 @@ typedef struct {
     idfilter_t *filter;
     rl_transfer_t *recent; //  the transfers in (checkpoint_ts, last_put_ts]
     size_t count, cap;
+    accounts_t *accounts;     //  a first build's: the accounts family as its read saw it
+    uint64_t accounts_ts_max; //  their newest timestamp
     int rc;
     char err[256];
     //  The side record (loop): the filter hashes written since the start;
-    //  for a first build, the transfer records and checkpoint_ts moves too.
+    //  for a first build, the transfer records, checkpoint_ts moves and
+    //  account records too.
     uint64_t *hashes;
     size_t hashes_count, hashes_cap;
     s_warm_op_t *ops;
@@ -1103,9 +1147,12 @@ struct journal_warm_t {
     rl_transfer_t *recent; //  the transfers after checkpoint_ts, ts order
     size_t count;
     size_t cap;
-    uint64_t checkpoint_ts; //  as the copy's meta says
-    uint64_t last_put_ts;   //  the newest transfer record of the copy
-    size_t keys_min;        //  the filter's sizing (journal_filter_scan)
+    accounts_t *accounts;     //  as accounts_load reads the accounts family (a mirror)
+    uint64_t accounts_ts_max; //  their newest timestamp, unless stale
+    bool accounts_ts_stale;   //  the newest was deleted or written over: look again
+    uint64_t checkpoint_ts;   //  as the copy's meta says
+    uint64_t last_put_ts;     //  the newest transfer record of the copy
+    size_t keys_min;          //  the filter's sizing (journal_filter_scan)
     size_t extra_keys;
     bool ready;  //  built: ids, recent and the two timestamps follow the copy
     bool lost;   //  a write it does not follow: to be dropped
@@ -1229,17 +1276,74 @@ s_warm_checkpoint (journal_warm_t *self, uint64_t ts)
     self->count -= keep;
 }
 
-//  A transfer record put or a checkpoint_ts move: into a ready state, or
-//  the side record of a first build (which replays it once built).
+static bool s_in_range (const uint8_t *key, size_t key_size, const uint8_t *begin,
+                        size_t begin_size, const uint8_t *end, size_t end_size);
+
+//  An account record deleted: out of the mirror (its newest timestamp is
+//  looked for again if it was that one).
+static void
+s_warm_account_delete (journal_warm_t *self, rl_id_t id)
+{
+    const rl_account_t *held = accounts_get (self->accounts, id);
+    if (held && held->timestamp == self->accounts_ts_max) {
+        self->accounts_ts_stale = true;
+    }
+    accounts_mirror_delete (self->accounts, id);
+}
+
+//  An account record put or deleted, or a range of them: into the mirror
+//  of a ready state. A range delete (the shard writes none into accounts)
+//  looks at every account held: O(accounts).
+static void
+s_warm_account (journal_warm_t *self, const s_warm_op_t *op)
+{
+    assert (self->ready && self->accounts);
+    if (self->lost) {
+        return;
+    }
+    if (op->kind == S_OP_ACCOUNT_PUT) {
+        uint64_t old_ts = 0;
+        if (accounts_mirror_put (self->accounts, &op->a, &old_ts) != 0) {
+            s_warm_lose (self, "the accounts table is full, or memory ran out");
+            return;
+        }
+        if (old_ts == self->accounts_ts_max && op->a.timestamp < old_ts) {
+            self->accounts_ts_stale = true; //  the newest written over with an older one
+        }
+        if (op->a.timestamp > self->accounts_ts_max) {
+            self->accounts_ts_max = op->a.timestamp;
+        }
+    } else if (op->kind == S_OP_ACCOUNT_DELETE) {
+        s_warm_account_delete (self, op->a.id);
+    } else {
+        assert (op->kind == S_OP_ACCOUNT_RANGE);
+        size_t slots = accounts_count (self->accounts);
+        for (size_t slot = 0; slot < slots; slot++) {
+            rl_id_t id = accounts_at (self->accounts, slot)->id;
+            uint8_t key[RL_ID_SIZE];
+            codec_encode_id (id, key);
+            if (!rl_id_is_zero (id) //  a hole
+                && s_in_range (key, sizeof key, op->range.begin, op->range.begin_size,
+                               op->range.end, op->range.end_size)) {
+                s_warm_account_delete (self, id);
+            }
+        }
+    }
+}
+
+//  A write followed record by record: into a ready state, or the side
+//  record of a first build (which replays it once built).
 static void
 s_warm_op (journal_warm_t *self, const s_warm_op_t *op)
 {
     s_warm_build_t *b = &self->build;
     if (self->ready) {
-        if (op->checkpoint) {
+        if (op->kind == S_OP_CHECKPOINT) {
             s_warm_checkpoint (self, op->ts);
-        } else {
+        } else if (op->kind == S_OP_TRANSFER) {
             s_warm_put (self, &op->t);
+        } else {
+            s_warm_account (self, op);
         }
     } else if (b->active && !b->growth && !b->over
                && s_side_room (self, (void **) &b->ops, b->ops_count, &b->ops_cap,
@@ -1248,11 +1352,86 @@ s_warm_op (journal_warm_t *self, const s_warm_op_t *op)
     }
 }
 
+//  An account record as accounts_load reads it (sizes checked), under the
+//  key of its own id (a mirror follows a delete by its key), not of id
+//  zero (the table holds none). false with the reason in *why.
+static bool
+s_account_record (const uint8_t *key, size_t key_size, const uint8_t *value, size_t value_size,
+                  rl_account_t *out, const char **why)
+{
+    if (key_size != RL_ID_SIZE || value_size != RL_ACCOUNT_SIZE) {
+        *why = "an account record of another size"; //  a cold recovery fails on it
+        return false;
+    }
+    codec_decode_account (value, out);
+    uint8_t own[RL_ID_SIZE];
+    codec_encode_id (out->id, own);
+    if (rl_id_is_zero (out->id) || memcmp (own, key, RL_ID_SIZE) != 0) {
+        *why = rl_id_is_zero (out->id) ? "an account record of id zero"
+                                       : "an account record under another id's key";
+        return false;
+    }
+    return true;
+}
+
+//  A first build's read of the accounts family into its mirror, as
+//  accounts_load reads it. 0, or -1 with the reason in b->err.
+static int
+s_warm_accounts_read (store_t *store, s_warm_build_t *b)
+{
+    store_iter_t *it = store_iter_new (store, STORE_CF_ACCOUNTS);
+    if (!it) {
+        snprintf (b->err, sizeof b->err, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    size_t n = 0;
+    for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
+        if (n++ % S_CANCEL_EVERY == 0 && atomic_load (&b->cancel)) {
+            snprintf (b->err, sizeof b->err, "cancelled");
+            rc = -1;
+            break;
+        }
+        size_t key_size = 0, value_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &value_size);
+        rl_account_t account;
+        const char *why = NULL;
+        if (!s_account_record (key, key_size, value, value_size, &account, &why)) {
+            snprintf (b->err, sizeof b->err, "%s", why);
+            rc = -1;
+            break;
+        }
+        uint64_t old_ts = 0;
+        if (accounts_mirror_put (b->accounts, &account, &old_ts) != 0) {
+            snprintf (b->err, sizeof b->err,
+                      "cannot hold %zu accounts: the table is full, or memory ran out", n);
+            rc = -1;
+            break;
+        }
+        assert (old_ts == 0); //  one key an id: never an account held
+
+        if (account.timestamp > b->accounts_ts_max) {
+            b->accounts_ts_max = account.timestamp;
+        }
+    }
+    if (rc == 0 && store_iter_error (it, b->err, sizeof b->err) != 0) {
+        rc = -1;
+    }
+    store_iter_destroy (&it);
+    return rc;
+}
+
 //  The build's thread: the scan of every stored id, and for a first build
 //  the transfers in (checkpoint_ts, last_put_ts], all of them on the disk
 //  before the build began (timestamps only grow; a record deleted since
-//  drops the state). No snapshot is needed: an id stored after the start
-//  is in the side record, one stored before is seen by the scan.
+//  drops the state), and the accounts family. No snapshot is needed: an id
+//  stored after the start is in the side record, one stored before is seen
+//  by the scan. An account record written after the start is in the side
+//  record, whether the read saw it or not (its iterator is made after the
+//  start): replayed in order onto what the read saw, each record ends as
+//  the last write to its key left it, and one no write touched since the
+//  start is as the read saw it.
 static void *
 s_warm_build_run (void *arg)
 {
@@ -1318,6 +1497,9 @@ s_warm_build_run (void *arg)
         b->rc = -1;
     }
     store_iter_destroy (&it);
+    if (b->rc == 0 && !b->growth) {
+        b->rc = s_warm_accounts_read (self->store, b);
+    }
     atomic_store (&b->done, true);
     return NULL;
 }
@@ -1333,6 +1515,7 @@ s_warm_build_end (journal_warm_t *self)
     }
     idfilter_destroy (&b->filter);
     free (b->recent);
+    accounts_destroy (&b->accounts);
     free (b->hashes);
     free (b->ops);
     memset (b, 0, sizeof (*b));
@@ -1367,6 +1550,11 @@ s_warm_build_begin (journal_warm_t *self, bool growth, char *err, size_t err_siz
             b->last_put_ts = key_size == 8 ? codec_get_u64_be (key) : UINT64_MAX;
         }
         store_iter_destroy (&it);
+        b->accounts = accounts_new (self->store); //  read into by the thread
+        if (!b->accounts) {
+            snprintf (err, err_size, "out of memory");
+            return -1;
+        }
     }
     atomic_init (&b->cancel, false);
     atomic_init (&b->done, false);
@@ -1374,6 +1562,7 @@ s_warm_build_begin (journal_warm_t *self, bool growth, char *err, size_t err_siz
     if (pthread_create (&b->thread, NULL, s_warm_build_run, self) != 0) {
         snprintf (err, err_size, "cannot start the build's thread");
         b->active = false;
+        accounts_destroy (&b->accounts);
         return -1;
     }
     b->running = true;
@@ -1408,6 +1597,11 @@ s_warm_build_take (journal_warm_t *self, char *err, size_t err_size)
         b->recent = NULL;
         self->checkpoint_ts = b->checkpoint_ts;
         self->last_put_ts = b->last_put_ts;
+        accounts_destroy (&self->accounts);
+        self->accounts = b->accounts;
+        b->accounts = NULL;
+        self->accounts_ts_max = b->accounts_ts_max;
+        self->accounts_ts_stale = false;
     }
     self->ready = true;
     b->active = false; //  what follows is applied, not recorded
@@ -1428,10 +1622,11 @@ s_warm_build_take (journal_warm_t *self, char *err, size_t err_size)
                  " ms in the background, holding %zu (%zu ids written meanwhile added)",
                  idfilter_capacity (self->ids), ms, idfilter_count (self->ids), side);
     } else {
-        rl_info ("journal: the standby's id filter (%zu ids) and its %zu transfers after the "
-                 "checkpoint in memory, built in %" PRIu64
+        rl_info ("journal: the standby's %zu accounts, id filter (%zu ids) and %zu transfers "
+                 "after the checkpoint in memory, built in %" PRIu64
                  " ms in the background (%zu writes applied meanwhile added)",
-                 idfilter_count (self->ids), self->count, ms, side);
+                 accounts_live_count (self->accounts), idfilter_count (self->ids), self->count, ms,
+                 side);
     }
     return 0;
 }
@@ -1527,6 +1722,7 @@ journal_warm_destroy (journal_warm_t **self_p)
     s_warm_build_end (self); //  before what the thread reads and writes
     idfilter_destroy (&self->ids);
     free (self->recent);
+    accounts_destroy (&self->accounts);
     free (self);
     *self_p = NULL;
 }
@@ -1541,6 +1737,35 @@ s_in_range (const uint8_t *key, size_t key_size, const uint8_t *begin, size_t be
     bool after_begin = lo > 0 || (lo == 0 && key_size >= begin_size);
     bool before_end = hi < 0 || (hi == 0 && key_size < end_size);
     return after_begin && before_end;
+}
+
+//  A write of the accounts family: a record put (as accounts_load reads
+//  it, or the state is dropped), deleted, or a range of them deleted.
+static void
+s_warm_account_write (journal_warm_t *self, const uint8_t *key, size_t key_size,
+                      const uint8_t *value, size_t value_size, bool range)
+{
+    s_warm_op_t op = {.kind = S_OP_ACCOUNT_PUT};
+    if (range) {
+        op.kind = S_OP_ACCOUNT_RANGE;
+        op.range.begin_size = (uint8_t) (key_size < S_BOUND_SIZE ? key_size : S_BOUND_SIZE);
+        op.range.end_size = (uint8_t) (value_size < S_BOUND_SIZE ? value_size : S_BOUND_SIZE);
+        memcpy (op.range.begin, key, op.range.begin_size);
+        memcpy (op.range.end, value, op.range.end_size);
+    } else if (!value) {
+        if (key_size != RL_ID_SIZE) {
+            return; //  no such key is held: a put of one dropped the state
+        }
+        op.kind = S_OP_ACCOUNT_DELETE;
+        op.a.id = codec_decode_id (key);
+    } else {
+        const char *why = NULL;
+        if (!s_account_record (key, key_size, value, value_size, &op.a, &why)) {
+            s_warm_lose (self, why);
+            return;
+        }
+    }
+    s_warm_op (self, &op);
 }
 
 void
@@ -1562,7 +1787,7 @@ journal_warm_write (journal_warm_t *self, store_cf_t cf, const uint8_t *key, siz
                 s_warm_lose (self, "a transfer record of another size");
                 return;
             }
-            s_warm_op_t op = {.checkpoint = false};
+            s_warm_op_t op = {.kind = S_OP_TRANSFER};
             codec_decode_transfer (value, &op.t);
             if (op.t.timestamp != codec_get_u64_be (key)) {
                 s_warm_lose (self, "a transfer record under another timestamp");
@@ -1584,7 +1809,7 @@ journal_warm_write (journal_warm_t *self, store_cf_t cf, const uint8_t *key, siz
             } else if (named && value_size != 8) {
                 s_warm_lose (self, "a checkpoint_ts of another size");
             } else if (named) {
-                s_warm_op_t op = {.checkpoint = true, .ts = codec_get_u64 (value)};
+                s_warm_op_t op = {.kind = S_OP_CHECKPOINT, .ts = codec_get_u64 (value)};
                 s_warm_op (self, &op);
             }
             return;
@@ -1617,8 +1842,11 @@ journal_warm_write (journal_warm_t *self, store_cf_t cf, const uint8_t *key, siz
                 s_warm_add_new (self, idfilter_hash (codec_decode_id (key + 1)));
             }
             return;
+        case STORE_CF_ACCOUNTS:
+            s_warm_account_write (self, key, key_size, value, value_size, range);
+            return;
         default:
-            return; //  nothing else is read by journal_open's scan or replay
+            return; //  nothing else is read by journal_open's scan, replay or accounts
     }
 }
 
@@ -1628,6 +1856,12 @@ journal_warm_ingest (journal_warm_t *self, store_cf_t cf, const uint8_t *entries
 {
     assert (self && (entries || count == 0));
     bool legs = cf == STORE_CF_LEGS;
+    if (cf == STORE_CF_ACCOUNTS) {
+        //  The shard ingests no accounts (a standby refuses such an event:
+        //  replica_ingest_valid); the mirror does not follow one.
+        s_warm_lose (self, "an ingest into the accounts family");
+        return;
+    }
     if (cf != STORE_CF_TX_INDEX && !legs) {
         return; //  history: not read by the scan
     }
@@ -1698,6 +1932,13 @@ journal_warm_stats (const journal_warm_t *self, size_t *ids_p, size_t *transfers
     *transfers_p = self->count;
 }
 
+size_t
+journal_warm_accounts (const journal_warm_t *self)
+{
+    assert (self);
+    return self->ready && self->accounts ? accounts_live_count (self->accounts) : 0;
+}
+
 void
 journal_warm_side_stats (const journal_warm_t *self, uint64_t *taken_p, uint64_t *abandoned_p)
 {
@@ -1765,6 +2006,91 @@ s_warm_matches (journal_t *self, const journal_warm_t *warm, char *why, size_t w
                   warm->count, first, last);
     }
     return ok;
+}
+
+//  The first field in which two accounts' records differ (as encoded).
+static const char *
+s_account_diff (const rl_account_t *a, const rl_account_t *b)
+{
+    if (a->debits_posted != b->debits_posted) {
+        return "debits_posted";
+    }
+    if (a->credits_posted != b->credits_posted) {
+        return "credits_posted";
+    }
+    if (a->timestamp != b->timestamp) {
+        return "timestamp";
+    }
+    if (a->ledger != b->ledger || a->code != b->code || a->flags != b->flags) {
+        return "ledger, code or flags";
+    }
+    return "user data, pending, reserved or padding";
+}
+
+//  journal.warm.verify (tests), before the replay: the accounts taken from
+//  the warm state (and their newest timestamp, ts_max) against what
+//  accounts_load reads from the disk: as many, each one's every field as
+//  encoded. 0, or -1 with err.
+static int
+s_warm_verify_accounts (journal_t *self, const accounts_t *taken, uint64_t ts_max, char *err,
+                        size_t err_size)
+{
+    accounts_t *disk = accounts_new (self->store);
+    if (!disk) {
+        snprintf (err, err_size, "out of memory");
+        return -1;
+    }
+    uint64_t disk_ts = 0;
+    int rc = accounts_load (disk, &disk_ts, err, err_size);
+    if (rc == 0 && accounts_live_count (disk) != accounts_live_count (taken)) {
+        snprintf (err, err_size, "the warm state holds %zu accounts, the disk %zu",
+                  accounts_live_count (taken), accounts_live_count (disk));
+        rc = -1;
+    }
+    for (size_t slot = 0; rc == 0 && slot < accounts_count (disk); slot++) {
+        const rl_account_t *a = accounts_at (disk, slot);
+        const rl_account_t *mine = accounts_get (taken, a->id);
+        uint8_t x[RL_ACCOUNT_SIZE], y[RL_ACCOUNT_SIZE];
+        codec_encode_account (a, x);
+        if (mine) {
+            codec_encode_account (mine, y);
+        }
+        if (!mine || memcmp (x, y, sizeof x) != 0) {
+            snprintf (err, err_size,
+                      "the warm state's account %016" PRIx64 "%016" PRIx64 " differs from the "
+                      "disk's: %s",
+                      a->id.hi, a->id.lo, mine ? s_account_diff (mine, a) : "not held");
+            rc = -1;
+        }
+    }
+    if (rc == 0 && disk_ts != ts_max) {
+        snprintf (err, err_size,
+                  "the warm state's newest account timestamp is %" PRIu64 ", the disk's %" PRIu64,
+                  ts_max, disk_ts);
+        rc = -1;
+    }
+    if (rc == 0) {
+        rl_info ("journal: the warm state's %zu accounts match the disk",
+                 accounts_live_count (disk));
+    }
+    accounts_destroy (&disk);
+    return rc;
+}
+
+//  The newest timestamp of the warm state's accounts (accounts_load's
+//  *last_ts_p), looked for again when the newest was deleted or written over.
+static uint64_t
+s_warm_accounts_ts (journal_warm_t *warm)
+{
+    if (warm->accounts_ts_stale) {
+        warm->accounts_ts_max = 0;
+        for (size_t slot = 0; slot < accounts_count (warm->accounts); slot++) {
+            uint64_t ts = accounts_at (warm->accounts, slot)->timestamp;
+            warm->accounts_ts_max = ts > warm->accounts_ts_max ? ts : warm->accounts_ts_max;
+        }
+        warm->accounts_ts_stale = false;
+    }
+    return warm->accounts_ts_max;
 }
 
 //  journal.warm.verify (tests): what journal_open took from the warm state
@@ -1849,16 +2175,11 @@ journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
     if (self->last_ts < self->checkpoint_ts) {
         self->last_ts = self->checkpoint_ts; //  invariant 4
     }
-    if (accounts_load (accounts, &self->last_ts, err, err_size) != 0) {
-        return -1;
-    }
-    //  Invariant 8: every id stored or imported is in the filter before the
-    //  replay adds the ones after the checkpoint, and before anything is served.
-    uint64_t started_ms = s_clock_ms (CLOCK_MONOTONIC);
-    uint64_t started_cpu_ms = s_clock_ms (CLOCK_THREAD_CPUTIME_ID);
-    assert (!self->ids);
-    //  A promoted standby's warm state stands in for the scan and the
-    //  replay's read when it follows this disk (journal_set_warm).
+    uint64_t accounts_ms = s_clock_ms (CLOCK_MONOTONIC);
+    uint64_t accounts_cpu_ms = s_clock_ms (CLOCK_THREAD_CPUTIME_ID);
+    //  A promoted standby's warm state stands in for the read of the
+    //  accounts, the scan and the replay's read when it follows this disk
+    //  (journal_set_warm).
     journal_warm_t *warm = self->warm;
     self->warm = NULL;
     if (warm) {
@@ -1871,6 +2192,27 @@ journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
                  why);
         journal_warm_destroy (&warm);
     }
+    bool verify = warm && RL_FAILPOINT (JOURNAL_WARM_VERIFY) != 0;
+    if (warm) {
+        uint64_t ts_max = s_warm_accounts_ts (warm);
+        accounts_take (accounts, &warm->accounts);
+        if (ts_max > self->last_ts) {
+            self->last_ts = ts_max; //  as accounts_load raises it
+        }
+        if (verify && s_warm_verify_accounts (self, accounts, ts_max, err, err_size) != 0) {
+            journal_warm_destroy (&warm);
+            return -1;
+        }
+    } else if (accounts_load (accounts, &self->last_ts, err, err_size) != 0) {
+        return -1;
+    }
+    uint64_t started_ms = s_clock_ms (CLOCK_MONOTONIC);
+    uint64_t started_cpu_ms = s_clock_ms (CLOCK_THREAD_CPUTIME_ID);
+    accounts_ms = started_ms - accounts_ms;
+    accounts_cpu_ms = started_cpu_ms - accounts_cpu_ms;
+    //  Invariant 8: every id stored or imported is in the filter before the
+    //  replay adds the ones after the checkpoint, and before anything is served.
+    assert (!self->ids);
     if (warm) {
         self->ids = warm->ids;
         warm->ids = NULL;
@@ -1888,7 +2230,7 @@ journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
         for (size_t i = 0; rc == 0 && i < warm->count; i++) {
             rc = s_replay_record (self, accounts, &warm->recent[i], err, err_size);
         }
-        if (rc == 0 && RL_FAILPOINT (JOURNAL_WARM_VERIFY) != 0) {
+        if (rc == 0 && verify) {
             rc = s_warm_verify (self, err, err_size);
         }
     } else {
@@ -1899,12 +2241,13 @@ journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
         return -1;
     }
     rl_info ("journal: id filter of %zu ids (%zu MB) %s in %" PRIu64 " ms (%" PRIu64
-             " ms of CPU), %zu from %s",
+             " ms of CPU), %zu from %s; %zu accounts %s in %" PRIu64 " ms (%" PRIu64 " ms of CPU)",
              idfilter_count (self->ids), idfilter_bytes (self->ids) >> 20,
              warm ? "taken from the standby's memory with its transfers" : "built",
              s_clock_ms (CLOCK_MONOTONIC) - started_ms,
              s_clock_ms (CLOCK_THREAD_CPUTIME_ID) - started_cpu_ms, scanned,
-             warm ? "it" : "the ingested and imported indexes");
+             warm ? "it" : "the ingested and imported indexes", accounts_live_count (accounts),
+             warm ? "taken over from it" : "loaded", accounts_ms, accounts_cpu_ms);
     self->opened_warm = warm != NULL;
     journal_warm_destroy (&warm);
     return 0;

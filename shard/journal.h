@@ -152,11 +152,12 @@ uint64_t journal_freeze (journal_t *self);
 void journal_thaw (journal_t *self);
 
 //  A STANDBY'S WARM STATE (docs/replication.md, "The standby's ledger"):
-//  what journal_open builds from a disk that costs reads (the id filter's
-//  scan of every stored id, the transfers after checkpoint_ts), built once
-//  from a standby's copy and kept current as it applies the primary's
-//  events, so that a promotion's journal_open need not read them again.
-//  Accounts, timestamps and everything else are still read from disk.
+//  what journal_open builds from a disk that costs reads (the accounts as
+//  accounts_load reads them, the id filter's scan of every stored id, the
+//  transfers after checkpoint_ts), built once from a standby's copy and
+//  kept current as it applies the primary's events, so that a promotion's
+//  journal_open need not read them again. Timestamps and everything else
+//  (two-phase records, pending transfers) are still read from disk.
 typedef struct journal_warm_t journal_warm_t;
 //  Begins building it from the store as journal_open would (the same scan;
 //  the filter sized as journal_set_filter_sizing says: IDFILTER_KEYS_MIN
@@ -178,10 +179,13 @@ void journal_warm_destroy (journal_warm_t **self_p);
 //  delete (value NULL) or a range delete (value: the end key, range true).
 //  A write the state does not follow (a transfer record deleted or out of
 //  order, checkpoint_ts moving back, an index key of a size the scan fails
-//  on) drops it at the next journal_warm_settle.
+//  on, an account record accounts_load fails on or not under its own id's
+//  key, more accounts than the table holds) drops it at the next
+//  journal_warm_settle.
 void journal_warm_write (journal_warm_t *self, store_cf_t cf, const uint8_t *key, size_t key_size,
                          const uint8_t *value, size_t value_size, bool range);
-//  An ingest just applied (store_ingest_sorted's arguments).
+//  An ingest just applied (store_ingest_sorted's arguments). One into the
+//  accounts family (the shard makes none) drops the state.
 void journal_warm_ingest (journal_warm_t *self, store_cf_t cf, const uint8_t *entries,
                           size_t entry_size, size_t key_size, size_t count);
 //  After an event, and now and then (it never waits): a build that is done
@@ -210,12 +214,16 @@ void journal_warm_wait (journal_warm_t *self);
 bool journal_warm_stop (journal_warm_t *self);
 //  What it holds: ids in its filter, transfers after the checkpoint.
 void journal_warm_stats (const journal_warm_t *self, size_t *ids_p, size_t *transfers_p);
+//  Accounts it holds (0 until built).
+size_t journal_warm_accounts (const journal_warm_t *self);
 //  Entries of side records added to the builds taken, builds abandoned.
 void journal_warm_side_stats (const journal_warm_t *self, uint64_t *taken_p, uint64_t *abandoned_p);
 //  Before journal_open: it takes the warm state (and *warm_p becomes NULL).
 //  journal_open checks it against the disk's meta and ends of the
-//  transfers after the checkpoint, and uses it (no scan, no replay read);
-//  one that does not match is dropped (logged) and the disk is read.
+//  transfers after the checkpoint, and uses it (the accounts taken over,
+//  no read of them, no scan, no replay read); one that does not match is
+//  dropped (logged) and the disk is read. With journal.warm.verify, it
+//  also reads all of it from the disk and fails on any difference.
 void journal_set_warm (journal_t *self, journal_warm_t **warm_p);
 //  After journal_open: did it take a warm state (rather than read the disk)?
 bool journal_opened_warm (const journal_t *self);

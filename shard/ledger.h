@@ -51,9 +51,10 @@ typedef enum {
 //  unreadable or memory ran out.
 ledger_t *ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
                        uint64_t nonce, now_t now, char *err, size_t err_size);
-//  ledger_open for a promoted standby: *warm_p (the standby's id filter and
-//  transfers after the checkpoint, journal.h) stands in for the scan and
-//  the replay's read when it follows the store; it is taken (NULL after).
+//  ledger_open for a promoted standby: *warm_p (the standby's accounts, id
+//  filter and transfers after the checkpoint, journal.h) stands in for the
+//  read of the accounts, the scan and the replay's read when it follows the
+//  store; it is taken (NULL after).
 ledger_t *ledger_open_warm (store_t *store, outq_t *outq, const char *name, const ring_t *ring,
                             uint64_t nonce, now_t now, journal_warm_t **warm_p, char *err,
                             size_t err_size);

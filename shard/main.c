@@ -17,8 +17,8 @@
    accounts, transfers and two-phase state and commits a new incarnation (ledger.c); then the
    server, which binds the socket and runs turns (server.c). A standby (--standby-of) runs
    replica_standby_run first; once promoted, its open store is the one opened here (and its
-   id filter and transfers after the checkpoint, kept in memory as it streamed, spare recovery
-   the reads of them: ledger_open_warm), and the
+   accounts, id filter and transfers after the checkpoint, kept in memory as it streamed, spare
+   recovery the reads of them: ledger_open_warm), and the
    old primary's lease is waited out (replica_promoted_serve) between the ledger and the
    server, so that recovery overlaps the wait. Closes in the reverse order, with a
     checkpoint first when the store is healthy (shorter recovery next start).
@@ -629,7 +629,7 @@ s_open (s_main_t *self)
         rl_error ("out of memory");
         return -1;
     }
-    //  A promoted standby's id filter and transfers after the checkpoint,
+    //  A promoted standby's accounts, id filter and transfers after the checkpoint,
     //  kept current as it streamed, stand in for recovery's reads of them.
     journal_warm_t *warm = self->promoted ? replica_promoted_warm (self->promoted) : NULL;
     self->ledger = ledger_open_warm (self->store, self->outq, o->name, self->ring, nonce,

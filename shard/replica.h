@@ -302,8 +302,8 @@ int replica_standby_run (const replica_standby_options_t *options, replica_promo
 
 //  Takes the promoted standby's open store: the caller owns it from here.
 store_t *replica_promoted_store (replica_promoted_t *promoted);
-//  Takes the warm state the standby kept of that store (its id filter and
-//  transfers after the checkpoint, journal.h: ledger_open_warm), or NULL
+//  Takes the warm state the standby kept of that store (its accounts, id
+//  filter and transfers after the checkpoint, journal.h: ledger_open_warm), or NULL
 //  when it holds none (a directory promoted before this start, a state
 //  dropped): the caller owns it from here.
 journal_warm_t *replica_promoted_warm (replica_promoted_t *promoted);

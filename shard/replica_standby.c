@@ -89,33 +89,37 @@
     answers ok.
 
     THE LEDGER STATE IN MEMORY (journal.h, "a standby's warm state"). A
-    primary's recovery costs two reads that grow with the shard: the scan
-    of every stored id into the id filter, and the read of the transfers
-    after the last checkpoint, which it replays. So once it holds a copy
-    (after a seed, and at every start: rebuilt from its disk) the standby
-    builds both as recovery would, in a thread (journal_warm_start: the
-    loop goes on applying and acknowledging events, which a side record
-    keeps for the build until the loop takes it), and keeps them
-    current with every event it applies: it walks each WriteBatch
-    (replica_batch_each) and each ingest, and a transfer record joins the
-    transfers after the checkpoint, a new checkpoint_ts drops those it
-    covers, an index entry or an imported id joins the filter
-    (journal_warm_write, journal_warm_ingest); a filter that fills up is
+    primary's recovery costs three reads that grow with the shard: the
+    accounts family, the scan of every stored id into the id filter, and
+    the read of the transfers after the last checkpoint, which it replays
+    onto the accounts. So once it holds a copy (after a seed, and at every
+    start: rebuilt from its disk) the standby builds all three as recovery
+    would, in a thread (journal_warm_start: the loop goes on applying and
+    acknowledging events, which a side record keeps for the build until
+    the loop takes it), and keeps them current with every event it
+    applies: it walks each WriteBatch (replica_batch_each) and each
+    ingest, and an account record put or deleted goes into or out of its
+    table of accounts, a transfer record joins the transfers after the
+    checkpoint, a new checkpoint_ts drops those it covers, an index entry
+    or an imported id joins the filter (journal_warm_write,
+    journal_warm_ingest); a filter that fills up is
     built again, bigger, from a scan in a thread, the old one answering
     meanwhile (journal_warm_settle, after each event and at each tick). A
     promotion, a fence or a seed's beginning ends a build that runs (a
     first one leaves no state: the promotion reads the disk). A write it
     cannot follow (a transfer record deleted or out of order, checkpoint_ts
-    moving back or deleted) or memory running out drops the state, logged:
+    moving back or deleted, an account record a recovery could not load)
+    or memory running out drops the state, logged:
     the promotion then recovers from disk as before. At the promotion the
     state goes with the store (replica_promoted_warm, ledger_open_warm):
     journal_open checks it against the disk (its checkpoint_ts, its first
-    and last transfer after it) and replays its transfers from memory
-    instead of reading them; accounts, timestamps, the two-phase records,
-    the pending transfers and the new incarnation are recovered from disk
-    as before (small reads). The result is the state a recovery of that
-    disk builds: test_replication_warm checks it with journal.warm.verify,
-    which reads what was taken from memory from the disk as well.
+    and last transfer after it), takes its accounts over and replays its
+    transfers onto them from memory instead of reading either; timestamps,
+    the two-phase records, the pending transfers and the new incarnation
+    are recovered from disk as before (small reads). The result is the
+    state a recovery of that disk builds: test_replication_warm checks it
+    with journal.warm.verify, which reads what was taken from memory from
+    the disk as well.
 
     THE HANDOVER. The loop ends as soon as promote is answered, and the
     standby is handed to main.c (replica_promoted_t) with its store still
@@ -149,7 +153,8 @@ typedef struct {
     const replica_standby_options_t *o; //  &options: main.c's may be gone by the handover
     replica_standby_options_t options;  //  (its strings are the command line's, which stay)
     store_t *store;                     //  NULL between a seed's close and open
-    journal_warm_t *warm; //  the copy's id filter and transfers after its checkpoint (or NULL)
+    journal_warm_t
+        *warm; //  the copy's accounts, id filter, transfers after its checkpoint (or NULL)
     rl_auth_t *auth;
     zsock_t *router;
     zloop_t *loop;
@@ -272,8 +277,8 @@ s_position_value (uint64_t stream, uint64_t position, uint8_t out[16])
 //  The warm state ----------------------------------------------------------------
 
 //  Begins building the warm state of the copy held (journal_warm_start:
-//  recovery's scan of the ids and read of the transfers after the
-//  checkpoint, in a thread; the loop goes on applying and acknowledging
+//  recovery's read of the accounts, scan of the ids and read of the
+//  transfers after the checkpoint, in a thread; the loop goes on applying and acknowledging
 //  events, which the build takes when it is done). One that cannot begin is
 //  logged: a promotion then recovers from disk.
 static void
@@ -296,8 +301,8 @@ s_warm_build (s_standby_t *self)
                  err);
         return;
     }
-    rl_info ("standby: the copy's id filter and transfers after the checkpoint being built in "
-             "the background");
+    rl_info ("standby: the copy's id filter, transfers after the checkpoint and accounts being "
+             "built in the background");
 }
 
 //  A build done or abandoned, a filter to grow (journal_warm_settle): after
