@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# repl_bench.sh [--smoke] BUILD_DIR [ROUNDS] [SECONDS]: replication's figures,
+# repl_bench.sh [--smoke] [--accounts N] [--failover-only] BUILD_DIR [ROUNDS] [SECONDS]:
+# replication's figures,
 # each against no replication in the same run (docs/replication.md,
 # bench/README.md "Replication"). One shard s1, --insecure on 127.0.0.1,
 # --durability sync; the standby (--standby-of, its own data directory) on
@@ -34,6 +35,12 @@
 #     ms, plus 1/16 and 20 ms, from its last answer): so a second
 #     replicated figure, "late", promotes once the primary has been dead
 #     for 1.2 s (monitoring noticed it) and measures from the promote.
+#     Each replicated round also gives the CPU the promoted process spent
+#     from the promote to that first write (utime + stime, 10 ms ticks:
+#     its recovery, mostly) and, from its log (info level), the time from
+#     the promote's answer until it had opened as the primary
+#     ("promote: the primary opened in N ms"). The alone round gives the
+#     restarted process's CPU until its first write.
 #  5. backup: `rlctl backup DIR --name s1` of the primary after round 1's
 #     load: bytes over the backup engine's copy time.
 # Prints one line per round and figure, then the medians of each side and
@@ -43,10 +50,25 @@
 #             500 accounts, batch 1 for 0.5 s, no load before the
 #             fail-over): checks that every figure comes out (ctest
 #             bench_repl_smoke)
+#   --accounts N      rlbench's accounts (10,000; 500 with --smoke): the
+#             shard holds N accounts, which a recovery reads
+#   --failover-only   the fail-over rounds (4) alone: the promotion's figures
+#             at a size, without the throughput, batch 1, catch-up and backup
 set -euo pipefail
 smoke=0
-if [ "${1:-}" = --smoke ]; then smoke=1; shift; fi
-build=${1:?usage: repl_bench.sh [--smoke] BUILD_DIR [ROUNDS] [SECONDS]}
+accounts_opt=""
+failover_only=0
+usage="usage: repl_bench.sh [--smoke] [--accounts N] [--failover-only] BUILD_DIR [ROUNDS] [SECONDS]"
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --smoke) smoke=1; shift ;;
+    --accounts) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; accounts_opt=$2; shift 2 ;;
+    --failover-only) failover_only=1; shift ;;
+    --*) echo "repl_bench: unknown option $1" >&2; echo "$usage" >&2; exit 2 ;;
+    *) break ;;
+    esac
+done
+build=${1:?$usage}
 rounds=${2:-3}
 seconds=${3:-10}
 accounts=10000
@@ -54,6 +76,11 @@ warmup=1
 lat_seconds=$seconds
 batch=8190
 if [ $smoke = 1 ]; then rounds=1; seconds=1; accounts=500; warmup=0.2; lat_seconds=0.5; batch=1000; fi
+if [ -n "$accounts_opt" ]; then
+    case "$accounts_opt" in ''|*[!0-9]*) echo "repl_bench: --accounts takes a whole number" >&2; exit 2 ;; esac
+    [ "$accounts_opt" -ge 2 ] || { echo "repl_bench: --accounts is at least 2" >&2; exit 2; }
+    accounts=$accounts_opt
+fi
 case "$rounds$seconds" in *[!0-9]*) echo "repl_bench: ROUNDS and SECONDS are whole numbers" >&2; exit 2 ;; esac
 if [ "$rounds" -lt 1 ] || [ "$seconds" -lt 1 ]; then echo "repl_bench: ROUNDS and SECONDS are at least 1" >&2; exit 2; fi
 shard=$build/shard/shard
@@ -92,13 +119,16 @@ position () { { ctl "$1" --json --timeout-ms 2000 status 2>/dev/null || true; } 
 status_field () { { ctl "$1" --json --timeout-ms 5000 status 2>/dev/null || true; } | python3 -c 'import json,sys; print(json.load(sys.stdin)["shards"][0][sys.argv[1]])' "$2"; }
 # Starts s1 (MODE: alone, semi or async) into $work/NAME; sets P (primary
 # endpoint), S (standby endpoint), primary_pid and standby_pid.
+# A fail-over round's standby logs at info level into $work/NAME-standby.log
+# (STANDBY_LOG=1), where the promotion's "opened in" line is read.
 start_pair () {
-    local mode=$1 name=$2 args=""
+    local mode=$1 name=$2 args="" slog=$work/log slevel=warn
+    if [ "${STANDBY_LOG:-0}" = 1 ]; then slog=$work/$name-standby.log; slevel=info; fi
     P=tcp://127.0.0.1:$(port); S=tcp://127.0.0.1:$(port)
     standby_pid=""
     if [ "$mode" != alone ]; then
         "$shard" --name s1 --bind "$S" --data "$work/$name-standby" --insecure \
-            --standby-of "$P" --log-level warn 2>>"$work/log" &
+            --standby-of "$P" --log-level "$slevel" 2>>"$slog" &
         standby_pid=$!; pids="$pids $standby_pid"
         args="--standby $S --repl-mode $mode"
     fi
@@ -226,20 +256,22 @@ PY
 
 # 4: fail-over (replicated) against a restart (alone).
 failover_round () {
-    local mode=$1 n=$2 target k t0 t1
-    start_pair "$( [ "$mode" = late ] && echo semi || echo "$mode")" "f$mode$n"
+    local mode=$1 n=$2 target k t0 t1 c0 c1 opened
+    STANDBY_LOG=1 start_pair "$( [ "$mode" = late ] && echo semi || echo "$mode")" "f$mode$n"
     ctl "$P" --timeout-ms 10000 create-account 990000001 990000002 --ledger 1 --code 1 >/dev/null 2>>"$work/log" \
         || { say "create-account failed"; exit 1; }
     [ $smoke = 1 ] || load "$batch" "$seconds" "$work/fo-$mode-$n.json" --fill
     kill -KILL "$primary_pid"; wait "$primary_pid" 2>/dev/null || true
     [ "$mode" != late ] || sleep 1.2 # past the dead primary's lease
     t0=$(now)
+    c0=0
     if [ "$mode" = alone ]; then
         target=$P
         "$shard" --name s1 --bind "$P" --data "$work/f$mode$n" --insecure --log-level warn 2>>"$work/log" &
         primary_pid=$!; pids="$pids $primary_pid"
     else
         target=$S
+        c0=$(cpu_ticks "$standby_pid")
         k=0
         until ctl "$S" --timeout-ms 2000 promote >/dev/null 2>>"$work/log"; do
             k=$((k + 1)); [ $k -lt 10 ] || { say "promote failed"; exit 1; }
@@ -253,13 +285,46 @@ failover_round () {
         sleep 0.01
     done
     t1=$(now)
+    c1=$(cpu_ticks "$primary_pid")
     stop_pair
+    opened=-
+    if [ "$mode" != alone ]; then
+        opened=$(sed -n 's/.*promote: the primary opened in \([0-9][0-9]*\) ms.*/\1/p' "$work/f$mode$n-standby.log" | tail -n 1)
+        [ -n "$opened" ] || { say "no 'primary opened' line in the promoted standby's log"; exit 1; }
+    fi
     python3 -c 'import sys; print("%.1f" % ((float(sys.argv[2]) - float(sys.argv[1])) * 1000))' "$t0" "$t1" >> "$work/failover-$mode"
+    echo "$(( (c1 - c0) * 1000 / $(getconf CLK_TCK) )) $opened" >> "$work/failover-cpu-$mode"
     echo "round $n $mode: $(case $mode in alone) echo "restart" ;; semi) echo "promote" ;; *) echo "promote 1.2 s after the SIGKILL" ;; esac) -> first acknowledged transfer $(tail -n 1 "$work/failover-$mode") ms"
+    if [ "$mode" = alone ]; then
+        echo "round $n $mode: the restarted process: $(( (c1 - c0) * 1000 / $(getconf CLK_TCK) )) ms of CPU until then"
+    else
+        echo "round $n $mode: the promoted process: $(( (c1 - c0) * 1000 / $(getconf CLK_TCK) )) ms of CPU from the promote until then, opened as the primary in $opened ms"
+    fi
 }
 
 echo "ringledger replication: 1 shard, durability sync, standby on the same machine; $rounds round(s) of $seconds s at batch $batch; $accounts accounts; load average $(cut -d' ' -f1 /proc/loadavg)"
 : > "$work/rounds-alone"; : > "$work/rounds-semi"; : > "$work/catchup"; : > "$work/failover-alone"; : > "$work/failover-semi"; : > "$work/failover-late"
+: > "$work/failover-cpu-alone"; : > "$work/failover-cpu-semi"; : > "$work/failover-cpu-late"
+if [ $failover_only = 1 ]; then
+    i=1
+    while [ $i -le "$rounds" ]; do
+        failover_round alone $i
+        failover_round semi $i
+        failover_round late $i
+        i=$((i + 1))
+    done
+    echo "load average at the end $(cut -d' ' -f1 /proc/loadavg)"
+    python3 - "$work" <<'PY'
+import statistics as st, sys
+w = sys.argv[1]
+def col(name, k): return [float(l.split()[k]) for l in open("%s/%s" % (w, name)) if l.strip()]
+print("\nmedians over %d round(s): restart (alone) | promote at once (semi) | promote 1.2 s after the SIGKILL (late)" % len(col("failover-alone", 0)))
+print("  -> first acknowledged write ms   %10.1f | %10.1f | %10.1f" % tuple(st.median([float(l) for l in open("%s/failover-%s" % (w, m)) if l.strip()]) for m in ("alone", "semi", "late")))
+print("  CPU of that process ms           %10.0f | %10.0f | %10.0f" % tuple(st.median(col("failover-cpu-" + m, 0)) for m in ("alone", "semi", "late")))
+print("  promote -> opened as primary ms  %10s | %10.0f | %10.0f" % ("-", st.median(col("failover-cpu-semi", 1)), st.median(col("failover-cpu-late", 1))))
+PY
+    exit 0
+fi
 i=1
 while [ $i -le "$rounds" ]; do
     throughput_round alone $i
@@ -298,6 +363,9 @@ print("  batch 1 p50 ms               %10.2f | %10.2f | +%.2f ms (one sync of th
 print("  batch 1 p99 ms               %10.2f | %10.2f | +%.2f ms" % (m(a, "p99"), m(r, "p99"), m(r, "p99") - m(a, "p99")))
 print("  fail-over -> first write ms  %10.1f | %10.1f | %.2f  (from the SIGKILL; alone: restart; replicated: promote at once, the lease included)" % (st.median(fa), st.median(fr), st.median(fr) / st.median(fa)))
 print("  promote -> first write ms    %10s | %10.1f |       (promoted 1.2 s after the SIGKILL: no lease left)" % ("-", st.median(fl)))
+fc = [l.split() for l in open(w + "/failover-cpu-late") if l.strip()]
+print("  promoted: CPU ms, opened ms  %10s | %4.0f, %4.0f |       (late: the promoted process's CPU until its first write; promote -> opened as the primary)" % (
+    "-", st.median(float(x[0]) for x in fc), st.median(float(x[1]) for x in fc)))
 ba = [x["backup_mb_s"] for x in a if "backup_mb_s" in x]
 br = [x["backup_mb_s"] for x in r if "backup_mb_s" in x]
 print("  backup MB/s (round 1)        %10.1f | %10.1f | %.2f" % (ba[0], br[0], br[0] / ba[0] if ba[0] else float("nan")))

@@ -29,6 +29,9 @@ repl)
     grep -q "^round 1 late: promote 1.2 s after the SIGKILL -> first acknowledged transfer $N ms\$" "$OUT" \
         || fail "no late promote line"
     grep -q "^  promote -> first write ms  *- | *$N | " "$OUT" || fail "no late promote medians line"
+    grep -q "^round 1 late: the promoted process: $N ms of CPU from the promote until then, opened as the primary in $N ms\$" "$OUT" \
+        || fail "no promoted process line"
+    grep -q "^  promoted: CPU ms, opened ms  *- | *$N, *$N | " "$OUT" || fail "no promoted medians line"
     for f in "batch 1000  transfers/s" "primary CPU us/transfer" "batch 1 p50 ms" "batch 1 p99 ms" \
         "fail-over -> first write ms" "backup MB/s (round 1)"; do
         grep -q "^  $f  *$N | *$N | " "$OUT" || fail "no medians line '$f'"
