@@ -38,8 +38,10 @@ set_tests_properties(test_replication_promote PROPERTIES RESOURCE_LOCK cluster_l
 # its standby promoted; the standby killed at its failpoints, the primary
 # stalled, then serving again (tests/test_replication_crash.c). 14 cases:
 # 30 s without the sanitizers, 44-62 s with them, at a load of 9-13.
+# Its two-shard cluster and load are tests/replxkit.c's, shared with
+# test_replication_warm.
 rl_add_unit(test_replication_crash 120 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_crash.c
-            LIBS rltestkit rlring)
+            ${CMAKE_CURRENT_LIST_DIR}/replxkit.c LIBS rltestkit rlshard rlring)
 add_dependencies(test_replication_crash shard)
 set_tests_properties(test_replication_crash PROPERTIES RESOURCE_LOCK cluster_load LABELS replication)
 
@@ -78,6 +80,6 @@ set_tests_properties(test_replication_standbyof PROPERTIES RESOURCE_LOCK cluster
 # (tests/test_replication_warm.c). Both cases: 4.5-6.6 s without the
 # sanitizers, 8.4-10.6 s with them, beside a full test run.
 rl_add_unit(test_replication_warm 21 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_warm.c
-            LIBS rltestkit rlring)
+            ${CMAKE_CURRENT_LIST_DIR}/replxkit.c LIBS rltestkit rlshard rlring)
 add_dependencies(test_replication_warm shard)
 set_tests_properties(test_replication_warm PROPERTIES RESOURCE_LOCK cluster_load LABELS replication)
