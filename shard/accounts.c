@@ -41,6 +41,9 @@
     order is the order its records arrived in, not the key order of a load,
     and a deleted record leaves a hole as accounts_remove does: nothing
     reads meaning into either (slots name accounts, holes are all zeros).
+    accounts_take closes the holes, so that those of a standby that
+    followed many migrations never count against the promoted table's
+    RL_SHARD_ACCOUNTS_MAX.
 
     LIMITS: RL_SHARD_ACCOUNTS_MAX accounts (more: the create answers
     storage_error); the table grows by doubling from
@@ -287,6 +290,40 @@ accounts_mirror_delete (accounts_t *self, rl_id_t id)
     return true;
 }
 
+//  Closes the holes of removed accounts: the live records move down, in
+//  their order, under a new index. 0, or -1 when memory ran out (nothing
+//  changed). A mirror only (nothing dirty, no change tracking).
+static int
+s_close_holes (accounts_t *self)
+{
+    assert (self->dirty_count == 0 && !self->changed);
+    size_t live = self->count - self->removed;
+    idmap_t *ids = idmap_new (live > RL_SHARD_ACCOUNTS_INITIAL ? live : RL_SHARD_ACCOUNTS_INITIAL);
+    if (!ids) {
+        return -1;
+    }
+    size_t next = 0;
+    for (size_t slot = 0; slot < self->count; slot++) {
+        rl_id_t id = self->slots[slot].id;
+        if (!rl_id_is_zero (id) && idmap_put (ids, id, next++) != 0) {
+            idmap_destroy (&ids);
+            return -1;
+        }
+    }
+    assert (next == live && idmap_size (ids) == live);
+    next = 0;
+    for (size_t slot = 0; slot < self->count; slot++) {
+        if (!rl_id_is_zero (self->slots[slot].id)) {
+            self->slots[next++] = self->slots[slot];
+        }
+    }
+    idmap_destroy (&self->ids);
+    self->ids = ids;
+    self->count = live;
+    self->removed = 0;
+    return 0;
+}
+
 void
 accounts_take (accounts_t *self, accounts_t **from_p)
 {
@@ -302,6 +339,14 @@ accounts_take (accounts_t *self, accounts_t **from_p)
     empty.store = from->store;
     *from = empty;
     accounts_destroy (from_p);
+    //  The holes of the accounts the mirror saw deleted (a migration's
+    //  cleanups, across any number of the primary's restarts) would count
+    //  against RL_SHARD_ACCOUNTS_MAX here, where a load of the disk holds
+    //  none: closed, O(slots). Out of memory they stay, as a primary's own
+    //  holes stay until its restart.
+    if (self->removed > 0) {
+        (void) s_close_holes (self);
+    }
     assert (idmap_size (self->ids) == self->count - self->removed);
 }
 

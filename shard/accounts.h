@@ -133,7 +133,9 @@ int accounts_mirror_put (accounts_t *self, const rl_account_t *stored, uint64_t 
 bool accounts_mirror_delete (accounts_t *self, rl_id_t id);
 //  self (just made by accounts_new, nothing loaded) takes over the
 //  accounts of the mirror *from_p (nothing dirty, no change tracking),
-//  which is destroyed. O(1): the slab and its index change hands.
+//  which is destroyed: the slab and its index change hands, and the holes
+//  of deleted records are closed (O(slots); none: O(1)), so that the table
+//  holds no more slots than a load of the disk would.
 void accounts_take (accounts_t *self, accounts_t **from_p);
 
 //  Change tracking, for a migration's catch-up rounds (accounts.c, "CHANGE

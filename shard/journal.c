@@ -97,7 +97,8 @@
     holding what accounts_load would read from the family now: every
     record put (a new account's, a checkpoint's, a migration's) goes in as
     stored, reserved and pending amounts zeroed as a load zeroes them; a
-    delete or a range delete takes the records it covers out; the newest
+    delete takes the record out (a range delete, which the shard never
+    writes into accounts, drops the state); the newest
     timestamp is kept (looked for again when that account is written over
     or deleted). The promoted recovery takes the table over as it is
     (accounts_take: no copy) and replays onto it. Nothing checks the
@@ -118,7 +119,8 @@
     index (24-byte entries, at most half full), each doubling as it fills:
     181 to 362 bytes an account (about 190 MB at a million), as the
     primary's own table; at most RL_SHARD_ACCOUNTS_MAX slots, a deleted
-    account's slot a hole until the promotion.
+    account's slot a hole until the promotion, which closes the holes
+    (accounts_take).
 
     LIMITS: RL_SHARD_CHECKPOINT_TRANSFERS between checkpoints (plus at most
     one loop turn) per generation, two generations; recent and the leg
@@ -1088,14 +1090,7 @@ typedef enum {
     S_OP_CHECKPOINT,     //  checkpoint_ts moved to ts
     S_OP_ACCOUNT_PUT,    //  the account record a was put
     S_OP_ACCOUNT_DELETE, //  the account record of a.id was deleted
-    S_OP_ACCOUNT_RANGE,  //  the account records in [begin, end) were deleted
 } s_op_kind_t;
-
-//  A range delete's bounds, as s_in_range compares them with an account
-//  key: a bound longer than S_BOUND_SIZE bytes is cut to S_BOUND_SIZE,
-//  which compares with every 16-byte key as the whole bound does (the first
-//  16 bytes decide, or else the lengths: 16 is shorter than either).
-#define S_BOUND_SIZE (RL_ID_SIZE + 1)
 
 typedef struct {
     s_op_kind_t kind;
@@ -1103,10 +1098,6 @@ typedef struct {
     union {
         rl_transfer_t t; //  S_OP_TRANSFER
         rl_account_t a;  //  S_OP_ACCOUNT_PUT, S_OP_ACCOUNT_DELETE (its id)
-        struct {
-            uint8_t begin[S_BOUND_SIZE], end[S_BOUND_SIZE];
-            uint8_t begin_size, end_size;
-        } range; //  S_OP_ACCOUNT_RANGE
     };
 } s_warm_op_t;
 
@@ -1276,9 +1267,6 @@ s_warm_checkpoint (journal_warm_t *self, uint64_t ts)
     self->count -= keep;
 }
 
-static bool s_in_range (const uint8_t *key, size_t key_size, const uint8_t *begin,
-                        size_t begin_size, const uint8_t *end, size_t end_size);
-
 //  An account record deleted: out of the mirror (its newest timestamp is
 //  looked for again if it was that one).
 static void
@@ -1291,9 +1279,7 @@ s_warm_account_delete (journal_warm_t *self, rl_id_t id)
     accounts_mirror_delete (self->accounts, id);
 }
 
-//  An account record put or deleted, or a range of them: into the mirror
-//  of a ready state. A range delete (the shard writes none into accounts)
-//  looks at every account held: O(accounts).
+//  An account record put or deleted: into the mirror of a ready state.
 static void
 s_warm_account (journal_warm_t *self, const s_warm_op_t *op)
 {
@@ -1313,21 +1299,9 @@ s_warm_account (journal_warm_t *self, const s_warm_op_t *op)
         if (op->a.timestamp > self->accounts_ts_max) {
             self->accounts_ts_max = op->a.timestamp;
         }
-    } else if (op->kind == S_OP_ACCOUNT_DELETE) {
-        s_warm_account_delete (self, op->a.id);
     } else {
-        assert (op->kind == S_OP_ACCOUNT_RANGE);
-        size_t slots = accounts_count (self->accounts);
-        for (size_t slot = 0; slot < slots; slot++) {
-            rl_id_t id = accounts_at (self->accounts, slot)->id;
-            uint8_t key[RL_ID_SIZE];
-            codec_encode_id (id, key);
-            if (!rl_id_is_zero (id) //  a hole
-                && s_in_range (key, sizeof key, op->range.begin, op->range.begin_size,
-                               op->range.end, op->range.end_size)) {
-                s_warm_account_delete (self, id);
-            }
-        }
+        assert (op->kind == S_OP_ACCOUNT_DELETE);
+        s_warm_account_delete (self, op->a.id);
     }
 }
 
@@ -1740,18 +1714,19 @@ s_in_range (const uint8_t *key, size_t key_size, const uint8_t *begin, size_t be
 }
 
 //  A write of the accounts family: a record put (as accounts_load reads
-//  it, or the state is dropped), deleted, or a range of them deleted.
+//  it, or the state is dropped) or deleted. A range delete drops the
+//  state: the shard writes none into accounts (a migration's cleanup
+//  deletes each moved record), and following one costs a look at every
+//  account held, which a stream of them would turn into minutes of the
+//  standby's loop.
 static void
 s_warm_account_write (journal_warm_t *self, const uint8_t *key, size_t key_size,
                       const uint8_t *value, size_t value_size, bool range)
 {
     s_warm_op_t op = {.kind = S_OP_ACCOUNT_PUT};
     if (range) {
-        op.kind = S_OP_ACCOUNT_RANGE;
-        op.range.begin_size = (uint8_t) (key_size < S_BOUND_SIZE ? key_size : S_BOUND_SIZE);
-        op.range.end_size = (uint8_t) (value_size < S_BOUND_SIZE ? value_size : S_BOUND_SIZE);
-        memcpy (op.range.begin, key, op.range.begin_size);
-        memcpy (op.range.end, value, op.range.end_size);
+        s_warm_lose (self, "a range delete of the accounts family");
+        return;
     } else if (!value) {
         if (key_size != RL_ID_SIZE) {
             return; //  no such key is held: a put of one dropped the state

@@ -180,8 +180,8 @@ void journal_warm_destroy (journal_warm_t **self_p);
 //  A write the state does not follow (a transfer record deleted or out of
 //  order, checkpoint_ts moving back, an index key of a size the scan fails
 //  on, an account record accounts_load fails on or not under its own id's
-//  key, more accounts than the table holds) drops it at the next
-//  journal_warm_settle.
+//  key, a range delete of accounts, more accounts than the table holds)
+//  drops it at the next journal_warm_settle.
 void journal_warm_write (journal_warm_t *self, store_cf_t cf, const uint8_t *key, size_t key_size,
                          const uint8_t *value, size_t value_size, bool range);
 //  An ingest just applied (store_ingest_sorted's arguments). One into the

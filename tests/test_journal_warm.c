@@ -9,9 +9,9 @@
     transfers (one in 16 burns its id), checkpoints every 300 transfers
     (which write the changed accounts), an accounts phase (12 accounts
     created, 2 installed with balances as a migration's handover installs
-    them, transfers to 4 of them, 4 deleted as a migration's cleanup
+    them, transfers to 4 of them, 8 deleted as a migration's cleanup
     deletes them, with range deletes of their history and imported
-    records, 4 by a range delete of the accounts family), imported records
+    records, in two batches), imported records
     (the 'I' keys a migration puts), a forced checkpoint, transfers and 2
     accounts after it. A second store, empty, applies each event as a standby
     does (store_apply_batch, store_ingest_sorted) and feeds it to a warm
@@ -42,9 +42,10 @@
     key is not its timestamp, checkpoint_ts moving back, deleted, of
     another size, or under a range delete of meta; an account record of
     another size, under a key of another size or of another id, of id
-    zero, an ingest into accounts; a range delete of meta that does not
-    cover it, a delete of an accounts key of another size, a range delete
-    of accounts that covers none change nothing. A state that no longer agrees
+    zero, an ingest into accounts, a range delete of accounts (even one
+    that covers none: the shard writes none); a range delete of meta that
+    does not cover it, a delete of an accounts key of another size change
+    nothing. A state that no longer agrees
     with the disk (a transfer it holds that the disk does not) is refused
     by journal_open, which reads the disk instead (journal_opened_warm
     false) and recovers the same transfers as a plain open. Index keys of
@@ -52,6 +53,10 @@
     ingest of them) drop it too. A state still being built (held by
     journal.warm.build.slow) when the journal opens is ended within 2 s
     and the disk is read (a promotion during a build).
+
+    test_take_closes_holes: the promotion's take of a mirror with the holes
+    of 2,100 deleted accounts holds the 900 live ones only, unchanged,
+    and takes a new account in the next slot.
 
     test_accounts_verify: journal.warm.verify fails the open of a journal
     given a mirror broken by one write the disk never took: an account's
@@ -74,6 +79,7 @@
 #include <cmocka.h>
 #include <czmq.h>
 
+#include "accounts.h"
 #include "codec.h"
 #include "failpoint.h"
 #include "harness.h"
@@ -98,7 +104,7 @@
 #define GHOST_DEBIT (ACCOUNTS + 5)
 #define EVENTS_MAX  4096
 #define HELD        8    //  events applied before a build in the background is taken
-#define EXTRA       12   //  accounts created later (ids 0xf0 + k): four deleted, four by a range
+#define EXTRA       12   //  accounts created later (ids 0xf0 + k): eight deleted
 #define INSTALLED   0xe0 //  two accounts installed as a migration's handover installs them
 #define LATE_NEW    0xd0 //  two accounts created after the last checkpoint
 #define MODEL_MAX   32
@@ -279,12 +285,12 @@ s_send_extras (s_ctx_t *ctx, size_t n)
 
 //  The accounts phase of the stream: accounts created; two installed with
 //  balances (as a migration's handover, into the batch); transfers that
-//  make the extras that stay dirty (checkpoints write them); four extras
+//  make the extras that stay dirty (checkpoints write them); eight extras
 //  deleted as a migration's cleanup deletes a moved account (its record,
-//  with range deletes of its history and imported records), four by a
-//  range delete of the accounts family (the shard writes none, the
-//  standby follows it all the same). The deleted ones never changed since
-//  created, so no checkpoint writes them back.
+//  with range deletes of its history and imported records), four in one
+//  batch, four in the next. The deleted ones never changed since created,
+//  so no checkpoint writes them back; their slots are holes in the mirror,
+//  which the promotion closes (accounts_take).
 static void
 s_accounts_phase (s_ctx_t *ctx)
 {
@@ -310,7 +316,10 @@ s_accounts_phase (s_ctx_t *ctx)
     }
     s_commit (ctx);
     s_send_extras (ctx, 40);
-    for (size_t k = 0; k < 4; k++) {
+    for (size_t k = 0; k < 8; k++) {
+        if (k == 4) {
+            s_commit (ctx);
+        }
         uint8_t key[RL_ID_SIZE], to[RL_ID_SIZE], from[1 + RL_ID_SIZE], to_i[1 + RL_ID_SIZE];
         codec_encode_id (tk_id (0xf0 + k, TAG), key);
         memcpy (to, key, RL_ID_SIZE);
@@ -324,11 +333,6 @@ s_accounts_phase (s_ctx_t *ctx)
         store_batch_delete_range (ctx->store, STORE_CF_IMPORTED, from, sizeof from, to_i,
                                   sizeof to_i);
     }
-    s_commit (ctx);
-    uint8_t begin[RL_ID_SIZE], end[RL_ID_SIZE];
-    codec_encode_id (tk_id (0xf4, TAG), begin);
-    codec_encode_id (tk_id (0xf8, TAG), end); //  0xf4..0xf7: no other account begins so
-    store_batch_delete_range (ctx->store, STORE_CF_ACCOUNTS, begin, sizeof begin, end, sizeof end);
     s_commit (ctx);
 }
 
@@ -819,12 +823,15 @@ test_hostile_writes (void **state)
         print_message ("an ingest into accounts: dropped (%s)\n", why);
         journal_warm_destroy (&w);
     }
-    //  A delete of an accounts key no record can have, a range delete of
-    //  accounts that covers none: kept.
+    //  A delete of an accounts key no record can have: kept. A range delete
+    //  of accounts, even one that covers none (the shard writes none;
+    //  following one looks at every account held): dropped.
     assert_int_equal (
         s_one_write (store, STORE_CF_ACCOUNTS, acct_key, 15, NULL, 0, false, why, sizeof why), 0);
     assert_int_equal (
-        s_one_write (store, STORE_CF_ACCOUNTS, "\xff", 1, "\xff\xff", 2, true, why, sizeof why), 0);
+        s_one_write (store, STORE_CF_ACCOUNTS, "\xff", 1, "\xff\xff", 2, true, why, sizeof why),
+        -1);
+    print_message ("a range delete of accounts: dropped (%s)\n", why);
     //  An imported key of another kind (not 'I'), a delete of an index
     //  entry (the filter answers "maybe" a little more often): kept.
     assert_int_equal (s_one_write (store, STORE_CF_IMPORTED, "P", 1, "", 0, false, why, sizeof why),
@@ -1049,6 +1056,71 @@ test_accounts_verify (void **state)
     harness_destroy (&h);
 }
 
+//  accounts_take closes the holes a mirror's deletes leave (a standby that
+//  followed many migrations' cleanups): the promoted table holds the live
+//  accounts only, each as the mirror held it, the deleted ones gone, and
+//  takes a new account in the next slot.
+static void
+test_take_closes_holes (void **state)
+{
+    (void) state;
+    harness_t *h = harness_new ("test_journal_warm_holes");
+    assert_non_null (h);
+    char *dir = harness_path (h, "s1");
+    store_t *store = s_store (dir);
+    accounts_t *mirror = accounts_new (store);
+    assert_non_null (mirror);
+    const size_t n = 3000;
+    for (size_t i = 0; i < n; i++) {
+        rl_account_t a = tk_account (i + 1, TAG, LEDGER, 0);
+        a.timestamp = 1000 + i;
+        a.credits_posted = 7 * i;
+        uint64_t old_ts = 1;
+        assert_int_equal (accounts_mirror_put (mirror, &a, &old_ts), 0);
+        assert_int_equal (old_ts, 0);
+    }
+    size_t live = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool keep = i % 3 == 0 && i < 2700;
+        if (keep) {
+            live++;
+        } else {
+            assert_true (accounts_mirror_delete (mirror, tk_id (i + 1, TAG)));
+        }
+    }
+    assert_false (accounts_mirror_delete (mirror, tk_id (2, TAG))); //  already a hole
+    assert_int_equal (accounts_count (mirror), n);
+    assert_int_equal (accounts_live_count (mirror), live);
+    accounts_t *table = accounts_new (store);
+    assert_non_null (table);
+    accounts_take (table, &mirror);
+    assert_null (mirror);
+    assert_int_equal (accounts_count (table), live);
+    assert_int_equal (accounts_live_count (table), live);
+    for (size_t i = 0; i < n; i++) {
+        const rl_account_t *a = accounts_get (table, tk_id (i + 1, TAG));
+        if (i % 3 == 0 && i < 2700) {
+            assert_non_null (a);
+            assert_int_equal (a->timestamp, 1000 + i);
+            assert_int_equal (a->credits_posted, 7 * i);
+        } else {
+            assert_null (a);
+        }
+    }
+    for (size_t slot = 0; slot < live; slot++) {
+        assert_false (rl_id_is_zero (accounts_at (table, slot)->id)); //  no hole left
+    }
+    rl_account_t fresh = tk_account (n + 1, TAG, LEDGER, 0);
+    fresh.timestamp = 9000;
+    assert_int_equal (accounts_insert (table, &fresh), 0);
+    assert_int_equal (accounts_count (table), live + 1);
+    assert_int_equal (accounts_get (table, fresh.id)->timestamp, 9000);
+    accounts_destroy (&table);
+    store_close (&store);
+    free (dir);
+    harness_destroy (&h);
+}
+
 int
 main (void)
 {
@@ -1056,6 +1128,7 @@ main (void)
         cmocka_unit_test (test_follows_stream),
         cmocka_unit_test (test_hostile_writes),
         cmocka_unit_test (test_accounts_verify),
+        cmocka_unit_test (test_take_closes_holes),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
