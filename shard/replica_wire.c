@@ -179,13 +179,15 @@ s_key_cmp (const uint8_t *a, size_t a_size, const uint8_t *b, size_t b_size)
 }
 
 //  RocksDB's record tags (db/dbformat.h) that the store's batches hold.
+//  Never a SingleDelete (0x7, 0x8): the store writes none, and one behaves
+//  as a delete only while no older put of its key is compacted beneath it
+//  (an older version can come back), which no follower of the stream (the
+//  standby's warm state) could model.
 enum {
     S_TAG_DELETION = 0x0,
     S_TAG_VALUE = 0x1,
     S_TAG_CF_DELETION = 0x4,
     S_TAG_CF_VALUE = 0x5,
-    S_TAG_SINGLE_DELETION = 0x7,
-    S_TAG_CF_SINGLE_DELETION = 0x8,
     S_TAG_CF_RANGE_DELETION = 0xE,
     S_TAG_RANGE_DELETION = 0xF,
 };
@@ -203,7 +205,7 @@ replica_batch_each (const uint8_t *data, size_t size, replica_batch_fn *fn, void
         uint8_t tag = data[pos++];
         uint32_t cf = 0;
         bool has_cf = tag == S_TAG_CF_DELETION || tag == S_TAG_CF_VALUE
-                      || tag == S_TAG_CF_SINGLE_DELETION || tag == S_TAG_CF_RANGE_DELETION;
+                      || tag == S_TAG_CF_RANGE_DELETION;
         if (has_cf && (!s_varint32 (data, size, &pos, &cf) || cf >= STORE_CF_COUNT)) {
             return false;
         }
@@ -211,8 +213,6 @@ replica_batch_each (const uint8_t *data, size_t size, replica_batch_fn *fn, void
         switch (tag) {
             case S_TAG_DELETION:
             case S_TAG_CF_DELETION:
-            case S_TAG_SINGLE_DELETION:
-            case S_TAG_CF_SINGLE_DELETION:
                 op.kind = REPLICA_OP_DELETE;
                 break;
             case S_TAG_VALUE:
@@ -224,7 +224,7 @@ replica_batch_each (const uint8_t *data, size_t size, replica_batch_fn *fn, void
                 op.kind = REPLICA_OP_DELETE_RANGE;
                 break;
             default:
-                return false; //  merges, log data, transactions: never the store's
+                return false; //  single deletes, merges, log data, transactions: never the store's
         }
         if (!s_slice (data, size, &pos, &op.key, &op.key_size)
             || (op.kind != REPLICA_OP_DELETE

@@ -194,6 +194,17 @@ s_bad_input (harness_t *h, const char *endpoint)
     bad.data_size = sizeof reversed;
     assert_int_equal (s_send_raw (own, &bad, REPLICA_HEADER_SIZE, reversed, sizeof reversed),
                       REPLICA_ST_MALFORMED);
+    //  A SingleDelete (of meta "x", then of accounts' key "k"): the store
+    //  writes none, and an older put compacted beneath one comes back.
+    static const uint8_t single[] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x7, 1, 'x'};
+    static const uint8_t single_cf[] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x8, 1, 1, 'k'};
+    static const uint8_t plain_cf[] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x4, 1, 1, 'k'};
+    assert_false (replica_batch_valid (single, sizeof single));
+    assert_false (replica_batch_valid (single_cf, sizeof single_cf));
+    assert_true (replica_batch_valid (plain_cf, sizeof plain_cf));
+    bad.data_size = sizeof single_cf;
+    assert_int_equal (s_send_raw (own, &bad, REPLICA_HEADER_SIZE, single_cf, sizeof single_cf),
+                      REPLICA_ST_MALFORMED);
     //  A seed file with a path in its name.
     bad = ok;
     bad.kind = REPLICA_SEED_FILE;
