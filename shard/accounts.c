@@ -199,6 +199,20 @@ s_insert (accounts_t *self, const rl_account_t *account)
     return (long) slot;
 }
 
+//  A stored record as a load holds it: its derived amounts zeroed. Escrow
+//  is rebuilt from prepared records (participant.c; live attempts of the
+//  last incarnation are presumed aborted), user-level pending amounts from
+//  the pending transfers still pending (pending.c). A standby's mirror
+//  holds its records so too (accounts_mirror_put).
+static void
+s_as_loaded (rl_account_t *account)
+{
+    account->debits_reserved = 0;
+    account->credits_reserved = 0;
+    account->debits_pending = 0;
+    account->credits_pending = 0;
+}
+
 static void
 s_put (accounts_t *self, const rl_account_t *account)
 {
@@ -231,14 +245,7 @@ accounts_load (accounts_t *self, uint64_t *last_ts_p, char *err, size_t err_size
         }
         rl_account_t account;
         codec_decode_account (value, &account);
-        //  Escrow is derived state: rebuilt from prepared records (participant.c);
-        //  live attempts of the last incarnation are presumed aborted.
-        account.debits_reserved = 0;
-        account.credits_reserved = 0;
-        //  So are user-level pending amounts: rebuilt from the pending
-        //  transfers still pending (pending.c).
-        account.debits_pending = 0;
-        account.credits_pending = 0;
+        s_as_loaded (&account);
         if (s_insert (self, &account) < 0) {
             snprintf (err, err_size, "cannot hold account: table full or out of memory");
             rc = -1;
@@ -260,11 +267,7 @@ accounts_mirror_put (accounts_t *self, const rl_account_t *stored, uint64_t *old
     assert (self && stored && old_ts_p && !rl_id_is_zero (stored->id));
     assert (self->dirty_count == 0 && !self->changed); //  a mirror: nothing dirty, no tracking
     rl_account_t account = *stored;
-    //  Derived state, as accounts_load leaves it (escrow, pending amounts).
-    account.debits_reserved = 0;
-    account.credits_reserved = 0;
-    account.debits_pending = 0;
-    account.credits_pending = 0;
+    s_as_loaded (&account); //  as accounts_load holds it
     rl_account_t *held = s_find (self, account.id, NULL);
     *old_ts_p = held ? held->timestamp : 0;
     if (held) {
