@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# repl_bench.sh [--smoke] [--accounts N] [--failover-only] BUILD_DIR [ROUNDS] [SECONDS]:
+# repl_bench.sh [--smoke] [--accounts N] [--failover-only|--throughput-only] BUILD_DIR [ROUNDS] [SECONDS]:
 # replication's figures,
 # each against no replication in the same run (docs/replication.md,
 # bench/README.md "Replication"). One shard s1, --insecure on 127.0.0.1,
@@ -54,21 +54,26 @@
 #             shard holds N accounts, which a recovery reads
 #   --failover-only   the fail-over rounds (4) alone: the promotion's figures
 #             at a size, without the throughput, batch 1, catch-up and backup
+#   --throughput-only the throughput rounds (1, 2, 5) alone: the standby's
+#             CPU per transfer at a size, without the catch-up and fail-over
 set -euo pipefail
 smoke=0
 accounts_opt=""
 failover_only=0
-usage="usage: repl_bench.sh [--smoke] [--accounts N] [--failover-only] BUILD_DIR [ROUNDS] [SECONDS]"
+throughput_only=0
+usage="usage: repl_bench.sh [--smoke] [--accounts N] [--failover-only|--throughput-only] BUILD_DIR [ROUNDS] [SECONDS]"
 while [ $# -gt 0 ]; do
     case "$1" in
     --smoke) smoke=1; shift ;;
     --accounts) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; accounts_opt=$2; shift 2 ;;
     --failover-only) failover_only=1; shift ;;
+    --throughput-only) throughput_only=1; shift ;;
     --*) echo "repl_bench: unknown option $1" >&2; echo "$usage" >&2; exit 2 ;;
     *) break ;;
     esac
 done
 build=${1:?$usage}
+if [ $failover_only = 1 ] && [ $throughput_only = 1 ]; then echo "$usage" >&2; exit 2; fi
 rounds=${2:-3}
 seconds=${3:-10}
 accounts=10000
@@ -331,6 +336,21 @@ while [ $i -le "$rounds" ]; do
     throughput_round semi $i
     i=$((i + 1))
 done
+if [ $throughput_only = 1 ]; then
+    echo "load average at the end $(cut -d' ' -f1 /proc/loadavg)"
+    python3 - "$work" "$batch" <<'PY'
+import json, statistics as st, sys
+w = sys.argv[1]
+def rows(name): return [json.loads(l) for l in open("%s/%s" % (w, name)) if l.strip()]
+a, r = rows("rounds-alone"), rows("rounds-semi")
+def m(xs, k): return st.median(x[k] for x in xs)
+print("\nmedians over %d round(s): alone | replicated (semi-sync) | replicated / alone" % len(a))
+print("  batch %-5s transfers/s      %10.0f | %10.0f | %.2f" % (sys.argv[2], m(a, "tps"), m(r, "tps"), m(r, "tps") / m(a, "tps")))
+print("  primary CPU us/transfer      %10.2f | %10.2f | %.2f" % (m(a, "primary_us"), m(r, "primary_us"), m(r, "primary_us") / m(a, "primary_us")))
+print("  standby CPU us/transfer      %10s | %10.2f | (rounds: %s)" % ("-", m(r, "standby_us"), " ".join("%.2f" % x["standby_us"] for x in r)))
+PY
+    exit 0
+fi
 i=1
 while [ $i -le "$rounds" ]; do
     catchup_round $i >/dev/null
