@@ -100,8 +100,9 @@
     delete takes the record out (a range delete, which the shard never
     writes into accounts, drops the state); the newest
     timestamp is kept (looked for again when that account is written over
-    or deleted). The promoted recovery takes the table over as it is
-    (accounts_take: no copy) and replays onto it. Nothing checks the
+    or deleted). The promoted recovery takes the table over
+    (accounts_take: no copy; the holes of deleted accounts closed) and
+    replays onto it. Nothing checks the
     accounts against the disk at the promotion but journal.warm.verify
     (tests): the mirror is right because it sees every write of the family,
     in order (the stream carries every WriteBatch; the shard ingests no
