@@ -307,15 +307,20 @@ failover_round () {
     fi
 }
 
+# The three fail-over figures of round N.
+failover_rounds () {
+    failover_round alone "$1"
+    failover_round semi "$1"
+    failover_round late "$1"
+}
+
 echo "ringledger replication: 1 shard, durability sync, standby on the same machine; $rounds round(s) of $seconds s at batch $batch; $accounts accounts; load average $(cut -d' ' -f1 /proc/loadavg)"
 : > "$work/rounds-alone"; : > "$work/rounds-semi"; : > "$work/catchup"; : > "$work/failover-alone"; : > "$work/failover-semi"; : > "$work/failover-late"
 : > "$work/failover-cpu-alone"; : > "$work/failover-cpu-semi"; : > "$work/failover-cpu-late"
 if [ $failover_only = 1 ]; then
     i=1
     while [ $i -le "$rounds" ]; do
-        failover_round alone $i
-        failover_round semi $i
-        failover_round late $i
+        failover_rounds $i
         i=$((i + 1))
     done
     echo "load average at the end $(cut -d' ' -f1 /proc/loadavg)"
@@ -359,9 +364,7 @@ import json, sys
 c = json.loads(sys.stdin.read())
 print("round %s catch-up: %d events (%.1f MB) in %.2f s: %.0f events/s, %.1f MB/s; made at %.0f events/s, %.1f MB/s" % (
     sys.argv[1], c["events"], c["mb"], c["catchup_s"], c["catchup_ev_s"], c["catchup_mb_s"], c["made_ev_s"], c["made_mb_s"]))' $i
-    failover_round alone $i
-    failover_round semi $i
-    failover_round late $i
+    failover_rounds $i
     i=$((i + 1))
 done
 echo "load average at the end $(cut -d' ' -f1 /proc/loadavg)"

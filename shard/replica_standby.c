@@ -153,8 +153,7 @@ typedef struct {
     const replica_standby_options_t *o; //  &options: main.c's may be gone by the handover
     replica_standby_options_t options;  //  (its strings are the command line's, which stay)
     store_t *store;                     //  NULL between a seed's close and open
-    journal_warm_t
-        *warm; //  the copy's accounts, id filter, transfers after its checkpoint (or NULL)
+    journal_warm_t *warm;               //  the copy's ledger state in memory (or NULL)
     rl_auth_t *auth;
     zsock_t *router;
     zloop_t *loop;

@@ -660,20 +660,54 @@ s_one_write (store_t *store, store_cf_t cf, const void *key, size_t key_size, co
     return rc;
 }
 
+//  One shard's store and a ledger on it, in a harness directory of its
+//  own: the set-up of the cases that write a disk and open it again.
+typedef struct {
+    harness_t *h;
+    ring_t *ring;
+    char *dir;
+    store_t *store;
+    outq_t *outq;
+} s_shard_t;
+
+static ledger_t *
+s_shard_open (s_shard_t *fx, const char *name)
+{
+    fx->h = harness_new (name);
+    assert_non_null (fx->h);
+    fx->ring = ring_new (1);
+    assert_int_equal (ring_add_shard (fx->ring, "s1", "tcp://127.0.0.1:1", 1.0), RING_OK);
+    fx->dir = harness_path (fx->h, "s1");
+    fx->store = s_store (fx->dir);
+    fx->outq = outq_new ();
+    char err[256] = "";
+    ledger_t *ledger = ledger_open (fx->store, fx->outq, "s1", fx->ring, 7, now_read (), err,
+                                    sizeof err);
+    if (!ledger) {
+        fail_msg ("ledger_open: %s", err);
+    }
+    return ledger;
+}
+
+//  After the case destroyed its ledger.
+static void
+s_shard_close (s_shard_t *fx)
+{
+    outq_destroy (&fx->outq);
+    store_close (&fx->store);
+    ring_destroy (&fx->ring);
+    free (fx->dir);
+    harness_destroy (&fx->h);
+}
+
 static void
 test_hostile_writes (void **state)
 {
     (void) state;
-    harness_t *h = harness_new ("test_journal_warm_hostile");
-    assert_non_null (h);
-    ring_t *ring = ring_new (1);
-    assert_int_equal (ring_add_shard (ring, "s1", "tcp://127.0.0.1:1", 1.0), RING_OK);
-    char *dir = harness_path (h, "s1");
-    store_t *store = s_store (dir);
-    outq_t *outq = outq_new ();
+    s_shard_t fx;
+    ledger_t *ledger = s_shard_open (&fx, "test_journal_warm_hostile");
+    store_t *store = fx.store;
     char err[256] = "";
-    ledger_t *ledger = ledger_open (store, outq, "s1", ring, 7, now_read (), err, sizeof err);
-    assert_non_null (ledger);
     ledger_set_checkpoint_transfers (ledger, 50);
     rl_account_t accounts[2] = {tk_account (1, TAG, LEDGER, 0), tk_account (2, TAG, LEDGER, 0)};
     rl_result_rec_t results[2];
@@ -909,11 +943,7 @@ test_hostile_writes (void **state)
     assert_int_equal (taken, plain);
     journal_destroy (&journal);
     accounts_destroy (&acc);
-    outq_destroy (&outq);
-    store_close (&store);
-    ring_destroy (&ring);
-    free (dir);
-    harness_destroy (&h);
+    s_shard_close (&fx);
 }
 
 //  A broken mirror: one write the disk never took, then a journal opened
@@ -988,16 +1018,9 @@ static void
 test_accounts_verify (void **state)
 {
     (void) state;
-    harness_t *h = harness_new ("test_journal_warm_verify");
-    assert_non_null (h);
-    ring_t *ring = ring_new (1);
-    assert_int_equal (ring_add_shard (ring, "s1", "tcp://127.0.0.1:1", 1.0), RING_OK);
-    char *dir = harness_path (h, "s1");
-    store_t *store = s_store (dir);
-    outq_t *outq = outq_new ();
-    char err[256] = "";
-    ledger_t *ledger = ledger_open (store, outq, "s1", ring, 7, now_read (), err, sizeof err);
-    assert_non_null (ledger);
+    s_shard_t fx;
+    ledger_t *ledger = s_shard_open (&fx, "test_journal_warm_verify");
+    store_t *store = fx.store;
     rl_account_t accounts[5];
     rl_result_rec_t results[5];
     for (size_t i = 0; i < 5; i++) {
@@ -1049,11 +1072,7 @@ test_accounts_verify (void **state)
         fail_msg ("the newest account deleted, followed: %s", why);
     }
     assert_int_equal (credits, one.credits_posted);
-    outq_destroy (&outq);
-    store_close (&store);
-    ring_destroy (&ring);
-    free (dir);
-    harness_destroy (&h);
+    s_shard_close (&fx);
 }
 
 //  accounts_take closes the holes a mirror's deletes leave (a standby that
