@@ -44,6 +44,8 @@
 #   --before S         measured seconds of the before run (20)
 #   --freeze-max-ms N  apply's --freeze-max-ms (1000)
 #   --entries N        apply's --entries, entries per chunk (apply's default: 1024)
+#   --copy-share PCT   apply's --copy-share, the copy's pace before a freeze (100:
+#                      apply's default, no pause); the header names it
 #   --base-port P      router on P, shards on P+1..P+4 (default: free ports,
 #                      within RL_BENCH_PORTS=LO-HI if set, else 20000-60000)
 #   --keep DIR         keep every run's cluster, logs and outputs under DIR
@@ -64,6 +66,7 @@ BEFORE=20
 WARMUP=1
 FREEZE_MS=1000
 ENTRIES=""
+COPY_SHARE=100
 BASE_PORT=""
 KEEP=""
 OUT=""
@@ -85,7 +88,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --smoke) SMOKE=1; shift ;;
     --runs | --accounts | --transfers | --fg-accounts | --batch | --before | --freeze-max-ms \
-        | --entries | --base-port | --keep | --out | --ab)
+        | --entries | --copy-share | --base-port | --keep | --out | --ab)
         [ $# -ge 2 ] || { echo "rebalance_bench.sh: $1 needs a value" >&2; exit 2; }
         case "$1" in
         --runs) need_number "$1" "$2" 1; RUNS=$2 ;;
@@ -96,6 +99,7 @@ while [ $# -gt 0 ]; do
         --before) need_number "$1" "$2" 1; BEFORE=$2 ;;
         --freeze-max-ms) need_number "$1" "$2" 1; FREEZE_MS=$2 ;;
         --entries) need_number "$1" "$2" 1; ENTRIES="--entries $2" ;;
+        --copy-share) need_number "$1" "$2" 1; [ "$2" -le 100 ] || { echo "rebalance_bench.sh: --copy-share '$2': expected 1..100" >&2; exit 2; }; COPY_SHARE=$2 ;;
         --base-port) need_number "$1" "$2" 1024; BASE_PORT=$2 ;;
         --keep) KEEP=$2 ;;
         --out) OUT=$2 ;;
@@ -289,7 +293,8 @@ one_run () {
     t0=$(date +%s.%N)
     # shellcheck disable=SC2086
     "$rb" apply "$CLUSTER/ring" "$CLUSTER/new.ring" --state "$RUN/state" --cert "$admin" \
-        --freeze-max-ms "$FREEZE_MS" $ENTRIES >"$RUN/apply.out" 2>"$RUN/apply.err" &
+        --freeze-max-ms "$FREEZE_MS" --copy-share "$COPY_SHARE" $ENTRIES \
+        >"$RUN/apply.out" 2>"$RUN/apply.err" &
     APPLY_PID=$!
     local apply_rc=0
     wait "$APPLY_PID" || apply_rc=$?
@@ -421,15 +426,16 @@ for r in $(seq 1 "$RUNS"); do
     fi
 done
 if [ -n "$OUT" ]; then cp "$WORK/rows" "$OUT"; fi
-python3 - "$WORK/rows" "$ACCOUNTS" "$TRANSFERS" "$FG_ACCOUNTS" "$BATCH" "$NEW_BUILD" "$OLD_BUILD" <<'PY'
+python3 - "$WORK/rows" "$ACCOUNTS" "$TRANSFERS" "$FG_ACCOUNTS" "$BATCH" "$NEW_BUILD" "$OLD_BUILD" "$COPY_SHARE" <<'PY'
 import statistics, sys
-path, accounts, transfers, fg, batch, build, old = sys.argv[1:]
+path, accounts, transfers, fg, batch, build, old, share = sys.argv[1:]
 rows = [dict(kv.split("=", 1) for kv in line.split()) for line in open(path) if line.strip()]
 print("ringledger rebalancing: %s%s; 3 -> 4 shards; %s accounts, %s transfers of history; "
-      "foreground closed loop, %s accounts, batch %s, window 4, durability sync (%d run%s)"
+      "foreground closed loop, %s accounts, batch %s, window 4, durability sync%s (%d run%s)"
       % (build, " against %s (old)" % old if old else "", format(int(accounts), ","),
          format(int(transfers), ","), format(int(fg), ","),
-         batch, len(rows), "" if len(rows) == 1 else "s"))
+         batch, "" if share == "100" else "; apply --copy-share %s" % share,
+         len(rows), "" if len(rows) == 1 else "s"))
 print()
 cols = [("run", "run")] + ([("build", "build")] if old else []) + [("steps", "steps"), ("apply s", "apply_s"), ("copy s", "copy_s"),
         ("accounts/s", "acc_per_s"), ("MB/s", "mb_per_s"), ("before tps", "before_tps"),
