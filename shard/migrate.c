@@ -1416,7 +1416,7 @@ s_pending_index_cmp (const void *a, const void *b)
 }
 
 //  Reads them (from the stage, in the order the store holds them) and
-//  checks them against the staged accounts (sorted here by id), before
+//  checks them against the staged accounts (sorted here by id when there are any), before
 //  anything changes: each fits the arc and names staged accounts on its
 //  side, none is live here already (one id, two debit accounts), they fit
 //  under RL_SHARD_PENDING_MAX, and every staged account's debits_pending
@@ -1426,7 +1426,11 @@ static int
 s_staged_pending (server_t *self, const rl_migrate_rec_t *state, const migrate_stage_t *st,
                   rl_account_t *staged, size_t count, s_staged_pending_t *p)
 {
-    if (count > 1) {
+    //  Sorted for the lookups of the pending transfers' accounts alone:
+    //  without any, every staged account must hold no pending amount, and
+    //  the sort is skipped (22-25 ms of the handover's time in the loop,
+    //  inside the freeze, for an arc of 75,000 accounts).
+    if (count > 1 && st->pending_count > 0) {
         qsort (staged, count, sizeof (*staged), s_account_cmp);
     }
     uint64_t *sums = calloc (2 * (count ? count : 1), sizeof (uint64_t)); //  debits, credits
