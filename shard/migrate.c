@@ -1416,12 +1416,12 @@ s_pending_index_cmp (const void *a, const void *b)
 }
 
 //  Reads them (from the stage, in the order the store holds them) and
-//  checks them against the staged accounts (sorted here by id when there are any), before
-//  anything changes: each fits the arc and names staged accounts on its
-//  side, none is live here already (one id, two debit accounts), they fit
-//  under RL_SHARD_PENDING_MAX, and every staged account's debits_pending
-//  and credits_pending are exactly what they reserve on it. 0; -2 refused
-//  (p->why); -1 memory.
+//  checks them against the staged accounts (sorted here by id when any
+//  pending transfer is staged), before anything changes: each fits the
+//  arc and names staged accounts on its side, none is live here already
+//  (one id, two debit accounts), they fit under RL_SHARD_PENDING_MAX, and
+//  every staged account's debits_pending and credits_pending are exactly
+//  what they reserve on it. 0; -2 refused (p->why); -1 memory.
 static int
 s_staged_pending (server_t *self, const rl_migrate_rec_t *state, const migrate_stage_t *st,
                   rl_account_t *staged, size_t count, s_staged_pending_t *p)
