@@ -87,6 +87,12 @@ RL_FP_X (MIGRATE_COMMIT_TARGET, "migrate.commit_target",
          "before the commit")
 RL_FP_X (MIGRATE_COMMIT_TARGET_SYNCED, "migrate.commit_target_synced",
          "migration target: the handover synced, before its reply is sent")
+RL_FP_X (MIGRATE_ADOPTED_CHECKPOINT, "migrate.adopted_checkpoint",
+         "migration target: the checkpoint that writes the accounts a handover adopted (and "
+         "deletes their staged copies) handed to the background, before the loop goes on")
+RL_FP_X (MIGRATE_ADOPTED_CHECKPOINTED, "migrate.adopted_checkpointed",
+         "migration target: that checkpoint's batch synced, before the loop forgets the "
+         "adopted accounts")
 RL_FP_X (MIGRATE_COMMIT_SOURCE, "migrate.commit_source",
          "migration source: HANDED_OVER in the batch, before the commit")
 RL_FP_X (MIGRATE_ABORT_TARGET, "migrate.abort_target",

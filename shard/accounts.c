@@ -8,7 +8,8 @@
     migrated away leaves a zeroed hole, never reused until a restart). The durable copy is the
    `accounts` column family: a new account is put into the batch of its group commit; the changed
    ones are copied out at each checkpoint and written, in full, by the background checkpoint
-   (checkpoint.c).
+   (checkpoint.c). An account a migration hands over is adopted (accounts_adopt): its
+   durable copy until that checkpoint is the staged one the migration left in the store.
 
     INVARIANTS
     1. accounts_count <= RL_SHARD_ACCOUNTS_MAX; every slot below it holds an
@@ -491,6 +492,21 @@ accounts_insert (accounts_t *self, const rl_account_t *account)
     }
     s_touch (self, (size_t) slot); //  a new account is a change a migration must send
     s_put (self, account);
+    return 0;
+}
+
+int
+accounts_adopt (accounts_t *self, const rl_account_t *account)
+{
+    assert (self && account);
+    assert (account->timestamp != 0 && !s_find (self, account->id, NULL));
+    assert (account->debits_pending == 0 && account->credits_pending == 0);
+    assert (account->debits_reserved == 0 && account->credits_reserved == 0);
+    long slot = s_insert (self, account);
+    if (slot < 0) {
+        return -1;
+    }
+    s_mark_dirty (self, (size_t) slot); //  the next checkpoint writes it
     return 0;
 }
 

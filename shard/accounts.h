@@ -58,6 +58,12 @@ uint32_t accounts_check_new (const accounts_t *self, const rl_account_t *a, uint
 //  Adds an account checked by accounts_check_new (timestamp set) and puts
 //  it into the batch. 0, or -1 when the table is full or memory ran out.
 int accounts_insert (accounts_t *self, const rl_account_t *account);
+//  A migration's handover (migrate.c, "THE HANDOVER'S ACCOUNTS"): adds an
+//  account (timestamp set, nothing pending or reserved, not held here)
+//  marked dirty, and puts nothing into the batch: its durable copy is the
+//  staged one until the next checkpoint writes it. 0, or -1 when the table
+//  is full or memory ran out.
+int accounts_adopt (accounts_t *self, const rl_account_t *account);
 
 //  Same-shard transfer: lookups, ledgers and balances, in the documented
 //  order (docs/protocol.md). RL_OK fills *pair.

@@ -184,6 +184,13 @@ checkpoint_destroy (checkpoint_t **self_p)
     *self_p = NULL;
 }
 
+store_batch_t *
+checkpoint_batch (checkpoint_t *self)
+{
+    assert (self && !self->busy);
+    return self->batch;
+}
+
 rl_account_t *
 checkpoint_accounts (checkpoint_t *self, size_t count)
 {
@@ -408,7 +415,8 @@ s_ingest (checkpoint_t *self)
     return rc;
 }
 
-//  The checkpoint batch: the accounts snapshot and checkpoint_ts, synced.
+//  The checkpoint batch: what the loop put there (checkpoint_batch), the
+//  accounts snapshot and checkpoint_ts, synced.
 static int
 s_commit (checkpoint_t *self)
 {

@@ -41,6 +41,11 @@ rl_account_t *checkpoint_accounts (checkpoint_t *self, size_t count);
 //  checkpoint_accounts, ending at checkpoint_ts. Leaves IDLE at once.
 void checkpoint_start (checkpoint_t *self, const rl_transfer_t *transfers, size_t count,
                        size_t account_count, uint64_t checkpoint_ts);
+//  Loop thread, IDLE, before checkpoint_start: the checkpoint's batch, for
+//  writes that must become durable with this checkpoint's accounts and
+//  checkpoint_ts, neither before nor after (the staged copies of accounts
+//  a migration handed over, which the snapshot now holds: ledger.c).
+store_batch_t *checkpoint_batch (checkpoint_t *self);
 //  Any state, without blocking.
 checkpoint_state_t checkpoint_state (checkpoint_t *self);
 //  Loop thread, not IDLE: waits for the background to end (at once when it

@@ -164,6 +164,8 @@ typedef struct {
 
 struct journal_t {
     store_t *store;
+    journal_adopt_fn *adopt; //  recovery's step before the replay (journal_set_adopt), or NULL
+    void *adopt_arg;
     s_gen_t gens[2];
     s_gen_t *live;          //  appended to by the loop ("recent")
     s_gen_t *frozen;        //  being checkpointed in the background, or NULL
@@ -2138,6 +2140,14 @@ s_warm_verify (journal_t *self, char *err, size_t err_size)
     return rc;
 }
 
+void
+journal_set_adopt (journal_t *self, journal_adopt_fn *fn, void *arg)
+{
+    assert (self && fn);
+    self->adopt = fn;
+    self->adopt_arg = arg;
+}
+
 int
 journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
 {
@@ -2180,6 +2190,10 @@ journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
             return -1;
         }
     } else if (accounts_load (accounts, &self->last_ts, err, err_size) != 0) {
+        return -1;
+    }
+    if (self->adopt && self->adopt (self->adopt_arg, accounts, &self->last_ts, err, err_size) != 0) {
+        journal_warm_destroy (&warm);
         return -1;
     }
     uint64_t started_ms = s_clock_ms (CLOCK_MONOTONIC);

@@ -41,6 +41,17 @@ void journal_destroy (journal_t **self_p);
 //  replays every transfer after the checkpoint onto them. 0, or -1 with a
 //  message in err.
 int journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size);
+//  Recovery's step between the accounts and the replay: called by
+//  journal_open once the stored accounts are in the table (read, or taken
+//  from a standby's warm state) and before any transfer is replayed onto
+//  them, to add accounts whose durable copy lives elsewhere until a
+//  checkpoint writes them (a migration's handover: ledger.c). It raises
+//  *last_ts_p to the newest timestamp it adds, as accounts_load does. 0, or
+//  -1 with a message in err (the recovery fails).
+typedef int (journal_adopt_fn) (void *arg, accounts_t *accounts, uint64_t *last_ts_p, char *err,
+                                size_t err_size);
+//  Before journal_open.
+void journal_set_adopt (journal_t *self, journal_adopt_fn *fn, void *arg);
 
 //  The next timestamp: max(wall clock, last + 1), so strictly increasing
 //  whichever way the wall clock steps.

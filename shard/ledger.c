@@ -53,6 +53,24 @@
     failures are stored (they burn the id) so that a retry gets the same
     answer forever.
 
+    ADOPTED ACCOUNTS (a migration's handover, migrate.c)
+    A target's handover installs the arc's accounts in memory and marks
+    them dirty, and writes only MIGRATE_ADOPTED_KEY: their durable copies
+    are the staged 'A' keys the imports wrote, which stay. So the handover
+    writes a few keys however large the arc, where writing every account
+    into the batch of the freeze cost about 1.2 us an account. The next
+    checkpoint's snapshot holds those accounts (dirty), and its batch
+    writes them into the accounts family, deletes the staged copies (one
+    range tombstone) and the key, atomically with its checkpoint_ts.
+    Recovery, between the stored accounts and the replay (journal_open's
+    adopt step), adopts the staged copies again while the key is there:
+    they are the balances of the handover, and every transfer that
+    touched them since is after any checkpoint that did not write them
+    (the arc was not received here before), so the replay brings them up
+    to date. Until that checkpoint is committed, the accounts family does
+    not list the arc, so a new migration's begin waits for it (answered
+    busy: migrate.c), since exports and cleanups read that family.
+
     LIMITS: RL_SHARD_ACCOUNTS_MAX accounts (accounts.c);
     RL_SHARD_CHECKPOINT_TRANSFERS between checkpoints (journal.c). A history
     query scans the recent transfers linearly for the account: O(recent),
@@ -106,6 +124,8 @@ struct ledger_t {
     bool imported;                     //  a migration brought records here (imported.h)
     bool checkpoint_soon;              //  start a checkpoint after the next commit, however few
     bool filter_growing;               //  the checkpoint builds a bigger id filter
+    bool adopted;   //  accounts adopted by a handover, not yet written by a checkpoint
+    bool absorbing; //  the checkpoint in the background writes them
     //  The linked chain in progress (s_chain_*): the accounts' records as
     //  they were before its members changed them, oldest first.
     s_saved_t *saved;
@@ -170,6 +190,100 @@ s_hold_stored_arc (ledger_t *self)
     }
 }
 
+//  Recovery, journal_open's adopt step (ADOPTED ACCOUNTS above): while the
+//  handover's key is stored, its accounts come from their staged copies.
+static int
+s_adopt_stored (void *arg, accounts_t *accounts, uint64_t *last_ts_p, char *err, size_t err_size)
+{
+    ledger_t *self = arg;
+    uint8_t value[RL_MIGRATE_SIZE > MIGRATE_ADOPTED_SIZE ? RL_MIGRATE_SIZE : MIGRATE_ADOPTED_SIZE];
+    size_t size = 0;
+    int rc = store_get (self->store, STORE_CF_META, MIGRATE_ADOPTED_KEY,
+                        strlen (MIGRATE_ADOPTED_KEY), value, sizeof (value), &size);
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc < 0 || size != MIGRATE_ADOPTED_SIZE) {
+        snprintf (err, err_size, "cannot read %s: %s", MIGRATE_ADOPTED_KEY,
+                  rc < 0 ? store_error (self->store) : "not its size");
+        return -1;
+    }
+    uint64_t migration_id = codec_get_u64 (value);
+    uint64_t start = codec_get_u64 (value + 8), end = codec_get_u64 (value + 16);
+    rl_migrate_rec_t m = {0};
+    rc = store_get (self->store, STORE_CF_META, MIGRATE_META_KEY, strlen (MIGRATE_META_KEY), value,
+                    sizeof (value), &size);
+    if (rc == 1 && size == RL_MIGRATE_SIZE) {
+        codec_decode_migrate (value, &m);
+    }
+    if (m.migration_id != migration_id || m.role != RL_MIGRATE_TARGET
+        || m.state != RL_MIGRATE_HANDED_OVER || m.arc_start != start || m.arc_end != end) {
+        snprintf (err, err_size,
+                  "%s names migration %" PRIu64 ", but the stored migration is not its handover "
+                  "as the target",
+                  MIGRATE_ADOPTED_KEY, migration_id);
+        return -1;
+    }
+    store_iter_t *it = store_iter_new (self->store, STORE_CF_IMPORTED);
+    if (!it) {
+        snprintf (err, err_size, "out of memory");
+        return -1;
+    }
+    size_t adopted = 0;
+    rc = 0;
+    uint8_t prefix = IMPORTED_ACCOUNT;
+    for (store_iter_seek (it, &prefix, 1); rc == 0 && store_iter_valid (it); store_iter_next (it)) {
+        size_t key_size = 0, value_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        const uint8_t *stored = store_iter_value (it, &value_size);
+        if (key[0] != IMPORTED_ACCOUNT) {
+            break;
+        }
+        rl_account_t a = {0};
+        if (key_size == 1 + RL_ID_SIZE && value_size == RL_ACCOUNT_SIZE) {
+            codec_decode_account (stored, &a);
+        }
+        //  The handover adopts only when every staged key is the arc's.
+        if (a.timestamp == 0 || !rl_id_eq (a.id, codec_decode_id (key + 1))
+            || !imported_in_arc (start, end, a.id) || accounts_get (accounts, a.id)) {
+            snprintf (err, err_size,
+                      "a staged account of migration %" PRIu64
+                      " is corrupt, not its arc's, or held here already",
+                      migration_id);
+            rc = -1;
+            break;
+        }
+        a.debits_pending = a.credits_pending = 0; //  rebuilt from the pending transfers
+        a.debits_reserved = a.credits_reserved = 0;
+        if (accounts_adopt (accounts, &a) != 0) {
+            snprintf (err, err_size, "the account table is full or memory ran out");
+            rc = -1;
+            break;
+        }
+        if (a.timestamp > *last_ts_p) {
+            *last_ts_p = a.timestamp; //  as accounts_load raises it
+        }
+        adopted++;
+    }
+    store_iter_destroy (&it);
+    if (rc == 0 && store_failed (self->store)) {
+        snprintf (err, err_size, "cannot read the staged accounts: %s", store_error (self->store));
+        rc = -1;
+    }
+    if (rc == 0 && adopted == 0) {
+        snprintf (err, err_size, "the staged accounts of migration %" PRIu64 " are missing",
+                  migration_id); //  the handover adopts only an arc with accounts
+        rc = -1;
+    }
+    if (rc == 0) {
+        self->adopted = true;
+        rl_info ("ledger: %zu accounts of migration %" PRIu64
+                 " adopted from their staged copies (no checkpoint has written them yet)",
+                 adopted, migration_id);
+    }
+    return rc;
+}
+
 ledger_t *
 ledger_open (store_t *store, outq_t *outq, const char *name, const ring_t *ring, uint64_t nonce,
              now_t now, char *err, size_t err_size)
@@ -231,6 +345,7 @@ ledger_open_warm (store_t *store, outq_t *outq, const char *name, const ring_t *
     //  credit reservations, and claim the credit sides of pending transfers
     //  their posts and voids resolve).
     s_hold_stored_arc (self);
+    journal_set_adopt (self->journal, s_adopt_stored, self);
     if (journal_open (self->journal, self->accounts, err, err_size) != 0
         || coordinator_open (self->coordinator, nonce, now, err, err_size) != 0
         || pending_open (self->pending, s_clock (self, now), err, err_size) != 0
@@ -1267,6 +1382,39 @@ ledger_install_account (ledger_t *self, const rl_account_t *account)
 }
 
 int
+ledger_adopt_account (ledger_t *self, const rl_account_t *account)
+{
+    assert (self && account);
+    if (account->timestamp == 0 || accounts_get (self->accounts, account->id)
+        || account->debits_reserved != 0 || account->credits_reserved != 0
+        || account->debits_pending != 0 || account->credits_pending != 0) {
+        return -1;
+    }
+    return accounts_adopt (self->accounts, account);
+}
+
+void
+ledger_adopted (ledger_t *self, uint64_t migration_id, uint64_t arc_start, uint64_t arc_end)
+{
+    assert (self && !self->adopted);
+    uint8_t value[MIGRATE_ADOPTED_SIZE];
+    codec_put_u64 (value, migration_id);
+    codec_put_u64 (value + 8, arc_start);
+    codec_put_u64 (value + 16, arc_end);
+    store_batch_put (self->store, STORE_CF_META, MIGRATE_ADOPTED_KEY, strlen (MIGRATE_ADOPTED_KEY),
+                     value, sizeof (value));
+    self->adopted = true;
+    self->checkpoint_soon = true; //  so that the next migration need not wait long
+}
+
+bool
+ledger_adopting (const ledger_t *self)
+{
+    assert (self);
+    return self->adopted;
+}
+
+int
 ledger_lookup_transfers (ledger_t *self, const rl_id_t *ids, size_t count, rl_transfer_t *out)
 {
     assert (self);
@@ -1498,6 +1646,12 @@ s_checkpoint_finish (ledger_t *self)
         return -1;
     }
     journal_thaw (self->journal);
+    if (self->absorbing) {
+        RL_FAILPOINT (MIGRATE_ADOPTED_CHECKPOINTED);
+        rl_info ("ledger: the accounts a handover adopted are checkpointed, their staged copies "
+                 "deleted");
+        self->adopted = self->absorbing = false;
+    }
     if (self->filter_growing) {
         journal_filter_swap (self->journal, &filter); //  the new one holds every id
         self->filter_growing = false;
@@ -1538,7 +1692,22 @@ s_checkpoint_start (ledger_t *self)
         checkpoint_grow_filter (self->checkpoint, filter_extra); //  past its capacity
         self->filter_growing = true;
     }
+    if (self->adopted) {
+        //  The snapshot holds every adopted account (dirty since the
+        //  handover's turn, which is committed): their staged copies and
+        //  the key go with the checkpoint that writes them.
+        assert (!self->absorbing && dirty > 0);
+        store_batch_t *batch = checkpoint_batch (self->checkpoint);
+        uint8_t from = IMPORTED_ACCOUNT, to = IMPORTED_ACCOUNT + 1;
+        store_batch_delete_range_into (self->store, batch, STORE_CF_IMPORTED, &from, 1, &to, 1);
+        store_batch_delete_into (self->store, batch, STORE_CF_META, MIGRATE_ADOPTED_KEY,
+                                 strlen (MIGRATE_ADOPTED_KEY));
+        self->absorbing = true;
+    }
     checkpoint_start (self->checkpoint, frozen, count, dirty, checkpoint_ts);
+    if (self->absorbing) {
+        RL_FAILPOINT (MIGRATE_ADOPTED_CHECKPOINT);
+    }
     return 0;
 }
 

@@ -128,6 +128,15 @@ void ledger_lookup_accounts (ledger_t *self, const rl_id_t *ids, size_t count, r
 //  batch. 0; -1 when it is held here already, has no timestamp or holds
 //  reserved amounts, or the table is full (nothing changed).
 int ledger_install_account (ledger_t *self, const rl_account_t *account);
+//  The same without the write (ADOPTED ACCOUNTS, ledger.c): the account is
+//  marked dirty and its durable copy stays the staged one until the next
+//  checkpoint. The handover then calls ledger_adopted once, in the same
+//  turn: its key goes into the batch, and the next checkpoint (asked for)
+//  writes the accounts and deletes their staged copies. ledger_adopting:
+//  adopted accounts wait for that checkpoint (a new migration must too).
+int ledger_adopt_account (ledger_t *self, const rl_account_t *account);
+void ledger_adopted (ledger_t *self, uint64_t migration_id, uint64_t arc_start, uint64_t arc_end);
+bool ledger_adopting (const ledger_t *self);
 //  0, or -1 on a storage error.
 int ledger_lookup_transfers (ledger_t *self, const rl_id_t *ids, size_t count, rl_transfer_t *out);
 //  RL_STATUS_OK, RL_STATUS_BAD_FILTER or RL_STATUS_STORAGE_ERROR. `out` has

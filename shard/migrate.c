@@ -284,6 +284,15 @@ s_begin (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *
         }
         return s_reply_state (self, envelope, h); //  resumed: as stored
     }
+    if (ledger_adopting (self->ledger)) {
+        //  The accounts the last handover adopted are not in the accounts
+        //  family until the checkpoint it asked for commits: an export and
+        //  a cleanup read that family, a target's stage the staged keys.
+        ledger_checkpoint_soon (self->ledger);
+        rl_debug ("migration %" PRIu64 ": begin waits for the checkpoint of adopted accounts",
+                  req.migration_id);
+        return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
+    }
     //  The source serves the arc now; the target does not hold it.
     if (s_serves_arc (self, req.arc_end) != source) {
         return s_refuse (self, envelope, h,
@@ -1562,23 +1571,30 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
         free (pend.list);
         return s_refuse (self, envelope, h, pend.why);
     }
-    s_stage_written (self); //  from here on the batch deletes staged keys
+    s_stage_written (self); //  from here on the batch changes what is staged
+    //  THE HANDOVER'S ACCOUNTS: when every staged key is the arc's, the
+    //  accounts are adopted, their staged copies staying their durable
+    //  ones until the next checkpoint writes them (ledger.c, "ADOPTED
+    //  ACCOUNTS"): the batch of the freeze holds a few keys, not the arc.
+    //  Otherwise (keys of no arc of this migration, none expected) each is
+    //  written into the accounts family and its staged copy deleted.
+    bool adopt = others == 0 && count > 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
         //  Its pending amounts come back with the transfers installed below.
         staged[i].debits_pending = staged[i].credits_pending = 0;
-        rc = ledger_install_account (self->ledger, &staged[i]);
+        rc = adopt ? ledger_adopt_account (self->ledger, &staged[i])
+                   : ledger_install_account (self->ledger, &staged[i]);
         if (rc == 0 && others > 0) {
             uint8_t key[1 + RL_ID_SIZE] = {IMPORTED_ACCOUNT};
             codec_encode_id (staged[i].id, key + 1);
             store_batch_delete (self->store, STORE_CF_IMPORTED, key, sizeof (key));
         }
     }
-    if (rc == 0 && others == 0) {
-        //  Every staged key was the arc's: one range tombstone, which later
-        //  scans of the staged keys skip at once (a point delete per key
-        //  left every later step's abort and a restart's load walking over them all).
-        uint8_t from = IMPORTED_ACCOUNT, to = IMPORTED_ACCOUNT + 1;
-        store_batch_delete_range (self->store, STORE_CF_IMPORTED, &from, 1, &to, 1);
+    if (rc == 0 && adopt) {
+        //  Their staged copies go, by one range tombstone (a point delete
+        //  per key left every later scan of the staged keys walking over
+        //  them all), in the checkpoint that writes them.
+        ledger_adopted (self->ledger, state->migration_id, state->arc_start, state->arc_end);
     }
     size_t live = 0;
     for (size_t i = 0; i < pend.count && rc == 0; i++) {
@@ -1606,8 +1622,11 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
     }
     state->state = RL_MIGRATE_HANDED_OVER;
     s_state_put (self);
-    s_stage_reset (self, state->migration_id); //  the staged keys are deleted: nothing left
-    st->others = others;                       //  point deletes left the others in place
+    //  Adopted: the store keeps the staged keys until the checkpoint, and
+    //  nothing reads the stage of a migration handed over (a begin loads
+    //  it again). Point deletes: the others are left in place.
+    s_stage_reset (self, adopt ? 0 : state->migration_id);
+    st->others = adopt ? 0 : others;
     RL_FAILPOINT (MIGRATE_COMMIT_TARGET);
     self->reply_fp = RL_FP_MIGRATE_COMMIT_TARGET_SYNCED;
     rl_info ("migration %" PRIu64 ": handed over at epoch %" PRIu64

@@ -12,6 +12,15 @@
 //  record, RL_MIGRATE_SIZE bytes, codec form). Absent: none.
 #define MIGRATE_META_KEY "migration"
 
+//  The meta key a target's handover writes when it adopts the arc's
+//  accounts from their staged copies ('A' keys of the imported family)
+//  instead of writing them into the accounts family: the migration id and
+//  the arc (start, end], 8 bytes each (codec_put_u64). The checkpoint that
+//  writes those accounts deletes it with the staged copies (ledger.c,
+//  "ADOPTED ACCOUNTS"). Absent: every account is in the accounts family.
+#define MIGRATE_ADOPTED_KEY  "migration.adopted"
+#define MIGRATE_ADOPTED_SIZE 24
+
 //  The origin of the records a shard assigns timestamps to: XXH3 of its
 //  name (imported.c, KEYS). Never 0.
 uint64_t migrate_origin (const char *shard_name);

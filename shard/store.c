@@ -645,6 +645,26 @@ store_batch_put_into (store_t *self, store_batch_t *batch, store_cf_t cf, const 
     rocksdb_writebatch_put_cf (batch->batch, self->cf[cf], key, key_size, value, value_size);
 }
 
+void
+store_batch_delete_into (store_t *self, store_batch_t *batch, store_cf_t cf, const void *key,
+                         size_t key_size)
+{
+    assert (self && batch && cf < STORE_CF_COUNT);
+    assert (key && key_size > 0);
+    rocksdb_writebatch_delete_cf (batch->batch, self->cf[cf], key, key_size);
+}
+
+void
+store_batch_delete_range_into (store_t *self, store_batch_t *batch, store_cf_t cf,
+                               const void *begin, size_t begin_size, const void *end,
+                               size_t end_size)
+{
+    assert (self && batch && cf < STORE_CF_COUNT);
+    assert (begin && begin_size > 0 && end && end_size > 0);
+    rocksdb_writebatch_delete_range_cf (batch->batch, self->cf[cf], begin, begin_size, end,
+                                        end_size);
+}
+
 int
 store_batch_commit (store_t *self, store_batch_t *batch)
 {

@@ -123,6 +123,11 @@ store_batch_t *store_batch_new (void); //  NULL when memory ran out
 void store_batch_destroy (store_batch_t **self_p);
 void store_batch_put_into (store_t *self, store_batch_t *batch, store_cf_t cf, const void *key,
                            size_t key_size, const void *value, size_t value_size);
+void store_batch_delete_into (store_t *self, store_batch_t *batch, store_cf_t cf, const void *key,
+                              size_t key_size);
+void store_batch_delete_range_into (store_t *self, store_batch_t *batch, store_cf_t cf,
+                                    const void *begin, size_t begin_size, const void *end,
+                                    size_t end_size);
 //  Writes batch, then makes it durable as the mode says, the sync outside
 //  the store's write lock (the loop's writes go on meanwhile); a failure
 //  fails the store. The batch is empty afterwards. 0, or -1.

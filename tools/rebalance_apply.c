@@ -111,6 +111,7 @@
 #define S_BACKOFF_MS_MAX   2000
 #define S_CLEANUP_WAIT_MS  60000 //  a source's cleanup ends within this, or apply stops
 #define S_CLEANUP_POLL_MS  10
+#define S_BEGIN_WAIT_MS    60000 //  a begin answered busy is sent again for this long
 #define S_COMMIT_REFUSED   64    //  s_commit: the target refused (not an exit code)
 #define S_LEAVE_WAIT_MS    60000 //  a leaving shard becomes quiet within this, or apply stops
 
@@ -705,13 +706,27 @@ s_round (s_run_t *r, uint64_t *records_p)
     return 0;
 }
 
+//  migrate_begin to one side, sent again while it is answered busy (a
+//  shard whose last handover's accounts wait for their checkpoint:
+//  docs/rebalance.md, "The handover's accounts"), for S_BEGIN_WAIT_MS.
+static int
+s_begin_one (s_ctx_t *ctx, s_shard_t *s, const rl_migrate_rec_t *req, rl_migrate_rec_t *out)
+{
+    int64_t deadline = zclock_mono () + S_BEGIN_WAIT_MS;
+    int rc = s_migrate (ctx, s, RL_OP_MIGRATE_BEGIN, req, out);
+    while (rc == RL_STATUS_BUSY && zclock_mono () < deadline) {
+        rc = s_migrate (ctx, s, RL_OP_MIGRATE_BEGIN, req, out);
+    }
+    return rc;
+}
+
 //  migrate_begin on both sides (again: their stored state). *source_state:
 //  the source's state.
 static int
 s_begin (s_run_t *r, uint32_t *source_state)
 {
     rl_migrate_rec_t req = s_request (r->step, RL_MIGRATE_SOURCE), out;
-    int rc = s_migrate (r->ctx, r->source, RL_OP_MIGRATE_BEGIN, &req, &out);
+    int rc = s_begin_one (r->ctx, r->source, &req, &out);
     if (rc != 0) {
         return s_fail (RB_EXIT_CLUSTER,
                        "step %zu: migrate_begin on the source %s: %s (a migration of another "
@@ -720,7 +735,7 @@ s_begin (s_run_t *r, uint32_t *source_state)
     }
     *source_state = out.state;
     req = s_request (r->step, RL_MIGRATE_TARGET);
-    rc = s_migrate (r->ctx, r->target, RL_OP_MIGRATE_BEGIN, &req, &out);
+    rc = s_begin_one (r->ctx, r->target, &req, &out);
     if (rc != 0) {
         return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_begin on the target %s: %s",
                        r->index + 1, r->target->name, s_rc_text (rc));
