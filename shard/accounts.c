@@ -496,6 +496,20 @@ accounts_insert (accounts_t *self, const rl_account_t *account)
 }
 
 int
+accounts_reserve (accounts_t *self, size_t more)
+{
+    assert (self);
+    size_t live = self->count - self->removed;
+    if (self->count + more > RL_SHARD_ACCOUNTS_MAX) {
+        return -1;
+    }
+    if (s_reserve (self, self->count + more) != 0 || idmap_reserve (self->ids, live + more) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int
 accounts_adopt (accounts_t *self, const rl_account_t *account)
 {
     assert (self && account);

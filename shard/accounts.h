@@ -64,6 +64,12 @@ int accounts_insert (accounts_t *self, const rl_account_t *account);
 //  staged one until the next checkpoint writes it. 0, or -1 when the table
 //  is full or memory ran out.
 int accounts_adopt (accounts_t *self, const rl_account_t *account);
+//  Room for `more` accounts beyond those held, made now (the slab and its
+//  index grown), so that adding them later grows nothing: a handover's
+//  adoptions do not pay for a growth inside the freeze. 0, or -1 when
+//  memory ran out or the table would pass RL_SHARD_ACCOUNTS_MAX (then the
+//  adds grow it as usual, or fail).
+int accounts_reserve (accounts_t *self, size_t more);
 
 //  Same-shard transfer: lookups, ledgers and balances, in the documented
 //  order (docs/protocol.md). RL_OK fills *pair.

@@ -190,6 +190,25 @@ idmap_put (idmap_t *self, rl_id_t id, uint64_t value)
     return 0;
 }
 
+size_t
+idmap_capacity (const idmap_t *self)
+{
+    assert (self);
+    return (self->mask + 1) / 2;
+}
+
+int
+idmap_reserve (idmap_t *self, size_t entries)
+{
+    assert (self);
+    while (entries * 2 > self->mask + 1) {
+        if (s_grow (self) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 bool
 idmap_get (const idmap_t *self, rl_id_t id, uint64_t *value_p)
 {

@@ -24,6 +24,12 @@ void idmap_destroy (idmap_t **self_p);
 //  0 on success, -1 when memory ran out (the map is unchanged). Replaces an existing value.
 int idmap_put (idmap_t *self, rl_id_t id, uint64_t value);
 bool idmap_get (const idmap_t *self, rl_id_t id, uint64_t *value_p);
+//  Grows the table now so that it holds `entries` ids in all without
+//  growing again (a growth, O(size), taken out of a later burst of puts).
+//  0, or -1 when memory ran out (the map is unchanged but for growths done).
+int idmap_reserve (idmap_t *self, size_t entries);
+//  The ids it holds before its next growth.
+size_t idmap_capacity (const idmap_t *self);
 //  A hint: id will be looked up soon; its slot is loaded into the cache
 //  (a batch's loop calls it a few records ahead). Changes nothing.
 void idmap_prefetch (const idmap_t *self, rl_id_t id);

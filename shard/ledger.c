@@ -277,6 +277,7 @@ s_adopt_stored (void *arg, accounts_t *accounts, uint64_t *last_ts_p, char *err,
     }
     if (rc == 0) {
         self->adopted = true;
+        self->checkpoint_soon = true; //  as the handover asked
         rl_info ("ledger: %zu accounts of migration %" PRIu64
                  " adopted from their staged copies (no checkpoint has written them yet)",
                  adopted, migration_id);
@@ -1391,6 +1392,13 @@ ledger_adopt_account (ledger_t *self, const rl_account_t *account)
         return -1;
     }
     return accounts_adopt (self->accounts, account);
+}
+
+int
+ledger_reserve_accounts (ledger_t *self, size_t more)
+{
+    assert (self);
+    return accounts_reserve (self->accounts, more);
 }
 
 void

@@ -20,7 +20,10 @@
                       Begin, freeze and commit of a migration of another
                       plan than the one holding the shard's migration lease
                       are refused (lease_held; mlease.h); a plan's first
-                      begin takes the lease when none holds it.
+                      begin takes the lease when none holds it. While the
+                      accounts of the last handover here wait for their
+                      checkpoint (ledger_adopting), a new begin is
+                      answered busy and asks for it.
       migrate_export  (source) the chunk numbered `chunks + 1` from
                       `cursor`, at most `entries_max` entries, and at most
                       RL_MIGRATE_SCAN_RECORDS_MAX records read. Reads only.
@@ -41,9 +44,10 @@
                       records, unless the request says they are reconciled.
       migrate_unfreeze (source) FROZEN -> COPYING; refused once SHIPPED.
       migrate_commit  (target) SHIPPED, serving a ring that gives it the
-                      arc not received -> the staged accounts and pending
-                      transfers installed (checked first against each
-                      other), the arc received, HANDED_OVER, one batch.
+                      arc not received -> the staged accounts adopted and
+                      the pending transfers installed (checked first
+                      against each other), the arc received, HANDED_OVER,
+                      one batch (THE HANDOVER'S ACCOUNTS, in s_commit_target).
                       (source) SHIPPED, serving a ring that no longer gives
                       it the arc -> its pending transfers of the arc handed
                       over (pending_hand_over), HANDED_OVER, the freeze
@@ -1178,6 +1182,10 @@ s_import (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
                 return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
             }
         }
+    }
+    if (accounts > 0 && ledger_reserve_accounts (self->ledger, st->account_count) != 0) {
+        rl_debug ("migration %" PRIu64 ": no room made for %zu staged accounts yet",
+                  state->migration_id, st->account_count); //  the handover grows the table
     }
     s_stage_written (self);
     if (chunk.from.phase == RL_MIGRATE_PHASE_DONE) {

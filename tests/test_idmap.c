@@ -20,6 +20,37 @@ s_rand (void)
     return rl_rand_next (&s_rng);
 }
 
+//  A reserve grows the table at once, keeping what it holds; puts up to
+//  the reserve grow nothing more.
+static void
+test_reserve (void **state)
+{
+    (void) state;
+    enum { HELD = 1000, MORE = 50000 };
+    idmap_t *map = idmap_new (16);
+    assert_non_null (map);
+    for (uint64_t i = 1; i <= HELD; i++) {
+        assert_int_equal (idmap_put (map, (rl_id_t){.lo = i, .hi = 7}, i), 0);
+    }
+    assert_true (idmap_capacity (map) < HELD + MORE);
+    assert_int_equal (idmap_reserve (map, HELD + MORE), 0);
+    size_t capacity = idmap_capacity (map);
+    assert_true (capacity >= HELD + MORE);
+    assert_int_equal (idmap_reserve (map, 10), 0); //  never shrinks
+    assert_int_equal (idmap_capacity (map), capacity);
+    for (uint64_t i = HELD + 1; i <= HELD + MORE; i++) {
+        assert_int_equal (idmap_put (map, (rl_id_t){.lo = i, .hi = 7}, i), 0);
+    }
+    assert_int_equal (idmap_capacity (map), capacity);
+    assert_int_equal (idmap_size (map), HELD + MORE);
+    for (uint64_t i = 1; i <= HELD + MORE; i++) {
+        uint64_t v = 0;
+        assert_true (idmap_get (map, (rl_id_t){.lo = i, .hi = 7}, &v));
+        assert_int_equal (v, i);
+    }
+    idmap_destroy (&map);
+}
+
 static void
 test_put_get_grow_clear (void **state)
 {
@@ -115,6 +146,7 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_reserve),
         cmocka_unit_test (test_remove_churn),
         cmocka_unit_test (test_put_get_grow_clear),
     };

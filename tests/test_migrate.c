@@ -1161,6 +1161,128 @@ test_handover (void **state)
     ring_destroy (&step);
 }
 
+//  The handover's accounts (docs/rebalance.md, "The handover's accounts") ------------
+
+//  s2's store (s2 stopped): its accounts of the arc in the accounts family,
+//  and its staged 'A' keys.
+static void
+s_adopted_keys (s_ctx_t *ctx, size_t *in_family_p, size_t *staged_p)
+{
+    char err[256] = "";
+    store_t *store = store_open (ctx->shards[1].data_dir, RL_DURABILITY_SYNC, err, sizeof (err));
+    assert_non_null (store);
+    *in_family_p = *staged_p = 0;
+    store_iter_t *it = store_iter_new (store, STORE_CF_ACCOUNTS);
+    assert_non_null (it);
+    for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
+        size_t key_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        *in_family_p += key_size == RL_ID_SIZE && s_in_arc (ctx, codec_decode_id (key));
+    }
+    store_iter_destroy (&it);
+    it = store_iter_new (store, STORE_CF_IMPORTED);
+    assert_non_null (it);
+    uint8_t prefix = IMPORTED_ACCOUNT;
+    for (store_iter_seek (it, &prefix, 1); store_iter_valid (it); store_iter_next (it)) {
+        size_t key_size = 0;
+        if (store_iter_key (it, &key_size)[0] != IMPORTED_ACCOUNT) {
+            break;
+        }
+        (*staged_p)++;
+    }
+    store_iter_destroy (&it);
+    store_close (&store);
+}
+
+//  The target's handover adopts the arc's accounts: they stay staged until
+//  the next checkpoint writes them (held back here by a delay in the
+//  background). Meanwhile a new migration's begin is answered busy, and a
+//  SIGKILL of the target loses nothing (recovery adopts them again); once
+//  the checkpoint is committed, the accounts family holds them, the staged
+//  copies are gone, and the begin is served.
+static void
+test_adopted_accounts (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_traffic (ctx, 200);
+    rl_migrate_rec_t target = s_begin (ctx);
+    rl_migrate_rec_t source = s_request (ctx, RL_MIGRATE_SOURCE), out;
+    target = s_round (ctx, target, 0);
+    s_traffic (ctx, 100); //  changes that only the final round brings
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    static rl_account_t before[S_ACCOUNTS + 1], after[S_ACCOUNTS + 1];
+    s_sums (ctx, ctx->ring, before);
+    //  Every checkpoint of s2 takes 1.5 s in the background from here.
+    static char fp[] = "RL_FAILPOINTS=checkpoint.ingested=delay:1500";
+    assert_true (tk_shard_stop (ctx->h, &ctx->shards[1], SIGKILL) >= 0);
+    ctx->shards[1].env[0] = fp;
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[1]) > 0);
+    s_clients_open (ctx);
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_FREEZE, &source, RL_MIGRATE_SOURCE, 30000, &out), 0);
+    if (target.cursor.phase != RL_MIGRATE_PHASE_DONE) {
+        target = s_round (ctx, target, 0);
+    }
+    ring_t *step = s_step_ring (ctx);
+    out = s_final_handover (ctx, &target, step);
+    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+    s_load_ring (ctx->clients[0], step);
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_COMMIT, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
+    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+
+    //  The arc back from s2 to s1, a new migration: not while s2's adopted
+    //  accounts wait for their checkpoint.
+    rl_migrate_rec_t back = s_request (ctx, RL_MIGRATE_SOURCE);
+    back.migration_id = S_MIGRATION + 1;
+    snprintf (back.source, sizeof (back.source), "s2");
+    snprintf (back.target, sizeof (back.target), "s1");
+    assert_int_equal (s_migrate_call (ctx->clients[1], RL_OP_MIGRATE_BEGIN, &back, &out),
+                      RL_STATUS_BUSY);
+    //  Killed before that checkpoint: the staged copies are their only
+    //  durable copies, and recovery adopts them again.
+    assert_true (tk_shard_stop (ctx->h, &ctx->shards[1], SIGKILL) >= 0);
+    size_t in_family = 0, staged = 0;
+    s_adopted_keys (ctx, &in_family, &staged);
+    print_message ("killed before the checkpoint: %zu of the arc in accounts, %zu staged\n",
+                   in_family, staged);
+    assert_int_equal (in_family, 0);
+    assert_true (staged > 0);
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[1]) > 0);
+    s_clients_open (ctx);
+    s_sums (ctx, step, after);
+    assert_memory_equal (before, after, sizeof (before));
+    assert_int_equal (s_migrate_call (ctx->clients[1], RL_OP_MIGRATE_BEGIN, &back, &out),
+                      RL_STATUS_BUSY);
+    //  Served once the checkpoint is committed (each call is a turn in which
+    //  s2 can see it end).
+    int64_t deadline = zclock_mono () + TK_TIMEOUT_MS;
+    int rc = RL_STATUS_BUSY;
+    while (rc == RL_STATUS_BUSY && zclock_mono () < deadline) {
+        zclock_sleep (100);
+        rc = s_migrate_call (ctx->clients[1], RL_OP_MIGRATE_BEGIN, &back, &out);
+    }
+    assert_int_equal (rc, 0);
+    assert_int_equal (out.state, RL_MIGRATE_COPYING);
+    //  Undone at once (a source's abort from COPYING); then the store.
+    assert_int_equal (s_migrate_call (ctx->clients[1], RL_OP_MIGRATE_ABORT, &back, &out), 0);
+    assert_int_equal (out.state, RL_MIGRATE_NONE);
+    s_sums (ctx, step, after);
+    assert_memory_equal (before, after, sizeof (before));
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[1], SIGTERM), 0);
+    ctx->shards[1].env[0] = NULL;
+    s_adopted_keys (ctx, &in_family, &staged);
+    print_message ("after the checkpoint: %zu of the arc in accounts, %zu staged\n", in_family,
+                   staged);
+    assert_true (in_family > 0);
+    assert_int_equal (staged, 0);
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[1]) > 0);
+    s_clients_open (ctx);
+    s_sums (ctx, step, after);
+    assert_memory_equal (before, after, sizeof (before));
+    ring_destroy (&step);
+}
+
 //  A ring alone gives back what was kept -----------------------------------------
 
 //  A shard started once with the next ring too early (before any
@@ -1790,6 +1912,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_catchup_sends_changes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_hostile_chunks, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_handover, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_adopted_accounts, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_ring_gives_back, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_frozen_piece, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_abort, s_setup, s_teardown),
