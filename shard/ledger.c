@@ -1370,28 +1370,28 @@ ledger_lookup_accounts (ledger_t *self, const rl_id_t *ids, size_t count, rl_acc
     }
 }
 
+//  An account a handover may add here: stamped, not held here already,
+//  nothing reserved or pending (those come back with their transfers).
+static bool
+s_handed_over_fits (const ledger_t *self, const rl_account_t *account)
+{
+    return account->timestamp != 0 && !accounts_get (self->accounts, account->id)
+           && account->debits_reserved == 0 && account->credits_reserved == 0
+           && account->debits_pending == 0 && account->credits_pending == 0;
+}
+
 int
 ledger_install_account (ledger_t *self, const rl_account_t *account)
 {
     assert (self && account);
-    if (account->timestamp == 0 || accounts_get (self->accounts, account->id)
-        || account->debits_reserved != 0 || account->credits_reserved != 0
-        || account->debits_pending != 0 || account->credits_pending != 0) {
-        return -1;
-    }
-    return accounts_insert (self->accounts, account);
+    return s_handed_over_fits (self, account) ? accounts_insert (self->accounts, account) : -1;
 }
 
 int
 ledger_adopt_account (ledger_t *self, const rl_account_t *account)
 {
     assert (self && account);
-    if (account->timestamp == 0 || accounts_get (self->accounts, account->id)
-        || account->debits_reserved != 0 || account->credits_reserved != 0
-        || account->debits_pending != 0 || account->credits_pending != 0) {
-        return -1;
-    }
-    return accounts_adopt (self->accounts, account);
+    return s_handed_over_fits (self, account) ? accounts_adopt (self->accounts, account) : -1;
 }
 
 int
