@@ -87,6 +87,9 @@ RL_FP_X (MIGRATE_COMMIT_TARGET, "migrate.commit_target",
          "before the commit")
 RL_FP_X (MIGRATE_COMMIT_TARGET_SYNCED, "migrate.commit_target_synced",
          "migration target: the handover synced, before its reply is sent")
+RL_FP_X (MIGRATE_HANDOVER_ALLOC, "migrate.handover_alloc",
+         "migration target: halfway through installing the staged accounts; `error`: memory ran "
+         "out there (the shard fails, its batch unwritten)")
 RL_FP_X (MIGRATE_ADOPTED_CHECKPOINT, "migrate.adopted_checkpoint",
          "migration target: the checkpoint that writes the accounts a handover adopted (and "
          "deletes their staged copies) handed to the background, before the loop goes on")

@@ -2206,7 +2206,8 @@ journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
     } else if (accounts_load (accounts, &self->last_ts, err, err_size) != 0) {
         return -1;
     }
-    if (self->adopt && self->adopt (self->adopt_arg, accounts, &self->last_ts, err, err_size) != 0) {
+    if (self->adopt
+        && self->adopt (self->adopt_arg, accounts, &self->last_ts, err, err_size) != 0) {
         journal_warm_destroy (&warm);
         return -1;
     }

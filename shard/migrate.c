@@ -288,6 +288,12 @@ s_begin (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *
         }
         return s_reply_state (self, envelope, h); //  resumed: as stored
     }
+    //  The source serves the arc now; the target does not hold it.
+    if (s_serves_arc (self, req.arc_end) != source) {
+        return s_refuse (self, envelope, h,
+                         source ? "the source does not serve the arc"
+                                : "the target already serves the arc");
+    }
     if (ledger_adopting (self->ledger)) {
         //  The accounts the last handover adopted are not in the accounts
         //  family until the checkpoint it asked for commits: an export and
@@ -296,12 +302,6 @@ s_begin (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *
         rl_debug ("migration %" PRIu64 ": begin waits for the checkpoint of adopted accounts",
                   req.migration_id);
         return server_reply_new (self, envelope, h, RL_STATUS_BUSY, 0, 0, NULL);
-    }
-    //  The source serves the arc now; the target does not hold it.
-    if (s_serves_arc (self, req.arc_end) != source) {
-        return s_refuse (self, envelope, h,
-                         source ? "the source does not serve the arc"
-                                : "the target already serves the arc");
     }
     rl_migrate_rec_t fresh = {
         .migration_id = req.migration_id,
@@ -1557,7 +1557,12 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
     //  First every check, then every change, so a refusal changes nothing.
     size_t count = st->account_count, others = st->others;
     rl_account_t *staged = malloc ((count ? count : 1) * sizeof (*staged));
-    int rc = staged ? 0 : -1;
+    if (!staged) {
+        rl_error ("migration %" PRIu64 ": no memory to check the handover of %zu accounts",
+                  state->migration_id, count);
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    }
+    int rc = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
         rl_account_t here;
         codec_decode_account (st->accounts + i * RL_ACCOUNT_SIZE, &staged[i]);
@@ -1579,6 +1584,13 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
         free (pend.list);
         return s_refuse (self, envelope, h, pend.why);
     }
+    if (rc != 0) {
+        free (staged);
+        free (pend.list);
+        rl_error ("migration %" PRIu64 ": no memory to check the handover's pending transfers",
+                  state->migration_id);
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    }
     s_stage_written (self); //  from here on the batch changes what is staged
     //  THE HANDOVER'S ACCOUNTS: when every staged key is the arc's, the
     //  accounts are adopted, their staged copies staying their durable
@@ -1592,17 +1604,14 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
         staged[i].debits_pending = staged[i].credits_pending = 0;
         rc = adopt ? ledger_adopt_account (self->ledger, &staged[i])
                    : ledger_install_account (self->ledger, &staged[i]);
+        if (rc == 0 && i == count / 2 && RL_FAILPOINT (MIGRATE_HANDOVER_ALLOC) != 0) {
+            rc = -1; //  test: memory ran out with half of the arc installed
+        }
         if (rc == 0 && others > 0) {
             uint8_t key[1 + RL_ID_SIZE] = {IMPORTED_ACCOUNT};
             codec_encode_id (staged[i].id, key + 1);
             store_batch_delete (self->store, STORE_CF_IMPORTED, key, sizeof (key));
         }
-    }
-    if (rc == 0 && adopt) {
-        //  Their staged copies go, by one range tombstone (a point delete
-        //  per key left every later scan of the staged keys walking over
-        //  them all), in the checkpoint that writes them.
-        ledger_adopted (self->ledger, state->migration_id, state->arc_start, state->arc_end);
     }
     size_t live = 0;
     for (size_t i = 0; i < pend.count && rc == 0; i++) {
@@ -1623,10 +1632,22 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
     free (staged);
     free (pend.list);
     if (rc != 0 || arcs_mark_received (arcs, state->arc_start, state->arc_end) != 0) {
+        //  Memory ran out halfway: accounts or pending transfers are in
+        //  memory that neither this batch nor a checkpoint may make
+        //  durable. The shard fails (its batch is not written, no
+        //  checkpoint runs); a restart recovers SHIPPED from the store,
+        //  staged keys included, and the tool sends the commit again.
         s_stage_reset (self, 0);
         rl_error ("migration %" PRIu64 ": the handover failed (storage or memory)",
                   state->migration_id);
+        server_enter_failed (self, "a migration's handover");
         return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    }
+    if (adopt) {
+        //  Their staged copies go, by one range tombstone (a point delete
+        //  per key left every later scan of the staged keys walking over
+        //  them all), in the checkpoint that writes them.
+        ledger_adopted (self->ledger, state->migration_id, state->arc_start, state->arc_end);
     }
     state->state = RL_MIGRATE_HANDED_OVER;
     s_state_put (self);

@@ -1096,6 +1096,15 @@ s_replica_written (server_t *self)
 //  restart stays fenced), then FAILED answering fenced (85); what was held
 //  goes at once as fenced answers.
 void
+server_enter_failed (server_t *self, const char *what)
+{
+    assert (self && what);
+    if (!self->failed) {
+        s_enter_failed (self, what);
+    }
+}
+
+void
 server_enter_fenced (server_t *self, const char *why)
 {
     assert (!self->failed);

@@ -169,6 +169,11 @@ bool server_ring_fences (const server_t *self, const ring_t *ring);
 //  Writes the fence marker (synced) and answers fenced from then on: why
 //  goes into the log.
 void server_enter_fenced (server_t *self, const char *why);
+//  Enters FAILED (server.c, STATES) unless it has: the turn's batch is
+//  not written and nothing more is served until a restart, which recovers
+//  from the store. For a step that failed halfway through changes in
+//  memory that its batch would make durable (a handover: migrate.c).
+void server_enter_failed (server_t *self, const char *what);
 
 //  admin.c: each returns the reply (NULL: out of memory), taking envelope.
 zmsg_t *admin_status (server_t *self, zmsg_t *envelope, const rl_header_t *h);

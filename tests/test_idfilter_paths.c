@@ -561,7 +561,8 @@ test_legs (void **state)
     uint64_t filtered_now = 0, read_now = 0;
     journal_filter_stats (ctx->journal, &held_now, &capacity_now, &filtered_now, &read_now);
     assert_true (held_now <= capacity_now);
-    s_jappend (ctx, capacity_now - held_now + 1); //  past the grown filter's capacity: it grows again
+    s_jappend (ctx,
+               capacity_now - held_now + 1); //  past the grown filter's capacity: it grows again
     uint64_t ts = journal_freeze (ctx->journal);
     size_t count = 0;
     const rl_transfer_t *frozen = journal_frozen (ctx->journal, &count);
