@@ -1635,8 +1635,9 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
         //  Memory ran out halfway: accounts or pending transfers are in
         //  memory that neither this batch nor a checkpoint may make
         //  durable. The shard fails (its batch is not written, no
-        //  checkpoint runs); a restart recovers SHIPPED from the store,
-        //  staged keys included, and the tool sends the commit again.
+        //  checkpoint runs); a restart recovers the target as it was
+        //  before this turn, the arc staged, and `rebalance apply`, run
+        //  again, resumes the step (the final chunk again, then the commit).
         s_stage_reset (self, 0);
         rl_error ("migration %" PRIu64 ": the handover failed (storage or memory)",
                   state->migration_id);
