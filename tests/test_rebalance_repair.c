@@ -18,6 +18,10 @@
     says frozen). check finds it, and fix rolls the step forward (it used
     to leave the arc frozen and rewrite the step as copying): check is
     clean, every account answers, the change completes, conservation.
+
+    test_handover_fails: the target runs out of memory halfway through its
+    first handover and fails; apply stops (exit 3), and run again once the
+    target is restarted, it completes the change.
 */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -311,12 +315,46 @@ test_fix_shipped (void **state)
     tk_check_conservation (ctx->c.client, &ctx->model, 1);
 }
 
+//  The target runs out of memory halfway through its first handover
+//  (migrate.handover_alloc): it fails rather than keep half an arc, and
+//  apply stops (exit 3). Restarted, the target is as before that turn, and
+//  apply run again resumes the step (the final chunk again, the commit)
+//  and completes the change: check clean, every account served, the
+//  transfer made before answers exists, conservation.
+static void
+test_handover_fails (void **state)
+{
+    s_ctx_t *ctx = *state;
+    char dir[600];
+    s_path (ctx, "failed", dir, sizeof dir);
+    rl_transfer_t t = tk_transfer (tk_id (1, S_TAG + 2), tk_id (3, S_TAG), tk_id (4, S_TAG), 11,
+                                   S_LEDGER);
+    assert_int_equal (s_transfer (ctx, ctx->c.client, &t, NULL), RL_OK);
+    tk_model_apply (&ctx->model, &t);
+    static char fp[] = "RL_FAILPOINTS=migrate.handover_alloc=error@1";
+    tk_shard_t *s4 = &ctx->c.shards[3];
+    assert_int_equal (tk_shard_stop (ctx->c.h, s4, SIGTERM), 0);
+    s4->env[0] = fp;
+    assert_true (tk_shard_start (ctx->c.h, s4) > 0);
+    assert_int_equal (s_apply (ctx, dir, NULL), 3);
+    assert_true (tk_shard_stop (ctx->c.h, s4, SIGKILL) >= 0); //  FAILED: restarted by hand
+    s4->env[0] = NULL;
+    assert_true (tk_shard_start (ctx->c.h, s4) > 0);
+    assert_int_equal (s_apply (ctx, dir, NULL), 0);
+    assert_int_equal (s_cmd (ctx, "check", dir), 0);
+    s_all_served (ctx);
+    assert_int_equal (s_transfer (ctx, ctx->c.client, &t, NULL), RL_EXISTS);
+    assert_true (tk_wait_cluster_quiet (ctx->c.client, 10000));
+    tk_check_conservation (ctx->c.client, &ctx->model, 1);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_reused_id_abort, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_fix_shipped, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_handover_fails, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
