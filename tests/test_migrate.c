@@ -1216,6 +1216,36 @@ s_adopted_keys (s_ctx_t *ctx, size_t *in_family_p, size_t *staged_p)
     store_close (&store);
 }
 
+//  s2's store (s2 stopped): one key put (value) or deleted (value NULL).
+static void
+s_store_key (s_ctx_t *ctx, store_cf_t cf, const void *key, size_t key_size, const void *value,
+             size_t value_size)
+{
+    char err[256] = "";
+    store_t *store = store_open (ctx->shards[1].data_dir, RL_DURABILITY_SYNC, err, sizeof (err));
+    assert_non_null (store);
+    if (value) {
+        store_batch_put (store, cf, key, key_size, value, value_size);
+    } else {
+        store_batch_delete (store, cf, key, key_size);
+    }
+    assert_int_equal (store_commit (store), 0);
+    store_close (&store);
+}
+
+//  s2 refuses to start on its store as it is, and its log says why.
+static void
+s_start_refused (s_ctx_t *ctx, const char *why)
+{
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[1]) < 0);
+    char path[4096];
+    snprintf (path, sizeof path, "%s/%s.log", harness_dir (ctx->h), ctx->shards[1].name);
+    char *log = harness_read_file (path, NULL);
+    assert_non_null (log);
+    assert_non_null (strstr (log, why));
+    free (log);
+}
+
 //  The target's handover adopts the arc's accounts: they stay staged until
 //  the next checkpoint writes them (held back here by a delay in the
 //  background). Meanwhile a new migration's begin is answered busy, and a
@@ -1290,6 +1320,37 @@ test_adopted_accounts (void **state)
                    in_family, staged);
     assert_int_equal (in_family, 0);
     assert_true (staged > 0);
+    //  Hostile stores: a staged account outside the arc, then a handover
+    //  key of another size. Recovery refuses each with a message, and the
+    //  store keeps what it held.
+    uint64_t outside = S_ACCOUNTS + 1;
+    while (s_in_arc (ctx, tk_id (outside, S_TAG))) {
+        outside++;
+    }
+    rl_account_t stray = tk_account (outside, S_TAG, S_LEDGER, 0);
+    stray.timestamp = 1;
+    uint8_t stray_key[1 + RL_ID_SIZE] = {IMPORTED_ACCOUNT}, stray_value[RL_ACCOUNT_SIZE];
+    codec_encode_id (stray.id, stray_key + 1);
+    codec_encode_account (&stray, stray_value);
+    s_store_key (ctx, STORE_CF_IMPORTED, stray_key, sizeof stray_key, stray_value,
+                 sizeof stray_value);
+    s_start_refused (ctx, "is corrupt, not its arc's, or held here already");
+    s_store_key (ctx, STORE_CF_IMPORTED, stray_key, sizeof stray_key, NULL, 0);
+    uint8_t short_value[MIGRATE_ADOPTED_SIZE - 1] = {0};
+    s_store_key (ctx, STORE_CF_META, MIGRATE_ADOPTED_KEY, strlen (MIGRATE_ADOPTED_KEY), short_value,
+                 sizeof short_value);
+    s_start_refused (ctx, "cannot read migration.adopted: not its size");
+    size_t staged_after = 0;
+    s_adopted_keys (ctx, &in_family, &staged_after);
+    assert_int_equal (in_family, 0);
+    assert_int_equal (staged_after, staged);
+    //  The key as the handover wrote it again: the migration and its arc.
+    uint8_t adopted_value[MIGRATE_ADOPTED_SIZE];
+    codec_put_u64 (adopted_value, S_MIGRATION);
+    codec_put_u64 (adopted_value + 8, ctx->arc_start);
+    codec_put_u64 (adopted_value + 16, ctx->arc_end);
+    s_store_key (ctx, STORE_CF_META, MIGRATE_ADOPTED_KEY, strlen (MIGRATE_ADOPTED_KEY),
+                 adopted_value, sizeof adopted_value);
     assert_true (tk_shard_start (ctx->h, &ctx->shards[1]) > 0);
     s_clients_open (ctx);
     s_sums (ctx, step, after);
