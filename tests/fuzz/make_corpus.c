@@ -197,6 +197,24 @@ s_audit (size_t i, uint8_t *out)
     codec_encode_audit (&audit, out);
 }
 
+//  A primary's record, then its links (repl_status replies).
+static void
+s_repl (size_t i, uint8_t *out)
+{
+    rl_repl_rec_t rec = {.role = i == 0 ? RL_REPL_PRIMARY : RL_REPL_LINK,
+                         .state = i == 0 ? 0 : RL_REPL_STREAMING,
+                         .standbys = 2,
+                         .incarnation = 5,
+                         .nonce = 0x1234 + i,
+                         .lease_ms = i == 0 ? UINT64_MAX : 40,
+                         .mode = 1,
+                         .timeout_ms = 2000};
+    if (i > 0) {
+        snprintf (rec.endpoint, sizeof rec.endpoint, "tcp://127.0.0.1:%zu", 7000 + i);
+    }
+    codec_encode_repl (&rec, out);
+}
+
 static void
 s_blob_byte (size_t i, uint8_t *out)
 {
@@ -296,6 +314,8 @@ s_codec (void)
     s_frame ("rep_get_ring", S_MODE_REPLY, RL_OP_GET_RING, 0, 1, 1, s_blob_byte);
     s_frame ("rep_prepare", S_MODE_REPLY, RL_OP_PREPARE, 0, 1, RL_TP_SIZE, s_tp);
     s_frame ("rep_in_doubt", S_MODE_REPLY, RL_OP_IN_DOUBT, 0, 1, RL_IN_DOUBT_SIZE, s_in_doubt);
+    s_frame ("req_repl_status", S_MODE_REQUEST, RL_OP_REPL_STATUS, 0, 0, 0, NULL);
+    s_frame ("rep_repl_status", S_MODE_REPLY, RL_OP_REPL_STATUS, 0, 3, RL_REPL_SIZE, s_repl);
     s_frame ("rep_audit", S_MODE_REPLY, RL_OP_AUDIT, 0, 1, RL_AUDIT_SIZE, s_audit);
     s_frame ("req_migrate_begin", S_MODE_REQUEST, RL_OP_MIGRATE_BEGIN, 0, 1, RL_MIGRATE_SIZE,
              s_migrate);
