@@ -130,6 +130,7 @@ start_pair () {
     local mode=$1 name=$2 args="" slog=$work/log slevel=warn
     if [ "${STANDBY_LOG:-0}" = 1 ]; then slog=$work/$name-standby.log; slevel=info; fi
     P=tcp://127.0.0.1:$(port); S=tcp://127.0.0.1:$(port)
+    pair_dirs="$work/$name $work/$name-standby"
     standby_pid=""
     if [ "$mode" != alone ]; then
         "$shard" --name s1 --bind "$S" --data "$work/$name-standby" --insecure \
@@ -149,6 +150,11 @@ stop_pair () {
         kill -CONT "$standby_pid" 2>/dev/null || true
         kill "$standby_pid" 2>/dev/null || true; wait "$standby_pid" 2>/dev/null || true
     fi
+    # A round's gigabytes deleted with it: left behind, they made each later
+    # round slower than the one before (the page cache's writeback of them
+    # competing with the round's own syncs), the replicated side more.
+    # shellcheck disable=SC2086
+    rm -rf $pair_dirs
 }
 # rlbench at $P: BATCH SECONDS OUT [extra...]. Each run has a seed of its
 # own, so its own accounts (created first, before its warm-up) and its own
@@ -189,6 +195,7 @@ throughput_round () {
         ctl "$P" --json --timeout-ms 60000 backup "$work/backup-$mode" --name s1 \
             > "$work/backup-$mode.json" 2>>"$work/log" || { say "backup failed"; cat "$work/backup-$mode.json" >&2; exit 1; }
         backup=$work/backup-$mode.json
+        rm -rf "$work/backup-$mode"
     fi
     stop_pair
     python3 - "$work/tp-$mode-$n.json" "$((p1 - p0))" "$((s1 - s0))" "$(getconf CLK_TCK)" \
