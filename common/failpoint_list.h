@@ -166,9 +166,12 @@ RL_FP_X (REPL_STANDBY_BEFORE_APPLY, "repl.standby.before_apply",
          "primary's replies wait for the acknowledgement)")
 RL_FP_X (REPL_STANDBY_SEED_FILE, "repl.standby.seed_file",
          "standby: a seed chunk checked, before it is written (delay: a seed held in progress)")
+RL_FP_X (REPL_PRIMARY_BEFORE_WRITE, "repl.primary.before_write",
+         "primary: a group commit's batch in the log and sent to the streaming standbys, before "
+         "the primary's own write of it (a standby may hold a batch its primary never wrote)")
 RL_FP_X (REPL_PRIMARY_WRITTEN, "repl.primary.written",
-         "primary: a group commit written and its events in the log, before they are shipped to "
-         "the standbys (and before the local sync)")
+         "primary: a group commit written and its events in the log, sent to the streaming "
+         "standbys already; before the others are sent to (and before the local sync)")
 RL_FP_X (REPL_PRIMARY_SHIPPED, "repl.primary.shipped",
          "primary: a standby's acknowledgement of shipped events received, before it is counted "
          "(nothing it covers released)")

@@ -2,6 +2,11 @@
 
     THE LOG. The store's tap (any writing thread, under the store's write
     lock) copies each write into the log as the next event: seq = last + 1.
+    The loop's group commit is tapped and sent to the streaming standbys
+    (replica_ship) before RocksDB writes it, so that the standbys' writes
+    run beside the primary's own; a standby may then hold a batch whose
+    write failed here, or that a crash cut off: the primary's next start
+    is a new stream (its standbys re-seed).
     The loop sends events to each standby in order, at most
     REPLICA_WINDOW_EVENTS_MAX / REPLICA_WINDOW_BYTES_MAX beyond its
     acknowledged position, and drops from the log what every standby holds.
@@ -51,7 +56,9 @@
 
     INVARIANTS
     1. Events are numbered in the order RocksDB applied the writes (the tap
-       runs under the store's write lock), without gaps.
+       runs under the store's write lock), without gaps; only the last
+       event may be one RocksDB did not apply (its write failed, and the
+       store with it: no write follows).
     2. A standby's acknowledged position never exceeds what was sent to it
        in this session, and only grows within a session.
     3. released (an outq sequence) only grows, and pending holds (outq,
@@ -1078,6 +1085,20 @@ pump:
     s_update (self, false);
     for (size_t i = 0; i < self->link_count; i++) {
         s_pump (&self->links[i]);
+    }
+}
+
+void
+replica_ship (replica_t *self)
+{
+    assert (self);
+    if (self->fenced) {
+        return; //  as s_pump
+    }
+    for (size_t i = 0; i < self->link_count; i++) {
+        if (self->links[i].state == L_STREAMING) {
+            s_stream (&self->links[i]);
+        }
     }
 }
 

@@ -224,6 +224,11 @@ void replica_destroy (replica_t **self_p);
 //  write), memory's last timestamp being head: it is replicated once the
 //  events tapped so far are acknowledged. Then sends what the window allows.
 void replica_written (replica_t *self, uint64_t outq_seq, uint64_t head);
+//  The loop's thread, under the store's write lock (store_write_group_ship):
+//  sends the events tapped so far to each STREAMING standby, as its window
+//  allows, before the primary's own write of the last one. Nothing else (no
+//  hello, no seed, which reads the store): replica_written does the rest.
+void replica_ship (replica_t *self);
 //  The head of the last group commit released (the change stream announces
 //  no further); UINT64_MAX when nothing waits.
 uint64_t replica_released_head (const replica_t *self);

@@ -1079,6 +1079,16 @@ s_sync_inline (server_t *self)
     }
 }
 
+//  The turn's batch, about to be written: the standbys get it now
+//  (store_write_group_ship), so that their writes run beside this one.
+static void
+s_ship (void *arg)
+{
+    server_t *self = arg;
+    replica_ship (self->replica);
+    RL_FAILPOINT (REPL_PRIMARY_BEFORE_WRITE); //  crash: shipped, never written here
+}
+
 //  The turn's batch is written: the standbys get it (replica.h).
 static void
 s_replica_written (server_t *self)
@@ -1238,7 +1248,13 @@ s_turn_finish (server_t *self, bool lazy, bool urgent)
     int rc = 0;
     if (writes && !self->failed) {
         int64_t write_us = zclock_usecs ();
-        rc = RL_FAILPOINT (SHARD_BEFORE_COMMIT) == 0 ? store_write_group (self->store) : -1;
+        if (RL_FAILPOINT (SHARD_BEFORE_COMMIT) != 0) {
+            rc = -1;
+        } else if (self->replica) {
+            rc = store_write_group_ship (self->store, s_ship, self);
+        } else {
+            rc = store_write_group (self->store);
+        }
         if (rc == 0) {
             self->written_head = ledger_last_timestamp (self->ledger);
         }
@@ -1261,8 +1277,9 @@ s_turn_finish (server_t *self, bool lazy, bool urgent)
             urgent |= write_count >= RL_SHARD_INLINE_SYNC_WRITES;
             outq_batch_written (self->outq, writes && !lazy, urgent && !lazy);
             self->writes_unsynced += writes ? write_count : 0;
-            //  Shipped before the local sync starts: the standby's write
-            //  runs beside it (docs/replication.md).
+            //  Shipped before the write (s_ship), so the standby's write
+            //  runs beside this one and the sync; the rest (a standby
+            //  not streaming yet, the window) goes now (docs/replication.md).
             s_replica_written (self);
             if (writes && self->parked) {
                 s_parked_written (self);

@@ -551,9 +551,23 @@ typedef enum {
     S_WRITE_UNSYNCED, //  its writer syncs it after write_lock is let go (store_batch_commit)
 } s_write_mode_t;
 
-//  Writes batch as mode says. Under write_lock.
+//  The tap's event of a batch about to be written or just written.
+static void
+s_tap_batch (store_t *self, rocksdb_writebatch_t *batch)
+{
+    size_t size = 0;
+    const char *data = rocksdb_writebatch_data (batch, &size);
+    store_tap_event_t event = {
+        .kind = STORE_TAP_BATCH, .data = (const uint8_t *) data, .size = size};
+    self->tap (self->tap_arg, &event);
+}
+
+//  Writes batch as mode says. Under write_lock. With `ship` (the loop's
+//  group write, store_write_group_ship), the tap sees the batch before
+//  RocksDB writes it, and ship runs between the two.
 static int
-s_write_locked (store_t *self, rocksdb_writebatch_t *batch, s_write_mode_t mode)
+s_write_locked (store_t *self, rocksdb_writebatch_t *batch, s_write_mode_t mode,
+                store_ship_fn *ship, void *ship_arg)
 {
     assert (self && batch);
     if (atomic_load (&self->failed)) {
@@ -563,15 +577,16 @@ s_write_locked (store_t *self, rocksdb_writebatch_t *batch, s_write_mode_t mode)
     if (rocksdb_writebatch_count (batch) == 0) {
         return 0;
     }
+    bool shipped = ship && self->tap;
+    if (shipped) {
+        s_tap_batch (self, batch);
+        ship (ship_arg);
+    }
     char *err = NULL;
     rocksdb_write (self->db, mode == S_WRITE_SYNCED ? self->write_options : self->group_options,
                    batch, &err);
-    if (!err && self->tap) {
-        size_t size = 0;
-        const char *data = rocksdb_writebatch_data (batch, &size);
-        store_tap_event_t event = {
-            .kind = STORE_TAP_BATCH, .data = (const uint8_t *) data, .size = size};
-        self->tap (self->tap_arg, &event);
+    if (!err && self->tap && !shipped) {
+        s_tap_batch (self, batch);
     }
     rocksdb_writebatch_clear (batch);
     if (err) {
@@ -602,7 +617,7 @@ static int
 s_write (store_t *self, rocksdb_writebatch_t *batch, s_write_mode_t mode)
 {
     pthread_mutex_lock (&self->write_lock);
-    int rc = s_write_locked (self, batch, mode);
+    int rc = s_write_locked (self, batch, mode, NULL, NULL);
     pthread_mutex_unlock (&self->write_lock);
     assert (rc == 0 || atomic_load (&self->failed));
     return rc;
@@ -613,6 +628,17 @@ s_commit (store_t *self, bool group)
 {
     assert (self);
     return s_write (self, self->batch, group ? S_WRITE_GROUP : S_WRITE_SYNCED);
+}
+
+int
+store_write_group_ship (store_t *self, store_ship_fn *ship, void *arg)
+{
+    assert (self && ship);
+    pthread_mutex_lock (&self->write_lock);
+    int rc = s_write_locked (self, self->batch, S_WRITE_GROUP, ship, arg);
+    pthread_mutex_unlock (&self->write_lock);
+    assert (rc == 0 || atomic_load (&self->failed));
+    return rc;
 }
 
 store_batch_t *

@@ -111,6 +111,16 @@ int store_commit (store_t *self);
 //  store.sync. In nosync, store_sync does nothing. Each 0, or -1 and the
 //  failed state.
 int store_write_group (store_t *self);
+//  store_write_group for a replicated primary: the tap (store_set_tap)
+//  sees the batch first, then `ship` runs, then RocksDB writes it, all
+//  under the write lock (events keep RocksDB's order), so that a standby
+//  applies the batch beside the primary's own write (replica_ship). If
+//  the write then fails, the event is out already: the shard fails, and
+//  its next start begins a new stream (the standbys re-seed); a promoted
+//  standby holds a batch whose requests were answered storage_error
+//  (outcome unknown). Without a tap, store_write_group.
+typedef void (store_ship_fn) (void *arg);
+int store_write_group_ship (store_t *self, store_ship_fn *ship, void *arg);
 int store_sync (store_t *self);
 bool store_failed (const store_t *self);
 //  Last RocksDB error text, or "" (a copy owned by the calling thread).
@@ -189,6 +199,9 @@ const uint8_t *store_iter_value (const store_iter_t *self, size_t *size_p);
 //  after it is set, under the write lock, in the order RocksDB applied
 //  them: a WriteBatch's bytes (rocksdb_writebatch_data) or an ingest's
 //  sorted entries. From any thread that writes; it must not call the store.
+//  It sees a write once RocksDB made it, except the group write of
+//  store_write_group_ship, which it sees just before (that write may then
+//  fail: the store fails too).
 typedef enum { STORE_TAP_BATCH = 1, STORE_TAP_INGEST = 2 } store_tap_kind_t;
 typedef struct {
     store_tap_kind_t kind;

@@ -38,8 +38,9 @@
        runs (nothing pending or reserved, balances as the model, histories
        that sum), with the audit and no two-phase alarm on either shard.
 
-    Points: the five replication points on the path of a write
-    (repl.primary.written, .shipped, .released at a hit drawn in 3..16:
+    Points: the six replication points on the path of a write
+    (repl.primary.before_write (the standbys may hold a batch the primary
+    never wrote), .written, .shipped, .released at a hit drawn in 3..16:
     the primary dies; repl.standby.applied, .acked: the standby dies), and
     the two-phase points of s1 as coordinator and as participant (tp.*,
     at the first hit: the primary dies). RL_SEED=<n> replays a run,
@@ -81,13 +82,21 @@ typedef struct {
 } s_case_t;
 
 static const s_case_t s_cases[] = {
-    {"repl.primary.written", ARM_PRIMARY, 16},  {"repl.primary.shipped", ARM_PRIMARY, 16},
-    {"repl.primary.released", ARM_PRIMARY, 16}, {"repl.standby.applied", ARM_STANDBY, 16},
-    {"repl.standby.acked", ARM_STANDBY, 16},    {"tp.coord.prepare_sent", ARM_PRIMARY, 0},
-    {"tp.coord.decided", ARM_PRIMARY, 0},       {"tp.coord.decision_synced", ARM_PRIMARY, 0},
-    {"tp.coord.decision_sent", ARM_PRIMARY, 0}, {"tp.coord.acked", ARM_PRIMARY, 0},
-    {"tp.part.prepared", ARM_PRIMARY, 0},       {"tp.part.prepare_synced", ARM_PRIMARY, 0},
-    {"tp.part.applied", ARM_PRIMARY, 0},        {"tp.part.apply_synced", ARM_PRIMARY, 0},
+    {"repl.primary.before_write", ARM_PRIMARY, 16},
+    {"repl.primary.written", ARM_PRIMARY, 16},
+    {"repl.primary.shipped", ARM_PRIMARY, 16},
+    {"repl.primary.released", ARM_PRIMARY, 16},
+    {"repl.standby.applied", ARM_STANDBY, 16},
+    {"repl.standby.acked", ARM_STANDBY, 16},
+    {"tp.coord.prepare_sent", ARM_PRIMARY, 0},
+    {"tp.coord.decided", ARM_PRIMARY, 0},
+    {"tp.coord.decision_synced", ARM_PRIMARY, 0},
+    {"tp.coord.decision_sent", ARM_PRIMARY, 0},
+    {"tp.coord.acked", ARM_PRIMARY, 0},
+    {"tp.part.prepared", ARM_PRIMARY, 0},
+    {"tp.part.prepare_synced", ARM_PRIMARY, 0},
+    {"tp.part.applied", ARM_PRIMARY, 0},
+    {"tp.part.apply_synced", ARM_PRIMARY, 0},
 };
 #define CASES (sizeof (s_cases) / sizeof (s_cases[0]))
 
