@@ -168,7 +168,8 @@ RL_FP_X (REPL_STANDBY_SEED_FILE, "repl.standby.seed_file",
          "standby: a seed chunk checked, before it is written (delay: a seed held in progress)")
 RL_FP_X (REPL_PRIMARY_BEFORE_WRITE, "repl.primary.before_write",
          "primary: a group commit's batch in the log and sent to the streaming standbys, before "
-         "the primary's own write of it (a standby may hold a batch its primary never wrote)")
+         "the primary's own write of it (a standby may hold a batch its primary never wrote; "
+         "error: that write then fails, as the disk's would)")
 RL_FP_X (REPL_PRIMARY_WRITTEN, "repl.primary.written",
          "primary: a group commit written and its events in the log, sent to the streaming "
          "standbys already; before the others are sent to (and before the local sync)")

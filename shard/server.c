@@ -1081,12 +1081,13 @@ s_sync_inline (server_t *self)
 
 //  The turn's batch, about to be written: the standbys get it now
 //  (store_write_group_ship), so that their writes run beside this one.
-static void
+static int
 s_ship (void *arg)
 {
     server_t *self = arg;
     replica_ship (self->replica);
-    RL_FAILPOINT (REPL_PRIMARY_BEFORE_WRITE); //  crash: shipped, never written here
+    //  crash: shipped, never written here; error: the write fails after it.
+    return RL_FAILPOINT (REPL_PRIMARY_BEFORE_WRITE);
 }
 
 //  The turn's batch is written: the standbys get it (replica.h).

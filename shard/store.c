@@ -580,7 +580,12 @@ s_write_locked (store_t *self, rocksdb_writebatch_t *batch, s_write_mode_t mode,
     bool shipped = ship && self->tap;
     if (shipped) {
         s_tap_batch (self, batch);
-        ship (ship_arg);
+        if (ship (ship_arg) != 0) { //  a test's failed write, after the batch went out
+            rocksdb_writebatch_clear (batch);
+            atomic_store (&self->failed, true);
+            s_set_error_text (self, "write", "refused after its batch was shipped (failpoint)");
+            return -1;
+        }
     }
     char *err = NULL;
     rocksdb_write (self->db, mode == S_WRITE_SYNCED ? self->write_options : self->group_options,

@@ -118,8 +118,10 @@ int store_write_group (store_t *self);
 //  the write then fails, the event is out already: the shard fails, and
 //  its next start begins a new stream (the standbys re-seed); a promoted
 //  standby holds a batch whose requests were answered storage_error
-//  (outcome unknown). Without a tap, store_write_group.
-typedef void (store_ship_fn) (void *arg);
+//  (outcome unknown). Without a tap, store_write_group. A ship that
+//  returns non-zero fails the write as RocksDB would (tests: a write
+//  that fails after its batch went out).
+typedef int (store_ship_fn) (void *arg);
 int store_write_group_ship (store_t *self, store_ship_fn *ship, void *arg);
 int store_sync (store_t *self);
 bool store_failed (const store_t *self);

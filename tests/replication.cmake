@@ -1,8 +1,9 @@
 # Replication: a standby seeded while its primary serves, fail-over by
 # promotion after a SIGKILL under load, hostile input on the replication
-# socket, and a semi-synchronous primary that waits for a delayed standby
+# socket, a semi-synchronous primary that waits for a delayed standby, and
+# a write that fails after its batch went to the standby
 # (tests/test_replication.c, docs/replication.md). About 22 s under the
-# sanitizers on a loaded machine, 11 s without.
+# sanitizers on a loaded machine, 10-12 s without.
 rl_add_unit(test_replication 48 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication.c
             LIBS rltestkit rlshard rlring)
 add_dependencies(test_replication shard)
@@ -36,8 +37,8 @@ set_tests_properties(test_replication_promote PROPERTIES RESOURCE_LOCK cluster_l
 # transfers (posts, voids, expiries): s1's primary killed at each
 # replication failpoint and at the two-phase failpoints of both roles,
 # its standby promoted; the standby killed at its failpoints, the primary
-# stalled, then serving again (tests/test_replication_crash.c). 14 cases:
-# 30 s without the sanitizers, 44-62 s with them, at a load of 9-13.
+# stalled, then serving again (tests/test_replication_crash.c). 15 cases:
+# 18-30 s without the sanitizers, 44-62 s with them, at a load of 9-13.
 # Its two-shard cluster and load are tests/replxkit.c's, shared with
 # test_replication_warm.
 rl_add_unit(test_replication_crash 120 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_crash.c

@@ -19,8 +19,18 @@
     is ok. Then rlctl degrade's operation switches to async, labelled in
     status.
 
+    test_failed_write_after_ship: the primary's write of a group commit
+    fails after its batch went to the standby (repl.primary.before_write
+    =error, as a disk's failed write): the client gets storage_error, the
+    standby applies the batch. The primary restarts: a new stream, the
+    standby is seeded again, the transfer is not applied and its retry
+    executes once; then the primary is SIGKILLed and the standby promoted:
+    every id keeps its outcome there, and the strong conservation check
+    passes on both.
+
     Seed: RL_SEED=<n> replays a run; the seed is printed first.
 */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -439,12 +449,105 @@ test_semi_sync_waits (void **state)
     tk_shard_stop (h, &standby, SIGTERM);
 }
 
+//  One transfer from the operator (never a business failure) to the
+//  primary; its answer's status (ok: applied to the model), or the call's
+//  error.
+static int
+s_write_one (rl_client_t *client, tk_model_t *model)
+{
+    rl_transfer_t t = rk_new_transfer (&s_load);
+    t.debit_account_id = tk_id (1, TAG);
+    tk_outcomes_sent (&s_load.log, &t);
+    uint8_t body[RL_TRANSFER_SIZE];
+    codec_encode_transfer (&t, body);
+    rl_header_t rh;
+    uint8_t *reply = NULL;
+    size_t reply_size = 0;
+    int rc = rl_client_call (client, RL_OP_CREATE_TRANSFERS, body, RL_TRANSFER_SIZE, 1,
+                             CALL_TIMEOUT_MS, &rh, &reply, &reply_size);
+    if (rc == 0 && rh.status == RL_STATUS_OK) {
+        rl_result_rec_t r;
+        codec_decode_result (reply, &r);
+        tk_outcomes_answered (&s_load.log, s_load.log.count - 1, &r, 1, false, model);
+    }
+    free (reply);
+    return rc != 0 ? rc : (int) rh.status;
+}
+
+static void
+test_failed_write_after_ship (void **state)
+{
+    harness_t *h = *state;
+    s_load.log.count = 0;
+    s_load.rng = 0x5415;
+    tk_shard_t primary, standby;
+    s_pair (h, &primary, &standby, "sync");
+    static char fp_env[] = "RL_FAILPOINTS=repl.primary.before_write=error@12";
+    primary.env[0] = fp_env;
+    primary.env[1] = NULL;
+    primary.args[0] = "--standby";
+    primary.args[1] = standby.endpoint;
+    assert_true (tk_shard_start (h, &primary) > 0);
+    tk_model_t model;
+    tk_model_init (&model, TAG, ACCOUNTS);
+    rl_client_t *client = rl_client_new (primary.endpoint);
+    //  One write at a time until the armed group commit: its batch goes
+    //  to the standby, then its write fails (storage_error, outcome unknown).
+    uint64_t held = 0; //  the standby's position once the last ok write was answered
+    int status = RL_STATUS_OK;
+    for (size_t sent = 0; status == RL_STATUS_OK; sent++) {
+        assert_true (sent < 40);
+        held = s_position (standby.endpoint);
+        status = s_write_one (client, &model);
+    }
+    assert_int_equal (status, RL_STATUS_STORAGE_ERROR);
+    rl_client_destroy (&client);
+    //  The standby applies the batch its primary never wrote.
+    uint64_t pos = held;
+    for (int i = 0; i < 100 && pos == held; i++) {
+        zclock_sleep (20);
+        pos = s_position (standby.endpoint);
+    }
+    printf ("test_replication: the write failed after its batch was shipped; the standby's "
+            "position %" PRIu64 " -> %" PRIu64 "\n",
+            held, pos);
+    assert_true (pos > held);
+    //  The primary restarts (the disk is back): a new stream, so the standby
+    //  is seeded again and drops the batch; the transfer is not applied, and
+    //  its retry executes once.
+    tk_shard_stop (h, &primary, SIGTERM);
+    primary.env[0] = NULL;
+    assert_true (tk_shard_start (h, &primary) > 0);
+    client = rl_client_new (primary.endpoint);
+    size_t applied = 0;
+    assert_int_equal (tk_outcomes_settle (&s_load.log, client, &model, CALL_TIMEOUT_MS, &applied),
+                      1);
+    assert_int_equal (applied, 0);
+    rk_drive (&s_load, client, 5, &model);
+    tk_check_conservation (client, &model, 10);
+    rl_client_destroy (&client);
+    //  The standby holds the primary's copy, not the batch: promoted, it
+    //  answers every id as the primary did, and its sums are the model's.
+    harness_kill (h, primary.pid, SIGKILL);
+    int wstatus = 0;
+    assert_int_equal (harness_wait_exit (h, primary.pid, 20000, &wstatus), 0);
+    primary.pid = -1;
+    rk_promote (standby.endpoint);
+    rk_wait_serving (standby.endpoint);
+    client = rl_client_new (standby.endpoint);
+    tk_outcomes_retry_sample (&s_load.log, client, 64, &s_load.rng, CALL_TIMEOUT_MS);
+    tk_check_conservation (client, &model, 10);
+    rl_client_destroy (&client);
+    tk_shard_stop (h, &standby, SIGTERM);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_failover, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_semi_sync_waits, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_write_after_ship, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
