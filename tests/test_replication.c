@@ -351,6 +351,31 @@ test_failover (void **state)
     tk_shard_stop (h, &standby, SIGTERM);
 }
 
+//  One transfer from the operator (never a business failure) to the
+//  primary; its answer's status (ok: applied to the model), or the call's
+//  error (RL_CLIENT_TIMEOUT: no answer within timeout_ms).
+static int
+s_write_one (rl_client_t *client, tk_model_t *model, int timeout_ms)
+{
+    rl_transfer_t t = rk_new_transfer (&s_load);
+    t.debit_account_id = tk_id (1, TAG);
+    tk_outcomes_sent (&s_load.log, &t);
+    uint8_t body[RL_TRANSFER_SIZE];
+    codec_encode_transfer (&t, body);
+    rl_header_t rh;
+    uint8_t *reply = NULL;
+    size_t reply_size = 0;
+    int rc = rl_client_call (client, RL_OP_CREATE_TRANSFERS, body, RL_TRANSFER_SIZE, 1, timeout_ms,
+                             &rh, &reply, &reply_size);
+    if (rc == 0 && rh.status == RL_STATUS_OK) {
+        rl_result_rec_t r;
+        codec_decode_result (reply, &r);
+        tk_outcomes_answered (&s_load.log, s_load.log.count - 1, &r, 1, false, model);
+    }
+    free (reply);
+    return rc != 0 ? rc : (int) rh.status;
+}
+
 static void
 test_semi_sync_waits (void **state)
 {
@@ -375,26 +400,10 @@ test_semi_sync_waits (void **state)
     rl_client_t *client = rl_client_new (primary.endpoint);
     //  Until the 40th event the standby applies at once; one write at a
     //  time, so that the delayed one is known.
-    rl_transfer_t t;
-    rl_result_rec_t r;
-    size_t sent = 0;
-    for (;; sent++) {
+    for (size_t sent = 0;; sent++) {
         assert_true (sent < 100);
-        t = rk_new_transfer (&s_load);
-        t.debit_account_id = tk_id (1, TAG); //  the operator's: never a business failure
-        tk_outcomes_sent (&s_load.log, &t);
-        rl_header_t rh;
-        uint8_t body[RL_TRANSFER_SIZE];
-        codec_encode_transfer (&t, body);
-        uint8_t *reply = NULL;
-        size_t reply_size = 0;
-        int rc = rl_client_call (client, RL_OP_CREATE_TRANSFERS, body, RL_TRANSFER_SIZE, 1, 1000,
-                                 &rh, &reply, &reply_size);
-        if (rc == 0) {
-            assert_int_equal (rh.status, RL_STATUS_OK);
-            codec_decode_result (reply, &r);
-            free (reply);
-            tk_outcomes_answered (&s_load.log, s_load.log.count - 1, &r, 1, false, &model);
+        int rc = s_write_one (client, &model, 1000);
+        if (rc == RL_STATUS_OK) {
             continue;
         }
         printf ("test_replication: transfer %zu unanswered within 1 s (%d)\n", sent, rc);
@@ -449,31 +458,6 @@ test_semi_sync_waits (void **state)
     tk_shard_stop (h, &standby, SIGTERM);
 }
 
-//  One transfer from the operator (never a business failure) to the
-//  primary; its answer's status (ok: applied to the model), or the call's
-//  error.
-static int
-s_write_one (rl_client_t *client, tk_model_t *model)
-{
-    rl_transfer_t t = rk_new_transfer (&s_load);
-    t.debit_account_id = tk_id (1, TAG);
-    tk_outcomes_sent (&s_load.log, &t);
-    uint8_t body[RL_TRANSFER_SIZE];
-    codec_encode_transfer (&t, body);
-    rl_header_t rh;
-    uint8_t *reply = NULL;
-    size_t reply_size = 0;
-    int rc = rl_client_call (client, RL_OP_CREATE_TRANSFERS, body, RL_TRANSFER_SIZE, 1,
-                             CALL_TIMEOUT_MS, &rh, &reply, &reply_size);
-    if (rc == 0 && rh.status == RL_STATUS_OK) {
-        rl_result_rec_t r;
-        codec_decode_result (reply, &r);
-        tk_outcomes_answered (&s_load.log, s_load.log.count - 1, &r, 1, false, model);
-    }
-    free (reply);
-    return rc != 0 ? rc : (int) rh.status;
-}
-
 static void
 test_failed_write_after_ship (void **state)
 {
@@ -498,7 +482,7 @@ test_failed_write_after_ship (void **state)
     for (size_t sent = 0; status == RL_STATUS_OK; sent++) {
         assert_true (sent < 40);
         held = s_position (standby.endpoint);
-        status = s_write_one (client, &model);
+        status = s_write_one (client, &model, CALL_TIMEOUT_MS);
     }
     assert_int_equal (status, RL_STATUS_STORAGE_ERROR);
     rl_client_destroy (&client);
@@ -528,10 +512,7 @@ test_failed_write_after_ship (void **state)
     rl_client_destroy (&client);
     //  The standby holds the primary's copy, not the batch: promoted, it
     //  answers every id as the primary did, and its sums are the model's.
-    harness_kill (h, primary.pid, SIGKILL);
-    int wstatus = 0;
-    assert_int_equal (harness_wait_exit (h, primary.pid, 20000, &wstatus), 0);
-    primary.pid = -1;
+    assert_true (tk_shard_stop (h, &primary, SIGKILL) != -1);
     rk_promote (standby.endpoint);
     rk_wait_serving (standby.endpoint);
     client = rl_client_new (standby.endpoint);
