@@ -279,16 +279,37 @@ s_all_served (s_ctx_t *ctx)
     }
 }
 
+//  Transfer 1 of tag S_TAG + n between accounts debit and credit, made (ok)
+//  before the change.
+static rl_transfer_t
+s_transfer_before (s_ctx_t *ctx, uint64_t n, uint64_t debit, uint64_t credit, uint64_t amount)
+{
+    rl_transfer_t t = tk_transfer (tk_id (1, S_TAG + n), tk_id (debit, S_TAG),
+                                   tk_id (credit, S_TAG), amount, S_LEDGER);
+    assert_int_equal (s_transfer (ctx, ctx->c.client, &t, NULL), RL_OK);
+    tk_model_apply (&ctx->model, &t);
+    return t;
+}
+
+//  The change ran to its end: check is clean, every account is served, the
+//  transfer made before answers exists, and the conservation check passes.
+static void
+s_completed (s_ctx_t *ctx, const char *dir, const rl_transfer_t *before)
+{
+    assert_int_equal (s_cmd (ctx, "check", dir), 0);
+    s_all_served (ctx);
+    assert_int_equal (s_transfer (ctx, ctx->c.client, before, NULL), RL_EXISTS);
+    assert_true (tk_wait_cluster_quiet (ctx->c.client, 10000));
+    tk_check_conservation (ctx->c.client, &ctx->model, 1);
+}
+
 static void
 test_fix_shipped (void **state)
 {
     s_ctx_t *ctx = *state;
     char dir[600];
     s_path (ctx, "shipped", dir, sizeof dir);
-    rl_transfer_t t = tk_transfer (tk_id (1, S_TAG + 1), tk_id (1, S_TAG), tk_id (2, S_TAG), 9,
-                                   S_LEDGER);
-    assert_int_equal (s_transfer (ctx, ctx->c.client, &t, NULL), RL_OK);
-    tk_model_apply (&ctx->model, &t);
+    rl_transfer_t t = s_transfer_before (ctx, 1, 1, 2, 9);
     //  The tool dies right after the final chunk is in the target: the
     //  source shipped (frozen for good), the state file says frozen.
     assert_int_equal (s_apply (ctx, dir, "rebalance.chunk=crash@2"), -SIGKILL);
@@ -309,10 +330,7 @@ test_fix_shipped (void **state)
     char empty[600];
     assert_int_equal (s_cmd (ctx, "fix", s_path (ctx, "nothing", empty, sizeof empty)), 2);
     assert_int_equal (s_apply (ctx, dir, NULL), 0);
-    assert_int_equal (s_cmd (ctx, "check", dir), 0);
-    assert_int_equal (s_transfer (ctx, ctx->c.client, &t, NULL), RL_EXISTS);
-    assert_true (tk_wait_cluster_quiet (ctx->c.client, 10000));
-    tk_check_conservation (ctx->c.client, &ctx->model, 1);
+    s_completed (ctx, dir, &t);
 }
 
 //  The target runs out of memory halfway through its first handover
@@ -327,10 +345,7 @@ test_handover_fails (void **state)
     s_ctx_t *ctx = *state;
     char dir[600];
     s_path (ctx, "failed", dir, sizeof dir);
-    rl_transfer_t t = tk_transfer (tk_id (1, S_TAG + 2), tk_id (3, S_TAG), tk_id (4, S_TAG), 11,
-                                   S_LEDGER);
-    assert_int_equal (s_transfer (ctx, ctx->c.client, &t, NULL), RL_OK);
-    tk_model_apply (&ctx->model, &t);
+    rl_transfer_t t = s_transfer_before (ctx, 2, 3, 4, 11);
     static char fp[] = "RL_FAILPOINTS=migrate.handover_alloc=error@1";
     tk_shard_t *s4 = &ctx->c.shards[3];
     assert_int_equal (tk_shard_stop (ctx->c.h, s4, SIGTERM), 0);
@@ -341,11 +356,7 @@ test_handover_fails (void **state)
     s4->env[0] = NULL;
     assert_true (tk_shard_start (ctx->c.h, s4) > 0);
     assert_int_equal (s_apply (ctx, dir, NULL), 0);
-    assert_int_equal (s_cmd (ctx, "check", dir), 0);
-    s_all_served (ctx);
-    assert_int_equal (s_transfer (ctx, ctx->c.client, &t, NULL), RL_EXISTS);
-    assert_true (tk_wait_cluster_quiet (ctx->c.client, 10000));
-    tk_check_conservation (ctx->c.client, &ctx->model, 1);
+    s_completed (ctx, dir, &t);
 }
 
 int

@@ -207,19 +207,6 @@ s_expect_failed_state (harness_t *h, tk_shard_t *shard)
     }
 }
 
-static bool
-s_log_contains (harness_t *h, const char *name, const char *needle)
-{
-    char file[64];
-    snprintf (file, sizeof (file), "%s.log", name);
-    char *path = harness_path (h, file);
-    char *text = harness_read_file (path, NULL);
-    bool found = text && strstr (text, needle);
-    free (text);
-    free (path);
-    return found;
-}
-
 static void
 test_disk_full (void **state)
 {
@@ -248,11 +235,11 @@ test_disk_full (void **state)
     }
     rl_client_destroy (&client);
     s_expect_failed_state (ctx->h, &shard);
-    assert_true (s_log_contains (ctx->h, "s1", "No space left on device"));
+    assert_true (tk_log_contains (ctx->h, "s1", "No space left on device"));
 
     //  Still full: the restart refuses to serve and says why.
     assert_true (tk_shard_start (ctx->h, &shard) < 0);
-    assert_true (s_log_contains (ctx->h, "s1", "cannot open database"));
+    assert_true (tk_log_contains (ctx->h, "s1", "cannot open database"));
 
     //  Room again: the restart recovers everything acknowledged.
     s_grow_disk (ctx, DISK_LARGE);
@@ -293,7 +280,7 @@ test_sync_error (void **state)
         }
         rl_client_destroy (&client);
         s_expect_failed_state (ctx->h, &shard);
-        assert_true (s_log_contains (ctx->h, "s2", "Input/output error"));
+        assert_true (tk_log_contains (ctx->h, "s2", "Input/output error"));
         assert_true (tk_shard_start (ctx->h, &shard) > 0);
         client = rl_client_new (shard.endpoint);
         s_settle (client, &model);
@@ -361,8 +348,8 @@ test_read_error (void **state)
     shard.env[0] = fp_env;
     shard.env[1] = NULL;
     assert_true (tk_shard_start (ctx->h, &shard) < 0);
-    assert_true (s_log_contains (ctx->h, "s3", "read: Input/output error (failpoint)"));
-    assert_true (s_log_contains (ctx->h, "s3", "cannot recover the ledger"));
+    assert_true (tk_log_contains (ctx->h, "s3", "read: Input/output error (failpoint)"));
+    assert_true (tk_log_contains (ctx->h, "s3", "cannot recover the ledger"));
 
     //  A read while serving fails: the reads of recovery counted first
     //  (delay:0 records every step), then the one after them fails.

@@ -124,6 +124,19 @@ tk_shard_init (harness_t *h, tk_shard_t *shard, const char *name)
 }
 
 bool
+tk_log_contains (harness_t *h, const char *name, const char *needle)
+{
+    char file[128];
+    snprintf (file, sizeof (file), "%s.log", name);
+    char *path = harness_path (h, file);
+    char *text = path ? harness_read_file (path, NULL) : NULL;
+    bool found = text && strstr (text, needle);
+    free (text);
+    free (path);
+    return found;
+}
+
+bool
 tk_wait_ready (const char *endpoint, int timeout_ms)
 {
     rl_client_t *client = rl_client_new (endpoint);

@@ -83,6 +83,8 @@ pid_t tk_shard_spawn (harness_t *h, tk_shard_t *shard);
 //  start, say) within timeout_ms: its wait status, or -1 (then it is killed).
 int tk_shard_run_to_exit (harness_t *h, tk_shard_t *shard, int timeout_ms);
 bool tk_wait_ready (const char *endpoint, int timeout_ms);
+//  Does the log of process NAME (HARNESS_DIR/NAME.log) hold needle?
+bool tk_log_contains (harness_t *h, const char *name, const char *needle);
 //  Starts the shard, creates accounts 1..count (account 1 free to go
 //  negative, the others limited by their credits: debits must not exceed
 //  credits), each ok, and stops it with SIGTERM (exit 0).
