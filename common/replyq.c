@@ -10,9 +10,12 @@
     it drops is released, so its bytes are given back all the same).
 
     THREADS: s_released runs on whichever thread lets the message go
-    (ZeroMQ's I/O thread, usually). It touches only the message's record
-    and its connection's `queued` and `refs`, both atomic; everything else
-    is the caller's thread.
+    (ZeroMQ's I/O thread, usually). It touches only the message's record,
+    its connection's `queued` and `refs` and the queue's total (s_total_t),
+    all atomic; everything else is the caller's thread. ZeroMQ may release
+    a message after replyq_destroy (at the socket's close, or the
+    context's end): what s_released touches is counted by reference, so
+    it outlives the queue until the last release.
 
     A CONNECTION'S RECORD (s_conn_t)
         made at its first reply; refs: one for the table, one per reply
@@ -42,12 +45,18 @@ typedef struct {
     size_t parked_bytes;
 } s_conn_t;
 
+//  The bytes ZeroMQ holds for every connection of the queue.
+typedef struct {
+    atomic_size_t bytes;
+    atomic_int refs; //  the queue's, and one per reply ZeroMQ holds
+} s_total_t;
+
 //  One reply ZeroMQ holds: what to give back when it is released.
 typedef struct {
     s_conn_t *conn;
     zframe_t *payload; //  the memory ZeroMQ sends from
     size_t bytes;      //  counted against conn
-    atomic_size_t *total;
+    s_total_t *total;
 } s_sent_t;
 
 struct replyq_t {
@@ -55,7 +64,7 @@ struct replyq_t {
     void *handle;       //  the libzmq socket
     size_t sending_max; //  queued + parked, per connection
     zhash_t *conns;     //  routing id (hex) -> s_conn_t *
-    atomic_size_t queued;
+    s_total_t *total;   //  bytes ZeroMQ holds, all connections
     size_t parked_bytes;
     size_t parked_conns;
     int64_t prune_next_ms;
@@ -72,6 +81,15 @@ s_conn_unref (s_conn_t *conn)
     }
 }
 
+static void
+s_total_unref (s_total_t *total)
+{
+    if (atomic_fetch_sub (&total->refs, 1) == 1) {
+        assert (atomic_load (&total->bytes) == 0);
+        free (total);
+    }
+}
+
 //  ZeroMQ let go of a payload (any thread).
 static void
 s_released (void *data, void *hint)
@@ -79,9 +97,10 @@ s_released (void *data, void *hint)
     (void) data;
     s_sent_t *sent = hint;
     atomic_fetch_sub (&sent->conn->queued, sent->bytes);
-    atomic_fetch_sub (sent->total, sent->bytes);
+    atomic_fetch_sub (&sent->total->bytes, sent->bytes);
     zframe_destroy (&sent->payload);
     s_conn_unref (sent->conn);
+    s_total_unref (sent->total);
     free (sent);
 }
 
@@ -90,14 +109,18 @@ replyq_new (zsock_t *sock, size_t bytes_max)
 {
     assert (sock && bytes_max >= (size_t) RL_REPLY_QUEUE_BYTES_MIN);
     replyq_t *self = calloc (1, sizeof (*self));
-    if (!self || !(self->conns = zhash_new ())) {
+    if (!self || !(self->conns = zhash_new ()) || !(self->total = calloc (1, sizeof (s_total_t)))) {
+        if (self) {
+            zhash_destroy (&self->conns);
+        }
         free (self);
         return NULL;
     }
+    atomic_init (&self->total->bytes, 0);
+    atomic_init (&self->total->refs, 1);
     self->sock = sock;
     self->handle = zsock_resolve (sock);
     self->sending_max = RL_REPLY_QUEUE_SENDING_BYTES (bytes_max);
-    atomic_init (&self->queued, 0);
     zsock_set_router_mandatory (sock, 1);
     zsock_set_sndtimeo (sock, 0);
     return self;
@@ -135,6 +158,7 @@ replyq_destroy (replyq_t **self_p)
     }
     zlist_destroy (&keys);
     zhash_destroy (&self->conns);
+    s_total_unref (self->total);
     free (self);
     *self_p = NULL;
 }
@@ -182,10 +206,11 @@ s_try (replyq_t *self, s_conn_t *conn, zmsg_t **msg_p)
     zframe_t *payload = zmsg_last (msg);
     zmsg_remove (msg, payload);
     zmsg_destroy (msg_p);
-    *sent = (s_sent_t){conn, payload, bytes, &self->queued};
+    *sent = (s_sent_t){conn, payload, bytes, self->total};
     atomic_fetch_add (&conn->refs, 1);
+    atomic_fetch_add (&self->total->refs, 1);
     atomic_fetch_add (&conn->queued, bytes);
-    atomic_fetch_add (&self->queued, bytes);
+    atomic_fetch_add (&self->total->bytes, bytes);
     zmq_msg_t part;
     if (zmq_msg_init_data (&part, zframe_data (payload), zframe_size (payload), s_released, sent)
         != 0) {
@@ -350,5 +375,5 @@ size_t
 replyq_queued_bytes (const replyq_t *self)
 {
     assert (self);
-    return atomic_load (&((replyq_t *) self)->queued);
+    return atomic_load (&self->total->bytes);
 }
