@@ -1280,7 +1280,9 @@ s_warm_checkpoint (journal_warm_t *self, uint64_t ts)
     while (keep < self->count && self->recent[keep].timestamp <= ts) {
         keep++;
     }
-    memmove (self->recent, self->recent + keep, (self->count - keep) * sizeof (*self->recent));
+    if (keep > 0 && keep < self->count) { //  none held yet: recent may be NULL
+        memmove (self->recent, self->recent + keep, (self->count - keep) * sizeof (*self->recent));
+    }
     self->count -= keep;
 }
 
