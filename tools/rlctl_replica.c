@@ -29,8 +29,10 @@
        the endpoint the ring already gives SHARD, nothing changes);
        anything else (another shard or a router, a stalled, failed or
        fenced shard, no answer) is refused.
-    4. Once it serves (status serving, within --timeout-ms), the target
-       ring is loaded into every shard it names (the new primary
+    4. Once it serves (status serving, within --timeout-ms), it is asked
+       its own ring: one at the target's epoch or newer (a rebalancing
+       step's target that took the step's ring first) is the base
+       instead. Then the target ring is loaded into every shard it names (the new primary
        included), at once; ok and epoch_not_newer are both done. The old
        endpoint is sent it too: an old primary still running hears it and
        fences itself (docs/replication.md, "The ring's epoch as the
@@ -595,6 +597,33 @@ s_failover (rlctl_ctx_t *ctx)
         }
         zclock_sleep (20);
     }
+    //  Its own ring may be newer than every peer's: the target of a
+    //  rebalancing step takes the step's ring before the others, and its
+    //  standby holds it (a standby answers no get_ring: s_newest_ring could
+    //  not ask it). Then the promotion's ring is made from that one, so
+    //  that it is newer than every ring served; a rerun finds the same
+    //  base (s_newest_ring asks the promoted shard too).
+    ring_t *own = NULL;
+    client = rl_client_new (standby);
+    if (client && rlctl_ring_get (client, probe_ms, &own, err, sizeof err) == 0 && own
+        && ring_epoch (own) >= ring_epoch (target) && ring_shard_find (own, shard) >= 0) {
+        int own_at = ring_shard_find (own, shard);
+        bool own_named = strcmp (ring_shard_endpoint (own, (size_t) own_at), standby) == 0;
+        ring_t *made = ring_dup (own);
+        if (made && (own_named || ring_set_endpoint (made, shard, standby) == 0)) {
+            if (!own_named) {
+                ring_set_epoch (made, ring_epoch (own) + 1);
+                snprintf (old, sizeof old, "%s", ring_shard_endpoint (own, (size_t) own_at));
+            }
+            named = own_named && named;
+            ring_destroy (&target);
+            target = made;
+        } else {
+            ring_destroy (&made);
+        }
+    }
+    ring_destroy (&own);
+    rl_client_destroy (&client);
     //  The ring, into every shard at once, and the old endpoint.
     size_t size = ring_encoded_size (target);
     uint8_t *blob = malloc (size);
