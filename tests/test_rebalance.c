@@ -247,8 +247,13 @@ s_hostile (s_ctx_t *ctx, const char *dir)
     char *good = s_read (path, &size);
     char *bad = malloc (size + 256);
     assert_non_null (bad);
-    const char *extras[] = {"\nsteps 3\n", "\nbogus line\n", "\nstep 99 done\n",
-                            "\nrebalance-state 2\n"};
+    const char *extras[] = {
+        "\nsteps 3\n", "\nbogus line\n", "\nstep 99 done\n", "\nrebalance-state 2\n",
+        //  fail-overs followed (rb_plan_failover): malformed
+        "\nfailover_shift 0\n", "\nfailover_shift -1\n", "\nfailover_shift 1\nfailover_shift 1\n",
+        "\nfailover_shift 99999999999999999999\n", "\nendpoint s1\n",
+        "\nendpoint s9 tcp://127.0.0.1:1\n", "\nendpoint s1 tcp://a\"b\n",
+        "\nendpoint s1 tcp://127.0.0.1:1\nendpoint s1 tcp://127.0.0.1:2\n"};
     for (size_t i = 0; i < sizeof extras / sizeof extras[0]; i++) {
         memcpy (bad, good, size);
         memcpy (bad + size, extras[i], strlen (extras[i]));

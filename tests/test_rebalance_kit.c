@@ -323,6 +323,13 @@ rbk_path (harness_t *h, const char *name, char *out, size_t size)
 void
 rbk_cluster_start (rbk_cluster_t *self, const char *name, const char *durability)
 {
+    rbk_cluster_start_with (self, name, durability, NULL, NULL);
+}
+
+void
+rbk_cluster_start_with (rbk_cluster_t *self, const char *name, const char *durability,
+                        rbk_shard_hook_fn *hook, void *arg)
+{
     memset (self, 0, sizeof (*self));
     self->h = harness_new (name);
     assert_non_null (self->h);
@@ -350,6 +357,9 @@ rbk_cluster_start (rbk_cluster_t *self, const char *name, const char *durability
     ring_destroy (&ring);
     for (size_t i = 0; i < RBK_SHARDS; i++) {
         snprintf (self->shards[i].ring_file, sizeof self->shards[i].ring_file, "%s", self->r0);
+        if (hook) {
+            hook (self, i, arg);
+        }
         assert_true (tk_shard_start (self->h, &self->shards[i]) > 0);
     }
     rk_router_init (&self->router, "router1");

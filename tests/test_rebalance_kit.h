@@ -1,7 +1,8 @@
 /*  test_rebalance_kit.h: the cluster, the load and the closing checks of
     the tests that change the ring of a running cluster (test_rebalance.c,
     test_rebalance_load.c, test_rebalance_fence.c, test_rebalance_repair.c,
-    test_migrate_pending.c; docs/rebalance.md, docs/testing.md).
+    test_rebalance_failover.c, test_migrate_pending.c; docs/rebalance.md,
+    docs/testing.md).
 
     The load is the test process itself, through one router: batches of
     transfers between accounts 1..count of one tag, half of them between
@@ -119,6 +120,13 @@ typedef struct {
 
 //  A new harness `name` and the cluster above, its shards with `durability`.
 void rbk_cluster_start (rbk_cluster_t *self, const char *name, const char *durability);
+//  Called for shard `index` of a cluster being started, once its endpoint
+//  and ring file are set and before it starts: it may start processes of
+//  its own (a standby) and give the shard extra arguments (its args).
+typedef void (rbk_shard_hook_fn) (rbk_cluster_t *cluster, size_t index, void *arg);
+//  rbk_cluster_start with `hook` (NULL: none) called before each shard starts.
+void rbk_cluster_start_with (rbk_cluster_t *self, const char *name, const char *durability,
+                             rbk_shard_hook_fn *hook, void *arg);
 //  Stops what runs (SIGTERM) and destroys the harness.
 void rbk_cluster_stop (rbk_cluster_t *self);
 //  `name` in the harness's directory, into out.

@@ -18,6 +18,12 @@
         state       the plan and the state of every step (below); written
                     ahead of every message that depends on it
         lock        held (flock) by the apply that runs
+    The ring files keep the epochs and endpoints the plan was derived with.
+    A fail-over during the change (rlctl promote: docs/rebalance.md, "A
+    fail-over during a change") is kept in the state file alone: the
+    epochs the plan moved up by (failover_shift) and each promoted shard's
+    new endpoint; rb_plan_load applies them to the rings it reads, so in
+    memory rings[k] is always the ring step k loads.
     Every file is written to NAME.tmp, fsynced, renamed and the directory
     fsynced, so a crash leaves the old file or the new one. The state file
     is written last when the directory is made: a directory without it
@@ -53,6 +59,7 @@
 #define RB_TIMEOUT_MS_DEF 5000   //  --timeout-ms default: one request
 #define RB_ENTRIES_DEF    1024   //  entries a chunk asked for
 #define RB_ENTRIES_MAX    8190
+#define RB_MOVED_MAX      64 //  shards of one change that fail-overs moved
 
 //  A step's state in the tool. Written ahead: the state names what may
 //  have been sent, so a restart knows what to resend.
@@ -97,6 +104,14 @@ typedef struct {
     rb_step_t *steps; //  [step_count]
     ring_t **rings;   //  [step_count + 1]: rings[k] at base_epoch + k
     ring_t *rollback; //  after step k (1-based) rolled back: rings[k - 1] at base + k + 1
+    //  Fail-overs during the change (rb_plan_failover): base_epoch above
+    //  includes shift; the ring files are at base_epoch - shift + k.
+    uint64_t shift;
+    size_t moved_count;
+    struct {
+        char name[RL_SHARD_NAME_SIZE_MAX];
+        char endpoint[RL_ENDPOINT_SIZE_MAX];
+    } moved[RB_MOVED_MAX]; //  promoted shards: their endpoint now
     char dir[RB_PATH_SIZE_MAX];
 } rb_plan_t;
 
@@ -127,6 +142,15 @@ int rb_state_save (const rb_plan_t *plan, char *err, size_t err_size);
 //  DIR/rollback.ring (atomic). 0 or -1 (err).
 int rb_rollback_save (rb_plan_t *plan, size_t index, char *err, size_t err_size);
 
+//  A fail-over during the change: shard `name` serves at `endpoint` now,
+//  and a promotion's ring took the epochs up by `shift` (0 for the second
+//  shard of one ring that moved two): every ring
+//  of the plan gets the endpoint and its epoch + shift, base_epoch + shift.
+//  Memory only: the caller saves the state. 0, or -1 (err: the name is in
+//  no ring, the endpoint is not valid, too many moved shards, the epochs
+//  would overflow, the current step was rolled back), the plan unchanged.
+int rb_plan_failover (rb_plan_t *plan, const char *name, const char *endpoint, uint64_t shift,
+                      char *err, size_t err_size);
 //  The lock of a running apply: a descriptor (>= 0) held until closed;
 //  -1 when another process holds it (err says so), -2 on an error.
 int rb_lock (const char *dir, bool wait, char *err, size_t err_size);

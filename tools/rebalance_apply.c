@@ -71,6 +71,19 @@
        step (RB_EXIT_FENCED otherwise). The lease is released when the
        change is done or rolled back, and by abort.
 
+    FAIL-OVERS (docs/rebalance.md, "A fail-over during a change")
+    rlctl promote loads the newest ring with the promoted shard at its
+    standby's endpoint, at that ring's epoch + 1: the epoch of the plan's
+    next ring. A ring a shard serves that is ring j of the plan with
+    endpoints changed, at a higher epoch, is followed (s_follow): every
+    ring of the plan takes the new endpoints and moves up as many epochs
+    (rb_plan_failover, written to the state file first), and the shard is
+    addressed at its new endpoint. apply looks for one when it starts
+    (before the lease: the promoted standby holds it), at every check of
+    the rings, after every epoch_not_newer (so a promotion's ring at a
+    step's epoch is never taken for the step's ring), and when a shard
+    stops answering mid-step (then it resumes as a rerun would).
+
     LIMITS
     One migration at a time for the whole change (a shard takes part in at
     most one). The drain is polled every S_DRAIN_POLL_MS when the source
@@ -114,6 +127,7 @@
 #define S_BEGIN_WAIT_MS    60000 //  a begin answered busy is sent again for this long
 #define S_COMMIT_REFUSED   64    //  s_commit: the target refused (not an exit code)
 #define S_LEAVE_WAIT_MS    60000 //  a leaving shard becomes quiet within this, or apply stops
+#define S_RESUMES_MAX      8     //  resumes of one run after fail-overs followed
 
 typedef struct {
     const char *command;
@@ -430,31 +444,43 @@ s_migrate_state_name (uint32_t state)
     return state <= RL_MIGRATE_ABORTING ? names[state] : "?";
 }
 
-//  Loads ring k into one shard: 0 when it serves ring k or newer.
+static int s_not_newer (s_ctx_t *ctx, s_shard_t *s);
+#define S_FOLLOWED 65 //  s_follow: the plan now follows a fail-over (not an exit code)
+
+//  Loads ring k into one shard: 0 when it serves ring k or newer. A
+//  fail-over's ring there is followed, and ring k loaded again at its new
+//  epoch (its new endpoint, when the shard moved: s_not_newer).
 static int
 s_load_ring (s_ctx_t *ctx, s_shard_t *s, size_t k)
 {
     const ring_t *ring = ctx->plan.rings[k];
-    size_t size = ring_encoded_size (ring);
-    uint8_t *blob = malloc (size);
-    if (!blob) {
-        return RL_CLIENT_ERR_NOMEM;
-    }
-    ring_encode (ring, blob, size);
     int rc = RL_CLIENT_ERR_SEND;
-    for (int attempt = 0; attempt < S_CALL_ATTEMPTS; attempt++) {
+    for (int attempt = 0, follows = 0; attempt < S_CALL_ATTEMPTS; attempt++) {
+        size_t size = ring_encoded_size (ring);
+        uint8_t *blob = malloc (size);
+        if (!blob) {
+            return RL_CLIENT_ERR_NOMEM;
+        }
+        ring_encode (ring, blob, size);
         rl_client_t *client = s_client (ctx, s);
         rc = client ? rl_client_load_ring (client, blob, size, ctx->args->timeout_ms)
                     : RL_CLIENT_ERR_NOMEM;
+        free (blob);
         if (rc == RL_STATUS_EPOCH_NOT_NEWER) {
-            rc = 0;
+            rc = s_not_newer (ctx, s);
+            if (rc == S_FOLLOWED && follows++ < S_CALL_ATTEMPTS) {
+                attempt--;
+                continue;
+            }
+            if (rc != 0) {
+                return rc == S_FOLLOWED ? RL_STATUS_EPOCH_NOT_NEWER : rc;
+            }
         }
         if (!s_retryable (rc)) {
             break;
         }
         zclock_sleep (100);
     }
-    free (blob);
     return rc;
 }
 
@@ -475,17 +501,20 @@ s_in_change (const s_ctx_t *ctx, const char *name, size_t k)
 static int
 s_publish_ring (s_ctx_t *ctx, const ring_t *ring, size_t k)
 {
-    size_t size = ring_encoded_size (ring);
-    uint8_t *blob = malloc (size);
     const char *endpoints[S_SHARDS_MAX];
     size_t index[S_SHARDS_MAX];
     int rcs[S_SHARDS_MAX];
-    if (!blob) {
-        return s_fail (RB_EXIT_CLUSTER, "out of memory");
-    }
-    ring_encode (ring, blob, size);
+    uint8_t *blob = NULL;
     int code = 0;
-    for (int attempt = 0; attempt < S_RING_ATTEMPTS; attempt++) {
+    for (int attempt = 0, follows = 0; attempt < S_RING_ATTEMPTS; attempt++) {
+        //  Encoded again each time: a fail-over followed moves its epoch
+        //  and an endpoint.
+        free (blob);
+        size_t size = ring_encoded_size (ring);
+        if (!(blob = malloc (size))) {
+            return s_fail (RB_EXIT_CLUSTER, "out of memory");
+        }
+        ring_encode (ring, blob, size);
         size_t n = 0;
         for (size_t i = 0; i < ctx->shard_count; i++) {
             if (s_in_change (ctx, ctx->shards[i].name, k)) {
@@ -495,6 +524,21 @@ s_publish_ring (s_ctx_t *ctx, const ring_t *ring, size_t k)
         }
         rl_client_load_ring_all (endpoints, n, blob, size, ctx->args->timeout_ms, rcs);
         code = 0;
+        bool followed = false;
+        for (size_t j = 0; j < n && !followed; j++) {
+            if (rcs[j] == RL_STATUS_EPOCH_NOT_NEWER) {
+                int rc = s_not_newer (ctx, &ctx->shards[index[j]]);
+                if (rc != 0 && rc != S_FOLLOWED) {
+                    free (blob);
+                    return rc;
+                }
+                followed = rc == S_FOLLOWED;
+            }
+        }
+        if (followed && follows++ < S_RING_ATTEMPTS) {
+            attempt--;
+            continue; //  the ring again, at its new epoch, to every shard
+        }
         for (size_t j = 0; j < n; j++) {
             if (rcs[j] != 0 && rcs[j] != RL_STATUS_EPOCH_NOT_NEWER) {
                 code = RB_EXIT_CLUSTER;
@@ -1411,6 +1455,15 @@ s_target_pipelined (s_run_t *r, size_t k)
         return s_fail (RB_EXIT_CLUSTER, "step %zu: load_ring into the target %s: %s", k,
                        r->target->name, s_rc_text (rcs[RING]));
     }
+    if (rcs[RING] == RL_STATUS_EPOCH_NOT_NEWER) {
+        //  A fail-over's ring at the step's epoch (or above) may hold the
+        //  arc elsewhere, and the commit be refused for it: once the plan
+        //  follows it, the ring and the commit go again, one by one.
+        rc = s_not_newer (ctx, r->target);
+        if (rc != 0) {
+            return rc == S_FOLLOWED ? -1 : rc;
+        }
+    }
     if (!got[COMMIT] || s_retryable (rcs[COMMIT])) {
         return -1;
     }
@@ -1594,7 +1647,7 @@ static bool
 s_same_change (const rb_plan_t *plan, const ring_t *current, const ring_t *planned)
 {
     const ring_t *first = plan->rings[0], *last = plan->rings[plan->step_count];
-    if (ring_epoch (current) != ring_epoch (first)
+    if (ring_epoch (current) != ring_epoch (first) - plan->shift //  the epoch derived from
         || ring_point_count (current) != ring_point_count (first)
         || ring_point_count (planned) != ring_point_count (last)) {
         return false;
@@ -1642,14 +1695,13 @@ s_ring_is (const uint8_t *blob, size_t size, const ring_t *ring, uint64_t epoch)
 
 #define S_RING_FOREIGN  (-1) //  s_served: not a ring of this plan
 #define S_RING_ROLLBACK (-2) //  s_served: the rollback ring of step *rolled_p
+#define S_RING_PROMOTED (-3) //  s_served: a fail-over's ring (s_promotion)
 
-//  Which ring of the plan shard s serves: its index (0..n), S_RING_FOREIGN
-//  or S_RING_ROLLBACK (*rolled_p: the index of the step rolled back); its
-//  epoch in *epoch_p. 0, or the client's error.
+//  The ring shard s serves, decoded into *its_p (the caller destroys it).
+//  0, or the client's error (RL_CLIENT_ERR_REPLY: it does not decode).
 static int
-s_served (s_ctx_t *ctx, s_shard_t *s, long *index_p, uint64_t *epoch_p, size_t *rolled_p)
+s_get_ring (s_ctx_t *ctx, s_shard_t *s, ring_t **its_p)
 {
-    const rb_plan_t *plan = &ctx->plan;
     uint8_t *blob = NULL;
     size_t size = 0;
     rl_client_t *client = s_client (ctx, s);
@@ -1666,22 +1718,254 @@ s_served (s_ctx_t *ctx, s_shard_t *s, long *index_p, uint64_t *epoch_p, size_t *
         return rc;
     }
     char err[256];
-    ring_t *its = ring_decode (blob, size, err, sizeof err);
-    uint64_t epoch = its ? ring_epoch (its) : 0;
-    ring_destroy (&its);
-    *epoch_p = epoch;
-    *index_p = S_RING_FOREIGN;
-    if (epoch >= plan->base_epoch && epoch - plan->base_epoch <= plan->step_count) {
-        size_t j = (size_t) (epoch - plan->base_epoch);
-        if (s_ring_is (blob, size, plan->rings[j], 0)) {
-            *index_p = (long) j;
-        } else if (j >= 2 && s_ring_is (blob, size, plan->rings[j - 2], epoch)) {
-            *index_p = S_RING_ROLLBACK; //  rb_rollback_save: ring k - 1 at base + k + 1
-            *rolled_p = j - 2;
-        }
+    *its_p = ring_decode (blob, size, err, sizeof err);
+    free (blob);
+    return *its_p ? 0 : RL_CLIENT_ERR_REPLY;
+}
+
+//  Are a and b the same ring, to the byte (epoch included)?
+static bool
+s_rings_equal (const ring_t *a, const ring_t *b)
+{
+    size_t size = ring_encoded_size (a);
+    uint8_t *blob = malloc (size);
+    bool same = false;
+    if (blob) {
+        ring_encode (a, blob, size);
+        same = s_ring_is (blob, size, b, 0);
     }
     free (blob);
+    return same;
+}
+
+//  Is `its` `ring` but for its epoch and endpoints (every shard, point,
+//  weight and key the same)? *changed_p: how many endpoints differ.
+static bool
+s_same_but_endpoints (const ring_t *its, const ring_t *ring, uint64_t *changed_p)
+{
+    *changed_p = 0;
+    if (ring_shard_count (its) != ring_shard_count (ring)) {
+        return false;
+    }
+    ring_t *copy = ring_dup (its);
+    bool same = copy != NULL;
+    for (size_t x = 0; same && x < ring_shard_count (ring); x++) {
+        const char *name = ring_shard_name (ring, x);
+        int at = ring_shard_find (copy, name);
+        if (at < 0) {
+            same = false;
+        } else if (strcmp (ring_shard_endpoint (copy, (size_t) at), ring_shard_endpoint (ring, x))
+                   != 0) {
+            (*changed_p)++;
+            same = ring_set_endpoint (copy, name, ring_shard_endpoint (ring, x)) == 0;
+        }
+    }
+    if (same) {
+        ring_set_epoch (copy, ring_epoch (ring));
+        same = s_rings_equal (copy, ring);
+    }
+    ring_destroy (&copy);
+    return same;
+}
+
+//  Is `its` a fail-over's ring made from ring j of the plan: ring j with
+//  one shard or more at another endpoint, at a higher epoch (rlctl
+//  promote loads the newest ring it finds with the promoted shard's
+//  endpoint changed, at its epoch + 1: docs/replication.md)? j, or -1.
+static long
+s_promotion (const rb_plan_t *plan, const ring_t *its)
+{
+    for (size_t j = 0; j <= plan->step_count; j++) {
+        uint64_t changed = 0;
+        uint64_t above = ring_epoch (its) > ring_epoch (plan->rings[j])
+                             ? ring_epoch (its) - ring_epoch (plan->rings[j])
+                             : 0;
+        if (above > 0 && s_same_but_endpoints (its, plan->rings[j], &changed) && changed >= 1
+            && changed <= above) {
+            return (long) j;
+        }
+    }
+    return -1;
+}
+
+//  Which ring of the plan `its` is: its index (0..n), S_RING_FOREIGN,
+//  S_RING_ROLLBACK (*rolled_p: the index of the step rolled back) or
+//  S_RING_PROMOTED. After a fail-over was followed, a ring of the plan as
+//  it was before (its epoch lower, the old endpoint) counts as that ring:
+//  a shard the promotion's load missed, or that took a step's ring at the
+//  promotion's epoch; the next load of the step's ring brings it forward.
+static long
+s_classify (const rb_plan_t *plan, const ring_t *its, size_t *rolled_p)
+{
+    uint64_t epoch = ring_epoch (its);
+    if (epoch >= plan->base_epoch && epoch - plan->base_epoch <= plan->step_count) {
+        size_t j = (size_t) (epoch - plan->base_epoch);
+        if (s_rings_equal (its, plan->rings[j])) {
+            return (long) j;
+        }
+        ring_t *copy = j >= 2 ? ring_dup (plan->rings[j - 2]) : NULL;
+        if (copy) {
+            ring_set_epoch (copy, epoch); //  rb_rollback_save: ring k - 1 at base + k + 1
+            bool rollback = s_rings_equal (its, copy);
+            ring_destroy (&copy);
+            if (rollback) {
+                *rolled_p = j - 2;
+                return S_RING_ROLLBACK;
+            }
+        }
+    }
+    if (s_promotion (plan, its) >= 0) {
+        return S_RING_PROMOTED;
+    }
+    for (size_t j = 0; plan->shift > 0 && j <= plan->step_count; j++) {
+        uint64_t changed = 0;
+        if (epoch < ring_epoch (plan->rings[j])
+            && s_same_but_endpoints (its, plan->rings[j], &changed)) {
+            return (long) j;
+        }
+    }
+    return S_RING_FOREIGN;
+}
+
+//  Which ring of the plan shard s serves (s_classify); its epoch in
+//  *epoch_p. 0, or the client's error.
+static int
+s_served (s_ctx_t *ctx, s_shard_t *s, long *index_p, uint64_t *epoch_p, size_t *rolled_p)
+{
+    ring_t *its = NULL;
+    int rc = s_get_ring (ctx, s, &its);
+    if (rc != 0) {
+        return rc;
+    }
+    *epoch_p = ring_epoch (its);
+    *index_p = s_classify (&ctx->plan, its, rolled_p);
+    ring_destroy (&its);
     return 0;
+}
+
+//  Fail-overs ------------------------------------------------------------------
+
+#define S_FOLLOWS_MAX 16 //  fail-overs one verification of the rings follows
+
+//  A shard serves `its`: when it is a fail-over's ring made from ring j of
+//  the plan, the plan follows it (rb_plan_failover): every ring takes the
+//  promoted shards' endpoints and its epoch moves up by as much as the
+//  promotion's did, so that ring j is `its` to the byte and every later
+//  ring is newer than it; the state file says so before anything more is
+//  sent, and the moved shards are addressed at their new endpoints.
+//  S_FOLLOWED, 0 (not a fail-over's ring), or an exit code.
+static int
+s_follow (s_ctx_t *ctx, const ring_t *its)
+{
+    rb_plan_t *plan = &ctx->plan;
+    long j = s_promotion (plan, its);
+    if (j < 0) {
+        return 0;
+    }
+    const ring_t *before = plan->rings[j];
+    uint64_t shift = ring_epoch (its) - ring_epoch (before);
+    char names[8][RL_SHARD_NAME_SIZE_MAX];
+    char endpoints[8][RL_ENDPOINT_SIZE_MAX];
+    size_t moved = 0;
+    for (size_t x = 0; x < ring_shard_count (before); x++) {
+        int at = ring_shard_find (its, ring_shard_name (before, x));
+        assert (at >= 0); //  s_promotion: the same shards
+        if (strcmp (ring_shard_endpoint (its, (size_t) at), ring_shard_endpoint (before, x)) == 0) {
+            continue;
+        }
+        if (moved == 8) {
+            return s_fail (RB_EXIT_FENCED,
+                           "a ring served at epoch %" PRIu64 " moved more than 8 "
+                           "shards' endpoints at once: not followed",
+                           ring_epoch (its));
+        }
+        snprintf (names[moved], sizeof names[moved], "%s", ring_shard_name (before, x));
+        snprintf (endpoints[moved], sizeof endpoints[moved], "%s",
+                  ring_shard_endpoint (its, (size_t) at));
+        moved++;
+    }
+    assert (moved >= 1);
+    char err[512];
+    for (size_t i = 0; i < moved; i++) {
+        if (rb_plan_failover (plan, names[i], endpoints[i], i == 0 ? shift : 0, err, sizeof err)
+            != 0) {
+            return s_fail (RB_EXIT_FENCED, "%s", err);
+        }
+    }
+    int rc = s_save (ctx);
+    if (rc != 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < moved; i++) {
+        s_shard_t *s = s_shard (ctx, names[i]);
+        if (!s) {
+            continue;
+        }
+        rl_client_destroy (&s->client);
+        snprintf (s->endpoint, sizeof s->endpoint, "%s", endpoints[i]);
+        int at = ring_shard_find (its, names[i]);
+        if (*ring_shard_key (its, (size_t) at) && !ctx->args->insecure
+            && rl_client_add_server_key (s->endpoint, ring_shard_key (its, (size_t) at)) != 0) {
+            return s_fail (RB_EXIT_BAD_FILE, "shard %s: a bad key in the ring", names[i]);
+        }
+        printf ("fail-over followed: shard %s serves at %s; the plan's rings move up %" PRIu64
+                " epoch%s (ring.%ld is epoch %" PRIu64 ", the last %" PRIu64 ")\n",
+                names[i], endpoints[i], shift, shift == 1 ? "" : "s", j, ring_epoch (its),
+                plan->base_epoch + plan->step_count);
+    }
+    fflush (stdout);
+    return S_FOLLOWED;
+}
+
+//  Every shard still in the change at ring k is asked its ring, all at
+//  once: a fail-over's ring there is followed (s_follow), and they are
+//  asked again. Shards that do not answer within --timeout-ms are passed
+//  over (a dead primary's old endpoint): the calls after this find them.
+//  0, or an exit code.
+static int
+s_follow_all (s_ctx_t *ctx, size_t k)
+{
+    const char *endpoints[S_SHARDS_MAX];
+    static rl_client_reply_t replies[S_SHARDS_MAX];
+    for (int round = 0; round < S_FOLLOWS_MAX; round++) {
+        size_t n = 0;
+        for (size_t i = 0; i < ctx->shard_count; i++) {
+            if (s_in_change (ctx, ctx->shards[i].name, k)) {
+                endpoints[n++] = ctx->shards[i].endpoint;
+            }
+        }
+        rl_client_fanout (endpoints, n, RL_OP_GET_RING, NULL, 0, 0, ctx->args->timeout_ms, replies);
+        int rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            char err[256];
+            ring_t *its = replies[i].rc == 0 && replies[i].body
+                              ? ring_decode (replies[i].body, replies[i].body_size, err, sizeof err)
+                              : NULL;
+            rc = its ? s_follow (ctx, its) : 0;
+            ring_destroy (&its);
+        }
+        rl_client_replies_free (replies, n);
+        if (rc != S_FOLLOWED) {
+            return rc;
+        }
+    }
+    return s_fail (RB_EXIT_FENCED, "more than %d fail-overs followed at once", S_FOLLOWS_MAX);
+}
+
+//  Shard s answered epoch_not_newer to a ring of the plan: it serves that
+//  ring, a newer one, or a fail-over's ring at that epoch or above it.
+//  S_FOLLOWED when it was a fail-over's (the plan follows it: load the
+//  ring again, at its new epoch), 0 otherwise, or an exit code.
+static int
+s_not_newer (s_ctx_t *ctx, s_shard_t *s)
+{
+    ring_t *its = NULL;
+    if (s_get_ring (ctx, s, &its) != 0) {
+        return 0; //  as before the fail-overs were followed: taken as served
+    }
+    int rc = s_follow (ctx, its);
+    ring_destroy (&its);
+    return rc;
 }
 
 //  Does every shard still in the change at ring k serve a ring of the plan
@@ -1692,9 +1976,15 @@ s_served (s_ctx_t *ctx, s_shard_t *s, long *index_p, uint64_t *epoch_p, size_t *
 //  outside lo..hi (another run of the plan, from another state directory,
 //  moved it) stops apply with RB_EXIT_FENCED before anything more moves.
 static int
-s_verify_rings (s_ctx_t *ctx, size_t k, size_t lo, size_t hi)
+s_verify_once (s_ctx_t *ctx, size_t k, size_t lo, size_t hi)
 {
     assert (lo <= hi && hi <= ctx->plan.step_count);
+    //  A fail-over's ring anywhere is followed first (a dead primary's old
+    //  endpoint answers nothing; its promoted standby does).
+    int rc = s_follow_all (ctx, k);
+    if (rc != 0) {
+        return rc;
+    }
     for (size_t i = 0; i < ctx->shard_count; i++) {
         s_shard_t *s = &ctx->shards[i];
         if (!s_in_change (ctx, s->name, k)) {
@@ -1703,10 +1993,13 @@ s_verify_rings (s_ctx_t *ctx, size_t k, size_t lo, size_t hi)
         long index = 0;
         uint64_t epoch = 0;
         size_t rolled = 0;
-        int rc = s_served (ctx, s, &index, &epoch, &rolled);
+        rc = s_served (ctx, s, &index, &epoch, &rolled);
         if (rc != 0) {
             return s_fail (RB_EXIT_CLUSTER, "shard %s does not answer get_ring: %s", s->name,
                            s_rc_text (rc));
+        }
+        if (index == S_RING_PROMOTED) {
+            return S_FOLLOWED; //  a fail-over since s_follow_all: follow it, look again
         }
         if (index == S_RING_FOREIGN) {
             return s_fail (RB_EXIT_FENCED,
@@ -1734,6 +2027,18 @@ s_verify_rings (s_ctx_t *ctx, size_t k, size_t lo, size_t hi)
         }
     }
     return 0;
+}
+
+static int
+s_verify_rings (s_ctx_t *ctx, size_t k, size_t lo, size_t hi)
+{
+    for (int round = 0; round < S_FOLLOWS_MAX; round++) {
+        int rc = s_verify_once (ctx, k, lo, hi);
+        if (rc != S_FOLLOWED) {
+            return rc;
+        }
+    }
+    return s_fail (RB_EXIT_FENCED, "the rings kept changing under fail-overs: nothing more moved");
 }
 
 //  The lease -----------------------------------------------------------------------
@@ -1853,6 +2158,34 @@ s_lease_acquire_all (s_ctx_t *ctx, size_t k)
     return 0;
 }
 
+//  Before step k, at the start of a run and after a fail-over followed:
+//  the cluster's fence, this plan's lease on every shard in the change,
+//  then every shard on a ring of this plan where this directory expects
+//  it. A fail-over since the last run is followed first: its promoted
+//  standby holds the lease. 0, or an exit code.
+static int
+s_resume (s_ctx_t *ctx, size_t k)
+{
+    int rc = s_follow_all (ctx, k);
+    rc = rc == 0 ? s_lease_acquire_all (ctx, k) : rc;
+    bool handover = ctx->plan.steps[k].state == RB_HANDOVER;
+    if (rc == 0) {
+        rc = s_verify_rings (ctx, k, 0, handover ? k + 1 : k);
+    }
+    if (rc == 0 && !handover) {
+        //  Every shard still in the change serves the ring before step
+        //  k, that ring and no other.
+        rc = s_publish (ctx, k);
+        if (rc == 0) {
+            rc = s_verify_rings (ctx, k, k, k);
+        }
+    }
+    if (rc == RB_EXIT_FENCED && k == 0 && ctx->plan.steps[0].state == RB_PENDING) {
+        s_lease_release_all (ctx); //  nothing of this plan began: leave no lease behind
+    }
+    return rc;
+}
+
 int
 rb_cmd_apply (int argc, char **argv)
 {
@@ -1930,32 +2263,27 @@ rb_cmd_apply (int argc, char **argv)
             rc = rc == 0 ? s_rolled_back (&r) : rc;
         }
     }
-    if (rc == 0 && k < ctx.plan.step_count) {
-        //  The cluster's fence: this plan's lease on every shard in the
-        //  change, then every shard on a ring of this plan where this
-        //  directory expects it.
-        rc = s_lease_acquire_all (&ctx, k);
-        bool handover = ctx.plan.steps[k].state == RB_HANDOVER;
-        if (rc == 0) {
-            rc = s_verify_rings (&ctx, k, 0, handover ? k + 1 : k);
-        }
-        if (rc == 0 && !handover) {
-            //  Every shard still in the change serves the ring before step
-            //  k, that ring and no other.
-            rc = s_publish (&ctx, k);
-            if (rc == 0) {
-                rc = s_verify_rings (&ctx, k, k, k);
+    for (int resumes = 0; rc == 0 && k < ctx.plan.step_count;) {
+        rc = s_resume (&ctx, k);
+        for (size_t first = k; rc == 0 && k < ctx.plan.step_count; k++) {
+            if (k > first) {
+                rc = s_verify_rings (&ctx, k, k, k); //  nothing moved the rings but this run
+            }
+            rc = rc == 0 ? s_step (&ctx, k) : rc;
+            if (rc != 0) {
+                break;
             }
         }
-        if (rc == RB_EXIT_FENCED && k == 0 && ctx.plan.steps[0].state == RB_PENDING) {
-            s_lease_release_all (&ctx); //  nothing of this plan began: leave no lease behind
+        //  A shard stopped answering: if it failed over meanwhile (its
+        //  standby promoted), follow and resume as a rerun would.
+        if (rc == RB_EXIT_CLUSTER && resumes++ < S_RESUMES_MAX) {
+            uint64_t shift = ctx.plan.shift;
+            if (s_follow_all (&ctx, k) == 0 && ctx.plan.shift != shift) {
+                printf ("apply resumes step %zu after the fail-over\n", k + 1);
+                fflush (stdout);
+                rc = 0;
+            }
         }
-    }
-    for (size_t first = k; rc == 0 && k < ctx.plan.step_count; k++) {
-        if (k > first) {
-            rc = s_verify_rings (&ctx, k, k, k); //  nothing moved the rings but this run
-        }
-        rc = rc == 0 ? s_step (&ctx, k) : rc;
     }
     if (rc == 0) {
         s_lease_release_all (&ctx);
@@ -1984,6 +2312,14 @@ s_status_table (const rb_plan_t *plan, bool running, uint64_t now)
                 ? " (the next one is being handed over)"
             : rolled ? " (rollback.ring: the change was rolled back at the step in progress)"
                      : "");
+    for (size_t i = 0; i < plan->moved_count; i++) {
+        printf ("fail-over followed: %s at %s\n", plan->moved[i].name, plan->moved[i].endpoint);
+    }
+    if (plan->shift) {
+        printf ("epochs moved up by %" PRIu64 " for fail-overs (the ring files keep the epochs "
+                "derived)\n",
+                plan->shift);
+    }
     if (done < plan->step_count && plan->steps[done].state != RB_PENDING) {
         const rb_step_t *s = &plan->steps[done];
         printf ("in progress: step %zu, %s -> %s, %s", done + 1, s->source, s->target,
@@ -2030,6 +2366,11 @@ s_status_json (const rb_plan_t *plan, bool running, uint64_t now)
     jsonkit_add_bool (tree, "running", running);
     jsonkit_add_bool (tree, "aborted", plan->aborted);
     jsonkit_add_u64 (tree, "freeze_max_ms", plan->freeze_max_ms);
+    jsonkit_add_u64 (tree, "failover_shift", plan->shift);
+    cJSON *moved = jsonkit_add_object (tree, "failover_endpoints");
+    for (size_t i = 0; moved && i < plan->moved_count; i++) {
+        jsonkit_add_string (moved, plan->moved[i].name, plan->moved[i].endpoint);
+    }
     if (done < plan->step_count && plan->steps[done].state != RB_PENDING) {
         jsonkit_add_u64 (tree, "in_progress", done + 1);
     } else {
@@ -2600,7 +2941,13 @@ rb_cmd_recover (int argc, char **argv)
             memset (&stored[i], 0, sizeof stored[i]);
             continue;
         }
-        if (served[i] == S_RING_FOREIGN) {
+        if (served[i] == S_RING_PROMOTED) {
+            rc = s_fail (RB_EXIT_FENCED,
+                         "shard %s serves a fail-over's ring (epoch %" PRIu64 ") made from a "
+                         "ring of this plan: recover does not follow fail-overs (the change's "
+                         "own state directory does: rerun apply with it). Nothing was written",
+                         s->name, epoch);
+        } else if (served[i] == S_RING_FOREIGN) {
             rc = s_fail (RB_EXIT_FENCED,
                          "shard %s serves a ring (epoch %" PRIu64 ") that is none of the plan "
                          "%s -> %s: another change ran since, or these are not the change's "

@@ -497,8 +497,14 @@ rb_state_save (const rb_plan_t *plan, char *err, size_t err_size)
     s_append (&t, "# ringledger rebalance state (docs/rebalance.md): written by rebalance apply\n");
     s_append (&t, "rebalance-state %u\n", RB_STATE_VERSION);
     s_append (&t, "plan_id %016" PRIx64 "\nbase_epoch %" PRIu64 "\nfreeze_max_ms %" PRIu32 "\n",
-              plan->plan_id, plan->base_epoch, plan->freeze_max_ms);
+              plan->plan_id, plan->base_epoch - plan->shift, plan->freeze_max_ms);
     s_append (&t, "run %05" PRIx32 "\n", plan->run);
+    if (plan->shift) {
+        s_append (&t, "failover_shift %" PRIu64 "\n", plan->shift);
+    }
+    for (size_t i = 0; i < plan->moved_count; i++) {
+        s_append (&t, "endpoint %s %s\n", plan->moved[i].name, plan->moved[i].endpoint);
+    }
     s_append (&t, "aborted %d\nsteps %zu\n", plan->aborted ? 1 : 0, plan->step_count);
     for (size_t i = 0; i < plan->step_count; i++) {
         const rb_step_t *s = &plan->steps[i];
@@ -570,6 +576,8 @@ rb_plan_save_new (rb_plan_t *plan, const char *dir, char *err, size_t err_size)
     }
     return rb_state_save (plan, err, err_size) == 0 ? 0 : RB_EXIT_BAD_FILE;
 }
+
+static int s_apply_moved (rb_plan_t *plan, char *err, size_t err_size);
 
 //  Parsing -------------------------------------------------------------------
 
@@ -679,6 +687,19 @@ s_parse_state (rb_plan_t *plan, char *text, const char *path, char *err, size_t 
         uint64_t v = 0;
         if (count < 0) {
             ok = false;
+        } else if (strcmp (tok[0], "endpoint") == 0) {
+            //  Optional, repeated: a shard a fail-over moved (rb_plan_failover).
+            ok = count == 3 && plan->moved_count < RB_MOVED_MAX
+                 && s_name (tok[1], plan->moved[plan->moved_count].name)
+                 && strlen (tok[2]) < RL_ENDPOINT_SIZE_MAX;
+            if (ok) {
+                for (size_t i = 0; i < plan->moved_count; i++) {
+                    ok = ok && strcmp (plan->moved[i].name, tok[1]) != 0;
+                }
+                snprintf (plan->moved[plan->moved_count].endpoint, RL_ENDPOINT_SIZE_MAX, "%s",
+                          tok[2]);
+                plan->moved_count += ok;
+            }
         } else if (strcmp (tok[0], "step") == 0) {
             ok = have[5] && steps_read < plan->step_count
                  && s_parse_step (tok, count, steps_read + 1, &plan->steps[steps_read]);
@@ -699,6 +720,10 @@ s_parse_state (rb_plan_t *plan, char *text, const char *path, char *err, size_t 
             ok = !have[3] && s_u64 (tok[1], 10, &v) && v >= 1 && v <= RB_FREEZE_MS_MAX;
             plan->freeze_max_ms = (uint32_t) v;
             have[3] = true;
+        } else if (strcmp (tok[0], "failover_shift") == 0) {
+            //  Optional (no fail-over during the change: 0).
+            ok = plan->shift == 0 && s_u64 (tok[1], 10, &plan->shift) && plan->shift > 0
+                 && plan->shift < UINT64_MAX / 4;
         } else if (strcmp (tok[0], "run") == 0) {
             //  Optional (a directory written before runs existed: 0).
             ok = !have_run && s_u64 (tok[1], 16, &v) && v > 0
@@ -814,7 +839,13 @@ rb_plan_load (rb_plan_t *plan, const char *dir, char *err, size_t err_size)
             return RB_EXIT_BAD_FILE;
         }
     }
-    //  A rolled back step: the ring that undid it.
+    //  Fail-overs during the change: the rings as the steps load them.
+    if (s_apply_moved (plan, err, err_size) != 0) {
+        rb_plan_free (plan);
+        snprintf (plan->dir, sizeof plan->dir, "%s", dir);
+        return RB_EXIT_BAD_FILE;
+    }
+    //  A rolled back step: the ring that undid it (written as loaded).
     size_t current = rb_plan_current (plan);
     if (current < plan->step_count && plan->steps[current].state == RB_ROLLED_BACK) {
         char ring_path[RB_PATH_SIZE_MAX + 32], rerr[256];
@@ -846,6 +877,104 @@ rb_plan_load (rb_plan_t *plan, const char *dir, char *err, size_t err_size)
             return RB_EXIT_BAD_FILE;
         }
     }
+    return 0;
+}
+
+//  Fail-overs -----------------------------------------------------------------
+
+//  The moved endpoints into every ring of the plan that names the shard,
+//  and the shift into the epochs and base_epoch (the ring files hold the
+//  epochs derived). 0, or -1 (err).
+static int
+s_apply_moved (rb_plan_t *plan, char *err, size_t err_size)
+{
+    if (plan->base_epoch > UINT64_MAX / 2 - plan->shift) {
+        s_err (err, err_size, "failover_shift %" PRIu64 ": epochs out of range", plan->shift);
+        return -1;
+    }
+    plan->base_epoch += plan->shift;
+    for (size_t k = 0; k <= plan->step_count; k++) {
+        ring_set_epoch (plan->rings[k], plan->base_epoch + k);
+    }
+    for (size_t i = 0; i < plan->moved_count; i++) {
+        bool named = false;
+        for (size_t k = 0; k <= plan->step_count; k++) {
+            if (ring_shard_find (plan->rings[k], plan->moved[i].name) < 0) {
+                continue;
+            }
+            named = true;
+            int rc = ring_set_endpoint (plan->rings[k], plan->moved[i].name,
+                                        plan->moved[i].endpoint);
+            if (rc != 0) {
+                s_err (err, err_size, "endpoint %s %s: %s", plan->moved[i].name,
+                       plan->moved[i].endpoint, ring_strerror (rc));
+                return -1;
+            }
+        }
+        if (!named) {
+            s_err (err, err_size, "endpoint %s: no ring of the plan names that shard",
+                   plan->moved[i].name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+rb_plan_failover (rb_plan_t *plan, const char *name, const char *endpoint, uint64_t shift,
+                  char *err, size_t err_size)
+{
+    size_t at = plan->moved_count;
+    for (size_t i = 0; i < plan->moved_count; i++) {
+        if (strcmp (plan->moved[i].name, name) == 0) {
+            at = i;
+        }
+    }
+    if (at == RB_MOVED_MAX) {
+        s_err (err, err_size, "more than %d fail-overs of different shards in one change",
+               RB_MOVED_MAX);
+        return -1;
+    }
+    if (strlen (name) >= RL_SHARD_NAME_SIZE_MAX || strlen (endpoint) >= RL_ENDPOINT_SIZE_MAX
+        || plan->shift > UINT64_MAX / 4 - shift
+        || plan->base_epoch > UINT64_MAX / 2 - shift - plan->step_count) {
+        s_err (err, err_size, "the fail-over of %s to %s is out of range", name, endpoint);
+        return -1;
+    }
+    size_t current = rb_plan_current (plan);
+    if (current < plan->step_count && plan->steps[current].state == RB_ROLLED_BACK) {
+        s_err (err, err_size, "step %zu was rolled back: a fail-over is not followed after it",
+               current + 1);
+        return -1;
+    }
+    //  Checked on a copy first, so that a refusal leaves the plan as it
+    //  was; then in place (the callers hold pointers to the rings).
+    int rc = RING_ERR_NOT_FOUND;
+    for (size_t k = 0; k <= plan->step_count && rc == RING_ERR_NOT_FOUND; k++) {
+        if (ring_shard_find (plan->rings[k], name) >= 0) {
+            ring_t *copy = ring_dup (plan->rings[k]);
+            rc = copy ? ring_set_endpoint (copy, name, endpoint) : RING_ERR_NOMEM;
+            ring_destroy (&copy);
+        }
+    }
+    if (rc != 0) {
+        s_err (err, err_size, "the fail-over of %s to %s: %s", name, endpoint,
+               rc == RING_ERR_NOT_FOUND ? "no ring of the plan names that shard"
+                                        : ring_strerror (rc));
+        return -1;
+    }
+    for (size_t k = 0; k <= plan->step_count; k++) {
+        ring_set_epoch (plan->rings[k], ring_epoch (plan->rings[k]) + shift);
+        if (ring_shard_find (plan->rings[k], name) >= 0) {
+            rc = ring_set_endpoint (plan->rings[k], name, endpoint);
+            assert (rc == 0);
+        }
+    }
+    plan->shift += shift;
+    plan->base_epoch += shift;
+    snprintf (plan->moved[at].name, sizeof plan->moved[at].name, "%s", name);
+    snprintf (plan->moved[at].endpoint, sizeof plan->moved[at].endpoint, "%s", endpoint);
+    plan->moved_count += at == plan->moved_count;
     return 0;
 }
 
