@@ -152,7 +152,17 @@ s_newest_ring (const rlctl_ctx_t *ctx, ring_t **base_p, const char *shard, const
         ring_t *ring = replies[i].rc == 0 && replies[i].body
                            ? ring_decode (replies[i].body, replies[i].body_size, err, sizeof err)
                            : NULL;
-        if (ring && ring_epoch (ring) > ring_epoch (*base_p)) {
+        //  At one epoch, a ring that gives SHARD another endpoint than
+        //  STANDBY beats one that gives it STANDBY: that is an earlier
+        //  run's promotion that a shard refused for a ring of its own at
+        //  the same epoch (a rebalancing step's), and the target must be
+        //  newer than both (made from the step's ring: docs/replication.md).
+        int at = ring ? ring_shard_find (ring, shard) : -1;
+        int base_at = ring_shard_find (*base_p, shard);
+        bool tie = ring && ring_epoch (ring) == ring_epoch (*base_p) && at >= 0 && base_at >= 0
+                   && strcmp (ring_shard_endpoint (ring, (size_t) at), standby) != 0
+                   && strcmp (ring_shard_endpoint (*base_p, (size_t) base_at), standby) == 0;
+        if (ring && (ring_epoch (ring) > ring_epoch (*base_p) || tie)) {
             ring_destroy (base_p);
             *base_p = ring;
         } else {
@@ -645,6 +655,34 @@ s_failover (rlctl_ctx_t *ctx)
     }
     static int rcs[RL_SHARDS_MAX + 1];
     rl_client_load_ring_all (endpoints, n, blob, size, probe_ms, rcs);
+    //  "Held already" is done only when what is held at that epoch is the
+    //  target itself: a shard may hold another ring at the target's epoch
+    //  (a rebalancing step's ring that a peer missed when the base was
+    //  read); then the promotion is not complete, and a rerun makes its
+    //  ring from that one (s_newest_ring).
+    static bool other[RL_SHARDS_MAX + 1];
+    static rl_client_reply_t held[RL_SHARDS_MAX + 1];
+    const char *asked[RL_SHARDS_MAX + 1];
+    size_t asked_index[RL_SHARDS_MAX + 1];
+    size_t asked_n = 0;
+    for (size_t i = 0; i < n; i++) {
+        other[i] = false;
+        if (i < shards && rcs[i] == RL_STATUS_EPOCH_NOT_NEWER) {
+            asked_index[asked_n] = i;
+            asked[asked_n++] = endpoints[i];
+        }
+    }
+    rl_client_fanout (asked, asked_n, RL_OP_GET_RING, NULL, 0, 0, probe_ms, held);
+    for (size_t j = 0; j < asked_n; j++) {
+        ring_t *ring = held[j].rc == 0 && held[j].body
+                           ? ring_decode (held[j].body, held[j].body_size, err, sizeof err)
+                           : NULL;
+        other[asked_index[j]] = ring && ring_epoch (ring) == ring_epoch (target)
+                                && (held[j].body_size != size
+                                    || memcmp (held[j].body, blob, size) != 0);
+        ring_destroy (&ring);
+    }
+    rl_client_replies_free (held, asked_n);
     free (blob);
     cJSON *tree = jsonkit_object ();
     jsonkit_add_string (tree, "shard", shard);
@@ -664,9 +702,11 @@ s_failover (rlctl_ctx_t *ctx)
                       : rcs[i] < 0               ? "no answer (the old primary: down, or stalled)"
                                                  : rl_status_name ((uint32_t) rcs[i]));
         } else {
+            done = done && !other[i];
             missing += !done;
             snprintf (result, sizeof result, "%s",
-                      rcs[i] == 0                           ? "loaded"
+                      rcs[i] == 0 ? "loaded"
+                      : other[i]  ? "holds another ring at this epoch: run the same command again"
                       : rcs[i] == RL_STATUS_EPOCH_NOT_NEWER ? "held already"
                       : rcs[i] > 0                          ? rl_status_name ((uint32_t) rcs[i])
                       : rcs[i] == RL_CLIENT_TIMEOUT         ? "no answer (down or stalled)"
