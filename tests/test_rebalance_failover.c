@@ -42,10 +42,21 @@
     s4 (the TARGET of every step) failed over:
     - test_s4_target_ring: at rebalance.target_ring of step 2: s4 holds
       step 1's arc, step 2's staged copy, ring and commit, and so does its
-      standby; s1..s3 serve step 1's ring. rlctl builds the promotion's
-      ring from step 1's (it does not ask the standby), and the promoted
-      s4 answers its load epoch_not_newer (it serves step 2's ring, at the
-      same epoch): rlctl exits 0, and apply's rerun has to mend it.
+      standby; s1..s3 serve step 1's ring. rlctl makes the promotion's
+      ring from the promoted s4's own (step 2's ring), one epoch above it,
+      so that every shard serves one ring (it used to load step 1's ring
+      with s4 moved, at step 2's epoch, which s4 refused).
+    - test_s1_mixed_rings: as test_s1_target_ring, but s4 is stopped
+      (SIGSTOP) while rlctl promote s1 reads the rings: its base is step
+      1's ring, and s4, continued, holds step 2's at the promotion's epoch
+      (exit 1, INCOMPLETE). Run again, promote makes its ring from s4's:
+      exit 0, one ring; apply completes.
+    - test_not_a_failover: rings that only look like a fail-over's (ring 0
+      of the plan with s2, alive and without a standby, at an endpoint
+      where nothing listens, then at s3's endpoint, loaded by hand into
+      s3): apply exits 6 and its state file holds no fail-over; every
+      shard then gets ring 0 back at a newer epoch and the load's closing
+      checks pass.
     And with no failpoint that kills the tool:
     - test_s1_dies_in_copy: apply pauses right after s1's migrate_begin
       (rebalance.begun=delay); meanwhile s1's primary is SIGKILLed and its
@@ -708,6 +719,115 @@ test_s1_dies_in_copy (void **state)
     s_mark ("checked");
 }
 
+//  Ring 0 of the plan with s2 at `endpoint`, at `epoch`, loaded by hand
+//  into the shards `into` (a bitmask of indexes): what apply must not take
+//  for a fail-over when nothing answers there as s2.
+static void
+s_load_by_hand (s_ctx_t *ctx, const char *endpoint, uint64_t epoch, unsigned into)
+{
+    char path[700], err[256];
+    snprintf (path, sizeof path, "%s/ring.0", ctx->dir);
+    ring_t *ring = ring_load_file (path, err, sizeof err);
+    assert_non_null (ring);
+    assert_int_equal (ring_set_endpoint (ring, "s2", endpoint), RING_OK);
+    ring_set_epoch (ring, epoch);
+    size_t size = ring_encoded_size (ring);
+    uint8_t *blob = malloc (size);
+    assert_non_null (blob);
+    ring_encode (ring, blob, size);
+    for (size_t i = 0; i < RBK_SHARDS; i++) {
+        if (into & (1u << i)) {
+            rl_client_t *c = rl_client_new (ctx->c.shards[i].endpoint);
+            assert_non_null (c);
+            assert_int_equal (rl_client_load_ring (c, blob, size, TK_TIMEOUT_MS), 0);
+            rl_client_destroy (&c);
+        }
+    }
+    free (blob);
+    ring_destroy (&ring);
+}
+
+//  The state file holds no fail-over.
+static void
+s_assert_no_failover (s_ctx_t *ctx)
+{
+    char path[700];
+    snprintf (path, sizeof path, "%s/state", ctx->dir);
+    char *text = harness_read_file (path, NULL);
+    assert_non_null (text);
+    if (strstr (text, "failover_shift") || strstr (text, "\nendpoint ")) {
+        fail_msg ("%s follows a fail-over:\n%s", path, text);
+    }
+    free (text);
+}
+
+//  A ring that only looks like a fail-over's (ring 0 of the plan with s2,
+//  which is alive and has no standby, at another endpoint, one epoch up,
+//  loaded by hand into s3) is not followed: apply exits 6, and its state
+//  file does not change. First an endpoint where nothing listens, then s3's
+//  own (two shards at one endpoint). Then every shard gets ring 0 back at
+//  a newer epoch, and the load's closing checks pass.
+static void
+test_not_a_failover (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_plan (ctx);
+    s_load (ctx, S_LOAD_ROUNDS);
+    char nowhere[64];
+    snprintf (nowhere, sizeof nowhere, "tcp://127.0.0.1:%d", harness_free_port ());
+    s_load_by_hand (ctx, nowhere, ctx->base_epoch + 1, 1u << 2);
+    s_expect_tool (ctx, "apply beside a ring that moves s2 to nothing", s_apply (ctx, NULL), 6);
+    s_assert_no_failover (ctx);
+    s_load_by_hand (ctx, ctx->c.shards[2].endpoint, ctx->base_epoch + 2, 1u << 2);
+    s_expect_tool (ctx, "apply beside a ring that moves s2 to s3's endpoint", s_apply (ctx, NULL),
+                   6);
+    s_assert_no_failover (ctx);
+    s_mark ("apply refused both");
+    s_load_by_hand (ctx, ctx->c.shards[1].endpoint, ctx->base_epoch + 3, 0xfu);
+    s_router_at (ctx, ctx->base_epoch + 3);
+    s_load (ctx, S_LOAD_ROUNDS);
+    rbk_check_all (&ctx->load, "not a fail-over", NULL, 0, 1);
+    s_mark ("checked");
+}
+
+//  The promotion meets mixed rings: apply killed in s1's step once s4 (the
+//  target) took the step's ring and commit; s1's primary killed; s4 stopped
+//  (SIGSTOP) while rlctl promote reads the rings, so its base is the ring
+//  before the step: exit 1, s4 not reached. s4 continued, the same promote
+//  run again finds s4's ring at the promotion's epoch and makes a newer one
+//  from it: exit 0, one ring everywhere; apply completes the change.
+static void
+test_s1_mixed_rings (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_plan (ctx);
+    size_t k = s_step_from (ctx, "s1");
+    assert_true (k > 0);
+    assert_string_equal (ctx->steps[k - 1].target, "s4");
+    s_load (ctx, S_LOAD_ROUNDS);
+    char fp[128];
+    snprintf (fp, sizeof fp, "rebalance.target_ring=crash@%zu", k);
+    s_expect_tool (ctx, fp, s_apply (ctx, fp), -SIGKILL);
+    s_assert_step (ctx, k, "handover");
+    s_kill_primary (ctx);
+    assert_int_equal (harness_kill (ctx->c.h, ctx->c.shards[3].pid, SIGSTOP), 0);
+    char *out = NULL;
+    int rc = s_rlctl_promote (ctx, "s1", ctx->standby.endpoint, &out);
+    assert_int_equal (harness_kill (ctx->c.h, ctx->c.shards[3].pid, SIGCONT), 0);
+    if (rc != 1 || !strstr (out, "INCOMPLETE")) {
+        fail_msg ("rlctl promote with s4 stopped: exit %d, want 1 (INCOMPLETE); said:\n%s", rc,
+                  out);
+    }
+    free (out);
+    s_mark ("promoted, s4 not reached");
+    s_promote (ctx);
+    s_mark ("promoted again: one ring");
+    s_load_short (ctx);
+    s_expect_tool (ctx, "apply after the promotion", s_apply (ctx, NULL), 0);
+    s_completed (ctx, "s1 mixed rings");
+    s_mark ("checked");
+}
+
 static size_t s_s1 = 0, s_s4 = 3;
 
 int
@@ -722,6 +842,8 @@ main (void)
                                                   &s_s1),
         cmocka_unit_test_prestate_setup_teardown (test_s4_target_ring, s_setup, s_teardown, &s_s4),
         cmocka_unit_test_prestate_setup_teardown (test_s1_dies_in_copy, s_setup, s_teardown, &s_s1),
+        cmocka_unit_test_prestate_setup_teardown (test_s1_mixed_rings, s_setup, s_teardown, &s_s1),
+        cmocka_unit_test_prestate_setup_teardown (test_not_a_failover, s_setup, s_teardown, &s_s1),
     };
     //  RL_CASE=PATTERN: only the cases whose names match (cmocka's filter).
     if (getenv ("RL_CASE") && *getenv ("RL_CASE")) {

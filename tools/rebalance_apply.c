@@ -1847,6 +1847,62 @@ s_served (s_ctx_t *ctx, s_shard_t *s, long *index_p, uint64_t *epoch_p, size_t *
 
 #define S_FOLLOWS_MAX 16 //  fail-overs one verification of the rings follows
 
+#define S_PROBE_MS_MAX 2000 //  a status asked of a fail-over's endpoints, at most
+
+//  The shard at `endpoint` answers status as `name`, serving? (Its key is
+//  registered for the endpoint.)
+static bool
+s_serves_as (s_ctx_t *ctx, const char *endpoint, const char *name)
+{
+    int probe = ctx->args->timeout_ms < S_PROBE_MS_MAX ? ctx->args->timeout_ms : S_PROBE_MS_MAX;
+    rl_status_rec_t st;
+    memset (&st, 0, sizeof st);
+    rl_client_t *client = rl_client_new (endpoint);
+    int rc = client ? rl_client_status (client, &st, probe) : RL_CLIENT_ERR_NOMEM;
+    rl_client_destroy (&client);
+    return rc == 0 && st.state == RL_SHARD_SERVING && strncmp (st.name, name, sizeof st.name) == 0;
+}
+
+//  Is shard `name` failed over to `endpoint`: an endpoint no other shard of
+//  the plan has, where the shard answers (under its key) as serving, and
+//  not still serving at its endpoint in the plan (`old`)? What rlctl
+//  promote checks before it loads its ring; a ring that only says so (a
+//  ring loaded by hand, a hostile one) is not followed. 0, or exit 6.
+static int
+s_failed_over (s_ctx_t *ctx, const ring_t *its, const char *name, const char *old)
+{
+    const char *endpoint = ring_shard_endpoint (its, (size_t) ring_shard_find (its, name));
+    for (size_t i = 0; i < ctx->shard_count; i++) {
+        if (strcmp (ctx->shards[i].name, name) != 0
+            && strcmp (ctx->shards[i].endpoint, endpoint) == 0) {
+            return s_fail (RB_EXIT_FENCED,
+                           "a ring served at epoch %" PRIu64 " moves shard %s to %s, the "
+                           "endpoint of shard %s: not followed. Nothing more was moved",
+                           ring_epoch (its), name, endpoint, ctx->shards[i].name);
+        }
+    }
+    const char *key = ring_shard_key (its, (size_t) ring_shard_find (its, name));
+    if (*key && !ctx->args->insecure && rl_client_add_server_key (endpoint, key) != 0) {
+        return s_fail (RB_EXIT_BAD_FILE, "shard %s: a bad key in the ring", name);
+    }
+    if (!s_serves_as (ctx, endpoint, name)) {
+        return s_fail (RB_EXIT_FENCED,
+                       "a ring served at epoch %" PRIu64 " moves shard %s to %s, which does "
+                       "not answer as %s serving (under its key): not followed (a fail-over "
+                       "not finished yet: run apply again once rlctl promote exits 0). "
+                       "Nothing more was moved",
+                       ring_epoch (its), name, endpoint, name);
+    }
+    if (s_serves_as (ctx, old, name)) {
+        return s_fail (RB_EXIT_FENCED,
+                       "a ring served at epoch %" PRIu64 " moves shard %s to %s, but %s "
+                       "still serves at %s: not followed (two primaries? stop the old one). "
+                       "Nothing more was moved",
+                       ring_epoch (its), name, endpoint, name, old);
+    }
+    return 0;
+}
+
 //  A shard serves `its`: when it is a fail-over's ring made from ring j of
 //  the plan, the plan follows it (rb_plan_failover): every ring takes the
 //  promoted shards' endpoints and its epoch moves up by as much as the
@@ -1885,6 +1941,13 @@ s_follow (s_ctx_t *ctx, const ring_t *its)
         moved++;
     }
     assert (moved >= 1);
+    for (size_t i = 0; i < moved; i++) {
+        s_shard_t *s = s_shard (ctx, names[i]);
+        int rc = s_failed_over (ctx, its, names[i], s ? s->endpoint : "");
+        if (rc != 0) {
+            return rc;
+        }
+    }
     char err[512];
     for (size_t i = 0; i < moved; i++) {
         if (rb_plan_failover (plan, names[i], endpoints[i], i == 0 ? shift : 0, err, sizeof err)
