@@ -65,6 +65,11 @@
       finishes (exit 0) when the promotion ended within its pause; a
       promotion later than that (a loaded machine) may find it stopped
       (exit 3), and then run again it must finish.
+    - test_s1_promoted_in_handover: the same, apply paused at
+      rebalance.shipped (the final chunk exported, nothing of the
+      handover sent): the promotion's ring is at the step's epoch, so the
+      target answers the step's ring epoch_not_newer and refuses the
+      commit; apply follows, sends both again, and finishes by itself.
 
     RL_CASE=PATTERN runs the matching cases only.
 */
@@ -671,19 +676,23 @@ test_s4_target_ring (void **state)
 //  s1's primary dies while apply is in s1's step (begun on both sides,
 //  apply paused before the copy); promoted while apply runs; apply ends,
 //  and run again (when it did not finish) completes the change.
+//  apply paused (`point`=delay) in s1's step k, whose state is `landed`;
+//  meanwhile s1's primary is SIGKILLed and its standby promoted. apply
+//  goes on, follows the fail-over and finishes by itself (exit 0) when the
+//  promotion ended within its pause; later than that (a loaded machine) it
+//  may have stopped first (exit 3), and then run again it must finish.
 static void
-test_s1_dies_in_copy (void **state)
+s_running_case (s_ctx_t *ctx, const char *name, const char *point, const char *landed)
 {
-    s_ctx_t *ctx = *state;
     s_plan (ctx);
     size_t k = s_step_from (ctx, "s1");
     assert_true (k > 0);
     s_load (ctx, S_LOAD_ROUNDS);
     char fp[128];
-    snprintf (fp, sizeof fp, "rebalance.begun=delay:%d@%zu", S_COPY_DELAY_MS, k);
+    snprintf (fp, sizeof fp, "%s=delay:%d@%zu", point, S_COPY_DELAY_MS, k);
     pid_t pid = s_apply_spawn (ctx, fp, S_RUNNING_TIMEOUT);
     int64_t deadline = zclock_mono () + S_TOOL_MAX_MS;
-    while (!s_acted (ctx, "rebalance.begun")) {
+    while (!s_acted (ctx, point)) {
         int ws = 0;
         if (harness_wait_exit (ctx->c.h, pid, 0, &ws) == 0 || zclock_mono () > deadline) {
             harness_dump_log (ctx->c.h, "rebalance");
@@ -691,20 +700,17 @@ test_s1_dies_in_copy (void **state)
         }
         zclock_sleep (5);
     }
-    s_assert_step (ctx, k, "copying");
+    s_assert_step (ctx, k, landed);
+    int64_t paused = zclock_mono ();
     s_kill_primary (ctx);
-    fprintf (stderr, "s1 dies in copy: killed in step %zu (%s -> %s), apply paused\n", k,
+    fprintf (stderr, "%s: killed in step %zu (%s -> %s), apply paused\n", name, k,
              ctx->steps[k - 1].source, ctx->steps[k - 1].target);
-    int64_t killed = zclock_mono ();
     s_promote (ctx);
     s_mark ("promoted");
-    //  Promoted while apply still paused: its next call to s1 fails, it
-    //  follows the fail-over and resumes by itself (exit 0). Promoted
-    //  later (a loaded machine), it may have stopped (exit 3) first.
-    bool in_time = zclock_mono () - killed < S_COPY_DELAY_MS;
+    bool in_time = zclock_mono () - paused < S_COPY_DELAY_MS;
     s_load_short (ctx);
     int rc = s_wait (ctx, "rebalance", pid);
-    fprintf (stderr, "s1 dies in copy: the apply running at the kill exited %d%s\n", rc,
+    fprintf (stderr, "%s: the apply running at the kill exited %d%s\n", name, rc,
              in_time ? "" : " (promoted after its pause)");
     s_mark ("the apply running at the kill exited");
     if (rc < 0 || (in_time && rc != 0)) {
@@ -715,8 +721,26 @@ test_s1_dies_in_copy (void **state)
         s_expect_tool (ctx, "apply after the promotion", s_apply (ctx, NULL), 0);
         s_mark ("apply after the promotion: exit 0");
     }
-    s_completed (ctx, "s1 dies in copy");
+    s_completed (ctx, name);
     s_mark ("checked");
+}
+
+//  Paused right after s1's begin: its next calls go to s1's dead endpoint.
+static void
+test_s1_dies_in_copy (void **state)
+{
+    s_running_case (*state, "s1 dies in copy", "rebalance.begun", "copying");
+}
+
+//  Paused with s1's final chunk exported, before the handover: the
+//  promotion's ring (the ring before the step, s1 moved) is at the step's
+//  epoch, so the target answers the step's ring epoch_not_newer and
+//  refuses the commit sent with it; apply follows the fail-over, sends the
+//  step's ring at its new epoch and the commit again, and goes on.
+static void
+test_s1_promoted_in_handover (void **state)
+{
+    s_running_case (*state, "s1 promoted in handover", "rebalance.shipped", "handover");
 }
 
 //  Ring 0 of the plan with s2 at `endpoint`, at `epoch`, loaded by hand
@@ -842,6 +866,8 @@ main (void)
                                                   &s_s1),
         cmocka_unit_test_prestate_setup_teardown (test_s4_target_ring, s_setup, s_teardown, &s_s4),
         cmocka_unit_test_prestate_setup_teardown (test_s1_dies_in_copy, s_setup, s_teardown, &s_s1),
+        cmocka_unit_test_prestate_setup_teardown (test_s1_promoted_in_handover, s_setup, s_teardown,
+                                                  &s_s1),
         cmocka_unit_test_prestate_setup_teardown (test_s1_mixed_rings, s_setup, s_teardown, &s_s1),
         cmocka_unit_test_prestate_setup_teardown (test_not_a_failover, s_setup, s_teardown, &s_s1),
     };
