@@ -150,24 +150,10 @@ s_path (s_ctx_t *ctx, const char *name, char *out, size_t size)
 static pid_t
 s_spawn (s_ctx_t *ctx, const char *failpoints, const char *const *args)
 {
-    char path[1024];
-    snprintf (path, sizeof path, "%s/tools/rebalance", harness_bin_dir ());
-    char *argv[S_ARGS_MAX];
-    size_t n = 0;
-    argv[n++] = path;
-    for (size_t i = 0; args[i]; i++) {
-        assert_true (n < S_ARGS_MAX - 1);
-        argv[n++] = (char *) args[i];
-    }
-    argv[n] = NULL;
-    char env_fp[512], env_file[700], acted[600];
-    snprintf (env_fp, sizeof env_fp, "RL_FAILPOINTS=%s", failpoints ? failpoints : "");
+    char env_file[700], acted[600];
     snprintf (env_file, sizeof env_file, "RL_FAILPOINT_FILE=%s",
               s_path (ctx, "failpoints-acted", acted, sizeof acted));
-    char *env[] = {env_fp, env_file, NULL};
-    pid_t pid = harness_spawn (ctx->c.h, "rebalance", argv, env);
-    assert_true (pid > 0);
-    return pid;
+    return rbk_tool_spawn_env (ctx->c.h, failpoints, env_file, args);
 }
 
 //  Has failpoint `name` acted in a tool of this case?
@@ -189,12 +175,7 @@ s_acted (s_ctx_t *ctx, const char *name)
 static int
 s_wait (s_ctx_t *ctx, const char *name, pid_t pid)
 {
-    int ws = 0;
-    if (harness_wait_exit (ctx->c.h, pid, S_TOOL_MAX_MS, &ws) != 0) {
-        harness_dump_log (ctx->c.h, name);
-        fail_msg ("%s did not end within %d ms", name, S_TOOL_MAX_MS);
-    }
-    return WIFEXITED (ws) ? WEXITSTATUS (ws) : -WTERMSIG (ws);
+    return rbk_tool_wait (ctx->c.h, name, pid, S_TOOL_MAX_MS);
 }
 
 //  `apply R0 R1` with --timeout-ms timeout_ms.

@@ -96,12 +96,7 @@ s_spawn (s_ctx_t *ctx, const char *name, const char *failpoints, const char *con
 static int
 s_wait (s_ctx_t *ctx, const char *name, pid_t pid)
 {
-    int ws = 0;
-    if (harness_wait_exit (ctx->c.h, pid, S_TOOL_MAX_MS, &ws) != 0) {
-        harness_dump_log (ctx->c.h, name);
-        fail_msg ("%s did not end within %d ms", name, S_TOOL_MAX_MS);
-    }
-    return WIFEXITED (ws) ? WEXITSTATUS (ws) : -WTERMSIG (ws);
+    return rbk_tool_wait (ctx->c.h, name, pid, S_TOOL_MAX_MS);
 }
 
 static int

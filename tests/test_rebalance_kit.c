@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <czmq.h>
@@ -292,6 +293,13 @@ rbk_check_all (rbk_load_t *self, const char *name, const char *const *removed, s
 pid_t
 rbk_tool_spawn (harness_t *h, const char *failpoints, const char *const *args)
 {
+    return rbk_tool_spawn_env (h, failpoints, NULL, args);
+}
+
+pid_t
+rbk_tool_spawn_env (harness_t *h, const char *failpoints, const char *extra_env,
+                    const char *const *args)
+{
     char path[1024];
     snprintf (path, sizeof path, "%s/tools/rebalance", harness_bin_dir ());
     char *argv[32];
@@ -304,10 +312,21 @@ rbk_tool_spawn (harness_t *h, const char *failpoints, const char *const *args)
     argv[n] = NULL;
     char env_fp[512];
     snprintf (env_fp, sizeof env_fp, "RL_FAILPOINTS=%s", failpoints ? failpoints : "");
-    char *env[] = {env_fp, NULL};
+    char *env[] = {env_fp, (char *) extra_env, NULL};
     pid_t pid = harness_spawn (h, "rebalance", argv, env);
     assert_true (pid > 0);
     return pid;
+}
+
+int
+rbk_tool_wait (harness_t *h, const char *name, pid_t pid, int max_ms)
+{
+    int ws = 0;
+    if (harness_wait_exit (h, pid, max_ms, &ws) != 0) {
+        harness_dump_log (h, name);
+        fail_msg ("%s did not end within %d ms", name, max_ms);
+    }
+    return WIFEXITED (ws) ? WEXITSTATUS (ws) : -WTERMSIG (ws);
 }
 
 char *

@@ -105,6 +105,12 @@ void rbk_check_all (rbk_load_t *self, const char *name, const char *const *remov
 //  and RL_FAILPOINTS=failpoints (NULL: none), its log named "rebalance"
 //  in the harness. Its pid (asserted).
 pid_t rbk_tool_spawn (harness_t *h, const char *failpoints, const char *const *args);
+//  The same with one more environment entry ("NAME=VALUE"; NULL: none).
+pid_t rbk_tool_spawn_env (harness_t *h, const char *failpoints, const char *extra_env,
+                          const char *const *args);
+//  Waits for the process `name` (pid) to end: its exit code, -signal when
+//  killed; fails with its log when it runs past max_ms.
+int rbk_tool_wait (harness_t *h, const char *name, pid_t pid, int max_ms);
 
 #define RBK_SHARDS 4 //  s1..s4
 
