@@ -32,8 +32,11 @@
     4. Once it serves (status serving, within --timeout-ms), it is asked
        its own ring: one at the target's epoch or newer (a rebalancing
        step's target that took the step's ring first) is the base
-       instead. Then the target ring is loaded into every shard it names (the new primary
-       included), at once; ok and epoch_not_newer are both done. The old
+       instead. Then the target ring is loaded into every shard it names
+       (the new primary included), at once; ok is done, and so is
+       epoch_not_newer unless the shard holds another ring at the
+       target's epoch (then exit 1; a rerun's base, at one epoch, prefers
+       a ring that does not name STANDBY for SHARD: s_newest_ring). The old
        endpoint is sent it too: an old primary still running hears it and
        fences itself (docs/replication.md, "The ring's epoch as the
        fence"); its answer, or none, changes nothing here.
