@@ -680,9 +680,11 @@ s_failover (rlctl_ctx_t *ctx)
         ring_t *ring = held[j].rc == 0 && held[j].body
                            ? ring_decode (held[j].body, held[j].body_size, err, sizeof err)
                            : NULL;
-        other[asked_index[j]] = ring && ring_epoch (ring) == ring_epoch (target)
-                                && (held[j].body_size != size
-                                    || memcmp (held[j].body, blob, size) != 0);
+        //  No answer: what it holds is not known, so not done either.
+        other[asked_index[j]] = !ring
+                                || (ring_epoch (ring) == ring_epoch (target)
+                                    && (held[j].body_size != size
+                                        || memcmp (held[j].body, blob, size) != 0));
         ring_destroy (&ring);
     }
     rl_client_replies_free (held, asked_n);
@@ -709,7 +711,8 @@ s_failover (rlctl_ctx_t *ctx)
             missing += !done;
             snprintf (result, sizeof result, "%s",
                       rcs[i] == 0 ? "loaded"
-                      : other[i]  ? "holds another ring at this epoch: run the same command again"
+                      : other[i]  ? "holds another ring at this epoch, or did not say: run "
+                                    "the same command again"
                       : rcs[i] == RL_STATUS_EPOCH_NOT_NEWER ? "held already"
                       : rcs[i] > 0                          ? rl_status_name ((uint32_t) rcs[i])
                       : rcs[i] == RL_CLIENT_TIMEOUT         ? "no answer (down or stalled)"
