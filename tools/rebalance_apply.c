@@ -2023,10 +2023,15 @@ static int
 s_not_newer (s_ctx_t *ctx, s_shard_t *s)
 {
     ring_t *its = NULL;
-    if (s_get_ring (ctx, s, &its) != 0) {
-        return 0; //  as before the fail-overs were followed: taken as served
+    int rc = s_get_ring (ctx, s, &its);
+    if (rc != 0) {
+        //  Not known to be the plan's ring: a commit sent with it could be
+        //  refused for a fail-over's ring and taken for a refusal of the
+        //  step. Stop (a rerun resumes) rather than guess.
+        return s_fail (RB_EXIT_CLUSTER, "shard %s answered epoch_not_newer, then not get_ring: %s",
+                       s->name, s_rc_text (rc));
     }
-    int rc = s_follow (ctx, its);
+    rc = s_follow (ctx, its);
     ring_destroy (&its);
     return rc;
 }
