@@ -627,7 +627,9 @@ s_pump (s_link_t *link)
 static int64_t
 s_quorum_position (const replica_t *self)
 {
-    int64_t pos[REPLICA_STANDBYS_MAX];
+    assert (self->options.quorum >= 1 && self->options.quorum <= self->link_count);
+    assert (self->link_count <= REPLICA_STANDBYS_MAX);
+    int64_t pos[REPLICA_STANDBYS_MAX] = {0}; //  zeroed: -O3 cannot see quorum <= link_count
     for (size_t i = 0; i < self->link_count; i++) {
         const s_link_t *link = &self->links[i];
         pos[i] = link->state == L_STREAMING ? (int64_t) link->acked : -1;
@@ -642,7 +644,6 @@ s_quorum_position (const replica_t *self)
         pos[i] = pos[best];
         pos[best] = t;
     }
-    assert (self->options.quorum >= 1 && self->options.quorum <= self->link_count);
     return self->link_count ? pos[self->options.quorum - 1] : -1;
 }
 
