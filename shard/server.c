@@ -49,6 +49,20 @@
     sync loses the apply and its ACK was never sent: the prepared record
     is still durable, and the coordinator sends its DECIDE again.
 
+    DEFERRED BEGINS. A create_transfers request whose reply waits for
+    cross-shard decisions (its records are being prepared at peers) does
+    not urge a sync either: its writes (the attempts, the debit
+    reservations, the same-shard records beside them) are reported to
+    nobody until the turn that logs the last decision, which is urgent and
+    whose sync covers them (the WAL is one log); and a PREPARE needs
+    nothing durable. So the sync of the turn that began the attempts no
+    longer runs ahead of the decision's and makes it wait for the disk
+    twice. A reply that comes out of the queue (a request decided within
+    the turn) makes the turn urgent (s_drain_outq). A crash before the
+    covering sync is the crash matrix's tp.coord.prepare_sent: nothing of
+    the request is durable, the client was told nothing, and a
+    participant's outcome query finds no decision (presumed abort).
+
     MIGRATION REQUESTS FIRST. A migration's freeze is a chain of requests
     (freeze, export, import, the step's ring, commit), each waiting for the
     one before; behind a saturating load each used to wait for the turn
@@ -97,7 +111,7 @@
        release, in that order, before any of them is sent.
     5. At most one sync in flight (syncer.h); one is started whenever a
        written batch needs one, an urgent batch was written since the last
-       sync (DEFERRED APPLIES; every tick is urgent), and none is in
+       sync (DEFERRED APPLIES and BEGINS; every tick is urgent), and none is in
        flight.
 
     STATES, like SQLite's pager ERROR state:
@@ -287,6 +301,7 @@ s_drain_outq (server_t *self)
             free (m->reply.results);
             m->reply.results = NULL;
             s_hold (self, reply, m->needs_seq, RL_FP_TP_COORD_DECISION_SYNCED, false);
+            self->turn_urgent = true; //  a client waits for this commit
             continue;
         }
         if (!peers_push (self->peers, self->ring, m)) {
@@ -626,6 +641,9 @@ s_handle (server_t *self, zmsg_t *msg)
             case RL_OP_CREATE_ACCOUNTS:
             case RL_OP_CREATE_TRANSFERS:
                 reply = s_do_create (self, msg, &h, body);
+                //  Waiting for cross-shard decisions: nobody waits for this
+                //  turn's sync (DEFERRED BEGINS).
+                deferrable = h.operation == RL_OP_CREATE_TRANSFERS && !reply;
                 break;
             case RL_OP_PREPARE:
             case RL_OP_DECIDE:
