@@ -46,6 +46,7 @@
 #define RLB_TIMEOUT_MS_DEFAULT                                                                     \
     RL_CLIENT_TIMEOUT_MS                    //  a request with no reply after this is unknown
 #define RLB_ADMIN_TIMEOUT_MS          10000 //  status, ring, account creation, check reads
+#define RLB_CREATE_ATTEMPTS           8     //  sends of one create_accounts batch (busy is retried)
 #define RLB_STOP_TIMEOUT_MS           10000 //  a spawned shard gets this long to exit on SIGTERM
 #define RLB_READY_TIMEOUT_MS          20000 //  a spawned shard must answer status within this
 #define RLB_QUIESCE_TIMEOUT_MS        15000 //  wait for no live two-phase attempts

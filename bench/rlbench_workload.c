@@ -161,7 +161,10 @@ rlb_create_accounts (bench_t *b, rl_client_t *client)
                                          ? RL_ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS
                                          : 0)};
         }
-        int rc = rl_client_create_accounts (client, accounts, n, results, RLB_ADMIN_TIMEOUT_MS);
+        //  Retried (same ids: a created account answers exists): a router
+        //  that has not reached a shard yet answers its records busy.
+        int rc = rl_client_create_accounts_retry (client, accounts, n, results,
+                                                  RLB_ADMIN_TIMEOUT_MS, RLB_CREATE_ATTEMPTS);
         if (rc != 0) {
             fprintf (stderr, "rlbench: create_accounts: %s\n",
                      rc > 0 ? rl_status_name ((uint32_t) rc) : rl_client_strerror (rc));
