@@ -57,6 +57,10 @@
       s3): apply exits 6 and its state file holds no fail-over; every
       shard then gets ring 0 back at a newer epoch and the load's closing
       checks pass.
+    - test_s1_lost_directory: as test_s1_shipped, and the state directory
+      deleted after the promotion: `rebalance recover` into a new one
+      follows the fail-over (its state file says so; the ring files are
+      the derived rings) and apply with it completes the change.
     And with no failpoint that kills the tool:
     - test_s1_dies_in_copy: apply pauses right after s1's migrate_begin
       (rebalance.begun=delay); meanwhile s1's primary is SIGKILLed and its
@@ -833,6 +837,62 @@ test_s1_mixed_rings (void **state)
     s_mark ("checked");
 }
 
+//  The state directory lost as well: apply killed with s1's final chunk
+//  shipped (the step in its handover), s1's primary killed and its standby
+//  promoted, then the directory deleted. `rebalance recover` into a new one
+//  follows the fail-over (exit 0; its state file says failover_shift and
+//  s1's new endpoint; the ring files stay as derived), and apply with it
+//  completes the change.
+static void
+test_s1_lost_directory (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_plan (ctx);
+    size_t k = s_step_from (ctx, "s1");
+    assert_true (k > 0);
+    s_load (ctx, S_LOAD_ROUNDS);
+    char fp[128];
+    snprintf (fp, sizeof fp, "rebalance.shipped=crash@%zu", k);
+    s_expect_tool (ctx, fp, s_apply (ctx, fp), -SIGKILL);
+    s_assert_step (ctx, k, "handover");
+    char ring0[700];
+    snprintf (ring0, sizeof ring0, "%s/ring.0", ctx->dir);
+    char *derived0 = harness_read_file (ring0, NULL);
+    assert_non_null (derived0);
+    s_kill_primary (ctx);
+    s_promote (ctx);
+    s_mark ("promoted");
+    char command[1600];
+    snprintf (command, sizeof command, "rm -rf '%s'", ctx->dir);
+    assert_int_equal (system (command), 0);
+    const char *argv[] = {"recover",   "--from",       ctx->c.r0,       "--to",
+                          ctx->c.r1,   "--state",      ctx->dir,        "--cert",
+                          ctx->c.cert, "--timeout-ms", S_APPLY_TIMEOUT, NULL};
+    s_expect_tool (ctx, "recover after the promotion",
+                   s_wait (ctx, "rebalance", s_spawn (ctx, NULL, argv)), 0);
+    s_mark ("recovered");
+    char path[700];
+    snprintf (path, sizeof path, "%s/state", ctx->dir);
+    char *text = harness_read_file (path, NULL);
+    char want[300];
+    snprintf (want, sizeof want, "\nendpoint s1 %s\n", ctx->standby.endpoint);
+    if (!text || !strstr (text, "\nfailover_shift ") || !strstr (text, want)) {
+        fail_msg ("%s does not follow the fail-over:\n%s", path, text ? text : "(none)");
+    }
+    free (text);
+    char *recovered0 = harness_read_file (ring0, NULL);
+    assert_non_null (recovered0);
+    assert_string_equal (recovered0, derived0); //  the ring files as derived
+    free (recovered0);
+    free (derived0);
+    s_assert_step (ctx, k, "frozen"); //  recover resumes a shipped arc from its freeze
+    s_load_short (ctx);
+    s_expect_tool (ctx, "apply with the recovered directory", s_apply (ctx, NULL), 0);
+    s_mark ("apply with the recovered directory: exit 0");
+    s_completed (ctx, "s1 lost directory");
+    s_mark ("checked");
+}
+
 static size_t s_s1 = 0, s_s4 = 3;
 
 int
@@ -851,6 +911,8 @@ main (void)
                                                   &s_s1),
         cmocka_unit_test_prestate_setup_teardown (test_s1_mixed_rings, s_setup, s_teardown, &s_s1),
         cmocka_unit_test_prestate_setup_teardown (test_not_a_failover, s_setup, s_teardown, &s_s1),
+        cmocka_unit_test_prestate_setup_teardown (test_s1_lost_directory, s_setup, s_teardown,
+                                                  &s_s1),
     };
     //  RL_CASE=PATTERN: only the cases whose names match (cmocka's filter).
     if (getenv ("RL_CASE") && *getenv ("RL_CASE")) {

@@ -130,8 +130,12 @@ void rb_plan_free (rb_plan_t *plan);
 //  give the same plan, step ids and step rings: a lost state directory is
 //  rebuilt from them (rebalance recover). 0 only when memory ran out.
 uint64_t rb_plan_id_of (const ring_t *first, const ring_t *last);
-//  Makes DIR (if needed) and writes every ring, then the state file.
-int rb_plan_save_new (rb_plan_t *plan, const char *dir, char *err, size_t err_size);
+//  Makes DIR (if needed) and writes every ring, then the state file. The
+//  ring files hold the rings as derived (rb_plan_derive): a plan that
+//  follows fail-overs (shift, moved: rb_plan_failover) passes them as
+//  `derived` (step_count + 1 rings), any other plan NULL (its own rings).
+int rb_plan_save_new (rb_plan_t *plan, ring_t *const *derived, const char *dir, char *err,
+                      size_t err_size);
 #define RB_NO_PLAN 100 //  rb_plan_load: the directory holds no state file
 //  Reads DIR: 0, RB_NO_PLAN when DIR holds no state file, or RB_EXIT_BAD_FILE
 //  (err says which file and line).

@@ -161,6 +161,7 @@ typedef struct {
     s_shard_t shards[S_SHARDS_MAX];
     size_t shard_count;
     uint64_t saved_at; //  last progress write, ms
+    bool unsaved;      //  recover: a fail-over followed is written with the new directory
 } s_ctx_t;
 
 //  Messages and arguments ------------------------------------------------------
@@ -1955,7 +1956,7 @@ s_follow (s_ctx_t *ctx, const ring_t *its)
             return s_fail (RB_EXIT_FENCED, "%s", err);
         }
     }
-    int rc = s_save (ctx);
+    int rc = ctx->unsaved ? 0 : s_save (ctx);
     if (rc != 0) {
         return rc;
     }
@@ -2288,7 +2289,7 @@ rb_cmd_apply (int argc, char **argv)
     if (rc == RB_NO_PLAN) {
         rc = rb_plan_derive (current, planned, args.freeze_max_ms, &ctx.plan, err, sizeof err);
         if (rc == 0) {
-            rc = rb_plan_save_new (&ctx.plan, args.state_dir, err, sizeof err);
+            rc = rb_plan_save_new (&ctx.plan, NULL, args.state_dir, err, sizeof err);
         }
         if (rc == 0) {
             printf ("plan %016" PRIx64 ": epoch %" PRIu64 " -> %" PRIu64 ", %zu steps, written "
@@ -2977,24 +2978,39 @@ rb_cmd_recover (int argc, char **argv)
         ring_destroy (&current);
         return s_fail (RB_EXIT_BAD_FILE, "%s: %s", args.rings[1], err);
     }
+    //  Twice: ctx.plan follows the fail-overs, `derived` keeps the rings
+    //  as derived for the ring files (rb_plan_save_new).
+    rb_plan_t derived = {0};
     rc = rb_plan_derive (current, planned, args.freeze_max_ms, &ctx.plan, err, sizeof err);
+    if (rc == 0) {
+        rc = rb_plan_derive (current, planned, args.freeze_max_ms, &derived, err, sizeof err);
+    }
     ring_destroy (&current);
     ring_destroy (&planned);
     if (rc != 0) {
+        rb_plan_free (&derived);
         return s_fail (rc, "%s", err);
     }
     if ((rc = s_ctx_open (&ctx)) != 0) {
+        rb_plan_free (&derived);
         s_ctx_close (&ctx);
         return rc;
     }
     rb_plan_t *plan = &ctx.plan;
     size_t n = plan->step_count;
+    //  A shard failed over during the change (rlctl promote) is followed
+    //  as apply follows it (s_follow_all: the promoted standby checked at
+    //  its new endpoint), in memory; the new directory's state file then
+    //  says so (failover_shift, endpoint), and the rings below are the
+    //  followed ones. Nothing is written when it cannot be followed.
+    ctx.unsaved = true;
+    rc = s_follow_all (&ctx, 0);
     //  Per shard of the plan: its stored migration, the ring it serves,
     //  whether it answered (on the heap: S_SHARDS_MAX of each).
     rl_migrate_rec_t *stored = calloc (S_SHARDS_MAX, sizeof (rl_migrate_rec_t));
     long *served = calloc (S_SHARDS_MAX, sizeof (long));
     bool *answered = calloc (S_SHARDS_MAX, sizeof (bool));
-    if (!stored || !served || !answered) {
+    if (rc == 0 && (!stored || !served || !answered)) {
         rc = s_fail (RB_EXIT_CLUSTER, "out of memory");
     }
     long newest = 0;
@@ -3010,10 +3026,11 @@ rb_cmd_recover (int argc, char **argv)
             continue;
         }
         if (served[i] == S_RING_PROMOTED) {
-            rc = s_fail (RB_EXIT_FENCED,
+            //  Not seen by the follow above (the shard did not answer then).
+            rc = s_fail (RB_EXIT_CLUSTER,
                          "shard %s serves a fail-over's ring (epoch %" PRIu64 ") made from a "
-                         "ring of this plan: recover does not follow fail-overs (the change's "
-                         "own state directory does: rerun apply with it). Nothing was written",
+                         "ring of this plan that was not followed: run recover again. Nothing "
+                         "was written",
                          s->name, epoch);
         } else if (served[i] == S_RING_FOREIGN) {
             rc = s_fail (RB_EXIT_FENCED,
@@ -3031,6 +3048,13 @@ rb_cmd_recover (int argc, char **argv)
         } else if (served[i] > newest) {
             newest = served[i];
         }
+    }
+    if (rc == 0 && rolled != SIZE_MAX && plan->shift) {
+        //  As apply: a fail-over is not followed after a rolled-back step.
+        rc = s_fail (RB_EXIT_FENCED,
+                     "step %zu was rolled back and a shard failed over since: not followed. "
+                     "Nothing was written",
+                     rolled + 1);
     }
     //  Where the change is.
     size_t current_step = 0; //  the first step not done
@@ -3103,7 +3127,8 @@ rb_cmd_recover (int argc, char **argv)
         step->started = step->state != RB_PENDING ? now : 0;
         step->finished = step->state == RB_DONE ? now : 0;
     }
-    if (rc == 0 && (rc = rb_plan_save_new (plan, args.state_dir, err, sizeof err)) != 0) {
+    ring_t *const *rings = plan->shift || plan->moved_count ? derived.rings : NULL;
+    if (rc == 0 && (rc = rb_plan_save_new (plan, rings, args.state_dir, err, sizeof err)) != 0) {
         s_fail (rc, "%s", err);
     }
     if (rc == 0 && rolled != SIZE_MAX) {
@@ -3129,6 +3154,7 @@ rb_cmd_recover (int argc, char **argv)
     free (stored);
     free (served);
     free (answered);
+    rb_plan_free (&derived);
     s_ctx_close (&ctx);
     return rc;
 }

@@ -549,8 +549,13 @@ rb_rollback_save (rb_plan_t *plan, size_t index, char *err, size_t err_size)
 }
 
 int
-rb_plan_save_new (rb_plan_t *plan, const char *dir, char *err, size_t err_size)
+rb_plan_save_new (rb_plan_t *plan, ring_t *const *derived, const char *dir, char *err,
+                  size_t err_size)
 {
+    //  A followed plan's own rings hold the shift and the moved endpoints,
+    //  which the state file's lines apply again at every load.
+    assert (derived || (plan->shift == 0 && plan->moved_count == 0));
+    ring_t *const *rings = derived ? derived : plan->rings;
     if (strlen (dir) + 32 >= RB_PATH_SIZE_MAX) {
         s_err (err, err_size, "--state: path too long");
         return RB_EXIT_USAGE;
@@ -563,7 +568,8 @@ rb_plan_save_new (rb_plan_t *plan, const char *dir, char *err, size_t err_size)
     for (size_t k = 0; k <= plan->step_count; k++) {
         char name[64];
         snprintf (name, sizeof name, "ring.%zu", k);
-        char *text = ring_to_text (plan->rings[k]);
+        assert (ring_epoch (rings[k]) == plan->base_epoch - plan->shift + k);
+        char *text = ring_to_text (rings[k]);
         if (!text) {
             s_err (err, err_size, "out of memory");
             return RB_EXIT_BAD_FILE;
