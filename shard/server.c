@@ -51,14 +51,17 @@
 
     DEFERRED BEGINS. A create_transfers request whose reply waits for
     cross-shard decisions (its records are being prepared at peers) does
-    not urge a sync either: its writes (the attempts, the debit
-    reservations, the same-shard records beside them) are reported to
-    nobody until the turn that logs the last decision, which is urgent and
-    whose sync covers them (the WAL is one log); and a PREPARE needs
-    nothing durable. So the sync of the turn that began the attempts no
+    not urge a sync either: its writes (the same-shard records beside the
+    cross-shard ones, and failures that burn ids; the attempts and the
+    debit reservations are in memory only) are reported to nobody until
+    the turn that logs the last decision, which is urgent and whose sync
+    covers them (the WAL is one log); and a PREPARE needs nothing
+    durable. So the sync of the turn that began the attempts no
     longer runs ahead of the decision's and makes it wait for the disk
     twice. A reply that comes out of the queue (a request decided within
-    the turn) makes the turn urgent (s_drain_outq). A crash before the
+    the turn, or a chain answered at its debit legs' ACKs in a turn that is
+    otherwise lazy) makes the turn urgent (s_drain_outq), so that a sync
+    starts that covers the deferred batches before it. A crash before the
     covering sync is the crash matrix's tp.coord.prepare_sent: nothing of
     the request is durable, the client was told nothing, and a
     participant's outcome query finds no decision (presumed abort).
@@ -1294,7 +1297,11 @@ s_turn_finish (server_t *self, bool lazy, bool urgent)
             //  The sync's failpoints fire when it ends (s_on_synced). A
             //  large turn is never deferred (s_sync_inline below).
             urgent |= write_count >= RL_SHARD_INLINE_SYNC_WRITES;
-            outq_batch_written (self->outq, writes && !lazy, urgent && !lazy);
+            //  A lazy turn is urgent only when a reply came out of the
+            //  queue (a chain answered at its debit legs' ACKs): its sync
+            //  covers the deferred batches the reply may need (DEFERRED
+            //  BEGINS); with nothing to sync, none starts.
+            outq_batch_written (self->outq, writes && !lazy, urgent);
             self->writes_unsynced += writes ? write_count : 0;
             //  Shipped before the write (s_ship), so the standby's write
             //  runs beside this one and the sync; the rest (a standby
