@@ -9,11 +9,17 @@
     2. Once a write or sync has failed, no later commit or ingest is
        attempted (state FAILED below): memory and disk may disagree, and
        only a restart, which recovers from what is on disk, makes them agree
-       again. Writes and ingests of the two threads (the loop, the
-       checkpoint) take turns under write_lock, each checking FAILED first,
-       so that neither reaches RocksDB after the other saw a failure. Only
-       the write is under the lock, never a sync of another thread's batch
-       (store_batch_commit syncs after it): the loop waits for the lock.
+       again. Writes, syncs and ingests of every thread (the loop, the
+       syncer, the checkpoint, a backup) take turns under write_lock, each
+       checking FAILED first, so that none reaches RocksDB after another saw
+       a failure. A sync is under the lock too: RocksDB's SyncWAL does not
+       check the WAL writer's earlier error, and on a writer whose Append
+       failed (a full disk) its SyncWithoutFlush stops the process on an
+       assertion (`sync_without_flush_called_`, Debian's librocksdb keeps
+       assertions) instead of returning the error. A write is still never
+       under the same hold as a sync of its batch (store_batch_commit lets
+       the lock go between them), but the loop's write waits out an fsync
+       of another thread that holds the lock.
     3. A staged ingest file's name is never reused and never written over:
        see "Staged ingest files" below (a reused name truncated a live SST
        through a hard link left by a crash inside RocksDB's ingest).
@@ -511,13 +517,15 @@ store_sync (store_t *self)
 }
 
 //  Makes every write made so far durable as the mode says; group: the
-//  sync of a group commit, which hosts store.sync. Any thread, without
-//  write_lock: RocksDB syncs the WAL beside concurrent writes (with
-//  manual_wal_flush, a write and FlushWAL take turns on the log's own
-//  mutex), and a write made meanwhile is either in this sync or in the
-//  next one.
+//  sync of a group commit, which hosts store.sync. Under write_lock
+//  (s_sync takes it): RocksDB would sync the WAL beside concurrent writes,
+//  but a write that fails meanwhile (ENOSPC on the WAL's Append) leaves
+//  the WAL writer with an error that SyncWAL does not check before its
+//  SyncWithoutFlush, which then asserts (invariant 2). Under the lock, a
+//  failed write has set FAILED before any sync starts, and no write can
+//  fail while one runs. The cost: a write waits while a sync runs.
 static int
-s_sync (store_t *self, bool group)
+s_sync_locked (store_t *self, bool group)
 {
     assert (self);
     if (atomic_load (&self->failed)) {
@@ -542,6 +550,16 @@ s_sync (store_t *self, bool group)
         return -1;
     }
     return 0;
+}
+
+static int
+s_sync (store_t *self, bool group)
+{
+    assert (self);
+    pthread_mutex_lock (&self->write_lock);
+    int rc = s_sync_locked (self, group);
+    pthread_mutex_unlock (&self->write_lock);
+    return rc;
 }
 
 //  How s_write_locked writes a batch.
@@ -944,7 +962,7 @@ store_checkpoint_at (store_t *self, const char *dir, void (*at) (void *), void *
     pthread_mutex_lock (&self->write_lock);
     //  Under the lock, no write comes between the sync, the position and
     //  the checkpoint: the copy holds exactly the writes up to `at`'s.
-    int rc = s_sync (self, false);
+    int rc = s_sync_locked (self, false);
     if (rc != 0) {
         snprintf (err, err_size, "sync before the checkpoint: %s", store_error (self));
     } else {

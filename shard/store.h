@@ -107,8 +107,9 @@ int store_commit (store_t *self);
 //  store_write_group writes the batch (the memtables and the WAL, which is
 //  not synced, or in sync_manual_wal stays in memory) and hosts the
 //  shard.after_write failpoint; store_sync then makes every write made so
-//  far durable, from any thread, beside the loop's later writes, and hosts
-//  store.sync. In nosync, store_sync does nothing. Each 0, or -1 and the
+//  far durable, from any thread, and hosts store.sync. It holds the write
+//  lock while it syncs (store.c, invariant 2): the loop's next write waits
+//  for it, its reads and applies go on. In nosync, store_sync does nothing. Each 0, or -1 and the
 //  failed state.
 int store_write_group (store_t *self);
 //  store_write_group for a replicated primary: the tap (store_set_tap)
@@ -140,9 +141,10 @@ void store_batch_delete_into (store_t *self, store_batch_t *batch, store_cf_t cf
 void store_batch_delete_range_into (store_t *self, store_batch_t *batch, store_cf_t cf,
                                     const void *begin, size_t begin_size, const void *end,
                                     size_t end_size);
-//  Writes batch, then makes it durable as the mode says, the sync outside
-//  the store's write lock (the loop's writes go on meanwhile); a failure
-//  fails the store. The batch is empty afterwards. 0, or -1.
+//  Writes batch, then makes it durable as the mode says; the lock is let go
+//  between the write and the sync (a loop's write may come between), but
+//  the sync holds it too (store.c, invariant 2); a failure fails the store. The batch is empty
+//  afterwards. 0, or -1.
 int store_batch_commit (store_t *self, store_batch_t *batch);
 
 //  1 found (value copied, *value_size_p set, truncated to value_cap),
