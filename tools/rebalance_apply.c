@@ -1872,7 +1872,9 @@ s_serves_as (s_ctx_t *ctx, const char *endpoint, const char *name)
 static int
 s_failed_over (s_ctx_t *ctx, const ring_t *its, const char *name, const char *old)
 {
-    const char *endpoint = ring_shard_endpoint (its, (size_t) ring_shard_find (its, name));
+    int at = ring_shard_find (its, name);
+    assert (at >= 0); //  s_promotion: the plan's shards
+    const char *endpoint = ring_shard_endpoint (its, (size_t) at);
     for (size_t i = 0; i < ctx->shard_count; i++) {
         if (strcmp (ctx->shards[i].name, name) != 0
             && strcmp (ctx->shards[i].endpoint, endpoint) == 0) {
@@ -1882,7 +1884,7 @@ s_failed_over (s_ctx_t *ctx, const ring_t *its, const char *name, const char *ol
                            ring_epoch (its), name, endpoint, ctx->shards[i].name);
         }
     }
-    const char *key = ring_shard_key (its, (size_t) ring_shard_find (its, name));
+    const char *key = ring_shard_key (its, (size_t) at);
     if (*key && !ctx->args->insecure && rl_client_add_server_key (endpoint, key) != 0) {
         return s_fail (RB_EXIT_BAD_FILE, "shard %s: a bad key in the ring", name);
     }
@@ -1965,13 +1967,9 @@ s_follow (s_ctx_t *ctx, const ring_t *its)
         if (!s) {
             continue;
         }
+        //  Its key is registered for the new endpoint (s_failed_over).
         rl_client_destroy (&s->client);
         snprintf (s->endpoint, sizeof s->endpoint, "%s", endpoints[i]);
-        int at = ring_shard_find (its, names[i]);
-        if (*ring_shard_key (its, (size_t) at) && !ctx->args->insecure
-            && rl_client_add_server_key (s->endpoint, ring_shard_key (its, (size_t) at)) != 0) {
-            return s_fail (RB_EXIT_BAD_FILE, "shard %s: a bad key in the ring", names[i]);
-        }
         printf ("fail-over followed: shard %s serves at %s; the plan's rings move up %" PRIu64
                 " epoch%s (ring.%ld is epoch %" PRIu64 ", the last %" PRIu64 ")\n",
                 names[i], endpoints[i], shift, shift == 1 ? "" : "s", j, ring_epoch (its),
