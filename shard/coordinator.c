@@ -150,6 +150,14 @@ s_is_resolve (const rl_transfer_t *t)
     return (t->flags & PENDING_RESOLVE_FLAGS) != 0;
 }
 
+//  A new pending transfer: its commit adds an entry to the pending table,
+//  whose room it keeps from its begin (pending_promise).
+static bool
+s_is_pending (const rl_transfer_t *t)
+{
+    return (t->flags & RL_TRANSFER_PENDING) != 0;
+}
+
 static bool
 s_is_expiry (const rl_transfer_t *t)
 {
@@ -625,7 +633,7 @@ coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, no
     assert (request < 0 || (self->requests[request].used && !self->requests[request].held));
     assert (!coordinator_is_live (self, t->id)); //  the ledger checked it (invariant 2)
     assert (!(t->flags & PENDING_FLAGS) || self->pending);
-    assert (group == 0 || (request >= 0 && !(t->flags & PENDING_FLAGS))); //  plain members only
+    assert (group == 0 || request >= 0);
     rl_result_rec_t r = {0};
     bool resolve = s_is_resolve (t);
     //  A post or void reserves nothing: the amount is pending already.
@@ -657,6 +665,9 @@ coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, no
     }
     if (resolve) {
         pending_claim (self->pending, t->pending_id, true, 0); //  one attempt at a time
+    }
+    if (s_is_pending (t)) {
+        pending_promise (self->pending, true); //  the ledger asked pending_room
     }
     attempt_t *e = s_attempt_begin (self, i, t, peer, request, index, now);
     if (request >= 0) {
@@ -777,6 +788,9 @@ s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, no
         accounts_debit_release (self->accounts, t->debit_account_id, t->amount,
                                 result == RL_OK && !pending);
     }
+    if (pending) {
+        pending_promise (self->pending, false); //  its room, taken at the begin, is used now
+    }
     uint64_t ts = 0;
     uint64_t write_seq = 0; //  an outcome with no write needs no sync
     bool burns = result == RL_OK || !rl_result_is_retryable (result);
@@ -858,10 +872,18 @@ s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, no
 //      (a member answered exists as well); no id is burned; every member
 //      whose participant may hold a prepared record gets a logged ABORT.
 //
-//  LIMITATIONS. Members are plain transfers (the ledger refuses pending
-//  kinds in a chain that credits another shard); a member's credit here
-//  is reserved, not posted, until the decision, so a later member cannot
-//  spend it; RL_TP_GROUPS_MAX groups in flight (more: busy).
+//    - Pending kinds (docs/payments.md, "Linked chains", rule 5): a
+//      pending transfer is a member as any (its amounts reserved; at the
+//      commit they become pending, its room promised from the begin:
+//      pending_promise); a post or void reserves nothing and claims its
+//      pending transfer from the begin (a local one, both sides here, as
+//      well as one across), released at the end; its commit applies it.
+//
+//  LIMITATIONS. Debit legs are plain transfers (the ledger refuses pending
+//  kinds debiting another shard); a member's credit here is reserved, not
+//  posted, until the decision, so a later member cannot spend it, nor
+//  post or void a pending transfer an earlier member makes (not_supported);
+//  RL_TP_GROUPS_MAX groups in flight (more: busy).
 
 uint32_t
 coordinator_group_new (coordinator_t *self, int32_t request, uint32_t first)
@@ -892,17 +914,20 @@ rl_result_rec_t
 coordinator_hold_local (coordinator_t *self, const rl_transfer_t *t, now_t now, int32_t request,
                         uint32_t index, uint32_t group)
 {
-    assert (self && t && group != 0 && !(t->flags & PENDING_FLAGS));
+    assert (self && t && group != 0);
+    assert (!(t->flags & PENDING_FLAGS) || self->pending);
     assert (!coordinator_is_live (self, t->id)); //  the ledger checked it (invariant 2)
     rl_result_rec_t r = {0};
+    bool resolve = s_is_resolve (t);
     accounts_pair_t pair;
     //  The checks of a transfer of one shard, in their order; then both
-    //  sides reserved (each limit counts its reservations).
-    r.result = accounts_transfer_check (self->accounts, t, &pair);
-    if (r.result == RL_OK) {
+    //  sides reserved (each limit counts its reservations). A post or void
+    //  (resolved by pending_check) reserves nothing: its amount is pending.
+    r.result = resolve ? RL_OK : accounts_transfer_check (self->accounts, t, &pair);
+    if (r.result == RL_OK && !resolve) {
         r.result = accounts_debit_reserve (self->accounts, t);
     }
-    if (r.result == RL_OK) {
+    if (r.result == RL_OK && !resolve) {
         r.result = accounts_credit_reserve (self->accounts, t);
         if (r.result != RL_OK) {
             accounts_debit_release (self->accounts, t->debit_account_id, t->amount, false);
@@ -914,10 +939,20 @@ coordinator_hold_local (coordinator_t *self, const rl_transfer_t *t, now_t now, 
     bool log_full = self->attempts.count + xlog_count (self->xlog) >= self->log_entries_max;
     int32_t i = log_full ? -1 : attempts_add (&self->attempts, t->id);
     if (i < 0) {
-        accounts_debit_release (self->accounts, t->debit_account_id, t->amount, false);
-        accounts_credit_release (self->accounts, t->credit_account_id, t->amount, false);
+        if (!resolve) {
+            accounts_debit_release (self->accounts, t->debit_account_id, t->amount, false);
+            accounts_credit_release (self->accounts, t->credit_account_id, t->amount, false);
+        }
         r.result = RL_BUSY;
         return r;
+    }
+    if (resolve) {
+        //  Its pending transfer (both sides here) is claimed until the
+        //  chain is decided: no other post, void or expiry of it meanwhile.
+        pending_claim (self->pending, t->pending_id, true, 0);
+    }
+    if (s_is_pending (t)) {
+        pending_promise (self->pending, true); //  the ledger asked pending_room
     }
     (void) s_attempt_begin (self, i, t, -1, request, index, now);
     self->requests[request].open++;
@@ -985,16 +1020,30 @@ coordinator_leg_committing (coordinator_t *self, rl_id_t id)
     return false;
 }
 
-//  A local member decided: released, or posted on both sides with its
-//  record stored (ok). Returns the record's timestamp (0: released).
+//  A local member decided: released, or applied with its record stored
+//  (ok): a transfer posted on both sides, a pending transfer's amount
+//  moved from reserved to pending, a post or void applied to its pending
+//  transfer (claimed since the begin). Returns the record's timestamp (0:
+//  released).
 static uint64_t
 s_local_end (coordinator_t *self, attempt_t *e, bool commit, now_t now)
 {
     assert (e->state == ATTEMPT_LIVE && e->local);
     const rl_transfer_t *t = &e->transfer;
-    accounts_debit_release (self->accounts, t->debit_account_id, t->amount, commit);
-    accounts_credit_release (self->accounts, t->credit_account_id, t->amount, commit);
+    bool pending = s_is_pending (t);
+    bool resolve = s_is_resolve (t);
+    if (!resolve) {
+        accounts_debit_release (self->accounts, t->debit_account_id, t->amount, commit && !pending);
+        accounts_credit_release (self->accounts, t->credit_account_id, t->amount,
+                                 commit && !pending);
+    }
+    if (pending) {
+        pending_promise (self->pending, false);
+    }
     if (!commit) {
+        if (resolve) {
+            pending_claim (self->pending, t->pending_id, false, 0);
+        }
         return 0;
     }
     rl_transfer_t record = *t;
@@ -1003,6 +1052,20 @@ s_local_end (coordinator_t *self, attempt_t *e, bool commit, now_t now)
     if (journal_append (self->journal, &record) != 0) {
         rl_error ("two-phase: out of memory storing a chain's member");
         abort (); //  memory and the decision would disagree: crash, recover
+    }
+    if (pending) {
+        //  Its accounts are here (reserved since the begin), and the
+        //  promise kept its room (pending_promise).
+        size_t debit = 0, credit = 0;
+        bool found = accounts_slot (self->accounts, t->debit_account_id, &debit)
+                     && accounts_slot (self->accounts, t->credit_account_id, &credit);
+        assert (found);
+        (void) found;
+        accounts_pair_t pair = {(uint32_t) debit, (uint32_t) credit};
+        pending_add (self->pending, &record, &pair);
+    }
+    if (resolve) {
+        pending_apply (self->pending, &record); //  posts (part of) it, releases the rest
     }
     return record.timestamp;
 }
@@ -1026,9 +1089,14 @@ coordinator_group_cancel (coordinator_t *self, uint32_t g)
                 accounts_credit_release (self->accounts, e->transfer.credit_account_id,
                                          e->transfer.amount, false);
             }
+        } else if (s_is_resolve (&e->transfer)) {
+            pending_claim (self->pending, e->transfer.pending_id, false, 0);
         } else {
             accounts_debit_release (self->accounts, e->transfer.debit_account_id,
                                     e->transfer.amount, false);
+            if (s_is_pending (&e->transfer)) {
+                pending_promise (self->pending, false);
+            }
         }
         assert (r->open >= 1 + e->repeats);
         r->open -= 1 + e->repeats; //  the ledger answers the chain's records itself
@@ -1260,6 +1328,25 @@ coordinator_group_member (coordinator_t *self, uint32_t g, rl_id_t id)
             return &e->transfer;
         }
         i = e->next;
+    }
+    return NULL;
+}
+
+const rl_transfer_t *
+coordinator_group_resolving (coordinator_t *self, uint32_t g, rl_id_t pending_id)
+{
+    assert (self);
+    if (g == 0) {
+        return NULL;
+    }
+    //  A chain has at most a batch's records: walk its members.
+    for (int32_t i = s_group (self, g)->head; i >= 0;) {
+        const attempt_t *e = attempts_at (&self->attempts, i);
+        assert (e->state == ATTEMPT_LIVE && e->group == g);
+        if (s_is_resolve (&e->transfer) && rl_id_eq (e->transfer.pending_id, pending_id)) {
+            return &e->transfer;
+        }
+        i = e->group_next;
     }
     return NULL;
 }
@@ -1621,9 +1708,11 @@ coordinator_audit_sums (coordinator_t *self, const accounts_t *accounts, uint64_
             && accounts_slot (accounts, e->transfer.credit_account_id, &slot)) {
             credits[slot] += e->transfer.amount; //  a debit leg's credit side, held here
         }
-        if (e->state == ATTEMPT_LIVE && e->local
+        if (e->state == ATTEMPT_LIVE && e->local && !s_is_resolve (&e->transfer)
             && accounts_slot (accounts, e->transfer.credit_account_id, &slot)) {
-            credits[slot] += e->transfer.amount; //  a chain's local member holds both sides
+            //  A chain's local member holds both sides (a post or void
+            //  reserves nothing: its pending transfer is claimed).
+            credits[slot] += e->transfer.amount;
         }
     }
 }

@@ -120,6 +120,11 @@ void coordinator_group_launch (coordinator_t *self, uint32_t group, uint32_t las
 //  The transfer of id's live attempt when it is a member of group g (the
 //  same id twice in one chain), else NULL.
 const rl_transfer_t *coordinator_group_member (coordinator_t *self, uint32_t g, rl_id_t id);
+//  The post or void of pending transfer pending_id that is a member of
+//  group g (a second one in the same chain is answered as a chain of one
+//  shard answers it: already posted or voided), else NULL.
+const rl_transfer_t *coordinator_group_resolving (coordinator_t *self, uint32_t g,
+                                                  rl_id_t pending_id);
 //  Record `index` of the request repeats group g's member `id` (the same
 //  record: exists, as in a chain of one shard): answered with the member
 //  when it is decided, exists with its timestamp or linked_event_failed.

@@ -811,11 +811,23 @@ s_resolve_here (ledger_t *self, const rl_transfer_t *record, uint64_t ts)
 //  A cross-shard pending transfer's post or void (its credit on another
 //  shard) is decided by a two-phase attempt: pending_check's rules first,
 //  here, then the credit shard's (coordinator.c, participant.c).
+//  In a linked chain that needs other shards (group), an ok one is a
+//  member of the chain's group: held here until the chain is decided
+//  (its pending transfer claimed), or, its credit on another shard, an
+//  attempt of the group.
 static rl_result_rec_t
 s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t request, uint32_t index,
-                bool chained)
+                bool chained, uint32_t group)
 {
     rl_result_rec_t r = {0};
+    if (coordinator_group_member (self->coordinator, group, t->pending_id)) {
+        //  Its pending transfer is a member of this very chain, not made yet.
+        rl_warn ("ledger: a linked chain across shards posts or voids its own pending transfer "
+                 "%016" PRIx64 "%016" PRIx64 ": not_supported",
+                 t->pending_id.hi, t->pending_id.lo);
+        r.result = RL_NOT_SUPPORTED;
+        return r;
+    }
     rl_transfer_t p;
     int found = s_find (self, t->pending_id, &p);
     if (found < 0) {
@@ -833,13 +845,26 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
     uint64_t ts = journal_next_ts (self->journal, now.wall_ns);
     rl_transfer_t record = *t;
     r.result = pending_check (self->pending, t, found ? &p : NULL, ts, &record);
+    const rl_transfer_t *twice = r.result == RL_IN_PROGRESS ? coordinator_group_resolving (
+                                     self->coordinator, group, t->pending_id)
+                                                            : NULL;
+    if (twice) {
+        //  Claimed by an earlier member of this chain: answered as on one
+        //  shard, where that member would have resolved it already.
+        r.result = (twice->flags & RL_TRANSFER_POST_PENDING_TRANSFER)
+                       ? RL_PENDING_TRANSFER_ALREADY_POSTED
+                       : RL_PENDING_TRANSFER_ALREADY_VOIDED;
+        return r;
+    }
     if (r.result == RL_STORAGE_ERROR || r.result == RL_IN_PROGRESS) {
         return r; //  nothing stored: the outcome is not decided
     }
     if (r.result == RL_OK && pending_is_debit_side (self->pending, t->pending_id)) {
         int credit_owner = owner_of (self->ring, p.credit_account_id);
-        if (chained) {
-            //  A chain runs as one step of this shard (docs/payments.md).
+        if (chained && (group == 0 || credit_owner == self->self_index)) {
+            //  A chain of this shard alone runs in this turn (s_chain_group
+            //  makes one holding such a post or void a group); both sides
+            //  here since a migration: not served in a chain.
             rl_warn ("ledger: a linked chain's post or void %016" PRIx64 "%016" PRIx64
                      " of a cross-shard pending transfer: not_supported",
                      t->id.hi, t->id.lo);
@@ -853,7 +878,12 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
             r.result = RL_ABORTED; //  no shard owns it in this ring: retry
             return r;
         }
-        return coordinator_begin (self->coordinator, &record, credit_owner, now, request, index, 0);
+        return coordinator_begin (self->coordinator, &record, credit_owner, now, request, index,
+                                  group);
+    }
+    if (r.result == RL_OK && group != 0) {
+        //  Held (its pending transfer claimed) until its chain is decided.
+        return coordinator_hold_local (self->coordinator, &record, now, request, index, group);
     }
     record.timestamp = ts;
     record.reserved = JOURNAL_STORED (r.result, JOURNAL_LEG_BOTH);
@@ -1035,16 +1065,8 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
     if (r.result != RL_OK) {
         return r;
     }
-    if (group != 0 && (t->flags & PENDING_FLAGS)) {
-        //  A chain that credits other shards holds plain transfers only.
-        rl_warn ("ledger: a linked chain crediting another shard holds pending transfer, post or"
-                 " void %016" PRIx64 "%016" PRIx64 ": not_supported",
-                 t->id.hi, t->id.lo);
-        r.result = RL_NOT_SUPPORTED;
-        return r;
-    }
     if (t->flags & PENDING_RESOLVE_FLAGS) {
-        return s_post_or_void (self, t, now, request, index, chained);
+        return s_post_or_void (self, t, now, request, index, chained, group);
     }
     int credit_owner = owner_of (self->ring, t->credit_account_id);
     if (credit_owner < 0) {
@@ -1218,6 +1240,10 @@ s_chain_group (const ledger_t *self, const rl_transfer_t *transfers, size_t coun
             if (owner >= 0 && owner != self->self_index) {
                 return true;
             }
+        }
+        if ((t->flags & PENDING_RESOLVE_FLAGS) && self->pending && s_id_usable (t->pending_id)
+            && pending_is_debit_side (self->pending, t->pending_id)) {
+            return true; //  the post or void of a cross-shard pending transfer of this shard
         }
         if (s_id_usable (t->debit_account_id) && !ledger_owns (self, t->debit_account_id)
             && owner_of (self->ring, t->debit_account_id) >= 0) {

@@ -55,6 +55,15 @@
     transfer holds. A claim taken before the entry fell due is a post's or
     a void's, and keeps answering in_progress after (claim_expiry).
 
+    CHAINS ACROSS SHARDS (coordinator.c, "Groups"). A post or void of a
+    same-shard pending transfer (side BOTH) in a linked chain that needs
+    other shards is held until its chain is decided: it claims the entry
+    as a two-phase attempt does, so that another post or void meanwhile is
+    in_progress and the tick skips it (its expiry waits: the held post
+    commits first, or, aborted, the next tick expires it). A pending
+    transfer such a chain creates is added at the decision; from its begin
+    its room is promised (pending_promise), as a two-phase attempt's is.
+
     MIGRATION (docs/rebalance.md, "Pending transfers move"). The entries
     move with their accounts: the final round of a migration sends every
     entry of the table that names an account of the arc (migrate.c); the
@@ -83,7 +92,9 @@
     5. At most one attempt claims an entry; a claimed entry is never
        resolved nor expired but by the claim's own attempt.
 
-    LIMITS: RL_SHARD_PENDING_MAX live transfers (more: busy);
+    LIMITS: RL_SHARD_PENDING_MAX live transfers, counting those a live
+    two-phase attempt or a held chain member will add when it commits
+    (pending_promise: a commit always finds room); more: busy;
     RL_SHARD_PENDING_EXPIRE_PER_TICK expiries per tick (recovery expires
     every overdue one at once).
 */
@@ -161,7 +172,8 @@ struct pending_t {
     s_live_t *live;
     size_t live_count;
     size_t live_cap;
-    idmap_t *ids; //  id -> index in live
+    size_t promised; //  pending transfers decided later whose room is kept (pending_promise)
+    idmap_t *ids;    //  id -> index in live
     s_heap_t *heap;
     size_t heap_count;
     size_t heap_cap;
@@ -799,7 +811,16 @@ bool
 pending_room (pending_t *self)
 {
     assert (self);
-    return s_live_room (self);
+    return self->live_count + self->promised < RL_SHARD_PENDING_MAX && s_live_room (self);
+}
+
+void
+pending_promise (pending_t *self, bool take)
+{
+    assert (self);
+    assert (take || self->promised > 0);
+    self->promised = take ? self->promised + 1 : self->promised - 1;
+    assert (self->live_count + self->promised <= RL_SHARD_PENDING_MAX);
 }
 
 void
@@ -987,7 +1008,8 @@ pending_claim (pending_t *self, rl_id_t pending_id, bool claimed, uint64_t clock
     assert (live); //  a claim is taken of a live entry, and it stays live while claimed
     (void) live;
     s_live_t *e = &self->live[index];
-    assert (e->side == PENDING_SIDE_DEBIT && e->claimed != claimed);
+    assert (e->side != PENDING_SIDE_CREDIT && e->claimed != claimed);
+    assert (e->side == PENDING_SIDE_DEBIT || !e->due);
     e->claimed = claimed;
     e->claim_expiry = claimed && e->due; //  a post or void of a due entry is refused expired
     if (!claimed && e->due) {
@@ -1175,7 +1197,12 @@ pending_tick (pending_t *self, uint64_t clock_ns, size_t max)
         s_heap_t top = self->heap[0];
         size_t index = 0;
         bool live = s_heap_entry_live (self, &top, &index);
-        if (live && s_held (self, &self->live[index])) {
+        //  Side BOTH claimed: a linked chain's post or void of it is live
+        //  (coordinator.c, "Groups"), whose commit wins; if it aborts, the
+        //  next tick expires it.
+        if (live
+            && (s_held (self, &self->live[index])
+                || (self->live[index].side == PENDING_SIDE_BOTH && self->live[index].claimed))) {
             if (skipped_count == S_HELD_MAX) {
                 break;
             }

@@ -66,9 +66,15 @@ int pending_open (pending_t *self, uint64_t clock_ns, char *err, size_t err_size
 //  Field validation of a transfer with a pending, post or void flag (the
 //  record alone): RL_OK or the first failure, in the documented order.
 uint32_t pending_validate (const rl_transfer_t *t);
-//  Can one more transfer be pending? False at RL_SHARD_PENDING_MAX, or
-//  when memory ran out (nothing changed).
+//  Can one more transfer be pending? False at RL_SHARD_PENDING_MAX (the
+//  live ones and the promised ones), or when memory ran out (nothing
+//  changed).
 bool pending_room (pending_t *self);
+//  A pending transfer that a live attempt or a held chain member adds when
+//  it commits keeps its room from its begin (take, after pending_room) to
+//  its end (!take, before pending_add or pending_add_side): so a decision
+//  to commit always finds room.
+void pending_promise (pending_t *self, bool take);
 //  A new pending transfer, stored ok (timestamp set), whose accounts the
 //  caller checked (pair): reserves its amount. pending_room first.
 void pending_add (pending_t *self, const rl_transfer_t *record, const accounts_pair_t *pair);

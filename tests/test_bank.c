@@ -17,9 +17,10 @@
         racing their expiry and each other;
       - linked chains of 2-3 members on one shard (transfers, pending
         transfers, posts and voids), some failing on an overdraft;
-      - linked chains of 2-3 plain transfers debiting one shard and
-        crediting both (a group of two-phase attempts, docs/two-phase.md),
-        some failing on an overdraft.
+      - linked chains of 2-3 members debiting one shard and crediting
+        both (a group of two-phase attempts, docs/two-phase.md): transfers,
+        some failing on an overdraft, pending transfers, and posts and
+        voids of pending transfers of that shard or across made before.
     The nemesis kills in two ways. Each shard starts with one crash
     failpoint armed at a seeded hit (shard.before_commit, after_write,
     after_sync or after_reply, hit BANK_HIT_MIN..BANK_HIT_MAX, above the
@@ -227,18 +228,19 @@ s_new (s_ctx_t *ctx, uint64_t debit, uint64_t credit, uint64_t amount)
     return rec;
 }
 
-//  A pending transfer already sent with debit on shard i, or NULL.
+//  A pending transfer sent before record `before` with debit on shard i
+//  and credit on shard i (across: on either shard), or NULL.
 static const s_rec_t *
-s_pick_pending (s_ctx_t *ctx, int i)
+s_pick_pending (s_ctx_t *ctx, int i, bool across, size_t before)
 {
-    if (ctx->count == 0) {
+    if (before == 0) {
         return NULL;
     }
-    size_t start = s_rand (ctx, ctx->count);
-    for (size_t n = 0; n < ctx->count && n < 64; n++) {
-        const s_rec_t *p = &ctx->recs[(start + ctx->count - n) % ctx->count];
+    size_t start = s_rand (ctx, before);
+    for (size_t n = 0; n < before && n < 64; n++) {
+        const s_rec_t *p = &ctx->recs[(start + before - n) % before];
         if ((p->t.flags & RL_TRANSFER_PENDING) && tpk_owner (&ctx->tp, p->t.debit_account_id) == i
-            && tpk_owner (&ctx->tp, p->t.credit_account_id) == i) {
+            && (across || tpk_owner (&ctx->tp, p->t.credit_account_id) == i)) {
             return p;
         }
     }
@@ -278,7 +280,7 @@ s_make (s_ctx_t *ctx, int i, bool cross_ok)
         rec->t.flags = RL_TRANSFER_PENDING;
         rec->t.timeout = 1 + (uint32_t) s_rand (ctx, TIMEOUT_MAX_S);
     } else if (r < 55) {
-        const s_rec_t *p = s_pick_pending (ctx, i);
+        const s_rec_t *p = s_pick_pending (ctx, i, false, ctx->count - 1);
         if (p) {
             s_resolve (ctx, rec, p);
         }
@@ -317,18 +319,32 @@ s_send (s_ctx_t *ctx, int i, size_t first, size_t n)
     }
 }
 
-//  A member of a chain across the shards: a plain transfer from a customer
-//  of shard i to one of either shard (of the other for the chain's first
-//  member, so that the chain crosses), an overdraft now and then.
+//  A member of a chain across the shards, debiting a customer of shard i:
+//  a transfer to a customer of either shard (of the other for the chain's
+//  first member, so that the chain crosses), an overdraft now and then; a
+//  later member may be a pending transfer, or a post or void of a pending
+//  transfer of shard i or across made before the chain (`chain`: its
+//  first record).
 static s_rec_t *
-s_make_across (s_ctx_t *ctx, int i, bool first)
+s_make_across (s_ctx_t *ctx, int i, bool first, size_t chain)
 {
     uint64_t dr = s_customer_on (ctx, i);
     uint64_t cr = s_customer_on (ctx, first || s_rand (ctx, 2) ? 1 - i : i);
     if (cr == dr) {
         cr = dr + 2 <= ACCOUNTS ? dr + 2 : dr - 2;
     }
-    return s_new (ctx, dr, cr, s_rand (ctx, 100) < 5 ? 100000 : 1 + s_rand (ctx, 200));
+    s_rec_t *rec = s_new (ctx, dr, cr, s_rand (ctx, 100) < 5 ? 100000 : 1 + s_rand (ctx, 200));
+    uint64_t r = first ? 100 : s_rand (ctx, 100);
+    if (r < 25) {
+        rec->t.flags = RL_TRANSFER_PENDING;
+        rec->t.timeout = 1 + (uint32_t) s_rand (ctx, TIMEOUT_MAX_S);
+    } else if (r < 50) {
+        const s_rec_t *p = s_pick_pending (ctx, i, true, chain);
+        if (p) {
+            s_resolve (ctx, rec, p);
+        }
+    }
+    return rec;
 }
 
 static void
@@ -340,7 +356,7 @@ s_step (s_ctx_t *ctx)
         size_t n = 2 + s_rand (ctx, CHAIN_MAX - 1);
         bool across = s_rand (ctx, 3) == 0;
         for (size_t k = 0; k < n; k++) {
-            s_rec_t *rec = across ? s_make_across (ctx, i, k == 0) : s_make (ctx, i, false);
+            s_rec_t *rec = across ? s_make_across (ctx, i, k == 0, first) : s_make (ctx, i, false);
             rec->chain = (int) first;
             rec->chain_len = (int) n;
             if (k < n - 1) {
@@ -568,7 +584,7 @@ test_bank (void **state)
     size_t counts[4] = {0}; //  pending applied, posted, voided, expired
     s_check_pending (ctx, counts);
     s_check_retries (ctx, sent);
-    size_t chains = 0, chains_applied = 0, across_applied = 0, not_supported = 0;
+    size_t chains = 0, chains_applied = 0, across_applied = 0, kinds_across = 0, not_supported = 0;
     for (size_t k = 0; k < sent; k++) {
         const s_rec_t *rec = &ctx->recs[k];
         bool applied = rec->chain == (int) k && rec->found.timestamp != 0;
@@ -578,18 +594,29 @@ test_bank (void **state)
                           && tpk_owner (&ctx->tp, rec->t.credit_account_id)
                                  != tpk_owner (&ctx->tp, rec->t.debit_account_id);
         not_supported += rec->answer == RL_NOT_SUPPORTED;
+        bool kinds = false;
+        for (int j = 0; applied && j < rec->chain_len; j++) {
+            kinds |= (ctx->recs[k + (size_t) j].t.flags
+                      & (RL_TRANSFER_PENDING | RL_TRANSFER_POST_PENDING_TRANSFER
+                         | RL_TRANSFER_VOID_PENDING_TRANSFER))
+                     != 0;
+        }
+        kinds_across += applied && kinds
+                        && tpk_owner (&ctx->tp, rec->t.credit_account_id)
+                               != tpk_owner (&ctx->tp, rec->t.debit_account_id);
     }
     printf (
         "test_bank: %zu records, %zu kills, %zu crashes at failpoints, %zu unknown; %zu "
         "pending applied: %zu posted, %zu "
-        "voided, %zu expired; %zu chains, %zu applied (%zu across the shards); %zu not_supported; "
-        "%lu posting transfers\n",
+        "voided, %zu expired; %zu chains, %zu applied (%zu across the shards, %zu of them with a "
+        "pending kind); %zu not_supported; %lu posting transfers\n",
         sent, ctx->kills, ctx->crashes, unknown, counts[0], counts[1], counts[2], counts[3], chains,
-        chains_applied, across_applied, not_supported, (unsigned long) ctx->model.ok);
+        chains_applied, across_applied, kinds_across, not_supported, (unsigned long) ctx->model.ok);
     //  A run that did not exercise each flow proves nothing about it.
     assert_true (ctx->kills >= 2 && ctx->crashes >= 2);
     assert_true (counts[1] > 0 && counts[2] > 0 && counts[3] > 0);
     assert_true (chains_applied > 0 && chains_applied < chains && across_applied > 0);
+    assert_true (kinds_across > 0);
     //  5. Conservation, strong: nothing pending or reserved anywhere.
     tk_check_conservation_by (tpk_client_for, &ctx->tp, &ctx->model, ACCOUNTS - 2);
 }

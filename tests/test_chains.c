@@ -21,9 +21,9 @@
       post or void it made (the pending transfer is pending again) and an
       expiry its check found (the tick expires it later).
     - test_shards: in a chain that credits another shard, a member cannot
-      spend what an earlier one credits here (held, not posted), and a
-      pending kind is not_supported; a chain whose first member's debit
-      account is another shard's makes every member wrong_shard.
+      spend what an earlier one credits here (held, not posted); a chain
+      whose first member's debit account is another shard's makes every
+      member wrong_shard.
     - test_across_commit, test_across_abort: chains that credit s2, with
       s2's answers made up: every member held until the last PREPARED,
       then decided in one turn; in_progress for a member sent again alone
@@ -31,6 +31,14 @@
       linked_event_failed, ABORT to the prepared ones), a prepare timeout,
       duplicate, late and forged replies, a crash before the decision's
       commit (nothing left, applied once afterwards), an exists member.
+    - test_across_pending: pending transfers, posts and voids in chains
+      that credit s2: one made here and one across, then posted and
+      voided together; held meanwhile (reserved, claimed: in_progress
+      alone, no expiry), pending amounts only at the commit; an abort
+      releases the claim and the tick expires it after; a second post or
+      void of one pending transfer in the chain (already voided), a post
+      of a pending transfer the chain itself makes (not_supported); a
+      restart before the decision leaves nothing held.
     - test_legs: a chain with a member debiting s2 (its debit leg there):
       the PREPARE's kind, the credit held here, in_progress while in
       flight and while its COMMIT is on its way, answered at s2's
@@ -57,6 +65,7 @@
 
 #include "coordinator.h"
 #include "participant.h"
+#include "pending.h"
 #include "ledgerkit.h"
 
 #define LEDGER LK_LEDGER
@@ -308,22 +317,6 @@ test_shards (void **state)
     rl_transfer_t a[3] = {lk_t (LINKED, 1, 3, 5), lk_t (LINKED, 3, 2, 1), lk_t (0, 1, 5, 1)};
     s_batch_expect (
         a, 3, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_EXCEEDS_CREDITS, RL_LINKED_EVENT_FAILED});
-    //  A pending transfer, post or void is no member of such a chain.
-    rl_transfer_t p[2] = {lk_t (LINKED | RL_TRANSFER_PENDING, 1, 3, 5), lk_t (0, 1, 2, 1)};
-    s_batch_expect (p, 2, (uint32_t[]){RL_NOT_SUPPORTED, RL_LINKED_EVENT_FAILED});
-    //  Nor a post or void of a pending transfer here: it stays pending.
-    rl_transfer_t pending = lk_t (RL_TRANSFER_PENDING, 1, 3, 5);
-    assert_int_equal (lk_send (&pending), RL_OK);
-    rl_transfer_t post[2] = {lk_t (0, 1, 2, 1),
-                             lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &pending, 0)};
-    post[0].flags = LINKED;
-    s_batch_expect (post, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
-    post[1].flags = RL_TRANSFER_VOID_PENDING_TRANSFER;
-    s_batch_expect (post, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
-    lk_expect (3, 0, 0, 5, 0); //  still pending
-    post[1].flags = RL_TRANSFER_VOID_PENDING_TRANSFER;
-    assert_int_equal (lk_send (&post[1]), RL_OK); //  alone, its id was free
-    lk_expect (3, 0, 0, 0, 0);
     //  A chain whose first member's debit account is s2's (the chain is
     //  s2's): every member wrong_shard, so that a router sends it again
     //  whole. (A later member debiting s2's account is a debit leg there:
@@ -382,7 +375,8 @@ s_across_send (const rl_transfer_t *t, size_t count, rl_prepare_rec_t *prep)
     assert_false (s_turn (prep, &n_prep, dec, &n_dec, r, count));
     assert_int_equal (n_dec, 0);
     for (size_t k = 0; k < n_prep; k++) {
-        assert_int_equal (prep[k].transfer.flags, 0); //  a plain transfer at s2
+        //  As the transfer it is at s2 (plain, or a pending kind).
+        assert_int_equal (prep[k].transfer.flags & ~PENDING_FLAGS, 0);
     }
     return n_prep;
 }
@@ -491,6 +485,112 @@ test_across_commit (void **state)
     alone.flags = 0;
     assert_int_equal (lk_send (&alone), RL_EXISTS);
     lk_expect (1, 0, 60, 0, 0);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    lk_teardown ();
+}
+
+static void
+test_across_pending (void **state)
+{
+    (void) state;
+    lk_setup ("/chains/pending");
+    char err[256];
+    rl_tp_rec_t dec[16];
+    rl_result_rec_t r[4];
+    size_t n_dec = 0;
+    //  A pending transfer here (1 to 3) and one across (1 to 2, with a
+    //  timeout), with a fee across: one group, two PREPAREs.
+    rl_transfer_t a[3] = {lk_t (RL_TRANSFER_PENDING | LINKED, 1, 3, 30),
+                          lk_t (RL_TRANSFER_PENDING | LINKED, 1, 2, 20), lk_t (0, 1, 4, 5)};
+    a[1].timeout = 60;
+    rl_prepare_rec_t prep[16];
+    assert_int_equal (s_across_send (a, 3, prep), 2);
+    assert_int_equal (prep[0].transfer.flags, RL_TRANSFER_PENDING); //  without linked
+    assert_int_equal (prep[0].transfer.timeout, 60);
+    //  Held: reserved, nothing pending yet.
+    assert_int_equal (lk_account (1).debits_reserved, 55);
+    assert_int_equal (lk_account (3).credits_reserved, 30);
+    assert_int_equal (ledger_pending_count (lk_ledger), 0);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    assert_false (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 3));
+    assert_true (s_answer (&prep[1], RL_TP_PREPARED, 0, dec, &n_dec, r, 3));
+    s_results (r, 3, (uint32_t[]){RL_OK, RL_OK, RL_OK});
+    assert_int_equal (n_dec, 2);
+    lk_expect (1, 50, 5, 0, 0);
+    lk_expect (3, 0, 0, 30, 0);
+    assert_int_equal (lk_account (1).debits_reserved + lk_account (3).credits_reserved, 0);
+    assert_int_equal (ledger_pending_count (lk_ledger), 2);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    //  Capture part of the one here and release the one across, with a fee,
+    //  in one chain: the void across makes it a group (its PREPARE), the
+    //  post here is held, its pending transfer claimed.
+    rl_transfer_t b[3] = {lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER | LINKED, &a[0], 10),
+                          lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER | LINKED, &a[1], 0),
+                          lk_t (0, 1, 3, 1)};
+    assert_int_equal (s_across_send (b, 3, prep), 1);
+    assert_int_equal (prep[0].transfer.flags, RL_TRANSFER_VOID_PENDING_TRANSFER);
+    assert_true (rl_id_eq (prep[0].transfer.credit_account_id, lk_acc (2)));
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0); //  a claim reserves nothing
+    rl_transfer_t again = lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER, &a[0], 0);
+    assert_int_equal (lk_send (&again), RL_IN_PROGRESS); //  claimed by the chain
+    assert_int_equal (lk_send (&again), RL_IN_PROGRESS);
+    assert_true (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 3));
+    s_results (r, 3, (uint32_t[]){RL_OK, RL_OK, RL_OK});
+    lk_expect (1, 0, 16, 0, 0);
+    lk_expect (3, 0, 0, 0, 11);
+    assert_int_equal (ledger_pending_count (lk_ledger), 0);
+    assert_int_equal (lk_send (&again), RL_PENDING_TRANSFER_ALREADY_POSTED);
+    //  A chain whose other shard refuses: the post here is released, and its
+    //  pending transfer, which fell due while claimed, expires at the tick.
+    rl_transfer_t p = lk_t (RL_TRANSFER_PENDING, 1, 3, 40);
+    p.timeout = 1;
+    assert_int_equal (lk_send (&p), RL_OK);
+    rl_transfer_t c[2] = {lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER | LINKED, &p, 0),
+                          lk_t (0, 1, 2, 2)};
+    assert_int_equal (s_across_send (c, 2, prep), 1);
+    lk_wall += 2 * S_NS;
+    lk_mono += 1000000; //  within the prepare timeout
+    ledger_tick (lk_ledger, lk_now ());
+    lk_commit ();
+    lk_expect (1, 40, 16, 0, 0); //  claimed: not expired
+    assert_true (s_answer (&prep[0], RL_TP_REFUSED, RL_EXCEEDS_CREDITS, dec, &n_dec, r, 2));
+    s_results (r, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_EXCEEDS_CREDITS});
+    lk_expect (1, 40, 16, 0, 0);
+    lk_mono += 1000000;
+    ledger_tick (lk_ledger, lk_now ());
+    lk_commit ();
+    lk_expect (1, 0, 16, 0, 0);
+    assert_int_equal (ledger_pending_count (lk_ledger), 0);
+    c[0].flags = RL_TRANSFER_POST_PENDING_TRANSFER; //  its id was not burned
+    assert_int_equal (lk_send (&c[0]), RL_PENDING_TRANSFER_EXPIRED);
+    //  One pending transfer resolved twice in a chain: the second answered
+    //  as on one shard; nothing sent, nothing held.
+    rl_transfer_t q = lk_t (RL_TRANSFER_PENDING, 1, 3, 7);
+    assert_int_equal (lk_send (&q), RL_OK);
+    rl_transfer_t d[3] = {lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER | LINKED, &q, 0),
+                          lk_t (LINKED, 1, 2, 1),
+                          lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &q, 0)};
+    s_batch_expect (d, 3,
+                    (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_LINKED_EVENT_FAILED,
+                                 RL_PENDING_TRANSFER_ALREADY_VOIDED});
+    //  A post of a pending transfer made by the same chain across shards.
+    rl_transfer_t e[2] = {lk_t (RL_TRANSFER_PENDING | LINKED, 1, 2, 3), lk_t (0, 0, 0, 0)};
+    e[1] = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &e[0], 0);
+    s_batch_expect (e, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
+    assert_int_equal (lk_account (1).debits_reserved, 0);
+    lk_expect (1, 7, 16, 0, 0); //  q still pending, unclaimed
+    //  A restart before the decision: nothing held, q free again.
+    rl_transfer_t f[2] = {lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER | LINKED, &q, 0),
+                          lk_t (0, 1, 2, 1)};
+    assert_int_equal (s_across_send (f, 2, prep), 1);
+    lk_restart (false);
+    lk_expect (1, 7, 16, 0, 0);
+    assert_int_equal (lk_account (1).debits_reserved, 0);
+    f[0].flags = RL_TRANSFER_POST_PENDING_TRANSFER;
+    assert_int_equal (lk_send (&f[0]), RL_OK);
+    lk_expect (1, 0, 23, 0, 0);
+    lk_expect (3, 0, 0, 0, 18);
+    assert_int_equal (ledger_pending_count (lk_ledger), 0);
     assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
     lk_teardown ();
 }
@@ -912,17 +1012,12 @@ main (void)
     setenv ("RL_LOG_LEVEL", "warn", 0);
     lk_ring_setup ();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_all_ok),
-        cmocka_unit_test (test_one_fails),
-        cmocka_unit_test (test_chain_open),
-        cmocka_unit_test (test_pending_members),
-        cmocka_unit_test (test_shards),
-        cmocka_unit_test (test_across_commit),
-        cmocka_unit_test (test_legs),
-        cmocka_unit_test (test_across_abort),
-        cmocka_unit_test (test_across_hostile_prepare),
-        cmocka_unit_test (test_bad_input),
-        cmocka_unit_test (test_crash),
+        cmocka_unit_test (test_all_ok),         cmocka_unit_test (test_one_fails),
+        cmocka_unit_test (test_chain_open),     cmocka_unit_test (test_pending_members),
+        cmocka_unit_test (test_shards),         cmocka_unit_test (test_across_commit),
+        cmocka_unit_test (test_across_pending), cmocka_unit_test (test_legs),
+        cmocka_unit_test (test_across_abort),   cmocka_unit_test (test_across_hostile_prepare),
+        cmocka_unit_test (test_bad_input),      cmocka_unit_test (test_crash),
     };
     int rc = cmocka_run_group_tests (tests, NULL, NULL);
     ring_destroy (&lk_ring);

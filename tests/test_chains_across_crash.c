@@ -30,6 +30,15 @@
     tp.part.* point, and the coordinator at its points with debit legs in
     the group. A member sent again alone goes to its debit shard.
 
+    The cases marked kinds run a chain of pending kinds
+    (docs/payments.md, "Linked chains across shards"): a pending transfer
+    1 -> 2 (held on s1), the void of a pending transfer 1 -> 3 made before
+    the case (a two-phase void attempt towards s2, its pending transfer
+    claimed meanwhile) and the plain member to s3. After the checks above,
+    the pending transfer the chain made is voided, so that nothing is
+    pending at the strong conservation check; the void sent again alone
+    answers exists when the chain applied, else voids it now.
+
     test_inflight: while a chain waits for a slow participant (1.5 s), its members
     sent again alone or whole are in_progress; then the chain commits
     once. test_inflight_legs: the same with a debit leg prepared on s2
@@ -71,6 +80,7 @@ typedef struct {
     int shards;        //  shards the chain touches: 2 or 3
     const char *other; //  a second crash point on the coordinator, or NULL
     bool legs;         //  members debit s2 (and s3): debit legs there
+    bool kinds;        //  a pending transfer and a void across as members
 } s_case_t;
 
 static const s_case_t s_cases[] = {
@@ -112,6 +122,18 @@ static const s_case_t s_cases[] = {
     {"tp.coord.decision_sent=crash", 0, PATH_COMMIT, 2, NULL, true},
     {"tp.coord.acked=crash", 0, PATH_COMMIT, 3, NULL, true},
     {"tp.coord.abort_decided=crash", 0, PATH_INFRA, 3, NULL, true},
+    //  Pending kinds: a pending transfer held on s1, a void across (s2).
+    {"tp.coord.prepare_sent=crash", 0, PATH_COMMIT, 3, NULL, false, true},
+    {"tp.coord.decided=crash@2", 0, PATH_COMMIT, 3, NULL, false, true},
+    {"tp.coord.decided=crash", 0, PATH_BUSINESS, 3, NULL, false, true},
+    {"tp.coord.decision_synced=crash", 0, PATH_COMMIT, 2, NULL, false, true},
+    {"tp.coord.acked=crash", 0, PATH_COMMIT, 3, NULL, false, true},
+    {"tp.coord.abort_decided=crash", 0, PATH_INFRA, 3, NULL, false, true},
+    {"tp.part.prepared=crash", 1, PATH_COMMIT, 3, NULL, false, true},
+    {"tp.part.prepare_synced=crash", 1, PATH_BUSINESS, 3, NULL, false, true},
+    {"tp.part.applied=crash", 1, PATH_COMMIT, 3, NULL, false, true},
+    {"tp.part.apply_synced=crash", 1, PATH_COMMIT, 2, NULL, false, true},
+    {"tp.part.query_sent=crash", 1, PATH_COMMIT, 3, "tp.coord.decided=crash@2", false, true},
 };
 #define CASES (sizeof (s_cases) / sizeof (s_cases[0]))
 
@@ -187,6 +209,27 @@ s_chain (s_ctx_t *ctx, s_path_t path, int shards, bool legs, rl_transfer_t *c)
     return n;
 }
 
+//  The chain of a kinds case: a pending transfer 1 -> 2, the void of *pa (a
+//  pending transfer 1 -> 3 made here first), then the third member as in
+//  s_chain (1 -> 4, or 1 -> 5 on the business path).
+static size_t
+s_chain_kinds (s_ctx_t *ctx, s_path_t path, int shards, rl_transfer_t *c, rl_transfer_t *pa)
+{
+    uint64_t t = ctx->tag;
+    *pa = tk_transfer (tk_id (ctx->next_id++, t), tk_id (1, t), tk_id (3, t), 9, LEDGER);
+    pa->flags = RL_TRANSFER_PENDING;
+    rl_result_rec_t r;
+    assert_int_equal (rl_client_create_transfers (ctx->tp.clients[0], pa, 1, &r, TK_TIMEOUT_MS), 0);
+    assert_int_equal (r.result, RL_OK);
+    size_t n = s_chain (ctx, path, shards, false, c);
+    c[0].flags = RL_TRANSFER_PENDING | L;
+    c[1] = (rl_transfer_t){.id = c[1].id,
+                           .debit_account_id = pa->debit_account_id,
+                           .pending_id = pa->id,
+                           .flags = RL_TRANSFER_VOID_PENDING_TRANSFER | (n > 2 ? L : 0)};
+    return n;
+}
+
 //  Sends the chain to s1; its results into r. -1: no answer in time.
 static int
 s_send (s_ctx_t *ctx, const rl_transfer_t *c, size_t n, rl_result_rec_t *r, int timeout_ms)
@@ -230,6 +273,12 @@ s_run_case (s_ctx_t *ctx, size_t k)
     if (c->other) {
         points[0] = c->other;
     }
+    rl_transfer_t chain[3], pa;
+    size_t n = c->kinds ? s_chain_kinds (ctx, c->path, c->shards, chain, &pa)
+                        : s_chain (ctx, c->path, c->shards, c->legs, chain);
+    if (c->kinds) {
+        tpk_quiet (&ctx->tp); //  pa's own attempt settled before the points are armed
+    }
     bool armed[SHARDS] = {false, false, false};
     for (int i = 0; i < SHARDS; i++) {
         bool slow = i == 2 && c->path == PATH_INFRA;
@@ -244,8 +293,6 @@ s_run_case (s_ctx_t *ctx, size_t k)
         char *env[] = {fp_env[i], fp_file_env[i], NULL};
         tpk_restart (&ctx->tp, i, env);
     }
-    rl_transfer_t chain[3];
-    size_t n = s_chain (ctx, c->path, c->shards, c->legs, chain);
     rl_result_rec_t r[3];
     int rc = s_send (ctx, chain, n, r, 1200); //  a coordinator armed dies: no answer
     bool answered_ok = rc == 0 && r[0].result == RL_OK;
@@ -297,7 +344,9 @@ s_run_case (s_ctx_t *ctx, size_t k)
     }
     if (found || c->path != PATH_BUSINESS) {
         for (size_t i = 0; i < n; i++) {
-            tk_model_apply (&ctx->model, &chain[i]);
+            if (!(chain[i].flags & (RL_TRANSFER_PENDING | RL_TRANSFER_VOID_PENDING_TRANSFER))) {
+                tk_model_apply (&ctx->model, &chain[i]); //  a pending kind posts nothing
+            }
         }
     }
     //  A member alone (at its debit shard): exists once applied (never
@@ -308,14 +357,23 @@ s_run_case (s_ctx_t *ctx, size_t k)
         tpk_quiet (&ctx->tp);
     }
     rl_transfer_t alone = chain[1];
-    alone.flags = 0;
+    alone.flags &= (uint16_t) ~L;
     rl_result_rec_t one;
     assert_int_equal (rl_client_create_transfers (tpk_client_for (&ctx->tp, alone.debit_account_id),
                                                   &alone, 1, &one, TK_TIMEOUT_MS),
                       0);
     assert_int_equal (one.result, c->path == PATH_BUSINESS && !found ? RL_OK : RL_EXISTS);
-    if (c->path == PATH_BUSINESS && !found) {
+    if (c->path == PATH_BUSINESS && !found && !c->kinds) {
         tk_model_apply (&ctx->model, &alone);
+    }
+    if (c->kinds && (found || c->path != PATH_BUSINESS)) {
+        //  The chain's pending transfer, voided: nothing pending is left.
+        rl_transfer_t v = {.id = tk_id (ctx->next_id++, ctx->tag),
+                           .debit_account_id = chain[0].debit_account_id,
+                           .pending_id = chain[0].id,
+                           .flags = RL_TRANSFER_VOID_PENDING_TRANSFER};
+        assert_int_equal (s_send (ctx, &v, 1, &one, TK_TIMEOUT_MS), 0);
+        assert_int_equal (one.result, RL_OK);
     }
     tpk_quiet (&ctx->tp);
     tk_check_conservation_by (tpk_client_for, &ctx->tp, &ctx->model, 1);
@@ -345,7 +403,9 @@ test_crash_matrix (void **state)
         printf ("case %zu: %s on %s, %s path, %d shards%s\n", k, s_cases[k].point,
                 s_cases[k].shard ? "participant s2" : "coordinator s1",
                 s_path_names[s_cases[k].path], s_cases[k].shards,
-                s_cases[k].legs ? ", debit legs" : "");
+                s_cases[k].legs    ? ", debit legs"
+                : s_cases[k].kinds ? ", pending kinds"
+                                   : "");
         s_run_case (ctx, k);
     }
     printf ("test_chains_across_crash: %zu cases, %lu transfers, %ld ms\n", CASES,

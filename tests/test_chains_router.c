@@ -17,7 +17,10 @@
       again, decided again; corrected, the same ids apply); a member
       failing at the debit shard (its local credit, or its debit) fails it
       before anything is sent; two chains and a record of another shard
-      in one request; the conservation check.
+      in one request; pending transfers (one across), then a capture of
+      part of one and a void of the other, with fees across, each in one
+      chain (exists when sent again, a second capture already posted);
+      the conservation check.
     - test_chains_debits, on three shards: chains whose members debit
       accounts of two and three shards (a member's debit and credit on
       another shard, its debit there and its credit on the chain's shard)
@@ -461,6 +464,42 @@ test_chains_across (void **state)
     s_expect (ctx, mixed, 5, (uint32_t[]){RL_OK, RL_OK, RL_OK, RL_OK, RL_OK});
     s_apply (ctx, mixed, 5);
     s_expect (ctx, mixed, 5, (uint32_t[]){RL_EXISTS, RL_EXISTS, RL_EXISTS, RL_EXISTS, RL_EXISTS});
+
+    //  Pending kinds: two authorisations (one across, one here) and a fee
+    //  across in one chain; then one captured in part and the other
+    //  released, with another fee, in one chain; sent again, exists.
+    rl_transfer_t auth[3] = {s_t (L | RL_TRANSFER_PENDING, a, x, 50),
+                             s_t (L | RL_TRANSFER_PENDING, a, b, 20), s_t (0, a, z, 2)};
+    auth[0].timeout = 600;
+    s_expect (ctx, auth, 3, ok3);
+    s_apply (ctx, &auth[2], 1);
+    rl_account_t acc;
+    rl_id_t payer = tk_id (a, RK_TAG);
+    assert_int_equal (rl_client_lookup_accounts (ctx->client, &payer, 1, &acc, TK_TIMEOUT_MS), 0);
+    assert_int_equal (acc.debits_pending, 70);
+    rl_transfer_t capture[3] = {s_t (L | RL_TRANSFER_POST_PENDING_TRANSFER, a, 0, 30),
+                                s_t (L | RL_TRANSFER_VOID_PENDING_TRANSFER, a, 0, 0),
+                                s_t (0, a, z, 1)};
+    capture[0].pending_id = auth[0].id;
+    capture[1].pending_id = auth[1].id;
+    capture[0].ledger = capture[1].ledger = capture[0].code = capture[1].code = 0;
+    capture[0].credit_account_id = capture[1].credit_account_id = (rl_id_t){0};
+    s_expect (ctx, capture, 3, ok3);
+    rl_transfer_t posted = auth[0];
+    posted.amount = 30;
+    s_apply (ctx, &posted, 1);
+    s_apply (ctx, &capture[2], 1);
+    s_expect (ctx, capture, 3, exists3);
+    s_expect (ctx, auth, 3, exists3);
+    //  A second capture of it in a chain: already posted, nothing applied.
+    rl_transfer_t twice[2] = {s_t (L, a, x, 1), s_t (RL_TRANSFER_POST_PENDING_TRANSFER, a, 0, 0)};
+    twice[1].pending_id = auth[0].id;
+    twice[1].ledger = twice[1].code = 0;
+    twice[1].credit_account_id = (rl_id_t){0};
+    s_expect (ctx, twice, 2,
+              (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_PENDING_TRANSFER_ALREADY_POSTED});
+    assert_int_equal (rl_client_lookup_accounts (ctx->client, &payer, 1, &acc, TK_TIMEOUT_MS), 0);
+    assert_int_equal (acc.debits_pending, 0);
     tk_check_conservation (ctx->client, &ctx->model, ctx->model.ok);
 }
 

@@ -21,15 +21,17 @@
     Linked chains (docs/payments.md): a new slot may start a chain of 2 or 3
     members debiting one shard (transfers, some overdrawing a limited account,
     pending transfers, posts and voids of earlier ones), sent and resent
-    whole with the same ids; some chains (CHAIN_ACROSS_PERCENT, plain
-    transfers) credit the other shard too and wait for its answers (one
-    group of two-phase attempts), and some of their later members
-    (CHAIN_DEBITS_PERCENT) debit the other shard (a debit leg there,
-    docs/two-phase.md). A chain is answered all ok or
+    whole with the same ids; some chains (CHAIN_ACROSS_PERCENT) credit
+    the other shard too and wait for its answers (one group of two-phase
+    attempts: their members debiting the chain's shard are transfers,
+    pending transfers, posts and voids, of pending transfers of that
+    shard or across made before the chain), and some of their later members
+    (CHAIN_DEBITS_PERCENT, plain transfers) debit the other shard (a debit
+    leg there, docs/two-phase.md). A chain is answered all ok or
     exists, or all failed (one member its own code, the others
     linked_event_failed); a failed chain burns no id. Some pending
     transfers credit an account of the other shard: their posts and voids
-    (never inside a chain) and their expiry (a void attempt of the debit
+    (alone, or in a chain across shards) and their expiry (a void attempt of the debit
     shard) run through the two-phase protocol (CROSS_PENDING_SERVED 1: a
     not_supported for one fails the run; 0 accepted it as "not applied").
 
@@ -152,6 +154,7 @@ typedef struct {
     bool in_flight;    //  a pending answer may still come
     int chain_first;   //  a chain member: the chain's first slot
     int chain_len;     //  a chain member: its chain's length (0: sent alone)
+    bool chain_across; //  a chain member: its chain may need the other shard
     //  A pending transfer: the debit node's commit that stored it (0: not yet).
     uint64_t created_seq;
     bool probe; //  a pending transfer sent, whose commit is not known yet
@@ -205,6 +208,7 @@ static uint64_t s_decide_replies[16];       //  DECIDE replies delivered, by sta
 //  each happened: a generator that stopped making them would pass unseen).
 typedef struct {
     uint64_t chains_applied, chains_failed, pending, posted, voided, expired, not_supported;
+    uint64_t chains_pending_across; //  applied chains across shards with a pending kind
 } s_flows_t;
 static s_flows_t s_flows;
 static uint64_t s_chains_across; //  chain sends that waited for the other shard
@@ -300,8 +304,9 @@ s_account_id (uint64_t a)
 
 //  After a commit of node i: the pending transfers it stores from now on,
 //  not seen before, were stored by this commit. Only those sent are looked
-//  up: one of this shard once after its turn, a cross-shard one until it is
-//  found (its decision may come in a later turn).
+//  up: one of this shard once after its turn, a cross-shard one (or a
+//  member of a chain across shards) until it is found (its decision may
+//  come in a later turn).
 static void
 s_note_created (int i)
 {
@@ -316,8 +321,11 @@ s_note_created (int i)
         if (found.timestamp != 0) {
             s->created_seq = node->commit_seq;
             s->probe = false;
-        } else if ((s->t.credit_account_id.lo & 1) == (s->t.debit_account_id.lo & 1)) {
-            s->probe = false; //  one of this shard is decided in its request's turn
+        } else if ((s->t.credit_account_id.lo & 1) == (s->t.debit_account_id.lo & 1)
+                   && !(s->chain_len > 0 && s->chain_across)) {
+            //  One of this shard is decided in its request's turn (in a
+            //  chain across shards, with its chain, later).
+            s->probe = false;
         }
     }
 }
@@ -597,9 +605,12 @@ s_account_on (int i)
     return 2 * (s_rand () % (ACCOUNTS / 2)) + (i == 0 ? 1 : 2);
 }
 
-//  A slot holding a pending transfer between two accounts of shard i, or -1.
+//  A slot holding a pending transfer debiting an account of shard i and
+//  crediting one of shard i (across: of either shard), or -1. A chain
+//  across shards does not post its own pending transfers (slots from
+//  `first` on): not_supported (docs/payments.md).
 static int
-s_pick_pending (int i)
+s_pick_pending (int i, bool across, int first)
 {
     int start = (int) (s_rand () % SLOTS);
     for (int n = 0; n < SLOTS; n++) {
@@ -607,7 +618,7 @@ s_pick_pending (int i)
         const s_slot_t *p = &s_slots[k];
         if (p->used && (p->t.flags & RL_TRANSFER_PENDING)
             && (p->t.debit_account_id.lo & 1) == (i == 0)
-            && (p->t.credit_account_id.lo & 1) == (i == 0)) {
+            && (across || (p->t.credit_account_id.lo & 1) == (i == 0)) && (!across || k < first)) {
             return k;
         }
     }
@@ -632,8 +643,10 @@ s_chain_new (int first)
         }
     }
     int i = (int) (s_rand () % NODES);
-    //  Some chains credit the other shard too: plain transfers only, one
-    //  group of two-phase attempts (docs/two-phase.md).
+    //  Some chains credit the other shard too: one group of two-phase
+    //  attempts (docs/two-phase.md), whose members debiting this shard may
+    //  be pending transfers, posts and voids (of pending transfers of this
+    //  shard or across, made before the chain).
     bool across = s_chance (CHAIN_ACROSS_PERCENT);
     for (int j = 0; j < n; j++) {
         s_slot_t *s = &s_slots[first + j];
@@ -652,8 +665,8 @@ s_chain_new (int first)
                                .amount = amount,
                                .ledger = LEDGER,
                                .code = 1};
-        uint64_t r = across ? 0 : s_rand () % 100;
-        int p = r >= 60 ? s_pick_pending (i) : -1;
+        uint64_t r = leg ? 0 : s_rand () % 100;
+        int p = r >= 60 ? s_pick_pending (i, across, first) : -1;
         if (r >= 35 && r < 60) {
             s->t.flags = RL_TRANSFER_PENDING;
             s->t.timeout = 1 + (uint32_t) (s_rand () % 3);
@@ -675,6 +688,7 @@ s_chain_new (int first)
         s->used = true;
         s->chain_first = first;
         s->chain_len = n;
+        s->chain_across = across;
     }
     return true;
 }
@@ -1117,6 +1131,11 @@ s_settle_and_check (void)
             CHECK (members == 0 || members == s->chain_len, "chain %d: %d of %d members applied", k,
                    members, s->chain_len);
             s_flows.chains_applied += members > 0;
+            bool kinds = false;
+            for (int j = 0; j < s->chain_len; j++) {
+                kinds |= (s_slots[k + j].t.flags & PENDING_FLAGS) != 0;
+            }
+            s_flows.chains_pending_across += members > 0 && s->chain_across && kinds;
             s_flows.chains_failed += members == 0 && s->aborted_last;
         }
         if (applied) {
@@ -1264,11 +1283,12 @@ test_simulation (void **state)
     printf ("test_sim: %lu chain sends across shards\n", (unsigned long) s_chains_across);
     assert_true (s_chains_across > 0);
     printf ("test_sim: %d seeds passed: chains applied %lu, failed %lu; pending %lu, posted "
-            "%lu, voided %lu, expired %lu; not_supported %lu\n",
+            "%lu, voided %lu, expired %lu; not_supported %lu; chains across with a pending kind "
+            "applied %lu\n",
             k, (unsigned long) s_flows.chains_applied, (unsigned long) s_flows.chains_failed,
             (unsigned long) s_flows.pending, (unsigned long) s_flows.posted,
             (unsigned long) s_flows.voided, (unsigned long) s_flows.expired,
-            (unsigned long) s_flows.not_supported);
+            (unsigned long) s_flows.not_supported, (unsigned long) s_flows.chains_pending_across);
     assert_true (s_flows.chains_applied > 0 && s_flows.chains_failed > 0);
     assert_true (s_flows.posted > 0 && s_flows.voided > 0 && s_flows.expired > 0);
     assert_true (CROSS_PENDING_SERVED || s_flows.not_supported > 0);
