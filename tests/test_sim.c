@@ -155,6 +155,9 @@ typedef struct {
     int chain_first;   //  a chain member: the chain's first slot
     int chain_len;     //  a chain member: its chain's length (0: sent alone)
     bool chain_across; //  a chain member: its chain may need the other shard
+    //  A chain member: its shard's timestamp clock when the chain was last
+    //  sent and held for the other shard (the send that applies it, if any).
+    uint64_t held_clock;
     //  A pending transfer: the debit node's commit that stored it (0: not yet).
     uint64_t created_seq;
     bool probe; //  a pending transfer sent, whose commit is not known yet
@@ -716,6 +719,7 @@ s_chain_step (int first)
     }
     rl_result_rec_t r[CHAIN_MEMBERS_MAX];
     rl_header_t h = {.operation = RL_OP_CREATE_TRANSFERS, .record_count = (uint32_t) n};
+    uint64_t clock = s_expiry_clock (s_nodes[i].ledger);
     ledger_reply_t when = ledger_create_transfers (s_nodes[i].ledger, t, (size_t) n, s_clock (),
                                                    (void *) (uintptr_t) (first + 1), &h, r);
     //  A chain that credits the other shard waits for it (answered by its
@@ -729,6 +733,9 @@ s_chain_step (int first)
                                    && !s_slots[first + j].created_seq;
         s_slots[first + j].in_flight = true;
         s_slots[first + j].aborted_last = false;
+        if (when == LEDGER_REPLY_LATER) {
+            s_slots[first + j].held_clock = clock;
+        }
     }
     s_drain (i);
     for (int j = 0; j < n && when == LEDGER_REPLY_NOW; j++) {
@@ -946,7 +953,11 @@ s_check_pending (const rl_transfer_t *found, bool last)
             CHECK (resolved < 0, "pending transfer %d resolved twice (%d and %d)", k, resolved, j);
             resolved = j;
             CHECK (r->timestamp > p->timestamp, "transfer %d resolves %d before it", j, k);
-            CHECK (cross || !expires || r->timestamp < expires,
+            //  A post or void held in a chain across shards claimed the pending
+            //  transfer before its expiry and is serialised with it as a
+            //  cross-shard one is: it may commit after the time, never begin.
+            CHECK (cross || !expires || r->timestamp < expires
+                       || (s_slots[j].chain_across && s_slots[j].held_clock < expires),
                    "transfer %d resolves %d after its expiry", j, k);
             CHECK (!(r->flags & RL_TRANSFER_POST_PENDING_TRANSFER) || r->amount <= p->amount,
                    "transfer %d posts %lu of %d's %lu", j, (unsigned long) r->amount, k,
