@@ -343,6 +343,17 @@ participant_set_records_max (participant_t *self, size_t records_max)
     self->records_max = records_max < S_RECORDS_MAX ? records_max : S_RECORDS_MAX;
 }
 
+//  A prepared pending transfer adds its credit side at its commit: its
+//  room in the pending table is kept while it is PREPARED (pending_promise),
+//  so that a commit always finds it.
+static void
+s_promise (participant_t *self, const rl_transfer_t *t, bool take)
+{
+    if ((t->flags & RL_TRANSFER_PENDING) && self->pending) {
+        pending_promise (self->pending, take);
+    }
+}
+
 //  A new record (attempts_add) within records_max, or -1: no room.
 static int32_t
 s_record_add (participant_t *self, rl_id_t id)
@@ -597,6 +608,7 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
             s_share_add (self, e->tp.coordinator, s_share_amount (&e->transfer));
             e->state = ATTEMPT_PREPARED;
             self->prepared_count++;
+            s_promise (self, &e->transfer, true);
         } else if (heuristic) {
             e->state = ATTEMPT_HEURISTIC; //  kept: a contrary decision later is an alarm
         } else if (e->tp.state == RL_TP_ABORT) {
@@ -716,6 +728,7 @@ s_record_abort (participant_t *self, attempt_t *e, now_t now)
         s_release (self, &e->transfer, false);
         s_share_remove (self, e->tp.coordinator, s_share_amount (&e->transfer));
         self->prepared_count--;
+        s_promise (self, &e->transfer, false);
         if (s_is_resolve (&e->transfer)) {
             int rc = pending_credit_claim (self->pending, &e->transfer, false);
             assert (rc == 0); //  its prepare claimed it (invariant 2's twin)
@@ -743,6 +756,7 @@ s_record_commit (participant_t *self, attempt_t *e, now_t now)
     s_release (self, t, !pending && !s_is_resolve (t));
     s_share_remove (self, e->tp.coordinator, s_share_amount (t));
     self->prepared_count--;
+    s_promise (self, t, false);
     //  A debit leg is the transfer's record under its id, in this shard's
     //  timestamp order (the journal replays it so), as any transfer debiting
     //  here: a create of the id answers exists from now on.
@@ -1120,6 +1134,7 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     e->next_ns = now.mono_ns + self->query_after_ms * 1000000ull;
     s_share_add (self, e->tp.coordinator, s_share_amount (t));
     self->prepared_count++;
+    s_promise (self, t, true); //  pending_room said there is room
     s_record_put (self, e);
     *seq_p = e->write_seq;
     assert (e->state == ATTEMPT_PREPARED && *seq_p == outq_batch_seq (self->outq));

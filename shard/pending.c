@@ -675,7 +675,7 @@ s_make_due (pending_t *self, size_t index)
 int
 pending_open (pending_t *self, uint64_t clock_ns, char *err, size_t err_size)
 {
-    assert (self && self->live_count == 0);
+    assert (self && self->live_count == 0 && self->promised == 0);
     store_iter_t *it = store_iter_new (self->store, STORE_CF_PENDING);
     if (!it) {
         snprintf (err, err_size, "out of memory");
