@@ -834,6 +834,13 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
         r.result = RL_STORAGE_ERROR;
         return r;
     }
+    if (!found && coordinator_is_live (self->coordinator, t->pending_id)) {
+        //  Its pending transfer is in flight (a two-phase attempt, or held in
+        //  a chain across shards): not made yet, nor refused; not_found would
+        //  burn this id for good.
+        r.result = RL_IN_PROGRESS;
+        return r;
+    }
     //  A same-shard one whose credit account a migration holds frozen (or
     //  gave away, the handover not done yet): its state must not change,
     //  nor expire, before the handover (s_pending_held).

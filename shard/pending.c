@@ -177,6 +177,8 @@ struct pending_t {
     s_heap_t *heap;
     size_t heap_count;
     size_t heap_cap;
+    s_heap_t *skipped; //  pending_tick: the entries it passes over, back after the pass
+    size_t skipped_cap;
     idmap_t *changed;        //  id -> state, changed since the last group commit
     idmap_t *credit_ids;     //  side CREDIT: digest (s_credit_key) -> index in live
     idmap_t *credit_changed; //  side CREDIT: digest -> state, changed since the commit
@@ -231,6 +233,7 @@ pending_destroy (pending_t **self_p)
     free (self->due);
     free (self->live);
     free (self->heap);
+    free (self->skipped);
     free (self->undo);
     free (self);
     *self_p = NULL;
@@ -1191,22 +1194,33 @@ pending_tick (pending_t *self, uint64_t clock_ns, size_t max)
     //  Entries held (a frozen arc) go back into the heap after the pass, so
     //  they come up again at the next tick; at most S_HELD_MAX are skipped
     //  a tick (beyond, the pass stops: the others wait for the thaw too).
-    s_heap_t skipped[S_HELD_MAX];
-    size_t skipped_count = 0;
+    //  Side BOTH claimed: a linked chain's post or void of it is live
+    //  (coordinator.c, "Groups"), whose commit wins; if it aborts, the next
+    //  tick expires it. Those are skipped too, without that bound (at most
+    //  one a live attempt), so that they hold up no other expiry.
+    size_t skipped_count = 0, held_count = 0;
     while (expired < max && self->heap_count > 0 && self->heap[0].expires_at <= clock_ns) {
         s_heap_t top = self->heap[0];
         size_t index = 0;
         bool live = s_heap_entry_live (self, &top, &index);
-        //  Side BOTH claimed: a linked chain's post or void of it is live
-        //  (coordinator.c, "Groups"), whose commit wins; if it aborts, the
-        //  next tick expires it.
-        if (live
-            && (s_held (self, &self->live[index])
-                || (self->live[index].side == PENDING_SIDE_BOTH && self->live[index].claimed))) {
-            if (skipped_count == S_HELD_MAX) {
+        bool claimed = live && self->live[index].side == PENDING_SIDE_BOTH
+                       && self->live[index].claimed;
+        bool held = live && !claimed && s_held (self, &self->live[index]);
+        if (claimed || held) {
+            if (held && held_count == S_HELD_MAX) {
                 break;
             }
-            skipped[skipped_count++] = top;
+            if (skipped_count == self->skipped_cap) {
+                size_t cap = self->skipped_cap ? 2 * self->skipped_cap : S_HELD_MAX;
+                s_heap_t *grown = realloc (self->skipped, cap * sizeof (*grown));
+                if (!grown) {
+                    break; //  the rest waits for the next tick
+                }
+                self->skipped = grown;
+                self->skipped_cap = cap;
+            }
+            self->skipped[skipped_count++] = top;
+            held_count += held;
             s_heap_pop (self);
             continue;
         }
@@ -1221,7 +1235,7 @@ pending_tick (pending_t *self, uint64_t clock_ns, size_t max)
         }
     }
     for (size_t i = 0; i < skipped_count; i++) {
-        int rc = s_heap_push (self, skipped[i].expires_at, skipped[i].id);
+        int rc = s_heap_push (self, self->skipped[i].expires_at, self->skipped[i].id);
         assert (rc == 0); //  the heap held them a moment ago: no allocation
         (void) rc;
     }

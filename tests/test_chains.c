@@ -39,6 +39,13 @@
       void of one pending transfer in the chain (already voided), a post
       of a pending transfer the chain itself makes (not_supported); a
       restart before the decision leaves nothing held.
+    - test_across_pending_limits: claimed pending transfers past their
+      timeout hold up no other expiry (more of them than the tick's bound
+      for frozen ones); a post of a pending transfer an earlier chain of
+      the same request holds is in_progress, not burned, and applies once
+      that chain committed; with the pending table nearly full, the room a
+      chain's held pending transfer was promised is not given to a
+      PREPARE of another shard (busy), and the chain commits into it.
     - test_legs: a chain with a member debiting s2 (its debit leg there):
       the PREPARE's kind, the credit held here, in_progress while in
       flight and while its COMMIT is on its way, answered at s2's
@@ -595,6 +602,105 @@ test_across_pending (void **state)
     lk_teardown ();
 }
 
+//  A PREPARE from s2 of transfer t (its attempt: seq).
+static rl_prepare_rec_t
+s_prepare_from_s2 (const rl_transfer_t *t, uint64_t seq)
+{
+    rl_prepare_rec_t rec = {.transfer = *t};
+    rec.tp.id = t->id;
+    rec.tp.attempt = (rl_attempt_t){.counter = 1, .nonce = 7, .seq = seq};
+    rec.tp.amount = t->amount;
+    rec.tp.debit_account_id = t->debit_account_id;
+    snprintf (rec.tp.coordinator, sizeof (rec.tp.coordinator), "s2");
+    return rec;
+}
+
+static void
+test_across_pending_limits (void **state)
+{
+    (void) state;
+    lk_setup ("/chains/limits");
+    char err[256];
+    rl_tp_rec_t dec[16];
+    size_t n_dec = 0;
+    rl_prepare_rec_t prep[16];
+    //  More claimed transfers past their timeout than the tick's bound for
+    //  frozen ones (64), and another one, unclaimed: it expires at the tick.
+    enum { N = 70 };
+    static rl_transfer_t p[N], chain[N + 1];
+    static rl_result_rec_t r[N + 1];
+    for (int k = 0; k < N; k++) {
+        p[k] = lk_t (RL_TRANSFER_PENDING, 1, 3, 1);
+        p[k].timeout = 1;
+        assert_int_equal (lk_send (&p[k]), RL_OK);
+        chain[k] = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER | LINKED, &p[k], 0);
+    }
+    rl_transfer_t other = lk_t (RL_TRANSFER_PENDING, 1, 5, 100);
+    other.timeout = 1;
+    assert_int_equal (lk_send (&other), RL_OK);
+    chain[N] = lk_t (0, 1, 2, 1);
+    assert_int_equal (s_across_send (chain, N + 1, prep), 1);
+    lk_wall += 5 * S_NS;
+    lk_mono += 1000000; //  within the prepare timeout
+    ledger_tick (lk_ledger, lk_now ());
+    lk_commit ();
+    lk_expect (5, 0, 0, 0, 0); //  expired
+    lk_expect (1, N, 0, 0, 0); //  the claimed ones wait for their posts
+    assert_true (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, N + 1));
+    assert_int_equal (r[0].result, RL_OK);
+    lk_expect (1, 0, N + 1, 0, 0);
+    assert_int_equal (ledger_pending_count (lk_ledger), 0);
+    //  A post of a pending transfer that an earlier chain of the request
+    //  holds: in_progress (not burned), then ok once the chain committed.
+    rl_transfer_t a[3] = {lk_t (RL_TRANSFER_PENDING | LINKED, 1, 3, 10), lk_t (0, 1, 2, 1),
+                          lk_t (0, 0, 0, 0)};
+    a[2] = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &a[0], 0);
+    assert_int_equal (s_across_send (a, 3, prep), 1);
+    assert_true (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 3));
+    s_results (r, 3, (uint32_t[]){RL_OK, RL_OK, RL_IN_PROGRESS});
+    assert_int_equal (lk_send (&a[2]), RL_OK);
+    lk_expect (3, 0, 0, 0, N + 10);
+    //  The pending table two short of full: a chain's held pending transfer
+    //  takes one place from its begin, so of two PREPAREs of pending
+    //  transfers from s2 one is refused busy; both commits find room.
+    static rl_transfer_t fill[RL_BATCH_RECORDS_MAX];
+    static rl_result_rec_t fr[RL_BATCH_RECORDS_MAX];
+    for (size_t left = RL_SHARD_PENDING_MAX - 2; left > 0;) {
+        size_t c = left < RL_BATCH_RECORDS_MAX ? left : RL_BATCH_RECORDS_MAX;
+        for (size_t i = 0; i < c; i++) {
+            fill[i] = lk_t (RL_TRANSFER_PENDING, 1, 3, 1);
+        }
+        rl_header_t h = {.operation = RL_OP_CREATE_TRANSFERS, .record_count = (uint32_t) c};
+        assert_int_equal (ledger_create_transfers (lk_ledger, fill, c, lk_now (), NULL, &h, fr),
+                          LEDGER_REPLY_NOW);
+        lk_commit ();
+        assert_int_equal (fr[c - 1].result, RL_OK);
+        left -= c;
+    }
+    rl_transfer_t b[2] = {lk_t (RL_TRANSFER_PENDING | LINKED, 1, 3, 1), lk_t (0, 1, 2, 1)};
+    assert_int_equal (s_across_send (b, 2, prep), 1);
+    rl_prepare_rec_t in[2];
+    for (int k = 0; k < 2; k++) {
+        rl_transfer_t t = lk_t (RL_TRANSFER_PENDING, 2, 3, 1);
+        in[k] = s_prepare_from_s2 (&t, (uint64_t) k + 1);
+    }
+    rl_tp_rec_t out[2];
+    participant_prepare (ledger_participant (lk_ledger), in, 2, "s2", lk_now (), out);
+    lk_commit ();
+    assert_int_equal (out[0].state, RL_TP_PREPARED);
+    assert_int_equal (out[1].state, RL_TP_REFUSED);
+    assert_int_equal (out[1].result, RL_BUSY);
+    rl_tp_rec_t d = in[0].tp, ack;
+    d.state = RL_TP_COMMIT;
+    participant_decide (ledger_participant (lk_ledger), &d, 1, "s2", lk_now (), &ack);
+    lk_commit ();
+    assert_true (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 2));
+    s_results (r, 2, (uint32_t[]){RL_OK, RL_OK});
+    assert_int_equal (ledger_pending_count (lk_ledger), RL_SHARD_PENDING_MAX);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    lk_teardown ();
+}
+
 //  s2 acknowledges DECIDE d (a debit leg's COMMIT: ts, its stored record's
 //  timestamp); the turn's messages as s_turn's.
 static bool
@@ -1012,12 +1118,19 @@ main (void)
     setenv ("RL_LOG_LEVEL", "warn", 0);
     lk_ring_setup ();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_all_ok),         cmocka_unit_test (test_one_fails),
-        cmocka_unit_test (test_chain_open),     cmocka_unit_test (test_pending_members),
-        cmocka_unit_test (test_shards),         cmocka_unit_test (test_across_commit),
-        cmocka_unit_test (test_across_pending), cmocka_unit_test (test_legs),
-        cmocka_unit_test (test_across_abort),   cmocka_unit_test (test_across_hostile_prepare),
-        cmocka_unit_test (test_bad_input),      cmocka_unit_test (test_crash),
+        cmocka_unit_test (test_all_ok),
+        cmocka_unit_test (test_one_fails),
+        cmocka_unit_test (test_chain_open),
+        cmocka_unit_test (test_pending_members),
+        cmocka_unit_test (test_shards),
+        cmocka_unit_test (test_across_commit),
+        cmocka_unit_test (test_across_pending),
+        cmocka_unit_test (test_across_pending_limits),
+        cmocka_unit_test (test_legs),
+        cmocka_unit_test (test_across_abort),
+        cmocka_unit_test (test_across_hostile_prepare),
+        cmocka_unit_test (test_bad_input),
+        cmocka_unit_test (test_crash),
     };
     int rc = cmocka_run_group_tests (tests, NULL, NULL);
     ring_destroy (&lk_ring);
