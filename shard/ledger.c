@@ -2113,6 +2113,13 @@ ledger_heuristics_in_arc (const ledger_t *self, uint64_t start, uint64_t end)
 }
 
 size_t
+ledger_pending_taken (const ledger_t *self)
+{
+    assert (self);
+    return pending_live_count (self->pending) + pending_promised_count (self->pending);
+}
+
+size_t
 ledger_pending_count (const ledger_t *self)
 {
     assert (self);

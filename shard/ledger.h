@@ -173,6 +173,9 @@ bool ledger_recent_posts_to_arc (const ledger_t *self, uint64_t start, uint64_t 
 //  Heuristic records (participant) whose credit account is in the arc.
 size_t ledger_heuristics_in_arc (const ledger_t *self, uint64_t start, uint64_t end);
 size_t ledger_pending_count (const ledger_t *self); //  transfers still pending
+//  ... and those that live attempts and prepared records will add when they
+//  commit (pending_promise): what a migration's import must leave room for.
+size_t ledger_pending_taken (const ledger_t *self);
 //  Migration of the arc (start, end] (docs/rebalance.md, "Pending transfers
 //  move"; pending.h has each): the source's handover of the transfers
 //  still pending that name its accounts, and the target's.

@@ -1511,7 +1511,7 @@ s_staged_pending (server_t *self, const rl_migrate_rec_t *state, const migrate_s
         p->list[p->count++].side = (uint8_t) side;
     }
     free (order);
-    if (rc == 0 && ledger_pending_count (self->ledger) + p->count > RL_SHARD_PENDING_MAX) {
+    if (rc == 0 && ledger_pending_taken (self->ledger) + p->count > RL_SHARD_PENDING_MAX) {
         p->why = "the pending transfers of the arc do not fit under RL_SHARD_PENDING_MAX here";
         rc = -2;
     }

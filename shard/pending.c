@@ -817,6 +817,13 @@ pending_room (pending_t *self)
     return self->live_count + self->promised < RL_SHARD_PENDING_MAX && s_live_room (self);
 }
 
+size_t
+pending_promised_count (const pending_t *self)
+{
+    assert (self);
+    return self->promised;
+}
+
 void
 pending_promise (pending_t *self, bool take)
 {

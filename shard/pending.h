@@ -75,6 +75,7 @@ bool pending_room (pending_t *self);
 //  its end (!take, before pending_add or pending_add_side): so a decision
 //  to commit always finds room.
 void pending_promise (pending_t *self, bool take);
+size_t pending_promised_count (const pending_t *self);
 //  A new pending transfer, stored ok (timestamp set), whose accounts the
 //  caller checked (pair): reserves its amount. pending_room first.
 void pending_add (pending_t *self, const rl_transfer_t *record, const accounts_pair_t *pair);
