@@ -31,7 +31,7 @@
     4. encode -> decode -> encode is byte-identical. A ring without keys
        is written as version 1, exactly as before keys existed, so older
        readers and stored rings keep working; version 1 reads as a ring
-       without keys.
+       without keys, and a version 2 blob without any key is refused.
 
     LIMITS
     RL_RING_BLOB_SIZE_MAX bytes per blob (common/rl_limits.h), hence
@@ -296,6 +296,14 @@ ring_decode (const uint8_t *in, size_t size, char *err, size_t err_size)
     if (s_decode_shards (ring, version, cursor, shards, err, err_size)
         || s_decode_points (ring, cursor + shards * s_shard_size (version), points, err,
                             err_size)) {
+        ring_destroy (&ring);
+        return NULL;
+    }
+    if (version != s_version (ring)) {
+        //  Invariant 4: a ring without keys is written as version 1, so a
+        //  version 2 blob whose key fields are all empty is no encoding of
+        //  any ring (the codec fuzzer found one).
+        ring_i_error (err, err_size, 0, "binary ring of version %d without a key", version);
         ring_destroy (&ring);
     }
     return ring;
