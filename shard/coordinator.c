@@ -1056,12 +1056,11 @@ s_local_end (coordinator_t *self, attempt_t *e, bool commit, now_t now)
     if (pending) {
         //  Its accounts are here (reserved since the begin), and the
         //  promise kept its room (pending_promise).
-        size_t debit = 0, credit = 0;
-        bool found = accounts_slot (self->accounts, t->debit_account_id, &debit)
-                     && accounts_slot (self->accounts, t->credit_account_id, &credit);
+        accounts_pair_t pair;
+        bool found = accounts_pair (self->accounts, t->debit_account_id, t->credit_account_id,
+                                    &pair);
         assert (found);
         (void) found;
-        accounts_pair_t pair = {(uint32_t) debit, (uint32_t) credit};
         pending_add (self->pending, &record, &pair);
     }
     if (resolve) {
