@@ -735,9 +735,15 @@ s_leg_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision
     const rl_transfer_t *t = &e->transfer;
     assert (e->group != 0 && (e->exists_ts == 0 || decision == 0));
     bool commit = decision == RL_TP_COMMIT;
+    bool pending = s_is_pending (t);
     assert (!commit || e->doomed == 0);
     if (s_leg_holds_credit (e)) {
-        accounts_credit_release (self->accounts, t->credit_account_id, t->amount, commit);
+        //  A pending member's credit goes to credits_pending (below).
+        accounts_credit_release (self->accounts, t->credit_account_id, t->amount,
+                                 commit && !pending);
+        if (pending) {
+            pending_promise (self->pending, false);
+        }
     }
     uint64_t write_seq = 0;
     if (commit && s_leg_credit_here (t)) {
@@ -748,6 +754,12 @@ s_leg_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision
         if (journal_append (self->journal, &leg) != 0) {
             rl_error ("two-phase: out of memory storing a chain member's credit leg");
             abort (); //  memory and the decision would disagree: crash, recover
+        }
+        if (pending && pending_add_side (self->pending, &leg, PENDING_SIDE_CREDIT) != 0) {
+            rl_error ("two-phase: no room to keep the credit side of pending transfer %016" PRIx64
+                      "%016" PRIx64,
+                      t->id.hi, t->id.lo);
+            abort (); //  the promise kept its room: out of memory; crash, recover
         }
     }
     if (decision != 0) {
@@ -879,8 +891,11 @@ s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, no
 //      pending transfer from the begin (a local one, both sides here, as
 //      well as one across), released at the end; its commit applies it.
 //
-//  LIMITATIONS. Debit legs are plain transfers (the ledger refuses pending
-//  kinds debiting another shard); a member's credit here is reserved, not
+//      A debit leg may be a pending transfer (its credit side, here, is
+//      promised at the begin and added at the commit: s_leg_finish).
+//
+//  LIMITATIONS. A debit leg is never a post or void (the ledger refuses
+//  them debiting another shard); a member's credit here is reserved, not
 //  posted, until the decision, so a later member cannot spend it, nor
 //  post or void a pending transfer an earlier member makes (not_supported);
 //  RL_TP_GROUPS_MAX groups in flight (more: busy).
@@ -966,7 +981,8 @@ rl_result_rec_t
 coordinator_begin_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer, uint16_t kind,
                        uint32_t doomed, now_t now, int32_t request, uint32_t index, uint32_t group)
 {
-    assert (self && t && self->ring && group != 0 && !(t->flags & PENDING_FLAGS));
+    assert (self && t && self->ring && group != 0 && !(t->flags & PENDING_RESOLVE_FLAGS));
+    assert (!(t->flags & RL_TRANSFER_PENDING) || self->pending);
     assert (kind == RL_TRANSFER_TP_DEBIT_LEG || kind == RL_TRANSFER_TP_BOTH_LEGS);
     assert (peer >= 0 && (size_t) peer < ring_shard_count (self->ring));
     assert (!coordinator_is_live (self, t->id)); //  the ledger checked it (invariant 2)
@@ -999,6 +1015,9 @@ coordinator_begin_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer
     }
     attempt_t *e = s_attempt_begin (self, i, &member, peer, request, index, now);
     e->doomed = doomed;
+    if (s_leg_holds_credit (e) && s_is_pending (t)) {
+        pending_promise (self->pending, true); //  its credit side, kept here at the commit
+    }
     self->requests[request].open++;
     s_group_join (self, group, i, false); //  its PREPARE goes at the launch
     r.result = COORDINATOR_PENDING;
@@ -1087,6 +1106,9 @@ coordinator_group_cancel (coordinator_t *self, uint32_t g)
             if (s_leg_holds_credit (e)) {
                 accounts_credit_release (self->accounts, e->transfer.credit_account_id,
                                          e->transfer.amount, false);
+                if (s_is_pending (&e->transfer)) {
+                    pending_promise (self->pending, false);
+                }
             }
         } else if (s_is_resolve (&e->transfer)) {
             pending_claim (self->pending, e->transfer.pending_id, false, 0);

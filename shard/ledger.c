@@ -834,10 +834,12 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
         r.result = RL_STORAGE_ERROR;
         return r;
     }
-    if (!found && coordinator_is_live (self->coordinator, t->pending_id)) {
-        //  Its pending transfer is in flight (a two-phase attempt, or held in
-        //  a chain across shards): not made yet, nor refused; not_found would
-        //  burn this id for good.
+    if (!found
+        && (coordinator_is_live (self->coordinator, t->pending_id)
+            || participant_debit_live (self->participant, t->pending_id))) {
+        //  Its pending transfer is in flight (a two-phase attempt, held in a
+        //  chain across shards, or prepared here as a chain's debit leg): not
+        //  made yet, nor refused; not_found would burn this id for good.
         r.result = RL_IN_PROGRESS;
         return r;
     }
@@ -950,9 +952,9 @@ s_create_leg (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t request
     if (r.result != RL_OK) {
         return r;
     }
-    if (t->flags & PENDING_FLAGS) {
+    if (t->flags & PENDING_RESOLVE_FLAGS) {
         rl_warn ("ledger: a linked chain's member %016" PRIx64 "%016" PRIx64
-                 " debiting another shard is a pending transfer, post or void: not_supported",
+                 " debiting another shard is a post or void: not_supported",
                  t->id.hi, t->id.lo);
         r.result = RL_NOT_SUPPORTED;
         return r;
@@ -965,6 +967,10 @@ s_create_leg (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t request
     if (credit_owner == self->self_index) {
         if (ledger_frozen (self, t->credit_account_id)) {
             r.result = RL_FROZEN;
+            return r;
+        }
+        if ((t->flags & RL_TRANSFER_PENDING) && !pending_room (self->pending)) {
+            r.result = RL_BUSY; //  its credit side could not be kept here
             return r;
         }
         return coordinator_begin_leg (self->coordinator, t, debit_owner, RL_TRANSFER_TP_DEBIT_LEG,

@@ -1268,7 +1268,10 @@ s_inflight (server_t *self, const rl_migrate_rec_t *state)
     for (size_t i = 0; i < count; i++) {
         const rl_transfer_t *t = &list[i].prepare.transfer;
         bool coordinator = list[i].prepare.reserved[1] == RL_ROLE_COORDINATOR;
-        bool pending_kind = (t->flags & S_PENDING_KINDS) != 0;
+        //  A chain's debit leg of a pending kind is not one: its credit side
+        //  is this shard's from the decision, and its debit side's owner is
+        //  another shard's (docs/two-phase.md, "Debit legs").
+        bool pending_kind = (t->flags & S_PENDING_KINDS) != 0 && !(t->flags & RL_TRANSFER_TP_LEGS);
         if (coordinator && list[i].prepare.tp.state != RL_TP_PENDING && !pending_kind) {
             continue; //  decided: its debit is posted or released, only the delivery is left
         }

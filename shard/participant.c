@@ -82,8 +82,10 @@
     the transfer's record under its id (debit leg, or both legs) with this
     shard's next timestamp, so that a create of the id answers exists
     from then on; that record is its "applied" proof (instead of the leg
-    index) for a resent COMMIT and at load. Its abort releases, stores
-    nothing and burns nothing. The sender rule: the coordinator it names
+    index) for a resent COMMIT and at load; a pending one's amounts become
+    pending instead (side DEBIT, or BOTH for both legs: this shard is its
+    debit shard from then on). Its abort releases, stores nothing and
+    burns nothing. The sender rule: the coordinator it names
     is the sender, in the ring, and not this shard, and for a debit leg
     alone the owner of its credit account (it holds the credit side); the
     debit account (and, both legs, the credit account) is this shard's, a
@@ -771,9 +773,20 @@ s_record_commit (participant_t *self, attempt_t *e, now_t now)
         rl_error ("two-phase: out of memory storing a credit leg");
         abort ();
     }
-    if (pending && pending_add_side (self->pending, &leg, PENDING_SIDE_CREDIT) != 0) {
-        rl_error ("two-phase: no room to keep the credit side of pending transfer %016" PRIx64
-                  "%016" PRIx64,
+    if (pending && s_legs (t) == RL_TRANSFER_TP_BOTH_LEGS) {
+        //  A chain's pending member with both accounts here: side BOTH, as
+        //  one made here (its accounts were checked and reserved).
+        accounts_pair_t pair;
+        bool found = accounts_pair (self->accounts, t->debit_account_id, t->credit_account_id,
+                                    &pair);
+        assert (found);
+        (void) found;
+        pending_add (self->pending, &leg, &pair);
+    } else if (pending
+               && pending_add_side (self->pending, &leg,
+                                    s_holds_debit (t) ? PENDING_SIDE_DEBIT : PENDING_SIDE_CREDIT)
+                      != 0) {
+        rl_error ("two-phase: no room to keep a side of pending transfer %016" PRIx64 "%016" PRIx64,
                   t->id.hi, t->id.lo);
         abort (); //  the decision is not applied yet: crash before the commit, recover
     }
@@ -855,11 +868,13 @@ s_prepare_fields_bad (const participant_t *self, const rl_transfer_t *t)
     }
     if (s_legs (t) != 0) {
         //  A debit leg: a plain chain member (docs/two-phase.md, "Debit legs").
-        if (t->flags != RL_TRANSFER_TP_DEBIT_LEG && t->flags != RL_TRANSFER_TP_BOTH_LEGS) {
+        uint16_t kind = t->flags & (uint16_t) ~RL_TRANSFER_PENDING;
+        if (kind != RL_TRANSFER_TP_DEBIT_LEG && kind != RL_TRANSFER_TP_BOTH_LEGS) {
             return "a debit leg with another flag";
         }
-        if (t->timeout != 0 || !rl_id_is_zero (t->pending_id)) {
-            return "a debit leg with a timeout or pending id";
+        if ((t->timeout != 0 && !(t->flags & RL_TRANSFER_PENDING))
+            || !rl_id_is_zero (t->pending_id)) {
+            return "a debit leg with a timeout (not pending) or a pending id";
         }
         if (rl_id_eq (t->debit_account_id, t->credit_account_id) || t->ledger == 0
             || t->code == 0) {

@@ -806,15 +806,55 @@ test_legs (void **state)
     assert_int_equal (r[1].result, RL_EXCEEDS_CREDITS);
     assert_false (s_found (&f[0]));
     lk_expect (1, 0, 10, 0, 4);
-    //  A member debiting s2 and crediting a third shard cannot be (two
-    //  shards); one whose pending kind is refused, nothing sent.
-    rl_transfer_t p[2] = {lk_t (LINKED, 1, 3, 1), lk_t (RL_TRANSFER_PENDING, 2, 1, 1)};
-    s_batch_expect (p, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
+    //  A pending member debiting s2 and crediting 1 here: a pending debit
+    //  leg (its timeout with it); at the commit 1's credit becomes pending
+    //  here (the credit side of a pending transfer whose debit shard is s2).
+    size_t pending_before = ledger_pending_count (lk_ledger);
+    rl_transfer_t p[2] = {lk_t (LINKED, 1, 3, 1), lk_t (RL_TRANSFER_PENDING, 2, 1, 6)};
+    p[1].timeout = 30;
+    assert_int_equal (ledger_create_transfers (lk_ledger, p, 2, lk_now (), NULL, &h, r),
+                      LEDGER_REPLY_LATER);
+    assert_false (s_turn (prep, &n_prep, dec, &n_dec, r, 2));
+    assert_int_equal (n_prep, 1);
+    assert_int_equal (prep[0].transfer.flags, RL_TRANSFER_TP_DEBIT_LEG | RL_TRANSFER_PENDING);
+    assert_int_equal (prep[0].transfer.timeout, 30);
+    assert_int_equal (lk_account (1).credits_reserved, 6);
+    assert_false (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 2));
+    assert_int_equal (n_dec, 1);
+    assert_int_equal (lk_account (1).credits_reserved, 0);
+    assert_int_equal (lk_account (1).credits_pending, 6);
+    assert_int_equal (ledger_pending_count (lk_ledger), pending_before + 1);
+    assert_true (s_ack (&dec[0], lk_wall + 9, r, 2));
+    s_results (r, 2, (uint32_t[]){RL_OK, RL_OK});
+    //  A post or void debiting s2 in a chain is not served; nothing sent.
+    rl_transfer_t v[2] = {lk_t (LINKED, 1, 3, 1),
+                          lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER, &p[1], 0)};
+    s_batch_expect (v, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
     assert_int_equal (lk_account (1).credits_reserved + lk_account (1).debits_reserved, 0);
+    //  s2 voids it later (its debit shard decides): the credit side here goes.
+    rl_transfer_t vd = {.id = {777, 0x9e},
+                        .debit_account_id = p[1].debit_account_id,
+                        .credit_account_id = p[1].credit_account_id,
+                        .pending_id = p[1].id,
+                        .amount = 6,
+                        .ledger = LEDGER,
+                        .code = 1,
+                        .flags = RL_TRANSFER_VOID_PENDING_TRANSFER};
+    rl_prepare_rec_t in = s_prepare_from_s2 (&vd, 99);
+    rl_tp_rec_t out;
+    participant_prepare (ledger_participant (lk_ledger), &in, 1, "s2", lk_now (), &out);
+    lk_commit ();
+    assert_int_equal (out.state, RL_TP_PREPARED);
+    rl_tp_rec_t dv = in.tp, ackv;
+    dv.state = RL_TP_COMMIT;
+    participant_decide (ledger_participant (lk_ledger), &dv, 1, "s2", lk_now (), &ackv);
+    lk_commit ();
+    assert_int_equal (lk_account (1).credits_pending, 0);
+    assert_int_equal (ledger_pending_count (lk_ledger), pending_before);
     //  s1's credits exceed its debits by what s2's debit legs sent here.
     rl_account_t a1 = lk_account (1), a3 = lk_account (3);
-    assert_int_equal (a1.debits_posted, 10);
-    assert_int_equal (a3.credits_posted, 10);
+    assert_int_equal (a1.debits_posted, 11);
+    assert_int_equal (a3.credits_posted, 11);
     assert_int_equal (a1.credits_posted, 4);
     assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
     lk_teardown ();

@@ -39,6 +39,11 @@
     pending at the strong conservation check; the void sent again alone
     answers exists when the chain applied, else voids it now.
 
+    The cases marked both run the legs chain with its member 3 -> 1 a
+    pending transfer (timeout 3600 s): a pending debit leg on s2. At the
+    end it is voided at s2 (made by the chain, or by the member sent alone
+    after a failed chain).
+
     test_inflight: while a chain waits for a slow participant (1.5 s), its members
     sent again alone or whole are in_progress; then the chain commits
     once. test_inflight_legs: the same with a debit leg prepared on s2
@@ -134,6 +139,15 @@ static const s_case_t s_cases[] = {
     {"tp.part.applied=crash", 1, PATH_COMMIT, 3, NULL, false, true},
     {"tp.part.apply_synced=crash", 1, PATH_COMMIT, 2, NULL, false, true},
     {"tp.part.query_sent=crash", 1, PATH_COMMIT, 3, "tp.coord.decided=crash@2", false, true},
+    //  Both: the debit leg on s2 (3 -> 1) is a pending transfer.
+    {"tp.part.prepared=crash", 1, PATH_COMMIT, 3, NULL, true, true},
+    {"tp.part.prepare_synced=crash", 1, PATH_BUSINESS, 3, NULL, true, true},
+    {"tp.part.applied=crash", 1, PATH_COMMIT, 3, NULL, true, true},
+    {"tp.part.apply_synced=crash", 1, PATH_COMMIT, 2, NULL, true, true},
+    {"tp.part.query_sent=crash", 1, PATH_COMMIT, 3, "tp.coord.decided=crash@2", true, true},
+    {"tp.coord.decided=crash@2", 0, PATH_COMMIT, 3, NULL, true, true},
+    {"tp.coord.acked=crash", 0, PATH_COMMIT, 3, NULL, true, true},
+    {"tp.coord.abort_decided=crash", 0, PATH_INFRA, 3, NULL, true, true},
 };
 #define CASES (sizeof (s_cases) / sizeof (s_cases[0]))
 
@@ -274,9 +288,13 @@ s_run_case (s_ctx_t *ctx, size_t k)
         points[0] = c->other;
     }
     rl_transfer_t chain[3], pa;
-    size_t n = c->kinds ? s_chain_kinds (ctx, c->path, c->shards, chain, &pa)
-                        : s_chain (ctx, c->path, c->shards, c->legs, chain);
-    if (c->kinds) {
+    size_t n = c->kinds && !c->legs ? s_chain_kinds (ctx, c->path, c->shards, chain, &pa)
+                                    : s_chain (ctx, c->path, c->shards, c->legs, chain);
+    if (c->kinds && c->legs) {
+        chain[1].flags |= RL_TRANSFER_PENDING; //  a pending debit leg on s2
+        chain[1].timeout = 3600;
+    }
+    if (c->kinds && !c->legs) {
         tpk_quiet (&ctx->tp); //  pa's own attempt settled before the points are armed
     }
     bool armed[SHARDS] = {false, false, false};
@@ -366,13 +384,18 @@ s_run_case (s_ctx_t *ctx, size_t k)
     if (c->path == PATH_BUSINESS && !found && !c->kinds) {
         tk_model_apply (&ctx->model, &alone);
     }
-    if (c->kinds && (found || c->path != PATH_BUSINESS)) {
-        //  The chain's pending transfer, voided: nothing pending is left.
+    //  The pending transfer the chain (or, both kinds and legs, the member
+    //  alone) made, voided at its debit shard: nothing pending is left.
+    if (c->kinds && (found || c->path != PATH_BUSINESS || c->legs)) {
+        const rl_transfer_t *p = c->legs ? &chain[1] : &chain[0];
         rl_transfer_t v = {.id = tk_id (ctx->next_id++, ctx->tag),
-                           .debit_account_id = chain[0].debit_account_id,
-                           .pending_id = chain[0].id,
+                           .debit_account_id = p->debit_account_id,
+                           .pending_id = p->id,
                            .flags = RL_TRANSFER_VOID_PENDING_TRANSFER};
-        assert_int_equal (s_send (ctx, &v, 1, &one, TK_TIMEOUT_MS), 0);
+        assert_int_equal (
+            rl_client_create_transfers (tpk_client_for (&ctx->tp, p->debit_account_id), &v, 1, &one,
+                                        TK_TIMEOUT_MS),
+            0);
         assert_int_equal (one.result, RL_OK);
     }
     tpk_quiet (&ctx->tp);
@@ -403,9 +426,10 @@ test_crash_matrix (void **state)
         printf ("case %zu: %s on %s, %s path, %d shards%s\n", k, s_cases[k].point,
                 s_cases[k].shard ? "participant s2" : "coordinator s1",
                 s_path_names[s_cases[k].path], s_cases[k].shards,
-                s_cases[k].legs    ? ", debit legs"
-                : s_cases[k].kinds ? ", pending kinds"
-                                   : "");
+                s_cases[k].legs && s_cases[k].kinds ? ", a pending debit leg"
+                : s_cases[k].legs                   ? ", debit legs"
+                : s_cases[k].kinds                  ? ", pending kinds"
+                                                    : "");
         s_run_case (ctx, k);
     }
     printf ("test_chains_across_crash: %zu cases, %lu transfers, %ld ms\n", CASES,

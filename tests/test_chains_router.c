@@ -33,7 +33,10 @@
       others linked_event_failed, nothing applied, nothing burned (decided
       again; corrected, the same ids apply); a member retried alone after a
       failed chain applies alone; a member debiting one other shard and
-      crediting another is not_supported; hostile debit legs on the wire
+      crediting another is not_supported; pending transfers as debit legs
+      (one crediting the chain's shard, one both legs on its debit
+      shard) commit whole, then one is captured in part and the other
+      voided at their debit shard; hostile debit legs on the wire
       (a client's key: unauthorized; two kinds: malformed; a sender not
       holding the credit: not_supported; a missing or poor debit account:
       its code), nothing reserved or moved; the conservation check.
@@ -651,6 +654,33 @@ test_chains_debits (void **state)
     rl_transfer_t solo = missing[0];
     solo.flags = 0;
     s_commit (ctx, &solo, 1);
+    //  Pending debit legs: x authorises a (a debit leg: its credit side on
+    //  the chain's shard) and x2 (both legs on shard 1), with a fee; then,
+    //  through the router, part of the first is captured and the second
+    //  voided at their debit shard, each alone; sent again, exists.
+    rl_transfer_t auth[3] = {s_t (L, a, b, 2), s_t (L | RL_TRANSFER_PENDING, x, a, 12),
+                             s_t (RL_TRANSFER_PENDING, x, x2, 13)};
+    auth[2].timeout = 3600;
+    s_expect (ctx, auth, 3, (uint32_t[]){RL_OK, RL_OK, RL_OK});
+    s_apply (ctx, auth, 1);
+    s_expect (ctx, auth, 3, exists3);
+    assert_int_equal (s_account (ctx, x).debits_pending, 25);
+    assert_int_equal (s_account (ctx, a).credits_pending, 12);
+    rl_transfer_t settle[2] = {s_t (RL_TRANSFER_POST_PENDING_TRANSFER, x, 0, 5),
+                               s_t (RL_TRANSFER_VOID_PENDING_TRANSFER, x, 0, 0)};
+    for (size_t i = 0; i < 2; i++) {
+        settle[i].pending_id = auth[i + 1].id;
+        settle[i].ledger = settle[i].code = 0;
+        settle[i].credit_account_id = (rl_id_t){0};
+    }
+    s_expect (ctx, settle, 1, (uint32_t[]){RL_OK});
+    s_expect (ctx, &settle[1], 1, (uint32_t[]){RL_OK});
+    rl_transfer_t captured = auth[1];
+    captured.flags = 0, captured.amount = 5;
+    s_apply (ctx, &captured, 1);
+    s_expect (ctx, settle, 2, (uint32_t[]){RL_EXISTS, RL_EXISTS});
+    assert_int_equal (s_account (ctx, x).debits_pending, 0);
+    assert_int_equal (s_account (ctx, a).credits_pending, 0);
     //  A member debiting shard 1 and crediting shard 2: not served yet.
     rl_transfer_t third[2] = {s_t (L, a, b, 1), s_t (0, x, z, 1)};
     s_expect (ctx, third, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});

@@ -22,6 +22,12 @@
       checks; a stored id (exists, exists_with_different_*, a burned
       failure); an id live in this shard's coordinator or held for another
       coordinator (in_progress); nothing reserved by any of them.
+    - test_pending_legs: a chain's pending member as a debit leg (its
+      timeout with it): prepared (the debit reserved, the table's room
+      kept), restored by a restart, committed into debits_pending (side
+      DEBIT: this shard expires it, by a void attempt towards s2); both
+      legs: side BOTH, expired by the tick; a post or void beside a leg
+      flag refused reserved_field.
     - test_hostile: wrong_shard (accounts not of the leg's shard, a debit
       leg alone whose credit is this shard's too), a coordinator naming
       this shard itself or a shard not in the ring, a sender not the
@@ -381,6 +387,66 @@ test_refusals (void **state)
 }
 
 static void
+test_pending_legs (void **state)
+{
+    (void) state;
+    lk_setup ("/legs/pending");
+    //  1 (here) to 2 (s2): a debit leg of a pending transfer.
+    rl_transfer_t t = lk_t (0, 1, 2, 5);
+    t.timeout = 2;
+    rl_prepare_rec_t rec = s_prep (&t, DEBIT_LEG | RL_TRANSFER_PENDING);
+    uint32_t result = 0;
+    assert_int_equal (s_prepare_one (&rec, &result, NULL), RL_TP_PREPARED);
+    assert_int_equal (lk_account (1).debits_reserved, 5);
+    //  A post of it while it is prepared here: in_progress, not burned.
+    rl_transfer_t early = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &t, 0);
+    assert_int_equal (lk_send (&early), RL_IN_PROGRESS);
+    assert_int_equal (s_lookup (early.id).timestamp, 0);
+    lk_restart (true);
+    assert_int_equal (lk_account (1).debits_reserved, 5);
+    assert_int_equal (lk_send (&early), RL_IN_PROGRESS);
+    assert_int_equal (s_decide (&rec, RL_TP_COMMIT), RL_TP_ACKED);
+    lk_expect (1, 5, 0, 0, 0);
+    assert_int_equal (ledger_pending_count (lk_ledger), 1);
+    assert_int_equal (s_lookup (t.id).flags, RL_TRANSFER_PENDING);
+    //  Past its timeout it falls due here: the void attempt towards s2.
+    lk_wall += 3 * LK_S_NS;
+    lk_mono += 1000000;
+    ledger_tick (lk_ledger, lk_now ());
+    bool expiry = false;
+    for (size_t k = 0; k < outq_count (lk_outq); k++) {
+        const outq_msg_t *m = outq_at (lk_outq, k);
+        expiry |= m->kind == OUTQ_PREPARE
+                  && (m->prepare.transfer.flags & RL_TRANSFER_VOID_PENDING_TRANSFER)
+                  && rl_id_eq (m->prepare.transfer.pending_id, t.id);
+    }
+    assert_true (expiry);
+    lk_commit ();
+    //  Both legs here (1 to 5): side BOTH, which the tick expires.
+    rl_transfer_t b = lk_t (0, 1, 5, 4);
+    b.timeout = 1;
+    rl_prepare_rec_t both = s_prep (&b, BOTH_LEGS | RL_TRANSFER_PENDING);
+    assert_int_equal (s_prepare_one (&both, &result, NULL), RL_TP_PREPARED);
+    assert_int_equal (s_decide (&both, RL_TP_COMMIT), RL_TP_ACKED);
+    lk_expect (5, 0, 0, 4, 0);
+    lk_wall += 2 * LK_S_NS;
+    lk_mono += 1000000;
+    ledger_tick (lk_ledger, lk_now ());
+    lk_commit ();
+    lk_expect (5, 0, 0, 0, 0);
+    //  A post or void is no debit leg.
+    rl_transfer_t v = lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER, &t, 0);
+    v.credit_account_id = t.credit_account_id;
+    v.amount = 5, v.ledger = t.ledger, v.code = 1;
+    rl_prepare_rec_t vr = s_prep (&v, DEBIT_LEG | RL_TRANSFER_VOID_PENDING_TRANSFER);
+    assert_int_equal (s_prepare_one (&vr, &result, NULL), RL_TP_REFUSED);
+    assert_int_equal (result, RL_RESERVED_FIELD);
+    char err[512];
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    lk_teardown ();
+}
+
+static void
 test_hostile (void **state)
 {
     (void) state;
@@ -476,9 +542,8 @@ main (void)
 {
     lk_ring_setup ();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_commit),
-        cmocka_unit_test (test_abort),
-        cmocka_unit_test (test_refusals),
+        cmocka_unit_test (test_commit),   cmocka_unit_test (test_abort),
+        cmocka_unit_test (test_refusals), cmocka_unit_test (test_pending_legs),
         cmocka_unit_test (test_hostile),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -668,7 +668,10 @@ s_chain_new (int first)
                                .amount = amount,
                                .ledger = LEDGER,
                                .code = 1};
-        uint64_t r = leg ? 0 : s_rand () % 100;
+        uint64_t r = s_rand () % 100;
+        if (leg && r >= 60) {
+            r = 0; //  a debit leg may be a pending transfer, not a post or void
+        }
         int p = r >= 60 ? s_pick_pending (i, across, first) : -1;
         if (r >= 35 && r < 60) {
             s->t.flags = RL_TRANSFER_PENDING;
