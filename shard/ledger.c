@@ -2144,6 +2144,14 @@ int
 ledger_pending_install_check (ledger_t *self, const rl_transfer_t *t, uint8_t side)
 {
     assert (self && t);
+    if (side != PENDING_SIDE_CREDIT
+        && (participant_debit_live (self->participant, t->id)
+            || coordinator_is_live (self->coordinator, t->id))) {
+        //  Its id is live here with another debit account (a debit leg
+        //  prepared, or an attempt of this shard's): its commit would find
+        //  the pending table's key taken. One id, two debit accounts.
+        return -1;
+    }
     return pending_install_check (self->pending, t, side);
 }
 

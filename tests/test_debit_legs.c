@@ -27,7 +27,9 @@
       kept), restored by a restart, committed into debits_pending (side
       DEBIT: this shard expires it, by a void attempt towards s2); both
       legs: side BOTH, expired by the tick; a post or void beside a leg
-      flag refused reserved_field.
+      flag refused reserved_field. test_pending_legs_import: a migration's
+      handover bringing a pending transfer of the same id (another debit
+      account) is refused while the leg is prepared.
     - test_hostile: wrong_shard (accounts not of the leg's shard, a debit
       leg alone whose credit is this shard's too), a coordinator naming
       this shard itself or a shard not in the ring, a sender not the
@@ -51,8 +53,9 @@
 
 #include <cmocka.h>
 
-#include "participant.h"
 #include "ledgerkit.h"
+#include "participant.h"
+#include "pending.h"
 
 #define DEBIT_LEG RL_TRANSFER_TP_DEBIT_LEG
 #define BOTH_LEGS RL_TRANSFER_TP_BOTH_LEGS
@@ -446,6 +449,38 @@ test_pending_legs (void **state)
     lk_teardown ();
 }
 
+//  A migration's handover bringing a live pending transfer whose id a
+//  prepared pending debit leg holds here with another debit account (a
+//  client reused the id): refused (-1), so that the leg's COMMIT finds its
+//  key free; both legs too.
+static void
+test_pending_legs_import (void **state)
+{
+    (void) state;
+    lk_setup ("/legs/import");
+    const uint16_t kinds[2] = {DEBIT_LEG, BOTH_LEGS};
+    for (int k = 0; k < 2; k++) {
+        rl_transfer_t t = lk_t (0, 1, k == 0 ? 2 : 5, 5);
+        t.timeout = 100;
+        rl_prepare_rec_t rec = s_prep (&t, kinds[k] | RL_TRANSFER_PENDING);
+        assert_int_equal (s_prepare_one (&rec, NULL, NULL), RL_TP_PREPARED);
+        rl_transfer_t moved = t;
+        moved.debit_account_id = lk_acc (3);
+        moved.credit_account_id = lk_acc (4);
+        moved.flags = RL_TRANSFER_PENDING;
+        moved.timestamp = lk_wall - LK_S_NS;
+        moved.reserved = PENDING_STATE_PENDING;
+        assert_int_equal (ledger_pending_install_check (lk_ledger, &moved, PENDING_SIDE_DEBIT), -1);
+        assert_int_equal (s_decide (&rec, RL_TP_COMMIT), RL_TP_ACKED);
+        assert_int_equal (s_lookup (t.id).flags, RL_TRANSFER_PENDING);
+    }
+    lk_expect (1, 10, 0, 0, 0);
+    assert_int_equal (ledger_pending_count (lk_ledger), 2);
+    char err[512];
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    lk_teardown ();
+}
+
 static void
 test_hostile (void **state)
 {
@@ -542,8 +577,11 @@ main (void)
 {
     lk_ring_setup ();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_commit),   cmocka_unit_test (test_abort),
-        cmocka_unit_test (test_refusals), cmocka_unit_test (test_pending_legs),
+        cmocka_unit_test (test_commit),
+        cmocka_unit_test (test_abort),
+        cmocka_unit_test (test_refusals),
+        cmocka_unit_test (test_pending_legs),
+        cmocka_unit_test (test_pending_legs_import),
         cmocka_unit_test (test_hostile),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
