@@ -156,8 +156,10 @@ typedef struct {
     int chain_len;     //  a chain member: its chain's length (0: sent alone)
     bool chain_across; //  a chain member: its chain may need the other shard
     //  A chain member: its shard's timestamp clock when the chain was last
-    //  sent and held for the other shard (the send that applies it, if any).
-    uint64_t held_clock;
+    //  sent and held for the other shard; at the send answered ok (the one
+    //  that applied it), and at the first such send (its answer may have
+    //  been lost: a later send answered exists).
+    uint64_t sent_clock, held_clock, first_held_clock;
     //  A pending transfer: the debit node's commit that stored it (0: not yet).
     uint64_t created_seq;
     bool probe; //  a pending transfer sent, whose commit is not known yet
@@ -389,6 +391,9 @@ s_drain (int i)
                 s_chain_results (slot, m->reply.results, m->reply.count);
             }
             for (uint32_t j = 0; j < m->reply.count; j++) {
+                if (m->reply.count > 1 && m->reply.results[j].result == RL_OK) {
+                    s_slots[slot + (int) j].held_clock = s_slots[slot + (int) j].sent_clock;
+                }
                 s_answer (node, slot + (int) j, m->reply.results[j].result, m->needs_seq);
             }
             free (m->reply.results);
@@ -737,7 +742,10 @@ s_chain_step (int first)
         s_slots[first + j].in_flight = true;
         s_slots[first + j].aborted_last = false;
         if (when == LEDGER_REPLY_LATER) {
-            s_slots[first + j].held_clock = clock;
+            s_slots[first + j].sent_clock = clock;
+            if (s_slots[first + j].first_held_clock == 0) {
+                s_slots[first + j].first_held_clock = clock;
+            }
         }
     }
     s_drain (i);
@@ -959,8 +967,10 @@ s_check_pending (const rl_transfer_t *found, bool last)
             //  A post or void held in a chain across shards claimed the pending
             //  transfer before its expiry and is serialised with it as a
             //  cross-shard one is: it may commit after the time, never begin.
+            uint64_t held = s_slots[j].held_clock ? s_slots[j].held_clock
+                                                  : s_slots[j].first_held_clock;
             CHECK (cross || !expires || r->timestamp < expires
-                       || (s_slots[j].chain_across && s_slots[j].held_clock < expires),
+                       || (s_slots[j].chain_across && held < expires),
                    "transfer %d resolves %d after its expiry", j, k);
             CHECK (!(r->flags & RL_TRANSFER_POST_PENDING_TRANSFER) || r->amount <= p->amount,
                    "transfer %d posts %lu of %d's %lu", j, (unsigned long) r->amount, k,
