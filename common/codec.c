@@ -814,8 +814,11 @@ s_prepare_kind_valid (const rl_transfer_t *t)
     uint16_t resolve = RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER;
     uint16_t legs = t->flags & RL_TRANSFER_TP_LEGS;
     uint16_t kinds = t->flags & (RL_TRANSFER_PENDING | resolve);
-    if ((kinds & (kinds - 1)) || (legs & (legs - 1)) || (legs && (kinds & resolve))) {
-        return false; //  more than one kind (a debit leg may be a pending transfer)
+    //  More than one kind: a debit leg (or both legs) may be a pending
+    //  transfer; a credit leg on a third shard (both bits) is plain.
+    if ((kinds & (kinds - 1)) || (legs && (kinds & resolve))
+        || (legs == RL_TRANSFER_TP_CREDIT_THIRD && kinds != 0)) {
+        return false;
     }
     if (kinds & resolve) {
         return s_id_usable (t->pending_id) && !rl_id_eq (t->pending_id, t->id) && t->timeout == 0;

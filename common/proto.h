@@ -502,6 +502,9 @@ typedef enum {
 #define RL_TRANSFER_TP_DEBIT_LEG (1u << 14)
 #define RL_TRANSFER_TP_BOTH_LEGS (1u << 15)
 #define RL_TRANSFER_TP_LEGS      (RL_TRANSFER_TP_DEBIT_LEG | RL_TRANSFER_TP_BOTH_LEGS)
+//  Both bits: the credit leg of a chain's member whose debit leg is on a
+//  third shard (docs/two-phase.md, "Credit on a third shard").
+#define RL_TRANSFER_TP_CREDIT_THIRD RL_TRANSFER_TP_LEGS
 
 //  get_account_transfers filter flags (u32) ---------------------------------
 #define RL_FILTER_DEBITS      (1u << 0) //  include transfers that debit the account

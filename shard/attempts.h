@@ -51,6 +51,8 @@ typedef struct {
                           //  coordinator_group_repeat
     uint64_t exists_ts;   //  D live: a debit leg's member stored at its debit shard before
                           //  (refused exists): that record's timestamp; else 0
+    bool third;           //  D live: a debit leg whose credit is on a third shard: its credit
+                          //  leg, an attempt of the same id, begins once it is PREPARED
     uint32_t doomed;      //  D live: a debit leg's member whose credit check here failed with
                           //  this code (nothing reserved here): it fails its chain unless its
                           //  debit shard answers exists; else 0

@@ -116,6 +116,7 @@
 #include "codec.h"
 #include "failpoint.h"
 #include "log.h"
+#include "owner.h"
 #include "pending.h"
 #include "rl_limits.h"
 #include "xlog.h"
@@ -129,19 +130,22 @@ s_is_leg (const rl_transfer_t *t)
     return (t->flags & RL_TRANSFER_TP_LEGS) != 0;
 }
 
-//  A debit leg whose credit account is here: D holds the credit side.
+//  The credit leg of a member whose debit leg is on a third shard: an
+//  attempt of its own, same id ("Credit on a third shard" below).
 static bool
-s_leg_credit_here (const rl_transfer_t *t)
+s_is_credit_third (const rl_transfer_t *t)
 {
-    return (t->flags & RL_TRANSFER_TP_DEBIT_LEG) != 0;
+    return (t->flags & RL_TRANSFER_TP_LEGS) == RL_TRANSFER_TP_CREDIT_THIRD;
 }
 
 //  A live debit leg that holds its credit side here: reserved at its begin
-//  (a doomed one reserved nothing: "Groups").
+//  (a doomed one reserved nothing: "Groups"; a credit on a third shard is
+//  that shard's).
 static bool
 s_leg_holds_credit (const attempt_t *e)
 {
-    return s_leg_credit_here (&e->transfer) && e->doomed == 0;
+    return (e->transfer.flags & RL_TRANSFER_TP_LEGS) == RL_TRANSFER_TP_DEBIT_LEG && !e->third
+           && e->doomed == 0;
 }
 
 static bool
@@ -357,6 +361,20 @@ coordinator_set_log_capacity (coordinator_t *self, size_t entries)
     assert (self);
     assert (entries >= 1 && entries <= RL_TP_LOG_ENTRIES_MAX); //  within the xlog's table
     self->log_entries_max = entries;
+}
+
+//  The live attempt of id named `attempt` (a member whose credit is on a
+//  third shard has two live attempts of its id), or -1.
+static int32_t
+s_live_find (coordinator_t *self, rl_id_t id, rl_attempt_t attempt)
+{
+    for (int32_t i = attempts_head (&self->attempts, id); i >= 0;
+         i = attempts_at (&self->attempts, i)->next) {
+        if (attempt_eq (attempts_at (&self->attempts, i)->tp.attempt, attempt)) {
+            return i;
+        }
+    }
+    return -1;
 }
 
 bool
@@ -595,16 +613,18 @@ s_attempt_begin (coordinator_t *self, int32_t i, const rl_transfer_t *t, int pee
     e->index = index;
     e->exists_ts = 0;
     e->doomed = 0;
+    e->third = false;
     return e;
 }
 
-//  Puts the live attempt at slot i into group g (not yet launched).
+//  Puts the live attempt at slot i into group g: not yet launched, or (a
+//  credit leg on a third shard) launched and still waiting.
 static void
 s_group_join (coordinator_t *self, uint32_t g, int32_t i, bool local)
 {
     s_group_t *group = s_group (self, g);
-    assert (!group->launched);
     attempt_t *e = attempts_at (&self->attempts, i);
+    assert (!group->launched || (s_is_credit_third (&e->transfer) && group->waiting > 0));
     e->group = g;
     e->group_next = -1;
     e->local = local;
@@ -746,7 +766,7 @@ s_leg_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision
         }
     }
     uint64_t write_seq = 0;
-    if (commit && s_leg_credit_here (t)) {
+    if (commit && s_leg_holds_credit (e)) {
         rl_transfer_t leg = *t;
         leg.flags &= (uint16_t) ~(RL_TRANSFER_TP_LEGS | RL_TRANSFER_LINKED);
         leg.timestamp = journal_next_ts (self->journal, now.wall_ns);
@@ -979,18 +999,20 @@ coordinator_hold_local (coordinator_t *self, const rl_transfer_t *t, now_t now, 
 
 rl_result_rec_t
 coordinator_begin_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer, uint16_t kind,
-                       uint32_t doomed, now_t now, int32_t request, uint32_t index, uint32_t group)
+                       bool third, now_t now, int32_t request, uint32_t index, uint32_t group)
 {
     assert (self && t && self->ring && group != 0 && !(t->flags & PENDING_RESOLVE_FLAGS));
-    assert (!(t->flags & RL_TRANSFER_PENDING) || self->pending);
+    assert (!(t->flags & RL_TRANSFER_PENDING) || (self->pending && !third));
     assert (kind == RL_TRANSFER_TP_DEBIT_LEG || kind == RL_TRANSFER_TP_BOTH_LEGS);
+    assert (!third || kind == RL_TRANSFER_TP_DEBIT_LEG);
     assert (peer >= 0 && (size_t) peer < ring_shard_count (self->ring));
     assert (!coordinator_is_live (self, t->id)); //  the ledger checked it (invariant 2)
     rl_result_rec_t r = {0};
     rl_transfer_t member = *t;
     member.flags |= kind;
-    assert (doomed == 0 || kind == RL_TRANSFER_TP_DEBIT_LEG);
-    if (doomed == 0 && s_leg_credit_here (&member)) {
+    uint32_t doomed = 0;
+    bool credit_here = kind == RL_TRANSFER_TP_DEBIT_LEG && !third;
+    if (credit_here) {
         //  The credit side here: a participant's checks and reservation.
         r.result = accounts_credit_reserve (self->accounts, t);
         if (r.result != RL_OK && rl_result_burns (r.result) != RL_BURNS_YES) {
@@ -1004,10 +1026,11 @@ coordinator_begin_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer
         //  keeps the chain going; anything else fails it with this code.
         doomed = r.result;
     }
-    bool log_full = self->attempts.count + xlog_count (self->xlog) >= self->log_entries_max;
+    //  A credit on a third shard takes a second attempt (and decision) later.
+    bool log_full = self->attempts.count + xlog_count (self->xlog) + third >= self->log_entries_max;
     int32_t i = log_full ? -1 : attempts_add (&self->attempts, t->id);
     if (i < 0) {
-        if (s_leg_credit_here (&member) && doomed == 0) {
+        if (credit_here && doomed == 0) {
             accounts_credit_release (self->accounts, t->credit_account_id, t->amount, false);
         }
         r.result = RL_BUSY;
@@ -1015,6 +1038,7 @@ coordinator_begin_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer
     }
     attempt_t *e = s_attempt_begin (self, i, &member, peer, request, index, now);
     e->doomed = doomed;
+    e->third = third;
     if (s_leg_holds_credit (e) && s_is_pending (t)) {
         pending_promise (self->pending, true); //  its credit side, kept here at the commit
     }
@@ -1165,6 +1189,61 @@ coordinator_group_launch (coordinator_t *self, uint32_t g, uint32_t last, rl_res
     s_group_free (self, g);
 }
 
+//  Credit on a third shard (docs/two-phase.md): a member debiting the peer
+//  X and crediting a third shard Y is two attempts of its id in its group,
+//  in turn. First the debit leg to X, as any: X answers about the id
+//  (exists: applied before, nothing more to do) or prepares it. Only then,
+//  X holding the id live for this attempt (so no earlier attempt of it can
+//  have committed: a debit leg begins only when no COMMIT of the id waits
+//  for X, coordinator_leg_committing), its credit leg begins towards Y,
+//  without a request of its own. The group commits when both (and every
+//  other member) are PREPARED; a failure of the credit leg is its member's.
+
+//  The debit leg of id in group g whose credit leg is on a third shard.
+static int32_t
+s_third_debit (coordinator_t *self, uint32_t g, rl_id_t id)
+{
+    for (int32_t k = s_group (self, g)->head; k >= 0;) {
+        const attempt_t *m = attempts_at (&self->attempts, k);
+        if (m->third && rl_id_eq (m->tp.id, id)) {
+            return k;
+        }
+        k = m->group_next;
+    }
+    assert (false); //  a credit leg on a third shard joins only beside its debit leg
+    return -1;
+}
+
+//  The debit leg at slot i (credit on a third shard) is PREPARED: its
+//  credit leg begins towards the credit account's owner now. -1: no room
+//  (busy), or no such third shard in this ring any more (the caller fails
+//  the chain).
+static int
+s_third_begin (coordinator_t *self, int32_t i, now_t now)
+{
+    const attempt_t *e = attempts_at (&self->attempts, i);
+    assert (e->third && e->prepared && e->group != 0 && e->doomed == 0);
+    rl_transfer_t credit = e->transfer;
+    credit.flags = (uint16_t) ((credit.flags & ~RL_TRANSFER_TP_LEGS) | RL_TRANSFER_TP_CREDIT_THIRD);
+    uint32_t g = e->group, index = e->index;
+    int peer = owner_of (self->ring, credit.credit_account_id);
+    int self_index = s_peer_index (self, self->name);
+    if (peer < 0 || peer == self_index || peer == e->peer_index) {
+        return -1; //  a ring change since the begin: retry the chain
+    }
+    if (self->attempts.count + xlog_count (self->xlog) >= self->log_entries_max) {
+        return -1;
+    }
+    int32_t k = attempts_add (&self->attempts, credit.id); //  e may move
+    if (k < 0) {
+        return -1;
+    }
+    attempt_t *w = s_attempt_begin (self, k, &credit, peer, -1, index, now);
+    s_group_join (self, g, k, false);
+    s_queue_prepare (self, w);
+    return 0;
+}
+
 //  Decides every member of group g together: commit (failure RL_OK), or
 //  abort with `failure` for the member at slot `failing` (the others
 //  linked_event_failed). failing_holds: its participant may hold a
@@ -1175,6 +1254,14 @@ s_group_decide (coordinator_t *self, uint32_t g, uint32_t failure, int32_t faili
 {
     s_group_t *group = s_group (self, g);
     assert (group->launched && (failure == RL_OK) == (failing < 0));
+    if (failing >= 0 && s_is_credit_third (&attempts_at (&self->attempts, failing)->transfer)) {
+        //  A credit leg on a third shard has no record of its own: its
+        //  member fails, the debit leg (prepared at its debit shard: a
+        //  logged ABORT) answered with the code; the credit leg is sent a
+        //  logged ABORT as every other member.
+        failing = s_third_debit (self, g, attempts_at (&self->attempts, failing)->tp.id);
+        failing_holds = true;
+    }
     s_request_t *r = &self->requests[group->request];
     //  A debit leg that failed without an answer about its id (its shard
     //  silent past the prepare timeout, or refusing for a retryable
@@ -1183,7 +1270,9 @@ s_group_decide (coordinator_t *self, uint32_t g, uint32_t failure, int32_t faili
     //  committed, and its debit shard alone holds that member. So every
     //  member is answered in_progress (retry the chain), never the
     //  definite failed of a chain that applied nothing.
+    //  (A debit leg that answered PREPARED told: the id was not stored.)
     bool unknown = failure != RL_OK && s_is_leg (&attempts_at (&self->attempts, failing)->transfer)
+                   && !attempts_at (&self->attempts, failing)->prepared
                    && (failure == RL_ABORTED || failure == RL_IN_PROGRESS);
     uint32_t others = unknown ? RL_IN_PROGRESS : RL_LINKED_EVENT_FAILED;
     if (unknown) {
@@ -1263,6 +1352,10 @@ s_group_reply (coordinator_t *self, int32_t i, const rl_tp_rec_t *reply, now_t n
     if (reply->state == RL_TP_PREPARED) {
         if (!e->prepared) { //  a duplicate reply counts once
             e->prepared = true;
+            if (e->third && s_third_begin (self, i, now) != 0) { //  e may move
+                s_group_decide (self, g, RL_BUSY, i, true, now);
+                return;
+            }
             assert (group->waiting > 0);
             group->waiting--;
         }
@@ -1271,7 +1364,8 @@ s_group_reply (coordinator_t *self, int32_t i, const rl_tp_rec_t *reply, now_t n
         }
         return;
     }
-    if (s_is_leg (&e->transfer) && reply->result == RL_EXISTS && reply->timestamp != 0
+    bool debit_leg = s_is_leg (&e->transfer) && !s_is_credit_third (&e->transfer);
+    if (debit_leg && reply->result == RL_EXISTS && reply->timestamp != 0
         && (!e->prepared || e->exists_ts != 0)) {
         //  The member is stored at its debit shard (applied before: rule 2,
         //  exists does not break a chain). It holds nothing there: counted
@@ -1295,7 +1389,7 @@ s_group_reply (coordinator_t *self, int32_t i, const rl_tp_rec_t *reply, now_t n
     uint32_t result = s_refused_business (reply)     ? reply->result
                       : reply->result == RL_IN_DOUBT ? RL_IN_DOUBT
                                                      : RL_ABORTED;
-    if (s_is_leg (&e->transfer)) {
+    if (debit_leg) {
         //  busy comes after the id's answer there (a coordinator's share of
         //  the reservations, a full prepared table): not stored, so it is
         //  the member's own, retryable code, not an unknown outcome.
@@ -1444,8 +1538,8 @@ coordinator_prepare_replies (coordinator_t *self, const rl_tp_rec_t *replies, si
             }
         }
         const rl_tp_rec_t *reply = &replies[k];
-        int32_t i = attempts_find (&self->attempts, reply->id, NULL);
-        if (i < 0 || !attempt_eq (attempts_at (&self->attempts, i)->tp.attempt, reply->attempt)) {
+        int32_t i = s_live_find (self, reply->id, reply->attempt);
+        if (i < 0) {
             continue; //  a late reply: that attempt was decided (abort) on timeout
         }
         if (!s_from_peer (attempts_at (&self->attempts, i), from, "PREPARE reply")) {
@@ -1594,10 +1688,9 @@ coordinator_outcome_query (coordinator_t *self, const rl_tp_rec_t *queries, size
     for (size_t k = 0; k < count; k++) {
         out[k] = queries[k];
         int32_t x = xlog_find (self->xlog, queries[k].id, queries[k].attempt);
-        int32_t live = attempts_head (&self->attempts, queries[k].id);
+        int32_t live = s_live_find (self, queries[k].id, queries[k].attempt);
         const attempt_t *named = x >= 0 ? attempts_at (xlog_entries (self->xlog), x) : NULL;
-        if (!named && live >= 0
-            && attempt_eq (attempts_at (&self->attempts, live)->tp.attempt, queries[k].attempt)) {
+        if (!named && live >= 0) {
             named = attempts_at (&self->attempts, live);
         }
         if (sender && named && strcmp (sender, named->peer) != 0) {
@@ -1613,9 +1706,7 @@ coordinator_outcome_query (coordinator_t *self, const rl_tp_rec_t *queries, size
             const attempt_t *e = attempts_at (xlog_entries (self->xlog), x);
             out[k].state = e->tp.state;
             needs_seq = e->write_seq > needs_seq ? e->write_seq : needs_seq;
-        } else if (live >= 0
-                   && attempt_eq (attempts_at (&self->attempts, live)->tp.attempt,
-                                  queries[k].attempt)) {
+        } else if (live >= 0) {
             out[k].state = RL_TP_PENDING;
         } else {
             out[k].state = s_presumed (self, &queries[k]);

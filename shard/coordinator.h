@@ -104,12 +104,13 @@ rl_result_rec_t coordinator_hold_local (coordinator_t *self, const rl_transfer_t
 //  participant does) or RL_TRANSFER_TP_BOTH_LEGS (its credit is at `peer`
 //  too). The id is the peer's: the ledger checked that no attempt of it is
 //  live here nor a commit of it on its way (coordinator_leg_committing).
-//  doomed: the member already failed here with this code (its credit
-//  account on a third shard: not_supported), yet its debit shard is asked
-//  whether it holds the id stored (then exists); 0: checked here as above.
-//  COORDINATOR_PENDING, or the failure (nothing stored).
+//  third: kind RL_TRANSFER_TP_DEBIT_LEG whose credit account is on a third
+//  shard, neither this one nor the peer (a plain transfer): once the peer
+//  PREPAREs it, its credit leg begins towards that shard, an attempt of
+//  the same id in the same group (docs/two-phase.md, "Credit on a third
+//  shard"). COORDINATOR_PENDING, or the failure (nothing stored).
 rl_result_rec_t coordinator_begin_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer,
-                                       uint16_t kind, uint32_t doomed, now_t now, int32_t request,
+                                       uint16_t kind, bool third, now_t now, int32_t request,
                                        uint32_t index, uint32_t group);
 //  Is a COMMIT of a debit leg of id logged here, not yet acknowledged (its
 //  debit shard has not stored the transfer yet, or not said so)?

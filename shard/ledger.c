@@ -974,23 +974,23 @@ s_create_leg (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t request
             return r;
         }
         return coordinator_begin_leg (self->coordinator, t, debit_owner, RL_TRANSFER_TP_DEBIT_LEG,
-                                      0, now, request, index, group);
+                                      false, now, request, index, group);
     }
     if (credit_owner == debit_owner) {
         return coordinator_begin_leg (self->coordinator, t, debit_owner, RL_TRANSFER_TP_BOTH_LEGS,
-                                      0, now, request, index, group);
+                                      false, now, request, index, group);
     }
-    //  Not served yet, unless X holds the member stored (the chain applied
-    //  before, and a ring change since moved its credit account to a third
-    //  shard): X is asked (its PREPARE reserves nothing here, and X refuses
-    //  it unauthorized after its answer about the id), exists keeps the
-    //  chain, anything else fails it not_supported.
-    rl_warn ("ledger: a linked chain's member %016" PRIx64 "%016" PRIx64
-             " debits and credits two other shards: not_supported unless its debit shard holds "
-             "it stored",
-             t->id.hi, t->id.lo);
-    return coordinator_begin_leg (self->coordinator, t, debit_owner, RL_TRANSFER_TP_DEBIT_LEG,
-                                  RL_NOT_SUPPORTED, now, request, index, group);
+    if (t->flags & RL_TRANSFER_PENDING) {
+        rl_warn ("ledger: a linked chain's member %016" PRIx64 "%016" PRIx64
+                 " debiting and crediting two other shards is a pending transfer: not_supported",
+                 t->id.hi, t->id.lo);
+        r.result = RL_NOT_SUPPORTED;
+        return r;
+    }
+    //  Its credit on a third shard: its debit leg first, then its credit
+    //  leg (docs/two-phase.md, "Credit on a third shard").
+    return coordinator_begin_leg (self->coordinator, t, debit_owner, RL_TRANSFER_TP_DEBIT_LEG, true,
+                                  now, request, index, group);
 }
 
 //  probed_ts: the ingested index's answer for t->id (journal_probe).

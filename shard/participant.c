@@ -86,10 +86,18 @@
     pending instead (side DEBIT, or BOTH for both legs: this shard is its
     debit shard from then on). Its abort releases, stores nothing and
     burns nothing. The sender rule: the coordinator it names
-    is the sender, in the ring, and not this shard, and for a debit leg
-    alone the owner of its credit account (it holds the credit side); the
-    debit account (and, both legs, the credit account) is this shard's, a
-    debit leg's credit account is not (else wrong_shard).
+    is the sender, in the ring, and not this shard (for a debit leg alone,
+    it holds the credit side, or a third shard does); the debit account (and, both legs, the credit
+   account) is this shard's, a debit leg's credit account is not (else wrong_shard).
+
+    CREDIT ON A THIRD SHARD (docs/two-phase.md). A chain's member debiting
+    a shard X and crediting this one, from a chain of a third shard D,
+    comes here as a credit leg of kind RL_TRANSFER_TP_CREDIT_THIRD (both
+    leg bits) once X prepared its debit leg. It is a credit leg in every
+    way (reserved, applied under the leg index, asked about) but its
+    sender rule: the coordinator is another shard of the ring than this
+    one and than the debit account's owner, and the debit account is not
+    this shard's.
 
     TIME: timers (the query backoff, a tombstone's expiry) run on the
     monotonic clock and are never stored: at load, every prepared record is
@@ -183,8 +191,10 @@ s_is_resolve (const rl_transfer_t *t)
     return (t->flags & PENDING_RESOLVE_FLAGS) != 0;
 }
 
-//  The legs a record holds here (DEBIT LEGS above): the credit leg (0), the
-//  debit leg (RL_TRANSFER_TP_DEBIT_LEG) or both (RL_TRANSFER_TP_BOTH_LEGS).
+//  The legs a record holds here (DEBIT LEGS above): the credit leg (0, or
+//  RL_TRANSFER_TP_CREDIT_THIRD: a chain member's whose debit leg is on a
+//  third shard), the debit leg (RL_TRANSFER_TP_DEBIT_LEG) or both
+//  (RL_TRANSFER_TP_BOTH_LEGS).
 static uint16_t
 s_legs (const rl_transfer_t *t)
 {
@@ -194,7 +204,15 @@ s_legs (const rl_transfer_t *t)
 static bool
 s_holds_debit (const rl_transfer_t *t)
 {
-    return s_legs (t) != 0;
+    return s_legs (t) == RL_TRANSFER_TP_DEBIT_LEG || s_legs (t) == RL_TRANSFER_TP_BOTH_LEGS;
+}
+
+//  A credit leg whose debit leg is on a third shard: neither this shard
+//  nor the coordinator owns the debit account.
+static bool
+s_credit_third (const rl_transfer_t *t)
+{
+    return s_legs (t) == RL_TRANSFER_TP_CREDIT_THIRD;
 }
 
 static bool
@@ -821,9 +839,7 @@ s_coordinator_index (participant_t *self, const char *name)
 //  The sender rule of a PREPARE (docs/security.md, "Sender rules"): the
 //  sender is the shard the record names as coordinator (sender NULL: no
 //  key to tell, --insecure), that shard is in this shard's ring, and it
-//  owns the debit account at this shard's epoch. A debit leg alone: its
-//  coordinator owns its credit account too, checked after the id's answer
-//  (s_leg_credit_owner_ok).
+//  owns the debit account at this shard's epoch. A chain's legs: see each.
 static bool
 s_prepare_sender_ok (participant_t *self, const rl_prepare_rec_t *rec, const char *sender)
 {
@@ -836,25 +852,19 @@ s_prepare_sender_ok (participant_t *self, const rl_prepare_rec_t *rec, const cha
         //  one of the ring.
         return index >= 0 && index != self->self_index;
     }
+    if (s_credit_third (&rec->transfer)) {
+        //  A credit leg whose debit leg is on a third shard: the coordinator
+        //  is the chain's shard, another one of the ring, and not the debit
+        //  account's owner (that one sends a credit leg of its own).
+        return index >= 0 && index != self->self_index
+               && owner_of (self->ring, rec->transfer.debit_account_id) != index;
+    }
     if (s_holds_debit (&rec->transfer)) {
         //  Both legs here: the coordinator is the chain's shard, another
         //  one of the ring (both accounts are this shard's).
         return index >= 0 && index != self->self_index;
     }
     return index >= 0 && owner_of (self->ring, rec->transfer.debit_account_id) == index;
-}
-
-//  A debit leg alone: the coordinator is the chain's shard, which holds the
-//  credit side, so it owns the credit account. Checked after X's answer
-//  about the id: a member stored here is answered (exists, nothing moves)
-//  to any shard of the ring, so that a chain applied before and sent again
-//  after a ring change moved its credit account is told so.
-static bool
-s_leg_credit_owner_ok (participant_t *self, const rl_prepare_rec_t *rec)
-{
-    return s_legs (&rec->transfer) != RL_TRANSFER_TP_DEBIT_LEG
-           || owner_of (self->ring, rec->transfer.credit_account_id)
-                  == s_coordinator_index (self, rec->tp.coordinator);
 }
 
 //  Why the fields of a PREPARE's transfer are not those of any kind a
@@ -866,8 +876,22 @@ s_prepare_fields_bad (const participant_t *self, const rl_transfer_t *t)
     if (t->timestamp != 0 || t->reserved != 0) {
         return "timestamp or reserved set";
     }
+    if (s_credit_third (t)) {
+        //  A plain chain member's credit leg (docs/two-phase.md, "Credit on a
+        //  third shard").
+        if (t->flags != RL_TRANSFER_TP_CREDIT_THIRD || t->timeout != 0
+            || !rl_id_is_zero (t->pending_id)) {
+            return "a credit leg on a third shard with another flag, a timeout or a pending id";
+        }
+        if (rl_id_eq (t->debit_account_id, t->credit_account_id) || t->ledger == 0
+            || t->code == 0) {
+            return "a credit leg on a third shard a create would refuse (one account, ledger or "
+                   "code zero)";
+        }
+        return NULL;
+    }
     if (s_legs (t) != 0) {
-        //  A debit leg: a plain chain member (docs/two-phase.md, "Debit legs").
+        //  A debit leg: a chain member (docs/two-phase.md, "Debit legs").
         uint16_t kind = t->flags & (uint16_t) ~RL_TRANSFER_PENDING;
         if (kind != RL_TRANSFER_TP_DEBIT_LEG && kind != RL_TRANSFER_TP_BOTH_LEGS) {
             return "a debit leg with another flag";
@@ -985,6 +1009,8 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
                      ? s_owns (self, t->debit_account_id) && !s_owns (self, t->credit_account_id)
                  : s_legs (t) == RL_TRANSFER_TP_BOTH_LEGS
                      ? s_owns (self, t->debit_account_id) && s_owns (self, t->credit_account_id)
+                 : s_credit_third (t)
+                     ? s_owns (self, t->credit_account_id) && !s_owns (self, t->debit_account_id)
                      : s_owns (self, t->credit_account_id);
     if (!rl_id_eq (t->id, rec->tp.id) || rec->tp.coordinator[0] == '\0' || rl_id_is_zero (t->id)
         || !owned) {
@@ -1017,33 +1043,13 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
         //  in this very batch: the reply waits for it) or live in an
         //  attempt of this shard's coordinator (in_progress): not prepared.
         //  The credit leg index (`applied`) does not concern it.
-        //  A coordinator that does not own the credit account (a member
-        //  debiting here and crediting a third shard: its chain's shard asks
-        //  whether it was applied before) hears only the exact record's
-        //  exists; anything else it is refused not_supported, after the
-        //  id's answer, so that it can tell a record stored here from none
-        //  but cannot probe a stored one field by field.
         applied = 0;
-        bool credit_owner = s_leg_credit_owner_ok (self, rec);
         *result = self->ids.check (self->ids.arg, t, ts_p);
-        if (*result != RL_OK && (credit_owner || *result == RL_EXISTS)) {
+        if (*result != RL_OK) {
             *seq_p = *result == RL_IN_PROGRESS || *result == RL_STORAGE_ERROR
                          ? 0
                          : outq_batch_seq (self->outq);
             *ts_p = *seq_p ? *ts_p : 0;
-            return RL_TP_REFUSED;
-        }
-        if (*result == RL_STORAGE_ERROR) {
-            *ts_p = 0;
-            return RL_TP_REFUSED;
-        }
-        if (!credit_owner) {
-            rl_warn ("two-phase: PREPARE of debit leg %016" PRIx64 "%016" PRIx64
-                     " from coordinator %s, which does not own its credit account at epoch "
-                     "%" PRIu64 ": not_supported (not stored here)",
-                     t->id.hi, t->id.lo, rec->tp.coordinator, ring_epoch (self->ring));
-            *ts_p = 0;
-            *result = RL_NOT_SUPPORTED;
             return RL_TP_REFUSED;
         }
         if (s_debit_leg_elsewhere (self, t->id, rec->tp.coordinator)) {

@@ -39,6 +39,12 @@
     pending at the strong conservation check; the void sent again alone
     answers exists when the chain applied, else voids it now.
 
+    The cases marked third run 1 -> 2 (held on s1) and 4 -> 3: a member
+    debiting s3 and crediting s2, its debit leg prepared on s3, then its
+    credit leg on s2, the participant armed at every tp.part.* point (on
+    the business path a third member 4 -> 6, 6 an account of s2 never
+    created: s2 refuses its credit leg). Sent alone, it goes to s3.
+
     The cases marked both run the legs chain with its member 3 -> 1 a
     pending transfer (timeout 3600 s): a pending debit leg on s2. At the
     end it is voided at s2 (made by the chain, or by the member sent alone
@@ -86,6 +92,7 @@ typedef struct {
     const char *other; //  a second crash point on the coordinator, or NULL
     bool legs;         //  members debit s2 (and s3): debit legs there
     bool kinds;        //  a pending transfer and a void across as members
+    bool third;        //  a member debiting s3 and crediting s2 (a credit on a third shard)
 } s_case_t;
 
 static const s_case_t s_cases[] = {
@@ -148,6 +155,22 @@ static const s_case_t s_cases[] = {
     {"tp.coord.decided=crash@2", 0, PATH_COMMIT, 3, NULL, true, true},
     {"tp.coord.acked=crash", 0, PATH_COMMIT, 3, NULL, true, true},
     {"tp.coord.abort_decided=crash", 0, PATH_INFRA, 3, NULL, true, true},
+    //  Third: 4 -> 3, its debit leg on s3, then its credit leg on s2.
+    {"tp.part.prepared=crash", 1, PATH_COMMIT, 3, NULL, false, false, true},
+    {"tp.part.prepared=crash", 1, PATH_BUSINESS, 3, NULL, false, false, true},
+    {"tp.part.prepare_synced=crash", 1, PATH_COMMIT, 3, NULL, false, false, true},
+    {"tp.part.applied=crash", 1, PATH_COMMIT, 3, NULL, false, false, true},
+    {"tp.part.apply_synced=crash", 1, PATH_COMMIT, 3, NULL, false, false, true},
+    {"tp.part.query_sent=crash", 1, PATH_COMMIT, 3, "tp.coord.decided=crash@2", false, false, true},
+    {"tp.coord.prepare_sent=crash", 0, PATH_COMMIT, 3, NULL, false, false, true},
+    //  The second PREPARE sent is the credit leg's, after s3's PREPARED.
+    {"tp.coord.prepare_sent=crash@2", 0, PATH_COMMIT, 3, NULL, false, false, true},
+    {"tp.coord.decided=crash@2", 0, PATH_COMMIT, 3, NULL, false, false, true},
+    {"tp.coord.decided=crash@2", 0, PATH_BUSINESS, 3, NULL, false, false, true},
+    {"tp.coord.decision_synced=crash", 0, PATH_COMMIT, 3, NULL, false, false, true},
+    {"tp.coord.decision_sent=crash", 0, PATH_COMMIT, 3, NULL, false, false, true},
+    {"tp.coord.acked=crash", 0, PATH_COMMIT, 3, NULL, false, false, true},
+    {"tp.coord.abort_decided=crash", 0, PATH_INFRA, 3, NULL, false, false, true},
 };
 #define CASES (sizeof (s_cases) / sizeof (s_cases[0]))
 
@@ -173,9 +196,9 @@ s_setup (void **state)
     for (int i = 0; i < SHARDS; i++) {
         tpk_start (&ctx->tp, i);
     }
-    //  1 and 2 on s1, 3 on s2, 4 and 5 on s3.
-    static const int owners[] = {0, 0, 1, 2, 2};
-    ctx->tag = tpk_find_tag (&ctx->tp, 0x43410000ull, owners, 5);
+    //  1 and 2 on s1, 3 on s2, 4 and 5 on s3, 6 on s2 (6 is never created).
+    static const int owners[] = {0, 0, 1, 2, 2, 1};
+    ctx->tag = tpk_find_tag (&ctx->tp, 0x43410000ull, owners, 6);
     for (uint64_t n = 1; n <= 4; n++) {
         rl_account_t a = tk_account (n, ctx->tag, LEDGER, 0);
         rl_result_rec_t r;
@@ -244,6 +267,25 @@ s_chain_kinds (s_ctx_t *ctx, s_path_t path, int shards, rl_transfer_t *c, rl_tra
     return n;
 }
 
+//  The chain of a third case: 1 -> 2 (held here) and 4 -> 3 (its debit leg
+//  on s3, its credit leg on s2), and on the business path 4 -> 6 (s2
+//  refuses the credit leg: credit_account_not_found).
+static size_t
+s_chain_third (s_ctx_t *ctx, s_path_t path, rl_transfer_t *c)
+{
+    uint64_t t = ctx->tag;
+    size_t n = 0;
+    c[n++] = tk_transfer (tk_id (ctx->next_id++, t), tk_id (1, t), tk_id (2, t), 11, LEDGER);
+    c[n++] = tk_transfer (tk_id (ctx->next_id++, t), tk_id (4, t), tk_id (3, t), 7, LEDGER);
+    if (path == PATH_BUSINESS) {
+        c[n++] = tk_transfer (tk_id (ctx->next_id++, t), tk_id (4, t), tk_id (6, t), 5, LEDGER);
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+        c[i].flags = L;
+    }
+    return n;
+}
+
 //  Sends the chain to s1; its results into r. -1: no answer in time.
 static int
 s_send (s_ctx_t *ctx, const rl_transfer_t *c, size_t n, rl_result_rec_t *r, int timeout_ms)
@@ -288,8 +330,9 @@ s_run_case (s_ctx_t *ctx, size_t k)
         points[0] = c->other;
     }
     rl_transfer_t chain[3], pa;
-    size_t n = c->kinds && !c->legs ? s_chain_kinds (ctx, c->path, c->shards, chain, &pa)
-                                    : s_chain (ctx, c->path, c->shards, c->legs, chain);
+    size_t n = c->third               ? s_chain_third (ctx, c->path, chain)
+               : c->kinds && !c->legs ? s_chain_kinds (ctx, c->path, c->shards, chain, &pa)
+                                      : s_chain (ctx, c->path, c->shards, c->legs, chain);
     if (c->kinds && c->legs) {
         chain[1].flags |= RL_TRANSFER_PENDING; //  a pending debit leg on s2
         chain[1].timeout = 3600;
@@ -351,9 +394,9 @@ s_run_case (s_ctx_t *ctx, size_t k)
     for (size_t i = 0; i < n; i++) {
         uint32_t want = found                      ? RL_EXISTS
                         : c->path != PATH_BUSINESS ? RL_OK
-                        : i == n - 1
-                            ? (c->legs ? RL_DEBIT_ACCOUNT_NOT_FOUND : RL_CREDIT_ACCOUNT_NOT_FOUND)
-                            : RL_LINKED_EVENT_FAILED;
+                        : i == n - 1 ? (c->legs && !c->third ? RL_DEBIT_ACCOUNT_NOT_FOUND
+                                                             : RL_CREDIT_ACCOUNT_NOT_FOUND)
+                                     : RL_LINKED_EVENT_FAILED;
         if (r[i].result != want) {
             harness_keep (ctx->h);
             fail_msg ("case %zu, member %zu sent again: %s, expected %s", k, i,
@@ -371,7 +414,7 @@ s_run_case (s_ctx_t *ctx, size_t k)
     //  executed on its own). A failed chain's debit leg is released when
     //  its ABORT lands there, after the chain's answer: until then the
     //  member is in_progress at its debit shard.
-    if (c->legs) {
+    if (c->legs || c->third) {
         tpk_quiet (&ctx->tp);
     }
     rl_transfer_t alone = chain[1];
@@ -426,10 +469,11 @@ test_crash_matrix (void **state)
         printf ("case %zu: %s on %s, %s path, %d shards%s\n", k, s_cases[k].point,
                 s_cases[k].shard ? "participant s2" : "coordinator s1",
                 s_path_names[s_cases[k].path], s_cases[k].shards,
-                s_cases[k].legs && s_cases[k].kinds ? ", a pending debit leg"
-                : s_cases[k].legs                   ? ", debit legs"
-                : s_cases[k].kinds                  ? ", pending kinds"
-                                                    : "");
+                s_cases[k].third                      ? ", a credit on a third shard"
+                : s_cases[k].legs && s_cases[k].kinds ? ", a pending debit leg"
+                : s_cases[k].legs                     ? ", debit legs"
+                : s_cases[k].kinds                    ? ", pending kinds"
+                                                      : "");
         s_run_case (ctx, k);
     }
     printf ("test_chains_across_crash: %zu cases, %lu transfers, %ld ms\n", CASES,

@@ -33,13 +33,17 @@
       others linked_event_failed, nothing applied, nothing burned (decided
       again; corrected, the same ids apply); a member retried alone after a
       failed chain applies alone; a member debiting one other shard and
-      crediting another is not_supported; pending transfers as debit legs
+      crediting another commits (its debit leg, then its credit leg on
+      the third shard); pending transfers as debit legs
       (one crediting the chain's shard, one both legs on its debit
       shard) commit whole, then one is captured in part and the other
       voided at their debit shard; hostile debit legs on the wire
-      (a client's key: unauthorized; two kinds: malformed; a sender not
-      holding the credit: not_supported; a missing or poor debit account:
-      its code), nothing reserved or moved; the conservation check.
+      (a client's key: unauthorized; both leg bits beside pending:
+      malformed; a credit leg on a third shard not the receiver's:
+      wrong_shard, or sent by the debit account's owner: unauthorized; a
+      debit leg crediting a third shard prepared, then aborted by its
+      sender; a missing or poor debit account: its code), nothing reserved
+      or moved; the conservation check.
     - The client library's retry helper, on a chain that fails for a
       business reason: its answers are final (returns 0, nothing resent).
     - The burn rule of a failed chain: its failing member's id is not
@@ -577,6 +581,35 @@ s_prepare_send (rk_ctx_t *ctx, const char *as, int s, const rl_prepare_rec_t *re
     return h.status;
 }
 
+//  A DECIDE of one record sent as key `as` to shard s: the record's reply
+//  state.
+static uint32_t
+s_decide_send (rk_ctx_t *ctx, const char *as, int s, const rl_tp_rec_t *rec)
+{
+    static uint64_t request_id = 900;
+    zsock_t *dealer = tk_dealer_as (ctx->h, as, ctx->shards[s].name, ctx->shards[s].endpoint);
+    uint8_t frame[RL_HEADER_SIZE + RL_TP_SIZE];
+    size_t size = tk_request_header (frame, RL_OP_DECIDE, ++request_id, 1);
+    codec_encode_tp (rec, frame + size);
+    size += RL_TP_SIZE;
+    assert_int_equal (zsock_send (dealer, "b", frame, size), 0);
+    zframe_t *reply = zframe_recv (dealer);
+    assert_non_null (reply);
+    rl_header_t h;
+    const uint8_t *body = NULL;
+    size_t body_size = 0;
+    assert_int_equal (
+        codec_parse_reply (zframe_data (reply), zframe_size (reply), &h, &body, &body_size),
+        RL_STATUS_OK);
+    assert_int_equal (h.status, RL_STATUS_OK);
+    assert_int_equal (body_size, RL_TP_SIZE);
+    rl_tp_rec_t out;
+    codec_decode_tp (body, &out);
+    zframe_destroy (&reply);
+    zsock_destroy (&dealer);
+    return out.state;
+}
+
 //  A debit leg's PREPARE of t as coordinator `coordinator`, attempt 1.n of
 //  a made-up incarnation.
 static rl_prepare_rec_t
@@ -681,35 +714,49 @@ test_chains_debits (void **state)
     s_expect (ctx, settle, 2, (uint32_t[]){RL_EXISTS, RL_EXISTS});
     assert_int_equal (s_account (ctx, x).debits_pending, 0);
     assert_int_equal (s_account (ctx, a).credits_pending, 0);
-    //  A member debiting shard 1 and crediting shard 2: not served yet.
+    //  A member debiting shard 1 and crediting shard 2: its debit leg, then
+    //  its credit leg on the third shard; sent again, exists.
     rl_transfer_t third[2] = {s_t (L, a, b, 1), s_t (0, x, z, 1)};
-    s_expect (ctx, third, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
-    assert_int_equal (s_found (ctx, third, 2), 0);
+    s_commit (ctx, third, 2);
+    s_expect (ctx, third, 2, exists3);
 
-    //  Hostile debit legs on the wire, to shard 1 (x's): from a client's
-    //  key, unauthorized whole; from shard 0's key, two kinds in one
-    //  record, malformed whole; a debit leg whose credit is not the
-    //  sender's (shard 2 naming itself, crediting shard 0's a):
-    //  not_supported, or whose debit account is missing or cannot pay,
-    //  refused with its code.
+    //  Hostile legs on the wire, to shard 1 (x's): from a client's key,
+    //  unauthorized whole; from shard 0's key, both leg bits beside
+    //  pending, malformed whole; a credit leg on a third shard whose credit
+    //  account is not the receiver's, wrong_shard; one sent by the debit
+    //  account's owner (to shard 2), unauthorized.
     rl_account_t x_before = s_account (ctx, x), poor_before = s_account (ctx, poor_x);
-    const char *s0 = ctx->shards[0].name, *s2 = ctx->shards[2].name;
+    const char *s0 = ctx->shards[0].name, *s1 = ctx->shards[1].name, *s2 = ctx->shards[2].name;
     rl_transfer_t h = s_t (0, x, a, 5);
     rl_prepare_rec_t recs[4] = {s_leg_rec (&h, RL_TRANSFER_TP_DEBIT_LEG, s0)};
     rl_tp_rec_t out[4];
     (void) tk_key (ctx->h, "client", "legs-client");
     assert_int_equal (s_prepare_send (ctx, "legs-client", 1, recs, 1, out), RL_STATUS_UNAUTHORIZED);
-    recs[0].transfer.flags = RL_TRANSFER_TP_DEBIT_LEG | RL_TRANSFER_TP_BOTH_LEGS;
+    recs[0].transfer.flags = RL_TRANSFER_TP_CREDIT_THIRD | RL_TRANSFER_PENDING;
     assert_int_equal (s_prepare_send (ctx, s0, 1, recs, 1, out), RL_STATUS_MALFORMED);
+    recs[0] = s_leg_rec (&h, RL_TRANSFER_TP_CREDIT_THIRD, s0);
+    assert_int_equal (s_prepare_send (ctx, s0, 1, recs, 1, out), RL_STATUS_OK);
+    assert_int_equal (out[0].state, RL_TP_REFUSED);
+    assert_int_equal (out[0].result, RL_WRONG_SHARD);
+    rl_transfer_t hz = s_t (0, x, z, 5);
+    recs[0] = s_leg_rec (&hz, RL_TRANSFER_TP_CREDIT_THIRD, s1);
+    assert_int_equal (s_prepare_send (ctx, s1, 2, recs, 1, out), RL_STATUS_OK);
+    assert_int_equal (out[0].state, RL_TP_REFUSED);
+    assert_int_equal (out[0].result, RL_UNAUTHORIZED);
+    assert_int_equal (s_account (ctx, z).credits_reserved, 0);
+    //  A debit leg from shard 2 crediting shard 0's a (a credit on a third
+    //  shard) is prepared; shard 2's ABORT releases it.
     recs[0] = s_leg_rec (&h, RL_TRANSFER_TP_DEBIT_LEG, s2);
     assert_int_equal (s_prepare_send (ctx, s2, 1, recs, 1, out), RL_STATUS_OK);
-    assert_int_equal (out[0].state, RL_TP_REFUSED);
-    assert_int_equal (out[0].result, RL_NOT_SUPPORTED);
-    //  The same sender asking about a member stored there (applied in a
-    //  chain above) is told exists with its timestamp, and nothing moves:
-    //  the id is answered before the credit's owner is checked; the same
-    //  record with another amount is not_supported, never a field-by-field
-    //  exists_with_different_amount.
+    assert_int_equal (out[0].state, RL_TP_PREPARED);
+    assert_int_equal (s_account (ctx, x).debits_reserved, 5);
+    rl_tp_rec_t abort_rec = recs[0].tp;
+    abort_rec.state = RL_TP_ABORT;
+    assert_int_equal (s_decide_send (ctx, s2, 1, &abort_rec), RL_TP_ACKED);
+    assert_int_equal (s_account (ctx, x).debits_reserved, 0);
+    //  A shard asking about a member stored there (applied in a chain
+    //  above) is told exists with its timestamp, and nothing moves; the
+    //  same record with another amount is what a create of it is told.
     recs[0] = s_leg_rec (&alone, RL_TRANSFER_TP_DEBIT_LEG, s2);
     assert_int_equal (s_prepare_send (ctx, s2, 1, recs, 1, out), RL_STATUS_OK);
     assert_int_equal (out[0].state, RL_TP_REFUSED);
@@ -717,8 +764,7 @@ test_chains_debits (void **state)
     assert_int_equal (out[0].timestamp, s_stored_ts (ctx, &alone));
     recs[0].transfer.amount++;
     assert_int_equal (s_prepare_send (ctx, s2, 1, recs, 1, out), RL_STATUS_OK);
-    assert_int_equal (out[0].result, RL_NOT_SUPPORTED);
-    assert_int_equal (out[0].timestamp, 0);
+    assert_int_equal (out[0].result, RL_EXISTS_WITH_DIFFERENT_AMOUNT);
     rl_transfer_t gone = s_t (0, s_missing (ctx, 1), a, 5), much = s_t (0, poor_x, a, 1000000);
     recs[0] = s_leg_rec (&gone, RL_TRANSFER_TP_DEBIT_LEG, s0);
     recs[1] = s_leg_rec (&much, RL_TRANSFER_TP_DEBIT_LEG, s0);

@@ -37,7 +37,9 @@
       needs three: test_chains_router), other flags beside a leg
       flag, a timeout or pending id, both legs on one account, code zero
       (reserved_field), a leg flag in a
-      client's create (reserved_flag); nothing reserved, nothing stored.
+      client's create (reserved_flag); a credit leg on a third shard from
+      the debit account's owner (unauthorized) or whose debit account is
+      this shard's (wrong_shard); nothing reserved, nothing stored.
       (test_codec checks the codec's malformed for mixed kinds.)
     Every test ends with the audit and a conservation check: the posted
     debits of s1's accounts equal their posted credits plus what the
@@ -553,6 +555,26 @@ test_hostile (void **state)
         assert_int_equal (out[0].state, RL_TP_REFUSED);
         assert_int_equal (out[0].result, RL_UNAUTHORIZED);
     }
+    //  A credit leg on a third shard (both leg bits): from the debit
+    //  account's owner, unauthorized (it sends a credit leg of its own);
+    //  whose debit account is this shard's, wrong_shard; beside pending or
+    //  with a timeout, the sender rule first (s2 owns every other debit
+    //  account in this two-shard ring: the served path is in
+    //  test_chains_router and test_chains_across_crash).
+    rl_transfer_t third[4] = {lk_t (0, 2, 3, 5), lk_t (0, 1, 3, 5), lk_t (0, 2, 3, 5),
+                              lk_t (0, 2, 3, 5)};
+    const uint32_t third_want[4] = {RL_UNAUTHORIZED, RL_WRONG_SHARD, RL_UNAUTHORIZED,
+                                    RL_UNAUTHORIZED};
+    for (int k = 0; k < 4; k++) {
+        rl_prepare_rec_t rec = s_prep (&third[k], RL_TRANSFER_TP_CREDIT_THIRD);
+        rec.transfer.flags |= k == 2 ? RL_TRANSFER_PENDING : 0;
+        rec.transfer.timeout = k == 3 ? 5 : 0;
+        s_prepare (&rec, 1, "s2", out);
+        assert_int_equal (out[0].state, RL_TP_REFUSED);
+        assert_int_equal (out[0].result, third_want[k]);
+    }
+    assert_int_equal (lk_account (3).credits_reserved, 0);
+    assert_int_equal (s_prepared (), 1);
     //  A DECIDE of the good one from another sender changes nothing.
     rl_tp_rec_t d = recs[0].tp;
     d.state = RL_TP_COMMIT;
