@@ -20,7 +20,9 @@
       - linked chains of 2-3 members debiting one shard and crediting
         both (a group of two-phase attempts, docs/two-phase.md): transfers,
         some failing on an overdraft, pending transfers, and posts and
-        voids of pending transfers of that shard or across made before.
+        voids of pending transfers of that shard or across made before;
+        later members may debit the other shard (debit legs there:
+        transfers and pending transfers).
     The nemesis kills in two ways. Each shard starts with one crash
     failpoint armed at a seeded hit (shard.before_commit, after_write,
     after_sync or after_reply, hit BANK_HIT_MIN..BANK_HIT_MAX, above the
@@ -324,17 +326,22 @@ s_send (s_ctx_t *ctx, int i, size_t first, size_t n)
 //  first member, so that the chain crosses), an overdraft now and then; a
 //  later member may be a pending transfer, or a post or void of a pending
 //  transfer of shard i or across made before the chain (`chain`: its
-//  first record).
+//  first record), or debit a customer of the other shard (a debit leg
+//  there: a transfer or a pending transfer).
 static s_rec_t *
 s_make_across (s_ctx_t *ctx, int i, bool first, size_t chain)
 {
-    uint64_t dr = s_customer_on (ctx, i);
+    bool leg = !first && s_rand (ctx, 4) == 0;
+    uint64_t dr = s_customer_on (ctx, leg ? 1 - i : i);
     uint64_t cr = s_customer_on (ctx, first || s_rand (ctx, 2) ? 1 - i : i);
     if (cr == dr) {
         cr = dr + 2 <= ACCOUNTS ? dr + 2 : dr - 2;
     }
     s_rec_t *rec = s_new (ctx, dr, cr, s_rand (ctx, 100) < 5 ? 100000 : 1 + s_rand (ctx, 200));
     uint64_t r = first ? 100 : s_rand (ctx, 100);
+    if (leg && r >= 25 && r < 50) {
+        r = 100; //  a post or void is never a debit leg
+    }
     if (r < 25) {
         rec->t.flags = RL_TRANSFER_PENDING;
         rec->t.timeout = 1 + (uint32_t) s_rand (ctx, TIMEOUT_MAX_S);
@@ -585,6 +592,7 @@ test_bank (void **state)
     s_check_pending (ctx, counts);
     s_check_retries (ctx, sent);
     size_t chains = 0, chains_applied = 0, across_applied = 0, kinds_across = 0, not_supported = 0;
+    size_t legs = 0; //  applied chain members debiting another shard than their chain's
     for (size_t k = 0; k < sent; k++) {
         const s_rec_t *rec = &ctx->recs[k];
         bool applied = rec->chain == (int) k && rec->found.timestamp != 0;
@@ -601,6 +609,10 @@ test_bank (void **state)
                          | RL_TRANSFER_VOID_PENDING_TRANSFER))
                      != 0;
         }
+        for (int j = 0; applied && j < rec->chain_len; j++) {
+            legs += tpk_owner (&ctx->tp, ctx->recs[k + (size_t) j].t.debit_account_id)
+                    != tpk_owner (&ctx->tp, rec->t.debit_account_id);
+        }
         kinds_across += applied && kinds
                         && tpk_owner (&ctx->tp, rec->t.credit_account_id)
                                != tpk_owner (&ctx->tp, rec->t.debit_account_id);
@@ -609,14 +621,16 @@ test_bank (void **state)
         "test_bank: %zu records, %zu kills, %zu crashes at failpoints, %zu unknown; %zu "
         "pending applied: %zu posted, %zu "
         "voided, %zu expired; %zu chains, %zu applied (%zu across the shards, %zu of them with a "
-        "pending kind); %zu not_supported; %lu posting transfers\n",
+        "pending kind, %zu members debiting the other shard); %zu not_supported; %lu posting "
+        "transfers\n",
         sent, ctx->kills, ctx->crashes, unknown, counts[0], counts[1], counts[2], counts[3], chains,
-        chains_applied, across_applied, kinds_across, not_supported, (unsigned long) ctx->model.ok);
+        chains_applied, across_applied, kinds_across, legs, not_supported,
+        (unsigned long) ctx->model.ok);
     //  A run that did not exercise each flow proves nothing about it.
     assert_true (ctx->kills >= 2 && ctx->crashes >= 2);
     assert_true (counts[1] > 0 && counts[2] > 0 && counts[3] > 0);
     assert_true (chains_applied > 0 && chains_applied < chains && across_applied > 0);
-    assert_true (kinds_across > 0);
+    assert_true (kinds_across > 0 && legs > 0);
     //  5. Conservation, strong: nothing pending or reserved anywhere.
     tk_check_conservation_by (tpk_client_for, &ctx->tp, &ctx->model, ACCOUNTS - 2);
 }
