@@ -1083,9 +1083,17 @@ s_local_end (coordinator_t *self, attempt_t *e, bool commit, now_t now)
     if (pending) {
         pending_promise (self->pending, false);
     }
+    //  A post or void of a cross-shard pending transfer whose two sides a
+    //  migration brought here (two entries): both claimed since the begin.
+    bool two = resolve && pending_is_debit_side (self->pending, t->pending_id);
     if (!commit) {
         if (resolve) {
             pending_claim (self->pending, t->pending_id, false, 0);
+        }
+        if (two) {
+            int rc = pending_credit_claim (self->pending, t, false);
+            assert (rc == 0);
+            (void) rc;
         }
         return 0;
     }
@@ -1108,6 +1116,9 @@ s_local_end (coordinator_t *self, attempt_t *e, bool commit, now_t now)
     }
     if (resolve) {
         pending_apply (self->pending, &record); //  posts (part of) it, releases the rest
+    }
+    if (two) {
+        pending_credit_apply (self->pending, &record); //  and its credit side, the same
     }
     return record.timestamp;
 }

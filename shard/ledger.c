@@ -868,18 +868,45 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
     if (r.result == RL_STORAGE_ERROR || r.result == RL_IN_PROGRESS) {
         return r; //  nothing stored: the outcome is not decided
     }
-    if (r.result == RL_OK && pending_is_debit_side (self->pending, t->pending_id)) {
-        int credit_owner = owner_of (self->ring, p.credit_account_id);
-        if (chained && (group == 0 || credit_owner == self->self_index)) {
-            //  A chain of this shard alone runs in this turn (s_chain_group
-            //  makes one holding such a post or void a group); both sides
-            //  here since a migration: not served in a chain.
+    int credit_owner = r.result == RL_OK && pending_is_debit_side (self->pending, t->pending_id)
+                           ? owner_of (self->ring, p.credit_account_id)
+                           : -2; //  -2: not a debit side
+    if (chained && credit_owner != -2 && (group == 0 || credit_owner == self->self_index)) {
+        //  Both sides here since a migration (two entries), in a chain: a
+        //  chain of this shard alone runs in this turn (s_chain_group makes
+        //  one holding such a post or void a group).
+        if (group == 0) {
             rl_warn ("ledger: a linked chain's post or void %016" PRIx64 "%016" PRIx64
-                     " of a cross-shard pending transfer: not_supported",
+                     " of a cross-shard pending transfer outside a group: not_supported",
                      t->id.hi, t->id.lo);
             r.result = RL_NOT_SUPPORTED;
             return r;
         }
+        if (ledger_frozen (self, record.credit_account_id)) {
+            r.result = RL_FROZEN;
+            return r;
+        }
+        r.result = pending_credit_check (self->pending, &record);
+        if (r.result == RL_STORAGE_ERROR || r.result == RL_IN_PROGRESS || r.result == RL_FROZEN) {
+            return r;
+        }
+        if (r.result == RL_PENDING_TRANSFER_NOT_FOUND) {
+            r.result = RL_ABORTED; //  its credit account here, not its credit side (s_resolve_here)
+            return r;
+        }
+        if (r.result == RL_OK) {
+            //  Held, both sides claimed, until the chain is decided (its
+            //  commit applies both: coordinator.c, s_local_end).
+            r = coordinator_hold_local (self->coordinator, &record, now, request, index, group);
+            if (r.result == COORDINATOR_PENDING) {
+                int rc = pending_credit_claim (self->pending, &record, true);
+                assert (rc == 0); //  pending_credit_check found it live and unclaimed
+                (void) rc;
+            }
+            return r;
+        }
+        //  A failure of the credit side's checks: the member's own code.
+    } else if (credit_owner != -2) {
         if (credit_owner >= 0 && credit_owner == self->self_index) {
             return s_resolve_here (self, &record, ts); //  a migration brought both sides here
         }
@@ -917,8 +944,8 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
 //  live here (the same record twice in the chain is a repeat, as any
 //  member), nor its commit on its way to X (in_progress until X has it),
 //  its fields, and the credit side when it is here. A credit account on a
-//  third shard is not_supported yet (its credit leg would come from a
-//  coordinator that does not own the debit account).
+//  third shard: its credit leg follows X's PREPARED (docs/two-phase.md,
+//  "Credit on a third shard"); a pending one is not_supported yet.
 static rl_result_rec_t
 s_create_leg (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t request, uint32_t index,
               uint32_t group)

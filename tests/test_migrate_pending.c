@@ -20,7 +20,10 @@
     short one has
     expired (a post of it answers expired; its amounts are released on
     both sides, wherever they are now), and every other one is posted,
-    posted in part or voided on its new owner. Exactly once over every
+    posted in part or voided on its new owner (those whose sides the
+    change joined on s4, in a linked chain with a fee to an account of
+    s4 or of another shard, after the same chain failed on a fee to an
+    account never created: nothing applied, nothing burned). Exactly once over every
     id (a retry of each pending transfer, post and void answers exists
     with its original timestamp), nothing pending anywhere, and the strong
     conservation check.
@@ -77,6 +80,7 @@ typedef struct {
     bool short_timeout;    //  expires during the test
     rl_transfer_t resolve; //  its post or void (flags 0: none yet)
     uint64_t resolve_ts;
+    int shape; //  of its move (s_shape), -1: none of its accounts moves
 } s_pending_t;
 
 static char *
@@ -242,6 +246,7 @@ s_make_pending (s_ctx_t *ctx, s_pending_t *list)
         }
         assert_int_equal (s_one (ctx, &e->p, &e->ts), RL_OK);
         int shape = s_shape (r0, r1, a, b);
+        e->shape = shape;
         shapes[shape < 0 ? 0 : shape] += shape >= 0;
     }
     fprintf (stderr,
@@ -259,7 +264,7 @@ s_make_pending (s_ctx_t *ctx, s_pending_t *list)
 //  Posts (in full or in part) or voids list[k] on whichever shard owns its
 //  debit account now; the model takes what is posted.
 static void
-s_resolve (s_ctx_t *ctx, s_pending_t *e, size_t k)
+s_resolve_fill (s_pending_t *e, size_t k)
 {
     uint16_t flags = k % 3 == 2 ? RL_TRANSFER_VOID_PENDING_TRANSFER
                                 : RL_TRANSFER_POST_PENDING_TRANSFER;
@@ -269,12 +274,24 @@ s_resolve (s_ctx_t *ctx, s_pending_t *e, size_t k)
                                  .pending_id = e->p.id,
                                  .amount = amount,
                                  .flags = flags};
-    assert_int_equal (s_one (ctx, &e->resolve, &e->resolve_ts), RL_OK);
-    if (flags == RL_TRANSFER_POST_PENDING_TRANSFER) {
+}
+
+static void
+s_resolve_model (s_ctx_t *ctx, const s_pending_t *e)
+{
+    if (e->resolve.flags & RL_TRANSFER_POST_PENDING_TRANSFER) {
         rl_transfer_t posted = e->p;
-        posted.amount = amount ? amount : e->p.amount;
+        posted.amount = e->resolve.amount ? e->resolve.amount : e->p.amount;
         tk_model_apply (&ctx->model, &posted);
     }
+}
+
+static void
+s_resolve (s_ctx_t *ctx, s_pending_t *e, size_t k)
+{
+    s_resolve_fill (e, k);
+    assert_int_equal (s_one (ctx, &e->resolve, &e->resolve_ts), RL_OK);
+    s_resolve_model (ctx, e);
 }
 
 //  Nothing pending on any account (each asked of its owner, through the router).
@@ -298,12 +315,50 @@ s_none_pending (void *arg)
     return true;
 }
 
+//  Resolves list[k], whose two sides the change joined on one shard (two
+//  entries there), in a linked chain with a fee of 1 from its debit
+//  account to `fee_to`: of the same shard (a chain of one shard) or of
+//  another (a chain across). The model takes what is posted and the fee.
+static void
+s_resolve_chained (s_ctx_t *ctx, s_pending_t *e, size_t k, uint64_t fee_to, uint64_t missing)
+{
+    s_resolve_fill (e, k);
+    rl_transfer_t chain[2] = {e->resolve,
+                              tk_transfer (tk_id (400000 + k, S_TAG + 1), e->p.debit_account_id,
+                                           tk_id (missing, S_TAG), 1, S_LEDGER)};
+    chain[0].flags |= RL_TRANSFER_LINKED;
+    rl_result_rec_t r[2];
+    //  First to an account that does not exist (on the fee's shard): the
+    //  chain fails, both sides are released, nothing is burned.
+    assert_int_equal (
+        rl_client_create_transfers_retry (ctx->c.client, chain, 2, r, TK_TIMEOUT_MS, 10), 0);
+    if (r[0].result != RL_LINKED_EVENT_FAILED || r[1].result != RL_CREDIT_ACCOUNT_NOT_FOUND) {
+        fail_msg ("pending transfer %zu resolved in a failing chain: %s, %s", k,
+                  rl_result_name (r[0].result), rl_result_name (r[1].result));
+    }
+    chain[1].credit_account_id = tk_id (fee_to, S_TAG);
+    assert_int_equal (
+        rl_client_create_transfers_retry (ctx->c.client, chain, 2, r, TK_TIMEOUT_MS, 10), 0);
+    if (r[0].result != RL_OK || r[1].result != RL_OK) {
+        fail_msg ("pending transfer %zu resolved in a chain: %s, %s", k,
+                  rl_result_name (r[0].result), rl_result_name (r[1].result));
+    }
+    e->resolve_ts = r[0].timestamp;
+    s_resolve_model (ctx, e);
+    tk_model_apply (&ctx->model, &chain[1]);
+}
+
 //  After the change: the short ones expired (never posted), every other
-//  one resolved on its new owner, exactly once over every id, nothing
-//  pending, conservation.
+//  one resolved on its new owner (some whose sides the change joined, in
+//  a chain with a fee: both sides held and applied at its commit),
+//  exactly once over every id, nothing pending, conservation.
 static void
 s_after (s_ctx_t *ctx, s_pending_t *list, int64_t made_ms)
 {
+    char err[256];
+    ring_t *r1 = ring_load_file (ctx->c.r1, err, sizeof err);
+    assert_non_null (r1);
+    size_t chained = 0;
     //  Every short timeout has passed (on the shards' clocks too: a margin).
     int64_t due = made_ms + (S_SHORT_S_MAX + 1) * 1000;
     if (zclock_mono () < due) {
@@ -317,10 +372,32 @@ s_after (s_ctx_t *ctx, s_pending_t *list, int64_t made_ms)
                                   .pending_id = e->p.id,
                                   .flags = RL_TRANSFER_POST_PENDING_TRANSFER};
             assert_int_equal (s_one (ctx, &late, NULL), RL_PENDING_TRANSFER_EXPIRED);
+        } else if (!e->resolve.flags && e->shape == JOINED) {
+            //  A fee to an account of the same shard, or of another.
+            uint64_t debit = 0, fee_to = 0;
+            for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+                debit = tk_id (n, S_TAG).lo == e->p.debit_account_id.lo ? n : debit;
+            }
+            int owner = s_owner (r1, debit);
+            bool here = chained % 2 == 0;
+            for (uint64_t n = 1; n <= S_ACCOUNTS && fee_to == 0; n++) {
+                fee_to = n != debit && (s_owner (r1, n) == owner) == here ? n : 0;
+            }
+            uint64_t missing = S_ACCOUNTS + 1; //  never created
+            while ((s_owner (r1, missing) == owner) != here) {
+                missing++;
+            }
+            assert_true (debit != 0 && fee_to != 0);
+            s_resolve_chained (ctx, e, k, fee_to, missing);
+            chained++;
         } else if (!e->resolve.flags) {
             s_resolve (ctx, e, k);
         }
     }
+    fprintf (stderr, "test_migrate_pending: %zu joined ones resolved in a chain with a fee\n",
+             chained);
+    assert_true (chained > 0);
+    ring_destroy (&r1);
     if (!harness_wait_until (s_none_pending, ctx, S_WAIT_MS)) {
         fail_msg ("amounts still pending %d s after every pending transfer ended",
                   S_WAIT_MS / 1000);
