@@ -814,10 +814,10 @@ s_prepare_kind_valid (const rl_transfer_t *t)
     uint16_t resolve = RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER;
     uint16_t legs = t->flags & RL_TRANSFER_TP_LEGS;
     uint16_t kinds = t->flags & (RL_TRANSFER_PENDING | resolve);
-    //  More than one kind: a debit leg (or both legs) may be a pending
-    //  transfer; a credit leg on a third shard (both bits) is plain.
-    if ((kinds & (kinds - 1)) || (legs && (kinds & resolve))
-        || (legs == RL_TRANSFER_TP_CREDIT_THIRD && kinds != 0)) {
+    //  More than one kind: a chain's leg (a debit leg, both legs, or a
+    //  credit leg on a third shard: both bits) may be a pending transfer,
+    //  never a post or void.
+    if ((kinds & (kinds - 1)) || (legs && (kinds & resolve))) {
         return false;
     }
     if (kinds & resolve) {

@@ -1002,7 +1002,7 @@ coordinator_begin_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer
                        bool third, now_t now, int32_t request, uint32_t index, uint32_t group)
 {
     assert (self && t && self->ring && group != 0 && !(t->flags & PENDING_RESOLVE_FLAGS));
-    assert (!(t->flags & RL_TRANSFER_PENDING) || (self->pending && !third));
+    assert (!(t->flags & RL_TRANSFER_PENDING) || self->pending);
     assert (kind == RL_TRANSFER_TP_DEBIT_LEG || kind == RL_TRANSFER_TP_BOTH_LEGS);
     assert (!third || kind == RL_TRANSFER_TP_DEBIT_LEG);
     assert (peer >= 0 && (size_t) peer < ring_shard_count (self->ring));
@@ -1250,6 +1250,9 @@ s_third_begin (coordinator_t *self, int32_t i, now_t now)
         return -1;
     }
     attempt_t *w = s_attempt_begin (self, k, &credit, peer, -1, index, now);
+    //  The debit leg waits as long as its credit leg: a prepare deadline of
+    //  either aborts the group (s_group_timeout).
+    attempts_at (&self->attempts, i)->deadline_ns = w->deadline_ns;
     s_group_join (self, g, k, false);
     s_queue_prepare (self, w);
     return 0;

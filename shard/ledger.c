@@ -945,7 +945,7 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
 //  member), nor its commit on its way to X (in_progress until X has it),
 //  its fields, and the credit side when it is here. A credit account on a
 //  third shard: its credit leg follows X's PREPARED (docs/two-phase.md,
-//  "Credit on a third shard"); a pending one is not_supported yet.
+//  "Credit on a third shard").
 static rl_result_rec_t
 s_create_leg (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t request, uint32_t index,
               uint32_t group)
@@ -1007,15 +1007,9 @@ s_create_leg (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t request
         return coordinator_begin_leg (self->coordinator, t, debit_owner, RL_TRANSFER_TP_BOTH_LEGS,
                                       false, now, request, index, group);
     }
-    if (t->flags & RL_TRANSFER_PENDING) {
-        rl_warn ("ledger: a linked chain's member %016" PRIx64 "%016" PRIx64
-                 " debiting and crediting two other shards is a pending transfer: not_supported",
-                 t->id.hi, t->id.lo);
-        r.result = RL_NOT_SUPPORTED;
-        return r;
-    }
     //  Its credit on a third shard: its debit leg first, then its credit
-    //  leg (docs/two-phase.md, "Credit on a third shard").
+    //  leg (docs/two-phase.md, "Credit on a third shard"), a pending
+    //  transfer's too (its debit side at X, its credit side at Y).
     return coordinator_begin_leg (self->coordinator, t, debit_owner, RL_TRANSFER_TP_DEBIT_LEG, true,
                                   now, request, index, group);
 }

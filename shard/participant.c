@@ -879,9 +879,15 @@ s_prepare_fields_bad (const participant_t *self, const rl_transfer_t *t)
     if (s_credit_third (t)) {
         //  A plain chain member's credit leg (docs/two-phase.md, "Credit on a
         //  third shard").
-        if (t->flags != RL_TRANSFER_TP_CREDIT_THIRD || t->timeout != 0
+        uint16_t kind = t->flags & (uint16_t) ~RL_TRANSFER_PENDING;
+        if (kind != RL_TRANSFER_TP_CREDIT_THIRD
+            || (t->timeout != 0 && !(t->flags & RL_TRANSFER_PENDING))
             || !rl_id_is_zero (t->pending_id)) {
-            return "a credit leg on a third shard with another flag, a timeout or a pending id";
+            return "a credit leg on a third shard with another flag, a timeout (not pending) or "
+                   "a pending id";
+        }
+        if ((t->flags & RL_TRANSFER_PENDING) && !self->pending) {
+            return "a pending kind, not served here";
         }
         if (rl_id_eq (t->debit_account_id, t->credit_account_id) || t->ledger == 0
             || t->code == 0) {
@@ -930,8 +936,26 @@ s_prepare_fields_bad (const participant_t *self, const rl_transfer_t *t)
     return NULL;
 }
 
-//  Checks and reserves the credit of one PREPARE; returns the reply state.
-//  *seq_p: the group commit of the write the reply reports on (0: none).
+//  A credit of the transfer (id, debit account) prepared here by another
+//  coordinator than `coordinator`. One transfer has one credit leg; since a
+//  credit leg on a third shard may name any debit account, a shard key
+//  could otherwise prepare a second one beside the real one (two credits,
+//  and the leg index's assert at the second commit).
+static bool
+s_credit_elsewhere (participant_t *self, const rl_transfer_t *t, const char *coordinator)
+{
+    for (int32_t i = attempts_head (&self->records, t->id); i >= 0;
+         i = attempts_at (&self->records, i)->next) {
+        const attempt_t *e = attempts_at (&self->records, i);
+        if (e->state == ATTEMPT_PREPARED && !s_holds_debit (&e->transfer)
+            && rl_id_eq (e->transfer.debit_account_id, t->debit_account_id)
+            && strcmp (e->tp.coordinator, coordinator) != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 //  A debit leg of id prepared here by another coordinator than `coordinator`
 //  (one live attempt per id: its own coordinator decides it first).
 static bool
@@ -985,6 +1009,8 @@ s_legs_reserve (participant_t *self, const rl_transfer_t *t)
     return result;
 }
 
+//  Checks and reserves the credit of one PREPARE; returns the reply state.
+//  *seq_p: the group commit of the write the reply reports on (0: none).
 static uint32_t
 s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, const char *sender,
                now_t now, uint32_t *result, uint64_t *seq_p, uint64_t *ts_p)
@@ -1074,6 +1100,10 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     if (s_find_heuristic (self, t->id, rec->tp.coordinator, rec->tp.attempt) >= 0
         || s_heuristic_newer (self, t->id, rec->tp.coordinator, rec->tp.attempt)) {
         *result = RL_ABORTED;
+        return RL_TP_REFUSED;
+    }
+    if (!s_holds_debit (t) && s_credit_elsewhere (self, t, rec->tp.coordinator)) {
+        *result = RL_IN_PROGRESS; //  its own coordinator decides it first
         return RL_TP_REFUSED;
     }
     int32_t i = s_find_current (self, t->id, rec->tp.coordinator);

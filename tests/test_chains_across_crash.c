@@ -43,7 +43,8 @@
     debiting s3 and crediting s2, its debit leg prepared on s3, then its
     credit leg on s2, the participant armed at every tp.part.* point (on
     the business path a third member 4 -> 6, 6 an account of s2 never
-    created: s2 refuses its credit leg). Sent alone, it goes to s3.
+    created: s2 refuses its credit leg). Sent alone, it goes to s3. Marked
+    kinds too, 4 -> 3 is a pending transfer, voided at s3 in the end.
 
     The cases marked both run the legs chain with its member 3 -> 1 a
     pending transfer (timeout 3600 s): a pending debit leg on s2. At the
@@ -171,6 +172,13 @@ static const s_case_t s_cases[] = {
     {"tp.coord.decision_sent=crash", 0, PATH_COMMIT, 3, NULL, false, false, true},
     {"tp.coord.acked=crash", 0, PATH_COMMIT, 3, NULL, false, false, true},
     {"tp.coord.abort_decided=crash", 0, PATH_INFRA, 3, NULL, false, false, true},
+    //  Third, 4 -> 3 a pending transfer (its debit side on s3, its credit
+    //  side on s2).
+    {"tp.part.prepared=crash", 1, PATH_COMMIT, 3, NULL, false, true, true},
+    {"tp.part.applied=crash", 1, PATH_COMMIT, 3, NULL, false, true, true},
+    {"tp.part.apply_synced=crash", 1, PATH_BUSINESS, 3, NULL, false, true, true},
+    {"tp.coord.decided=crash@2", 0, PATH_COMMIT, 3, NULL, false, true, true},
+    {"tp.coord.acked=crash", 0, PATH_COMMIT, 3, NULL, false, true, true},
 };
 #define CASES (sizeof (s_cases) / sizeof (s_cases[0]))
 
@@ -333,11 +341,11 @@ s_run_case (s_ctx_t *ctx, size_t k)
     size_t n = c->third               ? s_chain_third (ctx, c->path, chain)
                : c->kinds && !c->legs ? s_chain_kinds (ctx, c->path, c->shards, chain, &pa)
                                       : s_chain (ctx, c->path, c->shards, c->legs, chain);
-    if (c->kinds && c->legs) {
-        chain[1].flags |= RL_TRANSFER_PENDING; //  a pending debit leg on s2
+    if (c->kinds && (c->legs || c->third)) {
+        chain[1].flags |= RL_TRANSFER_PENDING; //  a pending debit leg on s2 (third: s3)
         chain[1].timeout = 3600;
     }
-    if (c->kinds && !c->legs) {
+    if (c->kinds && !c->legs && !c->third) {
         tpk_quiet (&ctx->tp); //  pa's own attempt settled before the points are armed
     }
     bool armed[SHARDS] = {false, false, false};
@@ -429,8 +437,8 @@ s_run_case (s_ctx_t *ctx, size_t k)
     }
     //  The pending transfer the chain (or, both kinds and legs, the member
     //  alone) made, voided at its debit shard: nothing pending is left.
-    if (c->kinds && (found || c->path != PATH_BUSINESS || c->legs)) {
-        const rl_transfer_t *p = c->legs ? &chain[1] : &chain[0];
+    if (c->kinds && (found || c->path != PATH_BUSINESS || c->legs || c->third)) {
+        const rl_transfer_t *p = c->legs || c->third ? &chain[1] : &chain[0];
         rl_transfer_t v = {.id = tk_id (ctx->next_id++, ctx->tag),
                            .debit_account_id = p->debit_account_id,
                            .pending_id = p->id,
@@ -469,7 +477,8 @@ test_crash_matrix (void **state)
         printf ("case %zu: %s on %s, %s path, %d shards%s\n", k, s_cases[k].point,
                 s_cases[k].shard ? "participant s2" : "coordinator s1",
                 s_path_names[s_cases[k].path], s_cases[k].shards,
-                s_cases[k].third                      ? ", a credit on a third shard"
+                s_cases[k].third && s_cases[k].kinds  ? ", a pending credit on a third shard"
+                : s_cases[k].third                    ? ", a credit on a third shard"
                 : s_cases[k].legs && s_cases[k].kinds ? ", a pending debit leg"
                 : s_cases[k].legs                     ? ", debit legs"
                 : s_cases[k].kinds                    ? ", pending kinds"

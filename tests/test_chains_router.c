@@ -27,22 +27,24 @@
       commit whole, the timestamps in the reply those of each member's
       debit shard; sent again whole, exists for each, and a member sent
       alone to its debit shard exists (and a debit leg's PREPARE of it
-      from a shard not holding its credit is told exists for the exact
-      record, not_supported for another amount); refused at a debit shard
-      (exceeds_credits, debit account not found): that member's code, the
-      others linked_event_failed, nothing applied, nothing burned (decided
-      again; corrected, the same ids apply); a member retried alone after a
-      failed chain applies alone; a member debiting one other shard and
-      crediting another commits (its debit leg, then its credit leg on
-      the third shard); pending transfers as debit legs
-      (one crediting the chain's shard, one both legs on its debit
-      shard) commit whole, then one is captured in part and the other
-      voided at their debit shard; hostile debit legs on the wire
-      (a client's key: unauthorized; both leg bits beside pending:
-      malformed; a credit leg on a third shard not the receiver's:
-      wrong_shard, or sent by the debit account's owner: unauthorized; a
-      debit leg crediting a third shard prepared, then aborted by its
-      sender; a missing or poor debit account: its code), nothing reserved
+      from another shard is told exists for the exact record,
+      exists_with_different_amount for another amount); refused at a
+      debit shard (exceeds_credits, debit account not found): that
+      member's code, the others linked_event_failed, nothing applied,
+      nothing burned (decided again; corrected, the same ids apply); a
+      member retried alone after a failed chain applies alone; a member
+      debiting one other shard and crediting another commits (its debit
+      leg, then its credit leg on the third shard), and so does a pending
+      one, posted in part later; pending transfers as debit legs (one
+      crediting the chain's shard, one both legs on its debit shard)
+      commit whole, then one is captured in part and the other voided at
+      their debit shard; hostile legs on the wire (a client's key:
+      unauthorized; both leg bits beside a void: malformed; a credit leg
+      on a third shard not the receiver's: wrong_shard, sent by the debit
+      account's owner: unauthorized, or beside another shard's credit leg
+      of the same transfer: in_progress; a debit leg crediting a third
+      shard prepared, then aborted by its sender; a missing or poor debit
+      account: its code), nothing reserved
       or moved; the conservation check.
     - The client library's retry helper, on a chain that fails for a
       business reason: its answers are final (returns 0, nothing resent).
@@ -719,20 +721,38 @@ test_chains_debits (void **state)
     rl_transfer_t third[2] = {s_t (L, a, b, 1), s_t (0, x, z, 1)};
     s_commit (ctx, third, 2);
     s_expect (ctx, third, 2, exists3);
+    //  The same as a pending transfer: its debit side on shard 1, its
+    //  credit side on shard 2; posted in part at shard 1 later.
+    rl_account_t x_pend = s_account (ctx, x), z_pend = s_account (ctx, z);
+    rl_transfer_t third_p[2] = {s_t (L, a, b, 1), s_t (RL_TRANSFER_PENDING, x, z, 6)};
+    s_expect (ctx, third_p, 2, (uint32_t[]){RL_OK, RL_OK});
+    s_apply (ctx, third_p, 1);
+    assert_int_equal (s_account (ctx, x).debits_pending, x_pend.debits_pending + 6);
+    assert_int_equal (s_account (ctx, z).credits_pending, z_pend.credits_pending + 6);
+    rl_transfer_t third_post = s_t (RL_TRANSFER_POST_PENDING_TRANSFER, x, 0, 4);
+    third_post.pending_id = third_p[1].id;
+    third_post.ledger = third_post.code = 0;
+    third_post.credit_account_id = (rl_id_t){0};
+    s_expect (ctx, &third_post, 1, (uint32_t[]){RL_OK});
+    rl_transfer_t third_posted = third_p[1];
+    third_posted.flags = 0, third_posted.amount = 4;
+    s_apply (ctx, &third_posted, 1);
+    assert_int_equal (s_account (ctx, x).debits_pending, x_pend.debits_pending);
+    assert_int_equal (s_account (ctx, z).credits_pending, z_pend.credits_pending);
 
     //  Hostile legs on the wire, to shard 1 (x's): from a client's key,
     //  unauthorized whole; from shard 0's key, both leg bits beside
-    //  pending, malformed whole; a credit leg on a third shard whose credit
+    //  a void, malformed whole; a credit leg on a third shard whose credit
     //  account is not the receiver's, wrong_shard; one sent by the debit
     //  account's owner (to shard 2), unauthorized.
     rl_account_t x_before = s_account (ctx, x), poor_before = s_account (ctx, poor_x);
     const char *s0 = ctx->shards[0].name, *s1 = ctx->shards[1].name, *s2 = ctx->shards[2].name;
     rl_transfer_t h = s_t (0, x, a, 5);
     rl_prepare_rec_t recs[4] = {s_leg_rec (&h, RL_TRANSFER_TP_DEBIT_LEG, s0)};
-    rl_tp_rec_t out[4];
+    rl_tp_rec_t out[4], abort_rec;
     (void) tk_key (ctx->h, "client", "legs-client");
     assert_int_equal (s_prepare_send (ctx, "legs-client", 1, recs, 1, out), RL_STATUS_UNAUTHORIZED);
-    recs[0].transfer.flags = RL_TRANSFER_TP_CREDIT_THIRD | RL_TRANSFER_PENDING;
+    recs[0].transfer.flags = RL_TRANSFER_TP_CREDIT_THIRD | RL_TRANSFER_VOID_PENDING_TRANSFER;
     assert_int_equal (s_prepare_send (ctx, s0, 1, recs, 1, out), RL_STATUS_MALFORMED);
     recs[0] = s_leg_rec (&h, RL_TRANSFER_TP_CREDIT_THIRD, s0);
     assert_int_equal (s_prepare_send (ctx, s0, 1, recs, 1, out), RL_STATUS_OK);
@@ -744,13 +764,30 @@ test_chains_debits (void **state)
     assert_int_equal (out[0].state, RL_TP_REFUSED);
     assert_int_equal (out[0].result, RL_UNAUTHORIZED);
     assert_int_equal (s_account (ctx, z).credits_reserved, 0);
+    //  Shard 1's credit leg of a transfer x -> z prepared on shard 2: shard
+    //  0's key preparing a credit leg on a third shard of the same transfer
+    //  beside it is refused in_progress (one credit leg a transfer); shard
+    //  1's ABORT releases it.
+    rl_transfer_t xz = s_t (0, x, z, 4);
+    recs[0] = s_leg_rec (&xz, 0, s1);
+    assert_int_equal (s_prepare_send (ctx, s1, 2, recs, 1, out), RL_STATUS_OK);
+    assert_int_equal (out[0].state, RL_TP_PREPARED);
+    recs[1] = s_leg_rec (&xz, RL_TRANSFER_TP_CREDIT_THIRD, s0);
+    assert_int_equal (s_prepare_send (ctx, s0, 2, &recs[1], 1, out), RL_STATUS_OK);
+    assert_int_equal (out[0].state, RL_TP_REFUSED);
+    assert_int_equal (out[0].result, RL_IN_PROGRESS);
+    assert_int_equal (s_account (ctx, z).credits_reserved, 4);
+    abort_rec = recs[0].tp;
+    abort_rec.state = RL_TP_ABORT;
+    assert_int_equal (s_decide_send (ctx, s1, 2, &abort_rec), RL_TP_ACKED);
+    assert_int_equal (s_account (ctx, z).credits_reserved, 0);
     //  A debit leg from shard 2 crediting shard 0's a (a credit on a third
     //  shard) is prepared; shard 2's ABORT releases it.
     recs[0] = s_leg_rec (&h, RL_TRANSFER_TP_DEBIT_LEG, s2);
     assert_int_equal (s_prepare_send (ctx, s2, 1, recs, 1, out), RL_STATUS_OK);
     assert_int_equal (out[0].state, RL_TP_PREPARED);
     assert_int_equal (s_account (ctx, x).debits_reserved, 5);
-    rl_tp_rec_t abort_rec = recs[0].tp;
+    abort_rec = recs[0].tp;
     abort_rec.state = RL_TP_ABORT;
     assert_int_equal (s_decide_send (ctx, s2, 1, &abort_rec), RL_TP_ACKED);
     assert_int_equal (s_account (ctx, x).debits_reserved, 0);

@@ -1288,8 +1288,8 @@ test_two_phase_validation (void **state)
     }
     //  Debit legs (docs/two-phase.md, "Debit legs"): either leg flag alone
     //  passes, and beside `pending` (a chain's pending member, with its
-    //  timeout); both alone pass (a credit leg on a third shard); both
-    //  beside `pending`, or one beside a post or void, a timeout without
+    //  timeout); both pass too (a credit leg on a third shard, plain or
+    //  pending); one or both beside a post or void, a timeout without
     //  `pending` or a pending id, make the frame malformed.
     const uint16_t legs[2] = {RL_TRANSFER_TP_DEBIT_LEG, RL_TRANSFER_TP_BOTH_LEGS};
     for (int k = 0; k < 2; k++) {
@@ -1308,11 +1308,16 @@ test_two_phase_validation (void **state)
         codec_encode_prepare (&rec, bad);
         assert_int_equal (s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE),
                           RL_STATUS_OK);
+        rec = kinds[0];
+        rec.transfer.flags |= RL_TRANSFER_TP_CREDIT_THIRD;
+        codec_encode_prepare (&rec, bad);
+        assert_int_equal (s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE),
+                          RL_STATUS_OK);
         for (int defect = 0; defect < 6; defect++) {
-            rec = defect <= 2 ? kinds[defect == 0 ? 2 : defect] : defect == 3 ? kinds[0] : valid;
+            rec = defect <= 2 ? kinds[defect == 0 ? 2 : defect] : defect == 3 ? kinds[1] : valid;
             rec.transfer.flags |= legs[k];
             if (defect == 3) {
-                rec.transfer.flags |= legs[1 - k]; //  both leg flags, pending
+                rec.transfer.flags |= legs[1 - k]; //  both leg flags, a post
             } else if (defect == 4) {
                 rec.transfer.timeout = 1;
             } else if (defect == 5) {
