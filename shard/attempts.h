@@ -51,6 +51,8 @@ typedef struct {
                           //  coordinator_group_repeat
     uint64_t exists_ts;   //  D live: a debit leg's member stored at its debit shard before
                           //  (refused exists): that record's timestamp; else 0
+    bool of_member;       //  D live: a held post or void of a pending transfer an earlier
+                          //  member of its chain makes (nothing claimed: not in the table yet)
     bool third;           //  D live: a debit leg whose credit is on a third shard: its credit
                           //  leg, an attempt of the same id, begins once it is PREPARED
     uint32_t doomed;      //  D live: a debit leg's member whose credit check here failed with

@@ -614,6 +614,7 @@ s_attempt_begin (coordinator_t *self, int32_t i, const rl_transfer_t *t, int pee
     e->exists_ts = 0;
     e->doomed = 0;
     e->third = false;
+    e->of_member = false;
     return e;
 }
 
@@ -981,15 +982,19 @@ coordinator_hold_local (coordinator_t *self, const rl_transfer_t *t, now_t now, 
         r.result = RL_BUSY;
         return r;
     }
-    if (resolve) {
-        //  Its pending transfer (both sides here) is claimed until the
-        //  chain is decided: no other post, void or expiry of it meanwhile.
+    //  Its pending transfer (both sides here) is claimed until the chain is
+    //  decided: no other post, void or expiry of it meanwhile. One an
+    //  earlier member of this chain makes is not in the table yet: it is
+    //  applied just before this one, at the commit (members in order).
+    bool of_member = resolve && coordinator_group_member (self, group, t->pending_id) != NULL;
+    if (resolve && !of_member) {
         pending_claim (self->pending, t->pending_id, true, 0);
     }
     if (s_is_pending (t)) {
         pending_promise (self->pending, true); //  the ledger asked pending_room
     }
-    (void) s_attempt_begin (self, i, t, -1, request, index, now);
+    attempt_t *held = s_attempt_begin (self, i, t, -1, request, index, now);
+    held->of_member = of_member;
     self->requests[request].open++;
     s_group_join (self, group, i, true);
     r.result = COORDINATOR_PENDING;
@@ -1085,9 +1090,9 @@ s_local_end (coordinator_t *self, attempt_t *e, bool commit, now_t now)
     }
     //  A post or void of a cross-shard pending transfer whose two sides a
     //  migration brought here (two entries): both claimed since the begin.
-    bool two = resolve && pending_is_debit_side (self->pending, t->pending_id);
+    bool two = resolve && !e->of_member && pending_is_debit_side (self->pending, t->pending_id);
     if (!commit) {
-        if (resolve) {
+        if (resolve && !e->of_member) {
             pending_claim (self->pending, t->pending_id, false, 0);
         }
         if (two) {

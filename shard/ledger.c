@@ -804,6 +804,47 @@ s_resolve_here (ledger_t *self, const rl_transfer_t *record, uint64_t ts)
     return r;
 }
 
+//  A post or void of a pending transfer that an earlier member of its own
+//  chain across shards makes (held, not in the pending table yet). Served
+//  when that pending transfer is this shard's alone: checked against the
+//  member as pending_check checks the table, held, and applied at the
+//  commit right after it (the group decides its members in record order).
+//  One whose credit is on another shard is not_supported (its credit side
+//  does not exist there before the commit).
+static rl_result_rec_t
+s_post_or_void_member (ledger_t *self, const rl_transfer_t *t, const rl_transfer_t *member,
+                       now_t now, int32_t request, uint32_t index, uint32_t group)
+{
+    rl_result_rec_t r = {0};
+    const rl_transfer_t *twice = coordinator_group_resolving (self->coordinator, group,
+                                                              t->pending_id);
+    if (twice) {
+        //  Resolved by an earlier member of this chain, as on one shard.
+        r.result = (twice->flags & RL_TRANSFER_POST_PENDING_TRANSFER)
+                       ? RL_PENDING_TRANSFER_ALREADY_POSTED
+                       : RL_PENDING_TRANSFER_ALREADY_VOIDED;
+        return r;
+    }
+    rl_transfer_t p = *member;
+    p.flags &= (uint16_t) ~(RL_TRANSFER_LINKED | RL_TRANSFER_TP_LEGS);
+    p.reserved = JOURNAL_STORED (RL_OK, JOURNAL_LEG_BOTH);
+    bool here = owner_of (self->ring, p.debit_account_id) == self->self_index
+                && owner_of (self->ring, p.credit_account_id) == self->self_index;
+    if ((p.flags & RL_TRANSFER_PENDING) && !here) {
+        rl_warn ("ledger: a linked chain across shards posts or voids its own pending transfer "
+                 "%016" PRIx64 "%016" PRIx64 " of two shards: not_supported",
+                 t->pending_id.hi, t->pending_id.lo);
+        r.result = RL_NOT_SUPPORTED;
+        return r;
+    }
+    rl_transfer_t record = *t;
+    r.result = pending_check_member (self->pending, t, &p, &record);
+    if (r.result != RL_OK) {
+        return r; //  the member's own code: its chain fails, nothing stored
+    }
+    return coordinator_hold_local (self->coordinator, &record, now, request, index, group);
+}
+
 //  A post or void of a pending transfer of this shard (pending.c): its
 //  outcome is final from here, stored like any transfer's. The record
 //  stored for an ok one carries what it inherited (accounts, ledger, code,
@@ -820,13 +861,10 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
                 bool chained, uint32_t group)
 {
     rl_result_rec_t r = {0};
-    if (coordinator_group_member (self->coordinator, group, t->pending_id)) {
-        //  Its pending transfer is a member of this very chain, not made yet.
-        rl_warn ("ledger: a linked chain across shards posts or voids its own pending transfer "
-                 "%016" PRIx64 "%016" PRIx64 ": not_supported",
-                 t->pending_id.hi, t->pending_id.lo);
-        r.result = RL_NOT_SUPPORTED;
-        return r;
+    const rl_transfer_t *member = coordinator_group_member (self->coordinator, group,
+                                                            t->pending_id);
+    if (member) {
+        return s_post_or_void_member (self, t, member, now, request, index, group);
     }
     rl_transfer_t p;
     int found = s_find (self, t->pending_id, &p);

@@ -874,12 +874,11 @@ pending_add_side (pending_t *self, const rl_transfer_t *record, pending_side_t s
 
 //  Post, void -----------------------------------------------------------------------
 
-uint32_t
-pending_check (pending_t *self, const rl_transfer_t *t, const rl_transfer_t *p, uint64_t ts,
-               rl_transfer_t *resolved)
+//  The rules of a post or void t of p that its fields tell, in their
+//  order (docs/payments.md): RL_OK and *amount_p the amount it resolves.
+static uint32_t
+s_check_fields (const rl_transfer_t *t, const rl_transfer_t *p, uint64_t *amount_p)
 {
-    assert (self && t && resolved);
-    assert (t->flags & PENDING_RESOLVE_FLAGS);
     bool post = (t->flags & RL_TRANSFER_POST_PENDING_TRANSFER) != 0;
     //  A burned id is no transfer (lookup_transfers does not find it either).
     if (!p || JOURNAL_RESULT (p->reserved) != RL_OK) {
@@ -907,6 +906,33 @@ pending_check (pending_t *self, const rl_transfer_t *t, const rl_transfer_t *p, 
     }
     if (!post && amount != p->amount) {
         return RL_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT;
+    }
+    *amount_p = amount;
+    return RL_OK;
+}
+
+//  What a post or void resolved of p inherits from it.
+static void
+s_inherit (const rl_transfer_t *t, const rl_transfer_t *p, uint64_t amount, rl_transfer_t *resolved)
+{
+    *resolved = *t;
+    resolved->credit_account_id = p->credit_account_id;
+    resolved->ledger = p->ledger;
+    resolved->code = p->code;
+    resolved->amount = amount;
+}
+
+uint32_t
+pending_check (pending_t *self, const rl_transfer_t *t, const rl_transfer_t *p, uint64_t ts,
+               rl_transfer_t *resolved)
+{
+    assert (self && t && resolved);
+    assert (t->flags & PENDING_RESOLVE_FLAGS);
+    bool post = (t->flags & RL_TRANSFER_POST_PENDING_TRANSFER) != 0;
+    uint64_t amount = 0;
+    uint32_t result = s_check_fields (t, p, &amount);
+    if (result != RL_OK) {
+        return result;
     }
     int state = pending_state (self, t->pending_id);
     switch (state) {
@@ -964,11 +990,37 @@ pending_check (pending_t *self, const rl_transfer_t *t, const rl_transfer_t *p, 
             return RL_OVERFLOWS_CREDITS_POSTED;
         }
     }
-    *resolved = *t;
-    resolved->credit_account_id = p->credit_account_id;
-    resolved->ledger = p->ledger;
-    resolved->code = p->code;
-    resolved->amount = amount;
+    s_inherit (t, p, amount, resolved);
+    return RL_OK;
+}
+
+uint32_t
+pending_check_member (pending_t *self, const rl_transfer_t *t, const rl_transfer_t *p,
+                      rl_transfer_t *resolved)
+{
+    assert (self && t && p && resolved && (t->flags & PENDING_RESOLVE_FLAGS));
+    uint64_t amount = 0;
+    uint32_t result = s_check_fields (t, p, &amount);
+    if (result != RL_OK || !(t->flags & RL_TRANSFER_POST_PENDING_TRANSFER)) {
+        if (result == RL_OK) {
+            s_inherit (t, p, amount, resolved);
+        }
+        return result;
+    }
+    accounts_pair_t pair;
+    bool found = accounts_pair (self->accounts, p->debit_account_id, p->credit_account_id, &pair);
+    assert (found); //  p's member reserved on both
+    (void) found;
+    uint64_t sum = 0;
+    if (__builtin_add_overflow (accounts_at (self->accounts, pair.debit_slot)->debits_posted,
+                                amount, &sum)) {
+        return RL_OVERFLOWS_DEBITS_POSTED;
+    }
+    if (__builtin_add_overflow (accounts_at (self->accounts, pair.credit_slot)->credits_posted,
+                                amount, &sum)) {
+        return RL_OVERFLOWS_CREDITS_POSTED;
+    }
+    s_inherit (t, p, amount, resolved);
     return RL_OK;
 }
 

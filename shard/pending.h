@@ -132,6 +132,13 @@ void pending_credit_apply (pending_t *self, const rl_transfer_t *t);
 //  The stored state of a credit side (PENDING_STATE_NONE: none); -1 on a
 //  storage error.
 int pending_credit_state (pending_t *self, rl_id_t pending_id, rl_id_t debit_account_id);
+//  pending_check for the post or void t of p, a pending transfer of this
+//  shard that an earlier member of t's own chain makes (held, not in the
+//  table yet): the rules its fields tell and the posted sums' overflow;
+//  fills *resolved as pending_check does. Applied with pending_apply once
+//  p's member is.
+uint32_t pending_check_member (pending_t *self, const rl_transfer_t *t, const rl_transfer_t *p,
+                               rl_transfer_t *resolved);
 //  Applies a post or void that pending_check accepted, once stored.
 void pending_apply (pending_t *self, const rl_transfer_t *resolved);
 //  Expires the pending transfers whose expiry is at or before clock_ns, at

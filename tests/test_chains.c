@@ -37,8 +37,10 @@
       alone, no expiry), pending amounts only at the commit; an abort
       releases the claim and the tick expires it after; a second post or
       void of one pending transfer in the chain (already voided), a post
-      of a pending transfer the chain itself makes (not_supported); a
-      restart before the decision leaves nothing held.
+      of a pending transfer the chain itself makes across shards
+      (not_supported), and of one it makes here (held, applied right after
+      it at the commit; its rules: more than its amount, already voided);
+      a restart before the decision leaves nothing held.
     - test_across_pending_limits: claimed pending transfers past their
       timeout hold up no other expiry (more of them than the tick's bound
       for frozen ones); a post of a pending transfer an earlier chain of
@@ -589,17 +591,54 @@ test_across_pending (void **state)
     s_batch_expect (e, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
     assert_int_equal (lk_account (1).debits_reserved, 0);
     lk_expect (1, 7, 16, 0, 0); //  q still pending, unclaimed
+    //  A post of a pending transfer of this shard (1 to 3) that the same
+    //  chain across shards makes: held after it, applied right after it at
+    //  the commit (12 of 20 posted, the rest released).
+    rl_account_t a3 = lk_account (3);
+    size_t pending_before = ledger_pending_count (lk_ledger);
+    rl_transfer_t g[3] = {lk_t (RL_TRANSFER_PENDING | LINKED, 1, 3, 20), lk_t (0, 0, 0, 0),
+                          lk_t (0, 1, 2, 1)};
+    g[1] = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER | LINKED, &g[0], 12);
+    assert_int_equal (s_across_send (g, 3, prep), 1);
+    assert_int_equal (lk_account (1).debits_reserved, 21);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    assert_true (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 3));
+    s_results (r, 3, (uint32_t[]){RL_OK, RL_OK, RL_OK});
+    lk_expect (1, 7, 29, 0, 0);
+    assert_int_equal (lk_account (3).credits_posted, a3.credits_posted + 12);
+    assert_int_equal (lk_account (3).credits_pending, a3.credits_pending);
+    assert_int_equal (ledger_pending_count (lk_ledger), pending_before);
+    s_batch_expect (g, 3, (uint32_t[]){RL_EXISTS, RL_EXISTS, RL_EXISTS});
+    rl_transfer_t g2 = lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER, &g[0], 0);
+    assert_int_equal (lk_send (&g2), RL_PENDING_TRANSFER_ALREADY_POSTED);
+    //  Its rules: more than its amount, a void then a post of it in one
+    //  chain (already voided): the chain fails, nothing held or applied.
+    rl_transfer_t h[3] = {lk_t (RL_TRANSFER_PENDING | LINKED, 1, 3, 5), lk_t (0, 0, 0, 0),
+                          lk_t (0, 1, 2, 1)};
+    h[1] = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER | LINKED, &h[0], 6);
+    s_batch_expect (h, 3,
+                    (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_EXCEEDS_PENDING_TRANSFER_AMOUNT,
+                                 RL_LINKED_EVENT_FAILED});
+    rl_transfer_t v4[4] = {h[0], lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER | LINKED, &h[0], 0),
+                           lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER | LINKED, &h[0], 0),
+                           lk_t (0, 1, 2, 1)};
+    s_batch_expect (v4, 4,
+                    (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_LINKED_EVENT_FAILED,
+                                 RL_PENDING_TRANSFER_ALREADY_VOIDED, RL_LINKED_EVENT_FAILED});
+    assert_int_equal (lk_account (1).debits_reserved, 0);
+    lk_expect (1, 7, 29, 0, 0);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
     //  A restart before the decision: nothing held, q free again.
     rl_transfer_t f[2] = {lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER | LINKED, &q, 0),
                           lk_t (0, 1, 2, 1)};
     assert_int_equal (s_across_send (f, 2, prep), 1);
     lk_restart (false);
-    lk_expect (1, 7, 16, 0, 0);
+    lk_expect (1, 7, 29, 0, 0);
     assert_int_equal (lk_account (1).debits_reserved, 0);
     f[0].flags = RL_TRANSFER_POST_PENDING_TRANSFER;
     assert_int_equal (lk_send (&f[0]), RL_OK);
-    lk_expect (1, 0, 23, 0, 0);
-    lk_expect (3, 0, 0, 0, 18);
+    lk_expect (1, 0, 36, 0, 0);
+    lk_expect (3, 0, 0, 0, 30);
     assert_int_equal (ledger_pending_count (lk_ledger), 0);
     assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
     lk_teardown ();

@@ -46,6 +46,10 @@
     created: s2 refuses its credit leg). Sent alone, it goes to s3. Marked
     kinds too, 4 -> 3 is a pending transfer, voided at s3 in the end.
 
+    The cases marked own run a pending transfer 1 -> 2 held on s1, a post
+    of 6 of it and 1 -> 4 (or 1 -> 5) in one chain: the post is held
+    after it and applied right after it at the commit.
+
     The cases marked both run the legs chain with its member 3 -> 1 a
     pending transfer (timeout 3600 s): a pending debit leg on s2. At the
     end it is voided at s2 (made by the chain, or by the member sent alone
@@ -94,6 +98,7 @@ typedef struct {
     bool legs;         //  members debit s2 (and s3): debit legs there
     bool kinds;        //  a pending transfer and a void across as members
     bool third;        //  a member debiting s3 and crediting s2 (a credit on a third shard)
+    bool own;          //  a pending transfer held on s1 and a post of it in the same chain
 } s_case_t;
 
 static const s_case_t s_cases[] = {
@@ -179,6 +184,12 @@ static const s_case_t s_cases[] = {
     {"tp.part.apply_synced=crash", 1, PATH_BUSINESS, 3, NULL, false, true, true},
     {"tp.coord.decided=crash@2", 0, PATH_COMMIT, 3, NULL, false, true, true},
     {"tp.coord.acked=crash", 0, PATH_COMMIT, 3, NULL, false, true, true},
+    //  Own: 1 -> 2 pending, held on s1, and a post of it in the same chain.
+    {"tp.coord.prepare_sent=crash", 0, PATH_COMMIT, 3, NULL, false, false, false, true},
+    {"tp.coord.decided=crash", 0, PATH_COMMIT, 3, NULL, false, false, false, true},
+    {"tp.coord.decided=crash", 0, PATH_BUSINESS, 3, NULL, false, false, false, true},
+    {"tp.coord.decision_synced=crash", 0, PATH_COMMIT, 3, NULL, false, false, false, true},
+    {"tp.coord.abort_decided=crash", 0, PATH_INFRA, 3, NULL, false, false, false, true},
 };
 #define CASES (sizeof (s_cases) / sizeof (s_cases[0]))
 
@@ -275,6 +286,22 @@ s_chain_kinds (s_ctx_t *ctx, s_path_t path, int shards, rl_transfer_t *c, rl_tra
     return n;
 }
 
+//  The chain of an own case: a pending transfer 1 -> 2 of 11 (held here),
+//  a post of 6 of it, and 1 -> 4 (s3), or 1 -> 5 on the business path.
+static size_t
+s_chain_own (s_ctx_t *ctx, s_path_t path, rl_transfer_t *c)
+{
+    size_t n = s_chain (ctx, path, 3, false, c);
+    assert_int_equal (n, 3);
+    c[0].flags = RL_TRANSFER_PENDING | L;
+    c[1] = (rl_transfer_t){.id = c[1].id,
+                           .debit_account_id = c[0].debit_account_id,
+                           .pending_id = c[0].id,
+                           .amount = 6,
+                           .flags = RL_TRANSFER_POST_PENDING_TRANSFER | L};
+    return n;
+}
+
 //  The chain of a third case: 1 -> 2 (held here) and 4 -> 3 (its debit leg
 //  on s3, its credit leg on s2), and on the business path 4 -> 6 (s2
 //  refuses the credit leg: credit_account_not_found).
@@ -338,7 +365,8 @@ s_run_case (s_ctx_t *ctx, size_t k)
         points[0] = c->other;
     }
     rl_transfer_t chain[3], pa;
-    size_t n = c->third               ? s_chain_third (ctx, c->path, chain)
+    size_t n = c->own                 ? s_chain_own (ctx, c->path, chain)
+               : c->third             ? s_chain_third (ctx, c->path, chain)
                : c->kinds && !c->legs ? s_chain_kinds (ctx, c->path, c->shards, chain, &pa)
                                       : s_chain (ctx, c->path, c->shards, c->legs, chain);
     if (c->kinds && (c->legs || c->third)) {
@@ -413,9 +441,16 @@ s_run_case (s_ctx_t *ctx, size_t k)
     }
     if (found || c->path != PATH_BUSINESS) {
         for (size_t i = 0; i < n; i++) {
-            if (!(chain[i].flags & (RL_TRANSFER_PENDING | RL_TRANSFER_VOID_PENDING_TRANSFER))) {
+            if (!(chain[i].flags
+                  & (RL_TRANSFER_PENDING | RL_TRANSFER_VOID_PENDING_TRANSFER
+                     | RL_TRANSFER_POST_PENDING_TRANSFER))) {
                 tk_model_apply (&ctx->model, &chain[i]); //  a pending kind posts nothing
             }
+        }
+        if (c->own) {
+            rl_transfer_t posted = chain[0]; //  6 of it posted by its post
+            posted.amount = 6;
+            tk_model_apply (&ctx->model, &posted);
         }
     }
     //  A member alone (at its debit shard): exists once applied (never
@@ -431,8 +466,10 @@ s_run_case (s_ctx_t *ctx, size_t k)
     assert_int_equal (rl_client_create_transfers (tpk_client_for (&ctx->tp, alone.debit_account_id),
                                                   &alone, 1, &one, TK_TIMEOUT_MS),
                       0);
-    assert_int_equal (one.result, c->path == PATH_BUSINESS && !found ? RL_OK : RL_EXISTS);
-    if (c->path == PATH_BUSINESS && !found && !c->kinds) {
+    assert_int_equal (one.result, c->path == PATH_BUSINESS && !found
+                                      ? (c->own ? RL_PENDING_TRANSFER_NOT_FOUND : RL_OK)
+                                      : RL_EXISTS);
+    if (c->path == PATH_BUSINESS && !found && !c->kinds && !c->own) {
         tk_model_apply (&ctx->model, &alone);
     }
     //  The pending transfer the chain (or, both kinds and legs, the member
@@ -477,12 +514,13 @@ test_crash_matrix (void **state)
         printf ("case %zu: %s on %s, %s path, %d shards%s\n", k, s_cases[k].point,
                 s_cases[k].shard ? "participant s2" : "coordinator s1",
                 s_path_names[s_cases[k].path], s_cases[k].shards,
-                s_cases[k].third && s_cases[k].kinds  ? ", a pending credit on a third shard"
-                : s_cases[k].third                    ? ", a credit on a third shard"
-                : s_cases[k].legs && s_cases[k].kinds ? ", a pending debit leg"
-                : s_cases[k].legs                     ? ", debit legs"
-                : s_cases[k].kinds                    ? ", pending kinds"
-                                                      : "");
+                s_cases[k].own                         ? ", a post of its own pending transfer"
+                : s_cases[k].third && s_cases[k].kinds ? ", a pending credit on a third shard"
+                : s_cases[k].third                     ? ", a credit on a third shard"
+                : s_cases[k].legs && s_cases[k].kinds  ? ", a pending debit leg"
+                : s_cases[k].legs                      ? ", debit legs"
+                : s_cases[k].kinds                     ? ", pending kinds"
+                                                       : "");
         s_run_case (ctx, k);
     }
     printf ("test_chains_across_crash: %zu cases, %lu transfers, %ld ms\n", CASES,
