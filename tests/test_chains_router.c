@@ -548,21 +548,14 @@ s_account (rk_ctx_t *ctx, uint64_t n)
     return out;
 }
 
-//  PREPAREs sent as key `as` to shard s: the reply's status, and each
-//  record's reply in out (status ok).
+//  A two-phase request of op (count records already encoded after the
+//  header in frame, size bytes in all) sent as key `as` to shard s: the
+//  reply's status, and each record's reply in out (status ok).
 static uint32_t
-s_prepare_send (rk_ctx_t *ctx, const char *as, int s, const rl_prepare_rec_t *recs, uint32_t count,
-                rl_tp_rec_t *out)
+s_tp_call (rk_ctx_t *ctx, const char *as, int s, uint8_t *frame, size_t size, uint32_t count,
+           rl_tp_rec_t *out)
 {
-    static uint64_t request_id = 700;
     zsock_t *dealer = tk_dealer_as (ctx->h, as, ctx->shards[s].name, ctx->shards[s].endpoint);
-    uint8_t frame[RL_HEADER_SIZE + 4 * RL_PREPARE_SIZE];
-    assert_true (count <= 4);
-    size_t size = tk_request_header (frame, RL_OP_PREPARE, ++request_id, count);
-    for (uint32_t i = 0; i < count; i++) {
-        codec_encode_prepare (&recs[i], frame + size);
-        size += RL_PREPARE_SIZE;
-    }
     assert_int_equal (zsock_send (dealer, "b", frame, size), 0);
     zframe_t *reply = zframe_recv (dealer);
     assert_non_null (reply);
@@ -583,32 +576,35 @@ s_prepare_send (rk_ctx_t *ctx, const char *as, int s, const rl_prepare_rec_t *re
     return h.status;
 }
 
+static uint64_t s_request_id = 700; //  the made-up requests' ids
+
+//  PREPAREs sent as key `as` to shard s: the reply's status, and each
+//  record's reply in out (status ok).
+static uint32_t
+s_prepare_send (rk_ctx_t *ctx, const char *as, int s, const rl_prepare_rec_t *recs, uint32_t count,
+                rl_tp_rec_t *out)
+{
+    uint8_t frame[RL_HEADER_SIZE + 4 * RL_PREPARE_SIZE];
+    assert_true (count <= 4);
+    size_t size = tk_request_header (frame, RL_OP_PREPARE, ++s_request_id, count);
+    for (uint32_t i = 0; i < count; i++) {
+        codec_encode_prepare (&recs[i], frame + size);
+        size += RL_PREPARE_SIZE;
+    }
+    return s_tp_call (ctx, as, s, frame, size, count, out);
+}
+
 //  A DECIDE of one record sent as key `as` to shard s: the record's reply
 //  state.
 static uint32_t
 s_decide_send (rk_ctx_t *ctx, const char *as, int s, const rl_tp_rec_t *rec)
 {
-    static uint64_t request_id = 900;
-    zsock_t *dealer = tk_dealer_as (ctx->h, as, ctx->shards[s].name, ctx->shards[s].endpoint);
     uint8_t frame[RL_HEADER_SIZE + RL_TP_SIZE];
-    size_t size = tk_request_header (frame, RL_OP_DECIDE, ++request_id, 1);
+    size_t size = tk_request_header (frame, RL_OP_DECIDE, ++s_request_id, 1);
     codec_encode_tp (rec, frame + size);
     size += RL_TP_SIZE;
-    assert_int_equal (zsock_send (dealer, "b", frame, size), 0);
-    zframe_t *reply = zframe_recv (dealer);
-    assert_non_null (reply);
-    rl_header_t h;
-    const uint8_t *body = NULL;
-    size_t body_size = 0;
-    assert_int_equal (
-        codec_parse_reply (zframe_data (reply), zframe_size (reply), &h, &body, &body_size),
-        RL_STATUS_OK);
-    assert_int_equal (h.status, RL_STATUS_OK);
-    assert_int_equal (body_size, RL_TP_SIZE);
     rl_tp_rec_t out;
-    codec_decode_tp (body, &out);
-    zframe_destroy (&reply);
-    zsock_destroy (&dealer);
+    assert_int_equal (s_tp_call (ctx, as, s, frame, size, 1, &out), RL_STATUS_OK);
     return out.state;
 }
 
