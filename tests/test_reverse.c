@@ -237,11 +237,15 @@ test_reverse_client (void **state)
     uint64_t poor_peer = rk_partner (ctx->ring, poor, true);
     rl_id_t t3, spend, fund;
     assert_int_equal (s_pay (ctx, &t3, a, poor, 500), RL_OK);
+    //  Its credit is applied when its COMMIT lands on poor's shard, which
+    //  may be after the answer: spent only once the cluster is quiet.
+    assert_true (tk_wait_cluster_quiet (ctx->client, 20000));
     assert_int_equal (s_pay (ctx, &spend, poor, poor_peer, 500), RL_OK);
     r = s_reverse (ctx, t3, RL_REVERSAL_K_NEXT, 0);
     s_expect (&r, RL_REVERSAL_SENT, RL_EXCEEDS_CREDITS);
     assert_int_equal (r.k, 0);
     assert_int_equal (s_pay (ctx, &fund, a, poor, 500), RL_OK);
+    assert_true (tk_wait_cluster_quiet (ctx->client, 20000)); //  its credit applied
     r = s_reverse (ctx, t3, RL_REVERSAL_K_NEXT, 0);
     s_expect (&r, RL_REVERSAL_SENT, RL_OK);
     assert_int_equal (r.k, 1);
