@@ -956,6 +956,25 @@ s_credit_elsewhere (participant_t *self, const rl_transfer_t *t, const char *coo
     return false;
 }
 
+//  The credit leg of pending transfer pending_id (of that debit account)
+//  prepared here, not yet decided: a chain's member debiting a third shard
+//  is answered when its debit shard acknowledged, so a post or void of it
+//  from there may arrive before this credit leg's COMMIT does.
+static bool
+s_pending_credit_prepared (participant_t *self, rl_id_t pending_id, rl_id_t debit_account_id)
+{
+    for (int32_t i = attempts_head (&self->records, pending_id); i >= 0;
+         i = attempts_at (&self->records, i)->next) {
+        const attempt_t *e = attempts_at (&self->records, i);
+        if (e->state == ATTEMPT_PREPARED && (e->transfer.flags & RL_TRANSFER_PENDING)
+            && !s_holds_debit (&e->transfer)
+            && rl_id_eq (e->transfer.debit_account_id, debit_account_id)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 //  A debit leg of id prepared here by another coordinator than `coordinator`
 //  (one live attempt per id: its own coordinator decides it first).
 static bool
@@ -1155,6 +1174,10 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     *result = s_is_resolve (t)    ? pending_credit_check (self->pending, t)
               : s_holds_debit (t) ? s_legs_reserve (self, t)
                                   : accounts_credit_reserve (self->accounts, t);
+    if (*result == RL_PENDING_TRANSFER_NOT_FOUND
+        && s_pending_credit_prepared (self, t->pending_id, t->debit_account_id)) {
+        *result = RL_IN_PROGRESS; //  its credit side comes with that COMMIT: not burned
+    }
     if (*result != RL_OK) {
         return RL_TP_REFUSED;
     }

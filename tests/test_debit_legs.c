@@ -30,6 +30,9 @@
       flag refused reserved_field. test_pending_legs_import: a migration's
       handover bringing a pending transfer of the same id (another debit
       account) is refused while the leg is prepared.
+    - test_pending_third_window: a pending credit leg on a third shard
+      prepared here; a post of it from its debit shard before its COMMIT
+      is in_progress (not burned), prepared and applied after it.
     - test_hostile: wrong_shard (accounts not of the leg's shard, a debit
       leg alone whose credit is this shard's too), a coordinator naming
       this shard itself or a shard not in the ring, a sender not the
@@ -483,6 +486,67 @@ test_pending_legs_import (void **state)
     lk_teardown ();
 }
 
+//  The credit leg of a pending member debiting a third shard, prepared
+//  here (s3 as the debit shard X, s2 as the chain's shard D): D answered its
+//  client at X's acknowledgement, so X's PREPARE of a post of it may come
+//  before D's COMMIT: in_progress (not pending_transfer_not_found, which
+//  burns); after the COMMIT, the same post is prepared.
+static void
+test_pending_third_window (void **state)
+{
+    (void) state;
+    lk_setup ("/legs/third_window");
+    ring_t *ring3 = ring_dup (lk_ring);
+    assert_non_null (ring3);
+    assert_int_equal (ring_add_shard (ring3, "s3", "inproc://s3", 0.2), 0);
+    uint8_t bytes[RL_ID_SIZE];
+    codec_encode_id (lk_acc (3), bytes);
+    int owner = ring_lookup_id (ring3, bytes);
+    assert_true (owner >= 0 && strcmp (ring_shard_name (ring3, (size_t) owner), "s1") == 0);
+    rl_id_t x = {0}; //  an account of s3
+    for (uint64_t hi = 1; hi < 100000 && rl_id_is_zero (x); hi++) {
+        rl_id_t id = {.lo = 79, .hi = hi};
+        codec_encode_id (id, bytes);
+        int index = ring_lookup_id (ring3, bytes);
+        x = index >= 0 && strcmp (ring_shard_name (ring3, (size_t) index), "s3") == 0 ? id : x;
+    }
+    assert_false (rl_id_is_zero (x));
+    ledger_set_ring (lk_ledger, ring3);
+    rl_transfer_t p = lk_t (RL_TRANSFER_PENDING, 1, 3, 25);
+    p.debit_account_id = x;
+    p.timeout = 60;
+    rl_prepare_rec_t leg = s_prep (&p, RL_TRANSFER_TP_CREDIT_THIRD | RL_TRANSFER_PENDING);
+    assert_int_equal (s_prepare_one (&leg, NULL, NULL), RL_TP_PREPARED);
+    rl_transfer_t post = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &p, 0);
+    post.credit_account_id = p.credit_account_id;
+    post.amount = p.amount;
+    post.ledger = p.ledger;
+    post.code = p.code;
+    rl_prepare_rec_t pp = s_prep (&post, RL_TRANSFER_POST_PENDING_TRANSFER);
+    pp.transfer.pending_id = p.id;
+    snprintf (pp.tp.coordinator, sizeof (pp.tp.coordinator), "s3");
+    rl_tp_rec_t out;
+    s_prepare (&pp, 1, "s3", &out);
+    assert_int_equal (out.state, RL_TP_REFUSED);
+    assert_int_equal (out.result, RL_IN_PROGRESS);
+    assert_int_equal (s_decide (&leg, RL_TP_COMMIT), RL_TP_ACKED);
+    lk_expect (3, 0, 0, 25, 0);
+    pp.tp.attempt.seq++;
+    s_prepare (&pp, 1, "s3", &out);
+    assert_int_equal (out.state, RL_TP_PREPARED);
+    rl_tp_rec_t d = pp.tp;
+    d.state = RL_TP_COMMIT;
+    participant_decide (ledger_participant (lk_ledger), &d, 1, "s3", lk_now (), &out);
+    lk_commit ();
+    assert_int_equal (out.state, RL_TP_ACKED);
+    lk_expect (3, 0, 0, 0, 25);
+    char err[512];
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    ledger_set_ring (lk_ledger, lk_ring);
+    lk_teardown ();
+    ring_destroy (&ring3);
+}
+
 static void
 test_hostile (void **state)
 {
@@ -604,6 +668,7 @@ main (void)
         cmocka_unit_test (test_refusals),
         cmocka_unit_test (test_pending_legs),
         cmocka_unit_test (test_pending_legs_import),
+        cmocka_unit_test (test_pending_third_window),
         cmocka_unit_test (test_hostile),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
