@@ -918,7 +918,8 @@ s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, no
 //  LIMITATIONS. A debit leg is never a post or void (the ledger refuses
 //  them debiting another shard); a member's credit here is reserved, not
 //  posted, until the decision, so a later member cannot spend it, nor
-//  post or void a pending transfer an earlier member makes (not_supported);
+//  post or void a pending transfer an earlier member makes across shards
+//  (not_supported; one made here is: s_local_end, of_member);
 //  RL_TP_GROUPS_MAX groups in flight (more: busy).
 
 uint32_t

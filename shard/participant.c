@@ -85,10 +85,11 @@
     index) for a resent COMMIT and at load; a pending one's amounts become
     pending instead (side DEBIT, or BOTH for both legs: this shard is its
     debit shard from then on). Its abort releases, stores nothing and
-    burns nothing. The sender rule: the coordinator it names
-    is the sender, in the ring, and not this shard (for a debit leg alone,
-    it holds the credit side, or a third shard does); the debit account (and, both legs, the credit
-   account) is this shard's, a debit leg's credit account is not (else wrong_shard).
+    burns nothing. The sender rule: the coordinator it names is the
+    sender, in the ring, and not this shard (for a debit leg alone, it
+    holds the credit side, or a third shard does); the debit account (and,
+    both legs, the credit account) is this shard's, a debit leg's credit
+    account is not (else wrong_shard).
 
     CREDIT ON A THIRD SHARD (docs/two-phase.md). A chain's member debiting
     a shard X and crediting this one, from a chain of a third shard D,
@@ -97,7 +98,11 @@
     way (reserved, applied under the leg index, asked about) but its
     sender rule: the coordinator is another shard of the ring than this
     one and than the debit account's owner, and the debit account is not
-    this shard's.
+    this shard's. One credit leg a transfer: a credit of an (id, debit
+    account) that another coordinator holds prepared here is refused
+    in_progress (s_credit_elsewhere). Its member is answered at X's
+    acknowledgement, so a post or void of a pending one from X may come
+    before its COMMIT: in_progress too (s_pending_credit_prepared).
 
     TIME: timers (the query backoff, a tombstone's expiry) run on the
     monotonic clock and are never stored: at load, every prepared record is
@@ -877,8 +882,8 @@ s_prepare_fields_bad (const participant_t *self, const rl_transfer_t *t)
         return "timestamp or reserved set";
     }
     if (s_credit_third (t)) {
-        //  A plain chain member's credit leg (docs/two-phase.md, "Credit on a
-        //  third shard").
+        //  A chain member's credit leg, plain or pending (docs/two-phase.md,
+        //  "Credit on a third shard").
         uint16_t kind = t->flags & (uint16_t) ~RL_TRANSFER_PENDING;
         if (kind != RL_TRANSFER_TP_CREDIT_THIRD
             || (t->timeout != 0 && !(t->flags & RL_TRANSFER_PENDING))
