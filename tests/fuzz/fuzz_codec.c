@@ -23,7 +23,9 @@
     6. A well-formed two-phase frame (prepare, decide, outcome_query,
        resolve) names no transfer by the zero or the all-ones id; a
        well-formed PREPARE request names no such account, moves a non-zero
-       amount, and has no unknown flag and no reserved field set.
+       amount, has no unknown flag and no reserved field set, is of one
+       kind at most (pending, post or void; a chain's leg never a post or
+       void), and carries only its kind's pending fields.
 */
 #include <string.h>
 
@@ -227,10 +229,12 @@ s_check_two_phase (uint32_t op, bool request, const uint8_t *record)
         FUZZ_CHECK (t->amount != 0
                     && (t->flags & ~(RL_TRANSFER_FLAGS_KNOWN | RL_TRANSFER_TP_LEGS)) == 0);
         //  The pending fields of its kind only: a pending transfer may have
-        //  a timeout, a post or void names another usable pending id.
+        //  a timeout, a post or void names another usable pending id. A
+        //  chain's leg (either leg bit or both) is never a post or void.
         uint16_t resolve = RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER;
-        uint16_t kinds = t->flags & (RL_TRANSFER_PENDING | resolve | RL_TRANSFER_TP_LEGS);
+        uint16_t kinds = t->flags & (RL_TRANSFER_PENDING | resolve);
         FUZZ_CHECK ((kinds & (kinds - 1)) == 0);
+        FUZZ_CHECK (!(t->flags & RL_TRANSFER_TP_LEGS) || !(kinds & resolve));
         if (kinds & resolve) {
             FUZZ_CHECK (s_id_usable (t->pending_id) && !rl_id_eq (t->pending_id, t->id));
         } else {
