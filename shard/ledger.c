@@ -760,6 +760,33 @@ s_transfer_validate (const rl_transfer_t *t)
     return RL_OK;
 }
 
+//  The credit side's checks of the post or void `record` of a cross-shard
+//  pending transfer whose two sides are both here (a migration brought
+//  them together). false: no outcome yet (*result frozen, in_progress, a
+//  storage error, or aborted: the credit account is here but not its
+//  credit side); true: *result is the outcome of these checks (ok, or a
+//  business failure).
+static bool
+s_credit_side_check (ledger_t *self, const rl_transfer_t *record, uint32_t *result)
+{
+    if (ledger_frozen (self, record->credit_account_id)) {
+        *result = RL_FROZEN;
+        return false;
+    }
+    *result = pending_credit_check (self->pending, record);
+    if (*result == RL_STORAGE_ERROR || *result == RL_IN_PROGRESS || *result == RL_FROZEN) {
+        return false;
+    }
+    if (*result == RL_PENDING_TRANSFER_NOT_FOUND) {
+        rl_warn ("ledger: pending transfer %016" PRIx64 "%016" PRIx64
+                 ": its credit account is here but not its credit side: aborted",
+                 record->pending_id.hi, record->pending_id.lo);
+        *result = RL_ABORTED;
+        return false;
+    }
+    return true;
+}
+
 //  A post, void or expiry `record` (pending_check accepted it) of a
 //  cross-shard pending transfer whose credit side is here too: a migration
 //  brought one side beside the other (docs/rebalance.md, "Pending
@@ -774,19 +801,7 @@ static rl_result_rec_t
 s_resolve_here (ledger_t *self, const rl_transfer_t *record, uint64_t ts)
 {
     rl_result_rec_t r = {0};
-    if (ledger_frozen (self, record->credit_account_id)) {
-        r.result = RL_FROZEN;
-        return r;
-    }
-    r.result = pending_credit_check (self->pending, record);
-    if (r.result == RL_STORAGE_ERROR || r.result == RL_IN_PROGRESS || r.result == RL_FROZEN) {
-        return r;
-    }
-    if (r.result == RL_PENDING_TRANSFER_NOT_FOUND) {
-        rl_warn ("ledger: pending transfer %016" PRIx64 "%016" PRIx64
-                 ": its credit account is here but not its credit side: aborted",
-                 record->pending_id.hi, record->pending_id.lo);
-        r.result = RL_ABORTED;
+    if (!s_credit_side_check (self, record, &r.result)) {
         return r;
     }
     rl_transfer_t stored = *record;
@@ -920,16 +935,7 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
             r.result = RL_NOT_SUPPORTED;
             return r;
         }
-        if (ledger_frozen (self, record.credit_account_id)) {
-            r.result = RL_FROZEN;
-            return r;
-        }
-        r.result = pending_credit_check (self->pending, &record);
-        if (r.result == RL_STORAGE_ERROR || r.result == RL_IN_PROGRESS || r.result == RL_FROZEN) {
-            return r;
-        }
-        if (r.result == RL_PENDING_TRANSFER_NOT_FOUND) {
-            r.result = RL_ABORTED; //  its credit account here, not its credit side (s_resolve_here)
+        if (!s_credit_side_check (self, &record, &r.result)) {
             return r;
         }
         if (r.result == RL_OK) {

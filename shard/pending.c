@@ -911,6 +911,24 @@ s_check_fields (const rl_transfer_t *t, const rl_transfer_t *p, uint64_t *amount
     return RL_OK;
 }
 
+//  Would posting amount overflow the posted sums of the pair's accounts
+//  (its credit slot ACCOUNTS_SLOT_NONE: checked on its own shard)?
+static uint32_t
+s_posted_overflow (pending_t *self, const accounts_pair_t *pair, uint64_t amount)
+{
+    uint64_t sum = 0;
+    if (__builtin_add_overflow (accounts_at (self->accounts, pair->debit_slot)->debits_posted,
+                                amount, &sum)) {
+        return RL_OVERFLOWS_DEBITS_POSTED;
+    }
+    if (pair->credit_slot != ACCOUNTS_SLOT_NONE
+        && __builtin_add_overflow (accounts_at (self->accounts, pair->credit_slot)->credits_posted,
+                                   amount, &sum)) {
+        return RL_OVERFLOWS_CREDITS_POSTED;
+    }
+    return RL_OK;
+}
+
 //  What a post or void resolved of p inherits from it.
 static void
 s_inherit (const rl_transfer_t *t, const rl_transfer_t *p, uint64_t amount, rl_transfer_t *resolved)
@@ -977,21 +995,12 @@ pending_check (pending_t *self, const rl_transfer_t *t, const rl_transfer_t *p, 
         }
         return RL_PENDING_TRANSFER_EXPIRED;
     }
-    if (post) {
-        //  The credit side of a cross-shard one is checked there (participant).
-        uint64_t sum = 0;
-        if (__builtin_add_overflow (accounts_at (self->accounts, e->pair.debit_slot)->debits_posted,
-                                    amount, &sum)) {
-            return RL_OVERFLOWS_DEBITS_POSTED;
-        }
-        if (e->pair.credit_slot != ACCOUNTS_SLOT_NONE
-            && __builtin_add_overflow (
-                accounts_at (self->accounts, e->pair.credit_slot)->credits_posted, amount, &sum)) {
-            return RL_OVERFLOWS_CREDITS_POSTED;
-        }
+    //  The credit side of a cross-shard one is checked there (participant).
+    result = post ? s_posted_overflow (self, &e->pair, amount) : RL_OK;
+    if (result == RL_OK) {
+        s_inherit (t, p, amount, resolved);
     }
-    s_inherit (t, p, amount, resolved);
-    return RL_OK;
+    return result;
 }
 
 uint32_t
@@ -1001,27 +1010,18 @@ pending_check_member (pending_t *self, const rl_transfer_t *t, const rl_transfer
     assert (self && t && p && resolved && (t->flags & PENDING_RESOLVE_FLAGS));
     uint64_t amount = 0;
     uint32_t result = s_check_fields (t, p, &amount);
-    if (result != RL_OK || !(t->flags & RL_TRANSFER_POST_PENDING_TRANSFER)) {
-        if (result == RL_OK) {
-            s_inherit (t, p, amount, resolved);
-        }
-        return result;
+    if (result == RL_OK && (t->flags & RL_TRANSFER_POST_PENDING_TRANSFER)) {
+        accounts_pair_t pair;
+        bool found = accounts_pair (self->accounts, p->debit_account_id, p->credit_account_id,
+                                    &pair);
+        assert (found); //  p's member reserved on both
+        (void) found;
+        result = s_posted_overflow (self, &pair, amount);
     }
-    accounts_pair_t pair;
-    bool found = accounts_pair (self->accounts, p->debit_account_id, p->credit_account_id, &pair);
-    assert (found); //  p's member reserved on both
-    (void) found;
-    uint64_t sum = 0;
-    if (__builtin_add_overflow (accounts_at (self->accounts, pair.debit_slot)->debits_posted,
-                                amount, &sum)) {
-        return RL_OVERFLOWS_DEBITS_POSTED;
+    if (result == RL_OK) {
+        s_inherit (t, p, amount, resolved);
     }
-    if (__builtin_add_overflow (accounts_at (self->accounts, pair.credit_slot)->credits_posted,
-                                amount, &sum)) {
-        return RL_OVERFLOWS_CREDITS_POSTED;
-    }
-    s_inherit (t, p, amount, resolved);
-    return RL_OK;
+    return result;
 }
 
 void
