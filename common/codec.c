@@ -1130,6 +1130,14 @@ codec_routing_id (uint32_t op, const uint8_t *record)
     }
 }
 
+bool
+codec_transfer_places_chain (const rl_transfer_t *member)
+{
+    assert (member);
+    return (member->flags & (RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER))
+           && !rl_id_is_zero (member->debit_account_id) && !rl_id_is_max (member->debit_account_id);
+}
+
 rl_id_t
 codec_record_id (uint32_t op, const uint8_t *record)
 {

@@ -182,6 +182,13 @@ void codec_frame_set_request_id (uint8_t *frame, size_t size, uint64_t request_i
 //  create_transfers, the id of a lookup, the account id of a filter. NULL
 //  for an operation whose records are not placed.
 const uint8_t *codec_routing_id (uint32_t op, const uint8_t *record);
+
+//  Does this member of a linked chain place its chain? A chain runs on the
+//  shard of its first post or void whose debit account id is usable (its
+//  pending transfer is decided there, by its debit shard), else on the
+//  shard of its first member (docs/payments.md, "Linked chains"). The
+//  router and the shards place a chain by this one rule.
+bool codec_transfer_places_chain (const rl_transfer_t *member);
 //  The id of a request record of a create or a lookup (the idempotency key
 //  of a create); zero for other operations.
 rl_id_t codec_record_id (uint32_t op, const uint8_t *record);

@@ -436,9 +436,11 @@ s_broadcast (router_t *self, r_pending_t *p)
 //
 //  A chain (transfers flagged linked, up to the first without the flag) is
 //  decided by one shard, so the router never splits one: every member
-//  goes in the piece of the chain's first member's shard (which runs a
-//  group of two-phase attempts for members crediting other shards, and
-//  prepares the debit legs of members debiting other shards there), and a
+//  goes in the piece of the chain's shard, the debit account's shard of
+//  its first post or void, else of its first member
+//  (codec_transfer_places_chain; that shard runs a group of two-phase
+//  attempts for members crediting other shards, and prepares the debit
+//  legs of members debiting other shards there), and a
 //  shard answers a chain's members together (wrong_shard and frozen for
 //  all of them), so they wait and are sent again together. A chain left
 //  open at the end of the request is answered here:
@@ -466,6 +468,22 @@ s_chain_end (const r_pending_t *p, uint32_t i)
         end++;
     }
     return end;
+}
+
+//  The routing id of the chain that starts at record `start`: its first
+//  post or void's debit account, else its first member's (above).
+static const uint8_t *
+s_chain_routing_id (const r_pending_t *p, uint32_t start)
+{
+    uint32_t end = s_chain_end (p, start);
+    for (uint32_t k = start; k <= end; k++) {
+        rl_transfer_t t;
+        codec_decode_transfer (s_request_records (p) + (size_t) k * p->in_size, &t);
+        if (codec_transfer_places_chain (&t)) {
+            return s_routing_id (p, k);
+        }
+    }
+    return s_routing_id (p, start);
 }
 
 //  At admission: answers the chains that no shard can serve (above).
@@ -508,10 +526,12 @@ s_dispatch (router_t *self, r_pending_t *p)
             continue;
         }
         if (p->state[i] == REC_NEW || p->state[i] == REC_WAIT) {
-            //  A chain's members go where its first member goes.
+            //  A chain's members go where its first member goes, and that
+            //  one where the chain is placed.
             bool member = i > 0 && s_linked (p, i - 1) && self->owners[i - 1] >= 0;
-            self->owners[i] = member ? self->owners[i - 1]
-                                     : router_owner (self, s_routing_id (p, i));
+            self->owners[i] = member            ? self->owners[i - 1]
+                              : s_linked (p, i) ? router_owner (self, s_chain_routing_id (p, i))
+                                                : router_owner (self, s_routing_id (p, i));
             self->group_count[self->owners[i]]++;
             todo++;
         }

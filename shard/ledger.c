@@ -1297,17 +1297,34 @@ s_chain_others (uint32_t failure)
                : RL_LINKED_EVENT_FAILED;
 }
 
+//  The member whose debit account places the chain starting at record
+//  `start`: its first post or void, else its first member
+//  (codec_transfer_places_chain, the router's rule too).
+static size_t
+s_chain_lead (const rl_transfer_t *transfers, size_t count, size_t start)
+{
+    for (size_t k = start; k < count; k++) {
+        if (codec_transfer_places_chain (&transfers[k])) {
+            return k;
+        }
+        if (!(transfers[k].flags & RL_TRANSFER_LINKED)) {
+            break; //  the record closing the chain
+        }
+    }
+    return start;
+}
+
 //  Does the chain starting at record `start` need other shards: a member
 //  whose debit account is here credits an account another shard owns, or
 //  a member debits an account of another shard (a debit leg there)? Then
 //  it runs as a group of two-phase attempts (coordinator.c, "Groups"), if
-//  its first member's debit account is here: the chain's shard (else its
-//  members are wrong_shard: a router sends it to that shard).
+//  this is the chain's shard, its lead's debit account here (s_chain_lead;
+//  else its members are wrong_shard: a router sends it to that shard).
 static bool
 s_chain_group (const ledger_t *self, const rl_transfer_t *transfers, size_t count, size_t start)
 {
-    if (!s_id_usable (transfers[start].debit_account_id)
-        || !ledger_owns (self, transfers[start].debit_account_id)) {
+    const rl_transfer_t *lead = &transfers[s_chain_lead (transfers, count, start)];
+    if (!s_id_usable (lead->debit_account_id) || !ledger_owns (self, lead->debit_account_id)) {
         return false;
     }
     for (size_t k = start; k < count; k++) {

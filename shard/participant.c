@@ -65,7 +65,8 @@
     combination is refused reserved_field, and nothing changes.
 
     DEBIT LEGS (docs/two-phase.md, "Debit legs"). A linked chain runs at
-    the shard of its first member's debit account; a member debiting an
+    the debit account's shard of its first post or void, else of its first
+    member (codec_transfer_places_chain); a member debiting an
     account of this shard comes here as a PREPARE of the debit leg
     (RL_TRANSFER_TP_DEBIT_LEG: its credit is on another shard) or of both
     legs (RL_TRANSFER_TP_BOTH_LEGS: its credit is here too). Its id is this

@@ -55,7 +55,11 @@
       flight and while its COMMIT is on its way, answered at s2's
       acknowledgement with s2's timestamp; sent again, s2's exists (no
       decision, nothing posted twice); refused by s2 (its code, nothing
-      stored); a pending kind not_supported.
+      stored); a pending member (its debit side at s2, its credit side
+      here); a chain whose void debits s2 is placed there (wrong_shard
+      here), and one whose post debits here runs here though its first
+      member debits s2 (a debit leg; the post held, applied at the
+      commit).
     - test_across_hostile_prepare: PREPAREs flagged linked, among good
       ones in one message, refused reserved_field, nothing reserved.
     - test_bad_input: reserved and balancing flags, invalid fields, the
@@ -876,10 +880,12 @@ test_legs (void **state)
     assert_int_equal (ledger_pending_count (lk_ledger), pending_before + 1);
     assert_true (s_ack (&dec[0], lk_wall + 9, r, 2));
     s_results (r, 2, (uint32_t[]){RL_OK, RL_OK});
-    //  A post or void debiting s2 in a chain is not served; nothing sent.
+    //  A chain is placed by its first post or void: one voiding s2's
+    //  pending transfer runs on s2, and here every member is wrong_shard
+    //  (a router sends the chain there); nothing sent.
     rl_transfer_t v[2] = {lk_t (LINKED, 1, 3, 1),
                           lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER, &p[1], 0)};
-    s_batch_expect (v, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
+    s_batch_expect (v, 2, (uint32_t[]){RL_WRONG_SHARD, RL_WRONG_SHARD});
     assert_int_equal (lk_account (1).credits_reserved + lk_account (1).debits_reserved, 0);
     //  s2 voids it later (its debit shard decides): the credit side here goes.
     rl_transfer_t vd = {.id = {777, 0x9e},
@@ -906,6 +912,35 @@ test_legs (void **state)
     assert_int_equal (a1.debits_posted, 11);
     assert_int_equal (a3.credits_posted, 11);
     assert_int_equal (a1.credits_posted, 4);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    //  A chain placed here by its post though its first member debits s2:
+    //  that member a debit leg at s2, the post of a pending transfer of
+    //  this shard (1 to 3) held, its pending transfer claimed (a void of
+    //  it meanwhile is in_progress); at the commit 5 of 8 posted, the rest
+    //  released, and s2's member answered with s2's timestamp.
+    rl_transfer_t q = lk_t (RL_TRANSFER_PENDING, 1, 3, 8);
+    assert_int_equal (lk_send (&q), RL_OK);
+    rl_transfer_t l[2] = {lk_t (LINKED, 2, 3, 2),
+                          lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &q, 5)};
+    assert_int_equal (ledger_create_transfers (lk_ledger, l, 2, lk_now (), NULL, &h, r),
+                      LEDGER_REPLY_LATER);
+    assert_false (s_turn (prep, &n_prep, dec, &n_dec, r, 2));
+    assert_int_equal (n_prep, 1);
+    assert_int_equal (prep[0].transfer.flags, RL_TRANSFER_TP_DEBIT_LEG);
+    assert_true (rl_id_eq (prep[0].transfer.id, l[0].id));
+    rl_transfer_t qv = lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER, &q, 0);
+    s_batch_expect (&qv, 1, (uint32_t[]){RL_IN_PROGRESS});
+    assert_false (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 2));
+    assert_int_equal (n_dec, 1);
+    assert_true (s_ack (&dec[0], LK_T0 + 999, r, 2));
+    s_results (r, 2, (uint32_t[]){RL_OK, RL_OK});
+    assert_int_equal (r[0].timestamp, LK_T0 + 999);
+    assert_true (s_found (&l[1]));
+    rl_account_t b1 = lk_account (1), b3 = lk_account (3);
+    assert_int_equal (b1.debits_posted, a1.debits_posted + 5);
+    assert_int_equal (b1.debits_pending, a1.debits_pending);
+    assert_int_equal (b3.credits_posted, a3.credits_posted + 5 + 2);
+    s_batch_expect (&qv, 1, (uint32_t[]){RL_PENDING_TRANSFER_ALREADY_POSTED});
     assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
     lk_teardown ();
 }

@@ -38,7 +38,9 @@
       one, posted in part later; pending transfers as debit legs (one
       crediting the chain's shard, one both legs on its debit shard)
       commit whole, then one is captured in part and the other voided at
-      their debit shard; hostile legs on the wire (a client's key:
+      their debit shard; a chain placed by its post (its first member
+      debits another shard than the post) commits, and one whose voids
+      debit two shards is not_supported; hostile legs on the wire (a client's key:
       unauthorized; both leg bits beside a void: malformed; a credit leg
       on a third shard not the receiver's: wrong_shard, sent by the debit
       account's owner: unauthorized, or beside another shard's credit leg
@@ -735,6 +737,41 @@ test_chains_debits (void **state)
     s_apply (ctx, &third_posted, 1);
     assert_int_equal (s_account (ctx, x).debits_pending, x_pend.debits_pending);
     assert_int_equal (s_account (ctx, z).credits_pending, z_pend.credits_pending);
+    //  A chain placed by its post: its first member debits shard 0, its
+    //  post captures part of a pending transfer of shard 1 (x to x2), so
+    //  the router sends it to shard 1, which prepares the first member as
+    //  a debit leg at shard 0; sent again, exists.
+    rl_transfer_t hold = s_t (RL_TRANSFER_PENDING, x, x2, 9);
+    s_expect (ctx, &hold, 1, (uint32_t[]){RL_OK});
+    rl_transfer_t led[2] = {s_t (L, a, b, 3), s_t (RL_TRANSFER_POST_PENDING_TRANSFER, x, 0, 4)};
+    led[1].pending_id = hold.id;
+    led[1].ledger = led[1].code = 0;
+    led[1].credit_account_id = (rl_id_t){0};
+    s_expect (ctx, led, 2, (uint32_t[]){RL_OK, RL_OK});
+    rl_transfer_t led_posted = hold;
+    led_posted.flags = 0, led_posted.amount = 4;
+    s_apply (ctx, led, 1);
+    s_apply (ctx, &led_posted, 1);
+    s_expect (ctx, led, 2, (uint32_t[]){RL_EXISTS, RL_EXISTS});
+    assert_int_equal (s_account (ctx, x).debits_pending, x_pend.debits_pending);
+    //  Posts or voids debiting two shards in one chain: the second is
+    //  not_supported, the first linked_event_failed, nothing applied or
+    //  burned (each alone then applies).
+    rl_transfer_t hold2[2] = {s_t (RL_TRANSFER_PENDING, a, b, 2),
+                              s_t (RL_TRANSFER_PENDING, x, x2, 2)};
+    s_expect (ctx, hold2, 2, (uint32_t[]){RL_OK, RL_OK});
+    rl_transfer_t voids[2] = {s_t (L | RL_TRANSFER_VOID_PENDING_TRANSFER, a, 0, 0),
+                              s_t (RL_TRANSFER_VOID_PENDING_TRANSFER, x, 0, 0)};
+    for (size_t i = 0; i < 2; i++) {
+        voids[i].pending_id = hold2[i].id;
+        voids[i].ledger = voids[i].code = 0;
+        voids[i].credit_account_id = (rl_id_t){0};
+    }
+    s_expect (ctx, voids, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
+    assert_int_equal (s_account (ctx, x).debits_pending, x_pend.debits_pending + 2);
+    voids[0].flags = RL_TRANSFER_VOID_PENDING_TRANSFER;
+    s_expect (ctx, voids, 2, (uint32_t[]){RL_OK, RL_OK});
+    assert_int_equal (s_account (ctx, x).debits_pending, x_pend.debits_pending);
 
     //  Hostile legs on the wire, to shard 1 (x's): from a client's key,
     //  unauthorized whole; from shard 0's key, both leg bits beside
