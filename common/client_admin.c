@@ -217,6 +217,9 @@ rl_resolve_reason (uint32_t result)
             return "a heuristic decision needs the explicit force flag";
         case RL_RESOLVE_BAD_DECISION:
             return "the decision must be commit or abort";
+        case RL_RESOLVE_LEG_FIRST:
+            return "a post or void whose pending transfer's credit leg is still prepared here: "
+                   "resolve that record first";
         default:
             return "refused for a reason this version does not know";
     }

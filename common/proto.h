@@ -670,6 +670,9 @@ typedef struct {
 #define RL_RESOLVE_NOT_FENCED   2           //  the coordinator is still in this shard's ring
 #define RL_RESOLVE_NOT_FORCED   3           //  the explicit flag is missing
 #define RL_RESOLVE_BAD_DECISION 4           //  state is neither commit nor abort
+//  A commit of a post or void whose pending transfer's credit leg is still
+//  prepared here: resolve that record first.
+#define RL_RESOLVE_LEG_FIRST 5
 
 //  Admin: the reply of audit (op 33).
 typedef struct {

@@ -684,13 +684,18 @@ coordinator_begin (coordinator_t *self, const rl_transfer_t *t, int32_t peer, no
         r.result = RL_BUSY;
         return r;
     }
-    if (resolve) {
-        pending_claim (self->pending, t->pending_id, true, 0); //  one attempt at a time
+    //  A post or void claims its pending transfer (one attempt at a time),
+    //  unless an earlier member of its chain makes it: not in the table
+    //  yet, added just before this one is applied, at the commit.
+    bool of_member = resolve && coordinator_group_member (self, group, t->pending_id) != NULL;
+    if (resolve && !of_member) {
+        pending_claim (self->pending, t->pending_id, true, 0);
     }
     if (s_is_pending (t)) {
         pending_promise (self->pending, true); //  the ledger asked pending_room
     }
     attempt_t *e = s_attempt_begin (self, i, t, peer, request, index, now);
+    e->of_member = of_member;
     if (request >= 0) {
         self->requests[request].open++;
     }
@@ -854,10 +859,15 @@ s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, no
             abort (); //  the decision is in the batch: crash before it commits, recover
         }
         if (result == RL_OK && resolve) {
+            if (e->of_member) {
+                //  Its pending transfer, an earlier member of its chain, was
+                //  added just now (members are decided in record order).
+                pending_claim (self->pending, t->pending_id, true, 0);
+            }
             pending_apply (self->pending, &record); //  posts (part of) it, releases the rest
         }
     }
-    if (resolve && result != RL_OK) {
+    if (resolve && result != RL_OK && !e->of_member) {
         uint64_t last = journal_last_ts (self->journal);
         pending_claim (self->pending, t->pending_id, false,
                        now.wall_ns > last ? now.wall_ns : last);
@@ -915,12 +925,17 @@ s_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision, no
 //      A debit leg may be a pending transfer (its credit side, here, is
 //      promised at the begin and added at the commit: s_leg_finish).
 //
+//      A post or void of a pending transfer an earlier member makes
+//      (of_member) claims nothing: the group decides its members in record
+//      order, so at the commit the pending transfer is added (held here:
+//      s_local_end; across: s_finish, its debit side) and then the post or
+//      void applied to it. Across, its credit shard prepares it against
+//      the pending transfer's prepared credit leg (participant.c).
+//
 //  LIMITATIONS. A debit leg is never a post or void (the ledger refuses
-//  them debiting another shard); a member's credit here is reserved, not
-//  posted, until the decision, so a later member cannot spend it, nor
-//  post or void a pending transfer an earlier member makes across shards
-//  (not_supported; one made here is: s_local_end, of_member);
-//  RL_TP_GROUPS_MAX groups in flight (more: busy).
+//  them debiting another shard than the chain's); a member's credit here
+//  is reserved, not posted, until the decision, so a later member cannot
+//  spend it; RL_TP_GROUPS_MAX groups in flight (more: busy).
 
 uint32_t
 coordinator_group_new (coordinator_t *self, int32_t request, uint32_t first)
@@ -1152,7 +1167,9 @@ coordinator_group_cancel (coordinator_t *self, uint32_t g)
                 }
             }
         } else if (s_is_resolve (&e->transfer)) {
-            pending_claim (self->pending, e->transfer.pending_id, false, 0);
+            if (!e->of_member) {
+                pending_claim (self->pending, e->transfer.pending_id, false, 0);
+            }
         } else {
             accounts_debit_release (self->accounts, e->transfer.debit_account_id,
                                     e->transfer.amount, false);

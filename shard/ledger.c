@@ -820,12 +820,16 @@ s_resolve_here (ledger_t *self, const rl_transfer_t *record, uint64_t ts)
 }
 
 //  A post or void of a pending transfer that an earlier member of its own
-//  chain across shards makes (held, not in the pending table yet). Served
-//  when that pending transfer is this shard's alone: checked against the
-//  member as pending_check checks the table, held, and applied at the
-//  commit right after it (the group decides its members in record order).
-//  One whose credit is on another shard is not_supported (its credit side
-//  does not exist there before the commit).
+//  chain across shards makes (held, not in the pending table yet): checked
+//  against the member as pending_check checks the table. When that pending
+//  transfer is this shard's alone: held, and applied at the commit right
+//  after it (the group decides its members in record order). When its
+//  credit is on another shard C: an attempt of the group towards C, which
+//  prepares it against the pending transfer's prepared credit leg
+//  (participant.c, "Posts of a chain's own pending transfer"); at the
+//  commit this shard adds the debit side and then applies the post or
+//  void to it, C the same to its credit side. One of a pending transfer
+//  debiting another shard (a debit leg) is not_supported.
 static rl_result_rec_t
 s_post_or_void_member (ledger_t *self, const rl_transfer_t *t, const rl_transfer_t *member,
                        now_t now, int32_t request, uint32_t index, uint32_t group)
@@ -843,21 +847,28 @@ s_post_or_void_member (ledger_t *self, const rl_transfer_t *t, const rl_transfer
     rl_transfer_t p = *member;
     p.flags &= (uint16_t) ~(RL_TRANSFER_LINKED | RL_TRANSFER_TP_LEGS);
     p.reserved = JOURNAL_STORED (RL_OK, JOURNAL_LEG_BOTH);
-    bool here = owner_of (self->ring, p.debit_account_id) == self->self_index
-                && owner_of (self->ring, p.credit_account_id) == self->self_index;
-    if ((p.flags & RL_TRANSFER_PENDING) && !here) {
-        rl_warn ("ledger: a linked chain across shards posts or voids its own pending transfer "
-                 "%016" PRIx64 "%016" PRIx64 " of two shards: not_supported",
-                 t->pending_id.hi, t->pending_id.lo);
-        r.result = RL_NOT_SUPPORTED;
-        return r;
-    }
     rl_transfer_t record = *t;
     r.result = pending_check_member (self->pending, t, &p, &record);
     if (r.result != RL_OK) {
         return r; //  the member's own code: its chain fails, nothing stored
     }
-    return coordinator_hold_local (self->coordinator, &record, now, request, index, group);
+    int debit_owner = owner_of (self->ring, p.debit_account_id);
+    int credit_owner = owner_of (self->ring, p.credit_account_id);
+    if (debit_owner == self->self_index && credit_owner == self->self_index) {
+        return coordinator_hold_local (self->coordinator, &record, now, request, index, group);
+    }
+    if (debit_owner != self->self_index || (member->flags & RL_TRANSFER_TP_LEGS)) {
+        rl_warn ("ledger: a linked chain across shards posts or voids its own pending transfer "
+                 "%016" PRIx64 "%016" PRIx64 " debiting another shard: not_supported",
+                 t->pending_id.hi, t->pending_id.lo);
+        r.result = RL_NOT_SUPPORTED;
+        return r;
+    }
+    if (credit_owner < 0) {
+        r.result = RL_ABORTED; //  no shard owns it in this ring: retry
+        return r;
+    }
+    return coordinator_begin (self->coordinator, &record, credit_owner, now, request, index, group);
 }
 
 //  A post or void of a pending transfer of this shard (pending.c): its

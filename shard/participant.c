@@ -105,6 +105,23 @@
     acknowledgement, so a post or void of a pending one from X may come
     before its COMMIT: in_progress too (s_pending_credit_prepared).
 
+    POSTS OF A CHAIN'S OWN PENDING TRANSFER (docs/two-phase.md). A chain
+    of a shard D may make a pending transfer P crediting this shard and
+    post or void it in the same chain: both PREPAREs come here from D, P's
+    credit leg first. P's credit side does not exist before P's COMMIT, so
+    the post or void is checked against P's prepared credit leg of the
+    same coordinator (pending_credit_check_leg: the same rules), one at a
+    time (another is in_progress), and prepared claiming nothing: it
+    *waits*. P's commit adds the credit side and the waiting record claims
+    it at once (s_record_commit; at load, every record claims its side or
+    waits). A COMMIT of a waiting record (before P's) is answered RETRY;
+    an operator's commit of one by hand is refused (RL_RESOLVE_LEG_FIRST);
+    its abort releases nothing. P's leg may be aborted before the post's
+    ABORT comes (the group's decisions apply one by one, a crash between
+    them): the post then waits for its ABORT. A COMMIT of it then, with
+    no credit side (P's leg resolved by hand against D), is a contrary
+    decision: an alarm, not acknowledged.
+
     TIME: timers (the query backoff, a tombstone's expiry) run on the
     monotonic clock and are never stored: at load, every prepared record is
     queried at once and every tombstone's expiry is re-armed from now. A
@@ -155,6 +172,12 @@ typedef struct {
     uint32_t prepared; //  its PREPARED records (> 0: else the entry goes)
 } s_share_t;
 
+typedef struct {
+    int32_t slot;
+    rl_id_t id;
+    rl_attempt_t attempt;
+} s_waiting_t;
+
 struct participant_t {
     store_t *store;
     accounts_t *accounts;
@@ -188,6 +211,12 @@ struct participant_t {
     int8_t *legs_applied;      //  journal_legs_probe's answers, RL_BATCH_RECORDS_MAX
     pending_t *pending;        //  user-level pending transfers (NULL: pending kinds refused)
     participant_ids_t ids;     //  this shard's ids, for debit legs (check NULL: refused)
+    //  Prepared posts and voids that waited for their credit side (POSTS OF
+    //  A CHAIN'S OWN PENDING TRANSFER), by slot and attempt: an entry whose
+    //  slot holds another record since is dropped when met (s_resolve_waiting).
+    s_waiting_t *waiting;
+    size_t waiting_count;
+    size_t waiting_cap;
 };
 
 //  A post or void of a pending transfer: it reserves nothing here.
@@ -256,6 +285,89 @@ s_release (participant_t *self, const rl_transfer_t *t, bool post)
     }
 }
 
+//  The credit leg of t's pending transfer (a post or void t) that t's own
+//  coordinator holds prepared here, not committed yet: a linked chain
+//  makes the pending transfer and posts or voids it (POSTS OF A CHAIN'S
+//  OWN PENDING TRANSFER above). NULL when there is none.
+static const attempt_t *
+s_pending_leg_of (participant_t *self, const rl_transfer_t *t, const char *coordinator)
+{
+    for (int32_t i = attempts_head (&self->records, t->pending_id); i >= 0;
+         i = attempts_at (&self->records, i)->next) {
+        const attempt_t *e = attempts_at (&self->records, i);
+        if (e->state == ATTEMPT_PREPARED && (e->transfer.flags & RL_TRANSFER_PENDING)
+            && !s_holds_debit (&e->transfer) && rl_id_eq (e->transfer.id, t->pending_id)
+            && rl_id_eq (e->transfer.debit_account_id, t->debit_account_id)
+            && strcmp (e->tp.coordinator, coordinator) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+//  Room for one more entry in the list of waiting records. -1: out of memory.
+static int
+s_waiting_room (participant_t *self)
+{
+    if (self->waiting_count < self->waiting_cap) {
+        return 0;
+    }
+    size_t cap = self->waiting_cap ? 2 * self->waiting_cap : 16;
+    s_waiting_t *grown = realloc (self->waiting, cap * sizeof (*grown));
+    if (!grown) {
+        return -1;
+    }
+    self->waiting = grown;
+    self->waiting_cap = cap;
+    return 0;
+}
+
+//  Remembers the prepared record at slot i as one that waits for its
+//  credit side (s_waiting_room made room).
+static void
+s_waiting_add (participant_t *self, int32_t i)
+{
+    assert (self->waiting_count < self->waiting_cap);
+    const attempt_t *e = attempts_at (&self->records, i);
+    assert (e->state == ATTEMPT_PREPARED && s_is_resolve (&e->transfer));
+    self->waiting[self->waiting_count++] = (s_waiting_t){
+        .slot = i, .id = e->tp.id, .attempt = e->tp.attempt};
+}
+
+//  A prepared post or void of the pending transfer (pending_id, debit
+//  account) that waited for its credit side (it may hold its claim since),
+//  or NULL. Looked for at a pending credit leg's commit and at a PREPARE
+//  of such a post or void; the list is short (such chains in flight), and
+//  a walk drops the entries whose record is decided.
+static const attempt_t *
+s_resolve_waiting (participant_t *self, rl_id_t pending_id, rl_id_t debit_account_id)
+{
+    for (size_t k = 0; k < self->waiting_count;) {
+        const s_waiting_t *w = &self->waiting[k];
+        const attempt_t *e = attempts_at (&self->records, w->slot);
+        if (e->state != ATTEMPT_PREPARED || !rl_id_eq (e->tp.id, w->id)
+            || !attempt_eq (e->tp.attempt, w->attempt)) {
+            self->waiting[k] = self->waiting[--self->waiting_count]; //  decided: gone
+            continue;
+        }
+        if (rl_id_eq (e->transfer.pending_id, pending_id)
+            && rl_id_eq (e->transfer.debit_account_id, debit_account_id)) {
+            return e;
+        }
+        k++;
+    }
+    return NULL;
+}
+
+//  A prepared post or void whose credit side is not here yet: its claim
+//  waits for its pending transfer's credit leg to commit.
+static bool
+s_resolve_unclaimed (participant_t *self, const rl_transfer_t *t)
+{
+    return s_is_resolve (t)
+           && !pending_credit_here (self->pending, t->pending_id, t->debit_account_id);
+}
+
 void
 participant_set_ids (participant_t *self, const participant_ids_t *ids)
 {
@@ -313,6 +425,7 @@ participant_destroy (participant_t **self_p)
         free (self->markers);
         free (self->shares);
         free (self->legs_applied);
+        free (self->waiting);
         free (self);
         *self_p = NULL;
     }
@@ -616,9 +729,14 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
                 rc = -1;
                 break;
             }
+            //  A post or void claims its credit side, or waits for it (its
+            //  pending transfer's credit leg prepared here; or aborted
+            //  already, the group's ABORT of this one not applied yet: only
+            //  an abort can come).
             if (s_is_resolve (&e->transfer)
                 && (!self->pending
-                    || pending_credit_claim (self->pending, &e->transfer, true) != 0)) {
+                    || (!s_resolve_unclaimed (self, &e->transfer)
+                        && pending_credit_claim (self->pending, &e->transfer, true) != 0))) {
                 snprintf (err, err_size,
                           "prepared post or void of %016" PRIx64 "%016" PRIx64
                           " names no credit side still pending",
@@ -635,6 +753,14 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
             e->state = ATTEMPT_PREPARED;
             self->prepared_count++;
             s_promise (self, &e->transfer, true);
+            if (s_resolve_unclaimed (self, &e->transfer)) {
+                if (s_waiting_room (self) != 0) {
+                    snprintf (err, err_size, "out of memory");
+                    rc = -1;
+                    break;
+                }
+                s_waiting_add (self, i);
+            }
         } else if (heuristic) {
             e->state = ATTEMPT_HEURISTIC; //  kept: a contrary decision later is an alarm
         } else if (e->tp.state == RL_TP_ABORT) {
@@ -755,9 +881,9 @@ s_record_abort (participant_t *self, attempt_t *e, now_t now)
         s_share_remove (self, e->tp.coordinator, s_share_amount (&e->transfer));
         self->prepared_count--;
         s_promise (self, &e->transfer, false);
-        if (s_is_resolve (&e->transfer)) {
+        if (s_is_resolve (&e->transfer) && !s_resolve_unclaimed (self, &e->transfer)) {
             int rc = pending_credit_claim (self->pending, &e->transfer, false);
-            assert (rc == 0); //  its prepare claimed it (invariant 2's twin)
+            assert (rc == 0); //  its prepare (or its credit side's commit) claimed it
             (void) rc;
         }
     }
@@ -813,6 +939,16 @@ s_record_commit (participant_t *self, attempt_t *e, now_t now)
         rl_error ("two-phase: no room to keep a side of pending transfer %016" PRIx64 "%016" PRIx64,
                   t->id.hi, t->id.lo);
         abort (); //  the decision is not applied yet: crash before the commit, recover
+    }
+    if (pending && !s_holds_debit (t)) {
+        //  A post or void of it prepared here by its chain waits for this
+        //  credit side: it claims it now.
+        const attempt_t *waiting = s_resolve_waiting (self, t->id, t->debit_account_id);
+        if (waiting) {
+            int rc = pending_credit_claim (self->pending, &waiting->transfer, true);
+            assert (rc == 0); //  just added, unclaimed
+            (void) rc;
+        }
     }
     if (s_is_resolve (t)) {
         pending_credit_apply (self->pending, t); //  posts (part of) it, releases the rest
@@ -1180,20 +1316,29 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     *result = s_is_resolve (t)    ? pending_credit_check (self->pending, t)
               : s_holds_debit (t) ? s_legs_reserve (self, t)
                                   : accounts_credit_reserve (self->accounts, t);
-    if (*result == RL_PENDING_TRANSFER_NOT_FOUND
-        && s_pending_credit_prepared (self, t->pending_id, t->debit_account_id)) {
+    const attempt_t *leg = *result == RL_PENDING_TRANSFER_NOT_FOUND
+                               ? s_pending_leg_of (self, t, rec->tp.coordinator)
+                               : NULL;
+    if (leg) {
+        //  Its chain makes the pending transfer: checked against its
+        //  prepared credit leg; one post or void of it at a time.
+        *result = s_resolve_waiting (self, t->pending_id, t->debit_account_id)
+                      ? RL_IN_PROGRESS
+                      : pending_credit_check_leg (self->pending, t, &leg->transfer);
+    } else if (*result == RL_PENDING_TRANSFER_NOT_FOUND
+               && s_pending_credit_prepared (self, t->pending_id, t->debit_account_id)) {
         *result = RL_IN_PROGRESS; //  its credit side comes with that COMMIT: not burned
     }
     if (*result != RL_OK) {
         return RL_TP_REFUSED;
     }
     if (self->prepared_count >= RL_TP_PREPARED_MAX || s_shares_room (self) != 0
-        || (i = s_record_add (self, t->id)) < 0) {
+        || (leg && s_waiting_room (self) != 0) || (i = s_record_add (self, t->id)) < 0) {
         s_release (self, t, false);
         *result = RL_BUSY;
         return RL_TP_REFUSED;
     }
-    if (s_is_resolve (t)) {
+    if (s_is_resolve (t) && !leg) {
         int rc = pending_credit_claim (self->pending, t, true);
         assert (rc == 0); //  pending_credit_check found it live and unclaimed
         (void) rc;
@@ -1216,6 +1361,9 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     self->prepared_count++;
     s_promise (self, t, true); //  pending_room said there is room
     s_record_put (self, e);
+    if (leg) {
+        s_waiting_add (self, i); //  claims its credit side at its pending transfer's commit
+    }
     *seq_p = e->write_seq;
     assert (e->state == ATTEMPT_PREPARED && *seq_p == outq_batch_seq (self->outq));
     return RL_TP_PREPARED;
@@ -1300,6 +1448,17 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, now_t now, uint64_t *se
     bool same = e && attempt_eq (e->tp.attempt, d->attempt);
     assert (!e || e->state != ATTEMPT_HEURISTIC); //  heuristic records are kept (invariant 6)
     if (d->state == RL_TP_COMMIT) {
+        if (same && e->state == ATTEMPT_PREPARED && s_resolve_unclaimed (self, &e->transfer)) {
+            if (s_pending_leg_of (self, &e->transfer, e->tp.coordinator)) {
+                return RL_TP_RETRY; //  its credit side comes with its pending transfer's COMMIT
+            }
+            self->alarms++;
+            rl_error ("two-phase ALARM: COMMIT from %s of post or void %016" PRIx64 "%016" PRIx64
+                      " whose pending transfer's credit side is not here (its credit leg was "
+                      "resolved by hand?): not applied, not acknowledged (reconcile by hand)",
+                      d->coordinator, d->id.hi, d->id.lo);
+            return RL_TP_NOT_ACKED;
+        }
         if (same && e->state == ATTEMPT_PREPARED) {
             bool debit_leg = s_holds_debit (&e->transfer);
             uint64_t ts = s_record_commit (self, e, now);
@@ -1458,6 +1617,9 @@ participant_resolve (participant_t *self, const rl_tp_rec_t *rec, now_t now)
         return RL_RESOLVE_NOT_FOUND;
     }
     attempt_t *e = attempts_at (&self->records, i);
+    if (rec->state == RL_TP_COMMIT && s_resolve_unclaimed (self, &e->transfer)) {
+        return RL_RESOLVE_LEG_FIRST; //  its credit side does not exist yet
+    }
     attempt_t kept = *e;
     if (rec->state == RL_TP_COMMIT) {
         s_record_commit (self, e, now); //  applies the credit leg, drops the record

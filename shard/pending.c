@@ -1011,11 +1011,17 @@ pending_check_member (pending_t *self, const rl_transfer_t *t, const rl_transfer
     uint64_t amount = 0;
     uint32_t result = s_check_fields (t, p, &amount);
     if (result == RL_OK && (t->flags & RL_TRANSFER_POST_PENDING_TRANSFER)) {
-        accounts_pair_t pair;
-        bool found = accounts_pair (self->accounts, p->debit_account_id, p->credit_account_id,
-                                    &pair);
-        assert (found); //  p's member reserved on both
+        //  p's member reserved its debit here (and its credit, when that
+        //  is here too: else its credit shard checks that side).
+        size_t debit_slot = 0, credit_slot = 0;
+        bool found = accounts_slot (self->accounts, p->debit_account_id, &debit_slot);
+        assert (found);
         (void) found;
+        accounts_pair_t pair = {.debit_slot = (uint32_t) debit_slot,
+                                .credit_slot = ACCOUNTS_SLOT_NONE};
+        if (accounts_slot (self->accounts, p->credit_account_id, &credit_slot)) {
+            pair.credit_slot = (uint32_t) credit_slot;
+        }
         result = s_posted_overflow (self, &pair, amount);
     }
     if (result == RL_OK) {
@@ -1136,11 +1142,39 @@ s_credit_live (pending_t *self, rl_id_t pending_id, rl_id_t debit_account_id)
     return same ? e : NULL;
 }
 
+//  The rules of a post or void t (resolved by the debit shard: pending_check
+//  filled in the pending transfer's fields) against the credit side p it
+//  resolves, whose credit account is `credit`: its fields must match.
+static uint32_t
+s_credit_match (const rl_transfer_t *t, const rl_transfer_t *p, const rl_account_t *credit)
+{
+    bool post = (t->flags & RL_TRANSFER_POST_PENDING_TRANSFER) != 0;
+    if (!rl_id_eq (t->credit_account_id, p->credit_account_id)) {
+        return RL_PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT_ID;
+    }
+    if (t->ledger != p->ledger) {
+        return RL_PENDING_TRANSFER_HAS_DIFFERENT_LEDGER;
+    }
+    if (t->code != p->code) {
+        return RL_PENDING_TRANSFER_HAS_DIFFERENT_CODE;
+    }
+    if (t->amount > p->amount) {
+        return RL_EXCEEDS_PENDING_TRANSFER_AMOUNT;
+    }
+    if (!post && t->amount != p->amount) {
+        return RL_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT;
+    }
+    uint64_t sum = 0;
+    if (post && __builtin_add_overflow (credit->credits_posted, t->amount, &sum)) {
+        return RL_OVERFLOWS_CREDITS_POSTED;
+    }
+    return RL_OK;
+}
+
 uint32_t
 pending_credit_check (pending_t *self, const rl_transfer_t *t)
 {
     assert (self && t && (t->flags & PENDING_RESOLVE_FLAGS));
-    bool post = (t->flags & RL_TRANSFER_POST_PENDING_TRANSFER) != 0;
     int state = pending_credit_state (self, t->pending_id, t->debit_account_id);
     uint64_t both = 0;
     switch (state) {
@@ -1171,29 +1205,20 @@ pending_credit_check (pending_t *self, const rl_transfer_t *t)
     if (e->claimed) {
         return RL_IN_PROGRESS; //  another attempt's prepared record holds it
     }
-    //  The debit shard resolved the record (pending_check): it must match.
-    if (!rl_id_eq (t->credit_account_id, e->t.credit_account_id)) {
-        return RL_PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT_ID;
+    return s_credit_match (t, &e->t, accounts_at (self->accounts, e->pair.credit_slot));
+}
+
+uint32_t
+pending_credit_check_leg (pending_t *self, const rl_transfer_t *t, const rl_transfer_t *p)
+{
+    assert (self && t && p && (t->flags & PENDING_RESOLVE_FLAGS)
+            && (p->flags & RL_TRANSFER_PENDING));
+    assert (rl_id_eq (t->pending_id, p->id) && rl_id_eq (t->debit_account_id, p->debit_account_id));
+    const rl_account_t *credit = accounts_get (self->accounts, p->credit_account_id);
+    if (!credit) {
+        return RL_PENDING_TRANSFER_NOT_FOUND; //  its credit leg names an account not here
     }
-    if (t->ledger != e->t.ledger) {
-        return RL_PENDING_TRANSFER_HAS_DIFFERENT_LEDGER;
-    }
-    if (t->code != e->t.code) {
-        return RL_PENDING_TRANSFER_HAS_DIFFERENT_CODE;
-    }
-    if (t->amount > e->t.amount) {
-        return RL_EXCEEDS_PENDING_TRANSFER_AMOUNT;
-    }
-    if (!post && t->amount != e->t.amount) {
-        return RL_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT;
-    }
-    uint64_t sum = 0;
-    if (post
-        && __builtin_add_overflow (
-            accounts_at (self->accounts, e->pair.credit_slot)->credits_posted, t->amount, &sum)) {
-        return RL_OVERFLOWS_CREDITS_POSTED;
-    }
-    return RL_OK;
+    return s_credit_match (t, p, credit);
 }
 
 int

@@ -124,6 +124,11 @@ bool pending_is_expiry_id (rl_id_t id, rl_id_t pending_id, rl_id_t debit_account
 //  side of its pending transfer? RL_OK or the result (in_progress: another
 //  attempt claims it; storage_error).
 uint32_t pending_credit_check (pending_t *self, const rl_transfer_t *t);
+//  pending_credit_check for the post or void t of p, a pending transfer
+//  whose credit leg is prepared here and not committed yet (its credit
+//  side comes with its COMMIT): the same rules against p's fields. Its
+//  prepared record claims the credit side once that exists.
+uint32_t pending_credit_check_leg (pending_t *self, const rl_transfer_t *t, const rl_transfer_t *p);
 //  Claims (or releases) the credit side for t's prepared record. -1 when
 //  it is not live or already so.
 int pending_credit_claim (pending_t *self, const rl_transfer_t *t, bool claimed);

@@ -326,13 +326,13 @@ s_send (s_ctx_t *ctx, int i, size_t first, size_t n)
 //  a transfer to a customer of either shard (of the other for the chain's
 //  first member, so that the chain crosses), an overdraft now and then; a
 //  later member may be a pending transfer, or a post or void of a pending
-//  transfer of shard i or across made before the chain (`chain`: its
-//  first record), or debit a customer of the other shard (a debit leg
+//  transfer of shard i or across made before or by an earlier member, or
+//  debit a customer of the other shard (a debit leg
 //  there: a transfer or a pending transfer). The first member too may
 //  debit the other shard: a chain with a post or void then runs on shard
 //  i, placed by it (s_chain_shard).
 static s_rec_t *
-s_make_across (s_ctx_t *ctx, int i, bool first, size_t chain)
+s_make_across (s_ctx_t *ctx, int i, bool first)
 {
     bool leg = s_rand (ctx, 4) == 0;
     uint64_t dr = s_customer_on (ctx, leg ? 1 - i : i);
@@ -349,7 +349,9 @@ s_make_across (s_ctx_t *ctx, int i, bool first, size_t chain)
         rec->t.flags = RL_TRANSFER_PENDING;
         rec->t.timeout = 1 + (uint32_t) s_rand (ctx, TIMEOUT_MAX_S);
     } else if (r < 50) {
-        const s_rec_t *p = s_pick_pending (ctx, i, true, chain);
+        //  Made before, or by an earlier member of this chain (its
+        //  credit side on the other shard comes with the commit).
+        const s_rec_t *p = s_pick_pending (ctx, i, true, (size_t) (rec - ctx->recs));
         if (p) {
             s_resolve (ctx, rec, p);
         }
@@ -382,7 +384,7 @@ s_step (s_ctx_t *ctx)
         size_t n = 2 + s_rand (ctx, CHAIN_MAX - 1);
         bool across = s_rand (ctx, 3) == 0;
         for (size_t k = 0; k < n; k++) {
-            s_rec_t *rec = across ? s_make_across (ctx, i, k == 0, first) : s_make (ctx, i, false);
+            s_rec_t *rec = across ? s_make_across (ctx, i, k == 0) : s_make (ctx, i, false);
             rec->chain = (int) first;
             rec->chain_len = (int) n;
             if (k < n - 1) {

@@ -37,10 +37,21 @@
       alone, no expiry), pending amounts only at the commit; an abort
       releases the claim and the tick expires it after; a second post or
       void of one pending transfer in the chain (already voided), a post
-      of a pending transfer the chain itself makes across shards
-      (not_supported), and of one it makes here (held, applied right after
-      it at the commit; its rules: more than its amount, already voided);
-      a restart before the decision leaves nothing held.
+      of a pending transfer the chain itself makes across shards (an
+      attempt towards s2 behind the pending transfer's, claiming nothing;
+      at the commit the debit side made and posted at once; refused by s2:
+      nothing made, nothing claimed), and of one it makes here (held,
+      applied right after it at the commit; its rules: more than its
+      amount, already voided); a restart before the decision leaves
+      nothing held.
+    - test_own_pending_credit: this shard as the credit shard of such a
+      chain: the post prepared against the pending transfer's prepared
+      credit leg, waiting (a second post or void in_progress), its COMMIT
+      before the pending transfer's answered RETRY and its commit by hand
+      refused; restarts while it waits and after the pending transfer's
+      COMMIT made the credit side (claimed at once, and at load); then
+      posted; an aborted chain leaves nothing; a void alone, its pending
+      transfer's leg gone, not found.
     - test_across_pending_limits: claimed pending transfers past their
       timeout hold up no other expiry (more of them than the tick's bound
       for frozen ones); a post of a pending transfer an earlier chain of
@@ -395,8 +406,11 @@ s_across_send (const rl_transfer_t *t, size_t count, rl_prepare_rec_t *prep)
     rl_result_rec_t r[128];
     assert_true (count <= 128);
     rl_header_t h = {.operation = RL_OP_CREATE_TRANSFERS, .record_count = (uint32_t) count};
-    assert_int_equal (ledger_create_transfers (lk_ledger, t, count, lk_now (), NULL, &h, r),
-                      LEDGER_REPLY_LATER);
+    if (ledger_create_transfers (lk_ledger, t, count, lk_now (), NULL, &h, r)
+        != LEDGER_REPLY_LATER) {
+        fail_msg ("answered at once: record 0 %s, record %zu %s", rl_result_name (r[0].result),
+                  count - 1, rl_result_name (r[count - 1].result));
+    }
     size_t n_prep = 0, n_dec = 0;
     rl_tp_rec_t dec[16];
     assert_false (s_turn (prep, &n_prep, dec, &n_dec, r, count));
@@ -600,10 +614,41 @@ test_across_pending (void **state)
     s_batch_expect (d, 3,
                     (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_LINKED_EVENT_FAILED,
                                  RL_PENDING_TRANSFER_ALREADY_VOIDED});
-    //  A post of a pending transfer made by the same chain across shards.
-    rl_transfer_t e[2] = {lk_t (RL_TRANSFER_PENDING | LINKED, 1, 2, 3), lk_t (0, 0, 0, 0)};
+    //  A post of a pending transfer the same chain makes across shards (7
+    //  to s2's 2): both go to s2 in the group, the post prepared there
+    //  against the pending transfer's credit leg; at the commit its debit
+    //  side is added here and posted at once (all 3), both answered ok.
+    rl_account_t e7 = lk_account (7);
+    rl_transfer_t e[2] = {lk_t (RL_TRANSFER_PENDING | LINKED, 7, 2, 3), lk_t (0, 0, 0, 0)};
     e[1] = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &e[0], 0);
-    s_batch_expect (e, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
+    assert_int_equal (s_across_send (e, 2, prep), 2);
+    assert_int_equal (prep[1].transfer.flags, RL_TRANSFER_POST_PENDING_TRANSFER);
+    assert_true (rl_id_eq (prep[1].transfer.pending_id, e[0].id));
+    assert_int_equal (prep[1].transfer.amount, 3); //  resolved here: all of it
+    assert_true (rl_id_eq (prep[1].transfer.credit_account_id, e[0].credit_account_id));
+    assert_int_equal (lk_account (7).debits_reserved, 3);
+    assert_false (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 2));
+    assert_true (s_answer (&prep[1], RL_TP_PREPARED, 0, dec, &n_dec, r, 2));
+    assert_int_equal (n_dec, 2);
+    assert_true (dec[0].state == RL_TP_COMMIT && dec[1].state == RL_TP_COMMIT);
+    assert_true (rl_id_eq (dec[0].id, e[0].id)); //  the pending transfer's COMMIT first
+    s_results (r, 2, (uint32_t[]){RL_OK, RL_OK});
+    assert_int_equal (lk_account (7).debits_posted, e7.debits_posted + 3);
+    assert_int_equal (lk_account (7).debits_pending, e7.debits_pending);
+    assert_int_equal (lk_account (7).debits_reserved, 0);
+    s_batch_expect (&e[1], 1, (uint32_t[]){RL_EXISTS});
+    //  Refused by s2: nothing applied, nothing claimed, nothing burned.
+    rl_transfer_t e2[2] = {lk_t (RL_TRANSFER_PENDING | LINKED, 7, 2, 4), lk_t (0, 0, 0, 0)};
+    e2[1] = lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER, &e2[0], 0);
+    assert_int_equal (s_across_send (e2, 2, prep), 2);
+    assert_false (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 2));
+    assert_true (s_answer (&prep[1], RL_TP_REFUSED, RL_PENDING_TRANSFER_HAS_DIFFERENT_CODE, dec,
+                           &n_dec, r, 2));
+    s_results (r, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_PENDING_TRANSFER_HAS_DIFFERENT_CODE});
+    assert_int_equal (lk_account (7).debits_reserved, 0);
+    assert_int_equal (lk_account (7).debits_pending, e7.debits_pending);
+    assert_false (s_found (&e2[0]));
+    assert_false (s_found (&e2[1]));
     assert_int_equal (lk_account (1).debits_reserved, 0);
     lk_expect (1, 7, 16, 0, 0); //  q still pending, unclaimed
     //  A post of a pending transfer of this shard (1 to 3) that the same
@@ -670,6 +715,119 @@ s_prepare_from_s2 (const rl_transfer_t *t, uint64_t seq)
     rec.tp.debit_account_id = t->debit_account_id;
     snprintf (rec.tp.coordinator, sizeof (rec.tp.coordinator), "s2");
     return rec;
+}
+
+//  A post or void of pending transfer p as s2 resolves it (its fields
+//  inherited), amount given.
+static rl_transfer_t
+s_resolved_by_s2 (uint16_t flags, const rl_transfer_t *p, uint64_t amount)
+{
+    rl_transfer_t t = lk_resolve (flags, p, amount);
+    t.credit_account_id = p->credit_account_id;
+    t.ledger = p->ledger;
+    t.code = p->code;
+    return t;
+}
+
+//  s2 decides attempt tp (state); the acknowledgement's state.
+static uint32_t
+s_decide_from_s2 (const rl_tp_rec_t *tp, uint32_t state)
+{
+    rl_tp_rec_t d = *tp, ack;
+    d.state = state;
+    participant_decide (ledger_participant (lk_ledger), &d, 1, "s2", lk_now (), &ack);
+    lk_commit ();
+    return ack.state;
+}
+
+//  s2 prepares rec here; the reply (its result in *result_p).
+static uint32_t
+s_prepare_here (const rl_prepare_rec_t *rec, uint32_t *result_p)
+{
+    rl_tp_rec_t out;
+    participant_prepare (ledger_participant (lk_ledger), rec, 1, "s2", lk_now (), &out);
+    lk_commit ();
+    *result_p = out.result;
+    return out.state;
+}
+
+//  This ledger as the credit shard of chains of s2 that make a pending
+//  transfer (s2's 2 to 1 here) and post or void it: the post is prepared
+//  against the pending transfer's prepared credit leg and claims the
+//  credit side once its COMMIT made it.
+static void
+test_own_pending_credit (void **state)
+{
+    (void) state;
+    lk_setup ("/chains/own_credit");
+    char err[256];
+    uint32_t result = 0;
+    rl_account_t a1 = lk_account (1);
+    rl_transfer_t p = lk_t (RL_TRANSFER_PENDING, 2, 1, 5);
+    rl_transfer_t post = s_resolved_by_s2 (RL_TRANSFER_POST_PENDING_TRANSFER, &p, 3);
+    rl_prepare_rec_t in[2] = {s_prepare_from_s2 (&p, 1), s_prepare_from_s2 (&post, 2)};
+    assert_int_equal (s_prepare_here (&in[0], &result), RL_TP_PREPARED);
+    assert_int_equal (s_prepare_here (&in[1], &result), RL_TP_PREPARED);
+    assert_int_equal (lk_account (1).credits_reserved, a1.credits_reserved + 5);
+    //  Meanwhile: a second post or void of it is in_progress (one at a
+    //  time); one that does not match p gets its code; from another
+    //  coordinator's key, unauthorized.
+    rl_transfer_t other = s_resolved_by_s2 (RL_TRANSFER_VOID_PENDING_TRANSFER, &p, 5);
+    rl_prepare_rec_t in_other = s_prepare_from_s2 (&other, 3);
+    assert_int_equal (s_prepare_here (&in_other, &result), RL_TP_REFUSED);
+    assert_int_equal (result, RL_IN_PROGRESS);
+    rl_transfer_t big = s_resolved_by_s2 (RL_TRANSFER_POST_PENDING_TRANSFER, &p, 6);
+    rl_prepare_rec_t in_big = s_prepare_from_s2 (&big, 4);
+    assert_int_equal (s_prepare_here (&in_big, &result), RL_TP_REFUSED);
+    assert_int_equal (result, RL_IN_PROGRESS); //  the waiting post holds it first
+    //  The post's COMMIT before the pending transfer's: retried, nothing
+    //  applied; an operator's commit of it by hand: its credit leg first.
+    assert_int_equal (s_decide_from_s2 (&in[1].tp, RL_TP_COMMIT), RL_TP_RETRY);
+    rl_tp_rec_t by_hand = in[1].tp;
+    by_hand.state = RL_TP_COMMIT;
+    assert_int_equal (participant_resolve (ledger_participant (lk_ledger), &by_hand, lk_now ()),
+                      RL_RESOLVE_LEG_FIRST);
+    assert_int_equal (lk_account (1).credits_pending, a1.credits_pending);
+    //  A restart keeps both prepared, the post waiting.
+    lk_restart (true);
+    assert_int_equal (lk_account (1).credits_reserved, a1.credits_reserved + 5);
+    assert_int_equal (s_decide_from_s2 (&in[1].tp, RL_TP_COMMIT), RL_TP_RETRY);
+    //  The pending transfer's COMMIT makes the credit side, which the post
+    //  claims at once (another void is in_progress), and after a restart too.
+    assert_int_equal (s_decide_from_s2 (&in[0].tp, RL_TP_COMMIT), RL_TP_ACKED);
+    assert_int_equal (lk_account (1).credits_pending, a1.credits_pending + 5);
+    assert_int_equal (lk_account (1).credits_reserved, a1.credits_reserved);
+    assert_int_equal (s_prepare_here (&in_other, &result), RL_TP_REFUSED);
+    assert_int_equal (result, RL_IN_PROGRESS);
+    lk_restart (true);
+    in_other.tp.attempt.seq = 5;
+    assert_int_equal (s_prepare_here (&in_other, &result), RL_TP_REFUSED);
+    assert_int_equal (result, RL_IN_PROGRESS);
+    //  The post's COMMIT: 3 posted, 2 released.
+    assert_int_equal (s_decide_from_s2 (&in[1].tp, RL_TP_COMMIT), RL_TP_ACKED);
+    assert_int_equal (lk_account (1).credits_pending, a1.credits_pending);
+    assert_int_equal (lk_account (1).credits_posted, a1.credits_posted + 3);
+    assert_int_equal (s_decide_from_s2 (&in[1].tp, RL_TP_COMMIT), RL_TP_ACKED); //  resent
+    assert_int_equal (lk_account (1).credits_posted, a1.credits_posted + 3);
+    //  A chain that aborts: its void waits, both aborted; nothing left
+    //  reserved, claimed or made; sent again, refused (tombstones).
+    rl_transfer_t q = lk_t (RL_TRANSFER_PENDING, 2, 1, 4);
+    rl_transfer_t qv = s_resolved_by_s2 (RL_TRANSFER_VOID_PENDING_TRANSFER, &q, 4);
+    rl_prepare_rec_t qin[2] = {s_prepare_from_s2 (&q, 11), s_prepare_from_s2 (&qv, 12)};
+    assert_int_equal (s_prepare_here (&qin[0], &result), RL_TP_PREPARED);
+    assert_int_equal (s_prepare_here (&qin[1], &result), RL_TP_PREPARED);
+    assert_int_equal (s_decide_from_s2 (&qin[1].tp, RL_TP_ABORT), RL_TP_ACKED);
+    assert_int_equal (s_decide_from_s2 (&qin[0].tp, RL_TP_ABORT), RL_TP_ACKED);
+    assert_int_equal (lk_account (1).credits_reserved, a1.credits_reserved);
+    assert_int_equal (lk_account (1).credits_pending, a1.credits_pending);
+    assert_int_equal (s_prepare_here (&qin[1], &result), RL_TP_REFUSED);
+    //  Its void alone, without its pending transfer's credit leg: not found.
+    rl_transfer_t lone = s_resolved_by_s2 (RL_TRANSFER_VOID_PENDING_TRANSFER, &q, 4);
+    rl_prepare_rec_t lone_in = s_prepare_from_s2 (&lone, 13);
+    assert_int_equal (s_prepare_here (&lone_in, &result), RL_TP_REFUSED);
+    assert_int_equal (result, RL_PENDING_TRANSFER_NOT_FOUND);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    lk_teardown ();
 }
 
 static void
@@ -1573,6 +1731,7 @@ main (void)
         cmocka_unit_test (test_crash),
         cmocka_unit_test (test_across_own_pending),
         cmocka_unit_test (test_across_two_entries),
+        cmocka_unit_test (test_own_pending_credit),
     };
     int rc = cmocka_run_group_tests (tests, NULL, NULL);
     ring_destroy (&lk_ring);

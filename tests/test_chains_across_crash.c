@@ -48,7 +48,10 @@
 
     The cases marked own run a pending transfer 1 -> 2 held on s1, a post
     of 6 of it and 1 -> 4 (or 1 -> 5) in one chain: the post is held
-    after it and applied right after it at the commit.
+    after it and applied right after it at the commit. Marked own across,
+    the pending transfer is 1 -> 3: its credit leg and the post are
+    prepared on s2, the post against that credit leg, and it claims the
+    credit side when the pending transfer's COMMIT makes it.
 
     The cases marked both run the legs chain with its member 3 -> 1 a
     pending transfer (timeout 3600 s): a pending debit leg on s2. At the
@@ -99,6 +102,7 @@ typedef struct {
     bool kinds;        //  a pending transfer and a void across as members
     bool third;        //  a member debiting s3 and crediting s2 (a credit on a third shard)
     bool own;          //  a pending transfer held on s1 and a post of it in the same chain
+    bool own_across;   //  own, the pending transfer 1 -> 3 (its credit leg on s2)
 } s_case_t;
 
 static const s_case_t s_cases[] = {
@@ -190,6 +194,19 @@ static const s_case_t s_cases[] = {
     {"tp.coord.decided=crash", 0, PATH_BUSINESS, 3, NULL, false, false, false, true},
     {"tp.coord.decision_synced=crash", 0, PATH_COMMIT, 3, NULL, false, false, false, true},
     {"tp.coord.abort_decided=crash", 0, PATH_INFRA, 3, NULL, false, false, false, true},
+    //  Own across: 1 -> 3 pending (its credit leg on s2) and a post of it,
+    //  prepared on s2 against that credit leg, claiming its credit side
+    //  at its COMMIT.
+    {"tp.part.prepared=crash", 1, PATH_COMMIT, 3, NULL, false, false, false, true, true},
+    {"tp.part.prepare_synced=crash", 1, PATH_BUSINESS, 3, NULL, false, false, false, true, true},
+    {"tp.part.applied=crash", 1, PATH_COMMIT, 3, NULL, false, false, false, true, true},
+    {"tp.part.apply_synced=crash", 1, PATH_COMMIT, 3, NULL, false, false, false, true, true},
+    {"tp.part.query_sent=crash", 1, PATH_COMMIT, 3, "tp.coord.decided=crash", false, false, false,
+     true, true},
+    {"tp.coord.decided=crash", 0, PATH_COMMIT, 3, NULL, false, false, false, true, true},
+    {"tp.coord.decision_synced=crash", 0, PATH_COMMIT, 3, NULL, false, false, false, true, true},
+    {"tp.coord.acked=crash", 0, PATH_COMMIT, 3, NULL, false, false, false, true, true},
+    {"tp.coord.abort_decided=crash", 0, PATH_INFRA, 3, NULL, false, false, false, true, true},
 };
 #define CASES (sizeof (s_cases) / sizeof (s_cases[0]))
 
@@ -286,14 +303,18 @@ s_chain_kinds (s_ctx_t *ctx, s_path_t path, int shards, rl_transfer_t *c, rl_tra
     return n;
 }
 
-//  The chain of an own case: a pending transfer 1 -> 2 of 11 (held here),
-//  a post of 6 of it, and 1 -> 4 (s3), or 1 -> 5 on the business path.
+//  The chain of an own case: a pending transfer 1 -> 2 of 11 (held here;
+//  across: 1 -> 3, its credit leg on s2), a post of 6 of it, and 1 -> 4
+//  (s3), or 1 -> 5 on the business path.
 static size_t
-s_chain_own (s_ctx_t *ctx, s_path_t path, rl_transfer_t *c)
+s_chain_own (s_ctx_t *ctx, s_path_t path, bool across, rl_transfer_t *c)
 {
     size_t n = s_chain (ctx, path, 3, false, c);
     assert_int_equal (n, 3);
     c[0].flags = RL_TRANSFER_PENDING | L;
+    if (across) {
+        c[0].credit_account_id = tk_id (3, ctx->tag);
+    }
     c[1] = (rl_transfer_t){.id = c[1].id,
                            .debit_account_id = c[0].debit_account_id,
                            .pending_id = c[0].id,
@@ -365,7 +386,7 @@ s_run_case (s_ctx_t *ctx, size_t k)
         points[0] = c->other;
     }
     rl_transfer_t chain[3], pa;
-    size_t n = c->own                 ? s_chain_own (ctx, c->path, chain)
+    size_t n = c->own                 ? s_chain_own (ctx, c->path, c->own_across, chain)
                : c->third             ? s_chain_third (ctx, c->path, chain)
                : c->kinds && !c->legs ? s_chain_kinds (ctx, c->path, c->shards, chain, &pa)
                                       : s_chain (ctx, c->path, c->shards, c->legs, chain);
@@ -514,7 +535,8 @@ test_crash_matrix (void **state)
         printf ("case %zu: %s on %s, %s path, %d shards%s\n", k, s_cases[k].point,
                 s_cases[k].shard ? "participant s2" : "coordinator s1",
                 s_path_names[s_cases[k].path], s_cases[k].shards,
-                s_cases[k].own                         ? ", a post of its own pending transfer"
+                s_cases[k].own_across ? ", a post of its own pending transfer across"
+                : s_cases[k].own      ? ", a post of its own pending transfer"
                 : s_cases[k].third && s_cases[k].kinds ? ", a pending credit on a third shard"
                 : s_cases[k].third                     ? ", a credit on a third shard"
                 : s_cases[k].legs && s_cases[k].kinds  ? ", a pending debit leg"

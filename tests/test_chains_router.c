@@ -40,7 +40,10 @@
       commit whole, then one is captured in part and the other voided at
       their debit shard; a chain placed by its post (its first member
       debits another shard than the post) commits, and one whose voids
-      debit two shards is not_supported; hostile legs on the wire (a client's key:
+      debit two shards is not_supported; a chain that authorises a
+      payment to another shard and captures part of it at once, with a
+      fee, commits (exists when sent again), and one capturing more than
+      it authorised fails with that code, nothing applied; hostile legs on the wire (a client's key:
       unauthorized; both leg bits beside a void: malformed; a credit leg
       on a third shard not the receiver's: wrong_shard, sent by the debit
       account's owner: unauthorized, or beside another shard's credit leg
@@ -768,10 +771,41 @@ test_chains_debits (void **state)
         voids[i].credit_account_id = (rl_id_t){0};
     }
     s_expect (ctx, voids, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
+    assert_int_equal (s_found (ctx, voids, 2), 0);
     assert_int_equal (s_account (ctx, x).debits_pending, x_pend.debits_pending + 2);
     voids[0].flags = RL_TRANSFER_VOID_PENDING_TRANSFER;
     s_expect (ctx, voids, 2, (uint32_t[]){RL_OK, RL_OK});
     assert_int_equal (s_account (ctx, x).debits_pending, x_pend.debits_pending);
+    //  A chain that authorises a (shard 0) to pay x (shard 1) and captures
+    //  part of it at once, with a fee: the capture is prepared at shard 1
+    //  against the authorisation's credit leg; sent again, exists.
+    rl_account_t a_own = s_account (ctx, a), x_own = s_account (ctx, x);
+    rl_transfer_t own[3] = {s_t (L | RL_TRANSFER_PENDING, a, x, 10),
+                            s_t (L | RL_TRANSFER_POST_PENDING_TRANSFER, a, 0, 7), s_t (0, a, b, 1)};
+    own[1].pending_id = own[0].id;
+    own[1].ledger = own[1].code = 0;
+    own[1].credit_account_id = (rl_id_t){0};
+    s_expect (ctx, own, 3, (uint32_t[]){RL_OK, RL_OK, RL_OK});
+    rl_transfer_t own_posted = own[0];
+    own_posted.flags = 0, own_posted.amount = 7;
+    s_apply (ctx, &own_posted, 1);
+    s_apply (ctx, &own[2], 1);
+    s_expect (ctx, own, 3, exists3);
+    assert_int_equal (s_account (ctx, a).debits_pending, a_own.debits_pending);
+    assert_int_equal (s_account (ctx, x).credits_pending, x_own.credits_pending);
+    assert_int_equal (s_account (ctx, x).credits_posted, x_own.credits_posted + 7);
+    //  The same capturing more than it authorised: its own code, nothing
+    //  applied or burned.
+    rl_transfer_t over[2] = {s_t (L | RL_TRANSFER_PENDING, a, x, 10),
+                             s_t (RL_TRANSFER_POST_PENDING_TRANSFER, a, 0, 11)};
+    over[1].pending_id = over[0].id;
+    over[1].ledger = over[1].code = 0;
+    over[1].credit_account_id = (rl_id_t){0};
+    s_expect (ctx, over, 2,
+              (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_EXCEEDS_PENDING_TRANSFER_AMOUNT});
+    assert_int_equal (s_found (ctx, over, 2), 0);
+    assert_int_equal (s_account (ctx, x).credits_pending, x_own.credits_pending);
+    assert_int_equal (s_account (ctx, x).credits_reserved, 0);
 
     //  Hostile legs on the wire, to shard 1 (x's): from a client's key,
     //  unauthorized whole; from shard 0's key, both leg bits beside

@@ -214,6 +214,7 @@ static uint64_t s_decide_replies[16];       //  DECIDE replies delivered, by sta
 typedef struct {
     uint64_t chains_applied, chains_failed, pending, posted, voided, expired, not_supported;
     uint64_t chains_pending_across; //  applied chains across shards with a pending kind
+    uint64_t own_across; //  applied chains posting or voiding a pending transfer they make across
 } s_flows_t;
 static s_flows_t s_flows;
 static uint64_t s_chains_across; //  chain sends that waited for the other shard
@@ -614,11 +615,12 @@ s_account_on (int i)
 }
 
 //  A slot holding a pending transfer debiting an account of shard i and
-//  crediting one of shard i (across: of either shard), or -1. A chain
-//  across shards does not post its own pending transfers (slots from
-//  `first` on): not_supported (docs/payments.md).
+//  crediting one of shard i (across: of either shard), or -1: one made
+//  before, or by an earlier member of the chain, whose credit side on the
+//  other shard then comes with the chain's commit (docs/two-phase.md,
+//  "Posts of a chain's own pending transfer").
 static int
-s_pick_pending (int i, bool across, int first)
+s_pick_pending (int i, bool across)
 {
     int start = (int) (s_rand () % SLOTS);
     for (int n = 0; n < SLOTS; n++) {
@@ -626,7 +628,7 @@ s_pick_pending (int i, bool across, int first)
         const s_slot_t *p = &s_slots[k];
         if (p->used && (p->t.flags & RL_TRANSFER_PENDING)
             && (p->t.debit_account_id.lo & 1) == (i == 0)
-            && (across || (p->t.credit_account_id.lo & 1) == (i == 0)) && (!across || k < first)) {
+            && (across || (p->t.credit_account_id.lo & 1) == (i == 0))) {
             return k;
         }
     }
@@ -677,7 +679,14 @@ s_chain_new (int first)
         if (leg && r >= 60) {
             r = 0; //  a debit leg may be a pending transfer, not a post or void
         }
-        int p = r >= 60 ? s_pick_pending (i, across, first) : -1;
+        int p = r >= 60 ? s_pick_pending (i, across) : -1;
+        for (int m = 0; r >= 60 && m < j && s_chance (50); m++) {
+            const rl_transfer_t *own = &s_slots[first + m].t;
+            if ((own->flags & RL_TRANSFER_PENDING) && (own->debit_account_id.lo & 1) == (i == 0)) {
+                p = first + m; //  often one of this chain's own, across or not
+                break;
+            }
+        }
         if (r >= 35 && r < 60) {
             s->t.flags = RL_TRANSFER_PENDING;
             s->t.timeout = 1 + (uint32_t) (s_rand () % 3);
@@ -1160,6 +1169,16 @@ s_settle_and_check (void)
                 kinds |= (s_slots[k + j].t.flags & PENDING_FLAGS) != 0;
             }
             s_flows.chains_pending_across += members > 0 && s->chain_across && kinds;
+            bool own_across = false;
+            for (int j = 0; j < s->chain_len; j++) {
+                const rl_transfer_t *t = &s_slots[k + j].t;
+                for (int m = 0; m < j && (t->flags & PENDING_RESOLVE_FLAGS); m++) {
+                    const rl_transfer_t *p = &s_slots[k + m].t;
+                    own_across |= rl_id_eq (p->id, t->pending_id)
+                                  && (p->debit_account_id.lo & 1) != (p->credit_account_id.lo & 1);
+                }
+            }
+            s_flows.own_across += members > 0 && own_across;
             s_flows.chains_failed += members == 0 && s->aborted_last;
         }
         if (applied) {
@@ -1308,11 +1327,12 @@ test_simulation (void **state)
     assert_true (s_chains_across > 0);
     printf ("test_sim: %d seeds passed: chains applied %lu, failed %lu; pending %lu, posted "
             "%lu, voided %lu, expired %lu; not_supported %lu; chains across with a pending kind "
-            "applied %lu\n",
+            "applied %lu, of them posting or voiding a pending transfer they make across %lu\n",
             k, (unsigned long) s_flows.chains_applied, (unsigned long) s_flows.chains_failed,
             (unsigned long) s_flows.pending, (unsigned long) s_flows.posted,
             (unsigned long) s_flows.voided, (unsigned long) s_flows.expired,
-            (unsigned long) s_flows.not_supported, (unsigned long) s_flows.chains_pending_across);
+            (unsigned long) s_flows.not_supported, (unsigned long) s_flows.chains_pending_across,
+            (unsigned long) s_flows.own_across);
     assert_true (s_flows.chains_applied > 0 && s_flows.chains_failed > 0);
     assert_true (s_flows.posted > 0 && s_flows.voided > 0 && s_flows.expired > 0);
     assert_true (CROSS_PENDING_SERVED || s_flows.not_supported > 0);
