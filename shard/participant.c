@@ -111,16 +111,22 @@
     credit leg first. P's credit side does not exist before P's COMMIT, so
     the post or void is checked against P's prepared credit leg of the
     same coordinator (pending_credit_check_leg: the same rules), one at a
-    time (another is in_progress), and prepared claiming nothing: it
-    *waits*. P's commit adds the credit side and the waiting record claims
-    it at once (s_record_commit; at load, every record claims its side or
-    waits). A COMMIT of a waiting record (before P's) is answered RETRY;
-    an operator's commit of one by hand is refused (RL_RESOLVE_LEG_FIRST);
-    its abort releases nothing. P's leg may be aborted before the post's
-    ABORT comes (the group's decisions apply one by one, a crash between
-    them): the post then waits for its ABORT. A COMMIT of it then, with
-    no credit side (P's leg resolved by hand against D), is a contrary
-    decision: an alarm, not acknowledged.
+    time (another is in_progress, a post or void of P outside the chain
+    too), and prepared claiming nothing: it *waits* (the waiting list,
+    with the attempt of P's leg it was checked against). The commit of
+    exactly that attempt adds the credit side and the waiting record
+    claims it at once, if the side matches it (s_waiting_claim); a newer
+    attempt of P's leg (a coordinator's key making one up) never gives it
+    its side. A COMMIT of a waiting record before its leg's is answered
+    RETRY; an operator's commit of one by hand is refused
+    (RL_RESOLVE_LEG_FIRST); its abort releases nothing. P's leg may be
+    aborted before the post's ABORT comes (the group's decisions apply one
+    by one, a crash between them): the post then waits for its ABORT, and
+    a COMMIT of one that cannot claim is a contrary decision: an alarm,
+    not acknowledged. At load (s_load_claim) a post or void claims its
+    credit side when that is here and matches it, else waits: for its
+    leg still prepared here, or for nothing (only its abort can come;
+    warned when a side is here that it cannot claim).
 
     TIME: timers (the query backoff, a tombstone's expiry) run on the
     monotonic clock and are never stored: at load, every prepared record is
@@ -172,10 +178,15 @@ typedef struct {
     uint32_t prepared; //  its PREPARED records (> 0: else the entry goes)
 } s_share_t;
 
+//  A prepared post or void that waits for its credit side (POSTS OF A
+//  CHAIN'S OWN PENDING TRANSFER): its slot and attempt, the attempt of the
+//  credit leg it was checked against, and whether it holds its claim now.
 typedef struct {
     int32_t slot;
     rl_id_t id;
     rl_attempt_t attempt;
+    rl_attempt_t leg;
+    bool claimed;
 } s_waiting_t;
 
 struct participant_t {
@@ -323,33 +334,47 @@ s_waiting_room (participant_t *self)
 }
 
 //  Remembers the prepared record at slot i as one that waits for its
-//  credit side (s_waiting_room made room).
+//  credit side, checked against attempt `leg` of its pending transfer's
+//  credit leg (s_waiting_room made room).
 static void
-s_waiting_add (participant_t *self, int32_t i)
+s_waiting_add (participant_t *self, int32_t i, rl_attempt_t leg)
 {
     assert (self->waiting_count < self->waiting_cap);
     const attempt_t *e = attempts_at (&self->records, i);
     assert (e->state == ATTEMPT_PREPARED && s_is_resolve (&e->transfer));
     self->waiting[self->waiting_count++] = (s_waiting_t){
-        .slot = i, .id = e->tp.id, .attempt = e->tp.attempt};
+        .slot = i, .id = e->tp.id, .attempt = e->tp.attempt, .leg = leg};
+}
+
+//  Entry k of the waiting list, or NULL when its record is decided since
+//  (the entry is dropped: k then holds the next one).
+static s_waiting_t *
+s_waiting_at (participant_t *self, size_t k)
+{
+    assert (k < self->waiting_count);
+    s_waiting_t *w = &self->waiting[k];
+    const attempt_t *e = attempts_at (&self->records, w->slot);
+    if (e->state != ATTEMPT_PREPARED || !rl_id_eq (e->tp.id, w->id)
+        || !attempt_eq (e->tp.attempt, w->attempt)) {
+        self->waiting[k] = self->waiting[--self->waiting_count];
+        return NULL;
+    }
+    return w;
 }
 
 //  A prepared post or void of the pending transfer (pending_id, debit
-//  account) that waited for its credit side (it may hold its claim since),
-//  or NULL. Looked for at a pending credit leg's commit and at a PREPARE
-//  of such a post or void; the list is short (such chains in flight), and
-//  a walk drops the entries whose record is decided.
+//  account) in the waiting list (it may hold its claim since), or NULL.
+//  Looked for at a PREPARE of such a post or void; the list is short (such
+//  chains in flight), and a walk drops the entries whose record is decided.
 static const attempt_t *
 s_resolve_waiting (participant_t *self, rl_id_t pending_id, rl_id_t debit_account_id)
 {
     for (size_t k = 0; k < self->waiting_count;) {
-        const s_waiting_t *w = &self->waiting[k];
-        const attempt_t *e = attempts_at (&self->records, w->slot);
-        if (e->state != ATTEMPT_PREPARED || !rl_id_eq (e->tp.id, w->id)
-            || !attempt_eq (e->tp.attempt, w->attempt)) {
-            self->waiting[k] = self->waiting[--self->waiting_count]; //  decided: gone
+        const s_waiting_t *w = s_waiting_at (self, k);
+        if (!w) {
             continue;
         }
+        const attempt_t *e = attempts_at (&self->records, w->slot);
         if (rl_id_eq (e->transfer.pending_id, pending_id)
             && rl_id_eq (e->transfer.debit_account_id, debit_account_id)) {
             return e;
@@ -359,13 +384,64 @@ s_resolve_waiting (participant_t *self, rl_id_t pending_id, rl_id_t debit_accoun
     return NULL;
 }
 
-//  A prepared post or void whose credit side is not here yet: its claim
-//  waits for its pending transfer's credit leg to commit.
-static bool
-s_resolve_unclaimed (participant_t *self, const rl_transfer_t *t)
+//  The waiting list's entry of the prepared record e, or NULL (a post or
+//  void prepared against its credit side holds its claim from the start).
+static s_waiting_t *
+s_waiting_of (participant_t *self, const attempt_t *e)
 {
-    return s_is_resolve (t)
-           && !pending_credit_here (self->pending, t->pending_id, t->debit_account_id);
+    int32_t slot = (int32_t) (e - attempts_at (&self->records, 0));
+    for (size_t k = 0; k < self->waiting_count;) {
+        s_waiting_t *w = s_waiting_at (self, k);
+        if (!w) {
+            continue;
+        }
+        if (w->slot == slot) {
+            return w;
+        }
+        k++;
+    }
+    return NULL;
+}
+
+//  Does the prepared post or void e still wait for its credit side (no
+//  claim held)? A record of any other kind does not.
+static bool
+s_resolve_waits (participant_t *self, const attempt_t *e)
+{
+    if (!s_is_resolve (&e->transfer)) {
+        return false;
+    }
+    const s_waiting_t *w = s_waiting_of (self, e);
+    return w && !w->claimed;
+}
+
+//  The credit leg e (a pending transfer's, just committed: its credit side
+//  is here now) gives that side to the post or void waiting for exactly
+//  this attempt, if the side matches it (pending_credit_check: a waiting
+//  record checked against another attempt of the leg, which a newer
+//  PREPARE of it superseded, never claims; only its abort can come).
+static void
+s_waiting_claim (participant_t *self, const attempt_t *leg)
+{
+    for (size_t k = 0; k < self->waiting_count;) {
+        s_waiting_t *w = s_waiting_at (self, k);
+        if (!w) {
+            continue;
+        }
+        k++;
+        const attempt_t *e = attempts_at (&self->records, w->slot);
+        if (w->claimed || !attempt_eq (w->leg, leg->tp.attempt)
+            || !rl_id_eq (e->transfer.pending_id, leg->transfer.id)
+            || !rl_id_eq (e->transfer.debit_account_id, leg->transfer.debit_account_id)
+            || strcmp (e->tp.coordinator, leg->tp.coordinator) != 0
+            || pending_credit_check (self->pending, &e->transfer) != RL_OK) {
+            continue;
+        }
+        int rc = pending_credit_claim (self->pending, &e->transfer, true);
+        assert (rc == 0); //  pending_credit_check found it live and unclaimed
+        (void) rc;
+        w->claimed = true;
+    }
 }
 
 void
@@ -648,6 +724,57 @@ s_share_allows (participant_t *self, const char *coordinator, uint64_t amount)
            && amount <= self->reserve_max - reserved;
 }
 
+//  At load, the prepared post or void e claims its credit side when that
+//  is here and matches it (as it did before the restart: one prepared
+//  against it, or one its chain's pending transfer made since); else it
+//  waits: for its pending transfer's credit leg still prepared here, or
+//  (that leg aborted first, its own ABORT to come) for nothing. One that
+//  cannot claim a side which is here (claimed by another record, or not
+//  matching: a record a coordinator's key made up) waits for nothing, with
+//  a warning: only its abort is expected. -1: out of memory.
+static int
+s_load_claim (participant_t *self, attempt_t *e)
+{
+    const rl_transfer_t *t = &e->transfer;
+    if (pending_credit_here (self->pending, t->pending_id, t->debit_account_id)) {
+        uint32_t result = pending_credit_check (self->pending, t);
+        if (result == RL_OK) {
+            int rc = pending_credit_claim (self->pending, t, true);
+            assert (rc == 0);
+            (void) rc;
+            return 0;
+        }
+        rl_warn ("two-phase: prepared post or void %016" PRIx64 "%016" PRIx64 " from %s cannot "
+                 "claim the credit side of pending transfer %016" PRIx64 "%016" PRIx64
+                 " (%s): kept, only its abort is expected",
+                 t->id.hi, t->id.lo, e->tp.coordinator, t->pending_id.hi, t->pending_id.lo,
+                 rl_result_name (result));
+    }
+    if (s_waiting_room (self) != 0) {
+        return -1;
+    }
+    //  The leg it waits for is found once every record is in (s_load_legs).
+    s_waiting_add (self, (int32_t) (e - attempts_at (&self->records, 0)), (rl_attempt_t){0});
+    return 0;
+}
+
+//  At load, once every record is in: each waiting post or void whose
+//  credit side is not here waits for its pending transfer's credit leg
+//  prepared here by its coordinator, if there is one.
+static void
+s_load_legs (participant_t *self)
+{
+    for (size_t k = 0; k < self->waiting_count; k++) {
+        s_waiting_t *w = &self->waiting[k];
+        const attempt_t *e = attempts_at (&self->records, w->slot);
+        const rl_transfer_t *t = &e->transfer;
+        const attempt_t *leg = s_pending_leg_of (self, t, e->tp.coordinator);
+        if (leg && !pending_credit_here (self->pending, t->pending_id, t->debit_account_id)) {
+            w->leg = leg->tp.attempt;
+        }
+    }
+}
+
 static int
 s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
 {
@@ -729,18 +856,8 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
                 rc = -1;
                 break;
             }
-            //  A post or void claims its credit side, or waits for it (its
-            //  pending transfer's credit leg prepared here; or aborted
-            //  already, the group's ABORT of this one not applied yet: only
-            //  an abort can come).
-            if (s_is_resolve (&e->transfer)
-                && (!self->pending
-                    || (!s_resolve_unclaimed (self, &e->transfer)
-                        && pending_credit_claim (self->pending, &e->transfer, true) != 0))) {
-                snprintf (err, err_size,
-                          "prepared post or void of %016" PRIx64 "%016" PRIx64
-                          " names no credit side still pending",
-                          e->transfer.pending_id.hi, e->transfer.pending_id.lo);
+            if (s_is_resolve (&e->transfer) && !self->pending) {
+                snprintf (err, err_size, "a prepared post or void, and no pending transfers");
                 rc = -1;
                 break;
             }
@@ -753,13 +870,10 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
             e->state = ATTEMPT_PREPARED;
             self->prepared_count++;
             s_promise (self, &e->transfer, true);
-            if (s_resolve_unclaimed (self, &e->transfer)) {
-                if (s_waiting_room (self) != 0) {
-                    snprintf (err, err_size, "out of memory");
-                    rc = -1;
-                    break;
-                }
-                s_waiting_add (self, i);
+            if (s_is_resolve (&e->transfer) && s_load_claim (self, e) != 0) {
+                snprintf (err, err_size, "out of memory");
+                rc = -1;
+                break;
             }
         } else if (heuristic) {
             e->state = ATTEMPT_HEURISTIC; //  kept: a contrary decision later is an alarm
@@ -776,6 +890,9 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
         }
     }
     store_iter_destroy (&it);
+    if (rc == 0) {
+        s_load_legs (self);
+    }
     return rc;
 }
 
@@ -881,7 +998,7 @@ s_record_abort (participant_t *self, attempt_t *e, now_t now)
         s_share_remove (self, e->tp.coordinator, s_share_amount (&e->transfer));
         self->prepared_count--;
         s_promise (self, &e->transfer, false);
-        if (s_is_resolve (&e->transfer) && !s_resolve_unclaimed (self, &e->transfer)) {
+        if (s_is_resolve (&e->transfer) && !s_resolve_waits (self, e)) {
             int rc = pending_credit_claim (self->pending, &e->transfer, false);
             assert (rc == 0); //  its prepare (or its credit side's commit) claimed it
             (void) rc;
@@ -940,15 +1057,8 @@ s_record_commit (participant_t *self, attempt_t *e, now_t now)
                   t->id.hi, t->id.lo);
         abort (); //  the decision is not applied yet: crash before the commit, recover
     }
-    if (pending && !s_holds_debit (t)) {
-        //  A post or void of it prepared here by its chain waits for this
-        //  credit side: it claims it now.
-        const attempt_t *waiting = s_resolve_waiting (self, t->id, t->debit_account_id);
-        if (waiting) {
-            int rc = pending_credit_claim (self->pending, &waiting->transfer, true);
-            assert (rc == 0); //  just added, unclaimed
-            (void) rc;
-        }
+    if (pending && !s_holds_debit (t) && self->waiting_count > 0) {
+        s_waiting_claim (self, e); //  a post or void of it its chain prepared here
     }
     if (s_is_resolve (t)) {
         pending_credit_apply (self->pending, t); //  posts (part of) it, releases the rest
@@ -1325,6 +1435,9 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
         *result = s_resolve_waiting (self, t->pending_id, t->debit_account_id)
                       ? RL_IN_PROGRESS
                       : pending_credit_check_leg (self->pending, t, &leg->transfer);
+    } else if (*result == RL_OK && s_is_resolve (t) && self->waiting_count > 0
+               && s_resolve_waiting (self, t->pending_id, t->debit_account_id)) {
+        *result = RL_IN_PROGRESS; //  one of its chain waits, unclaimed: decided first
     } else if (*result == RL_PENDING_TRANSFER_NOT_FOUND
                && s_pending_credit_prepared (self, t->pending_id, t->debit_account_id)) {
         *result = RL_IN_PROGRESS; //  its credit side comes with that COMMIT: not burned
@@ -1362,7 +1475,7 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     s_promise (self, t, true); //  pending_room said there is room
     s_record_put (self, e);
     if (leg) {
-        s_waiting_add (self, i); //  claims its credit side at its pending transfer's commit
+        s_waiting_add (self, i, leg->tp.attempt); //  claims its side at that leg's commit
     }
     *seq_p = e->write_seq;
     assert (e->state == ATTEMPT_PREPARED && *seq_p == outq_batch_seq (self->outq));
@@ -1448,14 +1561,16 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, now_t now, uint64_t *se
     bool same = e && attempt_eq (e->tp.attempt, d->attempt);
     assert (!e || e->state != ATTEMPT_HEURISTIC); //  heuristic records are kept (invariant 6)
     if (d->state == RL_TP_COMMIT) {
-        if (same && e->state == ATTEMPT_PREPARED && s_resolve_unclaimed (self, &e->transfer)) {
-            if (s_pending_leg_of (self, &e->transfer, e->tp.coordinator)) {
+        if (same && e->state == ATTEMPT_PREPARED && s_resolve_waits (self, e)) {
+            const attempt_t *leg = s_pending_leg_of (self, &e->transfer, e->tp.coordinator);
+            if (leg && attempt_eq (leg->tp.attempt, s_waiting_of (self, e)->leg)) {
                 return RL_TP_RETRY; //  its credit side comes with its pending transfer's COMMIT
             }
             self->alarms++;
             rl_error ("two-phase ALARM: COMMIT from %s of post or void %016" PRIx64 "%016" PRIx64
-                      " whose pending transfer's credit side is not here (its credit leg was "
-                      "resolved by hand?): not applied, not acknowledged (reconcile by hand)",
+                      " that waits for a credit side it cannot claim (the credit leg it was "
+                      "checked against aborted, superseded or resolved by hand): not applied, not "
+                      "acknowledged (reconcile by hand)",
                       d->coordinator, d->id.hi, d->id.lo);
             return RL_TP_NOT_ACKED;
         }
@@ -1617,7 +1732,7 @@ participant_resolve (participant_t *self, const rl_tp_rec_t *rec, now_t now)
         return RL_RESOLVE_NOT_FOUND;
     }
     attempt_t *e = attempts_at (&self->records, i);
-    if (rec->state == RL_TP_COMMIT && s_resolve_unclaimed (self, &e->transfer)) {
+    if (rec->state == RL_TP_COMMIT && s_resolve_waits (self, e)) {
         return RL_RESOLVE_LEG_FIRST; //  its credit side does not exist yet
     }
     attempt_t kept = *e;

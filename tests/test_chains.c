@@ -52,6 +52,13 @@
       COMMIT made the credit side (claimed at once, and at load); then
       posted; an aborted chain leaves nothing; a void alone, its pending
       transfer's leg gone, not found.
+    - test_own_pending_stale: a newer attempt of the pending transfer's
+      credit leg (another amount, another credit account) committed
+      under a waiting post: the post never claims that side (a void of it
+      in_progress meanwhile), its COMMIT, before or after a restart, an
+      alarm with nothing applied, its ABORT acknowledged; a post whose
+      leg was aborted first loads after a restart and waits for its
+      ABORT.
     - test_across_pending_limits: claimed pending transfers past their
       timeout hold up no other expiry (more of them than the tick's bound
       for frozen ones); a post of a pending transfer an earlier chain of
@@ -826,6 +833,93 @@ test_own_pending_credit (void **state)
     rl_prepare_rec_t lone_in = s_prepare_from_s2 (&lone, 13);
     assert_int_equal (s_prepare_here (&lone_in, &result), RL_TP_REFUSED);
     assert_int_equal (result, RL_PENDING_TRANSFER_NOT_FOUND);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    lk_teardown ();
+}
+
+//  The alarms this ledger's participant counted.
+static uint64_t
+s_alarms (void)
+{
+    uint64_t prepared = 0, alarms = 0;
+    participant_counts (ledger_participant (lk_ledger), &prepared, &alarms);
+    return alarms;
+}
+
+//  Hostile and out-of-order decisions about a waiting post: a newer attempt
+//  of its pending transfer's credit leg (another amount, or another credit
+//  account) supersedes the leg it was checked against and commits; the
+//  stale post never claims that side (a void of it waits for the stale
+//  post's end, in_progress), and its COMMIT, with or without a restart in
+//  between, is an alarm, nothing applied. Then a post whose leg was
+//  aborted before it survives a restart, its COMMIT an alarm, its ABORT
+//  acknowledged. Nothing moves but what the commits say.
+static void
+test_own_pending_stale (void **state)
+{
+    (void) state;
+    lk_setup ("/chains/own_stale");
+    char err[256];
+    uint32_t result = 0;
+    uint64_t seq = 1;
+    for (int variant = 0; variant < 4; variant++) {
+        bool amount = variant % 2 == 0, restart = variant >= 2;
+        rl_account_t a1 = lk_account (1), a3 = lk_account (3);
+        rl_transfer_t p = lk_t (RL_TRANSFER_PENDING, 2, 1, 5);
+        rl_transfer_t post = s_resolved_by_s2 (RL_TRANSFER_POST_PENDING_TRANSFER, &p, 5);
+        rl_prepare_rec_t in[2] = {s_prepare_from_s2 (&p, seq), s_prepare_from_s2 (&post, seq + 1)};
+        assert_int_equal (s_prepare_here (&in[0], &result), RL_TP_PREPARED);
+        assert_int_equal (s_prepare_here (&in[1], &result), RL_TP_PREPARED);
+        rl_transfer_t p2 = p;
+        if (amount) {
+            p2.amount = 1;
+        } else {
+            p2.credit_account_id = lk_acc (3);
+        }
+        rl_prepare_rec_t in2 = s_prepare_from_s2 (&p2, seq + 2);
+        assert_int_equal (s_prepare_here (&in2, &result), RL_TP_PREPARED);
+        assert_int_equal (s_decide_from_s2 (&in2.tp, RL_TP_COMMIT), RL_TP_ACKED);
+        rl_transfer_t v = s_resolved_by_s2 (RL_TRANSFER_VOID_PENDING_TRANSFER, &p2, p2.amount);
+        rl_prepare_rec_t vin = s_prepare_from_s2 (&v, seq + 3);
+        assert_int_equal (s_prepare_here (&vin, &result), RL_TP_REFUSED);
+        assert_int_equal (result, RL_IN_PROGRESS);
+        if (restart) {
+            lk_restart (true);
+        }
+        uint64_t alarms = s_alarms ();
+        assert_int_equal (s_decide_from_s2 (&in[1].tp, RL_TP_COMMIT), RL_TP_NOT_ACKED);
+        assert_int_equal (s_alarms (), alarms + 1);
+        rl_account_t credited = lk_account (amount ? 1 : 3);
+        rl_account_t before = amount ? a1 : a3;
+        assert_int_equal (credited.credits_posted, before.credits_posted);
+        assert_int_equal (credited.credits_pending, before.credits_pending + p2.amount);
+        //  Its ABORT (the real decision): acknowledged; the void then goes.
+        assert_int_equal (s_decide_from_s2 (&in[1].tp, RL_TP_ABORT), RL_TP_ACKED);
+        vin.tp.attempt.seq = seq + 4;
+        assert_int_equal (s_prepare_here (&vin, &result), RL_TP_PREPARED);
+        assert_int_equal (s_decide_from_s2 (&vin.tp, RL_TP_COMMIT), RL_TP_ACKED);
+        assert_int_equal (lk_account (amount ? 1 : 3).credits_pending, before.credits_pending);
+        assert_int_equal (lk_account (amount ? 1 : 3).credits_posted, before.credits_posted);
+        assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+        seq += 10;
+    }
+    //  The group's ABORT of the pending transfer's leg applied, the post's
+    //  not yet, then a restart: the post loads waiting for nothing; a
+    //  COMMIT of it is an alarm, its ABORT acknowledged.
+    rl_account_t a1 = lk_account (1);
+    rl_transfer_t p = lk_t (RL_TRANSFER_PENDING, 2, 1, 5);
+    rl_transfer_t post = s_resolved_by_s2 (RL_TRANSFER_POST_PENDING_TRANSFER, &p, 5);
+    rl_prepare_rec_t in[2] = {s_prepare_from_s2 (&p, seq), s_prepare_from_s2 (&post, seq + 1)};
+    assert_int_equal (s_prepare_here (&in[0], &result), RL_TP_PREPARED);
+    assert_int_equal (s_prepare_here (&in[1], &result), RL_TP_PREPARED);
+    assert_int_equal (s_decide_from_s2 (&in[0].tp, RL_TP_ABORT), RL_TP_ACKED);
+    lk_restart (true);
+    assert_int_equal (s_decide_from_s2 (&in[1].tp, RL_TP_COMMIT), RL_TP_NOT_ACKED);
+    assert_int_equal (s_decide_from_s2 (&in[1].tp, RL_TP_ABORT), RL_TP_ACKED);
+    rl_account_t after = lk_account (1);
+    assert_int_equal (after.credits_posted, a1.credits_posted);
+    assert_int_equal (after.credits_pending + after.credits_reserved,
+                      a1.credits_pending + a1.credits_reserved);
     assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
     lk_teardown ();
 }
@@ -1732,6 +1826,7 @@ main (void)
         cmocka_unit_test (test_across_own_pending),
         cmocka_unit_test (test_across_two_entries),
         cmocka_unit_test (test_own_pending_credit),
+        cmocka_unit_test (test_own_pending_stale),
     };
     int rc = cmocka_run_group_tests (tests, NULL, NULL);
     ring_destroy (&lk_ring);
