@@ -220,6 +220,9 @@ rl_resolve_reason (uint32_t result)
         case RL_RESOLVE_LEG_FIRST:
             return "a post or void whose pending transfer's credit leg is still prepared here: "
                    "resolve that record first";
+        case RL_RESOLVE_NO_SIDE:
+            return "a post or void that holds no credit side here and waits for none (the leg it "
+                   "was checked against is gone): only abort is possible";
         default:
             return "refused for a reason this version does not know";
     }

@@ -673,6 +673,9 @@ typedef struct {
 //  A commit of a post or void whose pending transfer's credit leg is still
 //  prepared here: resolve that record first.
 #define RL_RESOLVE_LEG_FIRST 5
+//  A commit of a post or void that holds no credit side here and waits for
+//  none (the leg it was checked against aborted or superseded): abort it.
+#define RL_RESOLVE_NO_SIDE 6
 
 //  Admin: the reply of audit (op 33).
 typedef struct {

@@ -125,8 +125,11 @@
     a COMMIT of one that cannot claim is a contrary decision: an alarm,
     not acknowledged. At load (s_load_claim) a post or void claims its
     credit side when that is here and matches it, else waits: for its
-    leg still prepared here, or for nothing (only its abort can come;
-    warned when a side is here that it cannot claim).
+    leg still prepared here and of its own group (s_load_legs), or for
+    nothing (only its abort can come; warned when a side is here that it
+    cannot claim). The leg's attempt is not stored: after a restart, a
+    post stranded by a made-up newer attempt that committed claims that
+    side if it matches (docs/two-phase.md).
 
     TIME: timers (the query backoff, a tombstone's expiry) run on the
     monotonic clock and are never stored: at load, every prepared record is
@@ -186,6 +189,7 @@ typedef struct {
     rl_id_t id;
     rl_attempt_t attempt;
     rl_attempt_t leg;
+    bool has_leg; //  false: waits for no leg (only its abort can come)
     bool claimed;
 } s_waiting_t;
 
@@ -334,16 +338,19 @@ s_waiting_room (participant_t *self)
 }
 
 //  Remembers the prepared record at slot i as one that waits for its
-//  credit side, checked against attempt `leg` of its pending transfer's
-//  credit leg (s_waiting_room made room).
+//  credit side, checked against attempt *leg of its pending transfer's
+//  credit leg (NULL: none; s_waiting_room made room).
 static void
-s_waiting_add (participant_t *self, int32_t i, rl_attempt_t leg)
+s_waiting_add (participant_t *self, int32_t i, const rl_attempt_t *leg)
 {
     assert (self->waiting_count < self->waiting_cap);
     const attempt_t *e = attempts_at (&self->records, i);
     assert (e->state == ATTEMPT_PREPARED && s_is_resolve (&e->transfer));
-    self->waiting[self->waiting_count++] = (s_waiting_t){
-        .slot = i, .id = e->tp.id, .attempt = e->tp.attempt, .leg = leg};
+    self->waiting[self->waiting_count++] = (s_waiting_t){.slot = i,
+                                                         .id = e->tp.id,
+                                                         .attempt = e->tp.attempt,
+                                                         .leg = leg ? *leg : (rl_attempt_t){0},
+                                                         .has_leg = leg != NULL};
 }
 
 //  Entry k of the waiting list, or NULL when its record is decided since
@@ -403,6 +410,16 @@ s_waiting_of (participant_t *self, const attempt_t *e)
     return NULL;
 }
 
+//  The credit leg the waiting post or void e waits for, still prepared
+//  here, or NULL.
+static const attempt_t *
+s_waited_leg (participant_t *self, const attempt_t *e)
+{
+    const s_waiting_t *w = s_waiting_of (self, e);
+    const attempt_t *leg = s_pending_leg_of (self, &e->transfer, e->tp.coordinator);
+    return w && w->has_leg && leg && attempt_eq (leg->tp.attempt, w->leg) ? leg : NULL;
+}
+
 //  Does the prepared post or void e still wait for its credit side (no
 //  claim held)? A record of any other kind does not.
 static bool
@@ -430,7 +447,7 @@ s_waiting_claim (participant_t *self, const attempt_t *leg)
         }
         k++;
         const attempt_t *e = attempts_at (&self->records, w->slot);
-        if (w->claimed || !attempt_eq (w->leg, leg->tp.attempt)
+        if (w->claimed || !w->has_leg || !attempt_eq (w->leg, leg->tp.attempt)
             || !rl_id_eq (e->transfer.pending_id, leg->transfer.id)
             || !rl_id_eq (e->transfer.debit_account_id, leg->transfer.debit_account_id)
             || strcmp (e->tp.coordinator, leg->tp.coordinator) != 0
@@ -754,13 +771,18 @@ s_load_claim (participant_t *self, attempt_t *e)
         return -1;
     }
     //  The leg it waits for is found once every record is in (s_load_legs).
-    s_waiting_add (self, (int32_t) (e - attempts_at (&self->records, 0)), (rl_attempt_t){0});
+    s_waiting_add (self, (int32_t) (e - attempts_at (&self->records, 0)), NULL);
     return 0;
 }
 
 //  At load, once every record is in: each waiting post or void whose
 //  credit side is not here waits for its pending transfer's credit leg
-//  prepared here by its coordinator, if there is one.
+//  prepared here by its coordinator, if that leg is of its own group: the
+//  same incarnation of the coordinator, begun before it (a group begins
+//  its members in record order). The attempt it was checked against is
+//  not stored, so a leg of a later attempt of that incarnation (only a
+//  coordinator's key making one up) is told apart by nothing else; its
+//  side is checked against the post all the same (s_waiting_claim).
 static void
 s_load_legs (participant_t *self)
 {
@@ -769,8 +791,12 @@ s_load_legs (participant_t *self)
         const attempt_t *e = attempts_at (&self->records, w->slot);
         const rl_transfer_t *t = &e->transfer;
         const attempt_t *leg = s_pending_leg_of (self, t, e->tp.coordinator);
-        if (leg && !pending_credit_here (self->pending, t->pending_id, t->debit_account_id)) {
+        if (leg && !pending_credit_here (self->pending, t->pending_id, t->debit_account_id)
+            && leg->tp.attempt.counter == e->tp.attempt.counter
+            && leg->tp.attempt.nonce == e->tp.attempt.nonce
+            && leg->tp.attempt.seq < e->tp.attempt.seq) {
             w->leg = leg->tp.attempt;
+            w->has_leg = true;
         }
     }
 }
@@ -1475,7 +1501,7 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     s_promise (self, t, true); //  pending_room said there is room
     s_record_put (self, e);
     if (leg) {
-        s_waiting_add (self, i, leg->tp.attempt); //  claims its side at that leg's commit
+        s_waiting_add (self, i, &leg->tp.attempt); //  claims its side at that leg's commit
     }
     *seq_p = e->write_seq;
     assert (e->state == ATTEMPT_PREPARED && *seq_p == outq_batch_seq (self->outq));
@@ -1562,8 +1588,7 @@ s_decide_one (participant_t *self, const rl_tp_rec_t *d, now_t now, uint64_t *se
     assert (!e || e->state != ATTEMPT_HEURISTIC); //  heuristic records are kept (invariant 6)
     if (d->state == RL_TP_COMMIT) {
         if (same && e->state == ATTEMPT_PREPARED && s_resolve_waits (self, e)) {
-            const attempt_t *leg = s_pending_leg_of (self, &e->transfer, e->tp.coordinator);
-            if (leg && attempt_eq (leg->tp.attempt, s_waiting_of (self, e)->leg)) {
+            if (s_waited_leg (self, e)) {
                 return RL_TP_RETRY; //  its credit side comes with its pending transfer's COMMIT
             }
             self->alarms++;
@@ -1733,7 +1758,8 @@ participant_resolve (participant_t *self, const rl_tp_rec_t *rec, now_t now)
     }
     attempt_t *e = attempts_at (&self->records, i);
     if (rec->state == RL_TP_COMMIT && s_resolve_waits (self, e)) {
-        return RL_RESOLVE_LEG_FIRST; //  its credit side does not exist yet
+        //  It holds no credit side: one may come with the leg it waits for.
+        return s_waited_leg (self, e) ? RL_RESOLVE_LEG_FIRST : RL_RESOLVE_NO_SIDE;
     }
     attempt_t kept = *e;
     if (rec->state == RL_TP_COMMIT) {

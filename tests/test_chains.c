@@ -903,6 +903,37 @@ test_own_pending_stale (void **state)
         assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
         seq += 10;
     }
+    //  A newer attempt of the leg with the same fields, prepared when the
+    //  shard restarts: the post, reloaded, does not take it for its own
+    //  (a later sequence), so its COMMIT stays an alarm, before and after
+    //  that leg commits, and a commit by hand is refused (no side to wait
+    //  for: abort it).
+    {
+        rl_account_t b1 = lk_account (1);
+        rl_transfer_t p = lk_t (RL_TRANSFER_PENDING, 2, 1, 5);
+        rl_transfer_t post = s_resolved_by_s2 (RL_TRANSFER_POST_PENDING_TRANSFER, &p, 5);
+        rl_prepare_rec_t in[2] = {s_prepare_from_s2 (&p, seq), s_prepare_from_s2 (&post, seq + 1)};
+        assert_int_equal (s_prepare_here (&in[0], &result), RL_TP_PREPARED);
+        assert_int_equal (s_prepare_here (&in[1], &result), RL_TP_PREPARED);
+        rl_prepare_rec_t in2 = s_prepare_from_s2 (&p, seq + 2);
+        assert_int_equal (s_prepare_here (&in2, &result), RL_TP_PREPARED);
+        lk_restart (true);
+        assert_int_equal (s_decide_from_s2 (&in[1].tp, RL_TP_COMMIT), RL_TP_NOT_ACKED);
+        assert_int_equal (s_decide_from_s2 (&in2.tp, RL_TP_COMMIT), RL_TP_ACKED);
+        assert_int_equal (s_decide_from_s2 (&in[1].tp, RL_TP_COMMIT), RL_TP_NOT_ACKED);
+        rl_tp_rec_t by_hand = in[1].tp;
+        by_hand.state = RL_TP_COMMIT;
+        assert_int_equal (participant_resolve (ledger_participant (lk_ledger), &by_hand, lk_now ()),
+                          RL_RESOLVE_NO_SIDE);
+        assert_int_equal (lk_account (1).credits_posted, b1.credits_posted);
+        assert_int_equal (s_decide_from_s2 (&in[1].tp, RL_TP_ABORT), RL_TP_ACKED);
+        rl_transfer_t v = s_resolved_by_s2 (RL_TRANSFER_VOID_PENDING_TRANSFER, &p, 5);
+        rl_prepare_rec_t vin = s_prepare_from_s2 (&v, seq + 3);
+        assert_int_equal (s_prepare_here (&vin, &result), RL_TP_PREPARED);
+        assert_int_equal (s_decide_from_s2 (&vin.tp, RL_TP_COMMIT), RL_TP_ACKED);
+        assert_int_equal (lk_account (1).credits_pending, b1.credits_pending);
+        seq += 10;
+    }
     //  The group's ABORT of the pending transfer's leg applied, the post's
     //  not yet, then a restart: the post loads waiting for nothing; a
     //  COMMIT of it is an alarm, its ABORT acknowledged.

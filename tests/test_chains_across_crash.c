@@ -201,7 +201,7 @@ static const s_case_t s_cases[] = {
     {"tp.part.prepare_synced=crash", 1, PATH_BUSINESS, 3, NULL, false, false, false, true, true},
     {"tp.part.applied=crash", 1, PATH_COMMIT, 3, NULL, false, false, false, true, true},
     {"tp.part.apply_synced=crash", 1, PATH_COMMIT, 3, NULL, false, false, false, true, true},
-    {"tp.part.query_sent=crash", 1, PATH_COMMIT, 3, "tp.coord.decided=crash", false, false, false,
+    {"tp.part.query_sent=crash", 1, PATH_COMMIT, 3, "tp.coord.decided=crash@2", false, false, false,
      true, true},
     {"tp.coord.decided=crash", 0, PATH_COMMIT, 3, NULL, false, false, false, true, true},
     {"tp.coord.decision_synced=crash", 0, PATH_COMMIT, 3, NULL, false, false, false, true, true},
