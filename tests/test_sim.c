@@ -214,7 +214,10 @@ static uint64_t s_decide_replies[16];       //  DECIDE replies delivered, by sta
 typedef struct {
     uint64_t chains_applied, chains_failed, pending, posted, voided, expired, not_supported;
     uint64_t chains_pending_across; //  applied chains across shards with a pending kind
-    uint64_t own_across; //  applied chains posting or voiding a pending transfer they make across
+    //  Applied chains posting or voiding a pending transfer they make
+    //  across, among those still in the slots when their seed ends (as
+    //  every count here: the slots are reused during a seed).
+    uint64_t own_across;
 } s_flows_t;
 static s_flows_t s_flows;
 static uint64_t s_chains_across; //  chain sends that waited for the other shard
@@ -679,27 +682,38 @@ s_chain_new (int first)
         if (leg && r >= 60) {
             r = 0; //  a debit leg may be a pending transfer, not a post or void
         }
-        int p = r >= 60 ? s_pick_pending (i, across) : -1;
-        for (int m = 0; r >= 60 && m < j && s_chance (50); m++) {
-            const rl_transfer_t *own = &s_slots[first + m].t;
-            if ((own->flags & RL_TRANSFER_PENDING) && (own->debit_account_id.lo & 1) == (i == 0)) {
-                p = first + m; //  often one of this chain's own, across or not
-                break;
+        //  Often a post or void of the first pending transfer this chain
+        //  makes debiting shard i (across or not), with an amount that
+        //  fits, so that such chains commit too.
+        int mine = -1;
+        for (int m = 0; m < j && mine < 0; m++) {
+            const rl_transfer_t *o = &s_slots[first + m].t;
+            if ((o->flags & RL_TRANSFER_PENDING) && (o->debit_account_id.lo & 1) == (i == 0)) {
+                mine = first + m;
             }
         }
+        bool own = !leg && mine >= 0 && s_chance (50);
+        if (own) {
+            r = 60;
+        }
+        int p = own ? mine : r >= 60 ? s_pick_pending (i, across) : -1;
         if (r >= 35 && r < 60) {
             s->t.flags = RL_TRANSFER_PENDING;
             s->t.timeout = 1 + (uint32_t) (s_rand () % 3);
         } else if (p >= 0) {
             const rl_transfer_t *pt = &s_slots[p].t;
             uint64_t amounts[] = {0, 1 + s_rand () % pt->amount, pt->amount, pt->amount + 1};
+            bool post = s_chance (60);
+            size_t pick = !own   ? s_rand () % 4
+                          : post ? s_rand () % 3
+                                 : 2 * (s_rand () % 2); //  a void of its own: 0 or all
             s->t = (rl_transfer_t){
                 .id = s->t.id,
                 .debit_account_id = pt->debit_account_id,
                 .pending_id = pt->id,
-                .amount = amounts[s_rand () % 4],
-                .flags = s_chance (60) ? RL_TRANSFER_POST_PENDING_TRANSFER
-                                       : RL_TRANSFER_VOID_PENDING_TRANSFER,
+                .amount = amounts[pick],
+                .flags = post ? RL_TRANSFER_POST_PENDING_TRANSFER
+                              : RL_TRANSFER_VOID_PENDING_TRANSFER,
             };
         }
         if (j < n - 1) {
