@@ -103,7 +103,7 @@
     account) that another coordinator holds prepared here is refused
     in_progress (s_credit_elsewhere). Its member is answered at X's
     acknowledgement, so a post or void of a pending one from X may come
-    before its COMMIT: in_progress too (s_pending_credit_prepared).
+    before its COMMIT: in_progress too (s_pending_leg_of).
 
     POSTS OF A CHAIN'S OWN PENDING TRANSFER (docs/two-phase.md). A chain
     of a shard D may make a pending transfer P crediting this shard and
@@ -300,20 +300,24 @@ s_release (participant_t *self, const rl_transfer_t *t, bool post)
     }
 }
 
-//  The credit leg of t's pending transfer (a post or void t) that t's own
-//  coordinator holds prepared here, not committed yet: a linked chain
-//  makes the pending transfer and posts or voids it (POSTS OF A CHAIN'S
-//  OWN PENDING TRANSFER above). NULL when there is none.
+//  The credit leg of pending transfer pending_id (of that debit account)
+//  prepared here, not committed yet, by `coordinator` (NULL: any), or
+//  NULL. A linked chain may make the pending transfer and post or void it
+//  (POSTS OF A CHAIN'S OWN PENDING TRANSFER above); a chain's member
+//  debiting a third shard is answered when its debit shard acknowledged,
+//  so a post or void of it from there may arrive before this credit leg's
+//  COMMIT does.
 static const attempt_t *
-s_pending_leg_of (participant_t *self, const rl_transfer_t *t, const char *coordinator)
+s_pending_leg_of (participant_t *self, rl_id_t pending_id, rl_id_t debit_account_id,
+                  const char *coordinator)
 {
-    for (int32_t i = attempts_head (&self->records, t->pending_id); i >= 0;
+    for (int32_t i = attempts_head (&self->records, pending_id); i >= 0;
          i = attempts_at (&self->records, i)->next) {
         const attempt_t *e = attempts_at (&self->records, i);
         if (e->state == ATTEMPT_PREPARED && (e->transfer.flags & RL_TRANSFER_PENDING)
-            && !s_holds_debit (&e->transfer) && rl_id_eq (e->transfer.id, t->pending_id)
-            && rl_id_eq (e->transfer.debit_account_id, t->debit_account_id)
-            && strcmp (e->tp.coordinator, coordinator) == 0) {
+            && !s_holds_debit (&e->transfer)
+            && rl_id_eq (e->transfer.debit_account_id, debit_account_id)
+            && (!coordinator || strcmp (e->tp.coordinator, coordinator) == 0)) {
             return e;
         }
     }
@@ -416,7 +420,8 @@ static const attempt_t *
 s_waited_leg (participant_t *self, const attempt_t *e)
 {
     const s_waiting_t *w = s_waiting_of (self, e);
-    const attempt_t *leg = s_pending_leg_of (self, &e->transfer, e->tp.coordinator);
+    const attempt_t *leg = s_pending_leg_of (self, e->transfer.pending_id,
+                                             e->transfer.debit_account_id, e->tp.coordinator);
     return w && w->has_leg && leg && attempt_eq (leg->tp.attempt, w->leg) ? leg : NULL;
 }
 
@@ -790,7 +795,8 @@ s_load_legs (participant_t *self)
         s_waiting_t *w = &self->waiting[k];
         const attempt_t *e = attempts_at (&self->records, w->slot);
         const rl_transfer_t *t = &e->transfer;
-        const attempt_t *leg = s_pending_leg_of (self, t, e->tp.coordinator);
+        const attempt_t *leg = s_pending_leg_of (self, t->pending_id, t->debit_account_id,
+                                                 e->tp.coordinator);
         if (leg && !pending_credit_here (self->pending, t->pending_id, t->debit_account_id)
             && leg->tp.attempt.counter == e->tp.attempt.counter
             && leg->tp.attempt.nonce == e->tp.attempt.nonce
@@ -1234,25 +1240,6 @@ s_credit_elsewhere (participant_t *self, const rl_transfer_t *t, const char *coo
     return false;
 }
 
-//  The credit leg of pending transfer pending_id (of that debit account)
-//  prepared here, not yet decided: a chain's member debiting a third shard
-//  is answered when its debit shard acknowledged, so a post or void of it
-//  from there may arrive before this credit leg's COMMIT does.
-static bool
-s_pending_credit_prepared (participant_t *self, rl_id_t pending_id, rl_id_t debit_account_id)
-{
-    for (int32_t i = attempts_head (&self->records, pending_id); i >= 0;
-         i = attempts_at (&self->records, i)->next) {
-        const attempt_t *e = attempts_at (&self->records, i);
-        if (e->state == ATTEMPT_PREPARED && (e->transfer.flags & RL_TRANSFER_PENDING)
-            && !s_holds_debit (&e->transfer)
-            && rl_id_eq (e->transfer.debit_account_id, debit_account_id)) {
-            return true;
-        }
-    }
-    return false;
-}
-
 //  A debit leg of id prepared here by another coordinator than `coordinator`
 //  (one live attempt per id: its own coordinator decides it first).
 static bool
@@ -1452,9 +1439,9 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     *result = s_is_resolve (t)    ? pending_credit_check (self->pending, t)
               : s_holds_debit (t) ? s_legs_reserve (self, t)
                                   : accounts_credit_reserve (self->accounts, t);
-    const attempt_t *leg = *result == RL_PENDING_TRANSFER_NOT_FOUND
-                               ? s_pending_leg_of (self, t, rec->tp.coordinator)
-                               : NULL;
+    const attempt_t *leg = *result == RL_PENDING_TRANSFER_NOT_FOUND ? s_pending_leg_of (
+                               self, t->pending_id, t->debit_account_id, rec->tp.coordinator)
+                                                                    : NULL;
     if (leg) {
         //  Its chain makes the pending transfer: checked against its
         //  prepared credit leg; one post or void of it at a time.
@@ -1465,7 +1452,7 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
                && s_resolve_waiting (self, t->pending_id, t->debit_account_id)) {
         *result = RL_IN_PROGRESS; //  one of its chain waits, unclaimed: decided first
     } else if (*result == RL_PENDING_TRANSFER_NOT_FOUND
-               && s_pending_credit_prepared (self, t->pending_id, t->debit_account_id)) {
+               && s_pending_leg_of (self, t->pending_id, t->debit_account_id, NULL)) {
         *result = RL_IN_PROGRESS; //  its credit side comes with that COMMIT: not burned
     }
     if (*result != RL_OK) {
