@@ -763,7 +763,13 @@ s_leg_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision
     bool commit = decision == RL_TP_COMMIT;
     bool pending = s_is_pending (t);
     assert (!commit || e->doomed == 0);
-    if (s_leg_holds_credit (e)) {
+    bool resolve = s_is_resolve (t);
+    if (s_leg_holds_credit (e) && resolve && !commit) {
+        //  A post leg's credit side, claimed at its begin (ledger.c, s_post_leg).
+        int rc = pending_credit_claim (self->pending, t, false);
+        assert (rc == 0);
+        (void) rc;
+    } else if (s_leg_holds_credit (e) && !resolve) {
         //  A pending member's credit goes to credits_pending (below).
         accounts_credit_release (self->accounts, t->credit_account_id, t->amount,
                                  commit && !pending);
@@ -786,6 +792,9 @@ s_leg_finish (coordinator_t *self, int32_t i, uint32_t result, uint32_t decision
                       "%016" PRIx64,
                       t->id.hi, t->id.lo);
             abort (); //  the promise kept its room: out of memory; crash, recover
+        }
+        if (resolve) {
+            pending_credit_apply (self->pending, &leg); //  posts (part of) it, releases the rest
         }
     }
     if (decision != 0) {
@@ -1070,6 +1079,34 @@ coordinator_begin_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer
     return r;
 }
 
+rl_result_rec_t
+coordinator_begin_post_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer,
+                            uint16_t kind, uint32_t doomed, now_t now, int32_t request,
+                            uint32_t index, uint32_t group)
+{
+    assert (self && t && self->ring && self->pending && group != 0 && s_is_resolve (t));
+    assert (kind == RL_TRANSFER_TP_DEBIT_LEG || kind == RL_TRANSFER_TP_BOTH_LEGS);
+    assert (doomed == 0 || kind == RL_TRANSFER_TP_BOTH_LEGS);
+    assert (peer >= 0 && (size_t) peer < ring_shard_count (self->ring));
+    assert (!coordinator_is_live (self, t->id)); //  the ledger checked it (invariant 2)
+    rl_result_rec_t r = {0};
+    rl_transfer_t member = *t;
+    member.flags |= kind;
+    bool log_full = self->attempts.count + xlog_count (self->xlog) >= self->log_entries_max;
+    int32_t i = log_full ? -1 : attempts_add (&self->attempts, t->id);
+    if (i < 0) {
+        r.result = RL_BUSY;
+        return r;
+    }
+    attempt_t *e = s_attempt_begin (self, i, &member, peer, request, index, now);
+    e->doomed = doomed;
+    self->requests[request].open++;
+    s_group_join (self, group, i, false); //  its PREPARE goes at the launch
+    r.result = COORDINATOR_PENDING;
+    assert (coordinator_is_live (self, t->id));
+    return r;
+}
+
 bool
 coordinator_leg_committing (coordinator_t *self, rl_id_t id)
 {
@@ -1159,7 +1196,11 @@ coordinator_group_cancel (coordinator_t *self, uint32_t g)
         if (e->local) {
             (void) s_local_end (self, e, false, (now_t){0});
         } else if (s_is_leg (&e->transfer)) {
-            if (s_leg_holds_credit (e)) {
+            if (s_leg_holds_credit (e) && s_is_resolve (&e->transfer)) {
+                int rc = pending_credit_claim (self->pending, &e->transfer, false);
+                assert (rc == 0); //  claimed at its begin (ledger.c, s_post_leg)
+                (void) rc;
+            } else if (s_leg_holds_credit (e)) {
                 accounts_credit_release (self->accounts, e->transfer.credit_account_id,
                                          e->transfer.amount, false);
                 if (s_is_pending (&e->transfer)) {
@@ -1430,9 +1471,11 @@ s_group_reply (coordinator_t *self, int32_t i, const rl_tp_rec_t *reply, now_t n
         //  busy comes after the id's answer there (a coordinator's share of
         //  the reservations, a full prepared table): not stored, so it is
         //  the member's own, retryable code, not an unknown outcome.
+        //  not_supported comes after the id's answer too (a post leg whose
+        //  pending transfer credits a third shard): the id is free there.
         result = !rl_result_is_retryable (reply->result) ? reply->result
                  : reply->result == RL_IN_PROGRESS || reply->result == RL_IN_DOUBT
-                         || reply->result == RL_BUSY
+                         || reply->result == RL_BUSY || reply->result == RL_NOT_SUPPORTED
                      ? reply->result
                      : RL_ABORTED;
         if (e->doomed != 0 && reply->timestamp == 0
@@ -1853,7 +1896,7 @@ coordinator_audit_sums (coordinator_t *self, const accounts_t *accounts, uint64_
             && accounts_slot (accounts, e->transfer.debit_account_id, &slot)) {
             debits[slot] += e->transfer.amount;
         }
-        if (e->state == ATTEMPT_LIVE && s_leg_holds_credit (e)
+        if (e->state == ATTEMPT_LIVE && s_leg_holds_credit (e) && !s_is_resolve (&e->transfer)
             && accounts_slot (accounts, e->transfer.credit_account_id, &slot)) {
             credits[slot] += e->transfer.amount; //  a debit leg's credit side, held here
         }

@@ -112,6 +112,17 @@ rl_result_rec_t coordinator_hold_local (coordinator_t *self, const rl_transfer_t
 rl_result_rec_t coordinator_begin_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer,
                                        uint16_t kind, bool third, now_t now, int32_t request,
                                        uint32_t index, uint32_t group);
+//  A member that posts or voids a pending transfer debiting the shard at
+//  `peer` (a post leg: docs/two-phase.md, "Post legs"): kind
+//  RL_TRANSFER_TP_DEBIT_LEG, t resolved here against the pending
+//  transfer's credit side, which the ledger claims for it (COORDINATOR_PENDING),
+//  or RL_TRANSFER_TP_BOTH_LEGS, t as the client gave it (the peer holds both
+//  sides). doomed: the business failure of this shard's checks (0: none),
+//  the member's code unless the peer holds its id stored (nothing claimed
+//  here then, kind both legs). Nothing is reserved: the amount is pending.
+rl_result_rec_t coordinator_begin_post_leg (coordinator_t *self, const rl_transfer_t *t,
+                                            int32_t peer, uint16_t kind, uint32_t doomed, now_t now,
+                                            int32_t request, uint32_t index, uint32_t group);
 //  Is a COMMIT of a debit leg of id logged here, not yet acknowledged (its
 //  debit shard has not stored the transfer yet, or not said so)?
 bool coordinator_leg_committing (coordinator_t *self, rl_id_t id);

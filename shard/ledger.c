@@ -136,6 +136,8 @@ struct ledger_t {
 
 static uint32_t s_leg_id_check (void *arg, const rl_transfer_t *t, uint64_t *ts_p);
 static int s_leg_applied (void *arg, rl_id_t id, rl_id_t debit_account_id, uint64_t *ts_p);
+static uint32_t s_leg_resolve (void *arg, const rl_transfer_t *t, int coordinator, uint64_t wall_ns,
+                               rl_transfer_t *resolved);
 
 //  The shard's timestamp clock, which pending transfers expire by: the
 //  wall clock, but never below the last timestamp assigned (persisted), so
@@ -322,9 +324,10 @@ ledger_open_warm (store_t *store, outq_t *outq, const char *name, const ring_t *
     if (self->coordinator && self->participant && self->pending) {
         coordinator_set_pending (self->coordinator, self->pending);
         participant_set_pending (self->participant, self->pending);
-        participant_set_ids (
-            self->participant,
-            &(participant_ids_t){.check = s_leg_id_check, .applied = s_leg_applied, .arg = self});
+        participant_set_ids (self->participant, &(participant_ids_t){.check = s_leg_id_check,
+                                                                     .applied = s_leg_applied,
+                                                                     .resolve = s_leg_resolve,
+                                                                     .arg = self});
         pending_set_hold (self->pending, s_pending_held, self);
     }
     if (!self->accounts || !self->journal || !self->checkpoint || !self->coordinator
@@ -344,18 +347,21 @@ ledger_open_warm (store_t *store, outq_t *outq, const char *name, const ring_t *
     //  incarnation is committed before anything is served), then the pending
     //  transfers, then the participant's prepared records (they restore
     //  credit reservations, and claim the credit sides of pending transfers
-    //  their posts and voids resolve).
+    //  their posts and voids resolve, and the pending transfers their post
+    //  legs resolve), then the expiries of what expired meanwhile (never of
+    //  a pending transfer a prepared post leg claims: its commit wins).
     s_hold_stored_arc (self);
     journal_set_adopt (self->journal, s_adopt_stored, self);
     if (journal_open (self->journal, self->accounts, err, err_size) != 0
         || coordinator_open (self->coordinator, nonce, now, err, err_size) != 0
-        || pending_open (self->pending, s_clock (self, now), err, err_size) != 0
+        || pending_open (self->pending, err, err_size) != 0
         || participant_open (self->participant, now, err, err_size) != 0) {
         ledger_destroy (&self);
         return NULL;
     }
+    pending_recover (self->pending, s_clock (self, now));
     self->hold_arc = false; //  from here the freeze itself holds it (migrate_start)
-    //  What expired while the shard was down expired in pending_open: that
+    //  What expired while the shard was down expired in pending_recover: that
     //  is committed before anything is served, like the incarnation.
     if (store_batch_count (store) > 0) {
         journal_before_commit (self->journal);
@@ -694,6 +700,50 @@ s_leg_id_check (void *arg, const rl_transfer_t *t, uint64_t *ts_p)
     return coordinator_is_live (self->coordinator, t->id) ? RL_IN_PROGRESS : RL_OK;
 }
 
+//  participant_ids_t.resolve: a post or void leg from a chain's shard
+//  (participant.h), checked as s_post_or_void checks one here, its side
+//  fitting its kind.
+static uint32_t
+s_leg_resolve (void *arg, const rl_transfer_t *t, int coordinator, uint64_t wall_ns,
+               rl_transfer_t *resolved)
+{
+    ledger_t *self = arg;
+    rl_transfer_t p;
+    int found = s_find (self, t->pending_id, &p);
+    if (found < 0) {
+        return RL_STORAGE_ERROR;
+    }
+    if (!found
+        && (coordinator_is_live (self->coordinator, t->pending_id)
+            || participant_debit_live (self->participant, t->pending_id))) {
+        return RL_IN_PROGRESS; //  in flight: not made yet, nor refused
+    }
+    int side = found ? pending_side (self->pending, p.id) : -1;
+    if (side >= 0
+        && (s_pending_held (self, p.debit_account_id)
+            || (side == PENDING_SIDE_BOTH && s_pending_held (self, p.credit_account_id)))) {
+        return RL_FROZEN; //  a migration holds it as it is
+    }
+    uint64_t last = journal_last_ts (self->journal);
+    uint32_t result = pending_check (self->pending, t, found ? &p : NULL,
+                                     wall_ns > last ? wall_ns : last, resolved);
+    if (result != RL_OK) {
+        return result;
+    }
+    bool both = (t->flags & RL_TRANSFER_TP_LEGS) == RL_TRANSFER_TP_BOTH_LEGS;
+    if (both
+            ? side != PENDING_SIDE_BOTH
+            : side != PENDING_SIDE_DEBIT
+                  || owner_of (self->ring, p.credit_account_id) != coordinator || coordinator < 0) {
+        rl_warn ("ledger: post or void leg %016" PRIx64 "%016" PRIx64 " of pending transfer "
+                 "%016" PRIx64 "%016" PRIx64 ", whose credit is on another shard than its "
+                 "chain's: not_supported",
+                 t->id.hi, t->id.lo, t->pending_id.hi, t->pending_id.lo);
+        return RL_NOT_SUPPORTED;
+    }
+    return RL_OK;
+}
+
 //  participant_ids_t.applied: the id stored here applied, with this debit account.
 static int
 s_leg_applied (void *arg, rl_id_t id, rl_id_t debit_account_id, uint64_t *ts_p)
@@ -990,6 +1040,73 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
     return r;
 }
 
+//  A member of a chain of this shard that posts or voids a pending
+//  transfer P debiting another shard X (docs/two-phase.md, "Post legs"):
+//  X resolves it against P and claims P, as a post or void of P there
+//  would. P's credit side here: resolved here first against this side's
+//  copy of P, that side claimed, and sent resolved as a debit leg (X
+//  checks that P's credit is this shard's); a business failure here fails
+//  the member unless X holds its id stored (exists: "doomed", as a debit
+//  leg's credit). Else P must be X's alone (both sides there): sent as the
+//  client gave it, as both legs; P's credit on a third shard is refused
+//  there, not_supported. A post or void of a pending transfer that an
+//  earlier member of this chain makes debiting X is not_supported.
+static rl_result_rec_t
+s_post_leg (ledger_t *self, const rl_transfer_t *t, int debit_owner, now_t now, int32_t request,
+            uint32_t index, uint32_t group)
+{
+    rl_result_rec_t r = {0};
+    const rl_transfer_t *twice = coordinator_group_resolving (self->coordinator, group,
+                                                              t->pending_id);
+    if (twice) {
+        //  Resolved by an earlier member of this chain, as on one shard.
+        r.result = (twice->flags & RL_TRANSFER_POST_PENDING_TRANSFER)
+                       ? RL_PENDING_TRANSFER_ALREADY_POSTED
+                       : RL_PENDING_TRANSFER_ALREADY_VOIDED;
+        return r;
+    }
+    if (coordinator_group_member (self->coordinator, group, t->pending_id)) {
+        rl_warn ("ledger: a linked chain across shards posts or voids its own pending transfer "
+                 "%016" PRIx64 "%016" PRIx64 " debiting another shard: not_supported",
+                 t->pending_id.hi, t->pending_id.lo);
+        r.result = RL_NOT_SUPPORTED;
+        return r;
+    }
+    int state = pending_credit_state (self->pending, t->pending_id, t->debit_account_id);
+    if (state < 0) {
+        r.result = RL_STORAGE_ERROR;
+        return r;
+    }
+    if (state == PENDING_STATE_NONE) {
+        return coordinator_begin_post_leg (self->coordinator, t, debit_owner,
+                                           RL_TRANSFER_TP_BOTH_LEGS, 0, now, request, index, group);
+    }
+    rl_transfer_t record = *t;
+    uint32_t result = pending_credit_resolve (self->pending, t, &record);
+    if (result == RL_OK && ledger_frozen (self, record.credit_account_id)) {
+        result = RL_FROZEN;
+    }
+    if (result != RL_OK && rl_result_burns (result) != RL_BURNS_YES) {
+        r.result = result; //  retryable: the chain is answered it, nothing stored
+        return r;
+    }
+    if (result != RL_OK) {
+        //  Its id may be stored at X (this chain applied before): asked as
+        //  the client gave it, reserving nothing here.
+        return coordinator_begin_post_leg (self->coordinator, t, debit_owner,
+                                           RL_TRANSFER_TP_BOTH_LEGS, result, now, request, index,
+                                           group);
+    }
+    r = coordinator_begin_post_leg (self->coordinator, &record, debit_owner,
+                                    RL_TRANSFER_TP_DEBIT_LEG, 0, now, request, index, group);
+    if (r.result == COORDINATOR_PENDING) {
+        int rc = pending_credit_claim (self->pending, &record, true);
+        assert (rc == 0); //  pending_credit_resolve found it live and unclaimed
+        (void) rc;
+    }
+    return r;
+}
+
 //  Records between a prefetch of a record's lookups and the lookups.
 #define S_PREFETCH_AHEAD 8
 
@@ -1035,11 +1152,7 @@ s_create_leg (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t request
         return r;
     }
     if (t->flags & PENDING_RESOLVE_FLAGS) {
-        rl_warn ("ledger: a linked chain's member %016" PRIx64 "%016" PRIx64
-                 " debiting another shard is a post or void: not_supported",
-                 t->id.hi, t->id.lo);
-        r.result = RL_NOT_SUPPORTED;
-        return r;
+        return s_post_leg (self, t, debit_owner, now, request, index, group);
     }
     int credit_owner = owner_of (self->ring, t->credit_account_id);
     if (credit_owner < 0) {

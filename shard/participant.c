@@ -105,12 +105,29 @@
     acknowledgement, so a post or void of a pending one from X may come
     before its COMMIT: in_progress too (s_pending_leg_of).
 
+    POST LEGS (docs/two-phase.md, "Post legs"). A chain of a shard D may
+    post or void a pending transfer P debiting this shard: a PREPARE of a
+    debit leg (P's credit side on D, which resolved the record against
+    its copy of P and claims that side) or of both legs (P wholly here:
+    the record as the client gave it, its credit account and amount maybe
+    zero) beside post or void. After the id's answer, the ledger checks P
+    as a post of it here (ids.resolve: the same rules and codes, P's side
+    fitting the kind, else not_supported), the record keeps what it
+    resolved, and P is claimed (pending_claim): a post, void or expiry of
+    it meanwhile waits. Nothing is reserved. The commit stores the post or
+    void under its id (the debit leg, or both) and applies it to P
+    (pending_apply); the abort releases the claim. At load the record
+    claims P again (pending_reclaim; the ledger runs recovery's expiries
+    after this load, so a claimed P never expires then); one that cannot
+    waits for its abort, as a waiting post does (below).
+
     POSTS OF A CHAIN'S OWN PENDING TRANSFER (docs/two-phase.md). A chain
     of a shard D may make a pending transfer P crediting this shard and
     post or void it in the same chain: both PREPAREs come here from D, P's
     credit leg first. P's credit side does not exist before P's COMMIT, so
     the post or void is checked against P's prepared credit leg of the
-    same coordinator (pending_credit_check_leg: the same rules), one at a
+    same coordinator and of its group (s_leg_of_group; another attempt's
+    leg: in_progress) (pending_credit_check_leg: the same rules), one at a
     time (another is in_progress, a post or void of P outside the chain
     too), and prepared claiming nothing: it *waits* (the waiting list,
     with the attempt of P's leg it was checked against). The commit of
@@ -279,6 +296,22 @@ s_reserved (const rl_transfer_t *t)
     return s_is_resolve (t) || !s_holds_credit (t) ? 0 : t->amount;
 }
 
+//  A post or void leg (POST LEGS above): it resolves a pending transfer
+//  debiting this shard, claimed by its prepared record; it reserves nothing.
+static bool
+s_is_post_leg (const rl_transfer_t *t)
+{
+    return s_is_resolve (t) && s_holds_debit (t);
+}
+
+//  What a record holds in debits_reserved: a debit leg's amount, nothing
+//  for a post or void leg (the amount is pending already).
+static uint64_t
+s_debit_reserved (const rl_transfer_t *t)
+{
+    return s_holds_debit (t) && !s_is_resolve (t) ? t->amount : 0;
+}
+
 //  What a record counts in its coordinator's share (LIMITS): its amount,
 //  whichever leg it reserves, or nothing for a post or void.
 static uint64_t
@@ -292,8 +325,8 @@ s_share_amount (const rl_transfer_t *t)
 static void
 s_release (participant_t *self, const rl_transfer_t *t, bool post)
 {
-    if (s_holds_debit (t)) {
-        accounts_debit_release (self->accounts, t->debit_account_id, t->amount, post);
+    if (s_holds_debit (t) && !s_is_resolve (t)) {
+        accounts_debit_release (self->accounts, t->debit_account_id, s_debit_reserved (t), post);
     }
     if (s_holds_credit (t)) {
         accounts_credit_release (self->accounts, t->credit_account_id, s_reserved (t), post);
@@ -322,6 +355,19 @@ s_pending_leg_of (participant_t *self, rl_id_t pending_id, rl_id_t debit_account
         }
     }
     return NULL;
+}
+
+//  Is the prepared credit leg `leg` of the same group as the post or void
+//  attempt `post` of its coordinator: the same incarnation (counter and
+//  nonce), begun before it (a group begins its members in record order)?
+//  A leg of another attempt of the chain (an older incarnation's, still
+//  prepared here because its ABORT has not come, or its newer attempt's)
+//  is not the one the post's group commits.
+static bool
+s_leg_of_group (const attempt_t *leg, rl_attempt_t post)
+{
+    return leg->tp.attempt.counter == post.counter && leg->tp.attempt.nonce == post.nonce
+           && leg->tp.attempt.seq < post.seq;
 }
 
 //  Room for one more entry in the list of waiting records. -1: out of memory.
@@ -780,6 +826,32 @@ s_load_claim (participant_t *self, attempt_t *e)
     return 0;
 }
 
+//  At load, a prepared post or void leg (POST LEGS above) claims its
+//  pending transfer again, which must be live here with the side of its
+//  kind, unclaimed, and fit it (pending_reclaim): nothing but this record
+//  resolved it since its prepare. One that cannot (only a coordinator's key
+//  making records up leaves one) is kept, warned about, and waits for
+//  nothing: only its abort is expected, a COMMIT is an alarm (as a waiting
+//  post's). -1: out of memory.
+static int
+s_load_reclaim (participant_t *self, attempt_t *e)
+{
+    const rl_transfer_t *t = &e->transfer;
+    uint8_t side = s_legs (t) == RL_TRANSFER_TP_BOTH_LEGS ? PENDING_SIDE_BOTH : PENDING_SIDE_DEBIT;
+    if (pending_reclaim (self->pending, t, side) == 0) {
+        return 0;
+    }
+    rl_warn ("two-phase: prepared post or void leg %016" PRIx64 "%016" PRIx64 " from %s cannot "
+             "claim pending transfer %016" PRIx64 "%016" PRIx64
+             ": kept, only its abort is expected",
+             t->id.hi, t->id.lo, e->tp.coordinator, t->pending_id.hi, t->pending_id.lo);
+    if (s_waiting_room (self) != 0) {
+        return -1;
+    }
+    s_waiting_add (self, (int32_t) (e - attempts_at (&self->records, 0)), NULL);
+    return 0;
+}
+
 //  At load, once every record is in: each waiting post or void whose
 //  credit side is not here waits for its pending transfer's credit leg
 //  prepared here by its coordinator, if that leg is of its own group: the
@@ -797,10 +869,9 @@ s_load_legs (participant_t *self)
         const rl_transfer_t *t = &e->transfer;
         const attempt_t *leg = s_pending_leg_of (self, t->pending_id, t->debit_account_id,
                                                  e->tp.coordinator);
-        if (leg && !pending_credit_here (self->pending, t->pending_id, t->debit_account_id)
-            && leg->tp.attempt.counter == e->tp.attempt.counter
-            && leg->tp.attempt.nonce == e->tp.attempt.nonce
-            && leg->tp.attempt.seq < e->tp.attempt.seq) {
+        if (leg && !s_is_post_leg (t)
+            && !pending_credit_here (self->pending, t->pending_id, t->debit_account_id)
+            && s_leg_of_group (leg, e->tp.attempt)) {
             w->leg = leg->tp.attempt;
             w->has_leg = true;
         }
@@ -882,7 +953,7 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
                         != 0)
                 || (s_holds_debit (&e->transfer)
                     && accounts_debit_restore (self->accounts, e->transfer.debit_account_id,
-                                               e->transfer.amount)
+                                               s_debit_reserved (&e->transfer))
                            != 0)) {
                 snprintf (err, err_size, "prepared record names a missing account");
                 rc = -1;
@@ -902,7 +973,13 @@ s_load_records (participant_t *self, now_t now, char *err, size_t err_size)
             e->state = ATTEMPT_PREPARED;
             self->prepared_count++;
             s_promise (self, &e->transfer, true);
-            if (s_is_resolve (&e->transfer) && s_load_claim (self, e) != 0) {
+            if (s_is_post_leg (&e->transfer) && s_load_reclaim (self, e) != 0) {
+                snprintf (err, err_size, "out of memory");
+                rc = -1;
+                break;
+            }
+            if (s_is_resolve (&e->transfer) && !s_is_post_leg (&e->transfer)
+                && s_load_claim (self, e) != 0) {
                 snprintf (err, err_size, "out of memory");
                 rc = -1;
                 break;
@@ -1030,7 +1107,11 @@ s_record_abort (participant_t *self, attempt_t *e, now_t now)
         s_share_remove (self, e->tp.coordinator, s_share_amount (&e->transfer));
         self->prepared_count--;
         s_promise (self, &e->transfer, false);
-        if (s_is_resolve (&e->transfer) && !s_resolve_waits (self, e)) {
+        if (s_is_post_leg (&e->transfer) && !s_resolve_waits (self, e)) {
+            uint64_t last = journal_last_ts (self->journal);
+            pending_claim (self->pending, e->transfer.pending_id, false,
+                           now.wall_ns > last ? now.wall_ns : last);
+        } else if (s_is_resolve (&e->transfer) && !s_resolve_waits (self, e)) {
             int rc = pending_credit_claim (self->pending, &e->transfer, false);
             assert (rc == 0); //  its prepare (or its credit side's commit) claimed it
             (void) rc;
@@ -1092,7 +1173,10 @@ s_record_commit (participant_t *self, attempt_t *e, now_t now)
     if (pending && !s_holds_debit (t) && self->waiting_count > 0) {
         s_waiting_claim (self, e); //  a post or void of it its chain prepared here
     }
-    if (s_is_resolve (t)) {
+    if (s_is_post_leg (t)) {
+        pending_apply (self->pending,
+                       &leg); //  its pending transfer here, claimed since the prepare
+    } else if (s_is_resolve (t)) {
         pending_credit_apply (self->pending, t); //  posts (part of) it, releases the rest
     }
     //  The credit leg itself is the durable "applied" marker (leg index):
@@ -1177,6 +1261,30 @@ s_prepare_fields_bad (const participant_t *self, const rl_transfer_t *t)
             || t->code == 0) {
             return "a credit leg on a third shard a create would refuse (one account, ledger or "
                    "code zero)";
+        }
+        return NULL;
+    }
+    if (s_legs (t) != 0 && s_is_resolve (t)) {
+        //  A post or void leg (docs/two-phase.md, "Post legs"): resolved
+        //  by its chain's shard for a debit leg, as the client gave it for
+        //  both legs (resolved here).
+        uint16_t kind = t->flags & (uint16_t) ~PENDING_RESOLVE_FLAGS;
+        if ((kind != RL_TRANSFER_TP_DEBIT_LEG && kind != RL_TRANSFER_TP_BOTH_LEGS)
+            || (t->flags & PENDING_RESOLVE_FLAGS) == PENDING_RESOLVE_FLAGS) {
+            return "a post or void leg with another flag";
+        }
+        if (!self->pending || !self->ids.check || !self->ids.resolve) {
+            return "a post or void leg, not served here";
+        }
+        if (t->timeout != 0 || rl_id_is_zero (t->pending_id) || rl_id_is_max (t->pending_id)
+            || rl_id_eq (t->pending_id, t->id)) {
+            return "a post or void leg with a timeout or without another usable pending id";
+        }
+        if (kind == RL_TRANSFER_TP_DEBIT_LEG
+            && (t->amount == 0 || t->ledger == 0 || t->code == 0
+                || rl_id_is_zero (t->credit_account_id)
+                || rl_id_eq (t->debit_account_id, t->credit_account_id))) {
+            return "a post or void debit leg its chain's shard did not resolve";
         }
         return NULL;
     }
@@ -1293,6 +1401,38 @@ s_legs_reserve (participant_t *self, const rl_transfer_t *t)
     return result;
 }
 
+//  The checks of a post or void leg (POST LEGS above) once its id is free
+//  here: the ledger resolves it against its pending transfer (ids.resolve:
+//  the rules of a post or void of it here, its side fitting the kind), a
+//  debit leg's resolution must be the one its chain's shard sent (that
+//  shard resolved it against the credit side's copy: a difference is a
+//  hostile or corrupt record), and the credit account of both legs must
+//  have arrived here. *resolved: the record to keep.
+static uint32_t
+s_post_leg_resolve (participant_t *self, const rl_prepare_rec_t *rec, now_t now,
+                    rl_transfer_t *resolved)
+{
+    const rl_transfer_t *t = &rec->transfer;
+    uint32_t result = self->ids.resolve (
+        self->ids.arg, t, s_coordinator_index (self, rec->tp.coordinator), now.wall_ns, resolved);
+    if (result != RL_OK) {
+        return result;
+    }
+    if (s_legs (t) == RL_TRANSFER_TP_DEBIT_LEG
+        && (!rl_id_eq (resolved->credit_account_id, t->credit_account_id)
+            || resolved->ledger != t->ledger || resolved->code != t->code
+            || resolved->amount != t->amount)) {
+        rl_warn ("two-phase: post or void leg %016" PRIx64 "%016" PRIx64 " from %s differs from "
+                 "its pending transfer here: refused",
+                 t->id.hi, t->id.lo, rec->tp.coordinator);
+        return RL_RESERVED_FIELD;
+    }
+    if (self->arcs && !arcs_received_id (self->arcs, resolved->credit_account_id)) {
+        return RL_FROZEN;
+    }
+    return RL_OK;
+}
+
 //  Checks and reserves the credit of one PREPARE; returns the reply state.
 //  *seq_p: the group commit of the write the reply reports on (0: none).
 static uint32_t
@@ -1315,10 +1455,15 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     }
     //  The accounts of the legs it holds are this shard's; a debit leg's
     //  credit alone is another shard's.
+    //  A post or void leg of both legs names the credit account as the
+    //  client did (maybe not at all): its pending transfer's, resolved
+    //  here, is this shard's (s_post_leg_resolve).
+    bool post_leg = s_is_post_leg (t);
     bool owned = s_legs (t) == RL_TRANSFER_TP_DEBIT_LEG
                      ? s_owns (self, t->debit_account_id) && !s_owns (self, t->credit_account_id)
                  : s_legs (t) == RL_TRANSFER_TP_BOTH_LEGS
-                     ? s_owns (self, t->debit_account_id) && s_owns (self, t->credit_account_id)
+                     ? s_owns (self, t->debit_account_id)
+                           && (post_leg || s_owns (self, t->credit_account_id))
                  : s_credit_third (t)
                      ? s_owns (self, t->credit_account_id) && !s_owns (self, t->debit_account_id)
                      : s_owns (self, t->credit_account_id);
@@ -1341,7 +1486,8 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     //  not arrived: it is not here yet, so nothing may be decided about it
     //  (retryable, the coordinator aborts without burning the id).
     if (self->arcs
-        && ((s_holds_credit (t) && !arcs_received_id (self->arcs, t->credit_account_id))
+        && ((s_holds_credit (t) && !post_leg
+             && !arcs_received_id (self->arcs, t->credit_account_id))
             || (s_holds_debit (t) && !arcs_received_id (self->arcs, t->debit_account_id)))) {
         *result = RL_FROZEN;
         return RL_TP_REFUSED;
@@ -1436,13 +1582,28 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     //  A post or void: the credit side must be pending here, unclaimed, and
     //  match (amount, accounts, ledger, code, overflow); it reserves nothing.
     //  A debit leg: its debit (and both legs: its credit) checked and reserved.
-    *result = s_is_resolve (t)    ? pending_credit_check (self->pending, t)
+    //  A post or void leg: resolved against its pending transfer here, which
+    //  it claims (s_post_leg_resolve).
+    rl_transfer_t resolved = *t;
+    *result = post_leg            ? s_post_leg_resolve (self, rec, now, &resolved)
+              : s_is_resolve (t)  ? pending_credit_check (self->pending, t)
               : s_holds_debit (t) ? s_legs_reserve (self, t)
                                   : accounts_credit_reserve (self->accounts, t);
+    if (post_leg && *result != RL_OK) {
+        //  Its check may have expired the pending transfer (into this batch).
+        *seq_p = rl_result_is_retryable (*result) ? 0 : outq_batch_seq (self->outq);
+        return RL_TP_REFUSED;
+    }
     const attempt_t *leg = *result == RL_PENDING_TRANSFER_NOT_FOUND ? s_pending_leg_of (
                                self, t->pending_id, t->debit_account_id, rec->tp.coordinator)
                                                                     : NULL;
-    if (leg) {
+    if (leg && !s_leg_of_group (leg, rec->tp.attempt)) {
+        //  The leg prepared here is another attempt's (its group's leg has
+        //  not come: messages reordered, or an older attempt's ABORT late):
+        //  not decided, not burned; the coordinator aborts this attempt.
+        leg = NULL;
+        *result = RL_IN_PROGRESS;
+    } else if (leg) {
         //  Its chain makes the pending transfer: checked against its
         //  prepared credit leg; one post or void of it at a time.
         *result = s_resolve_waiting (self, t->pending_id, t->debit_account_id)
@@ -1464,18 +1625,20 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
         *result = RL_BUSY;
         return RL_TP_REFUSED;
     }
-    if (s_is_resolve (t) && !leg) {
+    if (post_leg) {
+        pending_claim (self->pending, t->pending_id, true, 0); //  found live and unclaimed
+    } else if (s_is_resolve (t) && !leg) {
         int rc = pending_credit_claim (self->pending, t, true);
         assert (rc == 0); //  pending_credit_check found it live and unclaimed
         (void) rc;
     }
     attempt_t *e = attempts_at (&self->records, i);
     e->state = ATTEMPT_PREPARED;
-    e->transfer = *t;
+    e->transfer = resolved; //  t, or what a post or void leg resolved
     e->tp = rec->tp;
     e->tp.state = RL_TP_PREPARED;
     //  As the stored record loads back (attempts.c): from the transfer.
-    e->tp.amount = t->amount;
+    e->tp.amount = resolved.amount;
     e->tp.debit_account_id = t->debit_account_id;
     e->tp.result = 0;
     e->tp.timestamp = 0;
@@ -1850,7 +2013,7 @@ participant_audit_sums (participant_t *self, const accounts_t *accounts, uint64_
         }
         if (e->state == ATTEMPT_PREPARED && s_holds_debit (&e->transfer)
             && accounts_slot (accounts, e->transfer.debit_account_id, &slot)) {
-            debits[slot] += e->transfer.amount; //  a debit leg
+            debits[slot] += s_debit_reserved (&e->transfer); //  a debit leg
         }
     }
 }

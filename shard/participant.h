@@ -47,10 +47,19 @@ void participant_set_pending (participant_t *self, pending_t *pending);
 //    exists_with_different_*, the failure that burned it), *ts_p its
 //    timestamp;
 //  - applied: 1 when the id is stored here applied (ok) with this debit
-//    account (*ts_p: its timestamp), 0 when not, -1 on a storage error.
+//    account (*ts_p: its timestamp), 0 when not, -1 on a storage error;
+//  - resolve: the post or void leg t (docs/two-phase.md, "Post legs") of a
+//    pending transfer of this shard, checked as a post or void of it here
+//    would be (pending_check, at the shard's clock), *resolved the record
+//    to store, and its side fits t's kind: both sides here (both legs),
+//    or its debit side here and its credit side on the shard of ring index
+//    `coordinator` (a debit leg). RL_OK, or the result (not_supported: its
+//    credit on a third shard; frozen, in_progress, storage_error).
 typedef struct {
     uint32_t (*check) (void *arg, const rl_transfer_t *t, uint64_t *ts_p);
     int (*applied) (void *arg, rl_id_t id, rl_id_t debit_account_id, uint64_t *ts_p);
+    uint32_t (*resolve) (void *arg, const rl_transfer_t *t, int coordinator, uint64_t wall_ns,
+                         rl_transfer_t *resolved);
     void *arg;
 } participant_ids_t;
 //  Without them (NULL), every debit-leg PREPARE is refused reserved_field.

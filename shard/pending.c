@@ -676,7 +676,7 @@ s_make_due (pending_t *self, size_t index)
 //  Open ---------------------------------------------------------------------------
 
 int
-pending_open (pending_t *self, uint64_t clock_ns, char *err, size_t err_size)
+pending_open (pending_t *self, char *err, size_t err_size)
 {
     assert (self && self->live_count == 0 && self->promised == 0);
     store_iter_t *it = store_iter_new (self->store, STORE_CF_PENDING);
@@ -735,10 +735,17 @@ pending_open (pending_t *self, uint64_t clock_ns, char *err, size_t err_size)
     if (rc != 0) {
         return -1;
     }
+    return 0;
+}
+
+size_t
+pending_recover (pending_t *self, uint64_t clock_ns)
+{
+    assert (self);
     //  Whatever expired while the shard was down expires now, all of it.
     size_t expired = pending_tick (self, clock_ns, SIZE_MAX);
     rl_info ("pending: %zu transfers pending, %zu expired at recovery", self->live_count, expired);
-    return 0;
+    return expired;
 }
 
 //  Create -------------------------------------------------------------------------
@@ -1230,6 +1237,46 @@ pending_credit_claim (pending_t *self, const rl_transfer_t *t, bool claimed)
         return -1;
     }
     e->claimed = claimed;
+    return 0;
+}
+
+uint32_t
+pending_credit_resolve (pending_t *self, const rl_transfer_t *t, rl_transfer_t *resolved)
+{
+    assert (self && t && resolved && (t->flags & PENDING_RESOLVE_FLAGS));
+    const s_live_t *e = s_credit_live (self, t->pending_id, t->debit_account_id);
+    if (!e) {
+        return pending_credit_check (self, t); //  its state's code (resolved, or none)
+    }
+    uint64_t amount = 0;
+    uint32_t result = s_check_fields (t, &e->t, &amount);
+    if (result != RL_OK) {
+        return result;
+    }
+    s_inherit (t, &e->t, amount, resolved);
+    return pending_credit_check (self, resolved);
+}
+
+int
+pending_reclaim (pending_t *self, const rl_transfer_t *t, uint8_t side)
+{
+    assert (self && t && (t->flags & PENDING_RESOLVE_FLAGS));
+    assert (side == PENDING_SIDE_BOTH || side == PENDING_SIDE_DEBIT);
+    uint64_t index = 0;
+    if (!idmap_get (self->ids, t->pending_id, &index)) {
+        return -1;
+    }
+    s_live_t *e = &self->live[index];
+    bool post = (t->flags & RL_TRANSFER_POST_PENDING_TRANSFER) != 0;
+    if (e->side != side || e->claimed || !rl_id_eq (e->t.debit_account_id, t->debit_account_id)
+        || !rl_id_eq (e->t.credit_account_id, t->credit_account_id) || e->t.ledger != t->ledger
+        || e->t.code != t->code || t->amount > e->t.amount || (!post && t->amount != e->t.amount)) {
+        return -1;
+    }
+    //  A post's claim, not an expiry's, even on a due entry: a post that
+    //  commits wins (pending_check answers others in_progress meanwhile).
+    e->claimed = true;
+    e->claim_expiry = false;
     return 0;
 }
 

@@ -58,10 +58,13 @@ typedef enum {
 pending_t *pending_new (store_t *store, accounts_t *accounts);
 void pending_destroy (pending_t **self_p);
 //  Recovery, after the accounts are loaded: the transfers still pending
-//  come back into memory with their amounts, and the ones whose expiry is
-//  at or before clock_ns (the shard's timestamp clock) expire now, into the
-//  batch. 0, or -1 with a message in err.
-int pending_open (pending_t *self, uint64_t clock_ns, char *err, size_t err_size);
+//  come back into memory with their amounts. 0, or -1 with a message in err.
+int pending_open (pending_t *self, char *err, size_t err_size);
+//  Recovery, once the prepared records claimed what they resolve
+//  (participant.c): the transfers whose expiry is at or before clock_ns
+//  (the shard's timestamp clock) expire now, into the batch, but those a
+//  prepared post or void claims (pending_tick). Returns how many.
+size_t pending_recover (pending_t *self, uint64_t clock_ns);
 
 //  Field validation of a transfer with a pending, post or void flag (the
 //  record alone): RL_OK or the first failure, in the documented order.
@@ -132,6 +135,18 @@ uint32_t pending_credit_check_leg (pending_t *self, const rl_transfer_t *t, cons
 //  Claims (or releases) the credit side for t's prepared record. -1 when
 //  it is not live or already so.
 int pending_credit_claim (pending_t *self, const rl_transfer_t *t, bool claimed);
+//  The chain's shard of a post or void t (as the client gave it) of a
+//  pending transfer whose credit side is here and whose debit side is on
+//  another shard (a post leg: docs/two-phase.md, "Post legs"): t resolved
+//  against that side's copy of the transfer into *resolved (the rules its
+//  fields tell, as pending_check), then pending_credit_check of it. RL_OK,
+//  or the result (a resolved side: its state's code).
+uint32_t pending_credit_resolve (pending_t *self, const rl_transfer_t *t, rl_transfer_t *resolved);
+//  At a restart: the prepared post or void leg t (the record its PREPARE
+//  resolved here) claims its pending transfer again, live here with `side`
+//  (pending_side_t: both, or debit), unclaimed, and fitting t (accounts,
+//  ledger, code, amount). 0, or -1 when it does not (nothing changed).
+int pending_reclaim (pending_t *self, const rl_transfer_t *t, uint8_t side);
 //  Applies the claimed post or void t to the credit side (into the batch).
 void pending_credit_apply (pending_t *self, const rl_transfer_t *t);
 //  The stored state of a credit side (PENDING_STATE_NONE: none); -1 on a

@@ -52,7 +52,9 @@
       COMMIT made the credit side (claimed at once, and at load); then
       posted; an aborted chain leaves nothing; a void alone, its pending
       transfer's leg gone, not found.
-    - test_own_pending_stale: a newer attempt of the pending transfer's
+    - test_own_pending_stale: a post whose group's leg has not come while
+      an older attempt's leg is prepared (reordered messages): in_progress,
+      not checked against it; a newer attempt of the pending transfer's
       credit leg (another amount, another credit account) committed
       under a waiting post: the post never claims that side (a void of it
       in_progress meanwhile), its COMMIT, before or after a restart, an
@@ -78,6 +80,14 @@
       here), and one whose post debits here runs here though its first
       member debits s2 (a debit leg; the post held, applied at the
       commit).
+    - test_post_legs: posts and voids debiting two shards in one chain
+      (post legs): this shard as the chain's shard (a void of a pending
+      transfer of s2 alone, sent as the client gave it; a capture of one
+      crediting this shard, resolved and its credit side claimed here,
+      refused at s2 then committed, exists when sent again), and as the
+      debit shard of s2's chains (prepared: claimed, across a restart
+      past its timeout, committed or aborted; one whose credit side is at
+      s2; hostile ones refused, nothing claimed).
     - test_across_hostile_prepare: PREPAREs flagged linked, among good
       ones in one message, refused reserved_field, nothing reserved.
     - test_bad_input: reserved and balancing flags, invalid fields, the
@@ -934,6 +944,32 @@ test_own_pending_stale (void **state)
         assert_int_equal (lk_account (1).credits_pending, b1.credits_pending);
         seq += 10;
     }
+    //  Messages reordered: an older attempt's leg still prepared (its ABORT
+    //  late) when the newer chain's post comes before the newer leg: the
+    //  post is not checked against a leg of another group (in_progress,
+    //  nothing prepared); the newer leg then supersedes the older one, and
+    //  the post sent again after it waits for it and posts at its commit.
+    {
+        rl_account_t b1 = lk_account (1);
+        rl_transfer_t p = lk_t (RL_TRANSFER_PENDING, 2, 1, 5);
+        rl_transfer_t post = s_resolved_by_s2 (RL_TRANSFER_POST_PENDING_TRANSFER, &p, 3);
+        rl_prepare_rec_t old = s_prepare_from_s2 (&p, seq);
+        assert_int_equal (s_prepare_here (&old, &result), RL_TP_PREPARED);
+        rl_prepare_rec_t in[2] = {s_prepare_from_s2 (&p, seq + 2),
+                                  s_prepare_from_s2 (&post, seq + 3)};
+        in[0].tp.attempt.counter = in[1].tp.attempt.counter = 2; //  s2 restarted since
+        assert_int_equal (s_prepare_here (&in[1], &result), RL_TP_REFUSED);
+        assert_int_equal (result, RL_IN_PROGRESS);
+        assert_int_equal (s_prepare_here (&in[0], &result), RL_TP_PREPARED);
+        in[1].tp.attempt.seq = seq + 4;
+        assert_int_equal (s_prepare_here (&in[1], &result), RL_TP_PREPARED);
+        assert_int_equal (s_decide_from_s2 (&old.tp, RL_TP_ABORT), RL_TP_ACKED);
+        assert_int_equal (s_decide_from_s2 (&in[0].tp, RL_TP_COMMIT), RL_TP_ACKED);
+        assert_int_equal (s_decide_from_s2 (&in[1].tp, RL_TP_COMMIT), RL_TP_ACKED);
+        assert_int_equal (lk_account (1).credits_posted, b1.credits_posted + 3);
+        assert_int_equal (lk_account (1).credits_pending, b1.credits_pending);
+        seq += 10;
+    }
     //  The group's ABORT of the pending transfer's leg applied, the post's
     //  not yet, then a restart: the post loads waiting for nothing; a
     //  COMMIT of it is an alarm, its ABORT acknowledged.
@@ -1224,6 +1260,215 @@ test_legs (void **state)
     assert_int_equal (b1.debits_pending, a1.debits_pending);
     assert_int_equal (b3.credits_posted, a3.credits_posted + 5 + 2);
     s_batch_expect (&qv, 1, (uint32_t[]){RL_PENDING_TRANSFER_ALREADY_POSTED});
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    lk_teardown ();
+}
+
+//  Post legs (docs/two-phase.md, "Post legs"): chains whose posts and
+//  voids debit two shards. This ledger (s1) first as the chain's shard:
+//  a void of a pending transfer of s2 alone (both legs, as the client gave
+//  it), a capture of one of s2 crediting 1 here (a debit leg resolved
+//  here, its credit side claimed until the decision); refused at s2 (its
+//  code, the claim released); sent again, exists. Then as the debit shard
+//  X of chains of s2: a void of both legs prepared (its pending transfer
+//  claimed: a post of it in_progress), kept across a restart after its
+//  timeout passed (the claim wins over the expiry at recovery), committed
+//  (stored under its id: a duplicate PREPARE is exists); one aborted (the
+//  claim released); hostile ones (both leg bits, a debit leg of one whose
+//  both sides are here: not_supported; another amount: reserved_field).
+static void
+test_post_legs (void **state)
+{
+    (void) state;
+    lk_setup ("/chains/post_legs");
+    char err[256];
+    rl_prepare_rec_t prep[16];
+    rl_tp_rec_t dec[16];
+    size_t n_prep = 0, n_dec = 0;
+    rl_result_rec_t r[3];
+    rl_header_t h = {.operation = RL_OP_CREATE_TRANSFERS, .record_count = 2};
+    uint32_t result = 0;
+    //  1. s2's pending transfer 2 to 4 (its own), voided in a chain of
+    //     this shard (placed here by its first void, of 1 to 3): both legs,
+    //     as the client gave it (no credit account, no amount).
+    rl_transfer_t q = lk_t (RL_TRANSFER_PENDING, 1, 3, 8);
+    assert_int_equal (lk_send (&q), RL_OK);
+    rl_transfer_t s2p = lk_t (RL_TRANSFER_PENDING, 2, 4, 6);
+    rl_transfer_t a[2] = {lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER | LINKED, &q, 0),
+                          lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER, &s2p, 0)};
+    assert_int_equal (ledger_create_transfers (lk_ledger, a, 2, lk_now (), NULL, &h, r),
+                      LEDGER_REPLY_LATER);
+    assert_false (s_turn (prep, &n_prep, dec, &n_dec, r, 2));
+    assert_int_equal (n_prep, 1);
+    assert_int_equal (prep[0].transfer.flags,
+                      RL_TRANSFER_TP_BOTH_LEGS | RL_TRANSFER_VOID_PENDING_TRANSFER);
+    assert_true (rl_id_is_zero (prep[0].transfer.credit_account_id));
+    assert_int_equal (prep[0].transfer.amount, 0);
+    s_batch_expect (a, 2, (uint32_t[]){RL_IN_PROGRESS, RL_IN_PROGRESS});
+    assert_false (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 2));
+    assert_int_equal (n_dec, 1);
+    assert_int_equal (dec[0].state, RL_TP_COMMIT);
+    assert_true (s_ack (&dec[0], LK_T0 + 555, r, 2));
+    s_results (r, 2, (uint32_t[]){RL_OK, RL_OK});
+    assert_int_equal (r[1].timestamp, LK_T0 + 555);
+    lk_expect (1, 0, 0, 0, 0);
+    //  2. s2's pending transfer 2 to 1 (its credit side here: prepared and
+    //     committed from s2), captured in part in a chain of this shard: a
+    //     debit leg, resolved here (1's account, ledger, code, 4 of 6), the
+    //     credit side claimed meanwhile (s2's own post of it in_progress).
+    rl_transfer_t p = lk_t (RL_TRANSFER_PENDING, 2, 1, 6);
+    rl_prepare_rec_t leg = s_prepare_from_s2 (&p, 40);
+    assert_int_equal (s_prepare_here (&leg, &result), RL_TP_PREPARED);
+    assert_int_equal (s_decide_from_s2 (&leg.tp, RL_TP_COMMIT), RL_TP_ACKED);
+    lk_expect (1, 0, 0, 6, 0);
+    rl_transfer_t q2 = lk_t (RL_TRANSFER_PENDING, 1, 3, 8);
+    assert_int_equal (lk_send (&q2), RL_OK);
+    rl_transfer_t b[2] = {lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER | LINKED, &q2, 0),
+                          lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &p, 4)};
+    assert_int_equal (ledger_create_transfers (lk_ledger, b, 2, lk_now (), NULL, &h, r),
+                      LEDGER_REPLY_LATER);
+    assert_false (s_turn (prep, &n_prep, dec, &n_dec, r, 2));
+    assert_int_equal (n_prep, 1);
+    assert_int_equal (prep[0].transfer.flags,
+                      RL_TRANSFER_TP_DEBIT_LEG | RL_TRANSFER_POST_PENDING_TRANSFER);
+    assert_true (rl_id_eq (prep[0].transfer.credit_account_id, p.credit_account_id));
+    assert_int_equal (prep[0].transfer.amount, 4);
+    assert_int_equal (prep[0].transfer.ledger, LEDGER);
+    rl_transfer_t pv = s_resolved_by_s2 (RL_TRANSFER_VOID_PENDING_TRANSFER, &p, 6);
+    rl_prepare_rec_t direct = s_prepare_from_s2 (&pv, 41);
+    assert_int_equal (s_prepare_here (&direct, &result), RL_TP_REFUSED);
+    assert_int_equal (result, RL_IN_PROGRESS);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    //  Refused at s2 (expired there): its code, the other
+    //  linked_event_failed, the claim released (s2's void then prepares).
+    assert_true (
+        s_answer (&prep[0], RL_TP_REFUSED, RL_PENDING_TRANSFER_EXPIRED, dec, &n_dec, r, 2));
+    s_results (r, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_PENDING_TRANSFER_EXPIRED});
+    lk_expect (1, 8, 0, 6, 0);
+    assert_int_equal (s_prepare_here (&direct, &result), RL_TP_PREPARED);
+    assert_int_equal (s_decide_from_s2 (&direct.tp, RL_TP_ABORT), RL_TP_ACKED);
+    //  Sent again and prepared: at the decision 4 posted to 1, the rest
+    //  released; answered at s2's acknowledgement; sent again: exists (the
+    //  credit side resolved here, so asked as the client gave it).
+    assert_int_equal (ledger_create_transfers (lk_ledger, b, 2, lk_now (), NULL, &h, r),
+                      LEDGER_REPLY_LATER);
+    assert_false (s_turn (prep, &n_prep, dec, &n_dec, r, 2));
+    assert_false (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 2));
+    lk_expect (1, 0, 0, 0, 4);
+    assert_true (s_ack (&dec[0], LK_T0 + 556, r, 2));
+    s_results (r, 2, (uint32_t[]){RL_OK, RL_OK});
+    assert_int_equal (ledger_create_transfers (lk_ledger, b, 2, lk_now (), NULL, &h, r),
+                      LEDGER_REPLY_LATER);
+    assert_false (s_turn (prep, &n_prep, dec, &n_dec, r, 2));
+    assert_int_equal (prep[0].transfer.flags,
+                      RL_TRANSFER_TP_BOTH_LEGS | RL_TRANSFER_POST_PENDING_TRANSFER);
+    rl_tp_rec_t reply = prep[0].tp;
+    reply.state = RL_TP_REFUSED;
+    reply.result = RL_EXISTS;
+    reply.timestamp = LK_T0 + 556;
+    coordinator_prepare_replies (ledger_coordinator (lk_ledger), &reply, 1, "s2", lk_now ());
+    assert_true (s_turn (prep, &n_prep, dec, &n_dec, r, 2));
+    s_results (r, 2, (uint32_t[]){RL_EXISTS, RL_EXISTS});
+    lk_expect (1, 0, 0, 0, 4);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    //  3. This shard as the debit shard X: s2's chain voids 1 to 3 (both
+    //     sides here), as the client gave it. Prepared: claimed (a post of
+    //     it here in_progress); its timeout passes across a restart: the
+    //     claim wins over the expiry at recovery; committed: voided, stored
+    //     under its id (a duplicate PREPARE: exists).
+    rl_transfer_t x = lk_t (RL_TRANSFER_PENDING, 1, 3, 7);
+    x.timeout = 1;
+    assert_int_equal (lk_send (&x), RL_OK);
+    rl_transfer_t xv = lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER | RL_TRANSFER_TP_BOTH_LEGS, &x,
+                                   0);
+    rl_prepare_rec_t xp = s_prepare_from_s2 (&xv, 50);
+    assert_int_equal (s_prepare_here (&xp, &result), RL_TP_PREPARED);
+    rl_transfer_t xpost = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &x, 0);
+    assert_int_equal (lk_send (&xpost), RL_IN_PROGRESS);
+    lk_wall += 5 * S_NS;
+    lk_restart (true);
+    ledger_tick (lk_ledger, lk_now ());
+    lk_commit ();
+    lk_expect (1, 7, 0, 0, 4);
+    assert_int_equal (lk_send (&xpost), RL_IN_PROGRESS);
+    rl_tp_rec_t dx = xp.tp, ackx;
+    dx.state = RL_TP_COMMIT;
+    participant_decide (ledger_participant (lk_ledger), &dx, 1, "s2", lk_now (), &ackx);
+    lk_commit ();
+    assert_int_equal (ackx.state, RL_TP_ACKED);
+    assert_true (ackx.timestamp != 0);
+    lk_expect (1, 0, 0, 0, 4);
+    lk_expect (3, 0, 0, 0, 0);
+    xv.flags &= (uint16_t) ~RL_TRANSFER_TP_LEGS;
+    assert_true (s_found (&xv));
+    assert_int_equal (s_prepare_here (&xp, &result), RL_TP_REFUSED);
+    assert_int_equal (result, RL_EXISTS);
+    assert_int_equal (lk_send (&xpost), RL_PENDING_TRANSFER_ALREADY_VOIDED);
+    //  4. Prepared, then aborted: the claim released, a post of it applies.
+    rl_transfer_t y = lk_t (RL_TRANSFER_PENDING, 1, 3, 5);
+    assert_int_equal (lk_send (&y), RL_OK);
+    rl_transfer_t yp = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_TP_BOTH_LEGS, &y,
+                                   2);
+    rl_prepare_rec_t ypr = s_prepare_from_s2 (&yp, 60);
+    assert_int_equal (s_prepare_here (&ypr, &result), RL_TP_PREPARED);
+    lk_restart (true);
+    rl_transfer_t ypost = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &y, 3);
+    assert_int_equal (lk_send (&ypost), RL_IN_PROGRESS);
+    assert_int_equal (s_decide_from_s2 (&ypr.tp, RL_TP_ABORT), RL_TP_ACKED);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    assert_int_equal (lk_send (&ypost), RL_OK);
+    lk_expect (3, 0, 0, 0, 3);
+    //  5. Hostile: both leg bits beside a void, a debit leg naming another
+    //     credit account, a debit leg of a pending transfer whose two sides
+    //     are here, a post of more than it holds: refused, nothing claimed.
+    rl_transfer_t z = lk_t (RL_TRANSFER_PENDING, 1, 3, 9);
+    assert_int_equal (lk_send (&z), RL_OK);
+    rl_transfer_t zv = s_resolved_by_s2 (RL_TRANSFER_VOID_PENDING_TRANSFER | RL_TRANSFER_TP_LEGS,
+                                         &z, 9);
+    rl_prepare_rec_t zr = s_prepare_from_s2 (&zv, 70);
+    assert_int_equal (s_prepare_here (&zr, &result), RL_TP_REFUSED);
+    assert_int_equal (result, RL_WRONG_SHARD); //  a credit leg on a third shard (and malformed)
+    zv.flags = RL_TRANSFER_VOID_PENDING_TRANSFER | RL_TRANSFER_TP_DEBIT_LEG;
+    zv.credit_account_id = lk_acc (4);
+    zr = s_prepare_from_s2 (&zv, 71);
+    assert_int_equal (s_prepare_here (&zr, &result), RL_TP_REFUSED);
+    assert_int_equal (result, RL_PENDING_TRANSFER_HAS_DIFFERENT_CREDIT_ACCOUNT_ID);
+    zv.credit_account_id = z.credit_account_id;
+    zr = s_prepare_from_s2 (&zv, 72);
+    assert_int_equal (s_prepare_here (&zr, &result), RL_TP_REFUSED);
+    assert_int_equal (result, RL_WRONG_SHARD); //  its credit is this shard's: not a debit leg
+    rl_transfer_t zb = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_TP_BOTH_LEGS, &z,
+                                   10);
+    zr = s_prepare_from_s2 (&zb, 73);
+    assert_int_equal (s_prepare_here (&zr, &result), RL_TP_REFUSED);
+    assert_int_equal (result, RL_EXCEEDS_PENDING_TRANSFER_AMOUNT);
+    rl_transfer_t zpost = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &z, 9);
+    assert_int_equal (lk_send (&zpost), RL_OK);
+    //  6. A pending transfer 1 to 2 (its debit side here, its credit side
+    //     at s2), captured by a chain of s2 holding that credit side: a
+    //     debit leg resolved there. One with another ledger is refused with
+    //     that code; the right one prepared (claimed: an expiry or post of
+    //     it here waits) and committed: 5 posted, stored under its id.
+    rl_transfer_t d = lk_t (RL_TRANSFER_PENDING, 1, 2, 9);
+    assert_int_equal (s_across_send (&d, 1, prep), 1);
+    assert_true (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 1));
+    assert_int_equal (r[0].result, RL_OK);
+    lk_expect (1, 9, 12, 0, 4);
+    rl_transfer_t dp = s_resolved_by_s2 (
+        RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_TP_DEBIT_LEG, &d, 5);
+    dp.ledger = LEDGER + 1;
+    rl_prepare_rec_t dpr = s_prepare_from_s2 (&dp, 80);
+    assert_int_equal (s_prepare_here (&dpr, &result), RL_TP_REFUSED);
+    assert_int_equal (result, RL_PENDING_TRANSFER_HAS_DIFFERENT_LEDGER);
+    dp.ledger = LEDGER;
+    dpr = s_prepare_from_s2 (&dp, 81);
+    assert_int_equal (s_prepare_here (&dpr, &result), RL_TP_PREPARED);
+    rl_transfer_t dpost = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &d, 1);
+    assert_int_equal (lk_send (&dpost), RL_IN_PROGRESS);
+    assert_int_equal (s_decide_from_s2 (&dpr.tp, RL_TP_COMMIT), RL_TP_ACKED);
+    lk_expect (1, 0, 17, 0, 4);
+    dp.flags &= (uint16_t) ~RL_TRANSFER_TP_LEGS;
+    assert_true (s_found (&dp));
     assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
     lk_teardown ();
 }
@@ -1850,6 +2095,7 @@ main (void)
         cmocka_unit_test (test_across_pending_limits),
         cmocka_unit_test (test_pending_room),
         cmocka_unit_test (test_legs),
+        cmocka_unit_test (test_post_legs),
         cmocka_unit_test (test_across_abort),
         cmocka_unit_test (test_across_hostile_prepare),
         cmocka_unit_test (test_bad_input),

@@ -53,6 +53,14 @@
     prepared on s2, the post against that credit leg, and it claims the
     credit side when the pending transfer's COMMIT makes it.
 
+    The cases marked post legs run a chain of voids and posts of pending
+    transfers made before it (docs/two-phase.md, "Post legs"): the void
+    of 1 -> 2 (held on s1: it places the chain there), a capture of 5 of
+    3 -> 1 (a post leg on s2, its credit side claimed on s1) and, on three
+    shards, the void of 4 -> 2 (a post leg on s3), or on the business
+    path a capture of 99 of its 6 (s3 refuses it). Sent alone, the capture
+    goes to s2; what a failed chain left pending is voided in the end.
+
     The cases marked both run the legs chain with its member 3 -> 1 a
     pending transfer (timeout 3600 s): a pending debit leg on s2. At the
     end it is voided at s2 (made by the chain, or by the member sent alone
@@ -103,6 +111,7 @@ typedef struct {
     bool third;        //  a member debiting s3 and crediting s2 (a credit on a third shard)
     bool own;          //  a pending transfer held on s1 and a post of it in the same chain
     bool own_across;   //  own, the pending transfer 1 -> 3 (its credit leg on s2)
+    bool post_legs;    //  posts and voids debiting s2 (and s3): post legs there
 } s_case_t;
 
 static const s_case_t s_cases[] = {
@@ -207,6 +216,27 @@ static const s_case_t s_cases[] = {
     {"tp.coord.decision_synced=crash", 0, PATH_COMMIT, 3, NULL, false, false, false, true, true},
     {"tp.coord.acked=crash", 0, PATH_COMMIT, 3, NULL, false, false, false, true, true},
     {"tp.coord.abort_decided=crash", 0, PATH_INFRA, 3, NULL, false, false, false, true, true},
+    //  Post legs: the void of 1 -> 2 (here), the capture of 3 -> 1 (its
+    //  debit side on s2: a post leg there, its credit side claimed here),
+    //  and the void (business: an over-capture) of 4 -> 2 (s3).
+    {"tp.part.prepared=crash", 1, PATH_COMMIT, 3, NULL, false, false, false, false, false, true},
+    {"tp.part.prepared=crash", 1, PATH_BUSINESS, 3, NULL, false, false, false, false, false, true},
+    {"tp.part.prepare_synced=crash", 1, PATH_COMMIT, 2, NULL, false, false, false, false, false,
+     true},
+    {"tp.part.applied=crash", 1, PATH_COMMIT, 3, NULL, false, false, false, false, false, true},
+    {"tp.part.applied=crash", 1, PATH_INFRA, 3, NULL, false, false, false, false, false, true},
+    {"tp.part.apply_synced=crash", 1, PATH_COMMIT, 3, NULL, false, false, false, false, false,
+     true},
+    {"tp.part.query_sent=crash", 1, PATH_COMMIT, 3, "tp.coord.decided=crash@2", false, false, false,
+     false, false, true},
+    {"tp.coord.prepare_sent=crash", 0, PATH_COMMIT, 3, NULL, false, false, false, false, false,
+     true},
+    {"tp.coord.decided=crash@2", 0, PATH_COMMIT, 3, NULL, false, false, false, false, false, true},
+    {"tp.coord.decision_synced=crash", 0, PATH_COMMIT, 3, NULL, false, false, false, false, false,
+     true},
+    {"tp.coord.acked=crash", 0, PATH_COMMIT, 3, NULL, false, false, false, false, false, true},
+    {"tp.coord.abort_decided=crash", 0, PATH_INFRA, 3, NULL, false, false, false, false, false,
+     true},
 };
 #define CASES (sizeof (s_cases) / sizeof (s_cases[0]))
 
@@ -323,6 +353,49 @@ s_chain_own (s_ctx_t *ctx, s_path_t path, bool across, rl_transfer_t *c)
     return n;
 }
 
+//  A pending transfer dr -> cr of amount made now (at dr's shard).
+static rl_transfer_t
+s_pending_now (s_ctx_t *ctx, uint64_t dr, uint64_t cr, uint64_t amount)
+{
+    uint64_t t = ctx->tag;
+    rl_transfer_t p = tk_transfer (tk_id (ctx->next_id++, t), tk_id (dr, t), tk_id (cr, t), amount,
+                                   LEDGER);
+    p.flags = RL_TRANSFER_PENDING;
+    rl_result_rec_t r;
+    assert_int_equal (rl_client_create_transfers (tpk_client_for (&ctx->tp, p.debit_account_id), &p,
+                                                  1, &r, TK_TIMEOUT_MS),
+                      0);
+    assert_int_equal (r.result, RL_OK);
+    return p;
+}
+
+//  The chain of a post legs case, its pending transfers made first (p[3]):
+//  the void of 1 -> 2 (here: it places the chain here), a capture of 5 of
+//  3 -> 1 (a post leg on s2, its credit side here), and on three shards
+//  the void of 4 -> 2 (a post leg on s3), on the business path a capture
+//  of more than it holds (s3 refuses it).
+static size_t
+s_chain_post_legs (s_ctx_t *ctx, s_path_t path, int shards, rl_transfer_t *c, rl_transfer_t *p)
+{
+    p[0] = s_pending_now (ctx, 1, 2, 8);
+    p[1] = s_pending_now (ctx, 3, 1, 9);
+    p[2] = s_pending_now (ctx, 4, 2, 6);
+    size_t n = shards == 3 || path != PATH_COMMIT ? 3 : 2;
+    for (size_t i = 0; i < n; i++) {
+        c[i] = (rl_transfer_t){.id = tk_id (ctx->next_id++, ctx->tag),
+                               .debit_account_id = p[i].debit_account_id,
+                               .pending_id = p[i].id,
+                               .flags = RL_TRANSFER_VOID_PENDING_TRANSFER | (i + 1 < n ? L : 0)};
+    }
+    c[1].flags = RL_TRANSFER_POST_PENDING_TRANSFER | (n > 2 ? L : 0);
+    c[1].amount = 5;
+    if (path == PATH_BUSINESS) {
+        c[2].flags = RL_TRANSFER_POST_PENDING_TRANSFER;
+        c[2].amount = 99;
+    }
+    return n;
+}
+
 //  The chain of a third case: 1 -> 2 (held here) and 4 -> 3 (its debit leg
 //  on s3, its credit leg on s2), and on the business path 4 -> 6 (s2
 //  refuses the credit leg: credit_account_not_found).
@@ -385,8 +458,9 @@ s_run_case (s_ctx_t *ctx, size_t k)
     if (c->other) {
         points[0] = c->other;
     }
-    rl_transfer_t chain[3], pa;
-    size_t n = c->own                 ? s_chain_own (ctx, c->path, c->own_across, chain)
+    rl_transfer_t chain[3], pa, pl[3];
+    size_t n = c->post_legs           ? s_chain_post_legs (ctx, c->path, c->shards, chain, pl)
+               : c->own               ? s_chain_own (ctx, c->path, c->own_across, chain)
                : c->third             ? s_chain_third (ctx, c->path, chain)
                : c->kinds && !c->legs ? s_chain_kinds (ctx, c->path, c->shards, chain, &pa)
                                       : s_chain (ctx, c->path, c->shards, c->legs, chain);
@@ -394,7 +468,7 @@ s_run_case (s_ctx_t *ctx, size_t k)
         chain[1].flags |= RL_TRANSFER_PENDING; //  a pending debit leg on s2 (third: s3)
         chain[1].timeout = 3600;
     }
-    if (c->kinds && !c->legs && !c->third) {
+    if ((c->kinds && !c->legs && !c->third) || c->post_legs) {
         tpk_quiet (&ctx->tp); //  pa's own attempt settled before the points are armed
     }
     bool armed[SHARDS] = {false, false, false};
@@ -451,8 +525,9 @@ s_run_case (s_ctx_t *ctx, size_t k)
     for (size_t i = 0; i < n; i++) {
         uint32_t want = found                      ? RL_EXISTS
                         : c->path != PATH_BUSINESS ? RL_OK
-                        : i == n - 1 ? (c->legs && !c->third ? RL_DEBIT_ACCOUNT_NOT_FOUND
-                                                             : RL_CREDIT_ACCOUNT_NOT_FOUND)
+                        : i == n - 1 ? (c->post_legs           ? RL_EXCEEDS_PENDING_TRANSFER_AMOUNT
+                                        : c->legs && !c->third ? RL_DEBIT_ACCOUNT_NOT_FOUND
+                                                               : RL_CREDIT_ACCOUNT_NOT_FOUND)
                                      : RL_LINKED_EVENT_FAILED;
         if (r[i].result != want) {
             harness_keep (ctx->h);
@@ -473,12 +548,17 @@ s_run_case (s_ctx_t *ctx, size_t k)
             posted.amount = 6;
             tk_model_apply (&ctx->model, &posted);
         }
+        if (c->post_legs) {
+            rl_transfer_t posted = pl[1]; //  5 of 3 -> 1 captured
+            posted.flags = 0, posted.amount = 5;
+            tk_model_apply (&ctx->model, &posted);
+        }
     }
     //  A member alone (at its debit shard): exists once applied (never
     //  executed on its own). A failed chain's debit leg is released when
     //  its ABORT lands there, after the chain's answer: until then the
     //  member is in_progress at its debit shard.
-    if (c->legs || c->third) {
+    if (c->legs || c->third || c->post_legs) {
         tpk_quiet (&ctx->tp);
     }
     rl_transfer_t alone = chain[1];
@@ -490,8 +570,35 @@ s_run_case (s_ctx_t *ctx, size_t k)
     assert_int_equal (one.result, c->path == PATH_BUSINESS && !found
                                       ? (c->own ? RL_PENDING_TRANSFER_NOT_FOUND : RL_OK)
                                       : RL_EXISTS);
-    if (c->path == PATH_BUSINESS && !found && !c->kinds && !c->own) {
+    if (c->path == PATH_BUSINESS && !found && !c->kinds && !c->own && !c->post_legs) {
         tk_model_apply (&ctx->model, &alone);
+    }
+    if (c->path == PATH_BUSINESS && !found && c->post_legs) {
+        rl_transfer_t posted = pl[1]; //  the capture alone: 5 of 3 -> 1
+        posted.flags = 0, posted.amount = 5;
+        tk_model_apply (&ctx->model, &posted);
+    }
+    //  What the chain left pending (the business path: 1 -> 2 and 4 -> 2),
+    //  voided at its debit shard.
+    for (size_t i = 0; c->post_legs && c->path == PATH_BUSINESS && !found && i < 3; i += 2) {
+        rl_transfer_t v = {.id = tk_id (ctx->next_id++, ctx->tag),
+                           .debit_account_id = pl[i].debit_account_id,
+                           .pending_id = pl[i].id,
+                           .flags = RL_TRANSFER_VOID_PENDING_TRANSFER};
+        assert_int_equal (rl_client_create_transfers (tpk_client_for (&ctx->tp, v.debit_account_id),
+                                                      &v, 1, &one, TK_TIMEOUT_MS),
+                          0);
+        assert_int_equal (one.result, RL_OK);
+    }
+    if (c->post_legs && n == 2) {
+        rl_transfer_t v = {.id = tk_id (ctx->next_id++, ctx->tag),
+                           .debit_account_id = pl[2].debit_account_id,
+                           .pending_id = pl[2].id,
+                           .flags = RL_TRANSFER_VOID_PENDING_TRANSFER};
+        assert_int_equal (rl_client_create_transfers (tpk_client_for (&ctx->tp, v.debit_account_id),
+                                                      &v, 1, &one, TK_TIMEOUT_MS),
+                          0);
+        assert_int_equal (one.result, RL_OK);
     }
     //  The pending transfer the chain (or, both kinds and legs, the member
     //  alone) made, voided at its debit shard: nothing pending is left.
@@ -535,8 +642,9 @@ test_crash_matrix (void **state)
         printf ("case %zu: %s on %s, %s path, %d shards%s\n", k, s_cases[k].point,
                 s_cases[k].shard ? "participant s2" : "coordinator s1",
                 s_path_names[s_cases[k].path], s_cases[k].shards,
-                s_cases[k].own_across ? ", a post of its own pending transfer across"
-                : s_cases[k].own      ? ", a post of its own pending transfer"
+                s_cases[k].post_legs    ? ", post legs"
+                : s_cases[k].own_across ? ", a post of its own pending transfer across"
+                : s_cases[k].own        ? ", a post of its own pending transfer"
                 : s_cases[k].third && s_cases[k].kinds ? ", a pending credit on a third shard"
                 : s_cases[k].third                     ? ", a credit on a third shard"
                 : s_cases[k].legs && s_cases[k].kinds  ? ", a pending debit leg"

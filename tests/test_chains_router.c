@@ -39,8 +39,12 @@
       crediting the chain's shard, one both legs on its debit shard)
       commit whole, then one is captured in part and the other voided at
       their debit shard; a chain placed by its post (its first member
-      debits another shard than the post) commits, and one whose voids
-      debit two shards is not_supported; a chain that authorises a
+      debits another shard than the post) commits; one whose posts and
+      voids debit two shards commits (post legs: a void whose pending
+      transfer is its debit shard's alone, a capture whose credit side is
+      on the chain's shard; exists when sent again), and one whose void's
+      pending transfer credits a third shard is not_supported; a chain
+      that authorises a
       payment to another shard and captures part of it at once, with a
       fee, commits (exists when sent again), and one capturing more than
       it authorised fails with that code, nothing applied; hostile legs on the wire (a client's key:
@@ -757,25 +761,52 @@ test_chains_debits (void **state)
     s_apply (ctx, &led_posted, 1);
     s_expect (ctx, led, 2, (uint32_t[]){RL_EXISTS, RL_EXISTS});
     assert_int_equal (s_account (ctx, x).debits_pending, x_pend.debits_pending);
-    //  Posts or voids debiting two shards in one chain: the second is
-    //  not_supported, the first linked_event_failed, nothing applied or
-    //  burned (each alone then applies).
-    rl_transfer_t hold2[2] = {s_t (RL_TRANSFER_PENDING, a, b, 2),
-                              s_t (RL_TRANSFER_PENDING, x, x2, 2)};
-    s_expect (ctx, hold2, 2, (uint32_t[]){RL_OK, RL_OK});
+    //  Posts or voids debiting two shards in one chain (post legs): the
+    //  chain runs on shard 0 (its first void debits a); the void of x to
+    //  x2 (both sides on shard 1) goes there as both legs, the capture of
+    //  x to a (its credit side on shard 0) as a debit leg resolved on
+    //  shard 0; all commit, exists when sent again.
+    rl_account_t a_two = s_account (ctx, a), x2_two = s_account (ctx, x2);
+    rl_transfer_t hold2[5] = {
+        s_t (RL_TRANSFER_PENDING, a, b, 2), s_t (RL_TRANSFER_PENDING, x, x2, 2),
+        s_t (RL_TRANSFER_PENDING, x, a, 5), s_t (RL_TRANSFER_PENDING, x, z, 3),
+        s_t (RL_TRANSFER_PENDING, a, b, 1)};
+    s_expect (ctx, hold2, 5, (uint32_t[]){RL_OK, RL_OK, RL_OK, RL_OK, RL_OK});
+    rl_transfer_t posts2[3] = {s_t (L | RL_TRANSFER_VOID_PENDING_TRANSFER, a, 0, 0),
+                               s_t (L | RL_TRANSFER_VOID_PENDING_TRANSFER, x, 0, 0),
+                               s_t (RL_TRANSFER_POST_PENDING_TRANSFER, x, 0, 4)};
+    for (size_t i = 0; i < 3; i++) {
+        posts2[i].pending_id = hold2[i].id;
+        posts2[i].ledger = posts2[i].code = 0;
+        posts2[i].credit_account_id = (rl_id_t){0};
+    }
+    s_expect (ctx, posts2, 3, (uint32_t[]){RL_OK, RL_OK, RL_OK});
+    s_expect (ctx, posts2, 3, exists3);
+    assert_int_equal (s_account (ctx, x).debits_pending, x_pend.debits_pending + 3);
+    assert_int_equal (s_account (ctx, x2).credits_pending, x2_two.credits_pending);
+    assert_int_equal (s_account (ctx, a).debits_pending, a_two.debits_pending + 1);
+    assert_int_equal (s_account (ctx, a).credits_pending, a_two.credits_pending);
+    assert_int_equal (s_account (ctx, a).credits_posted, a_two.credits_posted + 4);
+    rl_transfer_t posts2_done = hold2[2];
+    posts2_done.flags = 0, posts2_done.amount = 4;
+    s_apply (ctx, &posts2_done, 1);
+    //  One whose pending transfer credits a third shard (x to z): that
+    //  member not_supported, the first linked_event_failed, nothing
+    //  applied or burned (each alone then applies).
     rl_transfer_t voids[2] = {s_t (L | RL_TRANSFER_VOID_PENDING_TRANSFER, a, 0, 0),
                               s_t (RL_TRANSFER_VOID_PENDING_TRANSFER, x, 0, 0)};
     for (size_t i = 0; i < 2; i++) {
-        voids[i].pending_id = hold2[i].id;
+        voids[i].pending_id = hold2[4 - i].id;
         voids[i].ledger = voids[i].code = 0;
         voids[i].credit_account_id = (rl_id_t){0};
     }
     s_expect (ctx, voids, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
     assert_int_equal (s_found (ctx, voids, 2), 0);
-    assert_int_equal (s_account (ctx, x).debits_pending, x_pend.debits_pending + 2);
+    assert_int_equal (s_account (ctx, x).debits_pending, x_pend.debits_pending + 3);
     voids[0].flags = RL_TRANSFER_VOID_PENDING_TRANSFER;
     s_expect (ctx, voids, 2, (uint32_t[]){RL_OK, RL_OK});
     assert_int_equal (s_account (ctx, x).debits_pending, x_pend.debits_pending);
+    assert_int_equal (s_account (ctx, a).debits_pending, a_two.debits_pending);
     //  A chain that authorises a (shard 0) to pay x (shard 1) and captures
     //  part of it at once, with a fee: the capture is prepared at shard 1
     //  against the authorisation's credit leg; sent again, exists.

@@ -1288,9 +1288,12 @@ test_two_phase_validation (void **state)
     }
     //  Debit legs (docs/two-phase.md, "Debit legs"): either leg flag alone
     //  passes, and beside `pending` (a chain's pending member, with its
-    //  timeout); both pass too (a credit leg on a third shard, plain or
-    //  pending); one or both beside a post or void, a timeout without
-    //  `pending` or a pending id, make the frame malformed.
+    //  timeout) or a post or void (a post leg: docs/two-phase.md, "Post
+    //  legs"); both pass too (a credit leg on a third shard, plain or
+    //  pending); both beside a post or void, a timeout without `pending`
+    //  or a pending id, make the frame malformed. A post or void of both
+    //  legs may leave its credit account and amount zero (as the client
+    //  gave it); one of a debit leg may not.
     const uint16_t legs[2] = {RL_TRANSFER_TP_DEBIT_LEG, RL_TRANSFER_TP_BOTH_LEGS};
     for (int k = 0; k < 2; k++) {
         rl_prepare_rec_t rec = valid;
@@ -1313,10 +1316,29 @@ test_two_phase_validation (void **state)
         codec_encode_prepare (&rec, bad);
         assert_int_equal (s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE),
                           RL_STATUS_OK);
+        for (int kind = 1; kind <= 2; kind++) {
+            rec = kinds[kind];
+            rec.transfer.flags |= legs[k];
+            codec_encode_prepare (&rec, bad);
+            assert_int_equal (s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE),
+                              RL_STATUS_OK);
+            rec.transfer.amount = 0;
+            rec.transfer.credit_account_id = zero;
+            codec_encode_prepare (&rec, bad);
+            assert_int_equal (s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE),
+                              k == 1 ? RL_STATUS_OK : RL_STATUS_MALFORMED);
+            rec.transfer.credit_account_id = max;
+            codec_encode_prepare (&rec, bad);
+            assert_int_equal (s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE),
+                              RL_STATUS_MALFORMED);
+        }
         for (int defect = 0; defect < 6; defect++) {
             rec = defect <= 2 ? kinds[defect == 0 ? 2 : defect] : defect == 3 ? kinds[1] : valid;
             rec.transfer.flags |= legs[k];
-            if (defect == 3) {
+            if (defect <= 2) {
+                rec.transfer.flags |= legs[1 - k]; //  both leg flags, a post or void
+                rec.transfer.amount = defect == 2 ? 0 : rec.transfer.amount;
+            } else if (defect == 3) {
                 rec.transfer.flags |= legs[1 - k]; //  both leg flags, a post
             } else if (defect == 4) {
                 rec.transfer.timeout = 1;

@@ -26,8 +26,9 @@
       timeout with it): prepared (the debit reserved, the table's room
       kept), restored by a restart, committed into debits_pending (side
       DEBIT: this shard expires it, by a void attempt towards s2); both
-      legs: side BOTH, expired by the tick; a post or void beside a leg
-      flag refused reserved_field. test_pending_legs_import: a migration's
+      legs: side BOTH, expired by the tick; a void of it as a post leg
+      once due: expired (both leg bits beside it: refused).
+      test_pending_legs_import: a migration's
       handover bringing a pending transfer of the same id (another debit
       account) is refused while the leg is prepared.
     - test_pending_third_window: a pending credit leg on a third shard
@@ -442,13 +443,19 @@ test_pending_legs (void **state)
     ledger_tick (lk_ledger, lk_now ());
     lk_commit ();
     lk_expect (5, 0, 0, 0, 0);
-    //  A post or void is no debit leg.
+    //  A void of it as a post leg (docs/two-phase.md, "Post legs") from
+    //  s2, which holds its credit side: it fell due, its expiry's void
+    //  attempt holds it: expired, nothing claimed. Both leg bits beside a
+    //  void: reserved_field.
     rl_transfer_t v = lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER, &t, 0);
     v.credit_account_id = t.credit_account_id;
     v.amount = 5, v.ledger = t.ledger, v.code = 1;
     rl_prepare_rec_t vr = s_prep (&v, DEBIT_LEG | RL_TRANSFER_VOID_PENDING_TRANSFER);
     assert_int_equal (s_prepare_one (&vr, &result, NULL), RL_TP_REFUSED);
-    assert_int_equal (result, RL_RESERVED_FIELD);
+    assert_int_equal (result, RL_PENDING_TRANSFER_EXPIRED);
+    vr = s_prep (&v, DEBIT_LEG | BOTH_LEGS | RL_TRANSFER_VOID_PENDING_TRANSFER);
+    assert_int_equal (s_prepare_one (&vr, &result, NULL), RL_TP_REFUSED);
+    assert_int_equal (result, RL_WRONG_SHARD); //  a credit leg on a third shard's rule
     char err[512];
     assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
     lk_teardown ();

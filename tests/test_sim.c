@@ -218,6 +218,9 @@ typedef struct {
     //  across, among those still in the slots when their seed ends (as
     //  every count here: the slots are reused during a seed).
     uint64_t own_across;
+    //  Applied chains with a post or void debiting another shard than the
+    //  chain's (a post leg), among those still in the slots.
+    uint64_t post_legs;
 } s_flows_t;
 static s_flows_t s_flows;
 static uint64_t s_chains_across; //  chain sends that waited for the other shard
@@ -623,12 +626,15 @@ s_account_on (int i)
 //  other shard then comes with the chain's commit (docs/two-phase.md,
 //  "Posts of a chain's own pending transfer").
 static int
-s_pick_pending (int i, bool across)
+s_pick_pending (int i, bool across, int skip_first, int skip_count)
 {
     int start = (int) (s_rand () % SLOTS);
     for (int n = 0; n < SLOTS; n++) {
         int k = (start + n) % SLOTS;
         const s_slot_t *p = &s_slots[k];
+        if (k >= skip_first && k < skip_first + skip_count) {
+            continue;
+        }
         if (p->used && (p->t.flags & RL_TRANSFER_PENDING)
             && (p->t.debit_account_id.lo & 1) == (i == 0)
             && (across || (p->t.credit_account_id.lo & 1) == (i == 0))) {
@@ -636,6 +642,25 @@ s_pick_pending (int i, bool across)
         }
     }
     return -1;
+}
+
+//  The pending transfer debiting an account of shard i (crediting either
+//  shard) that its shard stored last, acknowledged and outside the slots
+//  skip_first.. (skip_count), or -1: the likeliest to be pending still.
+static int
+s_pick_young_pending (int i, int skip_first, int skip_count)
+{
+    int best = -1;
+    for (int k = 0; k < SLOTS; k++) {
+        const s_slot_t *p = &s_slots[k];
+        if (p->used && (p->t.flags & RL_TRANSFER_PENDING) && p->applied_seen && !p->in_flight
+            && (k < skip_first || k >= skip_first + skip_count)
+            && (p->t.debit_account_id.lo & 1) == (i == 0)
+            && (best < 0 || p->created_seq > s_slots[best].created_seq)) {
+            best = k;
+        }
+    }
+    return best;
 }
 
 //  A new chain of 2..CHAIN_MEMBERS_MAX members in the free slots first..,
@@ -679,8 +704,27 @@ s_chain_new (int first)
                                .ledger = LEDGER,
                                .code = 1};
         uint64_t r = s_rand () % 100;
-        if (leg && r >= 60) {
-            r = 0; //  a debit leg may be a pending transfer, not a post or void
+        //  A member debiting the other shard may be a post or void there (a
+        //  post leg: docs/two-phase.md, "Post legs") once an earlier member
+        //  posts or voids one of shard i, which places the chain here; not
+        //  of a pending transfer this chain makes (not served).
+        bool placed = false;
+        for (int m = 0; m < j; m++) {
+            const rl_transfer_t *o = &s_slots[first + m].t;
+            placed = placed
+                     || ((o->flags
+                          & (RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER))
+                         && (o->debit_account_id.lo & 1) == (i == 0));
+        }
+        if (leg && r >= 60 && !placed) {
+            r = 0; //  else a pending transfer or a plain one
+        }
+        //  Often, so that chains with post legs commit too: a first member
+        //  that places the chain, a post leg after it, each of the pending
+        //  transfer its shard stored last.
+        bool young = ((leg && placed) || (across && j == 0)) && s_chance (50);
+        if (young) {
+            r = 60;
         }
         //  Often a post or void of the first pending transfer this chain
         //  makes debiting shard i (across or not), with an amount that
@@ -696,7 +740,11 @@ s_chain_new (int first)
         if (own) {
             r = 60;
         }
-        int p = own ? mine : r >= 60 ? s_pick_pending (i, across) : -1;
+        int p = own              ? mine
+                : young          ? s_pick_young_pending (leg ? 1 - i : i, first, n)
+                : leg && r >= 60 ? s_pick_pending (1 - i, true, first, n)
+                : r >= 60        ? s_pick_pending (i, across, first, 0)
+                                 : -1;
         if (r >= 35 && r < 60) {
             s->t.flags = RL_TRANSFER_PENDING;
             s->t.timeout = 1 + (uint32_t) (s_rand () % 3);
@@ -704,9 +752,9 @@ s_chain_new (int first)
             const rl_transfer_t *pt = &s_slots[p].t;
             uint64_t amounts[] = {0, 1 + s_rand () % pt->amount, pt->amount, pt->amount + 1};
             bool post = s_chance (60);
-            size_t pick = !own   ? s_rand () % 4
-                          : post ? s_rand () % 3
-                                 : 2 * (s_rand () % 2); //  a void of its own: 0 or all
+            size_t pick = !own && !young ? s_rand () % 4
+                          : post         ? s_rand () % 3
+                                         : 2 * (s_rand () % 2); //  own, or young: fits
             s->t = (rl_transfer_t){
                 .id = s->t.id,
                 .debit_account_id = pt->debit_account_id,
@@ -1193,6 +1241,14 @@ s_settle_and_check (void)
                 }
             }
             s_flows.own_across += members > 0 && own_across;
+            bool post_leg = false;
+            for (int j = 1; j < s->chain_len; j++) {
+                const rl_transfer_t *t = &s_slots[k + j].t;
+                post_leg |= (t->flags & PENDING_RESOLVE_FLAGS)
+                            && (t->debit_account_id.lo & 1)
+                                   != (s_slots[k].t.debit_account_id.lo & 1);
+            }
+            s_flows.post_legs += members > 0 && post_leg;
             s_flows.chains_failed += members == 0 && s->aborted_last;
         }
         if (applied) {
@@ -1341,12 +1397,13 @@ test_simulation (void **state)
     assert_true (s_chains_across > 0);
     printf ("test_sim: %d seeds passed: chains applied %lu, failed %lu; pending %lu, posted "
             "%lu, voided %lu, expired %lu; not_supported %lu; chains across with a pending kind "
-            "applied %lu, of them posting or voiding a pending transfer they make across %lu\n",
+            "applied %lu, of them posting or voiding a pending transfer they make across %lu; "
+            "with a post leg %lu\n",
             k, (unsigned long) s_flows.chains_applied, (unsigned long) s_flows.chains_failed,
             (unsigned long) s_flows.pending, (unsigned long) s_flows.posted,
             (unsigned long) s_flows.voided, (unsigned long) s_flows.expired,
             (unsigned long) s_flows.not_supported, (unsigned long) s_flows.chains_pending_across,
-            (unsigned long) s_flows.own_across);
+            (unsigned long) s_flows.own_across, (unsigned long) s_flows.post_legs);
     assert_true (s_flows.chains_applied > 0 && s_flows.chains_failed > 0);
     assert_true (s_flows.posted > 0 && s_flows.voided > 0 && s_flows.expired > 0);
     assert_true (CROSS_PENDING_SERVED || s_flows.not_supported > 0);
