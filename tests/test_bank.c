@@ -22,7 +22,8 @@
         some failing on an overdraft, pending transfers, and posts and
         voids of pending transfers of that shard or across made before;
         later members may debit the other shard (debit legs there:
-        transfers and pending transfers).
+        transfers and pending transfers, and posts and voids of its
+        pending transfers made before: post legs).
     The nemesis kills in two ways. Each shard starts with one crash
     failpoint armed at a seeded hit (shard.before_commit, after_write,
     after_sync or after_reply, hit BANK_HIT_MIN..BANK_HIT_MAX, above the
@@ -328,11 +329,12 @@ s_send (s_ctx_t *ctx, int i, size_t first, size_t n)
 //  later member may be a pending transfer, or a post or void of a pending
 //  transfer of shard i or across made before or by an earlier member, or
 //  debit a customer of the other shard (a debit leg
-//  there: a transfer or a pending transfer). The first member too may
-//  debit the other shard: a chain with a post or void then runs on shard
-//  i, placed by it (s_chain_shard).
+//  there: a transfer or a pending transfer, or a post or void of a pending
+//  transfer of that shard made before the chain: a post leg there). The
+//  first member too may debit the other shard: a chain with a post or void
+//  then runs on the shard of the first one, placed by it (s_chain_shard).
 static s_rec_t *
-s_make_across (s_ctx_t *ctx, int i, bool first)
+s_make_across (s_ctx_t *ctx, int i, bool first, size_t chain_first)
 {
     bool leg = s_rand (ctx, 4) == 0;
     uint64_t dr = s_customer_on (ctx, leg ? 1 - i : i);
@@ -342,8 +344,25 @@ s_make_across (s_ctx_t *ctx, int i, bool first)
     }
     s_rec_t *rec = s_new (ctx, dr, cr, s_rand (ctx, 100) < 5 ? 100000 : 1 + s_rand (ctx, 200));
     uint64_t r = first ? 100 : s_rand (ctx, 100);
+    if (first && s_rand (ctx, 100) < 30) {
+        r = 25; //  a post or void of shard i, which places the chain there
+        leg = false;
+        rec->t.debit_account_id = tk_id (s_customer_on (ctx, i), ctx->tag);
+    }
     if (leg && r >= 25 && r < 50) {
-        r = 100; //  a post or void is never a debit leg
+        //  A post leg: of the newest pending transfer debiting the other
+        //  shard made before this chain and answered ok (the likeliest to
+        //  be pending still), for an amount that fits.
+        for (size_t k = chain_first; k-- > 0 && k + 64 > chain_first;) {
+            const s_rec_t *p = &ctx->recs[k];
+            if ((p->t.flags & RL_TRANSFER_PENDING) && p->answer == RL_OK
+                && tpk_owner (&ctx->tp, p->t.debit_account_id) == 1 - i) {
+                s_resolve (ctx, rec, p);
+                rec->t.amount = rec->t.amount > p->t.amount ? p->t.amount : rec->t.amount;
+                break;
+            }
+        }
+        return rec;
     }
     if (r < 25) {
         rec->t.flags = RL_TRANSFER_PENDING;
@@ -384,7 +403,7 @@ s_step (s_ctx_t *ctx)
         size_t n = 2 + s_rand (ctx, CHAIN_MAX - 1);
         bool across = s_rand (ctx, 3) == 0;
         for (size_t k = 0; k < n; k++) {
-            s_rec_t *rec = across ? s_make_across (ctx, i, k == 0) : s_make (ctx, i, false);
+            s_rec_t *rec = across ? s_make_across (ctx, i, k == 0, first) : s_make (ctx, i, false);
             rec->chain = (int) first;
             rec->chain_len = (int) n;
             if (k < n - 1) {
@@ -614,7 +633,8 @@ test_bank (void **state)
     s_check_pending (ctx, counts);
     s_check_retries (ctx, sent);
     size_t chains = 0, chains_applied = 0, across_applied = 0, kinds_across = 0, not_supported = 0;
-    size_t legs = 0; //  applied chain members debiting another shard than their chain's
+    size_t legs = 0;      //  applied chain members debiting another shard than their chain's
+    size_t post_legs = 0; //  ... of them posts and voids (post legs)
     for (size_t k = 0; k < sent; k++) {
         const s_rec_t *rec = &ctx->recs[k];
         bool applied = rec->chain == (int) k && rec->found.timestamp != 0;
@@ -632,8 +652,14 @@ test_bank (void **state)
                      != 0;
         }
         for (int j = 0; applied && j < rec->chain_len; j++) {
-            legs += tpk_owner (&ctx->tp, ctx->recs[k + (size_t) j].t.debit_account_id)
-                    != tpk_owner (&ctx->tp, rec->t.debit_account_id);
+            const rl_transfer_t *m = &ctx->recs[k + (size_t) j].t;
+            bool away = tpk_owner (&ctx->tp, m->debit_account_id)
+                        != s_chain_shard (ctx, k, (size_t) rec->chain_len);
+            legs += away;
+            post_legs += away
+                         && (m->flags
+                             & (RL_TRANSFER_POST_PENDING_TRANSFER
+                                | RL_TRANSFER_VOID_PENDING_TRANSFER));
         }
         kinds_across += applied && kinds
                         && tpk_owner (&ctx->tp, rec->t.credit_account_id)
@@ -643,11 +669,12 @@ test_bank (void **state)
         "test_bank: %zu records, %zu kills, %zu crashes at failpoints, %zu unknown; %zu "
         "pending applied: %zu posted, %zu "
         "voided, %zu expired; %zu chains, %zu applied (%zu across the shards, %zu of them with a "
-        "pending kind, %zu members debiting the other shard); %zu chains placed by a post or void "
-        "away from their first member; %zu not_supported; %lu posting transfers\n",
+        "pending kind, %zu members debiting another shard than their chain's, %zu of them post "
+        "legs); %zu chains placed by a post or void away from their first member; %zu "
+        "not_supported; %lu posting transfers\n",
         sent, ctx->kills, ctx->crashes, unknown, counts[0], counts[1], counts[2], counts[3], chains,
-        chains_applied, across_applied, kinds_across, legs, ctx->placed_away, not_supported,
-        (unsigned long) ctx->model.ok);
+        chains_applied, across_applied, kinds_across, legs, post_legs, ctx->placed_away,
+        not_supported, (unsigned long) ctx->model.ok);
     //  A run that did not exercise each flow proves nothing about it.
     assert_true (ctx->kills >= 2 && ctx->crashes >= 2);
     assert_true (counts[1] > 0 && counts[2] > 0 && counts[3] > 0);
