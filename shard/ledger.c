@@ -869,6 +869,20 @@ s_resolve_here (ledger_t *self, const rl_transfer_t *record, uint64_t ts)
     return r;
 }
 
+//  The code of a post or void of pending_id in a chain (group) one of
+//  whose earlier members resolves that pending transfer already: already
+//  posted (or voided), as on one shard; 0 when none does.
+static uint32_t
+s_resolved_in_chain (ledger_t *self, uint32_t group, rl_id_t pending_id)
+{
+    const rl_transfer_t *twice = coordinator_group_resolving (self->coordinator, group, pending_id);
+    if (!twice) {
+        return 0;
+    }
+    return (twice->flags & RL_TRANSFER_POST_PENDING_TRANSFER) ? RL_PENDING_TRANSFER_ALREADY_POSTED
+                                                              : RL_PENDING_TRANSFER_ALREADY_VOIDED;
+}
+
 //  A post or void of a pending transfer that an earlier member of its own
 //  chain across shards makes (held, not in the pending table yet): checked
 //  against the member as pending_check checks the table. When that pending
@@ -885,14 +899,9 @@ s_post_or_void_member (ledger_t *self, const rl_transfer_t *t, const rl_transfer
                        now_t now, int32_t request, uint32_t index, uint32_t group)
 {
     rl_result_rec_t r = {0};
-    const rl_transfer_t *twice = coordinator_group_resolving (self->coordinator, group,
-                                                              t->pending_id);
-    if (twice) {
-        //  Resolved by an earlier member of this chain, as on one shard.
-        r.result = (twice->flags & RL_TRANSFER_POST_PENDING_TRANSFER)
-                       ? RL_PENDING_TRANSFER_ALREADY_POSTED
-                       : RL_PENDING_TRANSFER_ALREADY_VOIDED;
-        return r;
+    r.result = s_resolved_in_chain (self, group, t->pending_id);
+    if (r.result != 0) {
+        return r; //  resolved by an earlier member of this chain, as on one shard
     }
     rl_transfer_t p = *member;
     p.flags &= (uint16_t) ~(RL_TRANSFER_LINKED | RL_TRANSFER_TP_LEGS);
@@ -968,15 +977,12 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
     uint64_t ts = journal_next_ts (self->journal, now.wall_ns);
     rl_transfer_t record = *t;
     r.result = pending_check (self->pending, t, found ? &p : NULL, ts, &record);
-    const rl_transfer_t *twice = r.result == RL_IN_PROGRESS ? coordinator_group_resolving (
-                                     self->coordinator, group, t->pending_id)
-                                                            : NULL;
-    if (twice) {
+    uint32_t twice = r.result == RL_IN_PROGRESS ? s_resolved_in_chain (self, group, t->pending_id)
+                                                : 0;
+    if (twice != 0) {
         //  Claimed by an earlier member of this chain: answered as on one
         //  shard, where that member would have resolved it already.
-        r.result = (twice->flags & RL_TRANSFER_POST_PENDING_TRANSFER)
-                       ? RL_PENDING_TRANSFER_ALREADY_POSTED
-                       : RL_PENDING_TRANSFER_ALREADY_VOIDED;
+        r.result = twice;
         return r;
     }
     if (r.result == RL_STORAGE_ERROR || r.result == RL_IN_PROGRESS) {
@@ -1056,14 +1062,9 @@ s_post_leg (ledger_t *self, const rl_transfer_t *t, int debit_owner, now_t now, 
             uint32_t index, uint32_t group)
 {
     rl_result_rec_t r = {0};
-    const rl_transfer_t *twice = coordinator_group_resolving (self->coordinator, group,
-                                                              t->pending_id);
-    if (twice) {
-        //  Resolved by an earlier member of this chain, as on one shard.
-        r.result = (twice->flags & RL_TRANSFER_POST_PENDING_TRANSFER)
-                       ? RL_PENDING_TRANSFER_ALREADY_POSTED
-                       : RL_PENDING_TRANSFER_ALREADY_VOIDED;
-        return r;
+    r.result = s_resolved_in_chain (self, group, t->pending_id);
+    if (r.result != 0) {
+        return r; //  resolved by an earlier member of this chain, as on one shard
     }
     if (coordinator_group_member (self->coordinator, group, t->pending_id)) {
         rl_warn ("ledger: a linked chain across shards posts or voids its own pending transfer "
