@@ -1450,6 +1450,7 @@ test_post_legs (void **state)
     //     that code; the right one prepared (claimed: an expiry or post of
     //     it here waits) and committed: 5 posted, stored under its id.
     rl_transfer_t d = lk_t (RL_TRANSFER_PENDING, 1, 2, 9);
+    d.timeout = 60;
     assert_int_equal (s_across_send (&d, 1, prep), 1);
     assert_true (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 1));
     assert_int_equal (r[0].result, RL_OK);
@@ -1464,6 +1465,14 @@ test_post_legs (void **state)
     dpr = s_prepare_from_s2 (&dp, 81);
     assert_int_equal (s_prepare_here (&dpr, &result), RL_TP_PREPARED);
     rl_transfer_t dpost = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &d, 1);
+    assert_int_equal (lk_send (&dpost), RL_IN_PROGRESS);
+    //  Its timeout passes across a restart: claimed again at load, it falls
+    //  due but no expiry attempt begins while it is claimed.
+    lk_wall += 3600 * S_NS;
+    lk_restart (true);
+    ledger_tick (lk_ledger, lk_now ());
+    assert_false (s_turn (prep, &n_prep, dec, &n_dec, r, 0));
+    assert_int_equal (n_prep, 0);
     assert_int_equal (lk_send (&dpost), RL_IN_PROGRESS);
     assert_int_equal (s_decide_from_s2 (&dpr.tp, RL_TP_COMMIT), RL_TP_ACKED);
     lk_expect (1, 0, 17, 0, 4);
