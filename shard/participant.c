@@ -1621,7 +1621,9 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     }
     if (self->prepared_count >= RL_TP_PREPARED_MAX || s_shares_room (self) != 0
         || (leg && s_waiting_room (self) != 0) || (i = s_record_add (self, t->id)) < 0) {
-        s_release (self, t, false);
+        //  What it reserved: the record it resolved, a post leg's (its
+        //  credit account may be zero or another shard's as it came).
+        s_release (self, &resolved, false);
         *result = RL_BUSY;
         return RL_TP_REFUSED;
     }

@@ -1409,6 +1409,13 @@ test_post_legs (void **state)
     assert_int_equal (lk_send (&y), RL_OK);
     rl_transfer_t yp = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_TP_BOTH_LEGS, &y,
                                    2);
+    //  No room for its record first: busy, nothing claimed, and nothing
+    //  released on the credit account it names as it came (none).
+    participant_set_records_max (ledger_participant (lk_ledger), 0);
+    rl_prepare_rec_t ybusy = s_prepare_from_s2 (&yp, 59);
+    assert_int_equal (s_prepare_here (&ybusy, &result), RL_TP_REFUSED);
+    assert_int_equal (result, RL_BUSY);
+    participant_set_records_max (ledger_participant (lk_ledger), SIZE_MAX);
     rl_prepare_rec_t ypr = s_prepare_from_s2 (&yp, 60);
     assert_int_equal (s_prepare_here (&ypr, &result), RL_TP_PREPARED);
     lk_restart (true);
