@@ -34,16 +34,16 @@
     5. A well-formed frame of a two-phase operation (prepare, decide,
        outcome_query, resolve; request or reply) names no transfer by the
        zero or the all-ones id; a PREPARE also names no such account, moves
-       a non-zero amount (both but a post or void of both legs, which
-       travels as the client gave it: its credit account and amount may be
-       zero), and has no unknown flag and no non-zero reserved
-       field (reserved, the record's reserved words), and the pending
-       fields of its kind only (docs/payments.md, "Pending transfers across shards"): at most
-       one of pending, post and void, beside at most a debit leg, both
-       legs, or both leg bits (a credit leg on a third shard, never a post
-       or void) (docs/two-phase.md, "Debit legs" and "Post legs": the two
-       leg flags are known in a PREPARE only); a timeout only on a pending
-       transfer;
+       a non-zero amount (but a post or void with a leg bit, which
+       travels as the client gave it: its amount may be zero, and with
+       both legs its credit account too), and has no unknown flag and no
+       non-zero reserved field (reserved, the record's reserved words),
+       and the pending fields of its kind only (docs/payments.md, "Pending
+       transfers across shards"): at most one of pending, post and void,
+       beside at most a debit leg, both legs, or both leg bits (a credit
+       leg on a third shard) (docs/two-phase.md, "Debit legs" and "Post
+       legs": the two leg flags are known in a PREPARE only); a timeout
+       only on a pending transfer;
        a pending_id (usable, not the transfer's own) exactly on a post or
        void.
        A peer that sends one gets `malformed` for the whole frame: no
@@ -816,13 +816,12 @@ static bool
 s_prepare_kind_valid (const rl_transfer_t *t)
 {
     uint16_t resolve = RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER;
-    uint16_t legs = t->flags & RL_TRANSFER_TP_LEGS;
     uint16_t kinds = t->flags & (RL_TRANSFER_PENDING | resolve);
     //  More than one kind: a chain's leg (a debit leg, both legs, or a
-    //  credit leg on a third shard: both bits) may be a pending transfer;
-    //  a debit leg or both legs may be a post or void (a post leg), never
-    //  a credit leg on a third shard.
-    if ((kinds & (kinds - 1)) || (legs == RL_TRANSFER_TP_CREDIT_THIRD && (kinds & resolve))) {
+    //  credit leg on a third shard: both bits) may be a pending transfer,
+    //  or a post or void (a post leg, or the credit leg of one whose
+    //  pending transfer credits a third shard).
+    if (kinds & (kinds - 1)) {
         return false;
     }
     if (kinds & resolve) {
@@ -831,19 +830,22 @@ s_prepare_kind_valid (const rl_transfer_t *t)
     return rl_id_is_zero (t->pending_id) && (kinds == RL_TRANSFER_PENDING || t->timeout == 0);
 }
 
-//  A post or void of both legs (a post leg) travels as the client gave
-//  it: its credit account and amount may be zero (inherited, docs/protocol.md).
+//  A post or void with a leg bit (a post leg, or its credit leg on a third
+//  shard) may travel as the client gave it: its amount may be zero (all of
+//  it), and of both legs its credit account too (inherited, docs/protocol.md).
 static bool
 s_prepare_valid (const rl_prepare_rec_t *rec)
 {
     const rl_transfer_t *t = &rec->transfer;
-    bool as_given = (t->flags & RL_TRANSFER_TP_LEGS) == RL_TRANSFER_TP_BOTH_LEGS
+    uint16_t legs = t->flags & RL_TRANSFER_TP_LEGS;
+    bool post_leg = legs
                     && (t->flags
                         & (RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER));
+    bool as_given = post_leg && legs == RL_TRANSFER_TP_BOTH_LEGS;
     return s_id_usable (rec->tp.id) && s_id_usable (t->id) && s_id_usable (t->debit_account_id)
            && (s_id_usable (t->credit_account_id)
                || (as_given && rl_id_is_zero (t->credit_account_id)))
-           && (t->amount != 0 || as_given)
+           && (t->amount != 0 || post_leg)
            && (t->flags & ~(RL_TRANSFER_FLAGS_KNOWN | RL_TRANSFER_TP_LEGS)) == 0
            && s_prepare_kind_valid (t) && t->reserved == 0 && rec->reserved[0] == 0
            && rec->reserved[1] == 0;

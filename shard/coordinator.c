@@ -1081,18 +1081,20 @@ coordinator_begin_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer
 
 rl_result_rec_t
 coordinator_begin_post_leg (coordinator_t *self, const rl_transfer_t *t, int32_t peer,
-                            uint16_t kind, uint32_t doomed, now_t now, int32_t request,
+                            uint16_t kind, uint32_t doomed, bool third, now_t now, int32_t request,
                             uint32_t index, uint32_t group)
 {
     assert (self && t && self->ring && self->pending && group != 0 && s_is_resolve (t));
     assert (kind == RL_TRANSFER_TP_DEBIT_LEG || kind == RL_TRANSFER_TP_BOTH_LEGS);
     assert (doomed == 0 || kind == RL_TRANSFER_TP_BOTH_LEGS);
+    assert (!third || (kind == RL_TRANSFER_TP_DEBIT_LEG && doomed == 0));
     assert (peer >= 0 && (size_t) peer < ring_shard_count (self->ring));
     assert (!coordinator_is_live (self, t->id)); //  the ledger checked it (invariant 2)
     rl_result_rec_t r = {0};
     rl_transfer_t member = *t;
     member.flags |= kind;
-    bool log_full = self->attempts.count + xlog_count (self->xlog) >= self->log_entries_max;
+    //  A credit on a third shard takes a second attempt (and decision) later.
+    bool log_full = self->attempts.count + xlog_count (self->xlog) + third >= self->log_entries_max;
     int32_t i = log_full ? -1 : attempts_add (&self->attempts, t->id);
     if (i < 0) {
         r.result = RL_BUSY;
@@ -1100,6 +1102,7 @@ coordinator_begin_post_leg (coordinator_t *self, const rl_transfer_t *t, int32_t
     }
     attempt_t *e = s_attempt_begin (self, i, &member, peer, request, index, now);
     e->doomed = doomed;
+    e->third = third;
     self->requests[request].open++;
     s_group_join (self, group, i, false); //  its PREPARE goes at the launch
     r.result = COORDINATOR_PENDING;

@@ -120,9 +120,13 @@ rl_result_rec_t coordinator_begin_leg (coordinator_t *self, const rl_transfer_t 
 //  sides). doomed: the business failure of this shard's checks (0: none),
 //  the member's code unless the peer holds its id stored (nothing claimed
 //  here then, kind both legs). Nothing is reserved: the amount is pending.
+//  third: kind RL_TRANSFER_TP_DEBIT_LEG, t as the client gave it, naming
+//  P's credit account, a third shard's: once the peer PREPAREs it, its
+//  credit leg begins towards that shard, as for a credit on a third shard.
 rl_result_rec_t coordinator_begin_post_leg (coordinator_t *self, const rl_transfer_t *t,
-                                            int32_t peer, uint16_t kind, uint32_t doomed, now_t now,
-                                            int32_t request, uint32_t index, uint32_t group);
+                                            int32_t peer, uint16_t kind, uint32_t doomed,
+                                            bool third, now_t now, int32_t request, uint32_t index,
+                                            uint32_t group);
 //  Is a COMMIT of a debit leg of id logged here, not yet acknowledged (its
 //  debit shard has not stored the transfer yet, or not said so)?
 bool coordinator_leg_committing (coordinator_t *self, rl_id_t id);

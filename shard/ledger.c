@@ -730,14 +730,17 @@ s_leg_resolve (void *arg, const rl_transfer_t *t, int coordinator, uint64_t wall
     if (result != RL_OK) {
         return result;
     }
+    //  A debit leg: P's credit side on the coordinator's shard (which
+    //  resolved the record), or on a third shard (the record names P's
+    //  credit account; the coordinator sends that shard its credit leg).
     bool both = (t->flags & RL_TRANSFER_TP_LEGS) == RL_TRANSFER_TP_BOTH_LEGS;
-    if (both
-            ? side != PENDING_SIDE_BOTH
-            : side != PENDING_SIDE_DEBIT
-                  || owner_of (self->ring, p.credit_account_id) != coordinator || coordinator < 0) {
+    int credit_owner = owner_of (self->ring, p.credit_account_id);
+    if (both ? side != PENDING_SIDE_BOTH
+             : side != PENDING_SIDE_DEBIT || coordinator < 0 || credit_owner < 0
+                   || credit_owner == self->self_index) {
         rl_warn ("ledger: post or void leg %016" PRIx64 "%016" PRIx64 " of pending transfer "
-                 "%016" PRIx64 "%016" PRIx64 ", whose credit is on another shard than its "
-                 "chain's: not_supported",
+                 "%016" PRIx64 "%016" PRIx64 ", whose credit is on a third shard and not named "
+                 "by the record: not_supported",
                  t->id.hi, t->id.lo, t->pending_id.hi, t->pending_id.lo);
         return RL_NOT_SUPPORTED;
     }
@@ -1079,8 +1082,19 @@ s_post_leg (ledger_t *self, const rl_transfer_t *t, int debit_owner, now_t now, 
         return r;
     }
     if (state == PENDING_STATE_NONE) {
+        //  P's credit side is not here: on X (both legs), or, when the
+        //  client names P's credit account and that is a third shard's,
+        //  there (a debit leg at X, then a credit leg at that shard).
+        int credit_owner = rl_id_is_zero (t->credit_account_id)
+                                   || rl_id_is_max (t->credit_account_id)
+                               ? -1
+                               : owner_of (self->ring, t->credit_account_id);
+        bool third = credit_owner >= 0 && credit_owner != self->self_index
+                     && credit_owner != debit_owner;
         return coordinator_begin_post_leg (self->coordinator, t, debit_owner,
-                                           RL_TRANSFER_TP_BOTH_LEGS, 0, now, request, index, group);
+                                           third ? RL_TRANSFER_TP_DEBIT_LEG
+                                                 : RL_TRANSFER_TP_BOTH_LEGS,
+                                           0, third, now, request, index, group);
     }
     rl_transfer_t record = *t;
     uint32_t result = pending_credit_resolve (self->pending, t, &record);
@@ -1095,11 +1109,11 @@ s_post_leg (ledger_t *self, const rl_transfer_t *t, int debit_owner, now_t now, 
         //  Its id may be stored at X (this chain applied before): asked as
         //  the client gave it, reserving nothing here.
         return coordinator_begin_post_leg (self->coordinator, t, debit_owner,
-                                           RL_TRANSFER_TP_BOTH_LEGS, result, now, request, index,
-                                           group);
+                                           RL_TRANSFER_TP_BOTH_LEGS, result, false, now, request,
+                                           index, group);
     }
     r = coordinator_begin_post_leg (self->coordinator, &record, debit_owner,
-                                    RL_TRANSFER_TP_DEBIT_LEG, 0, now, request, index, group);
+                                    RL_TRANSFER_TP_DEBIT_LEG, 0, false, now, request, index, group);
     if (r.result == COORDINATOR_PENDING) {
         int rc = pending_credit_claim (self->pending, &record, true);
         assert (rc == 0); //  pending_credit_resolve found it live and unclaimed

@@ -108,16 +108,17 @@
     POST LEGS (docs/two-phase.md, "Post legs"). A chain of a shard D may
     post or void a pending transfer P debiting this shard: a PREPARE of a
     debit leg (P's credit side on D, which resolved the record against
-    its copy of P and claims that side) or of both legs (P wholly here:
-    the record as the client gave it, its credit account and amount maybe
-    zero) beside post or void. After the id's answer, the ledger checks P
-    as a post of it here (ids.resolve: the same rules and codes, P's side
-    fitting the kind, else not_supported), the record keeps what it
-    resolved, and P is claimed (pending_claim): a post, void or expiry of
-    it meanwhile waits. Nothing is reserved. The commit stores the post or
-    void under its id (the debit leg, or both) and applies it to P
-    (pending_apply); the abort releases the claim. At load the record
-    claims P again (pending_reclaim; the ledger runs recovery's expiries
+    its copy of P and claims that side; or on a third shard Y, the record
+    as the client gave it naming P's credit account: D then sends Y the
+    credit leg, both leg bits beside post or void, which Y resolves
+    against its credit side, claims and applies as any credit-side post)
+    or of both legs (P wholly here: the record as the client gave it, its
+    credit account and amount maybe zero) beside post or void. After the id's answer, the ledger
+   checks P as a post of it here (ids.resolve: the same rules and codes, P's side fitting the kind,
+   else not_supported), the record keeps what it resolved, and P is claimed (pending_claim): a post,
+   void or expiry of it meanwhile waits. Nothing is reserved. The commit stores the post or void
+   under its id (the debit leg, or both) and applies it to P (pending_apply); the abort releases the
+   claim. At load the record claims P again (pending_reclaim; the ledger runs recovery's expiries
     after this load, so a claimed P never expires then); one that cannot
     waits for its abort, as a waiting post does (below).
 
@@ -1244,6 +1245,26 @@ s_prepare_fields_bad (const participant_t *self, const rl_transfer_t *t)
     if (t->timestamp != 0 || t->reserved != 0) {
         return "timestamp or reserved set";
     }
+    if (s_credit_third (t) && s_is_resolve (t)) {
+        //  The credit side of a post leg whose pending transfer credits this
+        //  shard, a third one (docs/two-phase.md, "Post legs"): as the
+        //  client gave it (its credit account named), resolved here.
+        uint16_t kind = t->flags & (uint16_t) ~PENDING_RESOLVE_FLAGS;
+        if (kind != RL_TRANSFER_TP_CREDIT_THIRD
+            || (t->flags & PENDING_RESOLVE_FLAGS) == PENDING_RESOLVE_FLAGS) {
+            return "a post or void credit leg with another flag";
+        }
+        if (!self->pending) {
+            return "a pending kind, not served here";
+        }
+        if (t->timeout != 0 || rl_id_is_zero (t->pending_id) || rl_id_is_max (t->pending_id)
+            || rl_id_eq (t->pending_id, t->id)
+            || rl_id_eq (t->debit_account_id, t->credit_account_id)) {
+            return "a post or void credit leg with a timeout, one account, or without another "
+                   "usable pending id";
+        }
+        return NULL;
+    }
     if (s_credit_third (t)) {
         //  A chain member's credit leg, plain or pending (docs/two-phase.md,
         //  "Credit on a third shard").
@@ -1281,10 +1302,9 @@ s_prepare_fields_bad (const participant_t *self, const rl_transfer_t *t)
             return "a post or void leg with a timeout or without another usable pending id";
         }
         if (kind == RL_TRANSFER_TP_DEBIT_LEG
-            && (t->amount == 0 || t->ledger == 0 || t->code == 0
-                || rl_id_is_zero (t->credit_account_id)
+            && (rl_id_is_zero (t->credit_account_id)
                 || rl_id_eq (t->debit_account_id, t->credit_account_id))) {
-            return "a post or void debit leg its chain's shard did not resolve";
+            return "a post or void debit leg without its credit account";
         }
         return NULL;
     }
@@ -1418,7 +1438,9 @@ s_post_leg_resolve (participant_t *self, const rl_prepare_rec_t *rec, now_t now,
     if (result != RL_OK) {
         return result;
     }
+    int coordinator = s_coordinator_index (self, rec->tp.coordinator);
     if (s_legs (t) == RL_TRANSFER_TP_DEBIT_LEG
+        && owner_of (self->ring, resolved->credit_account_id) == coordinator
         && (!rl_id_eq (resolved->credit_account_id, t->credit_account_id)
             || resolved->ledger != t->ledger || resolved->code != t->code
             || resolved->amount != t->amount)) {
@@ -1583,9 +1605,12 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
     //  match (amount, accounts, ledger, code, overflow); it reserves nothing.
     //  A debit leg: its debit (and both legs: its credit) checked and reserved.
     //  A post or void leg: resolved against its pending transfer here, which
-    //  it claims (s_post_leg_resolve).
+    //  it claims (s_post_leg_resolve); its credit leg on a third shard:
+    //  resolved against the credit side here (pending_credit_resolve).
     rl_transfer_t resolved = *t;
+    bool third_post = s_credit_third (t) && s_is_resolve (t);
     *result = post_leg            ? s_post_leg_resolve (self, rec, now, &resolved)
+              : third_post        ? pending_credit_resolve (self->pending, t, &resolved)
               : s_is_resolve (t)  ? pending_credit_check (self->pending, t)
               : s_holds_debit (t) ? s_legs_reserve (self, t)
                                   : accounts_credit_reserve (self->accounts, t);
@@ -1594,9 +1619,10 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
         *seq_p = rl_result_is_retryable (*result) ? 0 : outq_batch_seq (self->outq);
         return RL_TP_REFUSED;
     }
-    const attempt_t *leg = *result == RL_PENDING_TRANSFER_NOT_FOUND ? s_pending_leg_of (
-                               self, t->pending_id, t->debit_account_id, rec->tp.coordinator)
-                                                                    : NULL;
+    const attempt_t *leg = *result == RL_PENDING_TRANSFER_NOT_FOUND && !third_post
+                               ? s_pending_leg_of (self, t->pending_id, t->debit_account_id,
+                                                   rec->tp.coordinator)
+                               : NULL;
     if (leg && !s_leg_of_group (leg, rec->tp.attempt)) {
         //  The leg prepared here is another attempt's (its group's leg has
         //  not come: messages reordered, or an older attempt's ABORT late):

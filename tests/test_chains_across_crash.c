@@ -57,8 +57,9 @@
     transfers made before it (docs/two-phase.md, "Post legs"): the void
     of 1 -> 2 (held on s1: it places the chain there), a capture of 5 of
     3 -> 1 (a post leg on s2, its credit side claimed on s1) and, on three
-    shards, the void of 4 -> 2 (a post leg on s3), or on the business
-    path a capture of 99 of its 6 (s3 refuses it). Sent alone, the capture
+    shards, the void of 4 -> 3 naming its credit account (a post leg on
+    s3, then its credit leg on s2: a credit on a third shard), or on the
+    business path a capture of 99 of its 6 (s3 refuses it). Sent alone, the capture
     goes to s2; what a failed chain left pending is voided in the end.
 
     The cases marked both run the legs chain with its member 3 -> 1 a
@@ -218,7 +219,8 @@ static const s_case_t s_cases[] = {
     {"tp.coord.abort_decided=crash", 0, PATH_INFRA, 3, NULL, false, false, false, true, true},
     //  Post legs: the void of 1 -> 2 (here), the capture of 3 -> 1 (its
     //  debit side on s2: a post leg there, its credit side claimed here),
-    //  and the void (business: an over-capture) of 4 -> 2 (s3).
+    //  and the void (business: an over-capture) of 4 -> 3 (s3, its credit
+    //  leg on s2).
     {"tp.part.prepared=crash", 1, PATH_COMMIT, 3, NULL, false, false, false, false, false, true},
     {"tp.part.prepared=crash", 1, PATH_BUSINESS, 3, NULL, false, false, false, false, false, true},
     {"tp.part.prepare_synced=crash", 1, PATH_COMMIT, 2, NULL, false, false, false, false, false,
@@ -372,14 +374,15 @@ s_pending_now (s_ctx_t *ctx, uint64_t dr, uint64_t cr, uint64_t amount)
 //  The chain of a post legs case, its pending transfers made first (p[3]):
 //  the void of 1 -> 2 (here: it places the chain here), a capture of 5 of
 //  3 -> 1 (a post leg on s2, its credit side here), and on three shards
-//  the void of 4 -> 2 (a post leg on s3), on the business path a capture
-//  of more than it holds (s3 refuses it).
+//  the void of 4 -> 3 (a post leg on s3 naming its credit account, then
+//  its credit leg on s2, a third shard), on the business path a capture of
+//  more than it holds (s3 refuses it).
 static size_t
 s_chain_post_legs (s_ctx_t *ctx, s_path_t path, int shards, rl_transfer_t *c, rl_transfer_t *p)
 {
     p[0] = s_pending_now (ctx, 1, 2, 8);
     p[1] = s_pending_now (ctx, 3, 1, 9);
-    p[2] = s_pending_now (ctx, 4, 2, 6);
+    p[2] = s_pending_now (ctx, 4, 3, 6);
     size_t n = shards == 3 || path != PATH_COMMIT ? 3 : 2;
     for (size_t i = 0; i < n; i++) {
         c[i] = (rl_transfer_t){.id = tk_id (ctx->next_id++, ctx->tag),
@@ -389,6 +392,7 @@ s_chain_post_legs (s_ctx_t *ctx, s_path_t path, int shards, rl_transfer_t *c, rl
     }
     c[1].flags = RL_TRANSFER_POST_PENDING_TRANSFER | (n > 2 ? L : 0);
     c[1].amount = 5;
+    c[2].credit_account_id = p[2].credit_account_id; //  named: its credit leg goes to s2
     if (path == PATH_BUSINESS) {
         c[2].flags = RL_TRANSFER_POST_PENDING_TRANSFER;
         c[2].amount = 99;

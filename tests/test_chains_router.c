@@ -790,9 +790,11 @@ test_chains_debits (void **state)
     rl_transfer_t posts2_done = hold2[2];
     posts2_done.flags = 0, posts2_done.amount = 4;
     s_apply (ctx, &posts2_done, 1);
-    //  One whose pending transfer credits a third shard (x to z): that
-    //  member not_supported, the first linked_event_failed, nothing
-    //  applied or burned (each alone then applies).
+    //  One whose pending transfer credits a third shard (x to z), its
+    //  credit account not named: that member not_supported, the first
+    //  linked_event_failed, nothing applied or burned. Named: a post leg
+    //  at shard 1, then its credit leg at shard 2; all commit, exists
+    //  when sent again.
     rl_transfer_t voids[2] = {s_t (L | RL_TRANSFER_VOID_PENDING_TRANSFER, a, 0, 0),
                               s_t (RL_TRANSFER_VOID_PENDING_TRANSFER, x, 0, 0)};
     for (size_t i = 0; i < 2; i++) {
@@ -803,8 +805,21 @@ test_chains_debits (void **state)
     s_expect (ctx, voids, 2, (uint32_t[]){RL_LINKED_EVENT_FAILED, RL_NOT_SUPPORTED});
     assert_int_equal (s_found (ctx, voids, 2), 0);
     assert_int_equal (s_account (ctx, x).debits_pending, x_pend.debits_pending + 3);
-    voids[0].flags = RL_TRANSFER_VOID_PENDING_TRANSFER;
+    voids[1].credit_account_id = hold2[3].credit_account_id;
     s_expect (ctx, voids, 2, (uint32_t[]){RL_OK, RL_OK});
+    //  Sent again: in_progress until both COMMITs are acknowledged, then exists.
+    rl_result_rec_t again[2] = {{0}};
+    for (int n = 0; n < 500; n++) {
+        assert_int_equal (rl_client_create_transfers (ctx->client, voids, 2, again, TK_TIMEOUT_MS),
+                          0);
+        if (again[0].result != RL_IN_PROGRESS) {
+            break;
+        }
+        zclock_sleep (10);
+    }
+    assert_int_equal (again[0].result, RL_EXISTS);
+    assert_int_equal (again[1].result, RL_EXISTS);
+    assert_int_equal (s_account (ctx, z).credits_pending, z_pend.credits_pending);
     assert_int_equal (s_account (ctx, x).debits_pending, x_pend.debits_pending);
     assert_int_equal (s_account (ctx, a).debits_pending, a_two.debits_pending);
     //  A chain that authorises a (shard 0) to pay x (shard 1) and captures

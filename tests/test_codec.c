@@ -1289,11 +1289,10 @@ test_two_phase_validation (void **state)
     //  Debit legs (docs/two-phase.md, "Debit legs"): either leg flag alone
     //  passes, and beside `pending` (a chain's pending member, with its
     //  timeout) or a post or void (a post leg: docs/two-phase.md, "Post
-    //  legs"); both pass too (a credit leg on a third shard, plain or
-    //  pending); both beside a post or void, a timeout without `pending`
-    //  or a pending id, make the frame malformed. A post or void of both
-    //  legs may leave its credit account and amount zero (as the client
-    //  gave it); one of a debit leg may not.
+    //  legs"); both pass too (a credit leg on a third shard, plain,
+    //  pending, or of a post or void); a second kind beside a leg, a post
+    //  leg without a pending id or with a timeout, a timeout without
+    //  `pending` or a pending id make the frame malformed.
     const uint16_t legs[2] = {RL_TRANSFER_TP_DEBIT_LEG, RL_TRANSFER_TP_BOTH_LEGS};
     for (int k = 0; k < 2; k++) {
         rl_prepare_rec_t rec = valid;
@@ -1316,30 +1315,44 @@ test_two_phase_validation (void **state)
         codec_encode_prepare (&rec, bad);
         assert_int_equal (s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE),
                           RL_STATUS_OK);
+        //  A post or void with one leg bit or both (a post leg, or its
+        //  credit leg on a third shard), of all of it (amount 0) too; a
+        //  zero credit account with both legs only.
+        const uint16_t post_legs[3] = {legs[k], legs[1 - k], RL_TRANSFER_TP_CREDIT_THIRD};
         for (int kind = 1; kind <= 2; kind++) {
-            rec = kinds[kind];
-            rec.transfer.flags |= legs[k];
-            codec_encode_prepare (&rec, bad);
-            assert_int_equal (s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE),
-                              RL_STATUS_OK);
-            rec.transfer.amount = 0;
-            rec.transfer.credit_account_id = zero;
-            codec_encode_prepare (&rec, bad);
-            assert_int_equal (s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE),
-                              k == 1 ? RL_STATUS_OK : RL_STATUS_MALFORMED);
-            rec.transfer.credit_account_id = max;
-            codec_encode_prepare (&rec, bad);
-            assert_int_equal (s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE),
-                              RL_STATUS_MALFORMED);
+            for (int b = 0; b < 3; b++) {
+                rec = kinds[kind];
+                rec.transfer.flags |= post_legs[b];
+                codec_encode_prepare (&rec, bad);
+                assert_int_equal (
+                    s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE),
+                    RL_STATUS_OK);
+                rec.transfer.amount = 0;
+                codec_encode_prepare (&rec, bad);
+                assert_int_equal (
+                    s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE),
+                    RL_STATUS_OK);
+                rec.transfer.credit_account_id = zero;
+                codec_encode_prepare (&rec, bad);
+                assert_int_equal (
+                    s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE),
+                    post_legs[b] == RL_TRANSFER_TP_BOTH_LEGS ? RL_STATUS_OK : RL_STATUS_MALFORMED);
+                rec.transfer.credit_account_id = max;
+                codec_encode_prepare (&rec, bad);
+                assert_int_equal (
+                    s_two_phase (RL_OP_PREPARE, true, good, bad, 1, 3, RL_PREPARE_SIZE),
+                    RL_STATUS_MALFORMED);
+            }
         }
         for (int defect = 0; defect < 6; defect++) {
-            rec = defect <= 2 ? kinds[defect == 0 ? 2 : defect] : defect == 3 ? kinds[1] : valid;
+            rec = defect <= 3 ? kinds[defect == 0 ? 2 : 1] : valid;
             rec.transfer.flags |= legs[k];
-            if (defect <= 2) {
-                rec.transfer.flags |= legs[1 - k]; //  both leg flags, a post or void
-                rec.transfer.amount = defect == 2 ? 0 : rec.transfer.amount;
+            if (defect == 0 || defect == 1) {
+                rec.transfer.flags |= RL_TRANSFER_PENDING; //  two kinds beside a leg
+            } else if (defect == 2) {
+                rec.transfer.pending_id = zero; //  a post leg of nothing
             } else if (defect == 3) {
-                rec.transfer.flags |= legs[1 - k]; //  both leg flags, a post
+                rec.transfer.timeout = 1; //  a post leg with a timeout
             } else if (defect == 4) {
                 rec.transfer.timeout = 1;
             } else if (defect == 5) {

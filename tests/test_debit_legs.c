@@ -33,7 +33,11 @@
       account) is refused while the leg is prepared.
     - test_pending_third_window: a pending credit leg on a third shard
       prepared here; a post of it from its debit shard before its COMMIT
-      is in_progress (not burned), prepared and applied after it.
+      is in_progress (not burned), prepared and applied after it; the
+      credit leg of a post leg on a third shard (as the client gave it):
+      from the debit account's owner unauthorized, with a timeout
+      refused, from the chain's shard prepared (the credit side claimed),
+      committed.
     - test_hostile: wrong_shard (accounts not of the leg's shard, a debit
       leg alone whose credit is this shard's too), a coordinator naming
       this shard itself or a shard not in the ring, a sender not the
@@ -547,6 +551,41 @@ test_pending_third_window (void **state)
     lk_commit ();
     assert_int_equal (out.state, RL_TP_ACKED);
     lk_expect (3, 0, 0, 0, 25);
+    //  The credit leg of a post leg (docs/two-phase.md, "Post legs"): a
+    //  chain of s2 captures p2 (x on s3 to 3 here) naming its credit
+    //  account, as the client gave it (all of it: amount 0). From s3 (the
+    //  debit account's owner): unauthorized; with a timeout: reserved_field;
+    //  from s2: prepared, resolved here, the credit side claimed (s3's own
+    //  post of it in_progress), committed: 9 posted to 3.
+    rl_transfer_t p2 = lk_t (RL_TRANSFER_PENDING, 1, 3, 9);
+    p2.debit_account_id = x;
+    rl_prepare_rec_t leg2 = s_prep (&p2, RL_TRANSFER_TP_CREDIT_THIRD | RL_TRANSFER_PENDING);
+    assert_int_equal (s_prepare_one (&leg2, NULL, NULL), RL_TP_PREPARED);
+    assert_int_equal (s_decide (&leg2, RL_TP_COMMIT), RL_TP_ACKED);
+    lk_expect (3, 0, 0, 9, 25);
+    rl_transfer_t cap = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &p2, 0);
+    cap.credit_account_id = p2.credit_account_id;
+    rl_prepare_rec_t cp = s_prep (&cap,
+                                  RL_TRANSFER_TP_CREDIT_THIRD | RL_TRANSFER_POST_PENDING_TRANSFER);
+    snprintf (cp.tp.coordinator, sizeof (cp.tp.coordinator), "s3");
+    s_prepare (&cp, 1, "s3", &out);
+    assert_int_equal (out.result, RL_UNAUTHORIZED);
+    cp = s_prep (&cap, RL_TRANSFER_TP_CREDIT_THIRD | RL_TRANSFER_POST_PENDING_TRANSFER);
+    cp.transfer.timeout = 1;
+    uint32_t result = 0;
+    assert_int_equal (s_prepare_one (&cp, &result, NULL), RL_TP_REFUSED);
+    assert_int_equal (result, RL_RESERVED_FIELD);
+    cp.transfer.timeout = 0;
+    assert_int_equal (s_prepare_one (&cp, &result, NULL), RL_TP_PREPARED);
+    pp.transfer.id = lk_t (0, 1, 3, 1).id; //  a fresh id
+    pp.tp.id = pp.transfer.id;
+    pp.transfer.pending_id = p2.id;
+    pp.transfer.amount = pp.tp.amount = 9;
+    pp.tp.attempt.seq++;
+    s_prepare (&pp, 1, "s3", &out);
+    assert_int_equal (out.result, RL_IN_PROGRESS);
+    assert_int_equal (s_decide (&cp, RL_TP_COMMIT), RL_TP_ACKED);
+    lk_expect (3, 0, 0, 0, 34);
     char err[512];
     assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
     ledger_set_ring (lk_ledger, lk_ring);

@@ -226,21 +226,21 @@ s_check_two_phase (uint32_t op, bool request, const uint8_t *record)
         const rl_transfer_t *t = &rec.transfer;
         //  The pending fields of its kind only: a pending transfer may have
         //  a timeout, a post or void names another usable pending id. A
-        //  credit leg on a third shard (both leg bits) is never a post or
-        //  void; a post or void of both legs may leave its credit account
-        //  and amount zero (as the client gave it), nothing else may.
+        //  post or void with a leg bit (or both) may leave its amount zero,
+        //  and of both legs its credit account too (as the client gave it);
+        //  nothing else may.
         uint16_t resolve = RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_VOID_PENDING_TRANSFER;
         uint16_t kinds = t->flags & (RL_TRANSFER_PENDING | resolve);
         uint16_t legs = t->flags & RL_TRANSFER_TP_LEGS;
+        bool post_leg = legs && (kinds & resolve);
         bool as_given = legs == RL_TRANSFER_TP_BOTH_LEGS && (kinds & resolve);
         FUZZ_CHECK (s_id_usable (rec.tp.id) && s_id_usable (t->id));
         FUZZ_CHECK (s_id_usable (t->debit_account_id));
         FUZZ_CHECK (s_id_usable (t->credit_account_id)
                     || (as_given && rl_id_is_zero (t->credit_account_id)));
-        FUZZ_CHECK ((t->amount != 0 || as_given)
+        FUZZ_CHECK ((t->amount != 0 || post_leg)
                     && (t->flags & ~(RL_TRANSFER_FLAGS_KNOWN | RL_TRANSFER_TP_LEGS)) == 0);
         FUZZ_CHECK ((kinds & (kinds - 1)) == 0);
-        FUZZ_CHECK (legs != RL_TRANSFER_TP_CREDIT_THIRD || !(kinds & resolve));
         if (kinds & resolve) {
             FUZZ_CHECK (s_id_usable (t->pending_id) && !rl_id_eq (t->pending_id, t->id));
         } else {
