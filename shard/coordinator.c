@@ -138,9 +138,10 @@ s_is_credit_third (const rl_transfer_t *t)
     return (t->flags & RL_TRANSFER_TP_LEGS) == RL_TRANSFER_TP_CREDIT_THIRD;
 }
 
-//  A live debit leg that holds its credit side here: reserved at its begin
-//  (a doomed one reserved nothing: "Groups"; a credit on a third shard is
-//  that shard's).
+//  A live debit leg that holds its credit side here: reserved at its begin,
+//  or for a post leg its pending transfer's credit side claimed (ledger.c,
+//  s_post_leg) (a doomed one holds nothing: "Groups"; a credit on a third
+//  shard is that shard's).
 static bool
 s_leg_holds_credit (const attempt_t *e)
 {
@@ -1475,7 +1476,8 @@ s_group_reply (coordinator_t *self, int32_t i, const rl_tp_rec_t *reply, now_t n
         //  the reservations, a full prepared table): not stored, so it is
         //  the member's own, retryable code, not an unknown outcome.
         //  not_supported comes after the id's answer too (a post leg whose
-        //  pending transfer credits a third shard): the id is free there.
+        //  pending transfer credits a third shard not named): the id is
+        //  free there.
         result = !rl_result_is_retryable (reply->result) ? reply->result
                  : reply->result == RL_IN_PROGRESS || reply->result == RL_IN_DOUBT
                          || reply->result == RL_BUSY || reply->result == RL_NOT_SUPPORTED

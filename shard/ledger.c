@@ -1056,10 +1056,13 @@ s_post_or_void (ledger_t *self, const rl_transfer_t *t, now_t now, int32_t reque
 //  copy of P, that side claimed, and sent resolved as a debit leg (X
 //  checks that P's credit is this shard's); a business failure here fails
 //  the member unless X holds its id stored (exists: "doomed", as a debit
-//  leg's credit). Else P must be X's alone (both sides there): sent as the
-//  client gave it, as both legs; P's credit on a third shard is refused
-//  there, not_supported. A post or void of a pending transfer that an
-//  earlier member of this chain makes debiting X is not_supported.
+//  leg's credit). Else, when the record names P's credit account and that
+//  is a third shard Y's, a debit leg at X as the client gave it, then a
+//  credit leg at Y (coordinator.c, "Credit on a third shard"); else P must
+//  be X's alone (both sides there): sent as the client gave it, as both
+//  legs (P's credit on a third shard, not named: X refuses it
+//  not_supported). A post or void of a pending transfer that an earlier
+//  member of this chain makes debiting X is not_supported.
 static rl_result_rec_t
 s_post_leg (ledger_t *self, const rl_transfer_t *t, int debit_owner, now_t now, int32_t request,
             uint32_t index, uint32_t group)
