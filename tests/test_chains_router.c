@@ -43,8 +43,9 @@
       voids debit two shards commits (post legs: a void whose pending
       transfer is its debit shard's alone, a capture whose credit side is
       on the chain's shard; exists when sent again), and one whose void's
-      pending transfer credits a third shard is not_supported; a chain
-      that authorises a
+      pending transfer credits a third shard is not_supported unless the
+      void names that credit account (then its credit leg goes to the
+      third shard, and it commits); a chain that authorises a
       payment to another shard and captures part of it at once, with a
       fee, commits (exists when sent again), and one capturing more than
       it authorised fails with that code, nothing applied; hostile legs on the wire (a client's key:
