@@ -113,14 +113,17 @@
     credit leg, both leg bits beside post or void, which Y resolves
     against its credit side, claims and applies as any credit-side post)
     or of both legs (P wholly here: the record as the client gave it, its
-    credit account and amount maybe zero) beside post or void. After the id's answer, the ledger
-   checks P as a post of it here (ids.resolve: the same rules and codes, P's side fitting the kind,
-   else not_supported), the record keeps what it resolved, and P is claimed (pending_claim): a post,
-   void or expiry of it meanwhile waits. Nothing is reserved. The commit stores the post or void
-   under its id (the debit leg, or both) and applies it to P (pending_apply); the abort releases the
-   claim. At load the record claims P again (pending_reclaim; the ledger runs recovery's expiries
-    after this load, so a claimed P never expires then); one that cannot
-    waits for its abort, as a waiting post does (below).
+    credit account and amount maybe zero) beside post or void. After the
+    id's answer, the ledger checks P as a post of it here (ids.resolve:
+    the same rules and codes, P's side fitting the kind, else
+    not_supported), the record keeps what it resolved, and P is claimed
+    (pending_claim): a post, void or expiry of it meanwhile waits.
+    Nothing is reserved. The commit stores the post or void under its id
+    (the debit leg, or both) and applies it to P (pending_apply); the
+    abort releases the claim. At load the record claims P again
+    (pending_reclaim; the ledger runs recovery's expiries after this load,
+    so a claimed P never expires then); one that cannot waits for its
+    abort, as a waiting post does (below).
 
     POSTS OF A CHAIN'S OWN PENDING TRANSFER (docs/two-phase.md). A chain
     of a shard D may make a pending transfer P crediting this shard and
@@ -1175,8 +1178,7 @@ s_record_commit (participant_t *self, attempt_t *e, now_t now)
         s_waiting_claim (self, e); //  a post or void of it its chain prepared here
     }
     if (s_is_post_leg (t)) {
-        pending_apply (self->pending,
-                       &leg); //  its pending transfer here, claimed since the prepare
+        pending_apply (self->pending, &leg); //  P, claimed since the prepare
     } else if (s_is_resolve (t)) {
         pending_credit_apply (self->pending, t); //  posts (part of) it, releases the rest
     }
