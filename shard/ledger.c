@@ -735,6 +735,11 @@ s_leg_resolve (void *arg, const rl_transfer_t *t, int coordinator, uint64_t wall
     //  credit account; the coordinator sends that shard its credit leg).
     bool both = (t->flags & RL_TRANSFER_TP_LEGS) == RL_TRANSFER_TP_BOTH_LEGS;
     int credit_owner = owner_of (self->ring, p.credit_account_id);
+    if (both && side == PENDING_SIDE_DEBIT && credit_owner >= 0 && credit_owner == coordinator) {
+        //  P's credit side is the chain's shard's, which did not have it yet
+        //  when it sent this (P's COMMIT still on its way there): retry.
+        return RL_IN_PROGRESS;
+    }
     if (both ? side != PENDING_SIDE_BOTH
              : side != PENDING_SIDE_DEBIT || coordinator < 0 || credit_owner < 0
                    || credit_owner == self->self_index) {

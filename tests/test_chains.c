@@ -1462,6 +1462,13 @@ test_post_legs (void **state)
     assert_true (s_answer (&prep[0], RL_TP_PREPARED, 0, dec, &n_dec, r, 1));
     assert_int_equal (r[0].result, RL_OK);
     lk_expect (1, 9, 12, 0, 4);
+    //  Sent as both legs, as s2 does while P's credit side has not reached
+    //  it yet (P's COMMIT on its way): in_progress, nothing claimed.
+    rl_transfer_t db = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_TP_BOTH_LEGS, &d,
+                                   5);
+    rl_prepare_rec_t dbr = s_prepare_from_s2 (&db, 79);
+    assert_int_equal (s_prepare_here (&dbr, &result), RL_TP_REFUSED);
+    assert_int_equal (result, RL_IN_PROGRESS);
     rl_transfer_t dp = s_resolved_by_s2 (
         RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_TP_DEBIT_LEG, &d, 5);
     dp.ledger = LEDGER + 1;
