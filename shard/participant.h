@@ -52,9 +52,11 @@ void participant_set_pending (participant_t *self, pending_t *pending);
 //    pending transfer of this shard, checked as a post or void of it here
 //    would be (pending_check, at the shard's clock), *resolved the record
 //    to store, and its side fits t's kind: both sides here (both legs),
-//    or its debit side here and its credit side on the shard of ring index
-//    `coordinator` (a debit leg). RL_OK, or the result (not_supported: its
-//    credit on a third shard; frozen, in_progress, storage_error).
+//    or its debit side here and its credit side on another shard, the
+//    coordinator's (ring index `coordinator`) or a third one (a debit leg).
+//    RL_OK, or the result (not_supported: both legs of one whose credit
+//    is on a third shard; in_progress: its credit side not yet at the
+//    coordinator; frozen, storage_error).
 typedef struct {
     uint32_t (*check) (void *arg, const rl_transfer_t *t, uint64_t *ts_p);
     int (*applied) (void *arg, rl_id_t id, rl_id_t debit_account_id, uint64_t *ts_p);

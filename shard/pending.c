@@ -1267,10 +1267,9 @@ pending_reclaim (pending_t *self, const rl_transfer_t *t, uint8_t side)
         return -1;
     }
     s_live_t *e = &self->live[index];
-    bool post = (t->flags & RL_TRANSFER_POST_PENDING_TRANSFER) != 0;
-    if (e->side != side || e->claimed || !rl_id_eq (e->t.debit_account_id, t->debit_account_id)
-        || !rl_id_eq (e->t.credit_account_id, t->credit_account_id) || e->t.ledger != t->ledger
-        || e->t.code != t->code || t->amount > e->t.amount || (!post && t->amount != e->t.amount)) {
+    uint64_t amount = 0; //  t is resolved: every field it names is P's
+    if (e->side != side || e->claimed || s_check_fields (t, &e->t, &amount) != RL_OK
+        || amount != t->amount) {
         return -1;
     }
     //  A post's claim, not an expiry's, even on a due entry: a post that
