@@ -1496,6 +1496,114 @@ test_post_legs (void **state)
     lk_teardown ();
 }
 
+//  rev35 (hostile review): post legs at the debit shard X (this ledger)
+//  under duplicate, reordered and superseding PREPAREs and DECIDEs from
+//  the chain's shard s2: one claim at a time, nothing applied twice.
+static void
+test_rev35_post_leg_orders (void **state)
+{
+    (void) state;
+    lk_setup ("/chains/rev35_orders");
+    char err[256];
+    uint32_t result = 0;
+    //  1. A void leg (both legs) of p prepared, then a newer attempt of the
+    //     same id voiding p2: the older is superseded (p released), p2
+    //     claimed; the older's late ABORT changes nothing; the COMMIT of the
+    //     newer voids p2 once; p is then posted alone.
+    rl_transfer_t p = lk_t (RL_TRANSFER_PENDING, 1, 3, 7);
+    rl_transfer_t p2 = lk_t (RL_TRANSFER_PENDING, 1, 3, 5);
+    assert_int_equal (lk_send (&p), RL_OK);
+    assert_int_equal (lk_send (&p2), RL_OK);
+    lk_expect (1, 12, 0, 0, 0);
+    rl_transfer_t v = lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER | RL_TRANSFER_TP_BOTH_LEGS, &p,
+                                  0);
+    rl_prepare_rec_t a1 = s_prepare_from_s2 (&v, 10);
+    assert_int_equal (s_prepare_here (&a1, &result), RL_TP_PREPARED);
+    rl_transfer_t v2 = v;
+    v2.pending_id = p2.id;
+    rl_prepare_rec_t a2 = s_prepare_from_s2 (&v2, 11);
+    assert_int_equal (s_prepare_here (&a2, &result), RL_TP_PREPARED);
+    rl_transfer_t ppost = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &p, 2);
+    rl_transfer_t p2post = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER, &p2, 2);
+    assert_int_equal (lk_send (&p2post), RL_IN_PROGRESS);
+    assert_int_equal (s_decide_from_s2 (&a1.tp, RL_TP_ABORT), RL_TP_ACKED);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    //  The older attempt's PREPARE again (late, duplicated): refused.
+    assert_int_equal (s_prepare_here (&a1, &result), RL_TP_REFUSED);
+    assert_int_equal (s_decide_from_s2 (&a2.tp, RL_TP_COMMIT), RL_TP_ACKED);
+    assert_int_equal (s_decide_from_s2 (&a2.tp, RL_TP_COMMIT), RL_TP_ACKED);
+    lk_restart (true);
+    assert_int_equal (s_decide_from_s2 (&a2.tp, RL_TP_COMMIT), RL_TP_ACKED);
+    //  The superseded attempt's COMMIT (never sent by an honest s2): its id
+    //  is stored ok, so acknowledged; nothing applied again.
+    assert_int_equal (s_decide_from_s2 (&a1.tp, RL_TP_COMMIT), RL_TP_ACKED);
+    lk_expect (1, 7, 0, 0, 0);
+    assert_int_equal (lk_send (&p2post), RL_PENDING_TRANSFER_ALREADY_VOIDED);
+    assert_int_equal (lk_send (&ppost), RL_OK);
+    lk_expect (1, 0, 2, 0, 0);
+    lk_expect (3, 0, 0, 0, 2);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    //  2. One message holding the same PREPARE twice, and one holding two
+    //     post legs of one pending transfer (other ids): one claim.
+    rl_transfer_t q = lk_t (RL_TRANSFER_PENDING, 1, 3, 9);
+    assert_int_equal (lk_send (&q), RL_OK);
+    rl_transfer_t qa = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_TP_BOTH_LEGS, &q,
+                                   4);
+    rl_transfer_t qb = lk_resolve (RL_TRANSFER_POST_PENDING_TRANSFER | RL_TRANSFER_TP_BOTH_LEGS, &q,
+                                   5);
+    rl_prepare_rec_t twice[3] = {s_prepare_from_s2 (&qa, 20), s_prepare_from_s2 (&qa, 20),
+                                 s_prepare_from_s2 (&qb, 21)};
+    rl_tp_rec_t out[3];
+    participant_prepare (ledger_participant (lk_ledger), twice, 3, "s2", lk_now (), out);
+    lk_commit ();
+    assert_int_equal (out[0].state, RL_TP_PREPARED);
+    assert_int_equal (out[1].state, RL_TP_PREPARED);
+    assert_int_equal (out[2].state, RL_TP_REFUSED);
+    assert_int_equal (out[2].result, RL_IN_PROGRESS);
+    //  COMMIT and ABORT of it in one message, then the COMMIT again.
+    rl_tp_rec_t ds[3] = {twice[0].tp, twice[0].tp, twice[0].tp}, acks[3];
+    ds[0].state = RL_TP_COMMIT;
+    ds[1].state = RL_TP_ABORT;
+    ds[2].state = RL_TP_COMMIT;
+    participant_decide (ledger_participant (lk_ledger), ds, 3, "s2", lk_now (), acks);
+    lk_commit ();
+    assert_int_equal (acks[0].state, RL_TP_ACKED);
+    lk_expect (1, 0, 6, 0, 0);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    lk_restart (true);
+    lk_expect (1, 0, 6, 0, 0);
+    assert_int_equal (s_prepare_here (&twice[0], &result), RL_TP_REFUSED);
+    assert_int_equal (s_prepare_here (&twice[2], &result), RL_TP_REFUSED);
+    assert_int_equal (result, RL_PENDING_TRANSFER_ALREADY_POSTED);
+    //  3. ABORT before its PREPARE (reordered): the PREPARE is refused,
+    //     nothing claimed (a post of it alone applies).
+    rl_transfer_t w = lk_t (RL_TRANSFER_PENDING, 1, 3, 3);
+    w.timeout = 2;
+    assert_int_equal (lk_send (&w), RL_OK);
+    rl_transfer_t wv = lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER | RL_TRANSFER_TP_BOTH_LEGS, &w,
+                                   0);
+    rl_prepare_rec_t wr = s_prepare_from_s2 (&wv, 30);
+    assert_int_equal (s_decide_from_s2 (&wr.tp, RL_TP_ABORT), RL_TP_ACKED);
+    assert_int_equal (s_prepare_here (&wr, &result), RL_TP_REFUSED);
+    //  A newer attempt prepared, its timeout passes, a restart, the tick,
+    //  then an even newer attempt (superseding it) with the same id.
+    rl_prepare_rec_t wr2 = s_prepare_from_s2 (&wv, 31);
+    assert_int_equal (s_prepare_here (&wr2, &result), RL_TP_PREPARED);
+    lk_wall += 10 * S_NS;
+    lk_restart (true);
+    ledger_tick (lk_ledger, lk_now ());
+    lk_commit ();
+    rl_prepare_rec_t wr3 = s_prepare_from_s2 (&wv, 32);
+    assert_int_equal (s_prepare_here (&wr3, &result), RL_TP_REFUSED);
+    assert_int_equal (result, RL_PENDING_TRANSFER_EXPIRED);
+    assert_int_equal (s_decide_from_s2 (&wr2.tp, RL_TP_ABORT), RL_TP_ACKED);
+    ledger_tick (lk_ledger, lk_now ());
+    lk_commit ();
+    lk_expect (1, 0, 6, 0, 0);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    lk_teardown ();
+}
+
 static void
 test_across_abort (void **state)
 {
@@ -2119,6 +2227,7 @@ main (void)
         cmocka_unit_test (test_pending_room),
         cmocka_unit_test (test_legs),
         cmocka_unit_test (test_post_legs),
+        cmocka_unit_test (test_rev35_post_leg_orders),
         cmocka_unit_test (test_across_abort),
         cmocka_unit_test (test_across_hostile_prepare),
         cmocka_unit_test (test_bad_input),
