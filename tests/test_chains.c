@@ -1496,14 +1496,14 @@ test_post_legs (void **state)
     lk_teardown ();
 }
 
-//  rev35 (hostile review): post legs at the debit shard X (this ledger)
+//  Post legs at the debit shard X (this ledger)
 //  under duplicate, reordered and superseding PREPAREs and DECIDEs from
 //  the chain's shard s2: one claim at a time, nothing applied twice.
 static void
-test_rev35_post_leg_orders (void **state)
+test_post_leg_orders (void **state)
 {
     (void) state;
-    lk_setup ("/chains/rev35_orders");
+    lk_setup ("/chains/post_leg_orders");
     char err[256];
     uint32_t result = 0;
     //  1. A void leg (both legs) of p prepared, then a newer attempt of the
@@ -2227,7 +2227,7 @@ main (void)
         cmocka_unit_test (test_pending_room),
         cmocka_unit_test (test_legs),
         cmocka_unit_test (test_post_legs),
-        cmocka_unit_test (test_rev35_post_leg_orders),
+        cmocka_unit_test (test_post_leg_orders),
         cmocka_unit_test (test_across_abort),
         cmocka_unit_test (test_across_hostile_prepare),
         cmocka_unit_test (test_bad_input),
