@@ -224,6 +224,7 @@ struct coordinator_t {
     size_t groups_free_count;
     uint64_t groups_committed; //  chains across shards committed whole
     uint64_t groups_failed;    //  ... refused or aborted whole
+    bool chain_decided;        //  a chain's decision logged since coordinator_urgent_take
 };
 
 void
@@ -737,6 +738,7 @@ static void
 s_log_decision (coordinator_t *self, const attempt_t *live, uint32_t decision, uint64_t mono_ns)
 {
     int32_t x = xlog_append (self->xlog, live, decision, outq_batch_seq (self->outq));
+    self->chain_decided |= live->group != 0;
     attempt_t *e = attempts_at (xlog_entries (self->xlog), x);
     e->backoff_ms = s_first_backoff_ms (self);
     e->next_ns = mono_ns + e->backoff_ms * 1000000ull;
@@ -1606,6 +1608,15 @@ s_prefetch (const attempts_t *table, const rl_tp_rec_t *recs, size_t count, size
     if (k + ATTEMPTS_PREFETCH_ENTRY_AHEAD < count) {
         attempts_prefetch_entry (table, recs[k + ATTEMPTS_PREFETCH_ENTRY_AHEAD].id);
     }
+}
+
+bool
+coordinator_urgent_take (coordinator_t *self)
+{
+    assert (self);
+    bool urgent = self->chain_decided;
+    self->chain_decided = false;
+    return urgent;
 }
 
 size_t

@@ -159,6 +159,12 @@ size_t coordinator_prepare_replies (coordinator_t *self, const rl_tp_rec_t *repl
                                     const char *from, now_t now);
 size_t coordinator_decide_replies (coordinator_t *self, const rl_tp_rec_t *acks, size_t count,
                                    const char *from, now_t now);
+//  True once after a chain's decision was logged (its client waits for the
+//  decision's sync, and for debit legs the ACKs after it): the turn's sync
+//  should start now. A plain attempt's decision urges nothing by itself;
+//  the request's reply does, when its last record is decided (server.c,
+//  DEFERRED DECISIONS).
+bool coordinator_urgent_take (coordinator_t *self);
 //  Outcome queries from participants: one answer each in out. Returns the
 //  group commit the answers need synced (the newest logged decision named).
 //  sender: the shard name of the sending key ("" for a key without one;

@@ -66,6 +66,21 @@
     the request is durable, the client was told nothing, and a
     participant's outcome query finds no decision (presumed abort).
 
+    DEFERRED DECISIONS. A turn that read PREPARE replies logs decisions
+    (W1) that need a sync before their DECIDEs and the client's reply go,
+    but when the request still waits for other records' replies, nobody
+    is told anything before its last decision. So PREPARE replies urge no
+    sync by themselves: the turn that decides a request's last record is
+    urgent through its reply (s_drain_outq), a chain's decision through
+    coordinator_urgent_take (its client waits for the sync, and for debit
+    legs the ACKs after it), and anything else through the next urgent
+    turn or tick. Under load a uniform request's piece at D used to pay a
+    sync per peer whose replies came in a turn of their own, each waiting
+    for the one before; now it pays the one its last decision starts. A
+    crash before the covering sync is the crash matrix's tp.coord.decided:
+    the decisions are lost with the batch, nobody was told, and a
+    participant's outcome query finds none (presumed abort).
+
     MIGRATION REQUESTS FIRST. A migration's freeze is a chain of requests
     (freeze, export, import, the step's ring, commit), each waiting for the
     one before; behind a saturating load each used to wait for the turn
@@ -1248,12 +1263,15 @@ s_do_replication (server_t *self, zmsg_t *envelope, const rl_header_t *h)
 //  Ends a turn: write the batch once, start its sync (or leave it to the
 //  next one), then send what synced commits justify. lazy: the turn's
 //  writes need no sync (it only read acknowledgements of DECIDEs).
-//  urgent: false when it only applied DECIDEs (and read ACKs): its sync
-//  waits for the next urgent turn or the tick (DEFERRED APPLIES).
+//  urgent: false when it only applied DECIDEs (and read ACKs) or decided
+//  records of requests still open: its sync waits for the next urgent turn
+//  or the tick (DEFERRED APPLIES, DEFERRED DECISIONS); a chain's decision
+//  makes it urgent here.
 static int
 s_turn_finish (server_t *self, bool lazy, bool urgent)
 {
     assert (outq_count (self->outq) == 0); //  drained after every call
+    urgent |= coordinator_urgent_take (ledger_coordinator (self->ledger));
     if (!self->failed && store_failed (self->store)) {
         //  A read of this turn ended on an error (store_iter_valid): its
         //  answer, held with the rest, may hold part of what was asked.
@@ -1396,7 +1414,10 @@ s_drain_peer (server_t *self, size_t peer, now_t now, size_t budget, bool *lazy_
         }
         coordinator_t *coordinator = ledger_coordinator (self->ledger);
         *lazy_p &= h.operation == RL_OP_DECIDE;
-        self->turn_urgent |= h.operation != RL_OP_DECIDE; //  ACKs never urge a sync
+        //  ACKs never urge a sync; PREPARE replies only when they decided a
+        //  chain, or a request's last record (its reply, s_drain_outq:
+        //  DEFERRED DECISIONS).
+        self->turn_urgent |= h.operation == RL_OP_OUTCOME_QUERY;
         if (h.operation == RL_OP_PREPARE) {
             self->unauthorized += coordinator_prepare_replies (coordinator, self->tps,
                                                                h.record_count, from, now);
