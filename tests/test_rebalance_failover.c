@@ -64,11 +64,16 @@
     And with no failpoint that kills the tool:
     - test_s1_dies_in_copy: apply pauses right after s1's migrate_begin
       (rebalance.begun=delay); meanwhile s1's primary is SIGKILLed and its
-      standby promoted. apply, running (--timeout-ms 1000), goes on: its
-      calls to s1's old endpoint fail, it follows the fail-over and
-      finishes (exit 0) when the promotion ended within its pause; a
-      promotion later than that (a loaded machine) may find it stopped
-      (exit 3), and then run again it must finish.
+      standby promoted. apply, running (--timeout-ms 1000,
+      --failover-wait-s 60), goes on: its calls to s1's old endpoint
+      fail, it follows the fail-over and finishes by itself (exit 0).
+    - test_s1_promoted_late: the same, but the standby is promoted only
+      once apply's calls to s1 have failed and apply says it waits for s1
+      or its fail-over: it follows the promotion and finishes (exit 0).
+    - test_s1_restarted: the same, but s1's primary is started again (no
+      fail-over) once apply waits: apply finds every shard answering,
+      resumes the step and finishes (exit 0); the cluster ends on the
+      plan's last ring, s1 at its own endpoint.
     - test_s1_promoted_in_handover: the same, apply paused at
       rebalance.shipped (the final chunk exported, nothing of the
       handover sent): the promotion's ring is at the step's epoch, so the
@@ -114,6 +119,7 @@
 #define S_RLCTL_WAIT_MS   60000
 #define S_CATCH_UP_MS     10000 //  the router serves the shards' final ring within this
 #define S_COPY_DELAY_MS   4000  //  test_s1_dies_in_copy: apply's pause after s1's begin
+#define S_FAILOVER_WAIT_S "60"  //  --failover-wait-s of the apply running at the kill
 #define S_ARGS_MAX        24
 
 typedef struct {
@@ -129,6 +135,7 @@ typedef struct {
     s_step_t steps[S_STEPS_MAX]; //  the plan
     size_t step_count;
     uint64_t base_epoch; //  E: the plan's step k has epoch E + k
+    bool promoted;       //  the victim's standby was promoted (s_promote)
 } s_ctx_t;
 
 static int64_t s_t0; //  the case's start (s_setup), for the phases' times
@@ -182,19 +189,22 @@ s_wait (s_ctx_t *ctx, const char *name, pid_t pid)
     return rbk_tool_wait (ctx->c.h, name, pid, S_TOOL_MAX_MS);
 }
 
-//  `apply R0 R1` with --timeout-ms timeout_ms.
+//  `apply R0 R1` with --timeout-ms timeout_ms and, when not NULL,
+//  --failover-wait-s wait_s.
 static pid_t
-s_apply_spawn (s_ctx_t *ctx, const char *failpoints, const char *timeout_ms)
+s_apply_spawn (s_ctx_t *ctx, const char *failpoints, const char *timeout_ms, const char *wait_s)
 {
-    const char *args[] = {"apply",  ctx->c.r0,   ctx->c.r1,      "--state",  ctx->dir,
-                          "--cert", ctx->c.cert, "--timeout-ms", timeout_ms, NULL};
+    const char *args[] = {
+        "apply",  ctx->c.r0,   ctx->c.r1,      "--state",  ctx->dir,
+        "--cert", ctx->c.cert, "--timeout-ms", timeout_ms, wait_s ? "--failover-wait-s" : NULL,
+        wait_s,   NULL};
     return s_spawn (ctx, failpoints, args);
 }
 
 static int
 s_apply (s_ctx_t *ctx, const char *failpoints)
 {
-    return s_wait (ctx, "rebalance", s_apply_spawn (ctx, failpoints, S_APPLY_TIMEOUT));
+    return s_wait (ctx, "rebalance", s_apply_spawn (ctx, failpoints, S_APPLY_TIMEOUT, NULL));
 }
 
 static int
@@ -413,6 +423,7 @@ s_promote (s_ctx_t *ctx)
         fail_msg ("rlctl promote %s %s: exit %d; said:\n%s", name, ctx->standby.endpoint, rc, out);
     }
     free (out);
+    ctx->promoted = true;
     rk_wait_serving (ctx->standby.endpoint);
     //  One ring everywhere: the promotion's is newer than any served, the
     //  promoted shard's own included (a target that took a step's ring).
@@ -448,8 +459,11 @@ s_completed (s_ctx_t *ctx, const char *name)
     char err[256];
     ring_t *want = ring_load_file (ctx->c.r1, err, sizeof err);
     assert_non_null (want);
-    assert_int_equal (
-        ring_set_endpoint (want, ctx->c.shards[ctx->victim].name, ctx->standby.endpoint), RING_OK);
+    if (ctx->promoted) {
+        assert_int_equal (
+            ring_set_endpoint (want, ctx->c.shards[ctx->victim].name, ctx->standby.endpoint),
+            RING_OK);
+    }
     uint64_t epoch = 0;
     for (size_t i = 0; i < RBK_SHARDS; i++) {
         const char *endpoint = s_endpoint (ctx, i);
@@ -482,10 +496,9 @@ s_completed (s_ctx_t *ctx, const char *name)
     }
     ring_destroy (&want);
     uint64_t last = ctx->base_epoch + ctx->step_count;
-    if (epoch <= last || epoch < 3) {
-        fail_msg ("the cluster serves epoch %" PRIu64 ", the plan's last is %" PRIu64
-                  " and the promotion took one more",
-                  epoch, last);
+    if (ctx->promoted ? epoch <= last || epoch < 3 : epoch != last) {
+        fail_msg ("the cluster serves epoch %" PRIu64 ", the plan's last is %" PRIu64 "%s", epoch,
+                  last, ctx->promoted ? " and the promotion took one more" : "");
     }
     s_router_at (ctx, epoch);
     fprintf (stderr,
@@ -658,16 +671,33 @@ test_s4_target_ring (void **state)
     s_case (ctx, "s4 target_ring", "rebalance.target_ring", 2, "handover");
 }
 
-//  s1's primary dies while apply is in s1's step (begun on both sides,
-//  apply paused before the copy); promoted while apply runs; apply ends,
-//  and run again (when it did not finish) completes the change.
-//  apply paused (`point`=delay) in s1's step k, whose state is `landed`;
-//  meanwhile s1's primary is SIGKILLed and its standby promoted. apply
-//  goes on, follows the fail-over and finishes by itself (exit 0) when the
-//  promotion ended within its pause; later than that (a loaded machine) it
-//  may have stopped first (exit 3), and then run again it must finish.
+//  What happens to s1 while apply runs (s_running_case).
+typedef enum {
+    S_PROMOTED,      //  killed and promoted within apply's pause
+    S_PROMOTED_LATE, //  killed; promoted once apply waits for it (--failover-wait-s)
+    S_RESTARTED      //  killed; its primary started again once apply waits for it
+} s_fate_t;
+
+//  apply's log holds `text`.
+static bool
+s_apply_said (s_ctx_t *ctx, const char *text)
+{
+    char path[600];
+    char *log = harness_read_file (s_path (ctx, "rebalance.log", path, sizeof path), NULL);
+    bool said = log && strstr (log, text);
+    free (log);
+    return said;
+}
+
+//  apply (--failover-wait-s 60) paused (`point`=delay) in s1's step k,
+//  whose state is `landed`; meanwhile s1's primary is SIGKILLed, and then,
+//  by `fate`, its standby promoted during the pause, or after apply's
+//  calls to it failed and it said it waits, or the primary started again
+//  then. apply goes on, follows the fail-over (or finds s1 back) and
+//  finishes by itself: exit 0.
 static void
-s_running_case (s_ctx_t *ctx, const char *name, const char *point, const char *landed)
+s_running_case (s_ctx_t *ctx, const char *name, const char *point, const char *landed,
+                s_fate_t fate)
 {
     s_plan (ctx);
     size_t k = s_step_from (ctx, "s1");
@@ -675,7 +705,7 @@ s_running_case (s_ctx_t *ctx, const char *name, const char *point, const char *l
     s_load (ctx, S_LOAD_ROUNDS);
     char fp[128];
     snprintf (fp, sizeof fp, "%s=delay:%d@%zu", point, S_COPY_DELAY_MS, k);
-    pid_t pid = s_apply_spawn (ctx, fp, S_RUNNING_TIMEOUT);
+    pid_t pid = s_apply_spawn (ctx, fp, S_RUNNING_TIMEOUT, S_FAILOVER_WAIT_S);
     int64_t deadline = zclock_mono () + S_TOOL_MAX_MS;
     while (!s_acted (ctx, point)) {
         int ws = 0;
@@ -686,25 +716,37 @@ s_running_case (s_ctx_t *ctx, const char *name, const char *point, const char *l
         zclock_sleep (5);
     }
     s_assert_step (ctx, k, landed);
-    int64_t paused = zclock_mono ();
     s_kill_primary (ctx);
     fprintf (stderr, "%s: killed in step %zu (%s -> %s), apply paused\n", name, k,
              ctx->steps[k - 1].source, ctx->steps[k - 1].target);
-    s_promote (ctx);
-    s_mark ("promoted");
-    bool in_time = zclock_mono () - paused < S_COPY_DELAY_MS;
+    if (fate != S_PROMOTED) {
+        while (!s_apply_said (ctx, "does not answer: waiting up to " S_FAILOVER_WAIT_S " s")) {
+            int ws = 0;
+            if (harness_wait_exit (ctx->c.h, pid, 0, &ws) == 0 || zclock_mono () > deadline) {
+                harness_dump_log (ctx->c.h, "rebalance");
+                fail_msg ("apply never said it waits for s1 (%s)", fp);
+            }
+            zclock_sleep (20);
+        }
+        s_mark ("apply waits for s1");
+    }
+    if (fate == S_RESTARTED) {
+        assert_true (tk_shard_start (ctx->c.h, &ctx->c.shards[ctx->victim]) > 0);
+        rk_wait_serving (ctx->c.shards[ctx->victim].endpoint);
+        s_mark ("s1 restarted");
+    } else {
+        s_promote (ctx);
+        s_mark ("promoted");
+    }
     s_load_short (ctx);
     int rc = s_wait (ctx, "rebalance", pid);
-    fprintf (stderr, "%s: the apply running at the kill exited %d%s\n", name, rc,
-             in_time ? "" : " (promoted after its pause)");
+    fprintf (stderr, "%s: the apply running at the kill exited %d\n", name, rc);
     s_mark ("the apply running at the kill exited");
-    if (rc < 0 || (in_time && rc != 0)) {
+    const char *said = fate == S_RESTARTED ? "every shard of the step answers again"
+                                           : "after the fail-over";
+    if (rc != 0 || (fate != S_PROMOTED && !s_apply_said (ctx, said))) {
         harness_dump_log (ctx->c.h, "rebalance");
-        fail_msg ("the apply running at the kill: exit %d", rc);
-    }
-    if (rc != 0) {
-        s_expect_tool (ctx, "apply after the promotion", s_apply (ctx, NULL), 0);
-        s_mark ("apply after the promotion: exit 0");
+        fail_msg ("the apply running at the kill: exit %d (want 0, resumed %s)", rc, said);
     }
     s_completed (ctx, name);
     s_mark ("checked");
@@ -714,7 +756,21 @@ s_running_case (s_ctx_t *ctx, const char *name, const char *point, const char *l
 static void
 test_s1_dies_in_copy (void **state)
 {
-    s_running_case (*state, "s1 dies in copy", "rebalance.begun", "copying");
+    s_running_case (*state, "s1 dies in copy", "rebalance.begun", "copying", S_PROMOTED);
+}
+
+//  The same, promoted only once apply's calls to s1 failed and it waits.
+static void
+test_s1_promoted_late (void **state)
+{
+    s_running_case (*state, "s1 promoted late", "rebalance.begun", "copying", S_PROMOTED_LATE);
+}
+
+//  The same, s1's primary started again (no fail-over) once apply waits.
+static void
+test_s1_restarted (void **state)
+{
+    s_running_case (*state, "s1 restarted", "rebalance.begun", "copying", S_RESTARTED);
 }
 
 //  Paused with s1's final chunk exported, before the handover: the
@@ -725,7 +781,7 @@ test_s1_dies_in_copy (void **state)
 static void
 test_s1_promoted_in_handover (void **state)
 {
-    s_running_case (*state, "s1 promoted in handover", "rebalance.shipped", "handover");
+    s_running_case (*state, "s1 promoted in handover", "rebalance.shipped", "handover", S_PROMOTED);
 }
 
 //  Ring 0 of the plan with s2 at `endpoint`, at `epoch`, loaded by hand
@@ -909,6 +965,9 @@ main (void)
         cmocka_unit_test_prestate_setup_teardown (test_s1_dies_in_copy, s_setup, s_teardown, &s_s1),
         cmocka_unit_test_prestate_setup_teardown (test_s1_promoted_in_handover, s_setup, s_teardown,
                                                   &s_s1),
+        cmocka_unit_test_prestate_setup_teardown (test_s1_promoted_late, s_setup, s_teardown,
+                                                  &s_s1),
+        cmocka_unit_test_prestate_setup_teardown (test_s1_restarted, s_setup, s_teardown, &s_s1),
         cmocka_unit_test_prestate_setup_teardown (test_s1_mixed_rings, s_setup, s_teardown, &s_s1),
         cmocka_unit_test_prestate_setup_teardown (test_not_a_failover, s_setup, s_teardown, &s_s1),
         cmocka_unit_test_prestate_setup_teardown (test_s1_lost_directory, s_setup, s_teardown,

@@ -109,7 +109,7 @@ s_usage (FILE *out)
         "  rebalance apply CURRENT.ring NEW.ring --state DIR [--freeze-max-ms N]\n"
         "                 [--max-retries N] [--catchup-records N] [--entries N]\n"
         "                 [--freeze-entries N] [--copy-share PERCENT]\n"
-        "                 [--heuristics-reconciled]\n"
+        "                 [--failover-wait-s N] [--heuristics-reconciled]\n"
         "      move every arc whose owner changes, one step (and one epoch) each,\n"
         "      resumable: run it again with the same DIR after a crash\n"
         "  rebalance status --state DIR [--json]\n"

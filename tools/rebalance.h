@@ -57,6 +57,7 @@
 #define RB_FREEZE_MS_MAX  600000 //  what the shard accepts
 #define RB_RETRIES_DEF    20     //  --max-retries default: freezes that did not drain, per step
 #define RB_TIMEOUT_MS_DEF 5000   //  --timeout-ms default: one request
+#define RB_FAILOVER_S_MAX 86400  //  --failover-wait-s: a day
 #define RB_ENTRIES_DEF    1024   //  entries a chunk asked for
 #define RB_ENTRIES_MAX    8190
 #define RB_MOVED_MAX      64 //  shards of one change that fail-overs moved

@@ -82,7 +82,10 @@
     (before the lease: the promoted standby holds it), at every check of
     the rings, after every epoch_not_newer (so a promotion's ring at a
     step's epoch is never taken for the step's ring), and when a shard
-    stops answering mid-step (then it resumes as a rerun would).
+    stops answering mid-step (then it resumes as a rerun would). With
+    --failover-wait-s N (default 0) a step whose shard stays silent waits
+    up to N s for its fail-over, or for the shard to answer again (a
+    restarted primary), then resumes (s_await); else it exits 3.
 
     LIMITS
     One migration at a time for the whole change (a shard takes part in at
@@ -128,6 +131,7 @@
 #define S_COMMIT_REFUSED   64    //  s_commit: the target refused (not an exit code)
 #define S_LEAVE_WAIT_MS    60000 //  a leaving shard becomes quiet within this, or apply stops
 #define S_RESUMES_MAX      8     //  resumes of one run after fail-overs followed
+#define S_AWAIT_POLL_MS    1000  //  --failover-wait-s: a silent shard asked again
 
 typedef struct {
     const char *command;
@@ -144,8 +148,9 @@ typedef struct {
     uint32_t entries;
     uint64_t max_retries;
     uint64_t catchup;
-    uint32_t copy_share;     //  --copy-share: percent of the time the copy's chunks may take
-    uint32_t freeze_entries; //  --freeze-entries: entries asked per chunk once frozen
+    uint32_t copy_share;      //  --copy-share: percent of the time the copy's chunks may take
+    uint32_t freeze_entries;  //  --freeze-entries: entries asked per chunk once frozen
+    uint32_t failover_wait_s; //  --failover-wait-s: how long a silent shard is waited for
 } s_args_t;
 
 typedef struct {
@@ -284,6 +289,12 @@ s_parse_args (int argc, char **argv, s_args_t *a)
                 return s_fail (RB_EXIT_USAGE, "--copy-share: '%.64s' is not a number in 1..100", v);
             }
             a->copy_share = (uint32_t) n;
+        } else if (apply && strcmp (o, "--failover-wait-s") == 0) {
+            if (!s_parse_u64 (v, 0, RB_FAILOVER_S_MAX, &n)) {
+                return s_fail (RB_EXIT_USAGE, "--failover-wait-s: '%.64s' is not a number in 0..%d",
+                               v, RB_FAILOVER_S_MAX);
+            }
+            a->failover_wait_s = (uint32_t) n;
         } else {
             return s_fail (RB_EXIT_USAGE, "%s: unknown option '%.64s' (run 'rebalance --help')",
                            a->command, o);
@@ -1982,10 +1993,11 @@ s_follow (s_ctx_t *ctx, const ring_t *its)
 //  Every shard still in the change at ring k is asked its ring, all at
 //  once: a fail-over's ring there is followed (s_follow), and they are
 //  asked again. Shards that do not answer within --timeout-ms are passed
-//  over (a dead primary's old endpoint): the calls after this find them.
+//  over (a dead primary's old endpoint): the calls after this find them;
+//  *silent (when not NULL) counts them, in the last round asked.
 //  0, or an exit code.
 static int
-s_follow_all (s_ctx_t *ctx, size_t k)
+s_follow_all (s_ctx_t *ctx, size_t k, size_t *silent)
 {
     const char *endpoints[S_SHARDS_MAX];
     static rl_client_reply_t replies[S_SHARDS_MAX];
@@ -1998,6 +2010,13 @@ s_follow_all (s_ctx_t *ctx, size_t k)
         }
         rl_client_fanout (endpoints, n, RL_OP_GET_RING, NULL, 0, 0, ctx->args->timeout_ms, replies);
         int rc = 0;
+        if (silent) {
+            *silent = 0;
+            for (size_t i = 0; i < n; i++) {
+                *silent += replies[i].rc == RL_CLIENT_TIMEOUT
+                           || replies[i].rc == RL_CLIENT_ERR_SEND;
+            }
+        }
         for (size_t i = 0; i < n && rc == 0; i++) {
             char err[256];
             ring_t *its = replies[i].rc == 0 && replies[i].body
@@ -2012,6 +2031,44 @@ s_follow_all (s_ctx_t *ctx, size_t k)
         }
     }
     return s_fail (RB_EXIT_FENCED, "more than %d fail-overs followed at once", S_FOLLOWS_MAX);
+}
+
+//  apply stopped on a call that failed in step k + 1, `silent` shards of the
+//  change not answering, the plan at fail-over shift `shift`. 1: a fail-over
+//  was followed meanwhile (rlctl promote); 2: every shard answers again (a
+//  restarted primary); either way the step resumes as a rerun would. With
+//  --failover-wait-s N, a silent shard is asked again every S_AWAIT_POLL_MS
+//  for N s; 0 when the wait ends (or there is none) with neither.
+static int
+s_await (s_ctx_t *ctx, size_t k, uint64_t shift, size_t silent)
+{
+    if (ctx->plan.shift != shift) {
+        return 1;
+    }
+    uint32_t wait_s = ctx->args->failover_wait_s;
+    if (silent == 0 || wait_s == 0) {
+        return 0;
+    }
+    printf ("apply: %zu shard%s of step %zu do%s not answer: waiting up to %" PRIu32
+            " s for %s or a fail-over (rlctl promote)\n",
+            silent, silent == 1 ? "" : "s", k + 1, silent == 1 ? "es" : "", wait_s,
+            silent == 1 ? "it" : "them");
+    fflush (stdout);
+    int64_t deadline = zclock_mono () + (int64_t) wait_s * 1000;
+    while (zclock_mono () < deadline) {
+        zclock_sleep (S_AWAIT_POLL_MS);
+        if (s_follow_all (ctx, k, &silent) != 0) {
+            return 0; //  fenced, or a ring that is none of the plan's: stop
+        }
+        if (ctx->plan.shift != shift) {
+            return 1;
+        }
+        if (silent == 0) {
+            return 2;
+        }
+    }
+    printf ("apply: no answer nor fail-over within %" PRIu32 " s\n", wait_s);
+    return 0;
 }
 
 //  Shard s answered epoch_not_newer to a ring of the plan: it serves that
@@ -2048,7 +2105,7 @@ s_verify_once (s_ctx_t *ctx, size_t k, size_t lo, size_t hi)
     assert (lo <= hi && hi <= ctx->plan.step_count);
     //  A fail-over's ring anywhere is followed first (a dead primary's old
     //  endpoint answers nothing; its promoted standby does).
-    int rc = s_follow_all (ctx, k);
+    int rc = s_follow_all (ctx, k, NULL);
     if (rc != 0) {
         return rc;
     }
@@ -2233,7 +2290,7 @@ s_lease_acquire_all (s_ctx_t *ctx, size_t k)
 static int
 s_resume (s_ctx_t *ctx, size_t k)
 {
-    int rc = s_follow_all (ctx, k);
+    int rc = s_follow_all (ctx, k, NULL);
     rc = rc == 0 ? s_lease_acquire_all (ctx, k) : rc;
     bool handover = ctx->plan.steps[k].state == RB_HANDOVER;
     if (rc == 0) {
@@ -2342,14 +2399,19 @@ rb_cmd_apply (int argc, char **argv)
             }
         }
         //  A shard stopped answering: if it failed over meanwhile (its
-        //  standby promoted), follow and resume as a rerun would.
+        //  standby promoted), follow and resume as a rerun would; with
+        //  --failover-wait-s, wait that long for it or its fail-over.
         if (rc == RB_EXIT_CLUSTER && resumes++ < S_RESUMES_MAX) {
             uint64_t shift = ctx.plan.shift;
-            if (s_follow_all (&ctx, k) == 0 && ctx.plan.shift != shift) {
+            size_t silent = 0;
+            int back = s_follow_all (&ctx, k, &silent) == 0 ? s_await (&ctx, k, shift, silent) : 0;
+            if (back == 1) {
                 printf ("apply resumes step %zu after the fail-over\n", k + 1);
-                fflush (stdout);
-                rc = 0;
+            } else if (back == 2) {
+                printf ("apply resumes step %zu: every shard of the step answers again\n", k + 1);
             }
+            fflush (stdout);
+            rc = back ? 0 : rc;
         }
     }
     if (rc == 0) {
@@ -3002,7 +3064,7 @@ rb_cmd_recover (int argc, char **argv)
     //  says so (failover_shift, endpoint), and the rings below are the
     //  followed ones. Nothing is written when it cannot be followed.
     ctx.unsaved = true;
-    rc = s_follow_all (&ctx, 0);
+    rc = s_follow_all (&ctx, 0, NULL);
     //  Per shard of the plan: its stored migration, the ring it serves,
     //  whether it answered (on the heap: S_SHARDS_MAX of each).
     rl_migrate_rec_t *stored = calloc (S_SHARDS_MAX, sizeof (rl_migrate_rec_t));
