@@ -65,16 +65,18 @@ set_tests_properties(test_rebalance_fence PROPERTIES RESOURCE_LOCK cluster_load)
 # again to the end of the change; a primary killed while apply runs,
 # paused in its step (copying, and before the handover: the step's ring
 # then meets the promotion's at its epoch); a primary killed in the copy
-# with apply waiting for it (--failover-wait-s), then promoted, or started
-# again (no fail-over: the plan's own last ring); a promotion that misses the
+# with apply waiting for it (--failover-wait-s), then promoted, or an
+# impostor started empty at its endpoint (refused, exit 3), a wait that
+# ends (exit 3), and the primary started again (resumed, no fail-over: the
+# plan's own last ring); a promotion that misses the
 # target holding the step's ring; the state directory deleted after a
 # promotion and rebuilt by recover, which follows it; rings that only look
 # like a fail-over's, refused. Every
 # case under the kit's load, closed by check, one ring everywhere (the
 # promoted endpoint, above the plan's epochs), exactly once, a replay of
 # every id and the conservation check (tests/test_rebalance_failover.c,
-# docs/rebalance.md): 139 s (RelWithDebInfo, 2 cores, beside a compile),
-# 161 s with sanitizers.
+# docs/rebalance.md): 149 s (RelWithDebInfo, 2 cores),
+# 166 s with sanitizers.
 rl_add_unit(test_rebalance_failover 280 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_rebalance_failover.c
             ${CMAKE_CURRENT_LIST_DIR}/test_rebalance_kit.c LIBS rlrouterkit)
 add_dependencies(test_rebalance_failover shard router rebalance rlctl)

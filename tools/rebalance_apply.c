@@ -167,6 +167,7 @@ typedef struct {
     size_t shard_count;
     uint64_t saved_at; //  last progress write, ms
     bool unsaved;      //  recover: a fail-over followed is written with the new directory
+    bool leased;       //  this run took the plan's lease on every shard of the change
 } s_ctx_t;
 
 //  Messages and arguments ------------------------------------------------------
@@ -1994,7 +1995,8 @@ s_follow (s_ctx_t *ctx, const ring_t *its)
 //  once: a fail-over's ring there is followed (s_follow), and they are
 //  asked again. Shards that do not answer within --timeout-ms are passed
 //  over (a dead primary's old endpoint): the calls after this find them;
-//  *silent (when not NULL) counts them, in the last round asked.
+//  *silent (when not NULL) counts the shards that did not answer with
+//  their ring (no reply, an error status) in the last round asked.
 //  0, or an exit code.
 static int
 s_follow_all (s_ctx_t *ctx, size_t k, size_t *silent)
@@ -2012,16 +2014,15 @@ s_follow_all (s_ctx_t *ctx, size_t k, size_t *silent)
         int rc = 0;
         if (silent) {
             *silent = 0;
-            for (size_t i = 0; i < n; i++) {
-                *silent += replies[i].rc == RL_CLIENT_TIMEOUT
-                           || replies[i].rc == RL_CLIENT_ERR_SEND;
-            }
         }
         for (size_t i = 0; i < n && rc == 0; i++) {
             char err[256];
             ring_t *its = replies[i].rc == 0 && replies[i].body
                               ? ring_decode (replies[i].body, replies[i].body_size, err, sizeof err)
                               : NULL;
+            if (silent) {
+                *silent += its == NULL; //  no reply, an error status, or no ring in it
+            }
             rc = its ? s_follow (ctx, its) : 0;
             ring_destroy (&its);
         }
@@ -2033,38 +2034,84 @@ s_follow_all (s_ctx_t *ctx, size_t k, size_t *silent)
     return s_fail (RB_EXIT_FENCED, "more than %d fail-overs followed at once", S_FOLLOWS_MAX);
 }
 
-//  apply stopped on a call that failed in step k + 1, `silent` shards of the
-//  change not answering, the plan at fail-over shift `shift`. 1: a fail-over
-//  was followed meanwhile (rlctl promote); 2: every shard answers again (a
-//  restarted primary); either way the step resumes as a rerun would. With
-//  --failover-wait-s N, a silent shard is asked again every S_AWAIT_POLL_MS
-//  for N s; 0 when the wait ends (or there is none) with neither.
+static uint64_t s_holder_id (const s_ctx_t *ctx);
+static int s_lease_call (s_ctx_t *ctx, s_shard_t *s, uint32_t action, rl_migrate_rec_t *stored,
+                         uint64_t *holder);
+
+//  Did the shards that answer again after a silence (s_await) come back as
+//  they were? Once this run holds the plan's lease (its steps began),
+//  every shard of the change must still hold it and serve ring k or k + 1
+//  of the plan: a primary restarted on its own data does; one restored
+//  from an earlier backup, or started empty at the same endpoint, does not,
+//  and is not resumed onto (exit 3: an operator looks). Before that, a
+//  resume is the start of a rerun, which checks the rings itself.
+static bool
+s_came_back (s_ctx_t *ctx, size_t k)
+{
+    for (size_t i = 0; ctx->leased && i < ctx->shard_count; i++) {
+        s_shard_t *s = &ctx->shards[i];
+        if (!s_in_change (ctx, s->name, k)) {
+            continue;
+        }
+        rl_migrate_rec_t stored;
+        uint64_t holder = 0;
+        long index = -1;
+        uint64_t epoch = 0;
+        size_t rolled = 0;
+        int rc = s_lease_call (ctx, s, RL_MIGRATE_LEASE_READ, &stored, &holder);
+        rc = rc == 0 ? s_served (ctx, s, &index, &epoch, &rolled) : rc;
+        if (rc != 0 || holder != s_holder_id (ctx) || index < (long) k || index > (long) k + 1) {
+            printf ("apply: shard %s answers again, but %s: not resumed (is it the shard that "
+                    "stopped answering, on its own data?)\n",
+                    s->name,
+                    rc != 0                       ? "not its lease and ring"
+                    : holder != s_holder_id (ctx) ? "without this plan's lease"
+                                                  : "on a ring this step does not expect");
+            return false;
+        }
+    }
+    return true;
+}
+
+//  apply stopped with exit 3 in step k + 1, `silent` shards of the change
+//  not answering with their ring, the plan at fail-over shift `shift`.
+//  S_AWAIT_FOLLOWED: a fail-over was followed meanwhile (rlctl promote);
+//  S_AWAIT_BACK: every shard answers again as it was (a restarted primary,
+//  s_came_back); either way the step resumes as a rerun would. With
+//  --failover-wait-s N, the shards are asked again every S_AWAIT_POLL_MS
+//  (each ask waits up to --timeout-ms for a silent one) until N s have
+//  passed. 0 when there is no wait (none asked, nobody silent, or a step
+//  rolled back: its rerun finishes the rollback) or it ends with neither;
+//  or an exit code (fenced) met while waiting.
+#define S_AWAIT_FOLLOWED 66 //  not exit codes
+#define S_AWAIT_BACK     67
 static int
 s_await (s_ctx_t *ctx, size_t k, uint64_t shift, size_t silent)
 {
     if (ctx->plan.shift != shift) {
-        return 1;
+        return S_AWAIT_FOLLOWED;
     }
     uint32_t wait_s = ctx->args->failover_wait_s;
-    if (silent == 0 || wait_s == 0) {
+    if (silent == 0 || wait_s == 0 || ctx->plan.steps[k].state == RB_ROLLED_BACK) {
         return 0;
     }
-    printf ("apply: %zu shard%s of step %zu do%s not answer: waiting up to %" PRIu32
+    printf ("apply: %zu shard%s of the change do%s not answer: waiting up to %" PRIu32
             " s for %s or a fail-over (rlctl promote)\n",
-            silent, silent == 1 ? "" : "s", k + 1, silent == 1 ? "es" : "", wait_s,
+            silent, silent == 1 ? "" : "s", silent == 1 ? "es" : "", wait_s,
             silent == 1 ? "it" : "them");
     fflush (stdout);
     int64_t deadline = zclock_mono () + (int64_t) wait_s * 1000;
     while (zclock_mono () < deadline) {
         zclock_sleep (S_AWAIT_POLL_MS);
-        if (s_follow_all (ctx, k, &silent) != 0) {
-            return 0; //  fenced, or a ring that is none of the plan's: stop
+        int rc = s_follow_all (ctx, k, &silent);
+        if (rc != 0) {
+            return rc; //  fenced: a ring that is none of the plan's, two primaries
         }
         if (ctx->plan.shift != shift) {
-            return 1;
+            return S_AWAIT_FOLLOWED;
         }
         if (silent == 0) {
-            return 2;
+            return s_came_back (ctx, k) ? S_AWAIT_BACK : 0;
         }
     }
     printf ("apply: no answer nor fail-over within %" PRIu32 " s\n", wait_s);
@@ -2206,6 +2253,7 @@ s_lease_call (s_ctx_t *ctx, s_shard_t *s, uint32_t action, rl_migrate_rec_t *sto
 static size_t
 s_lease_release_all (s_ctx_t *ctx)
 {
+    ctx->leased = false;
     size_t left = 0;
     for (size_t i = 0; i < ctx->shard_count; i++) {
         s_shard_t *s = &ctx->shards[i];
@@ -2292,6 +2340,7 @@ s_resume (s_ctx_t *ctx, size_t k)
 {
     int rc = s_follow_all (ctx, k, NULL);
     rc = rc == 0 ? s_lease_acquire_all (ctx, k) : rc;
+    ctx->leased |= rc == 0;
     bool handover = ctx->plan.steps[k].state == RB_HANDOVER;
     if (rc == 0) {
         rc = s_verify_rings (ctx, k, 0, handover ? k + 1 : k);
@@ -2405,13 +2454,13 @@ rb_cmd_apply (int argc, char **argv)
             uint64_t shift = ctx.plan.shift;
             size_t silent = 0;
             int back = s_follow_all (&ctx, k, &silent) == 0 ? s_await (&ctx, k, shift, silent) : 0;
-            if (back == 1) {
+            if (back == S_AWAIT_FOLLOWED) {
                 printf ("apply resumes step %zu after the fail-over\n", k + 1);
-            } else if (back == 2) {
-                printf ("apply resumes step %zu: every shard of the step answers again\n", k + 1);
+            } else if (back == S_AWAIT_BACK) {
+                printf ("apply resumes step %zu: every shard of the change answers again\n", k + 1);
             }
             fflush (stdout);
-            rc = back ? 0 : rc;
+            rc = back == S_AWAIT_FOLLOWED || back == S_AWAIT_BACK ? 0 : back != 0 ? back : rc;
         }
     }
     if (rc == 0) {
