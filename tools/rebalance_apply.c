@@ -2034,90 +2034,6 @@ s_follow_all (s_ctx_t *ctx, size_t k, size_t *silent)
     return s_fail (RB_EXIT_FENCED, "more than %d fail-overs followed at once", S_FOLLOWS_MAX);
 }
 
-static uint64_t s_holder_id (const s_ctx_t *ctx);
-static int s_lease_call (s_ctx_t *ctx, s_shard_t *s, uint32_t action, rl_migrate_rec_t *stored,
-                         uint64_t *holder);
-
-//  Did the shards that answer again after a silence (s_await) come back as
-//  they were? Once this run holds the plan's lease (its steps began),
-//  every shard of the change must still hold it and serve ring k or k + 1
-//  of the plan: a primary restarted on its own data does; one restored
-//  from an earlier backup, or started empty at the same endpoint, does not,
-//  and is not resumed onto (exit 3: an operator looks). Before that, a
-//  resume is the start of a rerun, which checks the rings itself.
-static bool
-s_came_back (s_ctx_t *ctx, size_t k)
-{
-    for (size_t i = 0; ctx->leased && i < ctx->shard_count; i++) {
-        s_shard_t *s = &ctx->shards[i];
-        if (!s_in_change (ctx, s->name, k)) {
-            continue;
-        }
-        rl_migrate_rec_t stored;
-        uint64_t holder = 0;
-        long index = -1;
-        uint64_t epoch = 0;
-        size_t rolled = 0;
-        int rc = s_lease_call (ctx, s, RL_MIGRATE_LEASE_READ, &stored, &holder);
-        rc = rc == 0 ? s_served (ctx, s, &index, &epoch, &rolled) : rc;
-        if (rc != 0 || holder != s_holder_id (ctx) || index < (long) k || index > (long) k + 1) {
-            printf ("apply: shard %s answers again, but %s: not resumed (is it the shard that "
-                    "stopped answering, on its own data?)\n",
-                    s->name,
-                    rc != 0                       ? "not its lease and ring"
-                    : holder != s_holder_id (ctx) ? "without this plan's lease"
-                                                  : "on a ring this step does not expect");
-            return false;
-        }
-    }
-    return true;
-}
-
-//  apply stopped with exit 3 in step k + 1, `silent` shards of the change
-//  not answering with their ring, the plan at fail-over shift `shift`.
-//  S_AWAIT_FOLLOWED: a fail-over was followed meanwhile (rlctl promote);
-//  S_AWAIT_BACK: every shard answers again as it was (a restarted primary,
-//  s_came_back); either way the step resumes as a rerun would. With
-//  --failover-wait-s N, the shards are asked again every S_AWAIT_POLL_MS
-//  (each ask waits up to --timeout-ms for a silent one) until N s have
-//  passed. 0 when there is no wait (none asked, nobody silent, or a step
-//  rolled back: its rerun finishes the rollback) or it ends with neither;
-//  or an exit code (fenced) met while waiting.
-#define S_AWAIT_FOLLOWED 66 //  not exit codes
-#define S_AWAIT_BACK     67
-static int
-s_await (s_ctx_t *ctx, size_t k, uint64_t shift, size_t silent)
-{
-    if (ctx->plan.shift != shift) {
-        return S_AWAIT_FOLLOWED;
-    }
-    uint32_t wait_s = ctx->args->failover_wait_s;
-    if (silent == 0 || wait_s == 0 || ctx->plan.steps[k].state == RB_ROLLED_BACK) {
-        return 0;
-    }
-    printf ("apply: %zu shard%s of the change do%s not answer: waiting up to %" PRIu32
-            " s for %s or a fail-over (rlctl promote)\n",
-            silent, silent == 1 ? "" : "s", silent == 1 ? "es" : "", wait_s,
-            silent == 1 ? "it" : "them");
-    fflush (stdout);
-    int64_t deadline = zclock_mono () + (int64_t) wait_s * 1000;
-    while (zclock_mono () < deadline) {
-        zclock_sleep (S_AWAIT_POLL_MS);
-        int rc = s_follow_all (ctx, k, &silent);
-        if (rc != 0) {
-            return rc; //  fenced: a ring that is none of the plan's, two primaries
-        }
-        if (ctx->plan.shift != shift) {
-            return S_AWAIT_FOLLOWED;
-        }
-        if (silent == 0) {
-            return s_came_back (ctx, k) ? S_AWAIT_BACK : 0;
-        }
-    }
-    printf ("apply: no answer nor fail-over within %" PRIu32 " s\n", wait_s);
-    return 0;
-}
-
 //  Shard s answered epoch_not_newer to a ring of the plan: it serves that
 //  ring, a newer one, or a fail-over's ring at that epoch or above it.
 //  S_FOLLOWED when it was a fail-over's (the plan follows it: load the
@@ -2327,6 +2243,89 @@ s_lease_acquire_all (s_ctx_t *ctx, size_t k)
         }
         return code;
     }
+    return 0;
+}
+
+//  Did the shards that answer again after a silence (s_await) come back as
+//  they were? Once this run holds the plan's lease (its steps began),
+//  every shard of the change must still hold it and serve ring k or k + 1
+//  of the plan: a primary restarted on its own data does; one restored
+//  from an earlier backup, or started empty at the same endpoint, does not,
+//  and is not resumed onto (exit 3: an operator looks). Before that, a
+//  resume is the start of a rerun, which checks the rings itself.
+static bool
+s_came_back (s_ctx_t *ctx, size_t k)
+{
+    if (!ctx->leased) {
+        return true;
+    }
+    for (size_t i = 0; i < ctx->shard_count; i++) {
+        s_shard_t *s = &ctx->shards[i];
+        if (!s_in_change (ctx, s->name, k)) {
+            continue;
+        }
+        rl_migrate_rec_t stored;
+        uint64_t holder = 0;
+        long index = -1;
+        uint64_t epoch = 0;
+        size_t rolled = 0;
+        int rc = s_lease_call (ctx, s, RL_MIGRATE_LEASE_READ, &stored, &holder);
+        rc = rc == 0 ? s_served (ctx, s, &index, &epoch, &rolled) : rc;
+        if (rc != 0 || holder != s_holder_id (ctx) || index < (long) k || index > (long) k + 1) {
+            printf ("apply: shard %s answers again, but %s: not resumed (is it the shard that "
+                    "stopped answering, on its own data?)\n",
+                    s->name,
+                    rc != 0                       ? "its lease or ring could not be read"
+                    : holder != s_holder_id (ctx) ? "without this plan's lease"
+                                                  : "on a ring this step does not expect");
+            return false;
+        }
+    }
+    return true;
+}
+
+//  apply stopped with exit 3 in step k + 1, `silent` shards of the change
+//  not answering with their ring, the plan at fail-over shift `shift`.
+//  S_AWAIT_FOLLOWED: a fail-over was followed meanwhile (rlctl promote);
+//  S_AWAIT_BACK: every shard answers again as it was (a restarted primary,
+//  s_came_back); either way the step resumes as a rerun would. With
+//  --failover-wait-s N, the shards are asked again every S_AWAIT_POLL_MS
+//  (each ask waits up to --timeout-ms for a silent one) until N s have
+//  passed. 0 when there is no wait (none asked, nobody silent, or a step
+//  rolled back: its rerun finishes the rollback) or it ends with neither;
+//  or an exit code (fenced) met while waiting.
+#define S_AWAIT_FOLLOWED 66 //  not exit codes
+#define S_AWAIT_BACK     67
+static int
+s_await (s_ctx_t *ctx, size_t k, uint64_t shift, size_t silent)
+{
+    if (ctx->plan.shift != shift) {
+        return S_AWAIT_FOLLOWED;
+    }
+    uint32_t wait_s = ctx->args->failover_wait_s;
+    if (silent == 0 || wait_s == 0 || ctx->plan.steps[k].state == RB_ROLLED_BACK) {
+        return 0;
+    }
+    printf ("apply: %zu shard%s of the change do%s not answer: waiting up to %" PRIu32
+            " s for %s or a fail-over (rlctl promote)\n",
+            silent, silent == 1 ? "" : "s", silent == 1 ? "es" : "", wait_s,
+            silent == 1 ? "it" : "them");
+    fflush (stdout);
+    int64_t deadline = zclock_mono () + (int64_t) wait_s * 1000;
+    while (zclock_mono () < deadline) {
+        zclock_sleep (S_AWAIT_POLL_MS);
+        int rc = s_follow_all (ctx, k, &silent);
+        if (rc != 0) {
+            return rc; //  fenced: a ring that is none of the plan's, two primaries
+        }
+        if (ctx->plan.shift != shift) {
+            return S_AWAIT_FOLLOWED;
+        }
+        if (silent == 0) {
+            return s_came_back (ctx, k) ? S_AWAIT_BACK : 0;
+        }
+    }
+    printf ("apply: no answer nor fail-over within %" PRIu32 " s\n", wait_s);
     return 0;
 }
 
