@@ -39,6 +39,10 @@
 #   --ab OLD_BUILD     compare: OLD_BUILD's runs alternate with BUILD_DIR's
 #   --accounts N       preloaded accounts (1,000,000)
 #   --transfers N      preloaded transfers (5,000,000)
+#   --pending PCT      PCT% of the preloaded transfers are pending, each posted
+#                      or voided later in the load (rlbench --transfer-pending):
+#                      the shards' pending tables hold their states (0); the
+#                      header names it
 #   --fg-accounts N    accounts of each foreground run (100,000)
 #   --batch N          foreground transfers per request (1000)
 #   --before S         measured seconds of the before run (20)
@@ -59,6 +63,7 @@ SMOKE=0
 RUNS=1
 ACCOUNTS=1000000
 TRANSFERS=5000000
+PENDING=0
 FG_ACCOUNTS=100000
 BATCH=1000
 LOAD_BATCH=8190
@@ -87,13 +92,14 @@ need_number () {
 while [ $# -gt 0 ]; do
     case "$1" in
     --smoke) SMOKE=1; shift ;;
-    --runs | --accounts | --transfers | --fg-accounts | --batch | --before | --freeze-max-ms \
+    --runs | --accounts | --transfers | --pending | --fg-accounts | --batch | --before | --freeze-max-ms \
         | --entries | --copy-share | --base-port | --keep | --out | --ab)
         [ $# -ge 2 ] || { echo "rebalance_bench.sh: $1 needs a value" >&2; exit 2; }
         case "$1" in
         --runs) need_number "$1" "$2" 1; RUNS=$2 ;;
         --accounts) need_number "$1" "$2" 100; ACCOUNTS=$2 ;;
         --transfers) need_number "$1" "$2" 1; TRANSFERS=$2 ;;
+        --pending) need_number "$1" "$2" 0; [ "$2" -le 100 ] || { echo "rebalance_bench.sh: --pending '$2': expected 0..100" >&2; exit 2; }; PENDING=$2 ;;
         --fg-accounts) need_number "$1" "$2" 100; FG_ACCOUNTS=$2 ;;
         --batch) need_number "$1" "$2" 1; BATCH=$2 ;;
         --before) need_number "$1" "$2" 1; BEFORE=$2 ;;
@@ -254,7 +260,7 @@ one_run () {
     # shellcheck disable=SC2046
     if ! "$BUILD/bench/rlbench" $(rlbench_args) --accounts "$ACCOUNTS" --count "$TRANSFERS" \
         --cross-fraction 0 --warmup 0 --batch "$LOAD_BATCH" --window 2 --connections 1 \
-        --seed "1$1" --quiet --json \
+        --transfer-pending "$PENDING" --seed "1$1" --quiet --json \
         >"$RUN/load.json" 2>"$RUN/load.err"; then
         say "run $1: the load failed:"; tail -n 5 "$RUN/load.err" >&2; return 1
     fi
@@ -426,14 +432,16 @@ for r in $(seq 1 "$RUNS"); do
     fi
 done
 if [ -n "$OUT" ]; then cp "$WORK/rows" "$OUT"; fi
-python3 - "$WORK/rows" "$ACCOUNTS" "$TRANSFERS" "$FG_ACCOUNTS" "$BATCH" "$NEW_BUILD" "$OLD_BUILD" "$COPY_SHARE" <<'PY'
+python3 - "$WORK/rows" "$ACCOUNTS" "$TRANSFERS" "$FG_ACCOUNTS" "$BATCH" "$NEW_BUILD" "$OLD_BUILD" "$COPY_SHARE" "$PENDING" <<'PY'
 import statistics, sys
-path, accounts, transfers, fg, batch, build, old, share = sys.argv[1:]
+path, accounts, transfers, fg, batch, build, old, share, pending = sys.argv[1:]
 rows = [dict(kv.split("=", 1) for kv in line.split()) for line in open(path) if line.strip()]
-print("ringledger rebalancing: %s%s; 3 -> 4 shards; %s accounts, %s transfers of history; "
+print("ringledger rebalancing: %s%s; 3 -> 4 shards; %s accounts, %s transfers of history%s; "
       "foreground closed loop, %s accounts, batch %s, window 4, durability sync%s (%d run%s)"
       % (build, " against %s (old)" % old if old else "", format(int(accounts), ","),
-         format(int(transfers), ","), format(int(fg), ","),
+         format(int(transfers), ","),
+         "" if pending == "0" else " (%s%% pending, each posted or voided)" % pending,
+         format(int(fg), ","),
          batch, "" if share == "100" else "; apply --copy-share %s" % share,
          len(rows), "" if len(rows) == 1 else "s"))
 print()

@@ -698,8 +698,9 @@ typedef enum {
     RL_MIGRATE_PHASE_IMPORTED = 1,  //  imported records with key > imported_key
     RL_MIGRATE_PHASE_ACCOUNTS = 2,  //  accounts with id key > account_key
     RL_MIGRATE_PHASE_DONE = 3,      //  the round is complete: the next export starts another
-    RL_MIGRATE_PHASE_PENDING = 4,   //  the final round, after ACCOUNTS: the arc's transfers
-                                    //  still pending, from the index (u64) in account_key
+    RL_MIGRATE_PHASE_PENDING = 4,   //  the final round, after ACCOUNTS: the arc's pending
+                                    //  transfers, by ring point; account_key holds the last
+                                    //  point read (8) and its keys read (8), big-endian
 } rl_migrate_phase_t;
 #define RL_MIGRATE_PHASE_MAX RL_MIGRATE_PHASE_PENDING
 

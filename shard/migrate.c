@@ -82,8 +82,9 @@
       2. the records the source itself imported earlier, by key;
       3. the accounts of the arc, with their balances as in memory;
       4. in the final round only (and any after it, once SHIPPED): the
-         entries of the pending table that name an account of the arc
-         (s_export_pending; docs/rebalance.md, "Pending transfers move").
+         entries of the pending table that name an account of the arc,
+         read through its index by account (s_export_pending;
+         docs/rebalance.md, "Pending transfers move").
       The target derives from each record its idempotency entry (debit
       account in the arc), its credit-leg entry and its history keys.
       Records and idempotency entries are never deleted from the source
@@ -338,13 +339,12 @@ typedef struct {
     uint32_t count;
     size_t scanned; //  records read
     uint64_t origin;
-    bool ended; //  the chunk ends here (s_export_pending: the next group waits)
 } s_export_t;
 
 static bool
 s_export_full (const s_export_t *x)
 {
-    return x->ended || x->count >= x->cap || x->scanned >= RL_MIGRATE_SCAN_RECORDS_MAX;
+    return x->count >= x->cap || x->scanned >= RL_MIGRATE_SCAN_RECORDS_MAX;
 }
 
 static void
@@ -507,89 +507,36 @@ s_export_listed (s_export_t *x, rl_migrate_cursor_t *c)
 }
 
 //  Phase 4, the final round's last (docs/rebalance.md, "Pending transfers
-//  move"): every entry of this shard's pending table (the `pending`
-//  family: the transfers still pending, and the states of those resolved)
-//  that names an account of the arc on a side it holds, by key, from the
-//  cursor. A key begins with the pending transfer's id (a credit side's
-//  goes on with the debit account), and the keys of one id form a group
-//  (two at most but for an id reused with several debit accounts): a
-//  chunk ends between groups, and the cursor (account_key) holds the id
-//  of the last group exported. The arc is frozen and drained, so its
-//  entries do not change until the handover (they neither resolve nor
-//  expire: pending_set_hold), and the round reads them from the store
-//  (its batch was empty when it began). One pass over the family a final
-//  round, at most RL_MIGRATE_SCAN_RECORDS_MAX keys a call.
-#define S_GROUP_ROOM 2 //  a group begins in a chunk only with this much room left
+//  move"): every entry of this shard's pending table (the transfers still
+//  pending, and the states of those resolved) that names an account of the
+//  arc on a side it holds, read through the table's index by account
+//  (pending_arc_each): the arc's keys alone, so that the pass costs what
+//  the arc holds and not what the shard ever held. The cursor
+//  (account_key) is the index's (16 bytes); a chunk may end anywhere. The
+//  arc is frozen and drained, so its keys and entries do not change until
+//  the handover (they neither resolve nor expire: pending_set_hold), and
+//  the round reads them from the store (its batch was empty when it
+//  began). At most RL_MIGRATE_SCAN_RECORDS_MAX keys a call.
+static void
+s_export_pending_one (void *arg, const rl_transfer_t *t)
+{
+    chunk_entry_t e = {.kind = RL_CHUNK_PENDING, .transfer = *t};
+    s_export_entry (arg, &e);
+}
 
 static int
 s_export_pending (s_export_t *x, rl_migrate_cursor_t *c)
 {
-    store_iter_t *it = store_iter_new (x->server->store, STORE_CF_PENDING);
-    if (!it) {
-        return -1;
+    assert (!s_export_full (x));
+    size_t read = 0;
+    int rc = pending_arc_each (x->server->store, x->state->arc_start, x->state->arc_end,
+                               c->account_key, RL_MIGRATE_SCAN_RECORDS_MAX - x->scanned,
+                               x->cap - x->count, s_export_pending_one, x, &read);
+    x->scanned += read;
+    if (rc == 1) {
+        c->phase = RL_MIGRATE_PHASE_DONE;
     }
-    const rl_migrate_rec_t *state = x->state;
-    uint8_t done_id[RL_ID_SIZE], cur_id[RL_ID_SIZE];
-    memcpy (done_id, c->account_key, RL_ID_SIZE);
-    memcpy (cur_id, c->account_key, RL_ID_SIZE);
-    uint32_t cur_start = x->count;
-    int rc = 0;
-    for (store_iter_seek (it, c->account_key, RL_ID_SIZE);; store_iter_next (it)) {
-        if (!store_iter_valid (it)) {
-            memcpy (done_id, cur_id, RL_ID_SIZE);
-            c->phase = RL_MIGRATE_PHASE_DONE;
-            break;
-        }
-        size_t key_size = 0, value_size = 0;
-        const uint8_t *key = store_iter_key (it, &key_size);
-        const uint8_t *value = store_iter_value (it, &value_size);
-        if ((key_size != RL_ID_SIZE && key_size != 2 * RL_ID_SIZE)
-            || value_size != RL_TRANSFER_SIZE) {
-            rc = -1;
-            break;
-        }
-        if (memcmp (key, c->account_key, RL_ID_SIZE) == 0) {
-            continue; //  the cursor's group: exported already
-        }
-        if (memcmp (key, cur_id, RL_ID_SIZE) != 0) {
-            memcpy (done_id, cur_id, RL_ID_SIZE); //  the group before is complete
-            if (s_export_full (x) || (x->count > 0 && x->cap - x->count < S_GROUP_ROOM)) {
-                x->ended = true;
-                break;
-            }
-            memcpy (cur_id, key, RL_ID_SIZE);
-            cur_start = x->count;
-        }
-        x->scanned++;
-        chunk_entry_t e = {.kind = RL_CHUNK_PENDING};
-        codec_decode_transfer (value, &e.transfer);
-        uint64_t st = e.transfer.reserved & 0xff;
-        if (st < PENDING_STATE_PENDING || st > PENDING_STATE_EXPIRED) {
-            rc = -1;
-            break;
-        }
-        if (imported_pending_side (state->arc_start, state->arc_end, &e.transfer) < 0) {
-            continue;
-        }
-        if (x->count == x->cap) {
-            x->ended = true;
-            if (cur_start > 0) {
-                x->count = cur_start; //  the group goes whole into the next chunk
-                break;
-            }
-            //  One id with more entries than a chunk holds (reused with as
-            //  many debit accounts): the rest of its group does not move.
-            rl_error ("migration %" PRIu64 ": pending id %016" PRIx64 "%016" PRIx64
-                      " has more entries than a chunk: the rest stay here",
-                      state->migration_id, e.transfer.id.hi, e.transfer.id.lo);
-            memcpy (done_id, cur_id, RL_ID_SIZE);
-            break;
-        }
-        s_export_entry (x, &e);
-    }
-    store_iter_destroy (&it);
-    memcpy (c->account_key, done_id, RL_ID_SIZE);
-    return rc;
+    return rc < 0 ? -1 : 0;
 }
 
 //  Catch-up rounds ----------------------------------------------------------------

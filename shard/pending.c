@@ -79,6 +79,25 @@
     (pending_set_hold, the ledger's frozen accounts) keeps the tick from
     expiring them, in recovery too.
 
+    THE INDEX BY ACCOUNT. The table is keyed by id, and it keeps the
+    states of resolved transfers for ever, so finding the entries of one
+    arc in it means reading all of it: a migration's final round did, while
+    the arc was frozen, and a shard with a long past of pending transfers
+    froze every step for as long. So every entry is also indexed, in the
+    `pending_arc` family, under the ring point of each account it names on
+    a side held here (a side BOTH entry twice, a side entry once), in the
+    batch that writes the entry: s_index on every put of a state (the same
+    key again: idempotent), its keys deleted with the entry, and the
+    credit's key of an entry that keeps only its debit side (s_split). The
+    final round reads the arc's range of points alone (migrate.c). A key
+    may outlive what it names (an entry that left with its account, whose
+    resolved state stays here like its record): a reader checks the entry
+    it names, which must hold an account at that point on a side held here.
+    A store that an older shard wrote has entries without keys: the first
+    pending_open builds them, in batches of their own, and then writes
+    PENDING_META_ARC_INDEX, which later opens find. The keys are idempotent,
+    so a crash during the build only builds again.
+
     INVARIANTS
     1. A transfer is in the live table exactly when its stored state is
        pending (or will be, once the batch commits).
@@ -91,6 +110,9 @@
        (pending_set_hold) keeps its heap entry and expires after the hold.
     5. At most one attempt claims an entry; a claimed entry is never
        resolved nor expired but by the claim's own attempt.
+
+    6. Once PENDING_META_ARC_INDEX is written, every entry of the table has
+       its index keys (one per account it names on a side held here).
 
     LIMITS: RL_SHARD_PENDING_MAX live transfers, counting those a live
     two-phase attempt or a held chain member will add when it commits
@@ -110,8 +132,10 @@
 
 #include "codec.h"
 #include "idmap.h"
+#include "imported.h"
 #include "journal.h"
 #include "log.h"
+#include "ring.h"
 #include "rl_limits.h"
 
 #define S_NS_PER_S   1000000000ull
@@ -426,6 +450,65 @@ s_undo_push (pending_t *self, const s_undo_t *step)
 
 //  Durable state ----------------------------------------------------------------
 
+static uint64_t
+s_point (rl_id_t account)
+{
+    uint8_t bytes[RL_ID_SIZE];
+    codec_encode_id (account, bytes);
+    return ring_point_of_id (bytes);
+}
+
+void
+pending_arc_key (rl_id_t account, const rl_transfer_t *t, bool credit_key, uint8_t *key)
+{
+    assert (t && key);
+    assert (rl_id_eq (account, t->debit_account_id) || rl_id_eq (account, t->credit_account_id));
+    codec_put_u64_be (key, s_point (account));
+    codec_encode_id (t->id, key + 8);
+    codec_encode_id (t->debit_account_id, key + 8 + RL_ID_SIZE);
+    key[8 + 2 * RL_ID_SIZE] = credit_key ? 1 : 0;
+}
+
+bool
+pending_arc_key_decode (const uint8_t *key, size_t key_size, uint64_t *point_p, uint8_t *pkey,
+                        size_t *pkey_size_p)
+{
+    assert (key && point_p && pkey && pkey_size_p);
+    if (key_size != PENDING_ARC_KEY_SIZE || key[PENDING_ARC_KEY_SIZE - 1] > 1) {
+        return false;
+    }
+    *point_p = codec_get_u64_be (key);
+    *pkey_size_p = key[PENDING_ARC_KEY_SIZE - 1] ? S_CREDIT_KEY_SIZE : RL_ID_SIZE;
+    memcpy (pkey, key + 8, *pkey_size_p);
+    return true;
+}
+
+//  The index keys of an entry of `side` ("THE INDEX BY ACCOUNT"), put or
+//  deleted, into `batch` (NULL: the turn's).
+static void
+s_index (pending_t *self, store_batch_t *batch, const rl_transfer_t *t, uint8_t side, bool put)
+{
+    static const uint8_t none = 0;
+    uint8_t key[PENDING_ARC_KEY_SIZE];
+    for (int leg = 0; leg < 2; leg++) {
+        bool credit = leg == 1;
+        if (side == (credit ? PENDING_SIDE_DEBIT : PENDING_SIDE_CREDIT)) {
+            continue; //  that account is not held here
+        }
+        pending_arc_key (credit ? t->credit_account_id : t->debit_account_id, t,
+                         side == PENDING_SIDE_CREDIT, key);
+        if (batch && put) {
+            store_batch_put_into (self->store, batch, STORE_CF_PENDING_ARC, key, sizeof (key),
+                                  &none, 0);
+        } else if (put) {
+            store_batch_put (self->store, STORE_CF_PENDING_ARC, key, sizeof (key), &none, 0);
+        } else {
+            assert (!batch);
+            store_batch_delete (self->store, STORE_CF_PENDING_ARC, key, sizeof (key));
+        }
+    }
+}
+
 static void
 s_put_state (pending_t *self, const rl_transfer_t *t, uint8_t side, pending_state_t state)
 {
@@ -438,6 +521,7 @@ s_put_state (pending_t *self, const rl_transfer_t *t, uint8_t side, pending_stat
     codec_encode_transfer (&record, value);
     size_t key_size = side == PENDING_SIDE_CREDIT ? S_CREDIT_KEY_SIZE : RL_ID_SIZE;
     store_batch_put (self->store, STORE_CF_PENDING, key, key_size, value, sizeof (value));
+    s_index (self, NULL, t, side, true);
     if (side == PENDING_SIDE_CREDIT) {
         assert (!self->logging); //  a linked chain never reaches another shard
         if (idmap_put (self->credit_changed, s_credit_key (t->id, t->debit_account_id),
@@ -675,10 +759,84 @@ s_make_due (pending_t *self, size_t index)
 
 //  Open ---------------------------------------------------------------------------
 
+#define S_INDEX_BUILD_BATCH 65536 //  entries indexed per batch of the build
+
+//  A store an older shard wrote has entries without index keys: each gets
+//  them, in batches of its own, then the marker ("THE INDEX BY ACCOUNT").
+//  Nothing to do once the marker is there. 0, or -1 with a message in err.
+static int
+s_index_build (pending_t *self, char *err, size_t err_size)
+{
+    const char *marker = PENDING_META_ARC_INDEX;
+    uint8_t one = 1;
+    size_t size = 0;
+    int found = store_get (self->store, STORE_CF_META, marker, strlen (marker), &one, 1, &size);
+    if (found == 1) {
+        return 0;
+    }
+    if (found < 0) {
+        snprintf (err, err_size, "cannot read %s: %s", marker, store_error (self->store));
+        return -1;
+    }
+    store_batch_t *batch = store_batch_new ();
+    store_iter_t *it = batch ? store_iter_new (self->store, STORE_CF_PENDING) : NULL;
+    if (!it) {
+        store_batch_destroy (&batch);
+        snprintf (err, err_size, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    size_t count = 0;
+    for (store_iter_seek_first (it); rc == 0 && store_iter_valid (it); store_iter_next (it)) {
+        size_t key_size = 0, value_size = 0;
+        store_iter_key (it, &key_size);
+        const uint8_t *value = store_iter_value (it, &value_size);
+        rl_transfer_t t;
+        memset (&t, 0, sizeof (t));
+        if (value_size == RL_TRANSFER_SIZE) {
+            codec_decode_transfer (value, &t);
+        }
+        uint8_t side = value_size == RL_TRANSFER_SIZE ? (uint8_t) (t.reserved >> 8) : 0xff;
+        if ((key_size != RL_ID_SIZE && key_size != S_CREDIT_KEY_SIZE) || side > PENDING_SIDE_CREDIT
+            || (side == PENDING_SIDE_CREDIT) != (key_size == S_CREDIT_KEY_SIZE)) {
+            snprintf (err, err_size, "corrupt pending record (key %zu, value %zu bytes)", key_size,
+                      value_size);
+            rc = -1;
+            break;
+        }
+        s_index (self, batch, &t, side, true);
+        if (++count % S_INDEX_BUILD_BATCH == 0 && store_batch_commit (self->store, batch) != 0) {
+            snprintf (err, err_size, "cannot write the index of the pending table: %s",
+                      store_error (self->store));
+            rc = -1;
+        }
+    }
+    if (rc == 0 && store_iter_error (it, err, err_size) != 0) {
+        rc = -1;
+    }
+    if (rc == 0) {
+        store_batch_put_into (self->store, batch, STORE_CF_META, marker, strlen (marker), &one, 1);
+        if (store_batch_commit (self->store, batch) != 0) {
+            snprintf (err, err_size, "cannot write the index of the pending table: %s",
+                      store_error (self->store));
+            rc = -1;
+        }
+    }
+    store_iter_destroy (&it);
+    store_batch_destroy (&batch);
+    if (rc == 0 && count > 0) {
+        rl_info ("pending: %zu entries of the pending table indexed by account", count);
+    }
+    return rc;
+}
+
 int
 pending_open (pending_t *self, char *err, size_t err_size)
 {
     assert (self && self->live_count == 0 && self->promised == 0);
+    if (s_index_build (self, err, err_size) != 0) {
+        return -1;
+    }
     store_iter_t *it = store_iter_new (self->store, STORE_CF_PENDING);
     if (!it) {
         snprintf (err, err_size, "out of memory");
@@ -1514,6 +1672,140 @@ pending_audit (const pending_t *self, char *err, size_t err_size)
     }
     free (debits);
     free (credits);
+    //  Invariant 6 for the transfers still pending, whose keys the
+    //  migrations move: each has its index keys (those written since the
+    //  last commit are in the batch, which a read does not see).
+    for (size_t i = 0; rc == 0 && i < self->live_count; i++) {
+        const s_live_t *e = &self->live[i];
+        rl_id_t key;
+        idmap_t *changed = e->side == PENDING_SIDE_CREDIT ? self->credit_changed : self->changed;
+        s_live_key ((pending_t *) self, e, &key);
+        if (idmap_get (changed, key, NULL)) {
+            continue;
+        }
+        for (int leg = 0; rc == 0 && leg < 2; leg++) {
+            bool credit = leg == 1;
+            if (e->side == (credit ? PENDING_SIDE_DEBIT : PENDING_SIDE_CREDIT)) {
+                continue;
+            }
+            uint8_t ikey[PENDING_ARC_KEY_SIZE], none = 0;
+            size_t size = 0;
+            pending_arc_key (credit ? e->t.credit_account_id : e->t.debit_account_id, &e->t,
+                             e->side == PENDING_SIDE_CREDIT, ikey);
+            int found = store_get (self->store, STORE_CF_PENDING_ARC, ikey, sizeof (ikey), &none,
+                                   sizeof (none), &size);
+            if (found != 1) {
+                snprintf (err, err_size,
+                          "pending transfer %016" PRIx64 "%016" PRIx64
+                          " has no key in the index by account (%s account)",
+                          e->t.id.hi, e->t.id.lo, credit ? "credit" : "debit");
+                rc = -1;
+            }
+        }
+    }
+    return rc;
+}
+
+//  The index by account ----------------------------------------------------------------
+
+int
+pending_arc_each (store_t *store, uint64_t start, uint64_t end, uint8_t *cursor, size_t keys_max,
+                  size_t entries_max, pending_arc_fn *fn, void *arg, size_t *keys_read_p)
+{
+    assert (store && cursor && fn && keys_read_p && start != end && keys_max > 0
+            && entries_max > 0);
+    uint64_t last = codec_get_u64_be (cursor);
+    uint64_t read = codec_get_u64_be (cursor + 8); //  keys of point `last` read
+    //  The arc's ranges of keys, inclusive: one, or two when it wraps.
+    uint64_t lo[2] = {start + 1, 0}, hi[2] = {end, end};
+    size_t ranges = 1;
+    if (start > end && start != UINT64_MAX) {
+        hi[0] = UINT64_MAX;
+        ranges = 2;
+    }
+    size_t range = read > 0 && ranges == 2 && last <= end ? 1 : 0; //  the cursor's
+    store_iter_t *it = store_iter_new (store, STORE_CF_PENDING_ARC);
+    if (!it) {
+        return -1;
+    }
+    size_t keys = 0, entries = 0;
+    int rc = 1;
+    for (; rc == 1 && range < ranges; range++) {
+        uint8_t seek[8];
+        codec_put_u64_be (seek, read > 0 ? last : lo[range]);
+        uint64_t skip = read; //  keys of the cursor's point read by an earlier call
+        store_iter_seek (it, seek, sizeof (seek));
+        for (; rc == 1; store_iter_next (it)) {
+            if (keys == keys_max || entries == entries_max) {
+                rc = 0; //  the rest in the next call
+                break;
+            }
+            size_t key_size = 0, pkey_size = 0, value_size = 0;
+            const uint8_t *key = store_iter_valid (it) ? store_iter_key (it, &key_size) : NULL;
+            uint64_t point = 0;
+            uint8_t pkey[S_CREDIT_KEY_SIZE], value[RL_TRANSFER_SIZE];
+            if (key && !pending_arc_key_decode (key, key_size, &point, pkey, &pkey_size)) {
+                rc = -1;
+                break;
+            }
+            if (!key || point > hi[range]) {
+                if (!key && store_iter_error (it, NULL, 0) != 0) {
+                    rc = -1;
+                }
+                read = 0; //  the next range begins at its start
+                break;
+            }
+            if (skip > 0 && point == last) {
+                skip--;
+                continue; //  delivered by an earlier call
+            }
+            skip = 0;
+            read = point == last ? read + 1 : 1;
+            last = point;
+            keys++;
+            int found = store_get (store, STORE_CF_PENDING, pkey, pkey_size, value, sizeof (value),
+                                   &value_size);
+            if (found < 0 || (found == 1 && value_size != RL_TRANSFER_SIZE)) {
+                rc = -1;
+                break;
+            }
+            if (found == 0) {
+                continue; //  the entry left with its account
+            }
+            rl_transfer_t t;
+            codec_decode_transfer (value, &t);
+            uint64_t state = t.reserved & 0xff;
+            uint8_t side = (uint8_t) (t.reserved >> 8);
+            if (state < PENDING_STATE_PENDING || state > PENDING_STATE_EXPIRED
+                || side > PENDING_SIDE_CREDIT) {
+                rc = -1;
+                break;
+            }
+            //  The one key it goes at: its debit account's when that is in
+            //  the arc and held here, else its credit account's.
+            bool debit_in = side != PENDING_SIDE_CREDIT
+                            && imported_in_arc (start, end, t.debit_account_id);
+            bool credit_in = side != PENDING_SIDE_DEBIT
+                             && imported_in_arc (start, end, t.credit_account_id);
+            if (!debit_in && !credit_in) {
+                continue; //  none of its accounts of the arc is held here (any more)
+            }
+            if (s_point (debit_in ? t.debit_account_id : t.credit_account_id) == point) {
+                fn (arg, &t);
+                entries++;
+            }
+        }
+    }
+    store_iter_destroy (&it);
+    assert (rc != 0 || read > 0); //  a cursor that stops names the key it stops after
+    if (rc == 1) {
+        read = 0;
+    }
+    if (rc >= 0) {
+        codec_put_u64_be (cursor, read > 0 ? last : 0);
+        codec_put_u64_be (cursor + 8, read);
+    }
+    *keys_read_p = keys;
     return rc;
 }
 
@@ -1539,6 +1831,7 @@ s_delete_state (pending_t *self, const rl_transfer_t *t, uint8_t side)
     bool credit = side == PENDING_SIDE_CREDIT;
     store_batch_delete (self->store, STORE_CF_PENDING, key,
                         credit ? S_CREDIT_KEY_SIZE : RL_ID_SIZE);
+    s_index (self, NULL, t, side, false);
     idmap_t *map = credit ? self->credit_changed : self->changed;
     rl_id_t id = credit ? s_credit_key (t->id, t->debit_account_id) : t->id;
     if (idmap_put (map, id, PENDING_STATE_NONE) != 0) {
@@ -1571,6 +1864,9 @@ s_split (pending_t *self, size_t index, uint8_t keep)
     if (keep == PENDING_SIDE_DEBIT) {
         e->side = PENDING_SIDE_DEBIT; //  its heap entry, if any, stays its expiry
         s_put_state (self, &e->t, PENDING_SIDE_DEBIT, PENDING_STATE_PENDING);
+        uint8_t key[PENDING_ARC_KEY_SIZE]; //  the credit account's key goes with it
+        pending_arc_key (e->t.credit_account_id, &e->t, false, key);
+        store_batch_delete (self->store, STORE_CF_PENDING_ARC, key, sizeof (key));
         return;
     }
     rl_id_t key = s_credit_key (e->t.id, e->t.debit_account_id);

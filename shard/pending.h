@@ -196,6 +196,40 @@ typedef bool (pending_held_fn) (void *arg, rl_id_t account);
 //  (docs/rebalance.md). NULL: nothing held.
 void pending_set_hold (pending_t *self, pending_held_fn *held, void *arg);
 
+//  The index by account (pending.c, "THE INDEX BY ACCOUNT"): a key of the
+//  `pending_arc` family is the ring point of an account (8, big-endian),
+//  the pending id, the debit account id and a byte that says which key of
+//  the `pending` family it names (1: the credit side's, (id, debit); 0: the
+//  id's). Its value is empty.
+#define PENDING_ARC_KEY_SIZE (8 + 2 * RL_ID_SIZE + 1)
+//  In meta: every entry of the pending table is in the index (written once,
+//  by the first pending_open that built it).
+#define PENDING_META_ARC_INDEX "pending_arc_index"
+//  The index key of `account` (t's debit or credit account) for the entry
+//  of t under the credit side's key (credit_key) or the id's.
+void pending_arc_key (rl_id_t account, const rl_transfer_t *t, bool credit_key, uint8_t *key);
+//  An index key's point, and the key of the `pending` family it names
+//  (pkey, 2 * RL_ID_SIZE bytes of room; *pkey_size_p RL_ID_SIZE or 2 *
+//  RL_ID_SIZE). False when it is not PENDING_ARC_KEY_SIZE bytes with a
+//  flag of 0 or 1.
+bool pending_arc_key_decode (const uint8_t *key, size_t key_size, uint64_t *point_p, uint8_t *pkey,
+                             size_t *pkey_size_p);
+
+//  The entries that name an account of the arc (start, end] of the ring on
+//  a side held here, read through the index by account (the arc's keys
+//  alone, in key order), each given once to fn (its state and side in
+//  `reserved`, as stored), from `cursor` (16 bytes: the last point read
+//  and how many of its keys were read, big-endian; zeros: from the start)
+//  on, until keys_max keys were read or entries_max entries given. Reads
+//  the store only: the caller's batch must hold no write to the table.
+//  Returns 1 when the arc's keys are all read, 0 when more remain (cursor
+//  moved on), -1 on a storage error or a corrupt key or entry (cursor
+//  unchanged); *keys_read_p: keys read.
+typedef void (pending_arc_fn) (void *arg, const rl_transfer_t *t);
+int pending_arc_each (store_t *store, uint64_t start, uint64_t end, uint8_t *cursor,
+                      size_t keys_max, size_t entries_max, pending_arc_fn *fn, void *arg,
+                      size_t *keys_read_p);
+
 //  Migration (docs/rebalance.md, "Pending transfers move").
 //  The source's handover, into the batch: every transfer still pending
 //  whose accounts on a side held here leave (leaves(arg, account)) goes,

@@ -81,8 +81,8 @@
 #include "log.h"
 
 static const char *s_cf_names[STORE_CF_COUNT] = {
-    "default", "accounts", "transfers", "tx_index", "history",
-    "xlog",    "prepared", "legs",      "imported", "pending",
+    "default",  "accounts", "transfers", "tx_index", "history",     "xlog",
+    "prepared", "legs",     "imported",  "pending",  "pending_arc",
 };
 
 #define STORE_WRITE_BUFFER_BYTES (64u << 20) //  memtable size per column family
@@ -220,7 +220,8 @@ s_cf_options_new (store_t *self, store_cf_t cf)
         rocksdb_options_set_env (options, self->env); //  SST files written for ingestion too
     }
     if (cf == STORE_CF_TX_INDEX || cf == STORE_CF_HISTORY || cf == STORE_CF_ACCOUNTS
-        || cf == STORE_CF_LEGS || cf == STORE_CF_IMPORTED || cf == STORE_CF_PENDING) {
+        || cf == STORE_CF_LEGS || cf == STORE_CF_IMPORTED || cf == STORE_CF_PENDING
+        || cf == STORE_CF_PENDING_ARC) {
         rocksdb_options_set_block_based_table_factory (options, self->table_options);
     }
     if (cf == STORE_CF_XLOG || cf == STORE_CF_PREPARED) {

@@ -15,6 +15,10 @@
                     prefixes (shard/imported.c); never replayed into balances
         pending     pending transfer id (16) -> its record (128), state inside:
                     user-level pending transfers (shard/pending.c)
+        pending_arc ring point of an account (8, big-endian) + pending id (16) +
+                    debit account id (16) + credit side (1) -> (empty): the
+                    pending table by account, which a migration's final round
+                    reads for its arc alone (shard/pending.c, "THE INDEX BY ACCOUNT")
 
     All writes of one group commit go into one WriteBatch (store_batch_*),
     written and synced by store_commit, or written by store_write_group
@@ -56,6 +60,7 @@ typedef enum {
     STORE_CF_LEGS,
     STORE_CF_IMPORTED,
     STORE_CF_PENDING,
+    STORE_CF_PENDING_ARC,
     STORE_CF_COUNT
 } store_cf_t;
 

@@ -138,6 +138,28 @@ s_check (s_ctx_t *ctx, const char *dir)
     return WIFEXITED (ws) ? WEXITSTATUS (ws) : -1;
 }
 
+//  Every shard's audit, through the router (`rlctl audit`): its accounts'
+//  reservations equal what is pending, and each transfer still pending has
+//  its keys in the index by account that the next migration reads.
+static void
+s_audit (s_ctx_t *ctx)
+{
+    char rlctl[512], key[64];
+    snprintf (rlctl, sizeof rlctl, "%s/tools/rlctl", harness_bin_dir ());
+    snprintf (key, sizeof key, "%s", tk_key (ctx->c.h, "router", ctx->c.router.name));
+    char *argv[] = {rlctl,    "--connect", ctx->c.router.endpoint,
+                    "--cert", ctx->c.cert, "--server-key",
+                    key,      "audit",     NULL};
+    pid_t pid = harness_spawn (ctx->c.h, "rlctl-audit", argv, NULL);
+    assert_true (pid > 0);
+    int ws = 0;
+    assert_int_equal (harness_wait_exit (ctx->c.h, pid, S_TOOL_MAX_MS, &ws), 0);
+    if (!WIFEXITED (ws) || WEXITSTATUS (ws) != 0) {
+        harness_dump_log (ctx->c.h, "rlctl-audit");
+        fail_msg ("rlctl audit failed");
+    }
+}
+
 //  Setup -----------------------------------------------------------------------
 
 static int
@@ -453,6 +475,7 @@ test_grow_with_pending (void **state)
     fprintf (stderr, "test_migrate_pending: %zu posts and voids during the change\n", racing);
     assert_int_equal (s_apply_wait (ctx, tool), 0);
     assert_int_equal (s_check (ctx, dir), 0);
+    s_audit (ctx);
     s_after (ctx, list, made_ms);
 }
 
@@ -534,6 +557,7 @@ test_crash_with_pending (void **state)
     }
     assert_int_equal (kills, S_KILLS);
     assert_int_equal (s_check (ctx, dir), 0);
+    s_audit (ctx);
     s_after (ctx, list, made_ms);
 }
 

@@ -29,6 +29,15 @@
       pending_transfer_not_found, and one whose debit account is another
       shard's wrong_shard (cross-shard pending transfers themselves run
       through two real shards: test_pending_xshard.c).
+    - test_arc_index: the table's index by account (pending.c, "THE INDEX
+      BY ACCOUNT") gives, for arcs of every shape (one account's point,
+      two, a range that wraps past 0, all but one point), exactly the
+      entries a scan of the whole table finds, once each, whatever the
+      limits per call (the cursor resumes inside one point's keys); after
+      a handover that splits entries, after a store whose index was
+      removed is opened again (the index is built), with a key that names
+      no entry (passed over) and with a corrupt key (an error, the cursor
+      unchanged); the audit finds a transfer still pending without its key.
     Every test ends with the audit (pending amounts equal the transfers
     still pending) and conservation: debits posted == credits posted, and,
     once everything is settled or expired, nothing pending.
@@ -43,7 +52,9 @@
 
 #include <cmocka.h>
 
+#include "imported.h"
 #include "ledgerkit.h"
+#include "pending.h"
 
 #define LEDGER LK_LEDGER
 #define S_NS   LK_S_NS
@@ -468,6 +479,184 @@ test_cross_shard (void **state)
     lk_teardown ();
 }
 
+//  The index by account ----------------------------------------------------------
+
+#define S_ARC_SEEN_MAX 256
+
+typedef struct {
+    rl_transfer_t seen[S_ARC_SEEN_MAX];
+    size_t count;
+} s_arc_seen_t;
+
+static void
+s_arc_add (void *arg, const rl_transfer_t *t)
+{
+    s_arc_seen_t *s = arg;
+    assert_true (s->count < S_ARC_SEEN_MAX);
+    s->seen[s->count++] = *t;
+}
+
+static uint64_t
+s_arc_point (uint64_t a)
+{
+    uint8_t bytes[RL_ID_SIZE];
+    codec_encode_id (lk_acc (a), bytes);
+    return ring_point_of_id (bytes);
+}
+
+//  What a scan of the whole table finds for the arc: the entries that name
+//  an account of the arc on a side they hold.
+static void
+s_arc_scan (uint64_t start, uint64_t end, s_arc_seen_t *s)
+{
+    s->count = 0;
+    store_iter_t *it = store_iter_new (lk_store, STORE_CF_PENDING);
+    assert_non_null (it);
+    for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
+        size_t size = 0;
+        rl_transfer_t t;
+        codec_decode_transfer (store_iter_value (it, &size), &t);
+        if (imported_pending_side (start, end, &t) >= 0) {
+            s_arc_add (s, &t);
+        }
+    }
+    store_iter_destroy (&it);
+}
+
+static bool
+s_arc_has (const s_arc_seen_t *s, const rl_transfer_t *t)
+{
+    for (size_t i = 0; i < s->count; i++) {
+        if (memcmp (&s->seen[i], t, sizeof (*t)) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+//  Reads the arc through the index with these limits per call; fails unless
+//  it gives what the scan finds, each once.
+static void
+s_arc_check (uint64_t start, uint64_t end, size_t keys_max, size_t entries_max)
+{
+    s_arc_seen_t want, got = {.count = 0};
+    s_arc_scan (start, end, &want);
+    uint8_t cursor[16] = {0};
+    int rc = 0;
+    for (int calls = 0; rc == 0; calls++) {
+        assert_true (calls < 1000);
+        size_t keys = 0, before = got.count;
+        rc = pending_arc_each (lk_store, start, end, cursor, keys_max, entries_max, s_arc_add, &got,
+                               &keys);
+        assert_true (rc >= 0 && keys <= keys_max && got.count - before <= entries_max);
+    }
+    assert_int_equal (got.count, want.count);
+    for (size_t i = 0; i < got.count; i++) {
+        assert_true (s_arc_has (&want, &got.seen[i]));
+        for (size_t j = 0; j < i; j++) {
+            assert_true (memcmp (&got.seen[i], &got.seen[j], sizeof (rl_transfer_t)) != 0);
+        }
+    }
+}
+
+//  Every arc shape around the points of accounts 1, 3 and 5, at each limit.
+static void
+s_arc_check_all (void)
+{
+    uint64_t p[3] = {s_arc_point (1), s_arc_point (3), s_arc_point (5)};
+    static const size_t limits[][2] = {{1, 1}, {1, 1000}, {1000, 1}, {2, 3}, {1000, 1000}};
+    for (size_t l = 0; l < sizeof (limits) / sizeof (limits[0]); l++) {
+        size_t keys = limits[l][0], entries = limits[l][1];
+        for (size_t i = 0; i < 3; i++) {
+            s_arc_check (p[i] - 1, p[i], keys, entries);           //  one point
+            s_arc_check (p[i], p[i] - 1, keys, entries);           //  all but one: wraps
+            s_arc_check (p[i] - 1, p[(i + 1) % 3], keys, entries); //  two or three
+            s_arc_check (p[(i + 1) % 3], p[i], keys, entries);     //  the rest
+        }
+        s_arc_check (UINT64_MAX, p[0], keys, entries); //  from point 0
+        s_arc_check (p[0], UINT64_MAX, keys, entries); //  to the last point
+    }
+}
+
+static void
+test_arc_index (void **state)
+{
+    (void) state;
+    lk_setup ("/pending/s1");
+    s_fund ();
+    //  Pending transfers from 1 to 3 and 5, some posted, some voided.
+    for (uint64_t k = 0; k < 24; k++) {
+        rl_transfer_t p = lk_t (RL_TRANSFER_PENDING, 1, k % 2 ? 3 : 5, 1 + k);
+        assert_int_equal (lk_send (&p), RL_OK);
+        if (k % 3 != 0) {
+            uint16_t how = k % 3 == 1 ? RL_TRANSFER_POST_PENDING_TRANSFER
+                                      : RL_TRANSFER_VOID_PENDING_TRANSFER;
+            rl_transfer_t r = lk_resolve (how, &p, 0);
+            assert_int_equal (lk_send (&r), RL_OK);
+        }
+    }
+    s_arc_check_all ();
+    char err[256];
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+
+    //  Account 3 leaves: its live entries keep their debit side (split),
+    //  the credit's keys go with it; the resolved ones stay as they were.
+    uint64_t p3 = s_arc_point (3);
+    assert_true (ledger_pending_hand_over (lk_ledger, p3 - 1, p3) > 0);
+    lk_commit ();
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    s_arc_check_all ();
+
+    //  A store without the index (an older shard's): built when it opens.
+    static const uint8_t from[1] = {0x00},
+                         to[9] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    store_batch_delete_range (lk_store, STORE_CF_PENDING_ARC, from, sizeof (from), to, sizeof (to));
+    store_batch_delete (lk_store, STORE_CF_META, PENDING_META_ARC_INDEX,
+                        strlen (PENDING_META_ARC_INDEX));
+    lk_commit ();
+    uint8_t cursor[16] = {0};
+    size_t keys = 0;
+    s_arc_seen_t got = {.count = 0};
+    assert_int_equal (
+        pending_arc_each (lk_store, 0, UINT64_MAX, cursor, 1000, 1000, s_arc_add, &got, &keys), 1);
+    assert_int_equal (keys, 0); //  nothing indexed
+    lk_restart (true);
+    s_arc_check_all ();
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+
+    //  A key that names no entry is passed over.
+    rl_transfer_t ghost = lk_t (RL_TRANSFER_PENDING, 1, 3, 7);
+    uint8_t key[PENDING_ARC_KEY_SIZE];
+    static const uint8_t none = 0;
+    pending_arc_key (lk_acc (3), &ghost, false, key);
+    store_batch_put (lk_store, STORE_CF_PENDING_ARC, key, sizeof (key), &none, 0);
+    lk_commit ();
+    s_arc_check_all ();
+
+    //  A corrupt key: an error, and the cursor does not move.
+    key[PENDING_ARC_KEY_SIZE - 1] = 7;
+    store_batch_put (lk_store, STORE_CF_PENDING_ARC, key, sizeof (key), &none, 0);
+    lk_commit ();
+    memset (cursor, 0, sizeof (cursor));
+    assert_int_equal (
+        pending_arc_each (lk_store, p3 - 1, p3, cursor, 1000, 1000, s_arc_add, &got, &keys), -1);
+    static const uint8_t zeros[16] = {0};
+    assert_memory_equal (cursor, zeros, sizeof (zeros));
+    store_batch_delete (lk_store, STORE_CF_PENDING_ARC, key, sizeof (key));
+    lk_commit ();
+
+    //  A transfer still pending whose key is lost: the audit says so.
+    rl_transfer_t live = lk_t (RL_TRANSFER_PENDING, 1, 5, 9);
+    assert_int_equal (lk_send (&live), RL_OK);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
+    pending_arc_key (lk_acc (5), &live, false, key);
+    store_batch_delete (lk_store, STORE_CF_PENDING_ARC, key, sizeof (key));
+    lk_commit ();
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), -1);
+    assert_non_null (strstr (err, "no key in the index by account (credit account)"));
+    lk_teardown ();
+}
+
 int
 main (void)
 {
@@ -477,6 +666,7 @@ main (void)
         cmocka_unit_test (test_rules),     cmocka_unit_test (test_bad_input),
         cmocka_unit_test (test_one_batch), cmocka_unit_test (test_expiry),
         cmocka_unit_test (test_recovery),  cmocka_unit_test (test_cross_shard),
+        cmocka_unit_test (test_arc_index),
     };
     int rc = cmocka_run_group_tests (tests, NULL, NULL);
     ring_destroy (&lk_ring);
