@@ -694,13 +694,15 @@ typedef struct {
 //  first two where they stopped and scans the accounts again; the final
 //  round (the source frozen and drained) ends with the pending transfers.
 typedef enum {
-    RL_MIGRATE_PHASE_TRANSFERS = 0, //  own records with timestamp > ts
-    RL_MIGRATE_PHASE_IMPORTED = 1,  //  imported records with key > imported_key
-    RL_MIGRATE_PHASE_ACCOUNTS = 2,  //  accounts with id key > account_key
-    RL_MIGRATE_PHASE_DONE = 3,      //  the round is complete: the next export starts another
-    RL_MIGRATE_PHASE_PENDING = 4,   //  the final round, after ACCOUNTS: the arc's pending
-                                    //  transfers, by ring point; account_key holds the last
-                                    //  point read (8) and its keys read (8), big-endian
+    RL_MIGRATE_PHASE_TRANSFERS = 0,     //  own records with timestamp > ts
+    RL_MIGRATE_PHASE_IMPORTED = 1,      //  imported records with key > imported_key
+    RL_MIGRATE_PHASE_ACCOUNTS = 2,      //  accounts with id key > account_key
+    RL_MIGRATE_PHASE_DONE = 3,          //  the round is complete: the next export starts another
+    RL_MIGRATE_PHASE_PENDING_BY_ID = 4, //  older shards' pending phase (account_key: the last
+                                        //  id sent); a source resumes it from the start of 5
+    RL_MIGRATE_PHASE_PENDING = 5,       //  the final round, after ACCOUNTS: the arc's pending
+                                        //  transfers, by ring point; account_key holds the last
+                                        //  point read (8) and its keys read (8), big-endian
 } rl_migrate_phase_t;
 #define RL_MIGRATE_PHASE_MAX RL_MIGRATE_PHASE_PENDING
 

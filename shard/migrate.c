@@ -804,6 +804,12 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
             case RL_MIGRATE_PHASE_IMPORTED:
                 rc = s_export_imported (&x, &c);
                 break;
+            case RL_MIGRATE_PHASE_PENDING_BY_ID:
+                //  A pass an older source began (by id): sent again from the
+                //  start, by point; the target keeps one entry per key.
+                c.phase = RL_MIGRATE_PHASE_PENDING;
+                memset (c.account_key, 0, sizeof (c.account_key));
+                break;
             case RL_MIGRATE_PHASE_PENDING:
                 rc = s_export_pending (&x, &c);
                 break;
@@ -1100,6 +1106,7 @@ s_import (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
             return s_refuse (self, envelope, h, "an entry outside the arc");
         }
         bool in_phase = e.kind != RL_CHUNK_PENDING || chunk.to.phase == RL_MIGRATE_PHASE_PENDING
+                        || chunk.to.phase == RL_MIGRATE_PHASE_PENDING_BY_ID
                         || chunk.to.phase == RL_MIGRATE_PHASE_DONE;
         if (!in_phase) {
             return s_refuse (self, envelope, h, "a pending transfer outside the pending phase");

@@ -83,16 +83,22 @@
     states of resolved transfers for ever, so finding the entries of one
     arc in it means reading all of it: a migration's final round did, while
     the arc was frozen, and a shard with a long past of pending transfers
-    froze every step for as long. So every entry is also indexed, in the
-    `pending_arc` family, under the ring point of each account it names on
-    a side held here (a side BOTH entry twice, a side entry once), in the
-    batch that writes the entry: s_index on every put of a state (the same
-    key again: idempotent), its keys deleted with the entry, and the
-    credit's key of an entry that keeps only its debit side (s_split). The
-    final round reads the arc's range of points alone (migrate.c). A key
-    may outlive what it names (an entry that left with its account, whose
-    resolved state stays here like its record): a reader checks the entry
-    it names, which must hold an account at that point on a side held here.
+    froze every step for as long. So every entry is also written, whole, in
+    the `pending_arc` family, under the ring point of each account it names
+    on a side held here (a side BOTH entry twice, a side entry once), in
+    the batch that writes the entry: s_index on every put of a state (the
+    same keys again, with the new state), its keys deleted with the entry,
+    and the credit's key of an entry that keeps only its debit side
+    (s_split). The final round reads the arc's range of points alone, in
+    order, and needs no read of the table (migrate.c): a read by key of
+    each entry cost more than the whole table's scan when the arc held a
+    large part of it. An entry's keys never change with its state (its
+    accounts and its side do not), so a key and its entry agree; the keys
+    of an entry whose account left stay with its resolved state, like its
+    record, and are passed over (no account of the arc is held here). One
+    exception: a migration's entry of an id that another debit account
+    reused, installed over a resolved entry of that id, leaves the older
+    entry's keys as they were (docs/rebalance.md, "Limits").
     A store that an older shard wrote has entries without keys: the first
     pending_open builds them, in batches of their own, and then writes
     PENDING_META_ARC_INDEX, which later opens find. The keys are idempotent,
@@ -483,12 +489,14 @@ pending_arc_key_decode (const uint8_t *key, size_t key_size, uint64_t *point_p, 
     return true;
 }
 
-//  The index keys of an entry of `side` ("THE INDEX BY ACCOUNT"), put or
-//  deleted, into `batch` (NULL: the turn's).
+//  The index keys of an entry of `side` ("THE INDEX BY ACCOUNT"), put with
+//  the entry's value (RL_TRANSFER_SIZE bytes, as the `pending` family holds
+//  it) or deleted (value NULL), into `batch` (NULL: the turn's).
 static void
-s_index (pending_t *self, store_batch_t *batch, const rl_transfer_t *t, uint8_t side, bool put)
+s_index (pending_t *self, store_batch_t *batch, const rl_transfer_t *t, uint8_t side,
+         const uint8_t *value)
 {
-    static const uint8_t none = 0;
+    bool put = value != NULL;
     uint8_t key[PENDING_ARC_KEY_SIZE];
     for (int leg = 0; leg < 2; leg++) {
         bool credit = leg == 1;
@@ -499,9 +507,10 @@ s_index (pending_t *self, store_batch_t *batch, const rl_transfer_t *t, uint8_t 
                          side == PENDING_SIDE_CREDIT, key);
         if (batch && put) {
             store_batch_put_into (self->store, batch, STORE_CF_PENDING_ARC, key, sizeof (key),
-                                  &none, 0);
+                                  value, RL_TRANSFER_SIZE);
         } else if (put) {
-            store_batch_put (self->store, STORE_CF_PENDING_ARC, key, sizeof (key), &none, 0);
+            store_batch_put (self->store, STORE_CF_PENDING_ARC, key, sizeof (key), value,
+                             RL_TRANSFER_SIZE);
         } else {
             assert (!batch);
             store_batch_delete (self->store, STORE_CF_PENDING_ARC, key, sizeof (key));
@@ -521,7 +530,7 @@ s_put_state (pending_t *self, const rl_transfer_t *t, uint8_t side, pending_stat
     codec_encode_transfer (&record, value);
     size_t key_size = side == PENDING_SIDE_CREDIT ? S_CREDIT_KEY_SIZE : RL_ID_SIZE;
     store_batch_put (self->store, STORE_CF_PENDING, key, key_size, value, sizeof (value));
-    s_index (self, NULL, t, side, true);
+    s_index (self, NULL, t, side, value);
     if (side == PENDING_SIDE_CREDIT) {
         assert (!self->logging); //  a linked chain never reaches another shard
         if (idmap_put (self->credit_changed, s_credit_key (t->id, t->debit_account_id),
@@ -804,7 +813,7 @@ s_index_build (pending_t *self, char *err, size_t err_size)
             rc = -1;
             break;
         }
-        s_index (self, batch, &t, side, true);
+        s_index (self, batch, &t, side, value);
         if (++count % S_INDEX_BUILD_BATCH == 0 && store_batch_commit (self->store, batch) != 0) {
             snprintf (err, err_size, "cannot write the index of the pending table: %s",
                       store_error (self->store));
@@ -1683,22 +1692,27 @@ pending_audit (const pending_t *self, char *err, size_t err_size)
         if (idmap_get (changed, key, NULL)) {
             continue;
         }
+        rl_transfer_t record = e->t;
+        uint8_t want[RL_TRANSFER_SIZE], got[RL_TRANSFER_SIZE];
+        record.reserved = (uint64_t) PENDING_STATE_PENDING | (uint64_t) e->side << 8;
+        codec_encode_transfer (&record, want);
         for (int leg = 0; rc == 0 && leg < 2; leg++) {
             bool credit = leg == 1;
             if (e->side == (credit ? PENDING_SIDE_DEBIT : PENDING_SIDE_CREDIT)) {
                 continue;
             }
-            uint8_t ikey[PENDING_ARC_KEY_SIZE], none = 0;
+            uint8_t ikey[PENDING_ARC_KEY_SIZE];
             size_t size = 0;
             pending_arc_key (credit ? e->t.credit_account_id : e->t.debit_account_id, &e->t,
                              e->side == PENDING_SIDE_CREDIT, ikey);
-            int found = store_get (self->store, STORE_CF_PENDING_ARC, ikey, sizeof (ikey), &none,
-                                   sizeof (none), &size);
-            if (found != 1) {
+            int found = store_get (self->store, STORE_CF_PENDING_ARC, ikey, sizeof (ikey), got,
+                                   sizeof (got), &size);
+            if (found != 1 || size != sizeof (got) || memcmp (got, want, sizeof (got)) != 0) {
                 snprintf (err, err_size,
                           "pending transfer %016" PRIx64 "%016" PRIx64
-                          " has no key in the index by account (%s account)",
-                          e->t.id.hi, e->t.id.lo, credit ? "credit" : "debit");
+                          " has %s in the index by account (%s account)",
+                          e->t.id.hi, e->t.id.lo, found == 1 ? "another entry" : "no key",
+                          credit ? "credit" : "debit");
                 rc = -1;
             }
         }
@@ -1742,9 +1756,12 @@ pending_arc_each (store_t *store, uint64_t start, uint64_t end, uint8_t *cursor,
             }
             size_t key_size = 0, pkey_size = 0, value_size = 0;
             const uint8_t *key = store_iter_valid (it) ? store_iter_key (it, &key_size) : NULL;
+            const uint8_t *value = key ? store_iter_value (it, &value_size) : NULL;
             uint64_t point = 0;
-            uint8_t pkey[S_CREDIT_KEY_SIZE], value[RL_TRANSFER_SIZE];
-            if (key && !pending_arc_key_decode (key, key_size, &point, pkey, &pkey_size)) {
+            uint8_t pkey[S_CREDIT_KEY_SIZE];
+            if (key
+                && (!pending_arc_key_decode (key, key_size, &point, pkey, &pkey_size)
+                    || value_size != RL_TRANSFER_SIZE)) {
                 rc = -1;
                 break;
             }
@@ -1763,22 +1780,18 @@ pending_arc_each (store_t *store, uint64_t start, uint64_t end, uint8_t *cursor,
             read = point == last ? read + 1 : 1;
             last = point;
             keys++;
-            int found = store_get (store, STORE_CF_PENDING, pkey, pkey_size, value, sizeof (value),
-                                   &value_size);
-            if (found < 0 || (found == 1 && value_size != RL_TRANSFER_SIZE)) {
-                rc = -1;
-                break;
-            }
-            if (found == 0) {
-                continue; //  the entry left with its account
-            }
             rl_transfer_t t;
             codec_decode_transfer (value, &t);
             uint64_t state = t.reserved & 0xff;
             uint8_t side = (uint8_t) (t.reserved >> 8);
+            uint8_t ids[2 * RL_ID_SIZE];
+            codec_encode_id (t.id, ids);
+            codec_encode_id (t.debit_account_id, ids + RL_ID_SIZE);
             if (state < PENDING_STATE_PENDING || state > PENDING_STATE_EXPIRED
-                || side > PENDING_SIDE_CREDIT) {
-                rc = -1;
+                || side > PENDING_SIDE_CREDIT
+                || (side == PENDING_SIDE_CREDIT) != (pkey_size == S_CREDIT_KEY_SIZE)
+                || memcmp (key + 8, ids, sizeof (ids)) != 0) {
+                rc = -1; //  not the entry its key names
                 break;
             }
             //  The one key it goes at: its debit account's when that is in
@@ -1831,7 +1844,7 @@ s_delete_state (pending_t *self, const rl_transfer_t *t, uint8_t side)
     bool credit = side == PENDING_SIDE_CREDIT;
     store_batch_delete (self->store, STORE_CF_PENDING, key,
                         credit ? S_CREDIT_KEY_SIZE : RL_ID_SIZE);
-    s_index (self, NULL, t, side, false);
+    s_index (self, NULL, t, side, NULL);
     idmap_t *map = credit ? self->credit_changed : self->changed;
     rl_id_t id = credit ? s_credit_key (t->id, t->debit_account_id) : t->id;
     if (idmap_put (map, id, PENDING_STATE_NONE) != 0) {

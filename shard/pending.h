@@ -200,7 +200,7 @@ void pending_set_hold (pending_t *self, pending_held_fn *held, void *arg);
 //  `pending_arc` family is the ring point of an account (8, big-endian),
 //  the pending id, the debit account id and a byte that says which key of
 //  the `pending` family it names (1: the credit side's, (id, debit); 0: the
-//  id's). Its value is empty.
+//  id's). Its value is that entry's (RL_TRANSFER_SIZE bytes).
 #define PENDING_ARC_KEY_SIZE (8 + 2 * RL_ID_SIZE + 1)
 //  In meta: every entry of the pending table is in the index (written once,
 //  by the first pending_open that built it).
@@ -224,7 +224,8 @@ bool pending_arc_key_decode (const uint8_t *key, size_t key_size, uint64_t *poin
 //  the store only: the caller's batch must hold no write to the table.
 //  Returns 1 when the arc's keys are all read, 0 when more remain (cursor
 //  moved on), -1 on a storage error or a corrupt key or entry (cursor
-//  unchanged); *keys_read_p: keys read.
+//  unchanged); *keys_read_p: keys read. Reads the index alone: each key's
+//  value is its entry.
 typedef void (pending_arc_fn) (void *arg, const rl_transfer_t *t);
 int pending_arc_each (store_t *store, uint64_t start, uint64_t end, uint8_t *cursor,
                       size_t keys_max, size_t entries_max, pending_arc_fn *fn, void *arg,

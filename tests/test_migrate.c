@@ -26,8 +26,11 @@
     the arc, or outside the pending phase: each is refused with its status
     and nothing changes. test_handover plays
     the rest of the step: a freeze past its time limit ends by itself;
-    then freeze, drain, s2 SIGKILLed and restarted (its staged accounts
-    come back into memory from its store), the final round, whose final
+    then a transfer left pending in the arc, freeze, drain, s2 SIGKILLed
+    and restarted (its staged accounts come back into memory from its
+    store), an export from an older source's pending cursor (phase 4: the
+    phase again from its start, the pending transfer in it), the final
+    round, whose final
     chunk goes into s2 back to back with the step's ring (epoch 2, the
     arc's point given to s2) and s2's commit, as the tool sends them (one
     turn there: the commit installs that chunk's balances too), the ring on s1,
@@ -1077,6 +1080,16 @@ test_handover (void **state)
         s_op (ctx->clients[1], RL_OP_MIGRATE_COMMIT, &target, RL_MIGRATE_TARGET, 0, &out),
         RL_STATUS_MIGRATION_REFUSED);
 
+    //  A transfer left pending in the arc (its debit account inside, its
+    //  credit account outside): the final round carries it.
+    rl_transfer_t held = tk_transfer (tk_id (100, S_TAG + 2), tk_id (in, S_TAG),
+                                      tk_id (out_n, S_TAG), 1, S_LEDGER);
+    held.flags = RL_TRANSFER_PENDING;
+    rl_result_rec_t held_r = {0};
+    assert_int_equal (
+        rl_client_create_transfers (ctx->clients[0], &held, 1, &held_r, TK_TIMEOUT_MS), 0);
+    assert_int_equal (held_r.result, RL_OK);
+
     //  The real freeze: drain, the final round, the handover at epoch 2.
     //  (Reads of the arc answer frozen too while it lasts: the balances
     //  are read before.)
@@ -1098,6 +1111,25 @@ test_handover (void **state)
     assert_true (tk_shard_stop (ctx->h, &ctx->shards[1], SIGKILL) >= 0);
     assert_true (tk_shard_start (ctx->h, &ctx->shards[1]) > 0);
     s_clients_open (ctx);
+    //  An export resumed from an older source's pending phase (cursor phase
+    //  4, by id: its account_key the last id sent) sends the phase again
+    //  from its start, by point: the pending transfer comes out (the chunk
+    //  is not imported: nothing changes).
+    rl_migrate_rec_t older = target;
+    older.cursor.phase = RL_MIGRATE_PHASE_PENDING_BY_ID;
+    memset (older.cursor.account_key, 0xff, sizeof (older.cursor.account_key));
+    size_t older_size = 0;
+    uint8_t *older_chunk = s_export (ctx, &older, &older_size);
+    chunk_t head;
+    assert_int_equal (chunk_decode (older_chunk, older_size, &head), RL_STATUS_OK);
+    size_t carried = 0;
+    for (uint32_t i = 0; i < head.entry_count; i++) {
+        chunk_entry_t e;
+        chunk_entry (&head, i, &e);
+        carried += e.kind == RL_CHUNK_PENDING && rl_id_eq (e.transfer.id, held.id);
+    }
+    assert_int_equal (carried, 1);
+    free (older_chunk);
     ring_t *step = s_step_ring (ctx);
     out = s_final_handover (ctx, &target, step);
     assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);

@@ -35,9 +35,10 @@
       entries a scan of the whole table finds, once each, whatever the
       limits per call (the cursor resumes inside one point's keys); after
       a handover that splits entries, after a store whose index was
-      removed is opened again (the index is built), with a key that names
-      no entry (passed over) and with a corrupt key (an error, the cursor
-      unchanged); the audit finds a transfer still pending without its key.
+      removed is opened again (the index is built), and with corrupt keys
+      (a bad flag, a value of another size, an entry of another debit
+      account: an error, the cursor unchanged); the audit finds a transfer
+      still pending whose key holds another entry, or none.
     Every test ends with the audit (pending amounts equal the transfers
     still pending) and conservation: debits posted == credits posted, and,
     once everything is settled or expired, nothing pending.
@@ -585,9 +586,11 @@ test_arc_index (void **state)
     lk_setup ("/pending/s1");
     s_fund ();
     //  Pending transfers from 1 to 3 and 5, some posted, some voided.
+    rl_transfer_t last = {.id = {0}};
     for (uint64_t k = 0; k < 24; k++) {
         rl_transfer_t p = lk_t (RL_TRANSFER_PENDING, 1, k % 2 ? 3 : 5, 1 + k);
         assert_int_equal (lk_send (&p), RL_OK);
+        last = k % 2 ? p : last; //  from 1 to 3
         if (k % 3 != 0) {
             uint16_t how = k % 3 == 1 ? RL_TRANSFER_POST_PENDING_TRANSFER
                                       : RL_TRANSFER_VOID_PENDING_TRANSFER;
@@ -624,32 +627,40 @@ test_arc_index (void **state)
     s_arc_check_all ();
     assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
 
-    //  A key that names no entry is passed over.
-    rl_transfer_t ghost = lk_t (RL_TRANSFER_PENDING, 1, 3, 7);
-    uint8_t key[PENDING_ARC_KEY_SIZE];
-    static const uint8_t none = 0;
-    pending_arc_key (lk_acc (3), &ghost, false, key);
-    store_batch_put (lk_store, STORE_CF_PENDING_ARC, key, sizeof (key), &none, 0);
-    lk_commit ();
+    //  Corrupt keys: a flag other than 0 or 1, a value of another size, an
+    //  entry of another debit account than its key's. Each is an error, and
+    //  the cursor does not move.
+    uint8_t key[PENDING_ARC_KEY_SIZE], value[RL_TRANSFER_SIZE];
+    static const uint8_t zeros[16] = {0};
+    rl_transfer_t other = last;
+    other.debit_account_id = lk_acc (5);
+    codec_encode_transfer (&last, value);
+    for (int bad = 0; bad < 3; bad++) {
+        pending_arc_key (lk_acc (3), bad == 0 ? &last : &other, false, key); //  not its keys
+        key[PENDING_ARC_KEY_SIZE - 1] = bad == 0 ? 7 : 0;
+        store_batch_put (lk_store, STORE_CF_PENDING_ARC, key, sizeof (key), value,
+                         bad == 1 ? 64 : sizeof (value));
+        lk_commit ();
+        memset (cursor, 0, sizeof (cursor));
+        assert_int_equal (
+            pending_arc_each (lk_store, p3 - 1, p3, cursor, 1000, 1000, s_arc_add, &got, &keys),
+            -1);
+        assert_memory_equal (cursor, zeros, sizeof (zeros));
+        store_batch_delete (lk_store, STORE_CF_PENDING_ARC, key, sizeof (key));
+        lk_commit ();
+    }
     s_arc_check_all ();
 
-    //  A corrupt key: an error, and the cursor does not move.
-    key[PENDING_ARC_KEY_SIZE - 1] = 7;
-    store_batch_put (lk_store, STORE_CF_PENDING_ARC, key, sizeof (key), &none, 0);
-    lk_commit ();
-    memset (cursor, 0, sizeof (cursor));
-    assert_int_equal (
-        pending_arc_each (lk_store, p3 - 1, p3, cursor, 1000, 1000, s_arc_add, &got, &keys), -1);
-    static const uint8_t zeros[16] = {0};
-    assert_memory_equal (cursor, zeros, sizeof (zeros));
-    store_batch_delete (lk_store, STORE_CF_PENDING_ARC, key, sizeof (key));
-    lk_commit ();
-
-    //  A transfer still pending whose key is lost: the audit says so.
+    //  A transfer still pending whose key holds another entry, or whose key
+    //  is lost: the audit says so.
     rl_transfer_t live = lk_t (RL_TRANSFER_PENDING, 1, 5, 9);
     assert_int_equal (lk_send (&live), RL_OK);
     assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), 0);
     pending_arc_key (lk_acc (5), &live, false, key);
+    store_batch_put (lk_store, STORE_CF_PENDING_ARC, key, sizeof (key), value, sizeof (value));
+    lk_commit ();
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), -1);
+    assert_non_null (strstr (err, "another entry in the index by account (credit account)"));
     store_batch_delete (lk_store, STORE_CF_PENDING_ARC, key, sizeof (key));
     lk_commit ();
     assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), -1);
