@@ -506,8 +506,8 @@ s_export_listed (s_export_t *x, rl_migrate_cursor_t *c)
     }
 }
 
-//  Phase 4, the final round's last (docs/rebalance.md, "Pending transfers
-//  move"): every entry of this shard's pending table (the transfers still
+//  The pending phase (5), the final round's last (docs/rebalance.md,
+//  "Pending transfers move"): every entry of this shard's pending table (the transfers still
 //  pending, and the states of those resolved) that names an account of the
 //  arc on a side it holds, read through the table's index by account
 //  (pending_arc_each): the arc's keys alone, so that the pass costs what
