@@ -475,18 +475,19 @@ pending_arc_key (rl_id_t account, const rl_transfer_t *t, bool credit_key, uint8
     key[8 + 2 * RL_ID_SIZE] = credit_key ? 1 : 0;
 }
 
-bool
-pending_arc_key_decode (const uint8_t *key, size_t key_size, uint64_t *point_p, uint8_t *pkey,
-                        size_t *pkey_size_p)
+//  The index keys of an entry of `side`: one per account it names on a side
+//  held here, the debit account's first. Returns how many (1 or 2).
+static size_t
+s_index_keys (const rl_transfer_t *t, uint8_t side, uint8_t keys[2][PENDING_ARC_KEY_SIZE])
 {
-    assert (key && point_p && pkey && pkey_size_p);
-    if (key_size != PENDING_ARC_KEY_SIZE || key[PENDING_ARC_KEY_SIZE - 1] > 1) {
-        return false;
+    size_t count = 0;
+    if (side != PENDING_SIDE_CREDIT) {
+        pending_arc_key (t->debit_account_id, t, false, keys[count++]);
     }
-    *point_p = codec_get_u64_be (key);
-    *pkey_size_p = key[PENDING_ARC_KEY_SIZE - 1] ? S_CREDIT_KEY_SIZE : RL_ID_SIZE;
-    memcpy (pkey, key + 8, *pkey_size_p);
-    return true;
+    if (side != PENDING_SIDE_DEBIT) {
+        pending_arc_key (t->credit_account_id, t, side == PENDING_SIDE_CREDIT, keys[count++]);
+    }
+    return count;
 }
 
 //  The index keys of an entry of `side` ("THE INDEX BY ACCOUNT"), put with
@@ -497,23 +498,19 @@ s_index (pending_t *self, store_batch_t *batch, const rl_transfer_t *t, uint8_t 
          const uint8_t *value)
 {
     bool put = value != NULL;
-    uint8_t key[PENDING_ARC_KEY_SIZE];
-    for (int leg = 0; leg < 2; leg++) {
-        bool credit = leg == 1;
-        if (side == (credit ? PENDING_SIDE_DEBIT : PENDING_SIDE_CREDIT)) {
-            continue; //  that account is not held here
-        }
-        pending_arc_key (credit ? t->credit_account_id : t->debit_account_id, t,
-                         side == PENDING_SIDE_CREDIT, key);
+    uint8_t keys[2][PENDING_ARC_KEY_SIZE];
+    size_t count = s_index_keys (t, side, keys);
+    for (size_t i = 0; i < count; i++) {
+        const uint8_t *key = keys[i];
         if (batch && put) {
-            store_batch_put_into (self->store, batch, STORE_CF_PENDING_ARC, key, sizeof (key),
-                                  value, RL_TRANSFER_SIZE);
+            store_batch_put_into (self->store, batch, STORE_CF_PENDING_ARC, key,
+                                  PENDING_ARC_KEY_SIZE, value, RL_TRANSFER_SIZE);
         } else if (put) {
-            store_batch_put (self->store, STORE_CF_PENDING_ARC, key, sizeof (key), value,
+            store_batch_put (self->store, STORE_CF_PENDING_ARC, key, PENDING_ARC_KEY_SIZE, value,
                              RL_TRANSFER_SIZE);
         } else {
             assert (!batch);
-            store_batch_delete (self->store, STORE_CF_PENDING_ARC, key, sizeof (key));
+            store_batch_delete (self->store, STORE_CF_PENDING_ARC, key, PENDING_ARC_KEY_SIZE);
         }
     }
 }
@@ -1696,17 +1693,13 @@ pending_audit (const pending_t *self, char *err, size_t err_size)
         uint8_t want[RL_TRANSFER_SIZE], got[RL_TRANSFER_SIZE];
         record.reserved = (uint64_t) PENDING_STATE_PENDING | (uint64_t) e->side << 8;
         codec_encode_transfer (&record, want);
-        for (int leg = 0; rc == 0 && leg < 2; leg++) {
-            bool credit = leg == 1;
-            if (e->side == (credit ? PENDING_SIDE_DEBIT : PENDING_SIDE_CREDIT)) {
-                continue;
-            }
-            uint8_t ikey[PENDING_ARC_KEY_SIZE];
+        uint8_t keys[2][PENDING_ARC_KEY_SIZE];
+        size_t count = s_index_keys (&e->t, e->side, keys);
+        for (size_t k = 0; rc == 0 && k < count; k++) {
+            bool credit = e->side == PENDING_SIDE_CREDIT || k == 1;
             size_t size = 0;
-            pending_arc_key (credit ? e->t.credit_account_id : e->t.debit_account_id, &e->t,
-                             e->side == PENDING_SIDE_CREDIT, ikey);
-            int found = store_get (self->store, STORE_CF_PENDING_ARC, ikey, sizeof (ikey), got,
-                                   sizeof (got), &size);
+            int found = store_get (self->store, STORE_CF_PENDING_ARC, keys[k], PENDING_ARC_KEY_SIZE,
+                                   got, sizeof (got), &size);
             if (found != 1 || size != sizeof (got) || memcmp (got, want, sizeof (got)) != 0) {
                 snprintf (err, err_size,
                           "pending transfer %016" PRIx64 "%016" PRIx64
@@ -1754,17 +1747,17 @@ pending_arc_each (store_t *store, uint64_t start, uint64_t end, uint8_t *cursor,
                 rc = 0; //  the rest in the next call
                 break;
             }
-            size_t key_size = 0, pkey_size = 0, value_size = 0;
+            size_t key_size = 0, value_size = 0;
             const uint8_t *key = store_iter_valid (it) ? store_iter_key (it, &key_size) : NULL;
             const uint8_t *value = key ? store_iter_value (it, &value_size) : NULL;
-            uint64_t point = 0;
-            uint8_t pkey[S_CREDIT_KEY_SIZE];
             if (key
-                && (!pending_arc_key_decode (key, key_size, &point, pkey, &pkey_size)
+                && (key_size != PENDING_ARC_KEY_SIZE || key[PENDING_ARC_KEY_SIZE - 1] > 1
                     || value_size != RL_TRANSFER_SIZE)) {
-                rc = -1;
+                rc = -1; //  not an index key (pending_arc_key)
                 break;
             }
+            uint64_t point = key ? codec_get_u64_be (key) : 0;
+            bool credit_key = key && key[PENDING_ARC_KEY_SIZE - 1] == 1;
             if (!key || point > hi[range]) {
                 if (!key && store_iter_error (it, NULL, 0) != 0) {
                     rc = -1;
@@ -1788,8 +1781,7 @@ pending_arc_each (store_t *store, uint64_t start, uint64_t end, uint8_t *cursor,
             codec_encode_id (t.id, ids);
             codec_encode_id (t.debit_account_id, ids + RL_ID_SIZE);
             if (state < PENDING_STATE_PENDING || state > PENDING_STATE_EXPIRED
-                || side > PENDING_SIDE_CREDIT
-                || (side == PENDING_SIDE_CREDIT) != (pkey_size == S_CREDIT_KEY_SIZE)
+                || side > PENDING_SIDE_CREDIT || (side == PENDING_SIDE_CREDIT) != credit_key
                 || memcmp (key + 8, ids, sizeof (ids)) != 0) {
                 rc = -1; //  not the entry its key names
                 break;

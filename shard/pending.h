@@ -208,12 +208,6 @@ void pending_set_hold (pending_t *self, pending_held_fn *held, void *arg);
 //  The index key of `account` (t's debit or credit account) for the entry
 //  of t under the credit side's key (credit_key) or the id's.
 void pending_arc_key (rl_id_t account, const rl_transfer_t *t, bool credit_key, uint8_t *key);
-//  An index key's point, and the key of the `pending` family it names
-//  (pkey, 2 * RL_ID_SIZE bytes of room; *pkey_size_p RL_ID_SIZE or 2 *
-//  RL_ID_SIZE). False when it is not PENDING_ARC_KEY_SIZE bytes with a
-//  flag of 0 or 1.
-bool pending_arc_key_decode (const uint8_t *key, size_t key_size, uint64_t *point_p, uint8_t *pkey,
-                             size_t *pkey_size_p);
 
 //  The entries that name an account of the arc (start, end] of the ring on
 //  a side held here, read through the index by account (the arc's keys
