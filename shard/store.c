@@ -56,6 +56,16 @@
         these families are read only by the scan at start, never by a get.
         The vector memtable takes no concurrent inserts, so that option is
         off for the database (writes take turns under write_lock anyway).
+      - pending_arc: a vector memtable too. Every pending state written puts
+        one or two of its keys, which start with an account's ring point, so
+        each skiplist insert paid a full search: a workload with 20% of
+        pending transfers spent 10-14% more CPU per transfer than before the
+        family existed, 6-7% with the vector (bench/README.md). It is read only
+        by scans (a migration's final round, the audit, never a get), and an
+        iterator over a vector that is still being written sorts a copy of
+        it, so its memtable is STORE_PENDING_ARC_BUFFER_BYTES: tens of
+        thousands of keys, a sort of milliseconds, where the final round of
+        a migration reads the arc while it is frozen.
       - statistics are on, so that benchmarks read keys and bytes written
         from RocksDB itself.
 */
@@ -85,10 +95,11 @@ static const char *s_cf_names[STORE_CF_COUNT] = {
     "prepared", "legs",     "imported",  "pending",  "pending_arc",
 };
 
-#define STORE_WRITE_BUFFER_BYTES (64u << 20) //  memtable size per column family
-#define STORE_BLOOM_BITS_PER_KEY 10.0        //  ~1% false positives
-#define STORE_ERROR_SIZE         256         //  bytes of the last error text
-#define STORE_INFO_LOG_LEVEL     4           //  RocksDB's InfoLogLevel FATAL_LEVEL
+#define STORE_WRITE_BUFFER_BYTES       (64u << 20) //  memtable size per column family
+#define STORE_PENDING_ARC_BUFFER_BYTES (4u << 20)  //  pending_arc's: its scans sort it
+#define STORE_BLOOM_BITS_PER_KEY       10.0        //  ~1% false positives
+#define STORE_ERROR_SIZE               256         //  bytes of the last error text
+#define STORE_INFO_LOG_LEVEL           4           //  RocksDB's InfoLogLevel FATAL_LEVEL
 
 struct store_t {
     rocksdb_t *db;
@@ -214,7 +225,9 @@ static rocksdb_options_t *
 s_cf_options_new (store_t *self, store_cf_t cf)
 {
     rocksdb_options_t *options = rocksdb_options_create ();
-    rocksdb_options_set_write_buffer_size (options, STORE_WRITE_BUFFER_BYTES);
+    rocksdb_options_set_write_buffer_size (options, cf == STORE_CF_PENDING_ARC
+                                                        ? STORE_PENDING_ARC_BUFFER_BYTES
+                                                        : STORE_WRITE_BUFFER_BYTES);
     rocksdb_options_set_compression (options, rocksdb_no_compression);
     if (self->env) {
         rocksdb_options_set_env (options, self->env); //  SST files written for ingestion too
@@ -224,9 +237,10 @@ s_cf_options_new (store_t *self, store_cf_t cf)
         || cf == STORE_CF_PENDING_ARC) {
         rocksdb_options_set_block_based_table_factory (options, self->table_options);
     }
-    if (cf == STORE_CF_XLOG || cf == STORE_CF_PREPARED) {
-        //  Written on every cross-shard transfer, read only by the scan at
-        //  start: an unsorted memtable, sorted once when it is flushed.
+    if (cf == STORE_CF_XLOG || cf == STORE_CF_PREPARED || cf == STORE_CF_PENDING_ARC) {
+        //  Written on every cross-shard transfer, or every pending state,
+        //  read only by scans: an unsorted memtable, sorted once when it
+        //  is flushed (or copied and sorted by an iterator while mutable).
         rocksdb_options_set_memtable_vector_rep (options);
     }
     return options;
@@ -1010,17 +1024,23 @@ store_sequence (store_t *self)
     return rocksdb_get_latest_sequence_number (self->db);
 }
 
-store_iter_t *
-store_iter_new (store_t *self, store_cf_t cf)
+static store_iter_t *
+s_iter_new (store_t *self, store_cf_t cf, const rocksdb_readoptions_t *options)
 {
     assert (self && cf < STORE_CF_COUNT);
     store_iter_t *iter = calloc (1, sizeof (*iter));
     if (!iter) {
         return NULL;
     }
-    iter->it = rocksdb_create_iterator_cf (self->db, self->read_options, self->cf[cf]);
+    iter->it = rocksdb_create_iterator_cf (self->db, options, self->cf[cf]);
     iter->store = self;
     return iter;
+}
+
+store_iter_t *
+store_iter_new (store_t *self, store_cf_t cf)
+{
+    return s_iter_new (self, cf, self->read_options);
 }
 
 void

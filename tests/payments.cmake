@@ -9,7 +9,7 @@ set_tests_properties(test_chains PROPERTIES ENVIRONMENT RL_SKIP=test_pending_roo
 # 5.7 s and 14.5 s. Of the 14 s it added, 8.5 s are the audit's reads of
 # the index keys of 1,048,576 transfers still pending, the rest the keys'
 # writes.
-rl_add_test(test_chains_room 92 test_chains)
+rl_add_test(test_chains_room 48 test_chains)
 set_tests_properties(test_chains_room PROPERTIES ENVIRONMENT RL_CASE=test_pending_room)
 # The debit leg of a chain's member at its debit shard, driven by hand on a
 # ledger in memory: prepare, commit, abort, restarts, refusals, hostile
