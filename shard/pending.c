@@ -1689,10 +1689,29 @@ pending_audit (const pending_t *self, char *err, size_t err_size)
 //  Invariant 6 for the transfers still pending, whose keys the migrations
 //  move: each has its index keys, holding its current entry (those written
 //  since the last commit are in the batch, which a read does not see, and
-//  are passed over: s_changed). One scan of the index, not a read by key per entry:
-//  the family's memtable is a vector (store.c), whose every read by key
-//  sorts it. A key that names no live entry (a resolved one's) is checked
-//  for its shape alone.
+//  are passed over: s_changed). The live entries' keys are sorted and
+//  found with one iterator: a read by key would sort the family's vector
+//  memtable (store.c) every time, where the iterator sorts it once. From
+//  one key to the next the iterator steps when the next is near (at most
+//  S_AUDIT_STEPS keys of resolved entries between them) and seeks when it
+//  is not, so the audit costs what is live, never the index's whole
+//  history of resolved entries, nor a seek per key when the index holds
+//  little else.
+#define S_AUDIT_STEPS 32
+
+typedef struct {
+    uint8_t key[PENDING_ARC_KEY_SIZE];
+    uint32_t live; //  index in live
+    uint8_t k;     //  which of its keys (s_index_keys)
+} s_audit_key_t;
+
+static int
+s_audit_key_cmp (const void *a, const void *b)
+{
+    return memcmp (((const s_audit_key_t *) a)->key, ((const s_audit_key_t *) b)->key,
+                   PENDING_ARC_KEY_SIZE);
+}
+
 static bool
 s_changed (pending_t *self, const s_live_t *e)
 {
@@ -1702,83 +1721,79 @@ s_changed (pending_t *self, const s_live_t *e)
                       NULL);
 }
 
+//  Moves `it` to the first key >= target: steps first, then seeks.
+static void
+s_audit_reach (store_iter_t *it, const uint8_t *target, bool *positioned)
+{
+    for (size_t step = 0; *positioned && step < S_AUDIT_STEPS && store_iter_valid (it); step++) {
+        size_t size = 0;
+        const uint8_t *key = store_iter_key (it, &size);
+        size_t n = size < PENDING_ARC_KEY_SIZE ? size : PENDING_ARC_KEY_SIZE;
+        int c = memcmp (key, target, n);
+        if (c > 0 || (c == 0 && size >= PENDING_ARC_KEY_SIZE)) {
+            return; //  at or past the target
+        }
+        store_iter_next (it);
+    }
+    store_iter_seek (it, target, PENDING_ARC_KEY_SIZE);
+    *positioned = true;
+}
+
 static int
 s_audit_index (pending_t *self, char *err, size_t err_size)
 {
-    //  found[i]: bit k set when live entry i's k-th key (s_index_keys) was seen.
-    uint8_t *found = calloc (self->live_count + 1, 1);
-    store_iter_t *it = found ? store_iter_new (self->store, STORE_CF_PENDING_ARC) : NULL;
+    assert (self->live_count <= UINT32_MAX);
+    s_audit_key_t *keys = malloc ((2 * self->live_count + 1) * sizeof (*keys));
+    store_iter_t *it = keys ? store_iter_new (self->store, STORE_CF_PENDING_ARC) : NULL;
     if (!it) {
-        free (found);
+        free (keys);
         snprintf (err, err_size, "out of memory");
         return -1;
     }
+    size_t count = 0;
+    for (size_t i = 0; i < self->live_count; i++) {
+        const s_live_t *e = &self->live[i];
+        if (s_changed (self, e)) {
+            continue;
+        }
+        uint8_t mine[2][PENDING_ARC_KEY_SIZE];
+        size_t n = s_index_keys (&e->t, e->side, mine);
+        for (size_t k = 0; k < n; k++) {
+            memcpy (keys[count].key, mine[k], PENDING_ARC_KEY_SIZE);
+            keys[count].live = (uint32_t) i;
+            keys[count].k = (uint8_t) k;
+            count++;
+        }
+    }
+    qsort (keys, count, sizeof (*keys), s_audit_key_cmp);
     int rc = 0;
-    for (store_iter_seek_first (it); rc == 0 && store_iter_valid (it); store_iter_next (it)) {
+    bool positioned = false;
+    for (size_t j = 0; rc == 0 && j < count; j++) {
+        const s_live_t *e = &self->live[keys[j].live];
+        s_audit_reach (it, keys[j].key, &positioned);
         size_t key_size = 0, value_size = 0;
-        const uint8_t *key = store_iter_key (it, &key_size);
-        const uint8_t *value = store_iter_value (it, &value_size);
-        if (key_size != PENDING_ARC_KEY_SIZE || key[PENDING_ARC_KEY_SIZE - 1] > 1
-            || value_size != RL_TRANSFER_SIZE) {
-            snprintf (err, err_size, "a key of %zu bytes, or an entry of %zu, in the index",
-                      key_size, value_size);
+        const uint8_t *key = store_iter_valid (it) ? store_iter_key (it, &key_size) : NULL;
+        bool found = key && key_size == PENDING_ARC_KEY_SIZE
+                     && memcmp (key, keys[j].key, PENDING_ARC_KEY_SIZE) == 0;
+        const uint8_t *value = found ? store_iter_value (it, &value_size) : NULL;
+        rl_transfer_t record = e->t;
+        uint8_t want[RL_TRANSFER_SIZE];
+        record.reserved = (uint64_t) PENDING_STATE_PENDING | (uint64_t) e->side << 8;
+        codec_encode_transfer (&record, want);
+        if (!found || value_size != sizeof (want) || memcmp (value, want, sizeof (want)) != 0) {
+            snprintf (err, err_size,
+                      "pending transfer %016" PRIx64 "%016" PRIx64
+                      " has %s in the index by account (%s account)",
+                      e->t.id.hi, e->t.id.lo, found ? "another entry" : "no key",
+                      e->side == PENDING_SIDE_CREDIT || keys[j].k == 1 ? "credit" : "debit");
             rc = -1;
-            break;
-        }
-        rl_id_t id = codec_decode_id (key + 8);
-        rl_id_t debit = codec_decode_id (key + 8 + RL_ID_SIZE);
-        bool credit_key = key[PENDING_ARC_KEY_SIZE - 1] == 1;
-        uint64_t index = 0;
-        if (credit_key ? !idmap_get (self->credit_ids, s_credit_key (id, debit), &index)
-                       : !idmap_get (self->ids, id, &index)) {
-            continue; //  no live entry: a resolved one's key
-        }
-        assert (index < self->live_count);
-        const s_live_t *e = &self->live[index];
-        uint8_t keys[2][PENDING_ARC_KEY_SIZE];
-        size_t count = s_index_keys (&e->t, e->side, keys);
-        for (size_t k = 0; k < count; k++) {
-            if (memcmp (keys[k], key, PENDING_ARC_KEY_SIZE) != 0) {
-                continue; //  an id another debit account reused, resolved
-            }
-            found[index] |= (uint8_t) (1u << k);
-            rl_transfer_t record = e->t;
-            uint8_t want[RL_TRANSFER_SIZE];
-            record.reserved = (uint64_t) PENDING_STATE_PENDING | (uint64_t) e->side << 8;
-            codec_encode_transfer (&record, want);
-            if (!s_changed (self, e) && memcmp (value, want, sizeof (want)) != 0) {
-                snprintf (err, err_size,
-                          "pending transfer %016" PRIx64 "%016" PRIx64
-                          " has another entry in the index by account (%s account)",
-                          e->t.id.hi, e->t.id.lo,
-                          e->side == PENDING_SIDE_CREDIT || k == 1 ? "credit" : "debit");
-                rc = -1;
-            }
         }
     }
     if (rc == 0 && store_iter_error (it, err, err_size) != 0) {
         rc = -1;
     }
     store_iter_destroy (&it);
-    for (size_t i = 0; rc == 0 && i < self->live_count; i++) {
-        const s_live_t *e = &self->live[i];
-        if (s_changed (self, e)) {
-            continue;
-        }
-        uint8_t keys[2][PENDING_ARC_KEY_SIZE];
-        size_t count = s_index_keys (&e->t, e->side, keys);
-        for (size_t k = 0; rc == 0 && k < count; k++) {
-            if (!(found[i] & (1u << k))) {
-                snprintf (err, err_size,
-                          "pending transfer %016" PRIx64 "%016" PRIx64
-                          " has no key in the index by account (%s account)",
-                          e->t.id.hi, e->t.id.lo,
-                          e->side == PENDING_SIDE_CREDIT || k == 1 ? "credit" : "debit");
-                rc = -1;
-            }
-        }
-    }
-    free (found);
+    free (keys);
     return rc;
 }
 

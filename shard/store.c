@@ -61,11 +61,14 @@
         each skiplist insert paid a full search: a workload with 20% of
         pending transfers spent 10-14% more CPU per transfer than before the
         family existed, 6-7% with the vector (bench/README.md). It is read only
-        by scans (a migration's final round, the audit, never a get), and an
-        iterator over a vector that is still being written sorts a copy of
-        it, so its memtable is STORE_PENDING_ARC_BUFFER_BYTES: tens of
-        thousands of keys, a sort of milliseconds, where the final round of
-        a migration reads the arc while it is frozen.
+        by iterators (a migration's final round, the audit, never a get),
+        and an iterator over a vector that is still being written sorts a
+        copy of it, so its memtable is STORE_PENDING_ARC_BUFFER_BYTES: tens
+        of thousands of keys, a sort of milliseconds for each chunk of the
+        final round of a migration, which reads the arc while it is
+        frozen. Up to STORE_PENDING_ARC_BUFFERS of them, and
+        STORE_PENDING_ARC_L0_FILES files in level 0 before a compaction
+        (below).
       - statistics are on, so that benchmarks read keys and bytes written
         from RocksDB itself.
 */
@@ -97,6 +100,8 @@ static const char *s_cf_names[STORE_CF_COUNT] = {
 
 #define STORE_WRITE_BUFFER_BYTES       (64u << 20) //  memtable size per column family
 #define STORE_PENDING_ARC_BUFFER_BYTES (4u << 20)  //  pending_arc's: its scans sort it
+#define STORE_PENDING_ARC_BUFFERS      4           //  pending_arc's memtables, at most
+#define STORE_PENDING_ARC_L0_FILES     16          //  level-0 files before its compaction
 #define STORE_BLOOM_BITS_PER_KEY       10.0        //  ~1% false positives
 #define STORE_ERROR_SIZE               256         //  bytes of the last error text
 #define STORE_INFO_LOG_LEVEL           4           //  RocksDB's InfoLogLevel FATAL_LEVEL
@@ -225,9 +230,7 @@ static rocksdb_options_t *
 s_cf_options_new (store_t *self, store_cf_t cf)
 {
     rocksdb_options_t *options = rocksdb_options_create ();
-    rocksdb_options_set_write_buffer_size (options, cf == STORE_CF_PENDING_ARC
-                                                        ? STORE_PENDING_ARC_BUFFER_BYTES
-                                                        : STORE_WRITE_BUFFER_BYTES);
+    rocksdb_options_set_write_buffer_size (options, STORE_WRITE_BUFFER_BYTES);
     rocksdb_options_set_compression (options, rocksdb_no_compression);
     if (self->env) {
         rocksdb_options_set_env (options, self->env); //  SST files written for ingestion too
@@ -242,6 +245,22 @@ s_cf_options_new (store_t *self, store_cf_t cf)
         //  read only by scans: an unsorted memtable, sorted once when it
         //  is flushed (or copied and sorted by an iterator while mutable).
         rocksdb_options_set_memtable_vector_rep (options);
+    }
+    if (cf == STORE_CF_PENDING_ARC) {
+        //  Small memtables, so that a scan's sort of the one being written
+        //  is short (above); more of them than the default two, so that
+        //  writes never wait while another family's 64 MB flush runs; and
+        //  16 files (64 MB) in level 0 before a compaction, not the default
+        //  4 (16 MB): its keys are random, so every compaction of level 0
+        //  rewrites all of level 1.
+        rocksdb_options_set_write_buffer_size (options, STORE_PENDING_ARC_BUFFER_BYTES);
+        rocksdb_options_set_max_write_buffer_number (options, STORE_PENDING_ARC_BUFFERS);
+        rocksdb_options_set_level0_file_num_compaction_trigger (options,
+                                                                STORE_PENDING_ARC_L0_FILES);
+        rocksdb_options_set_level0_slowdown_writes_trigger (options,
+                                                            2 * STORE_PENDING_ARC_L0_FILES + 8);
+        rocksdb_options_set_level0_stop_writes_trigger (options,
+                                                        3 * STORE_PENDING_ARC_L0_FILES + 8);
     }
     return options;
 }
@@ -1024,23 +1043,17 @@ store_sequence (store_t *self)
     return rocksdb_get_latest_sequence_number (self->db);
 }
 
-static store_iter_t *
-s_iter_new (store_t *self, store_cf_t cf, const rocksdb_readoptions_t *options)
+store_iter_t *
+store_iter_new (store_t *self, store_cf_t cf)
 {
     assert (self && cf < STORE_CF_COUNT);
     store_iter_t *iter = calloc (1, sizeof (*iter));
     if (!iter) {
         return NULL;
     }
-    iter->it = rocksdb_create_iterator_cf (self->db, options, self->cf[cf]);
+    iter->it = rocksdb_create_iterator_cf (self->db, self->read_options, self->cf[cf]);
     iter->store = self;
     return iter;
-}
-
-store_iter_t *
-store_iter_new (store_t *self, store_cf_t cf)
-{
-    return s_iter_new (self, cf, self->read_options);
 }
 
 void

@@ -37,9 +37,8 @@
       a handover that splits entries, after a store whose index was
       removed is opened again (the index is built), and with corrupt keys
       (a bad flag, a value of another size, an entry of another debit
-      account: an error, the cursor unchanged; the audit's scan finds the
-      first two); the audit finds a transfer still pending whose key holds
-      another entry, or none.
+      account: an error, the cursor unchanged); the audit finds a transfer
+      still pending whose key holds another entry, or none.
     Every test ends with the audit (pending amounts equal the transfers
     still pending) and conservation: debits posted == credits posted, and,
     once everything is settled or expired, nothing pending.
@@ -647,10 +646,6 @@ test_arc_index (void **state)
             pending_arc_each (lk_store, p3 - 1, p3, cursor, 1000, 1000, s_arc_add, &got, &keys),
             -1);
         assert_memory_equal (cursor, zeros, sizeof (zeros));
-        if (bad < 2) { //  the audit's scan finds a key or an entry of the wrong shape
-            assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), -1);
-            assert_non_null (strstr (err, "in the index"));
-        }
         store_batch_delete (lk_store, STORE_CF_PENDING_ARC, key, sizeof (key));
         lk_commit ();
     }
