@@ -36,6 +36,14 @@
     stops, the shard restarts (a frozen source holds its arc's pending
     transfers from expiring during its recovery) and the tool is run
     again, until the change completes; then the checks above.
+
+    test_failover_with_pending: the same pending transfers, s1 started with
+    a semi-synchronous standby (--standby, rbk_standby_start) and armed at
+    migrate.shipped: its primary dies by SIGKILL once it has shipped the
+    final round of its first step (the arc frozen for good, its pending
+    transfers held, no handover yet). The standby is promoted (`rlctl
+    promote s1 STANDBY`: exit 0), apply is run again and must complete
+    (exit 0), then `rebalance check`, the audit and the checks above.
 */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -53,24 +61,27 @@
 #include <czmq.h>
 
 #include "codec.h"
+#include "replkit.h"
 #include "ring.h"
 #include "routerkit.h"
 #include "test_rebalance_kit.h"
 #include "testkit.h"
 
-#define S_TAG         0x504d4947ull //  "PMIG"
-#define S_LEDGER      64
-#define S_ACCOUNTS    300
-#define S_PENDING     200 //  pending transfers made before the change
-#define S_TOOL_MAX_MS 60000
-#define S_SHORT_S_MAX 4     //  the short timeouts: 1..S_SHORT_S_MAX s
-#define S_WAIT_MS     20000 //  expiries are released within this
-#define S_KILLS       4
+#define S_TAG          0x504d4947ull //  "PMIG"
+#define S_LEDGER       64
+#define S_ACCOUNTS     300
+#define S_PENDING      200 //  pending transfers made before the change
+#define S_TOOL_MAX_MS  60000
+#define S_SHORT_S_MAX  4     //  the short timeouts: 1..S_SHORT_S_MAX s
+#define S_WAIT_MS      20000 //  expiries are released within this
+#define S_KILLS        4
+#define S_REPL_TIMEOUT "400" //  --repl-timeout-ms of s1's primary (test_failover_with_pending)
 
 typedef struct {
     rbk_cluster_t c; //  s1..s4, R0 and R1, the router
     tk_model_t model;
     uint64_t rng;
+    tk_shard_t standby; //  s1's (test_failover_with_pending), pid 0: none
 } s_ctx_t;
 
 //  One pending transfer the test made, and what became of it.
@@ -162,12 +173,27 @@ s_audit (s_ctx_t *ctx)
 
 //  Setup -----------------------------------------------------------------------
 
+//  s1's standby, started before s1, whose primary dies by SIGKILL once it
+//  has shipped its first final round (migrate.shipped).
+static void
+s_standby_hook (rbk_cluster_t *cluster, size_t index, void *arg)
+{
+    s_ctx_t *ctx = arg;
+    if (index == 0) {
+        rbk_standby_start (cluster, index, &ctx->standby, S_REPL_TIMEOUT);
+        cluster->shards[index].env[0] = "RL_FAILPOINTS=migrate.shipped=crash@1";
+    }
+}
+
 static int
-s_setup_with (void **state, const char *durability)
+s_setup_with (void **state, const char *durability, rbk_shard_hook_fn *hook)
 {
     s_ctx_t *ctx = calloc (1, sizeof (s_ctx_t));
     assert_non_null (ctx);
-    rbk_cluster_start (&ctx->c, "test_migrate_pending", durability);
+    rbk_cluster_start_with (&ctx->c, "test_migrate_pending", durability, hook, ctx);
+    if (hook) {
+        rbk_wait_streaming (ctx->c.shards[0].endpoint);
+    }
     tk_model_init (&ctx->model, S_TAG, S_ACCOUNTS);
     rbk_create_plain_accounts (ctx->c.client, S_TAG, S_LEDGER, S_ACCOUNTS);
     const char *seed = getenv ("RL_SEED");
@@ -180,19 +206,28 @@ s_setup_with (void **state, const char *durability)
 static int
 s_setup (void **state)
 {
-    return s_setup_with (state, "nosync");
+    return s_setup_with (state, "nosync", NULL);
 }
 
 static int
 s_setup_crash (void **state)
 {
-    return s_setup_with (state, "manual-wal");
+    return s_setup_with (state, "manual-wal", NULL);
+}
+
+static int
+s_setup_failover (void **state)
+{
+    return s_setup_with (state, "nosync", s_standby_hook);
 }
 
 static int
 s_teardown (void **state)
 {
     s_ctx_t *ctx = *state;
+    if (ctx->standby.pid > 0) {
+        tk_shard_stop (ctx->c.h, &ctx->standby, SIGTERM);
+    }
     rbk_cluster_stop (&ctx->c);
     free (ctx);
     return 0;
@@ -561,12 +596,61 @@ test_crash_with_pending (void **state)
     s_after (ctx, list, made_ms);
 }
 
+//  s1, a source of every other step, fails over in the middle of its first
+//  one: its primary dies by SIGKILL once the final round is shipped (the
+//  arc frozen for good, its pending transfers held, the handover not yet
+//  made); its standby, which holds every write the primary acknowledged,
+//  is promoted (`rlctl promote s1 STANDBY`); apply, run again, follows the
+//  fail-over and completes the change; then the same checks as above.
+static void
+test_failover_with_pending (void **state)
+{
+    s_ctx_t *ctx = *state;
+    static s_pending_t list[S_PENDING];
+    s_make_pending (ctx, list);
+    int64_t made_ms = zclock_mono ();
+    for (size_t k = 0; k < S_PENDING; k += 7) {
+        if (!list[k].short_timeout) {
+            s_resolve (ctx, &list[k], k);
+        }
+    }
+    char dir[600];
+    s_path (ctx, "failover", dir, sizeof dir);
+    pid_t tool = s_apply_start (ctx, dir, NULL, "2000");
+    tk_shard_t *s1 = &ctx->c.shards[0];
+    int ws = 0;
+    while (harness_wait_exit (ctx->c.h, s1->pid, 0, &ws) != 0) {
+        int tool_ws = 0;
+        if (harness_wait_exit (ctx->c.h, tool, 0, &tool_ws) == 0) {
+            fail_msg ("apply ended (status %d) and s1 never reached migrate.shipped", tool_ws);
+        }
+        zclock_sleep (20);
+    }
+    assert_true (WIFSIGNALED (ws) && WTERMSIG (ws) == SIGKILL);
+    s1->pid = 0;
+    harness_kill (ctx->c.h, tool, SIGKILL);
+    (void) s_apply_wait (ctx, tool);
+    fprintf (stderr, "test_migrate_pending: s1's primary killed at migrate.shipped\n");
+    char *out = NULL;
+    int rc = rbk_rlctl_promote (&ctx->c, 1, "s1", ctx->standby.endpoint, &out);
+    if (rc != 0 || !strstr (out, "done:")) {
+        fail_msg ("rlctl promote s1 %s: exit %d; said:\n%s", ctx->standby.endpoint, rc, out);
+    }
+    free (out);
+    rk_wait_serving (ctx->standby.endpoint);
+    assert_int_equal (s_apply_wait (ctx, s_apply_start (ctx, dir, NULL, "2000")), 0);
+    assert_int_equal (s_check (ctx, dir), 0);
+    s_audit (ctx);
+    s_after (ctx, list, made_ms);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_grow_with_pending, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_crash_with_pending, s_setup_crash, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failover_with_pending, s_setup_failover, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

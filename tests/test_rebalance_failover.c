@@ -117,15 +117,12 @@
 #define S_SHORT_ROUNDS    2    //  load batches between the promotion and apply's rerun
 #define S_SHORT_CALL_MS   1000 //  their one attempt each
 #define S_STEPS_MAX       64
-#define S_APPLY_TIMEOUT   "2000"  //  apply --timeout-ms
-#define S_RUNNING_TIMEOUT "1000"  //  the same, of the apply running at the kill (dies_in_copy)
-#define S_REPL_TIMEOUT    "400"   //  --repl-timeout-ms of the replicated primary
-#define S_RLCTL_TIMEOUT   "15000" //  rlctl --timeout-ms
-#define S_RLCTL_WAIT_MS   60000
-#define S_CATCH_UP_MS     10000 //  the router serves the shards' final ring within this
-#define S_COPY_DELAY_MS   4000  //  test_s1_dies_in_copy: apply's pause after s1's begin
-#define S_FAILOVER_WAIT_S "60"  //  --failover-wait-s of the apply running at the kill
-#define S_ARGS_MAX        24
+#define S_APPLY_TIMEOUT   "2000" //  apply --timeout-ms
+#define S_RUNNING_TIMEOUT "1000" //  the same, of the apply running at the kill (dies_in_copy)
+#define S_REPL_TIMEOUT    "400"  //  --repl-timeout-ms of the replicated primary
+#define S_CATCH_UP_MS     10000  //  the router serves the shards' final ring within this
+#define S_COPY_DELAY_MS   4000   //  test_s1_dies_in_copy: apply's pause after s1's begin
+#define S_FAILOVER_WAIT_S "60"   //  --failover-wait-s of the apply running at the kill
 
 typedef struct {
     char state[32], source[32], target[32];
@@ -227,33 +224,6 @@ s_expect_tool (s_ctx_t *ctx, const char *what, int got, int want)
         harness_dump_log (ctx->c.h, "rebalance");
         fail_msg ("%s: exit %d, want %d (the rebalance log above)", what, got, want);
     }
-}
-
-//  `rlctl --connect S2 promote SHARD STANDBY` as the tester (an admin): its
-//  exit code, its output in *out_p (malloc'd). s2 is never failed over;
-//  rlctl reads its ring, then the newest that any shard of it serves.
-static int
-s_rlctl_promote (s_ctx_t *ctx, const char *shard, const char *standby, char **out_p)
-{
-    static char rlctl[512], cert[512], key[64];
-    snprintf (rlctl, sizeof rlctl, "%s/tools/rlctl", harness_bin_dir ());
-    snprintf (cert, sizeof cert, "%s/private/tester.key_secret", tk_keys_dir (ctx->c.h));
-    snprintf (key, sizeof key, "%s", tk_key (ctx->c.h, "shard", "s2"));
-    char *argv[S_ARGS_MAX] = {rlctl,     "--connect",    ctx->c.shards[1].endpoint,
-                              "--cert",  cert,           "--server-key",
-                              key,       "--timeout-ms", S_RLCTL_TIMEOUT,
-                              "promote", (char *) shard, (char *) standby,
-                              NULL};
-    char path[600];
-    snprintf (path, sizeof path, "%s/rlctl-promote.log", harness_dir (ctx->c.h));
-    unlink (path);
-    pid_t pid = harness_spawn (ctx->c.h, "rlctl-promote", argv, NULL);
-    assert_true (pid > 0);
-    int ws = 0;
-    assert_int_equal (harness_wait_exit (ctx->c.h, pid, S_RLCTL_WAIT_MS, &ws), 0);
-    *out_p = harness_read_file (path, NULL);
-    assert_non_null (*out_p);
-    return WIFEXITED (ws) ? WEXITSTATUS (ws) : -WTERMSIG (ws);
 }
 
 //  The plan -------------------------------------------------------------------
@@ -423,7 +393,7 @@ s_promote (s_ctx_t *ctx)
     const char *name = ctx->c.shards[ctx->victim].name;
     char *out = NULL;
     int64_t t0 = zclock_mono ();
-    int rc = s_rlctl_promote (ctx, name, ctx->standby.endpoint, &out);
+    int rc = rbk_rlctl_promote (&ctx->c, 1, name, ctx->standby.endpoint, &out);
     if (rc != 0 || !strstr (out, "done:")) {
         fail_msg ("rlctl promote %s %s: exit %d; said:\n%s", name, ctx->standby.endpoint, rc, out);
     }
@@ -521,42 +491,8 @@ static void
 s_hook (rbk_cluster_t *cluster, size_t index, void *arg)
 {
     s_ctx_t *ctx = arg;
-    if (index != ctx->victim) {
-        return;
-    }
-    tk_shard_t *primary = &cluster->shards[index];
-    tk_shard_t *sb = &ctx->standby;
-    tk_shard_init (cluster->h, sb, primary->name);
-    snprintf (sb->data_dir, sizeof sb->data_dir, "%s/%s-standby", harness_dir (cluster->h),
-              primary->name);
-    snprintf (sb->ring_file, sizeof sb->ring_file, "%s", primary->ring_file);
-    sb->durability = "sync"; //  a standby syncs what it acknowledges
-    sb->args[0] = "--standby-of";
-    sb->args[1] = primary->endpoint;
-    assert_true (tk_shard_start (cluster->h, sb) > 0);
-    primary->args[0] = "--standby";
-    primary->args[1] = sb->endpoint;
-    primary->args[2] = "--repl-timeout-ms";
-    primary->args[3] = S_REPL_TIMEOUT;
-}
-
-//  The victim's primary streams to its standby.
-static void
-s_wait_streaming (s_ctx_t *ctx)
-{
-    int64_t deadline = zclock_mono () + TK_READY_TIMEOUT_MS;
-    for (;;) {
-        rl_repl_rec_t recs[RL_REPL_RECORDS_MAX];
-        size_t n = rk_repl (ctx->c.shards[ctx->victim].endpoint, recs);
-        for (size_t i = 0; i < n; i++) {
-            if (recs[i].role == RL_REPL_LINK && recs[i].state == RL_REPL_STREAMING) {
-                return;
-            }
-        }
-        if (zclock_mono () > deadline) {
-            fail_msg ("%s does not stream to its standby", ctx->c.shards[ctx->victim].name);
-        }
-        zclock_sleep (20);
+    if (index == ctx->victim) {
+        rbk_standby_start (cluster, index, &ctx->standby, S_REPL_TIMEOUT);
     }
 }
 
@@ -569,7 +505,7 @@ s_setup (void **state)
     assert_non_null (ctx);
     ctx->victim = victim;
     rbk_cluster_start_with (&ctx->c, "test_rebalance_failover", "nosync", s_hook, ctx);
-    s_wait_streaming (ctx);
+    rbk_wait_streaming (ctx->c.shards[ctx->victim].endpoint);
     s_path (ctx, "plan", ctx->dir, sizeof ctx->dir);
     rbk_load_init (&ctx->load, ctx->c.client, S_TAG, S_LEDGER, S_ACCOUNTS, S_TRANSFERS, 11);
     rbk_create_accounts (&ctx->load);
@@ -980,7 +916,7 @@ test_s1_mixed_rings (void **state)
     s_kill_primary (ctx);
     assert_int_equal (harness_kill (ctx->c.h, ctx->c.shards[3].pid, SIGSTOP), 0);
     char *out = NULL;
-    int rc = s_rlctl_promote (ctx, "s1", ctx->standby.endpoint, &out);
+    int rc = rbk_rlctl_promote (&ctx->c, 1, "s1", ctx->standby.endpoint, &out);
     assert_int_equal (harness_kill (ctx->c.h, ctx->c.shards[3].pid, SIGCONT), 0);
     if (rc != 1 || !strstr (out, "INCOMPLETE")) {
         fail_msg ("rlctl promote with s4 stopped: exit %d, want 1 (INCOMPLETE); said:\n%s", rc,

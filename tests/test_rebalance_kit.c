@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <czmq.h>
 
 #include "codec.h"
+#include "replkit.h"
 #include "rl_rand.h"
 
 uint16_t
@@ -408,4 +410,71 @@ void
 rbk_create_plain_accounts (rl_client_t *client, uint64_t tag, uint32_t ledger, size_t count)
 {
     s_create_accounts (client, tag, ledger, count, false);
+}
+
+//  A fail-over -------------------------------------------------------------------
+
+void
+rbk_standby_start (rbk_cluster_t *cluster, size_t index, tk_shard_t *standby,
+                   const char *repl_timeout_ms)
+{
+    assert_true (index < RBK_SHARDS);
+    tk_shard_t *primary = &cluster->shards[index];
+    tk_shard_init (cluster->h, standby, primary->name);
+    snprintf (standby->data_dir, sizeof standby->data_dir, "%s/%s-standby",
+              harness_dir (cluster->h), primary->name);
+    snprintf (standby->ring_file, sizeof standby->ring_file, "%s", primary->ring_file);
+    standby->durability = "sync"; //  a standby syncs what it acknowledges
+    standby->args[0] = "--standby-of";
+    standby->args[1] = primary->endpoint;
+    assert_true (tk_shard_start (cluster->h, standby) > 0);
+    primary->args[0] = "--standby";
+    primary->args[1] = standby->endpoint;
+    primary->args[2] = "--repl-timeout-ms";
+    primary->args[3] = (char *) repl_timeout_ms;
+}
+
+void
+rbk_wait_streaming (const char *endpoint)
+{
+    int64_t deadline = zclock_mono () + TK_READY_TIMEOUT_MS;
+    for (;;) {
+        rl_repl_rec_t recs[RL_REPL_RECORDS_MAX];
+        size_t n = rk_repl (endpoint, recs);
+        for (size_t i = 0; i < n; i++) {
+            if (recs[i].role == RL_REPL_LINK && recs[i].state == RL_REPL_STREAMING) {
+                return;
+            }
+        }
+        if (zclock_mono () > deadline) {
+            fail_msg ("%s does not stream to its standby", endpoint);
+        }
+        zclock_sleep (20);
+    }
+}
+
+int
+rbk_rlctl_promote (rbk_cluster_t *cluster, size_t via, const char *shard, const char *standby,
+                   char **out_p)
+{
+    assert_true (via < RBK_SHARDS);
+    static char rlctl[512], cert[512], key[64];
+    snprintf (rlctl, sizeof rlctl, "%s/tools/rlctl", harness_bin_dir ());
+    snprintf (cert, sizeof cert, "%s/private/tester.key_secret", tk_keys_dir (cluster->h));
+    snprintf (key, sizeof key, "%s", tk_key (cluster->h, "shard", cluster->shards[via].name));
+    char *argv[] = {rlctl,     "--connect",    cluster->shards[via].endpoint,
+                    "--cert",  cert,           "--server-key",
+                    key,       "--timeout-ms", "15000",
+                    "promote", (char *) shard, (char *) standby,
+                    NULL};
+    char path[600];
+    snprintf (path, sizeof path, "%s/rlctl-promote.log", harness_dir (cluster->h));
+    unlink (path);
+    pid_t pid = harness_spawn (cluster->h, "rlctl-promote", argv, NULL);
+    assert_true (pid > 0);
+    int ws = 0;
+    assert_int_equal (harness_wait_exit (cluster->h, pid, RBK_RLCTL_WAIT_MS, &ws), 0);
+    *out_p = harness_read_file (path, NULL);
+    assert_non_null (*out_p);
+    return WIFEXITED (ws) ? WEXITSTATUS (ws) : -WTERMSIG (ws);
 }

@@ -140,4 +140,21 @@ char *rbk_path (harness_t *h, const char *name, char *out, size_t size);
 //  Creates accounts 1..count of `tag` on `ledger` without flags; each must be ok.
 void rbk_create_plain_accounts (rl_client_t *client, uint64_t tag, uint32_t ledger, size_t count);
 
+//  A fail-over (docs/replication.md) ------------------------------------------
+
+#define RBK_RLCTL_WAIT_MS 60000 //  rlctl promote ends within this
+
+//  For a hook of rbk_cluster_start_with, before shard `index` starts: starts
+//  `standby` (--standby-of the shard, durability sync, its data beside the
+//  harness's) and gives the shard --standby and --repl-timeout-ms
+//  repl_timeout_ms (a string that outlives the shard's start).
+void rbk_standby_start (rbk_cluster_t *cluster, size_t index, tk_shard_t *standby,
+                        const char *repl_timeout_ms);
+//  Waits until the primary at `endpoint` streams to its standby.
+void rbk_wait_streaming (const char *endpoint);
+//  `rlctl --connect <shard via> promote SHARD STANDBY` as the tester (an
+//  admin): its exit code (-signal), its output in *out_p (malloc'd).
+int rbk_rlctl_promote (rbk_cluster_t *cluster, size_t via, const char *shard, const char *standby,
+                       char **out_p);
+
 #endif
