@@ -475,19 +475,27 @@ s_after (s_ctx_t *ctx, s_pending_t *list, int64_t made_ms)
 
 //  Cases ---------------------------------------------------------------------
 
-static void
-test_grow_with_pending (void **state)
+//  The pending transfers of a case, some resolved before the change (their
+//  states and records move too); the time they were made.
+static int64_t
+s_before (s_ctx_t *ctx, s_pending_t *list)
 {
-    s_ctx_t *ctx = *state;
-    static s_pending_t list[S_PENDING];
     s_make_pending (ctx, list);
     int64_t made_ms = zclock_mono ();
-    //  Some resolved before the change: their states and records move too.
     for (size_t k = 0; k < S_PENDING; k += 7) {
         if (!list[k].short_timeout) {
             s_resolve (ctx, &list[k], k);
         }
     }
+    return made_ms;
+}
+
+static void
+test_grow_with_pending (void **state)
+{
+    s_ctx_t *ctx = *state;
+    static s_pending_t list[S_PENDING];
+    int64_t made_ms = s_before (ctx, list);
     char dir[600];
     s_path (ctx, "grow", dir, sizeof dir);
     //  Each freeze lasts 300 ms at least, so that short timeouts fall due
@@ -607,13 +615,7 @@ test_failover_with_pending (void **state)
 {
     s_ctx_t *ctx = *state;
     static s_pending_t list[S_PENDING];
-    s_make_pending (ctx, list);
-    int64_t made_ms = zclock_mono ();
-    for (size_t k = 0; k < S_PENDING; k += 7) {
-        if (!list[k].short_timeout) {
-            s_resolve (ctx, &list[k], k);
-        }
-    }
+    int64_t made_ms = s_before (ctx, list);
     char dir[600];
     s_path (ctx, "failover", dir, sizeof dir);
     pid_t tool = s_apply_start (ctx, dir, NULL, "2000");
