@@ -1700,10 +1700,11 @@ pending_audit (const pending_t *self, char *err, size_t err_size)
 #define S_AUDIT_STEPS 32
 
 typedef struct {
-    uint8_t key[PENDING_ARC_KEY_SIZE];
     uint32_t live; //  index in live
     uint8_t k;     //  which of its keys (s_index_keys)
+    uint8_t key[PENDING_ARC_KEY_SIZE];
 } s_audit_key_t;
+_Static_assert(sizeof (s_audit_key_t) == 48, "a million transfers still pending: 96 MB of keys");
 
 static int
 s_audit_key_cmp (const void *a, const void *b)
@@ -1776,6 +1777,14 @@ s_audit_index (pending_t *self, char *err, size_t err_size)
         bool found = key && key_size == PENDING_ARC_KEY_SIZE
                      && memcmp (key, keys[j].key, PENDING_ARC_KEY_SIZE) == 0;
         const uint8_t *value = found ? store_iter_value (it, &value_size) : NULL;
+        if (!found && store_failed (self->store)) {
+            //  A read that failed (store_iter_valid failed the store), not
+            //  a key that is missing.
+            snprintf (err, err_size, "the index by account could not be read: %s",
+                      store_error (self->store));
+            rc = -1;
+            break;
+        }
         rl_transfer_t record = e->t;
         uint8_t want[RL_TRANSFER_SIZE];
         record.reserved = (uint64_t) PENDING_STATE_PENDING | (uint64_t) e->side << 8;

@@ -249,7 +249,8 @@ s_cf_options_new (store_t *self, store_cf_t cf)
     if (cf == STORE_CF_PENDING_ARC) {
         //  Small memtables, so that a scan's sort of the one being written
         //  is short (above); more of them than the default two, so that
-        //  writes never wait while another family's 64 MB flush runs; and
+        //  writes wait less often while another family's 64 MB flush runs
+        //  (one flush at a time, max_background_jobs); and
         //  16 files (64 MB) in level 0 before a compaction, not the default
         //  4 (16 MB): its keys are random, so every compaction of level 0
         //  rewrites all of level 1.

@@ -53,6 +53,7 @@
 
 #include <cmocka.h>
 
+#include "failpoint.h"
 #include "imported.h"
 #include "ledgerkit.h"
 #include "pending.h"
@@ -665,6 +666,15 @@ test_arc_index (void **state)
     lk_commit ();
     assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), -1);
     assert_non_null (strstr (err, "no key in the index by account (credit account)"));
+
+    //  A read of the index that fails is said as such, not as a missing key.
+    assert_int_equal (setenv ("RL_FAILPOINTS", "store.iter=error", 1), 0);
+    assert_int_equal (failpoint_init (err, sizeof (err)), 0);
+    assert_int_equal (ledger_audit (lk_ledger, err, sizeof (err)), -1);
+    unsetenv ("RL_FAILPOINTS");
+    assert_int_equal (failpoint_init (NULL, 0), 0);
+    assert_non_null (strstr (err, "the index by account could not be read"));
+    lk_restart (false); //  the store failed: reopened
     lk_teardown ();
 }
 
