@@ -4,11 +4,11 @@
 rl_add_unit(test_chains 32 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_chains.c
             ${CMAKE_CURRENT_LIST_DIR}/ledgerkit.c LIBS rlshard)
 set_tests_properties(test_chains PROPERTIES ENVIRONMENT RL_SKIP=test_pending_room)
-# Its case with the pending table filled to its limit, alone (19.9 s; 46.2 s
-# with sanitizers, quiet). Before the pending table's index by account:
-# 5.7 s and 14.5 s. Of the 14 s it added, 8.5 s are the audit's reads of
-# the index keys of 1,048,576 transfers still pending, the rest the keys'
-# writes.
+# Its case with the pending table filled to its limit, alone (9.1 s; 27.4 s
+# with sanitizers, in a run of the whole suite). Before the pending table's
+# index by account: 5.7 s and 14.5 s; the rest is the index keys' writes
+# and the audit's sorted walk over the 2,097,152 keys of 1,048,576
+# transfers still pending.
 rl_add_test(test_chains_room 48 test_chains)
 set_tests_properties(test_chains_room PROPERTIES ENVIRONMENT RL_CASE=test_pending_room)
 # The debit leg of a chain's member at its debit shard, driven by hand on a

@@ -604,8 +604,8 @@ test_crash_with_pending (void **state)
     s_after (ctx, list, made_ms);
 }
 
-//  s1, a source of every other step, fails over in the middle of its first
-//  one: its primary dies by SIGKILL once the final round is shipped (the
+//  s1, a source of some of the change's steps, fails over in the middle of
+//  its first one: its primary dies by SIGKILL once the final round is shipped (the
 //  arc frozen for good, its pending transfers held, the handover not yet
 //  made); its standby, which holds every write the primary acknowledged,
 //  is promoted (`rlctl promote s1 STANDBY`); apply, run again, follows the
