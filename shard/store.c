@@ -45,9 +45,14 @@
       - transfers: keys are shard timestamps, so inserts arrive in key order
         and the skiplist insert is cheap; no compression (CPU is the limit).
       - tx_index and history are written only through SST ingestion at
-        checkpoints (sorted in memory first), never through the memtable;
-        they carry full bloom filters because every new transfer id is
-        looked up there once for idempotency, and almost all miss.
+        checkpoints (sorted in memory first), never through the memtable.
+        tx_index carries full bloom filters (as do accounts, legs,
+        imported, pending, pending_arc) for the gets that the id filter
+        does not answer; history has none: only iterators read it.
+      - tx_index, history, legs, imported and pending_arc have random
+        keys, so each file in level 0 spans the key space and each
+        compaction of level 0 rewrites level 1: STORE_RANDOM_L0_FILES files
+        wait in level 0 before one, not RocksDB's default 4.
       - xlog and prepared: a vector memtable (entries appended unsorted,
         sorted once at flush) instead of the skiplist. Every cross-shard
         transfer puts and deletes one entry in each, and a turn interleaves
@@ -66,9 +71,7 @@
         copy of it, so its memtable is STORE_PENDING_ARC_BUFFER_BYTES: tens
         of thousands of keys, a sort of milliseconds for each chunk of the
         final round of a migration, which reads the arc while it is
-        frozen. Up to STORE_PENDING_ARC_BUFFERS of them, and
-        STORE_PENDING_ARC_L0_FILES files in level 0 before a compaction
-        (below).
+        frozen. Up to STORE_PENDING_ARC_BUFFERS of them.
       - statistics are on, so that benchmarks read keys and bytes written
         from RocksDB itself.
 */
@@ -101,10 +104,10 @@ static const char *s_cf_names[STORE_CF_COUNT] = {
 #define STORE_WRITE_BUFFER_BYTES       (64u << 20) //  memtable size per column family
 #define STORE_PENDING_ARC_BUFFER_BYTES (4u << 20)  //  pending_arc's: its scans sort it
 #define STORE_PENDING_ARC_BUFFERS      4           //  pending_arc's memtables, at most
-#define STORE_PENDING_ARC_L0_FILES     16          //  level-0 files before its compaction
-#define STORE_BLOOM_BITS_PER_KEY       10.0        //  ~1% false positives
-#define STORE_ERROR_SIZE               256         //  bytes of the last error text
-#define STORE_INFO_LOG_LEVEL           4           //  RocksDB's InfoLogLevel FATAL_LEVEL
+#define STORE_RANDOM_L0_FILES          16 //  random-key families: level-0 files before a compaction
+#define STORE_BLOOM_BITS_PER_KEY       10.0 //  ~1% false positives
+#define STORE_ERROR_SIZE               256  //  bytes of the last error text
+#define STORE_INFO_LOG_LEVEL           4    //  RocksDB's InfoLogLevel FATAL_LEVEL
 
 struct store_t {
     rocksdb_t *db;
@@ -235,10 +238,25 @@ s_cf_options_new (store_t *self, store_cf_t cf)
     if (self->env) {
         rocksdb_options_set_env (options, self->env); //  SST files written for ingestion too
     }
-    if (cf == STORE_CF_TX_INDEX || cf == STORE_CF_HISTORY || cf == STORE_CF_ACCOUNTS
-        || cf == STORE_CF_LEGS || cf == STORE_CF_IMPORTED || cf == STORE_CF_PENDING
-        || cf == STORE_CF_PENDING_ARC) {
+    if (cf == STORE_CF_TX_INDEX || cf == STORE_CF_ACCOUNTS || cf == STORE_CF_LEGS
+        || cf == STORE_CF_IMPORTED || cf == STORE_CF_PENDING || cf == STORE_CF_PENDING_ARC) {
+        //  Bloom filters where gets look keys up. history is read only by
+        //  iterators, which filters never serve: building one for each of
+        //  its files, at every checkpoint and every compaction, was waste.
         rocksdb_options_set_block_based_table_factory (options, self->table_options);
+    }
+    if (cf == STORE_CF_TX_INDEX || cf == STORE_CF_HISTORY || cf == STORE_CF_LEGS
+        || cf == STORE_CF_IMPORTED || cf == STORE_CF_PENDING_ARC) {
+        //  Random keys: every file that reaches level 0 (a checkpoint's
+        //  ingested file, a flushed memtable) spans the whole key space,
+        //  so each compaction of level 0 rewrites all of level 1. With
+        //  the default trigger of 4 files, that rewrite was most of the
+        //  shards' compaction CPU during a migration (docs/storage.md);
+        //  16 files make it four times rarer. Gets pay a bloom probe per
+        //  level-0 file.
+        rocksdb_options_set_level0_file_num_compaction_trigger (options, STORE_RANDOM_L0_FILES);
+        rocksdb_options_set_level0_slowdown_writes_trigger (options, 2 * STORE_RANDOM_L0_FILES + 8);
+        rocksdb_options_set_level0_stop_writes_trigger (options, 3 * STORE_RANDOM_L0_FILES + 8);
     }
     if (cf == STORE_CF_XLOG || cf == STORE_CF_PREPARED || cf == STORE_CF_PENDING_ARC) {
         //  Written on every cross-shard transfer, or every pending state,
@@ -250,18 +268,10 @@ s_cf_options_new (store_t *self, store_cf_t cf)
         //  Small memtables, so that a scan's sort of the one being written
         //  is short (above); more of them than the default two, so that
         //  writes wait less often while another family's 64 MB flush runs
-        //  (one flush at a time, max_background_jobs); and
-        //  16 files (64 MB) in level 0 before a compaction, not the default
-        //  4 (16 MB): its keys are random, so every compaction of level 0
-        //  rewrites all of level 1.
+        //  (one flush at a time, max_background_jobs). Its keys are random
+        //  too: level 0 holds STORE_RANDOM_L0_FILES of its files (above).
         rocksdb_options_set_write_buffer_size (options, STORE_PENDING_ARC_BUFFER_BYTES);
         rocksdb_options_set_max_write_buffer_number (options, STORE_PENDING_ARC_BUFFERS);
-        rocksdb_options_set_level0_file_num_compaction_trigger (options,
-                                                                STORE_PENDING_ARC_L0_FILES);
-        rocksdb_options_set_level0_slowdown_writes_trigger (options,
-                                                            2 * STORE_PENDING_ARC_L0_FILES + 8);
-        rocksdb_options_set_level0_stop_writes_trigger (options,
-                                                        3 * STORE_PENDING_ARC_L0_FILES + 8);
     }
     return options;
 }
