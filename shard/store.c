@@ -252,8 +252,10 @@ s_cf_options_new (store_t *self, store_cf_t cf)
         //  so each compaction of level 0 rewrites all of level 1. With
         //  the default trigger of 4 files, that rewrite was most of the
         //  shards' compaction CPU during a migration (docs/storage.md);
-        //  16 files make it four times rarer. Gets pay a bloom probe per
-        //  level-0 file.
+        //  16 files make it up to four times rarer. RocksDB also
+        //  compacts level 0 once it holds max_bytes_for_level_base (256
+        //  MB): imported's flushes, about 50 MB each, reach that at about
+        //  6 files. Gets and iterators pay a probe per level-0 file.
         rocksdb_options_set_level0_file_num_compaction_trigger (options, STORE_RANDOM_L0_FILES);
         rocksdb_options_set_level0_slowdown_writes_trigger (options, 2 * STORE_RANDOM_L0_FILES + 8);
         rocksdb_options_set_level0_stop_writes_trigger (options, 3 * STORE_RANDOM_L0_FILES + 8);
