@@ -104,10 +104,10 @@ static const char *s_cf_names[STORE_CF_COUNT] = {
 #define STORE_WRITE_BUFFER_BYTES       (64u << 20) //  memtable size per column family
 #define STORE_PENDING_ARC_BUFFER_BYTES (4u << 20)  //  pending_arc's: its scans sort it
 #define STORE_PENDING_ARC_BUFFERS      4           //  pending_arc's memtables, at most
-#define STORE_RANDOM_L0_FILES          16 //  random-key families: level-0 files before a compaction
-#define STORE_BLOOM_BITS_PER_KEY       10.0 //  ~1% false positives
-#define STORE_ERROR_SIZE               256  //  bytes of the last error text
-#define STORE_INFO_LOG_LEVEL           4    //  RocksDB's InfoLogLevel FATAL_LEVEL
+#define STORE_RANDOM_L0_FILES          16          //  level-0 files before a compaction
+#define STORE_BLOOM_BITS_PER_KEY       10.0        //  ~1% false positives
+#define STORE_ERROR_SIZE               256         //  bytes of the last error text
+#define STORE_INFO_LOG_LEVEL           4           //  RocksDB's InfoLogLevel FATAL_LEVEL
 
 struct store_t {
     rocksdb_t *db;
