@@ -28,6 +28,9 @@ RL_FP_X (CHECKPOINT_STARTED, "checkpoint.started",
 RL_FP_X (CHECKPOINT_INGESTED, "checkpoint.ingested",
          "checkpoint: every index SST ingested, before the checkpoint batch (dirty accounts, "
          "checkpoint_ts)")
+RL_FP_X (CHECKPOINT_PIECE, "checkpoint.piece",
+         "checkpoint: a piece of the dirty accounts written (not synced) with the piece key, "
+         "before the next piece or the batch with checkpoint_ts")
 RL_FP_X (CHECKPOINT_COMMITTED, "checkpoint.committed",
          "checkpoint: checkpoint batch synced, before the loop drops the frozen generation")
 RL_FP_X (STORE_ITER, "store.iter",

@@ -12,15 +12,16 @@
     account record changed since the last checkpoint, taken right after a
     group commit, so that the copy is exactly the stored accounts plus the
     replay of the frozen transfers. The thread sorts and ingests the
-    indexes, then writes the copied accounts and checkpoint_ts in one
-    synced batch of its own; meanwhile the loop appends new transfers to
+    indexes, then writes the copied accounts (in pieces: PIECES) and
+    checkpoint_ts in a synced batch of its own; meanwhile the loop appends new transfers to
     the journal's other generation, and every lookup consults the live
     generation, then the frozen one, then the store, so that no id is ever
     missing in between. The loop drops the frozen generation (journal_thaw)
     only after it has seen the batch committed. A crash at any point leaves
     either the old checkpoint_ts (the replay rebuilds both generations from
     the WAL; index entries already ingested are re-ingested identically
-    later) or the new one with the accounts of the same instant.
+    later; the accounts of the pieces written are named by the piece key)
+    or the new one with the accounts of the same instant.
 
     STATES (the background's progress; `state` under `lock`)
 
@@ -35,8 +36,10 @@
                  history, writes each as an SST and ingests it
                  (store_ingest_sorted: failpoints store.ingest.staged and
                  store.ingest.done around the ingest).
-      INGESTED   the thread writes the accounts and checkpoint_ts in one
-                 batch (failpoint checkpoint.ingested just before).
+      INGESTED   the thread writes the accounts and checkpoint_ts: in one
+                 batch, or in pieces and then the batch (PIECES; failpoint
+                 checkpoint.ingested just before, checkpoint.piece after
+                 each piece but the last).
       COMMITTED  synced (failpoint checkpoint.committed just after); the
                  loop joins at its next turn and thaws the journal.
       FAILED     an SST write, an ingest or the batch failed (or a
@@ -84,6 +87,28 @@
        are left only by checkpoint_wait.
     5. The background thread blocks every signal: signals reach the loop.
 
+    PIECES
+    The accounts used to go in the one synced batch with checkpoint_ts. The
+    store's write lock is held while RocksDB writes a batch, and a loop's
+    group write waits for it: 10,000 accounts held it 20-74 ms, the open
+    loop's longest waits. So the accounts go in pieces of piece_accounts
+    (CHECKPOINT_PIECE_ACCOUNTS), each a write of its own, not synced,
+    between which the loop's writes pass. The pieces are in key order, and
+    each also puts the meta key checkpoint_piece: this checkpoint_ts and
+    the last account key written. The last piece goes into the synced batch
+    that writes checkpoint_ts and deletes checkpoint_piece. After a crash
+    in between, the stored accounts up to that key are as of this
+    checkpoint_ts (every account there was written by a piece, or has not
+    changed since the last checkpoint), the others as of the old one, so
+    the replay posts to the former only the transfers after this
+    checkpoint_ts (journal.c, invariant 4). It honours one key: a
+    checkpoint that finds checkpoint_piece on disk (an earlier one stopped
+    half way) goes whole, in one batch, and deletes it. So does one with
+    writes of the loop in its batch (a migration's adopted accounts: the
+    staged copies and these accounts change together) or few accounts.
+    The WAL keeps batches in order, so the synced batch makes every piece
+    durable, and a crash keeps a prefix of the pieces.
+
     THE ID FILTER'S GROWTH
     When the journal's id filter holds more ids than it was sized for, the
     loop asks the checkpoint it starts for a bigger one
@@ -123,6 +148,8 @@
 #include "journal.h"
 #include "log.h"
 
+#define S_ORDER_ENTRY (RL_ID_SIZE + 4) //  an account's key, then its index in the snapshot
+
 struct checkpoint_t {
     store_t *store;
     pthread_mutex_t lock;     //  guards state
@@ -143,6 +170,8 @@ struct checkpoint_t {
     size_t filter_extra;    //  ... with room for this many ids beyond those stored
     idfilter_t *filter;     //  ... built (the thread's while busy), or NULL
     uint64_t duration_ms;   //  of the last checkpoint, in the background
+    size_t piece_accounts;  //  accounts a piece writes (PIECES)
+    size_t pieces;          //  the last checkpoint's pieces before its batch
 };
 
 checkpoint_t *
@@ -160,8 +189,16 @@ checkpoint_new (store_t *store)
         return NULL;
     }
     pthread_mutex_init (&self->lock, NULL);
+    self->piece_accounts = CHECKPOINT_PIECE_ACCOUNTS;
     assert (self->state == CHECKPOINT_IDLE && !self->busy);
     return self;
+}
+
+void
+checkpoint_set_piece_accounts (checkpoint_t *self, size_t accounts)
+{
+    assert (self && !self->busy && accounts > 0);
+    self->piece_accounts = accounts;
 }
 
 void
@@ -415,25 +452,123 @@ s_ingest (checkpoint_t *self)
     return rc;
 }
 
+static void
+s_put_account (checkpoint_t *self, const rl_account_t *account)
+{
+    uint8_t key[RL_ID_SIZE];
+    uint8_t value[RL_ACCOUNT_SIZE];
+    codec_encode_id (account->id, key);
+    codec_encode_account (account, value);
+    store_batch_put_into (self->store, self->batch, STORE_CF_ACCOUNTS, key, sizeof (key), value,
+                          sizeof (value));
+}
+
+static void
+s_put_all (checkpoint_t *self)
+{
+    for (size_t i = 0; i < self->account_count; i++) {
+        s_put_account (self, &self->accounts[i]);
+    }
+}
+
+//  May the accounts go in pieces? Not when the loop put writes into the
+//  batch (they must be atomic with these accounts: ledger.c, "ADOPTED
+//  ACCOUNTS"), nor when one piece holds them all, nor when an earlier
+//  checkpoint's piece key is still on disk (it stopped half way): the
+//  replay can honour one key only (journal.c, invariant 4), so the
+//  checkpoint after it goes whole and deletes it. 1 yes, 0 no, -1 a read
+//  failed.
+static int
+s_in_pieces (checkpoint_t *self)
+{
+    if (store_batch_entries (self->batch) > 0 || self->account_count <= self->piece_accounts) {
+        return 0;
+    }
+    uint8_t value[JOURNAL_PIECE_SIZE];
+    size_t size = 0;
+    const char *name = JOURNAL_META_CHECKPOINT_PIECE;
+    int found = store_get (self->store, STORE_CF_META, name, strlen (name), value, sizeof (value),
+                           &size);
+    return found < 0 ? -1 : !found;
+}
+
+//  Every account but the last piece's, in pieces in key order, each
+//  written (not synced) with the piece key: this checkpoint_ts and the
+//  last key written. The last piece goes into the batch for s_commit.
+//  0, or -1 when a write failed (or a failpoint said error). Without
+//  memory for the order, all of them go into the batch.
+static int
+s_write_pieces (checkpoint_t *self)
+{
+    size_t count = self->account_count;
+    uint8_t *order = malloc (count * S_ORDER_ENTRY);
+    if (!order) {
+        rl_warn ("checkpoint: no memory to order %zu accounts: one batch", count);
+        s_put_all (self);
+        return 0;
+    }
+    for (size_t i = 0; i < count; i++) {
+        codec_encode_id (self->accounts[i].id, order + i * S_ORDER_ENTRY);
+        codec_put_u32 (order + i * S_ORDER_ENTRY + RL_ID_SIZE, (uint32_t) i);
+    }
+    if (checkpoint_sort (order, count, S_ORDER_ENTRY, RL_ID_SIZE) != 0) {
+        //  Unsorted, the piece key would not bound what was written.
+        s_put_all (self);
+        free (order);
+        return 0;
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < count;) {
+        size_t end = i + self->piece_accounts < count ? i + self->piece_accounts : count;
+        for (; i < end; i++) {
+            uint32_t index = codec_get_u32 (order + i * S_ORDER_ENTRY + RL_ID_SIZE);
+            assert (index < count);
+            s_put_account (self, &self->accounts[index]);
+        }
+        if (end == count) {
+            break; //  the last piece commits with checkpoint_ts
+        }
+        uint8_t piece[JOURNAL_PIECE_SIZE];
+        codec_put_u64 (piece, self->checkpoint_ts);
+        memcpy (piece + 8, order + (end - 1) * S_ORDER_ENTRY, RL_ID_SIZE);
+        store_batch_put_into (self->store, self->batch, STORE_CF_META,
+                              JOURNAL_META_CHECKPOINT_PIECE, strlen (JOURNAL_META_CHECKPOINT_PIECE),
+                              piece, sizeof (piece));
+        rc = store_batch_write (self->store, self->batch);
+        if (rc == 0) {
+            self->pieces++;
+            rc = RL_FAILPOINT (CHECKPOINT_PIECE);
+        }
+    }
+    free (order);
+    return rc;
+}
+
 //  The checkpoint batch: what the loop put there (checkpoint_batch), the
-//  accounts snapshot and checkpoint_ts, synced.
+//  accounts snapshot (its last piece) and checkpoint_ts, synced.
 static int
 s_commit (checkpoint_t *self)
 {
     assert (self->busy && checkpoint_state (self) == CHECKPOINT_INGESTED);
     assert (self->account_count <= self->accounts_cap);
-    for (size_t i = 0; i < self->account_count; i++) {
-        uint8_t key[RL_ID_SIZE];
-        uint8_t value[RL_ACCOUNT_SIZE];
-        codec_encode_id (self->accounts[i].id, key);
-        codec_encode_account (&self->accounts[i], value);
-        store_batch_put_into (self->store, self->batch, STORE_CF_ACCOUNTS, key, sizeof (key), value,
-                              sizeof (value));
+    int in_pieces = s_in_pieces (self);
+    if (in_pieces < 0) {
+        return -1;
+    }
+    self->pieces = 0;
+    if (in_pieces) {
+        if (s_write_pieces (self) != 0) {
+            return -1;
+        }
+    } else {
+        s_put_all (self);
     }
     uint8_t ts[8];
     codec_put_u64 (ts, self->checkpoint_ts);
     store_batch_put_into (self->store, self->batch, STORE_CF_META, JOURNAL_META_CHECKPOINT_TS,
                           strlen (JOURNAL_META_CHECKPOINT_TS), ts, sizeof (ts));
+    store_batch_delete_into (self->store, self->batch, STORE_CF_META, JOURNAL_META_CHECKPOINT_PIECE,
+                             strlen (JOURNAL_META_CHECKPOINT_PIECE));
     return store_batch_commit (self->store, self->batch);
 }
 
@@ -560,10 +695,10 @@ checkpoint_wait (checkpoint_t *self)
     assert (state == CHECKPOINT_COMMITTED || state == CHECKPOINT_FAILED);
     self->state = CHECKPOINT_IDLE;
     pthread_mutex_unlock (&self->lock);
-    rl_debug ("checkpoint at ts %" PRIu64 ": %zu transfers, %zu accounts, %" PRIu64
-              " ms in the background%s",
-              self->checkpoint_ts, self->transfer_count, self->account_count, self->duration_ms,
-              state == CHECKPOINT_FAILED ? " (failed)" : "");
+    rl_debug ("checkpoint at ts %" PRIu64 ": %zu transfers, %zu accounts (%zu pieces before its "
+              "batch), %" PRIu64 " ms in the background%s",
+              self->checkpoint_ts, self->transfer_count, self->account_count, self->pieces,
+              self->duration_ms, state == CHECKPOINT_FAILED ? " (failed)" : "");
     self->busy = false;
     self->transfers = NULL;
     self->transfer_count = self->account_count = 0;

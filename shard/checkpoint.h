@@ -2,9 +2,9 @@
 
     The loop hands over a frozen generation of transfers (journal.c) and a
     copy of the accounts they changed; a background thread sorts and
-    ingests the derived indexes and writes the accounts and checkpoint_ts
-    in one synced batch, while the loop goes on serving. See checkpoint.c
-    for the design, the states and the invariants.
+    ingests the derived indexes and writes the accounts (in pieces) and
+    checkpoint_ts (in a synced batch), while the loop goes on serving. See
+    checkpoint.c for the design, the states and the invariants.
 */
 #ifndef RL_CHECKPOINT_H
 #define RL_CHECKPOINT_H
@@ -29,6 +29,11 @@ typedef enum {
 
 //  NULL when memory ran out.
 checkpoint_t *checkpoint_new (store_t *store);
+//  Accounts per piece of the checkpoint's account writes (checkpoint.c,
+//  "PIECES"); the default, and a setter (loop thread, IDLE; tests and the
+//  shard's --checkpoint-piece-accounts).
+#define CHECKPOINT_PIECE_ACCOUNTS 256
+void checkpoint_set_piece_accounts (checkpoint_t *self, size_t accounts);
 //  Waits for a checkpoint in the background to end first.
 void checkpoint_destroy (checkpoint_t **self_p);
 

@@ -14,10 +14,13 @@
         and history (account, timestamp): kept in memory for the transfers
         since the last checkpoint ("recent"), then sorted and ingested as
         SST files, bypassing the memtable;
-      - the accounts (accounts.c), written by the checkpoint's batch.
+      - the accounts (accounts.c), written by the checkpoint (in pieces,
+        then its batch with checkpoint_ts: checkpoint.c, "PIECES").
     Recovery replays every transfer after checkpoint_ts onto the loaded
     accounts and rebuilds "recent". A crash between the ingest and the
-    checkpoint batch only re-ingests identical index entries.
+    checkpoint batch only re-ingests identical index entries; one between
+    two pieces of its accounts leaves the piece key, which the replay
+    honours (invariant 4).
 
     GENERATIONS
     The transfers since the checkpoint are held in two generations, each
@@ -44,6 +47,10 @@
        Recovery takes last_ts >= checkpoint_ts, so that no new timestamp
        falls at or below a checkpoint (the background batch writes
        checkpoint_ts alone: a last_ts there could move the stored one back).
+       While a checkpoint's accounts are written in pieces (meta
+       checkpoint_piece: its ts and the last account key written), the
+       accounts at or below that key hold the balances as of that ts, and
+       the replay posts to them only the transfers after it.
     6. The frozen generation is never written while frozen: the background
        checkpoint reads it without a lock.
 
@@ -194,6 +201,10 @@ struct journal_t {
     //  and the index in the batch of each (journal_probe's too: of each id read)
     uint8_t *legs_keys;
     uint32_t *legs_which;
+    //  Recovery: a checkpoint whose accounts stopped half way (invariant 4),
+    //  its ts (0: none) and the last account key its pieces wrote.
+    uint64_t piece_ts;
+    uint8_t piece_key[RL_ID_SIZE];
 };
 
 //  The room a bigger filter gets beyond the ids its scan finds: at least
@@ -661,9 +672,23 @@ journal_rollback (journal_t *self, size_t mark)
     }
 }
 
+//  Does the stored record of account id already hold the transfer at ts?
+//  Only when a checkpoint written in pieces wrote it (invariant 4): the
+//  accounts at or below its last key are as of its timestamp.
+static bool
+s_replay_covered (const journal_t *self, rl_id_t id, uint64_t ts)
+{
+    if (ts > self->piece_ts) {
+        return false; //  also: no checkpoint in pieces (piece_ts 0)
+    }
+    uint8_t key[RL_ID_SIZE];
+    codec_encode_id (id, key);
+    return memcmp (key, self->piece_key, RL_ID_SIZE) <= 0;
+}
+
 //  Re-applies a stored ok transfer (or leg) to the accounts held here.
 static int
-s_replay_one (accounts_t *accounts, const rl_transfer_t *t)
+s_replay_one (journal_t *self, accounts_t *accounts, const rl_transfer_t *t)
 {
     //  A pending transfer and a void post nothing: pending amounts are
     //  rebuilt from the transfers still pending (pending.c); a post posts
@@ -672,11 +697,11 @@ s_replay_one (accounts_t *accounts, const rl_transfer_t *t)
         return 0;
     }
     uint32_t leg = JOURNAL_LEG (t->reserved);
-    if (leg != JOURNAL_LEG_CREDIT
+    if (leg != JOURNAL_LEG_CREDIT && !s_replay_covered (self, t->debit_account_id, t->timestamp)
         && accounts_post (accounts, t->debit_account_id, true, t->amount) != 0) {
         return -1;
     }
-    if (leg != JOURNAL_LEG_DEBIT
+    if (leg != JOURNAL_LEG_DEBIT && !s_replay_covered (self, t->credit_account_id, t->timestamp)
         && accounts_post (accounts, t->credit_account_id, false, t->amount) != 0) {
         return -1;
     }
@@ -689,7 +714,8 @@ static int
 s_replay_record (journal_t *self, accounts_t *accounts, const rl_transfer_t *transfer, char *err,
                  size_t err_size)
 {
-    if (JOURNAL_RESULT (transfer->reserved) == RL_OK && s_replay_one (accounts, transfer) != 0) {
+    if (JOURNAL_RESULT (transfer->reserved) == RL_OK
+        && s_replay_one (self, accounts, transfer) != 0) {
         snprintf (err, err_size, "transfer at ts %" PRIu64 " names a missing account",
                   transfer->timestamp);
         return -1;
@@ -2156,6 +2182,43 @@ s_warm_verify (journal_t *self, char *err, size_t err_size)
     return rc;
 }
 
+//  A checkpoint whose accounts were being written in pieces when the shard
+//  stopped (invariant 4): its ts and last key, for the replay. One at or
+//  below checkpoint_ts was finished (its batch deletes the key): ignored.
+static int
+s_piece_read (journal_t *self, char *err, size_t err_size)
+{
+    self->piece_ts = 0;
+    uint8_t value[JOURNAL_PIECE_SIZE];
+    size_t size = 0;
+    const char *name = JOURNAL_META_CHECKPOINT_PIECE;
+    int found = store_get (self->store, STORE_CF_META, name, strlen (name), value, sizeof (value),
+                           &size);
+    if (found < 0) {
+        snprintf (err, err_size, "cannot read metadata: %s", store_error (self->store));
+        return -1;
+    }
+    if (found == 0) {
+        return 0;
+    }
+    if (size != JOURNAL_PIECE_SIZE) {
+        snprintf (err, err_size, "corrupt %s (%zu bytes)", name, size);
+        return -1;
+    }
+    uint64_t ts = codec_get_u64 (value);
+    if (ts > self->checkpoint_ts) {
+        self->piece_ts = ts;
+        memcpy (self->piece_key, value + 8, RL_ID_SIZE);
+        if (self->last_ts < ts) {
+            self->last_ts = ts; //  invariant 4: no new timestamp at or below it
+        }
+        rl_info ("journal: the checkpoint at ts %" PRIu64 " wrote part of its accounts; the "
+                 "replay skips what they hold",
+                 ts);
+    }
+    return 0;
+}
+
 void
 journal_set_adopt (journal_t *self, journal_adopt_fn *fn, void *arg)
 {
@@ -2176,6 +2239,9 @@ journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
     }
     if (self->last_ts < self->checkpoint_ts) {
         self->last_ts = self->checkpoint_ts; //  invariant 4
+    }
+    if (s_piece_read (self, err, err_size) != 0) {
+        return -1;
     }
     uint64_t accounts_ms = s_clock_ms (CLOCK_MONOTONIC);
     uint64_t accounts_cpu_ms = s_clock_ms (CLOCK_THREAD_CPUTIME_ID);
@@ -2256,6 +2322,7 @@ journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
              warm ? "it" : "the ingested and imported indexes", accounts_live_count (accounts),
              warm ? "taken over from it" : "loaded", accounts_ms, accounts_cpu_ms);
     self->opened_warm = warm != NULL;
+    self->piece_ts = 0; //  the replay is done; the next checkpoint deletes the key
     journal_warm_destroy (&warm);
     return 0;
 }

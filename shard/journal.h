@@ -241,5 +241,12 @@ bool journal_opened_warm (const journal_t *self);
 
 //  The meta key of the checkpoint timestamp (u64), written by the checkpoint's batch.
 #define JOURNAL_META_CHECKPOINT_TS "checkpoint_ts"
+//  The meta key of a checkpoint whose accounts are being written in pieces
+//  (checkpoint.c, "PIECES"): its checkpoint_ts (u64) and the key of the
+//  last account written (an encoded id), put with every piece, deleted by
+//  the batch that writes checkpoint_ts. Recovery does not replay a
+//  transfer up to that checkpoint_ts onto an account at or below that key.
+#define JOURNAL_META_CHECKPOINT_PIECE "checkpoint_piece"
+#define JOURNAL_PIECE_SIZE            (8 + RL_ID_SIZE)
 
 #endif

@@ -14,9 +14,10 @@
     coordinator, answers lookups and history, and runs checkpoints: after
     a group commit, it freezes the journal's recent transfers and copies
     the dirty accounts, and a background thread (checkpoint.c) ingests the
-    indexes as SST files, then writes those accounts and meta.checkpoint_ts
-    in one synced batch, while the loop goes on serving. A later turn sees
-    the checkpoint committed and thaws the journal.
+    indexes as SST files, then writes those accounts (in pieces) and
+    meta.checkpoint_ts (in a synced batch), while the loop goes on
+    serving. A later turn sees the checkpoint committed and thaws the
+    journal.
 
     Ownership is read from the ring served now: the ring maps an account
     id to a shard index (owner.h), compared with this shard's index. An
@@ -2050,6 +2051,13 @@ ledger_set_checkpoint_transfers (ledger_t *self, size_t transfers)
     assert (self);
     assert (transfers >= 1 && transfers <= RL_SHARD_CHECKPOINT_TRANSFERS);
     self->checkpoint_transfers = transfers;
+}
+
+void
+ledger_set_checkpoint_piece_accounts (ledger_t *self, size_t accounts)
+{
+    assert (self && accounts >= 1);
+    checkpoint_set_piece_accounts (self->checkpoint, accounts);
 }
 
 int

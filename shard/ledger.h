@@ -157,6 +157,9 @@ void ledger_before_commit (ledger_t *self);
 int ledger_after_commit (ledger_t *self);
 //  Transfers between checkpoints: 1..RL_SHARD_CHECKPOINT_TRANSFERS (tests use few).
 void ledger_set_checkpoint_transfers (ledger_t *self, size_t transfers);
+//  Accounts per piece of a checkpoint's account writes (checkpoint.h);
+//  only while no checkpoint runs (at start).
+void ledger_set_checkpoint_piece_accounts (ledger_t *self, size_t accounts);
 //  Forces a checkpoint now and waits for it (tests, shutdown).
 int ledger_checkpoint (ledger_t *self);
 

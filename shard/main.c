@@ -61,6 +61,7 @@
 #include <czmq.h>
 
 #include "arcs.h"
+#include "checkpoint.h"
 #include "failpoint.h"
 #include "ledger.h"
 #include "log.h"
@@ -120,6 +121,8 @@ s_usage (FILE *out)
              "                nosync: benchmark only, NOT durable;\n"
              "                manual-wal: tests, WAL held in memory until each commit\n"
              "  --checkpoint-transfers N  checkpoint every N transfers (default %u)\n"
+             "  --checkpoint-piece-accounts N  a checkpoint writes its accounts N at a\n"
+             "                            time (default %d; docs/storage.md)\n"
              "  --prepare-timeout-ms N    coordinator aborts an unprepared attempt (default %d)\n"
              "  --deadline-ms N           this shard answers a request within this; must exceed\n"
              "                            --prepare-timeout-ms (default %d, 2..%d)\n"
@@ -158,12 +161,13 @@ s_usage (FILE *out)
              "  --standby-of ENDPOINT     run as the standby of that primary: bind --bind,\n"
              "                            apply its stream, serve status and promote only\n"
              "                            (its writes synced: not with --durability nosync)\n",
-             RL_SHARD_CHECKPOINT_TRANSFERS, RL_PREPARE_TIMEOUT_MS, RL_SHARD_DEADLINE_MS,
-             RL_SHARD_DEADLINE_MS_MAX, RL_TP_QUERY_AFTER_MS, RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS,
-             RL_SHARD_TICK_MS, RL_TP_LOG_ENTRIES_MAX, RL_TP_LOG_ENTRIES_MAX,
-             (unsigned long long) RL_TP_RESERVE_PER_COORDINATOR_MAX, RL_TP_PREPARED_SHARE_PERCENT,
-             RL_RING_EPOCH_JUMP_MAX, RL_RING_EPOCH_JUMP_DEFAULT, RL_REPLY_QUEUE_BYTES_MIN,
-             RL_REPLY_QUEUE_BYTES_MAX, RL_REPLY_QUEUE_BYTES_DEFAULT, REPLICA_TIMEOUT_MS_DEFAULT);
+             RL_SHARD_CHECKPOINT_TRANSFERS, CHECKPOINT_PIECE_ACCOUNTS, RL_PREPARE_TIMEOUT_MS,
+             RL_SHARD_DEADLINE_MS, RL_SHARD_DEADLINE_MS_MAX, RL_TP_QUERY_AFTER_MS,
+             RL_TP_RETRY_MIN_MS, RL_TP_RETRY_MAX_MS, RL_SHARD_TICK_MS, RL_TP_LOG_ENTRIES_MAX,
+             RL_TP_LOG_ENTRIES_MAX, (unsigned long long) RL_TP_RESERVE_PER_COORDINATOR_MAX,
+             RL_TP_PREPARED_SHARE_PERCENT, RL_RING_EPOCH_JUMP_MAX, RL_RING_EPOCH_JUMP_DEFAULT,
+             RL_REPLY_QUEUE_BYTES_MIN, RL_REPLY_QUEUE_BYTES_MAX, RL_REPLY_QUEUE_BYTES_DEFAULT,
+             REPLICA_TIMEOUT_MS_DEFAULT);
 }
 
 //  --standby: a comma-separated list of endpoints.
@@ -209,6 +213,7 @@ s_parse_options (int argc, char **argv, s_main_t *self)
         {"durability", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {"checkpoint-transfers", required_argument, NULL, 'C'},
+        {"checkpoint-piece-accounts", required_argument, NULL, 'k'},
         {"prepare-timeout-ms", required_argument, NULL, 'P'},
         {"deadline-ms", required_argument, NULL, 'E'},
         {"query-after-ms", required_argument, NULL, 'Q'},
@@ -289,6 +294,10 @@ s_parse_options (int argc, char **argv, s_main_t *self)
             case 'C':
                 rc = options_long ("shard", "--checkpoint-transfers", optarg, 1,
                                    (long) RL_SHARD_CHECKPOINT_TRANSFERS, &o->checkpoint_transfers);
+                break;
+            case 'k':
+                rc = options_long ("shard", "--checkpoint-piece-accounts", optarg, 1,
+                                   (long) RL_SHARD_ACCOUNTS_MAX, &o->checkpoint_piece_accounts);
                 break;
             case 'P':
                 //  Its upper bound is the deadline, checked once both are known.
@@ -649,6 +658,9 @@ s_open (s_main_t *self)
     assert (outq_count (self->outq) == 0);
     if (o->checkpoint_transfers > 0) {
         ledger_set_checkpoint_transfers (self->ledger, (size_t) o->checkpoint_transfers);
+    }
+    if (o->checkpoint_piece_accounts > 0) {
+        ledger_set_checkpoint_piece_accounts (self->ledger, (size_t) o->checkpoint_piece_accounts);
     }
     ledger_set_arcs (self->ledger, self->arcs);
     coordinator_set_log_capacity (ledger_coordinator (self->ledger),

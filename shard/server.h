@@ -26,7 +26,8 @@ typedef struct {
     const char *data_dir;
     const char *ring_file;
     rl_durability_t durability;
-    long checkpoint_transfers; //  0: the default
+    long checkpoint_transfers;      //  0: the default
+    long checkpoint_piece_accounts; //  0: the default (CHECKPOINT_PIECE_ACCOUNTS)
     long prepare_timeout_ms;
     long deadline_ms; //  the shard answers a request within this (> prepare_timeout_ms)
     long query_after_ms;

@@ -779,6 +779,23 @@ store_batch_commit (store_t *self, store_batch_t *batch)
     return s_sync (self, false);
 }
 
+int
+store_batch_write (store_t *self, store_batch_t *batch)
+{
+    assert (self && batch);
+    assert (batch->batch != self->batch);
+    //  Durable with the next sync of the WAL, whoever starts it: the WAL
+    //  keeps batches in order, so a crash keeps a prefix of them.
+    return s_write (self, batch->batch, S_WRITE_UNSYNCED);
+}
+
+size_t
+store_batch_entries (const store_batch_t *batch)
+{
+    assert (batch);
+    return (size_t) rocksdb_writebatch_count (batch->batch);
+}
+
 bool
 store_failed (const store_t *self)
 {

@@ -151,6 +151,11 @@ void store_batch_delete_range_into (store_t *self, store_batch_t *batch, store_c
 //  the sync holds it too (store.c, invariant 2); a failure fails the store. The batch is empty
 //  afterwards. 0, or -1.
 int store_batch_commit (store_t *self, store_batch_t *batch);
+//  Writes batch without a sync of its own (a later sync, of any writer,
+//  makes it durable with every batch before it). Empty afterwards. 0, or -1.
+int store_batch_write (store_t *self, store_batch_t *batch);
+//  Entries in batch (puts and deletes).
+size_t store_batch_entries (const store_batch_t *batch);
 
 //  1 found (value copied, *value_size_p set, truncated to value_cap),
 //  0 not found, -1 error.

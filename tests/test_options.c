@@ -4,7 +4,8 @@
 
     - the shard's numeric options (--tp-log-capacity, --deadline-ms,
       --prepare-timeout-ms, the two-phase timers, --tick-ms,
-      --checkpoint-transfers, --tp-prepared-share, --tp-reserve-max): zero,
+      --checkpoint-transfers, --checkpoint-piece-accounts,
+      --tp-prepared-share, --tp-reserve-max): zero,
       negative, not a number, trailing text,
       overflow of a long, above the range;
     - the order of timeouts on a shard: --prepare-timeout-ms at or above
@@ -110,7 +111,7 @@ test_shard_numbers (void **state)
         "--tp-log-capacity",   "--deadline-ms",          "--prepare-timeout-ms",
         "--query-after-ms",    "--retry-min-ms",         "--retry-max-ms",
         "--tick-ms",           "--checkpoint-transfers", "--max-epoch-jump",
-        "--tp-prepared-share", "--reply-queue-bytes"};
+        "--tp-prepared-share", "--reply-queue-bytes",    "--checkpoint-piece-accounts"};
     static const char *bad[] = {
         "0", "-1", "abc", "12abc", "", "99999999999999999999999", "4294967296000"};
     for (size_t i = 0; i < sizeof (options) / sizeof (options[0]); i++) {
@@ -129,6 +130,9 @@ test_shard_numbers (void **state)
     s_shard_refuses (h, "--deadline-ms", "1", NULL, "--deadline-ms must be");
     s_shard_refuses (h, "--tick-ms", "1001", NULL, "--tick-ms must be");
     s_shard_refuses (h, "--tp-prepared-share", "101", NULL, "--tp-prepared-share must be");
+    snprintf (text, sizeof (text), "%u", RL_SHARD_ACCOUNTS_MAX + 1);
+    s_shard_refuses (h, "--checkpoint-piece-accounts", text, NULL,
+                     "--checkpoint-piece-accounts must be");
     //  --tp-reserve-max takes any positive long: 0, a negative or an
     //  overflowing number, or trailing text are refused.
     static const char *reserve_bad[] = {"0", "-1", "12abc", "99999999999999999999999"};

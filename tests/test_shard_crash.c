@@ -54,6 +54,7 @@
 #define TRANSFERS_MAX   20000
 #define BATCH_MAX       64
 #define CALL_TIMEOUT_MS 4000
+#define PIECE_ACCOUNTS  "4"
 
 static tk_outcome_t s_records[TRANSFERS_MAX];
 static tk_outcomes_t s_log = {.records = s_records, .capacity = TRANSFERS_MAX};
@@ -141,6 +142,11 @@ s_shard_prepare (harness_t *h, tk_shard_t *shard)
     tk_shard_init (h, shard, "s1");
     shard->durability = "manual-wal";
     shard->checkpoint_transfers = 50;
+    //  A checkpoint writes its 16 accounts in pieces of PIECE_ACCOUNTS:
+    //  every crash here may also land between two pieces.
+    shard->args[0] = "--checkpoint-piece-accounts";
+    shard->args[1] = PIECE_ACCOUNTS;
+    shard->args[2] = NULL;
     tk_shard_prepare_accounts (h, shard, TAG, LEDGER, ACCOUNTS);
 }
 
@@ -224,11 +230,50 @@ test_crash_restart (void **state)
 //  A delay at checkpoint.started holds the background back, so that the
 //  loop has served (and acknowledged) transfers of the new generation
 //  when the crash comes.
+//
+//  The accounts go in pieces (checkpoint.c, "PIECES"), and checkpoint.piece
+//  crashes between two of them. With --durability sync the pieces written
+//  before the crash are in the WAL file (the page cache keeps them), so the
+//  restart finds the piece key and must post to the accounts it covers only
+//  the transfers after that checkpoint: a replay that posted them again, or
+//  skipped too many, fails the final check of every account's balance.
+//  Each such case asserts that its restart found the pieces (the shard's
+//  log says so). Under manual-wal the pieces not yet synced die with the
+//  process (a loop's sync between two pieces may have kept some).
+//  A case marked `chain` is followed at once by the next case on the disk
+//  it left, with the piece key of a checkpoint stopped after three
+//  pieces: the next run's first checkpoint must go whole (the replay
+//  honours one piece key), and its crash comes in a later checkpoint's
+//  second piece. A build that wrote that first checkpoint in pieces over
+//  the stale key would stop after two, over fewer keys: the accounts
+//  between the two keys would keep the older checkpoint's balances under
+//  the newer one's key, and the replay would post those transfers twice.
 
 typedef struct {
     const char *failpoint;    //  RL_FAILPOINTS entry, or NULL: the unlink shim
     const char *unlink_match; //  with the shim: the staged name's column family
+    const char *durability;   //  of the run that crashes; NULL: manual-wal
+    bool chain;               //  the next case starts on this one's crashed disk
 } s_window_case_t;
+
+//  How many times the shard's log says a restart found a checkpoint's pieces.
+static size_t
+s_piece_restarts (harness_t *h)
+{
+    char *path = harness_path (h, "s1.log");
+    FILE *f = fopen (path, "r");
+    free (path);
+    if (!f) {
+        return 0;
+    }
+    size_t count = 0;
+    char line[4096];
+    while (fgets (line, sizeof (line), f)) {
+        count += strstr (line, "wrote part of its accounts") != NULL;
+    }
+    fclose (f);
+    return count;
+}
 
 static const s_window_case_t s_window_cases[] = {
     {NULL, "-tx_index-"},
@@ -241,7 +286,13 @@ static const s_window_case_t s_window_cases[] = {
     {"checkpoint.started=delay:300,store.ingest.done=crash@5", NULL},
     {"checkpoint.started=delay:300,checkpoint.ingested=crash@2", NULL},
     {"checkpoint.started=delay:300,checkpoint.committed=crash@2", NULL},
+    {"checkpoint.piece=crash@1", NULL, "sync"},
+    {"checkpoint.started=delay:300,checkpoint.piece=crash@5", NULL, "sync"},
+    {"checkpoint.piece=crash@2", NULL, NULL}, //  manual-wal
+    {"checkpoint.piece=crash@3", NULL, "sync", true},
+    {"checkpoint.started=delay:300,checkpoint.piece=crash@2", NULL, "sync"},
 };
+#define WINDOW_PIECE_RESTARTS 4 //  the cases with "sync" above
 
 #define WINDOW_CASES           (sizeof (s_window_cases) / sizeof (s_window_cases[0]))
 #define WINDOW_AFTER_TRANSFERS 400 //  after each restart: several checkpoints' worth
@@ -344,6 +395,7 @@ test_checkpoint_window (void **state)
     free (hit_path);
     for (size_t c = 0; c < WINDOW_CASES; c++) {
         const s_window_case_t *wc = &s_window_cases[c];
+        shard.durability = wc->durability ? wc->durability : "manual-wal";
         if (wc->failpoint) {
             snprintf (env[0], sizeof (env[0]), "RL_FAILPOINTS=%s", wc->failpoint);
             shard.env[0] = env[0];
@@ -387,9 +439,14 @@ test_checkpoint_window (void **state)
         //  What the crash left staged; the restart must remove it. (The new
         //  process stages files of its own, under other names, while its
         //  background checkpoint ingests them: those may be seen linked.)
+        shard.env[0] = NULL;
+        shard.durability = "manual-wal";
+        if (wc->chain) {
+            continue;
+        }
+        size_t found_before = s_piece_restarts (h);
         static char left[STAGED_MAX][1024];
         size_t left_count = s_staged_names (shard.data_dir, left, STAGED_MAX);
-        shard.env[0] = NULL;
         //  Restart, settle, and run several checkpoints (they write new
         //  staged files); then restart again, so that every SST is opened.
         for (int pass = 0; pass < 2; pass++) {
@@ -397,6 +454,10 @@ test_checkpoint_window (void **state)
             client = rl_client_new (shard.endpoint);
             tk_outcomes_settle (&s_log, client, &model, CALL_TIMEOUT_MS, NULL);
             tk_outcomes_retry_sample (&s_log, client, 32, &s_rng, CALL_TIMEOUT_MS);
+            if (pass == 0 && wc->durability && s_piece_restarts (h) == found_before) {
+                harness_keep (h);
+                fail_msg ("window case %zu: the restart found no checkpoint's pieces", c);
+            }
             if (pass == 0) {
                 for (size_t k = 0; k < left_count; k++) {
                     struct stat st;
@@ -414,8 +475,15 @@ test_checkpoint_window (void **state)
     client = rl_client_new (shard.endpoint);
     tk_outcomes_settle (&s_log, client, &model, CALL_TIMEOUT_MS, NULL);
     tk_check_conservation (client, &model, WINDOW_CASES * WINDOW_AFTER_TRANSFERS / 2);
-    printf ("test_checkpoint_window: %zu transfers, %lu ok, %zu crashes\n", s_log.count,
-            (unsigned long) model.ok, WINDOW_CASES);
+    size_t piece_restarts = s_piece_restarts (h);
+    printf ("test_checkpoint_window: %zu transfers, %lu ok, %zu crashes, %zu restarts found "
+            "pieces\n",
+            s_log.count, (unsigned long) model.ok, WINDOW_CASES, piece_restarts);
+    if (piece_restarts < WINDOW_PIECE_RESTARTS) {
+        harness_keep (h);
+        fail_msg ("only %zu restarts found a checkpoint's pieces, expected %d", piece_restarts,
+                  WINDOW_PIECE_RESTARTS);
+    }
     rl_client_destroy (&client);
 }
 
