@@ -13,15 +13,16 @@
     group commit, so that the copy is exactly the stored accounts plus the
     replay of the frozen transfers. The thread sorts and ingests the
     indexes, then writes the copied accounts (in pieces: PIECES) and
-    checkpoint_ts in a synced batch of its own; meanwhile the loop appends new transfers to
-    the journal's other generation, and every lookup consults the live
-    generation, then the frozen one, then the store, so that no id is ever
-    missing in between. The loop drops the frozen generation (journal_thaw)
-    only after it has seen the batch committed. A crash at any point leaves
-    either the old checkpoint_ts (the replay rebuilds both generations from
-    the WAL; index entries already ingested are re-ingested identically
-    later; the accounts of the pieces written are named by the piece key)
-    or the new one with the accounts of the same instant.
+    checkpoint_ts in a synced batch of its own; meanwhile the loop appends
+    new transfers to the journal's other generation, and every lookup
+    consults the live generation, then the frozen one, then the store, so
+    that no id is ever missing in between. The loop drops the frozen
+    generation (journal_thaw) only after it has seen the batch committed.
+    A crash at any point leaves either the old checkpoint_ts (the replay
+    rebuilds both generations from the WAL; index entries already ingested
+    are re-ingested identically later; the accounts of the pieces written
+    are named by the piece key) or the new one with the accounts of the
+    same instant.
 
     STATES (the background's progress; `state` under `lock`)
 
@@ -91,7 +92,8 @@
     The accounts used to go in the one synced batch with checkpoint_ts. The
     store's write lock is held while RocksDB writes a batch, and a loop's
     group write waits for it: 10,000 accounts held it 20-74 ms, the open
-    loop's longest waits. So the accounts go in pieces of piece_accounts
+    loop's longest waits (a piece of 256 rarely holds it 3 ms: figures in
+    docs/storage.md). So the accounts go in pieces of piece_accounts
     (CHECKPOINT_PIECE_ACCOUNTS), each a write of its own, not synced,
     between which the loop's writes pass. The pieces are in key order, and
     each also puts the meta key checkpoint_piece: this checkpoint_ts and
@@ -280,6 +282,14 @@ checkpoint_busy (checkpoint_t *self)
     assert (self);
     assert (self->busy || checkpoint_state (self) == CHECKPOINT_IDLE);
     return self->busy;
+}
+
+const rl_account_t *
+checkpoint_snapshot (const checkpoint_t *self, size_t *count_p)
+{
+    assert (self && count_p);
+    *count_p = self->busy ? self->account_count : 0;
+    return self->busy ? self->accounts : NULL;
 }
 
 //  The sorted indexes (background) ----------------------------------------------

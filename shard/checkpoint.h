@@ -58,6 +58,10 @@ checkpoint_state_t checkpoint_state (checkpoint_t *self);
 int checkpoint_wait (checkpoint_t *self);
 //  Is a checkpoint handed over and not yet waited for?
 bool checkpoint_busy (checkpoint_t *self);
+//  Loop thread: the accounts snapshot of the checkpoint handed over (read
+//  only: the background reads it too), *count_p records; NULL and 0 when
+//  none is.
+const rl_account_t *checkpoint_snapshot (const checkpoint_t *self, size_t *count_p);
 //  Loop thread, IDLE, before checkpoint_start: the thread also builds a
 //  bigger id filter once the batch is committed (journal_filter_scan, with
 //  room for extra_keys more ids). After checkpoint_wait: that filter, NULL

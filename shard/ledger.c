@@ -2420,6 +2420,20 @@ ledger_recent_posts_to_arc (const ledger_t *self, uint64_t start, uint64_t end)
     return s_part_names_arc (a, live, start, end) || s_part_names_arc (b, frozen, start, end);
 }
 
+bool
+ledger_checkpoint_holds_arc (const ledger_t *self, uint64_t start, uint64_t end)
+{
+    assert (self);
+    size_t count = 0;
+    const rl_account_t *snapshot = checkpoint_snapshot (self->checkpoint, &count);
+    for (size_t i = 0; i < count; i++) {
+        if (imported_in_arc (start, end, snapshot[i].id)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 uint64_t
 ledger_transfer_count (const ledger_t *self)
 {

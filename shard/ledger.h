@@ -173,6 +173,9 @@ void ledger_checkpoint_soon (ledger_t *self);
 //  Would recovery replay an ok transfer onto an account of the arc (one
 //  not checkpointed yet, in the live or the frozen generation)? O(recent).
 bool ledger_recent_posts_to_arc (const ledger_t *self, uint64_t start, uint64_t end);
+//  Does the checkpoint in the background write an account of the arc
+//  (its snapshot holds one)? O(its accounts); false when none runs.
+bool ledger_checkpoint_holds_arc (const ledger_t *self, uint64_t start, uint64_t end);
 //  Heuristic records (participant) whose credit account is in the arc.
 size_t ledger_heuristics_in_arc (const ledger_t *self, uint64_t start, uint64_t end);
 size_t ledger_pending_count (const ledger_t *self); //  transfers still pending

@@ -1971,6 +1971,14 @@ s_cleanup_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_m
         ledger_checkpoint_soon (self->ledger);
         return s_reply_state (self, envelope, h); //  HANDED_OVER: call again
     }
+    //  Nor while the checkpoint in the background writes an account of the
+    //  arc: it would put the account back after this call deleted it (an
+    //  account is in its snapshot when it changed with nothing posted, as a
+    //  linked chain's undo changes it, and its dirty mark went with the
+    //  snapshot, so accounts_remove no longer refuses it).
+    if (ledger_checkpoint_holds_arc (self->ledger, state->arc_start, state->arc_end)) {
+        return s_reply_state (self, envelope, h); //  HANDED_OVER: call again
+    }
     if (state->cursor.phase != RL_MIGRATE_PHASE_DONE) {
         uint32_t budget = req->entries_max ? req->entries_max : RL_MIGRATE_SCAN_RECORDS_MAX;
         return s_cleanup_scan (self, envelope, h, state, budget);

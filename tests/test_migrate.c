@@ -55,7 +55,11 @@
     aborts, the source unfrozen, a fresh copy after. test_heuristic_blocks_
     freeze: a heuristic record in the arc refuses the freeze until the
     request says it is reconciled. test_arc_load: arc_load's fields
-    against the traffic sent. Every case ends with the conservation check.
+    against the traffic sent. test_cleanup_beside_checkpoint: an account
+    of the arc changed by an undone chain (nothing posted) is in a
+    checkpoint held in the background; the cleanup waits for it, and the
+    source's store holds no account of the arc afterwards. Every case ends
+    with the conservation check.
 */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -878,6 +882,30 @@ s_cleanup (s_ctx_t *ctx, uint32_t budget)
     return calls;
 }
 
+//  The keys of `cf` in shard i's store (the shard stopped), and in *in_arc_p
+//  those that begin with an id of the arc.
+static size_t
+s_stored_keys (s_ctx_t *ctx, size_t i, store_cf_t cf, size_t *in_arc_p)
+{
+    char err[256] = "";
+    store_t *store = store_open (ctx->shards[i].data_dir, RL_DURABILITY_SYNC, err, sizeof (err));
+    assert_non_null (store);
+    store_iter_t *it = store_iter_new (store, cf);
+    assert_non_null (it);
+    size_t keys = 0;
+    *in_arc_p = 0;
+    for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
+        size_t key_size = 0;
+        const uint8_t *key = store_iter_key (it, &key_size);
+        assert_true (key_size >= RL_ID_SIZE);
+        *in_arc_p += s_in_arc (ctx, codec_decode_id (key));
+        keys++;
+    }
+    store_iter_destroy (&it);
+    store_close (&store);
+    return keys;
+}
+
 //  A DECIDE sent to s1 with s2's key, as s2 (the coordinator) would; its answer's state.
 static uint32_t
 s_decide_from_s2 (s_ctx_t *ctx, rl_tp_rec_t *tp)
@@ -1189,29 +1217,104 @@ test_handover (void **state)
     s_sums (ctx, step, after);
     //  s1's store holds no account of the arc, nor their history; its own stay.
     assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[0], SIGTERM), 0);
-    char err[256] = "";
-    store_t *store = store_open (ctx->shards[0].data_dir, RL_DURABILITY_SYNC, err, sizeof (err));
-    assert_non_null (store);
-    size_t kept = 0;
-    for (int cf = 0; cf < 2; cf++) {
-        store_iter_t *it = store_iter_new (store, cf ? STORE_CF_HISTORY : STORE_CF_ACCOUNTS);
-        assert_non_null (it);
-        for (store_iter_seek_first (it); store_iter_valid (it); store_iter_next (it)) {
-            size_t key_size = 0;
-            const uint8_t *key = store_iter_key (it, &key_size);
-            assert_true (key_size >= RL_ID_SIZE);
-            assert_false (s_in_arc (ctx, codec_decode_id (key)));
-            kept++;
-        }
-        store_iter_destroy (&it);
-    }
-    store_close (&store);
-    assert_true (kept > 0);
+    size_t in_arc = 1;
+    assert_true (s_stored_keys (ctx, 0, STORE_CF_ACCOUNTS, &in_arc) > 0);
+    assert_int_equal (in_arc, 0);
+    assert_true (s_stored_keys (ctx, 0, STORE_CF_HISTORY, &in_arc) > 0);
+    assert_int_equal (in_arc, 0);
     //  A ring alone giving the arc back to s1 (epoch 3, a restart with it):
     //  s1 handed the arc over, its data moved on, so it stays frozen there.
     s_restart_with_ring (ctx, 0, 3);
     assert_int_equal (s_once (ctx->clients[0], 6, in, out_n), RL_FROZEN);
     assert_int_equal (s_frozen_arcs (ctx->clients[0]), 1);
+    ring_destroy (&step);
+}
+
+//  The source's cleanup beside a checkpoint -------------------------------------
+//
+//  A linked chain undone on the source marks its accounts changed though
+//  nothing was posted. Such an account of the arc is in the next
+//  checkpoint's snapshot, and its mark went with the snapshot: a cleanup
+//  that deleted it while that checkpoint ran in the background had the
+//  delete written over by the checkpoint's batch, and the source's store
+//  kept an account that had moved. The cleanup now waits for such a
+//  checkpoint (held 2 s in the background here).
+static void
+test_cleanup_beside_checkpoint (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_traffic (ctx, 100);
+    rl_migrate_rec_t target = s_begin (ctx);
+    rl_migrate_rec_t source = s_request (ctx, RL_MIGRATE_SOURCE), out;
+    target = s_round (ctx, target, 0);
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    //  s1 stopped (its last checkpoint holds every transfer so far: nothing
+    //  is replayed onto the arc) and started again with every checkpoint
+    //  held 2 s in the background.
+    static char fp[] = "RL_FAILPOINTS=checkpoint.ingested=delay:2000";
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[0], SIGTERM), 0);
+    ctx->shards[0].env[0] = fp;
+    ctx->shards[0].env[1] = NULL;
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[0]) > 0);
+    s_clients_open (ctx);
+    //  A chain undone on s1: its first member debits an account of the
+    //  arc, its second an account that does not exist.
+    uint64_t in = 0, other = 0, missing = S_ACCOUNTS + 1;
+    for (uint64_t n = 1; n <= S_OPERATORS; n++) {
+        bool inside = s_in_arc (ctx, tk_id (n, S_TAG));
+        if (s_owner (ctx, n) == 0 && inside && !in) {
+            in = n;
+        } else if (s_owner (ctx, n) == 0 && !inside && !other) {
+            other = n;
+        }
+    }
+    while (s_owner (ctx, missing) != 0) {
+        missing++;
+    }
+    assert_true (in && other);
+    static rl_account_t before[S_ACCOUNTS + 1], after[S_ACCOUNTS + 1];
+    s_sums (ctx, ctx->ring, before);
+    rl_transfer_t chain[2] = {
+        tk_transfer (tk_id (ctx->next_id, S_TAG + 3), tk_id (in, S_TAG), tk_id (other, S_TAG), 5,
+                     S_LEDGER),
+        tk_transfer (tk_id (ctx->next_id + 1, S_TAG + 3), tk_id (missing, S_TAG),
+                     tk_id (other, S_TAG), 5, S_LEDGER),
+    };
+    chain[0].flags = RL_TRANSFER_LINKED;
+    rl_result_rec_t r[2] = {{0}};
+    assert_int_equal (rl_client_create_transfers (ctx->clients[0], chain, 2, r, TK_TIMEOUT_MS), 0);
+    assert_int_equal (r[0].result, RL_LINKED_EVENT_FAILED);
+    assert_int_equal (r[1].result, RL_DEBIT_ACCOUNT_NOT_FOUND);
+    //  The step: freeze, the final round, the handover, as the tool sends them.
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_FREEZE, &source, RL_MIGRATE_SOURCE, 30000, &out), 0);
+    if (target.cursor.phase != RL_MIGRATE_PHASE_DONE) {
+        target = s_round (ctx, target, 0);
+    }
+    ring_t *step = s_step_ring (ctx);
+    out = s_final_handover (ctx, &target, step);
+    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+    s_load_ring (ctx->clients[0], step);
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_COMMIT, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
+    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+    //  The cleanup: its first call finds the undone account changed and
+    //  asks for a checkpoint, whose snapshot takes it; the calls after
+    //  wait for that checkpoint before they delete it.
+    size_t calls = s_cleanup (ctx, 0);
+    print_message ("cleanup beside a checkpoint: %zu calls\n", calls);
+    assert_true (calls > 1);
+    //  Stopped (SIGTERM waits for the checkpoint in the background): s1's
+    //  store holds no account of the arc.
+    assert_int_equal (tk_shard_stop (ctx->h, &ctx->shards[0], SIGTERM), 0);
+    ctx->shards[0].env[0] = NULL;
+    size_t in_arc = 1;
+    assert_true (s_stored_keys (ctx, 0, STORE_CF_ACCOUNTS, &in_arc) > 0);
+    assert_int_equal (in_arc, 0);
+    assert_true (tk_shard_start (ctx->h, &ctx->shards[0]) > 0);
+    s_clients_open (ctx);
+    s_sums (ctx, step, after);
+    assert_memory_equal (before, after, sizeof (before));
     ring_destroy (&step);
 }
 
@@ -2043,6 +2146,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_hostile_chunks, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_handover, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_adopted_accounts, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_cleanup_beside_checkpoint, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_ring_gives_back, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_frozen_piece, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_abort, s_setup, s_teardown),
