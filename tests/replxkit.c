@@ -139,8 +139,10 @@ s_write_config (rx_t *self)
     snprintf (self->config, sizeof self->config, "%s/twophase.conf", harness_dir (self->h));
     FILE *f = fopen (self->config, "w");
     assert_non_null (f);
+    //  A checkpoint writes its accounts one at a time: a crash, a seed or
+    //  a promotion may come between two of its pieces.
     fputs ("prepare-timeout-ms = 300\nquery-after-ms = 200\nretry-min-ms = 20\n"
-           "retry-max-ms = 200\ntick-ms = 5\n",
+           "retry-max-ms = 200\ntick-ms = 5\ncheckpoint-piece-accounts = 1\n",
            f);
     fclose (f);
 }

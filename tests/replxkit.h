@@ -6,7 +6,8 @@
     The cluster: shard s1, a primary that gets a semi-synchronous standby
     (rx_standby_init), and s2 without one, on one ring file, every process
     with --durability manual-wal and the fast two-phase timers of one
-    config file. Accounts 1..4 live on s1 and 5..8 on s2 (rx_start finds
+    config file, which also has checkpoints write their accounts one a
+    piece. Accounts 1..4 live on s1 and 5..8 on s2 (rx_start finds
     the tag that puts them there). The test is the client: it sends each
     transfer to the shard of its debit account (rx_client_for, by the
     kit's ring), so s1 coordinates the transfers from its accounts to s2's

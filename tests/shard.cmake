@@ -12,7 +12,7 @@ add_dependencies(test_shard shard)
 # with the cases between a checkpoint's pieces: 94 s, 106 s with sanitizers,
 # on a quiet machine).
 rl_add_unit(test_shard_crash 370 SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/test_shard_crash.c
-            LIBS rltestkit rlring)
+            LIBS rltestkit rlshard rlring)
 add_dependencies(test_shard_crash shard)
 # The pipelined group commit's states: kills with a sync in flight and
 # replies held, under several clients at once (14-18 s; 32 s with

@@ -18,6 +18,10 @@
       started a new incarnation (another nonce);
     - a damaged table file in the backup is detected by verify-backup and
       refused by restore, which leaves the data root as it was.
+    test_backup_between_pieces: a set cut while b1's checkpoint is held
+    between two pieces of its accounts restores to exactly the balances
+    of every transfer acknowledged before it (restored b1 finds the piece
+    key, and its replay honours it).
     test_backup_bad_input: the backup operations refuse hostile records
     (token 0, hold_ms out of range, fields not zeroed, cut without a hold,
     relative paths, "..", control bytes, a path filling its field, a
@@ -42,6 +46,7 @@
     cluster passes its conservation check.
 */
 #include <dirent.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -107,9 +112,10 @@ s_client_for (void *arg, rl_id_t id)
 }
 
 //  Two shards named b1, b2 under data root `root` (NULL: the harness dir),
-//  with a ring file `prefix`.ring of epoch 1.
+//  with a ring file `prefix`.ring of epoch 1; b1_env (NULL-terminated, at
+//  most 3; NULL: none) is b1's extra environment.
 static void
-s_cluster_init (s_ctx_t *ctx, const char *root, const char *prefix, char *b1_env)
+s_cluster_init (s_ctx_t *ctx, const char *root, const char *prefix, char *const *b1_env)
 {
     ring_destroy (&ctx->ring);
     ctx->ring = ring_new (1);
@@ -123,7 +129,12 @@ s_cluster_init (s_ctx_t *ctx, const char *root, const char *prefix, char *b1_env
         }
         s->durability = "manual-wal";
         s->checkpoint_transfers = 200; //  table files that backups share
-        s->env[0] = i == 0 ? b1_env : NULL;
+        for (int e = 0; e < 4; e++) {
+            s->env[e] = i == 0 && b1_env ? b1_env[e] : NULL;
+            if (!s->env[e]) {
+                break;
+            }
+        }
         char *args[] = {"--prepare-timeout-ms",
                         "300",
                         "--query-after-ms",
@@ -134,6 +145,8 @@ s_cluster_init (s_ctx_t *ctx, const char *root, const char *prefix, char *b1_env
                         "200",
                         "--tick-ms",
                         "5",
+                        "--checkpoint-piece-accounts", //  about 24 accounts a shard
+                        "4",
                         NULL};
         memcpy (s->args, args, sizeof args);
         assert_int_equal (ring_add_shard (ctx->ring, name, s->endpoint, 1.0), 0);
@@ -556,6 +569,78 @@ test_backup_restore (void **state)
     cJSON_Delete (first);
 }
 
+//  A cut between two pieces of a checkpoint's accounts. b1's first
+//  checkpoint stops for 4 s after its first piece (checkpoint.piece=delay),
+//  and the backup is taken then. The load is the test's own and stops
+//  first, because a loop whose next checkpoint falls due waits for the one
+//  running, and the hold would then be served after it. The restored b1
+//  finds the piece key (its log says so), and its balances are exactly the
+//  model of every transfer sent, each acknowledged before the cut: a
+//  replay that posted again what the piece holds, or skipped the accounts
+//  after its key, fails the conservation check.
+static void
+test_backup_between_pieces (void **state)
+{
+    s_ctx_t *ctx = *state;
+    ctx->tag = 0xbac4;
+    static char fp[] = "RL_FAILPOINTS=checkpoint.piece=delay:4000@1";
+    static char fp_file[700];
+    char *hits = harness_path (ctx->h, "pieces-fp.log");
+    snprintf (fp_file, sizeof fp_file, "RL_FAILPOINT_FILE=%s", hits);
+    char *b1_env[] = {fp, fp_file, NULL};
+    s_cluster_init (ctx, NULL, "pieces", b1_env);
+    s_accounts (ctx);
+    static tk_model_t model;
+    tk_model_init (&model, ctx->tag, ACCOUNTS);
+    //  Transfers from b1's accounts (same- and cross-shard) until its
+    //  checkpoint stops between two pieces.
+    uint64_t rng = 0xbac4;
+    size_t sent = 0;
+    char *hit = NULL;
+    int64_t deadline = zclock_mono () + RLCTL_WAIT_MS;
+    while (!(hit = harness_read_file (hits, NULL)) && zclock_mono () < deadline) {
+        rl_transfer_t batch[BATCH];
+        rl_result_rec_t rs[BATCH];
+        for (size_t n = 0; n < BATCH;) {
+            uint64_t d = 1 + rl_rand_next (&rng) % ACCOUNTS, c = 1 + rl_rand_next (&rng) % ACCOUNTS;
+            if (d == c || s_owner (ctx->ring, tk_id (d, ctx->tag)) != 0) {
+                continue;
+            }
+            batch[n] = tk_transfer (tk_id (sent + n + 1, ctx->tag ^ 0x7700), tk_id (d, ctx->tag),
+                                    tk_id (c, ctx->tag), 1 + rl_rand_next (&rng) % 100, LEDGER);
+            n++;
+        }
+        assert_int_equal (
+            rl_client_create_transfers_retry (ctx->clients[0], batch, BATCH, rs, TK_TIMEOUT_MS, 10),
+            0);
+        for (size_t i = 0; i < BATCH; i++) {
+            assert_int_equal (rs[i].result, RL_OK);
+            tk_model_apply (&model, &batch[i]);
+        }
+        sent += BATCH;
+    }
+    assert_non_null (hit);
+    assert_non_null (strstr (hit, "checkpoint.piece"));
+    free (hit);
+    free (hits);
+    int64_t paused = zclock_mono ();
+    char dir[600], root[600];
+    snprintf (dir, sizeof dir, "%s/pieces-backups", harness_dir (ctx->h));
+    snprintf (root, sizeof root, "%s/pieces-restored", harness_dir (ctx->h));
+    assert_int_equal (mkdir (dir, 0700), 0);
+    assert_int_equal (mkdir (root, 0700), 0);
+    assert_int_equal (s_rlctl (ctx, "backup_pieces", NULL, "backup", dir, "--cluster", NULL), 0);
+    print_message ("%zu transfers; the backup done %" PRId64 " ms into b1's pause\n", sent,
+                   zclock_mono () - paused);
+    s_cluster_stop (ctx); //  b1's stop waits for its checkpoint
+    assert_false (tk_log_contains (ctx->h, "b1", "wrote part of its accounts"));
+    assert_int_equal (s_rlctl (ctx, "restore_pieces", NULL, "restore", dir, root, "1", NULL), 0);
+    s_cluster_init (ctx, root, "pieces-restored", NULL);
+    assert_true (tk_log_contains (ctx->h, "b1", "wrote part of its accounts"));
+    tk_check_conservation_by (s_client_for, ctx, &model, sent);
+    s_cluster_stop (ctx);
+}
+
 //  One backup operation, raw; returns the answer's result.
 static uint32_t
 s_op (rl_client_t *client, uint16_t op, const rl_backup_rec_t *rec, rl_backup_rec_t *out)
@@ -581,8 +666,9 @@ test_backup_bad_input (void **state)
 {
     s_ctx_t *ctx = *state;
     ctx->tag = 0xbac2;
-    s_cluster_init (ctx, NULL, "bad",
-                    "RL_FAILPOINTS=backup.cut=error@1,backup.copy=error@1,backup.unheld=error@1");
+    static char fp[] = "RL_FAILPOINTS=backup.cut=error@1,backup.copy=error@1,backup.unheld=error@1";
+    char *b1_env[] = {fp, NULL};
+    s_cluster_init (ctx, NULL, "bad", b1_env);
     s_accounts (ctx);
     static tk_model_t model;
     tk_model_init (&model, ctx->tag, ACCOUNTS);
@@ -932,6 +1018,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_backup_restore, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_backup_between_pieces, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_backup_bad_input, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_backup_purge, s_setup, s_teardown),
     };

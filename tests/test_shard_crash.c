@@ -45,6 +45,8 @@
 
 #include "rl_rand.h"
 #include "codec.h"
+#include "journal.h"
+#include "store.h"
 #include "testkit.h"
 
 #define TAG             0x4352415348ull //  "CRASH"
@@ -248,6 +250,8 @@ test_crash_restart (void **state)
 //  the stale key would stop after two, over fewer keys: the accounts
 //  between the two keys would keep the older checkpoint's balances under
 //  the newer one's key, and the replay would post those transfers twice.
+//  Before the first sync case restarts, its piece key is made hostile on
+//  disk (s_piece_key_hostile): every start is refused until it is put back.
 
 typedef struct {
     const char *failpoint;    //  RL_FAILPOINTS entry, or NULL: the unlink shim
@@ -275,6 +279,48 @@ s_piece_restarts (harness_t *h)
     return count;
 }
 
+//  Hostile piece keys (bad input on disk): the key a crash between two
+//  pieces left, put back one byte short, one byte long and empty. Each
+//  start is refused with a message naming the key and its size, and
+//  changes nothing: the key put back as the crash left it then recovers
+//  as if nothing had happened (the case's checks follow).
+static void
+s_piece_key_hostile (harness_t *h, tk_shard_t *shard)
+{
+    const char *name = JOURNAL_META_CHECKPOINT_PIECE;
+    char err[256] = "";
+    store_t *store = store_open (shard->data_dir, RL_DURABILITY_SYNC, err, sizeof (err));
+    assert_non_null (store);
+    uint8_t value[JOURNAL_PIECE_SIZE + 1] = {0}, bad[JOURNAL_PIECE_SIZE + 1];
+    size_t size = 0;
+    assert_int_equal (
+        store_get (store, STORE_CF_META, name, strlen (name), value, sizeof (value), &size), 1);
+    assert_int_equal (size, JOURNAL_PIECE_SIZE);
+    store_close (&store);
+    const size_t sizes[] = {JOURNAL_PIECE_SIZE - 1, JOURNAL_PIECE_SIZE + 1, 0};
+    for (size_t i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
+        memcpy (bad, value, sizeof (bad));
+        bad[JOURNAL_PIECE_SIZE] = 0xff;
+        store = store_open (shard->data_dir, RL_DURABILITY_SYNC, err, sizeof (err));
+        assert_non_null (store);
+        store_batch_put (store, STORE_CF_META, name, strlen (name), bad, sizes[i]);
+        assert_int_equal (store_commit (store), 0);
+        store_close (&store);
+        char why[128];
+        snprintf (why, sizeof (why), "corrupt %s (%zu bytes)", name, sizes[i]);
+        if (tk_shard_start (h, shard) > 0 || !tk_log_contains (h, shard->name, why)) {
+            harness_keep (h);
+            fail_msg ("a piece key of %zu bytes was not refused with \"%s\"", sizes[i], why);
+        }
+        shard->pid = -1;
+    }
+    store = store_open (shard->data_dir, RL_DURABILITY_SYNC, err, sizeof (err));
+    assert_non_null (store);
+    store_batch_put (store, STORE_CF_META, name, strlen (name), value, JOURNAL_PIECE_SIZE);
+    assert_int_equal (store_commit (store), 0);
+    store_close (&store);
+}
+
 static const s_window_case_t s_window_cases[] = {
     {NULL, "-tx_index-"},
     {NULL, "-history-"},
@@ -292,7 +338,8 @@ static const s_window_case_t s_window_cases[] = {
     {"checkpoint.piece=crash@3", NULL, "sync", true},
     {"checkpoint.started=delay:300,checkpoint.piece=crash@2", NULL, "sync"},
 };
-#define WINDOW_PIECE_RESTARTS 4 //  the cases with "sync" above
+#define WINDOW_PIECE_RESTARTS 4  //  the cases with "sync" above
+#define WINDOW_HOSTILE_CASE   10 //  the first of them: its key made hostile
 
 #define WINDOW_CASES           (sizeof (s_window_cases) / sizeof (s_window_cases[0]))
 #define WINDOW_AFTER_TRANSFERS 400 //  after each restart: several checkpoints' worth
@@ -445,6 +492,9 @@ test_checkpoint_window (void **state)
             continue;
         }
         size_t found_before = s_piece_restarts (h);
+        if (c == WINDOW_HOSTILE_CASE) {
+            s_piece_key_hostile (h, &shard);
+        }
         static char left[STAGED_MAX][1024];
         size_t left_count = s_staged_names (shard.data_dir, left, STAGED_MAX);
         //  Restart, settle, and run several checkpoints (they write new
