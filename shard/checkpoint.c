@@ -512,17 +512,13 @@ s_write_pieces (checkpoint_t *self)
 {
     size_t count = self->account_count;
     uint8_t *order = malloc (count * S_ORDER_ENTRY);
-    if (!order) {
-        rl_warn ("checkpoint: no memory to order %zu accounts: one batch", count);
-        s_put_all (self);
-        return 0;
-    }
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; order && i < count; i++) {
         codec_encode_id (self->accounts[i].id, order + i * S_ORDER_ENTRY);
         codec_put_u32 (order + i * S_ORDER_ENTRY + RL_ID_SIZE, (uint32_t) i);
     }
-    if (checkpoint_sort (order, count, S_ORDER_ENTRY, RL_ID_SIZE) != 0) {
+    if (!order || checkpoint_sort (order, count, S_ORDER_ENTRY, RL_ID_SIZE) != 0) {
         //  Unsorted, the piece key would not bound what was written.
+        rl_warn ("checkpoint: no memory to order %zu accounts: one batch", count);
         s_put_all (self);
         free (order);
         return 0;
