@@ -1336,8 +1336,13 @@ s_turn_finish (server_t *self, bool lazy, bool urgent)
         if (synced_now) {
             RL_FAILPOINT (SHARD_AFTER_SYNC);
         }
-        s_fire_synced (self, outq_release_seq (self->outq));
-        s_events_synced (self);
+        //  The parked export's write or the large turn's own sync may have
+        //  failed just above: the shard is FAILED, its held replies are
+        //  storage_error answers, and s_send takes them as such.
+        if (!self->failed) {
+            s_fire_synced (self, outq_release_seq (self->outq));
+            s_events_synced (self);
+        }
     }
     s_send (self, sent, false);
     if (synced_now) {

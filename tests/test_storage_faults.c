@@ -17,7 +17,9 @@
     fail as an fsync that returns EIO would, under load. The batch whose
     sync failed is answered storage_error (its outcome is unknown: the write
     may or may not be on disk), the shard is FAILED as above, and the
-    restart recovers as above.
+    restart recovers as above. Its last round sends batches of 2,048, so
+    that the failing sync is one a large turn waits for (it used to stop
+    the shard on an assertion instead of making it FAILED).
 
     test_read_error: the failpoint store.iter=error ends a scan as a read
     error would (EIO, a checksum mismatch). A scan of recovery: the shard
@@ -55,6 +57,7 @@
 #define LEDGER             4242
 #define ACCOUNTS           12
 #define BATCH              1000
+#define BATCH_LARGE        2048 //  a turn of RL_SHARD_INLINE_SYNC_WRITES or more waits for its sync
 #define TRANSFERS_MAX      400000 //  bound on the load: the disk must fill before
 #define DISK_SMALL         "size=12m"
 #define DISK_LARGE         "size=512m"
@@ -138,24 +141,26 @@ s_new_transfer (void)
                         1 + rl_rand_next (&s_rng) % 50, LEDGER);
 }
 
-//  Sends batches until one fails at the storage level (an error status or
-//  no reply). Returns the message-level status of the failing call.
+//  Sends batches of `batch` until one fails at the storage level (an
+//  error status or no reply). Returns the message-level status of the
+//  failing call.
 static int
-s_drive_until_failure (rl_client_t *client, tk_model_t *model)
+s_drive_until_failure (rl_client_t *client, tk_model_t *model, size_t batch)
 {
-    static rl_transfer_t ts[BATCH];
-    static rl_result_rec_t rs[BATCH];
-    while (s_log.count + BATCH <= TRANSFERS_MAX) {
+    static rl_transfer_t ts[BATCH_LARGE];
+    static rl_result_rec_t rs[BATCH_LARGE];
+    assert_true (batch <= BATCH_LARGE);
+    while (s_log.count + batch <= TRANSFERS_MAX) {
         size_t first = s_log.count;
-        for (size_t i = 0; i < BATCH; i++) {
+        for (size_t i = 0; i < batch; i++) {
             ts[i] = s_new_transfer ();
             tk_outcomes_sent (&s_log, &ts[i]);
         }
-        int rc = rl_client_create_transfers (client, ts, BATCH, rs, CALL_TIMEOUT_MS);
+        int rc = rl_client_create_transfers (client, ts, batch, rs, CALL_TIMEOUT_MS);
         if (rc != 0) {
             return rc; //  the whole batch's outcome is unknown
         }
-        tk_outcomes_answered (&s_log, first, rs, BATCH, true, model);
+        tk_outcomes_answered (&s_log, first, rs, batch, true, model);
     }
     fail_msg ("the storage never failed within %d transfers", TRANSFERS_MAX);
     return 0;
@@ -227,7 +232,7 @@ test_disk_full (void **state)
     rl_client_t *client = rl_client_new (shard.endpoint);
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
-    int rc = s_drive_until_failure (client, &model);
+    int rc = s_drive_until_failure (client, &model, BATCH);
     printf ("test_disk_full: the disk filled after %zu transfers\n", s_log.count);
     if (rc != RL_STATUS_STORAGE_ERROR) {
         harness_dump_log (ctx->h, shard.name); //  -1: no answer within the timeout
@@ -263,7 +268,9 @@ test_sync_error (void **state)
     tk_shard_prepare_accounts (ctx->h, &shard, TAG, LEDGER, ACCOUNTS);
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
-    for (int round = 0; round < 3; round++) {
+    //  The last round's batches are large: the turn waits for its own sync
+    //  (server.c, s_sync_inline), and the failure comes inside that wait.
+    for (int round = 0; round < 4; round++) {
         static char fp_env[64];
         snprintf (fp_env, sizeof (fp_env), "RL_FAILPOINTS=store.sync=error@%d", 2 + round * 3);
         shard.env[0] = fp_env;
@@ -273,7 +280,7 @@ test_sync_error (void **state)
         rl_client_t *client = rl_client_new (shard.endpoint);
         //  The batch whose sync failed is answered storage_error: its
         //  outcome is unknown until the lookup after the restart.
-        int rc = s_drive_until_failure (client, &model);
+        int rc = s_drive_until_failure (client, &model, round == 3 ? BATCH_LARGE : BATCH);
         if (rc != RL_STATUS_STORAGE_ERROR) {
             harness_dump_log (ctx->h, shard.name);
             fail_msg ("round %d: the failed sync was answered %d", round, rc);
