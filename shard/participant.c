@@ -1645,6 +1645,12 @@ s_prepare_one (participant_t *self, const rl_prepare_rec_t *rec, int applied, co
         *result = RL_IN_PROGRESS; //  its credit side comes with that COMMIT: not burned
     }
     if (*result != RL_OK) {
+        //  A failure the coordinator stores (it burns the id) may rest on
+        //  this turn's writes: a credit posted or reserved by an earlier
+        //  record of the batch. Its reply waits for their sync, so that a
+        //  crash cannot leave a refusal that no durable state explains
+        //  (invariant 5). Retryable ones burn nothing: they go at once.
+        *seq_p = rl_result_is_retryable (*result) ? 0 : outq_batch_seq (self->outq);
         return RL_TP_REFUSED;
     }
     if (self->prepared_count >= RL_TP_PREPARED_MAX || s_shares_room (self) != 0

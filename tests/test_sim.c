@@ -75,6 +75,10 @@
     is lost (the attempt still times out after the prepare timeout), a day
     and an hour ahead while a PREPARE is in flight (no spurious timeout).
 
+    test_refusal_waits: a PREPARE refused exceeds_debits because of a
+    credit its own turn wrote just before needs that turn's group commit
+    (a crash before it must not leave a refusal nothing durable explains).
+
     test_decide_retry: a participant with no room for a tombstone, then
     one whose leg lookup fails (failpoint journal.leg_lookup), answers
     retry; the coordinator keeps the decision, resends it without an alarm,
@@ -1462,9 +1466,10 @@ s_scenario_close (void)
 }
 
 //  Submits slot k's transfer (debit account dr on s1 or s2, credit cr) at
-//  its debit shard; its messages go out at the commit of that turn.
-static void
-s_scenario_submit (int k, uint64_t dr, uint64_t cr, uint64_t amount)
+//  its debit shard, in a turn left open (its batch not written yet);
+//  returns that shard's index.
+static int
+s_scenario_begin (int k, uint64_t dr, uint64_t cr, uint64_t amount)
 {
     s_slot_t *s = &s_slots[k];
     s->used = true;
@@ -1486,7 +1491,14 @@ s_scenario_submit (int k, uint64_t dr, uint64_t cr, uint64_t amount)
     if (when == LEDGER_REPLY_NOW) {
         s_answer (&s_nodes[i], k, r.result, outq_batch_seq (s_nodes[i].outq));
     }
-    s_turn_finish (i);
+    return i;
+}
+
+//  s_scenario_begin, and the turn ends: its messages go out at its commit.
+static void
+s_scenario_submit (int k, uint64_t dr, uint64_t cr, uint64_t amount)
+{
+    s_turn_finish (s_scenario_begin (k, dr, cr, amount));
 }
 
 //  One round: time advances by step_ns, both shards tick, due messages are
@@ -1549,6 +1561,51 @@ s_query (const rl_tp_rec_t *base, rl_attempt_t attempt, uint64_t *alarms)
     uint64_t inflight, in_doubt;
     ledger_tp_counts (s_nodes[0].ledger, &inflight, &in_doubt, alarms);
     return answer.state;
+}
+
+//  A PREPARE refused with a failure the coordinator stores (it burns the
+//  id) may rest on its own turn's writes. Account 8 (s2, credits must not
+//  exceed debits) has debits 10; in one turn of s2, a transfer of s2
+//  credits it 10 (written with the turn's batch), then the PREPARE of a
+//  transfer from s1 crediting it 5 more is refused exceeds_debits (its
+//  credits would pass its debits). Its reply must need that turn's group
+//  commit: sent on an earlier one, a crash before this one was synced
+//  would leave s1 holding a refusal that no durable state of s2 explains
+//  (participant.c, invariant 5).
+static void
+test_refusal_waits (void **state)
+{
+    (void) state;
+    s_scenario_open (0x52454655ull);
+    s_scenario_submit (0, 8, 2, 10); //  account 8's debits: 10
+    s_scenario_submit (1, 1, 8, 5);  //  s1 coordinates: its PREPARE goes to s2
+    size_t at = s_net_count;
+    for (size_t k = 0; k < s_net_count; k++) {
+        at = s_net[k].kind == M_PREPARE && s_net[k].to == 1 ? k : at;
+    }
+    assert_true (at < s_net_count);
+    s_msg_t prepare = s_net[at];
+    s_net[at] = s_net[--s_net_count];
+    int i = s_scenario_begin (2, 2, 8, 10); //  s2's turn: account 8's credits reach 10
+    assert_int_equal (i, 1);
+    rl_tp_rec_t out;
+    uint64_t needs = participant_prepare (ledger_participant (s_nodes[1].ledger), &prepare.prepare,
+                                          1, s_names[0], s_clock (), &out);
+    assert_int_equal (out.state, RL_TP_REFUSED);
+    assert_int_equal (out.result, RL_EXCEEDS_DEBITS);
+    assert_int_equal (needs, outq_batch_seq (s_nodes[1].outq));
+    s_out (&s_nodes[1],
+           (s_msg_t){.from = 1, .to = 0, .kind = M_PREPARE_REPLY, .tp = out, .needs_seq = needs});
+    s_drain (1);
+    s_turn_finish (1);
+    for (int round = 0; round < 100 && (s_net_count > 0 || s_slots[1].in_flight); round++) {
+        s_scenario_round (5000000ull);
+    }
+    assert_false (s_slots[1].in_flight);
+    assert_int_equal (s_slots[1].final, RL_EXCEEDS_DEBITS);
+    assert_true (s_slots[2].applied_seen);
+    s_scenario_conserved ();
+    s_scenario_close ();
 }
 
 static void
@@ -1755,9 +1812,8 @@ main (void)
 {
     setenv ("RL_LOG_LEVEL", "warn", 0); //  a restart logs its recovery: too many lines
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_outcome_query),
-        cmocka_unit_test (test_decide_retry),
-        cmocka_unit_test (test_clock_steps),
+        cmocka_unit_test (test_outcome_query), cmocka_unit_test (test_refusal_waits),
+        cmocka_unit_test (test_decide_retry),  cmocka_unit_test (test_clock_steps),
         cmocka_unit_test (test_simulation),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
