@@ -35,8 +35,13 @@
 #define RL_HOT_ACCOUNTS_MAX   32   //  accounts a hot_accounts reply lists, at most
 #define RL_BATCH_RECORDS_MAX  8190 //  records in one request
 #define RL_MESSAGE_SIZE_MAX   (RL_HEADER_SIZE + RL_BATCH_RECORDS_MAX * RL_PREPARE_SIZE)
-#define RL_RING_BLOB_SIZE_MAX (4u << 20)           //  bytes of a binary ring
-#define RL_HISTORY_LIMIT_MAX  RL_BATCH_RECORDS_MAX //  transfers per history reply
+#define RL_RING_BLOB_SIZE_MAX (4u << 20) //  bytes of a binary ring
+//  The largest frame a shard or a router takes from a client, a peer or an
+//  admin tool: a blob (a ring, a migration chunk) with its header, which
+//  is more than a full batch of PREPAREs. Their sockets drop a connection
+//  that sends a larger frame (ZMQ_MAXMSGSIZE) before it is held in memory.
+#define RL_FRAME_SIZE_MAX    (RL_HEADER_SIZE + RL_RING_BLOB_SIZE_MAX)
+#define RL_HISTORY_LIMIT_MAX RL_BATCH_RECORDS_MAX //  transfers per history reply
 //  in_doubt lists at most what fits one message (7,280 of 288 bytes).
 #define RL_IN_DOUBT_RECORDS_MAX ((RL_MESSAGE_SIZE_MAX - RL_HEADER_SIZE) / RL_IN_DOUBT_SIZE)
 
@@ -113,6 +118,8 @@ _Static_assert(RL_SHARD_DEADLINE_MS < RL_ROUTER_DEADLINE_MS, "shard < router dea
 _Static_assert(RL_ROUTER_DEADLINE_MS < RL_CLIENT_TIMEOUT_MS, "router deadline < client");
 _Static_assert(RL_ACCOUNT_SIZE == RL_TRANSFER_SIZE, "one record size for both creates");
 _Static_assert(RL_MESSAGE_SIZE_MAX < (1u << 24), "a full batch fits one ZeroMQ message");
+_Static_assert(RL_FRAME_SIZE_MAX >= RL_MESSAGE_SIZE_MAX && RL_FRAME_SIZE_MAX < (1u << 30),
+               "the frame bound takes every request and fits ZMQ_MAXMSGSIZE");
 _Static_assert(RL_HEADER_SIZE + RL_IN_DOUBT_RECORDS_MAX * RL_IN_DOUBT_SIZE <= RL_MESSAGE_SIZE_MAX,
                "an in_doubt reply fits one message");
 _Static_assert(RL_IN_DOUBT_RECORDS_MAX <= RL_BATCH_RECORDS_MAX, "in_doubt is a batch");

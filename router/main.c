@@ -427,6 +427,7 @@ s_open (router_t *self)
     zsock_set_rcvtimeo (self->clients, 0);
     zsock_set_sndhwm (self->clients, RL_ROUTER_SNDHWM_MESSAGES);
     zsock_set_rcvhwm (self->clients, RL_ROUTER_RCVHWM_MESSAGES);
+    zsock_set_maxmsgsize (self->clients, (int) RL_FRAME_SIZE_MAX);
     zsock_set_linger (self->clients, 0);
     if (zsock_bind (self->clients, "%s", self->options.bind) < 0) {
         rl_error ("cannot bind %s: %s", self->options.bind, zmq_strerror (zmq_errno ()));

@@ -1755,6 +1755,7 @@ server_new (const server_options_t *options, store_t *store, ring_t **ring_p, ou
     zsock_set_rcvtimeo (self->router, 0);
     zsock_set_sndhwm (self->router, RL_SHARD_SNDHWM_MESSAGES);
     zsock_set_rcvhwm (self->router, RL_SHARD_RCVHWM_MESSAGES);
+    zsock_set_maxmsgsize (self->router, (int) RL_FRAME_SIZE_MAX);
     zsock_set_linger (self->router, 0);
     int bound = zsock_bind (self->router, "%s", options->bind);
     //  A promoted standby binds the endpoint its standby socket just

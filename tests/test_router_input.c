@@ -1,6 +1,7 @@
 /*  test_router_input.c: a router in front of real shards, fed bad input of
     every kind through raw frames (the test kit's table of hostile frames,
-    and a multi-frame envelope): each answered or dropped as the protocol
+    a multi-frame envelope, and a frame over RL_FRAME_SIZE_MAX, whose
+    connection is dropped): each answered or dropped as the protocol
     says, never a crash, never a change to the ledgers. And bad options:
     deadlines that break the order of timeouts are refused at start-up,
     and a shard whose reported deadline breaks it is counted and logged at
@@ -102,6 +103,10 @@ test_bad_input (void **state)
     assert_int_equal (h.request_id, 4242);
     zmsg_destroy (&msg);
     zsock_destroy (&dealer);
+    //  A frame over RL_FRAME_SIZE_MAX: the connection is dropped before the
+    //  router holds it (it used to take any size, and keep it as the
+    //  envelope of the request behind it).
+    assert_true (tk_oversize_dropped (ctx->routers[0].endpoint));
 
     //  Still alive, nothing changed.
     rl_status_rec_t status;

@@ -802,6 +802,33 @@ s_bad_reply (zsock_t *dealer)
     return h;
 }
 
+bool
+tk_oversize_dropped (const char *endpoint)
+{
+    assert (endpoint);
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    assert_non_null (dealer);
+    zsock_set_linger (dealer, 0);
+    zsock_set_rcvtimeo (dealer, 1000);
+    tk_connect (dealer, endpoint);
+    size_t big = (size_t) RL_FRAME_SIZE_MAX + 1;
+    uint8_t *junk = (uint8_t *) calloc (1, big);
+    assert_non_null (junk);
+    uint8_t header[RL_HEADER_SIZE];
+    size_t size = tk_request_header (header, RL_OP_STATUS, 4343, 0);
+    zmsg_t *msg = zmsg_new ();
+    assert_non_null (msg);
+    assert_int_equal (zmsg_addmem (msg, junk, big), 0);
+    assert_int_equal (zmsg_addmem (msg, header, size), 0);
+    free (junk);
+    assert_int_equal (zmsg_send (&msg, dealer), 0);
+    zmsg_t *reply = zmsg_recv (dealer);
+    bool dropped = reply == NULL;
+    zmsg_destroy (&reply);
+    zsock_destroy (&dealer);
+    return dropped;
+}
+
 tk_bad_counts_t
 tk_bad_input_run (const char *endpoint, const rl_transfer_t *transfer, const tk_bad_want_t *want)
 {

@@ -233,4 +233,10 @@ size_t tk_bad_frame (tk_bad_case_t bad, const rl_transfer_t *transfer, uint64_t 
 tk_bad_counts_t tk_bad_input_run (const char *endpoint, const rl_transfer_t *transfer,
                                   const tk_bad_want_t *want);
 
+//  An oversize frame: a first frame one byte over RL_FRAME_SIZE_MAX before
+//  a valid status request, on a fresh DEALER. True when no answer came
+//  within a second (the process dropped the connection before it held the
+//  frame), false when the request was answered.
+bool tk_oversize_dropped (const char *endpoint);
+
 #endif
