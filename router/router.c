@@ -853,17 +853,19 @@ s_handle_reply (router_t *self, r_shard_t *shard, zframe_t *frame)
         rl_warn ("shard %s: a reply that does not decode (%zu bytes): dropped", shard->name, size);
         return;
     }
-    //  An epoch refused for its jump (shards.c) is not asked for again at
-    //  every reply; the periodic refresh still asks.
-    if (h.epoch > ring_epoch (self->ring) && h.epoch != self->epoch_refused
-        && !self->refresh_want) {
-        self->refresh_want = shard;
-    }
     r_sub_t *sub = router_sub_find (self, h.request_id);
     if (!sub || sub->shard != shard) {
         self->late++;
         rl_debug ("shard %s: late reply %" PRIu64 " discarded", shard->name, h.request_id);
         return;
+    }
+    //  An epoch refused for its jump (shards.c) is not asked for again at
+    //  every reply; the periodic refresh still asks. Never of a retired
+    //  shard: it is closed once its sub-requests are gone, and a refresh
+    //  sent to it would outlive it.
+    if (h.epoch > ring_epoch (self->ring) && h.epoch != self->epoch_refused && !self->refresh_want
+        && !shard->retired) {
+        self->refresh_want = shard;
     }
     if (!s_reply_matches (sub, &h)) {
         self->bad_replies++;

@@ -217,11 +217,12 @@ router_retired_sweep (router_t *self)
     r_shard_t **link = &self->retired;
     while (*link) {
         r_shard_t *shard = *link;
+        assert (shard->retired && self->refresh_want != shard);
         if (!shard->reader_ended && shard->inflight == 0) {
             zloop_reader_end (self->loop, shard->dealer);
             shard->reader_ended = true;
             shard->ended_tick = self->tick;
-        } else if (shard->reader_ended && self->tick > shard->ended_tick) {
+        } else if (shard->reader_ended && shard->inflight == 0 && self->tick > shard->ended_tick) {
             *link = shard->next;
             router_shard_destroy (&shard);
             continue;
@@ -339,6 +340,7 @@ router_refresh_start (router_t *self, r_shard_t *target)
     if (self->refresh_active || self->shard_count == 0) {
         return;
     }
+    assert (!target || !target->retired); //  its socket closes once drained
     r_shard_t *shard = target;
     for (size_t k = 0; !shard && k < self->shard_count; k++) {
         r_shard_t *candidate = self->shards[self->refresh_rr++ % self->shard_count];
