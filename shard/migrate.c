@@ -239,12 +239,19 @@ s_refuse (server_t *self, zmsg_t *envelope, const rl_header_t *h, const char *wh
     return server_reply_new (self, envelope, h, RL_STATUS_MIGRATION_REFUSED, 0, 0, NULL);
 }
 
+//  Does the ring give this shard the point?
+static bool
+s_owns_point (server_t *self, uint64_t point)
+{
+    int owner = ring_lookup (self->ring, point);
+    return owner >= 0 && owner == ring_shard_find (self->ring, self->options->name);
+}
+
 //  Does this shard serve (own, and hold the data of) the arc's end point?
 static bool
 s_serves_arc (server_t *self, uint64_t end)
 {
-    int owner = ring_lookup (self->ring, end);
-    if (owner < 0 || owner != ring_shard_find (self->ring, self->options->name)) {
+    if (!s_owns_point (self, end)) {
         return false;
     }
     const arcs_t *arcs = ledger_arcs (self->ledger);
@@ -1879,7 +1886,7 @@ s_cleanup_scan (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migra
     bool started = c->round > 0; //  round: accounts deleted so far + 1 once one is
     uint8_t *lo = c->imported_key, *hi = c->imported_key + RL_ID_SIZE; //  span of deleted ids
     uint32_t judged = 0;
-    bool not_yet = false;
+    bool not_yet = false, owned = false;
     int rc = 0;
     for (store_iter_seek (it, c->account_key, RL_ID_SIZE);; store_iter_next (it)) {
         if (!store_iter_valid (it)) {
@@ -1901,6 +1908,10 @@ s_cleanup_scan (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migra
         }
         rl_id_t id = codec_decode_id (key);
         if (imported_in_arc (state->arc_start, state->arc_end, id)) {
+            if (ledger_owns (self->ledger, id)) {
+                owned = true; //  a newer ring gives part of the arc back: it stays
+                break;
+            }
             if (ledger_remove_account (self->ledger, id) < 0) {
                 not_yet = true; //  dirty or in escrow: after a checkpoint
                 break;
@@ -1940,6 +1951,9 @@ s_cleanup_scan (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migra
     }
     s_state_put (self);
     RL_FAILPOINT (MIGRATE_CLEANUP);
+    if (owned) {
+        return s_refuse (self, envelope, h, "the ring gives this shard part of the arc again");
+    }
     return s_reply_state (self, envelope, h);
 }
 
@@ -1962,8 +1976,10 @@ s_cleanup_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_m
         return s_refuse (self, envelope, h,
                          "cleanup needs this migration handed over, here its source");
     }
-    if (s_serves_arc (self, state->arc_end)) {
-        return s_refuse (self, envelope, h, "this shard serves the arc again");
+    //  A ring loaded by hand may give the arc back (its accounts then
+    //  answer frozen: never handed back): nothing of it is deleted.
+    if (s_owns_point (self, state->arc_end)) {
+        return s_refuse (self, envelope, h, "the ring gives this shard the arc again");
     }
     //  Recovery must never replay a transfer onto an account it no longer
     //  holds: every ok transfer that posts to the arc is checkpointed first.

@@ -1174,6 +1174,25 @@ test_handover (void **state)
                             RL_MIGRATE_ABORT_TARGET_DONE, &out),
                       RL_STATUS_MIGRATION_REFUSED);
 
+    //  A ring loaded by hand that gives the arc back to the source before
+    //  its cleanup (epoch 3): the cleanup is refused and deletes nothing
+    //  (it used to stop the shard on an assertion at the first account);
+    //  the step's ring again (epoch 4) lets it go on.
+    {
+        ring_t *back = s_ring_at (ctx, 3), *again = ring_dup (step);
+        assert_non_null (again);
+        ring_set_epoch (again, 4);
+        s_load_ring (ctx->clients[0], back);
+        rl_migrate_rec_t req = s_request (ctx, RL_MIGRATE_SOURCE);
+        assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_CLEANUP, &req, &out),
+                          RL_STATUS_MIGRATION_REFUSED);
+        rl_status_rec_t st;
+        assert_int_equal (rl_client_status (ctx->clients[0], &st, TK_TIMEOUT_MS), 0);
+        assert_int_equal (st.epoch, 3);
+        s_load_ring (ctx->clients[0], again);
+        ring_destroy (&back);
+        ring_destroy (&again);
+    }
     //  The source cleans up: the moved accounts and their history go, in
     //  several calls of a few keys; the accounts that stay keep theirs.
     rl_transfer_t *staying = s_histories_of (ctx, ctx->clients[0], NULL, false);
@@ -1222,9 +1241,9 @@ test_handover (void **state)
     assert_int_equal (in_arc, 0);
     assert_true (s_stored_keys (ctx, 0, STORE_CF_HISTORY, &in_arc) > 0);
     assert_int_equal (in_arc, 0);
-    //  A ring alone giving the arc back to s1 (epoch 3, a restart with it):
+    //  A ring alone giving the arc back to s1 (epoch 5, a restart with it):
     //  s1 handed the arc over, its data moved on, so it stays frozen there.
-    s_restart_with_ring (ctx, 0, 3);
+    s_restart_with_ring (ctx, 0, 5);
     assert_int_equal (s_once (ctx->clients[0], 6, in, out_n), RL_FROZEN);
     assert_int_equal (s_frozen_arcs (ctx->clients[0]), 1);
     ring_destroy (&step);
