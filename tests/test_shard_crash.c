@@ -258,6 +258,7 @@ typedef struct {
     const char *unlink_match; //  with the shim: the staged name's column family
     const char *durability;   //  of the run that crashes; NULL: manual-wal
     bool chain;               //  the next case starts on this one's crashed disk
+    bool hostile;             //  its piece key made hostile before the restart
 } s_window_case_t;
 
 //  How many times the shard's log says a restart found a checkpoint's pieces.
@@ -284,6 +285,19 @@ s_piece_restarts (harness_t *h)
 //  start is refused with a message naming the key and its size, and
 //  changes nothing: the key put back as the crash left it then recovers
 //  as if nothing had happened (the case's checks follow).
+//  Puts the piece key of the stopped shard's store: `size` bytes of value.
+static void
+s_piece_key_put (const tk_shard_t *shard, const uint8_t *value, size_t size)
+{
+    const char *name = JOURNAL_META_CHECKPOINT_PIECE;
+    char err[256] = "";
+    store_t *store = store_open (shard->data_dir, RL_DURABILITY_SYNC, err, sizeof (err));
+    assert_non_null (store);
+    store_batch_put (store, STORE_CF_META, name, strlen (name), value, size);
+    assert_int_equal (store_commit (store), 0);
+    store_close (&store);
+}
+
 static void
 s_piece_key_hostile (harness_t *h, tk_shard_t *shard)
 {
@@ -301,11 +315,7 @@ s_piece_key_hostile (harness_t *h, tk_shard_t *shard)
     for (size_t i = 0; i < sizeof (sizes) / sizeof (sizes[0]); i++) {
         memcpy (bad, value, sizeof (bad));
         bad[JOURNAL_PIECE_SIZE] = 0xff;
-        store = store_open (shard->data_dir, RL_DURABILITY_SYNC, err, sizeof (err));
-        assert_non_null (store);
-        store_batch_put (store, STORE_CF_META, name, strlen (name), bad, sizes[i]);
-        assert_int_equal (store_commit (store), 0);
-        store_close (&store);
+        s_piece_key_put (shard, bad, sizes[i]);
         char why[128];
         snprintf (why, sizeof (why), "corrupt %s (%zu bytes)", name, sizes[i]);
         if (tk_shard_start (h, shard) > 0 || !tk_log_contains (h, shard->name, why)) {
@@ -314,11 +324,7 @@ s_piece_key_hostile (harness_t *h, tk_shard_t *shard)
         }
         shard->pid = -1;
     }
-    store = store_open (shard->data_dir, RL_DURABILITY_SYNC, err, sizeof (err));
-    assert_non_null (store);
-    store_batch_put (store, STORE_CF_META, name, strlen (name), value, JOURNAL_PIECE_SIZE);
-    assert_int_equal (store_commit (store), 0);
-    store_close (&store);
+    s_piece_key_put (shard, value, JOURNAL_PIECE_SIZE);
 }
 
 static const s_window_case_t s_window_cases[] = {
@@ -332,14 +338,13 @@ static const s_window_case_t s_window_cases[] = {
     {"checkpoint.started=delay:300,store.ingest.done=crash@5", NULL},
     {"checkpoint.started=delay:300,checkpoint.ingested=crash@2", NULL},
     {"checkpoint.started=delay:300,checkpoint.committed=crash@2", NULL},
-    {"checkpoint.piece=crash@1", NULL, "sync"},
+    {"checkpoint.piece=crash@1", NULL, "sync", false, true},
     {"checkpoint.started=delay:300,checkpoint.piece=crash@5", NULL, "sync"},
     {"checkpoint.piece=crash@2", NULL, NULL}, //  manual-wal
     {"checkpoint.piece=crash@3", NULL, "sync", true},
     {"checkpoint.started=delay:300,checkpoint.piece=crash@2", NULL, "sync"},
 };
-#define WINDOW_PIECE_RESTARTS 4  //  the cases with "sync" above
-#define WINDOW_HOSTILE_CASE   10 //  the first of them: its key made hostile
+#define WINDOW_PIECE_RESTARTS 4 //  the cases with "sync" above
 
 #define WINDOW_CASES           (sizeof (s_window_cases) / sizeof (s_window_cases[0]))
 #define WINDOW_AFTER_TRANSFERS 400 //  after each restart: several checkpoints' worth
@@ -492,7 +497,7 @@ test_checkpoint_window (void **state)
             continue;
         }
         size_t found_before = s_piece_restarts (h);
-        if (c == WINDOW_HOSTILE_CASE) {
+        if (wc->hostile) {
             s_piece_key_hostile (h, &shard);
         }
         static char left[STAGED_MAX][1024];
