@@ -850,6 +850,47 @@ ring_lookup_id (const ring_t *self, const void *id16)
     return ring_lookup (self, ring_point_of_id (id16));
 }
 
+//  Ring points [from, to] (indexes) owned by shard, into *mine and *seen.
+static void
+s_share_count (const ring_t *self, size_t from, size_t to, int shard, size_t *mine, size_t *seen)
+{
+    for (size_t at = from; at <= to && at < self->point_count; at++) {
+        (*seen)++;
+        *mine += self->owners[at] == shard;
+    }
+}
+
+//  A point x belongs to the first ring point at or after x (the smallest
+//  when none is). So the points of (start, end] belong to the ring points
+//  with positions in it and to the first at or after end; for an arc that
+//  wraps (start > end), to those after start and those up to end's.
+ring_share_t
+ring_arc_share (const ring_t *self, uint64_t start, uint64_t end, int shard)
+{
+    assert (self);
+    size_t count = self->point_count;
+    if (count == 0) {
+        return RING_SHARE_NONE;
+    }
+    size_t mine = 0, seen = 0;
+    size_t after_start = start == UINT64_MAX ? count
+                                             : s_lower_bound (self->positions, count, start + 1);
+    size_t at_end = s_lower_bound (self->positions, count, end);
+    if (start == end) {
+        s_share_count (self, 0, count - 1, shard, &mine, &seen); //  the whole space
+    } else if (start < end) {
+        s_share_count (self, after_start, at_end, shard, &mine, &seen);
+        if (at_end == count) {
+            s_share_count (self, 0, 0, shard, &mine, &seen); //  end past the last point
+        }
+    } else {
+        s_share_count (self, after_start, count - 1, shard, &mine, &seen);
+        s_share_count (self, 0, at_end == count ? count - 1 : at_end, shard, &mine, &seen);
+    }
+    assert (seen > 0);
+    return mine == 0 ? RING_SHARE_NONE : mine == seen ? RING_SHARE_ALL : RING_SHARE_PART;
+}
+
 double
 ring_imbalance (const ring_t *self)
 {

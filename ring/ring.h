@@ -112,6 +112,13 @@ uint64_t ring_point_of_id (const void *id16);         //  XXH3_64bits over the 1
 int ring_lookup (const ring_t *self, uint64_t point); //  shard index; -1 if ring empty
 int ring_lookup_id (const ring_t *self, const void *id16);
 
+//  How much of the arc (start, end] the ring gives shard `shard` (start ==
+//  end: the whole hash space): none of its points, some, or every one.
+//  O(log points + points in the arc), no allocation. An empty ring gives
+//  nothing.
+typedef enum { RING_SHARE_NONE = 0, RING_SHARE_PART = 1, RING_SHARE_ALL = 2 } ring_share_t;
+ring_share_t ring_arc_share (const ring_t *self, uint64_t start, uint64_t end, int shard);
+
 //  Text form (docs/ring.md) -----------------------------------------------
 //  On error: NULL, and err holds a message naming the line ("line 7: ...").
 ring_t *ring_from_text (const char *text, char *err, size_t err_size);

@@ -191,10 +191,11 @@ s_set_sub (const s_set_t *in, uint64_t lo, uint64_t hi, s_set_t *out)
 
 //  Applies add or sub of the ring arc (start, end] to *set, in place (the
 //  old array is freed). -1: memory, *set unchanged.
-static int
-s_set_arc (s_set_t *set, uint64_t start, uint64_t end, bool add)
+//  The arc (start, end] as one or two spans (start == end: the whole hash
+//  space); returns how many.
+static size_t
+s_arc_spans (uint64_t start, uint64_t end, s_span_t parts[2])
 {
-    s_span_t parts[2];
     size_t n = 0;
     if (start == end) {
         parts[n++] = (s_span_t){0, UINT64_MAX}; //  the whole hash space
@@ -206,6 +207,14 @@ s_set_arc (s_set_t *set, uint64_t start, uint64_t end, bool add)
         }
         parts[n++] = (s_span_t){0, end};
     }
+    return n;
+}
+
+static int
+s_set_arc (s_set_t *set, uint64_t start, uint64_t end, bool add)
+{
+    s_span_t parts[2];
+    size_t n = s_arc_spans (start, end, parts);
     for (size_t k = 0; k < n; k++) {
         s_set_t next;
         int rc = add ? s_set_add (set, parts[k].lo, parts[k].hi, &next)
@@ -232,6 +241,21 @@ s_set_contains (const s_set_t *set, uint64_t point)
         }
     }
     return lo < set->count && set->spans[lo].lo <= point;
+}
+
+//  Does a span of the set meet [lo, hi] (*any), does one hold all of it
+//  (*all)? Spans are disjoint and never adjacent, so one span holds all of
+//  [lo, hi] or none does.
+static void
+s_set_meets (const s_set_t *set, s_span_t part, bool *any, bool *all)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        s_span_t s = set->spans[i];
+        if (s.lo <= part.hi && s.hi >= part.lo) {
+            *any = true;
+            *all = *all || (s.lo <= part.lo && s.hi >= part.hi);
+        }
+    }
 }
 
 //  Stored form ---------------------------------------------------------------
@@ -629,6 +653,24 @@ arcs_thaw (arcs_t *self)
 {
     assert (self);
     self->frozen = false;
+}
+
+ring_share_t
+arcs_arc_received (const arcs_t *self, uint64_t start, uint64_t end)
+{
+    assert (self);
+    s_span_t parts[2], frozen[2];
+    size_t n = s_arc_spans (start, end, parts);
+    size_t f = self->frozen ? s_arc_spans (self->frozen_start, self->frozen_end, frozen) : 0;
+    bool any_missing = false, all_missing = true;
+    for (size_t k = 0; k < n; k++) {
+        bool any = false, all = false;
+        s_set_meets (&self->set, parts[k], &any, &all);
+        s_set_meets (&(s_set_t){frozen, f}, parts[k], &any, &all);
+        any_missing = any_missing || any;
+        all_missing = all_missing && all;
+    }
+    return !any_missing ? RING_SHARE_ALL : all_missing ? RING_SHARE_NONE : RING_SHARE_PART;
 }
 
 bool

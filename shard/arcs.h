@@ -64,6 +64,12 @@ bool arcs_kept (const arcs_t *self, uint64_t point);
 //  "not received".)
 bool arcs_received (const arcs_t *self, uint64_t point);
 bool arcs_received_id (const arcs_t *self, rl_id_t account_id);
+//  How much of the arc (start, end] (start == end: the whole space) this
+//  shard holds the data of, as arcs_received answers point by point:
+//  RING_SHARE_ALL every point, RING_SHARE_NONE none, otherwise PART (also
+//  when the points not received are partly a freeze's and partly not).
+//  O(spans).
+ring_share_t arcs_arc_received (const arcs_t *self, uint64_t start, uint64_t end);
 
 //  A migration freezes the arc (start, end] it moves away (start != end):
 //  until arcs_thaw, its points count as not received, so that every write

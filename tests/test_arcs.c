@@ -11,7 +11,8 @@
     (arcs_forget) and regained by a ring stays not received until its data
     arrives; the sets survive a reopen, and a newer ring at open is a ring
     change; marking an arc received (the whole space, across the wrap)
-    empties it; a migration's freeze counts in the frozen arcs; the stored
+    empties it; a migration's freeze counts in the frozen arcs; a whole
+    arc is held all, in part or not at all (arcs_arc_received); the stored
     form 1 still reads; stored bytes that lie are refused.
 */
 #include <setjmp.h>
@@ -284,6 +285,48 @@ test_handed_over_and_regained (void **state)
     ring_destroy (&c);
 }
 
+//  arcs_arc_received over whole arcs: z, new in ring b, holds none of each
+//  arc it gained, part of one a point longer, all of the others' arcs;
+//  once one is marked received, all of it.
+static void
+test_arc_received (void **state)
+{
+    s_ctx_t *ctx = *state;
+    static const char *names[] = {"x", "y"};
+    ring_t *a = s_ring (1, names, 2);
+    ring_t *b = ring_dup (a);
+    assert_int_equal (ring_add_shard (b, "z", "tcp://127.0.0.1:7002", 1.0), RING_OK);
+    ring_set_epoch (b, 2);
+    arcs_t *z = s_open (ctx, "z", a, NULL, NULL);
+    assert_int_equal (arcs_ring_change (z, a, b), 0);
+    assert_int_equal (store_commit (ctx->store), 0);
+    int me = ring_shard_find (b, "z");
+    size_t count = ring_point_count (b), gained = 0;
+    uint64_t one_start = 0, one_end = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint64_t prev = ring_point_position (b, i == 0 ? count - 1 : i - 1);
+        uint64_t here = ring_point_position (b, i);
+        if ((int) ring_point_owner (b, i) == me) {
+            assert_int_equal (arcs_arc_received (z, prev, here), RING_SHARE_NONE);
+            assert_int_equal (arcs_arc_received (z, prev, here + 1), RING_SHARE_PART);
+            assert_int_equal (arcs_arc_received (z, prev - 1, here), RING_SHARE_PART);
+            one_start = prev;
+            one_end = here;
+            gained++;
+        } else {
+            assert_int_equal (arcs_arc_received (z, prev, here), RING_SHARE_ALL);
+        }
+    }
+    assert_true (gained > 0);
+    assert_int_equal (arcs_arc_received (z, 0, 0), RING_SHARE_PART);
+    assert_int_equal (arcs_mark_received (z, one_start, one_end), 0);
+    assert_int_equal (store_commit (ctx->store), 0);
+    assert_int_equal (arcs_arc_received (z, one_start, one_end), RING_SHARE_ALL);
+    arcs_destroy (&z);
+    ring_destroy (&a);
+    ring_destroy (&b);
+}
+
 //  Status counts a migration's freeze with the arcs not received.
 static void
 test_freeze_counted (void **state)
@@ -303,7 +346,14 @@ test_freeze_counted (void **state)
     assert_int_equal (arcs_unreceived_count (x), 0);
     arcs_freeze (x, UINT64_MAX - 5, 5); //  across the wrap: one arc
     assert_int_equal (arcs_unreceived_count (x), 1);
+    //  Whole arcs: inside the freeze, across its edge, outside it.
+    assert_int_equal (arcs_arc_received (x, UINT64_MAX - 3, 2), RING_SHARE_NONE);
+    assert_int_equal (arcs_arc_received (x, UINT64_MAX - 3, 10), RING_SHARE_PART);
+    assert_int_equal (arcs_arc_received (x, 5, 100), RING_SHARE_ALL);
+    assert_int_equal (arcs_arc_received (x, 7, 7), RING_SHARE_PART);
     arcs_thaw (x);
+    assert_int_equal (arcs_arc_received (x, UINT64_MAX - 3, 2), RING_SHARE_ALL);
+    assert_int_equal (arcs_arc_received (x, 7, 7), RING_SHARE_ALL);
     arcs_destroy (&x);
     ring_destroy (&a);
 }
@@ -444,6 +494,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_lost_and_regained, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_handed_over_and_regained, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_freeze_counted, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_arc_received, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_stored_v1, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_wrap, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_stored, s_setup, s_teardown),

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -725,6 +726,70 @@ test_keys (void **state)
     ring_destroy (&ring);
 }
 
+//  The share by definition: the owner of every ring point inside the arc,
+//  and of the first at or after its end (which owns the end).
+static ring_share_t
+s_share_slow (const ring_t *ring, uint64_t start, uint64_t end, int shard)
+{
+    size_t mine = ring_lookup (ring, end) == shard, seen = 1;
+    for (size_t i = 0; i < ring_point_count (ring); i++) {
+        uint64_t p = ring_point_position (ring, i);
+        bool inside = start == end || (start < end ? p > start && p <= end : p > start || p <= end);
+        if (inside) {
+            seen++;
+            mine += (int) ring_point_owner (ring, i) == shard;
+        }
+    }
+    return mine == 0 ? RING_SHARE_NONE : mine == seen ? RING_SHARE_ALL : RING_SHARE_PART;
+}
+
+//  ring_arc_share: each ring arc is wholly its owner's, one point more is
+//  partly; random arcs (wrapping ones, the whole space, the top of the
+//  space) agree with the definition; an empty ring gives nothing.
+static void
+test_arc_share (void **state)
+{
+    (void) state;
+    ring_t *ring = s_ring_of (4);
+    size_t count = ring_point_count (ring);
+    for (size_t i = 0; i < count; i++) {
+        uint64_t prev = ring_point_position (ring, i == 0 ? count - 1 : i - 1);
+        uint64_t here = ring_point_position (ring, i);
+        int owner = (int) ring_point_owner (ring, i);
+        assert_int_equal (ring_arc_share (ring, prev, here, owner), RING_SHARE_ALL);
+        assert_int_equal (ring_arc_share (ring, prev, here, (owner + 1) % 4), RING_SHARE_NONE);
+        assert_int_equal (ring_arc_share (ring, prev, here + 1, owner), RING_SHARE_PART);
+        assert_int_equal (ring_arc_share (ring, prev - 1, here, owner), RING_SHARE_PART);
+        assert_int_equal (ring_arc_share (ring, here - 1, here, owner), RING_SHARE_ALL);
+    }
+    uint64_t prng = s_seed * 0x9E3779B97F4A7C15ull + 3;
+    for (int k = 0; k < 20000; k++) {
+        uint64_t start = rl_rand_next (&prng), end = rl_rand_next (&prng);
+        switch (k % 5) {
+            case 1:
+                end = start + (end >> 40); //  short arcs
+                break;
+            case 2:
+                start = UINT64_MAX;
+                break;
+            case 3:
+                end = start; //  the whole space
+                break;
+            default:
+                break;
+        }
+        for (int shard = 0; shard < 4; shard++) {
+            assert_int_equal (ring_arc_share (ring, start, end, shard),
+                              s_share_slow (ring, start, end, shard));
+        }
+    }
+    assert_int_equal (ring_arc_share (ring, 5, 5, 0), RING_SHARE_PART);
+    ring_destroy (&ring);
+    ring = ring_new (1);
+    assert_int_equal (ring_arc_share (ring, 1, 2, 0), RING_SHARE_NONE);
+    ring_destroy (&ring);
+}
+
 //  Diff across the wrap, on a hand-written ring.
 static void
 test_diff_wrap (void **state)
@@ -816,6 +881,7 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        // clang-format off
         cmocka_unit_test (test_golden_built_ring),
         cmocka_unit_test (test_golden_text_ring),
         cmocka_unit_test (test_movement_add),
@@ -833,8 +899,10 @@ main (void)
         cmocka_unit_test (test_binary_round_trip),
         cmocka_unit_test (test_binary_corrupt),
         cmocka_unit_test (test_diff_wrap),
+        cmocka_unit_test (test_arc_share),
         cmocka_unit_test (test_api_errors),
         cmocka_unit_test (test_keys),
+        // clang-format on
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
