@@ -757,7 +757,8 @@ typedef struct {
     char source[RL_SHARD_NAME_SIZE_MAX];
     char target[RL_SHARD_NAME_SIZE_MAX];
     rl_migrate_cursor_t cursor; //  target: imported up to here; export: from here
-    uint64_t chunks;            //  target: chunks imported; export: the chunk asked is chunks + 1
+    uint64_t chunks;            //  target: chunks imported; export: the chunk asked is chunks + 1;
+                                //  source (stored, replies): rounds begun (the highest + 1)
     uint64_t records;           //  target: transfer records imported (all rounds)
     uint64_t accounts;          //  target: account snapshots imported (all rounds)
     uint32_t entries_max;       //  export: entries in the chunk, 1..RL_MIGRATE_ENTRIES_MAX

@@ -16,7 +16,10 @@
                       target, this shard's role; cursor zero. Again with
                       the same record: answers the stored state (how the
                       tool resumes). A different migration while one is
-                      stored: migration_refused.
+                      stored: migration_refused. The source must serve
+                      every point of the arc; the target none (it may own
+                      all of it, not received). Every check of the ring
+                      and of the arcs received takes the whole arc.
                       Begin, freeze and commit of a migration of another
                       plan than the one holding the shard's migration lease
                       are refused (lease_held; mlease.h); a plan's first
@@ -26,7 +29,9 @@
                       answered busy and asks for it.
       migrate_export  (source) the chunk numbered `chunks + 1` from
                       `cursor`, at most `entries_max` entries, and at most
-                      RL_MIGRATE_SCAN_RECORDS_MAX records read. Reads only.
+                      RL_MIGRATE_SCAN_RECORDS_MAX records read. Writes
+                      only the source's record: the rounds begun (an
+                      export that begins one) and SHIPPED.
       migrate_import  (target) imports a chunk: the next one in order
                       (seq == chunks + 1 and from == the stored cursor),
                       every entry in the arc; its keys (imported.c), the new
@@ -69,10 +74,13 @@
       target  NONE -> COPYING -> SHIPPED (final chunk in) -> HANDED_OVER
       abort   target COPYING|SHIPPED -> ABORTING ... -> NONE; source
               COPYING|FROZEN|SHIPPED -> NONE (never from HANDED_OVER)
-      A HANDED_OVER migration may be replaced by a new migrate_begin.
-      A round that begins FROZEN and drained is the final one: when it
-      ends the source is SHIPPED and the chunk that ends it carries
-      RL_CHUNK_FINAL (and so does any round's last chunk in SHIPPED).
+      A target's HANDED_OVER migration may be replaced by a new
+      migrate_begin; a source's only once its cleanup has run (NONE).
+      A round that begins fresh (a round number no export began before:
+      the source's record counts the rounds begun, in `chunks`), FROZEN
+      and drained, is the final one: when it ends the source is SHIPPED
+      and the chunk that ends it carries RL_CHUNK_FINAL (and so does the
+      last chunk of any round, in SHIPPED, numbered from the final one on).
 
     WHAT MOVES (the export's scan; each round runs the phases in order)
       1. the source's own transfer records (the `transfers` family, every
@@ -239,23 +247,26 @@ s_refuse (server_t *self, zmsg_t *envelope, const rl_header_t *h, const char *wh
     return server_reply_new (self, envelope, h, RL_STATUS_MIGRATION_REFUSED, 0, 0, NULL);
 }
 
-//  Does the ring give this shard the point?
-static bool
-s_owns_point (server_t *self, uint64_t point)
+//  How much of the arc (start, end] the ring gives this shard: an arc of
+//  a migration is wholly the source's before it and wholly the target's
+//  after it (a plan's arcs are ring_diff_arcs', runs of whole ring arcs),
+//  so every check takes the whole arc, never one point of it: an admin
+//  request naming a wider arc would otherwise hand over, freeze or mark
+//  received what does not move.
+static ring_share_t
+s_ring_share (server_t *self, uint64_t start, uint64_t end)
 {
-    int owner = ring_lookup (self->ring, point);
-    return owner >= 0 && owner == ring_shard_find (self->ring, self->options->name);
+    int me = ring_shard_find (self->ring, self->options->name);
+    return me < 0 ? RING_SHARE_NONE : ring_arc_share (self->ring, start, end, me);
 }
 
-//  Does this shard serve (own, and hold the data of) the arc's end point?
-static bool
-s_serves_arc (server_t *self, uint64_t end)
+//  How much of the arc this shard holds the data of (arcs.h; a shard
+//  without the arcs module holds all of it).
+static ring_share_t
+s_held_share (server_t *self, uint64_t start, uint64_t end)
 {
-    if (!s_owns_point (self, end)) {
-        return false;
-    }
     const arcs_t *arcs = ledger_arcs (self->ledger);
-    return !arcs || arcs_received (arcs, end);
+    return arcs ? arcs_arc_received (arcs, start, end) : RING_SHARE_ALL;
 }
 
 //  Begin -----------------------------------------------------------------------
@@ -296,11 +307,22 @@ s_begin (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *
         }
         return s_reply_state (self, envelope, h); //  resumed: as stored
     }
-    //  The source serves the arc now; the target does not hold it.
-    if (s_serves_arc (self, req.arc_end) != source) {
+    if (state->state == RL_MIGRATE_HANDED_OVER && state->role == RL_MIGRATE_SOURCE) {
+        //  Replacing it would drop its cleanup: the accounts that left would
+        //  stay here for good (and moving the arc back be refused).
         return s_refuse (self, envelope, h,
-                         source ? "the source does not serve the arc"
-                                : "the target already serves the arc");
+                         "the cleanup of the last migration from here has not run");
+    }
+    //  The source serves the whole arc now; the target none of it (it may
+    //  own all of it already, the step's ring loaded, but hold none).
+    ring_share_t owned = s_ring_share (self, req.arc_start, req.arc_end);
+    ring_share_t held = s_held_share (self, req.arc_start, req.arc_end);
+    if (source && (owned != RING_SHARE_ALL || held != RING_SHARE_ALL)) {
+        return s_refuse (self, envelope, h, "the source does not serve the whole arc");
+    }
+    if (!source && owned != RING_SHARE_NONE
+        && !(owned == RING_SHARE_ALL && held == RING_SHARE_NONE)) {
+        return s_refuse (self, envelope, h, "the target serves part of the arc");
     }
     if (ledger_adopting (self->ledger)) {
         //  The accounts the last handover adopted are not in the accounts
@@ -748,6 +770,16 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
         || state->role != RL_MIGRATE_SOURCE || state->migration_id != req.migration_id) {
         return s_refuse (self, envelope, h, "no such migration with this shard as its source");
     }
+    //  A round begins here (the first export, or one from a cursor whose
+    //  round is DONE). Fresh: no export began that round number before
+    //  (the source's record counts the rounds begun, in `chunks`, across
+    //  restarts). Only a fresh start may be the final round: a cursor the
+    //  target holds in the middle of a round begun twice may come from the
+    //  earlier start (a second tool, an old run alive after `recover`), and
+    //  a round begun before the freeze must never end as the final one.
+    bool begins = req.cursor.phase == RL_MIGRATE_PHASE_DONE || s_cursor_zero (&req.cursor);
+    uint32_t round = req.cursor.phase == RL_MIGRATE_PHASE_DONE ? req.cursor.round + 1 : 0;
+    bool fresh = begins && round + 1 > state->chunks;
     //  A round that begins frozen and drained is the final one: nothing in
     //  the arc can change any more, so it carries everything.
     if (req.cursor.phase == RL_MIGRATE_PHASE_DONE && state->state == RL_MIGRATE_FROZEN) {
@@ -769,8 +801,14 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
             s_park (self, envelope, h, body, req.param);
             return NULL;
         }
-        self->migration_final = inflight == 0 ? req.cursor.round + 2 : 0;
-        if (inflight == 0) {
+        //  Begun again since it began final (a resend): still the final one.
+        bool final = inflight == 0 && (fresh || self->migration_final == round + 1);
+        if (inflight == 0 && !final) {
+            rl_warn ("migration %" PRIu64 ": round %" PRIu32 " began before: not the final one",
+                     state->migration_id, round);
+        }
+        self->migration_final = final ? round + 1 : 0;
+        if (final) {
             //  Where the freeze's time goes (bench/README.md, "Rebalancing"):
             //  this line against "arc frozen" is the drain, as this shard saw it.
             rl_info ("migration %" PRIu64 ": the final round begins, %" PRId64
@@ -799,6 +837,14 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
     } else if (s_cursor_zero (&c)) {
         s_round_begins (self, state, 0);
     }
+    if (fresh && state->state != RL_MIGRATE_SHIPPED) {
+        //  Stored with this turn, before the chunk goes out. Once SHIPPED it
+        //  stays the final round's number + 1: every round from it on began
+        //  frozen and drained, every one before it may not have.
+        state->chunks = round + 1;
+        s_state_put (self);
+    }
+    bool final_shipped = state->state == RL_MIGRATE_SHIPPED && c.round + 1 >= state->chunks;
     //  Phase 3 sends the round's list when this process made it.
     bool listed = self->round_keys && self->track_id == state->migration_id
                   && self->round_listed == c.round + 1;
@@ -827,7 +873,7 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
                     rc = s_export_accounts (&x, &c);
                 }
                 if (rc == 0 && c.phase == RL_MIGRATE_PHASE_DONE
-                    && (state->state == RL_MIGRATE_SHIPPED
+                    && (final_shipped
                         || (state->state == RL_MIGRATE_FROZEN
                             && self->migration_final == c.round + 1))) {
                     //  The final round (or one after it): the pending transfers too.
@@ -855,7 +901,7 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
         rl_info ("migration %" PRIu64 ": the final round is out (%" PRIu64 " chunks)",
                  state->migration_id, chunk.seq);
     }
-    if (round_done && state->state == RL_MIGRATE_SHIPPED) {
+    if (round_done && (state->state == RL_MIGRATE_SHIPPED && c.round + 1 >= state->chunks)) {
         chunk.flags = RL_CHUNK_FINAL; //  again when resent: nothing changes once shipped
     }
     chunk_encode_header (&chunk, buffer);
@@ -1506,10 +1552,9 @@ static zmsg_t *
 s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migrate_rec_t *state)
 {
     arcs_t *arcs = ledger_arcs (self->ledger);
-    int me = ring_shard_find (self->ring, self->options->name);
-    if (state->state != RL_MIGRATE_SHIPPED || me < 0
-        || ring_lookup (self->ring, state->arc_end) != me || !arcs
-        || arcs_received (arcs, state->arc_end)) {
+    if (state->state != RL_MIGRATE_SHIPPED || !arcs
+        || s_ring_share (self, state->arc_start, state->arc_end) != RING_SHARE_ALL
+        || arcs_arc_received (arcs, state->arc_start, state->arc_end) != RING_SHARE_NONE) {
         return s_refuse (self, envelope, h,
                          "commit needs the final chunk and the step's ring giving the arc here");
     }
@@ -1636,9 +1681,8 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
 static zmsg_t *
 s_commit_source (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migrate_rec_t *state)
 {
-    int me = ring_shard_find (self->ring, self->options->name);
     if (state->state != RL_MIGRATE_SHIPPED
-        || (me >= 0 && ring_lookup (self->ring, state->arc_end) == me)) {
+        || s_ring_share (self, state->arc_start, state->arc_end) != RING_SHARE_NONE) {
         return s_refuse (self, envelope, h,
                          "commit needs the final round out and the step's ring loaded");
     }
@@ -1978,7 +2022,7 @@ s_cleanup_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_m
     }
     //  A ring loaded by hand may give the arc back (its accounts then
     //  answer frozen: never handed back): nothing of it is deleted.
-    if (s_owns_point (self, state->arc_end)) {
+    if (s_ring_share (self, state->arc_start, state->arc_end) != RING_SHARE_NONE) {
         return s_refuse (self, envelope, h, "the ring gives this shard the arc again");
     }
     //  Recovery must never replay a transfer onto an account it no longer

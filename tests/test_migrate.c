@@ -42,6 +42,12 @@
     history of its other accounts is unchanged, and both keep this across a
     SIGKILL; status counts the freeze while it lasts; a ring alone giving
     the arc back to s1 afterwards leaves it frozen there (handed over).
+    Before the copy, begins naming an arc one point wider than the ring's
+    are refused on both sides; before the cleanup, a new migration from
+    s1 is refused. test_round_begun_twice: a round begun before the freeze
+    (its first chunks imported) and again after the drain ends as an
+    ordinary round; the next one is the final one, and the balances s2
+    takes over are s1's.
     test_ring_gives_back: s1 restarted with the step's ring before any
     migration, then given the arc back by a ring of a higher epoch, serves
     it at once (it kept the data, never handed over), balances unchanged,
@@ -312,13 +318,13 @@ s_begin (s_ctx_t *ctx)
     return out;
 }
 
-//  The next chunk from s1 for s2's state (malloc'd).
+//  The next chunk from s1 for s2's state, at most `entries` (malloc'd).
 static uint8_t *
-s_export (s_ctx_t *ctx, const rl_migrate_rec_t *target, size_t *size_p)
+s_export_max (s_ctx_t *ctx, const rl_migrate_rec_t *target, uint32_t entries, size_t *size_p)
 {
     rl_migrate_rec_t req = *target;
     req.role = RL_MIGRATE_SOURCE;
-    req.entries_max = S_ENTRIES;
+    req.entries_max = entries;
     uint8_t body[RL_MIGRATE_SIZE];
     codec_encode_migrate (&req, body);
     rl_header_t h;
@@ -328,6 +334,12 @@ s_export (s_ctx_t *ctx, const rl_migrate_rec_t *target, size_t *size_p)
                       0);
     assert_non_null (chunk);
     return chunk;
+}
+
+static uint8_t *
+s_export (s_ctx_t *ctx, const rl_migrate_rec_t *target, size_t *size_p)
+{
+    return s_export_max (ctx, target, S_ENTRIES, size_p);
 }
 
 static int
@@ -1065,11 +1077,139 @@ s_final_handover (s_ctx_t *ctx, rl_migrate_rec_t *target, const ring_t *step)
     return s_final_handover_status (ctx, target, step, NULL);
 }
 
+//  One chunk of at most `entries` from s1 into s2, which must not be the
+//  final one; s2's new state. *account_p: the last account in it, if any.
+static rl_migrate_rec_t
+s_step_not_final (s_ctx_t *ctx, const rl_migrate_rec_t *target, uint32_t entries,
+                  rl_id_t *account_p)
+{
+    size_t size = 0;
+    uint8_t *chunk = s_export_max (ctx, target, entries, &size);
+    chunk_t head;
+    assert_int_equal (chunk_decode (chunk, size, &head), RL_STATUS_OK);
+    assert_false (head.flags & RL_CHUNK_FINAL);
+    for (uint32_t i = 0; i < head.entry_count && account_p; i++) {
+        chunk_entry_t e;
+        chunk_entry (&head, i, &e);
+        if (e.kind == RL_CHUNK_ACCOUNT) {
+            *account_p = e.account.id;
+        }
+    }
+    rl_migrate_rec_t out;
+    assert_int_equal (s_import (ctx, chunk, size, &out), 0);
+    free (chunk);
+    return out;
+}
+
+//  s1's stored migration state.
+static uint32_t
+s_source_state (s_ctx_t *ctx)
+{
+    rl_migrate_rec_t req = s_request (ctx, RL_MIGRATE_SOURCE), out;
+    assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_BEGIN, &req, &out), 0);
+    return out.state;
+}
+
+//  A round begun twice: once before the freeze (by a second tool, or an old
+//  run alive after `recover`), whose chunks s2 imports, and once after the
+//  drain. An account the earlier start had sent already changes in
+//  between. The round must not end as the final one (it would ship that
+//  account's old balance): it ends as an ordinary round, and the next
+//  one, begun fresh in the freeze, is the final one. The balances s2 takes
+//  over are s1's.
+static void
+test_round_begun_twice (void **state)
+{
+    s_ctx_t *ctx = *state;
+    s_traffic (ctx, 200);
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    uint64_t same = 0; //  an operator on s1 outside the arc
+    for (uint64_t n = 1; n <= S_OPERATORS && !same; n++) {
+        same = !s_in_arc (ctx, tk_id (n, S_TAG)) && s_owner (ctx, n) == 0 ? n : 0;
+    }
+    assert_true (same > 0);
+    rl_migrate_rec_t target = s_begin (ctx);
+    target = s_round (ctx, target, 0); //  round 0: every account
+    size_t changed = 0;
+    for (uint64_t n = 1; n <= S_ACCOUNTS && changed < 6; n++) {
+        if (s_in_arc (ctx, tk_id (n, S_TAG)) && n != same) {
+            assert_int_equal (s_send (ctx, same, n, 7), RL_OK);
+            changed++;
+        }
+    }
+    assert_int_equal (changed, 6);
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    //  The earlier start of round 1: one entry a chunk until an account is in.
+    rl_migrate_rec_t before_round = target;
+    rl_id_t sent = {0};
+    while (rl_id_is_zero (sent)) {
+        target = s_step_not_final (ctx, &target, 1, &sent);
+        assert_int_not_equal (target.cursor.phase, RL_MIGRATE_PHASE_DONE);
+    }
+    //  That account changes after it went.
+    uint64_t n_sent = 0;
+    for (uint64_t n = 1; n <= S_ACCOUNTS && !n_sent; n++) {
+        n_sent = rl_id_eq (tk_id (n, S_TAG), sent) ? n : 0;
+    }
+    assert_true (n_sent > 0);
+    assert_int_equal (s_send (ctx, same, n_sent, 5), RL_OK);
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    static rl_account_t before[S_ACCOUNTS + 1], after[S_ACCOUNTS + 1];
+    s_sums (ctx, ctx->ring, before);
+    rl_migrate_rec_t source = s_request (ctx, RL_MIGRATE_SOURCE), out;
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_FREEZE, &source, RL_MIGRATE_SOURCE, 30000, &out), 0);
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_DRAIN, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
+    assert_int_equal (out.param, 0);
+    //  The later start, frozen and drained, from the cursor before round 1:
+    //  not the final one, and s2 takes nothing of it (already imported).
+    size_t size = 0;
+    uint8_t *chunk = s_export_max (ctx, &before_round, RL_MIGRATE_ENTRIES_MAX, &size);
+    chunk_t head;
+    assert_int_equal (chunk_decode (chunk, size, &head), RL_STATUS_OK);
+    assert_false (head.flags & RL_CHUNK_FINAL);
+    assert_int_equal (s_import (ctx, chunk, size, &out), 0);
+    assert_int_equal (out.chunks, target.chunks);
+    free (chunk);
+    assert_int_equal (s_source_state (ctx), RL_MIGRATE_FROZEN);
+    //  s2's cursor, from the earlier start, goes on: an ordinary round's end.
+    while (target.cursor.phase != RL_MIGRATE_PHASE_DONE) {
+        target = s_step_not_final (ctx, &target, RL_MIGRATE_ENTRIES_MAX, NULL);
+    }
+    assert_int_equal (s_source_state (ctx), RL_MIGRATE_FROZEN);
+    //  The next round begins fresh in the freeze: the final one, handed over.
+    ring_t *step = s_step_ring (ctx);
+    out = s_final_handover (ctx, &target, step);
+    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+    s_load_ring (ctx->clients[0], step);
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_COMMIT, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
+    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+    s_sums (ctx, step, after);
+    assert_memory_equal (before, after, sizeof (before));
+    ring_destroy (&step);
+}
+
 static void
 test_handover (void **state)
 {
     s_ctx_t *ctx = *state;
     s_traffic (ctx, 300);
+    {
+        //  A begin naming an arc one point wider than the ring's (its end
+        //  is s1's): the source does not serve all of it, the target
+        //  serves part of it (the ring's points alternate between s1 and
+        //  s2, so the point before the arc is s2's).
+        rl_migrate_rec_t wide = s_request (ctx, RL_MIGRATE_SOURCE), none;
+        wide.arc_start--;
+        assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_BEGIN, &wide, &none),
+                          RL_STATUS_MIGRATION_REFUSED);
+        wide = s_request (ctx, RL_MIGRATE_TARGET);
+        wide.arc_start--;
+        assert_int_equal (s_migrate_call (ctx->clients[1], RL_OP_MIGRATE_BEGIN, &wide, &none),
+                          RL_STATUS_MIGRATION_REFUSED);
+    }
     rl_migrate_rec_t target = s_begin (ctx);
     rl_migrate_rec_t source = s_request (ctx, RL_MIGRATE_SOURCE), out;
     target = s_round (ctx, target, 2);
@@ -1190,6 +1330,20 @@ test_handover (void **state)
         assert_int_equal (rl_client_status (ctx->clients[0], &st, TK_TIMEOUT_MS), 0);
         assert_int_equal (st.epoch, 3);
         s_load_ring (ctx->clients[0], again);
+        //  Nor may a new migration from s1, of an arc it serves, replace
+        //  the one whose cleanup has not run.
+        rl_migrate_rec_t other = s_request (ctx, RL_MIGRATE_SOURCE);
+        other.migration_id = S_MIGRATION + 5;
+        size_t count = ring_point_count (again);
+        for (size_t i = 0; i < count; i++) {
+            if (ring_point_owner (again, i) == 0) {
+                other.arc_start = ring_point_position (again, i == 0 ? count - 1 : i - 1);
+                other.arc_end = ring_point_position (again, i);
+            }
+        }
+        assert_true (other.arc_end != ctx->arc_end);
+        assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_BEGIN, &other, &out),
+                          RL_STATUS_MIGRATION_REFUSED);
         ring_destroy (&back);
         ring_destroy (&again);
     }
@@ -2163,6 +2317,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_copy_resumes_after_kills, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_catchup_sends_changes, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_hostile_chunks, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_round_begun_twice, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_handover, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_adopted_accounts, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_cleanup_beside_checkpoint, s_setup, s_teardown),
