@@ -1077,6 +1077,20 @@ s_final_handover (s_ctx_t *ctx, rl_migrate_rec_t *target, const ring_t *step)
     return s_final_handover_status (ctx, target, step, NULL);
 }
 
+//  The final round into s2 with the step's ring and its commit, then the
+//  ring on s1 and s1's commit: both HANDED_OVER.
+static void
+s_hand_over (s_ctx_t *ctx, rl_migrate_rec_t *target, const ring_t *step)
+{
+    rl_migrate_rec_t out = s_final_handover (ctx, target, step);
+    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+    s_load_ring (ctx->clients[0], step);
+    rl_migrate_rec_t source = s_request (ctx, RL_MIGRATE_SOURCE);
+    assert_int_equal (
+        s_op (ctx->clients[0], RL_OP_MIGRATE_COMMIT, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
+    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+}
+
 //  One chunk of at most `entries` from s1 into s2, which must not be the
 //  final one; s2's new state. *account_p: the last account in it, if any.
 static rl_migrate_rec_t
@@ -1180,12 +1194,7 @@ test_round_begun_twice (void **state)
     assert_int_equal (s_source_state (ctx), RL_MIGRATE_FROZEN);
     //  The next round begins fresh in the freeze: the final one, handed over.
     ring_t *step = s_step_ring (ctx);
-    out = s_final_handover (ctx, &target, step);
-    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
-    s_load_ring (ctx->clients[0], step);
-    assert_int_equal (
-        s_op (ctx->clients[0], RL_OP_MIGRATE_COMMIT, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
-    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+    s_hand_over (ctx, &target, step);
     s_sums (ctx, step, after);
     assert_memory_equal (before, after, sizeof (before));
     ring_destroy (&step);
@@ -1299,12 +1308,7 @@ test_handover (void **state)
     assert_int_equal (carried, 1);
     free (older_chunk);
     ring_t *step = s_step_ring (ctx);
-    out = s_final_handover (ctx, &target, step);
-    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
-    s_load_ring (ctx->clients[0], step);
-    assert_int_equal (
-        s_op (ctx->clients[0], RL_OP_MIGRATE_COMMIT, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
-    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+    s_hand_over (ctx, &target, step);
     assert_int_equal (s_frozen_arcs (ctx->clients[0]), 0); //  the freeze ended
     //  Too late to abort, on either side.
     assert_int_equal (
@@ -1465,12 +1469,7 @@ test_cleanup_beside_checkpoint (void **state)
         target = s_round (ctx, target, 0);
     }
     ring_t *step = s_step_ring (ctx);
-    out = s_final_handover (ctx, &target, step);
-    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
-    s_load_ring (ctx->clients[0], step);
-    assert_int_equal (
-        s_op (ctx->clients[0], RL_OP_MIGRATE_COMMIT, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
-    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+    s_hand_over (ctx, &target, step);
     //  The cleanup: its first call finds the undone account changed and
     //  asks for a checkpoint, whose snapshot takes it; the calls after
     //  wait for that checkpoint before they delete it.
@@ -1599,12 +1598,7 @@ test_adopted_accounts (void **state)
     assert_true (tk_shard_start (ctx->h, &ctx->shards[1]) > 0);
     s_clients_open (ctx);
     target = before_final;
-    out = s_final_handover (ctx, &target, step);
-    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
-    s_load_ring (ctx->clients[0], step);
-    assert_int_equal (
-        s_op (ctx->clients[0], RL_OP_MIGRATE_COMMIT, &source, RL_MIGRATE_SOURCE, 0, &out), 0);
-    assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+    s_hand_over (ctx, &target, step);
 
     //  The arc back from s2 to s1, a new migration: not while s2's adopted
     //  accounts wait for their checkpoint.
