@@ -82,6 +82,9 @@ RL_FP_X (MIGRATE_FREEZE, "migrate.freeze",
 RL_FP_X (MIGRATE_UNFREEZE, "migrate.unfreeze",
          "migration source: COPYING again (migrate_unfreeze or the freeze's time limit) in the "
          "batch, before the commit")
+RL_FP_X (MIGRATE_ROUND_BEGUN, "migrate.round_begun",
+         "migration source: an export that begins a round has put the rounds begun in the "
+         "batch, before the commit (the tool sends the export again)")
 RL_FP_X (MIGRATE_SHIPPED, "migrate.shipped",
          "migration source: the final round's last chunk built, SHIPPED in the batch, before the "
          "commit")

@@ -340,6 +340,11 @@ s_begin (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t *
         .role = req.role,
         .state = RL_MIGRATE_COPYING,
     };
+    if (source && state->migration_id == req.migration_id && state->role == req.role) {
+        //  The same migration begun again after an abort here: its rounds
+        //  stay counted (the target may still hold a cursor of one of them).
+        fresh.chunks = state->chunks;
+    }
     memcpy (fresh.source, req.source, sizeof (fresh.source));
     memcpy (fresh.target, req.target, sizeof (fresh.target));
     self->migration = fresh;
@@ -587,6 +592,7 @@ s_track_stop (server_t *self)
     self->track_id = 0;
     memset (self->track_round, 0, sizeof (self->track_round));
     memset (self->track_mark, 0, sizeof (self->track_mark));
+    memset (self->track_first, 0, sizeof (self->track_first));
     ledger_track_changes (self->ledger, false);
 }
 
@@ -646,10 +652,16 @@ s_cursor_zero (const rl_migrate_cursor_t *c)
 //  Memory holds what the store's scan would miss: an account created by
 //  a request of this turn, not yet written. A start served twice (its
 //  reply lost) keeps its first mark, the earlier: it only lists more.
+//  And only the mark of a round's first start ever (`fresh`: the rounds
+//  begun, counted in the source's record) may stand for the round: the
+//  target may hold that round from a start this process never saw (a
+//  second tool's, before a restart or an abort here), read before a later
+//  start's mark; after a later start alone the next round lists every
+//  account (test_migrate, test_round_begun_twice).
 //  Without memory for the list, phase 3 scans the accounts family (every
 //  account) as before. O(accounts held) in the loop, once a round.
 static void
-s_round_begins (server_t *self, const rl_migrate_rec_t *state, uint32_t round)
+s_round_begins (server_t *self, const rl_migrate_rec_t *state, uint32_t round, bool fresh)
 {
     if (self->track_id != state->migration_id) {
         s_track_stop (self);
@@ -667,10 +679,13 @@ s_round_begins (server_t *self, const rl_migrate_rec_t *state, uint32_t round)
         bool follows = self->track_mark[1] && self->track_round[1] + 1 == round;
         self->track_round[0] = follows ? self->track_round[1] : 0;
         self->track_mark[0] = follows ? self->track_mark[1] : 0;
+        self->track_first[0] = follows && self->track_first[1];
         self->track_round[1] = round;
         self->track_mark[1] = ledger_change_mark (self->ledger);
+        self->track_first[1] = fresh;
     }
-    bool changes = round > 0 && self->track_mark[0] && self->track_round[0] + 1 == round;
+    bool changes = round > 0 && self->track_mark[0] && self->track_first[0]
+                   && self->track_round[0] + 1 == round;
     s_collect_t k = {.start = state->arc_start, .end = state->arc_end};
     ledger_changed_since (self->ledger, changes ? self->track_mark[0] : 0, s_collect, &k);
     if (!k.failed && !k.keys) {
@@ -777,9 +792,18 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
     //  target holds in the middle of a round begun twice may come from the
     //  earlier start (a second tool, an old run alive after `recover`), and
     //  a round begun before the freeze must never end as the final one.
+    //  A cursor of a round no export began here (none from before the
+    //  count: 0) was never handed out by this source: refused, so that a
+    //  stray export cannot count rounds ahead and keep the tool's from
+    //  ever being fresh.
     bool begins = req.cursor.phase == RL_MIGRATE_PHASE_DONE || s_cursor_zero (&req.cursor);
+    if ((req.cursor.phase == RL_MIGRATE_PHASE_DONE && req.cursor.round == UINT32_MAX)
+        || (state->chunks > 0 && !s_cursor_zero (&req.cursor)
+            && req.cursor.round >= state->chunks)) {
+        return s_refuse (self, envelope, h, "the cursor names a round this source never began");
+    }
     uint32_t round = req.cursor.phase == RL_MIGRATE_PHASE_DONE ? req.cursor.round + 1 : 0;
-    bool fresh = begins && round + 1 > state->chunks;
+    bool fresh = begins && (uint64_t) round + 1 > state->chunks;
     //  A round that begins frozen and drained is the final one: nothing in
     //  the arc can change any more, so it carries everything.
     if (req.cursor.phase == RL_MIGRATE_PHASE_DONE && state->state == RL_MIGRATE_FROZEN) {
@@ -833,16 +857,17 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
         c.phase = RL_MIGRATE_PHASE_TRANSFERS; //  a catch-up round
         c.round++;
         memset (c.account_key, 0, sizeof (c.account_key));
-        s_round_begins (self, state, c.round);
+        s_round_begins (self, state, c.round, fresh);
     } else if (s_cursor_zero (&c)) {
-        s_round_begins (self, state, 0);
+        s_round_begins (self, state, 0, fresh);
     }
     if (fresh && state->state != RL_MIGRATE_SHIPPED) {
         //  Stored with this turn, before the chunk goes out. Once SHIPPED it
         //  stays the final round's number + 1: every round from it on began
         //  frozen and drained, every one before it may not have.
-        state->chunks = round + 1;
+        state->chunks = (uint64_t) round + 1;
         s_state_put (self);
+        RL_FAILPOINT (MIGRATE_ROUND_BEGUN);
     }
     bool final_shipped = state->state == RL_MIGRATE_SHIPPED && c.round + 1 >= state->chunks;
     //  Phase 3 sends the round's list when this process made it.

@@ -120,6 +120,7 @@ struct server_t {
     uint64_t track_id;       //  the migration tracked (0: none)
     uint32_t track_round[2]; //  [1] the last round whose start was served, [0] the one before
     uint32_t track_mark[2];  //  the change mark each began with (0: its start was not seen)
+    bool track_first[2];     //  that mark is of the round's first start ever (migrate.c)
     uint8_t *round_keys;     //  the accounts phase 3 of round round_listed - 1 sends,
                              //  RL_ID_SIZE each, in key order (NULL: none listed)
     size_t round_count;

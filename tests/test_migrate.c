@@ -1160,6 +1160,29 @@ test_round_begun_twice (void **state)
         target = s_step_not_final (ctx, &target, 1, &sent);
         assert_int_not_equal (target.cursor.phase, RL_MIGRATE_PHASE_DONE);
     }
+    //  A stray export naming a round no export began here: refused, nothing
+    //  counted (it would keep every later start from being fresh).
+    rl_migrate_rec_t stray = s_request (ctx, RL_MIGRATE_SOURCE), got;
+    stray.entries_max = 4;
+    stray.cursor.phase = RL_MIGRATE_PHASE_DONE;
+    stray.cursor.round = 7;
+    assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_EXPORT, &stray, &got),
+                      RL_STATUS_MIGRATION_REFUSED);
+    stray.cursor.round = UINT32_MAX;
+    assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_EXPORT, &stray, &got),
+                      RL_STATUS_MIGRATION_REFUSED);
+    stray.cursor.phase = RL_MIGRATE_PHASE_ACCOUNTS;
+    stray.cursor.round = 2;
+    assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_EXPORT, &stray, &got),
+                      RL_STATUS_MIGRATION_REFUSED);
+    //  The source aborted by hand and begun again: the rounds it began stay
+    //  counted (s2 still holds a cursor of round 1).
+    rl_migrate_rec_t src = s_request (ctx, RL_MIGRATE_SOURCE);
+    assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_ABORT, &src, &got), 0);
+    assert_int_equal (got.state, RL_MIGRATE_NONE);
+    assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_BEGIN, &src, &got), 0);
+    assert_int_equal (got.state, RL_MIGRATE_COPYING);
+    assert_int_equal (got.chunks, 2);
     //  That account changes after it went.
     uint64_t n_sent = 0;
     for (uint64_t n = 1; n <= S_ACCOUNTS && !n_sent; n++) {

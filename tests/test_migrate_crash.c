@@ -80,6 +80,7 @@ static const s_case_t s_cases[] = {
     {"migrate.begin", 1, 1, false},
     {"migrate.import", 1, 3, false},
     {"migrate.import_synced", 1, 2, false},
+    {"migrate.round_begun", 0, 2, false}, //  the first catch-up round's start
     {"migrate.freeze", 0, 2, false}, //  the real freeze (the first is the trial)
     {"migrate.unfreeze", 0, 1, false},
     {"migrate.shipped", 0, 1, false},
