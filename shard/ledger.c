@@ -1299,7 +1299,14 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
         r.result = RL_ABORTED; //  no shard owns it in this ring: nothing done, retry
         return r;
     }
-    assert (!chained || group != 0 || credit_owner == self->self_index); //  s_chain_group
+    if (chained && group == 0 && credit_owner != self->self_index) {
+        //  A member crediting another shard in a chain that is no group
+        //  here: the chain is placed on another shard (its lead debits an
+        //  account there, s_chain_group) or cannot be placed. It may not
+        //  begin a two-phase transfer alone: wrong_shard, as its lead is.
+        r.result = RL_WRONG_SHARD;
+        return r;
+    }
     if (r.result == RL_OK && (t->flags & RL_TRANSFER_PENDING) && !pending_room (self->pending)) {
         rl_warn ("ledger: %zu transfers pending: no room for another",
                  pending_live_count (self->pending));

@@ -1206,6 +1206,13 @@ test_legs (void **state)
                           lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER, &p[1], 0)};
     s_batch_expect (v, 2, (uint32_t[]){RL_WRONG_SHARD, RL_WRONG_SHARD});
     assert_int_equal (lk_account (1).credits_reserved + lk_account (1).debits_reserved, 0);
+    //  The same with a first member that credits s2: it may not begin a
+    //  two-phase transfer outside a group (the shard stopped on an
+    //  assertion): wrong_shard too, nothing reserved, nothing sent.
+    rl_transfer_t w[2] = {lk_t (LINKED, 1, 2, 1),
+                          lk_resolve (RL_TRANSFER_VOID_PENDING_TRANSFER, &p[1], 0)};
+    s_batch_expect (w, 2, (uint32_t[]){RL_WRONG_SHARD, RL_WRONG_SHARD});
+    assert_int_equal (lk_account (1).credits_reserved + lk_account (1).debits_reserved, 0);
     //  s2 voids it later (its debit shard decides): the credit side here goes.
     rl_transfer_t vd = {.id = {777, 0x9e},
                         .debit_account_id = p[1].debit_account_id,
