@@ -172,6 +172,9 @@ RL_FP_X (REPL_STANDBY_BEFORE_APPLY, "repl.standby.before_apply",
          "primary's replies wait for the acknowledgement)")
 RL_FP_X (REPL_STANDBY_SEED_FILE, "repl.standby.seed_file",
          "standby: a seed chunk checked, before it is written (delay: a seed held in progress)")
+RL_FP_X (REPL_STANDBY_SEED_INSTALLED, "repl.standby.seed_installed",
+         "standby: a seed renamed into the data directory (its marks set in it first), before the "
+         "old copy is removed and the store opened")
 RL_FP_X (REPL_PRIMARY_BEFORE_WRITE, "repl.primary.before_write",
          "primary: a group commit's batch in the log and sent to the streaming standbys, before "
          "the primary's own write of it (a standby may hold a batch its primary never wrote; "

@@ -813,6 +813,45 @@ s_sync_parent (const char *path)
     }
 }
 
+//  Opens the seed where it was received and sets a standby's marks in
+//  it, synced: its position (the seed's stream and position), the lease
+//  and what its primary told it; no promotion, no withdrawal. 0, or -1.
+static int
+s_seed_marks (s_standby_t *self, const replica_header_t *h, long lease, uint64_t told_standbys,
+              uint64_t told_quorum)
+{
+    char err[512];
+    store_t *seed = store_open (self->seed_dir, self->o->durability, err, sizeof err);
+    if (!seed) {
+        rl_error ("standby: cannot open the seed in %s: %s", self->seed_dir, err);
+        return -1;
+    }
+    uint8_t value[16];
+    s_position_value (h->stream, h->seq, value);
+    store_batch_put (seed, STORE_CF_META, REPLICA_META_POSITION, strlen (REPLICA_META_POSITION),
+                     value, sizeof value);
+    codec_put_u64 (value, (uint64_t) lease);
+    store_batch_put (seed, STORE_CF_META, REPLICA_META_LEASE, strlen (REPLICA_META_LEASE), value,
+                     8);
+    uint8_t told[16];
+    codec_put_u64 (told, told_standbys);
+    codec_put_u64 (told + 8, told_quorum);
+    store_batch_put (seed, STORE_CF_META, REPLICA_META_QUORUM, strlen (REPLICA_META_QUORUM), told,
+                     sizeof told);
+    store_batch_delete (seed, STORE_CF_META, REPLICA_META_PROMOTED, strlen (REPLICA_META_PROMOTED));
+    store_batch_delete (seed, STORE_CF_META, REPLICA_META_WITHDRAWN,
+                        strlen (REPLICA_META_WITHDRAWN));
+    int rc = store_commit (seed);
+    if (rc == 0) {
+        rc = store_sync (seed); //  durable in every mode, before the renames
+    }
+    if (rc != 0) {
+        rl_error ("standby: cannot set the seed's marks: %s", store_error (seed));
+    }
+    store_close (&seed);
+    return rc;
+}
+
 static replica_status_t
 s_seed_end (s_standby_t *self, const replica_header_t *h)
 {
@@ -828,6 +867,17 @@ s_seed_end (s_standby_t *self, const replica_header_t *h)
         fsync (dfd);
         close (dfd);
     }
+    long lease = self->primary_timeout_ms;
+    uint64_t told_standbys = self->told_standbys, told_quorum = self->told_quorum;
+    //  The copy is of a primary: its own marks (a promotion, a position of
+    //  another stream, a lease, what its own primary told it, a fence) are
+    //  not this standby's. They are set in the seed, synced, before it
+    //  takes the copy's place: a crash after the renames must find a
+    //  standby's copy, never a promoted primary's (which a start opens as
+    //  the primary, whatever its command line).
+    if (s_seed_marks (self, h, lease, told_standbys, told_quorum) != 0) {
+        return REPLICA_ST_STORAGE;
+    }
     journal_warm_destroy (&self->warm); //  of the copy replaced
     store_close (&self->store);
     s_remove_tree (self->old_dir);
@@ -840,39 +890,17 @@ s_seed_end (s_standby_t *self, const replica_header_t *h)
         return REPLICA_ST_STORAGE;
     }
     s_sync_parent (self->o->data_dir); //  both renames are durable before the copy counts
+    RL_FAILPOINT (REPL_STANDBY_SEED_INSTALLED);
     s_remove_tree (self->old_dir);
     self->seeding = false;
     self->seed_name[0] = '\0';
-    long lease = self->primary_timeout_ms;
-    uint64_t told_standbys = self->told_standbys, told_quorum = self->told_quorum;
     if (s_open_store (self) != 0) {
         return REPLICA_ST_STORAGE;
     }
-    //  The copy is of a primary: its own marks (a promotion, a position of
-    //  another stream, a lease, what its own primary told it, a fence) are
-    //  not this standby's.
+    assert (!self->promoted && !self->withdrawn);
     self->primary_timeout_ms = lease;
     self->told_standbys = told_standbys;
     self->told_quorum = told_quorum;
-    uint8_t value[16];
-    s_position_value (h->stream, h->seq, value);
-    store_batch_put (self->store, STORE_CF_META, REPLICA_META_POSITION,
-                     strlen (REPLICA_META_POSITION), value, sizeof value);
-    codec_put_u64 (value, (uint64_t) lease);
-    store_batch_put (self->store, STORE_CF_META, REPLICA_META_LEASE, strlen (REPLICA_META_LEASE),
-                     value, 8);
-    uint8_t told[16];
-    codec_put_u64 (told, told_standbys);
-    codec_put_u64 (told + 8, told_quorum);
-    store_batch_put (self->store, STORE_CF_META, REPLICA_META_QUORUM, strlen (REPLICA_META_QUORUM),
-                     told, sizeof told);
-    store_batch_delete (self->store, STORE_CF_META, REPLICA_META_PROMOTED,
-                        strlen (REPLICA_META_PROMOTED));
-    store_batch_delete (self->store, STORE_CF_META, REPLICA_META_WITHDRAWN,
-                        strlen (REPLICA_META_WITHDRAWN));
-    if (store_commit (self->store) != 0) {
-        return REPLICA_ST_STORAGE;
-    }
     self->promoted = false;
     self->withdrawn = false;
     self->stream = h->stream;

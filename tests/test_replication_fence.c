@@ -12,8 +12,10 @@
     old primary restarted with its command line hears fenced from the
     promoted shard and refuses writes and reads, and stays fenced across a
     restart (its marker); started as a standby of the new primary on the
-    same directory it is wiped and re-seeded, and the new primary, given it
-    as its standby, acknowledges writes again.
+    same directory it is wiped and re-seeded (killed the moment the seed,
+    a copy of the promoted primary, is in place, and restarted: a standby,
+    not a second primary fencing the real one), and the new primary, given
+    it as its standby, acknowledges writes again.
 
     test_lost_disk: the primary's data directory is deleted and the
     process killed: the promoted standby holds every acknowledged transfer.
@@ -314,9 +316,14 @@ test_fence_restart (void **state)
     tk_shard_stop (h, &primary, SIGTERM);
     //  The runbook: the old primary starts as a standby of the new one on
     //  its directory (wiped), and the new primary names it its standby.
+    //  It dies the moment the seed (a copy of the promoted primary, its
+    //  promotion mark included) is in place: restarted, it must be a
+    //  standby, not a second primary that fences the real one.
     memset (primary.args, 0, sizeof primary.args);
     primary.args[0] = "--standby-of";
     primary.args[1] = standby.endpoint;
+    static char seed_crash[] = "RL_FAILPOINTS=repl.standby.seed_installed=crash@1";
+    primary.env[0] = seed_crash;
     assert_true (tk_shard_start (h, &primary) > 0);
     assert_int_equal (s_position (primary.endpoint), 0); //  wiped: waits for a seed
     rl_client_destroy (&client);
@@ -327,6 +334,12 @@ test_fence_restart (void **state)
     standby.args[2] = "--repl-timeout-ms";
     standby.args[3] = REPL_TIMEOUT;
     assert_true (tk_shard_start (h, &standby) > 0);
+    assert_int_equal (harness_wait_exit (h, primary.pid, 20000, &wstatus), 0);
+    primary.pid = -1;
+    primary.env[0] = NULL;
+    assert_true (tk_shard_start (h, &primary) > 0);
+    assert_int_equal (rk_status (primary.endpoint).state, RL_SHARD_STANDBY);
+    assert_int_equal (rk_status (standby.endpoint).state, RL_SHARD_SERVING);
     client = rl_client_new (standby.endpoint);
     rk_drive (&s_load, client, 4, &model); //  acknowledged: the re-seeded standby holds them
     assert_true (s_position (primary.endpoint) > 0);
