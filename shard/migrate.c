@@ -2029,8 +2029,7 @@ s_cleanup_scan (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migra
 static zmsg_t *
 s_cleanup_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_migrate_rec_t *req)
 {
-    if (req->migration_id == 0 || req->role != RL_MIGRATE_SOURCE
-        || req->entries_max > RL_MIGRATE_SCAN_RECORDS_MAX) {
+    if (req->role != RL_MIGRATE_SOURCE || req->entries_max > RL_MIGRATE_SCAN_RECORDS_MAX) {
         return server_reply_new (self, envelope, h, RL_STATUS_MALFORMED, 0, 0, NULL);
     }
     rl_migrate_rec_t *state = NULL;
@@ -2040,7 +2039,11 @@ s_cleanup_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_m
     if (state->state == RL_MIGRATE_NONE) {
         return s_reply_state (self, envelope, h); //  nothing (left) to clean
     }
-    if (state->migration_id != req->migration_id || state->role != RL_MIGRATE_SOURCE
+    //  Id 0: whichever migration from here is handed over and not cleaned
+    //  up (one that an older tool, or a lost state directory, left: a new
+    //  begin is refused until it is; `rebalance apply` sends it then).
+    uint64_t id = req->migration_id ? req->migration_id : state->migration_id;
+    if (state->migration_id != id || state->role != RL_MIGRATE_SOURCE
         || state->state != RL_MIGRATE_HANDED_OVER) {
         return s_refuse (self, envelope, h,
                          "cleanup needs this migration handed over, here its source");

@@ -1371,6 +1371,11 @@ test_handover (void **state)
         assert_true (other.arc_end != ctx->arc_end);
         assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_BEGIN, &other, &out),
                           RL_STATUS_MIGRATION_REFUSED);
+        //  A cleanup naming no migration (id 0) works on the one stored.
+        rl_migrate_rec_t any = {.role = RL_MIGRATE_SOURCE, .entries_max = 1};
+        assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_CLEANUP, &any, &out), 0);
+        assert_int_equal (out.migration_id, S_MIGRATION);
+        assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
         ring_destroy (&back);
         ring_destroy (&again);
     }

@@ -22,6 +22,11 @@
     test_handover_fails: the target runs out of memory halfway through its
     first handover and fails; apply stops (exit 3), and run again once the
     target is restarted, it completes the change.
+
+    test_stale_handover: the source of the plan's first step holds a
+    migration handed over and never cleaned up (written into its store:
+    what a tool from before the cleanup left); it refuses the begin, apply
+    cleans that migration up (migrate_cleanup, id 0) and completes.
 */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -39,8 +44,10 @@
 #include <czmq.h>
 
 #include "codec.h"
+#include "migrate.h"
 #include "ring.h"
 #include "routerkit.h"
+#include "store.h"
 #include "test_rebalance_kit.h"
 #include "testkit.h"
 
@@ -303,6 +310,63 @@ s_completed (s_ctx_t *ctx, const char *dir, const rl_transfer_t *before)
     tk_check_conservation (ctx->c.client, &ctx->model, 1);
 }
 
+//  A migration handed over from a shard and never cleaned up (an older
+//  tool did not clean up): put into the stopped source of the plan's
+//  first step, for an arc of the ring that it no longer owns. That
+//  shard refuses the step's begin; apply cleans the old migration up
+//  (migrate_cleanup, id 0) and the change completes.
+static void
+test_stale_handover (void **state)
+{
+    s_ctx_t *ctx = *state;
+    char dir[600];
+    s_path (ctx, "stale", dir, sizeof dir);
+    assert_int_equal (s_apply (ctx, dir, "rebalance.persisted=error"), 3); //  the plan alone
+    s_step_t steps[S_STEPS_MAX];
+    assert_true (s_steps (dir, steps) > 0);
+    tk_shard_t *source = NULL;
+    for (size_t i = 0; i < RBK_SHARDS && !source; i++) {
+        source = strcmp (ctx->c.shards[i].name, steps[0].source) == 0 ? &ctx->c.shards[i] : NULL;
+    }
+    assert_non_null (source);
+    char err[256] = "";
+    ring_t *r0 = ring_load_file (ctx->c.r0, err, sizeof err);
+    assert_non_null (r0);
+    int me = ring_shard_find (r0, source->name);
+    rl_migrate_rec_t old = {
+        .migration_id = 5, .role = RL_MIGRATE_SOURCE, .state = RL_MIGRATE_HANDED_OVER};
+    size_t points = ring_point_count (r0);
+    for (size_t p = 0; p < points && !old.arc_end; p++) {
+        if ((int) ring_point_owner (r0, p) != me) {
+            old.arc_start = ring_point_position (r0, (p + points - 1) % points);
+            old.arc_end = ring_point_position (r0, p);
+            snprintf (old.target, sizeof old.target, "%s",
+                      ring_shard_name (r0, ring_point_owner (r0, p)));
+        }
+    }
+    assert_true (old.arc_end != 0);
+    snprintf (old.source, sizeof old.source, "%s", source->name);
+    ring_destroy (&r0);
+    assert_int_equal (tk_shard_stop (ctx->c.h, source, SIGTERM), 0);
+    uint8_t value[RL_MIGRATE_SIZE];
+    codec_encode_migrate (&old, value);
+    store_t *store = store_open (source->data_dir, RL_DURABILITY_SYNC, err, sizeof err);
+    assert_non_null (store);
+    store_batch_put (store, STORE_CF_META, MIGRATE_META_KEY, strlen (MIGRATE_META_KEY), value,
+                     sizeof value);
+    assert_int_equal (store_commit (store), 0);
+    store_close (&store);
+    assert_true (tk_shard_start (ctx->c.h, source) > 0);
+    rl_transfer_t t = s_transfer_before (ctx, 3, 5, 6, 13);
+    assert_int_equal (s_apply (ctx, dir, NULL), 0);
+    char log_path[600];
+    char *log = harness_read_file (s_path (ctx, "rebalance.log", log_path, sizeof log_path), NULL);
+    assert_non_null (log);
+    assert_non_null (strstr (log, "migration 5 was handed over from there and not cleaned up"));
+    free (log);
+    s_completed (ctx, dir, &t);
+}
+
 static void
 test_fix_shipped (void **state)
 {
@@ -365,6 +429,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_reused_id_abort, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_fix_shipped, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_stale_handover, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_handover_fails, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

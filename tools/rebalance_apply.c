@@ -767,12 +767,50 @@ s_round (s_run_t *r, uint64_t *records_p)
 //  shard whose last handover's accounts wait for their checkpoint:
 //  docs/rebalance.md, "The handover's accounts"), for S_BEGIN_WAIT_MS.
 static int
-s_begin_one (s_ctx_t *ctx, s_shard_t *s, const rl_migrate_rec_t *req, rl_migrate_rec_t *out)
+s_begin_once (s_ctx_t *ctx, s_shard_t *s, const rl_migrate_rec_t *req, rl_migrate_rec_t *out)
 {
     int64_t deadline = zclock_mono () + S_BEGIN_WAIT_MS;
     int rc = s_migrate (ctx, s, RL_OP_MIGRATE_BEGIN, req, out);
     while (rc == RL_STATUS_BUSY && zclock_mono () < deadline) {
         rc = s_migrate (ctx, s, RL_OP_MIGRATE_BEGIN, req, out);
+    }
+    return rc;
+}
+
+//  A shard refuses a begin while a migration from it is handed over and
+//  not cleaned up (one an older tool or a lost state directory left):
+//  migrate_cleanup with id 0 cleans whichever that is. 1 when one was
+//  cleaned up (the begin is worth sending again), 0 otherwise.
+static int
+s_clean_stale (s_ctx_t *ctx, s_shard_t *s)
+{
+    rl_migrate_rec_t req = {.role = RL_MIGRATE_SOURCE}, out;
+    int64_t deadline = zclock_mono () + S_CLEANUP_WAIT_MS;
+    for (int calls = 0;; calls++) {
+        if (s_migrate (ctx, s, RL_OP_MIGRATE_CLEANUP, &req, &out) != 0) {
+            return 0; //  nothing of the kind, or it cannot be cleaned now: the refusal stands
+        }
+        if (out.state == RL_MIGRATE_NONE) {
+            if (calls > 0) {
+                printf ("%s: migration %" PRIu64 " was handed over from there and not cleaned "
+                        "up: cleaned up now\n",
+                        s->name, out.migration_id);
+            }
+            return calls > 0;
+        }
+        if (out.state != RL_MIGRATE_HANDED_OVER || zclock_mono () > deadline) {
+            return 0;
+        }
+        zclock_sleep (S_CLEANUP_POLL_MS);
+    }
+}
+
+static int
+s_begin_one (s_ctx_t *ctx, s_shard_t *s, const rl_migrate_rec_t *req, rl_migrate_rec_t *out)
+{
+    int rc = s_begin_once (ctx, s, req, out);
+    if (rc == RL_STATUS_MIGRATION_REFUSED && s_clean_stale (ctx, s)) {
+        rc = s_begin_once (ctx, s, req, out);
     }
     return rc;
 }
