@@ -310,6 +310,19 @@ s_completed (s_ctx_t *ctx, const char *dir, const rl_transfer_t *before)
     tk_check_conservation (ctx->c.client, &ctx->model, 1);
 }
 
+//  The tool's output (every run's, appended) holds `text`.
+static void
+s_tool_log_has (s_ctx_t *ctx, const char *text)
+{
+    char log_path[600];
+    char *log = harness_read_file (s_path (ctx, "rebalance.log", log_path, sizeof log_path), NULL);
+    assert_non_null (log);
+    if (!strstr (log, text)) {
+        fail_msg ("the tool never said: %s", text);
+    }
+    free (log);
+}
+
 //  A migration handed over from a shard and never cleaned up (an older
 //  tool did not clean up): put into the stopped source of the plan's
 //  first step, for an arc of the ring that it no longer owns. That
@@ -359,11 +372,7 @@ test_stale_handover (void **state)
     assert_true (tk_shard_start (ctx->c.h, source) > 0);
     rl_transfer_t t = s_transfer_before (ctx, 3, 5, 6, 13);
     assert_int_equal (s_apply (ctx, dir, NULL), 0);
-    char log_path[600];
-    char *log = harness_read_file (s_path (ctx, "rebalance.log", log_path, sizeof log_path), NULL);
-    assert_non_null (log);
-    assert_non_null (strstr (log, "migration 5 was handed over from there and not cleaned up"));
-    free (log);
+    s_tool_log_has (ctx, "migration 5 was handed over from there and not cleaned up");
     s_completed (ctx, dir, &t);
 }
 
@@ -383,11 +392,7 @@ test_fix_shipped (void **state)
     s_all_served (ctx);
     const char *status[] = {"status", "--state", dir, "--json", NULL};
     assert_int_equal (s_tool (ctx, NULL, status), 0);
-    char log_path[600];
-    char *log = harness_read_file (s_path (ctx, "rebalance.log", log_path, sizeof log_path), NULL);
-    assert_non_null (log);
-    assert_non_null (strstr (log, "\"steps_done\":\t1"));
-    free (log);
+    s_tool_log_has (ctx, "\"steps_done\":\t1");
     //  A fix with nothing to do changes nothing; a state dir with no plan
     //  is refused.
     assert_int_equal (s_cmd (ctx, "fix", dir), 0);
