@@ -841,6 +841,7 @@ s_seed_marks (s_standby_t *self, const replica_header_t *h, long lease, uint64_t
     store_batch_delete (seed, STORE_CF_META, REPLICA_META_PROMOTED, strlen (REPLICA_META_PROMOTED));
     store_batch_delete (seed, STORE_CF_META, REPLICA_META_WITHDRAWN,
                         strlen (REPLICA_META_WITHDRAWN));
+    store_batch_delete (seed, STORE_CF_META, REPLICA_META_FENCED, strlen (REPLICA_META_FENCED));
     int rc = store_commit (seed);
     if (rc == 0) {
         rc = store_sync (seed); //  durable in every mode, before the renames
