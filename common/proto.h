@@ -722,6 +722,10 @@ typedef struct {
 //  migrate_freeze of an arc that holds heuristic records: entries_max says
 //  the operator reconciled them (the freeze is refused otherwise), "RCNC".
 #define RL_MIGRATE_HEURISTICS_RECONCILED 0x434e4352u
+//  migrate_cleanup with migration id 0 and this param ("PEEK"): the
+//  source migration stored, handed over and waiting for its cleanup,
+//  answered as stored; nothing deleted (refused when there is none).
+#define RL_MIGRATE_CLEANUP_PEEK 0x4b454550u
 //  A migration's plan: its id with the low RL_MIGRATE_STEP_BITS cleared
 //  (the tool numbers a plan's steps there). Plan 0 (ids below 2^20) is no
 //  plan: such a migration takes no lease (docs/rebalance.md, "The plan's

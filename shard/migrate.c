@@ -792,15 +792,26 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
     //  target holds in the middle of a round begun twice may come from the
     //  earlier start (a second tool, an old run alive after `recover`), and
     //  a round begun before the freeze must never end as the final one.
-    //  A cursor of a round no export began here (none from before the
-    //  count: 0) was never handed out by this source: refused, so that a
-    //  stray export cannot count rounds ahead and keep the tool's from
-    //  ever being fresh.
+    //  A cursor of a round this record never counted (none from before the
+    //  count: 0; in SHIPPED every round from the final one on is as good):
+    //  one round past the count is a round this record lost (a source
+    //  promoted from an asynchronous standby, say): counted as begun now,
+    //  never fresh. Further past (a stray export) it is refused, so that
+    //  nothing counts rounds far ahead and keeps the tool's from ever
+    //  being fresh.
     bool begins = req.cursor.phase == RL_MIGRATE_PHASE_DONE || s_cursor_zero (&req.cursor);
+    bool counted = s_cursor_zero (&req.cursor) || state->chunks == 0
+                   || state->state == RL_MIGRATE_SHIPPED || req.cursor.round < state->chunks;
     if ((req.cursor.phase == RL_MIGRATE_PHASE_DONE && req.cursor.round == UINT32_MAX)
-        || (state->chunks > 0 && !s_cursor_zero (&req.cursor)
-            && req.cursor.round >= state->chunks)) {
+        || (!counted && req.cursor.round > state->chunks)) {
         return s_refuse (self, envelope, h, "the cursor names a round this source never began");
+    }
+    if (!counted) {
+        rl_warn ("migration %" PRIu64 ": round %" PRIu32 " began without a count here (lost): "
+                 "counted now",
+                 state->migration_id, req.cursor.round);
+        state->chunks = (uint64_t) req.cursor.round + 1;
+        s_state_put (self);
     }
     uint32_t round = req.cursor.phase == RL_MIGRATE_PHASE_DONE ? req.cursor.round + 1 : 0;
     bool fresh = begins && (uint64_t) round + 1 > state->chunks;
@@ -1752,6 +1763,12 @@ s_cleaned (server_t *self, const rl_migrate_rec_t *req)
 static zmsg_t *
 s_commit_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_migrate_rec_t *req)
 {
+    rl_migrate_rec_t *done = s_mine (self, req, req->role);
+    if (done && done->state == RL_MIGRATE_HANDED_OVER) {
+        //  Done already: the answer changes nothing, so it needs no lease
+        //  (how a tool confirms an older plan's handover: s_clean_stale).
+        return s_reply_state (self, envelope, h);
+    }
     rl_status_t leased = mlease_check (self, req->migration_id, "commit"); //  mlease.h
     if (leased != RL_STATUS_OK) {
         return server_reply_new (self, envelope, h, leased, 0, 0, NULL);
@@ -2029,21 +2046,28 @@ s_cleanup_scan (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migra
 static zmsg_t *
 s_cleanup_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_migrate_rec_t *req)
 {
-    if (req->role != RL_MIGRATE_SOURCE || req->entries_max > RL_MIGRATE_SCAN_RECORDS_MAX) {
+    if (req->role != RL_MIGRATE_SOURCE || req->entries_max > RL_MIGRATE_SCAN_RECORDS_MAX
+        || (req->migration_id == 0) != (req->param == RL_MIGRATE_CLEANUP_PEEK)) {
         return server_reply_new (self, envelope, h, RL_STATUS_MALFORMED, 0, 0, NULL);
     }
     rl_migrate_rec_t *state = NULL;
     if (s_state (self, &state) != 0) {
         return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
     }
+    if (req->migration_id == 0) {
+        //  Peek: which migration from here is handed over and not cleaned
+        //  up (one an older tool left: a new begin is refused until it is).
+        //  The caller confirms its handover with its target before it
+        //  cleans it up by its id (rebalance apply, s_clean_stale).
+        if (state->state != RL_MIGRATE_HANDED_OVER || state->role != RL_MIGRATE_SOURCE) {
+            return s_refuse (self, envelope, h, "no migration from here waits for its cleanup");
+        }
+        return s_reply_state (self, envelope, h);
+    }
     if (state->state == RL_MIGRATE_NONE) {
         return s_reply_state (self, envelope, h); //  nothing (left) to clean
     }
-    //  Id 0: whichever migration from here is handed over and not cleaned
-    //  up (one that an older tool, or a lost state directory, left: a new
-    //  begin is refused until it is; `rebalance apply` sends it then).
-    uint64_t id = req->migration_id ? req->migration_id : state->migration_id;
-    if (state->migration_id != id || state->role != RL_MIGRATE_SOURCE
+    if (state->migration_id != req->migration_id || state->role != RL_MIGRATE_SOURCE
         || state->state != RL_MIGRATE_HANDED_OVER) {
         return s_refuse (self, envelope, h,
                          "cleanup needs this migration handed over, here its source");

@@ -696,6 +696,17 @@ test_catchup_sends_changes (void **state)
     accounts = target.accounts;
     target = s_round (ctx, target, 0);
     assert_int_equal (target.accounts - accounts, 1);
+    //  A cursor one round past what s1 counted (a count its record lost):
+    //  counted now and served; two rounds past: refused.
+    rl_migrate_rec_t past = target, got;
+    past.role = RL_MIGRATE_SOURCE;
+    past.entries_max = 4;
+    past.cursor.round = target.cursor.round + 2;
+    assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_EXPORT, &past, &got),
+                      RL_STATUS_MIGRATION_REFUSED);
+    past.cursor.round = target.cursor.round + 1;
+    size_t size = 0;
+    free (s_export_max (ctx, &past, 4, &size));
     //  The target's staged accounts equal the source's (and the rest of
     //  the copy's checks), then conservation.
     assert_true (s_check_lookups (ctx) > 20);
@@ -1172,7 +1183,7 @@ test_round_begun_twice (void **state)
     assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_EXPORT, &stray, &got),
                       RL_STATUS_MIGRATION_REFUSED);
     stray.cursor.phase = RL_MIGRATE_PHASE_ACCOUNTS;
-    stray.cursor.round = 2;
+    stray.cursor.round = 3;
     assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_EXPORT, &stray, &got),
                       RL_STATUS_MIGRATION_REFUSED);
     //  The source aborted by hand and begun again: the rounds it began stay
@@ -1371,11 +1382,17 @@ test_handover (void **state)
         assert_true (other.arc_end != ctx->arc_end);
         assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_BEGIN, &other, &out),
                           RL_STATUS_MIGRATION_REFUSED);
-        //  A cleanup naming no migration (id 0) works on the one stored.
+        //  A cleanup naming no migration (id 0) only names the one stored
+        //  (PEEK; without it: malformed), deleting nothing.
         rl_migrate_rec_t any = {.role = RL_MIGRATE_SOURCE, .entries_max = 1};
+        assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_CLEANUP, &any, &out),
+                          RL_STATUS_MALFORMED);
+        any.param = RL_MIGRATE_CLEANUP_PEEK;
         assert_int_equal (s_migrate_call (ctx->clients[0], RL_OP_MIGRATE_CLEANUP, &any, &out), 0);
         assert_int_equal (out.migration_id, S_MIGRATION);
         assert_int_equal (out.state, RL_MIGRATE_HANDED_OVER);
+        assert_int_equal (s_migrate_call (ctx->clients[1], RL_OP_MIGRATE_CLEANUP, &any, &out),
+                          RL_STATUS_MIGRATION_REFUSED); //  s2: the target
         ring_destroy (&back);
         ring_destroy (&again);
     }

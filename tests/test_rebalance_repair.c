@@ -26,7 +26,8 @@
     test_stale_handover: the source of the plan's first step holds a
     migration handed over and never cleaned up (written into its store:
     what a tool from before the cleanup left); it refuses the begin, apply
-    cleans that migration up (migrate_cleanup, id 0) and completes.
+    stops while the target does not confirm the handover (exit 3); once
+    the target holds it handed over, apply cleans it up and completes.
 */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -323,11 +324,42 @@ s_tool_log_has (s_ctx_t *ctx, const char *text)
     free (log);
 }
 
-//  A migration handed over from a shard and never cleaned up (an older
-//  tool did not clean up): put into the stopped source of the plan's
-//  first step, for an arc of the ring that it no longer owns. That
-//  shard refuses the step's begin; apply cleans the old migration up
-//  (migrate_cleanup, id 0) and the change completes.
+//  Puts a migrate record into the stopped shard's store, restarts it.
+static void
+s_put_migration (s_ctx_t *ctx, tk_shard_t *shard, const rl_migrate_rec_t *rec)
+{
+    assert_int_equal (tk_shard_stop (ctx->c.h, shard, SIGTERM), 0);
+    uint8_t value[RL_MIGRATE_SIZE];
+    codec_encode_migrate (rec, value);
+    char err[256] = "";
+    store_t *store = store_open (shard->data_dir, RL_DURABILITY_SYNC, err, sizeof err);
+    assert_non_null (store);
+    store_batch_put (store, STORE_CF_META, MIGRATE_META_KEY, strlen (MIGRATE_META_KEY), value,
+                     sizeof value);
+    assert_int_equal (store_commit (store), 0);
+    store_close (&store);
+    assert_true (tk_shard_start (ctx->c.h, shard) > 0);
+}
+
+static tk_shard_t *
+s_shard_named (s_ctx_t *ctx, const char *name)
+{
+    for (size_t i = 0; i < RBK_SHARDS; i++) {
+        if (strcmp (ctx->c.shards[i].name, name) == 0) {
+            return &ctx->c.shards[i];
+        }
+    }
+    fail_msg ("no shard %s", name);
+    return NULL;
+}
+
+//  A migration of an older plan handed over from a shard and never
+//  cleaned up (an older tool did not clean up), put into the stopped
+//  source of the plan's first step, for an arc of the ring that it no
+//  longer owns. That shard refuses the step's begin. Its target does not
+//  confirm the handover: apply cleans nothing up and stops (exit 3). Once
+//  the target holds it handed over too, apply cleans the old migration up
+//  (named by migrate_cleanup with id 0, then by its id) and completes.
 static void
 test_stale_handover (void **state)
 {
@@ -337,17 +369,14 @@ test_stale_handover (void **state)
     assert_int_equal (s_apply (ctx, dir, "rebalance.persisted=error"), 3); //  the plan alone
     s_step_t steps[S_STEPS_MAX];
     assert_true (s_steps (dir, steps) > 0);
-    tk_shard_t *source = NULL;
-    for (size_t i = 0; i < RBK_SHARDS && !source; i++) {
-        source = strcmp (ctx->c.shards[i].name, steps[0].source) == 0 ? &ctx->c.shards[i] : NULL;
-    }
-    assert_non_null (source);
+    tk_shard_t *source = s_shard_named (ctx, steps[0].source);
     char err[256] = "";
     ring_t *r0 = ring_load_file (ctx->c.r0, err, sizeof err);
     assert_non_null (r0);
     int me = ring_shard_find (r0, source->name);
-    rl_migrate_rec_t old = {
-        .migration_id = 5, .role = RL_MIGRATE_SOURCE, .state = RL_MIGRATE_HANDED_OVER};
+    rl_migrate_rec_t old = {.migration_id = (7ull << RL_MIGRATE_STEP_BITS) | 5,
+                            .role = RL_MIGRATE_SOURCE,
+                            .state = RL_MIGRATE_HANDED_OVER};
     size_t points = ring_point_count (r0);
     for (size_t p = 0; p < points && !old.arc_end; p++) {
         if ((int) ring_point_owner (r0, p) != me) {
@@ -360,19 +389,17 @@ test_stale_handover (void **state)
     assert_true (old.arc_end != 0);
     snprintf (old.source, sizeof old.source, "%s", source->name);
     ring_destroy (&r0);
-    assert_int_equal (tk_shard_stop (ctx->c.h, source, SIGTERM), 0);
-    uint8_t value[RL_MIGRATE_SIZE];
-    codec_encode_migrate (&old, value);
-    store_t *store = store_open (source->data_dir, RL_DURABILITY_SYNC, err, sizeof err);
-    assert_non_null (store);
-    store_batch_put (store, STORE_CF_META, MIGRATE_META_KEY, strlen (MIGRATE_META_KEY), value,
-                     sizeof value);
-    assert_int_equal (store_commit (store), 0);
-    store_close (&store);
-    assert_true (tk_shard_start (ctx->c.h, source) > 0);
+    s_put_migration (ctx, source, &old);
     rl_transfer_t t = s_transfer_before (ctx, 3, 5, 6, 13);
+    assert_int_equal (s_apply (ctx, dir, NULL), 3);
+    s_tool_log_has (ctx, "does not confirm its handover: not cleaned up");
+    s_all_served (ctx);
+    rl_migrate_rec_t on_target = old;
+    on_target.role = RL_MIGRATE_TARGET;
+    s_put_migration (ctx, s_shard_named (ctx, old.target), &on_target);
     assert_int_equal (s_apply (ctx, dir, NULL), 0);
-    s_tool_log_has (ctx, "migration 5 was handed over from there and not cleaned up");
+    s_tool_log_has (ctx, "migration 7340037 was handed over from there and not cleaned up: "
+                         "cleaned up now");
     s_completed (ctx, dir, &t);
 }
 

@@ -778,25 +778,44 @@ s_begin_once (s_ctx_t *ctx, s_shard_t *s, const rl_migrate_rec_t *req, rl_migrat
 }
 
 //  A shard refuses a begin while a migration from it is handed over and
-//  not cleaned up (one an older tool or a lost state directory left):
-//  migrate_cleanup with id 0 cleans whichever that is. 1 when one was
-//  cleaned up (the begin is worth sending again), 0 otherwise.
+//  not cleaned up (one an older tool left). migrate_cleanup with id 0
+//  and RL_MIGRATE_CLEANUP_PEEK names it (deleting nothing); its target,
+//  asked to commit it, must answer HANDED_OVER (done already, or done
+//  now: the source committed, so only the target's commit completes it)
+//  before the source deletes the accounts that left; then the cleanup by
+//  its id. 1 when one was cleaned up (the begin is worth sending again),
+//  0 otherwise (the refusal stands).
 static int
 s_clean_stale (s_ctx_t *ctx, s_shard_t *s)
 {
-    rl_migrate_rec_t req = {.role = RL_MIGRATE_SOURCE}, out;
+    rl_migrate_rec_t peek = {.role = RL_MIGRATE_SOURCE, .param = RL_MIGRATE_CLEANUP_PEEK}, old;
+    if (s_migrate (ctx, s, RL_OP_MIGRATE_CLEANUP, &peek, &old) != 0
+        || old.state != RL_MIGRATE_HANDED_OVER || old.role != RL_MIGRATE_SOURCE) {
+        return 0;
+    }
+    old.target[sizeof old.target - 1] = '\0';
+    s_shard_t *target = s_shard (ctx, old.target);
+    rl_migrate_rec_t req = old, out;
+    req.role = RL_MIGRATE_TARGET;
+    req.state = req.param = req.entries_max = 0;
+    if (!target || s_migrate (ctx, target, RL_OP_MIGRATE_COMMIT, &req, &out) != 0
+        || out.state != RL_MIGRATE_HANDED_OVER || out.migration_id != old.migration_id) {
+        printf ("%s: migration %" PRIu64 " was handed over from there and not cleaned up, "
+                "and its target %s does not confirm its handover: not cleaned up\n",
+                s->name, old.migration_id, old.target);
+        return 0;
+    }
+    req = (rl_migrate_rec_t){.migration_id = old.migration_id, .role = RL_MIGRATE_SOURCE};
     int64_t deadline = zclock_mono () + S_CLEANUP_WAIT_MS;
-    for (int calls = 0;; calls++) {
+    for (;;) {
         if (s_migrate (ctx, s, RL_OP_MIGRATE_CLEANUP, &req, &out) != 0) {
-            return 0; //  nothing of the kind, or it cannot be cleaned now: the refusal stands
+            return 0;
         }
         if (out.state == RL_MIGRATE_NONE) {
-            if (calls > 0) {
-                printf ("%s: migration %" PRIu64 " was handed over from there and not cleaned "
-                        "up: cleaned up now\n",
-                        s->name, out.migration_id);
-            }
-            return calls > 0;
+            printf ("%s: migration %" PRIu64 " was handed over from there and not cleaned "
+                    "up: cleaned up now\n",
+                    s->name, old.migration_id);
+            return 1;
         }
         if (out.state != RL_MIGRATE_HANDED_OVER || zclock_mono () > deadline) {
             return 0;
