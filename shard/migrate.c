@@ -810,7 +810,9 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
         rl_warn ("migration %" PRIu64 ": round %" PRIu32 " began without a count here (lost): "
                  "counted now",
                  state->migration_id, req.cursor.round);
-        state->chunks = (uint64_t) req.cursor.round + 1;
+        //  The next round may have begun and been lost with it too: that one
+        //  is counted as well, so the first fresh start is the one after.
+        state->chunks = (uint64_t) req.cursor.round + 2;
         s_state_put (self);
     }
     uint32_t round = req.cursor.phase == RL_MIGRATE_PHASE_DONE ? req.cursor.round + 1 : 0;
@@ -1763,12 +1765,6 @@ s_cleaned (server_t *self, const rl_migrate_rec_t *req)
 static zmsg_t *
 s_commit_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_migrate_rec_t *req)
 {
-    rl_migrate_rec_t *done = s_mine (self, req, req->role);
-    if (done && done->state == RL_MIGRATE_HANDED_OVER) {
-        //  Done already: the answer changes nothing, so it needs no lease
-        //  (how a tool confirms an older plan's handover: s_clean_stale).
-        return s_reply_state (self, envelope, h);
-    }
     rl_status_t leased = mlease_check (self, req->migration_id, "commit"); //  mlease.h
     if (leased != RL_STATUS_OK) {
         return server_reply_new (self, envelope, h, leased, 0, 0, NULL);
@@ -2057,7 +2053,7 @@ s_cleanup_op (server_t *self, zmsg_t *envelope, const rl_header_t *h, const rl_m
     if (req->migration_id == 0) {
         //  Peek: which migration from here is handed over and not cleaned
         //  up (one an older tool left: a new begin is refused until it is).
-        //  The caller confirms its handover with its target before it
+        //  The caller makes sure another shard holds its arc before it
         //  cleans it up by its id (rebalance apply, s_clean_stale).
         if (state->state != RL_MIGRATE_HANDED_OVER || state->role != RL_MIGRATE_SOURCE) {
             return s_refuse (self, envelope, h, "no migration from here waits for its cleanup");

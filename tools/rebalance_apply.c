@@ -779,33 +779,35 @@ s_begin_once (s_ctx_t *ctx, s_shard_t *s, const rl_migrate_rec_t *req, rl_migrat
 
 //  A shard refuses a begin while a migration from it is handed over and
 //  not cleaned up (one an older tool left). migrate_cleanup with id 0
-//  and RL_MIGRATE_CLEANUP_PEEK names it (deleting nothing); its target,
-//  asked to commit it, must answer HANDED_OVER (done already, or done
-//  now: the source committed, so only the target's commit completes it)
-//  before the source deletes the accounts that left; then the cleanup by
+//  and RL_MIGRATE_CLEANUP_PEEK names it (deleting nothing). Its accounts
+//  are deleted only if they are not the arc's only copy: the ring the
+//  cluster serves now (`ring`) gives the whole arc to one other shard,
+//  which answers status serving that ring's epoch with no arc waiting for
+//  its data (nothing not received, nothing frozen). Then the cleanup by
 //  its id. 1 when one was cleaned up (the begin is worth sending again),
 //  0 otherwise (the refusal stands).
 static int
-s_clean_stale (s_ctx_t *ctx, s_shard_t *s)
+s_clean_stale (s_ctx_t *ctx, s_shard_t *s, const ring_t *ring)
 {
-    rl_migrate_rec_t peek = {.role = RL_MIGRATE_SOURCE, .param = RL_MIGRATE_CLEANUP_PEEK}, old;
+    rl_migrate_rec_t peek = {.role = RL_MIGRATE_SOURCE, .param = RL_MIGRATE_CLEANUP_PEEK}, old, out;
     if (s_migrate (ctx, s, RL_OP_MIGRATE_CLEANUP, &peek, &old) != 0
         || old.state != RL_MIGRATE_HANDED_OVER || old.role != RL_MIGRATE_SOURCE) {
         return 0;
     }
-    old.target[sizeof old.target - 1] = '\0';
-    s_shard_t *target = s_shard (ctx, old.target);
-    rl_migrate_rec_t req = old, out;
-    req.role = RL_MIGRATE_TARGET;
-    req.state = req.param = req.entries_max = 0;
-    if (!target || s_migrate (ctx, target, RL_OP_MIGRATE_COMMIT, &req, &out) != 0
-        || out.state != RL_MIGRATE_HANDED_OVER || out.migration_id != old.migration_id) {
+    int owner = ring_lookup (ring, old.arc_end);
+    s_shard_t *holder = owner >= 0 ? s_shard (ctx, ring_shard_name (ring, (size_t) owner)) : NULL;
+    rl_status_rec_t st = {0};
+    rl_client_t *client = holder && holder != s ? s_client (ctx, holder) : NULL;
+    if (!client || ring_arc_share (ring, old.arc_start, old.arc_end, owner) != RING_SHARE_ALL
+        || rl_client_status (client, &st, ctx->args->timeout_ms) != 0
+        || st.state != RL_SHARD_SERVING || st.epoch != ring_epoch (ring)
+        || st.arcs_unreceived != 0) {
         printf ("%s: migration %" PRIu64 " was handed over from there and not cleaned up, "
-                "and its target %s does not confirm its handover: not cleaned up\n",
-                s->name, old.migration_id, old.target);
+                "and no other shard is known to hold its arc: not cleaned up\n",
+                s->name, old.migration_id);
         return 0;
     }
-    req = (rl_migrate_rec_t){.migration_id = old.migration_id, .role = RL_MIGRATE_SOURCE};
+    rl_migrate_rec_t req = {.migration_id = old.migration_id, .role = RL_MIGRATE_SOURCE};
     int64_t deadline = zclock_mono () + S_CLEANUP_WAIT_MS;
     for (;;) {
         if (s_migrate (ctx, s, RL_OP_MIGRATE_CLEANUP, &req, &out) != 0) {
@@ -813,8 +815,8 @@ s_clean_stale (s_ctx_t *ctx, s_shard_t *s)
         }
         if (out.state == RL_MIGRATE_NONE) {
             printf ("%s: migration %" PRIu64 " was handed over from there and not cleaned "
-                    "up: cleaned up now\n",
-                    s->name, old.migration_id);
+                    "up (%s holds its arc): cleaned up now\n",
+                    s->name, old.migration_id, holder->name);
             return 1;
         }
         if (out.state != RL_MIGRATE_HANDED_OVER || zclock_mono () > deadline) {
@@ -824,11 +826,13 @@ s_clean_stale (s_ctx_t *ctx, s_shard_t *s)
     }
 }
 
+//  `ring`: the ring the cluster serves before the step.
 static int
-s_begin_one (s_ctx_t *ctx, s_shard_t *s, const rl_migrate_rec_t *req, rl_migrate_rec_t *out)
+s_begin_one (s_ctx_t *ctx, s_shard_t *s, const ring_t *ring, const rl_migrate_rec_t *req,
+             rl_migrate_rec_t *out)
 {
     int rc = s_begin_once (ctx, s, req, out);
-    if (rc == RL_STATUS_MIGRATION_REFUSED && s_clean_stale (ctx, s)) {
+    if (rc == RL_STATUS_MIGRATION_REFUSED && s_clean_stale (ctx, s, ring)) {
         rc = s_begin_once (ctx, s, req, out);
     }
     return rc;
@@ -840,7 +844,7 @@ static int
 s_begin (s_run_t *r, uint32_t *source_state)
 {
     rl_migrate_rec_t req = s_request (r->step, RL_MIGRATE_SOURCE), out;
-    int rc = s_begin_one (r->ctx, r->source, &req, &out);
+    int rc = s_begin_one (r->ctx, r->source, r->ctx->plan.rings[r->index], &req, &out);
     if (rc != 0) {
         return s_fail (RB_EXIT_CLUSTER,
                        "step %zu: migrate_begin on the source %s: %s (a migration of another "
@@ -849,7 +853,7 @@ s_begin (s_run_t *r, uint32_t *source_state)
     }
     *source_state = out.state;
     req = s_request (r->step, RL_MIGRATE_TARGET);
-    rc = s_begin_one (r->ctx, r->target, &req, &out);
+    rc = s_begin_one (r->ctx, r->target, r->ctx->plan.rings[r->index], &req, &out);
     if (rc != 0) {
         return s_fail (RB_EXIT_CLUSTER, "step %zu: migrate_begin on the target %s: %s",
                        r->index + 1, r->target->name, s_rc_text (rc));
