@@ -63,6 +63,9 @@
                       to checkpoint posts to the arc, deletes the moved
                       accounts and their history, a bounded number of
                       accounts a call (cursor.account_key), then compacts.
+                      Id 0 with param RL_MIGRATE_CLEANUP_PEEK: the source
+                      migration stored here, handed over and not cleaned
+                      up, answered as stored; nothing deleted.
       migrate_abort   (target, first) deletes what it imported for the arc,
                       a bounded number of keys a call, resuming from a
                       stored key (ABORTING), then NONE; (source) NONE, the
@@ -939,7 +942,7 @@ s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
         rl_info ("migration %" PRIu64 ": the final round is out (%" PRIu64 " chunks)",
                  state->migration_id, chunk.seq);
     }
-    if (round_done && (state->state == RL_MIGRATE_SHIPPED && c.round + 1 >= state->chunks)) {
+    if (round_done && state->state == RL_MIGRATE_SHIPPED && c.round + 1 >= state->chunks) {
         chunk.flags = RL_CHUNK_FINAL; //  again when resent: nothing changes once shipped
     }
     chunk_encode_header (&chunk, buffer);
