@@ -67,6 +67,10 @@ RL_FP_X (TP_PART_PREPARE_DELAY, "tp.part.prepare_delay",
 RL_FP_X (ROUTER_ALLOC, "router.alloc",
          "router: an allocation for a request in progress (error: out of memory, the request is "
          "answered busy)")
+RL_FP_X (
+    ROUTER_REFRESH_WANTED, "router.refresh_wanted",
+    "router: a ring refresh asks the shard that showed a newer epoch (error: it takes nothing, "
+    "as when its connection is down for good)")
 RL_FP_X (CLIENT_ALLOC, "client.alloc",
          "client library: an allocation of a call (error: out of memory, the call returns "
          "RL_CLIENT_ERR_NOMEM)")

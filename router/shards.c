@@ -23,7 +23,9 @@
 
     THE RING REFRESH
         idle --(tick: refresh_ms passed, or a reply showed a newer epoch)-->
-        active (one get_ring sub-request, not linked in the FIFO)
+        active (one get_ring sub-request, not linked in the FIFO, to the
+        shard that showed the newer epoch, or, when there is none or its
+        connection is down, to the shards in turn)
         active --(answer, or RL_ROUTER_RING_FETCH_TIMEOUT_MS)--> idle;
         a newer ring is adopted, then waiting records are sent again; a
         ring whose epoch is more than --max-epoch-jump above the one
@@ -70,6 +72,7 @@
 #include <czmq.h>
 
 #include "codec.h"
+#include "failpoint.h"
 #include "log.h"
 #include "router.h"
 
@@ -334,6 +337,30 @@ router_sub_send (router_t *self, r_sub_t *sub, const uint8_t *body, size_t body_
 
 //  Ring refresh --------------------------------------------------------------
 
+//  A get_ring sent to shard, or NULL when it takes nothing (its connection
+//  is down, or it or the table is full).
+static r_sub_t *
+s_refresh_send (router_t *self, r_shard_t *shard)
+{
+    r_sub_t *sub = router_sub_alloc (self, shard);
+    if (!sub) {
+        return NULL;
+    }
+    sub->refresh = true;
+    sub->operation = RL_OP_GET_RING;
+    if (router_sub_send (self, sub, NULL, 0) != 0) {
+        router_sub_free (self, sub, false, false);
+        return NULL;
+    }
+    return sub;
+}
+
+//  Asks target (a shard that showed a newer epoch) for its ring, or, when
+//  there is none or it takes nothing, the shards in turn. A wanted shard
+//  that died after its reply is unreachable for good (its connection never
+//  comes back): it is forgotten, else the router would wait for it forever
+//  and never learn the ring the others serve. When no shard takes the
+//  request, the next tick tries again.
 void
 router_refresh_start (router_t *self, r_shard_t *target)
 {
@@ -341,30 +368,24 @@ router_refresh_start (router_t *self, r_shard_t *target)
         return;
     }
     assert (!target || !target->retired); //  its socket closes once drained
-    r_shard_t *shard = target;
-    for (size_t k = 0; !shard && k < self->shard_count; k++) {
+    assert (target == self->refresh_want);
+    r_sub_t *sub = target && failpoint_hit (RL_FP_ROUTER_REFRESH_WANTED) == 0
+                       ? s_refresh_send (self, target)
+                       : NULL;
+    self->refresh_want = NULL;
+    for (size_t k = 0; !sub && k < self->shard_count; k++) {
         r_shard_t *candidate = self->shards[self->refresh_rr++ % self->shard_count];
-        if (candidate->inflight < RL_ROUTER_INFLIGHT_PER_SHARD_MAX) {
-            shard = candidate;
+        if (candidate != target) {
+            sub = s_refresh_send (self, candidate);
         }
     }
-    r_sub_t *sub = shard ? router_sub_alloc (self, shard) : NULL;
     if (!sub) {
-        return; //  everything is full: the next tick tries again
-    }
-    sub->refresh = true;
-    sub->operation = RL_OP_GET_RING;
-    if (router_sub_send (self, sub, NULL, 0) != 0) {
-        router_sub_free (self, sub, false, false);
         return;
     }
     self->refresh_active = true;
     self->refresh_slot = (uint32_t) (sub - self->subs);
     self->refresh_expires_ms = zclock_mono () + RL_ROUTER_RING_FETCH_TIMEOUT_MS;
     self->refresh_next_ms = zclock_mono () + self->options.refresh_ms;
-    if (target) {
-        self->refresh_want = NULL;
-    }
 }
 
 void

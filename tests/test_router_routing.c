@@ -3,7 +3,8 @@
 
     Covers: splitting and merging (results in the client's order, lookups,
     history, lookup_transfers by broadcast), duplicate ids, the router's own
-    status and ring, wrong_shard and the ring refresh, and the client
+    status and ring, wrong_shard and the ring refresh (also when the shard
+    whose reply showed the newer epoch takes nothing), and the client
     library's retry helper and pipelined window.
 
     Cross-shard transfers must be answered ok like same-shard ones; the
@@ -296,6 +297,71 @@ test_wrong_shard_refresh (void **state)
     rk_routers_stop (ctx);
 }
 
+//  A router's epoch (asserted).
+static uint64_t
+s_router_epoch (rl_client_t *client)
+{
+    rl_status_rec_t status;
+    assert_int_equal (rl_client_status (client, &status, TK_TIMEOUT_MS), 0);
+    return status.epoch;
+}
+
+//  The shard whose reply shows a newer epoch takes no get_ring (as when it
+//  died right after its reply: its connection never comes back): the
+//  router asks the other shards instead of waiting for it for ever.
+static void
+test_refresh_wanted_unreachable (void **state)
+{
+    rk_ctx_t *ctx = *state;
+    rk_cluster_start (ctx, 2, 2, 0, 600000);
+    rk_create_accounts (ctx);
+    uint64_t n = 1;
+    while (rk_owner (ctx->ring, tk_id (n, RK_TAG)) != 0) {
+        n++;
+    }
+    assert_true (n <= RK_ACCOUNTS);
+
+    //  Both shards serve epoch 2 (the same shards), loaded by hand; the
+    //  ring file says epoch 1.
+    ring_t *ring2 = ring_dup (ctx->ring);
+    assert_non_null (ring2);
+    ring_set_epoch (ring2, 2);
+    size_t size = ring_encoded_size (ring2);
+    uint8_t *blob = malloc (size);
+    assert_int_equal (ring_encode (ring2, blob, size), size);
+    for (size_t s = 0; s < 2; s++) {
+        rl_client_t *admin = rl_client_new (ctx->shards[s].endpoint);
+        assert_int_equal (rl_client_load_ring (admin, blob, size, TK_TIMEOUT_MS), 0);
+        rl_client_destroy (&admin);
+    }
+    free (blob);
+    ring_destroy (&ring2);
+
+    //  Router r2 starts on the ring file (epoch 1), with no periodic
+    //  refresh: only a reply showing a newer epoch starts one. Its first
+    //  answers from s1 or s2 (its own polls, the lookup) show epoch 2; the
+    //  shard that answered first takes no get_ring, the other one does.
+    rk_router_t *r2 = &ctx->routers[1];
+    rk_router_init (r2, "r2");
+    snprintf (r2->ring_file, sizeof r2->ring_file, "%s", ctx->ring_file);
+    r2->refresh_ms = 600000;
+    snprintf (r2->failpoints, sizeof r2->failpoints, "router.refresh_wanted=error");
+    assert_true (rk_router_start (ctx->h, r2) > 0);
+    rl_client_t *client = rl_client_new (r2->endpoint);
+    assert_non_null (client);
+    rl_id_t id = tk_id (n, RK_TAG);
+    rl_account_t out;
+    assert_int_equal (rl_client_lookup_accounts (client, &id, 1, &out, TK_TIMEOUT_MS), 0);
+    int64_t deadline = zclock_mono () + 5000;
+    uint64_t epoch = 0;
+    while ((epoch = s_router_epoch (client)) < 2 && zclock_mono () < deadline) {
+        zclock_sleep (20);
+    }
+    assert_int_equal (epoch, 2);
+    rl_client_destroy (&client);
+    rk_routers_stop (ctx);
+}
+
 //  The client library: retry helper and window ------------------------------------------
 
 static void
@@ -400,6 +466,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_routing, rk_setup, rk_teardown),
         cmocka_unit_test_setup_teardown (test_wrong_shard_refresh, rk_setup, rk_teardown),
+        cmocka_unit_test_setup_teardown (test_refresh_wanted_unreachable, rk_setup, rk_teardown),
         cmocka_unit_test_setup_teardown (test_client_retry_and_window, rk_setup, rk_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
