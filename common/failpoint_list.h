@@ -176,6 +176,9 @@ RL_FP_X (REPL_STANDBY_BEFORE_APPLY, "repl.standby.before_apply",
          "primary's replies wait for the acknowledgement)")
 RL_FP_X (REPL_STANDBY_SEED_FILE, "repl.standby.seed_file",
          "standby: a seed chunk checked, before it is written (delay: a seed held in progress)")
+RL_FP_X (REPL_STANDBY_SEED_ASIDE, "repl.standby.seed_aside",
+         "standby: a complete seed (its marks set and synced), the data directory moved aside, "
+         "before the seed is renamed into its place")
 RL_FP_X (REPL_STANDBY_SEED_INSTALLED, "repl.standby.seed_installed",
          "standby: a seed renamed into the data directory (its marks set in it first), before the "
          "old copy is removed and the store opened")

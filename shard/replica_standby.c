@@ -53,8 +53,11 @@
     DATA.old, the seed renamed to DATA, the parent directory synced (both
     renames durable), DATA.old removed, the store opened
     and the position written. A crash in between leaves DATA.old or
-    DATA.seed-tmp, removed at the next start (DATA missing: an empty
-    standby, seeded again).
+    DATA.seed-tmp, removed at the next start. Only a crash between the two
+    renames leaves DATA missing beside both, and then the seed is
+    complete (its files, directory and marks were synced before the first
+    rename): the start installs it as the second rename would have. (DATA
+    missing otherwise: an empty standby, seeded again.)
 
     THE LEASE. The primary pings (REPLICA_PING) and tells its timeout in
     every HELLO and PING; its lease runs from a ping answered ok. A
@@ -886,6 +889,7 @@ s_seed_end (s_standby_t *self, const replica_header_t *h)
         rl_error ("standby: cannot move %s aside: %s", self->o->data_dir, strerror (errno));
         return REPLICA_ST_STORAGE;
     }
+    RL_FAILPOINT (REPL_STANDBY_SEED_ASIDE);
     if (rename (self->seed_dir, self->o->data_dir) != 0) {
         rl_error ("standby: cannot install the seed: %s", strerror (errno));
         return REPLICA_ST_STORAGE;
@@ -910,6 +914,29 @@ s_seed_end (s_standby_t *self, const replica_header_t *h)
              self->stream, self->position, h->count);
     s_warm_build (self);
     return REPLICA_ST_OK;
+}
+
+//  At a start: a crash between a seed's two renames (THE SEED) left DATA
+//  missing, DATA.old and a complete seed. The seed takes DATA's place, as
+//  the second rename would have; what is left is removed by the caller.
+static void
+s_install_interrupted (s_standby_t *self)
+{
+    struct stat st;
+    if (stat (self->o->data_dir, &st) == 0 || errno != ENOENT || stat (self->old_dir, &st) != 0
+        || stat (self->seed_dir, &st) != 0) {
+        return;
+    }
+    if (rename (self->seed_dir, self->o->data_dir) != 0) {
+        rl_error ("standby: cannot install the seed a crash left in %s: %s (removed: seeded "
+                  "again)",
+                  self->seed_dir, strerror (errno));
+        return;
+    }
+    s_sync_parent (self->o->data_dir);
+    rl_info ("standby: a crash came between the renames of a complete seed: it is installed in "
+             "%s",
+             self->o->data_dir);
 }
 
 //  The stream of its primary ------------------------------------------------------
@@ -1281,6 +1308,7 @@ replica_standby_run (const replica_standby_options_t *o, replica_promoted_t **pr
     self->started_ms = zclock_mono ();
     snprintf (self->seed_dir, sizeof self->seed_dir, "%s.seed-tmp", o->data_dir);
     snprintf (self->old_dir, sizeof self->old_dir, "%s.old", o->data_dir);
+    s_install_interrupted (self);
     s_remove_tree (self->seed_dir); //  a seed a crash interrupted
     s_remove_tree (self->old_dir);
     if (mkdir (o->data_dir, 0755) != 0 && errno != EEXIST) {

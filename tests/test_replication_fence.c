@@ -24,6 +24,10 @@
     and dies while the seed is held by a failpoint: the standby drops the
     seed and promotes the copy it holds, every acknowledged transfer in it.
 
+    test_seed_between_renames: the standby dies between a re-seed's two
+    renames (its copy moved aside, the seed complete): its start installs
+    the seed; promoted later, it holds every acknowledged transfer.
+
     test_standby_stopped: a SIGSTOPped standby: a semi-synchronous primary
     stalls (writes and reads busy after the timeout) and goes on when the
     standby catches up; an asynchronous one keeps serving, and the standby
@@ -40,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -457,6 +462,58 @@ test_promote_mid_seed (void **state)
     tk_shard_stop (h, &standby, SIGTERM);
 }
 
+//  The standby dies between a seed's two renames (its copy moved aside,
+//  the seed complete): its start installs the seed, and once promoted it
+//  holds every acknowledged transfer.
+static void
+test_seed_between_renames (void **state)
+{
+    harness_t *h = *state;
+    rk_load_start (&s_load, "test_seed_between_renames");
+    tk_shard_t primary, standby;
+    s_pair (h, &primary, &standby, "semi");
+    tk_model_t model;
+    tk_model_init (&model, TAG, ACCOUNTS);
+    rl_client_t *client = rl_client_new (primary.endpoint);
+    rk_drive (&s_load, client, 8, &model);
+    rl_client_destroy (&client);
+    tk_shard_stop (h, &standby, SIGTERM);
+    static char fp_env[] = "RL_FAILPOINTS=repl.standby.seed_aside=crash@1";
+    standby.env[0] = fp_env;
+    standby.env[1] = NULL;
+    assert_true (tk_shard_start (h, &standby) > 0);
+    tk_shard_stop (h, &primary, SIGTERM);
+    assert_true (tk_shard_start (h, &primary) > 0); //  a new stream: a seed begins
+    int wstatus = 0;
+    assert_int_equal (harness_wait_exit (h, standby.pid, 20000, &wstatus), 0);
+    assert_true (WIFSIGNALED (wstatus) && WTERMSIG (wstatus) == SIGKILL);
+    standby.pid = -1;
+    //  The window: the copy moved aside, the seed not in its place.
+    char path[sizeof standby.data_dir + 16];
+    struct stat st;
+    assert_int_not_equal (stat (standby.data_dir, &st), 0);
+    snprintf (path, sizeof path, "%s.old", standby.data_dir);
+    assert_int_equal (stat (path, &st), 0);
+    snprintf (path, sizeof path, "%s.seed-tmp", standby.data_dir);
+    assert_int_equal (stat (path, &st), 0);
+    standby.env[0] = NULL;
+    assert_true (tk_shard_start (h, &standby) > 0);
+    assert_true (tk_log_contains (h, "s1", "a crash came between the renames of a complete seed"));
+    assert_int_not_equal (stat (path, &st), 0);
+    client = rl_client_new (primary.endpoint);
+    rk_drive (&s_load, client, 4, &model); //  acknowledged: the standby holds them
+    rl_client_destroy (&client);
+    harness_kill (h, primary.pid, SIGKILL);
+    assert_int_equal (harness_wait_exit (h, primary.pid, 20000, &wstatus), 0);
+    primary.pid = -1;
+    rk_promote (standby.endpoint);
+    s_wait_state (standby.endpoint, RL_SHARD_SERVING);
+    client = rl_client_new (standby.endpoint);
+    rk_finish (&s_load, client, &model);
+    rl_client_destroy (&client);
+    tk_shard_stop (h, &standby, SIGTERM);
+}
+
 static void
 test_standby_stopped (void **state)
 {
@@ -547,6 +604,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_restart_in_lease, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_disk, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_promote_mid_seed, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_seed_between_renames, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_standby_stopped, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
