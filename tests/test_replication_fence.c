@@ -500,6 +500,8 @@ test_seed_between_renames (void **state)
     assert_true (tk_shard_start (h, &standby) > 0);
     assert_true (tk_log_contains (h, "s1", "a crash came between the renames of a complete seed"));
     assert_int_not_equal (stat (path, &st), 0);
+    //  Stalled a moment while its standby restarts and catches up.
+    s_wait_state (primary.endpoint, RL_SHARD_SERVING);
     client = rl_client_new (primary.endpoint);
     rk_drive (&s_load, client, 4, &model); //  acknowledged: the standby holds them
     rl_client_destroy (&client);
