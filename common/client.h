@@ -284,8 +284,10 @@ void rl_client_set_send_timeout (rl_client_t *self, int timeout_ms);
 //  the window first (RL_CLIENT_ERR_WINDOW: nothing made); RL_CLIENT_ERR_ARGS
 //  when body_size exceeds RL_MESSAGE_SIZE_MAX, RL_CLIENT_ERR_NOMEM when
 //  memory lacks. rl_client_send_end writes the header and sends the frame
-//  (RL_CLIENT_ERR_ARGS when none was begun). A begin without its end is
-//  dropped by the next begin or by destroy.
+//  (RL_CLIENT_ERR_ARGS when none was begun; RL_CLIENT_ERR_WINDOW when the
+//  window filled or narrowed since the begin: nothing sent, the frame stays
+//  begun for an end after a receive). A begin without its end is dropped
+//  by the next begin or by destroy.
 //
 //  rl_client_recv_borrow is rl_client_recv without the copy: *body_p points
 //  into the reply and stays valid until the next borrow on this client (or

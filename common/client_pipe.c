@@ -174,7 +174,11 @@ rl_client_send_end (rl_client_t *self, uint16_t operation, uint32_t record_count
     if (!self->begun) {
         return RL_CLIENT_ERR_ARGS;
     }
-    assert (self->inflight_count < self->window); //  checked by rl_client_send_begin
+    if (self->inflight_count >= self->window) {
+        //  Filled (rl_client_send) or narrowed (rl_client_set_window) since
+        //  the begin: the frame stays begun for an end after a receive.
+        return RL_CLIENT_ERR_WINDOW;
+    }
     uint64_t request_id = self->next_request_id++;
     rl_header_t header = codec_request_header (operation, request_id, record_count);
     codec_encode_frame (&header, NULL, 0, zframe_data (self->begun));
