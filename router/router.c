@@ -194,7 +194,9 @@ s_record_wrong_shard (router_t *self, r_pending_t *p, uint32_t pos)
     self->waiting_total++;
 }
 
-//  The next pause of `p`'s frozen records: doubling, from now. No resend
+//  The next pause of `p`'s frozen records, once per answer that froze any
+//  (not per record: a piece of 8 records would start at the longest pause):
+//  doubling, from now. No resend
 //  starts in the last quarter of the deadline (at least
 //  RL_ROUTER_FROZEN_RETRY_MS_MIN): that time is kept for the answer to the
 //  last one, so that the deadline does not overtake a resend and turn a
@@ -226,7 +228,6 @@ s_record_frozen (router_t *self, r_pending_t *p, uint32_t pos)
     p->waiting++;
     p->frozen_waiting++;
     self->waiting_total++;
-    s_frozen_backoff (self, p);
 }
 
 static void
@@ -727,6 +728,7 @@ s_reply_create (router_t *self, r_pending_t *p, r_sub_t *sub, const rl_header_t 
                 const uint8_t *body)
 {
     if (h->status == RL_STATUS_OK) {
+        bool frozen = false;
         for (uint32_t k = 0; k < sub->count; k++) {
             rl_result_rec_t r;
             codec_decode_result (body + (size_t) k * RL_RESULT_SIZE, &r);
@@ -735,9 +737,13 @@ s_reply_create (router_t *self, r_pending_t *p, r_sub_t *sub, const rl_header_t 
                 s_record_wrong_shard (self, p, pos);
             } else if (r.result == RL_FROZEN) {
                 s_record_frozen (self, p, pos);
+                frozen = true;
             } else {
                 s_record_result (p, pos, r.result, r.timestamp);
             }
+        }
+        if (frozen) {
+            s_frozen_backoff (self, p);
         }
         return;
     }
@@ -748,6 +754,7 @@ s_reply_create (router_t *self, r_pending_t *p, r_sub_t *sub, const rl_header_t 
         for (uint32_t k = 0; k < sub->count; k++) {
             s_record_frozen (self, p, sub->positions[k]);
         }
+        s_frozen_backoff (self, p);
         return;
     }
     uint32_t result = h->status == RL_STATUS_BUSY ? RL_BUSY : RL_OUTCOME_UNKNOWN;
@@ -784,6 +791,7 @@ s_reply_read (router_t *self, r_pending_t *p, r_sub_t *sub, const rl_header_t *h
         for (uint32_t k = 0; k < sub->count; k++) {
             s_record_frozen (self, p, sub->positions[k]);
         }
+        s_frozen_backoff (self, p);
         p->read_frozen = true;
         return;
     }

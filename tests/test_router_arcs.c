@@ -26,8 +26,11 @@
     answers it retried); through a router whose deadline ends first, a
     batch gets frozen for that record (after the deadline, not at once)
     and ok for its record on s2, and a read of the account fails frozen. After
-    migrate_unfreeze the same id goes through: frozen burned nothing. It
-    ends with the conservation check.
+    migrate_unfreeze the same id goes through: frozen burned nothing. A
+    lookup of 8 records in a frozen arc is sent at least 9 times during a
+    1.5 s freeze (its pause doubles per answer, from 10 ms; it doubled per
+    record, so its first pause was 200 ms). It ends with the conservation
+    check.
 */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -54,6 +57,7 @@
 #define S_FREEZE_MS        1000  //  a freeze that ends by itself within router 1's deadline
 #define S_LONG_FREEZE_MS   30000 //  a freeze that outlasts router 0's deadline
 #define S_LONG_DEADLINE_MS 4000  //  router 1's deadline: outlasts S_FREEZE_MS
+#define S_PIECE_FREEZE_MS  1500  //  the freeze a piece of 8 records is resent through
 
 //  Loads `ring` into every shard of the cluster (all must take it).
 static void
@@ -490,6 +494,33 @@ test_frozen_retried (void **state)
     tk_model_apply (&ctx->model, &batch[0]);
     assert_int_equal (rl_client_lookup_accounts (ctx->client, &id_in, 1, &account, TK_TIMEOUT_MS),
                       0);
+
+    //  The pause doubles per answer, not per record: a lookup of the
+    //  account 8 times (a piece of 8 records) is sent as often during a
+    //  freeze as one record is (pauses of 10, 20, 40 ... 200 ms: 11 or 12
+    //  sends in 1.5 s, fewer on a loaded machine; per record, its first
+    //  pause was already the longest: at most 8).
+    rk_router_t *r3 = &ctx->routers[1];
+    rk_router_init (r3, "r3");
+    snprintf (r3->ring_file, sizeof (r3->ring_file), "%s", ctx->ring_file);
+    r3->deadline_ms = S_LONG_DEADLINE_MS;
+    r3->shard_deadline_ms = RK_SHARD_DEADLINE_MS;
+    assert_true (rk_router_start (ctx->h, r3) > 0);
+    req.param = S_PIECE_FREEZE_MS;
+    assert_int_equal (s_migrate_op (ctx->shards[0].endpoint, RL_OP_MIGRATE_FREEZE, &req, &got), 0);
+    assert_int_equal (got.state, RL_MIGRATE_FROZEN);
+    rl_id_t eight[8] = {id_in, id_in, id_in, id_in, id_in, id_in, id_in, id_in};
+    rl_account_t found[8];
+    rl_client_t *reader = rl_client_new (r3->endpoint);
+    assert_int_equal (rl_client_lookup_accounts (reader, eight, 8, found, TK_TIMEOUT_MS), 0);
+    rl_client_destroy (&reader);
+    rk_router_stop (ctx->h, r3);
+    long sends = s_router_frozen_count (ctx, "r3") / 8;
+    if (sends < 9) {
+        fail_msg ("router r3 sent a piece of 8 records %ld times during a %d ms freeze, expected "
+                  "at least 9",
+                  sends, S_PIECE_FREEZE_MS);
+    }
     tk_check_conservation (ctx->client, &ctx->model, 3);
     rk_routers_stop (ctx);
 }
