@@ -1483,13 +1483,60 @@ s_pending_index_cmp (const void *a, const void *b)
     return c ? c : (x < y ? -1 : x > y);
 }
 
+typedef struct {
+    bool credit;
+    rl_id_t key;
+} s_live_key_t;
+
+static int
+s_live_key_cmp (const void *a, const void *b)
+{
+    const s_live_key_t *x = a, *y = b;
+    if (x->credit != y->credit) {
+        return x->credit ? 1 : -1;
+    }
+    return memcmp (&x->key, &y->key, sizeof (x->key));
+}
+
+//  No two live entries of the list take one key of the live table. 0; -2
+//  refused (p->why); -1 memory.
+static int
+s_staged_keys_distinct (s_staged_pending_t *p)
+{
+    s_live_key_t *keys = malloc ((p->count ? p->count : 1) * sizeof (*keys));
+    if (!keys) {
+        return -1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < p->count; i++) {
+        if ((p->list[i].t.reserved & 0xff) == PENDING_STATE_PENDING) {
+            keys[n].key = pending_live_key (&p->list[i].t, p->list[i].side, &keys[n].credit);
+            n++;
+        }
+    }
+    qsort (keys, n, sizeof (*keys), s_live_key_cmp);
+    int rc = 0;
+    for (size_t i = 1; rc == 0 && i < n; i++) {
+        if (s_live_key_cmp (&keys[i - 1], &keys[i]) == 0) {
+            p->why = "two staged pending transfers take one key (one id, two debit accounts)";
+            rc = -2;
+        }
+    }
+    free (keys);
+    return rc;
+}
+
 //  Reads them (from the stage, in the order the store holds them) and
 //  checks them against the staged accounts (sorted here by id when any
 //  pending transfer is staged), before anything changes: each fits the
 //  arc and names staged accounts on its side, none is live here already
-//  (one id, two debit accounts), they fit under RL_SHARD_PENDING_MAX, and
-//  every staged account's debits_pending and credits_pending are exactly
-//  what they reserve on it. 0; -2 refused (p->why); -1 memory.
+//  (one id, two debit accounts), no two live ones take one key of the live
+//  table (one id staged with two debit accounts), they fit under
+//  RL_SHARD_PENDING_MAX, and every staged account's debits_pending and
+//  credits_pending are exactly what they reserve on it (sums that do not
+//  wrap). Only what the sender sent can fail these (a source's own table
+//  never holds such entries): refused, so that the install, which must not
+//  fail, never meets them. 0; -2 refused (p->why); -1 memory.
 static int
 s_staged_pending (server_t *self, const rl_migrate_rec_t *state, const migrate_stage_t *st,
                   rl_account_t *staged, size_t count, s_staged_pending_t *p)
@@ -1542,11 +1589,16 @@ s_staged_pending (server_t *self, const rl_migrate_rec_t *state, const migrate_s
             rc = -2;
             break;
         }
-        if (live && side != PENDING_SIDE_CREDIT) {
-            sums[2 * (size_t) (d - staged)] += t.amount; //  checked against the staged sum below
-        }
-        if (live && side != PENDING_SIDE_DEBIT) {
-            sums[2 * (size_t) (c - staged) + 1] += t.amount;
+        //  Checked against the staged sums below.
+        if ((live && side != PENDING_SIDE_CREDIT
+             && __builtin_add_overflow (sums[2 * (size_t) (d - staged)], t.amount,
+                                        &sums[2 * (size_t) (d - staged)]))
+            || (live && side != PENDING_SIDE_DEBIT
+                && __builtin_add_overflow (sums[2 * (size_t) (c - staged) + 1], t.amount,
+                                           &sums[2 * (size_t) (c - staged) + 1]))) {
+            p->why = "the staged pending transfers of an account sum beyond 2^64 - 1";
+            rc = -2;
+            break;
         }
         if (p->count == p->cap) {
             size_t grown = p->cap ? p->cap * 2 : 256;
@@ -1562,6 +1614,9 @@ s_staged_pending (server_t *self, const rl_migrate_rec_t *state, const migrate_s
         p->list[p->count++].side = (uint8_t) side;
     }
     free (order);
+    if (rc == 0) {
+        rc = s_staged_keys_distinct (p);
+    }
     if (rc == 0 && ledger_pending_taken (self->ledger) + p->count > RL_SHARD_PENDING_MAX) {
         p->why = "the pending transfers of the arc do not fit under RL_SHARD_PENDING_MAX here";
         rc = -2;

@@ -308,6 +308,14 @@ s_credit_key (rl_id_t pending_id, rl_id_t debit_account_id)
     return s_digest (pending_id, debit_account_id, S_CREDIT_PERSONAL);
 }
 
+rl_id_t
+pending_live_key (const rl_transfer_t *t, uint8_t side, bool *credit_p)
+{
+    assert (t && credit_p && side <= PENDING_SIDE_CREDIT);
+    *credit_p = side == PENDING_SIDE_CREDIT;
+    return *credit_p ? s_credit_key (t->id, t->debit_account_id) : t->id;
+}
+
 //  An expiry id is never all ones either (nor 0: s_digest).
 static rl_id_t
 s_expiry_digest (rl_id_t a, rl_id_t debit_account_id, const char *personal)

@@ -237,6 +237,10 @@ size_t pending_hand_over (pending_t *self, pending_held_fn *leaves, void *arg);
 //  the source's table stored it) be put here with `side` (pending_side_t)? 0; -1 when that key
 //  is live here already; -2 when an account of that side is not here.
 int pending_install_check (pending_t *self, const rl_transfer_t *t, uint8_t side);
+//  The key of the live table that `t` with `side` takes: its id, or for the
+//  credit side (*credit_p true) a digest of (id, debit account). Two live
+//  entries of one key cannot both be installed.
+rl_id_t pending_live_key (const rl_transfer_t *t, uint8_t side, bool *credit_p);
 //  Puts it (into the batch, and its amounts onto its accounts here). 0, or
 //  -1 (pending_install_check, RL_SHARD_PENDING_MAX, an overflow, memory):
 //  nothing changed. A resolved one (its state in t->reserved, as the

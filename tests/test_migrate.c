@@ -2348,6 +2348,110 @@ test_hostile_chunks (void **state)
     assert_true (status.malformed >= 11);
 }
 
+//  A final chunk whose pending transfers conflict with each other, each
+//  check of the import passed: variant 0 stages one pending id with two
+//  debit accounts (two store keys, one key of the live table), variant 1
+//  two transfers of 2^63 on one account staged with 0 pending (the sum
+//  wraps). The target's commit is refused, nothing changed; it put the
+//  shard in its failed state, again after every restart.
+static rl_migrate_rec_t
+s_import_conflicting (s_ctx_t *ctx, int variant)
+{
+    rl_migrate_rec_t target = s_begin (ctx);
+    uint64_t a1 = 0, a2 = 0, outside = 0;
+    for (uint64_t n = S_OPERATORS + 1; n <= S_ACCOUNTS; n++) {
+        if (s_in_arc (ctx, tk_id (n, S_TAG))) {
+            a1 = a1 ? a1 : n;
+            a2 = a1 != n && !a2 ? n : a2;
+        } else {
+            outside = outside ? outside : n;
+        }
+    }
+    assert_true (a1 && a2 && outside);
+    chunk_t c = {.migration_id = S_MIGRATION,
+                 .seq = target.chunks + 1,
+                 .entry_count = 4,
+                 .flags = RL_CHUNK_FINAL,
+                 .from = target.cursor};
+    c.to.phase = RL_MIGRATE_PHASE_DONE;
+    c.to.round = target.cursor.round;
+    size_t size = chunk_size (4);
+    uint8_t *chunk = calloc (1, size);
+    assert_non_null (chunk);
+    chunk_encode_header (&c, chunk);
+    uint64_t accounts[2] = {a1, a2};
+    for (size_t i = 0; i < 2; i++) {
+        chunk_entry_t e = {.kind = RL_CHUNK_ACCOUNT,
+                           .account = tk_account (accounts[i], S_TAG, S_LEDGER, 0)};
+        e.account.timestamp = 1;
+        e.account.debits_pending = variant == 0 ? 5 : 0;
+        chunk_put_entry (chunk, i, &e);
+    }
+    chunk_entry_t p = {.kind = RL_CHUNK_PENDING};
+    p.transfer = tk_transfer (tk_id (4242, S_TAG + 9), tk_id (a1, S_TAG), tk_id (outside, S_TAG),
+                              variant == 0 ? 5 : 1ull << 63, S_LEDGER);
+    p.transfer.flags = RL_TRANSFER_PENDING;
+    p.transfer.timestamp = 7;
+    p.transfer.reserved = 1 | 1u << 8; //  pending, its debit side held here
+    chunk_put_entry (chunk, 2, &p);
+    if (variant == 0) {
+        p.transfer.debit_account_id = tk_id (a2, S_TAG);
+    } else {
+        p.transfer.id = tk_id (4243, S_TAG + 9);
+    }
+    chunk_put_entry (chunk, 3, &p);
+    rl_migrate_rec_t out;
+    assert_int_equal (s_import (ctx, chunk, size, &out), 0);
+    assert_int_equal (out.state, RL_MIGRATE_SHIPPED);
+    free (chunk);
+    return out;
+}
+
+//  s2 serves: a lookup of one of its own accounts.
+static void
+s_target_serves (s_ctx_t *ctx)
+{
+    uint64_t own = 1;
+    while (s_owner (ctx, own) != 1) {
+        own++;
+    }
+    rl_id_t id = tk_id (own, S_TAG);
+    rl_account_t account;
+    assert_int_equal (rl_client_lookup_accounts (ctx->clients[1], &id, 1, &account, TK_TIMEOUT_MS),
+                      0);
+}
+
+static void
+test_conflicting_pending (void **state)
+{
+    s_ctx_t *ctx = *state;
+    ring_t *step = s_step_ring (ctx);
+    for (int variant = 0; variant < 2; variant++) {
+        rl_migrate_rec_t target = s_import_conflicting (ctx, variant);
+        if (variant == 0) {
+            s_load_ring (ctx->clients[1], step); //  it stays: begun again beneath it
+        }
+        rl_migrate_rec_t out;
+        assert_int_equal (
+            s_op (ctx->clients[1], RL_OP_MIGRATE_COMMIT, &target, RL_MIGRATE_TARGET, 0, &out),
+            RL_STATUS_MIGRATION_REFUSED);
+        s_target_serves (ctx);
+        if (variant == 0) {
+            //  Refused again after a restart (the stage reloaded).
+            assert_true (tk_shard_stop (ctx->h, &ctx->shards[1], SIGTERM) >= 0);
+            assert_true (tk_shard_start (ctx->h, &ctx->shards[1]) > 0);
+            s_clients_open (ctx);
+            assert_int_equal (
+                s_op (ctx->clients[1], RL_OP_MIGRATE_COMMIT, &target, RL_MIGRATE_TARGET, 0, &out),
+                RL_STATUS_MIGRATION_REFUSED);
+            s_target_serves (ctx);
+        }
+        s_abort_target (ctx, 64);
+    }
+    assert_false (tk_log_contains (ctx->h, "s2", "handover failed"));
+    ring_destroy (&step);
+}
+
 int
 main (void)
 {
@@ -2365,6 +2469,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_abort, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_heuristic_blocks_freeze, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_arc_load, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_conflicting_pending, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
