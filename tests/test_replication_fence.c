@@ -168,6 +168,29 @@ s_pair (harness_t *h, tk_shard_t *primary, tk_shard_t *standby, const char *mode
     assert_true (tk_shard_start (h, primary) > 0);
 }
 
+//  Load on the pair (model initialised), then the standby restarted with
+//  fp_env (RL_FAILPOINTS=...) and the primary restarted (with
+//  --repl-timeout-ms repl_timeout, unless NULL): a new stream, so a seed
+//  of the standby begins.
+static void
+s_reseed_armed (harness_t *h, tk_shard_t *primary, tk_shard_t *standby, tk_model_t *model,
+                char *fp_env, char *repl_timeout)
+{
+    tk_model_init (model, TAG, ACCOUNTS);
+    rl_client_t *client = rl_client_new (primary->endpoint);
+    rk_drive (&s_load, client, 8, model);
+    rl_client_destroy (&client);
+    tk_shard_stop (h, standby, SIGTERM);
+    standby->env[0] = fp_env;
+    standby->env[1] = NULL;
+    assert_true (tk_shard_start (h, standby) > 0);
+    tk_shard_stop (h, primary, SIGTERM);
+    if (repl_timeout) {
+        primary->args[3] = repl_timeout;
+    }
+    assert_true (tk_shard_start (h, primary) > 0);
+}
+
 //  One replication message from dealer; the status it was answered.
 static uint32_t
 s_repl (void *dealer, const replica_header_t *h, size_t header_size, const void *data, size_t size)
@@ -437,19 +460,10 @@ test_promote_mid_seed (void **state)
     tk_shard_t primary, standby;
     s_pair (h, &primary, &standby, "semi");
     tk_model_t model;
-    tk_model_init (&model, TAG, ACCOUNTS);
-    rl_client_t *client = rl_client_new (primary.endpoint);
-    rk_drive (&s_load, client, 8, &model);
-    rl_client_destroy (&client);
-    //  The standby holds the next seed's first chunk 3 s.
-    tk_shard_stop (h, &standby, SIGTERM);
+    //  The standby holds the next seed's first chunk 3 s; no hello again
+    //  (which drops a seed) before the kill.
     static char fp_env[] = "RL_FAILPOINTS=repl.standby.seed_file=delay:1500@1";
-    standby.env[0] = fp_env;
-    standby.env[1] = NULL;
-    assert_true (tk_shard_start (h, &standby) > 0);
-    tk_shard_stop (h, &primary, SIGTERM);
-    primary.args[3] = "2000"; //  no hello again (which drops a seed) before the kill
-    assert_true (tk_shard_start (h, &primary) > 0); //  a new stream: a seed begins
+    s_reseed_armed (h, &primary, &standby, &model, fp_env, "2000");
     zclock_sleep (500);
     harness_kill (h, primary.pid, SIGKILL);
     int wstatus = 0;
@@ -457,7 +471,7 @@ test_promote_mid_seed (void **state)
     primary.pid = -1;
     rk_promote (standby.endpoint);
     s_wait_state (standby.endpoint, RL_SHARD_SERVING);
-    client = rl_client_new (standby.endpoint);
+    rl_client_t *client = rl_client_new (standby.endpoint);
     rk_finish (&s_load, client, &model);
     rl_client_destroy (&client);
     tk_shard_stop (h, &standby, SIGTERM);
@@ -494,17 +508,8 @@ test_seed_between_renames (void **state)
     assert_int_equal (seen.state, RL_SHARD_STANDBY);
     assert_true (seen.handshakes_refused >= 2);
     tk_model_t model;
-    tk_model_init (&model, TAG, ACCOUNTS);
-    rl_client_t *client = rl_client_new (primary.endpoint);
-    rk_drive (&s_load, client, 8, &model);
-    rl_client_destroy (&client);
-    tk_shard_stop (h, &standby, SIGTERM);
     static char fp_env[] = "RL_FAILPOINTS=repl.standby.seed_aside=crash@1";
-    standby.env[0] = fp_env;
-    standby.env[1] = NULL;
-    assert_true (tk_shard_start (h, &standby) > 0);
-    tk_shard_stop (h, &primary, SIGTERM);
-    assert_true (tk_shard_start (h, &primary) > 0); //  a new stream: a seed begins
+    s_reseed_armed (h, &primary, &standby, &model, fp_env, NULL);
     int wstatus = 0;
     assert_int_equal (harness_wait_exit (h, standby.pid, 20000, &wstatus), 0);
     assert_true (WIFSIGNALED (wstatus) && WTERMSIG (wstatus) == SIGKILL);
@@ -523,7 +528,7 @@ test_seed_between_renames (void **state)
     assert_int_not_equal (stat (path, &st), 0);
     //  Stalled a moment while its standby restarts and catches up.
     s_wait_state (primary.endpoint, RL_SHARD_SERVING);
-    client = rl_client_new (primary.endpoint);
+    rl_client_t *client = rl_client_new (primary.endpoint);
     rk_drive (&s_load, client, 4, &model); //  acknowledged: the standby holds them
     rl_client_destroy (&client);
     harness_kill (h, primary.pid, SIGKILL);

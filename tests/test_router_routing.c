@@ -236,6 +236,22 @@ test_routing (void **state)
 
 //  wrong_shard and the ring refresh ---------------------------------------------------
 
+//  Loads ring into the first `count` shards directly (admin path).
+static void
+s_load_ring_into (rk_ctx_t *ctx, const ring_t *ring, size_t count)
+{
+    size_t size = ring_encoded_size (ring);
+    uint8_t *blob = malloc (size);
+    assert_non_null (blob);
+    assert_int_equal (ring_encode (ring, blob, size), size);
+    for (size_t s = 0; s < count; s++) {
+        rl_client_t *admin = rl_client_new (ctx->shards[s].endpoint);
+        assert_int_equal (rl_client_load_ring (admin, blob, size, TK_TIMEOUT_MS), 0);
+        rl_client_destroy (&admin);
+    }
+    free (blob);
+}
+
 static void
 test_wrong_shard_refresh (void **state)
 {
@@ -257,15 +273,7 @@ test_wrong_shard_refresh (void **state)
     snprintf (s3->ring_file, sizeof (s3->ring_file), "%s/epoch2.ring", harness_dir (ctx->h));
     assert_int_equal (ring_save_file (ring2, s3->ring_file), RING_OK);
     assert_true (tk_shard_start (ctx->h, s3) > 0);
-    size_t size = ring_encoded_size (ring2);
-    uint8_t *blob = malloc (size);
-    assert_int_equal (ring_encode (ring2, blob, size), size);
-    for (size_t s = 0; s < 2; s++) {
-        rl_client_t *admin = rl_client_new (ctx->shards[s].endpoint);
-        assert_int_equal (rl_client_load_ring (admin, blob, size, TK_TIMEOUT_MS), 0);
-        rl_client_destroy (&admin);
-    }
-    free (blob);
+    s_load_ring_into (ctx, ring2, 2);
     ring_destroy (&ctx->ring);
     ctx->ring = ring2;
     size_t moved = 0;
@@ -326,15 +334,7 @@ test_refresh_wanted_unreachable (void **state)
     ring_t *ring2 = ring_dup (ctx->ring);
     assert_non_null (ring2);
     ring_set_epoch (ring2, 2);
-    size_t size = ring_encoded_size (ring2);
-    uint8_t *blob = malloc (size);
-    assert_int_equal (ring_encode (ring2, blob, size), size);
-    for (size_t s = 0; s < 2; s++) {
-        rl_client_t *admin = rl_client_new (ctx->shards[s].endpoint);
-        assert_int_equal (rl_client_load_ring (admin, blob, size, TK_TIMEOUT_MS), 0);
-        rl_client_destroy (&admin);
-    }
-    free (blob);
+    s_load_ring_into (ctx, ring2, 2);
     ring_destroy (&ring2);
 
     //  Router r2 starts on the ring file (epoch 1), with no periodic
