@@ -57,16 +57,6 @@
     neither block the shard nor grow its memory). A subscriber's key must
     be in a role of the key sets (the shard's ZAP handler); the notes carry
     positions only, never a transfer.
-
-    SUBSCRIPTIONS. The socket is an XPUB in manual mode: ZeroMQ keeps no
-    subscription by itself (it keeps a tree node per topic byte, so any
-    admitted key could grow the shard's memory without bound by
-    subscribing to ever new topics). The shard reads each subscription
-    message and subscribes its sender to everything ("") when it asks for
-    "", the only topic there is; any other topic is read and dropped
-    (counted), and a message above EVENTS_MESSAGE_SIZE_MAX bytes
-    disconnects its sender (the limit holds for the CURVE handshake's
-    commands too: it leaves them room).
 */
 #include "events.h"
 
@@ -168,44 +158,15 @@ s_load (events_t *self, store_t *store, uint64_t current)
     return rc;
 }
 
-//  Subscription messages (SUBSCRIPTIONS above): "" subscribes or
-//  unsubscribes the connection that sent it; anything else is dropped.
-static int
-s_on_subscription (zloop_t *loop, zsock_t *sock, void *arg)
-{
-    (void) loop;
-    events_t *self = arg;
-    for (int i = 0; i < EVENTS_SUBSCRIPTIONS_PER_TURN_MAX; i++) {
-        uint8_t message[8]; //  longer ones are cut: they are refused anyway
-        int size = zmq_recv (zsock_resolve (sock), message, sizeof message, ZMQ_DONTWAIT);
-        if (size < 0) {
-            break;
-        }
-        //  (czmq's setters refuse an XPUB: ZeroMQ's own call.) On the
-        //  connection the message came from.
-        if (size == 1 && (message[0] == 1 || message[0] == 0)) {
-            int option = message[0] == 1 ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE;
-            if (zmq_setsockopt (zsock_resolve (sock), option, "", 0) != 0) {
-                rl_warn ("events: a subscription not taken: %s", zmq_strerror (zmq_errno ()));
-            }
-        } else {
-            self->stats.topics_refused++;
-        }
-    }
-    return 0;
-}
-
 //  Binds the PUB socket, CURVE like the shard's own when keys are on. 0, or -1.
 static int
 s_bind (events_t *self, rl_auth_t *auth, const char *endpoint)
 {
-    self->pub = zsock_new (ZMQ_XPUB);
+    self->pub = zsock_new (ZMQ_PUB);
     if (!self->pub) {
         rl_error ("events: out of sockets");
         return -1;
     }
-    zsock_set_xpub_manual (self->pub, 1);
-    zsock_set_maxmsgsize (self->pub, EVENTS_MESSAGE_SIZE_MAX);
     zsock_set_sndhwm (self->pub, EVENTS_PUB_SNDHWM_MESSAGES);
     zsock_set_linger (self->pub, 0);
     if (!rl_auth_insecure (auth)) {
@@ -263,10 +224,6 @@ events_start (server_t *self)
     if (self->options->events_bind && s_bind (ev, self->auth, self->options->events_bind) != 0) {
         return -1;
     }
-    if (ev->pub && zloop_reader (self->loop, ev->pub, s_on_subscription, ev) != 0) {
-        rl_error ("events: cannot poll --events-bind");
-        return -1;
-    }
     rl_info ("events: incarnation %" PRIu64 " begins after ts %" PRIu64 " (%zu remembered)%s%s",
              me.counter, head, ev->count, ev->pub ? ", notifications on " : "",
              ev->pub ? self->options->events_bind : "");
@@ -279,9 +236,6 @@ events_stop (server_t *self)
 {
     assert (self);
     if (self->events) {
-        if (self->events->pub && self->loop) {
-            zloop_reader_end (self->loop, self->events->pub);
-        }
         zsock_destroy (&self->events->pub);
         free (self->events);
         self->events = NULL;

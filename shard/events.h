@@ -31,13 +31,7 @@ typedef struct server_t server_t;
 
 #define EVENTS_HEARTBEAT_MS        1000 //  a notification at least this often
 #define EVENTS_PUB_SNDHWM_MESSAGES 1000 //  per subscriber; a slow one loses notes, never blocks
-//  A subscription message is one byte (subscribe or unsubscribe) and the
-//  topic; only the empty topic is honoured. A message longer than this
-//  (ZMQ_MAXMSGSIZE, which also bounds the CURVE handshake's commands: a
-//  HELLO is 200 bytes, an INITIATE some 300) disconnects its sender.
-#define EVENTS_MESSAGE_SIZE_MAX           4096
-#define EVENTS_SUBSCRIPTIONS_PER_TURN_MAX 256  //  read per readable event
-#define EVENTS_INCARNATIONS_MAX           4096 //  incarnations remembered (older positions: resync)
+#define EVENTS_INCARNATIONS_MAX    4096 //  incarnations remembered (older positions: resync)
 
 //  At start, before anything is served: remembers this incarnation (synced)
 //  and binds --events-bind if given (CURVE like the shard's socket). 0, or
@@ -52,13 +46,12 @@ void events_synced (server_t *self, uint64_t head);
 
 //  What the stream served since start (the shard's /metrics, docs/metrics.md).
 typedef struct {
-    uint64_t reads;          //  events_read requests answered ok
-    uint64_t events;         //  events in those replies
-    uint64_t bad_positions;  //  events_read refused bad_position
-    uint64_t resyncs;        //  events_read refused resync
-    uint64_t notes;          //  notifications sent on --events-bind: the head moved
-    uint64_t heartbeats;     //  notifications sent on --events-bind: it did not
-    uint64_t topics_refused; //  subscriptions to a topic other than "": dropped
+    uint64_t reads;         //  events_read requests answered ok
+    uint64_t events;        //  events in those replies
+    uint64_t bad_positions; //  events_read refused bad_position
+    uint64_t resyncs;       //  events_read refused resync
+    uint64_t notes;         //  notifications sent on --events-bind: the head moved
+    uint64_t heartbeats;    //  notifications sent on --events-bind: it did not
 } events_stats_t;
 
 //  All zero before events_start.

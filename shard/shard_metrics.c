@@ -133,7 +133,6 @@ enum {
     S_EVENTS_RESYNCS,
     S_EVENTS_NOTES,
     S_EVENTS_HEARTBEATS,
-    S_EVENTS_TOPICS_REFUSED,
     S_PENDING,
     S_PENDING_CREATED,
     S_PENDING_POSTED,
@@ -232,9 +231,6 @@ static const metrics_scalar_t s_scalars[S_SCALAR_COUNT] = {
                         "Change stream: PUB notifications sent that the durable head moved."},
     [S_EVENTS_HEARTBEATS] = {METRICS_COUNTER, "ringledger_shard_events_heartbeats_total",
                              "Change stream: PUB heartbeats sent (the head did not move)."},
-    [S_EVENTS_TOPICS_REFUSED] = {METRICS_COUNTER, "ringledger_shard_events_topics_refused_total",
-                                 "Change stream: subscriptions to a topic other than everything, "
-                                 "dropped."},
     [S_PENDING] = {METRICS_GAUGE, "ringledger_shard_pending_transfers",
                    "Pending transfers not yet posted, voided or expired."},
     [S_PENDING_CREATED] = {METRICS_COUNTER, "ringledger_shard_pending_created_total",
@@ -766,7 +762,6 @@ shard_metrics_tick (shard_metrics_t *self, server_t *server)
     s_set (self, S_EVENTS_RESYNCS, (double) events.resyncs);
     s_set (self, S_EVENTS_NOTES, (double) events.notes);
     s_set (self, S_EVENTS_HEARTBEATS, (double) events.heartbeats);
-    s_set (self, S_EVENTS_TOPICS_REFUSED, (double) events.topics_refused);
     ledger_payments_t payments;
     ledger_payments (server->ledger, &payments);
     s_set (self, S_PENDING, (double) ledger_pending_count (server->ledger));
