@@ -53,8 +53,6 @@ struct rl_auth_t {
     uint64_t refused;
     uint64_t admitted;
     uint64_t reloads;
-    unsigned admit_roles; //  ZAP admits a key with one of these roles...
-    bool admit_own;       //  ...or (true) this process's own key, in some role
 };
 
 rl_auth_t *
@@ -76,7 +74,6 @@ rl_auth_new (const char *keys_dir, const char *cert_path, char *err, size_t err_
         snprintf (err, err_size, "out of memory");
         return NULL;
     }
-    self->admit_roles = RL_ROLE_ALL;
     self->keys_dir = strdup (keys_dir);
     self->cert = self->keys_dir ? rl_cert_load (cert_path, err, err_size) : NULL;
     self->keys = self->cert ? rl_keyset_new (keys_dir, err, err_size) : NULL;
@@ -208,25 +205,7 @@ rl_auth_peer_key (rl_auth_t *self, const char *name, const char *ring_key,
     return rl_key_resolve (path, out, NULL, 0);
 }
 
-void
-rl_auth_admit_only (rl_auth_t *self, unsigned roles, bool own_key)
-{
-    assert (self && (roles & ~(unsigned) RL_ROLE_ALL) == 0);
-    self->admit_roles = roles;
-    self->admit_own = own_key;
-}
-
-//  Whether ZAP admits key (rl_auth_admit_only).
-static bool
-s_admits (rl_auth_t *self, const char *key)
-{
-    unsigned roles = rl_keyset_roles (self->keys, key);
-    return (roles & self->admit_roles) != 0
-           || (roles != 0 && self->admit_own && strcmp (key, zcert_public_txt (self->cert)) == 0);
-}
-
-//  One ZAP request; the reply says yes only to a CURVE key in some role
-//  (of those rl_auth_admit_only names).
+//  One ZAP request; the reply says yes only to a CURVE key in some role.
 static void
 s_zap_answer (rl_auth_t *self, zmsg_t *request)
 {
@@ -242,13 +221,13 @@ s_zap_answer (rl_auth_t *self, zmsg_t *request)
     if (version && strcmp (version, "1.0") == 0 && mechanism && strcmp (mechanism, "CURVE") == 0
         && credentials && zframe_size (credentials) == 32) {
         zmq_z85_encode (key, zframe_data (credentials), 32);
-        ok = s_admits (self, key);
+        ok = rl_keyset_roles (self->keys, key) != 0;
         if (!ok && rl_keyset_refresh (self->keys, 0, NULL, 0) > 0) {
             //  A key added since the last tick: a client refused now would
             //  not try again (libzmq gives up after an authentication
             //  failure), so the folders are looked at before refusing.
             self->reloads++;
-            ok = s_admits (self, key);
+            ok = rl_keyset_roles (self->keys, key) != 0;
         }
     }
     if (ok) {

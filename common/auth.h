@@ -18,8 +18,7 @@
     INVARIANTS
     1. The ZAP handler is bound (inproc://zeromq.zap.01) before any CURVE
        server socket exists, so no handshake ever goes unchecked.
-    2. ZAP admits a key iff rl_keyset_roles gives it a role at that moment
-       (one of those rl_auth_admit_only names, or it is the process's own);
+    2. ZAP admits a key iff rl_keyset_roles gives it a role at that moment;
        it answers User-Id = the Z85 public key, so every message received
        on that connection carries the key it was sent with.
     3. Roles are looked up per message in the current key sets: a removed
@@ -66,10 +65,6 @@ int rl_auth_client (rl_auth_t *self, zsock_t *sock, const char *server_key);
 //  0 with out set, -1 if neither exists; 0 with out "" when insecure.
 int rl_auth_peer_key (rl_auth_t *self, const char *name, const char *ring_key,
                       char out[RL_KEY_TEXT_SIZE]);
-//  Narrows what ZAP admits (by default, a key in any role) to a key with
-//  one of `roles` (RL_ROLE_*), or, when own_key, this process's own key
-//  (in some role). A standby admits only admin keys and its shard's own.
-void rl_auth_admit_only (rl_auth_t *self, unsigned roles, bool own_key);
 //  Registers the ZAP handler and the handshake monitor as loop readers
 //  (before or after rl_auth_server).
 int rl_auth_attach (rl_auth_t *self, zloop_t *loop);

@@ -1338,13 +1338,6 @@ replica_standby_run (const replica_standby_options_t *o, replica_promoted_t **pr
         s_standby_destroy (&self);
         return -1;
     }
-    //  A standby serves no reads or writes, and its socket takes frames of
-    //  up to REPLICA_EVENT_BYTES_MAX (the stream's): only its primary (the
-    //  shard's own key) and operators (admin) may connect at all, never a
-    //  client's or a router's key.
-    if (!o->insecure) {
-        rl_auth_admit_only (self->auth, RL_ROLE_ADMIN, true);
-    }
     zcert_t *cert = rl_auth_cert (self->auth);
     snprintf (self->own_key, sizeof self->own_key, "%s", cert ? zcert_public_txt (cert) : "");
     self->loop = zloop_new ();

@@ -178,9 +178,8 @@ rlctl_call_failed (const rlctl_ctx_t *ctx, const char *what, int rc, bool is_cre
     if (rc == RL_CLIENT_ERR_SEND) {
         //  No live connection within the timeout: nothing was sent.
         snprintf (message, sizeof message,
-                  "%s: cannot reach %s within %d ms: is the cluster running, and does it "
-                  "admit this key (a refused handshake looks the same)? try tools/cluster.sh "
-                  "status (nothing was sent)",
+                  "%s: cannot reach %s within %d ms: is the cluster running? try "
+                  "tools/cluster.sh status (nothing was sent)",
                   what, ctx->connect, ctx->timeout_ms);
     } else if (rc == RL_CLIENT_TIMEOUT) {
         snprintf (message, sizeof message,
