@@ -380,6 +380,9 @@ router_refresh_start (router_t *self, r_shard_t *target)
         }
     }
     if (!sub) {
+        //  The want is forgotten: the periodic refresh, due now, tries
+        //  again at the next tick.
+        self->refresh_next_ms = zclock_mono ();
         return;
     }
     self->refresh_active = true;
