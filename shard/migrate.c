@@ -1498,12 +1498,15 @@ s_live_key_cmp (const void *a, const void *b)
     return memcmp (&x->key, &y->key, sizeof (x->key));
 }
 
-//  No two live entries of the list take one key of the live table. 0; -2
-//  refused (p->why); -1 memory.
+//  No two live entries of the list take one key of the live table; an
+//  entry of both sides takes its credit side's key too (a credit-side
+//  entry of the same id and debit account beside it would be a second
+//  credit side of one transfer, never resolved). 0; -2 refused (p->why);
+//  -1 memory.
 static int
 s_staged_keys_distinct (s_staged_pending_t *p)
 {
-    s_live_key_t *keys = malloc ((p->count ? p->count : 1) * sizeof (*keys));
+    s_live_key_t *keys = malloc ((p->count ? 2 * p->count : 1) * sizeof (*keys));
     if (!keys) {
         return -1;
     }
@@ -1512,6 +1515,11 @@ s_staged_keys_distinct (s_staged_pending_t *p)
         if ((p->list[i].t.reserved & 0xff) == PENDING_STATE_PENDING) {
             keys[n].key = pending_live_key (&p->list[i].t, p->list[i].side, &keys[n].credit);
             n++;
+            if (p->list[i].side == PENDING_SIDE_BOTH) {
+                keys[n].key = pending_live_key (&p->list[i].t, PENDING_SIDE_CREDIT,
+                                                &keys[n].credit);
+                n++;
+            }
         }
     }
     qsort (keys, n, sizeof (*keys), s_live_key_cmp);

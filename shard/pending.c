@@ -2030,6 +2030,19 @@ pending_install_check (pending_t *self, const rl_transfer_t *t, uint8_t side)
     if (idmap_get (map, key, NULL)) {
         return -1; //  live here already (one id, two debit accounts: protocol.md)
     }
+    //  Never a second credit side of one transfer: an entry of both sides
+    //  beside a credit side of the same id and debit account, either way.
+    if (side == PENDING_SIDE_BOTH && s_credit_live (self, t->id, t->debit_account_id)) {
+        return -1;
+    }
+    uint64_t index = 0;
+    if (side == PENDING_SIDE_CREDIT && idmap_get (self->ids, t->id, &index)) {
+        assert (index < self->live_count);
+        const s_live_t *e = &self->live[index];
+        if (e->side == PENDING_SIDE_BOTH && rl_id_eq (e->t.debit_account_id, t->debit_account_id)) {
+            return -1;
+        }
+    }
     size_t slot = 0;
     if ((side != PENDING_SIDE_CREDIT && !accounts_slot (self->accounts, t->debit_account_id, &slot))
         || (side != PENDING_SIDE_DEBIT

@@ -235,7 +235,9 @@ int pending_arc_each (store_t *store, uint64_t start, uint64_t end, uint8_t *cur
 size_t pending_hand_over (pending_t *self, pending_held_fn *leaves, void *arg);
 //  The target's handover: may `t` (a pending transfer still pending, as
 //  the source's table stored it) be put here with `side` (pending_side_t)? 0; -1 when that key
-//  is live here already; -2 when an account of that side is not here.
+//  is live here already, or the same transfer's credit side (an entry of
+//  both sides beside a credit side of its id and debit account, either
+//  way); -2 when an account of that side is not here.
 int pending_install_check (pending_t *self, const rl_transfer_t *t, uint8_t side);
 //  The key of the live table that `t` with `side` takes: its id, or for the
 //  credit side (*credit_p true) a digest of (id, debit account). Two live

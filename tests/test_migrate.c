@@ -2352,10 +2352,15 @@ test_hostile_chunks (void **state)
 //  check of the import passed: variant 0 stages one pending id with two
 //  debit accounts (two store keys, one key of the live table), variant 1
 //  two transfers of 2^63 on one account staged with 0 pending (the sum
-//  wraps). The target's commit is refused, nothing changed; it put the
-//  shard in its failed state, again after every restart.
+//  wraps), variant 2 one transfer as both sides and again as its credit
+//  side alone, variant 3 the credit side alone of a transfer pending on
+//  the target as both sides. The target's commit is refused, nothing
+//  changed; it put the shard in its failed state, again after every
+//  restart (variants 0 and 1), or installed a second credit side never
+//  resolved (variants 2 and 3: the shard aborts later, at a COMMIT or a
+//  source's commit, on the key it takes).
 static rl_migrate_rec_t
-s_import_conflicting (s_ctx_t *ctx, int variant)
+s_import_conflicting (s_ctx_t *ctx, int variant, uint64_t live_debit)
 {
     rl_migrate_rec_t target = s_begin (ctx);
     uint64_t a1 = 0, a2 = 0, outside = 0;
@@ -2384,22 +2389,28 @@ s_import_conflicting (s_ctx_t *ctx, int variant)
         chunk_entry_t e = {.kind = RL_CHUNK_ACCOUNT,
                            .account = tk_account (accounts[i], S_TAG, S_LEDGER, 0)};
         e.account.timestamp = 1;
-        e.account.debits_pending = variant == 0 ? 5 : 0;
+        e.account.debits_pending = variant == 0 || (variant == 2 && i == 0) ? 5 : 0;
+        e.account.credits_pending = i == 1 ? (variant == 2 ? 10 : variant == 3 ? 5 : 0) : 0;
         chunk_put_entry (chunk, i, &e);
     }
     chunk_entry_t p = {.kind = RL_CHUNK_PENDING};
-    p.transfer = tk_transfer (tk_id (4242, S_TAG + 9), tk_id (a1, S_TAG), tk_id (outside, S_TAG),
-                              variant == 0 ? 5 : 1ull << 63, S_LEDGER);
+    p.transfer = tk_transfer (
+        tk_id (4242, S_TAG + 9), tk_id (variant == 3 ? live_debit : a1, S_TAG),
+        tk_id (variant >= 2 ? a2 : outside, S_TAG), variant == 1 ? 1ull << 63 : 5, S_LEDGER);
     p.transfer.flags = RL_TRANSFER_PENDING;
     p.transfer.timestamp = 7;
-    p.transfer.reserved = 1 | 1u << 8; //  pending, its debit side held here
+    //  Pending; held here: its debit side (both sides in variant 2, the
+    //  credit side in variant 3).
+    p.transfer.reserved = variant == 2 ? 1 : variant == 3 ? 1 | 2u << 8 : 1 | 1u << 8;
     chunk_put_entry (chunk, 2, &p);
     if (variant == 0) {
         p.transfer.debit_account_id = tk_id (a2, S_TAG);
-    } else {
+    } else if (variant == 1) {
         p.transfer.id = tk_id (4243, S_TAG + 9);
+    } else if (variant == 2) {
+        p.transfer.reserved = 1 | 2u << 8; //  its credit side alone
     }
-    chunk_put_entry (chunk, 3, &p);
+    chunk_put_entry (chunk, 3, &p); //  variant 3: the same entry again (one stands)
     rl_migrate_rec_t out;
     assert_int_equal (s_import (ctx, chunk, size, &out), 0);
     assert_int_equal (out.state, RL_MIGRATE_SHIPPED);
@@ -2426,8 +2437,26 @@ test_conflicting_pending (void **state)
 {
     s_ctx_t *ctx = *state;
     ring_t *step = s_step_ring (ctx);
-    for (int variant = 0; variant < 2; variant++) {
-        rl_migrate_rec_t target = s_import_conflicting (ctx, variant);
+    //  Variant 3's transfer, pending on s2 as both sides (s2's own accounts).
+    uint64_t b1 = 0, b2 = 0;
+    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+        if (s_owner (ctx, n) == 1 && !s_in_arc (ctx, tk_id (n, S_TAG))) {
+            b1 = !b1 && n <= S_OPERATORS ? n : b1;
+            b2 = !b2 && n > S_OPERATORS ? n : b2;
+        }
+    }
+    assert_true (b1 && b2);
+    for (int variant = 0; variant < 4; variant++) {
+        if (variant == 3) {
+            rl_transfer_t t = tk_transfer (tk_id (4242, S_TAG + 9), tk_id (b1, S_TAG),
+                                           tk_id (b2, S_TAG), 5, S_LEDGER);
+            t.flags = RL_TRANSFER_PENDING;
+            rl_result_rec_t r;
+            assert_int_equal (
+                rl_client_create_transfers (ctx->clients[1], &t, 1, &r, TK_TIMEOUT_MS), 0);
+            assert_int_equal (r.result, RL_OK);
+        }
+        rl_migrate_rec_t target = s_import_conflicting (ctx, variant, b1);
         if (variant == 0) {
             s_load_ring (ctx->clients[1], step); //  it stays: begun again beneath it
         }
