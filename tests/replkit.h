@@ -30,6 +30,7 @@
 
 #define RK_BATCH_MAX       64
 #define RK_CALL_TIMEOUT_MS 5000
+#define RK_BUSY_WAIT_MS    20000 //  rk_drive sends a batch answered busy again this long
 
 typedef struct {
     uint64_t tag;
@@ -43,8 +44,9 @@ typedef struct {
 
 void rk_load_start (rk_load_t *self, const char *test);
 rl_transfer_t rk_new_transfer (rk_load_t *self);
-//  Sends `batches` batches, each answered (status ok); the answers go
-//  into the log and the model.
+//  Sends `batches` batches, each answered (status ok; a batch answered
+//  busy, by a primary stalled a moment, is sent again for up to
+//  RK_BUSY_WAIT_MS); the answers go into the log and the model.
 void rk_drive (rk_load_t *self, rl_client_t *client, size_t batches, tk_model_t *model);
 void rk_finish (rk_load_t *self, rl_client_t *client, tk_model_t *model);
 
