@@ -14,8 +14,8 @@ set_tests_properties(test_replication PROPERTIES RESOURCE_LOCK cluster_load)
 # standby restarted within the old primary's lease (it waits out the
 # rest: 4 s), a lost disk, a promotion during a re-seed, a standby killed
 # between a re-seed's renames, and a stopped standby in both modes
-# (tests/test_replication_fence.c). 21 s without the sanitizers, 25-36 s
-# under them (load 4-11) before the re-seed's renames case.
+# (tests/test_replication_fence.c). 21 s without the sanitizers, 33-39 s
+# under them (the suite's own load).
 rl_add_unit(test_replication_fence 70 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_fence.c
             LIBS rltestkit rlshard rlring)
 add_dependencies(test_replication_fence shard)
