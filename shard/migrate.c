@@ -1526,7 +1526,8 @@ s_staged_keys_distinct (s_staged_pending_t *p)
     int rc = 0;
     for (size_t i = 1; rc == 0 && i < n; i++) {
         if (s_live_key_cmp (&keys[i - 1], &keys[i]) == 0) {
-            p->why = "two staged pending transfers take one key (one id, two debit accounts)";
+            p->why = "two staged pending transfers take one key (one id with two debit "
+                     "accounts, or a second credit side of one transfer)";
             rc = -2;
         }
     }
@@ -1597,13 +1598,15 @@ s_staged_pending (server_t *self, const rl_migrate_rec_t *state, const migrate_s
             rc = -2;
             break;
         }
-        //  Checked against the staged sums below.
-        if ((live && side != PENDING_SIDE_CREDIT
-             && __builtin_add_overflow (sums[2 * (size_t) (d - staged)], t.amount,
-                                        &sums[2 * (size_t) (d - staged)]))
-            || (live && side != PENDING_SIDE_DEBIT
-                && __builtin_add_overflow (sums[2 * (size_t) (c - staged) + 1], t.amount,
-                                           &sums[2 * (size_t) (c - staged) + 1]))) {
+        //  What it reserves on its staged accounts, checked against their
+        //  pending amounts below.
+        uint64_t *debits = live && side != PENDING_SIDE_CREDIT ? &sums[2 * (size_t) (d - staged)]
+                                                               : NULL;
+        uint64_t *credits = live && side != PENDING_SIDE_DEBIT
+                                ? &sums[2 * (size_t) (c - staged) + 1]
+                                : NULL;
+        if ((debits && __builtin_add_overflow (*debits, t.amount, debits))
+            || (credits && __builtin_add_overflow (*credits, t.amount, credits))) {
             p->why = "the staged pending transfers of an account sum beyond 2^64 - 1";
             rc = -2;
             break;

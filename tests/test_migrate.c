@@ -2436,6 +2436,10 @@ static void
 test_conflicting_pending (void **state)
 {
     s_ctx_t *ctx = *state;
+    s_traffic (ctx, 200);
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    static rl_account_t before[S_ACCOUNTS + 1], after[S_ACCOUNTS + 1];
+    s_sums (ctx, ctx->ring, before);
     ring_t *step = s_step_ring (ctx);
     //  Variant 3's transfer, pending on s2 as both sides (s2's own accounts).
     uint64_t b1 = 0, b2 = 0;
@@ -2478,6 +2482,23 @@ test_conflicting_pending (void **state)
         s_abort_target (ctx, 64);
     }
     assert_false (tk_log_contains (ctx->h, "s2", "handover failed"));
+    //  Nothing moved: variant 3's transfer voided, every account as before
+    //  (the arc's asked of s1, which still serves it), nothing pending,
+    //  debits equal credits.
+    rl_transfer_t v = {.id = tk_id (4244, S_TAG + 9),
+                       .debit_account_id = tk_id (b1, S_TAG),
+                       .pending_id = tk_id (4242, S_TAG + 9),
+                       .flags = RL_TRANSFER_VOID_PENDING_TRANSFER};
+    rl_result_rec_t r;
+    assert_int_equal (rl_client_create_transfers (ctx->clients[1], &v, 1, &r, TK_TIMEOUT_MS), 0);
+    assert_int_equal (r.result, RL_OK);
+    assert_true (harness_wait_until (s_quiet, ctx, TK_QUIET_TIMEOUT_MS));
+    s_sums (ctx, ctx->ring, after);
+    for (uint64_t n = 1; n <= S_ACCOUNTS; n++) {
+        assert_int_equal (after[n].debits_posted, before[n].debits_posted);
+        assert_int_equal (after[n].credits_posted, before[n].credits_posted);
+        assert_int_equal (after[n].debits_pending + after[n].credits_pending, 0);
+    }
     ring_destroy (&step);
 }
 
