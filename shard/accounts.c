@@ -501,7 +501,7 @@ accounts_reserve (accounts_t *self, size_t more)
     assert (self);
     size_t live = self->count - self->removed;
     if (self->count + more > RL_SHARD_ACCOUNTS_MAX) {
-        return -1;
+        return -2;
     }
     if (s_reserve (self, self->count + more) != 0 || idmap_reserve (self->ids, live + more) != 0) {
         return -1;

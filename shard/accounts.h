@@ -66,9 +66,10 @@ int accounts_insert (accounts_t *self, const rl_account_t *account);
 int accounts_adopt (accounts_t *self, const rl_account_t *account);
 //  Room for `more` accounts beyond those held, made now (the slab and its
 //  index grown), so that adding them later grows nothing: a handover's
-//  adoptions do not pay for a growth inside the freeze. 0, or -1 when
-//  memory ran out or the table would pass RL_SHARD_ACCOUNTS_MAX (then the
-//  adds grow it as usual, or fail).
+//  adoptions do not pay for a growth inside the freeze. 0; -1 when
+//  memory ran out (then the adds grow it as usual, or fail); -2 when the
+//  table would pass RL_SHARD_ACCOUNTS_MAX, whose slots count the removed
+//  accounts' holes until a restart closes them.
 int accounts_reserve (accounts_t *self, size_t more);
 
 //  Same-shard transfer: lookups, ledgers and balances, in the documented

@@ -137,7 +137,8 @@ int ledger_install_account (ledger_t *self, const rl_account_t *account);
 int ledger_adopt_account (ledger_t *self, const rl_account_t *account);
 //  Room for `more` accounts beyond those held (accounts_reserve): a
 //  target makes it while it stages an arc, so that the handover grows
-//  nothing. 0, or -1 (the handover then grows the table as usual).
+//  nothing. 0; -1 memory (the handover then grows the table as usual);
+//  -2 past RL_SHARD_ACCOUNTS_MAX (accounts_reserve).
 int ledger_reserve_accounts (ledger_t *self, size_t more);
 void ledger_adopted (ledger_t *self, uint64_t migration_id, uint64_t arc_start, uint64_t arc_end);
 bool ledger_adopting (const ledger_t *self);

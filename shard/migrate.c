@@ -1231,7 +1231,14 @@ s_import (server_t *self, zmsg_t *envelope, const rl_header_t *h, const uint8_t 
             }
         }
     }
-    if (accounts > 0 && ledger_reserve_accounts (self->ledger, st->account_count) != 0) {
+    int room = accounts > 0 ? ledger_reserve_accounts (self->ledger, st->account_count) : 0;
+    if (room == -2) {
+        //  The commit will be refused unless a restart closes the holes
+        //  of removed accounts first: said now, while the copy runs.
+        rl_warn ("migration %" PRIu64 ": %zu staged accounts do not fit under "
+                 "RL_SHARD_ACCOUNTS_MAX here",
+                 state->migration_id, st->account_count);
+    } else if (room != 0) {
         rl_debug ("migration %" PRIu64 ": no room made for %zu staged accounts yet",
                   state->migration_id, st->account_count); //  the handover grows the table
     }
@@ -1460,6 +1467,7 @@ typedef struct {
         uint8_t side;
     } * list;
     size_t count, cap;
+    size_t live;     //  of them still pending: what RL_SHARD_PENDING_MAX counts
     const char *why; //  the refusal (-2)
 } s_staged_pending_t;
 
@@ -1540,8 +1548,9 @@ s_staged_keys_distinct (s_staged_pending_t *p)
 //  pending transfer is staged), before anything changes: each fits the
 //  arc and names staged accounts on its side, none is live here already
 //  (one id, two debit accounts), no two live ones take one key of the live
-//  table (one id staged with two debit accounts), they fit under
-//  RL_SHARD_PENDING_MAX, and every staged account's debits_pending and
+//  table (one id staged with two debit accounts), the live ones fit under
+//  RL_SHARD_PENDING_MAX (a resolved state takes no live entry: an arc
+//  with any number of them moves), and every staged account's debits_pending and
 //  credits_pending are exactly what they reserve on it (sums that do not
 //  wrap). Only what the sender sent can fail these (a source's own table
 //  never holds such entries): refused, so that the install, which must not
@@ -1623,12 +1632,13 @@ s_staged_pending (server_t *self, const rl_migrate_rec_t *state, const migrate_s
         }
         p->list[p->count].t = t;
         p->list[p->count++].side = (uint8_t) side;
+        p->live += live;
     }
     free (order);
     if (rc == 0) {
         rc = s_staged_keys_distinct (p);
     }
-    if (rc == 0 && ledger_pending_taken (self->ledger) + p->count > RL_SHARD_PENDING_MAX) {
+    if (rc == 0 && ledger_pending_taken (self->ledger) + p->live > RL_SHARD_PENDING_MAX) {
         p->why = "the pending transfers of the arc do not fit under RL_SHARD_PENDING_MAX here";
         rc = -2;
     }
@@ -1705,6 +1715,22 @@ s_commit_target (server_t *self, zmsg_t *envelope, const rl_header_t *h, rl_migr
         free (pend.list);
         rl_error ("migration %" PRIu64 ": no memory to check the handover's pending transfers",
                   state->migration_id);
+        return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
+    }
+    //  Room for the arc's accounts, made before anything changes: past
+    //  RL_SHARD_ACCOUNTS_MAX (the holes of accounts this shard gave away
+    //  count until a restart closes them) the install would fail halfway
+    //  and fail the shard, at every commit again.
+    rc = count > 0 ? ledger_reserve_accounts (self->ledger, count) : 0;
+    if (rc != 0) {
+        free (staged);
+        free (pend.list);
+        if (rc == -2) {
+            return s_refuse (self, envelope, h,
+                             "the arc's accounts do not fit under RL_SHARD_ACCOUNTS_MAX here");
+        }
+        rl_error ("migration %" PRIu64 ": no memory for the handover of %zu accounts",
+                  state->migration_id, count);
         return server_reply_new (self, envelope, h, RL_STATUS_STORAGE_ERROR, 0, 0, NULL);
     }
     s_stage_written (self); //  from here on the batch changes what is staged
