@@ -31,7 +31,8 @@
     backup.unheld) is refused by the copy's sequence check, and rlctl
     refuses bad commands (a relative or missing directory, neither or both
     of --cluster and --name, a single-shard restore, a damaged set file, a
-    set that is not a whole cluster, a data root that is not fresh) with
+    set that is not a whole cluster, which verify-backup calls not
+    restorable, a data root that is not fresh) with
     clear errors; nothing changes (no set file, the root untouched) and the
     shards serve on, with conservation.
     test_backup_purge: three sets, then `rlctl backup-purge`: bad KEEP
@@ -42,8 +43,14 @@
     engine; each time nothing is deleted. Keeping 1 then deletes the two
     older set files and their backups (fewer bytes), and the kept set
     verifies and restores while a purged one is refused; keeping more sets
-    than there are deletes nothing; the next backup numbers on, and the
-    cluster passes its conservation check.
+    than there are deletes nothing; the next backup numbers on; a newer
+    set of one shard (not restorable) does not count toward KEEP, so
+    keeping 1 keeps it and the cluster set before it, which restores; and
+    the cluster passes its conservation check.
+    test_backup_stale_ring: a backup asked of a shard serving an older
+    ring than its peers, whose newer ring added a shard holding accounts,
+    takes the newest ring and every shard of it (it lacked the new shard
+    before, and restore accepted that set); the set verifies and restores.
 */
 #include <dirent.h>
 #include <inttypes.h>
@@ -792,6 +799,10 @@ test_backup_bad_input (void **state)
     assert_int_equal (mkdir (root, 0700), 0);
     assert_int_equal (s_rlctl (ctx, "restore_one", NULL, "restore", dir, root, NULL), 1);
     assert_true (s_log_says (ctx, "restore_one", "whole cluster"));
+    //  Its backup verifies, but verify-backup says restore refuses the set.
+    assert_int_equal (s_rlctl (ctx, "verify_one", NULL, "verify-backup", dir, NULL), 1);
+    assert_true (s_log_says (ctx, "verify_one", "NOT RESTORABLE"));
+    assert_true (s_log_says (ctx, "verify_one", "restore refuses it"));
     assert_int_equal (
         s_rlctl (ctx, "restore_name", NULL, "restore", dir, root, "--name", "b1", NULL), 1);
     assert_true (s_log_says (ctx, "restore_name", "never restored into a running cluster"));
@@ -1009,7 +1020,102 @@ test_backup_purge (void **state)
     assert_int_equal (s_rlctl (ctx, "purge_backup4", NULL, "backup", dir, "--cluster", NULL), 0);
     assert_true (s_set_exists (dir, 4));
     assert_int_equal (s_backups (dir, "b1"), 2);
+    //  A set of one shard (5) restores nothing alone: keeping 1 keeps it
+    //  and the newest set that restores (4), and deletes set 3 only.
+    assert_int_equal (s_rlctl (ctx, "purge_backup5", NULL, "backup", dir, "--name", "b1", NULL), 0);
+    assert_int_equal (s_rlctl (ctx, "purge_one", &json, "backup-purge", dir, "1", NULL), 0);
+    assert_int_equal (s_num (json, "sets_deleted"), 1);
+    cJSON_Delete (json);
+    assert_false (s_set_exists (dir, 3));
+    assert_true (s_set_exists (dir, 4));
+    assert_true (s_set_exists (dir, 5));
+    assert_int_equal (s_rlctl (ctx, "purge_verify4", NULL, "verify-backup", dir, "4", NULL), 0);
+    char root4[600];
+    snprintf (root4, sizeof root4, "%s/purge-root4", harness_dir (ctx->h));
+    assert_int_equal (mkdir (root4, 0700), 0);
+    assert_int_equal (s_rlctl (ctx, "purge_restore4", NULL, "restore", dir, root4, "4", NULL), 0);
+    assert_int_equal (s_entries (root4), 2);
     tk_check_conservation_by (s_client_for, ctx, &model, 950);
+    s_cluster_stop (ctx);
+}
+
+//  A backup asked of a shard that serves an older ring than the others
+//  (as a router does until its next refresh): b1 stays on epoch 1 (b1,
+//  b2) while b2 and a new shard b3 serve epoch 2, which adds b3, and b3
+//  holds accounts. The set must take the newest ring and every shard of
+//  it: taken from b1's ring it held b1 and b2 alone, and restore accepted
+//  it without b3's accounts.
+static void
+test_backup_stale_ring (void **state)
+{
+    s_ctx_t *ctx = *state;
+    ctx->tag = 0xbac4;
+    s_cluster_init (ctx, NULL, "stale", NULL);
+    static tk_shard_t b3;
+    tk_shard_init (ctx->h, &b3, "b3");
+    b3.durability = "manual-wal";
+    ring_t *ring2 = ring_dup (ctx->ring);
+    assert_non_null (ring2);
+    ring_set_epoch (ring2, 2);
+    assert_int_equal (ring_add_shard (ring2, "b3", b3.endpoint, 1.0), 0);
+    assert_int_equal (ring_set_key (ring2, "b3", tk_key (ctx->h, "shard", "b3")), 0);
+    snprintf (b3.ring_file, sizeof b3.ring_file, "%s/stale2.ring", harness_dir (ctx->h));
+    assert_int_equal (ring_save_file (ring2, b3.ring_file), 0);
+    assert_true (tk_shard_start (ctx->h, &b3) > 0); //  its first ring: its arcs are its own
+    size_t size = ring_encoded_size (ring2);
+    uint8_t *blob = malloc (size);
+    assert_non_null (blob);
+    assert_int_equal (ring_encode (ring2, blob, size), size);
+    assert_int_equal (rl_client_load_ring (ctx->clients[1], blob, size, TK_TIMEOUT_MS), 0);
+    free (blob);
+    //  Accounts on b3 (the ids epoch 2 gives it).
+    rl_client_t *c3 = rl_client_new (b3.endpoint);
+    assert_non_null (c3);
+    size_t on_b3 = 0;
+    for (uint64_t i = 1; i <= ACCOUNTS; i++) {
+        rl_account_t a = tk_account (i, ctx->tag, LEDGER, 0);
+        if (s_owner (ring2, a.id) != 2) {
+            continue;
+        }
+        rl_result_rec_t r;
+        assert_int_equal (rl_client_create_accounts (c3, &a, 1, &r, TK_TIMEOUT_MS), 0);
+        assert_int_equal (r.result, RL_OK);
+        on_b3++;
+    }
+    assert_true (on_b3 > 0);
+    rl_client_destroy (&c3);
+
+    char dir[600];
+    snprintf (dir, sizeof dir, "%s/stale-backups", harness_dir (ctx->h));
+    assert_int_equal (mkdir (dir, 0700), 0);
+    cJSON *json = NULL;
+    assert_int_equal (s_rlctl (ctx, "stale_backup", &json, "backup", dir, "--cluster", NULL), 0);
+    assert_int_equal (s_num (json, "epoch"), 2);
+    bool has_b3 = false;
+    size_t shards = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach (item, cJSON_GetObjectItem (json, "shards"))
+    {
+        const cJSON *name = cJSON_GetObjectItem (item, "shard");
+        if (cJSON_IsString (name) && strcmp (name->valuestring, "b3") == 0) {
+            has_b3 = true;
+            assert_int_equal (s_num (item, "accounts"), on_b3);
+        }
+        shards++;
+    }
+    cJSON_Delete (json);
+    assert_true (has_b3);
+    assert_int_equal (shards, 3);
+    assert_int_equal (s_rlctl (ctx, "stale_verify", &json, "verify-backup", dir, NULL), 0);
+    assert_true (cJSON_IsTrue (cJSON_GetObjectItem (json, "restorable")));
+    cJSON_Delete (json);
+    char root[600];
+    snprintf (root, sizeof root, "%s/stale-root", harness_dir (ctx->h));
+    assert_int_equal (mkdir (root, 0700), 0);
+    assert_int_equal (s_rlctl (ctx, "stale_restore", NULL, "restore", dir, root, NULL), 0);
+    assert_int_equal (s_entries (root), 3);
+    ring_destroy (&ring2);
+    assert_int_equal (tk_shard_stop (ctx->h, &b3, SIGTERM), 0);
     s_cluster_stop (ctx);
 }
 
@@ -1021,6 +1127,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_backup_between_pieces, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_backup_bad_input, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_backup_purge, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_backup_stale_ring, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -167,6 +167,13 @@ typedef struct ring_t ring_t;
 //  does not decode: RL_CLIENT_ERR_REPLY with the reason in err (else "").
 int rlctl_ring_get (rl_client_t *client, int timeout_ms, ring_t **ring_p, char *err,
                     size_t err_size);
+//  The newest ring the shards serve, starting from *ring_p (which it takes
+//  and may replace): asks every shard of the ring for its own, takes the
+//  highest epoch, and asks again while that brings a newer one (a router
+//  serves a ring change only from its next refresh). Shards that do not
+//  answer within timeout_ms are passed over. Each shard's key is
+//  registered for the direct calls.
+void rlctl_ring_newest (ring_t **ring_p, int timeout_ms);
 
 //  Text (rlctl_text.c) ---------------------------------------------------------
 int rlctl_parse_u64 (const char *text, uint64_t *value_p);

@@ -432,7 +432,10 @@ done:
 }
 
 //  The set's shards must be exactly the shards of its ring (what restore
-//  needs: a whole cluster). 0, or -1 with the reason.
+//  needs: a whole cluster), and its ring the one its shards served at the
+//  cut (a set taken through a stale ring, before the backup looked for
+//  the newest, may lack a shard a newer ring added). 0, or -1 with the
+//  reason.
 static int
 s_set_whole (const s_set_t *set, char *err, size_t err_size)
 {
@@ -443,7 +446,14 @@ s_set_whole (const s_set_t *set, char *err, size_t err_size)
         return -1;
     }
     int rc = 0;
-    if (ring_shard_count (ring) != set->shard_count) {
+    if (ring_epoch (ring) != set->epoch) {
+        snprintf (err, err_size,
+                  "the set's shards served ring epoch %" PRIu64 " at the cut but its ring is epoch "
+                  "%" PRIu64 ": a shard of the newer ring may have no backup in the set",
+                  set->epoch, ring_epoch (ring));
+        rc = -1;
+    }
+    if (rc == 0 && ring_shard_count (ring) != set->shard_count) {
         snprintf (err, err_size,
                   "the set holds %zu shard(s) but its ring has %zu: a set restores only as a "
                   "whole cluster (take it with 'rlctl backup DIR --cluster')",
@@ -627,6 +637,24 @@ s_take (s_cut_t *cut, const char *dir, s_set_t *set, char *err, size_t err_size)
         s_round (cut, RL_OP_BACKUP_RELEASE, &rec, round_ms);
         return -1;
     }
+    //  The set's ring must be the newest any held shard serves (a held
+    //  shard takes no ring until its release): a shard a newer ring added
+    //  would have no backup in the set, and its accounts would be lost at
+    //  a restore. During a ring change a shard may still serve the ring
+    //  before; the set's ring names every shard of both.
+    uint64_t served = 0;
+    for (size_t i = 0; i < cut->count; i++) {
+        served = cut->answers[i].epoch > served ? cut->answers[i].epoch : served;
+    }
+    if (served != set->epoch) {
+        snprintf (err, err_size,
+                  "the shards serve ring epoch %" PRIu64 ", the ring found was epoch %" PRIu64
+                  " (a ring change ran meanwhile): no backup taken; run it again",
+                  served, set->epoch);
+        rec.hold_ms = 0;
+        s_round (cut, RL_OP_BACKUP_RELEASE, &rec, round_ms);
+        return -1;
+    }
     rl_backup_rec_t cut_rec = {.token = set->token};
     snprintf (cut_rec.dir, sizeof cut_rec.dir, "%s", dir);
     size_t cut_failed = s_round (cut, RL_OP_BACKUP_CUT, &cut_rec, round_ms);
@@ -638,7 +666,12 @@ s_take (s_cut_t *cut, const char *dir, s_set_t *set, char *err, size_t err_size)
         set->shards[i].transfers = cut->answers[i].transfers;
         set->shards[i].last_timestamp = cut->answers[i].last_timestamp;
         set->shards[i].cut_us = cut->answers[i].cut_us;
-        set->epoch = cut->answers[i].epoch > set->epoch ? cut->answers[i].epoch : set->epoch;
+        if (cut->answers[i].epoch > set->epoch) {
+            //  Not expected: a held shard defers every ring.
+            snprintf (err, err_size, "%.200s took ring epoch %" PRIu64 " during the hold",
+                      cut->names[i], cut->answers[i].epoch);
+            cut_failed = 1;
+        }
     }
     rec.hold_ms = 0;
     if (s_round (cut, RL_OP_BACKUP_RELEASE, &rec, round_ms) != 0 && !cut_failed) {
@@ -717,11 +750,16 @@ rlctl_cmd_backup (rlctl_ctx_t *ctx)
     if (rc) {
         return err[0] ? s_fail (ctx, "backup", err) : rlctl_call_failed (ctx, "backup", rc, false);
     }
+    //  --connect may serve an older ring than the shards (a router adopts
+    //  a change at its next refresh): the set takes the newest.
+    rlctl_ring_newest (&ring, ctx->timeout_ms < RLCTL_PROBE_TIMEOUT_MS ? ctx->timeout_ms
+                                                                       : RLCTL_PROBE_TIMEOUT_MS);
     static s_set_t set;
     static s_cut_t cut;
     memset (&set, 0, sizeof set);
     memset (&cut, 0, sizeof cut);
     set.cluster = cluster;
+    set.epoch = ring_epoch (ring);
     for (size_t i = 0; i < ring_shard_count (ring); i++) {
         if (!cluster && strcmp (ring_shard_name (ring, i), ctx->name) != 0) {
             continue;
@@ -897,7 +935,9 @@ s_verify_table (const rlctl_ctx_t *ctx, const cJSON *tree)
 {
     (void) ctx;
     printf ("backup set %s in %s: %s\n\n", jsonkit_text (tree, "set"), jsonkit_text (tree, "dir"),
-            cJSON_IsTrue (jsonkit_get (tree, "ok")) ? "ok" : "DAMAGED");
+            !cJSON_IsTrue (jsonkit_get (tree, "verified"))     ? "DAMAGED"
+            : !cJSON_IsTrue (jsonkit_get (tree, "restorable")) ? "NOT RESTORABLE"
+                                                               : "ok");
     printf ("%-12s %9s %10s %12s  %s\n", "shard", "backup_id", "accounts", "transfers", "result");
     const cJSON *item;
     cJSON_ArrayForEach (item, jsonkit_get (tree, "shards"))
@@ -947,6 +987,16 @@ rlctl_cmd_verify_backup (rlctl_ctx_t *ctx)
     rc = s_restore_all (dir, &set, work, list, err, sizeof err);
     (void) proc_remove_tree (work);
     s_unlock (&lock);
+    //  Its backups are sound; restore also needs the set whole.
+    char whole[1024] = "";
+    bool restorable = s_set_whole (&set, whole, sizeof whole) == 0;
+    jsonkit_add_bool (tree, "verified", rc == 0);
+    jsonkit_add_bool (tree, "restorable", restorable);
+    if (rc == 0 && !restorable) {
+        snprintf (err, sizeof err, "the set's backups verify, but restore refuses it: %.900s",
+                  whole);
+        rc = -1;
+    }
     jsonkit_add_bool (tree, "ok", rc == 0);
     free (set.ring);
     if (rc) {
@@ -1276,7 +1326,23 @@ rlctl_cmd_backup_purge (rlctl_ctx_t *ctx)
         snprintf (err, sizeof err, "out of memory");
         rc = -1;
     }
-    size_t first_kept = count > keep ? count - (size_t) keep : 0;
+    //  KEEP counts the sets that restore: newest first, down to the KEEPth
+    //  whole one, every set in between kept too (a --name set of a ring of
+    //  several shards is no restorable set, and must not push one out).
+    size_t first_kept = count, whole = 0;
+    for (size_t i = count; rc == 0 && i > 0 && whole < keep; i--) {
+        char why_set[1024];
+        if (s_set_read (dir, numbers[i - 1], &set, why_set, sizeof why_set) != 0) {
+            break; //  reported by the check below, nothing deleted
+        }
+        whole += s_set_whole (&set, why_set, sizeof why_set) == 0;
+        free (set.ring);
+        set.ring = NULL;
+        first_kept = i - 1;
+    }
+    if (whole < keep) {
+        first_kept = 0; //  not KEEP whole ones among them all: nothing goes
+    }
     //  1. Check, before any backup engine is opened: every set parses ...
     for (size_t i = 0; rc == 0 && i < count; i++) {
         char why_set[1024];

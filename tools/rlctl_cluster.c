@@ -85,6 +85,48 @@ rlctl_ring_get (rl_client_t *client, int timeout_ms, ring_t **ring_p, char *err,
     return 0;
 }
 
+void
+rlctl_ring_newest (ring_t **ring_p, int timeout_ms)
+{
+    assert (ring_p && *ring_p);
+    static const char *endpoints[RL_SHARDS_MAX];
+    static rl_client_reply_t replies[RL_SHARDS_MAX];
+    //  Each round moves to a strictly higher epoch: bounded by the rings
+    //  in between, and by a number of rounds no real change needs.
+    for (int round = 0; round < 16; round++) {
+        size_t n = ring_shard_count (*ring_p);
+        for (size_t i = 0; i < n; i++) {
+            endpoints[i] = ring_shard_endpoint (*ring_p, i);
+        }
+        rl_client_fanout (endpoints, n, RL_OP_GET_RING, NULL, 0, 0, timeout_ms, replies);
+        ring_t *newest = NULL;
+        for (size_t i = 0; i < n; i++) {
+            char err[256];
+            ring_t *ring = replies[i].rc == 0 && replies[i].body ? ring_decode (
+                               replies[i].body, replies[i].body_size, err, sizeof err)
+                                                                 : NULL;
+            if (ring && ring_epoch (ring) > ring_epoch (newest ? newest : *ring_p)) {
+                ring_destroy (&newest);
+                newest = ring;
+            } else {
+                ring_destroy (&ring);
+            }
+        }
+        rl_client_replies_free (replies, n);
+        if (!newest) {
+            return;
+        }
+        ring_destroy (ring_p);
+        *ring_p = newest;
+        for (size_t i = 0; i < ring_shard_count (newest); i++) {
+            if (*ring_shard_key (newest, i)) {
+                rl_client_add_server_key (ring_shard_endpoint (newest, i),
+                                          ring_shard_key (newest, i));
+            }
+        }
+    }
+}
+
 //  The ring served at --connect; NULL after printing why.
 static ring_t *
 s_fetch_ring (const rlctl_ctx_t *ctx, const char *what)
