@@ -168,6 +168,9 @@ RL_FP_X (BACKUP_UNHELD, "backup.unheld",
          "shard: a backup's cut (error: the held loop does not wait for the checkpoint's listing, "
          "and the checkpoint waits for a write after the hold: a cut that is not one, which the "
          "copy must refuse)")
+RL_FP_X (BACKUP_SET_NUMBER, "backup.set_number",
+         "rlctl backup: the set's number picked, before its file is linked (delay: a backup of "
+         "other shards beside it picks the same number)")
 RL_FP_X (PENDING_RECOVERY_EXPIRED, "pending.recovery_expired",
          "shard start: the pending transfers that expired while it was down released in memory, "
          "their states in the batch, before the commit")

@@ -45,7 +45,9 @@
     verifies and restores while a purged one is refused; keeping more sets
     than there are deletes nothing; the next backup numbers on; a newer
     set of one shard (not restorable) does not count toward KEEP, so
-    keeping 1 keeps it and the cluster set before it, which restores; and
+    keeping 1 keeps it and the cluster set before it, which restores; two
+    backups of different shards at once that pick the same set number
+    (failpoint backup.set_number) each get a set file of their own; and
     the cluster passes its conservation check.
     test_backup_stale_ring: a backup asked of a shard serving an older
     ring than its peers, whose newer ring added a shard holding accounts,
@@ -258,11 +260,10 @@ s_load (void *arg)
     return NULL;
 }
 
-//  Runs rlctl with args against shard b1 (secure); returns its exit code.
-//  The output goes to <harness>/<log>.log; *json_p (if given): the parsed
-//  stdout of a --json run.
-static int
-s_rlctl (s_ctx_t *ctx, const char *log, cJSON **json_p, ...)
+//  Starts rlctl with args against shard b1 (secure), with env (NULL, or
+//  NULL-terminated "K=V"), its output into <harness>/<log>.log; its pid.
+static pid_t
+s_rlctl_vstart (s_ctx_t *ctx, const char *log, bool json, char *const *env, va_list ap)
 {
     char rlctl[512], cert[512], key[64];
     snprintf (rlctl, sizeof rlctl, "%s/tools/rlctl", harness_bin_dir ());
@@ -271,22 +272,54 @@ s_rlctl (s_ctx_t *ctx, const char *log, cJSON **json_p, ...)
     char *argv[32] = {rlctl,          "--connect", ctx->shards[0].endpoint, "--cert", cert,
                       "--server-key", key,         "--timeout-ms",          "10000"};
     size_t argc = 9;
-    if (json_p) {
+    if (json) {
         argv[argc++] = "--json";
     }
-    va_list ap;
-    va_start (ap, json_p);
     const char *arg;
     while ((arg = va_arg (ap, const char *)) && argc < 31) {
         argv[argc++] = (char *) arg;
     }
-    va_end (ap);
     argv[argc] = NULL;
     char path[600];
     snprintf (path, sizeof path, "%s/%s.log", harness_dir (ctx->h), log);
     unlink (path);
-    pid_t pid = harness_spawn (ctx->h, log, argv, NULL);
+    pid_t pid = harness_spawn (ctx->h, log, argv, env);
     assert_true (pid > 0);
+    return pid;
+}
+
+static pid_t
+s_rlctl_start (s_ctx_t *ctx, const char *log, char *const *env, ...)
+{
+    va_list ap;
+    va_start (ap, env);
+    pid_t pid = s_rlctl_vstart (ctx, log, false, env, ap);
+    va_end (ap);
+    return pid;
+}
+
+//  Waits for an rlctl started by s_rlctl_start; its exit code.
+static int
+s_rlctl_wait (s_ctx_t *ctx, pid_t pid)
+{
+    int wstatus = 0;
+    assert_int_equal (harness_wait_exit (ctx->h, pid, RLCTL_WAIT_MS, &wstatus), 0);
+    assert_true (WIFEXITED (wstatus));
+    return WEXITSTATUS (wstatus);
+}
+
+//  Runs rlctl with args against shard b1 (secure); returns its exit code.
+//  The output goes to <harness>/<log>.log; *json_p (if given): the parsed
+//  stdout of a --json run.
+static int
+s_rlctl (s_ctx_t *ctx, const char *log, cJSON **json_p, ...)
+{
+    va_list ap;
+    va_start (ap, json_p);
+    pid_t pid = s_rlctl_vstart (ctx, log, json_p != NULL, NULL, ap);
+    va_end (ap);
+    char path[600];
+    snprintf (path, sizeof path, "%s/%s.log", harness_dir (ctx->h), log);
     int wstatus = 0;
     assert_int_equal (harness_wait_exit (ctx->h, pid, RLCTL_WAIT_MS, &wstatus), 0);
     assert_true (WIFEXITED (wstatus));
@@ -1035,6 +1068,28 @@ test_backup_purge (void **state)
     assert_int_equal (mkdir (root4, 0700), 0);
     assert_int_equal (s_rlctl (ctx, "purge_restore4", NULL, "restore", dir, root4, "4", NULL), 0);
     assert_int_equal (s_entries (root4), 2);
+    //  Backups of b1 and b2 at once pick the same number (the failpoint
+    //  holds each after it): each set still gets a file (6 and 7), none
+    //  replaced by the other.
+    char *slow[] = {"RL_FAILPOINTS=backup.set_number=delay:1500", NULL};
+    pid_t one = s_rlctl_start (ctx, "purge_race1", slow, "backup", dir, "--name", "b1", NULL);
+    pid_t two = s_rlctl_start (ctx, "purge_race2", slow, "backup", dir, "--name", "b2", NULL);
+    assert_int_equal (s_rlctl_wait (ctx, one), 0);
+    assert_int_equal (s_rlctl_wait (ctx, two), 0);
+    assert_true (s_set_exists (dir, 6));
+    assert_true (s_set_exists (dir, 7));
+    assert_false (s_set_exists (dir, 8));
+    char set6[700], set7[700];
+    snprintf (set6, sizeof set6, "%s/set-000006", dir);
+    snprintf (set7, sizeof set7, "%s/set-000007", dir);
+    char *text6 = harness_read_file (set6, NULL), *text7 = harness_read_file (set7, NULL);
+    assert_non_null (text6);
+    assert_non_null (text7);
+    bool b1_in_6 = strstr (text6, "shard b1 ") != NULL;
+    assert_true (b1_in_6 ? strstr (text7, "shard b2 ") != NULL
+                         : strstr (text6, "shard b2 ") && strstr (text7, "shard b1 "));
+    free (text6);
+    free (text7);
     tk_check_conservation_by (s_client_for, ctx, &model, 950);
     s_cluster_stop (ctx);
 }

@@ -33,7 +33,8 @@
 
     INVARIANTS
     1. A set file is written only after every shard's copy is done, and it
-       is written whole (a temporary file, fsync, rename) with a checksum:
+       is written whole (a temporary file, fsync, a link that never
+       replaces another run's set file) with a checksum:
        a torn or edited set file is refused.
     2. restore writes nothing under ROOT/<shard> unless every shard of the
        set restored; it never writes into an existing, non-empty directory.
@@ -62,6 +63,7 @@
 #include <xxhash.h>
 
 #include "codec.h"
+#include "failpoint.h"
 #include "proc.h"
 #include "ring.h"
 #include "rl_limits.h"
@@ -276,7 +278,8 @@ s_set_text (const s_set_t *set, size_t *size_p)
     return text;
 }
 
-//  Writes DIR/set-NNNNNN whole: a temporary file, fsync, rename, fsync DIR.
+//  Writes DIR/set-NNNNNN whole: a temporary file, fsync, link (the next
+//  free number), fsync DIR.
 static int
 s_set_write (const char *dir, s_set_t *set, char *err, size_t err_size)
 {
@@ -285,17 +288,37 @@ s_set_write (const char *dir, s_set_t *set, char *err, size_t err_size)
         snprintf (err, err_size, "%.200s holds set files up to the last number already", dir);
         return -1;
     }
+    RL_FAILPOINT (BACKUP_SET_NUMBER);
     size_t size = 0;
     char *text = s_set_text (set, &size);
     char tmp[PATH_MAX], path[PATH_MAX];
-    snprintf (tmp, sizeof tmp, "%s/.set-%06u.tmp", dir, set->number);
+    //  Backups of other shards may run beside this one (DIR's lock is
+    //  shared between them): a temporary file of this process, and a
+    //  link that never replaces a set file another run wrote first, the
+    //  next number then.
+    snprintf (tmp, sizeof tmp, "%s/.set-%d.tmp", dir, (int) getpid ());
     snprintf (path, sizeof path, "%s/" RLCTL_SET_PREFIX "%06u", dir, set->number);
     int fd = text ? open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600) : -1;
     bool ok = fd >= 0 && write (fd, text, size) == (ssize_t) size && fsync (fd) == 0;
     if (fd >= 0) {
         ok = close (fd) == 0 && ok;
     }
-    ok = ok && rename (tmp, path) == 0;
+    bool placed = false;
+    while (ok && !placed) {
+        if (link (tmp, path) == 0) {
+            placed = true;
+        } else if (errno == EEXIST) {
+            ok = ++set->number <= RLCTL_SET_NUMBER_MAX;
+            snprintf (path, sizeof path, "%s/" RLCTL_SET_PREFIX "%06u", dir, set->number);
+        } else if (errno == EPERM || errno == EOPNOTSUPP) {
+            ok = placed = rename (tmp, path) == 0; //  a file system without links
+        } else {
+            ok = false;
+        }
+    }
+    int why = errno;
+    ok = (unlink (tmp) == 0 || errno == ENOENT) && ok;
+    errno = ok ? 0 : why;
     int dfd = open (dir, O_RDONLY | O_DIRECTORY);
     if (dfd >= 0) {
         ok = fsync (dfd) == 0 && ok;
@@ -304,7 +327,7 @@ s_set_write (const char *dir, s_set_t *set, char *err, size_t err_size)
     free (text);
     if (!ok) {
         snprintf (err, err_size, "cannot write %.200s: %.200s", path, strerror (errno));
-        unlink (tmp);
+        (void) unlink (tmp);
         return -1;
     }
     return 0;
