@@ -171,6 +171,9 @@ RL_FP_X (BACKUP_UNHELD, "backup.unheld",
 RL_FP_X (BACKUP_SET_NUMBER, "backup.set_number",
          "rlctl backup: the set's number picked, before its file is linked (delay: a backup of "
          "other shards beside it picks the same number)")
+RL_FP_X (BACKUP_RESTORE_MOVE, "backup.restore_move",
+         "rlctl restore: a restored shard's directory about to move into ROOT (error: the move "
+         "fails as with EIO, and the shards moved before it must go back)")
 RL_FP_X (PENDING_RECOVERY_EXPIRED, "pending.recovery_expired",
          "shard start: the pending transfers that expired while it was down released in memory, "
          "their states in the batch, before the commit")

@@ -47,7 +47,9 @@
     set of one shard (not restorable) does not count toward KEEP, so
     keeping 1 keeps it and the cluster set before it, which restores; two
     backups of different shards at once that pick the same set number
-    (failpoint backup.set_number) each get a set file of their own; and
+    (failpoint backup.set_number) each get a set file of their own; a
+    restore whose second move into the root fails (backup.restore_move)
+    leaves the root empty; and
     the cluster passes its conservation check.
     test_backup_stale_ring: a backup asked of a shard serving an older
     ring than its peers, whose newer ring added a shard holding accounts,
@@ -1066,6 +1068,13 @@ test_backup_purge (void **state)
     char root4[600];
     snprintf (root4, sizeof root4, "%s/purge-root4", harness_dir (ctx->h));
     assert_int_equal (mkdir (root4, 0700), 0);
+    //  The second shard's move into the root fails: the first goes back.
+    char *move_fails[] = {"RL_FAILPOINTS=backup.restore_move=error@2", NULL};
+    pid_t mover = s_rlctl_start (ctx, "purge_restore_fails", move_fails, "restore", dir, root4, "4",
+                                 NULL);
+    assert_int_equal (s_rlctl_wait (ctx, mover), 1);
+    assert_true (s_log_says (ctx, "purge_restore_fails", "cannot move"));
+    assert_int_equal (s_entries (root4), 0);
     assert_int_equal (s_rlctl (ctx, "purge_restore4", NULL, "restore", dir, root4, "4", NULL), 0);
     assert_int_equal (s_entries (root4), 2);
     //  Backups of b1 and b2 at once pick the same number (the failpoint

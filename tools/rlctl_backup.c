@@ -958,9 +958,9 @@ s_verify_table (const rlctl_ctx_t *ctx, const cJSON *tree)
 {
     (void) ctx;
     printf ("backup set %s in %s: %s\n\n", jsonkit_text (tree, "set"), jsonkit_text (tree, "dir"),
-            !cJSON_IsTrue (jsonkit_get (tree, "verified"))     ? "DAMAGED"
-            : !cJSON_IsTrue (jsonkit_get (tree, "restorable")) ? "NOT RESTORABLE"
-                                                               : "ok");
+            cJSON_IsTrue (jsonkit_get (tree, "ok"))         ? "ok"
+            : cJSON_IsTrue (jsonkit_get (tree, "verified")) ? "NOT RESTORABLE"
+                                                            : "DAMAGED");
     printf ("%-12s %9s %10s %12s  %s\n", "shard", "backup_id", "accounts", "transfers", "result");
     const cJSON *item;
     cJSON_ArrayForEach (item, jsonkit_get (tree, "shards"))
@@ -1123,16 +1123,37 @@ rlctl_cmd_restore (rlctl_ctx_t *ctx)
     jsonkit_add_bool (tree, "ok", true);
     cJSON *list = jsonkit_add_array (tree, "shards");
     rc = s_restore_all (dir, &set, work, list, err, sizeof err);
-    for (size_t i = 0; rc == 0 && i < set.shard_count; i++) {
+    size_t moved = 0;
+    for (; rc == 0 && moved < set.shard_count; moved++) {
+        char from[PATH_MAX + 64], to[PATH_MAX + 64];
+        snprintf (from, sizeof from, "%s/%s", work, set.shards[moved].name);
+        snprintf (to, sizeof to, "%s/%s", root, set.shards[moved].name);
+        (void) rmdir (to); //  an empty directory gives way
+        errno = 0;
+        if (RL_FAILPOINT (BACKUP_RESTORE_MOVE) != 0 || rename (from, to) != 0) {
+            snprintf (err, sizeof err, "cannot move %.200s to %.200s: %.200s", from, to,
+                      strerror (errno ? errno : EIO));
+            rc = -1;
+            break;
+        }
+    }
+    //  All or nothing: the shards already moved go back before the work
+    //  directory goes, so that ROOT holds no part of a cluster.
+    for (size_t i = 0; rc != 0 && i < moved; i++) {
         char from[PATH_MAX + 64], to[PATH_MAX + 64];
         snprintf (from, sizeof from, "%s/%s", work, set.shards[i].name);
         snprintf (to, sizeof to, "%s/%s", root, set.shards[i].name);
-        (void) rmdir (to); //  an empty directory gives way
-        if (rename (from, to) != 0) {
-            snprintf (err, sizeof err, "cannot move %.200s to %.200s: %.200s", from, to,
-                      strerror (errno));
-            rc = -1;
+        if (rename (to, from) != 0) {
+            (void) proc_remove_tree (to);
         }
+    }
+    int dfd = open (root, O_RDONLY | O_DIRECTORY);
+    if (rc == 0 && (dfd < 0 || fsync (dfd) != 0)) {
+        snprintf (err, sizeof err, "cannot sync %.200s: %.200s", root, strerror (errno));
+        rc = -1; //  the data directories are in place, but maybe not durably
+    }
+    if (dfd >= 0) {
+        close (dfd);
     }
     (void) proc_remove_tree (work);
     s_unlock (&lock);
