@@ -680,6 +680,28 @@ s_find_debit (ledger_t *self, rl_id_t id, rl_id_t debit_account_id, rl_transfer_
     return found;
 }
 
+//  s_transfer_exists against a record stored here, with the one rule that
+//  needs the pending transfer too (as TigerBeetle's): a post or void sent
+//  again with amount 0 means the whole pending amount, so a post stored
+//  with less (a partial post of that id) is exists_with_different_amount,
+//  not exists. The pending transfer is read only then.
+static uint32_t
+s_stored_exists (ledger_t *self, const rl_transfer_t *t, const rl_transfer_t *stored)
+{
+    uint32_t result = s_transfer_exists (t, stored);
+    if (result != RL_EXISTS || t->amount != 0 || !(t->flags & PENDING_RESOLVE_FLAGS)) {
+        return result;
+    }
+    rl_transfer_t p;
+    int found = s_find_debit (self, stored->pending_id, stored->debit_account_id, &p);
+    if (found < 0) {
+        return RL_STORAGE_ERROR;
+    }
+    return found == 1 && (p.flags & RL_TRANSFER_PENDING) && p.amount != stored->amount
+               ? RL_EXISTS_WITH_DIFFERENT_AMOUNT
+               : RL_EXISTS;
+}
+
 //  participant_ids_t.check: what a create of a debit leg's transfer would
 //  answer about its id here (participant.h).
 static uint32_t
@@ -696,7 +718,7 @@ s_leg_id_check (void *arg, const rl_transfer_t *t, uint64_t *ts_p)
         rl_transfer_t plain = *t; //  the leg flags say how it travelled, not what it is
         plain.flags &= (uint16_t) ~RL_TRANSFER_TP_LEGS;
         *ts_p = stored.timestamp;
-        return s_transfer_exists (&plain, &stored);
+        return s_stored_exists (self, &plain, &stored);
     }
     return coordinator_is_live (self->coordinator, t->id) ? RL_IN_PROGRESS : RL_OK;
 }
@@ -1259,7 +1281,7 @@ s_create_transfer (ledger_t *self, const rl_transfer_t *t, uint64_t probed_ts, n
         return r;
     }
     if (found) {
-        r.result = s_transfer_exists (t, &stored);
+        r.result = s_stored_exists (self, t, &stored);
         r.timestamp = stored.timestamp;
         return r;
     }

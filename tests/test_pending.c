@@ -12,7 +12,8 @@
       precedence; amount 0 posts or voids all; partial posts; the limits
       count pending amounts; the burn rule (a failed post burns its own id,
       never the pending transfer); exists for retries of posts and voids
-      that left inherited fields 0.
+      that left inherited fields 0, but exists_with_different_amount for a
+      partial post's id sent again with amount 0 (the whole amount).
     - test_bad_input: hostile flags, zero and huge amounts, and ids.
     - test_one_batch: a pending transfer, its post and a second post (and
       void) in one request: applied in order, the second answered
@@ -161,6 +162,15 @@ test_rules (void **state)
     assert_int_equal (lk_send (&post2), RL_OK);
     lk_expect (3, 0, 70, 0, 105);
     lk_expect (5, 0, 0, 0, 70);
+    //  Its id sent again: with its amount, exists; with amount 0, which
+    //  means the whole 30, not what it posted (as in TigerBeetle).
+    assert_int_equal (lk_send (&post2), RL_EXISTS);
+    rl_transfer_t whole = post2;
+    whole.amount = 0;
+    assert_int_equal (lk_send (&whole), RL_EXISTS_WITH_DIFFERENT_AMOUNT);
+    whole.amount = 30;
+    assert_int_equal (lk_send (&whole), RL_EXISTS_WITH_DIFFERENT_AMOUNT);
+    lk_expect (3, 0, 70, 0, 105);
 
     //  A void releases it all; then already voided.
     rl_transfer_t p3 = lk_t (RL_TRANSFER_PENDING, 3, 5, 35);

@@ -216,6 +216,9 @@ test_xshard_flows (void **state)
     rl_transfer_t v2 = s_resolve (VOID, &p2, 0);
     s_one (ctx, &v2, RL_PENDING_TRANSFER_ALREADY_POSTED);
     s_one (ctx, &t2, RL_EXISTS);
+    rl_transfer_t whole = t2; //  amount 0 is the whole 200, not the 50 posted
+    whole.amount = 0;
+    s_one (ctx, &whole, RL_EXISTS_WITH_DIFFERENT_AMOUNT);
 
     //  Voided: nothing posted; a post after it is refused.
     rl_transfer_t p3 = s_t (PEND, a, b, 300);
