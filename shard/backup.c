@@ -570,6 +570,22 @@ s_hold (server_t *server, backup_t *self, rl_backup_rec_t *rec)
                   RL_BACKUP_HOLD_MS_MAX);
         return;
     }
+    rl_migrate_rec_t *m = NULL;
+    if (migrate_stored (server, &m) != 0) {
+        rec->result = RL_BACKUP_STORAGE;
+        snprintf (rec->message, sizeof rec->message, "the stored migration cannot be read");
+        return;
+    }
+    if (m->role == RL_MIGRATE_SOURCE && m->state == RL_MIGRATE_SHIPPED) {
+        //  The step's handover is under way: its target may serve the
+        //  arc already, at an epoch no other shard serves yet, so a set of
+        //  the rings the shards serve could miss it (and writes it took).
+        rec->result = RL_BACKUP_BUSY;
+        snprintf (rec->message, sizeof rec->message,
+                  "migration to %.31s in its handover: let 'rebalance apply' end it, then back up",
+                  m->target);
+        return;
+    }
     if ((self->held_token != 0 && self->held_token != rec->token) || s_copy_running (self)) {
         rec->result = RL_BACKUP_BUSY;
         snprintf (rec->message, sizeof rec->message,

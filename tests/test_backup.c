@@ -49,7 +49,8 @@
     backups of different shards at once that pick the same set number
     (failpoint backup.set_number) each get a set file of their own; a
     restore whose second move into the root fails (backup.restore_move)
-    leaves the root empty; and
+    leaves the root as it was (an empty shard directory there kept, with
+    its mode); and
     the cluster passes its conservation check.
     test_backup_stale_ring: a backup asked of a shard serving an older
     ring than its peers, whose newer ring added a shard holding accounts,
@@ -1068,13 +1069,23 @@ test_backup_purge (void **state)
     char root4[600];
     snprintf (root4, sizeof root4, "%s/purge-root4", harness_dir (ctx->h));
     assert_int_equal (mkdir (root4, 0700), 0);
-    //  The second shard's move into the root fails: the first goes back.
+    //  The second shard's move into the root fails: the first goes back,
+    //  and the empty directory it replaced is there again, as it was.
+    char empty1[700];
+    snprintf (empty1, sizeof empty1, "%s/b1", root4);
+    assert_int_equal (mkdir (empty1, 0700), 0);
+    assert_int_equal (chmod (empty1, 0750), 0);
     char *move_fails[] = {"RL_FAILPOINTS=backup.restore_move=error@2", NULL};
     pid_t mover = s_rlctl_start (ctx, "purge_restore_fails", move_fails, "restore", dir, root4, "4",
                                  NULL);
     assert_int_equal (s_rlctl_wait (ctx, mover), 1);
     assert_true (s_log_says (ctx, "purge_restore_fails", "cannot move"));
-    assert_int_equal (s_entries (root4), 0);
+    assert_int_equal (s_entries (root4), 1);
+    assert_int_equal (s_entries (empty1), 0);
+    struct stat st;
+    assert_int_equal (stat (empty1, &st), 0);
+    assert_true (S_ISDIR (st.st_mode));
+    assert_int_equal (st.st_mode & 07777, 0750);
     assert_int_equal (s_rlctl (ctx, "purge_restore4", NULL, "restore", dir, root4, "4", NULL), 0);
     assert_int_equal (s_entries (root4), 2);
     //  Backups of b1 and b2 at once pick the same number (the failpoint

@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -465,9 +466,29 @@ test_grow (void **state)
             assert_int_equal (s_cmd (ctx, "check", dir, "--json"), 0);
         }
         if (strcmp (c->failpoints, "rebalance.target_committed=crash") == 0) {
+            //  A backup now would miss a target that serves the arc at an
+            //  epoch no other shard serves yet: the source refuses its hold.
+            char backups[600], *out = NULL;
+            s_path (ctx, "backups", backups, sizeof backups);
+            assert_int_equal (mkdir (backups, 0700), 0);
+            assert_int_equal (
+                rbk_rlctl (&ctx->c, 0, "rlctl-backup", &out, "backup", backups, "--cluster", NULL),
+                1);
+            if (!strstr (out, "in its handover")) {
+                fail_msg ("backup during a handover: %s", out);
+            }
+            free (out);
             //  fix finishes the handover the killed apply began.
             assert_int_equal (s_cmd (ctx, "fix", dir, NULL), 0);
             assert_int_equal (s_cmd (ctx, "check", dir, NULL), 0);
+            //  Then the backup takes every shard of the ring served, s4 too.
+            assert_int_equal (
+                rbk_rlctl (&ctx->c, 0, "rlctl-backup", &out, "backup", backups, "--cluster", NULL),
+                0);
+            if (!strstr (out, "\ns4 ")) {
+                fail_msg ("backup after the handover: %s", out);
+            }
+            free (out);
         }
         if (strcmp (c->failpoints, "rebalance.target_ring=crash") == 0) {
             //  An interrupted handover: the shards are where the state says,

@@ -454,23 +454,29 @@ rbk_wait_streaming (const char *endpoint)
 }
 
 int
-rbk_rlctl_promote (rbk_cluster_t *cluster, size_t via, const char *shard, const char *standby,
-                   char **out_p)
+rbk_rlctl (rbk_cluster_t *cluster, size_t via, const char *log, char **out_p, ...)
 {
     assert_true (via < RBK_SHARDS);
     static char rlctl[512], cert[512], key[64];
     snprintf (rlctl, sizeof rlctl, "%s/tools/rlctl", harness_bin_dir ());
     snprintf (cert, sizeof cert, "%s/private/tester.key_secret", tk_keys_dir (cluster->h));
     snprintf (key, sizeof key, "%s", tk_key (cluster->h, "shard", cluster->shards[via].name));
-    char *argv[] = {rlctl,     "--connect",    cluster->shards[via].endpoint,
-                    "--cert",  cert,           "--server-key",
-                    key,       "--timeout-ms", "15000",
-                    "promote", (char *) shard, (char *) standby,
-                    NULL};
+    char *argv[24] = {rlctl,    "--connect",    cluster->shards[via].endpoint,
+                      "--cert", cert,           "--server-key",
+                      key,      "--timeout-ms", "15000"};
+    size_t argc = 9;
+    va_list ap;
+    va_start (ap, out_p);
+    const char *arg;
+    while ((arg = va_arg (ap, const char *)) && argc < 23) {
+        argv[argc++] = (char *) arg;
+    }
+    va_end (ap);
+    argv[argc] = NULL;
     char path[600];
-    snprintf (path, sizeof path, "%s/rlctl-promote.log", harness_dir (cluster->h));
+    snprintf (path, sizeof path, "%s/%s.log", harness_dir (cluster->h), log);
     unlink (path);
-    pid_t pid = harness_spawn (cluster->h, "rlctl-promote", argv, NULL);
+    pid_t pid = harness_spawn (cluster->h, log, argv, NULL);
     assert_true (pid > 0);
     int ws = 0;
     assert_int_equal (harness_wait_exit (cluster->h, pid, RBK_RLCTL_WAIT_MS, &ws), 0);

@@ -152,9 +152,13 @@ void rbk_standby_start (rbk_cluster_t *cluster, size_t index, tk_shard_t *standb
                         const char *repl_timeout_ms);
 //  Waits until the primary at `endpoint` streams to its standby.
 void rbk_wait_streaming (const char *endpoint);
-//  `rlctl --connect <shard via> promote SHARD STANDBY` as the tester (an
-//  admin): its exit code (-signal), its output in *out_p (malloc'd).
-int rbk_rlctl_promote (rbk_cluster_t *cluster, size_t via, const char *shard, const char *standby,
-                       char **out_p);
+//  `rlctl --connect <shard via> ARGS...` (NULL-terminated) as the tester
+//  (an admin), its output into <harness>/<log>.log: its exit code
+//  (-signal), its output in *out_p (malloc'd). rbk_rlctl_promote: the
+//  command `promote SHARD STANDBY`.
+int rbk_rlctl (rbk_cluster_t *cluster, size_t via, const char *log, char **out_p, ...);
+#define rbk_rlctl_promote(cluster, via, shard, standby, out_p)                                     \
+    rbk_rlctl ((cluster), (via), "rlctl-promote", (out_p), "promote", (shard), (standby),          \
+               (const char *) NULL)
 
 #endif

@@ -1123,12 +1123,20 @@ rlctl_cmd_restore (rlctl_ctx_t *ctx)
     jsonkit_add_bool (tree, "ok", true);
     cJSON *list = jsonkit_add_array (tree, "shards");
     rc = s_restore_all (dir, &set, work, list, err, sizeof err);
+    //  An empty directory at ROOT/<shard> is replaced by the rename (and
+    //  made again, with its mode and owner, if the restore is undone).
+    static struct stat was[RL_SHARDS_MAX];
+    static bool existed[RL_SHARDS_MAX];
+    for (size_t i = 0; i < set.shard_count; i++) {
+        char to[PATH_MAX + 64];
+        snprintf (to, sizeof to, "%s/%s", root, set.shards[i].name);
+        existed[i] = lstat (to, &was[i]) == 0;
+    }
     size_t moved = 0;
     for (; rc == 0 && moved < set.shard_count; moved++) {
         char from[PATH_MAX + 64], to[PATH_MAX + 64];
         snprintf (from, sizeof from, "%s/%s", work, set.shards[moved].name);
         snprintf (to, sizeof to, "%s/%s", root, set.shards[moved].name);
-        (void) rmdir (to); //  an empty directory gives way
         errno = 0;
         if (RL_FAILPOINT (BACKUP_RESTORE_MOVE) != 0 || rename (from, to) != 0) {
             snprintf (err, sizeof err, "cannot move %.200s to %.200s: %.200s", from, to,
@@ -1138,19 +1146,31 @@ rlctl_cmd_restore (rlctl_ctx_t *ctx)
         }
     }
     //  All or nothing: the shards already moved go back before the work
-    //  directory goes, so that ROOT holds no part of a cluster.
+    //  directory goes, so that ROOT holds no part of a cluster; one that
+    //  cannot is named, for the operator to remove before any start.
     for (size_t i = 0; rc != 0 && i < moved; i++) {
         char from[PATH_MAX + 64], to[PATH_MAX + 64];
         snprintf (from, sizeof from, "%s/%s", work, set.shards[i].name);
         snprintf (to, sizeof to, "%s/%s", root, set.shards[i].name);
-        if (rename (to, from) != 0) {
-            (void) proc_remove_tree (to);
+        if (rename (to, from) != 0 && proc_remove_tree (to) != 0) {
+            size_t n = strlen (err);
+            snprintf (err + n, sizeof err - n,
+                      "; and %.200s, restored, could not be taken back: remove it before "
+                      "starting any shard",
+                      to);
+        } else if (existed[i] && mkdir (to, was[i].st_mode & 07777) == 0) {
+            (void) chown (to, was[i].st_uid, was[i].st_gid);
         }
     }
+    //  The moves (or their undoing) made durable. A directory that cannot
+    //  be opened to sync it (write and search permission only) is said, not
+    //  a failure: the restore is complete, only not yet on disk.
     int dfd = open (root, O_RDONLY | O_DIRECTORY);
-    if (rc == 0 && (dfd < 0 || fsync (dfd) != 0)) {
-        snprintf (err, sizeof err, "cannot sync %.200s: %.200s", root, strerror (errno));
-        rc = -1; //  the data directories are in place, but maybe not durably
+    if (dfd < 0 || fsync (dfd) != 0) {
+        fprintf (stderr,
+                 "rlctl: restore: warning: cannot sync %s (%s): run 'sync' before starting the "
+                 "shards\n",
+                 root, strerror (errno));
     }
     if (dfd >= 0) {
         close (dfd);
