@@ -768,6 +768,28 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
         s_update (self, true);
         return;
     }
+    if (h->status == REPLICA_ST_OLDER) {
+        //  This primary's data is an older incarnation of the shard than
+        //  the standby's copy (its directory lost, replaced or restored):
+        //  the standby keeps its copy, which may hold the only record of
+        //  acknowledged transfers. Counted for nothing; asked again rarely
+        //  (each try ships a seed).
+        if (!link->refused) {
+            link->refused = true;
+            rl_log_event (RL_LOG_ERROR, "replication",
+                          "replication to %s: the standby holds a newer copy of this shard than "
+                          "this primary (older): this data directory was lost, replaced or "
+                          "restored; promote that standby (rlctl promote), or wipe it to take "
+                          "this primary's data",
+                          link->endpoint);
+        }
+        s_seed_remove (link);
+        link->state = L_REFUSED;
+        link->waiting = true;
+        link->asked_ms = s_now_ms () - self->options.timeout_ms + REPLICA_OLDER_RETRY_MS;
+        s_update (self, true);
+        return;
+    }
     if (h->status == REPLICA_ST_STANDBY_FENCED) {
         //  A standby withdrawn from another primary's stream (a leftover in
         //  a new primary's --standby): it counts for no quorum until it is

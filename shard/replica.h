@@ -59,9 +59,10 @@
 #define REPLICA_PING_DIVISOR         4   //  a link pings every timeout / 4 (the lease's renewal)
 #define REPLICA_LEASE_MARGIN_MS      20  //  plus timeout / 16: clock rates, scheduling
 #define REPLICA_TIMEOUT_MS_MAX       600000
-#define REPLICA_QUERY_TIMEOUT_MS     500 //  a standby's QUERY unanswered this long: asked again
-#define REPLICA_QUERY_INTERVAL_MS    100 //  at most one QUERY sent per interval
-#define REPLICA_UNCONFIRMED_RETRY_MS 10  //  a primary answered unconfirmed says hello again after
+#define REPLICA_QUERY_TIMEOUT_MS     500   //  a standby's QUERY unanswered this long: asked again
+#define REPLICA_QUERY_INTERVAL_MS    100   //  at most one QUERY sent per interval
+#define REPLICA_UNCONFIRMED_RETRY_MS 10    //  a primary answered unconfirmed says hello again after
+#define REPLICA_OLDER_RETRY_MS       30000 //  a primary whose seed was refused older: hello after
 #define REPLICA_HEADER_SIZE          64
 #define REPLICA_MAGIC                0x50524c52u //  "RLRP", little-endian
 #define REPLICA_VERSION              1
@@ -140,6 +141,13 @@ typedef enum {
     //  and asks again after REPLICA_UNCONFIRMED_RETRY_MS, doubling up to
     //  timeout / REPLICA_PING_DIVISOR.
     REPLICA_ST_UNCONFIRMED = 11,
+    //  A standby refuses a seed of an older incarnation of the shard than
+    //  the copy it holds (a lower counter, or the same counter with another
+    //  nonce): the primary's data directory was lost, replaced or restored,
+    //  and the standby may hold the only copy of acknowledged transfers.
+    //  It keeps its copy. The primary counts it for nothing, logs once at
+    //  error, and says hello again after REPLICA_OLDER_RETRY_MS.
+    REPLICA_ST_OLDER = 12,
 } replica_status_t;
 
 typedef struct {

@@ -819,6 +819,56 @@ s_sync_parent (const char *path)
 //  Opens the seed where it was received and sets a standby's marks in
 //  it, synced: its position (the seed's stream and position), the lease
 //  and what its primary told it; no promotion, no withdrawal. 0, or -1.
+//  The incarnation (counter, nonce) a store holds (coordinator.c's meta
+//  key): true when there is one.
+static bool
+s_incarnation (store_t *store, uint64_t *counter_p, uint64_t *nonce_p)
+{
+    uint8_t value[16];
+    size_t size = 0;
+    if (!store
+        || store_get (store, STORE_CF_META, "incarnation", strlen ("incarnation"), value,
+                      sizeof value, &size)
+               != 1
+        || size != sizeof value) {
+        return false;
+    }
+    *counter_p = codec_get_u64 (value);
+    *nonce_p = codec_get_u64 (value + 8);
+    return true;
+}
+
+//  THE OLDER SEED: is the seed an older incarnation of the shard than the
+//  copy held? A primary's counter rises at each of its starts, and a
+//  promoted standby's is one above its copy's, so a seed of a later start
+//  of this copy's line has a higher counter, or the same one and the same
+//  nonce (a seed again within one start). A lower counter, or the same
+//  with another nonce, is a primary whose data is not this copy's future:
+//  a lost or replaced data directory (a new shard begins again at the
+//  first counter), or one restored from a backup. Taking it would replace
+//  what may be the only copy of acknowledged transfers with less.
+static bool
+s_seed_older (s_standby_t *self, store_t *seed)
+{
+    uint64_t have = 0, have_nonce = 0, got = 0, got_nonce = 0;
+    if (!s_incarnation (self->store, &have, &have_nonce)) {
+        return false; //  no copy held: any seed
+    }
+    bool known = s_incarnation (seed, &got, &got_nonce);
+    if (known && (got > have || (got == have && got_nonce == have_nonce))) {
+        return false;
+    }
+    rl_log_event (RL_LOG_ERROR, "replication",
+                  "standby: refused a seed of incarnation %" PRIu64 " (nonce %016" PRIx64
+                  ") over this copy of incarnation %" PRIu64 " (nonce %016" PRIx64
+                  "): the primary holds an older copy of the shard (its data directory lost, "
+                  "replaced or restored?); this copy is kept: promote this standby (rlctl "
+                  "promote), or wipe its data directory to take the primary's",
+                  got, got_nonce, have, have_nonce);
+    return true;
+}
+
+//  -1 storage; -2 the seed is older than the copy (THE OLDER SEED).
 static int
 s_seed_marks (s_standby_t *self, const replica_header_t *h, long lease, uint64_t told_standbys,
               uint64_t told_quorum)
@@ -828,6 +878,10 @@ s_seed_marks (s_standby_t *self, const replica_header_t *h, long lease, uint64_t
     if (!seed) {
         rl_error ("standby: cannot open the seed in %s: %s", self->seed_dir, err);
         return -1;
+    }
+    if (s_seed_older (self, seed)) {
+        store_close (&seed);
+        return -2;
     }
     uint8_t value[16];
     s_position_value (h->stream, h->seq, value);
@@ -879,7 +933,12 @@ s_seed_end (s_standby_t *self, const replica_header_t *h)
     //  takes the copy's place: a crash after the renames must find a
     //  standby's copy, never a promoted primary's (which a start opens as
     //  the primary, whatever its command line).
-    if (s_seed_marks (self, h, lease, told_standbys, told_quorum) != 0) {
+    int marked = s_seed_marks (self, h, lease, told_standbys, told_quorum);
+    if (marked == -2) {
+        s_seed_abandon (self); //  the copy stays as it is
+        return REPLICA_ST_OLDER;
+    }
+    if (marked != 0) {
         return REPLICA_ST_STORAGE;
     }
     journal_warm_destroy (&self->warm); //  of the copy replaced

@@ -115,6 +115,8 @@ replica_status_name (uint32_t status)
             return "no_stream";
         case REPLICA_ST_UNCONFIRMED:
             return "unconfirmed";
+        case REPLICA_ST_OLDER:
+            return "older";
         default:
             return "unknown";
     }

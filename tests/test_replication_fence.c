@@ -18,7 +18,9 @@
     it as its standby, acknowledges writes again.
 
     test_lost_disk: the primary's data directory is deleted and the
-    process killed: the promoted standby holds every acknowledged transfer.
+    process killed, then started again on an empty directory: its seed
+    is refused older (the standby keeps its copy) and it releases no
+    write; the promoted standby holds every acknowledged transfer.
 
     test_promote_mid_seed: the primary restarts (its standby is re-seeded)
     and dies while the seed is held by a failpoint: the standby drops the
@@ -440,6 +442,26 @@ test_lost_disk (void **state)
     int wstatus = 0;
     assert_int_equal (harness_wait_exit (h, primary.pid, 20000, &wstatus), 0);
     primary.pid = -1;
+    //  Started again on an empty data directory (a disk replaced, and a
+    //  service manager's restart): a new shard, whose seed the standby
+    //  refuses (older). The standby keeps its copy; the primary, with no
+    //  standby streaming, releases nothing.
+    assert_true (tk_shard_start (h, &primary) > 0);
+    int64_t deadline = zclock_mono () + 20000;
+    while (!(tk_log_contains (h, "s1", "refused a seed")
+             && tk_log_contains (h, "s1", "holds a newer copy of this shard"))
+           && zclock_mono () < deadline) {
+        zclock_sleep (20);
+    }
+    assert_true (tk_log_contains (h, "s1", "refused a seed"));
+    assert_true (tk_log_contains (h, "s1", "holds a newer copy of this shard"));
+    client = rl_client_new (primary.endpoint);
+    rl_account_t a = tk_account (ACCOUNTS + 1, TAG, LEDGER, 0);
+    rl_result_rec_t r;
+    int rc = rl_client_create_accounts (client, &a, 1, &r, 1000);
+    assert_true (rc != 0 || r.result != RL_OK); //  busy, or no answer: nothing released
+    rl_client_destroy (&client);
+    tk_shard_stop (h, &primary, SIGKILL);
     rk_promote (standby.endpoint);
     s_wait_state (standby.endpoint, RL_SHARD_SERVING);
     client = rl_client_new (standby.endpoint);
