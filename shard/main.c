@@ -519,8 +519,14 @@ s_parse_options (int argc, char **argv, s_main_t *self)
     return 0;
 }
 
-//  The ring: the file's (or a ring of this shard alone), unless the store
-//  holds one with a higher epoch from an earlier load_ring. *stored_p: the
+//  The ring: the file's, unless the store holds one with a higher epoch
+//  from an earlier load_ring. Without a file, a ring of this shard alone
+//  at --bind, unless the stored ring is newer or names other shards (or
+//  not this one): a shard of a cluster restarted without --ring keeps its
+//  cluster's ring whatever its epoch, since a ring of itself alone would
+//  make it own every account and create accounts its peers hold. (A
+//  single shard's stored ring at an equal epoch gives way: a standby
+//  promoted in a cluster of one serves its own endpoint.) *stored_p: the
 //  stored ring, or NULL (the caller destroys it).
 static ring_t *
 s_ring_initial (s_main_t *self, ring_t **stored_p)
@@ -550,10 +556,14 @@ s_ring_initial (s_main_t *self, ring_t **stored_p)
         ring_t *stored = ring_decode (blob, size, err, sizeof (err));
         if (!stored) {
             rl_error ("stored ring does not decode: %s", err);
-        } else if (ring_epoch (stored) > ring_epoch (ring)) {
-            rl_info ("using the stored ring (epoch %" PRIu64 ") over the file's (epoch %" PRIu64
-                     ")",
-                     ring_epoch (stored), ring_epoch (ring));
+        } else if (ring_epoch (stored) > ring_epoch (ring)
+                   || (!self->options.ring_file
+                       && (ring_shard_count (stored) > 1
+                           || ring_shard_find (stored, self->options.name) < 0))) {
+            rl_info ("using the stored ring (epoch %" PRIu64 ") over %s (epoch %" PRIu64 ")",
+                     ring_epoch (stored),
+                     self->options.ring_file ? "the file's" : "a ring of this shard alone",
+                     ring_epoch (ring));
             ring_destroy (&ring);
             ring = ring_dup (stored);
             *stored_p = stored;

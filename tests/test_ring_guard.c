@@ -5,8 +5,9 @@
       --max-epoch-jump) from an admin key is refused epoch_too_far and
       counted; nothing changes, on disk neither: the next ring is still
       accepted, also after a restart, and the frozen ring is refused again
-      there. A router refuses a fetched ring that jumps as far (a shard
-      with a larger bound accepted it), counts it and keeps its ring.
+      there; restarted without --ring, a shard keeps the cluster's ring it
+      stored (not a ring of itself alone). A router refuses a fetched ring that jumps as far (a
+   shard with a larger bound accepted it), counts it and keeps its ring.
     - The ring hijack: a load_ring that points peer s2 at another socket,
       sent with no key and with an unknown key (the handshake fails,
       counted, no reply), and with a client, a router and a shard key
@@ -163,6 +164,21 @@ test_ring_freeze (void **state)
     s_cluster (ctx);
     tk_shard_t *s1 = &ctx->shards[0];
     tk_shard_t *s2 = &ctx->shards[1];
+
+    //  Restarted without --ring, it keeps the cluster's ring (stored, epoch
+    //  1), not a ring of itself alone (epoch 1 too), which would own every
+    //  account.
+    assert_int_equal (tk_shard_stop (ctx->h, s1, SIGTERM), 0);
+    char ring_file[sizeof s1->ring_file];
+    memcpy (ring_file, s1->ring_file, sizeof ring_file);
+    s1->ring_file[0] = '\0';
+    assert_true (tk_shard_start (ctx->h, s1) > 0);
+    rl_status_rec_t alone = rk_status_of (s1->endpoint);
+    assert_int_equal (alone.epoch, 1);
+    assert_int_equal (alone.ring_shards, 2);
+    assert_int_equal (tk_shard_stop (ctx->h, s1, SIGTERM), 0);
+    memcpy (s1->ring_file, ring_file, sizeof ring_file);
+    assert_true (tk_shard_start (ctx->h, s1) > 0);
 
     //  From the admin key: refused, counted, nothing changed.
     assert_int_equal (s_load (s1->endpoint, ctx, UINT64_MAX), RL_STATUS_EPOCH_TOO_FAR);
