@@ -202,7 +202,9 @@ typedef enum {
     X (RL_STATUS_TOO_MANY_RECORDS, 5, "too_many_records",                                          \
        "too many records in one request: split it")                                                \
     /*  a bounded queue is full: back off and retry */                                             \
-    X (RL_STATUS_BUSY, 6, "busy", "a queue is full: back off, then retry the same command")        \
+    X (RL_STATUS_BUSY, 6, "busy",                                                                  \
+       "a queue is full, a shard is unreachable, or a primary's replication is stalled: back "   \
+       "off, then retry the same command")                                                        \
     /*  the store refuses writes until it recovers */                                              \
     X (RL_STATUS_STORAGE_ERROR, 7, "storage_error",                                                \
        "a shard's store failed ('rlctl status' shows it FAIL): fix its disk and restart it, "      \

@@ -795,10 +795,17 @@ shard_metrics_tick (shard_metrics_t *self, server_t *server)
         self->info = -1; //  constant: set once
     }
     s_labelled (self);
-    bool ready = !server->failed && index >= 0;
+    //  A stalled semi-synchronous primary answers every write and read
+    //  busy: not ready, with the reason.
+    bool stalled = server->replica && replica_stalled (server->replica);
+    bool ready = !server->failed && index >= 0 && !stalled;
     s_set (self, S_READY, ready ? 1 : 0);
     metrics_set_ready (self->metrics, ready,
                        server->failed ? "store FAILED: restart the shard"
-                                      : (index < 0 ? "the ring does not name this shard" : ""));
+                       : index < 0    ? "the ring does not name this shard"
+                       : stalled      ? "replication stalled: fewer standbys than the quorum "
+                                        "stream (writes and reads answer busy; "
+                                        "docs/replication.md)"
+                                      : "");
     metrics_publish (self->metrics);
 }

@@ -31,13 +31,16 @@
     the seed; promoted later, it holds every acknowledged transfer.
 
     test_standby_stopped: a SIGSTOPped standby: a semi-synchronous primary
-    stalls (writes and reads busy after the timeout) and goes on when the
-    standby catches up; an asynchronous one keeps serving, and the standby
+    stalls (writes and reads busy after the timeout; /readyz 503 saying
+    replication stalled, the gauge ringledger_shard_repl_stalled 1) and
+    goes on when the standby catches up; an asynchronous one keeps serving, and the standby
     catches up after SIGCONT.
 
     Each ends with exactly-once over every id (settle, retry a sample) and
     the strong conservation check. RL_SEED=<n> replays a run.
 */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -46,9 +49,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <czmq.h>
@@ -145,7 +150,9 @@ s_teardown (void **state)
 }
 
 //  Primary s1 with accounts, replicating to its standby (same name and
-//  key, its own port and data directory), started.
+//  key, its own port and data directory), started; with --metrics-bind
+//  s_pair_metrics when that is set.
+static const char *s_pair_metrics;
 static void
 s_pair (harness_t *h, tk_shard_t *primary, tk_shard_t *standby, const char *mode)
 {
@@ -166,6 +173,8 @@ s_pair (harness_t *h, tk_shard_t *primary, tk_shard_t *standby, const char *mode
     primary->args[3] = (char *) s_repl_timeout;
     primary->args[4] = "--repl-mode";
     primary->args[5] = (char *) mode;
+    primary->args[6] = s_pair_metrics ? "--metrics-bind" : NULL;
+    primary->args[7] = (char *) s_pair_metrics;
     assert_true (tk_shard_start (h, primary) > 0);
 }
 
@@ -543,13 +552,44 @@ test_seed_between_renames (void **state)
     tk_shard_stop (h, &standby, SIGTERM);
 }
 
+//  GET path from 127.0.0.1:port: the whole answer (status line, headers,
+//  body), malloc'd.
+static char *
+s_http_get (int port, const char *path)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    assert_true (fd >= 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port)};
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    assert_int_equal (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+    char request[256];
+    int n = snprintf (request, sizeof request,
+                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+    assert_int_equal (write (fd, request, (size_t) n), n);
+    size_t cap = 1 << 20, size = 0;
+    char *text = malloc (cap + 1);
+    assert_non_null (text);
+    ssize_t got;
+    while ((got = read (fd, text + size, cap - size)) > 0) {
+        size += (size_t) got;
+    }
+    close (fd);
+    text[size] = '\0';
+    return text;
+}
+
 static void
 test_standby_stopped (void **state)
 {
     harness_t *h = *state;
     rk_load_start (&s_load, "test_standby_stopped");
     tk_shard_t primary, standby;
+    char metrics_bind[64];
+    int metrics_port = harness_free_port ();
+    snprintf (metrics_bind, sizeof metrics_bind, "127.0.0.1:%d", metrics_port);
+    s_pair_metrics = metrics_bind;
     s_pair (h, &primary, &standby, "semi");
+    s_pair_metrics = NULL;
     tk_model_t model;
     tk_model_init (&model, TAG, ACCOUNTS);
     rl_client_t *client = rl_client_new (primary.endpoint);
@@ -584,6 +624,22 @@ test_standby_stopped (void **state)
     client = rl_client_new (primary.endpoint);
     assert_int_equal (s_write_refused (client), RL_STATUS_BUSY);
     assert_int_equal (s_read (client, 4), RL_STATUS_BUSY);
+    //  Not ready, saying why, and the gauge the alert reads is 1 (the
+    //  metrics are published once a second).
+    char *ready = NULL;
+    int64_t ready_by = zclock_mono () + 5000;
+    do {
+        free (ready);
+        zclock_sleep (100);
+        ready = s_http_get (metrics_port, "/readyz");
+    } while (!strstr (ready, "replication stalled") && zclock_mono () < ready_by);
+    if (!strstr (ready, " 503 ") || !strstr (ready, "replication stalled")) {
+        fail_msg ("/readyz of a stalled primary: %s", ready);
+    }
+    free (ready);
+    char *metrics = s_http_get (metrics_port, "/metrics");
+    assert_non_null (strstr (metrics, "\nringledger_shard_repl_stalled 1"));
+    free (metrics);
     harness_kill (h, standby.pid, SIGCONT);
     s_wait_state (primary.endpoint, RL_SHARD_SERVING);
     size_t applied = 0;
