@@ -146,6 +146,7 @@ s_usage (FILE *out)
         "                                    no arguments: the standby at --connect alone\n"
         "  degrade                           the primary at --connect stops waiting for its\n"
         "                                    standby (async)\n"
+        "  keygen --role ROLE --name NAME --dir KEYDIR\n"
         "                                    a CURVE keypair: KEYDIR/ROLE/NAME.key (public)\n"
         "                                    and KEYDIR/private/NAME.key_secret (mode 0600);\n"
         "                                    ROLE: client, router, shard or admin\n"
