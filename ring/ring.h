@@ -86,6 +86,10 @@ int ring_add_shard (ring_t *self, const char *name, const char *endpoint, double
 int ring_remove_shard (ring_t *self, const char *name);
 int ring_reweight_shard (ring_t *self, const char *name, double weight);
 int ring_set_endpoint (ring_t *self, const char *name, const char *endpoint);
+//  Is endpoint one a ring may hold (and a shard may bind)? tcp://HOST:PORT
+//  with PORT 1..65535, ipc://PATH or inproc://NAME, at most
+//  RL_ENDPOINT_SIZE_MAX - 1 bytes of printable ASCII. 1 or 0.
+int ring_endpoint_valid (const char *endpoint);
 //  Sets a shard's CURVE public key (RING_KEY_SIZE Z85 characters), or
 //  clears it with "". RING_ERR_INVALID for anything else.
 int ring_set_key (ring_t *self, const char *name, const char *key);

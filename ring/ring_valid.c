@@ -78,7 +78,11 @@ ring_i_name_valid (const char *name)
     return 1;
 }
 
-//  Endpoints: 1..127 bytes of printable ASCII, no space, quote or backslash.
+//  Endpoints: 1..127 bytes of printable ASCII, no space, quote or
+//  backslash, in one of ZeroMQ's forms a shard serves: tcp://HOST:PORT
+//  (HOST not empty, PORT 1..65535 in decimal: ZeroMQ itself would take
+//  99999 as 34463, and a missing port as none), ipc://PATH or
+//  inproc://NAME (not empty).
 int
 ring_i_endpoint_valid (const char *endpoint)
 {
@@ -92,7 +96,28 @@ ring_i_endpoint_valid (const char *endpoint)
             return 0;
         }
     }
-    return 1;
+    if (strncmp (endpoint, "ipc://", 6) == 0 || strncmp (endpoint, "inproc://", 9) == 0) {
+        return strstr (endpoint, "://")[3] != '\0';
+    }
+    if (strncmp (endpoint, "tcp://", 6) != 0) {
+        return 0;
+    }
+    const char *colon = strrchr (endpoint + 6, ':');
+    if (!colon || colon == endpoint + 6) {
+        return 0; //  no port, or no host
+    }
+    unsigned long port = 0;
+    const char *p = colon + 1;
+    for (; *p >= '0' && *p <= '9' && port <= 65535; p++) {
+        port = port * 10 + (unsigned long) (*p - '0');
+    }
+    return *p == '\0' && p > colon + 1 && port >= 1 && port <= 65535;
+}
+
+int
+ring_endpoint_valid (const char *endpoint)
+{
+    return endpoint && ring_i_endpoint_valid (endpoint);
 }
 
 //  Keys: exactly RING_KEY_SIZE characters of the Z85 alphabet (ZeroMQ RFC

@@ -54,6 +54,7 @@
 #include "client.h"
 #include "failpoint.h"
 #include "log.h"
+#include "ring.h"
 #include "metrics_http.h"
 #include "options.h"
 #include "router.h"
@@ -151,6 +152,13 @@ s_parse_options (int argc, char **argv, r_options_t *o, s_cli_t *cli)
         at = optind - 1; //  the option just read (one entry when from the file)
         switch (c) {
             case 'b':
+                if (!ring_endpoint_valid (optarg)) {
+                    fprintf (stderr,
+                             "router: --bind must be an endpoint such as tcp://127.0.0.1:7100 "
+                             "(a port 1..65535), not '%s'\n",
+                             optarg);
+                    rc = -1;
+                }
                 o->bind = optarg;
                 break;
             case 'r':

@@ -175,7 +175,7 @@ static int
 s_parse_standbys (char *list, replica_options_t *r)
 {
     for (char *save = NULL, *e = strtok_r (list, ",", &save); e; e = strtok_r (NULL, ",", &save)) {
-        if (r->standby_count == REPLICA_STANDBYS_MAX || strlen (e) > 255 || !strstr (e, "://")) {
+        if (r->standby_count == REPLICA_STANDBYS_MAX || !ring_endpoint_valid (e)) {
             fprintf (stderr,
                      "shard: --standby takes at most %d ZeroMQ endpoints such as "
                      "tcp://127.0.0.1:7111, comma-separated; not '%s'\n",
@@ -271,6 +271,13 @@ s_parse_options (int argc, char **argv, s_main_t *self)
                 o->name = optarg;
                 break;
             case 'b':
+                if (!ring_endpoint_valid (optarg)) {
+                    fprintf (stderr,
+                             "shard: --bind must be an endpoint such as tcp://127.0.0.1:7101 "
+                             "(a port 1..65535), not '%s'\n",
+                             optarg);
+                    rc = -1;
+                }
                 o->bind = optarg;
                 break;
             case 'd':
@@ -360,8 +367,10 @@ s_parse_options (int argc, char **argv, s_main_t *self)
                 }
                 break;
             case 'O':
-                if (!strstr (optarg, "://") || strlen (optarg) > 255) {
-                    fprintf (stderr, "shard: --standby-of must be a ZeroMQ endpoint, not '%s'\n",
+                if (!ring_endpoint_valid (optarg)) {
+                    fprintf (stderr,
+                             "shard: --standby-of must be an endpoint such as "
+                             "tcp://127.0.0.1:7101 (a port 1..65535), not '%s'\n",
                              optarg);
                     rc = -1;
                 }

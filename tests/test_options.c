@@ -21,6 +21,9 @@
       --repl-timeout-ms): malformed values, and a standby that would not
       sync (--standby-of with --durability nosync), from the command line
       or a --config file;
+    - endpoints (the shard's and the router's --bind, --standby-of,
+      --standby): no scheme, no host, no port, a port of 0 or beyond
+      65535 (ZeroMQ would bind 99999 as 34463), trailing text;
     - rlctl keygen: a missing --role, --name or --dir, or an unknown role,
       is a usage error (exit 2); a name or a directory that cannot be used
       is a refused write (exit 1, with the reason), and nothing is written;
@@ -139,6 +142,31 @@ test_shard_numbers (void **state)
     for (size_t k = 0; k < sizeof (reserve_bad) / sizeof (reserve_bad[0]); k++) {
         s_shard_refuses (h, "--tp-reserve-max", reserve_bad[k], NULL,
                          "--tp-reserve-max must be a whole number in");
+    }
+}
+
+static void s_router_refuses (harness_t *h, const char *const *extra, const char *needle);
+
+//  Endpoints a shard or a router would bind somewhere else than asked, or
+//  not at all.
+static void
+test_endpoints (void **state)
+{
+    harness_t *h = *state;
+    const char *insecure[] = {"--insecure", NULL};
+    static const char *bad[] = {"tcp://127.0.0.1:99999",
+                                "tcp://127.0.0.1:0",
+                                "tcp://127.0.0.1",
+                                "127.0.0.1:7101",
+                                "tcp://:7101",
+                                "tcp://h:71x",
+                                "udp://127.0.0.1:7101",
+                                "ipc://",
+                                "tcp://h:"};
+    for (size_t i = 0; i < sizeof (bad) / sizeof (bad[0]); i++) {
+        s_shard_refuses (h, "--bind", bad[i], insecure, "--bind must be an endpoint");
+        const char *router[] = {"--insecure", "--bind", bad[i], NULL};
+        s_router_refuses (h, router, "--bind must be an endpoint");
     }
 }
 
@@ -335,11 +363,20 @@ test_shard_order (void **state)
     const char *retry[] = {"--retry-max-ms", "10", NULL};
     s_shard_refuses (h, "--retry-min-ms", "20", retry, "must not exceed --retry-max-ms");
     //  A consistent short configuration passes the options and then fails
-    //  to bind (exit 1), without a word about the options.
-    const char *ok[] = {"--name",        "s1",         "--bind",
-                        "nowhere://x",   "--data",     harness_dir (h),
-                        "--deadline-ms", "300",        "--prepare-timeout-ms",
-                        "200",           "--insecure", NULL};
+    //  to bind (exit 1: an address of no interface here, TEST-NET-1),
+    //  without a word about the options.
+    const char *ok[] = {"--name",
+                        "s1",
+                        "--bind",
+                        "tcp://192.0.2.1:1",
+                        "--data",
+                        harness_dir (h),
+                        "--deadline-ms",
+                        "300",
+                        "--prepare-timeout-ms",
+                        "200",
+                        "--insecure",
+                        NULL};
     bool said = false;
     assert_int_equal (s_run (h, "shard/shard", "shard-ok", ok, "must", &said), 1);
     assert_false (said);
@@ -360,7 +397,10 @@ test_shard_replication (void **state)
         s_shard_refuses (h, "--standby", bad_lists[i], insecure, "--standby takes at");
     }
     s_shard_refuses (h, "--standby-of", "127.0.0.1:7111", insecure,
-                     "--standby-of must be a ZeroMQ endpoint");
+                     "--standby-of must be an endpoint");
+    s_shard_refuses (h, "--standby-of", "tcp://127.0.0.1:99999", insecure,
+                     "--standby-of must be an endpoint");
+    s_shard_refuses (h, "--standby", "tcp://127.0.0.1", insecure, "--standby takes at");
     s_shard_refuses (h, "--repl-mode", "quorum", insecure, "--repl-mode must be semi or async");
     static const char *bad_timeouts[] = {"9", "600001", "1000ms"};
     for (size_t i = 0; i < sizeof (bad_timeouts) / sizeof (bad_timeouts[0]); i++) {
@@ -486,10 +526,11 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_shard_numbers),          cmocka_unit_test (test_shard_order),
-        cmocka_unit_test (test_shard_security_choice),  cmocka_unit_test (test_shard_replication),
-        cmocka_unit_test (test_client_timeouts),        cmocka_unit_test (test_router_numbers),
-        cmocka_unit_test (test_router_security_choice), cmocka_unit_test (test_keygen_usage),
+        cmocka_unit_test (test_shard_numbers),     cmocka_unit_test (test_shard_order),
+        cmocka_unit_test (test_endpoints),         cmocka_unit_test (test_shard_security_choice),
+        cmocka_unit_test (test_shard_replication), cmocka_unit_test (test_client_timeouts),
+        cmocka_unit_test (test_router_numbers),    cmocka_unit_test (test_router_security_choice),
+        cmocka_unit_test (test_keygen_usage),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

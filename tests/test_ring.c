@@ -858,6 +858,18 @@ test_api_errors (void **state)
     assert_int_equal (ring_reweight_shard (ring, "s1", -1), RING_ERR_INVALID);
     assert_int_equal (ring_set_endpoint (ring, "nope", "tcp://h:2"), RING_ERR_NOT_FOUND);
     assert_int_equal (ring_set_endpoint (ring, "s1", "tcp:// h"), RING_ERR_INVALID);
+    static const char *bad_endpoints[] = {"tcp://h:99999", "tcp://h:0",   "tcp://h",
+                                          "h:7101",        "tcp://:7101", "tcp://h:7x",
+                                          "tcp://h:",      "ipc://",      "udp://h:1"};
+    for (size_t i = 0; i < sizeof bad_endpoints / sizeof bad_endpoints[0]; i++) {
+        assert_int_equal (ring_set_endpoint (ring, "s1", bad_endpoints[i]), RING_ERR_INVALID);
+        assert_false (ring_endpoint_valid (bad_endpoints[i]));
+    }
+    static const char *good_endpoints[] = {"tcp://h:65535", "tcp://[::1]:7101", "tcp://*:1",
+                                           "ipc:///tmp/s1", "inproc://s1"};
+    for (size_t i = 0; i < sizeof good_endpoints / sizeof good_endpoints[0]; i++) {
+        assert_true (ring_endpoint_valid (good_endpoints[i]));
+    }
     assert_int_equal (ring_set_endpoint (ring, "s1", "tcp://h:2"), RING_OK);
     assert_string_equal (ring_shard_endpoint (ring, 0), "tcp://h:2");
     assert_int_equal (ring_epoch (ring), 5);
