@@ -499,7 +499,7 @@ main (int argc, char **argv)
     router_t self = {0};
     s_cli_t cli = {0};
     if (s_parse_options (argc, argv, &self.options, &cli) != 0) {
-        s_usage (stderr);
+        fprintf (stderr, "(run 'router --help' for usage)\n"); //  the reason: one line above
         options_args_free (&cli.args);
         return 2;
     }

@@ -725,7 +725,9 @@ main (int argc, char **argv)
 {
     s_main_t self = {0};
     if (s_parse_options (argc, argv, &self) != 0) {
-        s_usage (stderr);
+        //  The reason was said in one line; the whole usage would bury it
+        //  in a service manager's journal.
+        fprintf (stderr, "(run 'shard --help' for usage)\n");
         options_args_free (&self.args);
         return 2;
     }

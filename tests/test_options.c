@@ -168,6 +168,20 @@ test_endpoints (void **state)
         const char *router[] = {"--insecure", "--bind", bad[i], NULL};
         s_router_refuses (h, router, "--bind must be an endpoint");
     }
+    //  The reason in one line, then a pointer to --help: not the whole
+    //  usage, which would bury it in a journal.
+    const char *args[] = {"--name", "s1",           "--bind",     "tcp://h:99999",
+                          "--data", "/nonexistent", "--insecure", NULL};
+    bool said = false;
+    assert_int_equal (s_run (h, "shard/shard", "shard-one-line", args, "--help' for usage", &said),
+                      2);
+    assert_true (said);
+    char *path = harness_path (h, "shard-one-line.log");
+    char *text = harness_read_file (path, NULL);
+    assert_non_null (text);
+    assert_null (strstr (text, "usage:"));
+    free (text);
+    free (path);
 }
 
 //  Security is chosen, never defaulted: --keys or --insecure, exactly one,
