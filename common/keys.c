@@ -108,10 +108,15 @@ rl_cert_load (const char *path, char *err, size_t err_size)
         s_error (err, err_size, "secret key file %s is not a regular file", path);
         return NULL;
     }
+    //  The mode first, before anything is parsed: a public certificate
+    //  (mode 0644 by design) given by mistake is refused here too, and
+    //  the message says which file to give instead.
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {
         s_error (err, err_size,
                  "secret key file %s may be read or written by group or others (mode %04o): "
-                 "refusing to use it; chmod 600 it, and replace the key if others read it",
+                 "refusing to use it; if it is a public certificate (KEYDIR/ROLE/NAME.key), give "
+                 "the secret one (KEYDIR/private/NAME.key_secret); else chmod 600 it, and "
+                 "replace the key if others read it",
                  path, (unsigned) (st.st_mode & 07777));
         return NULL;
     }

@@ -53,6 +53,7 @@
 
 #include "client.h"
 #include "failpoint.h"
+#include "keys.h"
 #include "log.h"
 #include "ring.h"
 #include "metrics_http.h"
@@ -286,6 +287,15 @@ s_parse_options (int argc, char **argv, r_options_t *o, s_cli_t *cli)
         static char cert[4096];
         snprintf (cert, sizeof cert, "%s/private/%s.key_secret", o->keys_dir, o->name);
         o->cert = cert;
+    }
+    if (o->keys_dir) {
+        char err[1024]; //  checked with the options: exit 2
+        zcert_t *own = rl_cert_load (o->cert, err, sizeof err);
+        if (!own) {
+            fprintf (stderr, "router: --cert: %s\n", err);
+            return -1;
+        }
+        zcert_destroy (&own);
     }
     return 0;
 }

@@ -63,6 +63,7 @@
 #include "arcs.h"
 #include "checkpoint.h"
 #include "failpoint.h"
+#include "keys.h"
 #include "ledger.h"
 #include "log.h"
 #include "metrics_http.h"
@@ -520,6 +521,17 @@ s_parse_options (int argc, char **argv, s_main_t *self)
         static char cert[4096];
         snprintf (cert, sizeof cert, "%s/private/%s.key_secret", o->keys_dir, o->name);
         o->cert = cert;
+    }
+    if (o->keys_dir) {
+        //  The certificate is checked with the options (exit 2, before the
+        //  store is opened and recovered), not at the socket's creation.
+        char err[1024];
+        zcert_t *own = rl_cert_load (o->cert, err, sizeof err);
+        if (!own) {
+            fprintf (stderr, "shard: --cert: %s\n", err);
+            return -1;
+        }
+        zcert_destroy (&own);
     }
     o->replica.data_dir = o->data_dir;
     assert (o->name && o->bind && o->data_dir); //  what the server relies on

@@ -24,6 +24,8 @@
     - endpoints (the shard's and the router's --bind, --standby-of,
       --standby): no scheme, no host, no port, a port of 0 or beyond
       65535 (ZeroMQ would bind 99999 as 34463), trailing text;
+    - the shard's secret certificate, checked with the options: missing,
+      a public certificate given for it, readable by others;
     - rlctl keygen: a missing --role, --name or --dir, or an unknown role,
       is a usage error (exit 2); a name or a directory that cannot be used
       is a refused write (exit 1, with the reason), and nothing is written;
@@ -43,6 +45,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "keys.h"
 #include "rl_limits.h"
 
 #define S_EXIT_TIMEOUT_MS 10000
@@ -196,6 +199,21 @@ test_shard_security_choice (void **state)
     s_shard_refuses (h, "--keys", harness_dir (h), both, why);
     const char *cert[] = {"--insecure", NULL};
     s_shard_refuses (h, "--cert", "/nonexistent.key_secret", cert, why);
+    //  The certificate is checked with the options (exit 2, nothing
+    //  opened): missing, a public one given for the secret, or readable by
+    //  others.
+    char keydir[512], public_cert[600], secret_cert[600], err[256];
+    snprintf (keydir, sizeof keydir, "%s/shard-keys", harness_dir (h));
+    assert_int_equal (rl_keygen (keydir, "shard", "s1", NULL, err, sizeof err), 0);
+    snprintf (public_cert, sizeof public_cert, "%s/shard/s1.key", keydir);
+    snprintf (secret_cert, sizeof secret_cert, "%s/private/s1.key_secret", keydir);
+    const char *missing[] = {"--cert", "/nonexistent.key_secret", NULL};
+    s_shard_refuses (h, "--keys", keydir, missing, "--cert: secret key file");
+    const char *public[] = {"--cert", public_cert, NULL};
+    s_shard_refuses (h, "--keys", keydir, public, "if it is a public certificate");
+    assert_int_equal (chmod (secret_cert, 0644), 0);
+    s_shard_refuses (h, "--keys", keydir, NULL, "chmod 600 it");
+    assert_int_equal (chmod (secret_cert, 0600), 0);
 }
 
 //  The router with `extra` (NULL-terminated) after a --bind and a --ring
