@@ -765,6 +765,14 @@ main (int argc, char **argv)
         //  A standby until promoted (docs/replication.md); then its open
         //  store becomes the primary's, by the normal recovery path.
         const server_options_t *o = &self.options;
+        if (o->metrics_bind) {
+            //  A standby serves no HTTP metrics: its state is read with
+            //  rlctl repl-status; the primary's link shows its position.
+            rl_log_event (RL_LOG_WARN, "metrics",
+                          "--metrics-bind %s is served once this standby is promoted, not "
+                          "before (a scrape of it fails until then; see docs/metrics.md)",
+                          o->metrics_bind);
+        }
         replica_standby_options_t so = {.name = o->name,
                                         .bind = o->bind,
                                         .data_dir = o->data_dir,
