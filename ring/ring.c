@@ -445,7 +445,7 @@ ring_shard_find (const ring_t *self, const char *name)
 int
 ring_i_append_shard (ring_t *self, const char *name, const char *endpoint, double weight)
 {
-    if (!ring_i_name_valid (name) || !ring_i_endpoint_valid (endpoint)
+    if (!ring_i_name_valid (name) || !ring_i_endpoint_chars_valid (endpoint)
         || !ring_i_weight_valid (weight)) {
         return RING_ERR_INVALID;
     }

@@ -50,7 +50,8 @@ struct ring_t {
 //  [A-Za-z0-9._-]; endpoints: 1..127 printable bytes, no space, quote or
 //  backslash; weights: finite, RING_WEIGHT_MIN..RL_RING_WEIGHT_MAX.
 int ring_i_name_valid (const char *name);
-int ring_i_endpoint_valid (const char *endpoint);
+int ring_i_endpoint_valid (const char *endpoint);       //  the form, where typed
+int ring_i_endpoint_chars_valid (const char *endpoint); //  the bytes, every record
 int ring_i_weight_valid (double weight);
 //  Keys: exactly RING_KEY_SIZE characters of the Z85 alphabet.
 int ring_i_key_valid (const char *key);

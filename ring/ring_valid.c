@@ -78,13 +78,12 @@ ring_i_name_valid (const char *name)
     return 1;
 }
 
-//  Endpoints: 1..127 bytes of printable ASCII, no space, quote or
-//  backslash, in one of ZeroMQ's forms a shard serves: tcp://HOST:PORT
-//  (HOST not empty, PORT 1..65535 in decimal: ZeroMQ itself would take
-//  99999 as 34463, and a missing port as none), ipc://PATH or
-//  inproc://NAME (not empty).
+//  The bytes of an endpoint: 1..127 of printable ASCII, no space, quote
+//  or backslash. What every shard record must hold, however it arrives
+//  (ring_i_append_shard): a binary ring (stored, on the wire, in a backup
+//  set) made before the form below was checked still decodes.
 int
-ring_i_endpoint_valid (const char *endpoint)
+ring_i_endpoint_chars_valid (const char *endpoint)
 {
     size_t size = strnlen (endpoint, RL_ENDPOINT_SIZE_MAX);
     if (size == 0 || size >= RL_ENDPOINT_SIZE_MAX) {
@@ -95,6 +94,19 @@ ring_i_endpoint_valid (const char *endpoint)
         if (c <= ' ' || c >= 0x7f || c == '"' || c == '\\') {
             return 0;
         }
+    }
+    return 1;
+}
+
+//  Endpoints where they are typed (ring_add_shard, ring_set_endpoint, the
+//  text form, the programs' options): those bytes, in one of ZeroMQ's forms a shard serves:
+//  tcp://HOST:PORT (HOST not empty, PORT 1..65535 in decimal: ZeroMQ itself would take 99999 as
+//  34463, and a missing port as none), ipc://PATH or inproc://NAME (not empty).
+int
+ring_i_endpoint_valid (const char *endpoint)
+{
+    if (!ring_i_endpoint_chars_valid (endpoint)) {
+        return 0;
     }
     if (strncmp (endpoint, "ipc://", 6) == 0 || strncmp (endpoint, "inproc://", 9) == 0) {
         return strstr (endpoint, "://")[3] != '\0';
