@@ -107,6 +107,40 @@ s_meta_key (uint64_t counter, uint8_t *key)
     return prefix + 8;
 }
 
+int
+events_history_has (store_t *store, uint64_t counter, uint64_t nonce)
+{
+    assert (store);
+    uint8_t key[EVENTS_META_KEY_MAX], value[EVENTS_META_VALUE];
+    size_t size = 0;
+    int rc = store_get (store, STORE_CF_META, key, s_meta_key (counter, key), value, sizeof value,
+                        &size);
+    if (rc < 0) {
+        return -1;
+    }
+    if (rc == 1) {
+        return size == EVENTS_META_VALUE && codec_get_u64 (value) == nonce ? 1 : 0;
+    }
+    //  Not there: the table's oldest entry says whether it would be.
+    store_iter_t *it = store_iter_new (store, STORE_CF_META);
+    if (!it) {
+        return -1;
+    }
+    size_t prefix = strlen (EVENTS_META_PREFIX);
+    store_iter_seek (it, EVENTS_META_PREFIX, prefix);
+    int answer = 2;
+    if (store_iter_valid (it)) {
+        size_t key_size = 0;
+        const uint8_t *oldest = store_iter_key (it, &key_size);
+        if (key_size == prefix + 8 && memcmp (oldest, EVENTS_META_PREFIX, prefix) == 0
+            && codec_get_u64_be (oldest + prefix) < counter) {
+            answer = 0;
+        }
+    }
+    store_iter_destroy (&it);
+    return answer;
+}
+
 //  Loads the table of incarnations. 0, or -1 (logged).
 static int
 s_load (events_t *self, store_t *store, uint64_t current)

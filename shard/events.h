@@ -57,4 +57,12 @@ typedef struct {
 //  All zero before events_start.
 void events_stats (const server_t *self, events_stats_t *out);
 
+//  Does the incarnation table of store (every start of its history, the
+//  oldest beyond EVENTS_INCARNATIONS_MAX forgotten) hold incarnation
+//  (counter, nonce)? 1 yes; 0 no (another nonce, or a history that
+//  remembers starts before counter and not it); 2 cannot tell (the table
+//  is empty, or begins after counter); -1 a read failed.
+typedef struct store_t store_t;
+int events_history_has (store_t *store, uint64_t counter, uint64_t nonce);
+
 #endif

@@ -132,6 +132,7 @@ typedef struct {
     bool answered;        //  an ok answer came since start (async's start gate)
     bool streamed;        //  it streamed in this stream: it holds the database as opened
     bool refused;         //  it answered standby_fenced (logged once)
+    bool older;           //  it refused a seed as older (logged once, until it takes one)
     bool unconfirmed;     //  it answered unconfirmed (logged once until it takes the stream)
     long retry_ms;        //  and asks again after this: 10 ms, doubling up to timeout / 4
     uint64_t resume;      //  HELLO after streaming: its last position (the log keeps the rest)
@@ -504,6 +505,7 @@ s_seed_acked (s_link_t *link)
         s_seed_remove (link);
         link->state = L_STREAMING;
         link->streamed = true;
+        link->older = false;
         link->resume = 0;
         link->acked = link->sent = pos;
         return;
@@ -774,14 +776,15 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
         //  the standby keeps its copy, which may hold the only record of
         //  acknowledged transfers. Counted for nothing; asked again rarely
         //  (each try ships a seed).
-        if (!link->refused) {
-            link->refused = true;
+        if (!link->older) {
+            link->older = true;
             rl_log_event (RL_LOG_ERROR, "replication",
-                          "replication to %s: the standby holds a newer copy of this shard than "
-                          "this primary (older): this data directory was lost, replaced or "
-                          "restored; promote that standby (rlctl promote), or wipe it to take "
-                          "this primary's data",
-                          link->endpoint);
+                          "replication to %s: the standby refused this primary's seed (older): "
+                          "its copy is not of this data's history (this data directory lost, "
+                          "replaced or restored; or it is a former primary's, to be wiped): do "
+                          "not degrade this primary; promote that standby (rlctl promote), or "
+                          "wipe it to take this primary's data; asked again every %d s",
+                          link->endpoint, REPLICA_OLDER_RETRY_MS / 1000);
         }
         s_seed_remove (link);
         link->state = L_REFUSED;

@@ -141,9 +141,9 @@ typedef enum {
     //  and asks again after REPLICA_UNCONFIRMED_RETRY_MS, doubling up to
     //  timeout / REPLICA_PING_DIVISOR.
     REPLICA_ST_UNCONFIRMED = 11,
-    //  A standby refuses a seed of an older incarnation of the shard than
-    //  the copy it holds (a lower counter, or the same counter with another
-    //  nonce): the primary's data directory was lost, replaced or restored,
+    //  A standby refuses a seed whose history does not hold the
+    //  incarnation of the copy it holds (replica_standby.c, THE OLDER
+    //  SEED): the primary's data directory was lost, replaced or restored,
     //  and the standby may hold the only copy of acknowledged transfers.
     //  It keeps its copy. The primary counts it for nothing, logs once at
     //  error, and says hello again after REPLICA_OLDER_RETRY_MS.

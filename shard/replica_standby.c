@@ -148,6 +148,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "events.h"
 #include "failpoint.h"
 #include "log.h"
 #include "rl_limits.h"
@@ -838,33 +839,42 @@ s_incarnation (store_t *store, uint64_t *counter_p, uint64_t *nonce_p)
     return true;
 }
 
-//  THE OLDER SEED: is the seed an older incarnation of the shard than the
-//  copy held? A primary's counter rises at each of its starts, and a
-//  promoted standby's is one above its copy's, so a seed of a later start
-//  of this copy's line has a higher counter, or the same one and the same
-//  nonce (a seed again within one start). A lower counter, or the same
-//  with another nonce, is a primary whose data is not this copy's future:
-//  a lost or replaced data directory (a new shard begins again at the
-//  first counter), or one restored from a backup. Taking it would replace
-//  what may be the only copy of acknowledged transfers with less.
+//  THE OLDER SEED: does the seed descend from the copy held? Every start
+//  of a shard (a counter one higher, a new random nonce; a promoted
+//  standby's one above its copy's) is remembered in its store's table of
+//  incarnations (events.c), which seeds carry along. A seed of this
+//  copy's future holds the copy's incarnation in that table (or is of that
+//  very start: a seed again within one run). One that does not is a
+//  primary whose data is not this copy's future: a lost or replaced data
+//  directory (a new shard's history, however often it restarted), or one
+//  restored from a backup older than the copy's start. Taking it would
+//  replace what may be the only copy of acknowledged transfers with less.
+//  Only a standby's copy (a position in a stream) is guarded: a former
+//  primary's own directory is seeded as before (the runbook wipes it).
+//  A table that begins after the copy's start cannot tell: taken.
 static bool
 s_seed_older (s_standby_t *self, store_t *seed)
 {
     uint64_t have = 0, have_nonce = 0, got = 0, got_nonce = 0;
-    if (!s_incarnation (self->store, &have, &have_nonce)) {
-        return false; //  no copy held: any seed
+    if (self->stream == 0 || !s_incarnation (self->store, &have, &have_nonce)) {
+        return false; //  no standby's copy held: any seed
     }
     bool known = s_incarnation (seed, &got, &got_nonce);
-    if (known && (got > have || (got == have && got_nonce == have_nonce))) {
+    if (known && got == have && got_nonce == have_nonce) {
+        return false;
+    }
+    int descends = events_history_has (seed, have, have_nonce);
+    if (descends == 1 || descends == 2) {
         return false;
     }
     rl_log_event (RL_LOG_ERROR, "replication",
                   "standby: refused a seed of incarnation %" PRIu64 " (nonce %016" PRIx64
-                  ") over this copy of incarnation %" PRIu64 " (nonce %016" PRIx64
-                  "): the primary holds an older copy of the shard (its data directory lost, "
+                  ") whose history %s this copy's incarnation %" PRIu64 " (nonce %016" PRIx64
+                  "): the primary's data is not this copy's future (its data directory lost, "
                   "replaced or restored?); this copy is kept: promote this standby (rlctl "
                   "promote), or wipe its data directory to take the primary's",
-                  got, got_nonce, have, have_nonce);
+                  got, got_nonce, descends < 0 ? "cannot be read for" : "does not hold", have,
+                  have_nonce);
     return true;
 }
 
