@@ -70,8 +70,10 @@ s_create_accounts (rl_client_t *client, uint64_t tag, uint32_t ledger, size_t co
             uint64_t k = base + i + 1;
             accounts[i] = tk_account (k, tag, ledger, flags ? rbk_account_flags (k) : 0);
         }
+        //  Up to 20 attempts: under the sanitizers a semi-synchronous
+        //  primary whose standby was just seeded may stall a while.
         assert_int_equal (
-            rl_client_create_accounts_retry (client, accounts, n, results, TK_TIMEOUT_MS, 5), 0);
+            rl_client_create_accounts_retry (client, accounts, n, results, TK_TIMEOUT_MS, 20), 0);
         for (size_t i = 0; i < n; i++) {
             assert_int_equal (results[i].result, RL_OK);
         }
