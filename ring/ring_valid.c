@@ -99,7 +99,7 @@ ring_i_endpoint_chars_valid (const char *endpoint)
 }
 
 //  Endpoints where they are typed (ring_add_shard, ring_set_endpoint, the
-//  text form, the programs' options): those bytes, in one of ZeroMQ's forms a shard serves:
+//  programs' options): those bytes, in one of ZeroMQ's forms a shard serves:
 //  tcp://HOST:PORT (HOST not empty, PORT 1..65535 in decimal: ZeroMQ itself would take 99999 as
 //  34463, and a missing port as none), ipc://PATH or inproc://NAME (not empty).
 int
