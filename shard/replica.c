@@ -771,8 +771,8 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
         return;
     }
     if (h->status == REPLICA_ST_OLDER) {
-        //  This primary's data is an older incarnation of the shard than
-        //  the standby's copy (its directory lost, replaced or restored):
+        //  This primary's data does not descend from the standby's copy
+        //  (its directory lost, replaced or restored):
         //  the standby keeps its copy, which may hold the only record of
         //  acknowledged transfers. Counted for nothing; asked again rarely
         //  (each try ships a seed).

@@ -434,6 +434,25 @@ s_lease_end (const s_standby_t *self)
            + REPLICA_LEASE_MARGIN_MS;
 }
 
+//  The incarnation (counter, nonce) a store holds (coordinator.c's meta
+//  key): true when there is one.
+static bool
+s_incarnation (store_t *store, uint64_t *counter_p, uint64_t *nonce_p)
+{
+    uint8_t value[16];
+    size_t size = 0;
+    if (!store
+        || store_get (store, STORE_CF_META, "incarnation", strlen ("incarnation"), value,
+                      sizeof value, &size)
+               != 1
+        || size != sizeof value) {
+        return false;
+    }
+    *counter_p = codec_get_u64 (value);
+    *nonce_p = codec_get_u64 (value + 8);
+    return true;
+}
+
 //  repl_status: the copy this standby holds, what its primary told it, and
 //  what is left of that primary's lease through it.
 static void
@@ -454,15 +473,8 @@ s_repl_status (s_standby_t *self, zframe_t **id_p, const rl_header_t *req)
     rec.lease_ms = left > 0 ? (uint64_t) left : 0;
     //  The incarnation of the copy (coordinator.c's meta key): a promotion
     //  picks the newest copy by (incarnation, position).
-    uint8_t value[16];
-    size_t size = 0;
-    if (self->store && self->stream
-        && store_get (self->store, STORE_CF_META, "incarnation", strlen ("incarnation"), value,
-                      sizeof value, &size)
-               == 1
-        && size == 16) {
-        rec.incarnation = codec_get_u64 (value);
-        rec.nonce = codec_get_u64 (value + 8);
+    if (self->stream) {
+        (void) s_incarnation (self->store, &rec.incarnation, &rec.nonce);
     }
     snprintf (rec.endpoint, sizeof rec.endpoint, "%s", self->o->primary ? self->o->primary : "");
     rl_header_t h = codec_reply_header (req, RL_STATUS_OK, 1, 0);
@@ -820,25 +832,6 @@ s_sync_parent (const char *path)
 //  Opens the seed where it was received and sets a standby's marks in
 //  it, synced: its position (the seed's stream and position), the lease
 //  and what its primary told it; no promotion, no withdrawal. 0, or -1.
-//  The incarnation (counter, nonce) a store holds (coordinator.c's meta
-//  key): true when there is one.
-static bool
-s_incarnation (store_t *store, uint64_t *counter_p, uint64_t *nonce_p)
-{
-    uint8_t value[16];
-    size_t size = 0;
-    if (!store
-        || store_get (store, STORE_CF_META, "incarnation", strlen ("incarnation"), value,
-                      sizeof value, &size)
-               != 1
-        || size != sizeof value) {
-        return false;
-    }
-    *counter_p = codec_get_u64 (value);
-    *nonce_p = codec_get_u64 (value + 8);
-    return true;
-}
-
 //  THE OLDER SEED: does the seed descend from the copy held? Every start
 //  of a shard (a counter one higher, a new random nonce; a promoted
 //  standby's one above its copy's) is remembered in its store's table of
