@@ -13,7 +13,10 @@
     lease_held, and so are B's acquire, release and takeover. A second run
     of A itself from another directory exits 6 too (the lease names A's
     run). A resumes and completes; B then exits 6 again (the rings
-    are not its own) and leaves no lease behind. Then two plans from A's
+    are not its own) and leaves no lease behind; B's check says its
+    directory is stale, and its fix exits 6 and changes nothing (it used
+    to promise that fix resolves the problems, and report them again
+    after every fix). Then two plans from A's
     last ring (reweights of s1 and of s3) run at once, each with its own
     directory: exactly one completes, the other exits 6, and check is
     clean for the winner. (Before the lease, B took the arcs A had not
@@ -186,6 +189,21 @@ s_lease_of (s_ctx_t *ctx, size_t i, rl_migrate_rec_t *stored)
     return holder;
 }
 
+//  Asserts that the log of the tool run `name` says `text`.
+static void
+s_log_has (s_ctx_t *ctx, const char *name, const char *text)
+{
+    char file[128], path[700];
+    snprintf (file, sizeof file, "%s.log", name);
+    s_path (ctx, file, path, sizeof path);
+    char *log = harness_read_file (path, NULL);
+    assert_non_null (log);
+    if (!strstr (log, text)) {
+        fail_msg ("%s does not say \"%s\":\n%s", path, text, log);
+    }
+    free (log);
+}
+
 static void
 s_load (s_ctx_t *ctx, size_t rounds)
 {
@@ -352,6 +370,28 @@ test_two_plans (void **state)
     for (size_t i = 0; i < RBK_SHARDS; i++) {
         rl_migrate_rec_t stored;
         assert_int_equal (s_lease_of (ctx, i, &stored), 0);
+    }
+    //  B's directory is stale: check says so (not "fix resolves them"),
+    //  and fix loads no ring and exits 6 (nothing of B is in progress, so
+    //  nothing changes), where it used to report the same problems after
+    //  every run.
+    {
+        uint64_t epochs[RBK_SHARDS];
+        for (size_t i = 0; i < RBK_SHARDS; i++) {
+            epochs[i] = s_epoch_of (ctx, i);
+        }
+        const char *check_b[] = {"check", "--state", dir_b, "--cert", ctx->c.cert, NULL};
+        const char *fix_b[] = {"fix", "--state", dir_b, "--cert", ctx->c.cert, NULL};
+        assert_int_equal (s_wait (ctx, "check-b", s_spawn (ctx, "check-b", NULL, check_b)), 4);
+        s_log_has (ctx, "check-b", "none of this plan's rings");
+        s_log_has (ctx, "check-b", "this state directory is stale and 'rebalance fix' cannot");
+        assert_int_equal (s_wait (ctx, "fix-b", s_spawn (ctx, "fix-b", NULL, fix_b)), 6);
+        s_log_has (ctx, "fix-b", "this state directory is stale, and fix loaded no ring");
+        for (size_t i = 0; i < RBK_SHARDS; i++) {
+            assert_int_equal (s_epoch_of (ctx, i), epochs[i]);
+        }
+        //  A's own directory stays clean.
+        assert_int_equal (s_cmd (ctx, "check", dir_a), 0);
     }
     //  Two plans at once from A's last ring, each its own directory.
     char last[700], rc_ring[600], rd_ring[600], dir_c[600], dir_d[600];

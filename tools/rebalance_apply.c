@@ -2676,7 +2676,9 @@ rb_cmd_status (int argc, char **argv)
 
 typedef struct {
     size_t problems;
+    size_t stale; //  shards serving a ring that is none of the plan's (fix cannot help)
     bool json;
+    bool quiet; //  count, print nothing
     cJSON *list;
 } s_report_t;
 
@@ -2689,6 +2691,9 @@ s_problem (s_report_t *rep, const char *format, ...)
     vsnprintf (text, sizeof text, format, args);
     va_end (args);
     rep->problems++;
+    if (rep->quiet) {
+        return;
+    }
     if (rep->json) {
         jsonkit_add_string (rep->list, NULL, text);
     } else {
@@ -2750,33 +2755,36 @@ s_check (s_ctx_t *ctx, s_report_t *rep, bool running)
             s_problem (rep, "shard %s serves epoch %" PRIu64 ", the state file says %" PRIu64 "%s",
                        name, epoch, want, handover ? " (or the next, in the handover)" : "");
         }
-        if (rolled_back
-                ? epoch == want
-                : epoch >= plan->base_epoch && epoch <= plan->base_epoch + plan->step_count) {
+        ring_t *its = NULL;
+        int rc = s_get_ring (ctx, shards[i], &its);
+        size_t rolled = 0;
+        if (rc != 0) {
+            s_problem (rep, "shard %s does not answer get_ring: %s", name, s_rc_text (rc));
+        } else if (ring_epoch (its) >= plan->base_epoch
+                   && !(plan->rollback && s_rings_equal (its, plan->rollback))
+                   && s_classify (plan, its, &rolled) == S_RING_FOREIGN) {
+            //  Another change moved the cluster on (or a ring was loaded
+            //  by hand): no ring of this plan can replace it, so fix could
+            //  only fail the same way for ever.
+            rep->stale++;
+            s_problem (rep,
+                       "shard %s serves a ring (epoch %" PRIu64 ") that is none of this plan's "
+                       "rings: another change ran, and this state directory is stale",
+                       name, ring_epoch (its));
+        } else if (rolled_back ? epoch == want
+                               : epoch >= plan->base_epoch
+                                     && epoch <= plan->base_epoch + plan->step_count) {
             //  Its ring must be the plan's ring of that epoch.
             const ring_t *mine = rolled_back ? plan->rollback
                                              : plan->rings[epoch - plan->base_epoch];
-            uint8_t *blob = NULL;
-            size_t size = 0;
-            rl_client_t *client = s_client (ctx, shards[i]);
-            int rc = client ? rl_client_get_ring (client, &blob, &size, ctx->args->timeout_ms)
-                            : RL_CLIENT_ERR_NOMEM;
-            size_t want_size = ring_encoded_size (mine);
-            uint8_t *expect = malloc (want_size);
-            if (rc == 0 && expect) {
-                ring_encode (mine, expect, want_size);
-                if (size != want_size || memcmp (blob, expect, size) != 0) {
-                    s_problem (rep,
-                               "shard %s serves a ring of epoch %" PRIu64
-                               " that is not the plan's ring.%" PRIu64,
-                               name, epoch, epoch - plan->base_epoch);
-                }
-            } else if (rc != 0) {
-                s_problem (rep, "shard %s does not answer get_ring: %s", name, s_rc_text (rc));
+            if (!s_rings_equal (its, mine)) {
+                s_problem (rep,
+                           "shard %s serves a ring of epoch %" PRIu64
+                           " that is not the plan's ring.%" PRIu64,
+                           name, epoch, epoch - plan->base_epoch);
             }
-            free (expect);
-            free (blob);
         }
+        ring_destroy (&its);
         bool may_wait = handover && strcmp (name, step->target) == 0;
         if (status[i].arcs_unreceived != 0 && !may_wait) {
             s_problem (rep,
@@ -2871,6 +2879,7 @@ s_check_report (s_ctx_t *ctx, bool running)
     s_check (ctx, &rep, running);
     if (rep.json) {
         jsonkit_add_bool (tree, "clean", rep.problems == 0);
+        jsonkit_add_bool (tree, "stale", rep.stale > 0);
         jsonkit_add_bool (tree, "running", running);
         jsonkit_add_u64 (tree, "epoch", ctx->plan.base_epoch + rb_plan_current (&ctx->plan));
         jsonkit_print (stdout, tree, true);
@@ -2880,6 +2889,11 @@ s_check_report (s_ctx_t *ctx, bool running)
                 "steps done)%s\n",
                 ctx->plan.base_epoch + rb_plan_current (&ctx->plan), rb_plan_current (&ctx->plan),
                 ctx->plan.step_count, running ? "; apply is running" : "");
+    } else if (rep.stale > 0) {
+        printf ("%zu problems: the cluster serves rings that are none of this plan's, so this "
+                "state directory is stale and 'rebalance fix' cannot resolve them; plan again "
+                "from the ring the cluster serves ('rlctl ring')\n",
+                rep.problems);
     } else {
         printf ("%zu problems%s: 'rebalance fix' resolves them\n", rep.problems,
                 running ? " (apply is running: some may be steps in flight)" : "");
@@ -2911,6 +2925,15 @@ rb_cmd_fix (int argc, char **argv)
     if (rc == 0 && (lock = rb_lock (args.state_dir, false, err, sizeof err)) < 0) {
         rc = s_fail (RB_EXIT_USAGE, "%s", err);
     }
+    //  Shards serving a ring that is none of the plan's: no ring this
+    //  directory holds can replace theirs, so fix publishes none (a fix
+    //  that tried would report the same problems again for ever). What
+    //  needs no ring still runs: a handover rolls forward and a frozen
+    //  arc is unfrozen, so that no arc stays frozen behind a stale plan.
+    s_report_t pre = {.quiet = true};
+    if (rc == 0) {
+        s_check (&ctx, &pre, false);
+    }
     size_t k = rb_plan_current (&ctx.plan);
     rb_step_t *step = rc == 0 && k < ctx.plan.step_count ? &ctx.plan.steps[k] : NULL;
     if (rc == 0 && step && step->state == RB_ROLLED_BACK) {
@@ -2937,7 +2960,7 @@ rb_cmd_fix (int argc, char **argv)
             step = NULL;
         }
     }
-    if (rc == 0) {
+    if (rc == 0 && pre.stale == 0) {
         //  Shards behind the state file's epoch get the rings they missed.
         for (size_t j = 1; j <= k && rc == 0; j++) {
             rc = s_publish (&ctx, j);
@@ -2947,7 +2970,7 @@ rb_cmd_fix (int argc, char **argv)
         uint32_t state = 0;
         if (s_source_state (&ctx, step, &state) != 0) {
             rc = s_fail (RB_EXIT_CLUSTER, "the source %s does not answer", step->source);
-        } else if (state == RL_MIGRATE_SHIPPED) {
+        } else if (state == RL_MIGRATE_SHIPPED && pre.stale == 0) {
             //  The final round is out: the source never unfreezes from
             //  here, so the step only rolls forward (the target's cursor
             //  says what is left of the final round, then the handover).
@@ -2974,6 +2997,15 @@ rb_cmd_fix (int argc, char **argv)
     }
     if (rc == 0 && (rb_plan_current (&ctx.plan) == ctx.plan.step_count || ctx.plan.aborted)) {
         s_lease_release_all (&ctx); //  the plan is over: its lease goes
+    }
+    if (rc == 0 && pre.stale > 0) {
+        rc = s_fail (RB_EXIT_FENCED,
+                     "%zu shard%s serve%s a ring that is none of this plan's ('rebalance check' "
+                     "names them): this state directory is stale, and fix loaded no ring (a "
+                     "handover or a freeze it found was finished or undone). Plan again from "
+                     "the ring the cluster serves ('rlctl ring'), or 'rebalance recover' into "
+                     "a new directory",
+                     pre.stale, pre.stale == 1 ? "" : "s", pre.stale == 1 ? "s" : "");
     }
     if (rc == 0) {
         rc = s_check_report (&ctx, false);
