@@ -43,8 +43,12 @@
 #include "client_internal.h"
 
 #include <assert.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <czmq.h>
 
@@ -122,6 +126,105 @@ rl_client_connect (void *sock, const char *endpoint)
         zsock_set_curve_serverkey (sock, key);
     }
     return zsock_connect (sock, "%s", endpoint) == 0 ? 0 : -1;
+}
+
+//  Handshake monitors -------------------------------------------------------------
+//
+//  With CURVE on, a server whose key is not the one given for it closes the
+//  connection in the handshake, and one that refuses the client's key says
+//  so in it; from the sending side both look like a server that is down.
+//  A monitor of the socket's handshake events (zmq_socket_monitor) tells
+//  them apart. Its events wait in an inproc pipe with no limit: libzmq's
+//  I/O thread blocks on a full monitor pipe (libzmq issue 3575), and a
+//  socket that retries a handshake every 100 ms adds 10 a second. So a
+//  monitor is for a socket that lives as long as one call (the fan-outs),
+//  and monitoring stops before the socket closes.
+
+#define S_HANDSHAKE_FAILURES_MIN 2 //  closed handshakes that say "not its key"
+
+zsock_t *
+client_i_monitor_new (zsock_t *sock)
+{
+    assert (sock);
+    if (!s_curve.cert) {
+        return NULL;
+    }
+    static atomic_uint_fast64_t s_monitors;
+    char endpoint[96];
+    snprintf (endpoint, sizeof endpoint, "inproc://rl-client-handshake-%d-%" PRIuFAST64,
+              (int) getpid (), atomic_fetch_add (&s_monitors, 1));
+    int events = ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                 | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor (zsock_resolve (sock), endpoint, events) != 0) {
+        return NULL; //  no diagnosis, the call goes on
+    }
+    zsock_t *reader = zsock_new (ZMQ_PAIR);
+    if (reader) {
+        zsock_set_rcvhwm (reader, 0); //  no limit: see above
+        zsock_set_linger (reader, 0);
+    }
+    if (!reader || zsock_connect (reader, "%s", endpoint) != 0) {
+        zmq_socket_monitor (zsock_resolve (sock), NULL, 0);
+        zsock_destroy (&reader);
+    }
+    return reader;
+}
+
+int
+client_i_monitor_verdict (zsock_t *monitor)
+{
+    if (!monitor) {
+        return 0;
+    }
+    size_t failed = 0, refused = 0, succeeded = 0;
+    void *handle = zsock_resolve (monitor);
+    for (;;) {
+        zmq_msg_t event, address;
+        zmq_msg_init (&event);
+        zmq_msg_init (&address);
+        int got = zmq_msg_recv (&event, handle, ZMQ_DONTWAIT);
+        if (got >= 0 && zmq_msg_more (&event)) {
+            zmq_msg_recv (&address, handle, ZMQ_DONTWAIT);
+        }
+        uint16_t kind = 0;
+        uint32_t value = 0;
+        if (got >= 6) {
+            memcpy (&kind, zmq_msg_data (&event), sizeof kind);
+            memcpy (&value, (const uint8_t *) zmq_msg_data (&event) + 2, sizeof value);
+        }
+        zmq_msg_close (&event);
+        zmq_msg_close (&address);
+        if (got < 0) {
+            break;
+        }
+        succeeded += kind == ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+        //  The ZAP status: 400 is "denied"; 300 and 500 are the server's
+        //  own trouble, not this key's.
+        refused += kind == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value == 400;
+        failed += kind == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                  || kind == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
+    }
+    if (succeeded > 0) {
+        return 0;
+    }
+    //  One connection closed in its greeting is also what a server that
+    //  is stopping does (the next ones are refused, with no handshake): a
+    //  wrong key closes every one, so it takes two.
+    return refused > 0                          ? RL_CLIENT_ERR_REFUSED
+           : failed >= S_HANDSHAKE_FAILURES_MIN ? RL_CLIENT_ERR_HANDSHAKE
+                                                : 0;
+}
+
+void
+client_i_monitor_destroy (zsock_t *sock, zsock_t **monitor_p)
+{
+    assert (monitor_p);
+    if (*monitor_p) {
+        if (sock) {
+            zmq_socket_monitor (zsock_resolve (sock), NULL, 0);
+        }
+        zsock_destroy (monitor_p);
+    }
 }
 
 rl_client_t *
@@ -207,6 +310,12 @@ rl_client_strerror (int rc)
         case RL_CLIENT_ERR_NOMEM:
             return "out of memory in the client: nothing sent, or the reply lost (outcome "
                    "unknown); retry with the same ids";
+        case RL_CLIENT_ERR_HANDSHAKE:
+            return "the CURVE handshake failed: the public key given for this endpoint (the "
+                   "ring's, or --server-key) is not the server's key; nothing reached it";
+        case RL_CLIENT_ERR_REFUSED:
+            return "the server refused this client's key in the CURVE handshake (not among "
+                   "the keys it accepts); nothing reached it";
         default:
             return rc > 0 ? rl_status_name ((uint32_t) rc) : "unknown error";
     }

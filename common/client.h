@@ -37,6 +37,13 @@
                                the send nothing was sent; after it the reply
                                is lost and the outcome unknown. Either way
                                retry with the same ids (after freeing memory)
+        RL_CLIENT_ERR_HANDSHAKE  fan-outs only: the server closed every
+                               connection in the CURVE handshake and none
+                               completed: the public key given for it is not
+                               its key. Nothing reached it
+        RL_CLIENT_ERR_REFUSED  fan-outs only: the server refused this
+                               client's key in the CURVE handshake (not
+                               among the keys it accepts). Nothing reached it
     Per-record outcomes are in the result records, as data.
 
     A client is used from one thread at a time. See docs/client.md.
@@ -57,13 +64,15 @@
 
 #include "proto.h"
 
-#define RL_CLIENT_TIMEOUT    (-1)
-#define RL_CLIENT_ERR_SEND   (-2)
-#define RL_CLIENT_ERR_REPLY  (-3)
-#define RL_CLIENT_ERR_ARGS   (-4)
-#define RL_CLIENT_ERR_WINDOW (-5)
-#define RL_CLIENT_INCOMPLETE (-6)
-#define RL_CLIENT_ERR_NOMEM  (-7)
+#define RL_CLIENT_TIMEOUT       (-1)
+#define RL_CLIENT_ERR_SEND      (-2)
+#define RL_CLIENT_ERR_REPLY     (-3)
+#define RL_CLIENT_ERR_ARGS      (-4)
+#define RL_CLIENT_ERR_WINDOW    (-5)
+#define RL_CLIENT_INCOMPLETE    (-6)
+#define RL_CLIENT_ERR_NOMEM     (-7)
+#define RL_CLIENT_ERR_HANDSHAKE (-8)
+#define RL_CLIENT_ERR_REFUSED   (-9)
 
 typedef struct rl_client_t rl_client_t;
 
@@ -171,7 +180,11 @@ int rl_client_migrate_lease (rl_client_t *self, uint64_t plan, uint32_t action,
 //  would return (RL_CLIENT_TIMEOUT: no reply by the deadline, the shard is
 //  down or stalled; RL_CLIENT_ERR_SEND: the endpoint is not valid or no
 //  socket could be made; RL_CLIENT_ERR_REPLY: only replies that did not
-//  decode, or not what the operation answers). Every call returns the
+//  decode, or not what the operation answers; with CURVE on, instead of
+//  a timeout, RL_CLIENT_ERR_HANDSHAKE when the endpoint closed every
+//  connection in the handshake (the key given for it is not its key) and
+//  RL_CLIENT_ERR_REFUSED when it refused this process's key: in both the
+//  request never left this process). Every call returns the
 //  number of endpoints whose rc is not 0. Use it with the endpoints of a
 //  ring (ring_shard_endpoint) for cluster-wide admin: status, in_doubt,
 //  audit, load_ring.

@@ -29,6 +29,7 @@
     records.
 */
 #include "client.h"
+#include "client_internal.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -274,13 +275,15 @@ rl_client_fanout (const char *const *endpoints, size_t count, uint16_t operation
     assert (body_size == 0 || body);
     int64_t deadline = zclock_mono () + (timeout_ms > 0 ? timeout_ms : 0);
     zsock_t **dealers = s_calloc (count, sizeof (*dealers));
-    zmq_pollitem_t *items = dealers ? s_calloc (count, sizeof (*items)) : NULL;
+    zsock_t **monitors = dealers ? s_calloc (count, sizeof (*monitors)) : NULL;
+    zmq_pollitem_t *items = monitors ? s_calloc (count, sizeof (*items)) : NULL;
     size_t *slots = items ? s_calloc (count, sizeof (*slots)) : NULL;
     for (size_t i = 0; i < count; i++) {
         replies[i] = (rl_client_reply_t){.rc = slots ? RL_CLIENT_ERR_SEND : RL_CLIENT_ERR_NOMEM};
     }
     if (!slots) {
         free (dealers);
+        free (monitors);
         free (items);
         free (slots);
         return count;
@@ -305,9 +308,13 @@ rl_client_fanout (const char *const *endpoints, size_t count, uint16_t operation
         zsock_set_sndtimeo (dealer, 0);
         rl_header_t header = codec_request_header (operation, base + i, record_count);
         codec_encode_frame (&header, body, body_size, zframe_data (frame));
+        //  Watched from before the connect: a wrong key is told from a
+        //  shard that is down (client.c, "Handshake monitors").
+        monitors[i] = client_i_monitor_new (dealer);
         if (!endpoints[i] || rl_client_connect (dealer, endpoints[i]) != 0
             || zframe_send (&frame, dealer, 0) != 0) {
             zframe_destroy (&frame);
+            client_i_monitor_destroy (dealer, &monitors[i]);
             zsock_destroy (&dealer);
             continue;
         }
@@ -334,6 +341,7 @@ rl_client_fanout (const char *const *endpoints, size_t count, uint16_t operation
             size_t i = slots[k];
             if ((items[k].revents & ZMQ_POLLIN)
                 && s_fanout_read (dealers[i], base + i, operation, &replies[i])) {
+                client_i_monitor_destroy (dealers[i], &monitors[i]);
                 zsock_destroy (&dealers[i]);
                 waiting--;
             }
@@ -341,10 +349,18 @@ rl_client_fanout (const char *const *endpoints, size_t count, uint16_t operation
     }
     size_t failed = 0;
     for (size_t i = 0; i < count; i++) {
+        if (dealers[i] && replies[i].rc == RL_CLIENT_TIMEOUT) {
+            //  No answer: a handshake that never completed means the
+            //  request never left this process.
+            int verdict = client_i_monitor_verdict (monitors[i]);
+            replies[i].rc = verdict != 0 ? verdict : replies[i].rc;
+        }
+        client_i_monitor_destroy (dealers[i], &monitors[i]);
         zsock_destroy (&dealers[i]);
         failed += replies[i].rc != 0;
     }
     free (dealers);
+    free (monitors);
     free (items);
     free (slots);
     return failed;

@@ -3,7 +3,9 @@
 
     Covers: rl_client_status_all over two live shards, one endpoint where
     nothing listens (timeout, within one deadline for the whole fan-out) and
-    one that is not an endpoint (not sent); the raw fan-out of get_ring;
+    one that is not an endpoint (not sent); a shard given another shard's
+    key (handshake failed, not a timeout) and a client key no shard accepts
+    (refused); the raw fan-out of get_ring;
     rl_client_load_ring_all (a newer epoch everywhere, then epoch_not_newer);
     rl_client_in_doubt and rl_client_in_doubt_all while a cross-shard
     transfer waits for a stopped credit shard (the coordinator lists the live
@@ -152,6 +154,31 @@ test_fanout_status_and_ring (void **state)
     //  One deadline for the whole fan-out, not one per shard.
     assert_true (elapsed >= FANOUT_MS - 50 && elapsed < FANOUT_MS + SLACK_MS);
     assert_int_equal (rl_client_status_all (endpoints, 0, FANOUT_MS, status, rcs), 0);
+
+    //  A wrong key is told from a shard that is down: shard 0 pinned with
+    //  shard 1's key closes every handshake.
+    char right[41];
+    snprintf (right, sizeof right, "%s", tk_key (ctx->h, "shard", ctx->shards[0].name));
+    assert_int_equal (
+        rl_client_add_server_key (ctx->endpoints[0], tk_key (ctx->h, "shard", ctx->shards[1].name)),
+        0);
+    assert_int_equal (rl_client_status_all (ctx->endpoints, SHARDS, FANOUT_MS, status, rcs), 1);
+    assert_int_equal (rcs[0], RL_CLIENT_ERR_HANDSHAKE);
+    assert_int_equal (rcs[1], 0);
+    assert_non_null (strstr (rl_client_strerror (rcs[0]), "not the server's key"));
+    assert_int_equal (rl_client_add_server_key (ctx->endpoints[0], right), 0);
+    //  And a client key no shard accepts is refused by name.
+    zcert_t *stranger = zcert_new ();
+    assert_non_null (stranger);
+    rl_client_set_curve (stranger, NULL);
+    assert_int_equal (rl_client_status_all (ctx->endpoints, SHARDS, FANOUT_MS, status, rcs),
+                      SHARDS);
+    for (size_t i = 0; i < SHARDS; i++) {
+        assert_int_equal (rcs[i], RL_CLIENT_ERR_REFUSED);
+    }
+    tk_curve_restore ();
+    zcert_destroy (&stranger);
+    assert_int_equal (rl_client_status_all (ctx->endpoints, SHARDS, FANOUT_MS, status, rcs), 0);
 
     //  The raw fan-out: every shard's ring, as a blob.
     rl_client_reply_t replies[SHARDS];
@@ -402,10 +429,11 @@ test_alloc_failure (void **state)
     assert_int_equal (rl_client_send_transfers (client, &transfer, 1, &request_id),
                       RL_CLIENT_ERR_NOMEM);
     assert_int_equal (rl_client_inflight (client), 0);
-    //  Fan-outs: the replies (1), the sockets' table (2), a request frame (5).
+    //  Fan-outs: the replies (1), the sockets' tables (2, 3), a request frame
+    //  (6, after the poll items and slots).
     rl_status_rec_t statuses[SHARDS];
     int rcs[SHARDS];
-    for (int hit = 1; hit <= 2; hit++) {
+    for (int hit = 1; hit <= 3; hit++) {
         char spec[64];
         snprintf (spec, sizeof (spec), "client.alloc=error@%d", hit);
         s_arm (spec);
@@ -414,7 +442,7 @@ test_alloc_failure (void **state)
         assert_int_equal (rcs[0], RL_CLIENT_ERR_NOMEM);
         assert_int_equal (rcs[1], RL_CLIENT_ERR_NOMEM);
     }
-    s_arm ("client.alloc=error@5");
+    s_arm ("client.alloc=error@6");
     assert_int_equal (rl_client_status_all (ctx->endpoints, SHARDS, TK_TIMEOUT_MS, statuses, rcs),
                       1);
     assert_int_equal (rcs[0], RL_CLIENT_ERR_NOMEM);

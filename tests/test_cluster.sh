@@ -143,6 +143,18 @@ grep -q "cannot reach" "$TMP/err" || fail "a plain client is not served"
 expect_rc 0 "rlctl status --json" $RLCTL --json status
 [ "$(json_get 'j["router"]["handshakes_refused"] >= 1')" = True ] \
     || fail "status --json: the refused handshake is counted"
+# A wrong server key and a key the cluster does not know are named as such,
+# not as a cluster that is down (docs/cli.md, "Results, errors and exit codes").
+expect_rc 1 "rlctl with a shard's key for the router" env RL_SERVER_KEY="$DIR/keys/shard/s1.key" \
+    $RLCTL --timeout-ms 500 status
+grep -q "the CURVE handshake failed: the public key given" "$TMP/err" \
+    || fail "a wrong server key is not named: $(cat "$TMP/err")"
+expect_rc 0 "rlctl keygen of a stranger" $BUILD/tools/rlctl keygen --role admin --name stranger \
+    --dir "$TMP/stranger"
+expect_rc 1 "rlctl with a key the cluster does not know" \
+    env RL_CERT="$TMP/stranger/private/stranger.key_secret" $RLCTL --timeout-ms 500 --json status
+grep -q "refused this client's key" "$TMP/err" || fail "a refused key is not named: $(cat "$TMP/err")"
+[ "$(json_get 'j["error"]')" = key_refused ] || fail "status --json: error is not key_refused"
 expect_rc 0 "rlctl ring" $RLCTL ring
 expect_out "^ring epoch 1: $SHARDS shards" "rlctl ring"
 expect_rc 0 "rlctl ring --json" $RLCTL --json ring

@@ -63,6 +63,13 @@ tk_keys_dir (harness_t *h)
     return s_keys_dir;
 }
 
+void
+tk_curve_restore (void)
+{
+    assert_non_null (s_tester);
+    rl_client_set_curve (s_tester, NULL);
+}
+
 const char *
 tk_key (harness_t *h, const char *role, const char *name)
 {

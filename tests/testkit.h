@@ -57,6 +57,9 @@ typedef struct {
 //  router it starts runs with --keys. tk_keys_dir makes
 //  the directory (and switches the client library to it) if needed.
 const char *tk_keys_dir (harness_t *h);
+//  Makes the client library speak CURVE as the test's own key again, after
+//  a test switched it (rl_client_set_curve) to another.
+void tk_curve_restore (void);
 //  The public key of NAME in ROLE (made if missing); Z85, static storage
 //  of the last call.
 const char *tk_key (harness_t *h, const char *role, const char *name);

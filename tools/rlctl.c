@@ -171,12 +171,49 @@ rlctl_usage_error (const char *format, const char *detail)
     return RLCTL_EXIT_USAGE;
 }
 
+//  No connection came up: was it a CURVE handshake that failed (a wrong
+//  server key, or this client's key refused) rather than nothing
+//  listening? A status asked of each --connect endpoint for at most
+//  S_HANDSHAKE_PROBE_MS says (the fan-out watches the handshakes): its
+//  RL_CLIENT_ERR_HANDSHAKE or RL_CLIENT_ERR_REFUSED, else rc unchanged.
+#define S_HANDSHAKE_PROBE_MS 500
+
+static int
+s_why_unreachable (const rlctl_ctx_t *ctx, int rc)
+{
+    char list[1024];
+    if (rc != RL_CLIENT_ERR_SEND || strlen (ctx->connect) >= sizeof list) {
+        return rc;
+    }
+    snprintf (list, sizeof list, "%s", ctx->connect);
+    const char *endpoints[16];
+    size_t count = 0;
+    for (char *save = NULL, *e = strtok_r (list, ",", &save); e && count < 16;
+         e = strtok_r (NULL, ",", &save)) {
+        endpoints[count++] = e;
+    }
+    int rcs[16];
+    rl_status_rec_t status[16];
+    int probe = ctx->timeout_ms < S_HANDSHAKE_PROBE_MS ? ctx->timeout_ms : S_HANDSHAKE_PROBE_MS;
+    rl_client_status_all (endpoints, count, probe, status, rcs);
+    for (size_t i = 0; i < count; i++) {
+        if (rcs[i] == RL_CLIENT_ERR_HANDSHAKE || rcs[i] == RL_CLIENT_ERR_REFUSED) {
+            return rcs[i];
+        }
+    }
+    return rc;
+}
+
 //  Reports a call that did not return ok. is_create: the outcome may be unknown.
 int
 rlctl_call_failed (const rlctl_ctx_t *ctx, const char *what, int rc, bool is_create)
 {
     char message[768];
-    if (rc == RL_CLIENT_ERR_SEND) {
+    rc = s_why_unreachable (ctx, rc);
+    if (rc == RL_CLIENT_ERR_HANDSHAKE || rc == RL_CLIENT_ERR_REFUSED) {
+        snprintf (message, sizeof message, "%s: cannot reach %s: %s", what, ctx->connect,
+                  rl_client_strerror (rc));
+    } else if (rc == RL_CLIENT_ERR_SEND) {
         //  No live connection within the timeout: nothing was sent.
         snprintf (message, sizeof message,
                   "%s: cannot reach %s within %d ms: is the cluster running? try "
@@ -201,10 +238,12 @@ rlctl_call_failed (const rlctl_ctx_t *ctx, const char *what, int rc, bool is_cre
     if (ctx->json) {
         cJSON *tree = jsonkit_object ();
         jsonkit_add_string (tree, "error",
-                            rc > 0                     ? rl_status_name ((uint32_t) rc)
-                            : rc == RL_CLIENT_TIMEOUT  ? "timeout"
-                            : rc == RL_CLIENT_ERR_SEND ? "unreachable"
-                                                       : "client_error");
+                            rc > 0                          ? rl_status_name ((uint32_t) rc)
+                            : rc == RL_CLIENT_TIMEOUT       ? "timeout"
+                            : rc == RL_CLIENT_ERR_SEND      ? "unreachable"
+                            : rc == RL_CLIENT_ERR_HANDSHAKE ? "handshake_failed"
+                            : rc == RL_CLIENT_ERR_REFUSED   ? "key_refused"
+                                                            : "client_error");
         jsonkit_add_string (tree, "message", message);
         jsonkit_print (stdout, tree, true);
         cJSON_Delete (tree);

@@ -254,6 +254,14 @@ rlctl_cmd_locate (rlctl_ctx_t *ctx)
 
 //  Status ------------------------------------------------------------------------
 
+//  A shard whose CURVE handshake failed ("failed": the key given for it is
+//  not its key) or that refused this client's key ("refused").
+static void
+s_add_handshake (cJSON *s, int rc)
+{
+    jsonkit_add_string (s, "handshake", rc == RL_CLIENT_ERR_REFUSED ? "refused" : "failed");
+}
+
 //  Why a shard gave no answer to an admin call, in words.
 static const char *
 s_shard_error (int rc, int probe_ms, char *out, size_t size)
@@ -424,6 +432,11 @@ s_status_main_rows (const cJSON *tree)
             if (jsonkit_has (s, "error")) {
                 printf ("%-10s %-24s %-5s (answered %s)\n", name, address, "ERROR",
                         jsonkit_text (s, "error"));
+            } else if (jsonkit_has (s, "handshake")) {
+                printf ("%-10s %-24s %-5s (%s)\n", name, address, "CURVE",
+                        strcmp (jsonkit_text (s, "handshake"), "refused") == 0
+                            ? "it refused this client's key: not among the keys it accepts"
+                            : "the handshake failed: the key the ring gives is not its key");
             } else {
                 printf ("%-10s %-24s %-5s (no answer within the probe timeout)\n", name, address,
                         "DOWN");
@@ -680,6 +693,8 @@ s_status_without_ring (rlctl_ctx_t *ctx, const char **fronts, size_t count,
         jsonkit_add_bool (s, "up", rcs[i] == 0);
         if (rcs[i] > 0) {
             jsonkit_add_string (s, "error", rl_status_name ((uint32_t) rcs[i]));
+        } else if (rcs[i] == RL_CLIENT_ERR_HANDSHAKE || rcs[i] == RL_CLIENT_ERR_REFUSED) {
+            s_add_handshake (s, rcs[i]);
         } else if (rcs[i] == 0) {
             s_add_status_record (s, &records[i]);
             s_add_repl (s, &records[i], fronts[i], s_probe_ms (ctx));
@@ -775,6 +790,8 @@ rlctl_cmd_status (rlctl_ctx_t *ctx)
         if (rcs[i] > 0) {
             //  It answered, with a message-level error.
             jsonkit_add_string (s, "error", rl_status_name ((uint32_t) rcs[i]));
+        } else if (rcs[i] == RL_CLIENT_ERR_HANDSHAKE || rcs[i] == RL_CLIENT_ERR_REFUSED) {
+            s_add_handshake (s, rcs[i]);
         } else if (rcs[i] == 0) {
             s_add_status_record (s, &records[i]);
             s_add_repl (s, &records[i], endpoints[i], s_probe_ms (ctx));
@@ -860,7 +877,7 @@ rlctl_cmd_in_doubt (rlctl_ctx_t *ctx)
         if (rcs[i] != 0) {
             cJSON *item = jsonkit_add_object (list, NULL);
             jsonkit_add_string (item, "shard", ring_shard_name (ring, i));
-            char why[128];
+            char why[256];
             jsonkit_add_string (item, "error",
                                 s_shard_error (rcs[i], s_probe_ms (ctx), why, sizeof why));
         }
@@ -926,7 +943,7 @@ rlctl_cmd_audit (rlctl_ctx_t *ctx)
         jsonkit_add_u64 (item, "accounts", a->accounts);
         jsonkit_add_u64 (item, "live", a->live);
         jsonkit_add_u64 (item, "prepared", a->prepared);
-        char why[128];
+        char why[256];
         s_shard_error (rcs[i], s_probe_ms (ctx), why, sizeof why);
         jsonkit_add_string (item, "message", rcs[i] == 0 ? a->message : why);
         if (rcs[i] != 0) {

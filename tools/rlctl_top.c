@@ -268,7 +268,7 @@ s_add_shard (s_top_t *self, cJSON *list, size_t i, s_totals_t *t)
     jsonkit_add_bool (s, "up", rc == 0);
     jsonkit_add_string (s, "state", s_state (rc, r));
     if (rc != 0) {
-        char why[128];
+        char why[256];
         if (rc > 0) {
             snprintf (why, sizeof why, "answered %s", rl_status_name ((uint32_t) rc));
         } else if (rc == RL_CLIENT_TIMEOUT) {
