@@ -291,7 +291,16 @@ s_open_db (store_t *self, const char *dir, char *err_out, size_t err_size)
     self->db = rocksdb_open_column_families (self->options, dir, STORE_CF_COUNT, names, cf_options,
                                              self->cf, &err);
     if (err) {
-        snprintf (err_out, err_size, "cannot open database in %s: %s", dir, err);
+        //  RocksDB holds an flock on DIR/LOCK for as long as the database is
+        //  open: a second process on one data directory (a shard started
+        //  twice, a standby and its primary given the same --data) fails
+        //  here, and its words name a file, not the cause.
+        bool locked = strstr (err, "lock file") && strstr (err, "temporarily unavailable");
+        snprintf (err_out, err_size, "cannot open database in %s: %s%s", dir,
+                  locked ? "another process has it open (is this shard already running? "
+                           "'fuser DIR/LOCK' names it): "
+                         : "",
+                  err);
         rocksdb_free (err);
         return -1;
     }

@@ -155,6 +155,12 @@ expect_rc 1 "rlctl with a key the cluster does not know" \
     env RL_CERT="$TMP/stranger/private/stranger.key_secret" $RLCTL --timeout-ms 500 --json status
 grep -q "refused this client's key" "$TMP/err" || fail "a refused key is not named: $(cat "$TMP/err")"
 [ "$(json_get 'j["error"]')" = key_refused ] || fail "status --json: error is not key_refused"
+# A second process on a running shard's data directory is refused, and
+# says why (RocksDB's own words name only its LOCK file).
+expect_rc 1 "a second shard on s1's data directory" $BUILD/shard/shard --name s1 \
+    --bind "ipc://$TMP/second.ipc" --data "$DIR/s1" --insecure
+grep -q "another process has it open (is this shard already running?" "$TMP/out" "$TMP/err" \
+    || fail "a second start does not say why: $(cat "$TMP/out" "$TMP/err")"
 expect_rc 0 "rlctl ring" $RLCTL ring
 expect_out "^ring epoch 1: $SHARDS shards" "rlctl ring"
 expect_rc 0 "rlctl ring --json" $RLCTL --json ring
