@@ -2276,7 +2276,7 @@ ledger_audit_counts (const ledger_t *self, uint64_t *accounts, uint64_t *live, u
 {
     assert (self && accounts && live && prepared);
     uint64_t decided = 0, alarms = 0;
-    *accounts = accounts_count (self->accounts);
+    *accounts = accounts_live_count (self->accounts); //  as status counts them: no holes
     coordinator_counts (self->coordinator, live, &decided, &alarms);
     participant_counts (self->participant, prepared, &alarms);
 }
