@@ -54,6 +54,26 @@
     released (outq.h: sent <= min(synced, replicated)). A link that is not
     STREAMING has no position: nothing is released until it is.
 
+    THE OLDER COPY. A standby that refused this primary's seed as older
+    holds a copy this primary's data does not descend from (this data
+    directory lost, replaced or restored): it may hold the only record of
+    acknowledged transfers. While one does (s_older), this primary serves
+    nothing, in either mode: it is stalled, holds no lease and releases
+    nothing, whatever the other standbys acknowledge. Otherwise, with
+    --repl-quorum below the standbys, an empty second standby that took
+    the seed would give an empty primary its quorum, and the writes it
+    acknowledged would be lost when the copy's standby is promoted. An
+    operator promotes that standby, or wipes it (it then takes a seed).
+    A standby's copy tells its incarnation in every answer to a HELLO,
+    confirmed or not (replica_standby.c s_ack), and this primary checks
+    at once that its history holds it (s_on_ack): an older copy is found
+    before any seed, and the standby checks again at the seed's end. At
+    start nothing is released and no lease holds until every standby has
+    decided (answered a hello ok, refused as older, withdrawn, fenced) or
+    the timeout has passed since the start (s_start_settled): an empty
+    standby's quick seed opens no window before the copy's answer. A
+    standby that is silent delays a start by the timeout.
+
     INVARIANTS
     1. Events are numbered in the order RocksDB applied the writes (the tap
        runs under the store's write lock), without gaps; only the last
@@ -88,6 +108,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "events.h"
 #include "failpoint.h"
 #include "log.h"
 
@@ -134,6 +155,8 @@ typedef struct {
     bool refused;         //  it answered standby_fenced (logged once)
     bool older;           //  it refused a seed as older (logged once, until it takes one)
     bool unconfirmed;     //  it answered unconfirmed (logged once until it takes the stream)
+    bool hello_checked;   //  it answered a HELLO, its copy's incarnation checked (or none held):
+                          //  it is decided for the start (s_start_settled)
     long retry_ms;        //  and asks again after this: 10 ms, doubling up to timeout / 4
     uint64_t resume;      //  HELLO after streaming: its last position (the log keeps the rest)
 } s_link_t;
@@ -626,11 +649,54 @@ s_pump (s_link_t *link)
 //  STREAMING link (-1 when fewer than quorum links stream). Every event up
 //  to it is on the disks of at least quorum standbys. O(links^2), links <=
 //  REPLICA_STANDBYS_MAX.
+//  Has a standby refused this primary's seed as older (and taken none
+//  since)? See "THE OLDER COPY".
+static bool
+s_older (const replica_t *self)
+{
+    for (size_t i = 0; i < self->link_count; i++) {
+        if (self->links[i].older) {
+            return true;
+        }
+    }
+    return false;
+}
+
+//  Has the start settled: the lease held once, the timeout passed since
+//  the start, or every standby decided (streams in this stream, refused,
+//  fenced)? See "THE OLDER COPY".
+static bool
+s_start_settled (const replica_t *self, int64_t now)
+{
+    if (self->lease_was_ok) {
+        return true;
+    }
+    if (now - self->started_ms > self->options.timeout_ms) {
+        return true;
+    }
+    for (size_t i = 0; i < self->link_count; i++) {
+        const s_link_t *link = &self->links[i];
+        //  Decided: a hello answered with its copy's incarnation checked
+        //  (or no copy), found older, withdrawn, fenced. Not a ping's
+        //  answer (it tells no incarnation), nor L_REFUSED alone, which
+        //  "unconfirmed" sets too.
+        bool decided = link->hello_checked || link->streamed || link->older || link->refused
+                       || link->state == L_FENCED;
+        if (!decided) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static int64_t
 s_quorum_position (const replica_t *self)
 {
     assert (self->options.quorum >= 1 && self->options.quorum <= self->link_count);
     assert (self->link_count <= REPLICA_STANDBYS_MAX);
+    if (s_older (self) || !s_start_settled (self, s_now_ms ())) {
+        return -1; //  nothing is released (THE OLDER COPY)
+    }
     int64_t pos[REPLICA_STANDBYS_MAX] = {0}; //  zeroed: -O3 cannot see quorum <= link_count
     for (size_t i = 0; i < self->link_count; i++) {
         const s_link_t *link = &self->links[i];
@@ -739,7 +805,36 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
                         "(standby_fenced)");
         return;
     }
-    if (h->status == REPLICA_ST_UNCONFIRMED) {
+    //  A standby's copy tells its incarnation in every answer to a HELLO,
+    //  confirmed or not (replica_standby.c s_ack): this primary's data must
+    //  descend from it (its history holds that incarnation) before any seed
+    //  is shipped; the standby checks again at the seed's end (an answer
+    //  `older`). A standby that holds no copy (stream 0) or one of this
+    //  history is no longer older: it was wiped, or took a seed.
+    bool older = h->status == REPLICA_ST_OLDER;
+    bool hello = h->cf == REPLICA_HELLO
+                 && (h->status == REPLICA_ST_OK || h->status == REPLICA_ST_UNCONFIRMED);
+    if (hello && h->entry_size != 0) {
+        //  1 held, 2 cannot tell (past what the table remembers), -1 a
+        //  read failed: the seed's end decides then.
+        older = events_history_has (self->store, h->entry_size, h->count) == 0;
+        if (older && !link->older) { //  once, with the error below
+            rl_warn ("replication to %s: the standby's copy is of incarnation %" PRIu64
+                     " (nonce %016" PRIx64 "), which this primary's history does not hold",
+                     link->endpoint, h->entry_size, h->count);
+        }
+    }
+    if (hello && !older && (h->entry_size != 0 || h->stream == 0)) {
+        if (link->older) {
+            rl_log_event (RL_LOG_WARN, "replication",
+                          "replication to %s: the standby no longer holds an older copy "
+                          "(wiped, or promoted elsewhere and replaced)",
+                          link->endpoint);
+        }
+        link->older = false;
+        link->hello_checked = true;
+    }
+    if (h->status == REPLICA_ST_UNCONFIRMED && !older) {
         //  The standby takes only the stream of the primary its
         //  --standby-of names, and that one did not confirm ours (yet: the
         //  standby has just asked it; or for good: it follows another
@@ -770,26 +865,41 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
         s_update (self, true);
         return;
     }
-    if (h->status == REPLICA_ST_OLDER) {
+    if (older) {
         //  This primary's data does not descend from the standby's copy
         //  (its directory lost, replaced or restored):
         //  the standby keeps its copy, which may hold the only record of
-        //  acknowledged transfers. Counted for nothing; asked again rarely
-        //  (each try ships a seed).
-        if (!link->older) {
-            link->older = true;
+        //  acknowledged transfers. Counted for nothing. Found at a hello,
+        //  it is asked again after the timeout (a hello costs nothing, and
+        //  a wiped standby is seen at once); refused at a seed's end (a
+        //  standby that tells no incarnation), rarely: each try ships a seed.
+        if (!link->older && self->lease_was_ok) {
+            //  This primary served before the refusal (a standby that was
+            //  away at the start): both copies may hold acknowledged writes.
             rl_log_event (RL_LOG_ERROR, "replication",
-                          "replication to %s: the standby refused this primary's seed (older): "
-                          "its copy is not of this data's history (this data directory lost, "
-                          "replaced or restored; or it is a former primary's, to be wiped): do "
-                          "not degrade this primary; promote that standby (rlctl promote), or "
-                          "wipe it to take this primary's data; asked again every %d s",
-                          link->endpoint, REPLICA_OLDER_RETRY_MS / 1000);
+                          "replication to %s: the standby holds a copy this primary's data "
+                          "does not descend from (older), and this primary served before it "
+                          "answered, so both may hold acknowledged transfers: stalled; neither "
+                          "promoting that standby nor wiping it keeps both: reconcile the two "
+                          "histories (rlctl history, events) before either",
+                          link->endpoint);
+        } else if (!link->older) {
+            rl_log_event (RL_LOG_ERROR, "replication",
+                          "replication to %s: the standby holds a copy this primary's data "
+                          "does not descend from (older): this data directory lost, replaced "
+                          "or restored, or the standby is a former primary's, to be wiped. "
+                          "Stalled: promote that standby (rlctl promote), or wipe it to take "
+                          "this primary's data (it is asked again)",
+                          link->endpoint);
         }
+        link->older = true;
         s_seed_remove (link);
         link->state = L_REFUSED;
         link->waiting = true;
-        link->asked_ms = s_now_ms () - self->options.timeout_ms + REPLICA_OLDER_RETRY_MS;
+        link->asked_ms = s_now_ms ()
+                         + (h->status == REPLICA_ST_OLDER
+                                ? REPLICA_OLDER_RETRY_MS - self->options.timeout_ms
+                                : 0);
         s_update (self, true);
         return;
     }
@@ -1143,9 +1253,19 @@ replica_released_head (const replica_t *self)
 }
 
 bool
+replica_older (const replica_t *self)
+{
+    assert (self);
+    return s_older (self);
+}
+
+bool
 replica_stalled (const replica_t *self)
 {
     assert (self);
+    if (s_older (self)) {
+        return true; //  either mode (THE OLDER COPY)
+    }
     if (self->mode != REPLICA_MODE_SEMI) {
         return false;
     }
@@ -1177,7 +1297,7 @@ bool
 replica_lease_ok (const replica_t *self)
 {
     assert (self);
-    if (self->fenced) {
+    if (self->fenced || s_older (self)) {
         return false;
     }
     int64_t now = s_now_ms ();
@@ -1193,6 +1313,9 @@ replica_lease_ok (const replica_t *self)
         leases += link->streamed && link->lease_ms != 0
                   && now - link->lease_ms <= self->options.timeout_ms;
         all_answered &= link->answered;
+    }
+    if (!s_start_settled (self, now)) {
+        return false; //  THE OLDER COPY: a slower standby may still refuse the seed
     }
     if (self->mode == REPLICA_MODE_SEMI) {
         return leases >= self->options.quorum;
@@ -1311,7 +1434,13 @@ replica_tick (replica_t *self)
         for (size_t i = 0; i < self->link_count; i++) {
             streaming += self->links[i].state == L_STREAMING;
         }
-        if (stalled) {
+        if (stalled && s_older (self)) {
+            rl_log_event (RL_LOG_ERROR, "replication",
+                          "STALLED: a standby holds a copy this primary's data does not "
+                          "descend from (it refused the seed as older): writes and reads are "
+                          "answered busy, whatever the other standbys acknowledge, until it "
+                          "is promoted (rlctl promote) or wiped");
+        } else if (stalled) {
             rl_log_event (RL_LOG_ERROR, "replication",
                           "STALLED: fewer than %zu of %zu standbys acknowledged within %ld ms "
                           "(%zu streaming): writes and reads are answered busy until a quorum "

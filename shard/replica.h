@@ -248,8 +248,14 @@ uint64_t replica_released (const replica_t *self);
 //  timeout (at start: none answered within the timeout), counting, once
 //  replica_lease_ok has held, only the standbys that streamed in this
 //  stream as it does (so a primary that may not answer says so): new
-//  writes and reads are answered busy.
+//  writes and reads are answered busy. In either mode, too, while
+//  replica_older.
 bool replica_stalled (const replica_t *self);
+//  A standby refused this primary's seed as older (and took none since):
+//  it holds a copy this primary's data does not descend from. Stalled, no
+//  lease, nothing released, however many other standbys acknowledge
+//  (replica.c, "THE OLDER COPY").
+bool replica_older (const replica_t *self);
 //  May anything that reports ledger state leave now? Semi: every standby
 //  has streamed in this stream (it holds the database as this process
 //  opened it, its incarnation included: a peer hears of no attempt that a
@@ -257,7 +263,9 @@ bool replica_stalled (const replica_t *self);
 //  answered ok a ping sent at most the timeout ago (the lease: a standby
 //  promoted since then waits that long before it serves). Async: every
 //  standby answered once since start, or the timeout passed. Never once a
-//  standby answered fenced.
+//  standby answered fenced, nor while replica_older; and at start not
+//  before every standby decided (streams, refused, fenced) or the timeout
+//  passed (replica.c, "THE OLDER COPY").
 bool replica_lease_ok (const replica_t *self);
 //  A standby answered fenced: a promotion made it the primary. Final.
 bool replica_fenced (const replica_t *self);

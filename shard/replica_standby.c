@@ -351,6 +351,8 @@ s_warm_event (s_standby_t *self, const replica_header_t *h, const uint8_t *data,
 
 //  Replies ----------------------------------------------------------------------
 
+static bool s_incarnation (store_t *store, uint64_t *counter_p, uint64_t *nonce_p);
+
 static void
 s_ack (s_standby_t *self, zframe_t **id_p, const replica_header_t *req, replica_status_t status)
 {
@@ -364,6 +366,16 @@ s_ack (s_standby_t *self, zframe_t **id_p, const replica_header_t *req, replica_
         .session = req ? req->session : 0,
         .cf = req ? req->kind : 0,
         .count = req && (req->kind == REPLICA_PING || req->kind == REPLICA_QUERY) ? req->count : 0};
+    uint64_t counter = 0, nonce = 0;
+    if (req && req->kind == REPLICA_HELLO && self->stream != 0
+        && (status == REPLICA_ST_OK || status == REPLICA_ST_UNCONFIRMED)
+        && s_incarnation (self->store, &counter, &nonce)) {
+        //  A standby's copy tells its incarnation with every answer to a
+        //  HELLO (confirmed or not): the primary checks at once that its
+        //  data descends from it, before any seed (THE OLDER SEED).
+        h.entry_size = counter;
+        h.count = nonce;
+    }
     if (status != REPLICA_ST_OK) {
         self->refused++;
     } else {
@@ -844,7 +856,10 @@ s_sync_parent (const char *path)
 //  replace what may be the only copy of acknowledged transfers with less.
 //  Only a standby's copy (a position in a stream) is guarded: a former
 //  primary's own directory is seeded as before (the runbook wipes it).
-//  A table that begins after the copy's start cannot tell: taken.
+//  A table that begins after the copy's start cannot tell: taken. The
+//  copy's incarnation also goes with every answer to a HELLO (s_ack), so
+//  that the primary finds an older copy before it ships any seed (replica.c,
+//  "THE OLDER COPY"); this check at the seed's end stays the standby's own.
 static bool
 s_seed_older (s_standby_t *self, store_t *seed)
 {

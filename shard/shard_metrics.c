@@ -803,9 +803,11 @@ shard_metrics_tick (shard_metrics_t *self, server_t *server)
     metrics_set_ready (self->metrics, ready,
                        server->failed ? "store FAILED: restart the shard"
                        : index < 0    ? "the ring does not name this shard"
-                       : stalled      ? "replication stalled: fewer standbys than the quorum "
-                                        "stream (writes and reads answer busy; "
-                                        "docs/replication.md)"
-                                      : "");
+                       : stalled && replica_older (server->replica)
+                           ? "replication stalled: a standby holds a copy this data does not "
+                             "descend from (promote it, or wipe it; docs/replication.md)"
+                       : stalled ? "replication stalled: fewer standbys than the quorum "
+                                   "stream (writes and reads answer busy; docs/replication.md)"
+                                 : "");
     metrics_publish (self->metrics);
 }

@@ -22,6 +22,12 @@
     is refused older (the standby keeps its copy) and it releases no
     write; the promoted standby holds every acknowledged transfer.
 
+    test_older_wiped: the same lost disk, and the operator keeps the
+    primary's (empty) data: the standby's older copy is wiped. The
+    primary, stalled while the copy was there, sees the empty standby at
+    its next hello (within seconds, not the 30 s of a refused seed),
+    seeds it and serves again. No money moves (an account only).
+
     test_promote_mid_seed: the primary restarts (its standby is re-seeded)
     and dies while the seed is held by a failpoint: the standby drops the
     seed and promotes the copy it holds, every acknowledged transfer in it.
@@ -472,30 +478,76 @@ test_lost_disk (void **state)
     //  service manager's restart), three times (its start counter passes
     //  the copy's: two starts made the copy's): a new shard's history,
     //  whose seed the standby refuses (older) every time. The standby
-    //  keeps its copy; the primary, with no standby streaming, releases
-    //  nothing.
+    //  keeps its copy; the primary, stalled, releases nothing. (Counted
+    //  by the primary's line, one per process: the standby's error lines
+    //  are rate-limited to one a second, and the starts come faster.)
     for (size_t start = 1; start <= 3; start++) {
-        size_t refused = s_log_count (h, "s1", "refused a seed");
+        const char *older = "does not descend from (older)";
+        size_t refused = s_log_count (h, "s1", older);
         assert_true (tk_shard_start (h, &primary) > 0);
         int64_t deadline = zclock_mono () + 20000;
-        while (s_log_count (h, "s1", "refused a seed") == refused && zclock_mono () < deadline) {
+        while (s_log_count (h, "s1", older) == refused && zclock_mono () < deadline) {
             zclock_sleep (20);
         }
-        assert_int_equal (s_log_count (h, "s1", "refused a seed"), refused + 1);
+        assert_int_equal (s_log_count (h, "s1", older), refused + 1);
         client = rl_client_new (primary.endpoint);
         rl_account_t a = tk_account (ACCOUNTS + 1, TAG, LEDGER, 0);
         rl_result_rec_t r;
         int rc = rl_client_create_accounts (client, &a, 1, &r, 1000);
         assert_true (rc != 0 || r.result != RL_OK); //  busy, or no answer: nothing released
         rl_client_destroy (&client);
+        assert_int_equal (rk_status (primary.endpoint).state, RL_SHARD_STALLED);
         tk_shard_stop (h, &primary, SIGKILL);
     }
-    assert_true (tk_log_contains (h, "s1", "refused this primary's seed (older)"));
+    assert_true (tk_log_contains (h, "s1", "which this primary's history does not hold"));
     rk_promote (standby.endpoint);
     s_wait_state (standby.endpoint, RL_SHARD_SERVING);
     client = rl_client_new (standby.endpoint);
     rk_finish (&s_load, client, &model); //  every acknowledged transfer is there
     rl_client_destroy (&client);
+    tk_shard_stop (h, &standby, SIGTERM);
+}
+
+static void
+test_older_wiped (void **state)
+{
+    harness_t *h = *state;
+    tk_shard_t primary, standby;
+    s_pair (h, &primary, &standby, "semi");
+    //  An acknowledged write (semi): the standby holds a copy of it.
+    rl_client_t *client = rl_client_new (primary.endpoint);
+    rl_account_t a = tk_account (ACCOUNTS + 1, TAG, LEDGER, 0);
+    rl_result_rec_t r;
+    assert_int_equal (rl_client_create_accounts (client, &a, 1, &r, CALL_TIMEOUT_MS), 0);
+    assert_int_equal (r.result, RL_OK);
+    rl_client_destroy (&client);
+    char cmd[1200];
+    snprintf (cmd, sizeof cmd, "rm -rf -- '%s'", primary.data_dir);
+    harness_kill (h, primary.pid, SIGSTOP);
+    assert_int_equal (system (cmd), 0);
+    harness_kill (h, primary.pid, SIGKILL);
+    int wstatus = 0;
+    assert_int_equal (harness_wait_exit (h, primary.pid, 20000, &wstatus), 0);
+    primary.pid = -1;
+    assert_true (tk_shard_start (h, &primary) > 0);
+    s_wait_state (primary.endpoint, RL_SHARD_STALLED);
+    assert_true (tk_log_contains (h, "s1", "does not descend from (older)"));
+    //  The operator keeps the primary's data: the standby is wiped.
+    assert_int_equal (tk_shard_stop (h, &standby, SIGTERM), 0);
+    snprintf (cmd, sizeof cmd, "rm -rf -- '%s'", standby.data_dir);
+    assert_int_equal (system (cmd), 0);
+    int64_t t0 = zclock_mono ();
+    assert_true (tk_shard_start (h, &standby) > 0);
+    s_wait_state (primary.endpoint, RL_SHARD_SERVING);
+    int64_t took = zclock_mono () - t0;
+    printf ("test_older_wiped: serving %ld ms after the standby was wiped\n", (long) took);
+    assert_true (took < 15000);
+    assert_true (tk_log_contains (h, "s1", "no longer holds an older copy"));
+    client = rl_client_new (primary.endpoint);
+    assert_int_equal (rl_client_create_accounts (client, &a, 1, &r, CALL_TIMEOUT_MS), 0);
+    assert_int_equal (r.result, RL_OK);
+    rl_client_destroy (&client);
+    tk_shard_stop (h, &primary, SIGTERM);
     tk_shard_stop (h, &standby, SIGTERM);
 }
 
@@ -708,6 +760,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_fence_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_restart_in_lease, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_disk, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_older_wiped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_promote_mid_seed, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_seed_between_renames, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_standby_stopped, s_setup, s_teardown),

@@ -40,6 +40,16 @@
     not seeded by it; a withdrawn and promoted holds every acknowledged
     write, and not the write the old primary refused.
 
+    test_quorum_lost_disk: quorum 1 of 2, both standbys caught up; the
+    primary's directory is lost (and the process with it) and b's copy
+    wiped (two faults); the primary starts again on an empty directory,
+    with a's seeds slowed past the timeout. b takes its seed at once; a's
+    answer to the hello tells its copy's incarnation, not in the empty
+    primary's history (older), found before any seed: no write is
+    acknowledged, though b alone makes the quorum (before, the primary
+    acknowledged writes that a's promotion then lost); it is stalled. a,
+    promoted, holds every acknowledged transfer.
+
     test_quorum_first_seed_stalled: quorum 1 of 2, b on a first seed
     slowed by a failpoint, a SIGSTOPped: b answers pings but holds no copy
     of the stream, so the primary holds no lease: status and repl_status
@@ -510,30 +520,70 @@ s_admin (const char *endpoint, uint16_t op)
     return rc;
 }
 
+//  Waits until standbys a and b acknowledged everything the primary wrote.
 static void
-test_quorum_withdrawn (void **state)
+s_wait_caught_up (const tk_shard_t *primary, const tk_shard_t *a, const tk_shard_t *b)
 {
-    harness_t *h = *state;
-    rk_load_start (&s_load, "test_quorum_withdrawn");
-    tk_shard_t primary, a, b;
-    s_trio (h, &primary, &a, &b, "1");
-    tk_model_t model;
-    tk_model_init (&model, TAG, ACCOUNTS);
-    rl_client_t *client = rl_client_new (primary.endpoint);
-    rk_drive (&s_load, client, 6, &model);
-    rl_client_destroy (&client);
-    //  Both standbys hold every acknowledged write.
     rl_repl_rec_t recs[RL_REPL_RECORDS_MAX];
     int64_t deadline = zclock_mono () + 20000;
     for (;;) {
-        size_t count = rk_repl (primary.endpoint, recs);
-        if (s_link_position (recs, count, a.endpoint) == recs[0].position
-            && s_link_position (recs, count, b.endpoint) == recs[0].position) {
-            break;
+        size_t count = rk_repl (primary->endpoint, recs);
+        if (s_link_position (recs, count, a->endpoint) == recs[0].position
+            && s_link_position (recs, count, b->endpoint) == recs[0].position) {
+            return;
         }
         assert_true (zclock_mono () < deadline);
         zclock_sleep (20);
     }
+}
+
+//  A trio with a quorum of 1 of 2 (test `name`), driven by the load, both
+//  standbys holding every acknowledged write.
+static void
+s_trio_caught_up (harness_t *h, const char *name, tk_shard_t *primary, tk_shard_t *a, tk_shard_t *b,
+                  tk_model_t *model)
+{
+    rk_load_start (&s_load, name);
+    s_trio (h, primary, a, b, "1");
+    tk_model_init (model, TAG, ACCOUNTS);
+    rl_client_t *client = rl_client_new (primary->endpoint);
+    rk_drive (&s_load, client, 6, model);
+    rl_client_destroy (&client);
+    s_wait_caught_up (primary, a, b);
+}
+
+//  Fences and promotes the standby at endpoint; waits until it serves.
+static void
+s_promote_alone (harness_t *h, const char *endpoint)
+{
+    assert_int_equal (s_admin (endpoint, RL_OP_FENCE), 0);
+    assert_int_equal (s_admin (endpoint, RL_OP_PROMOTE), 0);
+    int64_t deadline = zclock_mono () + 20000;
+    for (;;) {
+        rl_client_t *c = rl_client_new (endpoint);
+        rl_status_rec_t st;
+        int rc = rl_client_status (c, &st, 1000);
+        rl_client_destroy (&c);
+        if (rc == 0 && st.state == RL_SHARD_SERVING) {
+            return;
+        }
+        if (zclock_mono () > deadline) {
+            harness_keep (h);
+            fail_msg ("the promoted standby does not serve (rc %d, state %d)", rc, (int) st.state);
+        }
+        zclock_sleep (50);
+    }
+}
+
+static void
+test_quorum_withdrawn (void **state)
+{
+    harness_t *h = *state;
+    tk_shard_t primary, a, b;
+    tk_model_t model;
+    s_trio_caught_up (h, "test_quorum_withdrawn", &primary, &a, &b, &model);
+    rl_client_t *client;
+    int64_t deadline;
     //  Promoting one standby alone is refused: with a quorum of 1 of 2, a
     //  write may be on the other only. Nothing changes.
     assert_int_equal (s_admin (a.endpoint, RL_OP_PROMOTE), RL_STATUS_UNAVAILABLE);
@@ -569,23 +619,7 @@ test_quorum_withdrawn (void **state)
     assert_int_equal (sb.stream, 0);
     assert_int_equal (rk_status (primary.endpoint).state, RL_SHARD_FENCED);
     //  a, withdrawn too, is promoted: every acknowledged write is there.
-    assert_int_equal (s_admin (a.endpoint, RL_OP_FENCE), 0);
-    assert_int_equal (s_admin (a.endpoint, RL_OP_PROMOTE), 0);
-    deadline = zclock_mono () + 20000;
-    for (;;) {
-        rl_client_t *c = rl_client_new (a.endpoint);
-        rl_status_rec_t st;
-        int rc = rl_client_status (c, &st, 1000);
-        rl_client_destroy (&c);
-        if (rc == 0 && st.state == RL_SHARD_SERVING) {
-            break;
-        }
-        if (zclock_mono () > deadline) {
-            harness_keep (h);
-            fail_msg ("the promoted standby does not serve (rc %d, state %d)", rc, (int) st.state);
-        }
-        zclock_sleep (50);
-    }
+    s_promote_alone (h, a.endpoint);
     client = rl_client_new (a.endpoint);
     rl_transfer_t found;
     assert_int_equal (rl_client_lookup_transfers (client, &refused.id, 1, &found, CALL_TIMEOUT_MS),
@@ -594,6 +628,86 @@ test_quorum_withdrawn (void **state)
     rk_finish (&s_load, client, &model);
     rl_client_destroy (&client);
     tk_shard_stop (h, &primary, SIGTERM);
+    tk_shard_stop (h, &a, SIGTERM);
+    tk_shard_stop (h, &b, SIGTERM);
+}
+
+//  A write to the primary at endpoint is not acknowledged (busy, or no
+//  answer within a second).
+static void
+s_write_refused (const char *endpoint, const char *when)
+{
+    rl_client_t *client = rl_client_new (endpoint);
+    rl_account_t account = tk_account (ACCOUNTS + 1, TAG, LEDGER, 0);
+    rl_result_rec_t r = {0};
+    int rc = rl_client_create_accounts (client, &account, 1, &r, 1000);
+    rl_client_destroy (&client);
+    if (rc == 0 && r.result == RL_OK) {
+        fail_msg ("the empty primary acknowledged a write %s", when);
+    }
+}
+
+static void
+test_quorum_lost_disk (void **state)
+{
+    harness_t *h = *state;
+    tk_shard_t primary, a, b;
+    tk_model_t model;
+    s_trio_caught_up (h, "test_quorum_lost_disk", &primary, &a, &b, &model);
+    rl_client_t *client;
+    //  The primary's disk is lost, and the process with it; b's copy is
+    //  wiped (a second fault: a standby rebuilt empty).
+    char cmd[1200];
+    snprintf (cmd, sizeof cmd, "rm -rf -- '%s'", primary.data_dir);
+    harness_kill (h, primary.pid, SIGSTOP); //  RocksDB writes no file while it is removed
+    assert_int_equal (system (cmd), 0);
+    harness_kill (h, primary.pid, SIGKILL);
+    int wstatus = 0;
+    assert_int_equal (harness_wait_exit (h, primary.pid, 20000, &wstatus), 0);
+    primary.pid = -1;
+    assert_int_equal (tk_shard_stop (h, &b, SIGTERM), 0);
+    snprintf (cmd, sizeof cmd, "rm -rf -- '%s'", b.data_dir);
+    assert_int_equal (system (cmd), 0);
+    assert_true (tk_shard_start (h, &b) > 0);
+    //  a's seeds are slowed well past the timeout: were a's copy checked
+    //  only at a seed's end, b's quick seed would make the quorum long
+    //  before (as a large copy's seed would).
+    static char slow_seed[] = "RL_FAILPOINTS=repl.standby.seed_file=delay:2500@1";
+    assert_int_equal (tk_shard_stop (h, &a, SIGTERM), 0);
+    a.env[0] = slow_seed;
+    assert_true (tk_shard_start (h, &a) > 0);
+    //  Started again on an empty directory: b takes its seed at once,
+    //  a's answer to the hello tells its copy's incarnation, which this
+    //  primary's history does not hold. No write is acknowledged.
+    assert_true (tk_shard_start (h, &primary) > 0);
+    int64_t started = zclock_mono ();
+    while (s_standby_repl (b.endpoint).stream == 0
+           || zclock_mono () - started < 2 * REPL_TIMEOUT_MS) {
+        assert_true (zclock_mono () - started < 20000);
+        zclock_sleep (20);
+    }
+    s_write_refused (primary.endpoint, "with b seeded");
+    //  b alone makes the quorum of 1; the primary serves nothing all the
+    //  same.
+    int64_t deadline = zclock_mono () + 20000;
+    while (!tk_log_contains (h, "s1", "does not descend from (older)")) {
+        if (zclock_mono () > deadline) {
+            harness_keep (h);
+            fail_msg ("the empty primary did not find a's copy older");
+        }
+        zclock_sleep (20);
+    }
+    zclock_sleep (2 * REPL_TIMEOUT_MS);
+    s_write_refused (primary.endpoint, "with a's copy found older");
+    assert_true (tk_log_contains (h, "s1", "which this primary's history does not hold"));
+    assert_int_equal (rk_status (primary.endpoint).state, RL_SHARD_STALLED);
+    assert_true (tk_log_contains (h, "s1", "STALLED: a standby holds a copy"));
+    tk_shard_stop (h, &primary, SIGKILL);
+    //  a, promoted, holds every acknowledged transfer.
+    s_promote_alone (h, a.endpoint);
+    client = rl_client_new (a.endpoint);
+    rk_finish (&s_load, client, &model);
+    rl_client_destroy (&client);
     tk_shard_stop (h, &a, SIGTERM);
     tk_shard_stop (h, &b, SIGTERM);
 }
@@ -755,6 +869,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_quorum_promote, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_quorum_promote_paused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_quorum_withdrawn, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_quorum_lost_disk, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_quorum_first_seed_stalled, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
