@@ -56,10 +56,10 @@ set_tests_properties(test_replication_crash PROPERTIES RESOURCE_LOCK cluster_loa
 # primary paused, which then serves nothing), and a standby withdrawn
 # from the primary's stream fencing it; a standby stopped while the other
 # is on its first seed stalls the primary (busy, never a hang); a primary
-# started on an empty directory serves nothing while one standby refuses
-# its seed as older, though an empty second one makes the quorum. 24-30 s
-# without the sanitizers, 37-47 s with them at a load of 3-8 (42 s at 10-12
-# before the first-seed case).
+# started on an empty directory serves nothing while one standby holds an
+# older copy (found at its hello), though an empty second one makes the
+# quorum. 24-30 s without the sanitizers (26 s with the lost disk), 37-47 s
+# with them at a load of 3-8 (42 s with the lost disk).
 rl_add_unit(test_replication_quorum 84 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_quorum.c
             LIBS rltestkit rlring)
 add_dependencies(test_replication_quorum shard rlctl)
