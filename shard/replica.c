@@ -54,10 +54,9 @@
     released (outq.h: sent <= min(synced, replicated)). A link that is not
     STREAMING has no position: nothing is released until it is.
 
-    THE OLDER COPY. A standby that refused this primary's seed as older
-    holds a copy this primary's data does not descend from (this data
-    directory lost, replaced or restored): it may hold the only record of
-    acknowledged transfers. While one does (s_older), this primary serves
+    THE OLDER COPY. A standby may hold a copy this primary's data does not
+    descend from (this data directory lost, replaced or restored): it may
+    hold the only record of acknowledged transfers. While one does (s_older), this primary serves
     nothing, in either mode: it is stalled, holds no lease and releases
     nothing, whatever the other standbys acknowledge. Otherwise, with
     --repl-quorum below the standbys, an empty second standby that took
@@ -153,7 +152,8 @@ typedef struct {
     bool answered;        //  an ok answer came since start (async's start gate)
     bool streamed;        //  it streamed in this stream: it holds the database as opened
     bool refused;         //  it answered standby_fenced (logged once)
-    bool older;           //  it refused a seed as older (logged once, until it takes one)
+    bool older;           //  its copy is not of this history (found at a hello, or a seed
+                          //  refused): logged once; until a hello finds it gone or it seeds
     bool unconfirmed;     //  it answered unconfirmed (logged once until it takes the stream)
     bool hello_checked;   //  it answered a HELLO, its copy's incarnation checked (or none held):
                           //  it is decided for the start (s_start_settled)
@@ -645,12 +645,9 @@ s_pump (s_link_t *link)
 
 //  The release --------------------------------------------------------------
 
-//  The quorum's position: the quorum-th highest position acknowledged by a
-//  STREAMING link (-1 when fewer than quorum links stream). Every event up
-//  to it is on the disks of at least quorum standbys. O(links^2), links <=
-//  REPLICA_STANDBYS_MAX.
-//  Has a standby refused this primary's seed as older (and taken none
-//  since)? See "THE OLDER COPY".
+//  Does a standby hold a copy this primary's data does not descend from
+//  (found at its hello, or its seed refused as older)? See "THE OLDER
+//  COPY".
 static bool
 s_older (const replica_t *self)
 {
@@ -663,8 +660,8 @@ s_older (const replica_t *self)
 }
 
 //  Has the start settled: the lease held once, the timeout passed since
-//  the start, or every standby decided (streams in this stream, refused,
-//  fenced)? See "THE OLDER COPY".
+//  the start, or every standby decided (its hello checked, found older,
+//  withdrawn, fenced, or it streams in this stream)? See "THE OLDER COPY".
 static bool
 s_start_settled (const replica_t *self, int64_t now)
 {
@@ -689,6 +686,10 @@ s_start_settled (const replica_t *self, int64_t now)
     return true;
 }
 
+//  The quorum's position: the quorum-th highest position acknowledged by a
+//  STREAMING link (-1 when fewer than quorum links stream). Every event up
+//  to it is on the disks of at least quorum standbys. O(links^2), links <=
+//  REPLICA_STANDBYS_MAX.
 static int64_t
 s_quorum_position (const replica_t *self)
 {
@@ -1437,7 +1438,8 @@ replica_tick (replica_t *self)
         if (stalled && s_older (self)) {
             rl_log_event (RL_LOG_ERROR, "replication",
                           "STALLED: a standby holds a copy this primary's data does not "
-                          "descend from (it refused the seed as older): writes and reads are "
+                          "descend from (found at its hello, or its seed refused as older): "
+                          "writes and reads are "
                           "answered busy, whatever the other standbys acknowledge, until it "
                           "is promoted (rlctl promote) or wiped");
         } else if (stalled) {

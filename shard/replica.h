@@ -251,8 +251,8 @@ uint64_t replica_released (const replica_t *self);
 //  writes and reads are answered busy. In either mode, too, while
 //  replica_older.
 bool replica_stalled (const replica_t *self);
-//  A standby refused this primary's seed as older (and took none since):
-//  it holds a copy this primary's data does not descend from. Stalled, no
+//  A standby holds a copy this primary's data does not descend from
+//  (found at its hello, or its seed refused as older). Stalled, no
 //  lease, nothing released, however many other standbys acknowledge
 //  (replica.c, "THE OLDER COPY").
 bool replica_older (const replica_t *self);
@@ -264,8 +264,8 @@ bool replica_older (const replica_t *self);
 //  promoted since then waits that long before it serves). Async: every
 //  standby answered once since start, or the timeout passed. Never once a
 //  standby answered fenced, nor while replica_older; and at start not
-//  before every standby decided (streams, refused, fenced) or the timeout
-//  passed (replica.c, "THE OLDER COPY").
+//  before every standby decided (its hello checked, found older,
+//  withdrawn, fenced) or the timeout passed (replica.c, "THE OLDER COPY").
 bool replica_lease_ok (const replica_t *self);
 //  A standby answered fenced: a promotion made it the primary. Final.
 bool replica_fenced (const replica_t *self);
