@@ -193,15 +193,10 @@ s_lease_of (s_ctx_t *ctx, size_t i, rl_migrate_rec_t *stored)
 static void
 s_log_has (s_ctx_t *ctx, const char *name, const char *text)
 {
-    char file[128], path[700];
-    snprintf (file, sizeof file, "%s.log", name);
-    s_path (ctx, file, path, sizeof path);
-    char *log = harness_read_file (path, NULL);
-    assert_non_null (log);
-    if (!strstr (log, text)) {
-        fail_msg ("%s does not say \"%s\":\n%s", path, text, log);
+    if (!tk_log_contains (ctx->c.h, name, text)) {
+        harness_dump_log (ctx->c.h, name);
+        fail_msg ("the log of %s does not say \"%s\"", name, text);
     }
-    free (log);
 }
 
 static void
