@@ -305,6 +305,53 @@ rk_status_of (const char *endpoint)
     return status;
 }
 
+int
+rk_rlctl (rk_ctx_t *ctx, size_t router, const char *log, char **out_p, ...)
+{
+    va_list args;
+    va_start (args, out_p);
+    int rc = rk_rlctl_v (ctx, router, log, out_p, args);
+    va_end (args);
+    return rc;
+}
+
+int
+rk_rlctl_v (rk_ctx_t *ctx, size_t router, const char *log, char **out_p, va_list args)
+{
+    assert_true (router < RK_ROUTERS_MAX);
+    char rlctl[512], cert[512], key[64];
+    snprintf (rlctl, sizeof rlctl, "%s/tools/rlctl", harness_bin_dir ());
+    snprintf (cert, sizeof cert, "%s/private/tester.key_secret", tk_keys_dir (ctx->h));
+    snprintf (key, sizeof key, "%s", tk_key (ctx->h, "router", ctx->routers[router].name));
+    char *argv[40] = {rlctl,
+                      "--connect",
+                      ctx->routers[router].endpoint,
+                      "--cert",
+                      cert,
+                      "--server-key",
+                      key,
+                      "--json",
+                      "--timeout-ms",
+                      RK_RLCTL_TIMEOUT};
+    size_t argc = 10;
+    const char *arg;
+    while ((arg = va_arg (args, const char *)) && argc < 39) {
+        argv[argc++] = (char *) arg;
+    }
+    argv[argc] = NULL;
+    char path[600];
+    snprintf (path, sizeof path, "%s/%s.log", harness_dir (ctx->h), log);
+    unlink (path);
+    pid_t pid = harness_spawn (ctx->h, log, argv, NULL);
+    assert_true (pid > 0);
+    int wstatus = 0;
+    assert_int_equal (harness_wait_exit (ctx->h, pid, RK_RLCTL_WAIT_MS, &wstatus), 0);
+    assert_true (WIFEXITED (wstatus));
+    *out_p = harness_read_file (path, NULL);
+    assert_non_null (*out_p);
+    return WEXITSTATUS (wstatus);
+}
+
 //  Retries `batch` (same ids) until every record is definite, and applies
 //  to the model each record of `apply` (a flag per record) that is ok or
 //  exists.

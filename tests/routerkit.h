@@ -15,6 +15,7 @@
 #ifndef RL_ROUTERKIT_H
 #define RL_ROUTERKIT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,8 @@
 #define RK_SHARD_DEADLINE_TEXT "300" //  the shards' --deadline-ms: the same bound
 #define RK_PREPARE_MS          "200"
 #define RK_RETRY_ATTEMPTS      30
+#define RK_RLCTL_TIMEOUT       "10000" //  rk_rlctl's --timeout-ms
+#define RK_RLCTL_WAIT_MS       30000   //  and how long it may take in all
 
 //  A router process.
 typedef struct {
@@ -92,6 +95,11 @@ uint64_t rk_partner (const ring_t *ring, uint64_t n, bool same_shard);
 size_t rk_same_shard_batch (const ring_t *ring, uint64_t base, rl_transfer_t *out);
 int rk_shard_of_transfer (const ring_t *ring, const rl_transfer_t *t);
 rl_status_rec_t rk_status_of (const char *endpoint);
+//  Runs rlctl --json against router `router` with the tester's key, the
+//  arguments after `log` up to a NULL; its exit code, and in *out_p (the
+//  caller frees it) what it printed, which the harness keeps as LOG.log.
+int rk_rlctl (rk_ctx_t *ctx, size_t router, const char *log, char **out_p, ...);
+int rk_rlctl_v (rk_ctx_t *ctx, size_t router, const char *log, char **out_p, va_list args);
 //  Retries `batch` (same ids) until every record is definite, and applies
 //  to the model each record of `apply` (a flag per record) that is ok or
 //  exists.

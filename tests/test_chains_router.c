@@ -87,9 +87,7 @@
 #include "routerkit.h"
 #include "testkit.h"
 
-#define L               RL_TRANSFER_LINKED
-#define S_RLCTL_WAIT_MS 30000
-#define S_RLCTL_TIMEOUT "10000"
+#define L RL_TRANSFER_LINKED
 
 static uint64_t s_next = 5000;
 
@@ -184,35 +182,15 @@ s_found (rk_ctx_t *ctx, const rl_transfer_t *t, size_t count)
 static int
 s_rlctl (rk_ctx_t *ctx, const char *log, cJSON **json_p, ...)
 {
-    char rlctl[512], cert[512], key[64];
-    snprintf (rlctl, sizeof rlctl, "%s/tools/rlctl", harness_bin_dir ());
-    snprintf (cert, sizeof cert, "%s/private/tester.key_secret", tk_keys_dir (ctx->h));
-    snprintf (key, sizeof key, "%s", tk_key (ctx->h, "router", ctx->routers[0].name));
-    char *argv[40] = {
-        rlctl, "--connect", ctx->routers[0].endpoint, "--cert",       cert, "--server-key",
-        key,   "--json",    "--timeout-ms",           S_RLCTL_TIMEOUT};
-    size_t argc = 10;
-    va_list ap;
-    va_start (ap, json_p);
-    const char *arg;
-    while ((arg = va_arg (ap, const char *)) && argc < 39) {
-        argv[argc++] = (char *) arg;
-    }
-    va_end (ap);
-    argv[argc] = NULL;
-    char path[600];
-    snprintf (path, sizeof path, "%s/%s.log", harness_dir (ctx->h), log);
-    pid_t pid = harness_spawn (ctx->h, log, argv, NULL);
-    assert_true (pid > 0);
-    int wstatus = 0;
-    assert_int_equal (harness_wait_exit (ctx->h, pid, S_RLCTL_WAIT_MS, &wstatus), 0);
-    assert_true (WIFEXITED (wstatus));
-    char *text = harness_read_file (path, NULL);
-    assert_non_null (text);
+    va_list args;
+    va_start (args, json_p);
+    char *text = NULL;
+    int rc = rk_rlctl_v (ctx, 0, log, &text, args);
+    va_end (args);
     const char *brace = strchr (text, '{');
     *json_p = brace ? cJSON_Parse (brace) : NULL;
     free (text);
-    return WEXITSTATUS (wstatus);
+    return rc;
 }
 
 //  The result names of rlctl's JSON, checked against want.

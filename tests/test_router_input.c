@@ -196,10 +196,17 @@ test_shard_deadline_check (void **state)
     rl_status_rec_t shard = rk_status_of (ctx->shards[0].endpoint);
     assert_int_equal (shard.deadline_ms, RK_SHARD_DEADLINE_MS);
     assert_int_equal (shard.prepare_timeout_ms, atoi (RK_PREPARE_MS));
-    //  Router 1 expects the shards to answer within less than that.
+    //  Router 1 expects the shards to answer within less than that. Its
+    //  ring (the same, with the shards' keys) lets rlctl reach them.
     rk_router_t *r = &ctx->routers[1];
     rk_router_init (r, "short");
-    snprintf (r->ring_file, sizeof (r->ring_file), "%s", ctx->ring_file);
+    snprintf (r->ring_file, sizeof (r->ring_file), "%s/keyed.ring", harness_dir (ctx->h));
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal (ring_set_key (ctx->ring, ctx->shards[i].name,
+                                        tk_key (ctx->h, "shard", ctx->shards[i].name)),
+                          RING_OK);
+    }
+    assert_int_equal (ring_save_file (ctx->ring, r->ring_file), RING_OK);
     r->deadline_ms = RK_DEADLINE_MS;
     r->shard_deadline_ms = RK_SHARD_DEADLINE_MS - 100;
     assert_true (rk_router_start (ctx->h, r) > 0);
@@ -214,6 +221,14 @@ test_shard_deadline_check (void **state)
     free (log_path);
     //  Router 0, in order, has polled both shards and counted nothing.
     assert_int_equal (rk_status_of (ctx->routers[0].endpoint).deadline_errors, 0);
+    //  rlctl status through router 1 exits 1 and says why, though every
+    //  shard answered: the order error needs an operator.
+    char *out = NULL;
+    assert_int_equal (rk_rlctl (ctx, 1, "rlctl-status", &out, "status", NULL), 1);
+    assert_non_null (strstr (out, "\"down\":\t0"));
+    assert_non_null (strstr (out, "\"attention\":\t[\"router short counted"));
+    assert_non_null (strstr (out, "deadline-order errors\"]"));
+    free (out);
     rk_routers_stop (ctx);
 }
 

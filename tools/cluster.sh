@@ -363,6 +363,16 @@ router_reaches_shards () {
     esac
 }
 
+# True when `rlctl status` got the ring and every shard of it answered. Its
+# exit code says more: it is 1 too when a shard that answered needs an
+# operator (a frozen arc, an alarm), which `status` then shows.
+every_shard_answers () {
+    out=$(rlctl --connect "$(router_endpoint)" --timeout-ms $POLL_TIMEOUT_MS --json status \
+        2>/dev/null) || true
+    printf '%s' "$out" | grep -q '"ring_epoch":' \
+        && printf '%s' "$out" | grep -q '"down":[[:space:]]*0,'
+}
+
 # Polls `rlctl status` until every shard answers and the router reaches
 # them all, a process dies, or WAIT_S passes.
 wait_ready () {
@@ -374,8 +384,7 @@ wait_ready () {
                 fail "$name exited during start (is its port taken? see $DIR/$name.log)"
             fi
         done
-        if rlctl --connect "$(router_endpoint)" --timeout-ms $POLL_TIMEOUT_MS status \
-            >/dev/null 2>&1 && router_reaches_shards; then
+        if every_shard_answers && router_reaches_shards; then
             return 0
         fi
         if [ "$(date +%s)" -ge "$deadline" ]; then

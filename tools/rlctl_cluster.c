@@ -583,6 +583,59 @@ s_status_table (const rlctl_ctx_t *ctx, const cJSON *tree)
     }
 }
 
+//  What in a status tree needs an operator although its shard answered: a
+//  state other than serving, an alarm, a frozen arc, another epoch or name
+//  than the ring gives it, the router's deadline-order errors. Each is added
+//  to "attention" (a line each, the table's warnings say the same at
+//  length); the count, which makes status exit 1 as a shard down does, so
+//  that a script that checks the exit code sees a failed store or a fenced
+//  primary, not only a silent one.
+static size_t
+s_status_attention (cJSON *tree)
+{
+    cJSON *list = jsonkit_add_array (tree, "attention");
+    char line[192];
+    const cJSON *s;
+    cJSON_ArrayForEach (s, jsonkit_get (tree, "shards"))
+    {
+        if (!jsonkit_true (s, "up")) {
+            continue;
+        }
+        const char *name = jsonkit_text (s, "name");
+        if (strcmp (jsonkit_text (s, "state"), "serving") != 0) {
+            snprintf (line, sizeof line, "%s is %s", name, jsonkit_text (s, "state"));
+            jsonkit_add_string (list, NULL, line);
+        }
+        if (jsonkit_u64 (s, "alarms")) {
+            snprintf (line, sizeof line, "%s raised %s two-phase alarms", name,
+                      jsonkit_text (s, "alarms"));
+            jsonkit_add_string (list, NULL, line);
+        }
+        if (jsonkit_u64 (s, "arcs_unreceived")) {
+            snprintf (line, sizeof line, "%s has %s frozen arcs", name,
+                      jsonkit_text (s, "arcs_unreceived"));
+            jsonkit_add_string (list, NULL, line);
+        }
+        if (jsonkit_u64 (s, "epoch") != jsonkit_u64 (tree, "ring_epoch")) {
+            snprintf (line, sizeof line, "%s serves ring epoch %s, not %s", name,
+                      jsonkit_text (s, "epoch"), jsonkit_text (tree, "ring_epoch"));
+            jsonkit_add_string (list, NULL, line);
+        }
+        if (strcmp (jsonkit_text (s, "reported_name"), name) != 0) {
+            snprintf (line, sizeof line, "the process at %s's address calls itself '%s'", name,
+                      jsonkit_text (s, "reported_name"));
+            jsonkit_add_string (list, NULL, line);
+        }
+    }
+    const cJSON *router = jsonkit_get (tree, "router");
+    if (router && jsonkit_u64 (router, "deadline_errors")) {
+        snprintf (line, sizeof line, "router %s counted %s deadline-order errors",
+                  jsonkit_text (router, "name"), jsonkit_text (router, "deadline_errors"));
+        jsonkit_add_string (list, NULL, line);
+    }
+    return (size_t) cJSON_GetArraySize (list);
+}
+
 //  The endpoints of --connect (comma-separated), pointing into buf; their
 //  count, 0 when the list does not fit.
 static size_t
@@ -798,7 +851,9 @@ rlctl_cmd_status (rlctl_ctx_t *ctx)
         }
     }
     ring_destroy (&ring);
-    return rlctl_emit (ctx, &tree, s_status_table, down ? RLCTL_EXIT_FAILED : RLCTL_EXIT_OK);
+    size_t attention = s_status_attention (tree);
+    return rlctl_emit (ctx, &tree, s_status_table,
+                       down || attention ? RLCTL_EXIT_FAILED : RLCTL_EXIT_OK);
 }
 
 //  Admin: in-doubt transfers and the reservation audit, asked of every shard ------
