@@ -1333,6 +1333,13 @@ replica_fenced (const replica_t *self)
     return self->fenced;
 }
 
+void
+replica_fence (replica_t *self)
+{
+    assert (self);
+    self->fenced = true; //  s_pump and replica_ship send nothing more
+}
+
 bool
 replica_answer_as_primary (zmsg_t **msg_p, zsock_t *router, rl_auth_t *auth, bool promoted,
                            const replica_t *replica)

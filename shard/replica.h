@@ -71,7 +71,9 @@ _Static_assert(REPLICA_WINDOW_BYTES_MAX <= REPLICA_LOG_BYTES_MAX,
                "a window never holds more than the log");
 _Static_assert(REPLICA_SEED_CHUNK_BYTES <= REPLICA_EVENT_BYTES_MAX, "a chunk fits a message");
 
-//  Meta keys of the standby's own position and of a promotion.
+//  Meta keys of the standby's own position and of a promotion, all with
+//  this prefix.
+#define REPLICA_META_PREFIX   "repl_"
 #define REPLICA_META_POSITION "repl_position" //  stream id (8) + last applied seq (8)
 #define REPLICA_META_PROMOTED "repl_promoted" //  stream id fenced (8): this data is a primary's
 #define REPLICA_META_FENCED   "repl_fenced"   //  a promotion fenced this primary (1 byte)
@@ -198,6 +200,11 @@ bool replica_batch_each (const uint8_t *data, size_t size, replica_batch_fn *fn,
 //  column family with its key and entry sizes), sizes that add up, keys
 //  strictly increasing (store_ingest_sorted asserts it).
 bool replica_ingest_valid (const replica_header_t *h, const uint8_t *data, size_t size);
+//  Does a valid WriteBatch write (put, delete, or a range delete that
+//  reaches) a standby's own marks: the meta keys of REPLICA_META_PREFIX,
+//  but REPLICA_META_PRIMARY, which a primary writes for itself? A stream
+//  never carries one; a standby refuses such a batch (malformed).
+bool replica_batch_writes_marks (const uint8_t *data, size_t size);
 //  A seeded file's name: [A-Za-z0-9._-], not "." nor "..", at most
 //  REPLICA_SEED_NAME_SIZE_MAX - 1 bytes.
 bool replica_seed_name_valid (const char *name, size_t size);
@@ -267,8 +274,14 @@ bool replica_older (const replica_t *self);
 //  before every standby decided (its hello checked, found older,
 //  withdrawn, fenced) or the timeout passed (replica.c, "THE OLDER COPY").
 bool replica_lease_ok (const replica_t *self);
-//  A standby answered fenced: a promotion made it the primary. Final.
+//  A standby answered fenced: a promotion made it the primary, or the
+//  server was fenced otherwise (replica_fence). Final.
 bool replica_fenced (const replica_t *self);
+//  The server is fenced by a ring (a peer's, or one loaded): from now on
+//  nothing more is shipped, before it writes its fence marker, which no
+//  standby may take (one still streaming, with several standbys, would
+//  wipe its copy at its next start). Called from the loop's thread.
+void replica_fence (replica_t *self);
 //  A replication message (frames: route, header, data) reached a serving
 //  primary's ROUTER: answers it on router, from the shard's own key only
 //  (unauthorized otherwise): a QUERY (a standby asks which stream this

@@ -686,6 +686,15 @@ s_apply (s_standby_t *self, const replica_header_t *h, const uint8_t *data, size
                                  : !replica_ingest_valid (h, data, size)) {
         return REPLICA_ST_MALFORMED;
     }
+    if (h->kind == REPLICA_BATCH && replica_batch_writes_marks (data, size)) {
+        //  Only this standby writes its marks (its position, a promotion,
+        //  a withdrawal, a fence): taken from a stream, they would make it
+        //  a primary, or wipe it, at its next start.
+        rl_error ("standby: refused event %" PRIu64 ": it writes this standby's own marks "
+                  "(meta keys " REPLICA_META_PREFIX "*)",
+                  h->seq);
+        return REPLICA_ST_MALFORMED;
+    }
     if (h->seq <= self->position) {
         return REPLICA_ST_OK; //  a repeat: already applied
     }

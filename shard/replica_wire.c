@@ -256,6 +256,42 @@ replica_batch_valid (const uint8_t *data, size_t size)
     return replica_batch_each (data, size, NULL, NULL);
 }
 
+static void
+s_marks_fn (void *arg, const replica_op_t *op)
+{
+    bool *writes = arg;
+    if (op->cf != STORE_CF_META) {
+        return;
+    }
+    const uint8_t *prefix = (const uint8_t *) REPLICA_META_PREFIX;
+    size_t prefix_size = strlen (REPLICA_META_PREFIX);
+    if (op->kind == REPLICA_OP_DELETE_RANGE) {
+        //  [key, end) reaches the prefix unless it ends at or before its
+        //  first key, or begins past its last (every key of the prefix is
+        //  below the prefix with its last byte one higher).
+        uint8_t past[16];
+        assert (prefix_size <= sizeof past);
+        memcpy (past, prefix, prefix_size);
+        past[prefix_size - 1]++;
+        *writes |= s_key_cmp (op->value, op->value_size, prefix, prefix_size) > 0
+                   && s_key_cmp (op->key, op->key_size, past, prefix_size) < 0;
+        return;
+    }
+    bool marked = op->key_size >= prefix_size && memcmp (op->key, prefix, prefix_size) == 0;
+    bool primary = op->key_size == strlen (REPLICA_META_PRIMARY)
+                   && memcmp (op->key, REPLICA_META_PRIMARY, op->key_size) == 0;
+    *writes |= marked && !primary;
+}
+
+bool
+replica_batch_writes_marks (const uint8_t *data, size_t size)
+{
+    bool writes = false;
+    bool valid = replica_batch_each (data, size, s_marks_fn, &writes);
+    assert (valid); //  checked first (replica_batch_valid)
+    return writes;
+}
+
 bool
 replica_ingest_valid (const replica_header_t *h, const uint8_t *data, size_t size)
 {

@@ -1155,6 +1155,9 @@ void
 server_enter_fenced (server_t *self, const char *why)
 {
     assert (!self->failed);
+    if (self->replica) {
+        replica_fence (self->replica); //  the marker below is tapped: never shipped
+    }
     store_batch_t *batch = store_batch_new ();
     uint8_t one = 1;
     if (batch) {

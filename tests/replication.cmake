@@ -14,10 +14,10 @@ set_tests_properties(test_replication PROPERTIES RESOURCE_LOCK cluster_load)
 # standby restarted within the old primary's lease (it waits out the
 # rest: 4 s), a lost disk (and the primary started again on an empty
 # directory), a promotion during a re-seed, a standby killed between a
-# re-seed's renames, and a stopped standby in both modes
-# (tests/test_replication_fence.c). 23-26 s without the sanitizers, 33-40 s
-# under them (the suite's own load).
-rl_add_unit(test_replication_fence 80 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_fence.c
+# re-seed's renames, a primary fenced by a ring with a write in flight,
+# and a stopped standby in both modes (tests/test_replication_fence.c).
+# 30 s without the sanitizers, 49 s under them.
+rl_add_unit(test_replication_fence 98 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_fence.c
             LIBS rltestkit rlshard rlring)
 add_dependencies(test_replication_fence shard)
 set_tests_properties(test_replication_fence PROPERTIES RESOURCE_LOCK cluster_load)
