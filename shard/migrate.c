@@ -168,6 +168,7 @@
 
 #include <xxhash.h>
 
+#include "backup.h"
 #include "chunk.h"
 #include "codec.h"
 #include "failpoint.h"
@@ -749,7 +750,11 @@ static zmsg_t *s_export (server_t *self, zmsg_t *envelope, const rl_header_t *h,
 zmsg_t *
 migrate_parked (server_t *self)
 {
-    if (!self->parked) {
+    //  Never while a backup holds the shard: served, the export would
+    //  write SHIPPED into the hold (a drain may end in the very turn the
+    //  hold arrived), and the cut would catch the source in the handover
+    //  that the hold refuses, its final round on no other shard's cut.
+    if (!self->parked || backup_holding (self)) {
         return NULL;
     }
     const rl_migrate_rec_t *state = &self->migration;
