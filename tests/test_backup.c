@@ -1110,6 +1110,21 @@ test_backup_purge (void **state)
                          : strstr (text6, "shard b2 ") && strstr (text7, "shard b1 "));
     free (text6);
     free (text7);
+    //  Files whose names only look like set files are no sets: the next
+    //  backup is set 8, and verify-backup finds it as the last. ("set--00001"
+    //  read as the highest number made a backup write set-000000.)
+    const char *strays[] = {"set--00001", "set-7", "set-0000009", "set-00001x", "set-+00009"};
+    for (size_t i = 0; i < sizeof strays / sizeof strays[0]; i++) {
+        char stray[700];
+        snprintf (stray, sizeof stray, "%s/%s", dir, strays[i]);
+        FILE *file = fopen (stray, "w");
+        assert_non_null (file);
+        fclose (file);
+    }
+    assert_int_equal (s_rlctl (ctx, "stray_backup", NULL, "backup", dir, "--cluster", NULL), 0);
+    assert_true (s_set_exists (dir, 8));
+    assert_false (s_set_exists (dir, 0));
+    assert_int_equal (s_rlctl (ctx, "stray_verify", NULL, "verify-backup", dir, NULL), 0);
     tk_check_conservation_by (s_client_for, ctx, &model, 950);
     s_cluster_stop (ctx);
 }

@@ -228,6 +228,26 @@ s_unlock (int *fd_p)
 
 //  Set files ---------------------------------------------------------------------
 
+//  The number of a set file's name: "set-" and exactly six digits, 1 ..
+//  RLCTL_SET_NUMBER_MAX; 0 for any other name (sscanf's %u would take a
+//  sign, "set--00001" as UINT_MAX, after which a backup wrote set-000000).
+static unsigned
+s_set_number_of (const char *name)
+{
+    size_t prefix = strlen (RLCTL_SET_PREFIX);
+    if (strncmp (name, RLCTL_SET_PREFIX, prefix) != 0 || strlen (name) != prefix + 6) {
+        return 0;
+    }
+    unsigned n = 0;
+    for (size_t i = prefix; i < prefix + 6; i++) {
+        if (name[i] < '0' || name[i] > '9') {
+            return 0;
+        }
+        n = n * 10 + (unsigned) (name[i] - '0');
+    }
+    return n <= RLCTL_SET_NUMBER_MAX ? n : 0;
+}
+
 //  The highest NNNNNN of DIR/set-NNNNNN, 0 when none.
 static unsigned
 s_set_last (const char *dir)
@@ -236,11 +256,8 @@ s_set_last (const char *dir)
     unsigned last = 0;
     struct dirent *e;
     while (d && (e = readdir (d))) {
-        unsigned n = 0;
-        char tail = 0;
-        if (sscanf (e->d_name, RLCTL_SET_PREFIX "%6u%c", &n, &tail) == 1 && n > last) {
-            last = n;
-        }
+        unsigned n = s_set_number_of (e->d_name);
+        last = n > last ? n : last;
     }
     if (d) {
         closedir (d);
@@ -1218,10 +1235,8 @@ s_set_numbers (const char *dir, size_t *count_p)
     DIR *d = opendir (dir);
     struct dirent *e;
     while (numbers && d && (e = readdir (d))) {
-        unsigned n = 0;
-        char tail = 0;
-        if (strlen (e->d_name) != strlen (RLCTL_SET_PREFIX) + 6
-            || sscanf (e->d_name, RLCTL_SET_PREFIX "%6u%c", &n, &tail) != 1 || n == 0) {
+        unsigned n = s_set_number_of (e->d_name);
+        if (n == 0) {
             continue;
         }
         if (count == cap) {
