@@ -612,22 +612,6 @@ s_marks_refused (harness_t *h, const tk_shard_t *standby)
     zsock_destroy ((zsock_t **) &own);
 }
 
-//  The ring the shard at endpoint serves.
-static ring_t *
-s_ring_of (const char *endpoint)
-{
-    rl_client_t *c = rl_client_new (endpoint);
-    uint8_t *blob = NULL;
-    size_t size = 0;
-    assert_int_equal (rl_client_get_ring (c, &blob, &size, CALL_TIMEOUT_MS), 0);
-    rl_client_destroy (&c);
-    char err[256];
-    ring_t *ring = ring_decode (blob, size, err, sizeof err);
-    free (blob);
-    assert_non_null (ring);
-    return ring;
-}
-
 static void
 test_fence_by_ring (void **state)
 {
@@ -668,21 +652,14 @@ test_fence_by_ring (void **state)
     //  The ring that gives s1 to its standby, loaded into the primary
     //  alone while the write is in flight: fenced, with its standby still
     //  streaming. (Read first: a ring read waits for the standby.)
-    ring_t *ring = s_ring_of (primary.endpoint);
+    ring_t *ring = tk_ring_of (primary.endpoint);
     assert_int_equal (ring_set_endpoint (ring, "s1", standby.endpoint), RING_OK);
     ring_set_epoch (ring, ring_epoch (ring) + 1);
-    size_t size = ring_encoded_size (ring);
-    uint8_t *blob = malloc (size);
-    assert_non_null (blob);
-    assert_int_equal (ring_encode (ring, blob, size), size);
-    ring_destroy (&ring);
     a = tk_account (ACCOUNTS + 2, TAG, LEDGER, 0);
     assert_int_equal (rl_client_create_accounts (client, &a, 1, &r, 150), RL_CLIENT_TIMEOUT);
     rl_client_destroy (&client);
-    client = rl_client_new (primary.endpoint);
-    assert_int_equal (rl_client_load_ring (client, blob, size, CALL_TIMEOUT_MS), RL_STATUS_FENCED);
-    rl_client_destroy (&client);
-    free (blob);
+    assert_int_equal (tk_ring_load (primary.endpoint, ring), RL_STATUS_FENCED);
+    ring_destroy (&ring);
     s_wait_state (primary.endpoint, RL_SHARD_FENCED);
     zclock_sleep (2000); //  the write's event and its acknowledgement; a marker's, had it gone
     uint64_t position = s_position (standby.endpoint);

@@ -119,34 +119,11 @@ s_status (const char *endpoint)
     return st;
 }
 
-//  The ring the shard at endpoint serves.
-static ring_t *
-s_ring_of (const char *endpoint)
-{
-    rl_client_t *c = rl_client_new (endpoint);
-    uint8_t *blob = NULL;
-    size_t size = 0;
-    assert_int_equal (rl_client_get_ring (c, &blob, &size, CALL_TIMEOUT_MS), 0);
-    rl_client_destroy (&c);
-    char err[256];
-    ring_t *ring = ring_decode (blob, size, err, sizeof err);
-    free (blob);
-    assert_non_null (ring);
-    return ring;
-}
-
 //  load_ring of ring into the shard at endpoint answers want.
 static void
 s_load (const char *endpoint, const ring_t *ring, int want)
 {
-    size_t size = ring_encoded_size (ring);
-    uint8_t *blob = malloc (size);
-    assert_non_null (blob);
-    assert_int_equal (ring_encode (ring, blob, size), size);
-    rl_client_t *c = rl_client_new (endpoint);
-    assert_int_equal (rl_client_load_ring (c, blob, size, CALL_TIMEOUT_MS), want);
-    rl_client_destroy (&c);
-    free (blob);
+    assert_int_equal (tk_ring_load (endpoint, ring), want);
 }
 
 //  Runs rlctl --connect endpoint as the test's admin key with the
@@ -346,7 +323,7 @@ test_promote_cluster (void **state)
     free (out);
     //  Epoch 2 everywhere, giving s1 the standby's endpoint: no ring
     //  loaded by hand.
-    ring_t *now = s_ring_of (s2.endpoint);
+    ring_t *now = tk_ring_of (s2.endpoint);
     assert_int_equal (ring_epoch (now), 2);
     assert_string_equal (ring_shard_endpoint (now, (size_t) ring_shard_find (now, "s1")),
                          standby.endpoint);
@@ -429,7 +406,7 @@ test_promote_cluster (void **state)
     //  under another host name counts as another endpoint); one that
     //  names it at its --bind does not, and s2, never replicated, holds
     //  the only copy of its data: a ring that moves it fences nothing.
-    ring_t *next = s_ring_of (s2.endpoint);
+    ring_t *next = tk_ring_of (s2.endpoint);
     char moved[64];
     snprintf (moved, sizeof moved, "tcp://localhost:%d", s2.port);
     assert_int_equal (ring_set_endpoint (next, "s2", moved), RING_OK);

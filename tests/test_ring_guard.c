@@ -77,16 +77,7 @@ s_load (const char *endpoint, const rk_ctx_t *ctx, uint64_t epoch)
 static void
 s_served_s2 (const char *endpoint, char *out, size_t out_size)
 {
-    rl_client_t *client = rl_client_new (endpoint);
-    assert_non_null (client);
-    uint8_t *blob = NULL;
-    size_t size = 0;
-    assert_int_equal (rl_client_get_ring (client, &blob, &size, TK_TIMEOUT_MS), 0);
-    rl_client_destroy (&client);
-    char err[256];
-    ring_t *ring = ring_decode (blob, size, err, sizeof err);
-    free (blob);
-    assert_non_null (ring);
+    ring_t *ring = tk_ring_of (endpoint);
     int s2 = ring_shard_find (ring, "s2");
     assert_true (s2 >= 0);
     snprintf (out, out_size, "%s", ring_shard_endpoint (ring, (size_t) s2));

@@ -504,6 +504,39 @@ tk_wait_quiet (rl_client_t **shards, size_t count, int timeout_ms)
     return false;
 }
 
+ring_t *
+tk_ring_of (const char *endpoint)
+{
+    rl_client_t *client = rl_client_new (endpoint);
+    assert_non_null (client);
+    uint8_t *blob = NULL;
+    size_t size = 0;
+    assert_int_equal (rl_client_get_ring (client, &blob, &size, TK_TIMEOUT_MS), 0);
+    rl_client_destroy (&client);
+    char err[256];
+    ring_t *ring = ring_decode (blob, size, err, sizeof err);
+    free (blob);
+    if (!ring) {
+        fail_msg ("the ring served at %s does not decode: %s", endpoint, err);
+    }
+    return ring;
+}
+
+int
+tk_ring_load (const char *endpoint, const ring_t *ring)
+{
+    size_t size = ring_encoded_size (ring);
+    uint8_t *blob = malloc (size);
+    assert_non_null (blob);
+    assert_int_equal (ring_encode (ring, blob, size), size);
+    rl_client_t *client = rl_client_new (endpoint);
+    assert_non_null (client);
+    int rc = rl_client_load_ring (client, blob, size, TK_TIMEOUT_MS);
+    rl_client_destroy (&client);
+    free (blob);
+    return rc;
+}
+
 bool
 tk_wait_cluster_quiet (rl_client_t *client, int timeout_ms)
 {

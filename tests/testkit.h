@@ -125,6 +125,15 @@ void tk_check_conservation_by (tk_client_for_fn *client_for, void *ctx, const tk
 void tk_check_conservation_also (rl_client_t *client, const tk_model_t *model, uint64_t ok_min,
                                  const char *const *also, size_t also_count);
 
+//  Rings ------------------------------------------------------------------------
+typedef struct ring_t ring_t;
+//  The ring the process at endpoint serves (get_ring); fails the test
+//  when it cannot be read. The caller destroys it.
+ring_t *tk_ring_of (const char *endpoint);
+//  load_ring of ring into the process at endpoint with the test's key:
+//  the call's result (0, a refusal's status, or a client error).
+int tk_ring_load (const char *endpoint, const ring_t *ring);
+
 //  Waits (bounded) until no shard has live attempts, undelivered decisions
 //  or prepared records. False on timeout.
 bool tk_wait_quiet (rl_client_t **shards, size_t count, int timeout_ms);
