@@ -178,22 +178,34 @@ rlctl_usage_error (const char *format, const char *detail)
 //  RL_CLIENT_ERR_HANDSHAKE or RL_CLIENT_ERR_REFUSED, else rc unchanged.
 #define S_HANDSHAKE_PROBE_MS 500
 
+size_t
+rlctl_connect_endpoints (const rlctl_ctx_t *ctx, char *buf, size_t size, const char **endpoints)
+{
+    if (strlen (ctx->connect) >= size) {
+        return 0;
+    }
+    snprintf (buf, size, "%s", ctx->connect);
+    size_t count = 0;
+    for (char *save = NULL, *e = strtok_r (buf, ",", &save); e; e = strtok_r (NULL, ",", &save)) {
+        if (count == RL_SHARDS_MAX) {
+            return 0;
+        }
+        endpoints[count++] = e;
+    }
+    return count;
+}
+
 static int
 s_why_unreachable (const rlctl_ctx_t *ctx, int rc)
 {
-    char list[1024];
-    if (rc != RL_CLIENT_ERR_SEND || strlen (ctx->connect) >= sizeof list) {
+    if (rc != RL_CLIENT_ERR_SEND) {
         return rc;
     }
-    snprintf (list, sizeof list, "%s", ctx->connect);
-    const char *endpoints[16];
-    size_t count = 0;
-    for (char *save = NULL, *e = strtok_r (list, ",", &save); e && count < 16;
-         e = strtok_r (NULL, ",", &save)) {
-        endpoints[count++] = e;
-    }
-    int rcs[16];
-    rl_status_rec_t status[16];
+    static char list[RL_SHARDS_MAX * 64];
+    static const char *endpoints[RL_SHARDS_MAX];
+    static int rcs[RL_SHARDS_MAX];
+    static rl_status_rec_t status[RL_SHARDS_MAX];
+    size_t count = rlctl_connect_endpoints (ctx, list, sizeof list, endpoints);
     int probe = ctx->timeout_ms < S_HANDSHAKE_PROBE_MS ? ctx->timeout_ms : S_HANDSHAKE_PROBE_MS;
     rl_client_status_all (endpoints, count, probe, status, rcs);
     for (size_t i = 0; i < count; i++) {

@@ -154,6 +154,10 @@ int rlctl_emit (const rlctl_ctx_t *ctx, cJSON **tree_p, rlctl_table_fn *table, i
 //  Reports a call that did not return ok (stderr; with --json also an
 //  {"error", "message"} object). is_create: the outcome may be unknown.
 int rlctl_call_failed (const rlctl_ctx_t *ctx, const char *what, int rc, bool is_create);
+//  The endpoints of --connect (comma-separated), pointing into buf; their
+//  count, 0 when the list does not fit (size bytes, RL_SHARDS_MAX of them).
+size_t rlctl_connect_endpoints (const rlctl_ctx_t *ctx, char *buf, size_t size,
+                                const char **endpoints);
 int rlctl_usage_error (const char *format, const char *detail);
 //  A client of --connect; NULL after printing why.
 rl_client_t *rlctl_client (const rlctl_ctx_t *ctx);

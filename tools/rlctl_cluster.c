@@ -636,25 +636,6 @@ s_status_attention (cJSON *tree)
     return (size_t) cJSON_GetArraySize (list);
 }
 
-//  The endpoints of --connect (comma-separated), pointing into buf; their
-//  count, 0 when the list does not fit.
-static size_t
-s_connect_endpoints (const rlctl_ctx_t *ctx, char *buf, size_t size, const char **endpoints)
-{
-    if (strlen (ctx->connect) >= size) {
-        return 0;
-    }
-    snprintf (buf, size, "%s", ctx->connect);
-    size_t count = 0;
-    for (char *save = NULL, *e = strtok_r (buf, ",", &save); e; e = strtok_r (NULL, ",", &save)) {
-        if (count == RL_SHARDS_MAX) {
-            return 0;
-        }
-        endpoints[count++] = e;
-    }
-    return count;
-}
-
 //  The ring at --connect, silently: 0, or the client's code with why in
 //  words (why_size bytes).
 static int
@@ -764,7 +745,7 @@ rlctl_cmd_status (rlctl_ctx_t *ctx)
     //  so a stalled primary shows (DESIGN).
     static char connect[S_CONNECT_TEXT_MAX];
     const char *fronts[RL_SHARDS_MAX];
-    size_t front_count = s_connect_endpoints (ctx, connect, sizeof connect, fronts);
+    size_t front_count = rlctl_connect_endpoints (ctx, connect, sizeof connect, fronts);
     if (front_count == 0) {
         return rlctl_usage_error ("--connect '%s': expected tcp://HOST:PORT, or a comma-separated "
                                   "list of them (at most as many as a ring has shards)",
