@@ -652,13 +652,13 @@ test_fence_by_ring (void **state)
     //  The ring that gives s1 to its standby, loaded into the primary
     //  alone while the write is in flight: fenced, with its standby still
     //  streaming. (Read first: a ring read waits for the standby.)
-    ring_t *ring = tk_ring_of (primary.endpoint);
+    ring_t *ring = tk_ring_of (primary.endpoint, CALL_TIMEOUT_MS);
     assert_int_equal (ring_set_endpoint (ring, "s1", standby.endpoint), RING_OK);
     ring_set_epoch (ring, ring_epoch (ring) + 1);
     a = tk_account (ACCOUNTS + 2, TAG, LEDGER, 0);
     assert_int_equal (rl_client_create_accounts (client, &a, 1, &r, 150), RL_CLIENT_TIMEOUT);
     rl_client_destroy (&client);
-    assert_int_equal (tk_ring_load (primary.endpoint, ring), RL_STATUS_FENCED);
+    assert_int_equal (tk_ring_load (primary.endpoint, ring, CALL_TIMEOUT_MS), RL_STATUS_FENCED);
     ring_destroy (&ring);
     s_wait_state (primary.endpoint, RL_SHARD_FENCED);
     zclock_sleep (2000); //  the write's event and its acknowledgement; a marker's, had it gone

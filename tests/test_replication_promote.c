@@ -123,7 +123,7 @@ s_status (const char *endpoint)
 static void
 s_load (const char *endpoint, const ring_t *ring, int want)
 {
-    assert_int_equal (tk_ring_load (endpoint, ring), want);
+    assert_int_equal (tk_ring_load (endpoint, ring, CALL_TIMEOUT_MS), want);
 }
 
 //  Runs rlctl --connect endpoint as the test's admin key with the
@@ -323,7 +323,7 @@ test_promote_cluster (void **state)
     free (out);
     //  Epoch 2 everywhere, giving s1 the standby's endpoint: no ring
     //  loaded by hand.
-    ring_t *now = tk_ring_of (s2.endpoint);
+    ring_t *now = tk_ring_of (s2.endpoint, CALL_TIMEOUT_MS);
     assert_int_equal (ring_epoch (now), 2);
     assert_string_equal (ring_shard_endpoint (now, (size_t) ring_shard_find (now, "s1")),
                          standby.endpoint);
@@ -406,7 +406,7 @@ test_promote_cluster (void **state)
     //  under another host name counts as another endpoint); one that
     //  names it at its --bind does not, and s2, never replicated, holds
     //  the only copy of its data: a ring that moves it fences nothing.
-    ring_t *next = tk_ring_of (s2.endpoint);
+    ring_t *next = tk_ring_of (s2.endpoint, CALL_TIMEOUT_MS);
     char moved[64];
     snprintf (moved, sizeof moved, "tcp://localhost:%d", s2.port);
     assert_int_equal (ring_set_endpoint (next, "s2", moved), RING_OK);

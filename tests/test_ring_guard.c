@@ -77,7 +77,7 @@ s_load (const char *endpoint, const rk_ctx_t *ctx, uint64_t epoch)
 static void
 s_served_s2 (const char *endpoint, char *out, size_t out_size)
 {
-    ring_t *ring = tk_ring_of (endpoint);
+    ring_t *ring = tk_ring_of (endpoint, TK_TIMEOUT_MS);
     int s2 = ring_shard_find (ring, "s2");
     assert_true (s2 >= 0);
     snprintf (out, out_size, "%s", ring_shard_endpoint (ring, (size_t) s2));

@@ -505,13 +505,13 @@ tk_wait_quiet (rl_client_t **shards, size_t count, int timeout_ms)
 }
 
 ring_t *
-tk_ring_of (const char *endpoint)
+tk_ring_of (const char *endpoint, int timeout_ms)
 {
     rl_client_t *client = rl_client_new (endpoint);
     assert_non_null (client);
     uint8_t *blob = NULL;
     size_t size = 0;
-    assert_int_equal (rl_client_get_ring (client, &blob, &size, TK_TIMEOUT_MS), 0);
+    assert_int_equal (rl_client_get_ring (client, &blob, &size, timeout_ms), 0);
     rl_client_destroy (&client);
     char err[256];
     ring_t *ring = ring_decode (blob, size, err, sizeof err);
@@ -523,7 +523,7 @@ tk_ring_of (const char *endpoint)
 }
 
 int
-tk_ring_load (const char *endpoint, const ring_t *ring)
+tk_ring_load (const char *endpoint, const ring_t *ring, int timeout_ms)
 {
     size_t size = ring_encoded_size (ring);
     uint8_t *blob = malloc (size);
@@ -531,7 +531,7 @@ tk_ring_load (const char *endpoint, const ring_t *ring)
     assert_int_equal (ring_encode (ring, blob, size), size);
     rl_client_t *client = rl_client_new (endpoint);
     assert_non_null (client);
-    int rc = rl_client_load_ring (client, blob, size, TK_TIMEOUT_MS);
+    int rc = rl_client_load_ring (client, blob, size, timeout_ms);
     rl_client_destroy (&client);
     free (blob);
     return rc;

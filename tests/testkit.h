@@ -127,12 +127,13 @@ void tk_check_conservation_also (rl_client_t *client, const tk_model_t *model, u
 
 //  Rings ------------------------------------------------------------------------
 typedef struct ring_t ring_t;
-//  The ring the process at endpoint serves (get_ring); fails the test
+//  The ring the process at endpoint serves (get_ring, within timeout_ms:
+//  a replicated primary's answer waits for its standby); fails the test
 //  when it cannot be read. The caller destroys it.
-ring_t *tk_ring_of (const char *endpoint);
+ring_t *tk_ring_of (const char *endpoint, int timeout_ms);
 //  load_ring of ring into the process at endpoint with the test's key:
 //  the call's result (0, a refusal's status, or a client error).
-int tk_ring_load (const char *endpoint, const ring_t *ring);
+int tk_ring_load (const char *endpoint, const ring_t *ring, int timeout_ms);
 
 //  Waits (bounded) until no shard has live attempts, undelivered decisions
 //  or prepared records. False on timeout.

@@ -29,7 +29,8 @@
 # Defaults: --shards 4, --dir var/cluster, --base-port 7100, --build build
 # (the last two relative to the repository), --wait-s 30.
 # Exit codes: 0 done (status: everything up), 1 failed (status: something
-# is down or not started), 2 usage.
+# is down or not started, or needs an operator: rlctl status's ATTENTION
+# lines), 2 usage.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

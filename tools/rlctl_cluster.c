@@ -581,15 +581,23 @@ s_status_table (const rlctl_ctx_t *ctx, const cJSON *tree)
                 "tools/cluster.sh status and the shard logs\n",
                 down, down == 1 ? "" : "s");
     }
+    const cJSON *line;
+    cJSON_ArrayForEach (line, jsonkit_get (tree, "attention"))
+    {
+        printf ("%sATTENTION: %s\n", line == jsonkit_get (tree, "attention")->child ? "\n" : "",
+                cJSON_GetStringValue (line));
+    }
 }
 
-//  What in a status tree needs an operator although its shard answered: a
-//  state other than serving, an alarm, a frozen arc, another epoch or name
-//  than the ring gives it, the router's deadline-order errors. Each is added
-//  to "attention" (a line each, the table's warnings say the same at
-//  length); the count, which makes status exit 1 as a shard down does, so
-//  that a script that checks the exit code sees a failed store or a fenced
-//  primary, not only a silent one.
+//  What in a status tree needs an operator now although its shard
+//  answered: a state other than serving, a frozen arc, another epoch (with
+//  a ring) or name than the ring gives it. Each is a line of "attention";
+//  the count, which makes status exit 1 as a shard down does, so that a
+//  script that checks the exit code sees a failed store or a fenced
+//  primary, not only a silent one. Counters since a process started (its
+//  two-phase alarms, the router's deadline-order errors) are not: nothing
+//  clears them but a restart, so the exit code would never come back to 0
+//  (their lines under the table, and the metrics' alerts, say them).
 static size_t
 s_status_attention (cJSON *tree)
 {
@@ -606,32 +614,23 @@ s_status_attention (cJSON *tree)
             snprintf (line, sizeof line, "%s is %s", name, jsonkit_text (s, "state"));
             jsonkit_add_string (list, NULL, line);
         }
-        if (jsonkit_u64 (s, "alarms")) {
-            snprintf (line, sizeof line, "%s raised %s two-phase alarms", name,
-                      jsonkit_text (s, "alarms"));
-            jsonkit_add_string (list, NULL, line);
-        }
         if (jsonkit_u64 (s, "arcs_unreceived")) {
             snprintf (line, sizeof line, "%s has %s frozen arcs", name,
                       jsonkit_text (s, "arcs_unreceived"));
             jsonkit_add_string (list, NULL, line);
         }
-        if (jsonkit_u64 (s, "epoch") != jsonkit_u64 (tree, "ring_epoch")) {
+        if (jsonkit_has (tree, "ring_epoch")
+            && jsonkit_u64 (s, "epoch") != jsonkit_u64 (tree, "ring_epoch")) {
             snprintf (line, sizeof line, "%s serves ring epoch %s, not %s", name,
                       jsonkit_text (s, "epoch"), jsonkit_text (tree, "ring_epoch"));
             jsonkit_add_string (list, NULL, line);
         }
-        if (strcmp (jsonkit_text (s, "reported_name"), name) != 0) {
+        if (jsonkit_has (tree, "ring_epoch")
+            && strcmp (jsonkit_text (s, "reported_name"), name) != 0) {
             snprintf (line, sizeof line, "the process at %s's address calls itself '%s'", name,
                       jsonkit_text (s, "reported_name"));
             jsonkit_add_string (list, NULL, line);
         }
-    }
-    const cJSON *router = jsonkit_get (tree, "router");
-    if (router && jsonkit_u64 (router, "deadline_errors")) {
-        snprintf (line, sizeof line, "router %s counted %s deadline-order errors",
-                  jsonkit_text (router, "name"), jsonkit_text (router, "deadline_errors"));
-        jsonkit_add_string (list, NULL, line);
     }
     return (size_t) cJSON_GetArraySize (list);
 }
@@ -735,6 +734,7 @@ s_status_without_ring (rlctl_ctx_t *ctx, const char **fronts, size_t count,
         }
     }
     //  Exit 1: this is --connect's view alone, not the cluster's.
+    (void) s_status_attention (tree);
     return rlctl_emit (ctx, &tree, s_status_table, RLCTL_EXIT_FAILED);
 }
 
