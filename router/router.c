@@ -633,7 +633,10 @@ router_admit (router_t *self, zmsg_t *envelope, zframe_t *payload, const rl_head
     uint32_t op = h->operation;
     size_t out_size = codec_reply_record_size (op);
     size_t reply_bytes = op == RL_OP_GET_ACCOUNT_TRANSFERS ? 0 : (size_t) count * out_size;
-    size_t bytes = zframe_size (payload) + reply_bytes;
+    //  The envelope is held as long as the request (its frames may be as
+    //  large as the payload's): counted too, or a client's frame of 4 MiB
+    //  before each request would hold 4 GiB within the bound.
+    size_t bytes = zmsg_content_size (envelope) + zframe_size (payload) + reply_bytes;
     if (self->pending_free_count == 0
         || self->pending_bytes + bytes > RL_ROUTER_PENDING_BYTES_MAX) {
         self->busy++;
@@ -772,9 +775,9 @@ s_reply_read (router_t *self, r_pending_t *p, r_sub_t *sub, const rl_header_t *h
               const uint8_t *body, size_t body_size)
 {
     if (h->status == RL_STATUS_WRONG_SHARD && p->header.operation != RL_OP_LOOKUP_TRANSFERS) {
+        self->wrong_shard++; //  a read counts once per sub-request
         for (uint32_t k = 0; k < sub->count; k++) {
             uint32_t pos = sub->positions[k];
-            self->wrong_shard++;
             if (p->attempts[pos] >= RL_ROUTER_WRONG_SHARD_ATTEMPTS_MAX) {
                 p->status = RL_STATUS_WRONG_SHARD;
                 return;

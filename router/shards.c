@@ -113,6 +113,10 @@ s_shard_new (router_t *self, const char *name, const char *endpoint, const char 
     zsock_set_rcvhwm (shard->dealer, RL_ROUTER_SHARD_HWM_MESSAGES);
     zsock_set_reconnect_ivl (shard->dealer, RL_ROUTER_RECONNECT_MS);
     zsock_set_reconnect_ivl_max (shard->dealer, RL_ROUTER_RECONNECT_MS_MAX);
+    //  A reply is one frame, a ring's at most: a larger one (a shard's
+    //  bug, or anything at an insecure endpoint) drops the connection
+    //  before the router holds it, as the client socket does.
+    zsock_set_maxmsgsize (shard->dealer, RL_FRAME_SIZE_MAX);
     if (zsock_connect (shard->dealer, "%s", endpoint) != 0) {
         rl_error ("shard %s: cannot connect to %s", name, endpoint);
         zsock_destroy (&shard->dealer);

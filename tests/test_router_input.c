@@ -8,7 +8,10 @@
     run time.
     And failed allocations (failpoint router.alloc) of a create, a history
     read and a ring answer: the request is answered busy and the router
-    keeps serving.
+    keeps serving. And memory: the bound on what pending requests hold
+    counts their envelopes (test_envelope_bytes), and a shard's reply
+    over RL_FRAME_SIZE_MAX drops its connection before it is held
+    (test_shard_oversize).
 */
 #include <setjmp.h>
 #include <signal.h>
@@ -24,6 +27,7 @@
 #include <czmq.h>
 
 #include "codec.h"
+#include "keys.h"
 #include "ring.h"
 #include "routerkit.h"
 #include "testkit.h"
@@ -238,6 +242,144 @@ test_shard_deadline_check (void **state)
     rk_routers_stop (ctx);
 }
 
+//  The bound on what pending requests hold counts their envelopes: with
+//  both shards stopped, requests that each come behind a frame of almost
+//  RL_FRAME_SIZE_MAX are answered busy once RL_ROUTER_PENDING_BYTES_MAX is
+//  held, long before the per-shard limits (64 a shard) would refuse them.
+//  The router used to count the payload alone: 4 MiB held for 176 bytes
+//  counted, up to the 1,024 requests it admits.
+static void
+test_envelope_bytes (void **state)
+{
+    rk_ctx_t *ctx = *state;
+    rk_cluster_start (ctx, 2, 2, 0, 0);
+    for (size_t i = 0; i < 2; i++) {
+        harness_kill (ctx->h, ctx->shards[i].pid, SIGSTOP);
+    }
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    assert_non_null (dealer);
+    zsock_set_linger (dealer, 0);
+    zsock_set_sndhwm (dealer, 0);
+    zsock_set_rcvhwm (dealer, 0);
+    tk_connect (dealer, ctx->routers[0].endpoint);
+    size_t frame = RL_FRAME_SIZE_MAX - 64;
+    size_t held_max = RL_ROUTER_PENDING_BYTES_MAX / frame;  //  64
+    size_t sent = 2 * RL_ROUTER_INFLIGHT_PER_SHARD_MAX - 8; //  within the shards' limits
+    uint64_t n = 1;
+    for (size_t i = 0; i < sent; i++) {
+        rl_id_t id;
+        do { //  alternately an account of s1 and of s2
+            id = tk_id (n++, RK_TAG);
+        } while (rk_owner (ctx->ring, id) != (int) (i % 2));
+        uint8_t buf[RL_HEADER_SIZE + RL_ID_SIZE];
+        size_t size = tk_request_header (buf, RL_OP_LOOKUP_ACCOUNTS, 9000 + i, 1);
+        codec_encode_id (id, buf + size);
+        zframe_t *big = zframe_new (NULL, frame);
+        assert_non_null (big);
+        memset (zframe_data (big), 0, frame);
+        zmsg_t *msg = zmsg_new ();
+        assert_int_equal (zmsg_append (msg, &big), 0);
+        assert_int_equal (zmsg_addmem (msg, buf, size + RL_ID_SIZE), 0);
+        assert_int_equal (zmsg_send (&msg, dealer), 0);
+    }
+    //  What is answered at once is busy; the rest waits for the shards
+    //  until the router's deadline (timeout).
+    size_t busy = 0;
+    zsock_set_rcvtimeo (dealer, 3000);
+    for (bool more = true; more && busy < sent;) {
+        zmsg_t *reply = zmsg_recv (dealer);
+        if (!reply) {
+            break;
+        }
+        zframe_t *last = zmsg_last (reply);
+        rl_header_t h;
+        assert_int_equal (codec_check_reply (zframe_data (last), zframe_size (last), &h),
+                          RL_STATUS_OK);
+        more = h.status == RL_STATUS_BUSY;
+        busy += more;
+        zmsg_destroy (&reply);
+    }
+    printf ("test_envelope_bytes: %zu of %zu requests behind %zu-byte frames answered busy\n", busy,
+            sent, frame);
+    assert_true (busy >= sent - held_max);
+    zsock_destroy (&dealer);
+    for (size_t i = 0; i < 2; i++) {
+        harness_kill (ctx->h, ctx->shards[i].pid, SIGCONT);
+    }
+    rk_routers_stop (ctx);
+}
+
+//  A shard's reply larger than RL_FRAME_SIZE_MAX drops the connection
+//  before the router holds it, as a client's does: the test serves s2's
+//  endpoint with s2's key and answers a lookup there with such a frame.
+//  The router used to take it whole (any size) and only then drop it as a
+//  reply that does not decode.
+static void
+test_shard_oversize (void **state)
+{
+    rk_ctx_t *ctx = *state;
+    rk_cluster_start (ctx, 2, 2, 0, 0);
+    rk_create_accounts (ctx);
+    tk_shard_stop (ctx->h, &ctx->shards[1], SIGTERM);
+    zsock_t *fake = zsock_new (ZMQ_ROUTER);
+    assert_non_null (fake);
+    zsock_set_linger (fake, 0);
+    zsock_set_rcvtimeo (fake, TK_TIMEOUT_MS);
+    char path[600], err[768];
+    snprintf (path, sizeof path, "%s/private/s2.key_secret", tk_keys_dir (ctx->h));
+    zcert_t *cert = rl_cert_load (path, err, sizeof err);
+    assert_non_null (cert);
+    zcert_apply (cert, fake);
+    zcert_destroy (&cert);
+    zsock_set_curve_server (fake, 1);
+    assert_true (zsock_bind (fake, "%s", ctx->shards[1].endpoint) >= 0);
+    //  A lookup of an account of s2, through the router: it reaches the fake.
+    uint64_t n = 1;
+    while (rk_owner (ctx->ring, tk_id (n, RK_TAG)) != 1) {
+        n++;
+    }
+    rl_id_t id = tk_id (n, RK_TAG);
+    zsock_t *client = zsock_new (ZMQ_DEALER);
+    assert_non_null (client);
+    zsock_set_linger (client, 0);
+    tk_connect (client, ctx->routers[0].endpoint);
+    uint8_t buf[RL_HEADER_SIZE + RL_ID_SIZE];
+    size_t size = tk_request_header (buf, RL_OP_LOOKUP_ACCOUNTS, 5151, 1);
+    codec_encode_id (id, buf + size);
+    assert_int_equal (zsock_send (client, "b", buf, size + RL_ID_SIZE), 0);
+    zmsg_t *msg = NULL;
+    rl_header_t h = {0};
+    while (h.operation != RL_OP_LOOKUP_ACCOUNTS) { //  status polls may come first
+        zmsg_destroy (&msg);
+        msg = zmsg_recv (fake);
+        assert_non_null (msg);
+        zframe_t *request = zmsg_last (msg);
+        const uint8_t *body = NULL;
+        size_t body_size = 0;
+        assert_int_equal (codec_parse_request (zframe_data (request), zframe_size (request), &h,
+                                               &body, &body_size),
+                          RL_STATUS_OK);
+    }
+    zframe_t *route = zmsg_pop (msg);
+    zmsg_destroy (&msg);
+    size_t big = (size_t) RL_FRAME_SIZE_MAX + 1;
+    zframe_t *junk = zframe_new (NULL, big);
+    assert_non_null (junk);
+    memset (zframe_data (junk), 0, big);
+    msg = zmsg_new ();
+    assert_int_equal (zmsg_append (msg, &route), 0);
+    assert_int_equal (zmsg_append (msg, &junk), 0);
+    assert_int_equal (zmsg_send (&msg, fake), 0);
+    zclock_sleep (1000);
+    assert_false (tk_log_contains (ctx->h, ctx->routers[0].name, "that does not decode"));
+    //  The router serves on.
+    rl_status_rec_t status;
+    assert_int_equal (rl_client_status (ctx->client, &status, TK_TIMEOUT_MS), 0);
+    zsock_destroy (&client);
+    zsock_destroy (&fake);
+    rk_routers_stop (ctx);
+}
+
 //  Out of memory ---------------------------------------------------------------
 
 //  A router whose Nth request allocation fails answers that request busy
@@ -328,6 +470,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_bad_input, rk_setup, rk_teardown),
         cmocka_unit_test_setup_teardown (test_timeout_order, rk_setup, rk_teardown),
         cmocka_unit_test_setup_teardown (test_shard_deadline_check, rk_setup, rk_teardown),
+        cmocka_unit_test_setup_teardown (test_envelope_bytes, rk_setup, rk_teardown),
+        cmocka_unit_test_setup_teardown (test_shard_oversize, rk_setup, rk_teardown),
         cmocka_unit_test_setup_teardown (test_alloc_failure, rk_setup, rk_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
