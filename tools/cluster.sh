@@ -366,7 +366,7 @@ router_reaches_shards () {
 
 # True when `rlctl status` got the ring and every shard of it answered. Its
 # exit code says more: it is 1 too when a shard that answered needs an
-# operator (a frozen arc, an alarm), which `status` then shows.
+# operator (a failed store, a frozen arc), which `status` then shows.
 every_shard_answers () {
     out=$(rlctl --connect "$(router_endpoint)" --timeout-ms $POLL_TIMEOUT_MS --json status \
         2>/dev/null) || true
