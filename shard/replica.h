@@ -200,11 +200,12 @@ bool replica_batch_each (const uint8_t *data, size_t size, replica_batch_fn *fn,
 //  column family with its key and entry sizes), sizes that add up, keys
 //  strictly increasing (store_ingest_sorted asserts it).
 bool replica_ingest_valid (const replica_header_t *h, const uint8_t *data, size_t size);
-//  Does a valid WriteBatch write (put, delete, or a range delete that
-//  reaches) a standby's own marks: the meta keys of REPLICA_META_PREFIX,
-//  but REPLICA_META_PRIMARY, which a primary writes for itself? A stream
+//  replica_batch_valid, in the same walk: does the batch write (put,
+//  delete, or a range delete that reaches) a standby's own marks, the meta
+//  keys of REPLICA_META_PREFIX but REPLICA_META_PRIMARY, which a primary
+//  writes for itself (*writes_marks; meaningful when valid)? A stream
 //  never carries one; a standby refuses such a batch (malformed).
-bool replica_batch_writes_marks (const uint8_t *data, size_t size);
+bool replica_batch_valid_marks (const uint8_t *data, size_t size, bool *writes_marks);
 //  A seeded file's name: [A-Za-z0-9._-], not "." nor "..", at most
 //  REPLICA_SEED_NAME_SIZE_MAX - 1 bytes.
 bool replica_seed_name_valid (const char *name, size_t size);

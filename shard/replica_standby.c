@@ -682,11 +682,12 @@ s_apply (s_standby_t *self, const replica_header_t *h, const uint8_t *data, size
         return REPLICA_ST_WRONG_STREAM;
     }
     //  Bytes that do not check are refused whatever their position.
-    if (h->kind == REPLICA_BATCH ? !replica_batch_valid (data, size)
+    bool marks = false;
+    if (h->kind == REPLICA_BATCH ? !replica_batch_valid_marks (data, size, &marks)
                                  : !replica_ingest_valid (h, data, size)) {
         return REPLICA_ST_MALFORMED;
     }
-    if (h->kind == REPLICA_BATCH && replica_batch_writes_marks (data, size)) {
+    if (marks) {
         //  Only this standby writes its marks (its position, a promotion,
         //  a withdrawal, a fence): taken from a stream, they would make it
         //  a primary, or wipe it, at its next start.

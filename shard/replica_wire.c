@@ -284,12 +284,11 @@ s_marks_fn (void *arg, const replica_op_t *op)
 }
 
 bool
-replica_batch_writes_marks (const uint8_t *data, size_t size)
+replica_batch_valid_marks (const uint8_t *data, size_t size, bool *writes_marks)
 {
-    bool writes = false;
-    bool valid = replica_batch_each (data, size, s_marks_fn, &writes);
-    assert (valid); //  checked first (replica_batch_valid)
-    return writes;
+    assert (writes_marks);
+    *writes_marks = false;
+    return replica_batch_each (data, size, s_marks_fn, writes_marks);
 }
 
 bool
