@@ -169,11 +169,19 @@ s_account_in (const s_step_t *step, uint64_t not )
     return 0;
 }
 
+//  Attempts of one transfer. A shard restarted by the test is served again
+//  once the router's next reconnect reaches it, up to
+//  RL_ROUTER_RECONNECT_MS_MAX later; until then the router answers
+//  `unavailable` at once. The helper's pauses after such answers (10 ms
+//  doubling to 1 s) add up to over 5 s in 12 attempts.
+#define S_TRANSFER_ATTEMPTS 12
+
 static uint32_t
 s_transfer (s_ctx_t *ctx, rl_client_t *client, const rl_transfer_t *t, uint64_t *ts)
 {
     rl_result_rec_t r;
-    assert_int_equal (rl_client_create_transfers_retry (client, t, 1, &r, TK_TIMEOUT_MS, 5), 0);
+    assert_int_equal (
+        rl_client_create_transfers_retry (client, t, 1, &r, TK_TIMEOUT_MS, S_TRANSFER_ATTEMPTS), 0);
     (void) ctx;
     if (ts) {
         *ts = r.timestamp;
