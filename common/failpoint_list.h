@@ -180,6 +180,9 @@ RL_FP_X (PENDING_RECOVERY_EXPIRED, "pending.recovery_expired",
 RL_FP_X (REPL_STANDBY_BEFORE_APPLY, "repl.standby.before_apply",
          "standby: an event of the primary's stream checked, before its synced write (delay: the "
          "primary's replies wait for the acknowledgement)")
+RL_FP_X (REPL_STANDBY_REFUSE, "repl.standby.refuse",
+         "test only: with `error`, a standby answers the next event of its primary's stream "
+         "malformed, changing nothing (the primary must not ask again in a tight loop)")
 RL_FP_X (REPL_STANDBY_SEED_FILE, "repl.standby.seed_file",
          "standby: a seed chunk checked, before it is written (delay: a seed held in progress)")
 RL_FP_X (REPL_STANDBY_SEED_ASIDE, "repl.standby.seed_aside",

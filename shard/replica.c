@@ -158,6 +158,8 @@ typedef struct {
     bool hello_checked;   //  it answered a HELLO, its copy's incarnation checked (or none held):
                           //  it is decided for the start (s_start_settled)
     long retry_ms;        //  and asks again after this: 10 ms, doubling up to timeout / 4
+    long refused_ms;      //  an event or the seed refused: the pause before the next hello,
+                          //  10 ms doubling up to timeout / 4; 0 again when an event is taken
     uint64_t resume;      //  HELLO after streaming: its last position (the log keeps the rest)
 } s_link_t;
 
@@ -354,6 +356,25 @@ s_rehello (s_link_t *link, const char *why)
     link->waiting = false;
     link->asked_ms = 0;
     link->acked = link->sent = 0;
+}
+
+//  The standby refused an event or the seed (malformed, out_of_order,
+//  oversize, ...): its position is asked again after a pause that doubles
+//  while it goes on refusing. What it refuses once it may take at the next
+//  hello (a seed of its own); what it will never take costs a hello every
+//  timeout / REPLICA_PING_DIVISOR, not a loop of hellos and refusals as
+//  fast as both can turn.
+static void
+s_rehello_later (s_link_t *link, const char *why)
+{
+    replica_t *self = link->owner;
+    s_rehello (link, why);
+    long max = self->options.timeout_ms / REPLICA_PING_DIVISOR;
+    link->refused_ms = link->refused_ms ? link->refused_ms * 2 : REPLICA_REFUSED_RETRY_MS;
+    link->refused_ms = link->refused_ms < max ? link->refused_ms : max;
+    link->state = L_REFUSED; //  counts for nothing meanwhile; the tick says hello (quietly)
+    link->waiting = true;
+    link->asked_ms = s_now_ms () - self->options.timeout_ms + link->refused_ms;
 }
 
 static int
@@ -962,7 +983,7 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
             if (h->status != REPLICA_ST_OK) {
                 rl_error ("replication to %s: the seed was refused: %s", link->endpoint,
                           replica_status_name (h->status));
-                s_rehello (link, "seed refused");
+                s_rehello_later (link, "seed refused");
                 return;
             }
             link->waiting = false;
@@ -976,7 +997,7 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
                 char why[96];
                 snprintf (why, sizeof why, "an event was answered %s",
                           replica_status_name (h->status));
-                s_rehello (link, why);
+                s_rehello_later (link, why);
                 return;
             }
             if (h->stream != self->stream || h->seq > link->sent || h->seq < link->acked) {
@@ -984,7 +1005,10 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
                 return;
             }
             RL_FAILPOINT (REPL_PRIMARY_SHIPPED); //  crash: the standby holds what nobody heard of
-            link->acked = h->seq;                //  invariant 2
+            if (h->seq > link->acked) {
+                link->refused_ms = 0; //  the standby takes this stream's events again
+            }
+            link->acked = h->seq; //  invariant 2
             link->asked_ms = link->sent > link->acked ? s_now_ms () : 0;
             s_update (self, true);
             return;

@@ -63,6 +63,7 @@
 #define REPLICA_QUERY_INTERVAL_MS    100   //  at most one QUERY sent per interval
 #define REPLICA_UNCONFIRMED_RETRY_MS 10    //  a primary answered unconfirmed says hello again after
 #define REPLICA_OLDER_RETRY_MS       30000 //  a primary whose seed was refused older: hello after
+#define REPLICA_REFUSED_RETRY_MS     10 //  an event or seed refused: hello after, doubling to timeout/4
 #define REPLICA_HEADER_SIZE          64
 #define REPLICA_MAGIC                0x50524c52u //  "RLRP", little-endian
 #define REPLICA_VERSION              1

@@ -702,6 +702,9 @@ s_apply (s_standby_t *self, const replica_header_t *h, const uint8_t *data, size
     if (h->seq != self->position + 1) {
         return REPLICA_ST_OUT_OF_ORDER;
     }
+    if (RL_FAILPOINT (REPL_STANDBY_REFUSE) != 0) {
+        return REPLICA_ST_MALFORMED; //  test only: an event this standby will never take
+    }
     RL_FAILPOINT (REPL_STANDBY_BEFORE_APPLY); //  delay: the primary must wait
     uint8_t value[16];
     s_position_value (self->stream, h->seq, value);

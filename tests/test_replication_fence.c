@@ -37,6 +37,13 @@
     range delete over them), even from the shard's own key, are refused
     malformed. The standby, promoted, holds every acknowledged transfer.
 
+    test_refused_backoff: a standby that refuses every new event of its
+    primary's stream (the failpoint repl.standby.refuse) is asked its
+    position again after a pause that doubles up to --repl-timeout-ms / 4,
+    not in a loop of hellos and refusals at full speed (it answered over
+    3,000 a second). Started again without the failpoint, it takes the
+    held write at the primary's next hello, and the write answers.
+
     test_promote_mid_seed: the primary restarts (its standby is re-seeded)
     and dies while the seed is held by a failpoint: the standby drops the
     seed and promotes the copy it holds, every acknowledged transfer in it.
@@ -55,6 +62,7 @@
     the strong conservation check. RL_SEED=<n> replays a run.
 */
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -679,6 +687,68 @@ test_fence_by_ring (void **state)
     tk_shard_stop (h, &standby, SIGTERM);
 }
 
+//  Refusals the standby at endpoint has answered (status `malformed`).
+static uint64_t
+s_refusals (const char *endpoint)
+{
+    rl_status_rec_t st = rk_status (endpoint);
+    assert_int_equal (st.state, RL_SHARD_STANDBY);
+    return st.malformed;
+}
+
+static void
+test_refused_backoff (void **state)
+{
+    harness_t *h = *state;
+    tk_shard_t primary, standby;
+    s_pair (h, &primary, &standby, "semi");
+    //  A write answered (semi): the standby streams (its seed is over).
+    rl_client_t *client = rl_client_new (primary.endpoint);
+    uint64_t n = ACCOUNTS + 1;
+    rl_account_t a = tk_account (n, TAG, LEDGER, 0);
+    rl_result_rec_t r;
+    int64_t deadline = zclock_mono () + 10000;
+    while (rl_client_create_accounts (client, &a, 1, &r, 1000) != 0 || r.result != RL_OK) {
+        assert_true (zclock_mono () < deadline); //  busy until the seed is in
+        zclock_sleep (50);
+    }
+    static char refuse[] = "RL_FAILPOINTS=repl.standby.refuse=error";
+    assert_int_equal (tk_shard_stop (h, &standby, SIGTERM), 0);
+    standby.env[0] = refuse;
+    standby.env[1] = NULL;
+    assert_true (tk_shard_start (h, &standby) > 0);
+    uint64_t position = s_position (standby.endpoint);
+    //  Writes whose events the standby refuses: held (semi), unanswered.
+    //  Each a new account, so that each is an event.
+    deadline = zclock_mono () + 10000;
+    while (s_refusals (standby.endpoint) == 0) {
+        assert_true (zclock_mono () < deadline);
+        a = tk_account (++n, TAG, LEDGER, 0);
+        rl_client_create_accounts (client, &a, 1, &r, 200); //  busy, or no answer
+    }
+    uint64_t before = s_refusals (standby.endpoint);
+    zclock_sleep (2000);
+    uint64_t refusals = s_refusals (standby.endpoint) - before;
+    //  At most one a 100 ms (400 / 4) once the pause has doubled up.
+    printf ("test_refused_backoff: %" PRIu64 " refusals in 2 s\n", refusals);
+    assert_true (refusals >= 5 && refusals <= 40);
+    assert_true (tk_log_contains (h, "s1", "an event was answered malformed"));
+    //  The standby takes the stream again: the write answers.
+    assert_int_equal (tk_shard_stop (h, &standby, SIGTERM), 0);
+    standby.env[0] = NULL;
+    assert_true (tk_shard_start (h, &standby) > 0);
+    deadline = zclock_mono () + 10000;
+    while (rl_client_create_accounts (client, &a, 1, &r, 1000) != 0
+           || (r.result != RL_OK && r.result != RL_EXISTS)) {
+        assert_true (zclock_mono () < deadline);
+        zclock_sleep (50);
+    }
+    rl_client_destroy (&client);
+    assert_true (s_position (standby.endpoint) > position); //  the write's event, taken
+    tk_shard_stop (h, &primary, SIGTERM);
+    tk_shard_stop (h, &standby, SIGTERM);
+}
+
 //  The primary restarts (a new stream: its standby is seeded again) and
 //  dies while that seed is held: the standby drops the seed and promotes
 //  the complete copy it holds, with every acknowledged transfer.
@@ -890,6 +960,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_lost_disk, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_older_wiped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_fence_by_ring, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_refused_backoff, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_promote_mid_seed, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_seed_between_renames, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_standby_stopped, s_setup, s_teardown),
