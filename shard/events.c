@@ -141,6 +141,38 @@ events_history_has (store_t *store, uint64_t counter, uint64_t nonce)
     return answer;
 }
 
+int
+events_history_end (store_t *store, uint64_t counter, uint64_t *end_p)
+{
+    assert (store && end_p);
+    *end_p = UINT64_MAX;
+    if (counter == UINT64_MAX) {
+        return 0;
+    }
+    store_iter_t *it = store_iter_new (store, STORE_CF_META);
+    if (!it) {
+        return -1;
+    }
+    uint8_t key[EVENTS_META_KEY_MAX];
+    size_t prefix = strlen (EVENTS_META_PREFIX);
+    store_iter_seek (it, key, s_meta_key (counter + 1, key));
+    int rc = 0;
+    if (store_iter_valid (it)) {
+        size_t key_size = 0, value_size = 0;
+        const uint8_t *next = store_iter_key (it, &key_size);
+        if (key_size == prefix + 8 && memcmp (next, EVENTS_META_PREFIX, prefix) == 0) {
+            const uint8_t *value = store_iter_value (it, &value_size);
+            if (value_size != EVENTS_META_VALUE) {
+                rc = -1; //  a corrupt entry: cannot tell
+            } else {
+                *end_p = codec_get_u64 (value + 8);
+            }
+        }
+    }
+    store_iter_destroy (&it);
+    return rc;
+}
+
 //  Loads the table of incarnations. 0, or -1 (logged).
 static int
 s_load (events_t *self, store_t *store, uint64_t current)

@@ -64,5 +64,12 @@ void events_stats (const server_t *self, events_stats_t *out);
 //  is empty, or begins after counter); -1 a read failed.
 typedef struct store_t store_t;
 int events_history_has (store_t *store, uint64_t counter, uint64_t nonce);
+//  Where the history of store ends incarnation counter: the timestamp the
+//  next incarnation it remembers began after (the last one stored when
+//  that start came), or UINT64_MAX when none follows (the current one).
+//  0, or -1 a read failed. A primary whose data was rolled back (restored
+//  from a snapshot or a backup taken during an incarnation, then started)
+//  ends that incarnation before what it acknowledged in it.
+int events_history_end (store_t *store, uint64_t counter, uint64_t *end_p);
 
 #endif

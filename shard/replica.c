@@ -73,6 +73,21 @@
     standby's quick seed opens no window before the copy's answer. A
     standby that is silent delays a start by the timeout.
 
+    THE ROLLED-BACK PRIMARY. The same holds for a copy of this primary's
+    own history when its data was rolled back within the copy's
+    incarnation (restored from a snapshot or a backup taken while the copy
+    streamed, then started): the history holds the copy's incarnation, but
+    ends it before writes acknowledged in it. So the server tells the head
+    it acknowledged (replica_acked_head: the last timestamp every write it
+    answered covers, synced here and released) and every HELLO, PING (seq)
+    and BATCH (count) carries it; the standby keeps the highest of its
+    copy's stream with its position and tells it in its answer to a
+    HELLO (the data). A copy whose incarnation this history ends before
+    that head (events_history_end: the next start began after a lower
+    last timestamp) is older. Timestamps only grow and every group commit
+    stores the last one (journal.c invariant 2), so a history that kept
+    every acknowledged write ends each incarnation at or after its head.
+
     INVARIANTS
     1. Events are numbered in the order RocksDB applied the writes (the tap
        runs under the store's write lock), without gaps; only the last
@@ -199,6 +214,7 @@ struct replica_t {
     bool fenced;            //  a standby answered fenced: final
     uint64_t released;      //  the last outq sequence replicated
     uint64_t released_head; //  and its last timestamp
+    uint64_t acked_head;    //  THE ROLLED-BACK PRIMARY: told to the standbys
     int64_t waiting_ms;     //  since when a write waits (pending not empty), or progress
     replica_mode_t mode;    //  SEMI or ASYNC (degrade switches)
     uint64_t seeds;         //  seeds begun (names of their directories)
@@ -593,7 +609,7 @@ s_stream (s_link_t *link)
         h.cf = e.cf;
         h.key_size = e.key_size;
         h.entry_size = e.entry_size;
-        h.count = e.count;
+        h.count = e.kind == REPLICA_BATCH ? self->acked_head : e.count;
         h.data_size = e.size;
         //  Copied into the message under the lock: a lost event (the tap,
         //  out of memory) empties the log from another thread.
@@ -618,7 +634,7 @@ s_ping (s_link_t *link)
         || now - link->ping_sent_ms < (link->ping_inflight ? self->options.timeout_ms : period)) {
         return;
     }
-    replica_header_t h = s_header (link, REPLICA_PING, 0);
+    replica_header_t h = s_header (link, REPLICA_PING, self->acked_head);
     h.count = ++link->ping_id;
     h.key_size = (uint32_t) self->options.timeout_ms;
     h.entry_size = ((uint64_t) self->link_count << 32) | self->options.quorum;
@@ -643,7 +659,7 @@ s_pump (s_link_t *link)
     switch (link->state) {
         case L_HELLO:
             if (!link->waiting) {
-                replica_header_t h = s_header (link, REPLICA_HELLO, 0);
+                replica_header_t h = s_header (link, REPLICA_HELLO, link->owner->acked_head);
                 h.key_size = (uint32_t) link->owner->options.timeout_ms;
                 h.entry_size = ((uint64_t) link->owner->link_count << 32)
                                | link->owner->options.quorum;
@@ -806,8 +822,9 @@ s_fenced (s_link_t *link, const char *why)
     }
 }
 
+//  acked_head: what the standby's answer to a HELLO told (0: nothing).
 static void
-s_on_ack (s_link_t *link, const replica_header_t *h)
+s_on_ack (s_link_t *link, const replica_header_t *h, uint64_t acked_head)
 {
     replica_t *self = link->owner;
     if (h->status == REPLICA_ST_FENCED) {
@@ -839,11 +856,23 @@ s_on_ack (s_link_t *link, const replica_header_t *h)
     if (hello && h->entry_size != 0) {
         //  1 held, 2 cannot tell (past what the table remembers), -1 a
         //  read failed: the seed's end decides then.
-        older = events_history_has (self->store, h->entry_size, h->count) == 0;
+        int held = events_history_has (self->store, h->entry_size, h->count);
+        older = held == 0;
         if (older && !link->older) { //  once, with the error below
             rl_warn ("replication to %s: the standby's copy is of incarnation %" PRIu64
                      " (nonce %016" PRIx64 "), which this primary's history does not hold",
                      link->endpoint, h->entry_size, h->count);
+        }
+        uint64_t end = UINT64_MAX;
+        if (held == 1 && acked_head != 0
+            && events_history_end (self->store, h->entry_size, &end) == 0 && end < acked_head) {
+            if (!link->older) { //  once, with the error below
+                rl_warn ("replication to %s: this primary's history ends the copy's incarnation "
+                         "%" PRIu64 " at ts %" PRIu64 ", before ts %" PRIu64
+                         ", up to which it acknowledged writes in it: its data was rolled back",
+                         link->endpoint, h->entry_size, end, acked_head);
+            }
+            older = true;
         }
     }
     if (hello && !older && (h->entry_size != 0 || h->stream == 0)) {
@@ -1028,7 +1057,7 @@ s_on_ping_ack (s_link_t *link, const replica_header_t *h)
     }
     link->ping_inflight = false;
     if (h->status == REPLICA_ST_STANDBY_FENCED || h->status == REPLICA_ST_UNCONFIRMED) {
-        s_on_ack (link, h); //  no lease; the link says why, once
+        s_on_ack (link, h, 0); //  no lease; the link says why, once
         return;
     }
     if (h->status != REPLICA_ST_OK) {
@@ -1069,7 +1098,11 @@ s_on_readable (zloop_t *loop, zsock_t *sock, void *arg)
                    && h.status != REPLICA_ST_FENCED) {
             s_on_ping_ack (link, &h);
         } else if (h.session == link->session) {
-            s_on_ack (link, &h);
+            zframe_t *data = zmsg_next (msg);
+            uint64_t acked_head = h.cf == REPLICA_HELLO && data && zframe_size (data) == 8
+                                      ? codec_get_u64 (zframe_data (data))
+                                      : 0;
+            s_on_ack (link, &h, acked_head);
         }
         zmsg_destroy (&msg);
     }
@@ -1268,6 +1301,13 @@ replica_released (const replica_t *self)
 {
     assert (self);
     return self->mode == REPLICA_MODE_SEMI ? self->released : UINT64_MAX;
+}
+
+void
+replica_acked_head (replica_t *self, uint64_t head)
+{
+    assert (self);
+    self->acked_head = head > self->acked_head ? head : self->acked_head;
 }
 
 uint64_t

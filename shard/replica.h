@@ -74,11 +74,15 @@ _Static_assert(REPLICA_SEED_CHUNK_BYTES <= REPLICA_EVENT_BYTES_MAX, "a chunk fit
 
 //  Meta keys of the standby's own position and of a promotion, all with
 //  this prefix.
-#define REPLICA_META_PREFIX   "repl_"
-#define REPLICA_META_POSITION "repl_position" //  stream id (8) + last applied seq (8)
-#define REPLICA_META_PROMOTED "repl_promoted" //  stream id fenced (8): this data is a primary's
-#define REPLICA_META_FENCED   "repl_fenced"   //  a promotion fenced this primary (1 byte)
-#define REPLICA_META_LEASE    "repl_lease_ms" //  a standby: the largest timeout its primary told (8)
+#define REPLICA_META_PREFIX "repl_"
+//  stream id (8) + last applied seq (8) + the acknowledged head its primary
+//  told in that stream (8; absent in a value of 16 bytes: 0)
+#define REPLICA_META_POSITION     "repl_position"
+#define REPLICA_POSITION_SIZE     24
+#define REPLICA_POSITION_SIZE_OLD 16
+#define REPLICA_META_PROMOTED     "repl_promoted" //  stream id fenced (8): this data is a primary's
+#define REPLICA_META_FENCED       "repl_fenced"   //  a promotion fenced this primary (1 byte)
+#define REPLICA_META_LEASE        "repl_lease_ms" //  a standby: the largest timeout its primary told (8)
 //  A promoted directory serves nothing before this wall-clock time (ms since
 //  the epoch, 8) + the wait it stood for (ms, 8: a clock that went back
 //  never makes a longer one): the end of the old primary's lease, written
@@ -249,6 +253,12 @@ void replica_ship (replica_t *self);
 //  The head of the last group commit released (the change stream announces
 //  no further); UINT64_MAX when nothing waits.
 uint64_t replica_released_head (const replica_t *self);
+//  The head the server acknowledged: the last timestamp every write it
+//  answered covers (synced here and, in semi mode, released). Told to the
+//  standbys, which keep it with their position: a primary whose history
+//  ends the copy's incarnation before it was rolled back (replica.c, THE
+//  ROLLED-BACK PRIMARY). Only grows.
+void replica_acked_head (replica_t *self, uint64_t head);
 //  The last outq sequence whose events every standby acknowledged; in
 //  async mode (or with none), UINT64_MAX: nothing waits.
 uint64_t replica_released (const replica_t *self);

@@ -59,6 +59,15 @@
     rename): the start installs it as the second rename would have. (DATA
     missing otherwise: an empty standby, seeded again.)
 
+    THE ACKNOWLEDGED HEAD. Every HELLO, PING and BATCH of the primary
+    tells the last timestamp every write it answered covers; the standby
+    keeps the highest of its copy's stream in its position mark (written
+    with each event; a hello or ping that moves it is written then) and
+    tells it in its answer to a HELLO. A seed whose history ends the
+    copy's incarnation before it is of a primary rolled back (replica.c,
+    THE ROLLED-BACK PRIMARY): refused older, like a seed of another
+    history (s_seed_older). A seed starts its copy at 0.
+
     THE LEASE. The primary pings (REPLICA_PING) and tells its timeout in
     every HELLO and PING; its lease runs from a ping answered ok. A
     promotion waits, before the process serves as the primary, until that
@@ -164,8 +173,11 @@ typedef struct {
     char own_key[RL_KEY_TEXT_SIZE];
     uint64_t stream;   //  0: no copy yet
     uint64_t position; //  the last event applied
-    uint64_t applied;  //  events applied since start
-    uint64_t refused;  //  replication messages refused
+    //  THE ACKNOWLEDGED HEAD: the highest its primary told in the copy's
+    //  stream (HELLO, PING: seq; BATCH: count), kept with the position
+    uint64_t acked_head;
+    uint64_t applied; //  events applied since start
+    uint64_t refused; //  replication messages refused
     uint64_t requests;
     int64_t started_ms;
     bool promoted;
@@ -221,14 +233,15 @@ s_open_store (s_standby_t *self)
         rl_error ("standby: cannot open %s: %s", self->o->data_dir, err);
         return -1;
     }
-    uint8_t value[16];
+    uint8_t value[REPLICA_POSITION_SIZE];
     size_t size = 0;
-    self->stream = self->position = 0;
+    self->stream = self->position = self->acked_head = 0;
     int rc = store_get (self->store, STORE_CF_META, REPLICA_META_POSITION,
                         strlen (REPLICA_META_POSITION), value, sizeof value, &size);
-    if (rc == 1 && size == 16) {
+    if (rc == 1 && (size == REPLICA_POSITION_SIZE || size == REPLICA_POSITION_SIZE_OLD)) {
         self->stream = codec_get_u64 (value);
         self->position = codec_get_u64 (value + 8);
+        self->acked_head = size == REPLICA_POSITION_SIZE ? codec_get_u64 (value + 16) : 0;
     }
     rc = store_get (self->store, STORE_CF_META, REPLICA_META_PROMOTED,
                     strlen (REPLICA_META_PROMOTED), value, sizeof value, &size);
@@ -271,10 +284,31 @@ s_open_store (s_standby_t *self)
 }
 
 static void
-s_position_value (uint64_t stream, uint64_t position, uint8_t out[16])
+s_position_value (uint64_t stream, uint64_t position, uint64_t acked_head,
+                  uint8_t out[REPLICA_POSITION_SIZE])
 {
     codec_put_u64 (out, stream);
     codec_put_u64 (out + 8, position);
+    codec_put_u64 (out + 16, acked_head);
+}
+
+//  The acknowledged head its primary tells (THE ACKNOWLEDGED HEAD), of a
+//  message of the copy's stream, kept (synced) when it moved. A failed
+//  write keeps the old one: the position's next write carries the new.
+static void
+s_acked_head_told (s_standby_t *self, const replica_header_t *h, uint64_t head)
+{
+    if (!self->store || self->seeding || self->stream == 0 || h->stream != self->stream
+        || head <= self->acked_head) {
+        return;
+    }
+    uint8_t value[REPLICA_POSITION_SIZE];
+    s_position_value (self->stream, self->position, head, value);
+    store_batch_put (self->store, STORE_CF_META, REPLICA_META_POSITION,
+                     strlen (REPLICA_META_POSITION), value, sizeof value);
+    if (store_commit (self->store) == 0) {
+        self->acked_head = head;
+    }
 }
 
 //  The warm state ----------------------------------------------------------------
@@ -367,14 +401,19 @@ s_ack (s_standby_t *self, zframe_t **id_p, const replica_header_t *req, replica_
         .cf = req ? req->kind : 0,
         .count = req && (req->kind == REPLICA_PING || req->kind == REPLICA_QUERY) ? req->count : 0};
     uint64_t counter = 0, nonce = 0;
+    uint8_t told[8];
     if (req && req->kind == REPLICA_HELLO && self->stream != 0
         && (status == REPLICA_ST_OK || status == REPLICA_ST_UNCONFIRMED)
         && s_incarnation (self->store, &counter, &nonce)) {
         //  A standby's copy tells its incarnation with every answer to a
-        //  HELLO (confirmed or not): the primary checks at once that its
-        //  data descends from it, before any seed (THE OLDER SEED).
+        //  HELLO (confirmed or not), and, as the data, the acknowledged
+        //  head its primary told it: the primary checks at once that its
+        //  data descends from the copy and kept everything acknowledged
+        //  in it, before any seed (THE OLDER SEED).
         h.entry_size = counter;
         h.count = nonce;
+        h.data_size = sizeof told;
+        codec_put_u64 (told, self->acked_head);
     }
     if (status != REPLICA_ST_OK) {
         self->refused++;
@@ -386,7 +425,7 @@ s_ack (s_standby_t *self, zframe_t **id_p, const replica_header_t *req, replica_
     zmsg_t *msg = zmsg_new ();
     zmsg_append (msg, id_p);
     zmsg_addmem (msg, raw, sizeof raw);
-    zmsg_addmem (msg, NULL, 0);
+    zmsg_addmem (msg, h.data_size ? told : NULL, h.data_size);
     if (zmsg_send (&msg, self->router) != 0) {
         zmsg_destroy (&msg);
     }
@@ -706,8 +745,11 @@ s_apply (s_standby_t *self, const replica_header_t *h, const uint8_t *data, size
         return REPLICA_ST_MALFORMED; //  test only: an event this standby will never take
     }
     RL_FAILPOINT (REPL_STANDBY_BEFORE_APPLY); //  delay: the primary must wait
-    uint8_t value[16];
-    s_position_value (self->stream, h->seq, value);
+    uint8_t value[REPLICA_POSITION_SIZE];
+    uint64_t acked_head = h->kind == REPLICA_BATCH && h->count > self->acked_head
+                              ? h->count
+                              : self->acked_head;
+    s_position_value (self->stream, h->seq, acked_head, value);
     int rc;
     if (h->kind == REPLICA_BATCH) {
         rc = store_apply_batch (self->store, data, size, REPLICA_META_POSITION,
@@ -729,6 +771,7 @@ s_apply (s_standby_t *self, const replica_header_t *h, const uint8_t *data, size
         return REPLICA_ST_STORAGE;
     }
     self->position = h->seq;
+    self->acked_head = acked_head;
     self->applied++;
     s_warm_event (self, h, data, size);
     RL_FAILPOINT (REPL_STANDBY_APPLIED); //  crash: applied, never acknowledged
@@ -885,6 +928,20 @@ s_seed_older (s_standby_t *self, store_t *seed)
         return false;
     }
     int descends = events_history_has (seed, have, have_nonce);
+    uint64_t end = UINT64_MAX;
+    if (descends == 1 && self->acked_head != 0 && events_history_end (seed, have, &end) == 0
+        && end < self->acked_head) {
+        rl_log_event (RL_LOG_ERROR, "replication",
+                      "standby: refused a seed of incarnation %" PRIu64 " (nonce %016" PRIx64
+                      ") whose history ends this copy's incarnation %" PRIu64 " at ts %" PRIu64
+                      ", before ts %" PRIu64 ", up to which the primary acknowledged writes "
+                      "in that incarnation: the primary's data was rolled back (restored from a "
+                      "snapshot or backup taken while this copy streamed?); this copy is kept: "
+                      "promote this standby (rlctl promote), or wipe its data directory to take "
+                      "the primary's",
+                      got, got_nonce, have, end, self->acked_head);
+        return true;
+    }
     if (descends == 1 || descends == 2) {
         return false;
     }
@@ -914,8 +971,8 @@ s_seed_marks (s_standby_t *self, const replica_header_t *h, long lease, uint64_t
         store_close (&seed);
         return -2;
     }
-    uint8_t value[16];
-    s_position_value (h->stream, h->seq, value);
+    uint8_t value[REPLICA_POSITION_SIZE];
+    s_position_value (h->stream, h->seq, 0, value); //  a new copy: told again
     store_batch_put (seed, STORE_CF_META, REPLICA_META_POSITION, strlen (REPLICA_META_POSITION),
                      value, sizeof value);
     codec_put_u64 (value, (uint64_t) lease);
@@ -1263,6 +1320,9 @@ s_on_repl (s_standby_t *self, zframe_t **id_p, zframe_t *head, zframe_t *body)
             self->told_standbys = told_standbys;
             self->told_quorum = told_quorum;
         }
+    }
+    if (h.kind == REPLICA_HELLO || h.kind == REPLICA_PING) {
+        s_acked_head_told (self, &h, h.seq);
     }
     const uint8_t *data = zframe_data (body);
     size_t size = zframe_size (body);

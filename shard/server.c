@@ -1040,6 +1040,7 @@ s_events_synced (server_t *self)
     if (self->replica) {
         uint64_t replicated = replica_released_head (self->replica);
         head = replicated < head ? replicated : head; //  nor beyond what the standby holds
+        replica_acked_head (self->replica, head);
     }
     events_synced (self, head);
 }

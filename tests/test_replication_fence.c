@@ -22,6 +22,14 @@
     is refused older (the standby keeps its copy) and it releases no
     write; the promoted standby holds every acknowledged transfer.
 
+    test_rolled_back: the primary's data directory is copied while it
+    runs (SIGSTOPped: a snapshot), more transfers are acknowledged, and
+    the primary is killed and started on the snapshot: the standby's copy
+    is of an incarnation its history holds, but the history ends it before
+    the head the primary acknowledged and told the standby. It is refused
+    as older (the standby keeps its copy, the primary stalls); promoted,
+    the standby holds every acknowledged transfer.
+
     test_older_wiped: the same lost disk, and the operator keeps the
     primary's (empty) data: the standby's older copy is wiped. The
     primary, stalled while the copy was there, sees the empty standby at
@@ -527,6 +535,51 @@ test_lost_disk (void **state)
 }
 
 static void
+test_rolled_back (void **state)
+{
+    harness_t *h = *state;
+    rk_load_start (&s_load, "test_rolled_back");
+    tk_shard_t primary, standby;
+    s_pair (h, &primary, &standby, "semi");
+    tk_model_t model;
+    tk_model_init (&model, TAG, ACCOUNTS);
+    rl_client_t *client = rl_client_new (primary.endpoint);
+    rk_drive (&s_load, client, 6, &model);
+    char snapshot[1100], cmd[2400];
+    snprintf (snapshot, sizeof snapshot, "%s/s1-snapshot", harness_dir (h));
+    snprintf (cmd, sizeof cmd, "cp -a -- '%s' '%s'", primary.data_dir, snapshot);
+    harness_kill (h, primary.pid, SIGSTOP); //  no file changes while it is copied
+    assert_int_equal (system (cmd), 0);
+    harness_kill (h, primary.pid, SIGCONT);
+    rk_drive (&s_load, client, 6, &model); //  acknowledged after the snapshot
+    rl_client_destroy (&client);
+    tk_shard_stop (h, &primary, SIGKILL);
+    uint64_t position = s_position (standby.endpoint);
+    //  The snapshot restored in its place, and started.
+    snprintf (cmd, sizeof cmd, "rm -rf -- '%s' && mv -- '%s' '%s'", primary.data_dir, snapshot,
+              primary.data_dir);
+    assert_int_equal (system (cmd), 0);
+    assert_true (tk_shard_start (h, &primary) > 0);
+    s_wait_state (primary.endpoint, RL_SHARD_STALLED);
+    assert_true (tk_log_contains (h, "s1", "its data was rolled back"));
+    assert_true (tk_log_contains (h, "s1", "does not descend from (older)"));
+    client = rl_client_new (primary.endpoint);
+    rl_account_t a = tk_account (ACCOUNTS + 1, TAG, LEDGER, 0);
+    rl_result_rec_t r;
+    int rc = rl_client_create_accounts (client, &a, 1, &r, 1000);
+    assert_true (rc != 0 || r.result != RL_OK); //  busy, or no answer: nothing released
+    rl_client_destroy (&client);
+    assert_int_equal (s_position (standby.endpoint), position); //  the copy kept
+    tk_shard_stop (h, &primary, SIGKILL);
+    rk_promote (standby.endpoint);
+    s_wait_state (standby.endpoint, RL_SHARD_SERVING);
+    client = rl_client_new (standby.endpoint);
+    rk_finish (&s_load, client, &model); //  every acknowledged transfer is there
+    rl_client_destroy (&client);
+    tk_shard_stop (h, &standby, SIGTERM);
+}
+
+static void
 test_older_wiped (void **state)
 {
     harness_t *h = *state;
@@ -958,6 +1011,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_fence_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_restart_in_lease, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_disk, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_rolled_back, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_older_wiped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_fence_by_ring, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_refused_backoff, s_setup, s_teardown),
