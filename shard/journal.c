@@ -153,7 +153,7 @@
 #include "log.h"
 #include "rl_limits.h"
 
-#define META_LAST_TS           "last_ts"
+#define META_LAST_TS           JOURNAL_META_LAST_TS
 #define JOURNAL_LEGS_SLOTS_MIN 1024  //  first size of the leg index (a power of two)
 #define S_FILTER_AHEAD         8     //  ids between a filter block's prefetch and its read
 #define S_CANCEL_EVERY         65536 //  a build's thread looks at its cancel flag this often

@@ -239,6 +239,9 @@ void journal_set_warm (journal_t *self, journal_warm_t **warm_p);
 //  After journal_open: did it take a warm state (rather than read the disk)?
 bool journal_opened_warm (const journal_t *self);
 
+//  The meta key of the last timestamp assigned (u64), put in the batch of
+//  every group commit (journal.c invariant 2).
+#define JOURNAL_META_LAST_TS "last_ts"
 //  The meta key of the checkpoint timestamp (u64), written by the checkpoint's batch.
 #define JOURNAL_META_CHECKPOINT_TS "checkpoint_ts"
 //  The meta key of a checkpoint whose accounts are being written in pieces

@@ -82,11 +82,12 @@
     answered covers, synced here and released) and every HELLO, PING (seq)
     and BATCH (count) carries it; the standby keeps the highest of its
     copy's stream with its position and tells it in its answer to a
-    HELLO (the data). A copy whose incarnation this history ends before
-    that head (events_history_end: the next start began after a lower
-    last timestamp) is older. Timestamps only grow and every group commit
-    stores the last one (journal.c invariant 2), so a history that kept
-    every acknowledged write ends each incarnation at or after its head.
+    HELLO (the data), capped by the last timestamp its copy stored (a
+    standby behind the quorum, or in async mode, holds less). A copy whose
+    incarnation this history ends before that (events_history_end: the
+    next start began after a lower last timestamp) is older. Timestamps only grow and every group
+   commit stores the last one (journal.c invariant 2), so a history that kept every acknowledged
+   write ends each incarnation at or after its head.
 
     INVARIANTS
     1. Events are numbered in the order RocksDB applied the writes (the tap
@@ -867,10 +868,12 @@ s_on_ack (s_link_t *link, const replica_header_t *h, uint64_t acked_head)
         if (held == 1 && acked_head != 0
             && events_history_end (self->store, h->entry_size, &end) == 0 && end < acked_head) {
             if (!link->older) { //  once, with the error below
-                rl_warn ("replication to %s: this primary's history ends the copy's incarnation "
-                         "%" PRIu64 " at ts %" PRIu64 ", before ts %" PRIu64
-                         ", up to which it acknowledged writes in it: its data was rolled back",
-                         link->endpoint, h->entry_size, end, acked_head);
+                rl_warn (
+                    "replication to %s: this primary's history ends the copy's incarnation "
+                    "%" PRIu64 " at ts %" PRIu64 ", before ts %" PRIu64
+                    ", up to which the copy holds writes this primary acknowledged: its data was "
+                    "rolled back",
+                    link->endpoint, h->entry_size, end, acked_head);
             }
             older = true;
         }

@@ -311,6 +311,26 @@ s_acked_head_told (s_standby_t *self, const replica_header_t *h, uint64_t head)
     }
 }
 
+//  What the copy holds of what its primary acknowledged (THE ACKNOWLEDGED
+//  HEAD): the head told, capped by the last timestamp the copy's own
+//  writes stored (a standby behind the quorum, or in async mode, may hold
+//  less than its primary acknowledged). 0: nothing to guard.
+static uint64_t
+s_acked_held (const s_standby_t *self)
+{
+    uint8_t value[8];
+    size_t size = 0;
+    if (self->acked_head == 0 || !self->store
+        || store_get (self->store, STORE_CF_META, JOURNAL_META_LAST_TS,
+                      strlen (JOURNAL_META_LAST_TS), value, sizeof value, &size)
+               != 1
+        || size != sizeof value) {
+        return 0;
+    }
+    uint64_t stored = codec_get_u64 (value);
+    return stored < self->acked_head ? stored : self->acked_head;
+}
+
 //  The warm state ----------------------------------------------------------------
 
 //  Begins building the warm state of the copy held (journal_warm_start:
@@ -413,7 +433,7 @@ s_ack (s_standby_t *self, zframe_t **id_p, const replica_header_t *req, replica_
         h.entry_size = counter;
         h.count = nonce;
         h.data_size = sizeof told;
-        codec_put_u64 (told, self->acked_head);
+        codec_put_u64 (told, s_acked_held (self));
     }
     if (status != REPLICA_ST_OK) {
         self->refused++;
@@ -928,18 +948,17 @@ s_seed_older (s_standby_t *self, store_t *seed)
         return false;
     }
     int descends = events_history_has (seed, have, have_nonce);
-    uint64_t end = UINT64_MAX;
-    if (descends == 1 && self->acked_head != 0 && events_history_end (seed, have, &end) == 0
-        && end < self->acked_head) {
+    uint64_t end = UINT64_MAX, held = s_acked_held (self);
+    if (descends == 1 && held != 0 && events_history_end (seed, have, &end) == 0 && end < held) {
         rl_log_event (RL_LOG_ERROR, "replication",
                       "standby: refused a seed of incarnation %" PRIu64 " (nonce %016" PRIx64
                       ") whose history ends this copy's incarnation %" PRIu64 " at ts %" PRIu64
-                      ", before ts %" PRIu64 ", up to which the primary acknowledged writes "
-                      "in that incarnation: the primary's data was rolled back (restored from a "
+                      ", before ts %" PRIu64 ", up to which this copy holds writes the "
+                      "primary acknowledged: the primary's data was rolled back (restored from a "
                       "snapshot or backup taken while this copy streamed?); this copy is kept: "
                       "promote this standby (rlctl promote), or wipe its data directory to take "
                       "the primary's",
-                      got, got_nonce, have, end, self->acked_head);
+                      got, got_nonce, have, end, held);
         return true;
     }
     if (descends == 1 || descends == 2) {
