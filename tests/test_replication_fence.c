@@ -114,13 +114,27 @@ static rk_load_t s_load = {.tag = TAG,
 
 static const char *s_repl_timeout = REPL_TIMEOUT; //  the primaries s_pair starts
 
+//  The status of the standby at endpoint (asserted to be one).
+static rl_status_rec_t
+s_standby_status (const char *endpoint)
+{
+    rl_status_rec_t st = rk_status (endpoint);
+    assert_int_equal (st.state, RL_SHARD_STANDBY);
+    return st;
+}
+
 //  A standby's position in its primary's stream.
 static uint64_t
 s_position (const char *endpoint)
 {
-    rl_status_rec_t st = rk_status (endpoint);
-    assert_int_equal (st.state, RL_SHARD_STANDBY);
-    return st.commits;
+    return s_standby_status (endpoint).commits;
+}
+
+//  Replication messages the standby at endpoint refused (status `malformed`).
+static uint64_t
+s_refusals (const char *endpoint)
+{
+    return s_standby_status (endpoint).malformed;
 }
 
 //  Waits until status at endpoint says state (a new socket each time: a
@@ -738,15 +752,6 @@ test_fence_by_ring (void **state)
     rk_finish (&s_load, client, &model); //  every acknowledged transfer is there
     rl_client_destroy (&client);
     tk_shard_stop (h, &standby, SIGTERM);
-}
-
-//  Refusals the standby at endpoint has answered (status `malformed`).
-static uint64_t
-s_refusals (const char *endpoint)
-{
-    rl_status_rec_t st = rk_status (endpoint);
-    assert_int_equal (st.state, RL_SHARD_STANDBY);
-    return st.malformed;
 }
 
 static void
