@@ -17,7 +17,7 @@ set_tests_properties(test_replication PROPERTIES RESOURCE_LOCK cluster_load)
 # re-seed's renames, a primary fenced by a ring with a write in flight,
 # and a stopped standby in both modes (tests/test_replication_fence.c).
 # 30 s without the sanitizers, 49 s under them.
-rl_add_unit(test_replication_fence 110 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_fence.c
+rl_add_unit(test_replication_fence 100 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_replication_fence.c
             LIBS rltestkit rlshard rlring)
 add_dependencies(test_replication_fence shard)
 set_tests_properties(test_replication_fence PROPERTIES RESOURCE_LOCK cluster_load)
