@@ -177,6 +177,7 @@ typedef struct {
     long refused_ms;      //  an event or the seed refused: the pause before the next hello,
                           //  10 ms doubling up to timeout / 4; 0 again when an event is taken
     uint64_t resume;      //  HELLO after streaming: its last position (the log keeps the rest)
+    uint64_t told_head;   //  the acknowledged head the last HELLO, PING or BATCH told
 } s_link_t;
 
 typedef struct {
@@ -620,6 +621,7 @@ s_stream (s_link_t *link)
             return;
         }
         link->sent = e.seq;
+        link->told_head = e.kind == REPLICA_BATCH ? h.count : link->told_head;
     }
 }
 
@@ -631,8 +633,15 @@ s_ping (s_link_t *link)
     replica_t *self = link->owner;
     int64_t now = s_now_ms ();
     long period = self->options.timeout_ms / REPLICA_PING_DIVISOR;
+    //  A streaming standby with nothing in flight is told a head that moved
+    //  at once (THE ROLLED-BACK PRIMARY): the acknowledgements before a
+    //  quiet spell are not left to the next period.
+    bool news = link->state == L_STREAMING && !link->ping_inflight && link->sent == link->acked
+                && link->told_head < self->acked_head;
     if (link->state == L_FENCED
-        || now - link->ping_sent_ms < (link->ping_inflight ? self->options.timeout_ms : period)) {
+        || (!news
+            && now - link->ping_sent_ms
+                   < (link->ping_inflight ? self->options.timeout_ms : period))) {
         return;
     }
     replica_header_t h = s_header (link, REPLICA_PING, self->acked_head);
@@ -643,6 +652,7 @@ s_ping (s_link_t *link)
     if (s_send (link, &h, NULL, 0, NULL, 0) == 0) {
         link->ping_inflight = true;
         link->ping_sent_ms = now;
+        link->told_head = h.seq;
     }
     link->asked_ms = asked;
 }
@@ -665,6 +675,7 @@ s_pump (s_link_t *link)
                 h.entry_size = ((uint64_t) link->owner->link_count << 32)
                                | link->owner->options.quorum;
                 link->waiting = s_send (link, &h, NULL, 0, NULL, 0) == 0;
+                link->told_head = link->waiting ? h.seq : link->told_head;
             }
             break;
         case L_SEEDING:
@@ -783,10 +794,12 @@ s_update (replica_t *self, bool wake)
             keep_from = link->acked;
         } else if (link->state == L_SEEDING && link->seed_pos < keep_from) {
             keep_from = link->seed_pos;
-        } else if (link->state == L_HELLO && link->resume && link->resume < keep_from) {
-            //  Silent (a pause, a cut): with a quorum below all standbys
-            //  the others go on, and it catches up from the log when it is
-            //  back rather than re-seeding (the byte bound still applies).
+        } else if ((link->state == L_HELLO || link->state == L_REFUSED) && link->resume
+                   && link->resume < keep_from) {
+            //  Silent (a pause, a cut), or pausing after a refusal: with a
+            //  quorum below all standbys the others go on, and it catches
+            //  up from the log when it is back rather than re-seeding (the
+            //  byte bound still applies).
             keep_from = link->resume;
         }
     }

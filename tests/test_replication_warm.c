@@ -137,16 +137,7 @@ s_snapshot (rx_t *ctx, s_snapshot_t *snap)
 static size_t
 s_log_count (rx_t *ctx, const char *what)
 {
-    char path[700];
-    snprintf (path, sizeof path, "%s/s1.log", harness_dir (ctx->h));
-    char *log = harness_read_file (path, NULL);
-    assert_non_null (log);
-    size_t n = 0;
-    for (const char *p = log; (p = strstr (p, what)); p += strlen (what)) {
-        n++;
-    }
-    free (log);
-    return n;
+    return tk_log_count (ctx->h, "s1", what);
 }
 
 //  Transfers from an account of s1 that does not exist: each fails and

@@ -143,6 +143,23 @@ tk_log_contains (harness_t *h, const char *name, const char *needle)
     return found;
 }
 
+size_t
+tk_log_count (harness_t *h, const char *name, const char *needle)
+{
+    assert (needle && *needle);
+    char file[128];
+    snprintf (file, sizeof (file), "%s.log", name);
+    char *path = harness_path (h, file);
+    char *text = path ? harness_read_file (path, NULL) : NULL;
+    size_t n = 0;
+    for (const char *at = text; at && (at = strstr (at, needle)); at += strlen (needle)) {
+        n++;
+    }
+    free (text);
+    free (path);
+    return n;
+}
+
 bool
 tk_wait_ready (const char *endpoint, int timeout_ms)
 {

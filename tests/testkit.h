@@ -88,6 +88,8 @@ int tk_shard_run_to_exit (harness_t *h, tk_shard_t *shard, int timeout_ms);
 bool tk_wait_ready (const char *endpoint, int timeout_ms);
 //  Does the log of process NAME (HARNESS_DIR/NAME.log) hold needle?
 bool tk_log_contains (harness_t *h, const char *name, const char *needle);
+//  How often needle is in the log of process name (0 when there is none).
+size_t tk_log_count (harness_t *h, const char *name, const char *needle);
 //  Starts the shard, creates accounts 1..count (account 1 free to go
 //  negative, the others limited by their credits: debits must not exceed
 //  credits), each ok, and stops it with SIGTERM (exit 0).
