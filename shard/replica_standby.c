@@ -293,8 +293,11 @@ s_position_value (uint64_t stream, uint64_t position, uint64_t acked_head,
 }
 
 //  The acknowledged head its primary tells (THE ACKNOWLEDGED HEAD), of a
-//  message of the copy's stream, kept (synced) when it moved. A failed
-//  write keeps the old one: the position's next write carries the new.
+//  message of the copy's stream, kept when it moved: written, not synced
+//  (a ping comes at once after each release, and a sync there would wait
+//  in front of the next event); the next event's synced write makes it
+//  durable, and its position value carries it again. A failed write
+//  keeps the old one.
 static void
 s_acked_head_told (s_standby_t *self, const replica_header_t *h, uint64_t head)
 {
@@ -306,7 +309,7 @@ s_acked_head_told (s_standby_t *self, const replica_header_t *h, uint64_t head)
     s_position_value (self->stream, self->position, head, value);
     store_batch_put (self->store, STORE_CF_META, REPLICA_META_POSITION,
                      strlen (REPLICA_META_POSITION), value, sizeof value);
-    if (store_commit (self->store) == 0) {
+    if (store_write_group (self->store) == 0) {
         self->acked_head = head;
     }
 }
