@@ -178,6 +178,7 @@ typedef struct {
                           //  10 ms doubling up to timeout / 4; 0 again when an event is taken
     uint64_t resume;      //  HELLO after streaming: its last position (the log keeps the rest)
     uint64_t told_head;   //  the acknowledged head the last HELLO, PING or BATCH told
+    int64_t shipped_ms;   //  when the last BATCH or INGEST went
 } s_link_t;
 
 typedef struct {
@@ -622,6 +623,7 @@ s_stream (s_link_t *link)
         }
         link->sent = e.seq;
         link->told_head = e.kind == REPLICA_BATCH ? h.count : link->told_head;
+        link->shipped_ms = s_now_ms ();
     }
 }
 
@@ -633,11 +635,14 @@ s_ping (s_link_t *link)
     replica_t *self = link->owner;
     int64_t now = s_now_ms ();
     long period = self->options.timeout_ms / REPLICA_PING_DIVISOR;
-    //  A streaming standby with nothing in flight is told a head that moved
-    //  at once (THE ROLLED-BACK PRIMARY): the acknowledgements before a
-    //  quiet spell are not left to the next period.
+    //  A streaming standby with nothing in flight, and no event for
+    //  REPLICA_HEAD_QUIET_MS, is told a head that moved (THE ROLLED-BACK
+    //  PRIMARY): the acknowledgements before a quiet spell are not left to
+    //  the next period. Under load, the next batch tells it (and no ping
+    //  follows each request).
     bool news = link->state == L_STREAMING && !link->ping_inflight && link->sent == link->acked
-                && link->told_head < self->acked_head;
+                && link->told_head < self->acked_head
+                && now - link->shipped_ms >= REPLICA_HEAD_QUIET_MS;
     if (link->state == L_FENCED
         || (!news
             && now - link->ping_sent_ms

@@ -64,6 +64,7 @@
 #define REPLICA_UNCONFIRMED_RETRY_MS 10    //  a primary answered unconfirmed says hello again after
 #define REPLICA_OLDER_RETRY_MS       30000 //  a primary whose seed was refused older: hello after
 #define REPLICA_REFUSED_RETRY_MS     10 //  an event or seed refused: hello after, doubling to timeout/4
+#define REPLICA_HEAD_QUIET_MS        10 //  a link this long without a batch: a moved head goes in a ping
 #define REPLICA_HEADER_SIZE          64
 #define REPLICA_MAGIC                0x50524c52u //  "RLRP", little-endian
 #define REPLICA_VERSION              1
