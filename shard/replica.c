@@ -174,6 +174,7 @@ typedef struct {
     bool hello_checked;   //  it answered a HELLO, its copy's incarnation checked (or none held):
                           //  it is decided for the start (s_start_settled)
     long retry_ms;        //  and asks again after this: 10 ms, doubling up to timeout / 4
+    uint64_t refused_at;  //  the position at the last refusal (UINT64_MAX: none, or seeding)
     long refused_ms;      //  an event or the seed refused: the pause before the next hello,
                           //  10 ms doubling up to timeout / 4; 0 again when an event is taken
     uint64_t resume;      //  HELLO after streaming: its last position (the log keeps the rest)
@@ -372,6 +373,7 @@ s_rehello (s_link_t *link, const char *why)
     }
     link->state = L_HELLO;
     link->session++;
+    link->ping_inflight = false; //  its answer is of the old session: dropped
     link->waiting = false;
     link->asked_ms = 0;
     link->acked = link->sent = 0;
@@ -380,14 +382,24 @@ s_rehello (s_link_t *link, const char *why)
 //  The standby refused an event or the seed (malformed, out_of_order,
 //  oversize, ...): its position is asked again after a pause that doubles
 //  while it goes on refusing. What it refuses once it may take at the next
-//  hello (a seed of its own); what it will never take costs a hello every
+//  hello (from the log, or a seed); what it will never take costs a hello every
 //  timeout / REPLICA_PING_DIVISOR, not a loop of hellos and refusals as
 //  fast as both can turn.
 static void
 s_rehello_later (s_link_t *link, const char *why)
 {
     replica_t *self = link->owner;
+    //  Refused once (a standby restarted under load answers out_of_order),
+    //  it catches up from the log, which keeps what follows its position.
+    //  The same position refused again: the log is not kept for it (a
+    //  seed, once the other standbys' progress trims it, may cure it).
+    uint64_t at = link->state == L_STREAMING ? link->acked : UINT64_MAX;
+    bool again = at != UINT64_MAX && at == link->refused_at;
+    link->refused_at = at;
     s_rehello (link, why);
+    if (again) {
+        link->resume = 0;
+    }
     long max = self->options.timeout_ms / REPLICA_PING_DIVISOR;
     link->refused_ms = link->refused_ms ? link->refused_ms * 2 : REPLICA_REFUSED_RETRY_MS;
     link->refused_ms = link->refused_ms < max ? link->refused_ms : max;
@@ -570,6 +582,7 @@ s_seed_acked (s_link_t *link)
         link->streamed = true;
         link->older = false;
         link->resume = 0;
+        link->told_head = 0; //  a new copy holds none: told at the next quiet tick
         link->acked = link->sent = pos;
         return;
     }
@@ -930,6 +943,7 @@ s_on_ack (s_link_t *link, const replica_header_t *h, uint64_t acked_head)
         if (link->state == L_SEEDING || link->state == L_STREAMING) {
             s_rehello (link, "the standby did not confirm this primary's stream");
         }
+        link->resume = 0; //  it may never take this stream again: the log is not kept for it
         link->state = L_REFUSED;
         link->waiting = true;
         //  hello again after retry_ms (replica_tick)
@@ -966,6 +980,7 @@ s_on_ack (s_link_t *link, const replica_header_t *h, uint64_t acked_head)
         }
         link->older = true;
         s_seed_remove (link);
+        link->resume = 0;
         link->state = L_REFUSED;
         link->waiting = true;
         link->asked_ms = s_now_ms ()
@@ -988,6 +1003,7 @@ s_on_ack (s_link_t *link, const replica_header_t *h, uint64_t acked_head)
                           link->endpoint);
         }
         s_seed_remove (link);
+        link->resume = 0;
         link->state = L_REFUSED;
         link->waiting = true;
         link->asked_ms = s_now_ms (); //  hello again after the timeout
@@ -1057,6 +1073,7 @@ s_on_ack (s_link_t *link, const replica_header_t *h, uint64_t acked_head)
             RL_FAILPOINT (REPL_PRIMARY_SHIPPED); //  crash: the standby holds what nobody heard of
             if (h->seq > link->acked) {
                 link->refused_ms = 0; //  the standby takes this stream's events again
+                link->refused_at = UINT64_MAX;
             }
             link->acked = h->seq; //  invariant 2
             link->asked_ms = link->sent > link->acked ? s_now_ms () : 0;
@@ -1328,6 +1345,9 @@ void
 replica_acked_head (replica_t *self, uint64_t head)
 {
     assert (self);
+    if (self->mode != REPLICA_MODE_SEMI) {
+        return; //  async acknowledges what no standby may hold: nothing to guard
+    }
     self->acked_head = head > self->acked_head ? head : self->acked_head;
 }
 

@@ -307,11 +307,16 @@ s_acked_head_told (s_standby_t *self, const replica_header_t *h, uint64_t head)
     }
     uint8_t value[REPLICA_POSITION_SIZE];
     s_position_value (self->stream, self->position, head, value);
-    store_batch_put (self->store, STORE_CF_META, REPLICA_META_POSITION,
-                     strlen (REPLICA_META_POSITION), value, sizeof value);
-    if (store_write_group (self->store) == 0) {
+    store_batch_t *batch = store_batch_new ();
+    if (!batch) {
+        return; //  out of memory: the next event's write carries it
+    }
+    store_batch_put_into (self->store, batch, STORE_CF_META, REPLICA_META_POSITION,
+                          strlen (REPLICA_META_POSITION), value, sizeof value);
+    if (store_batch_write (self->store, batch) == 0) {
         self->acked_head = head;
     }
+    store_batch_destroy (&batch);
 }
 
 //  What the copy holds of what its primary acknowledged (THE ACKNOWLEDGED
