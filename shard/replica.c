@@ -85,9 +85,11 @@
     HELLO (the data), capped by the last timestamp its copy stored (a
     standby behind the quorum, or in async mode, holds less). A copy whose
     incarnation this history ends before that (events_history_end: the
-    next start began after a lower last timestamp) is older. Timestamps only grow and every group
-   commit stores the last one (journal.c invariant 2), so a history that kept every acknowledged
-   write ends each incarnation at or after its head.
+    next start began after a lower last timestamp) is older. Timestamps
+    only grow and every group commit stores the last one (journal.c
+    invariant 2), so a history that kept every acknowledged write ends
+    each incarnation at or after its head. An async primary tells none
+    (replica_acked_head): a fail-over may lose what it acknowledged.
 
     INVARIANTS
     1. Events are numbered in the order RocksDB applied the writes (the tap
