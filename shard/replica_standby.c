@@ -294,8 +294,8 @@ s_position_value (uint64_t stream, uint64_t position, uint64_t acked_head,
 
 //  The acknowledged head its primary tells (THE ACKNOWLEDGED HEAD), of a
 //  message of the copy's stream, kept when it moved: written, not synced
-//  (a ping comes at once after each release, and a sync there would wait
-//  in front of the next event); the next event's synced write makes it
+//  (a ping comes after each release the link is quiet for, and a sync
+//  there would wait in front of the next event); the next event's synced write makes it
 //  durable, and its position value carries it again. A failed write
 //  keeps the old one.
 static void
