@@ -153,7 +153,6 @@
 #include "log.h"
 #include "rl_limits.h"
 
-#define META_LAST_TS           JOURNAL_META_LAST_TS
 #define JOURNAL_LEGS_SLOTS_MIN 1024  //  first size of the leg index (a power of two)
 #define S_FILTER_AHEAD         8     //  ids between a filter block's prefetch and its read
 #define S_CANCEL_EVERY         65536 //  a build's thread looks at its cancel flag this often
@@ -2232,7 +2231,7 @@ journal_open (journal_t *self, accounts_t *accounts, char *err, size_t err_size)
 {
     assert (self && accounts);
     assert (self->live->recent_count == 0 && !self->frozen && self->last_ts == 0);
-    if (s_get_meta_u64 (self, META_LAST_TS, &self->last_ts) != 0
+    if (s_get_meta_u64 (self, JOURNAL_META_LAST_TS, &self->last_ts) != 0
         || s_get_meta_u64 (self, JOURNAL_META_CHECKPOINT_TS, &self->checkpoint_ts) != 0) {
         snprintf (err, err_size, "cannot read metadata: %s", store_error (self->store));
         return -1;
@@ -2376,7 +2375,7 @@ journal_before_commit (journal_t *self)
 {
     assert (self);
     if (store_batch_count (self->store) > 0) {
-        s_put_meta_u64 (self, META_LAST_TS, self->last_ts);
+        s_put_meta_u64 (self, JOURNAL_META_LAST_TS, self->last_ts);
     }
 }
 
